@@ -1,0 +1,98 @@
+//! Sans-IO HTTP/1.x: request and response heads, body framing, chunked decoding and
+//! response head writing.
+//!
+//! This module owns the bytes-in, decisions-out part of HTTP. It knows nothing of sockets,
+//! runtimes or time: the connection driver feeds it byte slices and acts on what it returns.
+//! Parsed heads hold offsets ([`Span`]) into the caller's buffer rather than borrowed
+//! slices, so the driver can hand the owned buffer to the kernel while keeping the parse.
+#![deny(missing_docs)]
+
+mod body;
+mod error;
+mod request;
+mod response;
+mod writer;
+
+pub use body::{ChunkedDecoder, DecodeProgress};
+pub use error::HttpError;
+pub use request::{Limits, Method, RequestHead, parse_request};
+pub use response::{ResponseFraming, ResponseHead, parse_response};
+pub use writer::{
+    ClientFraming, LAST_CHUNK, write_chunk_header, write_error_response, write_response_head,
+};
+
+/// Result of feeding a parser: done, or it needs more bytes (which is not an error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status<T> {
+    /// The item is complete.
+    Complete(T),
+    /// More input is needed; nothing was consumed.
+    Partial,
+}
+
+/// A byte range `[start, end)` into the buffer a head was parsed from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Span {
+    /// First byte.
+    pub start: u32,
+    /// One past the last byte.
+    pub end: u32,
+}
+
+impl Span {
+    /// The bytes this span covers in `buf` (the buffer it was parsed from).
+    pub fn of<'b>(&self, buf: &'b [u8]) -> &'b [u8] {
+        buf.get(self.start as usize..self.end as usize)
+            .unwrap_or_default()
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        (self.end - self.start) as usize
+    }
+
+    /// True when the span covers no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.end == self.start
+    }
+}
+
+/// One header line: name and value as spans into the head's buffer. Values are trimmed of
+/// surrounding whitespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HeaderSpan {
+    /// Header name, as sent (case kept).
+    pub name: Span,
+    /// Header value, trimmed.
+    pub value: Span,
+}
+
+/// HTTP version of a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    /// HTTP/1.0
+    Http10,
+    /// HTTP/1.1
+    Http11,
+}
+
+impl Version {
+    /// `HTTP/1.0` or `HTTP/1.1`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Version::Http10 => "HTTP/1.0",
+            Version::Http11 => "HTTP/1.1",
+        }
+    }
+}
+
+/// How the request body is delimited (RFC 9112 §6.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFraming {
+    /// No body.
+    None,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+}
