@@ -59,7 +59,7 @@ pub enum Method {
 }
 
 /// A parsed, validated request head. All spans point into the parsed buffer.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RequestHead {
     /// Bytes of the head, including the final blank line: the body starts here.
     pub head_len: usize,

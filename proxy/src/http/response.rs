@@ -23,7 +23,7 @@ pub enum ResponseFraming {
 }
 
 /// A parsed upstream response head.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ResponseHead {
     /// Bytes of the head including the blank line.
     pub head_len: usize,

@@ -129,6 +129,9 @@ fn classify_request_line(line: &[u8]) -> Option<HttpError> {
     }
     // `HTTP/<digits>.<digits>` that is not 1.0 or 1.1: a version we do not speak (505), as
     // opposed to garbage (400).
+    if version == b"HTTP/1.0" || version == b"HTTP/1.1" {
+        return None;
+    }
     let rest = version.strip_prefix(b"HTTP/")?;
     let dot = rest.iter().position(|&b| b == b'.')?;
     let (major, minor) = (rest.get(..dot)?, rest.get(dot + 1..)?);
