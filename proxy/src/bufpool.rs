@@ -42,7 +42,7 @@ pub fn take(capacity: usize) -> Vec<u8> {
 /// Returns a buffer to this thread's pool.
 pub fn give(mut buf: Vec<u8>) {
     let free = match buf.capacity() {
-        c if c > MAX_KEPT || c < SMALL => return,
+        c if !(SMALL..=MAX_KEPT).contains(&c) => return,
         c if c >= LARGE => &LARGE_FREE,
         _ => &SMALL_FREE,
     };
