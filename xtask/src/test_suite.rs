@@ -16,8 +16,11 @@ pub fn test(ws: &Workspace, cargo_args: &[String]) -> Result<u8> {
     crate::build_ringway(ws, false)?;
 
     let mut cmd = ws.cargo();
-    cmd.args(["test", "--workspace"])
-        .args(cargo_args)
+    cmd.arg("test");
+    if !selects_packages(cargo_args) {
+        cmd.arg("--workspace");
+    }
+    cmd.args(cargo_args)
         .env("RINGWAY_BIN", ws.ringway_bin(false))
         .env("RINGWAY_VENV", &venv.dir)
         .env("RINGWAY_NGINX", &nginx);
@@ -29,6 +32,15 @@ pub fn test(ws: &Workspace, cargo_args: &[String]) -> Result<u8> {
     );
     let status = procs::status(&mut cmd)?;
     Ok(procs::exit_code(status))
+}
+
+/// Whether the extra arguments pick packages themselves (`-p NAME`, `--package NAME`), in
+/// which case `--workspace` would override them.
+fn selects_packages(cargo_args: &[String]) -> bool {
+    cargo_args
+        .iter()
+        .take_while(|arg| *arg != "--")
+        .any(|arg| arg.starts_with("-p") || arg == "--package" || arg.starts_with("--package="))
 }
 
 /// nginx for the parity tests: `$RINGWAY_NGINX`, else `nginx` in `$PATH`, else Debian's
@@ -52,4 +64,28 @@ fn find_nginx() -> Result<PathBuf> {
         "nginx not found (the parity tests run it): install it with `apt-get install nginx` \
          (.ci/run does it), or point RINGWAY_NGINX at an nginx binary"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::selects_packages;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn package_selection_replaces_workspace() {
+        assert!(!selects_packages(&args(&[])));
+        assert!(!selects_packages(&args(&[
+            "--release",
+            "--",
+            "--nocapture"
+        ])));
+        assert!(!selects_packages(&args(&["--", "-p"])));
+        assert!(selects_packages(&args(&["-p", "ringway-tests"])));
+        assert!(selects_packages(&args(&["-pringway"])));
+        assert!(selects_packages(&args(&["--package", "ringway"])));
+        assert!(selects_packages(&args(&["--package=ringway", "--", "x"])));
+    }
 }
