@@ -19,7 +19,11 @@ use clap::{Parser, Subcommand};
 use workspace::Workspace;
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", about = "Build, run and test ringway")]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "Build, run and test ringway"
+)]
 struct Cli {
     #[command(subcommand)]
     task: Task,
