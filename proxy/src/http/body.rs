@@ -224,4 +224,5 @@ fn hex_value(b: u8) -> Option<u8> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap (STYLE.md)
 mod tests;

@@ -129,8 +129,7 @@ fn merge_lengths(seen: Option<u64>, value: &[u8]) -> Result<u64, HttpError> {
     let mut acc = seen;
     let mut any = false;
     for element in value.split(|&b| b == b',') {
-        let n =
-            parse_length(super::validate::trim_ows(element)).ok_or(HttpError::BadContentLength)?;
+        let n = parse_length(trim_ows(element)).ok_or(HttpError::BadContentLength)?;
         if acc.is_some_and(|a| a != n) {
             return Err(HttpError::BadContentLength);
         }
@@ -144,4 +143,5 @@ fn merge_lengths(seen: Option<u64>, value: &[u8]) -> Result<u64, HttpError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap (STYLE.md)
 mod tests;

@@ -92,7 +92,7 @@ pub(crate) fn classify_request_error(buf: &[u8]) -> HttpError {
     // Empty lines before the request line are tolerated (RFC 9112 §2.2).
     let request_line = loop {
         match lines.next() {
-            Some((line, _)) if line.is_empty() => continue,
+            Some((b"", _)) => continue,
             Some((line, complete)) => break (line, complete),
             None => return HttpError::BadSyntax,
         }
@@ -103,7 +103,7 @@ pub(crate) fn classify_request_error(buf: &[u8]) -> HttpError {
     if !request_line.1 {
         return HttpError::BadSyntax;
     }
-    while let Some((line, complete)) = lines.next() {
+    for (line, complete) in lines {
         if line.is_empty() && complete {
             break;
         }

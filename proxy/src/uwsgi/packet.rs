@@ -108,6 +108,7 @@ impl<'o> PacketWriter<'o> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap (STYLE.md)
 mod tests {
     use super::*;
 
