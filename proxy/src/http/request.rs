@@ -69,9 +69,10 @@ pub struct RequestHead {
     pub method_span: Span,
     /// Request target as sent (origin-form, absolute-form, `*`).
     pub target: Span,
-    /// Path part of the target (before `?`), raw; for absolute-form, the path after the authority.
+    /// Path part of the target (before `?` or `#`), raw; for absolute-form, the path after the
+    /// authority (empty when there is none: the consumer treats that as `/`).
     pub path: Span,
-    /// Query part (after `?`, without it); empty if none.
+    /// Query part (after `?`, without it, up to any `#`); empty if none.
     pub query: Span,
     /// Version.
     pub version: Version,
@@ -250,9 +251,11 @@ fn split_target(target: &[u8]) -> Option<TargetParts> {
         let rest = target.get(auth_start..)?;
         let auth_len = rest
             .iter()
-            .position(|&b| b == b'/' || b == b'?')
+            .position(|&b| b == b'/' || b == b'?' || b == b'#')
             .unwrap_or(rest.len());
-        if auth_len == 0 {
+        // Userinfo is deprecated for http(s) (RFC 9110 §4.2.4); nginx refuses it too.
+        let authority = rest.get(..auth_len)?;
+        if authority.is_empty() || authority.contains(&b'@') || authority.contains(&b'#') {
             return None;
         }
         (
@@ -260,10 +263,16 @@ fn split_target(target: &[u8]) -> Option<TargetParts> {
             auth_start + auth_len,
         )
     };
-    let rest = target.get(path_start..)?;
+    // A fragment should not be sent; if it is, nginx drops it from $uri and $args (keeping
+    // it in $request_uri), and so does ringway.
+    let end = target
+        .iter()
+        .position(|&b| b == b'#')
+        .unwrap_or(target.len());
+    let rest = target.get(path_start..end)?;
     let (path_end, query) = match rest.iter().position(|&b| b == b'?') {
-        Some(q) => (path_start + q, (path_start + q + 1, target.len())),
-        None => (target.len(), (target.len(), target.len())),
+        Some(q) => (path_start + q, (path_start + q + 1, end)),
+        None => (end, (end, end)),
     };
     Some(TargetParts {
         authority,
