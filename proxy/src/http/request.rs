@@ -2,7 +2,7 @@
 //!
 //! This module owns the decision "is this a request head ringway will forward, and how is
 //! its body framed". It checks, in this order: size limits (414 for the request line, 431 for
-//! the head), syntax (httparse, with the precise reason recovered by [`super::validate`]),
+//! the head), syntax (httparse, with the precise reason recovered by `validate.rs`),
 //! the request target (origin-form or absolute-form only, like nginx), Host, and body
 //! framing (RFC 9112 §6). It does not look at the path's meaning (see
 //! [`crate::uwsgi::normalize_path`]) nor read bodies (see [`super::ChunkedDecoder`]).
@@ -15,11 +15,12 @@ use super::{BodyFraming, HeaderSpan, HttpError, Span, Status, Version};
 /// Limits applied while parsing a request head.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// Longest request line, in bytes (414 beyond).
+    /// Longest request line, in bytes, not counting its line ending (414 beyond).
     pub max_request_line: usize,
-    /// Largest head (request line + headers + blank line), in bytes (431 beyond).
+    /// Largest head (request line + headers + blank line, and any empty lines before the
+    /// request line), in bytes (431 beyond).
     pub max_head: usize,
-    /// Most header lines (431 beyond).
+    /// Most header lines (431 beyond); values over 128 act as 128.
     pub max_headers: usize,
 }
 
