@@ -28,6 +28,10 @@ typedef struct {
 	int counter;
 } atomic_t;
 
+typedef struct {
+	s64 counter;
+} atomic64_t;
+
 struct in6_addr {
 	__u8 s6_addr[16];
 };
@@ -41,6 +45,7 @@ struct sock_common {
 	volatile unsigned char skc_state;
 	struct in6_addr skc_v6_daddr;
 	struct in6_addr skc_v6_rcv_saddr;
+	atomic64_t skc_cookie;
 } __attribute__((preserve_access_index));
 
 struct sock {

@@ -151,8 +151,15 @@ int rw_sockops(struct bpf_sock_ops *skops)
 	} else {
 		c = bpf_map_lookup_elem(&conns, &cookie);
 	}
-	if (c)
-		refresh(c, tp, (struct sock *)tp);
+	if (!c)
+		return 1;
+	refresh(c, tp, (struct sock *)tp);
+	/* Since 6.10 RTT_CB passes (mrtt_us, new srtt_us << 3) and runs before
+	 * tcp_rtt_estimator() stores that srtt, so tp->srtt_us is still the
+	 * previous value here: take the new one from the arguments. Older
+	 * kernels pass zeros. */
+	if (skops->op == BPF_SOCK_OPS_RTT_CB && skops->args[1])
+		c->srtt_us = skops->args[1] >> 3;
 	return 1;
 }
 
@@ -165,24 +172,28 @@ int BPF_PROG(rw_set_state, const struct sock *csk, const int oldstate, const int
 	__u64 cookie, now;
 	__u32 k;
 
-	if (BPF_CORE_READ(sk, __sk_common.skc_family) != AF_INET &&
-	    BPF_CORE_READ(sk, __sk_common.skc_family) != AF_INET6)
-		return 0;
-	if (!port_watched(BPF_CORE_READ(sk, __sk_common.skc_num)))
-		return 0;
-
 	if (oldstate == TCP_SYN_RECV && newstate == TCP_ESTABLISHED) {
-		cookie = bpf_get_socket_cookie(sk);
-		ensure_conn(cookie, sk);
+		__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+
+		if ((family == AF_INET || family == AF_INET6) &&
+		    port_watched(BPF_CORE_READ(sk, __sk_common.skc_num)))
+			ensure_conn(bpf_get_socket_cookie(sk), sk);
 		return 0;
 	}
 	if (newstate != TCP_CLOSE)
 		return 0;
 
-	cookie = bpf_get_socket_cookie(sk);
+	/* By now tcp_set_state() has released the port (inet_num is 0), so
+	 * the record is found by cookie alone. A socket without a cookie was
+	 * never recorded (ensure_conn generated one); reading the field
+	 * instead of calling bpf_get_socket_cookie() avoids minting cookies
+	 * for every socket on the machine. */
+	cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+	if (!cookie)
+		return 0;
 	c = bpf_map_lookup_elem(&conns, &cookie);
 	if (!c)
-		return 0; /* a listener closing, or a connection born before we attached */
+		return 0; /* not a watched connection, or born before we attached */
 	refresh(c, (struct tcp_sock *)sk, sk);
 	now = bpf_ktime_get_ns();
 	c->end_ns = now;

@@ -30,6 +30,8 @@
 //! [`Probes::statuses`] (export them as `ringway_ebpf_up{probe="…"}`) and one
 //! warning per missing probe in the log.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod maps;
 pub mod mount;
 pub mod probes;

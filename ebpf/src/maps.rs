@@ -49,17 +49,29 @@ impl Histogram {
             .enumerate()
             .map(|(i, n)| {
                 cumulative += n;
-                let bound = if i == HIST_BUCKETS - 1 { f64::INFINITY } else { (1u64 << i) as f64 * unit };
+                let bound = if i == HIST_BUCKETS - 1 {
+                    f64::INFINITY
+                } else {
+                    (1u64 << i) as f64 * unit
+                };
                 (bound, cumulative)
             })
             .collect();
-        Histogram { buckets, sum: sum as f64 * unit, count }
+        Histogram {
+            buckets,
+            sum: sum as f64 * unit,
+            count,
+        }
     }
 }
 
 /// The bucket of a value (same rule as `rw_hist_observe` in bpf/common.h).
 pub(crate) fn bucket_of(v: u64) -> usize {
-    let b = if v <= 1 { 0 } else { (64 - (v - 1).leading_zeros()) as usize };
+    let b = if v <= 1 {
+        0
+    } else {
+        (64 - (v - 1).leading_zeros()) as usize
+    };
     b.min(HIST_BUCKETS - 1)
 }
 
@@ -73,7 +85,11 @@ pub(crate) struct AtomicHist {
 
 impl Default for AtomicHist {
     fn default() -> Self {
-        AtomicHist { buckets: std::array::from_fn(|_| AtomicU64::new(0)), sum: AtomicU64::new(0), count: AtomicU64::new(0) }
+        AtomicHist {
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            sum: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+        }
     }
 }
 
@@ -86,7 +102,12 @@ impl AtomicHist {
 
     fn snapshot(&self, unit: f64) -> Histogram {
         let raw = std::array::from_fn(|i| self.buckets[i].load(Ordering::Relaxed));
-        Histogram::from_buckets(&raw, self.sum.load(Ordering::Relaxed), self.count.load(Ordering::Relaxed), unit)
+        Histogram::from_buckets(
+            &raw,
+            self.sum.load(Ordering::Relaxed),
+            self.count.load(Ordering::Relaxed),
+            unit,
+        )
     }
 }
 
@@ -204,20 +225,39 @@ pub struct Rss {
 
 /// CLOCK_MONOTONIC in ns: the clock of `bpf_ktime_get_ns()`.
 pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: clock_gettime writes one timespec into a valid, owned struct.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    (ts.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec as u64)
+    (ts.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ts.tv_nsec as u64)
 }
 
-fn map<'a>(ebpf: Option<&'a Ebpf>, family: &'static str, name: &'static str) -> Result<&'a aya::maps::Map, ProbeError> {
-    ebpf.ok_or(ProbeError::Down(family))?.map(name).ok_or(ProbeError::Down(name))
+fn map<'a>(
+    ebpf: Option<&'a Ebpf>,
+    family: &'static str,
+    name: &'static str,
+) -> Result<&'a aya::maps::Map, ProbeError> {
+    ebpf.ok_or(ProbeError::Down(family))?
+        .map(name)
+        .ok_or(ProbeError::Down(name))
 }
 
-fn per_cpu_hist(ebpf: Option<&Ebpf>, family: &'static str, name: &'static str, index: u32, unit: f64) -> Result<Histogram, ProbeError> {
-    let arr: PerCpuArray<_, RawHist> =
-        PerCpuArray::try_from(map(ebpf, family, name)?).map_err(|source| ProbeError::Map { map: name, source })?;
-    let values = arr.get(&index, 0).map_err(|source| ProbeError::Map { map: name, source })?;
+fn per_cpu_hist(
+    ebpf: Option<&Ebpf>,
+    family: &'static str,
+    name: &'static str,
+    index: u32,
+    unit: f64,
+) -> Result<Histogram, ProbeError> {
+    let arr: PerCpuArray<_, RawHist> = PerCpuArray::try_from(map(ebpf, family, name)?)
+        .map_err(|source| ProbeError::Map { map: name, source })?;
+    let values = arr
+        .get(&index, 0)
+        .map_err(|source| ProbeError::Map { map: name, source })?;
     Ok(Histogram::from_raw(values.iter(), unit))
 }
 
@@ -225,14 +265,24 @@ impl Probes {
     /// Live connections on the watched ports (closed ones are in [`Probes::closed_conns`]).
     pub fn conn_stats(&self) -> Result<Vec<ConnStats>, ProbeError> {
         let conns: HashMap<_, u64, RawConn> =
-            HashMap::try_from(map(self.tcp.as_ref(), "tcp", "conns")?).map_err(|source| ProbeError::Map { map: "conns", source })?;
+            HashMap::try_from(map(self.tcp.as_ref(), "tcp", "conns")?).map_err(|source| {
+                ProbeError::Map {
+                    map: "conns",
+                    source,
+                }
+            })?;
         // Entries that vanish while iterating (closed meanwhile) are skipped.
-        Ok(conns.iter().filter_map(|r| r.ok()).map(|(_, c)| ConnStats::from_raw(&c)).collect())
+        Ok(conns
+            .iter()
+            .filter_map(|r| r.ok())
+            .map(|(_, c)| ConnStats::from_raw(&c))
+            .collect())
     }
 
     /// One live connection by socket cookie.
     pub fn conn(&self, cookie: u64) -> Option<ConnStats> {
-        let conns: HashMap<_, u64, RawConn> = HashMap::try_from(map(self.tcp.as_ref(), "tcp", "conns").ok()?).ok()?;
+        let conns: HashMap<_, u64, RawConn> =
+            HashMap::try_from(map(self.tcp.as_ref(), "tcp", "conns").ok()?).ok()?;
         conns.get(&cookie, 0).ok().map(|c| ConnStats::from_raw(&c))
     }
 
@@ -256,8 +306,12 @@ impl Probes {
 
     /// Closed-connection records lost because nobody drained the ring buffer.
     pub fn closed_dropped(&self) -> u64 {
-        let Ok(m) = map(self.tcp.as_ref(), "tcp", "drops") else { return 0 };
-        let Ok(arr) = PerCpuArray::<_, u64>::try_from(m) else { return 0 };
+        let Ok(m) = map(self.tcp.as_ref(), "tcp", "drops") else {
+            return 0;
+        };
+        let Ok(arr) = PerCpuArray::<_, u64>::try_from(m) else {
+            return 0;
+        };
         arr.get(&0, 0).map(|v| v.iter().sum()).unwrap_or(0)
     }
 
@@ -310,15 +364,27 @@ impl Probes {
 
     /// Submit → complete latency per opcode, for opcodes seen at least once.
     pub fn uring_latency_by_opcode(&self) -> Result<Vec<UringOpLatency>, ProbeError> {
-        let arr: PerCpuArray<_, RawHist> = PerCpuArray::try_from(map(self.uring.as_ref(), "uring", "uring_lat")?)
-            .map_err(|source| ProbeError::Map { map: "uring_lat", source })?;
+        let arr: PerCpuArray<_, RawHist> =
+            PerCpuArray::try_from(map(self.uring.as_ref(), "uring", "uring_lat")?).map_err(
+                |source| ProbeError::Map {
+                    map: "uring_lat",
+                    source,
+                },
+            )?;
         let mut out = Vec::new();
         for op in 0..URING_OPS {
-            let values = arr.get(&op, 0).map_err(|source| ProbeError::Map { map: "uring_lat", source })?;
+            let values = arr.get(&op, 0).map_err(|source| ProbeError::Map {
+                map: "uring_lat",
+                source,
+            })?;
             let latency = Histogram::from_raw(values.iter(), 1e-9);
             if latency.count > 0 {
                 let name = uring_op_name(op).map_or_else(|| format!("OP_{op}"), str::to_owned);
-                out.push(UringOpLatency { opcode: op as u8, name, latency });
+                out.push(UringOpLatency {
+                    opcode: op as u8,
+                    name,
+                    latency,
+                });
             }
         }
         Ok(out)
@@ -330,7 +396,14 @@ impl Probes {
         if let Some(raw) = self.raw_rss(pid) {
             let b = |m: usize| raw.pages[m].max(0) as u64 * self.page_size;
             let (file, anon, shmem) = (b(MM_FILEPAGES), b(MM_ANONPAGES), b(MM_SHMEMPAGES));
-            return Some(Rss { bytes: file + anon + shmem, anon, file, shmem, swap: b(MM_SWAPENTS), source: RssSource::Kernel });
+            return Some(Rss {
+                bytes: file + anon + shmem,
+                anon,
+                file,
+                shmem,
+                swap: b(MM_SWAPENTS),
+                source: RssSource::Kernel,
+            });
         }
         rss_from_proc(pid)
     }
@@ -341,14 +414,16 @@ impl Probes {
     }
 
     fn raw_rss(&self, pid: u32) -> Option<RawRss> {
-        let m: HashMap<_, u32, RawRss> = HashMap::try_from(map(self.mem.as_ref(), "mem", "rss").ok()?).ok()?;
+        let m: HashMap<_, u32, RawRss> =
+            HashMap::try_from(map(self.mem.as_ref(), "mem", "rss").ok()?).ok()?;
         m.get(&pid, 0).ok()
     }
 
     /// Nanoseconds a watched process has spent on CPU since it was watched
     /// (threads summed; the slice running at the time of the call is not in yet).
     pub fn oncpu_ns(&self, pid: u32) -> Option<u64> {
-        let m: HashMap<_, u32, RawOnCpu> = HashMap::try_from(map(self.mem.as_ref(), "mem", "oncpu").ok()?).ok()?;
+        let m: HashMap<_, u32, RawOnCpu> =
+            HashMap::try_from(map(self.mem.as_ref(), "mem", "oncpu").ok()?).ok()?;
         m.get(&pid, 0).ok().map(|o| o.oncpu_ns)
     }
 }
@@ -374,20 +449,78 @@ pub fn rss_from_proc(pid: u32) -> Option<Rss> {
 
 /// `IORING_OP_*` names, in opcode order (include/uapi/linux/io_uring.h, 6.18).
 const URING_OP_NAMES: [&str; 64] = [
-    "NOP", "READV", "WRITEV", "FSYNC", "READ_FIXED", "WRITE_FIXED", "POLL_ADD", "POLL_REMOVE",
-    "SYNC_FILE_RANGE", "SENDMSG", "RECVMSG", "TIMEOUT", "TIMEOUT_REMOVE", "ACCEPT", "ASYNC_CANCEL",
-    "LINK_TIMEOUT", "CONNECT", "FALLOCATE", "OPENAT", "CLOSE", "FILES_UPDATE", "STATX", "READ", "WRITE",
-    "FADVISE", "MADVISE", "SEND", "RECV", "OPENAT2", "EPOLL_CTL", "SPLICE", "PROVIDE_BUFFERS",
-    "REMOVE_BUFFERS", "TEE", "SHUTDOWN", "RENAMEAT", "UNLINKAT", "MKDIRAT", "SYMLINKAT", "LINKAT",
-    "MSG_RING", "FSETXATTR", "SETXATTR", "FGETXATTR", "GETXATTR", "SOCKET", "URING_CMD", "SEND_ZC",
-    "SENDMSG_ZC", "READ_MULTISHOT", "WAITID", "FUTEX_WAIT", "FUTEX_WAKE", "FUTEX_WAITV",
-    "FIXED_FD_INSTALL", "FTRUNCATE", "BIND", "LISTEN", "RECV_ZC", "EPOLL_WAIT", "READV_FIXED",
-    "WRITEV_FIXED", "PIPE", "",
+    "NOP",
+    "READV",
+    "WRITEV",
+    "FSYNC",
+    "READ_FIXED",
+    "WRITE_FIXED",
+    "POLL_ADD",
+    "POLL_REMOVE",
+    "SYNC_FILE_RANGE",
+    "SENDMSG",
+    "RECVMSG",
+    "TIMEOUT",
+    "TIMEOUT_REMOVE",
+    "ACCEPT",
+    "ASYNC_CANCEL",
+    "LINK_TIMEOUT",
+    "CONNECT",
+    "FALLOCATE",
+    "OPENAT",
+    "CLOSE",
+    "FILES_UPDATE",
+    "STATX",
+    "READ",
+    "WRITE",
+    "FADVISE",
+    "MADVISE",
+    "SEND",
+    "RECV",
+    "OPENAT2",
+    "EPOLL_CTL",
+    "SPLICE",
+    "PROVIDE_BUFFERS",
+    "REMOVE_BUFFERS",
+    "TEE",
+    "SHUTDOWN",
+    "RENAMEAT",
+    "UNLINKAT",
+    "MKDIRAT",
+    "SYMLINKAT",
+    "LINKAT",
+    "MSG_RING",
+    "FSETXATTR",
+    "SETXATTR",
+    "FGETXATTR",
+    "GETXATTR",
+    "SOCKET",
+    "URING_CMD",
+    "SEND_ZC",
+    "SENDMSG_ZC",
+    "READ_MULTISHOT",
+    "WAITID",
+    "FUTEX_WAIT",
+    "FUTEX_WAKE",
+    "FUTEX_WAITV",
+    "FIXED_FD_INSTALL",
+    "FTRUNCATE",
+    "BIND",
+    "LISTEN",
+    "RECV_ZC",
+    "EPOLL_WAIT",
+    "READV_FIXED",
+    "WRITEV_FIXED",
+    "PIPE",
+    "",
 ];
 
 /// The name of an io_uring opcode.
 pub fn uring_op_name(op: u32) -> Option<&'static str> {
-    URING_OP_NAMES.get(op as usize).copied().filter(|n| !n.is_empty())
+    URING_OP_NAMES
+        .get(op as usize)
+        .copied()
+        .filter(|n| !n.is_empty())
 }
 
 #[cfg(test)]
@@ -409,7 +542,11 @@ mod tests {
 
     #[test]
     fn histogram_is_cumulative_in_base_units() {
-        let mut raw = RawHist { count: 3, sum: 2_000_006, buckets: [0; HIST_BUCKETS] };
+        let mut raw = RawHist {
+            count: 3,
+            sum: 2_000_006,
+            buckets: [0; HIST_BUCKETS],
+        };
         raw.buckets[bucket_of(3)] += 2;
         raw.buckets[bucket_of(2_000_000)] += 1;
         let h = Histogram::from_raw([&raw, &raw], 1e-6);

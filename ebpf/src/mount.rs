@@ -36,7 +36,10 @@ fn unescape_octal(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
             out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
             i += 4;
         } else {
@@ -52,7 +55,12 @@ pub fn cgroup2_root() -> io::Result<PathBuf> {
     mounts_of_type("cgroup2")?
         .into_iter()
         .next()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no cgroup2 filesystem in /proc/mounts"))
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                "no cgroup2 filesystem in /proc/mounts",
+            )
+        })
 }
 
 /// Mounts tracefs at /sys/kernel/tracing unless its `events` directory is
@@ -81,8 +89,20 @@ fn mount(source: &str, target: &Path, fstype: &str) -> io::Result<()> {
     let target = c(&target.to_string_lossy())?;
     // SAFETY: all three pointers are NUL-terminated CStrings that outlive the
     // call; data is NULL, which mount(2) accepts.
-    let rc = unsafe { libc::mount(source.as_ptr(), target.as_ptr(), fstype.as_ptr(), 0, std::ptr::null()) };
-    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+    let rc = unsafe {
+        libc::mount(
+            source.as_ptr(),
+            target.as_ptr(),
+            fstype.as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 #[cfg(test)]
@@ -94,7 +114,10 @@ mod tests {
         let text = "tmpfs /sys/fs/cgroup tmpfs rw 0 0\n\
                     cgroup /sys/fs/cgroup/cpu cgroup rw,cpu 0 0\n\
                     cgroup2 /sys/fs/cgroup/unified cgroup2 rw 0 0\n";
-        assert_eq!(parse_mounts(text, "cgroup2"), vec![PathBuf::from("/sys/fs/cgroup/unified")]);
+        assert_eq!(
+            parse_mounts(text, "cgroup2"),
+            vec![PathBuf::from("/sys/fs/cgroup/unified")]
+        );
         assert!(parse_mounts(text, "tracefs").is_empty());
     }
 

@@ -29,13 +29,21 @@ pub const PROBE_RSS: &str = "rss";
 pub const PROBE_ONCPU: &str = "oncpu";
 
 /// Every probe, in report order.
-pub const ALL_PROBES: [&str; 5] = [PROBE_TCP_RTT, PROBE_TCP_LIFE, PROBE_URING, PROBE_RSS, PROBE_ONCPU];
+pub const ALL_PROBES: [&str; 5] = [
+    PROBE_TCP_RTT,
+    PROBE_TCP_LIFE,
+    PROBE_URING,
+    PROBE_RSS,
+    PROBE_ONCPU,
+];
 
 /// The figures a probe provides, for the "missing figures" message.
 pub fn figures_of(probe: &str) -> &'static str {
     match probe {
         PROBE_TCP_RTT => "live per-connection srtt/rttvar/retransmits/socket memory, accept wait",
-        PROBE_TCP_LIFE => "connection lifetime, bytes in/out and RTT histograms, closed-connection table",
+        PROBE_TCP_LIFE => {
+            "connection lifetime, bytes in/out and RTT histograms, closed-connection table"
+        }
         PROBE_URING => "io_uring latency by opcode",
         PROBE_RSS => "live resident memory (falls back to /proc)",
         PROBE_ONCPU => "on-CPU time of ringway and the workers",
@@ -200,9 +208,13 @@ impl Probes {
         }
         let sockops = attach_sockops(&mut ebpf, config);
         self.record(PROBE_TCP_RTT, sockops);
-        let life = btf.map_err(Clone::clone).and_then(|btf| attach_tp_btf(&mut ebpf, "rw_set_state", "inet_sock_set_state", btf));
+        let life = btf
+            .map_err(Clone::clone)
+            .and_then(|btf| attach_tp_btf(&mut ebpf, "rw_set_state", "inet_sock_set_state", btf));
         self.record(PROBE_TCP_LIFE, life);
-        self.closed = ebpf.take_map("closed").and_then(|m| RingBuf::try_from(m).ok());
+        self.closed = ebpf
+            .take_map("closed")
+            .and_then(|m| RingBuf::try_from(m).ok());
         self.tcp = Some(ebpf);
     }
 
@@ -230,26 +242,40 @@ impl Probes {
             Err(reason) => return names.iter().for_each(|n| self.down(n, reason.clone())),
         };
         let pids = config.proxy_pids.iter().chain(&config.worker_pids);
-        if let Err(e) = pids.into_iter().try_for_each(|p| insert_flag(&mut ebpf, "watch_pids", *p)) {
+        if let Err(e) = pids
+            .into_iter()
+            .try_for_each(|p| insert_flag(&mut ebpf, "watch_pids", *p))
+        {
             return names.iter().for_each(|n| self.down(n, e.to_string()));
         }
         let btf = btf.map_err(Clone::clone);
-        let rss = btf.clone().and_then(|b| attach_tp_btf(&mut ebpf, "rw_rss_stat", "rss_stat", b));
+        let rss = btf
+            .clone()
+            .and_then(|b| attach_tp_btf(&mut ebpf, "rw_rss_stat", "rss_stat", b));
         self.record(PROBE_RSS, rss);
-        let oncpu = btf.and_then(|b| attach_tp_btf(&mut ebpf, "rw_sched_switch", "sched_switch", b));
+        let oncpu =
+            btf.and_then(|b| attach_tp_btf(&mut ebpf, "rw_sched_switch", "sched_switch", b));
         self.record(PROBE_ONCPU, oncpu);
         self.mem = Some(ebpf);
     }
 
     fn record(&mut self, name: &'static str, result: Result<(), String>) {
         match result {
-            Ok(()) => self.statuses.push(ProbeStatus { name, up: true, reason: None }),
+            Ok(()) => self.statuses.push(ProbeStatus {
+                name,
+                up: true,
+                reason: None,
+            }),
             Err(reason) => self.down(name, reason),
         }
     }
 
     fn down(&mut self, name: &'static str, reason: String) {
-        self.statuses.push(ProbeStatus { name, up: false, reason: Some(reason) });
+        self.statuses.push(ProbeStatus {
+            name,
+            up: false,
+            reason: Some(reason),
+        });
     }
 
     /// The one log line per missing probe, at load.
@@ -297,15 +323,20 @@ fn attach_sockops(ebpf: &mut Ebpf, config: &Config) -> Result<(), String> {
     }
     let path = match &config.cgroup {
         Some(p) => p.clone(),
-        None => crate::mount::cgroup2_root().map_err(|e| format!("finding the cgroup2 mount: {e}"))?,
+        None => {
+            crate::mount::cgroup2_root().map_err(|e| format!("finding the cgroup2 mount: {e}"))?
+        }
     };
-    let cgroup = std::fs::File::open(&path).map_err(|e| format!("opening cgroup {}: {e}", path.display()))?;
+    let cgroup = std::fs::File::open(&path)
+        .map_err(|e| format!("opening cgroup {}: {e}", path.display()))?;
     let program: &mut SockOps = ebpf
         .program_mut("rw_sockops")
         .ok_or("program rw_sockops missing from object")?
         .try_into()
         .map_err(|e| format!("rw_sockops: {}", chain(&e)))?;
-    program.load().map_err(|e| format!("loading rw_sockops: {}", chain(&e)))?;
+    program
+        .load()
+        .map_err(|e| format!("loading rw_sockops: {}", chain(&e)))?;
     // aya attaches through a bpf_link (kernel >= 5.7). Cgroup links always
     // coexist with other programs on the cgroup, and link_create refuses the
     // legacy ALLOW_MULTI flag (EINVAL), so the mode must be the default one.
@@ -317,15 +348,19 @@ fn attach_sockops(ebpf: &mut Ebpf, config: &Config) -> Result<(), String> {
 
 fn insert_flag<K: aya::Pod>(ebpf: &mut Ebpf, map: &'static str, key: K) -> Result<(), ProbeError> {
     let m = ebpf.map_mut(map).ok_or(ProbeError::Down(map))?;
-    let mut hash: HashMap<_, K, u8> = HashMap::try_from(m).map_err(|source| ProbeError::Map { map, source })?;
-    hash.insert(key, 1, 0).map_err(|source| ProbeError::Map { map, source })
+    let mut hash: HashMap<_, K, u8> =
+        HashMap::try_from(m).map_err(|source| ProbeError::Map { map, source })?;
+    hash.insert(key, 1, 0)
+        .map_err(|source| ProbeError::Map { map, source })
 }
 
 fn remove_key<V: aya::Pod>(ebpf: &mut Ebpf, map: &'static str, key: u32) -> Result<(), ProbeError> {
     let m = ebpf.map_mut(map).ok_or(ProbeError::Down(map))?;
     // aya checks the value size against the map's, so V must be the real type.
-    let mut hash: HashMap<_, u32, V> = HashMap::try_from(m).map_err(|source| ProbeError::Map { map, source })?;
-    hash.remove(&key).map_err(|source| ProbeError::Map { map, source })
+    let mut hash: HashMap<_, u32, V> =
+        HashMap::try_from(m).map_err(|source| ProbeError::Map { map, source })?;
+    hash.remove(&key)
+        .map_err(|source| ProbeError::Map { map, source })
 }
 
 /// The error and its sources on one line (aya nests the errno deep down).
@@ -375,11 +410,17 @@ fn check_privileges() -> Result<(), String> {
 /// memory cgroup. Raising it is harmless either way, and a failure is only
 /// worth a debug line (the load that needs it reports its own error).
 fn raise_memlock() {
-    let unlimited = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
+    let unlimited = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
     // SAFETY: setrlimit reads one valid, initialised rlimit struct.
     let rc = unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) };
     if rc != 0 {
-        tracing::debug!("setrlimit(RLIMIT_MEMLOCK): {}", std::io::Error::last_os_error());
+        tracing::debug!(
+            "setrlimit(RLIMIT_MEMLOCK): {}",
+            std::io::Error::last_os_error()
+        );
     }
 }
 

@@ -4,8 +4,15 @@
 use ringway_ebpf::{Config, Probes};
 
 fn main() {
-    let listen_ports = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
-    let config = Config { listen_ports, proxy_pids: vec![std::process::id()], ..Config::default() };
+    let listen_ports = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let config = Config {
+        listen_ports,
+        proxy_pids: vec![std::process::id()],
+        ..Config::default()
+    };
     let probes = Probes::load(&config);
     for s in probes.statuses() {
         match &s.reason {
