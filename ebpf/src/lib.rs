@@ -15,7 +15,9 @@
 //!   lifetime, bytes and RTT histograms and sends the record to a ring buffer.
 //!   See [`Probes::conn_stats`], [`Probes::closed_conns`].
 //! - **Accept wait**: handshake-complete time (from the kernel) to the moment
-//!   ringway reports the accepted socket's cookie ([`Probes::accepted`]).
+//!   ringway reports the accepted socket's cookie ([`Probes::accepted`]);
+//!   and the accept queue's depth against its limit, polled from the kernel's
+//!   socket diagnostics ([`listen_backlog`], no probe needed).
 //! - **io_uring latency by opcode** for ringway's processes:
 //!   `tp_btf/io_uring_submit_req` → `tp_btf/io_uring_complete`, matched by the
 //!   kernel's request pointer ([`Probes::uring_latency_by_opcode`]).
@@ -32,10 +34,12 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod backlog;
 pub mod maps;
 pub mod mount;
 pub mod probes;
 pub mod types;
 
+pub use backlog::{ListenBacklog, listen_backlog};
 pub use maps::{ConnStats, Histogram, Rss, RssSource, UringOpLatency, monotonic_ns, rss_from_proc};
 pub use probes::{ALL_PROBES, Config, ProbeError, ProbeStatus, Probes, Role, figures_of};

@@ -487,3 +487,103 @@ fn unprivileged_load_reports_every_probe_down_without_panicking() {
         );
     }
 }
+
+/// Recv-Q and Send-Q that `ss -lnt` prints for a listener: depth and limit.
+fn ss_listen_queue(port: u16) -> (u32, u32) {
+    let filter = format!("( sport = :{port} )");
+    let out = Command::new("ss")
+        .args(["-lntH", &filter])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let f: Vec<&str> = text.split_whitespace().collect();
+    // State Recv-Q Send-Q Local Peer
+    (f[1].parse().unwrap(), f[2].parse().unwrap())
+}
+
+#[test]
+fn listen_backlog_matches_ss() {
+    // No probe and no privilege needed: socket diagnostics over netlink.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // listen() again on a listening socket sets a new limit.
+    // SAFETY: valid listening fd.
+    assert_eq!(unsafe { libc::listen(listener.as_raw_fd(), 3) }, 0);
+    let clients: Vec<TcpStream> = (0..3)
+        .map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(50));
+    let got = ringway_ebpf::listen_backlog(port).unwrap();
+    let ss = ss_listen_queue(port);
+    eprintln!("backlog: {got:?}, ss -lnt Recv-Q/Send-Q {ss:?}");
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].local, listener.local_addr().unwrap());
+    assert_eq!((got[0].depth, got[0].limit), (3, 3));
+    assert_eq!((got[0].depth, got[0].limit), ss);
+    let _ = listener.accept().unwrap();
+    assert_eq!(ringway_ebpf::listen_backlog(port).unwrap()[0].depth, 2);
+    drop(clients);
+}
+
+#[test]
+fn a_refused_probe_leaves_the_others_up() {
+    let config = Config {
+        cgroup: Some("/nonexistent-cgroup".into()),
+        ..Config::default()
+    };
+    let Some(probes) = load(
+        "isolation",
+        &config,
+        &["tcp_life", "uring_latency", "rss", "oncpu"],
+    ) else {
+        return;
+    };
+    let rtt = probes
+        .statuses()
+        .iter()
+        .find(|s| s.name == "tcp_rtt")
+        .unwrap();
+    assert!(!rtt.up);
+    assert!(
+        rtt.reason
+            .as_deref()
+            .unwrap()
+            .contains("/nonexistent-cgroup"),
+        "{rtt:?}"
+    );
+    assert!(probes.is_up("tcp_life") && probes.is_up("rss"));
+}
+
+#[test]
+fn ipv6_connections_are_measured_too() {
+    let Ok(listener) = TcpListener::bind("[::1]:0") else {
+        eprintln!("SKIP ipv6: no ::1 here");
+        return;
+    };
+    let port = listener.local_addr().unwrap().port();
+    let config = Config {
+        listen_ports: vec![port],
+        ..Config::default()
+    };
+    let Some(mut probes) = load("ipv6", &config, &["tcp_rtt", "tcp_life"]) else {
+        return;
+    };
+    let mut client = TcpStream::connect(("::1", port)).unwrap();
+    let (mut server, _) = listener.accept().unwrap();
+    let cookie = so_cookie(&server);
+    client.write_all(&[1u8; 5000]).unwrap();
+    let mut buf = [0u8; 5000];
+    server.read_exact(&mut buf).unwrap();
+    server.write_all(&[2u8; 7000]).unwrap();
+    let mut buf = [0u8; 7000];
+    client.read_exact(&mut buf).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let live = probes.conn(cookie).unwrap();
+    assert_eq!(live.local, server.local_addr().unwrap());
+    assert_eq!(live.remote, client.local_addr().unwrap());
+    assert_eq!((live.bytes_received, live.bytes_acked), (5000, 7000));
+    drop(client);
+    drop(server);
+    let closed = wait_closed(&mut probes, cookie);
+    assert_eq!((closed.bytes_received, closed.bytes_acked), (5001, 7001));
+}
