@@ -22,7 +22,9 @@
 //!   `tp_btf/io_uring_submit_req` → `tp_btf/io_uring_complete`, matched by the
 //!   kernel's request pointer ([`Probes::uring_latency_by_opcode`]).
 //! - **Resident memory** of ringway and the uWSGI workers: `tp_btf/rss_stat`
-//!   copies the mm's counters on every change ([`Probes::rss`]).
+//!   copies the mm's counters on every change ([`Probes::rss`]). The workers
+//!   are found from the upstream socket's owner and its descendants
+//!   ([`upstream_pids`]).
 //! - **On-CPU time** of the same processes: `tp_btf/sched_switch`
 //!   ([`Probes::oncpu_ns`]).
 //!
@@ -35,11 +37,13 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod backlog;
+pub mod discover;
 pub mod maps;
 pub mod mount;
 pub mod probes;
 pub mod types;
 
 pub use backlog::{ListenBacklog, listen_backlog};
+pub use discover::{Upstream, upstream_pids};
 pub use maps::{ConnStats, Histogram, Rss, RssSource, UringOpLatency, monotonic_ns, rss_from_proc};
 pub use probes::{ALL_PROBES, Config, ProbeError, ProbeStatus, Probes, Role, figures_of};

@@ -132,9 +132,11 @@ pub struct ConnStats {
     pub segs_in: u32,
     /// Segments sent.
     pub segs_out: u32,
-    /// Bytes sent and acknowledged (as `tcpi_bytes_acked`).
+    /// Bytes sent and acknowledged (as `tcpi_bytes_acked`). After a close
+    /// whose FIN was acknowledged this is data + 1: the kernel counts
+    /// sequence space, and a FIN takes one.
     pub bytes_acked: u64,
-    /// Bytes received (as `tcpi_bytes_received`).
+    /// Bytes received (as `tcpi_bytes_received`); + 1 for the peer's FIN.
     pub bytes_received: u64,
     /// CLOCK_MONOTONIC ns when the handshake completed.
     pub start_ns: u64,

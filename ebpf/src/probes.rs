@@ -429,3 +429,19 @@ fn page_size() -> u64 {
     let v = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     if v > 0 { v as u64 } else { 4096 }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probes_can_be_shared_across_threads() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<Probes>();
+    }
+
+    #[test]
+    fn every_probe_has_figures() {
+        assert!(ALL_PROBES.iter().all(|p| !figures_of(p).is_empty()));
+    }
+}
