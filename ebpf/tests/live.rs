@@ -337,11 +337,20 @@ fn stat_fields(pid: u32) -> (char, u64) {
     (f[0].chars().next().unwrap(), ticks)
 }
 
+/// Waits until the child is blocked for good: state S *and* its schedstat
+/// (runtime, timeslices) unchanged over 20 ms. State S alone is not enough:
+/// /proc shows S from set_current_state(), before the task has left the CPU
+/// and before its last slice is added to sum_exec_runtime.
 fn wait_sleeping(pid: u32) {
     let deadline = Instant::now() + Duration::from_secs(20);
-    while stat_fields(pid).0 != 'S' {
+    let schedstat = || std::fs::read_to_string(format!("/proc/{pid}/schedstat")).unwrap();
+    loop {
+        let before = schedstat();
+        std::thread::sleep(Duration::from_millis(20));
+        if stat_fields(pid).0 == 'S' && schedstat() == before {
+            return;
+        }
         assert!(Instant::now() < deadline, "child {pid} never went to sleep");
-        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
@@ -365,7 +374,6 @@ fn oncpu_matches_schedstat_and_stat_of_a_busy_child() {
     let runtime_before = sched_runtime_ns(pid);
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(b"go\n").unwrap();
-    std::thread::sleep(Duration::from_millis(50));
     wait_sleeping(pid);
     let oncpu = probes.oncpu_ns(pid).expect("on-CPU time recorded");
     let runtime = sched_runtime_ns(pid) - runtime_before;
