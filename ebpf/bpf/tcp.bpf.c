@@ -6,11 +6,12 @@
  *   handshake completes (the moment the connection enters the accept queue)
  *   and turns on the RTT, retransmit and state callbacks for that socket;
  *   every callback refreshes srtt, rttvar, retransmits, bytes and socket
- *   buffer memory from the tcp_sock.
- * - tp_btf/inet_sock_set_state: creates the record too if sock_ops is not
- *   attached (SYN_RECV -> ESTABLISHED), and at TCP_CLOSE takes the final
- *   figures (like bcc tcplife), feeds the histograms, sends the record to
- *   the `closed` ring buffer and deletes it.
+ *   buffer memory from the tcp_sock, and the state callback to TCP_CLOSE
+ *   finishes the connection: final figures (like bcc tcplife), histograms,
+ *   a record in the `closed` ring buffer, deletion from `conns`.
+ * - tp_btf/inet_sock_set_state: the same without sock_ops (not attached, or
+ *   refused): creates the record at SYN_RECV -> ESTABLISHED and finishes it
+ *   at TCP_CLOSE. With sock_ops up it finds the record already finished.
  *
  * Records are keyed by socket cookie, never by pid: io_uring work runs in
  * kernel threads and softirq context.
@@ -116,6 +117,52 @@ static __always_inline struct rw_conn *ensure_conn(__u64 cookie, struct sock *sk
 	return bpf_map_lookup_elem(&conns, &cookie);
 }
 
+/* The connection closes: final figures, histograms, the ring buffer record,
+ * and the record leaves the live map. Called by whichever hook sees the
+ * close first (the sock_ops state callback runs just before the
+ * inet_sock_set_state tracepoint), so each connection is finished once. */
+static __always_inline void finish(struct rw_conn *c, __u64 cookie, struct tcp_sock *tp, struct sock *sk)
+{
+	struct rw_conn *ev;
+	struct rw_hist *h;
+	__u64 now;
+	__u32 k;
+
+	refresh(c, tp, sk);
+	now = bpf_ktime_get_ns();
+	c->end_ns = now;
+	c->state = TCP_CLOSE;
+
+	k = RW_HIST_RTT_US;
+	h = bpf_map_lookup_elem(&hists, &k);
+	if (h)
+		rw_hist_observe(h, c->srtt_us);
+	k = RW_HIST_LIFETIME_NS;
+	h = bpf_map_lookup_elem(&hists, &k);
+	if (h)
+		rw_hist_observe(h, now - c->start_ns);
+	k = RW_HIST_BYTES_IN;
+	h = bpf_map_lookup_elem(&hists, &k);
+	if (h)
+		rw_hist_observe(h, c->bytes_received);
+	k = RW_HIST_BYTES_OUT;
+	h = bpf_map_lookup_elem(&hists, &k);
+	if (h)
+		rw_hist_observe(h, c->bytes_acked);
+
+	ev = bpf_ringbuf_reserve(&closed, sizeof(*ev), 0);
+	if (ev) {
+		__builtin_memcpy(ev, c, sizeof(*ev));
+		bpf_ringbuf_submit(ev, 0);
+	} else {
+		__u32 zero = 0;
+		__u64 *d = bpf_map_lookup_elem(&drops, &zero);
+		if (d)
+			(*d)++;
+	}
+	bpf_map_delete_elem(&conns, &cookie);
+}
+
 SEC("sockops")
 int rw_sockops(struct bpf_sock_ops *skops)
 {
@@ -153,6 +200,10 @@ int rw_sockops(struct bpf_sock_ops *skops)
 	}
 	if (!c)
 		return 1;
+	if (skops->op == BPF_SOCK_OPS_STATE_CB && skops->args[1] == TCP_CLOSE) {
+		finish(c, cookie, tp, (struct sock *)tp);
+		return 1;
+	}
 	refresh(c, tp, (struct sock *)tp);
 	/* Since 6.10 RTT_CB passes (mrtt_us, new srtt_us << 3) and runs before
 	 * tcp_rtt_estimator() stores that srtt, so tp->srtt_us is still the
@@ -167,10 +218,8 @@ SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(rw_set_state, const struct sock *csk, const int oldstate, const int newstate)
 {
 	struct sock *sk = (struct sock *)csk;
-	struct rw_hist *h;
-	struct rw_conn *c, *ev;
-	__u64 cookie, now;
-	__u32 k;
+	struct rw_conn *c;
+	__u64 cookie;
 
 	if (oldstate == TCP_SYN_RECV && newstate == TCP_ESTABLISHED) {
 		__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
@@ -194,38 +243,6 @@ int BPF_PROG(rw_set_state, const struct sock *csk, const int oldstate, const int
 	c = bpf_map_lookup_elem(&conns, &cookie);
 	if (!c)
 		return 0; /* not a watched connection, or born before we attached */
-	refresh(c, (struct tcp_sock *)sk, sk);
-	now = bpf_ktime_get_ns();
-	c->end_ns = now;
-	c->state = TCP_CLOSE;
-
-	k = RW_HIST_RTT_US;
-	h = bpf_map_lookup_elem(&hists, &k);
-	if (h)
-		rw_hist_observe(h, c->srtt_us);
-	k = RW_HIST_LIFETIME_NS;
-	h = bpf_map_lookup_elem(&hists, &k);
-	if (h)
-		rw_hist_observe(h, now - c->start_ns);
-	k = RW_HIST_BYTES_IN;
-	h = bpf_map_lookup_elem(&hists, &k);
-	if (h)
-		rw_hist_observe(h, c->bytes_received);
-	k = RW_HIST_BYTES_OUT;
-	h = bpf_map_lookup_elem(&hists, &k);
-	if (h)
-		rw_hist_observe(h, c->bytes_acked);
-
-	ev = bpf_ringbuf_reserve(&closed, sizeof(*ev), 0);
-	if (ev) {
-		__builtin_memcpy(ev, c, sizeof(*ev));
-		bpf_ringbuf_submit(ev, 0);
-	} else {
-		__u32 zero = 0;
-		__u64 *d = bpf_map_lookup_elem(&drops, &zero);
-		if (d)
-			(*d)++;
-	}
-	bpf_map_delete_elem(&conns, &cookie);
+	finish(c, cookie, (struct tcp_sock *)sk, sk);
 	return 0;
 }

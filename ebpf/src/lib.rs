@@ -10,9 +10,11 @@
 //!   completes (`PASSIVE_ESTABLISHED_CB`: the moment it enters the accept
 //!   queue) and turns on the RTT, retransmit and state callbacks for it; each
 //!   callback refreshes srtt, rttvar, retransmits, bytes acked/received and
-//!   the socket's buffer memory from the `tcp_sock`. `tp_btf/inet_sock_set_state`
-//!   takes the final figures at `TCP_CLOSE` (like bcc's tcplife), feeds the
-//!   lifetime, bytes and RTT histograms and sends the record to a ring buffer.
+//!   the socket's buffer memory from the `tcp_sock`. The state callback to
+//!   `TCP_CLOSE` takes the final figures (like bcc's tcplife), feeds the
+//!   lifetime, bytes and RTT histograms and sends the record to a ring
+//!   buffer. `tp_btf/inet_sock_set_state` does the birth and the close when
+//!   sock_ops is not attached.
 //!   See [`Probes::conn_stats`], [`Probes::closed_conns`].
 //! - **Accept wait**: handshake-complete time (from the kernel) to the moment
 //!   ringway reports the accepted socket's cookie ([`Probes::accepted`]);

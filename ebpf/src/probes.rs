@@ -16,10 +16,12 @@ use crate::maps::AtomicHist;
 use crate::types::{RawOnCpu, RawRss};
 
 /// Probe `tcp_rtt`: the sock_ops program (srtt, rttvar, retransmits, live
-/// bytes and socket memory per connection, accept-queue entry time).
+/// bytes and socket memory per connection, accept-queue entry time, and the
+/// close: lifetime, final bytes, histograms, closed-connection records).
 pub const PROBE_TCP_RTT: &str = "tcp_rtt";
-/// Probe `tcp_life`: `inet_sock_set_state` (lifetime, final bytes and srtt,
-/// the histograms, closed-connection records).
+/// Probe `tcp_life`: `inet_sock_set_state`, the fallback for connection
+/// birth and close (lifetime, final bytes and srtt, histograms, closed
+/// records) when `tcp_rtt` is down.
 pub const PROBE_TCP_LIFE: &str = "tcp_life";
 /// Probe `uring_latency`: io_uring submit → complete latency by opcode.
 pub const PROBE_URING: &str = "uring_latency";

@@ -536,15 +536,17 @@ fn listen_backlog_matches_ss() {
 
 #[test]
 fn a_refused_probe_leaves_the_others_up() {
+    // sock_ops pointed at a cgroup that does not exist: tcp_rtt is down, and
+    // inet_sock_set_state alone must still see the connection live and closed.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
     let config = Config {
+        listen_ports: vec![port],
         cgroup: Some("/nonexistent-cgroup".into()),
         ..Config::default()
     };
-    let Some(probes) = load(
-        "isolation",
-        &config,
-        &["tcp_life", "uring_latency", "rss", "oncpu"],
-    ) else {
+    let needed = ["tcp_life", "uring_latency", "rss", "oncpu"];
+    let Some(mut probes) = load("isolation", &config, &needed) else {
         return;
     };
     let rtt = probes
@@ -560,7 +562,27 @@ fn a_refused_probe_leaves_the_others_up() {
             .contains("/nonexistent-cgroup"),
         "{rtt:?}"
     );
-    assert!(probes.is_up("tcp_life") && probes.is_up("rss"));
+
+    let mut client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let (mut server, _) = listener.accept().unwrap();
+    let cookie = so_cookie(&server);
+    assert!(
+        probes.conn(cookie).is_some(),
+        "born through inet_sock_set_state"
+    );
+    client.write_all(&[1u8; 3000]).unwrap();
+    let mut buf = [0u8; 3000];
+    server.read_exact(&mut buf).unwrap();
+    server.write_all(&[2u8; 4000]).unwrap();
+    let mut buf = [0u8; 4000];
+    client.read_exact(&mut buf).unwrap();
+    drop(client);
+    drop(server);
+    let closed = wait_closed(&mut probes, cookie);
+    // Bytes + the FIN, read from the tcp_sock at TCP_CLOSE.
+    assert_eq!((closed.bytes_received, closed.bytes_acked), (3001, 4001));
+    assert!(closed.srtt_us > 0);
+    assert_eq!(probes.lifetime_histogram().unwrap().count, 1);
 }
 
 #[test]
