@@ -443,6 +443,15 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_object_is_not_built_not_a_panic() {
+        let no_btf = String::from("no BTF in this test");
+        let err = open("x.bpf.o", &[], Err(&no_btf)).err().unwrap();
+        assert!(err.contains("was not built"), "{err}");
+        let err = open("x.bpf.o", b"not an ELF", Err(&no_btf)).err().unwrap();
+        assert_eq!(err, no_btf);
+    }
+
+    #[test]
     fn every_probe_has_figures() {
         assert!(ALL_PROBES.iter().all(|p| !figures_of(p).is_empty()));
     }

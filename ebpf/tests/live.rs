@@ -232,6 +232,19 @@ fn tcp_bytes_rtt_lifetime_against_ss_and_the_traffic() {
     let rtt = probes.rtt_histogram().unwrap();
     assert_eq!(rtt.count, 1);
     assert!((rtt.sum - closed.srtt_us as f64 * 1e-6).abs() < 1e-9);
+    // The kernel put it in the first bucket whose bound is >= the value (same rule as userspace).
+    let srtt_s = closed.srtt_us as f64 * 1e-6;
+    let first = rtt.buckets.iter().position(|(_, n)| *n == 1).unwrap();
+    assert!(
+        rtt.buckets[first].0 >= srtt_s - 1e-12,
+        "{:?} for {srtt_s}",
+        rtt.buckets[first]
+    );
+    assert!(
+        first == 0 || rtt.buckets[first - 1].0 < srtt_s,
+        "{:?} for {srtt_s}",
+        rtt.buckets[first]
+    );
     let bytes_in = probes.bytes_in_histogram().unwrap();
     assert_eq!(
         (bytes_in.count, bytes_in.sum),
@@ -447,6 +460,51 @@ fn uring_counts_every_completion_by_opcode() {
         let cqe = ring.completion().next().unwrap();
         assert_eq!(cqe.result(), 4096);
     }
+    // Socket ops, as ringway makes them: an accept that waits for its
+    // connection, and RECVs posted before the data arrives. Both park on a
+    // poll and complete from task work or softirq context, not from the
+    // submitting syscall: they are matched by request pointer.
+    const ROUNDS: u64 = 8;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let accept = io_uring::opcode::Accept::new(
+        io_uring::types::Fd(listener.as_raw_fd()),
+        std::ptr::null_mut(),
+        std::ptr::null_mut(),
+    )
+    .build()
+    .user_data(2000);
+    // SAFETY: no buffers; the listener outlives the request.
+    unsafe { ring.submission().push(&accept).unwrap() };
+    ring.submit().unwrap();
+    let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    ring.submit_and_wait(1).unwrap();
+    let fd = ring.completion().next().unwrap().result();
+    assert!(fd >= 0, "accept: {fd}");
+    let mut msg = [0u8; 16];
+    for i in 0..ROUNDS {
+        let recv = io_uring::opcode::Recv::new(io_uring::types::Fd(fd), msg.as_mut_ptr(), 16)
+            .build()
+            .user_data(3000 + i);
+        // SAFETY: msg outlives the request, which completes before the next push.
+        unsafe { ring.submission().push(&recv).unwrap() };
+        ring.submit().unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+        client.write_all(b"0123456789abcdef").unwrap();
+        ring.submit_and_wait(1).unwrap();
+        assert_eq!(ring.completion().next().unwrap().result(), 16);
+        let send = io_uring::opcode::Send::new(io_uring::types::Fd(fd), msg.as_ptr(), 16)
+            .build()
+            .user_data(4000 + i);
+        // SAFETY: as above.
+        unsafe { ring.submission().push(&send).unwrap() };
+        ring.submit_and_wait(1).unwrap();
+        assert_eq!(ring.completion().next().unwrap().result(), 16);
+        let mut back = [0u8; 16];
+        client.read_exact(&mut back).unwrap();
+    }
+    // SAFETY: fd came from the accept above and is closed once.
+    unsafe { libc::close(fd) };
+
     let ops = probes.uring_latency_by_opcode().unwrap();
     for op in &ops {
         eprintln!(
@@ -465,6 +523,16 @@ fn uring_counts_every_completion_by_opcode() {
     // This process has no other ring, so the counts are exact.
     assert_eq!(count("NOP"), NOPS);
     assert_eq!(count("READ"), READS);
+    assert_eq!(count("ACCEPT"), 1);
+    assert_eq!(count("RECV"), ROUNDS);
+    assert_eq!(count("SEND"), ROUNDS);
+    // A RECV posted 2 ms before its data cannot complete sooner.
+    let recv = ops.iter().find(|o| o.name == "RECV").unwrap();
+    assert!(
+        recv.latency.sum / ROUNDS as f64 >= 0.002,
+        "mean RECV {} s",
+        recv.latency.sum / ROUNDS as f64
+    );
 }
 
 #[test]
