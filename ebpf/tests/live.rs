@@ -539,16 +539,24 @@ fn uring_counts_every_completion_by_opcode() {
 fn unprivileged_load_reports_every_probe_down_without_panicking() {
     let bin = env!("CARGO_BIN_EXE_ringway-ebpf-status");
     let out = if is_root() {
-        Command::new("setpriv")
+        // The checkout may sit under a directory that nobody cannot enter
+        // (/root): run a world-readable copy from the temp dir.
+        use std::os::unix::fs::PermissionsExt;
+        let copy = std::env::temp_dir().join(format!("ringway-ebpf-status-{}", std::process::id()));
+        std::fs::copy(bin, &copy).unwrap();
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let out = Command::new("setpriv")
             .args([
                 "--reuid=65534",
                 "--regid=65534",
                 "--clear-groups",
                 "--inh-caps=-all",
-                bin,
             ])
+            .arg(&copy)
             .output()
-            .expect("setpriv (util-linux)")
+            .expect("setpriv (util-linux)");
+        let _ = std::fs::remove_file(&copy);
+        out
     } else {
         Command::new(bin).output().unwrap()
     };
