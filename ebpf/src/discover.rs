@@ -1,0 +1,178 @@
+//! Finding the uWSGI processes behind an upstream address, from /proc.
+//!
+//! The owner of the upstream's listening socket is the uWSGI master; its
+//! workers inherit that socket (and are its children). So: the listening
+//! socket's inode (/proc/net/unix, /proc/net/tcp, /proc/net/tcp6), every
+//! process holding an fd on it, and all their descendants. Call again after a
+//! reload or a worker respawn and feed the difference to
+//! [`crate::Probes::watch_pid`] / [`crate::Probes::unwatch_pid`].
+
+use std::collections::BTreeSet;
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Where ringway sends requests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Upstream {
+    /// A unix stream socket path.
+    Unix(PathBuf),
+    /// A TCP address (matched by port; any local address).
+    Tcp(SocketAddr),
+}
+
+/// Processes owning the upstream's listening socket, and all their
+/// descendants, sorted. Processes that vanish meanwhile are skipped;
+/// /proc entries of other users are unreadable without privileges.
+pub fn upstream_pids(upstream: &Upstream) -> io::Result<Vec<u32>> {
+    let inodes = match upstream {
+        Upstream::Unix(path) => unix_listen_inodes(path)?,
+        Upstream::Tcp(addr) => tcp_listen_inodes(addr.port())?,
+    };
+    let owners = pids_holding(&inodes)?;
+    Ok(with_descendants(&owners)?.into_iter().collect())
+}
+
+fn unix_listen_inodes(path: &Path) -> io::Result<BTreeSet<u64>> {
+    let text = std::fs::read_to_string("/proc/net/unix")?;
+    let want = path.to_string_lossy();
+    // Num RefCount Protocol Flags Type St Inode Path; listening: Flags has __SO_ACCEPTCON (0x10000).
+    Ok(text
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let flags = u32::from_str_radix(f.get(3)?, 16).ok()?;
+            (f.get(7) == Some(&want.as_ref()) && flags & 0x10000 != 0).then(|| f[6].parse().ok())?
+        })
+        .collect())
+}
+
+fn tcp_listen_inodes(port: u16) -> io::Result<BTreeSet<u64>> {
+    let mut out = BTreeSet::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        // sl local_address rem_address st ... inode (field 9)
+        for l in text.lines().skip(1) {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let (Some(local), Some(st), Some(inode)) = (f.get(1), f.get(3), f.get(9)) else {
+                continue;
+            };
+            let lport = local
+                .rsplit(':')
+                .next()
+                .and_then(|p| u16::from_str_radix(p, 16).ok());
+            if *st == "0A"
+                && lport == Some(port)
+                && let Ok(i) = inode.parse()
+            {
+                out.insert(i);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn all_pids() -> io::Result<Vec<u32>> {
+    Ok(std::fs::read_dir("/proc")?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect())
+}
+
+fn pids_holding(inodes: &BTreeSet<u64>) -> io::Result<BTreeSet<u32>> {
+    let mut out = BTreeSet::new();
+    if inodes.is_empty() {
+        return Ok(out);
+    }
+    for pid in all_pids()? {
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            let Ok(target) = std::fs::read_link(fd.path()) else {
+                continue;
+            };
+            let t = target.to_string_lossy();
+            if let Some(inode) = t.strip_prefix("socket:[").and_then(|s| s.strip_suffix(']'))
+                && inode.parse().is_ok_and(|i: u64| inodes.contains(&i))
+            {
+                out.insert(pid);
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `roots` and every process descending from one of them (by ppid).
+pub fn with_descendants(roots: &BTreeSet<u32>) -> io::Result<BTreeSet<u32>> {
+    let parents: Vec<(u32, u32)> = all_pids()?
+        .into_iter()
+        .filter_map(|pid| Some((pid, ppid(pid)?)))
+        .collect();
+    let mut out = roots.clone();
+    // Bounded: each pass adds at least one pid or stops.
+    for _ in 0..parents.len() + 1 {
+        let before = out.len();
+        for (pid, parent) in &parents {
+            if out.contains(parent) {
+                out.insert(*pid);
+            }
+        }
+        if out.len() == before {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+fn ppid(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The comm may hold spaces and parentheses: fields start after the last ')'.
+    stat.get(stat.rfind(')')? + 2..)?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::net::UnixListener;
+    use std::process::Command;
+
+    #[test]
+    fn finds_the_owner_of_a_unix_socket_and_its_children() {
+        let path =
+            std::env::temp_dir().join(format!("ringway-discover-{}.sock", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path).unwrap();
+        let mut child = Command::new("sleep").arg("10").spawn().unwrap();
+        let pids = upstream_pids(&Upstream::Unix(path.clone())).unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        drop(listener);
+        let _ = std::fs::remove_file(&path);
+        assert!(pids.contains(&std::process::id()), "{pids:?}");
+        assert!(pids.contains(&child.id()), "{pids:?}");
+    }
+
+    #[test]
+    fn finds_the_owner_of_a_tcp_listener() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let pids = upstream_pids(&Upstream::Tcp(addr)).unwrap();
+        assert!(pids.contains(&std::process::id()), "{pids:?}");
+    }
+
+    #[test]
+    fn ppid_survives_odd_comm() {
+        assert_eq!(
+            ppid(std::process::id()),
+            Some(std::os::unix::process::parent_id())
+        );
+    }
+}
