@@ -102,6 +102,10 @@ pub struct Cli {
     #[arg(long, value_name = "ADDR|off", value_parser = parse_metrics)]
     pub metrics: Option<MetricsListen>,
 
+    /// Do not load the eBPF probes (the metrics then show ringway's own figures and /proc).
+    #[arg(long)]
+    pub no_ebpf: bool,
+
     /// TOML file with the same settings (snake_case keys); flags win over it.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -130,6 +134,7 @@ struct FileConfig {
     server_name: Option<String>,
     allow_underscores_in_headers: Option<bool>,
     metrics: Option<String>,
+    ebpf: Option<bool>,
 }
 
 /// A size in TOML: a number of bytes or a string with a k/m/g suffix.
@@ -268,6 +273,8 @@ pub struct Config {
     pub allow_underscores_in_headers: bool,
     /// The metrics endpoint.
     pub metrics: MetricsListen,
+    /// Load the eBPF probes (with the metrics endpoint on).
+    pub ebpf: bool,
 }
 
 impl Config {
@@ -418,6 +425,7 @@ impl Config {
                 (None, Some(m)) => parse_metrics(m).map_err(anyhow::Error::msg)?,
                 (None, None) => MetricsListen::Default(DEFAULT_METRICS),
             },
+            ebpf: !cli.no_ebpf && file.ebpf.unwrap_or(true),
         })
     }
 

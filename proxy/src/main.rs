@@ -29,6 +29,7 @@ fn run() -> anyhow::Result<()> {
     let upstreams: Vec<String> = config.upstreams.iter().map(ToString::to_string).collect();
     let upstream_addrs = config.upstreams.clone();
     let metrics_listen = config.metrics;
+    let ebpf = config.ebpf;
     let server = Server::start(config)?;
     tracing::info!(
         workers,
@@ -37,7 +38,16 @@ fn run() -> anyhow::Result<()> {
         server.local_addr()
     );
 
-    let sources = metrics::Sources::new(server.stats().to_vec(), upstream_addrs);
+    let port = server.local_addr().port();
+    if ebpf && metrics_listen != MetricsListen::Off {
+        metrics::load_probes(server.probes(), port, &upstream_addrs);
+    }
+    let sources = metrics::Sources::new(
+        server.stats().to_vec(),
+        upstream_addrs,
+        server.probes().clone(),
+        port,
+    );
     match metrics_listen {
         MetricsListen::Off => {}
         MetricsListen::Default(addr) | MetricsListen::At(addr) => {

@@ -15,7 +15,7 @@ use tokio_uring::net::TcpListener;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
-use crate::metrics::WorkerStats;
+use crate::metrics::{ProbeHandle, WorkerStats};
 use crate::upstream::Upstreams;
 use crate::{conn, listener};
 
@@ -35,6 +35,8 @@ pub struct Worker {
     pub stop: watch::Receiver<bool>,
     /// This worker's counters, read by the metrics endpoint.
     pub stats: Arc<WorkerStats>,
+    /// The eBPF probes (told of each accepted connection).
+    pub probes: ProbeHandle,
 }
 
 impl Worker {
@@ -48,6 +50,7 @@ impl Worker {
 pub struct Server {
     threads: Vec<JoinHandle<()>>,
     stats: Vec<Arc<WorkerStats>>,
+    probes: ProbeHandle,
     stop: watch::Sender<bool>,
     local: SocketAddr,
 }
@@ -64,9 +67,11 @@ impl Server {
         let (ready_tx, ready_rx) = mpsc::channel();
 
         let stats: Vec<Arc<WorkerStats>> = (0..listeners.len()).map(|_| Arc::default()).collect();
+        let probes = ProbeHandle::default();
         let mut threads = Vec::with_capacity(listeners.len());
         for (index, std_listener) in listeners.into_iter().enumerate() {
             let worker_stats = Arc::clone(&stats[index]);
+            let probes = Arc::clone(&probes);
             let config = Arc::clone(&config);
             let stop_rx = stop_rx.clone();
             let ready = ready_tx.clone();
@@ -92,6 +97,7 @@ impl Server {
                         local,
                         stop: stop_rx,
                         stats: worker_stats,
+                        probes,
                     });
                     runtime.block_on(serve(std_listener, worker, ready));
                 })
@@ -103,6 +109,7 @@ impl Server {
         let server = Server {
             threads,
             stats,
+            probes,
             stop,
             local,
         };
@@ -120,6 +127,11 @@ impl Server {
             }
         }
         Ok(server)
+    }
+
+    /// The probe handle the workers share: fill it to turn the accept-wait figures on.
+    pub fn probes(&self) -> &ProbeHandle {
+        &self.probes
     }
 
     /// Every worker's counters.

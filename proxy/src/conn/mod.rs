@@ -24,9 +24,9 @@ use std::time::{Duration, Instant};
 use tokio_uring::net::TcpStream;
 
 use self::io::{Counted, IoError, Stream, read_some, write_all};
-use crate::bufpool;
 use crate::http::{self, HeaderSpan, Limits, RequestHead, Status};
 use crate::server::Worker;
+use crate::{bufpool, metrics};
 
 /// Bytes read from a client at a time while waiting for a head.
 const HEAD_READ_SIZE: usize = 8 * 1024;
@@ -52,7 +52,9 @@ enum Next {
 
 /// Serves one accepted client connection until it closes.
 pub async fn serve(stream: TcpStream, peer: SocketAddr, worker: Rc<Worker>) {
-    let live_key = worker.stats.open(peer, socket_cookie(&stream));
+    let cookie = socket_cookie(&stream);
+    metrics::accepted(&worker.probes, cookie);
+    let live_key = worker.stats.open(peer, cookie);
     let mut conn = Conn {
         stream: Counted::new(stream),
         peer,

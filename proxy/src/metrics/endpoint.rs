@@ -8,6 +8,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::ebpf::{self, ProbeHandle};
 use super::procs::{self, ProcessFigures};
 use super::prom::{self, Exposition};
 use super::snapshot::Snapshot;
@@ -28,37 +29,60 @@ pub struct Sources {
     pub workers: Vec<Arc<WorkerStats>>,
     /// The upstreams, to find the uWSGI processes behind them.
     pub upstreams: Vec<UpstreamAddr>,
+    /// The eBPF probes, if enabled.
+    pub probes: ProbeHandle,
+    /// The port ringway listens on (for the accept queue figures).
+    pub port: u16,
     uwsgi_pids: Vec<u32>,
     scanned: Option<Instant>,
 }
 
 impl Sources {
-    /// Sources for these workers and upstreams.
-    pub fn new(workers: Vec<Arc<WorkerStats>>, upstreams: Vec<UpstreamAddr>) -> Self {
+    /// Sources for these workers, upstreams and probes.
+    pub fn new(
+        workers: Vec<Arc<WorkerStats>>,
+        upstreams: Vec<UpstreamAddr>,
+        probes: ProbeHandle,
+        port: u16,
+    ) -> Self {
         Sources {
             workers,
             upstreams,
+            probes,
+            port,
             uwsgi_pids: Vec::new(),
             scanned: None,
         }
     }
 
-    fn processes(&mut self) -> Vec<ProcessFigures> {
-        let stale = self.scanned.is_none_or(|t| t.elapsed() > RESCAN_EVERY);
-        let mut figures = procs::figures(&self.uwsgi_pids);
-        // A vanished worker (uWSGI respawns them) also calls for a new scan.
-        if stale || figures.len() != self.uwsgi_pids.len() + 1 {
-            self.uwsgi_pids = procs::upstream_pids(&self.upstreams);
-            self.scanned = Some(Instant::now());
-            figures = procs::figures(&self.uwsgi_pids);
+    /// Finds the uWSGI processes again when the list is old or one of them vanished
+    /// (uWSGI respawns workers), and keeps the probes watching the current ones.
+    fn rescan(&mut self) {
+        let vanished = self
+            .uwsgi_pids
+            .iter()
+            .any(|pid| procs::cpu_seconds(*pid).is_none());
+        if !vanished && self.scanned.is_some_and(|t| t.elapsed() < RESCAN_EVERY) {
+            return;
         }
-        figures
+        let pids = ebpf::upstream_pids(&self.upstreams);
+        ebpf::watch_workers(&self.probes, &self.uwsgi_pids, &pids);
+        self.uwsgi_pids = pids;
+        self.scanned = Some(Instant::now());
     }
 
     /// Takes a snapshot of everything.
     pub fn snapshot(&mut self) -> Snapshot {
-        let processes = self.processes();
-        Snapshot::take(&self.workers, processes)
+        self.rescan();
+        let mut slot = self.probes.write().ok();
+        let ebpf = slot
+            .as_mut()
+            .and_then(|s| s.as_mut())
+            .map(|p| ebpf::figures(p, self.port));
+        let probes = slot.as_ref().and_then(|s| s.as_ref());
+        let processes: Vec<ProcessFigures> = procs::figures(&self.uwsgi_pids, probes);
+        drop(slot);
+        Snapshot::take(&self.workers, processes, ebpf)
     }
 
     /// The Prometheus exposition.
@@ -66,6 +90,9 @@ impl Sources {
         let snap = self.snapshot();
         let mut out = Exposition::default();
         prom::render(&snap, &mut out);
+        if let Some(figures) = &snap.ebpf {
+            prom::render_ebpf(figures, &mut out);
+        }
         out.finish()
     }
 

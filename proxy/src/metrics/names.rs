@@ -37,4 +37,15 @@ names! {
     PROCESS_CPU = "ringway_process_cpu_seconds_total", "CPU time (user + system) of ringway and of each uWSGI process.";
     WORKERS = "ringway_workers", "Worker threads (io_uring event loops).";
     EBPF_UP = "ringway_ebpf_up", "1 if the eBPF probe is loaded and attached, 0 if not (see the log for why).";
+    PROCESS_ONCPU = "ringway_process_oncpu_seconds_total", "On-CPU time of ringway and of each uWSGI process since the eBPF probe started watching it (sched_switch).";
+    TCP_RTT = "ringway_tcp_rtt_seconds", "Smoothed RTT of client connections, at close (eBPF sock_ops).";
+    CONNECTION_DURATION = "ringway_connection_duration_seconds", "Lifetime of client connections (eBPF).";
+    CONNECTION_RECEIVED_BYTES = "ringway_connection_received_bytes", "Bytes received per client connection, at close (eBPF).";
+    CONNECTION_SENT_BYTES = "ringway_connection_sent_bytes", "Bytes sent and acknowledged per client connection, at close (eBPF).";
+    ACCEPT_WAIT = "ringway_accept_wait_seconds", "Time from handshake complete to accepted by ringway (eBPF).";
+    ACCEPT_QUEUE_LENGTH = "ringway_accept_queue_length", "Connections waiting in the listening sockets' accept queues.";
+    ACCEPT_QUEUE_LIMIT = "ringway_accept_queue_limit", "Capacity of the listening sockets' accept queues.";
+    URING_OP_DURATION = "ringway_io_uring_op_duration_seconds", "io_uring operation latency, submit to complete, by opcode (eBPF).";
+    SOCKET_MEMORY = "ringway_socket_memory_bytes", "Socket buffer memory of live client connections, by queue (eBPF).";
+    CLOSED_DROPPED = "ringway_ebpf_closed_records_dropped_total", "Closed-connection records the probes dropped because the ring buffer was full.";
 }

@@ -1,12 +1,11 @@
 //! The processes whose memory and CPU the metrics show: ringway itself and the uWSGI
-//! processes behind its upstreams, found as the holders of each upstream's listening socket
-//! (uWSGI's master opens it and every worker inherits it), read from /proc.
+//! processes behind its upstreams (found by `ringway_ebpf::upstream_pids`: the owners of each
+//! upstream's listening socket and their descendants). Figures come from the eBPF probes
+//! when they run (`rss_stat`, `sched_switch`), else from /proc.
 
-use std::collections::BTreeSet;
 use std::fs;
-use std::path::Path;
 
-use crate::config::UpstreamAddr;
+use ringway_ebpf::Probes;
 
 /// One process's figures.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -15,96 +14,56 @@ pub struct ProcessFigures {
     pub pid: u32,
     /// `ringway`, `uwsgi-master` or `uwsgi-worker`.
     pub role: &'static str,
-    /// Resident memory, bytes (VmRSS).
+    /// Resident memory, bytes.
     pub rss_bytes: u64,
-    /// CPU time, user + system, seconds.
+    /// Where `rss_bytes` comes from: `ebpf` (kmem:rss_stat) or `proc` (/proc/PID/status).
+    pub rss_source: &'static str,
+    /// CPU time, user + system, seconds (/proc/PID/stat).
     pub cpu_seconds: f64,
+    /// On-CPU time measured by the `oncpu` probe since it started watching, seconds.
+    pub oncpu_seconds: Option<f64>,
 }
 
-/// Pids of the processes holding the listening sockets of `upstreams`, master first.
-pub fn upstream_pids(upstreams: &[UpstreamAddr]) -> Vec<u32> {
-    let mut inodes = BTreeSet::new();
-    for upstream in upstreams {
-        match upstream {
-            UpstreamAddr::Unix(path) => inodes.extend(unix_listener_inode(path)),
-            UpstreamAddr::Tcp(addr) => inodes.extend(tcp_listener_inode(addr.port())),
-        }
-    }
-    if inodes.is_empty() {
-        return Vec::new();
-    }
-    let targets: BTreeSet<String> = inodes.iter().map(|i| format!("socket:[{i}]")).collect();
-    let Ok(procs) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let mut pids: Vec<u32> = procs
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&pid| pid != std::process::id())
-        .filter(|pid| holds_any(*pid, &targets))
-        .collect();
-    pids.sort_unstable();
-    pids
-}
-
-fn holds_any(pid: u32, targets: &BTreeSet<String>) -> bool {
-    let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
-        return false;
-    };
-    fds.flatten().any(|fd| {
-        fs::read_link(fd.path())
-            .ok()
-            .and_then(|l| l.to_str().map(|s| targets.contains(s)))
-            .unwrap_or(false)
-    })
-}
-
-/// Inode of the listening unix socket bound at `path`, from /proc/net/unix.
-fn unix_listener_inode(path: &Path) -> Option<u64> {
-    let table = fs::read_to_string("/proc/net/unix").ok()?;
-    let want = path.to_str()?;
-    // Num RefCount Protocol Flags Type St Inode Path; Flags 00010000 = listening.
-    table.lines().skip(1).find_map(|line| {
-        let cols: Vec<&str> = line.split_whitespace().collect();
-        (cols.len() >= 8 && cols[7] == want && cols[3] == "00010000")
-            .then(|| cols[6].parse().ok())?
-    })
-}
-
-/// Inode of a TCP socket listening on `port`, from /proc/net/tcp and tcp6.
-fn tcp_listener_inode(port: u16) -> Option<u64> {
-    let want = format!(":{port:04X}");
-    ["/proc/net/tcp", "/proc/net/tcp6"].iter().find_map(|file| {
-        let table = fs::read_to_string(file).ok()?;
-        table.lines().skip(1).find_map(|line| {
-            let cols: Vec<&str> = line.split_whitespace().collect();
-            // sl local_address rem_address st ... inode (column 9); st 0A = LISTEN.
-            (cols.len() > 9 && cols[1].ends_with(&want) && cols[3] == "0A")
-                .then(|| cols[9].parse().ok())?
-        })
-    })
-}
-
-/// Figures for ringway and for `upstream` pids (the lowest pid whose parent is not among
-/// them is the master).
-pub fn figures(upstream: &[u32]) -> Vec<ProcessFigures> {
+/// Figures for ringway and for the `upstream` pids. A pid whose parent is among them is a
+/// worker; the others are masters.
+pub fn figures(upstream: &[u32], probes: Option<&Probes>) -> Vec<ProcessFigures> {
     let mut out = Vec::with_capacity(upstream.len() + 1);
-    out.extend(read(std::process::id(), "ringway"));
+    out.extend(read(std::process::id(), "ringway", probes));
     for &pid in upstream {
-        let parent = parent_pid(pid);
-        let role = if parent.is_some_and(|p| upstream.contains(&p)) {
+        let role = if parent_pid(pid).is_some_and(|p| upstream.contains(&p)) {
             "uwsgi-worker"
         } else {
             "uwsgi-master"
         };
-        out.extend(read(pid, role));
+        out.extend(read(pid, role, probes));
     }
     out
 }
 
-fn read(pid: u32, role: &'static str) -> Option<ProcessFigures> {
+fn read(pid: u32, role: &'static str, probes: Option<&Probes>) -> Option<ProcessFigures> {
+    let cpu_seconds = cpu_seconds(pid)?;
+    let kernel_rss = probes.and_then(|p| p.rss_bytes(pid));
+    let (rss_bytes, rss_source) = match kernel_rss {
+        Some(bytes) => (bytes, "ebpf"),
+        None => (proc_rss(pid)?, "proc"),
+    };
+    let oncpu_seconds = probes
+        .and_then(|p| p.oncpu_ns(pid))
+        .map(|ns| ns as f64 / 1e9);
+    Some(ProcessFigures {
+        pid,
+        role,
+        rss_bytes,
+        rss_source,
+        cpu_seconds,
+        oncpu_seconds,
+    })
+}
+
+/// VmRSS from /proc/PID/status, bytes.
+fn proc_rss(pid: u32) -> Option<u64> {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let rss_kib: u64 = status
+    let kib: u64 = status
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))?
         .trim()
@@ -112,20 +71,12 @@ fn read(pid: u32, role: &'static str) -> Option<ProcessFigures> {
         .trim()
         .parse()
         .ok()?;
-    Some(ProcessFigures {
-        pid,
-        role,
-        rss_bytes: rss_kib * 1024,
-        cpu_seconds: cpu_seconds(pid)?,
-    })
+    Some(kib * 1024)
 }
 
 /// utime + stime from /proc/PID/stat, in seconds.
 pub fn cpu_seconds(pid: u32) -> Option<f64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name (which may hold spaces) start after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let fields = stat_fields(pid)?;
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
     // SAFETY: sysconf has no memory effects.
@@ -134,9 +85,14 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
 }
 
 fn parent_pid(pid: u32) -> Option<u32> {
+    stat_fields(pid)?.get(1)?.parse().ok()
+}
+
+/// The fields of /proc/PID/stat after the command name (which may hold spaces and parens).
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 2..];
-    rest.split_whitespace().nth(1)?.parse().ok()
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    Some(rest.split_whitespace().map(str::to_owned).collect())
 }
 
 #[cfg(test)]
@@ -145,21 +101,31 @@ mod tests {
 
     #[test]
     fn reads_own_figures() {
-        let me = figures(&[]);
+        let me = figures(&[], None);
         assert_eq!(me.len(), 1);
         assert_eq!(me[0].pid, std::process::id());
+        assert_eq!(me[0].rss_source, "proc");
         assert!(me[0].rss_bytes > 0);
     }
 
     #[test]
-    fn finds_a_unix_listeners_inode() {
-        let dir = std::env::temp_dir().join(format!("ringway-procs-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("up.sock");
-        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
-        assert!(unix_listener_inode(&path).is_some());
-        assert!(unix_listener_inode(&dir.join("other.sock")).is_none());
-        drop(listener);
-        std::fs::remove_dir_all(&dir).unwrap();
+    fn roles_follow_parentage() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let me = std::process::id();
+        // This test process plays the master: the child is its worker.
+        let figures = figures(&[me, child.id()], None);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let role = |pid| {
+            figures
+                .iter()
+                .find(|f| f.pid == pid && f.role != "ringway")
+                .map(|f| f.role)
+        };
+        assert_eq!(role(me), Some("uwsgi-master"));
+        assert_eq!(role(child.id()), Some("uwsgi-worker"));
     }
 }

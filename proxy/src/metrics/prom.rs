@@ -3,6 +3,7 @@
 
 use std::fmt::Write;
 
+use super::ebpf::EbpfFigures;
 use super::histogram::HistogramSnapshot;
 use super::names::{self, Name};
 use super::snapshot::Snapshot;
@@ -176,6 +177,79 @@ pub fn render(snap: &Snapshot, out: &mut Exposition) {
             &names::PROCESS_CPU,
             &[("process", p.role), ("pid", &pid)],
             p.cpu_seconds,
+        );
+    }
+    render_oncpu(snap, out);
+}
+
+/// Renders the eBPF figures.
+pub fn render_ebpf(e: &EbpfFigures, out: &mut Exposition) {
+    use Kind::*;
+    out.family(&names::EBPF_UP, Gauge);
+    for p in &e.probes {
+        out.sample(
+            &names::EBPF_UP,
+            &[("probe", p.name)],
+            if p.up { 1.0 } else { 0.0 },
+        );
+    }
+    for (name, h) in [
+        (&names::TCP_RTT, &e.rtt),
+        (&names::CONNECTION_DURATION, &e.lifetime),
+        (&names::CONNECTION_RECEIVED_BYTES, &e.bytes_in),
+        (&names::CONNECTION_SENT_BYTES, &e.bytes_out),
+        (&names::ACCEPT_WAIT, &e.accept_wait),
+    ] {
+        if let Some(h) = h {
+            out.family(name, Histogram);
+            out.histogram(name, &[], h);
+        }
+    }
+    if let Some((depth, limit)) = e.accept_queue {
+        out.family(&names::ACCEPT_QUEUE_LENGTH, Gauge);
+        out.sample(&names::ACCEPT_QUEUE_LENGTH, &[], depth as f64);
+        out.family(&names::ACCEPT_QUEUE_LIMIT, Gauge);
+        out.sample(&names::ACCEPT_QUEUE_LIMIT, &[], limit as f64);
+    }
+    if !e.uring.is_empty() {
+        out.family(&names::URING_OP_DURATION, Histogram);
+        for row in &e.uring {
+            out.histogram(&names::URING_OP_DURATION, &[("op", &row.op)], &row.latency);
+        }
+    }
+    out.family(&names::SOCKET_MEMORY, Gauge);
+    out.sample(
+        &names::SOCKET_MEMORY,
+        &[("queue", "send")],
+        e.socket_memory.0 as f64,
+    );
+    out.sample(
+        &names::SOCKET_MEMORY,
+        &[("queue", "receive")],
+        e.socket_memory.1 as f64,
+    );
+    out.family(&names::CLOSED_DROPPED, Counter);
+    out.sample(&names::CLOSED_DROPPED, &[], e.closed_dropped as f64);
+}
+
+/// Renders the on-CPU time the probes measured, for the processes that have it.
+fn render_oncpu(snap: &Snapshot, out: &mut Exposition) {
+    let measured: Vec<_> = snap
+        .processes
+        .iter()
+        .filter(|p| p.oncpu_seconds.is_some())
+        .collect();
+    if measured.is_empty() {
+        return;
+    }
+    out.family(&names::PROCESS_ONCPU, Kind::Counter);
+    for p in measured {
+        let pid = p.pid.to_string();
+        let seconds = p.oncpu_seconds.unwrap_or_default();
+        out.sample(
+            &names::PROCESS_ONCPU,
+            &[("process", p.role), ("pid", &pid)],
+            seconds,
         );
     }
 }

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::SystemTime;
 
+use super::ebpf::{ConnKernel, EbpfFigures};
 use super::histogram::HistogramSnapshot;
 use super::procs::ProcessFigures;
 use super::stats::{LiveConn, UpstreamError, WorkerStats};
@@ -44,8 +45,12 @@ pub struct Snapshot {
     pub processes: Vec<ProcessFigures>,
     /// The oldest live connections.
     pub oldest_connections: Vec<ConnRow>,
+    /// The live connections with the highest RTT (empty without the eBPF probes).
+    pub slowest_connections: Vec<ConnRow>,
     /// The live connections that moved the most bytes.
     pub biggest_connections: Vec<ConnRow>,
+    /// The eBPF figures, when the probes are loaded.
+    pub ebpf: Option<EbpfFigures>,
 }
 
 /// One row of a live-connection table.
@@ -63,11 +68,17 @@ pub struct ConnRow {
     pub bytes_in: u64,
     /// Bytes out, after the last completed request.
     pub bytes_out: u64,
+    /// The kernel's view (RTT, socket buffers), when the eBPF probes see the connection.
+    pub kernel: Option<ConnKernel>,
 }
 
 impl Snapshot {
     /// Sums the workers' stats; `processes` are read by the caller.
-    pub fn take(workers: &[Arc<WorkerStats>], processes: Vec<ProcessFigures>) -> Snapshot {
+    pub fn take(
+        workers: &[Arc<WorkerStats>],
+        processes: Vec<ProcessFigures>,
+        ebpf: Option<EbpfFigures>,
+    ) -> Snapshot {
         let now = SystemTime::now();
         let first = workers.first();
         let empty = |f: fn(&WorkerStats) -> &super::Histogram| {
@@ -91,7 +102,9 @@ impl Snapshot {
             requests_per_connection: empty(|w| &w.requests_per_connection),
             processes,
             oldest_connections: Vec::new(),
+            slowest_connections: Vec::new(),
             biggest_connections: Vec::new(),
+            ebpf,
         };
         let mut live: Vec<LiveConn> = Vec::new();
         for w in workers {
@@ -117,20 +130,41 @@ impl Snapshot {
                 live.extend(table.iter().map(|(_, c)| c.clone()));
             }
         }
-        let row = |c: &LiveConn| ConnRow {
-            peer: c.peer.to_string(),
-            cookie: c.cookie,
-            age_seconds: now
-                .duration_since(c.opened)
-                .map_or(0.0, |d| d.as_secs_f64()),
-            requests: c.requests,
-            bytes_in: c.bytes_in,
-            bytes_out: c.bytes_out,
+        let kernel = |cookie| {
+            snap.ebpf
+                .as_ref()
+                .and_then(|e| e.conns.get(&cookie))
+                .copied()
         };
-        live.sort_by_key(|c| c.opened);
-        snap.oldest_connections = live.iter().take(TOP_CONNECTIONS).map(row).collect();
-        live.sort_by_key(|c| std::cmp::Reverse(c.bytes_in + c.bytes_out));
-        snap.biggest_connections = live.iter().take(TOP_CONNECTIONS).map(row).collect();
+        let mut rows: Vec<ConnRow> = live
+            .iter()
+            .map(|c| {
+                let kernel = kernel(c.cookie);
+                ConnRow {
+                    peer: c.peer.to_string(),
+                    cookie: c.cookie,
+                    age_seconds: now
+                        .duration_since(c.opened)
+                        .map_or(0.0, |d| d.as_secs_f64()),
+                    requests: c.requests,
+                    // The kernel's counts are live; ringway's are updated per request.
+                    bytes_in: kernel.map_or(c.bytes_in, |k| k.bytes_received.max(c.bytes_in)),
+                    bytes_out: kernel.map_or(c.bytes_out, |k| k.bytes_acked.max(c.bytes_out)),
+                    kernel,
+                }
+            })
+            .collect();
+        let top = |rows: &[ConnRow]| rows.iter().take(TOP_CONNECTIONS).cloned().collect();
+        rows.sort_by(|a, b| b.age_seconds.total_cmp(&a.age_seconds));
+        snap.oldest_connections = top(&rows);
+        rows.sort_by_key(|r| std::cmp::Reverse(r.bytes_in + r.bytes_out));
+        snap.biggest_connections = top(&rows);
+        rows.retain(|r| r.kernel.is_some());
+        rows.sort_by(|a, b| {
+            let rtt = |r: &ConnRow| r.kernel.map_or(0.0, |k| k.srtt_seconds);
+            rtt(b).total_cmp(&rtt(a))
+        });
+        snap.slowest_connections = top(&rows);
         snap
     }
 }

@@ -1,0 +1,265 @@
+//! The eBPF figures: loading the probes for this server, and turning what they measured into
+//! snapshot parts. Everything here runs on the metrics thread, except [`accepted`], which a
+//! worker calls once per connection.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use ringway_ebpf::{Config as ProbeConfig, ConnStats, Histogram, Probes, Role};
+
+use super::histogram::HistogramSnapshot;
+use crate::config::UpstreamAddr;
+
+/// The probes, once loaded (`None` when disabled, or until loaded). Workers take the read
+/// lock once per connection; the metrics thread takes the write lock to update watched pids.
+pub type ProbeHandle = Arc<RwLock<Option<Probes>>>;
+
+/// Loads the probes for a server on `port` and puts them in `handle`.
+pub fn load(handle: &ProbeHandle, port: u16, upstreams: &[UpstreamAddr]) {
+    let config = ProbeConfig {
+        listen_ports: vec![port],
+        proxy_pids: vec![std::process::id()],
+        worker_pids: upstream_pids(upstreams),
+        cgroup: None,
+    };
+    let probes = Probes::load(&config);
+    let up: Vec<&str> = probes
+        .statuses()
+        .iter()
+        .filter(|s| s.up)
+        .map(|s| s.name)
+        .collect();
+    tracing::info!(probes = up.join(" "), "eBPF probes attached");
+    if let Ok(mut slot) = handle.write() {
+        *slot = Some(probes);
+    }
+}
+
+/// The uWSGI processes behind `upstreams`: each listening socket's owners and descendants.
+pub fn upstream_pids(upstreams: &[UpstreamAddr]) -> Vec<u32> {
+    let mut pids: Vec<u32> = upstreams
+        .iter()
+        .filter_map(|u| {
+            let target = match u {
+                UpstreamAddr::Unix(path) => ringway_ebpf::Upstream::Unix(path.clone()),
+                UpstreamAddr::Tcp(addr) => ringway_ebpf::Upstream::Tcp(*addr),
+            };
+            ringway_ebpf::upstream_pids(&target).ok()
+        })
+        .flatten()
+        .filter(|&pid| pid != std::process::id())
+        .collect();
+    pids.sort_unstable();
+    pids.dedup();
+    pids
+}
+
+/// Tells the probes a connection was accepted, so its accept-queue wait is measured.
+pub fn accepted(handle: &ProbeHandle, cookie: u64) {
+    if cookie == 0 {
+        return;
+    }
+    if let Ok(slot) = handle.read() {
+        if let Some(probes) = slot.as_ref() {
+            probes.accepted(cookie);
+        }
+    }
+}
+
+/// Keeps the probes' watched pids equal to `pids` (uWSGI respawns and reloads workers).
+pub fn watch_workers(handle: &ProbeHandle, old: &[u32], new: &[u32]) {
+    let Ok(mut slot) = handle.write() else { return };
+    let Some(probes) = slot.as_mut() else { return };
+    for pid in old.iter().filter(|p| !new.contains(p)) {
+        probes.unwatch_pid(*pid);
+    }
+    for pid in new.iter().filter(|p| !old.contains(p)) {
+        if let Err(err) = probes.watch_pid(*pid, Role::Worker) {
+            tracing::debug!(pid, error = %err, "cannot watch uWSGI process");
+        }
+    }
+}
+
+/// A probe's state, for `ringway_ebpf_up` and the page.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ProbeRow {
+    /// Probe name.
+    pub name: &'static str,
+    /// Loaded and attached.
+    pub up: bool,
+    /// Why not, when down.
+    pub reason: Option<String>,
+    /// What is missing while it is down.
+    pub figures: &'static str,
+}
+
+/// One io_uring opcode's latency.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct UringRow {
+    /// Opcode name (`read`, `write_fixed`, `accept`, ...).
+    pub op: String,
+    /// Submit → complete latency.
+    pub latency: HistogramSnapshot,
+}
+
+/// The kernel's view of one live client connection.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct ConnKernel {
+    /// Smoothed RTT, seconds.
+    pub srtt_seconds: f64,
+    /// RTT variance, seconds.
+    pub rttvar_seconds: f64,
+    /// Retransmitted segments.
+    pub retransmits: u32,
+    /// Bytes the client acknowledged.
+    pub bytes_acked: u64,
+    /// Bytes received from the client.
+    pub bytes_received: u64,
+    /// Send queue memory (sk_wmem_queued), bytes.
+    pub send_buffer_bytes: u32,
+    /// Receive queue memory (sk_rmem_alloc), bytes.
+    pub receive_buffer_bytes: u32,
+}
+
+impl From<&ConnStats> for ConnKernel {
+    fn from(c: &ConnStats) -> Self {
+        ConnKernel {
+            srtt_seconds: f64::from(c.srtt_us) / 1e6,
+            rttvar_seconds: f64::from(c.rttvar_us) / 1e6,
+            retransmits: c.retrans,
+            bytes_acked: c.bytes_acked,
+            bytes_received: c.bytes_received,
+            send_buffer_bytes: c.sk_wmem_queued,
+            receive_buffer_bytes: c.sk_rmem_alloc,
+        }
+    }
+}
+
+/// Everything the probes add to a snapshot.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct EbpfFigures {
+    /// Each probe's state.
+    pub probes: Vec<ProbeRow>,
+    /// srtt of client connections at close.
+    pub rtt: Option<HistogramSnapshot>,
+    /// Client connection lifetimes.
+    pub lifetime: Option<HistogramSnapshot>,
+    /// Bytes received per client connection.
+    pub bytes_in: Option<HistogramSnapshot>,
+    /// Bytes sent per client connection.
+    pub bytes_out: Option<HistogramSnapshot>,
+    /// Time from handshake complete to accepted by ringway.
+    pub accept_wait: Option<HistogramSnapshot>,
+    /// Accept queue depth and limit of the listening socket(s), summed.
+    pub accept_queue: Option<(u64, u64)>,
+    /// io_uring latency by opcode.
+    pub uring: Vec<UringRow>,
+    /// Socket buffer memory of the live client connections: send, receive.
+    pub socket_memory: (u64, u64),
+    /// Closed-connection records lost because nobody read them in time.
+    pub closed_dropped: u64,
+    /// Live connections the probes see, by cookie (not serialized: joined into rows).
+    #[serde(skip)]
+    pub conns: HashMap<u64, ConnKernel>,
+}
+
+/// Reads every figure the probes have; `port` is the listening port (accept queue).
+pub fn figures(probes: &mut Probes, port: u16) -> EbpfFigures {
+    let hist = |h: Result<Histogram, _>| h.ok().map(|h| convert(&h));
+    let conns: HashMap<u64, ConnKernel> = probes
+        .conn_stats()
+        .unwrap_or_default()
+        .iter()
+        .filter(|c| c.end_ns.is_none())
+        .map(|c| (c.cookie, ConnKernel::from(c)))
+        .collect();
+    // The closed-connection records are not shown yet; reading them keeps the ring buffer
+    // from filling and losing newer ones.
+    drop(probes.closed_conns());
+    let socket_memory = conns.values().fold((0, 0), |(s, r), c| {
+        (
+            s + u64::from(c.send_buffer_bytes),
+            r + u64::from(c.receive_buffer_bytes),
+        )
+    });
+    EbpfFigures {
+        probes: probes
+            .statuses()
+            .iter()
+            .map(|s| ProbeRow {
+                name: s.name,
+                up: s.up,
+                reason: s.reason.clone(),
+                figures: ringway_ebpf::figures_of(s.name),
+            })
+            .collect(),
+        rtt: hist(probes.rtt_histogram()),
+        lifetime: hist(probes.lifetime_histogram()),
+        bytes_in: hist(probes.bytes_in_histogram()),
+        bytes_out: hist(probes.bytes_out_histogram()),
+        accept_wait: probes
+            .is_up(ringway_ebpf::probes::PROBE_TCP_RTT)
+            .then(|| convert(&probes.accept_wait_histogram())),
+        accept_queue: ringway_ebpf::listen_backlog(port).ok().map(|queues| {
+            queues.iter().fold((0, 0), |(d, l), q| {
+                (d + u64::from(q.depth), l + u64::from(q.limit))
+            })
+        }),
+        uring: probes
+            .uring_latency_by_opcode()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|u| UringRow {
+                op: u.name,
+                latency: convert(&u.latency),
+            })
+            .collect(),
+        socket_memory,
+        closed_dropped: probes.closed_dropped(),
+        conns,
+    }
+}
+
+/// The probes' histogram (cumulative, last bucket +Inf) as a snapshot (per bucket).
+pub fn convert(h: &Histogram) -> HistogramSnapshot {
+    let n = h.buckets.len();
+    let bounds: Vec<f64> = h
+        .buckets
+        .iter()
+        .take(n.saturating_sub(1))
+        .map(|b| b.0)
+        .collect();
+    let mut previous = 0;
+    let counts = h
+        .buckets
+        .iter()
+        .map(|&(_, cumulative)| {
+            let count = cumulative.saturating_sub(previous);
+            previous = cumulative;
+            count
+        })
+        .collect();
+    HistogramSnapshot {
+        bounds,
+        counts,
+        sum: h.sum,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn converts_cumulative_buckets() {
+        let h = Histogram {
+            buckets: vec![(0.001, 2), (0.002, 5), (f64::INFINITY, 6)],
+            sum: 0.01,
+            count: 6,
+        };
+        let s = convert(&h);
+        assert_eq!(s.bounds, vec![0.001, 0.002]);
+        assert_eq!(s.counts, vec![2, 3, 1]);
+        assert_eq!(s.count(), 6);
+    }
+}
