@@ -1,0 +1,148 @@
+//! A uWSGI master with its workers, serving one of the test apps on a unix socket in its own
+//! temp dir.
+
+use std::fs::File;
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use tempfile::TempDir;
+
+use crate::paths::{self, App};
+use crate::wait::{poll_until, stop_child};
+
+/// How long uWSGI may take to load the app and accept on its socket.
+const START_LIMIT: Duration = Duration::from_secs(30);
+
+/// A running uWSGI; killed (with its workers) and reaped on drop, temp dir removed.
+pub struct Uwsgi {
+    child: Child,
+    socket: PathBuf,
+    log: PathBuf,
+    dir: TempDir,
+}
+
+/// Options for [`Uwsgi::start_with`].
+#[derive(Debug, Clone)]
+pub struct UwsgiOptions {
+    /// The app to serve.
+    pub app: App,
+    /// `--workers`.
+    pub workers: u32,
+    /// `--buffer-size` (uWSGI's default is 4096).
+    pub buffer_size: Option<u32>,
+    /// Run the app under `wsgiref.validate` (RINGWAY_VALIDATE=1); on by default.
+    pub validate: bool,
+}
+
+impl UwsgiOptions {
+    /// Two workers, default buffer size, validator on.
+    pub fn new(app: App) -> Self {
+        UwsgiOptions {
+            app,
+            workers: 2,
+            buffer_size: None,
+            validate: true,
+        }
+    }
+}
+
+impl Uwsgi {
+    /// Starts `app` with two workers and waits until the socket accepts.
+    pub fn start(app: App) -> Uwsgi {
+        Uwsgi::start_with(UwsgiOptions::new(app))
+    }
+
+    /// Starts uWSGI with `opts` and waits until the socket accepts.
+    pub fn start_with(opts: UwsgiOptions) -> Uwsgi {
+        let dir = tempfile::Builder::new()
+            .prefix("ringway-uwsgi-")
+            .tempdir()
+            .expect("temp dir");
+        let socket = dir.path().join("app.sock");
+        let log = dir.path().join("uwsgi.log");
+        let log_file = File::create(&log).expect("uwsgi log file");
+        let venv = paths::venv();
+        let mut cmd = Command::new(paths::uwsgi_bin());
+        cmd.arg("--socket")
+            .arg(&socket)
+            .args(["--master", "--die-on-term", "--need-app", "--strict"])
+            .args(["--workers", &opts.workers.to_string()])
+            .arg("--virtualenv")
+            .arg(&venv)
+            .arg("--wsgi-file")
+            .arg(opts.app.file())
+            .arg("--chdir")
+            .arg(paths::apps_dir());
+        if let Some(size) = opts.buffer_size {
+            cmd.args(["--buffer-size", &size.to_string()]);
+        }
+        cmd.env("RINGWAY_VALIDATE", if opts.validate { "1" } else { "0" })
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().expect("dup log"))
+            .stderr(log_file)
+            .process_group(0);
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning {}: {e}", paths::uwsgi_bin().display()));
+        let mut uwsgi = Uwsgi {
+            child,
+            socket,
+            log,
+            dir,
+        };
+        uwsgi.wait_ready();
+        uwsgi
+    }
+
+    fn wait_ready(&mut self) {
+        let mut exited = None;
+        let ready = poll_until(START_LIMIT, || {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                exited = Some(status);
+                return true;
+            }
+            UnixStream::connect(&self.socket).is_ok()
+        });
+        if let Some(status) = exited {
+            panic!("uWSGI exited at start ({status}); log:\n{}", self.log());
+        }
+        assert!(
+            ready,
+            "uWSGI did not accept on {} within {START_LIMIT:?}; log:\n{}",
+            self.socket.display(),
+            self.log()
+        );
+    }
+
+    /// The unix socket path.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// The socket as ringway's `--upstream` value: `unix:/path`.
+    pub fn upstream(&self) -> String {
+        format!("unix:{}", self.socket.display())
+    }
+
+    /// The temp dir this uWSGI lives in (removed on drop).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// uWSGI's log so far (stdout and stderr), for assertion messages.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Uwsgi {
+    fn drop(&mut self) {
+        // SIGINT makes the master kill its workers at once; then the group is SIGKILLed in
+        // case a worker lingers.
+        stop_child(&mut self.child, libc::SIGINT, Duration::from_secs(5), true);
+    }
+}
