@@ -64,11 +64,20 @@ def echo():
     return Response(json.dumps(answer), mimetype="application/json")
 
 
-@app.route("/environ", methods=["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"])
-def environ():
+ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
+
+
+@app.route("/environ", methods=ALL_METHODS)
+@app.route("/environ/<path:rest>", methods=ALL_METHODS)
+def environ(rest=None):
     read_body()
     env = {k: v for k, v in request.environ.items() if isinstance(v, str)}
-    return Response(json.dumps(env, sort_keys=True), mimetype="application/json")
+    body = json.dumps(env, sort_keys=True)
+    response = Response(body, mimetype="application/json")
+    if request.method == "HEAD":
+        # A HEAD response has no body: the environ rides in a header instead.
+        response.headers["X-Environ"] = body
+    return response
 
 
 @app.route("/slow")

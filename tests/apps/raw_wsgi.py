@@ -5,7 +5,7 @@ Routes (the same as demo_flask.py):
   /bytes/<n>        n bytes of a fixed pattern (byte i = i % 251), with Content-Length
   /stream/<n>       the same n bytes yielded in pieces, without Content-Length
   /echo             POST: JSON {"length", "sha256"} of the body, reading exactly CONTENT_LENGTH
-  /environ          JSON of the WSGI environ (str values only)
+  /environ[/...]    JSON of the WSGI environ (str values only); for HEAD, in header X-Environ
   /slow?ms=N        sleeps N ms, then answers "slept N ms"
   /error            raises: uWSGI answers 500
   /status/<code>    answers with that status (no body for 1xx, 204, 304)
@@ -85,9 +85,14 @@ def app(environ, start_response):
         body = read_body(environ)
         answer = {"length": len(body), "sha256": hashlib.sha256(body).hexdigest()}
         return respond(start_response, "200 OK", json.dumps(answer).encode(), "application/json")
-    if path == "/environ":
+    if path == "/environ" or path.startswith("/environ/"):
         read_body(environ)
         body = json.dumps(string_environ(environ), sort_keys=True).encode()
+        if environ["REQUEST_METHOD"] == "HEAD":
+            # A HEAD response has no body: the environ rides in a header instead.
+            start_response("200 OK", [("Content-Type", "application/json"),
+                                      ("X-Environ", body.decode("ascii"))])
+            return []
         return respond(start_response, "200 OK", body, "application/json")
     if path == "/slow":
         ms = int(parse_qs(environ.get("QUERY_STRING", "")).get("ms", ["0"])[0])

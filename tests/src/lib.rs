@@ -14,6 +14,7 @@ pub mod checks;
 pub mod client;
 pub mod data;
 pub mod nginx;
+pub mod parity;
 pub mod paths;
 pub mod ringway;
 pub mod uwsgi;

@@ -25,18 +25,29 @@ fn keep_alive_serves_several_requests_on_one_connection() {
     let mut conn = Conn::open(ringway.addr());
     for round in 0..3 {
         let r = send(&mut conn, &Req::get("/"));
-        assert_eq!((r.status, r.text().as_str()), (200, "Hello, World!"), "round {round}");
+        assert_eq!(
+            (r.status, r.text().as_str()),
+            (200, "Hello, World!"),
+            "round {round}"
+        );
         assert!(!r.says_close(), "round {round}: {r:?}");
         let body = pattern(3000 + round);
         let r = send(&mut conn, &Req::post("/echo", &body));
         check_echo(&r, &body, &format!("round {round} echo"));
         let r = send(&mut conn, &Req::get("/stream/5000"));
         assert_eq!(r.framing, Framing::Chunked, "round {round}");
-        assert!(r.body == pattern(5000), "round {round}: stream body differs");
+        assert!(
+            r.body == pattern(5000),
+            "round {round}: stream body differs"
+        );
         let r = send(&mut conn, &Req::get("/status/204"));
         assert_eq!(r.status, 204, "round {round}");
     }
-    assert!(conn.leftover().is_empty(), "no stray bytes: {:?}", conn.leftover());
+    assert!(
+        conn.leftover().is_empty(),
+        "no stray bytes: {:?}",
+        conn.leftover()
+    );
 }
 
 #[test]
@@ -45,12 +56,18 @@ fn connection_close_and_http_1_0_end_the_connection() {
     let mut conn = Conn::open(ringway.addr());
     let r = send(&mut conn, &Req::get("/").header("Connection", "close"));
     assert_eq!(r.status, 200);
-    assert!(conn.closed_within(Duration::from_secs(3)), "closed after Connection: close");
+    assert!(
+        conn.closed_within(Duration::from_secs(3)),
+        "closed after Connection: close"
+    );
 
     let mut conn = Conn::open(ringway.addr());
     let r = send(&mut conn, &Req::get("/").http10());
     assert_eq!(r.status, 200, "{r:?}");
-    assert!(conn.closed_within(Duration::from_secs(3)), "HTTP/1.0 without keep-alive closes");
+    assert!(
+        conn.closed_within(Duration::from_secs(3)),
+        "HTTP/1.0 without keep-alive closes"
+    );
 }
 
 #[test]
@@ -100,8 +117,16 @@ fn head_has_headers_no_body_and_the_connection_stays_usable() {
     let r = send(&mut conn, &Req::new("HEAD", "/stream/70000"));
     assert_eq!(r.status, 200, "{r:?}");
     let r = send(&mut conn, &Req::get("/"));
-    assert_eq!((r.status, r.text().as_str()), (200, "Hello, World!"), "after HEAD: {r:?}");
-    assert!(conn.leftover().is_empty(), "no stray bytes: {:?}", conn.leftover());
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, "Hello, World!"),
+        "after HEAD: {r:?}"
+    );
+    assert!(
+        conn.leftover().is_empty(),
+        "no stray bytes: {:?}",
+        conn.leftover()
+    );
 }
 
 #[test]
@@ -137,7 +162,11 @@ fn expect_100_continue_gets_100_before_the_body() {
     let interim = conn.read_response().expect("interim response");
     assert_eq!(interim.status, 100, "{interim:?}");
     conn.send(b"3\r\nabc\r\n0\r\n\r\n").expect("body");
-    check_echo(&conn.read_response().expect("final"), b"abc", "chunked after 100");
+    check_echo(
+        &conn.read_response().expect("final"),
+        b"abc",
+        "chunked after 100",
+    );
 }
 
 fn check_chunked_upload(addr: SocketAddr, pieces: &[&[u8]]) {
@@ -150,7 +179,11 @@ fn check_chunked_upload(addr: SocketAddr, pieces: &[&[u8]]) {
     );
     assert!(env.get("HTTP_CONTENT_LENGTH").is_none(), "{env}");
     let r = roundtrip(addr, &Req::post("/echo", b"").chunked(pieces));
-    check_echo(&r, &body, &format!("chunked echo of {} pieces", pieces.len()));
+    check_echo(
+        &r,
+        &body,
+        &format!("chunked echo of {} pieces", pieces.len()),
+    );
 }
 
 #[test]
@@ -169,17 +202,27 @@ fn chunked_uploads_arrive_whole_with_their_length() {
           5;name=value\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: yes\r\n\r\n",
     )
     .expect("send");
-    check_echo(&conn.read_response().expect("response"), b"hello world", "extensions");
+    check_echo(
+        &conn.read_response().expect("response"),
+        b"hello world",
+        "extensions",
+    );
 
     // The body trickles in: head, then each chunk in its own write, split mid-chunk too.
     let mut conn = Conn::open(addr);
-    let wire = Req::post("/echo", b"").chunked(&[&big[..3000], &big[..5000]]).to_bytes();
+    let wire = Req::post("/echo", b"")
+        .chunked(&[&big[..3000], &big[..5000]])
+        .to_bytes();
     for piece in wire.chunks(1024) {
         conn.send(piece).expect("piece");
         sleep(Duration::from_millis(5));
     }
     let body = [&big[..3000], &big[..5000]].concat();
-    check_echo(&conn.read_response().expect("response"), &body, "trickled chunks");
+    check_echo(
+        &conn.read_response().expect("response"),
+        &body,
+        "trickled chunks",
+    );
 }
 
 #[test]
@@ -190,7 +233,11 @@ fn large_responses_are_byte_exact_and_framed_per_version() {
     let expected = pattern(ten_mib);
     for n in [64 * 1024, ten_mib] {
         let r = roundtrip(addr, &Req::get(&format!("/bytes/{n}")));
-        assert_eq!((r.status, r.framing), (200, Framing::Length(n as u64)), "/bytes/{n}");
+        assert_eq!(
+            (r.status, r.framing),
+            (200, Framing::Length(n as u64)),
+            "/bytes/{n}"
+        );
         assert!(r.body == expected[..n], "/bytes/{n}: body differs");
 
         let r = roundtrip(addr, &Req::get(&format!("/stream/{n}")));
@@ -210,10 +257,17 @@ fn large_responses_are_byte_exact_and_framed_per_version() {
             "no chunked to an HTTP/1.0 client: the body ends at close ({r:?})"
         );
         assert!(r.header("transfer-encoding").is_none(), "{r:?}");
-        assert!(r.body == expected[..n], "HTTP/1.0 /stream/{n}: body differs");
+        assert!(
+            r.body == expected[..n],
+            "HTTP/1.0 /stream/{n}: body differs"
+        );
 
         let r = roundtrip(addr, &Req::get(&format!("/bytes/{n}")).http10());
-        assert_eq!((r.status, r.framing), (200, Framing::Length(n as u64)), "1.0 /bytes");
+        assert_eq!(
+            (r.status, r.framing),
+            (200, Framing::Length(n as u64)),
+            "1.0 /bytes"
+        );
         assert!(r.body == expected[..n], "HTTP/1.0 /bytes/{n}: body differs");
     }
 }

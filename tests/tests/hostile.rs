@@ -103,8 +103,7 @@ fn malformed_requests_get_their_exact_status() {
         ),
         (
             "Transfer-Encoding gzip",
-            b"POST /echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: gzip\r\n\r\n"
-                .to_vec(),
+            b"POST /echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: gzip\r\n\r\n".to_vec(),
             501,
         ),
         (
@@ -130,7 +129,8 @@ fn a_slow_head_is_cut_off() {
         .arg("--client-header-timeout", "300ms")
         .start();
     let mut conn = Conn::open(ringway.addr());
-    conn.send(b"GET / HTTP/1.1\r\nHost: loc").expect("half a head");
+    conn.send(b"GET / HTTP/1.1\r\nHost: loc")
+        .expect("half a head");
     conn.set_read_timeout(Duration::from_secs(3));
     match conn.read_response() {
         Ok(r) => {
@@ -154,7 +154,10 @@ fn client_headers_never_become_privileged_vars() {
 
     // X_Foo and X-Foo both map to HTTP_X_FOO: the underscore one is dropped.
     let env = roundtrip(addr, &Req::get("/environ").header("X_Foo", "1")).json();
-    assert!(env.get("HTTP_X_FOO").is_none(), "underscore header dropped: {env}");
+    assert!(
+        env.get("HTTP_X_FOO").is_none(),
+        "underscore header dropped: {env}"
+    );
     let env = roundtrip(
         addr,
         &Req::get("/environ")
@@ -194,9 +197,15 @@ fn client_headers_never_become_privileged_vars() {
             "a client header became {key}: {env}"
         );
     }
-    assert_eq!(env["HTTP_UWSGI_FILE"], "/etc/passwd", "dash form stays an HTTP_ var");
+    assert_eq!(
+        env["HTTP_UWSGI_FILE"], "/etc/passwd",
+        "dash form stays an HTTP_ var"
+    );
     assert_eq!(env["HTTP_UWSGI_CHDIR"], "/", "{env}");
-    assert!(env.get("HTTP_UWSGI_SETENV").is_none(), "underscore form dropped: {env}");
+    assert!(
+        env.get("HTTP_UWSGI_SETENV").is_none(),
+        "underscore form dropped: {env}"
+    );
     assert!(env.get("PWNED").is_none(), "{env}");
     assert_healthy(addr, "magic var headers");
 }

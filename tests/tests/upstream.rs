@@ -23,7 +23,10 @@ fn upstream_down_gives_502() {
             let started = Instant::now();
             let r = roundtrip(ringway.addr(), &Req::get("/"));
             assert_eq!(r.status, 502, "{} round {round}: {r:?}", path.display());
-            assert!(started.elapsed() < Duration::from_secs(5), "502 comes at once");
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "502 comes at once"
+            );
         }
     }
 }
@@ -83,7 +86,11 @@ fn vars_over_the_upstream_buffer_give_431_and_name_the_setting() {
         &Req::get("/environ").header("X-Big", &"x".repeat(5000)),
     )
     .json();
-    assert_eq!(env["HTTP_X_BIG"].as_str().map(str::len), Some(5000), "{env}");
+    assert_eq!(
+        env["HTTP_X_BIG"].as_str().map(str::len),
+        Some(5000),
+        "{env}"
+    );
 }
 
 #[test]
@@ -94,7 +101,10 @@ fn bodies_over_the_limit_give_413() {
     let big = pattern(2048);
     let r = roundtrip(addr, &Req::post("/echo", &big));
     assert_eq!(r.status, 413, "Content-Length over the limit: {r:?}");
-    let r = roundtrip(addr, &Req::post("/echo", b"").chunked(&[&big[..1000], &big[1000..]]));
+    let r = roundtrip(
+        addr,
+        &Req::post("/echo", b"").chunked(&[&big[..1000], &big[1000..]]),
+    );
     assert_eq!(r.status, 413, "chunked body over the limit: {r:?}");
 
     // With Expect: 100-continue the final status comes instead of the 100.
@@ -105,7 +115,10 @@ fn bodies_over_the_limit_give_413() {
     )
     .expect("send");
     let r = conn.read_response().expect("response");
-    assert_eq!(r.status, 413, "no 100 Continue for a body that will be refused: {r:?}");
+    assert_eq!(
+        r.status, 413,
+        "no 100 Continue for a body that will be refused: {r:?}"
+    );
 
     let r = roundtrip(addr, &Req::post("/echo", &big[..1000]));
     check_echo(&r, &big[..1000], "a body under the limit");
@@ -117,7 +130,10 @@ fn bodies_over_the_limit_give_413() {
 fn a_dead_upstream_among_two_costs_no_request() {
     let uwsgi = Uwsgi::start(App::Raw);
     let dead = "unix:/nonexistent/ringway-test.sock";
-    for order in [[dead.to_owned(), uwsgi.upstream()], [uwsgi.upstream(), dead.to_owned()]] {
+    for order in [
+        [dead.to_owned(), uwsgi.upstream()],
+        [uwsgi.upstream(), dead.to_owned()],
+    ] {
         let ringway = Ringway::builder()
             .upstream(&order[0])
             .upstream(&order[1])
