@@ -1,6 +1,24 @@
 //! Chunked transfer-coding decoder (RFC 9112 §7.1), incremental and allocation-free.
+//!
+//! The decoder owns only the chunked syntax: it copies chunk data to the caller's buffer and
+//! stops right after the body, so pipelined bytes stay with the caller. It does not enforce
+//! the body size limit: the driver watches `out.len()` and answers 413 itself.
+//!
+//! Line endings: the chunk-size line and trailer lines may end in CRLF or a bare LF (as
+//! httparse and nginx accept for head lines); the CRLF after chunk data is required exactly,
+//! since a missing one means the size and the data disagree. A chunk size has at most 16 hex
+//! digits (leading zeros count) and at most [`MAX_LENGTH`]; extensions are skipped but may
+//! not exceed [`MAX_EXTENSIONS`] bytes in the whole body, trailers [`MAX_TRAILERS`].
 
 use super::HttpError;
+use super::validate::MAX_LENGTH;
+
+/// Most bytes of chunk extensions skipped over one body (they are never used; a bound stops
+/// a client from streaming them forever).
+pub const MAX_EXTENSIONS: usize = 4096;
+/// Most bytes of trailer section read and dropped over one body.
+pub const MAX_TRAILERS: usize = 8192;
+const MAX_SIZE_DIGITS: u8 = 16;
 
 /// What one call to [`ChunkedDecoder::decode`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -11,11 +29,46 @@ pub struct DecodeProgress {
     pub done: bool,
 }
 
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum State {
+    /// Reading the hex size; `digits` so far.
+    #[default]
+    Size,
+    /// Whitespace after the size: only more whitespace, `;` or the line end may follow.
+    SizeSpace,
+    /// Skipping `;ext` up to the line end.
+    Extension,
+    /// Saw CR at the end of the size line.
+    SizeLf,
+    /// Copying chunk data.
+    Data,
+    /// Expecting the CR after chunk data.
+    DataCr,
+    /// Expecting the LF after chunk data.
+    DataLf,
+    /// At the start of a trailer line (or the final empty line).
+    TrailerStart,
+    /// Inside a trailer line.
+    Trailer,
+    /// Saw CR inside or at the end of a trailer line.
+    TrailerLf {
+        /// The CR ended an empty line: the LF ends the body.
+        last: bool,
+    },
+    /// Body complete.
+    Done,
+}
+
 /// Decodes a chunked body fed in arbitrary pieces. Chunk extensions are skipped, trailers are
 /// read and dropped.
 #[derive(Debug, Clone, Default)]
 pub struct ChunkedDecoder {
-    _state: u8,
+    state: State,
+    /// Size being read, then data bytes still to copy.
+    remaining: u64,
+    digits: u8,
+    extension_bytes: usize,
+    trailer_bytes: usize,
 }
 
 impl ChunkedDecoder {
@@ -24,10 +77,151 @@ impl ChunkedDecoder {
         Self::default()
     }
 
+    /// True once the whole body has been decoded.
+    pub fn is_done(&self) -> bool {
+        self.state == State::Done
+    }
+
     /// Decodes from `input`, appending body data to `out`. Stops at the end of the body (the
     /// rest of `input` is the next message) or when input runs out.
     pub fn decode(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<DecodeProgress, HttpError> {
-        let _ = (input, out);
-        todo!()
+        let mut pos = 0;
+        while pos < input.len() && self.state != State::Done {
+            if self.state == State::Data {
+                let rest = input.get(pos..).unwrap_or_default();
+                let take = usize::try_from(self.remaining)
+                    .unwrap_or(usize::MAX)
+                    .min(rest.len());
+                out.extend_from_slice(rest.get(..take).unwrap_or_default());
+                pos += take;
+                self.remaining -= take as u64;
+                if self.remaining == 0 {
+                    self.state = State::DataCr;
+                }
+                continue;
+            }
+            let b = input.get(pos).copied().unwrap_or_default();
+            pos += 1;
+            self.step(b)?;
+        }
+        Ok(DecodeProgress {
+            consumed: pos,
+            done: self.state == State::Done,
+        })
+    }
+
+    /// One byte of framing (everything but chunk data).
+    fn step(&mut self, b: u8) -> Result<(), HttpError> {
+        self.state = match self.state {
+            State::Size => match hex_value(b) {
+                Some(v) => {
+                    if self.digits == MAX_SIZE_DIGITS {
+                        return Err(HttpError::BadSyntax);
+                    }
+                    self.digits += 1;
+                    self.remaining = (self.remaining << 4) | u64::from(v);
+                    if self.remaining > MAX_LENGTH {
+                        return Err(HttpError::BadSyntax);
+                    }
+                    State::Size
+                }
+                None if self.digits == 0 => return Err(HttpError::BadSyntax),
+                None => self.after_size(b)?,
+            },
+            State::SizeSpace => self.after_size(b)?,
+            State::Extension => match b {
+                b'\r' => State::SizeLf,
+                b'\n' => self.size_line_done(),
+                b'\t' | b' '..=0x7e | 0x80..=0xff => {
+                    self.extension_bytes += 1;
+                    if self.extension_bytes > MAX_EXTENSIONS {
+                        return Err(HttpError::BadSyntax);
+                    }
+                    State::Extension
+                }
+                _ => return Err(HttpError::BadSyntax),
+            },
+            State::SizeLf => match b {
+                b'\n' => self.size_line_done(),
+                _ => return Err(HttpError::BareCr),
+            },
+            State::DataCr => match b {
+                b'\r' => State::DataLf,
+                _ => return Err(HttpError::BadSyntax),
+            },
+            State::DataLf => match b {
+                b'\n' => self.start_size(),
+                _ => return Err(HttpError::BadSyntax),
+            },
+            State::TrailerStart => match b {
+                b'\r' => State::TrailerLf { last: true },
+                b'\n' => State::Done,
+                _ => self.trailer_byte(b)?,
+            },
+            State::Trailer => match b {
+                b'\r' => State::TrailerLf { last: false },
+                b'\n' => State::TrailerStart,
+                _ => self.trailer_byte(b)?,
+            },
+            State::TrailerLf { last } => match (b, last) {
+                (b'\n', true) => State::Done,
+                (b'\n', false) => State::TrailerStart,
+                _ => return Err(HttpError::BareCr),
+            },
+            // Handled by the caller; listed so the match stays total.
+            State::Data | State::Done => self.state,
+        };
+        Ok(())
+    }
+
+    /// A byte after at least one size digit that is not a digit.
+    fn after_size(&mut self, b: u8) -> Result<State, HttpError> {
+        Ok(match b {
+            b' ' | b'\t' => State::SizeSpace,
+            b';' => {
+                self.extension_bytes += 1;
+                if self.extension_bytes > MAX_EXTENSIONS {
+                    return Err(HttpError::BadSyntax);
+                }
+                State::Extension
+            }
+            b'\r' => State::SizeLf,
+            b'\n' => self.size_line_done(),
+            _ => return Err(HttpError::BadSyntax),
+        })
+    }
+
+    fn size_line_done(&mut self) -> State {
+        if self.remaining == 0 {
+            State::TrailerStart
+        } else {
+            State::Data
+        }
+    }
+
+    fn start_size(&mut self) -> State {
+        self.remaining = 0;
+        self.digits = 0;
+        State::Size
+    }
+
+    fn trailer_byte(&mut self, b: u8) -> Result<State, HttpError> {
+        self.trailer_bytes += 1;
+        if self.trailer_bytes > MAX_TRAILERS || !(b == b'\t' || b >= b' ') || b == 0x7f {
+            return Err(HttpError::BadSyntax);
+        }
+        Ok(State::Trailer)
     }
 }
+
+fn hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -47,6 +47,47 @@ pub enum HttpError {
 impl HttpError {
     /// The status code ringway answers with for this error.
     pub fn status(self) -> u16 {
-        todo!()
+        match self {
+            HttpError::BadSyntax
+            | HttpError::LengthAndEncoding
+            | HttpError::BadContentLength
+            | HttpError::ObsFold
+            | HttpError::SpaceBeforeColon
+            | HttpError::BareCr
+            | HttpError::BadHost
+            | HttpError::UnsupportedMethod => 400,
+            HttpError::UriTooLong => 414,
+            HttpError::HeadersTooLarge => 431,
+            HttpError::UnsupportedEncoding => 501,
+            HttpError::UnsupportedVersion => 505,
+            HttpError::BodyTooLarge => 413,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::HttpError::*;
+
+    #[test]
+    fn every_variant_has_its_status() {
+        let table = [
+            (BadSyntax, 400),
+            (UriTooLong, 414),
+            (HeadersTooLarge, 431),
+            (LengthAndEncoding, 400),
+            (BadContentLength, 400),
+            (UnsupportedEncoding, 501),
+            (ObsFold, 400),
+            (SpaceBeforeColon, 400),
+            (BareCr, 400),
+            (BadHost, 400),
+            (UnsupportedVersion, 505),
+            (UnsupportedMethod, 400),
+            (BodyTooLarge, 413),
+        ];
+        for (err, status) in table {
+            assert_eq!(err.status(), status, "{err:?}");
+        }
     }
 }

@@ -11,14 +11,17 @@ mod body;
 mod error;
 mod request;
 mod response;
+mod validate;
 mod writer;
 
-pub use body::{ChunkedDecoder, DecodeProgress};
+pub use body::{ChunkedDecoder, DecodeProgress, MAX_EXTENSIONS, MAX_TRAILERS};
 pub use error::HttpError;
 pub use request::{Limits, Method, RequestHead, parse_request};
 pub use response::{ResponseFraming, ResponseHead, parse_response};
+pub use validate::host_without_port;
 pub use writer::{
-    ClientFraming, LAST_CHUNK, write_chunk_header, write_error_response, write_response_head,
+    ClientFraming, LAST_CHUNK, reason_phrase, write_chunk_header, write_error_response,
+    write_response_head,
 };
 
 /// Result of feeding a parser: done, or it needs more bytes (which is not an error).

@@ -1,5 +1,15 @@
 //! Request heads: httparse for the syntax, then the RFC 9112 rules httparse leaves out.
+//!
+//! This module owns the decision "is this a request head ringway will forward, and how is
+//! its body framed". It checks, in this order: size limits (414 for the request line, 431 for
+//! the head), syntax (httparse, with the precise reason recovered by [`super::validate`]),
+//! the request target (origin-form or absolute-form only, like nginx), Host, and body
+//! framing (RFC 9112 §6). It does not look at the path's meaning (see
+//! [`crate::uwsgi::normalize_path`]) nor read bodies (see [`super::ChunkedDecoder`]).
 
+use super::validate::{
+    classify_request_error, is_valid_host, list_has, parse_length, span_of, trim_ows,
+};
 use super::{BodyFraming, HeaderSpan, HttpError, Span, Status, Version};
 
 /// Limits applied while parsing a request head.
@@ -49,7 +59,7 @@ pub enum Method {
 }
 
 /// A parsed, validated request head. All spans point into the parsed buffer.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RequestHead {
     /// Bytes of the head, including the final blank line: the body starts here.
     pub head_len: usize,
@@ -75,15 +85,260 @@ pub struct RequestHead {
     pub expect_continue: bool,
 }
 
+/// httparse needs a stack array of header slots; more than this is never useful (nginx's
+/// default large_client_header_buffers fit far fewer) and keeps the stack frame bounded.
+const MAX_HEADER_SLOTS: usize = 128;
+
+impl Method {
+    /// The method for a token as sent (methods are case-sensitive, RFC 9110 §9.1).
+    pub fn from_token(token: &[u8]) -> Method {
+        match token {
+            b"GET" => Method::Get,
+            b"HEAD" => Method::Head,
+            b"POST" => Method::Post,
+            b"PUT" => Method::Put,
+            b"DELETE" => Method::Delete,
+            b"PATCH" => Method::Patch,
+            b"OPTIONS" => Method::Options,
+            b"CONNECT" => Method::Connect,
+            b"TRACE" => Method::Trace,
+            _ => Method::Other,
+        }
+    }
+}
+
 /// Parses and validates a request head at the start of `buf`.
 ///
 /// `headers` is cleared and filled with one entry per header line, in order; the caller keeps
 /// it across requests so no allocation happens in steady state.
+///
+/// Empty lines before the request line are skipped (RFC 9112 §2.2) and count in `head_len`.
+/// The request line's length is measured without its line ending. `Content-Length: 0` gives
+/// `BodyFraming::Length(0)`; no Content-Length and no Transfer-Encoding gives `None`.
 pub fn parse_request(
     buf: &[u8],
     limits: &Limits,
     headers: &mut Vec<HeaderSpan>,
 ) -> Result<Status<RequestHead>, HttpError> {
-    let _ = (buf, limits, headers, BodyFraming::None, Version::Http11);
-    todo!()
+    headers.clear();
+    check_request_line_length(buf, limits.max_request_line)?;
+
+    // Parsing at most max_head bytes bounds the work per call, and a head that does not end
+    // inside that window is too large whatever follows.
+    let window = buf.get(..limits.max_head).unwrap_or(buf);
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADER_SLOTS];
+    let slots = slots
+        .get_mut(..limits.max_headers.min(MAX_HEADER_SLOTS))
+        .unwrap_or_default();
+    let mut req = httparse::Request::new(slots);
+    let head_len = match req.parse(window) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) if buf.len() > limits.max_head => {
+            return Err(HttpError::HeadersTooLarge);
+        }
+        Ok(httparse::Status::Partial) => return Ok(Status::Partial),
+        Err(httparse::Error::TooManyHeaders) => return Err(HttpError::HeadersTooLarge),
+        Err(_) => return Err(classify_request_error(window)),
+    };
+
+    let method_bytes = req.method.unwrap_or_default().as_bytes();
+    let target_bytes = req.path.unwrap_or_default().as_bytes();
+    let method_span = span_of(buf, method_bytes).ok_or(HttpError::BadSyntax)?;
+    let target = span_of(buf, target_bytes).ok_or(HttpError::BadSyntax)?;
+    let version = match req.version {
+        Some(0) => Version::Http10,
+        Some(1) => Version::Http11,
+        _ => return Err(HttpError::UnsupportedVersion),
+    };
+    for h in req.headers.iter() {
+        headers.push(HeaderSpan {
+            name: span_of(buf, h.name.as_bytes()).ok_or(HttpError::BadSyntax)?,
+            value: span_of(buf, h.value).ok_or(HttpError::BadSyntax)?,
+        });
+    }
+
+    let parts = split_target(target_bytes).ok_or(HttpError::BadSyntax)?;
+    let sub = |r: (usize, usize)| Span {
+        start: target.start + r.0 as u32,
+        end: target.start + r.1 as u32,
+    };
+    let fields = HeaderFacts::collect(buf, headers);
+
+    let authority = parts.authority.map(sub);
+    if let Some(a) = authority {
+        if !is_valid_host(a.of(buf)) {
+            return Err(HttpError::BadHost);
+        }
+    }
+    let host_header = match (fields.host_count, fields.host) {
+        (0, _) if version == Version::Http11 => return Err(HttpError::BadHost),
+        (0, _) => None,
+        (1, Some(h)) if is_valid_host(h.of(buf)) => Some(h),
+        _ => return Err(HttpError::BadHost),
+    };
+    // RFC 9112 §3.2.2: the authority of an absolute-form target wins over Host.
+    let host = authority.or(host_header);
+
+    let body = framing(buf, version, &fields)?;
+    let keep_alive = match version {
+        Version::Http11 => !fields.close,
+        Version::Http10 => fields.keep_alive && !fields.close,
+    };
+
+    Ok(Status::Complete(RequestHead {
+        head_len,
+        method: Method::from_token(method_bytes),
+        method_span,
+        target,
+        path: sub(parts.path),
+        query: sub(parts.query),
+        version,
+        host,
+        body,
+        keep_alive,
+        expect_continue: version == Version::Http11 && fields.expect_continue,
+    }))
 }
+
+/// 414 as soon as the request line is known to be longer than the limit, even before it
+/// is complete.
+fn check_request_line_length(buf: &[u8], max: usize) -> Result<(), HttpError> {
+    let lead = buf
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(buf.len());
+    let line = buf.get(lead..).unwrap_or_default();
+    // Looking a little past the limit is enough to decide; no need to scan a huge buffer.
+    let probe = line.get(..max.saturating_add(2)).unwrap_or(line);
+    let len = match probe.iter().position(|&b| b == b'\n') {
+        Some(lf) => {
+            let l = probe.get(..lf).unwrap_or_default();
+            l.strip_suffix(b"\r").unwrap_or(l).len()
+        }
+        None => probe.strip_suffix(b"\r").unwrap_or(probe).len(),
+    };
+    if len > max {
+        return Err(HttpError::UriTooLong);
+    }
+    Ok(())
+}
+
+/// Offsets within the target, as `(start, end)` pairs.
+struct TargetParts {
+    authority: Option<(usize, usize)>,
+    path: (usize, usize),
+    query: (usize, usize),
+}
+
+/// Splits origin-form (`/path?query`) and absolute-form (`scheme://authority/path?query`).
+/// Anything else (`*`, authority-form, a relative path) is `None`: nginx answers those with
+/// 400 too, and uWSGI apps have no use for them.
+fn split_target(target: &[u8]) -> Option<TargetParts> {
+    let (authority, path_start) = if target.first() == Some(&b'/') {
+        (None, 0)
+    } else {
+        let colon = target.windows(3).position(|w| w == b"://")?;
+        let scheme = target.get(..colon)?;
+        let scheme_ok = scheme.first().is_some_and(u8::is_ascii_alphabetic)
+            && scheme
+                .iter()
+                .all(|&b| b.is_ascii_alphanumeric() || b"+-.".contains(&b));
+        if !scheme_ok {
+            return None;
+        }
+        let auth_start = colon + 3;
+        let rest = target.get(auth_start..)?;
+        let auth_len = rest
+            .iter()
+            .position(|&b| b == b'/' || b == b'?')
+            .unwrap_or(rest.len());
+        if auth_len == 0 {
+            return None;
+        }
+        (
+            Some((auth_start, auth_start + auth_len)),
+            auth_start + auth_len,
+        )
+    };
+    let rest = target.get(path_start..)?;
+    let (path_end, query) = match rest.iter().position(|&b| b == b'?') {
+        Some(q) => (path_start + q, (path_start + q + 1, target.len())),
+        None => (target.len(), (target.len(), target.len())),
+    };
+    Some(TargetParts {
+        authority,
+        path: (path_start, path_end),
+        query,
+    })
+}
+
+/// What the framing, Host and connection rules need from the header list, in one pass.
+#[derive(Default)]
+struct HeaderFacts {
+    host_count: usize,
+    host: Option<Span>,
+    length_count: usize,
+    length: Option<Span>,
+    encoding_count: usize,
+    encoding: Option<Span>,
+    close: bool,
+    keep_alive: bool,
+    expect_continue: bool,
+}
+
+impl HeaderFacts {
+    fn collect(buf: &[u8], headers: &[HeaderSpan]) -> HeaderFacts {
+        let mut f = HeaderFacts::default();
+        for h in headers {
+            let name = h.name.of(buf);
+            let value = h.value.of(buf);
+            if name.eq_ignore_ascii_case(b"host") {
+                f.host_count += 1;
+                f.host = Some(h.value);
+            } else if name.eq_ignore_ascii_case(b"content-length") {
+                f.length_count += 1;
+                f.length = Some(h.value);
+            } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+                f.encoding_count += 1;
+                f.encoding = Some(h.value);
+            } else if name.eq_ignore_ascii_case(b"connection") {
+                f.close |= list_has(value, b"close");
+                f.keep_alive |= list_has(value, b"keep-alive");
+            } else if name.eq_ignore_ascii_case(b"expect") {
+                f.expect_continue |= trim_ows(value).eq_ignore_ascii_case(b"100-continue");
+            }
+        }
+        f
+    }
+}
+
+/// RFC 9112 §6.1 and §6.3 for requests, with nginx's strictness on repeated Content-Length.
+fn framing(buf: &[u8], version: Version, f: &HeaderFacts) -> Result<BodyFraming, HttpError> {
+    if f.encoding_count > 0 && f.length_count > 0 {
+        return Err(HttpError::LengthAndEncoding);
+    }
+    if f.encoding_count > 0 {
+        if version == Version::Http10 {
+            // §6.1: a 1.0 message with Transfer-Encoding has faulty framing.
+            return Err(HttpError::BadSyntax);
+        }
+        let chunked = f.encoding_count == 1
+            && f.encoding
+                .is_some_and(|v| trim_ows(v.of(buf)).eq_ignore_ascii_case(b"chunked"));
+        return if chunked {
+            Ok(BodyFraming::Chunked)
+        } else {
+            Err(HttpError::UnsupportedEncoding)
+        };
+    }
+    match (f.length_count, f.length) {
+        (0, _) => Ok(BodyFraming::None),
+        (1, Some(v)) => parse_length(v.of(buf))
+            .map(BodyFraming::Length)
+            .ok_or(HttpError::BadContentLength),
+        _ => Err(HttpError::BadContentLength),
+    }
+}
+
+#[cfg(test)]
+mod tests;

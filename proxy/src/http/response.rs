@@ -1,5 +1,12 @@
 //! Upstream (uWSGI) response heads: the status line and headers, and how the body is framed.
+//!
+//! uWSGI is trusted more than a client but its output comes from application code, so the
+//! parse is lenient where the output is still unambiguous (spaces around the status code and
+//! before a colon, identical repeated Content-Length) and strict where framing is at stake:
+//! differing or malformed Content-Length is an error, which the driver answers with 502.
+//! Rewriting the head for the client is [`super::write_response_head`]'s job.
 
+use super::validate::{list_elements, parse_length, span_of};
 use super::{HeaderSpan, HttpError, Span, Status, Version};
 
 /// How the upstream delimits the response body.
@@ -16,7 +23,7 @@ pub enum ResponseFraming {
 }
 
 /// A parsed upstream response head.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ResponseHead {
     /// Bytes of the head including the blank line.
     pub head_len: usize,
@@ -30,14 +37,113 @@ pub struct ResponseHead {
     pub framing: ResponseFraming,
 }
 
+/// Header slots for httparse (see the request side); `max_headers` is capped to this.
+const MAX_HEADER_SLOTS: usize = 128;
+
 /// Parses an upstream response head at the start of `buf`. `request_was_head` makes the
 /// framing `None` whatever the headers say.
+///
+/// Framing follows RFC 9112 §6.3: no body for HEAD, 1xx, 204 and 304; Transfer-Encoding
+/// whose last coding is `chunked` gives `Chunked` (and wins over Content-Length); any other
+/// Transfer-Encoding gives `UntilClose`; then a valid Content-Length gives `Length`; else
+/// `UntilClose`. More than `max_headers` (capped at 128) header lines is `HeadersTooLarge`.
 pub fn parse_response(
     buf: &[u8],
     request_was_head: bool,
     max_headers: usize,
     headers: &mut Vec<HeaderSpan>,
 ) -> Result<Status<ResponseHead>, HttpError> {
-    let _ = (buf, request_was_head, max_headers, headers, Version::Http11);
-    todo!()
+    headers.clear();
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADER_SLOTS];
+    let slots = slots
+        .get_mut(..max_headers.min(MAX_HEADER_SLOTS))
+        .unwrap_or_default();
+    let mut res = httparse::Response::new(slots);
+    let head_len = match httparse::ParserConfig::default()
+        .allow_spaces_after_header_name_in_responses(true)
+        .allow_multiple_spaces_in_response_status_delimiters(true)
+        .parse_response(&mut res, buf)
+    {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(Status::Partial),
+        Err(httparse::Error::TooManyHeaders) => return Err(HttpError::HeadersTooLarge),
+        Err(_) => return Err(HttpError::BadSyntax),
+    };
+    let version = match res.version {
+        Some(0) => Version::Http10,
+        Some(1) => Version::Http11,
+        _ => return Err(HttpError::UnsupportedVersion),
+    };
+    let status = res.code.unwrap_or_default();
+    if !(100..=999).contains(&status) {
+        return Err(HttpError::BadSyntax);
+    }
+    // httparse substitutes a static "" for a reason with obs-text; that is no span of `buf`.
+    let reason = span_of(buf, res.reason.unwrap_or_default().as_bytes()).unwrap_or_default();
+    let reason = if res.reason.unwrap_or_default().is_empty() {
+        Span::default()
+    } else {
+        reason
+    };
+
+    let mut length: Option<u64> = None;
+    let mut encoding: Option<bool> = None; // Some(chunked is the last coding)
+    for h in res.headers.iter() {
+        let name = h.name.as_bytes();
+        headers.push(HeaderSpan {
+            name: span_of(buf, name).ok_or(HttpError::BadSyntax)?,
+            value: span_of(buf, h.value).ok_or(HttpError::BadSyntax)?,
+        });
+        if name.eq_ignore_ascii_case(b"content-length") {
+            length = Some(merge_lengths(length, h.value)?);
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            // Several TE lines form one list (RFC 9110 §5.3): only the last coding matters.
+            if let Some(last) = list_elements(h.value).last() {
+                encoding = Some(last.eq_ignore_ascii_case(b"chunked"));
+            } else if encoding.is_none() {
+                encoding = Some(false);
+            }
+        }
+    }
+
+    let framing = if request_was_head || status < 200 || status == 204 || status == 304 {
+        ResponseFraming::None
+    } else {
+        match (encoding, length) {
+            (Some(true), _) => ResponseFraming::Chunked,
+            (Some(false), _) => ResponseFraming::UntilClose,
+            (None, Some(n)) => ResponseFraming::Length(n),
+            (None, None) => ResponseFraming::UntilClose,
+        }
+    };
+    Ok(Status::Complete(ResponseHead {
+        head_len,
+        version,
+        status,
+        reason,
+        framing,
+    }))
 }
+
+/// Folds one Content-Length line (possibly a list like `5, 5`) into what was seen so far:
+/// every value must be valid and all must agree (RFC 9112 §6.3 item 5).
+fn merge_lengths(seen: Option<u64>, value: &[u8]) -> Result<u64, HttpError> {
+    let mut acc = seen;
+    let mut any = false;
+    for element in value.split(|&b| b == b',') {
+        let n =
+            parse_length(super::validate::trim_ows(element)).ok_or(HttpError::BadContentLength)?;
+        if acc.is_some_and(|a| a != n) {
+            return Err(HttpError::BadContentLength);
+        }
+        acc = Some(n);
+        any = true;
+    }
+    match (any, acc) {
+        (true, Some(n)) => Ok(n),
+        _ => Err(HttpError::BadContentLength),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -19,6 +19,24 @@ pub enum UwsgiError {
 impl UwsgiError {
     /// Status ringway answers with: 431 for vars too large, 400 for a bad path.
     pub fn status(self) -> u16 {
-        todo!()
+        match self {
+            UwsgiError::VarsTooLarge { .. } => 431,
+            UwsgiError::BadPath => 400,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::UwsgiError;
+
+    #[test]
+    fn statuses() {
+        let big = UwsgiError::VarsTooLarge {
+            size: 5000,
+            limit: 4096,
+        };
+        assert_eq!(big.status(), 431);
+        assert_eq!(UwsgiError::BadPath.status(), 400);
     }
 }

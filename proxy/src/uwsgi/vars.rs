@@ -1,11 +1,20 @@
 //! The vars block: nginx's `uwsgi_params` set plus `HTTP_*` for each request header, with the
 //! security rules of DESIGN.md (no client data in non-`HTTP_` names, underscore headers and
 //! untrusted X-Forwarded-Proto/Ssl dropped, Content-Length/Type never as `HTTP_`).
+//!
+//! Where ringway differs from nginx 1.22 with the stock params, on purpose: repeated headers
+//! are joined into one var (nginx sends several and uWSGI keeps the last); REQUEST_URI for
+//! an absolute-form target is its path and query with an empty path written as `/` (nginx
+//! writes `?q` alone); HTTP_HOST is the authority of an absolute-form target when there is
+//! one (as Debian's `HTTP_HOST $host` does, but keeping the port); SERVER_NAME falls back to
+//! the Host's host part rather than nginx's `server_name` (often empty or `_`);
+//! Transfer-Encoding is not sent (ringway has decoded the body).
 
+use std::io::Write;
 use std::net::SocketAddr;
 
-use super::UwsgiError;
-use crate::http::{HeaderSpan, RequestHead};
+use super::{PacketWriter, UwsgiError, normalize_path};
+use crate::http::{HeaderSpan, RequestHead, host_without_port};
 
 /// What the vars need to know beyond the request itself.
 #[derive(Debug, Clone, Copy)]
@@ -40,6 +49,148 @@ pub fn encode_request(
     max_vars: usize,
     out: &mut Vec<u8>,
 ) -> Result<usize, UwsgiError> {
-    let _ = (buf, head, headers, env, content_length, max_vars, out);
-    todo!()
+    let mut w = PacketWriter::begin(out, max_vars);
+    let path = head.path.of(buf);
+
+    w.var(b"QUERY_STRING", head.query.of(buf))?;
+    w.var(b"REQUEST_METHOD", head.method_span.of(buf))?;
+    let content_type = headers
+        .iter()
+        .find(|h| h.name.of(buf).eq_ignore_ascii_case(b"content-type"))
+        .map(|h| h.value.of(buf))
+        .unwrap_or_default();
+    w.var(b"CONTENT_TYPE", content_type)?;
+    w.var_with(b"CONTENT_LENGTH", |o| {
+        if let Some(n) = content_length {
+            let _ = write!(o, "{n}");
+        }
+        Ok(())
+    })?;
+    // Path and query as sent, without an absolute-form target's scheme and authority.
+    let uri = buf
+        .get(head.path.start as usize..head.target.end as usize)
+        .unwrap_or_default();
+    w.var_with(b"REQUEST_URI", |o| {
+        if path.is_empty() {
+            o.push(b'/');
+        }
+        o.extend_from_slice(uri);
+        Ok(())
+    })?;
+    w.var_with(b"PATH_INFO", |o| normalize_path(path, o))?;
+    w.var(b"DOCUMENT_ROOT", env.document_root.as_bytes())?;
+    w.var(b"SERVER_PROTOCOL", head.version.as_str().as_bytes())?;
+    w.var(
+        b"REQUEST_SCHEME",
+        if env.https { b"https" } else { b"http" },
+    )?;
+    if env.https {
+        w.var(b"HTTPS", b"on")?;
+    }
+    w.var_with(b"REMOTE_ADDR", |o| {
+        let _ = write!(o, "{}", env.peer.ip());
+        Ok(())
+    })?;
+    w.var_with(b"REMOTE_PORT", |o| {
+        let _ = write!(o, "{}", env.peer.port());
+        Ok(())
+    })?;
+    w.var_with(b"SERVER_PORT", |o| {
+        let _ = write!(o, "{}", env.local.port());
+        Ok(())
+    })?;
+    w.var_with(b"SERVER_NAME", |o| {
+        match (env.server_name, head.host) {
+            (Some(name), _) => o.extend_from_slice(name.as_bytes()),
+            (None, Some(host)) => {
+                let name = host_without_port(host.of(buf));
+                let name = name.strip_suffix(b".").unwrap_or(name);
+                o.extend(name.iter().map(u8::to_ascii_lowercase));
+            }
+            (None, None) => {
+                let _ = write!(o, "{}", env.local.ip());
+            }
+        }
+        Ok(())
+    })?;
+
+    for (i, h) in headers.iter().enumerate() {
+        let name = h.name.of(buf);
+        if !forwarded(name, env) {
+            continue;
+        }
+        let same = |other: &HeaderSpan| other.name.of(buf).eq_ignore_ascii_case(name);
+        // A repeated header was written, joined, at its first occurrence.
+        if headers.get(..i).unwrap_or_default().iter().any(same) {
+            continue;
+        }
+        let is_host = name.eq_ignore_ascii_case(b"host");
+        let separator: &[u8] = if name.eq_ignore_ascii_case(b"cookie") {
+            b"; "
+        } else {
+            b", "
+        };
+        w.var_with_key(
+            |o| {
+                // Always behind the HTTP_ prefix: no header name can become a uWSGI magic
+                // var (UWSGI_FILE, UWSGI_SETENV, ...).
+                o.extend_from_slice(b"HTTP_");
+                o.extend(name.iter().map(|&b| match b {
+                    b'-' => b'_',
+                    b => b.to_ascii_uppercase(),
+                }));
+            },
+            |o| {
+                if is_host {
+                    // The authority of an absolute-form target wins over Host (RFC 9112
+                    // §3.2.2), so the app sees the host the request was routed by.
+                    o.extend_from_slice(head.host.unwrap_or(h.value).of(buf));
+                    return Ok(());
+                }
+                let mut first = true;
+                for other in headers
+                    .get(i..)
+                    .unwrap_or_default()
+                    .iter()
+                    .filter(|o| same(o))
+                {
+                    if !first {
+                        o.extend_from_slice(separator);
+                    }
+                    first = false;
+                    o.extend_from_slice(other.value.of(buf));
+                }
+                Ok(())
+            },
+        )?;
+    }
+    w.finish()
 }
+
+/// Whether a request header with this name becomes an `HTTP_` var.
+fn forwarded(name: &[u8], env: &RequestEnv<'_>) -> bool {
+    // PEP 3333: these two are CONTENT_LENGTH / CONTENT_TYPE only.
+    if name.eq_ignore_ascii_case(b"content-length") || name.eq_ignore_ascii_case(b"content-type") {
+        return false;
+    }
+    // ringway decodes a chunked body and sends CONTENT_LENGTH; a leftover
+    // HTTP_TRANSFER_ENCODING would make Werkzeug ignore CONTENT_LENGTH and see no body.
+    if name.eq_ignore_ascii_case(b"transfer-encoding") {
+        return false;
+    }
+    // X-Foo and X_Foo would both be HTTP_X_FOO: one could spoof the other.
+    if !env.allow_underscores && name.contains(&b'_') {
+        return false;
+    }
+    // uWSGI derives wsgi.url_scheme from these: only a trusted proxy may set them.
+    if !env.trusted_peer
+        && (name.eq_ignore_ascii_case(b"x-forwarded-proto")
+            || name.eq_ignore_ascii_case(b"x-forwarded-ssl"))
+    {
+        return false;
+    }
+    !name.is_empty()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,113 @@
+//! Timed socket I/O over tokio-uring, done the one safe way.
+//!
+//! Dropping a tokio-uring op does not cancel it: the kernel keeps the buffer and the fd
+//! until the op completes (TOKIO_URING.md §1). So every timeout here ends with
+//! `shutdown(Both)` on the socket, which completes the orphaned op at once and lets the fd
+//! and buffer go; the caller must then give the connection up. Buffers lent to an op that
+//! timed out are not returned: the completion frees them.
+
+use std::io;
+use std::net::Shutdown;
+use std::time::Duration;
+
+use tokio_uring::BufResult;
+use tokio_uring::buf::{BoundedBuf, Slice};
+use tokio_uring::net::{TcpStream, UnixStream};
+
+/// Why an I/O step failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum IoError {
+    /// No progress within the allowed time; the socket has been shut down.
+    #[error("timed out")]
+    Timeout,
+    /// The socket failed.
+    #[error("socket error: {0}")]
+    Failed(io::ErrorKind),
+}
+
+/// A byte stream tokio-uring can read and write: the client's TCP socket or an upstream's.
+pub trait Stream {
+    /// Reads into the window `buf` (an owned slice of a Vec's spare capacity).
+    fn read_into(
+        &self,
+        buf: Slice<Vec<u8>>,
+    ) -> impl Future<Output = BufResult<usize, Slice<Vec<u8>>>>;
+    /// Writes all of `buf[from..]`.
+    fn write_from(&self, buf: Vec<u8>, from: usize)
+    -> impl Future<Output = BufResult<(), Vec<u8>>>;
+    /// Shuts the socket down, completing any op in flight on it.
+    fn shutdown(&self, how: Shutdown);
+}
+
+macro_rules! impl_stream {
+    ($ty:ty) => {
+        impl Stream for $ty {
+            async fn read_into(&self, buf: Slice<Vec<u8>>) -> BufResult<usize, Slice<Vec<u8>>> {
+                self.read(buf).await
+            }
+
+            async fn write_from(&self, buf: Vec<u8>, from: usize) -> BufResult<(), Vec<u8>> {
+                let end = buf.len();
+                let (res, slice) = self.write_all(buf.slice(from..end)).await;
+                (res, slice.into_inner())
+            }
+
+            fn shutdown(&self, how: Shutdown) {
+                // The socket may already be gone on the peer's side; nothing to do then.
+                let _ = <$ty>::shutdown(self, how);
+            }
+        }
+    };
+}
+
+impl_stream!(TcpStream);
+impl_stream!(UnixStream);
+
+/// Reads once, appending at most `max` bytes to `buf` (growing it as needed), within
+/// `limit`. `Ok((0, buf))` is end of stream.
+///
+/// On timeout the socket is shut down for reading only: that completes the orphaned read,
+/// and still lets the caller send an answer (408) before closing.
+pub async fn read_some<S: Stream>(
+    stream: &S,
+    mut buf: Vec<u8>,
+    max: usize,
+    limit: Duration,
+) -> Result<(usize, Vec<u8>), IoError> {
+    let max = max.max(1);
+    if buf.capacity() - buf.len() < max {
+        buf.reserve(max);
+    }
+    // Never offer the kernel more than `max` bytes: a body read must not swallow the next
+    // pipelined request, and a full Vec would return 0 and look like EOF.
+    let len = buf.len();
+    let window = buf.slice(len..len + max);
+    match tokio::time::timeout(limit, stream.read_into(window)).await {
+        Ok((Ok(n), window)) => Ok((n, window.into_inner())),
+        Ok((Err(e), _)) => Err(IoError::Failed(e.kind())),
+        Err(_) => {
+            stream.shutdown(Shutdown::Read);
+            Err(IoError::Timeout)
+        }
+    }
+}
+
+/// Writes `buf[from..]` within `limit` and returns the buffer.
+pub async fn write_all<S: Stream>(
+    stream: &S,
+    buf: Vec<u8>,
+    from: usize,
+    limit: Duration,
+) -> Result<Vec<u8>, IoError> {
+    if from >= buf.len() {
+        return Ok(buf);
+    }
+    match tokio::time::timeout(limit, stream.write_from(buf, from)).await {
+        Ok((Ok(()), buf)) => Ok(buf),
+        Ok((Err(e), _)) => Err(IoError::Failed(e.kind())),
+        Err(_) => {
+            stream.shutdown(Shutdown::Both);
+            Err(IoError::Timeout)
+        }
+    }
+}

@@ -1,0 +1,230 @@
+//! The connection driver: one task per client connection, running its requests in order.
+//!
+//! ```text
+//! read head ─▶ check framing/limits ─▶ encode vars ─▶ connect upstream ─▶ send packet + body
+//!     ▲                                                                          │
+//!     └────────── keep-alive ◀── relay body to client ◀── read response head ◀──┘
+//! ```
+//!
+//! The protocol decisions live in [`crate::http`] and [`crate::uwsgi`]; this module only moves
+//! bytes and time. Any timeout shuts the socket down before giving up on it, because a
+//! tokio-uring op cannot be cancelled by dropping it ([`io`]). A failure before the response
+//! head is sent becomes an HTTP error status for the client; after it, the connection is
+//! simply closed, since the client already has a status line.
+
+pub mod io;
+mod request;
+mod response;
+
+use std::net::{Shutdown, SocketAddr};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use tokio_uring::net::TcpStream;
+
+use self::io::{IoError, Stream, read_some, write_all};
+use crate::bufpool;
+use crate::http::{self, HeaderSpan, Limits, RequestHead, Status};
+use crate::server::Worker;
+
+/// Bytes read from a client at a time while waiting for a head.
+const HEAD_READ_SIZE: usize = 8 * 1024;
+
+/// After an error answer, how long unread request bytes are drained before closing, so the
+/// kernel does not reset the connection (and destroy the answer) over unread data.
+const LINGER: Duration = Duration::from_secs(2);
+/// Most bytes drained while lingering.
+const LINGER_BYTES: usize = 1024 * 1024;
+
+/// How a request ended, for the keep-alive decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Next {
+    /// The response was complete and the connection may serve another request.
+    KeepAlive,
+    /// Close after this response (client asked, framing requires it, or shutting down).
+    Close,
+    /// An error answer was sent with unread input left: drain, then close.
+    Linger,
+    /// The connection is unusable (I/O failure or a response cut short): drop it now.
+    Abort,
+}
+
+/// Serves one accepted client connection until it closes.
+pub async fn serve(stream: TcpStream, peer: SocketAddr, worker: Rc<Worker>) {
+    let mut conn = Conn {
+        stream,
+        peer,
+        worker,
+        input: bufpool::take(HEAD_READ_SIZE),
+        headers: Vec::with_capacity(32),
+        requests: 0,
+    };
+    conn.run().await;
+    bufpool::give(std::mem::take(&mut conn.input));
+}
+
+/// One client connection's state across requests.
+struct Conn {
+    stream: TcpStream,
+    peer: SocketAddr,
+    worker: Rc<Worker>,
+    /// Bytes received and not yet consumed: the next head, maybe more pipelined requests.
+    input: Vec<u8>,
+    /// Header spans of the current request, reused across requests.
+    headers: Vec<HeaderSpan>,
+    /// Requests completed on this connection.
+    requests: u64,
+}
+
+impl Conn {
+    async fn run(&mut self) {
+        loop {
+            let head = match self.read_head().await {
+                Ok(Some(head)) => head,
+                Ok(None) => return,
+                Err(next) => return self.finish(next).await,
+            };
+            let next = self.handle(head).await;
+            self.requests += 1;
+            match next {
+                Next::KeepAlive if !self.worker.is_stopping() => continue,
+                next => return self.finish(next).await,
+            }
+        }
+    }
+
+    /// Reads until `input` holds a complete head. `Ok(None)`: the client closed (or idled
+    /// out) cleanly between requests.
+    async fn read_head(&mut self) -> Result<Option<RequestHead>, Next> {
+        let config = &self.worker.config;
+        let limits = Limits {
+            max_request_line: config.max_header_size.clamp(1024, 8 * 1024),
+            max_head: config.max_header_size,
+            max_headers: 100,
+        };
+        // The head timeout bounds the whole head, not each read: a client trickling a byte
+        // at a time must not hold the connection forever.
+        let mut deadline = None;
+        loop {
+            if !self.input.is_empty() {
+                match http::parse_request(&self.input, &limits, &mut self.headers) {
+                    Ok(Status::Complete(head)) => return Ok(Some(head)),
+                    Ok(Status::Partial) => {}
+                    Err(err) => {
+                        tracing::info!(peer = %self.peer, status = err.status(), error = %err, "rejected request");
+                        return Err(if self.send_error(err.status(), false).await {
+                            Next::Linger
+                        } else {
+                            Next::Abort
+                        });
+                    }
+                }
+            }
+            let idle = self.input.is_empty();
+            let limit = if idle && self.requests > 0 {
+                config.keepalive_timeout
+            } else {
+                let at =
+                    *deadline.get_or_insert_with(|| Instant::now() + config.client_header_timeout);
+                at.saturating_duration_since(Instant::now())
+            };
+            let input = std::mem::take(&mut self.input);
+            let read = if idle {
+                self.read_idle(input, limit).await
+            } else {
+                read_some(&self.stream, input, HEAD_READ_SIZE, limit).await
+            };
+            match read {
+                Ok((0, input)) => {
+                    if !idle {
+                        tracing::debug!(peer = %self.peer, "client closed in the middle of a head");
+                    }
+                    self.input = input;
+                    return Ok(None);
+                }
+                Ok((_, input)) => self.input = input,
+                Err(IoError::Timeout) if idle => return Ok(None),
+                Err(IoError::Timeout) => {
+                    tracing::info!(peer = %self.peer, "request head timed out: 408");
+                    // The timeout shut only the reading side, so the answer can still go out.
+                    self.send_error(408, false).await;
+                    return Err(Next::Close);
+                }
+                Err(IoError::Failed(kind)) => {
+                    tracing::debug!(peer = %self.peer, ?kind, "client read failed");
+                    return Err(Next::Abort);
+                }
+            }
+        }
+    }
+
+    /// Waits for the first bytes of a request on an idle connection; gives up at once when
+    /// the server starts shutting down, since no request is in flight.
+    async fn read_idle(
+        &self,
+        input: Vec<u8>,
+        limit: Duration,
+    ) -> Result<(usize, Vec<u8>), IoError> {
+        let mut stop = self.worker.stop.clone();
+        if *stop.borrow() {
+            return Err(IoError::Timeout);
+        }
+        tokio::select! {
+            read = read_some(&self.stream, input, HEAD_READ_SIZE, limit) => read,
+            _ = stop.changed() => {
+                // The read op is orphaned by the select: shutting down completes it.
+                Stream::shutdown(&self.stream, Shutdown::Both);
+                Err(IoError::Timeout)
+            }
+        }
+    }
+
+    /// Sends a complete error answer (with `Connection: close`); false if it could not be
+    /// written.
+    async fn send_error(&mut self, status: u16, head_only: bool) -> bool {
+        let mut out = bufpool::take(256);
+        http::write_error_response(&mut out, status, false, head_only);
+        match write_all(&self.stream, out, 0, self.worker.config.send_timeout).await {
+            Ok(out) => {
+                bufpool::give(out);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Ends the connection as `next` says.
+    async fn finish(&mut self, next: Next) {
+        match next {
+            Next::KeepAlive | Next::Close => Stream::shutdown(&self.stream, Shutdown::Write),
+            Next::Linger => self.linger().await,
+            Next::Abort => Stream::shutdown(&self.stream, Shutdown::Both),
+        }
+    }
+
+    /// Half-closes, then reads and discards what the client still sends (bounded in time and
+    /// bytes), so our answer is not lost to a reset.
+    async fn linger(&mut self) {
+        Stream::shutdown(&self.stream, Shutdown::Write);
+        let deadline = Instant::now() + LINGER;
+        let mut drained = 0;
+        let mut buf = std::mem::take(&mut self.input);
+        while drained < LINGER_BYTES {
+            buf.clear();
+            let left = deadline.saturating_duration_since(Instant::now());
+            match read_some(&self.stream, buf, HEAD_READ_SIZE, left).await {
+                Ok((n, b)) if n > 0 => {
+                    drained += n;
+                    buf = b;
+                }
+                Ok((_, b)) => {
+                    buf = b;
+                    break;
+                }
+                Err(_) => return,
+            }
+        }
+        self.input = buf;
+        Stream::shutdown(&self.stream, Shutdown::Both);
+    }
+}

@@ -1,0 +1,287 @@
+//! One request: body framing and limits, the uwsgi packet, sending it upstream.
+//!
+//! During a request `Conn::input` holds exactly the parsed head (the vars are encoded from
+//! its spans); the bytes received after the head move to a second buffer, `rest`, that the
+//! body is read from. What remains of `rest` when the request is done (pipelined requests)
+//! becomes the next `input`.
+
+use std::time::Duration;
+
+use super::io::{IoError, read_some, write_all};
+use super::{Conn, Next};
+use crate::bufpool;
+use crate::http::{BodyFraming, ChunkedDecoder, Method, RequestHead};
+use crate::upstream::UpstreamStream;
+use crate::uwsgi::{self, RequestEnv, UwsgiError};
+
+/// Largest read while streaming a request body upstream.
+const BODY_READ_SIZE: usize = 64 * 1024;
+
+const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+/// What the response side needs to know about the request.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct RequestInfo {
+    pub head: RequestHead,
+    /// The client may keep the connection (it asked, and we are not stopping).
+    pub keep_alive: bool,
+}
+
+impl Conn {
+    /// Serves the request whose head is at the start of `self.input`.
+    pub(super) async fn handle(&mut self, head: RequestHead) -> Next {
+        let mut rest = bufpool::take(self.input.len() - head.head_len);
+        rest.extend_from_slice(&self.input[head.head_len..]);
+        self.input.truncate(head.head_len);
+
+        let next = self.forward(head, &mut rest).await;
+
+        // Whatever followed this request is the start of the next one.
+        std::mem::swap(&mut self.input, &mut rest);
+        bufpool::give(rest);
+        next
+    }
+
+    async fn forward(&mut self, head: RequestHead, rest: &mut Vec<u8>) -> Next {
+        let worker = self.worker.clone();
+        let config = &worker.config;
+        let info = RequestInfo {
+            head,
+            keep_alive: head.keep_alive && !worker.is_stopping(),
+        };
+
+        // A chunked body must be read whole first: its length goes into CONTENT_LENGTH.
+        let chunked_body = match head.body {
+            BodyFraming::Length(n) if n > config.max_body_size => {
+                tracing::info!(peer = %self.peer, length = n, limit = config.max_body_size,
+                    "request body over --max-body-size: 413");
+                return self.reject(413, &head).await;
+            }
+            BodyFraming::Chunked => match self.read_chunked(&head, rest).await {
+                Ok(body) => Some(body),
+                Err(next) => return next,
+            },
+            _ => None,
+        };
+        let content_length = match (&chunked_body, head.body) {
+            (Some(body), _) => Some(body.len() as u64),
+            (None, BodyFraming::Length(n)) => Some(n),
+            (None, _) => None,
+        };
+
+        let mut packet = bufpool::take(config.upstream_buffer_size + 4);
+        let env = RequestEnv {
+            peer: self.peer,
+            local: worker.local,
+            https: false,
+            document_root: &config.document_root,
+            server_name: config.server_name.as_deref(),
+            trusted_peer: config.is_trusted(self.peer.ip()),
+            allow_underscores: config.allow_underscores_in_headers,
+        };
+        let encoded = uwsgi::encode_request(
+            &self.input,
+            &head,
+            &self.headers,
+            &env,
+            content_length,
+            config.upstream_buffer_size,
+            &mut packet,
+        );
+        if let Err(err) = encoded {
+            match err {
+                UwsgiError::VarsTooLarge { size, limit } => tracing::warn!(
+                    peer = %self.peer, size, limit,
+                    "request headers make a uwsgi vars block larger than --upstream-buffer-size \
+                     (uWSGI's buffer-size); answering 431. Raise both if such requests are legitimate"
+                ),
+                UwsgiError::BadPath => {
+                    tracing::info!(peer = %self.peer, error = %err, "rejected request path")
+                }
+            }
+            bufpool::give(packet);
+            return self.reject(err.status(), &head).await;
+        }
+
+        // The body, or as much of it as has arrived, rides in the same write as the vars.
+        let mut body_left = 0;
+        match (chunked_body, head.body) {
+            (Some(body), _) => {
+                packet.extend_from_slice(&body);
+                bufpool::give(body);
+            }
+            (None, BodyFraming::Length(n)) => {
+                let have = rest.len().min(usize::try_from(n).unwrap_or(usize::MAX));
+                packet.extend_from_slice(&rest[..have]);
+                rest.drain(..have);
+                body_left = n - have as u64;
+                if body_left > 0 && head.expect_continue && !self.send_continue().await {
+                    bufpool::give(packet);
+                    return Next::Abort;
+                }
+            }
+            _ => {}
+        }
+
+        let upstream = match worker
+            .upstreams
+            .connect(config.upstream_connect_timeout)
+            .await
+        {
+            Ok(upstream) => upstream,
+            Err(err) => {
+                tracing::warn!(peer = %self.peer, error = %err, "no upstream reachable");
+                bufpool::give(packet);
+                return self.reject(err.status(), &head).await;
+            }
+        };
+        let timeout = config.upstream_read_timeout;
+        let sent = write_all(&upstream, packet, 0, timeout).await;
+        match sent {
+            Ok(packet) => bufpool::give(packet),
+            Err(err) => {
+                return self
+                    .upstream_failed(err, &head, "sending the request")
+                    .await;
+            }
+        }
+        if body_left > 0 {
+            if let Err(next) = self.stream_body(&upstream, body_left, timeout, &head).await {
+                return next;
+            }
+        }
+        self.relay(upstream, info).await
+    }
+
+    /// Reads a whole chunked body into a pooled buffer, within the body limit. Bytes after it
+    /// stay in `rest`.
+    async fn read_chunked(
+        &mut self,
+        head: &RequestHead,
+        rest: &mut Vec<u8>,
+    ) -> Result<Vec<u8>, Next> {
+        let config = &self.worker.config;
+        let limit = config.max_body_size;
+        let timeout = config.client_body_timeout;
+        let mut decoder = ChunkedDecoder::new();
+        let mut body = bufpool::take(BODY_READ_SIZE);
+        let mut asked_continue = false;
+        loop {
+            let progress = match decoder.decode(rest, &mut body) {
+                Ok(progress) => progress,
+                Err(err) => {
+                    tracing::info!(peer = %self.peer, error = %err, "bad chunked body: 400");
+                    return Err(self.reject(err.status(), head).await);
+                }
+            };
+            rest.drain(..progress.consumed);
+            if body.len() as u64 > limit {
+                tracing::info!(peer = %self.peer, limit, "chunked body over --max-body-size: 413");
+                return Err(self.reject(413, head).await);
+            }
+            if progress.done {
+                return Ok(body);
+            }
+            if head.expect_continue && !asked_continue {
+                asked_continue = true;
+                if !self.send_continue().await {
+                    return Err(Next::Abort);
+                }
+            }
+            let buf = std::mem::take(rest);
+            match read_some(&self.stream, buf, BODY_READ_SIZE, timeout).await {
+                Ok((0, _)) => {
+                    tracing::info!(peer = %self.peer, "client closed in the middle of a chunked body");
+                    return Err(Next::Abort);
+                }
+                Ok((_, buf)) => *rest = buf,
+                Err(err) => return Err(self.client_body_failed(err).await),
+            }
+        }
+    }
+
+    /// Copies `left` more body bytes from the client to the upstream, one read at a time.
+    async fn stream_body(
+        &mut self,
+        upstream: &UpstreamStream,
+        mut left: u64,
+        upstream_timeout: Duration,
+        head: &RequestHead,
+    ) -> Result<(), Next> {
+        let timeout = self.worker.config.client_body_timeout;
+        let mut buf = bufpool::take(BODY_READ_SIZE);
+        while left > 0 {
+            buf.clear();
+            let want = usize::try_from(left)
+                .unwrap_or(usize::MAX)
+                .min(BODY_READ_SIZE);
+            buf = match read_some(&self.stream, buf, want, timeout).await {
+                Ok((0, _)) => {
+                    tracing::info!(peer = %self.peer, left, "client closed in the middle of a body");
+                    return Err(Next::Abort);
+                }
+                Ok((n, buf)) => {
+                    left -= n as u64;
+                    buf
+                }
+                Err(err) => return Err(self.client_body_failed(err).await),
+            };
+            buf = match write_all(upstream, buf, 0, upstream_timeout).await {
+                Ok(buf) => buf,
+                Err(err) => return Err(self.upstream_failed(err, head, "sending the body").await),
+            };
+        }
+        bufpool::give(buf);
+        Ok(())
+    }
+
+    async fn send_continue(&mut self) -> bool {
+        let mut out = bufpool::take(CONTINUE.len());
+        out.extend_from_slice(CONTINUE);
+        match write_all(&self.stream, out, 0, self.worker.config.send_timeout).await {
+            Ok(out) => {
+                bufpool::give(out);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    async fn client_body_failed(&mut self, err: IoError) -> Next {
+        match err {
+            IoError::Timeout => {
+                tracing::info!(peer = %self.peer, "request body timed out: 408");
+                self.send_error(408, false).await;
+                Next::Close
+            }
+            IoError::Failed(kind) => {
+                tracing::debug!(peer = %self.peer, ?kind, "client read failed");
+                Next::Abort
+            }
+        }
+    }
+
+    /// Maps an upstream I/O failure before the response head to 504 (timeout) or 502.
+    pub(super) async fn upstream_failed(
+        &mut self,
+        err: IoError,
+        head: &RequestHead,
+        doing: &str,
+    ) -> Next {
+        let status = match err {
+            IoError::Timeout => 504,
+            IoError::Failed(_) => 502,
+        };
+        tracing::warn!(peer = %self.peer, error = %err, status, "upstream failed while {doing}");
+        self.reject(status, head).await
+    }
+
+    /// Answers `status` and ends the connection (draining what the client still sends).
+    pub(super) async fn reject(&mut self, status: u16, head: &RequestHead) -> Next {
+        if self.send_error(status, head.method == Method::Head).await {
+            Next::Linger
+        } else {
+            Next::Abort
+        }
+    }
+}

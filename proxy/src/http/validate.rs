@@ -1,0 +1,198 @@
+//! The byte-level rules httparse leaves to its caller: Content-Length syntax, token lists,
+//! Host syntax, and telling apart the precise reason when httparse refuses a head (httparse
+//! answers "bad header name" where RFC 9112 wants ObsFold, SpaceBeforeColon or BareCr).
+
+use super::{HttpError, Span};
+
+/// Largest Content-Length or chunk size accepted: nginx's `off_t` bound, so a length never
+/// overflows on either side of the proxy.
+pub(crate) const MAX_LENGTH: u64 = i64::MAX as u64;
+
+/// The span `part` covers in `buf`, when `part` is a sub-slice of `buf` (httparse hands out
+/// sub-slices; a `&'static ""` it may substitute is not one, hence the `Option`).
+pub(crate) fn span_of(buf: &[u8], part: &[u8]) -> Option<Span> {
+    let base = buf.as_ptr() as usize;
+    let start = (part.as_ptr() as usize).checked_sub(base)?;
+    let end = start.checked_add(part.len())?;
+    if end > buf.len() {
+        return None;
+    }
+    Some(Span {
+        start: u32::try_from(start).ok()?,
+        end: u32::try_from(end).ok()?,
+    })
+}
+
+/// `value` without leading and trailing SP / HTAB (RFC 9110 OWS).
+pub(crate) fn trim_ows(value: &[u8]) -> &[u8] {
+    let is_ows = |b: &u8| *b == b' ' || *b == b'\t';
+    let start = value.iter().position(|b| !is_ows(b)).unwrap_or(value.len());
+    let end = value
+        .iter()
+        .rposition(|b| !is_ows(b))
+        .map_or(start, |i| i + 1);
+    value.get(start..end).unwrap_or_default()
+}
+
+/// The non-empty elements of a comma-separated list (RFC 9110 §5.6.1), trimmed.
+pub(crate) fn list_elements(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value
+        .split(|&b| b == b',')
+        .map(trim_ows)
+        .filter(|e| !e.is_empty())
+}
+
+/// Whether the comma list `value` holds `token` (case-insensitive).
+pub(crate) fn list_has(value: &[u8], token: &[u8]) -> bool {
+    list_elements(value).any(|e| e.eq_ignore_ascii_case(token))
+}
+
+/// A Content-Length value: one or more digits, at most [`MAX_LENGTH`]. Anything else (sign,
+/// spaces inside, empty, a list) is `None`.
+pub(crate) fn parse_length(value: &[u8]) -> Option<u64> {
+    if value.is_empty() {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for &b in value {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+    }
+    (n <= MAX_LENGTH).then_some(n)
+}
+
+/// Host syntax as nginx checks it: not empty, no whitespace, control bytes, `/`, `\` or `..`,
+/// so the value is safe to hand on as SERVER_NAME / HTTP_HOST.
+pub(crate) fn is_valid_host(host: &[u8]) -> bool {
+    !host.is_empty()
+        && host
+            .iter()
+            .all(|&b| b > b' ' && b != 0x7f && b != b'/' && b != b'\\')
+        && !host.windows(2).any(|w| w == b"..")
+}
+
+/// The host part of a `host[:port]` authority: the port dropped, IPv6 brackets kept.
+pub fn host_without_port(authority: &[u8]) -> &[u8] {
+    if authority.first() == Some(&b'[') {
+        let close = authority.iter().position(|&b| b == b']');
+        return close.and_then(|i| authority.get(..=i)).unwrap_or(authority);
+    }
+    match authority.iter().position(|&b| b == b':') {
+        Some(i) => authority.get(..i).unwrap_or(authority),
+        None => authority,
+    }
+}
+
+/// Finds why httparse refused `buf`, scanning the raw lines in order; the first defect found
+/// wins. Falls back to BadSyntax.
+pub(crate) fn classify_request_error(buf: &[u8]) -> HttpError {
+    let mut lines = Lines { buf, pos: 0 };
+    // Empty lines before the request line are tolerated (RFC 9112 §2.2).
+    let request_line = loop {
+        match lines.next() {
+            Some((line, _)) if line.is_empty() => continue,
+            Some((line, complete)) => break (line, complete),
+            None => return HttpError::BadSyntax,
+        }
+    };
+    if let Some(err) = classify_request_line(request_line.0) {
+        return err;
+    }
+    if !request_line.1 {
+        return HttpError::BadSyntax;
+    }
+    while let Some((line, complete)) = lines.next() {
+        if line.is_empty() && complete {
+            break;
+        }
+        if let Some(err) = classify_header_line(line, complete) {
+            return err;
+        }
+    }
+    HttpError::BadSyntax
+}
+
+fn has_bare_cr(line: &[u8]) -> bool {
+    line.contains(&b'\r')
+}
+
+fn classify_request_line(line: &[u8]) -> Option<HttpError> {
+    if has_bare_cr(line) {
+        return Some(HttpError::BareCr);
+    }
+    let mut parts = line.split(|&b| b == b' ');
+    let (_method, _target, version) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    // `HTTP/<digits>.<digits>` that is not 1.0 or 1.1: a version we do not speak (505), as
+    // opposed to garbage (400).
+    if version == b"HTTP/1.0" || version == b"HTTP/1.1" {
+        return None;
+    }
+    let rest = version.strip_prefix(b"HTTP/")?;
+    let dot = rest.iter().position(|&b| b == b'.')?;
+    let (major, minor) = (rest.get(..dot)?, rest.get(dot + 1..)?);
+    let digits = |s: &[u8]| !s.is_empty() && s.iter().all(u8::is_ascii_digit);
+    (digits(major) && digits(minor)).then_some(HttpError::UnsupportedVersion)
+}
+
+fn classify_header_line(line: &[u8], complete: bool) -> Option<HttpError> {
+    match line.first() {
+        Some(b' ' | b'\t') => return Some(HttpError::ObsFold),
+        None => return None,
+        _ => {}
+    }
+    if has_bare_cr(line) {
+        return Some(HttpError::BareCr);
+    }
+    let name_len = line
+        .iter()
+        .position(|&b| !is_token(b))
+        .unwrap_or(line.len());
+    let rest = line.get(name_len..).unwrap_or_default();
+    if name_len > 0 && matches!(rest.first(), Some(b' ' | b'\t')) {
+        let after_ws = trim_ows(rest);
+        if after_ws.first() == Some(&b':') || (after_ws.is_empty() && !complete) {
+            return Some(HttpError::SpaceBeforeColon);
+        }
+    }
+    None
+}
+
+/// RFC 9110 tchar.
+pub(crate) fn is_token(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// Lines of a buffer: each item is the line without its LF (and without the CR before that
+/// LF), and whether the line ended (false for the unterminated tail).
+struct Lines<'b> {
+    buf: &'b [u8],
+    pos: usize,
+}
+
+impl<'b> Iterator for Lines<'b> {
+    type Item = (&'b [u8], bool);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let rest = self.buf.get(self.pos..)?;
+        if rest.is_empty() {
+            return None;
+        }
+        match rest.iter().position(|&b| b == b'\n') {
+            Some(lf) => {
+                self.pos += lf + 1;
+                let line = rest.get(..lf).unwrap_or_default();
+                Some((line.strip_suffix(b"\r").unwrap_or(line), true))
+            }
+            None => {
+                self.pos = self.buf.len();
+                // A CR at the very end may still be followed by its LF.
+                Some((rest.strip_suffix(b"\r").unwrap_or(rest), false))
+            }
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! Worker threads: one per core, pinned, each with its own io_uring runtime, listener and
+//! upstream set. Nothing is shared between workers on the request path; the only
+//! cross-thread signal is the stop flag.
+
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::rc::Rc;
+use std::sync::{Arc, mpsc};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tokio::sync::watch;
+use tokio_uring::net::TcpListener;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::upstream::Upstreams;
+use crate::{conn, listener};
+
+/// io_uring submission queue size per worker: big enough to batch a burst of ops per
+/// syscall; it does not cap the ops in flight (TOKIO_URING.md §5).
+const RING_ENTRIES: u32 = 1024;
+
+/// What every connection of one worker shares.
+pub struct Worker {
+    /// Settings.
+    pub config: Arc<Config>,
+    /// This worker's upstream set.
+    pub upstreams: Upstreams,
+    /// The address the listener is bound to.
+    pub local: SocketAddr,
+    /// Becomes true when the server starts shutting down.
+    pub stop: watch::Receiver<bool>,
+}
+
+impl Worker {
+    /// True once shutdown has begun: finish the current request, take no more.
+    pub fn is_stopping(&self) -> bool {
+        *self.stop.borrow()
+    }
+}
+
+/// The running worker threads.
+pub struct Server {
+    threads: Vec<JoinHandle<()>>,
+    stop: watch::Sender<bool>,
+    local: SocketAddr,
+}
+
+impl Server {
+    /// Binds the listeners and starts the workers; returns once every worker accepts.
+    pub fn start(config: Config) -> anyhow::Result<Server> {
+        let listeners = listener::bind_all(config.listen, config.workers)
+            .with_context(|| format!("binding {}", config.listen))?;
+        let local = listeners[0].local_addr()?;
+        let config = Arc::new(config);
+        let cpus = allowed_cpus();
+        let (stop, stop_rx) = watch::channel(false);
+        let (ready_tx, ready_rx) = mpsc::channel();
+
+        let mut threads = Vec::with_capacity(listeners.len());
+        for (index, std_listener) in listeners.into_iter().enumerate() {
+            let config = Arc::clone(&config);
+            let stop_rx = stop_rx.clone();
+            let ready = ready_tx.clone();
+            let cpu = (!cpus.is_empty()).then(|| cpus[index % cpus.len()]);
+            let thread = std::thread::Builder::new()
+                .name(format!("ringway-w{index}"))
+                .spawn(move || {
+                    if let Some(cpu) = cpu {
+                        pin_to_cpu(cpu);
+                    }
+                    let mut builder = tokio_uring::builder();
+                    builder.entries(RING_ENTRIES);
+                    let runtime = match tokio_uring::Runtime::new(&builder) {
+                        Ok(runtime) => runtime,
+                        Err(err) => {
+                            let _ = ready.send(Err(explain_uring_error(&err)));
+                            return;
+                        }
+                    };
+                    let worker = Rc::new(Worker {
+                        upstreams: Upstreams::new(&config.upstreams),
+                        config,
+                        local,
+                        stop: stop_rx,
+                    });
+                    runtime.block_on(serve(std_listener, worker, ready));
+                })
+                .context("spawning a worker thread")?;
+            threads.push(thread);
+        }
+        drop(ready_tx);
+
+        let server = Server {
+            threads,
+            stop,
+            local,
+        };
+        for _ in 0..server.threads.len() {
+            match ready_rx.recv_timeout(Duration::from_secs(10)) {
+                Ok(Ok(())) => {}
+                Ok(Err(message)) => {
+                    server.stop(Duration::from_secs(1));
+                    bail!(message);
+                }
+                Err(_) => {
+                    server.stop(Duration::from_secs(1));
+                    bail!("a worker thread did not start");
+                }
+            }
+        }
+        Ok(server)
+    }
+
+    /// The address the workers accept on (the real port when 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// True if a worker thread has ended (it only does on shutdown, or if it crashed).
+    pub fn any_worker_exited(&self) -> bool {
+        self.threads.iter().any(JoinHandle::is_finished)
+    }
+
+    /// Stops accepting, lets in-flight requests finish within `grace`, and joins the workers.
+    pub fn stop(self, grace: Duration) {
+        let _ = self.stop.send(true);
+        // Workers bound their own drain by `shutdown_timeout`; this is a backstop.
+        let deadline = std::time::Instant::now() + grace + Duration::from_secs(2);
+        for thread in self.threads {
+            while !thread.is_finished() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if thread.is_finished() {
+                let _ = thread.join();
+            }
+        }
+    }
+}
+
+/// One worker's accept loop, then its drain.
+async fn serve(
+    std_listener: std::net::TcpListener,
+    worker: Rc<Worker>,
+    ready: mpsc::Sender<Result<(), String>>,
+) {
+    let listener_fd = std_listener.as_raw_fd();
+    let listener = TcpListener::from_std(std_listener);
+    let tracker = TaskTracker::new();
+
+    // An accept op cannot be dropped safely (tokio-uring #129), so stopping shuts the
+    // listening socket down instead: the pending accept then fails and the loop ends.
+    let mut stop = worker.stop.clone();
+    tokio_uring::spawn(async move {
+        if stop.wait_for(|stopping| *stopping).await.is_ok() {
+            // SAFETY: the fd belongs to `listener`, which the accept loop below keeps open
+            // until this shutdown has made its pending accept fail.
+            unsafe { libc::shutdown(listener_fd, libc::SHUT_RD) };
+        }
+    });
+    let _ = ready.send(Ok(()));
+
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                tracker.spawn_local(conn::serve(stream, peer, Rc::clone(&worker)));
+            }
+            Err(_) if worker.is_stopping() => break,
+            Err(err) => {
+                // EMFILE and friends: back off instead of spinning; connections wait in
+                // the backlog meanwhile.
+                tracing::warn!(error = %err, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    drop(listener);
+    tracker.close();
+    let grace = worker.config.shutdown_timeout;
+    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+        tracing::warn!(
+            left = tracker.len(),
+            "shutdown timeout reached with requests in flight"
+        );
+    }
+    // Returning drops the runtime, which cancels whatever ops are left (TOKIO_URING.md §3).
+}
+
+/// The CPUs this process may run on.
+fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: cpu_set_t is plain data; zeroed is a valid empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid cpu_set_t of the size passed.
+    let rc = unsafe { libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut set) };
+    if rc != 0 {
+        return Vec::new();
+    }
+    // SAFETY: CPU_ISSET reads the set within its bounds (i < CPU_SETSIZE).
+    (0..libc::CPU_SETSIZE as usize)
+        .filter(|&i| unsafe { libc::CPU_ISSET(i, &set) })
+        .collect()
+}
+
+fn pin_to_cpu(cpu: usize) {
+    // SAFETY: cpu_set_t is plain data; zeroed is a valid empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `cpu` comes from sched_getaffinity, so it is below CPU_SETSIZE; the call only
+    // affects the calling thread (pid 0).
+    let rc = unsafe {
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set)
+    };
+    if rc != 0 {
+        tracing::debug!(cpu, "could not pin worker thread");
+    }
+}
+
+fn explain_uring_error(err: &std::io::Error) -> String {
+    let hint = match err.raw_os_error() {
+        Some(libc::EPERM) => {
+            "io_uring is forbidden here. Check `sysctl kernel.io_uring_disabled` (must be 0, \
+             or 1 with this user in the io_uring group) and any seccomp filter: Docker's \
+             default profile blocks io_uring (run with --security-opt seccomp=unconfined or a \
+             profile that allows io_uring_setup, io_uring_enter and io_uring_register)"
+        }
+        Some(libc::ENOSYS) => "this kernel has no io_uring (ringway needs Linux 5.10 or later)",
+        Some(libc::ENOMEM) => {
+            "not enough locked memory for the io_uring rings: raise RLIMIT_MEMLOCK (ulimit -l)"
+        }
+        _ => "io_uring could not be set up",
+    };
+    format!("cannot start an io_uring event loop ({err}): {hint}")
+}
