@@ -40,14 +40,64 @@ fn keep_alive_serves_several_requests_on_one_connection() {
             r.body == pattern(5000),
             "round {round}: stream body differs"
         );
-        let r = send(&mut conn, &Req::get("/status/204"));
-        assert_eq!(r.status, 204, "round {round}");
+        for code in [204, 304] {
+            let r = send(&mut conn, &Req::get(&format!("/status/{code}")));
+            assert_eq!(r.status, code, "round {round}");
+            // RFC 9110 8.6 / RFC 9112 6.1: no body framing on 204, and a 304 carries none
+            // of its own; a stray "0\r\n\r\n" would corrupt the next response.
+            assert!(
+                r.header("transfer-encoding").is_none(),
+                "round {round}: {r:?}"
+            );
+            if code == 204 {
+                assert!(r.header("content-length").is_none(), "round {round}: {r:?}");
+            }
+        }
     }
+    let r = send(&mut conn, &Req::get("/"));
+    assert_eq!(r.text(), "Hello, World!", "after 204/304: {r:?}");
     assert!(
         conn.leftover().is_empty(),
         "no stray bytes: {:?}",
         conn.leftover()
     );
+}
+
+#[test]
+fn large_request_bodies_reach_the_app_whole() {
+    let (_uwsgi, ringway) = stack();
+    let addr = ringway.addr();
+    let mib = pattern(1024 * 1024);
+    // The default --max-body-size is 1m: a body of exactly 1 MiB is within it.
+    for n in [64 * 1024 + 1, 512 * 1024, 1024 * 1024] {
+        let r = roundtrip(addr, &Req::post("/echo", &mib[..n]));
+        check_echo(&r, &mib[..n], &format!("{n}-byte body"));
+    }
+    let pieces: Vec<&[u8]> = mib[..512 * 1024].chunks(100_000).collect();
+    let r = roundtrip(addr, &Req::post("/echo", b"").chunked(&pieces));
+    check_echo(&r, &mib[..512 * 1024], "512 KiB chunked body");
+}
+
+#[test]
+fn concurrent_clients_get_their_own_answers() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let ringway = Ringway::with(&uwsgi).workers(2).start();
+    let addr = ringway.addr();
+    std::thread::scope(|s| {
+        for t in 0..6usize {
+            s.spawn(move || {
+                let mut conn = Conn::open(addr);
+                for i in 0..10usize {
+                    let n = 1000 * t + i;
+                    let r = send(&mut conn, &Req::get(&format!("/bytes/{n}")));
+                    assert!(r.body == pattern(n), "client {t} request {i}: {r:?}");
+                    let body = pattern(n + 7);
+                    let r = send(&mut conn, &Req::post("/echo", &body));
+                    check_echo(&r, &body, &format!("client {t} echo {i}"));
+                }
+            });
+        }
+    });
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! a closed connection, and a healthy request on a new connection works right after.
 
 use std::net::SocketAddr;
+use std::thread::sleep;
 use std::time::Duration;
 
 use ringway_tests::{App, Conn, Req, Ringway, Uwsgi, roundtrip};
@@ -120,6 +121,51 @@ fn malformed_requests_get_their_exact_status() {
     for (name, wire, status) in &cases {
         expect_refusal(addr, name, wire, *status);
     }
+}
+
+#[test]
+fn clients_that_vanish_do_not_hurt_the_next_one() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let mut ringway = Ringway::start(&uwsgi);
+    let addr = ringway.addr();
+    let vanishing: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "gone mid-download",
+            Req::get(&format!("/bytes/{}", 10 * 1024 * 1024)).to_bytes(),
+        ),
+        (
+            "gone mid-upload",
+            b"POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100000\r\n\r\nabc".to_vec(),
+        ),
+        (
+            "gone mid-chunk",
+            b"POST /echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n\
+              100\r\nabc"
+                .to_vec(),
+        ),
+        (
+            "gone while upstream works",
+            Req::get("/slow?ms=300").to_bytes(),
+        ),
+        (
+            "gone mid-head",
+            b"GET /environ HTTP/1.1\r\nHost: loc".to_vec(),
+        ),
+    ];
+    for (name, wire) in &vanishing {
+        let mut conn = Conn::open(addr);
+        conn.send(wire).expect("send");
+        sleep(Duration::from_millis(100));
+        drop(conn);
+        assert_healthy(addr, name);
+    }
+    sleep(Duration::from_millis(400)); // the abandoned /slow is over
+    assert_healthy(addr, "all of them");
+    assert!(
+        ringway.is_running(),
+        "ringway survived:\n{}",
+        ringway.stderr()
+    );
 }
 
 #[test]
