@@ -3,52 +3,60 @@
 //! Buffers are plain `Vec<u8>` because tokio-uring takes buffers by value and hands them
 //! back: a buffer is taken from the pool, lent to the kernel, and given back when the
 //! connection is done with it. A buffer that is never given back (an error path that drops
-//! it) is simply freed: the pool only loses a reuse, nothing leaks. The pool keeps at most
-//! [`MAX_IDLE`] buffers so idle memory stays bounded after a burst.
+//! it) is simply freed: the pool only loses a reuse, nothing leaks.
+//!
+//! Two size classes keep a small request from pinning a large buffer: [`SMALL`] for heads,
+//! packets and answers, [`LARGE`] for body relays. Each class keeps at most [`MAX_IDLE`]
+//! buffers, so idle memory stays bounded after a burst.
 
 use std::cell::RefCell;
 
-/// Most buffers kept idle per thread.
-const MAX_IDLE: usize = 256;
-
-/// Buffers larger than this are not kept: one huge request must not pin memory forever.
-const MAX_KEPT_CAPACITY: usize = 256 * 1024;
+/// Capacity of a small buffer.
+pub const SMALL: usize = 16 * 1024;
+/// Least capacity of a large buffer.
+pub const LARGE: usize = 64 * 1024 + 64;
+/// Most buffers kept idle per class and thread.
+const MAX_IDLE: usize = 128;
+/// Buffers larger than this are not kept: one huge body must not pin memory forever.
+const MAX_KEPT: usize = 256 * 1024;
 
 thread_local! {
-    static FREE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+    static SMALL_FREE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+    static LARGE_FREE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
 }
 
-/// An empty buffer with at least `capacity` bytes of room.
+/// An empty buffer with room for at least `capacity` bytes.
 pub fn take(capacity: usize) -> Vec<u8> {
-    let reused = FREE.with_borrow_mut(|free| {
-        // Most callers ask for one of two sizes; the last buffer that fits is good enough.
-        let i = free.iter().rposition(|b| b.capacity() >= capacity)?;
-        Some(free.swap_remove(i))
+    let (free, class) = if capacity <= SMALL {
+        (&SMALL_FREE, SMALL)
+    } else {
+        (&LARGE_FREE, LARGE)
+    };
+    let reused = free.with_borrow_mut(|list| match list.last() {
+        Some(buf) if buf.capacity() >= capacity => list.pop(),
+        _ => None,
     });
-    match reused {
-        Some(mut buf) => {
-            buf.clear();
-            buf
-        }
-        None => Vec::with_capacity(capacity),
-    }
+    reused.unwrap_or_else(|| Vec::with_capacity(capacity.max(class)))
 }
 
 /// Returns a buffer to this thread's pool.
-pub fn give(buf: Vec<u8>) {
-    if buf.capacity() == 0 || buf.capacity() > MAX_KEPT_CAPACITY {
-        return;
-    }
-    FREE.with_borrow_mut(|free| {
-        if free.len() < MAX_IDLE {
-            free.push(buf);
+pub fn give(mut buf: Vec<u8>) {
+    let free = match buf.capacity() {
+        c if !(SMALL..=MAX_KEPT).contains(&c) => return,
+        c if c >= LARGE => &LARGE_FREE,
+        _ => &SMALL_FREE,
+    };
+    buf.clear();
+    free.with_borrow_mut(|list| {
+        if list.len() < MAX_IDLE {
+            list.push(buf);
         }
     });
 }
 
 /// Buffers idle in this thread's pool (for tests and metrics).
 pub fn idle() -> usize {
-    FREE.with_borrow(Vec::len)
+    SMALL_FREE.with_borrow(Vec::len) + LARGE_FREE.with_borrow(Vec::len)
 }
 
 #[cfg(test)]
@@ -58,24 +66,39 @@ mod tests {
     #[test]
     fn reuses_and_clears() {
         let mut a = take(1024);
+        assert!(a.capacity() >= SMALL);
         a.extend_from_slice(b"hello");
         let ptr = a.as_ptr();
         give(a);
         let b = take(512);
-        assert_eq!(b.as_ptr(), ptr, "a fitting idle buffer is reused");
+        assert_eq!(b.as_ptr(), ptr, "an idle buffer of the class is reused");
         assert!(b.is_empty());
         give(b);
-        let c = take(4096);
-        assert!(c.capacity() >= 4096, "too small a buffer is not handed out");
+    }
+
+    #[test]
+    fn classes_do_not_mix() {
+        give(Vec::with_capacity(LARGE));
+        let small = take(100);
+        assert!(
+            small.capacity() < LARGE,
+            "a small request does not pin a large buffer"
+        );
+        let large = take(LARGE);
+        assert!(large.capacity() >= LARGE);
+        let huge = take(MAX_KEPT);
+        assert!(huge.capacity() >= MAX_KEPT);
     }
 
     #[test]
     fn bounded() {
         for _ in 0..MAX_IDLE + 10 {
-            give(Vec::with_capacity(64));
+            give(Vec::with_capacity(SMALL));
         }
-        assert_eq!(idle(), MAX_IDLE);
-        give(Vec::with_capacity(MAX_KEPT_CAPACITY + 1));
-        assert_eq!(idle(), MAX_IDLE);
+        let before = idle();
+        give(Vec::with_capacity(SMALL));
+        give(Vec::with_capacity(MAX_KEPT + 1));
+        give(Vec::with_capacity(10));
+        assert_eq!(idle(), before);
     }
 }

@@ -560,6 +560,16 @@ mod tests {
     }
 
     #[test]
+    fn readme_example_parses() {
+        let readme = include_str!("../../README.md");
+        let start = readme.find("```toml\n").expect("README has a toml block") + 8;
+        let len = readme[start..].find("```").expect("toml block ends");
+        let file: FileConfig = toml::from_str(&readme[start..start + len]).unwrap();
+        assert_eq!(file.upstream.as_deref(), Some(&["unix:/run/app.sock".to_string()][..]));
+        assert_eq!(file.send_timeout.as_deref(), Some("60s"));
+    }
+
+    #[test]
     fn upstream_required() {
         let cli = Cli::parse_from(["ringway"]);
         assert!(Config::from_cli(cli).is_err());

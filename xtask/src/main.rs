@@ -1,1 +1,74 @@
-fn main() {}
+//! The developer front door of the ringway workspace:
+//!
+//! - `cargo xtask run`  — the whole stack (ringway → uWSGI → the demo Flask app)
+//! - `cargo xtask test` — the whole test suite, with uWSGI and nginx ready
+//! - `cargo xtask lint` — rustfmt and clippy, as CI runs them
+
+mod lint;
+mod procs;
+mod run;
+mod test_suite;
+mod venv;
+mod workspace;
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+use workspace::Workspace;
+
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "Build, run and test ringway"
+)]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Build ringway and run it in front of uWSGI and the demo Flask app until Ctrl-C.
+    Run(run::RunArgs),
+    /// Run the whole test suite (`cargo test --workspace`) with uWSGI, nginx and ringway ready.
+    Test {
+        /// Extra arguments for `cargo test`, after `--`
+        /// (e.g. `cargo xtask test -- -p ringway-tests -- --nocapture`).
+        #[arg(last = true)]
+        cargo_args: Vec<String>,
+    },
+    /// Check formatting (rustfmt) and lints (clippy, warnings denied).
+    Lint,
+}
+
+fn main() -> ExitCode {
+    match run_task(Cli::parse().task) {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            eprintln!("xtask: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_task(task: Task) -> Result<u8> {
+    let ws = Workspace::locate()?;
+    match task {
+        Task::Run(args) => run::run(&ws, &args),
+        Task::Test { cargo_args } => test_suite::test(&ws, &cargo_args),
+        Task::Lint => lint::lint(&ws),
+    }
+}
+
+/// `cargo build -p ringway [--release]`.
+fn build_ringway(ws: &Workspace, release: bool) -> Result<()> {
+    let mut cmd = ws.cargo();
+    cmd.args(["build", "-p", "ringway"]);
+    if release {
+        cmd.arg("--release");
+    }
+    procs::run_checked(&mut cmd)
+}

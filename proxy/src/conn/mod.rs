@@ -55,7 +55,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, worker: Rc<Worker>) {
         stream,
         peer,
         worker,
-        input: bufpool::take(HEAD_READ_SIZE),
+        input: Vec::new(),
         headers: Vec::with_capacity(32),
         requests: 0,
     };
@@ -128,7 +128,10 @@ impl Conn {
                     *deadline.get_or_insert_with(|| Instant::now() + config.client_header_timeout);
                 at.saturating_duration_since(Instant::now())
             };
-            let input = std::mem::take(&mut self.input);
+            let mut input = std::mem::take(&mut self.input);
+            if input.capacity() == 0 {
+                input = bufpool::take(HEAD_READ_SIZE);
+            }
             let read = if idle {
                 self.read_idle(input, limit).await
             } else {

@@ -30,8 +30,15 @@ pub(super) struct RequestInfo {
 impl Conn {
     /// Serves the request whose head is at the start of `self.input`.
     pub(super) async fn handle(&mut self, head: RequestHead) -> Next {
-        let mut rest = bufpool::take(self.input.len() - head.head_len);
-        rest.extend_from_slice(&self.input[head.head_len..]);
+        // No leftover (the usual case): no buffer either, so an idle keep-alive connection
+        // holds none until its next read.
+        let leftover = &self.input[head.head_len..];
+        let mut rest = if leftover.is_empty() {
+            Vec::new()
+        } else {
+            bufpool::take(leftover.len())
+        };
+        rest.extend_from_slice(leftover);
         self.input.truncate(head.head_len);
 
         let next = self.forward(head, &mut rest).await;
@@ -69,7 +76,8 @@ impl Conn {
             (None, _) => None,
         };
 
-        let mut packet = bufpool::take(config.upstream_buffer_size + 4);
+        let body_now = chunked_body.as_ref().map_or(rest.len(), Vec::len);
+        let mut packet = bufpool::take(config.upstream_buffer_size + 4 + body_now);
         let env = RequestEnv {
             peer: self.peer,
             local: worker.local,
@@ -164,7 +172,7 @@ impl Conn {
         let limit = config.max_body_size;
         let timeout = config.client_body_timeout;
         let mut decoder = ChunkedDecoder::new();
-        let mut body = bufpool::take(BODY_READ_SIZE);
+        let mut body = bufpool::take(bufpool::SMALL);
         let mut asked_continue = false;
         loop {
             let progress = match decoder.decode(rest, &mut body) {
@@ -188,7 +196,10 @@ impl Conn {
                     return Err(Next::Abort);
                 }
             }
-            let buf = std::mem::take(rest);
+            let mut buf = std::mem::take(rest);
+            if buf.capacity() == 0 {
+                buf = bufpool::take(BODY_READ_SIZE);
+            }
             match read_some(&self.stream, buf, BODY_READ_SIZE, timeout).await {
                 Ok((0, _)) => {
                     tracing::info!(peer = %self.peer, "client closed in the middle of a chunked body");

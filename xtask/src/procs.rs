@@ -1,0 +1,215 @@
+//! Child processes: one-shot commands, long-running services, signals and exit statuses.
+
+use std::env;
+use std::io;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+/// How often the supervisors look at their children and at Ctrl-C.
+pub const POLL: Duration = Duration::from_millis(100);
+
+/// Renders a command the way a person would type it.
+pub fn display(cmd: &Command) -> String {
+    let mut out = cmd.get_program().to_string_lossy().into_owned();
+    for arg in cmd.get_args() {
+        out.push(' ');
+        out.push_str(&arg.to_string_lossy());
+    }
+    out
+}
+
+/// Runs a command to completion, echoing it first; its output passes through.
+pub fn status(cmd: &mut Command) -> Result<ExitStatus> {
+    eprintln!("$ {}", display(cmd));
+    cmd.status().map_err(|err| spawn_error(cmd, err))
+}
+
+/// Like [`status`], but a non-zero exit is an error.
+pub fn run_checked(cmd: &mut Command) -> Result<()> {
+    let status = status(cmd)?;
+    if !status.success() {
+        bail!("`{}` {}", display(cmd), describe(status));
+    }
+    Ok(())
+}
+
+/// A readable error for a command that could not start at all.
+pub fn spawn_error(cmd: &Command, err: io::Error) -> anyhow::Error {
+    let program = cmd.get_program().to_string_lossy();
+    if err.kind() == io::ErrorKind::NotFound {
+        anyhow::anyhow!("cannot run `{program}`: not found")
+    } else {
+        anyhow::Error::new(err).context(format!("cannot run `{program}`"))
+    }
+}
+
+/// "exited with status 3", "was killed by signal 9".
+pub fn describe(status: ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with status {code}"),
+        (None, Some(signal)) => format!("was killed by signal {signal}"),
+        (None, None) => format!("ended ({status})"),
+    }
+}
+
+/// The exit code that passes a child's status on: its own code, 128 + signal, never 0
+/// for a failure that happened to exit 0.
+pub fn failure_code(status: ExitStatus) -> u8 {
+    match (status.code(), status.signal()) {
+        (Some(code), _) if code != 0 => u8::try_from(code).unwrap_or(1),
+        (None, Some(signal)) => u8::try_from(128 + signal).unwrap_or(1),
+        _ => 1,
+    }
+}
+
+/// The exit code that passes a one-shot command's status on (0 on success).
+pub fn exit_code(status: ExitStatus) -> u8 {
+    if status.success() {
+        0
+    } else {
+        failure_code(status)
+    }
+}
+
+/// Looks a program up in `$PATH`.
+pub fn which(program: &str) -> Option<PathBuf> {
+    let path = env::var_os("PATH")?;
+    env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| is_executable(candidate))
+}
+
+pub fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    path.metadata()
+        .map(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+/// Set once SIGINT or SIGTERM reaches xtask.
+#[derive(Clone)]
+pub struct Interrupt(Arc<AtomicBool>);
+
+impl Interrupt {
+    /// Installs the Ctrl-C (and SIGTERM) handler. From then on those signals no longer kill
+    /// xtask: they set the flag, and the supervisor shuts its children down in order.
+    pub fn install() -> Result<Self> {
+        let flag = Arc::new(AtomicBool::new(false));
+        let handler_flag = Arc::clone(&flag);
+        ctrlc::set_handler(move || handler_flag.store(true, Ordering::SeqCst))
+            .context("cannot install the Ctrl-C handler")?;
+        Ok(Self(flag))
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// A long-running child (uWSGI, ringway). It runs in its own process group, so a Ctrl-C in
+/// the terminal reaches only xtask, which then stops the stack in order (ringway drains
+/// first, then uWSGI). If xtask itself dies, the kernel sends the child SIGTERM.
+/// Dropping a `Service` that still runs stops it.
+pub struct Service {
+    pub name: &'static str,
+    child: Child,
+    grace: Duration,
+    exited: Option<ExitStatus>,
+}
+
+impl Service {
+    /// Starts `cmd` as a service; `grace` is how long it gets between SIGTERM and SIGKILL.
+    pub fn spawn(name: &'static str, cmd: &mut Command, grace: Duration) -> Result<Self> {
+        eprintln!("$ {}", display(cmd));
+        cmd.stdin(Stdio::null()).process_group(0);
+        // SAFETY: the closure runs in the forked child before exec and calls only
+        // prctl(2), which is async-signal-safe; it touches no memory of the parent.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == -1 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().map_err(|err| spawn_error(cmd, err))?;
+        Ok(Self {
+            name,
+            child,
+            grace,
+            exited: None,
+        })
+    }
+
+    pub fn child_mut(&mut self) -> &mut Child {
+        &mut self.child
+    }
+
+    /// The exit status, if the service has ended.
+    pub fn try_wait(&mut self) -> Result<Option<ExitStatus>> {
+        if self.exited.is_none() {
+            self.exited = self
+                .child
+                .try_wait()
+                .with_context(|| format!("cannot wait for {}", self.name))?;
+        }
+        Ok(self.exited)
+    }
+
+    /// SIGTERM, wait up to the grace period, then SIGKILL. Returns the exit status.
+    pub fn stop(&mut self) -> Result<ExitStatus> {
+        if let Some(status) = self.try_wait()? {
+            return Ok(status);
+        }
+        eprintln!("xtask: stopping {} (SIGTERM)", self.name);
+        self.signal(libc::SIGTERM)?;
+        let deadline = Instant::now() + self.grace;
+        while Instant::now() < deadline {
+            if let Some(status) = self.try_wait()? {
+                return Ok(status);
+            }
+            thread::sleep(POLL);
+        }
+        eprintln!(
+            "xtask: {} still runs {:?} after SIGTERM: SIGKILL",
+            self.name, self.grace
+        );
+        self.child
+            .kill()
+            .with_context(|| format!("cannot kill {}", self.name))?;
+        let status = self
+            .child
+            .wait()
+            .with_context(|| format!("cannot wait for {}", self.name))?;
+        self.exited = Some(status);
+        Ok(status)
+    }
+
+    fn signal(&self, signal: libc::c_int) -> Result<()> {
+        let pid = libc::pid_t::try_from(self.child.id()).context("pid out of range")?;
+        // SAFETY: kill(2) takes plain integers; the pid is our own child, not yet reaped
+        // (try_wait above saw it running), so it cannot name another process.
+        if unsafe { libc::kill(pid, signal) } == -1 {
+            let err = io::Error::last_os_error();
+            if err.raw_os_error() != Some(libc::ESRCH) {
+                return Err(err).with_context(|| format!("cannot signal {}", self.name));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        if let Err(err) = self.stop() {
+            eprintln!("xtask: {err:#}");
+        }
+    }
+}

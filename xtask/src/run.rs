@@ -1,0 +1,290 @@
+//! `cargo xtask run`: the whole stack on this machine, ringway → uWSGI → the demo Flask app.
+
+use std::fs;
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use crate::procs::{self, Interrupt, POLL, Service};
+use crate::venv::{self, Venv};
+use crate::workspace::Workspace;
+
+/// How long uWSGI may take to open its socket, and ringway to say it listens.
+const STARTUP: Duration = Duration::from_secs(60);
+/// Time between SIGTERM and SIGKILL: ringway's own --shutdown-timeout is 10s by default.
+const RINGWAY_GRACE: Duration = Duration::from_secs(15);
+const UWSGI_GRACE: Duration = Duration::from_secs(10);
+/// sockaddr_un.sun_path holds 108 bytes with the terminating NUL.
+const MAX_SOCKET_PATH: usize = 107;
+
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// Port ringway listens on (127.0.0.1).
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Number of ringway worker threads (ringway's default: one per CPU).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Build and run ringway in release mode.
+    #[arg(long)]
+    release: bool,
+}
+
+/// Why the supervisor stopped watching the stack.
+enum Event {
+    Interrupted,
+    Exited(&'static str, ExitStatus),
+}
+
+pub fn run(ws: &Workspace, args: &RunArgs) -> Result<u8> {
+    crate::build_ringway(ws, args.release)?;
+    let ringway_bin = ws.ringway_bin(args.release);
+    let venv = venv::ensure(ws)?;
+
+    let run_dir = ws.run_dir();
+    fs::create_dir_all(&run_dir).with_context(|| format!("cannot create {}", run_dir.display()))?;
+    let socket = run_dir.join("app.sock");
+    if socket.as_os_str().len() > MAX_SOCKET_PATH {
+        bail!(
+            "the socket path {} is longer than a unix socket address allows \
+             ({MAX_SOCKET_PATH} bytes): use a shorter CARGO_TARGET_DIR",
+            socket.display()
+        );
+    }
+    remove_stale(&socket)?;
+
+    // From here on Ctrl-C (and SIGTERM) only set a flag: the stack is stopped in order.
+    let interrupt = Interrupt::install()?;
+
+    let mut uwsgi = Service::spawn("uWSGI", &mut uwsgi_command(ws, &venv, &socket), UWSGI_GRACE)?;
+    if let Some(event) = wait_for_socket(&socket, &mut uwsgi, &interrupt)? {
+        return finish(event, &mut [&mut uwsgi]);
+    }
+    eprintln!("xtask: uWSGI is up on {}", socket.display());
+
+    let mut cmd = Command::new(&ringway_bin);
+    cmd.arg("--listen")
+        .arg(format!("127.0.0.1:{}", args.port))
+        .arg("--upstream")
+        .arg(format!("unix:{}", socket.display()));
+    if let Some(workers) = args.workers {
+        cmd.arg("--workers").arg(workers.to_string());
+    }
+    cmd.stderr(Stdio::piped());
+    let mut ringway = Service::spawn("ringway", &mut cmd, RINGWAY_GRACE)?;
+    let stderr = ringway
+        .child_mut()
+        .stderr
+        .take()
+        .context("ringway's stderr was not piped")?;
+    let listening = forward_stderr(stderr);
+
+    let url = match wait_for_listening(&listening, &mut [&mut ringway, &mut uwsgi], &interrupt)? {
+        Ok(url) => url,
+        Err(event) => return finish(event, &mut [&mut ringway, &mut uwsgi]),
+    };
+
+    eprintln!();
+    eprintln!("ringway is listening on {url}");
+    eprintln!("  try: curl {url}/");
+    announce_metrics(&url);
+    eprintln!("  Ctrl-C stops ringway, then uWSGI");
+    eprintln!();
+
+    let event = watch(&mut [&mut ringway, &mut uwsgi], &interrupt)?;
+    finish(event, &mut [&mut ringway, &mut uwsgi])
+}
+
+/// Hook for the metrics endpoint. ringway has none yet; when it serves `/metrics`, `/stats`
+/// and its live page, print their addresses here (and start anything they need).
+fn announce_metrics(_url: &str) {
+    eprintln!("  metrics: not yet (ringway's metrics endpoint comes in a later issue)");
+}
+
+fn uwsgi_command(ws: &Workspace, venv: &Venv, socket: &Path) -> Command {
+    let apps = ws.apps_dir();
+    let mut cmd = Command::new(venv.uwsgi());
+    cmd.arg("--master")
+        .args(["--workers", "2"])
+        .arg("--die-on-term")
+        .arg("--need-app")
+        .arg("--vacuum")
+        .arg("--socket")
+        .arg(socket)
+        .arg("--wsgi-file")
+        .arg(apps.join("demo_flask.py"))
+        .args(["--callable", "app"])
+        .arg("--chdir")
+        .arg(&apps)
+        .arg("--home")
+        .arg(&venv.dir);
+    cmd
+}
+
+fn remove_stale(socket: &Path) -> Result<()> {
+    if socket.exists() || socket.symlink_metadata().is_ok() {
+        if UnixStream::connect(socket).is_ok() {
+            bail!(
+                "{} already accepts connections: is another `cargo xtask run` running?",
+                socket.display()
+            );
+        }
+        fs::remove_file(socket).with_context(|| format!("cannot remove {}", socket.display()))?;
+    }
+    Ok(())
+}
+
+/// Waits until uWSGI accepts connections on its socket. `Some(event)` when it will not.
+fn wait_for_socket(
+    socket: &Path,
+    uwsgi: &mut Service,
+    interrupt: &Interrupt,
+) -> Result<Option<Event>> {
+    let deadline = Instant::now() + STARTUP;
+    loop {
+        if let Some(event) = poll(&mut [&mut *uwsgi], interrupt)? {
+            return Ok(Some(event));
+        }
+        if UnixStream::connect(socket).is_ok() {
+            return Ok(None);
+        }
+        if Instant::now() > deadline {
+            bail!("uWSGI did not open {} within {STARTUP:?}", socket.display());
+        }
+        thread::sleep(POLL);
+    }
+}
+
+/// Copies ringway's stderr to ours, line by line, and reports the URL of the first
+/// `listening on http://...` line on the returned channel.
+fn forward_stderr(stderr: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut reader = BufReader::new(stderr);
+        let mut line = Vec::new();
+        let mut announced = false;
+        loop {
+            line.clear();
+            match reader.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            let text = String::from_utf8_lossy(&line);
+            eprint!("{text}");
+            if !text.ends_with('\n') {
+                eprintln!();
+            }
+            if !announced && let Some(url) = listening_url(&text) {
+                announced = true;
+                let _ = tx.send(url);
+            }
+        }
+    });
+    rx
+}
+
+/// The URL in a `listening on http://IP:PORT` log line (colour codes and all).
+fn listening_url(line: &str) -> Option<String> {
+    let start = line.find("listening on http://")? + "listening on ".len();
+    let url: String = line[start..]
+        .chars()
+        .take_while(|c| !c.is_whitespace() && *c != '\u{1b}' && *c != '"')
+        .collect();
+    Some(url.trim_end_matches(['/', ',', '.', ';']).to_owned())
+}
+
+fn wait_for_listening(
+    listening: &mpsc::Receiver<String>,
+    services: &mut [&mut Service],
+    interrupt: &Interrupt,
+) -> Result<Result<String, Event>> {
+    let deadline = Instant::now() + STARTUP;
+    loop {
+        if let Some(event) = poll(services, interrupt)? {
+            return Ok(Err(event));
+        }
+        match listening.recv_timeout(POLL) {
+            Ok(url) => return Ok(Ok(url)),
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => thread::sleep(POLL),
+        }
+        if Instant::now() > deadline {
+            bail!("ringway did not log `listening on http://...` within {STARTUP:?}");
+        }
+    }
+}
+
+/// Watches the running stack until Ctrl-C or until a service ends.
+fn watch(services: &mut [&mut Service], interrupt: &Interrupt) -> Result<Event> {
+    loop {
+        if let Some(event) = poll(services, interrupt)? {
+            return Ok(event);
+        }
+        thread::sleep(POLL);
+    }
+}
+
+fn poll(services: &mut [&mut Service], interrupt: &Interrupt) -> Result<Option<Event>> {
+    if interrupt.is_set() {
+        return Ok(Some(Event::Interrupted));
+    }
+    for service in services.iter_mut() {
+        if let Some(status) = service.try_wait()? {
+            return Ok(Some(Event::Exited(service.name, status)));
+        }
+    }
+    Ok(None)
+}
+
+/// Stops every service, in the order given, and picks xtask's exit code.
+fn finish(event: Event, services: &mut [&mut Service]) -> Result<u8> {
+    match &event {
+        Event::Interrupted => eprintln!("\nxtask: interrupted: shutting the stack down"),
+        Event::Exited(name, status) => {
+            eprintln!(
+                "xtask: {name} {} unexpectedly: stopping the rest",
+                procs::describe(*status)
+            );
+        }
+    }
+    for service in services.iter_mut() {
+        let status = service.stop()?;
+        eprintln!("xtask: {} {}", service.name, procs::describe(status));
+    }
+    Ok(match event {
+        Event::Interrupted => 0,
+        Event::Exited(_, status) => procs::failure_code(status),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::listening_url;
+
+    #[test]
+    fn finds_the_url_in_log_lines() {
+        assert_eq!(
+            listening_url("listening on http://127.0.0.1:8080\n").as_deref(),
+            Some("http://127.0.0.1:8080")
+        );
+        assert_eq!(
+            listening_url(
+                "\u{1b}[2m2026-01-01T00:00:00Z\u{1b}[0m \u{1b}[32m INFO\u{1b}[0m ringway: \
+                 listening on http://127.0.0.1:8081\u{1b}[0m"
+            )
+            .as_deref(),
+            Some("http://127.0.0.1:8081")
+        );
+        assert_eq!(
+            listening_url("INFO listening on http://[::1]:80, 2 workers").as_deref(),
+            Some("http://[::1]:80")
+        );
+        assert_eq!(listening_url("starting"), None);
+    }
+}
