@@ -1,7 +1,8 @@
 """Flask demo app for ringway: `/` says hello; the other routes serve the end-to-end tests.
 
-Routes are the same as raw_wsgi.py (see its docstring). With RINGWAY_VALIDATE=1 the WSGI
-callable is wrapped in wsgiref.validate.validator (the tests set it).
+Routes are the same as raw_wsgi.py (see its docstring), except that on /error Flask turns the
+exception into its own 500 page. With RINGWAY_VALIDATE=1 the WSGI callable is wrapped in
+wsgiref.validate.validator (the tests set it).
 """
 
 import hashlib
@@ -85,6 +86,14 @@ def slow():
     ms = int(request.args.get("ms", "0"))
     time.sleep(ms / 1000.0)
     return Response(b"slept %d ms" % ms, mimetype="text/plain")
+
+
+@app.route("/set-cookies")
+def set_cookies():
+    response = Response(b"ok", mimetype="text/plain")
+    response.headers.add("Set-Cookie", "a=1; Path=/")
+    response.headers.add("Set-Cookie", "b=2; HttpOnly")
+    return response
 
 
 @app.route("/error")

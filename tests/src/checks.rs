@@ -78,6 +78,13 @@ pub fn check_routes(addr: SocketAddr, app: App) {
         "{app:?}"
     );
 
+    let r = roundtrip(addr, &Req::get("/set-cookies"));
+    assert_eq!(
+        r.header_all("set-cookie"),
+        ["a=1; Path=/", "b=2; HttpOnly"],
+        "{app:?}: Set-Cookie headers stay separate (RFC 6265 3): {r:?}"
+    );
+
     let r = roundtrip(addr, &Req::get("/no/such/route"));
     assert_eq!(r.status, 404, "{app:?} unknown route");
 }

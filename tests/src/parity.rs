@@ -355,6 +355,15 @@ pub fn cases() -> Vec<Case> {
             "Content-Type without body",
             Req::get("/environ").header("Content-Type", "text/plain"),
         ),
+        Case::req("GET with a body", Req::get("/environ").body(b"abc")),
+        Case::raw(
+            "obs-text in a header value",
+            b"GET /environ HTTP/1.1\r\nHost: localhost\r\nX-Latin: caf\xe9\r\n\r\n",
+        ),
+        Case::raw(
+            "absolute-form target",
+            b"GET http://localhost/environ?abs=1 HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        ),
         // HTTP/1.0.
         Case::req("HTTP/1.0 with Host", Req::get("/environ?v=10").http10()),
         Case::req(

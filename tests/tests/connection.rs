@@ -321,3 +321,128 @@ fn large_responses_are_byte_exact_and_framed_per_version() {
         assert!(r.body == expected[..n], "HTTP/1.0 /bytes/{n}: body differs");
     }
 }
+
+/// Reads responses until a final (non-1xx) one.
+fn final_response(conn: &mut Conn) -> ringway_tests::Response {
+    for _ in 0..3 {
+        let r = conn.read_response().expect("response");
+        if r.status >= 200 {
+            return r;
+        }
+    }
+    panic!("more than two interim responses");
+}
+
+#[test]
+fn expect_100_continue_corners() {
+    let (_uwsgi, ringway) = stack();
+    // The client does not wait for the 100 and sends the body at once: an interim 100 may
+    // or may not come first, the final answer must be right, the connection stays in sync.
+    let mut conn = Conn::open(ringway.addr());
+    let wire = Req::post("/echo", b"eager")
+        .header("Expect", "100-continue")
+        .to_bytes();
+    conn.send(&wire).expect("send");
+    check_echo(
+        &final_response(&mut conn),
+        b"eager",
+        "eager body with Expect",
+    );
+    let r = send(&mut conn, &Req::get("/"));
+    assert_eq!(r.text(), "Hello, World!", "in sync after Expect: {r:?}");
+
+    // RFC 9110 10.1.1: no 100 to an HTTP/1.0 client.
+    let mut conn = Conn::open(ringway.addr());
+    let wire = Req::post("/echo", b"ten")
+        .http10()
+        .header("Expect", "100-continue")
+        .to_bytes();
+    conn.send(&wire).expect("send");
+    let r = conn.read_response().expect("response");
+    assert_ne!(r.status, 100, "no 100 Continue to HTTP/1.0: {r:?}");
+    check_echo(&r, b"ten", "HTTP/1.0 with Expect");
+}
+
+#[test]
+fn a_head_trickling_in_byte_by_byte_is_served() {
+    let (_uwsgi, ringway) = stack();
+    let mut conn = Conn::open(ringway.addr());
+    let wire = Req::post("/echo", b"trickle")
+        .header("X-Trickle", "1")
+        .to_bytes();
+    for byte in &wire {
+        conn.send(std::slice::from_ref(byte)).expect("one byte");
+        sleep(Duration::from_millis(2));
+    }
+    check_echo(
+        &conn.read_response().expect("response"),
+        b"trickle",
+        "byte by byte",
+    );
+}
+
+#[test]
+fn http_1_0_keep_alive_is_honoured_or_refused_cleanly() {
+    let (_uwsgi, ringway) = stack();
+    // A known length: either the server says keep-alive and serves a second request, or it
+    // closes. Both are legal; saying one and doing the other is not.
+    let mut conn = Conn::open(ringway.addr());
+    let req = Req::get("/bytes/10")
+        .http10()
+        .header("Connection", "keep-alive");
+    let r = send(&mut conn, &req);
+    assert!(r.body == pattern(10), "{r:?}");
+    let kept = r
+        .header("connection")
+        .is_some_and(|v| v.eq_ignore_ascii_case("keep-alive"));
+    if kept {
+        let r = send(&mut conn, &req);
+        assert!(
+            r.body == pattern(10),
+            "second request on a kept 1.0 connection: {r:?}"
+        );
+    } else {
+        assert!(
+            conn.closed_within(Duration::from_secs(3)),
+            "no Connection: keep-alive in the answer, so the connection must close"
+        );
+    }
+
+    // No length (streamed body): the end of the body can only be the close.
+    let mut conn = Conn::open(ringway.addr());
+    let r = send(
+        &mut conn,
+        &Req::get("/stream/100")
+            .http10()
+            .header("Connection", "keep-alive"),
+    );
+    assert_eq!(r.framing, Framing::UntilClose, "{r:?}");
+    assert!(r.body == pattern(100), "{r:?}");
+}
+
+#[test]
+fn idle_keep_alive_connections_are_closed_after_the_timeout() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let ringway = Ringway::with(&uwsgi)
+        .arg("--keepalive-timeout", "300ms")
+        .start();
+    let mut conn = Conn::open(ringway.addr());
+    let r = send(&mut conn, &Req::get("/"));
+    assert_eq!(r.status, 200);
+    assert!(
+        conn.closed_within(Duration::from_secs(3)),
+        "idle connection closed within 3 s of a 300 ms keep-alive timeout"
+    );
+}
+
+#[test]
+fn transfer_coding_names_are_case_insensitive() {
+    let (_uwsgi, ringway) = stack();
+    let mut conn = Conn::open(ringway.addr());
+    conn.send(
+        b"POST /echo HTTP/1.1\r\nHost: localhost\r\ntransfer-encoding: Chunked\r\n\r\n\
+          4\r\ncase\r\n0\r\n\r\n",
+    )
+    .expect("send");
+    check_echo(&conn.read_response().expect("response"), b"case", "Chunked");
+}

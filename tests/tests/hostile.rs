@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::thread::sleep;
 use std::time::Duration;
 
+use ringway_tests::client::roundtrip_raw;
 use ringway_tests::{App, Conn, Req, Ringway, Uwsgi, roundtrip};
 
 const CLOSE_LIMIT: Duration = Duration::from_secs(3);
@@ -121,6 +122,51 @@ fn malformed_requests_get_their_exact_status() {
     for (name, wire, status) in &cases {
         expect_refusal(addr, name, wire, *status);
     }
+
+    // Not framing errors, so the connection may stay open; the status is what matters.
+    let bad_paths: [(&str, &[u8]); 3] = [
+        (
+            "encoded NUL in the path",
+            b"GET /environ/%00 HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        ),
+        (
+            "path above the root",
+            b"GET /../../etc/passwd HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        ),
+        (
+            "encoded path above the root",
+            b"GET /%2e%2e/x HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        ),
+    ];
+    for (name, wire) in bad_paths {
+        let r = roundtrip_raw(addr, wire).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(r.status, 400, "{name}: {r:?}");
+        assert_healthy(addr, name);
+    }
+}
+
+#[test]
+fn a_slow_body_is_cut_off() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let ringway = Ringway::with(&uwsgi)
+        .arg("--client-body-timeout", "300ms")
+        .start();
+    let mut conn = Conn::open(ringway.addr());
+    conn.send(b"POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\nonly ten b")
+        .expect("head and part of the body");
+    conn.set_read_timeout(Duration::from_secs(3));
+    match conn.read_response() {
+        Ok(r) => {
+            assert_eq!(r.status, 408, "{r:?}");
+            assert!(conn.closed_within(CLOSE_LIMIT), "closed after 408");
+        }
+        Err(e) => assert_eq!(
+            e.kind(),
+            std::io::ErrorKind::UnexpectedEof,
+            "closed (or 408) within 3 s of a 300 ms body timeout: {e}"
+        ),
+    }
+    assert_healthy(ringway.addr(), "slow body");
 }
 
 #[test]
