@@ -35,6 +35,8 @@ pub struct UwsgiOptions {
     pub buffer_size: Option<u32>,
     /// Run the app under `wsgiref.validate` (RINGWAY_VALIDATE=1); on by default.
     pub validate: bool,
+    /// `--listen` (the socket's backlog; uWSGI's default is 100).
+    pub listen: Option<u32>,
 }
 
 impl UwsgiOptions {
@@ -45,6 +47,7 @@ impl UwsgiOptions {
             workers: 2,
             buffer_size: None,
             validate: true,
+            listen: None,
         }
     }
 }
@@ -76,6 +79,9 @@ impl Uwsgi {
             .arg(opts.app.file())
             .arg("--chdir")
             .arg(paths::apps_dir());
+        if let Some(backlog) = opts.listen {
+            cmd.args(["--listen", &backlog.to_string()]);
+        }
         if let Some(size) = opts.buffer_size {
             cmd.args(["--buffer-size", &size.to_string()]);
         }

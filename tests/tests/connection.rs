@@ -153,6 +153,23 @@ fn pipelined_requests_are_answered_in_order() {
     assert!(rs[0].body == pattern(10));
     assert_eq!((rs[1].status, rs[1].body.len()), (200, 0), "{:?}", rs[1]);
     assert!(rs[2].body == pattern(30), "{:?}", rs[2]);
+
+    // A chunked body and a Content-Length body with the next requests right behind them.
+    let wire = [
+        Req::post("/echo", b"")
+            .chunked(&[b"chunk", b"ed"])
+            .to_bytes(),
+        Req::post("/echo", b"length").to_bytes(),
+        Req::get("/").to_bytes(),
+    ]
+    .concat();
+    conn.send(&wire).expect("third batch");
+    let rs = conn
+        .read_responses(&["POST", "POST", "GET"])
+        .expect("three more");
+    check_echo(&rs[0], b"chunked", "pipelined chunked body");
+    check_echo(&rs[1], b"length", "pipelined body after a chunked one");
+    assert_eq!(rs[2].text(), "Hello, World!", "{:?}", rs[2]);
 }
 
 #[test]

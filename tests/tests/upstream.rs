@@ -144,3 +144,50 @@ fn a_dead_upstream_among_two_costs_no_request() {
         }
     }
 }
+
+#[test]
+fn a_full_upstream_backlog_gives_503_at_once() {
+    // One worker and a backlog of 1: while the worker sleeps, a couple of connections wait in
+    // the backlog and further connects fail at once (EAGAIN on a unix socket).
+    let uwsgi = Uwsgi::start_with(UwsgiOptions {
+        workers: 1,
+        listen: Some(1),
+        ..UwsgiOptions::new(App::Raw)
+    });
+    let ringway = Ringway::start(&uwsgi);
+    let addr = ringway.addr();
+    let results: Vec<(u16, Duration)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                s.spawn(move || {
+                    std::thread::sleep(Duration::from_millis(30 * i));
+                    let started = Instant::now();
+                    let r = roundtrip(addr, &Req::get("/slow?ms=1000"));
+                    (r.status, started.elapsed())
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("client thread"))
+            .collect()
+    });
+    assert!(
+        results
+            .iter()
+            .all(|(status, _)| [200, 503].contains(status)),
+        "only 200 or 503: {results:?}"
+    );
+    assert!(results.iter().any(|(s, _)| *s == 200), "{results:?}");
+    assert!(results.iter().any(|(s, _)| *s == 503), "{results:?}");
+    for (status, took) in &results {
+        if *status == 503 {
+            assert!(
+                *took < Duration::from_millis(900),
+                "503 comes at once: {results:?}"
+            );
+        }
+    }
+    let r = roundtrip(addr, &Req::get("/"));
+    assert_eq!(r.status, 200, "served again once the backlog drains: {r:?}");
+}
