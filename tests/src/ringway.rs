@@ -3,6 +3,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -73,7 +74,9 @@ impl RingwayBuilder {
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+            .stderr(Stdio::piped())
+            // Its own process group: if RINGWAY_BIN is a wrapper, its children die with it.
+            .process_group(0);
         let mut child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("spawning {}: {e}", bin.display()));
@@ -98,7 +101,7 @@ impl RingwayBuilder {
         let addr = match ready_rx.recv_timeout(START_LIMIT) {
             Ok(addr) => addr,
             Err(e) => {
-                stop_child(&mut child, libc::SIGKILL, Duration::from_secs(1), false);
+                stop_child(&mut child, libc::SIGKILL, Duration::from_secs(1), true);
                 let _ = reader.join();
                 let log = stderr.lock().expect("stderr lock").clone();
                 panic!(
@@ -187,7 +190,7 @@ impl Ringway {
 impl Drop for Ringway {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            stop_child(&mut child, libc::SIGKILL, Duration::from_secs(2), false);
+            stop_child(&mut child, libc::SIGKILL, Duration::from_secs(2), true);
         }
         if let Some(reader) = self.reader.take() {
             let _ = reader.join();
