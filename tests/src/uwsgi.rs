@@ -2,6 +2,7 @@
 //! temp dir.
 
 use std::fs::File;
+use std::io;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -10,6 +11,7 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 
+use crate::client::{Conn, READ_TIMEOUT, Response};
 use crate::paths::{self, App};
 use crate::wait::{poll_until, stop_child};
 
@@ -139,10 +141,43 @@ impl Uwsgi {
         self.dir.path()
     }
 
+    /// Sends one uwsgi packet (`vars`, then `body`) straight to the socket, as a proxy would,
+    /// and reads uWSGI's answer (plain HTTP, ended by the close).
+    pub fn request(&self, vars: &[(&str, &str)], body: &[u8]) -> io::Result<Response> {
+        let stream = UnixStream::connect(&self.socket)?;
+        stream.set_read_timeout(Some(READ_TIMEOUT))?;
+        stream.set_write_timeout(Some(READ_TIMEOUT))?;
+        let mut conn = Conn::new(stream);
+        let mut packet = encode_packet(vars);
+        packet.extend_from_slice(body);
+        conn.send(&packet)?;
+        conn.read_response()
+    }
+
     /// uWSGI's log so far (stdout and stderr), for assertion messages.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+}
+
+/// A uwsgi request packet: `modifier1 0 | u16 LE vars size | modifier2 0`, then each var as
+/// `u16 LE key length, key, u16 LE value length, value`. Panics past the 64 KiB the size
+/// field can say.
+pub fn encode_packet(vars: &[(&str, &str)]) -> Vec<u8> {
+    let mut block = Vec::new();
+    for (key, value) in vars {
+        for part in [key, value] {
+            let len = u16::try_from(part.len()).expect("var under 64 KiB");
+            block.extend_from_slice(&len.to_le_bytes());
+            block.extend_from_slice(part.as_bytes());
+        }
+    }
+    let size = u16::try_from(block.len()).expect("vars block under 64 KiB");
+    let mut packet = vec![0u8];
+    packet.extend_from_slice(&size.to_le_bytes());
+    packet.push(0);
+    packet.extend_from_slice(&block);
+    packet
 }
 
 impl Drop for Uwsgi {
