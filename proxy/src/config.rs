@@ -97,6 +97,11 @@ pub struct Cli {
     #[arg(long)]
     pub allow_underscores_in_headers: bool,
 
+    /// Address of the metrics endpoint (`/metrics` Prometheus, `/stats` JSON, `/` live page),
+    /// or `off` [default: 127.0.0.1:9145; if that port is taken, ringway runs without it].
+    #[arg(long, value_name = "ADDR|off", value_parser = parse_metrics)]
+    pub metrics: Option<MetricsListen>,
+
     /// TOML file with the same settings (snake_case keys); flags win over it.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -124,6 +129,7 @@ struct FileConfig {
     document_root: Option<String>,
     server_name: Option<String>,
     allow_underscores_in_headers: Option<bool>,
+    metrics: Option<String>,
 }
 
 /// A size in TOML: a number of bytes or a string with a k/m/g suffix.
@@ -159,6 +165,31 @@ impl std::fmt::Display for UpstreamAddr {
             UpstreamAddr::Tcp(a) => write!(f, "{a}"),
         }
     }
+}
+
+/// Where the metrics endpoint listens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsListen {
+    /// No endpoint.
+    Off,
+    /// The default address: if it is taken, run without the endpoint (and say so).
+    Default(SocketAddr),
+    /// An address asked for: failing to bind it is an error.
+    At(SocketAddr),
+}
+
+/// The default metrics address (loopback: the figures are not for the internet).
+pub const DEFAULT_METRICS: SocketAddr =
+    SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9145);
+
+/// Parses `off` or an address.
+pub fn parse_metrics(s: &str) -> Result<MetricsListen, String> {
+    if s.eq_ignore_ascii_case("off") {
+        return Ok(MetricsListen::Off);
+    }
+    s.parse()
+        .map(MetricsListen::At)
+        .map_err(|_| format!("invalid metrics address {s:?}: expected IP:PORT or off"))
 }
 
 /// An address range, for `--trusted-proxy`.
@@ -235,6 +266,8 @@ pub struct Config {
     pub server_name: Option<String>,
     /// Keep headers with `_` in their names.
     pub allow_underscores_in_headers: bool,
+    /// The metrics endpoint.
+    pub metrics: MetricsListen,
 }
 
 impl Config {
@@ -380,6 +413,11 @@ impl Config {
             server_name: cli.server_name.or(file.server_name),
             allow_underscores_in_headers: cli.allow_underscores_in_headers
                 || file.allow_underscores_in_headers.unwrap_or(false),
+            metrics: match (cli.metrics, file.metrics.as_deref()) {
+                (Some(m), _) => m,
+                (None, Some(m)) => parse_metrics(m).map_err(anyhow::Error::msg)?,
+                (None, None) => MetricsListen::Default(DEFAULT_METRICS),
+            },
         })
     }
 
@@ -545,6 +583,7 @@ mod tests {
         assert_eq!(config.upstream_buffer_size, 8192);
         assert_eq!(config.keepalive_timeout, Duration::from_secs(5));
         assert_eq!(config.client_header_timeout, Duration::from_secs(60));
+        assert_eq!(config.metrics, MetricsListen::Default(DEFAULT_METRICS));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -565,8 +604,21 @@ mod tests {
         let start = readme.find("```toml\n").expect("README has a toml block") + 8;
         let len = readme[start..].find("```").expect("toml block ends");
         let file: FileConfig = toml::from_str(&readme[start..start + len]).unwrap();
-        assert_eq!(file.upstream.as_deref(), Some(&["unix:/run/app.sock".to_string()][..]));
+        assert_eq!(
+            file.upstream.as_deref(),
+            Some(&["unix:/run/app.sock".to_string()][..])
+        );
         assert_eq!(file.send_timeout.as_deref(), Some("60s"));
+    }
+
+    #[test]
+    fn metrics_flag() {
+        assert_eq!(parse_metrics("off"), Ok(MetricsListen::Off));
+        assert_eq!(
+            parse_metrics("127.0.0.1:9200"),
+            Ok(MetricsListen::At("127.0.0.1:9200".parse().unwrap()))
+        );
+        assert!(parse_metrics("9200").is_err());
     }
 
     #[test]

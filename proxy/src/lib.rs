@@ -8,6 +8,7 @@ pub mod config;
 pub mod conn;
 pub mod http;
 pub mod listener;
+pub mod metrics;
 pub mod server;
 pub mod upstream;
 pub mod uwsgi;

@@ -4,7 +4,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use ringway::config::{Cli, Config};
+use ringway::config::{Cli, Config, MetricsListen};
+use ringway::metrics;
 use ringway::server::Server;
 
 fn main() -> ExitCode {
@@ -26,6 +27,8 @@ fn run() -> anyhow::Result<()> {
     let grace = config.shutdown_timeout;
     let workers = config.workers;
     let upstreams: Vec<String> = config.upstreams.iter().map(ToString::to_string).collect();
+    let upstream_addrs = config.upstreams.clone();
+    let metrics_listen = config.metrics;
     let server = Server::start(config)?;
     tracing::info!(
         workers,
@@ -33,6 +36,27 @@ fn run() -> anyhow::Result<()> {
         "listening on http://{}",
         server.local_addr()
     );
+
+    let sources = metrics::Sources::new(server.stats().to_vec(), upstream_addrs);
+    match metrics_listen {
+        MetricsListen::Off => {}
+        MetricsListen::Default(addr) | MetricsListen::At(addr) => {
+            match metrics::spawn(addr, sources) {
+                Ok(local) => tracing::info!(
+                    "metrics on http://{local}/ (Prometheus at /metrics, JSON at /stats)"
+                ),
+                Err(err) if matches!(metrics_listen, MetricsListen::Default(_)) => tracing::warn!(
+                    error = %err,
+                    "metrics endpoint not started: the default address {addr} is taken; \
+                     pass --metrics ADDR (or --metrics off to silence this)"
+                ),
+                Err(err) => {
+                    server.stop(grace);
+                    anyhow::bail!("cannot listen for metrics on {addr}: {err}");
+                }
+            }
+        }
+    }
 
     loop {
         if let Some(signal) = signals.wait(Duration::from_millis(500)) {

@@ -15,6 +15,7 @@ use tokio_uring::net::TcpListener;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
+use crate::metrics::WorkerStats;
 use crate::upstream::Upstreams;
 use crate::{conn, listener};
 
@@ -32,6 +33,8 @@ pub struct Worker {
     pub local: SocketAddr,
     /// Becomes true when the server starts shutting down.
     pub stop: watch::Receiver<bool>,
+    /// This worker's counters, read by the metrics endpoint.
+    pub stats: Arc<WorkerStats>,
 }
 
 impl Worker {
@@ -44,6 +47,7 @@ impl Worker {
 /// The running worker threads.
 pub struct Server {
     threads: Vec<JoinHandle<()>>,
+    stats: Vec<Arc<WorkerStats>>,
     stop: watch::Sender<bool>,
     local: SocketAddr,
 }
@@ -59,8 +63,10 @@ impl Server {
         let (stop, stop_rx) = watch::channel(false);
         let (ready_tx, ready_rx) = mpsc::channel();
 
+        let stats: Vec<Arc<WorkerStats>> = (0..listeners.len()).map(|_| Arc::default()).collect();
         let mut threads = Vec::with_capacity(listeners.len());
         for (index, std_listener) in listeners.into_iter().enumerate() {
+            let worker_stats = Arc::clone(&stats[index]);
             let config = Arc::clone(&config);
             let stop_rx = stop_rx.clone();
             let ready = ready_tx.clone();
@@ -85,6 +91,7 @@ impl Server {
                         config,
                         local,
                         stop: stop_rx,
+                        stats: worker_stats,
                     });
                     runtime.block_on(serve(std_listener, worker, ready));
                 })
@@ -95,6 +102,7 @@ impl Server {
 
         let server = Server {
             threads,
+            stats,
             stop,
             local,
         };
@@ -112,6 +120,11 @@ impl Server {
             }
         }
         Ok(server)
+    }
+
+    /// Every worker's counters.
+    pub fn stats(&self) -> &[Arc<WorkerStats>] {
+        &self.stats
     }
 
     /// The address the workers accept on (the real port when 0 was asked for).

@@ -6,6 +6,7 @@
 //! and buffer go; the caller must then give the connection up. Buffers lent to an op that
 //! timed out are not returned: the completion frees them.
 
+use std::cell::Cell;
 use std::io;
 use std::net::Shutdown;
 use std::time::Duration;
@@ -62,6 +63,63 @@ macro_rules! impl_stream {
 
 impl_stream!(TcpStream);
 impl_stream!(UnixStream);
+
+/// A stream that counts the bytes that went through it: one place for the client's byte
+/// counts instead of one at every read and write.
+pub struct Counted<S> {
+    inner: S,
+    read: Cell<u64>,
+    written: Cell<u64>,
+}
+
+impl<S> Counted<S> {
+    /// Wraps `inner` with zeroed counts.
+    pub fn new(inner: S) -> Self {
+        Counted {
+            inner,
+            read: Cell::new(0),
+            written: Cell::new(0),
+        }
+    }
+
+    /// Bytes read so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.read.get()
+    }
+
+    /// Bytes written so far.
+    pub fn bytes_written(&self) -> u64 {
+        self.written.get()
+    }
+
+    /// The wrapped stream.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+}
+
+impl<S: Stream> Stream for Counted<S> {
+    async fn read_into(&self, buf: Slice<Vec<u8>>) -> BufResult<usize, Slice<Vec<u8>>> {
+        let (res, buf) = self.inner.read_into(buf).await;
+        if let Ok(n) = res {
+            self.read.set(self.read.get() + n as u64);
+        }
+        (res, buf)
+    }
+
+    async fn write_from(&self, buf: Vec<u8>, from: usize) -> BufResult<(), Vec<u8>> {
+        let len = buf.len().saturating_sub(from) as u64;
+        let (res, buf) = self.inner.write_from(buf, from).await;
+        if res.is_ok() {
+            self.written.set(self.written.get() + len);
+        }
+        (res, buf)
+    }
+
+    fn shutdown(&self, how: Shutdown) {
+        self.inner.shutdown(how);
+    }
+}
 
 /// Reads once, appending at most `max` bytes to `buf` (growing it as needed), within
 /// `limit`. `Ok((0, buf))` is end of stream.

@@ -17,12 +17,13 @@ mod request;
 mod response;
 
 use std::net::{Shutdown, SocketAddr};
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use tokio_uring::net::TcpStream;
 
-use self::io::{IoError, Stream, read_some, write_all};
+use self::io::{Counted, IoError, Stream, read_some, write_all};
 use crate::bufpool;
 use crate::http::{self, HeaderSpan, Limits, RequestHead, Status};
 use crate::server::Worker;
@@ -51,21 +52,47 @@ enum Next {
 
 /// Serves one accepted client connection until it closes.
 pub async fn serve(stream: TcpStream, peer: SocketAddr, worker: Rc<Worker>) {
+    let live_key = worker.stats.open(peer, socket_cookie(&stream));
     let mut conn = Conn {
-        stream,
+        stream: Counted::new(stream),
         peer,
         worker,
         input: Vec::new(),
         headers: Vec::with_capacity(32),
         requests: 0,
+        live_key,
+        status: 0,
+        upstream_time: None,
     };
     conn.run().await;
     bufpool::give(std::mem::take(&mut conn.input));
+    let (bytes_in, bytes_out) = (conn.stream.bytes_read(), conn.stream.bytes_written());
+    conn.worker
+        .stats
+        .close(live_key, conn.requests, bytes_in, bytes_out);
+}
+
+/// The kernel's socket cookie, the key the eBPF probes file this connection under.
+fn socket_cookie(stream: &TcpStream) -> u64 {
+    let mut cookie: u64 = 0;
+    let mut len = size_of::<u64>() as libc::socklen_t;
+    // SAFETY: the fd is open for the duration of the call (`stream` is borrowed) and the
+    // out-pointers are valid for the sizes given.
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_COOKIE,
+            (&raw mut cookie).cast(),
+            &mut len,
+        )
+    };
+    if rc == 0 { cookie } else { 0 }
 }
 
 /// One client connection's state across requests.
 struct Conn {
-    stream: TcpStream,
+    stream: Counted<TcpStream>,
     peer: SocketAddr,
     worker: Rc<Worker>,
     /// Bytes received and not yet consumed: the next head, maybe more pipelined requests.
@@ -74,23 +101,50 @@ struct Conn {
     headers: Vec<HeaderSpan>,
     /// Requests completed on this connection.
     requests: u64,
+    /// This connection's key in the worker's live-connection table.
+    live_key: usize,
+    /// Status sent for the current request (0 until a status line went out).
+    status: u16,
+    /// Time the current request spent with the upstream, connected → response head.
+    upstream_time: Option<Duration>,
 }
 
 impl Conn {
     async fn run(&mut self) {
         loop {
+            self.status = 0;
+            self.upstream_time = None;
+            let started = Instant::now();
             let head = match self.read_head().await {
                 Ok(Some(head)) => head,
                 Ok(None) => return,
-                Err(next) => return self.finish(next).await,
+                Err(next) => {
+                    self.record(started);
+                    return self.finish(next).await;
+                }
             };
+            // A request's time runs from its complete head, as nginx's $request_time
+            // runs from its first byte: an idle keep-alive wait is not request time.
+            let started = Instant::now();
             let next = self.handle(head).await;
-            self.requests += 1;
+            self.record(started);
             match next {
                 Next::KeepAlive if !self.worker.is_stopping() => continue,
                 next => return self.finish(next).await,
             }
         }
+    }
+
+    /// Counts the request just ended (if it got a status) in the worker's stats.
+    fn record(&mut self, started: Instant) {
+        if self.status == 0 {
+            return;
+        }
+        self.requests += 1;
+        let stats = &self.worker.stats;
+        stats.request_done(self.status, started.elapsed(), self.upstream_time);
+        let (bytes_in, bytes_out) = (self.stream.bytes_read(), self.stream.bytes_written());
+        stats.progress(self.live_key, self.requests, bytes_in, bytes_out);
     }
 
     /// Reads until `input` holds a complete head. `Ok(None)`: the client closed (or idled
@@ -185,6 +239,7 @@ impl Conn {
     /// Sends a complete error answer (with `Connection: close`); false if it could not be
     /// written.
     async fn send_error(&mut self, status: u16, head_only: bool) -> bool {
+        self.status = status;
         let mut out = bufpool::take(256);
         http::write_error_response(&mut out, status, false, head_only);
         match write_all(&self.stream, out, 0, self.worker.config.send_timeout).await {

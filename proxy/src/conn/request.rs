@@ -5,13 +5,14 @@
 //! body is read from. What remains of `rest` when the request is done (pipelined requests)
 //! becomes the next `input`.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::io::{IoError, read_some, write_all};
 use super::{Conn, Next};
 use crate::bufpool;
 use crate::http::{BodyFraming, ChunkedDecoder, Method, RequestHead};
-use crate::upstream::UpstreamStream;
+use crate::metrics::UpstreamError;
+use crate::upstream::{ConnectError, UpstreamStream};
 use crate::uwsgi::{self, RequestEnv, UwsgiError};
 
 /// Largest read while streaming a request body upstream.
@@ -131,6 +132,7 @@ impl Conn {
             _ => {}
         }
 
+        let connecting = Instant::now();
         let upstream = match worker
             .upstreams
             .connect(config.upstream_connect_timeout)
@@ -138,11 +140,21 @@ impl Conn {
         {
             Ok(upstream) => upstream,
             Err(err) => {
+                worker.stats.upstream_error(match err {
+                    ConnectError::Refused => UpstreamError::Refused,
+                    ConnectError::Busy => UpstreamError::Busy,
+                    ConnectError::Timeout => UpstreamError::ConnectTimeout,
+                });
                 tracing::warn!(peer = %self.peer, error = %err, "no upstream reachable");
                 bufpool::give(packet);
                 return self.reject(err.status(), &head).await;
             }
         };
+        let connected = Instant::now();
+        worker
+            .stats
+            .upstream_connect
+            .observe(connected - connecting);
         let timeout = config.upstream_read_timeout;
         let sent = write_all(&upstream, packet, 0, timeout).await;
         match sent {
@@ -158,7 +170,7 @@ impl Conn {
                 return next;
             }
         }
-        self.relay(upstream, info).await
+        self.relay(upstream, info, connected).await
     }
 
     /// Reads a whole chunked body into a pooled buffer, within the body limit. Bytes after it
@@ -279,10 +291,11 @@ impl Conn {
         head: &RequestHead,
         doing: &str,
     ) -> Next {
-        let status = match err {
-            IoError::Timeout => 504,
-            IoError::Failed(_) => 502,
+        let (status, kind) = match err {
+            IoError::Timeout => (504, UpstreamError::Timeout),
+            IoError::Failed(_) => (502, UpstreamError::Broken),
         };
+        self.worker.stats.upstream_error(kind);
         tracing::warn!(peer = %self.peer, error = %err, status, "upstream failed while {doing}");
         self.reject(status, head).await
     }

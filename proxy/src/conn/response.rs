@@ -8,10 +8,11 @@
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::net::Shutdown;
+use std::time::Instant;
 
 use tokio::sync::Notify;
 
-use super::io::{IoError, Stream, read_some, write_all};
+use super::io::{Counted, IoError, Stream, read_some, write_all};
 use super::request::RequestInfo;
 use super::{Conn, Next};
 use crate::bufpool;
@@ -19,6 +20,7 @@ use crate::http::{
     self, ChunkedDecoder, ClientFraming, HttpError, Method, ResponseFraming, ResponseHead, Status,
     Version,
 };
+use crate::metrics::UpstreamError;
 use crate::upstream::UpstreamStream;
 
 /// First read of an upstream response.
@@ -35,7 +37,12 @@ const CHUNK_PREFIX: usize = 10;
 
 impl Conn {
     /// Reads the upstream's response and relays it to the client.
-    pub(super) async fn relay(&mut self, upstream: UpstreamStream, req: RequestInfo) -> Next {
+    pub(super) async fn relay(
+        &mut self,
+        upstream: UpstreamStream,
+        req: RequestInfo,
+        connected: Instant,
+    ) -> Next {
         let upstream = ShutOnDrop(upstream);
         let worker = self.worker.clone();
         let config = &worker.config;
@@ -51,16 +58,16 @@ impl Conn {
                         status = head.status,
                         "upstream sent an interim response: 502"
                     );
-                    return self.reject(502, &req.head).await;
+                    return self.bad_upstream(UpstreamError::BadResponse, &req).await;
                 }
                 Ok(Status::Partial) if resp.len() < MAX_RESPONSE_HEAD => {}
                 Ok(Status::Partial) => {
                     tracing::warn!("upstream response head over {MAX_RESPONSE_HEAD} bytes: 502");
-                    return self.reject(502, &req.head).await;
+                    return self.bad_upstream(UpstreamError::BadResponse, &req).await;
                 }
                 Err(err) => {
                     tracing::warn!(error = %err, "malformed upstream response head: 502");
-                    return self.reject(502, &req.head).await;
+                    return self.bad_upstream(UpstreamError::BadResponse, &req).await;
                 }
             }
             resp = match read_some(
@@ -73,7 +80,7 @@ impl Conn {
             {
                 Ok((0, _)) => {
                     tracing::warn!("upstream closed before a complete response head: 502");
-                    return self.reject(502, &req.head).await;
+                    return self.bad_upstream(UpstreamError::Broken, &req).await;
                 }
                 Ok((_, resp)) => resp,
                 Err(err) => {
@@ -84,6 +91,8 @@ impl Conn {
             };
         };
 
+        self.upstream_time = Some(connected.elapsed());
+        self.status = head.status;
         let client_chunked = req.head.version == Version::Http11;
         let (framing, mut keep_alive) = match head.framing {
             ResponseFraming::None => (ClientFraming::None, req.keep_alive),
@@ -114,7 +123,7 @@ impl Conn {
         if let Err(err) = fed {
             tracing::warn!(error = %err, "malformed upstream body: 502");
             bufpool::give(out);
-            return self.reject(502, &req.head).await;
+            return self.bad_upstream(UpstreamError::BadResponse, &req).await;
         }
 
         let result = if reframe.done {
@@ -142,10 +151,23 @@ impl Conn {
                 Next::Abort
             }
             Err(Failure::Upstream(err)) => {
+                worker.stats.upstream_error(match err {
+                    UpstreamFailure::Io(IoError::Timeout) => UpstreamError::Timeout,
+                    UpstreamFailure::Chunked(_) => UpstreamError::BadResponse,
+                    UpstreamFailure::Io(_) | UpstreamFailure::Truncated => UpstreamError::Broken,
+                });
                 tracing::warn!(peer = %self.peer, error = %err, "upstream failed mid-response; closing the client connection");
                 Next::Abort
             }
         }
+    }
+}
+
+impl Conn {
+    /// Answers 502 for an upstream that broke the protocol before its head was relayed.
+    async fn bad_upstream(&mut self, kind: UpstreamError, req: &RequestInfo) -> Next {
+        self.worker.stats.upstream_error(kind);
+        self.reject(502, &req.head).await
     }
 }
 
@@ -387,7 +409,7 @@ async fn pump_upstream(
 }
 
 async fn pump_client(
-    client: &tokio_uring::net::TcpStream,
+    client: &Counted<tokio_uring::net::TcpStream>,
     pipe: &Pipe,
     timeout: std::time::Duration,
 ) -> Result<(), Failure> {

@@ -7,7 +7,7 @@
 //! Line endings: the chunk-size line and trailer lines may end in CRLF or a bare LF (as
 //! httparse and nginx accept for head lines); the CRLF after chunk data is required exactly,
 //! since a missing one means the size and the data disagree. A chunk size has at most 16 hex
-//! digits (leading zeros count) and at most [`MAX_LENGTH`]; extensions are skipped but may
+//! digits (leading zeros count) and at most 2^63 - 1 (nginx's `off_t`); extensions are skipped but may
 //! not exceed [`MAX_EXTENSIONS`] bytes in the whole body, trailers [`MAX_TRAILERS`].
 
 use super::HttpError;
@@ -224,4 +224,5 @@ fn hex_value(b: u8) -> Option<u8> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap (STYLE.md)
 mod tests;

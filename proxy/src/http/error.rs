@@ -66,6 +66,7 @@ impl HttpError {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap (STYLE.md)
 mod tests {
     use super::HttpError::*;
 

@@ -5,6 +5,27 @@
 //! runtimes or time: the connection driver feeds it byte slices and acts on what it returns.
 //! Parsed heads hold offsets ([`Span`]) into the caller's buffer rather than borrowed
 //! slices, so the driver can hand the owned buffer to the kernel while keeping the parse.
+//!
+//! ```
+//! use ringway::http::{BodyFraming, ChunkedDecoder, Limits, Status, parse_request};
+//!
+//! let buf = b"POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n\
+//!             3\r\nabc\r\n0\r\n\r\nGET / HTTP/1.1\r\n";
+//! let mut headers = Vec::new();
+//! let Ok(Status::Complete(head)) = parse_request(buf, &Limits::default(), &mut headers) else {
+//!     panic!("a valid head")
+//! };
+//! assert_eq!(head.path.of(buf), b"/up");
+//! assert_eq!(head.body, BodyFraming::Chunked);
+//!
+//! let mut body = Vec::new();
+//! let progress = ChunkedDecoder::new().decode(&buf[head.head_len..], &mut body)?;
+//! assert!(progress.done);
+//! assert_eq!(body, b"abc");
+//! // What follows the body is the next (pipelined) request.
+//! assert_eq!(&buf[head.head_len + progress.consumed..], b"GET / HTTP/1.1\r\n");
+//! # Ok::<(), ringway::http::HttpError>(())
+//! ```
 #![deny(missing_docs)]
 
 mod body;

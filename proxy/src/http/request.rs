@@ -2,7 +2,7 @@
 //!
 //! This module owns the decision "is this a request head ringway will forward, and how is
 //! its body framed". It checks, in this order: size limits (414 for the request line, 431 for
-//! the head), syntax (httparse, with the precise reason recovered by [`super::validate`]),
+//! the head), syntax (httparse, with the precise reason recovered by `validate.rs`),
 //! the request target (origin-form or absolute-form only, like nginx), Host, and body
 //! framing (RFC 9112 §6). It does not look at the path's meaning (see
 //! [`crate::uwsgi::normalize_path`]) nor read bodies (see [`super::ChunkedDecoder`]).
@@ -15,11 +15,12 @@ use super::{BodyFraming, HeaderSpan, HttpError, Span, Status, Version};
 /// Limits applied while parsing a request head.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// Longest request line, in bytes (414 beyond).
+    /// Longest request line, in bytes, not counting its line ending (414 beyond).
     pub max_request_line: usize,
-    /// Largest head (request line + headers + blank line), in bytes (431 beyond).
+    /// Largest head (request line + headers + blank line, and any empty lines before the
+    /// request line), in bytes (431 beyond).
     pub max_head: usize,
-    /// Most header lines (431 beyond).
+    /// Most header lines (431 beyond); values over 128 act as 128.
     pub max_headers: usize,
 }
 
@@ -69,9 +70,10 @@ pub struct RequestHead {
     pub method_span: Span,
     /// Request target as sent (origin-form, absolute-form, `*`).
     pub target: Span,
-    /// Path part of the target (before `?`), raw; for absolute-form, the path after the authority.
+    /// Path part of the target (before `?` or `#`), raw; for absolute-form, the path after the
+    /// authority (empty when there is none: the consumer treats that as `/`).
     pub path: Span,
-    /// Query part (after `?`, without it); empty if none.
+    /// Query part (after `?`, without it, up to any `#`); empty if none.
     pub query: Span,
     /// Version.
     pub version: Version,
@@ -250,9 +252,11 @@ fn split_target(target: &[u8]) -> Option<TargetParts> {
         let rest = target.get(auth_start..)?;
         let auth_len = rest
             .iter()
-            .position(|&b| b == b'/' || b == b'?')
+            .position(|&b| b == b'/' || b == b'?' || b == b'#')
             .unwrap_or(rest.len());
-        if auth_len == 0 {
+        // Userinfo is deprecated for http(s) (RFC 9110 §4.2.4); nginx refuses it too.
+        let authority = rest.get(..auth_len)?;
+        if authority.is_empty() || authority.contains(&b'@') || authority.contains(&b'#') {
             return None;
         }
         (
@@ -260,10 +264,16 @@ fn split_target(target: &[u8]) -> Option<TargetParts> {
             auth_start + auth_len,
         )
     };
-    let rest = target.get(path_start..)?;
+    // A fragment should not be sent; if it is, nginx drops it from $uri and $args (keeping
+    // it in $request_uri), and so does ringway.
+    let end = target
+        .iter()
+        .position(|&b| b == b'#')
+        .unwrap_or(target.len());
+    let rest = target.get(path_start..end)?;
     let (path_end, query) = match rest.iter().position(|&b| b == b'?') {
-        Some(q) => (path_start + q, (path_start + q + 1, target.len())),
-        None => (target.len(), (target.len(), target.len())),
+        Some(q) => (path_start + q, (path_start + q + 1, end)),
+        None => (end, (end, end)),
     };
     Some(TargetParts {
         authority,
@@ -341,4 +351,5 @@ fn framing(buf: &[u8], version: Version, f: &HeaderFacts) -> Result<BodyFraming,
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap (STYLE.md)
 mod tests;

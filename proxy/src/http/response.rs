@@ -6,7 +6,7 @@
 //! differing or malformed Content-Length is an error, which the driver answers with 502.
 //! Rewriting the head for the client is [`super::write_response_head`]'s job.
 
-use super::validate::{list_elements, parse_length, span_of};
+use super::validate::{list_elements, parse_length, span_of, trim_ows};
 use super::{HeaderSpan, HttpError, Span, Status, Version};
 
 /// How the upstream delimits the response body.
@@ -78,13 +78,11 @@ pub fn parse_response(
     if !(100..=999).contains(&status) {
         return Err(HttpError::BadSyntax);
     }
-    // httparse substitutes a static "" for a reason with obs-text; that is no span of `buf`.
-    let reason = span_of(buf, res.reason.unwrap_or_default().as_bytes()).unwrap_or_default();
-    let reason = if res.reason.unwrap_or_default().is_empty() {
-        Span::default()
-    } else {
-        reason
-    };
+    // httparse substitutes a static "" for a reason with obs-text; that is no span of `buf`,
+    // and the writer puts the standard phrase in its place.
+    let reason = span_of(buf, res.reason.unwrap_or_default().as_bytes())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_default();
 
     let mut length: Option<u64> = None;
     let mut encoding: Option<bool> = None; // Some(chunked is the last coding)
@@ -131,8 +129,7 @@ fn merge_lengths(seen: Option<u64>, value: &[u8]) -> Result<u64, HttpError> {
     let mut acc = seen;
     let mut any = false;
     for element in value.split(|&b| b == b',') {
-        let n =
-            parse_length(super::validate::trim_ows(element)).ok_or(HttpError::BadContentLength)?;
+        let n = parse_length(trim_ows(element)).ok_or(HttpError::BadContentLength)?;
         if acc.is_some_and(|a| a != n) {
             return Err(HttpError::BadContentLength);
         }
@@ -146,4 +143,5 @@ fn merge_lengths(seen: Option<u64>, value: &[u8]) -> Result<u64, HttpError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap (STYLE.md)
 mod tests;

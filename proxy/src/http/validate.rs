@@ -92,18 +92,18 @@ pub(crate) fn classify_request_error(buf: &[u8]) -> HttpError {
     // Empty lines before the request line are tolerated (RFC 9112 §2.2).
     let request_line = loop {
         match lines.next() {
-            Some((line, _)) if line.is_empty() => continue,
+            Some((b"", _)) => continue,
             Some((line, complete)) => break (line, complete),
             None => return HttpError::BadSyntax,
         }
     };
-    if let Some(err) = classify_request_line(request_line.0) {
+    if let Some(err) = classify_request_line(request_line.0, request_line.1) {
         return err;
     }
     if !request_line.1 {
         return HttpError::BadSyntax;
     }
-    while let Some((line, complete)) = lines.next() {
+    for (line, complete) in lines {
         if line.is_empty() && complete {
             break;
         }
@@ -118,7 +118,7 @@ fn has_bare_cr(line: &[u8]) -> bool {
     line.contains(&b'\r')
 }
 
-fn classify_request_line(line: &[u8]) -> Option<HttpError> {
+fn classify_request_line(line: &[u8], complete: bool) -> Option<HttpError> {
     if has_bare_cr(line) {
         return Some(HttpError::BareCr);
     }
@@ -133,6 +133,12 @@ fn classify_request_line(line: &[u8]) -> Option<HttpError> {
         return None;
     }
     let rest = version.strip_prefix(b"HTTP/")?;
+    if !complete {
+        // httparse refused a prefix such as `HTTP/2.` or `HTTP/12`: a version, just not ours.
+        let version_like = rest.first().is_some_and(u8::is_ascii_digit)
+            && rest.iter().all(|&b| b.is_ascii_digit() || b == b'.');
+        return version_like.then_some(HttpError::UnsupportedVersion);
+    }
     let dot = rest.iter().position(|&b| b == b'.')?;
     let (major, minor) = (rest.get(..dot)?, rest.get(dot + 1..)?);
     let digits = |s: &[u8]| !s.is_empty() && s.iter().all(u8::is_ascii_digit);

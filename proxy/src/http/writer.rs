@@ -202,4 +202,5 @@ pub fn reason_phrase(status: u16) -> Option<&'static str> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap (STYLE.md)
 mod tests;

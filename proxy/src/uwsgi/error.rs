@@ -27,6 +27,7 @@ impl UwsgiError {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap (STYLE.md)
 mod tests {
     use super::UwsgiError;
 

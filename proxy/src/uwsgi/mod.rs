@@ -4,6 +4,35 @@
 //! each var `u16 LE key length, key, u16 LE value length, value`; the request body follows on
 //! the same connection. uWSGI answers in plain HTTP, which [`crate::http::parse_response`]
 //! reads, so this module has no response side.
+//!
+//! ```
+//! use ringway::http::{Limits, Status, parse_request};
+//! use ringway::uwsgi::{RequestEnv, encode_request};
+//!
+//! let buf = b"GET /a/../b?x=1 HTTP/1.1\r\nHost: example.com\r\nUWSGI-FILE: /tmp/evil.py\r\n\r\n";
+//! let mut headers = Vec::new();
+//! let Ok(Status::Complete(head)) = parse_request(buf, &Limits::default(), &mut headers) else {
+//!     panic!("a valid head")
+//! };
+//! let env = RequestEnv {
+//!     peer: "192.0.2.7:50000".parse().unwrap(),
+//!     local: "192.0.2.1:80".parse().unwrap(),
+//!     https: false,
+//!     document_root: "/srv/www",
+//!     server_name: None,
+//!     trusted_peer: false,
+//!     allow_underscores: false,
+//! };
+//! let mut packet = Vec::new();
+//! let len = encode_request(buf, &head, &headers, &env, None, 4096, &mut packet)?;
+//! assert_eq!(len, packet.len());
+//! assert_eq!(usize::from(u16::from_le_bytes([packet[1], packet[2]])), len - 4);
+//! let has = |needle: &[u8]| packet.windows(needle.len()).any(|w| w == needle);
+//! assert!(has(b"\x09\x00PATH_INFO\x02\x00/b"));
+//! // A client header can only ever become an HTTP_ var.
+//! assert!(has(b"HTTP_UWSGI_FILE"));
+//! # Ok::<(), ringway::uwsgi::UwsgiError>(())
+//! ```
 #![deny(missing_docs)]
 
 mod error;

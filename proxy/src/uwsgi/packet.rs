@@ -2,7 +2,8 @@
 //!
 //! It owns the wire layout and the size rule: uWSGI drops a packet whose vars block is larger
 //! than its `buffer-size`, and the header's datasize field is a u16, so the block may be at
-//! most `min(limit, 65535)` bytes. Writing stops at the first var that would cross that
+//! most `min(limit, 65535)` bytes (measured with uWSGI 2.0.31 and `buffer-size` 4096: a
+//! 4096-byte block is served, 4097 is skipped with "invalid request block size"). Writing stops at the first var that would cross that
 //! bound, so a hostile request costs at most one buffer's worth of work.
 
 use super::UwsgiError;
@@ -20,7 +21,8 @@ pub struct PacketWriter<'o> {
 }
 
 impl<'o> PacketWriter<'o> {
-    /// Clears `out` and reserves the 4-byte header. `limit` is the largest vars block allowed.
+    /// Clears `out` and reserves the 4-byte header. `limit` is the largest vars block allowed
+    /// (capped at 65535; errors report the capped value as their `limit`).
     pub fn begin(out: &'o mut Vec<u8>, limit: usize) -> Self {
         out.clear();
         // modifier1 = 0 (WSGI), datasize patched by finish(), modifier2 = 0.
@@ -108,6 +110,7 @@ impl<'o> PacketWriter<'o> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap (STYLE.md)
 mod tests {
     use super::*;
 

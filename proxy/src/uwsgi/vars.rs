@@ -193,4 +193,5 @@ fn forwarded(name: &[u8], env: &RequestEnv<'_>) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap (STYLE.md)
 mod tests;

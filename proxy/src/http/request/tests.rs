@@ -84,6 +84,7 @@ refused! {
     authority_form: b"CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n" => BadSyntax 400;
     relative_target: b"GET a/b HTTP/1.1\r\nHost: a\r\n\r\n" => BadSyntax 400;
     absolute_no_authority: b"GET http:///x HTTP/1.1\r\nHost: a\r\n\r\n" => BadSyntax 400;
+    userinfo: b"GET http://u@a/ HTTP/1.1\r\nHost: a\r\n\r\n" => BadSyntax 400;
     bad_scheme: b"GET 1http://a/ HTTP/1.1\r\nHost: a\r\n\r\n" => BadSyntax 400;
     nul_in_value: b"GET / HTTP/1.1\r\nHost: a\r\nX-A: \0\r\n\r\n" => BadSyntax 400;
     bad_method_char: b"G(T / HTTP/1.1\r\nHost: a\r\n\r\n" => BadSyntax 400;
@@ -311,6 +312,23 @@ fn empty_query_after_question_mark() {
     // Only the first '?' splits.
     let buf = b"GET /p?a?b HTTP/1.1\r\nHost: a\r\n\r\n";
     assert_eq!(text(buf, complete(buf).0.query), "a?b");
+}
+
+#[test]
+fn fragment_is_dropped_like_nginx() {
+    let buf = b"GET /a?b#c?d HTTP/1.1\r\nHost: a\r\n\r\n";
+    let (h, _) = complete(buf);
+    assert_eq!(text(buf, h.path), "/a");
+    assert_eq!(text(buf, h.query), "b");
+    assert_eq!(text(buf, h.target), "/a?b#c?d");
+    let buf = b"GET /a#b?c HTTP/1.1\r\nHost: a\r\n\r\n";
+    let (h, _) = complete(buf);
+    assert_eq!(text(buf, h.path), "/a");
+    assert!(h.query.is_empty());
+    let buf = b"GET http://h#x HTTP/1.1\r\nHost: h\r\n\r\n";
+    let (h, _) = complete(buf);
+    assert_eq!(text(buf, h.host.unwrap()), "h");
+    assert!(h.path.is_empty());
 }
 
 #[test]

@@ -1,1 +1,151 @@
 use super::*;
+
+fn parse(buf: &[u8], head: bool) -> Result<Status<ResponseHead>, HttpError> {
+    parse_response(buf, head, 100, &mut Vec::new())
+}
+
+fn framing(buf: &[u8], head: bool) -> Result<ResponseFraming, HttpError> {
+    match parse(buf, head)? {
+        Status::Complete(h) => Ok(h.framing),
+        Status::Partial => panic!("partial: {:?}", String::from_utf8_lossy(buf)),
+    }
+}
+
+#[test]
+fn typical_uwsgi_response() {
+    let buf = b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: 5\r\n\r\nhello";
+    let mut headers = Vec::new();
+    let Ok(Status::Complete(h)) = parse_response(buf, false, 100, &mut headers) else {
+        panic!()
+    };
+    assert_eq!(h.head_len, buf.len() - 5);
+    assert_eq!(h.version, Version::Http11);
+    assert_eq!(h.status, 200);
+    assert_eq!(h.reason.of(buf), b"OK");
+    assert_eq!(h.framing, ResponseFraming::Length(5));
+    assert_eq!(headers.len(), 2);
+    assert_eq!(headers[0].name.of(buf), b"Content-Type");
+    assert_eq!(headers[0].value.of(buf), b"text/html; charset=utf-8");
+}
+
+macro_rules! framing_cases {
+    ($($name:ident: $buf:expr, head=$head:expr => $want:expr;)*) => {$(
+        #[test]
+        fn $name() {
+            assert_eq!(framing($buf, $head), $want);
+        }
+    )*};
+}
+
+framing_cases! {
+    length: b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n", head=false => Ok(ResponseFraming::Length(10));
+    length_zero: b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", head=false => Ok(ResponseFraming::Length(0));
+    no_length_until_close: b"HTTP/1.1 200 OK\r\nX: y\r\n\r\n", head=false => Ok(ResponseFraming::UntilClose);
+    http10_until_close: b"HTTP/1.0 200 OK\r\n\r\n", head=false => Ok(ResponseFraming::UntilClose);
+    chunked: b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", head=false => Ok(ResponseFraming::Chunked);
+    chunked_last: b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, Chunked\r\n\r\n", head=false => Ok(ResponseFraming::Chunked);
+    chunked_over_two_lines: b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n", head=false => Ok(ResponseFraming::Chunked);
+    chunked_not_last: b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", head=false => Ok(ResponseFraming::UntilClose);
+    chunked_wins_over_length: b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", head=false => Ok(ResponseFraming::Chunked);
+    head_request: b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n", head=true => Ok(ResponseFraming::None);
+    head_request_chunked: b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", head=true => Ok(ResponseFraming::None);
+    status_204: b"HTTP/1.1 204 No Content\r\nContent-Length: 10\r\n\r\n", head=false => Ok(ResponseFraming::None);
+    status_304: b"HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n", head=false => Ok(ResponseFraming::None);
+    status_1xx: b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n", head=false => Ok(ResponseFraming::None);
+    identical_lengths: b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\ncontent-length: 4\r\n\r\n", head=false => Ok(ResponseFraming::Length(4));
+    identical_length_list: b"HTTP/1.1 200 OK\r\nContent-Length: 4, 4\r\n\r\n", head=false => Ok(ResponseFraming::Length(4));
+    differing_lengths: b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\n", head=false => Err(HttpError::BadContentLength);
+    differing_length_list: b"HTTP/1.1 200 OK\r\nContent-Length: 4, 5\r\n\r\n", head=false => Err(HttpError::BadContentLength);
+    bad_length: b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", head=false => Err(HttpError::BadContentLength);
+    empty_length: b"HTTP/1.1 200 OK\r\nContent-Length:\r\n\r\n", head=false => Err(HttpError::BadContentLength);
+    empty_length_element: b"HTTP/1.1 200 OK\r\nContent-Length: 4,\r\n\r\n", head=false => Err(HttpError::BadContentLength);
+    overflow_length: b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n", head=false => Err(HttpError::BadContentLength);
+}
+
+#[test]
+fn lenient_where_unambiguous() {
+    // Missing reason, spaces before a colon, bare LF, several spaces around the code.
+    let buf = b"HTTP/1.1 404\r\nX-A : 1\nContent-Length: 0\r\n\r\n";
+    let mut headers = Vec::new();
+    let Ok(Status::Complete(h)) = parse_response(buf, false, 100, &mut headers) else {
+        panic!()
+    };
+    assert_eq!(h.status, 404);
+    assert!(h.reason.is_empty());
+    assert_eq!(headers[0].name.of(buf), b"X-A");
+    let buf = b"HTTP/1.1  500  Oops\r\n\r\n";
+    let Ok(Status::Complete(h)) = parse(buf, false) else {
+        panic!()
+    };
+    assert_eq!(h.status, 500);
+    assert_eq!(h.reason.of(buf), b"Oops");
+}
+
+#[test]
+fn obs_text_reason_is_an_empty_span() {
+    let buf = b"HTTP/1.1 200 \xc3\xa9t\xc3\xa9\r\n\r\n";
+    let Ok(Status::Complete(h)) = parse(buf, false) else {
+        panic!()
+    };
+    assert!(h.reason.is_empty());
+}
+
+#[test]
+fn refused() {
+    let table: [(&[u8], HttpError); 7] = [
+        (b"HTTP/1.1 099 Low\r\n\r\n", HttpError::BadSyntax),
+        (b"HTTP/1.1 2000 OK\r\n\r\n", HttpError::BadSyntax),
+        (b"HTTP/2.0 200 OK\r\n\r\n", HttpError::BadSyntax),
+        (b"ICY 200 OK\r\n\r\n", HttpError::BadSyntax),
+        (
+            b"HTTP/1.1 200 OK\r\nX: a\r\n folded\r\n\r\n",
+            HttpError::BadSyntax,
+        ),
+        (b"HTTP/1.1 200 OK\r\nX: a\rb\r\n\r\n", HttpError::BadSyntax),
+        (
+            b"HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n",
+            HttpError::HeadersTooLarge,
+        ),
+    ];
+    for (buf, err) in table {
+        let got = parse_response(buf, false, 2, &mut Vec::new());
+        assert_eq!(got, Err(err), "{:?}", String::from_utf8_lossy(buf));
+    }
+}
+
+#[test]
+fn every_strict_prefix_is_partial() {
+    let buf = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\n";
+    for n in 0..buf.len() {
+        assert_eq!(parse(&buf[..n], false), Ok(Status::Partial), "prefix {n}");
+    }
+    assert!(matches!(parse(buf, false), Ok(Status::Complete(_))));
+}
+
+#[test]
+fn hostile_bytes_never_panic() {
+    let mut seed: u64 = 0xdead_beef_cafe_f00d;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let valid = b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let alphabet = b"\r\n :,\t\0\xff0123456789HTTP/1.chunked";
+    let mut headers = Vec::new();
+    let mut buf = Vec::new();
+    for _ in 0..20_000 {
+        buf.clear();
+        buf.extend_from_slice(valid);
+        for _ in 0..(next() % 5) {
+            let at = (next() as usize) % buf.len();
+            buf[at] = alphabet[(next() as usize) % alphabet.len()];
+        }
+        buf.truncate((next() as usize) % (valid.len() + 1));
+        if let Ok(Status::Complete(h)) = parse_response(&buf, next() % 2 == 0, 8, &mut headers) {
+            assert!(h.head_len <= buf.len());
+            assert!(h.reason.end as usize <= h.head_len);
+        }
+    }
+}

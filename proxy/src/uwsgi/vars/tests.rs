@@ -1,1 +1,373 @@
 use super::*;
+use crate::http::{Limits, Status, parse_request};
+
+fn env() -> RequestEnv<'static> {
+    RequestEnv {
+        peer: "10.0.0.1:5555".parse().unwrap(),
+        local: "127.0.0.1:80".parse().unwrap(),
+        https: false,
+        document_root: "/srv",
+        server_name: None,
+        trusted_peer: false,
+        allow_underscores: false,
+    }
+}
+
+fn encode(
+    buf: &[u8],
+    env: &RequestEnv<'_>,
+    content_length: Option<u64>,
+    max: usize,
+) -> Result<Vec<u8>, UwsgiError> {
+    let mut headers = Vec::new();
+    let Ok(Status::Complete(head)) = parse_request(buf, &Limits::default(), &mut headers) else {
+        panic!("bad request in test: {:?}", String::from_utf8_lossy(buf))
+    };
+    let mut out = b"stale bytes from the last request".to_vec();
+    let n = encode_request(buf, &head, &headers, env, content_length, max, &mut out)?;
+    assert_eq!(n, out.len());
+    Ok(out)
+}
+
+/// Reads a packet back into (key, value) pairs, checking the header on the way.
+fn vars_of(packet: &[u8]) -> Vec<(String, String)> {
+    assert_eq!(packet[0], 0, "modifier1");
+    assert_eq!(packet[3], 0, "modifier2");
+    let size = u16::from_le_bytes([packet[1], packet[2]]) as usize;
+    assert_eq!(size, packet.len() - 4);
+    let mut rest = &packet[4..];
+    fn take(rest: &mut &[u8]) -> String {
+        let len = u16::from_le_bytes([rest[0], rest[1]]) as usize;
+        let s = String::from_utf8_lossy(&rest[2..2 + len]).into_owned();
+        *rest = &rest[2 + len..];
+        s
+    }
+    let mut vars = Vec::new();
+    while !rest.is_empty() {
+        let k = take(&mut rest);
+        let v = take(&mut rest);
+        vars.push((k, v));
+    }
+    vars
+}
+
+fn get<'v>(vars: &'v [(String, String)], key: &str) -> Option<&'v str> {
+    vars.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+fn http_keys(vars: &[(String, String)]) -> Vec<&str> {
+    vars.iter()
+        .filter(|(k, _)| k.starts_with("HTTP_"))
+        .map(|(k, _)| k.as_str())
+        .collect()
+}
+
+#[test]
+fn get_request_byte_for_byte() {
+    let buf = b"GET /a%20b?x=1 HTTP/1.1\r\nHost: ex.com:8080\r\nCookie: a=1\r\n\r\n";
+    let want: Vec<u8> = [
+        &b"\x00\x34\x01\x00"[..], // modifier1 0, datasize 308 LE, modifier2 0
+        b"\x0c\x00QUERY_STRING\x03\x00x=1",
+        b"\x0e\x00REQUEST_METHOD\x03\x00GET",
+        b"\x0c\x00CONTENT_TYPE\x00\x00",
+        b"\x0e\x00CONTENT_LENGTH\x00\x00",
+        b"\x0b\x00REQUEST_URI\x0a\x00/a%20b?x=1",
+        b"\x09\x00PATH_INFO\x04\x00/a b",
+        b"\x0d\x00DOCUMENT_ROOT\x04\x00/srv",
+        b"\x0f\x00SERVER_PROTOCOL\x08\x00HTTP/1.1",
+        b"\x0e\x00REQUEST_SCHEME\x04\x00http",
+        b"\x0b\x00REMOTE_ADDR\x08\x0010.0.0.1",
+        b"\x0b\x00REMOTE_PORT\x04\x005555",
+        b"\x0b\x00SERVER_PORT\x02\x0080",
+        b"\x0b\x00SERVER_NAME\x06\x00ex.com",
+        b"\x09\x00HTTP_HOST\x0b\x00ex.com:8080",
+        b"\x0b\x00HTTP_COOKIE\x03\x00a=1",
+    ]
+    .concat();
+    assert_eq!(want.len(), 4 + 308);
+    assert_eq!(encode(buf, &env(), None, 4096), Ok(want));
+}
+
+#[test]
+fn https_post_absolute_form_byte_for_byte() {
+    let buf = b"POST http://Ex.com/up?z HTTP/1.1\r\nHost: ex.com\r\nContent-Type: text/plain\r\n\
+Content-Length: 3\r\nX-Forwarded-Proto: https\r\nX_Evil: 1\r\nAccept: a\r\naccept: b\r\n\r\n";
+    let env = RequestEnv {
+        peer: "[::1]:40000".parse().unwrap(),
+        local: "[::1]:443".parse().unwrap(),
+        https: true,
+        document_root: "",
+        server_name: Some("app.local"),
+        ..env()
+    };
+    let want: Vec<u8> = [
+        &b"\x00\x3c\x01\x00"[..], // datasize 316
+        b"\x0c\x00QUERY_STRING\x01\x00z",
+        b"\x0e\x00REQUEST_METHOD\x04\x00POST",
+        b"\x0c\x00CONTENT_TYPE\x0a\x00text/plain",
+        b"\x0e\x00CONTENT_LENGTH\x01\x003",
+        b"\x0b\x00REQUEST_URI\x05\x00/up?z",
+        b"\x09\x00PATH_INFO\x03\x00/up",
+        b"\x0d\x00DOCUMENT_ROOT\x00\x00",
+        b"\x0f\x00SERVER_PROTOCOL\x08\x00HTTP/1.1",
+        b"\x0e\x00REQUEST_SCHEME\x05\x00https",
+        b"\x05\x00HTTPS\x02\x00on",
+        b"\x0b\x00REMOTE_ADDR\x03\x00::1",
+        b"\x0b\x00REMOTE_PORT\x05\x0040000",
+        b"\x0b\x00SERVER_PORT\x03\x00443",
+        b"\x0b\x00SERVER_NAME\x09\x00app.local",
+        b"\x09\x00HTTP_HOST\x06\x00Ex.com",
+        b"\x0b\x00HTTP_ACCEPT\x04\x00a, b",
+    ]
+    .concat();
+    assert_eq!(want.len(), 4 + 316);
+    assert_eq!(encode(buf, &env, Some(3), 4096), Ok(want));
+}
+
+#[test]
+fn repeated_headers_join_at_the_first_position() {
+    let buf = b"GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\nCookie: c=1\r\nX-B: z\r\nx-a: 2\r\n\
+cookie: d=2\r\nX-A: 3\r\nCOOKIE: e=3\r\n\r\n";
+    let vars = vars_of(&encode(buf, &env(), None, 4096).unwrap());
+    assert_eq!(
+        http_keys(&vars),
+        ["HTTP_HOST", "HTTP_X_A", "HTTP_COOKIE", "HTTP_X_B"]
+    );
+    assert_eq!(get(&vars, "HTTP_X_A"), Some("1, 2, 3"));
+    assert_eq!(get(&vars, "HTTP_COOKIE"), Some("c=1; d=2; e=3"));
+    assert_eq!(get(&vars, "HTTP_X_B"), Some("z"));
+}
+
+#[test]
+fn empty_values_still_join() {
+    let buf = b"GET / HTTP/1.1\r\nHost: a\r\nX-A:\r\nX-A: b\r\n\r\n";
+    let vars = vars_of(&encode(buf, &env(), None, 4096).unwrap());
+    assert_eq!(get(&vars, "HTTP_X_A"), Some(", b"));
+}
+
+#[test]
+fn underscore_headers_dropped_unless_allowed() {
+    let buf = b"GET / HTTP/1.1\r\nHost: a\r\nX_Foo: spoof\r\nX-Foo: real\r\n\r\n";
+    let vars = vars_of(&encode(buf, &env(), None, 4096).unwrap());
+    assert_eq!(http_keys(&vars), ["HTTP_HOST", "HTTP_X_FOO"]);
+    assert_eq!(get(&vars, "HTTP_X_FOO"), Some("real"));
+
+    let allow = RequestEnv {
+        allow_underscores: true,
+        ..env()
+    };
+    let vars = vars_of(&encode(buf, &allow, None, 4096).unwrap());
+    // Both present, as two vars in order: the app asked for this.
+    let foo: Vec<_> = vars
+        .iter()
+        .filter(|(k, _)| k == "HTTP_X_FOO")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(foo, ["spoof", "real"]);
+}
+
+#[test]
+fn forwarded_scheme_only_from_trusted_peers() {
+    let buf = b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-Proto: https\r\nx-forwarded-ssl: on\r\n\
+X-Forwarded-For: 1.2.3.4\r\n\r\n";
+    let vars = vars_of(&encode(buf, &env(), None, 4096).unwrap());
+    assert_eq!(http_keys(&vars), ["HTTP_HOST", "HTTP_X_FORWARDED_FOR"]);
+
+    let trusted = RequestEnv {
+        trusted_peer: true,
+        ..env()
+    };
+    let vars = vars_of(&encode(buf, &trusted, None, 4096).unwrap());
+    assert_eq!(get(&vars, "HTTP_X_FORWARDED_PROTO"), Some("https"));
+    assert_eq!(get(&vars, "HTTP_X_FORWARDED_SSL"), Some("on"));
+}
+
+#[test]
+fn length_type_and_transfer_encoding_are_not_http_vars() {
+    let buf =
+        b"POST / HTTP/1.1\r\nHost: a\r\ncontent-type: a/b\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let vars = vars_of(&encode(buf, &env(), Some(11), 4096).unwrap());
+    assert_eq!(http_keys(&vars), ["HTTP_HOST"]);
+    assert_eq!(get(&vars, "CONTENT_TYPE"), Some("a/b"));
+    assert_eq!(get(&vars, "CONTENT_LENGTH"), Some("11"));
+    let buf = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n";
+    let vars = vars_of(&encode(buf, &env(), Some(0), 4096).unwrap());
+    assert_eq!(http_keys(&vars), ["HTTP_HOST"]);
+    assert_eq!(get(&vars, "CONTENT_LENGTH"), Some("0"));
+}
+
+#[test]
+fn client_data_never_names_a_non_http_var() {
+    // uWSGI acts on these magic vars; a header must never become one.
+    let names = [
+        "UWSGI-FILE",
+        "uwsgi_file",
+        "UWSGI_SETENV",
+        "Uwsgi-Chdir",
+        "SCRIPT-NAME",
+        "Path-Info",
+        "REMOTE-ADDR",
+        "HTTPS",
+        "Content-Length-X",
+        "_",
+        "-",
+        "~!#$%&'*+.^`|",
+    ];
+    let mut buf = b"GET / HTTP/1.1\r\nHost: a\r\n".to_vec();
+    for n in names {
+        buf.extend_from_slice(format!("{n}: /tmp/evil.py\r\n").as_bytes());
+    }
+    buf.extend_from_slice(b"\r\n");
+    let fixed = [
+        "QUERY_STRING",
+        "REQUEST_METHOD",
+        "CONTENT_TYPE",
+        "CONTENT_LENGTH",
+        "REQUEST_URI",
+        "PATH_INFO",
+        "DOCUMENT_ROOT",
+        "SERVER_PROTOCOL",
+        "REQUEST_SCHEME",
+        "HTTPS",
+        "REMOTE_ADDR",
+        "REMOTE_PORT",
+        "SERVER_PORT",
+        "SERVER_NAME",
+    ];
+    for underscores in [false, true] {
+        let env = RequestEnv {
+            allow_underscores: underscores,
+            trusted_peer: true,
+            ..env()
+        };
+        let vars = vars_of(&encode(&buf, &env, None, 4096).unwrap());
+        for (k, v) in &vars {
+            assert!(
+                k.starts_with("HTTP_") || (fixed.contains(&k.as_str()) && v != "/tmp/evil.py"),
+                "{k}={v}"
+            );
+        }
+        assert_eq!(get(&vars, "HTTP_UWSGI_FILE"), Some("/tmp/evil.py"));
+        assert_eq!(get(&vars, "UWSGI_FILE"), None);
+        assert_eq!(get(&vars, "HTTP_SCRIPT_NAME"), Some("/tmp/evil.py"));
+        assert_eq!(get(&vars, "HTTP_HTTPS"), Some("/tmp/evil.py"));
+        assert_eq!(get(&vars, "HTTPS"), None);
+        assert_eq!(get(&vars, "HTTP_UWSGI_SETENV").is_some(), underscores);
+    }
+}
+
+#[test]
+fn server_name_fallbacks() {
+    let cases: [(&[u8], &str); 5] = [
+        (b"GET / HTTP/1.1\r\nHost: Ex.COM:8080\r\n\r\n", "ex.com"),
+        (b"GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n", "[::1]"),
+        (b"GET / HTTP/1.1\r\nHost: [::1]\r\n\r\n", "[::1]"),
+        (b"GET / HTTP/1.1\r\nHost: ex.com.\r\n\r\n", "ex.com"),
+        (b"GET / HTTP/1.0\r\n\r\n", "127.0.0.1"),
+    ];
+    for (buf, want) in cases {
+        let vars = vars_of(&encode(buf, &env(), None, 4096).unwrap());
+        assert_eq!(
+            get(&vars, "SERVER_NAME"),
+            Some(want),
+            "{:?}",
+            String::from_utf8_lossy(buf)
+        );
+    }
+    let configured = RequestEnv {
+        server_name: Some("_"),
+        ..env()
+    };
+    let vars = vars_of(
+        &encode(
+            b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+            &configured,
+            None,
+            4096,
+        )
+        .unwrap(),
+    );
+    assert_eq!(get(&vars, "SERVER_NAME"), Some("_"));
+}
+
+#[test]
+fn request_uri_and_path_info() {
+    let cases: [(&[u8], &str, &str, &str); 5] = [
+        (
+            b"GET //a/./b/../c?q=%41 HTTP/1.1\r\nHost: a\r\n\r\n",
+            "//a/./b/../c?q=%41",
+            "/a/c",
+            "q=%41",
+        ),
+        (b"GET http://h HTTP/1.1\r\nHost: h\r\n\r\n", "/", "/", ""),
+        (
+            b"GET http://h?q=1 HTTP/1.1\r\nHost: h\r\n\r\n",
+            "/?q=1",
+            "/",
+            "q=1",
+        ),
+        (
+            b"GET http://h/a%2fb? HTTP/1.1\r\nHost: h\r\n\r\n",
+            "/a%2fb?",
+            "/a/b",
+            "",
+        ),
+        (b"GET /%C3%A9 HTTP/1.0\r\n\r\n", "/%C3%A9", "/\u{e9}", ""),
+    ];
+    for (buf, uri, path, query) in cases {
+        let vars = vars_of(&encode(buf, &env(), None, 4096).unwrap());
+        assert_eq!(get(&vars, "REQUEST_URI"), Some(uri));
+        assert_eq!(get(&vars, "PATH_INFO"), Some(path));
+        assert_eq!(get(&vars, "QUERY_STRING"), Some(query));
+    }
+}
+
+#[test]
+fn bad_paths_are_refused() {
+    for buf in [
+        &b"GET /../etc/passwd HTTP/1.1\r\nHost: a\r\n\r\n"[..],
+        b"GET /a/%2e%2e/%2e%2e/x HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET /%zz HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET /a%00b HTTP/1.1\r\nHost: a\r\n\r\n",
+    ] {
+        assert_eq!(encode(buf, &env(), None, 4096), Err(UwsgiError::BadPath));
+    }
+}
+
+#[test]
+fn vars_limit_exactly_and_one_past() {
+    let make = |pad: usize| {
+        let mut b = b"GET / HTTP/1.1\r\nHost: a\r\nX: ".to_vec();
+        b.extend(std::iter::repeat_n(b'v', pad));
+        b.extend_from_slice(b"\r\n\r\n");
+        b
+    };
+    let size = encode(&make(1), &env(), None, 65_535).unwrap().len() - 4;
+    let limit = size + 100;
+    let exact = encode(&make(101), &env(), None, limit).unwrap();
+    assert_eq!(exact.len() - 4, limit);
+    assert_eq!(
+        encode(&make(102), &env(), None, limit),
+        Err(UwsgiError::VarsTooLarge {
+            size: limit + 1,
+            limit
+        })
+    );
+    assert_eq!(UwsgiError::VarsTooLarge { size: 1, limit: 0 }.status(), 431);
+}
+
+#[test]
+fn default_uwsgi_buffer_size_refuses_big_cookies() {
+    let mut buf = b"GET / HTTP/1.1\r\nHost: a\r\n".to_vec();
+    for i in 0..5 {
+        buf.extend_from_slice(format!("Cookie: c{i}=").as_bytes());
+        buf.extend(std::iter::repeat_n(b'x', 1000));
+        buf.extend_from_slice(b"\r\n");
+    }
+    buf.extend_from_slice(b"\r\n");
+    assert!(matches!(
+        encode(&buf, &env(), None, 4096),
+        Err(UwsgiError::VarsTooLarge { limit: 4096, .. })
+    ));
+    assert!(encode(&buf, &env(), None, 8192).is_ok());
+}

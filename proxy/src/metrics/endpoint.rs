@@ -1,0 +1,182 @@
+//! The metrics endpoint: a small blocking HTTP server on its own thread, off the io_uring
+//! workers' path. It serves `/metrics` (Prometheus), `/stats` (JSON) and `/` (the live page).
+//! It is for dashboards and people on a trusted network (loopback by default), one request at
+//! a time, each bounded in time; requests are parsed by ringway's own HTTP parser.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::procs::{self, ProcessFigures};
+use super::prom::{self, Exposition};
+use super::snapshot::Snapshot;
+use super::stats::WorkerStats;
+use crate::config::UpstreamAddr;
+use crate::http::{self, Limits, Method, Status};
+
+/// How long a scraper may take to send its request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often the uWSGI processes are looked for again (a scan of /proc).
+const RESCAN_EVERY: Duration = Duration::from_secs(5);
+
+const PAGE: &str = include_str!("page.html");
+
+/// What the endpoint reads from.
+pub struct Sources {
+    /// Every worker's counters.
+    pub workers: Vec<Arc<WorkerStats>>,
+    /// The upstreams, to find the uWSGI processes behind them.
+    pub upstreams: Vec<UpstreamAddr>,
+    uwsgi_pids: Vec<u32>,
+    scanned: Option<Instant>,
+}
+
+impl Sources {
+    /// Sources for these workers and upstreams.
+    pub fn new(workers: Vec<Arc<WorkerStats>>, upstreams: Vec<UpstreamAddr>) -> Self {
+        Sources {
+            workers,
+            upstreams,
+            uwsgi_pids: Vec::new(),
+            scanned: None,
+        }
+    }
+
+    fn processes(&mut self) -> Vec<ProcessFigures> {
+        let stale = self.scanned.is_none_or(|t| t.elapsed() > RESCAN_EVERY);
+        let mut figures = procs::figures(&self.uwsgi_pids);
+        // A vanished worker (uWSGI respawns them) also calls for a new scan.
+        if stale || figures.len() != self.uwsgi_pids.len() + 1 {
+            self.uwsgi_pids = procs::upstream_pids(&self.upstreams);
+            self.scanned = Some(Instant::now());
+            figures = procs::figures(&self.uwsgi_pids);
+        }
+        figures
+    }
+
+    /// Takes a snapshot of everything.
+    pub fn snapshot(&mut self) -> Snapshot {
+        let processes = self.processes();
+        Snapshot::take(&self.workers, processes)
+    }
+
+    /// The Prometheus exposition.
+    pub fn prometheus(&mut self) -> String {
+        let snap = self.snapshot();
+        let mut out = Exposition::default();
+        prom::render(&snap, &mut out);
+        out.finish()
+    }
+
+    /// The JSON document of `/stats`.
+    pub fn json(&mut self) -> String {
+        serde_json::to_string(&self.snapshot()).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+}
+
+/// Binds the endpoint and serves it on a new thread; returns the bound address.
+pub fn spawn(addr: SocketAddr, mut sources: Sources) -> std::io::Result<SocketAddr> {
+    let listener = TcpListener::bind(addr)?;
+    let local = listener.local_addr()?;
+    std::thread::Builder::new()
+        .name("ringway-metrics".into())
+        .spawn(move || {
+            for stream in listener.incoming() {
+                match stream {
+                    Ok(stream) => {
+                        if let Err(err) = serve(stream, &mut sources) {
+                            tracing::debug!(error = %err, "metrics request failed");
+                        }
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, "metrics accept failed");
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                }
+            }
+        })?;
+    Ok(local)
+}
+
+fn serve(mut stream: TcpStream, sources: &mut Sources) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(REQUEST_TIMEOUT))?;
+    stream.set_write_timeout(Some(REQUEST_TIMEOUT))?;
+    let deadline = Instant::now() + REQUEST_TIMEOUT;
+    let mut buf = vec![0u8; 8192];
+    let mut len = 0;
+    let mut headers = Vec::new();
+    let limits = Limits {
+        max_request_line: 4096,
+        max_head: 8192,
+        max_headers: 64,
+    };
+    let head = loop {
+        if len == buf.len() || Instant::now() > deadline {
+            return respond(
+                &mut stream,
+                431,
+                "text/plain",
+                b"request too large or too slow\n",
+            );
+        }
+        let n = stream.read(&mut buf[len..])?;
+        if n == 0 {
+            return Ok(());
+        }
+        len += n;
+        match http::parse_request(&buf[..len], &limits, &mut headers) {
+            Ok(Status::Complete(head)) => break head,
+            Ok(Status::Partial) => {}
+            Err(err) => return respond(&mut stream, err.status(), "text/plain", b"bad request\n"),
+        }
+    };
+    if !matches!(head.method, Method::Get | Method::Head) {
+        return respond(&mut stream, 405, "text/plain", b"GET only\n");
+    }
+    match head.path.of(&buf) {
+        b"/metrics" => {
+            let body = sources.prometheus();
+            respond(
+                &mut stream,
+                200,
+                "text/plain; version=0.0.4; charset=utf-8",
+                body.as_bytes(),
+            )
+        }
+        b"/stats" => {
+            let body = sources.json();
+            respond(&mut stream, 200, "application/json", body.as_bytes())
+        }
+        b"/" | b"/index.html" => respond(
+            &mut stream,
+            200,
+            "text/html; charset=utf-8",
+            PAGE.as_bytes(),
+        ),
+        _ => respond(
+            &mut stream,
+            404,
+            "text/plain",
+            b"not found: try /, /metrics or /stats\n",
+        ),
+    }
+}
+
+fn respond(
+    stream: &mut TcpStream,
+    status: u16,
+    content_type: &str,
+    body: &[u8],
+) -> std::io::Result<()> {
+    let reason = http::reason_phrase(status).unwrap_or("");
+    let head = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
+         Cache-Control: no-store\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(body)?;
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    Ok(())
+}

@@ -1,0 +1,40 @@
+//! Every metric name ringway exports, with its help text.
+//!
+//! To add a metric: add a constant here (`ringway_` prefix, base units — seconds, bytes —
+//! and `_total` on counters; labels only of low cardinality, never one per connection),
+//! fill it in `Snapshot`, render it in `prom.rs`, and check it in the Prometheus parser test.
+
+/// A metric's name and help line.
+pub struct Name {
+    /// Metric name.
+    pub name: &'static str,
+    /// HELP text.
+    pub help: &'static str,
+}
+
+macro_rules! names {
+    ($($id:ident = $name:literal, $help:literal;)*) => {
+        $(
+            #[doc = $help]
+            pub const $id: Name = Name { name: $name, help: $help };
+        )*
+    };
+}
+
+names! {
+    REQUESTS = "ringway_requests_total", "Requests answered, by status class.";
+    REQUEST_DURATION = "ringway_request_duration_seconds", "Time from a request's complete head to its last response byte written.";
+    UPSTREAM_CONNECT = "ringway_upstream_connect_duration_seconds", "Time to connect to an upstream.";
+    UPSTREAM_RESPONSE = "ringway_upstream_response_duration_seconds", "Time a request spent with the Python worker: connected to response head received.";
+    PROXY_DURATION = "ringway_proxy_duration_seconds", "Request duration minus the upstream's share: time in ringway and on the client side.";
+    UPSTREAM_ERRORS = "ringway_upstream_errors_total", "Upstream failures, by kind.";
+    CONNECTIONS_ACCEPTED = "ringway_connections_accepted_total", "Client connections accepted.";
+    CONNECTIONS_ACTIVE = "ringway_connections_active", "Client connections open now.";
+    REQUESTS_PER_CONNECTION = "ringway_requests_per_connection", "Requests served per closed client connection.";
+    RECEIVED_BYTES = "ringway_received_bytes_total", "Bytes read from clients (counted when a connection closes).";
+    SENT_BYTES = "ringway_sent_bytes_total", "Bytes written to clients (counted when a connection closes).";
+    PROCESS_RESIDENT = "ringway_process_resident_memory_bytes", "Resident memory of ringway and of each uWSGI process.";
+    PROCESS_CPU = "ringway_process_cpu_seconds_total", "CPU time (user + system) of ringway and of each uWSGI process.";
+    WORKERS = "ringway_workers", "Worker threads (io_uring event loops).";
+    EBPF_UP = "ringway_ebpf_up", "1 if the eBPF probe is loaded and attached, 0 if not (see the log for why).";
+}

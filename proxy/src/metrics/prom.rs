@@ -1,0 +1,216 @@
+//! Prometheus text exposition format 0.0.4, written by hand: it is a few lines of
+//! formatting, and a real parser checks the output in the tests.
+
+use std::fmt::Write;
+
+use super::histogram::HistogramSnapshot;
+use super::names::{self, Name};
+use super::snapshot::Snapshot;
+
+/// Accumulates one exposition.
+#[derive(Default)]
+pub struct Exposition {
+    out: String,
+}
+
+/// A metric family's type.
+#[derive(Clone, Copy)]
+pub enum Kind {
+    /// Monotonic counter.
+    Counter,
+    /// Gauge.
+    Gauge,
+    /// Histogram.
+    Histogram,
+}
+
+impl Exposition {
+    /// Starts a family: HELP and TYPE lines.
+    pub fn family(&mut self, name: &Name, kind: Kind) {
+        let kind = match kind {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+            Kind::Histogram => "histogram",
+        };
+        let _ = writeln!(self.out, "# HELP {} {}", name.name, name.help);
+        let _ = writeln!(self.out, "# TYPE {} {kind}", name.name);
+    }
+
+    /// One sample of a counter or gauge.
+    pub fn sample(&mut self, name: &Name, labels: &[(&str, &str)], value: f64) {
+        self.line(name.name, "", labels, None, value);
+    }
+
+    /// The series of one histogram (buckets cumulative, then sum and count).
+    pub fn histogram(&mut self, name: &Name, labels: &[(&str, &str)], h: &HistogramSnapshot) {
+        let mut cumulative = 0u64;
+        for (i, count) in h.counts.iter().enumerate() {
+            cumulative += count;
+            let le = h
+                .bounds
+                .get(i)
+                .map_or_else(|| "+Inf".to_string(), |b| format_float(*b));
+            self.line(name.name, "_bucket", labels, Some(&le), cumulative as f64);
+        }
+        self.line(name.name, "_sum", labels, None, h.sum);
+        self.line(name.name, "_count", labels, None, cumulative as f64);
+    }
+
+    fn line(
+        &mut self,
+        name: &str,
+        suffix: &str,
+        labels: &[(&str, &str)],
+        le: Option<&str>,
+        value: f64,
+    ) {
+        self.out.push_str(name);
+        self.out.push_str(suffix);
+        if !labels.is_empty() || le.is_some() {
+            self.out.push('{');
+            let mut first = true;
+            for (k, v) in labels
+                .iter()
+                .map(|(k, v)| (*k, *v))
+                .chain(le.map(|le| ("le", le)))
+            {
+                if !first {
+                    self.out.push(',');
+                }
+                first = false;
+                let _ = write!(self.out, "{k}=\"{}\"", escape(v));
+            }
+            self.out.push('}');
+        }
+        let _ = writeln!(self.out, " {}", format_float(value));
+    }
+
+    /// The finished text.
+    pub fn finish(self) -> String {
+        self.out
+    }
+}
+
+fn format_float(v: f64) -> String {
+    if v.is_infinite() {
+        return if v > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
+    }
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v}")
+    }
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Renders the proxy's own figures.
+pub fn render(snap: &Snapshot, out: &mut Exposition) {
+    use Kind::*;
+    out.family(&names::WORKERS, Gauge);
+    out.sample(&names::WORKERS, &[], snap.workers as f64);
+
+    out.family(&names::REQUESTS, Counter);
+    for (i, class) in ["1xx", "2xx", "3xx", "4xx", "5xx"].iter().enumerate() {
+        out.sample(
+            &names::REQUESTS,
+            &[("class", class)],
+            snap.requests[i] as f64,
+        );
+    }
+    for (name, h) in [
+        (&names::REQUEST_DURATION, &snap.request_duration),
+        (&names::UPSTREAM_CONNECT, &snap.upstream_connect),
+        (&names::UPSTREAM_RESPONSE, &snap.upstream_response),
+        (&names::PROXY_DURATION, &snap.proxy_duration),
+        (
+            &names::REQUESTS_PER_CONNECTION,
+            &snap.requests_per_connection,
+        ),
+    ] {
+        out.family(name, Histogram);
+        out.histogram(name, &[], h);
+    }
+    out.family(&names::UPSTREAM_ERRORS, Counter);
+    for (kind, count) in &snap.upstream_errors {
+        out.sample(&names::UPSTREAM_ERRORS, &[("kind", kind)], *count as f64);
+    }
+    out.family(&names::CONNECTIONS_ACCEPTED, Counter);
+    out.sample(
+        &names::CONNECTIONS_ACCEPTED,
+        &[],
+        snap.connections_accepted as f64,
+    );
+    out.family(&names::CONNECTIONS_ACTIVE, Gauge);
+    out.sample(
+        &names::CONNECTIONS_ACTIVE,
+        &[],
+        snap.connections_active as f64,
+    );
+    out.family(&names::RECEIVED_BYTES, Counter);
+    out.sample(&names::RECEIVED_BYTES, &[], snap.received_bytes as f64);
+    out.family(&names::SENT_BYTES, Counter);
+    out.sample(&names::SENT_BYTES, &[], snap.sent_bytes as f64);
+
+    out.family(&names::PROCESS_RESIDENT, Gauge);
+    for p in &snap.processes {
+        let pid = p.pid.to_string();
+        out.sample(
+            &names::PROCESS_RESIDENT,
+            &[("process", p.role), ("pid", &pid)],
+            p.rss_bytes as f64,
+        );
+    }
+    out.family(&names::PROCESS_CPU, Counter);
+    for p in &snap.processes {
+        let pid = p.pid.to_string();
+        out.sample(
+            &names::PROCESS_CPU,
+            &[("process", p.role), ("pid", &pid)],
+            p.cpu_seconds,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_lines() {
+        let h = HistogramSnapshot {
+            bounds: vec![0.1, 1.0],
+            counts: vec![1, 2, 3],
+            sum: 7.5,
+        };
+        let mut e = Exposition::default();
+        e.family(&names::REQUEST_DURATION, Kind::Histogram);
+        e.histogram(&names::REQUEST_DURATION, &[("op", "read")], &h);
+        let text = e.finish();
+        assert!(text.contains("# TYPE ringway_request_duration_seconds histogram\n"));
+        assert!(
+            text.contains("ringway_request_duration_seconds_bucket{op=\"read\",le=\"0.1\"} 1\n")
+        );
+        assert!(text.contains("ringway_request_duration_seconds_bucket{op=\"read\",le=\"1\"} 3\n"));
+        assert!(
+            text.contains("ringway_request_duration_seconds_bucket{op=\"read\",le=\"+Inf\"} 6\n")
+        );
+        assert!(text.contains("ringway_request_duration_seconds_sum{op=\"read\"} 7.5\n"));
+        assert!(text.contains("ringway_request_duration_seconds_count{op=\"read\"} 6\n"));
+    }
+
+    #[test]
+    fn escapes_label_values() {
+        let mut e = Exposition::default();
+        e.sample(&names::WORKERS, &[("x", "a\"b\\c\nd")], 1.0);
+        assert_eq!(e.finish(), "ringway_workers{x=\"a\\\"b\\\\c\\nd\"} 1\n");
+    }
+}

@@ -1,0 +1,136 @@
+//! A point-in-time view of everything the endpoint shows, summed over the workers.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::SystemTime;
+
+use super::histogram::HistogramSnapshot;
+use super::procs::ProcessFigures;
+use super::stats::{LiveConn, UpstreamError, WorkerStats};
+
+/// Live connections listed in `/stats` per table.
+pub const TOP_CONNECTIONS: usize = 10;
+
+/// Everything `/metrics` and `/stats` show.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Snapshot {
+    /// Seconds since the Unix epoch when taken.
+    pub time: f64,
+    /// Worker threads.
+    pub workers: usize,
+    /// Requests by status class, `[1xx, 2xx, 3xx, 4xx, 5xx]`.
+    pub requests: [u64; 5],
+    /// Connections accepted.
+    pub connections_accepted: u64,
+    /// Connections open now.
+    pub connections_active: u64,
+    /// Bytes read from closed client connections.
+    pub received_bytes: u64,
+    /// Bytes written to closed client connections.
+    pub sent_bytes: u64,
+    /// Upstream failures by kind.
+    pub upstream_errors: Vec<(&'static str, u64)>,
+    /// Request duration.
+    pub request_duration: HistogramSnapshot,
+    /// Upstream connect time.
+    pub upstream_connect: HistogramSnapshot,
+    /// Time with the Python worker.
+    pub upstream_response: HistogramSnapshot,
+    /// Time in ringway and on the client.
+    pub proxy_duration: HistogramSnapshot,
+    /// Requests per closed connection.
+    pub requests_per_connection: HistogramSnapshot,
+    /// ringway and the uWSGI processes.
+    pub processes: Vec<ProcessFigures>,
+    /// The oldest live connections.
+    pub oldest_connections: Vec<ConnRow>,
+    /// The live connections that moved the most bytes.
+    pub biggest_connections: Vec<ConnRow>,
+}
+
+/// One row of a live-connection table.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ConnRow {
+    /// Client address.
+    pub peer: String,
+    /// Kernel socket cookie.
+    pub cookie: u64,
+    /// Seconds since accepted.
+    pub age_seconds: f64,
+    /// Requests completed.
+    pub requests: u64,
+    /// Bytes in, after the last completed request.
+    pub bytes_in: u64,
+    /// Bytes out, after the last completed request.
+    pub bytes_out: u64,
+}
+
+impl Snapshot {
+    /// Sums the workers' stats; `processes` are read by the caller.
+    pub fn take(workers: &[Arc<WorkerStats>], processes: Vec<ProcessFigures>) -> Snapshot {
+        let now = SystemTime::now();
+        let first = workers.first();
+        let empty = |f: fn(&WorkerStats) -> &super::Histogram| {
+            first.map_or_else(|| HistogramSnapshot::empty(&[]), |w| f(w).empty_snapshot())
+        };
+        let mut snap = Snapshot {
+            time: now
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
+            workers: workers.len(),
+            requests: [0; 5],
+            connections_accepted: 0,
+            connections_active: 0,
+            received_bytes: 0,
+            sent_bytes: 0,
+            upstream_errors: UpstreamError::ALL.iter().map(|k| (k.as_str(), 0)).collect(),
+            request_duration: empty(|w| &w.request_duration),
+            upstream_connect: empty(|w| &w.upstream_connect),
+            upstream_response: empty(|w| &w.upstream_response),
+            proxy_duration: empty(|w| &w.proxy_duration),
+            requests_per_connection: empty(|w| &w.requests_per_connection),
+            processes,
+            oldest_connections: Vec::new(),
+            biggest_connections: Vec::new(),
+        };
+        let mut live: Vec<LiveConn> = Vec::new();
+        for w in workers {
+            for (total, count) in snap.requests.iter_mut().zip(&w.requests) {
+                *total += count.load(Relaxed);
+            }
+            let accepted = w.accepted.load(Relaxed);
+            let closed = w.closed.load(Relaxed);
+            snap.connections_accepted += accepted;
+            snap.connections_active += accepted.saturating_sub(closed);
+            snap.received_bytes += w.received_bytes.load(Relaxed);
+            snap.sent_bytes += w.sent_bytes.load(Relaxed);
+            for (total, count) in snap.upstream_errors.iter_mut().zip(&w.upstream_errors) {
+                total.1 += count.load(Relaxed);
+            }
+            w.request_duration.add_to(&mut snap.request_duration);
+            w.upstream_connect.add_to(&mut snap.upstream_connect);
+            w.upstream_response.add_to(&mut snap.upstream_response);
+            w.proxy_duration.add_to(&mut snap.proxy_duration);
+            w.requests_per_connection
+                .add_to(&mut snap.requests_per_connection);
+            if let Ok(table) = w.live.lock() {
+                live.extend(table.iter().map(|(_, c)| c.clone()));
+            }
+        }
+        let row = |c: &LiveConn| ConnRow {
+            peer: c.peer.to_string(),
+            cookie: c.cookie,
+            age_seconds: now
+                .duration_since(c.opened)
+                .map_or(0.0, |d| d.as_secs_f64()),
+            requests: c.requests,
+            bytes_in: c.bytes_in,
+            bytes_out: c.bytes_out,
+        };
+        live.sort_by_key(|c| c.opened);
+        snap.oldest_connections = live.iter().take(TOP_CONNECTIONS).map(row).collect();
+        live.sort_by_key(|c| std::cmp::Reverse(c.bytes_in + c.bytes_out));
+        snap.biggest_connections = live.iter().take(TOP_CONNECTIONS).map(row).collect();
+        snap
+    }
+}

@@ -1,0 +1,197 @@
+//! What each worker counts, and the live-connection table.
+//!
+//! A worker is the only writer of its [`WorkerStats`]; the metrics endpoint reads every
+//! worker's and sums them. Counters are relaxed atomics: they need no ordering with anything
+//! else, only to be eventually visible to the reader.
+
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, SystemTime};
+
+use slab::Slab;
+
+use super::histogram::{Histogram, LATENCY_BOUNDS};
+
+/// Kinds of upstream failure, a label of `ringway_upstream_errors_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamError {
+    /// Connect refused, socket missing, or other connect error.
+    Refused,
+    /// Listen backlog full.
+    Busy,
+    /// Connect timed out.
+    ConnectTimeout,
+    /// Read or write timed out.
+    Timeout,
+    /// Malformed or oversized response head, or bad chunked body.
+    BadResponse,
+    /// Closed before the end of the response, or a socket error while talking to it.
+    Broken,
+}
+
+impl UpstreamError {
+    /// Every kind, in label order.
+    pub const ALL: [UpstreamError; 6] = [
+        UpstreamError::Refused,
+        UpstreamError::Busy,
+        UpstreamError::ConnectTimeout,
+        UpstreamError::Timeout,
+        UpstreamError::BadResponse,
+        UpstreamError::Broken,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpstreamError::Refused => "refused",
+            UpstreamError::Busy => "busy",
+            UpstreamError::ConnectTimeout => "connect_timeout",
+            UpstreamError::Timeout => "timeout",
+            UpstreamError::BadResponse => "bad_response",
+            UpstreamError::Broken => "broken",
+        }
+    }
+}
+
+/// One worker's counters and histograms.
+#[derive(Debug)]
+pub struct WorkerStats {
+    /// Connections accepted.
+    pub accepted: AtomicU64,
+    /// Connections closed.
+    pub closed: AtomicU64,
+    /// Requests answered, by status class 1xx..5xx (index 0..5).
+    pub requests: [AtomicU64; 5],
+    /// Bytes read from clients.
+    pub received_bytes: AtomicU64,
+    /// Bytes written to clients.
+    pub sent_bytes: AtomicU64,
+    /// Upstream failures by kind (index of [`UpstreamError::ALL`]).
+    pub upstream_errors: [AtomicU64; 6],
+    /// Head received → response written.
+    pub request_duration: Histogram,
+    /// Time to connect to an upstream.
+    pub upstream_connect: Histogram,
+    /// Connected → response head received: the time the request spent with the Python
+    /// worker (sending it the request included).
+    pub upstream_response: Histogram,
+    /// Request duration minus the upstream's share: time spent in ringway and on the client.
+    pub proxy_duration: Histogram,
+    /// Requests served per closed connection.
+    pub requests_per_connection: Histogram,
+    /// Live connections of this worker.
+    pub live: Mutex<Slab<LiveConn>>,
+}
+
+/// Bounds for `requests_per_connection` (a count, not seconds).
+const COUNT_BOUNDS: &[f64] = &[1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 1000.0, 10000.0];
+
+impl Default for WorkerStats {
+    fn default() -> Self {
+        WorkerStats {
+            accepted: AtomicU64::new(0),
+            closed: AtomicU64::new(0),
+            requests: Default::default(),
+            received_bytes: AtomicU64::new(0),
+            sent_bytes: AtomicU64::new(0),
+            upstream_errors: Default::default(),
+            request_duration: Histogram::new(LATENCY_BOUNDS),
+            upstream_connect: Histogram::new(LATENCY_BOUNDS),
+            upstream_response: Histogram::new(LATENCY_BOUNDS),
+            proxy_duration: Histogram::new(LATENCY_BOUNDS),
+            requests_per_connection: Histogram::new(COUNT_BOUNDS),
+            live: Mutex::new(Slab::new()),
+        }
+    }
+}
+
+impl WorkerStats {
+    /// Counts one answered request.
+    pub fn request_done(&self, status: u16, total: Duration, upstream: Option<Duration>) {
+        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        self.requests[class].fetch_add(1, Relaxed);
+        self.request_duration.observe(total);
+        if let Some(upstream) = upstream {
+            self.upstream_response.observe(upstream);
+            self.proxy_duration.observe(total.saturating_sub(upstream));
+        }
+    }
+
+    /// Counts one upstream failure.
+    pub fn upstream_error(&self, kind: UpstreamError) {
+        let i = UpstreamError::ALL
+            .iter()
+            .position(|k| *k == kind)
+            .unwrap_or(0);
+        self.upstream_errors[i].fetch_add(1, Relaxed);
+    }
+
+    /// Registers a new connection; returns its key in the live table.
+    pub fn open(&self, peer: SocketAddr, cookie: u64) -> usize {
+        self.accepted.fetch_add(1, Relaxed);
+        let entry = LiveConn {
+            peer,
+            cookie,
+            opened: SystemTime::now(),
+            ..LiveConn::default()
+        };
+        self.live
+            .lock()
+            .map_or(usize::MAX, |mut live| live.insert(entry))
+    }
+
+    /// Updates a live connection after a request: bytes so far and requests served.
+    pub fn progress(&self, key: usize, requests: u64, bytes_in: u64, bytes_out: u64) {
+        if let Ok(mut live) = self.live.lock() {
+            if let Some(conn) = live.get_mut(key) {
+                conn.requests = requests;
+                conn.bytes_in = bytes_in;
+                conn.bytes_out = bytes_out;
+            }
+        }
+    }
+
+    /// Removes a closed connection and counts its totals.
+    pub fn close(&self, key: usize, requests: u64, bytes_in: u64, bytes_out: u64) {
+        self.closed.fetch_add(1, Relaxed);
+        self.received_bytes.fetch_add(bytes_in, Relaxed);
+        self.sent_bytes.fetch_add(bytes_out, Relaxed);
+        self.requests_per_connection
+            .observe(Duration::from_secs(requests));
+        if let Ok(mut live) = self.live.lock() {
+            live.try_remove(key);
+        }
+    }
+}
+
+/// A live client connection, as the `/stats` table shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LiveConn {
+    /// Client address.
+    pub peer: SocketAddr,
+    /// Kernel socket cookie: the key of the eBPF per-connection figures.
+    pub cookie: u64,
+    /// When it was accepted.
+    #[serde(skip)]
+    pub opened: SystemTime,
+    /// Requests completed on it.
+    pub requests: u64,
+    /// Bytes read from the client so far (updated after each request).
+    pub bytes_in: u64,
+    /// Bytes written to the client so far (updated after each request).
+    pub bytes_out: u64,
+}
+
+impl Default for LiveConn {
+    fn default() -> Self {
+        LiveConn {
+            peer: SocketAddr::from(([0, 0, 0, 0], 0)),
+            cookie: 0,
+            opened: SystemTime::UNIX_EPOCH,
+            requests: 0,
+            bytes_in: 0,
+            bytes_out: 0,
+        }
+    }
+}
