@@ -91,6 +91,7 @@ pub enum Scope {
 /// The cases with a chunked request body.
 const CHUNKED_CASES: &[&str] = &[
     "uwsgi_body.t: chunked",
+    "uwsgi_body.t: chunked with extension and trailer",
     "uwsgi_body.t: chunked, several chunks",
     "uwsgi_body.t: chunked, empty",
     "uwsgi_body.t: chunked body in pieces",
@@ -161,6 +162,22 @@ pub const ALLOWED_DIFFERENCES: &[Allowed] = &[
         nginx: Want::Exact("localhost"),
         reason: "with no Host header nginx's $host falls back to its server_name; ringway \
                  sends an HTTP_ var only for a header the client sent",
+    },
+    Allowed {
+        key: "HTTP_X_FORWARDED_PROTO",
+        scope: Scope::Cases(&["X-Forwarded-Proto from the client"]),
+        ringway: Want::Absent,
+        nginx: Want::Exact("https"),
+        reason: "DESIGN.md security rule: X-Forwarded-Proto/-Ssl from a client that is not a \
+                 --trusted-proxy are removed; the stock uwsgi_params pass them through",
+    },
+    Allowed {
+        key: "wsgi.url_scheme",
+        scope: Scope::Cases(&["X-Forwarded-Proto from the client"]),
+        ringway: Want::Exact("http"),
+        nginx: Want::Exact("https"),
+        reason: "uWSGI derives the scheme from HTTP_X_FORWARDED_PROTO: through nginx any \
+                 client can make a plain-HTTP request look like https to the app",
     },
     Allowed {
         key: "HTTP_TRANSFER_ENCODING",
@@ -356,6 +373,24 @@ pub fn cases() -> Vec<Case> {
             Req::get("/environ").header("Content-Type", "text/plain"),
         ),
         Case::req("GET with a body", Req::get("/environ").body(b"abc")),
+        Case::raw(
+            "uwsgi_body.t: chunked with extension and trailer",
+            b"POST /environ HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n\
+              3;ext=1\r\nabc\r\n0\r\nX-Trailer: t\r\n\r\n",
+        ),
+        // Security-relevant headers.
+        Case::req(
+            "X-Forwarded-Proto from the client",
+            Req::get("/environ").header("X-Forwarded-Proto", "https"),
+        ),
+        Case::req(
+            "underscore in a header name",
+            Req::get("/environ").header("X_Foo", "1"),
+        ),
+        Case::req(
+            "header named like a uWSGI magic var",
+            Req::get("/environ").header("UWSGI-File", "/etc/passwd"),
+        ),
         Case::raw(
             "obs-text in a header value",
             b"GET /environ HTTP/1.1\r\nHost: localhost\r\nX-Latin: caf\xe9\r\n\r\n",
