@@ -3,7 +3,9 @@
 
 use std::net::SocketAddr;
 
-use crate::client::{Framing, Req, Response, roundtrip};
+use std::time::Duration;
+
+use crate::client::{Conn, Framing, Req, Response, roundtrip};
 use crate::data::{pattern, sha256_hex};
 use crate::paths::App;
 
@@ -105,4 +107,28 @@ pub fn check_echo(r: &Response, body: &[u8], what: &str) {
     let echo = r.json();
     assert_eq!(echo["length"], body.len(), "{what}: {echo}");
     assert_eq!(echo["sha256"], sha256_hex(body), "{what}: {echo}");
+}
+
+/// After `r` (an error answer, say) on `conn`: either the response said `Connection: close`
+/// and the server closes, or the connection is still in sync and serves `GET /`. Closing
+/// without saying so, or leaving the rest of a refused body to be read as the next request,
+/// fails (RFC 9112 9.6, 9.3).
+pub fn check_usable_or_closed(conn: &mut Conn, r: &Response, what: &str) {
+    if r.says_close() {
+        assert!(
+            conn.closed_within(Duration::from_secs(3)),
+            "{what}: said Connection: close but kept the connection open"
+        );
+        return;
+    }
+    conn.send(&Req::get("/").to_bytes())
+        .unwrap_or_else(|e| panic!("{what}: kept alive (no Connection: close) but {e}"));
+    let next = conn.read_response().unwrap_or_else(|e| {
+        panic!("{what}: no Connection: close, yet the next request got no answer: {e}")
+    });
+    assert_eq!(
+        (next.status, next.text().as_str()),
+        (200, "Hello, World!"),
+        "{what}: the connection is out of sync after {r:?}"
+    );
 }

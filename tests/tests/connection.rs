@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::thread::sleep;
 use std::time::Duration;
 
-use ringway_tests::checks::check_echo;
+use ringway_tests::checks::{check_echo, check_usable_or_closed};
 use ringway_tests::{App, Conn, Framing, Req, Ringway, Uwsgi, pattern, roundtrip};
 
 fn stack() -> (Uwsgi, Ringway) {
@@ -462,4 +462,40 @@ fn transfer_coding_names_are_case_insensitive() {
     )
     .expect("send");
     check_echo(&conn.read_response().expect("response"), b"case", "Chunked");
+}
+
+#[test]
+fn error_answers_leave_the_connection_usable_or_closed() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let ringway = Ringway::with(&uwsgi)
+        .arg("--upstream-read-timeout", "300ms")
+        .arg("--max-body-size", "1k")
+        .start();
+    let addr = ringway.addr();
+    let cases = [
+        ("app error (uWSGI closes: 502)", Req::get("/error"), 502),
+        ("app status 500", Req::get("/status/500"), 500),
+        ("upstream timeout", Req::get("/slow?ms=1500"), 504),
+        (
+            "body over the limit, Content-Length",
+            Req::post("/echo", &pattern(4096)),
+            413,
+        ),
+        (
+            "body over the limit, chunked",
+            Req::post("/echo", b"").chunked(&[&pattern(4096)]),
+            413,
+        ),
+        (
+            "vars over the upstream buffer",
+            Req::get("/").header("X-Big", &"x".repeat(5000)),
+            431,
+        ),
+    ];
+    for (what, req, status) in &cases {
+        let mut conn = Conn::open(addr);
+        let r = send(&mut conn, req);
+        assert_eq!(r.status, *status, "{what}: {r:?}");
+        check_usable_or_closed(&mut conn, &r, what);
+    }
 }
