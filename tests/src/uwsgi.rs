@@ -1,8 +1,9 @@
 //! A uWSGI master with its workers, serving one of the test apps on a unix socket in its own
-//! temp dir.
+//! temp dir (or on a free TCP port of 127.0.0.1).
 
 use std::fs::File;
 use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -22,6 +23,8 @@ const START_LIMIT: Duration = Duration::from_secs(30);
 pub struct Uwsgi {
     child: Child,
     socket: PathBuf,
+    /// Set when uWSGI listens on TCP instead of the unix socket.
+    tcp: Option<SocketAddr>,
     log: PathBuf,
     dir: TempDir,
 }
@@ -39,6 +42,8 @@ pub struct UwsgiOptions {
     pub validate: bool,
     /// `--listen` (the socket's backlog; uWSGI's default is 100).
     pub listen: Option<u32>,
+    /// Listen on a free TCP port of 127.0.0.1 instead of a unix socket.
+    pub tcp: bool,
 }
 
 impl UwsgiOptions {
@@ -50,6 +55,7 @@ impl UwsgiOptions {
             buffer_size: None,
             validate: true,
             listen: None,
+            tcp: false,
         }
     }
 }
@@ -67,13 +73,20 @@ impl Uwsgi {
             .tempdir()
             .expect("temp dir");
         let socket = dir.path().join("app.sock");
+        let tcp = opts.tcp.then(|| {
+            TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("free port")
+        });
         let log = dir.path().join("uwsgi.log");
         let log_file = File::create(&log).expect("uwsgi log file");
         let venv = paths::venv();
         let mut cmd = Command::new(paths::uwsgi_bin());
-        cmd.arg("--socket")
-            .arg(&socket)
-            .args(["--master", "--die-on-term", "--need-app", "--strict"])
+        match tcp {
+            Some(addr) => cmd.arg("--socket").arg(addr.to_string()),
+            None => cmd.arg("--socket").arg(&socket),
+        };
+        cmd.args(["--master", "--die-on-term", "--need-app", "--strict"])
             .args(["--workers", &opts.workers.to_string()])
             .arg("--virtualenv")
             .arg(&venv)
@@ -99,6 +112,7 @@ impl Uwsgi {
         let mut uwsgi = Uwsgi {
             child,
             socket,
+            tcp,
             log,
             dir,
         };
@@ -113,7 +127,10 @@ impl Uwsgi {
                 exited = Some(status);
                 return true;
             }
-            UnixStream::connect(&self.socket).is_ok()
+            match self.tcp {
+                Some(addr) => TcpStream::connect(addr).is_ok(),
+                None => UnixStream::connect(&self.socket).is_ok(),
+            }
         });
         if let Some(status) = exited {
             panic!("uWSGI exited at start ({status}); log:\n{}", self.log());
@@ -126,14 +143,18 @@ impl Uwsgi {
         );
     }
 
-    /// The unix socket path.
+    /// The unix socket path (panics for a TCP uWSGI).
     pub fn socket(&self) -> &Path {
+        assert!(self.tcp.is_none(), "this uWSGI listens on TCP");
         &self.socket
     }
 
-    /// The socket as ringway's `--upstream` value: `unix:/path`.
+    /// The socket as ringway's `--upstream` value: `unix:/path` or `127.0.0.1:PORT`.
     pub fn upstream(&self) -> String {
-        format!("unix:{}", self.socket.display())
+        match self.tcp {
+            Some(addr) => addr.to_string(),
+            None => format!("unix:{}", self.socket.display()),
+        }
     }
 
     /// The temp dir this uWSGI lives in (removed on drop).
@@ -144,7 +165,7 @@ impl Uwsgi {
     /// Sends one uwsgi packet (`vars`, then `body`) straight to the socket, as a proxy would,
     /// and reads uWSGI's answer (plain HTTP, ended by the close).
     pub fn request(&self, vars: &[(&str, &str)], body: &[u8]) -> io::Result<Response> {
-        let stream = UnixStream::connect(&self.socket)?;
+        let stream = UnixStream::connect(self.socket())?;
         stream.set_read_timeout(Some(READ_TIMEOUT))?;
         stream.set_write_timeout(Some(READ_TIMEOUT))?;
         let mut conn = Conn::new(stream);
