@@ -123,6 +123,68 @@ fn malformed_requests_get_their_exact_status() {
         expect_refusal(addr, name, wire, *status);
     }
 
+    // More framing errors, where RFC 9112 leaves a choice between statuses.
+    let more: [(&str, &[u8], &[u16]); 8] = [
+        (
+            "whitespace before the first header line",
+            b"GET / HTTP/1.1\r\n Host: localhost\r\n\r\n",
+            &[400],
+        ),
+        (
+            "invalid character in a header name",
+            b"GET / HTTP/1.1\r\nHost: localhost\r\nX(Y): 1\r\n\r\n",
+            &[400],
+        ),
+        (
+            "NUL in a header value",
+            b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Nul: a\0b\r\n\r\n",
+            &[400],
+        ),
+        (
+            "Content-Length with a sign",
+            b"POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: +5\r\n\r\nhello",
+            &[400],
+        ),
+        (
+            "chunk size overflowing 64 bits",
+            b"POST /echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n\
+              fffffffffffffffffff\r\nx\r\n0\r\n\r\n",
+            &[400, 413],
+        ),
+        (
+            "chunk data without its CRLF",
+            b"POST /echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n\
+              5\r\nhelloX0\r\n\r\n",
+            &[400],
+        ),
+        (
+            "space inside the request line",
+            b"GET /a b HTTP/1.1\r\nHost: localhost\r\n\r\n",
+            &[400],
+        ),
+        (
+            "HTTP/2.0 on an HTTP/1 connection",
+            b"GET / HTTP/2.0\r\nHost: localhost\r\n\r\n",
+            &[400, 505],
+        ),
+    ];
+    for (name, wire, statuses) in more {
+        let mut conn = Conn::open(addr);
+        let _ = conn.send(wire);
+        let r = conn
+            .read_response()
+            .unwrap_or_else(|e| panic!("{name}: no response ({e})"));
+        assert!(
+            statuses.contains(&r.status),
+            "{name}: want {statuses:?}, got {r:?}"
+        );
+        assert!(
+            conn.closed_within(CLOSE_LIMIT),
+            "{name}: closed after the error"
+        );
+        assert_healthy(addr, name);
+    }
+
     // Not framing errors, so the connection may stay open; the status is what matters.
     let bad_paths: [(&str, &[u8]); 3] = [
         (
