@@ -130,6 +130,14 @@ impl Conn<TcpStream> {
         Conn::new(stream)
     }
 
+    /// Like [`Conn::open`], but `None` when the connection is refused.
+    pub fn open_or_refused(addr: SocketAddr) -> Option<Conn> {
+        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).ok()?;
+        stream.set_read_timeout(Some(READ_TIMEOUT)).ok()?;
+        stream.set_write_timeout(Some(READ_TIMEOUT)).ok()?;
+        Some(Conn::new(stream))
+    }
+
     /// Changes the timeout of each read (capped at [`READ_TIMEOUT`]).
     pub fn set_read_timeout(&mut self, timeout: Duration) {
         self.stream

@@ -1,4 +1,5 @@
-//! SIGTERM drains: a request in flight completes, then ringway exits 0.
+//! SIGTERM drains: a request in flight completes, idle keep-alive connections and new
+//! connections do not hold the exit up, then ringway exits 0.
 
 use std::thread::sleep;
 use std::time::{Duration, Instant};
@@ -9,12 +10,31 @@ use ringway_tests::{App, Conn, Req, Ringway, Uwsgi};
 fn sigterm_lets_the_request_in_flight_finish_then_exits_0() {
     let uwsgi = Uwsgi::start(App::Raw);
     let mut ringway = Ringway::start(&uwsgi);
-    let mut conn = Conn::open(ringway.addr());
+    let addr = ringway.addr();
+
+    // An idle keep-alive connection: it must not keep ringway alive.
+    let mut idle = Conn::open(addr);
+    idle.send(&Req::get("/").to_bytes()).expect("send");
+    assert_eq!(idle.read_response().expect("idle's response").status, 200);
+
+    let mut conn = Conn::open(addr);
     conn.send(&Req::get("/slow?ms=1500").to_bytes())
         .expect("send");
     sleep(Duration::from_millis(300)); // the request is upstream now
     let signalled = Instant::now();
     ringway.sigterm();
+
+    // While draining, a new connection is refused, or closed without an answer.
+    sleep(Duration::from_millis(200));
+    if let Some(mut late) = Conn::open_or_refused(addr) {
+        let _ = late.send(&Req::get("/").to_bytes());
+        let answer = late.read_response();
+        assert!(
+            answer.is_err(),
+            "a connection opened after SIGTERM is not served: {answer:?}"
+        );
+    }
+
     let r = conn
         .read_response()
         .expect("the request in flight completes");
@@ -36,5 +56,13 @@ fn sigterm_lets_the_request_in_flight_finish_then_exits_0() {
         "exit status {status}; stderr:\n{}",
         ringway.stderr()
     );
-    assert!(signalled.elapsed() < Duration::from_secs(10));
+    let took = signalled.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "exit soon after the last request, idle connections notwithstanding: {took:?}"
+    );
+    assert!(
+        idle.closed_within(Duration::from_secs(1)),
+        "the idle connection was closed"
+    );
 }
