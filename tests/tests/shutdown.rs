@@ -27,6 +27,7 @@ fn sigterm_lets_the_request_in_flight_finish_then_exits_0() {
     // While draining, a new connection is refused, or closed without an answer.
     sleep(Duration::from_millis(200));
     if let Some(mut late) = Conn::open_or_refused(addr) {
+        late.set_read_timeout(Duration::from_secs(2));
         let _ = late.send(&Req::get("/").to_bytes());
         let answer = late.read_response();
         assert!(
