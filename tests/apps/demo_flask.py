@@ -1,10 +1,126 @@
-"""Placeholder demo app (the tests branch brings the real one)."""
+"""Flask demo app for ringway: `/` says hello; the other routes serve the end-to-end tests.
 
-from flask import Flask
+Routes are the same as raw_wsgi.py (see its docstring), except that on /error Flask turns the
+exception into its own 500 page. With RINGWAY_VALIDATE=1 the WSGI callable is wrapped in
+wsgiref.validate.validator (the tests set it).
+"""
+
+import hashlib
+import json
+import os
+import time
+
+from flask import Flask, Response, request
 
 app = Flask(__name__)
 
+PATTERN = bytes(range(251))
+PIECE = 16 * 1024 - 7
+
+
+def pattern(n):
+    reps = n // len(PATTERN) + 1
+    return (PATTERN * reps)[:n]
+
+
+def read_body():
+    """Reads exactly CONTENT_LENGTH bytes from wsgi.input (no Werkzeug stream wrapping)."""
+    length = int(request.environ.get("CONTENT_LENGTH") or 0)
+    stream = request.environ["wsgi.input"]
+    chunks = []
+    remaining = length
+    while remaining > 0:
+        chunk = stream.read(min(remaining, 65536))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
 
 @app.route("/")
-def index():
-    return "Hello, World!"
+def hello():
+    return Response(b"Hello, World!", mimetype="text/plain")
+
+
+@app.route("/bytes/<int:n>")
+def fixed_bytes(n):
+    return Response(pattern(n), mimetype="application/octet-stream")
+
+
+@app.route("/stream/<int:n>")
+def stream(n):
+    def pieces():
+        data = pattern(n)
+        for start in range(0, n, PIECE):
+            yield data[start:start + PIECE]
+
+    return Response(pieces(), mimetype="application/octet-stream")
+
+
+@app.route("/echo", methods=["POST", "PUT"])
+def echo():
+    body = read_body()
+    answer = {"length": len(body), "sha256": hashlib.sha256(body).hexdigest()}
+    return Response(json.dumps(answer), mimetype="application/json")
+
+
+ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
+
+
+@app.route("/environ", methods=ALL_METHODS)
+@app.route("/environ/<path:rest>", methods=ALL_METHODS)
+def environ(rest=None):
+    read_body()
+    env = {k: v for k, v in request.environ.items() if isinstance(v, str)}
+    body = json.dumps(env, sort_keys=True)
+    response = Response(body, mimetype="application/json")
+    if request.method == "HEAD":
+        # A HEAD response has no body: the environ rides in a header instead.
+        response.headers["X-Environ"] = body
+    return response
+
+
+@app.route("/slow")
+def slow():
+    ms = int(request.args.get("ms", "0"))
+    time.sleep(ms / 1000.0)
+    return Response(b"slept %d ms" % ms, mimetype="text/plain")
+
+
+@app.route("/set-cookies")
+def set_cookies():
+    response = Response(b"ok", mimetype="text/plain")
+    response.headers.add("Set-Cookie", "a=1; Path=/")
+    response.headers.add("Set-Cookie", "b=2; HttpOnly")
+    return response
+
+
+@app.route("/error")
+def error():
+    raise RuntimeError("deliberate error for the tests")
+
+
+@app.route("/status/<int:code>")
+def status(code):
+    if code in (204, 304):
+        response = Response(status=code)
+        # Werkzeug adds a default Content-Type; PEP 3333's validator forbids it here.
+        response.headers.pop("Content-Type", None)
+        return response
+    return Response(b"status %d" % code, status=code, mimetype="text/plain")
+
+
+if os.environ.get("RINGWAY_VALIDATE") == "1":
+    from wsgiref.validate import validator
+
+    _validated = validator(app)
+
+    def application(environ, start_response):
+        # PEP 3333 lets a server omit an empty SCRIPT_NAME (nginx's uwsgi_params do), but
+        # Python's validator formats its SCRIPT_NAME message eagerly and raises KeyError
+        # when the key is absent: supply the PEP's default first.
+        environ.setdefault("SCRIPT_NAME", "")
+        return _validated(environ, start_response)
+else:
+    application = app

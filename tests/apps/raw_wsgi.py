@@ -1,0 +1,131 @@
+"""Framework-free WSGI app for ringway's end-to-end tests (and a baseline for the benches).
+
+Routes (the same as demo_flask.py):
+  /                 13 bytes "Hello, World!"
+  /bytes/<n>        n bytes of a fixed pattern (byte i = i % 251), with Content-Length
+  /stream/<n>       the same n bytes yielded in pieces, without Content-Length
+  /echo             POST: JSON {"length", "sha256"} of the body, reading exactly CONTENT_LENGTH
+  /environ[/...]    JSON of the WSGI environ (str values only); for HEAD, in header X-Environ
+  /slow?ms=N        sleeps N ms, then answers "slept N ms"
+  /set-cookies      two Set-Cookie headers (a proxy must not join them)
+  /error            raises before start_response: uWSGI closes without a byte (proxy: 502)
+  /status/<code>    answers with that status (no body for 1xx, 204, 304)
+
+With RINGWAY_VALIDATE=1 in the environment the app is wrapped in wsgiref.validate.validator,
+which asserts PEP 3333 on every request (the tests set it).
+"""
+
+import hashlib
+import json
+import os
+import time
+from urllib.parse import parse_qs
+
+PATTERN = bytes(range(251))
+PIECE = 16 * 1024 - 7  # an odd size, so pieces never line up with the proxy's buffers
+STATUS_TEXT = {
+    200: "OK", 201: "Created", 204: "No Content", 301: "Moved Permanently",
+    304: "Not Modified", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
+    418: "I'm a teapot", 500: "Internal Server Error", 503: "Service Unavailable",
+}
+
+
+def pattern(n):
+    """The first n bytes of the repeating 0..250 pattern (the tests compute the same)."""
+    reps = n // len(PATTERN) + 1
+    return (PATTERN * reps)[:n]
+
+
+def stream_pieces(n):
+    data = pattern(n)
+    for start in range(0, n, PIECE):
+        yield data[start:start + PIECE]
+
+
+def read_body(environ):
+    """Reads exactly CONTENT_LENGTH bytes (PEP 3333: never read past it)."""
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    stream = environ["wsgi.input"]
+    chunks = []
+    remaining = length
+    while remaining > 0:
+        chunk = stream.read(min(remaining, 65536))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+def string_environ(environ):
+    return {k: v for k, v in environ.items() if isinstance(v, str)}
+
+
+def respond(start_response, status, body, content_type="text/plain", length=True):
+    headers = []
+    if content_type is not None:
+        headers.append(("Content-Type", content_type))
+    if length:
+        headers.append(("Content-Length", str(len(body))))
+    start_response(status, headers)
+    return [body]
+
+
+def app(environ, start_response):
+    path = environ.get("PATH_INFO", "/")
+    if path == "/":
+        return respond(start_response, "200 OK", b"Hello, World!")
+    if path.startswith("/bytes/"):
+        n = int(path[len("/bytes/"):])
+        return respond(start_response, "200 OK", pattern(n), "application/octet-stream")
+    if path.startswith("/stream/"):
+        n = int(path[len("/stream/"):])
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return stream_pieces(n)
+    if path == "/echo":
+        body = read_body(environ)
+        answer = {"length": len(body), "sha256": hashlib.sha256(body).hexdigest()}
+        return respond(start_response, "200 OK", json.dumps(answer).encode(), "application/json")
+    if path == "/environ" or path.startswith("/environ/"):
+        read_body(environ)
+        body = json.dumps(string_environ(environ), sort_keys=True).encode()
+        if environ["REQUEST_METHOD"] == "HEAD":
+            # A HEAD response has no body: the environ rides in a header instead.
+            start_response("200 OK", [("Content-Type", "application/json"),
+                                      ("X-Environ", body.decode("ascii"))])
+            return []
+        return respond(start_response, "200 OK", body, "application/json")
+    if path == "/slow":
+        ms = int(parse_qs(environ.get("QUERY_STRING", "")).get("ms", ["0"])[0])
+        time.sleep(ms / 1000.0)
+        return respond(start_response, "200 OK", b"slept %d ms" % ms)
+    if path == "/set-cookies":
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2"),
+                                  ("Set-Cookie", "a=1; Path=/"),
+                                  ("Set-Cookie", "b=2; HttpOnly")])
+        return [b"ok"]
+    if path == "/error":
+        raise RuntimeError("deliberate error for the tests")
+    if path.startswith("/status/"):
+        code = int(path[len("/status/"):])
+        status = "%d %s" % (code, STATUS_TEXT.get(code, "Status"))
+        if code in (204, 304) or code < 200:
+            start_response(status, [])
+            return []
+        return respond(start_response, status, b"status %d" % code)
+    return respond(start_response, "404 Not Found", b"not found")
+
+
+if os.environ.get("RINGWAY_VALIDATE") == "1":
+    from wsgiref.validate import validator
+
+    _validated = validator(app)
+
+    def application(environ, start_response):
+        # PEP 3333 lets a server omit an empty SCRIPT_NAME (nginx's uwsgi_params do), but
+        # Python's validator formats its SCRIPT_NAME message eagerly and raises KeyError
+        # when the key is absent: supply the PEP's default first.
+        environ.setdefault("SCRIPT_NAME", "")
+        return _validated(environ, start_response)
+else:
+    application = app

@@ -1,0 +1,164 @@
+//! nginx as the reference proxy: its own config in a temp dir, `uwsgi_pass` to a test uWSGI
+//! with the stock `uwsgi_params` and the tuned buffers of DESIGN.md.
+
+use std::fs;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use tempfile::TempDir;
+
+use crate::paths;
+use crate::wait::{poll_until, stop_child};
+
+const START_LIMIT: Duration = Duration::from_secs(10);
+/// Tries when another process takes the free port between our probe and nginx's bind.
+const PORT_TRIES: usize = 3;
+/// The `server_name` nginx sends as SERVER_NAME; the parity test gives ringway the same one.
+pub const SERVER_NAME: &str = "localhost";
+
+/// A running nginx (master_process off); killed and reaped on drop, temp dir removed.
+pub struct Nginx {
+    child: Child,
+    addr: SocketAddr,
+    dir: TempDir,
+}
+
+impl Nginx {
+    /// Starts nginx in front of the uWSGI listening on `uwsgi_socket`, with the stock
+    /// `uwsgi_params` plus the two lines that keep Content-Length and Content-Type from going
+    /// out as `HTTP_CONTENT_LENGTH` / `HTTP_CONTENT_TYPE` too: stock nginx 1.22 sends them
+    /// (see `nginx_stack.rs`), PEP 3333 forbids them, and the validator the apps run under
+    /// would turn every request with a body into a 500.
+    pub fn start(uwsgi_socket: &Path) -> Nginx {
+        Nginx::start_config(uwsgi_socket, true)
+    }
+
+    /// Starts nginx with the stock `uwsgi_params` only (for pinning nginx's own behaviour;
+    /// the uWSGI behind it must run without the validator).
+    pub fn start_stock(uwsgi_socket: &Path) -> Nginx {
+        Nginx::start_config(uwsgi_socket, false)
+    }
+
+    fn start_config(uwsgi_socket: &Path, pep3333: bool) -> Nginx {
+        let mut last_log = String::new();
+        for _ in 0..PORT_TRIES {
+            match Nginx::try_start(uwsgi_socket, pep3333) {
+                Ok(nginx) => return nginx,
+                Err(log) => last_log = log,
+            }
+        }
+        panic!("nginx did not start after {PORT_TRIES} tries; last error log:\n{last_log}");
+    }
+
+    fn try_start(uwsgi_socket: &Path, pep3333: bool) -> Result<Nginx, String> {
+        let dir = tempfile::Builder::new()
+            .prefix("ringway-nginx-")
+            .tempdir()
+            .expect("temp dir");
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let conf = config(dir.path(), addr, uwsgi_socket, pep3333);
+        fs::write(dir.path().join("nginx.conf"), conf).expect("write nginx.conf");
+        let error_log = dir.path().join("error.log");
+        let mut child = Command::new(paths::nginx_bin())
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-c")
+            .arg(dir.path().join("nginx.conf"))
+            .arg("-e")
+            .arg(&error_log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(dir.path().join("stderr.log")).expect("stderr log"))
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning {}: {e}", paths::nginx_bin().display()));
+        let mut exited = false;
+        let ready = poll_until(START_LIMIT, || {
+            if let Ok(Some(_)) = child.try_wait() {
+                exited = true;
+                return true;
+            }
+            TcpStream::connect(addr).is_ok()
+        });
+        let logs = || {
+            let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
+            format!("{}{}", read("stderr.log"), read("error.log"))
+        };
+        if exited || !ready {
+            let log = logs();
+            stop_child(&mut child, libc::SIGKILL, Duration::from_secs(1), true);
+            return Err(log);
+        }
+        Ok(Nginx { child, addr, dir })
+    }
+
+    /// Where nginx listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// nginx's error log so far.
+    pub fn error_log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        stop_child(&mut self.child, libc::SIGTERM, Duration::from_secs(5), true);
+    }
+}
+
+fn config(dir: &Path, addr: SocketAddr, uwsgi_socket: &Path, pep3333: bool) -> String {
+    let d = dir.display();
+    // An `HTTP_*` uwsgi_param hides the request header of that name; with an empty value and
+    // `if_not_empty` the var is not sent at all.
+    let pep3333 = if pep3333 {
+        "uwsgi_param HTTP_CONTENT_LENGTH \"\" if_not_empty;
+            uwsgi_param HTTP_CONTENT_TYPE \"\" if_not_empty;"
+    } else {
+        ""
+    };
+    let root = paths::document_root();
+    let root = root.display();
+    let sock = uwsgi_socket.display();
+    format!(
+        "daemon off;
+master_process off;
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log info;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    client_body_temp_path {d}/client_body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+    # The tuned buffers of DESIGN.md (nginx's defaults spill to temp files).
+    client_body_buffer_size 64k;
+    uwsgi_buffer_size 16k;
+    uwsgi_buffers 8 16k;
+    client_max_body_size 64m;
+    server {{
+        listen {addr};
+        server_name {SERVER_NAME};
+        root {root};
+        location / {{
+            include /etc/nginx/uwsgi_params;
+            {pep3333}
+            uwsgi_pass unix:{sock};
+        }}
+    }}
+}}
+"
+    )
+}

@@ -1,0 +1,246 @@
+//! The ringway daemon under test: started with `--listen 127.0.0.1:0`, ready when it logs
+//! `listening on http://IP:PORT`; its stderr is kept for assertions.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use crate::paths;
+use crate::uwsgi::Uwsgi;
+use crate::wait::{poll_until, send_signal, stop_child};
+
+const START_LIMIT: Duration = Duration::from_secs(15);
+const READY_MARK: &str = "listening on http://";
+
+/// A running ringway; killed and reaped on drop.
+pub struct Ringway {
+    child: Option<Child>,
+    addr: SocketAddr,
+    stderr: Arc<Mutex<String>>,
+    reader: Option<thread::JoinHandle<()>>,
+}
+
+/// Command line for [`Ringway`]: the upstreams and any extra flags.
+#[derive(Debug, Clone)]
+pub struct RingwayBuilder {
+    upstreams: Vec<String>,
+    args: Vec<String>,
+    workers: u32,
+}
+
+impl RingwayBuilder {
+    /// Adds `--upstream VALUE` (`unix:/path` or `IP:PORT`).
+    pub fn upstream(mut self, value: impl Into<String>) -> Self {
+        self.upstreams.push(value.into());
+        self
+    }
+
+    /// Adds a flag and its value, e.g. `.arg("--max-body-size", "1k")`.
+    pub fn arg(mut self, flag: &str, value: &str) -> Self {
+        self.args.push(flag.to_owned());
+        self.args.push(value.to_owned());
+        self
+    }
+
+    /// Adds a flag without a value, e.g. `--allow-underscores-in-headers`.
+    pub fn flag(mut self, flag: &str) -> Self {
+        self.args.push(flag.to_owned());
+        self
+    }
+
+    /// `--workers N` (default 1: the machine is shared).
+    pub fn workers(mut self, n: u32) -> Self {
+        self.workers = n;
+        self
+    }
+
+    /// Starts ringway and waits for its `listening on` line.
+    pub fn start(self) -> Ringway {
+        let bin = paths::ringway_bin();
+        let mut cmd = Command::new(&bin);
+        cmd.args(["--listen", "127.0.0.1:0"]);
+        for upstream in &self.upstreams {
+            cmd.args(["--upstream", upstream]);
+        }
+        cmd.args(["--workers", &self.workers.to_string()])
+            .arg("--document-root")
+            .arg(paths::document_root())
+            .args(&self.args)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            // Its own process group: if RINGWAY_BIN is a wrapper, its children die with it.
+            .process_group(0);
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning {}: {e}", bin.display()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let pipe = child.stderr.take().expect("piped stderr");
+        let sink = Arc::clone(&stderr);
+        let reader = thread::spawn(move || {
+            let mut ready_tx = Some(ready_tx);
+            for line in BufReader::new(pipe).split(b'\n') {
+                let Ok(line) = line else { break };
+                let line = strip_ansi(&String::from_utf8_lossy(&line));
+                if let (Some(addr), Some(tx)) = (ready_addr(&line), ready_tx.as_ref()) {
+                    let _ = tx.send(addr);
+                    ready_tx = None;
+                }
+                let mut all = sink.lock().expect("stderr lock");
+                all.push_str(&line);
+                all.push('\n');
+            }
+        });
+        let addr = match ready_rx.recv_timeout(START_LIMIT) {
+            Ok(addr) => addr,
+            Err(e) => {
+                stop_child(&mut child, libc::SIGKILL, Duration::from_secs(1), true);
+                let _ = reader.join();
+                let log = stderr.lock().expect("stderr lock").clone();
+                panic!(
+                    "ringway ({}) printed no `{READY_MARK}IP:PORT` line within {START_LIMIT:?} \
+                     ({e}); args {:?}; stderr:\n{log}",
+                    bin.display(),
+                    cmd.get_args().collect::<Vec<_>>()
+                );
+            }
+        };
+        Ringway {
+            child: Some(child),
+            addr,
+            stderr,
+            reader: Some(reader),
+        }
+    }
+}
+
+impl Ringway {
+    /// A builder with no upstream yet.
+    pub fn builder() -> RingwayBuilder {
+        RingwayBuilder {
+            upstreams: Vec::new(),
+            args: Vec::new(),
+            workers: 1,
+        }
+    }
+
+    /// A builder with `uwsgi` as the upstream.
+    pub fn with(uwsgi: &Uwsgi) -> RingwayBuilder {
+        Ringway::builder().upstream(uwsgi.upstream())
+    }
+
+    /// ringway with defaults in front of `uwsgi`.
+    pub fn start(uwsgi: &Uwsgi) -> Ringway {
+        Ringway::with(uwsgi).start()
+    }
+
+    /// Where ringway listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Everything ringway wrote to stderr so far (ANSI colours removed).
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().expect("stderr lock").clone()
+    }
+
+    /// Waits up to `limit` for `needle` to appear in stderr.
+    pub fn wait_for_log(&self, needle: &str, limit: Duration) -> bool {
+        poll_until(limit, || self.stderr().contains(needle))
+    }
+
+    /// Sends SIGTERM now, without waiting.
+    pub fn sigterm(&self) {
+        if let Some(child) = &self.child {
+            send_signal(child.id(), libc::SIGTERM);
+        }
+    }
+
+    /// Waits up to `limit` for ringway to exit by itself; `None` if it did not (it is then
+    /// killed on drop).
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let child = self.child.as_mut()?;
+        let mut status = None;
+        poll_until(limit, || {
+            status = child.try_wait().ok().flatten();
+            status.is_some()
+        });
+        if status.is_some() {
+            self.child = None;
+            if let Some(reader) = self.reader.take() {
+                let _ = reader.join();
+            }
+        }
+        status
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+}
+
+impl Drop for Ringway {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            stop_child(&mut child, libc::SIGKILL, Duration::from_secs(2), true);
+        }
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+    }
+}
+
+/// The address after `listening on http://` in a log line.
+fn ready_addr(line: &str) -> Option<SocketAddr> {
+    let rest = &line[line.find(READY_MARK)? + READY_MARK.len()..];
+    let end = rest
+        .find(|c: char| !(c.is_ascii_hexdigit() || matches!(c, '.' | ':' | '[' | ']')))
+        .unwrap_or(rest.len());
+    rest[..end].trim_end_matches(['.', ':']).parse().ok()
+}
+
+/// Removes ANSI escape sequences (`ESC [ ... letter`), in case the log is coloured anyway.
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests: a panic is the failure report
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_address_in_a_tracing_line() {
+        let line =
+            "2026-01-01T00:00:00Z  INFO ringway: listening on http://127.0.0.1:41234 workers=1";
+        assert_eq!(ready_addr(line), Some("127.0.0.1:41234".parse().unwrap()));
+        let coloured =
+            strip_ansi("\u{1b}[32m INFO\u{1b}[0m listening on http://127.0.0.1:9\u{1b}[0m");
+        assert_eq!(ready_addr(&coloured), Some("127.0.0.1:9".parse().unwrap()));
+        assert_eq!(
+            ready_addr("listening on http://[::1]:80."),
+            Some("[::1]:80".parse().unwrap())
+        );
+    }
+}

@@ -1,0 +1,210 @@
+//! A uWSGI master with its workers, serving one of the test apps on a unix socket in its own
+//! temp dir (or on a free TCP port of 127.0.0.1).
+
+use std::fs::File;
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use tempfile::TempDir;
+
+use crate::client::{Conn, READ_TIMEOUT, Response};
+use crate::paths::{self, App};
+use crate::wait::{poll_until, stop_child};
+
+/// How long uWSGI may take to load the app and accept on its socket.
+const START_LIMIT: Duration = Duration::from_secs(30);
+
+/// A running uWSGI; killed (with its workers) and reaped on drop, temp dir removed.
+pub struct Uwsgi {
+    child: Child,
+    socket: PathBuf,
+    /// Set when uWSGI listens on TCP instead of the unix socket.
+    tcp: Option<SocketAddr>,
+    log: PathBuf,
+    dir: TempDir,
+}
+
+/// Options for [`Uwsgi::start_with`].
+#[derive(Debug, Clone)]
+pub struct UwsgiOptions {
+    /// The app to serve.
+    pub app: App,
+    /// `--workers`.
+    pub workers: u32,
+    /// `--buffer-size` (uWSGI's default is 4096).
+    pub buffer_size: Option<u32>,
+    /// Run the app under `wsgiref.validate` (RINGWAY_VALIDATE=1); on by default.
+    pub validate: bool,
+    /// `--listen` (the socket's backlog; uWSGI's default is 100).
+    pub listen: Option<u32>,
+    /// Listen on a free TCP port of 127.0.0.1 instead of a unix socket.
+    pub tcp: bool,
+}
+
+impl UwsgiOptions {
+    /// Two workers, default buffer size, validator on.
+    pub fn new(app: App) -> Self {
+        UwsgiOptions {
+            app,
+            workers: 2,
+            buffer_size: None,
+            validate: true,
+            listen: None,
+            tcp: false,
+        }
+    }
+}
+
+impl Uwsgi {
+    /// Starts `app` with two workers and waits until the socket accepts.
+    pub fn start(app: App) -> Uwsgi {
+        Uwsgi::start_with(UwsgiOptions::new(app))
+    }
+
+    /// Starts uWSGI with `opts` and waits until the socket accepts.
+    pub fn start_with(opts: UwsgiOptions) -> Uwsgi {
+        let dir = tempfile::Builder::new()
+            .prefix("ringway-uwsgi-")
+            .tempdir()
+            .expect("temp dir");
+        let socket = dir.path().join("app.sock");
+        let tcp = opts.tcp.then(|| {
+            TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("free port")
+        });
+        let log = dir.path().join("uwsgi.log");
+        let log_file = File::create(&log).expect("uwsgi log file");
+        let venv = paths::venv();
+        let mut cmd = Command::new(paths::uwsgi_bin());
+        match tcp {
+            Some(addr) => cmd.arg("--socket").arg(addr.to_string()),
+            None => cmd.arg("--socket").arg(&socket),
+        };
+        cmd.args(["--master", "--die-on-term", "--need-app", "--strict"])
+            .args(["--workers", &opts.workers.to_string()])
+            .arg("--virtualenv")
+            .arg(&venv)
+            .arg("--wsgi-file")
+            .arg(opts.app.file())
+            .arg("--chdir")
+            .arg(paths::apps_dir());
+        if let Some(backlog) = opts.listen {
+            cmd.args(["--listen", &backlog.to_string()]);
+        }
+        if let Some(size) = opts.buffer_size {
+            cmd.args(["--buffer-size", &size.to_string()]);
+        }
+        cmd.env("RINGWAY_VALIDATE", if opts.validate { "1" } else { "0" })
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().expect("dup log"))
+            .stderr(log_file)
+            .process_group(0);
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning {}: {e}", paths::uwsgi_bin().display()));
+        let mut uwsgi = Uwsgi {
+            child,
+            socket,
+            tcp,
+            log,
+            dir,
+        };
+        uwsgi.wait_ready();
+        uwsgi
+    }
+
+    fn wait_ready(&mut self) {
+        let mut exited = None;
+        let ready = poll_until(START_LIMIT, || {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                exited = Some(status);
+                return true;
+            }
+            match self.tcp {
+                Some(addr) => TcpStream::connect(addr).is_ok(),
+                None => UnixStream::connect(&self.socket).is_ok(),
+            }
+        });
+        if let Some(status) = exited {
+            panic!("uWSGI exited at start ({status}); log:\n{}", self.log());
+        }
+        assert!(
+            ready,
+            "uWSGI did not accept on {} within {START_LIMIT:?}; log:\n{}",
+            self.socket.display(),
+            self.log()
+        );
+    }
+
+    /// The unix socket path (panics for a TCP uWSGI).
+    pub fn socket(&self) -> &Path {
+        assert!(self.tcp.is_none(), "this uWSGI listens on TCP");
+        &self.socket
+    }
+
+    /// The socket as ringway's `--upstream` value: `unix:/path` or `127.0.0.1:PORT`.
+    pub fn upstream(&self) -> String {
+        match self.tcp {
+            Some(addr) => addr.to_string(),
+            None => format!("unix:{}", self.socket.display()),
+        }
+    }
+
+    /// The temp dir this uWSGI lives in (removed on drop).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Sends one uwsgi packet (`vars`, then `body`) straight to the socket, as a proxy would,
+    /// and reads uWSGI's answer (plain HTTP, ended by the close).
+    pub fn request(&self, vars: &[(&str, &str)], body: &[u8]) -> io::Result<Response> {
+        let stream = UnixStream::connect(self.socket())?;
+        stream.set_read_timeout(Some(READ_TIMEOUT))?;
+        stream.set_write_timeout(Some(READ_TIMEOUT))?;
+        let mut conn = Conn::new(stream);
+        let mut packet = encode_packet(vars);
+        packet.extend_from_slice(body);
+        conn.send(&packet)?;
+        conn.read_response()
+    }
+
+    /// uWSGI's log so far (stdout and stderr), for assertion messages.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// A uwsgi request packet: `modifier1 0 | u16 LE vars size | modifier2 0`, then each var as
+/// `u16 LE key length, key, u16 LE value length, value`. Panics past the 64 KiB the size
+/// field can say.
+pub fn encode_packet(vars: &[(&str, &str)]) -> Vec<u8> {
+    let mut block = Vec::new();
+    for (key, value) in vars {
+        for part in [key, value] {
+            let len = u16::try_from(part.len()).expect("var under 64 KiB");
+            block.extend_from_slice(&len.to_le_bytes());
+            block.extend_from_slice(part.as_bytes());
+        }
+    }
+    let size = u16::try_from(block.len()).expect("vars block under 64 KiB");
+    let mut packet = vec![0u8];
+    packet.extend_from_slice(&size.to_le_bytes());
+    packet.push(0);
+    packet.extend_from_slice(&block);
+    packet
+}
+
+impl Drop for Uwsgi {
+    fn drop(&mut self) {
+        // SIGINT makes the master kill its workers at once; then the group is SIGKILLed in
+        // case a worker lingers.
+        stop_child(&mut self.child, libc::SIGINT, Duration::from_secs(5), true);
+    }
+}

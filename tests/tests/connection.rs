@@ -1,0 +1,501 @@
+//! The client side of a connection through ringway: keep-alive, pipelining, HEAD,
+//! `Expect: 100-continue`, chunked uploads, large responses and their framing per version.
+
+use std::net::SocketAddr;
+use std::thread::sleep;
+use std::time::Duration;
+
+use ringway_tests::checks::{check_echo, check_usable_or_closed};
+use ringway_tests::{App, Conn, Framing, Req, Ringway, Uwsgi, pattern, roundtrip};
+
+fn stack() -> (Uwsgi, Ringway) {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let ringway = Ringway::start(&uwsgi);
+    (uwsgi, ringway)
+}
+
+fn send(conn: &mut Conn, req: &Req) -> ringway_tests::Response {
+    conn.send(&req.to_bytes()).expect("send");
+    conn.read_response_to(req.method()).expect("response")
+}
+
+#[test]
+fn keep_alive_serves_several_requests_on_one_connection() {
+    let (_uwsgi, ringway) = stack();
+    let mut conn = Conn::open(ringway.addr());
+    for round in 0..3 {
+        let r = send(&mut conn, &Req::get("/"));
+        assert_eq!(
+            (r.status, r.text().as_str()),
+            (200, "Hello, World!"),
+            "round {round}"
+        );
+        assert!(!r.says_close(), "round {round}: {r:?}");
+        let body = pattern(3000 + round);
+        let r = send(&mut conn, &Req::post("/echo", &body));
+        check_echo(&r, &body, &format!("round {round} echo"));
+        let r = send(&mut conn, &Req::get("/stream/5000"));
+        assert_eq!(r.framing, Framing::Chunked, "round {round}");
+        assert!(
+            r.body == pattern(5000),
+            "round {round}: stream body differs"
+        );
+        for code in [204, 304] {
+            let r = send(&mut conn, &Req::get(&format!("/status/{code}")));
+            assert_eq!(r.status, code, "round {round}");
+            // RFC 9110 8.6 / RFC 9112 6.1: no body framing on 204, and a 304 carries none
+            // of its own; a stray "0\r\n\r\n" would corrupt the next response.
+            assert!(
+                r.header("transfer-encoding").is_none(),
+                "round {round}: {r:?}"
+            );
+            if code == 204 {
+                assert!(r.header("content-length").is_none(), "round {round}: {r:?}");
+            }
+        }
+    }
+    let r = send(&mut conn, &Req::get("/"));
+    assert_eq!(r.text(), "Hello, World!", "after 204/304: {r:?}");
+    assert!(
+        conn.leftover().is_empty(),
+        "no stray bytes: {:?}",
+        conn.leftover()
+    );
+}
+
+#[test]
+fn large_request_bodies_reach_the_app_whole() {
+    let (_uwsgi, ringway) = stack();
+    let addr = ringway.addr();
+    let mib = pattern(1024 * 1024);
+    // The default --max-body-size is 1m: a body of exactly 1 MiB is within it.
+    for n in [64 * 1024 + 1, 512 * 1024, 1024 * 1024] {
+        let r = roundtrip(addr, &Req::post("/echo", &mib[..n]));
+        check_echo(&r, &mib[..n], &format!("{n}-byte body"));
+    }
+    let pieces: Vec<&[u8]> = mib[..512 * 1024].chunks(100_000).collect();
+    let r = roundtrip(addr, &Req::post("/echo", b"").chunked(&pieces));
+    check_echo(&r, &mib[..512 * 1024], "512 KiB chunked body");
+}
+
+#[test]
+fn concurrent_clients_get_their_own_answers() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let ringway = Ringway::with(&uwsgi).workers(2).start();
+    let addr = ringway.addr();
+    std::thread::scope(|s| {
+        for t in 0..6usize {
+            s.spawn(move || {
+                let mut conn = Conn::open(addr);
+                for i in 0..10usize {
+                    let n = 1000 * t + i;
+                    let r = send(&mut conn, &Req::get(&format!("/bytes/{n}")));
+                    assert!(r.body == pattern(n), "client {t} request {i}: {r:?}");
+                    let body = pattern(n + 7);
+                    let r = send(&mut conn, &Req::post("/echo", &body));
+                    check_echo(&r, &body, &format!("client {t} echo {i}"));
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn connection_close_and_http_1_0_end_the_connection() {
+    let (_uwsgi, ringway) = stack();
+    let mut conn = Conn::open(ringway.addr());
+    let r = send(&mut conn, &Req::get("/").header("Connection", "close"));
+    assert_eq!(r.status, 200);
+    assert!(
+        conn.closed_within(Duration::from_secs(3)),
+        "closed after Connection: close"
+    );
+
+    let mut conn = Conn::open(ringway.addr());
+    let r = send(&mut conn, &Req::get("/").http10());
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(
+        conn.closed_within(Duration::from_secs(3)),
+        "HTTP/1.0 without keep-alive closes"
+    );
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let (_uwsgi, ringway) = stack();
+    let mut conn = Conn::open(ringway.addr());
+    // The first one is slow: a proxy answering in completion order would get this wrong.
+    let reqs = [
+        Req::get("/slow?ms=300"),
+        Req::post("/echo", b"second"),
+        Req::get("/environ?third=1"),
+    ];
+    let wire: Vec<u8> = reqs.iter().flat_map(|r| r.to_bytes()).collect();
+    conn.send(&wire).expect("one write of three requests");
+    let rs = conn
+        .read_responses(&["GET", "POST", "GET"])
+        .expect("three responses");
+    assert_eq!(rs[0].text(), "slept 300 ms", "{:?}", rs[0]);
+    check_echo(&rs[1], b"second", "pipelined echo");
+    assert_eq!(rs[2].json()["QUERY_STRING"], "third=1", "{:?}", rs[2]);
+
+    // And again on the same connection, with a HEAD in the middle.
+    let wire = [
+        Req::get("/bytes/10").to_bytes(),
+        Req::new("HEAD", "/bytes/20").to_bytes(),
+        Req::get("/stream/30").to_bytes(),
+    ]
+    .concat();
+    conn.send(&wire).expect("second batch");
+    let rs = conn
+        .read_responses(&["GET", "HEAD", "GET"])
+        .expect("three more");
+    assert!(rs[0].body == pattern(10));
+    assert_eq!((rs[1].status, rs[1].body.len()), (200, 0), "{:?}", rs[1]);
+    assert!(rs[2].body == pattern(30), "{:?}", rs[2]);
+
+    // A chunked body and a Content-Length body with the next requests right behind them.
+    let wire = [
+        Req::post("/echo", b"")
+            .chunked(&[b"chunk", b"ed"])
+            .to_bytes(),
+        Req::post("/echo", b"length").to_bytes(),
+        Req::get("/").to_bytes(),
+    ]
+    .concat();
+    conn.send(&wire).expect("third batch");
+    let rs = conn
+        .read_responses(&["POST", "POST", "GET"])
+        .expect("three more");
+    check_echo(&rs[0], b"chunked", "pipelined chunked body");
+    check_echo(&rs[1], b"length", "pipelined body after a chunked one");
+    assert_eq!(rs[2].text(), "Hello, World!", "{:?}", rs[2]);
+}
+
+#[test]
+fn head_has_headers_no_body_and_the_connection_stays_usable() {
+    let (_uwsgi, ringway) = stack();
+    let mut conn = Conn::open(ringway.addr());
+    let r = send(&mut conn, &Req::new("HEAD", "/bytes/1000"));
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.header("content-length").as_deref(), Some("1000"), "{r:?}");
+    // The app writes a body for HEAD too (WSGI apps usually do): ringway must drop it, or
+    // it would be read as the next response.
+    let r = send(&mut conn, &Req::new("HEAD", "/stream/70000"));
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = send(&mut conn, &Req::get("/"));
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, "Hello, World!"),
+        "after HEAD: {r:?}"
+    );
+    assert!(
+        conn.leftover().is_empty(),
+        "no stray bytes: {:?}",
+        conn.leftover()
+    );
+}
+
+#[test]
+fn expect_100_continue_gets_100_before_the_body() {
+    let (_uwsgi, ringway) = stack();
+    let body = pattern(20_000);
+    let mut conn = Conn::open(ringway.addr());
+    conn.send(
+        format!(
+            "POST /echo HTTP/1.1\r\nHost: localhost\r\nExpect: 100-continue\r\n\
+             Content-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .expect("head");
+    let interim = conn.read_response().expect("interim response");
+    assert_eq!(
+        (interim.version, interim.status),
+        (1, 100),
+        "HTTP/1.1 100 Continue before the body: {interim:?}"
+    );
+    conn.send(&body).expect("body");
+    let r = conn.read_response().expect("final response");
+    check_echo(&r, &body, "echo after 100-continue");
+
+    // Same connection, once more, with a chunked body.
+    conn.send(
+        b"POST /echo HTTP/1.1\r\nHost: localhost\r\nExpect: 100-continue\r\n\
+          Transfer-Encoding: chunked\r\n\r\n",
+    )
+    .expect("head");
+    let interim = conn.read_response().expect("interim response");
+    assert_eq!(interim.status, 100, "{interim:?}");
+    conn.send(b"3\r\nabc\r\n0\r\n\r\n").expect("body");
+    check_echo(
+        &conn.read_response().expect("final"),
+        b"abc",
+        "chunked after 100",
+    );
+}
+
+fn check_chunked_upload(addr: SocketAddr, pieces: &[&[u8]]) {
+    let body: Vec<u8> = pieces.concat();
+    let env = roundtrip(addr, &Req::post("/environ", b"").chunked(pieces)).json();
+    assert_eq!(
+        env["CONTENT_LENGTH"],
+        body.len().to_string(),
+        "a chunked body goes upstream with its decoded length: {env}"
+    );
+    assert!(env.get("HTTP_CONTENT_LENGTH").is_none(), "{env}");
+    let r = roundtrip(addr, &Req::post("/echo", b"").chunked(pieces));
+    check_echo(
+        &r,
+        &body,
+        &format!("chunked echo of {} pieces", pieces.len()),
+    );
+}
+
+#[test]
+fn chunked_uploads_arrive_whole_with_their_length() {
+    let (_uwsgi, ringway) = stack();
+    let addr = ringway.addr();
+    let big = pattern(200_000);
+    check_chunked_upload(addr, &[b"hello"]);
+    check_chunked_upload(addr, &[b"a", &big[..1000], &big[..70_000], b"z"]);
+    check_chunked_upload(addr, &[&big]);
+
+    // Chunk extensions and a trailer are legal and must not reach the body.
+    let mut conn = Conn::open(addr);
+    conn.send(
+        b"POST /echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n\
+          5;name=value\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: yes\r\n\r\n",
+    )
+    .expect("send");
+    check_echo(
+        &conn.read_response().expect("response"),
+        b"hello world",
+        "extensions",
+    );
+
+    // The body trickles in: head, then each chunk in its own write, split mid-chunk too.
+    let mut conn = Conn::open(addr);
+    let wire = Req::post("/echo", b"")
+        .chunked(&[&big[..3000], &big[..5000]])
+        .to_bytes();
+    for piece in wire.chunks(1024) {
+        conn.send(piece).expect("piece");
+        sleep(Duration::from_millis(5));
+    }
+    let body = [&big[..3000], &big[..5000]].concat();
+    check_echo(
+        &conn.read_response().expect("response"),
+        &body,
+        "trickled chunks",
+    );
+}
+
+#[test]
+fn large_responses_are_byte_exact_and_framed_per_version() {
+    let (_uwsgi, ringway) = stack();
+    let addr = ringway.addr();
+    let ten_mib = 10 * 1024 * 1024;
+    let expected = pattern(ten_mib);
+    for n in [64 * 1024, ten_mib] {
+        let r = roundtrip(addr, &Req::get(&format!("/bytes/{n}")));
+        assert_eq!(
+            (r.status, r.framing),
+            (200, Framing::Length(n as u64)),
+            "/bytes/{n}"
+        );
+        assert!(r.body == expected[..n], "/bytes/{n}: body differs");
+
+        let r = roundtrip(addr, &Req::get(&format!("/stream/{n}")));
+        assert_eq!(r.status, 200, "/stream/{n}");
+        assert_eq!(
+            r.framing,
+            Framing::Chunked,
+            "/stream/{n} has no length: chunked to HTTP/1.1 ({r:?})"
+        );
+        assert!(r.body == expected[..n], "/stream/{n}: body differs");
+
+        let r = roundtrip(addr, &Req::get(&format!("/stream/{n}")).http10());
+        assert_eq!(r.status, 200, "HTTP/1.0 /stream/{n}");
+        assert_eq!(
+            r.framing,
+            Framing::UntilClose,
+            "no chunked to an HTTP/1.0 client: the body ends at close ({r:?})"
+        );
+        assert!(r.header("transfer-encoding").is_none(), "{r:?}");
+        assert!(
+            r.body == expected[..n],
+            "HTTP/1.0 /stream/{n}: body differs"
+        );
+
+        let r = roundtrip(addr, &Req::get(&format!("/bytes/{n}")).http10());
+        assert_eq!(
+            (r.status, r.framing),
+            (200, Framing::Length(n as u64)),
+            "1.0 /bytes"
+        );
+        assert!(r.body == expected[..n], "HTTP/1.0 /bytes/{n}: body differs");
+    }
+}
+
+/// Reads responses until a final (non-1xx) one.
+fn final_response(conn: &mut Conn) -> ringway_tests::Response {
+    for _ in 0..3 {
+        let r = conn.read_response().expect("response");
+        if r.status >= 200 {
+            return r;
+        }
+    }
+    panic!("more than two interim responses");
+}
+
+#[test]
+fn expect_100_continue_corners() {
+    let (_uwsgi, ringway) = stack();
+    // The client does not wait for the 100 and sends the body at once: an interim 100 may
+    // or may not come first, the final answer must be right, the connection stays in sync.
+    let mut conn = Conn::open(ringway.addr());
+    let wire = Req::post("/echo", b"eager")
+        .header("Expect", "100-continue")
+        .to_bytes();
+    conn.send(&wire).expect("send");
+    check_echo(
+        &final_response(&mut conn),
+        b"eager",
+        "eager body with Expect",
+    );
+    let r = send(&mut conn, &Req::get("/"));
+    assert_eq!(r.text(), "Hello, World!", "in sync after Expect: {r:?}");
+
+    // RFC 9110 10.1.1: no 100 to an HTTP/1.0 client.
+    let mut conn = Conn::open(ringway.addr());
+    let wire = Req::post("/echo", b"ten")
+        .http10()
+        .header("Expect", "100-continue")
+        .to_bytes();
+    conn.send(&wire).expect("send");
+    let r = conn.read_response().expect("response");
+    assert_ne!(r.status, 100, "no 100 Continue to HTTP/1.0: {r:?}");
+    check_echo(&r, b"ten", "HTTP/1.0 with Expect");
+}
+
+#[test]
+fn a_head_trickling_in_byte_by_byte_is_served() {
+    let (_uwsgi, ringway) = stack();
+    let mut conn = Conn::open(ringway.addr());
+    let wire = Req::post("/echo", b"trickle")
+        .header("X-Trickle", "1")
+        .to_bytes();
+    for byte in &wire {
+        conn.send(std::slice::from_ref(byte)).expect("one byte");
+        sleep(Duration::from_millis(2));
+    }
+    check_echo(
+        &conn.read_response().expect("response"),
+        b"trickle",
+        "byte by byte",
+    );
+}
+
+#[test]
+fn http_1_0_keep_alive_is_honoured_or_refused_cleanly() {
+    let (_uwsgi, ringway) = stack();
+    // A known length: either the server says keep-alive and serves a second request, or it
+    // closes. Both are legal; saying one and doing the other is not.
+    let mut conn = Conn::open(ringway.addr());
+    let req = Req::get("/bytes/10")
+        .http10()
+        .header("Connection", "keep-alive");
+    let r = send(&mut conn, &req);
+    assert!(r.body == pattern(10), "{r:?}");
+    let kept = r
+        .header("connection")
+        .is_some_and(|v| v.eq_ignore_ascii_case("keep-alive"));
+    if kept {
+        let r = send(&mut conn, &req);
+        assert!(
+            r.body == pattern(10),
+            "second request on a kept 1.0 connection: {r:?}"
+        );
+    } else {
+        assert!(
+            conn.closed_within(Duration::from_secs(3)),
+            "no Connection: keep-alive in the answer, so the connection must close"
+        );
+    }
+
+    // No length (streamed body): the end of the body can only be the close.
+    let mut conn = Conn::open(ringway.addr());
+    let r = send(
+        &mut conn,
+        &Req::get("/stream/100")
+            .http10()
+            .header("Connection", "keep-alive"),
+    );
+    assert_eq!(r.framing, Framing::UntilClose, "{r:?}");
+    assert!(r.body == pattern(100), "{r:?}");
+}
+
+#[test]
+fn idle_keep_alive_connections_are_closed_after_the_timeout() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let ringway = Ringway::with(&uwsgi)
+        .arg("--keepalive-timeout", "300ms")
+        .start();
+    let mut conn = Conn::open(ringway.addr());
+    let r = send(&mut conn, &Req::get("/"));
+    assert_eq!(r.status, 200);
+    assert!(
+        conn.closed_within(Duration::from_secs(3)),
+        "idle connection closed within 3 s of a 300 ms keep-alive timeout"
+    );
+}
+
+#[test]
+fn transfer_coding_names_are_case_insensitive() {
+    let (_uwsgi, ringway) = stack();
+    let mut conn = Conn::open(ringway.addr());
+    conn.send(
+        b"POST /echo HTTP/1.1\r\nHost: localhost\r\ntransfer-encoding: Chunked\r\n\r\n\
+          4\r\ncase\r\n0\r\n\r\n",
+    )
+    .expect("send");
+    check_echo(&conn.read_response().expect("response"), b"case", "Chunked");
+}
+
+#[test]
+fn error_answers_leave_the_connection_usable_or_closed() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let ringway = Ringway::with(&uwsgi)
+        .arg("--upstream-read-timeout", "300ms")
+        .arg("--max-body-size", "1k")
+        .start();
+    let addr = ringway.addr();
+    let cases = [
+        ("app error (uWSGI closes: 502)", Req::get("/error"), 502),
+        ("app status 500", Req::get("/status/500"), 500),
+        ("upstream timeout", Req::get("/slow?ms=1500"), 504),
+        (
+            "body over the limit, Content-Length",
+            Req::post("/echo", &pattern(4096)),
+            413,
+        ),
+        (
+            "body over the limit, chunked",
+            Req::post("/echo", b"").chunked(&[&pattern(4096)]),
+            413,
+        ),
+        (
+            "vars over the upstream buffer",
+            Req::get("/").header("X-Big", &"x".repeat(5000)),
+            431,
+        ),
+    ];
+    for (what, req, status) in &cases {
+        let mut conn = Conn::open(addr);
+        let r = send(&mut conn, req);
+        assert_eq!(r.status, *status, "{what}: {r:?}");
+        check_usable_or_closed(&mut conn, &r, what);
+    }
+}

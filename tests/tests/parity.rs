@@ -1,0 +1,89 @@
+//! Environ parity with nginx: every case of `ringway_tests::parity::cases()` goes through
+//! ringway and through nginx to the SAME uWSGI (raw WSGI app, validator on); the two environ
+//! maps must be equal except for the keys in `ALLOWED_DIFFERENCES`, where each side must send
+//! what the entry says.
+
+use std::collections::BTreeSet;
+
+use ringway_tests::nginx::SERVER_NAME;
+use ringway_tests::parity::{ALLOWED_DIFFERENCES, Scope, allowed, cases, environ_via};
+use ringway_tests::{App, Nginx, Ringway, Uwsgi};
+
+#[test]
+fn ringway_sends_the_environ_nginx_sends() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let nginx = Nginx::start(uwsgi.socket());
+    // nginx's SERVER_NAME is its server_name: give ringway the same, so SERVER_NAME is
+    // compared like every other var (without it ringway takes the Host's host part).
+    let ringway = Ringway::with(&uwsgi)
+        .arg("--server-name", SERVER_NAME)
+        .start();
+    let mut problems = Vec::new();
+    let all = cases();
+    for case in &all {
+        let via_nginx = match environ_via(nginx.addr(), case) {
+            Ok(env) => env,
+            Err(e) => {
+                problems.push(format!("[{}] through nginx: {e}", case.name));
+                continue;
+            }
+        };
+        let via_ringway = match environ_via(ringway.addr(), case) {
+            Ok(env) => env,
+            Err(e) => {
+                problems.push(format!("[{}] through ringway: {e}", case.name));
+                continue;
+            }
+        };
+        // Every key either side sent, plus the keys the allowlist scopes to this case (so an
+        // entry whose var vanished from both sides is still checked, and its reason stays true).
+        let scoped = ALLOWED_DIFFERENCES.iter().filter_map(|a| match a.scope {
+            Scope::Cases(names) if names.contains(&case.name) => Some(a.key),
+            _ => None,
+        });
+        let keys: BTreeSet<&str> = via_nginx
+            .keys()
+            .chain(via_ringway.keys())
+            .map(String::as_str)
+            .chain(scoped)
+            .collect();
+        for key in keys {
+            let (n, r) = (via_nginx.get(key), via_ringway.get(key));
+            match allowed(case.name, key) {
+                Some(entry) => {
+                    if !entry.ringway.accepts(r) {
+                        problems.push(format!(
+                            "[{}] {key}: ringway sent {r:?}, allowlist wants {:?} ({})",
+                            case.name, entry.ringway, entry.reason
+                        ));
+                    }
+                    if !entry.nginx.accepts(n) {
+                        problems.push(format!(
+                            "[{}] {key}: nginx sent {n:?}, allowlist says {:?}: the reason is \
+                             stale ({})",
+                            case.name, entry.nginx, entry.reason
+                        ));
+                    }
+                }
+                None if n != r => problems.push(format!(
+                    "[{}] {key}: nginx {n:?} vs ringway {r:?}",
+                    case.name
+                )),
+                None => {}
+            }
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "{} environ differences over {} cases:\n{}\n\nuWSGI log tail:\n{}",
+        problems.len(),
+        all.len(),
+        problems.join("\n"),
+        tail(&uwsgi.log(), 40)
+    );
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}

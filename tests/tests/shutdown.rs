@@ -1,0 +1,69 @@
+//! SIGTERM drains: a request in flight completes, idle keep-alive connections and new
+//! connections do not hold the exit up, then ringway exits 0.
+
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use ringway_tests::{App, Conn, Req, Ringway, Uwsgi};
+
+#[test]
+fn sigterm_lets_the_request_in_flight_finish_then_exits_0() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let mut ringway = Ringway::start(&uwsgi);
+    let addr = ringway.addr();
+
+    // An idle keep-alive connection: it must not keep ringway alive.
+    let mut idle = Conn::open(addr);
+    idle.send(&Req::get("/").to_bytes()).expect("send");
+    assert_eq!(idle.read_response().expect("idle's response").status, 200);
+
+    let mut conn = Conn::open(addr);
+    conn.send(&Req::get("/slow?ms=1500").to_bytes())
+        .expect("send");
+    sleep(Duration::from_millis(300)); // the request is upstream now
+    let signalled = Instant::now();
+    ringway.sigterm();
+
+    // While draining, a new connection is refused, or closed without an answer.
+    sleep(Duration::from_millis(200));
+    if let Some(mut late) = Conn::open_or_refused(addr) {
+        late.set_read_timeout(Duration::from_secs(2));
+        let _ = late.send(&Req::get("/").to_bytes());
+        let answer = late.read_response();
+        assert!(
+            answer.is_err(),
+            "a connection opened after SIGTERM is not served: {answer:?}"
+        );
+    }
+
+    let r = conn
+        .read_response()
+        .expect("the request in flight completes");
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, "slept 1500 ms"),
+        "{r:?}"
+    );
+    let status = ringway
+        .wait_exit(Duration::from_secs(10))
+        .unwrap_or_else(|| {
+            panic!(
+                "ringway still running 10 s after SIGTERM:\n{}",
+                ringway.stderr()
+            )
+        });
+    assert!(
+        status.success(),
+        "exit status {status}; stderr:\n{}",
+        ringway.stderr()
+    );
+    let took = signalled.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "exit soon after the last request, idle connections notwithstanding: {took:?}"
+    );
+    assert!(
+        idle.closed_within(Duration::from_secs(1)),
+        "the idle connection was closed"
+    );
+}

@@ -1,0 +1,193 @@
+//! Upstream failures and limits: dead or slow uWSGI, vars over uWSGI's buffer, bodies over
+//! the limit, and a set of upstreams with a dead member.
+
+use std::os::unix::net::UnixListener;
+use std::time::{Duration, Instant};
+
+use ringway_tests::checks::check_echo;
+use ringway_tests::uwsgi::UwsgiOptions;
+use ringway_tests::{App, Conn, Req, Ringway, Uwsgi, pattern, roundtrip};
+
+#[test]
+fn upstream_down_gives_502() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // No file at all, and a stale socket file nobody listens on (ECONNREFUSED).
+    let missing = dir.path().join("missing.sock");
+    let stale = dir.path().join("stale.sock");
+    drop(UnixListener::bind(&stale).expect("bind"));
+    for path in [missing, stale] {
+        let ringway = Ringway::builder()
+            .upstream(format!("unix:{}", path.display()))
+            .start();
+        for round in 0..2 {
+            let started = Instant::now();
+            let r = roundtrip(ringway.addr(), &Req::get("/"));
+            assert_eq!(r.status, 502, "{} round {round}: {r:?}", path.display());
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "502 comes at once"
+            );
+        }
+    }
+}
+
+#[test]
+fn upstream_slower_than_the_read_timeout_gives_504() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let ringway = Ringway::with(&uwsgi)
+        .arg("--upstream-read-timeout", "200ms")
+        .start();
+    let started = Instant::now();
+    let r = roundtrip(ringway.addr(), &Req::get("/slow?ms=2000"));
+    let took = started.elapsed();
+    assert_eq!(r.status, 504, "{r:?}");
+    assert!(
+        took < Duration::from_millis(1500),
+        "504 after about 200 ms, not when the app is done: took {took:?}"
+    );
+    let r = roundtrip(ringway.addr(), &Req::get("/slow?ms=10"));
+    assert_eq!(r.status, 200, "a fast request still works: {r:?}");
+}
+
+#[test]
+fn vars_over_the_upstream_buffer_give_431_and_name_the_setting() {
+    let uwsgi = Uwsgi::start(App::Raw); // uWSGI's default buffer-size: 4096
+    let ringway = Ringway::with(&uwsgi)
+        .arg("--upstream-buffer-size", "4096")
+        .start();
+    let r = roundtrip(
+        ringway.addr(),
+        &Req::get("/environ").header("X-Big", &"x".repeat(5000)),
+    );
+    assert_eq!(r.status, 431, "not the 502 nginx gives: {r:?}");
+    assert!(
+        ringway.wait_for_log("upstream-buffer-size", Duration::from_secs(5)),
+        "the log tells which setting to raise; stderr:\n{}",
+        ringway.stderr()
+    );
+    let r = roundtrip(
+        ringway.addr(),
+        &Req::get("/environ").header("X-Big", &"x".repeat(1000)),
+    );
+    assert_eq!(r.status, 200, "a smaller header fits: {r:?}");
+    drop(ringway);
+    drop(uwsgi);
+
+    // Both sides raised: the same header goes through whole.
+    let uwsgi = Uwsgi::start_with(UwsgiOptions {
+        buffer_size: Some(32768),
+        ..UwsgiOptions::new(App::Raw)
+    });
+    let ringway = Ringway::with(&uwsgi)
+        .arg("--upstream-buffer-size", "32k")
+        .start();
+    let env = roundtrip(
+        ringway.addr(),
+        &Req::get("/environ").header("X-Big", &"x".repeat(5000)),
+    )
+    .json();
+    assert_eq!(
+        env["HTTP_X_BIG"].as_str().map(str::len),
+        Some(5000),
+        "{env}"
+    );
+}
+
+#[test]
+fn bodies_over_the_limit_give_413() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let ringway = Ringway::with(&uwsgi).arg("--max-body-size", "1k").start();
+    let addr = ringway.addr();
+    let big = pattern(2048);
+    let r = roundtrip(addr, &Req::post("/echo", &big));
+    assert_eq!(r.status, 413, "Content-Length over the limit: {r:?}");
+    let r = roundtrip(
+        addr,
+        &Req::post("/echo", b"").chunked(&[&big[..1000], &big[1000..]]),
+    );
+    assert_eq!(r.status, 413, "chunked body over the limit: {r:?}");
+
+    // With Expect: 100-continue the final status comes instead of the 100.
+    let mut conn = Conn::open(addr);
+    conn.send(
+        b"POST /echo HTTP/1.1\r\nHost: localhost\r\nExpect: 100-continue\r\n\
+          Content-Length: 2048\r\n\r\n",
+    )
+    .expect("send");
+    let r = conn.read_response().expect("response");
+    assert_eq!(
+        r.status, 413,
+        "no 100 Continue for a body that will be refused: {r:?}"
+    );
+
+    let r = roundtrip(addr, &Req::post("/echo", &big[..1000]));
+    check_echo(&r, &big[..1000], "a body under the limit");
+    let r = roundtrip(addr, &Req::post("/echo", b"").chunked(&[&big[..1024]]));
+    check_echo(&r, &big[..1024], "a chunked body at the limit");
+}
+
+#[test]
+fn a_dead_upstream_among_two_costs_no_request() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let dead = "unix:/nonexistent/ringway-test.sock";
+    for order in [
+        [dead.to_owned(), uwsgi.upstream()],
+        [uwsgi.upstream(), dead.to_owned()],
+    ] {
+        let ringway = Ringway::builder()
+            .upstream(&order[0])
+            .upstream(&order[1])
+            .start();
+        for i in 0..20 {
+            let r = roundtrip(ringway.addr(), &Req::get("/"));
+            assert_eq!(r.status, 200, "request {i} with upstreams {order:?}: {r:?}");
+        }
+    }
+}
+
+#[test]
+fn a_full_upstream_backlog_gives_503_at_once() {
+    // One worker and a backlog of 1: while the worker sleeps, a couple of connections wait in
+    // the backlog and further connects fail at once (EAGAIN on a unix socket).
+    let uwsgi = Uwsgi::start_with(UwsgiOptions {
+        workers: 1,
+        listen: Some(1),
+        ..UwsgiOptions::new(App::Raw)
+    });
+    let ringway = Ringway::start(&uwsgi);
+    let addr = ringway.addr();
+    let results: Vec<(u16, Duration)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                s.spawn(move || {
+                    std::thread::sleep(Duration::from_millis(30 * i));
+                    let started = Instant::now();
+                    let r = roundtrip(addr, &Req::get("/slow?ms=1000"));
+                    (r.status, started.elapsed())
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("client thread"))
+            .collect()
+    });
+    assert!(
+        results
+            .iter()
+            .all(|(status, _)| [200, 503].contains(status)),
+        "only 200 or 503: {results:?}"
+    );
+    assert!(results.iter().any(|(s, _)| *s == 200), "{results:?}");
+    assert!(results.iter().any(|(s, _)| *s == 503), "{results:?}");
+    for (status, took) in &results {
+        if *status == 503 {
+            assert!(
+                *took < Duration::from_millis(900),
+                "503 comes at once: {results:?}"
+            );
+        }
+    }
+    let r = roundtrip(addr, &Req::get("/"));
+    assert_eq!(r.status, 200, "served again once the backlog drains: {r:?}");
+}
