@@ -88,6 +88,13 @@ def slow():
     return Response(b"slept %d ms" % ms, mimetype="text/plain")
 
 
+@app.route("/header/<int:n>")
+def big_header(n):
+    response = Response(b"ok", mimetype="text/plain")
+    response.headers["X-Big"] = "h" * n
+    return response
+
+
 @app.route("/set-cookies")
 def set_cookies():
     response = Response(b"ok", mimetype="text/plain")

@@ -7,6 +7,7 @@ Routes (the same as demo_flask.py):
   /echo             POST: JSON {"length", "sha256"} of the body, reading exactly CONTENT_LENGTH
   /environ[/...]    JSON of the WSGI environ (str values only); for HEAD, in header X-Environ
   /slow?ms=N        sleeps N ms, then answers "slept N ms"
+  /header/<n>       a response header X-Big of n bytes
   /set-cookies      two Set-Cookie headers (a proxy must not join them)
   /error            raises before start_response: uWSGI closes without a byte (proxy: 502)
   /status/<code>    answers with that status (no body for 1xx, 204, 304)
@@ -99,6 +100,11 @@ def app(environ, start_response):
         ms = int(parse_qs(environ.get("QUERY_STRING", "")).get("ms", ["0"])[0])
         time.sleep(ms / 1000.0)
         return respond(start_response, "200 OK", b"slept %d ms" % ms)
+    if path.startswith("/header/"):
+        n = int(path[len("/header/"):])
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2"),
+                                  ("X-Big", "h" * n)])
+        return [b"ok"]
     if path == "/set-cookies":
         start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2"),
                                   ("Set-Cookie", "a=1; Path=/"),

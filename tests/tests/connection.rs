@@ -499,3 +499,82 @@ fn error_answers_leave_the_connection_usable_or_closed() {
         check_usable_or_closed(&mut conn, &r, what);
     }
 }
+
+/// A stream that hands out at most 16 KiB per read and pauses before each: a slow reader.
+struct Slow(std::net::TcpStream);
+
+impl std::io::Read for Slow {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        sleep(Duration::from_millis(1));
+        let n = buf.len().min(16 * 1024);
+        self.0.read(&mut buf[..n])
+    }
+}
+
+impl std::io::Write for Slow {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+#[test]
+fn a_slow_reader_gets_every_byte() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let ringway = Ringway::with(&uwsgi)
+        .arg("--response-buffer-size", "64k")
+        .start();
+    let n = 4 * 1024 * 1024;
+    for target in [format!("/bytes/{n}"), format!("/stream/{n}")] {
+        let stream = std::net::TcpStream::connect(ringway.addr()).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let mut conn = Conn::new(Slow(stream));
+        conn.send(&Req::get(&target).to_bytes()).expect("send");
+        let r = conn.read_response().expect("response");
+        assert_eq!(r.status, 200, "{target}");
+        assert!(
+            r.body == pattern(n),
+            "{target}: body differs under backpressure"
+        );
+    }
+}
+
+#[test]
+fn many_idle_connections_do_not_block_service() {
+    let (_uwsgi, ringway) = stack();
+    let idle: Vec<Conn> = (0..200).map(|_| Conn::open(ringway.addr())).collect();
+    let r = roundtrip(ringway.addr(), &Req::get("/"));
+    assert_eq!(r.status, 200, "with 200 idle connections open: {r:?}");
+    drop(idle);
+    let r = roundtrip(ringway.addr(), &Req::get("/"));
+    assert_eq!(r.status, 200, "after they all went away: {r:?}");
+}
+
+#[test]
+fn an_answer_before_the_body_is_read_still_arrives() {
+    // The app at / never reads wsgi.input: uWSGI answers and closes while the body is still
+    // being sent. The client must get that answer (or a clean 502), never a hang or reset.
+    let (_uwsgi, ringway) = stack();
+    let body = pattern(512 * 1024);
+    let mut conn = Conn::open(ringway.addr());
+    let _ = conn.send(&Req::post("/", &body).to_bytes());
+    let r = conn.read_response().expect("an answer");
+    assert!(
+        r.status == 200 && r.text() == "Hello, World!" || r.status == 502,
+        "{r:?}"
+    );
+    check_usable_or_closed(&mut conn, &r, "answer before the body was read");
+}
+
+#[test]
+fn big_response_headers_pass() {
+    let (_uwsgi, ringway) = stack();
+    let r = roundtrip(ringway.addr(), &Req::get("/header/8000"));
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.header("x-big").map(|v| v.len()), Some(8000), "{r:?}");
+    assert_eq!(r.text(), "ok");
+}

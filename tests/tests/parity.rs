@@ -87,3 +87,46 @@ fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }
+
+/// When the app answers without reading the request body (a 401, a redirect, Flask's 405 for
+/// a POST to a GET route), uWSGI answers and closes while the proxy may still be sending the
+/// body. nginx (which buffers the body and writes it at once) relays the app's answer every
+/// time while the body fits the unix socket's buffer (measured: always at 60 kB; racy with
+/// 502 from 200 kB on); the same request through ringway must get the app's answer too.
+#[test]
+#[ignore = "ringway bug: the app's early answer becomes a 502 (broken pipe while sending \
+            the body); run with --ignored once fixed"]
+fn an_answer_sent_before_the_body_was_read_matches_nginx() {
+    use ringway_tests::{Conn, Req, pattern};
+    for app in App::ALL {
+        let uwsgi = Uwsgi::start(app);
+        let nginx = Nginx::start(uwsgi.socket());
+        let ringway = Ringway::start(&uwsgi);
+        let mut mismatches = Vec::new();
+        for n in [20_000, 60_000] {
+            let req = Req::post("/", &pattern(n));
+            let answer = |addr| {
+                let mut conn = Conn::open(addr);
+                let _ = conn.send(&req.to_bytes());
+                conn.read_response().expect("an answer")
+            };
+            // Measured on ringway at e47a7bc..001f703: a 502 in 1 to 6 tries out of 10.
+            for attempt in 0..10 {
+                let (via_nginx, via_ringway) = (answer(nginx.addr()), answer(ringway.addr()));
+                if via_ringway.status != via_nginx.status {
+                    mismatches.push(format!(
+                        "{app:?} POST / with {n} unread body bytes, try {attempt}: nginx {}, \
+                         ringway {}",
+                        via_nginx.status, via_ringway.status
+                    ));
+                }
+            }
+        }
+        assert!(
+            mismatches.is_empty(),
+            "{}\nringway stderr:\n{}",
+            mismatches.join("\n"),
+            ringway.stderr()
+        );
+    }
+}
