@@ -6,6 +6,7 @@ use std::thread::sleep;
 use std::time::Duration;
 
 use ringway_tests::checks::{check_echo, check_usable_or_closed};
+use ringway_tests::client::roundtrip_raw;
 use ringway_tests::{App, Conn, Framing, Req, Ringway, Uwsgi, pattern, roundtrip};
 
 fn stack() -> (Uwsgi, Ringway) {
@@ -577,4 +578,59 @@ fn big_response_headers_pass() {
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.header("x-big").map(|v| v.len()), Some(8000), "{r:?}");
     assert_eq!(r.text(), "ok");
+}
+
+/// A GET whose whole head is exactly `total` bytes, padded with an X-Pad header.
+fn head_of_size(total: usize) -> (Vec<u8>, usize) {
+    let fixed = "GET /environ HTTP/1.1\r\nHost: localhost\r\nX-Pad: \r\n\r\n".len();
+    let pad = total - fixed;
+    let wire = format!(
+        "GET /environ HTTP/1.1\r\nHost: localhost\r\nX-Pad: {}\r\n\r\n",
+        "p".repeat(pad)
+    );
+    assert_eq!(wire.len(), total);
+    (wire.into_bytes(), pad)
+}
+
+#[test]
+fn heads_around_buffer_boundaries() {
+    use ringway_tests::uwsgi::UwsgiOptions;
+    let uwsgi = Uwsgi::start_with(UwsgiOptions {
+        buffer_size: Some(65535),
+        ..UwsgiOptions::new(App::Raw)
+    });
+    let ringway = Ringway::with(&uwsgi)
+        .arg("--upstream-buffer-size", "65535")
+        .arg("--max-header-size", "16k")
+        .start();
+    let mut conn = Conn::open(ringway.addr());
+    for total in [
+        1023, 1024, 1025, 4095, 4096, 4097, 8191, 8192, 8193, 16383, 16384,
+    ] {
+        let (wire, pad) = head_of_size(total);
+        conn.send(&wire).expect("send");
+        let r = conn.read_response().expect("response");
+        assert_eq!(r.status, 200, "{total}-byte head: {r:?}");
+        let env = r.json();
+        assert_eq!(
+            env["HTTP_X_PAD"].as_str().map(str::len),
+            Some(pad),
+            "{total}-byte head"
+        );
+    }
+    // One byte over --max-header-size.
+    let (wire, _) = head_of_size(16385);
+    let r = roundtrip_raw(ringway.addr(), &wire).expect("response");
+    assert_eq!(r.status, 431, "16385-byte head over a 16k limit: {r:?}");
+
+    // Fifty pipelined requests in one write, answered in order.
+    let wire: Vec<u8> = (0..50)
+        .flat_map(|i| Req::get(&format!("/bytes/{}", i * 37)).to_bytes())
+        .collect();
+    let mut conn = Conn::open(ringway.addr());
+    conn.send(&wire).expect("send");
+    for i in 0..50 {
+        let r = conn.read_response().expect("response");
+        assert!(r.body == pattern(i * 37), "pipelined response {i}: {r:?}");
+    }
 }
