@@ -8,6 +8,7 @@ Routes (the same as demo_flask.py):
   /environ[/...]    JSON of the WSGI environ (str values only); for HEAD, in header X-Environ
   /slow?ms=N        sleeps N ms, then answers "slept N ms"
   /header/<n>       a response header X-Big of n bytes
+  /truncated/<n>    Content-Length 2n but only n bytes (raw app only: an app dying midway)
   /set-cookies      two Set-Cookie headers (a proxy must not join them)
   /error            raises before start_response: uWSGI closes without a byte (proxy: 502)
   /status/<code>    answers with that status (no body for 1xx, 204, 304)
@@ -100,6 +101,12 @@ def app(environ, start_response):
         ms = int(parse_qs(environ.get("QUERY_STRING", "")).get("ms", ["0"])[0])
         time.sleep(ms / 1000.0)
         return respond(start_response, "200 OK", b"slept %d ms" % ms)
+    if path.startswith("/truncated/"):
+        # Promises twice the bytes it sends: the response ends early (a crashed app).
+        n = int(path[len("/truncated/"):])
+        start_response("200 OK", [("Content-Type", "application/octet-stream"),
+                                  ("Content-Length", str(2 * n))])
+        return [pattern(n)]
     if path.startswith("/header/"):
         n = int(path[len("/header/"):])
         start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2"),

@@ -191,3 +191,28 @@ fn a_full_upstream_backlog_gives_503_at_once() {
     let r = roundtrip(addr, &Req::get("/"));
     assert_eq!(r.status, 200, "served again once the backlog drains: {r:?}");
 }
+
+#[test]
+fn a_response_cut_short_upstream_is_cut_short_downstream() {
+    // The app promises 2n bytes and sends n: the client must see the connection end early
+    // (so it knows the body is incomplete), not a padded body, not a hang.
+    let uwsgi = Uwsgi::start(App::Raw);
+    let ringway = Ringway::start(&uwsgi);
+    for n in [100, 300_000] {
+        let mut conn = Conn::open(ringway.addr());
+        conn.send(&Req::get(&format!("/truncated/{n}")).to_bytes())
+            .expect("send");
+        let started = Instant::now();
+        let outcome = conn.read_response();
+        match outcome {
+            Err(e) => assert_eq!(
+                e.kind(),
+                std::io::ErrorKind::UnexpectedEof,
+                "{n}: closed early, not left hanging: {e}"
+            ),
+            Ok(r) => assert_eq!(r.status, 502, "{n}: a complete-looking body: {r:?}"),
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "{n}");
+    }
+    assert_eq!(roundtrip(ringway.addr(), &Req::get("/")).status, 200);
+}
