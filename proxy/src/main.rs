@@ -40,7 +40,13 @@ fn run() -> anyhow::Result<()> {
 
     let port = server.local_addr().port();
     if ebpf && metrics_listen != MetricsListen::Off {
-        metrics::load_probes(server.probes(), port, &upstream_addrs);
+        // Loading takes a few hundred milliseconds (BTF, verifier): do it aside, so that
+        // this thread is waiting for signals as soon as "listening" is logged.
+        let (probes, upstreams) = (server.probes().clone(), upstream_addrs.clone());
+        let loader = std::thread::Builder::new().name("ringway-ebpf-load".into());
+        if let Err(err) = loader.spawn(move || metrics::load_probes(&probes, port, &upstreams)) {
+            tracing::warn!(error = %err, "eBPF probes not loaded: cannot start a thread");
+        }
     }
     let sources = metrics::Sources::new(
         server.stats().to_vec(),
