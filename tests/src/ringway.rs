@@ -69,11 +69,13 @@ impl RingwayBuilder {
         }
         cmd.args(["--workers", &self.workers.to_string()])
             .arg("--document-root")
-            .arg(paths::document_root())
-            // The metrics endpoint defaults to a fixed port (and loads the eBPF probes): tests
-            // run many ringways at once and use no fixed port.
-            .args(["--metrics", "off"])
-            .args(&self.args)
+            .arg(paths::document_root());
+        // The metrics endpoint defaults to a fixed port (and loads the eBPF probes): tests
+        // run many ringways at once and use no fixed port, so it is off unless asked for.
+        if !self.args.iter().any(|a| a == "--metrics") {
+            cmd.args(["--metrics", "off"]);
+        }
+        cmd.args(&self.args)
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

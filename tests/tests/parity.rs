@@ -94,8 +94,6 @@ fn tail(text: &str, lines: usize) -> String {
 /// time while the body fits the unix socket's buffer (measured: always at 60 kB; racy with
 /// 502 from 200 kB on); the same request through ringway must get the app's answer too.
 #[test]
-#[ignore = "ringway bug: the app's early answer becomes a 502 (broken pipe while sending \
-            the body); run with --ignored once fixed"]
 fn an_answer_sent_before_the_body_was_read_matches_nginx() {
     use ringway_tests::{Conn, Req, pattern};
     for app in App::ALL {

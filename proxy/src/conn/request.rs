@@ -20,6 +20,14 @@ const BODY_READ_SIZE: usize = 64 * 1024;
 
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
+/// Why streaming a request body stopped.
+enum BodyError {
+    /// The client failed or went away: end the connection as this says.
+    Client(Next),
+    /// The upstream stopped taking the body.
+    Upstream(IoError),
+}
+
 /// What the response side needs to know about the request.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct RequestInfo {
@@ -156,21 +164,41 @@ impl Conn {
             .upstream_connect
             .observe(connected - connecting);
         let timeout = config.upstream_read_timeout;
-        let sent = write_all(&upstream, packet, 0, timeout).await;
+        let mut sent = match write_all(&upstream, packet, 0, timeout).await {
+            Ok(packet) => {
+                bufpool::give(packet);
+                Ok(())
+            }
+            Err(err) => Err(err),
+        };
+        if sent.is_ok() && body_left > 0 {
+            sent = match self.stream_body(&upstream, body_left, timeout).await {
+                Ok(()) => Ok(()),
+                Err(BodyError::Client(next)) => return next,
+                Err(BodyError::Upstream(err)) => Err(err),
+            };
+        }
         match sent {
-            Ok(packet) => bufpool::give(packet),
+            Ok(()) => self.relay(upstream, info, connected).await,
+            // uWSGI stopped reading: an app may answer without reading the body (a 405, a
+            // redirect) and uWSGI then closes. Its answer is what the client should get, as
+            // from nginx; the client's unread body rules out keep-alive, so drain it after.
+            Err(IoError::Failed(kind)) => {
+                tracing::debug!(peer = %self.peer, ?kind, "upstream stopped reading the request; relaying its answer");
+                let info = RequestInfo {
+                    keep_alive: false,
+                    ..info
+                };
+                match self.relay(upstream, info, connected).await {
+                    Next::KeepAlive | Next::Close => Next::Linger,
+                    next => next,
+                }
+            }
             Err(err) => {
-                return self
-                    .upstream_failed(err, &head, "sending the request")
-                    .await;
+                self.upstream_failed(err, &head, "sending the request")
+                    .await
             }
         }
-        if body_left > 0 {
-            if let Err(next) = self.stream_body(&upstream, body_left, timeout, &head).await {
-                return next;
-            }
-        }
-        self.relay(upstream, info, connected).await
     }
 
     /// Reads a whole chunked body into a pooled buffer, within the body limit. Bytes after it
@@ -229,8 +257,7 @@ impl Conn {
         upstream: &UpstreamStream,
         mut left: u64,
         upstream_timeout: Duration,
-        head: &RequestHead,
-    ) -> Result<(), Next> {
+    ) -> Result<(), BodyError> {
         let timeout = self.worker.config.client_body_timeout;
         let mut buf = bufpool::take(BODY_READ_SIZE);
         while left > 0 {
@@ -241,17 +268,17 @@ impl Conn {
             buf = match read_some(&self.stream, buf, want, timeout).await {
                 Ok((0, _)) => {
                     tracing::info!(peer = %self.peer, left, "client closed in the middle of a body");
-                    return Err(Next::Abort);
+                    return Err(BodyError::Client(Next::Abort));
                 }
                 Ok((n, buf)) => {
                     left -= n as u64;
                     buf
                 }
-                Err(err) => return Err(self.client_body_failed(err).await),
+                Err(err) => return Err(BodyError::Client(self.client_body_failed(err).await)),
             };
             buf = match write_all(upstream, buf, 0, upstream_timeout).await {
                 Ok(buf) => buf,
-                Err(err) => return Err(self.upstream_failed(err, head, "sending the body").await),
+                Err(err) => return Err(BodyError::Upstream(err)),
             };
         }
         bufpool::give(buf);

@@ -18,8 +18,9 @@ use crate::http::{self, Limits, Method, Status};
 
 /// How long a scraper may take to send its request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
-/// How often the uWSGI processes are looked for again (a scan of /proc).
-const RESCAN_EVERY: Duration = Duration::from_secs(5);
+/// How often the uWSGI processes are looked for again: a walk of /proc (about a millisecond
+/// here), so new workers (a uWSGI start, a respawn, a reload) show up within a second.
+const RESCAN_EVERY: Duration = Duration::from_secs(1);
 
 const PAGE: &str = include_str!("page.html");
 
