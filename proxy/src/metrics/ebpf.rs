@@ -23,6 +23,10 @@ pub fn load(handle: &ProbeHandle, port: u16, upstreams: &[UpstreamAddr]) {
         cgroup: None,
     };
     let probes = Probes::load(&config);
+    // Loading parses the kernel's BTF (megabytes of heap) and frees it; glibc keeps freed
+    // heap mapped unless asked to give it back.
+    // SAFETY: malloc_trim only releases free heap pages; no pointer is invalidated.
+    unsafe { libc::malloc_trim(0) };
     let up: Vec<&str> = probes
         .statuses()
         .iter()
