@@ -397,10 +397,12 @@ fn oncpu_matches_schedstat_and_stat_of_a_busy_child() {
         "oncpu: probe {oncpu} ns, schedstat delta {runtime} ns, stat utime+stime {stat_ns} ns (since exec)"
     );
     // Same quantity (time between switch-in and switch-out), clocked by
-    // ktime in the probe and by the runqueue clock in the scheduler: a few µs
-    // per switch apart. 1 ms + 2%.
+    // ktime in the probe and by the task clock in the scheduler. The task
+    // clock leaves out IRQ and steal time, ktime does not: on a quiet machine
+    // they agree within a few µs per switch, but on a busy VM (CI shares its
+    // 2 cores) we measured the probe 6.5% above schedstat. 2 ms + 10%.
     assert!(
-        oncpu.abs_diff(runtime) <= 1_000_000 + runtime / 50,
+        oncpu.abs_diff(runtime) <= 2_000_000 + runtime / 10,
         "probe {oncpu} vs schedstat {runtime}"
     );
     assert!(
