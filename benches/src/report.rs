@@ -59,6 +59,8 @@ pub struct StackInfo {
     /// The proxy's RSS after start-up and the probes, before any load, bytes.
     pub idle_rss: u64,
     pub idle_conns: Option<IdleConns>,
+    /// The proxy's RSS after the last run (a heap that only grows shows here), bytes.
+    pub end_rss: u64,
 }
 
 /// Median and range over rounds.
@@ -324,9 +326,9 @@ impl Report {
         let _ = writeln!(out, "\n### Memory\n");
         let _ = writeln!(
             out,
-            "| stack | processes | idle RSS MiB | idle keep-alive conns held | RSS with them MiB | bytes/conn | ×nginx |"
+            "| stack | processes | idle RSS MiB | idle keep-alive conns held | RSS with them MiB | bytes/conn | ×nginx | RSS after all runs MiB |"
         );
-        let _ = writeln!(out, "|---|--:|--:|--:|--:|--:|--:|");
+        let _ = writeln!(out, "|---|--:|--:|--:|--:|--:|--:|--:|");
         let nginx_per_conn = self
             .stacks
             .get(&StackKind::Nginx)
@@ -336,7 +338,7 @@ impl Report {
             if !kind.has_proxy() {
                 let _ = writeln!(
                     out,
-                    "| {kind} | – | – (no proxy) | – (closes after each answer) | – | – | – |"
+                    "| {kind} | – | – (no proxy) | – (closes after each answer) | – | – | – | – |"
                 );
                 continue;
             }
@@ -355,9 +357,10 @@ impl Report {
             };
             let _ = writeln!(
                 out,
-                "| {kind} | {} | {:.1} | {held} | {with} | {per} | {vs} |",
+                "| {kind} | {} | {:.1} | {held} | {with} | {per} | {vs} | {:.1} |",
                 info.processes,
-                info.idle_rss as f64 / MIB
+                info.idle_rss as f64 / MIB,
+                info.end_rss as f64 / MIB
             );
         }
         let _ = writeln!(out, "\n### Targets (ringway)\n");
