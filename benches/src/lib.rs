@@ -129,7 +129,7 @@ pub fn run(config: &Config) -> Result<Report> {
         threads: config.wrk_threads,
         cpus: wrk_cpus,
     };
-    let started = report::now_utc();
+    let started = (report::now_utc(), sys::loadavg());
     let dir = sys::TempDir::new("ringway-bench")?;
     eprintln!("bench: scratch dir {}", dir.path().display());
 

@@ -130,6 +130,9 @@ pub struct Target {
 pub struct Meta {
     pub started: String,
     pub finished: String,
+    /// /proc/loadavg at the start and at the end: how busy the machine was besides us.
+    pub loadavg_start: String,
+    pub loadavg_end: String,
     pub command: String,
     pub kernel: String,
     pub cpu: String,
@@ -158,7 +161,7 @@ impl Report {
     pub fn build(
         config: &Config,
         tools: &Tools,
-        started: String,
+        (started, loadavg_start): (String, String),
         stacks: BTreeMap<StackKind, StackInfo>,
         runs: Vec<RunResult>,
         unserved: BTreeMap<(String, StackKind), String>,
@@ -178,6 +181,8 @@ impl Report {
         let meta = Meta {
             started,
             finished: now_utc(),
+            loadavg_start,
+            loadavg_end: sys::loadavg(),
             command: config.command.clone(),
             kernel,
             cpu,
@@ -258,7 +263,7 @@ impl Report {
         let _ = writeln!(
             out,
             "Machine: {} vCPU ({}), Linux {}; {}, {} worker(s); {}, worker_processes auto, \
-             tuned buffers; {}; load: {}, {} thread(s); {}.\n",
+             tuned buffers; {}; load: {}, {} thread(s); {}.  ",
             m.cpus,
             m.cpu,
             m.kernel,
@@ -273,6 +278,11 @@ impl Report {
             } else {
                 "not pinned: load generator, proxy and workers share the CPUs"
             }
+        );
+        let _ = writeln!(
+            out,
+            "Load average (1/5/15 min) at the start: {}, at the end: {}.\n",
+            m.loadavg_start, m.loadavg_end
         );
         let _ = writeln!(
             out,

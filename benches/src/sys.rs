@@ -196,6 +196,14 @@ impl Drop for TempDir {
     }
 }
 
+/// The three load averages of /proc/loadavg.
+pub fn loadavg() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
 /// Kernel release and the model name of the CPU, for the report.
 pub fn machine() -> (String, String) {
     let kernel = fs::read_to_string("/proc/sys/kernel/osrelease")
