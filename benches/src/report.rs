@@ -774,8 +774,12 @@ fn nice_ceiling(v: f64) -> f64 {
 }
 
 fn short_number(v: f64) -> String {
-    if v >= 10_000.0 {
+    if v == 0.0 {
+        "0".to_owned()
+    } else if v >= 10_000.0 && (v / 1000.0).fract() == 0.0 {
         format!("{:.0}k", v / 1000.0)
+    } else if v >= 10_000.0 {
+        format!("{:.1}k", v / 1000.0)
     } else if v >= 100.0 {
         format!("{v:.0}")
     } else {
