@@ -851,6 +851,164 @@ pub fn now_utc() -> String {
 mod tests {
     use super::*;
 
+    fn summary(
+        case: &str,
+        kind: Kind,
+        c: usize,
+        stack: StackKind,
+        rps: f64,
+        p99: f64,
+        cpu: f64,
+    ) -> Summary {
+        let one = |v: f64| {
+            Some(Spread {
+                median: v,
+                min: v,
+                max: v,
+            })
+        };
+        Summary {
+            case: case.into(),
+            kind,
+            connections: c,
+            stack,
+            rounds: 1,
+            rps: one(rps),
+            p50_us: one(p99 / 2.0),
+            p99_us: one(p99),
+            p999_us: one(p99 * 2.0),
+            proxy_cpu_us: if stack.has_proxy() { one(cpu) } else { None },
+            app_cpu_us: one(30.0),
+            rss_load: one(5.0 * MIB),
+            rss_peak: one(6.0 * MIB),
+            errors: 0,
+            rps_vs_nginx: None,
+            p99_vs_nginx: None,
+            cpu_vs_nginx: None,
+            unserved: None,
+        }
+    }
+
+    #[test]
+    fn targets_are_judged_on_the_medians() {
+        use StackKind::{Nginx, Ringway, Uwsgi};
+        let mut summaries = vec![
+            summary("hello-c10", Kind::Hello, 10, Ringway, 990.0, 900.0, 20.0),
+            summary("hello-c10", Kind::Hello, 10, Nginx, 900.0, 1000.0, 50.0),
+            summary("hello-c10", Kind::Hello, 10, Uwsgi, 1000.0, 800.0, 0.0),
+            summary(
+                "hello-c1000",
+                Kind::Hello,
+                1000,
+                Ringway,
+                900.0,
+                2000.0,
+                30.0,
+            ),
+            summary("hello-c1000", Kind::Hello, 1000, Nginx, 900.0, 1000.0, 50.0),
+            summary(
+                "post16k-c100",
+                Kind::Post16k,
+                100,
+                Ringway,
+                500.0,
+                900.0,
+                40.0,
+            ),
+            summary(
+                "post16k-c100",
+                Kind::Post16k,
+                100,
+                Nginx,
+                500.0,
+                1000.0,
+                50.0,
+            ),
+        ];
+        for i in 0..summaries.len() {
+            let nginx = summaries
+                .iter()
+                .find(|n| n.case == summaries[i].case && n.stack == Nginx)
+                .cloned()
+                .expect("nginx row");
+            summaries[i].p99_vs_nginx = ratio(summaries[i].p99_us, nginx.p99_us);
+            summaries[i].cpu_vs_nginx = ratio(summaries[i].proxy_cpu_us, nginx.proxy_cpu_us);
+        }
+        let info = |idle_rss: u64, per: f64| StackInfo {
+            processes: 1,
+            idle_rss,
+            idle_conns: Some(IdleConns {
+                requested: 10,
+                held: 10,
+                rss_before: 0,
+                rss_after: 0,
+                bytes_per_conn: Some(per),
+            }),
+            end_rss: 0,
+        };
+        let mut stacks = BTreeMap::new();
+        stacks.insert(Ringway, info(3 * 1024 * 1024, 500.0));
+        stacks.insert(Nginx, info(20 * 1024 * 1024, 700.0));
+        let report = Report {
+            meta: Meta {
+                started: String::new(),
+                finished: String::new(),
+                loadavg_start: String::new(),
+                loadavg_end: String::new(),
+                command: "test".into(),
+                kernel: String::new(),
+                cpu: String::new(),
+                cpus: 2,
+                versions: BTreeMap::new(),
+                rounds: 1,
+                duration_s: 1,
+                app: "raw".into(),
+                ringway_workers: 2,
+                uwsgi_workers: 2,
+                wrk_threads: 1,
+                pinned: false,
+                idle_conns: 10,
+            },
+            stacks,
+            summaries,
+            targets: Vec::new(),
+            runs: Vec::new(),
+        };
+        let verdicts: Vec<(String, Option<bool>)> = targets(&report)
+            .into_iter()
+            .map(|t| (t.target, t.met))
+            .collect();
+        let verdict = |prefix: &str| {
+            verdicts
+                .iter()
+                .find(|(t, _)| t.starts_with(prefix))
+                .map(|(_, m)| *m)
+                .unwrap_or_else(|| panic!("no target {prefix}: {verdicts:?}"))
+        };
+        assert_eq!(
+            verdict("proxy CPU/request ≤ 0.5× nginx's (hello)"),
+            Some(true)
+        );
+        assert_eq!(
+            verdict("proxy CPU/request ≤ 0.5× nginx's (post16k)"),
+            Some(false)
+        );
+        assert_eq!(verdict("proxy CPU/request ≤ 1× nginx's (64k)"), None);
+        assert_eq!(verdict("p99 latency ≤ nginx's, hello-c10"), Some(true));
+        assert_eq!(verdict("p99 latency ≤ nginx's, hello-c1000"), Some(false));
+        assert_eq!(
+            verdict("req/s within 5% of uWSGI alone, hello-c10"),
+            Some(true)
+        );
+        assert_eq!(verdict("req/s within 5% of uWSGI alone, hello-c1000"), None);
+        assert_eq!(verdict("idle RSS"), Some(true));
+        assert_eq!(verdict("memory per idle"), Some(true));
+        // 20 → 30 µs is +50%.
+        assert_eq!(verdict("proxy CPU/request flat"), Some(false));
+        let md = report.markdown();
+        assert!(md.contains("| hello-c10 | ringway | 990 |"), "{md}");
+    }
+
     #[test]
     fn spread_and_scale() {
         let s = Spread::of(&[3.0, 1.0, 2.0, 10.0]).expect("spread");
