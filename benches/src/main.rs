@@ -1,1 +1,189 @@
-fn main() {}
+//! `ringway-bench`: runs the side-by-side benchmark and prints the markdown table.
+//! Usually started by `cargo xtask bench`, which builds ringway and readies the venv first.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+
+use ringway_bench::load::Kind;
+use ringway_bench::stacks::{App, StackKind};
+use ringway_bench::{Config, run};
+
+/// Side-by-side benchmark: ringway vs nginx vs uWSGI's --http router vs uWSGI alone, all in
+/// front of the same uWSGI workers. Results go to OUT/results.{json,md} and OUT/chart.svg.
+#[derive(Parser, Debug)]
+#[command(name = "ringway-bench")]
+struct Args {
+    /// Rounds: each case runs once per stack per round, stacks alternated.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Seconds per run (whole seconds: wrk's unit).
+    #[arg(long, default_value_t = 5)]
+    duration: u64,
+    /// Cases, comma-separated: hello, 64k, post16k, chunked.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "hello,64k,post16k,chunked"
+    )]
+    cases: Vec<String>,
+    /// Connection counts of the hello sweep.
+    #[arg(long, value_delimiter = ',', default_value = "10,100,1000")]
+    sweep: Vec<usize>,
+    /// Keep-alive connections for the other cases.
+    #[arg(long, default_value_t = 100)]
+    connections: usize,
+    /// Stacks, comma-separated, in the order they are run: ringway, nginx, uwsgi-http, uwsgi.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "ringway,nginx,uwsgi-http,uwsgi"
+    )]
+    stacks: Vec<String>,
+    /// The app: raw (tests/apps/raw_wsgi.py) or flask (tests/apps/demo_flask.py).
+    #[arg(long, default_value = "raw")]
+    app: String,
+    /// App file instead of tests/apps/<app> (callable `application` for raw, `app` for flask).
+    #[arg(long, env = "RINGWAY_BENCH_APP")]
+    app_file: Option<PathBuf>,
+    /// Put wrk on the first CPU and the servers (proxies and uWSGI) on the others.
+    #[arg(long)]
+    pin: bool,
+    /// Idle keep-alive connections opened for the memory-per-connection figure (0: skip).
+    #[arg(long, default_value_t = 5000)]
+    idle_conns: usize,
+    /// ringway worker threads [default: number of CPUs, like nginx's worker_processes auto].
+    #[arg(long)]
+    ringway_workers: Option<usize>,
+    /// uWSGI workers.
+    #[arg(long, default_value_t = 2)]
+    uwsgi_workers: usize,
+    /// wrk threads.
+    #[arg(long, default_value_t = 1)]
+    wrk_threads: usize,
+    /// The ringway binary.
+    #[arg(long, env = "RINGWAY_BIN")]
+    ringway: Option<PathBuf>,
+    /// The venv with uWSGI.
+    #[arg(long, env = "RINGWAY_VENV")]
+    venv: Option<PathBuf>,
+    /// nginx.
+    #[arg(long, env = "RINGWAY_NGINX", default_value = "/usr/sbin/nginx")]
+    nginx: PathBuf,
+    /// wrk.
+    #[arg(long, env = "RINGWAY_WRK", default_value = "/usr/bin/wrk")]
+    wrk: PathBuf,
+    /// Where the report goes [default: <workspace>/target/bench].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// The command line shown in the report [default: this one].
+    #[arg(long, hide = true)]
+    shown_command: Option<String>,
+}
+
+fn main() -> ExitCode {
+    match real_main() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("ringway-bench: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+fn real_main() -> Result<()> {
+    let args = Args::parse();
+    let root = workspace_root();
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|t| if t.is_absolute() { t } else { root.join(t) })
+        .unwrap_or_else(|| root.join("target"));
+    let kinds = args
+        .cases
+        .iter()
+        .map(|c| Kind::parse(c.trim()))
+        .collect::<Result<Vec<_>>>()?;
+    let stacks = args
+        .stacks
+        .iter()
+        .map(|s| StackKind::parse(s.trim()))
+        .collect::<Result<Vec<_>>>()?;
+    if args.rounds == 0 || args.duration == 0 {
+        bail!("--rounds and --duration must be at least 1");
+    }
+    let app = match args.app.as_str() {
+        "raw" => App {
+            file: root.join("tests/apps/raw_wsgi.py"),
+            callable: "application".into(),
+        },
+        "flask" => App {
+            file: root.join("tests/apps/demo_flask.py"),
+            callable: "app".into(),
+        },
+        other => bail!("unknown --app {other:?} (raw, flask)"),
+    };
+    let app = App {
+        file: args.app_file.clone().unwrap_or(app.file),
+        ..app
+    };
+    let interrupt = Arc::new(AtomicBool::new(false));
+    {
+        let flag = Arc::clone(&interrupt);
+        ctrlc::set_handler(move || {
+            eprintln!("ringway-bench: interrupted: stopping after this run");
+            flag.store(true, Ordering::SeqCst);
+        })
+        .context("install the Ctrl-C handler")?;
+    }
+    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let config = Config {
+        ringway: args
+            .ringway
+            .clone()
+            .unwrap_or_else(|| target.join("release/ringway")),
+        nginx: args.nginx.clone(),
+        venv: args.venv.clone().unwrap_or_else(|| target.join("venv")),
+        wrk: args.wrk.clone(),
+        app,
+        app_name: args.app.clone(),
+        stacks,
+        cases: Config::cases(&kinds, &args.sweep, args.connections),
+        rounds: args.rounds,
+        duration_s: args.duration,
+        ringway_workers: args.ringway_workers.unwrap_or(cpus),
+        uwsgi_workers: args.uwsgi_workers,
+        wrk_threads: args.wrk_threads,
+        pin: args.pin,
+        idle_conns: args.idle_conns,
+        out_dir: args.out.clone().unwrap_or_else(|| target.join("bench")),
+        command: args.shown_command.clone().unwrap_or_else(|| {
+            std::env::args()
+                .map(|a| {
+                    Path::new(&a)
+                        .file_name()
+                        .filter(|_| a.contains('/') && a.ends_with("ringway-bench"))
+                        .map_or(a.clone(), |n| n.to_string_lossy().into_owned())
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        }),
+        interrupt,
+    };
+    let report = run(&config)?;
+    println!("{}", report.markdown());
+    eprintln!(
+        "ringway-bench: wrote {0}/results.json, {0}/results.md, {0}/chart.svg",
+        config.out_dir.display()
+    );
+    Ok(())
+}

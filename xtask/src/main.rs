@@ -3,7 +3,9 @@
 //! - `cargo xtask run`  — the whole stack (ringway → uWSGI → the demo Flask app)
 //! - `cargo xtask test` — the whole test suite, with uWSGI and nginx ready
 //! - `cargo xtask lint` — rustfmt and clippy, as CI runs them
+//! - `cargo xtask bench` — the side-by-side benchmark against nginx and uWSGI
 
+mod bench;
 mod lint;
 mod procs;
 mod run;
@@ -22,7 +24,7 @@ use workspace::Workspace;
 #[command(
     name = "cargo xtask",
     bin_name = "cargo xtask",
-    about = "Build, run and test ringway"
+    about = "Build, run, test and benchmark ringway"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -42,6 +44,14 @@ enum Task {
     },
     /// Check formatting (rustfmt) and lints (clippy, warnings denied).
     Lint,
+    /// Benchmark ringway against nginx, uWSGI's --http router and uWSGI alone (release
+    /// build); the report goes to target/bench/.
+    Bench {
+        /// Arguments for the harness (`cargo xtask bench -- --help` lists them), e.g.
+        /// `--rounds 5 --duration 10 --pin --app flask --cases hello,post16k`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        bench_args: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -60,6 +70,7 @@ fn run_task(task: Task) -> Result<u8> {
         Task::Run(args) => run::run(&ws, &args),
         Task::Test { cargo_args } => test_suite::test(&ws, &cargo_args),
         Task::Lint => lint::lint(&ws),
+        Task::Bench { bench_args } => bench::bench(&ws, &bench_args),
     }
 }
 

@@ -1,0 +1,317 @@
+//! The load: wrk (Debian's, 4.1) driven by a generated Lua script per case, and the cases.
+//!
+//! Why wrk and not an in-tree generator: it is a mature, efficient epoll C client that keeps
+//! 1000 connections busy from one thread without stealing much of a 2-core machine from the
+//! servers, and it is already on every machine of the project (CI installs it). Its limits,
+//! which the report states: it is closed-loop, so its latency percentiles suffer from
+//! coordinated omission (a stall delays the requests that would have been sent, and they are
+//! never measured: read its p99 as "under saturation", comparable between stacks run the same
+//! way, not as a service-level figure); and chunked bodies need a script (here the script
+//! replaces `wrk.format`, so the request is still built once and sent as static bytes).
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+
+use crate::proc;
+
+/// What a case asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    /// GET / → 13 bytes.
+    Hello,
+    /// GET /bytes/65536 → 64 KiB.
+    Bytes64k,
+    /// POST /echo with a 16 KiB Content-Length body.
+    Post16k,
+    /// POST /echo with a 16 KiB chunked body (4 chunks of 4 KiB).
+    Chunked,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 4] = [Kind::Hello, Kind::Bytes64k, Kind::Post16k, Kind::Chunked];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Hello => "hello",
+            Kind::Bytes64k => "64k",
+            Kind::Post16k => "post16k",
+            Kind::Chunked => "chunked",
+        }
+    }
+
+    pub fn parse(name: &str) -> Result<Self> {
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.name() == name)
+            .with_context(|| format!("unknown case {name:?} (hello, 64k, post16k, chunked)"))
+    }
+
+    pub fn path(self) -> &'static str {
+        match self {
+            Kind::Hello => "/",
+            Kind::Bytes64k => "/bytes/65536",
+            Kind::Post16k | Kind::Chunked => "/echo",
+        }
+    }
+
+    /// The body the app answers with, to check a probe against.
+    pub fn expected_body(self) -> Vec<u8> {
+        match self {
+            Kind::Hello => b"Hello, World!".to_vec(),
+            Kind::Bytes64k => (0..65536u32).map(|i| (i % 251) as u8).collect(),
+            Kind::Post16k | Kind::Chunked => {
+                // JSON with the length; the sha256 is the app's business.
+                b"\"length\": 16384".to_vec()
+            }
+        }
+    }
+}
+
+pub const BODY_LEN: usize = 16 * 1024;
+const CHUNK_LEN: usize = 4 * 1024;
+
+/// One case: a kind at a number of connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Case {
+    pub kind: Kind,
+    pub connections: usize,
+}
+
+impl Case {
+    pub fn id(&self) -> String {
+        format!("{}-c{}", self.kind.name(), self.connections)
+    }
+}
+
+/// The raw request for `kind` (for probes; wrk's script builds the same bytes).
+pub fn raw_request(kind: Kind, addr: SocketAddr, close: bool) -> Vec<u8> {
+    let mut head = String::new();
+    let method = match kind {
+        Kind::Hello | Kind::Bytes64k => "GET",
+        Kind::Post16k | Kind::Chunked => "POST",
+    };
+    let _ = write!(
+        head,
+        "{method} {} HTTP/1.1\r\nHost: {addr}\r\n",
+        kind.path()
+    );
+    if close {
+        head.push_str("Connection: close\r\n");
+    }
+    let mut body = Vec::new();
+    match kind {
+        Kind::Hello | Kind::Bytes64k => {}
+        Kind::Post16k => {
+            head.push_str("Content-Type: application/octet-stream\r\n");
+            let _ = write!(head, "Content-Length: {BODY_LEN}\r\n");
+            body = vec![b'x'; BODY_LEN];
+        }
+        Kind::Chunked => {
+            head.push_str("Content-Type: application/octet-stream\r\n");
+            head.push_str("Transfer-Encoding: chunked\r\n");
+            for _ in 0..BODY_LEN / CHUNK_LEN {
+                body.extend_from_slice(format!("{CHUNK_LEN:x}\r\n").as_bytes());
+                body.extend(std::iter::repeat_n(b'x', CHUNK_LEN));
+                body.extend_from_slice(b"\r\n");
+            }
+            body.extend_from_slice(b"0\r\n\r\n");
+        }
+    }
+    head.push_str("\r\n");
+    let mut out = head.into_bytes();
+    out.extend_from_slice(&body);
+    out
+}
+
+/// The wrk Lua script for a case: the request is built once (wrk.format is replaced, so
+/// wrk still treats it as static) and `done` prints the figures as one JSON line.
+pub fn script(kind: Kind, addr: SocketAddr, close: bool) -> String {
+    let mut lua = String::new();
+    let connection = if close { "Connection: close\\r\\n" } else { "" };
+    let (method, extra, body) = match kind {
+        Kind::Hello | Kind::Bytes64k => ("GET", String::new(), "\"\"".to_owned()),
+        Kind::Post16k => (
+            "POST",
+            format!("Content-Type: application/octet-stream\\r\\nContent-Length: {BODY_LEN}\\r\\n"),
+            format!("string.rep(\"x\", {BODY_LEN})"),
+        ),
+        Kind::Chunked => (
+            "POST",
+            "Content-Type: application/octet-stream\\r\\nTransfer-Encoding: chunked\\r\\n"
+                .to_owned(),
+            format!(
+                "string.rep(\"{CHUNK_LEN:x}\\r\\n\" .. string.rep(\"x\", {CHUNK_LEN}) .. \"\\r\\n\", {}) .. \"0\\r\\n\\r\\n\"",
+                BODY_LEN / CHUNK_LEN
+            ),
+        ),
+    };
+    let _ = writeln!(
+        lua,
+        "local raw = \"{method} {path} HTTP/1.1\\r\\nHost: {addr}\\r\\n{connection}{extra}\\r\\n\" .. {body}",
+        path = kind.path()
+    );
+    lua.push_str(
+        r#"wrk.format = function() return raw end
+
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    "RINGWAY_BENCH {\"requests\":%d,\"duration_us\":%d,\"bytes\":%d,\"connect\":%d,\"read\":%d,\"write\":%d,\"status\":%d,\"timeout\":%d,\"p50_us\":%d,\"p99_us\":%d,\"p999_us\":%d,\"max_us\":%d,\"mean_us\":%.1f}\n",
+    summary.requests, summary.duration, summary.bytes, e.connect, e.read, e.write, e.status,
+    e.timeout, latency:percentile(50), latency:percentile(99), latency:percentile(99.9),
+    latency.max, latency.mean))
+end
+"#,
+    );
+    lua
+}
+
+/// What wrk measured.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct WrkOutput {
+    pub requests: u64,
+    pub duration_us: u64,
+    pub bytes: u64,
+    pub connect: u64,
+    pub read: u64,
+    pub write: u64,
+    pub status: u64,
+    pub timeout: u64,
+    pub p50_us: u64,
+    pub p99_us: u64,
+    pub p999_us: u64,
+    pub max_us: u64,
+    pub mean_us: f64,
+}
+
+impl WrkOutput {
+    pub fn errors(&self) -> u64 {
+        self.connect + self.read + self.write + self.status + self.timeout
+    }
+
+    pub fn rps(&self) -> f64 {
+        if self.duration_us == 0 {
+            0.0
+        } else {
+            self.requests as f64 / (self.duration_us as f64 / 1e6)
+        }
+    }
+}
+
+pub fn parse_output(stdout: &str) -> Result<WrkOutput> {
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("RINGWAY_BENCH "))
+        .context("wrk printed no RINGWAY_BENCH line")?;
+    serde_json::from_str(line).with_context(|| format!("parse wrk's figures {line:?}"))
+}
+
+/// How to run wrk.
+#[derive(Debug, Clone)]
+pub struct Wrk {
+    pub bin: PathBuf,
+    pub threads: usize,
+    pub cpus: Option<Vec<usize>>,
+}
+
+impl Wrk {
+    /// Runs one load: `duration_s` seconds (wrk takes whole seconds), bounded by a watchdog.
+    pub fn run(
+        &self,
+        case: Case,
+        addr: SocketAddr,
+        close: bool,
+        duration_s: u64,
+        dir: &Path,
+    ) -> Result<WrkOutput> {
+        let script_path = dir.join(format!(
+            "{}{}.lua",
+            case.kind.name(),
+            if close { "-close" } else { "" }
+        ));
+        fs::write(&script_path, script(case.kind, addr, close))
+            .with_context(|| format!("write {}", script_path.display()))?;
+        let threads = self.threads.clamp(1, case.connections.max(1));
+        let mut cmd = Command::new(&self.bin);
+        cmd.arg("-t")
+            .arg(threads.to_string())
+            .arg("-c")
+            .arg(case.connections.to_string())
+            .arg("-d")
+            .arg(format!("{duration_s}s"))
+            .args(["--timeout", "10s"])
+            .arg("-s")
+            .arg(&script_path)
+            .arg(format!("http://{addr}{}", case.kind.path()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let shown = proc::display(&cmd);
+        let mut guard = proc::Guard::spawn("wrk", &mut cmd, self.cpus.clone())?;
+        let mut stdout = guard.child_mut().stdout.take().context("wrk stdout")?;
+        let mut stderr = guard.child_mut().stderr.take().context("wrk stderr")?;
+        let out_reader = thread::spawn(move || {
+            let mut s = String::new();
+            let _ = stdout.read_to_string(&mut s);
+            s
+        });
+        let err_reader = thread::spawn(move || {
+            let mut s = String::new();
+            let _ = stderr.read_to_string(&mut s);
+            s
+        });
+        let deadline = Instant::now() + Duration::from_secs(duration_s + 30);
+        let status = loop {
+            if let Some(status) = guard.try_wait()? {
+                break status;
+            }
+            if Instant::now() > deadline {
+                drop(guard);
+                bail!("`{shown}` did not finish in time: killed");
+            }
+            thread::sleep(Duration::from_millis(10));
+        };
+        let out = out_reader.join().unwrap_or_default();
+        let err = err_reader.join().unwrap_or_default();
+        if !status.success() {
+            bail!("`{shown}` failed ({status}):\n{out}{err}");
+        }
+        parse_output(&out).with_context(|| format!("`{shown}` printed:\n{out}{err}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_done_line() -> Result<()> {
+        let out = "Running 1s test\nRINGWAY_BENCH {\"requests\":10,\"duration_us\":1000000,\
+                   \"bytes\":100,\"connect\":0,\"read\":1,\"write\":0,\"status\":0,\"timeout\":0,\
+                   \"p50_us\":100,\"p99_us\":200,\"p999_us\":300,\"max_us\":400,\"mean_us\":120.5}\n";
+        let w = parse_output(out)?;
+        assert_eq!((w.requests, w.errors(), w.p999_us), (10, 1, 300));
+        assert!((w.rps() - 10.0).abs() < 1e-9);
+        Ok(())
+    }
+
+    #[test]
+    fn chunked_request_is_well_formed() {
+        let addr = SocketAddr::from(([127, 0, 0, 1], 1));
+        let raw = raw_request(Kind::Chunked, addr, false);
+        let text = String::from_utf8_lossy(&raw);
+        assert!(text.contains("Transfer-Encoding: chunked\r\n\r\n1000\r\n"));
+        assert!(text.ends_with("\r\n0\r\n\r\n"));
+        assert!(!text.contains("Content-Length"));
+        assert!(script(Kind::Chunked, addr, true).contains("Connection: close"));
+    }
+}

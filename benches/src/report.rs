@@ -1,0 +1,1022 @@
+//! The report: medians and spread per case and stack, ratios to nginx, the targets, written
+//! as JSON (`results.json`), markdown (`results.md`) and an SVG chart (`chart.svg`).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::Command;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::load::{Kind, WrkOutput};
+use crate::stacks::{StackKind, Tools};
+use crate::{Config, sys};
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// One run of one case at one stack.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunResult {
+    pub case: String,
+    pub kind: Kind,
+    pub connections: usize,
+    pub stack: StackKind,
+    pub round: usize,
+    pub requests: u64,
+    pub rps: f64,
+    pub p50_us: u64,
+    pub p99_us: u64,
+    pub p999_us: u64,
+    pub max_us: u64,
+    pub errors: u64,
+    pub wrk: WrkOutput,
+    /// Proxy CPU time (user + sys, all its processes) per request, µs.
+    pub proxy_cpu_us: Option<f64>,
+    /// uWSGI (master + workers) CPU time per request, µs.
+    pub app_cpu_us: Option<f64>,
+    /// Median and maximum of the proxy's RSS sampled during the run, bytes.
+    pub rss_load: Option<u64>,
+    pub rss_peak: Option<u64>,
+}
+
+/// The memory measurement with idle keep-alive connections.
+#[derive(Debug, Clone, Serialize)]
+pub struct IdleConns {
+    pub requested: usize,
+    /// Connections still open (each after one complete request) when RSS was read.
+    pub held: usize,
+    pub rss_before: u64,
+    pub rss_after: u64,
+    pub bytes_per_conn: Option<f64>,
+}
+
+/// Per stack, measured once.
+#[derive(Debug, Clone, Serialize)]
+pub struct StackInfo {
+    pub processes: usize,
+    /// The proxy's RSS after start-up and the probes, before any load, bytes.
+    pub idle_rss: u64,
+    pub idle_conns: Option<IdleConns>,
+    /// The proxy's RSS after the last run (a heap that only grows shows here), bytes.
+    pub end_rss: u64,
+}
+
+/// Median and range over rounds.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Spread {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Spread {
+    pub fn of(values: &[f64]) -> Option<Spread> {
+        let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        let median = if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        };
+        Some(Spread {
+            median,
+            min: v[0],
+            max: v[n - 1],
+        })
+    }
+}
+
+/// One case at one stack, over the rounds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub case: String,
+    pub kind: Kind,
+    pub connections: usize,
+    pub stack: StackKind,
+    pub rounds: usize,
+    pub rps: Option<Spread>,
+    pub p50_us: Option<Spread>,
+    pub p99_us: Option<Spread>,
+    pub p999_us: Option<Spread>,
+    pub proxy_cpu_us: Option<Spread>,
+    pub app_cpu_us: Option<Spread>,
+    pub rss_load: Option<Spread>,
+    pub rss_peak: Option<Spread>,
+    pub errors: u64,
+    /// Ratios of this stack's medians to nginx's (same case, same run).
+    pub rps_vs_nginx: Option<f64>,
+    pub p99_vs_nginx: Option<f64>,
+    pub cpu_vs_nginx: Option<f64>,
+    /// Why the stack was not measured on this case (its probe failed).
+    pub unserved: Option<String>,
+}
+
+/// A target and how ringway did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Target {
+    pub target: String,
+    pub measured: String,
+    /// `Some(true)` met, `Some(false)` missed, `None` not measured in this run.
+    pub met: Option<bool>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Meta {
+    pub started: String,
+    pub finished: String,
+    /// /proc/loadavg at the start and at the end: how busy the machine was besides us.
+    pub loadavg_start: String,
+    pub loadavg_end: String,
+    pub command: String,
+    pub kernel: String,
+    pub cpu: String,
+    pub cpus: usize,
+    pub versions: BTreeMap<String, String>,
+    pub rounds: usize,
+    pub duration_s: u64,
+    pub app: String,
+    pub ringway_workers: usize,
+    pub uwsgi_workers: usize,
+    pub wrk_threads: usize,
+    pub pinned: bool,
+    pub idle_conns: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub meta: Meta,
+    pub stacks: BTreeMap<StackKind, StackInfo>,
+    pub summaries: Vec<Summary>,
+    pub targets: Vec<Target>,
+    pub runs: Vec<RunResult>,
+}
+
+impl Report {
+    pub fn build(
+        config: &Config,
+        tools: &Tools,
+        (started, loadavg_start): (String, String),
+        stacks: BTreeMap<StackKind, StackInfo>,
+        runs: Vec<RunResult>,
+        unserved: BTreeMap<(String, StackKind), String>,
+    ) -> Report {
+        let (kernel, cpu) = sys::machine();
+        let mut versions = BTreeMap::new();
+        versions.insert(
+            "ringway".to_owned(),
+            version(&tools.ringway, &["--version"]),
+        );
+        versions.insert("nginx".to_owned(), version(&tools.nginx, &["-v"]));
+        versions.insert(
+            "uwsgi".to_owned(),
+            version(&tools.venv.join("bin").join("uwsgi"), &["--version"]),
+        );
+        versions.insert("wrk".to_owned(), version(&config.wrk, &["-v"]));
+        let meta = Meta {
+            started,
+            finished: now_utc(),
+            loadavg_start,
+            loadavg_end: sys::loadavg(),
+            command: config.command.clone(),
+            kernel,
+            cpu,
+            cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            versions,
+            rounds: config.rounds,
+            duration_s: config.duration_s,
+            app: config.app_name.clone(),
+            ringway_workers: config.ringway_workers,
+            uwsgi_workers: config.uwsgi_workers,
+            wrk_threads: config.wrk_threads,
+            pinned: config.pin,
+            idle_conns: config.idle_conns,
+        };
+        let mut summaries = Vec::new();
+        for case in &config.cases {
+            let id = case.id();
+            let mut of_case: Vec<Summary> = config
+                .stacks
+                .iter()
+                .map(|&stack| {
+                    let mut s = summarize(&id, case.kind, case.connections, stack, &runs);
+                    s.unserved = unserved.get(&(id.clone(), stack)).cloned();
+                    s
+                })
+                .collect();
+            let nginx = of_case
+                .iter()
+                .find(|s| s.stack == StackKind::Nginx)
+                .cloned();
+            if let Some(nginx) = nginx {
+                for s in &mut of_case {
+                    s.rps_vs_nginx = ratio(s.rps, nginx.rps);
+                    s.p99_vs_nginx = ratio(s.p99_us, nginx.p99_us);
+                    s.cpu_vs_nginx = ratio(s.proxy_cpu_us, nginx.proxy_cpu_us);
+                }
+            }
+            summaries.extend(of_case);
+        }
+        let mut report = Report {
+            meta,
+            stacks,
+            summaries,
+            targets: Vec::new(),
+            runs,
+        };
+        report.targets = targets(&report);
+        report
+    }
+
+    fn find(&self, case: &str, stack: StackKind) -> Option<&Summary> {
+        self.summaries
+            .iter()
+            .find(|s| s.case == case && s.stack == stack)
+    }
+
+    /// Writes results.json, results.md and chart.svg into `dir`.
+    pub fn write(&self, dir: &Path) -> Result<()> {
+        let json = serde_json::to_string_pretty(self)?;
+        crate::write_file(&dir.join("results.json"), &json)?;
+        crate::write_file(&dir.join("results.md"), &self.markdown())?;
+        crate::write_file(&dir.join("chart.svg"), &self.svg())?;
+        Ok(())
+    }
+
+    pub fn markdown(&self) -> String {
+        let m = &self.meta;
+        let mut out = String::new();
+        let v = |k: &str| m.versions.get(k).cloned().unwrap_or_default();
+        let _ = writeln!(out, "## ringway-bench: ringway vs nginx vs uWSGI\n");
+        let _ = writeln!(
+            out,
+            "Run {} → {} with `{}`: {} round(s) × {} s per case and stack, stacks alternated \
+             (ringway, nginx, uWSGI `--http` router, uWSGI alone), app `{}` on {} uWSGI workers \
+             (unix socket; uWSGI alone: `--http-socket`, `Connection: close`).  ",
+            m.started, m.finished, m.command, m.rounds, m.duration_s, m.app, m.uwsgi_workers
+        );
+        let _ = writeln!(
+            out,
+            "Machine: {} vCPU ({}), Linux {}; {}, {} worker(s); {}, worker_processes auto, \
+             tuned buffers; {}; load: {}, {} thread(s); {}.  ",
+            m.cpus,
+            m.cpu,
+            m.kernel,
+            v("ringway"),
+            m.ringway_workers,
+            v("nginx"),
+            v("uwsgi"),
+            v("wrk"),
+            m.wrk_threads,
+            if m.pinned {
+                "pinned: wrk on one CPU, servers on the other(s)"
+            } else {
+                "not pinned: load generator, proxy and workers share the CPUs"
+            }
+        );
+        let _ = writeln!(
+            out,
+            "Load average (1/5/15 min) at the start: {}, at the end: {}.\n",
+            m.loadavg_start, m.loadavg_end
+        );
+        let _ = writeln!(
+            out,
+            "Medians over rounds, (min–max) when rounds > 1. ×nginx: the stack's median over \
+             nginx's. Proxy CPU: user + sys of all the proxy's processes over the run / \
+             requests. Latency from wrk (closed loop: coordinated omission, read p99 as \
+             \"under saturation\"). Proxy RSS: VmRSS summed over its processes, sampled every \
+             50 ms (load: median of the samples, peak: their maximum). Memory: idle RSS after \
+             start-up and one probe per case; per connection: (RSS holding N idle keep-alive \
+             connections, each after one complete request − RSS before) / N, on a fresh \
+             instance that is restarted before the load.\n"
+        );
+        let _ = writeln!(
+            out,
+            "| case | stack | req/s | ×nginx | p50 ms | p99 ms | ×nginx | p99.9 ms | proxy CPU µs/req | ×nginx | app CPU µs/req | proxy RSS load/peak MiB | errors |"
+        );
+        let _ = writeln!(out, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+        for s in &self.summaries {
+            if let Some(why) = &s.unserved {
+                let why: String = why.chars().take(90).collect();
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | not served: {} | | | | | | | | | | |",
+                    s.case,
+                    s.stack,
+                    why.replace('|', "/")
+                );
+                continue;
+            }
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                s.case,
+                s.stack,
+                spread(s.rps, 1.0, 0),
+                ratio_text(s.rps_vs_nginx),
+                spread(s.p50_us, 1000.0, 2),
+                spread(s.p99_us, 1000.0, 2),
+                ratio_text(s.p99_vs_nginx),
+                spread(s.p999_us, 1000.0, 2),
+                spread(s.proxy_cpu_us, 1.0, 1),
+                ratio_text(s.cpu_vs_nginx),
+                spread(s.app_cpu_us, 1.0, 0),
+                match (s.rss_load, s.rss_peak) {
+                    (Some(l), Some(p)) => format!("{:.1} / {:.1}", l.median / MIB, p.max / MIB),
+                    _ => "–".to_owned(),
+                },
+                s.errors
+            );
+        }
+        let _ = writeln!(out, "\n### Memory\n");
+        let _ = writeln!(
+            out,
+            "| stack | processes | idle RSS MiB | idle keep-alive conns held | RSS with them MiB | bytes/conn | ×nginx | RSS after all runs MiB |"
+        );
+        let _ = writeln!(out, "|---|--:|--:|--:|--:|--:|--:|--:|");
+        let nginx_per_conn = self
+            .stacks
+            .get(&StackKind::Nginx)
+            .and_then(|i| i.idle_conns.as_ref())
+            .and_then(|c| c.bytes_per_conn);
+        for (kind, info) in &self.stacks {
+            if !kind.has_proxy() {
+                let _ = writeln!(
+                    out,
+                    "| {kind} | – | – (no proxy) | – (closes after each answer) | – | – | – | – |"
+                );
+                continue;
+            }
+            let (held, with, per, vs) = match &info.idle_conns {
+                Some(c) => (
+                    format!("{}/{}", c.held, c.requested),
+                    format!("{:.1}", c.rss_after as f64 / MIB),
+                    c.bytes_per_conn
+                        .map_or("–".to_owned(), |b| format!("{b:.0}")),
+                    ratio_text(match (c.bytes_per_conn, nginx_per_conn) {
+                        (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+                        _ => None,
+                    }),
+                ),
+                None => ("–".into(), "–".into(), "–".into(), "–".into()),
+            };
+            let _ = writeln!(
+                out,
+                "| {kind} | {} | {:.1} | {held} | {with} | {per} | {vs} | {:.1} |",
+                info.processes,
+                info.idle_rss as f64 / MIB,
+                info.end_rss as f64 / MIB
+            );
+        }
+        let _ = writeln!(out, "\n### Targets (ringway)\n");
+        let _ = writeln!(out, "| target | measured | |");
+        let _ = writeln!(out, "|---|---|---|");
+        for t in &self.targets {
+            let verdict = match t.met {
+                Some(true) => "met",
+                Some(false) => "**missed**",
+                None => "not measured",
+            };
+            let _ = writeln!(out, "| {} | {} | {verdict} |", t.target, t.measured);
+        }
+        out
+    }
+
+    /// Two panels: requests/s and proxy CPU per request, grouped by case, one bar per stack,
+    /// min–max whiskers.
+    pub fn svg(&self) -> String {
+        let stacks: Vec<StackKind> = {
+            let mut v: Vec<StackKind> = self.summaries.iter().map(|s| s.stack).collect();
+            v.dedup();
+            let mut seen = Vec::new();
+            for k in v {
+                if !seen.contains(&k) {
+                    seen.push(k);
+                }
+            }
+            seen
+        };
+        let cases: Vec<String> = {
+            let mut seen: Vec<String> = Vec::new();
+            for s in &self.summaries {
+                if !seen.contains(&s.case) {
+                    seen.push(s.case.clone());
+                }
+            }
+            seen
+        };
+        let width = 960.0;
+        let panel_h = 260.0;
+        let top = 60.0;
+        let gap = 70.0;
+        let height = top + 2.0 * panel_h + gap + 50.0;
+        let mut svg = String::new();
+        let _ = writeln!(
+            svg,
+            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">"#
+        );
+        let _ = writeln!(
+            svg,
+            r#"<rect width="100%" height="100%" fill="white"/><text x="{}" y="22" font-size="16" text-anchor="middle">ringway-bench: {} ({} round(s) × {} s, medians, whiskers min–max)</text>"#,
+            width / 2.0,
+            escape(&self.meta.finished),
+            self.meta.rounds,
+            self.meta.duration_s
+        );
+        for (i, stack) in stacks.iter().enumerate() {
+            let x = 80.0 + i as f64 * 150.0;
+            let _ = writeln!(
+                svg,
+                r#"<rect x="{x}" y="34" width="12" height="12" fill="{}"/><text x="{}" y="45">{}</text>"#,
+                color(*stack),
+                x + 16.0,
+                stack
+            );
+        }
+        let panels: [(&str, Metric); 2] = [
+            ("requests/s", |s| s.rps),
+            ("proxy CPU µs per request", |s| s.proxy_cpu_us),
+        ];
+        for (p, (title, get)) in panels.iter().enumerate() {
+            let y0 = top + p as f64 * (panel_h + gap);
+            let left = 70.0;
+            let plot_w = width - left - 20.0;
+            let plot_h = panel_h - 40.0;
+            let max = self
+                .summaries
+                .iter()
+                .filter_map(|s| get(s).map(|v| v.max))
+                .fold(0.0f64, f64::max);
+            let scale_max = nice_ceiling(max);
+            let _ = writeln!(
+                svg,
+                r#"<text x="{left}" y="{}" font-size="14">{}</text>"#,
+                y0 + 10.0,
+                escape(title)
+            );
+            let base = y0 + 20.0 + plot_h;
+            for t in 0..=4 {
+                let value = scale_max * t as f64 / 4.0;
+                let y = base - plot_h * t as f64 / 4.0;
+                let _ = writeln!(
+                    svg,
+                    r##"<line x1="{left}" y1="{y:.1}" x2="{}" y2="{y:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{}</text>"##,
+                    left + plot_w,
+                    left - 6.0,
+                    y + 4.0,
+                    short_number(value)
+                );
+            }
+            let group_w = plot_w / cases.len().max(1) as f64;
+            let bar_w = (group_w * 0.8) / stacks.len().max(1) as f64;
+            for (c, case) in cases.iter().enumerate() {
+                let gx = left + c as f64 * group_w + group_w * 0.1;
+                let _ = writeln!(
+                    svg,
+                    r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+                    gx + group_w * 0.4,
+                    base + 16.0,
+                    escape(case)
+                );
+                for (k, stack) in stacks.iter().enumerate() {
+                    let Some(v) = self.find(case, *stack).and_then(get) else {
+                        continue;
+                    };
+                    if scale_max <= 0.0 {
+                        continue;
+                    }
+                    let x = gx + k as f64 * bar_w;
+                    let h = plot_h * v.median / scale_max;
+                    let _ = writeln!(
+                        svg,
+                        r#"<rect x="{x:.1}" y="{:.1}" width="{:.1}" height="{h:.1}" fill="{}"><title>{} {}: {}</title></rect>"#,
+                        base - h,
+                        bar_w * 0.9,
+                        color(*stack),
+                        escape(case),
+                        stack,
+                        short_number(v.median)
+                    );
+                    let cx = x + bar_w * 0.45;
+                    let y_min = base - plot_h * v.min / scale_max;
+                    let y_max = base - plot_h * v.max / scale_max;
+                    let _ = writeln!(
+                        svg,
+                        r##"<line x1="{cx:.1}" y1="{y_min:.1}" x2="{cx:.1}" y2="{y_max:.1}" stroke="#222"/>"##
+                    );
+                }
+            }
+            let _ = writeln!(
+                svg,
+                r##"<line x1="{left}" y1="{base:.1}" x2="{}" y2="{base:.1}" stroke="#222"/>"##,
+                left + plot_w
+            );
+        }
+        svg.push_str("</svg>\n");
+        svg
+    }
+}
+
+/// Picks one figure out of a summary.
+type Metric = fn(&Summary) -> Option<Spread>;
+
+fn summarize(
+    case: &str,
+    kind: Kind,
+    connections: usize,
+    stack: StackKind,
+    runs: &[RunResult],
+) -> Summary {
+    let mine: Vec<&RunResult> = runs
+        .iter()
+        .filter(|r| r.case == case && r.stack == stack)
+        .collect();
+    let of = |f: &dyn Fn(&RunResult) -> Option<f64>| {
+        Spread::of(&mine.iter().filter_map(|r| f(r)).collect::<Vec<_>>())
+    };
+    Summary {
+        case: case.to_owned(),
+        kind,
+        connections,
+        stack,
+        rounds: mine.len(),
+        rps: of(&|r| Some(r.rps)),
+        p50_us: of(&|r| Some(r.p50_us as f64)),
+        p99_us: of(&|r| Some(r.p99_us as f64)),
+        p999_us: of(&|r| Some(r.p999_us as f64)),
+        proxy_cpu_us: of(&|r| r.proxy_cpu_us),
+        app_cpu_us: of(&|r| r.app_cpu_us),
+        rss_load: of(&|r| r.rss_load.map(|v| v as f64)),
+        rss_peak: of(&|r| r.rss_peak.map(|v| v as f64)),
+        errors: mine.iter().map(|r| r.errors).sum(),
+        rps_vs_nginx: None,
+        p99_vs_nginx: None,
+        cpu_vs_nginx: None,
+        unserved: None,
+    }
+}
+
+fn ratio(a: Option<Spread>, b: Option<Spread>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) if b.median > 0.0 => Some(a.median / b.median),
+        _ => None,
+    }
+}
+
+/// The targets of the issue, judged on ringway's medians.
+fn targets(report: &Report) -> Vec<Target> {
+    let mut out = Vec::new();
+    let rw = StackKind::Ringway;
+    let nx = StackKind::Nginx;
+    let summaries = &report.summaries;
+    // The case of a kind to judge a per-kind target on: the most common connection count
+    // among the non-hello cases (the default 100), else the first.
+    let pick = |kind: Kind| -> Option<&Summary> {
+        let of_kind: Vec<&Summary> = summaries
+            .iter()
+            .filter(|s| s.kind == kind && s.stack == rw)
+            .collect();
+        let main = summaries
+            .iter()
+            .find(|s| s.kind != Kind::Hello)
+            .map(|s| s.connections);
+        of_kind
+            .iter()
+            .find(|s| Some(s.connections) == main)
+            .or(of_kind.first())
+            .copied()
+    };
+    for (kind, limit) in [
+        (Kind::Hello, 0.5),
+        (Kind::Post16k, 0.5),
+        (Kind::Bytes64k, 1.0),
+    ] {
+        let target = format!("proxy CPU/request ≤ {limit}× nginx's ({})", kind.name());
+        match pick(kind).and_then(|s| {
+            let n = report.find(&s.case, nx)?;
+            Some((s, n, s.cpu_vs_nginx?))
+        }) {
+            Some((s, n, r)) => out.push(Target {
+                target: format!("{target}, {}", s.case),
+                measured: format!(
+                    "{:.1} vs {:.1} µs = {r:.2}×",
+                    s.proxy_cpu_us.map_or(0.0, |v| v.median),
+                    n.proxy_cpu_us.map_or(0.0, |v| v.median)
+                ),
+                met: Some(r <= limit),
+            }),
+            None => out.push(not_measured(target)),
+        }
+    }
+    let hello: Vec<&Summary> = summaries
+        .iter()
+        .filter(|s| s.kind == Kind::Hello && s.stack == rw)
+        .collect();
+    if hello.is_empty() {
+        out.push(not_measured(
+            "p99 latency ≤ nginx's at every connection count".into(),
+        ));
+    }
+    for s in &hello {
+        let target = format!("p99 latency ≤ nginx's, {}", s.case);
+        match (s.p99_vs_nginx, report.find(&s.case, nx)) {
+            (Some(r), Some(n)) => out.push(Target {
+                target,
+                measured: format!(
+                    "{:.2} vs {:.2} ms = {r:.2}×",
+                    s.p99_us.map_or(0.0, |v| v.median) / 1000.0,
+                    n.p99_us.map_or(0.0, |v| v.median) / 1000.0
+                ),
+                met: Some(r <= 1.0),
+            }),
+            _ => out.push(not_measured(target)),
+        }
+    }
+    for s in summaries.iter().filter(|s| s.stack == rw) {
+        let target = format!("req/s within 5% of uWSGI alone, {}", s.case);
+        match (
+            s.rps,
+            report.find(&s.case, StackKind::Uwsgi).and_then(|u| u.rps),
+        ) {
+            (Some(a), Some(b)) if b.median > 0.0 => {
+                let r = a.median / b.median;
+                out.push(Target {
+                    target,
+                    measured: format!("{:.0} vs {:.0} req/s = {r:.2}×", a.median, b.median),
+                    met: Some(r >= 0.95),
+                });
+            }
+            _ => out.push(not_measured(target)),
+        }
+    }
+    let info = report.stacks.get(&rw);
+    match info {
+        Some(i) => out.push(Target {
+            target: "idle RSS ≤ 4 MiB".into(),
+            measured: format!("{:.2} MiB", i.idle_rss as f64 / MIB),
+            met: Some(i.idle_rss <= 4 * 1024 * 1024),
+        }),
+        None => out.push(not_measured("idle RSS ≤ 4 MiB".into())),
+    }
+    let per_conn = |k: StackKind| {
+        report
+            .stacks
+            .get(&k)
+            .and_then(|i| i.idle_conns.as_ref())
+            .and_then(|c| c.bytes_per_conn)
+    };
+    let target = "memory per idle keep-alive connection ≤ nginx's".to_owned();
+    match (per_conn(rw), per_conn(nx)) {
+        (Some(a), Some(b)) => out.push(Target {
+            target,
+            measured: format!(
+                "{a:.0} vs {b:.0} bytes{}",
+                if b > 0.0 {
+                    format!(" = {:.2}×", a / b)
+                } else {
+                    String::new()
+                }
+            ),
+            met: Some(a <= b),
+        }),
+        _ => out.push(not_measured(target)),
+    }
+    let target =
+        "proxy CPU/request flat (±15%) from the fewest to the most connections (hello)".to_owned();
+    let cpu: Vec<(usize, f64)> = hello
+        .iter()
+        .filter_map(|s| Some((s.connections, s.proxy_cpu_us?.median)))
+        .collect();
+    if cpu.len() >= 2 {
+        let base = cpu[0].1;
+        let worst = cpu
+            .iter()
+            .map(|(_, v)| v / base - 1.0)
+            .fold(0.0f64, |a, b| if b.abs() > a.abs() { b } else { a });
+        let listed: Vec<String> = cpu.iter().map(|(c, v)| format!("c{c} {v:.1} µs")).collect();
+        out.push(Target {
+            target,
+            measured: format!(
+                "{}; worst {:+.0}% from c{}",
+                listed.join(", "),
+                worst * 100.0,
+                cpu[0].0
+            ),
+            met: Some(worst.abs() <= 0.15),
+        });
+    } else {
+        out.push(not_measured(target));
+    }
+    out
+}
+
+fn not_measured(target: String) -> Target {
+    Target {
+        target,
+        measured: "not measured in this run".into(),
+        met: None,
+    }
+}
+
+fn spread(s: Option<Spread>, div: f64, decimals: usize) -> String {
+    match s {
+        None => "–".to_owned(),
+        Some(s) if (s.max - s.min).abs() < f64::EPSILON => {
+            format!("{:.*}", decimals, s.median / div)
+        }
+        Some(s) => format!(
+            "{:.*} ({:.*}–{:.*})",
+            decimals,
+            s.median / div,
+            decimals,
+            s.min / div,
+            decimals,
+            s.max / div
+        ),
+    }
+}
+
+fn ratio_text(r: Option<f64>) -> String {
+    r.map_or("–".to_owned(), |r| format!("{r:.2}"))
+}
+
+fn color(stack: StackKind) -> &'static str {
+    match stack {
+        StackKind::Ringway => "#d9480f",
+        StackKind::Nginx => "#2b8a3e",
+        StackKind::UwsgiHttp => "#1c7ed6",
+        StackKind::Uwsgi => "#868e96",
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// 1, 2 or 5 times a power of ten, at least `v`.
+fn nice_ceiling(v: f64) -> f64 {
+    if v <= 0.0 {
+        return 1.0;
+    }
+    let p = 10f64.powf(v.log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * p)
+        .find(|c| *c >= v)
+        .unwrap_or(10.0 * p)
+}
+
+fn short_number(v: f64) -> String {
+    if v == 0.0 {
+        "0".to_owned()
+    } else if v >= 10_000.0 && (v / 1000.0).fract() == 0.0 {
+        format!("{:.0}k", v / 1000.0)
+    } else if v >= 10_000.0 {
+        format!("{:.1}k", v / 1000.0)
+    } else if v >= 100.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+/// The first line a tool prints for its version (stdout or stderr).
+fn version(bin: &Path, args: &[&str]) -> String {
+    Command::new(bin)
+        .args(args)
+        .output()
+        .ok()
+        .and_then(|o| {
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            );
+            text.lines().find(|l| !l.trim().is_empty()).map(|l| {
+                let l = l.trim().trim_start_matches("nginx version: ");
+                // wrk: "wrk debian/4.1.0-3+b2 [epoll] Copyright ..."
+                l.split(" [").next().unwrap_or(l).to_owned()
+            })
+        })
+        .map(|v| {
+            if v.chars().next().is_some_and(|c| c.is_ascii_digit()) {
+                let name = bin
+                    .file_name()
+                    .map_or(String::new(), |n| n.to_string_lossy().into_owned());
+                let name = if name == "uwsgi" {
+                    "uWSGI".to_owned()
+                } else {
+                    name
+                };
+                format!("{name} {v}")
+            } else {
+                v
+            }
+        })
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// Now, as `YYYY-MM-DD HH:MM UTC`.
+pub fn now_utc() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let days = (secs / 86400) as i64;
+    let rem = secs % 86400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        rem / 3600,
+        (rem % 3600) / 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(
+        case: &str,
+        kind: Kind,
+        c: usize,
+        stack: StackKind,
+        rps: f64,
+        p99: f64,
+        cpu: f64,
+    ) -> Summary {
+        let one = |v: f64| {
+            Some(Spread {
+                median: v,
+                min: v,
+                max: v,
+            })
+        };
+        Summary {
+            case: case.into(),
+            kind,
+            connections: c,
+            stack,
+            rounds: 1,
+            rps: one(rps),
+            p50_us: one(p99 / 2.0),
+            p99_us: one(p99),
+            p999_us: one(p99 * 2.0),
+            proxy_cpu_us: if stack.has_proxy() { one(cpu) } else { None },
+            app_cpu_us: one(30.0),
+            rss_load: one(5.0 * MIB),
+            rss_peak: one(6.0 * MIB),
+            errors: 0,
+            rps_vs_nginx: None,
+            p99_vs_nginx: None,
+            cpu_vs_nginx: None,
+            unserved: None,
+        }
+    }
+
+    #[test]
+    fn targets_are_judged_on_the_medians() {
+        use StackKind::{Nginx, Ringway, Uwsgi};
+        let mut summaries = vec![
+            summary("hello-c10", Kind::Hello, 10, Ringway, 990.0, 900.0, 20.0),
+            summary("hello-c10", Kind::Hello, 10, Nginx, 900.0, 1000.0, 50.0),
+            summary("hello-c10", Kind::Hello, 10, Uwsgi, 1000.0, 800.0, 0.0),
+            summary(
+                "hello-c1000",
+                Kind::Hello,
+                1000,
+                Ringway,
+                900.0,
+                2000.0,
+                30.0,
+            ),
+            summary("hello-c1000", Kind::Hello, 1000, Nginx, 900.0, 1000.0, 50.0),
+            summary(
+                "post16k-c100",
+                Kind::Post16k,
+                100,
+                Ringway,
+                500.0,
+                900.0,
+                40.0,
+            ),
+            summary(
+                "post16k-c100",
+                Kind::Post16k,
+                100,
+                Nginx,
+                500.0,
+                1000.0,
+                50.0,
+            ),
+        ];
+        for i in 0..summaries.len() {
+            let nginx = summaries
+                .iter()
+                .find(|n| n.case == summaries[i].case && n.stack == Nginx)
+                .cloned()
+                .expect("nginx row");
+            summaries[i].p99_vs_nginx = ratio(summaries[i].p99_us, nginx.p99_us);
+            summaries[i].cpu_vs_nginx = ratio(summaries[i].proxy_cpu_us, nginx.proxy_cpu_us);
+        }
+        let info = |idle_rss: u64, per: f64| StackInfo {
+            processes: 1,
+            idle_rss,
+            idle_conns: Some(IdleConns {
+                requested: 10,
+                held: 10,
+                rss_before: 0,
+                rss_after: 0,
+                bytes_per_conn: Some(per),
+            }),
+            end_rss: 0,
+        };
+        let mut stacks = BTreeMap::new();
+        stacks.insert(Ringway, info(3 * 1024 * 1024, 500.0));
+        stacks.insert(Nginx, info(20 * 1024 * 1024, 700.0));
+        let report = Report {
+            meta: Meta {
+                started: String::new(),
+                finished: String::new(),
+                loadavg_start: String::new(),
+                loadavg_end: String::new(),
+                command: "test".into(),
+                kernel: String::new(),
+                cpu: String::new(),
+                cpus: 2,
+                versions: BTreeMap::new(),
+                rounds: 1,
+                duration_s: 1,
+                app: "raw".into(),
+                ringway_workers: 2,
+                uwsgi_workers: 2,
+                wrk_threads: 1,
+                pinned: false,
+                idle_conns: 10,
+            },
+            stacks,
+            summaries,
+            targets: Vec::new(),
+            runs: Vec::new(),
+        };
+        let verdicts: Vec<(String, Option<bool>)> = targets(&report)
+            .into_iter()
+            .map(|t| (t.target, t.met))
+            .collect();
+        let verdict = |prefix: &str| {
+            verdicts
+                .iter()
+                .find(|(t, _)| t.starts_with(prefix))
+                .map(|(_, m)| *m)
+                .unwrap_or_else(|| panic!("no target {prefix}: {verdicts:?}"))
+        };
+        assert_eq!(
+            verdict("proxy CPU/request ≤ 0.5× nginx's (hello)"),
+            Some(true)
+        );
+        assert_eq!(
+            verdict("proxy CPU/request ≤ 0.5× nginx's (post16k)"),
+            Some(false)
+        );
+        assert_eq!(verdict("proxy CPU/request ≤ 1× nginx's (64k)"), None);
+        assert_eq!(verdict("p99 latency ≤ nginx's, hello-c10"), Some(true));
+        assert_eq!(verdict("p99 latency ≤ nginx's, hello-c1000"), Some(false));
+        assert_eq!(
+            verdict("req/s within 5% of uWSGI alone, hello-c10"),
+            Some(true)
+        );
+        assert_eq!(verdict("req/s within 5% of uWSGI alone, hello-c1000"), None);
+        assert_eq!(verdict("idle RSS"), Some(true));
+        assert_eq!(verdict("memory per idle"), Some(true));
+        // 20 → 30 µs is +50%.
+        assert_eq!(verdict("proxy CPU/request flat"), Some(false));
+        let md = report.markdown();
+        assert!(md.contains("| hello-c10 | ringway | 990 |"), "{md}");
+    }
+
+    #[test]
+    fn spread_and_scale() {
+        let s = Spread::of(&[3.0, 1.0, 2.0, 10.0]).expect("spread");
+        assert_eq!((s.median, s.min, s.max), (2.5, 1.0, 10.0));
+        assert!(Spread::of(&[]).is_none());
+        assert_eq!(nice_ceiling(7300.0), 10000.0);
+        assert_eq!(nice_ceiling(120.0), 200.0);
+        assert_eq!(nice_ceiling(0.0), 1.0);
+        assert!(now_utc().ends_with("UTC"));
+    }
+}
