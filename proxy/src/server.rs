@@ -187,6 +187,7 @@ async fn serve(
     });
     let _ = ready.send(Ok(()));
 
+    let mut last_warning = None;
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
@@ -195,9 +196,14 @@ async fn serve(
             }
             Err(_) if worker.is_stopping() => break,
             Err(err) => {
-                // EMFILE and friends: back off instead of spinning; connections wait in
-                // the backlog meanwhile.
-                tracing::warn!(error = %err, "accept failed");
+                // EMFILE and friends: back off instead of spinning (connections wait in the
+                // backlog meanwhile), and say so once a second, not once a try.
+                if last_warning
+                    .is_none_or(|t: std::time::Instant| t.elapsed() >= Duration::from_secs(1))
+                {
+                    tracing::warn!(error = %err, "accept failed; retrying");
+                    last_warning = Some(std::time::Instant::now());
+                }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }

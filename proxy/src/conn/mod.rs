@@ -65,13 +65,24 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, worker: Rc<Worker>) {
         live_key,
         status: 0,
         upstream_time: None,
+        finished: false,
     };
     conn.run().await;
-    bufpool::give(std::mem::take(&mut conn.input));
-    let (bytes_in, bytes_out) = (conn.stream.bytes_read(), conn.stream.bytes_written());
-    conn.worker
-        .stats
-        .close(live_key, conn.requests, bytes_in, bytes_out);
+}
+
+impl Drop for Conn {
+    /// Runs however the task ends, a panic included: no op may be left in flight on the
+    /// socket, and the connection leaves the live table.
+    fn drop(&mut self) {
+        if !self.finished {
+            Stream::shutdown(&self.stream, Shutdown::Both);
+        }
+        bufpool::give(std::mem::take(&mut self.input));
+        let (bytes_in, bytes_out) = (self.stream.bytes_read(), self.stream.bytes_written());
+        self.worker
+            .stats
+            .close(self.live_key, self.requests, bytes_in, bytes_out);
+    }
 }
 
 /// The kernel's socket cookie, the key the eBPF probes file this connection under.
@@ -109,6 +120,8 @@ struct Conn {
     status: u16,
     /// Time the current request spent with the upstream, connected → response head.
     upstream_time: Option<Duration>,
+    /// The socket was closed on purpose, with nothing in flight.
+    finished: bool,
 }
 
 impl Conn {
@@ -119,7 +132,10 @@ impl Conn {
             let started = Instant::now();
             let head = match self.read_head().await {
                 Ok(Some(head)) => head,
-                Ok(None) => return,
+                Ok(None) => {
+                    self.finished = true;
+                    return;
+                }
                 Err(next) => {
                     self.record(started);
                     return self.finish(next).await;
@@ -188,10 +204,8 @@ impl Conn {
             if input.capacity() == 0 {
                 input = bufpool::take(HEAD_READ_SIZE);
             }
-            let read = if idle {
-                self.read_idle(input, limit).await
-            } else {
-                read_some(&self.stream, input, HEAD_READ_SIZE, limit).await
+            let Some(read) = self.read_or_stop(input, limit).await else {
+                return Ok(None);
             };
             match read {
                 Ok((0, input)) => {
@@ -217,23 +231,24 @@ impl Conn {
         }
     }
 
-    /// Waits for the first bytes of a request on an idle connection; gives up at once when
-    /// the server starts shutting down, since no request is in flight.
-    async fn read_idle(
+    /// Reads more of a head, giving up at once when the server starts shutting down: no
+    /// request is in flight yet, so nothing is lost, and a drain does not wait for a client
+    /// that is slow to send its head. `None` when stopped (the socket is then shut down).
+    async fn read_or_stop(
         &self,
         input: Vec<u8>,
         limit: Duration,
-    ) -> Result<(usize, Vec<u8>), IoError> {
+    ) -> Option<Result<(usize, Vec<u8>), IoError>> {
         let mut stop = self.worker.stop.clone();
         if *stop.borrow() {
-            return Err(IoError::Timeout);
+            return None;
         }
         tokio::select! {
-            read = read_some(&self.stream, input, HEAD_READ_SIZE, limit) => read,
+            read = read_some(&self.stream, input, HEAD_READ_SIZE, limit) => Some(read),
             _ = stop.changed() => {
                 // The read op is orphaned by the select: shutting down completes it.
                 Stream::shutdown(&self.stream, Shutdown::Both);
-                Err(IoError::Timeout)
+                None
             }
         }
     }
@@ -256,10 +271,33 @@ impl Conn {
     /// Ends the connection as `next` says.
     async fn finish(&mut self, next: Next) {
         match next {
+            // Closing with unread input makes the kernel send a reset, which can destroy the
+            // end of our last response in flight: drain first, like nginx's lingering_close.
+            Next::KeepAlive | Next::Close if self.has_unread_input() => self.linger().await,
             Next::KeepAlive | Next::Close => Stream::shutdown(&self.stream, Shutdown::Write),
             Next::Linger => self.linger().await,
             Next::Abort => Stream::shutdown(&self.stream, Shutdown::Both),
         }
+        self.finished = true;
+    }
+
+    /// True if the client sent bytes ringway has not consumed (buffered here or in the
+    /// kernel's receive queue).
+    fn has_unread_input(&self) -> bool {
+        if !self.input.is_empty() {
+            return true;
+        }
+        let mut pending: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one c_int through the valid pointer; the fd is open while
+        // `self.stream` lives.
+        let rc = unsafe {
+            libc::ioctl(
+                self.stream.get_ref().as_raw_fd(),
+                libc::FIONREAD,
+                &mut pending,
+            )
+        };
+        rc == 0 && pending > 0
     }
 
     /// Half-closes, then reads and discards what the client still sends (bounded in time and

@@ -5,28 +5,20 @@
 //! body is read from. What remains of `rest` when the request is done (pipelined requests)
 //! becomes the next `input`.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::io::{IoError, read_some, write_all};
 use super::{Conn, Next};
 use crate::bufpool;
 use crate::http::{BodyFraming, ChunkedDecoder, Method, RequestHead};
 use crate::metrics::UpstreamError;
-use crate::upstream::{ConnectError, UpstreamStream};
+use crate::upstream::ConnectError;
 use crate::uwsgi::{self, RequestEnv, UwsgiError};
 
 /// Largest read while streaming a request body upstream.
 const BODY_READ_SIZE: usize = 64 * 1024;
 
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
-
-/// Why streaming a request body stopped.
-enum BodyError {
-    /// The client failed or went away: end the connection as this says.
-    Client(Next),
-    /// The upstream stopped taking the body.
-    Upstream(IoError),
-}
 
 /// What the response side needs to know about the request.
 #[derive(Debug, Clone, Copy)]
@@ -120,21 +112,18 @@ impl Conn {
             return self.reject(err.status(), &head).await;
         }
 
-        // The body, or as much of it as has arrived, rides in the same write as the vars.
-        let mut body_left = 0;
+        // The body goes in the same write as the vars, read whole first: a client that sends
+        // its body slowly must hold ringway's memory, not one of the few Python workers
+        // (nginx buffers request bodies for the same reason).
         match (chunked_body, head.body) {
             (Some(body), _) => {
                 packet.extend_from_slice(&body);
                 bufpool::give(body);
             }
             (None, BodyFraming::Length(n)) => {
-                let have = rest.len().min(usize::try_from(n).unwrap_or(usize::MAX));
-                packet.extend_from_slice(&rest[..have]);
-                rest.drain(..have);
-                body_left = n - have as u64;
-                if body_left > 0 && head.expect_continue && !self.send_continue().await {
+                if let Err(next) = self.read_body(&head, n, rest, &mut packet).await {
                     bufpool::give(packet);
-                    return Next::Abort;
+                    return next;
                 }
             }
             _ => {}
@@ -163,42 +152,59 @@ impl Conn {
             .stats
             .upstream_connect
             .observe(connected - connecting);
-        let timeout = config.upstream_read_timeout;
-        let mut sent = match write_all(&upstream, packet, 0, timeout).await {
-            Ok(packet) => {
-                bufpool::give(packet);
-                Ok(())
-            }
-            Err(err) => Err(err),
-        };
-        if sent.is_ok() && body_left > 0 {
-            sent = match self.stream_body(&upstream, body_left, timeout).await {
-                Ok(()) => Ok(()),
-                Err(BodyError::Client(next)) => return next,
-                Err(BodyError::Upstream(err)) => Err(err),
-            };
-        }
-        match sent {
-            Ok(()) => self.relay(upstream, info, connected).await,
+        match write_all(&upstream, packet, 0, config.upstream_read_timeout).await {
+            Ok(packet) => bufpool::give(packet),
             // uWSGI stopped reading: an app may answer without reading the body (a 405, a
-            // redirect) and uWSGI then closes. Its answer is what the client should get, as
-            // from nginx; the client's unread body rules out keep-alive, so drain it after.
+            // redirect), and uWSGI then closes. Its answer is what the client should get, as
+            // from nginx; if there is none, the relay answers 502.
             Err(IoError::Failed(kind)) => {
                 tracing::debug!(peer = %self.peer, ?kind, "upstream stopped reading the request; relaying its answer");
-                let info = RequestInfo {
-                    keep_alive: false,
-                    ..info
-                };
-                match self.relay(upstream, info, connected).await {
-                    Next::KeepAlive | Next::Close => Next::Linger,
-                    next => next,
-                }
             }
             Err(err) => {
-                self.upstream_failed(err, &head, "sending the request")
-                    .await
+                return self
+                    .upstream_failed(err, &head, "sending the request")
+                    .await;
             }
         }
+        self.relay(upstream, info, connected).await
+    }
+
+    /// Appends a `length`-byte body to `packet`: what already arrived in `rest`, then reads
+    /// (after a 100 Continue if the client waits for one). Bytes after the body stay in `rest`.
+    async fn read_body(
+        &mut self,
+        head: &RequestHead,
+        length: u64,
+        rest: &mut Vec<u8>,
+        packet: &mut Vec<u8>,
+    ) -> Result<(), Next> {
+        // Bounded by --max-body-size, checked before this is called.
+        let length = usize::try_from(length).unwrap_or(usize::MAX);
+        let have = rest.len().min(length);
+        packet.reserve_exact(length);
+        packet.extend_from_slice(&rest[..have]);
+        rest.drain(..have);
+        let mut left = length - have;
+        if left > 0 && head.expect_continue && !self.send_continue().await {
+            return Err(Next::Abort);
+        }
+        let timeout = self.worker.config.client_body_timeout;
+        while left > 0 {
+            let buf = std::mem::take(packet);
+            // Reading at most what is left keeps a pipelined next request out of the body.
+            *packet = match read_some(&self.stream, buf, left.min(BODY_READ_SIZE), timeout).await {
+                Ok((0, _)) => {
+                    tracing::info!(peer = %self.peer, left, "client closed in the middle of a body");
+                    return Err(Next::Abort);
+                }
+                Ok((n, buf)) => {
+                    left -= n;
+                    buf
+                }
+                Err(err) => return Err(self.client_body_failed(err).await),
+            };
+        }
+        Ok(())
     }
 
     /// Reads a whole chunked body into a pooled buffer, within the body limit. Bytes after it
@@ -249,40 +255,6 @@ impl Conn {
                 Err(err) => return Err(self.client_body_failed(err).await),
             }
         }
-    }
-
-    /// Copies `left` more body bytes from the client to the upstream, one read at a time.
-    async fn stream_body(
-        &mut self,
-        upstream: &UpstreamStream,
-        mut left: u64,
-        upstream_timeout: Duration,
-    ) -> Result<(), BodyError> {
-        let timeout = self.worker.config.client_body_timeout;
-        let mut buf = bufpool::take(BODY_READ_SIZE);
-        while left > 0 {
-            buf.clear();
-            let want = usize::try_from(left)
-                .unwrap_or(usize::MAX)
-                .min(BODY_READ_SIZE);
-            buf = match read_some(&self.stream, buf, want, timeout).await {
-                Ok((0, _)) => {
-                    tracing::info!(peer = %self.peer, left, "client closed in the middle of a body");
-                    return Err(BodyError::Client(Next::Abort));
-                }
-                Ok((n, buf)) => {
-                    left -= n as u64;
-                    buf
-                }
-                Err(err) => return Err(BodyError::Client(self.client_body_failed(err).await)),
-            };
-            buf = match write_all(upstream, buf, 0, upstream_timeout).await {
-                Ok(buf) => buf,
-                Err(err) => return Err(BodyError::Upstream(err)),
-            };
-        }
-        bufpool::give(buf);
-        Ok(())
     }
 
     async fn send_continue(&mut self) -> bool {

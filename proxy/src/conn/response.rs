@@ -31,6 +31,8 @@ const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 const MAX_RESPONSE_HEADERS: usize = 100;
 /// Read size while relaying a body.
 const RELAY_READ_SIZE: usize = 64 * 1024;
+/// Pieces smaller than this are copied out of their read buffer before being queued.
+const SMALL_PIECE: usize = 4096;
 /// Room kept in front of relayed data for a chunk-size line (`%08x\r\n`): leading zeros are
 /// legal in chunk-size, and a fixed width lets the line be written in place, without a copy.
 const CHUNK_PREFIX: usize = 10;
@@ -350,19 +352,30 @@ impl Pipe {
         pipe
     }
 
+    /// Queues `buf[from..]`. Memory is what counts against the limit, not data: an upstream
+    /// writing a few bytes at a time must not queue thousands of mostly empty buffers, so
+    /// small pieces are first copied into buffers of their own size.
     fn push(&self, buf: Vec<u8>, from: usize) {
         if buf.len() <= from {
             bufpool::give(buf);
             return;
         }
-        self.queued.set(self.queued.get() + buf.len() - from);
+        let (buf, from) = if buf.len() - from < SMALL_PIECE && buf.capacity() > 2 * SMALL_PIECE {
+            let small = buf[from..].to_vec();
+            bufpool::give(buf);
+            (small, 0)
+        } else {
+            (buf, from)
+        };
+        self.queued.set(self.queued.get() + buf.capacity());
         self.queue.borrow_mut().push_back((buf, from));
         self.data.notify_one();
     }
 
     fn pop(&self) -> Option<(Vec<u8>, usize)> {
         let (buf, from) = self.queue.borrow_mut().pop_front()?;
-        self.queued.set(self.queued.get() - (buf.len() - from));
+        self.queued
+            .set(self.queued.get().saturating_sub(buf.capacity()));
         self.space.notify_one();
         Some((buf, from))
     }

@@ -44,8 +44,8 @@ const MAX_HEADER_SLOTS: usize = 128;
 /// framing `None` whatever the headers say.
 ///
 /// Framing follows RFC 9112 §6.3: no body for HEAD, 1xx, 204 and 304; Transfer-Encoding
-/// whose last coding is `chunked` gives `Chunked` (and wins over Content-Length); any other
-/// Transfer-Encoding gives `UntilClose`; then a valid Content-Length gives `Length`; else
+/// `chunked` alone gives `Chunked` (and wins over Content-Length); any other
+/// Transfer-Encoding is refused (`UnsupportedEncoding`); then a valid Content-Length gives `Length`; else
 /// `UntilClose`. More than `max_headers` (capped at 128) header lines is `HeadersTooLarge`.
 pub fn parse_response(
     buf: &[u8],
@@ -85,7 +85,8 @@ pub fn parse_response(
         .unwrap_or_default();
 
     let mut length: Option<u64> = None;
-    let mut encoding: Option<bool> = None; // Some(chunked is the last coding)
+    // Transfer codings listed over all Transfer-Encoding lines, and whether all are chunked.
+    let (mut codings, mut only_chunked) = (0usize, true);
     for h in res.headers.iter() {
         let name = h.name.as_bytes();
         headers.push(HeaderSpan {
@@ -95,11 +96,16 @@ pub fn parse_response(
         if name.eq_ignore_ascii_case(b"content-length") {
             length = Some(merge_lengths(length, h.value)?);
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            // Several TE lines form one list (RFC 9110 §5.3): only the last coding matters.
-            if let Some(last) = list_elements(h.value).last() {
-                encoding = Some(last.eq_ignore_ascii_case(b"chunked"));
-            } else if encoding.is_none() {
-                encoding = Some(false);
+            // Several TE lines form one list (RFC 9110 §5.3).
+            let mut any = false;
+            for coding in list_elements(h.value) {
+                any = true;
+                codings += 1;
+                only_chunked &= coding.eq_ignore_ascii_case(b"chunked");
+            }
+            if !any {
+                codings += 1;
+                only_chunked = false;
             }
         }
     }
@@ -107,11 +113,14 @@ pub fn parse_response(
     let framing = if request_was_head || status < 200 || status == 204 || status == 304 {
         ResponseFraming::None
     } else {
-        match (encoding, length) {
-            (Some(true), _) => ResponseFraming::Chunked,
-            (Some(false), _) => ResponseFraming::UntilClose,
-            (None, Some(n)) => ResponseFraming::Length(n),
-            (None, None) => ResponseFraming::UntilClose,
+        match (codings, length) {
+            (1, _) if only_chunked => ResponseFraming::Chunked,
+            // Any other coding (gzip, ...) ringway would pass on undecoded while dropping the
+            // header that names it (Transfer-Encoding is hop-by-hop): refuse it, as newer
+            // nginx does.
+            (1.., _) => return Err(HttpError::UnsupportedEncoding),
+            (0, Some(n)) => ResponseFraming::Length(n),
+            (0, None) => ResponseFraming::UntilClose,
         }
     };
     Ok(Status::Complete(ResponseHead {

@@ -90,11 +90,14 @@ pub fn write_response_head(
             let _ = write!(out, "Content-Length: {n}\r\n");
         }
         ClientFraming::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
-        ClientFraming::None => {
+        // A HEAD or 304 answer tells the length a GET would have; a 204 must not have one
+        // (RFC 9110 §8.6).
+        ClientFraming::None if status != 204 => {
             if let Some(v) = upstream_length {
                 write_header(out, b"Content-Length", v);
             }
         }
+        ClientFraming::None => {}
         ClientFraming::UntilClose => {}
     }
     if !keep_alive {

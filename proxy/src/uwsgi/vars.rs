@@ -178,6 +178,11 @@ fn forwarded(name: &[u8], env: &RequestEnv<'_>) -> bool {
     if name.eq_ignore_ascii_case(b"transfer-encoding") {
         return false;
     }
+    // httpoxy: HTTP_PROXY looks like the proxy setting many HTTP libraries read from the
+    // environment, so a client could route the app's outgoing requests.
+    if name.eq_ignore_ascii_case(b"proxy") {
+        return false;
+    }
     // X-Foo and X_Foo would both be HTTP_X_FOO: one could spoof the other.
     if !env.allow_underscores && name.contains(&b'_') {
         return false;

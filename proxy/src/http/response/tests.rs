@@ -43,9 +43,11 @@ framing_cases! {
     no_length_until_close: b"HTTP/1.1 200 OK\r\nX: y\r\n\r\n", head=false => Ok(ResponseFraming::UntilClose);
     http10_until_close: b"HTTP/1.0 200 OK\r\n\r\n", head=false => Ok(ResponseFraming::UntilClose);
     chunked: b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", head=false => Ok(ResponseFraming::Chunked);
-    chunked_last: b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, Chunked\r\n\r\n", head=false => Ok(ResponseFraming::Chunked);
-    chunked_over_two_lines: b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n", head=false => Ok(ResponseFraming::Chunked);
-    chunked_not_last: b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", head=false => Ok(ResponseFraming::UntilClose);
+    chunked_alone_any_case: b"HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\n\r\n", head=false => Ok(ResponseFraming::Chunked);
+    gzip_then_chunked: b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, Chunked\r\n\r\n", head=false => Err(HttpError::UnsupportedEncoding);
+    gzip_and_chunked_over_two_lines: b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n", head=false => Err(HttpError::UnsupportedEncoding);
+    chunked_not_last: b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", head=false => Err(HttpError::UnsupportedEncoding);
+    gzip_alone: b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", head=false => Err(HttpError::UnsupportedEncoding);
     chunked_wins_over_length: b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", head=false => Ok(ResponseFraming::Chunked);
     head_request: b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n", head=true => Ok(ResponseFraming::None);
     head_request_chunked: b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", head=true => Ok(ResponseFraming::None);

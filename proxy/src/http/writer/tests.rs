@@ -78,6 +78,16 @@ fn no_body_keeps_the_upstream_length() {
 }
 
 #[test]
+fn no_content_never_carries_a_length() {
+    let upstream = b"HTTP/1.1 204 No Content\r\nContent-Length: 10\r\nX: y\r\n\r\n";
+    let got = rewrite(upstream, Version::Http11, ClientFraming::None, true);
+    assert_eq!(
+        got,
+        "HTTP/1.1 204 No Content\r\nX: y\r\nServer: ringway\r\n\r\n"
+    );
+}
+
+#[test]
 fn missing_or_unprintable_reason_gets_the_standard_one() {
     let upstream = b"HTTP/1.1 404\r\n\r\n";
     let got = rewrite(upstream, Version::Http11, ClientFraming::Length(0), true);

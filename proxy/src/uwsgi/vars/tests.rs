@@ -183,6 +183,14 @@ X-Forwarded-For: 1.2.3.4\r\n\r\n";
 }
 
 #[test]
+fn no_httpoxy() {
+    let buf = b"GET / HTTP/1.1\r\nHost: a\r\nProxy: http://evil.example:3128\r\n\r\n";
+    let vars = vars_of(&encode(buf, &env(), None, 4096).unwrap());
+    assert_eq!(http_keys(&vars), ["HTTP_HOST"]);
+    assert_eq!(get(&vars, "HTTP_PROXY"), None);
+}
+
+#[test]
 fn length_type_and_transfer_encoding_are_not_http_vars() {
     let buf =
         b"POST / HTTP/1.1\r\nHost: a\r\ncontent-type: a/b\r\nTransfer-Encoding: chunked\r\n\r\n";
