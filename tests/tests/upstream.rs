@@ -216,3 +216,38 @@ fn a_response_cut_short_upstream_is_cut_short_downstream() {
     }
     assert_eq!(roundtrip(ringway.addr(), &Req::get("/")).status, 200);
 }
+
+/// A client trickling its body must hold ringway's memory, not a Python worker: with every
+/// uWSGI worker's worth of slow uploads in progress, a plain request is still served at once
+/// (found by review: the body used to be streamed to an already connected worker).
+#[test]
+fn slow_uploads_do_not_hold_the_python_workers() {
+    let mut opts = UwsgiOptions::new(App::Raw);
+    opts.workers = 2;
+    let uwsgi = Uwsgi::start_with(opts);
+    let ringway = Ringway::start(&uwsgi);
+    let mut uploads: Vec<Conn> = (0..3)
+        .map(|_| {
+            let mut c = Conn::open(ringway.addr());
+            c.send(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nabc")
+                .expect("send");
+            c
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    let r = roundtrip(ringway.addr(), &Req::get("/"));
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "a GET waited {:?} behind slow uploads",
+        started.elapsed()
+    );
+    // The uploads still complete once their bodies arrive.
+    for c in &mut uploads {
+        c.send(&[b'x'; 997]).expect("rest of the body");
+        let r = c.read_response().expect("answer");
+        assert_eq!(r.status, 200, "{r:?}");
+        assert_eq!(r.json()["length"], 1000);
+    }
+}
