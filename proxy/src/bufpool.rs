@@ -5,12 +5,15 @@
 //! connection is done with it. A buffer that is never given back (an error path that drops
 //! it) is simply freed: the pool only loses a reuse, nothing leaks.
 //!
-//! Two size classes keep a small request from pinning a large buffer: [`SMALL`] for heads,
-//! packets and answers, [`LARGE`] for body relays. Each class keeps at most [`MAX_IDLE`]
-//! buffers, so idle memory stays bounded after a burst.
+//! Three size classes keep a small need from pinning a large buffer: [`TINY`] for the read
+//! an idle keep-alive connection waits in, [`SMALL`] for heads, packets and answers,
+//! [`LARGE`] for body relays. Each class keeps at most [`MAX_IDLE`] buffers, so idle memory
+//! stays bounded after a burst.
 
 use std::cell::RefCell;
 
+/// Capacity of a tiny buffer: enough for most request heads.
+pub const TINY: usize = 1024;
 /// Capacity of a small buffer.
 pub const SMALL: usize = 16 * 1024;
 /// Least capacity of a large buffer.
@@ -21,16 +24,17 @@ const MAX_IDLE: usize = 128;
 const MAX_KEPT: usize = 256 * 1024;
 
 thread_local! {
+    static TINY_FREE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
     static SMALL_FREE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
     static LARGE_FREE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
 }
 
 /// An empty buffer with room for at least `capacity` bytes.
 pub fn take(capacity: usize) -> Vec<u8> {
-    let (free, class) = if capacity <= SMALL {
-        (&SMALL_FREE, SMALL)
-    } else {
-        (&LARGE_FREE, LARGE)
+    let (free, class) = match capacity {
+        c if c <= TINY => (&TINY_FREE, TINY),
+        c if c <= SMALL => (&SMALL_FREE, SMALL),
+        _ => (&LARGE_FREE, LARGE),
     };
     let reused = free.with_borrow_mut(|list| match list.last() {
         Some(buf) if buf.capacity() >= capacity => list.pop(),
@@ -42,9 +46,10 @@ pub fn take(capacity: usize) -> Vec<u8> {
 /// Returns a buffer to this thread's pool.
 pub fn give(mut buf: Vec<u8>) {
     let free = match buf.capacity() {
-        c if !(SMALL..=MAX_KEPT).contains(&c) => return,
+        c if !(TINY..=MAX_KEPT).contains(&c) => return,
         c if c >= LARGE => &LARGE_FREE,
-        _ => &SMALL_FREE,
+        c if c >= SMALL => &SMALL_FREE,
+        _ => &TINY_FREE,
     };
     buf.clear();
     free.with_borrow_mut(|list| {
@@ -56,7 +61,9 @@ pub fn give(mut buf: Vec<u8>) {
 
 /// Buffers idle in this thread's pool (for tests and metrics).
 pub fn idle() -> usize {
-    SMALL_FREE.with_borrow(Vec::len) + LARGE_FREE.with_borrow(Vec::len)
+    TINY_FREE.with_borrow(Vec::len)
+        + SMALL_FREE.with_borrow(Vec::len)
+        + LARGE_FREE.with_borrow(Vec::len)
 }
 
 #[cfg(test)]
@@ -65,12 +72,12 @@ mod tests {
 
     #[test]
     fn reuses_and_clears() {
-        let mut a = take(1024);
+        let mut a = take(2048);
         assert!(a.capacity() >= SMALL);
         a.extend_from_slice(b"hello");
         let ptr = a.as_ptr();
         give(a);
-        let b = take(512);
+        let b = take(1500);
         assert_eq!(b.as_ptr(), ptr, "an idle buffer of the class is reused");
         assert!(b.is_empty());
         give(b);
@@ -100,5 +107,10 @@ mod tests {
         give(Vec::with_capacity(MAX_KEPT + 1));
         give(Vec::with_capacity(10));
         assert_eq!(idle(), before);
+        let tiny = take(100);
+        assert!(
+            tiny.capacity() >= TINY && tiny.capacity() < SMALL,
+            "an idle read pins 1 KiB"
+        );
     }
 }

@@ -157,16 +157,15 @@ fn classify(err: &io::Error) -> ConnectError {
 async fn connect_one(addr: &UpstreamAddr, limit: Duration) -> io::Result<UpstreamStream> {
     match addr {
         UpstreamAddr::Unix(path) => {
-            let socket = Socket::new(Domain::UNIX, Type::STREAM.cloexec(), None)?;
-            socket.set_nonblocking(true)?;
+            let socket = Socket::new(Domain::UNIX, Type::STREAM.nonblocking().cloexec(), None)?;
             // A unix connect completes or fails at once; EAGAIN means the backlog is full.
             socket.connect(&SockAddr::unix(path)?)?;
             socket.set_nonblocking(false)?;
             Ok(UpstreamStream::Unix(UnixStream::from_std(socket.into())))
         }
         UpstreamAddr::Tcp(sa) => {
-            let socket = Socket::new(Domain::for_address(*sa), Type::STREAM.cloexec(), None)?;
-            socket.set_nonblocking(true)?;
+            let kind = Type::STREAM.nonblocking().cloexec();
+            let socket = Socket::new(Domain::for_address(*sa), kind, None)?;
             socket.set_nodelay(true)?;
             match socket.connect(&SockAddr::from(*sa)) {
                 Ok(()) => {}

@@ -45,7 +45,7 @@ impl Conn {
         req: RequestInfo,
         connected: Instant,
     ) -> Next {
-        let upstream = ShutOnDrop(upstream);
+        let upstream = ShutOnDrop(Some(upstream));
         let worker = self.worker.clone();
         let config = &worker.config;
         let is_head = req.head.method == Method::Head;
@@ -73,7 +73,7 @@ impl Conn {
                 }
             }
             resp = match read_some(
-                &upstream.0,
+                upstream.get(),
                 resp,
                 HEAD_READ_SIZE,
                 config.upstream_read_timeout,
@@ -130,7 +130,7 @@ impl Conn {
 
         let result = if reframe.done {
             // The whole answer is here: free the Python worker before talking to the client.
-            drop(upstream);
+            upstream.close();
             write_all(&self.stream, out, 0, config.send_timeout)
                 .await
                 .map(bufpool::give)
@@ -173,13 +173,29 @@ impl Conn {
     }
 }
 
-/// Closes an upstream socket for good when dropped, including when a pump is dropped with a
-/// read in flight: the shutdown completes that read (TOKIO_URING.md §1).
-struct ShutOnDrop(UpstreamStream);
+/// Shuts an upstream socket down when dropped, so that a pump dropped with a read in flight
+/// completes that read (TOKIO_URING.md §1). [`ShutOnDrop::close`] is the clean end, with
+/// nothing in flight: a plain close, one syscall less per request.
+struct ShutOnDrop(Option<UpstreamStream>);
+
+impl ShutOnDrop {
+    fn get(&self) -> &UpstreamStream {
+        // Only `close` (which consumes self) takes the stream out.
+        self.0
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("upstream used after close"))
+    }
+
+    fn close(mut self) {
+        drop(self.0.take());
+    }
+}
 
 impl Drop for ShutOnDrop {
     fn drop(&mut self) {
-        Stream::shutdown(&self.0, Shutdown::Both);
+        if let Some(upstream) = &self.0 {
+            Stream::shutdown(upstream, Shutdown::Both);
+        }
     }
 }
 
@@ -400,7 +416,7 @@ async fn pump_upstream(
         }
         let mut buf = bufpool::take(CHUNK_PREFIX + RELAY_READ_SIZE + 2);
         buf.resize(CHUNK_PREFIX, 0);
-        match read_some(&upstream.0, buf, RELAY_READ_SIZE, timeout).await {
+        match read_some(upstream.get(), buf, RELAY_READ_SIZE, timeout).await {
             Ok((0, buf)) => {
                 bufpool::give(buf);
                 let mut tail = bufpool::take(16);
@@ -415,7 +431,7 @@ async fn pump_upstream(
         }
     }
     // The upstream is released here, before the client has necessarily read anything.
-    drop(upstream);
+    upstream.close();
     pipe.ended.set(true);
     pipe.data.notify_one();
     Ok(())

@@ -58,6 +58,11 @@ pub fn upstream_pids(upstreams: &[UpstreamAddr]) -> Vec<u32> {
     pids
 }
 
+/// True once the probes are loaded.
+pub fn probes_loaded(handle: &ProbeHandle) -> bool {
+    handle.read().is_ok_and(|slot| slot.is_some())
+}
+
 /// Tells the probes a connection was accepted, so its accept-queue wait is measured.
 pub fn accepted(handle: &ProbeHandle, cookie: u64) {
     if cookie == 0 {
