@@ -28,6 +28,9 @@ pub struct RunArgs {
     /// Port ringway listens on (127.0.0.1).
     #[arg(long, default_value_t = 8080)]
     port: u16,
+    /// Port of ringway's metrics endpoint (live page, /metrics, /stats) on 127.0.0.1.
+    #[arg(long, default_value_t = 9145)]
+    metrics_port: u16,
     /// Number of ringway worker threads (ringway's default: one per CPU).
     #[arg(long)]
     workers: Option<usize>,
@@ -76,6 +79,8 @@ pub fn run(ws: &Workspace, args: &RunArgs) -> Result<u8> {
     if let Some(workers) = args.workers {
         cmd.arg("--workers").arg(workers.to_string());
     }
+    let metrics = format!("127.0.0.1:{}", args.metrics_port);
+    cmd.arg("--metrics").arg(&metrics);
     cmd.stderr(Stdio::piped());
     let mut ringway = Service::spawn("ringway", &mut cmd, RINGWAY_GRACE)?;
     let stderr = ringway
@@ -93,7 +98,7 @@ pub fn run(ws: &Workspace, args: &RunArgs) -> Result<u8> {
     eprintln!();
     eprintln!("ringway is listening on {url}");
     eprintln!("  try: curl {url}/");
-    announce_metrics(&url);
+    announce_metrics(&metrics);
     eprintln!("  Ctrl-C stops ringway, then uWSGI");
     eprintln!();
 
@@ -101,10 +106,11 @@ pub fn run(ws: &Workspace, args: &RunArgs) -> Result<u8> {
     finish(event, &mut [&mut ringway, &mut uwsgi])
 }
 
-/// Hook for the metrics endpoint. ringway has none yet; when it serves `/metrics`, `/stats`
-/// and its live page, print their addresses here (and start anything they need).
-fn announce_metrics(_url: &str) {
-    eprintln!("  metrics: not yet (ringway's metrics endpoint comes in a later issue)");
+/// Where to look at the figures.
+fn announce_metrics(addr: &str) {
+    eprintln!(
+        "  live page: http://{addr}/  (Prometheus: http://{addr}/metrics, JSON: http://{addr}/stats)"
+    );
 }
 
 fn uwsgi_command(ws: &Workspace, venv: &Venv, socket: &Path) -> Command {
