@@ -183,6 +183,11 @@ fn figures_match_what_the_kernel_and_the_client_saw() {
     assert_eq!(row["requests"], 5, "{row}");
     let srtt = kernel["srtt_seconds"].as_f64().expect("srtt");
     let rttvar = kernel["rttvar_seconds"].as_f64().expect("rttvar");
+    eprintln!(
+        "compare: srtt {srtt} s vs ss {ss_srtt} s; rttvar {rttvar} s vs ss {ss_rttvar} s; \
+         bytes in {} vs sent {sent}; bytes out {} vs read {received}",
+        kernel["bytes_received"], kernel["bytes_acked"]
+    );
     // ss prints microseconds; the connection was idle between the two reads, so they agree
     // to ss's rounding (1 µs), plus 10% in case a late ACK moved srtt in between.
     assert!(
@@ -228,6 +233,10 @@ fn figures_match_what_the_kernel_and_the_client_saw() {
         let rss = p["rss_bytes"].as_f64().expect("rss");
         assert_eq!(p["rss_source"], "ebpf", "{p}");
         let proc_rss = vm_rss(pid);
+        eprintln!(
+            "compare: {} {pid} RSS probe {rss} vs /proc {proc_rss}",
+            p["role"]
+        );
         // rss_stat fires when the kernel folds its per-CPU counter batches into the mm
         // (up to 64 pages per CPU behind), and memory may change between the two reads.
         let tolerance = 2.0 * 1024.0 * 1024.0 + 0.1 * proc_rss;
@@ -272,6 +281,13 @@ fn figures_match_what_the_kernel_and_the_client_saw() {
         "exactly the slow request took more than 50 ms"
     );
     let sum = delta("ringway_request_duration_seconds_sum");
+    eprintln!(
+        "compare: 2xx +{} for {} requests; duration sum {sum} s, slow request client-side {client_latency} s; accepts +{} for {} connections",
+        delta("ringway_requests_total{class=\"2xx\"}"),
+        fresh + 1,
+        delta("ringway_io_uring_op_duration_seconds_count{op=\"ACCEPT\"}"),
+        fresh + 1
+    );
     // ringway's time is inside the client's: from its head complete to its last byte written.
     assert!(
         sum >= 0.05 && sum <= client_latency + 0.02 * f64::from(fresh),
