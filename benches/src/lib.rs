@@ -45,6 +45,8 @@ pub struct Config {
     /// Seconds per run (wrk takes whole seconds).
     pub duration_s: u64,
     pub ringway_workers: usize,
+    /// ringway with its metrics endpoint and eBPF probes.
+    pub ringway_probes: bool,
     pub uwsgi_workers: usize,
     pub wrk_threads: usize,
     /// Load generator on one CPU, servers on the others.
@@ -106,6 +108,7 @@ pub fn run(config: &Config) -> Result<Report> {
         nginx: config.nginx.clone(),
         venv: config.venv.clone(),
         ringway_workers: config.ringway_workers,
+        ringway_probes: config.ringway_probes,
         uwsgi_workers: config.uwsgi_workers,
         server_cpus: server_cpus.clone(),
         nofile,

@@ -56,6 +56,10 @@ struct Args {
     /// Idle keep-alive connections opened for the memory-per-connection figure (0: skip).
     #[arg(long, default_value_t = 5000)]
     idle_conns: usize,
+    /// Run ringway with its metrics endpoint and eBPF probes (off by default: nginx, the
+    /// reference, measures nothing; the probes' own cost is measured apart).
+    #[arg(long)]
+    with_probes: bool,
     /// ringway worker threads [default: number of CPUs, like nginx's worker_processes auto].
     #[arg(long)]
     ringway_workers: Option<usize>,
@@ -161,6 +165,7 @@ fn real_main() -> Result<()> {
         rounds: args.rounds,
         duration_s: args.duration,
         ringway_workers: args.ringway_workers.unwrap_or(cpus),
+        ringway_probes: args.with_probes,
         uwsgi_workers: args.uwsgi_workers,
         wrk_threads: args.wrk_threads,
         pin: args.pin,

@@ -142,6 +142,8 @@ pub struct Meta {
     pub duration_s: u64,
     pub app: String,
     pub ringway_workers: usize,
+    /// ringway ran with its metrics endpoint and eBPF probes.
+    pub ringway_probes: bool,
     pub uwsgi_workers: usize,
     pub wrk_threads: usize,
     pub pinned: bool,
@@ -192,6 +194,7 @@ impl Report {
             duration_s: config.duration_s,
             app: config.app_name.clone(),
             ringway_workers: config.ringway_workers,
+            ringway_probes: config.ringway_probes,
             uwsgi_workers: config.uwsgi_workers,
             wrk_threads: config.wrk_threads,
             pinned: config.pin,
@@ -262,13 +265,18 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "Machine: {} vCPU ({}), Linux {}; {}, {} worker(s); {}, worker_processes auto, \
+            "Machine: {} vCPU ({}), Linux {}; {}, {} worker(s), {}; {}, worker_processes auto, \
              tuned buffers; {}; load: {}, {} thread(s); {}.  ",
             m.cpus,
             m.cpu,
             m.kernel,
             v("ringway"),
             m.ringway_workers,
+            if m.ringway_probes {
+                "metrics and eBPF probes on"
+            } else {
+                "metrics off"
+            },
             v("nginx"),
             v("uwsgi"),
             v("wrk"),
@@ -964,6 +972,7 @@ mod tests {
                 duration_s: 1,
                 app: "raw".into(),
                 ringway_workers: 2,
+                ringway_probes: false,
                 uwsgi_workers: 2,
                 wrk_threads: 1,
                 pinned: false,

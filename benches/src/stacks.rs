@@ -83,6 +83,8 @@ pub struct Tools {
     pub nginx: PathBuf,
     pub venv: PathBuf,
     pub ringway_workers: usize,
+    /// Run ringway with its metrics endpoint and probes.
+    pub ringway_probes: bool,
     pub uwsgi_workers: usize,
     /// CPUs the servers run on (`--pin`), else inherited.
     pub server_cpus: Option<Vec<usize>>,
@@ -248,6 +250,14 @@ fn start_ringway(tools: &Tools, app: &AppServer, dir: &Path) -> Result<Stack> {
         .arg(format!("unix:{}", app.socket.display()))
         .arg("--workers")
         .arg(tools.ringway_workers.to_string())
+        .args([
+            "--metrics",
+            if tools.ringway_probes {
+                "127.0.0.1:0"
+            } else {
+                "off"
+            },
+        ])
         .stdout(Stdio::null())
         .stderr(log_file(&log)?)
         .env("NO_COLOR", "1");

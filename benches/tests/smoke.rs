@@ -64,6 +64,7 @@ fn every_stack_answers_and_the_report_is_written() {
         rounds: 1,
         duration_s: 1,
         ringway_workers: 1,
+        ringway_probes: false,
         uwsgi_workers: 2,
         wrk_threads: 1,
         pin: false,
