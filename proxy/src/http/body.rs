@@ -10,8 +10,8 @@
 //! digits (leading zeros count) and at most 2^63 - 1 (nginx's `off_t`); extensions are skipped but may
 //! not exceed [`MAX_EXTENSIONS`] bytes in the whole body, trailers [`MAX_TRAILERS`].
 
-use super::HttpError;
 use super::validate::MAX_LENGTH;
+use super::{HttpError, hex_digit};
 
 /// Most bytes of chunk extensions skipped over one body (they are never used; a bound stops
 /// a client from streaming them forever).
@@ -113,7 +113,7 @@ impl ChunkedDecoder {
     /// One byte of framing (everything but chunk data).
     fn step(&mut self, b: u8) -> Result<(), HttpError> {
         self.state = match self.state {
-            State::Size => match hex_value(b) {
+            State::Size => match hex_digit(b) {
                 Some(v) => {
                     if self.digits == MAX_SIZE_DIGITS {
                         return Err(HttpError::BadSyntax);
@@ -211,15 +211,6 @@ impl ChunkedDecoder {
             return Err(HttpError::BadSyntax);
         }
         Ok(State::Trailer)
-    }
-}
-
-fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
     }
 }
 

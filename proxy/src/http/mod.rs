@@ -45,6 +45,16 @@ pub use writer::{
     write_response_head,
 };
 
+/// The value of one hexadecimal digit (chunk sizes, percent-escapes).
+pub(crate) fn hex_digit(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
 /// Result of feeding a parser: done, or it needs more bytes (which is not an error).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status<T> {

@@ -9,6 +9,7 @@
 //! as nginx does); it is BadPath, to be safe.
 
 use super::UwsgiError;
+use crate::http::hex_digit;
 
 /// Appends the normalized form of the raw request path `raw` to `out`.
 ///
@@ -29,8 +30,8 @@ pub fn normalize_path(raw: &[u8], out: &mut Vec<u8>) -> Result<(), UwsgiError> {
         let byte = match raw.get(i) {
             None => None,
             Some(b'%') => {
-                let hi = raw.get(i + 1).copied().and_then(hex);
-                let lo = raw.get(i + 2).copied().and_then(hex);
+                let hi = raw.get(i + 1).copied().and_then(hex_digit);
+                let lo = raw.get(i + 2).copied().and_then(hex_digit);
                 i += 3;
                 match (hi, lo) {
                     (Some(h), Some(l)) => Some((h << 4) | l),
@@ -78,15 +79,6 @@ fn close_segment(out: &mut Vec<u8>, base: usize, segment: usize) -> Result<(), U
         _ => {}
     }
     Ok(())
-}
-
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
 }
 
 #[cfg(test)]
