@@ -66,6 +66,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, worker: Rc<Worker>) {
         worker,
         input: Vec::new(),
         headers: Vec::with_capacity(16),
+        response_headers: Vec::new(),
         requests: 0,
         live_key,
         status: 0,
@@ -117,6 +118,8 @@ struct Conn {
     input: Vec<u8>,
     /// Header spans of the current request, reused across requests.
     headers: Vec<HeaderSpan>,
+    /// Header spans of the current upstream response, reused across requests.
+    response_headers: Vec<HeaderSpan>,
     /// Requests completed on this connection.
     requests: u64,
     /// This connection's key in the worker's live-connection table.

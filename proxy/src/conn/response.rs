@@ -50,7 +50,9 @@ impl Conn {
         let config = &worker.config;
         let is_head = req.head.method == Method::Head;
 
-        let mut headers = Vec::new();
+        // Reused across the connection's requests; an error path below just drops it.
+        let mut headers = std::mem::take(&mut self.response_headers);
+        headers.clear();
         let mut resp = bufpool::take(HEAD_READ_SIZE);
         let head = loop {
             match http::parse_response(&resp, is_head, MAX_RESPONSE_HEADERS, &mut headers) {
@@ -119,6 +121,7 @@ impl Conn {
             framing,
             keep_alive,
         );
+        self.response_headers = headers;
         let mut reframe = Reframe::new(&head, framing);
         let fed = reframe.feed(&resp[head.head_len..], &mut out);
         bufpool::give(resp);
