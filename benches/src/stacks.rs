@@ -311,24 +311,7 @@ fn start_nginx(tools: &Tools, app: &AppServer, dir: &Path) -> Result<Stack> {
         .stderr(log_file(&ndir.join("stderr.log"))?);
     let mut guard = Guard::spawn("nginx", &mut cmd, tools.server_cpus.clone())?;
     wait_ready(&mut guard, &log, || TcpStream::connect(addr).is_ok())?;
-    let mut stack = Stack {
-        kind: StackKind::Nginx,
-        addr,
-        proxy_pids: Vec::new(),
-        guard: Some(guard),
-        log: Some(log),
-        own_app: None,
-    };
-    // The master forks its workers after it listens: wait for them.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        stack.refresh_pids()?;
-        if stack.proxy_pids.len() > 1 || Instant::now() > deadline {
-            break;
-        }
-        thread::sleep(POLL);
-    }
-    Ok(stack)
+    with_forked_workers(StackKind::Nginx, addr, guard, log)
 }
 
 /// nginx as in production, with DESIGN.md's tuned buffers: worker_processes auto, access_log
@@ -400,8 +383,19 @@ fn start_uwsgi_http(tools: &Tools, app: &AppServer, dir: &Path) -> Result<Stack>
     .stderr(log_file(&log)?);
     let mut guard = Guard::spawn("uWSGI http router", &mut cmd, tools.server_cpus.clone())?;
     wait_ready(&mut guard, &log, || TcpStream::connect(addr).is_ok())?;
+    with_forked_workers(StackKind::UwsgiHttp, addr, guard, log)
+}
+
+/// A proxy whose master forks its workers after it listens (nginx, uWSGI's router): the
+/// stack once the workers are there too, so their CPU and memory are counted.
+fn with_forked_workers(
+    kind: StackKind,
+    addr: SocketAddr,
+    guard: Guard,
+    log: PathBuf,
+) -> Result<Stack> {
     let mut stack = Stack {
-        kind: StackKind::UwsgiHttp,
+        kind,
         addr,
         proxy_pids: Vec::new(),
         guard: Some(guard),

@@ -216,18 +216,7 @@ fn a_slow_body_is_cut_off() {
     let mut conn = Conn::open(ringway.addr());
     conn.send(b"POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\nonly ten b")
         .expect("head and part of the body");
-    conn.set_read_timeout(Duration::from_secs(3));
-    match conn.read_response() {
-        Ok(r) => {
-            assert_eq!(r.status, 408, "{r:?}");
-            assert!(conn.closed_within(CLOSE_LIMIT), "closed after 408");
-        }
-        Err(e) => assert_eq!(
-            e.kind(),
-            std::io::ErrorKind::UnexpectedEof,
-            "closed (or 408) within 3 s of a 300 ms body timeout: {e}"
-        ),
-    }
+    assert_408_or_closed(&mut conn, "body");
     assert_healthy(ringway.addr(), "slow body");
 }
 
@@ -285,18 +274,7 @@ fn a_slow_head_is_cut_off() {
     let mut conn = Conn::open(ringway.addr());
     conn.send(b"GET / HTTP/1.1\r\nHost: loc")
         .expect("half a head");
-    conn.set_read_timeout(Duration::from_secs(3));
-    match conn.read_response() {
-        Ok(r) => {
-            assert_eq!(r.status, 408, "{r:?}");
-            assert!(conn.closed_within(CLOSE_LIMIT), "closed after 408");
-        }
-        Err(e) => assert_eq!(
-            e.kind(),
-            std::io::ErrorKind::UnexpectedEof,
-            "closed (or 408) within 3 s of a 300 ms header timeout, not still open: {e}"
-        ),
-    }
+    assert_408_or_closed(&mut conn, "header");
     assert_healthy(ringway.addr(), "slow head");
 }
 
@@ -377,4 +355,20 @@ fn a_trusted_proxy_may_set_the_scheme() {
     .json();
     assert_eq!(env["HTTP_X_FORWARDED_PROTO"], "https", "{env}");
     assert_eq!(env["wsgi.url_scheme"], "https", "{env}");
+}
+
+/// After a `what` timeout of 300 ms: a 408 and a close, or a close, within 3 s; not still open.
+fn assert_408_or_closed(conn: &mut Conn, what: &str) {
+    conn.set_read_timeout(Duration::from_secs(3));
+    match conn.read_response() {
+        Ok(r) => {
+            assert_eq!(r.status, 408, "{r:?}");
+            assert!(conn.closed_within(CLOSE_LIMIT), "closed after 408");
+        }
+        Err(e) => assert_eq!(
+            e.kind(),
+            std::io::ErrorKind::UnexpectedEof,
+            "closed (or 408) within 3 s of a 300 ms {what} timeout, not still open: {e}"
+        ),
+    }
 }

@@ -52,13 +52,7 @@ enum Next {
 
 /// Serves one accepted client connection until it closes.
 pub async fn serve(stream: TcpStream, peer: SocketAddr, worker: Rc<Worker>) {
-    // The cookie is the key of the probes' figures: without probes, spare the syscall.
-    let cookie = if metrics::probes_loaded(&worker.probes) {
-        socket_cookie(&stream)
-    } else {
-        0
-    };
-    metrics::accepted(&worker.probes, cookie);
+    let cookie = metrics::accepted(&worker.probes, || socket_cookie(&stream));
     let live_key = worker.stats.open(peer, cookie);
     let mut conn = Conn {
         stream: Counted::new(stream),

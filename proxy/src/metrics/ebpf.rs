@@ -58,21 +58,19 @@ pub fn upstream_pids(upstreams: &[UpstreamAddr]) -> Vec<u32> {
     pids
 }
 
-/// True once the probes are loaded.
-pub fn probes_loaded(handle: &ProbeHandle) -> bool {
-    handle.read().is_ok_and(|slot| slot.is_some())
-}
-
-/// Tells the probes a connection was accepted, so its accept-queue wait is measured.
-pub fn accepted(handle: &ProbeHandle, cookie: u64) {
-    if cookie == 0 {
-        return;
+/// Tells the probes a connection was accepted, so its accept-queue wait is measured; returns
+/// its socket cookie (the key of its figures), read by `cookie` only when the probes are
+/// loaded, else 0: without probes the syscall is spared.
+pub fn accepted(handle: &ProbeHandle, cookie: impl FnOnce() -> u64) -> u64 {
+    let Ok(slot) = handle.read() else { return 0 };
+    let Some(probes) = slot.as_ref() else {
+        return 0;
+    };
+    let cookie = cookie();
+    if cookie != 0 {
+        probes.accepted(cookie);
     }
-    if let Ok(slot) = handle.read() {
-        if let Some(probes) = slot.as_ref() {
-            probes.accepted(cookie);
-        }
-    }
+    cookie
 }
 
 /// Keeps the probes' watched pids equal to `pids` (uWSGI respawns and reloads workers).

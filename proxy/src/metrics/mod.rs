@@ -13,7 +13,7 @@ mod prom;
 mod snapshot;
 mod stats;
 
-pub use ebpf::{ProbeHandle, accepted, load as load_probes, probes_loaded, upstream_pids};
+pub use ebpf::{ProbeHandle, accepted, load as load_probes, upstream_pids};
 pub use endpoint::{Sources, spawn};
 pub use histogram::{Histogram, HistogramSnapshot, LATENCY_BOUNDS};
 pub use procs::{ProcessFigures, cpu_seconds};
