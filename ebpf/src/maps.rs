@@ -290,10 +290,14 @@ impl Probes {
 
     /// Connections closed since the last call (oldest first), drained from
     /// the ring buffer. Records that found the buffer full are counted in
-    /// [`Probes::closed_dropped`].
-    pub fn closed_conns(&mut self) -> Vec<ConnStats> {
+    /// [`Probes::closed_dropped`]. Takes `&self` (the ring has its own lock),
+    /// so readers never need exclusive access to the probes.
+    pub fn closed_conns(&self) -> Vec<ConnStats> {
         let mut out = Vec::new();
-        if let Some(ring) = self.closed.as_mut() {
+        let Ok(mut ring) = self.closed.lock() else {
+            return out;
+        };
+        if let Some(ring) = ring.as_mut() {
             while let Some(item) = ring.next() {
                 if item.len() >= std::mem::size_of::<RawConn>() {
                     // SAFETY: the record is a `struct rw_conn` written by the probe;

@@ -7,6 +7,7 @@
 //! here panics or fails the proxy.
 
 use std::path::PathBuf;
+use std::sync::Mutex;
 
 use aya::maps::{HashMap, MapData, RingBuf};
 use aya::programs::{BtfTracePoint, CgroupAttachMode, SockOps};
@@ -115,7 +116,7 @@ pub struct Probes {
     pub(crate) tcp: Option<Ebpf>,
     pub(crate) uring: Option<Ebpf>,
     pub(crate) mem: Option<Ebpf>,
-    pub(crate) closed: Option<RingBuf<MapData>>,
+    pub(crate) closed: Mutex<Option<RingBuf<MapData>>>,
     pub(crate) statuses: Vec<ProbeStatus>,
     pub(crate) accept_wait: AtomicHist,
     pub(crate) requests: AtomicHist,
@@ -129,7 +130,7 @@ impl Probes {
             tcp: None,
             uring: None,
             mem: None,
-            closed: None,
+            closed: Mutex::new(None),
             statuses: Vec::new(),
             accept_wait: AtomicHist::default(),
             requests: AtomicHist::default(),
@@ -214,9 +215,10 @@ impl Probes {
             .map_err(Clone::clone)
             .and_then(|btf| attach_tp_btf(&mut ebpf, "rw_set_state", "inet_sock_set_state", btf));
         self.record(PROBE_TCP_LIFE, life);
-        self.closed = ebpf
-            .take_map("closed")
-            .and_then(|m| RingBuf::try_from(m).ok());
+        self.closed = Mutex::new(
+            ebpf.take_map("closed")
+                .and_then(|m| RingBuf::try_from(m).ok()),
+        );
         self.tcp = Some(ebpf);
     }
 
