@@ -1,10 +1,11 @@
-//! Timed socket I/O over tokio-uring, done the one safe way.
+//! Timed socket I/O over tokio-uring, done the one safe way; used by the client side
+//! (`conn`) and the upstream side (`upstream`) alike.
 //!
-//! Dropping a tokio-uring op does not cancel it: the kernel keeps the buffer and the fd
-//! until the op completes (TOKIO_URING.md §1). So every timeout here ends with
-//! `shutdown(Both)` on the socket, which completes the orphaned op at once and lets the fd
-//! and buffer go; the caller must then give the connection up. Buffers lent to an op that
-//! timed out are not returned: the completion frees them.
+//! Dropping a tokio-uring op does not cancel it: the kernel keeps the buffer and the fd until
+//! the op completes (docs/ARCHITECTURE.md, "Cancellation"). So every timeout here ends with a
+//! `shutdown` of the socket, which completes the orphaned op at once and lets the fd and
+//! buffer go; the caller must then give the connection up. A buffer lent to an op that timed
+//! out goes back to its pool when that op completes.
 
 use std::cell::Cell;
 use std::io;
@@ -15,9 +16,11 @@ use tokio_uring::BufResult;
 use tokio_uring::buf::{BoundedBuf, Slice};
 use tokio_uring::net::{TcpStream, UnixStream};
 
+use crate::buffer::Buf;
+
 /// Why an I/O step failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum IoError {
+pub(crate) enum IoError {
     /// No progress within the allowed time; the socket has been shut down.
     #[error("timed out")]
     Timeout,
@@ -27,15 +30,11 @@ pub enum IoError {
 }
 
 /// A byte stream tokio-uring can read and write: the client's TCP socket or an upstream's.
-pub trait Stream {
-    /// Reads into the window `buf` (an owned slice of a Vec's spare capacity).
-    fn read_into(
-        &self,
-        buf: Slice<Vec<u8>>,
-    ) -> impl Future<Output = BufResult<usize, Slice<Vec<u8>>>>;
+pub(crate) trait Stream {
+    /// Reads into the window `buf` (an owned slice of a buffer's spare capacity).
+    fn read_into(&self, buf: Slice<Buf>) -> impl Future<Output = BufResult<usize, Slice<Buf>>>;
     /// Writes all of `buf[from..]`.
-    fn write_from(&self, buf: Vec<u8>, from: usize)
-    -> impl Future<Output = BufResult<(), Vec<u8>>>;
+    fn write_from(&self, buf: Buf, from: usize) -> impl Future<Output = BufResult<(), Buf>>;
     /// Shuts the socket down, completing any op in flight on it.
     fn shutdown(&self, how: Shutdown);
 }
@@ -43,11 +42,11 @@ pub trait Stream {
 macro_rules! impl_stream {
     ($ty:ty) => {
         impl Stream for $ty {
-            async fn read_into(&self, buf: Slice<Vec<u8>>) -> BufResult<usize, Slice<Vec<u8>>> {
+            async fn read_into(&self, buf: Slice<Buf>) -> BufResult<usize, Slice<Buf>> {
                 self.read(buf).await
             }
 
-            async fn write_from(&self, buf: Vec<u8>, from: usize) -> BufResult<(), Vec<u8>> {
+            async fn write_from(&self, buf: Buf, from: usize) -> BufResult<(), Buf> {
                 let end = buf.len();
                 let (res, slice) = self.write_all(buf.slice(from..end)).await;
                 (res, slice.into_inner())
@@ -66,7 +65,7 @@ impl_stream!(UnixStream);
 
 /// A stream that counts the bytes that went through it: one place for the client's byte
 /// counts instead of one at every read and write.
-pub struct Counted<S> {
+pub(crate) struct Counted<S> {
     inner: S,
     read: Cell<u64>,
     written: Cell<u64>,
@@ -74,7 +73,7 @@ pub struct Counted<S> {
 
 impl<S> Counted<S> {
     /// Wraps `inner` with zeroed counts.
-    pub fn new(inner: S) -> Self {
+    pub(crate) fn new(inner: S) -> Self {
         Counted {
             inner,
             read: Cell::new(0),
@@ -83,23 +82,23 @@ impl<S> Counted<S> {
     }
 
     /// Bytes read so far.
-    pub fn bytes_read(&self) -> u64 {
+    pub(crate) fn bytes_read(&self) -> u64 {
         self.read.get()
     }
 
     /// Bytes written so far.
-    pub fn bytes_written(&self) -> u64 {
+    pub(crate) fn bytes_written(&self) -> u64 {
         self.written.get()
     }
 
     /// The wrapped stream.
-    pub fn get_ref(&self) -> &S {
+    pub(crate) fn get_ref(&self) -> &S {
         &self.inner
     }
 }
 
 impl<S: Stream> Stream for Counted<S> {
-    async fn read_into(&self, buf: Slice<Vec<u8>>) -> BufResult<usize, Slice<Vec<u8>>> {
+    async fn read_into(&self, buf: Slice<Buf>) -> BufResult<usize, Slice<Buf>> {
         let (res, buf) = self.inner.read_into(buf).await;
         if let Ok(n) = res {
             self.read.set(self.read.get() + n as u64);
@@ -107,7 +106,7 @@ impl<S: Stream> Stream for Counted<S> {
         (res, buf)
     }
 
-    async fn write_from(&self, buf: Vec<u8>, from: usize) -> BufResult<(), Vec<u8>> {
+    async fn write_from(&self, buf: Buf, from: usize) -> BufResult<(), Buf> {
         let len = buf.len().saturating_sub(from) as u64;
         let (res, buf) = self.inner.write_from(buf, from).await;
         if res.is_ok() {
@@ -126,18 +125,18 @@ impl<S: Stream> Stream for Counted<S> {
 ///
 /// On timeout the socket is shut down for reading only: that completes the orphaned read,
 /// and still lets the caller send an answer (408) before closing.
-pub async fn read_some<S: Stream>(
+pub(crate) async fn read_some<S: Stream>(
     stream: &S,
-    mut buf: Vec<u8>,
+    mut buf: Buf,
     max: usize,
     limit: Duration,
-) -> Result<(usize, Vec<u8>), IoError> {
+) -> Result<(usize, Buf), IoError> {
     let max = max.max(1);
     if buf.capacity() - buf.len() < max {
         buf.reserve(max);
     }
     // Never offer the kernel more than `max` bytes: a body read must not swallow the next
-    // pipelined request, and a full Vec would return 0 and look like EOF.
+    // pipelined request, and a full buffer would return 0 and look like EOF.
     let len = buf.len();
     let window = buf.slice(len..len + max);
     match tokio::time::timeout(limit, stream.read_into(window)).await {
@@ -151,12 +150,12 @@ pub async fn read_some<S: Stream>(
 }
 
 /// Writes `buf[from..]` within `limit` and returns the buffer.
-pub async fn write_all<S: Stream>(
+pub(crate) async fn write_all<S: Stream>(
     stream: &S,
-    buf: Vec<u8>,
+    buf: Buf,
     from: usize,
     limit: Duration,
-) -> Result<Vec<u8>, IoError> {
+) -> Result<Buf, IoError> {
     if from >= buf.len() {
         return Ok(buf);
     }

@@ -1,14 +1,22 @@
 //! ringway: an HTTP/1.1 front end for uWSGI on io_uring.
 //!
-//! `http` and `uwsgi` are the sans-IO protocol core (bytes in, decisions out); `conn` drives
-//! one client connection over tokio-uring; `server` runs one pinned worker thread per core.
+//! `http` and `uwsgi` are the sans-IO protocol core (bytes in, decisions out; public, so
+//! they can be fuzzed and documented with examples); [`server::Server`] runs the daemon in
+//! process; everything else is the daemon's inside. docs/ARCHITECTURE.md draws the whole.
 
-pub mod bufpool;
+mod buffer;
+mod client;
+mod clock;
 pub mod config;
-pub mod conn;
+mod conn;
+mod exchange;
+mod fail;
 pub mod http;
-pub mod listener;
+mod io;
+mod listener;
 pub mod metrics;
+mod ratelimit;
 pub mod server;
-pub mod upstream;
+mod upstream;
 pub mod uwsgi;
+mod worker;

@@ -1,10 +1,8 @@
-//! The `ringway` daemon: parse the configuration, start the workers, wait for a signal.
+//! The `ringway` daemon: read the configuration, start the server, serve until a stop signal.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
-use clap::Parser;
-use ringway::config::{Cli, Config, MetricsListen};
+use ringway::config::{Config, MetricsListen};
 use ringway::metrics;
 use ringway::server::Server;
 
@@ -20,11 +18,10 @@ fn main() -> ExitCode {
 }
 
 fn run() -> anyhow::Result<()> {
-    let config = Config::from_cli(Cli::parse())?;
-    // Block the stop signals before any thread exists, so every worker inherits the mask and
-    // only the main thread takes them, synchronously.
+    let config = Config::from_args(std::env::args_os())?;
+    // Block the signals before any thread exists, so every worker inherits the mask and only
+    // this thread takes them, synchronously.
     let signals = signals::block()?;
-    let grace = config.shutdown_timeout;
     let workers = config.workers;
     let upstreams: Vec<String> = config.upstreams.iter().map(ToString::to_string).collect();
     let upstream_addrs = config.upstreams.clone();
@@ -67,28 +64,36 @@ fn run() -> anyhow::Result<()> {
                      pass --metrics ADDR (or --metrics off to silence this)"
                 ),
                 Err(err) => {
-                    server.stop(grace);
+                    server.shut_down(std::time::Duration::ZERO);
                     anyhow::bail!("cannot listen for metrics on {addr}: {err}");
                 }
             }
         }
     }
 
-    loop {
-        if let Some(signal) = signals.wait(Duration::from_millis(500)) {
+    let stopped_by = server.run_until(|wait| match signals.wait(wait)? {
+        signal @ ("SIGINT" | "SIGTERM" | "SIGQUIT") => {
             tracing::info!(
                 signal,
                 "stopping: no new connections, finishing requests in flight"
             );
-            break;
+            Some(signal)
         }
-        if server.any_worker_exited() {
-            server.stop(Duration::ZERO);
-            anyhow::bail!("a worker thread stopped unexpectedly");
+        "SIGHUP" => {
+            tracing::info!(
+                "SIGHUP received: configuration reload is not supported yet; nothing changed"
+            );
+            None
         }
-    }
-    server.stop(grace);
-    tracing::info!("stopped");
+        signal => {
+            tracing::info!(
+                signal,
+                "{signal} received: log reopening is not supported yet; nothing changed"
+            );
+            None
+        }
+    })?;
+    tracing::info!(signal = stopped_by, "stopped");
     Ok(())
 }
 
@@ -104,9 +109,20 @@ fn init_logging() {
 }
 
 mod signals {
-    //! SIGINT/SIGTERM taken synchronously with sigtimedwait.
+    //! The signals ringway acts on, taken synchronously with sigtimedwait: SIGINT, SIGTERM
+    //! and SIGQUIT stop it gracefully; SIGHUP and SIGUSR1 are logged and change nothing yet.
+    //! SIGPIPE is ignored (Rust's runtime sets that up before `main`): a client that goes
+    //! away makes a write fail, never kills the process.
 
     use std::time::Duration;
+
+    const TAKEN: [(libc::c_int, &str); 5] = [
+        (libc::SIGINT, "SIGINT"),
+        (libc::SIGTERM, "SIGTERM"),
+        (libc::SIGQUIT, "SIGQUIT"),
+        (libc::SIGHUP, "SIGHUP"),
+        (libc::SIGUSR1, "SIGUSR1"),
+    ];
 
     pub struct Blocked(libc::sigset_t);
 
@@ -116,8 +132,9 @@ mod signals {
         // SAFETY: `set` is a valid sigset_t; the calls only change this thread's mask.
         let rc = unsafe {
             libc::sigemptyset(&mut set);
-            libc::sigaddset(&mut set, libc::SIGINT);
-            libc::sigaddset(&mut set, libc::SIGTERM);
+            for (signal, _) in TAKEN {
+                libc::sigaddset(&mut set, signal);
+            }
             libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut())
         };
         if rc != 0 {
@@ -135,11 +152,10 @@ mod signals {
             };
             // SAFETY: the set is initialised, info may be null, timeout is valid.
             let signal = unsafe { libc::sigtimedwait(&self.0, std::ptr::null_mut(), &timeout) };
-            match signal {
-                libc::SIGINT => Some("SIGINT"),
-                libc::SIGTERM => Some("SIGTERM"),
-                _ => None,
-            }
+            TAKEN
+                .iter()
+                .find(|(number, _)| *number == signal)
+                .map(|(_, name)| *name)
         }
     }
 }

@@ -1,50 +1,33 @@
-//! Worker threads: one per core, pinned, each with its own io_uring runtime, listener and
-//! upstream set. Nothing is shared between workers on the request path; the only
-//! cross-thread signal is the stop flag.
+//! The server: one worker thread per core, pinned, each with its own io_uring runtime,
+//! listener and upstream set. Nothing is shared between workers on the request path; the
+//! only cross-thread signal is the stop flag.
+//!
+//! [`Server::start`] binds and starts serving; [`Server::run_until`] does the housekeeping
+//! until told to stop, then drains. `main` drives it with signals; a test can drive it with
+//! anything.
 
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use tokio::sync::watch;
 use tokio_uring::net::TcpListener;
 use tokio_util::task::TaskTracker;
 
+use crate::buffer::{Budget, prepare_dir};
 use crate::config::Config;
 use crate::metrics::{ProbeHandle, WorkerStats};
 use crate::upstream::Upstreams;
-use crate::{conn, listener};
+use crate::worker::Worker;
+use crate::{conn, fail, listener, ratelimit};
 
 /// io_uring submission queue size per worker: big enough to batch a burst of ops per
-/// syscall; it does not cap the ops in flight (TOKIO_URING.md §5).
+/// syscall; it does not cap the ops in flight.
 const RING_ENTRIES: u32 = 1024;
-
-/// What every connection of one worker shares.
-pub struct Worker {
-    /// Settings.
-    pub config: Arc<Config>,
-    /// This worker's upstream set.
-    pub upstreams: Upstreams,
-    /// The address the listener is bound to.
-    pub local: SocketAddr,
-    /// Becomes true when the server starts shutting down.
-    pub stop: watch::Receiver<bool>,
-    /// This worker's counters, read by the metrics endpoint.
-    pub stats: Arc<WorkerStats>,
-    /// The eBPF probes (told of each accepted connection).
-    pub probes: ProbeHandle,
-}
-
-impl Worker {
-    /// True once shutdown has begun: finish the current request, take no more.
-    pub fn is_stopping(&self) -> bool {
-        *self.stop.borrow()
-    }
-}
 
 /// The running worker threads.
 pub struct Server {
@@ -53,14 +36,19 @@ pub struct Server {
     probes: ProbeHandle,
     stop: watch::Sender<bool>,
     local: SocketAddr,
+    grace: Duration,
 }
 
 impl Server {
-    /// Binds the listeners and starts the workers; returns once every worker accepts.
+    /// Prepares the temp directory, binds the listeners and starts the workers; returns once
+    /// every worker accepts.
     pub fn start(config: Config) -> anyhow::Result<Server> {
+        prepare_dir(&config.buffering.temp_dir).context("temp_dir")?;
         let listeners = listener::bind_all(config.listen, config.workers)
             .with_context(|| format!("binding {}", config.listen))?;
         let local = listeners[0].local_addr()?;
+        let grace = config.shutdown_timeout;
+        let budget = Arc::new(Budget::new(config.buffering.max_buffer_memory));
         let config = Arc::new(config);
         let cpus = allowed_cpus();
         let (stop, stop_rx) = watch::channel(false);
@@ -70,37 +58,19 @@ impl Server {
         let probes = ProbeHandle::default();
         let mut threads = Vec::with_capacity(listeners.len());
         for (index, std_listener) in listeners.into_iter().enumerate() {
-            let worker_stats = Arc::clone(&stats[index]);
-            let probes = Arc::clone(&probes);
-            let config = Arc::clone(&config);
-            let stop_rx = stop_rx.clone();
+            let worker = WorkerParts {
+                config: Arc::clone(&config),
+                local,
+                stop: stop_rx.clone(),
+                stats: Arc::clone(&stats[index]),
+                probes: Arc::clone(&probes),
+                budget: Arc::clone(&budget),
+            };
             let ready = ready_tx.clone();
             let cpu = (!cpus.is_empty()).then(|| cpus[index % cpus.len()]);
             let thread = std::thread::Builder::new()
                 .name(format!("ringway-w{index}"))
-                .spawn(move || {
-                    if let Some(cpu) = cpu {
-                        pin_to_cpu(cpu);
-                    }
-                    let mut builder = tokio_uring::builder();
-                    builder.entries(RING_ENTRIES);
-                    let runtime = match tokio_uring::Runtime::new(&builder) {
-                        Ok(runtime) => runtime,
-                        Err(err) => {
-                            let _ = ready.send(Err(explain_uring_error(&err)));
-                            return;
-                        }
-                    };
-                    let worker = Rc::new(Worker {
-                        upstreams: Upstreams::new(&config.upstreams),
-                        config,
-                        local,
-                        stop: stop_rx,
-                        stats: worker_stats,
-                        probes,
-                    });
-                    runtime.block_on(serve(std_listener, worker, ready));
-                })
+                .spawn(move || run_worker(std_listener, worker, cpu, ready))
                 .context("spawning a worker thread")?;
             threads.push(thread);
         }
@@ -112,16 +82,17 @@ impl Server {
             probes,
             stop,
             local,
+            grace,
         };
         for _ in 0..server.threads.len() {
             match ready_rx.recv_timeout(Duration::from_secs(10)) {
                 Ok(Ok(())) => {}
                 Ok(Err(message)) => {
-                    server.stop(Duration::from_secs(1));
+                    server.shut_down(Duration::from_secs(1));
                     bail!(message);
                 }
                 Err(_) => {
-                    server.stop(Duration::from_secs(1));
+                    server.shut_down(Duration::from_secs(1));
                     bail!("a worker thread did not start");
                 }
             }
@@ -144,25 +115,90 @@ impl Server {
         self.local
     }
 
-    /// True if a worker thread has ended (it only does on shutdown, or if it crashed).
-    pub fn any_worker_exited(&self) -> bool {
-        self.threads.iter().any(JoinHandle::is_finished)
+    /// Serves until `stop` says so, then drains. `stop` is called in a loop; it waits up to
+    /// the duration it is given for a reason to stop and returns it (`None`: carry on).
+    /// Between calls the server writes its periodic log lines. Fails if a worker thread ends
+    /// on its own (it only does if it crashed).
+    pub fn run_until<R>(self, mut stop: impl FnMut(Duration) -> Option<R>) -> anyhow::Result<R> {
+        let mut summaries_due = Instant::now() + ratelimit::WINDOW;
+        loop {
+            if let Some(reason) = stop(Duration::from_millis(500)) {
+                let grace = self.grace;
+                self.shut_down(grace);
+                return Ok(reason);
+            }
+            if Instant::now() >= summaries_due {
+                fail::log_suppressed();
+                summaries_due = Instant::now() + ratelimit::WINDOW;
+            }
+            if self.threads.iter().any(JoinHandle::is_finished) {
+                self.shut_down(Duration::ZERO);
+                bail!("a worker thread stopped unexpectedly");
+            }
+        }
     }
 
     /// Stops accepting, lets in-flight requests finish within `grace`, and joins the workers.
-    pub fn stop(self, grace: Duration) {
+    pub fn shut_down(self, grace: Duration) {
         let _ = self.stop.send(true);
         // Workers bound their own drain by `shutdown_timeout`; this is a backstop.
-        let deadline = std::time::Instant::now() + grace + Duration::from_secs(2);
+        let deadline = Instant::now() + grace + Duration::from_secs(2);
         for thread in self.threads {
-            while !thread.is_finished() && std::time::Instant::now() < deadline {
+            while !thread.is_finished() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(10));
             }
             if thread.is_finished() {
                 let _ = thread.join();
             }
         }
+        fail::log_suppressed();
     }
+}
+
+/// What a worker thread is started with (all `Send`); it builds its [`Worker`] from them.
+struct WorkerParts {
+    config: Arc<Config>,
+    local: SocketAddr,
+    stop: watch::Receiver<bool>,
+    stats: Arc<WorkerStats>,
+    probes: ProbeHandle,
+    budget: Arc<Budget>,
+}
+
+impl WorkerParts {
+    fn into_worker(self) -> Worker {
+        Worker {
+            upstreams: Upstreams::new(&self.config.upstreams),
+            config: self.config,
+            local: self.local,
+            stop: self.stop,
+            stats: self.stats,
+            probes: self.probes,
+            budget: self.budget,
+        }
+    }
+}
+
+fn run_worker(
+    std_listener: std::net::TcpListener,
+    parts: WorkerParts,
+    cpu: Option<usize>,
+    ready: mpsc::Sender<Result<(), String>>,
+) {
+    if let Some(cpu) = cpu {
+        pin_to_cpu(cpu);
+    }
+    let mut builder = tokio_uring::builder();
+    builder.entries(RING_ENTRIES);
+    let runtime = match tokio_uring::Runtime::new(&builder) {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            let _ = ready.send(Err(explain_uring_error(&err)));
+            return;
+        }
+    };
+    let worker = Rc::new(parts.into_worker());
+    runtime.block_on(serve(std_listener, worker, ready));
 }
 
 /// One worker's accept loop, then its drain.
@@ -198,11 +234,9 @@ async fn serve(
             Err(err) => {
                 // EMFILE and friends: back off instead of spinning (connections wait in the
                 // backlog meanwhile), and say so once a second, not once a try.
-                if last_warning
-                    .is_none_or(|t: std::time::Instant| t.elapsed() >= Duration::from_secs(1))
-                {
+                if last_warning.is_none_or(|t: Instant| t.elapsed() >= Duration::from_secs(1)) {
                     tracing::warn!(error = %err, "accept failed; retrying");
-                    last_warning = Some(std::time::Instant::now());
+                    last_warning = Some(Instant::now());
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
@@ -217,7 +251,7 @@ async fn serve(
             "shutdown timeout reached with requests in flight"
         );
     }
-    // Returning drops the runtime, which cancels whatever ops are left (TOKIO_URING.md §3).
+    // Returning drops the runtime, which cancels whatever ops are left.
 }
 
 /// The CPUs this process may run on.
@@ -264,4 +298,22 @@ fn explain_uring_error(err: &std::io::Error) -> String {
         _ => "io_uring could not be set up",
     };
     format!("cannot start an io_uring event loop ({err}): {hint}")
+}
+
+/// A worker for unit tests of the driver, outside any server.
+#[cfg(test)]
+pub(crate) fn test_worker(config: Config, local: SocketAddr) -> Rc<Worker> {
+    let (_stop, stop) = watch::channel(false);
+    let budget = Arc::new(Budget::new(config.buffering.max_buffer_memory));
+    Rc::new(
+        WorkerParts {
+            config: Arc::new(config),
+            local,
+            stop,
+            stats: Arc::default(),
+            probes: ProbeHandle::default(),
+            budget,
+        }
+        .into_worker(),
+    )
 }

@@ -1,86 +1,95 @@
-//! Per-thread pool of byte buffers, so the steady state allocates nothing per request.
+//! Per-thread pool of byte vectors, so the steady state allocates nothing per request.
 //!
-//! Buffers are plain `Vec<u8>` because tokio-uring takes buffers by value and hands them
-//! back: a buffer is taken from the pool, lent to the kernel, and given back when the
-//! connection is done with it. A buffer that is never given back (an error path that drops
-//! it) is simply freed: the pool only loses a reuse, nothing leaks.
-//!
-//! Three size classes keep a small need from pinning a large buffer: [`TINY`] for the read
-//! an idle keep-alive connection waits in, [`SMALL`] for heads, packets and answers,
-//! [`LARGE`] for body relays. Each class keeps at most [`MAX_IDLE`] buffers, so idle memory
-//! stays bounded after a burst.
+//! Three size classes keep a small need from pinning a large vector: [`TINY`] for the read an
+//! idle keep-alive connection waits in, [`SMALL`] for heads, packets and answers, [`LARGE`]
+//! for body relays. Each class keeps a bounded number of idle vectors, so memory goes back to
+//! the allocator after a burst; vectors above [`MAX_KEPT`] are never kept.
 
 use std::cell::RefCell;
+use std::thread::LocalKey;
 
 /// Capacity of a tiny buffer: enough for most request heads.
-pub const TINY: usize = 1024;
+pub(crate) const TINY: usize = 1024;
 /// Capacity of a small buffer.
-pub const SMALL: usize = 16 * 1024;
-/// Least capacity of a large buffer.
-pub const LARGE: usize = 64 * 1024 + 64;
-/// Most buffers kept idle per class and thread.
-const MAX_IDLE: usize = 128;
-/// Buffers larger than this are not kept: one huge body must not pin memory forever.
+pub(crate) const SMALL: usize = 16 * 1024;
+/// Least capacity of a large buffer: a 64 KiB read plus room for chunk framing around it.
+pub(crate) const LARGE: usize = 64 * 1024 + 64;
+/// Vectors larger than this are not kept: one huge body must not pin memory forever.
 const MAX_KEPT: usize = 256 * 1024;
 
+type FreeList = RefCell<Vec<Vec<u8>>>;
+
 thread_local! {
-    static TINY_FREE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
-    static SMALL_FREE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
-    static LARGE_FREE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+    static TINY_FREE: FreeList = const { RefCell::new(Vec::new()) };
+    static SMALL_FREE: FreeList = const { RefCell::new(Vec::new()) };
+    static LARGE_FREE: FreeList = const { RefCell::new(Vec::new()) };
 }
 
-/// An empty buffer with room for at least `capacity` bytes.
-pub fn take(capacity: usize) -> Vec<u8> {
-    let (free, class) = match capacity {
+/// Idle vectors kept per class and thread: about 128 KiB, 1 MiB and 1 MiB.
+fn max_idle(class: usize) -> usize {
+    match class {
+        TINY => 128,
+        SMALL => 64,
+        _ => 16,
+    }
+}
+
+/// The free list and capacity class serving a need of `capacity` bytes.
+fn class_of(capacity: usize) -> (&'static LocalKey<FreeList>, usize) {
+    match capacity {
         c if c <= TINY => (&TINY_FREE, TINY),
         c if c <= SMALL => (&SMALL_FREE, SMALL),
         _ => (&LARGE_FREE, LARGE),
-    };
-    let reused = free.with_borrow_mut(|list| match list.last() {
-        Some(buf) if buf.capacity() >= capacity => list.pop(),
-        _ => None,
-    });
+    }
+}
+
+/// An empty vector with room for at least `capacity` bytes.
+pub(super) fn take(capacity: usize) -> Vec<u8> {
+    let (free, class) = class_of(capacity);
+    let reused = free
+        .try_with(|list| {
+            let mut list = list.borrow_mut();
+            match list.last() {
+                Some(buf) if buf.capacity() >= capacity => list.pop(),
+                _ => None,
+            }
+        })
+        .ok()
+        .flatten();
     reused.unwrap_or_else(|| Vec::with_capacity(capacity.max(class)))
 }
 
-/// Returns a buffer to this thread's pool.
-pub fn give(mut buf: Vec<u8>) {
-    let free = match buf.capacity() {
-        c if !(TINY..=MAX_KEPT).contains(&c) => return,
-        c if c >= LARGE => &LARGE_FREE,
-        c if c >= SMALL => &SMALL_FREE,
-        _ => &TINY_FREE,
+/// Keeps `buf` for reuse by this thread, if its class has room.
+pub(super) fn give(mut buf: Vec<u8>) {
+    if !(TINY..=MAX_KEPT).contains(&buf.capacity()) {
+        return;
+    }
+    // A vector serves the largest class whose least capacity it has.
+    let class = match buf.capacity() {
+        c if c >= LARGE => LARGE,
+        c if c >= SMALL => SMALL,
+        _ => TINY,
     };
+    let (free, _) = class_of(class);
     buf.clear();
-    free.with_borrow_mut(|list| {
-        if list.len() < MAX_IDLE {
+    // During thread exit the free list may already be gone: the vector is then just freed.
+    let _ = free.try_with(|list| {
+        let mut list = list.borrow_mut();
+        if list.len() < max_idle(class) {
             list.push(buf);
         }
     });
-}
-
-/// Buffers idle in this thread's pool (for tests and metrics).
-pub fn idle() -> usize {
-    TINY_FREE.with_borrow(Vec::len)
-        + SMALL_FREE.with_borrow(Vec::len)
-        + LARGE_FREE.with_borrow(Vec::len)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn reuses_and_clears() {
-        let mut a = take(2048);
-        assert!(a.capacity() >= SMALL);
-        a.extend_from_slice(b"hello");
-        let ptr = a.as_ptr();
-        give(a);
-        let b = take(1500);
-        assert_eq!(b.as_ptr(), ptr, "an idle buffer of the class is reused");
-        assert!(b.is_empty());
-        give(b);
+    fn idle() -> usize {
+        [&TINY_FREE, &SMALL_FREE, &LARGE_FREE]
+            .iter()
+            .map(|free| free.with_borrow(Vec::len))
+            .sum()
     }
 
     #[test]
@@ -89,7 +98,7 @@ mod tests {
         let small = take(100);
         assert!(
             small.capacity() < LARGE,
-            "a small request does not pin a large buffer"
+            "a small need does not pin a large buffer"
         );
         let large = take(LARGE);
         assert!(large.capacity() >= LARGE);
@@ -99,7 +108,7 @@ mod tests {
 
     #[test]
     fn bounded() {
-        for _ in 0..MAX_IDLE + 10 {
+        for _ in 0..max_idle(SMALL) + 10 {
             give(Vec::with_capacity(SMALL));
         }
         let before = idle();

@@ -77,37 +77,56 @@ impl ChunkedDecoder {
         Self::default()
     }
 
-    /// True once the whole body has been decoded.
-    pub fn is_done(&self) -> bool {
-        self.state == State::Done
-    }
-
     /// Decodes from `input`, appending body data to `out`. Stops at the end of the body (the
     /// rest of `input` is the next message) or when input runs out.
     pub fn decode(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<DecodeProgress, HttpError> {
+        let start = out.len();
+        out.extend_from_slice(input);
+        let decoded = self.decode_in_place(out.get_mut(start..).unwrap_or_default());
+        let (produced, progress) = match decoded {
+            Ok(ok) => ok,
+            Err(err) => {
+                out.truncate(start);
+                return Err(err);
+            }
+        };
+        out.truncate(start + produced);
+        Ok(progress)
+    }
+
+    /// Decodes the body bytes in `buf` where they are: the data is moved to the front of
+    /// `buf` (decoded data never outgrows the encoded bytes it came from). Returns how many
+    /// bytes of data are now at `buf[..n]`, and what was consumed; bytes after the end of the
+    /// body are left untouched past the consumed count.
+    pub fn decode_in_place(
+        &mut self,
+        buf: &mut [u8],
+    ) -> Result<(usize, DecodeProgress), HttpError> {
         let mut pos = 0;
-        while pos < input.len() && self.state != State::Done {
+        let mut produced = 0;
+        while pos < buf.len() && self.state != State::Done {
             if self.state == State::Data {
-                let rest = input.get(pos..).unwrap_or_default();
                 let take = usize::try_from(self.remaining)
                     .unwrap_or(usize::MAX)
-                    .min(rest.len());
-                out.extend_from_slice(rest.get(..take).unwrap_or_default());
+                    .min(buf.len() - pos);
+                buf.copy_within(pos..pos + take, produced);
                 pos += take;
+                produced += take;
                 self.remaining -= take as u64;
                 if self.remaining == 0 {
                     self.state = State::DataCr;
                 }
                 continue;
             }
-            let b = input.get(pos).copied().unwrap_or_default();
+            let b = buf.get(pos).copied().unwrap_or_default();
             pos += 1;
             self.step(b)?;
         }
-        Ok(DecodeProgress {
+        let progress = DecodeProgress {
             consumed: pos,
             done: self.state == State::Done,
-        })
+        };
+        Ok((produced, progress))
     }
 
     /// One byte of framing (everything but chunk data).

@@ -1,5 +1,5 @@
-//! Sans-IO HTTP/1.x: request and response heads, body framing, chunked decoding and
-//! response head writing.
+//! Sans-IO HTTP/1.x: request and response heads, body framing, chunked decoding, re-framing
+//! a response body for the client, and response head writing.
 //!
 //! This module owns the bytes-in, decisions-out part of HTTP. It knows nothing of sockets,
 //! runtimes or time: the connection driver feeds it byte slices and acts on what it returns.
@@ -12,7 +12,8 @@
 //! let buf = b"POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n\
 //!             3\r\nabc\r\n0\r\n\r\nGET / HTTP/1.1\r\n";
 //! let mut headers = Vec::new();
-//! let Ok(Status::Complete(head)) = parse_request(buf, &Limits::default(), &mut headers) else {
+//! let Ok(Status::Complete(head)) = parse_request(&mut buf.to_vec(), &Limits::default(), &mut headers)
+//! else {
 //!     panic!("a valid head")
 //! };
 //! assert_eq!(head.path.of(buf), b"/up");
@@ -29,19 +30,23 @@
 #![deny(missing_docs)]
 
 mod body;
+mod date;
 mod error;
+mod reframe;
 mod request;
 mod response;
 mod validate;
 mod writer;
 
 pub use body::{ChunkedDecoder, DecodeProgress, MAX_EXTENSIONS, MAX_TRAILERS};
+pub use date::{HTTP_DATE_LEN, http_date};
 pub use error::HttpError;
+pub use reframe::{Reframer, Truncated};
 pub use request::{Limits, Method, RequestHead, parse_request};
-pub use response::{ResponseFraming, ResponseHead, parse_response};
+pub use response::{MAX_RESPONSE_HEADERS, ResponseFraming, ResponseHead, parse_response};
 pub use validate::host_without_port;
 pub use writer::{
-    ClientFraming, LAST_CHUNK, reason_phrase, write_chunk_header, write_error_response,
+    ClientFraming, LAST_CHUNK, ResponseMeta, reason_phrase, write_error_response,
     write_response_head,
 };
 
@@ -78,11 +83,6 @@ impl Span {
     pub fn of<'b>(&self, buf: &'b [u8]) -> &'b [u8] {
         buf.get(self.start as usize..self.end as usize)
             .unwrap_or_default()
-    }
-
-    /// Length in bytes.
-    pub fn len(&self) -> usize {
-        (self.end - self.start) as usize
     }
 
     /// True when the span covers no bytes.

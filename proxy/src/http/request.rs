@@ -117,7 +117,63 @@ impl Method {
 /// Empty lines before the request line are skipped (RFC 9112 §2.2) and count in `head_len`.
 /// The request line's length is measured without its line ending. `Content-Length: 0` gives
 /// `BodyFraming::Length(0)`; no Content-Length and no Transfer-Encoding gives `None`.
+///
+/// A request line ending in a higher HTTP/1 minor version (`HTTP/1.2` to `HTTP/1.9`) is
+/// served as HTTP/1.1, as RFC 9112 §2.3 asks: those bytes of `buf` are rewritten to `1.1`, the
+/// only change ever made to `buf`.
 pub fn parse_request(
+    buf: &mut [u8],
+    limits: &Limits,
+    headers: &mut Vec<HeaderSpan>,
+) -> Result<Status<RequestHead>, HttpError> {
+    match parse_head(buf, limits, headers) {
+        Err(HttpError::UnsupportedVersion) if serve_as_http11(buf) => {
+            parse_head(buf, limits, headers)
+        }
+        result => result,
+    }
+}
+
+/// Rewrites a request line's `HTTP/1.x` (x from 2 to 9) to `HTTP/1.1`; true if it did.
+fn serve_as_http11(buf: &mut [u8]) -> bool {
+    let lead = buf
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(buf.len());
+    let Some(lf) = buf.iter().skip(lead).position(|&b| b == b'\n') else {
+        return false;
+    };
+    let line_end = lead + lf;
+    let line_end = if line_end > 0 && buf.get(line_end - 1) == Some(&b'\r') {
+        line_end - 1
+    } else {
+        line_end
+    };
+    let Some(version) = line_end
+        .checked_sub(8)
+        .and_then(|start| buf.get_mut(start..line_end))
+    else {
+        return false;
+    };
+    match version {
+        [
+            b'H',
+            b'T',
+            b'T',
+            b'P',
+            b'/',
+            b'1',
+            b'.',
+            minor @ b'2'..=b'9',
+        ] => {
+            *minor = b'1';
+            true
+        }
+        _ => false,
+    }
+}
+
+fn parse_head(
     buf: &[u8],
     limits: &Limits,
     headers: &mut Vec<HeaderSpan>,
@@ -139,7 +195,7 @@ pub fn parse_request(
             return Err(HttpError::HeadersTooLarge);
         }
         Ok(httparse::Status::Partial) => return Ok(Status::Partial),
-        Err(httparse::Error::TooManyHeaders) => return Err(HttpError::HeadersTooLarge),
+        Err(httparse::Error::TooManyHeaders) => return Err(HttpError::TooManyHeaders),
         Err(_) => return Err(classify_request_error(window)),
     };
 

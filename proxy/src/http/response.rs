@@ -35,10 +35,15 @@ pub struct ResponseHead {
     pub reason: Span,
     /// Body framing, already taking the request method into account.
     pub framing: ResponseFraming,
+    /// False when the app asked for its answer not to be buffered (`X-Accel-Buffering: no`,
+    /// nginx's per-response switch): relay it at the client's pace.
+    pub buffering: bool,
 }
 
-/// Header slots for httparse (see the request side); `max_headers` is capped to this.
-const MAX_HEADER_SLOTS: usize = 128;
+/// Most header lines an upstream response may have. Apps set many cookies at once; nginx has
+/// no count limit (only its buffer size), so this is generous. The slots live on the stack
+/// for the duration of one parse (16 KiB).
+pub const MAX_RESPONSE_HEADERS: usize = 512;
 
 /// Parses an upstream response head at the start of `buf`. `request_was_head` makes the
 /// framing `None` whatever the headers say.
@@ -46,19 +51,15 @@ const MAX_HEADER_SLOTS: usize = 128;
 /// Framing follows RFC 9112 §6.3: no body for HEAD, 1xx, 204 and 304; Transfer-Encoding
 /// `chunked` alone gives `Chunked` (and wins over Content-Length); any other
 /// Transfer-Encoding is refused (`UnsupportedEncoding`); then a valid Content-Length gives `Length`; else
-/// `UntilClose`. More than `max_headers` (capped at 128) header lines is `HeadersTooLarge`.
+/// `UntilClose`. More than [`MAX_RESPONSE_HEADERS`] header lines is `TooManyHeaders`.
 pub fn parse_response(
     buf: &[u8],
     request_was_head: bool,
-    max_headers: usize,
     headers: &mut Vec<HeaderSpan>,
 ) -> Result<Status<ResponseHead>, HttpError> {
     headers.clear();
-    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADER_SLOTS];
-    let slots = slots
-        .get_mut(..max_headers.min(MAX_HEADER_SLOTS))
-        .unwrap_or_default();
-    let mut res = httparse::Response::new(slots);
+    let mut slots = [httparse::EMPTY_HEADER; MAX_RESPONSE_HEADERS];
+    let mut res = httparse::Response::new(&mut slots);
     let head_len = match httparse::ParserConfig::default()
         .allow_spaces_after_header_name_in_responses(true)
         .allow_multiple_spaces_in_response_status_delimiters(true)
@@ -66,7 +67,7 @@ pub fn parse_response(
     {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return Ok(Status::Partial),
-        Err(httparse::Error::TooManyHeaders) => return Err(HttpError::HeadersTooLarge),
+        Err(httparse::Error::TooManyHeaders) => return Err(HttpError::TooManyHeaders),
         Err(_) => return Err(HttpError::BadSyntax),
     };
     let version = match res.version {
@@ -85,6 +86,7 @@ pub fn parse_response(
         .unwrap_or_default();
 
     let mut length: Option<u64> = None;
+    let mut buffering = true;
     // Transfer codings listed over all Transfer-Encoding lines, and whether all are chunked.
     let (mut codings, mut only_chunked) = (0usize, true);
     for h in res.headers.iter() {
@@ -95,6 +97,8 @@ pub fn parse_response(
         });
         if name.eq_ignore_ascii_case(b"content-length") {
             length = Some(merge_lengths(length, h.value)?);
+        } else if name.eq_ignore_ascii_case(b"x-accel-buffering") {
+            buffering = !trim_ows(h.value).eq_ignore_ascii_case(b"no");
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             // Several TE lines form one list (RFC 9110 §5.3).
             let mut any = false;
@@ -129,6 +133,7 @@ pub fn parse_response(
         status,
         reason,
         framing,
+        buffering,
     }))
 }
 

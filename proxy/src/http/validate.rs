@@ -64,12 +64,13 @@ pub(crate) fn parse_length(value: &[u8]) -> Option<u64> {
 }
 
 /// Host syntax as nginx checks it: not empty, no whitespace, control bytes, `/`, `\` or `..`,
-/// so the value is safe to hand on as SERVER_NAME / HTTP_HOST.
+/// so the value is safe to hand on as SERVER_NAME / HTTP_HOST; and no userinfo (`user@host`),
+/// which RFC 9110 §7.2 leaves out of Host.
 pub(crate) fn is_valid_host(host: &[u8]) -> bool {
     !host.is_empty()
         && host
             .iter()
-            .all(|&b| b > b' ' && b != 0x7f && b != b'/' && b != b'\\')
+            .all(|&b| b > b' ' && b != 0x7f && b != b'/' && b != b'\\' && b != b'@')
         && !host.windows(2).any(|w| w == b"..")
 }
 

@@ -1,4 +1,4 @@
-//! Writing response heads and chunk framing for the client.
+//! Writing response heads for the client, and ringway's own error answers.
 //!
 //! This module owns what ringway says to the client about a response: the status line
 //! (always `HTTP/1.1`, as nginx does, RFC 9110 §6.2 lets a server send its own version), the
@@ -8,6 +8,7 @@
 
 use std::io::Write;
 
+use super::validate::list_has;
 use super::{HeaderSpan, Version};
 
 /// How ringway frames the body it sends to the client.
@@ -39,38 +40,63 @@ const DROPPED: [&[u8]; 8] = [
     b"content-length",
 ];
 
-/// Appends a status line and the upstream's headers to `out`, dropping hop-by-hop headers
-/// (Connection, Keep-Alive, Transfer-Encoding, Proxy-Connection, TE, Trailer, Upgrade) and
-/// Content-Length, then writing the framing headers for `framing` and `Connection: close` or
-/// `keep-alive` as `keep_alive` says (HTTP/1.0 clients get `Connection: keep-alive` when kept).
+/// Instructions from the app to the proxy (X-Accel-Buffering, X-Accel-Redirect, ...): acted
+/// on by ringway, never shown to the client, as nginx hides them.
+const PROXY_ONLY_PREFIX: &[u8] = b"x-accel-";
+
+/// What ringway says about a response beside the upstream's own headers.
+#[derive(Debug, Clone, Copy)]
+pub struct ResponseMeta<'a> {
+    /// The client's HTTP version.
+    pub client_version: Version,
+    /// Status code.
+    pub status: u16,
+    /// Reason phrase from upstream (replaced by the standard one if empty or unprintable).
+    pub reason: &'a [u8],
+    /// How ringway frames the body.
+    pub framing: ClientFraming,
+    /// Whether the connection stays open after this response.
+    pub keep_alive: bool,
+    /// The current IMF-fixdate, sent as `Date` if the upstream sent none.
+    pub date: &'a [u8],
+}
+
+/// Appends a status line and the upstream's headers to `out`, then the framing headers for
+/// `meta.framing` and `Connection: close` or `keep-alive` as `meta.keep_alive` says (HTTP/1.0
+/// clients get `Connection: keep-alive` when kept).
 ///
+/// Dropped from the upstream's headers: hop-by-hop ones (Connection, Keep-Alive,
+/// Transfer-Encoding, Proxy-Connection, TE, Trailer, Upgrade), the headers the upstream's
+/// Connection header names (RFC 9110 §7.6.1), `X-Accel-*` instructions, and Content-Length.
 /// With `ClientFraming::None` the upstream's first Content-Length is kept, so a HEAD answer
-/// shows the length GET would have. `Server: ringway` is added only when the upstream sent no
-/// Server header. An empty or unprintable `reason` is replaced by the standard phrase.
-#[allow(clippy::too_many_arguments)]
+/// shows the length GET would have. `Server: ringway` and `Date` are added only when the
+/// upstream sent none.
 pub fn write_response_head(
     out: &mut Vec<u8>,
-    client_version: Version,
-    status: u16,
-    reason: &[u8],
+    meta: &ResponseMeta<'_>,
     upstream_buf: &[u8],
     headers: &[HeaderSpan],
-    framing: ClientFraming,
-    keep_alive: bool,
 ) {
+    let reason = meta.reason;
     let reason_ok = !reason.is_empty()
         && reason
             .iter()
             .all(|&b| b == b'\t' || (b >= b' ' && b != 0x7f));
-    let _ = write!(out, "HTTP/1.1 {status} ");
+    let _ = write!(out, "HTTP/1.1 {} ", meta.status);
     if reason_ok {
         out.extend_from_slice(reason);
     } else {
-        out.extend_from_slice(reason_phrase(status).unwrap_or("").as_bytes());
+        out.extend_from_slice(reason_phrase(meta.status).unwrap_or("").as_bytes());
     }
     out.extend_from_slice(b"\r\n");
 
-    let mut has_server = false;
+    let named_by_connection = |name: &[u8]| {
+        headers.iter().any(|h| {
+            h.name.of(upstream_buf).eq_ignore_ascii_case(b"connection")
+                && list_has(h.value.of(upstream_buf), name)
+        })
+    };
+    let (mut has_server, mut has_date) = (false, false);
     let mut upstream_length: Option<&[u8]> = None;
     for h in headers {
         let name = h.name.of(upstream_buf);
@@ -78,21 +104,29 @@ pub fn write_response_head(
         if name.eq_ignore_ascii_case(b"content-length") && upstream_length.is_none() {
             upstream_length = Some(value);
         }
-        if name.is_empty() || DROPPED.iter().any(|d| name.eq_ignore_ascii_case(d)) {
+        let proxy_only = name
+            .get(..PROXY_ONLY_PREFIX.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(PROXY_ONLY_PREFIX));
+        if name.is_empty()
+            || proxy_only
+            || DROPPED.iter().any(|d| name.eq_ignore_ascii_case(d))
+            || named_by_connection(name)
+        {
             continue;
         }
         has_server |= name.eq_ignore_ascii_case(b"server");
+        has_date |= name.eq_ignore_ascii_case(b"date");
         write_header(out, name, value);
     }
 
-    match framing {
+    match meta.framing {
         ClientFraming::Length(n) => {
             let _ = write!(out, "Content-Length: {n}\r\n");
         }
         ClientFraming::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
         // A HEAD or 304 answer tells the length a GET would have; a 204 must not have one
         // (RFC 9110 §8.6).
-        ClientFraming::None if status != 204 => {
+        ClientFraming::None if meta.status != 204 => {
             if let Some(v) = upstream_length {
                 write_header(out, b"Content-Length", v);
             }
@@ -100,13 +134,16 @@ pub fn write_response_head(
         ClientFraming::None => {}
         ClientFraming::UntilClose => {}
     }
-    if !keep_alive {
+    if !meta.keep_alive {
         out.extend_from_slice(b"Connection: close\r\n");
-    } else if client_version == Version::Http10 {
+    } else if meta.client_version == Version::Http10 {
         out.extend_from_slice(b"Connection: keep-alive\r\n");
     }
     if !has_server {
         out.extend_from_slice(b"Server: ringway\r\n");
+    }
+    if !has_date {
+        write_header(out, b"Date", meta.date);
     }
     out.extend_from_slice(b"\r\n");
 }
@@ -118,13 +155,19 @@ fn write_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// Appends a complete error response (status line, `Content-Type: text/plain`,
-/// Content-Length, `Connection: close` unless `keep_alive`, `Server: ringway`, short body)
-/// for `status`. When `head_only`, the body is omitted but Content-Length still given.
+/// Appends a complete error response (status line, `Server: ringway`, `Date`,
+/// `Content-Type: text/plain`, Content-Length, `Connection: close` unless `keep_alive`, short
+/// body) for `status`. When `head_only`, the body is omitted but Content-Length still given.
 ///
 /// The body is `"<status> <reason>\n"`. When `keep_alive`, `Connection: keep-alive` is sent,
 /// which is right for HTTP/1.0 clients and harmless for 1.1 ones (nginx does the same).
-pub fn write_error_response(out: &mut Vec<u8>, status: u16, keep_alive: bool, head_only: bool) {
+pub fn write_error_response(
+    out: &mut Vec<u8>,
+    status: u16,
+    keep_alive: bool,
+    head_only: bool,
+    date: &[u8],
+) {
     let reason = reason_phrase(status).unwrap_or("Error");
     // "NNN " + reason + "\n": status codes are three digits once clamped.
     let status = status.clamp(100, 999);
@@ -132,17 +175,17 @@ pub fn write_error_response(out: &mut Vec<u8>, status: u16, keep_alive: bool, he
     let connection = if keep_alive { "keep-alive" } else { "close" };
     let _ = write!(
         out,
-        "HTTP/1.1 {status} {reason}\r\nServer: ringway\r\nContent-Type: text/plain\r\n\
-         Content-Length: {body_len}\r\nConnection: {connection}\r\n\r\n"
+        "HTTP/1.1 {status} {reason}\r\nServer: ringway\r\nDate: "
+    );
+    out.extend_from_slice(date);
+    let _ = write!(
+        out,
+        "\r\nContent-Type: text/plain\r\nContent-Length: {body_len}\r\n\
+         Connection: {connection}\r\n\r\n"
     );
     if !head_only {
         let _ = writeln!(out, "{status} {reason}");
     }
-}
-
-/// Appends the `size-in-hex CRLF` line that opens a chunk of `len` bytes.
-pub fn write_chunk_header(out: &mut Vec<u8>, len: usize) {
-    let _ = write!(out, "{len:x}\r\n");
 }
 
 /// The standard reason phrase for `status` (RFC 9110 §15 and the common extensions), if

@@ -11,7 +11,9 @@ use super::histogram::HistogramSnapshot;
 use crate::config::UpstreamAddr;
 
 /// The probes, once loaded (`None` when disabled, or until loaded). Workers take the read
-/// lock once per connection; the metrics thread takes the write lock to update watched pids.
+/// lock once per connection, and so does a scrape; the write lock is taken only to put the
+/// probes in and when uWSGI's processes change (a map update each), so no scrape ever makes
+/// an accept wait.
 pub type ProbeHandle = Arc<RwLock<Option<Probes>>>;
 
 /// Loads the probes for a server on `port` and puts them in `handle`.
@@ -75,6 +77,9 @@ pub fn accepted(handle: &ProbeHandle, cookie: impl FnOnce() -> u64) -> u64 {
 
 /// Keeps the probes' watched pids equal to `pids` (uWSGI respawns and reloads workers).
 pub fn watch_workers(handle: &ProbeHandle, old: &[u32], new: &[u32]) {
+    if old == new {
+        return;
+    }
     let Ok(mut slot) = handle.write() else { return };
     let Some(probes) = slot.as_mut() else { return };
     for pid in old.iter().filter(|p| !new.contains(p)) {
@@ -171,7 +176,7 @@ pub struct EbpfFigures {
 }
 
 /// Reads every figure the probes have; `port` is the listening port (accept queue).
-pub fn figures(probes: &mut Probes, port: u16) -> EbpfFigures {
+pub fn figures(probes: &Probes, port: u16) -> EbpfFigures {
     let hist = |h: Result<Histogram, _>| h.ok().map(|h| convert(&h));
     let conns: HashMap<u64, ConnKernel> = probes
         .conn_stats()

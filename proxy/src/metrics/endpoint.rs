@@ -75,12 +75,10 @@ impl Sources {
     /// Takes a snapshot of everything.
     pub fn snapshot(&mut self) -> Snapshot {
         self.rescan();
-        let mut slot = self.probes.write().ok();
-        let ebpf = slot
-            .as_mut()
-            .and_then(|s| s.as_mut())
-            .map(|p| ebpf::figures(p, self.port));
+        // A read lock, like the workers' accept path: a scrape never holds accepts up.
+        let slot = self.probes.read().ok();
         let probes = slot.as_ref().and_then(|s| s.as_ref());
+        let ebpf = probes.map(|p| ebpf::figures(p, self.port));
         let processes: Vec<ProcessFigures> = procs::figures(&self.uwsgi_pids, probes);
         drop(slot);
         Snapshot::take(&self.workers, processes, ebpf)
@@ -153,10 +151,11 @@ fn serve(mut stream: TcpStream, sources: &mut Sources) -> std::io::Result<()> {
             return Ok(());
         }
         len += n;
-        match http::parse_request(&buf[..len], &limits, &mut headers) {
+        match http::parse_request(&mut buf[..len], &limits, &mut headers) {
             Ok(Status::Complete(head)) => break head,
             Ok(Status::Partial) => {}
-            Err(err) => return respond(&mut stream, err.status(), "text/plain", b"bad request\n"),
+            // A scraper, not a browser on the internet: one status is precise enough.
+            Err(_) => return respond(&mut stream, 400, "text/plain", b"bad request\n"),
         }
     };
     if !matches!(head.method, Method::Get | Method::Head) {

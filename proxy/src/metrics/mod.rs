@@ -7,16 +7,14 @@
 mod ebpf;
 mod endpoint;
 mod histogram;
-pub mod names;
+mod names;
 mod procs;
 mod prom;
 mod snapshot;
 mod stats;
 
-pub use ebpf::{ProbeHandle, accepted, load as load_probes, upstream_pids};
+pub(crate) use ebpf::accepted;
+pub use ebpf::{ProbeHandle, load as load_probes};
 pub use endpoint::{Sources, spawn};
-pub use histogram::{Histogram, HistogramSnapshot, LATENCY_BOUNDS};
-pub use procs::{ProcessFigures, cpu_seconds};
-pub use prom::{Exposition, Kind};
-pub use snapshot::{ConnRow, Snapshot};
-pub use stats::{LiveConn, UpstreamError, WorkerStats};
+pub(crate) use stats::UpstreamError;
+pub use stats::WorkerStats;

@@ -81,7 +81,7 @@ impl Snapshot {
     ) -> Snapshot {
         let now = SystemTime::now();
         let first = workers.first();
-        let empty = |f: fn(&WorkerStats) -> &super::Histogram| {
+        let empty = |f: fn(&WorkerStats) -> &super::histogram::Histogram| {
             first.map_or_else(|| HistogramSnapshot::empty(&[]), |w| f(w).empty_snapshot())
         };
         let mut snap = Snapshot {

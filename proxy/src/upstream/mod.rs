@@ -1,85 +1,32 @@
-//! The upstream set of one worker: round robin over the configured uWSGI sockets, with
-//! failover on connect errors.
+//! The upstream side: one worker's view of the configured uWSGI sockets (round robin, with
+//! failover on connect errors), the connection to one of them, and the uwsgi exchange on it.
 //!
 //! uWSGI closes every connection after one response (the uwsgi protocol has no keep-alive),
 //! so each request connects anew. Connects go through a non-blocking socket2 socket: a uWSGI
 //! whose listen backlog is full answers EAGAIN at once, which ringway turns into 503, where a
-//! tokio-uring connect would wait forever and could not be cancelled (TOKIO_URING.md §1).
-//! After a refused connect an upstream is skipped for [`DOWN_FOR`], like nginx's
-//! `max_fails=1 fail_timeout=10s`, unless every upstream is down.
+//! tokio-uring connect would wait forever and could not be cancelled. After a refused
+//! connect an upstream is skipped for [`DOWN_FOR`], like nginx's `max_fails=1
+//! fail_timeout=10s`, unless every upstream is down.
+
+mod stream;
+mod uwsgi;
 
 use std::cell::Cell;
 use std::io;
-use std::net::Shutdown;
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, SockAddr, Socket, Type};
 use tokio::io::unix::AsyncFd;
-use tokio_uring::BufResult;
-use tokio_uring::buf::Slice;
 use tokio_uring::net::{TcpStream, UnixStream};
 
+pub(crate) use stream::UpstreamConn;
+pub(crate) use uwsgi::{read_response_head, send_request};
+
 use crate::config::UpstreamAddr;
-use crate::conn::io::Stream;
+use crate::fail::Fail;
 
 /// How long an upstream that refused a connection is skipped.
 const DOWN_FOR: Duration = Duration::from_secs(10);
-
-/// A connected upstream.
-pub enum UpstreamStream {
-    /// uWSGI on a unix socket.
-    Unix(UnixStream),
-    /// uWSGI on TCP.
-    Tcp(TcpStream),
-}
-
-impl Stream for UpstreamStream {
-    async fn read_into(&self, buf: Slice<Vec<u8>>) -> BufResult<usize, Slice<Vec<u8>>> {
-        match self {
-            UpstreamStream::Unix(s) => s.read_into(buf).await,
-            UpstreamStream::Tcp(s) => s.read_into(buf).await,
-        }
-    }
-
-    async fn write_from(&self, buf: Vec<u8>, from: usize) -> BufResult<(), Vec<u8>> {
-        match self {
-            UpstreamStream::Unix(s) => s.write_from(buf, from).await,
-            UpstreamStream::Tcp(s) => s.write_from(buf, from).await,
-        }
-    }
-
-    fn shutdown(&self, how: Shutdown) {
-        match self {
-            UpstreamStream::Unix(s) => Stream::shutdown(s, how),
-            UpstreamStream::Tcp(s) => Stream::shutdown(s, how),
-        }
-    }
-}
-
-/// Why no upstream could be reached.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum ConnectError {
-    /// Every upstream refused or failed (502).
-    #[error("connection refused or failed")]
-    Refused,
-    /// An upstream's listen backlog is full (503).
-    #[error("upstream busy: listen backlog full")]
-    Busy,
-    /// The connect did not finish in time (504).
-    #[error("connect timed out")]
-    Timeout,
-}
-
-impl ConnectError {
-    /// Status ringway answers with.
-    pub fn status(self) -> u16 {
-        match self {
-            ConnectError::Refused => 502,
-            ConnectError::Busy => 503,
-            ConnectError::Timeout => 504,
-        }
-    }
-}
 
 struct Member {
     addr: UpstreamAddr,
@@ -87,14 +34,14 @@ struct Member {
 }
 
 /// One worker's view of the upstreams (not shared between threads).
-pub struct Upstreams {
+pub(crate) struct Upstreams {
     members: Vec<Member>,
     next: Cell<usize>,
 }
 
 impl Upstreams {
     /// Builds the set from the configured addresses.
-    pub fn new(addrs: &[UpstreamAddr]) -> Self {
+    pub(crate) fn new(addrs: &[UpstreamAddr]) -> Self {
         let members = addrs
             .iter()
             .map(|addr| Member {
@@ -109,8 +56,9 @@ impl Upstreams {
     }
 
     /// Connects to the next upstream in turn, trying the others on failure. Upstreams marked
-    /// down are tried last.
-    pub async fn connect(&self, limit: Duration) -> Result<UpstreamStream, ConnectError> {
+    /// down are tried last. The failure reported is the most telling one: busy or timed out
+    /// says more than refused.
+    pub(crate) async fn connect(&self, limit: Duration) -> Result<UpstreamConn, Fail> {
         let n = self.members.len();
         let start = self.next.get();
         self.next.set((start + 1) % n.max(1));
@@ -122,22 +70,20 @@ impl Upstreams {
             .filter(|m| is_up(m))
             .chain(order.filter(|m| !is_up(m)));
 
-        let mut worst = ConnectError::Refused;
+        let mut worst = Fail::UpstreamRefused;
         for member in up_first {
             match connect_one(&member.addr, limit).await {
-                Ok(stream) => {
+                Ok(conn) => {
                     member.down_until.set(None);
-                    return Ok(stream);
+                    return Ok(conn);
                 }
                 Err(err) => {
-                    tracing::warn!(upstream = %member.addr, error = %err, "upstream connect failed");
-                    let kind = classify(&err);
-                    if kind == ConnectError::Refused {
+                    tracing::debug!(upstream = %member.addr, error = %err, "upstream connect failed");
+                    let fail = classify(&err);
+                    if fail == Fail::UpstreamRefused {
                         member.down_until.set(Some(Instant::now() + DOWN_FOR));
-                    }
-                    // Busy and timeout say more to the client than refused does.
-                    if kind != ConnectError::Refused {
-                        worst = kind;
+                    } else {
+                        worst = fail;
                     }
                 }
             }
@@ -146,22 +92,22 @@ impl Upstreams {
     }
 }
 
-fn classify(err: &io::Error) -> ConnectError {
+fn classify(err: &io::Error) -> Fail {
     match err.kind() {
-        io::ErrorKind::WouldBlock => ConnectError::Busy,
-        io::ErrorKind::TimedOut => ConnectError::Timeout,
-        _ => ConnectError::Refused,
+        io::ErrorKind::WouldBlock => Fail::UpstreamBusy,
+        io::ErrorKind::TimedOut => Fail::UpstreamConnectTimeout,
+        _ => Fail::UpstreamRefused,
     }
 }
 
-async fn connect_one(addr: &UpstreamAddr, limit: Duration) -> io::Result<UpstreamStream> {
+async fn connect_one(addr: &UpstreamAddr, limit: Duration) -> io::Result<UpstreamConn> {
     match addr {
         UpstreamAddr::Unix(path) => {
             let socket = Socket::new(Domain::UNIX, Type::STREAM.nonblocking().cloexec(), None)?;
             // A unix connect completes or fails at once; EAGAIN means the backlog is full.
             socket.connect(&SockAddr::unix(path)?)?;
             socket.set_nonblocking(false)?;
-            Ok(UpstreamStream::Unix(UnixStream::from_std(socket.into())))
+            Ok(UpstreamConn::unix(UnixStream::from_std(socket.into())))
         }
         UpstreamAddr::Tcp(sa) => {
             let kind = Type::STREAM.nonblocking().cloexec();
@@ -184,12 +130,12 @@ async fn connect_one(addr: &UpstreamAddr, limit: Duration) -> io::Result<Upstrea
                         return Err(e);
                     }
                     socket.set_nonblocking(false)?;
-                    return Ok(UpstreamStream::Tcp(TcpStream::from_std(socket.into())));
+                    return Ok(UpstreamConn::tcp(TcpStream::from_std(socket.into())));
                 }
                 Err(e) => return Err(e),
             }
             socket.set_nonblocking(false)?;
-            Ok(UpstreamStream::Tcp(TcpStream::from_std(socket.into())))
+            Ok(UpstreamConn::tcp(TcpStream::from_std(socket.into())))
         }
     }
 }

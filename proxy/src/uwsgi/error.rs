@@ -1,4 +1,5 @@
-//! Errors while building a uwsgi packet.
+//! Errors while building a uwsgi packet (the status each answers with is decided in
+//! `conn::fail`).
 
 /// Why a request could not be turned into a uwsgi packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -14,30 +15,4 @@ pub enum UwsgiError {
     /// The request path is invalid once decoded (bad percent-encoding, NUL, escapes the root).
     #[error("invalid request path")]
     BadPath,
-}
-
-impl UwsgiError {
-    /// Status ringway answers with: 431 for vars too large, 400 for a bad path.
-    pub fn status(self) -> u16 {
-        match self {
-            UwsgiError::VarsTooLarge { .. } => 431,
-            UwsgiError::BadPath => 400,
-        }
-    }
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)] // tests may unwrap (STYLE.md)
-mod tests {
-    use super::UwsgiError;
-
-    #[test]
-    fn statuses() {
-        let big = UwsgiError::VarsTooLarge {
-            size: 5000,
-            limit: 4096,
-        };
-        assert_eq!(big.status(), 431);
-        assert_eq!(UwsgiError::BadPath.status(), 400);
-    }
 }

@@ -11,7 +11,8 @@
 //!
 //! let buf = b"GET /a/../b?x=1 HTTP/1.1\r\nHost: example.com\r\nUWSGI-FILE: /tmp/evil.py\r\n\r\n";
 //! let mut headers = Vec::new();
-//! let Ok(Status::Complete(head)) = parse_request(buf, &Limits::default(), &mut headers) else {
+//! let Ok(Status::Complete(head)) = parse_request(&mut buf.to_vec(), &Limits::default(), &mut headers)
+//! else {
 //!     panic!("a valid head")
 //! };
 //! let env = RequestEnv {

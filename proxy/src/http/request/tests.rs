@@ -2,16 +2,17 @@ use super::*;
 
 fn parse_with(buf: &[u8], limits: &Limits) -> Result<Status<RequestHead>, HttpError> {
     let mut headers = Vec::new();
-    parse_request(buf, limits, &mut headers)
+    parse_request(&mut buf.to_vec(), limits, &mut headers)
 }
 
 fn parse(buf: &[u8]) -> Result<Status<RequestHead>, HttpError> {
     parse_with(buf, &Limits::default())
 }
 
+/// Parses a copy of `buf` (spans are offsets, valid in `buf` too) and expects a complete head.
 fn complete(buf: &[u8]) -> (RequestHead, Vec<HeaderSpan>) {
     let mut headers = Vec::new();
-    match parse_request(buf, &Limits::default(), &mut headers) {
+    match parse_request(&mut buf.to_vec(), &Limits::default(), &mut headers) {
         Ok(Status::Complete(h)) => (h, headers),
         other => panic!("{:?}: {other:?}", String::from_utf8_lossy(buf)),
     }
@@ -21,85 +22,104 @@ fn text(buf: &[u8], span: Span) -> &str {
     std::str::from_utf8(span.of(buf)).unwrap()
 }
 
-/// One named test per refused head, with the error and its status.
+/// One named test per refused head, with the error (the status each error answers with is
+/// tested with the other failures, in `conn::fail`).
 macro_rules! refused {
-    ($($name:ident: $buf:expr => $err:ident $status:literal;)*) => {$(
+    ($($name:ident: $buf:expr => $err:ident;)*) => {$(
         #[test]
         fn $name() {
             let buf: &[u8] = $buf;
             assert_eq!(parse(buf), Err(HttpError::$err), "{:?}", String::from_utf8_lossy(buf));
-            assert_eq!(HttpError::$err.status(), $status);
         }
     )*};
 }
 
 refused! {
-    cl_and_te: b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n" => LengthAndEncoding 400;
-    te_and_cl: b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n" => LengthAndEncoding 400;
-    cl_not_digits: b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3a\r\n\r\n" => BadContentLength 400;
-    cl_signed: b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +3\r\n\r\n" => BadContentLength 400;
-    cl_negative: b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n" => BadContentLength 400;
-    cl_empty: b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length:\r\n\r\n" => BadContentLength 400;
-    cl_inner_space: b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1 2\r\n\r\n" => BadContentLength 400;
-    cl_overflow_u64: b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 18446744073709551616\r\n\r\n" => BadContentLength 400;
-    cl_over_off_t: b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 9223372036854775808\r\n\r\n" => BadContentLength 400;
-    cl_list_same: b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n" => BadContentLength 400;
-    cl_repeated_same: b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n" => BadContentLength 400;
-    cl_repeated_differing: b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\ncontent-length: 6\r\n\r\n" => BadContentLength 400;
-    te_gzip: b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n" => UnsupportedEncoding 501;
-    te_gzip_chunked: b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n" => UnsupportedEncoding 501;
-    te_chunked_twice: b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n" => UnsupportedEncoding 501;
-    te_chunked_list: b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n" => UnsupportedEncoding 501;
-    te_empty: b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\n\r\n" => UnsupportedEncoding 501;
-    te_on_http10: b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n" => BadSyntax 400;
-    obs_fold: b"GET / HTTP/1.1\r\nHost: a\r\nX-A: b\r\n c\r\n\r\n" => ObsFold 400;
-    obs_fold_tab: b"GET / HTTP/1.1\r\nHost: a\r\nX-A: b\r\n\tc\r\n\r\n" => ObsFold 400;
-    space_before_first_header: b"GET / HTTP/1.1\r\n Host: a\r\n\r\n" => ObsFold 400;
-    space_before_colon: b"GET / HTTP/1.1\r\nHost : a\r\n\r\n" => SpaceBeforeColon 400;
-    tab_before_colon: b"GET / HTTP/1.1\r\nHost\t: a\r\n\r\n" => SpaceBeforeColon 400;
-    space_in_name: b"GET / HTTP/1.1\r\nX A: a\r\n\r\n" => BadSyntax 400;
-    bare_cr_in_value: b"GET / HTTP/1.1\r\nHost: a\r\nX-A: b\rc\r\n\r\n" => BareCr 400;
-    bare_cr_line_end: b"GET / HTTP/1.1\r\nHost: a\r\nX-A: b\r\r\n\r\n" => BareCr 400;
-    bare_cr_request_line: b"GET /\r HTTP/1.1\r\nHost: a\r\n\r\n" => BareCr 400;
-    bare_cr_after_version: b"GET / HTTP/1.1\rHost: a\r\n\r\n" => BareCr 400;
-    bare_cr_head_end: b"GET / HTTP/1.1\r\nHost: a\r\n\rX" => BareCr 400;
-    no_host_11: b"GET / HTTP/1.1\r\nX-A: b\r\n\r\n" => BadHost 400;
-    two_hosts_11: b"GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n" => BadHost 400;
-    two_hosts_10: b"GET / HTTP/1.0\r\nHost: a\r\nhost: b\r\n\r\n" => BadHost 400;
-    empty_host: b"GET / HTTP/1.1\r\nHost:\r\n\r\n" => BadHost 400;
-    host_with_slash: b"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n" => BadHost 400;
-    host_with_dotdot: b"GET / HTTP/1.1\r\nHost: a..b\r\n\r\n" => BadHost 400;
-    host_with_space: b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n" => BadHost 400;
-    host_with_backslash: b"GET / HTTP/1.1\r\nHost: a\\b\r\n\r\n" => BadHost 400;
-    absolute_bad_authority: b"GET http://a..b/ HTTP/1.1\r\nHost: a\r\n\r\n" => BadHost 400;
-    http_2_0: b"GET / HTTP/2.0\r\nHost: a\r\n\r\n" => UnsupportedVersion 505;
-    http_1_2: b"GET / HTTP/1.2\r\nHost: a\r\n\r\n" => UnsupportedVersion 505;
-    http_1_10: b"GET / HTTP/1.10\r\nHost: a\r\n\r\n" => UnsupportedVersion 505;
-    http_0_9_style: b"GET /\r\n\r\n" => BadSyntax 400;
-    version_garbage: b"GET / HTTP/x.y\r\nHost: a\r\n\r\n" => BadSyntax 400;
-    lowercase_version: b"GET / http/1.1\r\nHost: a\r\n\r\n" => BadSyntax 400;
-    double_space: b"GET  / HTTP/1.1\r\nHost: a\r\n\r\n" => BadSyntax 400;
-    no_target: b"GET HTTP/1.1\r\nHost: a\r\n\r\n" => BadSyntax 400;
-    asterisk: b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n" => BadSyntax 400;
-    authority_form: b"CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n" => BadSyntax 400;
-    relative_target: b"GET a/b HTTP/1.1\r\nHost: a\r\n\r\n" => BadSyntax 400;
-    absolute_no_authority: b"GET http:///x HTTP/1.1\r\nHost: a\r\n\r\n" => BadSyntax 400;
-    userinfo: b"GET http://u@a/ HTTP/1.1\r\nHost: a\r\n\r\n" => BadSyntax 400;
-    bad_scheme: b"GET 1http://a/ HTTP/1.1\r\nHost: a\r\n\r\n" => BadSyntax 400;
-    nul_in_value: b"GET / HTTP/1.1\r\nHost: a\r\nX-A: \0\r\n\r\n" => BadSyntax 400;
-    bad_method_char: b"G(T / HTTP/1.1\r\nHost: a\r\n\r\n" => BadSyntax 400;
-    invalid_utf8_target: b"GET /\xff HTTP/1.1\r\nHost: a\r\n\r\n" => BadSyntax 400;
-    colon_first: b"GET / HTTP/1.1\r\n: a\r\n\r\n" => BadSyntax 400;
+    cl_and_te: b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n" => LengthAndEncoding;
+    te_and_cl: b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n" => LengthAndEncoding;
+    cl_not_digits: b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3a\r\n\r\n" => BadContentLength;
+    cl_signed: b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +3\r\n\r\n" => BadContentLength;
+    cl_negative: b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n" => BadContentLength;
+    cl_empty: b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length:\r\n\r\n" => BadContentLength;
+    cl_inner_space: b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1 2\r\n\r\n" => BadContentLength;
+    cl_overflow_u64: b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 18446744073709551616\r\n\r\n" => BadContentLength;
+    cl_over_off_t: b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 9223372036854775808\r\n\r\n" => BadContentLength;
+    cl_list_same: b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n" => BadContentLength;
+    cl_repeated_same: b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n" => BadContentLength;
+    cl_repeated_differing: b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\ncontent-length: 6\r\n\r\n" => BadContentLength;
+    te_gzip: b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n" => UnsupportedEncoding;
+    te_gzip_chunked: b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n" => UnsupportedEncoding;
+    te_chunked_twice: b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n" => UnsupportedEncoding;
+    te_chunked_list: b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n" => UnsupportedEncoding;
+    te_empty: b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\n\r\n" => UnsupportedEncoding;
+    te_on_http10: b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n" => BadSyntax;
+    obs_fold: b"GET / HTTP/1.1\r\nHost: a\r\nX-A: b\r\n c\r\n\r\n" => ObsFold;
+    obs_fold_tab: b"GET / HTTP/1.1\r\nHost: a\r\nX-A: b\r\n\tc\r\n\r\n" => ObsFold;
+    space_before_first_header: b"GET / HTTP/1.1\r\n Host: a\r\n\r\n" => ObsFold;
+    space_before_colon: b"GET / HTTP/1.1\r\nHost : a\r\n\r\n" => SpaceBeforeColon;
+    tab_before_colon: b"GET / HTTP/1.1\r\nHost\t: a\r\n\r\n" => SpaceBeforeColon;
+    space_in_name: b"GET / HTTP/1.1\r\nX A: a\r\n\r\n" => BadSyntax;
+    bare_cr_in_value: b"GET / HTTP/1.1\r\nHost: a\r\nX-A: b\rc\r\n\r\n" => BareCr;
+    bare_cr_line_end: b"GET / HTTP/1.1\r\nHost: a\r\nX-A: b\r\r\n\r\n" => BareCr;
+    bare_cr_request_line: b"GET /\r HTTP/1.1\r\nHost: a\r\n\r\n" => BareCr;
+    bare_cr_after_version: b"GET / HTTP/1.1\rHost: a\r\n\r\n" => BareCr;
+    bare_cr_head_end: b"GET / HTTP/1.1\r\nHost: a\r\n\rX" => BareCr;
+    no_host_11: b"GET / HTTP/1.1\r\nX-A: b\r\n\r\n" => BadHost;
+    two_hosts_11: b"GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n" => BadHost;
+    two_hosts_10: b"GET / HTTP/1.0\r\nHost: a\r\nhost: b\r\n\r\n" => BadHost;
+    empty_host: b"GET / HTTP/1.1\r\nHost:\r\n\r\n" => BadHost;
+    host_with_slash: b"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n" => BadHost;
+    host_with_dotdot: b"GET / HTTP/1.1\r\nHost: a..b\r\n\r\n" => BadHost;
+    host_with_space: b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n" => BadHost;
+    host_with_backslash: b"GET / HTTP/1.1\r\nHost: a\\b\r\n\r\n" => BadHost;
+    absolute_bad_authority: b"GET http://a..b/ HTTP/1.1\r\nHost: a\r\n\r\n" => BadHost;
+    http_2_0: b"GET / HTTP/2.0\r\nHost: a\r\n\r\n" => UnsupportedVersion;
+    host_with_userinfo: b"GET / HTTP/1.1\r\nHost: user@evil\r\n\r\n" => BadHost;
+    http_1_10: b"GET / HTTP/1.10\r\nHost: a\r\n\r\n" => UnsupportedVersion;
+    http_0_9_style: b"GET /\r\n\r\n" => BadSyntax;
+    version_garbage: b"GET / HTTP/x.y\r\nHost: a\r\n\r\n" => BadSyntax;
+    lowercase_version: b"GET / http/1.1\r\nHost: a\r\n\r\n" => BadSyntax;
+    double_space: b"GET  / HTTP/1.1\r\nHost: a\r\n\r\n" => BadSyntax;
+    no_target: b"GET HTTP/1.1\r\nHost: a\r\n\r\n" => BadSyntax;
+    asterisk: b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n" => BadSyntax;
+    authority_form: b"CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n" => BadSyntax;
+    relative_target: b"GET a/b HTTP/1.1\r\nHost: a\r\n\r\n" => BadSyntax;
+    absolute_no_authority: b"GET http:///x HTTP/1.1\r\nHost: a\r\n\r\n" => BadSyntax;
+    userinfo: b"GET http://u@a/ HTTP/1.1\r\nHost: a\r\n\r\n" => BadSyntax;
+    bad_scheme: b"GET 1http://a/ HTTP/1.1\r\nHost: a\r\n\r\n" => BadSyntax;
+    nul_in_value: b"GET / HTTP/1.1\r\nHost: a\r\nX-A: \0\r\n\r\n" => BadSyntax;
+    bad_method_char: b"G(T / HTTP/1.1\r\nHost: a\r\n\r\n" => BadSyntax;
+    invalid_utf8_target: b"GET /\xff HTTP/1.1\r\nHost: a\r\n\r\n" => BadSyntax;
+    colon_first: b"GET / HTTP/1.1\r\n: a\r\n\r\n" => BadSyntax;
 }
 
 #[test]
-fn unsupported_method_and_body_too_large_statuses() {
-    // Not produced by parse_request (unknown tokens are Method::Other; the driver enforces
-    // the body limit) but part of the contract.
-    assert_eq!(HttpError::UnsupportedMethod.status(), 400);
-    assert_eq!(HttpError::BodyTooLarge.status(), 413);
-    assert_eq!(HttpError::UriTooLong.status(), 414);
-    assert_eq!(HttpError::HeadersTooLarge.status(), 431);
+fn a_higher_minor_version_is_served_as_http11() {
+    for version in ["HTTP/1.2", "HTTP/1.9"] {
+        let mut buf = format!("\r\nGET /x {version}\r\nHost: a\r\n\r\n").into_bytes();
+        let parsed = parse_request(&mut buf, &Limits::default(), &mut Vec::new());
+        let Ok(Status::Complete(h)) = parsed else {
+            panic!("{version}: {parsed:?}")
+        };
+        assert_eq!(h.version, Version::Http11, "{version}");
+        assert!(buf.starts_with(b"\r\nGET /x HTTP/1.1\r\n"));
+    }
+    assert_eq!(
+        complete(b"GET / HTTP/1.5\nHost: a\n\n").0.version,
+        Version::Http11
+    );
+    // Not a version at all, or not HTTP/1: still refused, and the bytes are left alone.
+    for line in [
+        "GET / HTTP/1.10",
+        "GET / HTTP/2.2",
+        "GET / HTTP/1.x",
+        "GET / XTTP/1.2",
+    ] {
+        let buf = format!("{line}\r\nHost: a\r\n\r\n");
+        let mut bytes = buf.clone().into_bytes();
+        assert!(parse_request(&mut bytes, &Limits::default(), &mut Vec::new()).is_err());
+        assert_eq!(bytes, buf.as_bytes(), "{line}");
+    }
 }
 
 #[test]
@@ -350,9 +370,9 @@ fn pipelined_requests() {
 fn headers_vec_is_cleared_each_call() {
     let mut headers = vec![HeaderSpan::default(); 7];
     let buf = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
-    parse_request(buf, &Limits::default(), &mut headers).unwrap();
+    parse_request(&mut buf.to_vec(), &Limits::default(), &mut headers).unwrap();
     assert_eq!(headers.len(), 1);
-    let _ = parse_request(b"GET", &Limits::default(), &mut headers);
+    let _ = parse_request(&mut b"GET".to_vec(), &Limits::default(), &mut headers);
     assert!(headers.is_empty());
 }
 
@@ -469,7 +489,7 @@ fn header_count_limit_boundary() {
         parse_with(three, &limits),
         Ok(Status::Complete(_))
     ));
-    assert_eq!(parse_with(four, &limits), Err(HttpError::HeadersTooLarge));
+    assert_eq!(parse_with(four, &limits), Err(HttpError::TooManyHeaders));
     // The default limit of 100 lines.
     let mut many = b"GET / HTTP/1.1\r\nHost: a\r\n".to_vec();
     for i in 0..99 {
@@ -479,7 +499,7 @@ fn header_count_limit_boundary() {
     assert!(matches!(parse(&many), Ok(Status::Complete(_))));
     let mut too_many = many[..many.len() - 2].to_vec();
     too_many.extend_from_slice(b"X-last: v\r\n\r\n");
-    assert_eq!(parse(&too_many), Err(HttpError::HeadersTooLarge));
+    assert_eq!(parse(&too_many), Err(HttpError::TooManyHeaders));
 }
 
 #[test]
@@ -516,7 +536,7 @@ fn hostile_bytes_never_panic() {
             }
         }
         for lim in [&limits, &Limits::default()] {
-            if let Ok(Status::Complete(h)) = parse_request(&buf, lim, &mut headers) {
+            if let Ok(Status::Complete(h)) = parse_request(&mut buf, lim, &mut headers) {
                 assert!(h.head_len <= buf.len());
                 for s in [h.target, h.path, h.query, h.method_span] {
                     assert!(s.end as usize <= h.head_len && s.start <= s.end);

@@ -20,7 +20,9 @@ fn encode(
     max: usize,
 ) -> Result<Vec<u8>, UwsgiError> {
     let mut headers = Vec::new();
-    let Ok(Status::Complete(head)) = parse_request(buf, &Limits::default(), &mut headers) else {
+    let Ok(Status::Complete(head)) =
+        parse_request(&mut buf.to_vec(), &Limits::default(), &mut headers)
+    else {
         panic!("bad request in test: {:?}", String::from_utf8_lossy(buf))
     };
     let mut out = b"stale bytes from the last request".to_vec();
@@ -361,7 +363,6 @@ fn vars_limit_exactly_and_one_past() {
             limit
         })
     );
-    assert_eq!(UwsgiError::VarsTooLarge { size: 1, limit: 0 }.status(), 431);
 }
 
 #[test]

@@ -1,0 +1,144 @@
+//! Anonymous temp files for bodies and answers that do not fit in memory.
+//!
+//! Each file is opened with `O_TMPFILE` in the temp directory: it has no name, so nothing is
+//! ever left behind, not even after a crash or a SIGKILL (the kernel frees it with the last
+//! fd), and no other process can open it. Opening, reading and writing go through io_uring,
+//! so a slow disk delays only the request that uses it, never the event loop.
+
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use tokio_uring::buf::BoundedBuf;
+use tokio_uring::fs::{File, OpenOptions};
+
+use super::Buf;
+
+/// An open anonymous temp file.
+pub(crate) struct TempFile(File);
+
+impl TempFile {
+    /// Opens a new anonymous file in `dir`.
+    pub(crate) async fn create(dir: &Path) -> io::Result<TempFile> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .mode(0o600)
+            // O_EXCL: the file can never be given a name (linkat), even by us.
+            .custom_flags(libc::O_TMPFILE | libc::O_EXCL)
+            .open(dir)
+            .await?;
+        Ok(TempFile(file))
+    }
+
+    /// Writes all of `buf[from..]` at offset `at`.
+    pub(crate) async fn write_all_at(
+        &self,
+        buf: Buf,
+        from: usize,
+        at: u64,
+    ) -> (io::Result<()>, Buf) {
+        let end = buf.len();
+        if from >= end {
+            return (Ok(()), buf);
+        }
+        let (res, slice) = self.0.write_all_at(buf.slice(from..end), at).await;
+        (res, slice.into_inner())
+    }
+
+    /// Reads up to `len` bytes at offset `at` into `buf` (appending); returns how many.
+    pub(crate) async fn read_at(
+        &self,
+        mut buf: Buf,
+        len: usize,
+        at: u64,
+    ) -> (io::Result<usize>, Buf) {
+        if len == 0 {
+            return (Ok(0), buf);
+        }
+        buf.reserve(len);
+        let start = buf.len();
+        let (res, slice) = self.0.read_at(buf.slice(start..start + len), at).await;
+        (res, slice.into_inner())
+    }
+}
+
+/// Makes sure `dir` can hold ringway's temp files: creates it (0700) if missing; refuses one
+/// that is not a directory, not ours, or open to others (its files have no names, but a
+/// directory others can write to invites games); checks that `O_TMPFILE` works there.
+pub(crate) fn prepare_dir(dir: &Path) -> anyhow::Result<()> {
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e).with_context(|| format!("creating {}", dir.display())),
+    }
+    let meta = std::fs::symlink_metadata(dir).with_context(|| format!("{}", dir.display()))?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    if !meta.is_dir() {
+        bail!("{} is not a directory", dir.display());
+    }
+    if meta.uid() != uid {
+        bail!(
+            "{} belongs to uid {}, not to ringway's uid {uid}",
+            dir.display(),
+            meta.uid()
+        );
+    }
+    if meta.permissions().mode() & 0o077 != 0 {
+        bail!(
+            "{} is open to other users (mode {:o}); make it 0700",
+            dir.display(),
+            meta.permissions().mode() & 0o777
+        );
+    }
+    let probe = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_TMPFILE | libc::O_EXCL)
+        .open(dir);
+    probe
+        .map(drop)
+        .with_context(|| format!("{} cannot hold anonymous (O_TMPFILE) files", dir.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prepares_a_private_directory_and_refuses_an_open_one() {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("spool");
+        prepare_dir(&dir).unwrap();
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        prepare_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let err = prepare_dir(&dir).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("open to other users"),
+            "{err:#}"
+        );
+        let file = parent.path().join("file");
+        std::fs::write(&file, b"x").unwrap();
+        assert!(prepare_dir(&file).is_err());
+    }
+
+    #[test]
+    fn files_have_no_name_and_keep_what_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_owned();
+        tokio_uring::start(async move {
+            let file = TempFile::create(&path).await.unwrap();
+            let (res, _) = file.write_all_at(Buf::copy_of(b"xxhello"), 2, 10).await;
+            res.unwrap();
+            let (res, buf) = file.read_at(Buf::copy_of(b">"), 5, 10).await;
+            assert_eq!(res.unwrap(), 5);
+            assert_eq!(&buf[..], b">hello");
+            assert_eq!(std::fs::read_dir(&path).unwrap().count(), 0, "no name");
+        });
+    }
+}

@@ -1,0 +1,85 @@
+//! Ending a client connection the right way for how its last request ended.
+
+use std::net::Shutdown;
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use super::Client;
+use crate::buffer::Buf;
+use crate::io::{Stream, read_some};
+
+/// After an error answer, how long unread request bytes are drained before closing, so the
+/// kernel does not reset the connection (and destroy the answer) over unread data.
+const LINGER: Duration = Duration::from_secs(2);
+/// Most bytes drained while lingering.
+const LINGER_BYTES: usize = 1024 * 1024;
+/// Read size while draining.
+const LINGER_READ: usize = 8 * 1024;
+
+/// What a connection does after a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Next {
+    /// The response was complete and the connection may serve another request.
+    KeepAlive,
+    /// Close after this response (client asked, framing requires it, or shutting down).
+    Close,
+    /// An error answer was sent with unread input maybe left: drain, then close.
+    Linger,
+    /// The connection is unusable (I/O failure or a response cut short): drop it now.
+    Abort,
+}
+
+impl Client {
+    /// Ends the connection as `next` says (`KeepAlive` here means the server is stopping).
+    pub(crate) async fn finish(&mut self, next: Next) {
+        match next {
+            // Closing with unread input makes the kernel send a reset, which can destroy the
+            // end of our last response in flight: drain first, like nginx's lingering_close.
+            Next::KeepAlive | Next::Close if self.has_unread_input() => self.linger().await,
+            Next::KeepAlive | Next::Close => Stream::shutdown(&self.stream, Shutdown::Write),
+            Next::Linger => self.linger().await,
+            Next::Abort => Stream::shutdown(&self.stream, Shutdown::Both),
+        }
+        self.finished = true;
+    }
+
+    /// True if the client sent bytes ringway has not consumed (buffered here or in the
+    /// kernel's receive queue).
+    fn has_unread_input(&self) -> bool {
+        if !self.input.is_empty() {
+            return true;
+        }
+        let mut pending: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one c_int through the valid pointer; the fd is open while
+        // `self.stream` lives.
+        let rc = unsafe {
+            libc::ioctl(
+                self.stream.get_ref().as_raw_fd(),
+                libc::FIONREAD,
+                &mut pending,
+            )
+        };
+        rc == 0 && pending > 0
+    }
+
+    /// Half-closes, then reads and discards what the client still sends (bounded in time and
+    /// bytes), so our answer is not lost to a reset.
+    async fn linger(&mut self) {
+        Stream::shutdown(&self.stream, Shutdown::Write);
+        let deadline = Instant::now() + LINGER;
+        let mut drained = 0;
+        let mut buf = std::mem::replace(&mut self.input, Buf::empty());
+        while drained < LINGER_BYTES {
+            buf.clear();
+            let left = deadline.saturating_duration_since(Instant::now());
+            match read_some(&self.stream, buf, LINGER_READ, left).await {
+                Ok((n, b)) if n > 0 => {
+                    drained += n;
+                    buf = b;
+                }
+                Ok(_) | Err(_) => return Stream::shutdown(&self.stream, Shutdown::Both),
+            }
+        }
+        Stream::shutdown(&self.stream, Shutdown::Both);
+    }
+}

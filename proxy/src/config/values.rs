@@ -1,0 +1,374 @@
+//! The value types of settings: each parses the same text from a flag and from the TOML file,
+//! and writes itself back in a form it parses again (the file and the flags are merged through
+//! that form, see [`super::Settings`]).
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A size in bytes: `4096`, `16k`, `1m`, `1g` (binary multiples, case-insensitive, optional
+/// `b`). In TOML, a number of bytes or such a string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Size(pub u64);
+
+impl Size {
+    /// `n` KiB.
+    pub const fn kib(n: u64) -> Size {
+        Size(n << 10)
+    }
+
+    /// `n` MiB.
+    pub const fn mib(n: u64) -> Size {
+        Size(n << 20)
+    }
+
+    /// The size as a `usize` (sizes are bounded when validated, so this saturates only for
+    /// values no check lets through).
+    pub fn bytes(self) -> usize {
+        usize::try_from(self.0).unwrap_or(usize::MAX)
+    }
+}
+
+impl FromStr for Size {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Size, String> {
+        let t = s.trim().to_ascii_lowercase();
+        let t = t.strip_suffix('b').unwrap_or(&t);
+        let (digits, mult) = match t.as_bytes().last() {
+            Some(b'k') => (&t[..t.len() - 1], 1u64 << 10),
+            Some(b'm') => (&t[..t.len() - 1], 1 << 20),
+            Some(b'g') => (&t[..t.len() - 1], 1 << 30),
+            _ => (t, 1),
+        };
+        digits
+            .parse::<u64>()
+            .ok()
+            .and_then(|n| n.checked_mul(mult))
+            .map(Size)
+            .ok_or_else(|| format!("invalid size {s:?}: expected e.g. 4096, 16k, 1m"))
+    }
+}
+
+impl<'de> Deserialize<'de> for Size {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Size, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Bytes(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Bytes(n) => Ok(Size(n)),
+            Raw::Text(s) => s.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+impl Serialize for Size {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(self.0)
+    }
+}
+
+/// A duration: `250ms`, `5s`, `2m`, `1h`; a bare number is seconds, as in nginx.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Dur(pub Duration);
+
+impl Dur {
+    /// `n` seconds.
+    pub const fn secs(n: u64) -> Dur {
+        Dur(Duration::from_secs(n))
+    }
+}
+
+impl FromStr for Dur {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Dur, String> {
+        let t = s.trim();
+        let err = || format!("invalid duration {s:?}: expected e.g. 250ms, 5s, 2m");
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (digits, unit) = t.split_at(split);
+        let n: u64 = digits.parse().map_err(|_| err())?;
+        let ms = match unit {
+            "ms" => Some(n),
+            "" | "s" => n.checked_mul(1000),
+            "m" => n.checked_mul(60_000),
+            "h" => n.checked_mul(3_600_000),
+            _ => None,
+        };
+        ms.map(|ms| Dur(Duration::from_millis(ms))).ok_or_else(err)
+    }
+}
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Dur, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for Dur {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{}ms", self.0.as_millis()))
+    }
+}
+
+/// Implements `Deserialize` and `Serialize` through `FromStr` and `Display`.
+macro_rules! serde_as_text {
+    ($ty:ty) => {
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<$ty, D::Error> {
+                String::deserialize(d)?
+                    .parse()
+                    .map_err(serde::de::Error::custom)
+            }
+        }
+
+        impl Serialize for $ty {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+    };
+}
+
+/// Where a uWSGI listens: `unix:/path/app.sock` or `IP:PORT` (names are not resolved).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpstreamAddr {
+    /// A unix stream socket (uWSGI `--socket /path`).
+    Unix(PathBuf),
+    /// A TCP socket (uWSGI `--socket host:port`).
+    Tcp(SocketAddr),
+}
+
+impl FromStr for UpstreamAddr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<UpstreamAddr, String> {
+        if let Some(path) = s.strip_prefix("unix:") {
+            if path.is_empty() {
+                return Err(format!("invalid upstream {s:?}: empty socket path"));
+            }
+            return Ok(UpstreamAddr::Unix(PathBuf::from(path)));
+        }
+        s.parse::<SocketAddr>().map(UpstreamAddr::Tcp).map_err(|_| {
+            format!(
+                "invalid upstream {s:?}: expected unix:/path/app.sock or IP:PORT \
+                 (e.g. 127.0.0.1:3031)"
+            )
+        })
+    }
+}
+
+impl fmt::Display for UpstreamAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UpstreamAddr::Unix(p) => write!(f, "unix:{}", p.display()),
+            UpstreamAddr::Tcp(a) => write!(f, "{a}"),
+        }
+    }
+}
+
+serde_as_text!(UpstreamAddr);
+
+/// Where the metrics endpoint listens: an address, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsListen {
+    /// No endpoint.
+    Off,
+    /// The default address: if it is taken, run without the endpoint (and say so).
+    Default(SocketAddr),
+    /// An address asked for: failing to bind it is an error.
+    At(SocketAddr),
+}
+
+/// The default metrics address (loopback: the figures are not for the internet).
+pub const DEFAULT_METRICS: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9145);
+
+impl FromStr for MetricsListen {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<MetricsListen, String> {
+        if s.eq_ignore_ascii_case("off") {
+            return Ok(MetricsListen::Off);
+        }
+        s.parse()
+            .map(MetricsListen::At)
+            .map_err(|_| format!("invalid metrics address {s:?}: expected IP:PORT or off"))
+    }
+}
+
+impl fmt::Display for MetricsListen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MetricsListen::Off => f.write_str("off"),
+            MetricsListen::Default(a) | MetricsListen::At(a) => write!(f, "{a}"),
+        }
+    }
+}
+
+serde_as_text!(MetricsListen);
+
+/// An address range: `10.0.0.1`, `10.0.0.0/8`, `::1`, `fd00::/8`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    addr: IpAddr,
+    bits: u8,
+}
+
+impl Cidr {
+    /// True if `ip` lies in this range (IPv4-mapped IPv6 peers match IPv4 ranges).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => prefix_eq(&net.octets(), &ip.octets(), self.bits),
+            (IpAddr::V6(net), IpAddr::V6(ip)) => prefix_eq(&net.octets(), &ip.octets(), self.bits),
+            _ => false,
+        }
+    }
+}
+
+fn prefix_eq(a: &[u8], b: &[u8], bits: u8) -> bool {
+    let full = usize::from(bits / 8);
+    let rest = bits % 8;
+    if a[..full] != b[..full] {
+        return false;
+    }
+    if rest == 0 {
+        return true;
+    }
+    let mask = 0xffu8 << (8 - rest);
+    a[full] & mask == b[full] & mask
+}
+
+impl FromStr for Cidr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Cidr, String> {
+        let err = || format!("invalid address range {s:?}: expected IP or IP/BITS");
+        let (ip, bits) = match s.split_once('/') {
+            Some((ip, bits)) => (ip, Some(bits.parse::<u8>().map_err(|_| err())?)),
+            None => (s, None),
+        };
+        let addr: IpAddr = ip.trim().parse().map_err(|_| err())?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let bits = bits.unwrap_or(max);
+        if bits > max {
+            return Err(err());
+        }
+        Ok(Cidr { addr, bits })
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.bits)
+    }
+}
+
+serde_as_text!(Cidr);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        let size = |s: &str| s.parse::<Size>().map(|s| s.0);
+        assert_eq!(size("4096"), Ok(4096));
+        assert_eq!(size("16k"), Ok(16384));
+        assert_eq!(size("1M"), Ok(1 << 20));
+        assert_eq!(size("2g"), Ok(2 << 30));
+        assert_eq!(size("8kb"), Ok(8192));
+        assert!(size("").is_err());
+        assert!(size("k").is_err());
+        assert!(size("-1").is_err());
+        assert!(size("99999999999999999999g").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        let dur = |s: &str| s.parse::<Dur>().map(|d| d.0);
+        assert_eq!(dur("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(dur("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(dur("5"), Ok(Duration::from_secs(5)));
+        assert_eq!(dur("2m"), Ok(Duration::from_secs(120)));
+        assert!(dur("5x").is_err());
+        assert!(dur("s").is_err());
+    }
+
+    #[test]
+    fn values_write_what_they_read() {
+        assert_eq!(json(&Size(16384)), "16384");
+        assert_eq!(json(&Dur(Duration::from_millis(1500))), "\"1500ms\"");
+        assert_eq!(
+            json(&"unix:/run/a.sock".parse::<UpstreamAddr>().unwrap()),
+            "\"unix:/run/a.sock\""
+        );
+        assert_eq!(
+            json(&"10.1.0.0/16".parse::<Cidr>().unwrap()),
+            "\"10.1.0.0/16\""
+        );
+        assert_eq!(json(&MetricsListen::Off), "\"off\"");
+        let back: Dur = serde_json::from_str("\"1500ms\"").unwrap();
+        assert_eq!(back, Dur(Duration::from_millis(1500)));
+        let back: Cidr = serde_json::from_str("\"10.1.0.0/16\"").unwrap();
+        assert_eq!(back, "10.1.0.0/16".parse().unwrap());
+    }
+
+    fn json<T: Serialize>(value: &T) -> String {
+        serde_json::to_string(value).unwrap()
+    }
+
+    #[test]
+    fn upstreams() {
+        let up = |s: &str| s.parse::<UpstreamAddr>();
+        assert_eq!(
+            up("unix:/run/app.sock"),
+            Ok(UpstreamAddr::Unix("/run/app.sock".into()))
+        );
+        assert_eq!(
+            up("127.0.0.1:3031"),
+            Ok(UpstreamAddr::Tcp("127.0.0.1:3031".parse().unwrap()))
+        );
+        assert!(up("unix:").is_err());
+        assert!(up("localhost:3031").is_err());
+    }
+
+    #[test]
+    fn cidrs() {
+        let cidr = |s: &str| s.parse::<Cidr>().unwrap();
+        let net = cidr("10.1.0.0/16");
+        assert!(net.contains("10.1.2.3".parse().unwrap()));
+        assert!(!net.contains("10.2.0.1".parse().unwrap()));
+        assert!(net.contains("::ffff:10.1.0.9".parse().unwrap()));
+        let one = cidr("127.0.0.1");
+        assert!(one.contains("127.0.0.1".parse().unwrap()));
+        assert!(!one.contains("127.0.0.2".parse().unwrap()));
+        let odd = cidr("192.168.0.0/23");
+        assert!(odd.contains("192.168.1.200".parse().unwrap()));
+        assert!(!odd.contains("192.168.2.1".parse().unwrap()));
+        assert!("10.0.0.0/33".parse::<Cidr>().is_err());
+        assert!("nope".parse::<Cidr>().is_err());
+    }
+
+    #[test]
+    fn metrics_listen() {
+        assert_eq!("off".parse(), Ok(MetricsListen::Off));
+        assert_eq!(
+            "127.0.0.1:9200".parse(),
+            Ok(MetricsListen::At("127.0.0.1:9200".parse().unwrap()))
+        );
+        assert!("9200".parse::<MetricsListen>().is_err());
+    }
+}

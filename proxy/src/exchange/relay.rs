@@ -1,0 +1,168 @@
+//! The upstream's answer to the client: the head rewritten for the client, then the body
+//! re-framed and relayed.
+//!
+//! When the whole answer came with its head (the common case for small answers), the
+//! upstream is closed first, freeing the Python worker, then one write goes out. Otherwise
+//! two pumps run in the connection's task: one reads the upstream as fast as it writes into
+//! a [`Spool`] (memory, then a temp file), the other writes the spool to the client as fast
+//! as it reads. The upstream is closed as soon as its last byte is read, however far behind
+//! the client is.
+
+use std::time::Duration;
+
+use super::{Outcome, Request};
+use crate::buffer::{Buf, Spool};
+use crate::client::{Client, Next};
+use crate::clock::http_date_now;
+use crate::fail::{BadResponse, Fail, Step};
+use crate::http::{ClientFraming, Reframer, ResponseHead, ResponseMeta, write_response_head};
+use crate::io::{Counted, IoError, read_some, write_all};
+use crate::upstream::UpstreamConn;
+use crate::worker::Worker;
+
+/// Read size while relaying a body.
+const RELAY_READ_SIZE: usize = 64 * 1024;
+
+/// Writes the response whose head is at the start of `buf` (parsed into `head`, its header
+/// spans in `client.response_headers`) and relays its body. `Err` only when nothing has been
+/// sent yet; a failure after that ends in an `Outcome` that aborts the connection.
+pub(super) async fn respond(
+    client: &Client,
+    req: &Request,
+    upstream: UpstreamConn,
+    head: ResponseHead,
+    buf: Buf,
+    worker: &Worker,
+) -> Result<Outcome, Fail> {
+    let limits = &worker.config.limits;
+    let (framing, keep_alive) =
+        ClientFraming::choose(head.framing, req.head.version, req.keep_alive);
+    let keep_alive = keep_alive && !worker.is_stopping();
+    let meta = ResponseMeta {
+        client_version: req.head.version,
+        status: head.status,
+        reason: head.reason.of(&buf),
+        framing,
+        keep_alive,
+        date: &http_date_now(),
+    };
+    let mut out = Buf::with_capacity(buf.len() + 128);
+    write_response_head(&mut out, &meta, &buf, &client.response_headers);
+    let mut reframer = Reframer::new(head.framing, framing);
+    let first = buf.get(head.head_len..).unwrap_or_default();
+    reframer
+        .frame_into(first, &mut out)
+        .map_err(|e| Fail::UpstreamBadResponse(BadResponse::Body(e)))?;
+    drop(buf);
+
+    let relayed = if reframer.is_done() {
+        // The whole answer is here: free the Python worker before talking to the client.
+        upstream.close();
+        write_all(&client.stream, out, 0, limits.send_timeout)
+            .await
+            .map(drop)
+            .map_err(client_failed)
+    } else {
+        // X-Accel-Buffering: no: the app wants the client's pace, with no temp file.
+        let file_limit = if head.buffering {
+            limits.max_temp_file_size
+        } else {
+            0
+        };
+        let config = &worker.config;
+        let spool = Spool::new(
+            limits.response_buffer_size,
+            file_limit,
+            &worker.budget,
+            &config.buffering.temp_dir,
+        );
+        spool.push(out, 0).await;
+        let pumps = tokio::try_join!(
+            pump_upstream(
+                upstream,
+                &spool,
+                &mut reframer,
+                limits.upstream_read_timeout
+            ),
+            pump_client(&client.stream, &spool, limits.send_timeout),
+        );
+        if let Some(kind) = spool.take_file_error() {
+            Fail::TempFile(kind).report(client.peer, &worker.stats);
+        }
+        pumps.map(drop)
+    };
+    let next = match relayed {
+        Ok(()) if framing == ClientFraming::UntilClose => Next::Close,
+        Ok(()) if keep_alive => Next::KeepAlive,
+        Ok(()) => Next::Close,
+        Err(fail) => {
+            fail.report(client.peer, &worker.stats);
+            Next::Abort
+        }
+    };
+    Ok(Outcome {
+        status: head.status,
+        upstream: None,
+        next,
+    })
+}
+
+fn client_failed(err: IoError) -> Fail {
+    match err {
+        IoError::Timeout => Fail::ClientGone,
+        IoError::Failed(kind) => Fail::ClientIo(kind),
+    }
+}
+
+/// Reads the upstream's body into the spool until its end, then closes the upstream.
+async fn pump_upstream(
+    upstream: UpstreamConn,
+    spool: &Spool<'_>,
+    reframer: &mut Reframer,
+    timeout: Duration,
+) -> Result<(), Fail> {
+    while !reframer.is_done() {
+        let mut buf = Buf::with_capacity(Reframer::PREFIX + RELAY_READ_SIZE + 16);
+        buf.resize(Reframer::PREFIX, 0);
+        match read_some(&upstream, buf, RELAY_READ_SIZE, timeout).await {
+            Ok((0, _)) => {
+                let mut tail = Buf::with_capacity(16);
+                reframer
+                    .finish(&mut tail)
+                    .map_err(|_| Fail::UpstreamTruncated)?;
+                spool.push(tail, 0).await;
+            }
+            Ok((_, mut buf)) => {
+                let from = reframer
+                    .frame_in_place(&mut buf)
+                    .map_err(|e| Fail::UpstreamBadResponse(BadResponse::Body(e)))?;
+                spool.push(buf, from).await;
+            }
+            Err(IoError::Timeout) => return Err(Fail::UpstreamTimeout(Step::Relaying)),
+            Err(IoError::Failed(kind)) => return Err(Fail::UpstreamIo(Step::Relaying, kind)),
+        }
+    }
+    // The upstream is released here, before the client has necessarily read anything.
+    upstream.close();
+    spool.end();
+    Ok(())
+}
+
+/// Writes the spool to the client until it is empty and ended.
+async fn pump_client(
+    client: &Counted<tokio_uring::net::TcpStream>,
+    spool: &Spool<'_>,
+    timeout: Duration,
+) -> Result<(), Fail> {
+    loop {
+        match spool.pop().await {
+            Ok(Some((buf, from))) => {
+                write_all(client, buf, from, timeout)
+                    .await
+                    .map_err(client_failed)?;
+            }
+            Ok(None) => return Ok(()),
+            Err(e) => return Err(Fail::TempFile(e.kind())),
+        }
+    }
+}

@@ -1,0 +1,468 @@
+//! Every way a request can fail, and what each failure means: the status the client gets,
+//! the metric label it counts under, what happens to the connection, and the log line. This
+//! is the one table for all of it; the steps of a request only say *what* failed.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+
+use crate::http::HttpError;
+use crate::metrics::{UpstreamError, WorkerStats};
+use crate::ratelimit::{Gate, WINDOW};
+use crate::uwsgi::UwsgiError;
+
+/// Which part of a request a client failure happened in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Part {
+    /// The request head.
+    Head,
+    /// The request body.
+    Body,
+}
+
+/// What ringway was doing with the upstream when it failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// Sending the request.
+    Sending,
+    /// Reading the response head.
+    ReadingHead,
+    /// Relaying the response body.
+    Relaying,
+}
+
+/// How an upstream broke the protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BadResponse {
+    /// A malformed response head.
+    Head(HttpError),
+    /// A 1xx answer (uwsgi has no use for them).
+    Interim(u16),
+    /// A head larger than the limit.
+    HeadTooLarge(usize),
+    /// A malformed chunked body.
+    Body(HttpError),
+}
+
+/// Why a request failed. `Copy` and allocation-free.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fail {
+    /// The request head broke HTTP's rules.
+    Request(HttpError),
+    /// The body is larger than `max_body_size` (`declared` when Content-Length said so).
+    BodyTooLarge {
+        /// The Content-Length, if there was one.
+        declared: Option<u64>,
+        /// The limit.
+        limit: u64,
+    },
+    /// The request cannot be put in a uwsgi packet (vars too large, bad path).
+    Packet(UwsgiError),
+    /// The client was too slow sending the head or the body.
+    ClientTimeout(Part),
+    /// The client closed its connection in the middle of the head or the body.
+    ClientClosed(Part),
+    /// The client's socket failed.
+    ClientIo(io::ErrorKind),
+    /// The client stopped taking the response (gone, or too slow for `send_timeout`).
+    ClientGone,
+    /// Every upstream refused the connection or failed to connect.
+    UpstreamRefused,
+    /// An upstream's listen backlog is full.
+    UpstreamBusy,
+    /// Connecting took longer than `upstream_connect_timeout`.
+    UpstreamConnectTimeout,
+    /// The upstream took longer than `upstream_read_timeout`.
+    UpstreamTimeout(Step),
+    /// The upstream's socket failed.
+    UpstreamIo(Step, io::ErrorKind),
+    /// The upstream closed before its response head was complete.
+    UpstreamClosed,
+    /// The upstream's response broke the protocol.
+    UpstreamBadResponse(BadResponse),
+    /// The upstream closed before the end of its body.
+    UpstreamTruncated,
+    /// A temp file could not be created, written or read.
+    TempFile(io::ErrorKind),
+}
+
+/// How loud a failure is in the log: client mistakes are the client's business (debug or
+/// info); an upstream or local failure is the operator's (warn).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Level {
+    Debug,
+    Info,
+    Warn,
+}
+
+/// Number of kinds: the gates below have one each.
+const KINDS: usize = 16;
+
+impl Fail {
+    /// The status the client is answered with, if it can still be answered.
+    pub(crate) fn status(self) -> Option<u16> {
+        Some(match self {
+            Fail::Request(err) => match err {
+                HttpError::UriTooLong => 414,
+                HttpError::HeadersTooLarge | HttpError::TooManyHeaders => 431,
+                HttpError::UnsupportedEncoding => 501,
+                HttpError::UnsupportedVersion => 505,
+                HttpError::BadSyntax
+                | HttpError::LengthAndEncoding
+                | HttpError::BadContentLength
+                | HttpError::ObsFold
+                | HttpError::SpaceBeforeColon
+                | HttpError::BareCr
+                | HttpError::BadHost => 400,
+            },
+            Fail::BodyTooLarge { .. } => 413,
+            Fail::Packet(UwsgiError::VarsTooLarge { .. }) => 431,
+            Fail::Packet(UwsgiError::BadPath) => 400,
+            Fail::ClientTimeout(_) => 408,
+            Fail::ClientClosed(_) | Fail::ClientIo(_) | Fail::ClientGone => return None,
+            Fail::UpstreamRefused
+            | Fail::UpstreamIo(..)
+            | Fail::UpstreamClosed
+            | Fail::UpstreamBadResponse(_)
+            | Fail::UpstreamTruncated => 502,
+            Fail::UpstreamBusy => 503,
+            Fail::UpstreamConnectTimeout | Fail::UpstreamTimeout(_) => 504,
+            Fail::TempFile(_) => 500,
+        })
+    }
+
+    /// The `kind` label of `ringway_upstream_errors_total`, for upstream failures.
+    pub(crate) fn upstream_error(self) -> Option<UpstreamError> {
+        Some(match self {
+            Fail::UpstreamRefused => UpstreamError::Refused,
+            Fail::UpstreamBusy => UpstreamError::Busy,
+            Fail::UpstreamConnectTimeout => UpstreamError::ConnectTimeout,
+            Fail::UpstreamTimeout(_) => UpstreamError::Timeout,
+            Fail::UpstreamBadResponse(_) => UpstreamError::BadResponse,
+            Fail::UpstreamIo(..) | Fail::UpstreamClosed | Fail::UpstreamTruncated => {
+                UpstreamError::Broken
+            }
+            _ => return None,
+        })
+    }
+
+    /// Whether the client's socket may still have unread request bytes worth draining after
+    /// the answer: false once its reading side was shut (a read timed out).
+    pub(crate) fn may_linger(self) -> bool {
+        !matches!(self, Fail::ClientTimeout(_))
+    }
+
+    /// This kind's index among the [`KINDS`] gates.
+    fn kind(self) -> usize {
+        match self {
+            Fail::Request(_) => 0,
+            Fail::BodyTooLarge { .. } => 1,
+            Fail::Packet(UwsgiError::VarsTooLarge { .. }) => 2,
+            Fail::Packet(UwsgiError::BadPath) => 3,
+            Fail::ClientTimeout(_) => 4,
+            Fail::ClientClosed(_) => 5,
+            Fail::ClientIo(_) => 6,
+            Fail::ClientGone => 7,
+            Fail::UpstreamRefused => 8,
+            Fail::UpstreamBusy => 9,
+            Fail::UpstreamConnectTimeout => 10,
+            Fail::UpstreamTimeout(_) => 11,
+            Fail::UpstreamIo(..) | Fail::UpstreamClosed => 12,
+            Fail::UpstreamBadResponse(_) => 13,
+            Fail::UpstreamTruncated => 14,
+            Fail::TempFile(_) => 15,
+        }
+    }
+
+    fn level(self) -> Level {
+        match self {
+            Fail::ClientClosed(_) | Fail::ClientIo(_) | Fail::ClientGone => Level::Debug,
+            Fail::Request(_)
+            | Fail::BodyTooLarge { .. }
+            | Fail::Packet(UwsgiError::BadPath)
+            | Fail::ClientTimeout(_) => Level::Info,
+            // The operator's setting is too small for a legitimate request, or the upstream
+            // or the disk failed: worth a warning.
+            Fail::Packet(UwsgiError::VarsTooLarge { .. })
+            | Fail::UpstreamRefused
+            | Fail::UpstreamBusy
+            | Fail::UpstreamConnectTimeout
+            | Fail::UpstreamTimeout(_)
+            | Fail::UpstreamIo(..)
+            | Fail::UpstreamClosed
+            | Fail::UpstreamBadResponse(_)
+            | Fail::UpstreamTruncated
+            | Fail::TempFile(_) => Level::Warn,
+        }
+    }
+
+    /// Counts the failure in `stats` and logs it (rate-limited per kind).
+    pub(crate) fn report(self, peer: SocketAddr, stats: &WorkerStats) {
+        if let Some(kind) = self.upstream_error() {
+            stats.upstream_error(kind);
+        }
+        let gate = &GATES[self.kind()];
+        let level = self.level();
+        // Debug lines are off in production; don't spend a gate slot on them.
+        if level != Level::Debug && !gate.allow() {
+            return;
+        }
+        let status = self.status().unwrap_or(0);
+        match level {
+            Level::Debug => tracing::debug!(%peer, status, "{self}"),
+            Level::Info => tracing::info!(%peer, status, "{self}"),
+            Level::Warn => tracing::warn!(%peer, status, "{self}"),
+        }
+    }
+}
+
+impl fmt::Display for Fail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Fail::Request(err) => write!(f, "rejected request: {err}"),
+            Fail::BodyTooLarge {
+                declared: Some(n),
+                limit,
+            } => write!(
+                f,
+                "request body of {n} bytes over --max-body-size ({limit})"
+            ),
+            Fail::BodyTooLarge {
+                declared: None,
+                limit,
+            } => write!(f, "chunked request body over --max-body-size ({limit})"),
+            Fail::Packet(UwsgiError::VarsTooLarge { size, limit }) => write!(
+                f,
+                "request headers make a uwsgi vars block of {size}+ bytes, over \
+                 --upstream-buffer-size ({limit}, uWSGI's buffer-size): answering 431; raise \
+                 both if such requests are legitimate"
+            ),
+            Fail::Packet(UwsgiError::BadPath) => f.write_str("rejected request path"),
+            Fail::ClientTimeout(part) => write!(f, "client too slow sending the {part}: 408"),
+            Fail::ClientClosed(part) => write!(f, "client closed in the middle of the {part}"),
+            Fail::ClientIo(kind) => write!(f, "client socket error: {kind}"),
+            Fail::ClientGone => f.write_str("client went away during the response"),
+            Fail::UpstreamRefused => f.write_str("no upstream reachable: connection refused"),
+            Fail::UpstreamBusy => f.write_str("upstream busy: its listen backlog is full"),
+            Fail::UpstreamConnectTimeout => f.write_str("upstream connect timed out"),
+            Fail::UpstreamTimeout(step) => write!(f, "upstream timed out while {step}"),
+            Fail::UpstreamIo(step, kind) => write!(f, "upstream failed while {step}: {kind}"),
+            Fail::UpstreamClosed => f.write_str("upstream closed before a complete response head"),
+            Fail::UpstreamBadResponse(bad) => write!(f, "bad upstream response: {bad}"),
+            Fail::UpstreamTruncated => {
+                f.write_str("upstream closed before the end of the response body")
+            }
+            Fail::TempFile(kind) => write!(f, "temp file failed: {kind}"),
+        }
+    }
+}
+
+impl fmt::Display for Part {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Part::Head => "request head",
+            Part::Body => "request body",
+        })
+    }
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Step::Sending => "sending the request",
+            Step::ReadingHead => "reading the response head",
+            Step::Relaying => "relaying the response",
+        })
+    }
+}
+
+impl fmt::Display for BadResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BadResponse::Head(HttpError::TooManyHeaders) => write!(
+                f,
+                "more than {} header lines",
+                crate::http::MAX_RESPONSE_HEADERS
+            ),
+            BadResponse::Head(err) => write!(f, "malformed head: {err}"),
+            BadResponse::Interim(status) => write!(f, "interim status {status}"),
+            BadResponse::HeadTooLarge(limit) => write!(f, "head over {limit} bytes"),
+            BadResponse::Body(err) => write!(f, "malformed chunked body: {err}"),
+        }
+    }
+}
+
+static GATES: [Gate; KINDS] = [const { Gate::new() }; KINDS];
+
+/// Writes one summary line per kind of failure whose lines were suppressed since the last
+/// call; call once per [`WINDOW`].
+pub(crate) fn log_suppressed() {
+    for (kind, gate) in GATES.iter().enumerate() {
+        let n = gate.take_suppressed();
+        if n == 0 {
+            continue;
+        }
+        let (example, level) = KIND_NAMES[kind];
+        let secs = WINDOW.as_secs();
+        match level {
+            Level::Warn => {
+                tracing::warn!(
+                    suppressed = n,
+                    "suppressed {n} log lines like \"{example}\" in {secs}s"
+                )
+            }
+            _ => tracing::info!(
+                suppressed = n,
+                "suppressed {n} log lines like \"{example}\" in {secs}s"
+            ),
+        }
+    }
+}
+
+/// What each kind's summary line calls it, and its level.
+const KIND_NAMES: [(&str, Level); KINDS] = [
+    ("rejected request", Level::Info),
+    ("request body over max_body_size", Level::Info),
+    ("uwsgi vars block over upstream_buffer_size", Level::Warn),
+    ("rejected request path", Level::Info),
+    ("client too slow", Level::Info),
+    ("client closed mid-request", Level::Debug),
+    ("client socket error", Level::Debug),
+    ("client went away", Level::Debug),
+    ("no upstream reachable", Level::Warn),
+    ("upstream busy", Level::Warn),
+    ("upstream connect timed out", Level::Warn),
+    ("upstream timed out", Level::Warn),
+    ("upstream failed", Level::Warn),
+    ("bad upstream response", Level::Warn),
+    ("upstream closed mid-body", Level::Warn),
+    ("temp file failed", Level::Warn),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One example of each kind, in kind order.
+    fn every_kind() -> [Fail; KINDS] {
+        let kind = io::ErrorKind::BrokenPipe;
+        [
+            Fail::Request(HttpError::BadSyntax),
+            Fail::BodyTooLarge {
+                declared: Some(9),
+                limit: 1,
+            },
+            Fail::Packet(UwsgiError::VarsTooLarge {
+                size: 5000,
+                limit: 4096,
+            }),
+            Fail::Packet(UwsgiError::BadPath),
+            Fail::ClientTimeout(Part::Head),
+            Fail::ClientClosed(Part::Body),
+            Fail::ClientIo(kind),
+            Fail::ClientGone,
+            Fail::UpstreamRefused,
+            Fail::UpstreamBusy,
+            Fail::UpstreamConnectTimeout,
+            Fail::UpstreamTimeout(Step::ReadingHead),
+            Fail::UpstreamIo(Step::Sending, kind),
+            Fail::UpstreamBadResponse(BadResponse::Interim(100)),
+            Fail::UpstreamTruncated,
+            Fail::TempFile(io::ErrorKind::StorageFull),
+        ]
+    }
+
+    #[test]
+    fn status_table() {
+        let want = [
+            Some(400),
+            Some(413),
+            Some(431),
+            Some(400),
+            Some(408),
+            None,
+            None,
+            None,
+            Some(502),
+            Some(503),
+            Some(504),
+            Some(504),
+            Some(502),
+            Some(502),
+            Some(502),
+            Some(500),
+        ];
+        for (fail, status) in every_kind().into_iter().zip(want) {
+            assert_eq!(fail.status(), status, "{fail:?}");
+        }
+    }
+
+    #[test]
+    fn request_errors_statuses() {
+        use HttpError::*;
+        let table = [
+            (BadSyntax, 400),
+            (UriTooLong, 414),
+            (HeadersTooLarge, 431),
+            (TooManyHeaders, 431),
+            (LengthAndEncoding, 400),
+            (BadContentLength, 400),
+            (UnsupportedEncoding, 501),
+            (ObsFold, 400),
+            (SpaceBeforeColon, 400),
+            (BareCr, 400),
+            (BadHost, 400),
+            (UnsupportedVersion, 505),
+        ];
+        for (err, status) in table {
+            assert_eq!(Fail::Request(err).status(), Some(status), "{err:?}");
+        }
+    }
+
+    #[test]
+    fn kinds_are_dense_and_named_at_their_level() {
+        for (i, fail) in every_kind().into_iter().enumerate() {
+            assert_eq!(fail.kind(), i, "{fail:?}");
+            assert_eq!(KIND_NAMES[i].1, fail.level(), "{fail:?}");
+        }
+    }
+
+    #[test]
+    fn client_errors_never_warn_and_upstream_errors_are_counted() {
+        for fail in every_kind() {
+            let client_side = matches!(
+                fail,
+                Fail::Request(_)
+                    | Fail::BodyTooLarge { .. }
+                    | Fail::Packet(UwsgiError::BadPath)
+                    | Fail::ClientTimeout(_)
+                    | Fail::ClientClosed(_)
+                    | Fail::ClientIo(_)
+                    | Fail::ClientGone
+            );
+            if client_side {
+                assert_ne!(fail.level(), Level::Warn, "{fail:?}");
+            }
+            let upstream_side = format!("{fail:?}").starts_with("Upstream");
+            assert_eq!(fail.upstream_error().is_some(), upstream_side, "{fail:?}");
+        }
+        assert_eq!(
+            Fail::UpstreamClosed.upstream_error(),
+            Some(UpstreamError::Broken)
+        );
+    }
+
+    #[test]
+    fn log_lines_are_precise() {
+        let many = Fail::UpstreamBadResponse(BadResponse::Head(HttpError::TooManyHeaders));
+        assert_eq!(
+            many.to_string(),
+            "bad upstream response: more than 512 header lines"
+        );
+        assert!(
+            Fail::ClientTimeout(Part::Body)
+                .to_string()
+                .contains("request body")
+        );
+    }
+}

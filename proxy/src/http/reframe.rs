@@ -1,0 +1,303 @@
+//! Re-framing a response body for the client: the upstream's framing (length, chunked, or
+//! until close) in, the framing chosen for the client out.
+//!
+//! The choice is [`ClientFraming::choose`]: a length is kept; a body without one goes chunked
+//! to an HTTP/1.1 client and close-delimited to an HTTP/1.0 one. [`Reframer`] then turns each
+//! piece of upstream body into client bytes, in place where it can: a piece read into a
+//! buffer after [`Reframer::PREFIX`] bytes of room gets its chunk-size line written into that
+//! room, so relaying a body costs no copy.
+
+use std::io::Write;
+
+use super::{ChunkedDecoder, ClientFraming, HttpError, LAST_CHUNK, ResponseFraming, Version};
+
+impl ClientFraming {
+    /// How to frame a body that the upstream framed as `upstream` for a client speaking
+    /// `client`, and whether the connection can then stay open (`keep_alive`: whether it
+    /// could otherwise).
+    pub fn choose(upstream: ResponseFraming, client: Version, keep_alive: bool) -> (Self, bool) {
+        match upstream {
+            ResponseFraming::None => (ClientFraming::None, keep_alive),
+            ResponseFraming::Length(n) => (ClientFraming::Length(n), keep_alive),
+            ResponseFraming::Chunked | ResponseFraming::UntilClose => match client {
+                Version::Http11 => (ClientFraming::Chunked, keep_alive),
+                Version::Http10 => (ClientFraming::UntilClose, false),
+            },
+        }
+    }
+}
+
+/// The upstream ended a body it had not finished (short of its length, or mid-chunk).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the upstream closed before the end of the body")]
+pub struct Truncated;
+
+/// Turns upstream body bytes into client body bytes.
+#[derive(Debug)]
+pub struct Reframer {
+    source: Source,
+    chunked_out: bool,
+    done: bool,
+}
+
+#[derive(Debug)]
+enum Source {
+    Length(u64),
+    Chunked(ChunkedDecoder),
+    UntilClose,
+}
+
+impl Reframer {
+    /// Room to leave in front of a piece given to [`Reframer::frame_in_place`]: a chunk-size
+    /// line of fixed width (`%08x\r\n`; leading zeros are legal in chunk-size).
+    pub const PREFIX: usize = 10;
+
+    /// A reframer for a body the upstream framed as `upstream`, sent to the client as
+    /// `client` (from [`ClientFraming::choose`]).
+    pub fn new(upstream: ResponseFraming, client: ClientFraming) -> Reframer {
+        let (source, done) = match upstream {
+            ResponseFraming::None => (Source::Length(0), true),
+            ResponseFraming::Length(n) => (Source::Length(n), n == 0),
+            ResponseFraming::Chunked => (Source::Chunked(ChunkedDecoder::new()), false),
+            ResponseFraming::UntilClose => (Source::UntilClose, false),
+        };
+        Reframer {
+            source,
+            chunked_out: client == ClientFraming::Chunked,
+            done,
+        }
+    }
+
+    /// True once the whole body has been framed: nothing more is to be read upstream.
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// Frames the piece at `buf[PREFIX..]` where it is. Returns the offset in `buf` where
+    /// the client bytes start; they end at `buf.len()`. Bytes the upstream sent past the end
+    /// of its body are dropped.
+    pub fn frame_in_place(&mut self, buf: &mut Vec<u8>) -> Result<usize, HttpError> {
+        self.frame_at(buf, 0)
+    }
+
+    /// Frames `piece` (body bytes that came with the head), appending the client bytes to
+    /// `out`.
+    pub fn frame_into(&mut self, piece: &[u8], out: &mut Vec<u8>) -> Result<(), HttpError> {
+        let at = out.len();
+        out.resize(at + Self::PREFIX, 0);
+        out.extend_from_slice(piece);
+        let start = self.frame_at(out, at)?;
+        out.drain(at..start);
+        Ok(())
+    }
+
+    /// The upstream closed. That ends a close-delimited body (the last chunk is appended to
+    /// `out` for a chunked client); any other unfinished body was truncated.
+    pub fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), Truncated> {
+        if self.done {
+            return Ok(());
+        }
+        match self.source {
+            Source::UntilClose => {
+                if self.chunked_out {
+                    out.extend_from_slice(LAST_CHUNK);
+                }
+                self.done = true;
+                Ok(())
+            }
+            Source::Length(_) | Source::Chunked(_) => Err(Truncated),
+        }
+    }
+
+    /// Frames `buf[at + PREFIX..]`, using `buf[at..at + PREFIX]` as room for a chunk-size
+    /// line; returns where the client bytes start.
+    fn frame_at(&mut self, buf: &mut Vec<u8>, at: usize) -> Result<usize, HttpError> {
+        let data = at + Self::PREFIX;
+        if self.done {
+            buf.truncate(data);
+            return Ok(data);
+        }
+        let len = match &mut self.source {
+            Source::Length(left) => {
+                let len = buf
+                    .len()
+                    .saturating_sub(data)
+                    .min(usize::try_from(*left).unwrap_or(usize::MAX));
+                *left -= len as u64;
+                self.done = *left == 0;
+                // A length-framed body keeps its length: nothing to add around it.
+                buf.truncate(data + len);
+                return Ok(data);
+            }
+            Source::UntilClose => buf.len().saturating_sub(data),
+            Source::Chunked(decoder) => {
+                let (len, progress) =
+                    decoder.decode_in_place(buf.get_mut(data..).unwrap_or_default())?;
+                self.done = progress.done;
+                len
+            }
+        };
+        buf.truncate(data + len);
+        if !self.chunked_out {
+            return Ok(data);
+        }
+        let mut start = data;
+        if len > 0 {
+            let mut line = [0u8; Self::PREFIX];
+            let _ = write!(&mut line[..], "{len:08x}\r\n");
+            if let Some(room) = buf.get_mut(at..data) {
+                room.copy_from_slice(&line);
+            }
+            buf.extend_from_slice(b"\r\n");
+            start = at;
+        }
+        if self.done {
+            buf.extend_from_slice(LAST_CHUNK);
+        }
+        Ok(start)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_framing_table() {
+        use ClientFraming as C;
+        use ResponseFraming as R;
+        use Version::{Http10, Http11};
+        let table = [
+            (R::None, Http11, true, C::None, true),
+            (R::None, Http10, true, C::None, true),
+            (R::Length(5), Http11, true, C::Length(5), true),
+            (R::Length(5), Http10, false, C::Length(5), false),
+            (R::Chunked, Http11, true, C::Chunked, true),
+            (R::Chunked, Http10, true, C::UntilClose, false),
+            (R::UntilClose, Http11, true, C::Chunked, true),
+            (R::UntilClose, Http11, false, C::Chunked, false),
+            (R::UntilClose, Http10, true, C::UntilClose, false),
+        ];
+        for (upstream, version, keep, want, want_keep) in table {
+            assert_eq!(
+                ClientFraming::choose(upstream, version, keep),
+                (want, want_keep),
+                "{upstream:?} {version:?} keep-alive {keep}"
+            );
+        }
+    }
+
+    /// Frames `pieces` one read at a time, as the relay does, then the upstream's close.
+    fn relay(upstream: ResponseFraming, client: ClientFraming, pieces: &[&[u8]]) -> Vec<u8> {
+        let mut r = Reframer::new(upstream, client);
+        let mut out = Vec::new();
+        for piece in pieces {
+            let mut buf = vec![0xAA; Reframer::PREFIX];
+            buf.extend_from_slice(piece);
+            let start = r.frame_in_place(&mut buf).unwrap();
+            out.extend_from_slice(&buf[start..]);
+        }
+        r.finish(&mut out).unwrap();
+        out
+    }
+
+    /// Upstream framing, client framing, the reads, what the client gets.
+    type Case = (
+        ResponseFraming,
+        ClientFraming,
+        &'static [&'static [u8]],
+        &'static [u8],
+    );
+
+    #[test]
+    fn in_place_table() {
+        use ClientFraming as C;
+        use ResponseFraming as R;
+        let cases: [Case; 8] = [
+            (R::Length(5), C::Length(5), &[b"hel", b"lo"], b"hello"),
+            (R::Length(5), C::Length(5), &[b"hello, extra"], b"hello"),
+            (R::Length(0), C::Length(0), &[b"junk"], b""),
+            (R::UntilClose, C::UntilClose, &[b"ab", b"c"], b"abc"),
+            (
+                R::UntilClose,
+                C::Chunked,
+                &[b"ab", b"", b"cde"],
+                b"00000002\r\nab\r\n00000003\r\ncde\r\n0\r\n\r\n",
+            ),
+            (
+                R::Chunked,
+                C::Chunked,
+                &[b"3\r\nab", b"c\r\n0\r\n\r\n"],
+                b"00000002\r\nab\r\n00000001\r\nc\r\n0\r\n\r\n",
+            ),
+            (
+                R::Chunked,
+                C::UntilClose,
+                &[b"3\r\nabc\r\n0\r\n", b"\r\n"],
+                b"abc",
+            ),
+            (R::None, C::None, &[b"x"], b""),
+        ];
+        for (upstream, client, pieces, want) in cases {
+            assert_eq!(
+                String::from_utf8_lossy(&relay(upstream, client, pieces)),
+                String::from_utf8_lossy(want),
+                "{upstream:?} -> {client:?}, {pieces:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn frame_into_appends_after_what_is_there() {
+        let mut r = Reframer::new(ResponseFraming::UntilClose, ClientFraming::Chunked);
+        let mut out = b"HEAD\r\n\r\n".to_vec();
+        r.frame_into(b"hi", &mut out).unwrap();
+        assert_eq!(out, b"HEAD\r\n\r\n00000002\r\nhi\r\n");
+        let mut r = Reframer::new(ResponseFraming::Length(2), ClientFraming::Length(2));
+        let mut out = b"H".to_vec();
+        r.frame_into(b"hiya", &mut out).unwrap();
+        assert_eq!(out, b"Hhi");
+        assert!(r.is_done());
+    }
+
+    #[test]
+    fn done_when_the_body_ends_and_truncation_is_detected() {
+        let mut r = Reframer::new(ResponseFraming::Length(4), ClientFraming::Length(4));
+        let mut out = Vec::new();
+        r.frame_into(b"ab", &mut out).unwrap();
+        assert!(!r.is_done());
+        assert_eq!(r.finish(&mut out), Err(Truncated));
+
+        let mut r = Reframer::new(ResponseFraming::Chunked, ClientFraming::Chunked);
+        r.frame_into(b"5\r\nab", &mut out).unwrap();
+        assert_eq!(r.finish(&mut out), Err(Truncated));
+
+        let mut r = Reframer::new(ResponseFraming::Chunked, ClientFraming::Chunked);
+        let mut out = Vec::new();
+        r.frame_into(b"0\r\n\r\n", &mut out).unwrap();
+        assert!(r.is_done());
+        assert_eq!(out, LAST_CHUNK);
+    }
+
+    #[test]
+    fn bad_chunked_upstream_body_is_an_error() {
+        let mut r = Reframer::new(ResponseFraming::Chunked, ClientFraming::Chunked);
+        let mut buf = vec![0; Reframer::PREFIX];
+        buf.extend_from_slice(b"zz\r\n");
+        assert_eq!(r.frame_in_place(&mut buf), Err(HttpError::BadSyntax));
+    }
+
+    #[test]
+    fn every_split_of_a_chunked_body_gives_the_same_bytes() {
+        let body: &[u8] = b"4\r\nWiki\r\n5;x=y\r\npedia\r\n0\r\nT: 1\r\n\r\n";
+        for cut in 0..=body.len() {
+            let out = relay(
+                ResponseFraming::Chunked,
+                ClientFraming::UntilClose,
+                &[&body[..cut], &body[cut..]],
+            );
+            assert_eq!(out, b"Wikipedia", "cut at {cut}");
+        }
+    }
+}

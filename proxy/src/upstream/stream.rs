@@ -1,0 +1,77 @@
+//! A connection to one upstream, over a unix socket or TCP.
+
+use std::cell::Cell;
+use std::net::Shutdown;
+
+use tokio_uring::BufResult;
+use tokio_uring::buf::Slice;
+use tokio_uring::net::{TcpStream, UnixStream};
+
+use crate::buffer::Buf;
+use crate::io::Stream;
+
+enum Socket {
+    Unix(UnixStream),
+    Tcp(TcpStream),
+}
+
+/// A connected upstream. Dropped without [`UpstreamConn::close`], it shuts its socket down
+/// first, so that an op left in flight on it (a relay dropped mid-read) completes and lets
+/// the fd go; a clean close spares that syscall.
+pub(crate) struct UpstreamConn {
+    socket: Socket,
+    closed_cleanly: Cell<bool>,
+}
+
+impl UpstreamConn {
+    pub(super) fn unix(stream: UnixStream) -> Self {
+        Self::new(Socket::Unix(stream))
+    }
+
+    pub(super) fn tcp(stream: TcpStream) -> Self {
+        Self::new(Socket::Tcp(stream))
+    }
+
+    fn new(socket: Socket) -> Self {
+        UpstreamConn {
+            socket,
+            closed_cleanly: Cell::new(false),
+        }
+    }
+
+    /// Closes the connection with nothing in flight on it: the upstream is done with us.
+    pub(crate) fn close(self) {
+        self.closed_cleanly.set(true);
+    }
+}
+
+impl Drop for UpstreamConn {
+    fn drop(&mut self) {
+        if !self.closed_cleanly.get() {
+            self.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+impl Stream for UpstreamConn {
+    async fn read_into(&self, buf: Slice<Buf>) -> BufResult<usize, Slice<Buf>> {
+        match &self.socket {
+            Socket::Unix(s) => s.read_into(buf).await,
+            Socket::Tcp(s) => s.read_into(buf).await,
+        }
+    }
+
+    async fn write_from(&self, buf: Buf, from: usize) -> BufResult<(), Buf> {
+        match &self.socket {
+            Socket::Unix(s) => s.write_from(buf, from).await,
+            Socket::Tcp(s) => s.write_from(buf, from).await,
+        }
+    }
+
+    fn shutdown(&self, how: Shutdown) {
+        match &self.socket {
+            Socket::Unix(s) => Stream::shutdown(s, how),
+            Socket::Tcp(s) => Stream::shutdown(s, how),
+        }
+    }
+}

@@ -1,0 +1,38 @@
+//! What every connection of one worker thread shares: settings, the upstream group, the stop
+//! signal, counters. One per thread, behind an `Rc`: nothing here is shared between workers
+//! except through the `Arc`s, which are read-only or atomic.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use crate::buffer::Budget;
+use crate::config::Config;
+use crate::metrics::{ProbeHandle, WorkerStats};
+use crate::upstream::Upstreams;
+
+/// One worker thread's shared context.
+pub(crate) struct Worker {
+    /// Settings.
+    pub(crate) config: Arc<Config>,
+    /// This worker's view of the upstreams.
+    pub(crate) upstreams: Upstreams,
+    /// The address the listener is bound to.
+    pub(crate) local: SocketAddr,
+    /// Becomes true when the server starts shutting down.
+    pub(crate) stop: watch::Receiver<bool>,
+    /// This worker's counters, read by the metrics endpoint.
+    pub(crate) stats: Arc<WorkerStats>,
+    /// The eBPF probes (told of each accepted connection).
+    pub(crate) probes: ProbeHandle,
+    /// The process-wide memory budget for buffered bodies and answers.
+    pub(crate) budget: Arc<Budget>,
+}
+
+impl Worker {
+    /// True once shutdown has begun: finish the current request, take no more.
+    pub(crate) fn is_stopping(&self) -> bool {
+        *self.stop.borrow()
+    }
+}
