@@ -1,8 +1,9 @@
 """Flask demo app for ringway: `/` says hello; the other routes serve the end-to-end tests.
 
 Routes are the same as raw_wsgi.py (see its docstring), except that on /error Flask turns the
-exception into its own 500 page. With RINGWAY_VALIDATE=1 the WSGI callable is wrapped in
-wsgiref.validate.validator (the tests set it).
+exception into its own 500 page, and /truncated/<n> and /hop-by-hop are the raw app's only.
+With RINGWAY_VALIDATE=1 the WSGI callable is wrapped in wsgiref.validate.validator (the tests
+set it).
 """
 
 import hashlib
@@ -100,6 +101,21 @@ def set_cookies():
     response = Response(b"ok", mimetype="text/plain")
     response.headers.add("Set-Cookie", "a=1; Path=/")
     response.headers.add("Set-Cookie", "b=2; HttpOnly")
+    return response
+
+
+@app.route("/cookies/<int:n>")
+def many_cookies(n):
+    response = Response(b"ok", mimetype="text/plain")
+    for i in range(n):
+        response.headers.add("Set-Cookie", "c%d=%d; Path=/" % (i, i))
+    return response
+
+
+@app.route("/unbuffered/<int:n>")
+def unbuffered(n):
+    response = stream(n)
+    response.headers["X-Accel-Buffering"] = "no"
     return response
 
 

@@ -10,6 +10,11 @@ Routes (the same as demo_flask.py):
   /header/<n>       a response header X-Big of n bytes
   /truncated/<n>    Content-Length 2n but only n bytes (raw app only: an app dying midway)
   /set-cookies      two Set-Cookie headers (a proxy must not join them)
+  /cookies/<n>      n Set-Cookie headers c0=0 .. c<n-1>=<n-1>, in that order
+  /unbuffered/<n>   like /stream/<n>, with `X-Accel-Buffering: no` (relay at the client's pace)
+  /hop-by-hop       `Connection: X-Secret, X-Also-Secret` naming two headers it also sends, and
+                    X-Public (raw app only, and only with RINGWAY_VALIDATE=0: wsgiref.validate
+                    forbids a Connection header in a WSGI app)
   /error            raises before start_response: uWSGI closes without a byte (proxy: 502)
   /status/<code>    answers with that status (no body for 1xx, 204, 304)
 
@@ -116,6 +121,24 @@ def app(environ, start_response):
         start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2"),
                                   ("Set-Cookie", "a=1; Path=/"),
                                   ("Set-Cookie", "b=2; HttpOnly")])
+        return [b"ok"]
+    if path.startswith("/cookies/"):
+        n = int(path[len("/cookies/"):])
+        cookies = [("Set-Cookie", "c%d=%d; Path=/" % (i, i)) for i in range(n)]
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")]
+                       + cookies)
+        return [b"ok"]
+    if path.startswith("/unbuffered/"):
+        n = int(path[len("/unbuffered/"):])
+        start_response("200 OK", [("Content-Type", "application/octet-stream"),
+                                  ("X-Accel-Buffering", "no")])
+        return stream_pieces(n)
+    if path == "/hop-by-hop":
+        # RFC 9110 7.6.1: a proxy removes the headers the Connection header names.
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2"),
+                                  ("Connection", "X-Secret, X-Also-Secret"),
+                                  ("X-Secret", "1"), ("X-Also-Secret", "2"),
+                                  ("X-Public", "3")])
         return [b"ok"]
     if path == "/error":
         raise RuntimeError("deliberate error for the tests")

@@ -132,3 +132,14 @@ pub fn check_usable_or_closed(conn: &mut Conn, r: &Response, what: &str) {
         "{what}: the connection is out of sync after {r:?}"
     );
 }
+
+/// Asserts that a plain `GET /` on a new connection is served: the repo's check after every
+/// hostile or failing request.
+pub fn check_healthy(addr: SocketAddr, after: &str) {
+    let r = roundtrip(addr, &Req::get("/"));
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, "Hello, World!"),
+        "healthy request after {after}"
+    );
+}

@@ -13,6 +13,8 @@ pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
 const RESPONSE_DEADLINE: Duration = Duration::from_secs(30);
 /// Largest response head accepted.
 const MAX_HEAD: usize = 64 * 1024;
+/// Most header lines in a response head (httparse needs a slot for each).
+const MAX_HEADERS: usize = 256;
 
 /// How a response body was delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -246,6 +248,13 @@ impl<S: Read + Write> Conn<S> {
         methods.iter().map(|m| self.read_response_to(m)).collect()
     }
 
+    /// Reads until at least `n` bytes are buffered, consuming none: a client that has taken
+    /// in part of a response and then pauses. A later [`Conn::read_response`] starts from
+    /// them.
+    pub fn read_at_least(&mut self, n: usize) -> io::Result<()> {
+        self.fill_to(n, Instant::now() + RESPONSE_DEADLINE)
+    }
+
     /// Bytes received but not consumed by any response so far.
     pub fn leftover(&self) -> &[u8] {
         &self.buf
@@ -253,7 +262,7 @@ impl<S: Read + Write> Conn<S> {
 
     fn read_head(&mut self, deadline: Instant) -> io::Result<(Response, usize)> {
         loop {
-            let mut headers = [httparse::EMPTY_HEADER; 128];
+            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
             let mut parsed = httparse::Response::new(&mut headers);
             match parsed.parse(&self.buf) {
                 Ok(httparse::Status::Complete(len)) => {

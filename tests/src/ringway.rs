@@ -4,6 +4,7 @@
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -25,11 +26,28 @@ pub struct Ringway {
     reader: Option<thread::JoinHandle<()>>,
 }
 
+/// A file a process holds open, as `/proc/PID/fd` shows it.
+#[derive(Debug, Clone)]
+pub struct OpenFile {
+    /// `/proc/PID/fd/N`: opening or stat-ing it reaches the file even once it has no name.
+    pub fd: PathBuf,
+    /// Where the link points, e.g. `/tmp/dir/#1234 (deleted)`.
+    pub target: String,
+}
+
+impl OpenFile {
+    /// The file's current size (0 once the fd is closed).
+    pub fn size(&self) -> u64 {
+        std::fs::metadata(&self.fd).map_or(0, |m| m.len())
+    }
+}
+
 /// Command line for [`Ringway`]: the upstreams and any extra flags.
 #[derive(Debug, Clone)]
 pub struct RingwayBuilder {
     upstreams: Vec<String>,
     args: Vec<String>,
+    env: Vec<(String, String)>,
     workers: u32,
 }
 
@@ -50,6 +68,13 @@ impl RingwayBuilder {
     /// Adds a flag without a value, e.g. `--allow-underscores-in-headers`.
     pub fn flag(mut self, flag: &str) -> Self {
         self.args.push(flag.to_owned());
+        self
+    }
+
+    /// Sets an environment variable for ringway, e.g. `.env("RUST_LOG", "info")` (otherwise
+    /// it inherits the test's environment).
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_owned(), value.to_owned()));
         self
     }
 
@@ -76,6 +101,7 @@ impl RingwayBuilder {
             cmd.args(["--metrics", "off"]);
         }
         cmd.args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -106,12 +132,19 @@ impl RingwayBuilder {
         let addr = match ready_rx.recv_timeout(START_LIMIT) {
             Ok(addr) => addr,
             Err(e) => {
-                stop_child(&mut child, libc::SIGKILL, Duration::from_secs(1), true);
+                // Stderr closed early: ringway exited (say, on a flag it does not know).
+                let what = match e {
+                    mpsc::RecvTimeoutError::Disconnected => "exited without".to_owned(),
+                    mpsc::RecvTimeoutError::Timeout => {
+                        format!("printed no line within {START_LIMIT:?} like")
+                    }
+                };
+                let status = stop_child(&mut child, libc::SIGKILL, Duration::from_secs(1), true);
                 let _ = reader.join();
                 let log = stderr.lock().expect("stderr lock").clone();
                 panic!(
-                    "ringway ({}) printed no `{READY_MARK}IP:PORT` line within {START_LIMIT:?} \
-                     ({e}); args {:?}; stderr:\n{log}",
+                    "ringway ({}) {what} `{READY_MARK}IP:PORT` (status {status:?}); args {:?}; \
+                     stderr:\n{log}",
                     bin.display(),
                     cmd.get_args().collect::<Vec<_>>()
                 );
@@ -132,6 +165,7 @@ impl Ringway {
         RingwayBuilder {
             upstreams: Vec::new(),
             args: Vec::new(),
+            env: Vec::new(),
             workers: 1,
         }
     }
@@ -163,9 +197,37 @@ impl Ringway {
 
     /// Sends SIGTERM now, without waiting.
     pub fn sigterm(&self) {
+        self.signal(libc::SIGTERM);
+    }
+
+    /// Sends `signal` now, without waiting (nothing once ringway has been reaped).
+    pub fn signal(&self, signal: libc::c_int) {
         if let Some(child) = &self.child {
-            send_signal(child.id(), libc::SIGTERM);
+            send_signal(child.id(), signal);
         }
+    }
+
+    /// The process id; panics once ringway has exited and been reaped.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("ringway is running").id()
+    }
+
+    /// ringway's open files that lie in `dir` (from `/proc/PID/fd`), e.g. one whose target
+    /// is `DIR/#1234 (deleted)` for an O_TMPFILE file. `dir` should be canonical, as the
+    /// kernel reports it.
+    pub fn open_files_under(&self, dir: &Path) -> Vec<OpenFile> {
+        let prefix = format!("{}/", dir.display());
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{}/fd", self.pid())) else {
+            return Vec::new();
+        };
+        fds.filter_map(|fd| {
+            let fd = fd.ok()?.path();
+            let target = std::fs::read_link(&fd).ok()?.to_string_lossy().into_owned();
+            target
+                .starts_with(&prefix)
+                .then_some(OpenFile { fd, target })
+        })
+        .collect()
     }
 
     /// Waits up to `limit` for ringway to exit by itself; `None` if it did not (it is then

@@ -44,6 +44,10 @@ pub struct UwsgiOptions {
     pub listen: Option<u32>,
     /// Listen on a free TCP port of 127.0.0.1 instead of a unix socket.
     pub tcp: bool,
+    /// `--socket-timeout` in seconds. uWSGI's default of 4 s also bounds a blocked write:
+    /// a worker whose answer nobody reads for 4 s drops it and moves on, which would hide
+    /// whether the proxy in front frees it.
+    pub socket_timeout: Option<u32>,
 }
 
 impl UwsgiOptions {
@@ -56,6 +60,7 @@ impl UwsgiOptions {
             validate: true,
             listen: None,
             tcp: false,
+            socket_timeout: None,
         }
     }
 }
@@ -99,6 +104,9 @@ impl Uwsgi {
         }
         if let Some(size) = opts.buffer_size {
             cmd.args(["--buffer-size", &size.to_string()]);
+        }
+        if let Some(seconds) = opts.socket_timeout {
+            cmd.args(["--socket-timeout", &seconds.to_string()]);
         }
         cmd.env("RINGWAY_VALIDATE", if opts.validate { "1" } else { "0" })
             .env("PYTHONDONTWRITEBYTECODE", "1")
@@ -173,6 +181,24 @@ impl Uwsgi {
         packet.extend_from_slice(body);
         conn.send(&packet)?;
         conn.read_response()
+    }
+
+    /// `GET path` straight to the socket with the vars a proxy would send at least: what
+    /// the app answers before any proxy touches it.
+    pub fn get(&self, path: &str) -> io::Result<Response> {
+        let (path_info, query) = path.split_once('?').unwrap_or((path, ""));
+        let vars = [
+            ("REQUEST_METHOD", "GET"),
+            ("REQUEST_URI", path),
+            ("PATH_INFO", path_info),
+            ("QUERY_STRING", query),
+            ("SERVER_PROTOCOL", "HTTP/1.1"),
+            ("SERVER_NAME", "localhost"),
+            ("SERVER_PORT", "80"),
+            ("REMOTE_ADDR", "127.0.0.1"),
+            ("HTTP_HOST", "localhost"),
+        ];
+        self.request(&vars, b"")
     }
 
     /// uWSGI's log so far (stdout and stderr), for assertion messages.

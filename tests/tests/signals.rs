@@ -1,0 +1,136 @@
+//! Signals besides SIGTERM (shutdown.rs has those tests): SIGINT and SIGQUIT drain like
+//! SIGTERM; SIGHUP and SIGUSR1 (reload and log reopening elsewhere) are logged as not
+//! supported and never stop ringway.
+
+use std::thread::sleep;
+use std::time::Duration;
+
+use ringway_tests::wait::poll_until;
+use ringway_tests::{App, Conn, Req, Ringway, Uwsgi, roundtrip};
+
+/// Time for an in-flight `/slow` request to be upstream before the signal.
+const UPSTREAM_BY_NOW: Duration = Duration::from_millis(300);
+
+/// Starts `GET /slow?ms=1000` and returns its connection once the request is upstream.
+fn request_in_flight(ringway: &Ringway) -> Conn {
+    let mut conn = Conn::open(ringway.addr());
+    conn.send(&Req::get("/slow?ms=1000").to_bytes())
+        .expect("send");
+    sleep(UPSTREAM_BY_NOW);
+    conn
+}
+
+fn assert_slow_request_completes(conn: &mut Conn, ringway: &Ringway, what: &str) {
+    let r = conn.read_response().unwrap_or_else(|e| {
+        panic!(
+            "{what}: the request in flight did not complete ({e}); stderr:\n{}",
+            ringway.stderr()
+        )
+    });
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, "slept 1000 ms"),
+        "{what}: {r:?}"
+    );
+}
+
+/// `signal` drains: the request in flight completes, a new connection is not served, and
+/// ringway exits 0.
+fn assert_graceful_drain(signal: libc::c_int, name: &str) {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let mut ringway = Ringway::start(&uwsgi);
+    let addr = ringway.addr();
+    let mut in_flight = request_in_flight(&ringway);
+    ringway.signal(signal);
+
+    sleep(Duration::from_millis(200));
+    if let Some(mut late) = Conn::open_or_refused(addr) {
+        late.set_read_timeout(Duration::from_secs(2));
+        let _ = late.send(&Req::get("/").to_bytes());
+        let answer = late.read_response();
+        assert!(
+            answer.is_err(),
+            "a connection opened after {name} is not served: {answer:?}"
+        );
+    }
+
+    assert_slow_request_completes(&mut in_flight, &ringway, &format!("after {name}"));
+    let status = ringway
+        .wait_exit(Duration::from_secs(10))
+        .unwrap_or_else(|| {
+            panic!(
+                "ringway still running 10 s after {name}:\n{}",
+                ringway.stderr()
+            )
+        });
+    assert!(
+        status.success(),
+        "{name}: exit status {status} (a graceful stop exits 0); stderr:\n{}",
+        ringway.stderr()
+    );
+}
+
+#[test]
+fn sigint_drains_then_exits_0() {
+    assert_graceful_drain(libc::SIGINT, "SIGINT");
+}
+
+#[test]
+fn sigquit_drains_then_exits_0() {
+    assert_graceful_drain(libc::SIGQUIT, "SIGQUIT");
+}
+
+/// How many stderr lines name `name` and say it is not supported yet.
+fn unsupported_lines(ringway: &Ringway, name: &str) -> usize {
+    ringway
+        .stderr()
+        .lines()
+        .filter(|line| line.contains(name) && line.contains("not supported yet"))
+        .count()
+}
+
+/// `signal` is logged and ignored: sent twice (a handler that resets itself would let the
+/// second one kill), ringway keeps running, a request in flight completes, and a new one is
+/// served.
+fn assert_logged_and_ignored(signal: libc::c_int, name: &str) {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let mut ringway = Ringway::start(&uwsgi);
+    let mut in_flight = request_in_flight(&ringway);
+    for round in 1..=2 {
+        ringway.signal(signal);
+        // Until the line for this round shows (or the signal killed ringway).
+        poll_until(Duration::from_secs(5), || {
+            unsupported_lines(&ringway, name) >= round || !ringway.is_running()
+        });
+        if let Some(status) = ringway.wait_exit(Duration::ZERO) {
+            panic!(
+                "{name} #{round} stopped ringway ({status}); it must log and keep serving. \
+                 stderr:\n{}",
+                ringway.stderr()
+            );
+        }
+    }
+    assert!(
+        unsupported_lines(&ringway, name) >= 1,
+        "no log line with `{name}` and `not supported yet`; stderr:\n{}",
+        ringway.stderr()
+    );
+    assert_slow_request_completes(&mut in_flight, &ringway, &format!("across {name}"));
+    let r = roundtrip(ringway.addr(), &Req::get("/"));
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, "Hello, World!"),
+        "a new request after {name}: {r:?}"
+    );
+    assert!(ringway.is_running(), "still running after {name}");
+}
+
+#[test]
+fn sighup_is_logged_and_ignored() {
+    assert_logged_and_ignored(libc::SIGHUP, "SIGHUP");
+}
+
+#[test]
+fn sigusr1_is_logged_and_ignored() {
+    assert_logged_and_ignored(libc::SIGUSR1, "SIGUSR1");
+}
