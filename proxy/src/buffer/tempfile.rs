@@ -65,8 +65,9 @@ impl TempFile {
 }
 
 /// Makes sure `dir` can hold ringway's temp files: creates it (0700) if missing; refuses one
-/// that is not a directory, not ours, or open to others (its files have no names, but a
-/// directory others can write to invites games); checks that `O_TMPFILE` works there.
+/// that is not a directory, not ours, or writable by others (its files have no names, so
+/// reading the directory shows nothing, but one that others can change invites games);
+/// checks that `O_TMPFILE` works there.
 pub(crate) fn prepare_dir(dir: &Path) -> anyhow::Result<()> {
     match std::fs::DirBuilder::new().mode(0o700).create(dir) {
         Ok(()) => {}
@@ -86,9 +87,9 @@ pub(crate) fn prepare_dir(dir: &Path) -> anyhow::Result<()> {
             meta.uid()
         );
     }
-    if meta.permissions().mode() & 0o077 != 0 {
+    if meta.permissions().mode() & 0o022 != 0 {
         bail!(
-            "{} is open to other users (mode {:o}); make it 0700",
+            "{} is writable by other users (mode {:o}); make it 0700",
             dir.display(),
             meta.permissions().mode() & 0o777
         );
@@ -109,7 +110,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn prepares_a_private_directory_and_refuses_an_open_one() {
+    fn prepares_a_private_directory_and_refuses_a_shared_one() {
         let parent = tempfile::tempdir().unwrap();
         let dir = parent.path().join("spool");
         prepare_dir(&dir).unwrap();

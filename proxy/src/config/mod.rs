@@ -332,8 +332,8 @@ impl Resolved {
         let max_buffer_memory = within(
             "max_buffer_memory",
             s.max_buffer_memory.unwrap_or(Size::mib(64)),
-            1 << 20..=1 << 40,
-            "must be at least 1m",
+            0..=1 << 40,
+            "must be at most 1t",
         )?;
         let dur = |d: Option<Dur>, default: u64| d.unwrap_or(Dur::secs(default)).0;
         Ok(Config {
