@@ -75,7 +75,7 @@ pub(crate) fn bucket_of(v: u64) -> usize {
     b.min(HIST_BUCKETS - 1)
 }
 
-/// A histogram filled from userspace (accept wait, requests per connection).
+/// A histogram filled from userspace (accept wait).
 #[derive(Debug)]
 pub(crate) struct AtomicHist {
     buckets: [AtomicU64; HIST_BUCKETS],
@@ -356,16 +356,6 @@ impl Probes {
     /// Accept-queue wait, seconds (fed by [`Probes::accepted`]).
     pub fn accept_wait_histogram(&self) -> Histogram {
         self.accept_wait.snapshot(1e-9)
-    }
-
-    /// Call when a client connection ends, with the requests it carried.
-    pub fn observe_requests_per_connection(&self, requests: u64) {
-        self.requests.observe(requests);
-    }
-
-    /// Requests per connection (fed by [`Probes::observe_requests_per_connection`]).
-    pub fn requests_per_connection_histogram(&self) -> Histogram {
-        self.requests.snapshot(1.0)
     }
 
     /// Submit → complete latency per opcode, for opcodes seen at least once.

@@ -119,7 +119,6 @@ pub struct Probes {
     pub(crate) closed: Mutex<Option<RingBuf<MapData>>>,
     pub(crate) statuses: Vec<ProbeStatus>,
     pub(crate) accept_wait: AtomicHist,
-    pub(crate) requests: AtomicHist,
     pub(crate) page_size: u64,
 }
 
@@ -133,7 +132,6 @@ impl Probes {
             closed: Mutex::new(None),
             statuses: Vec::new(),
             accept_wait: AtomicHist::default(),
-            requests: AtomicHist::default(),
             page_size: page_size(),
         };
         if let Err(reason) = check_privileges() {
@@ -161,12 +159,6 @@ impl Probes {
     /// Whether the named probe is up.
     pub fn is_up(&self, name: &str) -> bool {
         self.statuses.iter().any(|s| s.name == name && s.up)
-    }
-
-    /// Starts measuring connections accepted on `port`.
-    pub fn watch_port(&mut self, port: u16) -> Result<(), ProbeError> {
-        let ebpf = self.tcp.as_mut().ok_or(ProbeError::Down("tcp"))?;
-        insert_flag(ebpf, "watch_ports", port)
     }
 
     /// Starts watching a process (memory and CPU; io_uring too for [`Role::Proxy`]).
