@@ -314,7 +314,7 @@ fn start_nginx(tools: &Tools, app: &AppServer, dir: &Path) -> Result<Stack> {
     with_forked_workers(StackKind::Nginx, addr, guard, log)
 }
 
-/// nginx as in production, with DESIGN.md's tuned buffers: worker_processes auto, access_log
+/// nginx as in production, with the tuned buffers of docs/ARCHITECTURE.md: worker_processes auto, access_log
 /// off, the stock uwsgi_params. keepalive_requests is raised so that nginx, like ringway,
 /// does not close a busy keep-alive connection every 1000 requests.
 pub fn nginx_config(dir: &Path, addr: SocketAddr, socket: &Path, nofile: u64) -> String {

@@ -35,6 +35,6 @@ fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     socket.bind(&addr.into())?;
     socket.listen(BACKLOG)?;
     // Blocking mode on purpose: some kernels answer io_uring ops on O_NONBLOCK sockets with
-    // EAGAIN instead of waiting (TOKIO_URING.md §4).
+    // EAGAIN instead of waiting (docs/ARCHITECTURE.md, "tokio-uring").
     Ok(socket.into())
 }

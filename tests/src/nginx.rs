@@ -1,5 +1,5 @@
 //! nginx as the reference proxy: its own config in a temp dir, `uwsgi_pass` to a test uWSGI
-//! with the stock `uwsgi_params` and the tuned buffers of DESIGN.md.
+//! with the stock `uwsgi_params` and the tuned buffers of docs/ARCHITECTURE.md.
 
 use std::fs;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -143,7 +143,7 @@ http {{
     fastcgi_temp_path {d}/fastcgi;
     uwsgi_temp_path {d}/uwsgi;
     scgi_temp_path {d}/scgi;
-    # The tuned buffers of DESIGN.md (nginx's defaults spill to temp files).
+    # The tuned buffers of docs/ARCHITECTURE.md (nginx's defaults spill to temp files).
     client_body_buffer_size 64k;
     uwsgi_buffer_size 16k;
     uwsgi_buffers 8 16k;

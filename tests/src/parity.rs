@@ -3,7 +3,7 @@
 //!
 //! The cases port what nginx-tests' `uwsgi.t` and `uwsgi_body.t` exercise (GET, HEAD, query
 //! strings and escapes, bodies of several sizes including empty, chunked bodies, bodies in
-//! several pieces) and add the corners of DESIGN.md's vars: methods, encoded paths, unicode,
+//! several pieces) and add the corners of the vars (docs/ARCHITECTURE.md): methods, encoded paths, unicode,
 //! repeated headers, cookies, odd but legal headers, HTTP/1.0.
 
 use std::net::SocketAddr;
@@ -168,7 +168,7 @@ pub const ALLOWED_DIFFERENCES: &[Allowed] = &[
         scope: Scope::Cases(&["X-Forwarded-Proto from the client"]),
         ringway: Want::Absent,
         nginx: Want::Exact("https"),
-        reason: "DESIGN.md security rule: X-Forwarded-Proto/-Ssl from a client that is not a \
+        reason: "security rule (docs/ARCHITECTURE.md): X-Forwarded-Proto/-Ssl from a client that is not a \
                  --trusted-proxy are removed; the stock uwsgi_params pass them through",
     },
     Allowed {

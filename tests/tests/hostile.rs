@@ -1,4 +1,4 @@
-//! Hostile and malformed requests (DESIGN.md, security rules): each gets its exact status and
+//! Hostile and malformed requests (docs/ARCHITECTURE.md, security rules): each gets its exact status and
 //! a closed connection, and a healthy request on a new connection works right after.
 
 use std::net::SocketAddr;

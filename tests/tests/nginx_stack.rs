@@ -1,5 +1,5 @@
 //! The reference stack, nginx → uWSGI, through the same harness: proves the harness and the
-//! apps without ringway, and pins the facts about nginx 1.22 that DESIGN.md and the parity
+//! apps without ringway, and pins the facts about nginx 1.22 that docs/ARCHITECTURE.md and the parity
 //! allowlist rely on (if the Debian package changes them, these fail first).
 
 use ringway_tests::checks::check_routes;

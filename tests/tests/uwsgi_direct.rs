@@ -1,5 +1,5 @@
 //! uWSGI spoken to directly in its own protocol, as a proxy does: proves the apps and the
-//! packet layout, and pins the uWSGI 2.0 facts ringway is built on (DESIGN.md).
+//! packet layout, and pins the uWSGI 2.0 facts ringway is built on (docs/ARCHITECTURE.md).
 
 use std::time::Duration;
 

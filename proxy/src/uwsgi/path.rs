@@ -82,7 +82,7 @@ fn close_segment(out: &mut Vec<u8>, base: usize, segment: usize) -> Result<(), U
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // tests may unwrap (STYLE.md)
+#[allow(clippy::unwrap_used)] // tests may unwrap
 mod tests {
     use super::*;
 
