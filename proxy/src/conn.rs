@@ -53,7 +53,8 @@ impl Conn {
                 Ok(None) => return,
                 Err(fail) => {
                     let started = Instant::now();
-                    let outcome = exchange::answer(&self.client, fail, false, &self.worker).await;
+                    let outcome =
+                        exchange::answer(&self.client, fail, false, false, &self.worker).await;
                     self.record(&outcome, started);
                     return self.client.finish(outcome.next).await;
                 }
@@ -79,7 +80,12 @@ impl Conn {
         }
         self.requests += 1;
         let stats = &self.worker.stats;
-        stats.request_done(outcome.status, started.elapsed(), outcome.upstream);
+        stats.request_done(
+            outcome.route,
+            outcome.status,
+            started.elapsed(),
+            outcome.upstream,
+        );
         let stream = &self.client.stream;
         let (bytes_in, bytes_out) = (stream.bytes_read(), stream.bytes_written());
         stats.progress(self.live_key, self.requests, bytes_in, bytes_out);

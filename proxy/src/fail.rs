@@ -58,6 +58,10 @@ pub(crate) enum Fail {
     },
     /// The request cannot be put in a uwsgi packet (vars too large, bad path).
     Packet(UwsgiError),
+    /// No route serves the path.
+    NoRoute,
+    /// The route's allow list does not hold the client.
+    Forbidden,
     /// The client was too slow sending the head or the body.
     ClientTimeout(Part),
     /// The client closed its connection in the middle of the head or the body.
@@ -96,7 +100,7 @@ enum Level {
 }
 
 /// Number of kinds: the gates below have one each.
-const KINDS: usize = 16;
+const KINDS: usize = 18;
 
 impl Fail {
     /// The status the client is answered with, if it can still be answered.
@@ -118,6 +122,8 @@ impl Fail {
             Fail::BodyTooLarge { .. } => 413,
             Fail::Packet(UwsgiError::VarsTooLarge { .. }) => 431,
             Fail::Packet(UwsgiError::BadPath) => 400,
+            Fail::NoRoute => 404,
+            Fail::Forbidden => 403,
             Fail::ClientTimeout(_) => 408,
             Fail::ClientClosed(_) | Fail::ClientIo(_) | Fail::ClientGone => return None,
             Fail::UpstreamRefused
@@ -171,13 +177,18 @@ impl Fail {
             Fail::UpstreamBadResponse(_) => 13,
             Fail::UpstreamTruncated => 14,
             Fail::TempFile(_) => 15,
+            Fail::NoRoute => 16,
+            Fail::Forbidden => 17,
         }
     }
 
     fn level(self) -> Level {
         match self {
-            Fail::ClientClosed(_) | Fail::ClientIo(_) | Fail::ClientGone => Level::Debug,
-            Fail::Request(_)
+            Fail::ClientClosed(_) | Fail::ClientIo(_) | Fail::ClientGone | Fail::NoRoute => {
+                Level::Debug
+            }
+            Fail::Forbidden
+            | Fail::Request(_)
             | Fail::BodyTooLarge { .. }
             | Fail::Packet(UwsgiError::BadPath)
             | Fail::ClientTimeout(_) => Level::Info,
@@ -238,6 +249,8 @@ impl fmt::Display for Fail {
                  both if such requests are legitimate"
             ),
             Fail::Packet(UwsgiError::BadPath) => f.write_str("rejected request path"),
+            Fail::NoRoute => f.write_str("no route for the path: 404"),
+            Fail::Forbidden => f.write_str("client not in the route's allow list: 403"),
             Fail::ClientTimeout(part) => write!(f, "client too slow sending the {part}: 408"),
             Fail::ClientClosed(part) => write!(f, "client closed in the middle of the {part}"),
             Fail::ClientIo(kind) => write!(f, "client socket error: {kind}"),
@@ -337,6 +350,8 @@ const KIND_NAMES: [(&str, Level); KINDS] = [
     ("bad upstream response", Level::Warn),
     ("upstream closed mid-body", Level::Warn),
     ("temp file failed", Level::Warn),
+    ("no route", Level::Debug),
+    ("client not allowed", Level::Info),
 ];
 
 #[cfg(test)]
@@ -369,6 +384,8 @@ mod tests {
             Fail::UpstreamBadResponse(BadResponse::Interim(100)),
             Fail::UpstreamTruncated,
             Fail::TempFile(io::ErrorKind::StorageFull),
+            Fail::NoRoute,
+            Fail::Forbidden,
         ]
     }
 
@@ -391,6 +408,8 @@ mod tests {
             Some(502),
             Some(502),
             Some(500),
+            Some(404),
+            Some(403),
         ];
         for (fail, status) in every_kind().into_iter().zip(want) {
             assert_eq!(fail.status(), status, "{fail:?}");
@@ -439,6 +458,8 @@ mod tests {
                     | Fail::ClientClosed(_)
                     | Fail::ClientIo(_)
                     | Fail::ClientGone
+                    | Fail::NoRoute
+                    | Fail::Forbidden
             );
             if client_side {
                 assert_ne!(fail.level(), Level::Warn, "{fail:?}");

@@ -16,6 +16,7 @@ mod io;
 mod listener;
 pub mod metrics;
 mod ratelimit;
+mod routes;
 pub mod server;
 mod upstream;
 pub mod uwsgi;

@@ -2,7 +2,8 @@
 
 use std::process::ExitCode;
 
-use ringway::config::{Config, MetricsListen};
+use clap::Parser;
+use ringway::config::{Config, MetricsListen, Settings};
 use ringway::metrics;
 use ringway::server::Server;
 
@@ -18,13 +19,15 @@ fn main() -> ExitCode {
 }
 
 fn run() -> anyhow::Result<()> {
-    let config = Config::from_args(std::env::args_os())?;
+    // clap prints --help and --version, and usage errors, and exits.
+    let config = Config::from_settings(Settings::parse())?;
     // Block the signals before any thread exists, so every worker inherits the mask and only
     // this thread takes them, synchronously.
     let signals = signals::block()?;
     let workers = config.workers;
-    let upstreams: Vec<String> = config.upstreams.iter().map(ToString::to_string).collect();
-    let upstream_addrs = config.upstreams.clone();
+    let upstream_addrs = config.all_servers();
+    let route_labels = config.route_labels();
+    let upstreams: Vec<String> = upstream_addrs.iter().map(ToString::to_string).collect();
     let metrics_listen = config.metrics;
     let ebpf = config.ebpf;
     let server = Server::start(config)?;
@@ -50,6 +53,7 @@ fn run() -> anyhow::Result<()> {
         upstream_addrs,
         server.probes().clone(),
         port,
+        route_labels,
     );
     match metrics_listen {
         MetricsListen::Off => {}

@@ -16,8 +16,8 @@ use crate::upstream::Upstreams;
 pub(crate) struct Worker {
     /// Settings.
     pub(crate) config: Arc<Config>,
-    /// This worker's view of the upstreams.
-    pub(crate) upstreams: Upstreams,
+    /// This worker's view of each upstream group, in the configuration's order.
+    pub(crate) upstreams: Vec<Upstreams>,
     /// The address the listener is bound to.
     pub(crate) local: SocketAddr,
     /// Becomes true when the server starts shutting down.

@@ -261,29 +261,33 @@ fn figures_match_what_the_kernel_and_the_client_saw() {
     let mut after = String::new();
     poll_until(Duration::from_secs(2), || {
         after = prometheus(metrics);
-        sample(&after, "ringway_request_duration_seconds_count")
-            - sample(&before, "ringway_request_duration_seconds_count")
-            >= f64::from(fresh + 1)
+        sample(
+            &after,
+            "ringway_request_duration_seconds_count{route=\"/\",code=\"200\"}",
+        ) - sample(
+            &before,
+            "ringway_request_duration_seconds_count{route=\"/\",code=\"200\"}",
+        ) >= f64::from(fresh + 1)
     });
     let delta = |series: &str| sample(&after, series) - sample(&before, series);
     assert_eq!(
-        delta("ringway_requests_total{class=\"2xx\"}"),
+        delta("ringway_requests_total{route=\"/\",code=\"200\"}"),
         f64::from(fresh + 1)
     );
     assert_eq!(
-        delta("ringway_request_duration_seconds_count"),
+        delta("ringway_request_duration_seconds_count{route=\"/\",code=\"200\"}"),
         f64::from(fresh + 1)
     );
-    let slow_ones = delta("ringway_request_duration_seconds_count")
-        - delta("ringway_request_duration_seconds_bucket{le=\"0.05\"}");
+    let slow_ones = delta("ringway_request_duration_seconds_count{route=\"/\",code=\"200\"}")
+        - delta("ringway_request_duration_seconds_bucket{route=\"/\",code=\"200\",le=\"0.05\"}");
     assert_eq!(
         slow_ones, 1.0,
         "exactly the slow request took more than 50 ms"
     );
-    let sum = delta("ringway_request_duration_seconds_sum");
+    let sum = delta("ringway_request_duration_seconds_sum{route=\"/\",code=\"200\"}");
     eprintln!(
         "compare: 2xx +{} for {} requests; duration sum {sum} s, slow request client-side {client_latency} s; accepts +{} for {} connections",
-        delta("ringway_requests_total{class=\"2xx\"}"),
+        delta("ringway_requests_total{route=\"/\",code=\"200\"}"),
         fresh + 1,
         delta("ringway_io_uring_op_duration_seconds_count{op=\"ACCEPT\"}"),
         fresh + 1
@@ -551,7 +555,10 @@ fn unprivileged_ringway_serves_and_says_its_probes_are_down() {
         );
     }
     // The proxy's own figures are still there.
-    assert_eq!(sample(&text, "ringway_requests_total{class=\"2xx\"}"), 1.0);
+    assert_eq!(
+        sample(&text, "ringway_requests_total{route=\"/\",code=\"200\"}"),
+        1.0
+    );
     stop_child(&mut child, libc::SIGTERM, Duration::from_secs(10), true);
     let _ = reader.join();
     while let Ok(l) = rx.try_recv() {

@@ -117,10 +117,12 @@ mod tests {
         let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o700);
         prepare_dir(&dir).unwrap();
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        prepare_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o775)).unwrap();
         let err = prepare_dir(&dir).unwrap_err();
         assert!(
-            format!("{err:#}").contains("open to other users"),
+            format!("{err:#}").contains("writable by other users"),
             "{err:#}"
         );
         let file = parent.path().join("file");

@@ -1,21 +1,36 @@
-//! ringway's own short answers to the client: error statuses and `100 Continue`.
+//! ringway's own short answers to the client: errors, refusals, redirects, and
+//! `100 Continue`.
 
 use std::time::Duration;
 
 use super::Client;
 use crate::buffer::Buf;
 use crate::clock::http_date_now;
-use crate::http;
+use crate::http::{self, OwnResponse};
 use crate::io::write_all;
 
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 impl Client {
-    /// Sends a complete error answer with `Connection: close` (only its head for a HEAD
-    /// request); false if it could not be written.
-    pub(crate) async fn answer(&self, status: u16, head_only: bool, limit: Duration) -> bool {
+    /// Sends a complete answer of ringway's own (only its head for a HEAD request), with
+    /// `headers` added; false if it could not be written.
+    pub(crate) async fn answer(
+        &self,
+        status: u16,
+        keep_alive: bool,
+        head_only: bool,
+        headers: &[(&[u8], &[u8])],
+        limit: Duration,
+    ) -> bool {
         let mut out = Buf::with_capacity(256);
-        http::write_error_response(&mut out, status, false, head_only, &http_date_now());
+        let response = OwnResponse {
+            status,
+            keep_alive,
+            head_only,
+            date: &http_date_now(),
+            headers,
+        };
+        http::write_own_response(&mut out, &response);
         write_all(&self.stream, out, 0, limit).await.is_ok()
     }
 

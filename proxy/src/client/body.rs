@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use super::Client;
 use crate::buffer::{Body, Budget, Buf, LARGE, Place, SMALL, TempFile, body_place};
+use crate::config::Limits;
 use crate::fail::{Fail, Part};
 use crate::http::{BodyFraming, ChunkedDecoder, DecodeProgress, HttpError, RequestHead};
 use crate::io::{IoError, read_some};
@@ -28,19 +29,20 @@ impl Client {
         &mut self,
         head: &RequestHead,
         rest: &mut Buf,
+        limits: &Limits,
         worker: &Worker,
         room: usize,
     ) -> Result<Body, Fail> {
         match head.body {
             BodyFraming::None => Ok(Body::Absent),
             BodyFraming::Length(n) => {
-                let sink = Sink::open(n, room, worker).await?;
-                self.receive_length(sink, n, head.expect_continue, rest, worker)
+                let sink = Sink::open(n, room, limits, worker).await?;
+                self.receive_length(sink, n, head.expect_continue, rest, limits)
                     .await
             }
             BodyFraming::Chunked => {
-                let sink = Sink::open(0, room, worker).await?;
-                self.receive_chunked(sink, head.expect_continue, rest, worker)
+                let sink = Sink::open(0, room, limits, worker).await?;
+                self.receive_chunked(sink, head.expect_continue, rest, limits, worker)
                     .await
             }
         }
@@ -52,7 +54,7 @@ impl Client {
         length: u64,
         expect_continue: bool,
         rest: &mut Buf,
-        worker: &Worker,
+        limits: &Limits,
     ) -> Result<Body, Fail> {
         // Bounded by max_body_size, checked before this is called.
         let have = rest
@@ -61,7 +63,6 @@ impl Client {
         sink.append(rest.get(..have).unwrap_or_default()).await?;
         rest.drain(..have);
         let mut left = length - have as u64;
-        let limits = &worker.config.limits;
         if left > 0 && expect_continue && !self.send_continue(limits.send_timeout).await {
             return Err(Fail::ClientGone);
         }
@@ -99,9 +100,9 @@ impl Client {
         mut sink: Sink,
         expect_continue: bool,
         rest: &mut Buf,
+        limits: &Limits,
         worker: &Worker,
     ) -> Result<Body, Fail> {
-        let limits = &worker.config.limits;
         let mut decoder = ChunkedDecoder::new();
         let mut asked_continue = false;
         loop {
@@ -180,8 +181,7 @@ enum Sink {
 
 impl Sink {
     /// A sink for a body of `size` bytes (for a chunked body: 0, all that is known yet).
-    async fn open(size: u64, room: usize, worker: &Worker) -> Result<Sink, Fail> {
-        let limits = &worker.config.limits;
+    async fn open(size: u64, room: usize, limits: &Limits, worker: &Worker) -> Result<Sink, Fail> {
         let spent = worker.budget.is_spent();
         if body_place(size, limits.client_body_buffer_size, spent) == Place::Memory {
             let want = room + usize::try_from(size).unwrap_or(usize::MAX);

@@ -1,18 +1,23 @@
 //! One request, from its parsed head to its last response byte.
 //!
-//! [`serve`] dispatches the request to its handler (today the upstream exchange; static
-//! files and redirects join later) and turns whatever failed before a response began into
-//! ringway's own answer, through the one table in `crate::fail`. A handler is a sequence of
-//! small steps, each returning `Result<_, Fail>`, ending in an [`Outcome`].
+//! [`serve`] normalises the path, finds the route (crate::routes), checks its allow list,
+//! and dispatches to the route's handler: the upstream exchange, or a redirect. Whatever
+//! failed before a response began becomes ringway's own answer, through the one table in
+//! `crate::fail`. A handler is a sequence of small steps, each returning `Result<_, Fail>`,
+//! ending in an [`Outcome`].
 
+mod redirect;
 mod relay;
 mod upstream;
 
 use std::time::Duration;
 
+use crate::buffer::Buf;
 use crate::client::{Client, Next};
 use crate::fail::Fail;
-use crate::http::{Method, RequestHead};
+use crate::http::{BodyFraming, Method, RequestHead};
+use crate::routes::{Action, Found, Route};
+use crate::uwsgi::normalize_path;
 use crate::worker::Worker;
 
 /// How a request ended.
@@ -24,39 +29,125 @@ pub(crate) struct Outcome {
     pub(crate) upstream: Option<Duration>,
     /// What the connection does next.
     pub(crate) next: Next,
+    /// The route that served it (`None`: none matched, or it failed before routing).
+    pub(crate) route: Option<usize>,
 }
 
 /// The request being served.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub(crate) struct Request {
     /// Its head (spans into `Client::input`).
     pub(crate) head: RequestHead,
+    /// Its normalised path: what routes match and PATH_INFO is built from.
+    pub(crate) path: Buf,
     /// The connection may serve another request after this one (the client allows it and
     /// the server is not stopping).
     pub(crate) keep_alive: bool,
 }
 
+impl Request {
+    /// Whether an answer that reads no body can keep the connection: only if there was no
+    /// body to leave unread.
+    fn may_keep_alive_unread(&self) -> bool {
+        self.keep_alive && self.head.body == BodyFraming::None
+    }
+}
+
 /// Serves the request whose head is at the start of `client.input`.
 pub(crate) async fn serve(client: &mut Client, head: RequestHead, worker: &Worker) -> Outcome {
     let mut rest = client.take_rest(head.head_len);
-    let req = Request {
-        head,
-        keep_alive: head.keep_alive && !worker.is_stopping(),
-    };
-    let outcome = match upstream::forward(client, &req, &mut rest, worker).await {
-        Ok(outcome) => outcome,
-        Err(fail) => answer(client, fail, head.method == Method::Head, worker).await,
+    let head_only = head.method == Method::Head;
+    let outcome = match route(client, head, worker) {
+        Ok((req, index, route)) => {
+            let mut outcome = handle(client, &req, route, &mut rest, worker).await;
+            outcome.route = Some(index);
+            outcome
+        }
+        Err(fail) => {
+            let keep = fail == Fail::NoRoute
+                && head.keep_alive
+                && head.body == BodyFraming::None
+                && !worker.is_stopping();
+            answer(client, fail, head_only, keep, worker).await
+        }
     };
     // Whatever followed this request is the start of the next one.
     client.put_back_rest(rest);
     outcome
 }
 
+/// Normalises the path and finds the route serving it (and its index).
+fn route<'w>(
+    client: &Client,
+    head: RequestHead,
+    worker: &'w Worker,
+) -> Result<(Request, usize, &'w Route), Fail> {
+    let raw = head.path.of(&client.input);
+    let mut path = Buf::with_capacity(raw.len().max(1));
+    normalize_path(raw, &mut path).map_err(Fail::Packet)?;
+    let req = Request {
+        head,
+        path,
+        keep_alive: head.keep_alive && !worker.is_stopping(),
+    };
+    let routes = &worker.config.routes;
+    match routes.find(&req.path) {
+        Found::Route(i) | Found::AddSlash(i) => match routes.get(i) {
+            Some(route) => Ok((req, i, route)),
+            None => Err(Fail::NoRoute),
+        },
+        Found::Nothing => Err(Fail::NoRoute),
+    }
+}
+
+/// Runs the route's handler.
+async fn handle(
+    client: &mut Client,
+    req: &Request,
+    route: &Route,
+    rest: &mut Buf,
+    worker: &Worker,
+) -> Outcome {
+    let head_only = req.head.method == Method::Head;
+    if !route.allows(client.peer.ip()) {
+        let keep = req.may_keep_alive_unread();
+        return answer(client, Fail::Forbidden, head_only, keep, worker).await;
+    }
+    // The route's path is this path with a slash added: send the client there.
+    if route.path.len() > req.path.len() {
+        return redirect::to_slashed(client, req, route).await;
+    }
+    let handled = match &route.action {
+        Action::Upstream {
+            group,
+            script_name,
+            params,
+        } => {
+            let target = upstream::Target {
+                group: *group,
+                script_name: script_name.as_deref(),
+                params,
+                route,
+            };
+            upstream::forward(client, req, &target, rest, worker).await
+        }
+        Action::Redirect { to, status } => {
+            Ok(redirect::answer(client, req, route, to, *status).await)
+        }
+    };
+    match handled {
+        Ok(outcome) => outcome,
+        Err(fail) => answer(client, fail, head_only, false, worker).await,
+    }
+}
+
 /// Reports `fail` and answers it with its status, if the client can still be answered.
+/// `keep_alive`: the connection may serve another request after this answer.
 pub(crate) async fn answer(
     client: &Client,
     fail: Fail,
     head_only: bool,
+    keep_alive: bool,
     worker: &Worker,
 ) -> Outcome {
     fail.report(client.peer, &worker.stats);
@@ -65,19 +156,28 @@ pub(crate) async fn answer(
             status: 0,
             upstream: None,
             next: Next::Abort,
+            route: None,
         };
     };
     let sent = client
-        .answer(status, head_only, worker.config.limits.send_timeout)
+        .answer(
+            status,
+            keep_alive,
+            head_only,
+            &[],
+            worker.config.limits.send_timeout,
+        )
         .await;
-    let next = match (sent, fail.may_linger()) {
-        (false, _) => Next::Abort,
-        (true, true) => Next::Linger,
-        (true, false) => Next::Close,
+    let next = match (sent, keep_alive, fail.may_linger()) {
+        (false, ..) => Next::Abort,
+        (true, true, _) => Next::KeepAlive,
+        (true, false, true) => Next::Linger,
+        (true, false, false) => Next::Close,
     };
     Outcome {
         status,
         upstream: None,
         next,
+        route: None,
     }
 }

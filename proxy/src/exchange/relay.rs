@@ -17,6 +17,7 @@ use crate::clock::http_date_now;
 use crate::fail::{BadResponse, Fail, Step};
 use crate::http::{ClientFraming, Reframer, ResponseHead, ResponseMeta, write_response_head};
 use crate::io::{Counted, IoError, read_some, write_all};
+use crate::routes::Route;
 use crate::upstream::UpstreamConn;
 use crate::worker::Worker;
 
@@ -29,12 +30,18 @@ const RELAY_READ_SIZE: usize = 64 * 1024;
 pub(super) async fn respond(
     client: &Client,
     req: &Request,
+    route: &Route,
     upstream: UpstreamConn,
     head: ResponseHead,
     buf: Buf,
     worker: &Worker,
 ) -> Result<Outcome, Fail> {
-    let limits = &worker.config.limits;
+    let limits = &route.limits;
+    let extra: &[(String, String)] = if Route::adds_headers_to(head.status) {
+        &route.response_headers
+    } else {
+        &[]
+    };
     let (framing, keep_alive) =
         ClientFraming::choose(head.framing, req.head.version, req.keep_alive);
     let keep_alive = keep_alive && !worker.is_stopping();
@@ -45,6 +52,7 @@ pub(super) async fn respond(
         framing,
         keep_alive,
         date: &http_date_now(),
+        extra,
     };
     let mut out = Buf::with_capacity(buf.len() + 128);
     write_response_head(&mut out, &meta, &buf, &client.response_headers);
@@ -104,6 +112,7 @@ pub(super) async fn respond(
         status: head.status,
         upstream: None,
         next,
+        route: None,
     })
 }
 

@@ -8,6 +8,7 @@ use crate::buffer::Buf;
 use crate::client::Client;
 use crate::fail::Fail;
 use crate::http::{BodyFraming, Method};
+use crate::routes::Route;
 use crate::upstream::{read_response_head, send_request};
 use crate::uwsgi::{self, RequestEnv};
 use crate::worker::Worker;
@@ -15,16 +16,32 @@ use crate::worker::Worker;
 /// uwsgi packet header: modifier1, datasize (u16), modifier2.
 const PACKET_HEADER: usize = 4;
 
+/// Where a route sends its requests.
+pub(super) struct Target<'r> {
+    /// The upstream group's index.
+    pub(super) group: usize,
+    /// The mount point (SCRIPT_NAME).
+    pub(super) script_name: Option<&'r str>,
+    /// The operator's extra vars.
+    pub(super) params: &'r [(String, String)],
+    /// The route (its limits and response headers).
+    pub(super) route: &'r Route,
+}
+
 /// Proxies one request to an upstream and relays its answer.
 pub(super) async fn forward(
     client: &mut Client,
     req: &Request,
+    target: &Target<'_>,
     rest: &mut Buf,
     worker: &Worker,
 ) -> Result<Outcome, Fail> {
-    let config = &worker.config;
-    let limits = &config.limits;
-    let packet_room = PACKET_HEADER + config.upstream_buffer_size;
+    let limits = &target.route.limits;
+    let group = worker
+        .upstreams
+        .get(target.group)
+        .ok_or(Fail::UpstreamRefused)?;
+    let packet_room = PACKET_HEADER + group.buffer_size();
 
     // With a declared length the vars are known before the body: a request they refuse is
     // refused before its body is read. A chunked body's length is known only at its end.
@@ -37,24 +54,21 @@ pub(super) async fn forward(
         check_body_size(n, limits.max_body_size)?;
     }
     let early_vars = match declared {
-        Some(length) => Some(encode_vars(client, req, length, worker)?),
+        Some(length) => Some(encode_vars(client, req, target, length, worker)?),
         None => None,
     };
     // The whole body before the upstream: a slow upload must hold ringway, not a Python
     // worker.
     let body = client
-        .receive_body(&req.head, rest, worker, packet_room)
+        .receive_body(&req.head, rest, limits, worker, packet_room)
         .await?;
     let vars = match early_vars {
         Some(vars) => vars,
-        None => encode_vars(client, req, body.len(), worker)?,
+        None => encode_vars(client, req, target, body.len(), worker)?,
     };
 
     let connecting = Instant::now();
-    let upstream = worker
-        .upstreams
-        .connect(limits.upstream_connect_timeout)
-        .await?;
+    let upstream = group.connect(limits.upstream_connect_timeout).await?;
     let connected = Instant::now();
     worker
         .stats
@@ -72,7 +86,8 @@ pub(super) async fn forward(
     .await?;
     let upstream_time = connected.elapsed();
 
-    let mut outcome = relay::respond(client, req, upstream, head, buf, worker).await?;
+    let mut outcome =
+        relay::respond(client, req, target.route, upstream, head, buf, worker).await?;
     outcome.upstream = Some(upstream_time);
     Ok(outcome)
 }
@@ -92,11 +107,24 @@ fn check_body_size(declared: u64, limit: u64) -> Result<(), Fail> {
 fn encode_vars(
     client: &Client,
     req: &Request,
+    target: &Target<'_>,
     body_len: Option<u64>,
     worker: &Worker,
 ) -> Result<Buf, Fail> {
     let config = &worker.config;
+    let max_vars = worker
+        .upstreams
+        .get(target.group)
+        .map_or(0, |g| g.buffer_size());
+    // The route matched, so a mount point is a prefix of the path (or the path itself).
+    let path_info = match target.script_name {
+        Some(mount) => req.path.get(mount.len()..).unwrap_or_default(),
+        None => &req.path[..],
+    };
     let env = RequestEnv {
+        path_info,
+        script_name: target.script_name.map(str::as_bytes),
+        params: target.params,
         peer: client.peer,
         local: worker.local,
         https: false,
@@ -105,14 +133,14 @@ fn encode_vars(
         trusted_peer: config.is_trusted(client.peer.ip()),
         allow_underscores: config.allow_underscores_in_headers,
     };
-    let mut vars = Buf::with_capacity(PACKET_HEADER + config.upstream_buffer_size);
+    let mut vars = Buf::with_capacity(PACKET_HEADER + max_vars);
     uwsgi::encode_request(
         &client.input,
         &req.head,
         &client.headers,
         &env,
         body_len,
-        config.upstream_buffer_size,
+        max_vars,
         &mut vars,
     )
     .map_err(Fail::Packet)?;

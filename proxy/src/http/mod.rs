@@ -45,8 +45,9 @@ pub use reframe::{Reframer, Truncated};
 pub use request::{Limits, Method, RequestHead, parse_request};
 pub use response::{MAX_RESPONSE_HEADERS, ResponseFraming, ResponseHead, parse_response};
 pub use validate::host_without_port;
+pub(crate) use validate::is_token;
 pub use writer::{
-    ClientFraming, LAST_CHUNK, ResponseMeta, reason_phrase, write_error_response,
+    ClientFraming, LAST_CHUNK, OwnResponse, ResponseMeta, reason_phrase, write_own_response,
     write_response_head,
 };
 

@@ -407,5 +407,5 @@ fn framing(buf: &[u8], version: Version, f: &HeaderFacts) -> Result<BodyFraming,
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // tests may unwrap (STYLE.md)
+#[allow(clippy::unwrap_used)] // tests may unwrap
 mod tests;

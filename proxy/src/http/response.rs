@@ -157,5 +157,5 @@ fn merge_lengths(seen: Option<u64>, value: &[u8]) -> Result<u64, HttpError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // tests may unwrap (STYLE.md)
+#[allow(clippy::unwrap_used)] // tests may unwrap
 mod tests;

@@ -59,6 +59,8 @@ pub struct ResponseMeta<'a> {
     pub keep_alive: bool,
     /// The current IMF-fixdate, sent as `Date` if the upstream sent none.
     pub date: &'a [u8],
+    /// Headers added after the upstream's (a route's `response_headers`).
+    pub extra: &'a [(String, String)],
 }
 
 /// Appends a status line and the upstream's headers to `out`, then the framing headers for
@@ -118,6 +120,9 @@ pub fn write_response_head(
         has_date |= name.eq_ignore_ascii_case(b"date");
         write_header(out, name, value);
     }
+    for (name, value) in meta.extra {
+        write_header(out, name.as_bytes(), value.as_bytes());
+    }
 
     match meta.framing {
         ClientFraming::Length(n) => {
@@ -155,35 +160,42 @@ fn write_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// Appends a complete error response (status line, `Server: ringway`, `Date`,
-/// `Content-Type: text/plain`, Content-Length, `Connection: close` unless `keep_alive`, short
-/// body) for `status`. When `head_only`, the body is omitted but Content-Length still given.
-///
-/// The body is `"<status> <reason>\n"`. When `keep_alive`, `Connection: keep-alive` is sent,
-/// which is right for HTTP/1.0 clients and harmless for 1.1 ones (nginx does the same).
-pub fn write_error_response(
-    out: &mut Vec<u8>,
-    status: u16,
-    keep_alive: bool,
-    head_only: bool,
-    date: &[u8],
-) {
-    let reason = reason_phrase(status).unwrap_or("Error");
+/// One of ringway's own answers: an error, a redirect, a refusal.
+#[derive(Debug, Clone, Copy)]
+pub struct OwnResponse<'a> {
+    /// Status code.
+    pub status: u16,
+    /// Keep the connection open after it (`Connection: keep-alive`, else `close`).
+    pub keep_alive: bool,
+    /// Leave the body out (a HEAD request); Content-Length is still given.
+    pub head_only: bool,
+    /// The current IMF-fixdate.
+    pub date: &'a [u8],
+    /// More headers (Location, the route's `response_headers`), written as given.
+    pub headers: &'a [(&'a [u8], &'a [u8])],
+}
+
+/// Appends a complete response of ringway's own: status line, `Server: ringway`, `Date`,
+/// the extra headers, `Content-Type: text/plain`, Content-Length, Connection, and the body
+/// `"<status> <reason>\n"`. `Connection: keep-alive` is right for HTTP/1.0 clients and
+/// harmless for 1.1 ones (nginx does the same).
+pub fn write_own_response(out: &mut Vec<u8>, r: &OwnResponse<'_>) {
+    let reason = reason_phrase(r.status).unwrap_or("Error");
     // "NNN " + reason + "\n": status codes are three digits once clamped.
-    let status = status.clamp(100, 999);
+    let status = r.status.clamp(100, 999);
     let body_len = 4 + reason.len() + 1;
-    let connection = if keep_alive { "keep-alive" } else { "close" };
+    let connection = if r.keep_alive { "keep-alive" } else { "close" };
+    let _ = write!(out, "HTTP/1.1 {status} {reason}\r\nServer: ringway\r\n");
+    write_header(out, b"Date", r.date);
+    for (name, value) in r.headers {
+        write_header(out, name, value);
+    }
     let _ = write!(
         out,
-        "HTTP/1.1 {status} {reason}\r\nServer: ringway\r\nDate: "
-    );
-    out.extend_from_slice(date);
-    let _ = write!(
-        out,
-        "\r\nContent-Type: text/plain\r\nContent-Length: {body_len}\r\n\
+        "Content-Type: text/plain\r\nContent-Length: {body_len}\r\n\
          Connection: {connection}\r\n\r\n"
     );
-    if !head_only {
+    if !r.head_only {
         let _ = writeln!(out, "{status} {reason}");
     }
 }
@@ -248,5 +260,5 @@ pub fn reason_phrase(status: u16) -> Option<&'static str> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // tests may unwrap (STYLE.md)
+#[allow(clippy::unwrap_used)] // tests may unwrap
 mod tests;

@@ -34,6 +34,8 @@ pub struct Sources {
     pub probes: ProbeHandle,
     /// The port ringway listens on (for the accept queue figures).
     pub port: u16,
+    /// The routes' labels, by index.
+    pub routes: Vec<String>,
     uwsgi_pids: Vec<u32>,
     scanned: Option<Instant>,
 }
@@ -45,12 +47,14 @@ impl Sources {
         upstreams: Vec<UpstreamAddr>,
         probes: ProbeHandle,
         port: u16,
+        routes: Vec<String>,
     ) -> Self {
         Sources {
             workers,
             upstreams,
             probes,
             port,
+            routes,
             uwsgi_pids: Vec::new(),
             scanned: None,
         }
@@ -81,7 +85,7 @@ impl Sources {
         let ebpf = probes.map(|p| ebpf::figures(p, self.port));
         let processes: Vec<ProcessFigures> = procs::figures(&self.uwsgi_pids, probes);
         drop(slot);
-        Snapshot::take(&self.workers, processes, ebpf)
+        Snapshot::take(&self.workers, &self.routes, processes, ebpf)
     }
 
     /// The Prometheus exposition.

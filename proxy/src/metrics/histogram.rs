@@ -76,6 +76,24 @@ impl HistogramSnapshot {
         }
     }
 
+    /// Records one duration (for a histogram kept under a lock rather than in atomics).
+    pub fn record(&mut self, d: Duration) {
+        let secs = d.as_secs_f64();
+        let i = self.bounds.partition_point(|&b| b < secs);
+        if let Some(count) = self.counts.get_mut(i) {
+            *count += 1;
+        }
+        self.sum += secs;
+    }
+
+    /// Adds `other`'s counts (same bounds) into this one.
+    pub fn add(&mut self, other: &HistogramSnapshot) {
+        for (total, count) in self.counts.iter_mut().zip(&other.counts) {
+            *total += count;
+        }
+        self.sum += other.sum;
+    }
+
     /// Number of observations.
     pub fn count(&self) -> u64 {
         self.counts.iter().sum()

@@ -22,8 +22,8 @@ macro_rules! names {
 }
 
 names! {
-    REQUESTS = "ringway_requests_total", "Requests answered, by status class.";
-    REQUEST_DURATION = "ringway_request_duration_seconds", "Time from a request's complete head to its last response byte written.";
+    REQUESTS = "ringway_requests_total", "Requests answered, by route and status code.";
+    REQUEST_DURATION = "ringway_request_duration_seconds", "Time from a request's complete head to its last response byte written, by route and status code.";
     UPSTREAM_CONNECT = "ringway_upstream_connect_duration_seconds", "Time to connect to an upstream.";
     UPSTREAM_RESPONSE = "ringway_upstream_response_duration_seconds", "Time a request spent with the Python worker: connected to response head received.";
     PROXY_DURATION = "ringway_proxy_duration_seconds", "Request duration minus the upstream's share: time in ringway and on the client side.";

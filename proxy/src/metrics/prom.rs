@@ -120,15 +120,18 @@ pub fn render(snap: &Snapshot, out: &mut Exposition) {
     out.sample(&names::WORKERS, &[], snap.workers as f64);
 
     out.family(&names::REQUESTS, Counter);
-    for (i, class) in ["1xx", "2xx", "3xx", "4xx", "5xx"].iter().enumerate() {
-        out.sample(
-            &names::REQUESTS,
-            &[("class", class)],
-            snap.requests[i] as f64,
-        );
+    for row in &snap.routes {
+        let code = row.code.to_string();
+        let labels = [("route", row.route.as_str()), ("code", code.as_str())];
+        out.sample(&names::REQUESTS, &labels, row.duration.count() as f64);
+    }
+    out.family(&names::REQUEST_DURATION, Histogram);
+    for row in &snap.routes {
+        let code = row.code.to_string();
+        let labels = [("route", row.route.as_str()), ("code", code.as_str())];
+        out.histogram(&names::REQUEST_DURATION, &labels, &row.duration);
     }
     for (name, h) in [
-        (&names::REQUEST_DURATION, &snap.request_duration),
         (&names::UPSTREAM_CONNECT, &snap.upstream_connect),
         (&names::UPSTREAM_RESPONSE, &snap.upstream_response),
         (&names::PROXY_DURATION, &snap.proxy_duration),

@@ -1,13 +1,14 @@
 //! A point-in-time view of everything the endpoint shows, summed over the workers.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::SystemTime;
 
 use super::ebpf::{ConnKernel, EbpfFigures};
-use super::histogram::HistogramSnapshot;
+use super::histogram::{HistogramSnapshot, LATENCY_BOUNDS};
 use super::procs::ProcessFigures;
-use super::stats::{LiveConn, UpstreamError, WorkerStats};
+use super::stats::{LiveConn, RouteCode, UpstreamError, WorkerStats};
 
 /// Live connections listed in `/stats` per table.
 pub const TOP_CONNECTIONS: usize = 10;
@@ -21,6 +22,8 @@ pub struct Snapshot {
     pub workers: usize,
     /// Requests by status class, `[1xx, 2xx, 3xx, 4xx, 5xx]`.
     pub requests: [u64; 5],
+    /// Requests and their durations by route and status code.
+    pub routes: Vec<RouteRow>,
     /// Connections accepted.
     pub connections_accepted: u64,
     /// Connections open now.
@@ -53,6 +56,17 @@ pub struct Snapshot {
     pub ebpf: Option<EbpfFigures>,
 }
 
+/// Requests of one route with one status.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RouteRow {
+    /// The route's label (its path, `=path` for an exact route; empty: no route).
+    pub route: String,
+    /// Status code.
+    pub code: u16,
+    /// Their durations (the count is the number of requests).
+    pub duration: HistogramSnapshot,
+}
+
 /// One row of a live-connection table.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ConnRow {
@@ -73,9 +87,11 @@ pub struct ConnRow {
 }
 
 impl Snapshot {
-    /// Sums the workers' stats; `processes` are read by the caller.
+    /// Sums the workers' stats; `processes` are read by the caller; `routes` names the
+    /// routes by index.
     pub fn take(
         workers: &[Arc<WorkerStats>],
+        routes: &[String],
         processes: Vec<ProcessFigures>,
         ebpf: Option<EbpfFigures>,
     ) -> Snapshot {
@@ -90,12 +106,13 @@ impl Snapshot {
                 .map_or(0.0, |d| d.as_secs_f64()),
             workers: workers.len(),
             requests: [0; 5],
+            routes: Vec::new(),
             connections_accepted: 0,
             connections_active: 0,
             received_bytes: 0,
             sent_bytes: 0,
             upstream_errors: UpstreamError::ALL.iter().map(|k| (k.as_str(), 0)).collect(),
-            request_duration: empty(|w| &w.request_duration),
+            request_duration: HistogramSnapshot::empty(LATENCY_BOUNDS),
             upstream_connect: empty(|w| &w.upstream_connect),
             upstream_response: empty(|w| &w.upstream_response),
             proxy_duration: empty(|w| &w.proxy_duration),
@@ -107,9 +124,15 @@ impl Snapshot {
             ebpf,
         };
         let mut live: Vec<LiveConn> = Vec::new();
+        let mut by_route: BTreeMap<RouteCode, HistogramSnapshot> = BTreeMap::new();
         for w in workers {
-            for (total, count) in snap.requests.iter_mut().zip(&w.requests) {
-                *total += count.load(Relaxed);
+            if let Ok(series) = w.by_route.lock() {
+                for (key, h) in series.iter() {
+                    by_route
+                        .entry(*key)
+                        .or_insert_with(|| HistogramSnapshot::empty(LATENCY_BOUNDS))
+                        .add(h);
+                }
             }
             let accepted = w.accepted.load(Relaxed);
             let closed = w.closed.load(Relaxed);
@@ -120,7 +143,6 @@ impl Snapshot {
             for (total, count) in snap.upstream_errors.iter_mut().zip(&w.upstream_errors) {
                 total.1 += count.load(Relaxed);
             }
-            w.request_duration.add_to(&mut snap.request_duration);
             w.upstream_connect.add_to(&mut snap.upstream_connect);
             w.upstream_response.add_to(&mut snap.upstream_response);
             w.proxy_duration.add_to(&mut snap.proxy_duration);
@@ -129,6 +151,21 @@ impl Snapshot {
             if let Ok(table) = w.live.lock() {
                 live.extend(table.iter().map(|(_, c)| c.clone()));
             }
+        }
+        for (key, h) in by_route {
+            let class = usize::from(key.code / 100).clamp(1, 5) - 1;
+            snap.requests[class] += h.count();
+            snap.request_duration.add(&h);
+            let route = key
+                .route
+                .and_then(|r| routes.get(usize::from(r)))
+                .cloned()
+                .unwrap_or_default();
+            snap.routes.push(RouteRow {
+                route,
+                code: key.code,
+                duration: h,
+            });
         }
         let kernel = |cookie| {
             snap.ebpf

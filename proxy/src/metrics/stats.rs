@@ -4,6 +4,7 @@
 //! worker's and sums them. Counters are relaxed atomics: they need no ordering with anything
 //! else, only to be eventually visible to the reader.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -11,7 +12,16 @@ use std::time::{Duration, SystemTime};
 
 use slab::Slab;
 
-use super::histogram::{Histogram, LATENCY_BOUNDS};
+use super::histogram::{Histogram, HistogramSnapshot, LATENCY_BOUNDS};
+
+/// The labels of a request series: the route's index (`None`: no route) and the status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RouteCode {
+    /// Index of the route in the configuration.
+    pub route: Option<u16>,
+    /// Status code.
+    pub code: u16,
+}
 
 /// Kinds of upstream failure, a label of `ringway_upstream_errors_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,16 +71,16 @@ pub struct WorkerStats {
     pub accepted: AtomicU64,
     /// Connections closed.
     pub closed: AtomicU64,
-    /// Requests answered, by status class 1xx..5xx (index 0..5).
-    pub requests: [AtomicU64; 5],
+    /// Requests answered and their durations (head received → response written), by route
+    /// and status code. A lock taken once per request, by this worker only, except while a
+    /// scrape copies it.
+    pub by_route: Mutex<HashMap<RouteCode, HistogramSnapshot>>,
     /// Bytes read from clients.
     pub received_bytes: AtomicU64,
     /// Bytes written to clients.
     pub sent_bytes: AtomicU64,
     /// Upstream failures by kind (index of [`UpstreamError::ALL`]).
     pub upstream_errors: [AtomicU64; 6],
-    /// Head received → response written.
-    pub request_duration: Histogram,
     /// Time to connect to an upstream.
     pub upstream_connect: Histogram,
     /// Connected → response head received: the time the request spent with the Python
@@ -92,11 +102,10 @@ impl Default for WorkerStats {
         WorkerStats {
             accepted: AtomicU64::new(0),
             closed: AtomicU64::new(0),
-            requests: Default::default(),
+            by_route: Mutex::new(HashMap::new()),
             received_bytes: AtomicU64::new(0),
             sent_bytes: AtomicU64::new(0),
             upstream_errors: Default::default(),
-            request_duration: Histogram::new(LATENCY_BOUNDS),
             upstream_connect: Histogram::new(LATENCY_BOUNDS),
             upstream_response: Histogram::new(LATENCY_BOUNDS),
             proxy_duration: Histogram::new(LATENCY_BOUNDS),
@@ -107,11 +116,24 @@ impl Default for WorkerStats {
 }
 
 impl WorkerStats {
-    /// Counts one answered request.
-    pub fn request_done(&self, status: u16, total: Duration, upstream: Option<Duration>) {
-        let class = usize::from(status / 100).clamp(1, 5) - 1;
-        self.requests[class].fetch_add(1, Relaxed);
-        self.request_duration.observe(total);
+    /// Counts one answered request, served by `route` (its index; `None`: no route).
+    pub fn request_done(
+        &self,
+        route: Option<usize>,
+        status: u16,
+        total: Duration,
+        upstream: Option<Duration>,
+    ) {
+        let key = RouteCode {
+            route: route.and_then(|r| u16::try_from(r).ok()),
+            code: status,
+        };
+        if let Ok(mut by_route) = self.by_route.lock() {
+            by_route
+                .entry(key)
+                .or_insert_with(|| HistogramSnapshot::empty(LATENCY_BOUNDS))
+                .record(total);
+        }
         if let Some(upstream) = upstream {
             self.upstream_response.observe(upstream);
             self.proxy_duration.observe(total.saturating_sub(upstream));

@@ -1,5 +1,6 @@
-//! The upstream side: one worker's view of the configured uWSGI sockets (round robin, with
-//! failover on connect errors), the connection to one of them, and the uwsgi exchange on it.
+//! The upstream side: one worker's view of each upstream group's uWSGI sockets (round robin,
+//! with failover on connect errors), the connection to one of them, and the uwsgi exchange
+//! on it.
 //!
 //! uWSGI closes every connection after one response (the uwsgi protocol has no keep-alive),
 //! so each request connects anew. Connects go through a non-blocking socket2 socket: a uWSGI
@@ -22,7 +23,7 @@ use tokio_uring::net::{TcpStream, UnixStream};
 pub(crate) use stream::UpstreamConn;
 pub(crate) use uwsgi::{read_response_head, send_request};
 
-use crate::config::UpstreamAddr;
+use crate::config::{Group, UpstreamAddr};
 use crate::fail::Fail;
 
 /// How long an upstream that refused a connection is skipped.
@@ -33,16 +34,18 @@ struct Member {
     down_until: Cell<Option<Instant>>,
 }
 
-/// One worker's view of the upstreams (not shared between threads).
+/// One worker's view of an upstream group (not shared between threads).
 pub(crate) struct Upstreams {
     members: Vec<Member>,
     next: Cell<usize>,
+    buffer_size: usize,
 }
 
 impl Upstreams {
-    /// Builds the set from the configured addresses.
-    pub(crate) fn new(addrs: &[UpstreamAddr]) -> Self {
-        let members = addrs
+    /// Builds the group's set from its configuration.
+    pub(crate) fn new(group: &Group) -> Self {
+        let members = group
+            .servers
             .iter()
             .map(|addr| Member {
                 addr: addr.clone(),
@@ -52,7 +55,13 @@ impl Upstreams {
         Upstreams {
             members,
             next: Cell::new(0),
+            buffer_size: group.buffer_size,
         }
+    }
+
+    /// The group's uWSGI buffer-size: the largest vars block its servers take.
+    pub(crate) fn buffer_size(&self) -> usize {
+        self.buffer_size
     }
 
     /// Connects to the next upstream in turn, trying the others on failure. Upstreams marked

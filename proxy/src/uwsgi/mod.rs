@@ -7,7 +7,7 @@
 //!
 //! ```
 //! use ringway::http::{Limits, Status, parse_request};
-//! use ringway::uwsgi::{RequestEnv, encode_request};
+//! use ringway::uwsgi::{RequestEnv, encode_request, normalize_path};
 //!
 //! let buf = b"GET /a/../b?x=1 HTTP/1.1\r\nHost: example.com\r\nUWSGI-FILE: /tmp/evil.py\r\n\r\n";
 //! let mut headers = Vec::new();
@@ -15,7 +15,13 @@
 //! else {
 //!     panic!("a valid head")
 //! };
+//! // PATH_INFO is the normalised path (routes match the same bytes).
+//! let mut path_info = Vec::new();
+//! normalize_path(head.path.of(buf), &mut path_info)?;
 //! let env = RequestEnv {
+//!     path_info: &path_info,
+//!     script_name: None,
+//!     params: &[],
 //!     peer: "192.0.2.7:50000".parse().unwrap(),
 //!     local: "192.0.2.1:80".parse().unwrap(),
 //!     https: false,

@@ -1,5 +1,5 @@
 //! The vars block: nginx's `uwsgi_params` set plus `HTTP_*` for each request header, with the
-//! security rules of DESIGN.md (no client data in non-`HTTP_` names, underscore headers and
+//! security rules of docs/ARCHITECTURE.md (no client data in non-`HTTP_` names, underscore headers and
 //! untrusted X-Forwarded-Proto/Ssl dropped, Content-Length/Type never as `HTTP_`).
 //!
 //! Where ringway differs from nginx 1.22 with the stock params, on purpose: repeated headers
@@ -13,12 +13,19 @@
 use std::io::Write;
 use std::net::SocketAddr;
 
-use super::{PacketWriter, UwsgiError, normalize_path};
+use super::{PacketWriter, UwsgiError};
 use crate::http::{HeaderSpan, RequestHead, host_without_port};
 
 /// What the vars need to know beyond the request itself.
 #[derive(Debug, Clone, Copy)]
 pub struct RequestEnv<'a> {
+    /// PATH_INFO: the normalised path ([`super::normalize_path`]), without the mount point.
+    pub path_info: &'a [u8],
+    /// SCRIPT_NAME: the mount point, when the app is mounted below `/`.
+    pub script_name: Option<&'a [u8]>,
+    /// Vars set by the operator (nginx `uwsgi_param`): written last, they replace ringway's
+    /// own vars of the same name and any `HTTP_` var a client header would make.
+    pub params: &'a [(String, String)],
     /// Client address (REMOTE_ADDR, REMOTE_PORT).
     pub peer: SocketAddr,
     /// Local address the request came in on (SERVER_PORT; SERVER_NAME fallback).
@@ -49,7 +56,11 @@ pub fn encode_request(
     max_vars: usize,
     out: &mut Vec<u8>,
 ) -> Result<usize, UwsgiError> {
-    let mut w = PacketWriter::begin(out, max_vars);
+    let mut packet = PacketWriter::begin(out, max_vars);
+    let mut w = Vars {
+        packet: &mut packet,
+        params: env.params,
+    };
     let path = head.path.of(buf);
 
     w.var(b"QUERY_STRING", head.query.of(buf))?;
@@ -77,7 +88,10 @@ pub fn encode_request(
         o.extend_from_slice(uri);
         Ok(())
     })?;
-    w.var_with(b"PATH_INFO", |o| normalize_path(path, o))?;
+    w.var(b"PATH_INFO", env.path_info)?;
+    if let Some(mount) = env.script_name {
+        w.var(b"SCRIPT_NAME", mount)?;
+    }
     w.var(b"DOCUMENT_ROOT", env.document_root.as_bytes())?;
     w.var(b"SERVER_PROTOCOL", head.version.as_str().as_bytes())?;
     w.var(
@@ -116,7 +130,7 @@ pub fn encode_request(
 
     for (i, h) in headers.iter().enumerate() {
         let name = h.name.of(buf);
-        if !forwarded(name, env) {
+        if !forwarded(name, env) || w.replaces_header(name) {
             continue;
         }
         let same = |other: &HeaderSpan| other.name.of(buf).eq_ignore_ascii_case(name);
@@ -130,7 +144,7 @@ pub fn encode_request(
         } else {
             b", "
         };
-        w.var_with_key(
+        w.packet.var_with_key(
             |o| {
                 // Always behind the HTTP_ prefix: no header name can become a uWSGI magic
                 // var (UWSGI_FILE, UWSGI_SETENV, ...).
@@ -164,7 +178,56 @@ pub fn encode_request(
             },
         )?;
     }
-    w.finish()
+    for (name, value) in env.params {
+        w.packet.var(name.as_bytes(), value.as_bytes())?;
+    }
+    packet.finish()
+}
+
+/// The packet writer, minus the vars the operator's params replace.
+struct Vars<'w, 'o> {
+    packet: &'w mut PacketWriter<'o>,
+    params: &'w [(String, String)],
+}
+
+impl Vars<'_, '_> {
+    fn is_ours(&self, key: &[u8]) -> bool {
+        !self.params.iter().any(|(k, _)| k.as_bytes() == key)
+    }
+
+    fn var(&mut self, key: &[u8], value: &[u8]) -> Result<(), UwsgiError> {
+        if !self.is_ours(key) {
+            return Ok(());
+        }
+        self.packet.var(key, value)
+    }
+
+    fn var_with(
+        &mut self,
+        key: &[u8],
+        write: impl FnOnce(&mut Vec<u8>) -> Result<(), UwsgiError>,
+    ) -> Result<(), UwsgiError> {
+        if !self.is_ours(key) {
+            return Ok(());
+        }
+        self.packet.var_with(key, write)
+    }
+
+    /// Whether a param replaces the `HTTP_` var of the header `name`.
+    fn replaces_header(&self, name: &[u8]) -> bool {
+        self.params.iter().any(|(k, _)| {
+            k.as_bytes().strip_prefix(b"HTTP_").is_some_and(|rest| {
+                rest.len() == name.len()
+                    && rest.iter().zip(name).all(|(&r, &n)| {
+                        r == if n == b'-' {
+                            b'_'
+                        } else {
+                            n.to_ascii_uppercase()
+                        }
+                    })
+            })
+        })
+    }
 }
 
 /// Whether a request header with this name becomes an `HTTP_` var.
@@ -198,5 +261,5 @@ fn forwarded(name: &[u8], env: &RequestEnv<'_>) -> bool {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // tests may unwrap (STYLE.md)
+#[allow(clippy::unwrap_used)] // tests may unwrap
 mod tests;

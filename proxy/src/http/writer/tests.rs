@@ -11,6 +11,7 @@ fn meta(status: u16, reason: &[u8], framing: ClientFraming) -> ResponseMeta<'_> 
         framing,
         keep_alive: true,
         date: DATE,
+        extra: &[],
     }
 }
 
@@ -129,6 +130,51 @@ fn missing_or_unprintable_reason_gets_the_standard_one() {
     assert!(out.starts_with(b"HTTP/1.1 299 \r\n"));
 }
 
+fn own(status: u16, keep_alive: bool, head_only: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    let r = OwnResponse {
+        status,
+        keep_alive,
+        head_only,
+        date: DATE,
+        headers: &[],
+    };
+    write_own_response(&mut out, &r);
+    out
+}
+
+#[test]
+fn own_responses_carry_extra_headers() {
+    let mut out = Vec::new();
+    let r = OwnResponse {
+        status: 301,
+        keep_alive: true,
+        head_only: false,
+        date: DATE,
+        headers: &[(b"Location", b"/new/x?y"), (b"X-Frame-Options", b"DENY")],
+    };
+    write_own_response(&mut out, &r);
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.starts_with("HTTP/1.1 301 Moved Permanently\r\nServer: ringway\r\nDate: "));
+    assert!(
+        text.contains("\r\nLocation: /new/x?y\r\nX-Frame-Options: DENY\r\n"),
+        "{text}"
+    );
+    assert!(text.ends_with("Connection: keep-alive\r\n\r\n301 Moved Permanently\n"));
+}
+
+#[test]
+fn route_headers_follow_the_upstreams() {
+    let extra = [("X-Frame-Options".to_owned(), "DENY".to_owned())];
+    let mut out = Vec::new();
+    let meta = ResponseMeta {
+        extra: &extra,
+        ..meta(200, b"OK", ClientFraming::Length(0))
+    };
+    write_response_head(&mut out, &meta, b"", &[]);
+    assert!(out.starts_with(b"HTTP/1.1 200 OK\r\nX-Frame-Options: DENY\r\nContent-Length: 0\r\n"));
+}
+
 #[test]
 fn error_responses() {
     let table = [
@@ -153,18 +199,15 @@ fn error_responses() {
 Date: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
             body.len()
         );
-        let mut out = Vec::new();
-        write_error_response(&mut out, status, false, false, DATE);
+        let out = own(status, false, false);
         assert_eq!(
             String::from_utf8(out.clone()).unwrap(),
             format!("{head}{body}")
         );
-        out.clear();
-        write_error_response(&mut out, status, false, true, DATE);
+        let out = own(status, false, true);
         assert_eq!(String::from_utf8(out).unwrap(), head);
         // The response parses back with the right length.
-        let mut out = Vec::new();
-        write_error_response(&mut out, status, true, false, DATE);
+        let out = own(status, true, false);
         let mut headers = Vec::new();
         let Ok(Status::Complete(h)) = parse_response(&out, false, &mut headers) else {
             panic!()
@@ -181,8 +224,7 @@ Date: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Type: text/plain\r\nContent-Lengt
 
 #[test]
 fn error_response_for_an_unlisted_status() {
-    let mut out = Vec::new();
-    write_error_response(&mut out, 599, false, false, DATE);
+    let out = own(599, false, false);
     assert!(out.starts_with(b"HTTP/1.1 599 Error\r\n"));
     assert!(out.ends_with(b"\r\n\r\n599 Error\n"));
 }

@@ -1,8 +1,51 @@
 use super::*;
 use crate::http::{Limits, Status, parse_request};
 
+/// Var names in packet order.
+fn names(vars: &[(String, String)]) -> Vec<&str> {
+    vars.iter().map(|(k, _)| k.as_str()).collect()
+}
+
+#[test]
+fn a_mount_and_operator_params() {
+    let buf = b"GET /api/x?a=1 HTTP/1.1\r\nHost: h\r\nX-Scheme: evil\r\n\r\n";
+    let params = [
+        ("UWSGI_SCHEME".to_owned(), "https".to_owned()),
+        ("SERVER_NAME".to_owned(), "app.example".to_owned()),
+        ("HTTP_X_SCHEME".to_owned(), "operator".to_owned()),
+    ];
+    let env = RequestEnv {
+        path_info: b"/x",
+        script_name: Some(b"/api"),
+        params: &params,
+        ..env()
+    };
+    let vars = vars_of(&encode(buf, &env, None, 4096).unwrap());
+    let get = |k: &str| {
+        vars.iter()
+            .filter(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(get("PATH_INFO"), ["/x"]);
+    assert_eq!(get("SCRIPT_NAME"), ["/api"]);
+    assert_eq!(get("REQUEST_URI"), ["/api/x?a=1"]);
+    assert_eq!(get("UWSGI_SCHEME"), ["https"]);
+    // A param replaces ringway's var of the same name, and the HTTP_ var of a header.
+    assert_eq!(get("SERVER_NAME"), ["app.example"]);
+    assert_eq!(get("HTTP_X_SCHEME"), ["operator"]);
+    assert_eq!(
+        names(&vars).last(),
+        Some(&"HTTP_X_SCHEME"),
+        "params come last"
+    );
+}
+
 fn env() -> RequestEnv<'static> {
     RequestEnv {
+        path_info: b"",
+        script_name: None,
+        params: &[],
         peer: "10.0.0.1:5555".parse().unwrap(),
         local: "127.0.0.1:80".parse().unwrap(),
         https: false,
@@ -25,8 +68,19 @@ fn encode(
     else {
         panic!("bad request in test: {:?}", String::from_utf8_lossy(buf))
     };
+    // PATH_INFO is the normalised path, as the exchange computes it.
+    let mut path_info = Vec::new();
+    crate::uwsgi::normalize_path(head.path.of(buf), &mut path_info)?;
+    let env = RequestEnv {
+        path_info: if env.path_info.is_empty() {
+            &path_info
+        } else {
+            env.path_info
+        },
+        ..*env
+    };
     let mut out = b"stale bytes from the last request".to_vec();
-    let n = encode_request(buf, &head, &headers, env, content_length, max, &mut out)?;
+    let n = encode_request(buf, &head, &headers, &env, content_length, max, &mut out)?;
     assert_eq!(n, out.len());
     Ok(out)
 }

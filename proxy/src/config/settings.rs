@@ -1,0 +1,386 @@
+//! The declaration of every setting: [`Settings`] serves the command line (clap) and the TOML
+//! file (serde) alike; [`LimitSettings`] is the part a route may override, declared once and
+//! flattened into both the top level and each route.
+//!
+//! Flags are laid over the file through their serde form (a flag given replaces the file's
+//! key), so the structs below are the only list of settings. Because serde cannot refuse
+//! unknown keys next to a flattened struct, the file is checked for keys that nothing reads
+//! by comparing it with what was read ([`unknown_keys`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, anyhow};
+use clap::{Args, Parser};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::values::{Cidr, Dur, MetricsListen, Size, UpstreamAddr};
+
+/// ringway: an HTTP/1.1 front end for uWSGI on io_uring.
+///
+/// Accepts HTTP/1.1 and 1.0 on one SO_REUSEPORT listener per worker thread and passes each
+/// request to uWSGI in the uwsgi protocol, like nginx's `uwsgi_pass`. Every flag can also be
+/// given in the `--config` file, under the same name in snake_case; upstream groups and
+/// routes are file-only.
+#[derive(Debug, Default, Parser, Deserialize, Serialize)]
+#[command(version, about, long_about = None)]
+pub struct Settings {
+    /// Address to accept HTTP on [default: 127.0.0.1:8080]. Port 0 picks a free port.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+
+    /// uWSGI socket: `unix:/path/app.sock` or `host:port`. Repeat for several (round robin;
+    /// on a connect error the next one is tried). They form the group `default`, served on
+    /// route `/` unless a route says otherwise.
+    #[arg(long, value_name = "SPEC")]
+    #[serde(default)]
+    pub upstream: Vec<UpstreamAddr>,
+
+    /// Worker threads, one io_uring loop each, pinned to a CPU [default: number of CPUs].
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+
+    /// uWSGI's `buffer-size`: the largest vars block the upstream accepts. Larger requests get
+    /// 431 here instead of being dropped by uWSGI. Groups may set their own [default: 4096].
+    #[arg(long, value_name = "BYTES")]
+    pub upstream_buffer_size: Option<Size>,
+
+    /// Largest request head: request line plus headers (431 beyond) [default: 16k].
+    #[arg(long, value_name = "SIZE")]
+    pub max_header_size: Option<Size>,
+
+    /// Memory all buffered bodies and responses may take together; past it they go to temp
+    /// files from their first byte [default: 64m].
+    #[arg(long, value_name = "SIZE")]
+    pub max_buffer_memory: Option<Size>,
+
+    /// Directory for the temp files (anonymous: nothing is left there, even after a crash)
+    /// [default: /var/tmp/ringway-UID, created 0700].
+    #[arg(long, value_name = "DIR")]
+    pub temp_dir: Option<PathBuf>,
+
+    /// Time allowed for a client to send a whole request head (then 408) [default: 60s].
+    #[arg(long, value_name = "DURATION")]
+    pub client_header_timeout: Option<Dur>,
+
+    /// How long an idle keep-alive connection stays open [default: 75s].
+    #[arg(long, value_name = "DURATION")]
+    pub keepalive_timeout: Option<Dur>,
+
+    /// On SIGTERM, SIGINT or SIGQUIT, how long in-flight requests may take to finish
+    /// [default: 10s].
+    #[arg(long, value_name = "DURATION")]
+    pub shutdown_timeout: Option<Dur>,
+
+    /// Peer (IP or CIDR) whose X-Forwarded-Proto / X-Forwarded-Ssl headers are believed.
+    /// Repeatable. From anyone else those headers are removed.
+    #[arg(long, value_name = "IP[/BITS]")]
+    #[serde(default)]
+    pub trusted_proxy: Vec<Cidr>,
+
+    /// DOCUMENT_ROOT passed to the app [default: empty].
+    #[arg(long, value_name = "PATH")]
+    pub document_root: Option<String>,
+
+    /// SERVER_NAME passed to the app [default: the request's Host, without port].
+    #[arg(long, value_name = "NAME")]
+    pub server_name: Option<String>,
+
+    /// Forward headers whose names contain `_` (dropped by default: `X_Foo` and `X-Foo` both
+    /// become HTTP_X_FOO, which lets a client spoof a header set by a proxy in front).
+    #[arg(long, num_args = 0, default_missing_value = "true")]
+    pub allow_underscores_in_headers: Option<bool>,
+
+    /// Address of the metrics endpoint (`/metrics` Prometheus, `/stats` JSON, `/` live page),
+    /// or `off` [default: 127.0.0.1:9145; if that port is taken, ringway runs without it].
+    #[arg(long, value_name = "ADDR|off")]
+    pub metrics: Option<MetricsListen>,
+
+    /// Do not load the eBPF probes (the metrics then show ringway's own figures and /proc).
+    /// In the file: `ebpf = false`.
+    #[arg(long = "no-ebpf", num_args = 0, default_missing_value = "false")]
+    pub ebpf: Option<bool>,
+
+    /// The limits and timeouts of a request (a route may override each).
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub limits: LimitSettings,
+
+    /// Upstream groups, by name (file only: `[upstreams.NAME]`).
+    #[arg(skip)]
+    #[serde(default)]
+    pub upstreams: BTreeMap<String, GroupSettings>,
+
+    /// Routes (file only: `[[routes]]`).
+    #[arg(skip)]
+    #[serde(default)]
+    pub routes: Vec<RouteSettings>,
+
+    /// TOML file with the same settings (snake_case keys); flags win over it.
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+}
+
+/// The limits and timeouts of one request: global defaults, and per route.
+#[derive(Debug, Default, Clone, Args, Deserialize, Serialize)]
+pub struct LimitSettings {
+    /// Largest request body accepted (413 beyond) [default: 1m].
+    #[arg(long, value_name = "SIZE")]
+    pub max_body_size: Option<Size>,
+
+    /// Request body bytes kept in memory; a larger body goes to a temp file [default: 64k].
+    #[arg(long, value_name = "SIZE")]
+    pub client_body_buffer_size: Option<Size>,
+
+    /// Response bytes kept in memory ahead of a slow client; beyond, they go to a temp file
+    /// [default: 64k].
+    #[arg(long, value_name = "SIZE")]
+    pub response_buffer_size: Option<Size>,
+
+    /// Largest temp file one response may fill ahead of a slow client; past it the upstream
+    /// is read at the client's pace. 0 turns response temp files off [default: 1g].
+    #[arg(long, value_name = "SIZE")]
+    pub max_temp_file_size: Option<Size>,
+
+    /// Time allowed to connect to an upstream (then 504) [default: 5s].
+    #[arg(long, value_name = "DURATION")]
+    pub upstream_connect_timeout: Option<Dur>,
+
+    /// Time allowed between two reads from, or writes to, the upstream (then 504)
+    /// [default: 60s].
+    #[arg(long, value_name = "DURATION")]
+    pub upstream_read_timeout: Option<Dur>,
+
+    /// Time allowed between two reads of a request body (then 408) [default: 60s].
+    #[arg(long, value_name = "DURATION")]
+    pub client_body_timeout: Option<Dur>,
+
+    /// Time allowed between two writes to a client before it is dropped [default: 60s].
+    #[arg(long, value_name = "DURATION")]
+    pub send_timeout: Option<Dur>,
+}
+
+/// An upstream group: `[upstreams.NAME]`.
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
+pub struct GroupSettings {
+    /// Its uWSGI sockets, tried round robin.
+    #[serde(default)]
+    pub servers: Vec<UpstreamAddr>,
+    /// Their uWSGI `buffer-size` [default: `upstream_buffer_size`].
+    pub buffer_size: Option<Size>,
+}
+
+/// A route: `[[routes]]`.
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
+pub struct RouteSettings {
+    /// The path it serves: a prefix, or with `exact` only this path.
+    pub path: Option<String>,
+    /// Only `path` itself (nginx `location =`).
+    #[serde(default)]
+    pub exact: bool,
+    /// The upstream group it passes requests to.
+    pub upstream: Option<String>,
+    /// Mount point: SCRIPT_NAME, and the part of the path removed from PATH_INFO.
+    pub script_name: Option<String>,
+    /// Extra uwsgi vars (nginx `uwsgi_param`).
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
+    /// Clients allowed (nginx `allow`; everyone else gets 403).
+    #[serde(default)]
+    pub allow: Vec<Cidr>,
+    /// Answer with a redirect instead (nginx `return`).
+    pub redirect: Option<RedirectSettings>,
+    /// Headers added to successful and redirect answers (nginx `add_header`).
+    #[serde(default)]
+    pub response_headers: BTreeMap<String, String>,
+    /// Limits and timeouts for this route.
+    #[serde(flatten)]
+    pub limits: LimitSettings,
+}
+
+/// A route's redirect: `redirect = { to = "/new/", status = 301 }`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedirectSettings {
+    /// Where to: a path or a URL; the rest of the request's path and its query follow.
+    pub to: String,
+    /// 301, 302, 303, 307 or 308 [default: 301].
+    pub status: Option<u16>,
+}
+
+/// Settings after flags were laid over the file, remembering where each came from.
+pub struct Resolved {
+    pub(super) settings: Settings,
+    pub(super) from_flags: BTreeSet<String>,
+    pub(super) file: Option<PathBuf>,
+}
+
+impl Settings {
+    /// Reads the file named by `--config` (if any) and lays these flags over it.
+    pub fn resolve(self) -> anyhow::Result<Resolved> {
+        let file = self.config.clone();
+        let from_file = match &file {
+            Some(path) => read_file(path)?,
+            None => Settings::default(),
+        };
+        let flags = serde_json::to_value(&self).context("encoding the flags")?;
+        let mut merged = serde_json::to_value(&from_file).context("encoding the file")?;
+        let mut from_flags = BTreeSet::new();
+        if let (Some(flags), Some(merged)) = (flags.as_object(), merged.as_object_mut()) {
+            for (key, value) in flags {
+                if is_given(value) {
+                    merged.insert(key.clone(), value.clone());
+                    from_flags.insert(key.clone());
+                }
+            }
+        }
+        let settings = serde_json::from_value(merged).context("merging flags and file")?;
+        Ok(Resolved {
+            settings,
+            from_flags,
+            file,
+        })
+    }
+}
+
+/// Whether a flag's serde form says it was given (an absent flag is null, or an empty list).
+fn is_given(value: &Value) -> bool {
+    match value {
+        Value::Null => false,
+        Value::Array(items) => !items.is_empty(),
+        Value::Object(map) => !map.is_empty(),
+        _ => true,
+    }
+}
+
+fn read_file(path: &Path) -> anyhow::Result<Settings> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading config file {}", path.display()))?;
+    let in_file = |e: &dyn std::fmt::Display| anyhow!("in config file {}: {e}", path.display());
+    let table: toml::Table = toml::from_str(&text).map_err(|e| in_file(&e))?;
+    let settings: Settings = match toml::from_str(&text) {
+        Ok(settings) => settings,
+        Err(e) => {
+            return Err(match misread_key(&table) {
+                Some((key, message)) => anyhow!("{key} in {}: {message}", path.display()),
+                None => in_file(&e),
+            });
+        }
+    };
+    let read = serde_json::to_value(&settings).context("encoding the file")?;
+    let raw = serde_json::to_value(&table).context("encoding the file")?;
+    if let Some(key) = unknown_keys(&raw, &read, "").into_iter().next() {
+        return Err(anyhow!("{key} in {}: unknown key", path.display()));
+    }
+    Ok(settings)
+}
+
+/// Which key of a file that does not deserialize holds the bad value, and why: serde's
+/// messages lose the key beside a flattened struct, so each key is tried alone (inside its
+/// route or group).
+fn misread_key(table: &toml::Table) -> Option<(String, String)> {
+    use toml::{Table, Value};
+    let fails = |probe: Table| {
+        Settings::deserialize(probe)
+            .err()
+            .map(|e| e.message().to_owned())
+    };
+    for (key, value) in table {
+        let alone = Table::from_iter([(key.clone(), value.clone())]);
+        let Some(message) = fails(alone) else {
+            continue;
+        };
+        let inner = match (key.as_str(), value) {
+            ("routes", Value::Array(routes)) => routes.iter().enumerate().find_map(|(i, r)| {
+                let Value::Table(route) = r else { return None };
+                route.iter().find_map(|(k, v)| {
+                    let one = Table::from_iter([(k.clone(), v.clone())]);
+                    let probe =
+                        Table::from_iter([("routes".into(), Value::Array(vec![one.into()]))]);
+                    fails(probe).map(|m| (format!("routes[{i}].{k}"), m))
+                })
+            }),
+            ("upstreams", Value::Table(groups)) => groups.iter().find_map(|(name, g)| {
+                let Value::Table(group) = g else { return None };
+                group.iter().find_map(|(k, v)| {
+                    let one = Table::from_iter([(k.clone(), v.clone())]);
+                    let named = Table::from_iter([(name.clone(), Value::Table(one))]);
+                    let probe = Table::from_iter([("upstreams".into(), Value::Table(named))]);
+                    fails(probe).map(|m| (format!("upstreams.{name}.{k}"), m))
+                })
+            }),
+            _ => None,
+        };
+        return Some(inner.unwrap_or((key.clone(), message)));
+    }
+    None
+}
+
+/// The keys of `raw` (the file as written) that `read` (what the settings read from it,
+/// every field present) does not have, as dotted paths (`routes[2].upstrem`).
+pub(super) fn unknown_keys(raw: &Value, read: &Value, at: &str) -> Vec<String> {
+    let mut unknown = Vec::new();
+    match (raw, read) {
+        (Value::Object(raw), Value::Object(read)) => {
+            for (key, value) in raw {
+                let path = if at.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{at}.{key}")
+                };
+                match read.get(key) {
+                    Some(known) => unknown.extend(unknown_keys(value, known, &path)),
+                    None => unknown.push(path),
+                }
+            }
+        }
+        (Value::Array(raw), Value::Array(read)) => {
+            for (i, (value, known)) in raw.iter().zip(read).enumerate() {
+                unknown.extend(unknown_keys(value, known, &format!("{at}[{i}]")));
+            }
+        }
+        // A table read into a non-table (a size from `{...}`) was refused by serde already.
+        _ => {}
+    }
+    unknown
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_found_at_any_depth() {
+        let text = r#"
+            listen = "127.0.0.1:1"
+            max_body_size = "1m"
+            nonsense = 1
+            [upstreams.app]
+            servers = ["unix:/a"]
+            buffersize = 4
+            [[routes]]
+            path = "/"
+            upstream = "app"
+            upstrem = "app"
+            max_body_size = "2m"
+            params = { UWSGI_SCHEME = "https" }
+            redirect_ = 1
+        "#;
+        let table: toml::Table = toml::from_str(text).unwrap();
+        let settings: Settings = toml::from_str(text).unwrap();
+        let raw = serde_json::to_value(&table).unwrap();
+        let read = serde_json::to_value(&settings).unwrap();
+        assert_eq!(
+            unknown_keys(&raw, &read, ""),
+            vec![
+                "nonsense",
+                "routes[0].redirect_",
+                "routes[0].upstrem",
+                "upstreams.app.buffersize"
+            ]
+        );
+    }
+}

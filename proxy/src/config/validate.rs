@@ -1,0 +1,410 @@
+//! From settings to the runtime configuration: defaults filled in, every value checked, the
+//! upstream groups and the route table built. An error names the flag, or the key (with its
+//! place, `routes[2].upstream`) and the file.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::ops::RangeInclusive;
+use std::path::PathBuf;
+
+use anyhow::anyhow;
+
+use super::settings::{LimitSettings, Resolved, RouteSettings};
+use super::values::{Dur, MetricsListen, Size};
+use super::{Buffering, Config, DEFAULT_METRICS, Group, Limits};
+use crate::routes::{Action, Route, RouteTable};
+
+/// The group the `upstream` key (and `--upstream` flags) make.
+const DEFAULT_GROUP: &str = "default";
+
+impl Resolved {
+    /// An error about the top-level `key`, naming the flag or the file it came from.
+    fn invalid(&self, key: &str, message: &str) -> anyhow::Error {
+        match &self.file {
+            Some(file) if !self.from_flags.contains(key) => {
+                anyhow!("{key} in {}: {message}", file.display())
+            }
+            _ => anyhow!("--{}: {message}", key.replace('_', "-")),
+        }
+    }
+
+    /// An error about a file-only key (`routes[2].upstream`).
+    fn invalid_in_file(&self, key: &str, message: &str) -> anyhow::Error {
+        match &self.file {
+            Some(file) => anyhow!("{key} in {}: {message}", file.display()),
+            None => anyhow!("{key}: {message}"),
+        }
+    }
+
+    /// Checks every setting and fills in the defaults.
+    pub fn validate(self) -> anyhow::Result<Config> {
+        let s = &self.settings;
+        let workers = s
+            .workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        if workers == 0 {
+            return Err(self.invalid("workers", "must be at least 1"));
+        }
+        let upstream_buffer_size = s.upstream_buffer_size.unwrap_or(Size(4096));
+        let upstream_buffer_size = self.size_in(
+            "upstream_buffer_size",
+            upstream_buffer_size,
+            BUFFER_SIZES,
+            |key, message| self.invalid(key, message),
+        )?;
+        let max_header_size = self.size_in(
+            "max_header_size",
+            s.max_header_size.unwrap_or(Size::kib(16)),
+            1024..=1 << 20,
+            |key, message| self.invalid(key, message),
+        )?;
+        let max_buffer_memory = self.size_in(
+            "max_buffer_memory",
+            s.max_buffer_memory.unwrap_or(Size::mib(64)),
+            0..=1 << 40,
+            |key, message| self.invalid(key, message),
+        )?;
+        let limits = self.limits(&s.limits, "", &|key, message| self.invalid(key, message))?;
+        let groups = self.groups(upstream_buffer_size)?;
+        let routes = self.routes(&groups, limits)?;
+        let dur = |d: Option<Dur>, default: u64| d.unwrap_or(Dur::secs(default)).0;
+        Ok(Config {
+            listen: s
+                .listen
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            workers,
+            groups,
+            routes,
+            limits,
+            max_header_size,
+            client_header_timeout: dur(s.client_header_timeout, 60),
+            keepalive_timeout: dur(s.keepalive_timeout, 75),
+            shutdown_timeout: dur(s.shutdown_timeout, 10),
+            buffering: Buffering {
+                max_buffer_memory,
+                temp_dir: s.temp_dir.clone().unwrap_or_else(default_temp_dir),
+            },
+            trusted_proxies: s.trusted_proxy.clone(),
+            document_root: s.document_root.clone().unwrap_or_default(),
+            server_name: s.server_name.clone(),
+            allow_underscores_in_headers: s.allow_underscores_in_headers.unwrap_or(false),
+            metrics: s.metrics.unwrap_or(MetricsListen::Default(DEFAULT_METRICS)),
+            ebpf: s.ebpf.unwrap_or(true),
+        })
+    }
+
+    /// `value` as bytes, if in `range`.
+    fn size_in(
+        &self,
+        key: &str,
+        value: Size,
+        range: RangeInclusive<u64>,
+        invalid: impl Fn(&str, &str) -> anyhow::Error,
+    ) -> anyhow::Result<usize> {
+        if range.contains(&value.0) {
+            return Ok(value.bytes());
+        }
+        let (lo, hi) = (range.start(), range.end());
+        Err(invalid(
+            key,
+            &format!("{} is out of range: must be between {lo} and {hi}", value.0),
+        ))
+    }
+
+    /// A request's limits: `own` over the defaults. `at` prefixes keys in messages.
+    fn limits(
+        &self,
+        own: &LimitSettings,
+        at: &str,
+        invalid: &dyn Fn(&str, &str) -> anyhow::Error,
+    ) -> anyhow::Result<Limits> {
+        let key = |name: &str| format!("{at}{name}");
+        let size = |name: &str, value: Option<Size>, default: Size, range| {
+            self.size_in(&key(name), value.unwrap_or(default), range, invalid)
+        };
+        let dur = |d: Option<Dur>, default: u64| d.unwrap_or(Dur::secs(default)).0;
+        Ok(Limits {
+            max_body_size: own.max_body_size.unwrap_or(Size::mib(1)).0,
+            client_body_buffer_size: size(
+                "client_body_buffer_size",
+                own.client_body_buffer_size,
+                Size::kib(64),
+                1024..=1 << 30,
+            )?,
+            response_buffer_size: size(
+                "response_buffer_size",
+                own.response_buffer_size,
+                Size::kib(64),
+                4096..=1 << 30,
+            )?,
+            max_temp_file_size: own.max_temp_file_size.unwrap_or(Size(1 << 30)).0,
+            upstream_connect_timeout: dur(own.upstream_connect_timeout, 5),
+            upstream_read_timeout: dur(own.upstream_read_timeout, 60),
+            client_body_timeout: dur(own.client_body_timeout, 60),
+            send_timeout: dur(own.send_timeout, 60),
+        })
+    }
+
+    /// The upstream groups: `default` from the `upstream` key, then `[upstreams.NAME]`.
+    fn groups(&self, default_buffer_size: usize) -> anyhow::Result<Vec<Group>> {
+        let s = &self.settings;
+        let mut groups = Vec::new();
+        if !s.upstream.is_empty() {
+            if s.upstreams.contains_key(DEFAULT_GROUP) {
+                return Err(self.invalid_in_file(
+                    "upstreams.default",
+                    "`default` is the group of the `upstream` key (or --upstream flags): \
+                     give one or the other",
+                ));
+            }
+            groups.push(Group {
+                name: DEFAULT_GROUP.to_owned(),
+                servers: s.upstream.clone(),
+                buffer_size: default_buffer_size,
+            });
+        }
+        for (name, group) in &s.upstreams {
+            let at = format!("upstreams.{name}");
+            if group.servers.is_empty() {
+                return Err(self.invalid_in_file(&format!("{at}.servers"), "no server given"));
+            }
+            let buffer_size = match group.buffer_size {
+                Some(size) => {
+                    self.size_in(&format!("{at}.buffer_size"), size, BUFFER_SIZES, |k, m| {
+                        self.invalid_in_file(k, m)
+                    })?
+                }
+                None => default_buffer_size,
+            };
+            groups.push(Group {
+                name: name.clone(),
+                servers: group.servers.clone(),
+                buffer_size,
+            });
+        }
+        if groups.is_empty() && s.routes.is_empty() {
+            return Err(anyhow!(
+                "no upstream given: pass --upstream unix:/path/app.sock (or host:port), \
+                 or `upstream = [...]` or `[upstreams.NAME]` and `[[routes]]` in the config file"
+            ));
+        }
+        Ok(groups)
+    }
+
+    /// The route table: the `[[routes]]`, then `/` → `default` unless a route serves `/`.
+    fn routes(&self, groups: &[Group], defaults: Limits) -> anyhow::Result<RouteTable> {
+        let s = &self.settings;
+        let mut routes = Vec::with_capacity(s.routes.len() + 1);
+        let mut seen = BTreeSet::new();
+        for (i, route) in s.routes.iter().enumerate() {
+            let at = format!("routes[{i}]");
+            let built = self.route(route, &at, groups)?;
+            if !seen.insert((built.path.clone(), built.exact)) {
+                return Err(self.invalid_in_file(
+                    &format!("{at}.path"),
+                    &format!("another route has the path {:?} already", built.path),
+                ));
+            }
+            routes.push(built);
+        }
+        let default_group = groups.iter().position(|g| g.name == DEFAULT_GROUP);
+        if let Some(group) = default_group
+            && !seen.contains(&("/".to_owned(), false))
+        {
+            routes.push(Route {
+                path: "/".to_owned(),
+                exact: false,
+                allow: Vec::new(),
+                action: Action::Upstream {
+                    group,
+                    script_name: None,
+                    params: Vec::new(),
+                },
+                response_headers: Vec::new(),
+                limits: defaults,
+            });
+        }
+        Ok(RouteTable::new(routes))
+    }
+
+    fn route(&self, route: &RouteSettings, at: &str, groups: &[Group]) -> anyhow::Result<Route> {
+        let invalid =
+            |key: &str, message: &str| self.invalid_in_file(&format!("{at}.{key}"), message);
+        let path = route
+            .path
+            .clone()
+            .ok_or_else(|| invalid("path", "every route needs a path"))?;
+        if !is_normal_path(&path) {
+            return Err(invalid(
+                "path",
+                &format!(
+                    "{path:?} is not a normalised path (it must start with `/`, without `.`, `..`, `//` or `%` escapes)"
+                ),
+            ));
+        }
+        let action = match (&route.upstream, &route.redirect) {
+            (Some(name), None) => {
+                let group = groups.iter().position(|g| &g.name == name).ok_or_else(|| {
+                    let known: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();
+                    invalid(
+                        "upstream",
+                        &format!("no upstream group {name:?} (groups: {})", known.join(", ")),
+                    )
+                })?;
+                let script_name = match &route.script_name {
+                    Some(mount) => {
+                        Some(check_mount(mount, &path).map_err(|m| invalid("script_name", &m))?)
+                    }
+                    None => None,
+                };
+                let params = route
+                    .params
+                    .iter()
+                    .map(|(name, value)| {
+                        check_param(name, value)
+                            .map(|()| (name.clone(), value.clone()))
+                            .map_err(|m| invalid(&format!("params.{name}"), &m))
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                Action::Upstream {
+                    group,
+                    script_name,
+                    params,
+                }
+            }
+            (None, Some(redirect)) => {
+                if route.script_name.is_some() || !route.params.is_empty() {
+                    return Err(invalid(
+                        "redirect",
+                        "a redirect route passes nothing upstream: drop script_name and params",
+                    ));
+                }
+                let status = redirect.status.unwrap_or(301);
+                if !matches!(status, 301 | 302 | 303 | 307 | 308) {
+                    return Err(invalid(
+                        "redirect.status",
+                        &format!("{status} is not a redirect status (301, 302, 303, 307 or 308)"),
+                    ));
+                }
+                if !is_header_value(&redirect.to) || redirect.to.is_empty() {
+                    return Err(invalid("redirect.to", "must be a non-empty path or URL"));
+                }
+                Action::Redirect {
+                    to: redirect.to.clone(),
+                    status,
+                }
+            }
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "redirect",
+                    "a route has `upstream` or `redirect`, not both",
+                ));
+            }
+            (None, None) => {
+                return Err(invalid(
+                    "upstream",
+                    "a route needs `upstream` or `redirect`",
+                ));
+            }
+        };
+        let response_headers = route
+            .response_headers
+            .iter()
+            .map(|(name, value)| {
+                if !is_header_name(name) || !is_header_value(value) {
+                    return Err(invalid(
+                        &format!("response_headers.{name}"),
+                        "header names are tokens, values printable text on one line",
+                    ));
+                }
+                Ok((name.clone(), value.clone()))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let own = overlay(&self.settings.limits, &route.limits)?;
+        let limits = self.limits(&own, &format!("{at}."), &|key, message| {
+            self.invalid_in_file(key, message)
+        })?;
+        Ok(Route {
+            path,
+            exact: route.exact,
+            allow: route.allow.clone(),
+            action,
+            response_headers,
+            limits,
+        })
+    }
+}
+
+/// uWSGI's buffer-size range (its own maximum is 65535).
+const BUFFER_SIZES: RangeInclusive<u64> = 4..=65535;
+
+/// A route's limits: the ones it sets, over the global ones (through their serde form, so
+/// no list of fields is kept here).
+fn overlay(global: &LimitSettings, route: &LimitSettings) -> anyhow::Result<LimitSettings> {
+    let mut merged = serde_json::to_value(global)?;
+    let own = serde_json::to_value(route)?;
+    if let (Some(merged), Some(own)) = (merged.as_object_mut(), own.as_object()) {
+        for (key, value) in own {
+            if !value.is_null() {
+                merged.insert(key.clone(), value.clone());
+            }
+        }
+    }
+    Ok(serde_json::from_value(merged)?)
+}
+
+/// True if `path` is what normalisation would make of it: route paths are matched against
+/// normalised request paths, so any other spelling would never match.
+fn is_normal_path(path: &str) -> bool {
+    let mut normal = Vec::new();
+    !path.contains('%')
+        && crate::uwsgi::normalize_path(path.as_bytes(), &mut normal).is_ok()
+        && normal == path.as_bytes()
+}
+
+/// A mount point: `/x` or `/x/y`, the route's path or a prefix of it ending at a `/`.
+fn check_mount(mount: &str, path: &str) -> Result<String, String> {
+    let clean = is_normal_path(mount) && mount.len() > 1 && !mount.ends_with('/');
+    if !clean {
+        return Err(format!(
+            "{mount:?} must be a path like \"/api\" (starting with `/`, not ending with one)"
+        ));
+    }
+    let covers = path == mount || path.strip_prefix(mount).is_some_and(|r| r.starts_with('/'));
+    if !covers {
+        return Err(format!(
+            "{mount:?} is not a prefix of the route's path {path:?}: PATH_INFO could not start after it"
+        ));
+    }
+    Ok(mount.to_owned())
+}
+
+/// An operator's uwsgi var: a non-empty name of printable ASCII, within uwsgi's u16 lengths.
+fn check_param(name: &str, value: &str) -> Result<(), String> {
+    let printable = |s: &str| s.bytes().all(|b| b.is_ascii_graphic());
+    if name.is_empty() || !printable(name) {
+        return Err("a var name is printable ASCII without spaces".into());
+    }
+    if name.len() > 65535 || value.len() > 65535 {
+        return Err("too long for the uwsgi protocol".into());
+    }
+    Ok(())
+}
+
+fn is_header_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(crate::http::is_token)
+}
+
+fn is_header_value(value: &str) -> bool {
+    value
+        .bytes()
+        .all(|b| b == b'\t' || (b >= b' ' && b != 0x7f))
+}
+
+/// `/var/tmp/ringway-UID`: /var/tmp survives reboots but is meant for such files, and the
+/// uid keeps two users' ringways apart.
+fn default_temp_dir() -> PathBuf {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    PathBuf::from(format!("/var/tmp/ringway-{uid}"))
+}

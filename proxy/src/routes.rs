@@ -1,0 +1,287 @@
+//! The route table: which route serves a request, decided on its normalised path (the path
+//! PATH_INFO is built from: percent-decoded, dot segments resolved), so that no spelling of a
+//! path (`/api/../admin/`, `/api/%2e%2e/admin/`) reaches a route other than the one it names.
+//!
+//! Matching follows nginx's `location`: an exact route (`location = /x`) wins; otherwise the
+//! longest prefix route wins. A request for a prefix route's path without its trailing slash
+//! (`/api` for `/api/`), when no route matches it exactly, is redirected to the path with the
+//! slash (nginx does this for its proxied locations), so the app's relative links work.
+
+use std::net::IpAddr;
+
+use crate::config::{Cidr, Limits};
+
+/// One route.
+#[derive(Debug, Clone)]
+pub(crate) struct Route {
+    /// The path it matches (the `route` label of its metrics).
+    pub(crate) path: String,
+    /// Only this exact path, not what lies under it.
+    pub(crate) exact: bool,
+    /// Clients allowed (empty: everyone).
+    pub(crate) allow: Vec<Cidr>,
+    /// What it does.
+    pub(crate) action: Action,
+    /// Headers added to its successful and redirect answers (nginx `add_header`).
+    pub(crate) response_headers: Vec<(String, String)>,
+    /// Its limits and timeouts.
+    pub(crate) limits: Limits,
+}
+
+/// What a route does with a request.
+#[derive(Debug, Clone)]
+pub(crate) enum Action {
+    /// Pass it to an upstream group.
+    Upstream {
+        /// Index of the group in the configuration.
+        group: usize,
+        /// SCRIPT_NAME: the mount point, removed from the front of PATH_INFO.
+        script_name: Option<String>,
+        /// Extra uwsgi vars set by the operator; they replace ringway's own of the same name.
+        params: Vec<(String, String)>,
+    },
+    /// Answer with a redirect to `to` followed by the rest of the path and the query.
+    Redirect {
+        /// Where to.
+        to: String,
+        /// 301, 302, 303, 307 or 308.
+        status: u16,
+    },
+}
+
+/// The result of looking a path up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Found {
+    /// The route at this index serves it.
+    Route(usize),
+    /// The path is a prefix route's path without its trailing slash: redirect to it (the
+    /// route at this index).
+    AddSlash(usize),
+    /// No route serves it: 404.
+    Nothing,
+}
+
+/// The configured routes, in the order they were given.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RouteTable {
+    routes: Vec<Route>,
+    /// Indexes of the prefix routes, longest path first.
+    by_length: Vec<usize>,
+}
+
+impl RouteTable {
+    /// A table of these routes (paths are checked for duplicates by the config).
+    pub(crate) fn new(routes: Vec<Route>) -> RouteTable {
+        let mut by_length: Vec<usize> = (0..routes.len()).filter(|&i| !routes[i].exact).collect();
+        by_length.sort_by_key(|&i| std::cmp::Reverse(routes[i].path.len()));
+        RouteTable { routes, by_length }
+    }
+
+    /// The route for a normalised path.
+    pub(crate) fn find(&self, path: &[u8]) -> Found {
+        if let Some(i) = self
+            .routes
+            .iter()
+            .position(|r| r.exact && r.path.as_bytes() == path)
+        {
+            return Found::Route(i);
+        }
+        let prefix = self
+            .by_length
+            .iter()
+            .copied()
+            .find(|&i| path.starts_with(self.routes[i].path.as_bytes()));
+        let add_slash = self.by_length.iter().copied().find(|&i| {
+            let route = &self.routes[i];
+            matches!(route.action, Action::Upstream { .. })
+                && route.path.len() > 1
+                && route.path.strip_suffix('/').map(str::as_bytes) == Some(path)
+        });
+        match (prefix, add_slash) {
+            // A route whose path is this very path serves it.
+            (Some(i), _) if self.routes[i].path.len() == path.len() => Found::Route(i),
+            (_, Some(i)) => Found::AddSlash(i),
+            (Some(i), None) => Found::Route(i),
+            (None, None) => Found::Nothing,
+        }
+    }
+
+    /// The route at `index`.
+    pub(crate) fn get(&self, index: usize) -> Option<&Route> {
+        self.routes.get(index)
+    }
+
+    /// Every route, in configuration order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Route> {
+        self.routes.iter()
+    }
+}
+
+impl Route {
+    /// Its `route` label in the metrics: the path, `=path` for an exact route (nginx's
+    /// `location =`), so a prefix and an exact route on one path stay apart.
+    pub(crate) fn label(&self) -> String {
+        if self.exact {
+            format!("={}", self.path)
+        } else {
+            self.path.clone()
+        }
+    }
+
+    /// Whether a client at `ip` may use this route.
+    pub(crate) fn allows(&self, ip: IpAddr) -> bool {
+        self.allow.is_empty() || self.allow.iter().any(|c| c.contains(ip))
+    }
+
+    /// Whether `status` gets the route's `response_headers` (nginx's `add_header` without
+    /// `always`: successful and redirect answers only).
+    pub(crate) fn adds_headers_to(status: u16) -> bool {
+        matches!(
+            status,
+            200 | 201 | 204 | 206 | 301 | 302 | 303 | 304 | 307 | 308
+        )
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::config::Limits;
+    use std::time::Duration;
+
+    pub(crate) fn limits() -> Limits {
+        let t = Duration::from_secs(60);
+        Limits {
+            max_body_size: 1 << 20,
+            client_body_buffer_size: 64 << 10,
+            response_buffer_size: 64 << 10,
+            max_temp_file_size: 1 << 30,
+            upstream_connect_timeout: t,
+            upstream_read_timeout: t,
+            client_body_timeout: t,
+            send_timeout: t,
+        }
+    }
+
+    fn route(path: &str, exact: bool, action: Action) -> Route {
+        Route {
+            path: path.to_owned(),
+            exact,
+            allow: Vec::new(),
+            action,
+            response_headers: Vec::new(),
+            limits: limits(),
+        }
+    }
+
+    fn upstream() -> Action {
+        Action::Upstream {
+            group: 0,
+            script_name: None,
+            params: Vec::new(),
+        }
+    }
+
+    fn table() -> RouteTable {
+        RouteTable::new(vec![
+            route("/", false, upstream()),
+            route("/api/", false, upstream()),
+            route("/api/v2/", false, upstream()),
+            route("/environ", true, upstream()),
+            route(
+                "/old/",
+                false,
+                Action::Redirect {
+                    to: "/new/".into(),
+                    status: 301,
+                },
+            ),
+            route("/static", false, upstream()),
+        ])
+    }
+
+    #[test]
+    fn exact_then_longest_prefix() {
+        let t = table();
+        let cases: [(&str, Found); 12] = [
+            ("/", Found::Route(0)),
+            ("/x", Found::Route(0)),
+            ("/api/", Found::Route(1)),
+            ("/api/users", Found::Route(1)),
+            ("/api/v2/", Found::Route(2)),
+            ("/api/v2/x/y", Found::Route(2)),
+            ("/api/v2", Found::AddSlash(2)),
+            ("/api", Found::AddSlash(1)),
+            ("/environ", Found::Route(3)),
+            ("/environ/x", Found::Route(0)),
+            ("/old/a/b", Found::Route(4)),
+            ("/staticfile", Found::Route(5)),
+        ];
+        for (path, want) in cases {
+            assert_eq!(t.find(path.as_bytes()), want, "{path}");
+        }
+    }
+
+    #[test]
+    fn no_route_is_nothing_and_redirect_routes_get_no_slash_redirect() {
+        let t = RouteTable::new(vec![
+            route("/api/", false, upstream()),
+            route(
+                "/old/",
+                false,
+                Action::Redirect {
+                    to: "/new/".into(),
+                    status: 301,
+                },
+            ),
+        ]);
+        assert_eq!(t.find(b"/"), Found::Nothing);
+        assert_eq!(t.find(b"/apix"), Found::Nothing);
+        assert_eq!(t.find(b"/old"), Found::Nothing);
+    }
+
+    #[test]
+    fn a_route_for_the_path_itself_wins_over_the_slash_redirect() {
+        let t = RouteTable::new(vec![
+            route("/api/", false, upstream()),
+            route("/api", true, upstream()),
+        ]);
+        assert_eq!(t.find(b"/api"), Found::Route(1));
+        let t = RouteTable::new(vec![
+            route("/api/", false, upstream()),
+            route("/api", false, upstream()),
+        ]);
+        assert_eq!(t.find(b"/api"), Found::Route(1));
+        assert_eq!(t.find(b"/api/x"), Found::Route(0));
+    }
+
+    #[test]
+    fn every_spelling_of_a_path_meets_the_same_route() {
+        // What the table is given is the normalised path: the spellings below all normalise
+        // to /admin/x, so none of them can reach /api/ and dodge /admin/'s allow list.
+        let t = RouteTable::new(vec![
+            route("/api/", false, upstream()),
+            Route {
+                allow: vec!["10.0.0.0/8".parse().unwrap()],
+                ..route("/admin/", false, upstream())
+            },
+        ]);
+        for raw in [
+            "/api/../admin/x",
+            "/api/%2e%2e/admin/x",
+            "/api/.%2E/admin/x",
+            "/api/..%2fadmin/x",
+            "//api//..//admin/x",
+        ] {
+            let mut path = Vec::new();
+            crate::uwsgi::normalize_path(raw.as_bytes(), &mut path).unwrap();
+            let Found::Route(i) = t.find(&path) else {
+                panic!("{raw}: no route")
+            };
+            let route = t.get(i).unwrap();
+            assert_eq!(route.path, "/admin/", "{raw}");
+            assert!(!route.allows("127.0.0.1".parse().unwrap()), "{raw}");
+            assert!(route.allows("10.1.2.3".parse().unwrap()), "{raw}");
+        }
+    }
+}
