@@ -2,6 +2,12 @@
 
 Routes are the same as raw_wsgi.py (see its docstring), except that on /error Flask turns the
 exception into its own 500 page, and /truncated/<n> and /hop-by-hop are the raw app's only.
+The `X-Dump-Environ: 1` request header and RINGWAY_INSTANCE work as in raw_wsgi.py. One
+route is this app's only:
+  /urls             JSON of the URLs as Flask builds them: `relative` and `external`
+                    (url_for of /bytes/7, plain and with _external=True), `script_root`,
+                    `path` and `url` of the request; shows how Flask sees a mount
+                    (SCRIPT_NAME) and the URL scheme.
 With RINGWAY_VALIDATE=1 the WSGI callable is wrapped in wsgiref.validate.validator (the tests
 set it).
 """
@@ -11,7 +17,7 @@ import json
 import os
 import time
 
-from flask import Flask, Response, request
+from flask import Flask, Response, request, url_for
 
 app = Flask(__name__)
 
@@ -37,6 +43,14 @@ def read_body():
         chunks.append(chunk)
         remaining -= len(chunk)
     return b"".join(chunks)
+
+
+@app.before_request
+def dump_environ_on_request():
+    # Returning a response here skips routing: any path answers with the environ.
+    if request.headers.get("X-Dump-Environ"):
+        return environ()
+    return None
 
 
 @app.route("/")
@@ -80,6 +94,18 @@ def environ(rest=None):
         # A HEAD response has no body: the environ rides in a header instead.
         response.headers["X-Environ"] = body
     return response
+
+
+@app.route("/urls")
+def urls():
+    answer = {
+        "relative": url_for("fixed_bytes", n=7),
+        "external": url_for("fixed_bytes", n=7, _external=True),
+        "script_root": request.script_root,
+        "path": request.path,
+        "url": request.url,
+    }
+    return Response(json.dumps(answer, sort_keys=True), mimetype="application/json")
 
 
 @app.route("/slow")
@@ -134,10 +160,25 @@ def status(code):
     return Response(b"status %d" % code, status=code, mimetype="text/plain")
 
 
+def tag_instance(wsgi_app):
+    """Adds `X-Instance: $RINGWAY_INSTANCE` to every answer when that variable is set."""
+    name = os.environ.get("RINGWAY_INSTANCE")
+    if not name:
+        return wsgi_app
+
+    def tagged(environ, start_response):
+        def start(status, headers, *exc_info):
+            return start_response(status, headers + [("X-Instance", name)], *exc_info)
+
+        return wsgi_app(environ, start)
+
+    return tagged
+
+
 if os.environ.get("RINGWAY_VALIDATE") == "1":
     from wsgiref.validate import validator
 
-    _validated = validator(app)
+    _validated = validator(tag_instance(app))
 
     def application(environ, start_response):
         # PEP 3333 lets a server omit an empty SCRIPT_NAME (nginx's uwsgi_params do), but
@@ -146,4 +187,4 @@ if os.environ.get("RINGWAY_VALIDATE") == "1":
         environ.setdefault("SCRIPT_NAME", "")
         return _validated(environ, start_response)
 else:
-    application = app
+    application = tag_instance(app)

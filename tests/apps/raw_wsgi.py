@@ -18,6 +18,12 @@ Routes (the same as demo_flask.py):
   /error            raises before start_response: uWSGI closes without a byte (proxy: 502)
   /status/<code>    answers with that status (no body for 1xx, 204, 304)
 
+Any path, with the request header `X-Dump-Environ: 1`: the /environ answer instead of the
+route's (to see the vars of a path no route serves, e.g. the root of a mount, `/api/`).
+
+With RINGWAY_INSTANCE=NAME in uWSGI's environment every answer carries `X-Instance: NAME`, so a
+test with several uWSGIs can tell which one served a request.
+
 With RINGWAY_VALIDATE=1 in the environment the app is wrapped in wsgiref.validate.validator,
 which asserts PEP 3333 on every request (the tests set it).
 """
@@ -78,8 +84,37 @@ def respond(start_response, status, body, content_type="text/plain", length=True
     return [body]
 
 
+def environ_answer(environ, start_response):
+    """The environ as JSON (str values only); for HEAD, in header X-Environ."""
+    read_body(environ)
+    body = json.dumps(string_environ(environ), sort_keys=True).encode()
+    if environ["REQUEST_METHOD"] == "HEAD":
+        # A HEAD response has no body: the environ rides in a header instead.
+        start_response("200 OK", [("Content-Type", "application/json"),
+                                  ("X-Environ", body.decode("ascii"))])
+        return []
+    return respond(start_response, "200 OK", body, "application/json")
+
+
+def tag_instance(wsgi_app):
+    """Adds `X-Instance: $RINGWAY_INSTANCE` to every answer when that variable is set."""
+    name = os.environ.get("RINGWAY_INSTANCE")
+    if not name:
+        return wsgi_app
+
+    def tagged(environ, start_response):
+        def start(status, headers, *exc_info):
+            return start_response(status, headers + [("X-Instance", name)], *exc_info)
+
+        return wsgi_app(environ, start)
+
+    return tagged
+
+
 def app(environ, start_response):
     path = environ.get("PATH_INFO", "/")
+    if environ.get("HTTP_X_DUMP_ENVIRON"):
+        return environ_answer(environ, start_response)
     if path == "/":
         return respond(start_response, "200 OK", b"Hello, World!")
     if path.startswith("/bytes/"):
@@ -94,14 +129,7 @@ def app(environ, start_response):
         answer = {"length": len(body), "sha256": hashlib.sha256(body).hexdigest()}
         return respond(start_response, "200 OK", json.dumps(answer).encode(), "application/json")
     if path == "/environ" or path.startswith("/environ/"):
-        read_body(environ)
-        body = json.dumps(string_environ(environ), sort_keys=True).encode()
-        if environ["REQUEST_METHOD"] == "HEAD":
-            # A HEAD response has no body: the environ rides in a header instead.
-            start_response("200 OK", [("Content-Type", "application/json"),
-                                      ("X-Environ", body.decode("ascii"))])
-            return []
-        return respond(start_response, "200 OK", body, "application/json")
+        return environ_answer(environ, start_response)
     if path == "/slow":
         ms = int(parse_qs(environ.get("QUERY_STRING", "")).get("ms", ["0"])[0])
         time.sleep(ms / 1000.0)
@@ -155,7 +183,7 @@ def app(environ, start_response):
 if os.environ.get("RINGWAY_VALIDATE") == "1":
     from wsgiref.validate import validator
 
-    _validated = validator(app)
+    _validated = validator(tag_instance(app))
 
     def application(environ, start_response):
         # PEP 3333 lets a server omit an empty SCRIPT_NAME (nginx's uwsgi_params do), but
@@ -164,4 +192,4 @@ if os.environ.get("RINGWAY_VALIDATE") == "1":
         environ.setdefault("SCRIPT_NAME", "")
         return _validated(environ, start_response)
 else:
-    application = app
+    application = tag_instance(app)

@@ -33,19 +33,41 @@ impl Nginx {
     /// (see `nginx_stack.rs`), PEP 3333 forbids them, and the validator the apps run under
     /// would turn every request with a body into a 500.
     pub fn start(uwsgi_socket: &Path) -> Nginx {
-        Nginx::start_config(uwsgi_socket, true)
+        Nginx::start_config(uwsgi_socket, true, "")
     }
 
     /// Starts nginx with the stock `uwsgi_params` only (for pinning nginx's own behaviour;
     /// the uWSGI behind it must run without the validator).
     pub fn start_stock(uwsgi_socket: &Path) -> Nginx {
-        Nginx::start_config(uwsgi_socket, false)
+        Nginx::start_config(uwsgi_socket, false, "")
     }
 
-    fn start_config(uwsgi_socket: &Path, pep3333: bool) -> Nginx {
+    /// Like [`Nginx::start`], plus the app mounted at `mount` (`/api`) as nginx users mount
+    /// one: `location /api/ { ...; uwsgi_param SCRIPT_NAME /api; uwsgi_modifier1 30; }` to
+    /// the uWSGI at `mount_socket` (everything else still goes to `uwsgi_socket`). nginx
+    /// itself sends PATH_INFO whole (`/api/x`); splitting it is left to uWSGI.
+    pub fn start_mounted(uwsgi_socket: &Path, mount: &str, mount_socket: &Path) -> Nginx {
+        let location = format!(
+            "location {mount}/ {{
+            {}
+            uwsgi_param SCRIPT_NAME {mount};
+            uwsgi_modifier1 30;
+        }}",
+            uwsgi_pass(mount_socket)
+        );
+        Nginx::start_with_locations(uwsgi_socket, &location)
+    }
+
+    /// Like [`Nginx::start`], plus `locations` (nginx text) in the server block, before the
+    /// `location /` that passes to `uwsgi_socket`; see [`uwsgi_pass`] for their bodies.
+    pub fn start_with_locations(uwsgi_socket: &Path, locations: &str) -> Nginx {
+        Nginx::start_config(uwsgi_socket, true, locations)
+    }
+
+    fn start_config(uwsgi_socket: &Path, pep3333: bool, locations: &str) -> Nginx {
         let mut last_log = String::new();
         for _ in 0..PORT_TRIES {
-            match Nginx::try_start(uwsgi_socket, pep3333) {
+            match Nginx::try_start(uwsgi_socket, pep3333, locations) {
                 Ok(nginx) => return nginx,
                 Err(log) => last_log = log,
             }
@@ -53,7 +75,7 @@ impl Nginx {
         panic!("nginx did not start after {PORT_TRIES} tries; last error log:\n{last_log}");
     }
 
-    fn try_start(uwsgi_socket: &Path, pep3333: bool) -> Result<Nginx, String> {
+    fn try_start(uwsgi_socket: &Path, pep3333: bool, locations: &str) -> Result<Nginx, String> {
         let dir = tempfile::Builder::new()
             .prefix("ringway-nginx-")
             .tempdir()
@@ -63,7 +85,7 @@ impl Nginx {
             .expect("free port")
             .port();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let conf = config(dir.path(), addr, uwsgi_socket, pep3333);
+        let conf = config(dir.path(), addr, uwsgi_socket, pep3333, locations);
         fs::write(dir.path().join("nginx.conf"), conf).expect("write nginx.conf");
         let error_log = dir.path().join("error.log");
         let mut child = Command::new(paths::nginx_bin())
@@ -116,16 +138,33 @@ impl Drop for Nginx {
     }
 }
 
-fn config(dir: &Path, addr: SocketAddr, uwsgi_socket: &Path, pep3333: bool) -> String {
+/// The two lines that keep Content-Length and Content-Type from also going out as HTTP_ vars:
+/// an `HTTP_*` uwsgi_param hides the request header of that name; with an empty value and
+/// `if_not_empty` the var is not sent at all.
+const PEP3333_PARAMS: &str = "uwsgi_param HTTP_CONTENT_LENGTH \"\" if_not_empty;
+            uwsgi_param HTTP_CONTENT_TYPE \"\" if_not_empty;";
+
+/// The body of a location passing to the uWSGI at `socket` as [`Nginx::start`] does: the
+/// stock `uwsgi_params`, the two PEP 3333 lines, `uwsgi_pass`.
+pub fn uwsgi_pass(socket: &Path) -> String {
+    format!(
+        "include /etc/nginx/uwsgi_params;
+            {PEP3333_PARAMS}
+            uwsgi_pass unix:{};",
+        socket.display()
+    )
+}
+
+/// nginx.conf; `locations` go into the server block before `location /`.
+fn config(
+    dir: &Path,
+    addr: SocketAddr,
+    uwsgi_socket: &Path,
+    pep3333: bool,
+    locations: &str,
+) -> String {
     let d = dir.display();
-    // An `HTTP_*` uwsgi_param hides the request header of that name; with an empty value and
-    // `if_not_empty` the var is not sent at all.
-    let pep3333 = if pep3333 {
-        "uwsgi_param HTTP_CONTENT_LENGTH \"\" if_not_empty;
-            uwsgi_param HTTP_CONTENT_TYPE \"\" if_not_empty;"
-    } else {
-        ""
-    };
+    let pep3333 = if pep3333 { PEP3333_PARAMS } else { "" };
     let root = paths::document_root();
     let root = root.display();
     let sock = uwsgi_socket.display();
@@ -152,6 +191,7 @@ http {{
         listen {addr};
         server_name {SERVER_NAME};
         root {root};
+        {locations}
         location / {{
             include /etc/nginx/uwsgi_params;
             {pep3333}

@@ -1,5 +1,6 @@
 //! The ringway daemon under test: started with `--listen 127.0.0.1:0`, ready when it logs
-//! `listening on http://IP:PORT`; its stderr is kept for assertions.
+//! `listening on http://IP:PORT`; its stderr is kept for assertions. A TOML config file, when
+//! given, is written to a temp dir of its own and passed with `--config`.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -11,19 +12,62 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
+use tempfile::TempDir;
+
 use crate::paths;
 use crate::uwsgi::Uwsgi;
 use crate::wait::{poll_until, send_signal, stop_child};
 
 const START_LIMIT: Duration = Duration::from_secs(15);
 const READY_MARK: &str = "listening on http://";
+/// The config file's name in its temp dir.
+const CONFIG_FILE: &str = "ringway.toml";
 
-/// A running ringway; killed and reaped on drop.
+/// A running ringway; killed and reaped on drop (its config file's temp dir removed).
 pub struct Ringway {
     child: Option<Child>,
     addr: SocketAddr,
     stderr: Arc<Mutex<String>>,
     reader: Option<thread::JoinHandle<()>>,
+    config: Option<ConfigFile>,
+}
+
+/// The TOML file given with `--config`, in a temp dir removed on drop.
+struct ConfigFile {
+    _dir: TempDir,
+    path: PathBuf,
+}
+
+impl ConfigFile {
+    fn write(text: &str) -> ConfigFile {
+        let dir = tempfile::Builder::new()
+            .prefix("ringway-config-")
+            .tempdir()
+            .expect("temp dir");
+        let path = dir.path().join(CONFIG_FILE);
+        std::fs::write(&path, text).expect("write the config file");
+        ConfigFile { _dir: dir, path }
+    }
+}
+
+/// How a ringway that was expected to refuse its configuration ended.
+#[derive(Debug)]
+pub struct Refusal {
+    /// Its exit status.
+    pub status: ExitStatus,
+    /// Everything it wrote to stderr (ANSI colours removed).
+    pub stderr: String,
+    /// The config file it was given (already removed), as the path it was passed under.
+    pub config: Option<PathBuf>,
+}
+
+/// A ringway process whose stderr is being read line by line.
+struct Spawned {
+    child: Child,
+    stderr: Arc<Mutex<String>>,
+    reader: thread::JoinHandle<()>,
+    /// Gets the address of the first `listening on` line; disconnects when stderr closes.
+    ready: mpsc::Receiver<SocketAddr>,
 }
 
 /// A file a process holds open, as `/proc/PID/fd` shows it.
@@ -42,16 +86,27 @@ impl OpenFile {
     }
 }
 
-/// Command line for [`Ringway`]: the upstreams and any extra flags.
+/// Command line for [`Ringway`]: the upstreams, a config file, any extra flags.
 #[derive(Debug, Clone)]
 pub struct RingwayBuilder {
     upstreams: Vec<String>,
     args: Vec<String>,
     env: Vec<(String, String)>,
     workers: u32,
+    config: Option<String>,
 }
 
 impl RingwayBuilder {
+    /// Starts ringway with `--config FILE`, FILE holding `toml`. Flags still given on the
+    /// command line (`--listen 127.0.0.1:0`, `--workers`, `--document-root`, `--metrics off`
+    /// unless asked otherwise, and whatever [`RingwayBuilder::arg`] adds) win over the file;
+    /// no `--upstream` is passed unless [`RingwayBuilder::upstream`] is called, so the file's
+    /// upstreams and routes are what ringway serves.
+    pub fn config(mut self, toml: impl Into<String>) -> Self {
+        self.config = Some(toml.into());
+        self
+    }
+
     /// Adds `--upstream VALUE` (`unix:/path` or `IP:PORT`).
     pub fn upstream(mut self, value: impl Into<String>) -> Self {
         self.upstreams.push(value.into());
@@ -84,11 +139,14 @@ impl RingwayBuilder {
         self
     }
 
-    /// Starts ringway and waits for its `listening on` line.
-    pub fn start(self) -> Ringway {
+    /// The command line, with `--config FILE` when there is a file.
+    fn command(&self, config: Option<&Path>) -> Command {
         let bin = paths::ringway_bin();
         let mut cmd = Command::new(&bin);
         cmd.args(["--listen", "127.0.0.1:0"]);
+        if let Some(path) = config {
+            cmd.arg("--config").arg(path);
+        }
         for upstream in &self.upstreams {
             cmd.args(["--upstream", upstream]);
         }
@@ -108,11 +166,16 @@ impl RingwayBuilder {
             .stderr(Stdio::piped())
             // Its own process group: if RINGWAY_BIN is a wrapper, its children die with it.
             .process_group(0);
+        cmd
+    }
+
+    /// Spawns `cmd` and a thread that collects its stderr and reports the `listening on` line.
+    fn spawn(cmd: &mut Command) -> Spawned {
         let mut child = cmd
             .spawn()
-            .unwrap_or_else(|e| panic!("spawning {}: {e}", bin.display()));
+            .unwrap_or_else(|e| panic!("spawning {:?}: {e}", cmd.get_program()));
         let stderr = Arc::new(Mutex::new(String::new()));
-        let (ready_tx, ready_rx) = mpsc::channel();
+        let (ready_tx, ready) = mpsc::channel();
         let pipe = child.stderr.take().expect("piped stderr");
         let sink = Arc::clone(&stderr);
         let reader = thread::spawn(move || {
@@ -129,7 +192,25 @@ impl RingwayBuilder {
                 all.push('\n');
             }
         });
-        let addr = match ready_rx.recv_timeout(START_LIMIT) {
+        Spawned {
+            child,
+            stderr,
+            reader,
+            ready,
+        }
+    }
+
+    /// Starts ringway and waits for its `listening on` line.
+    pub fn start(self) -> Ringway {
+        let config = self.config.as_deref().map(ConfigFile::write);
+        let mut cmd = self.command(config.as_ref().map(|c| c.path.as_path()));
+        let Spawned {
+            mut child,
+            stderr,
+            reader,
+            ready,
+        } = RingwayBuilder::spawn(&mut cmd);
+        let addr = match ready.recv_timeout(START_LIMIT) {
             Ok(addr) => addr,
             Err(e) => {
                 // Stderr closed early: ringway exited (say, on a flag it does not know).
@@ -142,10 +223,17 @@ impl RingwayBuilder {
                 let status = stop_child(&mut child, libc::SIGKILL, Duration::from_secs(1), true);
                 let _ = reader.join();
                 let log = stderr.lock().expect("stderr lock").clone();
+                let file = config.as_ref().map_or_else(String::new, |c| {
+                    format!(
+                        "\nconfig file {}:\n{}",
+                        c.path.display(),
+                        self.config_text()
+                    )
+                });
                 panic!(
                     "ringway ({}) {what} `{READY_MARK}IP:PORT` (status {status:?}); args {:?}; \
-                     stderr:\n{log}",
-                    bin.display(),
+                     stderr:\n{log}{file}",
+                    cmd.get_program().to_string_lossy(),
                     cmd.get_args().collect::<Vec<_>>()
                 );
             }
@@ -155,7 +243,60 @@ impl RingwayBuilder {
             addr,
             stderr,
             reader: Some(reader),
+            config,
         }
+    }
+
+    /// Runs ringway expecting it to refuse its configuration: waits up to the start limit for
+    /// it to exit, and returns how it ended. Panics if it starts listening instead (it is
+    /// killed first) or neither listens nor exits in time.
+    pub fn start_refused(self) -> Refusal {
+        let config = self.config.as_deref().map(ConfigFile::write);
+        let mut cmd = self.command(config.as_ref().map(|c| c.path.as_path()));
+        let Spawned {
+            mut child,
+            stderr,
+            reader,
+            ready,
+        } = RingwayBuilder::spawn(&mut cmd);
+        let outcome = ready.recv_timeout(START_LIMIT);
+        let mut status = None;
+        if matches!(outcome, Err(mpsc::RecvTimeoutError::Disconnected)) {
+            // Stderr closed: the process is exiting; give it a moment to be reaped.
+            poll_until(Duration::from_secs(5), || {
+                status = child.try_wait().ok().flatten();
+                status.is_some()
+            });
+        }
+        let status = match status {
+            Some(status) => status,
+            None => {
+                stop_child(&mut child, libc::SIGKILL, Duration::from_secs(1), true);
+                let _ = reader.join();
+                let log = stderr.lock().expect("stderr lock").clone();
+                let what = match outcome {
+                    Ok(addr) => format!("started listening on {addr}"),
+                    Err(_) => format!("neither exited nor listened within {START_LIMIT:?}"),
+                };
+                panic!(
+                    "ringway should have refused this configuration but {what}; config:\n{}\n\
+                     stderr:\n{log}",
+                    self.config_text()
+                );
+            }
+        };
+        let _ = reader.join();
+        let stderr = stderr.lock().expect("stderr lock").clone();
+        Refusal {
+            status,
+            stderr,
+            config: config.as_ref().map(|c| c.path.clone()),
+        }
+    }
+
+    /// The config file's text, for messages.
+    fn config_text(&self) -> &str {
+        self.config.as_deref().unwrap_or("(none)")
     }
 }
 
@@ -167,7 +308,13 @@ impl Ringway {
             args: Vec::new(),
             env: Vec::new(),
             workers: 1,
+            config: None,
         }
+    }
+
+    /// ringway started from the TOML config `toml` (see [`RingwayBuilder::config`]).
+    pub fn with_config(toml: impl Into<String>) -> RingwayBuilder {
+        Ringway::builder().config(toml)
     }
 
     /// A builder with `uwsgi` as the upstream.
@@ -183,6 +330,11 @@ impl Ringway {
     /// Where ringway listens.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The config file ringway was started with, if any (it exists while ringway runs).
+    pub fn config_path(&self) -> Option<&Path> {
+        self.config.as_ref().map(|c| c.path.as_path())
     }
 
     /// Everything ringway wrote to stderr so far (ANSI colours removed).

@@ -1,5 +1,6 @@
 //! A uWSGI master with its workers, serving one of the test apps on a unix socket in its own
-//! temp dir (or on a free TCP port of 127.0.0.1).
+//! temp dir (or on a free TCP port of 127.0.0.1). Several can run side by side, each named
+//! (the apps then tag every answer with `X-Instance: NAME`).
 
 use std::fs::File;
 use std::io;
@@ -18,6 +19,8 @@ use crate::wait::{poll_until, stop_child};
 
 /// How long uWSGI may take to load the app and accept on its socket.
 const START_LIMIT: Duration = Duration::from_secs(30);
+/// The response header the apps add when uWSGI runs with an instance name.
+pub const INSTANCE_HEADER: &str = "X-Instance";
 
 /// A running uWSGI; killed (with its workers) and reaped on drop, temp dir removed.
 pub struct Uwsgi {
@@ -27,6 +30,7 @@ pub struct Uwsgi {
     tcp: Option<SocketAddr>,
     log: PathBuf,
     dir: TempDir,
+    instance: Option<String>,
 }
 
 /// Options for [`Uwsgi::start_with`].
@@ -48,6 +52,15 @@ pub struct UwsgiOptions {
     /// a worker whose answer nobody reads for 4 s drops it and moves on, which would hide
     /// whether the proxy in front frees it.
     pub socket_timeout: Option<u32>,
+    /// A name given to the app as RINGWAY_INSTANCE: every answer then carries
+    /// `X-Instance: NAME` ([`INSTANCE_HEADER`]), so a test can tell which uWSGI served it.
+    pub instance: Option<String>,
+    /// Mount points (`/api`) of the same app, with `--manage-script-name`: uWSGI then splits
+    /// a PATH_INFO under a mount point into SCRIPT_NAME and the rest itself. That is what
+    /// nginx's `uwsgi_modifier1 30` mounts need under Python 3, where uWSGI's own
+    /// modifier 30 handling leaves PATH_INFO whole (it only rewrites bytes values, and
+    /// Python 3 environ values are str).
+    pub mounts: Vec<String>,
 }
 
 impl UwsgiOptions {
@@ -61,6 +74,16 @@ impl UwsgiOptions {
             listen: None,
             tcp: false,
             socket_timeout: None,
+            instance: None,
+            mounts: Vec::new(),
+        }
+    }
+
+    /// Two workers, default buffer size, validator on, answers tagged `X-Instance: name`.
+    pub fn named(app: App, name: &str) -> Self {
+        UwsgiOptions {
+            instance: Some(name.to_owned()),
+            ..UwsgiOptions::new(app)
         }
     }
 }
@@ -69,6 +92,21 @@ impl Uwsgi {
     /// Starts `app` with two workers and waits until the socket accepts.
     pub fn start(app: App) -> Uwsgi {
         Uwsgi::start_with(UwsgiOptions::new(app))
+    }
+
+    /// Starts several uWSGIs at once (their apps load in parallel) and waits until each
+    /// accepts; in the order given.
+    pub fn start_all(all: Vec<UwsgiOptions>) -> Vec<Uwsgi> {
+        std::thread::scope(|scope| {
+            let starting: Vec<_> = all
+                .into_iter()
+                .map(|opts| scope.spawn(move || Uwsgi::start_with(opts)))
+                .collect();
+            starting
+                .into_iter()
+                .map(|s| s.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        })
     }
 
     /// Starts uWSGI with `opts` and waits until the socket accepts.
@@ -108,6 +146,17 @@ impl Uwsgi {
         if let Some(seconds) = opts.socket_timeout {
             cmd.args(["--socket-timeout", &seconds.to_string()]);
         }
+        if !opts.mounts.is_empty() {
+            cmd.arg("--manage-script-name");
+        }
+        for mount in &opts.mounts {
+            let mut spec = std::ffi::OsString::from(format!("{mount}="));
+            spec.push(opts.app.file());
+            cmd.arg("--mount").arg(spec);
+        }
+        if let Some(name) = &opts.instance {
+            cmd.env("RINGWAY_INSTANCE", name);
+        }
         cmd.env("RINGWAY_VALIDATE", if opts.validate { "1" } else { "0" })
             .env("PYTHONDONTWRITEBYTECODE", "1")
             .stdin(Stdio::null())
@@ -123,6 +172,7 @@ impl Uwsgi {
             tcp,
             log,
             dir,
+            instance: opts.instance,
         };
         uwsgi.wait_ready();
         uwsgi
@@ -163,6 +213,11 @@ impl Uwsgi {
             Some(addr) => addr.to_string(),
             None => format!("unix:{}", self.socket.display()),
         }
+    }
+
+    /// The instance name its answers carry in `X-Instance`, if it was given one.
+    pub fn instance(&self) -> Option<&str> {
+        self.instance.as_deref()
     }
 
     /// The temp dir this uWSGI lives in (removed on drop).
