@@ -185,7 +185,6 @@ upstream = "api"
         ("/", "app", "only / matches"),
         ("/api/", "api", "the prefix itself"),
         ("/api/users/7", "api", "under /api/"),
-        ("/api", "app", "/api/ needs its slash: /api is under / only"),
         (
             "/apix",
             "app",
@@ -200,6 +199,20 @@ upstream = "api"
         ("/environment", "app", "an exact route is no prefix"),
         ("/API/", "app", "paths are case-sensitive"),
     ];
+    // A prefix route's path without its slash is sent to the path with it (nginx does this
+    // for its proxied locations), with the query kept.
+    for (target, location) in [
+        ("/api", "/api/"),
+        ("/api/internal?q=1", "/api/internal/?q=1"),
+    ] {
+        let r = roundtrip(addr, &dump(target));
+        assert_eq!(r.status, 301, "GET {target}: {r:?}");
+        assert_eq!(
+            r.header("location").as_deref(),
+            Some(location),
+            "GET {target}: {r:?}"
+        );
+    }
     let mut wrong = Vec::new();
     for (target, instance, why) in table {
         let r = roundtrip(addr, &dump(target));
@@ -241,7 +254,13 @@ upstream = "api"
 "#;
     let ringway = Ringway::with_config(config).start();
     let addr = ringway.addr();
-    for target in ["/", "/other", "/ap", "/api", "/exact/more", "/exactly"] {
+    let r = roundtrip(addr, &dump("/api"));
+    assert_eq!(
+        (r.status, r.header("location").as_deref()),
+        (301, Some("/api/")),
+        "GET /api: the slash redirect, as nginx: {r:?}"
+    );
+    for target in ["/", "/other", "/ap", "/exact/more", "/exactly"] {
         let r = roundtrip(addr, &dump(target));
         assert_own_answer(&r, 404, &format!("GET {target} (no route)"));
         assert_healthy(addr, "/api/", "api", &format!("404 for {target}"));
@@ -312,8 +331,14 @@ fn allow_lists_refuse_unlisted_clients_with_403_and_admit_listed_ones() {
     environ_via(addr, "/staff/", "app");
     environ_via(addr, "/staff/x", "app");
     environ_via(addr, "/lan/x", "app");
-    // `/admin` is not under `/admin/`: it takes `/`, which has no allow list.
-    environ_via(addr, "/admin", "app");
+    // `/admin` is not under `/admin/`: as with nginx, it is sent there (where the allow list
+    // applies), not served by `/`.
+    let r = roundtrip(addr, &dump("/admin"));
+    assert_eq!(
+        (r.status, r.header("location").as_deref()),
+        (301, Some("/admin/")),
+        "GET /admin: {r:?}"
+    );
 
     // A refused request with a body: the connection stays in sync or is closed.
     let mut conn = Conn::open(addr);

@@ -109,13 +109,14 @@ async fn handle(
     worker: &Worker,
 ) -> Outcome {
     let head_only = req.head.method == Method::Head;
+    // The route's path is this path with a slash added: send the client there (as nginx
+    // does, before any access check; the allow list applies where it lands).
+    if route.path.len() > req.path.len() {
+        return redirect::to_slashed(client, req, route).await;
+    }
     if !route.allows(client.peer.ip()) {
         let keep = req.may_keep_alive_unread();
         return answer(client, Fail::Forbidden, head_only, keep, worker).await;
-    }
-    // The route's path is this path with a slash added: send the client there.
-    if route.path.len() > req.path.len() {
-        return redirect::to_slashed(client, req, route).await;
     }
     let handled = match &route.action {
         Action::Upstream {
