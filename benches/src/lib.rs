@@ -112,6 +112,7 @@ pub fn run(config: &Config) -> Result<Report> {
         uwsgi_workers: config.uwsgi_workers,
         server_cpus: server_cpus.clone(),
         nofile,
+        max_body_size: None,
     };
     for (what, path) in [
         ("ringway", &config.ringway),
