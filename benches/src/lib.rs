@@ -5,8 +5,10 @@
 //! uWSGI's own `--http` router, and uWSGI alone. Each case is run at each stack in turn
 //! (A B C D A B C D ...) for several rounds; wrk drives the load; the harness reads the
 //! proxy's CPU time and RSS from /proc. [`run`] returns the [`report::Report`] and writes
-//! it as JSON, markdown and SVG.
+//! it as JSON, markdown and SVG. The [`buffering`] suite is apart: ringway and nginx under
+//! slow and hostile clients.
 
+pub mod buffering;
 pub mod client;
 pub mod load;
 pub mod proc;
@@ -112,6 +114,7 @@ pub fn run(config: &Config) -> Result<Report> {
         uwsgi_workers: config.uwsgi_workers,
         server_cpus: server_cpus.clone(),
         nofile,
+        max_body_size: None,
     };
     for (what, path) in [
         ("ringway", &config.ringway),

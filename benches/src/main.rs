@@ -1,5 +1,6 @@
-//! `ringway-bench`: runs the side-by-side benchmark and prints the markdown table.
-//! Usually started by `cargo xtask bench`, which builds ringway and readies the venv first.
+//! `ringway-bench`: runs the side-by-side benchmark (or the buffering suite) and prints the
+//! markdown table. Usually started by `cargo xtask bench`, which builds ringway and readies
+//! the venv first.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -9,15 +10,35 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 
+use ringway_bench::buffering::{self, BufferingConfig, Plan, Scenario};
 use ringway_bench::load::Kind;
 use ringway_bench::stacks::{App, StackKind};
 use ringway_bench::{Config, run};
 
 /// Side-by-side benchmark: ringway vs nginx vs uWSGI's --http router vs uWSGI alone, all in
 /// front of the same uWSGI workers. Results go to OUT/results.{json,md} and OUT/chart.svg.
+/// With `--suite buffering`: ringway vs nginx under slow and hostile clients, to
+/// OUT/buffering.{json,md}.
 #[derive(Parser, Debug)]
 #[command(name = "ringway-bench")]
 struct Args {
+    /// load: wrk's cases at every stack. buffering: ringway vs nginx under slow readers,
+    /// trickling uploads and slow readers of big answers (--scenarios and --quick are its
+    /// own; it also takes --stacks, --app, --app-file, --ringway-workers, --uwsgi-workers,
+    /// the binaries and --out; the other options are the load suite's).
+    #[arg(long, default_value = "load", value_parser = ["load", "buffering"])]
+    suite: String,
+    /// Buffering suite: the scenarios, comma-separated, in the order they are run.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "slow-readers,trickle-uploads,big-answers"
+    )]
+    scenarios: Vec<String>,
+    /// Buffering suite: a few seconds per scenario (small answers, few clients, short
+    /// windows), to check the setup; its figures judge nothing.
+    #[arg(long)]
+    quick: bool,
     /// Rounds: each case runs once per stack per round, stacks alternated.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
@@ -37,13 +58,10 @@ struct Args {
     /// Keep-alive connections for the other cases.
     #[arg(long, default_value_t = 100)]
     connections: usize,
-    /// Stacks, comma-separated, in the order they are run: ringway, nginx, uwsgi-http, uwsgi.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "ringway,nginx,uwsgi-http,uwsgi"
-    )]
-    stacks: Vec<String>,
+    /// Stacks, comma-separated, in the order they are run: ringway, nginx, uwsgi-http, uwsgi
+    /// [default: all four; the buffering suite: ringway,nginx, the only two it takes].
+    #[arg(long, value_delimiter = ',')]
+    stacks: Option<Vec<String>>,
     /// The app: raw (tests/apps/raw_wsgi.py) or flask (tests/apps/demo_flask.py).
     #[arg(long, default_value = "raw")]
     app: String,
@@ -117,11 +135,15 @@ fn real_main() -> Result<()> {
         .iter()
         .map(|c| Kind::parse(c.trim()))
         .collect::<Result<Vec<_>>>()?;
-    let stacks = args
-        .stacks
-        .iter()
-        .map(|s| StackKind::parse(s.trim()))
-        .collect::<Result<Vec<_>>>()?;
+    let buffering_suite = args.suite == "buffering";
+    let stacks = match &args.stacks {
+        Some(names) => names
+            .iter()
+            .map(|s| StackKind::parse(s.trim()))
+            .collect::<Result<Vec<_>>>()?,
+        None if buffering_suite => vec![StackKind::Ringway, StackKind::Nginx],
+        None => StackKind::ALL.to_vec(),
+    };
     if args.rounds == 0 || args.duration == 0 {
         bail!("--rounds and --duration must be at least 1");
     }
@@ -150,13 +172,59 @@ fn real_main() -> Result<()> {
         .context("install the Ctrl-C handler")?;
     }
     let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let command = args.shown_command.clone().unwrap_or_else(|| {
+        std::env::args()
+            .map(|a| {
+                Path::new(&a)
+                    .file_name()
+                    .filter(|_| a.contains('/') && a.ends_with("ringway-bench"))
+                    .map_or(a.clone(), |n| n.to_string_lossy().into_owned())
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    });
+    let ringway = args
+        .ringway
+        .clone()
+        .unwrap_or_else(|| target.join("release/ringway"));
+    let venv = args.venv.clone().unwrap_or_else(|| target.join("venv"));
+    let out_dir = args.out.clone().unwrap_or_else(|| target.join("bench"));
+    let ringway_workers = args.ringway_workers.unwrap_or(cpus);
+    if buffering_suite {
+        let config = BufferingConfig {
+            ringway,
+            nginx: args.nginx.clone(),
+            venv,
+            app,
+            stacks,
+            scenarios: args
+                .scenarios
+                .iter()
+                .map(|s| Scenario::parse(s.trim()))
+                .collect::<Result<Vec<_>>>()?,
+            plan: if args.quick {
+                Plan::quick()
+            } else {
+                Plan::full()
+            },
+            ringway_workers,
+            uwsgi_workers: args.uwsgi_workers,
+            out_dir,
+            command,
+            interrupt,
+        };
+        let report = buffering::run(&config)?;
+        println!("{}", report.markdown());
+        eprintln!(
+            "ringway-bench: wrote {0}/buffering.json, {0}/buffering.md",
+            config.out_dir.display()
+        );
+        return Ok(());
+    }
     let config = Config {
-        ringway: args
-            .ringway
-            .clone()
-            .unwrap_or_else(|| target.join("release/ringway")),
+        ringway,
         nginx: args.nginx.clone(),
-        venv: args.venv.clone().unwrap_or_else(|| target.join("venv")),
+        venv,
         wrk: args.wrk.clone(),
         app,
         app_name: args.app.clone(),
@@ -164,24 +232,14 @@ fn real_main() -> Result<()> {
         cases: Config::cases(&kinds, &args.sweep, args.connections),
         rounds: args.rounds,
         duration_s: args.duration,
-        ringway_workers: args.ringway_workers.unwrap_or(cpus),
+        ringway_workers,
         ringway_probes: args.with_probes,
         uwsgi_workers: args.uwsgi_workers,
         wrk_threads: args.wrk_threads,
         pin: args.pin,
         idle_conns: args.idle_conns,
-        out_dir: args.out.clone().unwrap_or_else(|| target.join("bench")),
-        command: args.shown_command.clone().unwrap_or_else(|| {
-            std::env::args()
-                .map(|a| {
-                    Path::new(&a)
-                        .file_name()
-                        .filter(|_| a.contains('/') && a.ends_with("ringway-bench"))
-                        .map_or(a.clone(), |n| n.to_string_lossy().into_owned())
-                })
-                .collect::<Vec<_>>()
-                .join(" ")
-        }),
+        out_dir,
+        command,
         interrupt,
     };
     let report = run(&config)?;

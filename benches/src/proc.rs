@@ -122,6 +122,22 @@ impl Guard {
         Ok(status)
     }
 
+    /// SIGKILL the whole process group and reap: for a child whose shutdown is of no
+    /// interest (uWSGI, whose master takes a second to stop gracefully).
+    pub fn kill(&mut self) -> Result<ExitStatus> {
+        if let Some(status) = self.exited {
+            return Ok(status);
+        }
+        // Not reaped yet (`exited` is set on reaping): the group id is still ours.
+        self.kill_group();
+        let status = self
+            .child
+            .wait()
+            .with_context(|| format!("wait for {}", self.name))?;
+        self.exited = Some(status);
+        Ok(status)
+    }
+
     fn signal(&self, signal: libc::c_int) {
         if let Ok(pid) = libc::pid_t::try_from(self.child.id()) {
             // SAFETY: kill(2) takes plain integers; the pid is our own unreaped child.

@@ -796,7 +796,7 @@ fn short_number(v: f64) -> String {
 }
 
 /// The first line a tool prints for its version (stdout or stderr).
-fn version(bin: &Path, args: &[&str]) -> String {
+pub(crate) fn version(bin: &Path, args: &[&str]) -> String {
     Command::new(bin)
         .args(args)
         .output()

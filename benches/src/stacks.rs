@@ -90,6 +90,9 @@ pub struct Tools {
     pub server_cpus: Option<Vec<usize>>,
     /// The harness's RLIMIT_NOFILE, for nginx's worker_rlimit_nofile.
     pub nofile: u64,
+    /// Largest request body both proxies accept (ringway `--max-body-size`, nginx
+    /// `client_max_body_size`); `None`: 1m, ringway's default.
+    pub max_body_size: Option<String>,
 }
 
 impl Tools {
@@ -177,6 +180,17 @@ impl AppServer {
     pub fn log_tail(&self) -> String {
         tail(&self.log)
     }
+
+    /// Stops uWSGI at once (SIGKILL to its process group), skipping the second its master
+    /// takes to stop gracefully.
+    pub fn kill(mut self) -> Result<()> {
+        self.guard.kill().map(drop)
+    }
+
+    /// uWSGI's log (its stderr): what its workers complain about.
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
 }
 
 /// A stack ready to take load.
@@ -261,6 +275,9 @@ fn start_ringway(tools: &Tools, app: &AppServer, dir: &Path) -> Result<Stack> {
         .stdout(Stdio::null())
         .stderr(log_file(&log)?)
         .env("NO_COLOR", "1");
+    if let Some(size) = &tools.max_body_size {
+        cmd.arg("--max-body-size").arg(size);
+    }
     let mut guard = Guard::spawn("ringway", &mut cmd, tools.server_cpus.clone())?;
     let mut addr = None;
     wait_ready(&mut guard, &log, || {
@@ -296,7 +313,8 @@ fn start_nginx(tools: &Tools, app: &AppServer, dir: &Path) -> Result<Stack> {
     fs::create_dir_all(&ndir).with_context(|| format!("create {}", ndir.display()))?;
     let port = sys::free_port()?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let conf = nginx_config(&ndir, addr, &app.socket, tools.nofile);
+    let max_body = tools.max_body_size.as_deref().unwrap_or("1m");
+    let conf = nginx_config(&ndir, addr, &app.socket, tools.nofile, max_body);
     let conf_path = ndir.join("nginx.conf");
     fs::write(&conf_path, conf).with_context(|| format!("write {}", conf_path.display()))?;
     let log = ndir.join("error.log");
@@ -316,8 +334,15 @@ fn start_nginx(tools: &Tools, app: &AppServer, dir: &Path) -> Result<Stack> {
 
 /// nginx as in production, with the tuned buffers of docs/ARCHITECTURE.md: worker_processes auto, access_log
 /// off, the stock uwsgi_params. keepalive_requests is raised so that nginx, like ringway,
-/// does not close a busy keep-alive connection every 1000 requests.
-pub fn nginx_config(dir: &Path, addr: SocketAddr, socket: &Path, nofile: u64) -> String {
+/// does not close a busy keep-alive connection every 1000 requests. Its temp paths (bodies
+/// and answers beyond the buffers) are under `dir`.
+pub fn nginx_config(
+    dir: &Path,
+    addr: SocketAddr,
+    socket: &Path,
+    nofile: u64,
+    max_body_size: &str,
+) -> String {
     let d = dir.display();
     let sock = socket.display();
     // As root, nginx's workers would run as `nobody`, which may not connect to the socket.
@@ -348,7 +373,7 @@ http {{
     client_body_buffer_size 64k;
     uwsgi_buffer_size 16k;
     uwsgi_buffers 8 16k;
-    client_max_body_size 1m;
+    client_max_body_size {max_body_size};
     server {{
         listen {addr} backlog=4096;
         server_name localhost;
@@ -465,6 +490,7 @@ mod tests {
             SocketAddr::from(([127, 0, 0, 1], 8080)),
             Path::new("/tmp/x/app.sock"),
             20000,
+            "2m",
         );
         for line in [
             "client_body_buffer_size 64k;",
@@ -475,6 +501,8 @@ mod tests {
             "worker_rlimit_nofile 20000;",
             "include /etc/nginx/uwsgi_params;",
             "uwsgi_pass unix:/tmp/x/app.sock;",
+            "client_max_body_size 2m;",
+            "uwsgi_temp_path /tmp/x/uwsgi;",
         ] {
             assert!(conf.contains(line), "{line} missing");
         }

@@ -1,13 +1,16 @@
 //! What the harness reads from and asks of the kernel: /proc accounting (CPU ticks, RSS,
 //! process trees), the fd limit, CPU affinity, free ports, scratch directories.
 
+use std::collections::HashSet;
 use std::fs;
 use std::io;
 use std::net::TcpListener;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
+use serde::Serialize;
 
 /// Raises the soft RLIMIT_NOFILE to the hard limit (children inherit it). Returns the new
 /// soft limit.
@@ -132,6 +135,60 @@ pub fn rss_sum(pids: &[u32]) -> u64 {
     pids.iter().map(|pid| rss(*pid)).sum()
 }
 
+/// The temp files a set of processes holds: regular files open after their name is gone
+/// (O_TMPFILE, or created then unlinked, which is how nginx and ringway spill bodies and
+/// answers to disk).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct TempFiles {
+    pub files: usize,
+    /// Their sizes summed (st_size; each file counted once however many fds hold it).
+    pub bytes: u64,
+}
+
+/// What `pids` hold in unlinked regular files now (/proc/PID/fd; processes or fds that go
+/// away meanwhile are skipped).
+pub fn temp_files(pids: &[u32]) -> TempFiles {
+    let mut seen: HashSet<(u64, u64)> = HashSet::new();
+    let mut out = TempFiles::default();
+    for pid in pids {
+        let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            let unlinked = fs::read_link(fd.path())
+                .is_ok_and(|target| target.to_string_lossy().ends_with(" (deleted)"));
+            if !unlinked {
+                continue;
+            }
+            // The magic link opens the file itself, name or not.
+            let Ok(meta) = fs::metadata(fd.path()) else {
+                continue;
+            };
+            if meta.is_file() && seen.insert((meta.dev(), meta.ino())) {
+                out.files += 1;
+                out.bytes += meta.len();
+            }
+        }
+    }
+    out
+}
+
+/// Bytes an unprivileged process may still write on the filesystem holding `path`.
+pub fn free_disk(path: &Path) -> Result<u64> {
+    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+        .with_context(|| format!("{} holds a NUL byte", path.display()))?;
+    // SAFETY: statvfs is plain data; zeroed is valid, and statvfs only writes into it.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: c_path is a NUL-terminated string and `stat` a valid struct, both live for the
+    // call.
+    if unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) } != 0 {
+        return Err(io::Error::last_os_error())
+            .with_context(|| format!("statvfs {}", path.display()));
+    }
+    // The field types vary by target (u32 or u64); both fit in u64.
+    Ok((stat.f_bavail as u64).saturating_mul(stat.f_frsize as u64))
+}
+
 /// Number of CPUs this process may run on, and their ids.
 pub fn allowed_cpus() -> Vec<usize> {
     // SAFETY: cpu_set_t is plain data; zeroed is a valid empty set.
@@ -234,9 +291,27 @@ mod tests {
     }
 
     #[test]
+    fn an_unlinked_open_file_is_a_temp_file() -> Result<()> {
+        let dir = TempDir::new("ringway-bench-sys")?;
+        let path = dir.path().join("spill");
+        let mut file = fs::File::create(&path)?;
+        std::io::Write::write_all(&mut file, &[7u8; 1000])?;
+        let me = [std::process::id()];
+        let before = temp_files(&me);
+        fs::remove_file(&path)?;
+        let held = temp_files(&me);
+        assert_eq!(held.files, before.files + 1);
+        assert!(held.bytes >= before.bytes + 1000);
+        drop(file);
+        assert_eq!(temp_files(&me), before);
+        Ok(())
+    }
+
+    #[test]
     fn own_process_is_visible() {
         let me = std::process::id();
         assert!(rss(me) > 0);
         assert!(process_tree(me).expect("tree").contains(&me));
+        assert!(free_disk(&std::env::temp_dir()).expect("statvfs") > 0);
     }
 }

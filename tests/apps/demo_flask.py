@@ -23,6 +23,7 @@ app = Flask(__name__)
 
 PATTERN = bytes(range(251))
 PIECE = 16 * 1024 - 7
+LAZY_PIECE = len(PATTERN) * 261  # whole patterns: one bytes object serves every piece
 
 
 def pattern(n):
@@ -71,6 +72,21 @@ def stream(n):
             yield data[start:start + PIECE]
 
     return Response(pieces(), mimetype="application/octet-stream")
+
+
+@app.route("/lazy/<int:n>")
+def lazy(n):
+    def pieces():
+        piece = pattern(LAZY_PIECE)
+        whole, rest = divmod(n, LAZY_PIECE)
+        for _ in range(whole):
+            yield piece
+        if rest:
+            yield piece[:rest]
+
+    response = Response(pieces(), mimetype="application/octet-stream")
+    response.headers["Content-Length"] = str(n)
+    return response
 
 
 @app.route("/echo", methods=["POST", "PUT"])

@@ -4,6 +4,9 @@ Routes (the same as demo_flask.py):
   /                 13 bytes "Hello, World!"
   /bytes/<n>        n bytes of a fixed pattern (byte i = i % 251), with Content-Length
   /stream/<n>       the same n bytes yielded in pieces, without Content-Length
+  /lazy/<n>         the same n bytes with Content-Length, made lazily in 65511-byte pieces
+                    (261 whole patterns: every piece is the same bytes object), so the app's
+                    memory stays one piece whatever n (the benches ask for 100 MB answers)
   /echo             POST: JSON {"length", "sha256"} of the body, reading exactly CONTENT_LENGTH
   /environ[/...]    JSON of the WSGI environ (str values only); for HEAD, in header X-Environ
   /slow?ms=N        sleeps N ms, then answers "slept N ms"
@@ -36,6 +39,9 @@ from urllib.parse import parse_qs
 
 PATTERN = bytes(range(251))
 PIECE = 16 * 1024 - 7  # an odd size, so pieces never line up with the proxy's buffers
+# A whole number of patterns (251 × 261 = 65511, odd like PIECE): each piece starts the
+# pattern afresh, so one bytes object serves every piece of a /lazy answer.
+LAZY_PIECE = len(PATTERN) * 261
 STATUS_TEXT = {
     200: "OK", 201: "Created", 204: "No Content", 301: "Moved Permanently",
     304: "Not Modified", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
@@ -53,6 +59,16 @@ def stream_pieces(n):
     data = pattern(n)
     for start in range(0, n, PIECE):
         yield data[start:start + PIECE]
+
+
+def lazy_pieces(n):
+    """pattern(n) in LAZY_PIECE pieces, never holding more than one piece."""
+    piece = pattern(LAZY_PIECE)
+    whole, rest = divmod(n, LAZY_PIECE)
+    for _ in range(whole):
+        yield piece
+    if rest:
+        yield piece[:rest]
 
 
 def read_body(environ):
@@ -124,6 +140,11 @@ def app(environ, start_response):
         n = int(path[len("/stream/"):])
         start_response("200 OK", [("Content-Type", "application/octet-stream")])
         return stream_pieces(n)
+    if path.startswith("/lazy/"):
+        n = int(path[len("/lazy/"):])
+        start_response("200 OK", [("Content-Type", "application/octet-stream"),
+                                  ("Content-Length", str(n))])
+        return lazy_pieces(n)
     if path == "/echo":
         body = read_body(environ)
         answer = {"length": len(body), "sha256": hashlib.sha256(body).hexdigest()}

@@ -35,6 +35,14 @@ pub fn check_routes(addr: SocketAddr, app: App) {
         assert!(r.body == pattern(n), "{app:?} /stream/{n}: body differs");
     }
 
+    // 65511 is one lazy piece: around it, the pieces' seams.
+    for n in [0, 65510, 65511, 65512, 200_000] {
+        let r = roundtrip(addr, &Req::get(&format!("/lazy/{n}")));
+        assert_eq!(r.status, 200, "{app:?} /lazy/{n}");
+        assert_eq!(r.framing, Framing::Length(n as u64), "{app:?} /lazy/{n}");
+        assert!(r.body == pattern(n), "{app:?} /lazy/{n}: body differs");
+    }
+
     let body = pattern(1000);
     let r = roundtrip(addr, &Req::post("/echo", &body));
     check_echo(&r, &body, &format!("{app:?} POST /echo"));

@@ -2,8 +2,9 @@
 
 use sha2::{Digest, Sha256};
 
-/// The first `n` bytes of the pattern the apps serve on `/bytes/<n>` and `/stream/<n>`:
-/// byte `i` is `i % 251` (a prime period, so a shifted or repeated piece never matches).
+/// The first `n` bytes of the pattern the apps serve on `/bytes/<n>`, `/stream/<n>` and
+/// `/lazy/<n>`: byte `i` is `i % 251` (a prime period, so a shifted or repeated piece never
+/// matches).
 pub fn pattern(n: usize) -> Vec<u8> {
     (0..n).map(|i| (i % 251) as u8).collect()
 }

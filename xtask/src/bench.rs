@@ -1,6 +1,7 @@
 //! `cargo xtask bench`: the side-by-side benchmark (ringway vs nginx vs uWSGI's `--http`
 //! router vs uWSGI alone). Builds ringway and the harness in release mode, makes sure the
-//! venv exists, and runs `ringway-bench` with the arguments given after `bench`.
+//! venv exists, and runs `ringway-bench` with the arguments given after `bench`
+//! (`--suite buffering` picks the buffering suite).
 
 use std::path::PathBuf;
 

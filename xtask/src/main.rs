@@ -4,6 +4,7 @@
 //! - `cargo xtask test` — the whole test suite, with uWSGI and nginx ready
 //! - `cargo xtask lint` — rustfmt and clippy, as CI runs them
 //! - `cargo xtask bench` — the side-by-side benchmark against nginx and uWSGI
+//!   (`-- --suite buffering`: ringway vs nginx under slow and hostile clients)
 
 mod bench;
 mod lint;
@@ -48,7 +49,8 @@ enum Task {
     /// build); the report goes to target/bench/.
     Bench {
         /// Arguments for the harness (`cargo xtask bench -- --help` lists them), e.g.
-        /// `--rounds 5 --duration 10 --pin --app flask --cases hello,post16k`.
+        /// `--rounds 5 --duration 10 --pin --app flask --cases hello,post16k`, or
+        /// `--suite buffering` for ringway vs nginx under slow and hostile clients.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         bench_args: Vec<String>,
     },
