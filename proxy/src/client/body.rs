@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use super::Client;
-use crate::buffer::{Body, Budget, Buf, LARGE, Place, SMALL, TempFile, body_place};
+use crate::buffer::{Body, Budget, Buf, LARGE, Place, SMALL, TINY, TempFile, body_place};
 use crate::config::Limits;
 use crate::fail::{Fail, Part};
 use crate::http::{BodyFraming, ChunkedDecoder, DecodeProgress, HttpError, RequestHead};
@@ -84,6 +84,8 @@ impl Client {
                 Sink::File { .. } => {
                     let taken = std::mem::replace(&mut read_buf, Buf::empty());
                     let taken = fresh_read_buffer(taken);
+                    // Within the buffer: read_some would grow it to `want`.
+                    let want = want.min(taken.capacity());
                     let read = read_some(&self.stream, taken, want, timeout).await;
                     let (n, filled) = client_read(read)?;
                     read_buf = sink.write_out(filled).await?;
@@ -105,6 +107,7 @@ impl Client {
     ) -> Result<Body, Fail> {
         let mut decoder = ChunkedDecoder::new();
         let mut asked_continue = false;
+        let mut last_read = BODY_READ_SIZE;
         loop {
             if !rest.is_empty() {
                 let progress = sink.decode(&mut decoder, rest).await?;
@@ -127,17 +130,17 @@ impl Client {
                     return Err(Fail::ClientGone);
                 }
             }
+            // What is left of `rest` is an unfinished chunk line; most often nothing.
             let mut buf = std::mem::replace(rest, Buf::empty());
-            if buf.capacity() == 0 {
-                buf = Buf::with_capacity(BODY_READ_SIZE);
+            let want = read_size(last_read, BODY_READ_SIZE);
+            if buf.is_empty() && class(buf.capacity()) != class(want) {
+                buf = Buf::with_capacity(want);
             }
-            let read = read_some(
-                &self.stream,
-                buf,
-                BODY_READ_SIZE,
-                limits.client_body_timeout,
-            );
-            *rest = client_read(read.await)?.1;
+            let room = want.min(BODY_READ_SIZE);
+            let read = read_some(&self.stream, buf, room, limits.client_body_timeout);
+            let (n, filled) = client_read(read.await)?;
+            last_read = n;
+            *rest = filled;
         }
     }
 }
@@ -152,18 +155,35 @@ fn client_read(read: Result<(usize, Buf), IoError>) -> Result<(usize, Buf), Fail
     }
 }
 
-/// The buffer for the next read of a body going to a file: a small one at first, so a
-/// client trickling its upload pins little memory while it waits; a large one once reads
-/// come back full (a fast client).
+/// The buffer for the next read of a body going to a file (see [`read_size`]).
 fn fresh_read_buffer(mut last: Buf) -> Buf {
-    let full = last.capacity() > 0 && last.len() == last.capacity();
-    match last.capacity() {
-        0 => Buf::with_capacity(SMALL),
-        c if full && c < LARGE => Buf::with_capacity(LARGE),
-        _ => {
-            last.clear();
-            last
-        }
+    let want = read_size(last.len(), last.capacity());
+    if last.capacity() > 0 && class(last.capacity()) == class(want) {
+        last.clear();
+        return last;
+    }
+    Buf::with_capacity(want)
+}
+
+/// How large the next body read's buffer should be, given that the last read got `got`
+/// bytes into `capacity`: [`SMALL`] while reads come back full (a fast client: what nginx's
+/// default body buffer is too; many uploads at once must not each pin 64 KiB), else about
+/// twice what the last read got, so a client trickling its upload pins little memory while
+/// its read waits.
+fn read_size(got: usize, capacity: usize) -> usize {
+    if capacity > 0 && got >= capacity {
+        SMALL
+    } else {
+        (2 * got).clamp(TINY, SMALL)
+    }
+}
+
+/// The pool class a capacity falls in.
+fn class(capacity: usize) -> usize {
+    match capacity {
+        c if c <= TINY => TINY,
+        c if c <= SMALL => SMALL,
+        _ => LARGE,
     }
 }
 

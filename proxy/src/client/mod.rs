@@ -5,6 +5,7 @@ mod answer;
 mod body;
 mod close;
 mod head;
+mod watch;
 
 pub(crate) use close::Next;
 

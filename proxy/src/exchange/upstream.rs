@@ -54,7 +54,10 @@ pub(super) async fn forward(
         check_body_size(n, limits.max_body_size)?;
     }
     let early_vars = match declared {
-        Some(length) => Some(encode_vars(client, req, target, length, worker)?),
+        // Kept in a buffer of its own size: a slow upload holds it while its body arrives.
+        Some(length) => Some(Buf::copy_of(&encode_vars(
+            client, req, target, length, worker,
+        )?)),
         None => None,
     };
     // The whole body before the upstream: a slow upload must hold ringway, not a Python
@@ -75,15 +78,26 @@ pub(super) async fn forward(
         .upstream_connect
         .observe(connected - connecting);
 
-    send_request(&upstream, vars, body, limits.upstream_read_timeout).await?;
     let is_head = req.head.method == Method::Head;
-    let (head, buf) = read_response_head(
-        &upstream,
-        is_head,
-        &mut client.response_headers,
-        limits.upstream_read_timeout,
-    )
-    .await?;
+    let mut headers = std::mem::take(&mut client.response_headers);
+    let with_upstream = async {
+        send_request(&upstream, vars, body, limits.upstream_read_timeout).await?;
+        read_response_head(
+            &upstream,
+            is_head,
+            &mut headers,
+            limits.upstream_read_timeout,
+        )
+        .await
+    };
+    // A client that leaves meanwhile ends the request: the upstream connection is shut
+    // (uWSGI stops writing an answer nobody reads), nothing is answered.
+    let answer = tokio::select! {
+        answer = with_upstream => answer,
+        () = client.gone() => Err(Fail::ClientGone),
+    };
+    client.response_headers = headers;
+    let (head, buf) = answer?;
     let upstream_time = connected.elapsed();
 
     let mut outcome =

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::UpstreamConn;
-use crate::buffer::{Body, Buf, LARGE};
+use crate::buffer::{Body, Buf, SMALL};
 use crate::fail::{BadResponse, Fail, Step};
 use crate::http::{self, HeaderSpan, ResponseHead, Status};
 use crate::io::{IoError, read_some, write_all};
@@ -14,8 +14,10 @@ use crate::io::{IoError, read_some, write_all};
 const HEAD_READ_SIZE: usize = 16 * 1024;
 /// Largest upstream response head accepted (502 beyond).
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
-/// Read size while sending a body from its temp file.
-const FILE_READ_SIZE: usize = 64 * 1024;
+/// Read size while sending a body from its temp file: small, because uWSGI accepts more
+/// connections than it has workers, and every request it has not picked up yet holds one
+/// such buffer in a blocked write (hundreds of uploads at once must not pin 64 KiB each).
+const FILE_READ_SIZE: usize = SMALL;
 
 /// Sends the packet: `vars` (the header and vars block), then the body.
 ///
@@ -47,7 +49,7 @@ pub(crate) async fn send_request(
         Body::File { file, len } => {
             let mut sent = write_all(conn, vars, 0, timeout).await.map(drop);
             let mut at = 0;
-            let mut chunk = Buf::with_capacity(LARGE);
+            let mut chunk = Buf::with_capacity(FILE_READ_SIZE);
             while sent.is_ok() && at < len {
                 chunk.clear();
                 let want = usize::try_from(len - at)

@@ -1,0 +1,67 @@
+//! Noticing that a client went away while its request is with the upstream.
+//!
+//! nginx aborts the upstream request when the client closes (`uwsgi_ignore_client_abort
+//! off`): the Python worker is not left producing an answer nobody will read, and ringway
+//! does not spool it to disk. ringway watches the client only once the upstream has taken
+//! a while ([`WATCH_AFTER`]), so a quick request costs no epoll registration.
+
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::Duration;
+
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
+
+use super::Client;
+
+/// How long a request is with the upstream before its client is watched.
+const WATCH_AFTER: Duration = Duration::from_secs(1);
+
+/// The client's fd, borrowed for a readiness wait (the `Client` owns it and outlives this).
+struct Borrowed(RawFd);
+
+impl AsRawFd for Borrowed {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0
+    }
+}
+
+impl Client {
+    /// Resolves once the client has closed its side of the connection (or its socket
+    /// failed), watching from [`WATCH_AFTER`] on. Never resolves if the client sends data
+    /// instead (a pipelined request: it is still there) or if it cannot be watched.
+    pub(crate) async fn gone(&self) {
+        tokio::time::sleep(WATCH_AFTER).await;
+        let fd = self.stream.get_ref().as_raw_fd();
+        // SAFETY: the fd stays open and the same socket for the AsyncFd's whole life: it
+        // lives in this future, which borrows `self` (the fd's owner), and is dropped first.
+        let registered =
+            unsafe { AsyncFd::register_with_interest(Borrowed(fd), Interest::READABLE) };
+        let Ok(watch) = registered else {
+            return std::future::pending().await;
+        };
+        loop {
+            let Ok(mut ready) = watch.readable().await else {
+                return std::future::pending().await;
+            };
+            let mut byte = 0u8;
+            // SAFETY: recv writes at most one byte into `byte`; the fd is open while `self`
+            // (which owns it) is borrowed. MSG_PEEK leaves any data for the next request.
+            let n = unsafe {
+                libc::recv(
+                    fd,
+                    (&raw mut byte).cast(),
+                    1,
+                    libc::MSG_PEEK | libc::MSG_DONTWAIT,
+                )
+            };
+            match n {
+                0 => return,
+                n if n > 0 => return std::future::pending().await,
+                _ if std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock => {
+                    ready.clear_ready();
+                }
+                _ => return,
+            }
+        }
+    }
+}
