@@ -1,7 +1,8 @@
 """Flask demo app for ringway: `/` says hello; the other routes serve the end-to-end tests.
 
 Routes are the same as raw_wsgi.py (see its docstring), except that on /error Flask turns the
-exception into its own 500 page, and /truncated/<n> and /hop-by-hop are the raw app's only.
+exception into its own 500 page, and /truncated/<n>, /hop-by-hop, /accel and /report's
+`?type=none` are the raw app's only.
 The `X-Dump-Environ: 1` request header and RINGWAY_INSTANCE work as in raw_wsgi.py. One
 route is this app's only:
   /urls             JSON of the URLs as Flask builds them: `relative` and `external`
@@ -24,6 +25,8 @@ app = Flask(__name__)
 PATTERN = bytes(range(251))
 PIECE = 16 * 1024 - 7
 LAZY_PIECE = len(PATTERN) * 261  # whole patterns: one bytes object serves every piece
+# What /report/<name> answers with; a proxy that honours X-Accel-Redirect never sends it.
+REPORT_BODY = b"APP-BODY: the proxy sends the file named by X-Accel-Redirect instead\n"
 
 
 def pattern(n):
@@ -158,6 +161,19 @@ def many_cookies(n):
 def unbuffered(n):
     response = stream(n)
     response.headers["X-Accel-Buffering"] = "no"
+    return response
+
+
+@app.route("/report/<name>")
+def report(name):
+    """A download the app authorises and the proxy serves: X-Accel-Redirect names the file
+    under the internal /protected/ route, and the proxy sends that file in place of this body,
+    keeping the Content-Type, Content-Disposition, Cache-Control and Set-Cookie set here."""
+    response = Response(REPORT_BODY, mimetype="application/pdf")
+    response.headers["X-Accel-Redirect"] = "/protected/" + name
+    response.headers["Content-Disposition"] = 'attachment; filename="%s"' % name
+    response.headers["Cache-Control"] = "private, max-age=60"
+    response.set_cookie("report", name, httponly=True)
     return response
 
 

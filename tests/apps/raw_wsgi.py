@@ -20,6 +20,12 @@ Routes (the same as demo_flask.py):
                     forbids a Connection header in a WSGI app)
   /error            raises before start_response: uWSGI closes without a byte (proxy: 502)
   /status/<code>    answers with that status (no body for 1xx, 204, 304)
+  /report/<name>    X-Accel-Redirect: /protected/<name>, with Content-Type application/pdf,
+                    Content-Disposition, Cache-Control, Set-Cookie, X-Accel-Buffering and a body
+                    the proxy must replace with the file; `?type=none` sends no Content-Type
+                    (only with RINGWAY_VALIDATE=0: wsgiref.validate requires one)
+  /accel?to=URI     X-Accel-Redirect: URI (the query value, percent-decoded), as an app that
+                    trusts its input too much would send it (raw app only)
 
 Any path, with the request header `X-Dump-Environ: 1`: the /environ answer instead of the
 route's (to see the vars of a path no route serves, e.g. the root of a mount, `/api/`).
@@ -42,6 +48,9 @@ PIECE = 16 * 1024 - 7  # an odd size, so pieces never line up with the proxy's b
 # A whole number of patterns (251 × 261 = 65511, odd like PIECE): each piece starts the
 # pattern afresh, so one bytes object serves every piece of a /lazy answer.
 LAZY_PIECE = len(PATTERN) * 261
+# What /report/<name> and /accel answer with; a proxy that honours X-Accel-Redirect never
+# sends it.
+REPORT_BODY = b"APP-BODY: the proxy sends the file named by X-Accel-Redirect instead\n"
 STATUS_TEXT = {
     200: "OK", 201: "Created", 204: "No Content", 301: "Moved Permanently",
     304: "Not Modified", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
@@ -110,6 +119,21 @@ def environ_answer(environ, start_response):
                                   ("X-Environ", body.decode("ascii"))])
         return []
     return respond(start_response, "200 OK", body, "application/json")
+
+
+def report(environ, start_response, name):
+    """A download the app authorises and the proxy serves from the internal /protected/ route."""
+    query = parse_qs(environ.get("QUERY_STRING", ""))
+    headers = [("Content-Length", str(len(REPORT_BODY))),
+               ("X-Accel-Redirect", "/protected/" + name),
+               ("Content-Disposition", 'attachment; filename="%s"' % name),
+               ("Cache-Control", "private, max-age=60"),
+               ("Set-Cookie", "report=%s; HttpOnly; Path=/" % name),
+               ("X-Accel-Buffering", "yes")]
+    if query.get("type") != ["none"]:
+        headers.insert(0, ("Content-Type", "application/pdf"))
+    start_response("200 OK", headers)
+    return [REPORT_BODY]
 
 
 def tag_instance(wsgi_app):
@@ -189,6 +213,14 @@ def app(environ, start_response):
                                   ("X-Secret", "1"), ("X-Also-Secret", "2"),
                                   ("X-Public", "3")])
         return [b"ok"]
+    if path.startswith("/report/"):
+        return report(environ, start_response, path[len("/report/"):])
+    if path == "/accel":
+        to = parse_qs(environ.get("QUERY_STRING", ""))["to"][0]
+        start_response("200 OK", [("Content-Type", "text/plain"),
+                                  ("Content-Length", str(len(REPORT_BODY))),
+                                  ("X-Accel-Redirect", to)])
+        return [REPORT_BODY]
     if path == "/error":
         raise RuntimeError("deliberate error for the tests")
     if path.startswith("/status/"):

@@ -17,6 +17,10 @@ pub mod nginx;
 pub mod parity;
 pub mod paths;
 pub mod ringway;
+pub mod static_cases;
+pub mod static_config;
+pub mod static_expect;
+pub mod static_tree;
 pub mod uwsgi;
 pub mod wait;
 

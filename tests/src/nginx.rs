@@ -126,6 +126,11 @@ impl Nginx {
         self.addr
     }
 
+    /// The process id (with `master_process off`, the one process that serves).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// nginx's error log so far.
     pub fn error_log(&self) -> String {
         fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()

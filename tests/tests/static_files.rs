@@ -1,0 +1,897 @@
+//! Static files served by ringway itself, end to end: a real file tree per test
+//! (`ringway_tests::static_tree`), ringway started from a config file with static routes,
+//! real uWSGI behind it for the fallbacks and X-Accel-Redirect downloads, and a raw client
+//! that checks every header and the exact bytes (`ringway_tests::static_expect`).
+//!
+//! The request tables (`ringway_tests::static_cases`) are shared with the parity test,
+//! which runs them through nginx too; this file adds what nginx cannot show: brotli
+//! siblings, Cache-Control durations, `immutable`, `dotfiles`, fallbacks, the internal route,
+//! FIFOs that must not block, the memory a slow reader costs, the `--static` flag, the
+//! per-route metrics.
+//!
+//! Routes of [`standard_routes`]: `/static/` (expires 30d, index), `/gz/` (the same, gzip
+//! siblings), `/br/` (br and gzip siblings), `/protected/` (internal, the private dir), and
+//! `/` to the app.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use ringway_tests::client::READ_TIMEOUT;
+use ringway_tests::static_cases::{
+    ACCEL, Case, STATIC, accel_cases, brotli_cases, check_case, conditional_cases, file_cases,
+    gzip_cases, range_cases,
+};
+use ringway_tests::static_config::{StaticRoute, config_with};
+use ringway_tests::static_expect::{Expect, RouteShape, Served, assert_answer, check, media_type};
+use ringway_tests::static_tree::{self as tree, StaticTree, parse_http_date};
+use ringway_tests::uwsgi::{INSTANCE_HEADER, UwsgiOptions};
+use ringway_tests::wait::poll_until;
+use ringway_tests::{
+    App, Conn, Nginx, Req, Response, Ringway, Uwsgi, pattern, roundtrip, sha256_hex,
+};
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------
+
+/// A file tree, a named uWSGI (its answers carry `X-Instance: app`) and ringway in front.
+struct Stack {
+    tree: StaticTree,
+    uwsgi: Uwsgi,
+    ringway: Ringway,
+}
+
+impl Stack {
+    fn addr(&self) -> SocketAddr {
+        self.ringway.addr()
+    }
+}
+
+/// The routes the shared tables assume, plus `/br/`.
+fn standard_routes(tree: &StaticTree) -> Vec<StaticRoute> {
+    vec![
+        StaticRoute::new("/static/", &tree.root())
+            .expires("30d")
+            .index("index.html"),
+        StaticRoute::new("/gz/", &tree.root())
+            .expires("30d")
+            .index("index.html")
+            .precompressed(&["gzip"]),
+        StaticRoute::new("/br/", &tree.root())
+            .expires("30d")
+            .index("index.html")
+            .precompressed(&["br", "gzip"]),
+        StaticRoute::new("/protected/", &tree.private()).internal(),
+    ]
+}
+
+/// Builds a tree, starts `opts`' uWSGI, and ringway with the standard routes and `extra`
+/// (which may use the tree).
+fn stack_with(opts: UwsgiOptions, extra: impl FnOnce(&StaticTree) -> Vec<StaticRoute>) -> Stack {
+    let tree = StaticTree::build();
+    let uwsgi = Uwsgi::start_with(opts);
+    let mut routes = standard_routes(&tree);
+    routes.extend(extra(&tree));
+    let ringway = Ringway::with_config(config_with(&uwsgi, &routes)).start();
+    Stack {
+        tree,
+        uwsgi,
+        ringway,
+    }
+}
+
+/// The standard stack in front of the raw app.
+fn stack() -> Stack {
+    stack_with(UwsgiOptions::named(App::Raw, "app"), |_| Vec::new())
+}
+
+/// Runs `cases` against ringway, each on a new connection; panics with every failing case.
+fn run_table(stack: &Stack, cases: &[Case]) {
+    let mut wrong = Vec::new();
+    for case in cases {
+        let mut conn = Conn::open(stack.addr());
+        let r = conn
+            .send(&case.req.to_bytes())
+            .and_then(|()| conn.read_response_to(case.method()));
+        match r {
+            Ok(r) => {
+                let problems = check_case(case, &r);
+                if !problems.is_empty() {
+                    let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                    wrong.push(format!(
+                        "[{}] want {:?}\n    {}\n    got {r:?}",
+                        case.name,
+                        case.expect,
+                        list.join("\n    ")
+                    ));
+                }
+            }
+            Err(e) => wrong.push(format!("[{}] no answer: {e}", case.name)),
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} of {} cases failed:\n{}\n\nringway's log:\n{}",
+        wrong.len(),
+        cases.len(),
+        wrong.join("\n"),
+        stack.ringway.stderr()
+    );
+}
+
+/// Whether uWSGI answered (the app tags its answers), or ringway itself.
+fn served_by_app(r: &Response) -> bool {
+    r.header(INSTANCE_HEADER).as_deref() == Some("app")
+}
+
+/// The process's resident memory, from `/proc/PID/status`, in bytes.
+fn vm_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS in /proc/PID/status");
+    kib * 1024
+}
+
+/// Sets SO_RCVBUF, which also stops the kernel from growing it: a client that reads nothing
+/// then holds little of the answer in its socket, and the rest has to wait in the server.
+fn pin_receive_buffer(stream: &TcpStream, bytes: libc::c_int) {
+    // SAFETY: setsockopt on an open socket we own, with a pointer to a c_int and its size.
+    let rc = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            std::ptr::from_ref(&bytes).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "SO_RCVBUF: {}", std::io::Error::last_os_error());
+}
+
+/// GET `target` on a new connection must be answered 200 with `body` within `limit`.
+fn assert_served_within(addr: SocketAddr, target: &str, body: &[u8], limit: Duration, what: &str) {
+    let started = Instant::now();
+    let mut conn = Conn::open(addr);
+    conn.set_read_timeout(limit + Duration::from_secs(1));
+    conn.send(&Req::get(target).to_bytes()).expect("send");
+    let r = conn
+        .read_response()
+        .unwrap_or_else(|e| panic!("{what}: GET {target} got no answer: {e}"));
+    let took = started.elapsed();
+    assert_eq!(
+        (r.status, r.body.as_slice()),
+        (200, body),
+        "{what}: GET {target}: {r:?}"
+    );
+    assert!(
+        took < limit,
+        "{what}: GET {target} took {took:?} (limit {limit:?})"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// The shared tables
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn files_are_served_by_type_with_validators_and_exact_bytes_and_nothing_else_is() {
+    let stack = stack();
+    run_table(&stack, &file_cases(&stack.tree));
+}
+
+#[test]
+fn conditional_requests_are_evaluated_in_rfc_9110_order() {
+    let stack = stack();
+    run_table(&stack, &conditional_cases(&stack.tree));
+}
+
+#[test]
+fn one_range_gets_206_and_the_rest_get_the_whole_file_or_416() {
+    let stack = stack();
+    run_table(&stack, &range_cases(&stack.tree));
+}
+
+#[test]
+fn gzip_siblings_are_served_when_accepted_with_their_own_validators() {
+    let stack = stack();
+    run_table(&stack, &gzip_cases(&stack.tree));
+}
+
+#[test]
+fn brotli_is_preferred_then_gzip_then_the_plain_file() {
+    let stack = stack();
+    run_table(&stack, &brotli_cases(&stack.tree));
+}
+
+// ---------------------------------------------------------------------------------------
+// Methods
+// ---------------------------------------------------------------------------------------
+
+/// The headers of an answer that GET and HEAD must share: all but Date and Expires (the
+/// clock may tick between the two; Expires is checked to follow Date by the same amount).
+fn comparable_headers(r: &Response) -> BTreeMap<String, Vec<String>> {
+    let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (name, value) in &r.headers {
+        let name = name.to_ascii_lowercase();
+        if name != "date" && name != "expires" {
+            map.entry(name)
+                .or_default()
+                .push(String::from_utf8_lossy(value).into_owned());
+        }
+    }
+    map
+}
+
+fn expires_after_date(r: &Response) -> Option<i64> {
+    let date = parse_http_date(&r.header("date")?)?;
+    let expires = parse_http_date(&r.header("expires")?)?;
+    Some(expires as i64 - date as i64)
+}
+
+#[test]
+fn head_gets_the_headers_of_get_and_no_body() {
+    let stack = stack();
+    let targets: [(&str, &[(&str, &str)]); 7] = [
+        ("/static/hello.txt", &[]),
+        ("/static/img/pixel.png", &[]),
+        ("/static/docs/", &[]),
+        ("/static/big/sparse.bin", &[]),
+        ("/static/hello.txt", &[("Range", "bytes=2-5")]),
+        ("/gz/css/site.css", &[("Accept-Encoding", "gzip")]),
+        ("/br/css/site.css", &[("Accept-Encoding", "br")]),
+    ];
+    for (target, headers) in targets {
+        let with = |method: &str| {
+            headers
+                .iter()
+                .fold(Req::new(method, target), |r, (k, v)| r.header(k, v))
+        };
+        let get = if target.ends_with("sparse.bin") {
+            // 1 GiB: take the headers of a GET without its body.
+            let mut conn = Conn::open(stack.addr());
+            conn.send(&with("GET").to_bytes()).expect("send");
+            conn.read_response_to("HEAD").expect("GET head")
+        } else {
+            roundtrip(stack.addr(), &with("GET"))
+        };
+        let head = roundtrip(stack.addr(), &with("HEAD"));
+        assert!(
+            matches!(get.status, 200 | 206),
+            "GET {target} {headers:?}: {get:?}"
+        );
+        assert_eq!(
+            head.status, get.status,
+            "HEAD {target}: {head:?} vs GET {get:?}"
+        );
+        assert_eq!(
+            comparable_headers(&head),
+            comparable_headers(&get),
+            "HEAD {target} {headers:?} must carry GET's headers"
+        );
+        assert_eq!(
+            expires_after_date(&head),
+            expires_after_date(&get),
+            "HEAD {target}: Expires - Date"
+        );
+        assert!(head.body.is_empty(), "HEAD {target}: a body: {head:?}");
+        // And the connection is in sync after HEAD: no body bytes were sent after all.
+        let mut conn = Conn::open(stack.addr());
+        conn.send(
+            &[
+                with("HEAD").to_bytes(),
+                Req::get("/static/hello.txt").to_bytes(),
+            ]
+            .concat(),
+        )
+        .expect("send");
+        let answers = conn.read_responses(&["HEAD", "GET"]).expect("two answers");
+        assert_eq!(
+            (answers[1].status, answers[1].body.as_slice()),
+            (200, tree::TEXT_BODY),
+            "a GET pipelined after HEAD {target}: {answers:?}"
+        );
+    }
+}
+
+#[test]
+fn other_methods_get_405_with_allow_and_the_connection_stays_in_sync() {
+    let stack = stack();
+    for method in ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"] {
+        let mut conn = Conn::open(stack.addr());
+        // A body the server must read past (or close after saying so).
+        let req = Req::new(method, "/static/hello.txt").body(&pattern(3000));
+        conn.send(&req.to_bytes()).expect("send");
+        let r = conn.read_response().expect("an answer");
+        assert_answer(&Expect::MethodNotAllowed, method, &r, STATIC, method);
+        if r.says_close() {
+            assert!(
+                conn.closed_within(Duration::from_secs(3)),
+                "{method}: said close, stayed open"
+            );
+            continue;
+        }
+        conn.send(&Req::get("/static/hello.txt").to_bytes())
+            .expect("send the next request");
+        let next = conn.read_response().expect("the next answer");
+        assert_eq!(
+            (next.status, next.body.as_slice()),
+            (200, tree::TEXT_BODY),
+            "GET after {method}'s 405 on the same connection: {next:?}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Cache headers, dotfiles, fallback, internal
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn expires_takes_s_m_h_d_and_immutable_adds_its_word() {
+    let routes = |t: &StaticTree| {
+        let root = t.root();
+        vec![
+            StaticRoute::new("/none/", &root),
+            StaticRoute::new("/s90/", &root).expires("90s"),
+            StaticRoute::new("/m2/", &root).expires("2m"),
+            StaticRoute::new("/h1/", &root).expires("1h"),
+            StaticRoute::new("/d7/", &root).expires("7d"),
+            StaticRoute::new("/hashed/", &root)
+                .expires("365d")
+                .immutable(),
+        ]
+    };
+    let stack = stack_with(UwsgiOptions::named(App::Raw, "app"), routes);
+    let t = &stack.tree;
+    let table: [(&str, Option<u64>, bool); 6] = [
+        ("/none/", None, false),
+        ("/s90/", Some(90), false),
+        ("/m2/", Some(120), false),
+        ("/h1/", Some(3600), false),
+        ("/d7/", Some(7 * 86_400), false),
+        ("/hashed/", Some(365 * 86_400), true),
+    ];
+    for (prefix, max_age, immutable) in table {
+        let shape = RouteShape {
+            max_age,
+            immutable,
+            ..RouteShape::default()
+        };
+        let target = format!("{prefix}{}", tree::TEXT);
+        let r = roundtrip(stack.addr(), &Req::get(&target));
+        assert_answer(&Expect::file(t, tree::TEXT), "GET", &r, shape, &target);
+        // A 304 carries them too (RFC 9110 §15.4.5).
+        let r = roundtrip(
+            stack.addr(),
+            &Req::get(&target).header("If-None-Match", &t.etag(tree::TEXT)),
+        );
+        assert_answer(
+            &Expect::not_modified(t, tree::TEXT),
+            "GET",
+            &r,
+            shape,
+            &format!("{target} If-None-Match"),
+        );
+    }
+}
+
+#[test]
+fn dotfiles_are_served_only_where_the_route_allows_them() {
+    let stack = stack_with(UwsgiOptions::named(App::Raw, "app"), |t| {
+        vec![StaticRoute::new("/dot/", &t.root()).dotfiles()]
+    });
+    let t = &stack.tree;
+    let shape = RouteShape::default();
+    for rel in [tree::DOTFILE, tree::DOTDIR_FILE] {
+        let r = roundtrip(stack.addr(), &Req::get(&format!("/dot/{rel}")));
+        assert_answer(
+            &Expect::file(t, rel),
+            "GET",
+            &r,
+            shape,
+            &format!("/dot/{rel}"),
+        );
+        let r = roundtrip(stack.addr(), &Req::get(&format!("/static/{rel}")));
+        assert_answer(
+            &Expect::NotFound,
+            "GET",
+            &r,
+            STATIC,
+            &format!("/static/{rel}"),
+        );
+    }
+    // dotfiles = true opens dotfiles, not the way out of the root, nor directory listings.
+    for target in [
+        "/dot/link-to-secret.txt",
+        "/dot/.git/",
+        "/dot/../secret.txt",
+    ] {
+        let r = roundtrip(stack.addr(), &Req::get(target));
+        assert!(
+            matches!(r.status, 400 | 404) && !r.text().contains(t.marker()),
+            "{target}: {r:?}"
+        );
+    }
+}
+
+#[test]
+fn a_path_with_no_file_falls_back_to_the_app_with_its_full_path() {
+    let stack = stack_with(UwsgiOptions::named(App::Raw, "app"), |t| {
+        vec![
+            StaticRoute::new("/fb/", &t.root())
+                .index("index.html")
+                .fallback("app"),
+        ]
+    });
+    let t = &stack.tree;
+    // Files are still served by ringway.
+    for (target, rel) in [("/fb/hello.txt", tree::TEXT), ("/fb/docs/", tree::INDEX)] {
+        let r = roundtrip(
+            stack.addr(),
+            &Req::get(target).header("X-Dump-Environ", "1"),
+        );
+        assert!(
+            !served_by_app(&r),
+            "{target} is a file, served by ringway: {r:?}"
+        );
+        assert_answer(
+            &Expect::file(t, rel),
+            "GET",
+            &r,
+            RouteShape::default(),
+            target,
+        );
+    }
+    // No file (or a directory without index): the app, with the path as the client sent it.
+    let table = [
+        ("/fb/no-such-file.css", "/fb/no-such-file.css", ""),
+        ("/fb/bare/", "/fb/bare/", ""),
+        (
+            "/fb/deep/er/path?page=2&q=a%20b",
+            "/fb/deep/er/path",
+            "page=2&q=a%20b",
+        ),
+        ("/fb/caf%C3%A9/x", "/fb/caf\u{c3}\u{a9}/x", ""),
+    ];
+    for (target, path_info, query) in table {
+        let r = roundtrip(
+            stack.addr(),
+            &Req::get(target).header("X-Dump-Environ", "1"),
+        );
+        assert!(
+            r.status == 200 && served_by_app(&r),
+            "GET {target} should fall back to the app: {r:?}"
+        );
+        let env = r.json();
+        assert_eq!(
+            (env["PATH_INFO"].as_str(), env["QUERY_STRING"].as_str()),
+            (Some(path_info), Some(query)),
+            "GET {target}: the environ the app saw: {env}"
+        );
+        assert_eq!(env["REQUEST_METHOD"], "GET", "{env}");
+    }
+    // A request the app answers with 404 itself still reaches it.
+    let r = roundtrip(stack.addr(), &Req::get("/fb/nothing-here"));
+    assert!(
+        r.status == 404 && served_by_app(&r) && r.text() == "not found",
+        "the app's own 404: {r:?}"
+    );
+}
+
+#[test]
+fn an_internal_route_answers_404_to_every_direct_request() {
+    let stack = stack();
+    let t = &stack.tree;
+    let reqs = [
+        Req::get("/protected/report.pdf"),
+        Req::get("/protected/notes.txt"),
+        Req::get("/protected/"),
+        Req::get("/protected/no-such-file"),
+        Req::new("HEAD", "/protected/report.pdf"),
+        Req::get("/protected/report.pdf").header("Range", "bytes=0-3"),
+        Req::get("/protected/report.pdf").header("If-None-Match", "*"),
+        Req::get("/protected/report.pdf").header("X-Accel-Redirect", "/protected/report.pdf"),
+        Req::get("/protected/%72eport.pdf"),
+        Req::get("/static/../protected/report.pdf"),
+    ];
+    for req in reqs {
+        let r = roundtrip(stack.addr(), &req);
+        let what = format!("{req:?}");
+        assert_answer(&Expect::NotFound, req.method(), &r, STATIC, &what);
+        assert!(!r.text().contains(t.private_marker()), "{what}: {r:?}");
+        assert!(!served_by_app(&r), "{what}: the app answered: {r:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// X-Accel-Redirect
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn x_accel_redirect_from_the_flask_app_serves_the_file_with_the_apps_headers() {
+    let stack = stack_with(UwsgiOptions::named(App::Flask, "app"), |_| Vec::new());
+    // What the app itself answers: the headers ringway must act on, and a body to drop.
+    let direct = stack
+        .uwsgi
+        .get("/report/report.pdf")
+        .expect("the app's answer");
+    assert_eq!(
+        direct.header("x-accel-redirect").as_deref(),
+        Some("/protected/report.pdf"),
+        "{direct:?}"
+    );
+    run_table(&stack, &accel_cases(&stack.tree));
+}
+
+#[test]
+fn x_accel_redirect_without_a_content_type_types_the_file_by_its_extension() {
+    // The raw app can leave Content-Type out (only without wsgiref.validate).
+    let opts = UwsgiOptions {
+        validate: false,
+        ..UwsgiOptions::named(App::Raw, "app")
+    };
+    let stack = stack_with(opts, |_| Vec::new());
+    let t = &stack.tree;
+    let notes = t.private().join(tree::NOTES);
+    let r = roundtrip(stack.addr(), &Req::get("/report/notes.txt?type=none"));
+    let expect = Expect::Served(Served {
+        file: notes,
+        media: &["text/plain"],
+        charset: Some("utf-8"),
+        coding: None,
+        range: None,
+    });
+    let problems = check(&expect, "GET", &r, ACCEL);
+    assert!(
+        problems.is_empty(),
+        "X-Accel-Redirect with no Content-Type from the app: {problems:?}\n{r:?}"
+    );
+    assert_eq!(
+        r.header("content-disposition").as_deref(),
+        Some("attachment; filename=\"notes.txt\""),
+        "{r:?}"
+    );
+    // With one: the app's wins (the raw app says application/pdf).
+    let r = roundtrip(stack.addr(), &Req::get("/report/notes.txt"));
+    assert_eq!(
+        r.header("content-type")
+            .map(|v| media_type(&v).0)
+            .as_deref(),
+        Some("application/pdf"),
+        "{r:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Special files, slow readers
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn fifos_sockets_and_devices_get_404_without_blocking_anything() {
+    let stack = stack();
+    let t = &stack.tree;
+    for rel in [tree::FIFO, tree::SOCKET, tree::DEVICE] {
+        // The request for the special file, left waiting on its own connection...
+        let mut waiting = Conn::open(stack.addr());
+        waiting
+            .send(&Req::get(&format!("/static/{rel}")).to_bytes())
+            .expect("send");
+        // ...must not hold up another request on the one worker.
+        assert_served_within(
+            stack.addr(),
+            "/static/hello.txt",
+            tree::TEXT_BODY,
+            Duration::from_secs(1),
+            &format!("while /static/{rel} is being answered"),
+        );
+        waiting.set_read_timeout(Duration::from_secs(3));
+        let r = waiting
+            .read_response()
+            .unwrap_or_else(|e| panic!("/static/{rel}: no answer within 3 s: {e}"));
+        assert_answer(
+            &Expect::NotFound,
+            "GET",
+            &r,
+            STATIC,
+            &format!("/static/{rel}"),
+        );
+    }
+    // Many at once, on a single worker.
+    let waiting: Vec<Conn> = (0..20)
+        .map(|_| {
+            let mut conn = Conn::open(stack.addr());
+            conn.send(&Req::get("/static/fifo").to_bytes())
+                .expect("send");
+            conn
+        })
+        .collect();
+    assert_served_within(
+        stack.addr(),
+        "/static/hello.txt",
+        tree::TEXT_BODY,
+        Duration::from_secs(1),
+        "while 20 FIFO requests are in",
+    );
+    for mut conn in waiting {
+        conn.set_read_timeout(Duration::from_secs(3));
+        let r = conn.read_response().expect("an answer for the FIFO");
+        assert_eq!(r.status, 404, "{r:?}");
+    }
+    // No descriptor of the FIFO is kept once it was answered: each would be leaked.
+    let root = std::fs::canonicalize(t.root()).expect("canonical root");
+    let fifo = root.join(tree::FIFO).display().to_string();
+    let mut held = Vec::new();
+    poll_until(Duration::from_secs(2), || {
+        held = stack.ringway.open_files_under(&root);
+        held.retain(|f| f.target == fifo);
+        held.is_empty()
+    });
+    assert!(
+        held.is_empty(),
+        "ringway still holds the FIFO open: {held:?}"
+    );
+}
+
+/// Opens `n` connections that each ask for `target` and read nothing (their receive buffers
+/// pinned small), and returns them.
+fn stalled_readers(addr: SocketAddr, target: &str, n: usize) -> Vec<TcpStream> {
+    (0..n)
+        .map(|i| {
+            let mut stream = TcpStream::connect(addr)
+                .unwrap_or_else(|e| panic!("connection {i} to {addr}: {e}"));
+            pin_receive_buffer(&stream, 16 * 1024);
+            stream
+                .set_write_timeout(Some(READ_TIMEOUT))
+                .expect("write timeout");
+            stream
+                .write_all(&Req::get(target).to_bytes())
+                .expect("send the request");
+            stream
+        })
+        .collect()
+}
+
+const TEN_MIB: usize = 10 << 20;
+const SLOW_READERS: usize = 100;
+/// How much resident memory 100 stalled 10 MiB downloads may add: a file is read as the
+/// socket takes it, not loaded whole (100 × 10 MiB would be a gigabyte).
+const SLOW_READER_RSS_LIMIT: u64 = 16 << 20;
+
+/// RSS of `pid` before and after [`SLOW_READERS`] clients stalled on `target` for 2 s.
+fn rss_with_slow_readers(addr: SocketAddr, pid: u32, target: &str) -> (u64, u64, Vec<TcpStream>) {
+    let before = vm_rss(pid);
+    let readers = stalled_readers(addr, target, SLOW_READERS);
+    sleep(Duration::from_secs(2));
+    let after = vm_rss(pid);
+    eprintln!(
+        "RSS of {pid} with {SLOW_READERS} stalled readers of {target}: {:.1} → {:.1} MiB",
+        before as f64 / 1048576.0,
+        after as f64 / 1048576.0
+    );
+    (before, after, readers)
+}
+
+/// Downloads `target` whole and checks it is the 10 MiB pattern.
+fn assert_full_download(addr: SocketAddr, target: &str, what: &str) {
+    let r = roundtrip(addr, &Req::get(target));
+    assert_eq!(r.status, 200, "{what}: {r:?}");
+    assert_eq!(
+        (r.body.len(), sha256_hex(&r.body)),
+        (TEN_MIB, sha256_hex(&pattern(TEN_MIB))),
+        "{what}: the 10 MiB file, byte for byte"
+    );
+}
+
+#[test]
+fn a_hundred_slow_readers_of_a_10_mib_file_cost_at_most_16_mib() {
+    let stack = stack();
+    stack.tree.add_file("big/ten.bin", &pattern(TEN_MIB));
+    let target = "/static/big/ten.bin";
+    let addr = stack.addr();
+    // Warm up: pools and the first file read are in the baseline.
+    assert_full_download(addr, target, "warm-up");
+    let pid = stack.ringway.pid();
+    let (before, after, readers) = rss_with_slow_readers(addr, pid, target);
+    // Meanwhile everyone else is served at once.
+    assert_served_within(
+        addr,
+        "/static/hello.txt",
+        tree::TEXT_BODY,
+        Duration::from_secs(1),
+        "with 100 stalled downloads",
+    );
+    let grown = after.saturating_sub(before);
+    assert!(
+        grown <= SLOW_READER_RSS_LIMIT,
+        "ringway's RSS grew by {:.1} MiB ({:.1} → {:.1} MiB) with {SLOW_READERS} clients \
+         stalled on a 10 MiB file; the limit is {} MiB",
+        grown as f64 / 1048576.0,
+        before as f64 / 1048576.0,
+        after as f64 / 1048576.0,
+        SLOW_READER_RSS_LIMIT >> 20
+    );
+    drop(readers);
+    assert_served_within(
+        addr,
+        "/static/hello.txt",
+        tree::TEXT_BODY,
+        Duration::from_secs(2),
+        "after the slow readers closed",
+    );
+    assert_full_download(addr, target, "after the slow readers closed");
+}
+
+/// The same measurement against nginx (`alias`, its default buffers): the reference figure,
+/// and proof that the measurement sees the server's memory.
+#[test]
+fn a_hundred_slow_readers_cost_nginx_little_memory_too() {
+    let tree = StaticTree::build();
+    tree.add_file("big/ten.bin", &pattern(TEN_MIB));
+    let uwsgi = Uwsgi::start(App::Raw);
+    let location =
+        ringway_tests::static_config::nginx_static_location("/static/", &tree.root(), "");
+    let nginx = Nginx::start_with_locations(uwsgi.socket(), &location);
+    let target = "/static/big/ten.bin";
+    assert_full_download(nginx.addr(), target, "nginx warm-up");
+    let (before, after, readers) = rss_with_slow_readers(nginx.addr(), nginx.pid(), target);
+    let grown = after.saturating_sub(before);
+    assert!(
+        grown <= SLOW_READER_RSS_LIMIT,
+        "nginx's RSS grew by {:.1} MiB ({:.1} → {:.1} MiB)",
+        grown as f64 / 1048576.0,
+        before as f64 / 1048576.0,
+        after as f64 / 1048576.0,
+    );
+    drop(readers);
+    assert_full_download(nginx.addr(), target, "nginx after the slow readers closed");
+}
+
+// ---------------------------------------------------------------------------------------
+// The flag, the metrics
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn the_static_flag_serves_a_directory_without_a_config_file() {
+    let tree = StaticTree::build();
+    let uwsgi = Uwsgi::start(App::Raw);
+    let ringway = Ringway::with(&uwsgi)
+        .arg("--static", &format!("/assets/={}", tree.root().display()))
+        .arg("--static", &format!("/files/={}", tree.private().display()))
+        .start();
+    let shape = RouteShape::default();
+    let r = roundtrip(ringway.addr(), &Req::get("/assets/hello.txt"));
+    assert_answer(
+        &Expect::file(&tree, tree::TEXT),
+        "GET",
+        &r,
+        shape,
+        "--static /assets/",
+    );
+    let r = roundtrip(ringway.addr(), &Req::get("/assets/css/site.css"));
+    assert_answer(
+        &Expect::file(&tree, tree::CSS),
+        "GET",
+        &r,
+        shape,
+        "--static, no siblings",
+    );
+    let r = roundtrip(ringway.addr(), &Req::get("/files/report.pdf"));
+    assert_eq!(
+        (r.status, r.body),
+        (200, tree.private_bytes(tree::REPORT)),
+        "the second --static"
+    );
+    let r = roundtrip(ringway.addr(), &Req::get("/assets/.env"));
+    assert_eq!(r.status, 404, "dotfiles stay hidden: {r:?}");
+    let r = roundtrip(ringway.addr(), &Req::get("/"));
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, "Hello, World!"),
+        "the app on /"
+    );
+}
+
+/// The value of `ringway_requests_total{route=ROUTE,code=CODE}` in Prometheus text.
+fn requests_total(text: &str, route: &str, code: u16) -> f64 {
+    let route = format!("route=\"{route}\"");
+    let code = format!("code=\"{code}\"");
+    text.lines()
+        .filter(|l| l.starts_with("ringway_requests_total{"))
+        .filter(|l| l.contains(&route) && l.contains(&code))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
+}
+
+#[test]
+fn static_requests_are_counted_under_their_route() {
+    let tree = StaticTree::build();
+    let uwsgi = Uwsgi::start(App::Raw);
+    let config = config_with(&uwsgi, &standard_routes(&tree));
+    let ringway = Ringway::with_config(config)
+        .arg("--metrics", "127.0.0.1:0")
+        .flag("--no-ebpf")
+        .start();
+    let mut metrics = None;
+    let found = poll_until(Duration::from_secs(10), || {
+        metrics = ringway
+            .stderr()
+            .split("metrics on http://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next()?.parse::<SocketAddr>().ok());
+        metrics.is_some()
+    });
+    assert!(found, "no `metrics on` line:\n{}", ringway.stderr());
+    let metrics = metrics.unwrap_or_else(|| unreachable!());
+    let addr = ringway.addr();
+    let etag = tree.etag(tree::TEXT);
+    let plan: Vec<(&str, u16, Req)> = vec![
+        ("/static/", 200, Req::get("/static/hello.txt")),
+        ("/static/", 200, Req::get("/static/img/logo.svg")),
+        ("/static/", 200, Req::new("HEAD", "/static/hello.txt")),
+        (
+            "/static/",
+            206,
+            Req::get("/static/hello.txt").header("Range", "bytes=0-1"),
+        ),
+        (
+            "/static/",
+            304,
+            Req::get("/static/hello.txt").header("If-None-Match", &etag),
+        ),
+        ("/static/", 404, Req::get("/static/nope")),
+        ("/static/", 404, Req::get("/static/.env")),
+        ("/static/", 405, Req::new("DELETE", "/static/hello.txt")),
+        (
+            "/gz/",
+            200,
+            Req::get("/gz/css/site.css").header("Accept-Encoding", "gzip"),
+        ),
+    ];
+    let mut want: BTreeMap<(&str, u16), f64> = BTreeMap::new();
+    for (route, code, req) in &plan {
+        let r = roundtrip(addr, req);
+        assert_eq!(r.status, *code, "{req:?}: {r:?}");
+        *want.entry((route, *code)).or_default() += 1.0;
+    }
+    let mut text = String::new();
+    poll_until(Duration::from_secs(3), || {
+        text = roundtrip(metrics, &Req::get("/metrics")).text();
+        want.iter()
+            .all(|(&(route, code), &n)| requests_total(&text, route, code) >= n)
+    });
+    let wrong: Vec<String> = want
+        .iter()
+        .filter_map(|(&(route, code), &n)| {
+            let got = requests_total(&text, route, code);
+            (got != n).then(|| format!("route={route:?} code={code}: {got}, want {n}"))
+        })
+        .collect();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("ringway_requests_total"))
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "{}\n\nringway_requests_total lines:\n{}",
+        wrong.join("\n"),
+        lines.join("\n")
+    );
+}
+
+#[test]
+fn the_metric_helper_reads_what_it_claims() {
+    let text = "ringway_requests_total{route=\"/static/\",code=\"200\"} 3\n\
+                ringway_requests_total{code=\"200\",route=\"/static/\"} 1\n\
+                ringway_requests_total{route=\"/gz/\",code=\"200\"} 5\n\
+                ringway_request_duration_seconds_count{route=\"/static/\",code=\"200\"} 9\n";
+    assert_eq!(requests_total(text, "/static/", 200), 4.0);
+    assert_eq!(requests_total(text, "/gz/", 200), 5.0);
+    assert_eq!(requests_total(text, "/static/", 404), 0.0);
+}
