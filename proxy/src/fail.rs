@@ -42,6 +42,8 @@ pub(crate) enum BadResponse {
     HeadTooLarge(usize),
     /// A malformed chunked body.
     Body(HttpError),
+    /// An X-Accel-Redirect that names no file route.
+    AccelRedirect,
 }
 
 /// Why a request failed. `Copy` and allocation-free.
@@ -60,6 +62,16 @@ pub(crate) enum Fail {
     Packet(UwsgiError),
     /// No route serves the path.
     NoRoute,
+    /// A static route has no file for the path (and no fallback).
+    NoFile,
+    /// A static route was asked for something other than GET or HEAD.
+    MethodNotAllowed,
+    /// A file's validators fail the request's If-Match / If-Unmodified-Since.
+    PreconditionFailed,
+    /// The Range asked for lies outside the file (its size).
+    RangeNotSatisfiable(u64),
+    /// A file could not be read.
+    FileRead(io::ErrorKind),
     /// The route's allow list does not hold the client.
     Forbidden,
     /// The client was too slow sending the head or the body.
@@ -100,7 +112,7 @@ enum Level {
 }
 
 /// Number of kinds: the gates below have one each.
-const KINDS: usize = 18;
+const KINDS: usize = 23;
 
 impl Fail {
     /// The status the client is answered with, if it can still be answered.
@@ -122,8 +134,12 @@ impl Fail {
             Fail::BodyTooLarge { .. } => 413,
             Fail::Packet(UwsgiError::VarsTooLarge { .. }) => 431,
             Fail::Packet(UwsgiError::BadPath) => 400,
-            Fail::NoRoute => 404,
+            Fail::NoRoute | Fail::NoFile => 404,
             Fail::Forbidden => 403,
+            Fail::MethodNotAllowed => 405,
+            Fail::PreconditionFailed => 412,
+            Fail::RangeNotSatisfiable(_) => 416,
+            Fail::FileRead(_) => 500,
             Fail::ClientTimeout(_) => 408,
             Fail::ClientClosed(_) | Fail::ClientIo(_) | Fail::ClientGone => return None,
             Fail::UpstreamRefused
@@ -150,6 +166,30 @@ impl Fail {
             }
             _ => return None,
         })
+    }
+
+    /// Whether this is an answer ringway chose for a request it read whole (a path with no
+    /// route or file, a refusal, a precondition): the connection is sound and may serve the
+    /// next request, if the request had no body left unread.
+    pub(crate) fn is_clean(self) -> bool {
+        matches!(
+            self,
+            Fail::NoRoute
+                | Fail::NoFile
+                | Fail::Forbidden
+                | Fail::MethodNotAllowed
+                | Fail::PreconditionFailed
+                | Fail::RangeNotSatisfiable(_)
+        )
+    }
+
+    /// A header the answer carries besides ringway's usual ones.
+    pub(crate) fn header(self) -> Option<(&'static [u8], String)> {
+        match self {
+            Fail::MethodNotAllowed => Some((b"Allow", "GET, HEAD".to_owned())),
+            Fail::RangeNotSatisfiable(size) => Some((b"Content-Range", format!("bytes */{size}"))),
+            _ => None,
+        }
     }
 
     /// Whether the client's socket may still have unread request bytes worth draining after
@@ -179,14 +219,24 @@ impl Fail {
             Fail::TempFile(_) => 15,
             Fail::NoRoute => 16,
             Fail::Forbidden => 17,
+            Fail::NoFile => 18,
+            Fail::MethodNotAllowed => 19,
+            Fail::PreconditionFailed => 20,
+            Fail::RangeNotSatisfiable(_) => 21,
+            Fail::FileRead(_) => 22,
         }
     }
 
     fn level(self) -> Level {
         match self {
-            Fail::ClientClosed(_) | Fail::ClientIo(_) | Fail::ClientGone | Fail::NoRoute => {
-                Level::Debug
-            }
+            Fail::ClientClosed(_)
+            | Fail::ClientIo(_)
+            | Fail::ClientGone
+            | Fail::NoRoute
+            | Fail::NoFile
+            | Fail::MethodNotAllowed
+            | Fail::PreconditionFailed
+            | Fail::RangeNotSatisfiable(_) => Level::Debug,
             Fail::Forbidden
             | Fail::Request(_)
             | Fail::BodyTooLarge { .. }
@@ -203,7 +253,8 @@ impl Fail {
             | Fail::UpstreamClosed
             | Fail::UpstreamBadResponse(_)
             | Fail::UpstreamTruncated
-            | Fail::TempFile(_) => Level::Warn,
+            | Fail::TempFile(_)
+            | Fail::FileRead(_) => Level::Warn,
         }
     }
 
@@ -251,6 +302,13 @@ impl fmt::Display for Fail {
             Fail::Packet(UwsgiError::BadPath) => f.write_str("rejected request path"),
             Fail::NoRoute => f.write_str("no route for the path: 404"),
             Fail::Forbidden => f.write_str("client not in the route's allow list: 403"),
+            Fail::NoFile => f.write_str("no file for the path: 404"),
+            Fail::MethodNotAllowed => f.write_str("files are GET and HEAD only: 405"),
+            Fail::PreconditionFailed => f.write_str("file precondition failed: 412"),
+            Fail::RangeNotSatisfiable(size) => {
+                write!(f, "range outside a file of {size} bytes: 416")
+            }
+            Fail::FileRead(kind) => write!(f, "reading a file failed: {kind}"),
             Fail::ClientTimeout(part) => write!(f, "client too slow sending the {part}: 408"),
             Fail::ClientClosed(part) => write!(f, "client closed in the middle of the {part}"),
             Fail::ClientIo(kind) => write!(f, "client socket error: {kind}"),
@@ -301,6 +359,9 @@ impl fmt::Display for BadResponse {
             BadResponse::Interim(status) => write!(f, "interim status {status}"),
             BadResponse::HeadTooLarge(limit) => write!(f, "head over {limit} bytes"),
             BadResponse::Body(err) => write!(f, "malformed chunked body: {err}"),
+            BadResponse::AccelRedirect => {
+                f.write_str("X-Accel-Redirect to a path no static route serves")
+            }
         }
     }
 }
@@ -352,6 +413,11 @@ const KIND_NAMES: [(&str, Level); KINDS] = [
     ("temp file failed", Level::Warn),
     ("no route", Level::Debug),
     ("client not allowed", Level::Info),
+    ("no file", Level::Debug),
+    ("method not allowed on a file", Level::Debug),
+    ("file precondition failed", Level::Debug),
+    ("range not satisfiable", Level::Debug),
+    ("reading a file failed", Level::Warn),
 ];
 
 #[cfg(test)]
@@ -386,6 +452,11 @@ mod tests {
             Fail::TempFile(io::ErrorKind::StorageFull),
             Fail::NoRoute,
             Fail::Forbidden,
+            Fail::NoFile,
+            Fail::MethodNotAllowed,
+            Fail::PreconditionFailed,
+            Fail::RangeNotSatisfiable(10),
+            Fail::FileRead(io::ErrorKind::Other),
         ]
     }
 
@@ -410,6 +481,11 @@ mod tests {
             Some(500),
             Some(404),
             Some(403),
+            Some(404),
+            Some(405),
+            Some(412),
+            Some(416),
+            Some(500),
         ];
         for (fail, status) in every_kind().into_iter().zip(want) {
             assert_eq!(fail.status(), status, "{fail:?}");
@@ -460,6 +536,10 @@ mod tests {
                     | Fail::ClientGone
                     | Fail::NoRoute
                     | Fail::Forbidden
+                    | Fail::NoFile
+                    | Fail::MethodNotAllowed
+                    | Fail::PreconditionFailed
+                    | Fail::RangeNotSatisfiable(_)
             );
             if client_side {
                 assert_ne!(fail.level(), Level::Warn, "{fail:?}");

@@ -18,6 +18,7 @@ pub mod metrics;
 mod ratelimit;
 mod routes;
 pub mod server;
+mod static_files;
 mod upstream;
 pub mod uwsgi;
 mod worker;

@@ -10,6 +10,7 @@
 use std::net::IpAddr;
 
 use crate::config::{Cidr, Limits};
+use crate::static_files::StaticRoute;
 
 /// One route.
 #[derive(Debug, Clone)]
@@ -18,6 +19,8 @@ pub(crate) struct Route {
     pub(crate) path: String,
     /// Only this exact path, not what lies under it.
     pub(crate) exact: bool,
+    /// Reachable only through X-Accel-Redirect: direct requests get 404.
+    pub(crate) internal: bool,
     /// Clients allowed (empty: everyone).
     pub(crate) allow: Vec<Cidr>,
     /// What it does.
@@ -40,6 +43,8 @@ pub(crate) enum Action {
         /// Extra uwsgi vars set by the operator; they replace ringway's own of the same name.
         params: Vec<(String, String)>,
     },
+    /// Serve files from a directory.
+    Static(StaticRoute),
     /// Answer with a redirect to `to` followed by the rest of the path and the query.
     Redirect {
         /// Where to.
@@ -93,7 +98,7 @@ impl RouteTable {
             .find(|&i| path.starts_with(self.routes[i].path.as_bytes()));
         let add_slash = self.by_length.iter().copied().find(|&i| {
             let route = &self.routes[i];
-            matches!(route.action, Action::Upstream { .. })
+            !matches!(route.action, Action::Redirect { .. })
                 && route.path.len() > 1
                 && route.path.strip_suffix('/').map(str::as_bytes) == Some(path)
         });
@@ -167,6 +172,7 @@ pub(crate) mod tests {
         Route {
             path: path.to_owned(),
             exact,
+            internal: false,
             allow: Vec::new(),
             action,
             response_headers: Vec::new(),

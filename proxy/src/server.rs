@@ -18,9 +18,10 @@ use tokio::sync::watch;
 use tokio_uring::net::TcpListener;
 use tokio_util::task::TaskTracker;
 
-use crate::buffer::{Budget, prepare_dir};
+use crate::buffer::{Budget, prepare_dir, release_idle_buffers};
 use crate::config::Config;
 use crate::metrics::{ProbeHandle, WorkerStats};
+use crate::static_files::FileCache;
 use crate::upstream::Upstreams;
 use crate::worker::Worker;
 use crate::{conn, fail, listener, ratelimit};
@@ -28,6 +29,10 @@ use crate::{conn, fail, listener, ratelimit};
 /// io_uring submission queue size per worker: big enough to batch a burst of ops per
 /// syscall; it does not cap the ops in flight.
 const RING_ENTRIES: u32 = 1024;
+
+/// Fewer requests than this per housekeeping window (a few a second) and the server, or a
+/// worker, counts as quiet: the time to give memory back.
+const QUIET_REQUESTS: u64 = 50;
 
 /// The running worker threads.
 pub struct Server {
@@ -44,6 +49,7 @@ impl Server {
     /// every worker accepts.
     pub fn start(config: Config) -> anyhow::Result<Server> {
         prepare_dir(&config.buffering.temp_dir).context("temp_dir")?;
+        keep_freed_memory_until_quiet();
         let listeners = listener::bind_all(config.listen, config.workers)
             .with_context(|| format!("binding {}", config.listen))?;
         let local = listeners[0].local_addr()?;
@@ -121,6 +127,7 @@ impl Server {
     /// on its own (it only does if it crashed).
     pub fn run_until<R>(self, mut stop: impl FnMut(Duration) -> Option<R>) -> anyhow::Result<R> {
         let mut summaries_due = Instant::now() + ratelimit::WINDOW;
+        let mut requests_seen = self.requests_done();
         loop {
             if let Some(reason) = stop(Duration::from_millis(500)) {
                 let grace = self.grace;
@@ -129,7 +136,11 @@ impl Server {
             }
             if Instant::now() >= summaries_due {
                 fail::log_suppressed();
-                release_freed_memory();
+                let requests = self.requests_done();
+                if requests - requests_seen < QUIET_REQUESTS {
+                    release_freed_memory();
+                }
+                requests_seen = requests;
                 summaries_due = Instant::now() + ratelimit::WINDOW;
             }
             if self.threads.iter().any(JoinHandle::is_finished) {
@@ -137,6 +148,14 @@ impl Server {
                 bail!("a worker thread stopped unexpectedly");
             }
         }
+    }
+
+    /// Requests answered so far, all workers together.
+    fn requests_done(&self) -> u64 {
+        self.stats
+            .iter()
+            .map(|s| s.requests_done.load(std::sync::atomic::Ordering::Relaxed))
+            .sum()
     }
 
     /// Stops accepting, lets in-flight requests finish within `grace`, and joins the workers.
@@ -156,11 +175,21 @@ impl Server {
     }
 }
 
-/// Gives the heap pages freed since the last call back to the system. After a burst (many
-/// slow uploads, many answers held for slow clients), the buffers are freed but glibc keeps
-/// the pages of its per-thread arenas mapped; `malloc_trim` returns every free page, so RSS
-/// settles back near idle. It walks the arenas' free lists, a fraction of a millisecond here,
-/// every few seconds on the main thread.
+/// Tells glibc to keep freed heap pages (no trimming in `free`, no mmap for buffer-sized
+/// blocks): under load the same buffers are freed and allocated again and again, and giving
+/// their pages back each time costs a page fault per reuse. They go back in one go, when
+/// the server is quiet ([`release_freed_memory`]).
+fn keep_freed_memory_until_quiet() {
+    // SAFETY: mallopt only changes allocator parameters; any value is valid for these.
+    unsafe {
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
+    }
+}
+
+/// Gives the heap pages freed since the last call back to the system, once the server is
+/// quiet: after a burst (many slow uploads, many answers held for slow clients) RSS settles
+/// back near idle. `malloc_trim` walks the arenas' free lists, a fraction of a millisecond.
 fn release_freed_memory() {
     // SAFETY: malloc_trim only releases free heap pages; no allocation is touched.
     unsafe { libc::malloc_trim(0) };
@@ -186,6 +215,7 @@ impl WorkerParts {
             stats: self.stats,
             probes: self.probes,
             budget: self.budget,
+            files: FileCache::default(),
         }
     }
 }
@@ -230,6 +260,21 @@ async fn serve(
             // SAFETY: the fd belongs to `listener`, which the accept loop below keeps open
             // until this shutdown has made its pending accept fail.
             unsafe { libc::shutdown(listener_fd, libc::SHUT_RD) };
+        }
+    });
+    // A quiet worker gives its pooled buffers back (the main thread then returns the pages).
+    let stats = Arc::clone(&worker.stats);
+    tokio_uring::spawn(async move {
+        let mut seen = 0;
+        loop {
+            tokio::time::sleep(ratelimit::WINDOW).await;
+            let done = stats
+                .requests_done
+                .load(std::sync::atomic::Ordering::Relaxed);
+            if done - seen < QUIET_REQUESTS {
+                release_idle_buffers();
+            }
+            seen = done;
         }
     });
     let _ = ready.send(Ok(()));

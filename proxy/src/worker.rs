@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use crate::buffer::Budget;
 use crate::config::Config;
 use crate::metrics::{ProbeHandle, WorkerStats};
+use crate::static_files::FileCache;
 use crate::upstream::Upstreams;
 
 /// One worker thread's shared context.
@@ -28,6 +29,8 @@ pub(crate) struct Worker {
     pub(crate) probes: ProbeHandle,
     /// The process-wide memory budget for buffered bodies and answers.
     pub(crate) budget: Arc<Budget>,
+    /// Files this worker opened lately, for static routes.
+    pub(crate) files: FileCache,
 }
 
 impl Worker {

@@ -228,6 +228,11 @@ const CHOICES: &[(&str, &str, &str)] = &[
          application/javascript; both are accepted",
     ),
     (
+        "another file with a gzip sibling",
+        "content-type",
+        "the file is a .js: text/javascript (RFC 9239) or application/javascript (nginx 1.22)",
+    ),
+    (
         "directory without its slash",
         "status",
         "301 to the slash (nginx) or 404 are both allowed",

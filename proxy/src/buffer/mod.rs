@@ -25,7 +25,13 @@ pub(crate) use budget::Budget;
 pub(crate) use pool::{LARGE, SMALL, TINY};
 pub(crate) use spill::{Place, body_place};
 pub(crate) use spool::Spool;
-pub(crate) use tempfile::{TempFile, prepare_dir};
+pub(crate) use tempfile::{TempFile, prepare_dir, read_at};
+
+/// Frees the calling thread's idle pooled buffers: a worker that has gone quiet gives them
+/// back, so that memory returns to the system after a burst.
+pub(crate) fn release_idle_buffers() {
+    pool::release_idle();
+}
 
 /// A pooled byte buffer: a `Vec<u8>` that goes back to its thread's pool when dropped.
 #[derive(Debug)]

@@ -25,14 +25,14 @@ thread_local! {
     static LARGE_FREE: FreeList = const { RefCell::new(Vec::new()) };
 }
 
-/// Idle vectors kept per class and thread: 64 KiB, 256 KiB and 512 KiB. Enough to serve a
-/// steady load from the pool; a burst beyond it allocates, and its memory goes back to the
-/// allocator (and from there to the system) when it is over.
+/// Idle vectors kept per class and thread: up to 512 KiB, 4 MiB and 4 MiB, enough for a
+/// busy worker's requests in flight to take their buffers from the pool (a miss is a malloc
+/// and a free). A worker that goes quiet gives them all back (`release_idle`).
 fn max_idle(class: usize) -> usize {
     match class {
-        TINY => 64,
-        SMALL => 16,
-        _ => 8,
+        TINY => 512,
+        SMALL => 256,
+        _ => 64,
     }
 }
 
@@ -81,6 +81,14 @@ pub(super) fn give(mut buf: Vec<u8>) {
             list.push(buf);
         }
     });
+}
+
+/// Frees this thread's idle vectors (a quiet worker gives its pools back; the next burst
+/// allocates anew).
+pub(super) fn release_idle() {
+    for free in [&TINY_FREE, &SMALL_FREE, &LARGE_FREE] {
+        let _ = free.try_with(|list| list.borrow_mut().clear());
+    }
 }
 
 #[cfg(test)]

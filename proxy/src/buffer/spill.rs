@@ -5,8 +5,10 @@
 //! within its limit (`client_body_buffer_size`, `response_buffer_size`) and the process-wide
 //! budget (`max_buffer_memory`) has room; then the temp file, within its limit
 //! (`max_temp_file_size` for answers; none for bodies, already bounded by `max_body_size`);
-//! then wait for the client to take some. A piece already in hand never waits when nothing
-//! is queued, so the relay always makes progress.
+//! then wait for the client to take some. An answer's piece read while nothing is queued is
+//! not buffering at all (the client has taken everything before it and is waiting for it):
+//! it stays in memory whatever the limits, so a client that keeps up never costs a temp
+//! file, and the relay always makes progress.
 
 /// Where the next piece goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,7 +42,8 @@ pub(crate) struct Limits {
 /// Where a piece of `piece` bytes goes, given what is `queued`, the `limits`, and whether the
 /// process-wide memory budget is spent.
 pub(crate) fn place(piece: usize, queued: Queued, limits: Limits, budget_spent: bool) -> Place {
-    if !budget_spent && queued.memory.saturating_add(piece) <= limits.memory {
+    let caught_up = queued.memory == 0 && queued.file == 0;
+    if caught_up || (!budget_spent && queued.memory.saturating_add(piece) <= limits.memory) {
         return Place::Memory;
     }
     if queued.file.saturating_add(piece as u64) <= limits.file {
@@ -80,8 +83,10 @@ mod tests {
             (16 * K, q(0, 0), false, Place::Memory),
             (16 * K, q(48 * K, 0), false, Place::Memory),
             (16 * K, q(56 * K, 0), false, Place::File),
-            (16 * K, q(0, 0), true, Place::File), // budget spent: disk from the first byte
-            (16 * K, q(0, 1 << 20), true, Place::Memory), // nothing queued: always progress
+            (64 * K + 64, q(0, 0), false, Place::Memory), // caught up: no buffering at all
+            (16 * K, q(0, 0), true, Place::Memory),       // caught up, even past the budget
+            (16 * K, q(16 * K, 0), true, Place::File),    // budget spent: to disk
+            (16 * K, q(0, 1 << 20), true, Place::Memory), // nothing in memory: progress
             (16 * K, q(16 * K, 0), true, Place::File),
             (16 * K, q(64 * K, (1 << 20) - 16 * 1024), false, Place::File),
             (16 * K, q(64 * K, (1 << 20) - 1), false, Place::Wait),

@@ -48,20 +48,26 @@ impl TempFile {
     }
 
     /// Reads up to `len` bytes at offset `at` into `buf` (appending); returns how many.
-    pub(crate) async fn read_at(
-        &self,
-        mut buf: Buf,
-        len: usize,
-        at: u64,
-    ) -> (io::Result<usize>, Buf) {
-        if len == 0 {
-            return (Ok(0), buf);
-        }
-        buf.reserve(len);
-        let start = buf.len();
-        let (res, slice) = self.0.read_at(buf.slice(start..start + len), at).await;
-        (res, slice.into_inner())
+    pub(crate) async fn read_at(&self, buf: Buf, len: usize, at: u64) -> (io::Result<usize>, Buf) {
+        read_at(&self.0, buf, len, at).await
     }
+}
+
+/// Reads up to `len` bytes of `file` at offset `at` into `buf` (appending, growing it if
+/// needed); returns how many.
+pub(crate) async fn read_at(
+    file: &File,
+    mut buf: Buf,
+    len: usize,
+    at: u64,
+) -> (io::Result<usize>, Buf) {
+    if len == 0 {
+        return (Ok(0), buf);
+    }
+    buf.reserve(len);
+    let start = buf.len();
+    let (res, slice) = file.read_at(buf.slice(start..start + len), at).await;
+    (res, slice.into_inner())
 }
 
 /// Makes sure `dir` can hold ringway's temp files: creates it (0700) if missing; refuses one

@@ -18,7 +18,7 @@ use clap::Parser;
 pub use settings::{
     GroupSettings, LimitSettings, RedirectSettings, Resolved, RouteSettings, Settings,
 };
-pub use values::{Cidr, DEFAULT_METRICS, Dur, MetricsListen, Size, UpstreamAddr};
+pub use values::{Cidr, DEFAULT_METRICS, Dur, MetricsListen, Size, StaticDir, UpstreamAddr};
 
 use crate::routes::RouteTable;
 

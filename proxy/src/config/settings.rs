@@ -16,7 +16,7 @@ use clap::{Args, Parser};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::values::{Cidr, Dur, MetricsListen, Size, UpstreamAddr};
+use super::values::{Cidr, Dur, MetricsListen, Size, StaticDir, UpstreamAddr};
 
 /// ringway: an HTTP/1.1 front end for uWSGI on io_uring.
 ///
@@ -97,6 +97,13 @@ pub struct Settings {
     /// or `off` [default: 127.0.0.1:9145; if that port is taken, ringway runs without it].
     #[arg(long, value_name = "ADDR|off")]
     pub metrics: Option<MetricsListen>,
+
+    /// Serve files from DIR on route PATH (nginx `location PATH { alias DIR; }`), e.g.
+    /// `/static/=/srv/app/static`. Repeatable. In the file, `[[routes]]` with `static` say
+    /// more (expires, index, precompressed siblings, fallback).
+    #[arg(long = "static", value_name = "PATH=DIR")]
+    #[serde(default, rename = "static")]
+    pub static_dirs: Vec<StaticDir>,
 
     /// Do not load the eBPF probes (the metrics then show ringway's own figures and /proc).
     /// In the file: `ebpf = false`.
@@ -196,6 +203,27 @@ pub struct RouteSettings {
     /// Headers added to successful and redirect answers (nginx `add_header`).
     #[serde(default)]
     pub response_headers: BTreeMap<String, String>,
+    /// Serve files from this directory instead (nginx `alias`).
+    #[serde(rename = "static")]
+    pub static_dir: Option<PathBuf>,
+    /// Cache-Control max-age and Expires on files (nginx `expires`).
+    pub expires: Option<Dur>,
+    /// Add `immutable` to Cache-Control (hashed asset names).
+    #[serde(default)]
+    pub immutable: bool,
+    /// File served for a directory path ending in `/` (no listings, ever).
+    pub index: Option<String>,
+    /// Precompressed siblings to serve when accepted: `br`, `gzip` (nginx `gzip_static`).
+    #[serde(default)]
+    pub precompressed: Vec<String>,
+    /// Upstream group for paths with no file (nginx `try_files $uri @app`).
+    pub fallback: Option<String>,
+    /// Reachable only through X-Accel-Redirect (nginx `internal`).
+    #[serde(default)]
+    pub internal: bool,
+    /// Serve dotfiles and dot-directories (refused by default).
+    #[serde(default)]
+    pub dotfiles: bool,
     /// Limits and timeouts for this route.
     #[serde(flatten)]
     pub limits: LimitSettings,

@@ -250,14 +250,39 @@ fn each_route_mistake_is_refused_with_its_key() {
             "invalid duration",
         ),
         (
+            "[[routes]]\npath = \"/s/\"\nstatic = \"/nonexistent/ringway\"\n",
+            "routes[0].static",
+            "cannot open the directory",
+        ),
+        (
+            "[[routes]]\npath = \"/s/\"\nstatic = \"/tmp\"\nprecompressed = [\"zstd\"]\n",
+            "routes[0].precompressed",
+            "expected",
+        ),
+        (
+            "[[routes]]\npath = \"/s/\"\nstatic = \"/tmp\"\nfallback = \"nope\"\n",
+            "routes[0].fallback",
+            "no upstream group",
+        ),
+        (
+            "[[routes]]\npath = \"/\"\nupstream = \"app\"\nexpires = \"1d\"\n",
+            "routes[0].expires",
+            "does not apply",
+        ),
+        (
+            "[[routes]]\npath = \"/s/\"\nstatic = \"/tmp\"\nindex = \"../x\"\n",
+            "routes[0].index",
+            "file name",
+        ),
+        (
             "[[routes]]\npath = \"/\"\n",
             "routes[0].upstream",
-            "needs `upstream` or `redirect`",
+            "needs `upstream`, `redirect` or `static`",
         ),
         (
             "[[routes]]\npath = \"/\"\nupstream = \"app\"\nredirect = { to = \"/x\" }\n",
-            "routes[0].redirect",
-            "not both",
+            "routes[0].upstream",
+            "not several",
         ),
         (
             "[[routes]]\npath = \"/\"\nredirect = { to = \"/x\", status = 200 }\n",

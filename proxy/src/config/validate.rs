@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::anyhow;
 
@@ -13,6 +14,7 @@ use super::settings::{LimitSettings, Resolved, RouteSettings};
 use super::values::{Dur, MetricsListen, Size};
 use super::{Buffering, Config, DEFAULT_METRICS, Group, Limits};
 use crate::routes::{Action, Route, RouteTable};
+use crate::static_files::{Encoding, Root, StaticRoute};
 
 /// The group the `upstream` key (and `--upstream` flags) make.
 const DEFAULT_GROUP: &str = "default";
@@ -207,6 +209,33 @@ impl Resolved {
             }
             routes.push(built);
         }
+        for (i, dir) in s.static_dirs.iter().enumerate() {
+            let key = format!("static[{i}]");
+            if !is_normal_path(&dir.path) {
+                return Err(self.invalid(
+                    "static",
+                    &format!("{:?} is not a normalised path", dir.path),
+                ));
+            }
+            if !seen.insert((dir.path.clone(), false)) {
+                return Err(self.invalid(
+                    "static",
+                    &format!("another route has the path {:?} already", dir.path),
+                ));
+            }
+            let files = RouteSettings::default();
+            let files = static_route(&files, &dir.dir, groups)
+                .map_err(|(_, m)| self.invalid("static", &format!("{key}: {m}")))?;
+            routes.push(Route {
+                path: dir.path.clone(),
+                exact: false,
+                internal: false,
+                allow: Vec::new(),
+                action: Action::Static(files),
+                response_headers: Vec::new(),
+                limits: defaults,
+            });
+        }
         let default_group = groups.iter().position(|g| g.name == DEFAULT_GROUP);
         if let Some(group) = default_group
             && !seen.contains(&("/".to_owned(), false))
@@ -214,6 +243,7 @@ impl Resolved {
             routes.push(Route {
                 path: "/".to_owned(),
                 exact: false,
+                internal: false,
                 allow: Vec::new(),
                 action: Action::Upstream {
                     group,
@@ -242,15 +272,9 @@ impl Resolved {
                 ),
             ));
         }
-        let action = match (&route.upstream, &route.redirect) {
-            (Some(name), None) => {
-                let group = groups.iter().position(|g| &g.name == name).ok_or_else(|| {
-                    let known: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();
-                    invalid(
-                        "upstream",
-                        &format!("no upstream group {name:?} (groups: {})", known.join(", ")),
-                    )
-                })?;
+        let action = match (&route.upstream, &route.redirect, &route.static_dir) {
+            (Some(name), None, None) => {
+                let group = group_index(groups, name).map_err(|m| invalid("upstream", &m))?;
                 let script_name = match &route.script_name {
                     Some(mount) => {
                         Some(check_mount(mount, &path).map_err(|m| invalid("script_name", &m))?)
@@ -272,13 +296,7 @@ impl Resolved {
                     params,
                 }
             }
-            (None, Some(redirect)) => {
-                if route.script_name.is_some() || !route.params.is_empty() {
-                    return Err(invalid(
-                        "redirect",
-                        "a redirect route passes nothing upstream: drop script_name and params",
-                    ));
-                }
+            (None, Some(redirect), None) => {
                 let status = redirect.status.unwrap_or(301);
                 if !matches!(status, 301 | 302 | 303 | 307 | 308) {
                     return Err(invalid(
@@ -294,19 +312,25 @@ impl Resolved {
                     status,
                 }
             }
-            (Some(_), Some(_)) => {
-                return Err(invalid(
-                    "redirect",
-                    "a route has `upstream` or `redirect`, not both",
-                ));
-            }
-            (None, None) => {
+            (None, None, Some(dir)) => Action::Static(
+                static_route(route, dir, groups).map_err(|(key, m)| invalid(key, &m))?,
+            ),
+            (None, None, None) => {
                 return Err(invalid(
                     "upstream",
-                    "a route needs `upstream` or `redirect`",
+                    "a route needs `upstream`, `redirect` or `static`",
+                ));
+            }
+            _ => {
+                return Err(invalid(
+                    "upstream",
+                    "a route has one of `upstream`, `redirect` and `static`, not several",
                 ));
             }
         };
+        if let Some(key) = misplaced_key(route, &action) {
+            return Err(invalid(key, "does not apply to this kind of route"));
+        }
         let response_headers = route
             .response_headers
             .iter()
@@ -327,12 +351,93 @@ impl Resolved {
         Ok(Route {
             path,
             exact: route.exact,
+            internal: route.internal,
             allow: route.allow.clone(),
             action,
             response_headers,
             limits,
         })
     }
+}
+
+/// The index of the group called `name`.
+fn group_index(groups: &[Group], name: &str) -> Result<usize, String> {
+    groups.iter().position(|g| g.name == name).ok_or_else(|| {
+        let known: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();
+        format!("no upstream group {name:?} (groups: {})", known.join(", "))
+    })
+}
+
+/// A static route's settings: the root opened now (a missing directory stops ringway at
+/// start-up, not at the first request). Errors name the key they are about.
+fn static_route(
+    route: &RouteSettings,
+    dir: &std::path::Path,
+    groups: &[Group],
+) -> Result<StaticRoute, (&'static str, String)> {
+    let root = Root::open(dir).map_err(|e| {
+        (
+            "static",
+            format!("cannot open the directory {}: {e}", dir.display()),
+        )
+    })?;
+    let precompressed = route
+        .precompressed
+        .iter()
+        .map(|name| match name.as_str() {
+            "br" => Ok(Encoding::Brotli),
+            "gzip" => Ok(Encoding::Gzip),
+            other => Err((
+                "precompressed",
+                format!("{other:?}: expected \"br\" or \"gzip\""),
+            )),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(index) = &route.index
+        && (index.is_empty() || index.contains('/') || index.starts_with('.'))
+    {
+        return Err((
+            "index",
+            format!("{index:?} must be a file name, like \"index.html\""),
+        ));
+    }
+    let fallback = match &route.fallback {
+        Some(name) => Some(group_index(groups, name).map_err(|m| ("fallback", m))?),
+        None => None,
+    };
+    Ok(StaticRoute {
+        root: Arc::new(root),
+        expires: route.expires.map(|d| d.0),
+        immutable: route.immutable,
+        index: route.index.clone(),
+        precompressed,
+        fallback,
+        dotfiles: route.dotfiles,
+    })
+}
+
+/// A key set on a route whose kind has no use for it.
+fn misplaced_key(route: &RouteSettings, action: &Action) -> Option<&'static str> {
+    let is_static = matches!(action, Action::Static(_));
+    let is_upstream = matches!(action, Action::Upstream { .. });
+    let static_only = [
+        ("expires", route.expires.is_some()),
+        ("immutable", route.immutable),
+        ("index", route.index.is_some()),
+        ("precompressed", !route.precompressed.is_empty()),
+        ("fallback", route.fallback.is_some()),
+        ("dotfiles", route.dotfiles),
+    ];
+    let upstream_only = [
+        ("script_name", route.script_name.is_some()),
+        ("params", !route.params.is_empty()),
+    ];
+    static_only
+        .iter()
+        .filter(|_| !is_static)
+        .chain(upstream_only.iter().filter(|_| !is_upstream))
+        .find(|(_, set)| *set)
+        .map(|(key, _)| *key)
 }
 
 /// uWSGI's buffer-size range (its own maximum is 65535).

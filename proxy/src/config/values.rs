@@ -75,7 +75,7 @@ impl Serialize for Size {
     }
 }
 
-/// A duration: `250ms`, `5s`, `2m`, `1h`; a bare number is seconds, as in nginx.
+/// A duration: `250ms`, `5s`, `2m`, `1h`, `30d`; a bare number is seconds, as in nginx.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Dur(pub Duration);
 
@@ -100,6 +100,7 @@ impl FromStr for Dur {
             "" | "s" => n.checked_mul(1000),
             "m" => n.checked_mul(60_000),
             "h" => n.checked_mul(3_600_000),
+            "d" => n.checked_mul(86_400_000),
             _ => None,
         };
         ms.map(|ms| Dur(Duration::from_millis(ms))).ok_or_else(err)
@@ -177,6 +178,39 @@ impl fmt::Display for UpstreamAddr {
 }
 
 serde_as_text!(UpstreamAddr);
+
+/// A static route given on the command line: `/static/=/srv/app/static`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaticDir {
+    /// The route's path.
+    pub path: String,
+    /// The directory it serves.
+    pub dir: PathBuf,
+}
+
+impl FromStr for StaticDir {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<StaticDir, String> {
+        match s.split_once('=') {
+            Some((path, dir)) if path.starts_with('/') && !dir.is_empty() => Ok(StaticDir {
+                path: path.to_owned(),
+                dir: PathBuf::from(dir),
+            }),
+            _ => Err(format!(
+                "invalid static directory {s:?}: expected PATH=DIR, e.g. /static/=/srv/app/static"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for StaticDir {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}={}", self.path, self.dir.display())
+    }
+}
+
+serde_as_text!(StaticDir);
 
 /// Where the metrics endpoint listens: an address, or `off`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -303,6 +337,7 @@ mod tests {
         assert_eq!(dur("5s"), Ok(Duration::from_secs(5)));
         assert_eq!(dur("5"), Ok(Duration::from_secs(5)));
         assert_eq!(dur("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(dur("30d"), Ok(Duration::from_secs(2_592_000)));
         assert!(dur("5x").is_err());
         assert!(dur("s").is_err());
     }

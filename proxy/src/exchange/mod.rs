@@ -6,8 +6,10 @@
 //! `crate::fail`. A handler is a sequence of small steps, each returning `Result<_, Fail>`,
 //! ending in an [`Outcome`].
 
+mod accel;
 mod redirect;
 mod relay;
+mod static_file;
 mod upstream;
 
 use std::time::Duration;
@@ -59,7 +61,7 @@ pub(crate) async fn serve(client: &mut Client, head: RequestHead, worker: &Worke
     let head_only = head.method == Method::Head;
     let outcome = match route(client, head, worker) {
         Ok((req, index, route)) => {
-            let mut outcome = handle(client, &req, route, &mut rest, worker).await;
+            let mut outcome = handle(client, &req, route, index, &mut rest, worker).await;
             outcome.route = Some(index);
             outcome
         }
@@ -105,10 +107,16 @@ async fn handle(
     client: &mut Client,
     req: &Request,
     route: &Route,
+    index: usize,
     rest: &mut Buf,
     worker: &Worker,
 ) -> Outcome {
     let head_only = req.head.method == Method::Head;
+    // An internal route is reachable only through X-Accel-Redirect.
+    if route.internal {
+        let keep = req.may_keep_alive_unread();
+        return answer(client, Fail::NoRoute, head_only, keep, worker).await;
+    }
     // The route's path is this path with a slash added: send the client there (as nginx
     // does, before any access check; the allow list applies where it lands).
     if route.path.len() > req.path.len() {
@@ -135,11 +143,34 @@ async fn handle(
         Action::Redirect { to, status } => {
             Ok(redirect::answer(client, req, route, to, *status).await)
         }
+        Action::Static(files) => {
+            let file = static_file::FileRequest {
+                files,
+                route_index: index,
+                route,
+                path: &req.path,
+                rel: rel_path(&req.path, route),
+                app_headers: &[],
+            };
+            // Boxed: the upstream exchange is the hot path; a file answer's state must not
+            // grow every request's future.
+            Box::pin(static_file::serve(client, req, &file, rest, worker)).await
+        }
     };
     match handled {
         Ok(outcome) => outcome,
-        Err(fail) => answer(client, fail, head_only, false, worker).await,
+        Err(fail) => {
+            let keep = fail.is_clean() && req.may_keep_alive_unread();
+            answer(client, fail, head_only, keep, worker).await
+        }
     }
+}
+
+/// The part of a normalised path under a static route's root: what follows the route's
+/// path, without a leading `/`.
+pub(super) fn rel_path<'p>(path: &'p [u8], route: &Route) -> &'p [u8] {
+    let rest = path.get(route.path.len()..).unwrap_or_default();
+    rest.strip_prefix(b"/").unwrap_or(rest)
 }
 
 /// Reports `fail` and answers it with its status, if the client can still be answered.
@@ -160,14 +191,15 @@ pub(crate) async fn answer(
             route: None,
         };
     };
+    let header = fail.header();
+    let headers: Vec<(&[u8], &[u8])> = header
+        .as_ref()
+        .map(|(name, value)| (*name, value.as_bytes()))
+        .into_iter()
+        .collect();
+    let limit = worker.config.limits.send_timeout;
     let sent = client
-        .answer(
-            status,
-            keep_alive,
-            head_only,
-            &[],
-            worker.config.limits.send_timeout,
-        )
+        .answer(status, keep_alive, head_only, &headers, limit)
         .await;
     let next = match (sent, keep_alive, fail.may_linger()) {
         (false, ..) => Next::Abort,

@@ -14,6 +14,7 @@ use super::{Outcome, Request};
 use crate::buffer::{Buf, Spool};
 use crate::client::{Client, Next};
 use crate::clock::http_date_now;
+use crate::config::Limits;
 use crate::fail::{BadResponse, Fail, Step};
 use crate::http::{ClientFraming, Reframer, ResponseHead, ResponseMeta, write_response_head};
 use crate::io::{Counted, IoError, read_some, write_all};
@@ -71,33 +72,18 @@ pub(super) async fn respond(
             .map(drop)
             .map_err(client_failed)
     } else {
-        // X-Accel-Buffering: no: the app wants the client's pace, with no temp file.
-        let file_limit = if head.buffering {
-            limits.max_temp_file_size
-        } else {
-            0
-        };
-        let config = &worker.config;
-        let spool = Spool::new(
-            limits.response_buffer_size,
-            file_limit,
-            &worker.budget,
-            &config.buffering.temp_dir,
-        );
-        spool.push(out, 0).await;
-        let pumps = tokio::try_join!(
-            pump_upstream(
-                upstream,
-                &spool,
-                &mut reframer,
-                limits.upstream_read_timeout
-            ),
-            pump_client(&client.stream, &spool, limits.send_timeout),
-        );
-        if let Some(kind) = spool.take_file_error() {
-            Fail::TempFile(kind).report(client.peer, &worker.stats);
-        }
-        pumps.map(drop)
+        // Boxed: only answers longer than their first read get here, and their state (the
+        // spool, two pumps) must not weigh on every request's future.
+        Box::pin(stream_body(
+            client,
+            upstream,
+            out,
+            reframer,
+            head.buffering,
+            limits,
+            worker,
+        ))
+        .await
     };
     let next = match relayed {
         Ok(()) if framing == ClientFraming::UntilClose => Next::Close,
@@ -114,6 +100,45 @@ pub(super) async fn respond(
         next,
         route: None,
     })
+}
+
+/// Relays the rest of the body through a spool: the upstream read as fast as it writes,
+/// the client written as fast as it reads.
+async fn stream_body(
+    client: &Client,
+    upstream: UpstreamConn,
+    first: Buf,
+    mut reframer: Reframer,
+    buffering: bool,
+    limits: &Limits,
+    worker: &Worker,
+) -> Result<(), Fail> {
+    // X-Accel-Buffering: no: the app wants the client's pace, with no temp file.
+    let file_limit = if buffering {
+        limits.max_temp_file_size
+    } else {
+        0
+    };
+    let spool = Spool::new(
+        limits.response_buffer_size,
+        file_limit,
+        &worker.budget,
+        &worker.config.buffering.temp_dir,
+    );
+    spool.push(first, 0).await;
+    let pumps = tokio::try_join!(
+        pump_upstream(
+            upstream,
+            &spool,
+            &mut reframer,
+            limits.upstream_read_timeout
+        ),
+        pump_client(&client.stream, &spool, limits.send_timeout),
+    );
+    if let Some(kind) = spool.take_file_error() {
+        Fail::TempFile(kind).report(client.peer, &worker.stats);
+    }
+    pumps.map(drop)
 }
 
 fn client_failed(err: IoError) -> Fail {

@@ -3,8 +3,8 @@
 
 use std::time::Instant;
 
-use super::{Outcome, Request, relay};
-use crate::buffer::Buf;
+use super::{Outcome, Request, accel, relay};
+use crate::buffer::{Body, Buf};
 use crate::client::Client;
 use crate::fail::Fail;
 use crate::http::{BodyFraming, Method};
@@ -62,9 +62,12 @@ pub(super) async fn forward(
     };
     // The whole body before the upstream: a slow upload must hold ringway, not a Python
     // worker.
-    let body = client
-        .receive_body(&req.head, rest, limits, worker, packet_room)
-        .await?;
+    // Boxed when there is a body: a GET's future need not carry a body reader's state.
+    let body = if req.head.body == BodyFraming::None {
+        Body::Absent
+    } else {
+        Box::pin(client.receive_body(&req.head, rest, limits, worker, packet_room)).await?
+    };
     let vars = match early_vars {
         Some(vars) => vars,
         None => encode_vars(client, req, target, body.len(), worker)?,
@@ -100,10 +103,29 @@ pub(super) async fn forward(
     let (head, buf) = answer?;
     let upstream_time = connected.elapsed();
 
+    // The app names a file for ringway to send instead of its own body (nginx's
+    // X-Accel-Redirect): the upstream is done, the file route does the rest.
+    if accel_redirect(client, &buf).is_some() {
+        upstream.close();
+        // Boxed: a file route may fall back to an upstream, which may redirect again.
+        let mut outcome = Box::pin(accel::serve(client, req, &buf, rest, worker)).await?;
+        outcome.upstream = Some(upstream_time);
+        return Ok(outcome);
+    }
+
     let mut outcome =
         relay::respond(client, req, target.route, upstream, head, buf, worker).await?;
     outcome.upstream = Some(upstream_time);
     Ok(outcome)
+}
+
+/// The value of the response's X-Accel-Redirect header, if it has one.
+pub(super) fn accel_redirect<'b>(client: &Client, buf: &'b [u8]) -> Option<&'b [u8]> {
+    client
+        .response_headers
+        .iter()
+        .find(|h| h.name.of(buf).eq_ignore_ascii_case(b"x-accel-redirect"))
+        .map(|h| h.value.of(buf))
 }
 
 /// 413 for a declared body over the limit.

@@ -1,5 +1,6 @@
-//! The `Date` header's value (RFC 9110 §5.6.7, IMF-fixdate), e.g.
-//! `Sun, 06 Nov 1994 08:49:37 GMT`. Formatting only: the caller owns the clock.
+//! HTTP dates (RFC 9110 §5.6.7): IMF-fixdate out (`Sun, 06 Nov 1994 08:49:37 GMT`), and the
+//! three formats a recipient must accept in (IMF-fixdate, RFC 850, asctime). No clock here:
+//! the caller owns it.
 
 /// Length of an IMF-fixdate.
 pub const HTTP_DATE_LEN: usize = 29;
@@ -26,6 +27,64 @@ pub fn http_date(unix_seconds: u64) -> [u8; HTTP_DATE_LEN] {
     out
 }
 
+/// Seconds since the epoch of an HTTP-date in any of its three formats; `None` if it is not
+/// one (or is before 1970).
+pub fn parse_http_date(value: &[u8]) -> Option<u64> {
+    let text = std::str::from_utf8(value).ok()?.trim();
+    let mut words = text.split_ascii_whitespace();
+    let first = words.next()?;
+    let (day, month, year, time) = if first.ends_with(',') {
+        let rest: Vec<&str> = words.collect();
+        match rest.as_slice() {
+            // IMF-fixdate: Sun, 06 Nov 1994 08:49:37 GMT
+            [day, month, year, time, "GMT"] => (*day, *month, year.parse().ok()?, *time),
+            // RFC 850: Sunday, 06-Nov-94 08:49:37 GMT
+            [date, time, "GMT"] => {
+                let mut parts = date.split('-');
+                let (day, month, year) = (parts.next()?, parts.next()?, parts.next()?);
+                let year: u64 = year.parse().ok()?;
+                // Two-digit years: RFC 9110 §5.6.7 says to read them as the nearest past or
+                // coming year; 70 and later is the 1900s, as every HTTP date in use is.
+                let year = if year < 70 { 2000 + year } else { 1900 + year };
+                (day, month, year, *time)
+            }
+            _ => return None,
+        }
+    } else {
+        // asctime: Sun Nov  6 08:49:37 1994
+        let rest: Vec<&str> = words.collect();
+        match rest.as_slice() {
+            [month, day, time, year] => (*day, *month, year.parse().ok()?, *time),
+            _ => return None,
+        }
+    };
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let month = MONTHS.iter().position(|m| *m == month)? as u64 + 1;
+    let day: u64 = day.parse().ok()?;
+    let mut hms = time.split(':').map(str::parse::<u64>);
+    let (h, m, s) = (hms.next()?.ok()?, hms.next()?.ok()?, hms.next()?.ok()?);
+    if hms.next().is_some() || !(1..=31).contains(&day) || h > 23 || m > 59 || s > 60 {
+        return None;
+    }
+    if year < 1970 {
+        return None;
+    }
+    Some(days_from_civil(year, month, day) * 86_400 + h * 3600 + m * 60 + s)
+}
+
+/// Days since 1970-01-01 of a date from 1970 on (Howard Hinnant's `days_from_civil`).
+fn days_from_civil(year: u64, month: u64, day: u64) -> u64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year / 400;
+    let yoe = year - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    (era * 146_097 + doe).saturating_sub(719_468)
+}
+
 fn put2(out: &mut [u8], n: u64) {
     out[0] = b'0' + (n / 10 % 10) as u8;
     out[1] = b'0' + (n % 10) as u8;
@@ -49,6 +108,33 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_the_three_formats_and_round_trips() {
+        let want = Some(784_111_777);
+        assert_eq!(parse_http_date(b"Sun, 06 Nov 1994 08:49:37 GMT"), want);
+        assert_eq!(parse_http_date(b"Sunday, 06-Nov-94 08:49:37 GMT"), want);
+        assert_eq!(parse_http_date(b"Sun Nov  6 08:49:37 1994"), want);
+        for secs in [0, 951_782_400, 1_709_251_199, 1_796_083_200, 4_102_444_800] {
+            assert_eq!(parse_http_date(&http_date(secs)), Some(secs), "{secs}");
+        }
+        for bad in [
+            &b""[..],
+            b"yesterday",
+            b"Sun, 06 Nov 1994 08:49:37 UTC",
+            b"Sun, 32 Nov 1994 08:49:37 GMT",
+            b"Sun, 06 Foo 1994 08:49:37 GMT",
+            b"Sun, 06 Nov 1994 24:00:00 GMT",
+            b"Sun, 06 Nov 1969 08:49:37 GMT",
+        ] {
+            assert_eq!(
+                parse_http_date(bad),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
 
     #[test]
     fn known_dates() {

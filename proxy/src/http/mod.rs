@@ -39,7 +39,7 @@ mod validate;
 mod writer;
 
 pub use body::{ChunkedDecoder, DecodeProgress, MAX_EXTENSIONS, MAX_TRAILERS};
-pub use date::{HTTP_DATE_LEN, http_date};
+pub use date::{HTTP_DATE_LEN, http_date, parse_http_date};
 pub use error::HttpError;
 pub use reframe::{Reframer, Truncated};
 pub use request::{Limits, Method, RequestHead, parse_request};

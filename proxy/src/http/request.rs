@@ -7,6 +7,8 @@
 //! framing (RFC 9112 §6). It does not look at the path's meaning (see
 //! [`crate::uwsgi::normalize_path`]) nor read bodies (see [`super::ChunkedDecoder`]).
 
+use std::mem::MaybeUninit;
+
 use super::validate::{
     classify_request_error, is_valid_host, list_has, parse_length, span_of, trim_ows,
 };
@@ -184,12 +186,14 @@ fn parse_head(
     // Parsing at most max_head bytes bounds the work per call, and a head that does not end
     // inside that window is too large whatever follows.
     let window = buf.get(..limits.max_head).unwrap_or(buf);
-    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADER_SLOTS];
+    // Uninitialised slots: httparse fills the ones it uses, and zeroing 128 of them (4 KiB)
+    // on every parse would cost more than the parse.
+    let mut slots = [const { MaybeUninit::uninit() }; MAX_HEADER_SLOTS];
     let slots = slots
         .get_mut(..limits.max_headers.min(MAX_HEADER_SLOTS))
         .unwrap_or_default();
-    let mut req = httparse::Request::new(slots);
-    let head_len = match req.parse(window) {
+    let mut req = httparse::Request::new(&mut []);
+    let head_len = match req.parse_with_uninit_headers(window, slots) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) if buf.len() > limits.max_head => {
             return Err(HttpError::HeadersTooLarge);

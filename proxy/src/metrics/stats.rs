@@ -71,6 +71,8 @@ pub struct WorkerStats {
     pub accepted: AtomicU64,
     /// Connections closed.
     pub closed: AtomicU64,
+    /// Requests answered (how busy the worker is, for housekeeping).
+    pub requests_done: AtomicU64,
     /// Requests answered and their durations (head received → response written), by route
     /// and status code. A lock taken once per request, by this worker only, except while a
     /// scrape copies it.
@@ -102,6 +104,7 @@ impl Default for WorkerStats {
         WorkerStats {
             accepted: AtomicU64::new(0),
             closed: AtomicU64::new(0),
+            requests_done: AtomicU64::new(0),
             by_route: Mutex::new(HashMap::new()),
             received_bytes: AtomicU64::new(0),
             sent_bytes: AtomicU64::new(0),
@@ -124,6 +127,7 @@ impl WorkerStats {
         total: Duration,
         upstream: Option<Duration>,
     ) {
+        self.requests_done.fetch_add(1, Relaxed);
         let key = RouteCode {
             route: route.and_then(|r| u16::try_from(r).ok()),
             code: status,

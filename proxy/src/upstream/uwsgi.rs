@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::UpstreamConn;
-use crate::buffer::{Body, Buf, SMALL};
+use crate::buffer::{Body, Buf, SMALL, TempFile};
 use crate::fail::{BadResponse, Fail, Step};
 use crate::http::{self, HeaderSpan, ResponseHead, Status};
 use crate::io::{IoError, read_some, write_all};
@@ -46,30 +46,10 @@ pub(crate) async fn send_request(
                 },
             }
         }
+        // Boxed: a body in a file is the rare case; its loop's state stays out of every
+        // request's future.
         Body::File { file, len } => {
-            let mut sent = write_all(conn, vars, 0, timeout).await.map(drop);
-            let mut at = 0;
-            let mut chunk = Buf::with_capacity(FILE_READ_SIZE);
-            while sent.is_ok() && at < len {
-                chunk.clear();
-                let want = usize::try_from(len - at)
-                    .unwrap_or(usize::MAX)
-                    .min(FILE_READ_SIZE);
-                let (read, filled) = file.read_at(chunk, want, at).await;
-                match read {
-                    Ok(n) if n > 0 => at += n as u64,
-                    Ok(_) => return Err(Fail::TempFile(std::io::ErrorKind::UnexpectedEof)),
-                    Err(e) => return Err(Fail::TempFile(e.kind())),
-                }
-                match write_all(conn, filled, 0, timeout).await {
-                    Ok(buf) => chunk = buf,
-                    Err(err) => {
-                        sent = Err(err);
-                        break;
-                    }
-                }
-            }
-            sent
+            Box::pin(send_from_file(conn, vars, &file, len, timeout)).await?
         }
     };
     match sent {
@@ -83,6 +63,39 @@ pub(crate) async fn send_request(
         }
         Err(IoError::Timeout) => Err(Fail::UpstreamTimeout(Step::Sending)),
     }
+}
+
+/// Sends the vars, then the body from its temp file, a piece at a time. The outer error is
+/// the file's (the request cannot be sent whole); the inner one the upstream's.
+async fn send_from_file(
+    conn: &UpstreamConn,
+    vars: Buf,
+    file: &TempFile,
+    len: u64,
+    timeout: Duration,
+) -> Result<Result<(), IoError>, Fail> {
+    let mut chunk = match write_all(conn, vars, 0, timeout).await {
+        Ok(chunk) => chunk,
+        Err(err) => return Ok(Err(err)),
+    };
+    let mut at = 0;
+    while at < len {
+        chunk.clear();
+        let want = usize::try_from(len - at)
+            .unwrap_or(usize::MAX)
+            .min(FILE_READ_SIZE);
+        let (read, filled) = file.read_at(chunk, want, at).await;
+        match read {
+            Ok(n) if n > 0 => at += n as u64,
+            Ok(_) => return Err(Fail::TempFile(std::io::ErrorKind::UnexpectedEof)),
+            Err(e) => return Err(Fail::TempFile(e.kind())),
+        }
+        chunk = match write_all(conn, filled, 0, timeout).await {
+            Ok(chunk) => chunk,
+            Err(err) => return Ok(Err(err)),
+        };
+    }
+    Ok(Ok(()))
 }
 
 /// Reads the response head; returns it with the buffer it is at the start of (the bytes

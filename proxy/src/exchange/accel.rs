@@ -1,0 +1,59 @@
+//! X-Accel-Redirect: an app answers with the path of a file (usually on an `internal`
+//! static route) and ringway sends that file instead of the app's body, keeping the app's
+//! Content-Type, Content-Disposition, Cache-Control, Expires and Set-Cookie. The file is
+//! served like any other: conditionals and ranges of the original request apply.
+
+use super::static_file::{self, FileRequest, KEPT_FROM_APP};
+use super::upstream::accel_redirect;
+use super::{Outcome, Request, rel_path};
+use crate::buffer::Buf;
+use crate::client::Client;
+use crate::fail::{BadResponse, Fail};
+use crate::routes::{Action, Found};
+use crate::uwsgi::normalize_path;
+use crate::worker::Worker;
+
+/// Serves the file the upstream answer in `buf` names.
+pub(super) async fn serve(
+    client: &mut Client,
+    req: &Request,
+    buf: &Buf,
+    rest: &mut Buf,
+    worker: &Worker,
+) -> Result<Outcome, Fail> {
+    let misdirected = Fail::UpstreamBadResponse(BadResponse::AccelRedirect);
+    let value = accel_redirect(client, buf).unwrap_or_default();
+    // A query after the path has no meaning for a file.
+    let raw = value.split(|&b| b == b'?').next().unwrap_or_default();
+    let mut path = Buf::with_capacity(raw.len().max(1));
+    normalize_path(raw, &mut path).map_err(|_| misdirected)?;
+    let routes = &worker.config.routes;
+    let Found::Route(index) = routes.find(&path) else {
+        return Err(Fail::NoFile);
+    };
+    let Some(route) = routes.get(index) else {
+        return Err(Fail::NoFile);
+    };
+    let Action::Static(files) = &route.action else {
+        return Err(misdirected);
+    };
+    // The app's headers ringway keeps, read before the client is lent to the file's answer.
+    let headers = std::mem::take(&mut client.response_headers);
+    let kept: Vec<(&[u8], &[u8])> = headers
+        .iter()
+        .map(|h| (h.name.of(buf), h.value.of(buf)))
+        .filter(|(name, _)| KEPT_FROM_APP.iter().any(|k| name.eq_ignore_ascii_case(k)))
+        .collect();
+    let file = FileRequest {
+        files,
+        route_index: index,
+        route,
+        path: &path,
+        rel: rel_path(&path, route),
+        app_headers: &kept,
+    };
+    let outcome = static_file::serve(client, req, &file, rest, worker).await;
+    drop(kept);
+    client.response_headers = headers;
+    outcome
+}

@@ -1,0 +1,287 @@
+//! Serving a file from a static route: the file the path names under the route's root, or
+//! the file an app named with `X-Accel-Redirect`, read top to bottom: which file (index,
+//! precompressed sibling, fallback), what to answer (conditionals, ranges), then the head and
+//! the bytes.
+
+use std::rc::Rc;
+use std::time::SystemTime;
+
+use tokio_uring::fs::File;
+
+use super::{Outcome, Request, upstream};
+use crate::buffer::{Buf, LARGE, SMALL, read_at};
+use crate::client::{Client, Next};
+use crate::fail::Fail;
+use crate::http::Method;
+use crate::io::{IoError, write_all};
+use crate::routes::Route;
+use crate::static_files::{
+    Conditions, Decision, FileHead, FileMeta, Lookup, StaticRoute, accepts, content_type, decide,
+    has_dot_segment, write_file_head,
+};
+use crate::worker::Worker;
+
+/// Bodies up to this size go out in the same write as the head.
+const INLINE: usize = SMALL;
+
+/// The app's headers kept on a file an `X-Accel-Redirect` named, as nginx keeps them.
+pub(super) const KEPT_FROM_APP: [&[u8]; 5] = [
+    b"content-type",
+    b"content-disposition",
+    b"cache-control",
+    b"expires",
+    b"set-cookie",
+];
+
+/// A file to serve, and how it was asked for.
+pub(super) struct FileRequest<'a> {
+    /// The static route's settings.
+    pub(super) files: &'a StaticRoute,
+    /// The route's index (the open-file cache's key).
+    pub(super) route_index: usize,
+    /// The route (its response headers).
+    pub(super) route: &'a Route,
+    /// The whole normalised path (the request's, or the X-Accel-Redirect's).
+    pub(super) path: &'a [u8],
+    /// The path under the root (normalised, without a leading `/`).
+    pub(super) rel: &'a [u8],
+    /// Headers an app set on the answer (X-Accel-Redirect), written as given.
+    pub(super) app_headers: &'a [(&'a [u8], &'a [u8])],
+}
+
+/// Serves the file `f` names, its directory's index, its fallback, or 404.
+pub(super) async fn serve(
+    client: &mut Client,
+    req: &Request,
+    f: &FileRequest<'_>,
+    rest: &mut Buf,
+    worker: &Worker,
+) -> Result<Outcome, Fail> {
+    if !matches!(req.head.method, Method::Get | Method::Head) {
+        return Err(Fail::MethodNotAllowed);
+    }
+    let files = f.files;
+    let found = if !files.dotfiles && has_dot_segment(f.rel) {
+        Lookup::NotFound
+    } else {
+        let cache = &worker.files;
+        match cache.open(f.route_index, &files.root, f.rel).await {
+            Lookup::Directory => match (&files.index, f.path.ends_with(b"/")) {
+                (Some(index), true) => {
+                    let mut rel = f.rel.to_vec();
+                    if !rel.is_empty() && !rel.ends_with(b"/") {
+                        rel.push(b'/');
+                    }
+                    rel.extend_from_slice(index.as_bytes());
+                    return Box::pin(serve(
+                        client,
+                        req,
+                        &FileRequest { rel: &rel, ..*f },
+                        rest,
+                        worker,
+                    ))
+                    .await;
+                }
+                // The client asked for the directory without its slash: send it there
+                // (nginx does), unless the path came from an app (X-Accel-Redirect).
+                (Some(_), false) if f.app_headers.is_empty() && f.path == &req.path[..] => {
+                    return Ok(super::redirect::to_slashed(client, req, f.route).await);
+                }
+                (Some(_), false) | (None, _) => Lookup::NotFound,
+            },
+            found => found,
+        }
+    };
+    let Lookup::File(file, meta) = found else {
+        return match files.fallback {
+            Some(group) => {
+                let target = upstream::Target {
+                    group,
+                    script_name: None,
+                    params: &[],
+                    route: f.route,
+                };
+                upstream::forward(client, req, &target, rest, worker).await
+            }
+            None => Err(Fail::NoFile),
+        };
+    };
+    let (file, meta, encoding) = precompressed(client, f, worker, file, meta).await;
+    answer(client, req, f, &file, meta, encoding, worker).await
+}
+
+/// The best precompressed sibling the client accepts, or the file itself.
+async fn precompressed(
+    client: &Client,
+    f: &FileRequest<'_>,
+    worker: &Worker,
+    file: Rc<File>,
+    meta: FileMeta,
+) -> (Rc<File>, FileMeta, Option<&'static str>) {
+    let accepted = header(client, b"accept-encoding");
+    if let Some(accepted) = accepted {
+        for encoding in &f.files.precompressed {
+            if !accepts(accepted, encoding.coding()) {
+                continue;
+            }
+            let mut sibling = f.rel.to_vec();
+            sibling.extend_from_slice(encoding.suffix());
+            let cache = &worker.files;
+            if let Lookup::File(file, meta) =
+                cache.open(f.route_index, &f.files.root, &sibling).await
+            {
+                return (file, meta, Some(encoding.coding()));
+            }
+        }
+    }
+    (file, meta, None)
+}
+
+/// Decides and sends the answer for `file`.
+async fn answer(
+    client: &Client,
+    req: &Request,
+    f: &FileRequest<'_>,
+    file: &File,
+    meta: FileMeta,
+    encoding: Option<&'static str>,
+    worker: &Worker,
+) -> Result<Outcome, Fail> {
+    let is_head = req.head.method == Method::Head;
+    let conditions = Conditions {
+        if_match: header(client, b"if-match"),
+        if_none_match: header(client, b"if-none-match"),
+        if_modified_since: header(client, b"if-modified-since"),
+        if_unmodified_since: header(client, b"if-unmodified-since"),
+        range: header(client, b"range"),
+        if_range: header(client, b"if-range"),
+    };
+    let (status, range) = match decide(&conditions, &meta) {
+        Decision::Full => (200, None),
+        Decision::Partial { start, end } => (206, Some((start, end))),
+        Decision::NotModified => (304, None),
+        Decision::PreconditionFailed => return Err(Fail::PreconditionFailed),
+        Decision::Unsatisfiable => return Err(Fail::RangeNotSatisfiable(meta.size)),
+    };
+    let app_sets = |name: &[u8]| {
+        f.app_headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case(name))
+    };
+    let type_of_file = content_type(f.rel);
+    let mut extra: Vec<(&[u8], &[u8])> = f.app_headers.to_vec();
+    if Route::adds_headers_to(status) {
+        extra.extend(
+            f.route
+                .response_headers
+                .iter()
+                .map(|(n, v)| (n.as_bytes(), v.as_bytes())),
+        );
+    }
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let files = f.files;
+    let head = FileHead {
+        status,
+        client_version: req.head.version,
+        content_type: (!app_sets(b"content-type")).then_some(type_of_file.as_str()),
+        encoding,
+        meta,
+        range,
+        cache: files
+            .expires
+            .filter(|_| !app_sets(b"cache-control"))
+            .map(|d| (d.as_secs(), files.immutable)),
+        vary: !files.precompressed.is_empty(),
+        keep_alive: req.keep_alive,
+        now,
+        extra: &extra,
+    };
+    let body = if is_head { 0 } else { head.body_len() };
+    let inline = usize::try_from(body)
+        .ok()
+        .filter(|&n| n <= INLINE)
+        .unwrap_or(0);
+    let mut out = Buf::with_capacity(512 + inline);
+    write_file_head(&mut out, &head);
+    let start = range.map_or(0, |(start, _)| start);
+    let sent = send(client, out, file, start, body, f.route.limits.send_timeout).await;
+    let next = match sent {
+        Ok(()) if req.keep_alive => Next::KeepAlive,
+        Ok(()) => Next::Close,
+        Err(fail) => {
+            fail.report(client.peer, &worker.stats);
+            Next::Abort
+        }
+    };
+    Ok(Outcome {
+        status,
+        upstream: None,
+        next,
+        route: None,
+    })
+}
+
+/// Writes `out` (the head), then `len` bytes of `file` from `start`: in the same write when
+/// they fit in [`INLINE`] bytes, else one pooled buffer at a time, so a slow reader holds one
+/// buffer, not the file.
+async fn send(
+    client: &Client,
+    mut out: Buf,
+    file: &File,
+    start: u64,
+    len: u64,
+    timeout: std::time::Duration,
+) -> Result<(), Fail> {
+    let end = start + len;
+    let mut at = start;
+    if len <= INLINE as u64 {
+        out = fill(out, file, &mut at, end).await?;
+    }
+    loop {
+        out = write_all(&client.stream, out, 0, timeout)
+            .await
+            .map_err(|e| match e {
+                IoError::Timeout => Fail::ClientGone,
+                IoError::Failed(kind) => Fail::ClientIo(kind),
+            })?;
+        if at >= end {
+            return Ok(());
+        }
+        if out.capacity() < LARGE {
+            out = Buf::with_capacity(LARGE);
+        }
+        out.clear();
+        out = fill(out, file, &mut at, end).await?;
+    }
+}
+
+/// Appends the file's next bytes (up to its end, at most a large buffer's worth) to `out`.
+async fn fill(out: Buf, file: &File, at: &mut u64, end: u64) -> Result<Buf, Fail> {
+    let want = usize::try_from(end - *at)
+        .unwrap_or(usize::MAX)
+        .min(LARGE - out.len().min(LARGE));
+    if want == 0 {
+        return Ok(out);
+    }
+    let (read, out) = read_at(file, out, want, *at).await;
+    match read {
+        Ok(n) if n > 0 => {
+            *at += n as u64;
+            Ok(out)
+        }
+        // The file shrank since it was opened.
+        Ok(_) => Err(Fail::FileRead(std::io::ErrorKind::UnexpectedEof)),
+        Err(e) => Err(Fail::FileRead(e.kind())),
+    }
+}
+
+/// The value of the request's first header called `name`.
+fn header<'c>(client: &'c Client, name: &[u8]) -> Option<&'c [u8]> {
+    client
+        .headers
+        .iter()
+        .find(|h| h.name.of(&client.input).eq_ignore_ascii_case(name))
+        .map(|h| h.value.of(&client.input))
+}

@@ -1,0 +1,66 @@
+//! Static files, served as nginx serves them: `alias`, `expires`, `gzip_static`, byte ranges,
+//! conditional requests, `try_files ... @app` and `X-Accel-Redirect`.
+//!
+//! The decision (which status, which bytes) is pure (`decision.rs`); opening is safe against
+//! every escape from the root and never blocks the event loop (`open.rs`, `cache.rs`); the
+//! head is written by `head.rs`. Sending a file is the exchange's job
+//! (`exchange/static_file.rs`).
+
+mod cache;
+mod decision;
+mod head;
+mod open;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub(crate) use cache::{FileCache, Lookup};
+pub(crate) use decision::{Conditions, Decision, FileMeta, decide};
+pub(crate) use head::{FileHead, accepts, content_type, write_file_head};
+pub(crate) use open::{Root, has_dot_segment};
+
+/// A precompressed sibling a route may serve (nginx's `gzip_static`, and brotli).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Encoding {
+    /// `name.br`, `Content-Encoding: br`.
+    Brotli,
+    /// `name.gz`, `Content-Encoding: gzip`.
+    Gzip,
+}
+
+impl Encoding {
+    /// The coding's name in Accept-Encoding and Content-Encoding.
+    pub(crate) fn coding(self) -> &'static str {
+        match self {
+            Encoding::Brotli => "br",
+            Encoding::Gzip => "gzip",
+        }
+    }
+
+    /// The sibling file's suffix.
+    pub(crate) fn suffix(self) -> &'static [u8] {
+        match self {
+            Encoding::Brotli => b".br",
+            Encoding::Gzip => b".gz",
+        }
+    }
+}
+
+/// A route that serves files from a directory.
+#[derive(Debug, Clone)]
+pub(crate) struct StaticRoute {
+    /// The directory (`alias`): the rest of the path after the route's is looked up in it.
+    pub(crate) root: Arc<Root>,
+    /// Cache-Control max-age and Expires (nginx `expires`); none when `None`.
+    pub(crate) expires: Option<Duration>,
+    /// `immutable` in Cache-Control.
+    pub(crate) immutable: bool,
+    /// Served for a directory path ending in `/`.
+    pub(crate) index: Option<String>,
+    /// Precompressed siblings, in order of preference.
+    pub(crate) precompressed: Vec<Encoding>,
+    /// The upstream group a path without a file goes to (`try_files $uri @app`).
+    pub(crate) fallback: Option<usize>,
+    /// Serve dotfiles and dot-directories.
+    pub(crate) dotfiles: bool,
+}
