@@ -71,11 +71,14 @@ pub fn run(ws: &Workspace, args: &RunArgs) -> Result<u8> {
     }
     eprintln!("xtask: uWSGI is up on {}", socket.display());
 
+    let config = run_dir.join("ringway.toml");
+    fs::write(&config, demo_config(ws, &socket))
+        .with_context(|| format!("cannot write {}", config.display()))?;
     let mut cmd = Command::new(&ringway_bin);
-    cmd.arg("--listen")
-        .arg(format!("127.0.0.1:{}", args.port))
-        .arg("--upstream")
-        .arg(format!("unix:{}", socket.display()));
+    cmd.arg("--config")
+        .arg(&config)
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{}", args.port));
     if let Some(workers) = args.workers {
         cmd.arg("--workers").arg(workers.to_string());
     }
@@ -97,7 +100,9 @@ pub fn run(ws: &Workspace, args: &RunArgs) -> Result<u8> {
 
     eprintln!();
     eprintln!("ringway is listening on {url}");
-    eprintln!("  try: curl {url}/");
+    eprintln!("  try: curl {url}/  (the app), curl {url}/static/style.css  (a file, from disk),");
+    eprintln!("       curl {url}/report/report.txt  (the app hands the file to ringway)");
+    eprintln!("  config: {}", config.display());
     announce_metrics(&metrics);
     eprintln!("  Ctrl-C stops ringway, then uWSGI");
     eprintln!();
@@ -111,6 +116,37 @@ fn announce_metrics(addr: &str) {
     eprintln!(
         "  live page: http://{addr}/  (Prometheus: http://{addr}/metrics, JSON: http://{addr}/stats)"
     );
+}
+
+/// The demo's ringway config: the app on `/`, its static folder served from disk (as nginx
+/// users do with `location /static/`), and an internal folder the app's /report route hands
+/// out through X-Accel-Redirect.
+fn demo_config(ws: &Workspace, socket: &Path) -> String {
+    let apps = ws.apps_dir();
+    format!(
+        r#"# Written by `cargo xtask run`: the demo stack's routes.
+[upstreams.app]
+servers = ["unix:{socket}"]
+
+[[routes]]
+path = "/static/"
+static = "{static_dir}"
+expires = "1h"
+precompressed = ["gzip"]
+
+[[routes]]
+path = "/protected/"
+static = "{private_dir}"
+internal = true
+
+[[routes]]
+path = "/"
+upstream = "app"
+"#,
+        socket = socket.display(),
+        static_dir = apps.join("static").display(),
+        private_dir = apps.join("private").display(),
+    )
 }
 
 fn uwsgi_command(ws: &Workspace, venv: &Venv, socket: &Path) -> Command {

@@ -109,9 +109,19 @@ fn every_readme_example_loads() {
         .skip(1)
         .filter_map(|b| b.split("```").next())
         .collect();
-    assert!(blocks.len() >= 2, "the flat example and the routes example");
+    assert!(
+        blocks.len() >= 3,
+        "the flat, the routes and the static files examples"
+    );
+    // The static routes' directories, made where the examples say /srv/app/.
+    let srv = tempfile::tempdir().unwrap();
+    for dir in ["static", "private"] {
+        std::fs::create_dir(srv.path().join(dir)).unwrap();
+    }
+    let srv_path = format!("\"{}/", srv.path().display());
     for block in &blocks {
-        load(block, &[]).unwrap_or_else(|e| panic!("{e}\n{block}"));
+        let block = block.replace("\"/srv/app/", &srv_path);
+        load(&block, &[]).unwrap_or_else(|e| panic!("{e}\n{block}"));
     }
     let file: Settings = toml::from_str(blocks[0]).unwrap();
     assert_eq!(file.upstream, vec!["unix:/run/app.sock".parse().unwrap()]);
