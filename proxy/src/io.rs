@@ -13,7 +13,7 @@ use std::net::Shutdown;
 use std::time::Duration;
 
 use tokio_uring::BufResult;
-use tokio_uring::buf::{BoundedBuf, Slice};
+use tokio_uring::buf::BoundedBuf;
 use tokio_uring::net::{TcpStream, UnixStream};
 
 use crate::buffer::Buf;
@@ -29,10 +29,10 @@ pub(crate) enum IoError {
     Failed(io::ErrorKind),
 }
 
-/// A byte stream tokio-uring can read and write: the client's TCP socket or an upstream's.
+/// A byte stream: the client's TCP socket (plain or TLS) or an upstream's.
 pub(crate) trait Stream {
-    /// Reads into the window `buf` (an owned slice of a buffer's spare capacity).
-    fn read_into(&self, buf: Slice<Buf>) -> impl Future<Output = BufResult<usize, Slice<Buf>>>;
+    /// Reads at most `max` bytes, appending them to `buf`, which has room for them.
+    fn read_append(&self, buf: Buf, max: usize) -> impl Future<Output = BufResult<usize, Buf>>;
     /// Writes all of `buf[from..]`.
     fn write_from(&self, buf: Buf, from: usize) -> impl Future<Output = BufResult<(), Buf>>;
     /// Shuts the socket down, completing any op in flight on it.
@@ -42,8 +42,10 @@ pub(crate) trait Stream {
 macro_rules! impl_stream {
     ($ty:ty) => {
         impl Stream for $ty {
-            async fn read_into(&self, buf: Slice<Buf>) -> BufResult<usize, Slice<Buf>> {
-                self.read(buf).await
+            async fn read_append(&self, buf: Buf, max: usize) -> BufResult<usize, Buf> {
+                let len = buf.len();
+                let (res, window) = self.read(buf.slice(len..len + max)).await;
+                (res, window.into_inner())
             }
 
             async fn write_from(&self, buf: Buf, from: usize) -> BufResult<(), Buf> {
@@ -98,8 +100,8 @@ impl<S> Counted<S> {
 }
 
 impl<S: Stream> Stream for Counted<S> {
-    async fn read_into(&self, buf: Slice<Buf>) -> BufResult<usize, Slice<Buf>> {
-        let (res, buf) = self.inner.read_into(buf).await;
+    async fn read_append(&self, buf: Buf, max: usize) -> BufResult<usize, Buf> {
+        let (res, buf) = self.inner.read_append(buf, max).await;
         if let Ok(n) = res {
             self.read.set(self.read.get() + n as u64);
         }
@@ -137,10 +139,8 @@ pub(crate) async fn read_some<S: Stream>(
     }
     // Never offer the kernel more than `max` bytes: a body read must not swallow the next
     // pipelined request, and a full buffer would return 0 and look like EOF.
-    let len = buf.len();
-    let window = buf.slice(len..len + max);
-    match tokio::time::timeout(limit, stream.read_into(window)).await {
-        Ok((Ok(n), window)) => Ok((n, window.into_inner())),
+    match tokio::time::timeout(limit, stream.read_append(buf, max)).await {
+        Ok((Ok(n), buf)) => Ok((n, buf)),
         Ok((Err(e), _)) => Err(IoError::Failed(e.kind())),
         Err(_) => {
             stream.shutdown(Shutdown::Read);

@@ -19,6 +19,7 @@ mod ratelimit;
 mod routes;
 pub mod server;
 mod static_files;
+pub mod tls;
 mod upstream;
 pub mod uwsgi;
 mod worker;

@@ -31,6 +31,9 @@ fn run() -> anyhow::Result<()> {
     let metrics_listen = config.metrics;
     let ebpf = config.ebpf;
     let server = Server::start(config)?;
+    if let Some(tls) = server.tls_addr() {
+        tracing::info!("listening on https://{tls}");
+    }
     tracing::info!(
         workers,
         upstreams = upstreams.join(" "),
@@ -54,6 +57,7 @@ fn run() -> anyhow::Result<()> {
         server.probes().clone(),
         port,
         route_labels,
+        server.acceptor().cloned(),
     );
     match metrics_listen {
         MetricsListen::Off => {}
@@ -75,6 +79,7 @@ fn run() -> anyhow::Result<()> {
         }
     }
 
+    let acceptor = server.acceptor().cloned();
     let stopped_by = server.run_until(|wait| match signals.wait(wait)? {
         signal @ ("SIGINT" | "SIGTERM" | "SIGQUIT") => {
             tracing::info!(
@@ -84,9 +89,19 @@ fn run() -> anyhow::Result<()> {
             Some(signal)
         }
         "SIGHUP" => {
-            tracing::info!(
-                "SIGHUP received: configuration reload is not supported yet; nothing changed"
-            );
+            match acceptor.as_ref().map(|a| a.reload()) {
+                Some(Ok(certs)) => tracing::info!(
+                    certificates = certs.len(),
+                    "SIGHUP: TLS certificates reloaded (the rest of the configuration is not \
+                     reloaded yet)"
+                ),
+                Some(Err(err)) => tracing::warn!(
+                    "SIGHUP: TLS certificates not reloaded, the old ones stay: {err:#}"
+                ),
+                None => tracing::info!(
+                    "SIGHUP received: configuration reload is not supported yet; nothing changed"
+                ),
+            }
             None
         }
         signal => {
@@ -114,8 +129,8 @@ fn init_logging() {
 
 mod signals {
     //! The signals ringway acts on, taken synchronously with sigtimedwait: SIGINT, SIGTERM
-    //! and SIGQUIT stop it gracefully; SIGHUP and SIGUSR1 are logged and change nothing yet.
-    //! SIGPIPE is ignored (Rust's runtime sets that up before `main`): a client that goes
+    //! and SIGQUIT stop it gracefully; SIGHUP reloads the TLS certificates; SIGUSR1 is
+    //! logged and changes nothing yet. SIGPIPE is ignored (Rust's runtime sets that up before `main`): a client that goes
     //! away makes a write fail, never kills the process.
 
     use std::time::Duration;

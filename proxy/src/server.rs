@@ -22,6 +22,7 @@ use crate::buffer::{Budget, prepare_dir, release_idle_buffers};
 use crate::config::Config;
 use crate::metrics::{ProbeHandle, WorkerStats};
 use crate::static_files::FileCache;
+use crate::tls::Acceptor;
 use crate::upstream::Upstreams;
 use crate::worker::Worker;
 use crate::{conn, fail, listener, ratelimit};
@@ -41,6 +42,8 @@ pub struct Server {
     probes: ProbeHandle,
     stop: watch::Sender<bool>,
     local: SocketAddr,
+    tls_local: Option<SocketAddr>,
+    acceptor: Option<Arc<Acceptor>>,
     grace: Duration,
 }
 
@@ -53,6 +56,22 @@ impl Server {
         let listeners = listener::bind_all(config.listen, config.workers)
             .with_context(|| format!("binding {}", config.listen))?;
         let local = listeners[0].local_addr()?;
+        let acceptor = match &config.tls {
+            Some(tls) => Some(Arc::new(Acceptor::new(tls).context("TLS")?)),
+            None => None,
+        };
+        let mut tls_listeners = match &config.tls {
+            Some(tls) => listener::bind_all(tls.listen, config.workers)
+                .with_context(|| format!("binding {} for TLS", tls.listen))?
+                .into_iter()
+                .map(Some)
+                .collect(),
+            None => Vec::new(),
+        };
+        let tls_local = match tls_listeners.first() {
+            Some(Some(l)) => Some(l.local_addr()?),
+            _ => None,
+        };
         let grace = config.shutdown_timeout;
         let budget = Arc::new(Budget::new(config.buffering.max_buffer_memory));
         let config = Arc::new(config);
@@ -64,9 +83,12 @@ impl Server {
         let probes = ProbeHandle::default();
         let mut threads = Vec::with_capacity(listeners.len());
         for (index, std_listener) in listeners.into_iter().enumerate() {
+            let tls_listener = tls_listeners.get_mut(index).and_then(Option::take);
             let worker = WorkerParts {
                 config: Arc::clone(&config),
                 local,
+                tls_local,
+                acceptor: acceptor.clone(),
                 stop: stop_rx.clone(),
                 stats: Arc::clone(&stats[index]),
                 probes: Arc::clone(&probes),
@@ -76,7 +98,7 @@ impl Server {
             let cpu = (!cpus.is_empty()).then(|| cpus[index % cpus.len()]);
             let thread = std::thread::Builder::new()
                 .name(format!("ringway-w{index}"))
-                .spawn(move || run_worker(std_listener, worker, cpu, ready))
+                .spawn(move || run_worker(std_listener, tls_listener, worker, cpu, ready))
                 .context("spawning a worker thread")?;
             threads.push(thread);
         }
@@ -88,6 +110,8 @@ impl Server {
             probes,
             stop,
             local,
+            tls_local,
+            acceptor,
             grace,
         };
         for _ in 0..server.threads.len() {
@@ -119,6 +143,16 @@ impl Server {
     /// The address the workers accept on (the real port when 0 was asked for).
     pub fn local_addr(&self) -> SocketAddr {
         self.local
+    }
+
+    /// The address the workers accept TLS on, if TLS is on.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_local
+    }
+
+    /// The TLS configuration (certificates in use, reload), if TLS is on.
+    pub fn acceptor(&self) -> Option<&Arc<Acceptor>> {
+        self.acceptor.as_ref()
     }
 
     /// Serves until `stop` says so, then drains. `stop` is called in a loop; it waits up to
@@ -199,6 +233,8 @@ fn release_freed_memory() {
 struct WorkerParts {
     config: Arc<Config>,
     local: SocketAddr,
+    tls_local: Option<SocketAddr>,
+    acceptor: Option<Arc<Acceptor>>,
     stop: watch::Receiver<bool>,
     stats: Arc<WorkerStats>,
     probes: ProbeHandle,
@@ -207,10 +243,14 @@ struct WorkerParts {
 
 impl WorkerParts {
     fn into_worker(self) -> Worker {
+        let hsts = self.config.tls.as_ref().and_then(|t| t.hsts.as_deref());
         Worker {
             upstreams: self.config.groups.iter().map(Upstreams::new).collect(),
+            hsts: hsts.map(Rc::from),
             config: self.config,
             local: self.local,
+            tls_local: self.tls_local,
+            acceptor: self.acceptor,
             stop: self.stop,
             stats: self.stats,
             probes: self.probes,
@@ -222,6 +262,7 @@ impl WorkerParts {
 
 fn run_worker(
     std_listener: std::net::TcpListener,
+    tls_listener: Option<std::net::TcpListener>,
     parts: WorkerParts,
     cpu: Option<usize>,
     ready: mpsc::Sender<Result<(), String>>,
@@ -239,28 +280,25 @@ fn run_worker(
         }
     };
     let worker = Rc::new(parts.into_worker());
-    runtime.block_on(serve(std_listener, worker, ready));
+    runtime.block_on(serve(std_listener, tls_listener, worker, ready));
 }
 
-/// One worker's accept loop, then its drain.
+/// One worker's accept loops (plain, and TLS when on), then its drain.
 async fn serve(
     std_listener: std::net::TcpListener,
+    tls_listener: Option<std::net::TcpListener>,
     worker: Rc<Worker>,
     ready: mpsc::Sender<Result<(), String>>,
 ) {
-    let listener_fd = std_listener.as_raw_fd();
-    let listener = TcpListener::from_std(std_listener);
     let tracker = TaskTracker::new();
-
-    // An accept op cannot be dropped safely (tokio-uring #129), so stopping shuts the
-    // listening socket down instead: the pending accept then fails and the loop ends.
-    let mut stop = worker.stop.clone();
-    tokio_uring::spawn(async move {
-        if stop.wait_for(|stopping| *stopping).await.is_ok() {
-            // SAFETY: the fd belongs to `listener`, which the accept loop below keeps open
-            // until this shutdown has made its pending accept fail.
-            unsafe { libc::shutdown(listener_fd, libc::SHUT_RD) };
-        }
+    let tls_loop = tls_listener.map(|listener| {
+        let (worker, tracker) = (Rc::clone(&worker), tracker.clone());
+        tokio_uring::spawn(async move {
+            accept_loop(listener, &worker, &tracker, |stream, peer, worker| {
+                conn::serve_tls(stream, peer, worker)
+            })
+            .await;
+        })
     });
     // A quiet worker gives its pooled buffers back (the main thread then returns the pages).
     let stats = Arc::clone(&worker.stats);
@@ -279,12 +317,49 @@ async fn serve(
     });
     let _ = ready.send(Ok(()));
 
+    accept_loop(std_listener, &worker, &tracker, conn::serve).await;
+    if let Some(tls_loop) = tls_loop {
+        let _ = tls_loop.await;
+    }
+    tracker.close();
+    let grace = worker.config.shutdown_timeout;
+    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+        tracing::warn!(
+            left = tracker.len(),
+            "shutdown timeout reached with requests in flight"
+        );
+    }
+    // Returning drops the runtime, which cancels whatever ops are left.
+}
+
+/// Accepts on `std_listener` until the server stops, serving each connection with `serve`.
+async fn accept_loop<F, Fut>(
+    std_listener: std::net::TcpListener,
+    worker: &Rc<Worker>,
+    tracker: &TaskTracker,
+    serve: F,
+) where
+    F: Fn(tokio_uring::net::TcpStream, SocketAddr, Rc<Worker>) -> Fut,
+    Fut: Future<Output = ()> + 'static,
+{
+    let listener_fd = std_listener.as_raw_fd();
+    let listener = TcpListener::from_std(std_listener);
+    // An accept op cannot be dropped safely (tokio-uring #129), so stopping shuts the
+    // listening socket down instead: the pending accept then fails and the loop ends.
+    let mut stop = worker.stop.clone();
+    tokio_uring::spawn(async move {
+        if stop.wait_for(|stopping| *stopping).await.is_ok() {
+            // SAFETY: the fd belongs to `listener`, which the accept loop below keeps open
+            // until this shutdown has made its pending accept fail.
+            unsafe { libc::shutdown(listener_fd, libc::SHUT_RD) };
+        }
+    });
     let mut last_warning = None;
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
-                tracker.spawn_local(conn::serve(stream, peer, Rc::clone(&worker)));
+                tracker.spawn_local(serve(stream, peer, Rc::clone(worker)));
             }
             Err(_) if worker.is_stopping() => break,
             Err(err) => {
@@ -298,16 +373,6 @@ async fn serve(
             }
         }
     }
-    drop(listener);
-    tracker.close();
-    let grace = worker.config.shutdown_timeout;
-    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
-        tracing::warn!(
-            left = tracker.len(),
-            "shutdown timeout reached with requests in flight"
-        );
-    }
-    // Returning drops the runtime, which cancels whatever ops are left.
 }
 
 /// The CPUs this process may run on.
@@ -365,6 +430,8 @@ pub(crate) fn test_worker(config: Config, local: SocketAddr) -> Rc<Worker> {
         WorkerParts {
             config: Arc::new(config),
             local,
+            tls_local: None,
+            acceptor: None,
             stop,
             stats: Arc::default(),
             probes: ProbeHandle::default(),

@@ -3,6 +3,7 @@
 //! except through the `Arc`s, which are read-only or atomic.
 
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use tokio::sync::watch;
@@ -11,6 +12,7 @@ use crate::buffer::Budget;
 use crate::config::Config;
 use crate::metrics::{ProbeHandle, WorkerStats};
 use crate::static_files::FileCache;
+use crate::tls::Acceptor;
 use crate::upstream::Upstreams;
 
 /// One worker thread's shared context.
@@ -19,8 +21,14 @@ pub(crate) struct Worker {
     pub(crate) config: Arc<Config>,
     /// This worker's view of each upstream group, in the configuration's order.
     pub(crate) upstreams: Vec<Upstreams>,
-    /// The address the listener is bound to.
+    /// The address the plain listener is bound to.
     pub(crate) local: SocketAddr,
+    /// The address the TLS listener is bound to, if TLS is on.
+    pub(crate) tls_local: Option<SocketAddr>,
+    /// The TLS configuration new handshakes use (reloaded on SIGHUP).
+    pub(crate) acceptor: Option<Arc<Acceptor>>,
+    /// Strict-Transport-Security for TLS answers, if configured.
+    pub(crate) hsts: Option<Rc<str>>,
     /// Becomes true when the server starts shutting down.
     pub(crate) stop: watch::Receiver<bool>,
     /// This worker's counters, read by the metrics endpoint.

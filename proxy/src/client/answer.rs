@@ -23,6 +23,18 @@ impl Client {
         limit: Duration,
     ) -> bool {
         let mut out = Buf::with_capacity(256);
+        let with_hsts: Vec<(&[u8], &[u8])>;
+        let headers = match &self.hsts {
+            Some(hsts) => {
+                with_hsts = headers
+                    .iter()
+                    .copied()
+                    .chain([(&b"Strict-Transport-Security"[..], hsts.as_bytes())])
+                    .collect();
+                &with_hsts[..]
+            }
+            None => headers,
+        };
         let response = OwnResponse {
             status,
             keep_alive,

@@ -32,6 +32,9 @@ pub(crate) enum Next {
 impl Client {
     /// Ends the connection as `next` says (`KeepAlive` here means the server is stopping).
     pub(crate) async fn finish(&mut self, next: Next) {
+        if next != Next::Abort {
+            self.stream.get_ref().close_notify().await;
+        }
         match next {
             // Closing with unread input makes the kernel send a reset, which can destroy the
             // end of our last response in flight: drain first, like nginx's lingering_close.

@@ -5,13 +5,14 @@ mod answer;
 mod body;
 mod close;
 mod head;
+mod stream;
 mod watch;
 
 pub(crate) use close::Next;
+pub(crate) use stream::ClientStream;
 
 use std::net::{Shutdown, SocketAddr};
-
-use tokio_uring::net::TcpStream;
+use std::rc::Rc;
 
 use crate::buffer::Buf;
 use crate::http::HeaderSpan;
@@ -19,10 +20,14 @@ use crate::io::{Counted, Stream};
 
 /// One client connection.
 pub(crate) struct Client {
-    /// The socket, counting the bytes that go through it.
-    pub(crate) stream: Counted<TcpStream>,
+    /// The socket (plain or TLS), counting the plaintext bytes that go through it.
+    pub(crate) stream: Counted<ClientStream>,
     /// The client's address.
     pub(crate) peer: SocketAddr,
+    /// The address the connection came in on (its port is SERVER_PORT).
+    pub(crate) local: SocketAddr,
+    /// Strict-Transport-Security for every answer (TLS connections, when configured).
+    pub(crate) hsts: Option<Rc<str>>,
     /// Bytes received and not consumed yet. While a request is served it holds exactly that
     /// request's head (the spans below point into it).
     pub(crate) input: Buf,
@@ -35,16 +40,28 @@ pub(crate) struct Client {
 }
 
 impl Client {
-    /// A client connection just accepted from `peer`.
-    pub(crate) fn new(stream: TcpStream, peer: SocketAddr) -> Client {
+    /// A client connection accepted from `peer` on `local` (its handshake done, for TLS).
+    pub(crate) fn new(
+        stream: ClientStream,
+        peer: SocketAddr,
+        local: SocketAddr,
+        hsts: Option<Rc<str>>,
+    ) -> Client {
         Client {
             stream: Counted::new(stream),
             peer,
+            local,
+            hsts,
             input: Buf::empty(),
             headers: Vec::with_capacity(16),
             response_headers: Vec::new(),
             finished: false,
         }
+    }
+
+    /// Whether the connection is TLS.
+    pub(crate) fn is_tls(&self) -> bool {
+        self.stream.get_ref().is_tls()
     }
 
     /// Moves the bytes after the current request's head out of `input` (they are its body,

@@ -21,6 +21,7 @@ pub use settings::{
 pub use values::{Cidr, DEFAULT_METRICS, Dur, MetricsListen, Size, StaticDir, UpstreamAddr};
 
 use crate::routes::RouteTable;
+use crate::tls::TlsConfig;
 
 /// Resolved settings, shared read-only by all workers.
 #[derive(Debug, Clone)]
@@ -58,6 +59,8 @@ pub struct Config {
     pub metrics: MetricsListen,
     /// Load the eBPF probes (with the metrics endpoint on).
     pub ebpf: bool,
+    /// TLS termination, when `tls.listen` is set.
+    pub tls: Option<TlsConfig>,
 }
 
 /// An upstream group.

@@ -115,6 +115,11 @@ pub struct Settings {
     #[serde(flatten)]
     pub limits: LimitSettings,
 
+    /// TLS termination (`[tls]` in the file).
+    #[command(flatten)]
+    #[serde(default)]
+    pub tls: TlsSettings,
+
     /// Upstream groups, by name (file only: `[upstreams.NAME]`).
     #[arg(skip)]
     #[serde(default)]
@@ -168,6 +173,56 @@ pub struct LimitSettings {
     /// Time allowed between two writes to a client before it is dropped [default: 60s].
     #[arg(long, value_name = "DURATION")]
     pub send_timeout: Option<Dur>,
+}
+
+/// TLS termination: `[tls]`.
+#[derive(Debug, Default, Clone, Args, Deserialize, Serialize)]
+pub struct TlsSettings {
+    /// Address to accept HTTPS on, e.g. 0.0.0.0:443 (TLS 1.2 and 1.3). In the file: `[tls]`
+    /// `listen`.
+    #[arg(id = "tls_listen", long = "tls-listen", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+
+    /// Certificates: `certificates = [{ cert = "a.pem", key = "a.key" }, ...]` (file only;
+    /// the flags below say the same). The first is the default; SNI picks among them.
+    #[arg(skip)]
+    #[serde(default)]
+    pub certificates: Vec<CertPair>,
+
+    /// A PEM certificate chain (the certificate, then its intermediates). Repeat with
+    /// --tls-key for several names.
+    #[arg(long = "tls-cert", value_name = "PEM")]
+    #[serde(default)]
+    pub cert: Vec<PathBuf>,
+
+    /// The PEM private key of the --tls-cert given at the same position (PKCS#8, SEC1 or
+    /// PKCS#1; ECDSA or RSA).
+    #[arg(long = "tls-key", value_name = "PEM")]
+    #[serde(default)]
+    pub key: Vec<PathBuf>,
+
+    /// Answer every plain HTTP request with a 301 to https://HOST[:TLS port]/path?query.
+    #[arg(long = "redirect-http", num_args = 0, default_missing_value = "true")]
+    pub redirect_http: Option<bool>,
+
+    /// Strict-Transport-Security value added to every TLS answer, e.g.
+    /// "max-age=63072000; includeSubDomains" [default: none].
+    #[arg(long = "hsts", value_name = "VALUE")]
+    pub hsts: Option<String>,
+
+    /// Time a client has to complete its TLS handshake [default: 10s].
+    #[arg(long = "tls-handshake-timeout", value_name = "DURATION")]
+    pub handshake_timeout: Option<Dur>,
+}
+
+/// A certificate and its key: `{ cert = "...", key = "..." }`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertPair {
+    /// PEM chain.
+    pub cert: PathBuf,
+    /// PEM key.
+    pub key: PathBuf,
 }
 
 /// An upstream group: `[upstreams.NAME]`.
@@ -257,20 +312,38 @@ impl Settings {
         let flags = serde_json::to_value(&self).context("encoding the flags")?;
         let mut merged = serde_json::to_value(&from_file).context("encoding the file")?;
         let mut from_flags = BTreeSet::new();
-        if let (Some(flags), Some(merged)) = (flags.as_object(), merged.as_object_mut()) {
-            for (key, value) in flags {
-                if is_given(value) {
-                    merged.insert(key.clone(), value.clone());
-                    from_flags.insert(key.clone());
-                }
-            }
-        }
+        lay_over(&mut merged, &flags, "", &mut from_flags);
         let settings = serde_json::from_value(merged).context("merging flags and file")?;
         Ok(Resolved {
             settings,
             from_flags,
             file,
         })
+    }
+}
+
+/// Lays the flags given (`over`) over the file's settings (`base`), table by table (a flag
+/// in `[tls]` replaces that key, not the whole table), noting their dotted keys.
+fn lay_over(base: &mut Value, over: &Value, at: &str, given: &mut BTreeSet<String>) {
+    let (Some(base), Some(over)) = (base.as_object_mut(), over.as_object()) else {
+        return;
+    };
+    for (key, value) in over {
+        let path = if at.is_empty() {
+            key.clone()
+        } else {
+            format!("{at}.{key}")
+        };
+        match (base.get_mut(key), value) {
+            (Some(inner @ Value::Object(_)), Value::Object(_)) => {
+                lay_over(inner, value, &path, given);
+            }
+            _ if is_given(value) => {
+                base.insert(key.clone(), value.clone());
+                given.insert(path);
+            }
+            _ => {}
+        }
     }
 }
 

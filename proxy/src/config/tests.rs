@@ -28,6 +28,12 @@ fn route<'c>(config: &'c Config, path: &str) -> &'c crate::routes::Route {
 }
 
 #[test]
+fn the_flags_are_well_formed() {
+    use clap::CommandFactory;
+    Settings::command().debug_assert();
+}
+
+#[test]
 fn file_then_flags() {
     let config = load(
         "listen = \"127.0.0.1:9000\"\nupstream = [\"unix:/tmp/a.sock\"]\n\

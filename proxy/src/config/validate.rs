@@ -15,6 +15,7 @@ use super::values::{Dur, MetricsListen, Size};
 use super::{Buffering, Config, DEFAULT_METRICS, Group, Limits};
 use crate::routes::{Action, Route, RouteTable};
 use crate::static_files::{Encoding, Root, StaticRoute};
+use crate::tls::{CertFiles, TlsConfig};
 
 /// The group the `upstream` key (and `--upstream` flags) make.
 const DEFAULT_GROUP: &str = "default";
@@ -92,7 +93,61 @@ impl Resolved {
             allow_underscores_in_headers: s.allow_underscores_in_headers.unwrap_or(false),
             metrics: s.metrics.unwrap_or(MetricsListen::Default(DEFAULT_METRICS)),
             ebpf: s.ebpf.unwrap_or(true),
+            tls: self.tls()?,
         })
+    }
+
+    /// TLS, when `tls.listen` is set; certificates from the file's list, then the flags'.
+    fn tls(&self) -> anyhow::Result<Option<TlsConfig>> {
+        let t = &self.settings.tls;
+        if t.cert.len() != t.key.len() {
+            return Err(anyhow!(
+                "--tls-cert and --tls-key (tls.cert, tls.key) come in pairs: {} certificates, \
+                 {} keys",
+                t.cert.len(),
+                t.key.len()
+            ));
+        }
+        let mut certificates: Vec<CertFiles> = t
+            .certificates
+            .iter()
+            .map(|c| CertFiles {
+                cert: c.cert.clone(),
+                key: c.key.clone(),
+            })
+            .collect();
+        certificates.extend(t.cert.iter().zip(&t.key).map(|(cert, key)| CertFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        }));
+        let Some(listen) = t.listen else {
+            if !certificates.is_empty() || t.redirect_http.unwrap_or(false) || t.hsts.is_some() {
+                return Err(self.invalid_in_file(
+                    "tls.listen",
+                    "TLS settings were given but no address to accept TLS on \
+                     (--tls-listen, or `listen` in [tls])",
+                ));
+            }
+            return Ok(None);
+        };
+        if certificates.is_empty() {
+            return Err(self.invalid_in_file(
+                "tls.certificates",
+                "TLS needs a certificate (--tls-cert and --tls-key, or `certificates` in [tls])",
+            ));
+        }
+        if let Some(hsts) = &t.hsts
+            && !is_header_value(hsts)
+        {
+            return Err(self.invalid_in_file("tls.hsts", "must be printable text on one line"));
+        }
+        Ok(Some(TlsConfig {
+            listen,
+            certificates,
+            redirect_http: t.redirect_http.unwrap_or(false),
+            hsts: t.hsts.clone(),
+            handshake_timeout: t.handshake_timeout.unwrap_or(Dur::secs(10)).0,
+        }))
     }
 
     /// `value` as bytes, if in `range`.

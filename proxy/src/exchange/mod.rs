@@ -58,6 +58,15 @@ impl Request {
 /// Serves the request whose head is at the start of `client.input`.
 pub(crate) async fn serve(client: &mut Client, head: RequestHead, worker: &Worker) -> Outcome {
     let mut rest = client.take_rest(head.head_len);
+    if let (Some(tls), Some(tls_local)) = (&worker.config.tls, worker.tls_local)
+        && tls.redirect_http
+        && !client.is_tls()
+    {
+        let limit = worker.config.limits.send_timeout;
+        let outcome = redirect::to_https(client, &head, tls_local.port(), limit).await;
+        client.put_back_rest(rest);
+        return outcome;
+    }
     let head_only = head.method == Method::Head;
     let outcome = match route(client, head, worker) {
         Ok((req, index, route)) => {

@@ -3,7 +3,9 @@
 use super::{Outcome, Request};
 use crate::buffer::Buf;
 use crate::client::{Client, Next};
-use crate::http::Method;
+use std::io::Write;
+
+use crate::http::{BodyFraming, Method, RequestHead, host_without_port};
 use crate::routes::Route;
 
 /// Answers a redirect route: `to`, then the rest of the path after the route's prefix, then
@@ -25,6 +27,55 @@ pub(super) async fn answer(
 pub(super) async fn to_slashed(client: &Client, req: &Request, route: &Route) -> Outcome {
     let location = location(&req.path, b"/", req.head.query.of(&client.input));
     send(client, req, route, 301, &location).await
+}
+
+/// Answers a plain HTTP request with a 301 to the same URL over HTTPS (nginx's
+/// `return 301 https://$host$request_uri;`), the TLS port added unless it is 443.
+pub(super) async fn to_https(
+    client: &Client,
+    head: &RequestHead,
+    tls_port: u16,
+    limit: std::time::Duration,
+) -> Outcome {
+    let input = &client.input;
+    let host = head
+        .host
+        .map(|h| host_without_port(h.of(input)))
+        .unwrap_or_default();
+    let mut location = Buf::with_capacity(16 + host.len() + head.target.of(input).len());
+    location.extend_from_slice(b"https://");
+    if host.is_empty() {
+        let _ = write!(&mut *location, "{}", client.local.ip());
+    } else {
+        location.extend_from_slice(host);
+    }
+    if tls_port != 443 {
+        let _ = write!(&mut *location, ":{tls_port}");
+    }
+    // The path and query as sent (an absolute-form target's scheme and authority dropped).
+    let uri = input
+        .get(head.path.start as usize..head.target.end as usize)
+        .unwrap_or_default();
+    if uri.is_empty() || uri.first() != Some(&b'/') {
+        location.push(b'/');
+    }
+    location.extend_from_slice(uri);
+    let keep_alive = head.keep_alive && head.body == BodyFraming::None;
+    let head_only = head.method == Method::Head;
+    let headers: [(&[u8], &[u8]); 1] = [(b"Location", &location)];
+    let sent = client
+        .answer(301, keep_alive, head_only, &headers, limit)
+        .await;
+    Outcome {
+        status: 301,
+        upstream: None,
+        next: match (sent, keep_alive) {
+            (false, _) => Next::Abort,
+            (true, true) => Next::KeepAlive,
+            (true, false) => Next::Linger,
+        },
+        route: None,
+    }
 }
 
 async fn send(

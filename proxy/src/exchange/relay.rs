@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use super::{Outcome, Request};
 use crate::buffer::{Buf, Spool};
-use crate::client::{Client, Next};
+use crate::client::{Client, ClientStream, Next};
 use crate::clock::http_date_now;
 use crate::config::Limits;
 use crate::fail::{BadResponse, Fail, Step};
@@ -54,6 +54,7 @@ pub(super) async fn respond(
         keep_alive,
         date: &http_date_now(),
         extra,
+        hsts: client.hsts.as_deref(),
     };
     let mut out = Buf::with_capacity(buf.len() + 128);
     write_response_head(&mut out, &meta, &buf, &client.response_headers);
@@ -184,7 +185,7 @@ async fn pump_upstream(
 
 /// Writes the spool to the client until it is empty and ended.
 async fn pump_client(
-    client: &Counted<tokio_uring::net::TcpStream>,
+    client: &Counted<ClientStream>,
     spool: &Spool<'_>,
     timeout: Duration,
 ) -> Result<(), Fail> {

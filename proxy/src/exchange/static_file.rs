@@ -170,6 +170,9 @@ async fn answer(
     };
     let type_of_file = content_type(f.rel);
     let mut extra: Vec<(&[u8], &[u8])> = f.app_headers.to_vec();
+    if let Some(hsts) = &client.hsts {
+        extra.push((b"Strict-Transport-Security", hsts.as_bytes()));
+    }
     if Route::adds_headers_to(status) {
         extra.extend(
             f.route

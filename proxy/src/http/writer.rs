@@ -61,6 +61,9 @@ pub struct ResponseMeta<'a> {
     pub date: &'a [u8],
     /// Headers added after the upstream's (a route's `response_headers`).
     pub extra: &'a [(String, String)],
+    /// Strict-Transport-Security, on a TLS connection that sends it (unless the upstream
+    /// sent its own).
+    pub hsts: Option<&'a str>,
 }
 
 /// Appends a status line and the upstream's headers to `out`, then the framing headers for
@@ -98,7 +101,7 @@ pub fn write_response_head(
                 && list_has(h.value.of(upstream_buf), name)
         })
     };
-    let (mut has_server, mut has_date) = (false, false);
+    let (mut has_server, mut has_date, mut has_hsts) = (false, false, false);
     let mut upstream_length: Option<&[u8]> = None;
     for h in headers {
         let name = h.name.of(upstream_buf);
@@ -118,10 +121,14 @@ pub fn write_response_head(
         }
         has_server |= name.eq_ignore_ascii_case(b"server");
         has_date |= name.eq_ignore_ascii_case(b"date");
+        has_hsts |= name.eq_ignore_ascii_case(b"strict-transport-security");
         write_header(out, name, value);
     }
     for (name, value) in meta.extra {
         write_header(out, name.as_bytes(), value.as_bytes());
+    }
+    if let Some(hsts) = meta.hsts.filter(|_| !has_hsts) {
+        write_header(out, b"Strict-Transport-Security", hsts.as_bytes());
     }
 
     match meta.framing {

@@ -15,6 +15,7 @@ use super::snapshot::Snapshot;
 use super::stats::WorkerStats;
 use crate::config::UpstreamAddr;
 use crate::http::{self, Limits, Method, Status};
+use crate::tls::Acceptor;
 
 /// How long a scraper may take to send its request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
@@ -36,6 +37,8 @@ pub struct Sources {
     pub port: u16,
     /// The routes' labels, by index.
     pub routes: Vec<String>,
+    /// The TLS certificates (their expiry), if TLS is on.
+    pub tls: Option<Arc<Acceptor>>,
     uwsgi_pids: Vec<u32>,
     scanned: Option<Instant>,
 }
@@ -48,6 +51,7 @@ impl Sources {
         probes: ProbeHandle,
         port: u16,
         routes: Vec<String>,
+        tls: Option<Arc<Acceptor>>,
     ) -> Self {
         Sources {
             workers,
@@ -55,6 +59,7 @@ impl Sources {
             probes,
             port,
             routes,
+            tls,
             uwsgi_pids: Vec::new(),
             scanned: None,
         }
@@ -85,7 +90,15 @@ impl Sources {
         let ebpf = probes.map(|p| ebpf::figures(p, self.port));
         let processes: Vec<ProcessFigures> = procs::figures(&self.uwsgi_pids, probes);
         drop(slot);
-        Snapshot::take(&self.workers, &self.routes, processes, ebpf)
+        let mut snap = Snapshot::take(&self.workers, &self.routes, processes, ebpf);
+        if let Some(tls) = &self.tls {
+            snap.tls_certificates = tls
+                .certificates()
+                .into_iter()
+                .map(|c| (c.name, c.not_after))
+                .collect();
+        }
+        snap
     }
 
     /// The Prometheus exposition.

@@ -17,4 +17,4 @@ pub(crate) use ebpf::accepted;
 pub use ebpf::{ProbeHandle, load as load_probes};
 pub use endpoint::{Sources, spawn};
 pub(crate) use stats::UpstreamError;
-pub use stats::WorkerStats;
+pub use stats::{TlsOutcome, WorkerStats};

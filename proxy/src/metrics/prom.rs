@@ -143,6 +143,27 @@ pub fn render(snap: &Snapshot, out: &mut Exposition) {
         out.family(name, Histogram);
         out.histogram(name, &[], h);
     }
+    out.family(&names::TLS_HANDSHAKES, Counter);
+    for (result, version, count) in &snap.tls_handshakes {
+        let labels = [("result", *result), ("version", *version)];
+        out.sample(&names::TLS_HANDSHAKES, &labels, *count as f64);
+    }
+    out.family(&names::TLS_HANDSHAKE_DURATION, Histogram);
+    out.histogram(
+        &names::TLS_HANDSHAKE_DURATION,
+        &[],
+        &snap.tls_handshake_duration,
+    );
+    if !snap.tls_certificates.is_empty() {
+        out.family(&names::TLS_CERT_EXPIRY, Gauge);
+        for (name, not_after) in &snap.tls_certificates {
+            out.sample(
+                &names::TLS_CERT_EXPIRY,
+                &[("name", name)],
+                *not_after as f64,
+            );
+        }
+    }
     out.family(&names::UPSTREAM_ERRORS, Counter);
     for (kind, count) in &snap.upstream_errors {
         out.sample(&names::UPSTREAM_ERRORS, &[("kind", kind)], *count as f64);

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use super::ebpf::{ConnKernel, EbpfFigures};
 use super::histogram::{HistogramSnapshot, LATENCY_BOUNDS};
 use super::procs::ProcessFigures;
-use super::stats::{LiveConn, RouteCode, UpstreamError, WorkerStats};
+use super::stats::{LiveConn, RouteCode, TlsOutcome, UpstreamError, WorkerStats};
 
 /// Live connections listed in `/stats` per table.
 pub const TOP_CONNECTIONS: usize = 10;
@@ -44,6 +44,12 @@ pub struct Snapshot {
     pub proxy_duration: HistogramSnapshot,
     /// Requests per closed connection.
     pub requests_per_connection: HistogramSnapshot,
+    /// TLS handshakes by outcome (result, version, count).
+    pub tls_handshakes: Vec<(&'static str, &'static str, u64)>,
+    /// Time of the TLS handshakes that were done.
+    pub tls_handshake_duration: HistogramSnapshot,
+    /// The TLS certificates in use: name and notAfter (seconds since the epoch).
+    pub tls_certificates: Vec<(String, i64)>,
     /// ringway and the uWSGI processes.
     pub processes: Vec<ProcessFigures>,
     /// The oldest live connections.
@@ -117,6 +123,12 @@ impl Snapshot {
             upstream_response: empty(|w| &w.upstream_response),
             proxy_duration: empty(|w| &w.proxy_duration),
             requests_per_connection: empty(|w| &w.requests_per_connection),
+            tls_handshakes: TlsOutcome::LABELS
+                .iter()
+                .map(|(r, v)| (*r, *v, 0))
+                .collect(),
+            tls_handshake_duration: empty(|w| &w.tls_handshake_duration),
+            tls_certificates: Vec::new(),
             processes,
             oldest_connections: Vec::new(),
             slowest_connections: Vec::new(),
@@ -148,6 +160,11 @@ impl Snapshot {
             w.proxy_duration.add_to(&mut snap.proxy_duration);
             w.requests_per_connection
                 .add_to(&mut snap.requests_per_connection);
+            for (total, count) in snap.tls_handshakes.iter_mut().zip(&w.tls_handshakes) {
+                total.2 += count.load(Relaxed);
+            }
+            w.tls_handshake_duration
+                .add_to(&mut snap.tls_handshake_duration);
             if let Ok(table) = w.live.lock() {
                 live.extend(table.iter().map(|(_, c)| c.clone()));
             }

@@ -23,6 +23,40 @@ pub struct RouteCode {
     pub code: u16,
 }
 
+/// How a TLS handshake ended, the labels of `ringway_tls_handshakes_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsOutcome {
+    /// Done, with this protocol version (`TLSv1.3`, `TLSv1.2`).
+    Done(&'static str),
+    /// The client never finished in time.
+    TimedOut,
+    /// A plain HTTP request on the TLS port.
+    PlainHttp,
+    /// Garbage, an alert, no shared version or cipher, a close.
+    Failed,
+}
+
+impl TlsOutcome {
+    /// Every (result, version) label pair, in counter order.
+    pub const LABELS: [(&'static str, &'static str); 5] = [
+        ("ok", "TLSv1.3"),
+        ("ok", "TLSv1.2"),
+        ("timeout", ""),
+        ("plain_http", ""),
+        ("failed", ""),
+    ];
+
+    fn index(self) -> usize {
+        match self {
+            TlsOutcome::Done("TLSv1.3") => 0,
+            TlsOutcome::Done(_) => 1,
+            TlsOutcome::TimedOut => 2,
+            TlsOutcome::PlainHttp => 3,
+            TlsOutcome::Failed => 4,
+        }
+    }
+}
+
 /// Kinds of upstream failure, a label of `ringway_upstream_errors_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UpstreamError {
@@ -92,6 +126,10 @@ pub struct WorkerStats {
     pub proxy_duration: Histogram,
     /// Requests served per closed connection.
     pub requests_per_connection: Histogram,
+    /// TLS handshakes by outcome (index of [`TlsOutcome::LABELS`]).
+    pub tls_handshakes: [AtomicU64; 5],
+    /// Time of the TLS handshakes that were done.
+    pub tls_handshake_duration: Histogram,
     /// Live connections of this worker.
     pub live: Mutex<Slab<LiveConn>>,
 }
@@ -113,6 +151,8 @@ impl Default for WorkerStats {
             upstream_response: Histogram::new(LATENCY_BOUNDS),
             proxy_duration: Histogram::new(LATENCY_BOUNDS),
             requests_per_connection: Histogram::new(COUNT_BOUNDS),
+            tls_handshakes: Default::default(),
+            tls_handshake_duration: Histogram::new(LATENCY_BOUNDS),
             live: Mutex::new(Slab::new()),
         }
     }
@@ -141,6 +181,14 @@ impl WorkerStats {
         if let Some(upstream) = upstream {
             self.upstream_response.observe(upstream);
             self.proxy_duration.observe(total.saturating_sub(upstream));
+        }
+    }
+
+    /// Counts one TLS handshake (its duration when it was done).
+    pub fn tls_handshake(&self, outcome: TlsOutcome, took: Duration) {
+        self.tls_handshakes[outcome.index()].fetch_add(1, Relaxed);
+        if matches!(outcome, TlsOutcome::Done(_)) {
+            self.tls_handshake_duration.observe(took);
         }
     }
 

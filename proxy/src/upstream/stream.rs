@@ -4,7 +4,6 @@ use std::cell::Cell;
 use std::net::Shutdown;
 
 use tokio_uring::BufResult;
-use tokio_uring::buf::Slice;
 use tokio_uring::net::{TcpStream, UnixStream};
 
 use crate::buffer::Buf;
@@ -54,10 +53,10 @@ impl Drop for UpstreamConn {
 }
 
 impl Stream for UpstreamConn {
-    async fn read_into(&self, buf: Slice<Buf>) -> BufResult<usize, Slice<Buf>> {
+    async fn read_append(&self, buf: Buf, max: usize) -> BufResult<usize, Buf> {
         match &self.socket {
-            Socket::Unix(s) => s.read_into(buf).await,
-            Socket::Tcp(s) => s.read_into(buf).await,
+            Socket::Unix(s) => s.read_append(buf, max).await,
+            Socket::Tcp(s) => s.read_append(buf, max).await,
         }
     }
 

@@ -12,6 +12,7 @@ fn meta(status: u16, reason: &[u8], framing: ClientFraming) -> ResponseMeta<'_> 
         keep_alive: true,
         date: DATE,
         extra: &[],
+        hsts: None,
     }
 }
 

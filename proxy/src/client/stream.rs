@@ -1,0 +1,72 @@
+//! The client's socket: plain TCP, or TLS over it. Everything above reads and writes
+//! plaintext through [`Stream`] and does not know which.
+
+use std::net::Shutdown;
+use std::os::fd::{AsRawFd, RawFd};
+
+use tokio_uring::BufResult;
+use tokio_uring::net::TcpStream;
+use tokio_util::either::Either;
+
+use crate::buffer::Buf;
+use crate::io::Stream;
+use crate::tls::TlsStream;
+
+/// A client connection's transport.
+pub(crate) enum ClientStream {
+    /// Plain HTTP.
+    Plain(TcpStream),
+    /// HTTPS.
+    Tls(Box<TlsStream>),
+}
+
+impl ClientStream {
+    /// Whether the connection is TLS.
+    pub(crate) fn is_tls(&self) -> bool {
+        matches!(self, ClientStream::Tls(_))
+    }
+
+    /// Ends a TLS session cleanly (close_notify); nothing to do for plain TCP.
+    pub(crate) async fn close_notify(&self) {
+        if let ClientStream::Tls(session) = self {
+            Box::pin(session.close_notify()).await;
+        }
+    }
+}
+
+impl AsRawFd for ClientStream {
+    fn as_raw_fd(&self) -> RawFd {
+        match self {
+            ClientStream::Plain(s) => s.as_raw_fd(),
+            ClientStream::Tls(s) => s.tcp().as_raw_fd(),
+        }
+    }
+}
+
+// A TLS read or write is a loop of socket ops (records out, records in), a future several
+// times the size of a plain one. Boxing it keeps every connection's future, held for its
+// whole life, as small as a plain connection needs; a TLS op already pays for a record's
+// cipher work, beside which the allocation does not show.
+impl Stream for ClientStream {
+    // Not async fns: picking the arm's future directly adds no state of its own.
+    fn read_append(&self, buf: Buf, max: usize) -> impl Future<Output = BufResult<usize, Buf>> {
+        match self {
+            ClientStream::Plain(s) => Either::Left(s.read_append(buf, max)),
+            ClientStream::Tls(s) => Either::Right(Box::pin(s.read_append(buf, max))),
+        }
+    }
+
+    fn write_from(&self, buf: Buf, from: usize) -> impl Future<Output = BufResult<(), Buf>> {
+        match self {
+            ClientStream::Plain(s) => Either::Left(s.write_from(buf, from)),
+            ClientStream::Tls(s) => Either::Right(Box::pin(s.write_from(buf, from))),
+        }
+    }
+
+    fn shutdown(&self, how: Shutdown) {
+        match self {
+            ClientStream::Plain(s) => Stream::shutdown(s, how),
+            ClientStream::Tls(s) => Stream::shutdown(&**s, how),
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! Certificates: PEM chains and keys read from files, the names each serves (for SNI), and
+//! when each expires (for the metrics).
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, anyhow, bail};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+
+/// Where a certificate and its key are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertFiles {
+    /// PEM chain: the certificate first, then its intermediates.
+    pub cert: PathBuf,
+    /// PEM private key (PKCS#8, SEC1 or PKCS#1; ECDSA or RSA).
+    pub key: PathBuf,
+}
+
+/// A loaded certificate.
+pub(crate) struct Loaded {
+    key: Arc<CertifiedKey>,
+    /// The DNS names it is valid for (SAN, else CN), lower case; `*.x` for wildcards.
+    names: Vec<String>,
+    /// The name shown in metrics and logs.
+    pub(crate) label: String,
+    /// Its notAfter, seconds since the epoch.
+    pub(crate) not_after: i64,
+    /// Its serial number, hex (logs).
+    pub(crate) serial: String,
+}
+
+impl fmt::Debug for Loaded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.label, self.names.join(" "))
+    }
+}
+
+impl Loaded {
+    /// Reads and checks one certificate and its key.
+    pub(crate) fn load(files: &CertFiles, provider: &CryptoProvider) -> anyhow::Result<Loaded> {
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert)
+            .with_context(|| format!("reading {}", files.cert.display()))?
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("parsing {}", files.cert.display()))?;
+        let Some(leaf) = chain.first() else {
+            bail!("{} holds no certificate", files.cert.display());
+        };
+        let key = PrivateKeyDer::from_pem_file(&files.key)
+            .with_context(|| format!("reading the key {}", files.key.display()))?;
+        let (names, label, not_after, serial) = describe(leaf)
+            .with_context(|| format!("reading the certificate in {}", files.cert.display()))?;
+        let key = CertifiedKey::from_der(chain, key, provider)
+            .map_err(|e| anyhow!("{} and {}: {e}", files.cert.display(), files.key.display()))?;
+        Ok(Loaded {
+            key: Arc::new(key),
+            names,
+            label,
+            not_after,
+            serial,
+        })
+    }
+
+    /// Whether this certificate is valid for `host` (exact, or one label under a wildcard).
+    fn serves(&self, host: &str) -> bool {
+        self.names.iter().any(|name| match name.strip_prefix("*.") {
+            Some(parent) => host
+                .split_once('.')
+                .is_some_and(|(label, rest)| !label.is_empty() && rest == parent),
+            None => name == host,
+        })
+    }
+}
+
+/// The names, label, expiry and serial of a DER certificate.
+fn describe(der: &CertificateDer<'_>) -> anyhow::Result<(Vec<String>, String, i64, String)> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref())
+        .map_err(|e| anyhow!("not an X.509 certificate: {e}"))?;
+    let mut names: Vec<String> = Vec::new();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for name in &san.value.general_names {
+            if let x509_parser::extensions::GeneralName::DNSName(dns) = name {
+                names.push(dns.to_ascii_lowercase());
+            }
+        }
+    }
+    let common_name = cert
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .map(str::to_ascii_lowercase);
+    if names.is_empty()
+        && let Some(cn) = &common_name
+    {
+        names.push(cn.clone());
+    }
+    let label = names
+        .first()
+        .cloned()
+        .or(common_name)
+        .unwrap_or_else(|| "unnamed".to_owned());
+    let not_after = cert.validity().not_after.timestamp();
+    let serial = cert.raw_serial_as_string().replace(':', "");
+    Ok((names, label, not_after, serial))
+}
+
+/// Picks the certificate for a handshake by its SNI name; no name, or one no certificate
+/// serves, gets the first.
+#[derive(Debug)]
+pub(crate) struct Resolver {
+    certs: Vec<Loaded>,
+}
+
+impl Resolver {
+    /// A resolver over `certs` (at least one).
+    pub(crate) fn new(certs: Vec<Loaded>) -> anyhow::Result<Resolver> {
+        if certs.is_empty() {
+            bail!("no certificate given");
+        }
+        Ok(Resolver { certs })
+    }
+
+    /// The certificates, in configuration order.
+    pub(crate) fn certs(&self) -> &[Loaded] {
+        &self.certs
+    }
+
+    fn pick(&self, sni: Option<&str>) -> Option<&Loaded> {
+        let by_name = sni.map(str::to_ascii_lowercase).and_then(|host| {
+            let host = host.trim_end_matches('.').to_owned();
+            self.certs.iter().find(|c| c.serves(&host))
+        });
+        by_name.or(self.certs.first())
+    }
+}
+
+impl ResolvesServerCert for Resolver {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.pick(hello.server_name()).map(|c| Arc::clone(&c.key))
+    }
+}
+
+/// Reads every certificate of `files`.
+pub(crate) fn load_all(files: &[CertFiles], provider: &CryptoProvider) -> anyhow::Result<Resolver> {
+    let certs = files
+        .iter()
+        .map(|f| Loaded::load(f, provider))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Resolver::new(certs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loaded(names: &[&str]) -> Loaded {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params = rcgen::CertificateParams::new(
+            names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>(),
+        )
+        .unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let files = CertFiles {
+            cert: dir.path().join("c.pem"),
+            key: dir.path().join("k.pem"),
+        };
+        std::fs::write(&files.cert, cert.pem()).unwrap();
+        std::fs::write(&files.key, key.serialize_pem()).unwrap();
+        Loaded::load(&files, &rustls::crypto::ring::default_provider()).unwrap()
+    }
+
+    #[test]
+    fn sni_picks_by_name_and_wildcard_else_the_first() {
+        let resolver = Resolver::new(vec![
+            loaded(&["example.com", "www.example.com"]),
+            loaded(&["*.other.org"]),
+        ])
+        .unwrap();
+        let pick = |sni: Option<&str>| resolver.pick(sni).map(|c| c.label.clone());
+        assert_eq!(
+            pick(Some("www.example.com")).as_deref(),
+            Some("example.com")
+        );
+        assert_eq!(pick(Some("A.Other.Org.")).as_deref(), Some("*.other.org"));
+        assert_eq!(
+            pick(Some("other.org")).as_deref(),
+            Some("example.com"),
+            "no match: first"
+        );
+        assert_eq!(
+            pick(Some("a.b.other.org")).as_deref(),
+            Some("example.com"),
+            "one label only"
+        );
+        assert_eq!(pick(None).as_deref(), Some("example.com"));
+        assert!(resolver.certs()[0].not_after > 0);
+    }
+}

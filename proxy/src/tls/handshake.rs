@@ -1,0 +1,91 @@
+//! The TLS handshake of an accepted connection, bounded by `handshake_timeout`.
+
+use std::io;
+use std::net::Shutdown;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustls::{ServerConfig, ServerConnection};
+use tokio_uring::net::TcpStream;
+
+use super::stream::{FIRST_READ, FirstBytes, TlsStream, classify};
+use crate::buffer::Buf;
+use crate::io::Stream;
+
+/// How a handshake ended.
+pub(crate) enum Handshake {
+    /// The session is up.
+    Done(Box<TlsStream>, Duration),
+    /// The client sent a plain HTTP request on the TLS port (nginx answers it with 400).
+    PlainHttp(TcpStream),
+    /// The client was silent or slow for the whole `handshake_timeout`.
+    TimedOut,
+    /// The client closed, sent garbage, or the handshake failed (bad version, no shared
+    /// cipher, a bad record); the reason is for a debug log line.
+    Failed(io::Error),
+}
+
+/// Runs the server side of a handshake on `tcp`.
+pub(crate) async fn accept(
+    tcp: TcpStream,
+    config: Arc<ServerConfig>,
+    limit: Duration,
+) -> Handshake {
+    let started = Instant::now();
+    let conn = match ServerConnection::new(config) {
+        Ok(conn) => conn,
+        Err(e) => return Handshake::Failed(io::Error::other(e)),
+    };
+    let tls = TlsStream::new(tcp, conn);
+    let outcome = tokio::time::timeout(limit, drive(&tls)).await;
+    match outcome {
+        Ok(Ok(Progress::Up)) => Handshake::Done(Box::new(tls), started.elapsed()),
+        Ok(Ok(Progress::PlainHttp)) => Handshake::PlainHttp(tls.into_tcp()),
+        Ok(Err(e)) => {
+            // Whatever alert rustls queued, the peer gets it before the close.
+            let _ = tls.flush().await;
+            Stream::shutdown(&tls, Shutdown::Both);
+            Handshake::Failed(e)
+        }
+        Err(_) => {
+            // The read in flight was dropped with the future: shutting the socket down
+            // completes it (a tokio-uring op is not cancelled by a drop).
+            Stream::shutdown(&tls, Shutdown::Both);
+            Handshake::TimedOut
+        }
+    }
+}
+
+enum Progress {
+    Up,
+    PlainHttp,
+}
+
+async fn drive(tls: &TlsStream) -> io::Result<Progress> {
+    // The first bytes say what the client speaks; a plain HTTP request gets an answer it
+    // can read, as from nginx.
+    let (res, first) = tls
+        .tcp()
+        .read_append(Buf::with_capacity(FIRST_READ), FIRST_READ)
+        .await;
+    if res? == 0 {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    match classify(&first) {
+        FirstBytes::Tls => {}
+        FirstBytes::PlainHttp => return Ok(Progress::PlainHttp),
+        FirstBytes::Garbage => return Err(io::ErrorKind::InvalidData.into()),
+    }
+    tls.absorb(&first)?;
+    while tls.is_handshaking() {
+        tls.flush().await?;
+        if !tls.is_handshaking() {
+            break;
+        }
+        if !tls.fill().await? {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+    }
+    tls.flush().await?;
+    Ok(Progress::Up)
+}

@@ -1,0 +1,233 @@
+//! A TLS connection over an io_uring socket. rustls is sans-IO: records go in and out of
+//! pooled buffers here, and the socket only ever moves bytes, exactly as for a plain
+//! connection. The rest of ringway reads and writes plaintext through [`Stream`].
+
+use std::cell::{Cell, RefCell};
+use std::io::{self, BufRead, Write};
+use std::net::Shutdown;
+use std::time::Duration;
+
+use rustls::ServerConnection;
+use tokio_uring::BufResult;
+use tokio_uring::net::TcpStream;
+
+use crate::buffer::{Buf, LARGE, SMALL};
+use crate::io::Stream;
+
+/// Ciphertext read at a time: a full TLS record and its header, with room to spare.
+const RECORD_READ: usize = 16 * 1024 + 512;
+/// Time the close_notify alert may take to go out.
+const GOODBYE: Duration = Duration::from_secs(1);
+
+/// A TLS session on a TCP socket.
+pub(crate) struct TlsStream {
+    tcp: TcpStream,
+    /// Borrowed only between awaits: a read and a write of the same connection never hold
+    /// it at once.
+    conn: RefCell<ServerConnection>,
+    /// A write of records is in flight (a read may flush what the session owes the peer).
+    flushing: Cell<bool>,
+}
+
+impl TlsStream {
+    pub(super) fn new(tcp: TcpStream, conn: ServerConnection) -> TlsStream {
+        TlsStream {
+            tcp,
+            conn: RefCell::new(conn),
+            flushing: Cell::new(false),
+        }
+    }
+
+    /// The socket.
+    pub(crate) fn tcp(&self) -> &TcpStream {
+        &self.tcp
+    }
+
+    /// The negotiated protocol version, `TLSv1.3` or `TLSv1.2`.
+    pub(crate) fn version(&self) -> &'static str {
+        match self.conn.borrow().protocol_version() {
+            Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
+            Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
+            _ => "",
+        }
+    }
+
+    pub(super) fn is_handshaking(&self) -> bool {
+        self.conn.borrow().is_handshaking()
+    }
+
+    /// Sends every record rustls has ready.
+    pub(super) async fn flush(&self) -> io::Result<()> {
+        loop {
+            let mut out = Buf::with_capacity(LARGE);
+            {
+                let mut conn = self.conn.borrow_mut();
+                if !conn.wants_write() {
+                    return Ok(());
+                }
+                while conn.wants_write() && out.len() < LARGE / 2 {
+                    conn.write_tls(&mut RecordSink(&mut out))?;
+                }
+            }
+            self.flushing.set(true);
+            let (res, _) = self.tcp.write_from(out, 0).await;
+            self.flushing.set(false);
+            res?;
+        }
+    }
+
+    /// Reads the next ciphertext from the socket into the session. `Ok(false)` when the
+    /// peer closed the socket.
+    pub(super) async fn fill(&self) -> io::Result<bool> {
+        let (res, buf) = self
+            .tcp
+            .read_append(Buf::with_capacity(RECORD_READ), RECORD_READ)
+            .await;
+        if res? == 0 {
+            return Ok(false);
+        }
+        // On an error rustls has queued an alert for the peer; the caller's flush sends it.
+        self.absorb(&buf)?;
+        Ok(true)
+    }
+
+    /// Feeds ciphertext already read (the handshake's first bytes) into the session.
+    pub(super) fn absorb(&self, mut records: &[u8]) -> io::Result<()> {
+        let mut conn = self.conn.borrow_mut();
+        while !records.is_empty() {
+            conn.read_tls(&mut records)?;
+            conn.process_new_packets()
+                .map_err(|err| io::Error::new(io::ErrorKind::InvalidData, err))?;
+        }
+        Ok(())
+    }
+
+    /// The socket back, the session dropped (a plain request on the TLS port).
+    pub(super) fn into_tcp(self) -> TcpStream {
+        self.tcp
+    }
+
+    /// Says goodbye the TLS way (a close_notify alert) before the socket closes, so the
+    /// client can tell the end from a cut. Best effort: a client gone already changes nothing.
+    pub(crate) async fn close_notify(&self) {
+        self.conn.borrow_mut().send_close_notify();
+        if tokio::time::timeout(GOODBYE, self.flush()).await.is_err() {
+            Stream::shutdown(self, Shutdown::Both);
+        }
+    }
+}
+
+/// Appends records to a buffer.
+struct RecordSink<'b>(&'b mut Buf);
+
+impl Write for RecordSink<'_> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.0.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Stream for TlsStream {
+    async fn read_append(&self, mut buf: Buf, max: usize) -> BufResult<usize, Buf> {
+        loop {
+            let ready = {
+                let mut conn = self.conn.borrow_mut();
+                let mut reader = conn.reader();
+                match reader.fill_buf() {
+                    Ok(data) => {
+                        // Empty: the peer said close_notify, a clean end of stream.
+                        let n = data.len().min(max);
+                        buf.extend_from_slice(&data[..n]);
+                        reader.consume(n);
+                        Some(Ok(n))
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
+                    Err(e) => Some(Err(e)),
+                }
+            };
+            if let Some(read) = ready {
+                return (read, buf);
+            }
+            // Answer what the peer may be waiting for (a key update, an alert) first.
+            if let Err(e) = self.flush().await {
+                return (Err(e), buf);
+            }
+            match self.fill().await {
+                Ok(true) => {}
+                Ok(false) => return (Ok(0), buf),
+                Err(e) => {
+                    let _ = self.flush().await;
+                    return (Err(e), buf);
+                }
+            }
+        }
+    }
+
+    async fn write_from(&self, buf: Buf, from: usize) -> BufResult<(), Buf> {
+        let mut at = from;
+        while at < buf.len() {
+            let taken = self.conn.borrow_mut().writer().write(&buf[at..]);
+            match taken {
+                Ok(n) => at += n,
+                Err(e) => return (Err(e), buf),
+            }
+            // rustls holds a bounded amount of sealed records: send them before sealing more.
+            if let Err(e) = self.flush().await {
+                return (Err(e), buf);
+            }
+        }
+        (Ok(()), buf)
+    }
+
+    fn shutdown(&self, how: Shutdown) {
+        // A read that timed out may be waiting on a flush of records: that write must end too.
+        let how = if how == Shutdown::Read && self.flushing.get() {
+            Shutdown::Both
+        } else {
+            how
+        };
+        Stream::shutdown(&self.tcp, how);
+    }
+}
+
+/// What a handshake's first bytes look like.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum FirstBytes {
+    /// A TLS handshake record.
+    Tls,
+    /// An HTTP request line (`GET /`, `POST `...): a plain request on the TLS port.
+    PlainHttp,
+    /// Anything else.
+    Garbage,
+}
+
+/// Classifies the first bytes a client sent on the TLS port.
+pub(super) fn classify(first: &[u8]) -> FirstBytes {
+    match first.first() {
+        Some(0x16) => FirstBytes::Tls,
+        Some(b) if b.is_ascii_uppercase() => FirstBytes::PlainHttp,
+        _ => FirstBytes::Garbage,
+    }
+}
+
+/// Read size for the first bytes of a connection on the TLS port.
+pub(super) const FIRST_READ: usize = SMALL;
+
+#[cfg(test)]
+mod tests {
+    use super::{FirstBytes, classify};
+
+    #[test]
+    fn the_first_byte_tells_tls_from_plain_http() {
+        assert_eq!(classify(&[0x16, 0x03, 0x01]), FirstBytes::Tls);
+        assert_eq!(classify(b"GET / HTTP/1.1\r\n"), FirstBytes::PlainHttp);
+        assert_eq!(classify(b"POST /x HTTP/1.0\r\n"), FirstBytes::PlainHttp);
+        assert_eq!(classify(b"\x00\x01garbage"), FirstBytes::Garbage);
+        assert_eq!(classify(b"get / HTTP/1.1\r\n"), FirstBytes::Garbage);
+        assert_eq!(classify(b""), FirstBytes::Garbage);
+    }
+}
