@@ -7,6 +7,7 @@
 //!   (`-- --suite buffering`: ringway vs nginx under slow and hostile clients)
 
 mod bench;
+mod demo_cert;
 mod lint;
 mod procs;
 mod run;

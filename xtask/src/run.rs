@@ -37,6 +37,13 @@ pub struct RunArgs {
     /// Build and run ringway in release mode.
     #[arg(long)]
     release: bool,
+    /// Serve HTTPS too, with a self-signed certificate for localhost made on first use
+    /// (target/run/tls/), and redirect plain HTTP to it.
+    #[arg(long)]
+    tls: bool,
+    /// Port of the HTTPS listener (127.0.0.1), with --tls.
+    #[arg(long, default_value_t = 8443)]
+    tls_port: u16,
 }
 
 /// Why the supervisor stopped watching the stack.
@@ -71,8 +78,17 @@ pub fn run(ws: &Workspace, args: &RunArgs) -> Result<u8> {
     }
     eprintln!("xtask: uWSGI is up on {}", socket.display());
 
+    let tls = if args.tls {
+        let cert = crate::demo_cert::ensure(&run_dir.join("tls"))?;
+        Some(DemoTls {
+            port: args.tls_port,
+            cert,
+        })
+    } else {
+        None
+    };
     let config = run_dir.join("ringway.toml");
-    fs::write(&config, demo_config(ws, &socket))
+    fs::write(&config, demo_config(ws, &socket, tls.as_ref()))
         .with_context(|| format!("cannot write {}", config.display()))?;
     let mut cmd = Command::new(&ringway_bin);
     cmd.arg("--config")
@@ -102,6 +118,13 @@ pub fn run(ws: &Workspace, args: &RunArgs) -> Result<u8> {
     eprintln!("ringway is listening on {url}");
     eprintln!("  try: curl {url}/  (the app), curl {url}/static/style.css  (a file, from disk),");
     eprintln!("       curl {url}/report/report.txt  (the app hands the file to ringway)");
+    if let Some(tls) = &tls {
+        eprintln!(
+            "  HTTPS: curl --cacert {} https://localhost:{}/  (plain HTTP redirects there)",
+            tls.cert.cert.display(),
+            tls.port
+        );
+    }
     eprintln!("  config: {}", config.display());
     announce_metrics(&metrics);
     eprintln!("  Ctrl-C stops ringway, then uWSGI");
@@ -118,12 +141,18 @@ fn announce_metrics(addr: &str) {
     );
 }
 
+/// The demo's HTTPS listener.
+struct DemoTls {
+    port: u16,
+    cert: crate::demo_cert::DemoCert,
+}
+
 /// The demo's ringway config: the app on `/`, its static folder served from disk (as nginx
-/// users do with `location /static/`), and an internal folder the app's /report route hands
-/// out through X-Accel-Redirect.
-fn demo_config(ws: &Workspace, socket: &Path) -> String {
+/// users do with `location /static/`), an internal folder the app's /report route hands
+/// out through X-Accel-Redirect, and with `--tls` HTTPS with plain HTTP redirected to it.
+fn demo_config(ws: &Workspace, socket: &Path, tls: Option<&DemoTls>) -> String {
     let apps = ws.apps_dir();
-    format!(
+    let mut config = format!(
         r#"# Written by `cargo xtask run`: the demo stack's routes.
 [upstreams.app]
 servers = ["unix:{socket}"]
@@ -146,7 +175,21 @@ upstream = "app"
         socket = socket.display(),
         static_dir = apps.join("static").display(),
         private_dir = apps.join("private").display(),
-    )
+    );
+    if let Some(tls) = tls {
+        config.push_str(&format!(
+            r#"
+[tls]
+listen = "127.0.0.1:{port}"
+certificates = [{{ cert = "{cert}", key = "{key}" }}]
+redirect_http = true
+"#,
+            port = tls.port,
+            cert = tls.cert.cert.display(),
+            key = tls.cert.key.display(),
+        ));
+    }
+    config
 }
 
 fn uwsgi_command(ws: &Workspace, venv: &Venv, socket: &Path) -> Command {
