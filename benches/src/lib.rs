@@ -81,6 +81,8 @@ impl Config {
 }
 
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Why a uWSGI stack is not measured on the static cases.
+const NO_FILES: &str = "static files: this stack runs the app only (no static route)";
 /// How often RSS is sampled during a run.
 const SAMPLE_EVERY: Duration = Duration::from_millis(50);
 /// Idle connections are opened in batches of this many concurrent requests (uWSGI's two
@@ -105,17 +107,6 @@ pub fn run(config: &Config) -> Result<Report> {
         );
     }
     let (server_cpus, wrk_cpus) = pinning(config.pin)?;
-    let tools = Tools {
-        ringway: config.ringway.clone(),
-        nginx: config.nginx.clone(),
-        venv: config.venv.clone(),
-        ringway_workers: config.ringway_workers,
-        ringway_probes: config.ringway_probes,
-        uwsgi_workers: config.uwsgi_workers,
-        server_cpus: server_cpus.clone(),
-        nofile,
-        max_body_size: None,
-    };
     for (what, path) in [
         ("ringway", &config.ringway),
         ("nginx", &config.nginx),
@@ -138,6 +129,22 @@ pub fn run(config: &Config) -> Result<Report> {
     let started = (report::now_utc(), sys::loadavg());
     let dir = sys::TempDir::new("ringway-bench")?;
     eprintln!("bench: scratch dir {}", dir.path().display());
+    // The static files: served by ringway and nginx whatever the cases, so that the stacks
+    // are set up the same in every run.
+    let files = dir.path().join("files");
+    load::write_static_files(&files)?;
+    let tools = Tools {
+        ringway: config.ringway.clone(),
+        nginx: config.nginx.clone(),
+        venv: config.venv.clone(),
+        ringway_workers: config.ringway_workers,
+        ringway_probes: config.ringway_probes,
+        uwsgi_workers: config.uwsgi_workers,
+        server_cpus: server_cpus.clone(),
+        nofile,
+        max_body_size: None,
+        static_dir: Some(files),
+    };
 
     let app = AppServer::start(&tools, &config.app, dir.path())?;
     let mut running: Vec<Stack> = Vec::new();
@@ -147,10 +154,15 @@ pub fn run(config: &Config) -> Result<Report> {
     }
 
     // Probes: each stack must answer each case right before it is measured. A stack that
-    // cannot serve a case (uWSGI's router and a chunked body) is reported, not measured.
+    // cannot serve a case (uWSGI's router and a chunked body; the uWSGI stacks and the
+    // static files, which only the proxies serve) is reported, not measured.
     let mut unserved: BTreeMap<(String, StackKind), String> = BTreeMap::new();
     for stack in &running {
         for case in &config.cases {
+            if case.kind.is_static() && !stack.kind.serves_files() {
+                unserved.insert((case.id(), stack.kind), NO_FILES.to_owned());
+                continue;
+            }
             if let Err(err) = probe(stack, case.kind) {
                 // Every stack serves a plain GET: if one does not, the setup is broken.
                 if case.kind == Kind::Hello {
@@ -301,12 +313,28 @@ fn probe(stack: &Stack, kind: Kind) -> Result<()> {
         }
     }
     let ok = match kind {
-        Kind::Hello | Kind::Bytes64k => answer.body == expected,
+        Kind::Hello | Kind::Bytes64k | Kind::Static1k | Kind::Static64k | Kind::Static1m => {
+            answer.body == expected
+        }
         Kind::Post16k | Kind::Chunked => answer
             .body
             .windows(expected.len())
             .any(|w| w == expected.as_slice()),
     };
+    if !ok && kind.is_static() {
+        let first_difference = answer
+            .body
+            .iter()
+            .zip(&expected)
+            .position(|(a, b)| a != b)
+            .unwrap_or(answer.body.len().min(expected.len()));
+        bail!(
+            "not the file's bytes: {} bytes where the file has {}, first difference at byte \
+             {first_difference}",
+            answer.body.len(),
+            expected.len()
+        );
+    }
     if !ok {
         bail!(
             "unexpected body ({} bytes): {}",
@@ -413,6 +441,18 @@ fn measure(
     stop.store(true, Ordering::SeqCst);
     let samples = sampler.join().unwrap_or_default();
     let output = output.with_context(|| format!("load on {}: {}", stack.kind, stack.log_tail()))?;
+    if let Some((name, len)) = case.kind.file()
+        && output.requests > 0
+        && output.bytes / output.requests < len as u64
+    {
+        // wrk counts every byte read, heads included: fewer than the file per answer means
+        // answers were cut short.
+        eprintln!(
+            "bench:     warning: {} read {} bytes per answer, less than {name} ({len} bytes)",
+            stack.kind,
+            output.bytes / output.requests
+        );
+    }
     stack
         .refresh_pids()
         .with_context(|| format!("{} after {}", stack.kind, case.id()))?;

@@ -16,7 +16,7 @@ use ringway_bench::stacks::{App, StackKind};
 use ringway_bench::{Config, run};
 
 /// Side-by-side benchmark: ringway vs nginx vs uWSGI's --http router vs uWSGI alone, all in
-/// front of the same uWSGI workers. Results go to OUT/results.{json,md} and OUT/chart.svg.
+/// front of the same uWSGI workers; and static files served by ringway and nginx. Results go to OUT/results.{json,md} and OUT/chart.svg.
 /// With `--suite buffering`: ringway vs nginx under slow and hostile clients, to
 /// OUT/buffering.{json,md}.
 #[derive(Parser, Debug)]
@@ -45,11 +45,13 @@ struct Args {
     /// Seconds per run (whole seconds: wrk's unit).
     #[arg(long, default_value_t = 5)]
     duration: u64,
-    /// Cases, comma-separated: hello, 64k, post16k, chunked.
+    /// Cases, comma-separated: hello, 64k, post16k, chunked (answers from the app), static1k,
+    /// static64k, static1m (files of 1 KiB, 64 KiB, 1 MiB served by the proxy itself; the
+    /// uWSGI stacks serve none).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "hello,64k,post16k,chunked"
+        default_value = "hello,64k,post16k,chunked,static1k,static64k,static1m"
     )]
     cases: Vec<String>,
     /// Connection counts of the hello sweep.

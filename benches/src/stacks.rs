@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 
+use crate::load::STATIC_ROUTE;
 use crate::proc::Guard;
 use crate::sys;
 
@@ -61,6 +62,12 @@ impl StackKind {
     pub fn has_proxy(self) -> bool {
         self != StackKind::Uwsgi
     }
+
+    /// Whether the stack serves the static files itself: ringway and nginx do; the uWSGI
+    /// stacks here only run the app.
+    pub fn serves_files(self) -> bool {
+        matches!(self, StackKind::Ringway | StackKind::Nginx)
+    }
 }
 
 impl fmt::Display for StackKind {
@@ -93,6 +100,9 @@ pub struct Tools {
     /// Largest request body both proxies accept (ringway `--max-body-size`, nginx
     /// `client_max_body_size`); `None`: 1m, ringway's default.
     pub max_body_size: Option<String>,
+    /// A directory both proxies serve on [`STATIC_ROUTE`] (ringway `--static`, nginx `alias`
+    /// with the static-file tuning of [`nginx_config`]); `None`: no static route.
+    pub static_dir: Option<PathBuf>,
 }
 
 impl Tools {
@@ -278,6 +288,10 @@ fn start_ringway(tools: &Tools, app: &AppServer, dir: &Path) -> Result<Stack> {
     if let Some(size) = &tools.max_body_size {
         cmd.arg("--max-body-size").arg(size);
     }
+    if let Some(files) = &tools.static_dir {
+        cmd.arg("--static")
+            .arg(format!("{STATIC_ROUTE}={}", files.display()));
+    }
     let mut guard = Guard::spawn("ringway", &mut cmd, tools.server_cpus.clone())?;
     let mut addr = None;
     wait_ready(&mut guard, &log, || {
@@ -314,7 +328,14 @@ fn start_nginx(tools: &Tools, app: &AppServer, dir: &Path) -> Result<Stack> {
     let port = sys::free_port()?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let max_body = tools.max_body_size.as_deref().unwrap_or("1m");
-    let conf = nginx_config(&ndir, addr, &app.socket, tools.nofile, max_body);
+    let conf = nginx_config(
+        &ndir,
+        addr,
+        &app.socket,
+        tools.nofile,
+        max_body,
+        tools.static_dir.as_deref(),
+    );
     let conf_path = ndir.join("nginx.conf");
     fs::write(&conf_path, conf).with_context(|| format!("write {}", conf_path.display()))?;
     let log = ndir.join("error.log");
@@ -336,15 +357,41 @@ fn start_nginx(tools: &Tools, app: &AppServer, dir: &Path) -> Result<Stack> {
 /// off, the stock uwsgi_params. keepalive_requests is raised so that nginx, like ringway,
 /// does not close a busy keep-alive connection every 1000 requests. Its temp paths (bodies
 /// and answers beyond the buffers) are under `dir`.
+///
+/// With `static_dir`, nginx also serves that directory on [`STATIC_ROUTE`] (`alias`), tuned
+/// as its users tune it for files, in the http block as Debian's stock nginx.conf has them:
+/// `sendfile on; tcp_nopush on;` (and the stock mime.types), plus `open_file_cache
+/// max=1000;`. These touch no proxied answer: sendfile serves files, and the load cases'
+/// answers fit in the uwsgi buffers, so none is sent from a temp file.
 pub fn nginx_config(
     dir: &Path,
     addr: SocketAddr,
     socket: &Path,
     nofile: u64,
     max_body_size: &str,
+    static_dir: Option<&Path>,
 ) -> String {
     let d = dir.display();
     let sock = socket.display();
+    let (files_http, files_location) = match static_dir {
+        Some(files) => (
+            "    include /etc/nginx/mime.types;
+    default_type application/octet-stream;
+    sendfile on;
+    tcp_nopush on;
+    open_file_cache max=1000;
+"
+            .to_owned(),
+            format!(
+                "        location {STATIC_ROUTE} {{
+            alias {}/;
+        }}
+",
+                files.display()
+            ),
+        ),
+        None => (String::new(), String::new()),
+    };
     // As root, nginx's workers would run as `nobody`, which may not connect to the socket.
     // SAFETY: geteuid takes no arguments and cannot fail.
     let user = if unsafe { libc::geteuid() } == 0 {
@@ -374,14 +421,14 @@ http {{
     uwsgi_buffer_size 16k;
     uwsgi_buffers 8 16k;
     client_max_body_size {max_body_size};
-    server {{
+{files_http}    server {{
         listen {addr} backlog=4096;
         server_name localhost;
         location / {{
             include /etc/nginx/uwsgi_params;
             uwsgi_pass unix:{sock};
         }}
-    }}
+{files_location}    }}
 }}
 "
     )
@@ -491,7 +538,10 @@ mod tests {
             Path::new("/tmp/x/app.sock"),
             20000,
             "2m",
+            None,
         );
+        assert!(!conf.contains("sendfile"), "{conf}");
+        assert!(!conf.contains("/files/"), "{conf}");
         for line in [
             "client_body_buffer_size 64k;",
             "uwsgi_buffer_size 16k;",
@@ -506,5 +556,32 @@ mod tests {
         ] {
             assert!(conf.contains(line), "{line} missing");
         }
+    }
+
+    #[test]
+    fn nginx_config_serves_the_static_files_tuned() {
+        let conf = nginx_config(
+            Path::new("/tmp/x"),
+            SocketAddr::from(([127, 0, 0, 1], 8080)),
+            Path::new("/tmp/x/app.sock"),
+            20000,
+            "1m",
+            Some(Path::new("/tmp/x/files")),
+        );
+        for line in [
+            "sendfile on;",
+            "tcp_nopush on;",
+            "open_file_cache max=1000;",
+            "include /etc/nginx/mime.types;",
+            "location /files/ {",
+            "alias /tmp/x/files/;",
+            "uwsgi_pass unix:/tmp/x/app.sock;",
+        ] {
+            assert!(conf.contains(line), "{line} missing:\n{conf}");
+        }
+        let http = conf.find("http {").expect("http block");
+        let server = conf.find("server {").expect("server block");
+        let sendfile = conf.find("sendfile on;").expect("sendfile");
+        assert!(http < sendfile && sendfile < server, "{conf}");
     }
 }
