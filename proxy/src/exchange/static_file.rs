@@ -3,17 +3,19 @@
 //! precompressed sibling, fallback), what to answer (conditionals, ranges), then the head and
 //! the bytes.
 
+use std::net::Shutdown;
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use tokio_uring::fs::File;
 
 use super::{Outcome, Request, upstream};
 use crate::buffer::{Buf, LARGE, SMALL, read_at};
-use crate::client::{Client, Next};
+use crate::client::{Client, Next, Step, ZeroCopy};
 use crate::fail::Fail;
 use crate::http::Method;
-use crate::io::{IoError, write_all};
+use crate::io::{IoError, Stream, write_all};
 use crate::routes::Route;
 use crate::static_files::{
     Conditions, Decision, FileHead, FileMeta, Lookup, StaticRoute, accepts, content_type, decide,
@@ -227,37 +229,99 @@ async fn answer(
 }
 
 /// Writes `out` (the head), then `len` bytes of `file` from `start`: in the same write when
-/// they fit in [`INLINE`] bytes, else one pooled buffer at a time, so a slow reader holds one
-/// buffer, not the file.
+/// they fit in [`INLINE`] bytes; else with sendfile from the page cache on a plain connection
+/// (see client/sendfile.rs), and otherwise (TLS, pages not cached) one pooled buffer at a
+/// time, so a slow reader holds one buffer, not the file.
 async fn send(
     client: &Client,
     mut out: Buf,
     file: &File,
     start: u64,
     len: u64,
-    timeout: std::time::Duration,
+    timeout: Duration,
 ) -> Result<(), Fail> {
     let end = start + len;
     let mut at = start;
     if len <= INLINE as u64 {
         out = fill(out, file, &mut at, end).await?;
+    } else if let Some(zero_copy) = client.zero_copy() {
+        return send_zero_copy(client, zero_copy, out, file, start, end, timeout).await;
     }
     loop {
-        out = write_all(&client.stream, out, 0, timeout)
-            .await
-            .map_err(|e| match e {
-                IoError::Timeout => Fail::ClientGone,
-                IoError::Failed(kind) => Fail::ClientIo(kind),
-            })?;
+        out = write(client, out, 0, timeout).await?;
         if at >= end {
             return Ok(());
         }
-        if out.capacity() < LARGE {
-            out = Buf::with_capacity(LARGE);
-        }
-        out.clear();
-        out = fill(out, file, &mut at, end).await?;
+        out = next_chunk(out, file, &mut at, end).await?;
     }
+}
+
+/// [`send`] on a plain connection: sendfile while the pages are cached and the socket takes
+/// them, a readiness wait while it does not, and a copied chunk where the cache misses.
+async fn send_zero_copy(
+    client: &Client,
+    mut zero_copy: ZeroCopy,
+    mut out: Buf,
+    file: &File,
+    mut at: u64,
+    end: u64,
+    timeout: Duration,
+) -> Result<(), Fail> {
+    let head_sent = zero_copy.send_head(&out);
+    client.stream.add_written(head_sent as u64);
+    out = write(client, out, head_sent, timeout).await?;
+    let fd = file.as_raw_fd();
+    while at < end {
+        let step = zero_copy
+            .send(fd, at, end)
+            .map_err(|e| Fail::ClientIo(e.kind()))?;
+        let copy = match step {
+            Step::Sent(0) => return Err(Fail::FileRead(std::io::ErrorKind::UnexpectedEof)),
+            Step::Sent(n) => {
+                at += n;
+                client.stream.add_written(n);
+                false
+            }
+            Step::Full => !zero_copy
+                .writable(timeout)
+                .await
+                .map_err(|e| write_failure(client, e))?,
+            Step::NotCached | Step::Unsupported => true,
+        };
+        if copy {
+            // Through a buffer: io_uring reads the pages in (off the thread) and waits for
+            // the socket.
+            out = next_chunk(out, file, &mut at, end).await?;
+            out = write(client, out, 0, timeout).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes `out[from..]` to the client.
+async fn write(client: &Client, out: Buf, from: usize, timeout: Duration) -> Result<Buf, Fail> {
+    write_all(&client.stream, out, from, timeout)
+        .await
+        .map_err(|e| write_failure(client, e))
+}
+
+fn write_failure(client: &Client, e: IoError) -> Fail {
+    match e {
+        IoError::Timeout => {
+            Stream::shutdown(&client.stream, Shutdown::Both);
+            Fail::ClientGone
+        }
+        IoError::Failed(kind) => Fail::ClientIo(kind),
+    }
+}
+
+/// The file's next chunk, in a large buffer.
+async fn next_chunk(mut out: Buf, file: &File, at: &mut u64, end: u64) -> Result<Buf, Fail> {
+    if out.capacity() < LARGE {
+        out = Buf::with_capacity(LARGE);
+    }
+    out.clear();
+    fill(out, file, at, end).await
 }
 
 /// Appends the file's next bytes (up to its end, at most a large buffer's worth) to `out`.
