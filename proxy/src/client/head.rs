@@ -70,6 +70,9 @@ impl Client {
                 }
                 Ok((_, input)) => self.input = input,
                 Err(IoError::Timeout) if idle => {
+                    // Idle past the keep-alive timeout: a TLS session ends with close_notify,
+                    // as nginx's does (the timeout shut only the reading side).
+                    self.stream.get_ref().close_notify().await;
                     self.finished = true;
                     return Ok(None);
                 }
