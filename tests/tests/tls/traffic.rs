@@ -395,3 +395,69 @@ fn an_idle_keep_alive_session_ends_with_a_close_notify() {
     let kept = Req::get("/bytes/1000").host(Some("a.test"));
     assert_ends_with_close_notify(&stack, &kept, Framing::Length(1000));
 }
+
+#[test]
+fn an_idle_session_ends_with_a_close_notify_when_ringway_stops() {
+    // SIGTERM closes the connections that are between requests at once: a TLS one says so.
+    let stack = Stack::plain(App::Raw);
+    let py = PyTls::open(stack.tls(), &PyOpts::verified("a.test", stack.pki.ca()));
+    let mut conn = py.conn();
+    let req = Req::get("/bytes/1000").host(Some("a.test"));
+    conn.send(&req.to_bytes()).expect("send");
+    let r = conn.read_response().expect("answer");
+    assert_eq!(r.status, 200, "{r:?}");
+    stack.ringway.sigterm();
+    let end = py
+        .wait_event("tls_closed", Duration::from_secs(5))
+        .expect("ringway ends the idle session when it stops");
+    assert!(
+        end["error"].is_null(),
+        "a clean end (close_notify), not a cut: {end}"
+    );
+}
+
+#[test]
+fn acme_challenges_stay_on_plain_http_while_everything_else_is_redirected() {
+    let pki = Pki::new();
+    let a = pki.issue("a", &["a.test"], 0x0A0B, (2031, 1, 1));
+    let uwsgi = Uwsgi::start(App::Raw);
+    let webroot = tempfile::tempdir().expect("a webroot");
+    std::fs::write(webroot.path().join("tok-123"), b"tok-123.key-auth").expect("a token");
+    let routes = format!(
+        "[upstreams.app]\nservers = [\"{}\"]\n\n[[routes]]\n\
+         path = \"/.well-known/acme-challenge/\"\nstatic = '{}'\n\n\
+         [[routes]]\npath = \"/\"\nupstream = \"app\"\n\n",
+        uwsgi.upstream(),
+        webroot.path().display()
+    );
+    let tls = tls_toml(&[&a], "redirect_http = true");
+    let ringway = Ringway::with_config(routes + &tls).start();
+    let (plain, port) = (ringway.addr(), ringway.tls_addr().port());
+
+    // The certificate authority's fetch is served over plain HTTP, from the static route.
+    let r = roundtrip(
+        plain,
+        &Req::get("/.well-known/acme-challenge/tok-123").host(Some("a.test")),
+    );
+    assert_eq!(
+        (r.status, r.body.as_slice()),
+        (200, b"tok-123.key-auth".as_slice()),
+        "{r:?}"
+    );
+    // Not a way around the redirect: the exemption is decided on the normalised path, and
+    // the Location keeps the target as sent (nginx's $request_uri).
+    for target in [
+        "/.well-known/acme-challenge/../../admin",
+        "/.well-known/acme-challenge",
+        "/.well-known/other",
+        "/",
+    ] {
+        let r = roundtrip(plain, &Req::get(target).host(Some("a.test")));
+        assert_eq!(r.status, 301, "{target}: {r:?}");
+        assert_eq!(
+            r.header("location"),
+            Some(format!("https://a.test:{port}{target}")),
+            "{target}"
+        );
+    }
+}
