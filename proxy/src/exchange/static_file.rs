@@ -5,7 +5,6 @@
 
 use std::net::Shutdown;
 use std::os::fd::AsRawFd;
-use std::rc::Rc;
 use std::time::{Duration, SystemTime};
 
 use tokio_uring::fs::File;
@@ -18,7 +17,7 @@ use crate::http::Method;
 use crate::io::{IoError, Stream, write_all};
 use crate::routes::Route;
 use crate::static_files::{
-    Conditions, Decision, FileHead, FileMeta, Lookup, StaticRoute, accepts, content_type, decide,
+    CachedFile, Conditions, Decision, FileHead, Lookup, StaticRoute, accepts, content_type, decide,
     has_dot_segment, write_file_head,
 };
 use crate::worker::Worker;
@@ -94,7 +93,7 @@ pub(super) async fn serve(
             found => found,
         }
     };
-    let Lookup::File(file, meta) = found else {
+    let Lookup::File(found) = found else {
         return match files.fallback {
             Some(group) => {
                 let target = upstream::Target {
@@ -108,8 +107,8 @@ pub(super) async fn serve(
             None => Err(Fail::NoFile),
         };
     };
-    let (file, meta, encoding) = precompressed(client, f, worker, file, meta).await;
-    answer(client, req, f, &file, meta, encoding, worker).await
+    let (found, encoding) = precompressed(client, f, worker, found).await;
+    answer(client, req, f, &found, encoding, worker).await
 }
 
 /// The best precompressed sibling the client accepts, or the file itself.
@@ -117,9 +116,8 @@ async fn precompressed(
     client: &Client,
     f: &FileRequest<'_>,
     worker: &Worker,
-    file: Rc<File>,
-    meta: FileMeta,
-) -> (Rc<File>, FileMeta, Option<&'static str>) {
+    file: CachedFile,
+) -> (CachedFile, Option<&'static str>) {
     let accepted = header(client, b"accept-encoding");
     if let Some(accepted) = accepted {
         for encoding in &f.files.precompressed {
@@ -129,14 +127,13 @@ async fn precompressed(
             let mut sibling = f.rel.to_vec();
             sibling.extend_from_slice(encoding.suffix());
             let cache = &worker.files;
-            if let Lookup::File(file, meta) =
-                cache.open(f.route_index, &f.files.root, &sibling).await
+            if let Lookup::File(sibling) = cache.open(f.route_index, &f.files.root, &sibling).await
             {
-                return (file, meta, Some(encoding.coding()));
+                return (sibling, Some(encoding.coding()));
             }
         }
     }
-    (file, meta, None)
+    (file, None)
 }
 
 /// Decides and sends the answer for `file`.
@@ -144,11 +141,11 @@ async fn answer(
     client: &Client,
     req: &Request,
     f: &FileRequest<'_>,
-    file: &File,
-    meta: FileMeta,
+    found: &CachedFile,
     encoding: Option<&'static str>,
     worker: &Worker,
 ) -> Result<Outcome, Fail> {
+    let meta = found.meta;
     let is_head = req.head.method == Method::Head;
     let conditions = Conditions {
         if_match: header(client, b"if-match"),
@@ -190,7 +187,7 @@ async fn answer(
     let head = FileHead {
         status,
         client_version: req.head.version,
-        content_type: (!app_sets(b"content-type")).then_some(type_of_file.as_str()),
+        content_type: (!app_sets(b"content-type")).then_some(&*type_of_file),
         encoding,
         meta,
         range,
@@ -211,7 +208,7 @@ async fn answer(
     let mut out = Buf::with_capacity(512 + inline);
     write_file_head(&mut out, &head);
     let start = range.map_or(0, |(start, _)| start);
-    let sent = send(client, out, file, start, body, f.route.limits.send_timeout).await;
+    let sent = send(client, out, found, start, body, f.route.limits.send_timeout).await;
     let next = match sent {
         Ok(()) if req.keep_alive => Next::KeepAlive,
         Ok(()) => Next::Close,
@@ -235,14 +232,22 @@ async fn answer(
 async fn send(
     client: &Client,
     mut out: Buf,
-    file: &File,
+    found: &CachedFile,
     start: u64,
     len: u64,
     timeout: Duration,
 ) -> Result<(), Fail> {
+    let file = &*found.file;
     let end = start + len;
     let mut at = start;
-    if len <= INLINE as u64 {
+    let kept = found.bytes.as_deref().and_then(|bytes| {
+        let range = usize::try_from(start).ok()?..usize::try_from(end).ok()?;
+        bytes.get(range)
+    });
+    if let Some(kept) = kept.filter(|_| len <= INLINE as u64) {
+        out.extend_from_slice(kept);
+        at = end;
+    } else if len <= INLINE as u64 {
         out = fill(out, file, &mut at, end).await?;
     } else if let Some(zero_copy) = client.zero_copy() {
         return send_zero_copy(client, zero_copy, out, file, start, end, timeout).await;

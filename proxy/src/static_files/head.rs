@@ -1,6 +1,7 @@
 //! The head of a file answer (200, 206, 304), its content type, and which precompressed
 //! sibling the client accepts.
 
+use std::borrow::Cow;
 use std::io::Write;
 
 use super::decision::FileMeta;
@@ -104,7 +105,7 @@ pub(crate) fn write_file_head(out: &mut Vec<u8>, h: &FileHead<'_>) {
 }
 
 /// The Content-Type for a file name, from its extension, with `charset=utf-8` on text.
-pub(crate) fn content_type(name: &[u8]) -> String {
+pub(crate) fn content_type(name: &[u8]) -> Cow<'static, str> {
     let ext = name
         .rsplit(|&b| b == b'/')
         .next()
@@ -118,20 +119,23 @@ pub(crate) fn content_type(name: &[u8]) -> String {
     let media = mime_guess::from_ext(ext)
         .first_raw()
         .unwrap_or("application/octet-stream");
-    let textual = media.starts_with("text/")
-        || matches!(
-            media,
-            "application/javascript"
-                | "application/json"
-                | "application/xml"
-                | "application/manifest+json"
-                | "image/svg+xml"
-        );
-    if textual {
-        format!("{media}; charset=utf-8")
-    } else {
-        media.to_owned()
-    }
+    // The common text types without an allocation per request.
+    let with_charset = match media {
+        "text/css" => "text/css; charset=utf-8",
+        "text/html" => "text/html; charset=utf-8",
+        "text/plain" => "text/plain; charset=utf-8",
+        "text/javascript" => "text/javascript; charset=utf-8",
+        "application/javascript" => "application/javascript; charset=utf-8",
+        "application/json" => "application/json; charset=utf-8",
+        "image/svg+xml" => "image/svg+xml; charset=utf-8",
+        "application/xml" => "application/xml; charset=utf-8",
+        "application/manifest+json" => "application/manifest+json; charset=utf-8",
+        other if other.starts_with("text/") => {
+            return Cow::Owned(format!("{other}; charset=utf-8"));
+        }
+        other => other,
+    };
+    Cow::Borrowed(with_charset)
 }
 
 /// Whether an Accept-Encoding value accepts `coding` (named, or through `*`, with q > 0).
