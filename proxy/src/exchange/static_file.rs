@@ -190,6 +190,7 @@ async fn answer(
         content_type: (!app_sets(b"content-type")).then_some(&*type_of_file),
         encoding,
         meta,
+        validators: &found.validators,
         range,
         cache: files
             .expires

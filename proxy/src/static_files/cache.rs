@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use tokio_uring::fs::File;
 
-use super::decision::FileMeta;
+use super::decision::{FileMeta, Validators};
 use super::open::{Opened, Root};
 
 /// How long an entry is trusted.
@@ -36,6 +36,8 @@ const MAX_HELD: usize = 1024 * 1024;
 pub(crate) struct CachedFile {
     pub(crate) file: Rc<File>,
     pub(crate) meta: FileMeta,
+    /// Its Last-Modified and ETag, formatted.
+    pub(crate) validators: Validators,
     /// The whole file, when it is small and the worker's budget allowed.
     pub(crate) bytes: Option<Rc<[u8]>>,
 }
@@ -99,6 +101,7 @@ impl FileCache {
                 Lookup::File(CachedFile {
                     file: Rc::new(File::from_std(file)),
                     meta,
+                    validators: Validators::of(&meta),
                     bytes,
                 })
             }
