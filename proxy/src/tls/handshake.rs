@@ -82,7 +82,7 @@ async fn drive(tls: &TlsStream) -> io::Result<Progress> {
         if !tls.is_handshaking() {
             break;
         }
-        if !tls.fill().await? {
+        if !tls.fill(FIRST_READ).await? {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
     }

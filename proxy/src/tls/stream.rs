@@ -11,11 +11,12 @@ use rustls::ServerConnection;
 use tokio_uring::BufResult;
 use tokio_uring::net::TcpStream;
 
-use crate::buffer::{Buf, LARGE, SMALL};
+use crate::buffer::{Buf, LARGE, SMALL, TINY};
 use crate::io::Stream;
 
-/// Ciphertext read at a time: a full TLS record and its header, with room to spare.
-const RECORD_READ: usize = 16 * 1024 + 512;
+/// Ciphertext read at a time for bulk data: a pool class (rustls keeps the part of a record
+/// a read cut off, so a record need not fit in one read).
+const BULK_READ: usize = SMALL;
 /// Time the close_notify alert may take to go out.
 const GOODBYE: Duration = Duration::from_secs(1);
 
@@ -76,13 +77,13 @@ impl TlsStream {
         }
     }
 
-    /// Reads the next ciphertext from the socket into the session. `Ok(false)` when the
-    /// peer closed the socket.
-    pub(super) async fn fill(&self) -> io::Result<bool> {
-        let (res, buf) = self
-            .tcp
-            .read_append(Buf::with_capacity(RECORD_READ), RECORD_READ)
-            .await;
+    /// Reads the next ciphertext from the socket into the session, sized for `want` bytes of
+    /// plaintext: a tiny buffer for a request head (an idle keep-alive session waits with
+    /// 1 KiB, not a record's worth), a 16 KiB one for bodies. `Ok(false)` when the peer
+    /// closed the socket.
+    pub(super) async fn fill(&self, want: usize) -> io::Result<bool> {
+        let size = if want <= TINY { TINY } else { BULK_READ };
+        let (res, buf) = self.tcp.read_append(Buf::with_capacity(size), size).await;
         if res? == 0 {
             return Ok(false);
         }
@@ -156,7 +157,7 @@ impl Stream for TlsStream {
             if let Err(e) = self.flush().await {
                 return (Err(e), buf);
             }
-            match self.fill().await {
+            match self.fill(max).await {
                 Ok(true) => {}
                 Ok(false) => return (Ok(0), buf),
                 Err(e) => {
