@@ -35,10 +35,35 @@ pub enum Kind {
     Post16k,
     /// POST /echo with a 16 KiB chunked body (4 chunks of 4 KiB).
     Chunked,
+    /// GET / over keep-alive TLS connections (h2load).
+    TlsHello,
+    /// GET /bytes/65536 over keep-alive TLS connections (h2load).
+    Tls64k,
+    /// A new TLS connection per request, full handshakes (the harness's rustls client).
+    TlsHandshakeFull,
+    /// A new TLS connection per request, resumed with a session ticket.
+    TlsHandshakeResumed,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [Kind::Hello, Kind::Bytes64k, Kind::Post16k, Kind::Chunked];
+    pub const ALL: [Kind; 8] = [
+        Kind::Hello,
+        Kind::Bytes64k,
+        Kind::Post16k,
+        Kind::Chunked,
+        Kind::TlsHello,
+        Kind::Tls64k,
+        Kind::TlsHandshakeFull,
+        Kind::TlsHandshakeResumed,
+    ];
+
+    /// The TLS cases (`--cases tls`).
+    pub const TLS: [Kind; 4] = [
+        Kind::TlsHello,
+        Kind::Tls64k,
+        Kind::TlsHandshakeFull,
+        Kind::TlsHandshakeResumed,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -46,6 +71,10 @@ impl Kind {
             Kind::Bytes64k => "64k",
             Kind::Post16k => "post16k",
             Kind::Chunked => "chunked",
+            Kind::TlsHello => "tls-hello",
+            Kind::Tls64k => "tls-64k",
+            Kind::TlsHandshakeFull => "tls-handshake-full",
+            Kind::TlsHandshakeResumed => "tls-handshake-resumed",
         }
     }
 
@@ -53,27 +82,103 @@ impl Kind {
         Kind::ALL
             .into_iter()
             .find(|k| k.name() == name)
-            .with_context(|| format!("unknown case {name:?} (hello, 64k, post16k, chunked)"))
+            .with_context(|| {
+                let names: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
+                format!(
+                    "unknown case {name:?} ({}, or tls for the four TLS ones)",
+                    names.join(", ")
+                )
+            })
+    }
+
+    /// Served over TLS (ringway and nginx only).
+    pub fn is_tls(self) -> bool {
+        Kind::TLS.contains(&self)
+    }
+
+    /// A new connection and handshake per request.
+    pub fn is_handshake(self) -> bool {
+        matches!(self, Kind::TlsHandshakeFull | Kind::TlsHandshakeResumed)
+    }
+
+    /// The plain-HTTP case whose request and answer a TLS case carries.
+    pub fn plain(self) -> Kind {
+        match self {
+            Kind::TlsHello | Kind::TlsHandshakeFull | Kind::TlsHandshakeResumed => Kind::Hello,
+            Kind::Tls64k => Kind::Bytes64k,
+            other => other,
+        }
     }
 
     pub fn path(self) -> &'static str {
-        match self {
-            Kind::Hello => "/",
+        match self.plain() {
             Kind::Bytes64k => "/bytes/65536",
             Kind::Post16k | Kind::Chunked => "/echo",
+            _ => "/",
         }
     }
 
     /// The body the app answers with, to check a probe against.
     pub fn expected_body(self) -> Vec<u8> {
-        match self {
-            Kind::Hello => b"Hello, World!".to_vec(),
+        match self.plain() {
             Kind::Bytes64k => (0..65536u32).map(|i| (i % 251) as u8).collect(),
             Kind::Post16k | Kind::Chunked => {
                 // JSON with the length; the sha256 is the app's business.
                 b"\"length\": 16384".to_vec()
             }
+            _ => b"Hello, World!".to_vec(),
         }
+    }
+}
+
+/// A `--cases` entry: a case name, optionally pinned to a connection count
+/// (`hello-c10`, `tls-hello-c100`), or `tls` for the four TLS cases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CaseSpec {
+    pub kind: Kind,
+    pub connections: Option<usize>,
+}
+
+impl CaseSpec {
+    /// Parses one entry; `tls` gives several.
+    pub fn parse(text: &str) -> Result<Vec<CaseSpec>> {
+        if text == "tls" {
+            return Ok(Kind::TLS
+                .into_iter()
+                .map(|kind| CaseSpec {
+                    kind,
+                    connections: None,
+                })
+                .collect());
+        }
+        if let Ok(kind) = Kind::parse(text) {
+            return Ok(vec![CaseSpec {
+                kind,
+                connections: None,
+            }]);
+        }
+        let pinned = text.rsplit_once("-c").and_then(|(name, count)| {
+            Some((Kind::parse(name).ok()?, count.parse::<usize>().ok()?))
+        });
+        let Some((kind, connections)) = pinned else {
+            // Not a name with a count either: the error names the known cases.
+            return Kind::parse(text).map(|kind| {
+                vec![CaseSpec {
+                    kind,
+                    connections: None,
+                }]
+            });
+        };
+        if connections == 0 || kind.is_handshake() {
+            bail!(
+                "case {text:?}: a connection count must be at least 1, and the handshake \
+                 cases take theirs from --handshake-clients"
+            );
+        }
+        Ok(vec![CaseSpec {
+            kind,
+            connections: Some(connections),
+        }])
     }
 }
 
@@ -88,17 +193,24 @@ pub struct Case {
 }
 
 impl Case {
+    /// `hello-c100`; the handshake cases go by their name alone (their concurrency is the
+    /// number of client threads, the same at every stack).
     pub fn id(&self) -> String {
-        format!("{}-c{}", self.kind.name(), self.connections)
+        if self.kind.is_handshake() {
+            self.kind.name().to_owned()
+        } else {
+            format!("{}-c{}", self.kind.name(), self.connections)
+        }
     }
 }
 
 /// The raw request for `kind` (for probes; wrk's script builds the same bytes).
 pub fn raw_request(kind: Kind, addr: SocketAddr, close: bool) -> Vec<u8> {
+    let kind = kind.plain();
     let mut head = String::new();
     let method = match kind {
-        Kind::Hello | Kind::Bytes64k => "GET",
         Kind::Post16k | Kind::Chunked => "POST",
+        _ => "GET",
     };
     let _ = write!(
         head,
@@ -110,7 +222,6 @@ pub fn raw_request(kind: Kind, addr: SocketAddr, close: bool) -> Vec<u8> {
     }
     let mut body = Vec::new();
     match kind {
-        Kind::Hello | Kind::Bytes64k => {}
         Kind::Post16k => {
             head.push_str("Content-Type: application/octet-stream\r\n");
             let _ = write!(head, "Content-Length: {BODY_LEN}\r\n");
@@ -126,6 +237,7 @@ pub fn raw_request(kind: Kind, addr: SocketAddr, close: bool) -> Vec<u8> {
             }
             body.extend_from_slice(b"0\r\n\r\n");
         }
+        _ => {}
     }
     head.push_str("\r\n");
     let mut out = head.into_bytes();
@@ -138,8 +250,8 @@ pub fn raw_request(kind: Kind, addr: SocketAddr, close: bool) -> Vec<u8> {
 pub fn script(kind: Kind, addr: SocketAddr, close: bool) -> String {
     let mut lua = String::new();
     let connection = if close { "Connection: close\\r\\n" } else { "" };
+    let kind = kind.plain();
     let (method, extra, body) = match kind {
-        Kind::Hello | Kind::Bytes64k => ("GET", String::new(), "\"\"".to_owned()),
         Kind::Post16k => (
             "POST",
             format!("Content-Type: application/octet-stream\\r\\nContent-Length: {BODY_LEN}\\r\\n"),
@@ -154,6 +266,7 @@ pub fn script(kind: Kind, addr: SocketAddr, close: bool) -> String {
                 BODY_LEN / CHUNK_LEN
             ),
         ),
+        _ => ("GET", String::new(), "\"\"".to_owned()),
     };
     let _ = writeln!(
         lua,
@@ -252,41 +365,61 @@ impl Wrk {
             .args(["--timeout", "10s"])
             .arg("-s")
             .arg(&script_path)
-            .arg(format!("http://{addr}{}", case.kind.path()))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .arg(format!("http://{addr}{}", case.kind.path()));
+        let (out, err) = run_tool("wrk", &mut cmd, self.cpus.clone(), duration_s + 30)?;
         let shown = proc::display(&cmd);
-        let mut guard = proc::Guard::spawn("wrk", &mut cmd, self.cpus.clone())?;
-        let mut stdout = guard.child_mut().stdout.take().context("wrk stdout")?;
-        let mut stderr = guard.child_mut().stderr.take().context("wrk stderr")?;
-        let out_reader = thread::spawn(move || {
-            let mut s = String::new();
-            let _ = stdout.read_to_string(&mut s);
-            s
-        });
-        let err_reader = thread::spawn(move || {
-            let mut s = String::new();
-            let _ = stderr.read_to_string(&mut s);
-            s
-        });
-        let deadline = Instant::now() + Duration::from_secs(duration_s + 30);
-        let status = loop {
-            if let Some(status) = guard.try_wait()? {
-                break status;
-            }
-            if Instant::now() > deadline {
-                drop(guard);
-                bail!("`{shown}` did not finish in time: killed");
-            }
-            thread::sleep(Duration::from_millis(10));
-        };
-        let out = out_reader.join().unwrap_or_default();
-        let err = err_reader.join().unwrap_or_default();
-        if !status.success() {
-            bail!("`{shown}` failed ({status}):\n{out}{err}");
-        }
         parse_output(&out).with_context(|| format!("`{shown}` printed:\n{out}{err}"))
     }
+}
+
+/// Runs a load generator to its end (killed after `limit_s` seconds), its stdout and stderr
+/// collected; a failure exit is an error carrying both.
+pub(crate) fn run_tool(
+    name: &str,
+    cmd: &mut Command,
+    cpus: Option<Vec<usize>>,
+    limit_s: u64,
+) -> Result<(String, String)> {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let shown = proc::display(cmd);
+    let mut guard = proc::Guard::spawn(name, cmd, cpus)?;
+    let mut stdout = guard
+        .child_mut()
+        .stdout
+        .take()
+        .with_context(|| format!("{name} stdout"))?;
+    let mut stderr = guard
+        .child_mut()
+        .stderr
+        .take()
+        .with_context(|| format!("{name} stderr"))?;
+    let out_reader = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let err_reader = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + Duration::from_secs(limit_s);
+    let status = loop {
+        if let Some(status) = guard.try_wait()? {
+            break status;
+        }
+        if Instant::now() > deadline {
+            drop(guard);
+            bail!("`{shown}` did not finish in time: killed");
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    let out = out_reader.join().unwrap_or_default();
+    let err = err_reader.join().unwrap_or_default();
+    if !status.success() {
+        bail!("`{shown}` failed ({status}):\n{out}{err}");
+    }
+    Ok((out, err))
 }
 
 #[cfg(test)]
@@ -302,6 +435,62 @@ mod tests {
         assert_eq!((w.requests, w.errors(), w.p999_us), (10, 1, 300));
         assert!((w.rps() - 10.0).abs() < 1e-9);
         Ok(())
+    }
+
+    #[test]
+    fn case_specs_name_kinds_counts_and_the_tls_group() -> Result<()> {
+        let one = |t: &str| CaseSpec::parse(t);
+        assert_eq!(
+            one("tls")?.iter().map(|s| s.kind).collect::<Vec<_>>(),
+            Kind::TLS.to_vec()
+        );
+        assert_eq!(
+            one("hello-c10")?,
+            [CaseSpec {
+                kind: Kind::Hello,
+                connections: Some(10)
+            }]
+        );
+        assert_eq!(
+            one("tls-hello-c100")?,
+            [CaseSpec {
+                kind: Kind::TlsHello,
+                connections: Some(100)
+            }]
+        );
+        assert_eq!(
+            one("tls-handshake-full")?,
+            [CaseSpec {
+                kind: Kind::TlsHandshakeFull,
+                connections: None
+            }]
+        );
+        assert!(one("tls-handshake-full-c4").is_err());
+        assert!(one("hello-c0").is_err());
+        let err = one("nope").expect_err("unknown case").to_string();
+        assert!(err.contains("tls-handshake-resumed"), "{err}");
+        Ok(())
+    }
+
+    #[test]
+    fn tls_cases_carry_the_plain_requests() {
+        let addr = SocketAddr::from(([127, 0, 0, 1], 1));
+        assert_eq!(
+            raw_request(Kind::Tls64k, addr, false),
+            raw_request(Kind::Bytes64k, addr, false)
+        );
+        assert_eq!(Kind::TlsHandshakeResumed.path(), "/");
+        assert_eq!(Kind::TlsHello.expected_body(), b"Hello, World!");
+        let case = Case {
+            kind: Kind::TlsHandshakeFull,
+            connections: 16,
+        };
+        assert_eq!(case.id(), "tls-handshake-full");
+        let case = Case {
+            kind: Kind::TlsHello,
+            connections: 100,
+        };
+        assert_eq!(case.id(), "tls-hello-c100");
     }
 
     #[test]
