@@ -616,6 +616,7 @@ fn measure(
             case.connections,
             case.kind == Kind::TlsHandshakeResumed,
             request,
+            generators.wrk.cpus.clone(),
         )?)
     } else {
         None

@@ -267,6 +267,8 @@ pub struct HandshakeLoad {
     addr: SocketAddr,
     request: Arc<Vec<u8>>,
     configs: Vec<Arc<ClientConfig>>,
+    /// The load generator's CPUs (`--pin`): each client thread restricts itself to them.
+    cpus: Option<Vec<usize>>,
 }
 
 /// Time allowed for one connection.
@@ -274,7 +276,13 @@ const CONN_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl HandshakeLoad {
     /// Prepares the clients (with `resume`: one unmeasured connection each, for a ticket).
-    pub fn new(addr: SocketAddr, clients: usize, resume: bool, request: Vec<u8>) -> Result<Self> {
+    pub fn new(
+        addr: SocketAddr,
+        clients: usize,
+        resume: bool,
+        request: Vec<u8>,
+        cpus: Option<Vec<usize>>,
+    ) -> Result<Self> {
         let request = Arc::new(request);
         let mut configs = Vec::with_capacity(clients);
         for _ in 0..clients.max(1) {
@@ -288,6 +296,7 @@ impl HandshakeLoad {
             addr,
             request,
             configs,
+            cpus,
         })
     }
 
@@ -303,8 +312,15 @@ impl HandshakeLoad {
                 let (config, request, addr) =
                     (Arc::clone(config), Arc::clone(&self.request), self.addr);
                 let failed_fast = Arc::clone(&failed_fast);
+                let cpus = self.cpus.clone();
                 thread::spawn(move || {
                     let mut out = HandshakeOutput::default();
+                    let pinned = cpus.as_deref().map_or(Ok(()), crate::sys::set_affinity);
+                    if let Err(err) = pinned {
+                        out.errors += 1;
+                        out.first_error = Some(format!("pin the client to {cpus:?}: {err}"));
+                        return out;
+                    }
                     while Instant::now() < deadline && !failed_fast.load(Ordering::Relaxed) {
                         match one_connection(addr, &config, &request) {
                             Ok(done) => {
