@@ -309,9 +309,28 @@ impl Report {
         let _ = writeln!(
             out,
             "Run {} → {} with `{}`: {} round(s) × {} s per case and stack, stacks alternated \
-             (ringway, nginx, uWSGI `--http` router, uWSGI alone), app `{}` on {} uWSGI workers \
-             (unix socket; uWSGI alone: `--http-socket`, `Connection: close`).  ",
-            m.started, m.finished, m.command, m.rounds, m.duration_s, m.app, m.uwsgi_workers
+             ({}), app `{}` on {} uWSGI workers (unix socket{}).  ",
+            m.started,
+            m.finished,
+            m.command,
+            m.rounds,
+            m.duration_s,
+            self.stacks
+                .keys()
+                .map(|k| match k {
+                    StackKind::UwsgiHttp => "uWSGI `--http` router",
+                    StackKind::Uwsgi => "uWSGI alone",
+                    other => other.name(),
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+            m.app,
+            m.uwsgi_workers,
+            if self.stacks.contains_key(&StackKind::Uwsgi) {
+                "; uWSGI alone: `--http-socket`, `Connection: close`"
+            } else {
+                ""
+            }
         );
         let _ = writeln!(
             out,
@@ -349,7 +368,9 @@ impl Report {
             out,
             "Medians over rounds, (min–max) when rounds > 1. ×nginx: the stack's median over \
              nginx's. Proxy CPU: user + sys of all the proxy's processes over the run / \
-             requests. Latency from wrk (closed loop: coordinated omission, read p99 as \
+             requests. Latency from wrk, for the TLS cases from h2load's per-request log and \
+             from the handshake client (connect to the answer's last byte); all closed loop \
+             (coordinated omission: read p99 as \
              \"under saturation\"). Proxy RSS: VmRSS summed over its processes, sampled every \
              50 ms (load: median of the samples, peak: their maximum). Memory: idle RSS after \
              start-up and one probe per case; per connection: (RSS holding N idle keep-alive \
