@@ -4,7 +4,8 @@
 //! no-proxy baseline) serves every stack: ringway, nginx (`uwsgi_pass`, tuned buffers),
 //! uWSGI's own `--http` router, and uWSGI alone. Each case is run at each stack in turn
 //! (A B C D A B C D ...) for several rounds; wrk drives the load; the harness reads the
-//! proxy's CPU time and RSS from /proc. The TLS cases (ringway and nginx only, the same
+//! proxy's CPU time and RSS from /proc. The static cases are files ringway and nginx serve
+//! themselves (the uWSGI stacks serve none). The TLS cases (ringway and nginx only, the same
 //! ECDSA P-256 certificate made for the run) are driven by h2load for keep-alive requests
 //! and by the harness's own rustls client for a handshake per request ([`tls`]).
 //! [`run`] returns the [`report::Report`] and writes it as JSON, markdown and SVG. The
@@ -132,6 +133,8 @@ pub fn runs_at(kind: Kind, stack: StackKind) -> bool {
 }
 
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Why a uWSGI stack is not measured on the static cases.
+const NO_FILES: &str = "static files: this stack runs the app only (no static route)";
 /// How often RSS is sampled during a run.
 const SAMPLE_EVERY: Duration = Duration::from_millis(50);
 /// Idle connections are opened in batches of this many concurrent requests (uWSGI's two
@@ -164,6 +167,10 @@ pub fn run(config: &Config) -> Result<Report> {
     } else {
         None
     };
+    // The static files: served by ringway and nginx whatever the cases, so that the stacks
+    // are set up the same in every run.
+    let files = dir.path().join("files");
+    load::write_static_files(&files)?;
     let tools = Tools {
         ringway: config.ringway.clone(),
         nginx: config.nginx.clone(),
@@ -174,6 +181,7 @@ pub fn run(config: &Config) -> Result<Report> {
         server_cpus: server_cpus.clone(),
         nofile,
         max_body_size: None,
+        static_dir: Some(files),
         tls: cert,
     };
     let keepalive_tls = config
@@ -227,11 +235,16 @@ pub fn run(config: &Config) -> Result<Report> {
     }
 
     // Probes: each stack must answer each case right before it is measured. A stack that
-    // cannot serve a case (uWSGI's router and a chunked body) is reported, not measured.
+    // cannot serve a case (uWSGI's router and a chunked body; the uWSGI stacks and the
+    // static files, which only the proxies serve) is reported, not measured.
     let mut unserved: BTreeMap<(String, StackKind), String> = BTreeMap::new();
     for stack in &running {
         for case in &config.cases {
             if !runs_at(case.kind, stack.kind) {
+                continue;
+            }
+            if case.kind.is_static() && !stack.kind.serves_files() {
+                unserved.insert((case.id(), stack.kind), NO_FILES.to_owned());
                 continue;
             }
             if let Err(err) = probe(stack, case.kind) {
@@ -441,6 +454,20 @@ fn probe(stack: &Stack, kind: Kind) -> Result<()> {
             .any(|w| w == expected.as_slice()),
         _ => answer.body == expected,
     };
+    if !ok && kind.is_static() {
+        let first_difference = answer
+            .body
+            .iter()
+            .zip(&expected)
+            .position(|(a, b)| a != b)
+            .unwrap_or(answer.body.len().min(expected.len()));
+        bail!(
+            "not the file's bytes: {} bytes where the file has {}, first difference at byte \
+             {first_difference}",
+            answer.body.len(),
+            expected.len()
+        );
+    }
     if !ok {
         bail!(
             "unexpected body ({} bytes): {}",
@@ -674,6 +701,18 @@ fn measure(
     stop.store(true, Ordering::SeqCst);
     let samples = sampler.join().unwrap_or_default();
     let output = output.with_context(|| format!("load on {}: {}", stack.kind, stack.log_tail()))?;
+    if let Some((name, len)) = case.kind.file()
+        && output.requests > 0
+        && output.bytes / output.requests < len as u64
+    {
+        // wrk counts every byte read, heads included: fewer than the file per answer means
+        // answers were cut short.
+        eprintln!(
+            "bench:     warning: {} read {} bytes per answer, less than {name} ({len} bytes)",
+            stack.kind,
+            output.bytes / output.requests
+        );
+    }
     stack
         .refresh_pids()
         .with_context(|| format!("{} after {}", stack.kind, case.id()))?;

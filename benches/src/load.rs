@@ -35,6 +35,12 @@ pub enum Kind {
     Post16k,
     /// POST /echo with a 16 KiB chunked body (4 chunks of 4 KiB).
     Chunked,
+    /// GET /files/1k.bin → a 1 KiB file, served by the proxy itself.
+    Static1k,
+    /// GET /files/64k.bin → a 64 KiB file.
+    Static64k,
+    /// GET /files/1m.bin → a 1 MiB file.
+    Static1m,
     /// GET / over keep-alive TLS connections (h2load).
     TlsHello,
     /// GET /bytes/65536 over keep-alive TLS connections (h2load).
@@ -45,17 +51,27 @@ pub enum Kind {
     TlsHandshakeResumed,
 }
 
+/// The route the proxies serve the static files on (ringway `--static /files/=DIR`, nginx
+/// `location /files/ { alias DIR/; }`).
+pub const STATIC_ROUTE: &str = "/files/";
+
 impl Kind {
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 11] = [
         Kind::Hello,
         Kind::Bytes64k,
         Kind::Post16k,
         Kind::Chunked,
+        Kind::Static1k,
+        Kind::Static64k,
+        Kind::Static1m,
         Kind::TlsHello,
         Kind::Tls64k,
         Kind::TlsHandshakeFull,
         Kind::TlsHandshakeResumed,
     ];
+
+    /// The static-file kinds.
+    pub const STATIC: [Kind; 3] = [Kind::Static1k, Kind::Static64k, Kind::Static1m];
 
     /// The TLS cases (`--cases tls`).
     pub const TLS: [Kind; 4] = [
@@ -71,6 +87,9 @@ impl Kind {
             Kind::Bytes64k => "64k",
             Kind::Post16k => "post16k",
             Kind::Chunked => "chunked",
+            Kind::Static1k => "static1k",
+            Kind::Static64k => "static64k",
+            Kind::Static1m => "static1m",
             Kind::TlsHello => "tls-hello",
             Kind::Tls64k => "tls-64k",
             Kind::TlsHandshakeFull => "tls-handshake-full",
@@ -89,6 +108,21 @@ impl Kind {
                     names.join(", ")
                 )
             })
+    }
+
+    /// A file the proxy serves from disk, not an answer from the app.
+    pub fn is_static(self) -> bool {
+        Kind::STATIC.contains(&self)
+    }
+
+    /// The static file's name and size.
+    pub fn file(self) -> Option<(&'static str, usize)> {
+        match self {
+            Kind::Static1k => Some(("1k.bin", 1024)),
+            Kind::Static64k => Some(("64k.bin", 64 * 1024)),
+            Kind::Static1m => Some(("1m.bin", 1024 * 1024)),
+            _ => None,
+        }
     }
 
     /// Served over TLS (ringway and nginx only).
@@ -114,17 +148,23 @@ impl Kind {
         match self.plain() {
             Kind::Bytes64k => "/bytes/65536",
             Kind::Post16k | Kind::Chunked => "/echo",
+            Kind::Static1k => "/files/1k.bin",
+            Kind::Static64k => "/files/64k.bin",
+            Kind::Static1m => "/files/1m.bin",
             _ => "/",
         }
     }
 
-    /// The body the app answers with, to check a probe against.
+    /// The body the app (or the file) answers with, to check a probe against.
     pub fn expected_body(self) -> Vec<u8> {
         match self.plain() {
-            Kind::Bytes64k => (0..65536u32).map(|i| (i % 251) as u8).collect(),
+            Kind::Bytes64k => pattern(65536),
             Kind::Post16k | Kind::Chunked => {
                 // JSON with the length; the sha256 is the app's business.
                 b"\"length\": 16384".to_vec()
+            }
+            Kind::Static1k | Kind::Static64k | Kind::Static1m => {
+                file_bytes(self.file().map_or(0, |(_, len)| len))
             }
             _ => b"Hello, World!".to_vec(),
         }
@@ -180,6 +220,32 @@ impl CaseSpec {
             connections: Some(connections),
         }])
     }
+}
+
+/// `len` bytes of the app's pattern: byte i is i % 251.
+pub fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i % 251) as u8).collect()
+}
+
+/// A static file's bytes: a pattern of period 253 (prime, unlike the app's 251) started at the
+/// file's size, so that no file's bytes are another's or an app answer's, and a shifted or
+/// truncated piece of a file does not match.
+pub fn file_bytes(len: usize) -> Vec<u8> {
+    (0..len).map(|i| ((i + len) % 253) as u8).collect()
+}
+
+/// Writes the static files of every static kind into `dir` (created), for both proxies to
+/// serve.
+pub fn write_static_files(dir: &Path) -> Result<()> {
+    fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    for kind in Kind::STATIC {
+        if let Some((name, len)) = kind.file() {
+            let path = dir.join(name);
+            fs::write(&path, file_bytes(len))
+                .with_context(|| format!("write {}", path.display()))?;
+        }
+    }
+    Ok(())
 }
 
 pub const BODY_LEN: usize = 16 * 1024;
@@ -502,5 +568,26 @@ mod tests {
         assert!(text.ends_with("\r\n0\r\n\r\n"));
         assert!(!text.contains("Content-Length"));
         assert!(script(Kind::Chunked, addr, true).contains("Connection: close"));
+    }
+
+    #[test]
+    fn static_files_are_distinct_and_on_the_route() -> Result<()> {
+        let dir = crate::sys::TempDir::new("ringway-bench-load-test")?;
+        write_static_files(dir.path())?;
+        let mut bodies = vec![Kind::Bytes64k.expected_body()];
+        for kind in Kind::STATIC {
+            let (name, len) = kind.file().expect("a static kind has a file");
+            assert_eq!(kind.path(), format!("{STATIC_ROUTE}{name}"));
+            let body = kind.expected_body();
+            assert_eq!(body.len(), len);
+            assert_eq!(fs::read(dir.path().join(name))?, body, "{name}");
+            assert!(!bodies.contains(&body), "{name} repeats another body");
+            bodies.push(body);
+            let raw = raw_request(kind, SocketAddr::from(([127, 0, 0, 1], 1)), false);
+            assert!(raw.starts_with(format!("GET {} HTTP/1.1\r\n", kind.path()).as_bytes()));
+            assert_eq!(Kind::parse(kind.name())?, kind);
+        }
+        assert!(!Kind::Bytes64k.is_static() && Kind::Static1m.is_static());
+        Ok(())
     }
 }

@@ -16,7 +16,8 @@ use ringway_bench::stacks::{App, StackKind};
 use ringway_bench::{Config, run};
 
 /// Side-by-side benchmark: ringway vs nginx vs uWSGI's --http router vs uWSGI alone, all in
-/// front of the same uWSGI workers. Results go to OUT/results.{json,md} and OUT/chart.svg.
+/// front of the same uWSGI workers; static files served by ringway and nginx themselves; and
+/// ringway vs nginx over TLS. Results go to OUT/results.{json,md} and OUT/chart.svg.
 /// With `--suite buffering`: ringway vs nginx under slow and hostile clients, to
 /// OUT/buffering.{json,md}.
 #[derive(Parser, Debug)]
@@ -45,14 +46,16 @@ struct Args {
     /// Seconds per run (whole seconds: wrk's unit).
     #[arg(long, default_value_t = 5)]
     duration: u64,
-    /// Cases, comma-separated: hello, 64k, post16k, chunked, and over TLS (ringway and nginx
-    /// only): tls-hello, tls-64k (keep-alive, h2load), tls-handshake-full,
-    /// tls-handshake-resumed (a connection per request); `tls` for those four. A name with
-    /// `-cN` runs at N connections only (hello-c10, tls-hello-c100).
+    /// Cases, comma-separated: hello, 64k, post16k, chunked (answers from the app); static1k,
+    /// static64k, static1m (files of 1 KiB, 64 KiB, 1 MiB served by the proxy itself; the
+    /// uWSGI stacks serve none); and over TLS (ringway and nginx only): tls-hello, tls-64k
+    /// (keep-alive, h2load), tls-handshake-full, tls-handshake-resumed (a connection per
+    /// request); `tls` for those four. A name with `-cN` runs at N connections only
+    /// (hello-c10, static1k-c100, tls-hello-c100).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "hello,64k,post16k,chunked,tls-hello,tls-64k,tls-handshake-full,tls-handshake-resumed"
+        default_value = "hello,64k,post16k,chunked,static1k,static64k,static1m,tls-hello,tls-64k,tls-handshake-full,tls-handshake-resumed"
     )]
     cases: Vec<String>,
     /// Connection counts of the hello sweep.
@@ -264,4 +267,31 @@ fn real_main() -> Result<()> {
         config.out_dir.display()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ringway_bench::load::Kind;
+
+    #[test]
+    fn the_default_run_has_the_app_static_and_tls_cases() -> Result<()> {
+        let args = Args::try_parse_from(["ringway-bench"])?;
+        let mut kinds = Vec::new();
+        for c in &args.cases {
+            kinds.extend(CaseSpec::parse(c)?.into_iter().map(|s| s.kind));
+        }
+        assert_eq!(kinds, Kind::ALL);
+        let args = Args::try_parse_from(["ringway-bench", "--cases", "static1k-c10,tls"])?;
+        let mut specs = Vec::new();
+        for c in &args.cases {
+            specs.extend(CaseSpec::parse(c)?);
+        }
+        assert_eq!(specs.len(), 5);
+        assert_eq!(
+            (specs[0].kind, specs[0].connections),
+            (Kind::Static1k, Some(10))
+        );
+        Ok(())
+    }
 }

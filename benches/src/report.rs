@@ -364,6 +364,16 @@ impl Report {
             "Load average (1/5/15 min) at the start: {}, at the end: {}.\n",
             m.loadavg_start, m.loadavg_end
         );
+        if self.summaries.iter().any(|s| s.kind.is_static()) {
+            let _ = writeln!(
+                out,
+                "Static cases (`static1k`, `static64k`, `static1m`: files of 1 KiB, 64 KiB and \
+                 1 MiB): served by the proxy itself, ringway with `--static {route}=DIR`, nginx \
+                 with `location {route} {{ alias DIR/; }}` and `sendfile on; tcp_nopush on; \
+                 open_file_cache max=1000;`; the uWSGI stacks serve no files.\n",
+                route = crate::load::STATIC_ROUTE
+            );
+        }
         let _ = writeln!(
             out,
             "Medians over rounds, (min–max) when rounds > 1. ×nginx: the stack's median over \
@@ -803,6 +813,9 @@ fn targets(report: &Report) -> Vec<Target> {
         (Kind::Hello, 0.5),
         (Kind::Post16k, 0.5),
         (Kind::Bytes64k, 1.0),
+        (Kind::Static1k, 0.8),
+        (Kind::Static64k, 1.0),
+        (Kind::Static1m, 1.0),
     ] {
         let target = format!("proxy CPU/request ≤ {limit}× nginx's ({})", kind.name());
         match pick(kind).and_then(|s| {
@@ -868,24 +881,23 @@ fn targets(report: &Report) -> Vec<Target> {
         ));
     }
     for s in &hello {
-        let target = format!("p99 latency ≤ nginx's, {}", s.case);
-        match (s.p99_vs_nginx, report.find(&s.case, nx)) {
-            (Some(r), Some(n)) => out.push(Target {
-                target,
-                measured: format!(
-                    "{:.2} vs {:.2} ms = {r:.2}×",
-                    s.p99_us.map_or(0.0, |v| v.median) / 1000.0,
-                    n.p99_us.map_or(0.0, |v| v.median) / 1000.0
-                ),
-                met: Some(r <= 1.0),
-                no_target: false,
-            }),
-            _ => out.push(not_measured(target)),
-        }
+        out.push(p99_target(report, s));
     }
+    // The static files: p99 at each file size (the case at the main connection count).
+    for kind in Kind::STATIC {
+        let Some(s) = pick(kind) else {
+            out.push(not_measured(format!(
+                "p99 latency ≤ nginx's ({})",
+                kind.name()
+            )));
+            continue;
+        };
+        out.push(p99_target(report, s));
+    }
+    // uWSGI alone serves no files and no TLS: the static and TLS cases have no baseline here.
     for s in summaries
         .iter()
-        .filter(|s| s.stack == rw && !s.kind.is_tls())
+        .filter(|s| s.stack == rw && !s.kind.is_static() && !s.kind.is_tls())
     {
         let target = format!("req/s within 5% of uWSGI alone, {}", s.case);
         match (
@@ -990,6 +1002,24 @@ fn targets(report: &Report) -> Vec<Target> {
         out.push(not_measured(target));
     }
     out
+}
+
+/// ringway's p99 at most nginx's, on `s`'s case.
+fn p99_target(report: &Report, s: &Summary) -> Target {
+    let target = format!("p99 latency ≤ nginx's, {}", s.case);
+    match (s.p99_vs_nginx, report.find(&s.case, StackKind::Nginx)) {
+        (Some(r), Some(n)) => Target {
+            target,
+            measured: format!(
+                "{:.2} vs {:.2} ms = {r:.2}×",
+                s.p99_us.map_or(0.0, |v| v.median) / 1000.0,
+                n.p99_us.map_or(0.0, |v| v.median) / 1000.0
+            ),
+            met: Some(r <= 1.0),
+            no_target: false,
+        },
+        _ => not_measured(target),
+    }
 }
 
 fn not_measured(target: String) -> Target {
@@ -1324,7 +1354,47 @@ mod tests {
                 1000.0,
                 50.0,
             ),
+            summary(
+                "static1k-c100",
+                Kind::Static1k,
+                100,
+                Ringway,
+                900.0,
+                900.0,
+                35.0,
+            ),
+            summary(
+                "static1k-c100",
+                Kind::Static1k,
+                100,
+                Nginx,
+                800.0,
+                1000.0,
+                50.0,
+            ),
+            summary(
+                "static64k-c100",
+                Kind::Static64k,
+                100,
+                Ringway,
+                700.0,
+                1100.0,
+                55.0,
+            ),
+            summary(
+                "static64k-c100",
+                Kind::Static64k,
+                100,
+                Nginx,
+                800.0,
+                1000.0,
+                50.0,
+            ),
         ];
+        let mut unserved = summary("static1k-c100", Kind::Static1k, 100, Uwsgi, 0.0, 0.0, 0.0);
+        unserved.rps = None;
+        unserved.unserved = Some("static files: this stack runs the app only".into());
+        summaries.push(unserved);
         for i in 0..summaries.len() {
             let nginx = summaries
                 .iter()
@@ -1388,8 +1458,35 @@ mod tests {
         assert_eq!(verdict("memory per idle"), Some(true));
         // 20 → 30 µs is +50%.
         assert_eq!(verdict("proxy CPU/request flat"), Some(false));
+        // 35 / 50 = 0.7× ≤ 0.8×; 55 / 50 = 1.1× > 1×.
+        assert_eq!(
+            verdict("proxy CPU/request ≤ 0.8× nginx's (static1k), static1k-c100"),
+            Some(true)
+        );
+        assert_eq!(
+            verdict("proxy CPU/request ≤ 1× nginx's (static64k), static64k-c100"),
+            Some(false)
+        );
+        assert_eq!(verdict("proxy CPU/request ≤ 1× nginx's (static1m)"), None);
+        assert_eq!(verdict("p99 latency ≤ nginx's, static1k-c100"), Some(true));
+        assert_eq!(
+            verdict("p99 latency ≤ nginx's, static64k-c100"),
+            Some(false)
+        );
+        assert_eq!(verdict("p99 latency ≤ nginx's (static1m)"), None);
+        assert!(
+            !verdicts
+                .iter()
+                .any(|(t, _)| t.starts_with("req/s within 5% of uWSGI alone, static")),
+            "{verdicts:?}"
+        );
         let md = report.markdown();
         assert!(md.contains("| hello-c10 | ringway | 990 |"), "{md}");
+        assert!(
+            md.contains("| static1k-c100 | uwsgi | not served: static files"),
+            "{md}"
+        );
+        assert!(md.contains("sendfile on; tcp_nopush on;"), "{md}");
     }
 
     #[test]

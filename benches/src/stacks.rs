@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 
+use crate::load::STATIC_ROUTE;
 use crate::proc::Guard;
 use crate::sys;
 use crate::tls::CertFiles;
@@ -67,6 +68,12 @@ impl StackKind {
     pub fn serves_tls(self) -> bool {
         matches!(self, StackKind::Ringway | StackKind::Nginx)
     }
+
+    /// Whether the stack serves the static files itself: ringway and nginx do; the uWSGI
+    /// stacks here only run the app.
+    pub fn serves_files(self) -> bool {
+        matches!(self, StackKind::Ringway | StackKind::Nginx)
+    }
 }
 
 impl fmt::Display for StackKind {
@@ -99,6 +106,9 @@ pub struct Tools {
     /// Largest request body both proxies accept (ringway `--max-body-size`, nginx
     /// `client_max_body_size`); `None`: 1m, ringway's default.
     pub max_body_size: Option<String>,
+    /// A directory both proxies serve on [`STATIC_ROUTE`] (ringway `--static`, nginx `alias`
+    /// with the static-file tuning of [`nginx_config`]); `None`: no static route.
+    pub static_dir: Option<PathBuf>,
     /// With a certificate, ringway and nginx also listen for TLS and serve it.
     pub tls: Option<CertFiles>,
 }
@@ -296,6 +306,10 @@ fn start_ringway(tools: &Tools, app: &AppServer, dir: &Path) -> Result<Stack> {
             .arg("--tls-key")
             .arg(&tls.key);
     }
+    if let Some(files) = &tools.static_dir {
+        cmd.arg("--static")
+            .arg(format!("{STATIC_ROUTE}={}", files.display()));
+    }
     let mut guard = Guard::spawn("ringway", &mut cmd, tools.server_cpus.clone())?;
     let mut addr = None;
     let mut tls_addr = None;
@@ -352,7 +366,15 @@ fn start_nginx(tools: &Tools, app: &AppServer, dir: &Path) -> Result<Stack> {
         None => None,
     };
     let tls = tls_addr.zip(tools.tls.as_ref());
-    let conf = nginx_config(&ndir, addr, &app.socket, tools.nofile, max_body, tls);
+    let conf = nginx_config(
+        &ndir,
+        addr,
+        &app.socket,
+        tools.nofile,
+        max_body,
+        tools.static_dir.as_deref(),
+        tls,
+    );
     let conf_path = ndir.join("nginx.conf");
     fs::write(&conf_path, conf).with_context(|| format!("write {}", conf_path.display()))?;
     let log = ndir.join("error.log");
@@ -379,21 +401,48 @@ fn start_nginx(tools: &Tools, app: &AppServer, dir: &Path) -> Result<Stack> {
 /// does not close a busy keep-alive connection every 1000 requests. Its temp paths (bodies
 /// and answers beyond the buffers) are under `dir`.
 ///
+/// With `static_dir`, nginx also serves that directory on [`STATIC_ROUTE`] (`alias`), tuned
+/// as its users tune it for files, in the http block as Debian's stock nginx.conf has them:
+/// `sendfile on; tcp_nopush on;` (and the stock mime.types), plus `open_file_cache
+/// max=1000;`. These touch no proxied answer: sendfile serves files, and the load cases'
+/// answers fit in the uwsgi buffers, so none is sent from a temp file.
+///
 /// With `tls`, a second server serves HTTPS on its address with the certificate, as a
 /// typical production server does (Mozilla's "intermediate" settings, tickets on as
 /// ringway has them): TLS 1.2 and 1.3, a shared session cache, session tickets, the
 /// client's cipher preference (OpenSSL's default, as in rustls), no HTTP/2 (ringway offers
-/// http/1.1 only).
+/// http/1.1 only). It has the static route too, as ringway serves its routes on both
+/// listeners.
 pub fn nginx_config(
     dir: &Path,
     addr: SocketAddr,
     socket: &Path,
     nofile: u64,
     max_body_size: &str,
+    static_dir: Option<&Path>,
     tls: Option<(SocketAddr, &CertFiles)>,
 ) -> String {
     let d = dir.display();
     let sock = socket.display();
+    let (files_http, files_location) = match static_dir {
+        Some(files) => (
+            "    include /etc/nginx/mime.types;
+    default_type application/octet-stream;
+    sendfile on;
+    tcp_nopush on;
+    open_file_cache max=1000;
+"
+            .to_owned(),
+            format!(
+                "        location {STATIC_ROUTE} {{
+            alias {}/;
+        }}
+",
+                files.display()
+            ),
+        ),
+        None => (String::new(), String::new()),
+    };
     // As root, nginx's workers would run as `nobody`, which may not connect to the socket.
     // SAFETY: geteuid takes no arguments and cannot fail.
     let user = if unsafe { libc::geteuid() } == 0 {
@@ -421,7 +470,7 @@ pub fn nginx_config(
             include /etc/nginx/uwsgi_params;
             uwsgi_pass unix:{sock};
         }}
-    }}",
+{files_location}    }}",
             cert = files.cert.display(),
             key = files.key.display()
         ),
@@ -448,14 +497,14 @@ http {{
     uwsgi_buffer_size 16k;
     uwsgi_buffers 8 16k;
     client_max_body_size {max_body_size};
-    server {{
+{files_http}    server {{
         listen {addr} backlog=4096;
         server_name localhost;
         location / {{
             include /etc/nginx/uwsgi_params;
             uwsgi_pass unix:{sock};
         }}
-    }}{tls_server}
+{files_location}    }}{tls_server}
 }}
 "
     )
@@ -567,7 +616,10 @@ mod tests {
             20000,
             "2m",
             None,
+            None,
         );
+        assert!(!conf.contains("sendfile"), "{conf}");
+        assert!(!conf.contains("/files/"), "{conf}");
         for line in [
             "client_body_buffer_size 64k;",
             "uwsgi_buffer_size 16k;",
@@ -597,6 +649,7 @@ mod tests {
             Path::new("/tmp/x/app.sock"),
             20000,
             "1m",
+            None,
             Some((SocketAddr::from(([127, 0, 0, 1], 8443)), &files)),
         );
         for line in [
@@ -624,5 +677,54 @@ mod tests {
             listening_addr(log),
             Some(SocketAddr::from(([127, 0, 0, 1], 8080)))
         );
+    }
+
+    #[test]
+    fn nginx_config_serves_the_static_files_tuned() {
+        let conf = nginx_config(
+            Path::new("/tmp/x"),
+            SocketAddr::from(([127, 0, 0, 1], 8080)),
+            Path::new("/tmp/x/app.sock"),
+            20000,
+            "1m",
+            Some(Path::new("/tmp/x/files")),
+            None,
+        );
+        for line in [
+            "sendfile on;",
+            "tcp_nopush on;",
+            "open_file_cache max=1000;",
+            "include /etc/nginx/mime.types;",
+            "location /files/ {",
+            "alias /tmp/x/files/;",
+            "uwsgi_pass unix:/tmp/x/app.sock;",
+        ] {
+            assert!(conf.contains(line), "{line} missing:\n{conf}");
+        }
+        let http = conf.find("http {").expect("http block");
+        let server = conf.find("server {").expect("server block");
+        let sendfile = conf.find("sendfile on;").expect("sendfile");
+        assert!(http < sendfile && sendfile < server, "{conf}");
+    }
+
+    #[test]
+    fn nginx_serves_the_static_files_over_tls_too() {
+        let files = CertFiles {
+            cert: PathBuf::from("/tmp/x/c.pem"),
+            key: PathBuf::from("/tmp/x/c.key"),
+        };
+        let conf = nginx_config(
+            Path::new("/tmp/x"),
+            SocketAddr::from(([127, 0, 0, 1], 8080)),
+            Path::new("/tmp/x/app.sock"),
+            20000,
+            "1m",
+            Some(Path::new("/tmp/x/files")),
+            Some((SocketAddr::from(([127, 0, 0, 1], 8443)), &files)),
+        );
+        assert_eq!(conf.matches("location /files/ {").count(), 2, "{conf}");
+        assert_eq!(conf.matches("uwsgi_pass unix:/tmp/x/app.sock;").count(), 2);
+        assert_eq!(conf.matches("sendfile on;").count(), 1, "{conf}");
+        assert!(conf.contains("listen 127.0.0.1:8443 ssl backlog=4096;"));
     }
 }

@@ -1,7 +1,8 @@
 //! Smoke test of the harness (not a benchmark: nothing here is timed): one round of one
-//! second, hello only, 10 connections, 20 idle connections, against every stack. It checks
-//! that every stack answered with 200s (the probes check status and body, and wrk counted no
-//! errors) and that the report was written.
+//! second, hello and the 1 KiB static file, 10 connections, 20 idle connections, against
+//! every stack. It checks that every stack answered with 200s (the probes check status and
+//! body, the file's bytes exactly, and wrk counted no errors), that the uWSGI stacks are
+//! reported as not serving the file, and that the report was written.
 //!
 //! It needs what `cargo xtask test` provides: RINGWAY_BIN (else target/{release,debug}/ringway),
 //! RINGWAY_VENV (else target/venv), nginx, wrk. The app is tests/apps/raw_wsgi.py, or
@@ -61,7 +62,7 @@ fn every_stack_answers_and_the_report_is_written() {
         },
         app_name: "raw".into(),
         stacks: StackKind::ALL.to_vec(),
-        cases: Config::cases(&[Kind::Hello], &[10], 10),
+        cases: Config::cases(&[Kind::Hello, Kind::Static1k], &[10], 10),
         rounds: 1,
         duration_s: 1,
         ringway_workers: 1,
@@ -80,7 +81,12 @@ fn every_stack_answers_and_the_report_is_written() {
     }
     let _ = std::fs::remove_dir_all(&out);
 
-    assert_eq!(report.runs.len(), StackKind::ALL.len(), "one run per stack");
+    let file_stacks = StackKind::ALL.iter().filter(|k| k.serves_files()).count();
+    assert_eq!(
+        report.runs.len(),
+        StackKind::ALL.len() + file_stacks,
+        "one hello run per stack, one static run per stack that serves files"
+    );
     for r in &report.runs {
         assert!(r.requests > 0, "{}: no requests completed", r.stack);
         assert_eq!(r.wrk.status, 0, "{}: non-2xx/3xx answers", r.stack);
@@ -91,7 +97,15 @@ fn every_stack_answers_and_the_report_is_written() {
         }
     }
     for s in &report.summaries {
-        assert!(s.unserved.is_none(), "{} did not serve {}", s.stack, s.case);
+        let served = !s.kind.is_static() || s.stack.serves_files();
+        assert_eq!(
+            s.unserved.is_none(),
+            served,
+            "{} on {}: {:?}",
+            s.stack,
+            s.case,
+            s.unserved
+        );
     }
     let held = report
         .stacks
@@ -105,6 +119,8 @@ fn every_stack_answers_and_the_report_is_written() {
     );
     let md = report.markdown();
     assert!(md.contains("| hello-c10 | ringway |"), "{md}");
+    assert!(md.contains("| static1k-c10 | nginx |"), "{md}");
+    assert!(md.contains("| static1k-c10 | uwsgi | not served"), "{md}");
     assert!(md.contains("### Targets"), "{md}");
     assert!(report.svg().starts_with("<svg"));
 }

@@ -14,6 +14,12 @@ pub(crate) fn http_date_now() -> [u8; HTTP_DATE_LEN] {
     let secs = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
+    http_date_at(secs)
+}
+
+/// `secs` as an IMF-fixdate, formatted only when the second changed since the last call on
+/// this thread (a Date header is asked for many times a second).
+pub(crate) fn http_date_at(secs: u64) -> [u8; HTTP_DATE_LEN] {
     CACHED.with(|cached| {
         let (at, date) = cached.get();
         if at == secs {

@@ -93,6 +93,11 @@ impl<S> Counted<S> {
         self.written.get()
     }
 
+    /// Counts bytes written around the stream (sendfile).
+    pub(crate) fn add_written(&self, n: u64) {
+        self.written.set(self.written.get() + n);
+    }
+
     /// The wrapped stream.
     pub(crate) fn get_ref(&self) -> &S {
         &self.inner

@@ -41,13 +41,20 @@ fn run() -> anyhow::Result<()> {
         server.local_addr()
     );
 
-    let port = server.local_addr().port();
+    // TLS connections are measured like plain ones.
+    let ports: Vec<u16> = std::iter::once(server.local_addr().port())
+        .chain(server.tls_addr().map(|a| a.port()))
+        .collect();
     if ebpf && metrics_listen != MetricsListen::Off {
         // Loading takes a few hundred milliseconds (BTF, verifier): do it aside, so that
         // this thread is waiting for signals as soon as "listening" is logged.
-        let (probes, upstreams) = (server.probes().clone(), upstream_addrs.clone());
+        let (probes, upstreams, ports) = (
+            server.probes().clone(),
+            upstream_addrs.clone(),
+            ports.clone(),
+        );
         let loader = std::thread::Builder::new().name("ringway-ebpf-load".into());
-        if let Err(err) = loader.spawn(move || metrics::load_probes(&probes, port, &upstreams)) {
+        if let Err(err) = loader.spawn(move || metrics::load_probes(&probes, &ports, &upstreams)) {
             tracing::warn!(error = %err, "eBPF probes not loaded: cannot start a thread");
         }
     }
@@ -55,7 +62,7 @@ fn run() -> anyhow::Result<()> {
         server.stats().to_vec(),
         upstream_addrs,
         server.probes().clone(),
-        port,
+        ports,
         route_labels,
         server.acceptor().cloned(),
     );

@@ -21,6 +21,7 @@ pub mod static_cases;
 pub mod static_config;
 pub mod static_expect;
 pub mod static_tree;
+pub mod tls;
 pub mod uwsgi;
 pub mod wait;
 

@@ -20,6 +20,10 @@ use crate::wait::{poll_until, send_signal, stop_child};
 
 const START_LIMIT: Duration = Duration::from_secs(15);
 const READY_MARK: &str = "listening on http://";
+/// The line ringway logs for its TLS listener, before the ready mark.
+const TLS_MARK: &str = "listening on https://";
+/// The line ringway logs once its metrics endpoint listens.
+const METRICS_MARK: &str = "metrics on http://";
 /// The config file's name in its temp dir.
 const CONFIG_FILE: &str = "ringway.toml";
 
@@ -332,6 +336,35 @@ impl Ringway {
         self.addr
     }
 
+    /// Where ringway accepts TLS (`--tls-listen`, `[tls] listen`), from its
+    /// `listening on https://IP:PORT` line (logged before the ready line); panics, with the
+    /// log, when there is none.
+    pub fn tls_addr(&self) -> SocketAddr {
+        let log = self.stderr();
+        log.lines()
+            .find_map(|line| addr_after(line, TLS_MARK))
+            .unwrap_or_else(|| panic!("ringway logged no `{TLS_MARK}IP:PORT` line:\n{log}"))
+    }
+
+    /// Where the metrics endpoint listens (`--metrics 127.0.0.1:0`), from its
+    /// `metrics on http://IP:PORT/` line, waited for up to 10 s.
+    pub fn metrics_addr(&self) -> SocketAddr {
+        let mut found = None;
+        poll_until(Duration::from_secs(10), || {
+            found = self
+                .stderr()
+                .lines()
+                .find_map(|line| addr_after(line, METRICS_MARK));
+            found.is_some()
+        });
+        found.unwrap_or_else(|| {
+            panic!(
+                "ringway logged no `{METRICS_MARK}IP:PORT/` line:\n{}",
+                self.stderr()
+            )
+        })
+    }
+
     /// The config file ringway was started with, if any (it exists while ringway runs).
     pub fn config_path(&self) -> Option<&Path> {
         self.config.as_ref().map(|c| c.path.as_path())
@@ -419,7 +452,12 @@ impl Drop for Ringway {
 
 /// The address after `listening on http://` in a log line.
 fn ready_addr(line: &str) -> Option<SocketAddr> {
-    let rest = &line[line.find(READY_MARK)? + READY_MARK.len()..];
+    addr_after(line, READY_MARK)
+}
+
+/// The address right after `mark` in a log line.
+fn addr_after(line: &str, mark: &str) -> Option<SocketAddr> {
+    let rest = &line[line.find(mark)? + mark.len()..];
     let end = rest
         .find(|c: char| !(c.is_ascii_hexdigit() || matches!(c, '.' | ':' | '[' | ']')))
         .unwrap_or(rest.len());
@@ -460,6 +498,17 @@ mod tests {
         assert_eq!(
             ready_addr("listening on http://[::1]:80."),
             Some("[::1]:80".parse().unwrap())
+        );
+        let tls = " INFO ringway: listening on https://127.0.0.1:44321";
+        assert_eq!(ready_addr(tls), None, "the TLS line is not the ready line");
+        assert_eq!(
+            addr_after(tls, TLS_MARK),
+            Some("127.0.0.1:44321".parse().unwrap())
+        );
+        let metrics = "INFO ringway: metrics on http://127.0.0.1:9145/ (Prometheus at /metrics)";
+        assert_eq!(
+            addr_after(metrics, METRICS_MARK),
+            Some("127.0.0.1:9145".parse().unwrap())
         );
     }
 }

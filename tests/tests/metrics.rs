@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use ringway_tests::tls::{Pki, curl, curl_target};
 use ringway_tests::uwsgi::UwsgiOptions;
 use ringway_tests::wait::{poll_until, stop_child};
 use ringway_tests::{App, Req, Ringway, Uwsgi, paths, roundtrip};
@@ -567,5 +568,56 @@ fn unprivileged_ringway_serves_and_says_its_probes_are_down() {
     assert!(
         log.contains("needs root or CAP_BPF"),
         "says why, once:\n{log}"
+    );
+}
+
+/// The probes watch the TLS listener's connections as they watch the plain one's.
+#[test]
+fn tls_connections_are_measured_by_the_probes() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let pki = Pki::new();
+    let leaf = pki.issue("m", &["m.test"], 0x4D01, (2031, 1, 1));
+    let ringway = Ringway::with(&uwsgi)
+        .arg("--metrics", "127.0.0.1:0")
+        .arg("--tls-listen", "127.0.0.1:0")
+        .arg("--tls-cert", leaf.cert.to_str().expect("utf-8 path"))
+        .arg("--tls-key", leaf.key.to_str().expect("utf-8 path"))
+        .start();
+    let metrics = ringway.metrics_addr();
+    wait_for_probes(metrics);
+    let before = prometheus(metrics);
+    const CONNECTIONS: u32 = 5;
+    let ca = pki.ca().to_str().expect("utf-8 path").to_owned();
+    for _ in 0..CONNECTIONS {
+        let [resolve, pin, url] = curl_target("m.test", ringway.tls_addr(), "/bytes/20000");
+        curl(&["--cacert", &ca, "-o", "/dev/null", &resolve, &pin, &url]).success();
+    }
+    let series = [
+        "ringway_connection_duration_seconds_count",
+        "ringway_tcp_rtt_seconds_count",
+        "ringway_connection_sent_bytes_count",
+    ];
+    let mut after = String::new();
+    let counted = poll_until(Duration::from_secs(5), || {
+        after = prometheus(metrics);
+        series
+            .iter()
+            .all(|s| sample(&after, s) - sample(&before, s) >= f64::from(CONNECTIONS))
+    });
+    let deltas: Vec<(&str, f64)> = series
+        .iter()
+        .map(|s| (*s, sample(&after, s) - sample(&before, s)))
+        .collect();
+    assert!(
+        counted,
+        "{CONNECTIONS} TLS connections closed; the probes counted {deltas:?}"
+    );
+    // Each sent its 20000-byte body and more (the handshake, the head): at least that much
+    // was acknowledged per connection.
+    let sent = sample(&after, "ringway_connection_sent_bytes_sum")
+        - sample(&before, "ringway_connection_sent_bytes_sum");
+    assert!(
+        sent >= f64::from(CONNECTIONS * 20_000),
+        "bytes sent over {CONNECTIONS} TLS connections: {sent}"
     );
 }

@@ -895,3 +895,71 @@ fn the_metric_helper_reads_what_it_claims() {
     assert_eq!(requests_total(text, "/gz/", 200), 5.0);
     assert_eq!(requests_total(text, "/static/", 404), 0.0);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Large files from a cold and a warm page cache
+// ---------------------------------------------------------------------------------------------
+
+/// Drops `path`'s pages from the page cache, so the next read of it comes from the disk.
+fn evict_from_page_cache(path: &std::path::Path) {
+    let file = std::fs::File::open(path).expect("open the file to evict");
+    file.sync_all().expect("sync the file");
+    // SAFETY: advice on an open fd; no memory is touched.
+    let rc = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    assert_eq!(rc, 0, "posix_fadvise(DONTNEED) on {}", path.display());
+}
+
+/// A large body goes out with sendfile where its pages are cached and through a buffer where
+/// they are not: every mix gives the same bytes, whole or in a range, and the connection
+/// stays in step for the next request.
+#[test]
+fn large_files_are_exact_from_a_cold_a_partly_warm_and_a_warm_page_cache() {
+    const SIZE: usize = 3 << 20;
+    let stack = stack();
+    stack.tree.add_file("big/three.bin", &pattern(SIZE));
+    let target = "/static/big/three.bin";
+    let path = stack.tree.path("big/three.bin");
+    let whole = pattern(SIZE);
+    let addr = stack.addr();
+    let range =
+        |from: usize, to: usize| Req::get(target).header("Range", &format!("bytes={from}-{to}"));
+
+    // Cold: nothing cached. Then only the range just read is warm; then all of it.
+    evict_from_page_cache(&path);
+    let r = roundtrip(addr, &range(1_000_000, 2_500_000));
+    assert_eq!(r.status, 206, "a range of a cold file: {r:?}");
+    assert!(
+        r.body == whole[1_000_000..=2_500_000],
+        "a range of a cold file, byte for byte"
+    );
+    for round in ["partly warm", "warm"] {
+        let r = roundtrip(addr, &Req::get(target));
+        assert_eq!(r.status, 200, "{round}: {r:?}");
+        assert_eq!(
+            (r.body.len(), sha256_hex(&r.body)),
+            (SIZE, sha256_hex(&whole)),
+            "{round}: the whole file, byte for byte"
+        );
+    }
+
+    // Two requests in one write: the second answer starts right after the first body.
+    let stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(READ_TIMEOUT))
+        .expect("read timeout");
+    let mut conn = ringway_tests::client::Conn::new(stream);
+    evict_from_page_cache(&path);
+    let mut both = range(0, 99_999).to_bytes();
+    both.extend_from_slice(&Req::get("/static/hello.txt").to_bytes());
+    conn.send(&both).expect("send two requests");
+    let answers = conn.read_responses(&["GET", "GET"]).expect("two answers");
+    assert_eq!(answers[0].status, 206, "{:?}", answers[0]);
+    assert!(
+        answers[0].body == whole[..100_000],
+        "the first 100000 bytes"
+    );
+    assert_eq!(
+        (answers[1].status, answers[1].body.as_slice()),
+        (200, tree::TEXT_BODY)
+    );
+}

@@ -190,6 +190,7 @@ pub fn run(config: &BufferingConfig) -> Result<BufferingReport> {
             server_cpus: None,
             nofile,
             max_body_size: Some(MAX_BODY_SIZE.to_owned()),
+            static_dir: None,
             tls: None,
         },
         app: config.app.clone(),

@@ -56,6 +56,9 @@ impl Client {
                 input = Buf::with_capacity(TINY);
             }
             let Some(read) = self.read_or_stop(input, limit, worker).await else {
+                // Stopping: a TLS session still ends with close_notify (the stop shut only
+                // the reading side).
+                self.stream.get_ref().close_notify().await;
                 self.finished = true;
                 return Ok(None);
             };
@@ -70,6 +73,9 @@ impl Client {
                 }
                 Ok((_, input)) => self.input = input,
                 Err(IoError::Timeout) if idle => {
+                    // Idle past the keep-alive timeout: a TLS session ends with close_notify,
+                    // as nginx's does (the timeout shut only the reading side).
+                    self.stream.get_ref().close_notify().await;
                     self.finished = true;
                     return Ok(None);
                 }
@@ -82,7 +88,8 @@ impl Client {
 
     /// Reads more of a head, giving up at once when the server starts shutting down: no
     /// request is in flight yet, so nothing is lost, and a drain does not wait for a client
-    /// that is slow to send its head. `None` when stopped (the socket is then shut down).
+    /// that is slow to send its head. `None` when stopped (the socket's reading side is then
+    /// shut down).
     async fn read_or_stop(
         &self,
         input: Buf,
@@ -102,8 +109,9 @@ impl Client {
         tokio::select! {
             read = read_some(&self.stream, input, room, limit) => Some(read),
             _ = stop.changed() => {
-                // The read op is orphaned by the select: shutting down completes it.
-                Stream::shutdown(&self.stream, Shutdown::Both);
+                // The read op is orphaned by the select: shutting the reading side down
+                // completes it.
+                Stream::shutdown(&self.stream, Shutdown::Read);
                 None
             }
         }

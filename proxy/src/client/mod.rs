@@ -5,10 +5,12 @@ mod answer;
 mod body;
 mod close;
 mod head;
+mod sendfile;
 mod stream;
 mod watch;
 
 pub(crate) use close::Next;
+pub(crate) use sendfile::{Step, ZeroCopy};
 pub(crate) use stream::ClientStream;
 
 use std::net::{Shutdown, SocketAddr};

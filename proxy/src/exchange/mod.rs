@@ -58,17 +58,15 @@ impl Request {
 /// Serves the request whose head is at the start of `client.input`.
 pub(crate) async fn serve(client: &mut Client, head: RequestHead, worker: &Worker) -> Outcome {
     let mut rest = client.take_rest(head.head_len);
-    if let (Some(tls), Some(tls_local)) = (&worker.config.tls, worker.tls_local)
-        && tls.redirect_http
-        && !client.is_tls()
-    {
+    let routed = route(client, head, worker);
+    if let Some(tls_port) = redirects_to_https(client, worker, &routed) {
         let limit = worker.config.limits.send_timeout;
-        let outcome = redirect::to_https(client, &head, tls_local.port(), limit).await;
+        let outcome = redirect::to_https(client, &head, tls_port, limit).await;
         client.put_back_rest(rest);
         return outcome;
     }
     let head_only = head.method == Method::Head;
-    let outcome = match route(client, head, worker) {
+    let outcome = match routed {
         Ok((req, index, route)) => {
             let mut outcome = handle(client, &req, route, index, &mut rest, worker).await;
             outcome.route = Some(index);
@@ -85,6 +83,23 @@ pub(crate) async fn serve(client: &mut Client, head: RequestHead, worker: &Worke
     // Whatever followed this request is the start of the next one.
     client.put_back_rest(rest);
     outcome
+}
+
+/// The TLS port to send a plain request to, when `redirect_http` is on: every request but
+/// an ACME HTTP-01 challenge, which certificate authorities fetch over plain HTTP (nginx
+/// users keep a `location /.well-known/acme-challenge/` in their port 80 server for it).
+fn redirects_to_https(
+    client: &Client,
+    worker: &Worker,
+    routed: &Result<(Request, usize, &Route), Fail>,
+) -> Option<u16> {
+    let tls = worker.config.tls.as_ref()?;
+    if !tls.redirect_http || client.is_tls() {
+        return None;
+    }
+    let acme =
+        matches!(routed, Ok((req, ..)) if req.path.starts_with(b"/.well-known/acme-challenge/"));
+    (!acme).then_some(worker.tls_local?.port())
 }
 
 /// Normalises the path and finds the route serving it (and its index).

@@ -3,20 +3,21 @@
 //! precompressed sibling, fallback), what to answer (conditionals, ranges), then the head and
 //! the bytes.
 
-use std::rc::Rc;
-use std::time::SystemTime;
+use std::net::Shutdown;
+use std::os::fd::AsRawFd;
+use std::time::{Duration, SystemTime};
 
 use tokio_uring::fs::File;
 
 use super::{Outcome, Request, upstream};
 use crate::buffer::{Buf, LARGE, SMALL, read_at};
-use crate::client::{Client, Next};
+use crate::client::{Client, Next, Step, ZeroCopy};
 use crate::fail::Fail;
 use crate::http::Method;
-use crate::io::{IoError, write_all};
+use crate::io::{IoError, Stream, write_all};
 use crate::routes::Route;
 use crate::static_files::{
-    Conditions, Decision, FileHead, FileMeta, Lookup, StaticRoute, accepts, content_type, decide,
+    CachedFile, Conditions, Decision, FileHead, Lookup, StaticRoute, accepts, content_type, decide,
     has_dot_segment, write_file_head,
 };
 use crate::worker::Worker;
@@ -92,7 +93,7 @@ pub(super) async fn serve(
             found => found,
         }
     };
-    let Lookup::File(file, meta) = found else {
+    let Lookup::File(found) = found else {
         return match files.fallback {
             Some(group) => {
                 let target = upstream::Target {
@@ -106,8 +107,8 @@ pub(super) async fn serve(
             None => Err(Fail::NoFile),
         };
     };
-    let (file, meta, encoding) = precompressed(client, f, worker, file, meta).await;
-    answer(client, req, f, &file, meta, encoding, worker).await
+    let (found, encoding) = precompressed(client, f, worker, found).await;
+    answer(client, req, f, &found, encoding, worker).await
 }
 
 /// The best precompressed sibling the client accepts, or the file itself.
@@ -115,9 +116,8 @@ async fn precompressed(
     client: &Client,
     f: &FileRequest<'_>,
     worker: &Worker,
-    file: Rc<File>,
-    meta: FileMeta,
-) -> (Rc<File>, FileMeta, Option<&'static str>) {
+    file: CachedFile,
+) -> (CachedFile, Option<&'static str>) {
     let accepted = header(client, b"accept-encoding");
     if let Some(accepted) = accepted {
         for encoding in &f.files.precompressed {
@@ -127,14 +127,13 @@ async fn precompressed(
             let mut sibling = f.rel.to_vec();
             sibling.extend_from_slice(encoding.suffix());
             let cache = &worker.files;
-            if let Lookup::File(file, meta) =
-                cache.open(f.route_index, &f.files.root, &sibling).await
+            if let Lookup::File(sibling) = cache.open(f.route_index, &f.files.root, &sibling).await
             {
-                return (file, meta, Some(encoding.coding()));
+                return (sibling, Some(encoding.coding()));
             }
         }
     }
-    (file, meta, None)
+    (file, None)
 }
 
 /// Decides and sends the answer for `file`.
@@ -142,11 +141,11 @@ async fn answer(
     client: &Client,
     req: &Request,
     f: &FileRequest<'_>,
-    file: &File,
-    meta: FileMeta,
+    found: &CachedFile,
     encoding: Option<&'static str>,
     worker: &Worker,
 ) -> Result<Outcome, Fail> {
+    let meta = found.meta;
     let is_head = req.head.method == Method::Head;
     let conditions = Conditions {
         if_match: header(client, b"if-match"),
@@ -188,9 +187,10 @@ async fn answer(
     let head = FileHead {
         status,
         client_version: req.head.version,
-        content_type: (!app_sets(b"content-type")).then_some(type_of_file.as_str()),
+        content_type: (!app_sets(b"content-type")).then_some(&*type_of_file),
         encoding,
         meta,
+        validators: &found.validators,
         range,
         cache: files
             .expires
@@ -209,7 +209,7 @@ async fn answer(
     let mut out = Buf::with_capacity(512 + inline);
     write_file_head(&mut out, &head);
     let start = range.map_or(0, |(start, _)| start);
-    let sent = send(client, out, file, start, body, f.route.limits.send_timeout).await;
+    let sent = send(client, out, found, start, body, f.route.limits.send_timeout).await;
     let next = match sent {
         Ok(()) if req.keep_alive => Next::KeepAlive,
         Ok(()) => Next::Close,
@@ -227,37 +227,107 @@ async fn answer(
 }
 
 /// Writes `out` (the head), then `len` bytes of `file` from `start`: in the same write when
-/// they fit in [`INLINE`] bytes, else one pooled buffer at a time, so a slow reader holds one
-/// buffer, not the file.
+/// they fit in [`INLINE`] bytes; else with sendfile from the page cache on a plain connection
+/// (see client/sendfile.rs), and otherwise (TLS, pages not cached) one pooled buffer at a
+/// time, so a slow reader holds one buffer, not the file.
 async fn send(
     client: &Client,
     mut out: Buf,
-    file: &File,
+    found: &CachedFile,
     start: u64,
     len: u64,
-    timeout: std::time::Duration,
+    timeout: Duration,
 ) -> Result<(), Fail> {
+    let file = &*found.file;
     let end = start + len;
     let mut at = start;
-    if len <= INLINE as u64 {
+    let kept = found.bytes.as_deref().and_then(|bytes| {
+        let range = usize::try_from(start).ok()?..usize::try_from(end).ok()?;
+        bytes.get(range)
+    });
+    if let Some(kept) = kept.filter(|_| len <= INLINE as u64) {
+        out.extend_from_slice(kept);
+        at = end;
+    } else if len <= INLINE as u64 {
         out = fill(out, file, &mut at, end).await?;
+    } else if let Some(zero_copy) = client.zero_copy() {
+        return send_zero_copy(client, zero_copy, out, file, start, end, timeout).await;
     }
     loop {
-        out = write_all(&client.stream, out, 0, timeout)
-            .await
-            .map_err(|e| match e {
-                IoError::Timeout => Fail::ClientGone,
-                IoError::Failed(kind) => Fail::ClientIo(kind),
-            })?;
+        out = write(client, out, 0, timeout).await?;
         if at >= end {
             return Ok(());
         }
-        if out.capacity() < LARGE {
-            out = Buf::with_capacity(LARGE);
-        }
-        out.clear();
-        out = fill(out, file, &mut at, end).await?;
+        out = next_chunk(out, file, &mut at, end).await?;
     }
+}
+
+/// [`send`] on a plain connection: sendfile while the pages are cached and the socket takes
+/// them, a readiness wait while it does not, and a copied chunk where the cache misses.
+async fn send_zero_copy(
+    client: &Client,
+    mut zero_copy: ZeroCopy,
+    mut out: Buf,
+    file: &File,
+    mut at: u64,
+    end: u64,
+    timeout: Duration,
+) -> Result<(), Fail> {
+    let head_sent = zero_copy.send_head(&out);
+    client.stream.add_written(head_sent as u64);
+    out = write(client, out, head_sent, timeout).await?;
+    let fd = file.as_raw_fd();
+    while at < end {
+        let step = zero_copy
+            .send(fd, at, end)
+            .map_err(|e| Fail::ClientIo(e.kind()))?;
+        let copy = match step {
+            Step::Sent(0) => return Err(Fail::FileRead(std::io::ErrorKind::UnexpectedEof)),
+            Step::Sent(n) => {
+                at += n;
+                client.stream.add_written(n);
+                false
+            }
+            Step::Full => !zero_copy
+                .writable(timeout)
+                .await
+                .map_err(|e| write_failure(client, e))?,
+            Step::NotCached | Step::Unsupported => true,
+        };
+        if copy {
+            // Through a buffer: io_uring reads the pages in (off the thread) and waits for
+            // the socket.
+            out = next_chunk(out, file, &mut at, end).await?;
+            out = write(client, out, 0, timeout).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes `out[from..]` to the client.
+async fn write(client: &Client, out: Buf, from: usize, timeout: Duration) -> Result<Buf, Fail> {
+    write_all(&client.stream, out, from, timeout)
+        .await
+        .map_err(|e| write_failure(client, e))
+}
+
+fn write_failure(client: &Client, e: IoError) -> Fail {
+    match e {
+        IoError::Timeout => {
+            Stream::shutdown(&client.stream, Shutdown::Both);
+            Fail::ClientGone
+        }
+        IoError::Failed(kind) => Fail::ClientIo(kind),
+    }
+}
+
+/// The file's next chunk, in a large buffer.
+async fn next_chunk(mut out: Buf, file: &File, at: &mut u64, end: u64) -> Result<Buf, Fail> {
+    if out.capacity() < LARGE {
+        out = Buf::with_capacity(LARGE);
+    }
+    out.clear();
+    fill(out, file, at, end).await
 }
 
 /// Appends the file's next bytes (up to its end, at most a large buffer's worth) to `out`.

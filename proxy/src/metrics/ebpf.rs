@@ -16,10 +16,11 @@ use crate::config::UpstreamAddr;
 /// an accept wait.
 pub type ProbeHandle = Arc<RwLock<Option<Probes>>>;
 
-/// Loads the probes for a server on `port` and puts them in `handle`.
-pub fn load(handle: &ProbeHandle, port: u16, upstreams: &[UpstreamAddr]) {
+/// Loads the probes for a server listening on `ports` (plain and TLS) and puts them in
+/// `handle`.
+pub fn load(handle: &ProbeHandle, ports: &[u16], upstreams: &[UpstreamAddr]) {
     let config = ProbeConfig {
-        listen_ports: vec![port],
+        listen_ports: ports.to_vec(),
         proxy_pids: vec![std::process::id()],
         worker_pids: upstream_pids(upstreams),
         cgroup: None,
@@ -175,8 +176,22 @@ pub struct EbpfFigures {
     pub conns: HashMap<u64, ConnKernel>,
 }
 
-/// Reads every figure the probes have; `port` is the listening port (accept queue).
-pub fn figures(probes: &Probes, port: u16) -> EbpfFigures {
+/// The depth and limit of every accept queue on `ports`, summed.
+fn accept_queues(ports: &[u16]) -> Option<(u64, u64)> {
+    let mut sum = None;
+    for &port in ports {
+        let queues = ringway_ebpf::listen_backlog(port).ok()?;
+        let (depth, limit) = sum.get_or_insert((0, 0));
+        for q in &queues {
+            *depth += u64::from(q.depth);
+            *limit += u64::from(q.limit);
+        }
+    }
+    sum
+}
+
+/// Reads every figure the probes have; `ports` are the listening ports (accept queues).
+pub fn figures(probes: &Probes, ports: &[u16]) -> EbpfFigures {
     let hist = |h: Result<Histogram, _>| h.ok().map(|h| convert(&h));
     let conns: HashMap<u64, ConnKernel> = probes
         .conn_stats()
@@ -212,11 +227,7 @@ pub fn figures(probes: &Probes, port: u16) -> EbpfFigures {
         accept_wait: probes
             .is_up(ringway_ebpf::probes::PROBE_TCP_RTT)
             .then(|| convert(&probes.accept_wait_histogram())),
-        accept_queue: ringway_ebpf::listen_backlog(port).ok().map(|queues| {
-            queues.iter().fold((0, 0), |(d, l), q| {
-                (d + u64::from(q.depth), l + u64::from(q.limit))
-            })
-        }),
+        accept_queue: accept_queues(ports),
         uring: probes
             .uring_latency_by_opcode()
             .unwrap_or_default()

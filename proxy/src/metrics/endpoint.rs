@@ -33,8 +33,8 @@ pub struct Sources {
     pub upstreams: Vec<UpstreamAddr>,
     /// The eBPF probes, if enabled.
     pub probes: ProbeHandle,
-    /// The port ringway listens on (for the accept queue figures).
-    pub port: u16,
+    /// The ports ringway listens on, plain and TLS (for the accept queue figures).
+    pub ports: Vec<u16>,
     /// The routes' labels, by index.
     pub routes: Vec<String>,
     /// The TLS certificates (their expiry), if TLS is on.
@@ -49,7 +49,7 @@ impl Sources {
         workers: Vec<Arc<WorkerStats>>,
         upstreams: Vec<UpstreamAddr>,
         probes: ProbeHandle,
-        port: u16,
+        ports: Vec<u16>,
         routes: Vec<String>,
         tls: Option<Arc<Acceptor>>,
     ) -> Self {
@@ -57,7 +57,7 @@ impl Sources {
             workers,
             upstreams,
             probes,
-            port,
+            ports,
             routes,
             tls,
             uwsgi_pids: Vec::new(),
@@ -87,7 +87,7 @@ impl Sources {
         // A read lock, like the workers' accept path: a scrape never holds accepts up.
         let slot = self.probes.read().ok();
         let probes = slot.as_ref().and_then(|s| s.as_ref());
-        let ebpf = probes.map(|p| ebpf::figures(p, self.port));
+        let ebpf = probes.map(|p| ebpf::figures(p, &self.ports));
         let processes: Vec<ProcessFigures> = procs::figures(&self.uwsgi_pids, probes);
         drop(slot);
         let mut snap = Snapshot::take(&self.workers, &self.routes, processes, ebpf);

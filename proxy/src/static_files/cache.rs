@@ -5,8 +5,13 @@
 //! a file that was replaced (a deploy renaming new assets into place) or changed is noticed
 //! within a second. At most [`MAX_ENTRIES`] entries are kept; the oldest go first. A cached
 //! file stays open while a request reads it, even if it leaves the cache meanwhile.
+//!
+//! A small file's bytes are read along with its opening (on the blocking pool) and kept with
+//! the entry, up to [`MAX_HELD`] bytes per worker: the most requested files of a site (icons,
+//! small scripts, styles) then go out with no read at all, and their bytes always match the
+//! size and validators sent with them.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -14,19 +19,34 @@ use std::time::{Duration, Instant};
 
 use tokio_uring::fs::File;
 
-use super::decision::FileMeta;
+use super::decision::{FileMeta, Validators};
 use super::open::{Opened, Root};
 
 /// How long an entry is trusted.
 const VALID: Duration = Duration::from_secs(1);
 /// Most entries kept per worker.
 const MAX_ENTRIES: usize = 1024;
+/// Largest file whose bytes are kept with its entry (one that goes out in the head's write).
+pub(crate) const SMALL_FILE: u64 = 16 * 1024;
+/// Most bytes of small files kept per worker.
+const MAX_HELD: usize = 1024 * 1024;
+
+/// A regular file, open.
+#[derive(Clone)]
+pub(crate) struct CachedFile {
+    pub(crate) file: Rc<File>,
+    pub(crate) meta: FileMeta,
+    /// Its Last-Modified and ETag, formatted.
+    pub(crate) validators: Validators,
+    /// The whole file, when it is small and the worker's budget allowed.
+    pub(crate) bytes: Option<Rc<[u8]>>,
+}
 
 /// What a path turned out to be.
 #[derive(Clone)]
 pub(crate) enum Lookup {
     /// A regular file, open, with its metadata.
-    File(Rc<File>, FileMeta),
+    File(CachedFile),
     /// A directory.
     Directory,
     /// Nothing servable.
@@ -48,6 +68,8 @@ pub(crate) struct FileCache {
     entries: RefCell<HashMap<usize, Paths>>,
     /// Insertion order, for eviction.
     order: RefCell<VecDeque<(usize, Box<[u8]>)>>,
+    /// Bytes of small files held by the entries.
+    held: Cell<usize>,
 }
 
 impl FileCache {
@@ -59,11 +81,32 @@ impl FileCache {
             return entry.found.clone();
         }
         let (root, owned) = (Arc::clone(root), rel.to_vec());
-        let opened = tokio::task::spawn_blocking(move || root.open_beneath(&owned)).await;
+        let room = self.held.get() < MAX_HELD;
+        let opened = tokio::task::spawn_blocking(move || {
+            let opened = root.open_beneath(&owned);
+            let bytes = match &opened {
+                Opened::File(file, meta) if room && meta.size <= SMALL_FILE => {
+                    read_whole(file, meta.size)
+                }
+                _ => None,
+            };
+            (opened, bytes)
+        })
+        .await;
         let found = match opened {
-            Ok(Opened::File(file, meta)) => Lookup::File(Rc::new(File::from_std(file)), meta),
-            Ok(Opened::Directory) => Lookup::Directory,
-            Ok(Opened::NotFound) | Err(_) => Lookup::NotFound,
+            Ok((Opened::File(file, meta), bytes)) => {
+                let bytes = bytes
+                    .filter(|b| self.held.get() + b.len() <= MAX_HELD)
+                    .map(Rc::from);
+                Lookup::File(CachedFile {
+                    file: Rc::new(File::from_std(file)),
+                    meta,
+                    validators: Validators::of(&meta),
+                    bytes,
+                })
+            }
+            Ok((Opened::Directory, _)) => Lookup::Directory,
+            Ok((Opened::NotFound, _)) | Err(_) => Lookup::NotFound,
         };
         self.insert(route, rel, found.clone());
         found
@@ -73,26 +116,78 @@ impl FileCache {
         let mut entries = self.entries.borrow_mut();
         let mut order = self.order.borrow_mut();
         let key: Box<[u8]> = rel.into();
+        self.held.set(self.held.get() + held_by(&found));
         let fresh = Entry {
             found,
             at: Instant::now(),
         };
-        if entries
-            .entry(route)
-            .or_default()
-            .insert(key.clone(), fresh)
-            .is_some()
-        {
+        if let Some(stale) = entries.entry(route).or_default().insert(key.clone(), fresh) {
             // A stale entry replaced: its place in the order stays.
+            self.held.set(self.held.get() - held_by(&stale.found));
             return;
         }
         order.push_back((route, key));
         while order.len() > MAX_ENTRIES {
             if let Some((route, key)) = order.pop_front()
                 && let Some(map) = entries.get_mut(&route)
+                && let Some(gone) = map.remove(&key)
             {
-                map.remove(&key);
+                self.held.set(self.held.get() - held_by(&gone.found));
             }
         }
+    }
+}
+
+/// Bytes of file content an entry holds.
+fn held_by(found: &Lookup) -> usize {
+    match found {
+        Lookup::File(CachedFile {
+            bytes: Some(bytes), ..
+        }) => bytes.len(),
+        _ => 0,
+    }
+}
+
+/// The whole of a small file; `None` if it cannot be read whole (it changed meanwhile: the
+/// request then reads it as a large one would).
+fn read_whole(file: &std::fs::File, size: u64) -> Option<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let mut bytes = vec![0; usize::try_from(size).ok()?];
+    file.read_exact_at(&mut bytes, 0).ok()?;
+    Some(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::{FileCache, Lookup, SMALL_FILE};
+    use crate::static_files::Root;
+
+    #[test]
+    fn small_files_keep_their_bytes_and_large_ones_do_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let small = vec![b's'; usize::try_from(SMALL_FILE).unwrap()];
+        std::fs::write(dir.path().join("small.css"), &small).unwrap();
+        std::fs::write(dir.path().join("large.bin"), vec![b'l'; 20_000]).unwrap();
+        let root = Arc::new(Root::open(dir.path()).unwrap());
+        tokio_uring::start(async {
+            let cache = FileCache::default();
+            let Lookup::File(found) = cache.open(0, &root, b"small.css").await else {
+                panic!("small.css is a file");
+            };
+            assert_eq!(found.bytes.as_deref(), Some(&small[..]));
+            let Lookup::File(found) = cache.open(0, &root, b"large.bin").await else {
+                panic!("large.bin is a file");
+            };
+            assert!(
+                found.bytes.is_none(),
+                "a file over {SMALL_FILE} bytes is read per request"
+            );
+            assert_eq!(cache.held.get(), small.len());
+            // Opening the same path again (here: forced) replaces the entry, and its count.
+            cache.insert(0, b"small.css", Lookup::NotFound);
+            assert_eq!(cache.held.get(), 0);
+        });
     }
 }

@@ -40,6 +40,36 @@ impl FileMeta {
     }
 }
 
+/// A file's Last-Modified and ETag, formatted once when it is opened rather than per answer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Validators {
+    last_modified: [u8; HTTP_DATE_LEN],
+    etag: [u8; MAX_ETAG],
+    etag_len: usize,
+}
+
+impl Validators {
+    /// The validators of `meta`.
+    pub(crate) fn of(meta: &FileMeta) -> Validators {
+        let (etag, etag_len) = meta.etag();
+        Validators {
+            last_modified: meta.last_modified(),
+            etag,
+            etag_len,
+        }
+    }
+
+    /// Last-Modified's value.
+    pub(crate) fn last_modified(&self) -> &[u8] {
+        &self.last_modified
+    }
+
+    /// ETag's value, quotes included.
+    pub(crate) fn etag(&self) -> &[u8] {
+        self.etag.get(..self.etag_len).unwrap_or_default()
+    }
+}
+
 /// The request's conditional and range header values (each the first such header; list
 /// headers repeated are rare enough, and a repeated one only ever makes a match likelier).
 #[derive(Debug, Clone, Copy, Default)]

@@ -14,8 +14,8 @@ mod open;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub(crate) use cache::{FileCache, Lookup};
-pub(crate) use decision::{Conditions, Decision, FileMeta, decide};
+pub(crate) use cache::{CachedFile, FileCache, Lookup};
+pub(crate) use decision::{Conditions, Decision, decide};
 pub(crate) use head::{FileHead, accepts, content_type, write_file_head};
 pub(crate) use open::{Root, has_dot_segment};
 

@@ -1,0 +1,248 @@
+//! Zero-copy file bodies on plain connections: sendfile(2) from the page cache straight into
+//! the socket, as nginx's `sendfile on`, without a pass through a user-space buffer.
+//!
+//! Two rules keep it off the event loop's critical path:
+//! - only pages already in the page cache are sent this way: `cachestat(2)` says so without
+//!   touching the disk, and a range that is not cached is read through io_uring by the caller
+//!   (which brings it into the cache), so a cold file never blocks the thread;
+//! - the socket is non-blocking for the duration of the call, so a full send buffer is an
+//!   `EAGAIN` and a readiness wait, never a blocked thread. io_uring ops are never in flight
+//!   on the socket meanwhile (the caller sends the body and does nothing else).
+//!
+//! Kernels without cachestat (before 6.5) or a seccomp filter that refuses it: file bodies are
+//! copied through io_uring as before.
+
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Duration;
+
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
+
+use super::Client;
+use crate::io::IoError;
+
+/// `cachestat(2)`'s number: the same on every architecture (syscalls added since 5.x share
+/// one table).
+const SYS_CACHESTAT: libc::c_long = 451;
+/// Most bytes one sendfile call is offered (nginx's `sendfile_max_chunk` is 2m), and most
+/// checked for residency at once.
+const CHUNK: u64 = 512 * 1024;
+
+/// What one attempt did.
+pub(crate) enum Step {
+    /// This many bytes went out (0: the file ended early).
+    Sent(u64),
+    /// The socket's send buffer is full: wait until it drains.
+    Full,
+    /// The next bytes are not in the page cache: copy them through io_uring instead.
+    NotCached,
+    /// sendfile cannot be used for this file or socket: copy the rest.
+    Unsupported,
+}
+
+/// Where a zero-copy send stands: the range known to be cached, and the readiness waiter.
+pub(crate) struct ZeroCopy {
+    fd: RawFd,
+    flags: libc::c_int,
+    /// Offsets below this were found in the page cache.
+    cached_to: u64,
+    waiter: Option<AsyncFd<Borrowed>>,
+}
+
+/// The client's fd, borrowed for a readiness wait (the `Client` owns it and outlives this).
+struct Borrowed(RawFd);
+
+impl AsRawFd for Borrowed {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0
+    }
+}
+
+impl Client {
+    /// A zero-copy sender for this connection, if it can have one: a plain socket, and a
+    /// kernel that answers cachestat.
+    pub(crate) fn zero_copy(&self) -> Option<ZeroCopy> {
+        if self.is_tls() || !cachestat_works() {
+            return None;
+        }
+        let fd = self.stream.get_ref().as_raw_fd();
+        // SAFETY: F_GETFL reads the flags of an fd this client owns.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+        (flags >= 0).then_some(ZeroCopy {
+            fd,
+            flags,
+            cached_to: 0,
+            waiter: None,
+        })
+    }
+}
+
+impl ZeroCopy {
+    /// Sends as much of `head` as the socket takes at once, marked as followed by more (the
+    /// file), so the head and the first bytes of the body leave in one segment.
+    pub(crate) fn send_head(&self, head: &[u8]) -> usize {
+        // SAFETY: send reads `head.len()` bytes from a live slice; the fd is open (owned by the
+        // client this sender was made from, which the caller borrows).
+        let n = unsafe {
+            libc::send(
+                self.fd,
+                head.as_ptr().cast(),
+                head.len(),
+                libc::MSG_MORE | libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+            )
+        };
+        usize::try_from(n).unwrap_or(0)
+    }
+
+    /// Sends what it can of `file[at..end]` now.
+    pub(crate) fn send(&mut self, file: RawFd, at: u64, end: u64) -> io::Result<Step> {
+        let want = (end - at).min(CHUNK);
+        if at >= self.cached_to {
+            match cached(file, at, want) {
+                Some(true) => self.cached_to = at + want,
+                Some(false) => return Ok(Step::NotCached),
+                None => return Ok(Step::Unsupported),
+            }
+        }
+        let count = usize::try_from(want.min(self.cached_to - at)).unwrap_or(usize::MAX);
+        let Ok(mut offset) = libc::off_t::try_from(at) else {
+            return Ok(Step::Unsupported);
+        };
+        // SAFETY: both fds are open for the call (the file is held by the caller, the socket
+        // by the client); `offset` is a valid out-pointer. The flags are put back before any
+        // io_uring op can run on the socket again.
+        let sent = unsafe {
+            libc::fcntl(self.fd, libc::F_SETFL, self.flags | libc::O_NONBLOCK);
+            let sent = libc::sendfile(self.fd, file, &mut offset, count);
+            let err = io::Error::last_os_error();
+            libc::fcntl(self.fd, libc::F_SETFL, self.flags);
+            if sent < 0 { Err(err) } else { Ok(sent) }
+        };
+        match sent {
+            Ok(n) => Ok(Step::Sent(n.unsigned_abs() as u64)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Step::Full),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) => {
+                Ok(Step::Unsupported)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Waits until the socket can take more bytes, up to `limit`. `Ok(false)`: it cannot be
+    /// waited on here (the caller copies the next bytes through io_uring, which waits).
+    pub(crate) async fn writable(&mut self, limit: Duration) -> Result<bool, IoError> {
+        if self.waiter.is_none() {
+            // SAFETY: the fd stays open and the same socket for the AsyncFd's whole life: the
+            // client owns it and outlives this sender, which the caller drops first.
+            let registered =
+                unsafe { AsyncFd::register_with_interest(Borrowed(self.fd), Interest::WRITABLE) };
+            match registered {
+                Ok(waiter) => self.waiter = Some(waiter),
+                // Already registered (the client-gone watch of an X-Accel-Redirect answer).
+                Err(_) => return Ok(false),
+            }
+        }
+        let Some(waiter) = &self.waiter else {
+            return Ok(false);
+        };
+        match tokio::time::timeout(limit, waiter.writable()).await {
+            Ok(Ok(mut ready)) => {
+                ready.clear_ready();
+                Ok(true)
+            }
+            Ok(Err(e)) => Err(IoError::Failed(e.kind())),
+            Err(_) => Err(IoError::Timeout),
+        }
+    }
+}
+
+/// Whether cachestat works here, asked once per process: 0 unknown, 1 yes, 2 no.
+static CACHESTAT: AtomicU8 = AtomicU8::new(0);
+
+fn cachestat_works() -> bool {
+    CACHESTAT.load(Ordering::Relaxed) != 2
+}
+
+#[repr(C)]
+struct CachestatRange {
+    off: u64,
+    len: u64,
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct Cachestat {
+    nr_cache: u64,
+    nr_dirty: u64,
+    nr_writeback: u64,
+    nr_evicted: u64,
+    nr_recently_evicted: u64,
+}
+
+/// Whether every page of `file[at..at + len]` is in the page cache; `None` when the kernel
+/// cannot say (remembered for the process).
+fn cached(file: RawFd, at: u64, len: u64) -> Option<bool> {
+    let range = CachestatRange { off: at, len };
+    let mut stat = Cachestat::default();
+    // SAFETY: cachestat reads `range` and writes `stat`, both live and of the kernel's
+    // layout; the file is open (held by the caller). flags must be 0.
+    let rc = unsafe {
+        libc::syscall(
+            SYS_CACHESTAT,
+            file,
+            &raw const range,
+            &raw mut stat,
+            0 as libc::c_uint,
+        )
+    };
+    if rc != 0 {
+        let err = io::Error::last_os_error();
+        if matches!(err.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) {
+            CACHESTAT.store(2, Ordering::Relaxed);
+            tracing::info!(
+                "cachestat(2) is not available ({err}): static files are copied, not sent \
+                 with sendfile"
+            );
+        }
+        return None;
+    }
+    CACHESTAT.store(1, Ordering::Relaxed);
+    let page = page_size();
+    let pages = (at + len).div_ceil(page) - at / page;
+    Some(stat.nr_cache >= pages)
+}
+
+fn page_size() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(size).ok().filter(|&s| s > 0).unwrap_or(4096)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn a_file_just_written_is_in_the_page_cache() {
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(&vec![7u8; 256 * 1024]).unwrap();
+        // A kernel without cachestat says so (None); this one (6.5 and later) answers.
+        assert_eq!(super::cached(file.as_raw_fd(), 0, 256 * 1024), Some(true));
+        assert_eq!(super::cached(file.as_raw_fd(), 4000, 10_000), Some(true));
+    }
+
+    #[test]
+    fn pages_dropped_from_the_cache_are_not_cached() {
+        // On disk: tmpfs pages cannot be dropped.
+        let mut file = tempfile::tempfile_in("/var/tmp").unwrap();
+        file.write_all(&vec![7u8; 64 * 1024]).unwrap();
+        file.sync_all().unwrap();
+        // SAFETY: advice on an open fd.
+        let rc = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+        assert_eq!(rc, 0);
+        assert_eq!(super::cached(file.as_raw_fd(), 0, 64 * 1024), Some(false));
+    }
+}

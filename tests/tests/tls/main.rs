@@ -1,0 +1,98 @@
+//! TLS termination end to end (issue 10): real ringway in front of real uWSGI, certificates
+//! made in the test, and real clients over real sockets: curl, `openssl s_client`, Python's
+//! `ssl`, sslscan. One test binary (`cargo test --test tls`), in four parts:
+//!
+//! - `handshake`: versions, key formats and chains, SNI, old versions refused, ALPN,
+//!   resumption, and sslscan's view of the protocols and suites;
+//! - `traffic`: the redirect and HSTS, the environ over TLS, records and pipelining, 10 MiB
+//!   each way, close_notify at the end;
+//! - `hostile`: the handshake timeout, garbage handshakes, plain HTTP on the TLS port, a bad
+//!   record mid-connection;
+//! - `reload`: broken certificate files refused at start; SIGHUP swaps the certificates,
+//!   keeps open connections, survives broken files.
+//!
+//! The Python client is `tests/tools/tls_client.py`; the helpers are in
+//! `ringway_tests::tls`.
+
+mod handshake;
+mod hostile;
+mod reload;
+mod traffic;
+
+use std::net::SocketAddr;
+
+use ringway_tests::ringway::RingwayBuilder;
+use ringway_tests::tls::{Leaf, Pki, tls_toml};
+use ringway_tests::{App, Ringway, Uwsgi};
+
+/// The default certificate's names: the first one configured, served without SNI.
+const A_NAMES: [&str; 2] = ["a.test", "www.a.test"];
+/// The second certificate's name: a wildcard.
+const B_NAME: &str = "*.b.test";
+const A_SERIAL: u64 = 0x0A1B_2C3D;
+const B_SERIAL: u64 = 0x0B1C_2D3E;
+/// notAfter of A and B (distinct, so the expiry metric tells them apart).
+const A_NOT_AFTER: (i32, u8, u8) = (2031, 1, 1);
+const B_NOT_AFTER: (i32, u8, u8) = (2032, 6, 15);
+
+/// ringway with TLS in front of a uWSGI, and the certificates it serves.
+struct Stack {
+    pki: Pki,
+    /// `a.test` and `www.a.test`: the first certificate (the default).
+    a: Leaf,
+    /// `*.b.test`.
+    b: Leaf,
+    ringway: Ringway,
+    /// Kept alive for as long as ringway serves it.
+    _uwsgi: Uwsgi,
+}
+
+impl Stack {
+    /// Certificates A and B in a `[tls]` config with `extra` lines; `flags` adds command-line
+    /// flags. TLS answers get no HSTS unless `extra` says so.
+    fn start(app: App, extra: &str, flags: impl FnOnce(RingwayBuilder) -> RingwayBuilder) -> Stack {
+        let pki = Pki::new();
+        let a = pki.issue("a", &A_NAMES, A_SERIAL, A_NOT_AFTER);
+        let b = pki.issue("b", &[B_NAME], B_SERIAL, B_NOT_AFTER);
+        let uwsgi = Uwsgi::start(app);
+        let ringway = flags(Ringway::with(&uwsgi).config(tls_toml(&[&a, &b], extra))).start();
+        Stack {
+            pki,
+            a,
+            b,
+            ringway,
+            _uwsgi: uwsgi,
+        }
+    }
+
+    /// The raw app, certificates A and B, nothing else.
+    fn plain(app: App) -> Stack {
+        Stack::start(app, "", |b| b)
+    }
+
+    /// Also the metrics endpoint (no eBPF probes: only ringway's own counters are read).
+    fn with_metrics(extra: &str) -> Stack {
+        Stack::start(App::Raw, extra, with_metrics)
+    }
+
+    fn tls(&self) -> SocketAddr {
+        self.ringway.tls_addr()
+    }
+
+    fn plain_addr(&self) -> SocketAddr {
+        self.ringway.addr()
+    }
+
+    fn metrics(&self) -> String {
+        ringway_tests::tls::metrics(self.ringway.metrics_addr())
+    }
+
+    fn ca(&self) -> String {
+        self.pki.ca().display().to_string()
+    }
+}
+
+/// `--metrics 127.0.0.1:0 --no-ebpf`.
+fn with_metrics(builder: RingwayBuilder) -> RingwayBuilder {
+    builder.arg("--metrics", "127.0.0.1:0").flag("--no-ebpf")
+}

@@ -1,0 +1,232 @@
+"""A TLS client on Python's ssl module (OpenSSL), for ringway's end-to-end tests.
+
+The Rust tests drive it; it never decides anything, it reports what happened as JSON lines on
+stdout.
+
+  tls_client.py hello [options]
+      Prints the ClientHello this client would send, in hex, one line. It is made in memory
+      (MemoryBIO): no socket is opened.
+
+  tls_client.py resume --connect HOST:PORT [options]
+      Makes two connections, the second resuming the first's session, each sending
+      `GET / HTTP/1.1` with `Connection: close` and reading the answer to its end; prints
+        {"ok": true, "version": ..., "reused": [false, true], "status": ["HTTP/1.1 200 OK", ...]}
+
+  tls_client.py bridge --connect HOST:PORT [options]
+      Does a TLS handshake with HOST:PORT, then prints one line:
+        {"ok": true, "version": "TLSv1.3", "cipher": ..., "alpn": ... or null,
+         "cert": "<the server's certificate, DER, hex>", "port": P}
+      or, when the handshake fails, {"ok": false, "error": "...", "reason": "..."} and exits 0.
+      Then it accepts one plain TCP connection on 127.0.0.1:P and relays between it and the
+      TLS session: each chunk read from the plain side goes to the session as one ssl write
+      (one TLS record up to 16 KiB), and what the session reads goes back. It prints
+        {"event": "write", "size": N}     for each ssl write, before it is made,
+        {"event": "raw", "size": N}       for each raw write (below), once it is made,
+        {"event": "tls_closed", "error": "..." or null, "reason": ...}
+                                          when the server ends the session (null: a clean end,
+                                          close_notify; a TCP close without it is an error)
+      One command is read on stdin, a line each:
+        raw HEX    write these bytes straight on the TCP socket under the session, bypassing
+                   ssl (a forged or corrupt record)
+      It exits when either side closes, or after --lifetime seconds whatever happens.
+
+Options:
+  --cafile PEM           verify the server's chain with this CA (else no verification)
+  --server-name NAME     send this SNI and, with --cafile, check the certificate is for it
+                         (omitted: no SNI and no name check)
+  --no-check-hostname    send the SNI but do not check the name (the chain still is)
+  --tls-min, --tls-max   1.0, 1.1, 1.2 or 1.3
+  --ciphers STRING       OpenSSL cipher string for TLS 1.2 and below
+  --alpn LIST            comma-separated ALPN protocols to offer
+  --timeout SECONDS      connect, handshake and write timeout (default 10)
+  --lifetime SECONDS     the bridge's whole life (default 60)
+"""
+
+import argparse
+import json
+import os
+import select
+import socket
+import ssl
+import sys
+import time
+
+VERSIONS = {
+    "1.0": ssl.TLSVersion.TLSv1,
+    "1.1": ssl.TLSVersion.TLSv1_1,
+    "1.2": ssl.TLSVersion.TLSv1_2,
+    "1.3": ssl.TLSVersion.TLSv1_3,
+}
+
+
+def emit(obj):
+    print(json.dumps(obj), flush=True)
+
+
+def parse_args():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("mode", choices=["hello", "resume", "bridge"])
+    parser.add_argument("--connect")
+    parser.add_argument("--cafile")
+    parser.add_argument("--server-name")
+    parser.add_argument("--no-check-hostname", action="store_true")
+    parser.add_argument("--tls-min", choices=sorted(VERSIONS))
+    parser.add_argument("--tls-max", choices=sorted(VERSIONS))
+    parser.add_argument("--ciphers")
+    parser.add_argument("--alpn")
+    parser.add_argument("--timeout", type=float, default=10.0)
+    parser.add_argument("--lifetime", type=float, default=60.0)
+    return parser.parse_args()
+
+
+def context(args):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if args.cafile:
+        ctx.load_verify_locations(args.cafile)
+        ctx.check_hostname = args.server_name is not None and not args.no_check_hostname
+    else:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    if args.ciphers:
+        ctx.set_ciphers(args.ciphers)
+    if args.tls_min:
+        ctx.minimum_version = VERSIONS[args.tls_min]
+    if args.tls_max:
+        ctx.maximum_version = VERSIONS[args.tls_max]
+    if args.alpn:
+        ctx.set_alpn_protocols(args.alpn.split(","))
+    return ctx
+
+
+def failure(err):
+    reason = getattr(err, "reason", None) or type(err).__name__
+    return {"error": str(err), "reason": reason}
+
+
+def hello(args):
+    ctx = context(args)
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    session = ctx.wrap_bio(incoming, outgoing, server_hostname=args.server_name)
+    try:
+        session.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    print(outgoing.read().hex(), flush=True)
+
+
+def resume(args):
+    host, port = args.connect.rsplit(":", 1)
+    ctx = context(args)
+    session, reused, status, versions = None, [], [], []
+    for _ in range(2):
+        raw = socket.create_connection((host, int(port)), timeout=args.timeout)
+        with ctx.wrap_socket(raw, server_hostname=args.server_name, session=session,
+                             suppress_ragged_eofs=False) as tls:
+            name = args.server_name or host
+            tls.sendall(b"GET / HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % name.encode())
+            answer = b""
+            while True:
+                data = tls.recv(65536)
+                if not data:
+                    break
+                answer += data
+            # A TLS 1.3 ticket arrives after the handshake: the reads above took it in.
+            session = tls.session
+            reused.append(tls.session_reused)
+            versions.append(tls.version())
+            status.append(answer.split(b"\r\n", 1)[0].decode("latin-1"))
+    emit({"ok": True, "version": versions, "reused": reused, "status": status})
+
+
+def bridge(args):
+    deadline = time.monotonic() + args.lifetime
+    host, port = args.connect.rsplit(":", 1)
+    ctx = context(args)
+    raw = socket.create_connection((host, int(port)), timeout=args.timeout)
+    try:
+        # A TCP close without close_notify is reported, not taken for a clean end.
+        tls = ctx.wrap_socket(raw, server_hostname=args.server_name, suppress_ragged_eofs=False)
+    except (ssl.SSLError, OSError) as err:
+        emit(dict(ok=False, **failure(err)))
+        return
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    emit({
+        "ok": True,
+        "version": tls.version(),
+        "cipher": tls.cipher()[0],
+        "alpn": tls.selected_alpn_protocol(),
+        "cert": tls.getpeercert(binary_form=True).hex(),
+        "port": listener.getsockname()[1],
+    })
+    listener.settimeout(max(0.1, deadline - time.monotonic()))
+    try:
+        plain, _ = listener.accept()
+    except OSError:
+        return
+    listener.close()
+    plain.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    relay(tls, plain, args, deadline)
+    plain.close()
+    tls.close()
+
+
+def relay(tls, plain, args, deadline):
+    stdin_open = True
+    pending_stdin = b""
+    while time.monotonic() < deadline:
+        watch = [plain, tls] + ([sys.stdin] if stdin_open else [])
+        # Bytes ssl already decrypted do not wake select: take them first.
+        ready = [tls] if tls.pending() else select.select(watch, [], [], 0.2)[0]
+        if plain in ready:
+            data = plain.recv(65536)
+            if not data:
+                return
+            emit({"event": "write", "size": len(data)})
+            tls.settimeout(args.timeout)
+            tls.sendall(data)
+        if tls in ready:
+            # A short timeout: what woke select may be a record ssl handles itself (a session
+            # ticket) with no application data behind it.
+            tls.settimeout(0.05)
+            try:
+                data = tls.recv(65536)
+            except (TimeoutError, ssl.SSLWantReadError):
+                continue
+            except (ssl.SSLError, OSError) as err:
+                emit(dict(event="tls_closed", **failure(err)))
+                return
+            if not data:
+                emit({"event": "tls_closed", "error": None, "reason": None})
+                return
+            plain.sendall(data)
+        if sys.stdin in ready:
+            chunk = os.read(sys.stdin.fileno(), 65536)
+            if not chunk:
+                stdin_open = False
+                continue
+            pending_stdin += chunk
+            while b"\n" in pending_stdin:
+                line, pending_stdin = pending_stdin.split(b"\n", 1)
+                command, _, argument = line.decode().strip().partition(" ")
+                if command == "raw":
+                    data = bytes.fromhex(argument)
+                    os.write(tls.fileno(), data)
+                    emit({"event": "raw", "size": len(data)})
+
+
+def main():
+    args = parse_args()
+    if args.mode != "hello" and not args.connect:
+        sys.exit(args.mode + " needs --connect HOST:PORT")
+    if args.mode == "hello":
+        hello(args)
+    elif args.mode == "resume":
+        resume(args)
+    else:
+        bridge(args)
+
+
+if __name__ == "__main__":
+    main()
