@@ -1,5 +1,6 @@
 //! A small blocking HTTP/1.1 client: probes each stack before it is loaded (status and body
-//! checked), and holds the idle keep-alive connections of the memory measurement.
+//! checked), and holds the idle keep-alive connections of the memory measurement. Answers
+//! are read from any stream: a socket, or a TLS session over one ([`crate::tls`]).
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -32,7 +33,8 @@ pub fn exchange(stream: &mut TcpStream, request: &[u8]) -> Result<Answer> {
     read_answer(stream)
 }
 
-pub fn read_answer(stream: &mut TcpStream) -> Result<Answer> {
+/// Reads one answer from a plain or a TLS stream.
+pub fn read_answer<S: Read>(stream: &mut S) -> Result<Answer> {
     let mut buf = Vec::with_capacity(1024);
     let head_end = loop {
         if let Some(pos) = find(&buf, b"\r\n\r\n") {
@@ -87,7 +89,7 @@ pub fn read_answer(stream: &mut TcpStream) -> Result<Answer> {
     })
 }
 
-fn read_chunked(stream: &mut TcpStream, mut buf: Vec<u8>) -> Result<Vec<u8>> {
+fn read_chunked<S: Read>(stream: &mut S, mut buf: Vec<u8>) -> Result<Vec<u8>> {
     let mut body = Vec::new();
     let mut pos = 0;
     loop {
@@ -112,7 +114,7 @@ fn read_chunked(stream: &mut TcpStream, mut buf: Vec<u8>) -> Result<Vec<u8>> {
     }
 }
 
-fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<()> {
+fn read_more<S: Read>(stream: &mut S, buf: &mut Vec<u8>) -> Result<()> {
     let mut chunk = [0u8; 16 * 1024];
     let n = stream.read(&mut chunk).context("read response")?;
     if n == 0 {

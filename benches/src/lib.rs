@@ -4,17 +4,22 @@
 //! no-proxy baseline) serves every stack: ringway, nginx (`uwsgi_pass`, tuned buffers),
 //! uWSGI's own `--http` router, and uWSGI alone. Each case is run at each stack in turn
 //! (A B C D A B C D ...) for several rounds; wrk drives the load; the harness reads the
-//! proxy's CPU time and RSS from /proc. [`run`] returns the [`report::Report`] and writes
-//! it as JSON, markdown and SVG. The [`buffering`] suite is apart: ringway and nginx under
-//! slow and hostile clients.
+//! proxy's CPU time and RSS from /proc. The static cases are files ringway and nginx serve
+//! themselves (the uWSGI stacks serve none). The TLS cases (ringway and nginx only, the same
+//! ECDSA P-256 certificate made for the run) are driven by h2load for keep-alive requests
+//! and by the harness's own rustls client for a handshake per request ([`tls`]).
+//! [`run`] returns the [`report::Report`] and writes it as JSON, markdown and SVG. The
+//! [`buffering`] suite is apart: ringway and nginx under slow and hostile clients.
 
 pub mod buffering;
 pub mod client;
+pub mod h2load;
 pub mod load;
 pub mod proc;
 pub mod report;
 pub mod stacks;
 pub mod sys;
+pub mod tls;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -27,9 +32,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use load::{Case, Kind, Wrk};
-use report::{IdleConns, Report, RunResult, StackInfo};
+use h2load::H2load;
+use load::{Case, CaseSpec, Kind, Wrk, WrkOutput};
+use report::{Generator, IdleConns, Report, RunResult, StackInfo};
 use stacks::{App, AppServer, Stack, StackKind, Tools};
+use tls::HandshakeLoad;
 
 /// Everything a run needs.
 #[derive(Debug, Clone)]
@@ -38,6 +45,8 @@ pub struct Config {
     pub nginx: PathBuf,
     pub venv: PathBuf,
     pub wrk: PathBuf,
+    /// h2load, for the keep-alive TLS cases.
+    pub h2load: PathBuf,
     pub app: App,
     /// "raw" or "flask" (for the report).
     pub app_name: String,
@@ -50,6 +59,7 @@ pub struct Config {
     /// ringway with its metrics endpoint and eBPF probes.
     pub ringway_probes: bool,
     pub uwsgi_workers: usize,
+    /// Threads of wrk and of h2load.
     pub wrk_threads: usize,
     /// Load generator on one CPU, servers on the others.
     pub pin: bool,
@@ -63,21 +73,63 @@ pub struct Config {
 }
 
 impl Config {
-    /// The cases for `kinds`: hello at each of `sweep`, the others at `connections`.
+    /// The cases for `kinds`: hello at each of `sweep`, the others at `connections`, the
+    /// handshake cases with [`DEFAULT_HANDSHAKE_CLIENTS`] client threads.
     pub fn cases(kinds: &[Kind], sweep: &[usize], connections: usize) -> Vec<Case> {
-        let mut cases = Vec::new();
-        for &kind in kinds {
-            if kind == Kind::Hello {
-                cases.extend(sweep.iter().map(|&c| Case {
-                    kind,
-                    connections: c,
-                }));
-            } else {
-                cases.push(Case { kind, connections });
+        let specs: Vec<CaseSpec> = kinds
+            .iter()
+            .map(|&kind| CaseSpec {
+                kind,
+                connections: None,
+            })
+            .collect();
+        Config::case_list(&specs, sweep, connections, DEFAULT_HANDSHAKE_CLIENTS)
+    }
+
+    /// The cases for `specs`: a pinned connection count as given, else hello at each of
+    /// `sweep`, the handshake cases with `handshake_clients` client threads, the others at
+    /// `connections`. A case given twice is run once.
+    pub fn case_list(
+        specs: &[CaseSpec],
+        sweep: &[usize],
+        connections: usize,
+        handshake_clients: usize,
+    ) -> Vec<Case> {
+        let mut cases: Vec<Case> = Vec::new();
+        for spec in specs {
+            let counts: Vec<usize> = match spec.connections {
+                Some(c) => vec![c],
+                None if spec.kind == Kind::Hello => sweep.to_vec(),
+                None if spec.kind.is_handshake() => vec![handshake_clients],
+                None => vec![connections],
+            };
+            for connections in counts {
+                let case = Case {
+                    kind: spec.kind,
+                    connections,
+                };
+                if !cases.contains(&case) {
+                    cases.push(case);
+                }
             }
         }
         cases
     }
+
+    /// Whether any case is served over TLS.
+    pub fn has_tls(&self) -> bool {
+        self.cases.iter().any(|c| c.kind.is_tls())
+    }
+}
+
+/// Client threads of the handshake cases, each in a connect–handshake–request–close loop:
+/// enough to keep both servers' workers busy on 2 CPUs, few enough that the client (which
+/// shares the machine) does not starve them.
+pub const DEFAULT_HANDSHAKE_CLIENTS: usize = 16;
+
+/// Whether `kind` is run at `stack`: the TLS cases compare ringway and nginx only.
+pub fn runs_at(kind: Kind, stack: StackKind) -> bool {
+    !kind.is_tls() || stack.serves_tls()
 }
 
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -107,28 +159,14 @@ pub fn run(config: &Config) -> Result<Report> {
         );
     }
     let (server_cpus, wrk_cpus) = pinning(config.pin)?;
-    for (what, path) in [
-        ("ringway", &config.ringway),
-        ("nginx", &config.nginx),
-        ("wrk", &config.wrk),
-        ("the app", &config.app.file),
-    ] {
-        if !path.exists() {
-            bail!("{what} not found at {}", path.display());
-        }
-    }
-    let uwsgi = config.venv.join("bin").join("uwsgi");
-    if !uwsgi.exists() {
-        bail!("uWSGI not found at {} (RINGWAY_VENV)", uwsgi.display());
-    }
-    let wrk = Wrk {
-        bin: config.wrk.clone(),
-        threads: config.wrk_threads,
-        cpus: wrk_cpus,
-    };
-    let started = (report::now_utc(), sys::loadavg());
     let dir = sys::TempDir::new("ringway-bench")?;
     eprintln!("bench: scratch dir {}", dir.path().display());
+    // One ECDSA P-256 certificate for the run, served by ringway and nginx alike.
+    let cert = if config.has_tls() {
+        Some(tls::make_certificate(dir.path())?)
+    } else {
+        None
+    };
     // The static files: served by ringway and nginx whatever the cases, so that the stacks
     // are set up the same in every run.
     let files = dir.path().join("files");
@@ -144,11 +182,54 @@ pub fn run(config: &Config) -> Result<Report> {
         nofile,
         max_body_size: None,
         static_dir: Some(files),
+        tls: cert,
     };
+    let keepalive_tls = config
+        .cases
+        .iter()
+        .any(|c| c.kind.is_tls() && !c.kind.is_handshake());
+    if keepalive_tls && !config.h2load.exists() {
+        bail!(
+            "h2load not found at {} (the keep-alive TLS cases run it): `apt-get install \
+             nghttp2-client`, or set RINGWAY_H2LOAD, or leave the tls-hello and tls-64k cases out",
+            config.h2load.display()
+        );
+    }
+    for (what, path) in [
+        ("ringway", &config.ringway),
+        ("nginx", &config.nginx),
+        ("wrk", &config.wrk),
+        ("the app", &config.app.file),
+    ] {
+        if !path.exists() {
+            bail!("{what} not found at {}", path.display());
+        }
+    }
+    let uwsgi = config.venv.join("bin").join("uwsgi");
+    if !uwsgi.exists() {
+        bail!("uWSGI not found at {} (RINGWAY_VENV)", uwsgi.display());
+    }
+    let generators = Generators {
+        wrk: Wrk {
+            bin: config.wrk.clone(),
+            threads: config.wrk_threads,
+            cpus: wrk_cpus.clone(),
+        },
+        h2load: H2load {
+            bin: config.h2load.clone(),
+            threads: config.wrk_threads,
+            cpus: wrk_cpus,
+        },
+    };
+    let started = (report::now_utc(), sys::loadavg());
 
     let app = AppServer::start(&tools, &config.app, dir.path())?;
     let mut running: Vec<Stack> = Vec::new();
     for &kind in &config.stacks {
+        // A stack no case runs at (uWSGI's in a TLS-only run) is not started.
+        if !config.cases.iter().any(|c| runs_at(c.kind, kind)) {
+            continue;
+        }
         running.push(Stack::start(kind, &tools, &config.app, &app, dir.path())?);
         eprintln!("bench: {kind} is up on {}", running[running.len() - 1].addr);
     }
@@ -159,6 +240,9 @@ pub fn run(config: &Config) -> Result<Report> {
     let mut unserved: BTreeMap<(String, StackKind), String> = BTreeMap::new();
     for stack in &running {
         for case in &config.cases {
+            if !runs_at(case.kind, stack.kind) {
+                continue;
+            }
             if case.kind.is_static() && !stack.kind.serves_files() {
                 unserved.insert((case.id(), stack.kind), NO_FILES.to_owned());
                 continue;
@@ -185,51 +269,64 @@ pub fn run(config: &Config) -> Result<Report> {
         }
     }
     // Idle RSS and the idle keep-alive connections, then a fresh start: the heap the 5000
-    // connections grew must not count as RSS under load.
+    // connections grew must not count as RSS under load. The idle TLS connections are
+    // measured on a fresh instance too: memory the plain ones freed would otherwise be
+    // reused and hide what the TLS ones cost.
     let mut infos: BTreeMap<StackKind, StackInfo> = BTreeMap::new();
     thread::sleep(Duration::from_millis(300));
-    for i in 0..running.len() {
-        let stack = &mut running[i];
-        let kind = stack.kind;
-        stack.refresh_pids()?;
-        let idle_rss = sys::rss_sum(&stack.proxy_pids);
-        let idle = if kind.has_proxy() && config.idle_conns > 0 {
-            Some(idle_connections(stack, config.idle_conns)?)
-        } else {
-            None
-        };
-        infos.insert(
-            kind,
-            StackInfo {
-                processes: stack.proxy_pids.len(),
-                idle_rss,
-                idle_conns: idle,
-                end_rss: 0,
-            },
-        );
-        if kind.has_proxy() && config.idle_conns > 0 {
-            // Stopped, then started afresh: the heap the idle connections grew must not
-            // count as RSS under load.
-            drop(running.remove(i));
-            let fresh = Stack::start(kind, &tools, &config.app, &app, dir.path())?;
-            for case in &config.cases {
-                if !unserved.contains_key(&(case.id(), kind)) {
-                    probe(&fresh, case.kind)
-                        .with_context(|| format!("{kind} restarted: {} probe", case.id()))?;
-                }
+    let restart = |running: &mut Vec<Stack>, i: usize| -> Result<()> {
+        let kind = running[i].kind;
+        drop(running.remove(i));
+        let fresh = Stack::start(kind, &tools, &config.app, &app, dir.path())?;
+        for case in &config.cases {
+            if runs_at(case.kind, kind) && !unserved.contains_key(&(case.id(), kind)) {
+                probe(&fresh, case.kind)
+                    .with_context(|| format!("{kind} restarted: {} probe", case.id()))?;
             }
-            running.insert(i, fresh);
         }
+        running.insert(i, fresh);
+        thread::sleep(Duration::from_millis(300));
+        Ok(())
+    };
+    for i in 0..running.len() {
+        let kind = running[i].kind;
+        running[i].refresh_pids()?;
+        let processes = running[i].proxy_pids.len();
+        let idle_rss = sys::rss_sum(&running[i].proxy_pids);
+        let mut info = StackInfo {
+            processes,
+            idle_rss,
+            idle_conns: None,
+            idle_tls_conns: None,
+            end_rss: 0,
+        };
+        if kind.has_proxy() && config.idle_conns > 0 {
+            info.idle_conns = Some(idle_connections(&mut running[i], config.idle_conns)?);
+            restart(&mut running, i)?;
+        }
+        if config.has_tls() && kind.serves_tls() && config.idle_conns > 0 {
+            info.idle_tls_conns = Some(idle_tls_connections(&mut running[i], config.idle_conns)?);
+            restart(&mut running, i)?;
+        }
+        infos.insert(kind, info);
     }
 
     let mut results = Vec::new();
-    let total = config.rounds * config.cases.len() * running.len();
+    let per_round = config
+        .cases
+        .iter()
+        .map(|c| running.iter().filter(|s| runs_at(c.kind, s.kind)).count())
+        .sum::<usize>();
+    let total = config.rounds * per_round;
     let mut done = 0;
     for round in 1..=config.rounds {
         for case in &config.cases {
             for stack in &mut running {
                 if config.interrupt.load(Ordering::SeqCst) {
                     bail!("interrupted");
+                }
+                if !runs_at(case.kind, stack.kind) {
+                    continue;
                 }
                 done += 1;
                 if unserved.contains_key(&(case.id(), stack.kind)) {
@@ -240,15 +337,21 @@ pub fn run(config: &Config) -> Result<Report> {
                     case.id(),
                     stack.kind
                 );
-                let result = measure(stack, &app, *case, round, &wrk, config, dir.path())?;
+                let result = measure(stack, &app, *case, round, &generators, config, dir.path())?;
                 eprintln!(
-                    "bench:     {:.0} req/s  p99 {:.2} ms  proxy {} µs/req  errors {}",
+                    "bench:     {:.0} req/s  p99 {:.2} ms  proxy {} µs/req  errors {}{}",
                     result.rps,
                     result.p99_us as f64 / 1000.0,
                     result
                         .proxy_cpu_us
                         .map_or("-".to_owned(), |v| format!("{v:.1}")),
-                    result.errors
+                    result.errors,
+                    result.tls.as_ref().map_or(String::new(), |t| format!(
+                        "  {}{}",
+                        t.negotiated(),
+                        t.resumed_fraction()
+                            .map_or(String::new(), |f| format!(", {:.1}% resumed", f * 100.0))
+                    ))
                 );
                 results.push(result);
                 thread::sleep(Duration::from_millis(200));
@@ -284,11 +387,43 @@ fn pinning(pin: bool) -> Result<(CpuSet, CpuSet)> {
     Ok((Some(cpus[1..].to_vec()), Some(vec![cpus[0]])))
 }
 
-/// Sends a case's request to a stack and checks the answer.
+/// The load generators.
+struct Generators {
+    wrk: Wrk,
+    h2load: H2load,
+}
+
+/// Sends a case's request to a stack and checks the answer. A TLS case is probed over TLS
+/// with the harness's client (the resumed one: a second connection must resume).
 fn probe(stack: &Stack, kind: Kind) -> Result<()> {
     let close = stack.kind == StackKind::Uwsgi;
-    let mut conn = client::connect(stack.addr, IO_TIMEOUT)?;
-    let answer = client::exchange(&mut conn, &load::raw_request(kind, stack.addr, close))?;
+    let answer = if kind.is_tls() {
+        let addr = stack
+            .tls_addr
+            .with_context(|| format!("{} does not listen for TLS", stack.kind))?;
+        let request = load::raw_request(kind, addr, false);
+        let resume = kind == Kind::TlsHandshakeResumed;
+        let config = tls::client_config(resume)?;
+        let (mut answer, seen) = tls::probe(addr, &config, &request, IO_TIMEOUT)?;
+        if resume && answer.status == 200 {
+            let (again, seen) = tls::probe(addr, &config, &request, IO_TIMEOUT)?;
+            if seen.resumed != Some(1) {
+                bail!("a second connection with the first one's session ticket did not resume");
+            }
+            answer = again;
+        }
+        if seen.cipher != tls::CIPHER_SUITE || seen.protocol != "TLSv1.3" {
+            bail!(
+                "negotiated {} instead of TLSv1.3 {}",
+                seen.negotiated(),
+                tls::CIPHER_SUITE
+            );
+        }
+        answer
+    } else {
+        let mut conn = client::connect(stack.addr, IO_TIMEOUT)?;
+        client::exchange(&mut conn, &load::raw_request(kind, stack.addr, close))?
+    };
     if answer.status != 200 {
         bail!(
             "status {} ({})",
@@ -312,14 +447,12 @@ fn probe(stack: &Stack, kind: Kind) -> Result<()> {
             );
         }
     }
-    let ok = match kind {
-        Kind::Hello | Kind::Bytes64k | Kind::Static1k | Kind::Static64k | Kind::Static1m => {
-            answer.body == expected
-        }
+    let ok = match kind.plain() {
         Kind::Post16k | Kind::Chunked => answer
             .body
             .windows(expected.len())
             .any(|w| w == expected.as_slice()),
+        _ => answer.body == expected,
     };
     if !ok && kind.is_static() {
         let first_difference = answer
@@ -402,13 +535,90 @@ fn idle_connections(stack: &mut Stack, n: usize) -> Result<IdleConns> {
     })
 }
 
+/// Opens `n` TLS connections, each after a full handshake and one complete request, and
+/// measures the proxy's RSS before and after. The client keeps only the sockets (the
+/// server cannot tell): its own TLS state would only cost the harness memory.
+fn idle_tls_connections(stack: &mut Stack, n: usize) -> Result<IdleConns> {
+    let addr = stack
+        .tls_addr
+        .with_context(|| format!("{} does not listen for TLS", stack.kind))?;
+    let request = Arc::new(load::raw_request(Kind::TlsHello, addr, false));
+    let config = tls::client_config(false)?;
+    stack.refresh_pids()?;
+    let rss_before = sys::rss_sum(&stack.proxy_pids);
+    let started = Instant::now();
+    // A handshake costs the client CPU: a few threads open them.
+    let threads = 4.min(n.max(1));
+    let openers: Vec<_> = (0..threads)
+        .map(|t| {
+            let (config, request) = (Arc::clone(&config), Arc::clone(&request));
+            let share = n / threads + usize::from(t < n % threads);
+            thread::spawn(move || {
+                let mut held = Vec::with_capacity(share);
+                let mut failures = 0usize;
+                for _ in 0..share {
+                    let opened = tls::connect(addr, &config, IO_TIMEOUT).and_then(|mut c| {
+                        let answer = tls::exchange(&mut c, &request)?;
+                        Ok((answer, c))
+                    });
+                    match opened {
+                        Ok((a, c)) if a.status == 200 && !a.closes => {
+                            held.push(c.into_parts().1);
+                        }
+                        _ => failures += 1,
+                    }
+                }
+                (held, failures)
+            })
+        })
+        .collect();
+    let mut conns: Vec<TcpStream> = Vec::with_capacity(n);
+    let mut failures = 0usize;
+    for opener in openers {
+        let (held, failed) = opener
+            .join()
+            .map_err(|_| anyhow::anyhow!("a TLS connection opener panicked"))?;
+        conns.extend(held);
+        failures += failed;
+    }
+    thread::sleep(Duration::from_millis(500));
+    stack.refresh_pids()?;
+    let rss_after = sys::rss_sum(&stack.proxy_pids);
+    let still_open = conns.iter().filter(|c| client::still_open(c)).count();
+    let took = started.elapsed();
+    drop(conns);
+    thread::sleep(Duration::from_millis(300));
+    let per_conn = if still_open > 0 {
+        Some(rss_after.saturating_sub(rss_before) as f64 / still_open as f64)
+    } else {
+        None
+    };
+    eprintln!(
+        "bench: {}: {still_open}/{n} idle TLS connections held ({} refused or closed), \
+         RSS {:.1} → {:.1} MiB, {} bytes/connection ({:.1}s)",
+        stack.kind,
+        failures,
+        rss_before as f64 / 1048576.0,
+        rss_after as f64 / 1048576.0,
+        per_conn.map_or("-".to_owned(), |v| format!("{v:.0}")),
+        took.as_secs_f64()
+    );
+    Ok(IdleConns {
+        requested: n,
+        held: still_open,
+        rss_before,
+        rss_after,
+        bytes_per_conn: per_conn,
+    })
+}
+
 /// One run of one case at one stack.
 fn measure(
     stack: &mut Stack,
     app: &AppServer,
     case: Case,
     round: usize,
-    wrk: &Wrk,
+    generators: &Generators,
     config: &Config,
     dir: &std::path::Path,
 ) -> Result<RunResult> {
@@ -416,7 +626,28 @@ fn measure(
     let proxy_pids = stack.proxy_pids.clone();
     let app_pids = stack.app_pids(app)?;
     let close = stack.kind == StackKind::Uwsgi;
-    let addr: SocketAddr = stack.addr;
+    let addr: SocketAddr = if case.kind.is_tls() {
+        stack
+            .tls_addr
+            .with_context(|| format!("{} does not listen for TLS", stack.kind))?
+    } else {
+        stack.addr
+    };
+    // The handshake clients are made (and, to resume, given a ticket each) before the
+    // CPU figures are read.
+    let handshakes = if case.kind.is_handshake() {
+        let mut request = load::raw_request(case.kind, addr, true);
+        request.shrink_to_fit();
+        Some(HandshakeLoad::new(
+            addr,
+            case.connections,
+            case.kind == Kind::TlsHandshakeResumed,
+            request,
+            generators.wrk.cpus.clone(),
+        )?)
+    } else {
+        None
+    };
 
     let stop = Arc::new(AtomicBool::new(false));
     let sampler = {
@@ -435,7 +666,36 @@ fn measure(
     };
     let proxy_before = sys::cpu_ticks(&proxy_pids);
     let app_before = sys::cpu_ticks(&app_pids);
-    let output = wrk.run(case, addr, close, config.duration_s, dir);
+    let (output, generator, tls_seen) = match &handshakes {
+        Some(load) => {
+            let out = load.run(Duration::from_secs(config.duration_s));
+            if let Some(err) = &out.first_error {
+                eprintln!(
+                    "bench:     {} of {} connections failed; the first: {err}",
+                    out.errors,
+                    out.errors + out.completed
+                );
+            }
+            (
+                Ok(handshake_figures(&out)),
+                Generator::RustlsClient,
+                out.seen,
+            )
+        }
+        None if case.kind.is_tls() => {
+            match generators.h2load.run(case, addr, config.duration_s, dir) {
+                Ok((out, seen)) => (Ok(out), Generator::H2load, Some(seen)),
+                Err(err) => (Err(err), Generator::H2load, None),
+            }
+        }
+        None => (
+            generators
+                .wrk
+                .run(case, addr, close, config.duration_s, dir),
+            Generator::Wrk,
+            None,
+        ),
+    };
     let proxy_after = sys::cpu_ticks(&proxy_pids);
     let app_after = sys::cpu_ticks(&app_pids);
     stop.store(true, Ordering::SeqCst);
@@ -491,11 +751,37 @@ fn measure(
         max_us: output.max_us,
         errors: output.errors(),
         wrk: output,
+        generator,
+        tls: tls_seen,
         proxy_cpu_us,
         app_cpu_us,
         rss_load,
         rss_peak,
     })
+}
+
+/// A handshake load's figures in wrk's shape: a request per connection.
+fn handshake_figures(out: &tls::HandshakeOutput) -> WrkOutput {
+    let mean_us = if out.latencies_us.is_empty() {
+        0.0
+    } else {
+        out.latencies_us.iter().sum::<u64>() as f64 / out.latencies_us.len() as f64
+    };
+    WrkOutput {
+        requests: out.completed,
+        duration_us: out.duration.as_micros() as u64,
+        bytes: 0,
+        connect: out.errors - out.bad_status,
+        read: 0,
+        write: 0,
+        status: out.bad_status,
+        timeout: 0,
+        p50_us: out.percentile(0.50),
+        p99_us: out.percentile(0.99),
+        p999_us: out.percentile(0.999),
+        max_us: out.latencies_us.last().copied().unwrap_or(0),
+        mean_us,
+    }
 }
 
 /// Writes `text` to `path`, creating the directory.
@@ -504,4 +790,50 @@ pub(crate) fn write_file(path: &std::path::Path, text: &str) -> Result<()> {
         fs::create_dir_all(parent).with_context(|| format!("create {}", parent.display()))?;
     }
     fs::write(path, text).with_context(|| format!("write {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_cases_include_the_tls_ones() -> Result<()> {
+        let mut specs = Vec::new();
+        for name in [
+            "hello",
+            "64k",
+            "tls",
+            "hello-c10",
+            "tls-hello-c10",
+            "tls-hello",
+        ] {
+            specs.extend(CaseSpec::parse(name)?);
+        }
+        let ids: Vec<String> = Config::case_list(&specs, &[10, 100], 100, 8)
+            .iter()
+            .map(Case::id)
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                "hello-c10",
+                "hello-c100",
+                "64k-c100",
+                "tls-hello-c100",
+                "tls-64k-c100",
+                "tls-handshake-full",
+                "tls-handshake-resumed",
+                "tls-hello-c10",
+            ]
+        );
+        let handshake = Config::case_list(&specs, &[10], 100, 8)
+            .into_iter()
+            .find(|c| c.kind == Kind::TlsHandshakeFull)
+            .map(|c| c.connections);
+        assert_eq!(handshake, Some(8));
+        assert!(runs_at(Kind::TlsHello, StackKind::Nginx));
+        assert!(!runs_at(Kind::TlsHello, StackKind::UwsgiHttp));
+        assert!(runs_at(Kind::Hello, StackKind::Uwsgi));
+        Ok(())
+    }
 }

@@ -41,6 +41,14 @@ pub enum Kind {
     Static64k,
     /// GET /files/1m.bin → a 1 MiB file.
     Static1m,
+    /// GET / over keep-alive TLS connections (h2load).
+    TlsHello,
+    /// GET /bytes/65536 over keep-alive TLS connections (h2load).
+    Tls64k,
+    /// A new TLS connection per request, full handshakes (the harness's rustls client).
+    TlsHandshakeFull,
+    /// A new TLS connection per request, resumed with a session ticket.
+    TlsHandshakeResumed,
 }
 
 /// The route the proxies serve the static files on (ringway `--static /files/=DIR`, nginx
@@ -48,7 +56,7 @@ pub enum Kind {
 pub const STATIC_ROUTE: &str = "/files/";
 
 impl Kind {
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 11] = [
         Kind::Hello,
         Kind::Bytes64k,
         Kind::Post16k,
@@ -56,10 +64,22 @@ impl Kind {
         Kind::Static1k,
         Kind::Static64k,
         Kind::Static1m,
+        Kind::TlsHello,
+        Kind::Tls64k,
+        Kind::TlsHandshakeFull,
+        Kind::TlsHandshakeResumed,
     ];
 
     /// The static-file kinds.
     pub const STATIC: [Kind; 3] = [Kind::Static1k, Kind::Static64k, Kind::Static1m];
+
+    /// The TLS cases (`--cases tls`).
+    pub const TLS: [Kind; 4] = [
+        Kind::TlsHello,
+        Kind::Tls64k,
+        Kind::TlsHandshakeFull,
+        Kind::TlsHandshakeResumed,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -70,6 +90,10 @@ impl Kind {
             Kind::Static1k => "static1k",
             Kind::Static64k => "static64k",
             Kind::Static1m => "static1m",
+            Kind::TlsHello => "tls-hello",
+            Kind::Tls64k => "tls-64k",
+            Kind::TlsHandshakeFull => "tls-handshake-full",
+            Kind::TlsHandshakeResumed => "tls-handshake-resumed",
         }
     }
 
@@ -78,8 +102,11 @@ impl Kind {
             .into_iter()
             .find(|k| k.name() == name)
             .with_context(|| {
-                let known: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
-                format!("unknown case {name:?} ({})", known.join(", "))
+                let names: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
+                format!(
+                    "unknown case {name:?} ({}, or tls for the four TLS ones)",
+                    names.join(", ")
+                )
             })
     }
 
@@ -94,25 +121,43 @@ impl Kind {
             Kind::Static1k => Some(("1k.bin", 1024)),
             Kind::Static64k => Some(("64k.bin", 64 * 1024)),
             Kind::Static1m => Some(("1m.bin", 1024 * 1024)),
-            Kind::Hello | Kind::Bytes64k | Kind::Post16k | Kind::Chunked => None,
+            _ => None,
+        }
+    }
+
+    /// Served over TLS (ringway and nginx only).
+    pub fn is_tls(self) -> bool {
+        Kind::TLS.contains(&self)
+    }
+
+    /// A new connection and handshake per request.
+    pub fn is_handshake(self) -> bool {
+        matches!(self, Kind::TlsHandshakeFull | Kind::TlsHandshakeResumed)
+    }
+
+    /// The plain-HTTP case whose request and answer a TLS case carries.
+    pub fn plain(self) -> Kind {
+        match self {
+            Kind::TlsHello | Kind::TlsHandshakeFull | Kind::TlsHandshakeResumed => Kind::Hello,
+            Kind::Tls64k => Kind::Bytes64k,
+            other => other,
         }
     }
 
     pub fn path(self) -> &'static str {
-        match self {
-            Kind::Hello => "/",
+        match self.plain() {
             Kind::Bytes64k => "/bytes/65536",
             Kind::Post16k | Kind::Chunked => "/echo",
             Kind::Static1k => "/files/1k.bin",
             Kind::Static64k => "/files/64k.bin",
             Kind::Static1m => "/files/1m.bin",
+            _ => "/",
         }
     }
 
     /// The body the app (or the file) answers with, to check a probe against.
     pub fn expected_body(self) -> Vec<u8> {
-        match self {
-            Kind::Hello => b"Hello, World!".to_vec(),
+        match self.plain() {
             Kind::Bytes64k => pattern(65536),
             Kind::Post16k | Kind::Chunked => {
                 // JSON with the length; the sha256 is the app's business.
@@ -121,7 +166,59 @@ impl Kind {
             Kind::Static1k | Kind::Static64k | Kind::Static1m => {
                 file_bytes(self.file().map_or(0, |(_, len)| len))
             }
+            _ => b"Hello, World!".to_vec(),
         }
+    }
+}
+
+/// A `--cases` entry: a case name, optionally pinned to a connection count
+/// (`hello-c10`, `tls-hello-c100`), or `tls` for the four TLS cases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CaseSpec {
+    pub kind: Kind,
+    pub connections: Option<usize>,
+}
+
+impl CaseSpec {
+    /// Parses one entry; `tls` gives several.
+    pub fn parse(text: &str) -> Result<Vec<CaseSpec>> {
+        if text == "tls" {
+            return Ok(Kind::TLS
+                .into_iter()
+                .map(|kind| CaseSpec {
+                    kind,
+                    connections: None,
+                })
+                .collect());
+        }
+        if let Ok(kind) = Kind::parse(text) {
+            return Ok(vec![CaseSpec {
+                kind,
+                connections: None,
+            }]);
+        }
+        let pinned = text.rsplit_once("-c").and_then(|(name, count)| {
+            Some((Kind::parse(name).ok()?, count.parse::<usize>().ok()?))
+        });
+        let Some((kind, connections)) = pinned else {
+            // Not a name with a count either: the error names the known cases.
+            return Kind::parse(text).map(|kind| {
+                vec![CaseSpec {
+                    kind,
+                    connections: None,
+                }]
+            });
+        };
+        if connections == 0 || kind.is_handshake() {
+            bail!(
+                "case {text:?}: a connection count must be at least 1, and the handshake \
+                 cases take theirs from --handshake-clients"
+            );
+        }
+        Ok(vec![CaseSpec {
+            kind,
+            connections: Some(connections),
+        }])
     }
 }
 
@@ -162,17 +259,24 @@ pub struct Case {
 }
 
 impl Case {
+    /// `hello-c100`; the handshake cases go by their name alone (their concurrency is the
+    /// number of client threads, the same at every stack).
     pub fn id(&self) -> String {
-        format!("{}-c{}", self.kind.name(), self.connections)
+        if self.kind.is_handshake() {
+            self.kind.name().to_owned()
+        } else {
+            format!("{}-c{}", self.kind.name(), self.connections)
+        }
     }
 }
 
 /// The raw request for `kind` (for probes; wrk's script builds the same bytes).
 pub fn raw_request(kind: Kind, addr: SocketAddr, close: bool) -> Vec<u8> {
+    let kind = kind.plain();
     let mut head = String::new();
     let method = match kind {
-        Kind::Hello | Kind::Bytes64k | Kind::Static1k | Kind::Static64k | Kind::Static1m => "GET",
         Kind::Post16k | Kind::Chunked => "POST",
+        _ => "GET",
     };
     let _ = write!(
         head,
@@ -184,7 +288,6 @@ pub fn raw_request(kind: Kind, addr: SocketAddr, close: bool) -> Vec<u8> {
     }
     let mut body = Vec::new();
     match kind {
-        Kind::Hello | Kind::Bytes64k | Kind::Static1k | Kind::Static64k | Kind::Static1m => {}
         Kind::Post16k => {
             head.push_str("Content-Type: application/octet-stream\r\n");
             let _ = write!(head, "Content-Length: {BODY_LEN}\r\n");
@@ -200,6 +303,7 @@ pub fn raw_request(kind: Kind, addr: SocketAddr, close: bool) -> Vec<u8> {
             }
             body.extend_from_slice(b"0\r\n\r\n");
         }
+        _ => {}
     }
     head.push_str("\r\n");
     let mut out = head.into_bytes();
@@ -212,10 +316,8 @@ pub fn raw_request(kind: Kind, addr: SocketAddr, close: bool) -> Vec<u8> {
 pub fn script(kind: Kind, addr: SocketAddr, close: bool) -> String {
     let mut lua = String::new();
     let connection = if close { "Connection: close\\r\\n" } else { "" };
+    let kind = kind.plain();
     let (method, extra, body) = match kind {
-        Kind::Hello | Kind::Bytes64k | Kind::Static1k | Kind::Static64k | Kind::Static1m => {
-            ("GET", String::new(), "\"\"".to_owned())
-        }
         Kind::Post16k => (
             "POST",
             format!("Content-Type: application/octet-stream\\r\\nContent-Length: {BODY_LEN}\\r\\n"),
@@ -230,6 +332,7 @@ pub fn script(kind: Kind, addr: SocketAddr, close: bool) -> String {
                 BODY_LEN / CHUNK_LEN
             ),
         ),
+        _ => ("GET", String::new(), "\"\"".to_owned()),
     };
     let _ = writeln!(
         lua,
@@ -328,41 +431,61 @@ impl Wrk {
             .args(["--timeout", "10s"])
             .arg("-s")
             .arg(&script_path)
-            .arg(format!("http://{addr}{}", case.kind.path()))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .arg(format!("http://{addr}{}", case.kind.path()));
+        let (out, err) = run_tool("wrk", &mut cmd, self.cpus.clone(), duration_s + 30)?;
         let shown = proc::display(&cmd);
-        let mut guard = proc::Guard::spawn("wrk", &mut cmd, self.cpus.clone())?;
-        let mut stdout = guard.child_mut().stdout.take().context("wrk stdout")?;
-        let mut stderr = guard.child_mut().stderr.take().context("wrk stderr")?;
-        let out_reader = thread::spawn(move || {
-            let mut s = String::new();
-            let _ = stdout.read_to_string(&mut s);
-            s
-        });
-        let err_reader = thread::spawn(move || {
-            let mut s = String::new();
-            let _ = stderr.read_to_string(&mut s);
-            s
-        });
-        let deadline = Instant::now() + Duration::from_secs(duration_s + 30);
-        let status = loop {
-            if let Some(status) = guard.try_wait()? {
-                break status;
-            }
-            if Instant::now() > deadline {
-                drop(guard);
-                bail!("`{shown}` did not finish in time: killed");
-            }
-            thread::sleep(Duration::from_millis(10));
-        };
-        let out = out_reader.join().unwrap_or_default();
-        let err = err_reader.join().unwrap_or_default();
-        if !status.success() {
-            bail!("`{shown}` failed ({status}):\n{out}{err}");
-        }
         parse_output(&out).with_context(|| format!("`{shown}` printed:\n{out}{err}"))
     }
+}
+
+/// Runs a load generator to its end (killed after `limit_s` seconds), its stdout and stderr
+/// collected; a failure exit is an error carrying both.
+pub(crate) fn run_tool(
+    name: &str,
+    cmd: &mut Command,
+    cpus: Option<Vec<usize>>,
+    limit_s: u64,
+) -> Result<(String, String)> {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let shown = proc::display(cmd);
+    let mut guard = proc::Guard::spawn(name, cmd, cpus)?;
+    let mut stdout = guard
+        .child_mut()
+        .stdout
+        .take()
+        .with_context(|| format!("{name} stdout"))?;
+    let mut stderr = guard
+        .child_mut()
+        .stderr
+        .take()
+        .with_context(|| format!("{name} stderr"))?;
+    let out_reader = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let err_reader = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + Duration::from_secs(limit_s);
+    let status = loop {
+        if let Some(status) = guard.try_wait()? {
+            break status;
+        }
+        if Instant::now() > deadline {
+            drop(guard);
+            bail!("`{shown}` did not finish in time: killed");
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    let out = out_reader.join().unwrap_or_default();
+    let err = err_reader.join().unwrap_or_default();
+    if !status.success() {
+        bail!("`{shown}` failed ({status}):\n{out}{err}");
+    }
+    Ok((out, err))
 }
 
 #[cfg(test)]
@@ -378,6 +501,62 @@ mod tests {
         assert_eq!((w.requests, w.errors(), w.p999_us), (10, 1, 300));
         assert!((w.rps() - 10.0).abs() < 1e-9);
         Ok(())
+    }
+
+    #[test]
+    fn case_specs_name_kinds_counts_and_the_tls_group() -> Result<()> {
+        let one = |t: &str| CaseSpec::parse(t);
+        assert_eq!(
+            one("tls")?.iter().map(|s| s.kind).collect::<Vec<_>>(),
+            Kind::TLS.to_vec()
+        );
+        assert_eq!(
+            one("hello-c10")?,
+            [CaseSpec {
+                kind: Kind::Hello,
+                connections: Some(10)
+            }]
+        );
+        assert_eq!(
+            one("tls-hello-c100")?,
+            [CaseSpec {
+                kind: Kind::TlsHello,
+                connections: Some(100)
+            }]
+        );
+        assert_eq!(
+            one("tls-handshake-full")?,
+            [CaseSpec {
+                kind: Kind::TlsHandshakeFull,
+                connections: None
+            }]
+        );
+        assert!(one("tls-handshake-full-c4").is_err());
+        assert!(one("hello-c0").is_err());
+        let err = one("nope").expect_err("unknown case").to_string();
+        assert!(err.contains("tls-handshake-resumed"), "{err}");
+        Ok(())
+    }
+
+    #[test]
+    fn tls_cases_carry_the_plain_requests() {
+        let addr = SocketAddr::from(([127, 0, 0, 1], 1));
+        assert_eq!(
+            raw_request(Kind::Tls64k, addr, false),
+            raw_request(Kind::Bytes64k, addr, false)
+        );
+        assert_eq!(Kind::TlsHandshakeResumed.path(), "/");
+        assert_eq!(Kind::TlsHello.expected_body(), b"Hello, World!");
+        let case = Case {
+            kind: Kind::TlsHandshakeFull,
+            connections: 16,
+        };
+        assert_eq!(case.id(), "tls-handshake-full");
+        let case = Case {
+            kind: Kind::TlsHello,
+            connections: 100,
+        };
+        assert_eq!(case.id(), "tls-hello-c100");
     }
 
     #[test]

@@ -11,12 +11,13 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 
 use ringway_bench::buffering::{self, BufferingConfig, Plan, Scenario};
-use ringway_bench::load::Kind;
+use ringway_bench::load::CaseSpec;
 use ringway_bench::stacks::{App, StackKind};
 use ringway_bench::{Config, run};
 
 /// Side-by-side benchmark: ringway vs nginx vs uWSGI's --http router vs uWSGI alone, all in
-/// front of the same uWSGI workers; and static files served by ringway and nginx. Results go to OUT/results.{json,md} and OUT/chart.svg.
+/// front of the same uWSGI workers; static files served by ringway and nginx themselves; and
+/// ringway vs nginx over TLS. Results go to OUT/results.{json,md} and OUT/chart.svg.
 /// With `--suite buffering`: ringway vs nginx under slow and hostile clients, to
 /// OUT/buffering.{json,md}.
 #[derive(Parser, Debug)]
@@ -45,13 +46,16 @@ struct Args {
     /// Seconds per run (whole seconds: wrk's unit).
     #[arg(long, default_value_t = 5)]
     duration: u64,
-    /// Cases, comma-separated: hello, 64k, post16k, chunked (answers from the app), static1k,
+    /// Cases, comma-separated: hello, 64k, post16k, chunked (answers from the app); static1k,
     /// static64k, static1m (files of 1 KiB, 64 KiB, 1 MiB served by the proxy itself; the
-    /// uWSGI stacks serve none).
+    /// uWSGI stacks serve none); and over TLS (ringway and nginx only): tls-hello, tls-64k
+    /// (keep-alive, h2load), tls-handshake-full, tls-handshake-resumed (a connection per
+    /// request); `tls` for those four. A name with `-cN` runs at N connections only
+    /// (hello-c10, static1k-c100, tls-hello-c100).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "hello,64k,post16k,chunked,static1k,static64k,static1m"
+        default_value = "hello,64k,post16k,chunked,static1k,static64k,static1m,tls-hello,tls-64k,tls-handshake-full,tls-handshake-resumed"
     )]
     cases: Vec<String>,
     /// Connection counts of the hello sweep.
@@ -60,6 +64,9 @@ struct Args {
     /// Keep-alive connections for the other cases.
     #[arg(long, default_value_t = 100)]
     connections: usize,
+    /// Client threads of the TLS handshake cases, each opening one connection after another.
+    #[arg(long, default_value_t = ringway_bench::DEFAULT_HANDSHAKE_CLIENTS)]
+    handshake_clients: usize,
     /// Stacks, comma-separated, in the order they are run: ringway, nginx, uwsgi-http, uwsgi
     /// [default: all four; the buffering suite: ringway,nginx, the only two it takes].
     #[arg(long, value_delimiter = ',')]
@@ -73,7 +80,8 @@ struct Args {
     /// Put wrk on the first CPU and the servers (proxies and uWSGI) on the others.
     #[arg(long)]
     pin: bool,
-    /// Idle keep-alive connections opened for the memory-per-connection figure (0: skip).
+    /// Idle keep-alive connections opened for the memory-per-connection figure, and as many
+    /// idle TLS connections when the run has TLS cases (0: skip both).
     #[arg(long, default_value_t = 5000)]
     idle_conns: usize,
     /// Run ringway with its metrics endpoint and eBPF probes (off by default: nginx, the
@@ -86,7 +94,7 @@ struct Args {
     /// uWSGI workers.
     #[arg(long, default_value_t = 2)]
     uwsgi_workers: usize,
-    /// wrk threads.
+    /// wrk threads (and h2load's).
     #[arg(long, default_value_t = 1)]
     wrk_threads: usize,
     /// The ringway binary.
@@ -101,6 +109,9 @@ struct Args {
     /// wrk.
     #[arg(long, env = "RINGWAY_WRK", default_value = "/usr/bin/wrk")]
     wrk: PathBuf,
+    /// h2load (Debian's nghttp2-client), for the keep-alive TLS cases.
+    #[arg(long, env = "RINGWAY_H2LOAD", default_value = "/usr/bin/h2load")]
+    h2load: PathBuf,
     /// Where the report goes [default: <workspace>/target/bench].
     #[arg(long)]
     out: Option<PathBuf>,
@@ -132,11 +143,10 @@ fn real_main() -> Result<()> {
         .map(PathBuf::from)
         .map(|t| if t.is_absolute() { t } else { root.join(t) })
         .unwrap_or_else(|| root.join("target"));
-    let kinds = args
-        .cases
-        .iter()
-        .map(|c| Kind::parse(c.trim()))
-        .collect::<Result<Vec<_>>>()?;
+    let mut specs = Vec::new();
+    for c in &args.cases {
+        specs.extend(CaseSpec::parse(c.trim())?);
+    }
     let buffering_suite = args.suite == "buffering";
     let stacks = match &args.stacks {
         Some(names) => names
@@ -146,8 +156,8 @@ fn real_main() -> Result<()> {
         None if buffering_suite => vec![StackKind::Ringway, StackKind::Nginx],
         None => StackKind::ALL.to_vec(),
     };
-    if args.rounds == 0 || args.duration == 0 {
-        bail!("--rounds and --duration must be at least 1");
+    if args.rounds == 0 || args.duration == 0 || args.handshake_clients == 0 {
+        bail!("--rounds, --duration and --handshake-clients must be at least 1");
     }
     let app = match args.app.as_str() {
         "raw" => App {
@@ -228,10 +238,16 @@ fn real_main() -> Result<()> {
         nginx: args.nginx.clone(),
         venv,
         wrk: args.wrk.clone(),
+        h2load: args.h2load.clone(),
         app,
         app_name: args.app.clone(),
         stacks,
-        cases: Config::cases(&kinds, &args.sweep, args.connections),
+        cases: Config::case_list(
+            &specs,
+            &args.sweep,
+            args.connections,
+            args.handshake_clients,
+        ),
         rounds: args.rounds,
         duration_s: args.duration,
         ringway_workers,
@@ -251,4 +267,31 @@ fn real_main() -> Result<()> {
         config.out_dir.display()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ringway_bench::load::Kind;
+
+    #[test]
+    fn the_default_run_has_the_app_static_and_tls_cases() -> Result<()> {
+        let args = Args::try_parse_from(["ringway-bench"])?;
+        let mut kinds = Vec::new();
+        for c in &args.cases {
+            kinds.extend(CaseSpec::parse(c)?.into_iter().map(|s| s.kind));
+        }
+        assert_eq!(kinds, Kind::ALL);
+        let args = Args::try_parse_from(["ringway-bench", "--cases", "static1k-c10,tls"])?;
+        let mut specs = Vec::new();
+        for c in &args.cases {
+            specs.extend(CaseSpec::parse(c)?);
+        }
+        assert_eq!(specs.len(), 5);
+        assert_eq!(
+            (specs[0].kind, specs[0].connections),
+            (Kind::Static1k, Some(10))
+        );
+        Ok(())
+    }
 }

@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::load::{Kind, WrkOutput};
 use crate::stacks::{StackKind, Tools};
+use crate::tls::TlsSeen;
 use crate::{Config, sys};
 
 const MIB: f64 = 1024.0 * 1024.0;
@@ -31,7 +32,12 @@ pub struct RunResult {
     pub p999_us: u64,
     pub max_us: u64,
     pub errors: u64,
+    /// The load generator's figures (wrk's; h2load's and the handshake client's in the
+    /// same shape).
     pub wrk: WrkOutput,
+    pub generator: Generator,
+    /// What a TLS run negotiated, and its handshakes (the handshake cases).
+    pub tls: Option<TlsSeen>,
     /// Proxy CPU time (user + sys, all its processes) per request, µs.
     pub proxy_cpu_us: Option<f64>,
     /// uWSGI (master + workers) CPU time per request, µs.
@@ -39,6 +45,16 @@ pub struct RunResult {
     /// Median and maximum of the proxy's RSS sampled during the run, bytes.
     pub rss_load: Option<u64>,
     pub rss_peak: Option<u64>,
+}
+
+/// Which load generator drove a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Generator {
+    Wrk,
+    H2load,
+    /// The harness's own rustls client (a connection per request).
+    RustlsClient,
 }
 
 /// The memory measurement with idle keep-alive connections.
@@ -59,6 +75,8 @@ pub struct StackInfo {
     /// The proxy's RSS after start-up and the probes, before any load, bytes.
     pub idle_rss: u64,
     pub idle_conns: Option<IdleConns>,
+    /// The same with idle TLS connections, each after a full handshake and one request.
+    pub idle_tls_conns: Option<IdleConns>,
     /// The proxy's RSS after the last run (a heap that only grows shows here), bytes.
     pub end_rss: u64,
 }
@@ -115,6 +133,20 @@ pub struct Summary {
     pub cpu_vs_nginx: Option<f64>,
     /// Why the stack was not measured on this case (its probe failed).
     pub unserved: Option<String>,
+    /// TLS cases: what was negotiated (`TLSv1.3 TLS_AES_128_GCM_SHA256 X25519`; several,
+    /// comma-separated, if the rounds differed).
+    pub negotiated: Option<String>,
+    /// Handshake cases: resumed handshakes over all handshakes, all rounds together.
+    pub resumed_fraction: Option<f64>,
+}
+
+impl Summary {
+    /// Requests (or handshakes) per second of proxy CPU: 1 / CPU per request.
+    pub fn per_cpu_second(&self) -> Option<f64> {
+        self.proxy_cpu_us
+            .filter(|c| c.median > 0.0)
+            .map(|c| 1e6 / c.median)
+    }
 }
 
 /// A target and how ringway did.
@@ -122,8 +154,11 @@ pub struct Summary {
 pub struct Target {
     pub target: String,
     pub measured: String,
-    /// `Some(true)` met, `Some(false)` missed, `None` not measured in this run.
+    /// `Some(true)` met, `Some(false)` missed, `None` not measured in this run (or, with
+    /// `no_target`, a figure reported beside nginx's that has no target).
     pub met: Option<bool>,
+    /// A figure reported beside nginx's, judged against nothing.
+    pub no_target: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -148,6 +183,8 @@ pub struct Meta {
     pub wrk_threads: usize,
     pub pinned: bool,
     pub idle_conns: usize,
+    /// Client threads of the handshake cases.
+    pub handshake_clients: Option<usize>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -180,6 +217,13 @@ impl Report {
             version(&tools.venv.join("bin").join("uwsgi"), &["--version"]),
         );
         versions.insert("wrk".to_owned(), version(&config.wrk, &["-v"]));
+        if config.has_tls() {
+            versions.insert("h2load".to_owned(), version(&config.h2load, &["--version"]));
+            versions.insert(
+                "rustls".to_owned(),
+                "rustls 0.23 (ring) in the harness's handshake client".to_owned(),
+            );
+        }
         let meta = Meta {
             started,
             finished: now_utc(),
@@ -199,6 +243,11 @@ impl Report {
             wrk_threads: config.wrk_threads,
             pinned: config.pin,
             idle_conns: config.idle_conns,
+            handshake_clients: config
+                .cases
+                .iter()
+                .find(|c| c.kind.is_handshake())
+                .map(|c| c.connections),
         };
         let mut summaries = Vec::new();
         for case in &config.cases {
@@ -206,6 +255,7 @@ impl Report {
             let mut of_case: Vec<Summary> = config
                 .stacks
                 .iter()
+                .filter(|&&stack| crate::runs_at(case.kind, stack))
                 .map(|&stack| {
                     let mut s = summarize(&id, case.kind, case.connections, stack, &runs);
                     s.unserved = unserved.get(&(id.clone(), stack)).cloned();
@@ -259,14 +309,33 @@ impl Report {
         let _ = writeln!(
             out,
             "Run {} → {} with `{}`: {} round(s) × {} s per case and stack, stacks alternated \
-             (ringway, nginx, uWSGI `--http` router, uWSGI alone), app `{}` on {} uWSGI workers \
-             (unix socket; uWSGI alone: `--http-socket`, `Connection: close`).  ",
-            m.started, m.finished, m.command, m.rounds, m.duration_s, m.app, m.uwsgi_workers
+             ({}), app `{}` on {} uWSGI workers (unix socket{}).  ",
+            m.started,
+            m.finished,
+            m.command,
+            m.rounds,
+            m.duration_s,
+            self.stacks
+                .keys()
+                .map(|k| match k {
+                    StackKind::UwsgiHttp => "uWSGI `--http` router",
+                    StackKind::Uwsgi => "uWSGI alone",
+                    other => other.name(),
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+            m.app,
+            m.uwsgi_workers,
+            if self.stacks.contains_key(&StackKind::Uwsgi) {
+                "; uWSGI alone: `--http-socket`, `Connection: close`"
+            } else {
+                ""
+            }
         );
         let _ = writeln!(
             out,
             "Machine: {} vCPU ({}), Linux {}; {}, {} worker(s), {}; {}, worker_processes auto, \
-             tuned buffers; {}; load: {}, {} thread(s); {}.  ",
+             tuned buffers; {}; load: {}{}, {} thread(s); {}.  ",
             m.cpus,
             m.cpu,
             m.kernel,
@@ -280,6 +349,9 @@ impl Report {
             v("nginx"),
             v("uwsgi"),
             v("wrk"),
+            m.versions
+                .get("h2load")
+                .map_or(String::new(), |h| format!(" (TLS keep-alive: {h})")),
             m.wrk_threads,
             if m.pinned {
                 "pinned: wrk on one CPU, servers on the other(s)"
@@ -306,7 +378,9 @@ impl Report {
             out,
             "Medians over rounds, (min–max) when rounds > 1. ×nginx: the stack's median over \
              nginx's. Proxy CPU: user + sys of all the proxy's processes over the run / \
-             requests. Latency from wrk (closed loop: coordinated omission, read p99 as \
+             requests. Latency from wrk, for the TLS cases from h2load's per-request log and \
+             from the handshake client (connect to the answer's last byte); all closed loop \
+             (coordinated omission: read p99 as \
              \"under saturation\"). Proxy RSS: VmRSS summed over its processes, sampled every \
              50 ms (load: median of the samples, peak: their maximum). Memory: idle RSS after \
              start-up and one probe per case; per connection: (RSS holding N idle keep-alive \
@@ -391,11 +465,13 @@ impl Report {
                 info.end_rss as f64 / MIB
             );
         }
+        self.tls_markdown(&mut out);
         let _ = writeln!(out, "\n### Targets (ringway)\n");
         let _ = writeln!(out, "| target | measured | |");
         let _ = writeln!(out, "|---|---|---|");
         for t in &self.targets {
             let verdict = match t.met {
+                _ if t.no_target => "reported (no target)",
                 Some(true) => "met",
                 Some(false) => "**missed**",
                 None => "not measured",
@@ -403,6 +479,112 @@ impl Report {
             let _ = writeln!(out, "| {} | {} | {verdict} |", t.target, t.measured);
         }
         out
+    }
+
+    /// The TLS section: what each stack negotiated, handshakes and requests per proxy
+    /// CPU-second, the resumed fraction, and memory per idle TLS connection.
+    fn tls_markdown(&self, out: &mut String) {
+        let tls: Vec<&Summary> = self
+            .summaries
+            .iter()
+            .filter(|s| s.kind.is_tls() && s.unserved.is_none())
+            .collect();
+        let idle: Vec<(&StackKind, &IdleConns)> = self
+            .stacks
+            .iter()
+            .filter_map(|(k, i)| Some((k, i.idle_tls_conns.as_ref()?)))
+            .collect();
+        if tls.is_empty() && idle.is_empty() {
+            return;
+        }
+        let m = &self.meta;
+        let v = |k: &str| m.versions.get(k).cloned().unwrap_or_default();
+        let _ = writeln!(out, "\n### TLS (ringway vs nginx)\n");
+        let _ = writeln!(
+            out,
+            "Both serve the same ECDSA P-256 certificate, made for the run; ringway with rustls \
+             (ring), nginx with OpenSSL (TLS 1.2 and 1.3, shared session cache, tickets on). \
+             Every client offers TLS 1.3, one suite ({}) and one group ({}); the negotiated \
+             column is what the client saw at each stack. Keep-alive cases: {} `--h1`, one \
+             request in flight per connection. Handshake cases: the harness's rustls client, \
+             {} threads each in a loop of connect, handshake, one GET with `Connection: \
+             close`, the whole answer, the server's close (full: no session kept; resumed: each \
+             thread offers its last session ticket); it checks no certificate or signature, \
+             which changes nothing for the server. Per CPU-second: requests (or handshakes) \
+             per second of the proxy's CPU, 1 / CPU per request.\n",
+            crate::tls::CIPHER_SUITE,
+            crate::tls::GROUP,
+            v("h2load"),
+            m.handshake_clients
+                .map_or("–".to_owned(), |c| c.to_string()),
+        );
+        let _ = writeln!(
+            out,
+            "| case | stack | negotiated | req or handshakes/s | ×nginx | p50 ms | p99 ms | proxy CPU µs/req | ×nginx | per proxy CPU-second | ×nginx | resumed |"
+        );
+        let _ = writeln!(out, "|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+        for s in &tls {
+            let nginx_per_cpu = self
+                .find(&s.case, StackKind::Nginx)
+                .and_then(Summary::per_cpu_second);
+            let per_cpu = s.per_cpu_second();
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                s.case,
+                s.stack,
+                s.negotiated.as_deref().unwrap_or("–"),
+                spread(s.rps, 1.0, 0),
+                ratio_text(s.rps_vs_nginx),
+                spread(s.p50_us, 1000.0, 2),
+                spread(s.p99_us, 1000.0, 2),
+                spread(s.proxy_cpu_us, 1.0, 1),
+                ratio_text(s.cpu_vs_nginx),
+                per_cpu.map_or("–".to_owned(), |p| format!("{p:.0}")),
+                ratio_text(match (per_cpu, nginx_per_cpu) {
+                    (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+                    _ => None,
+                }),
+                s.resumed_fraction
+                    .map_or("–".to_owned(), |f| format!("{:.2}%", f * 100.0)),
+            );
+        }
+        if idle.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            out,
+            "\nMemory per idle TLS connection: (RSS holding N idle TLS connections, each after \
+             a full handshake and one complete request − RSS before) / N, on a fresh instance \
+             (restarted after the keep-alive measurement, and again before the load). The \
+             client keeps only the sockets.\n"
+        );
+        let _ = writeln!(
+            out,
+            "| stack | idle TLS conns held | RSS before MiB | RSS with them MiB | bytes/conn | ×nginx |"
+        );
+        let _ = writeln!(out, "|---|--:|--:|--:|--:|--:|");
+        let nginx = self
+            .stacks
+            .get(&StackKind::Nginx)
+            .and_then(|i| i.idle_tls_conns.as_ref())
+            .and_then(|c| c.bytes_per_conn);
+        for (kind, c) in idle {
+            let _ = writeln!(
+                out,
+                "| {kind} | {}/{} | {:.1} | {:.1} | {} | {} |",
+                c.held,
+                c.requested,
+                c.rss_before as f64 / MIB,
+                c.rss_after as f64 / MIB,
+                c.bytes_per_conn
+                    .map_or("–".to_owned(), |b| format!("{b:.0}")),
+                ratio_text(match (c.bytes_per_conn, nginx) {
+                    (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+                    _ => None,
+                }),
+            );
+        }
     }
 
     /// Two panels: requests/s and proxy CPU per request, grouped by case, one bar per stack,
@@ -576,6 +758,24 @@ fn summarize(
         p99_vs_nginx: None,
         cpu_vs_nginx: None,
         unserved: None,
+        negotiated: {
+            let mut seen: Vec<String> = Vec::new();
+            for t in mine.iter().filter_map(|r| r.tls.as_ref()) {
+                let n = t.negotiated();
+                if !seen.contains(&n) {
+                    seen.push(n);
+                }
+            }
+            (!seen.is_empty()).then(|| seen.join(", "))
+        },
+        resumed_fraction: {
+            let (h, r) = mine
+                .iter()
+                .filter_map(|r| r.tls.as_ref())
+                .filter_map(|t| Some((t.handshakes?, t.resumed?)))
+                .fold((0u64, 0u64), |(h, r), (a, b)| (h + a, r + b));
+            (h > 0).then(|| r as f64 / h as f64)
+        },
     }
 }
 
@@ -630,9 +830,46 @@ fn targets(report: &Report) -> Vec<Target> {
                     n.proxy_cpu_us.map_or(0.0, |v| v.median)
                 ),
                 met: Some(r <= limit),
+                no_target: false,
             }),
             None => out.push(not_measured(target)),
         }
+    }
+    for kind in [Kind::TlsHello, Kind::Tls64k] {
+        let target = format!(
+            "proxy CPU per keep-alive TLS request ≤ 1.0× nginx's ({})",
+            kind.name()
+        );
+        match pick(kind).and_then(|s| {
+            let n = report.find(&s.case, nx)?;
+            Some((s, n, s.cpu_vs_nginx?))
+        }) {
+            Some((s, n, r)) => out.push(Target {
+                target: format!("{target}, {}", s.case),
+                measured: format!(
+                    "{:.1} vs {:.1} µs = {r:.2}×",
+                    s.proxy_cpu_us.map_or(0.0, |v| v.median),
+                    n.proxy_cpu_us.map_or(0.0, |v| v.median)
+                ),
+                met: Some(r <= 1.0),
+                no_target: false,
+            }),
+            None => out.push(not_measured(target)),
+        }
+    }
+    let target = "full TLS handshakes per proxy CPU-second ≥ nginx's".to_owned();
+    let full = pick(Kind::TlsHandshakeFull).and_then(|s| {
+        let n = report.find(&s.case, nx)?;
+        Some((s, s.per_cpu_second()?, n.per_cpu_second()?))
+    });
+    match full {
+        Some((s, a, b)) if b > 0.0 => out.push(Target {
+            target: format!("{target}, {}", s.case),
+            measured: format!("{a:.0} vs {b:.0} handshakes/CPU-s = {:.2}×", a / b),
+            met: Some(a >= b),
+            no_target: false,
+        }),
+        _ => out.push(not_measured(target)),
     }
     let hello: Vec<&Summary> = summaries
         .iter()
@@ -657,10 +894,10 @@ fn targets(report: &Report) -> Vec<Target> {
         };
         out.push(p99_target(report, s));
     }
-    // uWSGI alone serves no files: the static cases have no baseline here.
+    // uWSGI alone serves no files and no TLS: the static and TLS cases have no baseline here.
     for s in summaries
         .iter()
-        .filter(|s| s.stack == rw && !s.kind.is_static())
+        .filter(|s| s.stack == rw && !s.kind.is_static() && !s.kind.is_tls())
     {
         let target = format!("req/s within 5% of uWSGI alone, {}", s.case);
         match (
@@ -673,6 +910,7 @@ fn targets(report: &Report) -> Vec<Target> {
                     target,
                     measured: format!("{:.0} vs {:.0} req/s = {r:.2}×", a.median, b.median),
                     met: Some(r >= 0.95),
+                    no_target: false,
                 });
             }
             _ => out.push(not_measured(target)),
@@ -684,6 +922,7 @@ fn targets(report: &Report) -> Vec<Target> {
             target: "idle RSS ≤ 4 MiB".into(),
             measured: format!("{:.2} MiB", i.idle_rss as f64 / MIB),
             met: Some(i.idle_rss <= 4 * 1024 * 1024),
+            no_target: false,
         }),
         None => out.push(not_measured("idle RSS ≤ 4 MiB".into())),
     }
@@ -707,6 +946,31 @@ fn targets(report: &Report) -> Vec<Target> {
                 }
             ),
             met: Some(a <= b),
+            no_target: false,
+        }),
+        _ => out.push(not_measured(target)),
+    }
+    let tls_per_conn = |k: StackKind| {
+        report
+            .stacks
+            .get(&k)
+            .and_then(|i| i.idle_tls_conns.as_ref())
+            .and_then(|c| c.bytes_per_conn)
+    };
+    let target = "memory per idle TLS connection, beside nginx's".to_owned();
+    match (tls_per_conn(rw), tls_per_conn(nx)) {
+        (Some(a), Some(b)) => out.push(Target {
+            target,
+            measured: format!(
+                "{a:.0} vs {b:.0} bytes{}",
+                if b > 0.0 {
+                    format!(" = {:.2}×", a / b)
+                } else {
+                    String::new()
+                }
+            ),
+            met: None,
+            no_target: true,
         }),
         _ => out.push(not_measured(target)),
     }
@@ -732,6 +996,7 @@ fn targets(report: &Report) -> Vec<Target> {
                 cpu[0].0
             ),
             met: Some(worst.abs() <= 0.15),
+            no_target: false,
         });
     } else {
         out.push(not_measured(target));
@@ -751,6 +1016,7 @@ fn p99_target(report: &Report, s: &Summary) -> Target {
                 n.p99_us.map_or(0.0, |v| v.median) / 1000.0
             ),
             met: Some(r <= 1.0),
+            no_target: false,
         },
         _ => not_measured(target),
     }
@@ -761,6 +1027,7 @@ fn not_measured(target: String) -> Target {
         target,
         measured: "not measured in this run".into(),
         met: None,
+        no_target: false,
     }
 }
 
@@ -927,7 +1194,129 @@ mod tests {
             p99_vs_nginx: None,
             cpu_vs_nginx: None,
             unserved: None,
+            negotiated: None,
+            resumed_fraction: None,
         }
+    }
+
+    fn test_meta() -> Meta {
+        Meta {
+            started: String::new(),
+            finished: String::new(),
+            loadavg_start: String::new(),
+            loadavg_end: String::new(),
+            command: "test".into(),
+            kernel: String::new(),
+            cpu: String::new(),
+            cpus: 2,
+            versions: BTreeMap::new(),
+            rounds: 1,
+            duration_s: 1,
+            app: "raw".into(),
+            ringway_workers: 2,
+            ringway_probes: false,
+            uwsgi_workers: 2,
+            wrk_threads: 1,
+            pinned: false,
+            idle_conns: 10,
+            handshake_clients: None,
+        }
+    }
+
+    /// Fills the ×nginx ratios as [`Report::build`] does.
+    fn with_ratios(mut summaries: Vec<Summary>) -> Vec<Summary> {
+        for i in 0..summaries.len() {
+            let nginx = summaries
+                .iter()
+                .find(|n| n.case == summaries[i].case && n.stack == StackKind::Nginx)
+                .cloned()
+                .expect("nginx row");
+            summaries[i].rps_vs_nginx = ratio(summaries[i].rps, nginx.rps);
+            summaries[i].p99_vs_nginx = ratio(summaries[i].p99_us, nginx.p99_us);
+            summaries[i].cpu_vs_nginx = ratio(summaries[i].proxy_cpu_us, nginx.proxy_cpu_us);
+        }
+        summaries
+    }
+
+    #[test]
+    fn tls_targets_and_the_tls_section() {
+        use StackKind::{Nginx, Ringway};
+        let tls = |case: &str, kind: Kind, stack: StackKind, cpu: f64| {
+            let c = if kind.is_handshake() { 16 } else { 100 };
+            let mut s = summary(case, kind, c, stack, 1000.0, 1000.0, cpu);
+            s.negotiated = Some("TLSv1.3 TLS_AES_128_GCM_SHA256 X25519".into());
+            if kind.is_handshake() {
+                let resumed = kind == Kind::TlsHandshakeResumed;
+                s.resumed_fraction = Some(if resumed { 1.0 } else { 0.0 });
+            }
+            s
+        };
+        let full = "tls-handshake-full";
+        let resumed = "tls-handshake-resumed";
+        let summaries = with_ratios(vec![
+            tls("tls-hello-c100", Kind::TlsHello, Ringway, 30.0),
+            tls("tls-hello-c100", Kind::TlsHello, Nginx, 40.0),
+            tls("tls-64k-c100", Kind::Tls64k, Ringway, 120.0),
+            tls("tls-64k-c100", Kind::Tls64k, Nginx, 100.0),
+            tls(full, Kind::TlsHandshakeFull, Ringway, 400.0),
+            tls(full, Kind::TlsHandshakeFull, Nginx, 800.0),
+            tls(resumed, Kind::TlsHandshakeResumed, Ringway, 300.0),
+            tls(resumed, Kind::TlsHandshakeResumed, Nginx, 600.0),
+        ]);
+        let info = |per: f64| StackInfo {
+            processes: 1,
+            idle_rss: 0,
+            idle_conns: None,
+            idle_tls_conns: Some(IdleConns {
+                requested: 10,
+                held: 10,
+                rss_before: 0,
+                rss_after: 0,
+                bytes_per_conn: Some(per),
+            }),
+            end_rss: 0,
+        };
+        let mut stacks = BTreeMap::new();
+        stacks.insert(Ringway, info(14000.0));
+        stacks.insert(Nginx, info(16000.0));
+        let mut report = Report {
+            meta: test_meta(),
+            stacks,
+            summaries,
+            targets: Vec::new(),
+            runs: Vec::new(),
+        };
+        let targets = targets(&report);
+        report.targets = targets.clone();
+        let find = |prefix: &str| {
+            targets
+                .iter()
+                .find(|t| t.target.starts_with(prefix))
+                .unwrap_or_else(|| panic!("no target {prefix}: {targets:?}"))
+        };
+        let hello = find("proxy CPU per keep-alive TLS request ≤ 1.0× nginx's (tls-hello)");
+        assert_eq!(hello.met, Some(true));
+        assert!(hello.target.ends_with("tls-hello-c100"), "{}", hello.target);
+        let big = find("proxy CPU per keep-alive TLS request ≤ 1.0× nginx's (tls-64k)");
+        assert_eq!(big.met, Some(false));
+        let handshakes = find("full TLS handshakes per proxy CPU-second");
+        assert_eq!(handshakes.met, Some(true));
+        assert_eq!(handshakes.measured, "2500 vs 1250 handshakes/CPU-s = 2.00×");
+        let memory = find("memory per idle TLS connection");
+        assert_eq!((memory.met, memory.no_target), (None, true));
+        assert!(
+            targets
+                .iter()
+                .all(|t| !t.target.starts_with("req/s within 5% of uWSGI alone, tls")),
+            "TLS cases have no uWSGI-alone baseline"
+        );
+        let md = report.markdown();
+        assert!(md.contains("### TLS (ringway vs nginx)"), "{md}");
+        let row = "| tls-handshake-resumed | ringway | TLSv1.3 TLS_AES_128_GCM_SHA256 X25519 |";
+        assert!(md.contains(row), "{md}");
+        assert!(md.contains("| 100.00% |"), "{md}");
+        assert!(md.contains("| ringway | 10/10 |"), "{md}");
+        assert!(md.contains("reported (no target)"), "{md}");
     }
 
     #[test]
@@ -1025,32 +1414,14 @@ mod tests {
                 rss_after: 0,
                 bytes_per_conn: Some(per),
             }),
+            idle_tls_conns: None,
             end_rss: 0,
         };
         let mut stacks = BTreeMap::new();
         stacks.insert(Ringway, info(3 * 1024 * 1024, 500.0));
         stacks.insert(Nginx, info(20 * 1024 * 1024, 700.0));
         let report = Report {
-            meta: Meta {
-                started: String::new(),
-                finished: String::new(),
-                loadavg_start: String::new(),
-                loadavg_end: String::new(),
-                command: "test".into(),
-                kernel: String::new(),
-                cpu: String::new(),
-                cpus: 2,
-                versions: BTreeMap::new(),
-                rounds: 1,
-                duration_s: 1,
-                app: "raw".into(),
-                ringway_workers: 2,
-                ringway_probes: false,
-                uwsgi_workers: 2,
-                wrk_threads: 1,
-                pinned: false,
-                idle_conns: 10,
-            },
+            meta: test_meta(),
             stacks,
             summaries,
             targets: Vec::new(),

@@ -17,6 +17,7 @@ use serde::Serialize;
 use crate::load::STATIC_ROUTE;
 use crate::proc::Guard;
 use crate::sys;
+use crate::tls::CertFiles;
 
 const STARTUP: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(50);
@@ -63,6 +64,11 @@ impl StackKind {
         self != StackKind::Uwsgi
     }
 
+    /// Whether the TLS cases are run at it: they compare ringway with nginx.
+    pub fn serves_tls(self) -> bool {
+        matches!(self, StackKind::Ringway | StackKind::Nginx)
+    }
+
     /// Whether the stack serves the static files itself: ringway and nginx do; the uWSGI
     /// stacks here only run the app.
     pub fn serves_files(self) -> bool {
@@ -103,6 +109,8 @@ pub struct Tools {
     /// A directory both proxies serve on [`STATIC_ROUTE`] (ringway `--static`, nginx `alias`
     /// with the static-file tuning of [`nginx_config`]); `None`: no static route.
     pub static_dir: Option<PathBuf>,
+    /// With a certificate, ringway and nginx also listen for TLS and serve it.
+    pub tls: Option<CertFiles>,
 }
 
 impl Tools {
@@ -207,6 +215,8 @@ impl AppServer {
 pub struct Stack {
     pub kind: StackKind,
     pub addr: SocketAddr,
+    /// Where it serves TLS (ringway and nginx, when the run has TLS cases).
+    pub tls_addr: Option<SocketAddr>,
     /// The proxy's processes (empty for uWSGI alone).
     pub proxy_pids: Vec<u32>,
     guard: Option<Guard>,
@@ -231,6 +241,7 @@ impl Stack {
                 Ok(Stack {
                     kind,
                     addr: own.http.context("uWSGI alone has no HTTP socket")?,
+                    tls_addr: None,
                     proxy_pids: Vec::new(),
                     guard: None,
                     log: Some(own.log.clone()),
@@ -288,23 +299,39 @@ fn start_ringway(tools: &Tools, app: &AppServer, dir: &Path) -> Result<Stack> {
     if let Some(size) = &tools.max_body_size {
         cmd.arg("--max-body-size").arg(size);
     }
+    if let Some(tls) = &tools.tls {
+        cmd.args(["--tls-listen", "127.0.0.1:0"])
+            .arg("--tls-cert")
+            .arg(&tls.cert)
+            .arg("--tls-key")
+            .arg(&tls.key);
+    }
     if let Some(files) = &tools.static_dir {
         cmd.arg("--static")
             .arg(format!("{STATIC_ROUTE}={}", files.display()));
     }
     let mut guard = Guard::spawn("ringway", &mut cmd, tools.server_cpus.clone())?;
     let mut addr = None;
+    let mut tls_addr = None;
     wait_ready(&mut guard, &log, || {
-        addr = fs::read_to_string(&log)
-            .ok()
-            .and_then(|text| listening_addr(&text));
+        let text = fs::read_to_string(&log).unwrap_or_default();
+        // The https line comes first: both are there once the http one is.
+        addr = listening_addr(&text);
+        tls_addr = listening_addr_of(&text, "https");
         addr.is_some()
     })?;
     let addr = addr.context("ringway's listening address")?;
+    if tools.tls.is_some() && tls_addr.is_none() {
+        bail!(
+            "ringway logged no `listening on https://` line:\n{}",
+            tail(&log)
+        );
+    }
     let pid = guard.pid();
     Ok(Stack {
         kind: StackKind::Ringway,
         addr,
+        tls_addr,
         proxy_pids: vec![pid],
         guard: Some(guard),
         log: Some(log),
@@ -314,7 +341,13 @@ fn start_ringway(tools: &Tools, app: &AppServer, dir: &Path) -> Result<Stack> {
 
 /// The address in ringway's `listening on http://IP:PORT` log line.
 pub fn listening_addr(log: &str) -> Option<SocketAddr> {
-    let start = log.find("listening on http://")? + "listening on http://".len();
+    listening_addr_of(log, "http")
+}
+
+/// The address in ringway's `listening on SCHEME://IP:PORT` log line.
+pub fn listening_addr_of(log: &str, scheme: &str) -> Option<SocketAddr> {
+    let marker = format!("listening on {scheme}://");
+    let start = log.find(&marker)? + marker.len();
     let text: String = log[start..]
         .chars()
         .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '[' | ']'))
@@ -328,6 +361,11 @@ fn start_nginx(tools: &Tools, app: &AppServer, dir: &Path) -> Result<Stack> {
     let port = sys::free_port()?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let max_body = tools.max_body_size.as_deref().unwrap_or("1m");
+    let tls_addr = match &tools.tls {
+        Some(_) => Some(SocketAddr::from(([127, 0, 0, 1], sys::free_port()?))),
+        None => None,
+    };
+    let tls = tls_addr.zip(tools.tls.as_ref());
     let conf = nginx_config(
         &ndir,
         addr,
@@ -335,6 +373,7 @@ fn start_nginx(tools: &Tools, app: &AppServer, dir: &Path) -> Result<Stack> {
         tools.nofile,
         max_body,
         tools.static_dir.as_deref(),
+        tls,
     );
     let conf_path = ndir.join("nginx.conf");
     fs::write(&conf_path, conf).with_context(|| format!("write {}", conf_path.display()))?;
@@ -349,8 +388,12 @@ fn start_nginx(tools: &Tools, app: &AppServer, dir: &Path) -> Result<Stack> {
         .stdout(Stdio::null())
         .stderr(log_file(&ndir.join("stderr.log"))?);
     let mut guard = Guard::spawn("nginx", &mut cmd, tools.server_cpus.clone())?;
-    wait_ready(&mut guard, &log, || TcpStream::connect(addr).is_ok())?;
-    with_forked_workers(StackKind::Nginx, addr, guard, log)
+    wait_ready(&mut guard, &log, || {
+        TcpStream::connect(addr).is_ok() && tls_addr.is_none_or(|t| TcpStream::connect(t).is_ok())
+    })?;
+    let mut stack = with_forked_workers(StackKind::Nginx, addr, guard, log)?;
+    stack.tls_addr = tls_addr;
+    Ok(stack)
 }
 
 /// nginx as in production, with the tuned buffers of docs/ARCHITECTURE.md: worker_processes auto, access_log
@@ -363,6 +406,13 @@ fn start_nginx(tools: &Tools, app: &AppServer, dir: &Path) -> Result<Stack> {
 /// `sendfile on; tcp_nopush on;` (and the stock mime.types), plus `open_file_cache
 /// max=1000;`. These touch no proxied answer: sendfile serves files, and the load cases'
 /// answers fit in the uwsgi buffers, so none is sent from a temp file.
+///
+/// With `tls`, a second server serves HTTPS on its address with the certificate, as a
+/// typical production server does (Mozilla's "intermediate" settings, tickets on as
+/// ringway has them): TLS 1.2 and 1.3, a shared session cache, session tickets, the
+/// client's cipher preference (OpenSSL's default, as in rustls), no HTTP/2 (ringway offers
+/// http/1.1 only). It has the static route too, as ringway serves its routes on both
+/// listeners.
 pub fn nginx_config(
     dir: &Path,
     addr: SocketAddr,
@@ -370,6 +420,7 @@ pub fn nginx_config(
     nofile: u64,
     max_body_size: &str,
     static_dir: Option<&Path>,
+    tls: Option<(SocketAddr, &CertFiles)>,
 ) -> String {
     let d = dir.display();
     let sock = socket.display();
@@ -400,6 +451,31 @@ pub fn nginx_config(
         ""
     };
     let connections = (nofile / 2).clamp(1024, 65536);
+    let tls_server = match tls {
+        Some((tls_addr, files)) => format!(
+            "
+    server {{
+        listen {tls_addr} ssl backlog=4096;
+        server_name localhost;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_ecdh_curve X25519:prime256v1:secp384r1;
+        ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305;
+        ssl_prefer_server_ciphers off;
+        ssl_session_cache shared:SSL:10m;
+        ssl_session_timeout 1d;
+        ssl_session_tickets on;
+        location / {{
+            include /etc/nginx/uwsgi_params;
+            uwsgi_pass unix:{sock};
+        }}
+{files_location}    }}",
+            cert = files.cert.display(),
+            key = files.key.display()
+        ),
+        None => String::new(),
+    };
     format!(
         "daemon off;
 master_process on;
@@ -428,7 +504,7 @@ http {{
             include /etc/nginx/uwsgi_params;
             uwsgi_pass unix:{sock};
         }}
-{files_location}    }}
+{files_location}    }}{tls_server}
 }}
 "
     )
@@ -469,6 +545,7 @@ fn with_forked_workers(
     let mut stack = Stack {
         kind,
         addr,
+        tls_addr: None,
         proxy_pids: Vec::new(),
         guard: Some(guard),
         log: Some(log),
@@ -539,6 +616,7 @@ mod tests {
             20000,
             "2m",
             None,
+            None,
         );
         assert!(!conf.contains("sendfile"), "{conf}");
         assert!(!conf.contains("/files/"), "{conf}");
@@ -556,6 +634,49 @@ mod tests {
         ] {
             assert!(conf.contains(line), "{line} missing");
         }
+        assert!(!conf.contains("ssl"), "no TLS server without a certificate");
+    }
+
+    #[test]
+    fn nginx_serves_tls_with_the_certificate() {
+        let files = CertFiles {
+            cert: PathBuf::from("/tmp/x/c.pem"),
+            key: PathBuf::from("/tmp/x/c.key"),
+        };
+        let conf = nginx_config(
+            Path::new("/tmp/x"),
+            SocketAddr::from(([127, 0, 0, 1], 8080)),
+            Path::new("/tmp/x/app.sock"),
+            20000,
+            "1m",
+            None,
+            Some((SocketAddr::from(([127, 0, 0, 1], 8443)), &files)),
+        );
+        for line in [
+            "listen 127.0.0.1:8443 ssl backlog=4096;",
+            "ssl_certificate /tmp/x/c.pem;",
+            "ssl_certificate_key /tmp/x/c.key;",
+            "ssl_protocols TLSv1.2 TLSv1.3;",
+            "ssl_session_cache shared:SSL:10m;",
+            "ssl_session_tickets on;",
+        ] {
+            assert!(conf.contains(line), "{line} missing");
+        }
+        assert_eq!(conf.matches("uwsgi_pass unix:/tmp/x/app.sock;").count(), 2);
+    }
+
+    #[test]
+    fn finds_ringway_tls_address() {
+        let log = "INFO ringway: listening on https://127.0.0.1:8443\n\
+                   INFO ringway: listening on http://127.0.0.1:8080 workers=2\n";
+        assert_eq!(
+            listening_addr_of(log, "https"),
+            Some(SocketAddr::from(([127, 0, 0, 1], 8443)))
+        );
+        assert_eq!(
+            listening_addr(log),
+            Some(SocketAddr::from(([127, 0, 0, 1], 8080)))
+        );
     }
 
     #[test]
@@ -567,6 +688,7 @@ mod tests {
             20000,
             "1m",
             Some(Path::new("/tmp/x/files")),
+            None,
         );
         for line in [
             "sendfile on;",
@@ -583,5 +705,26 @@ mod tests {
         let server = conf.find("server {").expect("server block");
         let sendfile = conf.find("sendfile on;").expect("sendfile");
         assert!(http < sendfile && sendfile < server, "{conf}");
+    }
+
+    #[test]
+    fn nginx_serves_the_static_files_over_tls_too() {
+        let files = CertFiles {
+            cert: PathBuf::from("/tmp/x/c.pem"),
+            key: PathBuf::from("/tmp/x/c.key"),
+        };
+        let conf = nginx_config(
+            Path::new("/tmp/x"),
+            SocketAddr::from(([127, 0, 0, 1], 8080)),
+            Path::new("/tmp/x/app.sock"),
+            20000,
+            "1m",
+            Some(Path::new("/tmp/x/files")),
+            Some((SocketAddr::from(([127, 0, 0, 1], 8443)), &files)),
+        );
+        assert_eq!(conf.matches("location /files/ {").count(), 2, "{conf}");
+        assert_eq!(conf.matches("uwsgi_pass unix:/tmp/x/app.sock;").count(), 2);
+        assert_eq!(conf.matches("sendfile on;").count(), 1, "{conf}");
+        assert!(conf.contains("listen 127.0.0.1:8443 ssl backlog=4096;"));
     }
 }

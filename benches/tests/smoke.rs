@@ -55,6 +55,7 @@ fn every_stack_answers_and_the_report_is_written() {
         nginx: from_env("RINGWAY_NGINX", &[PathBuf::from("/usr/sbin/nginx")]),
         venv: from_env("RINGWAY_VENV", &[target.join("venv")]),
         wrk: from_env("RINGWAY_WRK", &[PathBuf::from("/usr/bin/wrk")]),
+        h2load: from_env("RINGWAY_H2LOAD", &[PathBuf::from("/usr/bin/h2load")]),
         app: App {
             file: app_file,
             callable: "application".into(),

@@ -1,7 +1,9 @@
 //! `cargo xtask bench`: the side-by-side benchmark (ringway vs nginx vs uWSGI's `--http`
 //! router vs uWSGI alone). Builds ringway and the harness in release mode, makes sure the
 //! venv exists, and runs `ringway-bench` with the arguments given after `bench`
-//! (`--suite buffering` picks the buffering suite).
+//! (`--suite buffering` picks the buffering suite). h2load (the keep-alive TLS cases) is
+//! passed on when found; without it the harness stops if those cases are asked for, saying
+//! what to install.
 
 use std::path::PathBuf;
 
@@ -40,8 +42,19 @@ pub fn bench(ws: &Workspace, bench_args: &[String]) -> Result<u8> {
         .arg("--nginx")
         .arg(&nginx)
         .arg("--wrk")
-        .arg(&wrk)
-        .arg("--out")
+        .arg(&wrk);
+    match find_tool(
+        "h2load",
+        "RINGWAY_H2LOAD",
+        "/usr/bin/h2load",
+        "apt-get install nghttp2-client",
+    ) {
+        Ok(h2load) => {
+            cmd.arg("--h2load").arg(h2load);
+        }
+        Err(err) => eprintln!("bench: {err:#}; the keep-alive TLS cases cannot run"),
+    }
+    cmd.arg("--out")
         .arg(ws.target.join("bench"))
         .arg("--shown-command")
         .arg(&shown)

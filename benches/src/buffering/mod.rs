@@ -191,6 +191,7 @@ pub fn run(config: &BufferingConfig) -> Result<BufferingReport> {
             nofile,
             max_body_size: Some(MAX_BODY_SIZE.to_owned()),
             static_dir: None,
+            tls: None,
         },
         app: config.app.clone(),
         scratch: scratch.path().to_path_buf(),
