@@ -39,13 +39,11 @@ fn every_stack_answers_and_the_report_is_written() {
     let root = root();
     let target = root.join("target");
     let app_file = from_env("RINGWAY_BENCH_APP", &[root.join("tests/apps/raw_wsgi.py")]);
-    if !app_file.exists() {
-        eprintln!(
-            "SKIPPED: {} is not in the tree yet (set RINGWAY_BENCH_APP to a copy)",
-            app_file.display()
-        );
-        return;
-    }
+    assert!(
+        app_file.exists(),
+        "the app {} is missing (RINGWAY_BENCH_APP)",
+        app_file.display()
+    );
     let out = std::env::temp_dir().join(format!("ringway-bench-smoke-{}", std::process::id()));
     let config = Config {
         ringway: from_env(

@@ -1,11 +1,11 @@
 //! Smoke test of the harness's TLS cases (not a benchmark: nothing here is timed): one
-//! round of one second of the handshake cases (and tls-hello when h2load is installed) at
+//! round of one second of the handshake cases and tls-hello at
 //! ringway and nginx, with 20 idle TLS connections. It checks that both served every
 //! connection over TLS 1.3 with the suite the client offers, that the resumed case resumed,
 //! and that the report has its TLS section and targets.
 //!
 //! Needs what the other smoke test needs (RINGWAY_BIN, RINGWAY_VENV, nginx; wrk is not used
-//! here); h2load (Debian's nghttp2-client) is optional.
+//! here) and h2load (Debian's nghttp2-client, installed by CI).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -38,10 +38,11 @@ fn ringway_and_nginx_serve_the_tls_cases() {
     let root = root();
     let target = root.join("target");
     let app_file = from_env("RINGWAY_BENCH_APP", &[root.join("tests/apps/raw_wsgi.py")]);
-    if !app_file.exists() {
-        eprintln!("SKIPPED: {} is not in the tree", app_file.display());
-        return;
-    }
+    assert!(
+        app_file.exists(),
+        "the app {} is missing (RINGWAY_BENCH_APP)",
+        app_file.display()
+    );
     let h2load = from_env("RINGWAY_H2LOAD", &[PathBuf::from("/usr/bin/h2load")]);
     let mut specs = vec![
         CaseSpec {
@@ -53,14 +54,15 @@ fn ringway_and_nginx_serve_the_tls_cases() {
             connections: None,
         },
     ];
-    if h2load.exists() {
-        specs.push(CaseSpec {
-            kind: Kind::TlsHello,
-            connections: Some(10),
-        });
-    } else {
-        eprintln!("h2load is not installed: tls-hello is left out");
-    }
+    assert!(
+        h2load.exists(),
+        "h2load not found at {} (Debian's nghttp2-client; RINGWAY_H2LOAD)",
+        h2load.display()
+    );
+    specs.push(CaseSpec {
+        kind: Kind::TlsHello,
+        connections: Some(10),
+    });
     let out = std::env::temp_dir().join(format!("ringway-bench-tls-smoke-{}", std::process::id()));
     let config = Config {
         ringway: from_env(
