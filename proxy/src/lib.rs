@@ -4,6 +4,7 @@
 //! they can be fuzzed and documented with examples); [`server::Server`] runs the daemon in
 //! process; everything else is the daemon's inside. docs/ARCHITECTURE.md draws the whole.
 
+pub mod access_log;
 mod buffer;
 mod client;
 mod clock;

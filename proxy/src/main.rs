@@ -65,7 +65,8 @@ fn run() -> anyhow::Result<()> {
         ports,
         route_labels,
         server.acceptor().cloned(),
-    );
+    )
+    .with_access_log_dropped(server.access_log_dropped());
     match metrics_listen {
         MetricsListen::Off => {}
         MetricsListen::Default(addr) | MetricsListen::At(addr) => {
@@ -87,6 +88,7 @@ fn run() -> anyhow::Result<()> {
     }
 
     let acceptor = server.acceptor().cloned();
+    let access_log = server.access_log_reopener();
     let stopped_by = server.run_until(|wait| match signals.wait(wait)? {
         signal @ ("SIGINT" | "SIGTERM" | "SIGQUIT") => {
             tracing::info!(
@@ -111,11 +113,21 @@ fn run() -> anyhow::Result<()> {
             }
             None
         }
+        "SIGUSR1" => {
+            match &access_log {
+                Some(log) => {
+                    tracing::info!("SIGUSR1: reopening the access log file");
+                    log.reopen();
+                }
+                None => tracing::info!(
+                    "SIGUSR1 received: no access log file to reopen (access_log is off or \
+                     stderr); nothing changed"
+                ),
+            }
+            None
+        }
         signal => {
-            tracing::info!(
-                signal,
-                "{signal} received: log reopening is not supported yet; nothing changed"
-            );
+            tracing::info!(signal, "{signal} received: nothing to do; nothing changed");
             None
         }
     })?;
@@ -136,8 +148,8 @@ fn init_logging() {
 
 mod signals {
     //! The signals ringway acts on, taken synchronously with sigtimedwait: SIGINT, SIGTERM
-    //! and SIGQUIT stop it gracefully; SIGHUP reloads the TLS certificates; SIGUSR1 is
-    //! logged and changes nothing yet. SIGPIPE is ignored (Rust's runtime sets that up before `main`): a client that goes
+    //! and SIGQUIT stop it gracefully; SIGHUP reloads the TLS certificates; SIGUSR1 reopens
+    //! the access log file (after logrotate renamed it). SIGPIPE is ignored (Rust's runtime sets that up before `main`): a client that goes
     //! away makes a write fail, never kills the process.
 
     use std::time::Duration;

@@ -18,6 +18,7 @@ use tokio::sync::watch;
 use tokio_uring::net::TcpListener;
 use tokio_util::task::TaskTracker;
 
+use crate::access_log::{self, AccessLog, LogNames, Reopener, WorkerLog};
 use crate::buffer::{Budget, prepare_dir, release_idle_buffers};
 use crate::config::Config;
 use crate::metrics::{ProbeHandle, WorkerStats};
@@ -45,7 +46,11 @@ pub struct Server {
     tls_local: Option<SocketAddr>,
     acceptor: Option<Arc<Acceptor>>,
     grace: Duration,
+    access_log: Option<AccessLog>,
 }
+
+/// How long a stopping server waits for the access log's writer to write what is queued.
+const ACCESS_LOG_DRAIN: Duration = Duration::from_secs(5);
 
 impl Server {
     /// Prepares the temp directory, binds the listeners and starts the workers; returns once
@@ -73,6 +78,21 @@ impl Server {
             _ => None,
         };
         let grace = config.shutdown_timeout;
+        let (access_log, mut worker_logs) = match &config.access_log {
+            Some(log) => {
+                let names = LogNames {
+                    routes: config.route_labels(),
+                    upstreams: config
+                        .groups
+                        .iter()
+                        .map(|g| g.servers.iter().map(ToString::to_string).collect())
+                        .collect(),
+                };
+                let (log, workers) = AccessLog::start(log, names, listeners.len())?;
+                (Some(log), workers.into_iter().map(Some).collect())
+            }
+            None => (None, Vec::new()),
+        };
         let budget = Arc::new(Budget::new(config.buffering.max_buffer_memory));
         let config = Arc::new(config);
         let cpus = allowed_cpus();
@@ -93,6 +113,7 @@ impl Server {
                 stats: Arc::clone(&stats[index]),
                 probes: Arc::clone(&probes),
                 budget: Arc::clone(&budget),
+                access_log: worker_logs.get_mut(index).and_then(Option::take),
             };
             let ready = ready_tx.clone();
             let cpu = (!cpus.is_empty()).then(|| cpus[index % cpus.len()]);
@@ -113,6 +134,7 @@ impl Server {
             tls_local,
             acceptor,
             grace,
+            access_log,
         };
         for _ in 0..server.threads.len() {
             match ready_rx.recv_timeout(Duration::from_secs(10)) {
@@ -153,6 +175,16 @@ impl Server {
     /// The TLS configuration (certificates in use, reload), if TLS is on.
     pub fn acceptor(&self) -> Option<&Arc<Acceptor>> {
         self.acceptor.as_ref()
+    }
+
+    /// What reopens the access log's file (SIGUSR1), when the log goes to a file.
+    pub fn access_log_reopener(&self) -> Option<Reopener> {
+        self.access_log.as_ref().and_then(AccessLog::reopener)
+    }
+
+    /// The count of access log lines dropped (for the metrics), when the log is on.
+    pub fn access_log_dropped(&self) -> Option<Arc<std::sync::atomic::AtomicU64>> {
+        self.access_log.as_ref().map(AccessLog::dropped)
     }
 
     /// Serves until `stop` says so, then drains. `stop` is called in a loop; it waits up to
@@ -205,6 +237,10 @@ impl Server {
                 let _ = thread.join();
             }
         }
+        // The workers flushed their lines as they ended: the writer writes what is queued.
+        if let Some(log) = self.access_log {
+            log.finish(ACCESS_LOG_DRAIN);
+        }
         fail::log_suppressed();
     }
 }
@@ -239,6 +275,7 @@ struct WorkerParts {
     stats: Arc<WorkerStats>,
     probes: ProbeHandle,
     budget: Arc<Budget>,
+    access_log: Option<WorkerLog>,
 }
 
 impl WorkerParts {
@@ -256,6 +293,7 @@ impl WorkerParts {
             probes: self.probes,
             budget: self.budget,
             files: FileCache::default(),
+            access_log: self.access_log.map(Rc::new),
         }
     }
 }
@@ -315,6 +353,10 @@ async fn serve(
             seen = done;
         }
     });
+    // Access log lines go to the writer at least once a second.
+    if let Some(log) = &worker.access_log {
+        tokio_uring::spawn(access_log::flush_periodically(Rc::clone(log)));
+    }
     let _ = ready.send(Ok(()));
 
     accept_loop(std_listener, &worker, &tracker, conn::serve).await;
@@ -328,6 +370,9 @@ async fn serve(
             left = tracker.len(),
             "shutdown timeout reached with requests in flight"
         );
+    }
+    if let Some(log) = &worker.access_log {
+        log.flush_at_exit().await;
     }
     // Returning drops the runtime, which cancels whatever ops are left.
 }
@@ -436,6 +481,7 @@ pub(crate) fn test_worker(config: Config, local: SocketAddr) -> Rc<Worker> {
             stats: Arc::default(),
             probes: ProbeHandle::default(),
             budget,
+            access_log: None,
         }
         .into_worker(),
     )

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
+use crate::access_log::WorkerLog;
 use crate::buffer::Budget;
 use crate::config::Config;
 use crate::metrics::{ProbeHandle, WorkerStats};
@@ -39,6 +40,8 @@ pub(crate) struct Worker {
     pub(crate) budget: Arc<Budget>,
     /// Files this worker opened lately, for static routes.
     pub(crate) files: FileCache,
+    /// This worker's side of the access log, when it is on.
+    pub(crate) access_log: Option<Rc<WorkerLog>>,
 }
 
 impl Worker {

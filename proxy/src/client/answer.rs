@@ -42,7 +42,8 @@ impl Client {
             date: &http_date_now(),
             headers,
         };
-        http::write_own_response(&mut out, &response);
+        let head_len = http::write_own_response(&mut out, &response);
+        self.head_goes_out(head_len);
         write_all(&self.stream, out, 0, limit).await.is_ok()
     }
 

@@ -13,6 +13,7 @@ pub(crate) use close::Next;
 pub(crate) use sendfile::{Step, ZeroCopy};
 pub(crate) use stream::ClientStream;
 
+use std::cell::Cell;
 use std::net::{Shutdown, SocketAddr};
 use std::rc::Rc;
 
@@ -37,6 +38,9 @@ pub(crate) struct Client {
     pub(crate) headers: Vec<HeaderSpan>,
     /// Header spans of the current upstream response, reused across requests.
     pub(crate) response_headers: Vec<HeaderSpan>,
+    /// Where the current response's body starts in the count of bytes written: the count
+    /// when its head has gone out (see [`Client::body_bytes_sent`]).
+    body_from: Cell<u64>,
     /// The socket was closed on purpose, with nothing in flight.
     finished: bool,
 }
@@ -57,6 +61,7 @@ impl Client {
             input: Buf::empty(),
             headers: Vec::with_capacity(16),
             response_headers: Vec::new(),
+            body_from: Cell::new(0),
             finished: false,
         }
     }
@@ -79,6 +84,25 @@ impl Client {
         };
         self.input.truncate(head_len);
         rest
+    }
+
+    /// A new response begins: nothing of it is written yet.
+    pub(crate) fn response_starts(&self) {
+        self.body_from.set(self.stream.bytes_written());
+    }
+
+    /// The response head about to be written is `head_len` bytes long: what is written after
+    /// it is body.
+    pub(crate) fn head_goes_out(&self, head_len: usize) {
+        self.body_from
+            .set(self.stream.bytes_written() + head_len as u64);
+    }
+
+    /// Bytes of the current response's body written so far (0 until its head is out).
+    pub(crate) fn body_bytes_sent(&self) -> u64 {
+        self.stream
+            .bytes_written()
+            .saturating_sub(self.body_from.get())
     }
 
     /// Makes what was left after a request the start of the next one.

@@ -8,8 +8,10 @@ mod settings;
 mod validate;
 mod values;
 
+use std::fs::File;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::anyhow;
@@ -18,7 +20,9 @@ use clap::Parser;
 pub use settings::{
     GroupSettings, LimitSettings, RedirectSettings, Resolved, RouteSettings, Settings,
 };
-pub use values::{Cidr, DEFAULT_METRICS, Dur, MetricsListen, Size, StaticDir, UpstreamAddr};
+pub use values::{
+    Cidr, DEFAULT_METRICS, Dur, LogFormat, LogTarget, MetricsListen, Size, StaticDir, UpstreamAddr,
+};
 
 use crate::routes::RouteTable;
 use crate::tls::TlsConfig;
@@ -61,6 +65,49 @@ pub struct Config {
     pub ebpf: bool,
     /// TLS termination, when `tls.listen` is set.
     pub tls: Option<TlsConfig>,
+    /// The access log, when on.
+    pub access_log: Option<AccessLogConfig>,
+}
+
+/// The access log: its format and where it goes.
+#[derive(Debug, Clone)]
+pub struct AccessLogConfig {
+    /// The line format.
+    pub format: LogFormat,
+    /// Where the lines go.
+    pub to: LogSink,
+}
+
+/// Where access log lines go.
+#[derive(Debug, Clone)]
+pub enum LogSink {
+    /// ringway's stderr.
+    Stderr,
+    /// A file, opened (appending) when the configuration was checked.
+    File {
+        /// Its path (opened again on SIGUSR1).
+        path: PathBuf,
+        /// The file opened at start, until the server takes it.
+        opened: OpenedFile,
+    },
+}
+
+/// A file opened while the configuration was checked (so a path that cannot be opened is
+/// refused at start), handed over once to whoever writes it: the configuration, which lives
+/// as long as the process, must not keep a rotated-away file open.
+#[derive(Debug, Clone)]
+pub struct OpenedFile(Arc<Mutex<Option<File>>>);
+
+impl OpenedFile {
+    /// Holds `file` until it is taken.
+    pub fn new(file: File) -> OpenedFile {
+        OpenedFile(Arc::new(Mutex::new(Some(file))))
+    }
+
+    /// The file, the first time (`None` afterwards).
+    pub fn take(&self) -> Option<File> {
+        self.0.lock().ok().and_then(|mut f| f.take())
+    }
 }
 
 /// An upstream group.

@@ -16,7 +16,9 @@ use clap::{Args, Parser};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::values::{Cidr, Dur, MetricsListen, Size, StaticDir, UpstreamAddr};
+use super::values::{
+    Cidr, Dur, LogFormat, LogTarget, MetricsListen, Size, StaticDir, UpstreamAddr,
+};
 
 /// ringway: an HTTP/1.1 front end for uWSGI on io_uring.
 ///
@@ -97,6 +99,16 @@ pub struct Settings {
     /// or `off` [default: 127.0.0.1:9145; if that port is taken, ringway runs without it].
     #[arg(long, value_name = "ADDR|off")]
     pub metrics: Option<MetricsListen>,
+
+    /// Access log: a file (appended to, created 0640; SIGUSR1 reopens it, for logrotate),
+    /// `stderr`, or `off` [default: off].
+    #[arg(long, value_name = "PATH|stderr|off")]
+    pub access_log: Option<LogTarget>,
+
+    /// Access log line format: `combined` (nginx's, byte for byte) or `json` (one object per
+    /// line) [default: combined].
+    #[arg(long, value_name = "combined|json")]
+    pub access_log_format: Option<LogFormat>,
 
     /// Serve files from DIR on route PATH (nginx `location PATH { alias DIR; }`), e.g.
     /// `/static/=/srv/app/static`. Repeatable. In the file, `[[routes]]` with `static` say

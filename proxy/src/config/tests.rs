@@ -369,3 +369,106 @@ fn the_upstream_flags_make_the_default_group_beside_file_routes() {
     .unwrap_err();
     assert!(err.contains("upstreams.default"), "{err}");
 }
+
+#[test]
+fn access_log_defaults_to_off_and_combined() {
+    let config = Config::from_args(["ringway", "--upstream", "unix:/a"]).unwrap();
+    assert!(config.access_log.is_none());
+    let config =
+        Config::from_args(["ringway", "--upstream", "unix:/a", "--access-log", "stderr"]).unwrap();
+    let log = config.access_log.unwrap();
+    assert_eq!(log.format, LogFormat::Combined);
+    assert!(matches!(log.to, LogSink::Stderr));
+}
+
+#[test]
+fn access_log_file_is_opened_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("access.log");
+    let text = format!(
+        "upstream = [\"unix:/a\"]\naccess_log = \"{}\"\naccess_log_format = \"json\"\n",
+        path.display()
+    );
+    let config = load(&text, &[]).unwrap();
+    let log = config.access_log.unwrap();
+    assert_eq!(log.format, LogFormat::Json);
+    let LogSink::File { path: got, opened } = &log.to else {
+        panic!("{:?}", log.to)
+    };
+    assert_eq!(got, &path);
+    assert!(opened.take().is_some(), "opened once");
+    assert!(opened.take().is_none(), "handed over once");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o137, 0, "created 0640 (less the umask): {mode:o}");
+    // The flag wins over the file.
+    let config = load(&text, &["--access-log", "off"]).unwrap();
+    assert!(config.access_log.is_none());
+}
+
+#[test]
+fn access_log_refusals_name_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    // A directory, and a file in a directory that does not exist: neither opens.
+    for path in [
+        dir.path().to_path_buf(),
+        dir.path().join("missing").join("access.log"),
+    ] {
+        let text = format!(
+            "upstream = [\"unix:/a\"]\naccess_log = \"{}\"\n",
+            path.display()
+        );
+        let err = load(&text, &[]).unwrap_err();
+        assert!(
+            err.starts_with("access_log in ") && err.contains("cannot open"),
+            "{err}"
+        );
+        let path = path.to_str().unwrap();
+        let err = Config::from_args(["ringway", "--upstream", "unix:/a", "--access-log", path])
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("--access-log: cannot open"), "{err}");
+    }
+    let err = load("upstream = [\"unix:/a\"]\naccess_log = \"\"\n", &[]).unwrap_err();
+    assert!(err.starts_with("access_log in "), "{err}");
+    let err = load(
+        "upstream = [\"unix:/a\"]\naccess_log_format = \"main\"\n",
+        &[],
+    )
+    .unwrap_err();
+    assert!(
+        err.starts_with("access_log_format in ") && err.contains("combined or json"),
+        "{err}"
+    );
+    let err = Config::from_args([
+        "ringway",
+        "--upstream",
+        "unix:/a",
+        "--access-log-format",
+        "main",
+    ])
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("--access-log-format") && err.contains("combined or json"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_fifo_nobody_reads_is_refused_not_waited_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid C string; mkfifo only creates the node.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    let text = format!(
+        "upstream = [\"unix:/a\"]\naccess_log = \"{}\"\n",
+        fifo.display()
+    );
+    let err = load(&text, &[]).unwrap_err();
+    assert!(
+        err.starts_with("access_log in ") && err.contains("cannot open"),
+        "{err}"
+    );
+}

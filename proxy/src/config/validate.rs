@@ -11,8 +11,10 @@ use std::sync::Arc;
 use anyhow::anyhow;
 
 use super::settings::{LimitSettings, Resolved, RouteSettings};
-use super::values::{Dur, MetricsListen, Size};
-use super::{Buffering, Config, DEFAULT_METRICS, Group, Limits};
+use super::values::{Dur, LogFormat, LogTarget, MetricsListen, Size};
+use super::{
+    AccessLogConfig, Buffering, Config, DEFAULT_METRICS, Group, Limits, LogSink, OpenedFile,
+};
 use crate::routes::{Action, Route, RouteTable};
 use crate::static_files::{Encoding, Root, StaticRoute};
 use crate::tls::{CertFiles, TlsConfig};
@@ -94,7 +96,34 @@ impl Resolved {
             metrics: s.metrics.unwrap_or(MetricsListen::Default(DEFAULT_METRICS)),
             ebpf: s.ebpf.unwrap_or(true),
             tls: self.tls()?,
+            access_log: self.access_log()?,
         })
+    }
+
+    /// The access log, unless off; its file is opened now, so that a path ringway cannot
+    /// write to is refused at start rather than found out at the first request.
+    fn access_log(&self) -> anyhow::Result<Option<AccessLogConfig>> {
+        let s = &self.settings;
+        let to = match s.access_log.clone().unwrap_or(LogTarget::Off) {
+            LogTarget::Off => return Ok(None),
+            LogTarget::Stderr => LogSink::Stderr,
+            LogTarget::File(path) => {
+                let file = crate::access_log::open_file(&path).map_err(|e| {
+                    self.invalid(
+                        "access_log",
+                        &format!("cannot open {} for appending: {e}", path.display()),
+                    )
+                })?;
+                LogSink::File {
+                    path,
+                    opened: OpenedFile::new(file),
+                }
+            }
+        };
+        Ok(Some(AccessLogConfig {
+            format: s.access_log_format.unwrap_or(LogFormat::Combined),
+            to,
+        }))
     }
 
     /// TLS, when `tls.listen` is set; certificates from the file's list, then the flags'.

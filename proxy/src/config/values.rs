@@ -250,6 +250,76 @@ impl fmt::Display for MetricsListen {
 
 serde_as_text!(MetricsListen);
 
+/// Where the access log goes: a file (appended to), `stderr`, or `off`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogTarget {
+    /// No access log.
+    Off,
+    /// Lines to stderr, between ringway's own log lines.
+    Stderr,
+    /// Lines appended to this file.
+    File(PathBuf),
+}
+
+impl FromStr for LogTarget {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<LogTarget, String> {
+        match s {
+            "off" => Ok(LogTarget::Off),
+            "stderr" => Ok(LogTarget::Stderr),
+            "" => Err("expected a file path, stderr or off".into()),
+            path => Ok(LogTarget::File(PathBuf::from(path))),
+        }
+    }
+}
+
+impl fmt::Display for LogTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LogTarget::Off => f.write_str("off"),
+            LogTarget::Stderr => f.write_str("stderr"),
+            LogTarget::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+serde_as_text!(LogTarget);
+
+/// An access log line's format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// nginx's `combined`, byte for byte.
+    Combined,
+    /// One JSON object per line.
+    Json,
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<LogFormat, String> {
+        match s {
+            "combined" => Ok(LogFormat::Combined),
+            "json" => Ok(LogFormat::Json),
+            _ => Err(format!(
+                "invalid log format {s:?}: expected combined or json"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LogFormat::Combined => "combined",
+            LogFormat::Json => "json",
+        })
+    }
+}
+
+serde_as_text!(LogFormat);
+
 /// An address range: `10.0.0.1`, `10.0.0.0/8`, `::1`, `fd00::/8`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cidr {

@@ -7,12 +7,16 @@
 //! ending in an [`Outcome`].
 
 mod accel;
+mod log;
 mod redirect;
 mod relay;
 mod static_file;
 mod upstream;
 
-use std::time::Duration;
+pub(crate) use log::log_unparsed;
+
+use std::cell::Cell;
+use std::time::{Duration, Instant};
 
 use crate::buffer::Buf;
 use crate::client::{Client, Next};
@@ -33,6 +37,39 @@ pub(crate) struct Outcome {
     pub(crate) next: Next,
     /// The route that served it (`None`: none matched, or it failed before routing).
     pub(crate) route: Option<usize>,
+    /// Response body bytes written: what followed the response head, chunk framing
+    /// included (nginx's `$body_bytes_sent`). Set by [`serve`].
+    pub(crate) body_bytes: u64,
+}
+
+impl Outcome {
+    /// A request that ended with `status` (0: none sent), the connection doing `next`.
+    pub(crate) fn new(status: u16, next: Next) -> Outcome {
+        Outcome {
+            status,
+            upstream: None,
+            next,
+            route: None,
+            body_bytes: 0,
+        }
+    }
+}
+
+/// A request's passage through an upstream server, for the access log (kept in its
+/// [`Request`], not in the [`Outcome`]: an idle connection's task holds outcomes, and must
+/// stay small).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct UpstreamCall {
+    /// The group (by index) and its server (by index) connected to.
+    pub(crate) group: usize,
+    pub(crate) server: usize,
+    /// When the connect began.
+    pub(crate) started: Instant,
+    /// Time to connect.
+    pub(crate) connect: Duration,
+    /// From the start of the connect to the upstream's last byte read (`None`: not read to
+    /// its end).
+    pub(crate) response: Option<Duration>,
 }
 
 /// The request being served.
@@ -45,6 +82,8 @@ pub(crate) struct Request {
     /// The connection may serve another request after this one (the client allows it and
     /// the server is not stopping).
     pub(crate) keep_alive: bool,
+    /// The upstream it went to, once connected (whatever happens after, an error included).
+    pub(crate) upstream: Cell<Option<UpstreamCall>>,
 }
 
 impl Request {
@@ -53,33 +92,65 @@ impl Request {
     fn may_keep_alive_unread(&self) -> bool {
         self.keep_alive && self.head.body == BodyFraming::None
     }
+
+    /// Notes the upstream connection made for this request.
+    fn upstream_connected(&self, group: usize, server: usize, started: Instant, took: Duration) {
+        self.upstream.set(Some(UpstreamCall {
+            group,
+            server,
+            started,
+            connect: took,
+            response: None,
+        }));
+    }
+
+    /// Notes that the upstream's answer was read to its end (the upstream is released).
+    fn upstream_done(&self) {
+        if let Some(mut call) = self.upstream.get()
+            && call.response.is_none()
+        {
+            call.response = Some(call.started.elapsed());
+            self.upstream.set(Some(call));
+        }
+    }
 }
 
-/// Serves the request whose head is at the start of `client.input`.
-pub(crate) async fn serve(client: &mut Client, head: RequestHead, worker: &Worker) -> Outcome {
+/// Serves the request whose head is at the start of `client.input` (complete at `started`),
+/// and writes its access log line while the head's bytes are still there.
+pub(crate) async fn serve(
+    client: &mut Client,
+    head: RequestHead,
+    worker: &Worker,
+    started: Instant,
+) -> Outcome {
     let mut rest = client.take_rest(head.head_len);
+    client.response_starts();
     let routed = route(client, head, worker);
-    if let Some(tls_port) = redirects_to_https(client, worker, &routed) {
-        let limit = worker.config.limits.send_timeout;
-        let outcome = redirect::to_https(client, &head, tls_port, limit).await;
-        client.put_back_rest(rest);
-        return outcome;
-    }
-    let head_only = head.method == Method::Head;
-    let outcome = match routed {
-        Ok((req, index, route)) => {
-            let mut outcome = handle(client, &req, route, index, &mut rest, worker).await;
-            outcome.route = Some(index);
+    let redirect_to = redirects_to_https(client, worker, &routed);
+    let mut outcome = match (&routed, redirect_to) {
+        (_, Some(tls_port)) => {
+            let limit = worker.config.limits.send_timeout;
+            redirect::to_https(client, &head, tls_port, limit).await
+        }
+        (Ok((req, index, route)), None) => {
+            let mut outcome = handle(client, req, route, *index, &mut rest, worker).await;
+            outcome.route = Some(*index);
             outcome
         }
-        Err(fail) => {
-            let keep = fail == Fail::NoRoute
+        (Err(fail), None) => {
+            let head_only = head.method == Method::Head;
+            let keep = *fail == Fail::NoRoute
                 && head.keep_alive
                 && head.body == BodyFraming::None
                 && !worker.is_stopping();
-            answer(client, fail, head_only, keep, worker).await
+            answer(client, *fail, head_only, keep, worker).await
         }
     };
+    outcome.body_bytes = client.body_bytes_sent();
+    if let Some(log) = &worker.access_log {
+        let req = routed.as_ref().ok().map(|(req, ..)| req);
+        log::write(log, client, Some(&head), req, &outcome, started);
+    }
     // Whatever followed this request is the start of the next one.
     client.put_back_rest(rest);
     outcome
@@ -115,6 +186,7 @@ fn route<'w>(
         head,
         path,
         keep_alive: head.keep_alive && !worker.is_stopping(),
+        upstream: Cell::new(None),
     };
     let routes = &worker.config.routes;
     match routes.find(&req.path) {
@@ -208,12 +280,7 @@ pub(crate) async fn answer(
 ) -> Outcome {
     fail.report(client.peer, &worker.stats);
     let Some(status) = fail.status() else {
-        return Outcome {
-            status: 0,
-            upstream: None,
-            next: Next::Abort,
-            route: None,
-        };
+        return Outcome::new(0, Next::Abort);
     };
     let header = fail.header();
     let headers: Vec<(&[u8], &[u8])> = header
@@ -231,10 +298,5 @@ pub(crate) async fn answer(
         (true, false, true) => Next::Linger,
         (true, false, false) => Next::Close,
     };
-    Outcome {
-        status,
-        upstream: None,
-        next,
-        route: None,
-    }
+    Outcome::new(status, next)
 }

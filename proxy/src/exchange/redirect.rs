@@ -66,16 +66,12 @@ pub(super) async fn to_https(
     let sent = client
         .answer(301, keep_alive, head_only, &headers, limit)
         .await;
-    Outcome {
-        status: 301,
-        upstream: None,
-        next: match (sent, keep_alive) {
-            (false, _) => Next::Abort,
-            (true, true) => Next::KeepAlive,
-            (true, false) => Next::Linger,
-        },
-        route: None,
-    }
+    let next = match (sent, keep_alive) {
+        (false, _) => Next::Abort,
+        (true, true) => Next::KeepAlive,
+        (true, false) => Next::Linger,
+    };
+    Outcome::new(301, next)
 }
 
 async fn send(
@@ -103,12 +99,7 @@ async fn send(
         (true, true) => Next::KeepAlive,
         (true, false) => Next::Linger,
     };
-    Outcome {
-        status,
-        upstream: None,
-        next,
-        route: None,
-    }
+    Outcome::new(status, next)
 }
 
 /// `base`, then `path` percent-encoded where a URL path needs it, then `?query` if any.

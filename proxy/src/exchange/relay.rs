@@ -58,6 +58,7 @@ pub(super) async fn respond(
     };
     let mut out = Buf::with_capacity(buf.len() + 128);
     write_response_head(&mut out, &meta, &buf, &client.response_headers);
+    client.head_goes_out(out.len());
     let mut reframer = Reframer::new(head.framing, framing);
     let first = buf.get(head.head_len..).unwrap_or_default();
     reframer
@@ -68,6 +69,7 @@ pub(super) async fn respond(
     let relayed = if reframer.is_done() {
         // The whole answer is here: free the Python worker before talking to the client.
         upstream.close();
+        req.upstream_done();
         write_all(&client.stream, out, 0, limits.send_timeout)
             .await
             .map(drop)
@@ -75,15 +77,25 @@ pub(super) async fn respond(
     } else {
         // Boxed: only answers longer than their first read get here, and their state (the
         // spool, two pumps) must not weigh on every request's future.
-        Box::pin(stream_body(
-            client,
-            upstream,
-            out,
-            reframer,
-            head.buffering,
-            limits,
-            worker,
-        ))
+        Box::pin(async {
+            // X-Accel-Buffering: no: the app wants the client's pace, with no temp file.
+            let file_limit = if head.buffering {
+                limits.max_temp_file_size
+            } else {
+                0
+            };
+            let spool = Spool::new(
+                limits.response_buffer_size,
+                file_limit,
+                &worker.budget,
+                &worker.config.buffering.temp_dir,
+            );
+            let relayed = stream_body(client, req, upstream, out, reframer, &spool, limits).await;
+            if let Some(kind) = spool.take_file_error() {
+                Fail::TempFile(kind).report(client.peer, &worker.stats);
+            }
+            relayed
+        })
         .await
     };
     let next = match relayed {
@@ -95,50 +107,31 @@ pub(super) async fn respond(
             Next::Abort
         }
     };
-    Ok(Outcome {
-        status: head.status,
-        upstream: None,
-        next,
-        route: None,
-    })
+    Ok(Outcome::new(head.status, next))
 }
 
-/// Relays the rest of the body through a spool: the upstream read as fast as it writes,
+/// Relays the rest of the body through `spool`: the upstream read as fast as it writes,
 /// the client written as fast as it reads.
 async fn stream_body(
     client: &Client,
+    req: &Request,
     upstream: UpstreamConn,
     first: Buf,
     mut reframer: Reframer,
-    buffering: bool,
+    spool: &Spool<'_>,
     limits: &Limits,
-    worker: &Worker,
 ) -> Result<(), Fail> {
-    // X-Accel-Buffering: no: the app wants the client's pace, with no temp file.
-    let file_limit = if buffering {
-        limits.max_temp_file_size
-    } else {
-        0
-    };
-    let spool = Spool::new(
-        limits.response_buffer_size,
-        file_limit,
-        &worker.budget,
-        &worker.config.buffering.temp_dir,
-    );
     spool.push(first, 0).await;
     let pumps = tokio::try_join!(
         pump_upstream(
             upstream,
-            &spool,
+            req,
+            spool,
             &mut reframer,
             limits.upstream_read_timeout
         ),
-        pump_client(&client.stream, &spool, limits.send_timeout),
+        pump_client(&client.stream, spool, limits.send_timeout),
     );
-    if let Some(kind) = spool.take_file_error() {
-        Fail::TempFile(kind).report(client.peer, &worker.stats);
-    }
     pumps.map(drop)
 }
 
@@ -152,6 +145,7 @@ fn client_failed(err: IoError) -> Fail {
 /// Reads the upstream's body into the spool until its end, then closes the upstream.
 async fn pump_upstream(
     upstream: UpstreamConn,
+    req: &Request,
     spool: &Spool<'_>,
     reframer: &mut Reframer,
     timeout: Duration,
@@ -179,6 +173,7 @@ async fn pump_upstream(
     }
     // The upstream is released here, before the client has necessarily read anything.
     upstream.close();
+    req.upstream_done();
     spool.end();
     Ok(())
 }

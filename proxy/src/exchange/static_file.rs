@@ -208,6 +208,7 @@ async fn answer(
         .unwrap_or(0);
     let mut out = Buf::with_capacity(512 + inline);
     write_file_head(&mut out, &head);
+    client.head_goes_out(out.len());
     let start = range.map_or(0, |(start, _)| start);
     let sent = send(client, out, found, start, body, f.route.limits.send_timeout).await;
     let next = match sent {
@@ -218,12 +219,7 @@ async fn answer(
             Next::Abort
         }
     };
-    Ok(Outcome {
-        status,
-        upstream: None,
-        next,
-        route: None,
-    })
+    Ok(Outcome::new(status, next))
 }
 
 /// Writes `out` (the head), then `len` bytes of `file` from `start`: in the same write when

@@ -80,6 +80,12 @@ pub(super) async fn forward(
         .stats
         .upstream_connect
         .observe(connected - connecting);
+    req.upstream_connected(
+        target.group,
+        upstream.server(),
+        connecting,
+        connected - connecting,
+    );
 
     let is_head = req.head.method == Method::Head;
     let mut headers = std::mem::take(&mut client.response_headers);
@@ -107,6 +113,7 @@ pub(super) async fn forward(
     // X-Accel-Redirect): the upstream is done, the file route does the rest.
     if accel_redirect(client, &buf).is_some() {
         upstream.close();
+        req.upstream_done();
         // Boxed: a file route may fall back to an upstream, which may redirect again.
         let mut outcome = Box::pin(accel::serve(client, req, &buf, rest, worker)).await?;
         outcome.upstream = Some(upstream_time);

@@ -185,8 +185,10 @@ pub struct OwnResponse<'a> {
 /// Appends a complete response of ringway's own: status line, `Server: ringway`, `Date`,
 /// the extra headers, `Content-Type: text/plain`, Content-Length, Connection, and the body
 /// `"<status> <reason>\n"`. `Connection: keep-alive` is right for HTTP/1.0 clients and
-/// harmless for 1.1 ones (nginx does the same).
-pub fn write_own_response(out: &mut Vec<u8>, r: &OwnResponse<'_>) {
+/// harmless for 1.1 ones (nginx does the same). Returns the length of the head (what was
+/// appended before the body).
+pub fn write_own_response(out: &mut Vec<u8>, r: &OwnResponse<'_>) -> usize {
+    let before = out.len();
     let reason = reason_phrase(r.status).unwrap_or("Error");
     // "NNN " + reason + "\n": status codes are three digits once clamped.
     let status = r.status.clamp(100, 999);
@@ -202,9 +204,11 @@ pub fn write_own_response(out: &mut Vec<u8>, r: &OwnResponse<'_>) {
         "Content-Type: text/plain\r\nContent-Length: {body_len}\r\n\
          Connection: {connection}\r\n\r\n"
     );
+    let head_len = out.len() - before;
     if !r.head_only {
         let _ = writeln!(out, "{status} {reason}");
     }
+    head_len
 }
 
 /// The standard reason phrase for `status` (RFC 9110 §15 and the common extensions), if

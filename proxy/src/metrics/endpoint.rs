@@ -6,6 +6,7 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use super::ebpf::{self, ProbeHandle};
@@ -39,6 +40,8 @@ pub struct Sources {
     pub routes: Vec<String>,
     /// The TLS certificates (their expiry), if TLS is on.
     pub tls: Option<Arc<Acceptor>>,
+    /// Access log lines dropped, if the access log is on.
+    pub access_log_dropped: Option<Arc<AtomicU64>>,
     uwsgi_pids: Vec<u32>,
     scanned: Option<Instant>,
 }
@@ -60,9 +63,16 @@ impl Sources {
             ports,
             routes,
             tls,
+            access_log_dropped: None,
             uwsgi_pids: Vec::new(),
             scanned: None,
         }
+    }
+
+    /// Adds the access log's count of dropped lines.
+    pub fn with_access_log_dropped(mut self, dropped: Option<Arc<AtomicU64>>) -> Self {
+        self.access_log_dropped = dropped;
+        self
     }
 
     /// Finds the uWSGI processes again when the list is old or one of them vanished
@@ -97,6 +107,9 @@ impl Sources {
                 .into_iter()
                 .map(|c| (c.name, c.not_after))
                 .collect();
+        }
+        if let Some(dropped) = &self.access_log_dropped {
+            snap.access_log_dropped = dropped.load(Relaxed);
         }
         snap
     }

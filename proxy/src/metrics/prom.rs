@@ -180,6 +180,12 @@ pub fn render(snap: &Snapshot, out: &mut Exposition) {
         &[],
         snap.connections_active as f64,
     );
+    out.family(&names::ACCESS_LOG_DROPPED, Counter);
+    out.sample(
+        &names::ACCESS_LOG_DROPPED,
+        &[],
+        snap.access_log_dropped as f64,
+    );
     out.family(&names::RECEIVED_BYTES, Counter);
     out.sample(&names::RECEIVED_BYTES, &[], snap.received_bytes as f64);
     out.family(&names::SENT_BYTES, Counter);

@@ -50,6 +50,8 @@ pub struct Snapshot {
     pub tls_handshake_duration: HistogramSnapshot,
     /// The TLS certificates in use: name and notAfter (seconds since the epoch).
     pub tls_certificates: Vec<(String, i64)>,
+    /// Access log lines dropped (0 when the log is off).
+    pub access_log_dropped: u64,
     /// ringway and the uWSGI processes.
     pub processes: Vec<ProcessFigures>,
     /// The oldest live connections.
@@ -129,6 +131,7 @@ impl Snapshot {
                 .collect(),
             tls_handshake_duration: empty(|w| &w.tls_handshake_duration),
             tls_certificates: Vec::new(),
+            access_log_dropped: 0,
             processes,
             oldest_connections: Vec::new(),
             slowest_connections: Vec::new(),

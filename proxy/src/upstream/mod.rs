@@ -73,18 +73,20 @@ impl Upstreams {
         self.next.set((start + 1) % n.max(1));
         let now = Instant::now();
         let is_up = |m: &Member| m.down_until.get().is_none_or(|t| t <= now);
-        let order = (0..n).map(|i| &self.members[(start + i) % n]);
+        let order = (0..n)
+            .map(|i| (start + i) % n)
+            .map(|i| (i, &self.members[i]));
         let up_first = order
             .clone()
-            .filter(|m| is_up(m))
-            .chain(order.filter(|m| !is_up(m)));
+            .filter(|(_, m)| is_up(m))
+            .chain(order.filter(|(_, m)| !is_up(m)));
 
         let mut worst = Fail::UpstreamRefused;
-        for member in up_first {
+        for (index, member) in up_first {
             match connect_one(&member.addr, limit).await {
                 Ok(conn) => {
                     member.down_until.set(None);
-                    return Ok(conn);
+                    return Ok(conn.at_server(index));
                 }
                 Err(err) => {
                     tracing::debug!(upstream = %member.addr, error = %err, "upstream connect failed");

@@ -20,6 +20,8 @@ enum Socket {
 pub(crate) struct UpstreamConn {
     socket: Socket,
     closed_cleanly: Cell<bool>,
+    /// Which server of its group it is connected to (by index).
+    server: usize,
 }
 
 impl UpstreamConn {
@@ -35,7 +37,19 @@ impl UpstreamConn {
         UpstreamConn {
             socket,
             closed_cleanly: Cell::new(false),
+            server: 0,
         }
+    }
+
+    /// The same connection, noted as made to server `index` of its group.
+    pub(super) fn at_server(mut self, index: usize) -> Self {
+        self.server = index;
+        self
+    }
+
+    /// Which server of its group it is connected to (by index).
+    pub(crate) fn server(&self) -> usize {
+        self.server
     }
 
     /// Closes the connection with nothing in flight on it: the upstream is done with us.

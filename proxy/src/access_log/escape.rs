@@ -1,0 +1,180 @@
+//! Escaping client bytes for a log line: nginx's rule for the combined format, JSON's for
+//! the JSON lines. Both work on raw bytes (a request may carry any), append to a reused
+//! buffer, and never fail.
+
+const HEX: &[u8; 16] = b"0123456789ABCDEF";
+
+/// Whether nginx's `ngx_http_log_escape` writes `b` as `\xHH`: `"`, `\`, control bytes,
+/// DEL and every byte of 0x80 and above (so a log line is printable ASCII whatever a client
+/// sent, and a quoted field cannot be closed from inside).
+pub(crate) fn nginx_escapes(b: u8) -> bool {
+    !(0x20..0x7f).contains(&b) || b == b'"' || b == b'\\'
+}
+
+/// Appends `value` escaped as nginx escapes a variable in its default `escape=default`
+/// mode, or `-` when there is none (nginx's "not found"). An empty value stays empty, as
+/// in nginx (`User-Agent:` with no value logs `""`).
+pub(crate) fn push_nginx(out: &mut Vec<u8>, value: Option<&[u8]>) {
+    let Some(value) = value else {
+        out.push(b'-');
+        return;
+    };
+    let mut rest = value;
+    while !rest.is_empty() {
+        let plain = rest
+            .iter()
+            .position(|&b| nginx_escapes(b))
+            .unwrap_or(rest.len());
+        out.extend_from_slice(&rest[..plain]);
+        let Some(&b) = rest.get(plain) else {
+            break;
+        };
+        out.extend_from_slice(&[
+            b'\\',
+            b'x',
+            HEX[usize::from(b >> 4)],
+            HEX[usize::from(b & 15)],
+        ]);
+        rest = &rest[plain + 1..];
+    }
+}
+
+/// Appends `value` as a JSON string, quotes included. Valid UTF-8 goes through as is
+/// (escaped where JSON requires: `"`, `\`, control characters, and DEL for safety); each
+/// byte of an invalid UTF-8 sequence becomes `\u00XX`, its value as a code point, so the
+/// line stays valid JSON and the byte can still be read back. Since valid non-ASCII text is
+/// never escaped, a `\u0080`–`\u00ff` escape in ringway's output always stands for such a
+/// raw byte.
+pub(crate) fn push_json_string(out: &mut Vec<u8>, value: &[u8]) {
+    out.push(b'"');
+    for chunk in value.utf8_chunks() {
+        push_json_text(out, chunk.valid().as_bytes());
+        for &b in chunk.invalid() {
+            push_unicode_escape(out, b);
+        }
+    }
+    out.push(b'"');
+}
+
+/// Appends valid UTF-8 text, escaping what JSON needs escaped (all of it ASCII, so a
+/// multi-byte character is never split).
+fn push_json_text(out: &mut Vec<u8>, text: &[u8]) {
+    let mut rest = text;
+    while !rest.is_empty() {
+        let plain = rest
+            .iter()
+            .position(|&b| json_escapes(b))
+            .unwrap_or(rest.len());
+        out.extend_from_slice(&rest[..plain]);
+        let Some(&b) = rest.get(plain) else {
+            break;
+        };
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            _ => push_unicode_escape(out, b),
+        }
+        rest = &rest[plain + 1..];
+    }
+}
+
+fn json_escapes(b: u8) -> bool {
+    b < 0x20 || b == 0x7f || b == b'"' || b == b'\\'
+}
+
+fn push_unicode_escape(out: &mut Vec<u8>, b: u8) {
+    out.extend_from_slice(&[
+        b'\\',
+        b'u',
+        b'0',
+        b'0',
+        HEX[usize::from(b >> 4)],
+        HEX[usize::from(b & 15)],
+    ]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nginx(value: &[u8]) -> String {
+        let mut out = Vec::new();
+        push_nginx(&mut out, Some(value));
+        String::from_utf8(out).unwrap()
+    }
+
+    fn json(value: &[u8]) -> String {
+        let mut out = Vec::new();
+        push_json_string(&mut out, value);
+        String::from_utf8(out).unwrap()
+    }
+
+    /// Every byte value, alone and between plain text, against nginx's own table (the
+    /// bitmap of `ngx_http_log_escape`: one bit per byte, set for `"`, `\`, below 0x20 and
+    /// from 0x7f up), escaped as `\xHH` in upper-case hex; everything else as is.
+    #[test]
+    fn nginx_escapes_every_byte_as_nginx_does() {
+        const NGINX_TABLE: [u32; 8] = [
+            0xffff_ffff,
+            0x0000_0004,
+            0x1000_0000,
+            0x8000_0000,
+            0xffff_ffff,
+            0xffff_ffff,
+            0xffff_ffff,
+            0xffff_ffff,
+        ];
+        for b in 0..=255u8 {
+            let escaped = NGINX_TABLE[usize::from(b >> 5)] & (1 << (b & 0x1f)) != 0;
+            assert_eq!(nginx_escapes(b), escaped, "byte {b:#04x}");
+            let want = if escaped {
+                format!("\\x{b:02X}")
+            } else {
+                char::from(b).to_string()
+            };
+            assert_eq!(nginx(&[b]), want, "byte {b:#04x}");
+            assert_eq!(
+                nginx(&[b'a', b, b'z']),
+                format!("a{want}z"),
+                "byte {b:#04x}"
+            );
+        }
+    }
+
+    #[test]
+    fn nginx_marks_a_missing_value_and_keeps_an_empty_one() {
+        let mut out = Vec::new();
+        push_nginx(&mut out, None);
+        push_nginx(&mut out, Some(b""));
+        push_nginx(&mut out, Some(b"curl/8.0 \"x\" \\ \xc3\xa9"));
+        assert_eq!(out, b"-curl/8.0 \\x22x\\x22 \\x5C \\xC3\\xA9");
+    }
+
+    /// Every byte value alone (as an invalid sequence from 0x80 up), then as part of valid
+    /// UTF-8, must give a JSON string that a JSON parser reads back to what was meant.
+    #[test]
+    fn json_escapes_every_byte_value() {
+        for b in 0..=255u8 {
+            let text = json(&[b]);
+            let parsed: String = serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("byte {b:#04x}: {text} is not JSON: {e}"));
+            let want = char::from(b).to_string();
+            assert_eq!(parsed, want, "byte {b:#04x} as {text}");
+            let raw_allowed = (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\';
+            assert_eq!(text.len() == 3, raw_allowed, "byte {b:#04x} as {text}");
+        }
+        // Valid multi-byte text goes through unescaped.
+        assert_eq!(json("é中🎉".as_bytes()), "\"é中🎉\"");
+        // An invalid byte inside valid text: only it is escaped.
+        assert_eq!(json(b"a\xffb\xc3\xa9"), "\"a\\u00FFb\u{e9}\"");
+        // A truncated sequence: each of its bytes escaped.
+        assert_eq!(json(b"\xe4\xb8"), "\"\\u00E4\\u00B8\"");
+        assert_eq!(
+            json(b"q\"\\\n\r\t\x01\x7f"),
+            "\"q\\\"\\\\\\n\\r\\t\\u0001\\u007F\""
+        );
+    }
+}

@@ -1,0 +1,241 @@
+//! One log line, from the fields of a finished request: nginx's `combined` format byte for
+//! byte, or one JSON object. Written by hand into the worker's buffer (no allocation, no
+//! serializer): a line is a few dozen appends.
+
+use std::io::Write;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use super::escape::{push_json_string, push_nginx};
+use super::time::Stamp;
+
+/// What a line says about one request. Byte fields are as the client sent them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Entry<'a> {
+    /// The client's address.
+    pub(crate) remote_addr: IpAddr,
+    /// The request line as sent, without its line ending (`None`: no request line could be
+    /// read).
+    pub(crate) request_line: Option<&'a [u8]>,
+    /// The method, the request target and the protocol (`None` when the head did not parse).
+    pub(crate) method: Option<&'a [u8]>,
+    pub(crate) target: Option<&'a [u8]>,
+    pub(crate) protocol: Option<&'static str>,
+    /// The status sent.
+    pub(crate) status: u16,
+    /// Response body bytes sent (the head not counted).
+    pub(crate) body_bytes: u64,
+    /// Referer and User-Agent (the first of each), if sent.
+    pub(crate) referer: Option<&'a [u8]>,
+    pub(crate) user_agent: Option<&'a [u8]>,
+    /// From the complete head to the last byte written.
+    pub(crate) request_time: Duration,
+    /// The upstream that served it, if one was connected to.
+    pub(crate) upstream: Option<UpstreamFields<'a>>,
+    /// The route's label (`None`: no route matched).
+    pub(crate) route: Option<&'a str>,
+    /// The request ID, if it has one.
+    pub(crate) request_id: Option<&'a str>,
+}
+
+/// The upstream part of a line.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct UpstreamFields<'a> {
+    /// The server connected to, as configured (`unix:/run/app.sock`, `10.0.0.2:3031`).
+    pub(crate) addr: &'a str,
+    /// Time to connect.
+    pub(crate) connect: Duration,
+    /// From the start of the connect to the upstream's last byte (nginx's
+    /// `$upstream_response_time`).
+    pub(crate) response: Duration,
+}
+
+/// Appends nginx's `combined` line:
+/// `$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent
+/// "$http_referer" "$http_user_agent"`, escaped as nginx escapes (`-` for what is missing).
+pub(crate) fn combined(out: &mut Vec<u8>, e: &Entry<'_>, time: &Stamp<'_>) {
+    // ringway does no HTTP authentication: $remote_user is always "-".
+    let _ = write!(out, "{} - - [", e.remote_addr);
+    time.push_local(out);
+    out.extend_from_slice(b"] \"");
+    push_nginx(out, e.request_line);
+    let _ = write!(out, "\" {:03} {} \"", e.status, e.body_bytes);
+    push_nginx(out, e.referer);
+    out.extend_from_slice(b"\" \"");
+    push_nginx(out, e.user_agent);
+    out.extend_from_slice(b"\"\n");
+}
+
+/// Appends one JSON object and a newline. Absent values are `null`; times are seconds with
+/// millisecond precision.
+pub(crate) fn json(out: &mut Vec<u8>, e: &Entry<'_>, time: &Stamp<'_>) {
+    out.extend_from_slice(b"{\"time\":\"");
+    time.push_rfc3339(out);
+    let _ = write!(out, "\",\"remote_addr\":\"{}\"", e.remote_addr);
+    push_field(out, b"method", e.method);
+    push_field(out, b"path", e.target);
+    push_field(out, b"protocol", e.protocol.map(str::as_bytes));
+    let _ = write!(
+        out,
+        ",\"status\":{},\"body_bytes_sent\":{}",
+        e.status, e.body_bytes
+    );
+    push_field(out, b"referer", e.referer);
+    push_field(out, b"user_agent", e.user_agent);
+    out.extend_from_slice(b",\"request_time\":");
+    push_seconds(out, Some(e.request_time));
+    out.extend_from_slice(b",\"upstream_connect_time\":");
+    push_seconds(out, e.upstream.map(|u| u.connect));
+    out.extend_from_slice(b",\"upstream_response_time\":");
+    push_seconds(out, e.upstream.map(|u| u.response));
+    push_field(out, b"upstream_addr", e.upstream.map(|u| u.addr.as_bytes()));
+    push_field(out, b"route", e.route.map(str::as_bytes));
+    push_field(out, b"request_id", e.request_id.map(str::as_bytes));
+    out.extend_from_slice(b"}\n");
+}
+
+/// `,"name":"value"` or `,"name":null`.
+fn push_field(out: &mut Vec<u8>, name: &[u8], value: Option<&[u8]>) {
+    out.extend_from_slice(b",\"");
+    out.extend_from_slice(name);
+    out.extend_from_slice(b"\":");
+    match value {
+        Some(value) => push_json_string(out, value),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+/// `1.234` (seconds, milliseconds kept, as nginx prints times) or `null`.
+fn push_seconds(out: &mut Vec<u8>, value: Option<Duration>) {
+    match value {
+        Some(d) => {
+            let ms = d.as_millis();
+            let _ = write!(out, "{}.{:03}", ms / 1000, ms % 1000);
+        }
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::access_log::time::LogClock;
+    use std::time::SystemTime;
+
+    fn entry() -> Entry<'static> {
+        Entry {
+            remote_addr: "192.0.2.7".parse().unwrap(),
+            request_line: Some(b"GET /a\"b?x=\xff HTTP/1.1"),
+            method: Some(b"GET"),
+            target: Some(b"/a\"b?x=\xff"),
+            protocol: Some("HTTP/1.1"),
+            status: 200,
+            body_bytes: 13,
+            referer: None,
+            user_agent: Some(b"say \"hi\"\\"),
+            request_time: Duration::from_micros(12_345),
+            upstream: Some(UpstreamFields {
+                addr: "unix:/run/app.sock",
+                connect: Duration::from_micros(120),
+                response: Duration::from_micros(10_999),
+            }),
+            route: Some("/"),
+            request_id: None,
+        }
+    }
+
+    /// The epoch's time in the local or the RFC 3339 form.
+    fn stamp_text(local: bool) -> String {
+        let mut clock = LogClock::new();
+        let stamp = clock.at(SystemTime::UNIX_EPOCH);
+        let mut out = Vec::new();
+        if local {
+            stamp.push_local(&mut out);
+        } else {
+            stamp.push_rfc3339(&mut out);
+        }
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn a_combined_line() {
+        let mut clock = LogClock::new();
+        let stamp = clock.at(SystemTime::UNIX_EPOCH);
+        let mut out = Vec::new();
+        combined(&mut out, &entry(), &stamp);
+        let time = stamp_text(true);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            format!(
+                "192.0.2.7 - - [{time}] \"GET /a\\x22b?x=\\xFF HTTP/1.1\" 200 13 \"-\" \
+                 \"say \\x22hi\\x22\\x5C\"\n"
+            )
+        );
+    }
+
+    #[test]
+    fn a_combined_line_for_a_head_that_did_not_parse() {
+        let mut clock = LogClock::new();
+        let stamp = clock.at(SystemTime::UNIX_EPOCH);
+        let e = Entry {
+            request_line: None,
+            method: None,
+            target: None,
+            protocol: None,
+            status: 400,
+            body_bytes: 16,
+            user_agent: None,
+            upstream: None,
+            route: None,
+            ..entry()
+        };
+        let mut out = Vec::new();
+        combined(&mut out, &e, &stamp);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.ends_with("] \"-\" 400 16 \"-\" \"-\"\n"), "{text}");
+    }
+
+    #[test]
+    fn a_json_line_parses_back_to_its_fields() {
+        let mut clock = LogClock::new();
+        let stamp = clock.at(SystemTime::UNIX_EPOCH);
+        let mut out = Vec::new();
+        json(&mut out, &entry(), &stamp);
+        assert_eq!(out.last(), Some(&b'\n'));
+        assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 1);
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        let time = stamp_text(false);
+        assert_eq!(v["time"], time.as_str());
+        assert_eq!(v["remote_addr"], "192.0.2.7");
+        assert_eq!(v["method"], "GET");
+        assert_eq!(v["path"], "/a\"b?x=\u{ff}");
+        assert_eq!(v["protocol"], "HTTP/1.1");
+        assert_eq!(v["status"], 200);
+        assert_eq!(v["body_bytes_sent"], 13);
+        assert!(v["referer"].is_null());
+        assert_eq!(v["user_agent"], "say \"hi\"\\");
+        assert_eq!(v["request_time"], 0.012);
+        assert_eq!(v["upstream_connect_time"], 0.0);
+        assert_eq!(v["upstream_response_time"], 0.010);
+        assert_eq!(v["upstream_addr"], "unix:/run/app.sock");
+        assert_eq!(v["route"], "/");
+        assert!(v["request_id"].is_null());
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys.len(), 15, "{keys:?}");
+
+        let mut out = Vec::new();
+        let e = Entry {
+            upstream: None,
+            ..entry()
+        };
+        json(&mut out, &e, &stamp);
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        for key in [
+            "upstream_connect_time",
+            "upstream_response_time",
+            "upstream_addr",
+        ] {
+            assert!(v[key].is_null(), "{key}: {v}");
+        }
+    }
+}

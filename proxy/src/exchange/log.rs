@@ -1,0 +1,160 @@
+//! A request's access log line: its fields, taken from the request's head while the head's
+//! bytes are still in `client.input` (the spans point there), and handed to the worker's
+//! log (crate::access_log), which formats and buffers it.
+
+use std::net::IpAddr;
+use std::time::Instant;
+
+use super::{Outcome, Request};
+use crate::access_log::{Entry, UpstreamFields, WorkerLog};
+use crate::client::Client;
+use crate::http::RequestHead;
+use crate::worker::Worker;
+
+/// The status logged for a request that ended with no answer (the client went away first),
+/// as nginx logs it.
+const CLIENT_CLOSED: u16 = 499;
+
+/// Logs a request whose head could not be read or parsed (400, 408, 414, 431, ...): its
+/// request line is whatever first line the client sent.
+pub(crate) fn log_unparsed(worker: &Worker, client: &Client, outcome: &Outcome, started: Instant) {
+    if let Some(log) = &worker.access_log
+        && outcome.status != 0
+    {
+        let mut outcome = *outcome;
+        outcome.body_bytes = client.body_bytes_sent();
+        write(log, client, None, None, &outcome, started);
+    }
+}
+
+/// Logs a request: `head` when it parsed, `req` when it was routed.
+pub(super) fn write(
+    log: &WorkerLog,
+    client: &Client,
+    head: Option<&RequestHead>,
+    req: Option<&Request>,
+    outcome: &Outcome,
+    started: Instant,
+) {
+    let input = &client.input[..];
+    let (mut referer, mut user_agent) = (None, None);
+    let mut note = |name: &[u8], value| {
+        // The first of each, as nginx 1.22 logs them.
+        if referer.is_none() && name.eq_ignore_ascii_case(b"referer") {
+            referer = Some(value);
+        } else if user_agent.is_none() && name.eq_ignore_ascii_case(b"user-agent") {
+            user_agent = Some(value);
+        }
+    };
+    let mut slots = [httparse::EMPTY_HEADER; UNPARSED_HEADERS];
+    if head.is_some() {
+        for h in &client.headers {
+            note(h.name.of(input), h.value.of(input));
+        }
+    } else if let Some(headers) = syntax_only(input, &mut slots) {
+        // A head refused after its syntax was read (no Host, a bad Content-Length): its
+        // headers are logged as nginx logs them.
+        for h in headers {
+            note(h.name.as_bytes(), h.value);
+        }
+    }
+    let call = req.and_then(|r| r.upstream.get());
+    let upstream = call.map(|call| UpstreamFields {
+        addr: log.upstream_addr(call.group, call.server).unwrap_or("-"),
+        connect: call.connect,
+        response: call.response.unwrap_or_else(|| call.started.elapsed()),
+    });
+    let entry = Entry {
+        remote_addr: client_ip(client, req),
+        request_line: match head {
+            Some(head) => Some(request_line(input, head.method_span.start as usize)),
+            None => first_line(input),
+        },
+        method: head.map(|h| h.method_span.of(input)),
+        target: head.map(|h| h.target.of(input)),
+        protocol: head.map(|h| h.version.as_str()),
+        status: match outcome.status {
+            0 => CLIENT_CLOSED,
+            status => status,
+        },
+        body_bytes: outcome.body_bytes,
+        referer,
+        user_agent,
+        request_time: started.elapsed(),
+        upstream,
+        route: outcome.route.and_then(|i| log.route_label(i)),
+        request_id: request_id(req),
+    };
+    log.record(&entry);
+}
+
+/// Header lines looked at in a head that was refused.
+const UNPARSED_HEADERS: usize = 32;
+
+/// The headers of a head whose syntax is complete and sound, though ringway refused it;
+/// `None` when its syntax is what failed (or it has too many lines to look at).
+fn syntax_only<'b>(
+    input: &'b [u8],
+    slots: &'b mut [httparse::Header<'b>],
+) -> Option<&'b [httparse::Header<'b>]> {
+    let mut request = httparse::Request::new(slots);
+    match request.parse(input) {
+        Ok(httparse::Status::Complete(_)) => Some(request.headers),
+        _ => None,
+    }
+}
+
+/// The client's address as the log shows it.
+// The client-identity part of issue 11 gives `req.client_ip` (the real client behind a
+// trusted proxy); until then, the peer.
+fn client_ip(client: &Client, _req: Option<&Request>) -> IpAddr {
+    client.peer.ip()
+}
+
+/// The request's ID, if it has one.
+// The request-ID part of issue 11 gives `req.request_id.as_str()`; until then, none (`-`).
+fn request_id(_req: Option<&Request>) -> Option<&str> {
+    None
+}
+
+/// The request line (from the method to the end of the version, as nginx's `$request`):
+/// the head's first line from `start`, without its line ending.
+fn request_line(input: &[u8], start: usize) -> &[u8] {
+    let line = input.get(start..).unwrap_or_default();
+    let end = line
+        .iter()
+        .position(|&b| b == b'\r' || b == b'\n')
+        .unwrap_or(line.len());
+    &line[..end]
+}
+
+/// The first line a client sent that did not parse (blank lines before it skipped, as the
+/// parser skips them), or `None` if it sent nothing but those.
+fn first_line(input: &[u8]) -> Option<&[u8]> {
+    let start = input.iter().position(|&b| b != b'\r' && b != b'\n')?;
+    Some(request_line(input, start))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines() {
+        assert_eq!(
+            request_line(b"GET / HTTP/1.1\r\nHost: a\r\n", 0),
+            b"GET / HTTP/1.1"
+        );
+        assert_eq!(
+            request_line(b"\r\nGET /x HTTP/1.0\n\n", 2),
+            b"GET /x HTTP/1.0"
+        );
+        assert_eq!(
+            first_line(b"\r\n\r\nBAD\x01 line\r\n"),
+            Some(&b"BAD\x01 line"[..])
+        );
+        assert_eq!(first_line(b"GET /partial"), Some(&b"GET /partial"[..]));
+        assert_eq!(first_line(b"\r\n"), None);
+        assert_eq!(first_line(b""), None);
+    }
+}
