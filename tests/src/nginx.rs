@@ -64,6 +64,13 @@ impl Nginx {
         Nginx::start_config(uwsgi_socket, true, locations)
     }
 
+    /// Like [`Nginx::start`], plus `directives` (nginx text) in the server block, e.g.
+    /// `access_log /tmp/x/access.log; client_max_body_size 1m;` (server-level directives
+    /// override the http block's `access_log off` and body limit).
+    pub fn start_with_server_directives(uwsgi_socket: &Path, directives: &str) -> Nginx {
+        Nginx::start_config(uwsgi_socket, true, directives)
+    }
+
     fn start_config(uwsgi_socket: &Path, pep3333: bool, locations: &str) -> Nginx {
         let mut last_log = String::new();
         for _ in 0..PORT_TRIES {

@@ -365,6 +365,7 @@ print(json.dumps(out))
         ("ringway_connections_active", "gauge"),
         ("ringway_received_bytes", "counter"),
         ("ringway_sent_bytes", "counter"),
+        ("ringway_access_log_dropped", "counter"),
         ("ringway_process_resident_memory_bytes", "gauge"),
         ("ringway_process_cpu_seconds", "counter"),
         ("ringway_process_oncpu_seconds", "counter"),

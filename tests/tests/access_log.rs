@@ -1,0 +1,830 @@
+//! The access log end to end: the lines of both formats parsed field by field and matched
+//! against what the client did; the combined format against a real nginx given the same
+//! requests; SIGUSR1 after a rename (logrotate); lines written while ringway runs and at
+//! stop; stderr; a full disk counted and never in the requests' way.
+
+use std::fs;
+use std::path::Path;
+use std::time::Duration;
+
+use ringway_tests::wait::poll_until;
+use ringway_tests::{App, Conn, Nginx, Req, Response, Ringway, Uwsgi, roundtrip};
+use serde_json::Value;
+
+/// How long lines may take to show up in the file (they are written at least every second).
+const LINES_WITHIN: Duration = Duration::from_secs(10);
+
+/// A request on the wire, odd bytes allowed: the request line, then `headers` (raw values),
+/// then `body` with its Content-Length (or `declared` alone: a length announced, no body).
+fn wire(line: &[u8], headers: &[(&str, &[u8])], body: Option<&[u8]>) -> Vec<u8> {
+    let mut out = line.to_vec();
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in headers {
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value);
+        out.extend_from_slice(b"\r\n");
+    }
+    if let Some(body) = body {
+        out.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
+        out.extend_from_slice(body);
+    } else {
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// Sends `bytes` on a fresh connection and reads the answer (to a HEAD when `head`).
+fn send(addr: std::net::SocketAddr, bytes: &[u8], head: bool) -> Response {
+    let mut conn = Conn::open(addr);
+    conn.send(bytes).expect("send");
+    conn.read_response_to(if head { "HEAD" } else { "GET" })
+        .expect("an answer")
+}
+
+/// The lines of `path` once it has `n` of them (waited for up to [`LINES_WITHIN`]).
+fn lines_once(path: &Path, n: usize, ringway: &Ringway) -> Vec<String> {
+    let mut lines = Vec::new();
+    let complete = poll_until(LINES_WITHIN, || {
+        lines = read_lines(path);
+        lines.len() >= n
+    });
+    assert!(
+        complete,
+        "{} holds {} lines, {n} expected:\n{}\nringway stderr:\n{}",
+        path.display(),
+        lines.len(),
+        lines.join("\n"),
+        ringway.stderr()
+    );
+    lines
+}
+
+fn read_lines(path: &Path) -> Vec<String> {
+    let bytes = fs::read(path).unwrap_or_default();
+    // Only complete lines: a line is written whole, but a read may come between batches.
+    let text = String::from_utf8(bytes).expect("access log lines are ASCII (combined) or UTF-8");
+    text.split_inclusive('\n')
+        .filter(|l| l.ends_with('\n'))
+        .map(|l| l.trim_end_matches('\n').to_owned())
+        .collect()
+}
+
+/// The fields of a combined line.
+#[derive(Debug, PartialEq, Eq)]
+struct Combined {
+    remote_addr: String,
+    remote_user: String,
+    time_local: String,
+    request: String,
+    status: String,
+    body_bytes_sent: String,
+    referer: String,
+    user_agent: String,
+}
+
+/// Parses `$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent
+/// "$http_referer" "$http_user_agent"`; a quoted field holds no raw `"` (they are escaped).
+fn parse_combined<'a>(line: &'a str) -> Combined {
+    let cut = |text: &'a str, at: &str| {
+        text.split_once(at)
+            .unwrap_or_else(|| panic!("not a combined line (no {at:?}): {line:?}"))
+    };
+    let (remote_addr, rest) = cut(line, " - ");
+    let (remote_user, rest) = cut(rest, " [");
+    let (time_local, rest) = cut(rest, "] \"");
+    let (request, rest) = cut(rest, "\" ");
+    let (status, rest) = cut(rest, " ");
+    let (body_bytes_sent, rest) = cut(rest, " \"");
+    let (referer, rest) = cut(rest, "\" \"");
+    let user_agent = rest
+        .strip_suffix('"')
+        .unwrap_or_else(|| panic!("not a combined line (no closing quote): {line:?}"));
+    assert!(!user_agent.contains('"'), "raw quote in {line:?}");
+    Combined {
+        remote_addr: remote_addr.into(),
+        remote_user: remote_user.into(),
+        time_local: time_local.into(),
+        request: request.into(),
+        status: status.into(),
+        body_bytes_sent: body_bytes_sent.into(),
+        referer: referer.into(),
+        user_agent: user_agent.into(),
+    }
+}
+
+/// Whether `t` has nginx's `$time_local` shape: `01/Dec/2026:21:51:48 +0000`.
+fn is_time_local(t: &str) -> bool {
+    let b = t.as_bytes();
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let digits =
+        |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+    b.len() == 26
+        && digits(0..2)
+        && b[2] == b'/'
+        && MONTHS.contains(&&t[3..6])
+        && b[6] == b'/'
+        && digits(7..11)
+        && b[11] == b':'
+        && digits(12..14)
+        && b[14] == b':'
+        && digits(15..17)
+        && b[17] == b':'
+        && digits(18..20)
+        && b[20] == b' '
+        && matches!(b[21], b'+' | b'-')
+        && digits(22..26)
+}
+
+/// One request of the nginx comparison.
+struct Case {
+    name: &'static str,
+    wire: Vec<u8>,
+    head: bool,
+    /// The answer is the proxy's own error page (not the app's): nginx's HTML and ringway's
+    /// text differ in length, so `$body_bytes_sent` is checked against what each client got.
+    own_page: bool,
+}
+
+fn parity_cases() -> Vec<Case> {
+    let host: (&str, &[u8]) = ("Host", b"localhost");
+    let case = |name, wire, head, own_page| Case {
+        name,
+        wire,
+        head,
+        own_page,
+    };
+    vec![
+        case(
+            "GET with Referer and User-Agent",
+            wire(
+                b"GET /bytes/1000 HTTP/1.1",
+                &[
+                    host,
+                    ("Referer", b"https://example.com/page?a=1&b=2"),
+                    ("User-Agent", b"curl/8.5.0"),
+                ],
+                None,
+            ),
+            false,
+            false,
+        ),
+        case(
+            "odd bytes in the query",
+            wire(
+                b"GET /bytes/5?q=\"a\"&b=\\x&c=\xc3\xa9&d={|}^`~%7E HTTP/1.1",
+                &[host],
+                None,
+            ),
+            false,
+            false,
+        ),
+        // Valid UTF-8 only in the target: ringway's request parser (httparse) refuses
+        // anything else with 400, where nginx takes any byte.
+        case(
+            "odd bytes in the path (the app's 404)",
+            wire(b"GET /missing/\"\xc3\xa9\\end HTTP/1.1", &[host], None),
+            false,
+            false,
+        ),
+        case(
+            "quotes, backslashes, a tab and UTF-8 in the User-Agent",
+            wire(
+                b"GET / HTTP/1.1",
+                &[
+                    host,
+                    (
+                        "User-Agent",
+                        b"Mozilla/5.0 \"quoted\" \\back\\ \xc3\xa9\tafter-tab",
+                    ),
+                    ("Referer", b"http://x/\"y\""),
+                ],
+                None,
+            ),
+            false,
+            false,
+        ),
+        case(
+            "no Referer, no User-Agent",
+            wire(b"GET /bytes/1 HTTP/1.1", &[host], None),
+            false,
+            false,
+        ),
+        case(
+            "an empty User-Agent",
+            wire(b"GET /bytes/2 HTTP/1.1", &[host, ("User-Agent", b"")], None),
+            false,
+            false,
+        ),
+        case(
+            "HEAD",
+            wire(
+                b"HEAD /bytes/100 HTTP/1.1",
+                &[host, ("User-Agent", b"head/1")],
+                None,
+            ),
+            true,
+            false,
+        ),
+        case(
+            "a 404 from the app",
+            wire(b"GET /status/404 HTTP/1.1", &[host], None),
+            false,
+            false,
+        ),
+        case(
+            "POST with a body",
+            wire(b"POST /echo?x=1 HTTP/1.1", &[host], Some(&[b'p'; 3000])),
+            false,
+            false,
+        ),
+        case(
+            "HTTP/1.0",
+            wire(
+                b"GET /bytes/10 HTTP/1.0",
+                &[("User-Agent", b"old/1.0")],
+                None,
+            ),
+            false,
+            false,
+        ),
+        case(
+            "413: a declared body over the limit",
+            wire(
+                b"POST /echo HTTP/1.1",
+                &[host, ("Content-Length", b"2000000")],
+                None,
+            ),
+            false,
+            true,
+        ),
+        case(
+            "400: HTTP/1.1 without Host",
+            wire(
+                b"GET /bytes/3 HTTP/1.1",
+                &[("User-Agent", b"no-host")],
+                None,
+            ),
+            false,
+            true,
+        ),
+    ]
+}
+
+/// The same requests through nginx (`access_log` in the default combined format) and
+/// through ringway (`access_log_format = "combined"`, the default): the lines must be equal
+/// byte for byte but for the time, and the body bytes of the proxies' own error pages (each
+/// must match what its client received).
+#[test]
+fn combined_lines_are_nginx_lines() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let nginx_log = dir.path().join("nginx.log");
+    let ringway_log = dir.path().join("ringway.log");
+    let nginx = Nginx::start_with_server_directives(
+        uwsgi.socket(),
+        &format!(
+            "access_log {}; client_max_body_size 1m;",
+            nginx_log.display()
+        ),
+    );
+    let ringway = Ringway::with(&uwsgi)
+        .arg("--access-log", ringway_log.to_str().expect("utf-8 path"))
+        .arg("--max-body-size", "1m")
+        .start();
+    let cases = parity_cases();
+    let mut received = Vec::new();
+    for case in &cases {
+        let via_nginx = send(nginx.addr(), &case.wire, case.head);
+        let via_ringway = send(ringway.addr(), &case.wire, case.head);
+        assert_eq!(
+            via_nginx.status, via_ringway.status,
+            "[{}] nginx {via_nginx:?}\nringway {via_ringway:?}",
+            case.name
+        );
+        received.push((via_nginx.body.len(), via_ringway.body.len()));
+    }
+    let from_nginx = lines_once(&nginx_log, cases.len(), &ringway);
+    let from_ringway = lines_once(&ringway_log, cases.len(), &ringway);
+    assert_eq!(from_ringway.len(), cases.len(), "{from_ringway:#?}");
+    let mut problems = Vec::new();
+    for (i, case) in cases.iter().enumerate() {
+        // ringway's lines are in the requests' order; nginx may write a line late (after a
+        // lingering close), so its line is found by its request line.
+        let r_line = &from_ringway[i];
+        let r = parse_combined(r_line);
+        let Some(n_line) = from_nginx
+            .iter()
+            .find(|l| parse_combined(l).request == r.request)
+        else {
+            problems.push(format!(
+                "[{}] no nginx line with ringway's request {:?}",
+                case.name, r.request
+            ));
+            continue;
+        };
+        let n = parse_combined(n_line);
+        let (n_got, r_got) = received[i];
+        for (who, fields) in [("nginx", &n), ("ringway", &r)] {
+            if !is_time_local(&fields.time_local) {
+                problems.push(format!(
+                    "[{}] {who}: time {:?}",
+                    case.name, fields.time_local
+                ));
+            }
+        }
+        // The clients run on this machine, as both servers: the zone offsets are equal.
+        if n.time_local.get(20..) != r.time_local.get(20..) {
+            problems.push(format!(
+                "[{}] time zones: nginx {:?}, ringway {:?}",
+                case.name, n.time_local, r.time_local
+            ));
+        }
+        if r.body_bytes_sent != r_got.to_string() {
+            problems.push(format!(
+                "[{}] ringway logged {} body bytes, its client got {r_got}",
+                case.name, r.body_bytes_sent
+            ));
+        }
+        if n.body_bytes_sent != n_got.to_string() {
+            problems.push(format!(
+                "[{}] nginx logged {} body bytes, its client got {n_got} (the test's premise)",
+                case.name, n.body_bytes_sent
+            ));
+        }
+        // Equal but for the time (checked above), and the own pages' lengths.
+        let mut alike = parse_combined(r_line);
+        alike.time_local.clone_from(&n.time_local);
+        if case.own_page {
+            alike.body_bytes_sent.clone_from(&n.body_bytes_sent);
+        }
+        if alike != n {
+            problems.push(format!(
+                "[{}] fields differ:\n  nginx   {n_line}\n  ringway {r_line}",
+                case.name
+            ));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "{} differences:\n{}\n\nnginx:\n{}\nringway:\n{}",
+        problems.len(),
+        problems.join("\n"),
+        from_nginx.join("\n"),
+        from_ringway.join("\n")
+    );
+}
+
+/// Whether `t` is RFC 3339 with milliseconds: `2026-12-01T21:51:48.123+00:00`.
+fn is_rfc3339_millis(t: &str) -> bool {
+    let b = t.as_bytes();
+    let digits =
+        |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+    b.len() == 29
+        && digits(0..4)
+        && b[4] == b'-'
+        && digits(5..7)
+        && b[7] == b'-'
+        && digits(8..10)
+        && b[10] == b'T'
+        && digits(11..13)
+        && b[13] == b':'
+        && digits(14..16)
+        && b[16] == b':'
+        && digits(17..19)
+        && b[19] == b'.'
+        && digits(20..23)
+        && matches!(b[23], b'+' | b'-')
+        && digits(24..26)
+        && b[26] == b':'
+        && digits(27..29)
+}
+
+/// What one JSON line must say.
+struct Expect {
+    name: &'static str,
+    wire: Vec<u8>,
+    head: bool,
+    method: Option<&'static str>,
+    path: Option<&'static str>,
+    protocol: Option<&'static str>,
+    status: u16,
+    referer: Option<&'static str>,
+    user_agent: Option<&'static str>,
+    route: Option<&'static str>,
+    /// The request went to the upstream (its times and address are logged).
+    upstream: bool,
+    /// At least this long (the app sleeps).
+    at_least: Duration,
+}
+
+/// Each request on a fresh connection, then its JSON line checked field by field against
+/// what the client sent and got.
+#[test]
+fn json_lines_say_what_the_client_did() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = dir.path().join("access.json");
+    let socket = uwsgi.socket().display().to_string();
+    let ringway = Ringway::with_config(format!(
+        r#"
+access_log = "{}"
+access_log_format = "json"
+
+[upstreams.app]
+servers = ["unix:{socket}"]
+
+[[routes]]
+path = "/"
+upstream = "app"
+
+[[routes]]
+path = "/old/"
+redirect = {{ to = "/new/" }}
+"#,
+        log.display()
+    ))
+    .start();
+    let host: (&str, &[u8]) = ("Host", b"localhost");
+    let base = |name, wire, status| Expect {
+        name,
+        wire,
+        head: false,
+        method: Some("GET"),
+        path: None,
+        protocol: Some("HTTP/1.1"),
+        status,
+        referer: None,
+        user_agent: None,
+        route: Some("/"),
+        upstream: true,
+        at_least: Duration::ZERO,
+    };
+    let cases = vec![
+        Expect {
+            path: Some("/bytes/1000?a=1"),
+            referer: Some("https://example.com/from"),
+            user_agent: Some("json-test/1"),
+            ..base(
+                "GET with Referer and User-Agent",
+                wire(
+                    b"GET /bytes/1000?a=1 HTTP/1.1",
+                    &[
+                        host,
+                        ("Referer", b"https://example.com/from"),
+                        ("User-Agent", b"json-test/1"),
+                    ],
+                    None,
+                ),
+                200,
+            )
+        },
+        Expect {
+            method: Some("POST"),
+            path: Some("/echo"),
+            ..base(
+                "POST with a body",
+                wire(b"POST /echo HTTP/1.1", &[host], Some(&[b'b'; 5000])),
+                200,
+            )
+        },
+        Expect {
+            head: true,
+            method: Some("HEAD"),
+            path: Some("/bytes/10"),
+            ..base("HEAD", wire(b"HEAD /bytes/10 HTTP/1.1", &[host], None), 200)
+        },
+        Expect {
+            path: Some("/slow?ms=300"),
+            at_least: Duration::from_millis(300),
+            ..base(
+                "an app that takes 300 ms",
+                wire(b"GET /slow?ms=300 HTTP/1.1", &[host], None),
+                200,
+            )
+        },
+        Expect {
+            path: Some("/lazy/2000000"),
+            ..base(
+                "an answer longer than one read (relayed through the spool)",
+                wire(b"GET /lazy/2000000 HTTP/1.1", &[host], None),
+                200,
+            )
+        },
+        Expect {
+            path: Some("/old/a?b=1"),
+            route: Some("/old/"),
+            upstream: false,
+            ..base(
+                "a redirect route: no upstream",
+                wire(b"GET /old/a?b=1 HTTP/1.1", &[host], None),
+                301,
+            )
+        },
+        Expect {
+            path: Some("/q\"\\\u{e9}?x={}"),
+            user_agent: Some("\u{ff}\u{fe} \"q\" \\ \tend"),
+            ..base(
+                "quotes, backslashes, UTF-8 in the target; invalid UTF-8 in a header",
+                wire(
+                    b"GET /q\"\\\xc3\xa9?x={} HTTP/1.1",
+                    &[host, ("User-Agent", b"\xff\xfe \"q\" \\ \tend")],
+                    None,
+                ),
+                404,
+            )
+        },
+        Expect {
+            method: Some("POST"),
+            path: Some("/echo"),
+            upstream: false,
+            ..base(
+                "413: a declared body over the limit",
+                wire(
+                    b"POST /echo HTTP/1.1",
+                    &[host, ("Content-Length", b"2000000")],
+                    None,
+                ),
+                413,
+            )
+        },
+        Expect {
+            method: None,
+            protocol: None,
+            // Its syntax is sound (only Host is missing): its headers are logged.
+            user_agent: Some("no-host"),
+            route: None,
+            upstream: false,
+            ..base(
+                "400: a head refused (no Host)",
+                wire(b"GET / HTTP/1.1", &[("User-Agent", b"no-host")], None),
+                400,
+            )
+        },
+        Expect {
+            method: None,
+            protocol: None,
+            route: None,
+            upstream: false,
+            ..base(
+                "400: a head whose syntax is broken",
+                wire(
+                    b"GET /x HTTP/1.1",
+                    &[host, ("User-Agent", b"unread"), ("Bad Name", b"x")],
+                    None,
+                ),
+                400,
+            )
+        },
+    ];
+    let mut got = Vec::new();
+    for case in &cases {
+        let answer = send(ringway.addr(), &case.wire, case.head);
+        assert_eq!(answer.status, case.status, "[{}] {answer:?}", case.name);
+        got.push(answer);
+    }
+    let lines = lines_once(&log, cases.len(), &ringway);
+    assert_eq!(lines.len(), cases.len(), "{lines:#?}");
+    let mut problems = Vec::new();
+    for ((case, answer), line) in cases.iter().zip(&got).zip(&lines) {
+        let v: Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("[{}] not JSON ({e}): {line}", case.name));
+        let mut check = |what: &str, ok: bool| {
+            if !ok {
+                problems.push(format!("[{}] {what}: {line}", case.name));
+            }
+        };
+        let text = |key: &str| v[key].as_str().map(str::to_owned);
+        let seconds = |key: &str| v[key].as_f64();
+        check("time", text("time").is_some_and(|t| is_rfc3339_millis(&t)));
+        check("remote_addr", v["remote_addr"] == "127.0.0.1");
+        check("method", text("method").as_deref() == case.method);
+        if case.method.is_some() {
+            check("path", text("path").as_deref() == case.path);
+        } else {
+            check("path null", v["path"].is_null());
+        }
+        check("protocol", text("protocol").as_deref() == case.protocol);
+        check("status", v["status"] == case.status);
+        check(
+            "body_bytes_sent is what the client got",
+            v["body_bytes_sent"].as_u64() == Some(answer.body.len() as u64),
+        );
+        check("referer", text("referer").as_deref() == case.referer);
+        check(
+            "user_agent",
+            text("user_agent").as_deref() == case.user_agent,
+        );
+        check("route", text("route").as_deref() == case.route);
+        check("request_id", v["request_id"].is_null());
+        let request_time = seconds("request_time");
+        check(
+            "request_time",
+            request_time.is_some_and(|t| t >= case.at_least.as_secs_f64() && t < 60.0),
+        );
+        if case.upstream {
+            check(
+                "upstream_addr",
+                text("upstream_addr") == Some(format!("unix:{socket}")),
+            );
+            let connect = seconds("upstream_connect_time");
+            let response = seconds("upstream_response_time");
+            check(
+                "upstream_connect_time",
+                connect.is_some_and(|c| c >= 0.0) && connect <= response,
+            );
+            check(
+                "upstream_response_time within request_time",
+                response.is_some_and(|r| r >= case.at_least.as_secs_f64())
+                    && response <= request_time,
+            );
+        } else {
+            for key in [
+                "upstream_addr",
+                "upstream_connect_time",
+                "upstream_response_time",
+            ] {
+                check(key, v[key].is_null());
+            }
+        }
+        check(
+            "the fields and no others",
+            v.as_object().is_some_and(|o| o.len() == 15),
+        );
+    }
+    assert!(
+        problems.is_empty(),
+        "{}\n\nall lines:\n{}",
+        problems.join("\n"),
+        lines.join("\n")
+    );
+}
+
+/// How many lines of `lines` carry the User-Agent `agent`.
+fn count_agent(lines: &[String], agent: &str) -> usize {
+    let quoted = format!("\"{agent}\"");
+    lines.iter().filter(|l| l.ends_with(&quoted)).count()
+}
+
+fn request_as(addr: std::net::SocketAddr, agent: &str) {
+    let r = roundtrip(addr, &Req::get("/").header("User-Agent", agent));
+    assert_eq!(r.status, 200, "{r:?}");
+}
+
+/// logrotate's way: rename the file, then SIGUSR1. The lines of the requests before the
+/// signal are all in the renamed file (ringway flushes before it reopens), those after in
+/// the new one, none lost.
+#[test]
+fn sigusr1_after_a_rename_starts_a_new_file() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = dir.path().join("access.log");
+    let rotated = dir.path().join("access.log.1");
+    let mut ringway = Ringway::with(&uwsgi)
+        .arg("--access-log", log.to_str().expect("utf-8 path"))
+        .workers(2)
+        .start();
+    for _ in 0..7 {
+        request_as(ringway.addr(), "before");
+    }
+    fs::rename(&log, &rotated).expect("rename");
+    ringway.signal(libc::SIGUSR1);
+    let reopened = poll_until(LINES_WITHIN, || {
+        log.exists() && ringway.stderr().contains("access log reopened")
+    });
+    assert!(reopened, "no new file after SIGUSR1:\n{}", ringway.stderr());
+    for _ in 0..5 {
+        request_as(ringway.addr(), "after");
+    }
+    ringway.sigterm();
+    let status = ringway.wait_exit(LINES_WITHIN).expect("ringway exits");
+    assert!(status.success(), "{status}\n{}", ringway.stderr());
+    let (old, new) = (read_lines(&rotated), read_lines(&log));
+    assert_eq!(
+        (count_agent(&old, "before"), count_agent(&old, "after")),
+        (7, 0),
+        "the renamed file:\n{}",
+        old.join("\n")
+    );
+    assert_eq!(
+        (count_agent(&new, "before"), count_agent(&new, "after")),
+        (0, 5),
+        "the new file:\n{}",
+        new.join("\n")
+    );
+    assert_eq!((old.len(), new.len()), (7, 5));
+}
+
+/// A line shows up while ringway runs (buffered lines go out at least every second, not
+/// only when 64 KiB are ready), and the lines of requests answered right before SIGTERM are
+/// all in the file once ringway has exited.
+#[test]
+fn lines_are_written_while_running_and_at_stop() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = dir.path().join("access.log");
+    let mut ringway = Ringway::with(&uwsgi)
+        .arg("--access-log", log.to_str().expect("utf-8 path"))
+        .start();
+    request_as(ringway.addr(), "first");
+    let lines = lines_once(&log, 1, &ringway);
+    assert_eq!(count_agent(&lines, "first"), 1, "{lines:#?}");
+
+    // On one keep-alive connection, then SIGTERM at once: these lines are still in the
+    // worker's buffer when the signal comes.
+    let mut conn = Conn::open(ringway.addr());
+    for _ in 0..30 {
+        let req = Req::get("/").header("User-Agent", "last");
+        conn.send(&req.to_bytes()).expect("send");
+        let r = conn.read_response().expect("answer");
+        assert_eq!(r.status, 200, "{r:?}");
+    }
+    ringway.sigterm();
+    drop(conn);
+    let status = ringway.wait_exit(LINES_WITHIN).expect("ringway exits");
+    assert!(status.success(), "{status}\n{}", ringway.stderr());
+    let lines = read_lines(&log);
+    assert_eq!(
+        (count_agent(&lines, "first"), count_agent(&lines, "last")),
+        (1, 30),
+        "{}",
+        lines.join("\n")
+    );
+}
+
+/// `access_log = "stderr"`: the lines come out on stderr, whole, among ringway's own.
+#[test]
+fn stderr_gets_the_lines() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let ringway = Ringway::with(&uwsgi)
+        .arg("--access-log", "stderr")
+        .arg("--access-log-format", "json")
+        .start();
+    let r = roundtrip(
+        ringway.addr(),
+        &Req::get("/bytes/77").header("User-Agent", "to-stderr"),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let mut line = None;
+    poll_until(LINES_WITHIN, || {
+        line = ringway
+            .stderr()
+            .lines()
+            .find(|l| l.starts_with("{\"time\":") && l.contains("to-stderr"))
+            .map(str::to_owned);
+        line.is_some()
+    });
+    let line = line.unwrap_or_else(|| panic!("no JSON line on stderr:\n{}", ringway.stderr()));
+    let v: Value = serde_json::from_str(&line).expect("JSON");
+    assert_eq!(
+        (&v["path"], &v["status"], &v["body_bytes_sent"]),
+        (
+            &Value::from("/bytes/77"),
+            &Value::from(200),
+            &Value::from(77)
+        ),
+        "{line}"
+    );
+}
+
+/// A full disk (/dev/full answers every write with ENOSPC): requests are served as usual,
+/// the lines are counted as dropped in the metrics, and the failure is logged.
+#[test]
+fn a_full_disk_drops_lines_counts_them_and_serves_on() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let ringway = Ringway::with(&uwsgi)
+        .arg("--access-log", "/dev/full")
+        .arg("--metrics", "127.0.0.1:0")
+        .flag("--no-ebpf")
+        .start();
+    for _ in 0..5 {
+        request_as(ringway.addr(), "lost");
+    }
+    let metrics = ringway.metrics_addr();
+    let mut dropped = 0.0;
+    let counted = poll_until(LINES_WITHIN, || {
+        let text = roundtrip(metrics, &Req::get("/metrics")).text();
+        dropped = text
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("ringway_access_log_dropped_total ")?
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or(0.0);
+        dropped >= 5.0
+    });
+    assert!(
+        counted,
+        "ringway_access_log_dropped_total is {dropped}, 5 expected; stderr:\n{}",
+        ringway.stderr()
+    );
+    assert!(
+        ringway.stderr().contains("access log write failed"),
+        "{}",
+        ringway.stderr()
+    );
+    request_as(ringway.addr(), "still served");
+}
