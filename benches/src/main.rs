@@ -67,8 +67,10 @@ struct Args {
     /// Client threads of the TLS handshake cases, each opening one connection after another.
     #[arg(long, default_value_t = ringway_bench::DEFAULT_HANDSHAKE_CLIENTS)]
     handshake_clients: usize,
-    /// Stacks, comma-separated, in the order they are run: ringway, nginx, uwsgi-http, uwsgi
-    /// [default: all four; the buffering suite: ringway,nginx, the only two it takes].
+    /// Stacks, comma-separated, in the order they are run: ringway, nginx, uwsgi-http, uwsgi,
+    /// and ringway-log (ringway with its access log on, to a file: run it beside ringway to
+    /// see what the log costs per request) [default: the first four; the buffering suite:
+    /// ringway,nginx, the only two it takes].
     #[arg(long, value_delimiter = ',')]
     stacks: Option<Vec<String>>,
     /// The app: raw (tests/apps/raw_wsgi.py) or flask (tests/apps/demo_flask.py).

@@ -974,6 +974,7 @@ fn targets(report: &Report) -> Vec<Target> {
         }),
         _ => out.push(not_measured(target)),
     }
+    out.extend(access_log_cost(report));
     let target =
         "proxy CPU/request flat (±15%) from the fewest to the most connections (hello)".to_owned();
     let cpu: Vec<(usize, f64)> = hello
@@ -1002,6 +1003,36 @@ fn targets(report: &Report) -> Vec<Target> {
         out.push(not_measured(target));
     }
     out
+}
+
+/// What the access log costs: ringway's CPU per request with the log on (`ringway-log`)
+/// beside the same case without it, for every case both ran. A figure, not a target.
+fn access_log_cost(report: &Report) -> Vec<Target> {
+    report
+        .summaries
+        .iter()
+        .filter(|s| s.stack == StackKind::RingwayLog)
+        .filter_map(|with_log| {
+            let without = report.find(&with_log.case, StackKind::Ringway)?;
+            let (a, b) = (with_log.proxy_cpu_us?.median, without.proxy_cpu_us?.median);
+            Some(Target {
+                target: format!(
+                    "access log cost: proxy CPU/request, log on vs off, {}",
+                    with_log.case
+                ),
+                measured: format!(
+                    "{a:.1} vs {b:.1} µs{}",
+                    if b > 0.0 {
+                        format!(" = {:+.1}%", (a / b - 1.0) * 100.0)
+                    } else {
+                        String::new()
+                    }
+                ),
+                met: None,
+                no_target: true,
+            })
+        })
+        .collect()
 }
 
 /// ringway's p99 at most nginx's, on `s`'s case.
@@ -1056,6 +1087,7 @@ fn ratio_text(r: Option<f64>) -> String {
 fn color(stack: StackKind) -> &'static str {
     match stack {
         StackKind::Ringway => "#d9480f",
+        StackKind::RingwayLog => "#f59f00",
         StackKind::Nginx => "#2b8a3e",
         StackKind::UwsgiHttp => "#1c7ed6",
         StackKind::Uwsgi => "#868e96",
@@ -1321,9 +1353,10 @@ mod tests {
 
     #[test]
     fn targets_are_judged_on_the_medians() {
-        use StackKind::{Nginx, Ringway, Uwsgi};
+        use StackKind::{Nginx, Ringway, RingwayLog, Uwsgi};
         let mut summaries = vec![
             summary("hello-c10", Kind::Hello, 10, Ringway, 990.0, 900.0, 20.0),
+            summary("hello-c10", Kind::Hello, 10, RingwayLog, 980.0, 910.0, 22.0),
             summary("hello-c10", Kind::Hello, 10, Nginx, 900.0, 1000.0, 50.0),
             summary("hello-c10", Kind::Hello, 10, Uwsgi, 1000.0, 800.0, 0.0),
             summary(
@@ -1431,6 +1464,17 @@ mod tests {
             .into_iter()
             .map(|t| (t.target, t.met))
             .collect();
+        let log_cost: Vec<Target> = targets(&report)
+            .into_iter()
+            .filter(|t| t.target.starts_with("access log cost"))
+            .collect();
+        assert_eq!(log_cost.len(), 1, "one case ran with and without the log");
+        assert_eq!(
+            log_cost[0].target,
+            "access log cost: proxy CPU/request, log on vs off, hello-c10"
+        );
+        assert_eq!(log_cost[0].measured, "22.0 vs 20.0 µs = +10.0%");
+        assert!(log_cost[0].no_target && log_cost[0].met.is_none());
         let verdict = |prefix: &str| {
             verdicts
                 .iter()

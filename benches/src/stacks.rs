@@ -30,14 +30,27 @@ const LISTEN_BACKLOG: &str = "1024";
 #[serde(rename_all = "kebab-case")]
 pub enum StackKind {
     Ringway,
+    /// ringway with its access log on (combined, to a file in the run's scratch dir): beside
+    /// `ringway` in the same run, what the log costs per request.
+    RingwayLog,
     Nginx,
     UwsgiHttp,
     Uwsgi,
 }
 
 impl StackKind {
+    /// The stacks a run has unless `--stacks` says otherwise.
     pub const ALL: [StackKind; 4] = [
         StackKind::Ringway,
+        StackKind::Nginx,
+        StackKind::UwsgiHttp,
+        StackKind::Uwsgi,
+    ];
+
+    /// Every stack `--stacks` may name: the default ones and `ringway-log`.
+    pub const KNOWN: [StackKind; 5] = [
+        StackKind::Ringway,
+        StackKind::RingwayLog,
         StackKind::Nginx,
         StackKind::UwsgiHttp,
         StackKind::Uwsgi,
@@ -46,6 +59,7 @@ impl StackKind {
     pub fn name(self) -> &'static str {
         match self {
             StackKind::Ringway => "ringway",
+            StackKind::RingwayLog => "ringway-log",
             StackKind::Nginx => "nginx",
             StackKind::UwsgiHttp => "uwsgi-http",
             StackKind::Uwsgi => "uwsgi",
@@ -53,10 +67,12 @@ impl StackKind {
     }
 
     pub fn parse(name: &str) -> Result<Self> {
-        StackKind::ALL
+        StackKind::KNOWN
             .into_iter()
             .find(|k| k.name() == name)
-            .with_context(|| format!("unknown stack {name:?} (ringway, nginx, uwsgi-http, uwsgi)"))
+            .with_context(|| {
+                format!("unknown stack {name:?} (ringway, ringway-log, nginx, uwsgi-http, uwsgi)")
+            })
     }
 
     /// Whether there is a proxy process to account for (uWSGI alone has none).
@@ -66,13 +82,19 @@ impl StackKind {
 
     /// Whether the TLS cases are run at it: they compare ringway with nginx.
     pub fn serves_tls(self) -> bool {
-        matches!(self, StackKind::Ringway | StackKind::Nginx)
+        matches!(
+            self,
+            StackKind::Ringway | StackKind::RingwayLog | StackKind::Nginx
+        )
     }
 
     /// Whether the stack serves the static files itself: ringway and nginx do; the uWSGI
     /// stacks here only run the app.
     pub fn serves_files(self) -> bool {
-        matches!(self, StackKind::Ringway | StackKind::Nginx)
+        matches!(
+            self,
+            StackKind::Ringway | StackKind::RingwayLog | StackKind::Nginx
+        )
     }
 }
 
@@ -234,7 +256,8 @@ impl Stack {
         dir: &Path,
     ) -> Result<Self> {
         let stack = match kind {
-            StackKind::Ringway => start_ringway(tools, app, dir),
+            StackKind::Ringway => start_ringway(tools, app, dir, false),
+            StackKind::RingwayLog => start_ringway(tools, app, dir, true),
             StackKind::Nginx => start_nginx(tools, app, dir),
             StackKind::UwsgiHttp => start_uwsgi_http(tools, app, dir),
             StackKind::Uwsgi => AppServer::start_http(tools, spec, dir).and_then(|own| {
@@ -277,8 +300,15 @@ impl Stack {
     }
 }
 
-fn start_ringway(tools: &Tools, app: &AppServer, dir: &Path) -> Result<Stack> {
-    let log = dir.join("ringway.log");
+/// ringway; with `access_log`, its access log on (the `ringway-log` stack), appended to
+/// `DIR/ringway-access.log` in nginx's combined format.
+fn start_ringway(tools: &Tools, app: &AppServer, dir: &Path, access_log: bool) -> Result<Stack> {
+    let kind = if access_log {
+        StackKind::RingwayLog
+    } else {
+        StackKind::Ringway
+    };
+    let log = dir.join(format!("{kind}.log"));
     let mut cmd = Command::new(&tools.ringway);
     cmd.args(["--listen", "127.0.0.1:0"])
         .arg("--upstream")
@@ -298,6 +328,9 @@ fn start_ringway(tools: &Tools, app: &AppServer, dir: &Path) -> Result<Stack> {
         .env("NO_COLOR", "1");
     if let Some(size) = &tools.max_body_size {
         cmd.arg("--max-body-size").arg(size);
+    }
+    if access_log {
+        cmd.arg("--access-log").arg(dir.join("ringway-access.log"));
     }
     if let Some(tls) = &tools.tls {
         cmd.args(["--tls-listen", "127.0.0.1:0"])
@@ -329,7 +362,7 @@ fn start_ringway(tools: &Tools, app: &AppServer, dir: &Path) -> Result<Stack> {
     }
     let pid = guard.pid();
     Ok(Stack {
-        kind: StackKind::Ringway,
+        kind,
         addr,
         tls_addr,
         proxy_pids: vec![pid],
