@@ -20,7 +20,10 @@ use tokio_uring::net::TcpStream;
 use crate::buffer::Buf;
 use crate::client::{Client, ClientStream, Next};
 use crate::exchange::{self, Outcome};
+use crate::fail::Fail;
+use crate::http::Method;
 use crate::io::{Counted, Stream, write_all};
+use crate::limits::Admission;
 use crate::metrics::{self, TlsOutcome};
 use crate::tls::Handshake;
 use crate::worker::Worker;
@@ -34,11 +37,22 @@ pub(crate) fn serve(
     worker: Rc<Worker>,
 ) -> impl Future<Output = ()> {
     let local = worker.local;
-    run(ClientStream::Plain(stream), peer, local, None, worker)
+    let admission = worker.limits.admit(peer);
+    run(
+        ClientStream::Plain(stream),
+        peer,
+        local,
+        None,
+        worker,
+        admission,
+    )
 }
 
 /// Serves one connection accepted on the TLS listener: its handshake, then its requests.
 pub(crate) async fn serve_tls(stream: TcpStream, peer: SocketAddr, worker: Rc<Worker>) {
+    // Decided at accept, like a plain connection's; a refused one still gets its 503 over
+    // TLS after the handshake. Counted through the handshake: it holds a socket too.
+    let admission = worker.limits.admit(peer);
     let (Some(tls), Some(acceptor), Some(local)) = (
         worker.config.tls.as_ref(),
         worker.acceptor.as_ref(),
@@ -55,7 +69,8 @@ pub(crate) async fn serve_tls(stream: TcpStream, peer: SocketAddr, worker: Rc<Wo
                 .stats
                 .tls_handshake(TlsOutcome::Done(session.version()), took);
             let hsts = worker.hsts.clone();
-            run(ClientStream::Tls(session), peer, local, hsts, worker).await;
+            let stream = ClientStream::Tls(session);
+            run(stream, peer, local, hsts, worker, admission).await;
         }
         Handshake::PlainHttp(stream) => {
             worker
@@ -101,6 +116,7 @@ fn run(
     local: SocketAddr,
     hsts: Option<Rc<str>>,
     worker: Rc<Worker>,
+    admission: Admission,
 ) -> impl Future<Output = ()> {
     let cookie = metrics::accepted(&worker.probes, || socket_cookie(stream.as_raw_fd()));
     let live_key = worker.stats.open(peer, cookie);
@@ -109,6 +125,7 @@ fn run(
         worker,
         requests: 0,
         live_key,
+        admission,
     };
     async move { conn.run().await }
 }
@@ -121,27 +138,42 @@ struct Conn {
     requests: u64,
     /// This connection's key in the worker's live-connection table.
     live_key: usize,
+    /// Counted against the connection limits until the connection drops (its ticket goes
+    /// with it, however the task ends), or refused by one.
+    admission: Admission,
 }
 
 impl Conn {
     async fn run(&mut self) {
         loop {
-            let head = match self.client.read_head(&self.worker, self.requests > 0).await {
-                Ok(Some(head)) => head,
+            let read = match self.client.read_head(&self.worker, self.requests > 0).await {
+                Ok(Some(head)) => match self.admission.refused() {
+                    None => Ok(head),
+                    // Over a connection limit: the first request gets 503 with
+                    // `Connection: close`, and the connection ends (a body left unread is
+                    // drained first).
+                    Some(limit) => {
+                        Err((Fail::TooManyConnections(limit), head.method == Method::Head))
+                    }
+                },
                 Ok(None) => return,
-                Err(fail) => {
-                    let started = Instant::now();
+                Err(fail) => Err((fail, false)),
+            };
+            // A request's time runs from its complete head, as nginx's $request_time runs
+            // from its first byte: an idle keep-alive wait is not request time.
+            let started = Instant::now();
+            let head = match read {
+                Ok(head) => head,
+                Err((fail, head_only)) => {
                     // Boxed, like the exchange: a cold path's state must not grow every
                     // idle connection's task.
-                    let answer = exchange::answer(&self.client, fail, false, false, &self.worker);
+                    let answer =
+                        exchange::answer(&self.client, fail, head_only, false, &self.worker);
                     let outcome = Box::pin(answer).await;
                     self.record(&outcome, started);
                     return self.client.finish(outcome.next).await;
                 }
             };
-            // A request's time runs from its complete head, as nginx's $request_time runs
-            // from its first byte: an idle keep-alive wait is not request time.
-            let started = Instant::now();
             // Boxed: the request's state (body, packet, relay pumps) lives only while a
             // request does, so an idle keep-alive connection's task stays small.
             let outcome = Box::pin(exchange::serve(&mut self.client, head, &self.worker)).await;
@@ -219,7 +251,7 @@ mod tests {
             let size = std::mem::size_of_val(&task);
             // Measured 1136 bytes before the pipeline was reshaped, 1392 after (the client
             // watch, the route and the answer paths), 1416 with TLS (the local address and
-            // the HSTS header; the TLS ops are boxed).
+            // the HSTS header; the TLS ops are boxed), 1432 with the connection limits' ticket.
             assert!(size <= 1536, "the connection future is {size} bytes");
         });
     }
@@ -249,7 +281,8 @@ mod tests {
             };
             let request = crate::exchange::serve(&mut client, head, &worker);
             let size = std::mem::size_of_val(&request);
-            // Measured 2472 bytes (3856 before the rare paths were boxed).
+            // Measured 2472 bytes (3856 before the rare paths were boxed), 2536 with the
+            // upstream slot and the wait for it.
             assert!(size <= 3072, "a request's future is {size} bytes");
         });
     }

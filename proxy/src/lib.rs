@@ -13,6 +13,7 @@ mod exchange;
 mod fail;
 pub mod http;
 mod io;
+mod limits;
 mod listener;
 pub mod metrics;
 mod ratelimit;

@@ -65,7 +65,8 @@ fn run() -> anyhow::Result<()> {
         ports,
         route_labels,
         server.acceptor().cloned(),
-    );
+    )
+    .with_limits(server.limit_figures());
     match metrics_listen {
         MetricsListen::Off => {}
         MetricsListen::Default(addr) | MetricsListen::At(addr) => {

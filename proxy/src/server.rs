@@ -20,7 +20,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::buffer::{Budget, prepare_dir, release_idle_buffers};
 use crate::config::Config;
-use crate::metrics::{ProbeHandle, WorkerStats};
+use crate::limits::Limiters;
+use crate::metrics::{LimitSource, ProbeHandle, WorkerStats};
 use crate::static_files::FileCache;
 use crate::tls::Acceptor;
 use crate::upstream::Upstreams;
@@ -44,6 +45,7 @@ pub struct Server {
     local: SocketAddr,
     tls_local: Option<SocketAddr>,
     acceptor: Option<Arc<Acceptor>>,
+    limits: Arc<Limiters>,
     grace: Duration,
 }
 
@@ -74,6 +76,7 @@ impl Server {
         };
         let grace = config.shutdown_timeout;
         let budget = Arc::new(Budget::new(config.buffering.max_buffer_memory));
+        let limits = Arc::new(Limiters::new(&config));
         let config = Arc::new(config);
         let cpus = allowed_cpus();
         let (stop, stop_rx) = watch::channel(false);
@@ -93,6 +96,7 @@ impl Server {
                 stats: Arc::clone(&stats[index]),
                 probes: Arc::clone(&probes),
                 budget: Arc::clone(&budget),
+                limits: Arc::clone(&limits),
             };
             let ready = ready_tx.clone();
             let cpu = (!cpus.is_empty()).then(|| cpus[index % cpus.len()]);
@@ -112,6 +116,7 @@ impl Server {
             local,
             tls_local,
             acceptor,
+            limits,
             grace,
         };
         for _ in 0..server.threads.len() {
@@ -138,6 +143,12 @@ impl Server {
     /// Every worker's counters.
     pub fn stats(&self) -> &[Arc<WorkerStats>] {
         &self.stats
+    }
+
+    /// Reads the limits' counters, for the metrics endpoint.
+    pub fn limit_figures(&self) -> LimitSource {
+        let limits = Arc::clone(&self.limits);
+        Arc::new(move || limits.figures())
     }
 
     /// The address the workers accept on (the real port when 0 was asked for).
@@ -239,13 +250,17 @@ struct WorkerParts {
     stats: Arc<WorkerStats>,
     probes: ProbeHandle,
     budget: Arc<Budget>,
+    limits: Arc<Limiters>,
 }
 
 impl WorkerParts {
     fn into_worker(self) -> Worker {
         let hsts = self.config.tls.as_ref().and_then(|t| t.hsts.as_deref());
+        let upstreams = self.config.groups.iter().enumerate();
         Worker {
-            upstreams: self.config.groups.iter().map(Upstreams::new).collect(),
+            upstreams: upstreams
+                .map(|(i, group)| Upstreams::new(group, self.limits.slots(i)))
+                .collect(),
             hsts: hsts.map(Rc::from),
             config: self.config,
             local: self.local,
@@ -256,6 +271,7 @@ impl WorkerParts {
             probes: self.probes,
             budget: self.budget,
             files: FileCache::default(),
+            limits: self.limits,
         }
     }
 }
@@ -426,6 +442,7 @@ fn explain_uring_error(err: &std::io::Error) -> String {
 pub(crate) fn test_worker(config: Config, local: SocketAddr) -> Rc<Worker> {
     let (_stop, stop) = watch::channel(false);
     let budget = Arc::new(Budget::new(config.buffering.max_buffer_memory));
+    let limits = Arc::new(Limiters::new(&config));
     Rc::new(
         WorkerParts {
             config: Arc::new(config),
@@ -436,6 +453,7 @@ pub(crate) fn test_worker(config: Config, local: SocketAddr) -> Rc<Worker> {
             stats: Arc::default(),
             probes: ProbeHandle::default(),
             budget,
+            limits,
         }
         .into_worker(),
     )

@@ -16,9 +16,10 @@ use anyhow::anyhow;
 use clap::Parser;
 
 pub use settings::{
-    GroupSettings, LimitSettings, RedirectSettings, Resolved, RouteSettings, Settings,
+    GroupSettings, LimitReqSettings, LimitSettings, RedirectSettings, Resolved, RouteSettings,
+    Settings,
 };
-pub use values::{Cidr, DEFAULT_METRICS, Dur, MetricsListen, Size, StaticDir, UpstreamAddr};
+pub use values::{Cidr, DEFAULT_METRICS, Dur, MetricsListen, Rate, Size, StaticDir, UpstreamAddr};
 
 use crate::routes::RouteTable;
 use crate::tls::TlsConfig;
@@ -47,6 +48,8 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// Memory budget and temp files, process-wide.
     pub buffering: Buffering,
+    /// Open connections allowed, process-wide.
+    pub connections: ConnLimits,
     /// Peers whose X-Forwarded-Proto/Ssl are kept.
     pub trusted_proxies: Vec<Cidr>,
     /// DOCUMENT_ROOT.
@@ -72,6 +75,28 @@ pub struct Group {
     pub servers: Vec<UpstreamAddr>,
     /// Their uWSGI buffer-size: the largest vars block.
     pub buffer_size: usize,
+    /// Requests at each server at once, and the queue for a free slot (`None`: no limit).
+    pub slots: Option<SlotLimits>,
+}
+
+/// An upstream group's slots: `max_conns` per server, and the queue in front of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotLimits {
+    /// Requests at one server at once, across all workers.
+    pub max_conns: usize,
+    /// Requests that may wait for a slot (0: none wait).
+    pub queue: usize,
+    /// Longest wait for a slot.
+    pub queue_timeout: Duration,
+}
+
+/// Open client connections allowed, the whole process (`None`: no limit).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConnLimits {
+    /// All connections together (`max_connections`).
+    pub max_connections: Option<usize>,
+    /// Connections from one client IP (`limit_conn_per_ip`).
+    pub per_ip: Option<usize>,
 }
 
 /// The limits and timeouts of one request (per route).

@@ -16,7 +16,7 @@ use clap::{Args, Parser};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::values::{Cidr, Dur, MetricsListen, Size, StaticDir, UpstreamAddr};
+use super::values::{Cidr, Dur, MetricsListen, Rate, Size, StaticDir, UpstreamAddr};
 
 /// ringway: an HTTP/1.1 front end for uWSGI on io_uring.
 ///
@@ -109,6 +109,18 @@ pub struct Settings {
     /// In the file: `ebpf = false`.
     #[arg(long = "no-ebpf", num_args = 0, default_missing_value = "false")]
     pub ebpf: Option<bool>,
+
+    /// Most client connections open at once, the whole process. A connection past it gets 503
+    /// on its first request and is closed (nginx's `worker_connections`, but answered)
+    /// [default: no limit].
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+
+    /// Most connections open at once from one client IP, the whole process. A connection past
+    /// it gets 503 on its first request and is closed (nginx's `limit_conn`) [default: no
+    /// limit].
+    #[arg(long, value_name = "N")]
+    pub limit_conn_per_ip: Option<usize>,
 
     /// The limits and timeouts of a request (a route may override each).
     #[command(flatten)]
@@ -233,6 +245,14 @@ pub struct GroupSettings {
     pub servers: Vec<UpstreamAddr>,
     /// Their uWSGI `buffer-size` [default: `upstream_buffer_size`].
     pub buffer_size: Option<Size>,
+    /// Requests at each server at once, across all workers (nginx's `server ... max_conns`)
+    /// [default: no limit].
+    pub max_conns: Option<usize>,
+    /// Requests that may wait for a free slot when every server is at `max_conns`; past it,
+    /// 503 at once (nginx Plus's `queue`) [default: 0, none wait].
+    pub queue: Option<usize>,
+    /// Longest wait in the queue; then 503 [default: 60s, as nginx Plus].
+    pub queue_timeout: Option<Dur>,
 }
 
 /// A route: `[[routes]]`.
@@ -279,9 +299,23 @@ pub struct RouteSettings {
     /// Serve dotfiles and dot-directories (refused by default).
     #[serde(default)]
     pub dotfiles: bool,
+    /// Requests per client IP: `{ rate = "5r/s", burst = 10 }` (nginx's `limit_req`, with
+    /// `nodelay`); past the burst, 429.
+    pub limit_req: Option<LimitReqSettings>,
     /// Limits and timeouts for this route.
     #[serde(flatten)]
     pub limits: LimitSettings,
+}
+
+/// A route's request rate limit: `limit_req = { rate = "5r/s", burst = 10 }`.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitReqSettings {
+    /// The rate the bucket leaks at: `5r/s`, `30r/m`.
+    pub rate: Rate,
+    /// Requests beyond the rate served at once before refusing [default: 0].
+    #[serde(default)]
+    pub burst: u32,
 }
 
 /// A route's redirect: `redirect = { to = "/new/", status = 301 }`.

@@ -369,3 +369,180 @@ fn the_upstream_flags_make_the_default_group_beside_file_routes() {
     .unwrap_err();
     assert!(err.contains("upstreams.default"), "{err}");
 }
+
+/// The issue's limits, as a file.
+const LIMITS: &str = r#"
+max_connections = 10000
+limit_conn_per_ip = 100
+
+[upstreams.app]
+servers = ["unix:/run/app.sock", "unix:/run/app2.sock"]
+max_conns = 8
+queue = 100
+queue_timeout = "10s"
+
+[upstreams.other]
+servers = ["unix:/run/other.sock"]
+
+[[routes]]
+path = "/login"
+upstream = "app"
+limit_req = { rate = "5r/s", burst = 10 }
+
+[[routes]]
+path = "/slow"
+upstream = "app"
+limit_req = { rate = "30r/m" }
+
+[[routes]]
+path = "/"
+upstream = "other"
+"#;
+
+#[test]
+fn the_limits_example_loads() {
+    let config = load(LIMITS, &[]).unwrap();
+    assert_eq!(config.connections.max_connections, Some(10000));
+    assert_eq!(config.connections.per_ip, Some(100));
+    assert_eq!(
+        config.groups[0].slots,
+        Some(SlotLimits {
+            max_conns: 8,
+            queue: 100,
+            queue_timeout: Duration::from_secs(10),
+        })
+    );
+    assert_eq!(config.groups[1].slots, None, "no max_conns: no limit");
+    assert_eq!(
+        route(&config, "/login").limit_req,
+        Some(crate::limits::RateLimit::new(5000, 10))
+    );
+    assert_eq!(
+        route(&config, "/slow").limit_req,
+        Some(crate::limits::RateLimit::new(500, 0)),
+        "burst defaults to 0, as nginx's"
+    );
+    assert_eq!(route(&config, "/x").limit_req, None);
+    let flags = load(
+        LIMITS,
+        &["--max-connections", "5", "--limit-conn-per-ip", "2"],
+    )
+    .unwrap();
+    assert_eq!(flags.connections.max_connections, Some(5));
+    assert_eq!(flags.connections.per_ip, Some(2));
+}
+
+#[test]
+fn no_limit_by_default() {
+    let config = Config::from_args(["ringway", "--upstream", "unix:/a"]).unwrap();
+    assert_eq!(config.connections, ConnLimits::default());
+    assert_eq!(config.groups[0].slots, None);
+    assert_eq!(route(&config, "/").limit_req, None);
+    let queued = load(
+        "[upstreams.app]\nservers = [\"unix:/a\"]\nmax_conns = 4\n[[routes]]\npath = \"/\"\nupstream = \"app\"\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        queued.groups[0].slots,
+        Some(SlotLimits {
+            max_conns: 4,
+            queue: 0,
+            queue_timeout: Duration::from_secs(60),
+        }),
+        "max_conns alone: none wait (nginx OSS), nginx Plus's queue timeout"
+    );
+}
+
+#[test]
+fn each_limit_mistake_is_refused_with_its_key() {
+    let routed = |group: &str, route: &str| {
+        format!(
+            "[upstreams.app]\nservers = [\"unix:/a\"]\n{group}\n[[routes]]\npath = \"/\"\nupstream = \"app\"\n{route}\n"
+        )
+    };
+    let cases = [
+        (
+            format!("max_connections = 0\n{}", routed("", "")),
+            "max_connections in",
+            "out of range",
+        ),
+        (
+            format!("limit_conn_per_ip = 0\n{}", routed("", "")),
+            "limit_conn_per_ip in",
+            "out of range",
+        ),
+        (
+            format!("limit_conn_per_ip = -1\n{}", routed("", "")),
+            "limit_conn_per_ip in",
+            "",
+        ),
+        (
+            routed("max_conns = 0", ""),
+            "upstreams.app.max_conns",
+            "out of range",
+        ),
+        (
+            routed("queue = 10", ""),
+            "upstreams.app.queue",
+            "needs `max_conns`",
+        ),
+        (
+            routed("queue_timeout = \"5s\"", ""),
+            "upstreams.app.queue_timeout",
+            "needs `max_conns`",
+        ),
+        (
+            routed("max_conns = 2\nqueue_timeout = \"0s\"", ""),
+            "upstreams.app.queue_timeout",
+            "longer than 0",
+        ),
+        (
+            routed("max_conns = 2\nqueue = 2000000", ""),
+            "upstreams.app.queue",
+            "out of range",
+        ),
+        (
+            routed("max_conns = 2\nqueue = \"lots\"", ""),
+            "upstreams.app.queue",
+            "",
+        ),
+        (
+            routed("", "limit_req = { rate = \"5r/h\" }"),
+            "routes[0].limit_req",
+            "invalid rate",
+        ),
+        (
+            routed("", "limit_req = { rate = \"0r/s\" }"),
+            "routes[0].limit_req.rate",
+            "out of range",
+        ),
+        (
+            routed("", "limit_req = { rate = \"5r/s\", burst = 2000000 }"),
+            "routes[0].limit_req.burst",
+            "out of range",
+        ),
+        (
+            routed("", "limit_req = { rate = \"5r/s\", brust = 2 }"),
+            "routes[0].limit_req",
+            "brust",
+        ),
+        (
+            routed("", "limit_req = { burst = 2 }"),
+            "routes[0].limit_req",
+            "rate",
+        ),
+    ];
+    for (text, key, message) in cases {
+        let err = load(&text, &[]).unwrap_err();
+        assert!(
+            err.contains(key) && err.contains(message),
+            "{text}\n→ {err}"
+        );
+        assert!(err.contains("ringway.toml"), "names the file: {err}");
+    }
+    let err = Config::from_args(["ringway", "--upstream", "unix:/a", "--max-connections", "0"])
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("--max-connections: "), "{err}");
+}

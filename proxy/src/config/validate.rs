@@ -10,9 +10,10 @@ use std::sync::Arc;
 
 use anyhow::anyhow;
 
-use super::settings::{LimitSettings, Resolved, RouteSettings};
+use super::settings::{GroupSettings, LimitReqSettings, LimitSettings, Resolved, RouteSettings};
 use super::values::{Dur, MetricsListen, Size};
-use super::{Buffering, Config, DEFAULT_METRICS, Group, Limits};
+use super::{Buffering, Config, ConnLimits, DEFAULT_METRICS, Group, Limits, SlotLimits};
+use crate::limits::RateLimit;
 use crate::routes::{Action, Route, RouteTable};
 use crate::static_files::{Encoding, Root, StaticRoute};
 use crate::tls::{CertFiles, TlsConfig};
@@ -68,6 +69,7 @@ impl Resolved {
             |key, message| self.invalid(key, message),
         )?;
         let limits = self.limits(&s.limits, "", &|key, message| self.invalid(key, message))?;
+        let connections = self.connection_limits()?;
         let groups = self.groups(upstream_buffer_size)?;
         let routes = self.routes(&groups, limits)?;
         let dur = |d: Option<Dur>, default: u64| d.unwrap_or(Dur::secs(default)).0;
@@ -87,6 +89,7 @@ impl Resolved {
                 max_buffer_memory,
                 temp_dir: s.temp_dir.clone().unwrap_or_else(default_temp_dir),
             },
+            connections,
             trusted_proxies: s.trusted_proxy.clone(),
             document_root: s.document_root.clone().unwrap_or_default(),
             server_name: s.server_name.clone(),
@@ -147,6 +150,55 @@ impl Resolved {
             redirect_http: t.redirect_http.unwrap_or(false),
             hsts: t.hsts.clone(),
             handshake_timeout: t.handshake_timeout.unwrap_or(Dur::secs(10)).0,
+        }))
+    }
+
+    /// `max_connections` and `limit_conn_per_ip`: absent is no limit, 0 is refused (it would
+    /// refuse every connection).
+    fn connection_limits(&self) -> anyhow::Result<ConnLimits> {
+        let s = &self.settings;
+        let count = |key: &str, value: Option<usize>| {
+            value
+                .map(|n| count_in(key, n, COUNTS, |k, m| self.invalid(k, m)))
+                .transpose()
+        };
+        Ok(ConnLimits {
+            max_connections: count("max_connections", s.max_connections)?,
+            per_ip: count("limit_conn_per_ip", s.limit_conn_per_ip)?,
+        })
+    }
+
+    /// A group's `max_conns`, `queue` and `queue_timeout` (`None`: no `max_conns`, no limit).
+    fn slot_limits(&self, group: &GroupSettings, at: &str) -> anyhow::Result<Option<SlotLimits>> {
+        let invalid =
+            |key: &str, message: &str| self.invalid_in_file(&format!("{at}.{key}"), message);
+        let Some(max_conns) = group.max_conns else {
+            let stray = [
+                ("queue", group.queue.is_some()),
+                ("queue_timeout", group.queue_timeout.is_some()),
+            ];
+            if let Some((key, _)) = stray.iter().find(|(_, set)| *set) {
+                return Err(invalid(
+                    key,
+                    "a queue needs `max_conns`: requests wait for a slot only when servers have \
+                     a limit",
+                ));
+            }
+            return Ok(None);
+        };
+        let max_conns = count_in("max_conns", max_conns, MAX_CONNS, invalid)?;
+        let queue = count_in("queue", group.queue.unwrap_or(0), QUEUE, invalid)?;
+        let queue_timeout = group.queue_timeout.unwrap_or(Dur::secs(60)).0;
+        if queue_timeout.is_zero() {
+            return Err(invalid(
+                "queue_timeout",
+                "must be longer than 0 (for no waiting at all, set `queue = 0`)",
+            ));
+        }
+        Ok(Some(SlotLimits {
+            max_conns,
+            queue,
+            queue_timeout,
         }))
     }
 
@@ -218,6 +270,7 @@ impl Resolved {
                 name: DEFAULT_GROUP.to_owned(),
                 servers: s.upstream.clone(),
                 buffer_size: default_buffer_size,
+                slots: None,
             });
         }
         for (name, group) in &s.upstreams {
@@ -237,6 +290,7 @@ impl Resolved {
                 name: name.clone(),
                 servers: group.servers.clone(),
                 buffer_size,
+                slots: self.slot_limits(group, &at)?,
             });
         }
         if groups.is_empty() && s.routes.is_empty() {
@@ -289,6 +343,7 @@ impl Resolved {
                 action: Action::Static(files),
                 response_headers: Vec::new(),
                 limits: defaults,
+                limit_req: None,
             });
         }
         let default_group = groups.iter().position(|g| g.name == DEFAULT_GROUP);
@@ -307,6 +362,7 @@ impl Resolved {
                 },
                 response_headers: Vec::new(),
                 limits: defaults,
+                limit_req: None,
             });
         }
         Ok(RouteTable::new(routes))
@@ -403,6 +459,10 @@ impl Resolved {
         let limits = self.limits(&own, &format!("{at}."), &|key, message| {
             self.invalid_in_file(key, message)
         })?;
+        let limit_req = match &route.limit_req {
+            Some(limit) => Some(rate_limit(limit).map_err(|(key, m)| invalid(key, &m))?),
+            None => None,
+        };
         Ok(Route {
             path,
             exact: route.exact,
@@ -411,6 +471,7 @@ impl Resolved {
             action,
             response_headers,
             limits,
+            limit_req,
         })
     }
 }
@@ -493,6 +554,58 @@ fn misplaced_key(route: &RouteSettings, action: &Action) -> Option<&'static str>
         .chain(upstream_only.iter().filter(|_| !is_upstream))
         .find(|(_, set)| *set)
         .map(|(key, _)| *key)
+}
+
+/// `count` if in `range`; otherwise an error naming `key`.
+fn count_in(
+    key: &str,
+    count: usize,
+    range: RangeInclusive<usize>,
+    invalid: impl Fn(&str, &str) -> anyhow::Error,
+) -> anyhow::Result<usize> {
+    if range.contains(&count) {
+        return Ok(count);
+    }
+    let (lo, hi) = (range.start(), range.end());
+    Err(invalid(
+        key,
+        &format!("{count} is out of range: must be between {lo} and {hi}"),
+    ))
+}
+
+/// `max_connections`, `limit_conn_per_ip`: 0 would refuse everyone.
+const COUNTS: RangeInclusive<usize> = 1..=100_000_000;
+/// `max_conns` per server: uWSGI's workers plus a little, a few thousand at most.
+const MAX_CONNS: RangeInclusive<usize> = 1..=100_000;
+/// `queue`: each waiting request holds a connection and its body.
+const QUEUE: RangeInclusive<usize> = 0..=1_000_000;
+/// `limit_req.burst`.
+const BURST: RangeInclusive<u32> = 0..=1_000_000;
+/// `limit_req.rate`, in thousandths of a request per second: from 1r/m to 1,000,000r/s.
+const RATES: RangeInclusive<u64> = 16..=1_000_000_000;
+
+/// A route's `limit_req`, checked. Errors name the key under `limit_req`.
+fn rate_limit(limit: &LimitReqSettings) -> Result<RateLimit, (&'static str, String)> {
+    let rate = limit.rate.milli_per_second();
+    if !RATES.contains(&rate) {
+        return Err((
+            "limit_req.rate",
+            format!(
+                "{} is out of range: must be between 1r/m and 1000000r/s",
+                limit.rate
+            ),
+        ));
+    }
+    if !BURST.contains(&limit.burst) {
+        return Err((
+            "limit_req.burst",
+            format!(
+                "{} is out of range: must be between 0 and 1000000",
+                limit.burst
+            ),
+        ));
+    }
+    Ok(RateLimit::new(rate, limit.burst))
 }
 
 /// uWSGI's buffer-size range (its own maximum is 65535).

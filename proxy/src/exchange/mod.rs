@@ -1,10 +1,10 @@
 //! One request, from its parsed head to its last response byte.
 //!
-//! [`serve`] normalises the path, finds the route (crate::routes), checks its allow list,
-//! and dispatches to the route's handler: the upstream exchange, or a redirect. Whatever
-//! failed before a response began becomes ringway's own answer, through the one table in
-//! `crate::fail`. A handler is a sequence of small steps, each returning `Result<_, Fail>`,
-//! ending in an [`Outcome`].
+//! [`serve`] normalises the path, finds the route (crate::routes), checks its request rate
+//! (`limit_req`) and its allow list, and dispatches to the route's handler: the upstream
+//! exchange, or a redirect. Whatever failed before a response began becomes ringway's own
+//! answer, through the one table in `crate::fail`. A handler is a sequence of small steps,
+//! each returning `Result<_, Fail>`, ending in an [`Outcome`].
 
 mod accel;
 mod redirect;
@@ -12,6 +12,7 @@ mod relay;
 mod static_file;
 mod upstream;
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::buffer::Buf;
@@ -146,6 +147,12 @@ async fn handle(
     if route.path.len() > req.path.len() {
         return redirect::to_slashed(client, req, route).await;
     }
+    // Before the allow list, as nginx's limit_req (preaccess phase) runs before `allow`.
+    if let Err(retry_after) = worker.limits.check_rate(index, client_ip(client, req)) {
+        let keep = req.may_keep_alive_unread();
+        let limited = Fail::RateLimited(retry_after);
+        return answer(client, limited, head_only, keep, worker).await;
+    }
     if !route.allows(client.peer.ip()) {
         let keep = req.may_keep_alive_unread();
         return answer(client, Fail::Forbidden, head_only, keep, worker).await;
@@ -188,6 +195,13 @@ async fn handle(
             answer(client, fail, head_only, keep, worker).await
         }
     }
+}
+
+/// The client a request counts for in `limit_req`: the peer's address today; the real
+/// client's (from a trusted proxy's X-Forwarded-For, or the PROXY header) once ringway
+/// knows it (the one place to change).
+fn client_ip(client: &Client, _req: &Request) -> IpAddr {
+    client.peer.ip()
 }
 
 /// The part of a normalised path under a static route's root: what follows the route's

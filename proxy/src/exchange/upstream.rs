@@ -73,8 +73,18 @@ pub(super) async fn forward(
         None => encode_vars(client, req, target, body.len(), worker)?,
     };
 
+    // With `max_conns`, a slot at the group's servers first, waiting in its queue if every
+    // server is full; a client that leaves meanwhile leaves the queue. Biased: when a slot
+    // is free at once, the client watch is never started.
+    let permit = tokio::select! {
+        biased;
+        permit = group.slot() => permit?,
+        () = client.gone() => return Err(Fail::ClientGone),
+    };
     let connecting = Instant::now();
-    let upstream = group.connect(limits.upstream_connect_timeout).await?;
+    let upstream = group
+        .connect(permit, limits.upstream_connect_timeout)
+        .await?;
     let connected = Instant::now();
     worker
         .stats

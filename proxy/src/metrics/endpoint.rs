@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use super::ebpf::{self, ProbeHandle};
 use super::procs::{self, ProcessFigures};
 use super::prom::{self, Exposition};
-use super::snapshot::Snapshot;
+use super::snapshot::{LimitFigures, Snapshot};
 use super::stats::WorkerStats;
 use crate::config::UpstreamAddr;
 use crate::http::{self, Limits, Method, Status};
@@ -24,6 +24,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 const RESCAN_EVERY: Duration = Duration::from_secs(1);
 
 const PAGE: &str = include_str!("page.html");
+
+/// Reads the limits' counters (process-wide atomics) when a scrape asks.
+pub type LimitSource = Arc<dyn Fn() -> LimitFigures + Send + Sync>;
 
 /// What the endpoint reads from.
 pub struct Sources {
@@ -39,6 +42,8 @@ pub struct Sources {
     pub routes: Vec<String>,
     /// The TLS certificates (their expiry), if TLS is on.
     pub tls: Option<Arc<Acceptor>>,
+    /// The limits' counters, if the server gave them ([`Sources::with_limits`]).
+    pub limits: Option<LimitSource>,
     uwsgi_pids: Vec<u32>,
     scanned: Option<Instant>,
 }
@@ -60,9 +65,16 @@ impl Sources {
             ports,
             routes,
             tls,
+            limits: None,
             uwsgi_pids: Vec::new(),
             scanned: None,
         }
+    }
+
+    /// Adds the limits' counters (`Server::limit_figures`).
+    pub fn with_limits(mut self, limits: LimitSource) -> Self {
+        self.limits = Some(limits);
+        self
     }
 
     /// Finds the uWSGI processes again when the list is old or one of them vanished
@@ -98,6 +110,7 @@ impl Sources {
                 .map(|c| (c.name, c.not_after))
                 .collect();
         }
+        snap.limits = self.limits.as_ref().map(|figures| figures());
         snap
     }
 

@@ -15,6 +15,9 @@ mod stats;
 
 pub(crate) use ebpf::accepted;
 pub use ebpf::{ProbeHandle, load as load_probes};
-pub use endpoint::{Sources, spawn};
+pub use endpoint::{LimitSource, Sources, spawn};
+pub use histogram::HistogramSnapshot;
+pub(crate) use histogram::{Histogram, LATENCY_BOUNDS};
+pub use snapshot::{GroupLimitFigures, LimitFigures, RouteLimitFigures};
 pub(crate) use stats::UpstreamError;
 pub use stats::{TlsOutcome, WorkerStats};

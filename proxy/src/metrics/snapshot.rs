@@ -60,6 +60,51 @@ pub struct Snapshot {
     pub biggest_connections: Vec<ConnRow>,
     /// The eBPF figures, when the probes are loaded.
     pub ebpf: Option<EbpfFigures>,
+    /// The limits' counters (connections, request rates, upstream slots and queues).
+    pub limits: Option<LimitFigures>,
+}
+
+/// The limits' counters, process-wide.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct LimitFigures {
+    /// Connections refused at `max_connections`.
+    pub max_connections_rejected: u64,
+    /// Connections refused at `limit_conn_per_ip`.
+    pub conn_per_ip_rejected: u64,
+    /// Each route with a `limit_req`.
+    pub routes: Vec<RouteLimitFigures>,
+    /// Each upstream group with `max_conns`.
+    pub groups: Vec<GroupLimitFigures>,
+}
+
+/// One route's `limit_req` counters.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RouteLimitFigures {
+    /// The route's label.
+    pub route: String,
+    /// Requests refused (429).
+    pub rejected: u64,
+    /// Clients dropped from the full table.
+    pub evicted: u64,
+    /// Clients tracked now.
+    pub clients: u64,
+}
+
+/// One upstream group's slots and queue.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct GroupLimitFigures {
+    /// The group's name.
+    pub upstream: String,
+    /// Requests at its servers now.
+    pub busy: u64,
+    /// Requests waiting for a slot now.
+    pub queue_length: u64,
+    /// Requests refused because the queue was full.
+    pub queue_full: u64,
+    /// Requests refused after waiting `queue_timeout`.
+    pub queue_timeout: u64,
+    /// How long queued requests waited.
+    pub queue_wait: HistogramSnapshot,
 }
 
 /// Requests of one route with one status.
@@ -134,6 +179,7 @@ impl Snapshot {
             slowest_connections: Vec::new(),
             biggest_connections: Vec::new(),
             ebpf,
+            limits: None,
         };
         let mut live: Vec<LiveConn> = Vec::new();
         let mut by_route: BTreeMap<RouteCode, HistogramSnapshot> = BTreeMap::new();
