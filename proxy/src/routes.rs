@@ -29,6 +29,9 @@ pub(crate) struct Route {
     pub(crate) response_headers: Vec<(String, String)>,
     /// Its limits and timeouts.
     pub(crate) limits: Limits,
+    /// The app's answers with a status that has an error page get the page instead of the
+    /// app's body (nginx `uwsgi_intercept_errors on`).
+    pub(crate) intercept_errors: bool,
 }
 
 /// What a route does with a request.
@@ -177,6 +180,7 @@ pub(crate) mod tests {
             action,
             response_headers: Vec::new(),
             limits: limits(),
+            intercept_errors: false,
         }
     }
 
