@@ -67,7 +67,8 @@ fn run() -> anyhow::Result<()> {
         ports,
         route_labels,
         server.acceptor().cloned(),
-    );
+    )
+    .with_readiness(server.readiness());
     match metrics_listen {
         MetricsListen::Off => {}
         MetricsListen::Default(addr) | MetricsListen::At(addr) => {

@@ -20,10 +20,10 @@ use tokio_util::task::TaskTracker;
 
 use crate::buffer::{Budget, prepare_dir, release_idle_buffers};
 use crate::config::Config;
-use crate::metrics::{ProbeHandle, WorkerStats};
+use crate::metrics::{ProbeHandle, Readiness, WorkerStats};
 use crate::static_files::FileCache;
 use crate::tls::Acceptor;
-use crate::upstream::Upstreams;
+use crate::upstream::{UpstreamHealth, Upstreams};
 use crate::worker::Worker;
 use crate::{conn, fail, listener, ratelimit};
 
@@ -44,6 +44,7 @@ pub struct Server {
     local: SocketAddr,
     tls_local: Option<SocketAddr>,
     acceptor: Option<Arc<Acceptor>>,
+    health: Arc<UpstreamHealth>,
     grace: Duration,
 }
 
@@ -74,6 +75,7 @@ impl Server {
         };
         let grace = config.shutdown_timeout;
         let budget = Arc::new(Budget::new(config.buffering.max_buffer_memory));
+        let health = Arc::new(UpstreamHealth::new(&config.groups));
         let config = Arc::new(config);
         let cpus = allowed_cpus();
         let (stop, stop_rx) = watch::channel(false);
@@ -93,6 +95,7 @@ impl Server {
                 stats: Arc::clone(&stats[index]),
                 probes: Arc::clone(&probes),
                 budget: Arc::clone(&budget),
+                health: Arc::clone(&health),
             };
             let ready = ready_tx.clone();
             let cpu = (!cpus.is_empty()).then(|| cpus[index % cpus.len()]);
@@ -112,6 +115,7 @@ impl Server {
             local,
             tls_local,
             acceptor,
+            health,
             grace,
         };
         for _ in 0..server.threads.len() {
@@ -153,6 +157,12 @@ impl Server {
     /// The TLS configuration (certificates in use, reload), if TLS is on.
     pub fn acceptor(&self) -> Option<&Arc<Acceptor>> {
         self.acceptor.as_ref()
+    }
+
+    /// What `/readyz` reads: the upstreams' health, and whether the server is stopping
+    /// (true from the moment [`Server::run_until`]'s `stop` says so, through the drain).
+    pub fn readiness(&self) -> Readiness {
+        Readiness::new(Arc::clone(&self.health), self.stop.subscribe())
     }
 
     /// Serves until `stop` says so, then drains. `stop` is called in a loop; it waits up to
@@ -239,13 +249,15 @@ struct WorkerParts {
     stats: Arc<WorkerStats>,
     probes: ProbeHandle,
     budget: Arc<Budget>,
+    health: Arc<UpstreamHealth>,
 }
 
 impl WorkerParts {
     fn into_worker(self) -> Worker {
         let hsts = self.config.tls.as_ref().and_then(|t| t.hsts.as_deref());
+        let groups = self.config.groups.iter().zip(self.health.groups());
         Worker {
-            upstreams: self.config.groups.iter().map(Upstreams::new).collect(),
+            upstreams: groups.map(|(g, h)| Upstreams::new(g, h)).collect(),
             hsts: hsts.map(Rc::from),
             config: self.config,
             local: self.local,
@@ -426,6 +438,7 @@ fn explain_uring_error(err: &std::io::Error) -> String {
 pub(crate) fn test_worker(config: Config, local: SocketAddr) -> Rc<Worker> {
     let (_stop, stop) = watch::channel(false);
     let budget = Arc::new(Budget::new(config.buffering.max_buffer_memory));
+    let health = Arc::new(UpstreamHealth::new(&config.groups));
     Rc::new(
         WorkerParts {
             config: Arc::new(config),
@@ -436,6 +449,7 @@ pub(crate) fn test_worker(config: Config, local: SocketAddr) -> Rc<Worker> {
             stats: Arc::default(),
             probes: ProbeHandle::default(),
             budget,
+            health,
         }
         .into_worker(),
     )

@@ -10,11 +10,13 @@ mod histogram;
 mod names;
 mod procs;
 mod prom;
+mod ready;
 mod snapshot;
 mod stats;
 
 pub(crate) use ebpf::accepted;
 pub use ebpf::{ProbeHandle, load as load_probes};
 pub use endpoint::{Sources, spawn};
+pub use ready::Readiness;
 pub(crate) use stats::UpstreamError;
 pub use stats::{TlsOutcome, WorkerStats};

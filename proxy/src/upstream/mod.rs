@@ -9,17 +9,20 @@
 //! connect an upstream is skipped for [`DOWN_FOR`], like nginx's `max_fails=1
 //! fail_timeout=10s`, unless every upstream is down.
 
+mod health;
 mod stream;
 mod uwsgi;
 
 use std::cell::Cell;
 use std::io;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, SockAddr, Socket, Type};
 use tokio::io::unix::AsyncFd;
 use tokio_uring::net::{TcpStream, UnixStream};
 
+pub use health::{GroupHealth, ServerHealth, UpstreamHealth};
 pub(crate) use stream::UpstreamConn;
 pub(crate) use uwsgi::{read_response_head, send_request};
 
@@ -32,6 +35,8 @@ const DOWN_FOR: Duration = Duration::from_secs(10);
 struct Member {
     addr: UpstreamAddr,
     down_until: Cell<Option<Instant>>,
+    /// What `/readyz` knows of it, shared by every worker.
+    health: Arc<ServerHealth>,
 }
 
 /// One worker's view of an upstream group (not shared between threads).
@@ -42,14 +47,16 @@ pub(crate) struct Upstreams {
 }
 
 impl Upstreams {
-    /// Builds the group's set from its configuration.
-    pub(crate) fn new(group: &Group) -> Self {
+    /// Builds the group's set from its configuration, recording connects in `health`.
+    pub(crate) fn new(group: &Group, health: &GroupHealth) -> Self {
         let members = group
             .servers
             .iter()
-            .map(|addr| Member {
+            .zip(&health.servers)
+            .map(|(addr, health)| Member {
                 addr: addr.clone(),
                 down_until: Cell::new(None),
+                health: Arc::clone(health),
             })
             .collect();
         Upstreams {
@@ -84,6 +91,7 @@ impl Upstreams {
             match connect_one(&member.addr, limit).await {
                 Ok(conn) => {
                     member.down_until.set(None);
+                    member.health.connected(now);
                     return Ok(conn);
                 }
                 Err(err) => {
@@ -91,6 +99,7 @@ impl Upstreams {
                     let fail = classify(&err);
                     if fail == Fail::UpstreamRefused {
                         member.down_until.set(Some(Instant::now() + DOWN_FOR));
+                        member.health.refused(now);
                     } else {
                         worst = fail;
                     }
