@@ -9,6 +9,7 @@ mod client;
 mod clock;
 pub mod config;
 mod conn;
+pub mod error_pages;
 mod exchange;
 mod fail;
 pub mod http;

@@ -32,6 +32,9 @@ pub(crate) struct Route {
     pub(crate) limits: Limits,
     /// Requests per client IP (nginx's `limit_req`), if limited.
     pub(crate) limit_req: Option<RateLimit>,
+    /// The app's answers with a status that has an error page get the page instead of the
+    /// app's body (nginx `uwsgi_intercept_errors on`).
+    pub(crate) intercept_errors: bool,
 }
 
 /// What a route does with a request.
@@ -181,6 +184,7 @@ pub(crate) mod tests {
             response_headers: Vec::new(),
             limits: limits(),
             limit_req: None,
+            intercept_errors: false,
         }
     }
 

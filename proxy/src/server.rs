@@ -21,10 +21,10 @@ use tokio_util::task::TaskTracker;
 use crate::buffer::{Budget, prepare_dir, release_idle_buffers};
 use crate::config::Config;
 use crate::limits::Limiters;
-use crate::metrics::{LimitSource, ProbeHandle, WorkerStats};
+use crate::metrics::{LimitSource, ProbeHandle, Readiness, WorkerStats};
 use crate::static_files::FileCache;
 use crate::tls::Acceptor;
-use crate::upstream::Upstreams;
+use crate::upstream::{UpstreamHealth, Upstreams};
 use crate::worker::Worker;
 use crate::{conn, fail, listener, ratelimit};
 
@@ -46,6 +46,7 @@ pub struct Server {
     tls_local: Option<SocketAddr>,
     acceptor: Option<Arc<Acceptor>>,
     limits: Arc<Limiters>,
+    health: Arc<UpstreamHealth>,
     grace: Duration,
 }
 
@@ -77,6 +78,7 @@ impl Server {
         let grace = config.shutdown_timeout;
         let budget = Arc::new(Budget::new(config.buffering.max_buffer_memory));
         let limits = Arc::new(Limiters::new(&config));
+        let health = Arc::new(UpstreamHealth::new(&config.groups));
         let config = Arc::new(config);
         let cpus = allowed_cpus();
         let (stop, stop_rx) = watch::channel(false);
@@ -97,6 +99,7 @@ impl Server {
                 probes: Arc::clone(&probes),
                 budget: Arc::clone(&budget),
                 limits: Arc::clone(&limits),
+                health: Arc::clone(&health),
             };
             let ready = ready_tx.clone();
             let cpu = (!cpus.is_empty()).then(|| cpus[index % cpus.len()]);
@@ -117,6 +120,7 @@ impl Server {
             tls_local,
             acceptor,
             limits,
+            health,
             grace,
         };
         for _ in 0..server.threads.len() {
@@ -164,6 +168,12 @@ impl Server {
     /// The TLS configuration (certificates in use, reload), if TLS is on.
     pub fn acceptor(&self) -> Option<&Arc<Acceptor>> {
         self.acceptor.as_ref()
+    }
+
+    /// What `/readyz` reads: the upstreams' health, and whether the server is stopping
+    /// (true from the moment [`Server::run_until`]'s `stop` says so, through the drain).
+    pub fn readiness(&self) -> Readiness {
+        Readiness::new(Arc::clone(&self.health), self.stop.subscribe())
     }
 
     /// Serves until `stop` says so, then drains. `stop` is called in a loop; it waits up to
@@ -251,15 +261,17 @@ struct WorkerParts {
     probes: ProbeHandle,
     budget: Arc<Budget>,
     limits: Arc<Limiters>,
+    health: Arc<UpstreamHealth>,
 }
 
 impl WorkerParts {
     fn into_worker(self) -> Worker {
         let hsts = self.config.tls.as_ref().and_then(|t| t.hsts.as_deref());
-        let upstreams = self.config.groups.iter().enumerate();
+        let groups = self.config.groups.iter().zip(self.health.groups());
         Worker {
-            upstreams: upstreams
-                .map(|(i, group)| Upstreams::new(group, self.limits.slots(i)))
+            upstreams: groups
+                .enumerate()
+                .map(|(i, (group, health))| Upstreams::new(group, self.limits.slots(i), health))
                 .collect(),
             hsts: hsts.map(Rc::from),
             config: self.config,
@@ -443,6 +455,7 @@ pub(crate) fn test_worker(config: Config, local: SocketAddr) -> Rc<Worker> {
     let (_stop, stop) = watch::channel(false);
     let budget = Arc::new(Budget::new(config.buffering.max_buffer_memory));
     let limits = Arc::new(Limiters::new(&config));
+    let health = Arc::new(UpstreamHealth::new(&config.groups));
     Rc::new(
         WorkerParts {
             config: Arc::new(config),
@@ -454,6 +467,7 @@ pub(crate) fn test_worker(config: Config, local: SocketAddr) -> Rc<Worker> {
             probes: ProbeHandle::default(),
             budget,
             limits,
+            health,
         }
         .into_worker(),
     )

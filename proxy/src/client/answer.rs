@@ -22,7 +22,24 @@ impl Client {
         headers: &[(&[u8], &[u8])],
         limit: Duration,
     ) -> bool {
-        let mut out = Buf::with_capacity(256);
+        self.answer_with_page(status, keep_alive, head_only, headers, None, limit)
+            .await
+    }
+
+    /// [`Client::answer`], with the operator's error page for the body when there is one
+    /// (`page`: its Content-Type and bytes).
+    pub(crate) async fn answer_with_page(
+        &self,
+        status: u16,
+        keep_alive: bool,
+        head_only: bool,
+        headers: &[(&[u8], &[u8])],
+        page: Option<(&str, &[u8])>,
+        limit: Duration,
+    ) -> bool {
+        let body_len = page.map_or(0, |(_, body)| body.len());
+        // The page is copied into the pooled answer buffer: one memcpy, no file I/O.
+        let mut out = Buf::with_capacity(256 + if head_only { 0 } else { body_len });
         let with_hsts: Vec<(&[u8], &[u8])>;
         let headers = match &self.hsts {
             Some(hsts) => {
@@ -42,7 +59,12 @@ impl Client {
             date: &http_date_now(),
             headers,
         };
-        http::write_own_response(&mut out, &response);
+        match page {
+            Some((content_type, body)) => {
+                http::write_own_response_with_body(&mut out, &response, content_type, body);
+            }
+            None => http::write_own_response(&mut out, &response),
+        }
         write_all(&self.stream, out, 0, limit).await.is_ok()
     }
 

@@ -10,6 +10,7 @@ mod values;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::anyhow;
@@ -21,6 +22,7 @@ pub use settings::{
 };
 pub use values::{Cidr, DEFAULT_METRICS, Dur, MetricsListen, Rate, Size, StaticDir, UpstreamAddr};
 
+use crate::error_pages::ErrorPages;
 use crate::routes::RouteTable;
 use crate::tls::TlsConfig;
 
@@ -64,6 +66,8 @@ pub struct Config {
     pub ebpf: bool,
     /// TLS termination, when `tls.listen` is set.
     pub tls: Option<TlsConfig>,
+    /// The error pages (`error_pages`), shared with `main`, which reloads them on SIGHUP.
+    pub error_pages: Arc<ErrorPages>,
 }
 
 /// An upstream group.

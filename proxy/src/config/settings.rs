@@ -132,6 +132,13 @@ pub struct Settings {
     #[serde(default)]
     pub tls: TlsSettings,
 
+    /// Pages for ringway's own error answers, by status (file only: `error_pages = { 502 =
+    /// "/srv/errors/502.html" }`, any status from 400 to 599): the file's bytes replace the
+    /// short text body (nginx `error_page`). Read at start and again on SIGHUP.
+    #[arg(skip)]
+    #[serde(default)]
+    pub error_pages: BTreeMap<String, PathBuf>,
+
     /// Upstream groups, by name (file only: `[upstreams.NAME]`).
     #[arg(skip)]
     #[serde(default)]
@@ -302,6 +309,10 @@ pub struct RouteSettings {
     /// Requests per client IP: `{ rate = "5r/s", burst = 10 }` (nginx's `limit_req`, with
     /// `nodelay`); past the burst, 429.
     pub limit_req: Option<LimitReqSettings>,
+    /// Answers from the app whose status has an `error_pages` entry carry that page instead
+    /// of the app's body (nginx `uwsgi_intercept_errors on`).
+    #[serde(default)]
+    pub intercept_errors: bool,
     /// Limits and timeouts for this route.
     #[serde(flatten)]
     pub limits: LimitSettings,

@@ -125,8 +125,16 @@ fn every_readme_example_loads() {
         std::fs::create_dir(srv.path().join(dir)).unwrap();
     }
     let srv_path = format!("\"{}/", srv.path().display());
+    // The error pages, made where the examples say /srv/errors/.
+    let errors = tempfile::tempdir().unwrap();
+    for page in ["404.html", "502.html", "503.html", "504.html"] {
+        std::fs::write(errors.path().join(page), "<h1>sorry</h1>").unwrap();
+    }
+    let errors_path = format!("\"{}/", errors.path().display());
     for block in &blocks {
-        let block = block.replace("\"/srv/app/", &srv_path);
+        let block = block
+            .replace("\"/srv/app/", &srv_path)
+            .replace("\"/srv/errors/", &errors_path);
         load(&block, &[]).unwrap_or_else(|e| panic!("{e}\n{block}"));
     }
     let file: Settings = toml::from_str(blocks[0]).unwrap();
@@ -545,4 +553,102 @@ fn each_limit_mistake_is_refused_with_its_key() {
         .unwrap_err()
         .to_string();
     assert!(err.starts_with("--max-connections: "), "{err}");
+}
+
+#[test]
+fn error_pages_are_read_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("502.html");
+    std::fs::write(&page, "<h1>Back soon</h1>").unwrap();
+    let text = format!(
+        "upstream = [\"unix:/a\"]\nerror_pages = {{ 502 = \"{}\" }}\n\
+         [[routes]]\npath = \"/api/\"\nupstream = \"default\"\nintercept_errors = true\n",
+        page.display()
+    );
+    let config = load(&text, &[]).unwrap();
+    let loaded = config.error_pages.get(502).unwrap();
+    assert_eq!(loaded.body(), b"<h1>Back soon</h1>");
+    assert_eq!(loaded.content_type(), "text/html; charset=utf-8");
+    assert!(config.error_pages.get(503).is_none());
+    assert!(route(&config, "/api/x").intercept_errors);
+    assert!(!route(&config, "/x").intercept_errors);
+    assert!(
+        load("upstream = [\"unix:/a\"]\n", &[])
+            .unwrap()
+            .error_pages
+            .is_empty()
+    );
+}
+
+#[test]
+fn each_error_page_mistake_is_refused_with_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("page.html");
+    std::fs::write(&page, "sorry").unwrap();
+    let page = page.display();
+    let missing = dir.path().join("missing.html");
+    let missing = missing.display();
+    let group = "[upstreams.app]\nservers = [\"unix:/a\"]\n";
+    let cases = [
+        (
+            format!("error_pages = {{ 302 = \"{page}\" }}\n"),
+            "error_pages.302",
+            "400 to 599",
+        ),
+        (
+            format!("error_pages = {{ oops = \"{page}\" }}\n"),
+            "error_pages.oops",
+            "not an error status",
+        ),
+        (
+            format!("error_pages = {{ 503 = \"{missing}\" }}\n"),
+            "error_pages.503",
+            "cannot read it",
+        ),
+        (
+            format!("error_pages = {{ 500 = \"{}\" }}\n", dir.path().display()),
+            "error_pages.500",
+            "not a regular file",
+        ),
+        (
+            "[[routes]]\npath = \"/\"\nupstream = \"app\"\nintercept_errors = true\n".to_owned(),
+            "routes[0].intercept_errors",
+            "no `error_pages`",
+        ),
+        (
+            format!(
+                "error_pages = {{ 502 = \"{page}\" }}\n[[routes]]\npath = \"/\"\n\
+                 redirect = {{ to = \"/x\" }}\nintercept_errors = true\n"
+            ),
+            "routes[0].intercept_errors",
+            "does not apply",
+        ),
+        (
+            format!(
+                "error_pages = {{ 502 = \"{page}\" }}\n[[routes]]\npath = \"/s/\"\n\
+                 static = \"/tmp\"\nintercept_errors = true\n"
+            ),
+            "routes[0].intercept_errors",
+            "does not apply",
+        ),
+    ];
+    for (text, key, message) in cases {
+        // Top-level keys go before the group's table.
+        let (top, routes) = match text.find("[[routes]]") {
+            Some(at) => text.split_at(at),
+            None => (text.as_str(), ""),
+        };
+        let err = load(&format!("{top}{group}{routes}"), &[]).unwrap_err();
+        assert!(
+            err.contains(key) && err.contains(message),
+            "{text}\n→ {err}"
+        );
+        assert!(err.contains("ringway.toml"), "names the file: {err}");
+    }
+    // A static route with a fallback reaches the app: its errors may be intercepted.
+    let text = format!(
+        "error_pages = {{ 502 = \"{page}\" }}\n{group}[[routes]]\npath = \"/s/\"\n\
+         static = \"/tmp\"\nfallback = \"app\"\nintercept_errors = true\n"
+    );
+    assert!(route(&load(&text, &[]).unwrap(), "/s/x").intercept_errors);
 }

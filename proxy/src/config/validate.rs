@@ -13,6 +13,7 @@ use anyhow::anyhow;
 use super::settings::{GroupSettings, LimitReqSettings, LimitSettings, Resolved, RouteSettings};
 use super::values::{Dur, MetricsListen, Size};
 use super::{Buffering, Config, ConnLimits, DEFAULT_METRICS, Group, Limits, SlotLimits};
+use crate::error_pages::{ErrorPages, STATUSES};
 use crate::limits::RateLimit;
 use crate::routes::{Action, Route, RouteTable};
 use crate::static_files::{Encoding, Root, StaticRoute};
@@ -71,7 +72,8 @@ impl Resolved {
         let limits = self.limits(&s.limits, "", &|key, message| self.invalid(key, message))?;
         let connections = self.connection_limits()?;
         let groups = self.groups(upstream_buffer_size)?;
-        let routes = self.routes(&groups, limits)?;
+        let error_pages = self.error_pages()?;
+        let routes = self.routes(&groups, limits, &error_pages)?;
         let dur = |d: Option<Dur>, default: u64| d.unwrap_or(Dur::secs(default)).0;
         Ok(Config {
             listen: s
@@ -97,6 +99,29 @@ impl Resolved {
             metrics: s.metrics.unwrap_or(MetricsListen::Default(DEFAULT_METRICS)),
             ebpf: s.ebpf.unwrap_or(true),
             tls: self.tls()?,
+            error_pages: Arc::new(error_pages),
+        })
+    }
+
+    /// The error pages, their files read now: a page that cannot be served stops ringway
+    /// at start-up, not at the first error.
+    fn error_pages(&self) -> anyhow::Result<ErrorPages> {
+        let mut files = Vec::with_capacity(self.settings.error_pages.len());
+        for (key, file) in &self.settings.error_pages {
+            let status = key
+                .parse::<u16>()
+                .ok()
+                .filter(|status| STATUSES.contains(status))
+                .ok_or_else(|| {
+                    self.invalid_in_file(
+                        &format!("error_pages.{key}"),
+                        "not an error status: pages are for statuses 400 to 599",
+                    )
+                })?;
+            files.push((status, file.clone()));
+        }
+        ErrorPages::load(files).map_err(|err| {
+            self.invalid_in_file(&format!("error_pages.{}", err.status), &err.to_string())
         })
     }
 
@@ -303,13 +328,25 @@ impl Resolved {
     }
 
     /// The route table: the `[[routes]]`, then `/` → `default` unless a route serves `/`.
-    fn routes(&self, groups: &[Group], defaults: Limits) -> anyhow::Result<RouteTable> {
+    fn routes(
+        &self,
+        groups: &[Group],
+        defaults: Limits,
+        error_pages: &ErrorPages,
+    ) -> anyhow::Result<RouteTable> {
         let s = &self.settings;
         let mut routes = Vec::with_capacity(s.routes.len() + 1);
         let mut seen = BTreeSet::new();
         for (i, route) in s.routes.iter().enumerate() {
             let at = format!("routes[{i}]");
             let built = self.route(route, &at, groups)?;
+            if built.intercept_errors && error_pages.is_empty() {
+                return Err(self.invalid_in_file(
+                    &format!("{at}.intercept_errors"),
+                    "no `error_pages` are configured: there is nothing to put in place of \
+                     the app's error answers",
+                ));
+            }
             if !seen.insert((built.path.clone(), built.exact)) {
                 return Err(self.invalid_in_file(
                     &format!("{at}.path"),
@@ -344,6 +381,7 @@ impl Resolved {
                 response_headers: Vec::new(),
                 limits: defaults,
                 limit_req: None,
+                intercept_errors: false,
             });
         }
         let default_group = groups.iter().position(|g| g.name == DEFAULT_GROUP);
@@ -363,6 +401,7 @@ impl Resolved {
                 response_headers: Vec::new(),
                 limits: defaults,
                 limit_req: None,
+                intercept_errors: false,
             });
         }
         Ok(RouteTable::new(routes))
@@ -472,6 +511,7 @@ impl Resolved {
             response_headers,
             limits,
             limit_req,
+            intercept_errors: route.intercept_errors,
         })
     }
 }
@@ -536,6 +576,13 @@ fn static_route(
 fn misplaced_key(route: &RouteSettings, action: &Action) -> Option<&'static str> {
     let is_static = matches!(action, Action::Static(_));
     let is_upstream = matches!(action, Action::Upstream { .. });
+    // Only an app's answers can be intercepted: an upstream route's, or a static route's
+    // fallback's.
+    let reaches_app =
+        is_upstream || matches!(action, Action::Static(files) if files.fallback.is_some());
+    if route.intercept_errors && !reaches_app {
+        return Some("intercept_errors");
+    }
     let static_only = [
         ("expires", route.expires.is_some()),
         ("immutable", route.immutable),

@@ -7,6 +7,7 @@
 //! each returning `Result<_, Fail>`, ending in an [`Outcome`].
 
 mod accel;
+mod intercept;
 mod redirect;
 mod relay;
 mod static_file;
@@ -211,8 +212,9 @@ pub(super) fn rel_path<'p>(path: &'p [u8], route: &Route) -> &'p [u8] {
     rest.strip_prefix(b"/").unwrap_or(rest)
 }
 
-/// Reports `fail` and answers it with its status, if the client can still be answered.
-/// `keep_alive`: the connection may serve another request after this answer.
+/// Reports `fail` and answers it with its status (and the operator's page for that status,
+/// if there is one), if the client can still be answered. `keep_alive`: the connection may
+/// serve another request after this answer.
 pub(crate) async fn answer(
     client: &Client,
     fail: Fail,
@@ -236,8 +238,11 @@ pub(crate) async fn answer(
         .into_iter()
         .collect();
     let limit = worker.config.limits.send_timeout;
+    // The operator's page for this status, if any (`error_pages`).
+    let page = worker.config.error_pages.get(status);
+    let body = page.as_deref().map(|p| (p.content_type(), p.body()));
     let sent = client
-        .answer(status, keep_alive, head_only, &headers, limit)
+        .answer_with_page(status, keep_alive, head_only, &headers, body, limit)
         .await;
     let next = match (sent, keep_alive, fail.may_linger()) {
         (false, ..) => Next::Abort,

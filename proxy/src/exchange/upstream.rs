@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use super::{Outcome, Request, accel, relay};
+use super::{Outcome, Request, accel, intercept, relay};
 use crate::buffer::{Body, Buf};
 use crate::client::Client;
 use crate::fail::Fail;
@@ -119,6 +119,21 @@ pub(super) async fn forward(
         upstream.close();
         // Boxed: a file route may fall back to an upstream, which may redirect again.
         let mut outcome = Box::pin(accel::serve(client, req, &buf, rest, worker)).await?;
+        outcome.upstream = Some(upstream_time);
+        return Ok(outcome);
+    }
+
+    // The route shows the operator's page in place of the app's error body.
+    if target.route.intercept_errors
+        && let Some(page) = worker.config.error_pages.get(head.status)
+    {
+        // The app's body is not read: uWSGI has usually written it all already, and if not,
+        // its next write fails at once instead of waiting on ringway.
+        upstream.close();
+        let send_timeout = limits.send_timeout;
+        // Boxed: a rare answer's state must not grow every request's future.
+        let answer = intercept::respond(client, req, &head, &buf, &page, send_timeout, worker);
+        let mut outcome = Box::pin(answer).await?;
         outcome.upstream = Some(upstream_time);
         return Ok(outcome);
     }

@@ -191,6 +191,30 @@ pub fn write_own_response(out: &mut Vec<u8>, r: &OwnResponse<'_>) {
     // "NNN " + reason + "\n": status codes are three digits once clamped.
     let status = r.status.clamp(100, 999);
     let body_len = 4 + reason.len() + 1;
+    write_own_head(out, r, "text/plain", body_len);
+    if !r.head_only {
+        let _ = writeln!(out, "{status} {reason}");
+    }
+}
+
+/// Appends a response of ringway's own, as [`write_own_response`] does, with `body` (an
+/// operator's error page) of type `content_type` in place of the short text.
+pub fn write_own_response_with_body(
+    out: &mut Vec<u8>,
+    r: &OwnResponse<'_>,
+    content_type: &str,
+    body: &[u8],
+) {
+    write_own_head(out, r, content_type, body.len());
+    if !r.head_only {
+        out.extend_from_slice(body);
+    }
+}
+
+/// The head of one of ringway's own answers, for a body of `body_len` bytes.
+fn write_own_head(out: &mut Vec<u8>, r: &OwnResponse<'_>, content_type: &str, body_len: usize) {
+    let reason = reason_phrase(r.status).unwrap_or("Error");
+    let status = r.status.clamp(100, 999);
     let connection = if r.keep_alive { "keep-alive" } else { "close" };
     let _ = write!(out, "HTTP/1.1 {status} {reason}\r\nServer: ringway\r\n");
     write_header(out, b"Date", r.date);
@@ -199,12 +223,9 @@ pub fn write_own_response(out: &mut Vec<u8>, r: &OwnResponse<'_>) {
     }
     let _ = write!(
         out,
-        "Content-Type: text/plain\r\nContent-Length: {body_len}\r\n\
+        "Content-Type: {content_type}\r\nContent-Length: {body_len}\r\n\
          Connection: {connection}\r\n\r\n"
     );
-    if !r.head_only {
-        let _ = writeln!(out, "{status} {reason}");
-    }
 }
 
 /// The standard reason phrase for `status` (RFC 9110 §15 and the common extensions), if

@@ -10,6 +10,7 @@ mod histogram;
 mod names;
 mod procs;
 mod prom;
+mod ready;
 mod snapshot;
 mod stats;
 
@@ -18,6 +19,7 @@ pub use ebpf::{ProbeHandle, load as load_probes};
 pub use endpoint::{LimitSource, Sources, spawn};
 pub use histogram::HistogramSnapshot;
 pub(crate) use histogram::{Histogram, LATENCY_BOUNDS};
+pub use ready::Readiness;
 pub use snapshot::{GroupLimitFigures, LimitFigures, RouteLimitFigures};
 pub(crate) use stats::UpstreamError;
 pub use stats::{TlsOutcome, WorkerStats};

@@ -13,6 +13,7 @@
 //! queue if every server is full, and connects only to a server with room; the slot goes
 //! with the connection and is given back when it closes.
 
+mod health;
 mod stream;
 mod uwsgi;
 
@@ -25,6 +26,7 @@ use socket2::{Domain, SockAddr, Socket, Type};
 use tokio::io::unix::AsyncFd;
 use tokio_uring::net::{TcpStream, UnixStream};
 
+pub use health::{GroupHealth, ServerHealth, UpstreamHealth};
 pub(crate) use stream::UpstreamConn;
 pub(crate) use uwsgi::{read_response_head, send_request};
 
@@ -38,6 +40,8 @@ const DOWN_FOR: Duration = Duration::from_secs(10);
 struct Member {
     addr: UpstreamAddr,
     down_until: Cell<Option<Instant>>,
+    /// What `/readyz` knows of it, shared by every worker.
+    health: Arc<ServerHealth>,
 }
 
 /// One worker's view of an upstream group (not shared between threads).
@@ -50,14 +54,17 @@ pub(crate) struct Upstreams {
 }
 
 impl Upstreams {
-    /// Builds the group's set from its configuration and its shared slots.
-    pub(crate) fn new(group: &Group, slots: Option<Arc<GroupSlots>>) -> Self {
+    /// Builds the group's set from its configuration and its shared slots, recording
+    /// connects in `health`.
+    pub(crate) fn new(group: &Group, slots: Option<Arc<GroupSlots>>, health: &GroupHealth) -> Self {
         let members = group
             .servers
             .iter()
-            .map(|addr| Member {
+            .zip(&health.servers)
+            .map(|(addr, health)| Member {
                 addr: addr.clone(),
                 down_until: Cell::new(None),
+                health: Arc::clone(health),
             })
             .collect();
         Upstreams {
@@ -126,6 +133,7 @@ impl Upstreams {
                 match connect_one(&member.addr, limit).await {
                     Ok(mut conn) => {
                         member.down_until.set(None);
+                        member.health.connected(now);
                         conn.hold(slot);
                         return Ok(conn);
                     }
@@ -136,6 +144,7 @@ impl Upstreams {
                         let fail = classify(&err);
                         if fail == Fail::UpstreamRefused {
                             member.down_until.set(Some(Instant::now() + DOWN_FOR));
+                            member.health.refused(now);
                         } else {
                             worst = fail;
                         }

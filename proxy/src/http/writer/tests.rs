@@ -165,6 +165,37 @@ fn own_responses_carry_extra_headers() {
 }
 
 #[test]
+fn own_responses_may_carry_a_page() {
+    let r = OwnResponse {
+        status: 502,
+        keep_alive: false,
+        head_only: false,
+        date: DATE,
+        headers: &[],
+    };
+    let page = b"<h1>Back soon</h1>";
+    let mut out = Vec::new();
+    write_own_response_with_body(&mut out, &r, "text/html; charset=utf-8", page);
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.starts_with("HTTP/1.1 502 Bad Gateway\r\nServer: ringway\r\nDate: "));
+    assert!(
+        text.ends_with(
+            "\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: 18\r\n\
+             Connection: close\r\n\r\n<h1>Back soon</h1>"
+        ),
+        "{text}"
+    );
+    // HEAD: the same length, no body.
+    let mut head = Vec::new();
+    let r = OwnResponse {
+        head_only: true,
+        ..r
+    };
+    write_own_response_with_body(&mut head, &r, "text/html; charset=utf-8", page);
+    assert!(head.ends_with(b"Content-Length: 18\r\nConnection: close\r\n\r\n"));
+}
+
+#[test]
 fn route_headers_follow_the_upstreams() {
     let extra = [("X-Frame-Options".to_owned(), "DENY".to_owned())];
     let mut out = Vec::new();
