@@ -105,6 +105,7 @@ mod tests {
             name: "app".into(),
             servers: vec![UpstreamAddr::Unix("/run/app.sock".into())],
             buffer_size: 4096,
+            slots: None,
         };
         UpstreamHealth::new(&[group])
     }
