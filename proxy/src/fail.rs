@@ -7,7 +7,8 @@ use std::io;
 use std::net::SocketAddr;
 
 use crate::http::HttpError;
-use crate::metrics::{UpstreamError, WorkerStats};
+use crate::metrics::{ProxyRejection, UpstreamError, WorkerStats};
+use crate::proxy_protocol::ProxyHeaderError;
 use crate::ratelimit::{Gate, WINDOW};
 use crate::uwsgi::UwsgiError;
 
@@ -100,6 +101,10 @@ pub(crate) enum Fail {
     UpstreamTruncated,
     /// A temp file could not be created, written or read.
     TempFile(io::ErrorKind),
+    /// The connection did not start with a valid PROXY protocol header (`proxy_protocol`).
+    ProxyHeader(ProxyHeaderError),
+    /// No complete PROXY protocol header within `client_header_timeout`.
+    ProxyHeaderTimeout,
 }
 
 /// How loud a failure is in the log: client mistakes are the client's business (debug or
@@ -112,7 +117,7 @@ enum Level {
 }
 
 /// Number of kinds: the gates below have one each.
-const KINDS: usize = 23;
+const KINDS: usize = 25;
 
 impl Fail {
     /// The status the client is answered with, if it can still be answered.
@@ -141,7 +146,12 @@ impl Fail {
             Fail::RangeNotSatisfiable(_) => 416,
             Fail::FileRead(_) => 500,
             Fail::ClientTimeout(_) => 408,
-            Fail::ClientClosed(_) | Fail::ClientIo(_) | Fail::ClientGone => return None,
+            // Before any request: there is no one to answer in HTTP, only a socket to close.
+            Fail::ClientClosed(_)
+            | Fail::ClientIo(_)
+            | Fail::ClientGone
+            | Fail::ProxyHeader(_)
+            | Fail::ProxyHeaderTimeout => return None,
             Fail::UpstreamRefused
             | Fail::UpstreamIo(..)
             | Fail::UpstreamClosed
@@ -166,6 +176,16 @@ impl Fail {
             }
             _ => return None,
         })
+    }
+
+    /// The `reason` label of `ringway_proxy_protocol_rejected_total`, for a connection closed
+    /// for want of a PROXY header.
+    pub(crate) fn proxy_rejection(self) -> Option<ProxyRejection> {
+        match self {
+            Fail::ProxyHeader(_) => Some(ProxyRejection::Invalid),
+            Fail::ProxyHeaderTimeout => Some(ProxyRejection::Timeout),
+            _ => None,
+        }
     }
 
     /// Whether this is an answer ringway chose for a request it read whole (a path with no
@@ -224,6 +244,8 @@ impl Fail {
             Fail::PreconditionFailed => 20,
             Fail::RangeNotSatisfiable(_) => 21,
             Fail::FileRead(_) => 22,
+            Fail::ProxyHeader(_) => 23,
+            Fail::ProxyHeaderTimeout => 24,
         }
     }
 
@@ -241,7 +263,11 @@ impl Fail {
             | Fail::Request(_)
             | Fail::BodyTooLarge { .. }
             | Fail::Packet(UwsgiError::BadPath)
-            | Fail::ClientTimeout(_) => Level::Info,
+            | Fail::ClientTimeout(_)
+            // A client that reached ringway around its load balancer, or a load balancer
+            // not set to send the header: worth seeing, not alarming.
+            | Fail::ProxyHeader(_)
+            | Fail::ProxyHeaderTimeout => Level::Info,
             // The operator's setting is too small for a legitimate request, or the upstream
             // or the disk failed: worth a warning.
             Fail::Packet(UwsgiError::VarsTooLarge { .. })
@@ -262,6 +288,9 @@ impl Fail {
     pub(crate) fn report(self, peer: SocketAddr, stats: &WorkerStats) {
         if let Some(kind) = self.upstream_error() {
             stats.upstream_error(kind);
+        }
+        if let Some(reason) = self.proxy_rejection() {
+            stats.proxy_rejected(reason);
         }
         let gate = &GATES[self.kind()];
         let level = self.level();
@@ -324,6 +353,15 @@ impl fmt::Display for Fail {
                 f.write_str("upstream closed before the end of the response body")
             }
             Fail::TempFile(kind) => write!(f, "temp file failed: {kind}"),
+            Fail::ProxyHeader(err) => write!(
+                f,
+                "connection closed: proxy_protocol is on and it did not start with a valid \
+                 PROXY header ({err})"
+            ),
+            Fail::ProxyHeaderTimeout => f.write_str(
+                "connection closed: proxy_protocol is on and no PROXY header came within \
+                 client_header_timeout",
+            ),
         }
     }
 }
@@ -418,6 +456,8 @@ const KIND_NAMES: [(&str, Level); KINDS] = [
     ("file precondition failed", Level::Debug),
     ("range not satisfiable", Level::Debug),
     ("reading a file failed", Level::Warn),
+    ("connection without a valid PROXY header", Level::Info),
+    ("no PROXY header in time", Level::Info),
 ];
 
 #[cfg(test)]
@@ -457,6 +497,8 @@ mod tests {
             Fail::PreconditionFailed,
             Fail::RangeNotSatisfiable(10),
             Fail::FileRead(io::ErrorKind::Other),
+            Fail::ProxyHeader(ProxyHeaderError::NotProxy),
+            Fail::ProxyHeaderTimeout,
         ]
     }
 
@@ -486,6 +528,8 @@ mod tests {
             Some(412),
             Some(416),
             Some(500),
+            None,
+            None,
         ];
         for (fail, status) in every_kind().into_iter().zip(want) {
             assert_eq!(fail.status(), status, "{fail:?}");
@@ -540,6 +584,8 @@ mod tests {
                     | Fail::MethodNotAllowed
                     | Fail::PreconditionFailed
                     | Fail::RangeNotSatisfiable(_)
+                    | Fail::ProxyHeader(_)
+                    | Fail::ProxyHeaderTimeout
             );
             if client_side {
                 assert_ne!(fail.level(), Level::Warn, "{fail:?}");

@@ -12,6 +12,7 @@ mod conn;
 mod exchange;
 mod fail;
 pub mod http;
+mod identity;
 mod io;
 mod listener;
 pub mod metrics;

@@ -20,6 +20,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::buffer::{Budget, prepare_dir, release_idle_buffers};
 use crate::config::Config;
+use crate::identity::IdSource;
 use crate::metrics::{ProbeHandle, WorkerStats};
 use crate::static_files::FileCache;
 use crate::tls::Acceptor;
@@ -81,8 +82,14 @@ impl Server {
 
         let stats: Vec<Arc<WorkerStats>> = (0..listeners.len()).map(|_| Arc::default()).collect();
         let probes = ProbeHandle::default();
+        // Seeded before any thread starts, so a failure leaves nothing running.
+        let id_sources = (0..listeners.len())
+            .map(|_| IdSource::from_os())
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let mut threads = Vec::with_capacity(listeners.len());
-        for (index, std_listener) in listeners.into_iter().enumerate() {
+        for ((index, std_listener), request_ids) in
+            listeners.into_iter().enumerate().zip(id_sources)
+        {
             let tls_listener = tls_listeners.get_mut(index).and_then(Option::take);
             let worker = WorkerParts {
                 config: Arc::clone(&config),
@@ -93,6 +100,7 @@ impl Server {
                 stats: Arc::clone(&stats[index]),
                 probes: Arc::clone(&probes),
                 budget: Arc::clone(&budget),
+                request_ids,
             };
             let ready = ready_tx.clone();
             let cpu = (!cpus.is_empty()).then(|| cpus[index % cpus.len()]);
@@ -239,6 +247,7 @@ struct WorkerParts {
     stats: Arc<WorkerStats>,
     probes: ProbeHandle,
     budget: Arc<Budget>,
+    request_ids: IdSource,
 }
 
 impl WorkerParts {
@@ -256,6 +265,7 @@ impl WorkerParts {
             probes: self.probes,
             budget: self.budget,
             files: FileCache::default(),
+            request_ids: self.request_ids,
         }
     }
 }
@@ -317,7 +327,12 @@ async fn serve(
     });
     let _ = ready.send(Ok(()));
 
-    accept_loop(std_listener, &worker, &tracker, conn::serve).await;
+    // Chosen once: a plain connection without the PROXY protocol pays nothing for it.
+    if worker.config.proxy_protocol {
+        accept_loop(std_listener, &worker, &tracker, conn::serve_proxied).await;
+    } else {
+        accept_loop(std_listener, &worker, &tracker, conn::serve).await;
+    }
     if let Some(tls_loop) = tls_loop {
         let _ = tls_loop.await;
     }
@@ -436,6 +451,7 @@ pub(crate) fn test_worker(config: Config, local: SocketAddr) -> Rc<Worker> {
             stats: Arc::default(),
             probes: ProbeHandle::default(),
             budget,
+            request_ids: IdSource::from_os().expect("seeding the request IDs"),
         }
         .into_worker(),
     )

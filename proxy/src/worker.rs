@@ -10,6 +10,7 @@ use tokio::sync::watch;
 
 use crate::buffer::Budget;
 use crate::config::Config;
+use crate::identity::IdSource;
 use crate::metrics::{ProbeHandle, WorkerStats};
 use crate::static_files::FileCache;
 use crate::tls::Acceptor;
@@ -39,6 +40,8 @@ pub(crate) struct Worker {
     pub(crate) budget: Arc<Budget>,
     /// Files this worker opened lately, for static routes.
     pub(crate) files: FileCache,
+    /// Makes this worker's request IDs.
+    pub(crate) request_ids: IdSource,
 }
 
 impl Worker {

@@ -7,19 +7,21 @@ use super::Client;
 use crate::buffer::Buf;
 use crate::clock::http_date_now;
 use crate::http::{self, OwnResponse};
+use crate::identity::RequestId;
 use crate::io::write_all;
 
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 impl Client {
     /// Sends a complete answer of ringway's own (only its head for a HEAD request), with
-    /// `headers` added; false if it could not be written.
+    /// `headers` and the request's ID added; false if it could not be written.
     pub(crate) async fn answer(
         &self,
         status: u16,
         keep_alive: bool,
         head_only: bool,
         headers: &[(&[u8], &[u8])],
+        id: &RequestId,
         limit: Duration,
     ) -> bool {
         let mut out = Buf::with_capacity(256);
@@ -41,6 +43,7 @@ impl Client {
             head_only,
             date: &http_date_now(),
             headers,
+            request_id: id.as_bytes(),
         };
         http::write_own_response(&mut out, &response);
         write_all(&self.stream, out, 0, limit).await.is_ok()

@@ -6,6 +6,7 @@ use crate::client::{Client, Next};
 use std::io::Write;
 
 use crate::http::{BodyFraming, Method, RequestHead, host_without_port};
+use crate::identity::RequestId;
 use crate::routes::Route;
 
 /// Answers a redirect route: `to`, then the rest of the path after the route's prefix, then
@@ -35,6 +36,7 @@ pub(super) async fn to_https(
     client: &Client,
     head: &RequestHead,
     tls_port: u16,
+    id: &RequestId,
     limit: std::time::Duration,
 ) -> Outcome {
     let input = &client.input;
@@ -64,7 +66,7 @@ pub(super) async fn to_https(
     let head_only = head.method == Method::Head;
     let headers: [(&[u8], &[u8]); 1] = [(b"Location", &location)];
     let sent = client
-        .answer(301, keep_alive, head_only, &headers, limit)
+        .answer(301, keep_alive, head_only, &headers, id, limit)
         .await;
     Outcome {
         status: 301,
@@ -96,7 +98,14 @@ async fn send(
     let head_only = req.head.method == Method::Head;
     let limit = route.limits.send_timeout;
     let sent = client
-        .answer(status, keep_alive, head_only, &headers, limit)
+        .answer(
+            status,
+            keep_alive,
+            head_only,
+            &headers,
+            &req.request_id,
+            limit,
+        )
         .await;
     let next = match (sent, keep_alive) {
         (false, _) => Next::Abort,

@@ -16,5 +16,5 @@ mod stats;
 pub(crate) use ebpf::accepted;
 pub use ebpf::{ProbeHandle, load as load_probes};
 pub use endpoint::{Sources, spawn};
-pub(crate) use stats::UpstreamError;
+pub(crate) use stats::{ProxyRejection, UpstreamError};
 pub use stats::{TlsOutcome, WorkerStats};

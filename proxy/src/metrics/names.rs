@@ -50,5 +50,6 @@ names! {
     TLS_HANDSHAKES = "ringway_tls_handshakes_total", "TLS handshakes, by result (ok, failed, timeout, plain_http) and protocol version.";
     TLS_HANDSHAKE_DURATION = "ringway_tls_handshake_duration_seconds", "Time of the TLS handshakes that were done, accept to finished.";
     TLS_CERT_EXPIRY = "ringway_tls_certificate_expiry_timestamp_seconds", "When each TLS certificate in use expires (notAfter), seconds since the epoch.";
+    PROXY_REJECTED = "ringway_proxy_protocol_rejected_total", "Connections closed before their first request for want of a valid PROXY protocol header (proxy_protocol), by reason (invalid, timeout).";
     CLOSED_DROPPED = "ringway_ebpf_closed_records_dropped_total", "Closed-connection records the probes dropped because the ring buffer was full.";
 }
