@@ -8,7 +8,8 @@ use std::net::SocketAddr;
 
 use crate::http::HttpError;
 use crate::limits::ConnLimit;
-use crate::metrics::{UpstreamError, WorkerStats};
+use crate::metrics::{ProxyRejection, UpstreamError, WorkerStats};
+use crate::proxy_protocol::ProxyHeaderError;
 use crate::ratelimit::{Gate, WINDOW};
 use crate::uwsgi::UwsgiError;
 
@@ -110,6 +111,10 @@ pub(crate) enum Fail {
     QueueFull,
     /// The request waited `queue_timeout` for a slot at the group's servers.
     QueueTimeout,
+    /// The connection did not start with a valid PROXY protocol header (`proxy_protocol`).
+    ProxyHeader(ProxyHeaderError),
+    /// No complete PROXY protocol header within `client_header_timeout`.
+    ProxyHeaderTimeout,
 }
 
 /// How loud a failure is in the log: client mistakes are the client's business (debug or
@@ -122,7 +127,7 @@ enum Level {
 }
 
 /// Number of kinds: the gates below have one each.
-const KINDS: usize = 28;
+const KINDS: usize = 30;
 
 impl Fail {
     /// The status the client is answered with, if it can still be answered.
@@ -151,7 +156,12 @@ impl Fail {
             Fail::RangeNotSatisfiable(_) => 416,
             Fail::FileRead(_) => 500,
             Fail::ClientTimeout(_) => 408,
-            Fail::ClientClosed(_) | Fail::ClientIo(_) | Fail::ClientGone => return None,
+            // Before any request: there is no one to answer in HTTP, only a socket to close.
+            Fail::ClientClosed(_)
+            | Fail::ClientIo(_)
+            | Fail::ClientGone
+            | Fail::ProxyHeader(_)
+            | Fail::ProxyHeaderTimeout => return None,
             Fail::UpstreamRefused
             | Fail::UpstreamIo(..)
             | Fail::UpstreamClosed
@@ -180,6 +190,16 @@ impl Fail {
             }
             _ => return None,
         })
+    }
+
+    /// The `reason` label of `ringway_proxy_protocol_rejected_total`, for a connection closed
+    /// for want of a PROXY header.
+    pub(crate) fn proxy_rejection(self) -> Option<ProxyRejection> {
+        match self {
+            Fail::ProxyHeader(_) => Some(ProxyRejection::Invalid),
+            Fail::ProxyHeaderTimeout => Some(ProxyRejection::Timeout),
+            _ => None,
+        }
     }
 
     /// Whether this is an answer ringway chose for a request it read whole (a path with no
@@ -245,6 +265,8 @@ impl Fail {
             Fail::RateLimited(_) => 25,
             Fail::QueueFull => 26,
             Fail::QueueTimeout => 27,
+            Fail::ProxyHeader(_) => 28,
+            Fail::ProxyHeaderTimeout => 29,
         }
     }
 
@@ -264,7 +286,11 @@ impl Fail {
             | Fail::Request(_)
             | Fail::BodyTooLarge { .. }
             | Fail::Packet(UwsgiError::BadPath)
-            | Fail::ClientTimeout(_) => Level::Info,
+            | Fail::ClientTimeout(_)
+            // A client that reached ringway around its load balancer, or a load balancer
+            // not set to send the header: worth seeing, not alarming.
+            | Fail::ProxyHeader(_)
+            | Fail::ProxyHeaderTimeout => Level::Info,
             // The operator's setting is too small for a legitimate request, or the upstream
             // or the disk failed: worth a warning.
             Fail::Packet(UwsgiError::VarsTooLarge { .. })
@@ -288,6 +314,9 @@ impl Fail {
     pub(crate) fn report(self, peer: SocketAddr, stats: &WorkerStats) {
         if let Some(kind) = self.upstream_error() {
             stats.upstream_error(kind);
+        }
+        if let Some(reason) = self.proxy_rejection() {
+            stats.proxy_rejected(reason);
         }
         let gate = &GATES[self.kind()];
         let level = self.level();
@@ -369,6 +398,15 @@ impl fmt::Display for Fail {
             Fail::QueueTimeout => {
                 f.write_str("waited queue_timeout for an upstream slot (max_conns): 503")
             }
+            Fail::ProxyHeader(err) => write!(
+                f,
+                "connection closed: proxy_protocol is on and it did not start with a valid \
+                 PROXY header ({err})"
+            ),
+            Fail::ProxyHeaderTimeout => f.write_str(
+                "connection closed: proxy_protocol is on and no PROXY header came within \
+                 client_header_timeout",
+            ),
         }
     }
 }
@@ -468,6 +506,8 @@ const KIND_NAMES: [(&str, Level); KINDS] = [
     ("client over limit_req", Level::Info),
     ("upstream queue full", Level::Warn),
     ("upstream queue timeout", Level::Warn),
+    ("connection without a valid PROXY header", Level::Info),
+    ("no PROXY header in time", Level::Info),
 ];
 
 #[cfg(test)]
@@ -512,6 +552,8 @@ mod tests {
             Fail::RateLimited(3),
             Fail::QueueFull,
             Fail::QueueTimeout,
+            Fail::ProxyHeader(ProxyHeaderError::NotProxy),
+            Fail::ProxyHeaderTimeout,
         ]
     }
 
@@ -546,6 +588,8 @@ mod tests {
             Some(429),
             Some(503),
             Some(503),
+            None,
+            None,
         ];
         for (fail, status) in every_kind().into_iter().zip(want) {
             assert_eq!(fail.status(), status, "{fail:?}");
@@ -602,6 +646,8 @@ mod tests {
                     | Fail::RangeNotSatisfiable(_)
                     | Fail::TooManyConnections(ConnLimit::PerIp)
                     | Fail::RateLimited(_)
+                    | Fail::ProxyHeader(_)
+                    | Fail::ProxyHeaderTimeout
             );
             if client_side {
                 assert_ne!(fail.level(), Level::Warn, "{fail:?}");

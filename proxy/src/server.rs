@@ -20,6 +20,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::buffer::{Budget, prepare_dir, release_idle_buffers};
 use crate::config::Config;
+use crate::identity::IdSource;
 use crate::limits::Limiters;
 use crate::metrics::{LimitSource, ProbeHandle, Readiness, WorkerStats};
 use crate::static_files::FileCache;
@@ -86,8 +87,14 @@ impl Server {
 
         let stats: Vec<Arc<WorkerStats>> = (0..listeners.len()).map(|_| Arc::default()).collect();
         let probes = ProbeHandle::default();
+        // Seeded before any thread starts, so a failure leaves nothing running.
+        let id_sources = (0..listeners.len())
+            .map(|_| IdSource::from_os())
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let mut threads = Vec::with_capacity(listeners.len());
-        for (index, std_listener) in listeners.into_iter().enumerate() {
+        for ((index, std_listener), request_ids) in
+            listeners.into_iter().enumerate().zip(id_sources)
+        {
             let tls_listener = tls_listeners.get_mut(index).and_then(Option::take);
             let worker = WorkerParts {
                 config: Arc::clone(&config),
@@ -100,6 +107,7 @@ impl Server {
                 budget: Arc::clone(&budget),
                 limits: Arc::clone(&limits),
                 health: Arc::clone(&health),
+                request_ids,
             };
             let ready = ready_tx.clone();
             let cpu = (!cpus.is_empty()).then(|| cpus[index % cpus.len()]);
@@ -262,6 +270,7 @@ struct WorkerParts {
     budget: Arc<Budget>,
     limits: Arc<Limiters>,
     health: Arc<UpstreamHealth>,
+    request_ids: IdSource,
 }
 
 impl WorkerParts {
@@ -284,6 +293,7 @@ impl WorkerParts {
             budget: self.budget,
             files: FileCache::default(),
             limits: self.limits,
+            request_ids: self.request_ids,
         }
     }
 }
@@ -345,7 +355,12 @@ async fn serve(
     });
     let _ = ready.send(Ok(()));
 
-    accept_loop(std_listener, &worker, &tracker, conn::serve).await;
+    // Chosen once: a plain connection without the PROXY protocol pays nothing for it.
+    if worker.config.proxy_protocol {
+        accept_loop(std_listener, &worker, &tracker, conn::serve_proxied).await;
+    } else {
+        accept_loop(std_listener, &worker, &tracker, conn::serve).await;
+    }
     if let Some(tls_loop) = tls_loop {
         let _ = tls_loop.await;
     }
@@ -468,6 +483,7 @@ pub(crate) fn test_worker(config: Config, local: SocketAddr) -> Rc<Worker> {
             budget,
             limits,
             health,
+            request_ids: IdSource::from_os().expect("seeding the request IDs"),
         }
         .into_worker(),
     )

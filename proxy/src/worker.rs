@@ -10,6 +10,7 @@ use tokio::sync::watch;
 
 use crate::buffer::Budget;
 use crate::config::Config;
+use crate::identity::IdSource;
 use crate::limits::Limiters;
 use crate::metrics::{ProbeHandle, WorkerStats};
 use crate::static_files::FileCache;
@@ -42,6 +43,8 @@ pub(crate) struct Worker {
     pub(crate) files: FileCache,
     /// The process-wide limits: connections, request rates, upstream slots.
     pub(crate) limits: Arc<Limiters>,
+    /// Makes this worker's request IDs.
+    pub(crate) request_ids: IdSource,
 }
 
 impl Worker {

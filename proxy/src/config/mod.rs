@@ -52,8 +52,10 @@ pub struct Config {
     pub buffering: Buffering,
     /// Open connections allowed, process-wide.
     pub connections: ConnLimits,
-    /// Peers whose X-Forwarded-Proto/Ssl are kept.
+    /// Proxies whose X-Forwarded-For, X-Request-ID and X-Forwarded-Proto/Ssl are believed.
     pub trusted_proxies: Vec<Cidr>,
+    /// Connections start with a PROXY protocol header.
+    pub proxy_protocol: bool,
     /// DOCUMENT_ROOT.
     pub document_root: String,
     /// SERVER_NAME override.
@@ -149,7 +151,7 @@ impl Config {
         Config::from_settings(flags)
     }
 
-    /// True if X-Forwarded-Proto/Ssl from `peer` may be passed on.
+    /// True if `peer` is a trusted proxy (`trusted_proxy`).
     pub fn is_trusted(&self, peer: IpAddr) -> bool {
         self.trusted_proxies.iter().any(|c| c.contains(peer))
     }

@@ -74,11 +74,20 @@ pub struct Settings {
     #[arg(long, value_name = "DURATION")]
     pub shutdown_timeout: Option<Dur>,
 
-    /// Peer (IP or CIDR) whose X-Forwarded-Proto / X-Forwarded-Ssl headers are believed.
-    /// Repeatable. From anyone else those headers are removed.
+    /// A proxy (IP or CIDR) in front of ringway, whose word is believed: its X-Forwarded-For
+    /// gives the client's address (REMOTE_ADDR: the rightmost entry not a trusted proxy), its
+    /// X-Request-ID, X-Forwarded-Proto and X-Forwarded-Ssl are kept. Repeatable. From anyone
+    /// else those headers change nothing (X-Forwarded-Proto/-Ssl are removed).
     #[arg(long, value_name = "IP[/BITS]")]
     #[serde(default)]
     pub trusted_proxy: Vec<Cidr>,
+
+    /// Every connection (on `listen`, and on the TLS listener before its handshake) starts
+    /// with a PROXY protocol header, v1 or v2, as a load balancer sends it (HAProxy
+    /// `send-proxy`); its source address is the client's. A connection without a valid header
+    /// within --client-header-timeout is closed.
+    #[arg(long, num_args = 0, default_missing_value = "true")]
+    pub proxy_protocol: Option<bool>,
 
     /// DOCUMENT_ROOT passed to the app [default: empty].
     #[arg(long, value_name = "PATH")]

@@ -143,6 +143,34 @@ fn every_readme_example_loads() {
 }
 
 #[test]
+fn proxy_protocol_and_trusted_proxies() {
+    let file = "upstream = [\"unix:/a\"]\nproxy_protocol = true\n\
+                trusted_proxy = [\"10.0.0.0/8\", \"::1\"]\n";
+    let config = load(file, &[]).unwrap();
+    assert!(config.proxy_protocol);
+    assert!(config.is_trusted("10.1.2.3".parse().unwrap()));
+    assert!(config.is_trusted("::1".parse().unwrap()));
+    assert!(config.is_trusted("::ffff:10.0.0.9".parse().unwrap()));
+    assert!(!config.is_trusted("11.0.0.1".parse().unwrap()));
+    let off = Config::from_args(["ringway", "--upstream", "unix:/a"]).unwrap();
+    assert!(!off.proxy_protocol, "off by default");
+    let on = Config::from_args(["ringway", "--upstream", "unix:/a", "--proxy-protocol"]);
+    assert!(on.unwrap().proxy_protocol);
+
+    let err = load("upstream = [\"unix:/a\"]\nproxy_protocol = \"yes\"\n", &[]).unwrap_err();
+    assert!(err.starts_with("proxy_protocol in "), "{err}");
+    let err = load(
+        "upstream = [\"unix:/a\"]\ntrusted_proxy = [\"10.0.0.0/33\"]\n",
+        &[],
+    );
+    let err = err.unwrap_err();
+    assert!(err.starts_with("trusted_proxy in "), "{err}");
+    let err = Config::from_args(["ringway", "--upstream", "unix:/a", "--trusted-proxy", "x"]);
+    let err = format!("{:#}", err.unwrap_err());
+    assert!(err.contains("--trusted-proxy"), "{err}");
+}
+
+#[test]
 fn upstream_required() {
     assert!(Config::from_args(["ringway"]).is_err());
 }

@@ -93,6 +93,7 @@ impl Resolved {
             },
             connections,
             trusted_proxies: s.trusted_proxy.clone(),
+            proxy_protocol: s.proxy_protocol.unwrap_or(false),
             document_root: s.document_root.clone().unwrap_or_default(),
             server_name: s.server_name.clone(),
             allow_underscores_in_headers: s.allow_underscores_in_headers.unwrap_or(false),

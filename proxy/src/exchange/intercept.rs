@@ -47,6 +47,7 @@ pub(super) async fn respond(
         date: &http_date_now(),
         extra: &content_type,
         hsts: client.hsts.as_deref(),
+        request_id: req.request_id.as_bytes(),
     };
     let head_only = req.head.method == Method::Head;
     let body = if head_only { &[][..] } else { page.body() };

@@ -17,9 +17,10 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::buffer::Buf;
-use crate::client::{Client, Next};
+use crate::client::{Client, Next, Own};
 use crate::fail::Fail;
 use crate::http::{BodyFraming, Method, RequestHead};
+use crate::identity::{RequestId, identify};
 use crate::routes::{Action, Found, Route};
 use crate::uwsgi::normalize_path;
 use crate::worker::Worker;
@@ -47,6 +48,12 @@ pub(crate) struct Request {
     /// The connection may serve another request after this one (the client allows it and
     /// the server is not stopping).
     pub(crate) keep_alive: bool,
+    /// The real client IP: from a trusted proxy's X-Forwarded-For, else the connection's
+    /// address (crate::identity). REMOTE_ADDR, the allow lists and the logs use it.
+    pub(crate) client_ip: IpAddr,
+    /// The request's ID: a trusted proxy's X-Request-ID, else one made here. It goes to the
+    /// app, back in the answer, and to the logs.
+    pub(crate) request_id: RequestId,
 }
 
 impl Request {
@@ -62,24 +69,31 @@ pub(crate) async fn serve(client: &mut Client, head: RequestHead, worker: &Worke
     let mut rest = client.take_rest(head.head_len);
     let routed = route(client, head, worker);
     if let Some(tls_port) = redirects_to_https(client, worker, &routed) {
+        let id = match &routed {
+            Routed::To(req, ..) => req.request_id,
+            Routed::Refused(_, id) => *id,
+        };
         let limit = worker.config.limits.send_timeout;
-        let outcome = redirect::to_https(client, &head, tls_port, limit).await;
+        let outcome = redirect::to_https(client, &head, tls_port, &id, limit).await;
         client.put_back_rest(rest);
         return outcome;
     }
     let head_only = head.method == Method::Head;
-    let outcome = match routed {
-        Ok((req, index, route)) => {
-            let mut outcome = handle(client, &req, route, index, &mut rest, worker).await;
-            outcome.route = Some(index);
+    // Matched by reference: moving the request out would give it a second slot in this
+    // future's state.
+    let outcome = match &routed {
+        Routed::To(req, index, route) => {
+            let mut outcome = handle(client, req, route, *index, &mut rest, worker).await;
+            outcome.route = Some(*index);
             outcome
         }
-        Err(fail) => {
+        Routed::Refused(fail, id) => {
+            let fail = *fail;
             let keep = fail == Fail::NoRoute
                 && head.keep_alive
                 && head.body == BodyFraming::None
                 && !worker.is_stopping();
-            answer(client, fail, head_only, keep, worker).await
+            answer(client, fail, head_only, keep, id, worker).await
         }
     };
     // Whatever followed this request is the start of the next one.
@@ -90,41 +104,54 @@ pub(crate) async fn serve(client: &mut Client, head: RequestHead, worker: &Worke
 /// The TLS port to send a plain request to, when `redirect_http` is on: every request but
 /// an ACME HTTP-01 challenge, which certificate authorities fetch over plain HTTP (nginx
 /// users keep a `location /.well-known/acme-challenge/` in their port 80 server for it).
-fn redirects_to_https(
-    client: &Client,
-    worker: &Worker,
-    routed: &Result<(Request, usize, &Route), Fail>,
-) -> Option<u16> {
+fn redirects_to_https(client: &Client, worker: &Worker, routed: &Routed<'_>) -> Option<u16> {
     let tls = worker.config.tls.as_ref()?;
     if !tls.redirect_http || client.is_tls() {
         return None;
     }
-    let acme =
-        matches!(routed, Ok((req, ..)) if req.path.starts_with(b"/.well-known/acme-challenge/"));
+    let acme = matches!(routed, Routed::To(req, ..) if req.path.starts_with(b"/.well-known/acme-challenge/"));
     (!acme).then_some(worker.tls_local?.port())
 }
 
-/// Normalises the path and finds the route serving it (and its index).
-fn route<'w>(
-    client: &Client,
-    head: RequestHead,
-    worker: &'w Worker,
-) -> Result<(Request, usize, &'w Route), Fail> {
+/// Where a request goes.
+// The ID travels inside, not beside it: a second copy would be held through the whole
+// request.
+enum Routed<'w> {
+    /// To this route (at this index).
+    To(Request, usize, &'w Route),
+    /// Nowhere: it is answered with this failure, under its ID.
+    Refused(Fail, RequestId),
+}
+
+/// Says who the request is from and what it is called (crate::identity), normalises the
+/// path and finds the route serving it.
+fn route<'w>(client: &Client, head: RequestHead, worker: &'w Worker) -> Routed<'w> {
+    let (client_ip, request_id) = identify(
+        &client.input,
+        &client.headers,
+        client.peer.ip(),
+        &worker.config,
+        &worker.request_ids,
+    );
     let raw = head.path.of(&client.input);
     let mut path = Buf::with_capacity(raw.len().max(1));
-    normalize_path(raw, &mut path).map_err(Fail::Packet)?;
+    if let Err(err) = normalize_path(raw, &mut path) {
+        return Routed::Refused(Fail::Packet(err), request_id);
+    }
     let req = Request {
         head,
         path,
         keep_alive: head.keep_alive && !worker.is_stopping(),
+        client_ip,
+        request_id,
     };
     let routes = &worker.config.routes;
     match routes.find(&req.path) {
         Found::Route(i) | Found::AddSlash(i) => match routes.get(i) {
-            Some(route) => Ok((req, i, route)),
-            None => Err(Fail::NoRoute),
+            Some(route) => Routed::To(req, i, route),
+            None => Routed::Refused(Fail::NoRoute, req.request_id),
         },
-        Found::Nothing => Err(Fail::NoRoute),
+        Found::Nothing => Routed::Refused(Fail::NoRoute, req.request_id),
     }
 }
 
@@ -141,7 +168,8 @@ async fn handle(
     // An internal route is reachable only through X-Accel-Redirect.
     if route.internal {
         let keep = req.may_keep_alive_unread();
-        return answer(client, Fail::NoRoute, head_only, keep, worker).await;
+        let id = &req.request_id;
+        return answer(client, Fail::NoRoute, head_only, keep, id, worker).await;
     }
     // The route's path is this path with a slash added: send the client there (as nginx
     // does, before any access check; the allow list applies where it lands).
@@ -149,14 +177,16 @@ async fn handle(
         return redirect::to_slashed(client, req, route).await;
     }
     // Before the allow list, as nginx's limit_req (preaccess phase) runs before `allow`.
-    if let Err(retry_after) = worker.limits.check_rate(index, client_ip(client, req)) {
+    if let Err(retry_after) = worker.limits.check_rate(index, req.client_ip) {
         let keep = req.may_keep_alive_unread();
         let limited = Fail::RateLimited(retry_after);
-        return answer(client, limited, head_only, keep, worker).await;
+        let id = &req.request_id;
+        return answer(client, limited, head_only, keep, id, worker).await;
     }
-    if !route.allows(client.peer.ip()) {
+    if !route.allows(req.client_ip) {
         let keep = req.may_keep_alive_unread();
-        return answer(client, Fail::Forbidden, head_only, keep, worker).await;
+        let id = &req.request_id;
+        return answer(client, Fail::Forbidden, head_only, keep, id, worker).await;
     }
     let handled = match &route.action {
         Action::Upstream {
@@ -193,16 +223,9 @@ async fn handle(
         Ok(outcome) => outcome,
         Err(fail) => {
             let keep = fail.is_clean() && req.may_keep_alive_unread();
-            answer(client, fail, head_only, keep, worker).await
+            answer(client, fail, head_only, keep, &req.request_id, worker).await
         }
     }
-}
-
-/// The client a request counts for in `limit_req`: the peer's address today; the real
-/// client's (from a trusted proxy's X-Forwarded-For, or the PROXY header) once ringway
-/// knows it (the one place to change).
-fn client_ip(client: &Client, _req: &Request) -> IpAddr {
-    client.peer.ip()
 }
 
 /// The part of a normalised path under a static route's root: what follows the route's
@@ -214,12 +237,13 @@ pub(super) fn rel_path<'p>(path: &'p [u8], route: &Route) -> &'p [u8] {
 
 /// Reports `fail` and answers it with its status (and the operator's page for that status,
 /// if there is one), if the client can still be answered. `keep_alive`: the connection may
-/// serve another request after this answer.
+/// serve another request after this answer. The answer carries the request's ID.
 pub(crate) async fn answer(
     client: &Client,
     fail: Fail,
     head_only: bool,
     keep_alive: bool,
+    id: &RequestId,
     worker: &Worker,
 ) -> Outcome {
     fail.report(client.peer, &worker.stats);
@@ -240,10 +264,15 @@ pub(crate) async fn answer(
     let limit = worker.config.limits.send_timeout;
     // The operator's page for this status, if any (`error_pages`).
     let page = worker.config.error_pages.get(status);
-    let body = page.as_deref().map(|p| (p.content_type(), p.body()));
-    let sent = client
-        .answer_with_page(status, keep_alive, head_only, &headers, body, limit)
-        .await;
+    let own = Own {
+        status,
+        keep_alive,
+        head_only,
+        headers: &headers,
+        id,
+        page: page.as_deref().map(|p| (p.content_type(), p.body())),
+    };
+    let sent = client.answer(own, limit).await;
     let next = match (sent, keep_alive, fail.may_linger()) {
         (false, ..) => Next::Abort,
         (true, true, _) => Next::KeepAlive,

@@ -187,6 +187,8 @@ fn encode_vars(
         script_name: target.script_name.map(str::as_bytes),
         params: target.params,
         peer: client.peer,
+        client_ip: req.client_ip,
+        request_id: req.request_id.as_bytes(),
         local: client.local,
         https: client.is_tls(),
         document_root: &config.document_root,

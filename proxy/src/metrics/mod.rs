@@ -21,5 +21,5 @@ pub use histogram::HistogramSnapshot;
 pub(crate) use histogram::{Histogram, LATENCY_BOUNDS};
 pub use ready::Readiness;
 pub use snapshot::{GroupLimitFigures, LimitFigures, RouteLimitFigures};
-pub(crate) use stats::UpstreamError;
+pub(crate) use stats::{ProxyRejection, UpstreamError};
 pub use stats::{TlsOutcome, WorkerStats};

@@ -56,5 +56,6 @@ names! {
     UPSTREAM_BUSY = "ringway_upstream_busy_slots", "Requests at the servers of an upstream group with max_conns now, by group.";
     UPSTREAM_QUEUE_LENGTH = "ringway_upstream_queue_length", "Requests waiting for a free slot at an upstream group's servers (max_conns), by group.";
     UPSTREAM_QUEUE_WAIT = "ringway_upstream_queue_wait_seconds", "Time the requests that queued for an upstream slot waited, until they got one or queue_timeout, by group.";
+    PROXY_REJECTED = "ringway_proxy_protocol_rejected_total", "Connections closed before their first request for want of a valid PROXY protocol header (proxy_protocol), by reason (invalid, timeout).";
     CLOSED_DROPPED = "ringway_ebpf_closed_records_dropped_total", "Closed-connection records the probes dropped because the ring buffer was full.";
 }

@@ -168,6 +168,10 @@ pub fn render(snap: &Snapshot, out: &mut Exposition) {
     for (kind, count) in &snap.upstream_errors {
         out.sample(&names::UPSTREAM_ERRORS, &[("kind", kind)], *count as f64);
     }
+    out.family(&names::PROXY_REJECTED, Counter);
+    for (reason, count) in &snap.proxy_rejected {
+        out.sample(&names::PROXY_REJECTED, &[("reason", reason)], *count as f64);
+    }
     out.family(&names::CONNECTIONS_ACCEPTED, Counter);
     out.sample(
         &names::CONNECTIONS_ACCEPTED,

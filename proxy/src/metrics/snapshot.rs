@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use super::ebpf::{ConnKernel, EbpfFigures};
 use super::histogram::{HistogramSnapshot, LATENCY_BOUNDS};
 use super::procs::ProcessFigures;
-use super::stats::{LiveConn, RouteCode, TlsOutcome, UpstreamError, WorkerStats};
+use super::stats::{LiveConn, ProxyRejection, RouteCode, TlsOutcome, UpstreamError, WorkerStats};
 
 /// Live connections listed in `/stats` per table.
 pub const TOP_CONNECTIONS: usize = 10;
@@ -48,6 +48,8 @@ pub struct Snapshot {
     pub tls_handshakes: Vec<(&'static str, &'static str, u64)>,
     /// Time of the TLS handshakes that were done.
     pub tls_handshake_duration: HistogramSnapshot,
+    /// Connections closed for want of a PROXY protocol header, by reason.
+    pub proxy_rejected: Vec<(&'static str, u64)>,
     /// The TLS certificates in use: name and notAfter (seconds since the epoch).
     pub tls_certificates: Vec<(String, i64)>,
     /// ringway and the uWSGI processes.
@@ -173,6 +175,10 @@ impl Snapshot {
                 .map(|(r, v)| (*r, *v, 0))
                 .collect(),
             tls_handshake_duration: empty(|w| &w.tls_handshake_duration),
+            proxy_rejected: ProxyRejection::ALL
+                .iter()
+                .map(|r| (r.as_str(), 0))
+                .collect(),
             tls_certificates: Vec::new(),
             processes,
             oldest_connections: Vec::new(),
@@ -211,6 +217,9 @@ impl Snapshot {
             }
             w.tls_handshake_duration
                 .add_to(&mut snap.tls_handshake_duration);
+            for (total, count) in snap.proxy_rejected.iter_mut().zip(&w.proxy_rejected) {
+                total.1 += count.load(Relaxed);
+            }
             if let Ok(table) = w.live.lock() {
                 live.extend(table.iter().map(|(_, c)| c.clone()));
             }
