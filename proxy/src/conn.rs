@@ -18,9 +18,12 @@ use std::time::{Duration, Instant};
 use tokio_uring::net::TcpStream;
 
 use crate::buffer::Buf;
-use crate::client::{Client, ClientStream, Next};
+use crate::client::{Client, ClientStream, Next, Proxied, read_proxy_header};
 use crate::exchange::{self, Outcome};
+use crate::fail::Fail;
+use crate::http::Method;
 use crate::io::{Counted, Stream, write_all};
+use crate::limits::Admission;
 use crate::metrics::{self, TlsOutcome};
 use crate::tls::Handshake;
 use crate::worker::Worker;
@@ -34,7 +37,50 @@ pub(crate) fn serve(
     worker: Rc<Worker>,
 ) -> impl Future<Output = ()> {
     let local = worker.local;
-    run(ClientStream::Plain(stream), peer, local, None, worker)
+    let admission = worker.limits.admit(peer);
+    run(
+        ClientStream::Plain(stream),
+        peer,
+        local,
+        None,
+        Buf::empty(),
+        worker,
+        admission,
+    )
+}
+
+/// Serves one accepted plain connection that starts with a PROXY protocol header
+/// (`proxy_protocol`): the header names the client, then the connection goes on as any.
+/// The connection limits count the client the header names, not the load balancer.
+pub(crate) async fn serve_proxied(stream: TcpStream, peer: SocketAddr, worker: Rc<Worker>) {
+    let Some(Proxied { source, rest }) = proxy_header(&stream, peer, &worker).await else {
+        return;
+    };
+    let local = worker.local;
+    let admission = worker.limits.admit(source);
+    run(
+        ClientStream::Plain(stream),
+        source,
+        local,
+        None,
+        rest,
+        worker,
+        admission,
+    )
+    .await;
+}
+
+/// Reads the PROXY header `stream` starts with; `None` when the connection is to be closed
+/// (reported and counted if it was for want of a valid header).
+async fn proxy_header(stream: &TcpStream, peer: SocketAddr, worker: &Worker) -> Option<Proxied> {
+    match read_proxy_header(stream, peer, worker).await {
+        Ok(proxied) => proxied,
+        Err(fail) => {
+            fail.report(peer, &worker.stats);
+            Stream::shutdown(stream, Shutdown::Both);
+            None
+        }
+    }
 }
 
 /// Serves one connection accepted on the TLS listener: its handshake, then its requests.
@@ -46,16 +92,30 @@ pub(crate) async fn serve_tls(stream: TcpStream, peer: SocketAddr, worker: Rc<Wo
     ) else {
         return;
     };
+    // A load balancer in TCP mode sends the PROXY header before the ClientHello.
+    let (peer, first) = if worker.config.proxy_protocol {
+        match proxy_header(&stream, peer, &worker).await {
+            Some(Proxied { source, rest }) => (source, rest),
+            None => return,
+        }
+    } else {
+        (peer, Buf::empty())
+    };
+    // Decided before the handshake, like a plain connection's at accept (on the client the
+    // PROXY header names); a refused one still gets its 503 over TLS after the handshake.
+    // Counted through the handshake: it holds a socket too.
+    let admission = worker.limits.admit(peer);
     let Some(config) = acceptor.config() else {
         return;
     };
-    match crate::tls::accept(stream, config, tls.handshake_timeout).await {
+    match crate::tls::accept(stream, config, tls.handshake_timeout, first).await {
         Handshake::Done(session, took) => {
             worker
                 .stats
                 .tls_handshake(TlsOutcome::Done(session.version()), took);
             let hsts = worker.hsts.clone();
-            run(ClientStream::Tls(session), peer, local, hsts, worker).await;
+            let session = ClientStream::Tls(session);
+            run(session, peer, local, hsts, Buf::empty(), worker, admission).await;
         }
         Handshake::PlainHttp(stream) => {
             worker
@@ -92,7 +152,8 @@ async fn answer_plain_http(stream: TcpStream, limit: Duration) {
     Stream::shutdown(&stream, Shutdown::Both);
 }
 
-/// Serves a connection (its TLS handshake done) until it closes.
+/// Serves a connection (its TLS handshake done) from `peer` until it closes; `input` holds
+/// what was read of its first request already (after a PROXY header).
 // The connection is set up before the future is made, so its state holds `Conn` alone and
 // not the arguments it was made from as well.
 fn run(
@@ -100,15 +161,20 @@ fn run(
     peer: SocketAddr,
     local: SocketAddr,
     hsts: Option<Rc<str>>,
+    input: Buf,
     worker: Rc<Worker>,
+    admission: Admission,
 ) -> impl Future<Output = ()> {
     let cookie = metrics::accepted(&worker.probes, || socket_cookie(stream.as_raw_fd()));
     let live_key = worker.stats.open(peer, cookie);
+    let mut client = Client::new(stream, peer, local, hsts);
+    client.input = input;
     let mut conn = Conn {
-        client: Client::new(stream, peer, local, hsts),
+        client,
         worker,
         requests: 0,
         live_key,
+        admission,
     };
     async move { conn.run().await }
 }
@@ -121,28 +187,51 @@ struct Conn {
     requests: u64,
     /// This connection's key in the worker's live-connection table.
     live_key: usize,
+    /// Counted against the connection limits until the connection drops (its ticket goes
+    /// with it, however the task ends), or refused by one.
+    admission: Admission,
 }
 
 impl Conn {
     async fn run(&mut self) {
         loop {
-            let head = match self.client.read_head(&self.worker, self.requests > 0).await {
-                Ok(Some(head)) => head,
+            let read = match self.client.read_head(&self.worker, self.requests > 0).await {
+                Ok(Some(head)) => match self.admission.refused() {
+                    None => Ok(head),
+                    // Over a connection limit: the first request gets 503 with
+                    // `Connection: close`, and the connection ends (a body left unread is
+                    // drained first).
+                    Some(limit) => {
+                        Err((Fail::TooManyConnections(limit), head.method == Method::Head))
+                    }
+                },
                 Ok(None) => return,
-                Err(fail) => {
-                    let started = Instant::now();
-                    // Boxed, like the exchange: a cold path's state must not grow every
-                    // idle connection's task.
-                    let answer = exchange::answer(&self.client, fail, false, false, &self.worker);
-                    let outcome = Box::pin(answer).await;
-                    exchange::log_unparsed(&self.worker, &self.client, &outcome, started);
-                    self.record(&outcome, started);
-                    return self.client.finish(outcome.next).await;
-                }
+                Err(fail) => Err((fail, false)),
             };
             // A request's time runs from its complete head, as nginx's $request_time runs
             // from its first byte: an idle keep-alive wait is not request time.
             let started = Instant::now();
+            let head = match read {
+                Ok(head) => head,
+                Err((fail, head_only)) => {
+                    // Boxed, like the exchange: a cold path's state must not grow every
+                    // idle connection's task.
+                    let (client, worker) = (&self.client, &self.worker);
+                    let outcome = Box::pin(async move {
+                        // No request ID was taken from this head (too broken to read, or
+                        // refused by a connection limit): it gets a new one, which its log
+                        // line carries too.
+                        let id = worker.request_ids.next();
+                        let outcome =
+                            exchange::answer(client, fail, head_only, false, &id, worker).await;
+                        exchange::log_unparsed(worker, client, &outcome, started, &id);
+                        outcome
+                    })
+                    .await;
+                    self.record(&outcome, started);
+                    return self.client.finish(outcome.next).await;
+                }
+            };
             // Boxed: the request's state (body, packet, relay pumps) lives only while a
             // request does, so an idle keep-alive connection's task stays small.
             let served = exchange::serve(&mut self.client, head, &self.worker, started);
@@ -221,9 +310,38 @@ mod tests {
             let size = std::mem::size_of_val(&task);
             // Measured 1136 bytes before the pipeline was reshaped, 1392 after (the client
             // watch, the route and the answer paths), 1416 with TLS (the local address and
-            // the HSTS header; the TLS ops are boxed), 1440 with the access log (where the
-            // response body starts, the body bytes in the outcome).
+            // the HSTS header; the TLS ops are boxed), 1432 with the connection limits' ticket,
+            // 1456 with the access log (where the response body starts, the body bytes in
+            // the outcome).
             assert!(size <= 1536, "the connection future is {size} bytes");
+        });
+    }
+
+    /// With `proxy_protocol` the connection's task is the header read, then the same loop:
+    /// an idle keep-alive connection behind a load balancer is no bigger than a direct one.
+    #[test]
+    fn an_idle_proxied_connection_is_small() {
+        let config = crate::config::Config::from_args([
+            "ringway",
+            "--upstream",
+            "unix:/none",
+            "--proxy-protocol",
+        ])
+        .unwrap();
+        tokio_uring::start(async move {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let local = listener.local_addr().unwrap();
+            let client = std::net::TcpStream::connect(local).unwrap();
+            let worker = crate::server::test_worker(config, local);
+            let stream = tokio_uring::net::TcpStream::from_std(client);
+            let task = super::serve_proxied(stream, local, worker);
+            let size = std::mem::size_of_val(&task);
+            // Measured 1504 bytes (a direct connection's: 1432), 1528 with the access log (a
+            // direct connection's: 1456).
+            assert!(
+                size <= 1536,
+                "the proxied connection future is {size} bytes"
+            );
         });
     }
 
@@ -253,7 +371,9 @@ mod tests {
             let request =
                 crate::exchange::serve(&mut client, head, &worker, std::time::Instant::now());
             let size = std::mem::size_of_val(&request);
-            // Measured 2472 bytes (3856 before the rare paths were boxed).
+            // Measured 2472 bytes (3856 before the rare paths were boxed), 2672 with the
+            // upstream slot, the real client IP and the inline request ID, 2784 with the
+            // access log (the upstream call kept for its line, the head's start time).
             assert!(size <= 3072, "a request's future is {size} bytes");
         });
     }

@@ -7,7 +7,9 @@ use std::io;
 use std::net::SocketAddr;
 
 use crate::http::HttpError;
-use crate::metrics::{UpstreamError, WorkerStats};
+use crate::limits::ConnLimit;
+use crate::metrics::{ProxyRejection, UpstreamError, WorkerStats};
+use crate::proxy_protocol::ProxyHeaderError;
 use crate::ratelimit::{Gate, WINDOW};
 use crate::uwsgi::UwsgiError;
 
@@ -100,6 +102,19 @@ pub(crate) enum Fail {
     UpstreamTruncated,
     /// A temp file could not be created, written or read.
     TempFile(io::ErrorKind),
+    /// The connection is over `max_connections` or `limit_conn_per_ip`: its first request is
+    /// refused and the connection closed.
+    TooManyConnections(ConnLimit),
+    /// The client is over the route's `limit_req`: retry after this many seconds.
+    RateLimited(u32),
+    /// Every server of the group is at `max_conns` and its queue is full.
+    QueueFull,
+    /// The request waited `queue_timeout` for a slot at the group's servers.
+    QueueTimeout,
+    /// The connection did not start with a valid PROXY protocol header (`proxy_protocol`).
+    ProxyHeader(ProxyHeaderError),
+    /// No complete PROXY protocol header within `client_header_timeout`.
+    ProxyHeaderTimeout,
 }
 
 /// How loud a failure is in the log: client mistakes are the client's business (debug or
@@ -112,7 +127,7 @@ enum Level {
 }
 
 /// Number of kinds: the gates below have one each.
-const KINDS: usize = 23;
+const KINDS: usize = 30;
 
 impl Fail {
     /// The status the client is answered with, if it can still be answered.
@@ -141,7 +156,12 @@ impl Fail {
             Fail::RangeNotSatisfiable(_) => 416,
             Fail::FileRead(_) => 500,
             Fail::ClientTimeout(_) => 408,
-            Fail::ClientClosed(_) | Fail::ClientIo(_) | Fail::ClientGone => return None,
+            // Before any request: there is no one to answer in HTTP, only a socket to close.
+            Fail::ClientClosed(_)
+            | Fail::ClientIo(_)
+            | Fail::ClientGone
+            | Fail::ProxyHeader(_)
+            | Fail::ProxyHeaderTimeout => return None,
             Fail::UpstreamRefused
             | Fail::UpstreamIo(..)
             | Fail::UpstreamClosed
@@ -150,6 +170,10 @@ impl Fail {
             Fail::UpstreamBusy => 503,
             Fail::UpstreamConnectTimeout | Fail::UpstreamTimeout(_) => 504,
             Fail::TempFile(_) => 500,
+            // As nginx's limit_conn and limit_req answer by default (limit_req with 429
+            // here, as its `limit_req_status 429` users set it).
+            Fail::TooManyConnections(_) | Fail::QueueFull | Fail::QueueTimeout => 503,
+            Fail::RateLimited(_) => 429,
         })
     }
 
@@ -168,6 +192,16 @@ impl Fail {
         })
     }
 
+    /// The `reason` label of `ringway_proxy_protocol_rejected_total`, for a connection closed
+    /// for want of a PROXY header.
+    pub(crate) fn proxy_rejection(self) -> Option<ProxyRejection> {
+        match self {
+            Fail::ProxyHeader(_) => Some(ProxyRejection::Invalid),
+            Fail::ProxyHeaderTimeout => Some(ProxyRejection::Timeout),
+            _ => None,
+        }
+    }
+
     /// Whether this is an answer ringway chose for a request it read whole (a path with no
     /// route or file, a refusal, a precondition): the connection is sound and may serve the
     /// next request, if the request had no body left unread.
@@ -175,6 +209,7 @@ impl Fail {
         matches!(
             self,
             Fail::NoRoute
+                | Fail::RateLimited(_)
                 | Fail::NoFile
                 | Fail::Forbidden
                 | Fail::MethodNotAllowed
@@ -188,6 +223,7 @@ impl Fail {
         match self {
             Fail::MethodNotAllowed => Some((b"Allow", "GET, HEAD".to_owned())),
             Fail::RangeNotSatisfiable(size) => Some((b"Content-Range", format!("bytes */{size}"))),
+            Fail::RateLimited(seconds) => Some((b"Retry-After", seconds.to_string())),
             _ => None,
         }
     }
@@ -224,6 +260,13 @@ impl Fail {
             Fail::PreconditionFailed => 20,
             Fail::RangeNotSatisfiable(_) => 21,
             Fail::FileRead(_) => 22,
+            Fail::TooManyConnections(ConnLimit::Process) => 23,
+            Fail::TooManyConnections(ConnLimit::PerIp) => 24,
+            Fail::RateLimited(_) => 25,
+            Fail::QueueFull => 26,
+            Fail::QueueTimeout => 27,
+            Fail::ProxyHeader(_) => 28,
+            Fail::ProxyHeaderTimeout => 29,
         }
     }
 
@@ -237,11 +280,17 @@ impl Fail {
             | Fail::MethodNotAllowed
             | Fail::PreconditionFailed
             | Fail::RangeNotSatisfiable(_) => Level::Debug,
-            Fail::Forbidden
+            Fail::TooManyConnections(ConnLimit::PerIp)
+            | Fail::RateLimited(_)
+            | Fail::Forbidden
             | Fail::Request(_)
             | Fail::BodyTooLarge { .. }
             | Fail::Packet(UwsgiError::BadPath)
-            | Fail::ClientTimeout(_) => Level::Info,
+            | Fail::ClientTimeout(_)
+            // A client that reached ringway around its load balancer, or a load balancer
+            // not set to send the header: worth seeing, not alarming.
+            | Fail::ProxyHeader(_)
+            | Fail::ProxyHeaderTimeout => Level::Info,
             // The operator's setting is too small for a legitimate request, or the upstream
             // or the disk failed: worth a warning.
             Fail::Packet(UwsgiError::VarsTooLarge { .. })
@@ -254,7 +303,10 @@ impl Fail {
             | Fail::UpstreamBadResponse(_)
             | Fail::UpstreamTruncated
             | Fail::TempFile(_)
-            | Fail::FileRead(_) => Level::Warn,
+            | Fail::FileRead(_)
+            | Fail::TooManyConnections(ConnLimit::Process)
+            | Fail::QueueFull
+            | Fail::QueueTimeout => Level::Warn,
         }
     }
 
@@ -262,6 +314,9 @@ impl Fail {
     pub(crate) fn report(self, peer: SocketAddr, stats: &WorkerStats) {
         if let Some(kind) = self.upstream_error() {
             stats.upstream_error(kind);
+        }
+        if let Some(reason) = self.proxy_rejection() {
+            stats.proxy_rejected(reason);
         }
         let gate = &GATES[self.kind()];
         let level = self.level();
@@ -324,6 +379,34 @@ impl fmt::Display for Fail {
                 f.write_str("upstream closed before the end of the response body")
             }
             Fail::TempFile(kind) => write!(f, "temp file failed: {kind}"),
+            Fail::TooManyConnections(ConnLimit::Process) => {
+                f.write_str("max_connections reached: 503 on the connection's first request")
+            }
+            Fail::TooManyConnections(ConnLimit::PerIp) => {
+                f.write_str("client over limit_conn_per_ip: 503 on the connection's first request")
+            }
+            Fail::RateLimited(seconds) => {
+                write!(
+                    f,
+                    "client over the route's limit_req: 429, retry after {seconds}s"
+                )
+            }
+            Fail::QueueFull => f.write_str(
+                "upstream group at max_conns and its queue full: 503 (raise queue, or add \
+                 uWSGI workers)",
+            ),
+            Fail::QueueTimeout => {
+                f.write_str("waited queue_timeout for an upstream slot (max_conns): 503")
+            }
+            Fail::ProxyHeader(err) => write!(
+                f,
+                "connection closed: proxy_protocol is on and it did not start with a valid \
+                 PROXY header ({err})"
+            ),
+            Fail::ProxyHeaderTimeout => f.write_str(
+                "connection closed: proxy_protocol is on and no PROXY header came within \
+                 client_header_timeout",
+            ),
         }
     }
 }
@@ -418,6 +501,13 @@ const KIND_NAMES: [(&str, Level); KINDS] = [
     ("file precondition failed", Level::Debug),
     ("range not satisfiable", Level::Debug),
     ("reading a file failed", Level::Warn),
+    ("max_connections reached", Level::Warn),
+    ("client over limit_conn_per_ip", Level::Info),
+    ("client over limit_req", Level::Info),
+    ("upstream queue full", Level::Warn),
+    ("upstream queue timeout", Level::Warn),
+    ("connection without a valid PROXY header", Level::Info),
+    ("no PROXY header in time", Level::Info),
 ];
 
 #[cfg(test)]
@@ -457,6 +547,13 @@ mod tests {
             Fail::PreconditionFailed,
             Fail::RangeNotSatisfiable(10),
             Fail::FileRead(io::ErrorKind::Other),
+            Fail::TooManyConnections(ConnLimit::Process),
+            Fail::TooManyConnections(ConnLimit::PerIp),
+            Fail::RateLimited(3),
+            Fail::QueueFull,
+            Fail::QueueTimeout,
+            Fail::ProxyHeader(ProxyHeaderError::NotProxy),
+            Fail::ProxyHeaderTimeout,
         ]
     }
 
@@ -486,6 +583,13 @@ mod tests {
             Some(412),
             Some(416),
             Some(500),
+            Some(503),
+            Some(503),
+            Some(429),
+            Some(503),
+            Some(503),
+            None,
+            None,
         ];
         for (fail, status) in every_kind().into_iter().zip(want) {
             assert_eq!(fail.status(), status, "{fail:?}");
@@ -540,6 +644,10 @@ mod tests {
                     | Fail::MethodNotAllowed
                     | Fail::PreconditionFailed
                     | Fail::RangeNotSatisfiable(_)
+                    | Fail::TooManyConnections(ConnLimit::PerIp)
+                    | Fail::RateLimited(_)
+                    | Fail::ProxyHeader(_)
+                    | Fail::ProxyHeaderTimeout
             );
             if client_side {
                 assert_ne!(fail.level(), Level::Warn, "{fail:?}");
@@ -550,6 +658,20 @@ mod tests {
         assert_eq!(
             Fail::UpstreamClosed.upstream_error(),
             Some(UpstreamError::Broken)
+        );
+    }
+
+    #[test]
+    fn a_rate_limited_answer_says_when_to_retry() {
+        assert_eq!(
+            Fail::RateLimited(7).header(),
+            Some((&b"Retry-After"[..], "7".to_owned()))
+        );
+        assert!(Fail::RateLimited(1).is_clean());
+        assert_eq!(
+            Fail::QueueFull.upstream_error(),
+            None,
+            "a limit, not a failure"
         );
     }
 

@@ -1,7 +1,7 @@
 //! ringway: an HTTP/1.1 front end for uWSGI on io_uring.
 //!
-//! `http` and `uwsgi` are the sans-IO protocol core (bytes in, decisions out; public, so
-//! they can be fuzzed and documented with examples); [`server::Server`] runs the daemon in
+//! `http`, `uwsgi` and `proxy_protocol` are the sans-IO protocol core (bytes in, decisions
+//! out; public, so they can be fuzzed and documented with examples); [`server::Server`] runs the daemon in
 //! process; everything else is the daemon's inside. docs/ARCHITECTURE.md draws the whole.
 
 pub mod access_log;
@@ -10,12 +10,16 @@ mod client;
 mod clock;
 pub mod config;
 mod conn;
+pub mod error_pages;
 mod exchange;
 mod fail;
 pub mod http;
+mod identity;
 mod io;
+mod limits;
 mod listener;
 pub mod metrics;
+pub mod proxy_protocol;
 mod ratelimit;
 mod routes;
 pub mod server;

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use ringway::config::{Config, MetricsListen, Settings};
+use ringway::error_pages::ErrorPages;
 use ringway::metrics;
 use ringway::server::Server;
 
@@ -30,6 +31,7 @@ fn run() -> anyhow::Result<()> {
     let upstreams: Vec<String> = upstream_addrs.iter().map(ToString::to_string).collect();
     let metrics_listen = config.metrics;
     let ebpf = config.ebpf;
+    let error_pages = std::sync::Arc::clone(&config.error_pages);
     let server = Server::start(config)?;
     if let Some(tls) = server.tls_addr() {
         tracing::info!("listening on https://{tls}");
@@ -66,6 +68,8 @@ fn run() -> anyhow::Result<()> {
         route_labels,
         server.acceptor().cloned(),
     )
+    .with_limits(server.limit_figures())
+    .with_readiness(server.readiness())
     .with_access_log_dropped(server.access_log_dropped());
     match metrics_listen {
         MetricsListen::Off => {}
@@ -98,18 +102,22 @@ fn run() -> anyhow::Result<()> {
             Some(signal)
         }
         "SIGHUP" => {
+            reload_error_pages(&error_pages);
             match acceptor.as_ref().map(|a| a.reload()) {
                 Some(Ok(certs)) => tracing::info!(
                     certificates = certs.len(),
-                    "SIGHUP: TLS certificates reloaded (the rest of the configuration is not \
-                     reloaded yet)"
+                    "SIGHUP: TLS certificates reloaded (the rest of the configuration, error \
+                     pages aside, is not reloaded yet)"
                 ),
                 Some(Err(err)) => tracing::warn!(
                     "SIGHUP: TLS certificates not reloaded, the old ones stay: {err:#}"
                 ),
-                None => tracing::info!(
-                    "SIGHUP received: configuration reload is not supported yet; nothing changed"
+                None if error_pages.is_empty() => tracing::info!(
+                    "SIGHUP received: configuration reload is not supported yet (SIGHUP \
+                     reloads TLS certificates and error pages, and neither is configured); \
+                     nothing changed"
                 ),
+                None => {}
             }
             None
         }
@@ -135,6 +143,23 @@ fn run() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Reads the error pages again (SIGHUP); a page that cannot be read keeps its old bytes.
+fn reload_error_pages(pages: &ErrorPages) {
+    if pages.is_empty() {
+        return;
+    }
+    let (reloaded, errors) = pages.reload();
+    for err in &errors {
+        tracing::warn!(
+            "SIGHUP: error_pages.{} not reloaded, the old page stays: {err}",
+            err.status
+        );
+    }
+    if errors.is_empty() {
+        tracing::info!(pages = reloaded, "SIGHUP: error pages reloaded");
+    }
+}
+
 fn init_logging() {
     use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -148,9 +173,10 @@ fn init_logging() {
 
 mod signals {
     //! The signals ringway acts on, taken synchronously with sigtimedwait: SIGINT, SIGTERM
-    //! and SIGQUIT stop it gracefully; SIGHUP reloads the TLS certificates; SIGUSR1 reopens
-    //! the access log file (after logrotate renamed it). SIGPIPE is ignored (Rust's runtime sets that up before `main`): a client that goes
-    //! away makes a write fail, never kills the process.
+    //! and SIGQUIT stop it gracefully; SIGHUP reloads the TLS certificates and the error
+    //! pages; SIGUSR1 reopens the access log file (after logrotate renamed it). SIGPIPE is
+    //! ignored (Rust's runtime sets that up before `main`): a client that goes away makes a
+    //! write fail, never kills the process.
 
     use std::time::Duration;
 

@@ -10,6 +10,7 @@
 use std::net::IpAddr;
 
 use crate::config::{Cidr, Limits};
+use crate::limits::RateLimit;
 use crate::static_files::StaticRoute;
 
 /// One route.
@@ -29,6 +30,11 @@ pub(crate) struct Route {
     pub(crate) response_headers: Vec<(String, String)>,
     /// Its limits and timeouts.
     pub(crate) limits: Limits,
+    /// Requests per client IP (nginx's `limit_req`), if limited.
+    pub(crate) limit_req: Option<RateLimit>,
+    /// The app's answers with a status that has an error page get the page instead of the
+    /// app's body (nginx `uwsgi_intercept_errors on`).
+    pub(crate) intercept_errors: bool,
 }
 
 /// What a route does with a request.
@@ -177,6 +183,8 @@ pub(crate) mod tests {
             action,
             response_headers: Vec::new(),
             limits: limits(),
+            limit_req: None,
+            intercept_errors: false,
         }
     }
 

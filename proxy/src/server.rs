@@ -21,10 +21,12 @@ use tokio_util::task::TaskTracker;
 use crate::access_log::{self, AccessLog, LogNames, Reopener, WorkerLog};
 use crate::buffer::{Budget, prepare_dir, release_idle_buffers};
 use crate::config::Config;
-use crate::metrics::{ProbeHandle, WorkerStats};
+use crate::identity::IdSource;
+use crate::limits::Limiters;
+use crate::metrics::{LimitSource, ProbeHandle, Readiness, WorkerStats};
 use crate::static_files::FileCache;
 use crate::tls::Acceptor;
-use crate::upstream::Upstreams;
+use crate::upstream::{UpstreamHealth, Upstreams};
 use crate::worker::Worker;
 use crate::{conn, fail, listener, ratelimit};
 
@@ -45,6 +47,8 @@ pub struct Server {
     local: SocketAddr,
     tls_local: Option<SocketAddr>,
     acceptor: Option<Arc<Acceptor>>,
+    limits: Arc<Limiters>,
+    health: Arc<UpstreamHealth>,
     grace: Duration,
     access_log: Option<AccessLog>,
 }
@@ -94,6 +98,8 @@ impl Server {
             None => (None, Vec::new()),
         };
         let budget = Arc::new(Budget::new(config.buffering.max_buffer_memory));
+        let limits = Arc::new(Limiters::new(&config));
+        let health = Arc::new(UpstreamHealth::new(&config.groups));
         let config = Arc::new(config);
         let cpus = allowed_cpus();
         let (stop, stop_rx) = watch::channel(false);
@@ -101,8 +107,14 @@ impl Server {
 
         let stats: Vec<Arc<WorkerStats>> = (0..listeners.len()).map(|_| Arc::default()).collect();
         let probes = ProbeHandle::default();
+        // Seeded before any thread starts, so a failure leaves nothing running.
+        let id_sources = (0..listeners.len())
+            .map(|_| IdSource::from_os())
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let mut threads = Vec::with_capacity(listeners.len());
-        for (index, std_listener) in listeners.into_iter().enumerate() {
+        for ((index, std_listener), request_ids) in
+            listeners.into_iter().enumerate().zip(id_sources)
+        {
             let tls_listener = tls_listeners.get_mut(index).and_then(Option::take);
             let worker = WorkerParts {
                 config: Arc::clone(&config),
@@ -113,6 +125,9 @@ impl Server {
                 stats: Arc::clone(&stats[index]),
                 probes: Arc::clone(&probes),
                 budget: Arc::clone(&budget),
+                limits: Arc::clone(&limits),
+                health: Arc::clone(&health),
+                request_ids,
                 access_log: worker_logs.get_mut(index).and_then(Option::take),
             };
             let ready = ready_tx.clone();
@@ -133,6 +148,8 @@ impl Server {
             local,
             tls_local,
             acceptor,
+            limits,
+            health,
             grace,
             access_log,
         };
@@ -162,6 +179,12 @@ impl Server {
         &self.stats
     }
 
+    /// Reads the limits' counters, for the metrics endpoint.
+    pub fn limit_figures(&self) -> LimitSource {
+        let limits = Arc::clone(&self.limits);
+        Arc::new(move || limits.figures())
+    }
+
     /// The address the workers accept on (the real port when 0 was asked for).
     pub fn local_addr(&self) -> SocketAddr {
         self.local
@@ -175,6 +198,12 @@ impl Server {
     /// The TLS configuration (certificates in use, reload), if TLS is on.
     pub fn acceptor(&self) -> Option<&Arc<Acceptor>> {
         self.acceptor.as_ref()
+    }
+
+    /// What `/readyz` reads: the upstreams' health, and whether the server is stopping
+    /// (true from the moment [`Server::run_until`]'s `stop` says so, through the drain).
+    pub fn readiness(&self) -> Readiness {
+        Readiness::new(Arc::clone(&self.health), self.stop.subscribe())
     }
 
     /// What reopens the access log's file (SIGUSR1), when the log goes to a file.
@@ -275,14 +304,21 @@ struct WorkerParts {
     stats: Arc<WorkerStats>,
     probes: ProbeHandle,
     budget: Arc<Budget>,
+    limits: Arc<Limiters>,
+    health: Arc<UpstreamHealth>,
+    request_ids: IdSource,
     access_log: Option<WorkerLog>,
 }
 
 impl WorkerParts {
     fn into_worker(self) -> Worker {
         let hsts = self.config.tls.as_ref().and_then(|t| t.hsts.as_deref());
+        let groups = self.config.groups.iter().zip(self.health.groups());
         Worker {
-            upstreams: self.config.groups.iter().map(Upstreams::new).collect(),
+            upstreams: groups
+                .enumerate()
+                .map(|(i, (group, health))| Upstreams::new(group, self.limits.slots(i), health))
+                .collect(),
             hsts: hsts.map(Rc::from),
             config: self.config,
             local: self.local,
@@ -293,6 +329,8 @@ impl WorkerParts {
             probes: self.probes,
             budget: self.budget,
             files: FileCache::default(),
+            limits: self.limits,
+            request_ids: self.request_ids,
             access_log: self.access_log.map(Rc::new),
         }
     }
@@ -359,7 +397,12 @@ async fn serve(
     }
     let _ = ready.send(Ok(()));
 
-    accept_loop(std_listener, &worker, &tracker, conn::serve).await;
+    // Chosen once: a plain connection without the PROXY protocol pays nothing for it.
+    if worker.config.proxy_protocol {
+        accept_loop(std_listener, &worker, &tracker, conn::serve_proxied).await;
+    } else {
+        accept_loop(std_listener, &worker, &tracker, conn::serve).await;
+    }
     if let Some(tls_loop) = tls_loop {
         let _ = tls_loop.await;
     }
@@ -471,6 +514,8 @@ fn explain_uring_error(err: &std::io::Error) -> String {
 pub(crate) fn test_worker(config: Config, local: SocketAddr) -> Rc<Worker> {
     let (_stop, stop) = watch::channel(false);
     let budget = Arc::new(Budget::new(config.buffering.max_buffer_memory));
+    let limits = Arc::new(Limiters::new(&config));
+    let health = Arc::new(UpstreamHealth::new(&config.groups));
     Rc::new(
         WorkerParts {
             config: Arc::new(config),
@@ -481,6 +526,9 @@ pub(crate) fn test_worker(config: Config, local: SocketAddr) -> Rc<Worker> {
             stats: Arc::default(),
             probes: ProbeHandle::default(),
             budget,
+            limits,
+            health,
+            request_ids: IdSource::from_os().expect("seeding the request IDs"),
             access_log: None,
         }
         .into_worker(),

@@ -11,6 +11,8 @@ use tokio::sync::watch;
 use crate::access_log::WorkerLog;
 use crate::buffer::Budget;
 use crate::config::Config;
+use crate::identity::IdSource;
+use crate::limits::Limiters;
 use crate::metrics::{ProbeHandle, WorkerStats};
 use crate::static_files::FileCache;
 use crate::tls::Acceptor;
@@ -40,6 +42,10 @@ pub(crate) struct Worker {
     pub(crate) budget: Arc<Budget>,
     /// Files this worker opened lately, for static routes.
     pub(crate) files: FileCache,
+    /// The process-wide limits: connections, request rates, upstream slots.
+    pub(crate) limits: Arc<Limiters>,
+    /// Makes this worker's request IDs.
+    pub(crate) request_ids: IdSource,
     /// This worker's side of the access log, when it is on.
     pub(crate) access_log: Option<Rc<WorkerLog>>,
 }

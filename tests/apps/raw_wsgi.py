@@ -19,7 +19,8 @@ Routes (the same as demo_flask.py):
                     X-Public (raw app only, and only with RINGWAY_VALIDATE=0: wsgiref.validate
                     forbids a Connection header in a WSGI app)
   /error            raises before start_response: uWSGI closes without a byte (proxy: 502)
-  /status/<code>    answers with that status (no body for 1xx, 204, 304)
+  /status/<code>    answers with that status (no body for 1xx, 204, 304); the body is
+                    "status <code>", or with ?bytes=N N pattern bytes (raw app only)
   /report/<name>    X-Accel-Redirect: /protected/<name>, with Content-Type application/pdf,
                     Content-Disposition, Cache-Control, Set-Cookie, X-Accel-Buffering and a body
                     the proxy must replace with the file; `?type=none` sends no Content-Type
@@ -229,7 +230,9 @@ def app(environ, start_response):
         if code in (204, 304) or code < 200:
             start_response(status, [])
             return []
-        return respond(start_response, status, b"status %d" % code)
+        size = parse_qs(environ.get("QUERY_STRING", "")).get("bytes")
+        body = pattern(int(size[0])) if size else b"status %d" % code
+        return respond(start_response, status, body)
     return respond(start_response, "404 Not Found", b"not found")
 
 

@@ -4,7 +4,7 @@
 //! timeout and every response an overall deadline, so a test never hangs.
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 /// Timeout of one socket read.
@@ -130,6 +130,34 @@ impl Conn<TcpStream> {
             .expect("set write timeout");
         stream.set_nodelay(true).expect("nodelay");
         Conn::new(stream)
+    }
+
+    /// Like [`Conn::open`], from the local address `source` (a loopback alias such as
+    /// 127.0.0.2, so a proxy in between can be told from the client).
+    pub fn open_from(source: IpAddr, addr: SocketAddr) -> Conn {
+        use socket2::{Domain, Socket, Type};
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None).expect("socket");
+        socket
+            .bind(&SocketAddr::new(source, 0).into())
+            .unwrap_or_else(|e| panic!("bind to {source}: {e}"));
+        socket
+            .connect_timeout(&addr.into(), Duration::from_secs(5))
+            .unwrap_or_else(|e| panic!("connect from {source} to {addr}: {e}"));
+        let stream = TcpStream::from(socket);
+        stream
+            .set_read_timeout(Some(READ_TIMEOUT))
+            .expect("set read timeout");
+        stream
+            .set_write_timeout(Some(READ_TIMEOUT))
+            .expect("set write timeout");
+        stream.set_nodelay(true).expect("nodelay");
+        Conn::new(stream)
+    }
+
+    /// The local address of the connection (its port is the app's REMOTE_PORT when nothing
+    /// stands in between).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.stream.local_addr().expect("local address")
     }
 
     /// Like [`Conn::open`], but `None` when the connection is refused.

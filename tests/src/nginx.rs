@@ -31,7 +31,8 @@ impl Nginx {
     /// `uwsgi_params` plus the two lines that keep Content-Length and Content-Type from going
     /// out as `HTTP_CONTENT_LENGTH` / `HTTP_CONTENT_TYPE` too: stock nginx 1.22 sends them
     /// (see `nginx_stack.rs`), PEP 3333 forbids them, and the validator the apps run under
-    /// would turn every request with a body into a 500.
+    /// would turn every request with a body into a 500. And the three lines an nginx user
+    /// adds to pass the client's identity, which ringway always sends ([`IDENTITY_PARAMS`]).
     pub fn start(uwsgi_socket: &Path) -> Nginx {
         Nginx::start_config(uwsgi_socket, true, "")
     }
@@ -156,12 +157,20 @@ impl Drop for Nginx {
 const PEP3333_PARAMS: &str = "uwsgi_param HTTP_CONTENT_LENGTH \"\" if_not_empty;
             uwsgi_param HTTP_CONTENT_TYPE \"\" if_not_empty;";
 
+/// What ringway tells every app about the client, as nginx users configure it: the client's
+/// X-Forwarded-For with the peer appended, X-Real-IP, and a request ID per request (the
+/// client's own X-Real-IP and X-Request-ID are hidden: an `HTTP_` param replaces the header).
+pub const IDENTITY_PARAMS: &str = "uwsgi_param HTTP_X_FORWARDED_FOR $proxy_add_x_forwarded_for;
+            uwsgi_param HTTP_X_REAL_IP $remote_addr;
+            uwsgi_param HTTP_X_REQUEST_ID $request_id;";
+
 /// The body of a location passing to the uWSGI at `socket` as [`Nginx::start`] does: the
-/// stock `uwsgi_params`, the two PEP 3333 lines, `uwsgi_pass`.
+/// stock `uwsgi_params`, the two PEP 3333 lines, the identity lines, `uwsgi_pass`.
 pub fn uwsgi_pass(socket: &Path) -> String {
     format!(
         "include /etc/nginx/uwsgi_params;
             {PEP3333_PARAMS}
+            {IDENTITY_PARAMS}
             uwsgi_pass unix:{};",
         socket.display()
     )
@@ -176,7 +185,11 @@ fn config(
     locations: &str,
 ) -> String {
     let d = dir.display();
-    let pep3333 = if pep3333 { PEP3333_PARAMS } else { "" };
+    let pep3333 = if pep3333 {
+        format!("{PEP3333_PARAMS}\n            {IDENTITY_PARAMS}")
+    } else {
+        String::new()
+    };
     let root = paths::document_root();
     let root = root.display();
     let sock = uwsgi_socket.display();

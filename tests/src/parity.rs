@@ -66,6 +66,8 @@ pub enum Want {
     Exact(&'static str),
     /// No such var.
     Absent,
+    /// A request ID: 32 lowercase hex digits (a new one per request, so never equal).
+    RequestId,
 }
 
 impl Want {
@@ -75,6 +77,12 @@ impl Want {
             Want::Any => true,
             Want::Exact(want) => value.and_then(Value::as_str) == Some(want),
             Want::Absent => value.is_none(),
+            Want::RequestId => value.and_then(Value::as_str).is_some_and(|id| {
+                id.len() == 32
+                    && id
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            }),
         }
     }
 }
@@ -129,6 +137,15 @@ pub const ALLOWED_DIFFERENCES: &[Allowed] = &[
         ringway: Want::Any,
         nginx: Want::Any,
         reason: "each proxy listens on its own free port",
+    },
+    Allowed {
+        key: "HTTP_X_REQUEST_ID",
+        scope: Scope::Every,
+        ringway: Want::RequestId,
+        nginx: Want::RequestId,
+        reason: "each side makes a new random ID per request (nginx's $request_id, passed by \
+                 the reference's uwsgi_param; ringway's own): both 128 bits in hex, and a \
+                 client's X-Request-ID replaced on both",
     },
     Allowed {
         key: "HTTP_X_MULTI",
@@ -382,6 +399,24 @@ pub fn cases() -> Vec<Case> {
         Case::req(
             "X-Forwarded-Proto from the client",
             Req::get("/environ").header("X-Forwarded-Proto", "https"),
+        ),
+        Case::req(
+            "X-Forwarded-For from the client",
+            Req::get("/environ").header("X-Forwarded-For", "203.0.113.9, 10.0.0.1"),
+        ),
+        Case::req(
+            "two X-Forwarded-For headers",
+            Req::get("/environ")
+                .header("X-Forwarded-For", "203.0.113.9")
+                .header("X-Forwarded-For", "10.0.0.1"),
+        ),
+        Case::req(
+            "X-Real-IP from the client",
+            Req::get("/environ").header("X-Real-IP", "203.0.113.9"),
+        ),
+        Case::req(
+            "X-Request-ID from the client",
+            Req::get("/environ").header("X-Request-ID", "chosen-by-the-client"),
         ),
         Case::req(
             "underscore in a header name",

@@ -43,7 +43,7 @@ pub fn tool(name: &str, package: &str) -> PathBuf {
         .unwrap_or_else(|| {
             panic!(
                 "`{name}` not found on PATH: `apt-get install {package}` (.ci/run installs it; \
-                 the TLS tests need it and are not skipped without it)"
+                 the tests that need it are not skipped without it)"
             )
         })
 }

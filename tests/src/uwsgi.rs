@@ -31,6 +31,8 @@ pub struct Uwsgi {
     log: PathBuf,
     dir: TempDir,
     instance: Option<String>,
+    /// What it was started with, to start it again the same way.
+    opts: UwsgiOptions,
 }
 
 /// Options for [`Uwsgi::start_with`].
@@ -122,57 +124,15 @@ impl Uwsgi {
                 .expect("free port")
         });
         let log = dir.path().join("uwsgi.log");
-        let log_file = File::create(&log).expect("uwsgi log file");
-        let venv = paths::venv();
-        let mut cmd = Command::new(paths::uwsgi_bin());
-        match tcp {
-            Some(addr) => cmd.arg("--socket").arg(addr.to_string()),
-            None => cmd.arg("--socket").arg(&socket),
-        };
-        cmd.args(["--master", "--die-on-term", "--need-app", "--strict"])
-            .args(["--workers", &opts.workers.to_string()])
-            .arg("--virtualenv")
-            .arg(&venv)
-            .arg("--wsgi-file")
-            .arg(opts.app.file())
-            .arg("--chdir")
-            .arg(paths::apps_dir());
-        if let Some(backlog) = opts.listen {
-            cmd.args(["--listen", &backlog.to_string()]);
-        }
-        if let Some(size) = opts.buffer_size {
-            cmd.args(["--buffer-size", &size.to_string()]);
-        }
-        if let Some(seconds) = opts.socket_timeout {
-            cmd.args(["--socket-timeout", &seconds.to_string()]);
-        }
-        if !opts.mounts.is_empty() {
-            cmd.arg("--manage-script-name");
-        }
-        for mount in &opts.mounts {
-            let mut spec = std::ffi::OsString::from(format!("{mount}="));
-            spec.push(opts.app.file());
-            cmd.arg("--mount").arg(spec);
-        }
-        if let Some(name) = &opts.instance {
-            cmd.env("RINGWAY_INSTANCE", name);
-        }
-        cmd.env("RINGWAY_VALIDATE", if opts.validate { "1" } else { "0" })
-            .env("PYTHONDONTWRITEBYTECODE", "1")
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone().expect("dup log"))
-            .stderr(log_file)
-            .process_group(0);
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawning {}: {e}", paths::uwsgi_bin().display()));
+        let child = spawn(&opts, &socket, tcp, &log);
         let mut uwsgi = Uwsgi {
             child,
             socket,
             tcp,
             log,
             dir,
-            instance: opts.instance,
+            instance: opts.instance.clone(),
+            opts,
         };
         uwsgi.wait_ready();
         uwsgi
@@ -199,6 +159,29 @@ impl Uwsgi {
             self.socket.display(),
             self.log()
         );
+    }
+
+    /// Kills the master and its workers at once (SIGKILL, as a crash would): nothing accepts
+    /// on its socket any more until [`Uwsgi::restart`].
+    pub fn kill(&mut self) {
+        stop_child(&mut self.child, libc::SIGKILL, Duration::from_secs(5), true);
+        // The workers hold the listening socket too, and die a moment after the master.
+        let gone = poll_until(START_LIMIT, || match self.tcp {
+            Some(addr) => TcpStream::connect(addr).is_err(),
+            None => UnixStream::connect(&self.socket).is_err(),
+        });
+        assert!(gone, "uWSGI's socket still accepts after the kill");
+    }
+
+    /// Starts it again after [`Uwsgi::kill`], on the same socket (or port) with the same
+    /// options, and waits until it accepts.
+    pub fn restart(&mut self) {
+        assert!(
+            !matches!(self.child.try_wait(), Ok(None)),
+            "restart: uWSGI is still running"
+        );
+        self.child = spawn(&self.opts, &self.socket, self.tcp, &self.log);
+        self.wait_ready();
     }
 
     /// The unix socket path (panics for a TCP uWSGI).
@@ -260,6 +243,58 @@ impl Uwsgi {
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+}
+
+/// Starts the uWSGI master of `opts` on `socket` (or `tcp`), its output appended to `log`.
+fn spawn(opts: &UwsgiOptions, socket: &Path, tcp: Option<SocketAddr>, log: &Path) -> Child {
+    // Appended to: a restarted uWSGI's log follows the first one's.
+    let log_file = File::options()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("uwsgi log file");
+    let venv = paths::venv();
+    let mut cmd = Command::new(paths::uwsgi_bin());
+    match tcp {
+        Some(addr) => cmd.arg("--socket").arg(addr.to_string()),
+        None => cmd.arg("--socket").arg(socket),
+    };
+    cmd.args(["--master", "--die-on-term", "--need-app", "--strict"])
+        .args(["--workers", &opts.workers.to_string()])
+        .arg("--virtualenv")
+        .arg(&venv)
+        .arg("--wsgi-file")
+        .arg(opts.app.file())
+        .arg("--chdir")
+        .arg(paths::apps_dir());
+    if let Some(backlog) = opts.listen {
+        cmd.args(["--listen", &backlog.to_string()]);
+    }
+    if let Some(size) = opts.buffer_size {
+        cmd.args(["--buffer-size", &size.to_string()]);
+    }
+    if let Some(seconds) = opts.socket_timeout {
+        cmd.args(["--socket-timeout", &seconds.to_string()]);
+    }
+    if !opts.mounts.is_empty() {
+        cmd.arg("--manage-script-name");
+    }
+    for mount in &opts.mounts {
+        let mut spec = std::ffi::OsString::from(format!("{mount}="));
+        spec.push(opts.app.file());
+        cmd.arg("--mount").arg(spec);
+    }
+    if let Some(name) = &opts.instance {
+        cmd.env("RINGWAY_INSTANCE", name);
+    }
+    cmd.env("RINGWAY_VALIDATE", if opts.validate { "1" } else { "0" })
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .stdin(Stdio::null())
+        .stdout(log_file.try_clone().expect("dup log"))
+        .stderr(log_file)
+        .process_group(0);
+    cmd.spawn()
+        .unwrap_or_else(|e| panic!("spawning {}: {e}", paths::uwsgi_bin().display()))
 }
 
 /// A uwsgi request packet: `modifier1 0 | u16 LE vars size | modifier2 0`, then each var as

@@ -618,7 +618,11 @@ redirect = {{ to = "/new/" }}
             text("user_agent").as_deref() == case.user_agent,
         );
         check("route", text("route").as_deref() == case.route);
-        check("request_id", v["request_id"].is_null());
+        check(
+            "request_id is the answer's X-Request-ID",
+            answer.header("x-request-id").is_some()
+                && text("request_id") == answer.header("x-request-id"),
+        );
         let request_time = seconds("request_time");
         check(
             "request_time",

@@ -361,6 +361,8 @@ print(json.dumps(out))
         ("ringway_upstream_response_duration_seconds", "histogram"),
         ("ringway_proxy_duration_seconds", "histogram"),
         ("ringway_upstream_errors", "counter"),
+        ("ringway_limit_rejected", "counter"),
+        ("ringway_proxy_protocol_rejected", "counter"),
         ("ringway_connections_accepted", "counter"),
         ("ringway_connections_active", "gauge"),
         ("ringway_received_bytes", "counter"),

@@ -7,22 +7,41 @@ use super::Client;
 use crate::buffer::Buf;
 use crate::clock::http_date_now;
 use crate::http::{self, OwnResponse};
+use crate::identity::RequestId;
 use crate::io::write_all;
 
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
+/// One of ringway's own answers.
+pub(crate) struct Own<'a> {
+    pub(crate) status: u16,
+    /// The connection stays open after it.
+    pub(crate) keep_alive: bool,
+    /// A HEAD request: the head alone.
+    pub(crate) head_only: bool,
+    /// Headers beside the ones every answer has.
+    pub(crate) headers: &'a [(&'a [u8], &'a [u8])],
+    /// The request's ID, sent as `X-Request-ID`.
+    pub(crate) id: &'a RequestId,
+    /// The operator's error page for the body (its Content-Type and bytes), if any.
+    pub(crate) page: Option<(&'a str, &'a [u8])>,
+}
+
 impl Client {
-    /// Sends a complete answer of ringway's own (only its head for a HEAD request), with
-    /// `headers` added; false if it could not be written.
-    pub(crate) async fn answer(
-        &self,
-        status: u16,
-        keep_alive: bool,
-        head_only: bool,
-        headers: &[(&[u8], &[u8])],
-        limit: Duration,
-    ) -> bool {
-        let mut out = Buf::with_capacity(256);
+    /// Sends a complete answer of ringway's own (only its head for a HEAD request); false if
+    /// it could not be written.
+    pub(crate) async fn answer(&self, own: Own<'_>, limit: Duration) -> bool {
+        let Own {
+            status,
+            keep_alive,
+            head_only,
+            headers,
+            id,
+            page,
+        } = own;
+        let body_len = page.map_or(0, |(_, body)| body.len());
+        // The page is copied into the pooled answer buffer: one memcpy, no file I/O.
+        let mut out = Buf::with_capacity(256 + if head_only { 0 } else { body_len });
         let with_hsts: Vec<(&[u8], &[u8])>;
         let headers = match &self.hsts {
             Some(hsts) => {
@@ -41,8 +60,14 @@ impl Client {
             head_only,
             date: &http_date_now(),
             headers,
+            request_id: id.as_bytes(),
         };
-        let head_len = http::write_own_response(&mut out, &response);
+        let head_len = match page {
+            Some((content_type, body)) => {
+                http::write_own_response_with_body(&mut out, &response, content_type, body)
+            }
+            None => http::write_own_response(&mut out, &response),
+        };
         self.head_goes_out(head_len);
         write_all(&self.stream, out, 0, limit).await.is_ok()
     }

@@ -5,11 +5,14 @@ mod answer;
 mod body;
 mod close;
 mod head;
+mod proxy_header;
 mod sendfile;
 mod stream;
 mod watch;
 
+pub(crate) use answer::Own;
 pub(crate) use close::Next;
+pub(crate) use proxy_header::{Proxied, read_proxy_header};
 pub(crate) use sendfile::{Step, ZeroCopy};
 pub(crate) use stream::ClientStream;
 

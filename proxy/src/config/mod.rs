@@ -18,12 +18,15 @@ use anyhow::anyhow;
 use clap::Parser;
 
 pub use settings::{
-    GroupSettings, LimitSettings, RedirectSettings, Resolved, RouteSettings, Settings,
+    GroupSettings, LimitReqSettings, LimitSettings, RedirectSettings, Resolved, RouteSettings,
+    Settings,
 };
 pub use values::{
-    Cidr, DEFAULT_METRICS, Dur, LogFormat, LogTarget, MetricsListen, Size, StaticDir, UpstreamAddr,
+    Cidr, DEFAULT_METRICS, Dur, LogFormat, LogTarget, MetricsListen, Rate, Size, StaticDir,
+    UpstreamAddr,
 };
 
+use crate::error_pages::ErrorPages;
 use crate::routes::RouteTable;
 use crate::tls::TlsConfig;
 
@@ -51,8 +54,12 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// Memory budget and temp files, process-wide.
     pub buffering: Buffering,
-    /// Peers whose X-Forwarded-Proto/Ssl are kept.
+    /// Open connections allowed, process-wide.
+    pub connections: ConnLimits,
+    /// Proxies whose X-Forwarded-For, X-Request-ID and X-Forwarded-Proto/Ssl are believed.
     pub trusted_proxies: Vec<Cidr>,
+    /// Connections start with a PROXY protocol header.
+    pub proxy_protocol: bool,
     /// DOCUMENT_ROOT.
     pub document_root: String,
     /// SERVER_NAME override.
@@ -65,6 +72,8 @@ pub struct Config {
     pub ebpf: bool,
     /// TLS termination, when `tls.listen` is set.
     pub tls: Option<TlsConfig>,
+    /// The error pages (`error_pages`), shared with `main`, which reloads them on SIGHUP.
+    pub error_pages: Arc<ErrorPages>,
     /// The access log, when on.
     pub access_log: Option<AccessLogConfig>,
 }
@@ -119,6 +128,28 @@ pub struct Group {
     pub servers: Vec<UpstreamAddr>,
     /// Their uWSGI buffer-size: the largest vars block.
     pub buffer_size: usize,
+    /// Requests at each server at once, and the queue for a free slot (`None`: no limit).
+    pub slots: Option<SlotLimits>,
+}
+
+/// An upstream group's slots: `max_conns` per server, and the queue in front of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotLimits {
+    /// Requests at one server at once, across all workers.
+    pub max_conns: usize,
+    /// Requests that may wait for a slot (0: none wait).
+    pub queue: usize,
+    /// Longest wait for a slot.
+    pub queue_timeout: Duration,
+}
+
+/// Open client connections allowed, the whole process (`None`: no limit).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConnLimits {
+    /// All connections together (`max_connections`).
+    pub max_connections: Option<usize>,
+    /// Connections from one client IP (`limit_conn_per_ip`).
+    pub per_ip: Option<usize>,
 }
 
 /// The limits and timeouts of one request (per route).
@@ -167,7 +198,7 @@ impl Config {
         Config::from_settings(flags)
     }
 
-    /// True if X-Forwarded-Proto/Ssl from `peer` may be passed on.
+    /// True if `peer` is a trusted proxy (`trusted_proxy`).
     pub fn is_trusted(&self, peer: IpAddr) -> bool {
         self.trusted_proxies.iter().any(|c| c.contains(peer))
     }

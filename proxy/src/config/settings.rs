@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::values::{
-    Cidr, Dur, LogFormat, LogTarget, MetricsListen, Size, StaticDir, UpstreamAddr,
+    Cidr, Dur, LogFormat, LogTarget, MetricsListen, Rate, Size, StaticDir, UpstreamAddr,
 };
 
 /// ringway: an HTTP/1.1 front end for uWSGI on io_uring.
@@ -76,11 +76,20 @@ pub struct Settings {
     #[arg(long, value_name = "DURATION")]
     pub shutdown_timeout: Option<Dur>,
 
-    /// Peer (IP or CIDR) whose X-Forwarded-Proto / X-Forwarded-Ssl headers are believed.
-    /// Repeatable. From anyone else those headers are removed.
+    /// A proxy (IP or CIDR) in front of ringway, whose word is believed: its X-Forwarded-For
+    /// gives the client's address (REMOTE_ADDR: the rightmost entry not a trusted proxy), its
+    /// X-Request-ID, X-Forwarded-Proto and X-Forwarded-Ssl are kept. Repeatable. From anyone
+    /// else those headers change nothing (X-Forwarded-Proto/-Ssl are removed).
     #[arg(long, value_name = "IP[/BITS]")]
     #[serde(default)]
     pub trusted_proxy: Vec<Cidr>,
+
+    /// Every connection (on `listen`, and on the TLS listener before its handshake) starts
+    /// with a PROXY protocol header, v1 or v2, as a load balancer sends it (HAProxy
+    /// `send-proxy`); its source address is the client's. A connection without a valid header
+    /// within --client-header-timeout is closed.
+    #[arg(long, num_args = 0, default_missing_value = "true")]
+    pub proxy_protocol: Option<bool>,
 
     /// DOCUMENT_ROOT passed to the app [default: empty].
     #[arg(long, value_name = "PATH")]
@@ -122,6 +131,18 @@ pub struct Settings {
     #[arg(long = "no-ebpf", num_args = 0, default_missing_value = "false")]
     pub ebpf: Option<bool>,
 
+    /// Most client connections open at once, the whole process. A connection past it gets 503
+    /// on its first request and is closed (nginx's `worker_connections`, but answered)
+    /// [default: no limit].
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+
+    /// Most connections open at once from one client IP, the whole process. A connection past
+    /// it gets 503 on its first request and is closed (nginx's `limit_conn`) [default: no
+    /// limit].
+    #[arg(long, value_name = "N")]
+    pub limit_conn_per_ip: Option<usize>,
+
     /// The limits and timeouts of a request (a route may override each).
     #[command(flatten)]
     #[serde(flatten)]
@@ -131,6 +152,13 @@ pub struct Settings {
     #[command(flatten)]
     #[serde(default)]
     pub tls: TlsSettings,
+
+    /// Pages for ringway's own error answers, by status (file only: `error_pages = { 502 =
+    /// "/srv/errors/502.html" }`, any status from 400 to 599): the file's bytes replace the
+    /// short text body (nginx `error_page`). Read at start and again on SIGHUP.
+    #[arg(skip)]
+    #[serde(default)]
+    pub error_pages: BTreeMap<String, PathBuf>,
 
     /// Upstream groups, by name (file only: `[upstreams.NAME]`).
     #[arg(skip)]
@@ -245,6 +273,14 @@ pub struct GroupSettings {
     pub servers: Vec<UpstreamAddr>,
     /// Their uWSGI `buffer-size` [default: `upstream_buffer_size`].
     pub buffer_size: Option<Size>,
+    /// Requests at each server at once, across all workers (nginx's `server ... max_conns`)
+    /// [default: no limit].
+    pub max_conns: Option<usize>,
+    /// Requests that may wait for a free slot when every server is at `max_conns`; past it,
+    /// 503 at once (nginx Plus's `queue`) [default: 0, none wait].
+    pub queue: Option<usize>,
+    /// Longest wait in the queue; then 503 [default: 60s, as nginx Plus].
+    pub queue_timeout: Option<Dur>,
 }
 
 /// A route: `[[routes]]`.
@@ -291,9 +327,27 @@ pub struct RouteSettings {
     /// Serve dotfiles and dot-directories (refused by default).
     #[serde(default)]
     pub dotfiles: bool,
+    /// Requests per client IP: `{ rate = "5r/s", burst = 10 }` (nginx's `limit_req`, with
+    /// `nodelay`); past the burst, 429.
+    pub limit_req: Option<LimitReqSettings>,
+    /// Answers from the app whose status has an `error_pages` entry carry that page instead
+    /// of the app's body (nginx `uwsgi_intercept_errors on`).
+    #[serde(default)]
+    pub intercept_errors: bool,
     /// Limits and timeouts for this route.
     #[serde(flatten)]
     pub limits: LimitSettings,
+}
+
+/// A route's request rate limit: `limit_req = { rate = "5r/s", burst = 10 }`.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitReqSettings {
+    /// The rate the bucket leaks at: `5r/s`, `30r/m`.
+    pub rate: Rate,
+    /// Requests beyond the rate served at once before refusing [default: 0].
+    #[serde(default)]
+    pub burst: u32,
 }
 
 /// A route's redirect: `redirect = { to = "/new/", status = 301 }`.

@@ -125,13 +125,49 @@ fn every_readme_example_loads() {
         std::fs::create_dir(srv.path().join(dir)).unwrap();
     }
     let srv_path = format!("\"{}/", srv.path().display());
+    // The error pages, made where the examples say /srv/errors/.
+    let errors = tempfile::tempdir().unwrap();
+    for page in ["404.html", "502.html", "503.html", "504.html"] {
+        std::fs::write(errors.path().join(page), "<h1>sorry</h1>").unwrap();
+    }
+    let errors_path = format!("\"{}/", errors.path().display());
     for block in &blocks {
-        let block = block.replace("\"/srv/app/", &srv_path);
+        let block = block
+            .replace("\"/srv/app/", &srv_path)
+            .replace("\"/srv/errors/", &errors_path);
         load(&block, &[]).unwrap_or_else(|e| panic!("{e}\n{block}"));
     }
     let file: Settings = toml::from_str(blocks[0]).unwrap();
     assert_eq!(file.upstream, vec!["unix:/run/app.sock".parse().unwrap()]);
     assert_eq!(file.limits.send_timeout, Some(Dur::secs(60)));
+}
+
+#[test]
+fn proxy_protocol_and_trusted_proxies() {
+    let file = "upstream = [\"unix:/a\"]\nproxy_protocol = true\n\
+                trusted_proxy = [\"10.0.0.0/8\", \"::1\"]\n";
+    let config = load(file, &[]).unwrap();
+    assert!(config.proxy_protocol);
+    assert!(config.is_trusted("10.1.2.3".parse().unwrap()));
+    assert!(config.is_trusted("::1".parse().unwrap()));
+    assert!(config.is_trusted("::ffff:10.0.0.9".parse().unwrap()));
+    assert!(!config.is_trusted("11.0.0.1".parse().unwrap()));
+    let off = Config::from_args(["ringway", "--upstream", "unix:/a"]).unwrap();
+    assert!(!off.proxy_protocol, "off by default");
+    let on = Config::from_args(["ringway", "--upstream", "unix:/a", "--proxy-protocol"]);
+    assert!(on.unwrap().proxy_protocol);
+
+    let err = load("upstream = [\"unix:/a\"]\nproxy_protocol = \"yes\"\n", &[]).unwrap_err();
+    assert!(err.starts_with("proxy_protocol in "), "{err}");
+    let err = load(
+        "upstream = [\"unix:/a\"]\ntrusted_proxy = [\"10.0.0.0/33\"]\n",
+        &[],
+    );
+    let err = err.unwrap_err();
+    assert!(err.starts_with("trusted_proxy in "), "{err}");
+    let err = Config::from_args(["ringway", "--upstream", "unix:/a", "--trusted-proxy", "x"]);
+    let err = format!("{:#}", err.unwrap_err());
+    assert!(err.contains("--trusted-proxy"), "{err}");
 }
 
 #[test]
@@ -368,6 +404,281 @@ fn the_upstream_flags_make_the_default_group_beside_file_routes() {
     )
     .unwrap_err();
     assert!(err.contains("upstreams.default"), "{err}");
+}
+
+/// The issue's limits, as a file.
+const LIMITS: &str = r#"
+max_connections = 10000
+limit_conn_per_ip = 100
+
+[upstreams.app]
+servers = ["unix:/run/app.sock", "unix:/run/app2.sock"]
+max_conns = 8
+queue = 100
+queue_timeout = "10s"
+
+[upstreams.other]
+servers = ["unix:/run/other.sock"]
+
+[[routes]]
+path = "/login"
+upstream = "app"
+limit_req = { rate = "5r/s", burst = 10 }
+
+[[routes]]
+path = "/slow"
+upstream = "app"
+limit_req = { rate = "30r/m" }
+
+[[routes]]
+path = "/"
+upstream = "other"
+"#;
+
+#[test]
+fn the_limits_example_loads() {
+    let config = load(LIMITS, &[]).unwrap();
+    assert_eq!(config.connections.max_connections, Some(10000));
+    assert_eq!(config.connections.per_ip, Some(100));
+    assert_eq!(
+        config.groups[0].slots,
+        Some(SlotLimits {
+            max_conns: 8,
+            queue: 100,
+            queue_timeout: Duration::from_secs(10),
+        })
+    );
+    assert_eq!(config.groups[1].slots, None, "no max_conns: no limit");
+    assert_eq!(
+        route(&config, "/login").limit_req,
+        Some(crate::limits::RateLimit::new(5000, 10))
+    );
+    assert_eq!(
+        route(&config, "/slow").limit_req,
+        Some(crate::limits::RateLimit::new(500, 0)),
+        "burst defaults to 0, as nginx's"
+    );
+    assert_eq!(route(&config, "/x").limit_req, None);
+    let flags = load(
+        LIMITS,
+        &["--max-connections", "5", "--limit-conn-per-ip", "2"],
+    )
+    .unwrap();
+    assert_eq!(flags.connections.max_connections, Some(5));
+    assert_eq!(flags.connections.per_ip, Some(2));
+}
+
+#[test]
+fn no_limit_by_default() {
+    let config = Config::from_args(["ringway", "--upstream", "unix:/a"]).unwrap();
+    assert_eq!(config.connections, ConnLimits::default());
+    assert_eq!(config.groups[0].slots, None);
+    assert_eq!(route(&config, "/").limit_req, None);
+    let queued = load(
+        "[upstreams.app]\nservers = [\"unix:/a\"]\nmax_conns = 4\n[[routes]]\npath = \"/\"\nupstream = \"app\"\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        queued.groups[0].slots,
+        Some(SlotLimits {
+            max_conns: 4,
+            queue: 0,
+            queue_timeout: Duration::from_secs(60),
+        }),
+        "max_conns alone: none wait (nginx OSS), nginx Plus's queue timeout"
+    );
+}
+
+#[test]
+fn each_limit_mistake_is_refused_with_its_key() {
+    let routed = |group: &str, route: &str| {
+        format!(
+            "[upstreams.app]\nservers = [\"unix:/a\"]\n{group}\n[[routes]]\npath = \"/\"\nupstream = \"app\"\n{route}\n"
+        )
+    };
+    let cases = [
+        (
+            format!("max_connections = 0\n{}", routed("", "")),
+            "max_connections in",
+            "out of range",
+        ),
+        (
+            format!("limit_conn_per_ip = 0\n{}", routed("", "")),
+            "limit_conn_per_ip in",
+            "out of range",
+        ),
+        (
+            format!("limit_conn_per_ip = -1\n{}", routed("", "")),
+            "limit_conn_per_ip in",
+            "",
+        ),
+        (
+            routed("max_conns = 0", ""),
+            "upstreams.app.max_conns",
+            "out of range",
+        ),
+        (
+            routed("queue = 10", ""),
+            "upstreams.app.queue",
+            "needs `max_conns`",
+        ),
+        (
+            routed("queue_timeout = \"5s\"", ""),
+            "upstreams.app.queue_timeout",
+            "needs `max_conns`",
+        ),
+        (
+            routed("max_conns = 2\nqueue_timeout = \"0s\"", ""),
+            "upstreams.app.queue_timeout",
+            "longer than 0",
+        ),
+        (
+            routed("max_conns = 2\nqueue = 2000000", ""),
+            "upstreams.app.queue",
+            "out of range",
+        ),
+        (
+            routed("max_conns = 2\nqueue = \"lots\"", ""),
+            "upstreams.app.queue",
+            "",
+        ),
+        (
+            routed("", "limit_req = { rate = \"5r/h\" }"),
+            "routes[0].limit_req",
+            "invalid rate",
+        ),
+        (
+            routed("", "limit_req = { rate = \"0r/s\" }"),
+            "routes[0].limit_req.rate",
+            "out of range",
+        ),
+        (
+            routed("", "limit_req = { rate = \"5r/s\", burst = 2000000 }"),
+            "routes[0].limit_req.burst",
+            "out of range",
+        ),
+        (
+            routed("", "limit_req = { rate = \"5r/s\", brust = 2 }"),
+            "routes[0].limit_req",
+            "brust",
+        ),
+        (
+            routed("", "limit_req = { burst = 2 }"),
+            "routes[0].limit_req",
+            "rate",
+        ),
+    ];
+    for (text, key, message) in cases {
+        let err = load(&text, &[]).unwrap_err();
+        assert!(
+            err.contains(key) && err.contains(message),
+            "{text}\n→ {err}"
+        );
+        assert!(err.contains("ringway.toml"), "names the file: {err}");
+    }
+    let err = Config::from_args(["ringway", "--upstream", "unix:/a", "--max-connections", "0"])
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("--max-connections: "), "{err}");
+}
+
+#[test]
+fn error_pages_are_read_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("502.html");
+    std::fs::write(&page, "<h1>Back soon</h1>").unwrap();
+    let text = format!(
+        "upstream = [\"unix:/a\"]\nerror_pages = {{ 502 = \"{}\" }}\n\
+         [[routes]]\npath = \"/api/\"\nupstream = \"default\"\nintercept_errors = true\n",
+        page.display()
+    );
+    let config = load(&text, &[]).unwrap();
+    let loaded = config.error_pages.get(502).unwrap();
+    assert_eq!(loaded.body(), b"<h1>Back soon</h1>");
+    assert_eq!(loaded.content_type(), "text/html; charset=utf-8");
+    assert!(config.error_pages.get(503).is_none());
+    assert!(route(&config, "/api/x").intercept_errors);
+    assert!(!route(&config, "/x").intercept_errors);
+    assert!(
+        load("upstream = [\"unix:/a\"]\n", &[])
+            .unwrap()
+            .error_pages
+            .is_empty()
+    );
+}
+
+#[test]
+fn each_error_page_mistake_is_refused_with_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("page.html");
+    std::fs::write(&page, "sorry").unwrap();
+    let page = page.display();
+    let missing = dir.path().join("missing.html");
+    let missing = missing.display();
+    let group = "[upstreams.app]\nservers = [\"unix:/a\"]\n";
+    let cases = [
+        (
+            format!("error_pages = {{ 302 = \"{page}\" }}\n"),
+            "error_pages.302",
+            "400 to 599",
+        ),
+        (
+            format!("error_pages = {{ oops = \"{page}\" }}\n"),
+            "error_pages.oops",
+            "not an error status",
+        ),
+        (
+            format!("error_pages = {{ 503 = \"{missing}\" }}\n"),
+            "error_pages.503",
+            "cannot read it",
+        ),
+        (
+            format!("error_pages = {{ 500 = \"{}\" }}\n", dir.path().display()),
+            "error_pages.500",
+            "not a regular file",
+        ),
+        (
+            "[[routes]]\npath = \"/\"\nupstream = \"app\"\nintercept_errors = true\n".to_owned(),
+            "routes[0].intercept_errors",
+            "no `error_pages`",
+        ),
+        (
+            format!(
+                "error_pages = {{ 502 = \"{page}\" }}\n[[routes]]\npath = \"/\"\n\
+                 redirect = {{ to = \"/x\" }}\nintercept_errors = true\n"
+            ),
+            "routes[0].intercept_errors",
+            "does not apply",
+        ),
+        (
+            format!(
+                "error_pages = {{ 502 = \"{page}\" }}\n[[routes]]\npath = \"/s/\"\n\
+                 static = \"/tmp\"\nintercept_errors = true\n"
+            ),
+            "routes[0].intercept_errors",
+            "does not apply",
+        ),
+    ];
+    for (text, key, message) in cases {
+        // Top-level keys go before the group's table.
+        let (top, routes) = match text.find("[[routes]]") {
+            Some(at) => text.split_at(at),
+            None => (text.as_str(), ""),
+        };
+        let err = load(&format!("{top}{group}{routes}"), &[]).unwrap_err();
+        assert!(
+            err.contains(key) && err.contains(message),
+            "{text}\n→ {err}"
+        );
+        assert!(err.contains("ringway.toml"), "names the file: {err}");
+    }
+    // A static route with a fallback reaches the app: its errors may be intercepted.
+    let text = format!(
+        "error_pages = {{ 502 = \"{page}\" }}\n{group}[[routes]]\npath = \"/s/\"\n\
+         static = \"/tmp\"\nfallback = \"app\"\nintercept_errors = true\n"
+    );
+    assert!(route(&load(&text, &[]).unwrap(), "/s/x").intercept_errors);
 }
 
 #[test]

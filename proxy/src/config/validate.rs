@@ -10,11 +10,14 @@ use std::sync::Arc;
 
 use anyhow::anyhow;
 
-use super::settings::{LimitSettings, Resolved, RouteSettings};
+use super::settings::{GroupSettings, LimitReqSettings, LimitSettings, Resolved, RouteSettings};
 use super::values::{Dur, LogFormat, LogTarget, MetricsListen, Size};
 use super::{
-    AccessLogConfig, Buffering, Config, DEFAULT_METRICS, Group, Limits, LogSink, OpenedFile,
+    AccessLogConfig, Buffering, Config, ConnLimits, DEFAULT_METRICS, Group, Limits, LogSink,
+    OpenedFile, SlotLimits,
 };
+use crate::error_pages::{ErrorPages, STATUSES};
+use crate::limits::RateLimit;
 use crate::routes::{Action, Route, RouteTable};
 use crate::static_files::{Encoding, Root, StaticRoute};
 use crate::tls::{CertFiles, TlsConfig};
@@ -70,8 +73,10 @@ impl Resolved {
             |key, message| self.invalid(key, message),
         )?;
         let limits = self.limits(&s.limits, "", &|key, message| self.invalid(key, message))?;
+        let connections = self.connection_limits()?;
         let groups = self.groups(upstream_buffer_size)?;
-        let routes = self.routes(&groups, limits)?;
+        let error_pages = self.error_pages()?;
+        let routes = self.routes(&groups, limits, &error_pages)?;
         let dur = |d: Option<Dur>, default: u64| d.unwrap_or(Dur::secs(default)).0;
         Ok(Config {
             listen: s
@@ -89,7 +94,9 @@ impl Resolved {
                 max_buffer_memory,
                 temp_dir: s.temp_dir.clone().unwrap_or_else(default_temp_dir),
             },
+            connections,
             trusted_proxies: s.trusted_proxy.clone(),
+            proxy_protocol: s.proxy_protocol.unwrap_or(false),
             document_root: s.document_root.clone().unwrap_or_default(),
             server_name: s.server_name.clone(),
             allow_underscores_in_headers: s.allow_underscores_in_headers.unwrap_or(false),
@@ -97,6 +104,29 @@ impl Resolved {
             ebpf: s.ebpf.unwrap_or(true),
             tls: self.tls()?,
             access_log: self.access_log()?,
+            error_pages: Arc::new(error_pages),
+        })
+    }
+
+    /// The error pages, their files read now: a page that cannot be served stops ringway
+    /// at start-up, not at the first error.
+    fn error_pages(&self) -> anyhow::Result<ErrorPages> {
+        let mut files = Vec::with_capacity(self.settings.error_pages.len());
+        for (key, file) in &self.settings.error_pages {
+            let status = key
+                .parse::<u16>()
+                .ok()
+                .filter(|status| STATUSES.contains(status))
+                .ok_or_else(|| {
+                    self.invalid_in_file(
+                        &format!("error_pages.{key}"),
+                        "not an error status: pages are for statuses 400 to 599",
+                    )
+                })?;
+            files.push((status, file.clone()));
+        }
+        ErrorPages::load(files).map_err(|err| {
+            self.invalid_in_file(&format!("error_pages.{}", err.status), &err.to_string())
         })
     }
 
@@ -179,6 +209,55 @@ impl Resolved {
         }))
     }
 
+    /// `max_connections` and `limit_conn_per_ip`: absent is no limit, 0 is refused (it would
+    /// refuse every connection).
+    fn connection_limits(&self) -> anyhow::Result<ConnLimits> {
+        let s = &self.settings;
+        let count = |key: &str, value: Option<usize>| {
+            value
+                .map(|n| count_in(key, n, COUNTS, |k, m| self.invalid(k, m)))
+                .transpose()
+        };
+        Ok(ConnLimits {
+            max_connections: count("max_connections", s.max_connections)?,
+            per_ip: count("limit_conn_per_ip", s.limit_conn_per_ip)?,
+        })
+    }
+
+    /// A group's `max_conns`, `queue` and `queue_timeout` (`None`: no `max_conns`, no limit).
+    fn slot_limits(&self, group: &GroupSettings, at: &str) -> anyhow::Result<Option<SlotLimits>> {
+        let invalid =
+            |key: &str, message: &str| self.invalid_in_file(&format!("{at}.{key}"), message);
+        let Some(max_conns) = group.max_conns else {
+            let stray = [
+                ("queue", group.queue.is_some()),
+                ("queue_timeout", group.queue_timeout.is_some()),
+            ];
+            if let Some((key, _)) = stray.iter().find(|(_, set)| *set) {
+                return Err(invalid(
+                    key,
+                    "a queue needs `max_conns`: requests wait for a slot only when servers have \
+                     a limit",
+                ));
+            }
+            return Ok(None);
+        };
+        let max_conns = count_in("max_conns", max_conns, MAX_CONNS, invalid)?;
+        let queue = count_in("queue", group.queue.unwrap_or(0), QUEUE, invalid)?;
+        let queue_timeout = group.queue_timeout.unwrap_or(Dur::secs(60)).0;
+        if queue_timeout.is_zero() {
+            return Err(invalid(
+                "queue_timeout",
+                "must be longer than 0 (for no waiting at all, set `queue = 0`)",
+            ));
+        }
+        Ok(Some(SlotLimits {
+            max_conns,
+            queue,
+            queue_timeout,
+        }))
+    }
+
     /// `value` as bytes, if in `range`.
     fn size_in(
         &self,
@@ -247,6 +326,7 @@ impl Resolved {
                 name: DEFAULT_GROUP.to_owned(),
                 servers: s.upstream.clone(),
                 buffer_size: default_buffer_size,
+                slots: None,
             });
         }
         for (name, group) in &s.upstreams {
@@ -266,6 +346,7 @@ impl Resolved {
                 name: name.clone(),
                 servers: group.servers.clone(),
                 buffer_size,
+                slots: self.slot_limits(group, &at)?,
             });
         }
         if groups.is_empty() && s.routes.is_empty() {
@@ -278,13 +359,25 @@ impl Resolved {
     }
 
     /// The route table: the `[[routes]]`, then `/` → `default` unless a route serves `/`.
-    fn routes(&self, groups: &[Group], defaults: Limits) -> anyhow::Result<RouteTable> {
+    fn routes(
+        &self,
+        groups: &[Group],
+        defaults: Limits,
+        error_pages: &ErrorPages,
+    ) -> anyhow::Result<RouteTable> {
         let s = &self.settings;
         let mut routes = Vec::with_capacity(s.routes.len() + 1);
         let mut seen = BTreeSet::new();
         for (i, route) in s.routes.iter().enumerate() {
             let at = format!("routes[{i}]");
             let built = self.route(route, &at, groups)?;
+            if built.intercept_errors && error_pages.is_empty() {
+                return Err(self.invalid_in_file(
+                    &format!("{at}.intercept_errors"),
+                    "no `error_pages` are configured: there is nothing to put in place of \
+                     the app's error answers",
+                ));
+            }
             if !seen.insert((built.path.clone(), built.exact)) {
                 return Err(self.invalid_in_file(
                     &format!("{at}.path"),
@@ -318,6 +411,8 @@ impl Resolved {
                 action: Action::Static(files),
                 response_headers: Vec::new(),
                 limits: defaults,
+                limit_req: None,
+                intercept_errors: false,
             });
         }
         let default_group = groups.iter().position(|g| g.name == DEFAULT_GROUP);
@@ -336,6 +431,8 @@ impl Resolved {
                 },
                 response_headers: Vec::new(),
                 limits: defaults,
+                limit_req: None,
+                intercept_errors: false,
             });
         }
         Ok(RouteTable::new(routes))
@@ -432,6 +529,10 @@ impl Resolved {
         let limits = self.limits(&own, &format!("{at}."), &|key, message| {
             self.invalid_in_file(key, message)
         })?;
+        let limit_req = match &route.limit_req {
+            Some(limit) => Some(rate_limit(limit).map_err(|(key, m)| invalid(key, &m))?),
+            None => None,
+        };
         Ok(Route {
             path,
             exact: route.exact,
@@ -440,6 +541,8 @@ impl Resolved {
             action,
             response_headers,
             limits,
+            limit_req,
+            intercept_errors: route.intercept_errors,
         })
     }
 }
@@ -504,6 +607,13 @@ fn static_route(
 fn misplaced_key(route: &RouteSettings, action: &Action) -> Option<&'static str> {
     let is_static = matches!(action, Action::Static(_));
     let is_upstream = matches!(action, Action::Upstream { .. });
+    // Only an app's answers can be intercepted: an upstream route's, or a static route's
+    // fallback's.
+    let reaches_app =
+        is_upstream || matches!(action, Action::Static(files) if files.fallback.is_some());
+    if route.intercept_errors && !reaches_app {
+        return Some("intercept_errors");
+    }
     let static_only = [
         ("expires", route.expires.is_some()),
         ("immutable", route.immutable),
@@ -522,6 +632,58 @@ fn misplaced_key(route: &RouteSettings, action: &Action) -> Option<&'static str>
         .chain(upstream_only.iter().filter(|_| !is_upstream))
         .find(|(_, set)| *set)
         .map(|(key, _)| *key)
+}
+
+/// `count` if in `range`; otherwise an error naming `key`.
+fn count_in(
+    key: &str,
+    count: usize,
+    range: RangeInclusive<usize>,
+    invalid: impl Fn(&str, &str) -> anyhow::Error,
+) -> anyhow::Result<usize> {
+    if range.contains(&count) {
+        return Ok(count);
+    }
+    let (lo, hi) = (range.start(), range.end());
+    Err(invalid(
+        key,
+        &format!("{count} is out of range: must be between {lo} and {hi}"),
+    ))
+}
+
+/// `max_connections`, `limit_conn_per_ip`: 0 would refuse everyone.
+const COUNTS: RangeInclusive<usize> = 1..=100_000_000;
+/// `max_conns` per server: uWSGI's workers plus a little, a few thousand at most.
+const MAX_CONNS: RangeInclusive<usize> = 1..=100_000;
+/// `queue`: each waiting request holds a connection and its body.
+const QUEUE: RangeInclusive<usize> = 0..=1_000_000;
+/// `limit_req.burst`.
+const BURST: RangeInclusive<u32> = 0..=1_000_000;
+/// `limit_req.rate`, in thousandths of a request per second: from 1r/m to 1,000,000r/s.
+const RATES: RangeInclusive<u64> = 16..=1_000_000_000;
+
+/// A route's `limit_req`, checked. Errors name the key under `limit_req`.
+fn rate_limit(limit: &LimitReqSettings) -> Result<RateLimit, (&'static str, String)> {
+    let rate = limit.rate.milli_per_second();
+    if !RATES.contains(&rate) {
+        return Err((
+            "limit_req.rate",
+            format!(
+                "{} is out of range: must be between 1r/m and 1000000r/s",
+                limit.rate
+            ),
+        ));
+    }
+    if !BURST.contains(&limit.burst) {
+        return Err((
+            "limit_req.burst",
+            format!(
+                "{} is out of range: must be between 0 and 1000000",
+                limit.burst
+            ),
+        ));
+    }
+    Ok(RateLimit::new(rate, limit.burst))
 }
 
 /// uWSGI's buffer-size range (its own maximum is 65535).

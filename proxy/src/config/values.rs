@@ -140,6 +140,52 @@ macro_rules! serde_as_text {
     };
 }
 
+/// A request rate, written as nginx writes it: `5r/s`, `30r/m`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    /// Requests per `unit`.
+    pub requests: u32,
+    /// Per minute (`r/m`) rather than per second (`r/s`).
+    pub per_minute: bool,
+}
+
+impl Rate {
+    /// The rate in nginx's unit: thousandths of a request per second (`30r/m` is 500).
+    pub fn milli_per_second(self) -> u64 {
+        let milli = u64::from(self.requests) * 1000;
+        if self.per_minute { milli / 60 } else { milli }
+    }
+}
+
+impl FromStr for Rate {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Rate, String> {
+        let t = s.trim();
+        let (digits, per_minute) = match (t.strip_suffix("r/s"), t.strip_suffix("r/m")) {
+            (Some(digits), _) => (digits, false),
+            (_, Some(digits)) => (digits, true),
+            _ => (t, false),
+        };
+        match digits.parse::<u32>() {
+            Ok(requests) if digits.len() < t.len() => Ok(Rate {
+                requests,
+                per_minute,
+            }),
+            _ => Err(format!("invalid rate {s:?}: expected e.g. 5r/s or 30r/m")),
+        }
+    }
+}
+
+impl fmt::Display for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let unit = if self.per_minute { 'm' } else { 's' };
+        write!(f, "{}r/{unit}", self.requests)
+    }
+}
+
+serde_as_text!(Rate);
+
 /// Where a uWSGI listens: `unix:/path/app.sock` or `IP:PORT` (names are not resolved).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UpstreamAddr {
@@ -465,6 +511,22 @@ mod tests {
         assert!(!odd.contains("192.168.2.1".parse().unwrap()));
         assert!("10.0.0.0/33".parse::<Cidr>().is_err());
         assert!("nope".parse::<Cidr>().is_err());
+    }
+
+    #[test]
+    fn rates() {
+        let rate = |s: &str| s.parse::<Rate>().map(Rate::milli_per_second);
+        assert_eq!(rate("5r/s"), Ok(5000));
+        assert_eq!(rate("30r/m"), Ok(500));
+        assert_eq!(rate("1r/m"), Ok(16), "nginx's arithmetic: 1000 / 60");
+        assert_eq!(
+            " 10r/s ".parse::<Rate>().map(|r| r.to_string()),
+            Ok("10r/s".into())
+        );
+        for bad in ["5", "r/s", "5r/h", "-1r/s", "5 r/s", "1.5r/s", ""] {
+            assert!(bad.parse::<Rate>().is_err(), "{bad:?}");
+        }
+        assert_eq!(json(&"30r/m".parse::<Rate>().unwrap()), "\"30r/m\"");
     }
 
     #[test]

@@ -5,34 +5,55 @@
 use std::net::IpAddr;
 use std::time::Instant;
 
-use super::{Outcome, Request};
+use super::{Identity, Outcome, Request};
 use crate::access_log::{Entry, UpstreamFields, WorkerLog};
 use crate::client::Client;
 use crate::http::RequestHead;
+use crate::identity::RequestId;
 use crate::worker::Worker;
 
 /// The status logged for a request that ended with no answer (the client went away first),
 /// as nginx logs it.
 const CLIENT_CLOSED: u16 = 499;
 
-/// Logs a request whose head could not be read or parsed (400, 408, 414, 431, ...): its
-/// request line is whatever first line the client sent.
-pub(crate) fn log_unparsed(worker: &Worker, client: &Client, outcome: &Outcome, started: Instant) {
+/// What a logged request had become when it ended.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Subject<'a> {
+    /// Routed: the request says it all.
+    Routed(&'a Request),
+    /// Refused before a route was found (none matched, a path that does not normalise):
+    /// who it is from and its ID, as its head told.
+    Refused(&'a Identity),
+    /// A head that failed before a request existed (or a connection over a limit): the
+    /// connection's address, and the ID its answer carried.
+    Unparsed(&'a RequestId),
+}
+
+/// Logs a request whose head could not be read or parsed (400, 408, 414, 431, ...), or that
+/// a connection limit refused, answered under `id`: its request line is whatever first line
+/// the client sent.
+pub(crate) fn log_unparsed(
+    worker: &Worker,
+    client: &Client,
+    outcome: &Outcome,
+    started: Instant,
+    id: &RequestId,
+) {
     if let Some(log) = &worker.access_log
         && outcome.status != 0
     {
         let mut outcome = *outcome;
         outcome.body_bytes = client.body_bytes_sent();
-        write(log, client, None, None, &outcome, started);
+        write(log, client, None, Subject::Unparsed(id), &outcome, started);
     }
 }
 
-/// Logs a request: `head` when it parsed, `req` when it was routed.
+/// Logs a request: `head` when it parsed.
 pub(super) fn write(
     log: &WorkerLog,
     client: &Client,
     head: Option<&RequestHead>,
-    req: Option<&Request>,
+    subject: Subject<'_>,
     outcome: &Outcome,
     started: Instant,
 ) {
@@ -58,14 +79,17 @@ pub(super) fn write(
             note(h.name.as_bytes(), h.value);
         }
     }
-    let call = req.and_then(|r| r.upstream.get());
+    let call = match subject {
+        Subject::Routed(req) => req.upstream.get(),
+        Subject::Refused(_) | Subject::Unparsed(_) => None,
+    };
     let upstream = call.map(|call| UpstreamFields {
         addr: log.upstream_addr(call.group, call.server).unwrap_or("-"),
         connect: call.connect,
         response: call.response.unwrap_or_else(|| call.started.elapsed()),
     });
     let entry = Entry {
-        remote_addr: client_ip(client, req),
+        remote_addr: client_ip(client, subject),
         request_line: match head {
             Some(head) => Some(request_line(input, head.method_span.start as usize)),
             None => first_line(input),
@@ -83,7 +107,7 @@ pub(super) fn write(
         request_time: started.elapsed(),
         upstream,
         route: outcome.route.and_then(|i| log.route_label(i)),
-        request_id: request_id(req),
+        request_id: Some(request_id(subject)),
     };
     log.record(&entry);
 }
@@ -104,17 +128,24 @@ fn syntax_only<'b>(
     }
 }
 
-/// The client's address as the log shows it.
-// The client-identity part of issue 11 gives `req.client_ip` (the real client behind a
-// trusted proxy); until then, the peer.
-fn client_ip(client: &Client, _req: Option<&Request>) -> IpAddr {
-    client.peer.ip()
+/// The client's address as the log shows it: the real client IP (behind a trusted proxy,
+/// from its X-Forwarded-For) once the head was read, else the connection's (a PROXY protocol
+/// header's source, or the TCP peer).
+fn client_ip(client: &Client, subject: Subject<'_>) -> IpAddr {
+    match subject {
+        Subject::Routed(req) => req.client_ip,
+        Subject::Refused(refused) => refused.client_ip,
+        Subject::Unparsed(_) => client.peer.ip(),
+    }
 }
 
-/// The request's ID, if it has one.
-// The request-ID part of issue 11 gives `req.request_id.as_str()`; until then, none (`-`).
-fn request_id(_req: Option<&Request>) -> Option<&str> {
-    None
+/// The request's ID, as its answer's X-Request-ID carried it.
+fn request_id(subject: Subject<'_>) -> &str {
+    match subject {
+        Subject::Routed(req) => req.request_id.as_str(),
+        Subject::Refused(refused) => refused.request_id.as_str(),
+        Subject::Unparsed(id) => id.as_str(),
+    }
 }
 
 /// The request line (from the method to the end of the version, as nginx's `$request`):

@@ -1,12 +1,13 @@
 //! One request, from its parsed head to its last response byte.
 //!
-//! [`serve`] normalises the path, finds the route (crate::routes), checks its allow list,
-//! and dispatches to the route's handler: the upstream exchange, or a redirect. Whatever
-//! failed before a response began becomes ringway's own answer, through the one table in
-//! `crate::fail`. A handler is a sequence of small steps, each returning `Result<_, Fail>`,
-//! ending in an [`Outcome`].
+//! [`serve`] normalises the path, finds the route (crate::routes), checks its request rate
+//! (`limit_req`) and its allow list, and dispatches to the route's handler: the upstream
+//! exchange, or a redirect. Whatever failed before a response began becomes ringway's own
+//! answer, through the one table in `crate::fail`. A handler is a sequence of small steps,
+//! each returning `Result<_, Fail>`, ending in an [`Outcome`].
 
 mod accel;
+mod intercept;
 mod log;
 mod redirect;
 mod relay;
@@ -16,12 +17,14 @@ mod upstream;
 pub(crate) use log::log_unparsed;
 
 use std::cell::Cell;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use crate::buffer::Buf;
-use crate::client::{Client, Next};
+use crate::client::{Client, Next, Own};
 use crate::fail::Fail;
 use crate::http::{BodyFraming, Method, RequestHead};
+use crate::identity::{RequestId, identify};
 use crate::routes::{Action, Found, Route};
 use crate::uwsgi::normalize_path;
 use crate::worker::Worker;
@@ -82,6 +85,12 @@ pub(crate) struct Request {
     /// The connection may serve another request after this one (the client allows it and
     /// the server is not stopping).
     pub(crate) keep_alive: bool,
+    /// The real client IP: from a trusted proxy's X-Forwarded-For, else the connection's
+    /// address (crate::identity). REMOTE_ADDR, the allow lists and the logs use it.
+    pub(crate) client_ip: IpAddr,
+    /// The request's ID: a trusted proxy's X-Request-ID, else one made here. It goes to the
+    /// app, back in the answer, and to the logs.
+    pub(crate) request_id: RequestId,
     /// The upstream it went to, once connected (whatever happens after, an error included).
     pub(crate) upstream: Cell<Option<UpstreamCall>>,
 }
@@ -91,6 +100,14 @@ impl Request {
     /// body to leave unread.
     fn may_keep_alive_unread(&self) -> bool {
         self.keep_alive && self.head.body == BodyFraming::None
+    }
+
+    /// Who it is from and what it is called.
+    fn identity(&self) -> Identity {
+        Identity {
+            client_ip: self.client_ip,
+            request_id: self.request_id,
+        }
     }
 
     /// Notes the upstream connection made for this request.
@@ -127,29 +144,36 @@ pub(crate) async fn serve(
     client.response_starts();
     let routed = route(client, head, worker);
     let redirect_to = redirects_to_https(client, worker, &routed);
+    let head_only = head.method == Method::Head;
+    // Matched by reference: moving the request out would give it a second slot in this
+    // future's state.
     let mut outcome = match (&routed, redirect_to) {
-        (_, Some(tls_port)) => {
+        (routed, Some(tls_port)) => {
+            let id = routed.request_id();
             let limit = worker.config.limits.send_timeout;
-            redirect::to_https(client, &head, tls_port, limit).await
+            redirect::to_https(client, &head, tls_port, id, limit).await
         }
-        (Ok((req, index, route)), None) => {
+        (Routed::To(req, index, route), None) => {
             let mut outcome = handle(client, req, route, *index, &mut rest, worker).await;
             outcome.route = Some(*index);
             outcome
         }
-        (Err(fail), None) => {
-            let head_only = head.method == Method::Head;
-            let keep = *fail == Fail::NoRoute
+        (Routed::Refused(fail, refused), None) => {
+            let fail = *fail;
+            let keep = fail == Fail::NoRoute
                 && head.keep_alive
                 && head.body == BodyFraming::None
                 && !worker.is_stopping();
-            answer(client, *fail, head_only, keep, worker).await
+            answer(client, fail, head_only, keep, &refused.request_id, worker).await
         }
     };
     outcome.body_bytes = client.body_bytes_sent();
     if let Some(log) = &worker.access_log {
-        let req = routed.as_ref().ok().map(|(req, ..)| req);
-        log::write(log, client, Some(&head), req, &outcome, started);
+        let subject = match &routed {
+            Routed::To(req, ..) => log::Subject::Routed(req),
+            Routed::Refused(_, refused) => log::Subject::Refused(refused),
+        };
+        log::write(log, client, Some(&head), subject, &outcome, started);
     }
     // Whatever followed this request is the start of the next one.
     client.put_back_rest(rest);
@@ -159,42 +183,77 @@ pub(crate) async fn serve(
 /// The TLS port to send a plain request to, when `redirect_http` is on: every request but
 /// an ACME HTTP-01 challenge, which certificate authorities fetch over plain HTTP (nginx
 /// users keep a `location /.well-known/acme-challenge/` in their port 80 server for it).
-fn redirects_to_https(
-    client: &Client,
-    worker: &Worker,
-    routed: &Result<(Request, usize, &Route), Fail>,
-) -> Option<u16> {
+fn redirects_to_https(client: &Client, worker: &Worker, routed: &Routed<'_>) -> Option<u16> {
     let tls = worker.config.tls.as_ref()?;
     if !tls.redirect_http || client.is_tls() {
         return None;
     }
-    let acme =
-        matches!(routed, Ok((req, ..)) if req.path.starts_with(b"/.well-known/acme-challenge/"));
+    let acme = matches!(routed, Routed::To(req, ..) if req.path.starts_with(b"/.well-known/acme-challenge/"));
     (!acme).then_some(worker.tls_local?.port())
 }
 
-/// Normalises the path and finds the route serving it (and its index).
-fn route<'w>(
-    client: &Client,
-    head: RequestHead,
-    worker: &'w Worker,
-) -> Result<(Request, usize, &'w Route), Fail> {
+/// Where a request goes.
+// The ID travels inside, not beside it: a second copy would be held through the whole
+// request.
+enum Routed<'w> {
+    /// To this route (at this index).
+    To(Request, usize, &'w Route),
+    /// Nowhere: it is answered with this failure, under its ID.
+    Refused(Fail, Identity),
+}
+
+impl Routed<'_> {
+    /// The request's ID, routed or not.
+    fn request_id(&self) -> &RequestId {
+        match self {
+            Routed::To(req, ..) => &req.request_id,
+            Routed::Refused(_, refused) => &refused.request_id,
+        }
+    }
+}
+
+/// Who a request refused before it was routed is from, and what it is called: its answer
+/// and its log line carry them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Identity {
+    pub(crate) client_ip: IpAddr,
+    pub(crate) request_id: RequestId,
+}
+
+/// Says who the request is from and what it is called (crate::identity), normalises the
+/// path and finds the route serving it.
+fn route<'w>(client: &Client, head: RequestHead, worker: &'w Worker) -> Routed<'w> {
+    let (client_ip, request_id) = identify(
+        &client.input,
+        &client.headers,
+        client.peer.ip(),
+        &worker.config,
+        &worker.request_ids,
+    );
     let raw = head.path.of(&client.input);
     let mut path = Buf::with_capacity(raw.len().max(1));
-    normalize_path(raw, &mut path).map_err(Fail::Packet)?;
+    if let Err(err) = normalize_path(raw, &mut path) {
+        let refused = Identity {
+            client_ip,
+            request_id,
+        };
+        return Routed::Refused(Fail::Packet(err), refused);
+    }
     let req = Request {
         head,
         path,
         keep_alive: head.keep_alive && !worker.is_stopping(),
+        client_ip,
+        request_id,
         upstream: Cell::new(None),
     };
     let routes = &worker.config.routes;
     match routes.find(&req.path) {
         Found::Route(i) | Found::AddSlash(i) => match routes.get(i) {
-            Some(route) => Ok((req, i, route)),
-            None => Err(Fail::NoRoute),
+            Some(route) => Routed::To(req, i, route),
+            None => Routed::Refused(Fail::NoRoute, req.identity()),
         },
-        Found::Nothing => Err(Fail::NoRoute),
+        Found::Nothing => Routed::Refused(Fail::NoRoute, req.identity()),
     }
 }
 
@@ -211,16 +270,25 @@ async fn handle(
     // An internal route is reachable only through X-Accel-Redirect.
     if route.internal {
         let keep = req.may_keep_alive_unread();
-        return answer(client, Fail::NoRoute, head_only, keep, worker).await;
+        let id = &req.request_id;
+        return answer(client, Fail::NoRoute, head_only, keep, id, worker).await;
     }
     // The route's path is this path with a slash added: send the client there (as nginx
     // does, before any access check; the allow list applies where it lands).
     if route.path.len() > req.path.len() {
         return redirect::to_slashed(client, req, route).await;
     }
-    if !route.allows(client.peer.ip()) {
+    // Before the allow list, as nginx's limit_req (preaccess phase) runs before `allow`.
+    if let Err(retry_after) = worker.limits.check_rate(index, req.client_ip) {
         let keep = req.may_keep_alive_unread();
-        return answer(client, Fail::Forbidden, head_only, keep, worker).await;
+        let limited = Fail::RateLimited(retry_after);
+        let id = &req.request_id;
+        return answer(client, limited, head_only, keep, id, worker).await;
+    }
+    if !route.allows(req.client_ip) {
+        let keep = req.may_keep_alive_unread();
+        let id = &req.request_id;
+        return answer(client, Fail::Forbidden, head_only, keep, id, worker).await;
     }
     let handled = match &route.action {
         Action::Upstream {
@@ -257,7 +325,7 @@ async fn handle(
         Ok(outcome) => outcome,
         Err(fail) => {
             let keep = fail.is_clean() && req.may_keep_alive_unread();
-            answer(client, fail, head_only, keep, worker).await
+            answer(client, fail, head_only, keep, &req.request_id, worker).await
         }
     }
 }
@@ -269,13 +337,15 @@ pub(super) fn rel_path<'p>(path: &'p [u8], route: &Route) -> &'p [u8] {
     rest.strip_prefix(b"/").unwrap_or(rest)
 }
 
-/// Reports `fail` and answers it with its status, if the client can still be answered.
-/// `keep_alive`: the connection may serve another request after this answer.
+/// Reports `fail` and answers it with its status (and the operator's page for that status,
+/// if there is one), if the client can still be answered. `keep_alive`: the connection may
+/// serve another request after this answer. The answer carries the request's ID.
 pub(crate) async fn answer(
     client: &Client,
     fail: Fail,
     head_only: bool,
     keep_alive: bool,
+    id: &RequestId,
     worker: &Worker,
 ) -> Outcome {
     fail.report(client.peer, &worker.stats);
@@ -289,9 +359,17 @@ pub(crate) async fn answer(
         .into_iter()
         .collect();
     let limit = worker.config.limits.send_timeout;
-    let sent = client
-        .answer(status, keep_alive, head_only, &headers, limit)
-        .await;
+    // The operator's page for this status, if any (`error_pages`).
+    let page = worker.config.error_pages.get(status);
+    let own = Own {
+        status,
+        keep_alive,
+        head_only,
+        headers: &headers,
+        id,
+        page: page.as_deref().map(|p| (p.content_type(), p.body())),
+    };
+    let sent = client.answer(own, limit).await;
     let next = match (sent, keep_alive, fail.may_linger()) {
         (false, ..) => Next::Abort,
         (true, true, _) => Next::KeepAlive,

@@ -2,10 +2,11 @@
 
 use super::{Outcome, Request};
 use crate::buffer::Buf;
-use crate::client::{Client, Next};
+use crate::client::{Client, Next, Own};
 use std::io::Write;
 
 use crate::http::{BodyFraming, Method, RequestHead, host_without_port};
+use crate::identity::RequestId;
 use crate::routes::Route;
 
 /// Answers a redirect route: `to`, then the rest of the path after the route's prefix, then
@@ -35,6 +36,7 @@ pub(super) async fn to_https(
     client: &Client,
     head: &RequestHead,
     tls_port: u16,
+    id: &RequestId,
     limit: std::time::Duration,
 ) -> Outcome {
     let input = &client.input;
@@ -63,9 +65,15 @@ pub(super) async fn to_https(
     let keep_alive = head.keep_alive && head.body == BodyFraming::None;
     let head_only = head.method == Method::Head;
     let headers: [(&[u8], &[u8]); 1] = [(b"Location", &location)];
-    let sent = client
-        .answer(301, keep_alive, head_only, &headers, limit)
-        .await;
+    let own = Own {
+        status: 301,
+        keep_alive,
+        head_only,
+        headers: &headers,
+        id,
+        page: None,
+    };
+    let sent = client.answer(own, limit).await;
     let next = match (sent, keep_alive) {
         (false, _) => Next::Abort,
         (true, true) => Next::KeepAlive,
@@ -91,9 +99,15 @@ async fn send(
     let keep_alive = req.may_keep_alive_unread();
     let head_only = req.head.method == Method::Head;
     let limit = route.limits.send_timeout;
-    let sent = client
-        .answer(status, keep_alive, head_only, &headers, limit)
-        .await;
+    let own = Own {
+        status,
+        keep_alive,
+        head_only,
+        headers: &headers,
+        id: &req.request_id,
+        page: None,
+    };
+    let sent = client.answer(own, limit).await;
     let next = match (sent, keep_alive) {
         (false, _) => Next::Abort,
         (true, true) => Next::KeepAlive,

@@ -55,6 +55,7 @@ pub(super) async fn respond(
         date: &http_date_now(),
         extra,
         hsts: client.hsts.as_deref(),
+        request_id: req.request_id.as_bytes(),
     };
     let mut out = Buf::with_capacity(buf.len() + 128);
     write_response_head(&mut out, &meta, &buf, &client.response_headers);

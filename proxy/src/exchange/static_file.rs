@@ -169,6 +169,7 @@ async fn answer(
     };
     let type_of_file = content_type(f.rel);
     let mut extra: Vec<(&[u8], &[u8])> = f.app_headers.to_vec();
+    extra.push((b"X-Request-ID", req.request_id.as_bytes()));
     if let Some(hsts) = &client.hsts {
         extra.push((b"Strict-Transport-Security", hsts.as_bytes()));
     }

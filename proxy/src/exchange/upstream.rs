@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use super::{Outcome, Request, accel, relay};
+use super::{Outcome, Request, accel, intercept, relay};
 use crate::buffer::{Body, Buf};
 use crate::client::Client;
 use crate::fail::Fail;
@@ -73,8 +73,18 @@ pub(super) async fn forward(
         None => encode_vars(client, req, target, body.len(), worker)?,
     };
 
+    // With `max_conns`, a slot at the group's servers first, waiting in its queue if every
+    // server is full; a client that leaves meanwhile leaves the queue. Biased: when a slot
+    // is free at once, the client watch is never started.
+    let permit = tokio::select! {
+        biased;
+        permit = group.slot() => permit?,
+        () = client.gone() => return Err(Fail::ClientGone),
+    };
     let connecting = Instant::now();
-    let upstream = group.connect(limits.upstream_connect_timeout).await?;
+    let upstream = group
+        .connect(permit, limits.upstream_connect_timeout)
+        .await?;
     let connected = Instant::now();
     worker
         .stats
@@ -116,6 +126,22 @@ pub(super) async fn forward(
         req.upstream_done();
         // Boxed: a file route may fall back to an upstream, which may redirect again.
         let mut outcome = Box::pin(accel::serve(client, req, &buf, rest, worker)).await?;
+        outcome.upstream = Some(upstream_time);
+        return Ok(outcome);
+    }
+
+    // The route shows the operator's page in place of the app's error body.
+    if target.route.intercept_errors
+        && let Some(page) = worker.config.error_pages.get(head.status)
+    {
+        // The app's body is not read: uWSGI has usually written it all already, and if not,
+        // its next write fails at once instead of waiting on ringway.
+        upstream.close();
+        req.upstream_done();
+        let send_timeout = limits.send_timeout;
+        // Boxed: a rare answer's state must not grow every request's future.
+        let answer = intercept::respond(client, req, &head, &buf, &page, send_timeout, worker);
+        let mut outcome = Box::pin(answer).await?;
         outcome.upstream = Some(upstream_time);
         return Ok(outcome);
     }
@@ -169,6 +195,8 @@ fn encode_vars(
         script_name: target.script_name.map(str::as_bytes),
         params: target.params,
         peer: client.peer,
+        client_ip: req.client_ip,
+        request_id: req.request_id.as_bytes(),
         local: client.local,
         https: client.is_tls(),
         document_root: &config.document_root,

@@ -48,7 +48,7 @@ pub use validate::host_without_port;
 pub(crate) use validate::is_token;
 pub use writer::{
     ClientFraming, LAST_CHUNK, OwnResponse, ResponseMeta, reason_phrase, write_own_response,
-    write_response_head,
+    write_own_response_with_body, write_response_head,
 };
 
 /// The value of one hexadecimal digit (chunk sizes, percent-escapes).

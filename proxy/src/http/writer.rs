@@ -64,7 +64,13 @@ pub struct ResponseMeta<'a> {
     /// Strict-Transport-Security, on a TLS connection that sends it (unless the upstream
     /// sent its own).
     pub hsts: Option<&'a str>,
+    /// The request's ID, sent as `X-Request-ID` in place of any the upstream sent (none
+    /// when empty): the ID the app was given, the logs and the client all see one value.
+    pub request_id: &'a [u8],
 }
+
+/// The response header carrying the request's ID.
+const REQUEST_ID: &[u8] = b"X-Request-ID";
 
 /// Appends a status line and the upstream's headers to `out`, then the framing headers for
 /// `meta.framing` and `Connection: close` or `keep-alive` as `meta.keep_alive` says (HTTP/1.0
@@ -112,8 +118,10 @@ pub fn write_response_head(
         let proxy_only = name
             .get(..PROXY_ONLY_PREFIX.len())
             .is_some_and(|p| p.eq_ignore_ascii_case(PROXY_ONLY_PREFIX));
+        let replaced = !meta.request_id.is_empty() && name.eq_ignore_ascii_case(REQUEST_ID);
         if name.is_empty()
             || proxy_only
+            || replaced
             || DROPPED.iter().any(|d| name.eq_ignore_ascii_case(d))
             || named_by_connection(name)
         {
@@ -129,6 +137,9 @@ pub fn write_response_head(
     }
     if let Some(hsts) = meta.hsts.filter(|_| !has_hsts) {
         write_header(out, b"Strict-Transport-Security", hsts.as_bytes());
+    }
+    if !meta.request_id.is_empty() {
+        write_header(out, REQUEST_ID, meta.request_id);
     }
 
     match meta.framing {
@@ -180,6 +191,8 @@ pub struct OwnResponse<'a> {
     pub date: &'a [u8],
     /// More headers (Location, the route's `response_headers`), written as given.
     pub headers: &'a [(&'a [u8], &'a [u8])],
+    /// The request's ID, sent as `X-Request-ID` (none when empty).
+    pub request_id: &'a [u8],
 }
 
 /// Appends a complete response of ringway's own: status line, `Server: ringway`, `Date`,
@@ -188,27 +201,59 @@ pub struct OwnResponse<'a> {
 /// harmless for 1.1 ones (nginx does the same). Returns the length of the head (what was
 /// appended before the body).
 pub fn write_own_response(out: &mut Vec<u8>, r: &OwnResponse<'_>) -> usize {
-    let before = out.len();
     let reason = reason_phrase(r.status).unwrap_or("Error");
     // "NNN " + reason + "\n": status codes are three digits once clamped.
     let status = r.status.clamp(100, 999);
     let body_len = 4 + reason.len() + 1;
+    let head_len = write_own_head(out, r, "text/plain", body_len);
+    if !r.head_only {
+        let _ = writeln!(out, "{status} {reason}");
+    }
+    head_len
+}
+
+/// Appends a response of ringway's own, as [`write_own_response`] does, with `body` (an
+/// operator's error page) of type `content_type` in place of the short text. Returns the
+/// length of the head.
+pub fn write_own_response_with_body(
+    out: &mut Vec<u8>,
+    r: &OwnResponse<'_>,
+    content_type: &str,
+    body: &[u8],
+) -> usize {
+    let head_len = write_own_head(out, r, content_type, body.len());
+    if !r.head_only {
+        out.extend_from_slice(body);
+    }
+    head_len
+}
+
+/// Appends the head of one of ringway's own answers, for a body of `body_len` bytes, and
+/// returns its length.
+fn write_own_head(
+    out: &mut Vec<u8>,
+    r: &OwnResponse<'_>,
+    content_type: &str,
+    body_len: usize,
+) -> usize {
+    let before = out.len();
+    let reason = reason_phrase(r.status).unwrap_or("Error");
+    let status = r.status.clamp(100, 999);
     let connection = if r.keep_alive { "keep-alive" } else { "close" };
     let _ = write!(out, "HTTP/1.1 {status} {reason}\r\nServer: ringway\r\n");
     write_header(out, b"Date", r.date);
     for (name, value) in r.headers {
         write_header(out, name, value);
     }
+    if !r.request_id.is_empty() {
+        write_header(out, REQUEST_ID, r.request_id);
+    }
     let _ = write!(
         out,
-        "Content-Type: text/plain\r\nContent-Length: {body_len}\r\n\
+        "Content-Type: {content_type}\r\nContent-Length: {body_len}\r\n\
          Connection: {connection}\r\n\r\n"
     );
-    let head_len = out.len() - before;
-    if !r.head_only {
-        let _ = writeln!(out, "{status} {reason}");
-    }
-    head_len
+    out.len() - before
 }
 
 /// The standard reason phrase for `status` (RFC 9110 §15 and the common extensions), if

@@ -1,7 +1,9 @@
 //! The metrics endpoint: a small blocking HTTP server on its own thread, off the io_uring
-//! workers' path. It serves `/metrics` (Prometheus), `/stats` (JSON) and `/` (the live page).
-//! It is for dashboards and people on a trusted network (loopback by default), one request at
-//! a time, each bounded in time; requests are parsed by ringway's own HTTP parser.
+//! workers' path. It serves `/metrics` (Prometheus), `/stats` (JSON), `/` (the live page),
+//! and the health checks `/healthz` (the process serves) and `/readyz` (send it traffic:
+//! see ready.rs). It is for dashboards, probes and people on a trusted network (loopback by
+//! default), one request at a time, each bounded in time; requests are parsed by ringway's
+//! own HTTP parser. Being a thread of its own, it keeps answering while the workers drain.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -12,7 +14,8 @@ use std::time::{Duration, Instant};
 use super::ebpf::{self, ProbeHandle};
 use super::procs::{self, ProcessFigures};
 use super::prom::{self, Exposition};
-use super::snapshot::Snapshot;
+use super::ready::Readiness;
+use super::snapshot::{LimitFigures, Snapshot};
 use super::stats::WorkerStats;
 use crate::config::UpstreamAddr;
 use crate::http::{self, Limits, Method, Status};
@@ -25,6 +28,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 const RESCAN_EVERY: Duration = Duration::from_secs(1);
 
 const PAGE: &str = include_str!("page.html");
+
+/// Reads the limits' counters (process-wide atomics) when a scrape asks.
+pub type LimitSource = Arc<dyn Fn() -> LimitFigures + Send + Sync>;
 
 /// What the endpoint reads from.
 pub struct Sources {
@@ -40,6 +46,10 @@ pub struct Sources {
     pub routes: Vec<String>,
     /// The TLS certificates (their expiry), if TLS is on.
     pub tls: Option<Arc<Acceptor>>,
+    /// The limits' counters, if the server gave them ([`Sources::with_limits`]).
+    pub limits: Option<LimitSource>,
+    /// What `/readyz` checks; without it, `/readyz` says ready while the process serves.
+    pub readiness: Option<Readiness>,
     /// Access log lines dropped, if the access log is on.
     pub access_log_dropped: Option<Arc<AtomicU64>>,
     uwsgi_pids: Vec<u32>,
@@ -63,10 +73,24 @@ impl Sources {
             ports,
             routes,
             tls,
+            limits: None,
+            readiness: None,
             access_log_dropped: None,
             uwsgi_pids: Vec::new(),
             scanned: None,
         }
+    }
+
+    /// Adds the limits' counters (`Server::limit_figures`).
+    pub fn with_limits(mut self, limits: LimitSource) -> Self {
+        self.limits = Some(limits);
+        self
+    }
+
+    /// These sources, with `/readyz` answering from `readiness`.
+    pub fn with_readiness(mut self, readiness: Readiness) -> Self {
+        self.readiness = Some(readiness);
+        self
     }
 
     /// Adds the access log's count of dropped lines.
@@ -108,6 +132,7 @@ impl Sources {
                 .map(|c| (c.name, c.not_after))
                 .collect();
         }
+        snap.limits = self.limits.as_ref().map(|figures| figures());
         if let Some(dropped) = &self.access_log_dropped {
             snap.access_log_dropped = dropped.load(Relaxed);
         }
@@ -191,11 +216,15 @@ fn serve(mut stream: TcpStream, sources: &mut Sources) -> std::io::Result<()> {
     if !matches!(head.method, Method::Get | Method::Head) {
         return respond(&mut stream, 405, "text/plain", b"GET only\n");
     }
+    // HEAD gets the head GET would (a load balancer's health check may send HEAD).
+    let mut answer = Answer {
+        stream: &mut stream,
+        head_only: head.method == Method::Head,
+    };
     match head.path.of(&buf) {
         b"/metrics" => {
             let body = sources.prometheus();
-            respond(
-                &mut stream,
+            answer.send(
                 200,
                 "text/plain; version=0.0.4; charset=utf-8",
                 body.as_bytes(),
@@ -203,20 +232,35 @@ fn serve(mut stream: TcpStream, sources: &mut Sources) -> std::io::Result<()> {
         }
         b"/stats" => {
             let body = sources.json();
-            respond(&mut stream, 200, "application/json", body.as_bytes())
+            answer.send(200, "application/json", body.as_bytes())
         }
-        b"/" | b"/index.html" => respond(
-            &mut stream,
-            200,
-            "text/html; charset=utf-8",
-            PAGE.as_bytes(),
-        ),
-        _ => respond(
-            &mut stream,
+        b"/" | b"/index.html" => answer.send(200, "text/html; charset=utf-8", PAGE.as_bytes()),
+        // Liveness: this thread answers, so the process runs; a drain is no reason to be
+        // restarted.
+        b"/healthz" => answer.send(200, "text/plain", b"ok\n"),
+        b"/readyz" => match sources.readiness.as_ref().map_or(Ok(()), Readiness::check) {
+            Ok(()) => answer.send(200, "text/plain", b"ready\n"),
+            Err(why) => answer.send(503, "text/plain", format!("{why}\n").as_bytes()),
+        },
+        _ => answer.send(
             404,
             "text/plain",
-            b"not found: try /, /metrics or /stats\n",
+            b"not found: try /, /metrics, /stats, /healthz or /readyz\n",
         ),
+    }
+}
+
+/// The client of one request, and whether it asked for the head only.
+struct Answer<'s> {
+    stream: &'s mut TcpStream,
+    head_only: bool,
+}
+
+impl Answer<'_> {
+    fn send(&mut self, status: u16, content_type: &str, body: &[u8]) -> std::io::Result<()> {
+        let body_len = body.len();
+        let body = if self.head_only { &[][..] } else { body };
+        respond_with_length(self.stream, status, content_type, body_len, body)
     }
 }
 
@@ -226,11 +270,21 @@ fn respond(
     content_type: &str,
     body: &[u8],
 ) -> std::io::Result<()> {
+    respond_with_length(stream, status, content_type, body.len(), body)
+}
+
+/// Writes a response announcing `length` body bytes and sending `body` (empty for HEAD).
+fn respond_with_length(
+    stream: &mut TcpStream,
+    status: u16,
+    content_type: &str,
+    length: usize,
+    body: &[u8],
+) -> std::io::Result<()> {
     let reason = http::reason_phrase(status).unwrap_or("");
     let head = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
-         Cache-Control: no-store\r\nConnection: close\r\n\r\n",
-        body.len()
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {length}\r\n\
+         Cache-Control: no-store\r\nConnection: close\r\n\r\n"
     );
     stream.write_all(head.as_bytes())?;
     stream.write_all(body)?;

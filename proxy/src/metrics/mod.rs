@@ -10,11 +10,16 @@ mod histogram;
 mod names;
 mod procs;
 mod prom;
+mod ready;
 mod snapshot;
 mod stats;
 
 pub(crate) use ebpf::accepted;
 pub use ebpf::{ProbeHandle, load as load_probes};
-pub use endpoint::{Sources, spawn};
-pub(crate) use stats::UpstreamError;
+pub use endpoint::{LimitSource, Sources, spawn};
+pub use histogram::HistogramSnapshot;
+pub(crate) use histogram::{Histogram, LATENCY_BOUNDS};
+pub use ready::Readiness;
+pub use snapshot::{GroupLimitFigures, LimitFigures, RouteLimitFigures};
+pub(crate) use stats::{ProxyRejection, UpstreamError};
 pub use stats::{TlsOutcome, WorkerStats};

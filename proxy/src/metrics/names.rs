@@ -50,6 +50,13 @@ names! {
     TLS_HANDSHAKES = "ringway_tls_handshakes_total", "TLS handshakes, by result (ok, failed, timeout, plain_http) and protocol version.";
     TLS_HANDSHAKE_DURATION = "ringway_tls_handshake_duration_seconds", "Time of the TLS handshakes that were done, accept to finished.";
     TLS_CERT_EXPIRY = "ringway_tls_certificate_expiry_timestamp_seconds", "When each TLS certificate in use expires (notAfter), seconds since the epoch.";
+    LIMIT_REJECTED = "ringway_limit_rejected_total", "Connections and requests refused by a limit, by kind: max_connections and conn_per_ip (503 on the connection's first request, then closed), req (429, by route), queue_full and queue_timeout (503, by upstream group).";
+    LIMIT_REQ_EVICTED = "ringway_limit_req_evicted_total", "Clients dropped from a route's full limit_req table to make room for new ones, by route.";
+    LIMIT_REQ_CLIENTS = "ringway_limit_req_clients", "Clients a route's limit_req table tracks now, by route.";
+    UPSTREAM_BUSY = "ringway_upstream_busy_slots", "Requests at the servers of an upstream group with max_conns now, by group.";
+    UPSTREAM_QUEUE_LENGTH = "ringway_upstream_queue_length", "Requests waiting for a free slot at an upstream group's servers (max_conns), by group.";
+    UPSTREAM_QUEUE_WAIT = "ringway_upstream_queue_wait_seconds", "Time the requests that queued for an upstream slot waited, until they got one or queue_timeout, by group.";
+    PROXY_REJECTED = "ringway_proxy_protocol_rejected_total", "Connections closed before their first request for want of a valid PROXY protocol header (proxy_protocol), by reason (invalid, timeout).";
     ACCESS_LOG_DROPPED = "ringway_access_log_dropped_total", "Access log lines dropped: the writer was behind (a slow or stuck file) or a write failed (a full disk).";
     CLOSED_DROPPED = "ringway_ebpf_closed_records_dropped_total", "Closed-connection records the probes dropped because the ring buffer was full.";
 }

@@ -6,7 +6,7 @@ use std::fmt::Write;
 use super::ebpf::EbpfFigures;
 use super::histogram::HistogramSnapshot;
 use super::names::{self, Name};
-use super::snapshot::Snapshot;
+use super::snapshot::{LimitFigures, Snapshot};
 
 /// Accumulates one exposition.
 #[derive(Default)]
@@ -168,6 +168,10 @@ pub fn render(snap: &Snapshot, out: &mut Exposition) {
     for (kind, count) in &snap.upstream_errors {
         out.sample(&names::UPSTREAM_ERRORS, &[("kind", kind)], *count as f64);
     }
+    out.family(&names::PROXY_REJECTED, Counter);
+    for (reason, count) in &snap.proxy_rejected {
+        out.sample(&names::PROXY_REJECTED, &[("reason", reason)], *count as f64);
+    }
     out.family(&names::CONNECTIONS_ACCEPTED, Counter);
     out.sample(
         &names::CONNECTIONS_ACCEPTED,
@@ -210,6 +214,72 @@ pub fn render(snap: &Snapshot, out: &mut Exposition) {
         );
     }
     render_oncpu(snap, out);
+    if let Some(limits) = &snap.limits {
+        render_limits(limits, out);
+    }
+}
+
+/// Renders the limits' counters: the connection limits always (0 without a limit), the
+/// route and group series for the routes and groups that have a limit.
+pub fn render_limits(l: &LimitFigures, out: &mut Exposition) {
+    use Kind::*;
+    out.family(&names::LIMIT_REJECTED, Counter);
+    out.sample(
+        &names::LIMIT_REJECTED,
+        &[("kind", "max_connections")],
+        l.max_connections_rejected as f64,
+    );
+    out.sample(
+        &names::LIMIT_REJECTED,
+        &[("kind", "conn_per_ip")],
+        l.conn_per_ip_rejected as f64,
+    );
+    for r in &l.routes {
+        let labels = [("kind", "req"), ("route", r.route.as_str())];
+        out.sample(&names::LIMIT_REJECTED, &labels, r.rejected as f64);
+    }
+    for g in &l.groups {
+        for (kind, count) in [
+            ("queue_full", g.queue_full),
+            ("queue_timeout", g.queue_timeout),
+        ] {
+            let labels = [("kind", kind), ("upstream", g.upstream.as_str())];
+            out.sample(&names::LIMIT_REJECTED, &labels, count as f64);
+        }
+    }
+    if !l.routes.is_empty() {
+        out.family(&names::LIMIT_REQ_EVICTED, Counter);
+        for r in &l.routes {
+            let labels = [("route", r.route.as_str())];
+            out.sample(&names::LIMIT_REQ_EVICTED, &labels, r.evicted as f64);
+        }
+        out.family(&names::LIMIT_REQ_CLIENTS, Gauge);
+        for r in &l.routes {
+            let labels = [("route", r.route.as_str())];
+            out.sample(&names::LIMIT_REQ_CLIENTS, &labels, r.clients as f64);
+        }
+    }
+    if !l.groups.is_empty() {
+        out.family(&names::UPSTREAM_BUSY, Gauge);
+        for g in &l.groups {
+            let labels = [("upstream", g.upstream.as_str())];
+            out.sample(&names::UPSTREAM_BUSY, &labels, g.busy as f64);
+        }
+        out.family(&names::UPSTREAM_QUEUE_LENGTH, Gauge);
+        for g in &l.groups {
+            let labels = [("upstream", g.upstream.as_str())];
+            out.sample(
+                &names::UPSTREAM_QUEUE_LENGTH,
+                &labels,
+                g.queue_length as f64,
+            );
+        }
+        out.family(&names::UPSTREAM_QUEUE_WAIT, Histogram);
+        for g in &l.groups {
+            let labels = [("upstream", g.upstream.as_str())];
+            out.histogram(&names::UPSTREAM_QUEUE_WAIT, &labels, &g.queue_wait);
+        }
+    }
 }
 
 /// Renders the eBPF figures.
@@ -309,6 +379,55 @@ mod tests {
         );
         assert!(text.contains("ringway_request_duration_seconds_sum{op=\"read\"} 7.5\n"));
         assert!(text.contains("ringway_request_duration_seconds_count{op=\"read\"} 6\n"));
+    }
+
+    #[test]
+    fn limit_series_carry_their_route_or_group() {
+        use crate::metrics::{GroupLimitFigures, RouteLimitFigures};
+        let figures = LimitFigures {
+            max_connections_rejected: 1,
+            conn_per_ip_rejected: 2,
+            routes: vec![RouteLimitFigures {
+                route: "/login".into(),
+                rejected: 3,
+                evicted: 4,
+                clients: 5,
+            }],
+            groups: vec![GroupLimitFigures {
+                upstream: "app".into(),
+                busy: 6,
+                queue_length: 7,
+                queue_full: 8,
+                queue_timeout: 9,
+                queue_wait: HistogramSnapshot::empty(&[1.0]),
+            }],
+        };
+        let mut e = Exposition::default();
+        render_limits(&figures, &mut e);
+        let text = e.finish();
+        for line in [
+            "ringway_limit_rejected_total{kind=\"max_connections\"} 1",
+            "ringway_limit_rejected_total{kind=\"conn_per_ip\"} 2",
+            "ringway_limit_rejected_total{kind=\"req\",route=\"/login\"} 3",
+            "ringway_limit_rejected_total{kind=\"queue_full\",upstream=\"app\"} 8",
+            "ringway_limit_rejected_total{kind=\"queue_timeout\",upstream=\"app\"} 9",
+            "ringway_limit_req_evicted_total{route=\"/login\"} 4",
+            "ringway_limit_req_clients{route=\"/login\"} 5",
+            "ringway_upstream_busy_slots{upstream=\"app\"} 6",
+            "ringway_upstream_queue_length{upstream=\"app\"} 7",
+            "ringway_upstream_queue_wait_seconds_count{upstream=\"app\"} 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line}:\n{text}");
+        }
+        // Without limited routes or groups, only the connection kinds.
+        let mut e = Exposition::default();
+        render_limits(&LimitFigures::default(), &mut e);
+        let text = e.finish();
+        assert_eq!(
+            text.lines().filter(|l| !l.starts_with('#')).count(),
+            2,
+            "{text}"
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use super::ebpf::{ConnKernel, EbpfFigures};
 use super::histogram::{HistogramSnapshot, LATENCY_BOUNDS};
 use super::procs::ProcessFigures;
-use super::stats::{LiveConn, RouteCode, TlsOutcome, UpstreamError, WorkerStats};
+use super::stats::{LiveConn, ProxyRejection, RouteCode, TlsOutcome, UpstreamError, WorkerStats};
 
 /// Live connections listed in `/stats` per table.
 pub const TOP_CONNECTIONS: usize = 10;
@@ -48,6 +48,8 @@ pub struct Snapshot {
     pub tls_handshakes: Vec<(&'static str, &'static str, u64)>,
     /// Time of the TLS handshakes that were done.
     pub tls_handshake_duration: HistogramSnapshot,
+    /// Connections closed for want of a PROXY protocol header, by reason.
+    pub proxy_rejected: Vec<(&'static str, u64)>,
     /// The TLS certificates in use: name and notAfter (seconds since the epoch).
     pub tls_certificates: Vec<(String, i64)>,
     /// Access log lines dropped (0 when the log is off).
@@ -62,6 +64,51 @@ pub struct Snapshot {
     pub biggest_connections: Vec<ConnRow>,
     /// The eBPF figures, when the probes are loaded.
     pub ebpf: Option<EbpfFigures>,
+    /// The limits' counters (connections, request rates, upstream slots and queues).
+    pub limits: Option<LimitFigures>,
+}
+
+/// The limits' counters, process-wide.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct LimitFigures {
+    /// Connections refused at `max_connections`.
+    pub max_connections_rejected: u64,
+    /// Connections refused at `limit_conn_per_ip`.
+    pub conn_per_ip_rejected: u64,
+    /// Each route with a `limit_req`.
+    pub routes: Vec<RouteLimitFigures>,
+    /// Each upstream group with `max_conns`.
+    pub groups: Vec<GroupLimitFigures>,
+}
+
+/// One route's `limit_req` counters.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RouteLimitFigures {
+    /// The route's label.
+    pub route: String,
+    /// Requests refused (429).
+    pub rejected: u64,
+    /// Clients dropped from the full table.
+    pub evicted: u64,
+    /// Clients tracked now.
+    pub clients: u64,
+}
+
+/// One upstream group's slots and queue.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct GroupLimitFigures {
+    /// The group's name.
+    pub upstream: String,
+    /// Requests at its servers now.
+    pub busy: u64,
+    /// Requests waiting for a slot now.
+    pub queue_length: u64,
+    /// Requests refused because the queue was full.
+    pub queue_full: u64,
+    /// Requests refused after waiting `queue_timeout`.
+    pub queue_timeout: u64,
+    /// How long queued requests waited.
+    pub queue_wait: HistogramSnapshot,
 }
 
 /// Requests of one route with one status.
@@ -130,6 +177,10 @@ impl Snapshot {
                 .map(|(r, v)| (*r, *v, 0))
                 .collect(),
             tls_handshake_duration: empty(|w| &w.tls_handshake_duration),
+            proxy_rejected: ProxyRejection::ALL
+                .iter()
+                .map(|r| (r.as_str(), 0))
+                .collect(),
             tls_certificates: Vec::new(),
             access_log_dropped: 0,
             processes,
@@ -137,6 +188,7 @@ impl Snapshot {
             slowest_connections: Vec::new(),
             biggest_connections: Vec::new(),
             ebpf,
+            limits: None,
         };
         let mut live: Vec<LiveConn> = Vec::new();
         let mut by_route: BTreeMap<RouteCode, HistogramSnapshot> = BTreeMap::new();
@@ -168,6 +220,9 @@ impl Snapshot {
             }
             w.tls_handshake_duration
                 .add_to(&mut snap.tls_handshake_duration);
+            for (total, count) in snap.proxy_rejected.iter_mut().zip(&w.proxy_rejected) {
+                total.1 += count.load(Relaxed);
+            }
             if let Ok(table) = w.live.lock() {
                 live.extend(table.iter().map(|(_, c)| c.clone()));
             }

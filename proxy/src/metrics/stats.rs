@@ -98,6 +98,29 @@ impl UpstreamError {
     }
 }
 
+/// Why a connection was closed before its first request for want of a PROXY protocol
+/// header: the `reason` label of `ringway_proxy_protocol_rejected_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyRejection {
+    /// It started with something else, or a malformed header.
+    Invalid,
+    /// No complete header within `client_header_timeout`.
+    Timeout,
+}
+
+impl ProxyRejection {
+    /// Every reason, in counter order.
+    pub const ALL: [ProxyRejection; 2] = [ProxyRejection::Invalid, ProxyRejection::Timeout];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProxyRejection::Invalid => "invalid",
+            ProxyRejection::Timeout => "timeout",
+        }
+    }
+}
+
 /// One worker's counters and histograms.
 #[derive(Debug)]
 pub struct WorkerStats {
@@ -130,6 +153,8 @@ pub struct WorkerStats {
     pub tls_handshakes: [AtomicU64; 5],
     /// Time of the TLS handshakes that were done.
     pub tls_handshake_duration: Histogram,
+    /// Connections closed for want of a PROXY header (index of [`ProxyRejection::ALL`]).
+    pub proxy_rejected: [AtomicU64; 2],
     /// Live connections of this worker.
     pub live: Mutex<Slab<LiveConn>>,
 }
@@ -153,6 +178,7 @@ impl Default for WorkerStats {
             requests_per_connection: Histogram::new(COUNT_BOUNDS),
             tls_handshakes: Default::default(),
             tls_handshake_duration: Histogram::new(LATENCY_BOUNDS),
+            proxy_rejected: Default::default(),
             live: Mutex::new(Slab::new()),
         }
     }
@@ -190,6 +216,11 @@ impl WorkerStats {
         if matches!(outcome, TlsOutcome::Done(_)) {
             self.tls_handshake_duration.observe(took);
         }
+    }
+
+    /// Counts one connection closed for want of a PROXY header.
+    pub fn proxy_rejected(&self, reason: ProxyRejection) {
+        self.proxy_rejected[reason as usize].fetch_add(1, Relaxed);
     }
 
     /// Counts one upstream failure.

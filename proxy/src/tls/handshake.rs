@@ -25,11 +25,13 @@ pub(crate) enum Handshake {
     Failed(io::Error),
 }
 
-/// Runs the server side of a handshake on `tcp`.
+/// Runs the server side of a handshake on `tcp`. `first` holds the connection's first bytes
+/// when some were read already (after a PROXY protocol header); usually it is empty.
 pub(crate) async fn accept(
     tcp: TcpStream,
     config: Arc<ServerConfig>,
     limit: Duration,
+    first: Buf,
 ) -> Handshake {
     let started = Instant::now();
     let conn = match ServerConnection::new(config) {
@@ -37,7 +39,7 @@ pub(crate) async fn accept(
         Err(e) => return Handshake::Failed(io::Error::other(e)),
     };
     let tls = TlsStream::new(tcp, conn);
-    let outcome = tokio::time::timeout(limit, drive(&tls)).await;
+    let outcome = tokio::time::timeout(limit, drive(&tls, first)).await;
     match outcome {
         Ok(Ok(Progress::Up)) => Handshake::Done(Box::new(tls), started.elapsed()),
         Ok(Ok(Progress::PlainHttp)) => Handshake::PlainHttp(tls.into_tcp()),
@@ -61,16 +63,21 @@ enum Progress {
     PlainHttp,
 }
 
-async fn drive(tls: &TlsStream) -> io::Result<Progress> {
+async fn drive(tls: &TlsStream, first: Buf) -> io::Result<Progress> {
     // The first bytes say what the client speaks; a plain HTTP request gets an answer it
     // can read, as from nginx.
-    let (res, first) = tls
-        .tcp()
-        .read_append(Buf::with_capacity(FIRST_READ), FIRST_READ)
-        .await;
-    if res? == 0 {
-        return Err(io::ErrorKind::UnexpectedEof.into());
-    }
+    let first = if first.is_empty() {
+        let (res, first) = tls
+            .tcp()
+            .read_append(Buf::with_capacity(FIRST_READ), FIRST_READ)
+            .await;
+        if res? == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        first
+    } else {
+        first
+    };
     match classify(&first) {
         FirstBytes::Tls => {}
         FirstBytes::PlainHttp => return Ok(Progress::PlainHttp),

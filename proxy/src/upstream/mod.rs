@@ -8,23 +8,31 @@
 //! tokio-uring connect would wait forever and could not be cancelled. After a refused
 //! connect an upstream is skipped for [`DOWN_FOR`], like nginx's `max_fails=1
 //! fail_timeout=10s`, unless every upstream is down.
+//!
+//! A group whose servers have `max_conns` first takes a slot (crate::limits), waiting in its
+//! queue if every server is full, and connects only to a server with room; the slot goes
+//! with the connection and is given back when it closes.
 
+mod health;
 mod stream;
 mod uwsgi;
 
 use std::cell::Cell;
 use std::io;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, SockAddr, Socket, Type};
 use tokio::io::unix::AsyncFd;
 use tokio_uring::net::{TcpStream, UnixStream};
 
+pub use health::{GroupHealth, ServerHealth, UpstreamHealth};
 pub(crate) use stream::UpstreamConn;
 pub(crate) use uwsgi::{read_response_head, send_request};
 
 use crate::config::{Group, UpstreamAddr};
 use crate::fail::Fail;
+use crate::limits::{GroupSlots, Permit, Slot};
 
 /// How long an upstream that refused a connection is skipped.
 const DOWN_FOR: Duration = Duration::from_secs(10);
@@ -32,6 +40,8 @@ const DOWN_FOR: Duration = Duration::from_secs(10);
 struct Member {
     addr: UpstreamAddr,
     down_until: Cell<Option<Instant>>,
+    /// What `/readyz` knows of it, shared by every worker.
+    health: Arc<ServerHealth>,
 }
 
 /// One worker's view of an upstream group (not shared between threads).
@@ -39,23 +49,29 @@ pub(crate) struct Upstreams {
     members: Vec<Member>,
     next: Cell<usize>,
     buffer_size: usize,
+    /// The group's slots, shared by every worker (`None`: no `max_conns`).
+    slots: Option<Arc<GroupSlots>>,
 }
 
 impl Upstreams {
-    /// Builds the group's set from its configuration.
-    pub(crate) fn new(group: &Group) -> Self {
+    /// Builds the group's set from its configuration and its shared slots, recording
+    /// connects in `health`.
+    pub(crate) fn new(group: &Group, slots: Option<Arc<GroupSlots>>, health: &GroupHealth) -> Self {
         let members = group
             .servers
             .iter()
-            .map(|addr| Member {
+            .zip(&health.servers)
+            .map(|(addr, health)| Member {
                 addr: addr.clone(),
                 down_until: Cell::new(None),
+                health: Arc::clone(health),
             })
             .collect();
         Upstreams {
             members,
             next: Cell::new(0),
             buffer_size: group.buffer_size,
+            slots,
         }
     }
 
@@ -64,44 +80,92 @@ impl Upstreams {
         self.buffer_size
     }
 
+    /// A slot at the group's servers, when they have `max_conns` (`None`: no limit): at once
+    /// if one is free, else after waiting in the group's queue; `QueueFull` or
+    /// `QueueTimeout` if not.
+    pub(crate) async fn slot(&self) -> Result<Option<Permit>, Fail> {
+        let Some(slots) = &self.slots else {
+            return Ok(None);
+        };
+        match slots.try_now() {
+            Some(permit) => Ok(Some(permit)),
+            // Boxed: waiting is the rare case; its state stays out of every request's future.
+            None => Box::pin(slots.wait()).await.map(Some),
+        }
+    }
+
     /// Connects to the next upstream in turn, trying the others on failure. Upstreams marked
     /// down are tried last. The failure reported is the most telling one: busy or timed out
-    /// says more than refused.
-    pub(crate) async fn connect(&self, limit: Duration) -> Result<UpstreamConn, Fail> {
+    /// says more than refused. With a `permit` (from [`Upstreams::slot`]) only servers with
+    /// room are tried, and the connection keeps the server's slot.
+    pub(crate) async fn connect(
+        &self,
+        mut permit: Option<Permit>,
+        limit: Duration,
+    ) -> Result<UpstreamConn, Fail> {
         let n = self.members.len();
         let start = self.next.get();
         self.next.set((start + 1) % n.max(1));
         let now = Instant::now();
-        let is_up = |m: &Member| m.down_until.get().is_none_or(|t| t <= now);
-        let order = (0..n)
-            .map(|i| (start + i) % n)
-            .map(|i| (i, &self.members[i]));
+        let is_up = |i: &usize| self.members[*i].down_until.get().is_none_or(|t| t <= now);
+        let order = (0..n).map(|i| (start + i) % n);
         let up_first = order
             .clone()
-            .filter(|(_, m)| is_up(m))
-            .chain(order.filter(|(_, m)| !is_up(m)));
+            .filter(|i| is_up(i))
+            .chain(order.filter(|i| !is_up(i)));
 
         let mut worst = Fail::UpstreamRefused;
-        for (index, member) in up_first {
-            match connect_one(&member.addr, limit).await {
-                Ok(conn) => {
-                    member.down_until.set(None);
-                    return Ok(conn.at_server(index));
-                }
-                Err(err) => {
-                    tracing::debug!(upstream = %member.addr, error = %err, "upstream connect failed");
-                    let fail = classify(&err);
-                    if fail == Fail::UpstreamRefused {
-                        member.down_until.set(Some(Instant::now() + DOWN_FOR));
-                    } else {
-                        worst = fail;
+        let mut tried_any = false;
+        // A permit guarantees a server with room, but a scan can miss it while other
+        // workers take and give back slots: look again if every server seemed full.
+        for _ in 0..SCANS {
+            for i in up_first.clone() {
+                let slot = match permit.take().map(|p| p.at_server(i)) {
+                    None => None,
+                    Some(Ok(slot)) => Some(slot),
+                    Some(Err(full)) => {
+                        permit = Some(full);
+                        continue;
+                    }
+                };
+                tried_any = true;
+                let member = &self.members[i];
+                match connect_one(&member.addr, limit).await {
+                    Ok(mut conn) => {
+                        member.down_until.set(None);
+                        member.health.connected(now);
+                        conn.hold(slot);
+                        return Ok(conn.at_server(i));
+                    }
+                    Err(err) => {
+                        // Keep the group's slot for the next server.
+                        permit = slot.map(Slot::leave_server);
+                        tracing::debug!(upstream = %member.addr, error = %err, "upstream connect failed");
+                        let fail = classify(&err);
+                        if fail == Fail::UpstreamRefused {
+                            member.down_until.set(Some(Instant::now() + DOWN_FOR));
+                            member.health.refused(now);
+                        } else {
+                            worst = fail;
+                        }
                     }
                 }
             }
+            if tried_any || permit.is_none() {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        if !tried_any && permit.is_some() {
+            // Every server stayed full through the scans: as busy as a full backlog.
+            return Err(Fail::UpstreamBusy);
         }
         Err(worst)
     }
 }
+
+/// Scans of a group's servers for one with room, with a slot in hand.
+const SCANS: usize = 4;
 
 fn classify(err: &io::Error) -> Fail {
     match err.kind() {

@@ -8,6 +8,7 @@ use tokio_uring::net::{TcpStream, UnixStream};
 
 use crate::buffer::Buf;
 use crate::io::Stream;
+use crate::limits::Slot;
 
 enum Socket {
     Unix(UnixStream),
@@ -16,12 +17,15 @@ enum Socket {
 
 /// A connected upstream. Dropped without [`UpstreamConn::close`], it shuts its socket down
 /// first, so that an op left in flight on it (a relay dropped mid-read) completes and lets
-/// the fd go; a clean close spares that syscall.
+/// the fd go; a clean close spares that syscall. Either way the server's slot (with
+/// `max_conns`) goes back with it: once the answer has been read, not once the client has it.
 pub(crate) struct UpstreamConn {
     socket: Socket,
     closed_cleanly: Cell<bool>,
     /// Which server of its group it is connected to (by index).
     server: usize,
+    /// The server's slot, held while uWSGI works on this request.
+    slot: Option<Slot>,
 }
 
 impl UpstreamConn {
@@ -38,6 +42,7 @@ impl UpstreamConn {
             socket,
             closed_cleanly: Cell::new(false),
             server: 0,
+            slot: None,
         }
     }
 
@@ -50,6 +55,11 @@ impl UpstreamConn {
     /// Which server of its group it is connected to (by index).
     pub(crate) fn server(&self) -> usize {
         self.server
+    }
+
+    /// Keeps the server's slot until this connection closes.
+    pub(super) fn hold(&mut self, slot: Option<Slot>) {
+        self.slot = slot;
     }
 
     /// Closes the connection with nothing in flight on it: the upstream is done with us.

@@ -9,9 +9,15 @@
 //! one (as Debian's `HTTP_HOST $host` does, but keeping the port); SERVER_NAME falls back to
 //! the Host's host part rather than nginx's `server_name` (often empty or `_`);
 //! Transfer-Encoding is not sent (ringway has decoded the body).
+//!
+//! The client's identity is ringway's to say, never the client's: REMOTE_ADDR and
+//! HTTP_X_REAL_IP are the real client IP, HTTP_X_FORWARDED_FOR is the client's
+//! X-Forwarded-For with the connection's address appended (nginx's
+//! `$proxy_add_x_forwarded_for`), HTTP_X_REQUEST_ID is the request's ID; the client's own
+//! X-Real-IP and X-Request-ID headers are not passed on.
 
 use std::io::Write;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use super::{PacketWriter, UwsgiError};
 use crate::http::{HeaderSpan, RequestHead, host_without_port};
@@ -26,8 +32,15 @@ pub struct RequestEnv<'a> {
     /// Vars set by the operator (nginx `uwsgi_param`): written last, they replace ringway's
     /// own vars of the same name and any `HTTP_` var a client header would make.
     pub params: &'a [(String, String)],
-    /// Client address (REMOTE_ADDR, REMOTE_PORT).
+    /// The address the connection is from (a PROXY protocol header's source, or the TCP
+    /// peer): appended to HTTP_X_FORWARDED_FOR; its port is REMOTE_PORT.
     pub peer: SocketAddr,
+    /// The real client IP (REMOTE_ADDR, HTTP_X_REAL_IP): `peer`'s, or a trusted proxy's
+    /// word. When it is not `peer`'s, REMOTE_PORT is empty (the port is not known), as
+    /// nginx's realip module leaves it.
+    pub client_ip: IpAddr,
+    /// The request's ID (HTTP_X_REQUEST_ID; not sent when empty).
+    pub request_id: &'a [u8],
     /// Local address the request came in on (SERVER_PORT; SERVER_NAME fallback).
     pub local: SocketAddr,
     /// Whether the client connection is TLS (REQUEST_SCHEME, HTTPS).
@@ -102,11 +115,13 @@ pub fn encode_request(
         w.var(b"HTTPS", b"on")?;
     }
     w.var_with(b"REMOTE_ADDR", |o| {
-        let _ = write!(o, "{}", env.peer.ip());
+        let _ = write!(o, "{}", env.client_ip);
         Ok(())
     })?;
     w.var_with(b"REMOTE_PORT", |o| {
-        let _ = write!(o, "{}", env.peer.port());
+        if env.client_ip == env.peer.ip() {
+            let _ = write!(o, "{}", env.peer.port());
+        }
         Ok(())
     })?;
     w.var_with(b"SERVER_PORT", |o| {
@@ -178,10 +193,40 @@ pub fn encode_request(
             },
         )?;
     }
+    identity_vars(&mut w, buf, headers, env)?;
     for (name, value) in env.params {
         w.packet.var(name.as_bytes(), value.as_bytes())?;
     }
     packet.finish()
+}
+
+/// HTTP_X_FORWARDED_FOR, HTTP_X_REAL_IP and HTTP_X_REQUEST_ID, as ringway sets them.
+fn identity_vars(
+    w: &mut Vars<'_, '_>,
+    buf: &[u8],
+    headers: &[HeaderSpan],
+    env: &RequestEnv<'_>,
+) -> Result<(), UwsgiError> {
+    w.var_with(b"HTTP_X_FORWARDED_FOR", |o| {
+        // Several headers are one list, joined in the order sent.
+        for h in headers {
+            let value = h.value.of(buf).trim_ascii();
+            if h.name.of(buf).eq_ignore_ascii_case(b"x-forwarded-for") && !value.is_empty() {
+                o.extend_from_slice(value);
+                o.extend_from_slice(b", ");
+            }
+        }
+        let _ = write!(o, "{}", env.peer.ip());
+        Ok(())
+    })?;
+    w.var_with(b"HTTP_X_REAL_IP", |o| {
+        let _ = write!(o, "{}", env.client_ip);
+        Ok(())
+    })?;
+    if !env.request_id.is_empty() {
+        w.var(b"HTTP_X_REQUEST_ID", env.request_id)?;
+    }
+    Ok(())
 }
 
 /// The packet writer, minus the vars the operator's params replace.
@@ -248,6 +293,13 @@ fn forwarded(name: &[u8], env: &RequestEnv<'_>) -> bool {
     }
     // X-Foo and X_Foo would both be HTTP_X_FOO: one could spoof the other.
     if !env.allow_underscores && name.contains(&b'_') {
+        return false;
+    }
+    // ringway writes these itself (identity_vars): the client's say nothing.
+    if name.eq_ignore_ascii_case(b"x-forwarded-for")
+        || name.eq_ignore_ascii_case(b"x-real-ip")
+        || name.eq_ignore_ascii_case(b"x-request-id")
+    {
         return false;
     }
     // uWSGI derives wsgi.url_scheme from these: only a trusted proxy may set them.

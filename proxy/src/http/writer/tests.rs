@@ -13,6 +13,7 @@ fn meta(status: u16, reason: &[u8], framing: ClientFraming) -> ResponseMeta<'_> 
         date: DATE,
         extra: &[],
         hsts: None,
+        request_id: b"",
     }
 }
 
@@ -139,6 +140,7 @@ fn own(status: u16, keep_alive: bool, head_only: bool) -> Vec<u8> {
         head_only,
         date: DATE,
         headers: &[],
+        request_id: b"",
     };
     write_own_response(&mut out, &r);
     out
@@ -153,15 +155,48 @@ fn own_responses_carry_extra_headers() {
         head_only: false,
         date: DATE,
         headers: &[(b"Location", b"/new/x?y"), (b"X-Frame-Options", b"DENY")],
+        request_id: b"0af3",
     };
     write_own_response(&mut out, &r);
     let text = String::from_utf8(out).unwrap();
     assert!(text.starts_with("HTTP/1.1 301 Moved Permanently\r\nServer: ringway\r\nDate: "));
     assert!(
-        text.contains("\r\nLocation: /new/x?y\r\nX-Frame-Options: DENY\r\n"),
+        text.contains("\r\nLocation: /new/x?y\r\nX-Frame-Options: DENY\r\nX-Request-ID: 0af3\r\n"),
         "{text}"
     );
     assert!(text.ends_with("Connection: keep-alive\r\n\r\n301 Moved Permanently\n"));
+}
+
+#[test]
+fn own_responses_may_carry_a_page() {
+    let r = OwnResponse {
+        status: 502,
+        keep_alive: false,
+        head_only: false,
+        date: DATE,
+        headers: &[],
+        request_id: b"",
+    };
+    let page = b"<h1>Back soon</h1>";
+    let mut out = Vec::new();
+    write_own_response_with_body(&mut out, &r, "text/html; charset=utf-8", page);
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.starts_with("HTTP/1.1 502 Bad Gateway\r\nServer: ringway\r\nDate: "));
+    assert!(
+        text.ends_with(
+            "\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: 18\r\n\
+             Connection: close\r\n\r\n<h1>Back soon</h1>"
+        ),
+        "{text}"
+    );
+    // HEAD: the same length, no body.
+    let mut head = Vec::new();
+    let r = OwnResponse {
+        head_only: true,
+        ..r
+    };
+    write_own_response_with_body(&mut head, &r, "text/html; charset=utf-8", page);
+    assert!(head.ends_with(b"Content-Length: 18\r\nConnection: close\r\n\r\n"));
 }
 
 #[test]
@@ -228,4 +263,35 @@ fn error_response_for_an_unlisted_status() {
     let out = own(599, false, false);
     assert!(out.starts_with(b"HTTP/1.1 599 Error\r\n"));
     assert!(out.ends_with(b"\r\n\r\n599 Error\n"));
+}
+
+#[test]
+fn the_request_id_replaces_the_upstreams() {
+    let upstream = b"HTTP/1.1 200 OK\r\nX-Request-ID: from-the-app\r\nx-request-id: again\r\n\
+X-A: 1\r\n\r\n";
+    let mut headers = Vec::new();
+    let Ok(Status::Complete(h)) = parse_response(upstream, false, &mut headers) else {
+        panic!("bad upstream head")
+    };
+    let mut out = Vec::new();
+    let with_id = ResponseMeta {
+        request_id: b"5d41402abc4b2a76b9719d911017c592",
+        ..meta(h.status, h.reason.of(upstream), ClientFraming::Length(0))
+    };
+    write_response_head(&mut out, &with_id, upstream, &headers);
+    let text = String::from_utf8(out).unwrap();
+    assert_eq!(
+        text,
+        "HTTP/1.1 200 OK\r\nX-A: 1\r\nX-Request-ID: 5d41402abc4b2a76b9719d911017c592\r\n\
+Content-Length: 0\r\nServer: ringway\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n\r\n"
+    );
+    // Without an ID, the app's header passes as any other.
+    let mut out = Vec::new();
+    let without = meta(h.status, h.reason.of(upstream), ClientFraming::Length(0));
+    write_response_head(&mut out, &without, upstream, &headers);
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.contains("X-Request-ID: from-the-app\r\nx-request-id: again\r\n"),
+        "{text}"
+    );
 }

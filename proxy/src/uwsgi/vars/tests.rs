@@ -47,6 +47,8 @@ fn env() -> RequestEnv<'static> {
         script_name: None,
         params: &[],
         peer: "10.0.0.1:5555".parse().unwrap(),
+        client_ip: "10.0.0.1".parse().unwrap(),
+        request_id: b"0123456789abcdef0123456789abcdef",
         local: "127.0.0.1:80".parse().unwrap(),
         https: false,
         document_root: "/srv",
@@ -111,9 +113,16 @@ fn get<'v>(vars: &'v [(String, String)], key: &str) -> Option<&'v str> {
     vars.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
+/// The HTTP_ vars made from the client's headers, in packet order (not ringway's own
+/// identity vars, always there, checked on their own).
 fn http_keys(vars: &[(String, String)]) -> Vec<&str> {
+    const IDENTITY: [&str; 3] = [
+        "HTTP_X_FORWARDED_FOR",
+        "HTTP_X_REAL_IP",
+        "HTTP_X_REQUEST_ID",
+    ];
     vars.iter()
-        .filter(|(k, _)| k.starts_with("HTTP_"))
+        .filter(|(k, _)| k.starts_with("HTTP_") && !IDENTITY.contains(&k.as_str()))
         .map(|(k, _)| k.as_str())
         .collect()
 }
@@ -122,7 +131,7 @@ fn http_keys(vars: &[(String, String)]) -> Vec<&str> {
 fn get_request_byte_for_byte() {
     let buf = b"GET /a%20b?x=1 HTTP/1.1\r\nHost: ex.com:8080\r\nCookie: a=1\r\n\r\n";
     let want: Vec<u8> = [
-        &b"\x00\x34\x01\x00"[..], // modifier1 0, datasize 308 LE, modifier2 0
+        &b"\x00\xa3\x01\x00"[..], // modifier1 0, datasize 419 LE, modifier2 0
         b"\x0c\x00QUERY_STRING\x03\x00x=1",
         b"\x0e\x00REQUEST_METHOD\x03\x00GET",
         b"\x0c\x00CONTENT_TYPE\x00\x00",
@@ -138,9 +147,12 @@ fn get_request_byte_for_byte() {
         b"\x0b\x00SERVER_NAME\x06\x00ex.com",
         b"\x09\x00HTTP_HOST\x0b\x00ex.com:8080",
         b"\x0b\x00HTTP_COOKIE\x03\x00a=1",
+        b"\x14\x00HTTP_X_FORWARDED_FOR\x08\x0010.0.0.1",
+        b"\x0e\x00HTTP_X_REAL_IP\x08\x0010.0.0.1",
+        b"\x11\x00HTTP_X_REQUEST_ID\x20\x000123456789abcdef0123456789abcdef",
     ]
     .concat();
-    assert_eq!(want.len(), 4 + 308);
+    assert_eq!(want.len(), 4 + 419);
     assert_eq!(encode(buf, &env(), None, 4096), Ok(want));
 }
 
@@ -150,6 +162,7 @@ fn https_post_absolute_form_byte_for_byte() {
 Content-Length: 3\r\nX-Forwarded-Proto: https\r\nX_Evil: 1\r\nAccept: a\r\naccept: b\r\n\r\n";
     let env = RequestEnv {
         peer: "[::1]:40000".parse().unwrap(),
+        client_ip: "::1".parse().unwrap(),
         local: "[::1]:443".parse().unwrap(),
         https: true,
         document_root: "",
@@ -157,7 +170,7 @@ Content-Length: 3\r\nX-Forwarded-Proto: https\r\nX_Evil: 1\r\nAccept: a\r\naccep
         ..env()
     };
     let want: Vec<u8> = [
-        &b"\x00\x3c\x01\x00"[..], // datasize 316
+        &b"\x00\xa1\x01\x00"[..], // datasize 417
         b"\x0c\x00QUERY_STRING\x01\x00z",
         b"\x0e\x00REQUEST_METHOD\x04\x00POST",
         b"\x0c\x00CONTENT_TYPE\x0a\x00text/plain",
@@ -174,9 +187,12 @@ Content-Length: 3\r\nX-Forwarded-Proto: https\r\nX_Evil: 1\r\nAccept: a\r\naccep
         b"\x0b\x00SERVER_NAME\x09\x00app.local",
         b"\x09\x00HTTP_HOST\x06\x00Ex.com",
         b"\x0b\x00HTTP_ACCEPT\x04\x00a, b",
+        b"\x14\x00HTTP_X_FORWARDED_FOR\x03\x00::1",
+        b"\x0e\x00HTTP_X_REAL_IP\x03\x00::1",
+        b"\x11\x00HTTP_X_REQUEST_ID\x20\x000123456789abcdef0123456789abcdef",
     ]
     .concat();
-    assert_eq!(want.len(), 4 + 316);
+    assert_eq!(want.len(), 4 + 417);
     assert_eq!(encode(buf, &env, Some(3), 4096), Ok(want));
 }
 
@@ -227,7 +243,7 @@ fn forwarded_scheme_only_from_trusted_peers() {
     let buf = b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-Proto: https\r\nx-forwarded-ssl: on\r\n\
 X-Forwarded-For: 1.2.3.4\r\n\r\n";
     let vars = vars_of(&encode(buf, &env(), None, 4096).unwrap());
-    assert_eq!(http_keys(&vars), ["HTTP_HOST", "HTTP_X_FORWARDED_FOR"]);
+    assert_eq!(http_keys(&vars), ["HTTP_HOST"]);
 
     let trusted = RequestEnv {
         trusted_peer: true,
@@ -433,4 +449,88 @@ fn default_uwsgi_buffer_size_refuses_big_cookies() {
         Err(UwsgiError::VarsTooLarge { limit: 4096, .. })
     ));
     assert!(encode(&buf, &env(), None, 8192).is_ok());
+}
+
+#[test]
+fn the_identity_vars_are_ringways_word() {
+    // The client's X-Real-IP and X-Request-ID are never passed on; its X-Forwarded-For gets
+    // the connection's address appended (nginx's $proxy_add_x_forwarded_for).
+    let buf = b"GET / HTTP/1.1\r\nHost: a\r\nX-Real-IP: 6.6.6.6\r\nX-Request-ID: mine\r\n\
+X-Forwarded-For: 6.6.6.6\r\n\r\n";
+    let vars = vars_of(&encode(buf, &env(), None, 4096).unwrap());
+    let count = |k: &str| vars.iter().filter(|(n, _)| n == k).count();
+    assert_eq!(
+        get(&vars, "HTTP_X_FORWARDED_FOR"),
+        Some("6.6.6.6, 10.0.0.1")
+    );
+    assert_eq!(get(&vars, "HTTP_X_REAL_IP"), Some("10.0.0.1"));
+    assert_eq!(
+        get(&vars, "HTTP_X_REQUEST_ID"),
+        Some("0123456789abcdef0123456789abcdef")
+    );
+    assert_eq!(get(&vars, "REMOTE_ADDR"), Some("10.0.0.1"));
+    assert_eq!(get(&vars, "REMOTE_PORT"), Some("5555"));
+    for key in [
+        "HTTP_X_FORWARDED_FOR",
+        "HTTP_X_REAL_IP",
+        "HTTP_X_REQUEST_ID",
+    ] {
+        assert_eq!(count(key), 1, "{key}");
+    }
+
+    // No X-Forwarded-For: the connection's address alone.
+    let vars = vars_of(&encode(b"GET / HTTP/1.0\r\n\r\n", &env(), None, 4096).unwrap());
+    assert_eq!(get(&vars, "HTTP_X_FORWARDED_FOR"), Some("10.0.0.1"));
+
+    // Several headers are one list; empty ones add nothing.
+    let buf = b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.1.1.1, 2.2.2.2\r\n\
+X-Forwarded-For:\r\nx-forwarded-for:  3.3.3.3 \r\n\r\n";
+    let vars = vars_of(&encode(buf, &env(), None, 4096).unwrap());
+    assert_eq!(
+        get(&vars, "HTTP_X_FORWARDED_FOR"),
+        Some("1.1.1.1, 2.2.2.2, 3.3.3.3, 10.0.0.1")
+    );
+
+    // Behind a trusted proxy, the real client IP is REMOTE_ADDR and X-Real-IP; its port is
+    // not known, and the list still ends with the proxy the connection came from.
+    let behind = RequestEnv {
+        client_ip: "1.1.1.1".parse().unwrap(),
+        trusted_peer: true,
+        ..env()
+    };
+    let buf = b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.1.1.1\r\n\r\n";
+    let vars = vars_of(&encode(buf, &behind, None, 4096).unwrap());
+    assert_eq!(get(&vars, "REMOTE_ADDR"), Some("1.1.1.1"));
+    assert_eq!(get(&vars, "REMOTE_PORT"), Some(""));
+    assert_eq!(get(&vars, "HTTP_X_REAL_IP"), Some("1.1.1.1"));
+    assert_eq!(
+        get(&vars, "HTTP_X_FORWARDED_FOR"),
+        Some("1.1.1.1, 10.0.0.1")
+    );
+
+    // The operator's params still have the last word.
+    let params = [
+        ("HTTP_X_FORWARDED_FOR".to_owned(), "set".to_owned()),
+        ("HTTP_X_REQUEST_ID".to_owned(), "fixed".to_owned()),
+    ];
+    let configured = RequestEnv {
+        params: &params,
+        ..env()
+    };
+    let vars = vars_of(&encode(buf, &configured, None, 4096).unwrap());
+    assert_eq!(get(&vars, "HTTP_X_FORWARDED_FOR"), Some("set"));
+    assert_eq!(get(&vars, "HTTP_X_REQUEST_ID"), Some("fixed"));
+    assert_eq!(count_of(&vars, "HTTP_X_FORWARDED_FOR"), 1);
+
+    // No ID: no var.
+    let without = RequestEnv {
+        request_id: b"",
+        ..env()
+    };
+    let vars = vars_of(&encode(buf, &without, None, 4096).unwrap());
+    assert_eq!(get(&vars, "HTTP_X_REQUEST_ID"), None);
+}
+
+fn count_of(vars: &[(String, String)], key: &str) -> usize {
+    vars.iter().filter(|(k, _)| k == key).count()
 }

@@ -1,0 +1,88 @@
+//! Reading the PROXY protocol header a connection starts with when `proxy_protocol` is on,
+//! before anything else (the HTTP request, or the TLS handshake: a load balancer in TCP
+//! mode sends the header in front of the ClientHello). The parsing is sans-IO, in
+//! `crate::proxy_protocol`; this is the socket side of it.
+
+use std::net::{Shutdown, SocketAddr};
+use std::time::Instant;
+
+use tokio_uring::net::TcpStream;
+
+use crate::buffer::{Buf, TINY};
+use crate::fail::{Fail, Part};
+use crate::io::{IoError, Stream, read_some};
+use crate::proxy_protocol::{self, MAX_HEADER, Parsed};
+use crate::worker::Worker;
+
+/// The start of a connection, its PROXY header read.
+pub(crate) struct Proxied {
+    /// The address the connection is from: the header's source, or the TCP peer when the
+    /// header names none (v2 LOCAL, v1 UNKNOWN: a load balancer's health check).
+    pub(crate) source: SocketAddr,
+    /// What came after the header in the same reads: the start of the request or of the
+    /// TLS handshake.
+    pub(crate) rest: Buf,
+}
+
+/// Reads the PROXY header at the start of `tcp` (accepted from `peer`) within
+/// `client_header_timeout`. `Ok(None)`: the connection closed before sending a byte, or
+/// the server is stopping; nothing to report. `Err`: closed for want of a valid header;
+/// the caller reports it. On any `Err` or `None` the socket has nothing in flight.
+pub(crate) async fn read_proxy_header(
+    tcp: &TcpStream,
+    peer: SocketAddr,
+    worker: &Worker,
+) -> Result<Option<Proxied>, Fail> {
+    let deadline = Instant::now() + worker.config.client_header_timeout;
+    let mut input = Buf::with_capacity(TINY);
+    loop {
+        match proxy_protocol::parse(&input).map_err(Fail::ProxyHeader)? {
+            Parsed::Complete { len, source } => {
+                let rest = match input.get(len..) {
+                    Some(rest) if !rest.is_empty() => Buf::copy_of(rest),
+                    _ => Buf::empty(),
+                };
+                return Ok(Some(Proxied {
+                    source: source.unwrap_or(peer),
+                    rest,
+                }));
+            }
+            // The parser refuses anything longer than the longest header; this only guards
+            // the reads below against a parser that would not.
+            Parsed::Incomplete if input.len() >= MAX_HEADER => {
+                return Err(Fail::ProxyHeader(
+                    proxy_protocol::ProxyHeaderError::V2TooLong,
+                ));
+            }
+            Parsed::Incomplete => {}
+        }
+        let limit = deadline.saturating_duration_since(Instant::now());
+        // Never more than the longest header can still need: the rest of the connection's
+        // bytes are read by the request (or TLS) reader as usual.
+        let room = MAX_HEADER - input.len();
+        let read = tokio::select! {
+            read = read_some(tcp, input, room.min(TINY), limit) => read,
+            _ = stopped(worker) => {
+                // The read is orphaned by the select: shutting the socket down completes it.
+                Stream::shutdown(tcp, Shutdown::Both);
+                return Ok(None);
+            }
+        };
+        input = match read {
+            Ok((0, input)) if input.is_empty() => return Ok(None),
+            Ok((0, _)) => return Err(Fail::ClientClosed(Part::Head)),
+            Ok((_, input)) => input,
+            Err(IoError::Timeout) => return Err(Fail::ProxyHeaderTimeout),
+            Err(IoError::Failed(kind)) => return Err(Fail::ClientIo(kind)),
+        };
+    }
+}
+
+/// Resolves once the server starts stopping.
+async fn stopped(worker: &Worker) {
+    let mut stop = worker.stop.clone();
+    if stop.wait_for(|stopping| *stopping).await.is_err() {
+        // No one can stop the server any more (a unit test's worker): never.
+        std::future::pending::<()>().await;
+    }
+}

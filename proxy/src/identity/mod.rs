@@ -1,0 +1,56 @@
+//! Who a request is from, and what it is called: the real client IP (from a trusted proxy's
+//! X-Forwarded-For, else the connection's own address) and the request ID (a trusted proxy's
+//! X-Request-ID, else one made here). Both are decided once per request, from its head, and
+//! kept on `exchange::Request`; the vars, the allow lists, the answers and the logs read them
+//! from there.
+//!
+//! The connection's address itself (a PROXY protocol header's source, or the TCP peer) is
+//! decided when the connection starts (`crate::proxy_protocol`, `conn.rs`).
+
+mod real_ip;
+mod request_id;
+
+pub(crate) use real_ip::real_client_ip;
+pub(crate) use request_id::{IdSource, RequestId};
+
+use std::net::IpAddr;
+
+use crate::config::Config;
+use crate::http::HeaderSpan;
+
+/// The values of the request headers named `name` (lower case), in the order sent.
+pub(crate) fn header_values<'b>(
+    buf: &'b [u8],
+    headers: &'b [HeaderSpan],
+    name: &'b [u8],
+) -> impl DoubleEndedIterator<Item = &'b [u8]> + 'b {
+    headers
+        .iter()
+        .filter(move |h| h.name.of(buf).eq_ignore_ascii_case(name))
+        .map(move |h| h.value.of(buf))
+}
+
+/// The real client IP and the ID of the request whose head is in `buf`, on a connection
+/// from `conn_addr`.
+pub(crate) fn identify(
+    buf: &[u8],
+    headers: &[HeaderSpan],
+    conn_addr: IpAddr,
+    config: &Config,
+    ids: &IdSource,
+) -> (IpAddr, RequestId) {
+    let trusted = config.is_trusted(conn_addr);
+    if !trusted {
+        // Nothing the client says about itself counts: no header is even looked at.
+        return (conn_addr, ids.next());
+    }
+    let forwarded_for = header_values(buf, headers, b"x-forwarded-for");
+    let ip = real_client_ip(conn_addr, forwarded_for, |ip| config.is_trusted(ip));
+    let mut given = header_values(buf, headers, b"x-request-id");
+    // One sane X-Request-ID is kept; none, several or an odd one and ringway makes its own.
+    let id = match (given.next(), given.next()) {
+        (Some(value), None) => RequestId::from_header(value),
+        _ => None,
+    };
+    (ip, id.unwrap_or_else(|| ids.next()))
+}

@@ -1,0 +1,151 @@
+//! The real client IP behind trusted proxies: nginx's `real_ip_header X-Forwarded-For;
+//! real_ip_recursive on;` with `set_real_ip_from` = `trusted_proxy`.
+//!
+//! Each proxy appends the address it got the connection from, so X-Forwarded-For reads left
+//! (oldest) to right (nearest). Walking it from the right, every address a trusted proxy
+//! wrote is believed; the first address that is not a trusted proxy is the client, since
+//! whatever lies left of it was written by the client itself (or by proxies nobody vouches
+//! for). A connection from anyone but a trusted proxy is its own client, whatever it sends.
+
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+
+/// The real client IP of a request on a connection from `conn_addr`, given its
+/// X-Forwarded-For header values in the order sent (several headers are one comma-joined
+/// list) and which addresses are trusted proxies.
+///
+/// - `conn_addr` not trusted: `conn_addr`, whatever X-Forwarded-For says.
+/// - Else the rightmost entry that is not trusted; all trusted: the leftmost.
+/// - An entry that is not an address (`unknown`, garbage) ends the walk: the address to its
+///   right (a trusted proxy, or the connection) is the most that is known, as in nginx.
+///   Empty entries (`a,,b`, a trailing comma) are skipped.
+pub(crate) fn real_client_ip<'v>(
+    conn_addr: IpAddr,
+    forwarded_for: impl DoubleEndedIterator<Item = &'v [u8]>,
+    is_trusted: impl Fn(IpAddr) -> bool,
+) -> IpAddr {
+    if !is_trusted(conn_addr) {
+        return conn_addr;
+    }
+    let mut client = conn_addr;
+    for value in forwarded_for.rev() {
+        for entry in value.rsplit(|&b| b == b',') {
+            let entry = entry.trim_ascii();
+            if entry.is_empty() {
+                continue;
+            }
+            let Some(ip) = parse_entry(entry) else {
+                return client;
+            };
+            client = ip;
+            if !is_trusted(ip) {
+                return ip;
+            }
+        }
+    }
+    client
+}
+
+/// One X-Forwarded-For entry: an IP, an IPv4 address with a port, or a bracketed IPv6
+/// address with or without one (some proxies add the port, as nginx's parser accepts).
+fn parse_entry(entry: &[u8]) -> Option<IpAddr> {
+    let text = std::str::from_utf8(entry).ok()?;
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    if let Some(inner) = text.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
+        return inner.parse::<Ipv6Addr>().ok().map(IpAddr::V6);
+    }
+    text.parse::<SocketAddr>().ok().map(|a| a.ip())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
+mod tests {
+    use super::*;
+    use crate::config::Cidr;
+
+    /// The real IP for a connection from `conn` with these X-Forwarded-For values, the
+    /// trusted ranges given.
+    fn real(conn: &str, xff: &[&str], trusted: &[&str]) -> String {
+        let trusted: Vec<Cidr> = trusted.iter().map(|c| c.parse().unwrap()).collect();
+        let values = xff.iter().map(|v| v.as_bytes());
+        let ip = real_client_ip(conn.parse().unwrap(), values, |ip| {
+            trusted.iter().any(|c| c.contains(ip))
+        });
+        ip.to_string()
+    }
+
+    const LB: &[&str] = &["10.0.0.0/8", "127.0.0.1"];
+
+    #[test]
+    fn an_untrusted_peer_is_its_own_client() {
+        assert_eq!(real("203.0.113.9", &["1.2.3.4"], LB), "203.0.113.9");
+        assert_eq!(real("203.0.113.9", &["10.0.0.1"], LB), "203.0.113.9");
+        assert_eq!(real("203.0.113.9", &[], LB), "203.0.113.9");
+        // With no trusted proxy at all, nothing is.
+        assert_eq!(real("127.0.0.1", &["1.2.3.4"], &[]), "127.0.0.1");
+    }
+
+    #[test]
+    fn the_rightmost_untrusted_entry_is_the_client() {
+        assert_eq!(real("10.0.0.1", &["1.2.3.4"], LB), "1.2.3.4");
+        // The client wrote "6.6.6.6" itself: only what the trusted proxies appended counts.
+        assert_eq!(real("10.0.0.1", &["6.6.6.6, 1.2.3.4"], LB), "1.2.3.4");
+        assert_eq!(
+            real("10.0.0.1", &["6.6.6.6, 1.2.3.4, 10.9.9.9"], LB),
+            "1.2.3.4"
+        );
+        assert_eq!(
+            real("127.0.0.1", &["6.6.6.6,1.2.3.4,10.0.0.2,10.0.0.3"], LB),
+            "1.2.3.4"
+        );
+    }
+
+    #[test]
+    fn all_trusted_gives_the_leftmost() {
+        assert_eq!(real("10.0.0.1", &["10.0.0.2, 10.0.0.3"], LB), "10.0.0.2");
+        // No X-Forwarded-For at all: the connection.
+        assert_eq!(real("10.0.0.1", &[], LB), "10.0.0.1");
+        assert_eq!(real("10.0.0.1", &[""], LB), "10.0.0.1");
+    }
+
+    #[test]
+    fn several_headers_are_one_list() {
+        assert_eq!(
+            real("10.0.0.1", &["6.6.6.6", "1.2.3.4", "10.0.0.5"], LB),
+            "1.2.3.4"
+        );
+        assert_eq!(
+            real("10.0.0.1", &["1.2.3.4", "10.0.0.5, 10.0.0.6"], LB),
+            "1.2.3.4"
+        );
+        assert_eq!(real("10.0.0.1", &["10.0.0.7", "10.0.0.5"], LB), "10.0.0.7");
+    }
+
+    #[test]
+    fn entries_with_ports_brackets_spaces_and_ipv6() {
+        assert_eq!(real("10.0.0.1", &["1.2.3.4:5678"], LB), "1.2.3.4");
+        assert_eq!(real("10.0.0.1", &["[2001:db8::1]:443"], LB), "2001:db8::1");
+        assert_eq!(real("10.0.0.1", &["[2001:db8::1]"], LB), "2001:db8::1");
+        assert_eq!(real("10.0.0.1", &["2001:db8::1"], LB), "2001:db8::1");
+        assert_eq!(real("10.0.0.1", &[" \t1.2.3.4 \t, "], LB), "1.2.3.4");
+        assert_eq!(real("10.0.0.1", &["1.2.3.4,,, ,"], LB), "1.2.3.4");
+        // An IPv4-mapped peer matches an IPv4 range.
+        assert_eq!(real("::ffff:10.0.0.1", &["1.2.3.4"], LB), "1.2.3.4");
+        let v6 = &["fd00::/8"];
+        assert_eq!(real("fd00::1", &["1.2.3.4, fd00::2"], v6), "1.2.3.4");
+    }
+
+    #[test]
+    fn garbage_ends_the_walk_at_what_is_known() {
+        // "unknown" right after the trusted peer: the peer is all that is known.
+        assert_eq!(real("10.0.0.1", &["1.2.3.4, unknown"], LB), "10.0.0.1");
+        // Garbage left of a trusted proxy's entry: that proxy's address.
+        assert_eq!(real("10.0.0.1", &["x, 10.0.0.2"], LB), "10.0.0.2");
+        // Garbage left of the client is never reached.
+        assert_eq!(real("10.0.0.1", &["x, 1.2.3.4"], LB), "1.2.3.4");
+        assert_eq!(real("10.0.0.1", &["1.2.3.4:99999"], LB), "10.0.0.1");
+        assert_eq!(real("10.0.0.1", &["[1.2.3.4]"], LB), "10.0.0.1");
+        assert_eq!(real("10.0.0.1", &["1.2.3.4\u{e9}"], LB), "10.0.0.1");
+    }
+}

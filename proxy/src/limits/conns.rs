@@ -1,0 +1,236 @@
+//! Open client connections, counted process-wide: all of them (`max_connections`) and per
+//! client IP (`limit_conn_per_ip`).
+//!
+//! A client's connections land on any worker (SO_REUSEPORT hashes them), so the counts are
+//! shared: one atomic for the total, and per-IP counts in [`SHARDS`] small maps, each behind
+//! a lock held for one hash lookup. An IP's entry goes when its count returns to 0, so the
+//! maps hold only clients with a connection open. A connection is counted from the moment it
+//! is admitted until its [`ConnTicket`] drops, however the connection ends.
+
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use crate::config::ConnLimits;
+
+/// Locks of the per-IP counts.
+const SHARDS: usize = 64;
+
+/// Which limit a connection was refused by (the `kind` label of its rejection).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ConnLimit {
+    /// `max_connections`: the process has as many connections open as allowed.
+    Process,
+    /// `limit_conn_per_ip`: this client has as many open as allowed.
+    PerIp,
+}
+
+/// The process-wide connection counts.
+pub(crate) struct ConnLimiter {
+    limits: ConnLimits,
+    open: AtomicUsize,
+    hasher: std::hash::RandomState,
+    by_ip: Box<[Mutex<HashMap<IpAddr, usize>>]>,
+    /// Connections refused, by [`ConnLimit`] (`Process`, `PerIp`).
+    rejected: [AtomicU64; 2],
+}
+
+/// Whether a new connection may be served.
+pub(crate) enum Admission {
+    /// Served; counted until the ticket drops (`None`: no limit is set, nothing counted).
+    Admitted(#[allow(dead_code, reason = "held for its Drop")] Option<ConnTicket>),
+    /// Over a limit: its first request gets 503, then it closes.
+    Refused(ConnLimit),
+}
+
+/// A counted connection: dropping it uncounts it.
+pub(crate) struct ConnTicket {
+    limiter: Arc<ConnLimiter>,
+    /// The address counted per IP (`None` without `limit_conn_per_ip`).
+    ip: Option<IpAddr>,
+}
+
+impl ConnLimiter {
+    /// Counts for these limits, none open.
+    pub(crate) fn new(limits: ConnLimits) -> ConnLimiter {
+        ConnLimiter {
+            limits,
+            open: AtomicUsize::new(0),
+            hasher: std::hash::RandomState::new(),
+            by_ip: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            rejected: Default::default(),
+        }
+    }
+
+    /// Decides on a connection from `ip` just accepted: counts it, or says which limit it
+    /// is over (and counts the refusal).
+    pub(crate) fn admit(self: &Arc<Self>, ip: IpAddr) -> Admission {
+        if self.limits == ConnLimits::default() {
+            return Admission::Admitted(None);
+        }
+        if let Some(max) = self.limits.max_connections {
+            // Counted first, checked after: two workers admitting at once cannot both take
+            // the last place.
+            if self.open.fetch_add(1, Ordering::AcqRel) >= max {
+                self.open.fetch_sub(1, Ordering::AcqRel);
+                return self.refuse(ConnLimit::Process);
+            }
+        }
+        let mut ticket = ConnTicket {
+            limiter: Arc::clone(self),
+            ip: None,
+        };
+        if let Some(per_ip) = self.limits.per_ip {
+            let ip = ip.to_canonical();
+            let mut shard = self.shard(ip);
+            let count = shard.entry(ip).or_insert(0);
+            if *count >= per_ip {
+                drop(shard);
+                // The ticket (counted in `open` only) uncounts itself as it drops.
+                drop(ticket);
+                return self.refuse(ConnLimit::PerIp);
+            }
+            *count += 1;
+            ticket.ip = Some(ip);
+        }
+        Admission::Admitted(Some(ticket))
+    }
+
+    fn refuse(&self, limit: ConnLimit) -> Admission {
+        self.rejected[limit as usize].fetch_add(1, Ordering::Relaxed);
+        Admission::Refused(limit)
+    }
+
+    fn shard(&self, ip: IpAddr) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
+        let shard = &self.by_ip[self.hasher.hash_one(ip) as usize % SHARDS];
+        shard.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Connections refused by `limit` so far.
+    pub(crate) fn rejected(&self, limit: ConnLimit) -> u64 {
+        self.rejected[limit as usize].load(Ordering::Relaxed)
+    }
+
+    /// Connections counted now (0 without `max_connections`).
+    #[cfg(test)]
+    fn open(&self) -> usize {
+        self.open.load(Ordering::Acquire)
+    }
+
+    /// Client IPs with a connection counted now.
+    #[cfg(test)]
+    fn ips(&self) -> usize {
+        self.by_ip
+            .iter()
+            .map(|s| s.lock().map_or(0, |m| m.len()))
+            .sum()
+    }
+}
+
+impl Drop for ConnTicket {
+    fn drop(&mut self) {
+        let limiter = &self.limiter;
+        if let Some(ip) = self.ip {
+            let mut shard = limiter.shard(ip);
+            if let Some(count) = shard.get_mut(&ip) {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    shard.remove(&ip);
+                }
+            }
+        }
+        if limiter.limits.max_connections.is_some() {
+            limiter.open.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+impl Admission {
+    /// The limit the connection is over, if it was refused.
+    pub(crate) fn refused(&self) -> Option<ConnLimit> {
+        match self {
+            Admission::Refused(limit) => Some(*limit),
+            Admission::Admitted(_) => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limiter(max_connections: Option<usize>, per_ip: Option<usize>) -> Arc<ConnLimiter> {
+        Arc::new(ConnLimiter::new(ConnLimits {
+            max_connections,
+            per_ip,
+        }))
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn no_limit_counts_nothing() {
+        let l = limiter(None, None);
+        assert!(matches!(l.admit(ip("10.0.0.1")), Admission::Admitted(None)));
+        assert_eq!(l.open(), 0);
+    }
+
+    #[test]
+    fn the_process_limit_refuses_the_one_too_many_and_frees_on_drop() {
+        let l = limiter(Some(2), None);
+        let a = l.admit(ip("10.0.0.1"));
+        let b = l.admit(ip("10.0.0.2"));
+        assert!(a.refused().is_none() && b.refused().is_none());
+        assert_eq!(l.admit(ip("10.0.0.3")).refused(), Some(ConnLimit::Process));
+        assert_eq!(l.open(), 2);
+        drop(a);
+        assert_eq!(l.open(), 1);
+        assert!(l.admit(ip("10.0.0.3")).refused().is_none());
+        assert_eq!(l.rejected(ConnLimit::Process), 1);
+        assert_eq!(l.rejected(ConnLimit::PerIp), 0);
+    }
+
+    #[test]
+    fn the_per_ip_limit_counts_each_client_apart() {
+        let l = limiter(Some(10), Some(2));
+        let held: Vec<Admission> = (0..2).map(|_| l.admit(ip("10.0.0.1"))).collect();
+        assert_eq!(l.admit(ip("10.0.0.1")).refused(), Some(ConnLimit::PerIp));
+        // The same client written as an IPv4-mapped IPv6 address is the same client.
+        assert_eq!(
+            l.admit(ip("::ffff:10.0.0.1")).refused(),
+            Some(ConnLimit::PerIp)
+        );
+        let other = l.admit(ip("10.0.0.2"));
+        assert!(other.refused().is_none());
+        // Refused connections are not left counted in the total.
+        assert_eq!(l.open(), 3);
+        assert_eq!(l.ips(), 2);
+        drop(held);
+        drop(other);
+        assert_eq!(l.open(), 0);
+        assert_eq!(l.ips(), 0, "an entry goes when its count reaches 0");
+        assert_eq!(l.rejected(ConnLimit::PerIp), 2);
+    }
+
+    #[test]
+    fn counts_hold_across_threads() {
+        let l = limiter(Some(1000), Some(1000));
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                let l = Arc::clone(&l);
+                s.spawn(move || {
+                    for _ in 0..1000 {
+                        let a = l.admit(ip("10.0.0.1"));
+                        assert!(a.refused().is_none());
+                    }
+                });
+            }
+        });
+        assert_eq!(l.open(), 0);
+        assert_eq!(l.ips(), 0);
+    }
+}

@@ -1,0 +1,128 @@
+//! Admission limits, process-wide: how many connections may be open (in all, and per client
+//! IP), how fast one client may send requests to a route (nginx's leaky bucket), and how many
+//! requests may be at each upstream server at once, with a bounded queue for the rest.
+//! (Not to be confused with `config::Limits`, the sizes and timeouts of one request.)
+//!
+//! A client's connections spread over every worker, so all of this is shared between them:
+//! atomics, and short locks on sharded tables. [`Limiters`] holds it all, built once from the
+//! configuration; workers reach it through an `Arc`. See docs/ARCHITECTURE.md, "Limits".
+
+mod bucket;
+mod conns;
+mod rate_table;
+mod slots;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+pub(crate) use bucket::RateLimit;
+pub(crate) use conns::{Admission, ConnLimit};
+pub(crate) use slots::{GroupSlots, Permit, Slot};
+
+use crate::config::Config;
+use crate::metrics::{GroupLimitFigures, LimitFigures, RouteLimitFigures};
+use conns::ConnLimiter;
+use rate_table::RateTable;
+
+/// Every limit's shared state, for the whole process.
+pub(crate) struct Limiters {
+    conns: Arc<ConnLimiter>,
+    /// Per route (by index): its `limit_req` buckets, if it has a limit.
+    rates: Vec<Option<RateTable>>,
+    /// Per upstream group (by index): its slots, if its servers have `max_conns`.
+    slots: Vec<Option<Arc<GroupSlots>>>,
+    /// The routes' labels and the groups' names, for the metrics.
+    route_labels: Vec<String>,
+    group_names: Vec<String>,
+}
+
+impl Limiters {
+    /// The limits `config` sets, nothing counted yet.
+    pub(crate) fn new(config: &Config) -> Limiters {
+        Limiters {
+            conns: Arc::new(ConnLimiter::new(config.connections)),
+            rates: config
+                .routes
+                .iter()
+                .map(|r| r.limit_req.map(RateTable::new))
+                .collect(),
+            slots: config
+                .groups
+                .iter()
+                .map(|g| {
+                    g.slots
+                        .map(|limits| Arc::new(GroupSlots::new(limits, g.servers.len())))
+                })
+                .collect(),
+            route_labels: config.route_labels(),
+            group_names: config.groups.iter().map(|g| g.name.clone()).collect(),
+        }
+    }
+
+    /// Decides on a connection just accepted from `peer` (see [`connection_ip`]).
+    pub(crate) fn admit(&self, peer: SocketAddr) -> Admission {
+        self.conns.admit(connection_ip(peer))
+    }
+
+    /// One request from `client_ip` to the route at `route`: `Err(seconds)` when it is over
+    /// the route's `limit_req`, with the Retry-After to answer.
+    pub(crate) fn check_rate(&self, route: usize, client_ip: IpAddr) -> Result<(), u32> {
+        match self.rates.get(route) {
+            Some(Some(table)) => table.check(client_ip),
+            _ => Ok(()),
+        }
+    }
+
+    /// The slots of the group at `group`, if its servers have `max_conns`.
+    pub(crate) fn slots(&self, group: usize) -> Option<Arc<GroupSlots>> {
+        self.slots.get(group).cloned().flatten()
+    }
+
+    /// The counters, for the metrics endpoint.
+    pub(crate) fn figures(&self) -> LimitFigures {
+        let routes = self
+            .rates
+            .iter()
+            .zip(&self.route_labels)
+            .filter_map(|(table, label)| {
+                let table = table.as_ref()?;
+                Some(RouteLimitFigures {
+                    route: label.clone(),
+                    rejected: table.rejected(),
+                    evicted: table.evicted(),
+                    clients: table.len() as u64,
+                })
+            })
+            .collect();
+        let groups = self
+            .slots
+            .iter()
+            .zip(&self.group_names)
+            .filter_map(|(slots, name)| {
+                let slots = slots.as_ref()?;
+                let (queue_full, queue_timeout) = slots.rejected();
+                Some(GroupLimitFigures {
+                    upstream: name.clone(),
+                    busy: slots.busy() as u64,
+                    queue_length: slots.queue_length() as u64,
+                    queue_full,
+                    queue_timeout,
+                    queue_wait: slots.wait_times(),
+                })
+            })
+            .collect();
+        LimitFigures {
+            max_connections_rejected: self.conns.rejected(ConnLimit::Process),
+            conn_per_ip_rejected: self.conns.rejected(ConnLimit::PerIp),
+            routes,
+            groups,
+        }
+    }
+}
+
+/// The address a connection counts under for `limit_conn_per_ip`: the peer's today. With
+/// the PROXY protocol it becomes the address the PROXY header gives (the one place to
+/// change).
+pub(crate) fn connection_ip(peer: SocketAddr) -> IpAddr {
+    peer.ip()
+}

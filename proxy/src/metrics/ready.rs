@@ -1,0 +1,105 @@
+//! `/readyz`: whether this ringway should be sent traffic. Not while it is stopping (from
+//! the moment a stop signal arrives, through the drain), and not while an upstream group
+//! has no server accepting connections, since all its requests would get 502.
+//!
+//! A server counts as accepting when a worker connected to it within [`RECENT`] and was not
+//! refused since (`upstream/health.rs`, written on the workers' connect path). When that
+//! says nothing, because the server is idle or was refused last, the endpoint thread tries
+//! a connect itself, bounded by [`PROBE_TIMEOUT`]: an idle but healthy upstream reads ready,
+//! a dead one does not. A probe that connects counts like a worker's connect, so an idle
+//! upstream is probed at most once per [`RECENT`].
+
+use std::io;
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, SockAddr, Socket, Type};
+use tokio::sync::watch;
+
+use crate::config::UpstreamAddr;
+use crate::upstream::{GroupHealth, ServerHealth, UpstreamHealth};
+
+/// How long a connect by any worker vouches for a server.
+pub const RECENT: Duration = Duration::from_secs(5);
+/// How long the endpoint waits for a probe's TCP connect (a unix connect answers at once).
+pub const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// What `/readyz` reads: the upstreams' health and the server's stop signal.
+pub struct Readiness {
+    health: Arc<UpstreamHealth>,
+    stopping: watch::Receiver<bool>,
+}
+
+impl Readiness {
+    /// Readiness from these servers' health and this stop signal.
+    pub fn new(health: Arc<UpstreamHealth>, stopping: watch::Receiver<bool>) -> Self {
+        Readiness { health, stopping }
+    }
+
+    /// `Ok` when ready; otherwise why not, as one line for the answer's body.
+    pub fn check(&self) -> Result<(), String> {
+        if *self.stopping.borrow() {
+            return Err("not ready: shutting down".to_owned());
+        }
+        for group in self.health.groups() {
+            group_accepts(group)?;
+        }
+        Ok(())
+    }
+}
+
+/// `Ok` if one of the group's servers accepts connections; otherwise what each said.
+fn group_accepts(group: &GroupHealth) -> Result<(), String> {
+    let now = Instant::now();
+    if group.servers.iter().any(|s| s.accepted_within(RECENT, now)) {
+        return Ok(());
+    }
+    let mut failures = Vec::with_capacity(group.servers.len());
+    for server in &group.servers {
+        match probe(server) {
+            Ok(()) => return Ok(()),
+            Err(err) => failures.push(format!("{}: {err}", server.addr)),
+        }
+    }
+    Err(format!(
+        "not ready: upstream group {:?} has no server accepting connections ({})",
+        group.name,
+        failures.join("; ")
+    ))
+}
+
+/// Tries a connect to `server` and closes it at once; records what it learnt.
+fn probe(server: &ServerHealth) -> io::Result<()> {
+    let started = Instant::now();
+    match connect(&server.addr) {
+        Ok(()) => {
+            server.connected(started);
+            Ok(())
+        }
+        Err(err) => {
+            if err.kind() == io::ErrorKind::ConnectionRefused {
+                server.refused(started);
+            }
+            Err(err)
+        }
+    }
+}
+
+fn connect(addr: &UpstreamAddr) -> io::Result<()> {
+    match addr {
+        UpstreamAddr::Unix(path) => {
+            // Non-blocking, as the workers connect: a blocking connect to a full backlog
+            // would wait for a slot and hold up the endpoint.
+            let socket = Socket::new(Domain::UNIX, Type::STREAM.nonblocking().cloexec(), None)?;
+            match socket.connect(&SockAddr::unix(path)?) {
+                Ok(()) => Ok(()),
+                // The backlog is full: uWSGI is there, and busy. Under a load spike, every
+                // ringway reading unready at once would turn overload into an outage.
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => Ok(()),
+                Err(err) => Err(err),
+            }
+        }
+        UpstreamAddr::Tcp(sa) => TcpStream::connect_timeout(sa, PROBE_TIMEOUT).map(drop),
+    }
+}

@@ -1,0 +1,131 @@
+//! What the process knows of each upstream server's health, for `/readyz`: when a worker
+//! last connected to it, and when one was last refused. Every worker writes the same
+//! process-wide atomics on its connect path (one relaxed store per connect, nothing read);
+//! the metrics endpoint reads them, and probes a server itself when they say nothing recent
+//! (`metrics/ready.rs`).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::config::{Group, UpstreamAddr};
+
+/// Every group's servers, in the configuration's order.
+#[derive(Debug)]
+pub struct UpstreamHealth {
+    groups: Vec<GroupHealth>,
+}
+
+/// One upstream group's servers.
+#[derive(Debug)]
+pub struct GroupHealth {
+    /// The group's name.
+    pub name: String,
+    /// Its servers, in the configuration's order.
+    pub servers: Vec<Arc<ServerHealth>>,
+}
+
+/// One server of a group. Times are kept as milliseconds since `epoch`, plus one (0:
+/// never), so that they fit an atomic.
+#[derive(Debug)]
+pub struct ServerHealth {
+    /// Its address.
+    pub addr: UpstreamAddr,
+    epoch: Instant,
+    connected: AtomicU64,
+    refused: AtomicU64,
+}
+
+impl UpstreamHealth {
+    /// Nothing known yet of these groups' servers.
+    pub fn new(groups: &[Group]) -> Self {
+        let epoch = Instant::now();
+        let groups = groups
+            .iter()
+            .map(|group| GroupHealth {
+                name: group.name.clone(),
+                servers: group
+                    .servers
+                    .iter()
+                    .map(|addr| {
+                        Arc::new(ServerHealth {
+                            addr: addr.clone(),
+                            epoch,
+                            connected: AtomicU64::new(0),
+                            refused: AtomicU64::new(0),
+                        })
+                    })
+                    .collect(),
+            })
+            .collect();
+        UpstreamHealth { groups }
+    }
+
+    /// The groups, in the configuration's order.
+    pub fn groups(&self) -> &[GroupHealth] {
+        &self.groups
+    }
+}
+
+impl ServerHealth {
+    /// A connection to it, started at `at`, was accepted.
+    pub fn connected(&self, at: Instant) {
+        self.connected.store(self.stamp(at), Ordering::Relaxed);
+    }
+
+    /// A connection to it, started at `at`, was refused: nothing listens there.
+    pub fn refused(&self, at: Instant) {
+        self.refused.store(self.stamp(at), Ordering::Relaxed);
+    }
+
+    /// Whether it accepted a connection within `window` before `now`, and was not refused
+    /// one since.
+    pub fn accepted_within(&self, window: Duration, now: Instant) -> bool {
+        let connected = self.connected.load(Ordering::Relaxed);
+        let refused = self.refused.load(Ordering::Relaxed);
+        connected != 0 && connected >= refused && connected + ms(window) >= self.stamp(now)
+    }
+
+    fn stamp(&self, at: Instant) -> u64 {
+        ms(at.saturating_duration_since(self.epoch)) + 1
+    }
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX / 2)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
+mod tests {
+    use super::*;
+
+    fn one_server() -> UpstreamHealth {
+        let group = Group {
+            name: "app".into(),
+            servers: vec![UpstreamAddr::Unix("/run/app.sock".into())],
+            buffer_size: 4096,
+            slots: None,
+        };
+        UpstreamHealth::new(&[group])
+    }
+
+    #[test]
+    fn a_recent_accept_counts_until_a_refusal_or_the_window_passes() {
+        let health = one_server();
+        let server = &health.groups()[0].servers[0];
+        let window = Duration::from_secs(5);
+        let t0 = Instant::now();
+        assert!(!server.accepted_within(window, t0), "nothing known yet");
+
+        server.connected(t0);
+        assert!(server.accepted_within(window, t0));
+        assert!(server.accepted_within(window, t0 + Duration::from_secs(5)));
+        assert!(!server.accepted_within(window, t0 + Duration::from_millis(5001)));
+
+        server.refused(t0 + Duration::from_secs(1));
+        assert!(!server.accepted_within(window, t0 + Duration::from_secs(1)));
+        server.connected(t0 + Duration::from_secs(2));
+        assert!(server.accepted_within(window, t0 + Duration::from_secs(2)));
+    }
+}

@@ -1,0 +1,193 @@
+//! The health checks on the metrics listener, as a Kubernetes probe or a load balancer sees
+//! them: `/healthz` answers 200 while the process serves (a drain included); `/readyz`
+//! answers 200 only while every upstream group has a server accepting connections and
+//! ringway is not stopping: it follows uWSGI dying and coming back, and turns 503 the
+//! moment SIGTERM arrives, while the drain still runs.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::time::Duration;
+
+use ringway_tests::wait::poll_until;
+use ringway_tests::{App, Conn, Req, Response, Ringway, Uwsgi, roundtrip};
+
+/// How long a change of state may take to show on `/readyz`: a worker's last connect
+/// vouches for a server for 5 s.
+const SETTLE: Duration = Duration::from_secs(15);
+
+/// ringway with its metrics endpoint on a free port, and that port.
+fn start(builder: ringway_tests::ringway::RingwayBuilder) -> (Ringway, SocketAddr) {
+    let ringway = builder
+        .arg("--metrics", "127.0.0.1:0")
+        .flag("--no-ebpf")
+        .start();
+    let metrics = ringway.metrics_addr();
+    (ringway, metrics)
+}
+
+fn readyz(metrics: SocketAddr) -> Response {
+    roundtrip(metrics, &Req::get("/readyz"))
+}
+
+fn healthz(metrics: SocketAddr) -> Response {
+    roundtrip(metrics, &Req::get("/healthz"))
+}
+
+/// Polls `/readyz` until it answers `status`; returns that answer, or fails with the last.
+fn wait_readyz(metrics: SocketAddr, status: u16, ringway: &Ringway) -> Response {
+    let mut last = None;
+    let reached = poll_until(SETTLE, || {
+        let r = readyz(metrics);
+        let done = r.status == status;
+        last = Some(r);
+        done
+    });
+    let last = last.unwrap_or_else(|| unreachable!("polled at least once"));
+    assert!(
+        reached,
+        "/readyz never answered {status} within {SETTLE:?}; last: {last:?}\nringway:\n{}",
+        ringway.stderr()
+    );
+    last
+}
+
+#[test]
+fn readyz_follows_uwsgi_dying_and_coming_back() {
+    let mut uwsgi = Uwsgi::start(App::Raw);
+    let (ringway, metrics) = start(Ringway::with(&uwsgi));
+
+    // Idle since start: no worker has connected, the endpoint's own connect says ready.
+    let r = readyz(metrics);
+    assert_eq!((r.status, r.text().as_str()), (200, "ready\n"), "{r:?}");
+    let r = healthz(metrics);
+    assert_eq!((r.status, r.text().as_str()), (200, "ok\n"), "{r:?}");
+    assert_eq!(r.header("cache-control").as_deref(), Some("no-store"));
+    assert_eq!(roundtrip(ringway.addr(), &Req::get("/")).status, 200);
+
+    uwsgi.kill();
+    // A request that finds nothing listening (502) tells every later /readyz at once.
+    let r = roundtrip(ringway.addr(), &Req::get("/"));
+    assert_eq!(r.status, 502, "{r:?}");
+    let r = readyz(metrics);
+    assert_eq!(r.status, 503, "{r:?}");
+    let why = r.text();
+    assert!(
+        why.contains("upstream group \"default\"") && why.contains(&uwsgi.upstream()),
+        "says which group and server: {why:?}"
+    );
+    assert_eq!(r.header("content-type").as_deref(), Some("text/plain"));
+    // Still alive: a dead upstream is no reason to restart ringway.
+    assert_eq!(healthz(metrics).status, 200);
+
+    uwsgi.restart();
+    // Nothing is sent meanwhile: the endpoint's own connect finds uWSGI back.
+    wait_readyz(metrics, 200, &ringway);
+    let r = roundtrip(ringway.addr(), &Req::get("/"));
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, "Hello, World!"),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn readyz_turns_503_at_sigterm_while_the_drain_runs() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let (mut ringway, metrics) = start(Ringway::with(&uwsgi).arg("--shutdown-timeout", "20s"));
+    assert_eq!(readyz(metrics).status, 200);
+
+    // A request in flight: its head is in and ringway asks for the body (100 Continue),
+    // which the test holds back, so the drain lasts until the test sends it.
+    let body = b"the body of a slow upload";
+    let mut slow = Conn::open(ringway.addr());
+    let head = format!(
+        "POST /echo HTTP/1.1\r\nHost: localhost\r\nExpect: 100-continue\r\n\
+         Content-Length: {}\r\n\r\n",
+        body.len()
+    );
+    slow.send(head.as_bytes()).expect("send the head");
+    let go = slow.read_response().expect("100 Continue");
+    assert_eq!(go.status, 100, "{go:?}");
+
+    ringway.sigterm();
+    let r = wait_readyz(metrics, 503, &ringway);
+    assert_eq!(r.text(), "not ready: shutting down\n");
+    // The drain is still on: the process serves, the probes are answered.
+    assert!(ringway.is_running(), "ringway waits for the upload");
+    assert_eq!(healthz(metrics).status, 200);
+    let r = roundtrip(metrics, &Req::new("HEAD", "/readyz"));
+    assert_eq!(r.status, 503, "{r:?}");
+    assert_eq!(readyz(metrics).status, 503, "and stays so");
+
+    slow.send(body).expect("send the body");
+    let r = slow.read_response().expect("the upload's answer");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["length"], body.len());
+    let status = ringway
+        .wait_exit(Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("still running after the drain:\n{}", ringway.stderr()));
+    assert!(status.success(), "{status}\n{}", ringway.stderr());
+}
+
+#[test]
+fn head_gets_the_head_of_both() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let (_ringway, metrics) = start(Ringway::with(&uwsgi));
+    for (path, length) in [("/healthz", 3), ("/readyz", 6)] {
+        // Read to the close: whatever follows the head would show.
+        let mut stream = TcpStream::connect(metrics).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        stream
+            .write_all(&Req::new("HEAD", path).to_bytes())
+            .expect("send");
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).expect("read to the close");
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(
+            answer.starts_with("HTTP/1.1 200 OK\r\n"),
+            "{path}: {answer:?}"
+        );
+        assert!(
+            answer.contains(&format!("\r\nContent-Length: {length}\r\n")),
+            "{path}: the length GET would have: {answer:?}"
+        );
+        assert!(answer.ends_with("\r\n\r\n"), "{path}: no body: {answer:?}");
+    }
+}
+
+#[test]
+fn every_group_needs_a_server_that_accepts() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    // A TCP port nothing listens on, and a unix socket that does not exist.
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    let dead_dir = tempfile::tempdir().expect("temp dir");
+    let dead_socket = dead_dir.path().join("gone.sock");
+    let live = uwsgi.upstream();
+    let config = format!(
+        "[upstreams.app]\nservers = [\"{closed}\", \"{live}\"]\n\
+         [upstreams.reports]\nservers = [\"unix:{}\"]\n\
+         [[routes]]\npath = \"/\"\nupstream = \"app\"\n\
+         [[routes]]\npath = \"/reports/\"\nupstream = \"reports\"\n",
+        dead_socket.display()
+    );
+    let (ringway, metrics) = start(Ringway::with_config(config));
+
+    // `app` has one live server of two: enough. `reports` has none, with no traffic yet.
+    let r = readyz(metrics);
+    assert_eq!(r.status, 503, "{r:?}");
+    let why = r.text();
+    assert!(
+        why.contains("upstream group \"reports\"") && !why.contains("\"app\""),
+        "{why:?}"
+    );
+    assert!(why.contains(&dead_socket.display().to_string()), "{why:?}");
+    assert_eq!(
+        roundtrip(ringway.addr(), &Req::get("/")).status,
+        200,
+        "`app` serves"
+    );
+}

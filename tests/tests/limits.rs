@@ -1,0 +1,469 @@
+//! Limits end to end, against real ringway and uWSGI: a route's request rate (`limit_req`:
+//! 429 with Retry-After past the burst, served again once the bucket leaks), open
+//! connections per client IP and in all (503 on the extra connection's first request, then
+//! closed; the place freed when a connection closes), and an upstream group's `max_conns`
+//! with its queue while every uWSGI worker is busy on a slow route (the queued requests are
+//! served, the extra ones get 503; a slow client does not hold a slot). Every figure is also
+//! read back from `/metrics`.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::Duration;
+
+use ringway_tests::wait::poll_until;
+use ringway_tests::{App, Conn, Req, Response, Ringway, Uwsgi, paths, pattern, roundtrip};
+
+/// How long a test waits for something that should happen at once (a freed place noticed,
+/// a request reaching the queue).
+const SOON: Duration = Duration::from_secs(10);
+
+/// ringway with `toml` and its metrics endpoint on a free port (no eBPF: not needed here).
+fn start(toml: &str, workers: u32) -> (Ringway, SocketAddr) {
+    let ringway = Ringway::with_config(toml)
+        .workers(workers)
+        .arg("--metrics", "127.0.0.1:0")
+        .flag("--no-ebpf")
+        .start();
+    let metrics = ringway.metrics_addr();
+    (ringway, metrics)
+}
+
+/// The value of one series (`name{labels}` exactly as rendered), or `None` when absent.
+fn sample(metrics: SocketAddr, series: &str) -> Option<f64> {
+    let r = roundtrip(metrics, &Req::get("/metrics"));
+    assert_eq!(r.status, 200, "/metrics: {r:?}");
+    r.text()
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// The metric families of `/metrics` as the reference parser (prometheus_client) reads
+/// them: `name type` lines (counters without `_total`, as the parser names them).
+fn parsed_families(metrics: SocketAddr) -> String {
+    let text = roundtrip(metrics, &Req::get("/metrics")).text();
+    let script = "import sys\n\
+        from prometheus_client.parser import text_string_to_metric_families\n\
+        for f in text_string_to_metric_families(sys.stdin.read()): print(f.name, f.type)\n";
+    let mut child = Command::new(paths::venv().join("bin/python"))
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("venv python");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(text.as_bytes()).expect("write");
+    drop(stdin);
+    let out = child.wait_with_output().expect("parser");
+    assert!(
+        out.status.success(),
+        "parser failed: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Waits until `series` reads `want`; fails with what it read last.
+fn wait_for_sample(metrics: SocketAddr, series: &str, want: f64) {
+    let mut last = None;
+    let reached = poll_until(SOON, || {
+        last = sample(metrics, series);
+        last == Some(want)
+    });
+    assert!(reached, "{series} stayed at {last:?}, expected {want}");
+}
+
+/// One request on an open connection.
+fn request(conn: &mut Conn, req: &Req) -> Response {
+    conn.send(&req.to_bytes()).expect("send");
+    conn.read_response_to(req.method()).expect("response")
+}
+
+/// A connection that has been served once (so ringway has accepted and admitted it).
+fn admitted(addr: SocketAddr) -> Conn {
+    let mut conn = Conn::open(addr);
+    let r = request(&mut conn, &Req::get("/"));
+    assert_eq!(r.status, 200, "{r:?}");
+    conn
+}
+
+/// The extra connection's first request: 503 with `Connection: close`, then the close.
+fn assert_refused(addr: SocketAddr) {
+    let mut conn = Conn::open(addr);
+    let r = request(&mut conn, &Req::get("/"));
+    assert_eq!(r.status, 503, "{r:?}");
+    assert!(r.says_close(), "Connection: close: {r:?}");
+    assert!(conn.closed_within(SOON), "closed after the 503");
+}
+
+/// Opens connections until one is served, as a client retrying would; fails if none is.
+fn served_again(addr: SocketAddr) -> Conn {
+    let mut served = None;
+    let ok = poll_until(SOON, || {
+        let mut conn = Conn::open(addr);
+        let r = request(&mut conn, &Req::get("/"));
+        if r.status == 200 {
+            served = Some(conn);
+        }
+        served.is_some()
+    });
+    assert!(ok, "no connection was served once a place was freed");
+    served.unwrap_or_else(|| unreachable!())
+}
+
+#[test]
+fn limit_req_answers_429_past_the_burst_and_serves_again_once_refilled() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let config = format!(
+        r#"
+[upstreams.app]
+servers = ["{}"]
+
+[[routes]]
+path = "/environ"
+upstream = "app"
+# About one request a minute: nothing leaks while the test runs, so the count is exact.
+limit_req = {{ rate = "1r/m", burst = 3 }}
+
+[[routes]]
+path = "/slow"
+upstream = "app"
+limit_req = {{ rate = "5r/s" }}
+
+[[routes]]
+path = "/"
+upstream = "app"
+"#,
+        uwsgi.upstream()
+    );
+    let (ringway, metrics) = start(&config, 2);
+    let mut conn = Conn::open(ringway.addr());
+
+    // The first request and a burst of 3 are served at once (nodelay), the next refused.
+    for i in 0..4 {
+        let r = request(&mut conn, &Req::get("/environ"));
+        assert_eq!(r.status, 200, "request {i} is within the burst: {r:?}");
+    }
+    let refused = request(&mut conn, &Req::get("/environ"));
+    assert_eq!(refused.status, 429, "{refused:?}");
+    let retry: u64 = refused
+        .header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("a Retry-After in seconds: {refused:?}"));
+    // One request leaks in 62.5 s at 1r/m (nginx's arithmetic), rounded up.
+    assert!((30..=63).contains(&retry), "Retry-After {retry}");
+    assert!(
+        !refused.says_close(),
+        "a 429 keeps the connection: {refused:?}"
+    );
+    // Other routes are not limited, and the connection still serves.
+    let r = request(&mut conn, &Req::get("/"));
+    assert_eq!(r.status, 200, "{r:?}");
+    // The limit is per client, whichever connection (or worker) it comes in on.
+    let r = roundtrip(ringway.addr(), &Req::get("/environ"));
+    assert_eq!(r.status, 429, "{r:?}");
+
+    // 5r/s without burst: the second request at once is refused; the bucket leaks one
+    // request in 200 ms and the same request is served again.
+    let r = request(&mut conn, &Req::get("/slow?ms=0"));
+    assert_eq!(r.status, 200, "{r:?}");
+    let mut refused_fast = 0;
+    loop {
+        let r = request(&mut conn, &Req::get("/slow?ms=0"));
+        if r.status == 429 {
+            assert_eq!(r.header("retry-after").as_deref(), Some("1"), "{r:?}");
+            refused_fast += 1;
+            break;
+        }
+        // Only a stalled client lets 200 ms pass between two requests.
+        assert_eq!(r.status, 200, "{r:?}");
+        assert!(refused_fast < 50, "never refused");
+    }
+    let mut status = 0;
+    let refilled = poll_until(SOON, || {
+        status = request(&mut conn, &Req::get("/slow?ms=0")).status;
+        if status == 429 {
+            refused_fast += 1;
+        }
+        status == 200
+    });
+    assert!(refilled, "still {status} once the bucket had time to leak");
+
+    wait_for_sample(
+        metrics,
+        "ringway_limit_rejected_total{kind=\"req\",route=\"/environ\"}",
+        2.0,
+    );
+    wait_for_sample(
+        metrics,
+        "ringway_limit_rejected_total{kind=\"req\",route=\"/slow\"}",
+        f64::from(refused_fast),
+    );
+    wait_for_sample(
+        metrics,
+        "ringway_requests_total{route=\"/environ\",code=\"429\"}",
+        2.0,
+    );
+    wait_for_sample(
+        metrics,
+        "ringway_limit_req_clients{route=\"/environ\"}",
+        1.0,
+    );
+    wait_for_sample(
+        metrics,
+        "ringway_limit_req_evicted_total{route=\"/environ\"}",
+        0.0,
+    );
+}
+
+#[test]
+fn limit_conn_per_ip_refuses_the_extra_connection_and_frees_its_place_on_close() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let config = format!(
+        "limit_conn_per_ip = 2\nupstream = [\"{}\"]\n",
+        uwsgi.upstream()
+    );
+    // Two workers: a client's connections land on either, the count is the process's.
+    let (ringway, metrics) = start(&config, 2);
+    let addr = ringway.addr();
+    let first = admitted(addr);
+    let mut second = admitted(addr);
+
+    assert_refused(addr);
+    assert_refused(addr);
+    wait_for_sample(
+        metrics,
+        "ringway_limit_rejected_total{kind=\"conn_per_ip\"}",
+        2.0,
+    );
+    wait_for_sample(
+        metrics,
+        "ringway_requests_total{route=\"\",code=\"503\"}",
+        2.0,
+    );
+    // The admitted connections keep being served.
+    let r = request(&mut second, &Req::get("/"));
+    assert_eq!(r.status, 200, "{r:?}");
+
+    // Closing one frees its place.
+    drop(first);
+    let mut third = served_again(addr);
+    let r = request(&mut third, &Req::get("/"));
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_refused(addr);
+    assert_eq!(
+        sample(
+            metrics,
+            "ringway_limit_rejected_total{kind=\"max_connections\"}"
+        ),
+        Some(0.0),
+        "only the per-IP limit is set"
+    );
+}
+
+#[test]
+fn max_connections_refuses_the_extra_connection_and_frees_its_place_on_close() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let config = format!(
+        "max_connections = 3\nupstream = [\"{}\"]\n",
+        uwsgi.upstream()
+    );
+    let (ringway, metrics) = start(&config, 2);
+    let addr = ringway.addr();
+    let held: Vec<Conn> = (0..3).map(|_| admitted(addr)).collect();
+
+    assert_refused(addr);
+    // A refused request with a body: its answer still arrives whole, then the close.
+    let mut conn = Conn::open(addr);
+    let r = request(&mut conn, &Req::post("/echo", &pattern(100_000)));
+    assert_eq!(r.status, 503, "{r:?}");
+    assert!(r.says_close() && conn.closed_within(SOON), "{r:?}");
+    wait_for_sample(
+        metrics,
+        "ringway_limit_rejected_total{kind=\"max_connections\"}",
+        2.0,
+    );
+
+    drop(held);
+    // All three places come back.
+    let again: Vec<Conn> = (0..3).map(|_| served_again(addr)).collect();
+    assert_refused(addr);
+    drop(again);
+}
+
+/// A config with the group `app` (`max_conns`, `queue`, `queue_timeout`) on route `/`, and
+/// `brief` on the same uWSGI under `/brief`.
+fn queue_config(uwsgi: &Uwsgi) -> String {
+    format!(
+        r#"
+[upstreams.app]
+servers = ["{socket}"]
+max_conns = 2                   # uWSGI's two workers
+queue = 2
+queue_timeout = "60s"
+
+[upstreams.brief]
+servers = ["{socket}"]
+max_conns = 1
+queue = 1
+queue_timeout = "300ms"
+
+[[routes]]
+path = "/brief/"
+upstream = "brief"
+script_name = "/brief"
+
+[[routes]]
+path = "/"
+upstream = "app"
+"#,
+        socket = uwsgi.upstream()
+    )
+}
+
+/// Sends `target` on a connection of its own, on a thread; the response comes back on join.
+fn in_background(addr: SocketAddr, target: &str) -> thread::JoinHandle<Response> {
+    let req = Req::get(target);
+    thread::spawn(move || roundtrip(addr, &req))
+}
+
+#[test]
+fn max_conns_queues_the_extra_requests_and_refuses_past_the_queue() {
+    let uwsgi = Uwsgi::start(App::Raw); // two workers
+    let (ringway, metrics) = start(&queue_config(&uwsgi), 2);
+    let addr = ringway.addr();
+    let busy = "ringway_upstream_busy_slots{upstream=\"app\"}";
+    let queued = "ringway_upstream_queue_length{upstream=\"app\"}";
+
+    // Both uWSGI workers busy on a slow route (long enough for the steps below, which take
+    // milliseconds, to happen while they are).
+    let slow: Vec<_> = (0..2)
+        .map(|_| in_background(addr, "/slow?ms=5000"))
+        .collect();
+    wait_for_sample(metrics, busy, 2.0);
+    // Two more wait in ringway's queue, not in uWSGI's backlog.
+    let waiting: Vec<_> = (0..2)
+        .map(|i| in_background(addr, &format!("/slow?ms={i}")))
+        .collect();
+    wait_for_sample(metrics, queued, 2.0);
+    // The queue is full: the next gets 503 at once, and then so does a second one.
+    for _ in 0..2 {
+        let r = roundtrip(addr, &Req::get("/"));
+        assert_eq!(r.status, 503, "{r:?}");
+    }
+    for (i, thread) in slow.into_iter().enumerate() {
+        let r = thread.join().expect("slow request");
+        assert_eq!(
+            (r.status, r.text()),
+            (200, "slept 5000 ms".into()),
+            "slow {i}"
+        );
+    }
+    for (i, thread) in waiting.into_iter().enumerate() {
+        let r = thread.join().expect("queued request");
+        assert_eq!(
+            (r.status, r.text()),
+            (200, format!("slept {i} ms")),
+            "queued {i}"
+        );
+    }
+    wait_for_sample(metrics, queued, 0.0);
+    wait_for_sample(metrics, busy, 0.0);
+    wait_for_sample(
+        metrics,
+        "ringway_limit_rejected_total{kind=\"queue_full\",upstream=\"app\"}",
+        2.0,
+    );
+    wait_for_sample(
+        metrics,
+        "ringway_limit_rejected_total{kind=\"queue_timeout\",upstream=\"app\"}",
+        0.0,
+    );
+    wait_for_sample(
+        metrics,
+        "ringway_upstream_queue_wait_seconds_count{upstream=\"app\"}",
+        2.0,
+    );
+    let r = roundtrip(addr, &Req::get("/"));
+    assert_eq!(r.status, 200, "served again once the queue drained: {r:?}");
+
+    let families = parsed_families(metrics);
+    for family in [
+        "ringway_limit_rejected counter",
+        "ringway_upstream_busy_slots gauge",
+        "ringway_upstream_queue_length gauge",
+        "ringway_upstream_queue_wait_seconds histogram",
+    ] {
+        assert!(
+            families.lines().any(|l| l == family),
+            "{family}:\n{families}"
+        );
+    }
+}
+
+#[test]
+fn a_request_that_waits_past_queue_timeout_gets_503() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let (ringway, metrics) = start(&queue_config(&uwsgi), 1);
+    let addr = ringway.addr();
+
+    // `brief` has one slot, taken by a slow request.
+    let slow = in_background(addr, "/brief/slow?ms=5000");
+    wait_for_sample(
+        metrics,
+        "ringway_upstream_busy_slots{upstream=\"brief\"}",
+        1.0,
+    );
+    // The next waits in the queue for 300 ms, then gets 503, long before the slot frees.
+    let r = roundtrip(addr, &Req::get("/brief/slow?ms=0"));
+    assert_eq!(r.status, 503, "{r:?}");
+    let r = slow.join().expect("slow request");
+    assert_eq!((r.status, r.text()), (200, "slept 5000 ms".into()));
+    wait_for_sample(
+        metrics,
+        "ringway_limit_rejected_total{kind=\"queue_timeout\",upstream=\"brief\"}",
+        1.0,
+    );
+    wait_for_sample(
+        metrics,
+        "ringway_upstream_queue_wait_seconds_count{upstream=\"brief\"}",
+        1.0,
+    );
+    let r = roundtrip(addr, &Req::get("/brief/slow?ms=0"));
+    assert_eq!(r.status, 200, "{r:?}");
+}
+
+#[test]
+fn a_slow_client_does_not_hold_an_upstream_slot() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let config = format!(
+        "[upstreams.app]\nservers = [\"{}\"]\nmax_conns = 1\n\n[[routes]]\npath = \"/\"\nupstream = \"app\"\n",
+        uwsgi.upstream()
+    );
+    let (ringway, metrics) = start(&config, 1);
+    let addr = ringway.addr();
+
+    // An answer far larger than the sockets' buffers, to a client that reads a few bytes of
+    // it and stops: ringway spools the rest (memory, then a temp file) and uWSGI is done.
+    const SIZE: usize = 32 << 20;
+    let mut reader = Conn::open(addr);
+    reader
+        .send(&Req::get(&format!("/bytes/{SIZE}")).to_bytes())
+        .expect("send");
+    reader.read_at_least(1).expect("the answer begins");
+    // The one slot comes back once uWSGI's answer is read, while the client still reads
+    // nothing: another request is then served (no queue: it would get 503 otherwise).
+    wait_for_sample(
+        metrics,
+        "ringway_upstream_busy_slots{upstream=\"app\"}",
+        0.0,
+    );
+    let r = roundtrip(addr, &Req::get("/slow?ms=0"));
+    assert_eq!(r.status, 200, "{r:?}");
+    // The slow client still gets its whole answer.
+    let r = reader.read_response().expect("the large answer");
+    assert_eq!(r.status, 200);
+    assert!(r.body == pattern(SIZE), "the body arrives intact");
+}
