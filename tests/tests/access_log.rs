@@ -666,6 +666,60 @@ redirect = {{ to = "/new/" }}
     );
 }
 
+/// Behind a trusted proxy: `remote_addr` is the client its X-Forwarded-For names (in both
+/// formats), and `request_id` the X-Request-ID the client got: the proxy's own when it sent
+/// one, else the one ringway made; a request refused before routing (a path that does not
+/// decode) included.
+#[test]
+fn lines_name_the_real_client_and_the_request_id() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let dir = tempfile::tempdir().expect("temp dir");
+    for format in ["json", "combined"] {
+        let log = dir.path().join(format!("access.{format}"));
+        let ringway = Ringway::with(&uwsgi)
+            .arg("--access-log", log.to_str().expect("utf-8 path"))
+            .arg("--access-log-format", format)
+            .arg("--trusted-proxy", "127.0.0.1")
+            .start();
+        let forwarded: (&str, &[u8]) = ("X-Forwarded-For", b"198.51.100.7");
+        let host: (&str, &[u8]) = ("Host", b"localhost");
+        let requests = [
+            wire(b"GET /bytes/5 HTTP/1.1", &[host, forwarded], None),
+            wire(
+                b"GET /bytes/6 HTTP/1.1",
+                &[host, forwarded, ("X-Request-ID", b"lb-7f3a-0001")],
+                None,
+            ),
+            wire(b"GET /%zz HTTP/1.1", &[host, forwarded], None),
+        ];
+        let answers: Vec<Response> = requests
+            .iter()
+            .map(|bytes| send(ringway.addr(), bytes, false))
+            .collect();
+        let statuses: Vec<u16> = answers.iter().map(|a| a.status).collect();
+        assert_eq!(statuses, [200, 200, 400], "{answers:?}");
+        assert_eq!(
+            answers[1].header("x-request-id").as_deref(),
+            Some("lb-7f3a-0001"),
+            "a trusted proxy's ID is kept: {answers:?}"
+        );
+        let lines = lines_once(&log, requests.len(), &ringway);
+        assert_eq!(lines.len(), requests.len(), "{lines:#?}");
+        for (answer, line) in answers.iter().zip(&lines) {
+            let id = answer
+                .header("x-request-id")
+                .expect("every answer has an ID");
+            if format == "json" {
+                let v: Value = serde_json::from_str(line).expect("JSON");
+                assert_eq!(v["remote_addr"], "198.51.100.7", "{line}");
+                assert_eq!(v["request_id"], id.as_str(), "{line}");
+            } else {
+                assert_eq!(parse_combined(line).remote_addr, "198.51.100.7", "{line}");
+            }
+        }
+    }
+}
+
 /// How many lines of `lines` carry the User-Agent `agent`.
 fn count_agent(lines: &[String], agent: &str) -> usize {
     let quoted = format!("\"{agent}\"");
