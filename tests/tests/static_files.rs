@@ -216,12 +216,13 @@ fn brotli_is_preferred_then_gzip_then_the_plain_file() {
 // ---------------------------------------------------------------------------------------
 
 /// The headers of an answer that GET and HEAD must share: all but Date and Expires (the
-/// clock may tick between the two; Expires is checked to follow Date by the same amount).
+/// clock may tick between the two; Expires is checked to follow Date by the same amount) and
+/// X-Request-ID (each request has its own).
 fn comparable_headers(r: &Response) -> BTreeMap<String, Vec<String>> {
     let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (name, value) in &r.headers {
         let name = name.to_ascii_lowercase();
-        if name != "date" && name != "expires" {
+        if !matches!(name.as_str(), "date" | "expires" | "x-request-id") {
             map.entry(name)
                 .or_default()
                 .push(String::from_utf8_lossy(value).into_owned());
