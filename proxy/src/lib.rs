@@ -2,7 +2,8 @@
 //!
 //! `http` and `uwsgi` are the sans-IO protocol core (bytes in, decisions out; public, so
 //! they can be fuzzed and documented with examples); [`server::Server`] runs the daemon in
-//! process; everything else is the daemon's inside. docs/ARCHITECTURE.md draws the whole.
+//! process; everything else is the daemon's inside, except for the narrow hidden `fuzzing`
+//! door the fuzz targets use. docs/ARCHITECTURE.md draws the whole.
 
 mod buffer;
 mod client;
@@ -11,6 +12,8 @@ pub mod config;
 mod conn;
 mod exchange;
 mod fail;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 mod io;
 mod listener;

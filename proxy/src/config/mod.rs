@@ -18,6 +18,7 @@ use clap::Parser;
 pub use settings::{
     GroupSettings, LimitSettings, RedirectSettings, Resolved, RouteSettings, Settings,
 };
+pub(crate) use validate::is_normal_path;
 pub use values::{Cidr, DEFAULT_METRICS, Dur, MetricsListen, Size, StaticDir, UpstreamAddr};
 
 use crate::routes::RouteTable;
@@ -118,6 +119,15 @@ impl Config {
     {
         let flags = Settings::try_parse_from(args).map_err(|e| anyhow!(e.to_string()))?;
         Config::from_settings(flags)
+    }
+
+    /// Reads a config file's text, as `--config FILE` with no other flag would (`file`
+    /// names it in errors).
+    pub(crate) fn from_file_text(text: &str, file: &std::path::Path) -> anyhow::Result<Config> {
+        let from_file = settings::parse_file(text, file)?;
+        Settings::default()
+            .resolve_over(from_file, Some(file.to_owned()))?
+            .validate()
     }
 
     /// True if X-Forwarded-Proto/Ssl from `peer` may be passed on.
