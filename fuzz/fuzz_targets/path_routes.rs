@@ -115,7 +115,7 @@ fn spec(line: &str) -> Option<RouteSpec> {
         exact,
         kind,
     })
-    .filter(|s| Routes::new(&[s.clone()]).is_ok())
+    .filter(|s| Routes::new(std::slice::from_ref(s)).is_ok())
 }
 
 fn renormalise(path: &[u8]) -> Option<Vec<u8>> {
