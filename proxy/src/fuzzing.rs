@@ -223,3 +223,78 @@ fn any_limits() -> Limits {
         send_timeout: minute,
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn route(path: &str, exact: bool, kind: RouteKind) -> RouteSpec {
+        RouteSpec {
+            path: path.to_owned(),
+            exact,
+            kind,
+        }
+    }
+
+    #[test]
+    fn routes_are_checked_as_the_config_checks_them() {
+        for bad in ["api/", "/a/../b/", "/a//b", "/%61/"] {
+            let refused = Routes::new(&[route(bad, false, RouteKind::Upstream)]);
+            assert!(refused.is_err(), "{bad}");
+        }
+        let twice = [
+            route("/a/", false, RouteKind::Upstream),
+            route("/a/", false, RouteKind::Redirect),
+        ];
+        assert!(Routes::new(&twice).is_err());
+        let routes = Routes::new(&[
+            route("/a/", false, RouteKind::Upstream),
+            route("/a/", true, RouteKind::Upstream),
+        ])
+        .unwrap();
+        assert_eq!(routes.find(b"/a/"), Found::Route(1));
+        assert_eq!(routes.find(b"/a/x"), Found::Route(0));
+        assert_eq!(routes.find(b"/a"), Found::AddSlash(0));
+        assert_eq!(routes.path(0), Some("/a/"));
+    }
+
+    #[test]
+    fn a_file_is_looked_up_as_the_exchange_does() {
+        let base = tempfile::tempdir().unwrap();
+        let root = base.path().join("root");
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        std::fs::write(root.join("a.txt"), b"a").unwrap();
+        std::fs::write(root.join(".env"), b"secret").unwrap();
+        std::fs::write(root.join("sub/index.html"), b"index").unwrap();
+        std::fs::write(base.path().join("secret"), b"secret").unwrap();
+        symlink("../secret", root.join("out")).unwrap();
+        let files = |index: Option<&str>| RouteKind::Static {
+            dir: root.clone(),
+            index: index.map(str::to_owned),
+            dotfiles: false,
+        };
+        let routes = Routes::new(&[
+            route("/static/", false, files(Some("index.html"))),
+            route("/files", false, files(None)),
+            route("/app/", false, RouteKind::Upstream),
+        ])
+        .unwrap();
+        let opened = |path: &[u8]| match routes.lookup_file(path) {
+            FileLookup::File { rel, .. } => String::from_utf8(rel).unwrap(),
+            other => format!("{other:?}"),
+        };
+        assert_eq!(opened(b"/static/a.txt"), "a.txt");
+        assert_eq!(opened(b"/static/%61.txt"), "a.txt");
+        assert_eq!(opened(b"/static/sub/"), "sub/index.html");
+        assert_eq!(opened(b"/static/sub"), "AddSlash");
+        assert_eq!(opened(b"/static/.env"), "Hidden");
+        assert_eq!(opened(b"/static/out"), "NotFound");
+        assert_eq!(opened(b"/static/../secret"), "NoRoute");
+        assert_eq!(opened(b"/../secret"), "BadPath");
+        assert_eq!(opened(b"/files../secret"), "Hidden");
+        assert_eq!(opened(b"/app/a.txt"), "NotStatic");
+        assert_eq!(opened(b"/static"), "NoRoute");
+    }
+}
