@@ -1,8 +1,9 @@
 //! ringway: an HTTP/1.1 front end for uWSGI on io_uring.
 //!
 //! `http`, `uwsgi` and `proxy_protocol` are the sans-IO protocol core (bytes in, decisions
-//! out; public, so they can be fuzzed and documented with examples); [`server::Server`] runs the daemon in
-//! process; everything else is the daemon's inside. docs/ARCHITECTURE.md draws the whole.
+//! out; public, so they can be fuzzed and documented with examples); [`server::Server`] runs
+//! the daemon in process; everything else is the daemon's inside, except for the narrow
+//! hidden `fuzzing` door the fuzz targets use. docs/ARCHITECTURE.md draws the whole.
 
 pub mod access_log;
 mod buffer;
@@ -13,6 +14,8 @@ mod conn;
 pub mod error_pages;
 mod exchange;
 mod fail;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 mod identity;
 mod io;

@@ -60,9 +60,9 @@ pub(crate) enum Action {
     },
 }
 
-/// The result of looking a path up.
+/// The result of looking a path up (public for the fuzz targets, through `crate::fuzzing`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Found {
+pub enum Found {
     /// The route at this index serves it.
     Route(usize),
     /// The path is a prefix route's path without its trailing slash: redirect to it (the

@@ -5,9 +5,11 @@
 //! - `cargo xtask lint` — rustfmt and clippy, as CI runs them
 //! - `cargo xtask bench` — the side-by-side benchmark against nginx and uWSGI
 //!   (`-- --suite buffering`: ringway vs nginx under slow and hostile clients)
+//! - `cargo xtask fuzz` — every fuzz target for a bounded time (cargo-fuzz, nightly)
 
 mod bench;
 mod demo_cert;
+mod fuzz;
 mod lint;
 mod procs;
 mod run;
@@ -55,6 +57,9 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         bench_args: Vec<String>,
     },
+    /// Run every fuzz target of fuzz/ for a bounded time each (cargo-fuzz and the nightly
+    /// toolchain must be installed); a crash fails.
+    Fuzz(fuzz::FuzzArgs),
 }
 
 fn main() -> ExitCode {
@@ -74,6 +79,7 @@ fn run_task(task: Task) -> Result<u8> {
         Task::Test { cargo_args } => test_suite::test(&ws, &cargo_args),
         Task::Lint => lint::lint(&ws),
         Task::Bench { bench_args } => bench::bench(&ws, &bench_args),
+        Task::Fuzz(args) => fuzz::fuzz(&ws, &args),
     }
 }
 

@@ -25,6 +25,7 @@ pub use values::{
     Cidr, DEFAULT_METRICS, Dur, LogFormat, LogTarget, MetricsListen, Rate, Size, StaticDir,
     UpstreamAddr,
 };
+pub(crate) use validate::is_normal_path;
 
 use crate::error_pages::ErrorPages;
 use crate::routes::RouteTable;
@@ -196,6 +197,15 @@ impl Config {
     {
         let flags = Settings::try_parse_from(args).map_err(|e| anyhow!(e.to_string()))?;
         Config::from_settings(flags)
+    }
+
+    /// Reads a config file's text, as `--config FILE` with no other flag would (`file`
+    /// names it in errors).
+    pub(crate) fn from_file_text(text: &str, file: &std::path::Path) -> anyhow::Result<Config> {
+        let from_file = settings::parse_file(text, file)?;
+        Settings::default()
+            .resolve_over(from_file, Some(file.to_owned()))?
+            .validate()
     }
 
     /// True if `peer` is a trusted proxy (`trusted_proxy`).

@@ -375,6 +375,15 @@ impl Settings {
             Some(path) => read_file(path)?,
             None => Settings::default(),
         };
+        self.resolve_over(from_file, file)
+    }
+
+    /// Lays these flags over `from_file`, the settings read from `file`.
+    pub(crate) fn resolve_over(
+        self,
+        from_file: Settings,
+        file: Option<PathBuf>,
+    ) -> anyhow::Result<Resolved> {
         let flags = serde_json::to_value(&self).context("encoding the flags")?;
         let mut merged = serde_json::to_value(&from_file).context("encoding the file")?;
         let mut from_flags = BTreeSet::new();
@@ -426,9 +435,14 @@ fn is_given(value: &Value) -> bool {
 fn read_file(path: &Path) -> anyhow::Result<Settings> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading config file {}", path.display()))?;
+    parse_file(&text, path)
+}
+
+/// The settings in a config file's text (`path` names the file in errors).
+pub(crate) fn parse_file(text: &str, path: &Path) -> anyhow::Result<Settings> {
     let in_file = |e: &dyn std::fmt::Display| anyhow!("in config file {}: {e}", path.display());
-    let table: toml::Table = toml::from_str(&text).map_err(|e| in_file(&e))?;
-    let settings: Settings = match toml::from_str(&text) {
+    let table: toml::Table = toml::from_str(text).map_err(|e| in_file(&e))?;
+    let settings: Settings = match toml::from_str(text) {
         Ok(settings) => settings,
         Err(e) => {
             return Err(match misread_key(&table) {

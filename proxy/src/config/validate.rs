@@ -706,7 +706,7 @@ fn overlay(global: &LimitSettings, route: &LimitSettings) -> anyhow::Result<Limi
 
 /// True if `path` is what normalisation would make of it: route paths are matched against
 /// normalised request paths, so any other spelling would never match.
-fn is_normal_path(path: &str) -> bool {
+pub(crate) fn is_normal_path(path: &str) -> bool {
     let mut normal = Vec::new();
     !path.contains('%')
         && crate::uwsgi::normalize_path(path.as_bytes(), &mut normal).is_ok()

@@ -332,7 +332,7 @@ async fn handle(
 
 /// The part of a normalised path under a static route's root: what follows the route's
 /// path, without a leading `/`.
-pub(super) fn rel_path<'p>(path: &'p [u8], route: &Route) -> &'p [u8] {
+pub(crate) fn rel_path<'p>(path: &'p [u8], route: &Route) -> &'p [u8] {
     let rest = path.get(route.path.len()..).unwrap_or_default();
     rest.strip_prefix(b"/").unwrap_or(rest)
 }

@@ -18,7 +18,7 @@ use crate::io::{IoError, Stream, write_all};
 use crate::routes::Route;
 use crate::static_files::{
     CachedFile, Conditions, Decision, FileHead, Lookup, StaticRoute, accepts, content_type, decide,
-    has_dot_segment, write_file_head,
+    has_dot_segment, index_rel, write_file_head,
 };
 use crate::worker::Worker;
 
@@ -69,11 +69,7 @@ pub(super) async fn serve(
         match cache.open(f.route_index, &files.root, f.rel).await {
             Lookup::Directory => match (&files.index, f.path.ends_with(b"/")) {
                 (Some(index), true) => {
-                    let mut rel = f.rel.to_vec();
-                    if !rel.is_empty() && !rel.ends_with(b"/") {
-                        rel.push(b'/');
-                    }
-                    rel.extend_from_slice(index.as_bytes());
+                    let rel = index_rel(f.rel, index);
                     return Box::pin(serve(
                         client,
                         req,

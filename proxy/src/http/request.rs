@@ -122,30 +122,46 @@ impl Method {
 ///
 /// A request line ending in a higher HTTP/1 minor version (`HTTP/1.2` to `HTTP/1.9`) is
 /// served as HTTP/1.1, as RFC 9112 §2.3 asks: those bytes of `buf` are rewritten to `1.1`, the
-/// only change ever made to `buf`.
+/// only change ever made to `buf`. While such a line has not ended yet, the head is `Partial`:
+/// the verdict never depends on where the reads cut the bytes.
 pub fn parse_request(
     buf: &mut [u8],
     limits: &Limits,
     headers: &mut Vec<HeaderSpan>,
 ) -> Result<Status<RequestHead>, HttpError> {
     match parse_head(buf, limits, headers) {
-        Err(HttpError::UnsupportedVersion) if serve_as_http11(buf) => {
-            parse_head(buf, limits, headers)
-        }
+        Err(HttpError::UnsupportedVersion) => match serve_as_http11(buf) {
+            HigherMinor::Rewritten => parse_head(buf, limits, headers),
+            // httparse refuses `HTTP/1.2` as soon as it sees the digit; whether the line
+            // ends there (served) or goes on (`HTTP/1.23`, refused) is in bytes not read yet.
+            HigherMinor::LineNotEnded if buf.len() <= limits.max_head => Ok(Status::Partial),
+            HigherMinor::LineNotEnded => Err(HttpError::HeadersTooLarge),
+            HigherMinor::No => Err(HttpError::UnsupportedVersion),
+        },
         result => result,
     }
 }
 
-/// Rewrites a request line's `HTTP/1.x` (x from 2 to 9) to `HTTP/1.1`; true if it did.
-fn serve_as_http11(buf: &mut [u8]) -> bool {
+/// What [`serve_as_http11`] found at the end of the request line.
+enum HigherMinor {
+    /// `HTTP/1.x` (x from 2 to 9) ends the request line: rewritten to `HTTP/1.1`.
+    Rewritten,
+    /// The buffer ends in `HTTP/1.x` (and maybe a CR) before the request line does.
+    LineNotEnded,
+    /// Anything else.
+    No,
+}
+
+/// Rewrites a request line's `HTTP/1.x` (x from 2 to 9) to `HTTP/1.1`.
+fn serve_as_http11(buf: &mut [u8]) -> HigherMinor {
     let lead = buf
         .iter()
         .position(|&b| b != b'\r' && b != b'\n')
         .unwrap_or(buf.len());
-    let Some(lf) = buf.iter().skip(lead).position(|&b| b == b'\n') else {
-        return false;
+    let (line_end, ended) = match buf.iter().skip(lead).position(|&b| b == b'\n') {
+        Some(lf) => (lead + lf, true),
+        None => (buf.len(), false),
     };
-    let line_end = lead + lf;
     let line_end = if line_end > 0 && buf.get(line_end - 1) == Some(&b'\r') {
         line_end - 1
     } else {
@@ -155,7 +171,7 @@ fn serve_as_http11(buf: &mut [u8]) -> bool {
         .checked_sub(8)
         .and_then(|start| buf.get_mut(start..line_end))
     else {
-        return false;
+        return HigherMinor::No;
     };
     match version {
         [
@@ -168,10 +184,13 @@ fn serve_as_http11(buf: &mut [u8]) -> bool {
             b'.',
             minor @ b'2'..=b'9',
         ] => {
+            if !ended {
+                return HigherMinor::LineNotEnded;
+            }
             *minor = b'1';
-            true
+            HigherMinor::Rewritten
         }
-        _ => false,
+        _ => HigherMinor::No,
     }
 }
 

@@ -114,6 +114,17 @@ impl Root {
     }
 }
 
+/// The index file of the directory `rel` (relative to the root, empty for the root itself).
+pub(crate) fn index_rel(rel: &[u8], index: &str) -> Vec<u8> {
+    let mut path = Vec::with_capacity(rel.len() + 1 + index.len());
+    path.extend_from_slice(rel);
+    if !path.is_empty() && !path.ends_with(b"/") {
+        path.push(b'/');
+    }
+    path.extend_from_slice(index.as_bytes());
+    path
+}
+
 /// Whether `rel` has a segment starting with `.` (a dotfile or dot-directory: `.env`,
 /// `.git/config`), which is not served unless the route allows it.
 pub(crate) fn has_dot_segment(rel: &[u8]) -> bool {
@@ -172,6 +183,13 @@ mod tests {
         }
         assert!(matches!(root.open_beneath(b"sub"), Opened::Directory));
         assert!(matches!(root.open_beneath(b""), Opened::Directory));
+    }
+
+    #[test]
+    fn index_of_a_directory() {
+        assert_eq!(index_rel(b"", "index.html"), b"index.html");
+        assert_eq!(index_rel(b"docs", "index.html"), b"docs/index.html");
+        assert_eq!(index_rel(b"docs/", "index.html"), b"docs/index.html");
     }
 
     #[test]

@@ -122,6 +122,33 @@ fn a_higher_minor_version_is_served_as_http11() {
     }
 }
 
+/// Found by the `request_head` fuzz target: the driver parses again after every read, so a
+/// head split right after its `HTTP/1.2` (the line end not in yet) must wait for more bytes,
+/// not be refused with 505 when the whole head would be served as HTTP/1.1.
+#[test]
+fn a_higher_minor_version_waits_for_its_line_end() {
+    let head = b"GET /v HTTP/1.2\r\nHost: a\r\n\r\n";
+    assert!(matches!(parse(head), Ok(Status::Complete(h)) if h.version == Version::Http11));
+    for n in 0..head.len() {
+        assert_eq!(
+            parse(&head[..n]),
+            Ok(Status::Partial),
+            "{:?}",
+            String::from_utf8_lossy(&head[..n])
+        );
+    }
+    // What follows still decides: a longer version, or anything after it, is refused.
+    assert_eq!(
+        parse(b"GET /v HTTP/1.23\r\nHost: a\r\n\r\n"),
+        Err(HttpError::UnsupportedVersion)
+    );
+    assert_eq!(parse(b"GET /v HTTP/1.2 x"), Err(HttpError::BadSyntax));
+    assert_eq!(
+        parse(b"GET /v HTTP/2.0"),
+        Err(HttpError::UnsupportedVersion)
+    );
+}
+
 #[test]
 fn simple_get() {
     let buf = b"GET /a/b?x=1&y HTTP/1.1\r\nHost: example.com:8080\r\nAccept: */*\r\n\r\n";

@@ -1,0 +1,62 @@
+//! Differential: every request head ringway accepts, httparse (on its own, default
+//! settings) parses to the same method, target, version and headers, and to the same end.
+//!
+//! ringway serves `HTTP/1.2`–`HTTP/1.9` as 1.1 by rewriting the minor digit in its buffer;
+//! httparse refuses those, so for them it is given the rewritten buffer.
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use ringway::http::{Limits, Status, Version, parse_request};
+use ringway_fuzz::show;
+
+fuzz_target!(|data: &[u8]| {
+    let mut buf = data.to_vec();
+    let mut spans = Vec::new();
+    let Ok(Status::Complete(head)) = parse_request(&mut buf, &Limits::default(), &mut spans) else {
+        return;
+    };
+    let refuses_version = |bytes: &[u8]| {
+        let mut slots = [httparse::EMPTY_HEADER; 256];
+        let parsed = httparse::Request::new(&mut slots).parse(bytes);
+        matches!(parsed, Err(httparse::Error::Version))
+    };
+    let input = if buf != data && refuses_version(data) {
+        &buf[..]
+    } else {
+        data
+    };
+    let mut slots = [httparse::EMPTY_HEADER; 256];
+    let mut req = httparse::Request::new(&mut slots);
+    let parsed = req.parse(input);
+    let shown = show(&buf[..head.head_len]);
+    match parsed {
+        Ok(httparse::Status::Complete(n)) => assert_eq!(n, head.head_len, "head end: {shown:?}"),
+        other => panic!("httparse: {other:?} where ringway accepted {shown:?}"),
+    }
+    assert_eq!(
+        req.method.map(str::as_bytes),
+        Some(head.method_span.of(&buf)),
+        "{shown:?}"
+    );
+    assert_eq!(
+        req.path.map(str::as_bytes),
+        Some(head.target.of(&buf)),
+        "{shown:?}"
+    );
+    let version = match head.version {
+        Version::Http10 => 0,
+        Version::Http11 => 1,
+    };
+    assert_eq!(req.version, Some(version), "{shown:?}");
+    let theirs: Vec<(&[u8], &[u8])> = req
+        .headers
+        .iter()
+        .map(|h| (h.name.as_bytes(), h.value))
+        .collect();
+    let ours: Vec<(&[u8], &[u8])> = spans
+        .iter()
+        .map(|h| (h.name.of(&buf), h.value.of(&buf)))
+        .collect();
+    assert_eq!(ours, theirs, "headers of {shown:?}");
+});

@@ -1,0 +1,364 @@
+//! Round trip: the uwsgi vars ringway encodes decode back to what went in.
+//!
+//! Two layers, on the same input. The packet writer (`uwsgi::PacketWriter`): the input's
+//! lines as key/value pairs, written through each of its three calls, decode (with this
+//! crate's own decoder) to the same pairs, with the datasize in the header; or the writer
+//! refuses exactly when the block would pass its limit. Then the request: when the input
+//! is a head ringway accepts, `uwsgi::encode_request` under several environments (trusted
+//! peer or not, underscores allowed or not, TLS, a mount point, operator params) decodes
+//! to the vars the request and the environment say, in order: nginx's `uwsgi_params`, one
+//! `HTTP_` var per forwarded header (repeats joined), the params last and in place of
+//! ringway's own of the same name. Client bytes never name a var outside `HTTP_`.
+
+#![no_main]
+
+use std::net::SocketAddr;
+
+use libfuzzer_sys::fuzz_target;
+use ringway::http::parse_request;
+use ringway::http::{BodyFraming, HeaderSpan, Limits, RequestHead, Status, host_without_port};
+use ringway::uwsgi::{PacketWriter, RequestEnv, UwsgiError, encode_request, normalize_path};
+use ringway_fuzz::{Var, decode_uwsgi, show};
+
+/// The vars ringway itself writes (nginx's `uwsgi_params`).
+const OWN: [&str; 15] = [
+    "QUERY_STRING",
+    "REQUEST_METHOD",
+    "CONTENT_TYPE",
+    "CONTENT_LENGTH",
+    "REQUEST_URI",
+    "PATH_INFO",
+    "SCRIPT_NAME",
+    "DOCUMENT_ROOT",
+    "SERVER_PROTOCOL",
+    "REQUEST_SCHEME",
+    "HTTPS",
+    "REMOTE_ADDR",
+    "REMOTE_PORT",
+    "SERVER_PORT",
+    "SERVER_NAME",
+];
+
+fuzz_target!(|data: &[u8]| {
+    packet_round_trip(data);
+    request_round_trip(data);
+});
+
+fn packet_round_trip(data: &[u8]) {
+    let limit = match data.first().map(|b| b % 4) {
+        Some(1) => 65535,
+        Some(2) => 1 << 20,
+        Some(3) => 64,
+        _ => 4096,
+    };
+    let capped = limit.min(65535);
+    let lines: Vec<&[u8]> = data.split(|&b| b == b'\n').collect();
+    let vars: Vec<(&[u8], &[u8])> = lines
+        .chunks(2)
+        .map(|pair| (pair[0], pair.get(1).copied().unwrap_or_default()))
+        .collect();
+    let mut out = b"left over".to_vec();
+    let mut writer = PacketWriter::begin(&mut out, limit);
+    let mut block = 0;
+    for (i, &(key, value)) in vars.iter().enumerate() {
+        let written = match i % 3 {
+            0 => writer.var(key, value),
+            1 => writer.var_with(key, |o| {
+                o.extend_from_slice(value);
+                Ok(())
+            }),
+            _ => writer.var_with_key(
+                |o| o.extend_from_slice(key),
+                |o| {
+                    o.extend_from_slice(value);
+                    Ok(())
+                },
+            ),
+        };
+        let grown = block + 4 + key.len() + value.len();
+        let fits = grown <= capped && key.len() <= 65535 && value.len() <= 65535;
+        match written {
+            Ok(()) => {
+                assert!(fits, "a var past the limit {capped} was written");
+                block = grown;
+            }
+            Err(UwsgiError::VarsTooLarge { size, limit }) => {
+                assert!(!fits, "a var within the limit was refused");
+                assert_eq!(limit, capped);
+                assert!(size > block);
+                return;
+            }
+            Err(other) => panic!("{other}"),
+        }
+    }
+    let len = writer.finish().expect("a block within the limit");
+    assert_eq!((len, out.len()), (4 + block, 4 + block));
+    let decoded = decode_uwsgi(&out).unwrap_or_else(|e| panic!("the packet does not decode: {e}"));
+    let wanted: Vec<Var> = vars.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect();
+    assert_eq!(decoded, wanted);
+}
+
+/// One environment a request may be encoded in.
+struct Setting {
+    peer: &'static str,
+    local: &'static str,
+    https: bool,
+    trusted_peer: bool,
+    allow_underscores: bool,
+    server_name: Option<&'static str>,
+    mounted: bool,
+    params: &'static [(&'static str, &'static str)],
+    max_vars: usize,
+}
+
+const SETTINGS: [Setting; 3] = [
+    Setting {
+        peer: "192.0.2.7:50000",
+        local: "192.0.2.1:80",
+        https: false,
+        trusted_peer: false,
+        allow_underscores: false,
+        server_name: None,
+        mounted: false,
+        params: &[],
+        max_vars: 4096,
+    },
+    Setting {
+        peer: "[2001:db8::7]:1",
+        local: "[::1]:443",
+        https: true,
+        trusted_peer: true,
+        allow_underscores: true,
+        server_name: Some("example.org"),
+        mounted: true,
+        params: &[
+            ("UWSGI_SCHEME", "https"),
+            ("HTTP_X_FORWARDED_PROTO", "https"),
+            ("REMOTE_ADDR", "10.9.9.9"),
+            ("HTTP_HOST", "app.internal"),
+        ],
+        max_vars: 65535,
+    },
+    Setting {
+        peer: "10.0.0.1:8080",
+        local: "127.0.0.1:8000",
+        https: false,
+        trusted_peer: true,
+        allow_underscores: false,
+        server_name: None,
+        mounted: true,
+        params: &[("SCRIPT_NAME", "/mounted"), ("HTTPS", "on")],
+        max_vars: 512,
+    },
+];
+
+fn request_round_trip(data: &[u8]) {
+    let mut buf = data.to_vec();
+    let mut headers = Vec::new();
+    let Ok(Status::Complete(head)) = parse_request(&mut buf, &Limits::default(), &mut headers)
+    else {
+        return;
+    };
+    let mut path = Vec::new();
+    if normalize_path(head.path.of(&buf), &mut path).is_err() {
+        return;
+    }
+    for setting in &SETTINGS {
+        encode_one(&buf, &head, &headers, &path, setting);
+    }
+}
+
+fn encode_one(buf: &[u8], head: &RequestHead, headers: &[HeaderSpan], path: &[u8], s: &Setting) {
+    // A mount point is the first segment of the path, as a route's script_name would be.
+    let mount = match path[1..].iter().position(|&b| b == b'/') {
+        Some(i) if s.mounted && i > 0 => Some(&path[..=i]),
+        _ => None,
+    };
+    let path_info = &path[mount.map_or(0, <[u8]>::len)..];
+    let params: Vec<(String, String)> = s
+        .params
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let peer: SocketAddr = s.peer.parse().expect("an address");
+    let local: SocketAddr = s.local.parse().expect("an address");
+    let env = RequestEnv {
+        path_info,
+        script_name: mount,
+        params: &params,
+        peer,
+        local,
+        https: s.https,
+        document_root: "/srv/www",
+        server_name: s.server_name,
+        trusted_peer: s.trusted_peer,
+        allow_underscores: s.allow_underscores,
+    };
+    let content_length = match head.body {
+        BodyFraming::None => None,
+        BodyFraming::Length(n) => Some(n),
+        BodyFraming::Chunked => Some(buf.len() as u64),
+    };
+    let mut out = Vec::new();
+    let len = match encode_request(
+        buf,
+        head,
+        headers,
+        &env,
+        content_length,
+        s.max_vars,
+        &mut out,
+    ) {
+        Ok(len) => len,
+        Err(UwsgiError::VarsTooLarge { size, limit }) => {
+            assert!(size > limit && limit == s.max_vars.min(65535));
+            return;
+        }
+        Err(err) => panic!("{err}"),
+    };
+    assert_eq!(len, out.len());
+    assert!(len - 4 <= s.max_vars);
+    let vars = decode_uwsgi(&out).unwrap_or_else(|e| panic!("the packet does not decode: {e}"));
+
+    // Client bytes never name a var of uWSGI's own (UWSGI_FILE, UWSGI_SETENV, ...).
+    for (key, _) in &vars {
+        let known = key.starts_with(b"HTTP_")
+            || OWN.iter().any(|k| k.as_bytes() == &key[..])
+            || s.params.iter().any(|(k, _)| k.as_bytes() == &key[..]);
+        assert!(known, "var {:?} from {:?}", show(key), show(buf));
+    }
+
+    let wanted = expected(buf, head, headers, &env, content_length);
+    assert_eq!(
+        vars.iter()
+            .map(|(k, v)| (show(k), show(v)))
+            .collect::<Vec<_>>(),
+        wanted
+            .iter()
+            .map(|(k, v)| (show(k), show(v)))
+            .collect::<Vec<_>>(),
+        "vars of {:?}",
+        show(buf)
+    );
+    assert_eq!(vars, wanted);
+}
+
+/// The vars the request and the environment call for, in ringway's order.
+fn expected(
+    buf: &[u8],
+    head: &RequestHead,
+    headers: &[HeaderSpan],
+    env: &RequestEnv<'_>,
+    content_length: Option<u64>,
+) -> Vec<Var> {
+    let param = |key: &str| env.params.iter().any(|(k, _)| k == key);
+    let mut vars: Vec<Var> = Vec::new();
+    let mut own = |key: &str, value: Vec<u8>| {
+        if !param(key) {
+            vars.push((key.as_bytes().to_vec(), value));
+        }
+    };
+    let header = |name: &[u8]| {
+        headers
+            .iter()
+            .find(|h| h.name.of(buf).eq_ignore_ascii_case(name))
+            .map(|h| h.value.of(buf).to_vec())
+    };
+    own("QUERY_STRING", head.query.of(buf).to_vec());
+    own("REQUEST_METHOD", head.method_span.of(buf).to_vec());
+    own("CONTENT_TYPE", header(b"content-type").unwrap_or_default());
+    own(
+        "CONTENT_LENGTH",
+        content_length
+            .map(|n| n.to_string().into_bytes())
+            .unwrap_or_default(),
+    );
+    let mut uri = Vec::new();
+    if head.path.is_empty() {
+        uri.push(b'/');
+    }
+    uri.extend_from_slice(&buf[head.path.start as usize..head.target.end as usize]);
+    own("REQUEST_URI", uri);
+    own("PATH_INFO", env.path_info.to_vec());
+    if let Some(mount) = env.script_name {
+        own("SCRIPT_NAME", mount.to_vec());
+    }
+    own("DOCUMENT_ROOT", env.document_root.as_bytes().to_vec());
+    own("SERVER_PROTOCOL", head.version.as_str().as_bytes().to_vec());
+    own(
+        "REQUEST_SCHEME",
+        if env.https {
+            b"https".to_vec()
+        } else {
+            b"http".to_vec()
+        },
+    );
+    if env.https {
+        own("HTTPS", b"on".to_vec());
+    }
+    own("REMOTE_ADDR", env.peer.ip().to_string().into_bytes());
+    own("REMOTE_PORT", env.peer.port().to_string().into_bytes());
+    own("SERVER_PORT", env.local.port().to_string().into_bytes());
+    let server_name = match (env.server_name, head.host) {
+        (Some(name), _) => name.as_bytes().to_vec(),
+        (None, Some(host)) => {
+            let name = host_without_port(host.of(buf));
+            name.strip_suffix(b".").unwrap_or(name).to_ascii_lowercase()
+        }
+        (None, None) => env.local.ip().to_string().into_bytes(),
+    };
+    own("SERVER_NAME", server_name);
+
+    for (i, h) in headers.iter().enumerate() {
+        let name = h.name.of(buf);
+        let key: Vec<u8> = b"HTTP_"
+            .iter()
+            .copied()
+            .chain(name.iter().map(|&b| {
+                if b == b'-' {
+                    b'_'
+                } else {
+                    b.to_ascii_uppercase()
+                }
+            }))
+            .collect();
+        let dropped = [
+            &b"content-length"[..],
+            b"content-type",
+            b"transfer-encoding",
+            b"proxy",
+        ]
+        .iter()
+        .any(|d| name.eq_ignore_ascii_case(d))
+            || (!env.allow_underscores && name.contains(&b'_'))
+            || (!env.trusted_peer
+                && (name.eq_ignore_ascii_case(b"x-forwarded-proto")
+                    || name.eq_ignore_ascii_case(b"x-forwarded-ssl")));
+        let replaced = env.params.iter().any(|(k, _)| k.as_bytes() == &key[..]);
+        let same = |other: &HeaderSpan| other.name.of(buf).eq_ignore_ascii_case(name);
+        let repeat = headers[..i].iter().any(same);
+        if dropped || replaced || repeat {
+            continue;
+        }
+        let value = if name.eq_ignore_ascii_case(b"host") {
+            head.host.unwrap_or(h.value).of(buf).to_vec()
+        } else {
+            let separator: &[u8] = if name.eq_ignore_ascii_case(b"cookie") {
+                b"; "
+            } else {
+                b", "
+            };
+            let values: Vec<&[u8]> = headers[i..]
+                .iter()
+                .filter(|o| same(o))
+                .map(|o| o.value.of(buf))
+                .collect();
+            values.join(separator)
+        };
+        vars.push((key, value));
+    }
+    for (k, v) in env.params {
+        vars.push((k.as_bytes().to_vec(), v.as_bytes().to_vec()));
+    }
+    vars
+}

@@ -1,0 +1,300 @@
+//! The fuzz targets' way in (`fuzz/`, see its README section) to parts of the daemon that
+//! stay private: the route matcher, the static path resolver and the config file.
+//!
+//! Not an API: hidden from the documentation, shaped for the fuzz targets, and free to
+//! change with them. Everything here calls the daemon's own code: the config's path check,
+//! the route table, `rel_path`, the dotfile rule, `index_rel`, the opening beneath a root.
+//! Only [`Routes::lookup_file`]'s order of steps is written again, from
+//! `exchange/static_file.rs` (which interleaves them with its cache and the answer).
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{Config, Limits, is_normal_path};
+use crate::exchange::rel_path;
+pub use crate::routes::Found;
+use crate::routes::{Action, Route, RouteTable};
+use crate::static_files::{Opened, Root, StaticRoute, has_dot_segment, index_rel};
+use crate::uwsgi::normalize_path;
+
+/// Reads a config file's text as `ringway --config FILE` would, with no other flag.
+pub fn config_from_toml(text: &str) -> anyhow::Result<Config> {
+    Config::from_file_text(text, Path::new("fuzz.toml"))
+}
+
+/// What a route does, for [`Routes::new`].
+#[derive(Debug, Clone)]
+pub enum RouteKind {
+    /// Passes requests to an upstream group.
+    Upstream,
+    /// Answers with a redirect.
+    Redirect,
+    /// Serves files from `dir` (opened when the table is built, as at start-up).
+    Static {
+        /// The route's root directory.
+        dir: PathBuf,
+        /// Served for a directory path ending in `/`.
+        index: Option<String>,
+        /// Serve dotfiles and dot-directories.
+        dotfiles: bool,
+    },
+}
+
+/// One route, for [`Routes::new`].
+#[derive(Debug, Clone)]
+pub struct RouteSpec {
+    /// Its path.
+    pub path: String,
+    /// Only this path (`location =`).
+    pub exact: bool,
+    /// What it does.
+    pub kind: RouteKind,
+}
+
+/// A route table, built as the config builds it.
+#[derive(Debug)]
+pub struct Routes {
+    table: RouteTable,
+}
+
+/// Which file a request path names under a static route, as the exchange decides it.
+#[derive(Debug)]
+pub enum FileLookup {
+    /// The path does not normalise (400).
+    BadPath,
+    /// No route serves it, or a route's path with a slash added does (404, or 301).
+    NoRoute,
+    /// The route found is not a static one.
+    NotStatic,
+    /// A dotfile or dot-directory on a route that does not serve them (404).
+    Hidden,
+    /// Nothing servable there, or a directory without its index (404).
+    NotFound,
+    /// A directory asked for without its trailing slash, on a route with an index (301).
+    AddSlash,
+    /// This file, open for reading.
+    File {
+        /// The route that serves it.
+        route: usize,
+        /// Its path relative to the route's root.
+        rel: Vec<u8>,
+        /// The file.
+        file: File,
+    },
+}
+
+impl Routes {
+    /// The table the config would build from these routes, or the reason it would refuse
+    /// them (a path not in normalised form, the same path twice, a root that cannot be
+    /// opened).
+    pub fn new(specs: &[RouteSpec]) -> Result<Routes, String> {
+        let mut routes = Vec::with_capacity(specs.len());
+        for spec in specs {
+            if !is_normal_path(&spec.path) {
+                return Err(format!("{:?} is not a normalised path", spec.path));
+            }
+            let taken = routes
+                .iter()
+                .any(|r: &Route| r.path == spec.path && r.exact == spec.exact);
+            if taken {
+                return Err(format!("{:?} twice", spec.path));
+            }
+            let action = match &spec.kind {
+                RouteKind::Upstream => Action::Upstream {
+                    group: 0,
+                    script_name: None,
+                    params: Vec::new(),
+                },
+                RouteKind::Redirect => Action::Redirect {
+                    to: "/elsewhere/".to_owned(),
+                    status: 301,
+                },
+                RouteKind::Static {
+                    dir,
+                    index,
+                    dotfiles,
+                } => Action::Static(StaticRoute {
+                    root: Arc::new(Root::open(dir).map_err(|e| e.to_string())?),
+                    expires: None,
+                    immutable: false,
+                    index: index.clone(),
+                    precompressed: Vec::new(),
+                    fallback: None,
+                    dotfiles: *dotfiles,
+                }),
+            };
+            routes.push(Route {
+                path: spec.path.clone(),
+                exact: spec.exact,
+                internal: false,
+                allow: Vec::new(),
+                action,
+                response_headers: Vec::new(),
+                limits: any_limits(),
+            });
+        }
+        Ok(Routes {
+            table: RouteTable::new(routes),
+        })
+    }
+
+    /// The route for a normalised path.
+    pub fn find(&self, path: &[u8]) -> Found {
+        self.table.find(path)
+    }
+
+    /// The path of the route at `index`.
+    pub fn path(&self, index: usize) -> Option<&str> {
+        self.table.get(index).map(|r| r.path.as_str())
+    }
+
+    /// Which file a raw request path names, step by step as `exchange` serves a GET:
+    /// normalise, find the route, take the part under its root, refuse dotfiles, open it
+    /// beneath the root, and for a directory its index. Blocking (it opens files).
+    pub fn lookup_file(&self, raw_path: &[u8]) -> FileLookup {
+        let mut path = Vec::with_capacity(raw_path.len().max(1));
+        if normalize_path(raw_path, &mut path).is_err() {
+            return FileLookup::BadPath;
+        }
+        let index = match self.table.find(&path) {
+            Found::Route(i) => i,
+            Found::AddSlash(_) | Found::Nothing => return FileLookup::NoRoute,
+        };
+        let Some(route) = self.table.get(index) else {
+            return FileLookup::NoRoute;
+        };
+        // A route whose path is this one with a slash added redirects there.
+        if route.path.len() > path.len() {
+            return FileLookup::NoRoute;
+        }
+        let Action::Static(files) = &route.action else {
+            return FileLookup::NotStatic;
+        };
+        let rel = rel_path(&path, route);
+        match open(files, rel) {
+            Err(lookup) => lookup,
+            Ok(Opened::File(file, _)) => FileLookup::File {
+                route: index,
+                rel: rel.to_vec(),
+                file,
+            },
+            Ok(Opened::NotFound) => FileLookup::NotFound,
+            Ok(Opened::Directory) => match (&files.index, path.ends_with(b"/")) {
+                (Some(name), true) => {
+                    let rel = index_rel(rel, name);
+                    match open(files, &rel) {
+                        Ok(Opened::File(file, _)) => FileLookup::File {
+                            route: index,
+                            rel,
+                            file,
+                        },
+                        Ok(_) => FileLookup::NotFound,
+                        Err(lookup) => lookup,
+                    }
+                }
+                (Some(_), false) => FileLookup::AddSlash,
+                (None, _) => FileLookup::NotFound,
+            },
+        }
+    }
+}
+
+/// Opens `rel` under the route's root, unless it is a dotfile the route does not serve.
+fn open(files: &StaticRoute, rel: &[u8]) -> Result<Opened, FileLookup> {
+    if !files.dotfiles && has_dot_segment(rel) {
+        return Err(FileLookup::Hidden);
+    }
+    Ok(files.root.open_beneath(rel))
+}
+
+/// Limits for a route (the matcher and the resolver never read them).
+fn any_limits() -> Limits {
+    let minute = Duration::from_secs(60);
+    Limits {
+        max_body_size: 1 << 20,
+        client_body_buffer_size: 64 << 10,
+        response_buffer_size: 64 << 10,
+        max_temp_file_size: 1 << 30,
+        upstream_connect_timeout: minute,
+        upstream_read_timeout: minute,
+        client_body_timeout: minute,
+        send_timeout: minute,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn route(path: &str, exact: bool, kind: RouteKind) -> RouteSpec {
+        RouteSpec {
+            path: path.to_owned(),
+            exact,
+            kind,
+        }
+    }
+
+    #[test]
+    fn routes_are_checked_as_the_config_checks_them() {
+        for bad in ["api/", "/a/../b/", "/a//b", "/%61/"] {
+            let refused = Routes::new(&[route(bad, false, RouteKind::Upstream)]);
+            assert!(refused.is_err(), "{bad}");
+        }
+        let twice = [
+            route("/a/", false, RouteKind::Upstream),
+            route("/a/", false, RouteKind::Redirect),
+        ];
+        assert!(Routes::new(&twice).is_err());
+        let routes = Routes::new(&[
+            route("/a/", false, RouteKind::Upstream),
+            route("/a/", true, RouteKind::Upstream),
+        ])
+        .unwrap();
+        assert_eq!(routes.find(b"/a/"), Found::Route(1));
+        assert_eq!(routes.find(b"/a/x"), Found::Route(0));
+        assert_eq!(routes.find(b"/a"), Found::AddSlash(0));
+        assert_eq!(routes.path(0), Some("/a/"));
+    }
+
+    #[test]
+    fn a_file_is_looked_up_as_the_exchange_does() {
+        let base = tempfile::tempdir().unwrap();
+        let root = base.path().join("root");
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        std::fs::write(root.join("a.txt"), b"a").unwrap();
+        std::fs::write(root.join(".env"), b"secret").unwrap();
+        std::fs::write(root.join("sub/index.html"), b"index").unwrap();
+        std::fs::write(base.path().join("secret"), b"secret").unwrap();
+        symlink("../secret", root.join("out")).unwrap();
+        let files = |index: Option<&str>| RouteKind::Static {
+            dir: root.clone(),
+            index: index.map(str::to_owned),
+            dotfiles: false,
+        };
+        let routes = Routes::new(&[
+            route("/static/", false, files(Some("index.html"))),
+            route("/files", false, files(None)),
+            route("/app/", false, RouteKind::Upstream),
+        ])
+        .unwrap();
+        let opened = |path: &[u8]| match routes.lookup_file(path) {
+            FileLookup::File { rel, .. } => String::from_utf8(rel).unwrap(),
+            other => format!("{other:?}"),
+        };
+        assert_eq!(opened(b"/static/a.txt"), "a.txt");
+        assert_eq!(opened(b"/static/%61.txt"), "a.txt");
+        assert_eq!(opened(b"/static/sub/"), "sub/index.html");
+        assert_eq!(opened(b"/static/sub"), "AddSlash");
+        assert_eq!(opened(b"/static/.env"), "Hidden");
+        assert_eq!(opened(b"/static/out"), "NotFound");
+        assert_eq!(opened(b"/static/../secret"), "NoRoute");
+        assert_eq!(opened(b"/../secret"), "BadPath");
+        assert_eq!(opened(b"/files../secret"), "Hidden");
+        assert_eq!(opened(b"/app/a.txt"), "NotStatic");
+        assert_eq!(opened(b"/static"), "NoRoute");
+    }
+}
