@@ -133,6 +133,8 @@ impl Routes {
                 action,
                 response_headers: Vec::new(),
                 limits: any_limits(),
+                limit_req: None,
+                intercept_errors: false,
             });
         }
         Ok(Routes {

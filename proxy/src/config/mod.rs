@@ -21,11 +21,11 @@ pub use settings::{
     GroupSettings, LimitReqSettings, LimitSettings, RedirectSettings, Resolved, RouteSettings,
     Settings,
 };
+pub(crate) use validate::is_normal_path;
 pub use values::{
     Cidr, DEFAULT_METRICS, Dur, LogFormat, LogTarget, MetricsListen, Rate, Size, StaticDir,
     UpstreamAddr,
 };
-pub(crate) use validate::is_normal_path;
 
 use crate::error_pages::ErrorPages;
 use crate::routes::RouteTable;
