@@ -113,6 +113,22 @@ fn check_head(data: &[u8], head: &ResponseHead, headers: &[HeaderSpan], request_
     }
 }
 
+/// The request's ID the client head carries, whatever X-Request-ID the app sent.
+const REQUEST_ID: &[u8] = b"0af3c2d1e4b5a69788796a5b4c3d2e1f";
+
+/// The client's head has exactly one X-Request-ID, the request's.
+fn check_request_id(out: &[u8]) {
+    let ids: Vec<&[u8]> = out
+        .split(|&b| b == b'\n')
+        .filter_map(|line| {
+            let (name, value) = line.split_at(line.iter().position(|&b| b == b':')?);
+            name.eq_ignore_ascii_case(b"x-request-id")
+                .then(|| value[1..].trim_ascii())
+        })
+        .collect();
+    assert_eq!(ids, [REQUEST_ID], "X-Request-ID in {}", show(out));
+}
+
 /// Writes the client's head, re-frames the body that came after the app's head, and reads
 /// both back as a client would.
 fn relay(data: &[u8], head: &ResponseHead, headers: &[HeaderSpan], client: Version) {
@@ -126,10 +142,12 @@ fn relay(data: &[u8], head: &ResponseHead, headers: &[HeaderSpan], client: Versi
         date: DATE,
         extra: &[],
         hsts: None,
+        request_id: REQUEST_ID,
     };
     let mut out = Vec::new();
     write_response_head(&mut out, &meta, data, headers);
     check_client_head(&out, head.status, framing, keep_alive);
+    check_request_id(&out);
 
     // The body: pieces as reads bring them, some framed in place, some appended.
     let body = &data[head.head_len..];

@@ -182,11 +182,25 @@ fn encode_one(buf: &[u8], head: &RequestHead, headers: &[HeaderSpan], path: &[u8
         .collect();
     let peer: SocketAddr = s.peer.parse().expect("an address");
     let local: SocketAddr = s.local.parse().expect("an address");
+    // Behind a trusted proxy the real client is another address, and REMOTE_PORT goes
+    // empty; some requests carry an ID, and some (a proxy's, kept) none here.
+    let client_ip = if s.trusted_peer {
+        "198.51.100.7".parse().expect("an address")
+    } else {
+        peer.ip()
+    };
+    let request_id: &[u8] = if s.mounted {
+        b"0af3c2d1e4b5a69788796a5b4c3d2e1f"
+    } else {
+        b""
+    };
     let env = RequestEnv {
         path_info,
         script_name: mount,
         params: &params,
         peer,
+        client_ip,
+        request_id,
         local,
         https: s.https,
         document_root: "/srv/www",
@@ -296,8 +310,15 @@ fn expected(
     if env.https {
         own("HTTPS", b"on".to_vec());
     }
-    own("REMOTE_ADDR", env.peer.ip().to_string().into_bytes());
-    own("REMOTE_PORT", env.peer.port().to_string().into_bytes());
+    own("REMOTE_ADDR", env.client_ip.to_string().into_bytes());
+    own(
+        "REMOTE_PORT",
+        if env.client_ip == env.peer.ip() {
+            env.peer.port().to_string().into_bytes()
+        } else {
+            Vec::new()
+        },
+    );
     own("SERVER_PORT", env.local.port().to_string().into_bytes());
     let server_name = match (env.server_name, head.host) {
         (Some(name), _) => name.as_bytes().to_vec(),
@@ -327,6 +348,9 @@ fn expected(
             b"content-type",
             b"transfer-encoding",
             b"proxy",
+            b"x-forwarded-for",
+            b"x-real-ip",
+            b"x-request-id",
         ]
         .iter()
         .any(|d| name.eq_ignore_ascii_case(d))
@@ -356,6 +380,29 @@ fn expected(
             values.join(separator)
         };
         vars.push((key, value));
+    }
+    // The client's identity is ringway's to say: the client's X-Forwarded-For with the
+    // connection's address appended, the real client IP, the request's ID.
+    let mut forwarded = Vec::new();
+    for h in headers {
+        let value = h.value.of(buf).trim_ascii();
+        if h.name.of(buf).eq_ignore_ascii_case(b"x-forwarded-for") && !value.is_empty() {
+            forwarded.extend_from_slice(value);
+            forwarded.extend_from_slice(b", ");
+        }
+    }
+    forwarded.extend_from_slice(env.peer.ip().to_string().as_bytes());
+    let mut identity = vec![
+        ("HTTP_X_FORWARDED_FOR", forwarded),
+        ("HTTP_X_REAL_IP", env.client_ip.to_string().into_bytes()),
+    ];
+    if !env.request_id.is_empty() {
+        identity.push(("HTTP_X_REQUEST_ID", env.request_id.to_vec()));
+    }
+    for (key, value) in identity {
+        if !param(key) {
+            vars.push((key.as_bytes().to_vec(), value));
+        }
     }
     for (k, v) in env.params {
         vars.push((k.as_bytes().to_vec(), v.as_bytes().to_vec()));
