@@ -11,6 +11,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::process::{Command, Stdio};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use ringway_ebpf::{Config, ConnStats, Probes, Role, RssSource};
@@ -28,6 +29,24 @@ fn cannot_run(test: &str, why: &str) {
         );
     }
     eprintln!("SKIP {test}: {why}");
+}
+
+/// Each test loads a whole set of programs of its own, and the tests of this file run in
+/// parallel. A CI run once saw the on-CPU probe at half of schedstat while the other tests were
+/// loading their sets; alone, hundreds of runs here agreed within 1%, and ringway only ever
+/// loads one set. Until that is explained, the on-CPU measurement runs with no other set loaded.
+static LOADED_SETS: RwLock<()> = RwLock::new(());
+
+fn alongside_others() -> RwLockReadGuard<'static, ()> {
+    LOADED_SETS
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn alone() -> RwLockWriteGuard<'static, ()> {
+    LOADED_SETS
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Load the probes; None (after reporting) when root is missing or one of
@@ -114,6 +133,7 @@ const SERVER_SENDS: usize = 250_000;
 
 #[test]
 fn tcp_bytes_rtt_lifetime_against_ss_and_the_traffic() {
+    let _sets = alongside_others();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let config = Config {
@@ -257,6 +277,7 @@ fn tcp_bytes_rtt_lifetime_against_ss_and_the_traffic() {
 
 #[test]
 fn accept_wait_is_the_time_in_the_accept_queue() {
+    let _sets = alongside_others();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let config = Config {
@@ -288,6 +309,7 @@ fn accept_wait_is_the_time_in_the_accept_queue() {
 
 #[test]
 fn rss_follows_proc_status_through_a_64_mib_allocation() {
+    let _sets = alongside_others();
     let pid = std::process::id();
     let config = Config {
         worker_pids: vec![pid],
@@ -350,6 +372,15 @@ fn stat_fields(pid: u32) -> (char, u64) {
     (f[0].chars().next().unwrap(), ticks)
 }
 
+/// Voluntary plus involuntary context switches, from /proc/PID/status.
+fn context_switches(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    s.lines()
+        .filter(|l| l.contains("ctxt_switches:"))
+        .map(|l| l.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap())
+        .sum()
+}
+
 /// Waits until the child is blocked for good: state S *and* its schedstat
 /// (runtime, timeslices) unchanged over 20 ms. State S alone is not enough:
 /// /proc shows S from set_current_state(), before the task has left the CPU
@@ -369,6 +400,7 @@ fn wait_sleeping(pid: u32) {
 
 #[test]
 fn oncpu_matches_schedstat_and_stat_of_a_busy_child() {
+    let _sets = alone();
     let Some(mut probes) = load("oncpu", &Config::default(), &["oncpu"]) else {
         return;
     };
@@ -385,16 +417,19 @@ fn oncpu_matches_schedstat_and_stat_of_a_busy_child() {
     wait_sleeping(pid);
     probes.watch_pid(pid, Role::Worker).unwrap();
     let runtime_before = sched_runtime_ns(pid);
+    let switches_before = context_switches(pid);
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(b"go\n").unwrap();
     wait_sleeping(pid);
     let oncpu = probes.oncpu_ns(pid).expect("on-CPU time recorded");
     let runtime = sched_runtime_ns(pid) - runtime_before;
+    let switches = context_switches(pid) - switches_before;
     // SAFETY: sysconf has no preconditions.
     let tick_ns = 1_000_000_000 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
     let stat_ns = stat_fields(pid).1 * tick_ns;
     eprintln!(
-        "oncpu: probe {oncpu} ns, schedstat delta {runtime} ns, stat utime+stime {stat_ns} ns (since exec)"
+        "oncpu: probe {oncpu} ns, schedstat delta {runtime} ns over {switches} switches, \
+         stat utime+stime {stat_ns} ns (since exec)"
     );
     // Same quantity (time between switch-in and switch-out), clocked by
     // ktime in the probe and by the task clock in the scheduler. The task
@@ -423,6 +458,7 @@ fn oncpu_matches_schedstat_and_stat_of_a_busy_child() {
 
 #[test]
 fn uring_counts_every_completion_by_opcode() {
+    let _sets = alongside_others();
     let pid = std::process::id();
     let config = Config {
         proxy_pids: vec![pid],
@@ -614,6 +650,7 @@ fn listen_backlog_matches_ss() {
 
 #[test]
 fn a_refused_probe_leaves_the_others_up() {
+    let _sets = alongside_others();
     // sock_ops pointed at a cgroup that does not exist: tcp_rtt is down, and
     // inet_sock_set_state alone must still see the connection live and closed.
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -665,6 +702,7 @@ fn a_refused_probe_leaves_the_others_up() {
 
 #[test]
 fn ipv6_connections_are_measured_too() {
+    let _sets = alongside_others();
     let Ok(listener) = TcpListener::bind("[::1]:0") else {
         eprintln!("SKIP ipv6: no ::1 here");
         return;
