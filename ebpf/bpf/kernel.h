@@ -8,7 +8,9 @@
  * order and offsets here do not matter. Nested anonymous structs in the
  * kernel (mm_struct, sock_common) are matched by field name.
  *
- * Do not replace this with a generated vmlinux.h (see DESIGN.md).
+ * Do not replace this with a generated vmlinux.h: it is megabytes of one
+ * kernel build's types committed to the tree, and a review cannot see which
+ * fields the programs depend on. This file names every one of them.
  */
 #ifndef RINGWAY_KERNEL_H
 #define RINGWAY_KERNEL_H
