@@ -8,8 +8,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use ringway_tests::paths;
 use ringway_tests::tls::tool;
+use ringway_tests::{Req, Ringway, paths, roundtrip};
 use serde_json::Value;
 
 fn deploy_dir(sub: &str) -> PathBuf {
@@ -251,4 +251,27 @@ fn deployment_matches_ringways_config() {
             app["name"]
         );
     }
+}
+
+/// The ConfigMap's ringway.toml is a config ringway accepts as it is (addresses moved to free
+/// loopback ports by flags, which win over the file), and with the probes off it exports no
+/// probe state for the probes-down alert to fire on.
+#[test]
+fn config_map_is_a_config_ringway_runs() {
+    let all = resources();
+    let config_map = one_of_kind(&all, "ConfigMap");
+    let toml = config_map["data"]["ringway.toml"]
+        .as_str()
+        .expect("ringway.toml in the ConfigMap");
+    let ringway = Ringway::with_config(toml)
+        .arg("--metrics", "127.0.0.1:0")
+        .start();
+    let metrics = ringway.metrics_addr();
+    assert_eq!(roundtrip(metrics, &Req::get("/healthz")).status, 200);
+    // Nothing listens on the pod's uWSGI socket here: not ready, and it says why.
+    let ready = roundtrip(metrics, &Req::get("/readyz"));
+    assert_eq!(ready.status, 503, "{ready:?}");
+    let text = roundtrip(metrics, &Req::get("/metrics")).text();
+    assert!(text.contains("ringway_requests_total"), "{text}");
+    assert!(!text.contains("ringway_ebpf_up"), "{text}");
 }
