@@ -10,10 +10,12 @@ use std::path::PathBuf;
 use anyhow::{Result, bail};
 
 use crate::procs;
+use crate::system_packages::{self, Need};
 use crate::venv;
 use crate::workspace::Workspace;
 
 pub fn bench(ws: &Workspace, bench_args: &[String]) -> Result<u8> {
+    system_packages::ensure(&[Need::Bench])?;
     crate::build_ringway(ws, true)?;
     procs::run_checked(
         ws.cargo()

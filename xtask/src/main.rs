@@ -6,6 +6,8 @@
 //! - `cargo xtask bench` — the side-by-side benchmark against nginx and uWSGI
 //!   (`-- --suite buffering`: ringway vs nginx under slow and hostile clients)
 //! - `cargo xtask fuzz` — every fuzz target for a bounded time (cargo-fuzz, nightly)
+//! - `cargo xtask setup test|bench|image` — the system packages those tasks need
+//!   (`test` and `bench` check them themselves; `.ci/run` calls this first)
 
 mod bench;
 mod demo_cert;
@@ -13,6 +15,7 @@ mod fuzz;
 mod lint;
 mod procs;
 mod run;
+mod system_packages;
 mod test_suite;
 mod venv;
 mod workspace;
@@ -60,6 +63,13 @@ enum Task {
     /// Run every fuzz target of fuzz/ for a bounded time each (cargo-fuzz and the nightly
     /// toolchain must be installed); a crash fails.
     Fuzz(fuzz::FuzzArgs),
+    /// Check the system packages the given tasks need; as root on Debian/Ubuntu install the
+    /// missing ones, otherwise print the command that would.
+    Setup {
+        /// The tasks to prepare for.
+        #[arg(value_enum, required = true)]
+        tasks: Vec<system_packages::Need>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -80,6 +90,7 @@ fn run_task(task: Task) -> Result<u8> {
         Task::Lint => lint::lint(&ws),
         Task::Bench { bench_args } => bench::bench(&ws, &bench_args),
         Task::Fuzz(args) => fuzz::fuzz(&ws, &args),
+        Task::Setup { tasks } => system_packages::ensure(&tasks).map(|()| 0),
     }
 }
 

@@ -6,10 +6,12 @@ use std::path::PathBuf;
 use anyhow::{Result, bail};
 
 use crate::procs;
+use crate::system_packages::{self, Need};
 use crate::venv;
 use crate::workspace::Workspace;
 
 pub fn test(ws: &Workspace, cargo_args: &[String]) -> Result<u8> {
+    system_packages::ensure(&[Need::Test])?;
     let venv = venv::ensure(ws)?;
     let nginx = find_nginx()?;
     eprintln!("nginx: {}", nginx.display());
