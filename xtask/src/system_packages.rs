@@ -41,13 +41,18 @@ const TEST: &[Package] = &[
     pkg(
         "clang-19",
         Some("clang-19"),
-        "builds the eBPF probes (C, CO-RE) of the ringway-ebpf crate",
+        "rebuilds the committed eBPF objects (ebpf/build-objects.sh) after a change under \
+         ebpf/bpf/; a cargo build needs no clang",
     ),
-    pkg("libbpf-dev", None, "the eBPF probes' headers"),
+    pkg(
+        "libbpf-dev",
+        None,
+        "the helper headers ebpf/build-objects.sh compiles the probes with",
+    ),
     pkg(
         "bpftool",
         Some("bpftool"),
-        "generates the eBPF probes' vmlinux.h",
+        "dumps the kernel's BTF, to look up a structure the probes read (ebpf/README.md)",
     ),
     pkg(
         "python3-venv",
