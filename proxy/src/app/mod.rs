@@ -186,7 +186,7 @@ impl App {
         };
         let program = &config.command[0];
         match started.recv() {
-            Ok(Ok(pid)) => tracing::info!(pid, command = %config.command.join(" "), "app started"),
+            Ok(Ok(_)) => {}
             Ok(Err(err)) => bail!("app.command: cannot start {program}: {err}"),
             Err(_) => bail!("app.command: the supervisor thread ended before starting {program}"),
         }

@@ -83,6 +83,7 @@ impl Supervisor {
         if let Ok(child) = &spawned {
             state.pid = Some(child.id() as libc::pid_t);
             self.shared.status.up.store(true, Relaxed);
+            tracing::info!(pid = child.id(), "app started: {}", self.command.join(" "));
         }
         drop(state);
         match self.started.take() {
