@@ -151,6 +151,35 @@ fn metric(ringway: &Ringway, name: &str) -> Option<f64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// Each metric family's type, as the Prometheus client library's own parser reads `text`.
+fn family_types(text: &str) -> serde_json::Value {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let script = "import json, sys\n\
+        from prometheus_client.parser import text_string_to_metric_families\n\
+        print(json.dumps({f.name: f.type for f in text_string_to_metric_families(sys.stdin.read())}))\n";
+    let mut child = Command::new(ringway_tests::paths::venv().join("bin/python"))
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("venv python");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("parser");
+    assert!(
+        out.status.success(),
+        "parser failed: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
 fn get_status(ringway: &Ringway, path: &str) -> u16 {
     roundtrip(ringway.addr(), &Req::get(path)).status
 }
@@ -172,6 +201,9 @@ fn the_first_request_after_start_is_served() {
     assert!(started < listening, "app first, then accept:\n{log}");
     assert_eq!(metric(&ringway, "ringway_app_up"), Some(1.0));
     assert_eq!(metric(&ringway, "ringway_app_restarts_total"), Some(0.0));
+    let types = family_types(&roundtrip(ringway.metrics_addr(), &Req::get("/metrics")).text());
+    assert_eq!(types["ringway_app_up"], "gauge", "{types}");
+    assert_eq!(types["ringway_app_restarts"], "counter", "{types}");
     let pid = app_pid(&ringway).expect("the app's pid");
     assert!(
         master_and_workers(pid),
