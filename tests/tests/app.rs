@@ -18,7 +18,7 @@ const APP_START: Duration = Duration::from_secs(30);
 /// How long the processes of a stopped or orphaned app may take to be gone.
 const GONE_WITHIN: Duration = Duration::from_secs(5);
 /// The line ringway logs each time it starts the app, with its pid.
-const STARTED: &str = "app started: ";
+const STARTED: &str = "app started pid=";
 /// The line ringway logs for each restart.
 const RESTARTING: &str = "starting it again in ";
 
@@ -88,7 +88,11 @@ impl Setup {
 }
 
 fn toml_string(s: &str) -> String {
-    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+    let escaped = s
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n");
+    format!("\"{escaped}\"")
 }
 
 fn sh_quote(s: &str) -> String {
@@ -99,8 +103,8 @@ fn sh_quote(s: &str) -> String {
 fn app_pid(ringway: &Ringway) -> Option<i32> {
     let log = ringway.stderr();
     let line = log.lines().rev().find(|l| l.contains(STARTED))?;
-    let at = line.rfind("pid=")?;
-    let digits: String = line[at + 4..]
+    let at = line.find(STARTED)?;
+    let digits: String = line[at + STARTED.len()..]
         .chars()
         .take_while(char::is_ascii_digit)
         .collect();
@@ -382,5 +386,65 @@ fn sigkill_to_ringway_leaves_no_process_of_the_app() {
     assert!(
         std::os::unix::net::UnixStream::connect(&setup.socket).is_err(),
         "nothing accepts on the app's socket"
+    );
+}
+
+#[test]
+fn a_stop_signal_while_the_app_starts_stops_both_without_waiting_for_ready_timeout() {
+    let setup = Setup::new();
+    // The app never opens its socket, and asks ringway (its parent) to stop.
+    let command = vec![
+        "/bin/sh".to_owned(),
+        "-c".to_owned(),
+        "kill -TERM $PPID; exec sleep 600".to_owned(),
+    ];
+    let mut ringway = setup.ringway(&command, "ready_timeout = \"1h\"").start();
+    let pid = app_pid(&ringway).expect("the app's pid");
+    let status = ringway.wait_exit(Duration::from_secs(20));
+    let log = ringway.stderr();
+    assert!(status.is_some_and(|s| s.success()), "{status:?}\n{log}");
+    assert!(
+        log.contains("a stop signal arrived while waiting for the app"),
+        "{log}"
+    );
+    assert!(
+        poll_until(GONE_WITHIN, || live_in_group(pid).is_empty()),
+        "left of the app: {:?}",
+        live_in_group(pid)
+    );
+}
+
+#[test]
+fn an_app_that_ignores_stop_signal_is_killed_after_stop_timeout() {
+    let setup = Setup::new();
+    // Opens the app's socket, and ignores SIGINT (the default stop_signal).
+    let script = format!(
+        "import signal, socket, time\n\
+         signal.signal(signal.SIGINT, signal.SIG_IGN)\n\
+         s = socket.socket(socket.AF_UNIX)\n\
+         s.bind({path:?})\n\
+         s.listen()\n\
+         time.sleep(600)\n",
+        path = setup.socket.display().to_string()
+    );
+    let python = ringway_tests::paths::venv().join("bin/python");
+    let command = vec![python.display().to_string(), "-c".to_owned(), script];
+    let mut ringway = setup.ringway(&command, "stop_timeout = \"1s\"").start();
+    let pid = next_app_pid(&ringway, None);
+    ringway.sigterm();
+    let status = ringway.wait_exit(Duration::from_secs(20));
+    let log = ringway.stderr();
+    assert!(status.is_some_and(|s| s.success()), "{status:?}\n{log}");
+    assert!(
+        log.contains(
+            "the app did not exit within app.stop_timeout (1s); killing its process group"
+        ),
+        "{log}"
+    );
+    assert!(log.contains("the app exited (killed by SIGKILL)"), "{log}");
+    assert!(
+        poll_until(GONE_WITHIN, || live_in_group(pid).is_empty()),
+        "left of the app: {:?}",
+        live_in_group(pid)
     );
 }

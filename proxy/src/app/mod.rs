@@ -214,6 +214,12 @@ impl App {
             if waiting.is_done() {
                 return Ok(());
             }
+            if stop_requested() {
+                // ringway is to stop before it ever served: the main loop takes the signal
+                // at once and stops the server, then the app, the usual way.
+                tracing::info!("a stop signal arrived while waiting for the app");
+                return Ok(());
+            }
             if let Some(why) = self.shared.state().ended.clone() {
                 bail!("the app ended before accepting connections ({why})");
             }
@@ -277,6 +283,22 @@ impl App {
         // The leader exits at once after a SIGKILL; the supervisor then reaps it and ends.
         let _ = thread.join();
     }
+}
+
+/// Whether SIGTERM, SIGINT or SIGQUIT waits to be taken. They are blocked in every thread
+/// (the main thread takes them with `sigtimedwait` once serving), so one sent while the app
+/// starts stays pending: seen here without taking it, it cuts the wait short.
+fn stop_requested() -> bool {
+    // SAFETY: sigset_t is plain data; sigpending fills it before it is read.
+    let mut pending: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `pending` is a valid sigset_t to write to.
+    if unsafe { libc::sigpending(&mut pending) } != 0 {
+        return false;
+    }
+    [libc::SIGTERM, libc::SIGINT, libc::SIGQUIT]
+        .iter()
+        // SAFETY: `pending` was initialised by sigpending; the signals are valid numbers.
+        .any(|&signal| unsafe { libc::sigismember(&pending, signal) } == 1)
 }
 
 impl Drop for App {

@@ -83,7 +83,8 @@ impl Supervisor {
         if let Ok(child) = &spawned {
             state.pid = Some(child.id() as libc::pid_t);
             self.shared.status.up.store(true, Relaxed);
-            tracing::info!(pid = child.id(), "app started: {}", self.command.join(" "));
+            // The command as a list: one line, however its arguments look.
+            tracing::info!(pid = child.id(), command = ?self.command, "app started");
         }
         drop(state);
         match self.started.take() {
