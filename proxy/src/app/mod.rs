@@ -184,7 +184,7 @@ impl App {
             stop_signal: config.stop_signal,
             stop_timeout: config.stop_timeout,
         };
-        let program = &config.command[0];
+        let program = config.command.first().map_or("", String::as_str);
         match started.recv() {
             Ok(Ok(_)) => {}
             Ok(Err(err)) => bail!("app.command: cannot start {program}: {err}"),
@@ -304,5 +304,43 @@ fn stop_requested() -> bool {
 impl Drop for App {
     fn drop(&mut self) {
         self.stop_now();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stop_signals_by_name() {
+        for name in ["SIGINT", "INT", "sigint", " int "] {
+            assert_eq!(
+                StopSignal::from_name(name).map(|s| s.number),
+                Some(libc::SIGINT),
+                "{name}"
+            );
+        }
+        assert_eq!(
+            StopSignal::from_name("QUIT").map(|s| s.name),
+            Some("SIGQUIT")
+        );
+        // Not ways to stop: SIGSTOP pauses, SIGCHLD is ignored, numbers are not names.
+        for name in ["SIGSTOP", "CHLD", "2", "", "SIG"] {
+            assert!(StopSignal::from_name(name).is_none(), "{name}");
+        }
+    }
+
+    #[test]
+    fn restart_policies() {
+        use std::os::unix::process::ExitStatusExt;
+        let clean = std::process::ExitStatus::from_raw(0);
+        let failed = std::process::ExitStatus::from_raw(1 << 8);
+        let killed = std::process::ExitStatus::from_raw(libc::SIGKILL);
+        assert!(!Restart::OnFailure.wants(clean));
+        assert!(Restart::OnFailure.wants(failed) && Restart::OnFailure.wants(killed));
+        assert!(Restart::Always.wants(clean) && Restart::Always.wants(killed));
+        assert!(!Restart::Never.wants(failed) && !Restart::Never.wants(killed));
+        assert_eq!(Restart::from_name("on-failure"), Some(Restart::OnFailure));
+        assert_eq!(Restart::from_name("On-Failure"), None);
     }
 }

@@ -17,8 +17,8 @@ pub(super) struct Supervisor {
     pub shared: Arc<Shared>,
     pub command: Vec<String>,
     pub restart: Restart,
-    /// Gets the first start's outcome (the pid, or why it failed), once.
-    pub started: Option<mpsc::Sender<io::Result<libc::pid_t>>>,
+    /// Gets the first start's outcome, once.
+    pub started: Option<mpsc::Sender<io::Result<()>>>,
 }
 
 /// How one run of the app ended.
@@ -47,7 +47,10 @@ impl Supervisor {
             }
             let (restart, what) = match &ended {
                 Ended::Exited(status) => (self.restart.wants(*status), process::describe(*status)),
-                Ended::NotStarted(err) => (self.restart != Restart::Never, format!("{err}")),
+                Ended::NotStarted(err) => (
+                    self.restart != Restart::Never,
+                    format!("cannot start: {err}"),
+                ),
             };
             if !restart {
                 let why = format!("{what}; app.restart = {}", self.restart_name());
@@ -87,19 +90,20 @@ impl Supervisor {
             tracing::info!(pid = child.id(), command = ?self.command, "app started");
         }
         drop(state);
-        match self.started.take() {
-            // The first start: its failure is ringway's failure to start, not a restart.
-            Some(first) => {
-                let outcome = spawned.as_ref().map(|c| c.id() as libc::pid_t);
-                let outcome = outcome.map_err(|e| io::Error::new(e.kind(), e.to_string()));
-                let _ = first.send(outcome);
-                match spawned {
-                    Ok(child) => Some(Ok(child)),
-                    Err(_) => None,
+        // The first start's failure is ringway's failure to start, not a cause to restart.
+        if let Some(first) = self.started.take() {
+            return match spawned {
+                Ok(child) => {
+                    let _ = first.send(Ok(()));
+                    Some(Ok(child))
                 }
-            }
-            None => Some(spawned),
+                Err(err) => {
+                    let _ = first.send(Err(err));
+                    None
+                }
+            };
         }
+        Some(spawned)
     }
 
     /// Waits for the app's first process to exit, kills what is left of its group (workers
@@ -120,6 +124,8 @@ impl Supervisor {
                 Ok(status) => return status,
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                 Err(err) => {
+                    // Not expected: the child is ours and not reaped yet. Counted as a
+                    // failed run (exit status 255), so on-failure restarts it.
                     tracing::warn!(error = %err, "reaping the app failed");
                     return std::os::unix::process::ExitStatusExt::from_raw(0xff << 8);
                 }
