@@ -4,7 +4,7 @@
 //! Never left behind, even when ringway is SIGKILLed:
 //! - the app's first process gets `PR_SET_PDEATHSIG` = SIGKILL. The kernel sends it when the
 //!   *thread* that forked dies, so only the supervisor thread forks, and it lives until the
-//!   app is gone. A uWSGI master's workers set the same on themselves, so they follow it.
+//!   app is gone. A uWSGI master's workers die with their master, so they follow it.
 //! - the app is the leader of its own process group: whatever it forks (workers, helpers)
 //!   is in it unless it moves itself out, and stopping or reaping the app ends with a
 //!   SIGKILL to the whole group, so no worker survives its master holding the socket.
