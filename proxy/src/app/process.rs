@@ -68,6 +68,33 @@ pub fn wait_exited(pid: libc::pid_t) -> io::Result<()> {
     }
 }
 
+/// Reaps the processes of the group `pgid` that became ringway's children: when the app's
+/// first process dies before its workers, the kernel hands them to the nearest subreaper or
+/// to pid 1, and in a container pid 1 is often ringway itself. Killed by the group's SIGKILL,
+/// they would stay zombies for ever. Waits 1 s at most (a process in uninterruptible sleep
+/// may take its time to die); none left, or none of them ringway's, returns at once.
+pub fn reap_orphans(pgid: libc::pid_t) {
+    const PATIENCE: std::time::Duration = std::time::Duration::from_secs(1);
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid writes the status into a valid int. The leader is reaped already;
+        // the group's id stays taken while any member lives, so -pgid names only the app's.
+        let reaped = unsafe { libc::waitpid(-pgid, &mut status, libc::WNOHANG) };
+        match reaped {
+            pid if pid > 0 => {}
+            // Some still live: they were SIGKILLed, so not for long.
+            0 if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            0 => return,
+            // ECHILD: none (left) of ours.
+            _ if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
+            _ => return,
+        }
+    }
+}
+
 /// Sends `signal` to every process of the group `pgid`; a group already gone is no error.
 pub fn signal_group(pgid: libc::pid_t, signal: libc::c_int) {
     // SAFETY: killpg takes plain integers. Callers pass the group of a child that has not
@@ -114,4 +141,52 @@ fn signal_name(signal: libc::c_int) -> String {
             || format!("signal {signal}"),
             |(_, name)| (*name).to_owned(),
         )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The processes of group `pgid`, zombies included.
+    fn in_group(pgid: libc::pid_t) -> usize {
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return 0;
+        };
+        entries
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                    stat.rsplit_once(')')
+                        .and_then(|(_, rest)| rest.split_whitespace().nth(2).map(str::to_owned))
+                        == Some(pgid.to_string())
+                })
+            })
+            .count()
+    }
+
+    #[test]
+    fn orphans_handed_to_ringway_are_reaped() {
+        // As pid 1 in a container would be: this test process gets the group's orphans.
+        // SAFETY: prctl with PR_SET_CHILD_SUBREAPER only changes this process's attribute.
+        let subreaper = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+        assert_eq!(subreaper, 0);
+        // The leader starts a worker and dies first, as a killed uWSGI master does.
+        let mut leader = Command::new("/bin/sh")
+            .args(["-c", "sleep 30 & echo started"])
+            .stdout(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pgid = leader.id() as libc::pid_t;
+        let mut line = String::new();
+        io::BufRead::read_line(
+            &mut io::BufReader::new(leader.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        assert!(leader.wait().unwrap().success());
+        signal_group(pgid, libc::SIGKILL);
+        reap_orphans(pgid);
+        assert_eq!(in_group(pgid), 0, "no process of the group, zombie or not");
+    }
 }

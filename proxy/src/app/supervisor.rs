@@ -107,7 +107,8 @@ impl Supervisor {
     }
 
     /// Waits for the app's first process to exit, kills what is left of its group (workers
-    /// that outlived their master would hold the socket), then reaps it.
+    /// that outlived their master would hold the socket), then reaps it, and the group's
+    /// orphans if they were handed to ringway.
     fn wait(&self, mut child: Child) -> ExitStatus {
         let pid = child.id() as libc::pid_t;
         if let Err(err) = process::wait_exited(pid) {
@@ -119,18 +120,20 @@ impl Supervisor {
             state.pid = None;
             self.shared.status.up.store(false, Relaxed);
         }
-        loop {
+        let status = loop {
             match child.wait() {
-                Ok(status) => return status,
+                Ok(status) => break status,
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                 Err(err) => {
                     // Not expected: the child is ours and not reaped yet. Counted as a
                     // failed run (exit status 255), so on-failure restarts it.
                     tracing::warn!(error = %err, "reaping the app failed");
-                    return std::os::unix::process::ExitStatusExt::from_raw(0xff << 8);
+                    break std::os::unix::process::ExitStatusExt::from_raw(0xff << 8);
                 }
             }
-        }
+        };
+        process::reap_orphans(pid);
+        status
     }
 
     fn stopping(&self) -> bool {
