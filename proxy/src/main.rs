@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use ringway::app::App;
 use ringway::config::{Config, MetricsListen, Settings};
 use ringway::error_pages::ErrorPages;
 use ringway::metrics;
@@ -32,6 +33,13 @@ fn run() -> anyhow::Result<()> {
     let metrics_listen = config.metrics;
     let ebpf = config.ebpf;
     let error_pages = std::sync::Arc::clone(&config.error_pages);
+    // Started, and its sockets accepting, before ringway accepts; stopped after the drain
+    // (or when `run` returns early, by its drop).
+    let app = config
+        .app
+        .as_ref()
+        .map(|app| App::start(app, &upstream_addrs))
+        .transpose()?;
     let server = Server::start(config)?;
     if let Some(tls) = server.tls_addr() {
         tracing::info!("listening on https://{tls}");
@@ -70,7 +78,8 @@ fn run() -> anyhow::Result<()> {
     )
     .with_limits(server.limit_figures())
     .with_readiness(server.readiness())
-    .with_access_log_dropped(server.access_log_dropped());
+    .with_access_log_dropped(server.access_log_dropped())
+    .with_app(app.as_ref().map(App::status));
     match metrics_listen {
         MetricsListen::Off => {}
         MetricsListen::Default(addr) | MetricsListen::At(addr) => {
@@ -139,6 +148,9 @@ fn run() -> anyhow::Result<()> {
             None
         }
     })?;
+    if let Some(app) = app {
+        app.stop();
+    }
     tracing::info!(signal = stopped_by, "stopped");
     Ok(())
 }

@@ -253,48 +253,97 @@ fn spawn(opts: &UwsgiOptions, socket: &Path, tcp: Option<SocketAddr>, log: &Path
         .append(true)
         .open(log)
         .expect("uwsgi log file");
-    let venv = paths::venv();
-    let mut cmd = Command::new(paths::uwsgi_bin());
-    match tcp {
-        Some(addr) => cmd.arg("--socket").arg(addr.to_string()),
-        None => cmd.arg("--socket").arg(socket),
-    };
-    cmd.args(["--master", "--die-on-term", "--need-app", "--strict"])
-        .args(["--workers", &opts.workers.to_string()])
-        .arg("--virtualenv")
-        .arg(&venv)
-        .arg("--wsgi-file")
-        .arg(opts.app.file())
-        .arg("--chdir")
-        .arg(paths::apps_dir());
-    if let Some(backlog) = opts.listen {
-        cmd.args(["--listen", &backlog.to_string()]);
-    }
-    if let Some(size) = opts.buffer_size {
-        cmd.args(["--buffer-size", &size.to_string()]);
-    }
-    if let Some(seconds) = opts.socket_timeout {
-        cmd.args(["--socket-timeout", &seconds.to_string()]);
-    }
-    if !opts.mounts.is_empty() {
-        cmd.arg("--manage-script-name");
-    }
-    for mount in &opts.mounts {
-        let mut spec = std::ffi::OsString::from(format!("{mount}="));
-        spec.push(opts.app.file());
-        cmd.arg("--mount").arg(spec);
-    }
-    if let Some(name) = &opts.instance {
-        cmd.env("RINGWAY_INSTANCE", name);
-    }
-    cmd.env("RINGWAY_VALIDATE", if opts.validate { "1" } else { "0" })
-        .env("PYTHONDONTWRITEBYTECODE", "1")
+    let command = command_line(opts, socket, tcp);
+    let mut cmd = Command::new(&command.program);
+    cmd.args(&command.args)
+        .envs(command.env)
         .stdin(Stdio::null())
         .stdout(log_file.try_clone().expect("dup log"))
         .stderr(log_file)
         .process_group(0);
     cmd.spawn()
-        .unwrap_or_else(|e| panic!("spawning {}: {e}", paths::uwsgi_bin().display()))
+        .unwrap_or_else(|e| panic!("spawning {}: {e}", command.program.display()))
+}
+
+/// How the suite runs uWSGI: the program, its arguments and the environment it needs.
+#[derive(Debug, Clone)]
+pub struct UwsgiCommand {
+    /// The uWSGI binary of the test venv.
+    pub program: PathBuf,
+    /// Its arguments.
+    pub args: Vec<std::ffi::OsString>,
+    /// Variables the apps read.
+    pub env: Vec<(String, String)>,
+}
+
+impl UwsgiCommand {
+    /// The program and its arguments as text, e.g. for ringway's `[app] command`.
+    pub fn argv(&self) -> Vec<String> {
+        std::iter::once(self.program.as_os_str())
+            .chain(self.args.iter().map(|a| a.as_os_str()))
+            .map(|a| a.to_str().expect("a UTF-8 path").to_owned())
+            .collect()
+    }
+}
+
+/// The command line of a uWSGI master serving `opts` on `socket` (or `tcp`): what the
+/// suite's [`Uwsgi`] runs, and what a test hands ringway's `[app]` to run.
+pub fn command_line(opts: &UwsgiOptions, socket: &Path, tcp: Option<SocketAddr>) -> UwsgiCommand {
+    let venv = paths::venv();
+    let mut args: Vec<std::ffi::OsString> = Vec::new();
+    let mut arg = |a: &dyn AsRef<std::ffi::OsStr>| args.push(a.as_ref().to_owned());
+    arg(&"--socket");
+    match tcp {
+        Some(addr) => arg(&addr.to_string()),
+        None => arg(&socket),
+    }
+    for a in ["--master", "--die-on-term", "--need-app", "--strict"] {
+        arg(&a);
+    }
+    arg(&"--workers");
+    arg(&opts.workers.to_string());
+    arg(&"--virtualenv");
+    arg(&venv);
+    arg(&"--wsgi-file");
+    arg(&opts.app.file());
+    arg(&"--chdir");
+    arg(&paths::apps_dir());
+    if let Some(backlog) = opts.listen {
+        arg(&"--listen");
+        arg(&backlog.to_string());
+    }
+    if let Some(size) = opts.buffer_size {
+        arg(&"--buffer-size");
+        arg(&size.to_string());
+    }
+    if let Some(seconds) = opts.socket_timeout {
+        arg(&"--socket-timeout");
+        arg(&seconds.to_string());
+    }
+    if !opts.mounts.is_empty() {
+        arg(&"--manage-script-name");
+    }
+    for mount in &opts.mounts {
+        let mut spec = std::ffi::OsString::from(format!("{mount}="));
+        spec.push(opts.app.file());
+        arg(&"--mount");
+        arg(&spec);
+    }
+    let mut env = vec![
+        (
+            "RINGWAY_VALIDATE".to_owned(),
+            if opts.validate { "1" } else { "0" }.to_owned(),
+        ),
+        ("PYTHONDONTWRITEBYTECODE".to_owned(), "1".to_owned()),
+    ];
+    if let Some(name) = &opts.instance {
+        env.push(("RINGWAY_INSTANCE".to_owned(), name.clone()));
+    }
+    UwsgiCommand {
+        program: paths::uwsgi_bin(),
+        args,
+        env,
+    }
 }
 
 /// A uwsgi request packet: `modifier1 0 | u16 LE vars size | modifier2 0`, then each var as

@@ -1,4 +1,6 @@
 //! `cargo xtask run`: the whole stack on this machine, ringway → uWSGI → the demo Flask app.
+//! ringway starts uWSGI itself (`[app]` in the config written here), as it would in
+//! production: xtask watches ringway only.
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read};
@@ -15,11 +17,12 @@ use crate::procs::{self, Interrupt, POLL, Service};
 use crate::venv::{self, Venv};
 use crate::workspace::Workspace;
 
-/// How long uWSGI may take to open its socket, and ringway to say it listens.
-const STARTUP: Duration = Duration::from_secs(60);
-/// Time between SIGTERM and SIGKILL: ringway's own --shutdown-timeout is 10s by default.
-const RINGWAY_GRACE: Duration = Duration::from_secs(15);
-const UWSGI_GRACE: Duration = Duration::from_secs(10);
+/// How long ringway may take to say it listens: it starts uWSGI first and waits for its
+/// socket (its own `app.ready_timeout` is 60s by default).
+const STARTUP: Duration = Duration::from_secs(75);
+/// Time between SIGTERM and SIGKILL: ringway drains (--shutdown-timeout, 10s by default),
+/// then gives uWSGI up to `app.stop_timeout` (10s by default) to exit.
+const RINGWAY_GRACE: Duration = Duration::from_secs(25);
 /// sockaddr_un.sun_path holds 108 bytes with the terminating NUL.
 const MAX_SOCKET_PATH: usize = 107;
 
@@ -72,12 +75,6 @@ pub fn run(ws: &Workspace, args: &RunArgs) -> Result<u8> {
     // From here on Ctrl-C (and SIGTERM) only set a flag: the stack is stopped in order.
     let interrupt = Interrupt::install()?;
 
-    let mut uwsgi = Service::spawn("uWSGI", &mut uwsgi_command(ws, &venv, &socket), UWSGI_GRACE)?;
-    if let Some(event) = wait_for_socket(&socket, &mut uwsgi, &interrupt)? {
-        return finish(event, &mut [&mut uwsgi]);
-    }
-    eprintln!("xtask: uWSGI is up on {}", socket.display());
-
     let tls = if args.tls {
         let cert = crate::demo_cert::ensure(&run_dir.join("tls"))?;
         Some(DemoTls {
@@ -88,7 +85,8 @@ pub fn run(ws: &Workspace, args: &RunArgs) -> Result<u8> {
         None
     };
     let config = run_dir.join("ringway.toml");
-    fs::write(&config, demo_config(ws, &socket, tls.as_ref()))
+    let app = uwsgi_argv(ws, &venv, &socket);
+    fs::write(&config, demo_config(ws, &socket, &app, tls.as_ref()))
         .with_context(|| format!("cannot write {}", config.display()))?;
     let mut cmd = Command::new(&ringway_bin);
     cmd.arg("--config")
@@ -109,9 +107,9 @@ pub fn run(ws: &Workspace, args: &RunArgs) -> Result<u8> {
         .context("ringway's stderr was not piped")?;
     let listening = forward_stderr(stderr);
 
-    let url = match wait_for_listening(&listening, &mut [&mut ringway, &mut uwsgi], &interrupt)? {
+    let url = match wait_for_listening(&listening, &mut [&mut ringway], &interrupt)? {
         Ok(url) => url,
-        Err(event) => return finish(event, &mut [&mut ringway, &mut uwsgi]),
+        Err(event) => return finish(event, &mut [&mut ringway]),
     };
 
     eprintln!();
@@ -127,11 +125,11 @@ pub fn run(ws: &Workspace, args: &RunArgs) -> Result<u8> {
     }
     eprintln!("  config: {}", config.display());
     announce_metrics(&metrics);
-    eprintln!("  Ctrl-C stops ringway, then uWSGI");
+    eprintln!("  Ctrl-C stops ringway, which stops uWSGI after its drain");
     eprintln!();
 
-    let event = watch(&mut [&mut ringway, &mut uwsgi], &interrupt)?;
-    finish(event, &mut [&mut ringway, &mut uwsgi])
+    let event = watch(&mut [&mut ringway], &interrupt)?;
+    finish(event, &mut [&mut ringway])
 }
 
 /// Where to look at the figures.
@@ -147,10 +145,11 @@ struct DemoTls {
     cert: crate::demo_cert::DemoCert,
 }
 
-/// The demo's ringway config: the app on `/`, its static folder served from disk (as nginx
-/// users do with `location /static/`), an internal folder the app's /report route hands
-/// out through X-Accel-Redirect, and with `--tls` HTTPS with plain HTTP redirected to it.
-fn demo_config(ws: &Workspace, socket: &Path, tls: Option<&DemoTls>) -> String {
+/// The demo's ringway config: uWSGI started and watched by ringway (`[app]`), the app on
+/// `/`, its static folder served from disk (as nginx users do with `location /static/`), an
+/// internal folder the app's /report route hands out through X-Accel-Redirect, and with
+/// `--tls` HTTPS with plain HTTP redirected to it.
+fn demo_config(ws: &Workspace, socket: &Path, app: &[String], tls: Option<&DemoTls>) -> String {
     let apps = ws.apps_dir();
     let mut config = format!(
         r#"# Written by `cargo xtask run`: the demo stack's routes.
@@ -171,7 +170,16 @@ internal = true
 [[routes]]
 path = "/"
 upstream = "app"
+
+[app]
+command = [{command}]
+stop_signal = "SIGINT"
 "#,
+        command = app
+            .iter()
+            .map(|a| toml_string(a))
+            .collect::<Vec<_>>()
+            .join(", "),
         socket = socket.display(),
         static_dir = apps.join("static").display(),
         private_dir = apps.join("private").display(),
@@ -192,24 +200,33 @@ redirect_http = true
     config
 }
 
-fn uwsgi_command(ws: &Workspace, venv: &Venv, socket: &Path) -> Command {
+/// uWSGI's command line, for `[app]`.
+fn uwsgi_argv(ws: &Workspace, venv: &Venv, socket: &Path) -> Vec<String> {
     let apps = ws.apps_dir();
-    let mut cmd = Command::new(venv.uwsgi());
-    cmd.arg("--master")
-        .args(["--workers", "2"])
-        .arg("--die-on-term")
-        .arg("--need-app")
-        .arg("--vacuum")
-        .arg("--socket")
-        .arg(socket)
-        .arg("--wsgi-file")
-        .arg(apps.join("demo_flask.py"))
-        .args(["--callable", "app"])
-        .arg("--chdir")
-        .arg(&apps)
-        .arg("--home")
-        .arg(&venv.dir);
-    cmd
+    let path = |p: &Path| p.display().to_string();
+    let mut argv = vec![path(&venv.uwsgi())];
+    argv.extend(
+        [
+            "--master",
+            "--workers",
+            "2",
+            "--die-on-term",
+            "--need-app",
+            "--vacuum",
+        ]
+        .map(String::from),
+    );
+    argv.extend(["--socket".into(), path(socket)]);
+    argv.extend(["--wsgi-file".into(), path(&apps.join("demo_flask.py"))]);
+    argv.extend(["--callable".into(), "app".into()]);
+    argv.extend(["--chdir".into(), path(&apps)]);
+    argv.extend(["--home".into(), path(&venv.dir)]);
+    argv
+}
+
+/// A TOML basic string holding `s`.
+fn toml_string(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
 fn remove_stale(socket: &Path) -> Result<()> {
@@ -223,27 +240,6 @@ fn remove_stale(socket: &Path) -> Result<()> {
         fs::remove_file(socket).with_context(|| format!("cannot remove {}", socket.display()))?;
     }
     Ok(())
-}
-
-/// Waits until uWSGI accepts connections on its socket. `Some(event)` when it will not.
-fn wait_for_socket(
-    socket: &Path,
-    uwsgi: &mut Service,
-    interrupt: &Interrupt,
-) -> Result<Option<Event>> {
-    let deadline = Instant::now() + STARTUP;
-    loop {
-        if let Some(event) = poll(&mut [&mut *uwsgi], interrupt)? {
-            return Ok(Some(event));
-        }
-        if UnixStream::connect(socket).is_ok() {
-            return Ok(None);
-        }
-        if Instant::now() > deadline {
-            bail!("uWSGI did not open {} within {STARTUP:?}", socket.display());
-        }
-        thread::sleep(POLL);
-    }
 }
 
 /// Copies ringway's stderr to ours, line by line, and reports the URL of the first

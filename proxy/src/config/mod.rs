@@ -18,8 +18,8 @@ use anyhow::anyhow;
 use clap::Parser;
 
 pub use settings::{
-    GroupSettings, LimitReqSettings, LimitSettings, RedirectSettings, Resolved, RouteSettings,
-    Settings,
+    AppSettings, GroupSettings, LimitReqSettings, LimitSettings, RedirectSettings, Resolved,
+    RouteSettings, Settings,
 };
 pub(crate) use validate::is_normal_path;
 pub use values::{
@@ -27,6 +27,7 @@ pub use values::{
     UpstreamAddr,
 };
 
+use crate::app::AppConfig;
 use crate::error_pages::ErrorPages;
 use crate::routes::RouteTable;
 use crate::tls::TlsConfig;
@@ -77,6 +78,8 @@ pub struct Config {
     pub error_pages: Arc<ErrorPages>,
     /// The access log, when on.
     pub access_log: Option<AccessLogConfig>,
+    /// The app server ringway starts and watches (`[app]`), when configured.
+    pub app: Option<AppConfig>,
 }
 
 /// The access log: its format and where it goes.

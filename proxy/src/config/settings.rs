@@ -170,6 +170,12 @@ pub struct Settings {
     #[serde(default)]
     pub routes: Vec<RouteSettings>,
 
+    /// The app server ringway starts before it accepts, restarts when it dies and stops
+    /// after its own drain (file only: `[app]`; supervisord's job).
+    #[arg(skip)]
+    #[serde(default)]
+    pub app: Option<AppSettings>,
+
     /// TOML file with the same settings (snake_case keys); flags win over it.
     #[arg(long, value_name = "FILE")]
     #[serde(skip)]
@@ -281,6 +287,27 @@ pub struct GroupSettings {
     pub queue: Option<usize>,
     /// Longest wait in the queue; then 503 [default: 60s, as nginx Plus].
     pub queue_timeout: Option<Dur>,
+}
+
+/// The app server under ringway's watch: `[app]`.
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
+pub struct AppSettings {
+    /// The program and its arguments, run without a shell, e.g. `["uwsgi", "--ini",
+    /// "/srv/app/uwsgi.ini"]`.
+    #[serde(default)]
+    pub command: Vec<String>,
+    /// The signal that tells the app to shut down [default: SIGINT, uWSGI's; its SIGTERM
+    /// means reload].
+    pub stop_signal: Option<String>,
+    /// When to start it again after it exits: `on-failure` (a non-zero exit or a signal),
+    /// `always`, or `never` [default: on-failure].
+    pub restart: Option<String>,
+    /// How long the app may take until every upstream accepts connections; then ringway
+    /// stops it and exits [default: 60s].
+    pub ready_timeout: Option<Dur>,
+    /// How long the app may take to exit after `stop_signal` before its whole process group
+    /// is killed [default: 10s].
+    pub stop_timeout: Option<Dur>,
 }
 
 /// A route: `[[routes]]`.

@@ -783,3 +783,98 @@ fn a_fifo_nobody_reads_is_refused_not_waited_on() {
         "{err}"
     );
 }
+
+/// A config with an `[app]` section holding `keys`.
+fn with_app(keys: &str) -> Result<Config, String> {
+    load(
+        &format!("upstream = [\"unix:/tmp/app.sock\"]\n[app]\n{keys}\n"),
+        &[],
+    )
+}
+
+#[test]
+fn app_defaults() {
+    assert!(
+        load("upstream = [\"unix:/a\"]\n", &[])
+            .unwrap()
+            .app
+            .is_none()
+    );
+    let app = with_app("command = [\"uwsgi\", \"--ini\", \"app.ini\"]")
+        .unwrap()
+        .app
+        .unwrap();
+    assert_eq!(app.command, ["uwsgi", "--ini", "app.ini"]);
+    assert_eq!(app.stop_signal.number, libc::SIGINT);
+    assert_eq!(app.restart, crate::app::Restart::OnFailure);
+    assert_eq!(app.ready_timeout, Duration::from_secs(60));
+    assert_eq!(app.stop_timeout, Duration::from_secs(10));
+}
+
+#[test]
+fn app_keys_are_read() {
+    let app = with_app(
+        "command = [\"uwsgi\"]\nstop_signal = \"QUIT\"\nrestart = \"never\"\n\
+         ready_timeout = \"5s\"\nstop_timeout = \"250ms\"",
+    )
+    .unwrap()
+    .app
+    .unwrap();
+    assert_eq!(app.stop_signal.name, "SIGQUIT");
+    assert_eq!(app.restart, crate::app::Restart::Never);
+    assert_eq!(app.ready_timeout, Duration::from_secs(5));
+    assert_eq!(app.stop_timeout, Duration::from_millis(250));
+    let always = with_app("command = [\"uwsgi\"]\nrestart = \"always\"").unwrap();
+    assert_eq!(always.app.unwrap().restart, crate::app::Restart::Always);
+}
+
+#[test]
+fn app_refusals_name_the_key() {
+    for (keys, key, says) in [
+        (
+            "stop_signal = \"SIGINT\"",
+            "app.command",
+            "must name the program",
+        ),
+        ("command = []", "app.command", "must name the program"),
+        ("command = [\"\"]", "app.command", "empty"),
+        ("command = [\"a\", \"b\\u0000\"]", "app.command", "NUL"),
+        (
+            "command = [\"uwsgi\"]\nstop_signal = \"SIGSTOP\"",
+            "app.stop_signal",
+            "SIGINT, SIGTERM",
+        ),
+        (
+            "command = [\"uwsgi\"]\nrestart = \"sometimes\"",
+            "app.restart",
+            "on-failure, always or never",
+        ),
+        (
+            "command = [\"uwsgi\"]\nready_timeout = \"0s\"",
+            "app.ready_timeout",
+            "longer than 0",
+        ),
+        (
+            "command = [\"uwsgi\"]\nready_timeout = \"2h\"",
+            "app.ready_timeout",
+            "at most 1h",
+        ),
+        (
+            "command = [\"uwsgi\"]\nstop_timeout = \"2h\"",
+            "app.stop_timeout",
+            "at most 1h",
+        ),
+    ] {
+        let err = with_app(keys).unwrap_err();
+        assert!(
+            err.starts_with(&format!("{key} in ")) && err.contains(says),
+            "{keys}: {err}"
+        );
+        assert!(err.contains("ringway.toml"), "names the file: {err}");
+    }
+    let err = with_app("command = [\"uwsgi\"]\nrestarts = \"never\"").unwrap_err();
+    assert!(
+        err.starts_with("app.restarts in ") && err.ends_with("unknown key"),
+        "{err}"
+    );
+}

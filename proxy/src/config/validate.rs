@@ -10,17 +10,23 @@ use std::sync::Arc;
 
 use anyhow::anyhow;
 
-use super::settings::{GroupSettings, LimitReqSettings, LimitSettings, Resolved, RouteSettings};
+use super::settings::{
+    AppSettings, GroupSettings, LimitReqSettings, LimitSettings, Resolved, RouteSettings,
+};
 use super::values::{Dur, LogFormat, LogTarget, MetricsListen, Size};
 use super::{
     AccessLogConfig, Buffering, Config, ConnLimits, DEFAULT_METRICS, Group, Limits, LogSink,
     OpenedFile, SlotLimits,
 };
+use crate::app::{AppConfig, Restart, StopSignal};
 use crate::error_pages::{ErrorPages, STATUSES};
 use crate::limits::RateLimit;
 use crate::routes::{Action, Route, RouteTable};
 use crate::static_files::{Encoding, Root, StaticRoute};
 use crate::tls::{CertFiles, TlsConfig};
+
+/// The longest `app.ready_timeout` and `app.stop_timeout`: beyond, a typo (`60m` for `60s`).
+const APP_TIMEOUT_MAX: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// The group the `upstream` key (and `--upstream` flags) make.
 const DEFAULT_GROUP: &str = "default";
@@ -105,6 +111,7 @@ impl Resolved {
             tls: self.tls()?,
             access_log: self.access_log()?,
             error_pages: Arc::new(error_pages),
+            app: self.app()?,
         })
     }
 
@@ -128,6 +135,16 @@ impl Resolved {
         ErrorPages::load(files).map_err(|err| {
             self.invalid_in_file(&format!("error_pages.{}", err.status), &err.to_string())
         })
+    }
+
+    /// The app server, when `[app]` is given.
+    fn app(&self) -> anyhow::Result<Option<AppConfig>> {
+        let Some(app) = &self.settings.app else {
+            return Ok(None);
+        };
+        let invalid =
+            |key: &str, message: &str| self.invalid_in_file(&format!("app.{key}"), message);
+        app_config(app, invalid).map(Some)
     }
 
     /// The access log, unless off; its file is opened now, so that a path ringway cannot
@@ -758,4 +775,64 @@ fn default_temp_dir() -> PathBuf {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let uid = unsafe { libc::geteuid() };
     PathBuf::from(format!("/var/tmp/ringway-{uid}"))
+}
+
+/// `[app]`, checked; `invalid` names the key in the refusal.
+fn app_config(
+    app: &AppSettings,
+    invalid: impl Fn(&str, &str) -> anyhow::Error,
+) -> anyhow::Result<AppConfig> {
+    match app.command.first() {
+        None => {
+            return Err(invalid(
+                "command",
+                "must name the program to run, e.g. [\"uwsgi\", \"--ini\", \"uwsgi.ini\"]",
+            ));
+        }
+        Some(program) if program.is_empty() => {
+            return Err(invalid("command", "the program's name is empty"));
+        }
+        Some(_) => {}
+    }
+    if app.command.iter().any(|arg| arg.contains('\0')) {
+        return Err(invalid("command", "an argument holds a NUL byte"));
+    }
+    let stop_signal = match &app.stop_signal {
+        None => StopSignal::from_name("SIGINT"),
+        Some(name) => StopSignal::from_name(name),
+    }
+    .ok_or_else(|| {
+        invalid(
+            "stop_signal",
+            &format!("expected one of {}", StopSignal::names()),
+        )
+    })?;
+    let restart = match &app.restart {
+        None => Some(Restart::OnFailure),
+        Some(name) => Restart::from_name(name),
+    }
+    .ok_or_else(|| invalid("restart", "expected on-failure, always or never"))?;
+    let ready_timeout = app.ready_timeout.unwrap_or(Dur::secs(60)).0;
+    if ready_timeout.is_zero() {
+        return Err(invalid(
+            "ready_timeout",
+            "must be longer than 0: the app needs a moment to open its socket",
+        ));
+    }
+    let stop_timeout = app.stop_timeout.unwrap_or(Dur::secs(10)).0;
+    for (key, value) in [
+        ("ready_timeout", ready_timeout),
+        ("stop_timeout", stop_timeout),
+    ] {
+        if value > APP_TIMEOUT_MAX {
+            return Err(invalid(key, "must be at most 1h"));
+        }
+    }
+    Ok(AppConfig {
+        command: app.command.clone(),
+        stop_signal,
+        restart,
+        ready_timeout,
+        stop_timeout,
+    })
 }

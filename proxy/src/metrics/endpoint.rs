@@ -15,8 +15,9 @@ use super::ebpf::{self, ProbeHandle};
 use super::procs::{self, ProcessFigures};
 use super::prom::{self, Exposition};
 use super::ready::Readiness;
-use super::snapshot::{LimitFigures, Snapshot};
+use super::snapshot::{AppFigures, LimitFigures, Snapshot};
 use super::stats::WorkerStats;
+use crate::app::AppStatus;
 use crate::config::UpstreamAddr;
 use crate::http::{self, Limits, Method, Status};
 use crate::tls::Acceptor;
@@ -52,6 +53,8 @@ pub struct Sources {
     pub readiness: Option<Readiness>,
     /// Access log lines dropped, if the access log is on.
     pub access_log_dropped: Option<Arc<AtomicU64>>,
+    /// The supervised app server, when `[app]` is on.
+    pub app: Option<Arc<AppStatus>>,
     uwsgi_pids: Vec<u32>,
     scanned: Option<Instant>,
 }
@@ -76,6 +79,7 @@ impl Sources {
             limits: None,
             readiness: None,
             access_log_dropped: None,
+            app: None,
             uwsgi_pids: Vec::new(),
             scanned: None,
         }
@@ -96,6 +100,12 @@ impl Sources {
     /// Adds the access log's count of dropped lines.
     pub fn with_access_log_dropped(mut self, dropped: Option<Arc<AtomicU64>>) -> Self {
         self.access_log_dropped = dropped;
+        self
+    }
+
+    /// Adds the supervised app server's state (`App::status`), when `[app]` is on.
+    pub fn with_app(mut self, app: Option<Arc<AppStatus>>) -> Self {
+        self.app = app;
         self
     }
 
@@ -133,6 +143,10 @@ impl Sources {
                 .collect();
         }
         snap.limits = self.limits.as_ref().map(|figures| figures());
+        snap.app = self.app.as_ref().map(|app| AppFigures {
+            up: app.is_up(),
+            restarts: app.restarts(),
+        });
         if let Some(dropped) = &self.access_log_dropped {
             snap.access_log_dropped = dropped.load(Relaxed);
         }

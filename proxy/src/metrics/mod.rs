@@ -20,6 +20,7 @@ pub use endpoint::{LimitSource, Sources, spawn};
 pub use histogram::HistogramSnapshot;
 pub(crate) use histogram::{Histogram, LATENCY_BOUNDS};
 pub use ready::Readiness;
+pub(crate) use ready::connect as connect_upstream;
 pub use snapshot::{GroupLimitFigures, LimitFigures, RouteLimitFigures};
 pub(crate) use stats::{ProxyRejection, UpstreamError};
 pub use stats::{TlsOutcome, WorkerStats};

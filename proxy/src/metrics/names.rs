@@ -58,5 +58,7 @@ names! {
     UPSTREAM_QUEUE_WAIT = "ringway_upstream_queue_wait_seconds", "Time the requests that queued for an upstream slot waited, until they got one or queue_timeout, by group.";
     PROXY_REJECTED = "ringway_proxy_protocol_rejected_total", "Connections closed before their first request for want of a valid PROXY protocol header (proxy_protocol), by reason (invalid, timeout).";
     ACCESS_LOG_DROPPED = "ringway_access_log_dropped_total", "Access log lines dropped: the writer was behind (a slow or stuck file) or a write failed (a full disk).";
+    APP_UP = "ringway_app_up", "1 while the app server ringway supervises ([app]) is running, 0 while it is down (between a death and its restart, or for good).";
+    APP_RESTARTS = "ringway_app_restarts_total", "Times ringway started the app server ([app]) again after it exited.";
     CLOSED_DROPPED = "ringway_ebpf_closed_records_dropped_total", "Closed-connection records the probes dropped because the ring buffer was full.";
 }

@@ -6,7 +6,7 @@ use std::fmt::Write;
 use super::ebpf::EbpfFigures;
 use super::histogram::HistogramSnapshot;
 use super::names::{self, Name};
-use super::snapshot::{LimitFigures, Snapshot};
+use super::snapshot::{AppFigures, LimitFigures, Snapshot};
 
 /// Accumulates one exposition.
 #[derive(Default)]
@@ -190,6 +190,9 @@ pub fn render(snap: &Snapshot, out: &mut Exposition) {
         &[],
         snap.access_log_dropped as f64,
     );
+    if let Some(app) = &snap.app {
+        render_app(app, out);
+    }
     out.family(&names::RECEIVED_BYTES, Counter);
     out.sample(&names::RECEIVED_BYTES, &[], snap.received_bytes as f64);
     out.family(&names::SENT_BYTES, Counter);
@@ -354,6 +357,15 @@ fn render_oncpu(snap: &Snapshot, out: &mut Exposition) {
     }
 }
 
+/// The supervised app server's series (only with `[app]`, so that an alert on
+/// `ringway_app_up == 0` never fires for a ringway without one).
+fn render_app(app: &AppFigures, out: &mut Exposition) {
+    out.family(&names::APP_UP, Kind::Gauge);
+    out.sample(&names::APP_UP, &[], if app.up { 1.0 } else { 0.0 });
+    out.family(&names::APP_RESTARTS, Kind::Counter);
+    out.sample(&names::APP_RESTARTS, &[], app.restarts as f64);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -426,6 +438,29 @@ mod tests {
         assert_eq!(
             text.lines().filter(|l| !l.starts_with('#')).count(),
             2,
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn app_series() {
+        let mut e = Exposition::default();
+        render_app(
+            &AppFigures {
+                up: true,
+                restarts: 3,
+            },
+            &mut e,
+        );
+        let text = e.finish();
+        assert!(
+            text.contains("# TYPE ringway_app_up gauge\nringway_app_up 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "# TYPE ringway_app_restarts_total counter\nringway_app_restarts_total 3\n"
+            ),
             "{text}"
         );
     }

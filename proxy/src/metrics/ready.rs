@@ -86,7 +86,9 @@ fn probe(server: &ServerHealth) -> io::Result<()> {
     }
 }
 
-fn connect(addr: &UpstreamAddr) -> io::Result<()> {
+/// Connects to `addr` once and closes: does anything accept there? A full backlog counts
+/// as accepting. Also used to wait for the app at start (`app/ready.rs`).
+pub(crate) fn connect(addr: &UpstreamAddr) -> io::Result<()> {
     match addr {
         UpstreamAddr::Unix(path) => {
             // Non-blocking, as the workers connect: a blocking connect to a full backlog

@@ -66,6 +66,17 @@ pub struct Snapshot {
     pub ebpf: Option<EbpfFigures>,
     /// The limits' counters (connections, request rates, upstream slots and queues).
     pub limits: Option<LimitFigures>,
+    /// The supervised app server, when `[app]` is on.
+    pub app: Option<AppFigures>,
+}
+
+/// The supervised app server's state.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct AppFigures {
+    /// Its process is running.
+    pub up: bool,
+    /// Times it was started again after it exited.
+    pub restarts: u64,
 }
 
 /// The limits' counters, process-wide.
@@ -189,6 +200,7 @@ impl Snapshot {
             biggest_connections: Vec::new(),
             ebpf,
             limits: None,
+            app: None,
         };
         let mut live: Vec<LiveConn> = Vec::new();
         let mut by_route: BTreeMap<RouteCode, HistogramSnapshot> = BTreeMap::new();

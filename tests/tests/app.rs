@@ -1,0 +1,451 @@
+//! `[app]`: ringway starts uWSGI itself (the suite's own uWSGI command line), waits for its
+//! socket before it accepts, starts it again when it dies (with backoff, logged and counted),
+//! stops it after its own drain, and never leaves it behind, not even when SIGKILLed.
+
+use std::path::{Path, PathBuf};
+use std::thread::sleep;
+use std::time::Duration;
+
+use ringway_tests::client::Conn;
+use ringway_tests::ringway::Refusal;
+use ringway_tests::uwsgi::{UwsgiCommand, UwsgiOptions, command_line};
+use ringway_tests::wait::{poll_until, send_signal};
+use ringway_tests::{App, Req, Ringway, roundtrip};
+use tempfile::TempDir;
+
+/// How long uWSGI may take to load an app (as the harness allows its own uWSGIs).
+const APP_START: Duration = Duration::from_secs(30);
+/// How long the processes of a stopped or orphaned app may take to be gone.
+const GONE_WITHIN: Duration = Duration::from_secs(5);
+/// The line ringway logs each time it starts the app, with its pid.
+const STARTED: &str = "app started pid=";
+/// The line ringway logs for each restart.
+const RESTARTING: &str = "starting it again in ";
+
+/// The app's socket, in a temp dir of its own, and the uWSGI command that serves it.
+struct Setup {
+    _dir: TempDir,
+    socket: PathBuf,
+    uwsgi: UwsgiCommand,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let dir = tempfile::Builder::new()
+            .prefix("ringway-app-")
+            .tempdir()
+            .expect("temp dir");
+        let socket = dir.path().join("app.sock");
+        let uwsgi = command_line(&UwsgiOptions::new(App::Raw), &socket, None);
+        Setup {
+            _dir: dir,
+            socket,
+            uwsgi,
+        }
+    }
+
+    fn dir(&self) -> &Path {
+        self._dir.path()
+    }
+
+    /// A config serving the app's socket, with `[app]` running `command` and `keys`.
+    fn config(&self, command: &[String], keys: &str) -> String {
+        let command: Vec<String> = command.iter().map(|a| toml_string(a)).collect();
+        format!(
+            "upstream = [{}]\n\n[app]\ncommand = [{}]\n{keys}\n",
+            toml_string(&format!("unix:{}", self.socket.display())),
+            command.join(", ")
+        )
+    }
+
+    /// ringway with `[app]` running the suite's uWSGI, its metrics on (without eBPF).
+    fn ringway(&self, command: &[String], keys: &str) -> ringway_tests::ringway::RingwayBuilder {
+        let mut builder = Ringway::with_config(self.config(command, keys))
+            .arg("--metrics", "127.0.0.1:0")
+            .flag("--no-ebpf");
+        for (key, value) in &self.uwsgi.env {
+            builder = builder.env(key, value);
+        }
+        builder
+    }
+
+    fn start(&self, keys: &str) -> Ringway {
+        self.ringway(&self.uwsgi.argv(), keys).start()
+    }
+
+    /// A shell command that runs uWSGI the first time and fails at once every time after.
+    fn crashing_after_first_run(&self) -> Vec<String> {
+        let mark = self.dir().join("started-once");
+        let uwsgi: Vec<String> = self.uwsgi.argv().iter().map(|a| sh_quote(a)).collect();
+        let script = format!(
+            "if [ -e {mark} ]; then echo 'app: cannot start' >&2; exit 1; fi; touch {mark}; \
+             exec {}",
+            uwsgi.join(" "),
+            mark = sh_quote(&mark.display().to_string()),
+        );
+        vec!["/bin/sh".into(), "-c".into(), script]
+    }
+}
+
+fn toml_string(s: &str) -> String {
+    let escaped = s
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n");
+    format!("\"{escaped}\"")
+}
+
+fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// The pid of the app ringway started last, from its log.
+fn app_pid(ringway: &Ringway) -> Option<i32> {
+    let log = ringway.stderr();
+    let line = log.lines().rev().find(|l| l.contains(STARTED))?;
+    let at = line.find(STARTED)?;
+    let digits: String = line[at + STARTED.len()..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+/// Waits for the app ringway starts next after `previous` (any app, for `None`).
+fn next_app_pid(ringway: &Ringway, previous: Option<i32>) -> i32 {
+    let mut pid = None;
+    poll_until(APP_START, || {
+        pid = app_pid(ringway).filter(|p| Some(*p) != previous);
+        pid.is_some()
+    });
+    pid.unwrap_or_else(|| panic!("ringway started no app; stderr:\n{}", ringway.stderr()))
+}
+
+/// The processes of group `pgid` that are alive (zombies waiting for a reaper are not).
+fn live_in_group(pgid: i32) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            // "pid (comm) state ppid pgrp ...": comm may hold spaces, so split after ')'.
+            let Some((_, rest)) = stat.rsplit_once(')') else {
+                return false;
+            };
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            fields.first() != Some(&"Z") && fields.get(2) == Some(&pgid.to_string().as_str())
+        })
+        .collect()
+}
+
+/// Waits until the group `pgid` holds uWSGI's master and its 2 workers (they are forked once
+/// the app is loaded, a moment after the socket accepts).
+fn master_and_workers(pgid: i32) -> bool {
+    poll_until(APP_START, || live_in_group(pgid).len() == 3)
+}
+
+fn metric(ringway: &Ringway, name: &str) -> Option<f64> {
+    let text = roundtrip(ringway.metrics_addr(), &Req::get("/metrics")).text();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Each metric family's type, as the Prometheus client library's own parser reads `text`.
+fn family_types(text: &str) -> serde_json::Value {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let script = "import json, sys\n\
+        from prometheus_client.parser import text_string_to_metric_families\n\
+        print(json.dumps({f.name: f.type for f in text_string_to_metric_families(sys.stdin.read())}))\n";
+    let mut child = Command::new(ringway_tests::paths::venv().join("bin/python"))
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("venv python");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("parser");
+    assert!(
+        out.status.success(),
+        "parser failed: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
+fn get_status(ringway: &Ringway, path: &str) -> u16 {
+    roundtrip(ringway.addr(), &Req::get(path)).status
+}
+
+fn count(ringway: &Ringway, needle: &str) -> usize {
+    ringway.stderr().matches(needle).count()
+}
+
+#[test]
+fn the_first_request_after_start_is_served() {
+    let setup = Setup::new();
+    let ringway = setup.start("");
+    // No wait, no retry: ringway said it listens only once the app's socket accepts.
+    let r = roundtrip(ringway.addr(), &Req::get("/"));
+    assert_eq!(r.status, 200, "{r:?}\nstderr:\n{}", ringway.stderr());
+    let log = ringway.stderr();
+    let started = log.find(STARTED).expect("the app's start is logged");
+    let listening = log.find("listening on http://").expect("listening");
+    assert!(started < listening, "app first, then accept:\n{log}");
+    assert_eq!(metric(&ringway, "ringway_app_up"), Some(1.0));
+    assert_eq!(metric(&ringway, "ringway_app_restarts_total"), Some(0.0));
+    let types = family_types(&roundtrip(ringway.metrics_addr(), &Req::get("/metrics")).text());
+    assert_eq!(types["ringway_app_up"], "gauge", "{types}");
+    assert_eq!(types["ringway_app_restarts"], "counter", "{types}");
+    let pid = app_pid(&ringway).expect("the app's pid");
+    assert!(
+        master_and_workers(pid),
+        "uWSGI's master and 2 workers, in a group of their own: {:?}",
+        live_in_group(pid)
+    );
+}
+
+#[test]
+fn a_killed_app_is_started_again_counted_and_serves_again() {
+    let setup = Setup::new();
+    let ringway = setup.start("");
+    let first = next_app_pid(&ringway, None);
+    assert!(master_and_workers(first), "{:?}", live_in_group(first));
+    send_signal(first as u32, libc::SIGKILL);
+
+    let second = next_app_pid(&ringway, Some(first));
+    let served = poll_until(APP_START, || get_status(&ringway, "/") == 200);
+    assert!(served, "served again; stderr:\n{}", ringway.stderr());
+    assert_eq!(count(&ringway, RESTARTING), 1, "{}", ringway.stderr());
+    assert!(
+        ringway
+            .stderr()
+            .contains("the app exited (killed by SIGKILL)"),
+        "{}",
+        ringway.stderr()
+    );
+    assert_eq!(metric(&ringway, "ringway_app_restarts_total"), Some(1.0));
+    assert_eq!(metric(&ringway, "ringway_app_up"), Some(1.0));
+    // The old master's workers did not outlive it.
+    assert!(
+        poll_until(GONE_WITHIN, || live_in_group(first).is_empty()),
+        "left of the first app: {:?}",
+        live_in_group(first)
+    );
+    assert!(master_and_workers(second), "{:?}", live_in_group(second));
+}
+
+#[test]
+fn with_restart_never_a_dead_app_stays_dead_and_ringway_serves_on() {
+    let setup = Setup::new();
+    let mut ringway = setup.start("restart = \"never\"");
+    let pid = next_app_pid(&ringway, None);
+    send_signal(pid as u32, libc::SIGKILL);
+    assert!(
+        ringway.wait_for_log("not started again", GONE_WITHIN),
+        "{}",
+        ringway.stderr()
+    );
+    assert!(
+        poll_until(GONE_WITHIN, || live_in_group(pid).is_empty()),
+        "the dead app's workers are gone"
+    );
+    assert_eq!(get_status(&ringway, "/"), 502);
+    assert_eq!(metric(&ringway, "ringway_app_up"), Some(0.0));
+    assert_eq!(metric(&ringway, "ringway_app_restarts_total"), Some(0.0));
+    assert_eq!(count(&ringway, STARTED), 1, "started once only");
+    assert!(ringway.is_running());
+}
+
+#[test]
+fn an_app_that_fails_at_once_is_restarted_with_growing_waits() {
+    let setup = Setup::new();
+    let command = setup.crashing_after_first_run();
+    let ringway = setup.ringway(&command, "").start();
+    let first = next_app_pid(&ringway, None);
+    send_signal(first as u32, libc::SIGKILL);
+
+    // Each failed start is logged once, with the wait before the next; the waits double.
+    let three = poll_until(APP_START, || count(&ringway, RESTARTING) >= 3);
+    assert!(three, "three restarts; stderr:\n{}", ringway.stderr());
+    let log = ringway.stderr();
+    let waits: Vec<&str> = log
+        .lines()
+        .filter_map(|l| l.split(RESTARTING).nth(1))
+        .map(str::trim)
+        .collect();
+    assert_eq!(waits[..3], ["500ms", "1.0s", "2.0s"], "{log}");
+    assert!(log.contains("the app exited (exit status 1)"), "{log}");
+    // Counted once per start after a death: the last may still be in its wait.
+    let logged_before = count(&ringway, RESTARTING) as f64;
+    let restarts = metric(&ringway, "ringway_app_restarts_total").expect("restarts");
+    let logged_after = count(&ringway, RESTARTING) as f64;
+    assert!(
+        (logged_before - 1.0..=logged_after).contains(&restarts),
+        "{restarts} restarts counted, {logged_before}..{logged_after} logged:\n{}",
+        ringway.stderr()
+    );
+}
+
+#[test]
+fn an_app_that_never_accepts_stops_ringway_at_ready_timeout() {
+    let setup = Setup::new();
+    let command = vec!["/bin/sh".to_owned(), "-c".to_owned(), "exit 3".to_owned()];
+    let Refusal { status, stderr, .. } = setup
+        .ringway(&command, "ready_timeout = \"3s\"")
+        .start_refused();
+    assert!(!status.success(), "{status}\n{stderr}");
+    assert!(
+        stderr.contains("app.ready_timeout") && stderr.contains("did not accept connections"),
+        "{stderr}"
+    );
+    // The backoff bounds the restarts (and their lines): 0.5 s, then 1 s, then 2 s.
+    let restarts = stderr.matches(RESTARTING).count();
+    assert!(
+        (1..=3).contains(&restarts),
+        "{restarts} restarts:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("the app exited (exit status 3)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_missing_program_is_refused_at_start() {
+    let setup = Setup::new();
+    let command = vec![setup.dir().join("no-such-uwsgi").display().to_string()];
+    let Refusal { status, stderr, .. } = setup.ringway(&command, "").start_refused();
+    assert!(!status.success());
+    assert!(
+        stderr.contains("app.command: cannot start") && stderr.contains("no-such-uwsgi"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn sigterm_stops_the_app_after_the_drain() {
+    let setup = Setup::new();
+    let mut ringway = setup.start("");
+    let pid = next_app_pid(&ringway, None);
+
+    let mut conn = Conn::open(ringway.addr());
+    conn.send(&Req::get("/slow?ms=1500").to_bytes())
+        .expect("send");
+    sleep(Duration::from_millis(300)); // the request is at the app now
+    ringway.sigterm();
+
+    // Had the app been stopped before the drain, this would be a 502.
+    let r = conn
+        .read_response()
+        .expect("the request in flight completes");
+    assert_eq!((r.status, r.text().as_str()), (200, "slept 1500 ms"));
+    let status = ringway.wait_exit(Duration::from_secs(20));
+    let log = ringway.stderr();
+    assert!(status.is_some_and(|s| s.success()), "{status:?}\n{log}");
+    let draining = log.find("stopping: no new connections").expect("drain");
+    let stopping_app = log
+        .find("stopping the app: SIGINT sent to its process group")
+        .expect("the app is stopped with its stop_signal");
+    assert!(draining < stopping_app, "{log}");
+    assert!(
+        poll_until(GONE_WITHIN, || live_in_group(pid).is_empty()),
+        "left of the app: {:?}",
+        live_in_group(pid)
+    );
+    assert!(
+        !log.contains(RESTARTING),
+        "a stopped app is not restarted:\n{log}"
+    );
+}
+
+#[test]
+fn sigkill_to_ringway_leaves_no_process_of_the_app() {
+    let setup = Setup::new();
+    let mut ringway = setup.start("");
+    let pid = next_app_pid(&ringway, None);
+    assert!(master_and_workers(pid), "{:?}", live_in_group(pid));
+
+    ringway.signal(libc::SIGKILL);
+    assert!(ringway.wait_exit(GONE_WITHIN).is_some(), "ringway died");
+    assert!(
+        poll_until(GONE_WITHIN, || live_in_group(pid).is_empty()),
+        "left of the app after ringway's SIGKILL: {:?}",
+        live_in_group(pid)
+    );
+    assert!(
+        std::os::unix::net::UnixStream::connect(&setup.socket).is_err(),
+        "nothing accepts on the app's socket"
+    );
+}
+
+#[test]
+fn a_stop_signal_while_the_app_starts_stops_both_without_waiting_for_ready_timeout() {
+    let setup = Setup::new();
+    // The app never opens its socket, and asks ringway (its parent) to stop.
+    let command = vec![
+        "/bin/sh".to_owned(),
+        "-c".to_owned(),
+        "kill -TERM $PPID; exec sleep 600".to_owned(),
+    ];
+    let mut ringway = setup.ringway(&command, "ready_timeout = \"1h\"").start();
+    let pid = app_pid(&ringway).expect("the app's pid");
+    let status = ringway.wait_exit(Duration::from_secs(20));
+    let log = ringway.stderr();
+    assert!(status.is_some_and(|s| s.success()), "{status:?}\n{log}");
+    assert!(
+        log.contains("a stop signal arrived while waiting for the app"),
+        "{log}"
+    );
+    assert!(
+        poll_until(GONE_WITHIN, || live_in_group(pid).is_empty()),
+        "left of the app: {:?}",
+        live_in_group(pid)
+    );
+}
+
+#[test]
+fn an_app_that_ignores_stop_signal_is_killed_after_stop_timeout() {
+    let setup = Setup::new();
+    // Opens the app's socket, and ignores SIGINT (the default stop_signal).
+    let script = format!(
+        "import signal, socket, time\n\
+         signal.signal(signal.SIGINT, signal.SIG_IGN)\n\
+         s = socket.socket(socket.AF_UNIX)\n\
+         s.bind({path:?})\n\
+         s.listen()\n\
+         time.sleep(600)\n",
+        path = setup.socket.display().to_string()
+    );
+    let python = ringway_tests::paths::venv().join("bin/python");
+    let command = vec![python.display().to_string(), "-c".to_owned(), script];
+    let mut ringway = setup.ringway(&command, "stop_timeout = \"1s\"").start();
+    let pid = next_app_pid(&ringway, None);
+    ringway.sigterm();
+    let status = ringway.wait_exit(Duration::from_secs(20));
+    let log = ringway.stderr();
+    assert!(status.is_some_and(|s| s.success()), "{status:?}\n{log}");
+    assert!(
+        log.contains(
+            "the app did not exit within app.stop_timeout (1s); killing its process group"
+        ),
+        "{log}"
+    );
+    assert!(log.contains("the app exited (killed by SIGKILL)"), "{log}");
+    assert!(
+        poll_until(GONE_WITHIN, || live_in_group(pid).is_empty()),
+        "left of the app: {:?}",
+        live_in_group(pid)
+    );
+}
