@@ -177,7 +177,31 @@ fn build_image(
         let image = base_image(ws, base, local_only)?;
         cmd.arg("--build-arg").arg(format!("{}={image}", base.arg));
     }
-    procs::run_checked(cmd.arg("."))
+    let previous = image_id(tag);
+    procs::run_checked(cmd.arg("."))?;
+    // The image the tag named before is left untagged: remove it rather than let every
+    // build leave one behind (podman refuses if a container still uses it).
+    if let Some(previous) = previous
+        && image_id(tag).as_ref() != Some(&previous)
+    {
+        let _ = podman()
+            .args(["rmi", &previous])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+    Ok(())
+}
+
+/// The ID of the image a name points at, if any.
+fn image_id(name: &str) -> Option<String> {
+    let output = podman()
+        .args(["image", "inspect", "--format", "{{.Id}}", name])
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    let id = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    (output.status.success() && !id.is_empty()).then_some(id)
 }
 
 /// The public image if podman has it or can pull it, else the local one (made if missing).
