@@ -30,5 +30,6 @@ pub mod server;
 mod static_files;
 pub mod tls;
 mod upstream;
+mod uring_error;
 pub mod uwsgi;
 mod worker;

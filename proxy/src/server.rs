@@ -28,7 +28,7 @@ use crate::static_files::FileCache;
 use crate::tls::Acceptor;
 use crate::upstream::{UpstreamHealth, Upstreams};
 use crate::worker::Worker;
-use crate::{conn, fail, listener, ratelimit};
+use crate::{conn, fail, listener, ratelimit, uring_error};
 
 /// io_uring submission queue size per worker: big enough to batch a burst of ops per
 /// syscall; it does not cap the ops in flight.
@@ -351,7 +351,7 @@ fn run_worker(
     let runtime = match tokio_uring::Runtime::new(&builder) {
         Ok(runtime) => runtime,
         Err(err) => {
-            let _ = ready.send(Err(explain_uring_error(&err)));
+            let _ = ready.send(Err(uring_error::explain(&err)));
             return;
         }
     };
@@ -490,23 +490,6 @@ fn pin_to_cpu(cpu: usize) {
     if rc != 0 {
         tracing::debug!(cpu, "could not pin worker thread");
     }
-}
-
-fn explain_uring_error(err: &std::io::Error) -> String {
-    let hint = match err.raw_os_error() {
-        Some(libc::EPERM) => {
-            "io_uring is forbidden here. Check `sysctl kernel.io_uring_disabled` (must be 0, \
-             or 1 with this user in the io_uring group) and any seccomp filter: Docker's \
-             default profile blocks io_uring (run with --security-opt seccomp=unconfined or a \
-             profile that allows io_uring_setup, io_uring_enter and io_uring_register)"
-        }
-        Some(libc::ENOSYS) => "this kernel has no io_uring (ringway needs Linux 5.10 or later)",
-        Some(libc::ENOMEM) => {
-            "not enough locked memory for the io_uring rings: raise RLIMIT_MEMLOCK (ulimit -l)"
-        }
-        _ => "io_uring could not be set up",
-    };
-    format!("cannot start an io_uring event loop ({err}): {hint}")
 }
 
 /// A worker for unit tests of the driver, outside any server.

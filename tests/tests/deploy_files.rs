@@ -220,6 +220,23 @@ fn deployment_matches_ringways_config() {
         "{}",
         ringway["securityContext"]
     );
+    // The profile the pod names is the one the image test runs with, and it allows io_uring.
+    let profile: Value = serde_json::from_str(
+        &fs::read_to_string(paths::workspace_root().join("docker/seccomp-io_uring.json"))
+            .expect("docker/seccomp-io_uring.json"),
+    )
+    .expect("the seccomp profile is JSON");
+    let allowed: Vec<&str> = profile["syscalls"]
+        .as_array()
+        .expect("syscalls")
+        .iter()
+        .filter(|rule| rule["action"] == "SCMP_ACT_ALLOW")
+        .flat_map(|rule| rule["names"].as_array().into_iter().flatten())
+        .filter_map(Value::as_str)
+        .collect();
+    for call in ["io_uring_setup", "io_uring_enter", "io_uring_register"] {
+        assert!(allowed.contains(&call), "the profile allows {call}");
+    }
 
     let sleep = |container: &Value| -> u64 {
         let command = &container["lifecycle"]["preStop"]["exec"]["command"];

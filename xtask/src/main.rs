@@ -6,12 +6,16 @@
 //! - `cargo xtask bench` — the side-by-side benchmark against nginx and uWSGI
 //!   (`-- --suite buffering`: ringway vs nginx under slow and hostile clients)
 //! - `cargo xtask fuzz` — every fuzz target for a bounded time (cargo-fuzz, nightly)
+//! - `cargo xtask image` — the container image, `localhost/ringway:latest` (podman);
+//!   `--test` runs it for real
 //! - `cargo xtask setup test|bench|image` — the system packages those tasks need
 //!   (`test` and `bench` check them themselves; `.ci/run` calls this first)
 
 mod bench;
+mod container_test;
 mod demo_cert;
 mod fuzz;
+mod image;
 mod lint;
 mod procs;
 mod run;
@@ -63,6 +67,9 @@ enum Task {
     /// Run every fuzz target of fuzz/ for a bounded time each (cargo-fuzz and the nightly
     /// toolchain must be installed); a crash fails.
     Fuzz(fuzz::FuzzArgs),
+    /// Build the container image `localhost/ringway:latest` with podman (docker/Dockerfile;
+    /// local base images are made with debootstrap when the public ones cannot be pulled).
+    Image(image::ImageArgs),
     /// Check the system packages the given tasks need; as root on Debian/Ubuntu install the
     /// missing ones, otherwise print the command that would.
     Setup {
@@ -90,6 +97,7 @@ fn run_task(task: Task) -> Result<u8> {
         Task::Lint => lint::lint(&ws),
         Task::Bench { bench_args } => bench::bench(&ws, &bench_args),
         Task::Fuzz(args) => fuzz::fuzz(&ws, &args),
+        Task::Image(args) => image::image(&ws, &args),
         Task::Setup { tasks } => system_packages::ensure(&tasks).map(|()| 0),
     }
 }

@@ -183,6 +183,16 @@ const IMAGE: &[Package] = &[
         Some("debootstrap"),
         "makes the Debian base images locally (no image can be pulled)",
     ),
+    pkg(
+        "podman-compose",
+        Some("podman-compose"),
+        "brings docker/compose.yaml up in `cargo xtask image --test`",
+    ),
+    pkg(
+        "curl",
+        Some("curl"),
+        "asks the composed stack for its first page in `cargo xtask image --test`",
+    ),
 ];
 
 /// A task whose system packages are checked.
