@@ -21,6 +21,8 @@ const GONE_WITHIN: Duration = Duration::from_secs(5);
 const STARTED: &str = "app started pid=";
 /// The line ringway logs for each restart.
 const RESTARTING: &str = "starting it again in ";
+/// Logged when the app outlived `stop_timeout` after its stop signal.
+const KILLED_AFTER_STOP_TIMEOUT: &str = "did not exit within app.stop_timeout";
 
 /// The app's socket, in a temp dir of its own, and the uWSGI command that serves it.
 struct Setup {
@@ -368,6 +370,10 @@ fn sigterm_stops_the_app_after_the_drain() {
         !log.contains(RESTARTING),
         "a stopped app is not restarted:\n{log}"
     );
+    assert!(
+        !log.contains(KILLED_AFTER_STOP_TIMEOUT),
+        "the app stopped on its stop_signal:\n{log}"
+    );
 }
 
 #[test]
@@ -407,6 +413,12 @@ fn a_stop_signal_while_the_app_starts_stops_both_without_waiting_for_ready_timeo
     assert!(
         log.contains("a stop signal arrived while waiting for the app"),
         "{log}"
+    );
+    // A shell's `sleep` does not clear its signal mask: it ends on SIGINT only if ringway
+    // did not pass its blocked signals on.
+    assert!(
+        !log.contains(KILLED_AFTER_STOP_TIMEOUT),
+        "the app stopped on its stop_signal:\n{log}"
     );
     assert!(
         poll_until(GONE_WITHIN, || live_in_group(pid).is_empty()),

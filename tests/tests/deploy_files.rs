@@ -37,6 +37,11 @@ fn systemd_unit_passes_systemd_analyze_verify() {
             .any(|l| l == "ExecReload=/bin/kill -HUP $MAINPID"),
         "reload is not wired to SIGHUP:\n{unit}"
     );
+    // An [app] is stopped by ringway after its drain, so systemd signals ringway alone.
+    assert!(
+        unit.lines().any(|l| l == "KillMode=mixed"),
+        "systemd would signal the app with ringway:\n{unit}"
+    );
     // verify insists that ExecStart's binary exists: the one installed path is pointed at the
     // binary under test, everything else is verified as shipped.
     let installed = "ExecStart=/usr/local/bin/ringway ";

@@ -206,12 +206,17 @@ fn image_id(name: &str) -> Option<String> {
     (output.status.success() && !id.is_empty()).then_some(id)
 }
 
-/// The public image if podman has it or can pull it, else the local one (made if missing).
+/// The public image if podman has it, else the local one if it was made earlier, else the
+/// public one if it can be pulled, else the local one, made now. A machine that cannot pull
+/// tries once, not on every build.
 fn base_image(ws: &Workspace, base: &Base, local_only: bool) -> Result<String> {
+    if !local_only && image_exists(base.public)? {
+        return Ok(base.public.to_owned());
+    }
+    if image_exists(&base.local)? {
+        return Ok(base.local.clone());
+    }
     if !local_only {
-        if image_exists(base.public)? {
-            return Ok(base.public.to_owned());
-        }
         eprintln!("xtask: trying to pull {}", base.public);
         let pulled = podman()
             .args(["pull", "--quiet", base.public])

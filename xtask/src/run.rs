@@ -211,8 +211,9 @@ fn uwsgi_argv(ws: &Workspace, venv: &Venv, socket: &Path) -> Vec<String> {
             "--workers",
             "2",
             "--die-on-term",
+            // No --vacuum: during a binary upgrade the old ringway's app would delete the
+            // socket file the new one's app has just bound.
             "--need-app",
-            "--vacuum",
         ]
         .map(String::from),
     );

@@ -184,6 +184,11 @@ const IMAGE: &[Package] = &[
         "makes the Debian base images locally (no image can be pulled)",
     ),
     pkg(
+        "debian-archive-keyring",
+        None,
+        "the keys debootstrap checks Debian's archive with (Ubuntu lacks them)",
+    ),
+    pkg(
         "podman-compose",
         Some("podman-compose"),
         "brings docker/compose.yaml up in `cargo xtask image --test`",

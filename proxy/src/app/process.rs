@@ -24,9 +24,19 @@ pub fn spawn(command: &[String]) -> io::Result<Child> {
     let mut cmd = Command::new(program);
     cmd.args(args).stdin(Stdio::null()).process_group(0);
     // SAFETY: the closure runs in the forked child before exec and calls only
-    // async-signal-safe functions (prctl, getppid, _exit); it allocates nothing.
+    // async-signal-safe functions (sigemptyset, pthread_sigmask, prctl, getppid, _exit); it
+    // allocates nothing.
     unsafe {
         cmd.pre_exec(move || {
+            // std passes the signal mask on to the child, and ringway blocks its stop signals
+            // in every thread (its main thread takes them): unblocked, or the app would never
+            // see `stop_signal`. uWSGI clears its mask itself; gunicorn or a shell do not.
+            let mut none: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut none);
+            let rc = libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+            if rc != 0 {
+                return Err(io::Error::from_raw_os_error(rc));
+            }
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
                 return Err(io::Error::last_os_error());
             }
@@ -37,8 +47,6 @@ pub fn spawn(command: &[String]) -> io::Result<Child> {
             Ok(())
         });
     }
-    // std resets the signal mask and SIGPIPE in the child: ringway's blocked signals
-    // (taken by its main thread) are not the app's.
     cmd.spawn()
 }
 
