@@ -370,6 +370,29 @@ impl Ringway {
         self.config.as_ref().map(|c| c.path.as_path())
     }
 
+    /// Replaces the config file with `toml`, sends SIGHUP, and waits for ringway's answer:
+    /// the log line saying the configuration was reloaded or refused, which is returned.
+    /// Panics if ringway was started without a config file, or says nothing within 10 s.
+    pub fn reload(&self, toml: &str) -> String {
+        const ANSWER: &str = "SIGHUP: configuration ";
+        let path = self
+            .config_path()
+            .expect("ringway was started with a config file");
+        std::fs::write(path, toml).expect("rewrite the config file");
+        let before = self.stderr().matches(ANSWER).count();
+        self.signal(libc::SIGHUP);
+        let answered = poll_until(Duration::from_secs(10), || {
+            self.stderr().matches(ANSWER).count() > before
+        });
+        let log = self.stderr();
+        assert!(answered, "no answer to SIGHUP within 10 s:\n{log}");
+        log.lines()
+            .filter(|l| l.contains(ANSWER))
+            .nth(before)
+            .unwrap_or_default()
+            .to_owned()
+    }
+
     /// Everything ringway wrote to stderr so far (ANSI colours removed).
     pub fn stderr(&self) -> String {
         self.stderr.lock().expect("stderr lock").clone()

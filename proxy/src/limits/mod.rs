@@ -28,7 +28,7 @@ use rate_table::RateTable;
 pub(crate) struct Limiters {
     conns: Arc<ConnLimiter>,
     /// Per route (by index): its `limit_req` buckets, if it has a limit.
-    rates: Vec<Option<RateTable>>,
+    rates: Vec<Option<Arc<RateTable>>>,
     /// Per upstream group (by index): its slots, if its servers have `max_conns`.
     slots: Vec<Option<Arc<GroupSlots>>>,
     /// The routes' labels and the groups' names, for the metrics.
@@ -44,7 +44,7 @@ impl Limiters {
             rates: config
                 .routes
                 .iter()
-                .map(|r| r.limit_req.map(RateTable::new))
+                .map(|r| r.limit_req.map(|limit| Arc::new(RateTable::new(limit))))
                 .collect(),
             slots: config
                 .groups
@@ -57,6 +57,36 @@ impl Limiters {
             route_labels: config.route_labels(),
             group_names: config.groups.iter().map(|g| g.name.clone()).collect(),
         }
+    }
+
+    /// The limits `config` sets, for a reload from `previous` (made from `old`): a limit
+    /// whose setting did not change keeps its state, so that a reload neither forgets what a
+    /// client has used nor lets the requests of both configurations have a limit each (the
+    /// connection counts, a route's buckets by its label, a group's slots by its name).
+    pub(crate) fn renewed(config: &Config, previous: &Limiters, old: &Config) -> Limiters {
+        let mut fresh = Limiters::new(config);
+        if config.connections == old.connections {
+            fresh.conns = Arc::clone(&previous.conns);
+        }
+        for (i, route) in config.routes.iter().enumerate() {
+            let label = route.label();
+            let same = old
+                .routes
+                .iter()
+                .position(|r| r.label() == label && r.limit_req == route.limit_req);
+            if let (Some(j), Some(slot)) = (same, fresh.rates.get_mut(i)) {
+                *slot = previous.rates.get(j).cloned().flatten();
+            }
+        }
+        for (i, group) in config.groups.iter().enumerate() {
+            let same = old.groups.iter().position(|g| {
+                g.name == group.name && g.slots == group.slots && g.servers == group.servers
+            });
+            if let (Some(j), Some(slot)) = (same, fresh.slots.get_mut(i)) {
+                *slot = previous.slots(j);
+            }
+        }
+        fresh
     }
 
     /// Decides on a connection just accepted from `peer` (see [`connection_ip`]).

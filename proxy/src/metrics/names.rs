@@ -58,5 +58,7 @@ names! {
     UPSTREAM_QUEUE_WAIT = "ringway_upstream_queue_wait_seconds", "Time the requests that queued for an upstream slot waited, until they got one or queue_timeout, by group.";
     PROXY_REJECTED = "ringway_proxy_protocol_rejected_total", "Connections closed before their first request for want of a valid PROXY protocol header (proxy_protocol), by reason (invalid, timeout).";
     ACCESS_LOG_DROPPED = "ringway_access_log_dropped_total", "Access log lines dropped: the writer was behind (a slow or stuck file) or a write failed (a full disk).";
+    CONFIG_RELOADS = "ringway_config_reloads_total", "Configuration reloads (SIGHUP), by result: ok (in use now), refused (the configuration did not validate; the one before stays).";
+    CONFIG_LAST_RELOAD_OK = "ringway_config_last_reload_successful", "1 if the last configuration reload was accepted (or none was tried), 0 if it was refused.";
     CLOSED_DROPPED = "ringway_ebpf_closed_records_dropped_total", "Closed-connection records the probes dropped because the ring buffer was full.";
 }
