@@ -245,7 +245,11 @@ impl Conn {
             let outcome = Box::pin(served).await;
             self.record(&outcome, started);
             match outcome.next {
-                Next::KeepAlive if !self.worker.is_stopping() => continue,
+                // Even when the server began stopping after this answer's head went out
+                // without `Connection: close`: the client may be sending its next request
+                // already, which the head read serves (with `Connection: close`) if it comes
+                // within the drain's grace.
+                Next::KeepAlive => continue,
                 next => return self.client.finish(next).await,
             }
         }

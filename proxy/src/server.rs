@@ -8,8 +8,9 @@
 //! anything.
 
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -55,6 +56,12 @@ pub struct Server {
     generations: Arc<watch::Sender<Arc<Generation>>>,
     /// The routes' metric ids, across reloads.
     route_names: RouteNames,
+    /// Every listening socket (a duplicate of each worker's fd), to close them all at once
+    /// when stopping, before any connection is told to close.
+    listening: Vec<OwnedFd>,
+    /// Set just before the listening sockets are shut down: an accept failing then is the
+    /// end of the loop, not an error.
+    closing: Arc<AtomicBool>,
     grace: Duration,
     access_log: Option<AccessLog>,
 }
@@ -98,6 +105,13 @@ impl Server {
         let (generations, generation_rx) = watch::channel(Arc::clone(&first));
         let cpus = allowed_cpus();
         let (stop, stop_rx) = watch::channel(false);
+        let closing = Arc::new(AtomicBool::new(false));
+        let listening = listeners
+            .iter()
+            .chain(tls_listeners.iter().flatten())
+            .map(|l| l.as_fd().try_clone_to_owned())
+            .collect::<std::io::Result<Vec<_>>>()
+            .context("duplicating the listening sockets")?;
         let (ready_tx, ready_rx) = mpsc::channel();
 
         let stats: Vec<Arc<WorkerStats>> = (0..listeners.len()).map(|_| Arc::default()).collect();
@@ -115,6 +129,7 @@ impl Server {
                 local,
                 tls_local,
                 stop: stop_rx.clone(),
+                closing: Arc::clone(&closing),
                 stats: Arc::clone(&stats[index]),
                 probes: Arc::clone(&probes),
                 budget: Arc::clone(&budget),
@@ -141,6 +156,8 @@ impl Server {
             tls_local,
             generations: Arc::new(generations),
             route_names,
+            listening,
+            closing,
             grace,
             access_log,
         };
@@ -271,6 +288,17 @@ impl Server {
 
     /// Stops accepting, lets in-flight requests finish within `grace`, and joins the workers.
     pub fn shut_down(self, grace: Duration) {
+        // First no more connections: every listener is shut at once, so nothing new queues
+        // on them (connections already queued are reset, or moved to the other listeners of
+        // the port, a new ringway's, with net.ipv4.tcp_migrate_req). Only then are the
+        // connections told to close: a keep-alive client told so reconnects, and must find
+        // only a listener that will accept it.
+        self.closing.store(true, Ordering::Release);
+        for fd in &self.listening {
+            // SAFETY: `fd` is a valid descriptor this server owns (a duplicate of a
+            // listener's); shutting down a listening socket makes its pending accepts fail.
+            unsafe { libc::shutdown(fd.as_raw_fd(), libc::SHUT_RD) };
+        }
         let _ = self.stop.send(true);
         // Workers bound their own drain by `shutdown_timeout`; this is a backstop.
         let deadline = Instant::now() + grace + Duration::from_secs(2);
@@ -316,6 +344,7 @@ struct ThreadParts {
     local: SocketAddr,
     tls_local: Option<SocketAddr>,
     stop: watch::Receiver<bool>,
+    closing: Arc<AtomicBool>,
     stats: Arc<WorkerStats>,
     probes: ProbeHandle,
     budget: Arc<Budget>,
@@ -329,6 +358,7 @@ struct ThreadState {
     local: SocketAddr,
     tls_local: Option<SocketAddr>,
     stop: watch::Receiver<bool>,
+    closing: Arc<AtomicBool>,
     stats: Arc<WorkerStats>,
     probes: ProbeHandle,
     budget: Arc<Budget>,
@@ -342,6 +372,7 @@ impl ThreadParts {
             local: self.local,
             tls_local: self.tls_local,
             stop: self.stop,
+            closing: self.closing,
             stats: self.stats,
             probes: self.probes,
             budget: self.budget,
@@ -442,9 +473,9 @@ async fn serve(
 ) {
     let tracker = TaskTracker::new();
     let tls_loop = tls_listener.map(|listener| {
-        let (stop, tracker) = (state.stop.clone(), tracker.clone());
+        let (closing, tracker) = (Arc::clone(&state.closing), tracker.clone());
         tokio_uring::spawn(async move {
-            accept_loop(listener, stop, &tracker, Listener::Tls).await;
+            accept_loop(listener, &closing, &tracker, Listener::Tls).await;
         })
     });
     tokio_uring::spawn(follow_generations(Rc::clone(&state), generations));
@@ -469,7 +500,7 @@ async fn serve(
     }
     let _ = ready.send(Ok(()));
 
-    accept_loop(std_listener, state.stop.clone(), &tracker, Listener::Plain).await;
+    accept_loop(std_listener, &state.closing, &tracker, Listener::Plain).await;
     if let Some(tls_loop) = tls_loop {
         let _ = tls_loop.await;
     }
@@ -499,25 +530,17 @@ enum Listener {
 }
 
 /// Accepts on `std_listener` until the server stops, serving each connection with the
-/// configuration generation current when it was accepted.
+/// configuration generation current when it was accepted. An accept op cannot be dropped
+/// safely (tokio-uring #129), so stopping shuts the listening socket down instead
+/// ([`Server::shut_down`], after setting `closing`): the pending accept then fails and the
+/// loop ends.
 async fn accept_loop(
     std_listener: std::net::TcpListener,
-    mut stop: watch::Receiver<bool>,
+    closing: &AtomicBool,
     tracker: &TaskTracker,
     kind: Listener,
 ) {
-    let listener_fd = std_listener.as_raw_fd();
     let listener = TcpListener::from_std(std_listener);
-    let stopping = stop.clone();
-    // An accept op cannot be dropped safely (tokio-uring #129), so stopping shuts the
-    // listening socket down instead: the pending accept then fails and the loop ends.
-    tokio_uring::spawn(async move {
-        if stop.wait_for(|stopping| *stopping).await.is_ok() {
-            // SAFETY: the fd belongs to `listener`, which the accept loop below keeps open
-            // until this shutdown has made its pending accept fail.
-            unsafe { libc::shutdown(listener_fd, libc::SHUT_RD) };
-        }
-    });
     let mut last_warning = None;
     loop {
         match listener.accept().await {
@@ -536,7 +559,7 @@ async fn accept_loop(
                     Listener::Plain => tracker.spawn_local(conn::serve(stream, peer, worker)),
                 };
             }
-            Err(_) if *stopping.borrow() => break,
+            Err(_) if closing.load(Ordering::Acquire) => break,
             Err(err) => {
                 // EMFILE and friends: back off instead of spinning (connections wait in the
                 // backlog meanwhile), and say so once a second, not once a try.
@@ -607,6 +630,7 @@ pub(crate) fn test_worker(config: Config, local: SocketAddr) -> Rc<Worker> {
         local,
         tls_local: None,
         stop,
+        closing: Arc::default(),
         stats: Arc::default(),
         probes: ProbeHandle::default(),
         budget,

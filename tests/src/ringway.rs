@@ -93,6 +93,9 @@ impl OpenFile {
 /// Command line for [`Ringway`]: the upstreams, a config file, any extra flags.
 #[derive(Debug, Clone)]
 pub struct RingwayBuilder {
+    listen: String,
+    /// A command line ringway's is appended to (`ip netns exec NAME`).
+    prefix: Vec<String>,
     upstreams: Vec<String>,
     args: Vec<String>,
     env: Vec<(String, String)>,
@@ -108,6 +111,20 @@ impl RingwayBuilder {
     /// upstreams and routes are what ringway serves.
     pub fn config(mut self, toml: impl Into<String>) -> Self {
         self.config = Some(toml.into());
+        self
+    }
+
+    /// `--listen ADDR` instead of `127.0.0.1:0` (a second ringway on the address of a first,
+    /// as a binary upgrade starts it).
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.listen = addr.to_string();
+        self
+    }
+
+    /// Runs ringway in the network namespace `ns` (its address is then reachable only from
+    /// there).
+    pub fn in_netns(mut self, ns: &crate::netns::NetNs) -> Self {
+        self.prefix = ns.prefix();
         self
     }
 
@@ -146,8 +163,15 @@ impl RingwayBuilder {
     /// The command line, with `--config FILE` when there is a file.
     fn command(&self, config: Option<&Path>) -> Command {
         let bin = paths::ringway_bin();
-        let mut cmd = Command::new(&bin);
-        cmd.args(["--listen", "127.0.0.1:0"]);
+        let mut cmd = match self.prefix.split_first() {
+            Some((program, args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg(&bin);
+                cmd
+            }
+            None => Command::new(&bin),
+        };
+        cmd.args(["--listen", &self.listen]);
         if let Some(path) = config {
             cmd.arg("--config").arg(path);
         }
@@ -308,6 +332,8 @@ impl Ringway {
     /// A builder with no upstream yet.
     pub fn builder() -> RingwayBuilder {
         RingwayBuilder {
+            listen: "127.0.0.1:0".to_owned(),
+            prefix: Vec::new(),
             upstreams: Vec::new(),
             args: Vec::new(),
             env: Vec::new(),
