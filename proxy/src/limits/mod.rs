@@ -156,3 +156,46 @@ impl Limiters {
 pub(crate) fn connection_ip(peer: SocketAddr) -> IpAddr {
     peer.ip()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::Limiters;
+    use crate::config::Config;
+
+    fn config(text: &str) -> Config {
+        Config::from_file_text(text, std::path::Path::new("test.toml"))
+            .expect("a valid configuration")
+    }
+
+    const GROUP: &str = "[upstreams.app]\nservers = [\"unix:/a.sock\"]\nmax_conns = 4\n";
+    const ROUTE: &str =
+        "[[routes]]\npath = \"/\"\nupstream = \"app\"\nlimit_req = { rate = \"5r/s\" }\n";
+
+    /// A reload keeps the state of the limits whose setting did not change, and starts the
+    /// others afresh.
+    #[test]
+    fn a_reload_carries_over_what_did_not_change() {
+        let old = config(&format!("max_connections = 10\n{GROUP}{ROUTE}"));
+        let previous = Limiters::new(&old);
+        let same = Limiters::renewed(&old, &previous, &old);
+        assert!(Arc::ptr_eq(&same.conns, &previous.conns));
+        let (a, b) = (same.rates[0].as_ref(), previous.rates[0].as_ref());
+        assert!(Arc::ptr_eq(a.expect("a table"), b.expect("a table")));
+        let (a, b) = (same.slots(0), previous.slots(0));
+        assert!(Arc::ptr_eq(&a.expect("slots"), &b.expect("slots")));
+
+        let changed = config(&format!(
+            "max_connections = 20\n{}{}",
+            GROUP.replace("max_conns = 4", "max_conns = 8"),
+            ROUTE.replace("5r/s", "9r/s")
+        ));
+        let fresh = Limiters::renewed(&changed, &previous, &old);
+        assert!(!Arc::ptr_eq(&fresh.conns, &previous.conns));
+        let (a, b) = (fresh.rates[0].as_ref(), previous.rates[0].as_ref());
+        assert!(!Arc::ptr_eq(a.expect("a table"), b.expect("a table")));
+        let (a, b) = (fresh.slots(0), previous.slots(0));
+        assert!(!Arc::ptr_eq(&a.expect("slots"), &b.expect("slots")));
+    }
+}
