@@ -127,6 +127,13 @@ fn keep_process_settings(new: &mut Config, old: &Config) -> Vec<&'static str> {
     };
     if !same_sink {
         kept.push("access_log");
+    }
+    // The check opened the file (so that one that cannot be opened is refused); the writer
+    // has its own, so this one is closed, not kept open past a log rotation.
+    if let Some(LogSink::File { opened, .. }) = new.access_log.as_ref().map(|l| &l.to) {
+        drop(opened.take());
+    }
+    if !same_sink {
         new.access_log.clone_from(&old.access_log);
     }
     kept

@@ -268,3 +268,36 @@ fn check_config_exits_0_for_a_good_configuration_and_1_for_a_bad_one() {
     let (code, err) = check_config(&["--config", &good, "--workers", "0"]);
     assert_eq!(code, Some(1), "{err}");
 }
+
+#[test]
+fn a_reload_changes_the_access_log_format_and_keeps_one_file_open() {
+    let a = Uwsgi::start_with(UwsgiOptions::named(App::Raw, "a"));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let dir_path = dir.path().canonicalize().expect("canonical dir");
+    let log = dir_path.join("access.log");
+    let config = |format: &str| {
+        format!(
+            "access_log = \"{}\"\naccess_log_format = \"{format}\"\n{}",
+            log.display(),
+            one_route(&a, "/")
+        )
+    };
+    let ringway = Ringway::with_config(config("combined")).start();
+    assert_eq!(get(ringway.addr(), "/?first"), by("a"));
+    let line = ringway.reload(&config("json"));
+    assert!(line.contains(RELOADED), "{line}");
+    assert_eq!(get(ringway.addr(), "/?second"), by("a"));
+    // Lines reach the file within a second.
+    let written = ringway_tests::wait::poll_until(Duration::from_secs(5), || {
+        std::fs::read_to_string(&log).is_ok_and(|t| t.contains("second"))
+    });
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(written, "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(!lines[0].starts_with('{'), "combined before: {text}");
+    assert!(lines[1].starts_with('{'), "JSON after: {text}");
+    // The reload's check opened the file too: only the writer's stays open.
+    let open = ringway.open_files_under(&dir_path);
+    assert_eq!(open.len(), 1, "{open:?}");
+}
