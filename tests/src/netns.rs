@@ -21,10 +21,14 @@ impl NetNs {
         run(&["ip", "netns", "add", &name]);
         let ns = NetNs { name };
         run(&["ip", "-n", &ns.name, "link", "set", "lo", "up"]);
-        let value = format!("net.ipv4.tcp_migrate_req={}", u8::from(migrate_req));
-        let mut sysctl = ns.command("sysctl");
-        sysctl.args(["-qw", &value]);
-        check(sysctl, &value);
+        // Written from inside: /proc/sys/net shows the namespace of the process reading it.
+        let set = format!(
+            "echo {} > /proc/sys/net/ipv4/tcp_migrate_req",
+            u8::from(migrate_req)
+        );
+        let mut sh = ns.command("sh");
+        sh.args(["-c", &set]);
+        check(sh, &set);
         ns
     }
 
