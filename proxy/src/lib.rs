@@ -17,6 +17,7 @@ mod exchange;
 mod fail;
 #[doc(hidden)]
 pub mod fuzzing;
+mod generation;
 pub mod http;
 mod identity;
 mod io;
@@ -25,6 +26,7 @@ mod listener;
 pub mod metrics;
 pub mod proxy_protocol;
 mod ratelimit;
+pub mod reload;
 mod routes;
 pub mod server;
 mod static_files;

@@ -5,13 +5,18 @@ use std::process::ExitCode;
 use clap::Parser;
 use ringway::app::App;
 use ringway::config::{Config, MetricsListen, Settings};
-use ringway::error_pages::ErrorPages;
 use ringway::metrics;
+use ringway::reload::Reloader;
 use ringway::server::Server;
 
 fn main() -> ExitCode {
     init_logging();
-    match run() {
+    // clap prints --help and --version, and usage errors, and exits.
+    let settings = Settings::parse();
+    if settings.check_config {
+        return check_config(settings);
+    }
+    match run(settings) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!("{err:#}");
@@ -20,19 +25,42 @@ fn main() -> ExitCode {
     }
 }
 
-fn run() -> anyhow::Result<()> {
-    // clap prints --help and --version, and usage errors, and exits.
-    let config = Config::from_settings(Settings::parse())?;
+/// `--check-config`: what a start would check, with nothing bound or started; says which
+/// configuration is ok or why it is not, as `nginx -t` does.
+fn check_config(settings: Settings) -> ExitCode {
+    let what = match &settings.config {
+        Some(file) => format!("configuration {}", file.display()),
+        None => "configuration (command-line flags, no --config file)".to_owned(),
+    };
+    let checked = Config::from_settings(settings).and_then(|config| {
+        // The certificates and keys are read and matched as a start reads them.
+        if let Some(tls) = &config.tls {
+            ringway::tls::Acceptor::new(tls)?;
+        }
+        Ok(())
+    });
+    match checked {
+        Ok(()) => {
+            eprintln!("ringway: {what} is ok");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("ringway: {what} is not valid: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(settings: Settings) -> anyhow::Result<()> {
+    let config = Config::from_settings(settings)?;
     // Block the signals before any thread exists, so every worker inherits the mask and only
     // this thread takes them, synchronously.
     let signals = signals::block()?;
     let workers = config.workers;
     let upstream_addrs = config.all_servers();
-    let route_labels = config.route_labels();
     let upstreams: Vec<String> = upstream_addrs.iter().map(ToString::to_string).collect();
     let metrics_listen = config.metrics;
     let ebpf = config.ebpf;
-    let error_pages = std::sync::Arc::clone(&config.error_pages);
     // Started, and its sockets accepting, before ringway accepts; stopped after the drain
     // (or when `run` returns early, by its drop).
     let app = config
@@ -41,6 +69,7 @@ fn run() -> anyhow::Result<()> {
         .map(|app| App::start(app, &upstream_addrs))
         .transpose()?;
     let server = Server::start(config)?;
+    let reloader = server.reloader();
     if let Some(tls) = server.tls_addr() {
         tracing::info!("listening on https://{tls}");
     }
@@ -73,9 +102,11 @@ fn run() -> anyhow::Result<()> {
         upstream_addrs,
         server.probes().clone(),
         ports,
-        route_labels,
-        server.acceptor().cloned(),
+        server.route_names(),
+        server.acceptor(),
     )
+    .with_config(server.config_view())
+    .with_reloads(reloader.reloads())
     .with_limits(server.limit_figures())
     .with_readiness(server.readiness())
     .with_access_log_dropped(server.access_log_dropped())
@@ -100,7 +131,6 @@ fn run() -> anyhow::Result<()> {
         }
     }
 
-    let acceptor = server.acceptor().cloned();
     let access_log = server.access_log_reopener();
     let stopped_by = server.run_until(|wait| match signals.wait(wait)? {
         signal @ ("SIGINT" | "SIGTERM" | "SIGQUIT") => {
@@ -111,23 +141,7 @@ fn run() -> anyhow::Result<()> {
             Some(signal)
         }
         "SIGHUP" => {
-            reload_error_pages(&error_pages);
-            match acceptor.as_ref().map(|a| a.reload()) {
-                Some(Ok(certs)) => tracing::info!(
-                    certificates = certs.len(),
-                    "SIGHUP: TLS certificates reloaded (the rest of the configuration, error \
-                     pages aside, is not reloaded yet)"
-                ),
-                Some(Err(err)) => tracing::warn!(
-                    "SIGHUP: TLS certificates not reloaded, the old ones stay: {err:#}"
-                ),
-                None if error_pages.is_empty() => tracing::info!(
-                    "SIGHUP received: configuration reload is not supported yet (SIGHUP \
-                     reloads TLS certificates and error pages, and neither is configured); \
-                     nothing changed"
-                ),
-                None => {}
-            }
+            reload(&reloader);
             None
         }
         "SIGUSR1" => {
@@ -155,21 +169,42 @@ fn run() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Reads the error pages again (SIGHUP); a page that cannot be read keeps its old bytes.
-fn reload_error_pages(pages: &ErrorPages) {
-    if pages.is_empty() {
-        return;
+/// Reads the configuration again, as at start (the same flags, the file they name), and
+/// puts it in use, or refuses it with one line saying why (the old one stays).
+fn reload(reloader: &Reloader) {
+    let read = || {
+        let flags = Settings::try_parse().map_err(|e| anyhow::anyhow!(e.to_string()))?;
+        Config::from_settings(flags)
+    };
+    match reloader.reload(read) {
+        Ok(reloaded) => {
+            if !reloaded.kept.is_empty() {
+                tracing::warn!(
+                    "SIGHUP: {} changed but kept as they were: only a new process can change                      them (start the new ringway beside this one, then SIGTERM this one:                      README, \"Reload and upgrade\")",
+                    reloaded.kept.join(", ")
+                );
+            }
+            tracing::info!(
+                generation = reloaded.generation,
+                "SIGHUP: configuration reloaded: new requests use it, requests in flight \
+                 finish on the old one"
+            );
+        }
+        Err(err) => tracing::error!(
+            "SIGHUP: configuration refused, the old one stays: {}",
+            one_line(&format!("{err:#}"))
+        ),
     }
-    let (reloaded, errors) = pages.reload();
-    for err in &errors {
-        tracing::warn!(
-            "SIGHUP: error_pages.{} not reloaded, the old page stays: {err}",
-            err.status
-        );
-    }
-    if errors.is_empty() {
-        tracing::info!(pages = reloaded, "SIGHUP: error pages reloaded");
-    }
+}
+
+/// `text` on one line (a TOML error shows the line it points at, over several).
+fn one_line(text: &str) -> String {
+    let parts: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    parts.join(" ")
 }
 
 fn init_logging() {
@@ -185,8 +220,7 @@ fn init_logging() {
 
 mod signals {
     //! The signals ringway acts on, taken synchronously with sigtimedwait: SIGINT, SIGTERM
-    //! and SIGQUIT stop it gracefully; SIGHUP reloads the TLS certificates and the error
-    //! pages; SIGUSR1 reopens the access log file (after logrotate renamed it). SIGPIPE is
+    //! and SIGQUIT stop it gracefully; SIGHUP reloads the configuration; SIGUSR1 reopens the access log file (after logrotate renamed it). SIGPIPE is
     //! ignored (Rust's runtime sets that up before `main`): a client that goes away makes a
     //! write fail, never kills the process.
 

@@ -1,14 +1,16 @@
 //! The server: one worker thread per core, pinned, each with its own io_uring runtime,
 //! listener and upstream set. Nothing is shared between workers on the request path; the
-//! only cross-thread signal is the stop flag.
+//! only cross-thread signals are the stop flag and the configuration generation
+//! (generation.rs), which a reload replaces.
 //!
 //! [`Server::start`] binds and starts serving; [`Server::run_until`] does the housekeeping
 //! until told to stop, then drains. `main` drives it with signals; a test can drive it with
 //! anything.
 
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -18,15 +20,19 @@ use tokio::sync::watch;
 use tokio_uring::net::TcpListener;
 use tokio_util::task::TaskTracker;
 
-use crate::access_log::{self, AccessLog, LogNames, Reopener, WorkerLog};
+use crate::access_log::{self, AccessLog, Reopener, WorkerLog};
 use crate::buffer::{Budget, prepare_dir, release_idle_buffers};
 use crate::config::Config;
+use crate::generation::{self, Generation};
 use crate::identity::IdSource;
-use crate::limits::Limiters;
-use crate::metrics::{LimitSource, ProbeHandle, Readiness, WorkerStats};
+use crate::metrics::{
+    ConfigSource, ConfigView, HealthSource, LimitSource, ProbeHandle, Readiness, RouteNames,
+    WorkerStats,
+};
+use crate::reload::Reloader;
 use crate::static_files::FileCache;
 use crate::tls::Acceptor;
-use crate::upstream::{UpstreamHealth, Upstreams};
+use crate::upstream::Upstreams;
 use crate::worker::Worker;
 use crate::{conn, fail, listener, ratelimit, uring_error};
 
@@ -46,9 +52,16 @@ pub struct Server {
     stop: watch::Sender<bool>,
     local: SocketAddr,
     tls_local: Option<SocketAddr>,
-    acceptor: Option<Arc<Acceptor>>,
-    limits: Arc<Limiters>,
-    health: Arc<UpstreamHealth>,
+    /// The configuration in use; a reload sends the next one to every worker.
+    generations: Arc<watch::Sender<Arc<Generation>>>,
+    /// The routes' metric ids, across reloads.
+    route_names: RouteNames,
+    /// Every listening socket (a duplicate of each worker's fd), to close them all at once
+    /// when stopping, before any connection is told to close.
+    listening: Vec<OwnedFd>,
+    /// Set just before the listening sockets are shut down: an accept failing then is the
+    /// end of the loop, not an error.
+    closing: Arc<AtomicBool>,
     grace: Duration,
     access_log: Option<AccessLog>,
 }
@@ -65,10 +78,9 @@ impl Server {
         let listeners = listener::bind_all(config.listen, config.workers)
             .with_context(|| format!("binding {}", config.listen))?;
         let local = listeners[0].local_addr()?;
-        let acceptor = match &config.tls {
-            Some(tls) => Some(Arc::new(Acceptor::new(tls).context("TLS")?)),
-            None => None,
-        };
+        let route_names = RouteNames::default();
+        let first = Arc::new(Generation::first(config, &route_names)?);
+        let config = &first.config;
         let mut tls_listeners = match &config.tls {
             Some(tls) => listener::bind_all(tls.listen, config.workers)
                 .with_context(|| format!("binding {} for TLS", tls.listen))?
@@ -84,25 +96,22 @@ impl Server {
         let grace = config.shutdown_timeout;
         let (access_log, mut worker_logs) = match &config.access_log {
             Some(log) => {
-                let names = LogNames {
-                    routes: config.route_labels(),
-                    upstreams: config
-                        .groups
-                        .iter()
-                        .map(|g| g.servers.iter().map(ToString::to_string).collect())
-                        .collect(),
-                };
-                let (log, workers) = AccessLog::start(log, names, listeners.len())?;
+                let (log, workers) = AccessLog::start(log, listeners.len())?;
                 (Some(log), workers.into_iter().map(Some).collect())
             }
             None => (None, Vec::new()),
         };
         let budget = Arc::new(Budget::new(config.buffering.max_buffer_memory));
-        let limits = Arc::new(Limiters::new(&config));
-        let health = Arc::new(UpstreamHealth::new(&config.groups));
-        let config = Arc::new(config);
+        let (generations, generation_rx) = watch::channel(Arc::clone(&first));
         let cpus = allowed_cpus();
         let (stop, stop_rx) = watch::channel(false);
+        let closing = Arc::new(AtomicBool::new(false));
+        let listening = listeners
+            .iter()
+            .chain(tls_listeners.iter().flatten())
+            .map(|l| l.as_fd().try_clone_to_owned())
+            .collect::<std::io::Result<Vec<_>>>()
+            .context("duplicating the listening sockets")?;
         let (ready_tx, ready_rx) = mpsc::channel();
 
         let stats: Vec<Arc<WorkerStats>> = (0..listeners.len()).map(|_| Arc::default()).collect();
@@ -116,19 +125,17 @@ impl Server {
             listeners.into_iter().enumerate().zip(id_sources)
         {
             let tls_listener = tls_listeners.get_mut(index).and_then(Option::take);
-            let worker = WorkerParts {
-                config: Arc::clone(&config),
+            let worker = ThreadParts {
                 local,
                 tls_local,
-                acceptor: acceptor.clone(),
                 stop: stop_rx.clone(),
+                closing: Arc::clone(&closing),
                 stats: Arc::clone(&stats[index]),
                 probes: Arc::clone(&probes),
                 budget: Arc::clone(&budget),
-                limits: Arc::clone(&limits),
-                health: Arc::clone(&health),
                 request_ids,
                 access_log: worker_logs.get_mut(index).and_then(Option::take),
+                generations: generation_rx.clone(),
             };
             let ready = ready_tx.clone();
             let cpu = (!cpus.is_empty()).then(|| cpus[index % cpus.len()]);
@@ -147,9 +154,10 @@ impl Server {
             stop,
             local,
             tls_local,
-            acceptor,
-            limits,
-            health,
+            generations: Arc::new(generations),
+            route_names,
+            listening,
+            closing,
             grace,
             access_log,
         };
@@ -179,10 +187,33 @@ impl Server {
         &self.stats
     }
 
-    /// Reads the limits' counters, for the metrics endpoint.
+    /// Reads the limits' counters of the configuration in use, for the metrics endpoint.
     pub fn limit_figures(&self) -> LimitSource {
-        let limits = Arc::clone(&self.limits);
-        Arc::new(move || limits.figures())
+        let generations = Arc::clone(&self.generations);
+        Arc::new(move || generations.borrow().limits.figures())
+    }
+
+    /// Reads the upstreams and certificates of the configuration in use, for the metrics
+    /// endpoint.
+    pub fn config_view(&self) -> ConfigSource {
+        let generations = Arc::clone(&self.generations);
+        Arc::new(move || {
+            let current = generations.borrow();
+            ConfigView {
+                upstreams: current.config.all_servers(),
+                tls: current.acceptor.clone(),
+            }
+        })
+    }
+
+    /// The routes' labels by metric id, for the metrics endpoint.
+    pub fn route_names(&self) -> RouteNames {
+        self.route_names.clone()
+    }
+
+    /// What reloads the configuration (SIGHUP).
+    pub fn reloader(&self) -> Reloader {
+        Reloader::new(Arc::clone(&self.generations), self.route_names.clone())
     }
 
     /// The address the workers accept on (the real port when 0 was asked for).
@@ -195,15 +226,17 @@ impl Server {
         self.tls_local
     }
 
-    /// The TLS configuration (certificates in use, reload), if TLS is on.
-    pub fn acceptor(&self) -> Option<&Arc<Acceptor>> {
-        self.acceptor.as_ref()
+    /// The TLS configuration in use (certificates), if TLS is on.
+    pub fn acceptor(&self) -> Option<Arc<Acceptor>> {
+        self.generations.borrow().acceptor.clone()
     }
 
     /// What `/readyz` reads: the upstreams' health, and whether the server is stopping
     /// (true from the moment [`Server::run_until`]'s `stop` says so, through the drain).
     pub fn readiness(&self) -> Readiness {
-        Readiness::new(Arc::clone(&self.health), self.stop.subscribe())
+        let generations = Arc::clone(&self.generations);
+        let health: HealthSource = Arc::new(move || Arc::clone(&generations.borrow().health));
+        Readiness::new(health, self.stop.subscribe())
     }
 
     /// What reopens the access log's file (SIGUSR1), when the log goes to a file.
@@ -255,6 +288,17 @@ impl Server {
 
     /// Stops accepting, lets in-flight requests finish within `grace`, and joins the workers.
     pub fn shut_down(self, grace: Duration) {
+        // First no more connections: every listener is shut at once, so nothing new queues
+        // on them (connections already queued are reset, or moved to the other listeners of
+        // the port, a new ringway's, with net.ipv4.tcp_migrate_req). Only then are the
+        // connections told to close: a keep-alive client told so reconnects, and must find
+        // only a listener that will accept it.
+        self.closing.store(true, Ordering::Release);
+        for fd in &self.listening {
+            // SAFETY: `fd` is a valid descriptor this server owns (a duplicate of a
+            // listener's); shutting down a listening socket makes its pending accepts fail.
+            unsafe { libc::shutdown(fd.as_raw_fd(), libc::SHUT_RD) };
+        }
         let _ = self.stop.send(true);
         // Workers bound their own drain by `shutdown_timeout`; this is a backstop.
         let deadline = Instant::now() + grace + Duration::from_secs(2);
@@ -294,44 +338,83 @@ fn release_freed_memory() {
     unsafe { libc::malloc_trim(0) };
 }
 
-/// What a worker thread is started with (all `Send`); it builds its [`Worker`] from them.
-struct WorkerParts {
-    config: Arc<Config>,
+/// What a worker thread is started with (all `Send`); it builds its [`Worker`]s from them
+/// and each configuration generation.
+struct ThreadParts {
     local: SocketAddr,
     tls_local: Option<SocketAddr>,
-    acceptor: Option<Arc<Acceptor>>,
     stop: watch::Receiver<bool>,
+    closing: Arc<AtomicBool>,
     stats: Arc<WorkerStats>,
     probes: ProbeHandle,
     budget: Arc<Budget>,
-    limits: Arc<Limiters>,
-    health: Arc<UpstreamHealth>,
     request_ids: IdSource,
     access_log: Option<WorkerLog>,
+    generations: watch::Receiver<Arc<Generation>>,
 }
 
-impl WorkerParts {
-    fn into_worker(self) -> Worker {
-        let hsts = self.config.tls.as_ref().and_then(|t| t.hsts.as_deref());
-        let groups = self.config.groups.iter().zip(self.health.groups());
-        Worker {
-            upstreams: groups
-                .enumerate()
-                .map(|(i, (group, health))| Upstreams::new(group, self.limits.slots(i), health))
-                .collect(),
-            hsts: hsts.map(Rc::from),
-            config: self.config,
+/// What stays with a worker thread whatever the configuration generation.
+struct ThreadState {
+    local: SocketAddr,
+    tls_local: Option<SocketAddr>,
+    stop: watch::Receiver<bool>,
+    closing: Arc<AtomicBool>,
+    stats: Arc<WorkerStats>,
+    probes: ProbeHandle,
+    budget: Arc<Budget>,
+    request_ids: Rc<IdSource>,
+    access_log: Option<Rc<WorkerLog>>,
+}
+
+impl ThreadParts {
+    fn into_state(self) -> (ThreadState, watch::Receiver<Arc<Generation>>) {
+        let state = ThreadState {
             local: self.local,
             tls_local: self.tls_local,
-            acceptor: self.acceptor,
             stop: self.stop,
+            closing: self.closing,
             stats: self.stats,
             probes: self.probes,
             budget: self.budget,
-            files: FileCache::default(),
-            limits: self.limits,
-            request_ids: self.request_ids,
+            request_ids: Rc::new(self.request_ids),
             access_log: self.access_log.map(Rc::new),
+        };
+        (state, self.generations)
+    }
+}
+
+impl ThreadState {
+    /// This thread's `Worker` for `generation`.
+    fn worker(&self, generation: &Generation) -> Worker {
+        let config = &generation.config;
+        let hsts = config.tls.as_ref().and_then(|t| t.hsts.as_deref());
+        let groups = config.groups.iter().zip(generation.health.groups());
+        if let (Some(log), Some(settings)) = (&self.access_log, &config.access_log) {
+            log.set_format(settings.format);
+        }
+        Worker {
+            generation: generation.number,
+            upstreams: groups
+                .enumerate()
+                .map(|(i, (group, health))| {
+                    Upstreams::new(group, generation.limits.slots(i), health)
+                })
+                .collect(),
+            hsts: hsts.map(Rc::from),
+            config: Arc::clone(config),
+            local: self.local,
+            tls_local: self.tls_local,
+            acceptor: generation.acceptor.clone(),
+            stop: self.stop.clone(),
+            stats: Arc::clone(&self.stats),
+            probes: Arc::clone(&self.probes),
+            budget: Arc::clone(&self.budget),
+            files: FileCache::default(),
+            limits: Arc::clone(&generation.limits),
+            request_ids: Rc::clone(&self.request_ids),
+            access_log: self.access_log.clone(),
+            log_names: Arc::clone(&generation.log_names),
+            route_ids: Arc::clone(&generation.route_ids),
         }
     }
 }
@@ -339,7 +422,7 @@ impl WorkerParts {
 fn run_worker(
     std_listener: std::net::TcpListener,
     tls_listener: Option<std::net::TcpListener>,
-    parts: WorkerParts,
+    parts: ThreadParts,
     cpu: Option<usize>,
     ready: mpsc::Sender<Result<(), String>>,
 ) {
@@ -355,29 +438,49 @@ fn run_worker(
             return;
         }
     };
-    let worker = Rc::new(parts.into_worker());
-    runtime.block_on(serve(std_listener, tls_listener, worker, ready));
+    let (state, generations) = parts.into_state();
+    let first = Arc::clone(&generations.borrow());
+    generation::install(Rc::new(state.worker(&first)));
+    drop(first);
+    runtime.block_on(serve(
+        std_listener,
+        tls_listener,
+        Rc::new(state),
+        generations,
+        ready,
+    ));
+}
+
+/// Builds this thread's `Worker` for each new configuration generation and makes it the
+/// current one (the old one lives on with the requests that hold it).
+async fn follow_generations(
+    state: Rc<ThreadState>,
+    mut generations: watch::Receiver<Arc<Generation>>,
+) {
+    while generations.changed().await.is_ok() {
+        let next = Arc::clone(&generations.borrow_and_update());
+        generation::install(Rc::new(state.worker(&next)));
+    }
 }
 
 /// One worker's accept loops (plain, and TLS when on), then its drain.
 async fn serve(
     std_listener: std::net::TcpListener,
     tls_listener: Option<std::net::TcpListener>,
-    worker: Rc<Worker>,
+    state: Rc<ThreadState>,
+    generations: watch::Receiver<Arc<Generation>>,
     ready: mpsc::Sender<Result<(), String>>,
 ) {
     let tracker = TaskTracker::new();
     let tls_loop = tls_listener.map(|listener| {
-        let (worker, tracker) = (Rc::clone(&worker), tracker.clone());
+        let (closing, tracker) = (Arc::clone(&state.closing), tracker.clone());
         tokio_uring::spawn(async move {
-            accept_loop(listener, &worker, &tracker, |stream, peer, worker| {
-                conn::serve_tls(stream, peer, worker)
-            })
-            .await;
+            accept_loop(listener, &closing, &tracker, Listener::Tls).await;
         })
     });
+    tokio_uring::spawn(follow_generations(Rc::clone(&state), generations));
     // A quiet worker gives its pooled buffers back (the main thread then returns the pages).
-    let stats = Arc::clone(&worker.stats);
+    let stats = Arc::clone(&state.stats);
     tokio_uring::spawn(async move {
         let mut seen = 0;
         loop {
@@ -392,64 +495,71 @@ async fn serve(
         }
     });
     // Access log lines go to the writer at least once a second.
-    if let Some(log) = &worker.access_log {
+    if let Some(log) = &state.access_log {
         tokio_uring::spawn(access_log::flush_periodically(Rc::clone(log)));
     }
     let _ = ready.send(Ok(()));
 
-    // Chosen once: a plain connection without the PROXY protocol pays nothing for it.
-    if worker.config.proxy_protocol {
-        accept_loop(std_listener, &worker, &tracker, conn::serve_proxied).await;
-    } else {
-        accept_loop(std_listener, &worker, &tracker, conn::serve).await;
-    }
+    accept_loop(std_listener, &state.closing, &tracker, Listener::Plain).await;
     if let Some(tls_loop) = tls_loop {
         let _ = tls_loop.await;
     }
     tracker.close();
-    let grace = worker.config.shutdown_timeout;
+    // The drain is bounded by the configuration in use when it started.
+    let grace = generation::current().map_or(Duration::ZERO, |w| w.config.shutdown_timeout);
     if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
         tracing::warn!(
             left = tracker.len(),
             "shutdown timeout reached with requests in flight"
         );
     }
-    if let Some(log) = &worker.access_log {
+    if let Some(log) = &state.access_log {
         log.flush_at_exit().await;
     }
+    generation::clear();
     // Returning drops the runtime, which cancels whatever ops are left.
 }
 
-/// Accepts on `std_listener` until the server stops, serving each connection with `serve`.
-async fn accept_loop<F, Fut>(
+/// Which listener an accept loop serves.
+#[derive(Clone, Copy)]
+enum Listener {
+    /// Plain HTTP (after a PROXY header, with `proxy_protocol`).
+    Plain,
+    /// TLS.
+    Tls,
+}
+
+/// Accepts on `std_listener` until the server stops, serving each connection with the
+/// configuration generation current when it was accepted. An accept op cannot be dropped
+/// safely (tokio-uring #129), so stopping shuts the listening socket down instead
+/// ([`Server::shut_down`], after setting `closing`): the pending accept then fails and the
+/// loop ends.
+async fn accept_loop(
     std_listener: std::net::TcpListener,
-    worker: &Rc<Worker>,
+    closing: &AtomicBool,
     tracker: &TaskTracker,
-    serve: F,
-) where
-    F: Fn(tokio_uring::net::TcpStream, SocketAddr, Rc<Worker>) -> Fut,
-    Fut: Future<Output = ()> + 'static,
-{
-    let listener_fd = std_listener.as_raw_fd();
+    kind: Listener,
+) {
     let listener = TcpListener::from_std(std_listener);
-    // An accept op cannot be dropped safely (tokio-uring #129), so stopping shuts the
-    // listening socket down instead: the pending accept then fails and the loop ends.
-    let mut stop = worker.stop.clone();
-    tokio_uring::spawn(async move {
-        if stop.wait_for(|stopping| *stopping).await.is_ok() {
-            // SAFETY: the fd belongs to `listener`, which the accept loop below keeps open
-            // until this shutdown has made its pending accept fail.
-            unsafe { libc::shutdown(listener_fd, libc::SHUT_RD) };
-        }
-    });
     let mut last_warning = None;
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
-                tracker.spawn_local(serve(stream, peer, Rc::clone(worker)));
+                let Some(worker) = generation::current() else {
+                    break;
+                };
+                match kind {
+                    Listener::Tls => tracker.spawn_local(conn::serve_tls(stream, peer, worker)),
+                    // Chosen per connection: a plain connection without the PROXY protocol
+                    // pays nothing for it.
+                    Listener::Plain if worker.config.proxy_protocol => {
+                        tracker.spawn_local(conn::serve_proxied(stream, peer, worker))
+                    }
+                    Listener::Plain => tracker.spawn_local(conn::serve(stream, peer, worker)),
+                };
             }
-            Err(_) if worker.is_stopping() => break,
+            Err(_) if closing.load(Ordering::Acquire) => break,
             Err(err) => {
                 // EMFILE and friends: back off instead of spinning (connections wait in the
                 // backlog meanwhile), and say so once a second, not once a try.
@@ -497,23 +607,18 @@ fn pin_to_cpu(cpu: usize) {
 pub(crate) fn test_worker(config: Config, local: SocketAddr) -> Rc<Worker> {
     let (_stop, stop) = watch::channel(false);
     let budget = Arc::new(Budget::new(config.buffering.max_buffer_memory));
-    let limits = Arc::new(Limiters::new(&config));
-    let health = Arc::new(UpstreamHealth::new(&config.groups));
-    Rc::new(
-        WorkerParts {
-            config: Arc::new(config),
-            local,
-            tls_local: None,
-            acceptor: None,
-            stop,
-            stats: Arc::default(),
-            probes: ProbeHandle::default(),
-            budget,
-            limits,
-            health,
-            request_ids: IdSource::from_os().expect("seeding the request IDs"),
-            access_log: None,
-        }
-        .into_worker(),
-    )
+    let generation =
+        Generation::first(config, &RouteNames::default()).expect("a test configuration");
+    let state = ThreadState {
+        local,
+        tls_local: None,
+        stop,
+        closing: Arc::default(),
+        stats: Arc::default(),
+        probes: ProbeHandle::default(),
+        budget,
+        request_ids: Rc::new(IdSource::from_os().expect("seeding the request IDs")),
+        access_log: None,
+    };
+    Rc::new(state.worker(&generation))
 }

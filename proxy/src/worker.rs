@@ -1,6 +1,7 @@
 //! What every connection of one worker thread shares: settings, the upstream group, the stop
-//! signal, counters. One per thread, behind an `Rc`: nothing here is shared between workers
-//! except through the `Arc`s, which are read-only or atomic.
+//! signal, counters. One per thread and configuration generation, behind an `Rc`
+//! (generation.rs): nothing here is shared between workers except through the `Arc`s, which
+//! are read-only or atomic.
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -8,7 +9,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use crate::access_log::WorkerLog;
+use crate::access_log::{LogNames, WorkerLog};
 use crate::buffer::Budget;
 use crate::config::Config;
 use crate::identity::IdSource;
@@ -20,6 +21,8 @@ use crate::upstream::Upstreams;
 
 /// One worker thread's shared context.
 pub(crate) struct Worker {
+    /// The configuration generation this was built from (generation.rs).
+    pub(crate) generation: u64,
     /// Settings.
     pub(crate) config: Arc<Config>,
     /// This worker's view of each upstream group, in the configuration's order.
@@ -44,15 +47,24 @@ pub(crate) struct Worker {
     pub(crate) files: FileCache,
     /// The process-wide limits: connections, request rates, upstream slots.
     pub(crate) limits: Arc<Limiters>,
-    /// Makes this worker's request IDs.
-    pub(crate) request_ids: IdSource,
+    /// Makes this worker's request IDs (one generator per thread, whatever the generation).
+    pub(crate) request_ids: Rc<IdSource>,
     /// This worker's side of the access log, when it is on.
     pub(crate) access_log: Option<Rc<WorkerLog>>,
+    /// The route labels and upstream addresses of this generation, as log lines name them.
+    pub(crate) log_names: Arc<LogNames>,
+    /// Each route's stable metric id, by route index.
+    pub(crate) route_ids: Arc<[Option<u16>]>,
 }
 
 impl Worker {
     /// True once shutdown has begun: finish the current request, take no more.
     pub(crate) fn is_stopping(&self) -> bool {
         *self.stop.borrow()
+    }
+
+    /// The metric id of the route at `index` (its label survives reloads that move it).
+    pub(crate) fn route_id(&self, index: usize) -> Option<u16> {
+        self.route_ids.get(index).copied().flatten()
     }
 }

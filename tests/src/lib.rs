@@ -14,6 +14,7 @@ pub mod checks;
 pub mod client;
 pub mod data;
 pub mod haproxy;
+pub mod netns;
 pub mod nginx;
 pub mod parity;
 pub mod paths;

@@ -93,6 +93,9 @@ impl OpenFile {
 /// Command line for [`Ringway`]: the upstreams, a config file, any extra flags.
 #[derive(Debug, Clone)]
 pub struct RingwayBuilder {
+    listen: String,
+    /// A command line ringway's is appended to (`ip netns exec NAME`).
+    prefix: Vec<String>,
     upstreams: Vec<String>,
     args: Vec<String>,
     env: Vec<(String, String)>,
@@ -108,6 +111,20 @@ impl RingwayBuilder {
     /// upstreams and routes are what ringway serves.
     pub fn config(mut self, toml: impl Into<String>) -> Self {
         self.config = Some(toml.into());
+        self
+    }
+
+    /// `--listen ADDR` instead of `127.0.0.1:0` (a second ringway on the address of a first,
+    /// as a binary upgrade starts it).
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.listen = addr.to_string();
+        self
+    }
+
+    /// Runs ringway in the network namespace `ns` (its address is then reachable only from
+    /// there).
+    pub fn in_netns(mut self, ns: &crate::netns::NetNs) -> Self {
+        self.prefix = ns.prefix();
         self
     }
 
@@ -146,8 +163,15 @@ impl RingwayBuilder {
     /// The command line, with `--config FILE` when there is a file.
     fn command(&self, config: Option<&Path>) -> Command {
         let bin = paths::ringway_bin();
-        let mut cmd = Command::new(&bin);
-        cmd.args(["--listen", "127.0.0.1:0"]);
+        let mut cmd = match self.prefix.split_first() {
+            Some((program, args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg(&bin);
+                cmd
+            }
+            None => Command::new(&bin),
+        };
+        cmd.args(["--listen", &self.listen]);
         if let Some(path) = config {
             cmd.arg("--config").arg(path);
         }
@@ -308,6 +332,8 @@ impl Ringway {
     /// A builder with no upstream yet.
     pub fn builder() -> RingwayBuilder {
         RingwayBuilder {
+            listen: "127.0.0.1:0".to_owned(),
+            prefix: Vec::new(),
             upstreams: Vec::new(),
             args: Vec::new(),
             env: Vec::new(),
@@ -368,6 +394,29 @@ impl Ringway {
     /// The config file ringway was started with, if any (it exists while ringway runs).
     pub fn config_path(&self) -> Option<&Path> {
         self.config.as_ref().map(|c| c.path.as_path())
+    }
+
+    /// Replaces the config file with `toml`, sends SIGHUP, and waits for ringway's answer:
+    /// the log line saying the configuration was reloaded or refused, which is returned.
+    /// Panics if ringway was started without a config file, or says nothing within 10 s.
+    pub fn reload(&self, toml: &str) -> String {
+        const ANSWER: &str = "SIGHUP: configuration ";
+        let path = self
+            .config_path()
+            .expect("ringway was started with a config file");
+        std::fs::write(path, toml).expect("rewrite the config file");
+        let before = self.stderr().matches(ANSWER).count();
+        self.signal(libc::SIGHUP);
+        let answered = poll_until(Duration::from_secs(10), || {
+            self.stderr().matches(ANSWER).count() > before
+        });
+        let log = self.stderr();
+        assert!(answered, "no answer to SIGHUP within 10 s:\n{log}");
+        log.lines()
+            .filter(|l| l.contains(ANSWER))
+            .nth(before)
+            .unwrap_or_default()
+            .to_owned()
     }
 
     /// Everything ringway wrote to stderr so far (ANSI colours removed).

@@ -2,8 +2,8 @@
 //! with a listed status carry the page, typed by its extension; a route with
 //! `intercept_errors` also puts it in place of the app's error bodies (nginx's
 //! `uwsgi_intercept_errors on`), keeping the app's status and its other headers and leaving
-//! uWSGI free; SIGHUP reads the pages again; a page that cannot be read stops ringway at
-//! start.
+//! uWSGI free; SIGHUP reads the pages again (with the whole configuration); a page that
+//! cannot be read stops ringway at start, and makes a reload refused.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -284,15 +284,15 @@ fn sighup_rereads_a_changed_page_and_keeps_the_old_one_when_it_cannot() {
     std::fs::write(&page, "second\n").expect("rewrite the page");
     assert_page(&roundtrip(addr, &Req::get("/")), 502, "first\n", HTML);
     ringway.signal(libc::SIGHUP);
-    wait_for_lines(&ringway, "SIGHUP: error pages reloaded", 1);
+    wait_for_lines(&ringway, "SIGHUP: configuration reloaded", 1);
     assert_page(&roundtrip(addr, &Req::get("/")), 502, "second\n", HTML);
 
-    // Gone: the page in memory stays, and the log says why.
+    // Gone: the configuration is refused, the page in memory stays, and the log says why.
     std::fs::remove_file(&page).expect("remove the page");
     ringway.signal(libc::SIGHUP);
     wait_for_lines(
         &ringway,
-        "error_pages.502 not reloaded, the old page stays",
+        "SIGHUP: configuration refused, the old one stays",
         1,
     );
     let log = ringway.stderr();
@@ -301,7 +301,7 @@ fn sighup_rereads_a_changed_page_and_keeps_the_old_one_when_it_cannot() {
         "names the file: {log}"
     );
     assert_eq!(
-        log.matches("SIGHUP: error pages reloaded").count(),
+        log.matches("SIGHUP: configuration reloaded").count(),
         1,
         "not said for a failed reload: {log}"
     );

@@ -145,6 +145,7 @@ upstream = "app"
         "instance:ringway_request_duration_seconds:p99_5m",
         "instance:ringway_upstream_connects:rate5m",
         "instance:ringway_upstream_connect_failures:rate5m",
+        "result:ringway_config_reloads:increase1h",
     ] {
         pending.insert(("recording rule".to_owned(), rule.to_owned()));
     }

@@ -73,7 +73,8 @@ const TEST: &[Package] = &[
     pkg(
         "wrk",
         Some("wrk"),
-        "the load generator of the benchmarks (their smoke test runs it)",
+        "the load generator of the benchmarks (their smoke test runs it) and of the binary \
+         upgrade test (tests/tests/upgrade.rs)",
     ),
     pkg(
         "nghttp2-client",
@@ -88,7 +89,8 @@ const TEST: &[Package] = &[
     pkg(
         "iproute2",
         Some("ss"),
-        "`ss`: the kernel's view of RTTs, compared with the probes'",
+        "`ss` (the kernel's view of RTTs, compared with the probes') and `ip netns` (the \
+         upgrade test's network namespaces, each with its own tcp_migrate_req)",
     ),
     pkg(
         "util-linux",

@@ -99,12 +99,26 @@ impl Shared {
     }
 }
 
-/// The route labels and upstream addresses as lines name them, made once.
+/// The route labels and upstream addresses as lines name them, made once per configuration
+/// generation (a request is logged with the names of the configuration it was served by).
 pub(crate) struct LogNames {
     /// By route index.
     pub(crate) routes: Vec<String>,
     /// By group index, then server index.
     pub(crate) upstreams: Vec<Vec<String>>,
+}
+
+impl LogNames {
+    /// The label of route `index`.
+    pub(crate) fn route_label(&self, index: usize) -> Option<&str> {
+        self.routes.get(index).map(String::as_str)
+    }
+
+    /// The address of server `server` of group `group`, as configured.
+    pub(crate) fn upstream_addr(&self, group: usize, server: usize) -> Option<&str> {
+        let servers = self.upstreams.get(group)?;
+        servers.get(server).map(String::as_str)
+    }
 }
 
 /// The access log, process side: its writer thread and the reopen trigger.
@@ -130,7 +144,6 @@ impl AccessLog {
     /// Starts the writer thread; returns the log and one [`WorkerLog`] per worker.
     pub(crate) fn start(
         config: &AccessLogConfig,
-        names: LogNames,
         workers: usize,
     ) -> anyhow::Result<(AccessLog, Vec<WorkerLog>)> {
         time::load_time_zone();
@@ -159,17 +172,15 @@ impl AccessLog {
             dropped: Arc::new(AtomicU64::new(0)),
             max_spares: QUEUE_BATCHES + workers + 1,
         });
-        let names = Arc::new(names);
         let logs = (0..workers)
             .map(|index| WorkerLog {
                 index,
-                format: config.format,
+                format: Cell::new(config.format),
                 pending: RefCell::new(Pending::default()),
                 clock: RefCell::new(LogClock::new()),
                 queue: queue.clone(),
                 shared: Arc::clone(&shared),
                 reopen: reopen_rx.clone(),
-                names: Arc::clone(&names),
                 dropped_unreported: Cell::new(0),
                 last_warning: Cell::new(None),
             })
@@ -237,28 +248,21 @@ struct Pending {
 /// One worker's side of the access log (in its `Worker`; never shared between threads).
 pub(crate) struct WorkerLog {
     index: usize,
-    format: LogFormat,
+    format: Cell<LogFormat>,
     pending: RefCell<Pending>,
     clock: RefCell<LogClock>,
     queue: SyncSender<Batch>,
     shared: Arc<Shared>,
     reopen: watch::Receiver<u64>,
-    names: Arc<LogNames>,
     /// Lines this worker dropped since it last said so.
     dropped_unreported: Cell<u64>,
     last_warning: Cell<Option<Instant>>,
 }
 
 impl WorkerLog {
-    /// The label of route `index`.
-    pub(crate) fn route_label(&self, index: usize) -> Option<&str> {
-        self.names.routes.get(index).map(String::as_str)
-    }
-
-    /// The address of server `server` of group `group`, as configured.
-    pub(crate) fn upstream_addr(&self, group: usize, server: usize) -> Option<&str> {
-        let servers = self.names.upstreams.get(group)?;
-        servers.get(server).map(String::as_str)
+    /// Formats the lines from now on as `format` (a reload may change it).
+    pub(crate) fn set_format(&self, format: LogFormat) {
+        self.format.set(format);
     }
 
     /// Formats `entry` into this worker's buffer; hands the buffer over once it is full.
@@ -271,7 +275,7 @@ impl WorkerLog {
         }
         if let Ok(mut clock) = self.clock.try_borrow_mut() {
             let stamp = clock.at(SystemTime::now());
-            match self.format {
+            match self.format.get() {
                 LogFormat::Combined => combined(&mut pending.buf, entry, &stamp),
                 LogFormat::Json => json(&mut pending.buf, entry, &stamp),
             }
@@ -431,11 +435,7 @@ mod tests {
                 opened: OpenedFile::new(open_file(path).unwrap()),
             },
         };
-        let names = LogNames {
-            routes: vec!["/".into()],
-            upstreams: Vec::new(),
-        };
-        AccessLog::start(&config, names, workers).unwrap()
+        AccessLog::start(&config, workers).unwrap()
     }
 
     #[test]

@@ -16,6 +16,12 @@ const HEAD_READ_SIZE: usize = 8 * 1024;
 /// Most header lines a request may have (431 beyond), as nginx's default buffers allow.
 const MAX_REQUEST_HEADERS: usize = 100;
 
+/// While the server drains, how long a connection waiting for its next request still has to
+/// send it. A keep-alive client sends its next request right after reading an answer: closing
+/// its connection in that moment would fail the request it is sending, so it gets this long
+/// (and its answer says `Connection: close`); a connection still quiet then is closed.
+const DRAIN_IDLE_GRACE: Duration = Duration::from_secs(1);
+
 impl Client {
     /// Reads until `input` holds a complete head. `Ok(None)`: the client closed (or idled
     /// out, or the server is stopping) cleanly between requests. `kept_alive` says a request
@@ -55,7 +61,7 @@ impl Client {
                 // Most heads fit in a tiny buffer; a longer one grows it on the next read.
                 input = Buf::with_capacity(TINY);
             }
-            let Some(read) = self.read_or_stop(input, limit, worker).await else {
+            let Some(read) = self.read_or_stop(input, limit, idle, worker).await else {
                 // Stopping: a TLS session still ends with close_notify (the stop shut only
                 // the reading side).
                 self.stream.get_ref().close_notify().await;
@@ -86,34 +92,48 @@ impl Client {
         }
     }
 
-    /// Reads more of a head, giving up at once when the server starts shutting down: no
-    /// request is in flight yet, so nothing is lost, and a drain does not wait for a client
-    /// that is slow to send its head. `None` when stopped (the socket's reading side is then
-    /// shut down).
+    /// Reads more of a head; when the server starts shutting down, an `idle` connection
+    /// (no byte of its next request read) is given up [`DRAIN_IDLE_GRACE`] later unless a
+    /// request comes, and a head already begun is read on (a request in flight).
+    /// `None` when given up (the socket's reading side is then shut down).
     async fn read_or_stop(
         &self,
         input: Buf,
         limit: Duration,
+        idle: bool,
         worker: &Worker,
     ) -> Option<Result<(usize, Buf), IoError>> {
         let mut stop = worker.stop.clone();
-        if *stop.borrow() {
-            return None;
-        }
         // Fill the buffer's room before growing it: a tiny idle buffer stays tiny for a
         // short head.
         let room = match input.capacity() - input.len() {
             0 => HEAD_READ_SIZE,
             room => room,
         };
-        tokio::select! {
-            read = read_some(&self.stream, input, room, limit) => Some(read),
-            _ = stop.changed() => {
-                // The read op is orphaned by the select: shutting the reading side down
-                // completes it.
-                Stream::shutdown(&self.stream, Shutdown::Read);
-                None
+        let read = read_some(&self.stream, input, room, limit);
+        tokio::pin!(read);
+        if !*stop.borrow() {
+            tokio::select! {
+                read = &mut read => return Some(read),
+                _ = stop.changed() => {}
             }
         }
+        if !idle {
+            return Some(read.await);
+        }
+        // Boxed: the drain's timer must not grow every idle connection's task.
+        Box::pin(async move {
+            if let Ok(read) = tokio::time::timeout(DRAIN_IDLE_GRACE, &mut read).await {
+                return Some(read);
+            }
+            // Shutting the reading side down completes the read: bytes that raced in are
+            // a request to serve still; none, and the connection is done.
+            Stream::shutdown(&self.stream, Shutdown::Read);
+            match read.await {
+                Ok((n, input)) if n > 0 => Some(Ok((n, input))),
+                _ => None,
+            }
+        })
+        .await
     }
 }

@@ -180,6 +180,14 @@ pub struct Settings {
     #[arg(long, value_name = "FILE")]
     #[serde(skip)]
     pub config: Option<PathBuf>,
+
+    /// Check the configuration and exit, binding and starting nothing: the file, the flags,
+    /// and the files they name (certificates and keys, error pages, static roots, the
+    /// access log). Exits 0 if ringway would start with it, 1 with the error if not
+    /// (nginx -t).
+    #[arg(long)]
+    #[serde(skip)]
+    pub check_config: bool,
 }
 
 /// The limits and timeouts of one request: global defaults, and per route.

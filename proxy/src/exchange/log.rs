@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::time::Instant;
 
 use super::{Identity, Outcome, Request};
-use crate::access_log::{Entry, UpstreamFields, WorkerLog};
+use crate::access_log::{Entry, LogNames, UpstreamFields, WorkerLog};
 use crate::client::Client;
 use crate::http::RequestHead;
 use crate::identity::RequestId;
@@ -44,13 +44,22 @@ pub(crate) fn log_unparsed(
     {
         let mut outcome = *outcome;
         outcome.body_bytes = client.body_bytes_sent();
-        write(log, client, None, Subject::Unparsed(id), &outcome, started);
+        write(
+            log,
+            &worker.log_names,
+            client,
+            None,
+            Subject::Unparsed(id),
+            &outcome,
+            started,
+        );
     }
 }
 
 /// Logs a request: `head` when it parsed.
 pub(super) fn write(
     log: &WorkerLog,
+    names: &LogNames,
     client: &Client,
     head: Option<&RequestHead>,
     subject: Subject<'_>,
@@ -84,7 +93,7 @@ pub(super) fn write(
         Subject::Refused(_) | Subject::Unparsed(_) => None,
     };
     let upstream = call.map(|call| UpstreamFields {
-        addr: log.upstream_addr(call.group, call.server).unwrap_or("-"),
+        addr: names.upstream_addr(call.group, call.server).unwrap_or("-"),
         connect: call.connect,
         response: call.response.unwrap_or_else(|| call.started.elapsed()),
     });
@@ -106,7 +115,7 @@ pub(super) fn write(
         user_agent,
         request_time: started.elapsed(),
         upstream,
-        route: outcome.route.and_then(|i| log.route_label(i)),
+        route: outcome.route.and_then(|i| names.route_label(i)),
         request_id: Some(request_id(subject)),
     };
     log.record(&entry);

@@ -173,7 +173,15 @@ pub(crate) async fn serve(
             Routed::To(req, ..) => log::Subject::Routed(req),
             Routed::Refused(_, refused) => log::Subject::Refused(refused),
         };
-        log::write(log, client, Some(&head), subject, &outcome, started);
+        log::write(
+            log,
+            &worker.log_names,
+            client,
+            Some(&head),
+            subject,
+            &outcome,
+            started,
+        );
     }
     // Whatever followed this request is the start of the next one.
     client.put_back_rest(rest);

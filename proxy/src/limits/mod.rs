@@ -28,7 +28,7 @@ use rate_table::RateTable;
 pub(crate) struct Limiters {
     conns: Arc<ConnLimiter>,
     /// Per route (by index): its `limit_req` buckets, if it has a limit.
-    rates: Vec<Option<RateTable>>,
+    rates: Vec<Option<Arc<RateTable>>>,
     /// Per upstream group (by index): its slots, if its servers have `max_conns`.
     slots: Vec<Option<Arc<GroupSlots>>>,
     /// The routes' labels and the groups' names, for the metrics.
@@ -44,7 +44,7 @@ impl Limiters {
             rates: config
                 .routes
                 .iter()
-                .map(|r| r.limit_req.map(RateTable::new))
+                .map(|r| r.limit_req.map(|limit| Arc::new(RateTable::new(limit))))
                 .collect(),
             slots: config
                 .groups
@@ -57,6 +57,36 @@ impl Limiters {
             route_labels: config.route_labels(),
             group_names: config.groups.iter().map(|g| g.name.clone()).collect(),
         }
+    }
+
+    /// The limits `config` sets, for a reload from `previous` (made from `old`): a limit
+    /// whose setting did not change keeps its state, so that a reload neither forgets what a
+    /// client has used nor lets the requests of both configurations have a limit each (the
+    /// connection counts, a route's buckets by its label, a group's slots by its name).
+    pub(crate) fn renewed(config: &Config, previous: &Limiters, old: &Config) -> Limiters {
+        let mut fresh = Limiters::new(config);
+        if config.connections == old.connections {
+            fresh.conns = Arc::clone(&previous.conns);
+        }
+        for (i, route) in config.routes.iter().enumerate() {
+            let label = route.label();
+            let same = old
+                .routes
+                .iter()
+                .position(|r| r.label() == label && r.limit_req == route.limit_req);
+            if let (Some(j), Some(slot)) = (same, fresh.rates.get_mut(i)) {
+                *slot = previous.rates.get(j).cloned().flatten();
+            }
+        }
+        for (i, group) in config.groups.iter().enumerate() {
+            let same = old.groups.iter().position(|g| {
+                g.name == group.name && g.slots == group.slots && g.servers == group.servers
+            });
+            if let (Some(j), Some(slot)) = (same, fresh.slots.get_mut(i)) {
+                *slot = previous.slots(j);
+            }
+        }
+        fresh
     }
 
     /// Decides on a connection just accepted from `peer` (see [`connection_ip`]).
@@ -125,4 +155,47 @@ impl Limiters {
 /// change).
 pub(crate) fn connection_ip(peer: SocketAddr) -> IpAddr {
     peer.ip()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::Limiters;
+    use crate::config::Config;
+
+    fn config(text: &str) -> Config {
+        Config::from_file_text(text, std::path::Path::new("test.toml"))
+            .expect("a valid configuration")
+    }
+
+    const GROUP: &str = "[upstreams.app]\nservers = [\"unix:/a.sock\"]\nmax_conns = 4\n";
+    const ROUTE: &str =
+        "[[routes]]\npath = \"/\"\nupstream = \"app\"\nlimit_req = { rate = \"5r/s\" }\n";
+
+    /// A reload keeps the state of the limits whose setting did not change, and starts the
+    /// others afresh.
+    #[test]
+    fn a_reload_carries_over_what_did_not_change() {
+        let old = config(&format!("max_connections = 10\n{GROUP}{ROUTE}"));
+        let previous = Limiters::new(&old);
+        let same = Limiters::renewed(&old, &previous, &old);
+        assert!(Arc::ptr_eq(&same.conns, &previous.conns));
+        let (a, b) = (same.rates[0].as_ref(), previous.rates[0].as_ref());
+        assert!(Arc::ptr_eq(a.expect("a table"), b.expect("a table")));
+        let (a, b) = (same.slots(0), previous.slots(0));
+        assert!(Arc::ptr_eq(&a.expect("slots"), &b.expect("slots")));
+
+        let changed = config(&format!(
+            "max_connections = 20\n{}{}",
+            GROUP.replace("max_conns = 4", "max_conns = 8"),
+            ROUTE.replace("5r/s", "9r/s")
+        ));
+        let fresh = Limiters::renewed(&changed, &previous, &old);
+        assert!(!Arc::ptr_eq(&fresh.conns, &previous.conns));
+        let (a, b) = (fresh.rates[0].as_ref(), previous.rates[0].as_ref());
+        assert!(!Arc::ptr_eq(a.expect("a table"), b.expect("a table")));
+        let (a, b) = (fresh.slots(0), previous.slots(0));
+        assert!(!Arc::ptr_eq(&a.expect("slots"), &b.expect("slots")));
+    }
 }

@@ -15,6 +15,8 @@ use super::ebpf::{self, ProbeHandle};
 use super::procs::{self, ProcessFigures};
 use super::prom::{self, Exposition};
 use super::ready::Readiness;
+use super::reloads::Reloads;
+use super::route_names::RouteNames;
 use super::snapshot::{AppFigures, LimitFigures, Snapshot};
 use super::stats::WorkerStats;
 use crate::app::AppStatus;
@@ -33,6 +35,17 @@ const PAGE: &str = include_str!("page.html");
 /// Reads the limits' counters (process-wide atomics) when a scrape asks.
 pub type LimitSource = Arc<dyn Fn() -> LimitFigures + Send + Sync>;
 
+/// Reads what the configuration in use says (it changes on reload) when a scrape asks.
+pub type ConfigSource = Arc<dyn Fn() -> ConfigView + Send + Sync>;
+
+/// The parts of the configuration in use that the endpoint reads.
+pub struct ConfigView {
+    /// The upstreams, to find the uWSGI processes behind them.
+    pub upstreams: Vec<UpstreamAddr>,
+    /// The TLS certificates (their expiry), if TLS is on.
+    pub tls: Option<Arc<Acceptor>>,
+}
+
 /// What the endpoint reads from.
 pub struct Sources {
     /// Every worker's counters.
@@ -43,8 +56,8 @@ pub struct Sources {
     pub probes: ProbeHandle,
     /// The ports ringway listens on, plain and TLS (for the accept queue figures).
     pub ports: Vec<u16>,
-    /// The routes' labels, by index.
-    pub routes: Vec<String>,
+    /// The routes' labels, by metric id.
+    pub routes: RouteNames,
     /// The TLS certificates (their expiry), if TLS is on.
     pub tls: Option<Arc<Acceptor>>,
     /// The limits' counters, if the server gave them ([`Sources::with_limits`]).
@@ -55,6 +68,10 @@ pub struct Sources {
     pub access_log_dropped: Option<Arc<AtomicU64>>,
     /// The supervised app server, when `[app]` is on.
     pub app: Option<Arc<AppStatus>>,
+    /// The configuration in use, when it can change ([`Sources::with_config`]).
+    pub config: Option<ConfigSource>,
+    /// The configuration reloads, if counted.
+    pub reloads: Option<Arc<Reloads>>,
     uwsgi_pids: Vec<u32>,
     scanned: Option<Instant>,
 }
@@ -66,7 +83,7 @@ impl Sources {
         upstreams: Vec<UpstreamAddr>,
         probes: ProbeHandle,
         ports: Vec<u16>,
-        routes: Vec<String>,
+        routes: RouteNames,
         tls: Option<Arc<Acceptor>>,
     ) -> Self {
         Sources {
@@ -80,6 +97,8 @@ impl Sources {
             readiness: None,
             access_log_dropped: None,
             app: None,
+            config: None,
+            reloads: None,
             uwsgi_pids: Vec::new(),
             scanned: None,
         }
@@ -109,6 +128,19 @@ impl Sources {
         self
     }
 
+    /// Reads the upstreams and certificates from the configuration in use (a reload changes
+    /// them) rather than from the values given at start.
+    pub fn with_config(mut self, config: ConfigSource) -> Self {
+        self.config = Some(config);
+        self
+    }
+
+    /// Adds the configuration reloads' counts.
+    pub fn with_reloads(mut self, reloads: Arc<Reloads>) -> Self {
+        self.reloads = Some(reloads);
+        self
+    }
+
     /// Finds the uWSGI processes again when the list is old or one of them vanished
     /// (uWSGI respawns workers), and keeps the probes watching the current ones.
     fn rescan(&mut self) {
@@ -127,6 +159,15 @@ impl Sources {
 
     /// Takes a snapshot of everything.
     pub fn snapshot(&mut self) -> Snapshot {
+        if let Some(config) = &self.config {
+            let view = config();
+            if view.upstreams != self.upstreams {
+                // A reload changed the upstreams: look for their processes now.
+                self.scanned = None;
+            }
+            self.upstreams = view.upstreams;
+            self.tls = view.tls;
+        }
         self.rescan();
         // A read lock, like the workers' accept path: a scrape never holds accepts up.
         let slot = self.probes.read().ok();
@@ -134,7 +175,8 @@ impl Sources {
         let ebpf = probes.map(|p| ebpf::figures(p, &self.ports));
         let processes: Vec<ProcessFigures> = procs::figures(&self.uwsgi_pids, probes);
         drop(slot);
-        let mut snap = Snapshot::take(&self.workers, &self.routes, processes, ebpf);
+        let routes = self.routes.labels();
+        let mut snap = Snapshot::take(&self.workers, &routes, processes, ebpf);
         if let Some(tls) = &self.tls {
             snap.tls_certificates = tls
                 .certificates()
@@ -149,6 +191,9 @@ impl Sources {
         });
         if let Some(dropped) = &self.access_log_dropped {
             snap.access_log_dropped = dropped.load(Relaxed);
+        }
+        if let Some(reloads) = &self.reloads {
+            snap.config_reloads = reloads.figures();
         }
         snap
     }

@@ -60,5 +60,7 @@ names! {
     ACCESS_LOG_DROPPED = "ringway_access_log_dropped_total", "Access log lines dropped: the writer was behind (a slow or stuck file) or a write failed (a full disk).";
     APP_UP = "ringway_app_up", "1 while the app server ringway supervises ([app]) is running, 0 while it is down (between a death and its restart, or for good).";
     APP_RESTARTS = "ringway_app_restarts_total", "Times ringway started the app server ([app]) again after it exited.";
+    CONFIG_RELOADS = "ringway_config_reloads_total", "Configuration reloads (SIGHUP), by result: ok (in use now), refused (the configuration did not validate; the one before stays).";
+    CONFIG_LAST_RELOAD_OK = "ringway_config_last_reload_successful", "1 if the last configuration reload was accepted (or none was tried), 0 if it was refused.";
     CLOSED_DROPPED = "ringway_ebpf_closed_records_dropped_total", "Closed-connection records the probes dropped because the ring buffer was full.";
 }

@@ -193,6 +193,20 @@ pub fn render(snap: &Snapshot, out: &mut Exposition) {
     if let Some(app) = &snap.app {
         render_app(app, out);
     }
+    let (accepted, refused, last_successful) = snap.config_reloads;
+    out.family(&names::CONFIG_RELOADS, Counter);
+    out.sample(&names::CONFIG_RELOADS, &[("result", "ok")], accepted as f64);
+    out.sample(
+        &names::CONFIG_RELOADS,
+        &[("result", "refused")],
+        refused as f64,
+    );
+    out.family(&names::CONFIG_LAST_RELOAD_OK, Gauge);
+    out.sample(
+        &names::CONFIG_LAST_RELOAD_OK,
+        &[],
+        f64::from(u8::from(last_successful)),
+    );
     out.family(&names::RECEIVED_BYTES, Counter);
     out.sample(&names::RECEIVED_BYTES, &[], snap.received_bytes as f64);
     out.family(&names::SENT_BYTES, Counter);

@@ -25,15 +25,18 @@ pub const RECENT: Duration = Duration::from_secs(5);
 /// How long the endpoint waits for a probe's TCP connect (a unix connect answers at once).
 pub const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 
+/// Reads the health of the upstreams in use (a reload changes them).
+pub type HealthSource = Arc<dyn Fn() -> Arc<UpstreamHealth> + Send + Sync>;
+
 /// What `/readyz` reads: the upstreams' health and the server's stop signal.
 pub struct Readiness {
-    health: Arc<UpstreamHealth>,
+    health: HealthSource,
     stopping: watch::Receiver<bool>,
 }
 
 impl Readiness {
     /// Readiness from these servers' health and this stop signal.
-    pub fn new(health: Arc<UpstreamHealth>, stopping: watch::Receiver<bool>) -> Self {
+    pub fn new(health: HealthSource, stopping: watch::Receiver<bool>) -> Self {
         Readiness { health, stopping }
     }
 
@@ -42,7 +45,8 @@ impl Readiness {
         if *self.stopping.borrow() {
             return Err("not ready: shutting down".to_owned());
         }
-        for group in self.health.groups() {
+        let health = (self.health)();
+        for group in health.groups() {
             group_accepts(group)?;
         }
         Ok(())

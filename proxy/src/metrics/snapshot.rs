@@ -54,6 +54,8 @@ pub struct Snapshot {
     pub tls_certificates: Vec<(String, i64)>,
     /// Access log lines dropped (0 when the log is off).
     pub access_log_dropped: u64,
+    /// Configuration reloads: (accepted, refused, whether the last one was accepted).
+    pub config_reloads: (u64, u64, bool),
     /// ringway and the uWSGI processes.
     pub processes: Vec<ProcessFigures>,
     /// The oldest live connections.
@@ -194,6 +196,7 @@ impl Snapshot {
                 .collect(),
             tls_certificates: Vec::new(),
             access_log_dropped: 0,
+            config_reloads: (0, 0, true),
             processes,
             oldest_connections: Vec::new(),
             slowest_connections: Vec::new(),

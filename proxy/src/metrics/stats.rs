@@ -14,10 +14,10 @@ use slab::Slab;
 
 use super::histogram::{Histogram, HistogramSnapshot, LATENCY_BOUNDS};
 
-/// The labels of a request series: the route's index (`None`: no route) and the status.
+/// The labels of a request series: the route's metric id (`None`: no route) and the status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RouteCode {
-    /// Index of the route in the configuration.
+    /// The route's id in `RouteNames` (stable across reloads, unlike its index).
     pub route: Option<u16>,
     /// Status code.
     pub code: u16,
@@ -185,17 +185,17 @@ impl Default for WorkerStats {
 }
 
 impl WorkerStats {
-    /// Counts one answered request, served by `route` (its index; `None`: no route).
+    /// Counts one answered request, served by `route` (its metric id; `None`: no route).
     pub fn request_done(
         &self,
-        route: Option<usize>,
+        route: Option<u16>,
         status: u16,
         total: Duration,
         upstream: Option<Duration>,
     ) {
         self.requests_done.fetch_add(1, Relaxed);
         let key = RouteCode {
-            route: route.and_then(|r| u16::try_from(r).ok()),
+            route,
             code: status,
         };
         if let Ok(mut by_route) = self.by_route.lock() {

@@ -1,6 +1,7 @@
 //! The certificate files: a broken TLS configuration is refused at start; SIGHUP re-reads
-//! the files: new handshakes get the new certificate, sessions already up carry on, and a
-//! broken or missing file keeps the old one, with a log line saying why.
+//! the files (with the whole configuration): new handshakes get the new certificate,
+//! sessions already up carry on, and a broken or missing file makes the reload refused,
+//! the old certificate kept, with a log line saying why.
 
 use std::time::Duration;
 
@@ -11,8 +12,8 @@ use ringway_tests::wait::poll_until;
 use ringway_tests::{App, Conn, Req, Ringway, Uwsgi};
 
 const NAME: &str = "site.test";
-const RELOADED: &str = "SIGHUP: TLS certificates reloaded";
-const KEPT: &str = "SIGHUP: TLS certificates not reloaded, the old ones stay";
+const RELOADED: &str = "SIGHUP: configuration reloaded";
+const KEPT: &str = "SIGHUP: configuration refused, the old one stays";
 
 /// Waits until `needle` appears `n` times in ringway's log.
 fn wait_count(ringway: &Ringway, needle: &str, n: usize) {

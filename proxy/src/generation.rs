@@ -1,0 +1,120 @@
+//! Configuration generations: what a reload (SIGHUP) swaps.
+//!
+//! A [`Generation`] is one checked configuration and the process-wide state made from it
+//! (certificates, limits, upstream health, metric ids). The main thread makes one at start
+//! and one per accepted reload, and publishes it on a watch channel; each worker thread
+//! builds its own [`Worker`] from it and makes that its *current* one (a thread-local `Rc`).
+//!
+//! A connection takes the current `Worker` when it is accepted, and again before each of its
+//! requests (a keep-alive connection moves to the new configuration at its next request);
+//! a request in flight keeps the `Worker` it started with. An old generation is freed when
+//! its last request or idle connection lets go of it: nothing waits for it, nothing tracks it.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::access_log::LogNames;
+use crate::config::Config;
+use crate::limits::Limiters;
+use crate::metrics::RouteNames;
+use crate::tls::Acceptor;
+use crate::upstream::UpstreamHealth;
+use crate::worker::Worker;
+
+/// One configuration's worth of what every worker shares (all `Send + Sync`).
+pub(crate) struct Generation {
+    /// Counts from 1 (the start); each accepted reload adds one.
+    pub(crate) number: u64,
+    /// The checked configuration.
+    pub(crate) config: Arc<Config>,
+    /// The certificates new handshakes use, if TLS is on.
+    pub(crate) acceptor: Option<Arc<Acceptor>>,
+    /// The limits' shared state (carried over from the previous generation where unchanged).
+    pub(crate) limits: Arc<Limiters>,
+    /// What the upstream servers last said to a connect.
+    pub(crate) health: Arc<UpstreamHealth>,
+    /// Each route's stable metric id, by route index (see `metrics::RouteNames`).
+    pub(crate) route_ids: Arc<[Option<u16>]>,
+    /// The route labels and upstream addresses access log lines name.
+    pub(crate) log_names: Arc<LogNames>,
+}
+
+impl Generation {
+    /// The generation a server starts with (the certificates are loaded here).
+    pub(crate) fn first(config: Config, names: &RouteNames) -> anyhow::Result<Generation> {
+        let limits = Arc::new(Limiters::new(&config));
+        Generation::made(1, config, limits, names)
+    }
+
+    /// The generation after this one, from the configuration a reload read; fails (nothing
+    /// changed) if its certificates cannot be loaded.
+    pub(crate) fn next(&self, config: Config, names: &RouteNames) -> anyhow::Result<Generation> {
+        let limits = Arc::new(Limiters::renewed(&config, &self.limits, &self.config));
+        Generation::made(self.number + 1, config, limits, names)
+    }
+
+    fn made(
+        number: u64,
+        config: Config,
+        limits: Arc<Limiters>,
+        names: &RouteNames,
+    ) -> anyhow::Result<Generation> {
+        let acceptor = match &config.tls {
+            Some(tls) => Some(Arc::new(Acceptor::new(tls).context("TLS")?)),
+            None => None,
+        };
+        let labels = config.route_labels();
+        let log_names = LogNames {
+            upstreams: config
+                .groups
+                .iter()
+                .map(|g| g.servers.iter().map(ToString::to_string).collect())
+                .collect(),
+            routes: labels.clone(),
+        };
+        Ok(Generation {
+            number,
+            acceptor,
+            limits,
+            health: Arc::new(UpstreamHealth::new(&config.groups)),
+            route_ids: names.ids(&labels).into(),
+            log_names: Arc::new(log_names),
+            config: Arc::new(config),
+        })
+    }
+}
+
+thread_local! {
+    /// This worker thread's current `Worker` (none outside a worker thread).
+    static CURRENT: RefCell<Option<Rc<Worker>>> = const { RefCell::new(None) };
+}
+
+/// Makes `worker` what this thread's new connections and requests use.
+pub(crate) fn install(worker: Rc<Worker>) {
+    CURRENT.with(|current| *current.borrow_mut() = Some(worker));
+}
+
+/// This thread's current `Worker`, if one was installed.
+pub(crate) fn current() -> Option<Rc<Worker>> {
+    CURRENT.with(|current| current.borrow().clone())
+}
+
+/// The current `Worker` if it belongs to a newer generation than `worker`'s.
+pub(crate) fn newer_than(worker: &Worker) -> Option<Rc<Worker>> {
+    CURRENT.with(|current| {
+        current
+            .borrow()
+            .as_ref()
+            .filter(|w| w.generation != worker.generation)
+            .cloned()
+    })
+}
+
+/// Forgets this thread's current `Worker` (at the end of the drain, so that what it holds,
+/// the access log's queue among it, is dropped before the thread ends).
+pub(crate) fn clear() {
+    CURRENT.with(|current| current.borrow_mut().take());
+}

@@ -1,0 +1,178 @@
+//! Reloading the configuration (SIGHUP): the file and the flags are read and checked again;
+//! a configuration that passes becomes the next generation (generation.rs), which new
+//! connections and each connection's next request use, while requests in flight finish on
+//! the one they started with. One that fails is refused, the old one stays.
+//!
+//! A few settings shape the process itself (its sockets, threads and memory budget): those
+//! keep their values until a new process takes over (README, "Reload and upgrade"), and a
+//! reload that changes them says so.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::sync::watch;
+
+use crate::buffer::prepare_dir;
+use crate::config::{Config, LogSink};
+use crate::generation::Generation;
+use crate::metrics::{Reloads, RouteNames};
+
+/// Reloads the configuration of a running server (`Server::reloader`).
+pub struct Reloader {
+    generations: Arc<watch::Sender<Arc<Generation>>>,
+    route_names: RouteNames,
+    reloads: Arc<Reloads>,
+}
+
+/// A reload that took effect.
+#[derive(Debug)]
+pub struct Reloaded {
+    /// The new generation's number (the configuration at start is 1).
+    pub generation: u64,
+    /// The settings that changed in the file or flags but keep their old value (their keys).
+    pub kept: Vec<&'static str>,
+}
+
+impl Reloader {
+    pub(crate) fn new(
+        generations: Arc<watch::Sender<Arc<Generation>>>,
+        route_names: RouteNames,
+    ) -> Reloader {
+        Reloader {
+            generations,
+            route_names,
+            reloads: Arc::default(),
+        }
+    }
+
+    /// The reloads' counts, for the metrics endpoint.
+    pub fn reloads(&self) -> Arc<Reloads> {
+        Arc::clone(&self.reloads)
+    }
+
+    /// Puts the configuration `read` gives in use, or refuses it (the error says why; the
+    /// configuration in use stays). Counted either way.
+    pub fn reload(
+        &self,
+        read: impl FnOnce() -> anyhow::Result<Config>,
+    ) -> anyhow::Result<Reloaded> {
+        let outcome = read().and_then(|config| self.put_in_use(config));
+        match &outcome {
+            Ok(_) => self.reloads.accepted(),
+            Err(_) => self.reloads.refused(),
+        }
+        outcome
+    }
+
+    fn put_in_use(&self, mut config: Config) -> anyhow::Result<Reloaded> {
+        let current = Arc::clone(&self.generations.borrow());
+        let kept = keep_process_settings(&mut config, &current.config);
+        if config.buffering.temp_dir != current.config.buffering.temp_dir {
+            prepare_dir(&config.buffering.temp_dir).context("temp_dir")?;
+        }
+        let next = Arc::new(current.next(config, &self.route_names)?);
+        let generation = next.number;
+        self.generations.send_replace(next);
+        Ok(Reloaded { generation, kept })
+    }
+}
+
+/// Gives `new` the old values of the settings only a new process can change; returns the
+/// keys of those that differed.
+fn keep_process_settings(new: &mut Config, old: &Config) -> Vec<&'static str> {
+    let mut kept = Vec::new();
+    if new.listen != old.listen {
+        kept.push("listen");
+        new.listen = old.listen;
+    }
+    if new.workers != old.workers {
+        kept.push("workers");
+        new.workers = old.workers;
+    }
+    if new.metrics != old.metrics {
+        kept.push("metrics");
+        new.metrics = old.metrics;
+    }
+    if new.ebpf != old.ebpf {
+        kept.push("ebpf");
+        new.ebpf = old.ebpf;
+    }
+    if new.buffering.max_buffer_memory != old.buffering.max_buffer_memory {
+        kept.push("max_buffer_memory");
+        new.buffering.max_buffer_memory = old.buffering.max_buffer_memory;
+    }
+    // The TLS listeners are bound at start: TLS cannot be turned on or off, nor moved; the
+    // rest of [tls] (certificates, HSTS, handshake timeout) follows the file.
+    match (&mut new.tls, &old.tls) {
+        (Some(new_tls), Some(old_tls)) if new_tls.listen != old_tls.listen => {
+            kept.push("tls.listen");
+            new_tls.listen = old_tls.listen;
+        }
+        (Some(_), Some(_)) | (None, None) => {}
+        (tls, old_tls) => {
+            kept.push("tls.listen");
+            tls.clone_from(old_tls);
+        }
+    }
+    // The access log's writer (its file, or stderr) lives as long as the process; the
+    // format follows the file.
+    let same_sink = match (&new.access_log, &old.access_log) {
+        (None, None) => true,
+        (Some(new_log), Some(old_log)) => match (&new_log.to, &old_log.to) {
+            (LogSink::Stderr, LogSink::Stderr) => true,
+            (LogSink::File { path: a, .. }, LogSink::File { path: b, .. }) => a == b,
+            _ => false,
+        },
+        _ => false,
+    };
+    if !same_sink {
+        kept.push("access_log");
+    }
+    // The check opened the file (so that one that cannot be opened is refused); the writer
+    // has its own, so this one is closed, not kept open past a log rotation.
+    if let Some(LogSink::File { opened, .. }) = new.access_log.as_ref().map(|l| &l.to) {
+        drop(opened.take());
+    }
+    if !same_sink {
+        new.access_log.clone_from(&old.access_log);
+    }
+    kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::keep_process_settings;
+    use crate::config::Config;
+
+    fn config(args: &[&str]) -> Config {
+        let mut all = vec!["ringway", "--upstream", "unix:/none"];
+        all.extend_from_slice(args);
+        Config::from_args(all).expect("a valid configuration")
+    }
+
+    #[test]
+    fn process_settings_keep_their_values_and_are_named() {
+        let old = config(&["--listen", "127.0.0.1:8000", "--workers", "2"]);
+        let mut new = config(&[
+            "--listen",
+            "127.0.0.1:9000",
+            "--workers",
+            "3",
+            "--max-body-size",
+            "1k",
+        ]);
+        let kept = keep_process_settings(&mut new, &old);
+        assert_eq!(kept, ["listen", "workers"]);
+        assert_eq!(new.listen, old.listen);
+        assert_eq!(new.workers, 2);
+        // Everything else follows the new configuration.
+        assert_eq!(new.limits.max_body_size, 1024);
+    }
+
+    #[test]
+    fn an_unchanged_configuration_keeps_nothing() {
+        let old = config(&[]);
+        let mut new = config(&[]);
+        assert!(keep_process_settings(&mut new, &old).is_empty());
+    }
+}

@@ -1,0 +1,303 @@
+//! Reloading the configuration (SIGHUP) and checking one (`--check-config`): routes added
+//! and removed, an upstream changed, a keep-alive connection moving to the new configuration
+//! at its next request, a request in flight finishing on the old upstream, a configuration
+//! that does not validate refused (the old one serves on, a log line says why, the metrics
+//! count it), settings only a new process can change kept with a warning, and the route
+//! metrics following the new routes. The certificates swapped by a reload are in
+//! `tls/reload.rs`; the binary upgrade is in upgrade.rs.
+//!
+//! Each uWSGI runs with an instance name, so every answer from an app carries `X-Instance`:
+//! an answer without it is ringway's own.
+
+use std::net::SocketAddr;
+use std::process::Command;
+use std::thread::sleep;
+use std::time::Duration;
+
+use ringway_tests::tls::{metrics, sample};
+use ringway_tests::uwsgi::{INSTANCE_HEADER, UwsgiOptions};
+use ringway_tests::{App, Conn, Req, Response, Ringway, Uwsgi, paths, roundtrip};
+
+const RELOADED: &str = "SIGHUP: configuration reloaded";
+const REFUSED: &str = "SIGHUP: configuration refused, the old one stays";
+
+fn start_two() -> (Uwsgi, Uwsgi) {
+    let mut both = Uwsgi::start_all(vec![
+        UwsgiOptions::named(App::Raw, "a"),
+        UwsgiOptions::named(App::Raw, "b"),
+    ]);
+    let b = both.pop().expect("two uWSGIs");
+    let a = both.pop().expect("two uWSGIs");
+    (a, b)
+}
+
+/// A config with the group `app` on `uwsgi` and one route to it at `path`.
+fn one_route(uwsgi: &Uwsgi, path: &str) -> String {
+    format!(
+        "[upstreams.app]\nservers = [\"{}\"]\n\n[[routes]]\npath = \"{path}\"\nupstream = \"app\"\n",
+        uwsgi.upstream()
+    )
+}
+
+/// (status, the uWSGI instance that answered: `None` for ringway's own answer).
+fn get(addr: SocketAddr, path: &str) -> (u16, Option<String>) {
+    let r = roundtrip(addr, &Req::get(path));
+    (r.status, r.header(INSTANCE_HEADER))
+}
+
+fn served_by(r: &Response) -> (u16, Option<String>) {
+    (r.status, r.header(INSTANCE_HEADER))
+}
+
+fn by(name: &str) -> (u16, Option<String>) {
+    (200, Some(name.to_owned()))
+}
+
+#[test]
+fn sighup_adds_and_removes_routes_and_moves_an_upstream() {
+    let (a, b) = start_two();
+    let ringway = Ringway::with_config(one_route(&a, "/environ"))
+        .arg("--metrics", "127.0.0.1:0")
+        .start();
+    let addr = ringway.addr();
+    assert_eq!(get(addr, "/environ"), by("a"));
+    assert_eq!(get(addr, "/bytes/10").0, 404);
+    // A keep-alive connection from before the reload.
+    let mut kept = Conn::open(addr);
+    kept.send(&Req::get("/environ").to_bytes()).expect("send");
+    assert_eq!(served_by(&kept.read_response().expect("answer")), by("a"));
+
+    // The route /environ removed, /bytes/ added, the group `app` moved to the other uWSGI.
+    let line = ringway.reload(&one_route(&b, "/bytes/"));
+    assert!(line.contains(RELOADED), "{line}");
+    assert_eq!(get(addr, "/bytes/10"), by("b"));
+    let (status, instance) = get(addr, "/environ");
+    assert_eq!((status, instance), (404, None), "the removed route is gone");
+    // The connection from before takes the new configuration at its next request.
+    kept.send(&Req::get("/bytes/10").to_bytes()).expect("send");
+    assert_eq!(served_by(&kept.read_response().expect("answer")), by("b"));
+
+    // The route label follows the new routes, the old route's count stays, the reload is
+    // counted.
+    let text = metrics(ringway.metrics_addr());
+    let count = |route: &str| {
+        sample(
+            &text,
+            &format!("ringway_requests_total{{route=\"{route}\",code=\"200\"}}"),
+        )
+    };
+    assert_eq!(count("/environ"), 2.0, "{text}");
+    assert_eq!(count("/bytes/"), 2.0, "{text}");
+    assert_eq!(
+        sample(&text, "ringway_config_reloads_total{result=\"ok\"}"),
+        1.0
+    );
+    assert_eq!(
+        sample(&text, "ringway_config_reloads_total{result=\"refused\"}"),
+        0.0
+    );
+    assert_eq!(sample(&text, "ringway_config_last_reload_successful"), 1.0);
+}
+
+#[test]
+fn a_configuration_that_does_not_validate_is_refused_and_the_old_one_serves() {
+    let (a, b) = start_two();
+    let good = one_route(&a, "/");
+    let ringway = Ringway::with_config(good.clone())
+        .arg("--metrics", "127.0.0.1:0")
+        .start();
+    let addr = ringway.addr();
+
+    // A route to a group that does not exist (and b, which must not take effect).
+    let bad = format!(
+        "{}\n[[routes]]\npath = \"/environ\"\nupstream = \"nowhere\"\n",
+        one_route(&b, "/")
+    );
+    let line = ringway.reload(&bad);
+    assert!(line.contains(REFUSED), "{line}");
+    assert!(
+        line.contains("nowhere"),
+        "the line names the problem: {line}"
+    );
+    assert_eq!(
+        ringway.stderr().matches(REFUSED).count(),
+        1,
+        "one line:\n{}",
+        ringway.stderr()
+    );
+    assert_eq!(get(addr, "/"), by("a"), "the old configuration serves");
+    assert_eq!(get(addr, "/environ"), by("a"));
+    let text = metrics(ringway.metrics_addr());
+    assert_eq!(
+        sample(&text, "ringway_config_reloads_total{result=\"refused\"}"),
+        1.0
+    );
+    assert_eq!(sample(&text, "ringway_config_last_reload_successful"), 0.0);
+
+    // Not TOML at all: refused too, on one line.
+    let line = ringway.reload("[[routes]\npath = \n");
+    assert!(line.contains(REFUSED), "{line}");
+    assert_eq!(get(addr, "/"), by("a"));
+
+    // Mended: the next reload takes.
+    let line = ringway.reload(&one_route(&b, "/"));
+    assert!(line.contains(RELOADED), "{line}");
+    assert_eq!(get(addr, "/"), by("b"));
+    let text = metrics(ringway.metrics_addr());
+    assert_eq!(sample(&text, "ringway_config_last_reload_successful"), 1.0);
+    assert_eq!(
+        sample(&text, "ringway_config_reloads_total{result=\"refused\"}"),
+        2.0
+    );
+}
+
+#[test]
+fn a_request_in_flight_across_a_reload_finishes_on_the_old_upstream() {
+    let (a, b) = start_two();
+    let ringway = Ringway::with_config(one_route(&a, "/")).start();
+    let addr = ringway.addr();
+    let mut slow = Conn::open(addr);
+    slow.send(&Req::get("/slow?ms=1500").to_bytes())
+        .expect("send");
+    sleep(Duration::from_millis(300)); // the request is upstream now
+
+    let line = ringway.reload(&one_route(&b, "/"));
+    assert!(line.contains(RELOADED), "{line}");
+    assert_eq!(
+        get(addr, "/"),
+        by("b"),
+        "a new request uses the new upstream"
+    );
+
+    let r = slow.read_response().expect("the slow answer");
+    assert_eq!(served_by(&r), by("a"), "{r:?}");
+    assert_eq!(r.text(), "slept 1500 ms");
+}
+
+#[test]
+fn settings_only_a_new_process_can_change_are_kept_with_a_warning() {
+    let a = Uwsgi::start_with(UwsgiOptions::named(App::Raw, "a"));
+    let ringway = Ringway::with_config(one_route(&a, "/")).start();
+    let changed = format!(
+        "max_buffer_memory = \"96m\"\nmax_body_size = \"1k\"\n{}",
+        one_route(&a, "/")
+    );
+    let line = ringway.reload(&changed);
+    assert!(line.contains(RELOADED), "{line}");
+    let log = ringway.stderr();
+    let warning = log
+        .lines()
+        .find(|l| l.contains("max_buffer_memory changed but kept"))
+        .unwrap_or_else(|| panic!("a warning names the setting:\n{log}"));
+    assert!(warning.contains("Reload and upgrade"), "{warning}");
+    // The rest of the file took effect.
+    let r = roundtrip(ringway.addr(), &Req::post("/", &[b'x'; 2048]));
+    assert_eq!(r.status, 413, "{r:?}");
+}
+
+/// `ringway --check-config` with `args`: (exit code, stderr).
+fn check_config(args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(paths::ringway_bin())
+        .arg("--check-config")
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run ringway --check-config");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_config_exits_0_for_a_good_configuration_and_1_for_a_bad_one() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).expect("write");
+        path.display().to_string()
+    };
+    // The listen address is taken: a check binds nothing, so it does not mind.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let listen = taken.local_addr().expect("addr").to_string();
+    let good = file(
+        "good.toml",
+        &format!("listen = \"{listen}\"\nupstream = [\"unix:/nonexistent.sock\"]\n"),
+    );
+    let (code, err) = check_config(&["--config", &good]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains(&format!("ringway: configuration {good} is ok")),
+        "{err}"
+    );
+
+    // A route to a group that does not exist.
+    let bad = file(
+        "bad.toml",
+        "upstream = [\"unix:/x.sock\"]\n[[routes]]\npath = \"/\"\nupstream = \"nowhere\"\n",
+    );
+    let (code, err) = check_config(&["--config", &bad]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("is not valid"), "{err}");
+    assert!(err.contains("nowhere"), "{err}");
+
+    // A file it names is missing: an error page, a certificate.
+    let missing = dir.path().join("missing.html").display().to_string();
+    let no_page = file(
+        "no_page.toml",
+        &format!("upstream = [\"unix:/x.sock\"]\nerror_pages = {{ 502 = \"{missing}\" }}\n"),
+    );
+    let (code, err) = check_config(&["--config", &no_page]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains(&missing), "{err}");
+    let cert = dir.path().join("missing.pem").display().to_string();
+    let (code, err) = check_config(&[
+        "--upstream",
+        "unix:/x.sock",
+        "--tls-listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        &cert,
+        "--tls-key",
+        &cert,
+    ]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains(&cert), "{err}");
+
+    // A flag wins over the file, as at start.
+    let (code, err) = check_config(&["--config", &good, "--workers", "0"]);
+    assert_eq!(code, Some(1), "{err}");
+}
+
+#[test]
+fn a_reload_changes_the_access_log_format_and_keeps_one_file_open() {
+    let a = Uwsgi::start_with(UwsgiOptions::named(App::Raw, "a"));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let dir_path = dir.path().canonicalize().expect("canonical dir");
+    let log = dir_path.join("access.log");
+    let config = |format: &str| {
+        format!(
+            "access_log = \"{}\"\naccess_log_format = \"{format}\"\n{}",
+            log.display(),
+            one_route(&a, "/")
+        )
+    };
+    let ringway = Ringway::with_config(config("combined")).start();
+    assert_eq!(get(ringway.addr(), "/?first"), by("a"));
+    let line = ringway.reload(&config("json"));
+    assert!(line.contains(RELOADED), "{line}");
+    assert_eq!(get(ringway.addr(), "/?second"), by("a"));
+    // Lines reach the file within a second.
+    let written = ringway_tests::wait::poll_until(Duration::from_secs(5), || {
+        std::fs::read_to_string(&log).is_ok_and(|t| t.contains("second"))
+    });
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(written, "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(!lines[0].starts_with('{'), "combined before: {text}");
+    assert!(lines[1].starts_with('{'), "JSON after: {text}");
+    // The reload's check opened the file too: only the writer's stays open.
+    let open = ringway.open_files_under(&dir_path);
+    assert_eq!(open.len(), 1, "{open:?}");
+}
