@@ -3,7 +3,6 @@
 //! stops it after its own drain, and never leaves it behind, not even when SIGKILLed.
 
 use std::path::{Path, PathBuf};
-use std::thread::sleep;
 use std::time::Duration;
 
 use ringway_tests::client::Conn;
@@ -345,7 +344,12 @@ fn sigterm_stops_the_app_after_the_drain() {
     let mut conn = Conn::open(ringway.addr());
     conn.send(&Req::get("/slow?ms=1500").to_bytes())
         .expect("send");
-    sleep(Duration::from_millis(300)); // the request is at the app now
+    // Accepted (its head is in the socket): the drain serves it, and it reaches the app.
+    assert!(
+        poll_until(APP_START, || metric(&ringway, "ringway_connections_active")
+            .is_some_and(|n| n >= 1.0)),
+        "ringway never accepted the connection"
+    );
     ringway.sigterm();
 
     // Had the app been stopped before the drain, this would be a 502.
