@@ -10,10 +10,14 @@ RUN if ! command -v gcc >/dev/null; then \
         && apt-get install -y --no-install-recommends gcc libc6-dev \
         && rm -rf /var/lib/apt/lists/*; \
     fi
-COPY tests/apps/requirements.txt /app/requirements.txt
-RUN python3 -m venv /venv \
+# The demo needs uWSGI and Flask only (the rest of the list is the tests' tools), at the
+# versions the tests pin.
+COPY tests/apps/requirements.txt /tmp/requirements.txt
+RUN grep -E '^(uWSGI|Flask)==' /tmp/requirements.txt > /tmp/demo-requirements.txt \
+    && python3 -m venv /venv \
     && /venv/bin/pip install --no-cache-dir --disable-pip-version-check \
-        -r /app/requirements.txt
+        -r /tmp/demo-requirements.txt \
+    && rm /tmp/requirements.txt /tmp/demo-requirements.txt
 COPY tests/apps/ /app/
 # uWSGI runs as its own user; /run/app is where its socket goes (a volume shared with
 # ringway's container: a new volume takes this directory's owner).
