@@ -101,6 +101,11 @@ fn keep_process_settings(new: &mut Config, old: &Config) -> Vec<&'static str> {
         kept.push("max_buffer_memory");
         new.buffering.max_buffer_memory = old.buffering.max_buffer_memory;
     }
+    // The supervisor started the app with the start's [app]; a reload does not restart it.
+    if new.app != old.app {
+        kept.push("app");
+        new.app.clone_from(&old.app);
+    }
     // The TLS listeners are bound at start: TLS cannot be turned on or off, nor moved; the
     // rest of [tls] (certificates, HSTS, handshake timeout) follows the file.
     match (&mut new.tls, &old.tls) {
@@ -167,6 +172,25 @@ mod tests {
         assert_eq!(new.workers, 2);
         // Everything else follows the new configuration.
         assert_eq!(new.limits.max_body_size, 1024);
+    }
+
+    #[test]
+    fn the_app_section_is_kept() {
+        use crate::app::{AppConfig, Restart, StopSignal};
+        use std::time::Duration;
+        let app = |program: &str| AppConfig {
+            command: vec![program.to_owned()],
+            stop_signal: StopSignal::from_name("SIGINT").expect("a stop signal"),
+            restart: Restart::OnFailure,
+            ready_timeout: Duration::from_secs(60),
+            stop_timeout: Duration::from_secs(10),
+        };
+        let mut old = config(&[]);
+        old.app = Some(app("uwsgi"));
+        let mut new = config(&[]);
+        new.app = Some(app("gunicorn"));
+        assert_eq!(keep_process_settings(&mut new, &old), ["app"]);
+        assert_eq!(new.app, old.app);
     }
 
     #[test]

@@ -22,7 +22,7 @@ use anyhow::{Context, bail};
 use crate::config::UpstreamAddr;
 
 /// The `[app]` section, checked.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppConfig {
     /// The program and its arguments.
     pub command: Vec<String>,
