@@ -12,6 +12,7 @@
 
 pub mod checks;
 pub mod client;
+pub mod command;
 pub mod data;
 pub mod haproxy;
 pub mod netns;

@@ -158,31 +158,10 @@ fn metric(ringway: &Ringway, name: &str) -> Option<f64> {
 
 /// Each metric family's type, as the Prometheus client library's own parser reads `text`.
 fn family_types(text: &str) -> serde_json::Value {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
     let script = "import json, sys\n\
         from prometheus_client.parser import text_string_to_metric_families\n\
         print(json.dumps({f.name: f.type for f in text_string_to_metric_families(sys.stdin.read())}))\n";
-    let mut child = Command::new(ringway_tests::paths::venv().join("bin/python"))
-        .args(["-c", script])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("venv python");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(text.as_bytes())
-        .expect("write");
-    let out = child.wait_with_output().expect("parser");
-    assert!(
-        out.status.success(),
-        "parser failed: {}\n{text}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("json")
+    serde_json::from_slice(&ringway_tests::command::venv_python(script, text)).expect("json")
 }
 
 fn get_status(ringway: &Ringway, path: &str) -> u16 {

@@ -8,24 +8,13 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use ringway_tests::command::status_and_output as run;
 use ringway_tests::tls::tool;
 use ringway_tests::{Req, Ringway, paths, roundtrip};
 use serde_json::Value;
 
 fn deploy_dir(sub: &str) -> PathBuf {
     paths::workspace_root().join("deploy").join(sub)
-}
-
-fn run(cmd: &mut Command) -> (bool, String) {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
 }
 
 #[test]

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use ringway_tests::tls::{Pki, curl, curl_target};
 use ringway_tests::uwsgi::UwsgiOptions;
 use ringway_tests::wait::{poll_until, stop_child};
-use ringway_tests::{App, Req, Ringway, Uwsgi, paths, roundtrip};
+use ringway_tests::{App, Req, Ringway, Uwsgi, command, paths, roundtrip};
 use serde_json::Value;
 
 /// Starts ringway with its metrics endpoint on a free port; returns it and that address.
@@ -334,26 +334,8 @@ for family in text_string_to_metric_families(sys.stdin.read()):
     out[family.name] = {"type": family.type, "labels": sorted({k for s in family.samples for k in s.labels})}
 print(json.dumps(out))
 "#;
-    let mut child = Command::new(paths::venv().join("bin/python"))
-        .args(["-c", script])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("venv python");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(text.as_bytes())
-        .expect("write");
-    let out = child.wait_with_output().expect("parser");
-    assert!(
-        out.status.success(),
-        "parser failed: {}\n{text}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let families: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let families: Value =
+        serde_json::from_slice(&command::venv_python(script, &text)).expect("json");
     for (name, kind) in [
         ("ringway_requests", "counter"),
         ("ringway_request_duration_seconds", "histogram"),

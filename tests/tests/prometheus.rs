@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
 
+use ringway_tests::command::status_and_output;
 use ringway_tests::prometheus::{JOB, Prometheus, finite_values, rules_dir};
 use ringway_tests::tls::tool;
 use ringway_tests::wait::poll_until;
@@ -23,17 +24,11 @@ const DATA_LIMIT: Duration = Duration::from_secs(60);
 const RATE_INTERVAL: &str = "10s";
 
 fn promtool(args: &[&str]) -> (bool, String) {
-    let out = Command::new(tool("promtool", "prometheus"))
-        .args(args)
-        .current_dir(rules_dir())
-        .output()
-        .expect("run promtool");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    status_and_output(
+        Command::new(tool("promtool", "prometheus"))
+            .args(args)
+            .current_dir(rules_dir()),
+    )
 }
 
 #[test]
