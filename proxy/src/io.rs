@@ -93,6 +93,11 @@ impl<S> Counted<S> {
         self.written.get()
     }
 
+    /// Counts bytes read around the stream (a non-blocking `recv`).
+    pub(crate) fn add_read(&self, n: u64) {
+        self.read.set(self.read.get() + n);
+    }
+
     /// Counts bytes written around the stream (sendfile).
     pub(crate) fn add_written(&self, n: u64) {
         self.written.set(self.written.get() + n);

@@ -23,6 +23,7 @@ use tokio_util::task::TaskTracker;
 use crate::access_log::{self, AccessLog, Reopener, WorkerLog};
 use crate::buffer::{Budget, prepare_dir, release_idle_buffers};
 use crate::config::Config;
+use crate::conn::IdleConns;
 use crate::generation::{self, Generation};
 use crate::identity::IdSource;
 use crate::metrics::{
@@ -364,10 +365,15 @@ struct ThreadState {
     budget: Arc<Budget>,
     request_ids: Rc<IdSource>,
     access_log: Option<Rc<WorkerLog>>,
+    /// Every connection task of this thread, so the drain can wait for them.
+    tracker: TaskTracker,
+    idle: Rc<IdleConns>,
 }
 
 impl ThreadParts {
-    fn into_state(self) -> (ThreadState, watch::Receiver<Arc<Generation>>) {
+    fn into_state(self) -> std::io::Result<(ThreadState, watch::Receiver<Arc<Generation>>)> {
+        let tracker = TaskTracker::new();
+        let idle = Rc::new(IdleConns::new(tracker.clone())?);
         let state = ThreadState {
             local: self.local,
             tls_local: self.tls_local,
@@ -378,8 +384,10 @@ impl ThreadParts {
             budget: self.budget,
             request_ids: Rc::new(self.request_ids),
             access_log: self.access_log.map(Rc::new),
+            tracker,
+            idle,
         };
-        (state, self.generations)
+        Ok((state, self.generations))
     }
 }
 
@@ -415,6 +423,7 @@ impl ThreadState {
             access_log: self.access_log.clone(),
             log_names: Arc::clone(&generation.log_names),
             route_ids: Arc::clone(&generation.route_ids),
+            idle: Rc::clone(&self.idle),
         }
     }
 }
@@ -438,7 +447,13 @@ fn run_worker(
             return;
         }
     };
-    let (state, generations) = parts.into_state();
+    let (state, generations) = match parts.into_state() {
+        Ok(state) => state,
+        Err(err) => {
+            let _ = ready.send(Err(format!("epoll_create1: {err}")));
+            return;
+        }
+    };
     let first = Arc::clone(&generations.borrow());
     generation::install(Rc::new(state.worker(&first)));
     drop(first);
@@ -471,7 +486,8 @@ async fn serve(
     generations: watch::Receiver<Arc<Generation>>,
     ready: mpsc::Sender<Result<(), String>>,
 ) {
-    let tracker = TaskTracker::new();
+    let tracker = state.tracker.clone();
+    tracker.spawn_local(Rc::clone(&state.idle).watch(state.stop.clone()));
     let tls_loop = tls_listener.map(|listener| {
         let (closing, tracker) = (Arc::clone(&state.closing), tracker.clone());
         tokio_uring::spawn(async move {
@@ -619,6 +635,8 @@ pub(crate) fn test_worker(config: Config, local: SocketAddr) -> Rc<Worker> {
         budget,
         request_ids: Rc::new(IdSource::from_os().expect("seeding the request IDs")),
         access_log: None,
+        tracker: TaskTracker::new(),
+        idle: Rc::new(IdleConns::new(TaskTracker::new()).expect("an epoll instance")),
     };
     Rc::new(state.worker(&generation))
 }

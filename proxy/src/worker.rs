@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use crate::access_log::{LogNames, WorkerLog};
 use crate::buffer::Budget;
 use crate::config::Config;
+use crate::conn::IdleConns;
 use crate::identity::IdSource;
 use crate::limits::Limiters;
 use crate::metrics::{ProbeHandle, WorkerStats};
@@ -55,6 +56,8 @@ pub(crate) struct Worker {
     pub(crate) log_names: Arc<LogNames>,
     /// Each route's stable metric id, by route index.
     pub(crate) route_ids: Arc<[Option<u16>]>,
+    /// This thread's parked keep-alive connections (shared by its generations).
+    pub(crate) idle: Rc<IdleConns>,
 }
 
 impl Worker {

@@ -12,6 +12,7 @@ mod watch;
 
 pub(crate) use answer::Own;
 pub(crate) use close::Next;
+pub(crate) use head::ReadNow;
 pub(crate) use proxy_header::{Proxied, read_proxy_header};
 pub(crate) use sendfile::{Step, ZeroCopy};
 pub(crate) use stream::ClientStream;
@@ -23,6 +24,9 @@ use std::rc::Rc;
 use crate::buffer::Buf;
 use crate::http::HeaderSpan;
 use crate::io::{Counted, Stream};
+
+/// Header spans a request's list starts with room for (most requests have fewer).
+pub(crate) const HEADER_SPANS: usize = 16;
 
 /// One client connection.
 pub(crate) struct Client {
@@ -62,7 +66,7 @@ impl Client {
             local,
             hsts,
             input: Buf::empty(),
-            headers: Vec::with_capacity(16),
+            headers: Vec::with_capacity(HEADER_SPANS),
             response_headers: Vec::new(),
             body_from: Cell::new(0),
             finished: false,
@@ -106,6 +110,19 @@ impl Client {
         self.stream
             .bytes_written()
             .saturating_sub(self.body_from.get())
+    }
+
+    /// Frees what only a request in progress uses (the header span lists), for a connection
+    /// about to wait idle; the next head read sizes them again.
+    pub(crate) fn shed_request_state(&mut self) {
+        self.headers = Vec::new();
+        self.response_headers = Vec::new();
+    }
+
+    /// The connection ends with nothing in flight and nothing owed (the client closed it
+    /// between requests, or it idled out): dropping it just closes the socket.
+    pub(crate) fn ended_idle(&mut self) {
+        self.finished = true;
     }
 
     /// Makes what was left after a request the start of the next one.

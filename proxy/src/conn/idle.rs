@@ -1,0 +1,388 @@
+//! Keep-alive connections between requests, parked: no task, no buffer and no timer each.
+//!
+//! Most of the connections a busy server holds are waiting for their next request. Waiting
+//! in an io_uring read would hold a read buffer and a task sized for the busiest request;
+//! so a plain connection with nothing unread hands its state to its thread's [`IdleConns`]
+//! and its task ends. Its socket is registered once, edge-triggered, with an epoll instance
+//! of the thread's own, which Tokio's reactor watches like any other fd; when the socket
+//! turns readable, the watcher gives the connection a new task, which reads the request
+//! with one non-blocking `recv` (the bytes are there). One sweep closes the connections idle
+//! past their `keepalive_timeout`, and when the server stops, those still idle after the
+//! drain's grace. See docs/ARCHITECTURE.md, "Idle connections".
+
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use slab::Slab;
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
+use tokio::sync::{Notify, watch};
+use tokio_util::task::TaskTracker;
+
+use super::Conn;
+use crate::client::ReadNow;
+
+/// How often parked connections are checked against their deadlines: a connection closes
+/// at most this long after its keep-alive timeout.
+const SWEEP_EVERY: Duration = Duration::from_millis(100);
+
+/// Events taken from the epoll instance per `epoll_wait`.
+const EVENTS: usize = 256;
+
+/// While the server drains, how long a connection waiting for its next request still has to
+/// send it. A keep-alive client sends its next request right after reading an answer: closing
+/// its connection in that moment would fail the request it is sending, so it gets this long
+/// (and its answer says `Connection: close`); a connection still quiet then is closed.
+pub(crate) const DRAIN_IDLE_GRACE: Duration = Duration::from_secs(1);
+
+/// A connection's place in its thread's [`IdleConns`], held from its first park until it
+/// closes. The stamp tells its users apart when the place is reused: an event still queued
+/// for a connection gone is ignored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct IdleKey {
+    index: u32,
+    stamp: u32,
+}
+
+impl IdleKey {
+    fn token(self) -> u64 {
+        (u64::from(self.stamp) << 32) | u64::from(self.index)
+    }
+
+    fn from_token(token: u64) -> IdleKey {
+        IdleKey {
+            index: token as u32,
+            stamp: (token >> 32) as u32,
+        }
+    }
+}
+
+/// What became of a connection offered to [`IdleConns::park`].
+pub(super) enum Parking {
+    /// Parked: the caller's task is done with it.
+    Parked,
+    /// Not parked (bytes may be waiting, or parking is not possible): serve it on.
+    Busy(Box<Conn>),
+    /// The client closed it (or its socket failed) meanwhile: it is gone.
+    Done,
+}
+
+/// One thread's parked keep-alive connections.
+pub(crate) struct IdleConns {
+    /// The epoll instance the parked sockets are registered with (each once, for its life).
+    epoll: OwnedFd,
+    places: RefCell<Slab<Place>>,
+    /// Connections parked now.
+    parked: Cell<usize>,
+    /// Increments per registration, so that a reused place gets a new stamp.
+    stamps: Cell<u32>,
+    /// Set while the watcher runs: without it, nothing would wake a parked connection.
+    watching: Cell<bool>,
+    /// Once the server stops: parked connections have until then to send a request.
+    drain_deadline: Cell<Option<Instant>>,
+    /// Tells the watcher the first connection has parked (it sweeps only while some are).
+    first_parked: Notify,
+    /// Tracks the tasks of resumed connections, so the drain waits for them.
+    tracker: TaskTracker,
+}
+
+/// A registered connection's place.
+struct Place {
+    stamp: u32,
+    /// The connection while parked, with its deadline.
+    parked: Option<(Box<Conn>, Instant)>,
+    /// An event came while the connection was busy: bytes may be waiting when it parks.
+    ready: bool,
+}
+
+impl IdleConns {
+    /// A thread's idle set; connections resumed from it run under `tracker`.
+    pub(crate) fn new(tracker: TaskTracker) -> io::Result<IdleConns> {
+        // SAFETY: epoll_create1 takes no pointer; a valid fd it returns is ours to own.
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(IdleConns {
+            // SAFETY: `fd` was just returned by epoll_create1 and nothing else owns it.
+            epoll: unsafe { OwnedFd::from_raw_fd(fd) },
+            places: RefCell::new(Slab::new()),
+            parked: Cell::new(0),
+            stamps: Cell::new(0),
+            watching: Cell::new(false),
+            drain_deadline: Cell::new(None),
+            first_parked: Notify::new(),
+            tracker,
+        })
+    }
+
+    /// Connections parked now.
+    pub(crate) fn parked(&self) -> usize {
+        self.parked.get()
+    }
+
+    /// Parks `conn` until its socket turns readable or its keep-alive timeout passes. Only
+    /// a plain connection with nothing unread parks, and only while the watcher runs and
+    /// the server is not stopping (the head read's own drain logic serves those).
+    pub(super) fn park(&self, mut conn: Box<Conn>) -> Parking {
+        if !self.watching.get()
+            || self.drain_deadline.get().is_some()
+            || conn.client.is_tls()
+            || !conn.client.input.is_empty()
+        {
+            return Parking::Busy(conn);
+        }
+        let key = match conn.idle_key {
+            Some(key) => key,
+            None => match self.register(conn.client.stream.get_ref().as_raw_fd()) {
+                Ok(key) => {
+                    conn.idle_key = Some(key);
+                    key
+                }
+                Err(err) => {
+                    tracing::debug!(error = %err, "epoll registration failed: not parking");
+                    return Parking::Busy(conn);
+                }
+            },
+        };
+        let was_ready = match self.places.borrow_mut().get_mut(key.index as usize) {
+            Some(place) => std::mem::take(&mut place.ready),
+            None => return Parking::Busy(conn),
+        };
+        if was_ready {
+            // Bytes came while it was busy: a body it has read since, or its next request.
+            match conn.client.read_now() {
+                ReadNow::Nothing => {}
+                ReadNow::Bytes => return Parking::Busy(conn),
+                ReadNow::Closed => {
+                    conn.client.ended_idle();
+                    return Parking::Done;
+                }
+                // Dropped unfinished: its socket is shut down.
+                ReadNow::Failed(_) => return Parking::Done,
+            }
+        }
+        let deadline = Instant::now() + conn.worker.config.keepalive_timeout;
+        let mut places = self.places.borrow_mut();
+        let Some(place) = places.get_mut(key.index as usize) else {
+            return Parking::Busy(conn);
+        };
+        conn.client.shed_request_state();
+        place.parked = Some((conn, deadline));
+        drop(places);
+        self.parked.set(self.parked.get() + 1);
+        if self.parked.get() == 1 {
+            self.first_parked.notify_one();
+        }
+        Parking::Parked
+    }
+
+    /// Registers `fd` (edge-triggered, for its life) and gives it a place.
+    fn register(&self, fd: RawFd) -> io::Result<IdleKey> {
+        let stamp = self.stamps.get().wrapping_add(1);
+        self.stamps.set(stamp);
+        let index = {
+            let mut places = self.places.borrow_mut();
+            let entry = places.vacant_entry();
+            let index = entry.key();
+            entry.insert(Place {
+                stamp,
+                parked: None,
+                ready: false,
+            });
+            index
+        };
+        let key = IdleKey {
+            index: u32::try_from(index).map_err(|_| io::Error::from(io::ErrorKind::OutOfMemory))?,
+            stamp,
+        };
+        let mut event = libc::epoll_event {
+            events: (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
+            u64: key.token(),
+        };
+        // SAFETY: both fds are open (the socket's owner is the caller's connection) and the
+        // event is a valid epoll_event for the call's duration.
+        let rc =
+            unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut event) };
+        if rc < 0 {
+            let err = io::Error::last_os_error();
+            self.places.borrow_mut().try_remove(index);
+            return Err(err);
+        }
+        Ok(key)
+    }
+
+    /// Frees a closing connection's place. Its socket leaves the epoll instance when it is
+    /// closed; an event still queued for it finds the place gone or stamped anew.
+    pub(super) fn release(&self, key: IdleKey) {
+        // A connection is dropped only outside a borrow of the places (taken out first), so
+        // this cannot fail; if it ever did, the place would only be leaked.
+        if let Ok(mut places) = self.places.try_borrow_mut() {
+            if places
+                .get(key.index as usize)
+                .is_some_and(|p| p.stamp == key.stamp)
+            {
+                places.remove(key.index as usize);
+            }
+        }
+    }
+
+    /// Wakes parked connections whose sockets turned readable, and notes readiness for the
+    /// busy ones. Returns how many events `epoll_wait` gave.
+    fn take_events(&self) -> usize {
+        let mut events = [libc::epoll_event { events: 0, u64: 0 }; EVENTS];
+        // SAFETY: the buffer holds EVENTS entries; a zero timeout does not block.
+        let n = unsafe {
+            libc::epoll_wait(
+                self.epoll.as_raw_fd(),
+                events.as_mut_ptr(),
+                EVENTS as libc::c_int,
+                0,
+            )
+        };
+        let Ok(n) = usize::try_from(n) else {
+            return 0;
+        };
+        for event in &events[..n] {
+            let key = IdleKey::from_token(event.u64);
+            let woken = {
+                let mut places = self.places.borrow_mut();
+                match places.get_mut(key.index as usize) {
+                    Some(place) if place.stamp == key.stamp => match place.parked.take() {
+                        Some((conn, _)) => Some(conn),
+                        None => {
+                            place.ready = true;
+                            None
+                        }
+                    },
+                    _ => None,
+                }
+            };
+            if let Some(conn) = woken {
+                self.parked.set(self.parked.get() - 1);
+                self.tracker.spawn_local(super::resume(conn));
+            }
+        }
+        n
+    }
+
+    /// Closes the parked connections past their deadline (their keep-alive timeout, or the
+    /// drain's grace). While draining, one with bytes waiting is served instead.
+    fn sweep(&self, now: Instant) {
+        let drain = self.drain_deadline.get();
+        let expired: Vec<Box<Conn>> = {
+            let mut places = self.places.borrow_mut();
+            places
+                .iter_mut()
+                .filter_map(|(_, place)| {
+                    let (_, deadline) = place.parked.as_ref()?;
+                    let deadline = drain.map_or(*deadline, |d| d.min(*deadline));
+                    if deadline > now {
+                        return None;
+                    }
+                    place.parked.take().map(|(conn, _)| conn)
+                })
+                .collect()
+        };
+        self.parked.set(self.parked.get() - expired.len());
+        for conn in expired {
+            if drain.is_some() {
+                // The last moment's bytes are a request to serve still (with
+                // `Connection: close`); none, and the connection is done.
+                self.tracker.spawn_local(super::resume(conn));
+            } else {
+                super::close_idle(conn);
+            }
+        }
+    }
+
+    /// Runs for the worker's life: wakes parked connections, closes the ones idle too long,
+    /// and once `stop` says so, gives the parked ones the drain's grace and ends when none
+    /// is left.
+    pub(crate) async fn watch(self: Rc<Self>, mut stop: watch::Receiver<bool>) {
+        let fd = EpollFd(self.epoll.as_raw_fd());
+        // SAFETY: the epoll fd is owned by `self`, which this task holds: it stays open, and
+        // is not replaced, until the registration is dropped at the end of this function.
+        let epoll = match unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) } {
+            Ok(epoll) => epoll,
+            Err(err) => {
+                tracing::warn!(error = %err, "idle keep-alive connections will wait in reads");
+                return;
+            }
+        };
+        self.watching.set(true);
+        if *stop.borrow() {
+            self.drain_deadline
+                .set(Some(Instant::now() + DRAIN_IDLE_GRACE));
+        }
+        let mut sweep = tokio::time::interval(SWEEP_EVERY);
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let stopping = self.drain_deadline.get().is_some();
+            if stopping && self.parked() == 0 {
+                break;
+            }
+            tokio::select! {
+                ready = epoll.readable() => match ready {
+                    Ok(mut guard) => {
+                        if self.take_events() < EVENTS {
+                            guard.clear_ready();
+                        }
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, "idle connections' epoll failed");
+                        break;
+                    }
+                },
+                _ = sweep.tick(), if self.parked() > 0 => self.sweep(Instant::now()),
+                // Nothing parked: no need to tick until something is.
+                () = self.first_parked.notified(), if self.parked() == 0 => {}
+                changed = stop.changed(), if !stopping => {
+                    if changed.is_err() || *stop.borrow() {
+                        self.drain_deadline.set(Some(Instant::now() + DRAIN_IDLE_GRACE));
+                    }
+                }
+            }
+        }
+        self.watching.set(false);
+        // Whatever is still parked (the epoll failed) gets its last read now.
+        let now = Instant::now();
+        self.drain_deadline.set(Some(now));
+        self.sweep(now);
+    }
+}
+
+/// The epoll instance's fd as Tokio's reactor sees it (owned by [`IdleConns`], which outlives
+/// the watcher's registration).
+struct EpollFd(RawFd);
+
+impl AsRawFd for EpollFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{IdleKey, Place};
+
+    /// A parked connection's place in the idle set, beside its boxed state.
+    #[test]
+    fn a_place_is_small() {
+        // Measured 32 bytes: the stamp, the boxed connection and its deadline, the flag.
+        let size = size_of::<Place>();
+        assert!(size <= 32, "a place is {size} bytes");
+    }
+
+    #[test]
+    fn a_key_survives_its_token() {
+        let key = IdleKey {
+            index: 7,
+            stamp: u32::MAX,
+        };
+        assert_eq!(IdleKey::from_token(key.token()), key);
+    }
+}
