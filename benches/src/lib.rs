@@ -65,6 +65,9 @@ pub struct Config {
     pub pin: bool,
     /// Idle keep-alive connections opened for the memory measurement (0: skip it).
     pub idle_conns: usize,
+    /// How long after the last run the proxies' RSS is read again (it should be back near
+    /// idle by then).
+    pub settle: Duration,
     pub out_dir: PathBuf,
     /// The command line, for the report.
     pub command: String,
@@ -299,6 +302,7 @@ pub fn run(config: &Config) -> Result<Report> {
             idle_conns: None,
             idle_tls_conns: None,
             end_rss: 0,
+            settled_rss: None,
         };
         if kind.has_proxy() && config.idle_conns > 0 {
             info.idle_conns = Some(idle_connections(&mut running[i], config.idle_conns)?);
@@ -362,6 +366,20 @@ pub fn run(config: &Config) -> Result<Report> {
         stack.refresh_pids()?;
         if let Some(info) = infos.get_mut(&stack.kind) {
             info.end_rss = sys::rss_sum(&stack.proxy_pids);
+        }
+    }
+    // Once the load is over, a quiet proxy gives back what the load grew (pools, heap).
+    if running.iter().any(|s| s.kind.has_proxy()) && !results.is_empty() {
+        eprintln!(
+            "bench: RSS again in {}s, once the load has settled",
+            config.settle.as_secs()
+        );
+        thread::sleep(config.settle);
+        for stack in &mut running {
+            stack.refresh_pids()?;
+            if let Some(info) = infos.get_mut(&stack.kind) {
+                info.settled_rss = Some(sys::rss_sum(&stack.proxy_pids));
+            }
         }
     }
     drop(running);

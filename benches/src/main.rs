@@ -86,6 +86,10 @@ struct Args {
     /// idle TLS connections when the run has TLS cases (0: skip both).
     #[arg(long, default_value_t = 5000)]
     idle_conns: usize,
+    /// Seconds after the last run at which the proxies' RSS is read again (the "30 s
+    /// later" column and its target).
+    #[arg(long, default_value_t = 30)]
+    settle: u64,
     /// Run ringway with its metrics endpoint and eBPF probes (off by default: nginx, the
     /// reference, measures nothing; the probes' own cost is measured apart).
     #[arg(long)]
@@ -258,6 +262,7 @@ fn real_main() -> Result<()> {
         wrk_threads: args.wrk_threads,
         pin: args.pin,
         idle_conns: args.idle_conns,
+        settle: std::time::Duration::from_secs(args.settle),
         out_dir,
         command,
         interrupt,

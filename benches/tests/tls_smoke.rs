@@ -88,6 +88,7 @@ fn ringway_and_nginx_serve_the_tls_cases() {
         wrk_threads: 1,
         pin: false,
         idle_conns: 20,
+        settle: std::time::Duration::ZERO,
         out_dir: out.clone(),
         command: "TLS smoke test".into(),
         interrupt: Arc::new(AtomicBool::new(false)),
