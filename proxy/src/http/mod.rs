@@ -29,6 +29,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod ascii;
 mod body;
 mod date;
 mod error;

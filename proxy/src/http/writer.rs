@@ -8,6 +8,7 @@
 
 use std::io::Write;
 
+use super::ascii::push_u64;
 use super::validate::list_has;
 use super::{HeaderSpan, Version};
 
@@ -93,7 +94,9 @@ pub fn write_response_head(
         && reason
             .iter()
             .all(|&b| b == b'\t' || (b >= b' ' && b != 0x7f));
-    let _ = write!(out, "HTTP/1.1 {} ", meta.status);
+    out.extend_from_slice(b"HTTP/1.1 ");
+    push_u64(out, meta.status.into());
+    out.push(b' ');
     if reason_ok {
         out.extend_from_slice(reason);
     } else {
@@ -144,7 +147,9 @@ pub fn write_response_head(
 
     match meta.framing {
         ClientFraming::Length(n) => {
-            let _ = write!(out, "Content-Length: {n}\r\n");
+            out.extend_from_slice(b"Content-Length: ");
+            push_u64(out, n);
+            out.extend_from_slice(b"\r\n");
         }
         ClientFraming::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
         // A HEAD or 304 answer tells the length a GET would have; a 204 must not have one

@@ -16,10 +16,10 @@
 //! `$proxy_add_x_forwarded_for`), HTTP_X_REQUEST_ID is the request's ID; the client's own
 //! X-Real-IP and X-Request-ID headers are not passed on.
 
-use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 
 use super::{PacketWriter, UwsgiError};
+use crate::http::ascii::{push_ip, push_u64};
 use crate::http::{HeaderSpan, RequestHead, host_without_port};
 
 /// What the vars need to know beyond the request itself.
@@ -86,7 +86,7 @@ pub fn encode_request(
     w.var(b"CONTENT_TYPE", content_type)?;
     w.var_with(b"CONTENT_LENGTH", |o| {
         if let Some(n) = content_length {
-            let _ = write!(o, "{n}");
+            push_u64(o, n);
         }
         Ok(())
     })?;
@@ -115,17 +115,17 @@ pub fn encode_request(
         w.var(b"HTTPS", b"on")?;
     }
     w.var_with(b"REMOTE_ADDR", |o| {
-        let _ = write!(o, "{}", env.client_ip);
+        push_ip(o, env.client_ip);
         Ok(())
     })?;
     w.var_with(b"REMOTE_PORT", |o| {
         if env.client_ip == env.peer.ip() {
-            let _ = write!(o, "{}", env.peer.port());
+            push_u64(o, env.peer.port().into());
         }
         Ok(())
     })?;
     w.var_with(b"SERVER_PORT", |o| {
-        let _ = write!(o, "{}", env.local.port());
+        push_u64(o, env.local.port().into());
         Ok(())
     })?;
     w.var_with(b"SERVER_NAME", |o| {
@@ -137,7 +137,7 @@ pub fn encode_request(
                 o.extend(name.iter().map(u8::to_ascii_lowercase));
             }
             (None, None) => {
-                let _ = write!(o, "{}", env.local.ip());
+                push_ip(o, env.local.ip());
             }
         }
         Ok(())
@@ -216,11 +216,11 @@ fn identity_vars(
                 o.extend_from_slice(b", ");
             }
         }
-        let _ = write!(o, "{}", env.peer.ip());
+        push_ip(o, env.peer.ip());
         Ok(())
     })?;
     w.var_with(b"HTTP_X_REAL_IP", |o| {
-        let _ = write!(o, "{}", env.client_ip);
+        push_ip(o, env.client_ip);
         Ok(())
     })?;
     if !env.request_id.is_empty() {
