@@ -56,6 +56,10 @@ fn every_route_through_granian() {
     let server = AppServer::start(Server::Granian, Served::Wsgi(App::Flask), Listen::Tcp, 1);
     let ringway = ringway_to(&server.upstream(), "", 2);
     check_routes(ringway.addr(), App::Flask);
+    // Granian keeps connections open too: the routes above shared a few.
+    let opened = counter(&ringway, "ringway_upstream_connections_opened_total");
+    let reused = counter(&ringway, "ringway_upstream_connections_reused_total");
+    assert!(reused > opened, "opened {opened}, reused {reused}");
 }
 
 #[test]
@@ -345,4 +349,52 @@ fn a_websocket_echo_through_granian() {
         .expect("the joined connection ends");
     assert!(rest.is_empty(), "{rest:?}");
     assert_eq!(counter(&ringway, "ringway_upstream_upgrades_total"), 1);
+}
+
+#[test]
+fn over_tls_the_app_builds_https_urls() {
+    use ringway_tests::tls::{Pki, curl, curl_target, tls_toml};
+    let server = AppServer::start(Server::Gunicorn, Served::Wsgi(App::Flask), Listen::Tcp, 1);
+    let pki = Pki::new();
+    let leaf = pki.issue("a", &["a.test"], 0x1414, (2031, 1, 1));
+    let ringway = Ringway::with_config(format!(
+        "[upstreams.web]\nservers = [\"{}\"]\n[[routes]]\npath = \"/\"\nupstream = \"web\"\n{}",
+        server.upstream(),
+        tls_toml(&[&leaf], "")
+    ))
+    .start();
+    let ca = pki.ca().display().to_string();
+    let port = ringway.tls_addr().port();
+    let [resolve, to, url] = curl_target("a.test", ringway.tls_addr(), "/urls");
+    let ran = curl(&["--cacert", &ca, &resolve, &to, &url]).success();
+    let urls: serde_json::Value = serde_json::from_slice(&ran.stdout).expect("JSON");
+    assert_eq!(urls["url"], format!("https://a.test:{port}/urls"), "{urls}");
+    assert_eq!(
+        urls["external"],
+        format!("https://a.test:{port}/bytes/7"),
+        "{urls}"
+    );
+    // The same app over plain HTTP: http URLs.
+    let plain = roundtrip(ringway.addr(), &Req::get("/urls").host(Some("a.test"))).json();
+    assert_eq!(plain["url"], "http://a.test/urls", "{plain}");
+}
+
+#[test]
+fn an_idle_kept_connection_is_closed_after_keepalive_timeout() {
+    let server = AppServer::start(Server::Gunicorn, Served::Wsgi(App::Flask), Listen::Tcp, 1);
+    let ringway = ringway_to(&server.upstream(), "keepalive_timeout = \"1s\"\n", 1);
+    assert_eq!(roundtrip(ringway.addr(), &Req::get("/")).status, 200);
+    let port = server.addr().port();
+    assert_eq!(established_at(port).len(), 1, "the connection is kept");
+    // gunicorn keeps it for 75 s: only ringway's sweep closes it this soon.
+    let closed = ringway_tests::wait::poll_until(Duration::from_secs(20), || {
+        established_at(port).is_empty()
+    });
+    assert!(closed, "still held: {:?}", established_at(port));
+    // The next request opens a new one.
+    assert_eq!(roundtrip(ringway.addr(), &Req::get("/")).status, 200);
+    assert_eq!(
+        counter(&ringway, "ringway_upstream_connections_opened_total"),
+        2
+    );
 }
