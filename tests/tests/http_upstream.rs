@@ -398,3 +398,15 @@ fn an_idle_kept_connection_is_closed_after_keepalive_timeout() {
         2
     );
 }
+
+#[test]
+fn readyz_checks_an_http_group_like_a_uwsgi_one() {
+    let server = AppServer::start(Server::Gunicorn, Served::Wsgi(App::Flask), Listen::Unix, 1);
+    let ringway = ringway_to(&server.upstream(), "", 1);
+    let readyz = || roundtrip(ringway.metrics_addr(), &Req::get("/readyz"));
+    let r = readyz();
+    assert_eq!(r.status, 200, "{}", r.text());
+    drop(server);
+    let down = ringway_tests::wait::poll_until(Duration::from_secs(20), || readyz().status == 503);
+    assert!(down, "/readyz with the server gone: {}", readyz().text());
+}
