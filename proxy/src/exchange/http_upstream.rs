@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use super::Request;
 use super::upstream::{Answered, Target, check_body_size};
-use crate::buffer::{Body, Buf, TempFile};
+use crate::buffer::{Body, Buf};
 use crate::client::Client;
 use crate::fail::{Fail, Step};
 use crate::http::{BodyFraming, Method};
@@ -79,7 +79,7 @@ pub(super) async fn exchange(
             connecting,
             connected - connecting,
         );
-        let head = encode_head(client, req, worker, &body, upgrading, group)?;
+        let head = encode_head(client, req, worker, &body, upgrading, group);
         let is_head = req.head.method == Method::Head;
         let mut headers = std::mem::take(&mut client.response_headers);
         let timeout = limits.upstream_read_timeout;
@@ -144,7 +144,7 @@ fn encode_head(
     body: &Body,
     upgrading: bool,
     group: &Upstreams,
-) -> Result<Buf, Fail> {
+) -> Buf {
     let config = &worker.config;
     // Only an HTTP/1.0 request may come without a Host: name the server then.
     let local;
@@ -168,7 +168,7 @@ fn encode_head(
     };
     let mut head = Buf::with_capacity(group.buffer_size());
     encode_request_head(&client.input, &req.head, &client.headers, &env, &mut head);
-    Ok(head)
+    head
 }
 
 /// Sends the head, then the body; gives the body back for a retry (`None`: it could not
@@ -198,7 +198,7 @@ async fn send(
         }
         // Boxed: a body in a file is the rare case.
         Body::File { file, len } => {
-            let sent = Box::pin(send_file(conn, head, &file, len, timeout)).await?;
+            let sent = Box::pin(send_from_file(conn, head, &file, len, timeout)).await?;
             (sent, Some(Body::File { file, len }))
         }
     };
@@ -210,16 +210,6 @@ async fn send(
         }
         Err(IoError::Timeout) => Err(Fail::UpstreamTimeout(Step::Sending)),
     }
-}
-
-async fn send_file(
-    conn: &UpstreamConn,
-    head: Buf,
-    file: &TempFile,
-    len: u64,
-    timeout: Duration,
-) -> Result<Result<(), IoError>, Fail> {
-    send_from_file(conn, head, file, len, timeout).await
 }
 
 /// Writes `buf[from..]`, giving the buffer back unless the write timed out (its op may

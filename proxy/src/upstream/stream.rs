@@ -3,7 +3,7 @@
 use std::cell::Cell;
 use std::io;
 use std::net::Shutdown;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -26,23 +26,28 @@ impl Socket {
     /// Whether a kept connection still looks open: no end of stream and no stray bytes
     /// waiting (one non-blocking peek; used only before a request that cannot be retried).
     pub(super) fn looks_open(&self) -> bool {
-        let fd = match self {
-            Socket::Unix(s) => s.as_raw_fd(),
-            Socket::Tcp(s) => s.as_raw_fd(),
-        };
-        let mut byte = 0u8;
-        // SAFETY: `fd` is this socket's, open while `self` lives; the buffer is one valid
-        // byte; MSG_DONTWAIT keeps the call from blocking.
-        let n = unsafe {
-            libc::recv(
-                fd,
-                (&raw mut byte).cast(),
-                1,
-                libc::MSG_PEEK | libc::MSG_DONTWAIT,
-            )
-        };
-        n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::WouldBlock
+        match self {
+            Socket::Unix(s) => looks_open(s.as_raw_fd()),
+            Socket::Tcp(s) => looks_open(s.as_raw_fd()),
+        }
     }
+}
+
+/// Whether the connected socket `fd` has neither reached end of stream nor has bytes
+/// waiting: nothing from the peer is due on an idle HTTP connection.
+fn looks_open(fd: RawFd) -> bool {
+    let mut byte = 0u8;
+    // SAFETY: `fd` is an open socket of the caller's; the buffer is one valid byte;
+    // MSG_DONTWAIT keeps the call from blocking.
+    let n = unsafe {
+        libc::recv(
+            fd,
+            (&raw mut byte).cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::WouldBlock
 }
 
 /// The pool an HTTP connection goes back to.
@@ -180,5 +185,39 @@ impl Stream for UpstreamConn {
             Some(Socket::Tcp(s)) => Stream::shutdown(s, how),
             None => {}
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
+mod tests {
+    use std::io::Write;
+    use std::net::{TcpListener, TcpStream};
+    use std::os::fd::AsRawFd;
+
+    use super::looks_open;
+
+    #[test]
+    fn a_kept_socket_looks_open_until_the_peer_closes_or_says_something() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let ours = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (mut theirs, _) = listener.accept().unwrap();
+        assert!(looks_open(ours.as_raw_fd()));
+        theirs.write_all(b"x").unwrap();
+        // Loopback delivers at once; wait for it without sleeping.
+        ours.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        let mut peek = [0u8; 1];
+        assert_eq!(ours.peek(&mut peek).unwrap(), 1);
+        assert!(!looks_open(ours.as_raw_fd()), "stray bytes");
+
+        let other = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (theirs, _) = listener.accept().unwrap();
+        drop(theirs);
+        other
+            .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        assert_eq!(other.peek(&mut peek).unwrap(), 0);
+        assert!(!looks_open(other.as_raw_fd()), "closed by the peer");
     }
 }
