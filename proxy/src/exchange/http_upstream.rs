@@ -15,7 +15,7 @@ use super::upstream::{Answered, Target, check_body_size};
 use crate::buffer::{Body, Buf};
 use crate::client::Client;
 use crate::fail::{Fail, Step};
-use crate::http::{BodyFraming, Method};
+use crate::http::{BodyFraming, Method, Version};
 use crate::io::{IoError, Stream};
 use crate::upstream::http::{
     HeadEnv, encode_request_head, keeps_connection, read_response_head, wants_upgrade,
@@ -53,7 +53,9 @@ pub(super) async fn exchange(
     } else {
         Box::pin(client.receive_body(&req.head, rest, limits, worker, room)).await?
     };
-    let upgrading = wants_upgrade(&client.input, &client.headers);
+    // HTTP/1.0 has no protocol switch (RFC 9110 §7.8): its Upgrade is dropped as hop-by-hop.
+    let upgrading =
+        req.head.version == Version::Http11 && wants_upgrade(&client.input, &client.headers);
     let retry_safe = !upgrading && (matches!(body, Body::Absent) || is_idempotent(req.head.method));
     let mut reuse = Reuse::Kept { check: !retry_safe };
     loop {

@@ -83,10 +83,11 @@ impl<T> ServerPool<T> {
         self.idle.borrow().len()
     }
 
-    /// How often the sweep should run: often enough that no connection outlives its timeout
-    /// by more than half of it, and at most once a second.
+    /// How often the sweep should run: once a second (one timer per worker, a look at the
+    /// oldest connection of each pool), so that none outlives its timeout by more than that;
+    /// as often as the timeout if it is shorter.
     pub(crate) fn sweep_period(&self) -> Duration {
-        (self.timeout / 2).max(Duration::from_secs(1))
+        self.timeout.min(Duration::from_secs(1))
     }
 }
 
@@ -145,9 +146,10 @@ mod tests {
     }
 
     #[test]
-    fn the_sweep_runs_at_half_the_timeout_at_most_once_a_second() {
-        assert_eq!(ServerPool::<u8>::new(1, MINUTE).sweep_period(), MINUTE / 2);
+    fn the_sweep_runs_once_a_second_or_at_a_shorter_timeout() {
+        let second = Duration::from_secs(1);
+        assert_eq!(ServerPool::<u8>::new(1, MINUTE).sweep_period(), second);
         let short = ServerPool::<u8>::new(1, Duration::from_millis(500));
-        assert_eq!(short.sweep_period(), Duration::from_secs(1));
+        assert_eq!(short.sweep_period(), Duration::from_millis(500));
     }
 }
