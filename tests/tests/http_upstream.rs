@@ -410,3 +410,32 @@ fn readyz_checks_an_http_group_like_a_uwsgi_one() {
     let down = ringway_tests::wait::poll_until(Duration::from_secs(20), || readyz().status == 503);
     assert!(down, "/readyz with the server gone: {}", readyz().text());
 }
+
+#[test]
+fn an_upload_buffered_in_a_temp_file_reaches_the_app_whole_and_the_connection_is_kept() {
+    let server = AppServer::start(Server::Gunicorn, Served::Wsgi(App::Flask), Listen::Tcp, 1);
+    let ringway = Ringway::with_config(format!(
+        "max_body_size = \"10m\"\nclient_body_buffer_size = \"16k\"\n\
+         [upstreams.web]\nservers = [\"{}\"]\n[[routes]]\npath = \"/\"\nupstream = \"web\"\n",
+        server.upstream()
+    ))
+    .workers(1)
+    .arg("--metrics", "127.0.0.1:0")
+    .start();
+    let mut conn = Conn::open(ringway.addr());
+    for n in [3_000_000, 100_000] {
+        let body = ringway_tests::pattern(n);
+        conn.send(&Req::post("/echo", &body).to_bytes())
+            .expect("send");
+        let r = conn.read_response().expect("response");
+        ringway_tests::checks::check_echo(&r, &body, &format!("POST /echo of {n} bytes"));
+    }
+    assert_eq!(
+        counter(&ringway, "ringway_upstream_connections_opened_total"),
+        1
+    );
+    assert_eq!(
+        counter(&ringway, "ringway_upstream_connections_reused_total"),
+        1
+    );
+}
