@@ -2,8 +2,10 @@
 //! test venv) serving the demo Flask app, and in front of a raw upstream that misbehaves on
 //! purpose. Every route of the e2e suite through an HTTP group; the app seeing the client's
 //! address, scheme and host; kept connections reused (counted from the upstream's side
-//! with `ss`); a kept connection closed by the upstream while a request is on the way
-//! (retried for GET, not for POST); a WebSocket echo through Granian's ASGI interface.
+//! with `ss`), closed after `keepalive_timeout`, and only after an answer that ended by its
+//! framing; a kept connection closed by the upstream while a request is on the way
+//! (retried for GET, not for POST); HTTPS URLs behind TLS; `/readyz`; a WebSocket echo
+//! through Granian's ASGI interface.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -200,6 +202,11 @@ fn serve_once(mut stream: TcpStream, conn: usize, seen: &Seen) {
 
 /// Reads one request (head and Content-Length body) off `stream`; its method.
 fn read_request(stream: &mut TcpStream, input: &mut Vec<u8>) -> Option<String> {
+    read_request_line(stream, input).map(|(method, _)| method)
+}
+
+/// Reads one request (head and Content-Length body) off `stream`; its method and target.
+fn read_request_line(stream: &mut TcpStream, input: &mut Vec<u8>) -> Option<(String, String)> {
     let mut buf = [0u8; 4096];
     let head_end = loop {
         if let Some(i) = input.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -222,7 +229,8 @@ fn read_request(stream: &mut TcpStream, input: &mut Vec<u8>) -> Option<String> {
         input.extend_from_slice(&buf[..n]);
     }
     input.drain(..head_end + length);
-    head.split(' ').next().map(str::to_owned)
+    let mut words = head.split(' ');
+    Some((words.next()?.to_owned(), words.next()?.to_owned()))
 }
 
 #[test]
@@ -438,4 +446,81 @@ fn an_upload_buffered_in_a_temp_file_reaches_the_app_whole_and_the_connection_is
         counter(&ringway, "ringway_upstream_connections_reused_total"),
         1
     );
+}
+
+/// An upstream answering by the request's path, keeping every connection open unless the
+/// answer is framed by its end: `/ok` (Content-Length), `/eof` (no length: closes),
+/// `/http10` (an HTTP/1.0 answer with a length), `/close` (`Connection: close`), `/extra`
+/// (two bytes more than its Content-Length). What it saw: (connection, path).
+fn answers_by_path() -> (SocketAddr, Arc<Mutex<Vec<(usize, String)>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let seen: Arc<Mutex<Vec<(usize, String)>>> = Arc::default();
+    let log = Arc::clone(&seen);
+    thread::spawn(move || {
+        for (n, stream) in listener.incoming().enumerate() {
+            let Ok(mut stream) = stream else { return };
+            let log = Arc::clone(&log);
+            thread::spawn(move || {
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+                let mut input = Vec::new();
+                while let Some((_, path)) = read_request_line(&mut stream, &mut input) {
+                    log.lock().expect("lock").push((n, path.clone()));
+                    let answer: &[u8] = match path.as_str() {
+                        "/eof" => b"HTTP/1.1 200 OK\r\n\r\nuntil the end",
+                        "/http10" => b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok",
+                        "/close" => {
+                            b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok"
+                        }
+                        "/extra" => b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok!!",
+                        _ => b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+                    };
+                    if stream.write_all(answer).is_err() || path == "/eof" {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, seen)
+}
+
+#[test]
+fn only_an_answer_that_ended_by_its_framing_leaves_its_connection_for_the_next() {
+    let (addr, seen) = answers_by_path();
+    let ringway = ringway_to(&format!("http://{addr}"), "", 1);
+    let mut client = Conn::open(ringway.addr());
+    let mut ask = |path: &str| {
+        client.send(&Req::get(path).to_bytes()).expect("send");
+        let r = client.read_response().expect("response");
+        assert_eq!(r.status, 200, "{path}: {r:?}");
+        r.text()
+    };
+    assert_eq!(ask("/ok"), "ok");
+    assert_eq!(ask("/ok"), "ok");
+    assert_eq!(ask("/eof"), "until the end");
+    assert_eq!(ask("/ok"), "ok");
+    assert_eq!(ask("/http10"), "ok");
+    assert_eq!(ask("/ok"), "ok");
+    assert_eq!(ask("/close"), "ok");
+    assert_eq!(ask("/ok"), "ok");
+    assert_eq!(ask("/extra"), "ok");
+    assert_eq!(ask("/ok"), "ok");
+    let seen = seen.lock().expect("lock").clone();
+    let expected: Vec<(usize, String)> = [
+        (0, "/ok"),
+        (0, "/ok"),
+        (0, "/eof"),
+        (1, "/ok"),
+        (1, "/http10"),
+        (2, "/ok"),
+        (2, "/close"),
+        (3, "/ok"),
+        (3, "/extra"),
+        (4, "/ok"),
+    ]
+    .into_iter()
+    .map(|(n, p)| (n, p.to_owned()))
+    .collect();
+    assert_eq!(seen, expected);
 }
