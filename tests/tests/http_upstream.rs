@@ -448,14 +448,17 @@ fn an_upload_buffered_in_a_temp_file_reaches_the_app_whole_and_the_connection_is
     );
 }
 
+/// What [`answers_by_path`] saw: (connection number, path).
+type Paths = Arc<Mutex<Vec<(usize, String)>>>;
+
 /// An upstream answering by the request's path, keeping every connection open unless the
 /// answer is framed by its end: `/ok` (Content-Length), `/eof` (no length: closes),
 /// `/http10` (an HTTP/1.0 answer with a length), `/close` (`Connection: close`), `/extra`
 /// (two bytes more than its Content-Length). What it saw: (connection, path).
-fn answers_by_path() -> (SocketAddr, Arc<Mutex<Vec<(usize, String)>>>) {
+fn answers_by_path() -> (SocketAddr, Paths) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let seen: Arc<Mutex<Vec<(usize, String)>>> = Arc::default();
+    let seen: Paths = Arc::default();
     let log = Arc::clone(&seen);
     thread::spawn(move || {
         for (n, stream) in listener.incoming().enumerate() {
