@@ -299,11 +299,9 @@ fn server_frame(stream: &mut TcpStream) -> (u8, Vec<u8>) {
     (head[0] & 0x0f, payload)
 }
 
-#[test]
-fn a_websocket_echo_through_granian() {
-    let server = AppServer::start(Server::Granian, Served::WsEcho, Listen::Tcp, 1);
-    let ringway = ringway_to(&server.upstream(), "", 1);
-    let mut stream = TcpStream::connect(ringway.addr()).expect("connect");
+/// A WebSocket opened through ringway at `addr`: the 101 checked, frames next.
+fn websocket_to(addr: SocketAddr) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .expect("timeout");
@@ -328,6 +326,14 @@ fn a_websocket_echo_through_granian() {
         "{head}"
     );
     assert!(head.contains("upgrade: websocket"), "{head}");
+    stream
+}
+
+#[test]
+fn a_websocket_echo_through_granian() {
+    let server = AppServer::start(Server::Granian, Served::WsEcho, Listen::Tcp, 1);
+    let ringway = ringway_to(&server.upstream(), "", 1);
+    let mut stream = websocket_to(ringway.addr());
 
     for message in ["hello", "through ringway", ""] {
         stream
@@ -526,4 +532,32 @@ fn only_an_answer_that_ended_by_its_framing_leaves_its_connection_for_the_next()
     .map(|(n, p)| (n, p.to_owned()))
     .collect();
     assert_eq!(seen, expected);
+}
+
+#[test]
+fn a_joined_connection_idle_for_the_read_timeout_is_closed() {
+    let server = AppServer::start(Server::Granian, Served::WsEcho, Listen::Tcp, 1);
+    let ringway = Ringway::with_config(format!(
+        "[upstreams.web]\nservers = [\"{}\"]\n\
+         [[routes]]\npath = \"/\"\nupstream = \"web\"\nupstream_read_timeout = \"1s\"\n",
+        server.upstream()
+    ))
+    .workers(1)
+    .start();
+    let mut stream = websocket_to(ringway.addr());
+    stream
+        .write_all(&client_frame(0x1, b"still here"))
+        .expect("text frame");
+    assert_eq!(server_frame(&mut stream), (0x1, b"still here".to_vec()));
+    // Then silence both ways: ringway ends the pair (the read waits up to 30 s).
+    let mut rest = Vec::new();
+    let ended = stream.read_to_end(&mut rest);
+    assert!(
+        ended.is_ok()
+            || ended
+                .as_ref()
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+        "{ended:?}"
+    );
+    assert!(rest.is_empty(), "{rest:?}");
 }
