@@ -463,6 +463,22 @@ async fn follow_generations(
     }
 }
 
+/// Closes this worker's kept upstream connections once idle past their group's
+/// `keepalive_timeout` (one timer per worker, none per connection). A generation replaced by
+/// a reload drops its pools with its last request.
+async fn sweep_idle_upstreams() {
+    loop {
+        let now = std::time::Instant::now();
+        let next = generation::current()
+            .and_then(|w| w.upstreams.iter().filter_map(|g| g.sweep(now)).min())
+            .unwrap_or(IDLE_SWEEP_CHECK);
+        tokio::time::sleep(next).await;
+    }
+}
+
+/// How often a worker looks for kept upstream connections to sweep when it keeps none.
+const IDLE_SWEEP_CHECK: Duration = Duration::from_secs(1);
+
 /// One worker's accept loops (plain, and TLS when on), then its drain.
 async fn serve(
     std_listener: std::net::TcpListener,
@@ -498,6 +514,7 @@ async fn serve(
     if let Some(log) = &state.access_log {
         tokio_uring::spawn(access_log::flush_periodically(Rc::clone(log)));
     }
+    tokio_uring::spawn(sweep_idle_upstreams());
     let _ = ready.send(Ok(()));
 
     accept_loop(std_listener, &state.closing, &tracker, Listener::Plain).await;

@@ -63,6 +63,11 @@ impl Worker {
         *self.stop.borrow()
     }
 
+    /// The counts of connections to upstream group `group`.
+    pub(crate) fn upstream_conns(&self, group: usize) -> Option<&crate::upstream::ConnCounts> {
+        self.upstreams.get(group).map(|g| g.conn_counts())
+    }
+
     /// The metric id of the route at `index` (its label survives reloads that move it).
     pub(crate) fn route_id(&self, index: usize) -> Option<u16> {
         self.route_ids.get(index).copied().flatten()

@@ -23,8 +23,8 @@ pub use settings::{
 };
 pub(crate) use validate::is_normal_path;
 pub use values::{
-    Cidr, DEFAULT_METRICS, Dur, LogFormat, LogTarget, MetricsListen, Rate, Size, StaticDir,
-    UpstreamAddr,
+    Cidr, DEFAULT_METRICS, Dur, LogFormat, LogTarget, MetricsListen, Protocol, Rate, ServerAddr,
+    Size, StaticDir, UpstreamAddr,
 };
 
 use crate::app::AppConfig;
@@ -128,10 +128,17 @@ impl OpenedFile {
 pub struct Group {
     /// Its name (`default` for the `--upstream` flags).
     pub name: String,
-    /// Its uWSGI sockets.
+    /// Its servers' sockets.
     pub servers: Vec<UpstreamAddr>,
-    /// Their uWSGI buffer-size: the largest vars block.
+    /// What its servers speak (one protocol per group).
+    pub protocol: Protocol,
+    /// Their uWSGI buffer-size: the largest vars block (for HTTP: the room kept in front of
+    /// a buffered body for the request head).
     pub buffer_size: usize,
+    /// Idle connections kept per server and per worker (HTTP only; 0: none kept).
+    pub keepalive: usize,
+    /// How long an idle kept connection stays open.
+    pub keepalive_timeout: Duration,
     /// Requests at each server at once, and the queue for a free slot (`None`: no limit).
     pub slots: Option<SlotLimits>,
 }

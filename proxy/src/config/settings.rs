@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::values::{
-    Cidr, Dur, LogFormat, LogTarget, MetricsListen, Rate, Size, StaticDir, UpstreamAddr,
+    Cidr, Dur, LogFormat, LogTarget, MetricsListen, Rate, ServerAddr, Size, StaticDir,
 };
 
 /// ringway: an HTTP/1.1 front end for uWSGI on io_uring.
@@ -33,12 +33,13 @@ pub struct Settings {
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
 
-    /// uWSGI socket: `unix:/path/app.sock` or `host:port`. Repeat for several (round robin;
-    /// on a connect error the next one is tried). They form the group `default`, served on
-    /// route `/` unless a route says otherwise.
+    /// uWSGI socket: `unix:/path/app.sock` or `host:port`; an HTTP server with `http://`
+    /// in front (`http://127.0.0.1:8000`, `http://unix:/run/gunicorn.sock`). Repeat for
+    /// several (round robin; on a connect error the next one is tried). They form the group
+    /// `default`, served on route `/` unless a route says otherwise.
     #[arg(long, value_name = "SPEC")]
     #[serde(default)]
-    pub upstream: Vec<UpstreamAddr>,
+    pub upstream: Vec<ServerAddr>,
 
     /// Worker threads, one io_uring loop each, pinned to a CPU [default: number of CPUs].
     #[arg(long, value_name = "N")]
@@ -282,9 +283,10 @@ pub struct CertPair {
 /// An upstream group: `[upstreams.NAME]`.
 #[derive(Debug, Default, Clone, Deserialize, Serialize)]
 pub struct GroupSettings {
-    /// Its uWSGI sockets, tried round robin.
+    /// Its servers, tried round robin: uWSGI sockets (`unix:/path`, `IP:PORT`) or HTTP
+    /// servers (`http://IP:PORT`, `http://unix:/path`), not both.
     #[serde(default)]
-    pub servers: Vec<UpstreamAddr>,
+    pub servers: Vec<ServerAddr>,
     /// Their uWSGI `buffer-size` [default: `upstream_buffer_size`].
     pub buffer_size: Option<Size>,
     /// Requests at each server at once, across all workers (nginx's `server ... max_conns`)
@@ -295,6 +297,12 @@ pub struct GroupSettings {
     pub queue: Option<usize>,
     /// Longest wait in the queue; then 503 [default: 60s, as nginx Plus].
     pub queue_timeout: Option<Dur>,
+    /// HTTP servers only: idle connections kept open per server and per worker, for the
+    /// next requests (nginx's `keepalive`); 0 closes each after its answer [default: 32].
+    pub keepalive: Option<usize>,
+    /// HTTP servers only: an idle kept connection is closed after this (nginx's
+    /// `keepalive_timeout` in an `upstream` block) [default: 60s].
+    pub keepalive_timeout: Option<Dur>,
 }
 
 /// The app server under ringway's watch: `[app]`.

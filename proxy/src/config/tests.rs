@@ -878,3 +878,101 @@ fn app_refusals_name_the_key() {
         "{err}"
     );
 }
+
+#[test]
+fn http_servers_make_an_http_group_with_a_keepalive_pool() {
+    let text = "[upstreams.web]\n\
+        servers = [\"http://127.0.0.1:8000\", \"http://[::1]:8000\", \"http://unix:/run/gunicorn.sock\"]\n\
+        keepalive = 8\nkeepalive_timeout = \"5s\"\n\
+        [upstreams.old]\nservers = [\"unix:/run/app.sock\", \"127.0.0.1:3031\"]\n\
+        [[routes]]\npath = \"/\"\nupstream = \"web\"\n\
+        [[routes]]\npath = \"/old/\"\nupstream = \"old\"\n";
+    let config = load(text, &[]).unwrap();
+    let web = config.groups.iter().find(|g| g.name == "web").unwrap();
+    assert_eq!(web.protocol, crate::config::Protocol::Http);
+    assert_eq!(
+        web.servers,
+        [
+            UpstreamAddr::Tcp("127.0.0.1:8000".parse().unwrap()),
+            UpstreamAddr::Tcp("[::1]:8000".parse().unwrap()),
+            UpstreamAddr::Unix("/run/gunicorn.sock".into()),
+        ]
+    );
+    assert_eq!(
+        (web.keepalive, web.keepalive_timeout),
+        (8, Duration::from_secs(5))
+    );
+    let old = config.groups.iter().find(|g| g.name == "old").unwrap();
+    assert_eq!(old.protocol, crate::config::Protocol::Uwsgi);
+}
+
+#[test]
+fn an_http_group_keeps_32_connections_for_60s_by_default() {
+    let config = load("upstream = [\"http://127.0.0.1:8000\"]\n", &[]).unwrap();
+    let group = &config.groups[0];
+    assert_eq!(group.protocol, crate::config::Protocol::Http);
+    assert_eq!(
+        (group.keepalive, group.keepalive_timeout),
+        (32, Duration::from_secs(60))
+    );
+    let flags = load("", &["--upstream", "http://unix:/run/app.sock"]).unwrap();
+    assert_eq!(flags.groups[0].protocol, crate::config::Protocol::Http);
+}
+
+#[test]
+fn each_http_upstream_mistake_is_refused_with_its_key() {
+    let route = "[[routes]]\npath = \"/\"\nupstream = \"web\"\n";
+    let cases = [
+        (
+            "[upstreams.web]\nservers = [\"http://127.0.0.1:8000\", \"unix:/run/app.sock\"]\n",
+            "upstreams.web.servers",
+            "different protocols",
+        ),
+        (
+            "[upstreams.web]\nservers = [\"unix:/run/app.sock\"]\nkeepalive = 4\n",
+            "upstreams.web.keepalive",
+            "only HTTP servers",
+        ),
+        (
+            "[upstreams.web]\nservers = [\"unix:/run/app.sock\"]\nkeepalive_timeout = \"5s\"\n",
+            "upstreams.web.keepalive_timeout",
+            "only HTTP servers",
+        ),
+        (
+            "[upstreams.web]\nservers = [\"http://127.0.0.1:8000\"]\nkeepalive = 100000\n",
+            "upstreams.web.keepalive",
+            "out of range",
+        ),
+        (
+            "[upstreams.web]\nservers = [\"http://127.0.0.1:8000\"]\nkeepalive_timeout = \"0s\"\n",
+            "upstreams.web.keepalive_timeout",
+            "longer than 0",
+        ),
+        (
+            "[upstreams.web]\nservers = [\"https://127.0.0.1:8000\"]\n",
+            "upstreams.web",
+            "schemes are http://",
+        ),
+        (
+            "[upstreams.web]\nservers = [\"http://localhost:8000\"]\n",
+            "upstreams.web",
+            "expected http://IP:PORT",
+        ),
+    ];
+    for (text, key, message) in cases {
+        let err = load(&format!("{text}{route}"), &[]).unwrap_err();
+        assert!(
+            err.contains(key) && err.contains(message),
+            "{text}\n→ {err}"
+        );
+    }
+    let mixed = load(
+        "upstream = [\"http://127.0.0.1:8000\", \"127.0.0.1:3031\"]\n",
+        &[],
+    )
+    .unwrap_err();
+    assert!(
+        mixed.contains("upstream") && mixed.contains("different protocols"),
+        "{mixed}"
+    );
+}

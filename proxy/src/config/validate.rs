@@ -13,7 +13,7 @@ use anyhow::anyhow;
 use super::settings::{
     AppSettings, GroupSettings, LimitReqSettings, LimitSettings, Resolved, RouteSettings,
 };
-use super::values::{Dur, LogFormat, LogTarget, MetricsListen, Size};
+use super::values::{Dur, LogFormat, LogTarget, MetricsListen, Protocol, ServerAddr, Size};
 use super::{
     AccessLogConfig, Buffering, Config, ConnLimits, DEFAULT_METRICS, Group, Limits, LogSink,
     OpenedFile, SlotLimits,
@@ -275,6 +275,48 @@ impl Resolved {
         }))
     }
 
+    /// A group's `keepalive` and `keepalive_timeout`: HTTP groups only (uwsgi has no
+    /// keep-alive: uWSGI closes every connection after its answer).
+    fn keepalive(
+        &self,
+        group: &GroupSettings,
+        protocol: Protocol,
+        at: &str,
+    ) -> anyhow::Result<(usize, std::time::Duration)> {
+        let invalid =
+            |key: &str, message: &str| self.invalid_in_file(&format!("{at}.{key}"), message);
+        if protocol == Protocol::Uwsgi {
+            let stray = [
+                ("keepalive", group.keepalive.is_some()),
+                ("keepalive_timeout", group.keepalive_timeout.is_some()),
+            ];
+            if let Some((key, _)) = stray.iter().find(|(_, set)| *set) {
+                return Err(invalid(
+                    key,
+                    "only HTTP servers (`http://...`) keep connections open: uWSGI closes \
+                     each one after its answer",
+                ));
+            }
+            return Ok((0, DEFAULT_KEEPALIVE_TIMEOUT));
+        }
+        let keepalive = count_in(
+            "keepalive",
+            group.keepalive.unwrap_or(DEFAULT_KEEPALIVE),
+            KEEPALIVE,
+            invalid,
+        )?;
+        let timeout = group
+            .keepalive_timeout
+            .map_or(DEFAULT_KEEPALIVE_TIMEOUT, |d| d.0);
+        if timeout.is_zero() {
+            return Err(invalid(
+                "keepalive_timeout",
+                "must be longer than 0 (to keep no connection, set `keepalive = 0`)",
+            ));
+        }
+        Ok((keepalive, timeout))
+    }
+
     /// `value` as bytes, if in `range`.
     fn size_in(
         &self,
@@ -339,10 +381,14 @@ impl Resolved {
                      give one or the other",
                 ));
             }
+            let protocol = one_protocol(&s.upstream).map_err(|m| self.invalid("upstream", &m))?;
             groups.push(Group {
                 name: DEFAULT_GROUP.to_owned(),
-                servers: s.upstream.clone(),
+                servers: s.upstream.iter().map(|s| s.addr.clone()).collect(),
+                protocol,
                 buffer_size: default_buffer_size,
+                keepalive: DEFAULT_KEEPALIVE,
+                keepalive_timeout: DEFAULT_KEEPALIVE_TIMEOUT,
                 slots: None,
             });
         }
@@ -359,10 +405,16 @@ impl Resolved {
                 }
                 None => default_buffer_size,
             };
+            let protocol = one_protocol(&group.servers)
+                .map_err(|m| self.invalid_in_file(&format!("{at}.servers"), &m))?;
+            let (keepalive, keepalive_timeout) = self.keepalive(group, protocol, &at)?;
             groups.push(Group {
                 name: name.clone(),
-                servers: group.servers.clone(),
+                servers: group.servers.iter().map(|s| s.addr.clone()).collect(),
+                protocol,
                 buffer_size,
+                keepalive,
+                keepalive_timeout,
                 slots: self.slot_limits(group, &at)?,
             });
         }
@@ -667,6 +719,29 @@ fn count_in(
         &format!("{count} is out of range: must be between {lo} and {hi}"),
     ))
 }
+
+/// The protocol every server of a group speaks; an error when they differ.
+fn one_protocol(servers: &[ServerAddr]) -> Result<Protocol, String> {
+    let Some(first) = servers.first() else {
+        return Ok(Protocol::Uwsgi);
+    };
+    match servers.iter().find(|s| s.protocol != first.protocol) {
+        None => Ok(first.protocol),
+        Some(other) => Err(format!(
+            "{first} and {other} speak different protocols (uwsgi and HTTP): a group is one \
+             or the other; make two groups"
+        )),
+    }
+}
+
+/// Idle HTTP connections kept per server and per worker: nginx's `keepalive` has no
+/// default; 32 is the value its documentation shows, and enough for a worker that keeps
+/// about that many requests in flight to one server.
+const DEFAULT_KEEPALIVE: usize = 32;
+/// nginx's default for `keepalive_timeout` in an `upstream` block.
+const DEFAULT_KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+/// `keepalive`: each kept connection is a socket (and a Python server's connection).
+const KEEPALIVE: RangeInclusive<usize> = 0..=10_000;
 
 /// `max_connections`, `limit_conn_per_ip`: 0 would refuse everyone.
 const COUNTS: RangeInclusive<usize> = 1..=100_000_000;

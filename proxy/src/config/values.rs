@@ -225,6 +225,68 @@ impl fmt::Display for UpstreamAddr {
 
 serde_as_text!(UpstreamAddr);
 
+/// The protocol an upstream group speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// uwsgi (uWSGI's binary protocol): one connection per request.
+    Uwsgi,
+    /// HTTP/1.1, with connections kept alive in a pool (gunicorn, Granian, uvicorn).
+    Http,
+}
+
+/// One server of a group as written: `unix:/path`, `IP:PORT` (uwsgi), or the same after
+/// `http://` (HTTP/1.1): `http://127.0.0.1:8000`, `http://[::1]:8000`,
+/// `http://unix:/run/gunicorn.sock`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerAddr {
+    /// The protocol its scheme (or the lack of one) names.
+    pub protocol: Protocol,
+    /// Where it listens.
+    pub addr: UpstreamAddr,
+}
+
+impl FromStr for ServerAddr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<ServerAddr, String> {
+        if let Some(rest) = s.strip_prefix("http://") {
+            // A trailing slash is how URLs are often written; a path is not something an
+            // upstream address can carry.
+            let rest = rest.strip_suffix('/').unwrap_or(rest);
+            let addr = rest.parse::<UpstreamAddr>().map_err(|_| {
+                format!(
+                    "invalid upstream {s:?}: expected http://IP:PORT or http://unix:/path.sock \
+                     (e.g. http://127.0.0.1:8000)"
+                )
+            })?;
+            return Ok(ServerAddr {
+                protocol: Protocol::Http,
+                addr,
+            });
+        }
+        if s.contains("://") {
+            return Err(format!(
+                "invalid upstream {s:?}: the schemes are http:// (HTTP/1.1) or none (uwsgi)"
+            ));
+        }
+        Ok(ServerAddr {
+            protocol: Protocol::Uwsgi,
+            addr: s.parse()?,
+        })
+    }
+}
+
+impl fmt::Display for ServerAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.protocol {
+            Protocol::Uwsgi => write!(f, "{}", self.addr),
+            Protocol::Http => write!(f, "http://{}", self.addr),
+        }
+    }
+}
+
+serde_as_text!(ServerAddr);
+
 /// A static route given on the command line: `/static/=/srv/app/static`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StaticDir {

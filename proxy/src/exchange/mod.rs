@@ -7,11 +7,13 @@
 //! each returning `Result<_, Fail>`, ending in an [`Outcome`].
 
 mod accel;
+mod http_upstream;
 mod intercept;
 mod log;
 mod redirect;
 mod relay;
 mod static_file;
+mod upgrade;
 mod upstream;
 
 pub(crate) use log::log_unparsed;

@@ -68,8 +68,10 @@ pub(super) async fn respond(
     drop(buf);
 
     let relayed = if reframer.is_done() {
-        // The whole answer is here: free the Python worker before talking to the client.
-        upstream.close();
+        // The whole answer is here: free the Python worker (or give the kept connection
+        // back) before talking to the client.
+        upstream.set_reusable(upstream.is_reusable() && !reframer.overran());
+        upstream.release();
         req.upstream_done();
         write_all(&client.stream, out, 0, limits.send_timeout)
             .await
@@ -172,8 +174,10 @@ async fn pump_upstream(
             Err(IoError::Failed(kind)) => return Err(Fail::UpstreamIo(Step::Relaying, kind)),
         }
     }
-    // The upstream is released here, before the client has necessarily read anything.
-    upstream.close();
+    // The upstream is released here, before the client has necessarily read anything; a
+    // kept connection goes back to its pool if its answer ended where its framing said.
+    upstream.set_reusable(upstream.is_reusable() && !reframer.overran());
+    upstream.release();
     req.upstream_done();
     spool.end();
     Ok(())

@@ -1,15 +1,18 @@
-//! The upstream exchange: the request goes to uWSGI as a uwsgi packet, its answer goes to
-//! the client. Read top to bottom, it is the whole data path of a proxied request.
+//! The upstream exchange: the request goes to uWSGI as a uwsgi packet (or to an HTTP server
+//! as HTTP/1.1: `http_upstream`), its answer goes to the client. Read top to bottom, it is
+//! the whole data path of a proxied request.
 
 use std::time::Instant;
 
 use super::{Outcome, Request, accel, intercept, relay};
+use super::{http_upstream, upgrade};
 use crate::buffer::{Body, Buf};
 use crate::client::Client;
+use crate::config::Protocol;
 use crate::fail::Fail;
-use crate::http::{BodyFraming, Method};
+use crate::http::{BodyFraming, Method, ResponseHead};
 use crate::routes::Route;
-use crate::upstream::{read_response_head, send_request};
+use crate::upstream::{Reuse, UpstreamConn, Upstreams, read_response_head, send_request};
 use crate::uwsgi::{self, RequestEnv};
 use crate::worker::Worker;
 
@@ -28,6 +31,16 @@ pub(super) struct Target<'r> {
     pub(super) route: &'r Route,
 }
 
+/// An upstream's answer head, with the connection it came on.
+pub(super) struct Answered {
+    pub(super) upstream: UpstreamConn,
+    pub(super) head: ResponseHead,
+    /// The head, and the body's first bytes after it.
+    pub(super) buf: Buf,
+    /// When the connection was made (or taken from the pool).
+    pub(super) connected: Instant,
+}
+
 /// Proxies one request to an upstream and relays its answer.
 pub(super) async fn forward(
     client: &mut Client,
@@ -36,11 +49,38 @@ pub(super) async fn forward(
     rest: &mut Buf,
     worker: &Worker,
 ) -> Result<Outcome, Fail> {
-    let limits = &target.route.limits;
     let group = worker
         .upstreams
         .get(target.group)
         .ok_or(Fail::UpstreamRefused)?;
+    let answered = match group.protocol() {
+        Protocol::Uwsgi => exchange_uwsgi(client, req, target, rest, worker, group).await?,
+        Protocol::Http => {
+            match http_upstream::exchange(client, req, target, rest, worker, group).await? {
+                http_upstream::Exchanged::Answer(answered) => answered,
+                // Boxed: a joined connection's state must not grow every request's future.
+                http_upstream::Exchanged::Switching(answered) => {
+                    let (route, group) = (target.route, target.group);
+                    let join = upgrade::join(client, req, route, answered, rest, worker, group);
+                    return Box::pin(join).await;
+                }
+            }
+        }
+    };
+    respond(client, req, target, rest, worker, answered).await
+}
+
+/// The uwsgi exchange: the request as a uwsgi packet on a new connection, up to the
+/// answer's head.
+async fn exchange_uwsgi(
+    client: &mut Client,
+    req: &Request,
+    target: &Target<'_>,
+    rest: &mut Buf,
+    worker: &Worker,
+    group: &Upstreams,
+) -> Result<Answered, Fail> {
+    let limits = &target.route.limits;
     let packet_room = PACKET_HEADER + group.buffer_size();
 
     // With a declared length the vars are known before the body: a request they refuse is
@@ -83,7 +123,7 @@ pub(super) async fn forward(
     };
     let connecting = Instant::now();
     let upstream = group
-        .connect(permit, limits.upstream_connect_timeout)
+        .connect(permit, limits.upstream_connect_timeout, Reuse::Fresh)
         .await?;
     let connected = Instant::now();
     worker
@@ -117,6 +157,31 @@ pub(super) async fn forward(
     };
     client.response_headers = headers;
     let (head, buf) = answer?;
+    Ok(Answered {
+        upstream,
+        head,
+        buf,
+        connected,
+    })
+}
+
+/// The answer's head is in: the app's file (X-Accel-Redirect), the operator's error page,
+/// or the answer itself goes to the client.
+async fn respond(
+    client: &mut Client,
+    req: &Request,
+    target: &Target<'_>,
+    rest: &mut Buf,
+    worker: &Worker,
+    answered: Answered,
+) -> Result<Outcome, Fail> {
+    let limits = &target.route.limits;
+    let Answered {
+        upstream,
+        head,
+        buf,
+        connected,
+    } = answered;
     let upstream_time = connected.elapsed();
 
     // The app names a file for ringway to send instead of its own body (nginx's
@@ -162,7 +227,7 @@ pub(super) fn accel_redirect<'b>(client: &Client, buf: &'b [u8]) -> Option<&'b [
 }
 
 /// 413 for a declared body over the limit.
-fn check_body_size(declared: u64, limit: u64) -> Result<(), Fail> {
+pub(super) fn check_body_size(declared: u64, limit: u64) -> Result<(), Fail> {
     if declared > limit {
         return Err(Fail::BodyTooLarge {
             declared: Some(declared),

@@ -38,6 +38,9 @@ pub struct Reframer {
     source: Source,
     chunked_out: bool,
     done: bool,
+    /// Bytes came after the end of the body: the connection is out of step with its
+    /// framing, and must not carry another request.
+    overran: bool,
 }
 
 #[derive(Debug)]
@@ -65,12 +68,18 @@ impl Reframer {
             source,
             chunked_out: client == ClientFraming::Chunked,
             done,
+            overran: false,
         }
     }
 
     /// True once the whole body has been framed: nothing more is to be read upstream.
     pub fn is_done(&self) -> bool {
         self.done
+    }
+
+    /// True when the upstream sent bytes past the end of its body (they were dropped).
+    pub fn overran(&self) -> bool {
+        self.overran
     }
 
     /// Frames the piece at `buf[PREFIX..]` where it is. Returns the offset in `buf` where
@@ -114,6 +123,7 @@ impl Reframer {
     fn frame_at(&mut self, buf: &mut Vec<u8>, at: usize) -> Result<usize, HttpError> {
         let data = at + Self::PREFIX;
         if self.done {
+            self.overran |= buf.len() > data;
             buf.truncate(data);
             return Ok(data);
         }
@@ -125,6 +135,7 @@ impl Reframer {
                     .min(usize::try_from(*left).unwrap_or(usize::MAX));
                 *left -= len as u64;
                 self.done = *left == 0;
+                self.overran |= buf.len() > data + len;
                 // A length-framed body keeps its length: nothing to add around it.
                 buf.truncate(data + len);
                 return Ok(data);
@@ -134,6 +145,7 @@ impl Reframer {
                 let (len, progress) =
                     decoder.decode_in_place(buf.get_mut(data..).unwrap_or_default())?;
                 self.done = progress.done;
+                self.overran |= progress.consumed < buf.len().saturating_sub(data);
                 len
             }
         };

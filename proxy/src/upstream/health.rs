@@ -23,6 +23,19 @@ pub struct GroupHealth {
     pub name: String,
     /// Its servers, in the configuration's order.
     pub servers: Vec<Arc<ServerHealth>>,
+    /// Connections to them opened and reused, by every worker.
+    pub conns: Arc<ConnCounts>,
+}
+
+/// Connections a group's servers were given: new ones, and kept ones used again (HTTP).
+#[derive(Debug, Default)]
+pub struct ConnCounts {
+    /// Connections opened.
+    pub opened: AtomicU64,
+    /// Kept connections given another request.
+    pub reused: AtomicU64,
+    /// Connections joined to a client's after a protocol switch (101).
+    pub upgraded: AtomicU64,
 }
 
 /// One server of a group. Times are kept as milliseconds since `epoch`, plus one (0:
@@ -56,6 +69,7 @@ impl UpstreamHealth {
                         })
                     })
                     .collect(),
+                conns: Arc::default(),
             })
             .collect();
         UpstreamHealth { groups }
@@ -104,7 +118,10 @@ mod tests {
         let group = Group {
             name: "app".into(),
             servers: vec![UpstreamAddr::Unix("/run/app.sock".into())],
+            protocol: crate::config::Protocol::Uwsgi,
             buffer_size: 4096,
+            keepalive: 0,
+            keepalive_timeout: Duration::from_secs(60),
             slots: None,
         };
         UpstreamHealth::new(&[group])

@@ -14,23 +14,29 @@
 //! with the connection and is given back when it closes.
 
 mod health;
+pub(crate) mod http;
+mod pool;
 mod stream;
 mod uwsgi;
 
 use std::cell::Cell;
 use std::io;
+use std::rc::Rc;
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, SockAddr, Socket, Type};
 use tokio::io::unix::AsyncFd;
 use tokio_uring::net::{TcpStream, UnixStream};
 
-pub use health::{GroupHealth, ServerHealth, UpstreamHealth};
+pub use health::{ConnCounts, GroupHealth, ServerHealth, UpstreamHealth};
+use pool::ServerPool;
+use stream::Pool;
 pub(crate) use stream::UpstreamConn;
-pub(crate) use uwsgi::{read_response_head, send_request};
+pub(crate) use uwsgi::{read_response_head, send_from_file, send_request};
 
-use crate::config::{Group, UpstreamAddr};
+use crate::config::{Group, Protocol, UpstreamAddr};
 use crate::fail::Fail;
 use crate::limits::{GroupSlots, Permit, Slot};
 
@@ -42,6 +48,18 @@ struct Member {
     down_until: Cell<Option<Instant>>,
     /// What `/readyz` knows of it, shared by every worker.
     health: Arc<ServerHealth>,
+    /// HTTP: its idle connections in this worker.
+    pool: Option<Pool>,
+}
+
+/// Where a connection may come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reuse {
+    /// A new connection (uwsgi, or the retry of a request a kept connection failed).
+    Fresh,
+    /// A kept one if there is one; `check` first that the server has not closed it (for a
+    /// request that could not be retried on a fresh one).
+    Kept { check: bool },
 }
 
 /// One worker's view of an upstream group (not shared between threads).
@@ -51,6 +69,9 @@ pub(crate) struct Upstreams {
     buffer_size: usize,
     /// The group's slots, shared by every worker (`None`: no `max_conns`).
     slots: Option<Arc<GroupSlots>>,
+    protocol: Protocol,
+    /// Connections opened and reused, shared by every worker.
+    conns: Arc<ConnCounts>,
 }
 
 impl Upstreams {
@@ -65,6 +86,8 @@ impl Upstreams {
                 addr: addr.clone(),
                 down_until: Cell::new(None),
                 health: Arc::clone(health),
+                pool: (group.protocol == Protocol::Http)
+                    .then(|| Rc::new(ServerPool::new(group.keepalive, group.keepalive_timeout))),
             })
             .collect();
         Upstreams {
@@ -72,7 +95,40 @@ impl Upstreams {
             next: Cell::new(0),
             buffer_size: group.buffer_size,
             slots,
+            protocol: group.protocol,
+            conns: Arc::clone(&health.conns),
         }
+    }
+
+    /// The group's connection counts (shared by every worker).
+    pub(crate) fn conn_counts(&self) -> &ConnCounts {
+        &self.conns
+    }
+
+    /// What the group's servers speak.
+    pub(crate) fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+
+    /// Whether connections are kept for another request (an HTTP group with `keepalive`).
+    pub(crate) fn keeps_connections(&self) -> bool {
+        self.members
+            .iter()
+            .any(|m| m.pool.as_ref().is_some_and(|p| p.keeps()))
+    }
+
+    /// Closes the connections idle past `keepalive_timeout`; returns how long until the
+    /// next sweep is due (`None`: the group keeps none).
+    pub(crate) fn sweep(&self, now: Instant) -> Option<Duration> {
+        let mut period: Option<Duration> = None;
+        for pool in self.members.iter().filter_map(|m| m.pool.as_ref()) {
+            if pool.keeps() {
+                pool.sweep(now);
+                let p = pool.sweep_period();
+                period = Some(period.map_or(p, |q| q.min(p)));
+            }
+        }
+        period
     }
 
     /// The group's uWSGI buffer-size: the largest vars block its servers take.
@@ -98,10 +154,12 @@ impl Upstreams {
     /// down are tried last. The failure reported is the most telling one: busy or timed out
     /// says more than refused. With a `permit` (from [`Upstreams::slot`]) only servers with
     /// room are tried, and the connection keeps the server's slot.
+    /// A kept HTTP connection is taken first when `reuse` allows.
     pub(crate) async fn connect(
         &self,
         mut permit: Option<Permit>,
         limit: Duration,
+        reuse: Reuse,
     ) -> Result<UpstreamConn, Fail> {
         let n = self.members.len();
         let start = self.next.get();
@@ -130,10 +188,22 @@ impl Upstreams {
                 };
                 tried_any = true;
                 let member = &self.members[i];
+                if let (Reuse::Kept { check }, Some(pool)) = (reuse, &member.pool)
+                    && let Some(socket) = take_kept(pool, check, now)
+                {
+                    self.conns.reused.fetch_add(1, Relaxed);
+                    let mut conn = UpstreamConn::new(socket).kept_in(Rc::clone(pool), true);
+                    conn.hold(slot);
+                    return Ok(conn.at_server(i));
+                }
                 match connect_one(&member.addr, limit).await {
                     Ok(mut conn) => {
                         member.down_until.set(None);
                         member.health.connected(now);
+                        self.conns.opened.fetch_add(1, Relaxed);
+                        if let Some(pool) = &member.pool {
+                            conn = conn.kept_in(Rc::clone(pool), false);
+                        }
                         conn.hold(slot);
                         return Ok(conn.at_server(i));
                     }
@@ -162,6 +232,21 @@ impl Upstreams {
         }
         Err(worst)
     }
+}
+
+/// A kept connection from `pool`, if one is left; with `check`, only one that still looks
+/// open (the others are closed on the way).
+fn take_kept(
+    pool: &ServerPool<stream::Socket>,
+    check: bool,
+    now: Instant,
+) -> Option<stream::Socket> {
+    while let Some(socket) = pool.take(now) {
+        if !check || socket.looks_open() {
+            return Some(socket);
+        }
+    }
+    None
 }
 
 /// Scans of a group's servers for one with room, with a slot in hand.

@@ -1,7 +1,11 @@
 //! A connection to one upstream, over a unix socket or TCP.
 
 use std::cell::Cell;
+use std::io;
 use std::net::Shutdown;
+use std::os::fd::AsRawFd;
+use std::rc::Rc;
+use std::time::Instant;
 
 use tokio_uring::BufResult;
 use tokio_uring::net::{TcpStream, UnixStream};
@@ -10,22 +14,61 @@ use crate::buffer::Buf;
 use crate::io::Stream;
 use crate::limits::Slot;
 
-enum Socket {
+use super::pool::ServerPool;
+
+/// An upstream socket: what an idle kept connection is.
+pub(crate) enum Socket {
     Unix(UnixStream),
     Tcp(TcpStream),
 }
+
+impl Socket {
+    /// Whether a kept connection still looks open: no end of stream and no stray bytes
+    /// waiting (one non-blocking peek; used only before a request that cannot be retried).
+    pub(super) fn looks_open(&self) -> bool {
+        let fd = match self {
+            Socket::Unix(s) => s.as_raw_fd(),
+            Socket::Tcp(s) => s.as_raw_fd(),
+        };
+        let mut byte = 0u8;
+        // SAFETY: `fd` is this socket's, open while `self` lives; the buffer is one valid
+        // byte; MSG_DONTWAIT keeps the call from blocking.
+        let n = unsafe {
+            libc::recv(
+                fd,
+                (&raw mut byte).cast(),
+                1,
+                libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            )
+        };
+        n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::WouldBlock
+    }
+}
+
+/// The pool an HTTP connection goes back to.
+pub(crate) type Pool = Rc<ServerPool<Socket>>;
 
 /// A connected upstream. Dropped without [`UpstreamConn::close`], it shuts its socket down
 /// first, so that an op left in flight on it (a relay dropped mid-read) completes and lets
 /// the fd go; a clean close spares that syscall. Either way the server's slot (with
 /// `max_conns`) goes back with it: once the answer has been read, not once the client has it.
+///
+/// An HTTP connection whose answer was read to its clean end goes back to its server's pool
+/// instead ([`UpstreamConn::release`]).
 pub(crate) struct UpstreamConn {
-    socket: Socket,
+    /// Always there but while being handed back to the pool.
+    socket: Option<Socket>,
     closed_cleanly: Cell<bool>,
     /// Which server of its group it is connected to (by index).
     server: usize,
     /// The server's slot, held while uWSGI works on this request.
     slot: Option<Slot>,
+    /// HTTP: the pool it goes back to.
+    pool: Option<Pool>,
+    /// The answer allows another request on this connection (HTTP/1.1, framed, no close).
+    reusable: Cell<bool>,
+    /// It came from the pool (it served a request before).
+    reused: bool,
 }
 
 impl UpstreamConn {
@@ -37,12 +80,50 @@ impl UpstreamConn {
         Self::new(Socket::Tcp(stream))
     }
 
-    fn new(socket: Socket) -> Self {
+    pub(super) fn new(socket: Socket) -> Self {
         UpstreamConn {
-            socket,
+            socket: Some(socket),
             closed_cleanly: Cell::new(false),
             server: 0,
             slot: None,
+            pool: None,
+            reusable: Cell::new(false),
+            reused: false,
+        }
+    }
+
+    /// The same connection, going back to `pool` after a clean answer; `reused` if it
+    /// came from there.
+    pub(super) fn kept_in(mut self, pool: Pool, reused: bool) -> Self {
+        self.pool = Some(pool);
+        self.reused = reused;
+        self
+    }
+
+    /// Whether it came from the pool: it may have been closed by the server meanwhile.
+    pub(crate) fn is_reused(&self) -> bool {
+        self.reused
+    }
+
+    /// Whether it may carry another request once its answer has been read.
+    pub(crate) fn is_reusable(&self) -> bool {
+        self.reusable.get()
+    }
+
+    /// Notes whether the answer being read allows another request on this connection.
+    pub(crate) fn set_reusable(&self, reusable: bool) {
+        self.reusable.set(reusable);
+    }
+
+    /// The answer was read to its end, nothing more: an HTTP connection that may serve
+    /// another request goes back to its pool, anything else is closed.
+    pub(crate) fn release(mut self) {
+        self.closed_cleanly.set(true);
+        if !self.reusable.get() {
+            return;
+        }
+        if let (Some(pool), Some(socket)) = (self.pool.take(), self.socket.take()) {
+            pool.put(socket, Instant::now());
         }
     }
 
@@ -79,22 +160,25 @@ impl Drop for UpstreamConn {
 impl Stream for UpstreamConn {
     async fn read_append(&self, buf: Buf, max: usize) -> BufResult<usize, Buf> {
         match &self.socket {
-            Socket::Unix(s) => s.read_append(buf, max).await,
-            Socket::Tcp(s) => s.read_append(buf, max).await,
+            Some(Socket::Unix(s)) => s.read_append(buf, max).await,
+            Some(Socket::Tcp(s)) => s.read_append(buf, max).await,
+            None => (Err(io::ErrorKind::NotConnected.into()), buf),
         }
     }
 
     async fn write_from(&self, buf: Buf, from: usize) -> BufResult<(), Buf> {
         match &self.socket {
-            Socket::Unix(s) => s.write_from(buf, from).await,
-            Socket::Tcp(s) => s.write_from(buf, from).await,
+            Some(Socket::Unix(s)) => s.write_from(buf, from).await,
+            Some(Socket::Tcp(s)) => s.write_from(buf, from).await,
+            None => (Err(io::ErrorKind::NotConnected.into()), buf),
         }
     }
 
     fn shutdown(&self, how: Shutdown) {
         match &self.socket {
-            Socket::Unix(s) => Stream::shutdown(s, how),
-            Socket::Tcp(s) => Stream::shutdown(s, how),
+            Some(Socket::Unix(s)) => Stream::shutdown(s, how),
+            Some(Socket::Tcp(s)) => Stream::shutdown(s, how),
+            None => {}
         }
     }
 }

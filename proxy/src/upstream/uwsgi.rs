@@ -67,7 +67,7 @@ pub(crate) async fn send_request(
 
 /// Sends the vars, then the body from its temp file, a piece at a time. The outer error is
 /// the file's (the request cannot be sent whole); the inner one the upstream's.
-async fn send_from_file(
+pub(crate) async fn send_from_file(
     conn: &UpstreamConn,
     vars: Buf,
     file: &TempFile,

@@ -1,0 +1,128 @@
+//! A protocol switch (WebSocket and others) through an HTTP upstream: after the server's
+//! `101 Switching Protocols`, its head goes to the client as it came, and the two
+//! connections are joined: bytes go both ways as they come, each direction ending with a
+//! half-close when its reader reaches end of stream, until both have ended.
+//!
+//! The joined pair is closed when no byte has gone either way for the route's
+//! `upstream_read_timeout` (nginx's `proxy_read_timeout`, which ends idle WebSockets the
+//! same way). The bytes go through the client's counted stream, so the connection's byte
+//! counts and the access log's `body_bytes_sent` include them.
+
+use std::cell::Cell;
+use std::net::Shutdown;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use super::upstream::Answered;
+use super::{Outcome, Request};
+use crate::buffer::Buf;
+use crate::client::{Client, Next};
+use crate::fail::Fail;
+use crate::io::{IoError, Stream, write_all};
+use crate::routes::Route;
+use crate::worker::Worker;
+
+/// Read size in each direction.
+const JOIN_READ_SIZE: usize = 16 * 1024;
+
+/// Sends the 101 to the client and joins the two connections until both directions end
+/// or the pair stays idle too long.
+pub(super) async fn join(
+    client: &mut Client,
+    req: &Request,
+    route: &Route,
+    answered: Answered,
+    rest: &mut Buf,
+    worker: &Worker,
+    group: usize,
+) -> Result<Outcome, Fail> {
+    let Answered {
+        upstream,
+        head,
+        buf,
+        connected,
+    } = answered;
+    let limits = &route.limits;
+    let idle = limits.upstream_read_timeout;
+    if let Some(counts) = worker.upstream_conns(group) {
+        counts.upgraded.fetch_add(1, Relaxed);
+    }
+    // What the client sent after its request head is already the new protocol's.
+    let early = std::mem::replace(rest, Buf::empty());
+    let sent_early = write_all(&upstream, early, 0, limits.upstream_read_timeout).await;
+    client.head_goes_out(head.head_len);
+    let to_client = write_all(&client.stream, buf, 0, limits.send_timeout).await;
+    let mut outcome = Outcome::new(101, Next::Close);
+    outcome.upstream = Some(connected.elapsed());
+    if sent_early.is_err() || to_client.is_err() {
+        upstream.close();
+        outcome.next = Next::Abort;
+        return Ok(outcome);
+    }
+
+    let last = Cell::new(Instant::now());
+    let up = pipe(
+        &client.stream,
+        &upstream,
+        &last,
+        limits.upstream_read_timeout,
+    );
+    let down = pipe(&upstream, &client.stream, &last, limits.send_timeout);
+    let joined = async { tokio::join!(up, down) };
+    let ended = tokio::select! {
+        (up, down) = joined => up.and(down),
+        () = idle_for(&last, idle) => Err(IoError::Timeout),
+    };
+    req.upstream_done();
+    match ended {
+        Ok(()) => upstream.close(),
+        Err(err) => {
+            tracing::debug!(?err, "joined connection ended");
+            // Dropped without close: shut down, which ends any op left on it.
+            drop(upstream);
+            client.stream.shutdown(Shutdown::Both);
+            outcome.next = Next::Abort;
+        }
+    }
+    Ok(outcome)
+}
+
+/// Copies `from` to `to` until `from` ends, then half-closes `to`; notes each transfer in
+/// `last`.
+async fn pipe<A: Stream, B: Stream>(
+    from: &A,
+    to: &B,
+    last: &Cell<Instant>,
+    write_limit: Duration,
+) -> Result<(), IoError> {
+    let mut buf = Buf::with_capacity(JOIN_READ_SIZE);
+    loop {
+        buf.clear();
+        // No timeout on the read: the idle watch ends the pair instead (a dropped read would
+        // lose what it read).
+        let (read, filled) = from.read_append(buf, JOIN_READ_SIZE).await;
+        match read {
+            Ok(0) => {
+                to.shutdown(Shutdown::Write);
+                return Ok(());
+            }
+            Ok(_) => {
+                last.set(Instant::now());
+                buf = write_all(to, filled, 0, write_limit).await?;
+                last.set(Instant::now());
+            }
+            Err(e) => return Err(IoError::Failed(e.kind())),
+        }
+    }
+}
+
+/// Ends once nothing has gone either way for `idle`.
+async fn idle_for(last: &Cell<Instant>, idle: Duration) {
+    loop {
+        let deadline = last.get() + idle;
+        if Instant::now() >= deadline {
+            return;
+        }
+        tokio::time::sleep_until(deadline.into()).await;
+    }
+}

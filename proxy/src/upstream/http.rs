@@ -1,0 +1,234 @@
+//! The HTTP/1.1 exchange on an upstream connection: the request head ringway writes for an
+//! HTTP server (gunicorn, Granian, uvicorn), and the response head read back.
+//!
+//! The head carries the client's request line target and headers, minus the hop-by-hop
+//! ones (RFC 9110 §7.6.1: Connection, the headers it names, Keep-Alive, Proxy-Connection,
+//! TE, Trailer, Transfer-Encoding, Upgrade unless upgrading) and those ringway writes
+//! itself: Host (the request's authority), Content-Length (the buffered body's), and
+//! X-Forwarded-For, X-Forwarded-Proto, X-Forwarded-Host, X-Real-IP, X-Request-ID (a
+//! client's copies of these say nothing). `Expect` is dropped too: the body is sent whole,
+//! and the client was already answered `100 Continue` by ringway. Header names with an
+//! underscore are dropped unless allowed, as for uwsgi: servers fold `X_Foo` and `X-Foo`
+//! into one WSGI variable, so one could spoof the other.
+
+use std::io::Write;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use super::UpstreamConn;
+use crate::buffer::Buf;
+use crate::fail::{BadResponse, Fail, Step};
+use crate::http::{self, HeaderSpan, RequestHead, ResponseHead, Status};
+use crate::io::{IoError, read_some};
+
+/// First read of an upstream response.
+const HEAD_READ_SIZE: usize = 16 * 1024;
+/// Largest upstream response head accepted (502 beyond).
+const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+
+/// What ringway says about a request beside the client's headers.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HeadEnv<'a> {
+    /// The real client address (crate::identity): X-Forwarded-For and X-Real-IP.
+    pub(crate) client_ip: IpAddr,
+    /// The request's ID: X-Request-ID (none when empty).
+    pub(crate) request_id: &'a [u8],
+    /// The client came over TLS: X-Forwarded-Proto.
+    pub(crate) https: bool,
+    /// Host when the request had none (an HTTP/1.0 client): the server's name or address.
+    pub(crate) default_host: &'a [u8],
+    /// Header names with `_` are passed on.
+    pub(crate) allow_underscores: bool,
+    /// The body's length (`None`: no body).
+    pub(crate) body_len: Option<u64>,
+    /// The client asks for a protocol switch and the upgrade is passed on.
+    pub(crate) upgrade: bool,
+    /// The connection may be kept for another request (else `Connection: close`).
+    pub(crate) keep_alive: bool,
+}
+
+/// Headers ringway never copies from the client: hop-by-hop ones, and those it writes.
+const DROPPED: [&[u8]; 15] = [
+    b"connection",
+    b"keep-alive",
+    b"proxy-connection",
+    b"te",
+    b"trailer",
+    b"transfer-encoding",
+    b"upgrade",
+    b"content-length",
+    b"expect",
+    b"host",
+    b"x-forwarded-for",
+    b"x-forwarded-proto",
+    b"x-forwarded-host",
+    b"x-real-ip",
+    b"x-request-id",
+];
+
+/// Whether the client asks to switch protocols: an Upgrade header, named by Connection.
+pub(crate) fn wants_upgrade(input: &[u8], headers: &[HeaderSpan]) -> bool {
+    let has = |name: &[u8], token: Option<&[u8]>| {
+        headers.iter().any(|h| {
+            h.name.of(input).eq_ignore_ascii_case(name)
+                && token.is_none_or(|t| http::list_has(h.value.of(input), t))
+        })
+    };
+    has(b"upgrade", None) && has(b"connection", Some(b"upgrade"))
+}
+
+/// Appends the request head for the request whose head is `head` (spans into `input`) to
+/// `out`. Nothing is allocated but `out`'s growth.
+pub(crate) fn encode_request_head(
+    input: &[u8],
+    head: &RequestHead,
+    headers: &[HeaderSpan],
+    env: &HeadEnv<'_>,
+    out: &mut Vec<u8>,
+) {
+    out.extend_from_slice(head.method_span.of(input));
+    out.push(b' ');
+    let target = head.target.of(input);
+    if target.first() == Some(&b'/') || target == b"*" {
+        out.extend_from_slice(target);
+    } else {
+        // Absolute form (`http://host/path?q`): a server is sent the origin form.
+        let path = head.path.of(input);
+        out.extend_from_slice(if path.is_empty() { b"/" } else { path });
+        if !head.query.is_empty() {
+            out.push(b'?');
+            out.extend_from_slice(head.query.of(input));
+        }
+    }
+    out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
+    let host = head.host.map_or(env.default_host, |h| h.of(input));
+    out.extend_from_slice(host);
+    out.extend_from_slice(b"\r\n");
+
+    let named_by_connection = |name: &[u8]| {
+        headers.iter().any(|h| {
+            h.name.of(input).eq_ignore_ascii_case(b"connection")
+                && http::list_has(h.value.of(input), name)
+        })
+    };
+    for h in headers {
+        let name = h.name.of(input);
+        let ours = DROPPED.iter().any(|d| name.eq_ignore_ascii_case(d));
+        let upgrade = env.upgrade && name.eq_ignore_ascii_case(b"upgrade");
+        if (ours && !upgrade)
+            || (!env.allow_underscores && name.contains(&b'_'))
+            || (!upgrade && named_by_connection(name))
+        {
+            continue;
+        }
+        out.extend_from_slice(name);
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(h.value.of(input));
+        out.extend_from_slice(b"\r\n");
+    }
+
+    let _ = write!(
+        out,
+        "X-Forwarded-For: {ip}\r\nX-Real-IP: {ip}\r\nX-Forwarded-Proto: {}\r\n",
+        if env.https { "https" } else { "http" },
+        ip = env.client_ip,
+    );
+    out.extend_from_slice(b"X-Forwarded-Host: ");
+    out.extend_from_slice(host);
+    out.extend_from_slice(b"\r\n");
+    if !env.request_id.is_empty() {
+        out.extend_from_slice(b"X-Request-ID: ");
+        out.extend_from_slice(env.request_id);
+        out.extend_from_slice(b"\r\n");
+    }
+    if let Some(len) = env.body_len {
+        let _ = write!(out, "Content-Length: {len}\r\n");
+    }
+    if env.upgrade {
+        out.extend_from_slice(b"Connection: upgrade\r\n");
+    } else if !env.keep_alive {
+        out.extend_from_slice(b"Connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Whether the upstream may be sent another request on this connection once this answer
+/// has been read to its end: HTTP/1.1, framed by length or chunks (or bodiless), and no
+/// `Connection: close`.
+pub(crate) fn keeps_connection(head: &ResponseHead, buf: &[u8], headers: &[HeaderSpan]) -> bool {
+    head.version == http::Version::Http11
+        && head.status >= 200
+        && head.framing != http::ResponseFraming::UntilClose
+        && !headers.iter().any(|h| {
+            h.name.of(buf).eq_ignore_ascii_case(b"connection")
+                && http::list_has(h.value.of(buf), b"close")
+        })
+}
+
+/// Why no response head was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct HeadFailed {
+    /// What to answer.
+    pub(crate) fail: Fail,
+    /// Not one byte came back: the upstream may never have seen the request (a kept
+    /// connection it closed meanwhile).
+    pub(crate) nothing_back: bool,
+}
+
+/// Reads the response head; returns it with the buffer it is at the start of. Interim
+/// answers (`100 Continue`, `103 Early Hints`) are skipped; `101` is returned when
+/// `upgrading`, else refused like any other.
+pub(crate) async fn read_response_head(
+    conn: &UpstreamConn,
+    request_was_head: bool,
+    upgrading: bool,
+    headers: &mut Vec<HeaderSpan>,
+    timeout: Duration,
+) -> Result<(ResponseHead, Buf), HeadFailed> {
+    let mut resp = Buf::with_capacity(HEAD_READ_SIZE);
+    let mut any = false;
+    let failed = |fail, any: bool| HeadFailed {
+        fail,
+        nothing_back: !any,
+    };
+    loop {
+        match http::parse_response(&resp, request_was_head, headers) {
+            Ok(Status::Complete(head)) if head.status >= 200 => return Ok((head, resp)),
+            Ok(Status::Complete(head)) if head.status == 101 && upgrading => {
+                return Ok((head, resp));
+            }
+            Ok(Status::Complete(head)) if head.status != 101 => {
+                resp.drain(..head.head_len);
+                continue;
+            }
+            Ok(Status::Complete(head)) => {
+                let interim = BadResponse::Interim(head.status);
+                return Err(failed(Fail::UpstreamBadResponse(interim), true));
+            }
+            Ok(Status::Partial) if resp.len() < MAX_RESPONSE_HEAD => {}
+            Ok(Status::Partial) => {
+                let too_large = BadResponse::HeadTooLarge(MAX_RESPONSE_HEAD);
+                return Err(failed(Fail::UpstreamBadResponse(too_large), true));
+            }
+            Err(err) => {
+                let bad = Fail::UpstreamBadResponse(BadResponse::Head(err));
+                return Err(failed(bad, true));
+            }
+        }
+        resp = match read_some(conn, resp, HEAD_READ_SIZE, timeout).await {
+            Ok((0, _)) => return Err(failed(Fail::UpstreamClosed, any)),
+            Ok((_, resp)) => resp,
+            Err(IoError::Timeout) => {
+                return Err(failed(Fail::UpstreamTimeout(Step::ReadingHead), true));
+            }
+            Err(IoError::Failed(kind)) => {
+                return Err(failed(Fail::UpstreamIo(Step::ReadingHead, kind), any));
+            }
+        };
+        any = true;
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
+mod tests;

@@ -1,0 +1,199 @@
+use super::*;
+use crate::http::{Limits, parse_request};
+
+fn env() -> HeadEnv<'static> {
+    HeadEnv {
+        client_ip: "203.0.113.7".parse().unwrap(),
+        request_id: b"0123456789abcdef0123456789abcdef",
+        https: false,
+        default_host: b"127.0.0.1:8080",
+        allow_underscores: false,
+        body_len: None,
+        upgrade: false,
+        keep_alive: true,
+    }
+}
+
+/// The head ringway sends for the client's `request`, as text.
+fn encode(request: &[u8], env: &HeadEnv<'_>) -> String {
+    let mut input = request.to_vec();
+    let mut headers = Vec::new();
+    let Ok(crate::http::Status::Complete(head)) =
+        parse_request(&mut input, &Limits::default(), &mut headers)
+    else {
+        panic!(
+            "bad request in test: {:?}",
+            String::from_utf8_lossy(request)
+        )
+    };
+    let env = HeadEnv {
+        upgrade: env.upgrade && wants_upgrade(&input, &headers),
+        ..*env
+    };
+    let mut out = Vec::new();
+    encode_request_head(&input, &head, &headers, &env, &mut out);
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn the_request_line_and_host_are_kept_and_ringway_names_the_client() {
+    let head = encode(
+        b"GET /a/../b%20c?x=1&y HTTP/1.1\r\nHost: app.example\r\nAccept: */*\r\nCookie: a=1\r\n\r\n",
+        &env(),
+    );
+    assert_eq!(
+        head,
+        "GET /a/../b%20c?x=1&y HTTP/1.1\r\nHost: app.example\r\nAccept: */*\r\nCookie: a=1\r\n\
+         X-Forwarded-For: 203.0.113.7\r\nX-Real-IP: 203.0.113.7\r\nX-Forwarded-Proto: http\r\n\
+         X-Forwarded-Host: app.example\r\nX-Request-ID: 0123456789abcdef0123456789abcdef\r\n\r\n"
+    );
+}
+
+#[test]
+fn hop_by_hop_headers_and_those_connection_names_are_dropped() {
+    let head = encode(
+        b"GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, X-Secret\r\nKeep-Alive: 300\r\n\
+          Proxy-Connection: keep-alive\r\nTE: trailers\r\nTrailer: X-T\r\nUpgrade: h2c\r\n\
+          X-Secret: s\r\nX-Kept: k\r\n\r\n",
+        &env(),
+    );
+    for gone in [
+        "Connection",
+        "Keep-Alive",
+        "Proxy-Connection",
+        "TE:",
+        "Trailer",
+        "Upgrade",
+        "X-Secret",
+    ] {
+        assert!(!head.contains(gone), "{gone} passed on:\n{head}");
+    }
+    assert!(head.contains("X-Kept: k\r\n"), "{head}");
+}
+
+#[test]
+fn the_clients_forwarding_headers_are_replaced() {
+    let head = encode(
+        b"GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 1.2.3.4\r\nX-Real-IP: 1.2.3.4\r\n\
+          X-Forwarded-Proto: https\r\nX-Forwarded-Host: evil\r\nX-Request-ID: mine\r\n\
+          X_Forwarded_For: 5.6.7.8\r\n\r\n",
+        &env(),
+    );
+    for spoofed in ["1.2.3.4", "evil", "mine", "5.6.7.8", "https"] {
+        assert!(!head.contains(spoofed), "{spoofed} passed on:\n{head}");
+    }
+    assert_eq!(head.matches("X-Forwarded-For: 203.0.113.7\r\n").count(), 1);
+    assert_eq!(head.matches("X-Forwarded-Host: h\r\n").count(), 1);
+}
+
+#[test]
+fn a_tls_client_is_https() {
+    let head = encode(
+        b"GET / HTTP/1.1\r\nHost: h\r\n\r\n",
+        &HeadEnv {
+            https: true,
+            ..env()
+        },
+    );
+    assert!(head.contains("X-Forwarded-Proto: https\r\n"), "{head}");
+}
+
+#[test]
+fn a_body_goes_with_its_length_whatever_the_client_framed() {
+    let body = HeadEnv {
+        body_len: Some(11),
+        ..env()
+    };
+    let head = encode(
+        b"POST /f HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n",
+        &body,
+    );
+    assert!(head.starts_with("POST /f HTTP/1.1\r\n"), "{head}");
+    assert!(head.ends_with("Content-Length: 11\r\n\r\n"), "{head}");
+    assert!(
+        !head.contains("chunked") && !head.contains("Expect"),
+        "{head}"
+    );
+}
+
+#[test]
+fn an_http_1_0_request_without_host_gets_one_and_absolute_targets_become_origin_form() {
+    let head = encode(b"GET /x HTTP/1.0\r\n\r\n", &env());
+    assert!(
+        head.starts_with("GET /x HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n"),
+        "{head}"
+    );
+    let head = encode(
+        b"GET http://app.example/p?q=1 HTTP/1.1\r\nHost: other\r\n\r\n",
+        &env(),
+    );
+    assert!(
+        head.starts_with("GET /p?q=1 HTTP/1.1\r\nHost: app.example\r\n"),
+        "{head}"
+    );
+    assert!(!head.contains("other"), "{head}");
+}
+
+#[test]
+fn without_a_pool_the_upstream_is_told_to_close() {
+    let head = encode(
+        b"GET / HTTP/1.1\r\nHost: h\r\n\r\n",
+        &HeadEnv {
+            keep_alive: false,
+            ..env()
+        },
+    );
+    assert!(head.ends_with("Connection: close\r\n\r\n"), "{head}");
+}
+
+#[test]
+fn an_upgrade_is_passed_on_only_when_asked_for() {
+    let ws = b"GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+               Sec-WebSocket-Key: k\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    let head = encode(
+        ws,
+        &HeadEnv {
+            upgrade: true,
+            ..env()
+        },
+    );
+    assert!(head.contains("Upgrade: websocket\r\n"), "{head}");
+    assert!(head.ends_with("Connection: upgrade\r\n\r\n"), "{head}");
+    assert!(head.contains("Sec-WebSocket-Key: k\r\n"), "{head}");
+    // Upgrade without Connection naming it is no upgrade request.
+    let half = b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\r\n";
+    let head = encode(
+        half,
+        &HeadEnv {
+            upgrade: true,
+            ..env()
+        },
+    );
+    assert!(
+        !head.contains("Upgrade") && !head.contains("upgrade"),
+        "{head}"
+    );
+}
+
+#[test]
+fn a_kept_connection_needs_http_1_1_a_framed_body_and_no_close() {
+    let keeps = |response: &[u8]| {
+        let mut headers = Vec::new();
+        let Ok(crate::http::Status::Complete(head)) =
+            http::parse_response(response, false, &mut headers)
+        else {
+            panic!("bad response in test")
+        };
+        keeps_connection(&head, response, &headers)
+    };
+    assert!(keeps(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"));
+    assert!(keeps(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    ));
+    assert!(keeps(b"HTTP/1.1 204 No Content\r\n\r\n"));
+    assert!(!keeps(b"HTTP/1.1 200 OK\r\n\r\nuntil close"));
+    assert!(!keeps(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok"));
+    assert!(!keeps(
+        b"HTTP/1.1 200 OK\r\nConnection: Close\r\nContent-Length: 2\r\n\r\nok"
+    ));
+}

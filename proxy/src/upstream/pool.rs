@@ -1,0 +1,153 @@
+//! Idle HTTP upstream connections, kept for the next request: one pool per worker and per
+//! server (nginx's `keepalive` in an `upstream` block).
+//!
+//! An idle connection is its socket and the time it went idle, nothing else: no buffer, no
+//! task. The newest is reused first (the one least likely to have been closed by the
+//! server meanwhile); beyond `keepalive` the oldest is closed. One sweep per worker closes
+//! those idle longer than `keepalive_timeout` ([`ServerPool::sweep`]); a connection the
+//! server closed before that is found out when reused (the retry rule of the exchange).
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// One server's idle connections (`T`: a socket; anything in the unit tests).
+pub(crate) struct ServerPool<T> {
+    idle: RefCell<VecDeque<Idle<T>>>,
+    /// Most idle connections kept.
+    max: usize,
+    /// Longest idle time.
+    timeout: Duration,
+}
+
+struct Idle<T> {
+    conn: T,
+    since: Instant,
+}
+
+impl<T> ServerPool<T> {
+    /// An empty pool keeping up to `max` connections for up to `timeout` each.
+    pub(crate) fn new(max: usize, timeout: Duration) -> Self {
+        ServerPool {
+            idle: RefCell::new(VecDeque::with_capacity(max.min(64))),
+            max,
+            timeout,
+        }
+    }
+
+    /// Whether connections are kept at all (`keepalive` above 0).
+    pub(crate) fn keeps(&self) -> bool {
+        self.max > 0
+    }
+
+    /// The most recently idled connection still within its timeout, if any; older ones
+    /// found on the way are closed.
+    pub(crate) fn take(&self, now: Instant) -> Option<T> {
+        let mut idle = self.idle.borrow_mut();
+        while let Some(entry) = idle.pop_back() {
+            if now.saturating_duration_since(entry.since) < self.timeout {
+                return Some(entry.conn);
+            }
+            // Expired: everything older is too.
+            idle.clear();
+        }
+        None
+    }
+
+    /// Keeps `conn` for a later request; the oldest one goes when the pool is full.
+    pub(crate) fn put(&self, conn: T, now: Instant) {
+        if self.max == 0 {
+            return;
+        }
+        let mut idle = self.idle.borrow_mut();
+        if idle.len() >= self.max {
+            idle.pop_front();
+        }
+        idle.push_back(Idle { conn, since: now });
+    }
+
+    /// Closes the connections idle for `keepalive_timeout` or longer.
+    pub(crate) fn sweep(&self, now: Instant) {
+        let mut idle = self.idle.borrow_mut();
+        while idle
+            .front()
+            .is_some_and(|e| now.saturating_duration_since(e.since) >= self.timeout)
+        {
+            idle.pop_front();
+        }
+    }
+
+    /// Idle connections now.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.idle.borrow().len()
+    }
+
+    /// How often the sweep should run: often enough that no connection outlives its timeout
+    /// by more than half of it, and at most once a second.
+    pub(crate) fn sweep_period(&self) -> Duration {
+        (self.timeout / 2).max(Duration::from_secs(1))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
+mod tests {
+    use super::*;
+
+    const MINUTE: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn the_newest_idle_connection_is_reused_first() {
+        let pool = ServerPool::new(4, MINUTE);
+        let t = Instant::now();
+        pool.put(1, t);
+        pool.put(2, t + Duration::from_secs(1));
+        assert_eq!(pool.take(t + Duration::from_secs(2)), Some(2));
+        assert_eq!(pool.take(t + Duration::from_secs(2)), Some(1));
+        assert_eq!(pool.take(t + Duration::from_secs(2)), None);
+    }
+
+    #[test]
+    fn a_full_pool_closes_its_oldest() {
+        let pool = ServerPool::new(2, MINUTE);
+        let t = Instant::now();
+        for conn in 1..=3 {
+            pool.put(conn, t);
+        }
+        assert_eq!(pool.len(), 2);
+        assert_eq!(pool.take(t), Some(3));
+        assert_eq!(pool.take(t), Some(2));
+    }
+
+    #[test]
+    fn keepalive_0_keeps_nothing() {
+        let pool = ServerPool::new(0, MINUTE);
+        let t = Instant::now();
+        pool.put(1, t);
+        assert!(!pool.keeps());
+        assert_eq!(pool.take(t), None);
+    }
+
+    #[test]
+    fn connections_idle_past_the_timeout_are_never_reused() {
+        let pool = ServerPool::new(4, MINUTE);
+        let t = Instant::now();
+        pool.put(1, t);
+        pool.put(2, t + Duration::from_secs(30));
+        // 1 expired, 2 not: the sweep closes 1 only.
+        pool.sweep(t + MINUTE);
+        assert_eq!(pool.len(), 1);
+        assert_eq!(pool.take(t + MINUTE), Some(2));
+        pool.put(3, t);
+        assert_eq!(pool.take(t + MINUTE * 2), None);
+        assert_eq!(pool.len(), 0);
+    }
+
+    #[test]
+    fn the_sweep_runs_at_half_the_timeout_at_most_once_a_second() {
+        assert_eq!(ServerPool::<u8>::new(1, MINUTE).sweep_period(), MINUTE / 2);
+        let short = ServerPool::<u8>::new(1, Duration::from_millis(500));
+        assert_eq!(short.sweep_period(), Duration::from_secs(1));
+    }
+}
