@@ -127,7 +127,12 @@ fn is_request_id(value: Option<&Value>) -> bool {
 }
 
 /// The request headers [`on_purpose`] judges in every echo case.
-const ON_PURPOSE: [&str; 3] = ["x-request-id", "x-forwarded-host", "connection"];
+const ON_PURPOSE: [&str; 4] = [
+    "x-request-id",
+    "x-forwarded-host",
+    "x-forwarded-for",
+    "connection",
+];
 
 /// A request header the app sees differently through ringway, on purpose: checks both
 /// sides and says why, or `None` when the two must be equal.
@@ -155,6 +160,19 @@ fn on_purpose(
                 && nginx.and_then(Value::as_str)
                     == (case == "spoofed-identity").then_some("client-chosen"),
             "ringway sets its own request ID",
+        ),
+        // ringway sends the real client's address alone: an untrusted client's own list
+        // says nothing (behind a `trusted_proxy` the walk has already found the client),
+        // where nginx appends to whatever the client wrote. An app that trusts the one proxy
+        // in front (ProxyFix `x_for=1`, Granian's and uvicorn's trusted hosts) reads the
+        // rightmost address either way: that is what must agree.
+        "x-forwarded-for" => check(
+            ringway.and_then(Value::as_str) == Some("127.0.0.1")
+                && nginx
+                    .and_then(Value::as_str)
+                    .and_then(|list| list.rsplit(", ").next())
+                    == Some("127.0.0.1"),
+            "the rightmost address is the real client's",
         ),
         // ringway sends the host the client asked for as X-Forwarded-Host; the usual nginx
         // lines do not.
