@@ -10,7 +10,9 @@ route is this app's only:
                     `path` and `url` of the request; shows how Flask sees a mount
                     (SCRIPT_NAME) and the URL scheme.
 With RINGWAY_VALIDATE=1 the WSGI callable is wrapped in wsgiref.validate.validator (the tests
-set it).
+set it). With RINGWAY_PROXY_FIX=1 (behind an HTTP proxy: gunicorn, Granian) Werkzeug's
+ProxyFix takes the client's address, the scheme and the host from the proxy's
+X-Forwarded-For, X-Forwarded-Proto and X-Forwarded-Host, trusting one proxy.
 """
 
 import hashlib
@@ -21,6 +23,10 @@ import time
 from flask import Flask, Response, request, url_for
 
 app = Flask(__name__)
+if os.environ.get("RINGWAY_PROXY_FIX") == "1":
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)
 
 PATTERN = bytes(range(251))
 PIECE = 16 * 1024 - 7

@@ -10,6 +10,7 @@
 //! `RINGWAY_NGINX`. A missing piece fails the test with what to run (`cargo xtask test` sets
 //! everything up); nothing is skipped.
 
+pub mod app_server;
 pub mod checks;
 pub mod client;
 pub mod command;

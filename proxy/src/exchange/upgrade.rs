@@ -68,9 +68,11 @@ pub(super) async fn join(
         limits.upstream_read_timeout,
     );
     let down = pipe(&upstream, &client.stream, &last, limits.send_timeout);
-    let joined = async { tokio::join!(up, down) };
+    // A failure in one direction ends both (the sockets are then shut down, completing the
+    // other direction's read).
+    let joined = async { tokio::try_join!(up, down).map(drop) };
     let ended = tokio::select! {
-        (up, down) = joined => up.and(down),
+        ended = joined => ended,
         () = idle_for(&last, idle) => Err(IoError::Timeout),
     };
     req.upstream_done();

@@ -176,6 +176,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn bytes_past_the_end_of_the_body_are_noted() {
+        let frame = |upstream, pieces: &[&[u8]]| {
+            let mut r = Reframer::new(upstream, ClientFraming::Chunked);
+            let mut out = Vec::new();
+            for piece in pieces {
+                r.frame_into(piece, &mut out).unwrap();
+            }
+            (r.is_done(), r.overran())
+        };
+        let length = ResponseFraming::Length(2);
+        assert_eq!(frame(length, &[b"o", b"k"]), (true, false));
+        assert_eq!(frame(length, &[b"ok!"]), (true, true));
+        assert_eq!(frame(length, &[b"ok", b"!"]), (true, true));
+        let chunked = ResponseFraming::Chunked;
+        assert_eq!(frame(chunked, &[b"2\r\nok\r\n0\r\n\r\n"]), (true, false));
+        assert_eq!(frame(chunked, &[b"2\r\nok\r\n0\r\n\r\nHTTP"]), (true, true));
+        assert_eq!(frame(ResponseFraming::None, &[b""]), (true, false));
+        assert_eq!(frame(ResponseFraming::None, &[b"x"]), (true, true));
+    }
+
+    #[test]
     fn client_framing_table() {
         use ClientFraming as C;
         use ResponseFraming as R;

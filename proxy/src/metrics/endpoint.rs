@@ -185,6 +185,9 @@ impl Sources {
                 .collect();
         }
         snap.limits = self.limits.as_ref().map(|figures| figures());
+        if let Some(readiness) = &self.readiness {
+            snap.upstream_conns = readiness.conn_figures();
+        }
         snap.app = self.app.as_ref().map(|app| AppFigures {
             up: app.is_up(),
             restarts: app.restarts(),

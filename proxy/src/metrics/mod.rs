@@ -25,6 +25,6 @@ pub(crate) use ready::connect as connect_upstream;
 pub use ready::{HealthSource, Readiness};
 pub use reloads::Reloads;
 pub use route_names::RouteNames;
-pub use snapshot::{GroupLimitFigures, LimitFigures, RouteLimitFigures};
+pub use snapshot::{GroupConnFigures, GroupLimitFigures, LimitFigures, RouteLimitFigures};
 pub(crate) use stats::{ProxyRejection, UpstreamError};
 pub use stats::{TlsOutcome, WorkerStats};

@@ -28,6 +28,9 @@ names! {
     UPSTREAM_RESPONSE = "ringway_upstream_response_duration_seconds", "Time a request spent with the Python worker: connected to response head received.";
     PROXY_DURATION = "ringway_proxy_duration_seconds", "Request duration minus the upstream's share: time in ringway and on the client side.";
     UPSTREAM_ERRORS = "ringway_upstream_errors_total", "Upstream failures, by kind.";
+    UPSTREAM_OPENED = "ringway_upstream_connections_opened_total", "Connections opened to an upstream group's servers, by group.";
+    UPSTREAM_REUSED = "ringway_upstream_connections_reused_total", "Kept connections to an HTTP upstream group's servers given another request, by group.";
+    UPSTREAM_UPGRADES = "ringway_upstream_upgrades_total", "Client and upstream connections joined after a protocol switch (101, WebSocket), by group.";
     CONNECTIONS_ACCEPTED = "ringway_connections_accepted_total", "Client connections accepted.";
     CONNECTIONS_ACTIVE = "ringway_connections_active", "Client connections open now.";
     REQUESTS_PER_CONNECTION = "ringway_requests_per_connection", "Requests served per closed client connection.";

@@ -6,7 +6,7 @@ use std::fmt::Write;
 use super::ebpf::EbpfFigures;
 use super::histogram::HistogramSnapshot;
 use super::names::{self, Name};
-use super::snapshot::{AppFigures, LimitFigures, Snapshot};
+use super::snapshot::{AppFigures, GroupConnFigures, LimitFigures, Snapshot};
 
 /// Accumulates one exposition.
 #[derive(Default)]
@@ -167,6 +167,19 @@ pub fn render(snap: &Snapshot, out: &mut Exposition) {
     out.family(&names::UPSTREAM_ERRORS, Counter);
     for (kind, count) in &snap.upstream_errors {
         out.sample(&names::UPSTREAM_ERRORS, &[("kind", kind)], *count as f64);
+    }
+    for (name, count) in [
+        (
+            &names::UPSTREAM_OPENED,
+            (|g: &GroupConnFigures| g.opened) as fn(&_) -> u64,
+        ),
+        (&names::UPSTREAM_REUSED, |g| g.reused),
+        (&names::UPSTREAM_UPGRADES, |g| g.upgraded),
+    ] {
+        out.family(name, Counter);
+        for g in &snap.upstream_conns {
+            out.sample(name, &[("upstream", g.upstream.as_str())], count(g) as f64);
+        }
     }
     out.family(&names::PROXY_REJECTED, Counter);
     for (reason, count) in &snap.proxy_rejected {

@@ -12,11 +12,13 @@
 use std::io;
 use std::net::TcpStream;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, SockAddr, Socket, Type};
 use tokio::sync::watch;
 
+use super::snapshot::GroupConnFigures;
 use crate::config::UpstreamAddr;
 use crate::upstream::{GroupHealth, ServerHealth, UpstreamHealth};
 
@@ -38,6 +40,20 @@ impl Readiness {
     /// Readiness from these servers' health and this stop signal.
     pub fn new(health: HealthSource, stopping: watch::Receiver<bool>) -> Self {
         Readiness { health, stopping }
+    }
+
+    /// The connections each group's servers were given (HTTP groups reuse theirs).
+    pub fn conn_figures(&self) -> Vec<GroupConnFigures> {
+        (self.health)()
+            .groups()
+            .iter()
+            .map(|g| GroupConnFigures {
+                upstream: g.name.clone(),
+                opened: g.conns.opened.load(Ordering::Relaxed),
+                reused: g.conns.reused.load(Ordering::Relaxed),
+                upgraded: g.conns.upgraded.load(Ordering::Relaxed),
+            })
+            .collect()
     }
 
     /// `Ok` when ready; otherwise why not, as one line for the answer's body.

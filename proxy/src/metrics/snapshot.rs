@@ -34,6 +34,8 @@ pub struct Snapshot {
     pub sent_bytes: u64,
     /// Upstream failures by kind.
     pub upstream_errors: Vec<(&'static str, u64)>,
+    /// Connections to each upstream group: opened, reused, joined after a 101.
+    pub upstream_conns: Vec<GroupConnFigures>,
     /// Request duration.
     pub request_duration: HistogramSnapshot,
     /// Upstream connect time.
@@ -105,6 +107,19 @@ pub struct RouteLimitFigures {
     pub evicted: u64,
     /// Clients tracked now.
     pub clients: u64,
+}
+
+/// Connections to one upstream group's servers, by every worker.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct GroupConnFigures {
+    /// The group's name.
+    pub upstream: String,
+    /// Connections opened.
+    pub opened: u64,
+    /// Kept connections given another request (HTTP groups).
+    pub reused: u64,
+    /// Connections joined to a client's after a 101.
+    pub upgraded: u64,
 }
 
 /// One upstream group's slots and queue.
@@ -204,6 +219,7 @@ impl Snapshot {
             ebpf,
             limits: None,
             app: None,
+            upstream_conns: Vec::new(),
         };
         let mut live: Vec<LiveConn> = Vec::new();
         let mut by_route: BTreeMap<RouteCode, HistogramSnapshot> = BTreeMap::new();

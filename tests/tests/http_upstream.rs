@@ -1,0 +1,412 @@
+//! HTTP upstreams end to end: ringway in front of real gunicorn and real Granian (from the
+//! test venv) serving the demo Flask app, and in front of a raw upstream that misbehaves on
+//! purpose. Every route of the e2e suite through an HTTP group; the app seeing the client's
+//! address, scheme and host; kept connections reused (counted from the upstream's side
+//! with `ss`); a kept connection closed by the upstream while a request is on the way
+//! (retried for GET, not for POST); a WebSocket echo through Granian's ASGI interface.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use ringway_tests::app_server::{AppServer, Listen, Served, Server, established_at};
+use ringway_tests::checks::check_routes;
+use ringway_tests::{App, Conn, Req, Ringway, roundtrip};
+
+/// A ringway whose only group is `upstream` (with `extra` group keys), metrics on.
+fn ringway_to(upstream: &str, extra: &str, workers: u32) -> Ringway {
+    Ringway::with_config(format!(
+        "[upstreams.web]\nservers = [\"{upstream}\"]\n{extra}\n\
+         [[routes]]\npath = \"/\"\nupstream = \"web\"\n"
+    ))
+    .workers(workers)
+    .arg("--metrics", "127.0.0.1:0")
+    .start()
+}
+
+/// A counter of ringway's /metrics, for the group `web`.
+fn counter(ringway: &Ringway, name: &str) -> u64 {
+    let text = roundtrip(ringway.metrics_addr(), &Req::get("/metrics")).text();
+    let series = format!("{name}{{upstream=\"web\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&series))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in /metrics:\n{text}"))
+}
+
+#[test]
+fn every_route_through_gunicorn_over_tcp_and_a_unix_socket() {
+    for listen in [Listen::Tcp, Listen::Unix] {
+        let server = AppServer::start(Server::Gunicorn, Served::Wsgi(App::Flask), listen, 2);
+        let ringway = ringway_to(&server.upstream(), "", 2);
+        check_routes(ringway.addr(), App::Flask);
+        // Chunked upload: de-chunked, sent with its length.
+        let body = ringway_tests::pattern(70_000);
+        let (a, b) = body.split_at(30_000);
+        let r = roundtrip(ringway.addr(), &Req::new("PUT", "/echo").chunked(&[a, b]));
+        ringway_tests::checks::check_echo(&r, &body, "chunked PUT /echo through gunicorn");
+    }
+}
+
+#[test]
+fn every_route_through_granian() {
+    let server = AppServer::start(Server::Granian, Served::Wsgi(App::Flask), Listen::Tcp, 1);
+    let ringway = ringway_to(&server.upstream(), "", 2);
+    check_routes(ringway.addr(), App::Flask);
+    // Granian keeps connections open too: the routes above shared a few.
+    let opened = counter(&ringway, "ringway_upstream_connections_opened_total");
+    let reused = counter(&ringway, "ringway_upstream_connections_reused_total");
+    assert!(reused > opened, "opened {opened}, reused {reused}");
+}
+
+#[test]
+fn the_app_sees_the_clients_address_scheme_and_host() {
+    for server in [Server::Gunicorn, Server::Granian] {
+        let app = AppServer::start(server, Served::Wsgi(App::Flask), Listen::Tcp, 1);
+        let ringway = ringway_to(&app.upstream(), "", 1);
+        // From 127.0.0.2: not the address ringway connects to the server from.
+        let mut conn = Conn::open_from("127.0.0.2".parse().expect("ip"), ringway.addr());
+        let spoofed = Req::get("/environ")
+            .host(Some("app.example:8443"))
+            .header("X-Forwarded-For", "198.51.100.1")
+            .header("X-Forwarded-Proto", "https")
+            .header("X-Forwarded-Host", "evil.example")
+            .header("X-Real-IP", "198.51.100.1");
+        conn.send(&spoofed.to_bytes()).expect("send");
+        let r = conn.read_response().expect("response");
+        assert_eq!(r.status, 200, "{server:?}: {r:?}");
+        let env = r.json();
+        assert_eq!(env["REMOTE_ADDR"], "127.0.0.2", "{server:?}: {env}");
+        assert_eq!(env["HTTP_X_REAL_IP"], "127.0.0.2", "{server:?}: {env}");
+        assert_eq!(env["wsgi.url_scheme"], "http", "{server:?}: {env}");
+        assert_eq!(env["HTTP_HOST"], "app.example:8443", "{server:?}: {env}");
+        let id = r.header("x-request-id").expect("an ID");
+        assert_eq!(env["HTTP_X_REQUEST_ID"], id.as_str(), "{server:?}: {env}");
+
+        conn.send(&Req::get("/urls?x=1").host(Some("app.example")).to_bytes())
+            .expect("send");
+        let urls = conn.read_response().expect("response").json();
+        assert_eq!(
+            urls["url"], "http://app.example/urls?x=1",
+            "{server:?}: {urls}"
+        );
+        assert_eq!(
+            urls["external"], "http://app.example/bytes/7",
+            "{server:?}: {urls}"
+        );
+    }
+}
+
+#[test]
+fn kept_connections_serve_a_thousand_requests() {
+    const KEEPALIVE: usize = 4;
+    const WORKERS: u32 = 2;
+    let server = AppServer::start(Server::Gunicorn, Served::Wsgi(App::Flask), Listen::Tcp, 2);
+    let ringway = ringway_to(
+        &server.upstream(),
+        &format!("keepalive = {KEEPALIVE}\n"),
+        WORKERS,
+    );
+    // Four clients at once, 250 requests each on its own keep-alive connection.
+    let addr = ringway.addr();
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            thread::spawn(move || {
+                let mut conn = Conn::open(addr);
+                for i in 0..250 {
+                    conn.send(&Req::get(&format!("/bytes/{i}")).to_bytes())
+                        .expect("send");
+                    let r = conn.read_response().expect("response");
+                    assert_eq!((r.status, r.body.len()), (200, i), "{r:?}");
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        client.join().expect("client thread");
+    }
+    // Seen from gunicorn's side: the connections ringway holds open to it.
+    let held = established_at(server.addr().port());
+    let most = KEEPALIVE * WORKERS as usize;
+    assert!(
+        !held.is_empty() && held.len() <= most,
+        "{} connections held to gunicorn (keepalive {KEEPALIVE} x {WORKERS} workers):\n{}",
+        held.len(),
+        held.join("\n")
+    );
+    let opened = counter(&ringway, "ringway_upstream_connections_opened_total");
+    let reused = counter(&ringway, "ringway_upstream_connections_reused_total");
+    assert_eq!(opened + reused, 1000, "opened {opened}, reused {reused}");
+    // At most one connection per request in flight at once (4) per worker, plus those
+    // closed beyond `keepalive`: nowhere near one per request.
+    assert!(
+        opened <= 4 * WORKERS as u64 * 2,
+        "opened {opened} for 1000 requests"
+    );
+
+    // keepalive = 0: a connection per request, closed after its answer.
+    let ringway = ringway_to(&server.upstream(), "keepalive = 0\n", 1);
+    for _ in 0..20 {
+        assert_eq!(roundtrip(ringway.addr(), &Req::get("/")).status, 200);
+    }
+    assert_eq!(
+        counter(&ringway, "ringway_upstream_connections_opened_total"),
+        20
+    );
+    assert_eq!(
+        counter(&ringway, "ringway_upstream_connections_reused_total"),
+        0
+    );
+}
+
+/// What the raw upstream saw: (connection number, request number on it, method).
+type Seen = Arc<Mutex<Vec<(usize, usize, String)>>>;
+
+/// An upstream that answers the first request of each connection with keep-alive (no
+/// `Connection: close`), then reads the second one and closes without a word: a server
+/// whose idle timeout struck while the request was on its way.
+fn closes_after_one_answer() -> (SocketAddr, Seen) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let seen: Seen = Arc::default();
+    let log = Arc::clone(&seen);
+    thread::spawn(move || {
+        for (n, stream) in listener.incoming().enumerate() {
+            let Ok(stream) = stream else { return };
+            let log = Arc::clone(&log);
+            thread::spawn(move || serve_once(stream, n, &log));
+        }
+    });
+    (addr, seen)
+}
+
+fn serve_once(mut stream: TcpStream, conn: usize, seen: &Seen) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+    let mut input = Vec::new();
+    for nth in 0.. {
+        let Some(method) = read_request(&mut stream, &mut input) else {
+            return;
+        };
+        seen.lock().expect("lock").push((conn, nth, method));
+        if nth > 0 {
+            return; // closes: dropped
+        }
+        let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst");
+    }
+}
+
+/// Reads one request (head and Content-Length body) off `stream`; its method.
+fn read_request(stream: &mut TcpStream, input: &mut Vec<u8>) -> Option<String> {
+    let mut buf = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = input.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = stream.read(&mut buf).ok().filter(|n| *n > 0)?;
+        input.extend_from_slice(&buf[..n]);
+    };
+    let head = String::from_utf8_lossy(&input[..head_end]).to_string();
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    while input.len() < head_end + length {
+        let n = stream.read(&mut buf).ok().filter(|n| *n > 0)?;
+        input.extend_from_slice(&buf[..n]);
+    }
+    input.drain(..head_end + length);
+    head.split(' ').next().map(str::to_owned)
+}
+
+#[test]
+fn a_kept_connection_closed_by_the_upstream_is_retried_for_get_not_for_post() {
+    let (addr, seen) = closes_after_one_answer();
+    let ringway = ringway_to(&format!("http://{addr}"), "", 1);
+    let mut client = Conn::open(ringway.addr());
+    let mut ask = |req: Req| {
+        client.send(&req.to_bytes()).expect("send");
+        client.read_response().expect("response")
+    };
+    // Connection 0 answers and is kept.
+    assert_eq!(ask(Req::get("/a")).status, 200);
+    // Connection 0 takes the GET and closes: sent again on connection 1, which answers.
+    let r = ask(Req::get("/b"));
+    assert_eq!((r.status, r.text().as_str()), (200, "first"), "{r:?}");
+    // Connection 1 takes the POST and closes: a POST is not sent twice.
+    let r = ask(Req::post("/c", b"once only"));
+    assert_eq!(r.status, 502, "{r:?}");
+    let seen = seen.lock().expect("lock").clone();
+    let by_method = seen.iter().fold(BTreeMap::new(), |mut m, (_, _, method)| {
+        *m.entry(method.clone()).or_insert(0) += 1;
+        m
+    });
+    assert_eq!(
+        seen,
+        [
+            (0, 0, "GET".to_owned()),
+            (0, 1, "GET".to_owned()),
+            (1, 0, "GET".to_owned()),
+            (1, 1, "POST".to_owned()),
+        ],
+        "{by_method:?}"
+    );
+    assert_eq!(
+        counter(&ringway, "ringway_upstream_connections_opened_total"),
+        2
+    );
+}
+
+/// A WebSocket frame from the client: FIN, `opcode`, masked as RFC 6455 requires.
+fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mask = [0x37, 0xfa, 0x21, 0x3d];
+    assert!(payload.len() < 126, "short frames only");
+    let mut frame = vec![0x80 | opcode, 0x80 | payload.len() as u8];
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    frame
+}
+
+/// Reads one unmasked server frame: (opcode, payload).
+fn server_frame(stream: &mut TcpStream) -> (u8, Vec<u8>) {
+    let mut head = [0u8; 2];
+    stream.read_exact(&mut head).expect("frame head");
+    assert_eq!(head[1] & 0x80, 0, "server frames are not masked");
+    let len = match head[1] & 0x7f {
+        126 => {
+            let mut n = [0u8; 2];
+            stream.read_exact(&mut n).expect("length");
+            usize::from(u16::from_be_bytes(n))
+        }
+        n => usize::from(n),
+    };
+    let mut payload = vec![0u8; len];
+    stream.read_exact(&mut payload).expect("payload");
+    (head[0] & 0x0f, payload)
+}
+
+#[test]
+fn a_websocket_echo_through_granian() {
+    let server = AppServer::start(Server::Granian, Served::WsEcho, Listen::Tcp, 1);
+    let ringway = ringway_to(&server.upstream(), "", 1);
+    let mut stream = TcpStream::connect(ringway.addr()).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    // The handshake of RFC 6455 §1.3, with its example key and accept value.
+    stream
+        .write_all(
+            b"GET /chat HTTP/1.1\r\nHost: app.example\r\nUpgrade: websocket\r\n\
+              Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+              Sec-WebSocket-Version: 13\r\n\r\n",
+        )
+        .expect("handshake");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).expect("101 head");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(
+        head.contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="),
+        "{head}"
+    );
+    assert!(head.contains("upgrade: websocket"), "{head}");
+
+    for message in ["hello", "through ringway", ""] {
+        stream
+            .write_all(&client_frame(0x1, message.as_bytes()))
+            .expect("text frame");
+        assert_eq!(
+            server_frame(&mut stream),
+            (0x1, message.as_bytes().to_vec())
+        );
+    }
+    stream
+        .write_all(&client_frame(0x2, &[0, 1, 2, 255]))
+        .expect("binary frame");
+    assert_eq!(server_frame(&mut stream), (0x2, vec![0, 1, 2, 255]));
+
+    // Close: the server answers with its close frame, then both sides end.
+    stream
+        .write_all(&client_frame(0x8, &1000u16.to_be_bytes()))
+        .expect("close frame");
+    assert_eq!(server_frame(&mut stream).0, 0x8);
+    stream
+        .shutdown(std::net::Shutdown::Write)
+        .expect("half-close");
+    let mut rest = Vec::new();
+    stream
+        .read_to_end(&mut rest)
+        .expect("the joined connection ends");
+    assert!(rest.is_empty(), "{rest:?}");
+    assert_eq!(counter(&ringway, "ringway_upstream_upgrades_total"), 1);
+}
+
+#[test]
+fn over_tls_the_app_builds_https_urls() {
+    use ringway_tests::tls::{Pki, curl, curl_target, tls_toml};
+    let server = AppServer::start(Server::Gunicorn, Served::Wsgi(App::Flask), Listen::Tcp, 1);
+    let pki = Pki::new();
+    let leaf = pki.issue("a", &["a.test"], 0x1414, (2031, 1, 1));
+    let ringway = Ringway::with_config(format!(
+        "[upstreams.web]\nservers = [\"{}\"]\n[[routes]]\npath = \"/\"\nupstream = \"web\"\n{}",
+        server.upstream(),
+        tls_toml(&[&leaf], "")
+    ))
+    .start();
+    let ca = pki.ca().display().to_string();
+    let port = ringway.tls_addr().port();
+    let [resolve, to, url] = curl_target("a.test", ringway.tls_addr(), "/urls");
+    let ran = curl(&["--cacert", &ca, &resolve, &to, &url]).success();
+    let urls: serde_json::Value = serde_json::from_slice(&ran.stdout).expect("JSON");
+    assert_eq!(urls["url"], format!("https://a.test:{port}/urls"), "{urls}");
+    assert_eq!(
+        urls["external"],
+        format!("https://a.test:{port}/bytes/7"),
+        "{urls}"
+    );
+    // The same app over plain HTTP: http URLs.
+    let plain = roundtrip(ringway.addr(), &Req::get("/urls").host(Some("a.test"))).json();
+    assert_eq!(plain["url"], "http://a.test/urls", "{plain}");
+}
+
+#[test]
+fn an_idle_kept_connection_is_closed_after_keepalive_timeout() {
+    let server = AppServer::start(Server::Gunicorn, Served::Wsgi(App::Flask), Listen::Tcp, 1);
+    let ringway = ringway_to(&server.upstream(), "keepalive_timeout = \"1s\"\n", 1);
+    assert_eq!(roundtrip(ringway.addr(), &Req::get("/")).status, 200);
+    let port = server.addr().port();
+    assert_eq!(established_at(port).len(), 1, "the connection is kept");
+    // gunicorn keeps it for 75 s: only ringway's sweep closes it this soon.
+    let closed = ringway_tests::wait::poll_until(Duration::from_secs(20), || {
+        established_at(port).is_empty()
+    });
+    assert!(closed, "still held: {:?}", established_at(port));
+    // The next request opens a new one.
+    assert_eq!(roundtrip(ringway.addr(), &Req::get("/")).status, 200);
+    assert_eq!(
+        counter(&ringway, "ringway_upstream_connections_opened_total"),
+        2
+    );
+}
+
+#[test]
+fn readyz_checks_an_http_group_like_a_uwsgi_one() {
+    let server = AppServer::start(Server::Gunicorn, Served::Wsgi(App::Flask), Listen::Unix, 1);
+    let ringway = ringway_to(&server.upstream(), "", 1);
+    let readyz = || roundtrip(ringway.metrics_addr(), &Req::get("/readyz"));
+    let r = readyz();
+    assert_eq!(r.status, 200, "{}", r.text());
+    drop(server);
+    let down = ringway_tests::wait::poll_until(Duration::from_secs(20), || readyz().status == 503);
+    assert!(down, "/readyz with the server gone: {}", readyz().text());
+}
