@@ -1,7 +1,7 @@
 //! ringway-tests: the end-to-end harness.
 //!
 //! It starts real processes (uWSGI serving the apps under `tests/apps`, nginx as the reference
-//! proxy, HAProxy as a load balancer in front, gunicorn serving an echo app over HTTP, Prometheus scraping, the ringway binary), each owned by a guard that kills and reaps it on `Drop` and
+//! proxy, HAProxy as a load balancer in front, Prometheus scraping, the ringway binary), each owned by a guard that kills and reaps it on `Drop` and
 //! removes its temp dir, and talks to them with a tiny raw HTTP/1.1 client ([`client`]) that
 //! sends arbitrary bytes and reads responses with exact framing. Nothing is mocked and no port
 //! is fixed: nginx gets a free port from `127.0.0.1:0`, ringway picks its own and logs it.
@@ -21,7 +21,6 @@ pub mod nginx;
 pub mod parity;
 pub mod paths;
 pub mod prometheus;
-pub mod proxy_pass;
 pub mod ringway;
 pub mod static_cases;
 pub mod static_config;

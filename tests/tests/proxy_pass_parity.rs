@@ -13,9 +13,9 @@ use std::net::SocketAddr;
 
 use serde_json::Value;
 
+use ringway_tests::app_server::{AppServer, Listen, Served, Server};
 use ringway_tests::client::{Conn, Req, Response};
 use ringway_tests::data::pattern;
-use ringway_tests::proxy_pass::EchoServer;
 use ringway_tests::{Nginx, Ringway};
 
 /// One request of the table.
@@ -198,9 +198,21 @@ fn on_purpose(
 
 #[test]
 fn ringway_proxies_http_as_nginx_proxy_pass_does() {
-    let app = EchoServer::start();
+    // gthread workers: gunicorn keeps connections open for both proxies' pools.
+    let app = AppServer::start(Server::Gunicorn, Served::HttpEcho, Listen::Tcp, 1);
     let nginx = Nginx::start_proxy_pass(app.addr());
-    let ringway = Ringway::with_config(app.ringway_config()).start();
+    let ringway = Ringway::with_config(format!(
+        "[upstreams.app]
+servers = [\"{}\"]
+keepalive = 32
+
+[[routes]]
+path = \"/\"
+upstream = \"app\"
+",
+        app.upstream()
+    ))
+    .start();
     let mut problems = Vec::new();
     for case in cases() {
         let via_nginx = send(nginx.addr(), &case);

@@ -295,7 +295,8 @@ fn uwsgi_argv(apps: &Path, venv: &Venv, socket: &Path) -> Vec<String> {
     argv
 }
 
-/// Granian or gunicorn serving the demo app over HTTP on `addr`, 2 workers as uWSGI has, and
+/// Granian or gunicorn (threaded workers) serving the demo app over HTTP on `addr`, 2 workers
+/// as uWSGI has, and
 /// told to trust ringway's X-Forwarded-* headers where the server has a setting for it
 /// (gunicorn's `--forwarded-allow-ips`; Granian 2.8 has none on its command line).
 /// SIGTERM is both servers' graceful stop.
@@ -315,8 +316,16 @@ fn http_upstream(apps: &Path, venv: &Venv, server: AppServer, addr: SocketAddr) 
             "--working-dir".into(),
             path(apps),
         ],
+        // gthread workers keep connections open (the default sync ones close each after its
+        // answer), longer than ringway's keepalive_timeout (60 s) so that ringway closes them.
         _ => vec![
             path(&venv.bin("gunicorn")),
+            "--worker-class".into(),
+            "gthread".into(),
+            "--threads".into(),
+            "4".into(),
+            "--keep-alive".into(),
+            "75".into(),
             "--workers".into(),
             "2".into(),
             "--bind".into(),
@@ -546,6 +555,14 @@ mod tests {
                 .command
                 .windows(2)
                 .any(|w| w == ["--bind", "127.0.0.1:8001"])
+        );
+        assert!(
+            upstream
+                .command
+                .windows(2)
+                .any(|w| w == ["--worker-class", "gthread"]),
+            "sync workers would close every connection: {:?}",
+            upstream.command
         );
     }
 
