@@ -212,6 +212,12 @@ pub fn run(config: &Config) -> Result<Report> {
     if !uwsgi.exists() {
         bail!("uWSGI not found at {} (RINGWAY_VENV)", uwsgi.display());
     }
+    if config.stacks.iter().any(|k| k.on_granian()) && !tools.granian().exists() {
+        bail!(
+            "Granian not found at {} (RINGWAY_VENV; tests/apps/requirements.txt lists it)",
+            tools.granian().display()
+        );
+    }
     let generators = Generators {
         wrk: Wrk {
             bin: config.wrk.clone(),

@@ -16,7 +16,8 @@ use ringway_bench::stacks::{App, StackKind};
 use ringway_bench::{Config, run};
 
 /// Side-by-side benchmark: ringway vs nginx vs uWSGI's --http router vs uWSGI alone, all in
-/// front of the same uWSGI workers; static files served by ringway and nginx themselves; and
+/// front of the same uWSGI workers; ringway vs nginx in front of Granian (HTTP upstreams with
+/// keep-alive) vs Granian alone; static files served by ringway and nginx themselves; and
 /// ringway vs nginx over TLS. Results go to OUT/results.{json,md} and OUT/chart.svg.
 /// With `--suite buffering`: ringway vs nginx under slow and hostile clients, to
 /// OUT/buffering.{json,md}.
@@ -67,10 +68,12 @@ struct Args {
     /// Client threads of the TLS handshake cases, each opening one connection after another.
     #[arg(long, default_value_t = ringway_bench::DEFAULT_HANDSHAKE_CLIENTS)]
     handshake_clients: usize,
-    /// Stacks, comma-separated, in the order they are run: ringway, nginx, uwsgi-http, uwsgi,
-    /// and ringway-log (ringway with its access log on, to a file: run it beside ringway to
-    /// see what the log costs per request) [default: the first four; the buffering suite:
-    /// ringway,nginx, the only two it takes].
+    /// Stacks, comma-separated, in the order they are run: ringway, nginx, uwsgi-http, uwsgi
+    /// (in front of uWSGI); ringway-granian, nginx-granian, granian (in front of Granian over
+    /// keep-alive HTTP, and Granian alone; the app cases only); and ringway-log (ringway
+    /// with its access log on, to a file: run it beside ringway to see what the log costs per
+    /// request) [default: all but ringway-log; the buffering suite: ringway,nginx, the only
+    /// two it takes].
     #[arg(long, value_delimiter = ',')]
     stacks: Option<Vec<String>>,
     /// The app: raw (tests/apps/raw_wsgi.py) or flask (tests/apps/demo_flask.py).

@@ -219,6 +219,12 @@ impl Report {
             "uwsgi".to_owned(),
             version(&tools.venv.join("bin").join("uwsgi"), &["--version"]),
         );
+        if config.stacks.iter().any(|k| k.on_granian()) {
+            versions.insert(
+                "granian".to_owned(),
+                version(&tools.granian(), &["--version"]),
+            );
+        }
         versions.insert("wrk".to_owned(), version(&config.wrk, &["-v"]));
         if config.has_tls() {
             versions.insert("h2load".to_owned(), version(&config.h2load, &["--version"]));
@@ -265,12 +271,18 @@ impl Report {
                     s
                 })
                 .collect();
-            let nginx = of_case
+            // Each stack over nginx in front of the same app server (uWSGI or Granian).
+            let references: Vec<Option<Summary>> = of_case
                 .iter()
-                .find(|s| s.stack == StackKind::Nginx)
-                .cloned();
-            if let Some(nginx) = nginx {
-                for s in &mut of_case {
+                .map(|s| {
+                    of_case
+                        .iter()
+                        .find(|n| n.stack == s.stack.reference())
+                        .cloned()
+                })
+                .collect();
+            for (s, nginx) in of_case.iter_mut().zip(references) {
+                if let Some(nginx) = nginx {
                     s.rps_vs_nginx = ratio(s.rps, nginx.rps);
                     s.p99_vs_nginx = ratio(s.p99_us, nginx.p99_us);
                     s.cpu_vs_nginx = ratio(s.proxy_cpu_us, nginx.proxy_cpu_us);
@@ -323,6 +335,9 @@ impl Report {
                 .map(|k| match k {
                     StackKind::UwsgiHttp => "uWSGI `--http` router",
                     StackKind::Uwsgi => "uWSGI alone",
+                    StackKind::RingwayGranian => "ringway → Granian",
+                    StackKind::NginxGranian => "nginx → Granian",
+                    StackKind::Granian => "Granian alone",
                     other => other.name(),
                 })
                 .collect::<Vec<_>>()
@@ -335,6 +350,19 @@ impl Report {
                 ""
             }
         );
+        if self.stacks.keys().any(|k| k.on_granian()) {
+            let _ = writeln!(
+                out,
+                "Granian stacks: {} with {} workers (WSGI interface, the same app), one per \
+                 stack; ringway with an HTTP upstream group (`keepalive = {k}`), nginx with \
+                 `proxy_pass` to an `upstream` block (`keepalive {k}`, `proxy_http_version \
+                 1.1`, `Connection \"\"`, Host/X-Forwarded-For/X-Forwarded-Proto/X-Real-IP); \
+                 app CPU there is Granian's.  ",
+                v("granian"),
+                m.uwsgi_workers,
+                k = crate::stacks::UPSTREAM_KEEPALIVE
+            );
+        }
         let _ = writeln!(
             out,
             "Machine: {} vCPU ({}), Linux {}; {}, {} worker(s), {}; {}, worker_processes auto, \
@@ -380,7 +408,7 @@ impl Report {
         let _ = writeln!(
             out,
             "Medians over rounds, (min–max) when rounds > 1. ×nginx: the stack's median over \
-             nginx's. Proxy CPU: user + sys of all the proxy's processes over the run / \
+             nginx's (for the Granian stacks: over nginx-granian's). Proxy CPU: user + sys of all the proxy's processes over the run / \
              requests. Latency from wrk, for the TLS cases from h2load's per-request log and \
              from the handshake client (connect to the answer's last byte); all closed loop \
              (coordinated omission: read p99 as \
@@ -443,7 +471,12 @@ impl Report {
             if !kind.has_proxy() {
                 let _ = writeln!(
                     out,
-                    "| {kind} | – | – (no proxy) | – (closes after each answer) | – | – | – | – | – |"
+                    "| {kind} | – | – (no proxy) | – {}| – | – | – | – | – |",
+                    if *kind == StackKind::Uwsgi {
+                        "(closes after each answer) "
+                    } else {
+                        ""
+                    }
                 );
                 continue;
             }
@@ -1001,6 +1034,7 @@ fn targets(report: &Report) -> Vec<Target> {
         _ => out.push(not_measured(target)),
     }
     out.extend(access_log_cost(report));
+    out.extend(granian_targets(report));
     let target = "proxy CPU/request at 10 connections within 15% of 100 (hello)".to_owned();
     let cpu_at = |c: usize| {
         hello
@@ -1052,6 +1086,71 @@ fn access_log_cost(report: &Report) -> Vec<Target> {
             })
         })
         .collect()
+}
+
+/// The HTTP-upstream targets, per app case the Granian stacks ran: ringway → Granian's CPU
+/// per request ≤ 0.7× nginx → Granian's and its req/s ≥ 1.2× nginx's; then how far each
+/// proxy is from Granian alone (req/s, a figure without a target).
+fn granian_targets(report: &Report) -> Vec<Target> {
+    let (rw, nx) = (StackKind::RingwayGranian, StackKind::NginxGranian);
+    let mut out = Vec::new();
+    for s in report.summaries.iter().filter(|s| s.stack == rw) {
+        let n = report.find(&s.case, nx);
+        let target = format!("Granian: proxy CPU/request ≤ 0.7× nginx's, {}", s.case);
+        match (s.cpu_vs_nginx, n) {
+            (Some(r), Some(n)) => out.push(Target {
+                target,
+                measured: format!(
+                    "{:.1} vs {:.1} µs = {r:.2}×",
+                    s.proxy_cpu_us.map_or(0.0, |v| v.median),
+                    n.proxy_cpu_us.map_or(0.0, |v| v.median)
+                ),
+                met: Some(r <= 0.7),
+                no_target: false,
+            }),
+            _ => out.push(not_measured(target)),
+        }
+        let target = format!("Granian: req/s ≥ 1.2× nginx's, {}", s.case);
+        match (s.rps_vs_nginx, n) {
+            (Some(r), Some(n)) => out.push(Target {
+                target,
+                measured: format!(
+                    "{:.0} vs {:.0} req/s = {r:.2}×",
+                    s.rps.map_or(0.0, |v| v.median),
+                    n.rps.map_or(0.0, |v| v.median)
+                ),
+                met: Some(r >= 1.2),
+                no_target: false,
+            }),
+            _ => out.push(not_measured(target)),
+        }
+    }
+    let alone_cases = report
+        .summaries
+        .iter()
+        .filter(|s| s.stack == StackKind::Granian && s.rps.is_some());
+    for alone in alone_cases {
+        let Some(limit) = alone.rps.map(|v| v.median).filter(|v| *v > 0.0) else {
+            continue;
+        };
+        let figures: Vec<String> = [rw, nx]
+            .into_iter()
+            .filter_map(|k| {
+                let rps = report.find(&alone.case, k)?.rps?.median;
+                Some(format!("{k} {rps:.0} ({:.2}×)", rps / limit))
+            })
+            .collect();
+        if figures.is_empty() {
+            continue;
+        }
+        out.push(Target {
+            target: format!("req/s beside Granian alone, {}", alone.case),
+            measured: format!("{}; Granian alone {limit:.0}", figures.join(", ")),
+            met: None,
+            no_target: true,
+        });
+    }
+    out
 }
 
 /// ringway's p99 at most nginx's, on `s`'s case.
@@ -1110,6 +1209,9 @@ fn color(stack: StackKind) -> &'static str {
         StackKind::Nginx => "#2b8a3e",
         StackKind::UwsgiHttp => "#1c7ed6",
         StackKind::Uwsgi => "#868e96",
+        StackKind::RingwayGranian => "#e8590c",
+        StackKind::NginxGranian => "#5c940d",
+        StackKind::Granian => "#495057",
     }
 }
 
@@ -1277,9 +1379,10 @@ mod tests {
     /// Fills the ×nginx ratios as [`Report::build`] does.
     fn with_ratios(mut summaries: Vec<Summary>) -> Vec<Summary> {
         for i in 0..summaries.len() {
+            let reference = summaries[i].stack.reference();
             let nginx = summaries
                 .iter()
-                .find(|n| n.case == summaries[i].case && n.stack == StackKind::Nginx)
+                .find(|n| n.case == summaries[i].case && n.stack == reference)
                 .cloned()
                 .expect("nginx row");
             summaries[i].rps_vs_nginx = ratio(summaries[i].rps, nginx.rps);
@@ -1287,6 +1390,98 @@ mod tests {
             summaries[i].cpu_vs_nginx = ratio(summaries[i].proxy_cpu_us, nginx.proxy_cpu_us);
         }
         summaries
+    }
+
+    #[test]
+    fn granian_targets_compare_with_nginx_in_front_of_granian() {
+        use StackKind::{Granian, NginxGranian, RingwayGranian};
+        let summaries = with_ratios(vec![
+            summary(
+                "hello-c100",
+                Kind::Hello,
+                100,
+                RingwayGranian,
+                60000.0,
+                2000.0,
+                12.0,
+            ),
+            summary(
+                "hello-c100",
+                Kind::Hello,
+                100,
+                NginxGranian,
+                40000.0,
+                3000.0,
+                20.0,
+            ),
+            summary(
+                "hello-c100",
+                Kind::Hello,
+                100,
+                Granian,
+                80000.0,
+                1500.0,
+                0.0,
+            ),
+            summary(
+                "64k-c100",
+                Kind::Bytes64k,
+                100,
+                RingwayGranian,
+                30000.0,
+                4000.0,
+                30.0,
+            ),
+            summary(
+                "64k-c100",
+                Kind::Bytes64k,
+                100,
+                NginxGranian,
+                28000.0,
+                4000.0,
+                35.0,
+            ),
+        ]);
+        let report = Report {
+            meta: test_meta(),
+            stacks: BTreeMap::new(),
+            summaries,
+            targets: Vec::new(),
+            runs: Vec::new(),
+        };
+        let targets = granian_targets(&report);
+        let find = |name: &str| {
+            targets
+                .iter()
+                .find(|t| t.target == name)
+                .unwrap_or_else(|| panic!("no target {name:?} in {targets:?}"))
+        };
+        let cpu = find("Granian: proxy CPU/request ≤ 0.7× nginx's, hello-c100");
+        assert_eq!(cpu.met, Some(true), "12 / 20 = 0.6");
+        assert_eq!(cpu.measured, "12.0 vs 20.0 µs = 0.60×");
+        let rps = find("Granian: req/s ≥ 1.2× nginx's, hello-c100");
+        assert_eq!(rps.met, Some(true), "60k / 40k = 1.5");
+        assert_eq!(
+            find("Granian: proxy CPU/request ≤ 0.7× nginx's, 64k-c100").met,
+            Some(false),
+            "30 / 35 = 0.86"
+        );
+        assert_eq!(
+            find("Granian: req/s ≥ 1.2× nginx's, 64k-c100").met,
+            Some(false)
+        );
+        let alone = find("req/s beside Granian alone, hello-c100");
+        assert!(alone.no_target);
+        assert_eq!(
+            alone.measured,
+            "ringway-granian 60000 (0.75×), nginx-granian 40000 (0.50×); Granian alone 80000"
+        );
+        assert!(
+            targets
+                .iter()
+                .all(|t| !t.target.contains("Granian alone, 64k")),
+            "no Granian-alone row without Granian alone's figure"
+        );
     }
 
     #[test]

@@ -1,9 +1,12 @@
-//! The things under test: one uWSGI app server (its workers serve every stack), and in front
-//! of it ringway, nginx, and uWSGI's own `--http` router; plus uWSGI alone on its
-//! `--http-socket` (no proxy).
+//! The things under test: one uWSGI app server (its workers serve every uWSGI stack), and in
+//! front of it ringway, nginx, and uWSGI's own `--http` router; plus uWSGI alone on its
+//! `--http-socket` (no proxy). The Granian stacks each run their own Granian (HTTP, the same
+//! app and number of workers): ringway and nginx in front of it over keep-alive HTTP/1.1,
+//! and Granian alone, the limit.
 
 use std::fmt;
 use std::fs;
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -36,24 +39,36 @@ pub enum StackKind {
     Nginx,
     UwsgiHttp,
     Uwsgi,
+    /// ringway → Granian over HTTP/1.1 with an upstream keep-alive pool (`keepalive = 32`).
+    RingwayGranian,
+    /// nginx `proxy_pass` → Granian, `keepalive 32` in the `upstream` block.
+    NginxGranian,
+    /// Granian alone: what the proxies in front of it are measured against.
+    Granian,
 }
 
 impl StackKind {
     /// The stacks a run has unless `--stacks` says otherwise.
-    pub const ALL: [StackKind; 4] = [
+    pub const ALL: [StackKind; 7] = [
         StackKind::Ringway,
         StackKind::Nginx,
         StackKind::UwsgiHttp,
         StackKind::Uwsgi,
+        StackKind::RingwayGranian,
+        StackKind::NginxGranian,
+        StackKind::Granian,
     ];
 
     /// Every stack `--stacks` may name: the default ones and `ringway-log`.
-    pub const KNOWN: [StackKind; 5] = [
+    pub const KNOWN: [StackKind; 8] = [
         StackKind::Ringway,
         StackKind::RingwayLog,
         StackKind::Nginx,
         StackKind::UwsgiHttp,
         StackKind::Uwsgi,
+        StackKind::RingwayGranian,
+        StackKind::NginxGranian,
+        StackKind::Granian,
     ];
 
     pub fn name(self) -> &'static str {
@@ -63,6 +78,9 @@ impl StackKind {
             StackKind::Nginx => "nginx",
             StackKind::UwsgiHttp => "uwsgi-http",
             StackKind::Uwsgi => "uwsgi",
+            StackKind::RingwayGranian => "ringway-granian",
+            StackKind::NginxGranian => "nginx-granian",
+            StackKind::Granian => "granian",
         }
     }
 
@@ -71,13 +89,35 @@ impl StackKind {
             .into_iter()
             .find(|k| k.name() == name)
             .with_context(|| {
-                format!("unknown stack {name:?} (ringway, ringway-log, nginx, uwsgi-http, uwsgi)")
+                format!(
+                    "unknown stack {name:?} (ringway, ringway-log, nginx, uwsgi-http, uwsgi, \
+                     ringway-granian, nginx-granian, granian)"
+                )
             })
     }
 
-    /// Whether there is a proxy process to account for (uWSGI alone has none).
+    /// Whether there is a proxy process to account for (uWSGI alone and Granian alone have
+    /// none).
     pub fn has_proxy(self) -> bool {
-        self != StackKind::Uwsgi
+        !matches!(self, StackKind::Uwsgi | StackKind::Granian)
+    }
+
+    /// Whether the app runs under Granian (over HTTP) rather than uWSGI.
+    pub fn on_granian(self) -> bool {
+        matches!(
+            self,
+            StackKind::RingwayGranian | StackKind::NginxGranian | StackKind::Granian
+        )
+    }
+
+    /// The stack this one's ×nginx ratios are taken over: nginx in front of the same app
+    /// server.
+    pub fn reference(self) -> StackKind {
+        if self.on_granian() {
+            StackKind::NginxGranian
+        } else {
+            StackKind::Nginx
+        }
     }
 
     /// Whether the TLS cases are run at it: they compare ringway with nginx.
@@ -88,8 +128,9 @@ impl StackKind {
         )
     }
 
-    /// Whether the stack serves the static files itself: ringway and nginx do; the uWSGI
-    /// stacks here only run the app.
+    /// Whether the stack serves the static files itself: ringway and nginx in front of uWSGI
+    /// do; the uWSGI stacks here only run the app, and the Granian stacks, which compare the
+    /// upstream protocols, do not repeat the file cases.
     pub fn serves_files(self) -> bool {
         matches!(
             self,
@@ -139,14 +180,20 @@ impl Tools {
     fn uwsgi(&self) -> PathBuf {
         self.venv.join("bin").join("uwsgi")
     }
+
+    pub fn granian(&self) -> PathBuf {
+        self.venv.join("bin").join("granian")
+    }
 }
 
-/// A uWSGI master and its workers. The proxies share one, on a unix socket; uWSGI alone
-/// gets its own (same app, same number of workers) on an `--http-socket`.
+/// A uWSGI master and its workers, or a Granian and its workers. The uWSGI proxies share one
+/// uWSGI, on a unix socket; uWSGI alone gets its own (same app, same number of workers) on an
+/// `--http-socket`. Each Granian stack gets its own Granian, on a TCP port.
 pub struct AppServer {
     guard: Guard,
+    /// The uwsgi socket (empty for Granian, which speaks HTTP only).
     pub socket: PathBuf,
-    /// The HTTP socket of the no-proxy baseline.
+    /// The HTTP address: uWSGI alone's, or Granian's.
     pub http: Option<SocketAddr>,
     log: PathBuf,
 }
@@ -212,6 +259,42 @@ impl AppServer {
         })
     }
 
+    /// Granian with the app's callable (WSGI interface), `uwsgi_workers` workers, on a free
+    /// port of 127.0.0.1, keep-alive on (its default), its access log off (its default), the
+    /// same listen backlog as uWSGI. `name` tells the stacks' Granians apart in the scratch
+    /// dir.
+    pub fn start_granian(tools: &Tools, app: &App, dir: &Path, name: &str) -> Result<Self> {
+        let log = dir.join(format!("{name}.log"));
+        let module = app
+            .file
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .with_context(|| format!("no module name in {}", app.file.display()))?;
+        let chdir = app.file.parent().unwrap_or(Path::new("/"));
+        let addr = SocketAddr::from(([127, 0, 0, 1], sys::free_port()?));
+        let mut cmd = Command::new(tools.granian());
+        cmd.args(["--interface", "wsgi", "--no-ws", "--log-level", "warning"])
+            .arg("--workers")
+            .arg(tools.uwsgi_workers.to_string())
+            .args(["--backlog", LISTEN_BACKLOG])
+            .args(["--host", "127.0.0.1", "--port"])
+            .arg(addr.port().to_string())
+            .arg("--working-dir")
+            .arg(chdir)
+            .arg(format!("{module}:{}", app.callable))
+            .stdout(Stdio::null())
+            .stderr(log_file(&log)?);
+        let mut guard = Guard::spawn(name, &mut cmd, tools.server_cpus.clone())?;
+        // Granian binds before its workers have loaded the app: ready once one answers.
+        wait_ready(&mut guard, &log, || answers_http(addr))?;
+        Ok(Self {
+            guard,
+            socket: PathBuf::new(),
+            http: Some(addr),
+            log,
+        })
+    }
+
     /// The master and its workers.
     pub fn pids(&self) -> Result<Vec<u32>> {
         sys::process_tree(self.guard.pid())
@@ -221,7 +304,7 @@ impl AppServer {
         tail(&self.log)
     }
 
-    /// Stops uWSGI at once (SIGKILL to its process group), skipping the second its master
+    /// Stops the app server at once (SIGKILL to its process group), skipping the second its master
     /// takes to stop gracefully.
     pub fn kill(mut self) -> Result<()> {
         self.guard.kill().map(drop)
@@ -239,11 +322,11 @@ pub struct Stack {
     pub addr: SocketAddr,
     /// Where it serves TLS (ringway and nginx, when the run has TLS cases).
     pub tls_addr: Option<SocketAddr>,
-    /// The proxy's processes (empty for uWSGI alone).
+    /// The proxy's processes (empty for uWSGI alone and Granian alone).
     pub proxy_pids: Vec<u32>,
     guard: Option<Guard>,
     log: Option<PathBuf>,
-    /// uWSGI alone runs its own app server.
+    /// uWSGI alone and the Granian stacks run their own app server.
     own_app: Option<AppServer>,
 }
 
@@ -259,6 +342,24 @@ impl Stack {
             StackKind::Ringway => start_ringway(tools, app, dir, false),
             StackKind::RingwayLog => start_ringway(tools, app, dir, true),
             StackKind::Nginx => start_nginx(tools, app, dir),
+            StackKind::RingwayGranian => {
+                AppServer::start_granian(tools, spec, dir, "granian-ringway")
+                    .and_then(|own| start_ringway_http(tools, own, dir))
+            }
+            StackKind::NginxGranian => AppServer::start_granian(tools, spec, dir, "granian-nginx")
+                .and_then(|own| start_nginx_http(tools, own, dir)),
+            StackKind::Granian => AppServer::start_granian(tools, spec, dir, "granian-alone")
+                .and_then(|own| {
+                    Ok(Stack {
+                        kind,
+                        addr: own.http.context("Granian has no HTTP address")?,
+                        tls_addr: None,
+                        proxy_pids: Vec::new(),
+                        guard: None,
+                        log: Some(own.log.clone()),
+                        own_app: Some(own),
+                    })
+                }),
             StackKind::UwsgiHttp => start_uwsgi_http(tools, app, dir),
             StackKind::Uwsgi => AppServer::start_http(tools, spec, dir).and_then(|own| {
                 Ok(Stack {
@@ -294,7 +395,8 @@ impl Stack {
         self.log.as_deref().map(tail).unwrap_or_default()
     }
 
-    /// The uWSGI processes that serve this stack: its own for uWSGI alone, else `shared`'s.
+    /// The app server's processes that serve this stack: its own for uWSGI alone and the
+    /// Granian stacks, else `shared`'s.
     pub fn app_pids(&self, shared: &AppServer) -> Result<Vec<u32>> {
         self.own_app.as_ref().unwrap_or(shared).pids()
     }
@@ -309,26 +411,9 @@ fn start_ringway(tools: &Tools, app: &AppServer, dir: &Path, access_log: bool) -
         StackKind::Ringway
     };
     let log = dir.join(format!("{kind}.log"));
-    let mut cmd = Command::new(&tools.ringway);
-    cmd.args(["--listen", "127.0.0.1:0"])
-        .arg("--upstream")
-        .arg(format!("unix:{}", app.socket.display()))
-        .arg("--workers")
-        .arg(tools.ringway_workers.to_string())
-        .args([
-            "--metrics",
-            if tools.ringway_probes {
-                "127.0.0.1:0"
-            } else {
-                "off"
-            },
-        ])
-        .stdout(Stdio::null())
-        .stderr(log_file(&log)?)
-        .env("NO_COLOR", "1");
-    if let Some(size) = &tools.max_body_size {
-        cmd.arg("--max-body-size").arg(size);
-    }
+    let mut cmd = ringway_command(tools, &log)?;
+    cmd.arg("--upstream")
+        .arg(format!("unix:{}", app.socket.display()));
     if access_log {
         cmd.arg("--access-log").arg(dir.join("ringway-access.log"));
     }
@@ -343,6 +428,76 @@ fn start_ringway(tools: &Tools, app: &AppServer, dir: &Path, access_log: bool) -
         cmd.arg("--static")
             .arg(format!("{STATIC_ROUTE}={}", files.display()));
     }
+    spawn_ringway(kind, cmd, tools, log, tools.tls.is_some())
+}
+
+/// Idle upstream connections ringway and nginx keep per server (ringway: per core too):
+/// the issue's `keepalive = 32`, nginx's `keepalive 32`.
+pub const UPSTREAM_KEEPALIVE: usize = 32;
+
+/// ringway in front of `granian` over HTTP: an upstream group in a config file (the HTTP
+/// servers and the pool are file keys), the same flags as the uWSGI stack otherwise. No TLS
+/// and no static route: the Granian stacks compare the app path only.
+fn start_ringway_http(tools: &Tools, granian: AppServer, dir: &Path) -> Result<Stack> {
+    let kind = StackKind::RingwayGranian;
+    let upstream = granian.http.context("Granian has no HTTP address")?;
+    let config = dir.join("ringway-granian.toml");
+    fs::write(&config, ringway_http_config(upstream))
+        .with_context(|| format!("write {}", config.display()))?;
+    let log = dir.join(format!("{kind}.log"));
+    let mut cmd = ringway_command(tools, &log)?;
+    cmd.arg("--config").arg(&config);
+    let mut stack = spawn_ringway(kind, cmd, tools, log, false)?;
+    stack.own_app = Some(granian);
+    Ok(stack)
+}
+
+/// The config file of the `ringway-granian` stack: one HTTP upstream group with a
+/// keep-alive pool, served on `/`.
+pub fn ringway_http_config(upstream: SocketAddr) -> String {
+    format!(
+        "[upstreams.app]
+servers = [\"http://{upstream}\"]
+keepalive = {UPSTREAM_KEEPALIVE}
+
+[[routes]]
+path = \"/\"
+upstream = \"app\"
+"
+    )
+}
+
+/// ringway's command line common to its stacks: listen, workers, metrics, body size.
+fn ringway_command(tools: &Tools, log: &Path) -> Result<Command> {
+    let mut cmd = Command::new(&tools.ringway);
+    cmd.args(["--listen", "127.0.0.1:0"])
+        .arg("--workers")
+        .arg(tools.ringway_workers.to_string())
+        .args([
+            "--metrics",
+            if tools.ringway_probes {
+                "127.0.0.1:0"
+            } else {
+                "off"
+            },
+        ])
+        .stdout(Stdio::null())
+        .stderr(log_file(log)?)
+        .env("NO_COLOR", "1");
+    if let Some(size) = &tools.max_body_size {
+        cmd.arg("--max-body-size").arg(size);
+    }
+    Ok(cmd)
+}
+
+/// Starts ringway and waits for its `listening on` line(s).
+fn spawn_ringway(
+    kind: StackKind,
+    mut cmd: Command,
+    tools: &Tools,
+    log: PathBuf,
+    with_tls: bool,
+) -> Result<Stack> {
     let mut guard = Guard::spawn("ringway", &mut cmd, tools.server_cpus.clone())?;
     let mut addr = None;
     let mut tls_addr = None;
@@ -354,7 +509,7 @@ fn start_ringway(tools: &Tools, app: &AppServer, dir: &Path, access_log: bool) -
         addr.is_some()
     })?;
     let addr = addr.context("ringway's listening address")?;
-    if tools.tls.is_some() && tls_addr.is_none() {
+    if with_tls && tls_addr.is_none() {
         bail!(
             "ringway logged no `listening on https://` line:\n{}",
             tail(&log)
@@ -389,23 +544,59 @@ pub fn listening_addr_of(log: &str, scheme: &str) -> Option<SocketAddr> {
 }
 
 fn start_nginx(tools: &Tools, app: &AppServer, dir: &Path) -> Result<Stack> {
-    let ndir = dir.join("nginx");
-    fs::create_dir_all(&ndir).with_context(|| format!("create {}", ndir.display()))?;
-    let port = sys::free_port()?;
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let max_body = tools.max_body_size.as_deref().unwrap_or("1m");
     let tls_addr = match &tools.tls {
         Some(_) => Some(SocketAddr::from(([127, 0, 0, 1], sys::free_port()?))),
         None => None,
     };
     let tls = tls_addr.zip(tools.tls.as_ref());
+    let upstream = NginxUpstream::Uwsgi(&app.socket);
+    let mut stack = spawn_nginx(
+        StackKind::Nginx,
+        tools,
+        &dir.join("nginx"),
+        &upstream,
+        tools.static_dir.as_deref(),
+        tls,
+    )?;
+    stack.tls_addr = tls_addr;
+    Ok(stack)
+}
+
+/// nginx `proxy_pass` to `granian` (keep-alive HTTP/1.1), no static route, no TLS.
+fn start_nginx_http(tools: &Tools, granian: AppServer, dir: &Path) -> Result<Stack> {
+    let upstream = NginxUpstream::Http(granian.http.context("Granian has no HTTP address")?);
+    let mut stack = spawn_nginx(
+        StackKind::NginxGranian,
+        tools,
+        &dir.join("nginx-granian"),
+        &upstream,
+        None,
+        None,
+    )?;
+    stack.own_app = Some(granian);
+    Ok(stack)
+}
+
+/// Writes nginx's config under `ndir`, starts it and waits for its listeners and workers.
+fn spawn_nginx(
+    kind: StackKind,
+    tools: &Tools,
+    ndir: &Path,
+    upstream: &NginxUpstream,
+    static_dir: Option<&Path>,
+    tls: Option<(SocketAddr, &CertFiles)>,
+) -> Result<Stack> {
+    fs::create_dir_all(ndir).with_context(|| format!("create {}", ndir.display()))?;
+    let port = sys::free_port()?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let max_body = tools.max_body_size.as_deref().unwrap_or("1m");
     let conf = nginx_config(
-        &ndir,
+        ndir,
         addr,
-        &app.socket,
+        upstream,
         tools.nofile,
         max_body,
-        tools.static_dir.as_deref(),
+        static_dir,
         tls,
     );
     let conf_path = ndir.join("nginx.conf");
@@ -413,7 +604,7 @@ fn start_nginx(tools: &Tools, app: &AppServer, dir: &Path) -> Result<Stack> {
     let log = ndir.join("error.log");
     let mut cmd = Command::new(&tools.nginx);
     cmd.arg("-p")
-        .arg(&ndir)
+        .arg(ndir)
         .arg("-c")
         .arg(&conf_path)
         .arg("-e")
@@ -421,16 +612,66 @@ fn start_nginx(tools: &Tools, app: &AppServer, dir: &Path) -> Result<Stack> {
         .stdout(Stdio::null())
         .stderr(log_file(&ndir.join("stderr.log"))?);
     let mut guard = Guard::spawn("nginx", &mut cmd, tools.server_cpus.clone())?;
+    let tls_addr = tls.map(|(a, _)| a);
     wait_ready(&mut guard, &log, || {
         TcpStream::connect(addr).is_ok() && tls_addr.is_none_or(|t| TcpStream::connect(t).is_ok())
     })?;
-    let mut stack = with_forked_workers(StackKind::Nginx, addr, guard, log)?;
-    stack.tls_addr = tls_addr;
-    Ok(stack)
+    with_forked_workers(kind, addr, guard, log)
+}
+
+/// What nginx passes requests to.
+pub enum NginxUpstream<'a> {
+    /// `uwsgi_pass unix:PATH` with the stock `uwsgi_params`.
+    Uwsgi(&'a Path),
+    /// `proxy_pass http://app_http` to an `upstream` block with `keepalive 32`, HTTP/1.1,
+    /// `Connection ""` and the usual `proxy_set_header` lines, as gunicorn's and Granian's
+    /// deployment docs write it.
+    Http(SocketAddr),
+}
+
+impl NginxUpstream<'_> {
+    /// The `upstream` block and proxy buffers of the http block (the HTTP upstream's
+    /// buffers tuned as the uwsgi ones are).
+    fn http_block(&self) -> String {
+        match self {
+            NginxUpstream::Uwsgi(_) => String::new(),
+            NginxUpstream::Http(addr) => format!(
+                "    upstream app_http {{
+        server {addr};
+        keepalive {UPSTREAM_KEEPALIVE};
+    }}
+    proxy_buffer_size 16k;
+    proxy_buffers 8 16k;
+"
+            ),
+        }
+    }
+
+    /// The body of `location /`.
+    fn location(&self) -> String {
+        match self {
+            NginxUpstream::Uwsgi(socket) => format!(
+                "            include /etc/nginx/uwsgi_params;
+            uwsgi_pass unix:{};
+",
+                socket.display()
+            ),
+            NginxUpstream::Http(_) => "            proxy_pass http://app_http;
+            proxy_http_version 1.1;
+            proxy_set_header Connection \"\";
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Real-IP $remote_addr;
+"
+            .to_owned(),
+        }
+    }
 }
 
 /// nginx as in production, with the tuned buffers of docs/ARCHITECTURE.md: worker_processes auto, access_log
-/// off, the stock uwsgi_params. keepalive_requests is raised so that nginx, like ringway,
+/// off, the stock uwsgi_params (or, to an HTTP upstream, the `proxy_pass` lines of
+/// [`NginxUpstream::Http`]). keepalive_requests is raised so that nginx, like ringway,
 /// does not close a busy keep-alive connection every 1000 requests. Its temp paths (bodies
 /// and answers beyond the buffers) are under `dir`.
 ///
@@ -449,14 +690,15 @@ fn start_nginx(tools: &Tools, app: &AppServer, dir: &Path) -> Result<Stack> {
 pub fn nginx_config(
     dir: &Path,
     addr: SocketAddr,
-    socket: &Path,
+    upstream: &NginxUpstream,
     nofile: u64,
     max_body_size: &str,
     static_dir: Option<&Path>,
     tls: Option<(SocketAddr, &CertFiles)>,
 ) -> String {
     let d = dir.display();
-    let sock = socket.display();
+    let location = upstream.location();
+    let upstream_http = upstream.http_block();
     let (files_http, files_location) = match static_dir {
         Some(files) => (
             "    include /etc/nginx/mime.types;
@@ -500,9 +742,7 @@ pub fn nginx_config(
         ssl_session_timeout 1d;
         ssl_session_tickets on;
         location / {{
-            include /etc/nginx/uwsgi_params;
-            uwsgi_pass unix:{sock};
-        }}
+{location}        }}
 {files_location}    }}",
             cert = files.cert.display(),
             key = files.key.display()
@@ -530,13 +770,11 @@ http {{
     uwsgi_buffer_size 16k;
     uwsgi_buffers 8 16k;
     client_max_body_size {max_body_size};
-{files_http}    server {{
+{upstream_http}{files_http}    server {{
         listen {addr} backlog=4096;
         server_name localhost;
         location / {{
-            include /etc/nginx/uwsgi_params;
-            uwsgi_pass unix:{sock};
-        }}
+{location}        }}
 {files_location}    }}{tls_server}
 }}
 "
@@ -595,6 +833,23 @@ fn with_forked_workers(
     Ok(stack)
 }
 
+/// Whether an HTTP server at `addr` answers a GET / with a status line.
+fn answers_http(addr: SocketAddr) -> bool {
+    let Ok(mut conn) = TcpStream::connect(addr) else {
+        return false;
+    };
+    let timeout = Some(Duration::from_secs(2));
+    if conn.set_read_timeout(timeout).is_err()
+        || conn
+            .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .is_err()
+    {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    conn.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.")
+}
+
 fn log_file(path: &Path) -> Result<fs::File> {
     fs::File::create(path).with_context(|| format!("create {}", path.display()))
 }
@@ -645,7 +900,7 @@ mod tests {
         let conf = nginx_config(
             Path::new("/tmp/x"),
             SocketAddr::from(([127, 0, 0, 1], 8080)),
-            Path::new("/tmp/x/app.sock"),
+            &NginxUpstream::Uwsgi(Path::new("/tmp/x/app.sock")),
             20000,
             "2m",
             None,
@@ -671,6 +926,72 @@ mod tests {
     }
 
     #[test]
+    fn nginx_proxies_http_with_a_keepalive_upstream() {
+        let upstream = NginxUpstream::Http(SocketAddr::from(([127, 0, 0, 1], 8000)));
+        let conf = nginx_config(
+            Path::new("/tmp/x"),
+            SocketAddr::from(([127, 0, 0, 1], 8080)),
+            &upstream,
+            20000,
+            "1m",
+            None,
+            None,
+        );
+        for line in [
+            "upstream app_http {",
+            "server 127.0.0.1:8000;",
+            "keepalive 32;",
+            "proxy_pass http://app_http;",
+            "proxy_http_version 1.1;",
+            "proxy_set_header Connection \"\";",
+            "proxy_set_header Host $host;",
+            "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
+            "proxy_set_header X-Forwarded-Proto $scheme;",
+            "proxy_set_header X-Real-IP $remote_addr;",
+            "proxy_buffers 8 16k;",
+        ] {
+            assert!(conf.contains(line), "{line} missing:\n{conf}");
+        }
+        assert!(!conf.contains("uwsgi_pass"), "{conf}");
+        let upstream_block = conf.find("upstream app_http").expect("upstream block");
+        let server = conf.find("server {").expect("server block");
+        assert!(upstream_block < server, "{conf}");
+    }
+
+    #[test]
+    fn ringway_granian_config_is_an_http_group_with_a_pool() {
+        let conf = ringway_http_config(SocketAddr::from(([127, 0, 0, 1], 8000)));
+        let value: toml::Value = toml::from_str(&conf).expect("valid TOML");
+        let group = &value["upstreams"]["app"];
+        assert_eq!(
+            group["servers"].as_array().map(|a| a.len()),
+            Some(1),
+            "{conf}"
+        );
+        assert_eq!(group["servers"][0].as_str(), Some("http://127.0.0.1:8000"));
+        assert_eq!(group["keepalive"].as_integer(), Some(32));
+        assert_eq!(value["routes"][0]["path"].as_str(), Some("/"));
+        assert_eq!(value["routes"][0]["upstream"].as_str(), Some("app"));
+    }
+
+    #[test]
+    fn granian_stacks_are_compared_with_nginx_in_front_of_granian() {
+        assert_eq!(
+            StackKind::parse("ringway-granian").ok(),
+            Some(StackKind::RingwayGranian)
+        );
+        assert_eq!(
+            StackKind::RingwayGranian.reference(),
+            StackKind::NginxGranian
+        );
+        assert_eq!(StackKind::Ringway.reference(), StackKind::Nginx);
+        assert!(!StackKind::Granian.has_proxy());
+        assert!(StackKind::NginxGranian.has_proxy());
+        assert!(!StackKind::RingwayGranian.serves_files());
+        assert!(!StackKind::RingwayGranian.serves_tls());
+    }
+
+    #[test]
     fn nginx_serves_tls_with_the_certificate() {
         let files = CertFiles {
             cert: PathBuf::from("/tmp/x/c.pem"),
@@ -679,7 +1000,7 @@ mod tests {
         let conf = nginx_config(
             Path::new("/tmp/x"),
             SocketAddr::from(([127, 0, 0, 1], 8080)),
-            Path::new("/tmp/x/app.sock"),
+            &NginxUpstream::Uwsgi(Path::new("/tmp/x/app.sock")),
             20000,
             "1m",
             None,
@@ -717,7 +1038,7 @@ mod tests {
         let conf = nginx_config(
             Path::new("/tmp/x"),
             SocketAddr::from(([127, 0, 0, 1], 8080)),
-            Path::new("/tmp/x/app.sock"),
+            &NginxUpstream::Uwsgi(Path::new("/tmp/x/app.sock")),
             20000,
             "1m",
             Some(Path::new("/tmp/x/files")),
@@ -749,7 +1070,7 @@ mod tests {
         let conf = nginx_config(
             Path::new("/tmp/x"),
             SocketAddr::from(([127, 0, 0, 1], 8080)),
-            Path::new("/tmp/x/app.sock"),
+            &NginxUpstream::Uwsgi(Path::new("/tmp/x/app.sock")),
             20000,
             "1m",
             Some(Path::new("/tmp/x/files")),

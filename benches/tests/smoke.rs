@@ -1,8 +1,9 @@
 //! Smoke test of the harness (not a benchmark: nothing here is timed): one round of one
 //! second, hello and the 1 KiB static file, 10 connections, 20 idle connections, against
-//! every stack. It checks that every stack answered with 200s (the probes check status and
-//! body, the file's bytes exactly, and wrk counted no errors), that the uWSGI stacks are
-//! reported as not serving the file, and that the report was written.
+//! every stack (those in front of uWSGI, and those in front of Granian over HTTP). It checks
+//! that every stack answered with 200s (the probes check status and body, the file's bytes
+//! exactly, and wrk counted no errors), that the uWSGI and Granian stacks are reported as not
+//! serving the file, and that the report was written.
 //!
 //! It needs what `cargo xtask test` provides: RINGWAY_BIN (else target/{release,debug}/ringway),
 //! RINGWAY_VENV (else target/venv), nginx, wrk. The app is tests/apps/raw_wsgi.py, or
@@ -121,6 +122,12 @@ fn every_stack_answers_and_the_report_is_written() {
     assert!(md.contains("| hello-c10 | ringway |"), "{md}");
     assert!(md.contains("| static1k-c10 | nginx |"), "{md}");
     assert!(md.contains("| static1k-c10 | uwsgi | not served"), "{md}");
+    assert!(md.contains("| hello-c10 | ringway-granian |"), "{md}");
+    assert!(md.contains("| static1k-c10 | granian | not served"), "{md}");
+    assert!(
+        md.contains("| Granian: req/s ≥ 1.2× nginx's, hello-c10 |"),
+        "the HTTP-upstream targets: {md}"
+    );
     assert!(md.contains("### Targets"), "{md}");
     assert!(report.svg().starts_with("<svg"));
 }

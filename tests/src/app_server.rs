@@ -38,6 +38,9 @@ pub enum Served {
     Wsgi(App),
     /// `ws_echo.py`, the raw ASGI WebSocket echo (Granian only).
     WsEcho,
+    /// `http_echo.py`: answers with what it received (method, target, headers, body length,
+    /// remote address), for the nginx `proxy_pass` parity test.
+    HttpEcho,
 }
 
 /// Where it listens.
@@ -78,6 +81,7 @@ impl AppServer {
         let target = match served {
             Served::Wsgi(app) => format!("{}:application", module(app)),
             Served::WsEcho => "ws_echo:app".to_owned(),
+            Served::HttpEcho => "http_echo:application".to_owned(),
         };
         let mut cmd = match server {
             Server::Gunicorn => {
@@ -105,7 +109,7 @@ impl AppServer {
             Server::Granian => {
                 let mut cmd = Command::new(venv.join("bin/granian"));
                 let interface = match served {
-                    Served::Wsgi(_) => "wsgi",
+                    Served::Wsgi(_) | Served::HttpEcho => "wsgi",
                     Served::WsEcho => "asgi",
                 };
                 cmd.args(["--interface", interface, "--http", "1"])

@@ -1,5 +1,6 @@
 //! nginx as the reference proxy: its own config in a temp dir, `uwsgi_pass` to a test uWSGI
-//! with the stock `uwsgi_params` and the tuned buffers of docs/ARCHITECTURE.md.
+//! with the stock `uwsgi_params` and the tuned buffers of docs/ARCHITECTURE.md, or
+//! `proxy_pass` to an HTTP app server as gunicorn's and Granian's docs configure it.
 
 use std::fs;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -72,10 +73,23 @@ impl Nginx {
         Nginx::start_config(uwsgi_socket, true, directives)
     }
 
+    /// Starts nginx with `proxy_pass` to the HTTP app server at `app`: an `upstream` block
+    /// with `keepalive 32`, `proxy_http_version 1.1`, `proxy_set_header Connection ""` and
+    /// the usual Host / X-Forwarded-For / X-Forwarded-Proto / X-Real-IP lines
+    /// ([`PROXY_PASS_LINES`]).
+    pub fn start_proxy_pass(app: SocketAddr) -> Nginx {
+        Nginx::start_with(|dir, addr| proxy_pass_config(dir, addr, app))
+    }
+
     fn start_config(uwsgi_socket: &Path, pep3333: bool, locations: &str) -> Nginx {
+        Nginx::start_with(|dir, addr| config(dir, addr, uwsgi_socket, pep3333, locations))
+    }
+
+    /// Starts nginx with the config `conf` writes for its temp dir and listening address.
+    fn start_with(conf: impl Fn(&Path, SocketAddr) -> String) -> Nginx {
         let mut last_log = String::new();
         for _ in 0..PORT_TRIES {
-            match Nginx::try_start(uwsgi_socket, pep3333, locations) {
+            match Nginx::try_start(&conf) {
                 Ok(nginx) => return nginx,
                 Err(log) => last_log = log,
             }
@@ -83,7 +97,7 @@ impl Nginx {
         panic!("nginx did not start after {PORT_TRIES} tries; last error log:\n{last_log}");
     }
 
-    fn try_start(uwsgi_socket: &Path, pep3333: bool, locations: &str) -> Result<Nginx, String> {
+    fn try_start(conf: &impl Fn(&Path, SocketAddr) -> String) -> Result<Nginx, String> {
         let dir = tempfile::Builder::new()
             .prefix("ringway-nginx-")
             .tempdir()
@@ -93,7 +107,7 @@ impl Nginx {
             .expect("free port")
             .port();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let conf = config(dir.path(), addr, uwsgi_socket, pep3333, locations);
+        let conf = conf(dir.path(), addr);
         fs::write(dir.path().join("nginx.conf"), conf).expect("write nginx.conf");
         let error_log = dir.path().join("error.log");
         let mut child = Command::new(paths::nginx_bin())
@@ -221,6 +235,54 @@ http {{
             include /etc/nginx/uwsgi_params;
             {pep3333}
             uwsgi_pass unix:{sock};
+        }}
+    }}
+}}
+"
+    )
+}
+
+/// The `location` lines of an nginx user's `proxy_pass` to a keep-alive HTTP upstream, as
+/// gunicorn's and Granian's deployment docs write them.
+pub const PROXY_PASS_LINES: &str = "proxy_pass http://app_http;
+            proxy_http_version 1.1;
+            proxy_set_header Connection \"\";
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Real-IP $remote_addr;";
+
+/// nginx.conf with `proxy_pass` to the HTTP app server at `app` through an `upstream` block
+/// keeping 32 idle connections.
+fn proxy_pass_config(dir: &Path, addr: SocketAddr, app: SocketAddr) -> String {
+    let d = dir.display();
+    format!(
+        "daemon off;
+master_process off;
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log info;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    client_body_temp_path {d}/client_body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+    client_body_buffer_size 64k;
+    proxy_buffer_size 16k;
+    proxy_buffers 8 16k;
+    client_max_body_size 64m;
+    upstream app_http {{
+        server {app};
+        keepalive 32;
+    }}
+    server {{
+        listen {addr};
+        server_name {SERVER_NAME};
+        location / {{
+            {PROXY_PASS_LINES}
         }}
     }}
 }}

@@ -1,5 +1,5 @@
 //! `cargo xtask bench`: the side-by-side benchmark (ringway vs nginx vs uWSGI's `--http`
-//! router vs uWSGI alone). Builds ringway and the harness in release mode, makes sure the
+//! router vs uWSGI alone; ringway vs nginx in front of Granian vs Granian alone). Builds ringway and the harness in release mode, makes sure the
 //! venv exists, and runs `ringway-bench` with the arguments given after `bench`
 //! (`--suite buffering` picks the buffering suite). h2load (the keep-alive TLS cases) is
 //! passed on when found; without it the harness stops if those cases are asked for, saying

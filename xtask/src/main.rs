@@ -1,6 +1,7 @@
 //! The developer front door of the ringway workspace:
 //!
-//! - `cargo xtask run`  — the whole stack (ringway → uWSGI → the demo Flask app)
+//! - `cargo xtask run`  — the whole stack (ringway → uWSGI → the demo Flask app;
+//!   `--app-server granian|gunicorn`: ringway → that HTTP app server)
 //! - `cargo xtask test` — the whole test suite, with uWSGI and nginx ready
 //! - `cargo xtask lint` — rustfmt and clippy, as CI runs them
 //! - `cargo xtask bench` — the side-by-side benchmark against nginx and uWSGI
@@ -44,7 +45,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
-    /// Build ringway and run it in front of uWSGI and the demo Flask app until Ctrl-C.
+    /// Build ringway and run it in front of uWSGI (or `--app-server granian|gunicorn`) and the
+    /// demo Flask app until Ctrl-C.
     Run(run::RunArgs),
     /// Run the whole test suite (`cargo test --workspace`) with uWSGI, nginx and ringway ready.
     Test {

@@ -1,9 +1,11 @@
-//! `cargo xtask run`: the whole stack on this machine, ringway → uWSGI → the demo Flask app.
-//! ringway starts uWSGI itself (`[app]` in the config written here), as it would in
-//! production: xtask watches ringway only.
+//! `cargo xtask run`: the whole stack on this machine, ringway → uWSGI → the demo Flask app,
+//! or with `--app-server granian` / `gunicorn` ringway → that HTTP app server (an HTTP
+//! upstream group with a keep-alive pool). ringway starts the app server itself (`[app]` in
+//! the config written here), as it would in production: xtask watches ringway only.
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
@@ -47,7 +49,45 @@ pub struct RunArgs {
     /// Port of the HTTPS listener (127.0.0.1), with --tls.
     #[arg(long, default_value_t = 8443)]
     tls_port: u16,
+    /// The app server ringway starts and fronts: uWSGI (uwsgi protocol, unix socket), or
+    /// Granian or gunicorn (HTTP/1.1 with a keep-alive pool, on --app-port).
+    #[arg(long, value_enum, default_value_t = AppServer::Uwsgi)]
+    app_server: AppServer,
+    /// Port (127.0.0.1) of the HTTP app server, with --app-server granian or gunicorn.
+    #[arg(long, default_value_t = 8000)]
+    app_port: u16,
 }
+
+/// The app servers `cargo xtask run` can put behind ringway.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum AppServer {
+    Uwsgi,
+    Granian,
+    Gunicorn,
+}
+
+impl AppServer {
+    fn name(self) -> &'static str {
+        match self {
+            AppServer::Uwsgi => "uWSGI",
+            AppServer::Granian => "Granian",
+            AppServer::Gunicorn => "gunicorn",
+        }
+    }
+}
+
+/// Where ringway reaches the app, and how it is started (`[app]`'s command and stop signal).
+struct Upstream {
+    /// The group's `servers` entry: `unix:PATH` (uwsgi) or `http://IP:PORT`.
+    server: String,
+    /// Idle keep-alive connections kept per server and core (HTTP upstreams only).
+    keepalive: Option<usize>,
+    command: Vec<String>,
+    stop_signal: &'static str,
+}
+
+/// The demo's upstream pool size, as nginx users write `keepalive 32;`.
+const KEEPALIVE: usize = 32;
 
 /// Why the supervisor stopped watching the stack.
 enum Event {
@@ -62,15 +102,37 @@ pub fn run(ws: &Workspace, args: &RunArgs) -> Result<u8> {
 
     let run_dir = ws.run_dir();
     fs::create_dir_all(&run_dir).with_context(|| format!("cannot create {}", run_dir.display()))?;
-    let socket = run_dir.join("app.sock");
-    if socket.as_os_str().len() > MAX_SOCKET_PATH {
-        bail!(
-            "the socket path {} is longer than a unix socket address allows \
-             ({MAX_SOCKET_PATH} bytes): use a shorter CARGO_TARGET_DIR",
-            socket.display()
-        );
-    }
-    remove_stale(&socket)?;
+    let upstream = match args.app_server {
+        AppServer::Uwsgi => {
+            let socket = run_dir.join("app.sock");
+            if socket.as_os_str().len() > MAX_SOCKET_PATH {
+                bail!(
+                    "the socket path {} is longer than a unix socket address allows \
+                     ({MAX_SOCKET_PATH} bytes): use a shorter CARGO_TARGET_DIR",
+                    socket.display()
+                );
+            }
+            remove_stale(&socket)?;
+            Upstream {
+                server: format!("unix:{}", socket.display()),
+                keepalive: None,
+                command: uwsgi_argv(&ws.apps_dir(), &venv, &socket),
+                stop_signal: "SIGINT",
+            }
+        }
+        http => {
+            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, args.app_port));
+            // ringway waits for the app's port to accept: one already taken would pass
+            // for the app.
+            TcpListener::bind(addr).with_context(|| {
+                format!(
+                    "{addr} is taken (is another `cargo xtask run` running?): pick another \
+                     --app-port"
+                )
+            })?;
+            http_upstream(&ws.apps_dir(), &venv, http, addr)
+        }
+    };
 
     // From here on Ctrl-C (and SIGTERM) only set a flag: the stack is stopped in order.
     let interrupt = Interrupt::install()?;
@@ -85,9 +147,11 @@ pub fn run(ws: &Workspace, args: &RunArgs) -> Result<u8> {
         None
     };
     let config = run_dir.join("ringway.toml");
-    let app = uwsgi_argv(ws, &venv, &socket);
-    fs::write(&config, demo_config(ws, &socket, &app, tls.as_ref()))
-        .with_context(|| format!("cannot write {}", config.display()))?;
+    fs::write(
+        &config,
+        demo_config(&ws.apps_dir(), &upstream, tls.as_ref()),
+    )
+    .with_context(|| format!("cannot write {}", config.display()))?;
     let mut cmd = Command::new(&ringway_bin);
     cmd.arg("--config")
         .arg(&config)
@@ -125,7 +189,10 @@ pub fn run(ws: &Workspace, args: &RunArgs) -> Result<u8> {
     }
     eprintln!("  config: {}", config.display());
     announce_metrics(&metrics);
-    eprintln!("  Ctrl-C stops ringway, which stops uWSGI after its drain");
+    eprintln!(
+        "  Ctrl-C stops ringway, which stops {} after its drain",
+        args.app_server.name()
+    );
     eprintln!();
 
     let event = watch(&mut [&mut ringway], &interrupt)?;
@@ -145,17 +212,19 @@ struct DemoTls {
     cert: crate::demo_cert::DemoCert,
 }
 
-/// The demo's ringway config: uWSGI started and watched by ringway (`[app]`), the app on
-/// `/`, its static folder served from disk (as nginx users do with `location /static/`), an
+/// The demo's ringway config: the app server started and watched by ringway (`[app]`), the
+/// app on `/` (uwsgi, or HTTP with a keep-alive pool), its static folder served from disk (as nginx users do with `location /static/`), an
 /// internal folder the app's /report route hands out through X-Accel-Redirect, and with
 /// `--tls` HTTPS with plain HTTP redirected to it.
-fn demo_config(ws: &Workspace, socket: &Path, app: &[String], tls: Option<&DemoTls>) -> String {
-    let apps = ws.apps_dir();
+fn demo_config(apps: &Path, upstream: &Upstream, tls: Option<&DemoTls>) -> String {
+    let pool = upstream
+        .keepalive
+        .map_or(String::new(), |n| format!("keepalive = {n}\n"));
     let mut config = format!(
         r#"# Written by `cargo xtask run`: the demo stack's routes.
 [upstreams.app]
-servers = ["unix:{socket}"]
-
+servers = [{server}]
+{pool}
 [[routes]]
 path = "/static/"
 static = "{static_dir}"
@@ -173,14 +242,16 @@ upstream = "app"
 
 [app]
 command = [{command}]
-stop_signal = "SIGINT"
+stop_signal = "{stop_signal}"
 "#,
-        command = app
+        command = upstream
+            .command
             .iter()
             .map(|a| toml_string(a))
             .collect::<Vec<_>>()
             .join(", "),
-        socket = socket.display(),
+        server = toml_string(&upstream.server),
+        stop_signal = upstream.stop_signal,
         static_dir = apps.join("static").display(),
         private_dir = apps.join("private").display(),
     );
@@ -201,8 +272,7 @@ redirect_http = true
 }
 
 /// uWSGI's command line, for `[app]`.
-fn uwsgi_argv(ws: &Workspace, venv: &Venv, socket: &Path) -> Vec<String> {
-    let apps = ws.apps_dir();
+fn uwsgi_argv(apps: &Path, venv: &Venv, socket: &Path) -> Vec<String> {
     let path = |p: &Path| p.display().to_string();
     let mut argv = vec![path(&venv.uwsgi())];
     argv.extend(
@@ -220,9 +290,59 @@ fn uwsgi_argv(ws: &Workspace, venv: &Venv, socket: &Path) -> Vec<String> {
     argv.extend(["--socket".into(), path(socket)]);
     argv.extend(["--wsgi-file".into(), path(&apps.join("demo_flask.py"))]);
     argv.extend(["--callable".into(), "app".into()]);
-    argv.extend(["--chdir".into(), path(&apps)]);
+    argv.extend(["--chdir".into(), path(apps)]);
     argv.extend(["--home".into(), path(&venv.dir)]);
     argv
+}
+
+/// Granian or gunicorn (threaded workers) serving the demo app over HTTP on `addr`, 2 workers
+/// as uWSGI has, and
+/// told to trust ringway's X-Forwarded-* headers where the server has a setting for it
+/// (gunicorn's `--forwarded-allow-ips`; Granian 2.8 has none on its command line).
+/// SIGTERM is both servers' graceful stop.
+fn http_upstream(apps: &Path, venv: &Venv, server: AppServer, addr: SocketAddr) -> Upstream {
+    let path = |p: &Path| p.display().to_string();
+    let mut argv: Vec<String> = match server {
+        AppServer::Granian => vec![
+            path(&venv.bin("granian")),
+            "--interface".into(),
+            "wsgi".into(),
+            "--workers".into(),
+            "2".into(),
+            "--host".into(),
+            addr.ip().to_string(),
+            "--port".into(),
+            addr.port().to_string(),
+            "--working-dir".into(),
+            path(apps),
+        ],
+        // gthread workers keep connections open (the default sync ones close each after its
+        // answer), longer than ringway's keepalive_timeout (60 s) so that ringway closes them.
+        _ => vec![
+            path(&venv.bin("gunicorn")),
+            "--worker-class".into(),
+            "gthread".into(),
+            "--threads".into(),
+            "4".into(),
+            "--keep-alive".into(),
+            "75".into(),
+            "--workers".into(),
+            "2".into(),
+            "--bind".into(),
+            addr.to_string(),
+            "--chdir".into(),
+            path(apps),
+            "--forwarded-allow-ips".into(),
+            addr.ip().to_string(),
+        ],
+    };
+    argv.push("demo_flask:app".into());
+    Upstream {
+        server: format!("http://{addr}"),
+        keepalive: Some(KEEPALIVE),
+        command: argv,
+        stop_signal: "SIGTERM",
+    }
 }
 
 /// A TOML basic string holding `s`.
@@ -347,7 +467,104 @@ fn finish(event: Event, services: &mut [&mut Service]) -> Result<u8> {
 
 #[cfg(test)]
 mod tests {
-    use super::listening_url;
+    use super::*;
+    use std::path::PathBuf;
+
+    fn parse(config: &str) -> toml::Value {
+        toml::from_str(config).unwrap_or_else(|err| panic!("{err}:\n{config}"))
+    }
+
+    #[test]
+    fn the_uwsgi_demo_is_a_uwsgi_group_that_ringway_starts() {
+        let venv = Venv {
+            dir: PathBuf::from("/w/target/venv"),
+        };
+        let socket = Path::new("/w/target/run/app.sock");
+        let upstream = Upstream {
+            server: format!("unix:{}", socket.display()),
+            keepalive: None,
+            command: uwsgi_argv(Path::new("/w/tests/apps"), &venv, socket),
+            stop_signal: "SIGINT",
+        };
+        let config = parse(&demo_config(Path::new("/w/tests/apps"), &upstream, None));
+        let group = &config["upstreams"]["app"];
+        assert_eq!(
+            group["servers"][0].as_str(),
+            Some("unix:/w/target/run/app.sock")
+        );
+        assert!(group.get("keepalive").is_none(), "no pool for uwsgi");
+        assert_eq!(
+            config["app"]["command"][0].as_str(),
+            Some("/w/target/venv/bin/uwsgi")
+        );
+        assert_eq!(config["app"]["stop_signal"].as_str(), Some("SIGINT"));
+    }
+
+    #[test]
+    fn the_granian_demo_is_an_http_group_with_a_pool() {
+        let venv = Venv {
+            dir: PathBuf::from("/w/target/venv"),
+        };
+        let apps = Path::new("/w/tests/apps");
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, 8000));
+        let upstream = http_upstream(apps, &venv, AppServer::Granian, addr);
+        let config = parse(&demo_config(apps, &upstream, None));
+        let group = &config["upstreams"]["app"];
+        assert_eq!(group["servers"][0].as_str(), Some("http://127.0.0.1:8000"));
+        assert_eq!(group["keepalive"].as_integer(), Some(32));
+        let command: Vec<&str> = config["app"]["command"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+            .unwrap_or_default();
+        assert_eq!(command[0], "/w/target/venv/bin/granian");
+        for pair in [
+            ["--interface", "wsgi"],
+            ["--port", "8000"],
+            ["--workers", "2"],
+        ] {
+            assert!(
+                command.windows(2).any(|w| w == pair),
+                "{pair:?} in {command:?}"
+            );
+        }
+        assert_eq!(command.last(), Some(&"demo_flask:app"));
+        assert_eq!(config["app"]["stop_signal"].as_str(), Some("SIGTERM"));
+        let routes = config["routes"].as_array().map_or(0, |r| r.len());
+        assert_eq!(routes, 3, "the static, internal and app routes stay");
+    }
+
+    #[test]
+    fn the_gunicorn_demo_trusts_ringway_forwarded_headers() {
+        let venv = Venv {
+            dir: PathBuf::from("/w/target/venv"),
+        };
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, 8001));
+        let upstream = http_upstream(Path::new("/w/tests/apps"), &venv, AppServer::Gunicorn, addr);
+        assert_eq!(upstream.server, "http://127.0.0.1:8001");
+        assert_eq!(upstream.command[0], "/w/target/venv/bin/gunicorn");
+        assert!(
+            upstream
+                .command
+                .windows(2)
+                .any(|w| w == ["--forwarded-allow-ips", "127.0.0.1"]),
+            "{:?}",
+            upstream.command
+        );
+        assert!(
+            upstream
+                .command
+                .windows(2)
+                .any(|w| w == ["--bind", "127.0.0.1:8001"])
+        );
+        assert!(
+            upstream
+                .command
+                .windows(2)
+                .any(|w| w == ["--worker-class", "gthread"]),
+            "sync workers would close every connection: {:?}",
+            upstream.command
+        );
+    }
 
     #[test]
     fn finds_the_url_in_log_lines() {

@@ -1,4 +1,5 @@
-//! The Python side: a virtualenv with uWSGI and Flask from tests/apps/requirements.txt.
+//! The Python side: a virtualenv with uWSGI, gunicorn, Granian and Flask from
+//! tests/apps/requirements.txt.
 //!
 //! Created with `python3 -m venv` when missing; `pip install -r` runs again only when
 //! requirements.txt is newer than the stamp left by the last successful install.
@@ -27,7 +28,12 @@ impl Venv {
     }
 
     pub fn uwsgi(&self) -> PathBuf {
-        self.dir.join("bin").join("uwsgi")
+        self.bin("uwsgi")
+    }
+
+    /// A program the venv installed (uwsgi, granian, gunicorn).
+    pub fn bin(&self, name: &str) -> PathBuf {
+        self.dir.join("bin").join(name)
     }
 }
 

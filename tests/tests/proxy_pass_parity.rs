@@ -1,0 +1,323 @@
+//! Parity with nginx `proxy_pass`: the same requests through nginx (`upstream` block with
+//! `keepalive 32`, `proxy_http_version 1.1`, `proxy_set_header Connection ""` and the usual
+//! Host / X-Forwarded-For / X-Forwarded-Proto / X-Real-IP lines) and through ringway (an HTTP
+//! upstream group, `keepalive = 32`) to the SAME gunicorn serving `tests/apps/http_echo.py`.
+//! Compared: what the app saw (method, target, headers, Content-Length, body bytes read,
+//! remote address, scheme) and what the client got (status, Content-Type, ETag, body).
+//! Where ringway differs from nginx on purpose, [`on_purpose`] says why and checks ringway's
+//! side. Framing of the answers is not compared: each proxy frames the answer for its
+//! client itself (nginx relays an unframed answer chunked, ringway may send a length).
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+
+use serde_json::Value;
+
+use ringway_tests::app_server::{AppServer, Listen, Served, Server};
+use ringway_tests::client::{Conn, Req, Response};
+use ringway_tests::data::pattern;
+use ringway_tests::{Nginx, Ringway};
+
+/// One request of the table.
+struct Case {
+    name: &'static str,
+    req: Req,
+    /// The app answers with what it saw (the echo route; HEAD: in `X-Echo`).
+    echo: bool,
+}
+
+fn cases() -> Vec<Case> {
+    let body = pattern(10_000);
+    let long = "v".repeat(4000);
+    vec![
+        Case {
+            name: "get-with-query",
+            req: Req::get("/echo/a%20b?x=1&y=%2F&z"),
+            echo: true,
+        },
+        Case {
+            name: "head",
+            req: Req::new("HEAD", "/echo?head=1"),
+            echo: true,
+        },
+        Case {
+            name: "post-content-length",
+            req: Req::post("/echo", &body).header("Content-Type", "application/octet-stream"),
+            echo: true,
+        },
+        Case {
+            name: "post-chunked",
+            req: Req::new("POST", "/echo").chunked(&[
+                &body[..3000],
+                &body[3000..3001],
+                &body[3001..],
+            ]),
+            echo: true,
+        },
+        Case {
+            name: "hop-by-hop",
+            req: Req::get("/echo")
+                .header("Connection", "keep-alive, X-Foo")
+                .header("X-Foo", "named-in-connection")
+                .header("TE", "trailers")
+                .header("Keep-Alive", "timeout=5")
+                .header("X-Bar", "end-to-end"),
+            echo: true,
+        },
+        Case {
+            name: "spoofed-identity",
+            req: Req::get("/echo")
+                .header("X-Forwarded-For", "203.0.113.9")
+                .header("X-Real-IP", "203.0.113.10")
+                .header("X-Forwarded-Proto", "https")
+                .header("X-Request-ID", "client-chosen"),
+            echo: true,
+        },
+        Case {
+            name: "long-header",
+            req: Req::get("/echo").header("X-Long", &long),
+            echo: true,
+        },
+        Case {
+            name: "status-204",
+            req: Req::get("/status/204"),
+            echo: false,
+        },
+        Case {
+            name: "status-304",
+            req: Req::get("/status/304").header("If-None-Match", "\"v1\""),
+            echo: false,
+        },
+        Case {
+            name: "streaming-answer",
+            req: Req::get("/stream/100000"),
+            echo: false,
+        },
+    ]
+}
+
+/// Sends `case` on a fresh connection to `addr` and reads the answer.
+fn send(addr: SocketAddr, case: &Case) -> Response {
+    let mut conn = Conn::open(addr);
+    conn.send(&case.req.to_bytes())
+        .unwrap_or_else(|e| panic!("[{}] sending to {addr}: {e}", case.name));
+    conn.read_response_to(case.req.method())
+        .unwrap_or_else(|e| panic!("[{}] answer from {addr}: {e}", case.name))
+}
+
+/// What the app saw, from the echo route's answer.
+fn seen(case: &Case, resp: &Response) -> Value {
+    if case.req.method() == "HEAD" {
+        let text = resp
+            .header("x-echo")
+            .unwrap_or_else(|| panic!("[{}] no X-Echo header: {resp:?}", case.name));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("[{}] X-Echo: {e}", case.name))
+    } else {
+        resp.json()
+    }
+}
+
+fn is_request_id(value: Option<&Value>) -> bool {
+    value.and_then(Value::as_str).is_some_and(|id| {
+        id.len() == 32
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+/// The request headers [`on_purpose`] judges in every echo case.
+const ON_PURPOSE: [&str; 4] = [
+    "x-request-id",
+    "x-forwarded-host",
+    "x-forwarded-for",
+    "connection",
+];
+
+/// A request header the app sees differently through ringway, on purpose: checks both
+/// sides and says why, or `None` when the two must be equal.
+fn on_purpose(
+    case: &str,
+    header: &str,
+    nginx: Option<&Value>,
+    ringway: Option<&Value>,
+) -> Option<Result<(), String>> {
+    let check = |ok: bool, why: &str| {
+        Some(if ok {
+            Ok(())
+        } else {
+            Err(format!(
+                "{header}: nginx {nginx:?}, ringway {ringway:?} ({why})"
+            ))
+        })
+    };
+    match header {
+        // ringway gives every request an ID and replaces an untrusted client's own (nginx
+        // needs `proxy_set_header X-Request-ID $request_id`, which the usual lines lack, so it
+        // passes the client's on).
+        "x-request-id" => check(
+            is_request_id(ringway)
+                && nginx.and_then(Value::as_str)
+                    == (case == "spoofed-identity").then_some("client-chosen"),
+            "ringway sets its own request ID",
+        ),
+        // ringway sends the real client's address alone: an untrusted client's own list
+        // says nothing (behind a `trusted_proxy` the walk has already found the client),
+        // where nginx appends to whatever the client wrote. An app that trusts the one proxy
+        // in front (ProxyFix `x_for=1`, Granian's and uvicorn's trusted hosts) reads the
+        // rightmost address either way: that is what must agree.
+        "x-forwarded-for" => check(
+            ringway.and_then(Value::as_str) == Some("127.0.0.1")
+                && nginx
+                    .and_then(Value::as_str)
+                    .and_then(|list| list.rsplit(", ").next())
+                    == Some("127.0.0.1"),
+            "the rightmost address is the real client's",
+        ),
+        // ringway sends the host the client asked for as X-Forwarded-Host; the usual nginx
+        // lines do not.
+        "x-forwarded-host" => check(
+            ringway.and_then(Value::as_str) == Some("localhost") && nginx.is_none(),
+            "ringway sets X-Forwarded-Host",
+        ),
+        // nginx sends none (`Connection ""`); ringway may say keep-alive, which HTTP/1.1
+        // implies: either way none of the client's tokens.
+        "connection" => check(
+            nginx.is_none() && ringway.is_none_or(|v| v.as_str() == Some("keep-alive")),
+            "no client Connection tokens reach the app",
+        ),
+        // A header the client named in Connection is hop-by-hop (RFC 9110 §7.6.1): ringway
+        // drops it; nginx does not read Connection's tokens and passes it on.
+        "x-foo" if case == "hop-by-hop" => check(
+            ringway.is_none() && nginx.and_then(Value::as_str) == Some("named-in-connection"),
+            "headers named in Connection are dropped",
+        ),
+        _ => None,
+    }
+}
+
+#[test]
+fn ringway_proxies_http_as_nginx_proxy_pass_does() {
+    // gthread workers: gunicorn keeps connections open for both proxies' pools.
+    let app = AppServer::start(Server::Gunicorn, Served::HttpEcho, Listen::Tcp, 1);
+    let nginx = Nginx::start_proxy_pass(app.addr());
+    let ringway = Ringway::with_config(format!(
+        "[upstreams.app]
+servers = [\"{}\"]
+keepalive = 32
+
+[[routes]]
+path = \"/\"
+upstream = \"app\"
+",
+        app.upstream()
+    ))
+    .start();
+    let mut problems = Vec::new();
+    for case in cases() {
+        let via_nginx = send(nginx.addr(), &case);
+        let via_ringway = send(ringway.addr(), &case);
+        let name = case.name;
+        let mut differ = |what: &str, n: String, r: String| {
+            if n != r {
+                problems.push(format!("[{name}] {what}: nginx {n:?}, ringway {r:?}"));
+            }
+        };
+        differ(
+            "status",
+            via_nginx.status.to_string(),
+            via_ringway.status.to_string(),
+        );
+        for header in ["content-type", "etag"] {
+            differ(
+                header,
+                format!("{:?}", via_nginx.header(header)),
+                format!("{:?}", via_ringway.header(header)),
+            );
+        }
+        if !case.echo {
+            differ(
+                "body",
+                format!("{} bytes {:?}", via_nginx.body.len(), sha(&via_nginx.body)),
+                format!(
+                    "{} bytes {:?}",
+                    via_ringway.body.len(),
+                    sha(&via_ringway.body)
+                ),
+            );
+            if name == "streaming-answer" && via_ringway.body != pattern(100_000) {
+                problems.push(format!("[{name}] ringway's body is not the app's bytes"));
+            }
+            if matches!(name, "status-204" | "status-304") && !via_ringway.body.is_empty() {
+                problems.push(format!("[{name}] ringway sent a body"));
+            }
+            continue;
+        }
+        let (n, r) = (seen(&case, &via_nginx), seen(&case, &via_ringway));
+        for key in [
+            "method",
+            "target",
+            "content_length",
+            "body_length",
+            "remote_addr",
+            "scheme",
+        ] {
+            differ(
+                &format!("app saw {key}"),
+                n[key].to_string(),
+                r[key].to_string(),
+            );
+        }
+        let empty = serde_json::Map::new();
+        let headers = |v: &Value| {
+            v["headers"]
+                .as_object()
+                .cloned()
+                .unwrap_or_else(|| empty.clone())
+        };
+        let (nh, rh) = (headers(&n), headers(&r));
+        // Every header either side saw, plus those ringway sets on purpose (so one that
+        // vanished from both sides is still checked).
+        let names: BTreeSet<&str> = nh
+            .keys()
+            .chain(rh.keys())
+            .map(String::as_str)
+            .chain(ON_PURPOSE.iter().copied())
+            .collect();
+        for header in names {
+            let (a, b) = (nh.get(header), rh.get(header));
+            match on_purpose(name, header, a, b) {
+                Some(Ok(())) => {}
+                Some(Err(why)) => problems.push(format!("[{name}] app saw {why}")),
+                None if a != b => problems.push(format!(
+                    "[{name}] app saw {header}: nginx {a:?}, ringway {b:?}"
+                )),
+                None => {}
+            }
+        }
+        // ringway's answers carry the request ID the app saw (nginx's do not: on purpose,
+        // as above).
+        if via_ringway.header("x-request-id").as_deref()
+            != rh.get("x-request-id").and_then(Value::as_str)
+        {
+            problems.push(format!(
+                "[{name}] ringway answered X-Request-ID {:?}, the app saw {:?}",
+                via_ringway.header("x-request-id"),
+                rh.get("x-request-id")
+            ));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "{} differences from nginx proxy_pass:\n{}\n\ngunicorn's log:\n{}\nringway's log:\n{}\nnginx's error log:\n{}",
+        problems.len(),
+        problems.join("\n"),
+        app.log(),
+        ringway.stderr(),
+        nginx.error_log()
+    );
+}
+
+fn sha(body: &[u8]) -> String {
+    ringway_tests::sha256_hex(body)
+}
