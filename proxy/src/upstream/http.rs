@@ -11,13 +11,13 @@
 //! underscore are dropped unless allowed, as for uwsgi: servers fold `X_Foo` and `X-Foo`
 //! into one WSGI variable, so one could spoof the other.
 
-use std::io::Write;
 use std::net::IpAddr;
 use std::time::Duration;
 
 use super::UpstreamConn;
 use crate::buffer::Buf;
 use crate::fail::{BadResponse, Fail, Step};
+use crate::http::ascii::{push_ip, push_u64};
 use crate::http::{self, HeaderSpan, RequestHead, ResponseHead, Status};
 use crate::io::{IoError, read_some};
 
@@ -127,12 +127,17 @@ pub(crate) fn encode_request_head(
         out.extend_from_slice(b"\r\n");
     }
 
-    let _ = write!(
-        out,
-        "X-Forwarded-For: {ip}\r\nX-Real-IP: {ip}\r\nX-Forwarded-Proto: {}\r\n",
-        if env.https { "https" } else { "http" },
-        ip = env.client_ip,
-    );
+    // The client's real address alone (crate::identity resolved any trusted proxies'
+    // list already): an app that trusts one proxy hop reads it from here.
+    out.extend_from_slice(b"X-Forwarded-For: ");
+    push_ip(out, env.client_ip);
+    out.extend_from_slice(b"\r\nX-Real-IP: ");
+    push_ip(out, env.client_ip);
+    out.extend_from_slice(if env.https {
+        b"\r\nX-Forwarded-Proto: https\r\n"
+    } else {
+        b"\r\nX-Forwarded-Proto: http\r\n"
+    });
     out.extend_from_slice(b"X-Forwarded-Host: ");
     out.extend_from_slice(host);
     out.extend_from_slice(b"\r\n");
@@ -142,7 +147,9 @@ pub(crate) fn encode_request_head(
         out.extend_from_slice(b"\r\n");
     }
     if let Some(len) = env.body_len {
-        let _ = write!(out, "Content-Length: {len}\r\n");
+        out.extend_from_slice(b"Content-Length: ");
+        push_u64(out, len);
+        out.extend_from_slice(b"\r\n");
     }
     if env.upgrade {
         out.extend_from_slice(b"Connection: upgrade\r\n");
