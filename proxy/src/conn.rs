@@ -207,7 +207,12 @@ async fn serve_requests(mut conn: Box<Conn>) {
 /// the bytes waiting are its next request; none, and it parks again (or, stopping, closes).
 async fn resume(mut conn: Box<Conn>) {
     match conn.client.read_now() {
-        ReadNow::Bytes => serve_requests(conn).await,
+        ReadNow::Bytes { more } => {
+            if let Some(key) = conn.idle_key {
+                conn.worker.idle.may_have_more(key, more);
+            }
+            serve_requests(conn).await;
+        }
         ReadNow::Nothing if !conn.worker.is_stopping() => {
             let idle = Rc::clone(&conn.worker.idle);
             if let idle::Parking::Busy(conn) = idle.park(conn) {

@@ -474,13 +474,18 @@ async fn follow_generations(
 ) {
     while generations.changed().await.is_ok() {
         let next = Arc::clone(&generations.borrow_and_update());
+        // The old generation's kept upstream connections would otherwise stay open as long
+        // as anything holds it (an idle client connection, a long download).
+        if let Some(old) = generation::current() {
+            old.upstreams.iter().for_each(Upstreams::retire_pools);
+        }
         generation::install(Rc::new(state.worker(&next)));
     }
 }
 
 /// Closes this worker's kept upstream connections once idle past their group's
 /// `keepalive_timeout` (one timer per worker, none per connection). A generation replaced by
-/// a reload drops its pools with its last request.
+/// a reload has its pools retired (`follow_generations`).
 async fn sweep_idle_upstreams() {
     loop {
         let now = std::time::Instant::now();
@@ -546,6 +551,7 @@ async fn serve(
             "shutdown timeout reached with requests in flight"
         );
     }
+    state.idle.close_all();
     if let Some(log) = &state.access_log {
         log.flush_at_exit().await;
     }

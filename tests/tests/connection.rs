@@ -121,6 +121,41 @@ fn connection_close_and_http_1_0_end_the_connection() {
     );
 }
 
+/// An idle connection waits parked until its socket turns readable, and then reads what
+/// came in bounded pieces: a burst larger than one read (many pipelined requests, a body
+/// followed by the next request) must be read to its end, not left for a readiness edge
+/// that never comes again.
+#[test]
+fn a_burst_after_an_idle_wait_is_read_to_its_end() {
+    let (_uwsgi, ringway) = stack();
+    let mut conn = Conn::open(ringway.addr());
+    let r = send(&mut conn, &Req::get("/"));
+    assert_eq!(r.status, 200);
+    // Idle for a moment, parked; then 60 requests in one write (over 2 KiB).
+    sleep(Duration::from_millis(200));
+    let burst: Vec<u8> = (0..60)
+        .flat_map(|i| Req::get(&format!("/environ?n={i}")).to_bytes())
+        .collect();
+    assert!(burst.len() > 2048, "{} bytes", burst.len());
+    conn.send(&burst).expect("the burst");
+    let methods = vec!["GET"; 60];
+    let rs = conn.read_responses(&methods).expect("60 answers");
+    for (i, r) in rs.iter().enumerate() {
+        assert_eq!(r.json()["QUERY_STRING"], format!("n={i}"), "{r:?}");
+    }
+    // A body larger than one read, then a request, in one write after another idle wait.
+    sleep(Duration::from_millis(200));
+    let wire = [
+        Req::post("/echo", &pattern(3000)).to_bytes(),
+        Req::get("/environ?after=body").to_bytes(),
+    ]
+    .concat();
+    conn.send(&wire).expect("body and request");
+    let rs = conn.read_responses(&["POST", "GET"]).expect("two answers");
+    check_echo(&rs[0], &pattern(3000), "a body after an idle wait");
+    assert_eq!(rs[1].json()["QUERY_STRING"], "after=body", "{:?}", rs[1]);
+}
+
 #[test]
 fn pipelined_requests_are_answered_in_order() {
     let (_uwsgi, ringway) = stack();

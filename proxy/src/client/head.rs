@@ -19,8 +19,8 @@ const MAX_REQUEST_HEADERS: usize = 100;
 
 /// What a non-blocking read found ([`Client::read_now`]).
 pub(crate) enum ReadNow {
-    /// Bytes, now in `input`.
-    Bytes,
+    /// Bytes, now in `input`; `more` when they filled the buffer, so that more may wait.
+    Bytes { more: bool },
     /// None waiting.
     Nothing,
     /// The client closed its side.
@@ -35,7 +35,7 @@ impl Client {
     /// the bytes are there, so this costs less than an io_uring read and its completion.
     pub(crate) fn read_now(&mut self) -> ReadNow {
         if !self.input.is_empty() {
-            return ReadNow::Bytes;
+            return ReadNow::Bytes { more: true };
         }
         let mut input = Buf::with_capacity(TINY);
         let room = input.capacity();
@@ -49,7 +49,7 @@ impl Client {
                 // SAFETY: recv initialised the first `n` bytes, within the capacity.
                 unsafe { input.set_len(n) };
                 self.stream.add_read(n as u64);
-                ReadNow::Bytes
+                ReadNow::Bytes { more: n == room }
             }
             Err(_) => match std::io::Error::last_os_error().kind() {
                 std::io::ErrorKind::WouldBlock => ReadNow::Nothing,

@@ -153,10 +153,13 @@ impl IdleConns {
             None => return Parking::Busy(conn),
         };
         if was_ready {
-            // Bytes came while it was busy: a body it has read since, or its next request.
+            // An edge was taken without the socket being read empty since: bytes may wait.
             match conn.client.read_now() {
                 ReadNow::Nothing => {}
-                ReadNow::Bytes => return Parking::Busy(conn),
+                ReadNow::Bytes { more } => {
+                    self.may_have_more(key, more);
+                    return Parking::Busy(conn);
+                }
                 ReadNow::Closed => {
                     conn.client.ended_idle();
                     return Parking::Done;
@@ -213,6 +216,16 @@ impl IdleConns {
             return Err(err);
         }
         Ok(key)
+    }
+
+    /// After a read that did not wait: `more` says it filled its buffer, so the socket may
+    /// hold more bytes that no new edge will announce; the next park reads once more first.
+    pub(super) fn may_have_more(&self, key: IdleKey, more: bool) {
+        if let Some(place) = self.places.borrow_mut().get_mut(key.index as usize)
+            && place.stamp == key.stamp
+        {
+            place.ready = more;
+        }
     }
 
     /// Frees a closing connection's place. Its socket leaves the epoll instance when it is
@@ -297,6 +310,19 @@ impl IdleConns {
                 super::close_idle(conn);
             }
         }
+    }
+
+    /// Closes every connection still parked: the worker is done (its drain may have ended
+    /// before the grace did), and a parked connection holds its worker, which holds this.
+    pub(crate) fn close_all(&self) {
+        let parked: Vec<Box<Conn>> = self
+            .places
+            .borrow_mut()
+            .iter_mut()
+            .filter_map(|(_, place)| place.parked.take().map(|(conn, _)| conn))
+            .collect();
+        self.parked.set(0);
+        parked.into_iter().for_each(super::close_idle);
     }
 
     /// Runs for the worker's life: wakes parked connections, closes the ones idle too long,

@@ -56,8 +56,12 @@ pub(super) async fn exchange(
     // HTTP/1.0 has no protocol switch (RFC 9110 §7.8): its Upgrade is dropped as hop-by-hop.
     let upgrading =
         req.head.version == Version::Http11 && wants_upgrade(&client.input, &client.headers);
-    let retry_safe = !upgrading && (matches!(body, Body::Absent) || is_idempotent(req.head.method));
-    let mut reuse = Reuse::Kept { check: !retry_safe };
+    // As nginx: only an idempotent method is sent again once it may have reached the app
+    // (a bodiless POST may have run). A kept connection the server had closed is found out
+    // before anything is sent (`Reuse::Kept` peeks first); the retry covers the moment
+    // between that look and the request's arrival.
+    let retry_safe = !upgrading && is_idempotent(req.head.method);
+    let mut reuse = Reuse::Kept;
     loop {
         let permit = tokio::select! {
             biased;
@@ -86,22 +90,25 @@ pub(super) async fn exchange(
         let mut headers = std::mem::take(&mut client.response_headers);
         let timeout = limits.upstream_read_timeout;
         let with_upstream = async {
-            let kept = send(&upstream, head, body, timeout).await?;
+            let (kept, sent_whole) = send(&upstream, head, body, timeout).await?;
             let answer =
                 read_response_head(&upstream, is_head, upgrading, &mut headers, timeout).await;
-            Ok::<_, Fail>((kept, answer))
+            Ok::<_, Fail>((kept, sent_whole, answer))
         };
         let sent = tokio::select! {
             sent = with_upstream => sent,
             () = client.gone() => Err(Fail::ClientGone),
         };
         client.response_headers = headers;
-        let (kept, answer) = sent?;
+        let (kept, sent_whole, answer) = sent?;
         match answer {
             Ok((head, buf)) => {
                 let switching = head.status == 101;
+                // A connection the request did not go through whole is not trusted again.
                 upstream.set_reusable(
-                    !switching && keeps_connection(&head, &buf, &client.response_headers),
+                    sent_whole
+                        && !switching
+                        && keeps_connection(&head, &buf, &client.response_headers),
                 );
                 let answered = Answered {
                     upstream,
@@ -174,14 +181,14 @@ fn encode_head(
 }
 
 /// Sends the head, then the body; gives the body back for a retry (`None`: it could not
-/// be kept). A server that stops reading is not an error here: its answer (or its silence)
-/// is read next, as on the uwsgi path.
+/// be kept), and whether all of it went out. A server that stops reading is not an error
+/// here: its answer (or its silence) is read next, as on the uwsgi path.
 async fn send(
     conn: &UpstreamConn,
     head: Buf,
     body: Body,
     timeout: Duration,
-) -> Result<Option<Body>, Fail> {
+) -> Result<(Option<Body>, bool), Fail> {
     let (sent, kept) = match body {
         Body::Absent => (write(conn, head, 0, timeout).await.0, Some(Body::Absent)),
         Body::Memory { mut buf, front } => {
@@ -205,10 +212,10 @@ async fn send(
         }
     };
     match sent {
-        Ok(()) => Ok(kept),
+        Ok(()) => Ok((kept, true)),
         Err(IoError::Failed(kind)) => {
             tracing::debug!(?kind, "upstream stopped reading the request");
-            Ok(kept)
+            Ok((kept, false))
         }
         Err(IoError::Timeout) => Err(Fail::UpstreamTimeout(Step::Sending)),
     }

@@ -57,9 +57,8 @@ struct Member {
 pub(crate) enum Reuse {
     /// A new connection (uwsgi, or the retry of a request a kept connection failed).
     Fresh,
-    /// A kept one if there is one; `check` first that the server has not closed it (for a
-    /// request that could not be retried on a fresh one).
-    Kept { check: bool },
+    /// A kept one if there is one that still looks open (see [`take_kept`]).
+    Kept,
 }
 
 /// One worker's view of an upstream group (not shared between threads).
@@ -119,6 +118,13 @@ impl Upstreams {
 
     /// Closes the connections idle past `keepalive_timeout`; returns how long until the
     /// next sweep is due (`None`: the group keeps none).
+    /// Closes the group's kept connections for good: a reload replaced its generation.
+    pub(crate) fn retire_pools(&self) {
+        for pool in self.members.iter().filter_map(|m| m.pool.as_ref()) {
+            pool.retire();
+        }
+    }
+
     pub(crate) fn sweep(&self, now: Instant) -> Option<Duration> {
         let mut period: Option<Duration> = None;
         for pool in self.members.iter().filter_map(|m| m.pool.as_ref()) {
@@ -188,8 +194,8 @@ impl Upstreams {
                 };
                 tried_any = true;
                 let member = &self.members[i];
-                if let (Reuse::Kept { check }, Some(pool)) = (reuse, &member.pool)
-                    && let Some(socket) = take_kept(pool, check, now)
+                if let (Reuse::Kept, Some(pool)) = (reuse, &member.pool)
+                    && let Some(socket) = take_kept(pool, now)
                 {
                     self.conns.reused.fetch_add(1, Relaxed);
                     let mut conn = UpstreamConn::new(socket).kept_in(Rc::clone(pool), true);
@@ -234,15 +240,13 @@ impl Upstreams {
     }
 }
 
-/// A kept connection from `pool`, if one is left; with `check`, only one that still looks
-/// open (the others are closed on the way).
-fn take_kept(
-    pool: &ServerPool<stream::Socket>,
-    check: bool,
-    now: Instant,
-) -> Option<stream::Socket> {
+/// A kept connection from `pool` that still looks open, if one is left (the others are
+/// closed on the way). One `recv(MSG_PEEK)` each: a connection the server closed meanwhile,
+/// or one holding bytes past its last answer (a stray body that came late), must not carry
+/// the next request: nginx closes a kept connection the moment it turns readable.
+fn take_kept(pool: &ServerPool<stream::Socket>, now: Instant) -> Option<stream::Socket> {
     while let Some(socket) = pool.take(now) {
-        if !check || socket.looks_open() {
+        if socket.looks_open() {
             return Some(socket);
         }
     }

@@ -7,7 +7,7 @@
 //! those idle longer than `keepalive_timeout` ([`ServerPool::sweep`]); a connection the
 //! server closed before that is found out when reused (the retry rule of the exchange).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -18,6 +18,8 @@ pub(crate) struct ServerPool<T> {
     max: usize,
     /// Longest idle time.
     timeout: Duration,
+    /// Its configuration generation was replaced: nothing will take from it again.
+    retired: Cell<bool>,
 }
 
 struct Idle<T> {
@@ -32,6 +34,7 @@ impl<T> ServerPool<T> {
             idle: RefCell::new(VecDeque::with_capacity(max.min(64))),
             max,
             timeout,
+            retired: Cell::new(false),
         }
     }
 
@@ -56,7 +59,7 @@ impl<T> ServerPool<T> {
 
     /// Keeps `conn` for a later request; the oldest one goes when the pool is full.
     pub(crate) fn put(&self, conn: T, now: Instant) {
-        if self.max == 0 {
+        if self.max == 0 || self.retired.get() {
             return;
         }
         let mut idle = self.idle.borrow_mut();
@@ -64,6 +67,14 @@ impl<T> ServerPool<T> {
             idle.pop_front();
         }
         idle.push_back(Idle { conn, since: now });
+    }
+
+    /// Closes every idle connection, and those given back later: a reload replaced the
+    /// configuration this pool belongs to, and no request will take from it again (its
+    /// requests in flight still give their connections back here).
+    pub(crate) fn retire(&self) {
+        self.retired.set(true);
+        self.idle.borrow_mut().clear();
     }
 
     /// Closes the connections idle for `keepalive_timeout` or longer.
@@ -87,7 +98,10 @@ impl<T> ServerPool<T> {
     /// oldest connection of each pool), so that none outlives its timeout by more than that;
     /// as often as the timeout if it is shorter.
     pub(crate) fn sweep_period(&self) -> Duration {
-        self.timeout.min(Duration::from_secs(1))
+        // Not more often than 10 times a second, however short the timeout: a connection
+        // past it is never reused anyway (`take` looks at its age).
+        self.timeout
+            .clamp(Duration::from_millis(100), Duration::from_secs(1))
     }
 }
 
@@ -119,6 +133,16 @@ mod tests {
         assert_eq!(pool.len(), 2);
         assert_eq!(pool.take(t), Some(3));
         assert_eq!(pool.take(t), Some(2));
+    }
+
+    #[test]
+    fn a_retired_pool_keeps_nothing() {
+        let pool = ServerPool::new(4, MINUTE);
+        let t = Instant::now();
+        pool.put(1, t);
+        pool.retire();
+        pool.put(2, t);
+        assert_eq!(pool.take(t), None);
     }
 
     #[test]

@@ -24,7 +24,7 @@ pub(crate) enum Socket {
 
 impl Socket {
     /// Whether a kept connection still looks open: no end of stream and no stray bytes
-    /// waiting (one non-blocking peek; used only before a request that cannot be retried).
+    /// waiting (one non-blocking peek, before each reuse).
     pub(super) fn looks_open(&self) -> bool {
         match self {
             Socket::Unix(s) => looks_open(s.as_raw_fd()),
