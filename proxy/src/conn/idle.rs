@@ -94,7 +94,8 @@ struct Place {
     stamp: u32,
     /// The connection while parked, with its deadline.
     parked: Option<(Box<Conn>, Instant)>,
-    /// An event came while the connection was busy: bytes may be waiting when it parks.
+    /// Bytes may be waiting that no new edge will announce: an edge was taken while the
+    /// connection was busy, or its last read filled its buffer. Its next park reads first.
     ready: bool,
 }
 
