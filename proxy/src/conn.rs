@@ -251,66 +251,62 @@ struct Conn {
 impl Conn {
     /// Reads and serves one request; false when the connection is done.
     async fn serve_one(&mut self) -> bool {
-        {
-            let read = match self.client.read_head(&self.worker, self.requests > 0).await {
-                Ok(Some(head)) => match self.admission.refused() {
-                    None => Ok(head),
-                    // Over a connection limit: the first request gets 503 with
-                    // `Connection: close`, and the connection ends (a body left unread is
-                    // drained first).
-                    Some(limit) => {
-                        Err((Fail::TooManyConnections(limit), head.method == Method::Head))
-                    }
-                },
-                Ok(None) => return false,
-                Err(fail) => Err((fail, false)),
-            };
-            // After a reload, a request whose head came in since uses the new configuration
-            // (its head was read within the old one's limits); the old configuration is freed
-            // once no request or connection holds it.
-            if let Some(newer) = generation::newer_than(&self.worker) {
-                self.worker = newer;
+        let read = match self.client.read_head(&self.worker, self.requests > 0).await {
+            Ok(Some(head)) => match self.admission.refused() {
+                None => Ok(head),
+                // Over a connection limit: the first request gets 503 with
+                // `Connection: close`, and the connection ends (a body left unread is
+                // drained first).
+                Some(limit) => Err((Fail::TooManyConnections(limit), head.method == Method::Head)),
+            },
+            Ok(None) => return false,
+            Err(fail) => Err((fail, false)),
+        };
+        // After a reload, a request whose head came in since uses the new configuration
+        // (its head was read within the old one's limits); the old configuration is freed
+        // once no request or connection holds it.
+        if let Some(newer) = generation::newer_than(&self.worker) {
+            self.worker = newer;
+        }
+        // A request's time runs from its complete head, as nginx's $request_time runs
+        // from its first byte: an idle keep-alive wait is not request time.
+        let started = Instant::now();
+        let head = match read {
+            Ok(head) => head,
+            Err((fail, head_only)) => {
+                // Boxed, like the exchange: a cold path's state must not grow every
+                // connection's task.
+                let (client, worker) = (&self.client, &self.worker);
+                let outcome = Box::pin(async move {
+                    // No request ID was taken from this head (too broken to read, or
+                    // refused by a connection limit): it gets a new one, which its log
+                    // line carries too.
+                    let id = worker.request_ids.next();
+                    let outcome =
+                        exchange::answer(client, fail, head_only, false, &id, worker).await;
+                    exchange::log_unparsed(worker, client, &outcome, started, &id);
+                    outcome
+                })
+                .await;
+                self.record(&outcome, started);
+                self.client.finish(outcome.next).await;
+                return false;
             }
-            // A request's time runs from its complete head, as nginx's $request_time runs
-            // from its first byte: an idle keep-alive wait is not request time.
-            let started = Instant::now();
-            let head = match read {
-                Ok(head) => head,
-                Err((fail, head_only)) => {
-                    // Boxed, like the exchange: a cold path's state must not grow every
-                    // idle connection's task.
-                    let (client, worker) = (&self.client, &self.worker);
-                    let outcome = Box::pin(async move {
-                        // No request ID was taken from this head (too broken to read, or
-                        // refused by a connection limit): it gets a new one, which its log
-                        // line carries too.
-                        let id = worker.request_ids.next();
-                        let outcome =
-                            exchange::answer(client, fail, head_only, false, &id, worker).await;
-                        exchange::log_unparsed(worker, client, &outcome, started, &id);
-                        outcome
-                    })
-                    .await;
-                    self.record(&outcome, started);
-                    self.client.finish(outcome.next).await;
-                    return false;
-                }
-            };
-            // Boxed: the request's state (body, packet, relay pumps) lives only while a
-            // request does, so an idle keep-alive connection's task stays small.
-            let served = exchange::serve(&mut self.client, head, &self.worker, started);
-            let outcome = Box::pin(served).await;
-            self.record(&outcome, started);
-            match outcome.next {
-                // Even when the server began stopping after this answer's head went out
-                // without `Connection: close`: the client may be sending its next request
-                // already, which the head read serves (with `Connection: close`) if it comes
-                // within the drain's grace.
-                Next::KeepAlive => true,
-                next => {
-                    self.client.finish(next).await;
-                    false
-                }
+        };
+        // Boxed: the request's state (body, packet, relay pumps) lives only while a
+        // request does, so a connection's task stays small.
+        let served = exchange::serve(&mut self.client, head, &self.worker, started);
+        let outcome = Box::pin(served).await;
+        self.record(&outcome, started);
+        match outcome.next {
+            // Even when the server began stopping after this answer's head went out
+            // without `Connection: close`: the client may be sending its next request
+            // already, which the head read serves (with `Connection: close`) if it comes
+            // within the drain's grace.
+            Next::KeepAlive => true,
+            next => {
+                self.client.finish(next).await;
+                false
             }
         }
     }
