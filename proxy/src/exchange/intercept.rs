@@ -48,6 +48,7 @@ pub(super) async fn respond(
         extra: &content_type,
         hsts: client.hsts.as_deref(),
         request_id: req.request_id.as_bytes(),
+        own_server_and_date: req.upstream_speaks_http(worker),
     };
     let head_only = req.head.method == Method::Head;
     let body = if head_only { &[][..] } else { page.body() };

@@ -123,6 +123,14 @@ impl Request {
         }));
     }
 
+    /// Whether the upstream this request went to is an HTTP server (not uwsgi).
+    fn upstream_speaks_http(&self, worker: &Worker) -> bool {
+        self.upstream
+            .get()
+            .and_then(|call| worker.upstreams.get(call.group))
+            .is_some_and(|group| group.protocol() == crate::config::Protocol::Http)
+    }
+
     /// Notes that the upstream's answer was read to its end (the upstream is released).
     fn upstream_done(&self) {
         if let Some(mut call) = self.upstream.get()

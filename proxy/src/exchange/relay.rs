@@ -56,6 +56,7 @@ pub(super) async fn respond(
         extra,
         hsts: client.hsts.as_deref(),
         request_id: req.request_id.as_bytes(),
+        own_server_and_date: req.upstream_speaks_http(worker),
     };
     let mut out = Buf::with_capacity(buf.len() + 128);
     write_response_head(&mut out, &meta, &buf, &client.response_headers);

@@ -68,6 +68,10 @@ pub struct ResponseMeta<'a> {
     /// The request's ID, sent as `X-Request-ID` in place of any the upstream sent (none
     /// when empty): the ID the app was given, the logs and the client all see one value.
     pub request_id: &'a [u8],
+    /// The upstream's own Server and Date are replaced by ringway's: an HTTP app server's,
+    /// as nginx's proxy module hides them (gunicorn and Granian name themselves). A uwsgi
+    /// app's are passed on, as nginx's uwsgi module does.
+    pub own_server_and_date: bool,
 }
 
 /// The response header carrying the request's ID.
@@ -121,7 +125,9 @@ pub fn write_response_head(
         let proxy_only = name
             .get(..PROXY_ONLY_PREFIX.len())
             .is_some_and(|p| p.eq_ignore_ascii_case(PROXY_ONLY_PREFIX));
-        let replaced = !meta.request_id.is_empty() && name.eq_ignore_ascii_case(REQUEST_ID);
+        let replaced = (!meta.request_id.is_empty() && name.eq_ignore_ascii_case(REQUEST_ID))
+            || (meta.own_server_and_date
+                && (name.eq_ignore_ascii_case(b"server") || name.eq_ignore_ascii_case(b"date")));
         if name.is_empty()
             || proxy_only
             || replaced

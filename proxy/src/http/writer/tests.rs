@@ -14,6 +14,7 @@ fn meta(status: u16, reason: &[u8], framing: ClientFraming) -> ResponseMeta<'_> 
         extra: &[],
         hsts: None,
         request_id: b"",
+        own_server_and_date: false,
     }
 }
 
@@ -276,6 +277,7 @@ X-A: 1\r\n\r\n";
     let mut out = Vec::new();
     let with_id = ResponseMeta {
         request_id: b"5d41402abc4b2a76b9719d911017c592",
+        own_server_and_date: false,
         ..meta(h.status, h.reason.of(upstream), ClientFraming::Length(0))
     };
     write_response_head(&mut out, &with_id, upstream, &headers);
@@ -294,4 +296,40 @@ Content-Length: 0\r\nServer: ringway\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n\
         text.contains("X-Request-ID: from-the-app\r\nx-request-id: again\r\n"),
         "{text}"
     );
+}
+
+#[test]
+fn an_http_app_servers_server_and_date_are_replaced_a_uwsgi_apps_are_kept() {
+    let upstream =
+        b"HTTP/1.1 200 OK\r\nServer: gunicorn\r\nDate: Mon, 01 Jan 2001 00:00:00 GMT\r\n\
+                     X-App: a\r\n\r\n";
+    let mut headers = Vec::new();
+    let Ok(Status::Complete(_)) = parse_response(upstream, false, &mut headers) else {
+        panic!("bad upstream head")
+    };
+    let write = |own: bool| {
+        let meta = ResponseMeta {
+            own_server_and_date: own,
+            ..meta(200, b"OK", ClientFraming::Length(0))
+        };
+        let mut out = Vec::new();
+        write_response_head(&mut out, &meta, upstream, &headers);
+        String::from_utf8(out).unwrap()
+    };
+    let http = write(true);
+    assert!(
+        !http.contains("gunicorn") && !http.contains("2001"),
+        "{http}"
+    );
+    assert!(
+        http.contains("Server: ringway\r\n") && http.contains("X-App: a\r\n"),
+        "{http}"
+    );
+    assert!(http.contains(&format!("Date: {}\r\n", std::str::from_utf8(DATE).unwrap())));
+    let uwsgi = write(false);
+    assert!(
+        uwsgi.contains("Server: gunicorn\r\n") && uwsgi.contains("2001"),
+        "{uwsgi}"
+    );
+    assert!(!uwsgi.contains("Server: ringway"), "{uwsgi}");
 }
