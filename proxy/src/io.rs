@@ -29,6 +29,41 @@ pub(crate) enum IoError {
     Failed(io::ErrorKind),
 }
 
+/// What a non-blocking one-byte peek at a connected socket found ([`peek`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Peeked {
+    /// Bytes are waiting (left in place).
+    Bytes,
+    /// None yet: the peer is quiet.
+    Nothing,
+    /// The peer closed its side.
+    Closed,
+    /// The socket failed.
+    Failed,
+}
+
+/// Looks, without waiting and without consuming, at whether the peer of socket `fd` sent
+/// bytes or closed: one `recv(MSG_PEEK | MSG_DONTWAIT)`.
+pub(crate) fn peek(fd: std::os::fd::RawFd) -> Peeked {
+    let mut byte = 0u8;
+    // SAFETY: `fd` is an open socket of the caller's; recv writes at most one byte into
+    // `byte`; MSG_DONTWAIT keeps the call from blocking, MSG_PEEK leaves the data in place.
+    let n = unsafe {
+        libc::recv(
+            fd,
+            (&raw mut byte).cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    match n {
+        0 => Peeked::Closed,
+        n if n > 0 => Peeked::Bytes,
+        _ if io::Error::last_os_error().kind() == io::ErrorKind::WouldBlock => Peeked::Nothing,
+        _ => Peeked::Failed,
+    }
+}
+
 /// A byte stream: the client's TCP socket (plain or TLS) or an upstream's.
 pub(crate) trait Stream {
     /// Reads at most `max` bytes, appending them to `buf`, which has room for them.

@@ -12,6 +12,7 @@ use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
 use super::Client;
+use crate::io::{Peeked, peek};
 
 /// How long a request is with the upstream before its client is watched.
 const WATCH_AFTER: Duration = Duration::from_secs(1);
@@ -43,24 +44,11 @@ impl Client {
             let Ok(mut ready) = watch.readable().await else {
                 return std::future::pending().await;
             };
-            let mut byte = 0u8;
-            // SAFETY: recv writes at most one byte into `byte`; the fd is open while `self`
-            // (which owns it) is borrowed. MSG_PEEK leaves any data for the next request.
-            let n = unsafe {
-                libc::recv(
-                    fd,
-                    (&raw mut byte).cast(),
-                    1,
-                    libc::MSG_PEEK | libc::MSG_DONTWAIT,
-                )
-            };
-            match n {
-                0 => return,
-                n if n > 0 => return std::future::pending().await,
-                _ if std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock => {
-                    ready.clear_ready();
-                }
-                _ => return,
+            match peek(fd) {
+                Peeked::Closed | Peeked::Failed => return,
+                // A pipelined request: the client is still there.
+                Peeked::Bytes => return std::future::pending().await,
+                Peeked::Nothing => ready.clear_ready(),
             }
         }
     }

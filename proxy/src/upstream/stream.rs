@@ -11,7 +11,7 @@ use tokio_uring::BufResult;
 use tokio_uring::net::{TcpStream, UnixStream};
 
 use crate::buffer::Buf;
-use crate::io::Stream;
+use crate::io::{Peeked, Stream, peek};
 use crate::limits::Slot;
 
 use super::pool::ServerPool;
@@ -36,18 +36,7 @@ impl Socket {
 /// Whether the connected socket `fd` has neither reached end of stream nor has bytes
 /// waiting: nothing from the peer is due on an idle HTTP connection.
 fn looks_open(fd: RawFd) -> bool {
-    let mut byte = 0u8;
-    // SAFETY: `fd` is an open socket of the caller's; the buffer is one valid byte;
-    // MSG_DONTWAIT keeps the call from blocking.
-    let n = unsafe {
-        libc::recv(
-            fd,
-            (&raw mut byte).cast(),
-            1,
-            libc::MSG_PEEK | libc::MSG_DONTWAIT,
-        )
-    };
-    n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::WouldBlock
+    peek(fd) == Peeked::Nothing
 }
 
 /// The pool an HTTP connection goes back to.
