@@ -323,6 +323,7 @@ impl Conn {
             outcome.status,
             started.elapsed(),
             outcome.upstream,
+            outcome.body_bytes,
         );
         let stream = &self.client.stream;
         let (bytes_in, bytes_out) = (stream.bytes_read(), stream.bytes_written());

@@ -23,6 +23,7 @@ macro_rules! names {
 
 names! {
     REQUESTS = "ringway_requests_total", "Requests answered, by route and status code.";
+    RESPONSE_BODY_BYTES = "ringway_response_body_bytes_total", "Response body bytes sent to clients (nginx's $body_bytes_sent, summed), by route and status code.";
     REQUEST_DURATION = "ringway_request_duration_seconds", "Time from a request's complete head to its last response byte written, by route and status code.";
     UPSTREAM_CONNECT = "ringway_upstream_connect_duration_seconds", "Time to connect to an upstream.";
     UPSTREAM_RESPONSE = "ringway_upstream_response_duration_seconds", "Time a request spent with the Python worker: connected to response head received.";

@@ -125,6 +125,12 @@ pub fn render(snap: &Snapshot, out: &mut Exposition) {
         let labels = [("route", row.route.as_str()), ("code", code.as_str())];
         out.sample(&names::REQUESTS, &labels, row.duration.count() as f64);
     }
+    out.family(&names::RESPONSE_BODY_BYTES, Counter);
+    for row in &snap.routes {
+        let code = row.code.to_string();
+        let labels = [("route", row.route.as_str()), ("code", code.as_str())];
+        out.sample(&names::RESPONSE_BODY_BYTES, &labels, row.body_bytes as f64);
+    }
     out.family(&names::REQUEST_DURATION, Histogram);
     for row in &snap.routes {
         let code = row.code.to_string();

@@ -8,7 +8,9 @@ use std::time::SystemTime;
 use super::ebpf::{ConnKernel, EbpfFigures};
 use super::histogram::{HistogramSnapshot, LATENCY_BOUNDS};
 use super::procs::ProcessFigures;
-use super::stats::{LiveConn, ProxyRejection, RouteCode, TlsOutcome, UpstreamError, WorkerStats};
+use super::stats::{
+    LiveConn, ProxyRejection, RouteCode, RouteSeries, TlsOutcome, UpstreamError, WorkerStats,
+};
 
 /// Live connections listed in `/stats` per table.
 pub const TOP_CONNECTIONS: usize = 10;
@@ -148,6 +150,8 @@ pub struct RouteRow {
     pub code: u16,
     /// Their durations (the count is the number of requests).
     pub duration: HistogramSnapshot,
+    /// Response body bytes sent to their clients (nginx's `$body_bytes_sent`, summed).
+    pub body_bytes: u64,
 }
 
 /// One row of a live-connection table.
@@ -222,13 +226,13 @@ impl Snapshot {
             upstream_conns: Vec::new(),
         };
         let mut live: Vec<LiveConn> = Vec::new();
-        let mut by_route: BTreeMap<RouteCode, HistogramSnapshot> = BTreeMap::new();
+        let mut by_route: BTreeMap<RouteCode, RouteSeries> = BTreeMap::new();
         for w in workers {
             if let Ok(series) = w.by_route.lock() {
                 for (key, h) in series.iter() {
                     by_route
                         .entry(*key)
-                        .or_insert_with(|| HistogramSnapshot::empty(LATENCY_BOUNDS))
+                        .or_insert_with(RouteSeries::empty)
                         .add(h);
                 }
             }
@@ -258,7 +262,8 @@ impl Snapshot {
                 live.extend(table.iter().map(|(_, c)| c.clone()));
             }
         }
-        for (key, h) in by_route {
+        for (key, series) in by_route {
+            let h = series.duration;
             let class = usize::from(key.code / 100).clamp(1, 5) - 1;
             snap.requests[class] += h.count();
             snap.request_duration.add(&h);
@@ -271,6 +276,7 @@ impl Snapshot {
                 route,
                 code: key.code,
                 duration: h,
+                body_bytes: series.body_bytes,
             });
         }
         let kernel = |cookie| {

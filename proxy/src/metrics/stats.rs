@@ -23,6 +23,29 @@ pub struct RouteCode {
     pub code: u16,
 }
 
+/// One request series: the durations (their count is the number of requests) and the
+/// response body bytes sent.
+#[derive(Debug, Clone)]
+pub struct RouteSeries {
+    pub duration: HistogramSnapshot,
+    pub body_bytes: u64,
+}
+
+impl RouteSeries {
+    pub fn empty() -> RouteSeries {
+        RouteSeries {
+            duration: HistogramSnapshot::empty(LATENCY_BOUNDS),
+            body_bytes: 0,
+        }
+    }
+
+    /// Adds another worker's series.
+    pub fn add(&mut self, other: &RouteSeries) {
+        self.duration.add(&other.duration);
+        self.body_bytes += other.body_bytes;
+    }
+}
+
 /// How a TLS handshake ended, the labels of `ringway_tls_handshakes_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TlsOutcome {
@@ -130,10 +153,10 @@ pub struct WorkerStats {
     pub closed: AtomicU64,
     /// Requests answered (how busy the worker is, for housekeeping).
     pub requests_done: AtomicU64,
-    /// Requests answered and their durations (head received → response written), by route
-    /// and status code. A lock taken once per request, by this worker only, except while a
-    /// scrape copies it.
-    pub by_route: Mutex<HashMap<RouteCode, HistogramSnapshot>>,
+    /// Requests answered, their durations (head received → response written) and body
+    /// bytes, by route and status code. A lock taken once per request, by this worker only,
+    /// except while a scrape copies it.
+    pub by_route: Mutex<HashMap<RouteCode, RouteSeries>>,
     /// Bytes read from clients.
     pub received_bytes: AtomicU64,
     /// Bytes written to clients.
@@ -192,6 +215,7 @@ impl WorkerStats {
         status: u16,
         total: Duration,
         upstream: Option<Duration>,
+        body_bytes: u64,
     ) {
         self.requests_done.fetch_add(1, Relaxed);
         let key = RouteCode {
@@ -199,10 +223,9 @@ impl WorkerStats {
             code: status,
         };
         if let Ok(mut by_route) = self.by_route.lock() {
-            by_route
-                .entry(key)
-                .or_insert_with(|| HistogramSnapshot::empty(LATENCY_BOUNDS))
-                .record(total);
+            let series = by_route.entry(key).or_insert_with(RouteSeries::empty);
+            series.duration.record(total);
+            series.body_bytes += body_bytes;
         }
         if let Some(upstream) = upstream {
             self.upstream_response.observe(upstream);
