@@ -115,7 +115,13 @@ pub(crate) enum Fail {
     ProxyHeader(ProxyHeaderError),
     /// No complete PROXY protocol header within `client_header_timeout`.
     ProxyHeaderTimeout,
+    /// More than [`MAX_INTERNAL_REDIRECTS`] internal redirects (X-Accel-Redirect, a static
+    /// route's fallback) for one request: an app and its routes send it round in a circle.
+    RedirectCycle,
 }
+
+/// Internal redirects one request may take, as nginx allows (`NGX_HTTP_MAX_URI_CHANGES`).
+pub(crate) const MAX_INTERNAL_REDIRECTS: u8 = 10;
 
 /// How loud a failure is in the log: client mistakes are the client's business (debug or
 /// info); an upstream or local failure is the operator's (warn).
@@ -127,7 +133,7 @@ enum Level {
 }
 
 /// Number of kinds: the gates below have one each.
-const KINDS: usize = 30;
+const KINDS: usize = 31;
 
 impl Fail {
     /// The status the client is answered with, if it can still be answered.
@@ -154,7 +160,7 @@ impl Fail {
             Fail::MethodNotAllowed => 405,
             Fail::PreconditionFailed => 412,
             Fail::RangeNotSatisfiable(_) => 416,
-            Fail::FileRead(_) => 500,
+            Fail::FileRead(_) | Fail::RedirectCycle => 500,
             Fail::ClientTimeout(_) => 408,
             // Before any request: there is no one to answer in HTTP, only a socket to close.
             Fail::ClientClosed(_)
@@ -215,6 +221,7 @@ impl Fail {
                 | Fail::MethodNotAllowed
                 | Fail::PreconditionFailed
                 | Fail::RangeNotSatisfiable(_)
+                | Fail::RedirectCycle
         )
     }
 
@@ -267,6 +274,7 @@ impl Fail {
             Fail::QueueTimeout => 27,
             Fail::ProxyHeader(_) => 28,
             Fail::ProxyHeaderTimeout => 29,
+            Fail::RedirectCycle => 30,
         }
     }
 
@@ -306,7 +314,8 @@ impl Fail {
             | Fail::FileRead(_)
             | Fail::TooManyConnections(ConnLimit::Process)
             | Fail::QueueFull
-            | Fail::QueueTimeout => Level::Warn,
+            | Fail::QueueTimeout
+            | Fail::RedirectCycle => Level::Warn,
         }
     }
 
@@ -406,6 +415,11 @@ impl fmt::Display for Fail {
             Fail::ProxyHeaderTimeout => f.write_str(
                 "connection closed: proxy_protocol is on and no PROXY header came within \
                  client_header_timeout",
+            ),
+            Fail::RedirectCycle => write!(
+                f,
+                "more than {MAX_INTERNAL_REDIRECTS} internal redirects (X-Accel-Redirect, \
+                 fallback) for one request: 500; the app and the routes send it in a circle"
             ),
         }
     }
@@ -508,6 +522,7 @@ const KIND_NAMES: [(&str, Level); KINDS] = [
     ("upstream queue timeout", Level::Warn),
     ("connection without a valid PROXY header", Level::Info),
     ("no PROXY header in time", Level::Info),
+    ("internal redirect cycle", Level::Warn),
 ];
 
 #[cfg(test)]
@@ -554,6 +569,7 @@ mod tests {
             Fail::QueueTimeout,
             Fail::ProxyHeader(ProxyHeaderError::NotProxy),
             Fail::ProxyHeaderTimeout,
+            Fail::RedirectCycle,
         ]
     }
 
@@ -590,6 +606,7 @@ mod tests {
             Some(503),
             None,
             None,
+            Some(500),
         ];
         for (fail, status) in every_kind().into_iter().zip(want) {
             assert_eq!(fail.status(), status, "{fail:?}");

@@ -487,6 +487,86 @@ fn a_path_with_no_file_falls_back_to_the_app_with_its_full_path() {
 }
 
 #[test]
+fn other_methods_reach_the_fallback_when_there_is_no_file_and_get_405_on_a_file() {
+    // nginx's `location / { try_files $uri @app; }`: a POST to the app behind the files goes
+    // through; a POST naming a file gets the static handler's 405.
+    let stack = stack_with(UwsgiOptions::named(App::Raw, "app"), |t| {
+        vec![StaticRoute::new("/fb/", &t.root()).fallback("app")]
+    });
+    for method in ["POST", "PUT", "DELETE"] {
+        let req = Req::new(method, "/fb/form/submit")
+            .header("X-Dump-Environ", "1")
+            .body(b"a=1&b=2");
+        let r = roundtrip(stack.addr(), &req);
+        assert!(
+            r.status == 200 && served_by_app(&r),
+            "{method} with no file goes to the app: {r:?}"
+        );
+        let env = r.json();
+        assert_eq!(
+            (
+                env["REQUEST_METHOD"].as_str(),
+                env["PATH_INFO"].as_str(),
+                env["CONTENT_LENGTH"].as_str()
+            ),
+            (Some(method), Some("/fb/form/submit"), Some("7")),
+            "{env}"
+        );
+        let mut conn = Conn::open(stack.addr());
+        conn.send(&Req::new(method, "/fb/hello.txt").to_bytes())
+            .and_then(|()| conn.send(&Req::get("/fb/hello.txt").to_bytes()))
+            .unwrap_or_else(|e| panic!("{method}: sending: {e}"));
+        let refused = conn.read_response_to(method).expect("an answer");
+        assert_eq!(refused.status, 405, "{method} on a file: {refused:?}");
+        assert_eq!(refused.header("allow").as_deref(), Some("GET, HEAD"));
+        assert!(!served_by_app(&refused), "{refused:?}");
+        let next = conn.read_response_to("GET").expect("the next answer");
+        assert_eq!(next.body, stack.tree.bytes(tree::TEXT), "{next:?}");
+    }
+}
+
+#[test]
+fn x_accel_redirect_after_a_post_sends_the_file() {
+    // nginx turns the redirected request into a GET: the app took the POST, the client gets
+    // the file.
+    let stack = stack();
+    let t = &stack.tree;
+    let r = roundtrip(stack.addr(), &Req::post("/report/report.pdf", b"form=data"));
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body, t.private_bytes(tree::REPORT), "{r:?}");
+    assert_eq!(
+        r.header("content-disposition").as_deref(),
+        Some("attachment; filename=\"report.pdf\""),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn an_x_accel_redirect_cycle_ends_with_500_after_ten_redirects() {
+    // The app redirects to a file that is missing, the route falls back to the app with the
+    // same request, which redirects again: nginx stops after 10 with a 500.
+    let tree = StaticTree::build();
+    let uwsgi = Uwsgi::start_with(UwsgiOptions::named(App::Raw, "app"));
+    let routes = [StaticRoute::new("/loop/", &tree.root()).fallback("app")];
+    let ringway = Ringway::with_config(config_with(&uwsgi, &routes)).start();
+    let mut conn = Conn::open(ringway.addr());
+    conn.send(&Req::get("/accel?to=/loop/missing").to_bytes())
+        .and_then(|()| conn.send(&Req::get("/accel?to=/loop/hello.txt").to_bytes()))
+        .expect("sending");
+    let r = conn.read_response_to("GET").expect("an answer");
+    assert_eq!(r.status, 500, "{r:?}");
+    assert!(!served_by_app(&r), "ringway's own answer: {r:?}");
+    assert!(
+        ringway.stderr().contains("internal redirects"),
+        "the log says why:\n{}",
+        ringway.stderr()
+    );
+    // The connection carries on: a redirect that ends at a file is served.
+    let r = conn.read_response_to("GET").expect("the next answer");
+    assert_eq!(r.body, tree.bytes(tree::TEXT), "{r:?}");
+}
+
+#[test]
 fn an_internal_route_answers_404_to_every_direct_request() {
     let stack = stack();
     let t = &stack.tree;
@@ -801,10 +881,16 @@ fn the_static_flag_serves_a_directory_without_a_config_file() {
 
 /// The value of `ringway_requests_total{route=ROUTE,code=CODE}` in Prometheus text.
 fn requests_total(text: &str, route: &str, code: u16) -> f64 {
+    series_total(text, "ringway_requests_total", route, code)
+}
+
+/// The value of `NAME{route=ROUTE,code=CODE}` in Prometheus text.
+fn series_total(text: &str, name: &str, route: &str, code: u16) -> f64 {
     let route = format!("route=\"{route}\"");
     let code = format!("code=\"{code}\"");
+    let start = format!("{name}{{");
     text.lines()
-        .filter(|l| l.starts_with("ringway_requests_total{"))
+        .filter(|l| l.starts_with(&start))
         .filter(|l| l.contains(&route) && l.contains(&code))
         .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
         .sum()
@@ -856,10 +942,13 @@ fn static_requests_are_counted_under_their_route() {
         ),
     ];
     let mut want: BTreeMap<(&str, u16), f64> = BTreeMap::new();
+    // Body bytes the client received (every answer here has a Content-Length).
+    let mut want_bytes: BTreeMap<(&str, u16), f64> = BTreeMap::new();
     for (route, code, req) in &plan {
         let r = roundtrip(addr, req);
         assert_eq!(r.status, *code, "{req:?}: {r:?}");
         *want.entry((route, *code)).or_default() += 1.0;
+        *want_bytes.entry((route, *code)).or_default() += r.body.len() as f64;
     }
     let mut text = String::new();
     poll_until(Duration::from_secs(3), || {
@@ -867,20 +956,25 @@ fn static_requests_are_counted_under_their_route() {
         want.iter()
             .all(|(&(route, code), &n)| requests_total(&text, route, code) >= n)
     });
+    let bytes = "ringway_response_body_bytes_total";
     let wrong: Vec<String> = want
         .iter()
         .filter_map(|(&(route, code), &n)| {
             let got = requests_total(&text, route, code);
             (got != n).then(|| format!("route={route:?} code={code}: {got}, want {n}"))
         })
+        .chain(want_bytes.iter().filter_map(|(&(route, code), &n)| {
+            let got = series_total(&text, bytes, route, code);
+            (got != n).then(|| format!("{bytes} route={route:?} code={code}: {got}, want {n}"))
+        }))
         .collect();
     let lines: Vec<&str> = text
         .lines()
-        .filter(|l| l.starts_with("ringway_requests_total"))
+        .filter(|l| l.starts_with("ringway_requests_total") || l.starts_with(bytes))
         .collect();
     assert!(
         wrong.is_empty(),
-        "{}\n\nringway_requests_total lines:\n{}",
+        "{}\n\nthe series:\n{}",
         wrong.join("\n"),
         lines.join("\n")
     );

@@ -21,6 +21,7 @@ pub(super) async fn serve(
     rest: &mut Buf,
     worker: &Worker,
 ) -> Result<Outcome, Fail> {
+    req.redirect()?;
     let misdirected = Fail::UpstreamBadResponse(BadResponse::AccelRedirect);
     let value = accel_redirect(client, buf).unwrap_or_default();
     // A query after the path has no meaning for a file.
@@ -51,6 +52,7 @@ pub(super) async fn serve(
         path: &path,
         rel: rel_path(&path, route),
         app_headers: &kept,
+        from_app: true,
     };
     let outcome = static_file::serve(client, req, &file, rest, worker).await;
     drop(kept);

@@ -95,9 +95,23 @@ pub(crate) struct Request {
     pub(crate) request_id: RequestId,
     /// The upstream it went to, once connected (whatever happens after, an error included).
     pub(crate) upstream: Cell<Option<UpstreamCall>>,
+    /// Internal redirects taken so far (X-Accel-Redirect, a static route's fallback).
+    pub(crate) redirects: Cell<u8>,
 }
 
 impl Request {
+    /// Counts an internal redirect (nginx's URI change); past
+    /// [`MAX_INTERNAL_REDIRECTS`](crate::fail::MAX_INTERNAL_REDIRECTS), the request is
+    /// going round in a circle.
+    pub(crate) fn redirect(&self) -> Result<(), Fail> {
+        let taken = self.redirects.get() + 1;
+        if taken > crate::fail::MAX_INTERNAL_REDIRECTS {
+            return Err(Fail::RedirectCycle);
+        }
+        self.redirects.set(taken);
+        Ok(())
+    }
+
     /// Whether an answer that reads no body can keep the connection: only if there was no
     /// body to leave unread.
     fn may_keep_alive_unread(&self) -> bool {
@@ -264,6 +278,7 @@ fn route<'w>(client: &Client, head: RequestHead, worker: &'w Worker) -> Routed<'
         client_ip,
         request_id,
         upstream: Cell::new(None),
+        redirects: Cell::new(0),
     };
     let routes = &worker.config.routes;
     match routes.find(&req.path) {
@@ -333,6 +348,7 @@ async fn handle(
                 path: &req.path,
                 rel: rel_path(&req.path, route),
                 app_headers: &[],
+                from_app: false,
             };
             // Boxed: the upstream exchange is the hot path; a file answer's state must not
             // grow every request's future.

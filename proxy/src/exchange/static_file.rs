@@ -17,7 +17,7 @@ use crate::http::Method;
 use crate::io::{IoError, Stream, write_all};
 use crate::routes::Route;
 use crate::static_files::{
-    CachedFile, Conditions, Decision, FileHead, Lookup, StaticRoute, accepts, content_type, decide,
+    CachedFile, Conditions, Decision, Extra, FileHead, Lookup, StaticRoute, accepts, decide,
     has_dot_segment, index_rel, write_file_head,
 };
 use crate::worker::Worker;
@@ -48,6 +48,9 @@ pub(super) struct FileRequest<'a> {
     pub(super) rel: &'a [u8],
     /// Headers an app set on the answer (X-Accel-Redirect), written as given.
     pub(super) app_headers: &'a [(&'a [u8], &'a [u8])],
+    /// An app named the file (X-Accel-Redirect): it is sent whatever the request's method,
+    /// as nginx turns the redirected request into a GET (a HEAD stays a HEAD).
+    pub(super) from_app: bool,
 }
 
 /// Serves the file `f` names, its directory's index, its fallback, or 404.
@@ -58,10 +61,14 @@ pub(super) async fn serve(
     rest: &mut Buf,
     worker: &Worker,
 ) -> Result<Outcome, Fail> {
-    if !matches!(req.head.method, Method::Get | Method::Head) {
+    let readable = f.from_app || matches!(req.head.method, Method::Get | Method::Head);
+    let files = f.files;
+    // As `try_files $uri @app`: another method than GET or HEAD still goes to the fallback
+    // when there is no file (a POST to the app behind `location /`); without a fallback, or
+    // on a file, it is refused.
+    if !readable && files.fallback.is_none() {
         return Err(Fail::MethodNotAllowed);
     }
-    let files = f.files;
     let found = if !files.dotfiles && has_dot_segment(f.rel) {
         Lookup::NotFound
     } else {
@@ -92,6 +99,7 @@ pub(super) async fn serve(
     let Lookup::File(found) = found else {
         return match files.fallback {
             Some(group) => {
+                req.redirect()?;
                 let target = upstream::Target {
                     group,
                     script_name: None,
@@ -103,8 +111,13 @@ pub(super) async fn serve(
             None => Err(Fail::NoFile),
         };
     };
+    if !readable {
+        return Err(Fail::MethodNotAllowed);
+    }
+    // The type is the file's own, also when a compressed sibling goes out.
+    let content_type = found.content_type.clone();
     let (found, encoding) = precompressed(client, f, worker, found).await;
-    answer(client, req, f, &found, encoding, worker).await
+    answer(client, req, f, &found, &content_type, encoding, worker).await
 }
 
 /// The best precompressed sibling the client accepts, or the file itself.
@@ -138,6 +151,7 @@ async fn answer(
     req: &Request,
     f: &FileRequest<'_>,
     found: &CachedFile,
+    content_type: &str,
     encoding: Option<&'static str>,
     worker: &Worker,
 ) -> Result<Outcome, Fail> {
@@ -163,20 +177,16 @@ async fn answer(
             .iter()
             .any(|(n, _)| n.eq_ignore_ascii_case(name))
     };
-    let type_of_file = content_type(f.rel);
-    let mut extra: Vec<(&[u8], &[u8])> = f.app_headers.to_vec();
-    extra.push((b"X-Request-ID", req.request_id.as_bytes()));
-    if let Some(hsts) = &client.hsts {
-        extra.push((b"Strict-Transport-Security", hsts.as_bytes()));
-    }
-    if Route::adds_headers_to(status) {
-        extra.extend(
-            f.route
-                .response_headers
-                .iter()
-                .map(|(n, v)| (n.as_bytes(), v.as_bytes())),
-        );
-    }
+    let extra = Extra {
+        app: f.app_headers,
+        request_id: Some(req.request_id.as_bytes()),
+        hsts: client.hsts.as_deref().map(str::as_bytes),
+        route: if Route::adds_headers_to(status) {
+            &f.route.response_headers
+        } else {
+            &[]
+        },
+    };
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -184,7 +194,7 @@ async fn answer(
     let head = FileHead {
         status,
         client_version: req.head.version,
-        content_type: (!app_sets(b"content-type")).then_some(&*type_of_file),
+        content_type: (!app_sets(b"content-type")).then_some(content_type),
         encoding,
         meta,
         validators: &found.validators,
@@ -196,7 +206,7 @@ async fn answer(
         vary: !files.precompressed.is_empty(),
         keep_alive: req.keep_alive,
         now,
-        extra: &extra,
+        extra,
     };
     let body = if is_head { 0 } else { head.body_len() };
     let inline = usize::try_from(body)

@@ -11,15 +11,18 @@
 //! small scripts, styles) then go out with no read at all, and their bytes always match the
 //! size and validators sent with them.
 
+use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tokio::sync::Semaphore;
 use tokio_uring::fs::File;
 
 use super::decision::{FileMeta, Validators};
+use super::head::content_type;
 use super::open::{Opened, Root};
 
 /// How long an entry is trusted.
@@ -30,6 +33,10 @@ const MAX_ENTRIES: usize = 1024;
 pub(crate) const SMALL_FILE: u64 = 16 * 1024;
 /// Most bytes of small files kept per worker.
 const MAX_HELD: usize = 1024 * 1024;
+/// Most opens in flight per worker. Each takes a thread of tokio's blocking pool, which the
+/// runtime tokio-uring builds caps only at 512: a burst of requests for uncached paths (or a
+/// slow disk) waits here instead of starting hundreds of threads.
+const MAX_OPENING: usize = 16;
 
 /// A regular file, open.
 #[derive(Clone)]
@@ -38,6 +45,8 @@ pub(crate) struct CachedFile {
     pub(crate) meta: FileMeta,
     /// Its Last-Modified and ETag, formatted.
     pub(crate) validators: Validators,
+    /// Its Content-Type, from its name's extension (looked up once per opening).
+    pub(crate) content_type: Cow<'static, str>,
     /// The whole file, when it is small and the worker's budget allowed.
     pub(crate) bytes: Option<Rc<[u8]>>,
 }
@@ -62,7 +71,6 @@ struct Entry {
 type Paths = HashMap<Box<[u8]>, Entry>;
 
 /// One worker's cache, keyed by static route and path.
-#[derive(Default)]
 pub(crate) struct FileCache {
     /// Per root (a static route's index among the routes), path → entry.
     entries: RefCell<HashMap<usize, Paths>>,
@@ -70,6 +78,20 @@ pub(crate) struct FileCache {
     order: RefCell<VecDeque<(usize, Box<[u8]>)>>,
     /// Bytes of small files held by the entries.
     held: Cell<usize>,
+    /// Opens in flight on the blocking pool. A permit goes into the blocking task and ends
+    /// with it, so an open stuck on a slow disk keeps its place even after its request left.
+    opening: Arc<Semaphore>,
+}
+
+impl Default for FileCache {
+    fn default() -> Self {
+        FileCache {
+            entries: RefCell::default(),
+            order: RefCell::default(),
+            held: Cell::default(),
+            opening: Arc::new(Semaphore::new(MAX_OPENING)),
+        }
+    }
 }
 
 impl FileCache {
@@ -80,9 +102,14 @@ impl FileCache {
         {
             return entry.found.clone();
         }
+        // Never closed, so acquiring fails only if it were: then nothing is servable.
+        let Ok(opening) = Arc::clone(&self.opening).acquire_owned().await else {
+            return Lookup::NotFound;
+        };
         let (root, owned) = (Arc::clone(root), rel.to_vec());
         let room = self.held.get() < MAX_HELD;
         let opened = tokio::task::spawn_blocking(move || {
+            let _opening = opening;
             let opened = root.open_beneath(&owned);
             let bytes = match &opened {
                 Opened::File(file, meta) if room && meta.size <= SMALL_FILE => {
@@ -102,6 +129,7 @@ impl FileCache {
                     file: Rc::new(File::from_std(file)),
                     meta,
                     validators: Validators::of(&meta),
+                    content_type: content_type(rel),
                     bytes,
                 })
             }

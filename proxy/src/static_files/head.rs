@@ -2,10 +2,10 @@
 //! sibling the client accepts.
 
 use std::borrow::Cow;
-use std::io::Write;
 
 use super::decision::{FileMeta, Validators};
 use crate::clock::http_date_at;
+use crate::http::ascii::push_u64;
 use crate::http::{Version, http_date, reason_phrase};
 
 /// What a file answer's head says.
@@ -33,8 +33,23 @@ pub(crate) struct FileHead<'a> {
     pub(crate) keep_alive: bool,
     /// Now, seconds since the epoch (Date and Expires).
     pub(crate) now: u64,
-    /// More headers, written as given.
-    pub(crate) extra: &'a [(&'a [u8], &'a [u8])],
+    /// More headers, written as given, in this order: the app's (X-Accel-Redirect), the
+    /// request ID, Strict-Transport-Security, the route's `response_headers`. Apart, so
+    /// that no request gathers them into a list of its own.
+    pub(crate) extra: Extra<'a>,
+}
+
+/// The headers of a file answer that do not come from the file.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Extra<'a> {
+    /// Headers an app set on the answer (X-Accel-Redirect), written as given.
+    pub(crate) app: &'a [(&'a [u8], &'a [u8])],
+    /// X-Request-ID.
+    pub(crate) request_id: Option<&'a [u8]>,
+    /// Strict-Transport-Security (on TLS connections, when configured).
+    pub(crate) hsts: Option<&'a [u8]>,
+    /// The route's `response_headers` (only on the statuses nginx's add_header covers).
+    pub(crate) route: &'a [(String, String)],
 }
 
 impl FileHead<'_> {
@@ -50,59 +65,75 @@ impl FileHead<'_> {
 
 /// Appends the head.
 pub(crate) fn write_file_head(out: &mut Vec<u8>, h: &FileHead<'_>) {
-    let reason = reason_phrase(h.status).unwrap_or("");
-    let _ = write!(
-        out,
-        "HTTP/1.1 {} {reason}\r\nServer: ringway\r\nDate: ",
-        h.status
-    );
+    out.extend_from_slice(b"HTTP/1.1 ");
+    push_u64(out, h.status.into());
+    out.push(b' ');
+    out.extend_from_slice(reason_phrase(h.status).unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\nServer: ringway\r\nDate: ");
     out.extend_from_slice(&http_date_at(h.now));
     out.extend_from_slice(b"\r\n");
     if let Some(content_type) = h.content_type.filter(|_| h.status != 304) {
-        let _ = write!(out, "Content-Type: {content_type}\r\n");
+        header(out, b"Content-Type", content_type.as_bytes());
     }
     if h.status != 304 {
-        let _ = write!(out, "Content-Length: {}\r\n", h.body_len());
+        out.extend_from_slice(b"Content-Length: ");
+        push_u64(out, h.body_len());
+        out.extend_from_slice(b"\r\n");
     }
     if let Some((start, end)) = h.range {
-        let _ = write!(
-            out,
-            "Content-Range: bytes {start}-{end}/{}\r\n",
-            h.meta.size
-        );
+        out.extend_from_slice(b"Content-Range: bytes ");
+        push_u64(out, start);
+        out.push(b'-');
+        push_u64(out, end);
+        out.push(b'/');
+        push_u64(out, h.meta.size);
+        out.extend_from_slice(b"\r\n");
     }
     // A 304 describes the stored answer by its validators; it has no body to encode.
     if let Some(encoding) = h.encoding.filter(|_| h.status != 304) {
-        let _ = write!(out, "Content-Encoding: {encoding}\r\n");
+        header(out, b"Content-Encoding", encoding.as_bytes());
     }
-    out.extend_from_slice(b"Last-Modified: ");
-    out.extend_from_slice(h.validators.last_modified());
-    out.extend_from_slice(b"\r\nETag: ");
-    out.extend_from_slice(h.validators.etag());
-    out.extend_from_slice(b"\r\nAccept-Ranges: bytes\r\n");
+    header(out, b"Last-Modified", h.validators.last_modified());
+    header(out, b"ETag", h.validators.etag());
+    out.extend_from_slice(b"Accept-Ranges: bytes\r\n");
     if let Some((max_age, immutable)) = h.cache {
-        let immutable = if immutable { ", immutable" } else { "" };
-        let _ = write!(
-            out,
-            "Cache-Control: max-age={max_age}{immutable}\r\nExpires: "
-        );
-        out.extend_from_slice(&http_date(h.now.saturating_add(max_age)));
+        out.extend_from_slice(b"Cache-Control: max-age=");
+        push_u64(out, max_age);
+        if immutable {
+            out.extend_from_slice(b", immutable");
+        }
         out.extend_from_slice(b"\r\n");
+        header(out, b"Expires", &http_date(h.now.saturating_add(max_age)));
     }
     if h.vary {
         out.extend_from_slice(b"Vary: Accept-Encoding\r\n");
     }
-    for (name, value) in h.extra {
-        out.extend_from_slice(name);
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value);
-        out.extend_from_slice(b"\r\n");
+    let extra = &h.extra;
+    for (name, value) in extra.app {
+        header(out, name, value);
+    }
+    if let Some(id) = extra.request_id {
+        header(out, b"X-Request-ID", id);
+    }
+    if let Some(hsts) = extra.hsts {
+        header(out, b"Strict-Transport-Security", hsts);
+    }
+    for (name, value) in extra.route {
+        header(out, name.as_bytes(), value.as_bytes());
     }
     if !h.keep_alive {
         out.extend_from_slice(b"Connection: close\r\n");
     } else if h.client_version == Version::Http10 {
         out.extend_from_slice(b"Connection: keep-alive\r\n");
     }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends one header line.
+fn header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
 }
 
@@ -247,7 +278,12 @@ mod tests {
             vary: true,
             keep_alive: true,
             now: 784_111_777,
-            extra: &[(b"X-A", b"1")],
+            extra: Extra {
+                app: &[(b"X-A", b"1")],
+                request_id: Some(b"abc"),
+                hsts: None,
+                route: &[("X-B".to_owned(), "2".to_owned())],
+            },
         };
         let mut out = Vec::new();
         write_file_head(&mut out, &head);
@@ -263,6 +299,8 @@ mod tests {
             "Expires: Tue, 06 Dec 1994 08:49:37 GMT\r\n",
             "Vary: Accept-Encoding\r\n",
             "X-A: 1\r\n",
+            "X-Request-ID: abc\r\n",
+            "X-B: 2\r\n",
         ] {
             assert!(text.contains(line), "{line:?} in\n{text}");
         }

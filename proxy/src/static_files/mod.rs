@@ -16,7 +16,7 @@ use std::time::Duration;
 
 pub(crate) use cache::{CachedFile, FileCache, Lookup};
 pub(crate) use decision::{Conditions, Decision, decide};
-pub(crate) use head::{FileHead, accepts, content_type, write_file_head};
+pub(crate) use head::{Extra, FileHead, accepts, content_type, write_file_head};
 pub(crate) use open::{Opened, Root, has_dot_segment, index_rel};
 
 /// A precompressed sibling a route may serve (nginx's `gzip_static`, and brotli).
