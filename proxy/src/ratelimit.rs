@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 /// Length of a rate-limiting window.
 pub(crate) const WINDOW: Duration = Duration::from_secs(5);
 /// Lines of one kind written in full per window.
-const BURST: u32 = 5;
+pub(crate) const BURST: u32 = 5;
 
 /// One kind of log line's allowance.
 #[derive(Debug)]

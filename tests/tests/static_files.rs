@@ -567,6 +567,49 @@ fn an_x_accel_redirect_cycle_ends_with_500_after_ten_redirects() {
 }
 
 #[test]
+fn x_accel_redirect_obeys_the_allow_list_of_the_route_it_lands_on() {
+    // nginx runs the access phase again after an internal redirect.
+    let tree = StaticTree::build();
+    let uwsgi = Uwsgi::start_with(UwsgiOptions::named(App::Raw, "app"));
+    let routes = [StaticRoute::new("/protected/", &tree.private())
+        .internal()
+        .set("allow", "[\"10.0.0.0/8\"]")];
+    let ringway = Ringway::with_config(config_with(&uwsgi, &routes)).start();
+    let r = roundtrip(ringway.addr(), &Req::get("/report/report.pdf"));
+    assert_eq!(r.status, 403, "{r:?}");
+    assert!(!r.text().contains(tree.private_marker()), "{r:?}");
+}
+
+#[test]
+fn a_replaced_file_is_noticed_once_its_cache_entry_expires() {
+    // The open-file cache trusts an entry for one second, then opens the path again.
+    let stack = stack();
+    let path = stack.tree.root().join("deploy.js");
+    std::fs::write(&path, b"old build\n").expect("writing the file");
+    let target = "/static/deploy.js";
+    let r = roundtrip(stack.addr(), &Req::get(target));
+    assert_eq!(r.body, b"old build\n", "{r:?}");
+    // A deploy renames the new build into place.
+    let next = stack.tree.root().join("deploy.js.new");
+    std::fs::write(&next, b"new build, longer\n").expect("writing the new file");
+    std::fs::rename(&next, &path).expect("renaming it into place");
+    let replaced = Instant::now();
+    let mut last = None;
+    let changed = poll_until(Duration::from_secs(5), || {
+        let r = roundtrip(stack.addr(), &Req::get(target));
+        let new = r.body == b"new build, longer\n";
+        last = Some(r);
+        new
+    });
+    // Five seconds: the cache's one, with room for a loaded machine.
+    assert!(
+        changed,
+        "still the old file {:?} after the rename: {last:?}",
+        replaced.elapsed()
+    );
+}
+
+#[test]
 fn an_internal_route_answers_404_to_every_direct_request() {
     let stack = stack();
     let t = &stack.tree;

@@ -38,6 +38,11 @@ pub(super) async fn serve(
     let Action::Static(files) = &route.action else {
         return Err(misdirected);
     };
+    // nginx runs the access phase again after an internal redirect: the route's allow list
+    // holds for the files an app hands out too.
+    if !route.allows(req.client_ip) {
+        return Err(Fail::Forbidden);
+    }
     // The app's headers ringway keeps, read before the client is lent to the file's answer.
     let headers = std::mem::take(&mut client.response_headers);
     let kept: Vec<(&[u8], &[u8])> = headers

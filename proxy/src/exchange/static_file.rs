@@ -5,6 +5,7 @@
 
 use std::net::Shutdown;
 use std::os::fd::AsRawFd;
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 use tokio_uring::fs::File;
@@ -24,6 +25,29 @@ use crate::worker::Worker;
 
 /// Bodies up to this size go out in the same write as the head.
 const INLINE: usize = SMALL;
+
+/// How file bodies go out. ringway's way is [`SendWay::BySize`]; the other two exist so
+/// that `cargo xtask bench` can measure each way at every size (`RINGWAY_STATIC_SEND=copy`
+/// or `sendfile` in ringway's environment, read once), which is how the sizes were chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SendWay {
+    /// Up to [`INLINE`] bytes: the cached bytes (or a read) in the head's write; above:
+    /// sendfile where it can, else reads into a pooled buffer.
+    BySize,
+    /// Every body read into a pooled buffer through io_uring, then written.
+    Copy,
+    /// Every body with sendfile where it can.
+    Sendfile,
+}
+
+fn send_way() -> SendWay {
+    static WAY: OnceLock<SendWay> = OnceLock::new();
+    *WAY.get_or_init(|| match std::env::var("RINGWAY_STATIC_SEND").as_deref() {
+        Ok("copy") => SendWay::Copy,
+        Ok("sendfile") => SendWay::Sendfile,
+        _ => SendWay::BySize,
+    })
+}
 
 /// The app's headers kept on a file an `X-Accel-Redirect` named, as nginx keeps them.
 pub(super) const KEPT_FROM_APP: [&[u8]; 5] = [
@@ -201,7 +225,8 @@ async fn answer(
         range,
         cache: files
             .expires
-            .filter(|_| !app_sets(b"cache-control"))
+            // An app that set either has said how long the answer keeps: one of each only.
+            .filter(|_| !app_sets(b"cache-control") && !app_sets(b"expires"))
             .map(|d| (d.as_secs(), files.immutable)),
         vary: !files.precompressed.is_empty(),
         keep_alive: req.keep_alive,
@@ -217,10 +242,14 @@ async fn answer(
     write_file_head(&mut out, &head);
     client.head_goes_out(out.len());
     let start = range.map_or(0, |(start, _)| start);
+    let written = client.stream.bytes_written();
     let sent = send(client, out, found, start, body, f.route.limits.send_timeout).await;
     let next = match sent {
         Ok(()) if req.keep_alive => Next::KeepAlive,
         Ok(()) => Next::Close,
+        // Nothing went out (a small file's read failed before its head's write): the
+        // client can still have its 500.
+        Err(fail) if client.stream.bytes_written() == written => return Err(fail),
         Err(fail) => {
             fail.report(client.peer, &worker.stats);
             Next::Abort
@@ -244,16 +273,24 @@ async fn send(
     let file = &*found.file;
     let end = start + len;
     let mut at = start;
-    let kept = found.bytes.as_deref().and_then(|bytes| {
-        let range = usize::try_from(start).ok()?..usize::try_from(end).ok()?;
-        bytes.get(range)
-    });
-    if let Some(kept) = kept.filter(|_| len <= INLINE as u64) {
+    let way = send_way();
+    let kept = found
+        .bytes
+        .as_deref()
+        .filter(|_| way == SendWay::BySize)
+        .and_then(|bytes| {
+            let range = usize::try_from(start).ok()?..usize::try_from(end).ok()?;
+            bytes.get(range)
+        });
+    let small = len <= INLINE as u64;
+    if let Some(kept) = kept.filter(|_| small) {
         out.extend_from_slice(kept);
         at = end;
-    } else if len <= INLINE as u64 {
+    } else if small && way != SendWay::Sendfile {
         out = fill(out, file, &mut at, end).await?;
-    } else if let Some(zero_copy) = client.zero_copy() {
+    } else if way != SendWay::Copy
+        && let Some(zero_copy) = client.zero_copy()
+    {
         return send_zero_copy(client, zero_copy, out, file, start, end, timeout).await;
     }
     loop {

@@ -29,6 +29,12 @@ use super::open::{Opened, Root};
 const VALID: Duration = Duration::from_secs(1);
 /// Most entries kept per worker.
 const MAX_ENTRIES: usize = 1024;
+/// Longest path cached: a longer one (no real asset's) is opened per request, so that
+/// clients sending long junk paths cannot pin much memory here.
+const MAX_KEY: usize = 512;
+/// An entry not asked for this long is dropped, with its fd (nginx's `open_file_cache
+/// inactive=60s`): a replaced asset nobody asks for again does not keep its disk space.
+const INACTIVE: Duration = Duration::from_secs(60);
 /// Largest file whose bytes are kept with its entry (one that goes out in the head's write).
 pub(crate) const SMALL_FILE: u64 = 16 * 1024;
 /// Most bytes of small files kept per worker.
@@ -136,13 +142,35 @@ impl FileCache {
             Ok((Opened::Directory, _)) => Lookup::Directory,
             Ok((Opened::NotFound, _)) | Err(_) => Lookup::NotFound,
         };
-        self.insert(route, rel, found.clone());
+        if rel.len() <= MAX_KEY {
+            self.insert(route, rel, found.clone());
+        }
         found
     }
 
     fn insert(&self, route: usize, rel: &[u8], found: Lookup) {
         let mut entries = self.entries.borrow_mut();
         let mut order = self.order.borrow_mut();
+        // Two of the oldest entries per insertion, as nginx's cache expires them: each
+        // inactive one is dropped, an active one goes to the back. Every busy file comes
+        // through here once a second (it is opened again), so the whole order turns over.
+        for _ in 0..2 {
+            let Some((route, key)) = order.pop_front() else {
+                break;
+            };
+            let map = entries.get_mut(&route);
+            let inactive = map
+                .as_ref()
+                .and_then(|m| m.get(&key))
+                .is_none_or(|e| e.at.elapsed() > INACTIVE);
+            if !inactive {
+                order.push_back((route, key));
+                continue;
+            }
+            if let Some(gone) = map.and_then(|m| m.remove(&key)) {
+                self.held.set(self.held.get() - held_by(&gone.found));
+            }
+        }
         let key: Box<[u8]> = rel.into();
         self.held.set(self.held.get() + held_by(&found));
         let fresh = Entry {
@@ -216,6 +244,28 @@ mod tests {
             // Opening the same path again (here: forced) replaces the entry, and its count.
             cache.insert(0, b"small.css", Lookup::NotFound);
             assert_eq!(cache.held.get(), 0);
+        });
+    }
+
+    #[test]
+    fn long_paths_are_looked_up_but_not_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Arc::new(Root::open(dir.path()).unwrap());
+        tokio_uring::start(async {
+            let cache = FileCache::default();
+            let long = vec![b'a'; super::MAX_KEY + 1];
+            assert!(matches!(
+                cache.open(0, &root, &long).await,
+                Lookup::NotFound
+            ));
+            assert!(matches!(
+                cache.open(0, &root, b"short-missing").await,
+                Lookup::NotFound
+            ));
+            let entries = cache.entries.borrow();
+            let kept: Vec<&[u8]> = entries[&0].keys().map(|k| &k[..]).collect();
+            assert_eq!(kept, [&b"short-missing"[..]]);
+            assert_eq!(cache.order.borrow().len(), 1);
         });
     }
 }

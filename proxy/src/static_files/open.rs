@@ -21,6 +21,7 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use super::decision::FileMeta;
+use crate::ratelimit::{BURST, Gate, WINDOW};
 
 /// A static route's root directory, open for the route's life.
 pub(crate) struct Root {
@@ -90,6 +91,7 @@ impl Root {
             return Opened::NotFound;
         };
         if fd < 0 {
+            report_open_error(&self.path, rel, io::Error::last_os_error());
             return Opened::NotFound;
         }
         // SAFETY: openat2 returned a new fd that nothing else owns.
@@ -112,6 +114,34 @@ impl Root {
             },
         )
     }
+}
+
+/// Open failures that are the host's doing, not the client's (no such file, an escape the
+/// kernel refused): logged, a few lines per window, though the client still gets a 404.
+fn report_open_error(root: &Path, rel: &[u8], err: io::Error) {
+    static GATE: Gate = Gate::new();
+    let client_made = matches!(
+        err.raw_os_error(),
+        Some(
+            libc::ENOENT
+                | libc::ENOTDIR
+                | libc::ELOOP
+                | libc::EXDEV
+                | libc::ENAMETOOLONG
+                | libc::EINVAL
+                | libc::ENXIO
+        )
+    );
+    if client_made || !GATE.allow() {
+        return;
+    }
+    tracing::warn!(
+        root = %root.display(),
+        path = %String::from_utf8_lossy(rel),
+        error = %err,
+        "opening a static file failed (404 sent; at most {BURST} such lines per {}s)",
+        WINDOW.as_secs()
+    );
 }
 
 /// The index file of the directory `rel` (relative to the root, empty for the root itself).
