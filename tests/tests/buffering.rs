@@ -1,9 +1,10 @@
 //! Buffering: ringway takes a whole answer from uWSGI (memory up to `--response-buffer-size`,
 //! then an anonymous temp file in `--temp-dir`, up to `--max-temp-file-size`) so that a slow
 //! client does not hold a Python worker; request bodies past `--client-body-buffer-size`
-//! wait in a temp file too, and past `--max-buffer-memory` every new body does; temp files
-//! never have a name and never outlive their request; `X-Accel-Buffering: no` from the app
-//! turns all of this off for one answer.
+//! wait in a temp file too, and past `--max-buffer-memory` every new body and answer does
+//! (but for the piece on its way to the client); temp files never have a name and never
+//! outlive their request; `X-Accel-Buffering: no` from the app turns all of this off for one
+//! answer.
 
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
@@ -464,6 +465,49 @@ fn past_the_memory_budget_new_bodies_go_to_disk_at_once() {
         finish_upload(upload, length, stalled_at);
     }
     assert_no_temp_left(&ringway, &temp, "after the uploads");
+}
+
+/// Past `--max-buffer-memory`, new answers go to disk too: with a memory buffer that holds a
+/// whole 8 MiB answer, a paused reader's answer stays in memory while the budget is free, and
+/// a further paused reader's answer goes to a temp file once paused readers hold the budget;
+/// every reader still gets every byte.
+#[test]
+fn past_the_memory_budget_new_answers_go_to_disk_at_once() {
+    let uwsgi = patient_uwsgi(2);
+    let temp = TempDir::new();
+    let ringway = with_temp_dir(&uwsgi, &temp)
+        .arg("--response-buffer-size", "16m")
+        .arg("--max-buffer-memory", "12m")
+        .start();
+    let addr = ringway.addr();
+    // Far more than the kernel takes of an answer to a paused client (the socket buffers
+    // grow to tcp_wmem's maximum, 4 MiB by default), so most of it waits in ringway.
+    let n = 8 * 1024 * 1024;
+    let target = format!("/bytes/{n}");
+
+    let first = paused_download(addr, &target);
+    assert_never_spills(
+        &ringway,
+        &temp,
+        "a paused 8 MiB answer with the memory budget free",
+    );
+    // Four of them hold at least 16 MiB: the budget is spent.
+    let mut paused = vec![first];
+    paused.extend((1..4).map(|_| paused_download(addr, &target)));
+    std::thread::sleep(NO_SPILL_WINDOW); // all of them are in
+    let before = ringway.open_files_under(&temp.path()).len();
+    let late = paused_download(addr, &target);
+    wait_for_temp_files(
+        &ringway,
+        &temp,
+        before + 1,
+        "a new answer with the memory budget used up (by paused readers)",
+    );
+    finish_download(late, &target, n);
+    for conn in paused {
+        finish_download(conn, &target, n);
+    }
+    assert_no_temp_left(&ringway, &temp, "after the downloads");
 }
 
 /// `X-Accel-Buffering: no` is for ringway, not for the client.
