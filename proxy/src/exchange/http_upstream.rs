@@ -16,7 +16,7 @@ use crate::buffer::{Body, Buf};
 use crate::client::Client;
 use crate::fail::{Fail, Step};
 use crate::http::{BodyFraming, Method, Version};
-use crate::io::{IoError, Stream};
+use crate::io::{IoError, Progress, Stream};
 use crate::upstream::http::{
     HeadEnv, encode_request_head, keeps_connection, read_response_head, wants_upgrade,
 };
@@ -232,7 +232,8 @@ async fn write(
     if from >= buf.len() {
         return (Ok(()), Some(buf));
     }
-    match tokio::time::timeout(limit, conn.write_from(buf, from)).await {
+    let progress = Progress::default();
+    match tokio::time::timeout(limit, conn.write_from(buf, from, &progress)).await {
         Ok((Ok(()), buf)) => (Ok(()), Some(buf)),
         Ok((Err(e), buf)) => (Err(IoError::Failed(e.kind())), Some(buf)),
         Err(_) => {
