@@ -510,6 +510,43 @@ fn past_the_memory_budget_new_answers_go_to_disk_at_once() {
     assert_no_temp_left(&ringway, &temp, "after the downloads");
 }
 
+/// Buffering never delays a byte: a server-sent event stream whose app waits after the first
+/// event reaches the client event by event. The app sends the second event only once the
+/// test has seen the first one (it waits for a file the test then creates), so a first event
+/// held back anywhere on the way shows as a read that times out, not as a slow one.
+#[test]
+fn a_paced_stream_reaches_the_client_piece_by_piece() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let ringway = Ringway::start(&uwsgi);
+    let gate_dir = TempDir::new();
+    let gate = gate_dir.path().join("second");
+    let target = format!("/paced?gate={}", gate.display());
+    let (first, second) = ("data: first\n\n", "data: second\n\n");
+
+    let mut conn = Conn::open(ringway.addr());
+    conn.send(&Req::get(&target).to_bytes()).expect("send");
+    while !String::from_utf8_lossy(conn.leftover()).contains(first) {
+        let have = conn.leftover().len();
+        conn.read_at_least(have + 1).unwrap_or_else(|e| {
+            panic!(
+                "{target}: the first event did not arrive while the app waits for it to be \
+                 seen (got {:?}): {e}",
+                String::from_utf8_lossy(conn.leftover())
+            )
+        });
+    }
+    assert!(
+        !String::from_utf8_lossy(conn.leftover()).contains("second"),
+        "the second event came before the gate opened: {:?}",
+        String::from_utf8_lossy(conn.leftover())
+    );
+    std::fs::write(&gate, b"").expect("open the gate");
+    let r = conn.read_response().expect("the rest of the stream");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.framing, Framing::Chunked, "{r:?}");
+    assert_eq!(r.text(), format!("{first}{second}"), "{r:?}");
+}
+
 /// `X-Accel-Buffering: no` is for ringway, not for the client.
 #[test]
 fn x_accel_buffering_is_not_passed_to_the_client() {
