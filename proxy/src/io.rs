@@ -248,6 +248,19 @@ pub(crate) async fn write_all<S: Stream>(
     from: usize,
     limit: Duration,
 ) -> Result<Buf, IoError> {
+    write_all_or_back(stream, buf, from, limit)
+        .await
+        .map_err(|(err, _)| err)
+}
+
+/// [`write_all`], giving the buffer back on failure too, unless the write timed out (its op
+/// may still hold the buffer then).
+pub(crate) async fn write_all_or_back<S: Stream>(
+    stream: &S,
+    buf: Buf,
+    from: usize,
+    limit: Duration,
+) -> Result<Buf, (IoError, Option<Buf>)> {
     if from >= buf.len() {
         return Ok(buf);
     }
@@ -257,12 +270,12 @@ pub(crate) async fn write_all<S: Stream>(
     loop {
         match tokio::time::timeout_at(deadline, write.as_mut()).await {
             Ok((Ok(()), buf)) => return Ok(buf),
-            Ok((Err(e), _)) => return Err(IoError::Failed(e.kind())),
+            Ok((Err(e), buf)) => return Err((IoError::Failed(e.kind()), Some(buf))),
             Err(_) => match progress.last() {
                 Some(moved) if moved + limit > deadline => deadline = moved + limit,
                 _ => {
                     stream.shutdown(Shutdown::Both);
-                    return Err(IoError::Timeout);
+                    return Err((IoError::Timeout, None));
                 }
             },
         }
