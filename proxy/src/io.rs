@@ -12,6 +12,7 @@ use std::io;
 use std::net::Shutdown;
 use std::time::Duration;
 
+use tokio::time::Instant;
 use tokio_uring::BufResult;
 use tokio_uring::buf::BoundedBuf;
 use tokio_uring::net::{TcpStream, UnixStream};
@@ -64,12 +65,36 @@ pub(crate) fn peek(fd: std::os::fd::RawFd) -> Peeked {
     }
 }
 
+/// When a write last moved some bytes with more still to go: lets [`write_all`] restart its
+/// timer on progress, so that its limit is a limit between two writes that move bytes
+/// (nginx's `send_timeout`), not on the whole piece. A write that goes out in one op (the
+/// common case) never touches it.
+#[derive(Debug, Default)]
+pub(crate) struct Progress(Cell<Option<Instant>>);
+
+impl Progress {
+    /// Notes that bytes moved just now.
+    pub(crate) fn made(&self) {
+        self.0.set(Some(Instant::now()));
+    }
+
+    fn last(&self) -> Option<Instant> {
+        self.0.get()
+    }
+}
+
 /// A byte stream: the client's TCP socket (plain or TLS) or an upstream's.
 pub(crate) trait Stream {
     /// Reads at most `max` bytes, appending them to `buf`, which has room for them.
     fn read_append(&self, buf: Buf, max: usize) -> impl Future<Output = BufResult<usize, Buf>>;
-    /// Writes all of `buf[from..]`.
-    fn write_from(&self, buf: Buf, from: usize) -> impl Future<Output = BufResult<(), Buf>>;
+    /// Writes all of `buf[from..]`, noting in `progress` each op that moved bytes while more
+    /// remained.
+    fn write_from(
+        &self,
+        buf: Buf,
+        from: usize,
+        progress: &Progress,
+    ) -> impl Future<Output = BufResult<(), Buf>>;
     /// Shuts the socket down, completing any op in flight on it.
     fn shutdown(&self, how: Shutdown);
 }
@@ -83,10 +108,29 @@ macro_rules! impl_stream {
                 (res, window.into_inner())
             }
 
-            async fn write_from(&self, buf: Buf, from: usize) -> BufResult<(), Buf> {
+            async fn write_from(
+                &self,
+                mut buf: Buf,
+                mut from: usize,
+                progress: &Progress,
+            ) -> BufResult<(), Buf> {
+                // tokio-uring's write_all, with the progress noted between ops.
                 let end = buf.len();
-                let (res, slice) = self.write_all(buf.slice(from..end)).await;
-                (res, slice.into_inner())
+                while from < end {
+                    let (res, slice) = self.write(buf.slice(from..end)).submit().await;
+                    buf = slice.into_inner();
+                    match res {
+                        Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), buf),
+                        Ok(n) => {
+                            from += n;
+                            if from < end {
+                                progress.made();
+                            }
+                        }
+                        Err(e) => return (Err(e), buf),
+                    }
+                }
+                (Ok(()), buf)
             }
 
             fn shutdown(&self, how: Shutdown) {
@@ -153,9 +197,9 @@ impl<S: Stream> Stream for Counted<S> {
         (res, buf)
     }
 
-    async fn write_from(&self, buf: Buf, from: usize) -> BufResult<(), Buf> {
+    async fn write_from(&self, buf: Buf, from: usize, progress: &Progress) -> BufResult<(), Buf> {
         let len = buf.len().saturating_sub(from) as u64;
-        let (res, buf) = self.inner.write_from(buf, from).await;
+        let (res, buf) = self.inner.write_from(buf, from, progress).await;
         if res.is_ok() {
             self.written.set(self.written.get() + len);
         }
@@ -194,22 +238,113 @@ pub(crate) async fn read_some<S: Stream>(
     }
 }
 
-/// Writes `buf[from..]` within `limit` and returns the buffer.
+/// Writes `buf[from..]` and returns the buffer, giving up when `limit` passes without the
+/// peer taking a byte: the timer restarts whenever a write op moved some (nginx's
+/// `send_timeout`: "between two successive write operations"), so a slow reader that keeps
+/// reading is never cut off in the middle of a large piece.
 pub(crate) async fn write_all<S: Stream>(
     stream: &S,
     buf: Buf,
     from: usize,
     limit: Duration,
 ) -> Result<Buf, IoError> {
+    write_all_or_back(stream, buf, from, limit)
+        .await
+        .map_err(|(err, _)| err)
+}
+
+/// [`write_all`], giving the buffer back on failure too, unless the write timed out (its op
+/// may still hold the buffer then).
+pub(crate) async fn write_all_or_back<S: Stream>(
+    stream: &S,
+    buf: Buf,
+    from: usize,
+    limit: Duration,
+) -> Result<Buf, (IoError, Option<Buf>)> {
     if from >= buf.len() {
         return Ok(buf);
     }
-    match tokio::time::timeout(limit, stream.write_from(buf, from)).await {
-        Ok((Ok(()), buf)) => Ok(buf),
-        Ok((Err(e), _)) => Err(IoError::Failed(e.kind())),
-        Err(_) => {
-            stream.shutdown(Shutdown::Both);
-            Err(IoError::Timeout)
+    let progress = Progress::default();
+    let mut write = std::pin::pin!(stream.write_from(buf, from, &progress));
+    let mut deadline = Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(deadline, write.as_mut()).await {
+            Ok((Ok(()), buf)) => return Ok(buf),
+            Ok((Err(e), buf)) => return Err((IoError::Failed(e.kind()), Some(buf))),
+            Err(_) => match progress.last() {
+                Some(moved) if moved + limit > deadline => deadline = moved + limit,
+                _ => {
+                    stream.shutdown(Shutdown::Both);
+                    return Err((IoError::Timeout, None));
+                }
+            },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+    use std::os::unix::net::UnixStream as StdUnixStream;
+    use std::time::Instant as StdInstant;
+
+    use super::*;
+
+    const PIECE: usize = 2 << 20;
+
+    /// A socket pair: the uring end to write, the std end for a reader thread.
+    fn pair() -> (UnixStream, StdUnixStream) {
+        let (ours, theirs) = StdUnixStream::pair().unwrap();
+        (UnixStream::from_std(ours), theirs)
+    }
+
+    fn piece() -> Buf {
+        let mut buf = Buf::with_capacity(PIECE);
+        buf.resize(PIECE, 7);
+        buf
+    }
+
+    #[test]
+    fn the_limit_is_between_two_writes_not_on_the_whole_piece() {
+        // The reader takes 16 KiB every 20 ms: the 2 MiB piece needs far longer than the
+        // limit, but no gap between two writes comes near it.
+        let limit = Duration::from_secs(1);
+        tokio_uring::start(async {
+            let (ours, mut theirs) = pair();
+            let reader = std::thread::spawn(move || {
+                let mut chunk = vec![0; 16 * 1024];
+                let mut total = 0;
+                while total < PIECE {
+                    std::thread::sleep(Duration::from_millis(20));
+                    total += theirs.read(&mut chunk).unwrap();
+                }
+                total
+            });
+            let start = StdInstant::now();
+            let written = write_all(&ours, piece(), 0, limit).await;
+            assert!(written.is_ok(), "{:?}", written.err());
+            assert!(
+                start.elapsed() > limit,
+                "the reader was slower than the limit"
+            );
+            assert_eq!(reader.join().unwrap(), PIECE);
+        });
+    }
+
+    #[test]
+    fn a_reader_that_stops_is_dropped_after_the_limit() {
+        tokio_uring::start(async {
+            let (ours, mut theirs) = pair();
+            let mut chunk = vec![0; 16 * 1024];
+            let (written, ()) = tokio::join!(
+                write_all(&ours, piece(), 0, Duration::from_millis(300)),
+                async {
+                    // Take a little, then nothing more.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    theirs.read_exact(&mut chunk).unwrap();
+                }
+            );
+            assert_eq!(written.err(), Some(IoError::Timeout));
+        });
     }
 }

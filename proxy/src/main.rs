@@ -180,7 +180,9 @@ fn reload(reloader: &Reloader) {
         Ok(reloaded) => {
             if !reloaded.kept.is_empty() {
                 tracing::warn!(
-                    "SIGHUP: {} changed but kept as they were: only a new process can change                      them (start the new ringway beside this one, then SIGTERM this one:                      README, \"Reload and upgrade\")",
+                    "SIGHUP: {} changed but kept as they were: only a new process can change \
+                     them (start the new ringway beside this one, then SIGTERM this one: \
+                     README, \"Reload and upgrade\")",
                     reloaded.kept.join(", ")
                 );
             }

@@ -15,6 +15,10 @@ Routes (the same as demo_flask.py):
   /set-cookies      two Set-Cookie headers (a proxy must not join them)
   /cookies/<n>      n Set-Cookie headers c0=0 .. c<n-1>=<n-1>, in that order
   /unbuffered/<n>   like /stream/<n>, with `X-Accel-Buffering: no` (relay at the client's pace)
+  /paced?gate=PATH  a server-sent event stream (no Content-Length): "data: first", then it
+                    waits until the file PATH exists (30 s at most), then "data: second"
+                    (raw app only): a client that gets the first event before making the file
+                    shows that nothing on the way held it back
   /hop-by-hop       `Connection: X-Secret, X-Also-Secret` naming two headers it also sends, and
                     X-Public (raw app only, and only with RINGWAY_VALIDATE=0: wsgiref.validate
                     forbids a Connection header in a WSGI app)
@@ -79,6 +83,21 @@ def lazy_pieces(n):
         yield piece
     if rest:
         yield piece[:rest]
+
+
+PACED_FIRST = b"data: first\n\n"
+PACED_SECOND = b"data: second\n\n"
+# How long /paced waits for its gate before sending the second event anyway.
+PACED_GATE_WAIT = 30.0
+
+
+def paced_pieces(gate):
+    """The two /paced events, the second only once `gate` exists (or the wait is over)."""
+    yield PACED_FIRST
+    deadline = time.monotonic() + PACED_GATE_WAIT
+    while not os.path.exists(gate) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    yield PACED_SECOND
 
 
 def read_body(environ):
@@ -207,6 +226,11 @@ def app(environ, start_response):
         start_response("200 OK", [("Content-Type", "application/octet-stream"),
                                   ("X-Accel-Buffering", "no")])
         return stream_pieces(n)
+    if path == "/paced":
+        gate = parse_qs(environ.get("QUERY_STRING", ""))["gate"][0]
+        start_response("200 OK", [("Content-Type", "text/event-stream"),
+                                  ("Cache-Control", "no-cache")])
+        return paced_pieces(gate)
     if path == "/hop-by-hop":
         # RFC 9110 7.6.1: a proxy removes the headers the Connection header names.
         start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2"),

@@ -1,9 +1,10 @@
 //! Buffering: ringway takes a whole answer from uWSGI (memory up to `--response-buffer-size`,
 //! then an anonymous temp file in `--temp-dir`, up to `--max-temp-file-size`) so that a slow
 //! client does not hold a Python worker; request bodies past `--client-body-buffer-size`
-//! wait in a temp file too, and past `--max-buffer-memory` every new body does; temp files
-//! never have a name and never outlive their request; `X-Accel-Buffering: no` from the app
-//! turns all of this off for one answer.
+//! wait in a temp file too, and past `--max-buffer-memory` every new body and answer does
+//! (but for the piece on its way to the client); temp files never have a name and never
+//! outlive their request; `X-Accel-Buffering: no` from the app turns all of this off for one
+//! answer.
 
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
@@ -464,6 +465,86 @@ fn past_the_memory_budget_new_bodies_go_to_disk_at_once() {
         finish_upload(upload, length, stalled_at);
     }
     assert_no_temp_left(&ringway, &temp, "after the uploads");
+}
+
+/// Past `--max-buffer-memory`, new answers go to disk too: with a memory buffer that holds a
+/// whole 8 MiB answer, a paused reader's answer stays in memory while the budget is free, and
+/// a further paused reader's answer goes to a temp file once paused readers hold the budget;
+/// every reader still gets every byte.
+#[test]
+fn past_the_memory_budget_new_answers_go_to_disk_at_once() {
+    let uwsgi = patient_uwsgi(2);
+    let temp = TempDir::new();
+    let ringway = with_temp_dir(&uwsgi, &temp)
+        .arg("--response-buffer-size", "16m")
+        .arg("--max-buffer-memory", "12m")
+        .start();
+    let addr = ringway.addr();
+    // Far more than the kernel takes of an answer to a paused client (the socket buffers
+    // grow to tcp_wmem's maximum, 4 MiB by default), so most of it waits in ringway.
+    let n = 8 * 1024 * 1024;
+    let target = format!("/bytes/{n}");
+
+    let first = paused_download(addr, &target);
+    assert_never_spills(
+        &ringway,
+        &temp,
+        "a paused 8 MiB answer with the memory budget free",
+    );
+    // Four of them hold at least 16 MiB: the budget is spent.
+    let mut paused = vec![first];
+    paused.extend((1..4).map(|_| paused_download(addr, &target)));
+    std::thread::sleep(NO_SPILL_WINDOW); // all of them are in
+    let before = ringway.open_files_under(&temp.path()).len();
+    let late = paused_download(addr, &target);
+    wait_for_temp_files(
+        &ringway,
+        &temp,
+        before + 1,
+        "a new answer with the memory budget used up (by paused readers)",
+    );
+    finish_download(late, &target, n);
+    for conn in paused {
+        finish_download(conn, &target, n);
+    }
+    assert_no_temp_left(&ringway, &temp, "after the downloads");
+}
+
+/// Buffering never delays a byte: a server-sent event stream whose app waits after the first
+/// event reaches the client event by event. The app sends the second event only once the
+/// test has seen the first one (it waits for a file the test then creates), so a first event
+/// held back anywhere on the way shows as a read that times out, not as a slow one.
+#[test]
+fn a_paced_stream_reaches_the_client_piece_by_piece() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let ringway = Ringway::start(&uwsgi);
+    let gate_dir = TempDir::new();
+    let gate = gate_dir.path().join("second");
+    let target = format!("/paced?gate={}", gate.display());
+    let (first, second) = ("data: first\n\n", "data: second\n\n");
+
+    let mut conn = Conn::open(ringway.addr());
+    conn.send(&Req::get(&target).to_bytes()).expect("send");
+    while !String::from_utf8_lossy(conn.leftover()).contains(first) {
+        let have = conn.leftover().len();
+        conn.read_at_least(have + 1).unwrap_or_else(|e| {
+            panic!(
+                "{target}: the first event did not arrive while the app waits for it to be \
+                 seen (got {:?}): {e}",
+                String::from_utf8_lossy(conn.leftover())
+            )
+        });
+    }
+    assert!(
+        !String::from_utf8_lossy(conn.leftover()).contains("second"),
+        "the second event came before the gate opened: {:?}",
+        String::from_utf8_lossy(conn.leftover())
+    );
+    std::fs::write(&gate, b"").expect("open the gate");
+    let r = conn.read_response().expect("the rest of the stream");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.framing, Framing::Chunked, "{r:?}");
+    assert_eq!(r.text(), format!("{first}{second}"), "{r:?}");
 }
 
 /// `X-Accel-Buffering: no` is for ringway, not for the client.

@@ -190,6 +190,10 @@ fn settings_only_a_new_process_can_change_are_kept_with_a_warning() {
         .find(|l| l.contains("max_buffer_memory changed but kept"))
         .unwrap_or_else(|| panic!("a warning names the setting:\n{log}"));
     assert!(warning.contains("Reload and upgrade"), "{warning}");
+    assert!(
+        warning.contains("only a new process can change them (start the new ringway"),
+        "one sentence, with no runs of spaces: {warning}"
+    );
     // The rest of the file took effect.
     let r = roundtrip(ringway.addr(), &Req::post("/", &[b'x'; 2048]));
     assert_eq!(r.status, 413, "{r:?}");

@@ -5,10 +5,13 @@
 //! within its limit (`client_body_buffer_size`, `response_buffer_size`) and the process-wide
 //! budget (`max_buffer_memory`) has room; then the temp file, within its limit
 //! (`max_temp_file_size` for answers; none for bodies, already bounded by `max_body_size`);
-//! then wait for the client to take some. An answer's piece read while nothing is queued is
-//! not buffering at all (the client has taken everything before it and is waiting for it):
-//! it stays in memory whatever the limits, so a client that keeps up never costs a temp
-//! file, and the relay always makes progress.
+//! then wait for the client to take some. An answer's piece read while nothing is queued and
+//! the client side waits for it is not buffering at all: it goes straight out, in memory
+//! whatever the limits, so a client that keeps up never costs a temp file, and the relay
+//! always makes progress. While the budget has room the same holds when the client side is
+//! still writing the piece before (today's fast path, with no temp file for a client just
+//! behind by one read); once the budget is spent, such a piece goes to the temp file if one is
+//! allowed, so that a slow answer holds one piece in memory (the one in flight), not two.
 
 /// Where the next piece goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,16 +42,28 @@ pub(crate) struct Limits {
     pub(crate) file: u64,
 }
 
-/// Where a piece of `piece` bytes goes, given what is `queued`, the `limits`, and whether the
-/// process-wide memory budget is spent.
-pub(crate) fn place(piece: usize, queued: Queued, limits: Limits, budget_spent: bool) -> Place {
+/// Where a piece of `piece` bytes goes, given what is `queued`, the `limits`, whether the
+/// process-wide memory budget is spent, and whether the client side waits for a piece (it has
+/// taken everything queued and is not writing one to the client).
+pub(crate) fn place(
+    piece: usize,
+    queued: Queued,
+    limits: Limits,
+    budget_spent: bool,
+    client_waiting: bool,
+) -> Place {
     let caught_up = queued.memory == 0 && queued.file == 0;
-    if caught_up || (!budget_spent && queued.memory.saturating_add(piece) <= limits.memory) {
+    if caught_up && (client_waiting || !budget_spent) {
+        return Place::Memory;
+    }
+    if !budget_spent && queued.memory.saturating_add(piece) <= limits.memory {
         return Place::Memory;
     }
     if queued.file.saturating_add(piece as u64) <= limits.file {
         return Place::File;
     }
+    // Nothing in memory and no room in a file: queue it rather than stall a client that may
+    // be about to wait for it (the relay always progresses).
     if queued.memory == 0 {
         return Place::Memory;
     }
@@ -78,25 +93,39 @@ mod tests {
             file: 1 << 20,
         };
         let q = |memory: usize, file: u64| Queued { memory, file };
+        let (spent, room) = (true, false);
+        let (waiting, writing) = (true, false);
         let cases = [
-            // piece, queued, budget spent, want
-            (16 * K, q(0, 0), false, Place::Memory),
-            (16 * K, q(48 * K, 0), false, Place::Memory),
-            (16 * K, q(56 * K, 0), false, Place::File),
-            (64 * K + 64, q(0, 0), false, Place::Memory), // caught up: no buffering at all
-            (16 * K, q(0, 0), true, Place::Memory),       // caught up, even past the budget
-            (16 * K, q(16 * K, 0), true, Place::File),    // budget spent: to disk
-            (16 * K, q(0, 1 << 20), true, Place::Memory), // nothing in memory: progress
-            (16 * K, q(16 * K, 0), true, Place::File),
-            (16 * K, q(64 * K, (1 << 20) - 16 * 1024), false, Place::File),
-            (16 * K, q(64 * K, (1 << 20) - 1), false, Place::Wait),
-            (16 * K, q(64 * K, 1 << 20), true, Place::Wait),
+            // piece, queued, budget, client side, want
+            (16 * K, q(0, 0), room, waiting, Place::Memory),
+            (16 * K, q(48 * K, 0), room, writing, Place::Memory),
+            (16 * K, q(56 * K, 0), room, writing, Place::File),
+            (64 * K + 64, q(0, 0), room, waiting, Place::Memory), // no buffering at all
+            // Just behind by one read while the budget has room: memory, never a temp file.
+            (64 * K + 64, q(0, 0), room, writing, Place::Memory),
+            (16 * K, q(0, 0), room, writing, Place::Memory),
+            (16 * K, q(0, 0), spent, waiting, Place::Memory), // goes straight out
+            // Budget spent and the client side busy with the piece before: to disk.
+            (16 * K, q(0, 0), spent, writing, Place::File),
+            (64 * K + 64, q(0, 0), spent, writing, Place::File),
+            (16 * K, q(16 * K, 0), spent, writing, Place::File),
+            (16 * K, q(16 * K, 0), spent, waiting, Place::File),
+            (16 * K, q(0, 1 << 20), spent, writing, Place::Memory), // file full: progress
+            (
+                16 * K,
+                q(64 * K, (1 << 20) - 16 * 1024),
+                room,
+                writing,
+                Place::File,
+            ),
+            (16 * K, q(64 * K, (1 << 20) - 1), room, writing, Place::Wait),
+            (16 * K, q(64 * K, 1 << 20), spent, writing, Place::Wait),
         ];
-        for (piece, queued, spent, want) in cases {
+        for (piece, queued, spent, waiting, want) in cases {
             assert_eq!(
-                place(piece, queued, limits, spent),
+                place(piece, queued, limits, spent, waiting),
                 want,
-                "{piece} {queued:?} {spent}"
+                "{piece} {queued:?} spent {spent} waiting {waiting}"
             );
         }
     }
@@ -108,9 +137,12 @@ mod tests {
             file: 0,
         };
         let q = |memory| Queued { memory, file: 0 };
-        assert_eq!(place(64 * K, q(0), limits, false), Place::Memory);
-        assert_eq!(place(1, q(64 * K), limits, false), Place::Wait);
-        assert_eq!(place(1, q(K), limits, true), Place::Wait);
+        assert_eq!(place(64 * K, q(0), limits, false, true), Place::Memory);
+        assert_eq!(place(64 * K, q(0), limits, false, false), Place::Memory);
+        assert_eq!(place(1, q(64 * K), limits, false, false), Place::Wait);
+        assert_eq!(place(1, q(K), limits, true, false), Place::Wait);
+        // Budget spent, the client side writing, no file: one piece waits in memory.
+        assert_eq!(place(K, q(0), limits, true, false), Place::Memory);
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! stays in memory up to the response's memory limit and the process-wide budget, then goes
 //! to an anonymous temp file up to its limit; only past both does the upstream side wait (the
 //! decisions are `spill::place`). So a slow client holds a file, not a Python worker and not
-//! RAM.
+//! RAM: once the memory budget is spent, it holds only the piece on its way to it (relayed,
+//! not buffered), everything behind that in the file.
 //!
 //! The file is written sequentially and read back in order; once everything written has been
 //! read, writing starts again at offset 0, so a long answer to a slow client needs a file only
@@ -55,6 +56,10 @@ pub(crate) struct Spool<'a> {
     state: RefCell<State>,
     file: OnceCell<TempFile>,
     file_error: Cell<Option<io::ErrorKind>>,
+    /// The client side has taken everything queued and is not writing a piece to the client
+    /// (it waits in `pop`, or has not started yet): a piece for an empty queue goes straight
+    /// out. False while it writes the piece it popped.
+    client_waiting: Cell<bool>,
     limits: spill::Limits,
     budget: &'a Arc<Budget>,
     temp_dir: &'a Path,
@@ -75,6 +80,7 @@ impl<'a> Spool<'a> {
             state: RefCell::default(),
             file: OnceCell::new(),
             file_error: Cell::new(None),
+            client_waiting: Cell::new(true),
             limits: spill::Limits { memory, file },
             budget,
             temp_dir,
@@ -93,9 +99,11 @@ impl<'a> Spool<'a> {
             let queued = self.queued();
             let limits = self.file_limits();
             let piece = buf.len() - from;
-            let mut place = spill::place(buf.capacity(), queued, limits, self.budget.is_spent());
+            let waiting = self.client_waiting.get();
+            let spent = self.budget.is_spent();
+            let mut place = spill::place(buf.capacity(), queued, limits, spent, waiting);
             if place == Place::Memory && !buf.charge(self.budget) {
-                place = spill::place(buf.capacity(), queued, limits, true);
+                place = spill::place(buf.capacity(), queued, limits, true, waiting);
             }
             match place {
                 Place::Memory => {
@@ -123,8 +131,18 @@ impl<'a> Spool<'a> {
     }
 
     /// The next client bytes, as a buffer and the offset they start at; `None` once the
-    /// queue is empty and ended. Waits while it is empty.
+    /// queue is empty and ended. Waits while it is empty. The caller is taken to be writing
+    /// the piece to the client until it calls again.
     pub(crate) async fn pop(&self) -> io::Result<Option<(Buf, usize)>> {
+        self.client_waiting.set(true);
+        let next = self.next().await;
+        if let Ok(Some(_)) = next {
+            self.client_waiting.set(false);
+        }
+        next
+    }
+
+    async fn next(&self) -> io::Result<Option<(Buf, usize)>> {
         loop {
             let front = {
                 let mut state = self.state.borrow_mut();
@@ -343,6 +361,62 @@ mod tests {
             }
             spool.end();
             assert_eq!(drain(&spool).await.len(), 3 * 16 * 1024);
+        });
+    }
+
+    #[test]
+    fn past_the_budget_only_the_piece_in_flight_stays_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let budget = Arc::new(Budget::new(1));
+        tokio_uring::start(async {
+            let spool = Spool::new(1 << 20, 1 << 20, &budget, dir.path());
+            let front_is_memory = || {
+                matches!(
+                    spool.state.borrow().queue.front(),
+                    Some(Segment::Memory(..))
+                )
+            };
+            spool.push(piece(1, 16 * 1024), 0).await;
+            assert!(
+                front_is_memory(),
+                "nothing popped yet: the client side waits for it"
+            );
+            // The client side takes it and is busy writing it: the next piece waits on disk.
+            let in_flight = spool.pop().await.unwrap().unwrap();
+            spool.push(piece(2, 16 * 1024), 0).await;
+            assert!(matches!(
+                spool.state.borrow().queue.front(),
+                Some(Segment::File { len: 16384, .. })
+            ));
+            drop(in_flight);
+            let (buf, from) = spool.pop().await.unwrap().unwrap();
+            assert_eq!(&buf[from..], &[2u8; 16 * 1024][..]);
+            // The client side waits in `pop` for more: a new piece goes straight out.
+            let (got, ()) = tokio::join!(spool.pop(), async {
+                tokio::task::yield_now().await;
+                spool.push(piece(3, 16 * 1024), 0).await;
+                assert!(front_is_memory());
+            });
+            let (buf, from) = got.unwrap().unwrap();
+            assert_eq!(&buf[from..], &[3u8; 16 * 1024][..]);
+            assert_eq!(budget.used(), 0, "nothing was charged past the budget");
+        });
+    }
+
+    #[test]
+    fn with_room_in_the_budget_a_client_one_piece_behind_costs_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let budget = Arc::new(Budget::new(1 << 30));
+        tokio_uring::start(async {
+            let spool = Spool::new(64 * 1024, 1 << 20, &budget, dir.path());
+            for i in 0..4u8 {
+                spool.push(piece(i, 65600), 0).await;
+                let in_flight = spool.pop().await.unwrap().unwrap();
+                spool.push(piece(i, 65600), 0).await;
+                drop(in_flight);
+                drop(spool.pop().await.unwrap().unwrap());
+            }
+            assert!(spool.file.get().is_none());
         });
     }
 

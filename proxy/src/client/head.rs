@@ -5,7 +5,6 @@ use std::time::{Duration, Instant};
 
 use super::Client;
 use crate::buffer::{Buf, TINY};
-use crate::conn::DRAIN_IDLE_GRACE;
 use crate::fail::{Fail, Part};
 use crate::http::{self, Limits, RequestHead, Status};
 use crate::io::{IoError, Stream, read_some};
@@ -16,6 +15,13 @@ const HEAD_READ_SIZE: usize = 8 * 1024;
 
 /// Most header lines a request may have (431 beyond), as nginx's default buffers allow.
 const MAX_REQUEST_HEADERS: usize = 100;
+
+/// While the server drains, how long a connection waiting for its next request still has to
+/// send it. A keep-alive client sends its next request right after reading an answer: closing
+/// its connection in that moment would fail the request it is sending, so it gets this long
+/// (and its answer says `Connection: close`); a connection still quiet then is closed. Used
+/// here for a connection whose task waits for a head, and by `conn/idle.rs` for the parked.
+pub(crate) const DRAIN_IDLE_GRACE: Duration = Duration::from_secs(1);
 
 /// What a non-blocking read found ([`Client::read_now`]).
 pub(crate) enum ReadNow {

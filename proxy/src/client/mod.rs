@@ -12,7 +12,7 @@ mod watch;
 
 pub(crate) use answer::Own;
 pub(crate) use close::Next;
-pub(crate) use head::ReadNow;
+pub(crate) use head::{DRAIN_IDLE_GRACE, ReadNow};
 pub(crate) use proxy_header::{Proxied, read_proxy_header};
 pub(crate) use sendfile::{Step, ZeroCopy};
 pub(crate) use stream::ClientStream;

@@ -9,7 +9,7 @@ use tokio_uring::net::TcpStream;
 use tokio_util::either::Either;
 
 use crate::buffer::Buf;
-use crate::io::Stream;
+use crate::io::{Progress, Stream};
 use crate::tls::TlsStream;
 
 /// A client connection's transport.
@@ -56,10 +56,15 @@ impl Stream for ClientStream {
         }
     }
 
-    fn write_from(&self, buf: Buf, from: usize) -> impl Future<Output = BufResult<(), Buf>> {
+    fn write_from(
+        &self,
+        buf: Buf,
+        from: usize,
+        progress: &Progress,
+    ) -> impl Future<Output = BufResult<(), Buf>> {
         match self {
-            ClientStream::Plain(s) => Either::Left(s.write_from(buf, from)),
-            ClientStream::Tls(s) => Either::Right(Box::pin(s.write_from(buf, from))),
+            ClientStream::Plain(s) => Either::Left(s.write_from(buf, from, progress)),
+            ClientStream::Tls(s) => Either::Right(Box::pin(s.write_from(buf, from, progress))),
         }
     }
 

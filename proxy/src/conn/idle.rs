@@ -23,7 +23,7 @@ use tokio::sync::{Notify, watch};
 use tokio_util::task::TaskTracker;
 
 use super::Conn;
-use crate::client::ReadNow;
+use crate::client::{DRAIN_IDLE_GRACE, ReadNow};
 
 /// How often parked connections are checked against their deadlines: a connection closes
 /// at most this long after its keep-alive timeout.
@@ -31,12 +31,6 @@ const SWEEP_EVERY: Duration = Duration::from_millis(100);
 
 /// Events taken from the epoll instance per `epoll_wait`.
 const EVENTS: usize = 256;
-
-/// While the server drains, how long a connection waiting for its next request still has to
-/// send it. A keep-alive client sends its next request right after reading an answer: closing
-/// its connection in that moment would fail the request it is sending, so it gets this long
-/// (and its answer says `Connection: close`); a connection still quiet then is closed.
-pub(crate) const DRAIN_IDLE_GRACE: Duration = Duration::from_secs(1);
 
 /// A connection's place in its thread's [`IdleConns`], held from its first park until it
 /// closes. The stamp tells its users apart when the place is reused: an event still queued

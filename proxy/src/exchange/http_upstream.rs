@@ -16,7 +16,7 @@ use crate::buffer::{Body, Buf};
 use crate::client::Client;
 use crate::fail::{Fail, Step};
 use crate::http::{BodyFraming, Method, Version};
-use crate::io::{IoError, Stream};
+use crate::io::{IoError, write_all_or_back};
 use crate::upstream::http::{
     HeadEnv, encode_request_head, keeps_connection, read_response_head, wants_upgrade,
 };
@@ -221,23 +221,16 @@ async fn send(
     }
 }
 
-/// Writes `buf[from..]`, giving the buffer back unless the write timed out (its op may
-/// still hold it then).
+/// Writes `buf[from..]` within `limit` between two writes, giving the buffer back unless
+/// the write timed out (its op may still hold it then).
 async fn write(
     conn: &UpstreamConn,
     buf: Buf,
     from: usize,
     limit: Duration,
 ) -> (Result<(), IoError>, Option<Buf>) {
-    if from >= buf.len() {
-        return (Ok(()), Some(buf));
-    }
-    match tokio::time::timeout(limit, conn.write_from(buf, from)).await {
-        Ok((Ok(()), buf)) => (Ok(()), Some(buf)),
-        Ok((Err(e), buf)) => (Err(IoError::Failed(e.kind())), Some(buf)),
-        Err(_) => {
-            conn.shutdown(std::net::Shutdown::Both);
-            (Err(IoError::Timeout), None)
-        }
+    match write_all_or_back(conn, buf, from, limit).await {
+        Ok(buf) => (Ok(()), Some(buf)),
+        Err((err, buf)) => (Err(err), buf),
     }
 }

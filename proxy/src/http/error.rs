@@ -1,5 +1,5 @@
 //! Errors of the sans-IO HTTP layer. Which status each one answers with is decided with every
-//! other failure, in the driver's one table (`conn::fail`).
+//! other failure, in the one table, `crate::fail` (`Fail::status`).
 
 /// Why a request (or an upstream response) was refused. `Copy`, no allocation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

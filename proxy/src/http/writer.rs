@@ -9,8 +9,7 @@
 use std::io::Write;
 
 use super::ascii::push_u64;
-use super::validate::list_has;
-use super::{HeaderSpan, Version};
+use super::{ConnectionNames, HeaderSpan, Version};
 
 /// How ringway frames the body it sends to the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,12 +107,7 @@ pub fn write_response_head(
     }
     out.extend_from_slice(b"\r\n");
 
-    let named_by_connection = |name: &[u8]| {
-        headers.iter().any(|h| {
-            h.name.of(upstream_buf).eq_ignore_ascii_case(b"connection")
-                && list_has(h.value.of(upstream_buf), name)
-        })
-    };
+    let named_by_connection = ConnectionNames::gather(upstream_buf, headers);
     let (mut has_server, mut has_date, mut has_hsts) = (false, false, false);
     let mut upstream_length: Option<&[u8]> = None;
     for h in headers {
@@ -132,7 +126,7 @@ pub fn write_response_head(
             || proxy_only
             || replaced
             || DROPPED.iter().any(|d| name.eq_ignore_ascii_case(d))
-            || named_by_connection(name)
+            || named_by_connection.contains(name)
         {
             continue;
         }

@@ -12,7 +12,7 @@ use tokio_uring::BufResult;
 use tokio_uring::net::TcpStream;
 
 use crate::buffer::{Buf, LARGE, SMALL, TINY};
-use crate::io::Stream;
+use crate::io::{Progress, Stream};
 
 /// Ciphertext read at a time for bulk data: a pool class (rustls keeps the part of a record
 /// a read cut off, so a record need not fit in one read).
@@ -59,6 +59,11 @@ impl TlsStream {
 
     /// Sends every record rustls has ready.
     pub(super) async fn flush(&self) -> io::Result<()> {
+        self.flush_noting(&Progress::default()).await
+    }
+
+    /// Sends every record rustls has ready, noting in `progress` each op that moved bytes.
+    async fn flush_noting(&self, progress: &Progress) -> io::Result<()> {
         loop {
             let mut out = Buf::with_capacity(LARGE);
             {
@@ -71,9 +76,10 @@ impl TlsStream {
                 }
             }
             self.flushing.set(true);
-            let (res, _) = self.tcp.write_from(out, 0).await;
+            let (res, _) = self.tcp.write_from(out, 0, progress).await;
             self.flushing.set(false);
             res?;
+            progress.made();
         }
     }
 
@@ -168,7 +174,7 @@ impl Stream for TlsStream {
         }
     }
 
-    async fn write_from(&self, buf: Buf, from: usize) -> BufResult<(), Buf> {
+    async fn write_from(&self, buf: Buf, from: usize, progress: &Progress) -> BufResult<(), Buf> {
         let mut at = from;
         while at < buf.len() {
             let taken = self.conn.borrow_mut().writer().write(&buf[at..]);
@@ -177,7 +183,7 @@ impl Stream for TlsStream {
                 Err(e) => return (Err(e), buf),
             }
             // rustls holds a bounded amount of sealed records: send them before sealing more.
-            if let Err(e) = self.flush().await {
+            if let Err(e) = self.flush_noting(progress).await {
                 return (Err(e), buf);
             }
         }

@@ -105,19 +105,14 @@ pub(crate) fn encode_request_head(
     out.extend_from_slice(host);
     out.extend_from_slice(b"\r\n");
 
-    let named_by_connection = |name: &[u8]| {
-        headers.iter().any(|h| {
-            h.name.of(input).eq_ignore_ascii_case(b"connection")
-                && http::list_has(h.value.of(input), name)
-        })
-    };
+    let named_by_connection = http::ConnectionNames::gather(input, headers);
     for h in headers {
         let name = h.name.of(input);
         let ours = DROPPED.iter().any(|d| name.eq_ignore_ascii_case(d));
         let upgrade = env.upgrade && name.eq_ignore_ascii_case(b"upgrade");
         if (ours && !upgrade)
             || (!env.allow_underscores && name.contains(&b'_'))
-            || (!upgrade && named_by_connection(name))
+            || (!upgrade && named_by_connection.contains(name))
         {
             continue;
         }

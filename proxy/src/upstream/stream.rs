@@ -11,7 +11,7 @@ use tokio_uring::BufResult;
 use tokio_uring::net::{TcpStream, UnixStream};
 
 use crate::buffer::Buf;
-use crate::io::{Peeked, Stream, peek};
+use crate::io::{Peeked, Progress, Stream, peek};
 use crate::limits::Slot;
 
 use super::pool::ServerPool;
@@ -160,10 +160,10 @@ impl Stream for UpstreamConn {
         }
     }
 
-    async fn write_from(&self, buf: Buf, from: usize) -> BufResult<(), Buf> {
+    async fn write_from(&self, buf: Buf, from: usize, progress: &Progress) -> BufResult<(), Buf> {
         match &self.socket {
-            Some(Socket::Unix(s)) => s.write_from(buf, from).await,
-            Some(Socket::Tcp(s)) => s.write_from(buf, from).await,
+            Some(Socket::Unix(s)) => s.write_from(buf, from, progress).await,
+            Some(Socket::Tcp(s)) => s.write_from(buf, from, progress).await,
             None => (Err(io::ErrorKind::NotConnected.into()), buf),
         }
     }

@@ -1,5 +1,5 @@
 //! Errors while building a uwsgi packet (the status each answers with is decided in
-//! `conn::fail`).
+//! `crate::fail`).
 
 /// Why a request could not be turned into a uwsgi packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -23,7 +23,7 @@ fn text(buf: &[u8], span: Span) -> &str {
 }
 
 /// One named test per refused head, with the error (the status each error answers with is
-/// tested with the other failures, in `conn::fail`).
+/// tested with the other failures, in `crate::fail`).
 macro_rules! refused {
     ($($name:ident: $buf:expr => $err:ident;)*) => {$(
         #[test]

@@ -333,3 +333,26 @@ fn an_http_app_servers_server_and_date_are_replaced_a_uwsgi_apps_are_kept() {
     );
     assert!(!uwsgi.contains("Server: ringway"), "{uwsgi}");
 }
+
+#[test]
+fn headers_named_by_connection_among_many_lines_are_dropped() {
+    // Up to the 512-line limit: 400 ordinary lines, 100 Connection lines naming 200 of them.
+    let mut upstream = b"HTTP/1.1 200 OK\r\n".to_vec();
+    for i in 0..400 {
+        upstream.extend_from_slice(format!("X-H-{i}: {i}\r\n").as_bytes());
+    }
+    for i in 0..100 {
+        let (a, b) = (2 * i, 2 * i + 1);
+        upstream.extend_from_slice(format!("Connection: x-h-{a}, X-H-{b}\r\n").as_bytes());
+    }
+    upstream.extend_from_slice(b"\r\n");
+    let got = rewrite(&upstream, Version::Http11, ClientFraming::Length(0), true);
+    let mut want = "HTTP/1.1 200 OK\r\n".to_string();
+    for i in 200..400 {
+        want.push_str(&format!("X-H-{i}: {i}\r\n"));
+    }
+    want.push_str(
+        "Content-Length: 0\r\nServer: ringway\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n\r\n",
+    );
+    assert_eq!(got, want);
+}
