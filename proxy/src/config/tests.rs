@@ -959,6 +959,20 @@ fn each_http_upstream_mistake_is_refused_with_its_key() {
             "expected http://IP:PORT",
         ),
     ];
+    let to_http = "[upstreams.web]\nservers = [\"http://127.0.0.1:8000\"]\n\
+                   [[routes]]\npath = \"/api/\"\nupstream = \"web\"\n";
+    let uwsgi_vars = [
+        ("script_name = \"/api\"\n", "routes[0].script_name"),
+        ("params = { HTTPS = \"on\" }\n", "routes[0].params"),
+    ];
+    for (key_line, key) in uwsgi_vars {
+        let err = load(&format!("{to_http}{key_line}"), &[]).unwrap_err();
+        assert!(
+            err.contains(key) && err.contains("uwsgi vars") && err.contains("--url-path-prefix"),
+            "{key_line}→ {err}"
+        );
+        assert!(err.contains("ringway.toml"), "names the file: {err}");
+    }
     for (text, key, message) in cases {
         let err = load(&format!("{text}{route}"), &[]).unwrap_err();
         assert!(

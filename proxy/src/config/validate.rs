@@ -525,6 +525,16 @@ impl Resolved {
         let action = match (&route.upstream, &route.redirect, &route.static_dir) {
             (Some(name), None, None) => {
                 let group = group_index(groups, name).map_err(|m| invalid("upstream", &m))?;
+                if let Some(key) = uwsgi_only_key(route, groups[group].protocol) {
+                    return Err(invalid(
+                        key,
+                        &format!(
+                            "sets uwsgi vars, and the group {name:?} speaks HTTP: set the app \
+                             server's own root path instead (gunicorn's SCRIPT_NAME environment \
+                             variable, Granian's --url-path-prefix)"
+                        ),
+                    ));
+                }
                 let script_name = match &route.script_name {
                     Some(mount) => {
                         Some(check_mount(mount, &path).map_err(|m| invalid("script_name", &m))?)
@@ -701,6 +711,21 @@ fn misplaced_key(route: &RouteSettings, action: &Action) -> Option<&'static str>
         .chain(upstream_only.iter().filter(|_| !is_upstream))
         .find(|(_, set)| *set)
         .map(|(key, _)| *key)
+}
+
+/// `script_name` or `params` on a route to an HTTP group: both are uwsgi vars, and an
+/// HTTP request has no place for them (refused, as `keepalive` is on a uwsgi group).
+fn uwsgi_only_key(route: &RouteSettings, protocol: Protocol) -> Option<&'static str> {
+    if protocol != Protocol::Http {
+        return None;
+    }
+    [
+        ("script_name", route.script_name.is_some()),
+        ("params", !route.params.is_empty()),
+    ]
+    .iter()
+    .find(|(_, set)| *set)
+    .map(|(key, _)| *key)
 }
 
 /// `count` if in `range`; otherwise an error naming `key`.
