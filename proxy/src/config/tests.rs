@@ -352,6 +352,11 @@ fn each_route_mistake_is_refused_with_its_key() {
             "not a prefix",
         ),
         (
+            "[[routes]]\npath = \"/api\"\nupstream = \"app\"\nscript_name = \"/api\"\n",
+            "routes[0].script_name",
+            "write `path = \"/api/\"`",
+        ),
+        (
             "[[routes]]\npath = \"/\"\nupstream = \"app\"\nupstrem = \"app\"\n",
             "routes[0].upstrem",
             "unknown key",
@@ -384,6 +389,20 @@ fn each_route_mistake_is_refused_with_its_key() {
             "{text}\n→ {err}"
         );
         assert!(err.contains("ringway.toml"), "names the file: {err}");
+    }
+}
+
+#[test]
+fn a_mount_on_its_own_path_needs_a_trailing_slash_or_exact() {
+    let group = "[upstreams.app]\nservers = [\"unix:/a\"]\n";
+    let mounts = [
+        "path = \"/api/\"\nscript_name = \"/api\"\n",
+        "path = \"/api\"\nexact = true\nscript_name = \"/api\"\n",
+        "path = \"/api/v1\"\nscript_name = \"/api\"\n",
+    ];
+    for mount in mounts {
+        let text = format!("{group}[[routes]]\n{mount}upstream = \"app\"\n");
+        load(&text, &[]).unwrap_or_else(|err| panic!("{mount}→ {err}"));
     }
 }
 

@@ -536,9 +536,10 @@ impl Resolved {
                     ));
                 }
                 let script_name = match &route.script_name {
-                    Some(mount) => {
-                        Some(check_mount(mount, &path).map_err(|m| invalid("script_name", &m))?)
-                    }
+                    Some(mount) => Some(
+                        check_mount(mount, &path, route.exact)
+                            .map_err(|m| invalid("script_name", &m))?,
+                    ),
                     None => None,
                 };
                 let params = route
@@ -831,7 +832,9 @@ pub(crate) fn is_normal_path(path: &str) -> bool {
 }
 
 /// A mount point: `/x` or `/x/y`, the route's path or a prefix of it ending at a `/`.
-fn check_mount(mount: &str, path: &str) -> Result<String, String> {
+/// A prefix route mounted at its own path must end in `/`: `path = "/api"` also matches
+/// `/apix`, whose PATH_INFO would be `x` (not a path).
+fn check_mount(mount: &str, path: &str, exact: bool) -> Result<String, String> {
     let clean = is_normal_path(mount) && mount.len() > 1 && !mount.ends_with('/');
     if !clean {
         return Err(format!(
@@ -842,6 +845,13 @@ fn check_mount(mount: &str, path: &str) -> Result<String, String> {
     if !covers {
         return Err(format!(
             "{mount:?} is not a prefix of the route's path {path:?}: PATH_INFO could not start after it"
+        ));
+    }
+    if path == mount && !exact {
+        return Err(format!(
+            "the prefix route {path:?} also matches {path}x, whose PATH_INFO would be \"x\": \
+             write `path = \"{path}/\"` (a request for {path} is redirected to {path}/), or \
+             `exact = true`"
         ));
     }
     Ok(mount.to_owned())
