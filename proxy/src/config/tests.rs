@@ -393,6 +393,31 @@ fn each_route_mistake_is_refused_with_its_key() {
 }
 
 #[test]
+fn max_body_size_0_is_no_limit_globally_and_per_route() {
+    let text = "max_body_size = \"0\"\n[upstreams.app]\nservers = [\"unix:/a\"]\n\
+                [[routes]]\npath = \"/\"\nupstream = \"app\"\n\
+                [[routes]]\npath = \"/small/\"\nupstream = \"app\"\nmax_body_size = \"1m\"\n";
+    let config = load(text, &[]).unwrap();
+    assert_eq!(config.limits.max_body_size, Limits::NO_BODY_LIMIT);
+    assert_eq!(
+        route(&config, "/x").limits.max_body_size,
+        Limits::NO_BODY_LIMIT
+    );
+    assert_eq!(route(&config, "/small/x").limits.max_body_size, 1 << 20);
+    let text = "[upstreams.app]\nservers = [\"unix:/a\"]\n\
+                [[routes]]\npath = \"/\"\nupstream = \"app\"\n\
+                [[routes]]\npath = \"/any/\"\nupstream = \"app\"\nmax_body_size = \"0\"\n";
+    let config = load(text, &[]).unwrap();
+    assert_eq!(route(&config, "/x").limits.max_body_size, 1 << 20);
+    assert_eq!(
+        route(&config, "/any/x").limits.max_body_size,
+        Limits::NO_BODY_LIMIT
+    );
+    let flags = Config::from_args(["ringway", "--upstream", "unix:/a", "--max-body-size", "0"]);
+    assert_eq!(flags.unwrap().limits.max_body_size, Limits::NO_BODY_LIMIT);
+}
+
+#[test]
 fn a_mount_on_its_own_path_needs_a_trailing_slash_or_exact() {
     let group = "[upstreams.app]\nservers = [\"unix:/a\"]\n";
     let mounts = [

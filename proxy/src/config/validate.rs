@@ -348,7 +348,12 @@ impl Resolved {
         };
         let dur = |d: Option<Dur>, default: u64| d.unwrap_or(Dur::secs(default)).0;
         Ok(Limits {
-            max_body_size: own.max_body_size.unwrap_or(Size::mib(1)).0,
+            // 0 is no limit, as nginx's `client_max_body_size 0`: a body past
+            // client_body_buffer_size goes to a temp file, so memory stays bounded.
+            max_body_size: match own.max_body_size.unwrap_or(Size::mib(1)).0 {
+                0 => Limits::NO_BODY_LIMIT,
+                n => n,
+            },
             client_body_buffer_size: size(
                 "client_body_buffer_size",
                 own.client_body_buffer_size,
