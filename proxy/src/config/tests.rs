@@ -357,6 +357,11 @@ fn each_route_mistake_is_refused_with_its_key() {
             "write `path = \"/api/\"`",
         ),
         (
+            "[[routes]]\npath = \"/\"\nupstream = \"app\"\nmax_header_size = \"32k\"\n",
+            "routes[0].max_header_size",
+            "unknown key",
+        ),
+        (
             "[[routes]]\npath = \"/\"\nupstream = \"app\"\nupstrem = \"app\"\n",
             "routes[0].upstrem",
             "unknown key",
