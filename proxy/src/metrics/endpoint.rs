@@ -180,8 +180,8 @@ impl Sources {
         if let Some(tls) = &self.tls {
             snap.tls_certificates = tls
                 .certificates()
-                .into_iter()
-                .map(|c| (c.name, c.not_after))
+                .iter()
+                .map(|c| (c.name.clone(), c.not_after))
                 .collect();
         }
         snap.limits = self.limits.as_ref().map(|figures| figures());

@@ -65,6 +65,11 @@ impl Loaded {
         })
     }
 
+    /// The certificate chain, leaf first.
+    pub(crate) fn chain(&self) -> &[CertificateDer<'static>] {
+        &self.key.cert
+    }
+
     /// Whether this certificate is valid for `host` (exact, or one label under a wildcard).
     fn serves(&self, host: &str) -> bool {
         self.names.iter().any(|name| match name.strip_prefix("*.") {

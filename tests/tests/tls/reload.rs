@@ -1,12 +1,15 @@
 //! The certificate files: a broken TLS configuration is refused at start; SIGHUP re-reads
 //! the files (with the whole configuration): new handshakes get the new certificate,
 //! sessions already up carry on, and a broken or missing file makes the reload refused,
-//! the old certificate kept, with a log line saying why.
+//! the old certificate kept, with a log line saying why. A reload that leaves the
+//! certificates alone keeps session resumption; a new certificate starts fresh sessions.
 
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 use ringway_tests::tls::{
-    Leaf, Pki, PyOpts, PyTls, metrics, s_client, same_serial, sample, served_certificate,
+    Leaf, Pki, PyOpts, PyTls, metrics, run, s_client, same_serial, sample, served_certificate, tool,
 };
 use ringway_tests::wait::poll_until;
 use ringway_tests::{App, Conn, Req, Ringway, Uwsgi};
@@ -239,4 +242,91 @@ fn a_broken_tls_configuration_is_refused_at_start() {
         .start_refused();
     assert!(!refused.status.success(), "{refused:?}");
     assert!(refused.stderr.contains("pairs"), "{}", refused.stderr);
+}
+
+/// One `GET /` through `openssl s_client` with `version` (`-tls1_2`, `-tls1_3`), offering
+/// the session saved in `session` if there is one and saving the one it ends with there.
+/// True if the handshake resumed (s_client's `Reused`), false for a full one (`New`).
+fn resumed(ringway: &Ringway, pki: &Pki, version: &str, session: &Path) -> bool {
+    let ca = pki.ca().display().to_string();
+    let file = session.display().to_string();
+    let addr = ringway.tls_addr().to_string();
+    let mut cmd = Command::new(tool("openssl", "openssl"));
+    cmd.args([
+        "s_client",
+        "-connect",
+        &addr,
+        "-servername",
+        NAME,
+        "-CAfile",
+        &ca,
+    ])
+    .args([version, "-ign_eof", "-sess_out", &file]);
+    if session.exists() {
+        cmd.args(["-sess_in", &file]);
+    }
+    let request = format!("GET / HTTP/1.1\r\nHost: {NAME}\r\nConnection: close\r\n\r\n");
+    let ran = run(&mut cmd, request.as_bytes(), Duration::from_secs(20));
+    let out = ran.out();
+    assert!(
+        out.contains("Hello, World!"),
+        "{version}: the answer: {ran:?}"
+    );
+    match (out.contains("\nReused, "), out.contains("\nNew, ")) {
+        (true, false) => true,
+        (false, true) => false,
+        _ => panic!("{version}: neither New nor Reused once: {ran:?}"),
+    }
+}
+
+#[test]
+fn a_reload_keeps_sessions_resuming_until_a_certificate_changes() {
+    let pki = Pki::new();
+    let first = pki.issue("site", &[NAME], 0x7070_0001, (2031, 1, 1));
+    let uwsgi = Uwsgi::start(App::Raw);
+    let ringway = Ringway::with(&uwsgi)
+        .arg("--tls-listen", "127.0.0.1:0")
+        .arg("--tls-cert", first.cert.to_str().expect("utf-8"))
+        .arg("--tls-key", first.key.to_str().expect("utf-8"))
+        .flag("--no-ebpf")
+        .start();
+    let sessions = tempfile::tempdir().expect("temp dir");
+    let versions = ["-tls1_2", "-tls1_3"];
+    let session = |version: &str| sessions.path().join(format!("{version}.pem"));
+    for version in versions {
+        assert!(
+            !resumed(&ringway, &pki, version, &session(version)),
+            "{version}: the first connection is a full handshake"
+        );
+        assert!(
+            resumed(&ringway, &pki, version, &session(version)),
+            "{version}: the second resumes (the control)"
+        );
+    }
+
+    // A reload that changes nothing: the session cache and ticket keys carry over.
+    ringway.signal(libc::SIGHUP);
+    wait_count(&ringway, RELOADED, 1);
+    for version in versions {
+        assert!(
+            resumed(&ringway, &pki, version, &session(version)),
+            "{version}: a session from before a reload that left TLS alone resumes"
+        );
+    }
+
+    // A renewed certificate in the same files: fresh sessions, a full handshake each.
+    let second = pki.issue("site", &[NAME], 0x7171_0002, (2033, 3, 3));
+    ringway.signal(libc::SIGHUP);
+    wait_count(&ringway, RELOADED, 2);
+    assert_serving(&ringway, &pki, &second, "after the renewal");
+    for version in versions {
+        assert!(
+            !resumed(&ringway, &pki, version, &session(version)),
+            "{version}: a session from before the renewal does not resume"
+        );
+        assert!(
+            resumed(&ringway, &pki, version, &session(version)),
+            "{version}: the next one resumes again"
+        );
+    }
 }
