@@ -1039,3 +1039,33 @@ fn each_http_upstream_mistake_is_refused_with_its_key() {
         "{mixed}"
     );
 }
+
+#[test]
+fn each_tls_mistake_is_refused_with_its_key() {
+    let tls = "upstream = [\"unix:/a\"]\n[tls]\nlisten = \"127.0.0.1:8443\"\n";
+    let cert = "{ cert = \"/etc/tls/a.pem\", key = \"/etc/tls/a.key\" }";
+    let cases = [(
+        format!("{tls}certificates = [ {cert}, {cert} ]\n"),
+        "tls.certificates",
+        "/etc/tls/a.pem is given twice",
+    )];
+    for (text, key, message) in cases {
+        let err = load(&text, &[]).unwrap_err();
+        assert!(
+            err.contains(key) && err.contains(message),
+            "{text}\n→ {err}"
+        );
+        assert!(err.contains("ringway.toml"), "names the file: {err}");
+    }
+    let flags = [
+        "--tls-cert",
+        "/etc/tls/a.pem",
+        "--tls-key",
+        "/etc/tls/b.key",
+    ];
+    let err = load(&format!("{tls}certificates = [ {cert} ]\n"), &flags).unwrap_err();
+    assert!(
+        err.contains("given twice"),
+        "the file's list, then the flags: {err}"
+    );
+}

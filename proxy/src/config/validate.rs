@@ -212,6 +212,18 @@ impl Resolved {
                 "TLS needs a certificate (--tls-cert and --tls-key, or `certificates` in [tls])",
             ));
         }
+        // The expiry metric tells certificates apart by their file.
+        let mut files = BTreeSet::new();
+        if let Some(twice) = certificates.iter().find(|c| !files.insert(&c.cert)) {
+            return Err(self.invalid_in_file(
+                "tls.certificates",
+                &format!(
+                    "{} is given twice (in the file's list or the --tls-cert flags): give each \
+                     certificate once",
+                    twice.cert.display()
+                ),
+            ));
+        }
         if let Some(hsts) = &t.hsts
             && !is_header_value(hsts)
         {

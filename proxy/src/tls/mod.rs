@@ -47,11 +47,14 @@ pub struct TlsConfig {
     pub handshake_timeout: Duration,
 }
 
-/// A certificate's name and expiry, for the metrics.
-#[derive(Debug, Clone)]
+/// A certificate's name, file and expiry, for the metrics.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct CertInfo {
-    /// Its first DNS name.
+    /// Its first DNS name (SAN, else CN).
     pub name: String,
+    /// Its certificate file, as configured: two certificates may share a name (an RSA and
+    /// an ECDSA one, say), and the file keeps their series apart.
+    pub file: String,
     /// notAfter, seconds since the epoch.
     pub not_after: i64,
 }
@@ -81,6 +84,7 @@ impl Acceptor {
             .iter()
             .map(|c| CertInfo {
                 name: c.label.clone(),
+                file: c.file.clone(),
                 not_after: c.not_after,
             })
             .collect();

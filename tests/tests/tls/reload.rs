@@ -50,10 +50,14 @@ fn served_serial(ringway: &Ringway, pki: &Pki) -> String {
     served_certificate(&ran.out()).0
 }
 
-fn expiry(ringway: &Ringway) -> f64 {
+/// The expiry metric of the certificate `leaf` (its name, its file).
+fn expiry(ringway: &Ringway, leaf: &Leaf) -> f64 {
     sample(
         &metrics(ringway.metrics_addr()),
-        &format!("ringway_tls_certificate_expiry_timestamp_seconds{{name=\"{NAME}\"}}"),
+        &format!(
+            "ringway_tls_certificate_expiry_timestamp_seconds{{name=\"{NAME}\",file=\"{}\"}}",
+            leaf.cert.display()
+        ),
     )
 }
 
@@ -96,7 +100,7 @@ fn sighup_swaps_the_certificate_keeps_sessions_and_survives_broken_files() {
         .flag("--no-ebpf")
         .start();
     assert_serving(&ringway, &pki, &first, "at start");
-    assert_eq!(expiry(&ringway), first.not_after as f64);
+    assert_eq!(expiry(&ringway, &first), first.not_after as f64);
 
     // A keep-alive session made with the first certificate.
     let old = PyTls::open(ringway.tls_addr(), &PyOpts::verified(NAME, pki.ca()));
@@ -111,7 +115,7 @@ fn sighup_swaps_the_certificate_keeps_sessions_and_survives_broken_files() {
     wait_count(&ringway, RELOADED, 1);
     assert_serving(&ringway, &pki, &second, "after the reload");
     assert_serves(&mut old_conn, "the session from before the reload");
-    assert_eq!(expiry(&ringway), second.not_after as f64);
+    assert_eq!(expiry(&ringway, &second), second.not_after as f64);
     assert!(
         ringway.stderr().contains("serial=5b5b0002"),
         "the new serial is logged:\n{}",
@@ -163,7 +167,7 @@ fn sighup_swaps_the_certificate_keeps_sessions_and_survives_broken_files() {
         );
         assert!(ringway.is_running(), "{what}: ringway runs on");
         assert_serving(&ringway, &pki, &second, &format!("after {what}"));
-        assert_eq!(expiry(&ringway), second.not_after as f64, "{what}");
+        assert_eq!(expiry(&ringway, &second), second.not_after as f64, "{what}");
         assert_serves(&mut old_conn, &format!("the old session after {what}"));
     }
 
@@ -172,7 +176,7 @@ fn sighup_swaps_the_certificate_keeps_sessions_and_survives_broken_files() {
     ringway.signal(libc::SIGHUP);
     wait_count(&ringway, RELOADED, 2);
     assert_serving(&ringway, &pki, &third, "after the files were mended");
-    assert_eq!(expiry(&ringway), third.not_after as f64);
+    assert_eq!(expiry(&ringway, &third), third.not_after as f64);
     assert_serves(&mut old_conn, "the first session, to the end");
 }
 
