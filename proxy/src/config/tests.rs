@@ -1044,11 +1044,18 @@ fn each_http_upstream_mistake_is_refused_with_its_key() {
 fn each_tls_mistake_is_refused_with_its_key() {
     let tls = "upstream = [\"unix:/a\"]\n[tls]\nlisten = \"127.0.0.1:8443\"\n";
     let cert = "{ cert = \"/etc/tls/a.pem\", key = \"/etc/tls/a.key\" }";
-    let cases = [(
-        format!("{tls}certificates = [ {cert}, {cert} ]\n"),
-        "tls.certificates",
-        "/etc/tls/a.pem is given twice",
-    )];
+    let cases = [
+        (
+            format!("{tls}certificates = [ {cert}, {cert} ]\n"),
+            "tls.certificates",
+            "/etc/tls/a.pem is given twice",
+        ),
+        (
+            format!("{tls}certificates = [ {cert} ]\nhandshake_timeout = \"0s\"\n"),
+            "tls.handshake_timeout",
+            "longer than 0",
+        ),
+    ];
     for (text, key, message) in cases {
         let err = load(&text, &[]).unwrap_err();
         assert!(
@@ -1068,4 +1075,57 @@ fn each_tls_mistake_is_refused_with_its_key() {
         err.contains("given twice"),
         "the file's list, then the flags: {err}"
     );
+    let err = load(
+        &format!("{tls}certificates = [ {cert} ]\n"),
+        &["--tls-handshake-timeout", "0s"],
+    )
+    .unwrap_err();
+    assert!(
+        err.starts_with("--tls-handshake-timeout: ") && err.contains("longer than 0"),
+        "{err}"
+    );
+}
+
+#[test]
+fn zero_timeouts_are_refused_where_zero_means_nothing() {
+    let routed = |global: &str, route: &str| {
+        format!(
+            "{global}\n[upstreams.app]\nservers = [\"unix:/a\"]\n\
+             [[routes]]\npath = \"/\"\nupstream = \"app\"\n{route}\n"
+        )
+    };
+    for key in [
+        "upstream_connect_timeout",
+        "upstream_read_timeout",
+        "client_body_timeout",
+        "send_timeout",
+    ] {
+        let err = load(&routed(&format!("{key} = \"0s\""), ""), &[]).unwrap_err();
+        assert!(
+            err.starts_with(&format!("{key} in ")) && err.contains("longer than 0"),
+            "{err}"
+        );
+        let err = load(&routed("", &format!("{key} = \"0s\"")), &[]).unwrap_err();
+        assert!(
+            err.contains(&format!("routes[0].{key}")) && err.contains("longer than 0"),
+            "{err}"
+        );
+    }
+    let err = load(&routed("client_header_timeout = \"0s\"", ""), &[]).unwrap_err();
+    assert!(
+        err.contains("client_header_timeout") && err.contains("longer than 0"),
+        "{err}"
+    );
+    let err = Config::from_args(["ringway", "--upstream", "unix:/a", "--send-timeout", "0s"])
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("--send-timeout: "), "{err}");
+    // Where 0 means something, it stays: idle connections closed at once, stop at once.
+    let config = load(
+        &routed("keepalive_timeout = \"0s\"\nshutdown_timeout = \"0s\"", ""),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(config.keepalive_timeout, Duration::ZERO);
+    assert_eq!(config.shutdown_timeout, Duration::ZERO);
 }

@@ -93,7 +93,12 @@ impl Resolved {
             routes,
             limits,
             max_header_size,
-            client_header_timeout: dur(s.client_header_timeout, 60),
+            client_header_timeout: nonzero_timeout(
+                "client_header_timeout",
+                s.client_header_timeout,
+                60,
+                &|key, message| self.invalid(key, message),
+            )?,
             keepalive_timeout: dur(s.keepalive_timeout, 75),
             shutdown_timeout: dur(s.shutdown_timeout, 10),
             buffering: Buffering {
@@ -234,7 +239,18 @@ impl Resolved {
             certificates,
             redirect_http: t.redirect_http.unwrap_or(false),
             hsts: t.hsts.clone(),
-            handshake_timeout: t.handshake_timeout.unwrap_or(Dur::secs(10)).0,
+            handshake_timeout: nonzero_timeout(
+                "tls.handshake_timeout",
+                t.handshake_timeout,
+                10,
+                &|key, message| {
+                    if self.from_flags.contains(key) {
+                        anyhow!("--tls-handshake-timeout: {message}")
+                    } else {
+                        self.invalid_in_file(key, message)
+                    }
+                },
+            )?,
         }))
     }
 
@@ -358,7 +374,9 @@ impl Resolved {
         let size = |name: &str, value: Option<Size>, default: Size, range| {
             self.size_in(&key(name), value.unwrap_or(default), range, invalid)
         };
-        let dur = |d: Option<Dur>, default: u64| d.unwrap_or(Dur::secs(default)).0;
+        let timeout = |name: &str, value: Option<Dur>, default: u64| {
+            nonzero_timeout(&key(name), value, default, invalid)
+        };
         Ok(Limits {
             // 0 is no limit, as nginx's `client_max_body_size 0`: a body past
             // client_body_buffer_size goes to a temp file, so memory stays bounded.
@@ -379,10 +397,14 @@ impl Resolved {
                 4096..=1 << 30,
             )?,
             max_temp_file_size: own.max_temp_file_size.unwrap_or(Size(1 << 30)).0,
-            upstream_connect_timeout: dur(own.upstream_connect_timeout, 5),
-            upstream_read_timeout: dur(own.upstream_read_timeout, 60),
-            client_body_timeout: dur(own.client_body_timeout, 60),
-            send_timeout: dur(own.send_timeout, 60),
+            upstream_connect_timeout: timeout(
+                "upstream_connect_timeout",
+                own.upstream_connect_timeout,
+                5,
+            )?,
+            upstream_read_timeout: timeout("upstream_read_timeout", own.upstream_read_timeout, 60)?,
+            client_body_timeout: timeout("client_body_timeout", own.client_body_timeout, 60)?,
+            send_timeout: timeout("send_timeout", own.send_timeout, 60)?,
         })
     }
 
@@ -744,6 +766,25 @@ fn uwsgi_only_key(route: &RouteSettings, protocol: Protocol) -> Option<&'static 
     .iter()
     .find(|(_, set)| *set)
     .map(|(key, _)| *key)
+}
+
+/// A timeout, `default` seconds if unset; 0 is refused, since everything it bounds would
+/// time out at once. (Not for the timeouts where 0 means something: `keepalive_timeout`,
+/// an idle kept-alive connection closed at once; `shutdown_timeout`, stop at once.)
+fn nonzero_timeout(
+    key: &str,
+    value: Option<Dur>,
+    default: u64,
+    invalid: &dyn Fn(&str, &str) -> anyhow::Error,
+) -> anyhow::Result<std::time::Duration> {
+    let timeout = value.unwrap_or(Dur::secs(default)).0;
+    if timeout.is_zero() {
+        return Err(invalid(
+            key,
+            "must be longer than 0: everything it bounds would time out at once",
+        ));
+    }
+    Ok(timeout)
 }
 
 /// `count` if in `range`; otherwise an error naming `key`.
