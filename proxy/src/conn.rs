@@ -110,9 +110,7 @@ pub(crate) async fn serve_tls(stream: TcpStream, peer: SocketAddr, worker: Rc<Wo
     // PROXY header names); a refused one still gets its 503 over TLS after the handshake.
     // Counted through the handshake: it holds a socket too.
     let admission = worker.limits.admit(peer);
-    let Some(config) = acceptor.config() else {
-        return;
-    };
+    let config = acceptor.config();
     match crate::tls::accept(stream, config, tls.handshake_timeout, first).await {
         Handshake::Done(session, took) => {
             worker

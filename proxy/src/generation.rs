@@ -46,14 +46,15 @@ impl Generation {
     /// The generation a server starts with (the certificates are loaded here).
     pub(crate) fn first(config: Config, names: &RouteNames) -> anyhow::Result<Generation> {
         let limits = Arc::new(Limiters::new(&config));
-        Generation::made(1, config, limits, names)
+        Generation::made(1, config, limits, names, None)
     }
 
     /// The generation after this one, from the configuration a reload read; fails (nothing
     /// changed) if its certificates cannot be loaded.
     pub(crate) fn next(&self, config: Config, names: &RouteNames) -> anyhow::Result<Generation> {
         let limits = Arc::new(Limiters::renewed(&config, &self.limits, &self.config));
-        Generation::made(self.number + 1, config, limits, names)
+        let acceptor = self.acceptor.as_deref();
+        Generation::made(self.number + 1, config, limits, names, acceptor)
     }
 
     fn made(
@@ -61,9 +62,10 @@ impl Generation {
         config: Config,
         limits: Arc<Limiters>,
         names: &RouteNames,
+        previous: Option<&Acceptor>,
     ) -> anyhow::Result<Generation> {
         let acceptor = match &config.tls {
-            Some(tls) => Some(Arc::new(Acceptor::new(tls).context("TLS")?)),
+            Some(tls) => Some(Arc::new(Acceptor::new(tls, previous).context("TLS")?)),
             None => None,
         };
         let labels = config.route_labels();

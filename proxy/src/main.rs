@@ -35,7 +35,7 @@ fn check_config(settings: Settings) -> ExitCode {
     let checked = Config::from_settings(settings).and_then(|config| {
         // The certificates and keys are read and matched as a start reads them.
         if let Some(tls) = &config.tls {
-            ringway::tls::Acceptor::new(tls)?;
+            ringway::tls::Acceptor::new(tls, None)?;
         }
         Ok(())
     });

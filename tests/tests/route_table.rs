@@ -625,10 +625,27 @@ path = "/tiny/"
 upstream = "app"
 script_name = "/tiny"
 max_body_size = "100"
+
+[[routes]]
+path = "/any/"
+upstream = "app"
+script_name = "/any"
+max_body_size = "0"
 "#;
     let ringway = Ringway::with_config(config).start();
     let addr = ringway.addr();
     let body_50k = pattern(50_000);
+
+    // 0 is no limit (nginx's `client_max_body_size 0`): more than the default 1m passes,
+    // declared or chunked.
+    let body_3m = pattern(3 << 20);
+    let r = roundtrip(addr, &Req::post("/any/echo", &body_3m));
+    check_echo(&r, &body_3m, "3 MiB to /any/ (max_body_size = 0)");
+    let r = roundtrip(
+        addr,
+        &Req::post("/any/echo", b"").chunked(&[&body_3m[..1 << 20], &body_3m[1 << 20..]]),
+    );
+    check_echo(&r, &body_3m, "3 MiB chunked to /any/ (max_body_size = 0)");
 
     let r = roundtrip(addr, &Req::post("/upload/echo", &body_50k));
     check_echo(&r, &body_50k, "50 kB to /upload/ (limit 100k)");

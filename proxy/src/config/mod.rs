@@ -166,7 +166,7 @@ pub struct ConnLimits {
 /// The limits and timeouts of one request (per route).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Largest request body.
+    /// Largest request body (`NO_BODY_LIMIT` for `max_body_size = 0`).
     pub max_body_size: u64,
     /// Request body bytes kept in memory before a temp file takes over.
     pub client_body_buffer_size: usize,
@@ -182,6 +182,11 @@ pub struct Limits {
     pub client_body_timeout: Duration,
     /// Client write timeout.
     pub send_timeout: Duration,
+}
+
+impl Limits {
+    /// `max_body_size` when set to 0: no body is larger.
+    pub const NO_BODY_LIMIT: u64 = u64::MAX;
 }
 
 /// Where buffered bytes may go, process-wide.

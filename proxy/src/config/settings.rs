@@ -194,7 +194,7 @@ pub struct Settings {
 /// The limits and timeouts of one request: global defaults, and per route.
 #[derive(Debug, Default, Clone, Args, Deserialize, Serialize)]
 pub struct LimitSettings {
-    /// Largest request body accepted (413 beyond) [default: 1m].
+    /// Largest request body accepted (413 beyond); 0 is no limit [default: 1m].
     #[arg(long, value_name = "SIZE")]
     pub max_body_size: Option<Size>,
 

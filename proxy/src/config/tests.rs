@@ -352,6 +352,16 @@ fn each_route_mistake_is_refused_with_its_key() {
             "not a prefix",
         ),
         (
+            "[[routes]]\npath = \"/api\"\nupstream = \"app\"\nscript_name = \"/api\"\n",
+            "routes[0].script_name",
+            "write `path = \"/api/\"`",
+        ),
+        (
+            "[[routes]]\npath = \"/\"\nupstream = \"app\"\nmax_header_size = \"32k\"\n",
+            "routes[0].max_header_size",
+            "unknown key",
+        ),
+        (
             "[[routes]]\npath = \"/\"\nupstream = \"app\"\nupstrem = \"app\"\n",
             "routes[0].upstrem",
             "unknown key",
@@ -384,6 +394,45 @@ fn each_route_mistake_is_refused_with_its_key() {
             "{text}\n→ {err}"
         );
         assert!(err.contains("ringway.toml"), "names the file: {err}");
+    }
+}
+
+#[test]
+fn max_body_size_0_is_no_limit_globally_and_per_route() {
+    let text = "max_body_size = \"0\"\n[upstreams.app]\nservers = [\"unix:/a\"]\n\
+                [[routes]]\npath = \"/\"\nupstream = \"app\"\n\
+                [[routes]]\npath = \"/small/\"\nupstream = \"app\"\nmax_body_size = \"1m\"\n";
+    let config = load(text, &[]).unwrap();
+    assert_eq!(config.limits.max_body_size, Limits::NO_BODY_LIMIT);
+    assert_eq!(
+        route(&config, "/x").limits.max_body_size,
+        Limits::NO_BODY_LIMIT
+    );
+    assert_eq!(route(&config, "/small/x").limits.max_body_size, 1 << 20);
+    let text = "[upstreams.app]\nservers = [\"unix:/a\"]\n\
+                [[routes]]\npath = \"/\"\nupstream = \"app\"\n\
+                [[routes]]\npath = \"/any/\"\nupstream = \"app\"\nmax_body_size = \"0\"\n";
+    let config = load(text, &[]).unwrap();
+    assert_eq!(route(&config, "/x").limits.max_body_size, 1 << 20);
+    assert_eq!(
+        route(&config, "/any/x").limits.max_body_size,
+        Limits::NO_BODY_LIMIT
+    );
+    let flags = Config::from_args(["ringway", "--upstream", "unix:/a", "--max-body-size", "0"]);
+    assert_eq!(flags.unwrap().limits.max_body_size, Limits::NO_BODY_LIMIT);
+}
+
+#[test]
+fn a_mount_on_its_own_path_needs_a_trailing_slash_or_exact() {
+    let group = "[upstreams.app]\nservers = [\"unix:/a\"]\n";
+    let mounts = [
+        "path = \"/api/\"\nscript_name = \"/api\"\n",
+        "path = \"/api\"\nexact = true\nscript_name = \"/api\"\n",
+        "path = \"/api/v1\"\nscript_name = \"/api\"\n",
+    ];
+    for mount in mounts {
+        let text = format!("{group}[[routes]]\n{mount}upstream = \"app\"\n");
+        load(&text, &[]).unwrap_or_else(|err| panic!("{mount}→ {err}"));
     }
 }
 
@@ -959,6 +1008,20 @@ fn each_http_upstream_mistake_is_refused_with_its_key() {
             "expected http://IP:PORT",
         ),
     ];
+    let to_http = "[upstreams.web]\nservers = [\"http://127.0.0.1:8000\"]\n\
+                   [[routes]]\npath = \"/api/\"\nupstream = \"web\"\n";
+    let uwsgi_vars = [
+        ("script_name = \"/api\"\n", "routes[0].script_name"),
+        ("params = { HTTPS = \"on\" }\n", "routes[0].params"),
+    ];
+    for (key_line, key) in uwsgi_vars {
+        let err = load(&format!("{to_http}{key_line}"), &[]).unwrap_err();
+        assert!(
+            err.contains(key) && err.contains("uwsgi vars") && err.contains("--url-path-prefix"),
+            "{key_line}→ {err}"
+        );
+        assert!(err.contains("ringway.toml"), "names the file: {err}");
+    }
     for (text, key, message) in cases {
         let err = load(&format!("{text}{route}"), &[]).unwrap_err();
         assert!(
@@ -975,4 +1038,94 @@ fn each_http_upstream_mistake_is_refused_with_its_key() {
         mixed.contains("upstream") && mixed.contains("different protocols"),
         "{mixed}"
     );
+}
+
+#[test]
+fn each_tls_mistake_is_refused_with_its_key() {
+    let tls = "upstream = [\"unix:/a\"]\n[tls]\nlisten = \"127.0.0.1:8443\"\n";
+    let cert = "{ cert = \"/etc/tls/a.pem\", key = \"/etc/tls/a.key\" }";
+    let cases = [
+        (
+            format!("{tls}certificates = [ {cert}, {cert} ]\n"),
+            "tls.certificates",
+            "/etc/tls/a.pem is given twice",
+        ),
+        (
+            format!("{tls}certificates = [ {cert} ]\nhandshake_timeout = \"0s\"\n"),
+            "tls.handshake_timeout",
+            "longer than 0",
+        ),
+    ];
+    for (text, key, message) in cases {
+        let err = load(&text, &[]).unwrap_err();
+        assert!(
+            err.contains(key) && err.contains(message),
+            "{text}\n→ {err}"
+        );
+        assert!(err.contains("ringway.toml"), "names the file: {err}");
+    }
+    let flags = [
+        "--tls-cert",
+        "/etc/tls/a.pem",
+        "--tls-key",
+        "/etc/tls/b.key",
+    ];
+    let err = load(&format!("{tls}certificates = [ {cert} ]\n"), &flags).unwrap_err();
+    assert!(
+        err.contains("given twice"),
+        "the file's list, then the flags: {err}"
+    );
+    let err = load(
+        &format!("{tls}certificates = [ {cert} ]\n"),
+        &["--tls-handshake-timeout", "0s"],
+    )
+    .unwrap_err();
+    assert!(
+        err.starts_with("--tls-handshake-timeout: ") && err.contains("longer than 0"),
+        "{err}"
+    );
+}
+
+#[test]
+fn zero_timeouts_are_refused_where_zero_means_nothing() {
+    let routed = |global: &str, route: &str| {
+        format!(
+            "{global}\n[upstreams.app]\nservers = [\"unix:/a\"]\n\
+             [[routes]]\npath = \"/\"\nupstream = \"app\"\n{route}\n"
+        )
+    };
+    for key in [
+        "upstream_connect_timeout",
+        "upstream_read_timeout",
+        "client_body_timeout",
+        "send_timeout",
+    ] {
+        let err = load(&routed(&format!("{key} = \"0s\""), ""), &[]).unwrap_err();
+        assert!(
+            err.starts_with(&format!("{key} in ")) && err.contains("longer than 0"),
+            "{err}"
+        );
+        let err = load(&routed("", &format!("{key} = \"0s\"")), &[]).unwrap_err();
+        assert!(
+            err.contains(&format!("routes[0].{key}")) && err.contains("longer than 0"),
+            "{err}"
+        );
+    }
+    let err = load(&routed("client_header_timeout = \"0s\"", ""), &[]).unwrap_err();
+    assert!(
+        err.contains("client_header_timeout") && err.contains("longer than 0"),
+        "{err}"
+    );
+    let err = Config::from_args(["ringway", "--upstream", "unix:/a", "--send-timeout", "0s"])
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("--send-timeout: "), "{err}");
+    // Where 0 means something, it stays: idle connections closed at once, stop at once.
+    let config = load(
+        &routed("keepalive_timeout = \"0s\"\nshutdown_timeout = \"0s\"", ""),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(config.keepalive_timeout, Duration::ZERO);
+    assert_eq!(config.shutdown_timeout, Duration::ZERO);
 }

@@ -93,7 +93,12 @@ impl Resolved {
             routes,
             limits,
             max_header_size,
-            client_header_timeout: dur(s.client_header_timeout, 60),
+            client_header_timeout: nonzero_timeout(
+                "client_header_timeout",
+                s.client_header_timeout,
+                60,
+                &|key, message| self.invalid(key, message),
+            )?,
             keepalive_timeout: dur(s.keepalive_timeout, 75),
             shutdown_timeout: dur(s.shutdown_timeout, 10),
             buffering: Buffering {
@@ -212,6 +217,18 @@ impl Resolved {
                 "TLS needs a certificate (--tls-cert and --tls-key, or `certificates` in [tls])",
             ));
         }
+        // The expiry metric tells certificates apart by their file.
+        let mut files = BTreeSet::new();
+        if let Some(twice) = certificates.iter().find(|c| !files.insert(&c.cert)) {
+            return Err(self.invalid_in_file(
+                "tls.certificates",
+                &format!(
+                    "{} is given twice (in the file's list or the --tls-cert flags): give each \
+                     certificate once",
+                    twice.cert.display()
+                ),
+            ));
+        }
         if let Some(hsts) = &t.hsts
             && !is_header_value(hsts)
         {
@@ -222,7 +239,18 @@ impl Resolved {
             certificates,
             redirect_http: t.redirect_http.unwrap_or(false),
             hsts: t.hsts.clone(),
-            handshake_timeout: t.handshake_timeout.unwrap_or(Dur::secs(10)).0,
+            handshake_timeout: nonzero_timeout(
+                "tls.handshake_timeout",
+                t.handshake_timeout,
+                10,
+                &|key, message| {
+                    if self.from_flags.contains(key) {
+                        anyhow!("--tls-handshake-timeout: {message}")
+                    } else {
+                        self.invalid_in_file(key, message)
+                    }
+                },
+            )?,
         }))
     }
 
@@ -346,9 +374,16 @@ impl Resolved {
         let size = |name: &str, value: Option<Size>, default: Size, range| {
             self.size_in(&key(name), value.unwrap_or(default), range, invalid)
         };
-        let dur = |d: Option<Dur>, default: u64| d.unwrap_or(Dur::secs(default)).0;
+        let timeout = |name: &str, value: Option<Dur>, default: u64| {
+            nonzero_timeout(&key(name), value, default, invalid)
+        };
         Ok(Limits {
-            max_body_size: own.max_body_size.unwrap_or(Size::mib(1)).0,
+            // 0 is no limit, as nginx's `client_max_body_size 0`: a body past
+            // client_body_buffer_size goes to a temp file, so memory stays bounded.
+            max_body_size: match own.max_body_size.unwrap_or(Size::mib(1)).0 {
+                0 => Limits::NO_BODY_LIMIT,
+                n => n,
+            },
             client_body_buffer_size: size(
                 "client_body_buffer_size",
                 own.client_body_buffer_size,
@@ -362,10 +397,14 @@ impl Resolved {
                 4096..=1 << 30,
             )?,
             max_temp_file_size: own.max_temp_file_size.unwrap_or(Size(1 << 30)).0,
-            upstream_connect_timeout: dur(own.upstream_connect_timeout, 5),
-            upstream_read_timeout: dur(own.upstream_read_timeout, 60),
-            client_body_timeout: dur(own.client_body_timeout, 60),
-            send_timeout: dur(own.send_timeout, 60),
+            upstream_connect_timeout: timeout(
+                "upstream_connect_timeout",
+                own.upstream_connect_timeout,
+                5,
+            )?,
+            upstream_read_timeout: timeout("upstream_read_timeout", own.upstream_read_timeout, 60)?,
+            client_body_timeout: timeout("client_body_timeout", own.client_body_timeout, 60)?,
+            send_timeout: timeout("send_timeout", own.send_timeout, 60)?,
         })
     }
 
@@ -525,10 +564,21 @@ impl Resolved {
         let action = match (&route.upstream, &route.redirect, &route.static_dir) {
             (Some(name), None, None) => {
                 let group = group_index(groups, name).map_err(|m| invalid("upstream", &m))?;
+                if let Some(key) = uwsgi_only_key(route, groups[group].protocol) {
+                    return Err(invalid(
+                        key,
+                        &format!(
+                            "sets uwsgi vars, and the group {name:?} speaks HTTP: set the app \
+                             server's own root path instead (gunicorn's SCRIPT_NAME environment \
+                             variable, Granian's --url-path-prefix)"
+                        ),
+                    ));
+                }
                 let script_name = match &route.script_name {
-                    Some(mount) => {
-                        Some(check_mount(mount, &path).map_err(|m| invalid("script_name", &m))?)
-                    }
+                    Some(mount) => Some(
+                        check_mount(mount, &path, route.exact)
+                            .map_err(|m| invalid("script_name", &m))?,
+                    ),
                     None => None,
                 };
                 let params = route
@@ -703,6 +753,40 @@ fn misplaced_key(route: &RouteSettings, action: &Action) -> Option<&'static str>
         .map(|(key, _)| *key)
 }
 
+/// `script_name` or `params` on a route to an HTTP group: both are uwsgi vars, and an
+/// HTTP request has no place for them (refused, as `keepalive` is on a uwsgi group).
+fn uwsgi_only_key(route: &RouteSettings, protocol: Protocol) -> Option<&'static str> {
+    if protocol != Protocol::Http {
+        return None;
+    }
+    [
+        ("script_name", route.script_name.is_some()),
+        ("params", !route.params.is_empty()),
+    ]
+    .iter()
+    .find(|(_, set)| *set)
+    .map(|(key, _)| *key)
+}
+
+/// A timeout, `default` seconds if unset; 0 is refused, since everything it bounds would
+/// time out at once. (Not for the timeouts where 0 means something: `keepalive_timeout`,
+/// an idle kept-alive connection closed at once; `shutdown_timeout`, stop at once.)
+fn nonzero_timeout(
+    key: &str,
+    value: Option<Dur>,
+    default: u64,
+    invalid: &dyn Fn(&str, &str) -> anyhow::Error,
+) -> anyhow::Result<std::time::Duration> {
+    let timeout = value.unwrap_or(Dur::secs(default)).0;
+    if timeout.is_zero() {
+        return Err(invalid(
+            key,
+            "must be longer than 0: everything it bounds would time out at once",
+        ));
+    }
+    Ok(timeout)
+}
+
 /// `count` if in `range`; otherwise an error naming `key`.
 fn count_in(
     key: &str,
@@ -806,7 +890,9 @@ pub(crate) fn is_normal_path(path: &str) -> bool {
 }
 
 /// A mount point: `/x` or `/x/y`, the route's path or a prefix of it ending at a `/`.
-fn check_mount(mount: &str, path: &str) -> Result<String, String> {
+/// A prefix route mounted at its own path must end in `/`: `path = "/api"` also matches
+/// `/apix`, whose PATH_INFO would be `x` (not a path).
+fn check_mount(mount: &str, path: &str, exact: bool) -> Result<String, String> {
     let clean = is_normal_path(mount) && mount.len() > 1 && !mount.ends_with('/');
     if !clean {
         return Err(format!(
@@ -817,6 +903,13 @@ fn check_mount(mount: &str, path: &str) -> Result<String, String> {
     if !covers {
         return Err(format!(
             "{mount:?} is not a prefix of the route's path {path:?}: PATH_INFO could not start after it"
+        ));
+    }
+    if path == mount && !exact {
+        return Err(format!(
+            "the prefix route {path:?} also matches {path}x, whose PATH_INFO would be \"x\": \
+             write `path = \"{path}/\"` (a request for {path} is redirected to {path}/), or \
+             `exact = true`"
         ));
     }
     Ok(mount.to_owned())

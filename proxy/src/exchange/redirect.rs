@@ -4,6 +4,7 @@ use super::{Outcome, Request};
 use crate::buffer::Buf;
 use crate::client::{Client, Next, Own};
 use std::io::Write;
+use std::net::IpAddr;
 
 use crate::http::{BodyFraming, Method, RequestHead, host_without_port};
 use crate::identity::RequestId;
@@ -44,16 +45,8 @@ pub(super) async fn to_https(
         .host
         .map(|h| host_without_port(h.of(input)))
         .unwrap_or_default();
-    let mut location = Buf::with_capacity(16 + host.len() + head.target.of(input).len());
-    location.extend_from_slice(b"https://");
-    if host.is_empty() {
-        let _ = write!(&mut *location, "{}", client.local.ip());
-    } else {
-        location.extend_from_slice(host);
-    }
-    if tls_port != 443 {
-        let _ = write!(&mut *location, ":{tls_port}");
-    }
+    let mut location = Buf::with_capacity(56 + host.len() + head.target.of(input).len());
+    https_origin(&mut location, host, client.local.ip(), tls_port);
     // The path and query as sent (an absolute-form target's scheme and authority dropped).
     let uri = input
         .get(head.path.start as usize..head.target.end as usize)
@@ -116,6 +109,25 @@ async fn send(
     Outcome::new(status, next)
 }
 
+/// `https://HOST[:PORT]`: the Host header's name (`host`, without its port), else the
+/// address the client reached, an IPv6 one in brackets; the TLS port unless it is 443.
+fn https_origin(out: &mut Vec<u8>, host: &[u8], local: IpAddr, tls_port: u16) {
+    out.extend_from_slice(b"https://");
+    if !host.is_empty() {
+        out.extend_from_slice(host);
+    } else {
+        // A v4 client of a dual-stack socket reached a v4-mapped address: it asked for the
+        // v4 one.
+        let _ = match local.to_canonical() {
+            IpAddr::V4(ip) => write!(out, "{ip}"),
+            IpAddr::V6(ip) => write!(out, "[{ip}]"),
+        };
+    }
+    if tls_port != 443 {
+        let _ = write!(out, ":{tls_port}");
+    }
+}
+
 /// `base`, then `path` percent-encoded where a URL path needs it, then `?query` if any.
 fn location(base: &[u8], path: &[u8], query: &[u8]) -> Buf {
     let mut out = Buf::with_capacity(base.len() + path.len() * 3 + query.len() + 1);
@@ -164,6 +176,25 @@ mod tests {
         for (base, path, query, want) in cases {
             let got = location(base, path, query);
             assert_eq!(String::from_utf8_lossy(&got), want);
+        }
+    }
+
+    #[test]
+    fn https_origins() {
+        // Host (without its port), the address reached, the TLS port, the origin.
+        let cases: [(&[u8], &str, u16, &str); 7] = [
+            (b"example.com", "10.0.0.1", 443, "https://example.com"),
+            (b"example.com", "10.0.0.1", 8443, "https://example.com:8443"),
+            (b"[::1]", "::1", 8443, "https://[::1]:8443"),
+            (b"", "10.0.0.1", 8443, "https://10.0.0.1:8443"),
+            (b"", "::1", 8443, "https://[::1]:8443"),
+            (b"", "2001:db8::7", 443, "https://[2001:db8::7]"),
+            (b"", "::ffff:10.0.0.1", 443, "https://10.0.0.1"),
+        ];
+        for (host, local, port, want) in cases {
+            let mut out = Vec::new();
+            https_origin(&mut out, host, local.parse().unwrap(), port);
+            assert_eq!(String::from_utf8_lossy(&out), want, "{local}");
         }
     }
 }

@@ -282,3 +282,28 @@ fn encode_vars(
     .map_err(Fail::Packet)?;
     Ok(vars)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::check_body_size;
+    use crate::config::Limits;
+    use crate::fail::Fail;
+
+    #[test]
+    fn a_declared_body_over_the_limit_is_413_and_no_limit_takes_any() {
+        assert!(check_body_size(1 << 20, 1 << 20).is_ok());
+        assert!(matches!(
+            check_body_size((1 << 20) + 1, 1 << 20),
+            Err(Fail::BodyTooLarge {
+                declared: Some(_),
+                ..
+            })
+        ));
+        for declared in [0, 1 << 40, u64::MAX] {
+            assert!(
+                check_body_size(declared, Limits::NO_BODY_LIMIT).is_ok(),
+                "max_body_size = 0 takes {declared}"
+            );
+        }
+    }
+}

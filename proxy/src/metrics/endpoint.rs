@@ -178,11 +178,7 @@ impl Sources {
         let routes = self.routes.labels();
         let mut snap = Snapshot::take(&self.workers, &routes, processes, ebpf);
         if let Some(tls) = &self.tls {
-            snap.tls_certificates = tls
-                .certificates()
-                .into_iter()
-                .map(|c| (c.name, c.not_after))
-                .collect();
+            snap.tls_certificates = tls.certificates().to_vec();
         }
         snap.limits = self.limits.as_ref().map(|figures| figures());
         if let Some(readiness) = &self.readiness {

@@ -7,6 +7,7 @@ use super::ebpf::EbpfFigures;
 use super::histogram::HistogramSnapshot;
 use super::names::{self, Name};
 use super::snapshot::{AppFigures, GroupConnFigures, LimitFigures, Snapshot};
+use crate::tls::CertInfo;
 
 /// Accumulates one exposition.
 #[derive(Default)]
@@ -160,16 +161,7 @@ pub fn render(snap: &Snapshot, out: &mut Exposition) {
         &[],
         &snap.tls_handshake_duration,
     );
-    if !snap.tls_certificates.is_empty() {
-        out.family(&names::TLS_CERT_EXPIRY, Gauge);
-        for (name, not_after) in &snap.tls_certificates {
-            out.sample(
-                &names::TLS_CERT_EXPIRY,
-                &[("name", name)],
-                *not_after as f64,
-            );
-        }
-    }
+    render_certificates(&snap.tls_certificates, out);
     out.family(&names::UPSTREAM_ERRORS, Counter);
     for (kind, count) in &snap.upstream_errors {
         out.sample(&names::UPSTREAM_ERRORS, &[("kind", kind)], *count as f64);
@@ -399,9 +391,52 @@ fn render_app(app: &AppFigures, out: &mut Exposition) {
     out.sample(&names::APP_RESTARTS, &[], app.restarts as f64);
 }
 
+/// Each certificate's expiry, labelled by its name and its file: two certificates may
+/// share a name, and a repeated series would make Prometheus refuse the whole scrape.
+fn render_certificates(certificates: &[CertInfo], out: &mut Exposition) {
+    if certificates.is_empty() {
+        return;
+    }
+    out.family(&names::TLS_CERT_EXPIRY, Kind::Gauge);
+    for cert in certificates {
+        out.sample(
+            &names::TLS_CERT_EXPIRY,
+            &[("name", &cert.name), ("file", &cert.file)],
+            cert.not_after as f64,
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn two_certificates_of_one_name_are_two_series() {
+        let cert = |file: &str, not_after| CertInfo {
+            name: "example.com".into(),
+            file: file.into(),
+            not_after,
+        };
+        let mut e = Exposition::default();
+        render_certificates(
+            &[
+                cert("/etc/tls/ecdsa.pem", 1000),
+                cert("/etc/tls/rsa.pem", 2000),
+            ],
+            &mut e,
+        );
+        let text = e.finish();
+        let series: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(
+            series,
+            [
+                "ringway_tls_certificate_expiry_timestamp_seconds{name=\"example.com\",file=\"/etc/tls/ecdsa.pem\"} 1000",
+                "ringway_tls_certificate_expiry_timestamp_seconds{name=\"example.com\",file=\"/etc/tls/rsa.pem\"} 2000",
+            ],
+            "{text}"
+        );
+    }
 
     #[test]
     fn histogram_lines() {

@@ -54,8 +54,8 @@ pub struct Snapshot {
     pub tls_handshake_duration: HistogramSnapshot,
     /// Connections closed for want of a PROXY protocol header, by reason.
     pub proxy_rejected: Vec<(&'static str, u64)>,
-    /// The TLS certificates in use: name and notAfter (seconds since the epoch).
-    pub tls_certificates: Vec<(String, i64)>,
+    /// The TLS certificates in use: name, file and notAfter (seconds since the epoch).
+    pub tls_certificates: Vec<crate::tls::CertInfo>,
     /// Access log lines dropped (0 when the log is off).
     pub access_log_dropped: u64,
     /// Configuration reloads: (accepted, refused, whether the last one was accepted).

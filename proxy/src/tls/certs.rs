@@ -28,6 +28,8 @@ pub(crate) struct Loaded {
     names: Vec<String>,
     /// The name shown in metrics and logs.
     pub(crate) label: String,
+    /// The certificate's file, as configured (metrics: two certificates may share a name).
+    pub(crate) file: String,
     /// Its notAfter, seconds since the epoch.
     pub(crate) not_after: i64,
     /// Its serial number, hex (logs).
@@ -60,9 +62,15 @@ impl Loaded {
             key: Arc::new(key),
             names,
             label,
+            file: files.cert.display().to_string(),
             not_after,
             serial,
         })
+    }
+
+    /// The certificate chain, leaf first.
+    pub(crate) fn chain(&self) -> &[CertificateDer<'static>] {
+        &self.key.cert
     }
 
     /// Whether this certificate is valid for `host` (exact, or one label under a wildcard).

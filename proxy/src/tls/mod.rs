@@ -10,8 +10,9 @@
 //! - The session is sans-IO ([`stream`]): records go in and out of pooled buffers, the
 //!   io_uring socket moves bytes, and the request pipeline reads and writes plaintext
 //!   exactly as on a plain connection.
-//! - SIGHUP reloads the certificate files: new handshakes use the new ones, sessions already
-//!   up carry on; a file that fails to load keeps the old certificates, with a log line.
+//! - SIGHUP reloads the certificate files (a new [`Acceptor`] in the new configuration
+//!   generation): new handshakes use the new ones, sessions already up carry on; a file that
+//!   fails to load keeps the old generation whole, with a log line.
 //!   (kTLS is not used: the project's kernels are built without it.)
 
 mod certs;
@@ -19,12 +20,13 @@ mod handshake;
 mod stream;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use rustls::ServerConfig;
 use rustls::crypto::CryptoProvider;
+use rustls::pki_types::CertificateDer;
 
 pub use certs::CertFiles;
 pub(crate) use handshake::{Handshake, accept};
@@ -45,59 +47,87 @@ pub struct TlsConfig {
     pub handshake_timeout: Duration,
 }
 
-/// A certificate's name and expiry, for the metrics.
-#[derive(Debug, Clone)]
+/// A certificate's name, file and expiry, for the metrics.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct CertInfo {
-    /// Its first DNS name.
+    /// Its first DNS name (SAN, else CN).
     pub name: String,
+    /// Its certificate file, as configured: two certificates may share a name (an RSA and
+    /// an ECDSA one, say), and the file keeps their series apart.
+    pub file: String,
     /// notAfter, seconds since the epoch.
     pub not_after: i64,
 }
 
-/// The rustls server configuration, swapped whole when the certificates are reloaded.
+/// The rustls server configuration of one configuration generation. SIGHUP builds a whole
+/// new generation, and with it a new `Acceptor`; handshakes started before keep the `Arc` of
+/// the old configuration.
 #[derive(Debug)]
 pub struct Acceptor {
-    files: Vec<CertFiles>,
-    current: RwLock<Current>,
-}
-
-#[derive(Debug)]
-struct Current {
     config: Arc<ServerConfig>,
     certs: Vec<CertInfo>,
+    /// Every certificate chain served, in order: a reload that leaves them all alone keeps
+    /// the session cache and ticket keys.
+    chains: Vec<Vec<CertificateDer<'static>>>,
 }
 
 impl Acceptor {
-    /// Loads the certificates and builds the configuration.
-    pub fn new(tls: &TlsConfig) -> anyhow::Result<Acceptor> {
-        let current = build(&tls.certificates)?;
+    /// Loads the certificates and builds the configuration. If `previous` (the generation
+    /// before) served the very same certificate chains, its session cache and ticket keys
+    /// carry over, so a reload that does not touch TLS costs no client a full handshake; a
+    /// changed certificate starts fresh ones.
+    pub fn new(tls: &TlsConfig, previous: Option<&Acceptor>) -> anyhow::Result<Acceptor> {
+        let provider = provider();
+        let resolver = certs::load_all(&tls.certificates, &provider)?;
+        let certs = resolver
+            .certs()
+            .iter()
+            .map(|c| CertInfo {
+                name: c.label.clone(),
+                file: c.file.clone(),
+                not_after: c.not_after,
+            })
+            .collect();
+        let chains: Vec<_> = resolver
+            .certs()
+            .iter()
+            .map(|c| c.chain().to_vec())
+            .collect();
+        for cert in resolver.certs() {
+            tracing::info!(name = %cert.label, serial = %cert.serial, "TLS certificate loaded");
+        }
+        let mut config = ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .context("TLS protocol versions")?
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::new(resolver));
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        match previous.filter(|p| p.chains == chains) {
+            Some(same) => {
+                config.session_storage = Arc::clone(&same.config.session_storage);
+                config.ticketer = Arc::clone(&same.config.ticketer);
+            }
+            None => {
+                config.session_storage = rustls::server::ServerSessionMemoryCache::new(4096);
+                config.ticketer =
+                    rustls::crypto::ring::Ticketer::new().context("TLS session tickets")?;
+            }
+        }
         Ok(Acceptor {
-            files: tls.certificates.clone(),
-            current: RwLock::new(current),
+            config: Arc::new(config),
+            certs,
+            chains,
         })
     }
 
     /// The configuration new handshakes use.
-    pub(crate) fn config(&self) -> Option<Arc<ServerConfig>> {
-        self.current.read().ok().map(|c| Arc::clone(&c.config))
+    pub(crate) fn config(&self) -> Arc<ServerConfig> {
+        Arc::clone(&self.config)
     }
 
     /// The certificates in use.
-    pub fn certificates(&self) -> Vec<CertInfo> {
-        self.current
-            .read()
-            .map(|c| c.certs.clone())
-            .unwrap_or_default()
-    }
-
-    /// Reads the certificate files again; on failure the old ones stay.
-    pub fn reload(&self) -> anyhow::Result<Vec<CertInfo>> {
-        let fresh = build(&self.files)?;
-        let certs = fresh.certs.clone();
-        if let Ok(mut current) = self.current.write() {
-            *current = fresh;
-        }
-        Ok(certs)
+    pub fn certificates(&self) -> &[CertInfo] {
+        &self.certs
     }
 }
 
@@ -105,30 +135,52 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-fn build(files: &[CertFiles]) -> anyhow::Result<Current> {
-    let provider = provider();
-    let resolver = certs::load_all(files, &provider)?;
-    let infos = resolver
-        .certs()
-        .iter()
-        .map(|c| CertInfo {
-            name: c.label.clone(),
-            not_after: c.not_after,
-        })
-        .collect();
-    for cert in resolver.certs() {
-        tracing::info!(name = %cert.label, serial = %cert.serial, "TLS certificate loaded");
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A self-signed certificate for `name`, written to `dir` (the same files each time).
+    fn issue(dir: &std::path::Path, name: &str) -> TlsConfig {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec![name.to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let files = CertFiles {
+            cert: dir.join("c.pem"),
+            key: dir.join("k.pem"),
+        };
+        std::fs::write(&files.cert, cert.pem()).unwrap();
+        std::fs::write(&files.key, key.serialize_pem()).unwrap();
+        TlsConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            certificates: vec![files],
+            redirect_http: false,
+            hsts: None,
+            handshake_timeout: Duration::from_secs(10),
+        }
     }
-    let mut config = ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .context("TLS protocol versions")?
-        .with_no_client_auth()
-        .with_cert_resolver(Arc::new(resolver));
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    config.session_storage = rustls::server::ServerSessionMemoryCache::new(4096);
-    config.ticketer = rustls::crypto::ring::Ticketer::new().context("TLS session tickets")?;
-    Ok(Current {
-        config: Arc::new(config),
-        certs: infos,
-    })
+
+    fn same_sessions(a: &Acceptor, b: &Acceptor) -> bool {
+        let (a, b) = (&a.config, &b.config);
+        Arc::ptr_eq(&a.session_storage, &b.session_storage) && Arc::ptr_eq(&a.ticketer, &b.ticketer)
+    }
+
+    #[test]
+    fn a_reload_keeps_the_sessions_unless_a_certificate_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let tls = issue(dir.path(), "a.test");
+        let first = Acceptor::new(&tls, None).unwrap();
+        let same = Acceptor::new(&tls, Some(&first)).unwrap();
+        assert!(same_sessions(&first, &same), "the same certificate: kept");
+        let fresh = Acceptor::new(&tls, None).unwrap();
+        assert!(!same_sessions(&first, &fresh), "no previous generation");
+        let renewed = issue(dir.path(), "a.test");
+        let after = Acceptor::new(&renewed, Some(&same)).unwrap();
+        assert!(
+            !same_sessions(&same, &after),
+            "a new certificate in the same files: fresh sessions"
+        );
+        assert_eq!(after.certificates()[0].name, "a.test");
+    }
 }

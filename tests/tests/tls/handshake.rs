@@ -7,7 +7,8 @@ use std::time::Duration;
 use ringway_tests::checks::check_echo;
 use ringway_tests::tls::{
     Leaf, OpensslKey, Pki, PyOpts, PyTls, SServer, TOOL_LIMIT, curl, curl_target, curl_tls,
-    handshakes, resume, run, s_client, same_serial, sample, served_certificate, tls_toml, tool,
+    handshakes, metrics, resume, run, s_client, same_serial, sample, served_certificate, tls_toml,
+    tool,
 };
 use ringway_tests::{App, Req, Ringway, Uwsgi, pattern};
 use serde_json::json;
@@ -86,14 +87,13 @@ fn curl_over_tls_1_2_and_1_3_gets_the_body_with_the_version_asked_for() {
         2.0,
         "each handshake timed: {text}"
     );
-    let expiry = |name: &str| {
-        sample(
-            &text,
-            &format!("ringway_tls_certificate_expiry_timestamp_seconds{{name=\"{name}\"}}"),
-        )
-    };
-    assert_eq!(expiry("a.test"), stack.a.not_after as f64, "{text}");
-    assert_eq!(expiry(B_NAME), stack.b.not_after as f64, "{text}");
+    let expiry = |name: &str, leaf: &Leaf| sample(&text, &expiry_series(name, leaf));
+    assert_eq!(
+        expiry("a.test", &stack.a),
+        stack.a.not_after as f64,
+        "{text}"
+    );
+    assert_eq!(expiry(B_NAME, &stack.b), stack.b.not_after as f64, "{text}");
 }
 
 #[test]
@@ -595,5 +595,46 @@ fn sslscan_sees_only_tls_1_2_and_1_3_and_aead_suites() {
             "{sni}: heartbleed:\n{}",
             scan.xml
         );
+    }
+}
+
+/// The expiry series of the certificate `name` in `leaf`'s file, as rendered.
+fn expiry_series(name: &str, leaf: &Leaf) -> String {
+    format!(
+        "ringway_tls_certificate_expiry_timestamp_seconds{{name=\"{name}\",file=\"{}\"}}",
+        leaf.cert.display()
+    )
+}
+
+#[test]
+fn two_certificates_of_one_name_are_two_expiry_series() {
+    let pki = Pki::new();
+    let ecdsa = pki.issue("same-ecdsa", &["same.test"], 0x5A01, (2030, 1, 1));
+    let rsa = pki.issue_openssl("same-rsa", "same.test", OpensslKey::RsaPkcs1, 0x5A02);
+    assert_ne!(ecdsa.not_after, rsa.not_after, "two expiries to tell apart");
+    let uwsgi = Uwsgi::start(App::Raw);
+    let mut builder = Ringway::with(&uwsgi)
+        .arg("--tls-listen", "127.0.0.1:0")
+        .arg("--metrics", "127.0.0.1:0")
+        .flag("--no-ebpf");
+    for leaf in [&ecdsa, &rsa] {
+        builder = builder
+            .arg("--tls-cert", leaf.cert.to_str().expect("utf-8"))
+            .arg("--tls-key", leaf.key.to_str().expect("utf-8"));
+    }
+    let ringway = builder.start();
+    let text = metrics(ringway.metrics_addr());
+    for leaf in [&ecdsa, &rsa] {
+        let series = expiry_series("same.test", leaf);
+        assert_eq!(sample(&text, &series), leaf.not_after as f64, "{text}");
+    }
+    // Prometheus refuses a whole scrape that repeats a series.
+    let mut seen = std::collections::BTreeSet::new();
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let series = line.rsplit_once(' ').map_or(line, |(series, _)| series);
+        assert!(seen.insert(series), "{series} twice:\n{text}");
     }
 }

@@ -1,12 +1,15 @@
 //! The certificate files: a broken TLS configuration is refused at start; SIGHUP re-reads
 //! the files (with the whole configuration): new handshakes get the new certificate,
 //! sessions already up carry on, and a broken or missing file makes the reload refused,
-//! the old certificate kept, with a log line saying why.
+//! the old certificate kept, with a log line saying why. A reload that leaves the
+//! certificates alone keeps session resumption; a new certificate starts fresh sessions.
 
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 use ringway_tests::tls::{
-    Leaf, Pki, PyOpts, PyTls, metrics, s_client, same_serial, sample, served_certificate,
+    Leaf, Pki, PyOpts, PyTls, metrics, run, s_client, same_serial, sample, served_certificate, tool,
 };
 use ringway_tests::wait::poll_until;
 use ringway_tests::{App, Conn, Req, Ringway, Uwsgi};
@@ -47,10 +50,14 @@ fn served_serial(ringway: &Ringway, pki: &Pki) -> String {
     served_certificate(&ran.out()).0
 }
 
-fn expiry(ringway: &Ringway) -> f64 {
+/// The expiry metric of the certificate `leaf` (its name, its file).
+fn expiry(ringway: &Ringway, leaf: &Leaf) -> f64 {
     sample(
         &metrics(ringway.metrics_addr()),
-        &format!("ringway_tls_certificate_expiry_timestamp_seconds{{name=\"{NAME}\"}}"),
+        &format!(
+            "ringway_tls_certificate_expiry_timestamp_seconds{{name=\"{NAME}\",file=\"{}\"}}",
+            leaf.cert.display()
+        ),
     )
 }
 
@@ -93,7 +100,7 @@ fn sighup_swaps_the_certificate_keeps_sessions_and_survives_broken_files() {
         .flag("--no-ebpf")
         .start();
     assert_serving(&ringway, &pki, &first, "at start");
-    assert_eq!(expiry(&ringway), first.not_after as f64);
+    assert_eq!(expiry(&ringway, &first), first.not_after as f64);
 
     // A keep-alive session made with the first certificate.
     let old = PyTls::open(ringway.tls_addr(), &PyOpts::verified(NAME, pki.ca()));
@@ -108,7 +115,7 @@ fn sighup_swaps_the_certificate_keeps_sessions_and_survives_broken_files() {
     wait_count(&ringway, RELOADED, 1);
     assert_serving(&ringway, &pki, &second, "after the reload");
     assert_serves(&mut old_conn, "the session from before the reload");
-    assert_eq!(expiry(&ringway), second.not_after as f64);
+    assert_eq!(expiry(&ringway, &second), second.not_after as f64);
     assert!(
         ringway.stderr().contains("serial=5b5b0002"),
         "the new serial is logged:\n{}",
@@ -160,7 +167,7 @@ fn sighup_swaps_the_certificate_keeps_sessions_and_survives_broken_files() {
         );
         assert!(ringway.is_running(), "{what}: ringway runs on");
         assert_serving(&ringway, &pki, &second, &format!("after {what}"));
-        assert_eq!(expiry(&ringway), second.not_after as f64, "{what}");
+        assert_eq!(expiry(&ringway, &second), second.not_after as f64, "{what}");
         assert_serves(&mut old_conn, &format!("the old session after {what}"));
     }
 
@@ -169,7 +176,7 @@ fn sighup_swaps_the_certificate_keeps_sessions_and_survives_broken_files() {
     ringway.signal(libc::SIGHUP);
     wait_count(&ringway, RELOADED, 2);
     assert_serving(&ringway, &pki, &third, "after the files were mended");
-    assert_eq!(expiry(&ringway), third.not_after as f64);
+    assert_eq!(expiry(&ringway, &third), third.not_after as f64);
     assert_serves(&mut old_conn, "the first session, to the end");
 }
 
@@ -239,4 +246,91 @@ fn a_broken_tls_configuration_is_refused_at_start() {
         .start_refused();
     assert!(!refused.status.success(), "{refused:?}");
     assert!(refused.stderr.contains("pairs"), "{}", refused.stderr);
+}
+
+/// One `GET /` through `openssl s_client` with `version` (`-tls1_2`, `-tls1_3`), offering
+/// the session saved in `session` if there is one and saving the one it ends with there.
+/// True if the handshake resumed (s_client's `Reused`), false for a full one (`New`).
+fn resumed(ringway: &Ringway, pki: &Pki, version: &str, session: &Path) -> bool {
+    let ca = pki.ca().display().to_string();
+    let file = session.display().to_string();
+    let addr = ringway.tls_addr().to_string();
+    let mut cmd = Command::new(tool("openssl", "openssl"));
+    cmd.args([
+        "s_client",
+        "-connect",
+        &addr,
+        "-servername",
+        NAME,
+        "-CAfile",
+        &ca,
+    ])
+    .args([version, "-ign_eof", "-sess_out", &file]);
+    if session.exists() {
+        cmd.args(["-sess_in", &file]);
+    }
+    let request = format!("GET / HTTP/1.1\r\nHost: {NAME}\r\nConnection: close\r\n\r\n");
+    let ran = run(&mut cmd, request.as_bytes(), Duration::from_secs(20));
+    let out = ran.out();
+    assert!(
+        out.contains("Hello, World!"),
+        "{version}: the answer: {ran:?}"
+    );
+    match (out.contains("\nReused, "), out.contains("\nNew, ")) {
+        (true, false) => true,
+        (false, true) => false,
+        _ => panic!("{version}: neither New nor Reused once: {ran:?}"),
+    }
+}
+
+#[test]
+fn a_reload_keeps_sessions_resuming_until_a_certificate_changes() {
+    let pki = Pki::new();
+    let first = pki.issue("site", &[NAME], 0x7070_0001, (2031, 1, 1));
+    let uwsgi = Uwsgi::start(App::Raw);
+    let ringway = Ringway::with(&uwsgi)
+        .arg("--tls-listen", "127.0.0.1:0")
+        .arg("--tls-cert", first.cert.to_str().expect("utf-8"))
+        .arg("--tls-key", first.key.to_str().expect("utf-8"))
+        .flag("--no-ebpf")
+        .start();
+    let sessions = tempfile::tempdir().expect("temp dir");
+    let versions = ["-tls1_2", "-tls1_3"];
+    let session = |version: &str| sessions.path().join(format!("{version}.pem"));
+    for version in versions {
+        assert!(
+            !resumed(&ringway, &pki, version, &session(version)),
+            "{version}: the first connection is a full handshake"
+        );
+        assert!(
+            resumed(&ringway, &pki, version, &session(version)),
+            "{version}: the second resumes (the control)"
+        );
+    }
+
+    // A reload that changes nothing: the session cache and ticket keys carry over.
+    ringway.signal(libc::SIGHUP);
+    wait_count(&ringway, RELOADED, 1);
+    for version in versions {
+        assert!(
+            resumed(&ringway, &pki, version, &session(version)),
+            "{version}: a session from before a reload that left TLS alone resumes"
+        );
+    }
+
+    // A renewed certificate in the same files: fresh sessions, a full handshake each.
+    let second = pki.issue("site", &[NAME], 0x7171_0002, (2033, 3, 3));
+    ringway.signal(libc::SIGHUP);
+    wait_count(&ringway, RELOADED, 2);
+    assert_serving(&ringway, &pki, &second, "after the renewal");
+    for version in versions {
+        assert!(
+            !resumed(&ringway, &pki, version, &session(version)),
+            "{version}: a session from before the renewal does not resume"
+        );
+        assert!(
+            resumed(&ringway, &pki, version, &session(version)),
+            "{version}: the next one resumes again"
+        );
+    }
 }
