@@ -4,7 +4,8 @@
 //! The rules, for request bodies and answers alike: memory while this request's share stays
 //! within its limit (`client_body_buffer_size`, `response_buffer_size`) and the process-wide
 //! budget (`max_buffer_memory`) has room; then the temp file, within its limit
-//! (`max_temp_file_size` for answers; none for bodies, already bounded by `max_body_size`);
+//! (`max_temp_file_size` for answers; none for bodies: `max_body_size` bounds them, unless
+//! it is 0, nginx's "no limit");
 //! then wait for the client to take some. An answer's piece read while nothing is queued and
 //! the client side waits for it is not buffering at all: it goes straight out, in memory
 //! whatever the limits, so a client that keeps up never costs a temp file, and the relay

@@ -126,7 +126,12 @@ async fn stream_body(
     limits: &Limits,
 ) -> Result<(), Fail> {
     spool.push(first, 0).await;
+    // Biased, the client side first: when its write and an upstream read finish together,
+    // it is back waiting in `pop` before the piece is pushed, so the piece goes straight out
+    // (past the memory budget, a piece pushed while the client side is busy goes to disk).
     let pumps = tokio::try_join!(
+        biased;
+        pump_client(&client.stream, spool, limits.send_timeout),
         pump_upstream(
             upstream,
             req,
@@ -134,7 +139,6 @@ async fn stream_body(
             &mut reframer,
             limits.upstream_read_timeout
         ),
-        pump_client(&client.stream, spool, limits.send_timeout),
     );
     pumps.map(drop)
 }

@@ -14,7 +14,7 @@ use super::{Outcome, Request, upstream};
 use crate::buffer::{Buf, LARGE, SMALL, read_at};
 use crate::client::{Client, Next, Step, ZeroCopy};
 use crate::fail::Fail;
-use crate::http::Method;
+use crate::http::{BodyFraming, Method};
 use crate::io::{IoError, Stream, write_all};
 use crate::routes::Route;
 use crate::static_files::{
@@ -112,7 +112,7 @@ pub(super) async fn serve(
                 }
                 // The client asked for the directory without its slash: send it there
                 // (nginx does), unless the path came from an app (X-Accel-Redirect).
-                (Some(_), false) if f.app_headers.is_empty() && f.path == &req.path[..] => {
+                (Some(_), false) if !f.from_app && f.path == &req.path[..] => {
                     return Ok(super::redirect::to_slashed(client, req, f.route).await);
                 }
                 (Some(_), false) | (None, _) => Lookup::NotFound,
@@ -120,8 +120,11 @@ pub(super) async fn serve(
             found => found,
         }
     };
+    // The app already took the request's body: a request that had one cannot go to the
+    // fallback again (there is no body left to send it with).
+    let body_taken = f.from_app && req.head.body != BodyFraming::None;
     let Lookup::File(found) = found else {
-        return match files.fallback {
+        return match files.fallback.filter(|_| !body_taken) {
             Some(group) => {
                 req.redirect()?;
                 let target = upstream::Target {

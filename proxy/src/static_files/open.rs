@@ -137,7 +137,8 @@ fn report_open_error(root: &Path, rel: &[u8], err: io::Error) {
     }
     tracing::warn!(
         root = %root.display(),
-        path = %String::from_utf8_lossy(rel),
+        // Escaped: the path is the client's, and must not forge log lines.
+        path = %rel.escape_ascii(),
         error = %err,
         "opening a static file failed (404 sent; at most {BURST} such lines per {}s)",
         WINDOW.as_secs()

@@ -64,12 +64,18 @@ impl TlsStream {
 
     /// Sends every record rustls has ready, noting in `progress` each op that moved bytes.
     async fn flush_noting(&self, progress: &Progress) -> io::Result<()> {
+        let mut wrote = false;
         loop {
             let mut out = Buf::with_capacity(LARGE);
             {
                 let mut conn = self.conn.borrow_mut();
                 if !conn.wants_write() {
                     return Ok(());
+                }
+                // A batch went out and more follow: progress, noted only then, so that a
+                // flush done in one batch reads no clock.
+                if wrote {
+                    progress.made();
                 }
                 while conn.wants_write() && out.len() < LARGE / 2 {
                     conn.write_tls(&mut RecordSink(&mut out))?;
@@ -79,7 +85,7 @@ impl TlsStream {
             let (res, _) = self.tcp.write_from(out, 0, progress).await;
             self.flushing.set(false);
             res?;
-            progress.made();
+            wrote = true;
         }
     }
 
