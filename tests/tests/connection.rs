@@ -489,6 +489,23 @@ fn idle_keep_alive_connections_are_closed_after_the_timeout() {
 }
 
 #[test]
+fn a_keepalive_timeout_of_0_turns_keep_alive_off() {
+    // nginx's `keepalive_timeout 0`: each answer says so, and the connection ends.
+    let uwsgi = Uwsgi::start(App::Raw);
+    let ringway = Ringway::with(&uwsgi)
+        .arg("--keepalive-timeout", "0s")
+        .start();
+    let mut conn = Conn::open(ringway.addr());
+    let r = send(&mut conn, &Req::get("/"));
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.header("connection").as_deref(), Some("close"), "{r:?}");
+    assert!(
+        conn.closed_within(Duration::from_secs(3)),
+        "the connection is closed after its answer"
+    );
+}
+
+#[test]
 fn transfer_coding_names_are_case_insensitive() {
     let (_uwsgi, ringway) = stack();
     let mut conn = Conn::open(ringway.addr());

@@ -175,7 +175,8 @@ pub(crate) async fn serve(
         (routed, Some(tls_port)) => {
             let id = routed.request_id();
             let limit = worker.config.limits.send_timeout;
-            redirect::to_https(client, &head, tls_port, id, limit).await
+            let keep = keeps_alive(&head, worker);
+            redirect::to_https(client, &head, tls_port, keep, id, limit).await
         }
         (Routed::To(req, index, route), None) => {
             let mut outcome = handle(client, req, route, *index, &mut rest, worker).await;
@@ -185,9 +186,8 @@ pub(crate) async fn serve(
         (Routed::Refused(fail, refused), None) => {
             let fail = *fail;
             let keep = fail == Fail::NoRoute
-                && head.keep_alive
-                && head.body == BodyFraming::None
-                && !worker.is_stopping();
+                && keeps_alive(&head, worker)
+                && head.body == BodyFraming::None;
             answer(client, fail, head_only, keep, &refused.request_id, worker).await
         }
     };
@@ -274,7 +274,7 @@ fn route<'w>(client: &Client, head: RequestHead, worker: &'w Worker) -> Routed<'
     let req = Request {
         head,
         path,
-        keep_alive: head.keep_alive && !worker.is_stopping(),
+        keep_alive: keeps_alive(&head, worker),
         client_ip,
         request_id,
         upstream: Cell::new(None),
@@ -362,6 +362,14 @@ async fn handle(
             answer(client, fail, head_only, keep, &req.request_id, worker).await
         }
     }
+}
+
+/// Whether the connection may serve another request after this one: the client allows it,
+/// the server is not stopping, and keep-alive is on. `keepalive_timeout = 0` turns it off,
+/// as nginx's `keepalive_timeout 0`: every answer says `Connection: close` rather than
+/// promising what the idle check would take back at once.
+fn keeps_alive(head: &RequestHead, worker: &Worker) -> bool {
+    head.keep_alive && !worker.is_stopping() && !worker.config.keepalive_timeout.is_zero()
 }
 
 /// The part of a normalised path under a static route's root: what follows the route's

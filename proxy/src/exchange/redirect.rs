@@ -37,6 +37,7 @@ pub(super) async fn to_https(
     client: &Client,
     head: &RequestHead,
     tls_port: u16,
+    keep_alive: bool,
     id: &RequestId,
     limit: std::time::Duration,
 ) -> Outcome {
@@ -55,7 +56,7 @@ pub(super) async fn to_https(
         location.push(b'/');
     }
     location.extend_from_slice(uri);
-    let keep_alive = head.keep_alive && head.body == BodyFraming::None;
+    let keep_alive = keep_alive && head.body == BodyFraming::None;
     let head_only = head.method == Method::Head;
     let headers: [(&[u8], &[u8]); 1] = [(b"Location", &location)];
     let own = Own {
