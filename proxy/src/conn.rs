@@ -151,8 +151,12 @@ async fn answer_plain_http(stream: TcpStream, limit: Duration) {
         BODY.len()
     );
     let stream = Counted::new(stream);
-    let _ = write_all(&stream, Buf::copy_of(head.as_bytes()), 0, limit).await;
-    Stream::shutdown(&stream, Shutdown::Both);
+    match write_all(&stream, Buf::copy_of(head.as_bytes()), 0, limit).await {
+        // The rest of the request is still coming: drained, so the 400 is not lost to a
+        // reset, as nginx drains it.
+        Ok(buf) => crate::client::linger(&stream, buf).await,
+        Err(_) => Stream::shutdown(&stream, Shutdown::Both),
+    }
 }
 
 /// Serves a connection (its TLS handshake done) from `peer` until it closes; `input` holds

@@ -68,21 +68,31 @@ impl Client {
     /// Half-closes, then reads and discards what the client still sends (bounded in time and
     /// bytes), so our answer is not lost to a reset.
     async fn linger(&mut self) {
-        Stream::shutdown(&self.stream, Shutdown::Write);
-        let deadline = Instant::now() + LINGER;
-        let mut drained = 0;
-        let mut buf = std::mem::replace(&mut self.input, Buf::empty());
-        while drained < LINGER_BYTES {
-            buf.clear();
-            let left = deadline.saturating_duration_since(Instant::now());
-            match read_some(&self.stream, buf, LINGER_READ, left).await {
-                Ok((n, b)) if n > 0 => {
-                    drained += n;
-                    buf = b;
-                }
-                Ok(_) | Err(_) => return Stream::shutdown(&self.stream, Shutdown::Both),
-            }
-        }
-        Stream::shutdown(&self.stream, Shutdown::Both);
+        let buf = std::mem::replace(&mut self.input, Buf::empty());
+        linger(&self.stream, buf).await;
     }
+}
+
+/// Half-closes `stream`, then reads and discards what the peer still sends (bounded in time
+/// and bytes) into `buf`, then closes: an answer just written is not lost to a reset over
+/// unread bytes.
+pub(crate) async fn linger<S: Stream>(stream: &S, mut buf: Buf) {
+    Stream::shutdown(stream, Shutdown::Write);
+    let deadline = Instant::now() + LINGER;
+    let mut drained = 0;
+    if buf.capacity() < LINGER_READ {
+        buf = Buf::with_capacity(LINGER_READ);
+    }
+    while drained < LINGER_BYTES {
+        buf.clear();
+        let left = deadline.saturating_duration_since(Instant::now());
+        match read_some(stream, buf, LINGER_READ, left).await {
+            Ok((n, b)) if n > 0 => {
+                drained += n;
+                buf = b;
+            }
+            Ok(_) | Err(_) => return Stream::shutdown(stream, Shutdown::Both),
+        }
+    }
+    Stream::shutdown(stream, Shutdown::Both);
 }

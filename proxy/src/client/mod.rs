@@ -11,7 +11,7 @@ mod stream;
 mod watch;
 
 pub(crate) use answer::Own;
-pub(crate) use close::Next;
+pub(crate) use close::{Next, linger};
 pub(crate) use head::{DRAIN_IDLE_GRACE, ReadNow};
 pub(crate) use proxy_header::{Proxied, read_proxy_header};
 pub(crate) use sendfile::{Step, ZeroCopy};

@@ -130,6 +130,13 @@ impl Resolver {
         if certs.is_empty() {
             bail!("no certificate given");
         }
+        for (name, shadowed, first) in shadowed_names(&certs) {
+            tracing::warn!(
+                name,
+                "two certificates name {name}: SNI picks the first listed ({first}), so \
+                 {shadowed} is never chosen for it"
+            );
+        }
         Ok(Resolver { certs })
     }
 
@@ -151,6 +158,20 @@ impl ResolvesServerCert for Resolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         self.pick(hello.server_name()).map(|c| Arc::clone(&c.key))
     }
+}
+
+/// Each name a certificate shares with one listed before it: (the name, the later
+/// certificate's file, the earlier one's), the later one never picked for that name.
+fn shadowed_names(certs: &[Loaded]) -> Vec<(&str, &str, &str)> {
+    let mut shadowed = Vec::new();
+    for (i, cert) in certs.iter().enumerate() {
+        for name in &cert.names {
+            if let Some(first) = certs[..i].iter().find(|c| c.names.contains(name)) {
+                shadowed.push((name.as_str(), cert.file.as_str(), first.file.as_str()));
+            }
+        }
+    }
+    shadowed
 }
 
 /// Reads every certificate of `files`.
@@ -181,6 +202,20 @@ mod tests {
         std::fs::write(&files.cert, cert.pem()).unwrap();
         std::fs::write(&files.key, key.serialize_pem()).unwrap();
         Loaded::load(&files, &rustls::crypto::ring::default_provider()).unwrap()
+    }
+
+    #[test]
+    fn a_name_served_twice_is_found_with_both_files() {
+        let certs = vec![
+            loaded(&["example.com", "www.example.com"]),
+            loaded(&["other.org"]),
+            loaded(&["www.example.com"]),
+        ];
+        let shadowed = shadowed_names(&certs);
+        assert_eq!(shadowed.len(), 1, "{shadowed:?}");
+        let (name, later, first) = shadowed[0];
+        assert_eq!(name, "www.example.com");
+        assert_eq!((later, first), (&*certs[2].file, &*certs[0].file));
     }
 
     #[test]

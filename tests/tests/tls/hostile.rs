@@ -220,6 +220,15 @@ fn plain_http_on_the_tls_port_gets_the_nginx_400() {
     assert!(r.says_close(), "{r:?}");
     assert!(conn.closed_within(CLOSE_LIMIT), "closed after the 400");
 
+    // With a body still arriving: drained, so that the close does not reset the 400 away.
+    let mut conn = Conn::open(tls);
+    conn.send(&Req::post("/echo", &vec![b'x'; 256 * 1024]).to_bytes())
+        .expect("send");
+    let r = conn
+        .read_response()
+        .expect("the 400 despite the unread body");
+    assert_eq!(r.status, 400, "{r:?}");
+
     // As a user would stumble on it.
     let url = format!("http://127.0.0.1:{}/x?y=1", tls.port());
     let ran = curl(&["-w", "|%{http_code}", &url]).success();
@@ -228,7 +237,7 @@ fn plain_http_on_the_tls_port_gets_the_nginx_400() {
         "The plain HTTP request was sent to HTTPS port\n|400"
     );
     let text = stack.metrics();
-    assert_eq!(handshakes(&text, "plain_http", ""), 2.0, "{text}");
+    assert_eq!(handshakes(&text, "plain_http", ""), 3.0, "{text}");
     assert_eq!(handshakes(&text, "failed", ""), 0.0, "{text}");
     assert_healthy(&stack, "plain HTTP on the TLS port");
 }
