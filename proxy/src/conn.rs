@@ -284,8 +284,9 @@ impl Conn {
                     // refused by a connection limit): it gets a new one, which its log
                     // line carries too.
                     let id = worker.request_ids.next();
+                    let limit = worker.config.limits.send_timeout;
                     let outcome =
-                        exchange::answer(client, fail, head_only, false, &id, worker).await;
+                        exchange::answer(client, fail, head_only, false, &id, limit, worker).await;
                     exchange::log_unparsed(worker, client, &outcome, started, &id);
                     outcome
                 })

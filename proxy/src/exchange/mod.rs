@@ -188,7 +188,17 @@ pub(crate) async fn serve(
             let keep = fail == Fail::NoRoute
                 && keeps_alive(&head, worker)
                 && head.body == BodyFraming::None;
-            answer(client, fail, head_only, keep, &refused.request_id, worker).await
+            let limit = worker.config.limits.send_timeout;
+            answer(
+                client,
+                fail,
+                head_only,
+                keep,
+                &refused.request_id,
+                limit,
+                worker,
+            )
+            .await
         }
     };
     outcome.body_bytes = client.body_bytes_sent();
@@ -300,30 +310,42 @@ async fn handle(
     worker: &Worker,
 ) -> Outcome {
     let head_only = req.head.method == Method::Head;
-    // An internal route is reachable only through X-Accel-Redirect.
-    if route.internal {
-        let keep = req.may_keep_alive_unread();
-        let id = &req.request_id;
-        return answer(client, Fail::NoRoute, head_only, keep, id, worker).await;
-    }
     // The route's path is this path with a slash added: send the client there (as nginx
     // does, before any access check; the allow list applies where it lands).
-    if route.path.len() > req.path.len() {
+    if !route.internal && route.path.len() > req.path.len() {
         return redirect::to_slashed(client, req, route).await;
     }
-    // Before the allow list, as nginx's limit_req (preaccess phase) runs before `allow`.
-    if let Err(retry_after) = worker.limits.check_rate(index, req.client_ip) {
-        let keep = req.may_keep_alive_unread();
-        let limited = Fail::RateLimited(retry_after);
-        let id = &req.request_id;
-        return answer(client, limited, head_only, keep, id, worker).await;
+    let handled = if route.internal {
+        // Reachable only through X-Accel-Redirect.
+        Err(Fail::NoRoute)
+    } else if let Err(retry_after) = worker.limits.check_rate(index, req.client_ip) {
+        // Before the allow list, as nginx's limit_req (preaccess phase) runs before `allow`.
+        Err(Fail::RateLimited(retry_after))
+    } else if !route.allows(req.client_ip) {
+        Err(Fail::Forbidden)
+    } else {
+        dispatch(client, req, route, index, rest, worker).await
+    };
+    match handled {
+        Ok(outcome) => outcome,
+        Err(fail) => {
+            let keep = fail.is_clean() && req.may_keep_alive_unread();
+            let (id, limit) = (&req.request_id, route.limits.send_timeout);
+            answer(client, fail, head_only, keep, id, limit, worker).await
+        }
     }
-    if !route.allows(req.client_ip) {
-        let keep = req.may_keep_alive_unread();
-        let id = &req.request_id;
-        return answer(client, Fail::Forbidden, head_only, keep, id, worker).await;
-    }
-    let handled = match &route.action {
+}
+
+/// Hands the request to its route's handler.
+async fn dispatch(
+    client: &mut Client,
+    req: &Request,
+    route: &Route,
+    index: usize,
+    rest: &mut Buf,
+    worker: &Worker,
+) -> Result<Outcome, Fail> {
+    match &route.action {
         Action::Upstream {
             group,
             script_name,
@@ -354,13 +376,6 @@ async fn handle(
             // grow every request's future.
             Box::pin(static_file::serve(client, req, &file, rest, worker)).await
         }
-    };
-    match handled {
-        Ok(outcome) => outcome,
-        Err(fail) => {
-            let keep = fail.is_clean() && req.may_keep_alive_unread();
-            answer(client, fail, head_only, keep, &req.request_id, worker).await
-        }
     }
 }
 
@@ -381,13 +396,15 @@ pub(crate) fn rel_path<'p>(path: &'p [u8], route: &Route) -> &'p [u8] {
 
 /// Reports `fail` and answers it with its status (and the operator's page for that status,
 /// if there is one), if the client can still be answered. `keep_alive`: the connection may
-/// serve another request after this answer. The answer carries the request's ID.
+/// serve another request after this answer. The answer carries the request's ID, and is
+/// written within `send_timeout` (its route's, when it has one).
 pub(crate) async fn answer(
     client: &Client,
     fail: Fail,
     head_only: bool,
     keep_alive: bool,
     id: &RequestId,
+    send_timeout: Duration,
     worker: &Worker,
 ) -> Outcome {
     fail.report(client.peer, &worker.stats);
@@ -400,7 +417,7 @@ pub(crate) async fn answer(
         .map(|(name, value)| (*name, value.as_bytes()))
         .into_iter()
         .collect();
-    let limit = worker.config.limits.send_timeout;
+    let limit = send_timeout;
     // The operator's page for this status, if any (`error_pages`).
     let page = worker.config.error_pages.get(status);
     let own = Own {

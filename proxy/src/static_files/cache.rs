@@ -11,7 +11,6 @@
 //! small scripts, styles) then go out with no read at all, and their bytes always match the
 //! size and validators sent with them.
 
-use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
@@ -51,8 +50,9 @@ pub(crate) struct CachedFile {
     pub(crate) meta: FileMeta,
     /// Its Last-Modified and ETag, formatted.
     pub(crate) validators: Validators,
-    /// Its Content-Type, from its name's extension (looked up once per opening).
-    pub(crate) content_type: Cow<'static, str>,
+    /// Its Content-Type, from its name's extension (looked up once per opening; shared, so
+    /// that a request's copy costs no allocation whatever the type).
+    pub(crate) content_type: Rc<str>,
     /// The whole file, when it is small and the worker's budget allowed.
     pub(crate) bytes: Option<Rc<[u8]>>,
 }
@@ -135,7 +135,7 @@ impl FileCache {
                     file: Rc::new(File::from_std(file)),
                     meta,
                     validators: Validators::of(&meta),
-                    content_type: content_type(rel),
+                    content_type: Rc::from(content_type(rel)),
                     bytes,
                 })
             }
