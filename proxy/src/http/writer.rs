@@ -176,7 +176,8 @@ pub fn write_response_head(
     out.extend_from_slice(b"\r\n");
 }
 
-fn write_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+/// Appends one header line, `name: value`.
+pub(crate) fn write_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(name);
     out.extend_from_slice(b": ");
     out.extend_from_slice(value);

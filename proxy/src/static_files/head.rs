@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use super::decision::{FileMeta, Validators};
 use crate::clock::http_date_at;
 use crate::http::ascii::push_u64;
-use crate::http::{Version, http_date, reason_phrase};
+use crate::http::{Version, http_date, reason_phrase, write_header};
 
 /// What a file answer's head says.
 #[derive(Debug, Clone, Copy)]
@@ -73,7 +73,7 @@ pub(crate) fn write_file_head(out: &mut Vec<u8>, h: &FileHead<'_>) {
     out.extend_from_slice(&http_date_at(h.now));
     out.extend_from_slice(b"\r\n");
     if let Some(content_type) = h.content_type.filter(|_| h.status != 304) {
-        header(out, b"Content-Type", content_type.as_bytes());
+        write_header(out, b"Content-Type", content_type.as_bytes());
     }
     if h.status != 304 {
         out.extend_from_slice(b"Content-Length: ");
@@ -91,10 +91,10 @@ pub(crate) fn write_file_head(out: &mut Vec<u8>, h: &FileHead<'_>) {
     }
     // A 304 describes the stored answer by its validators; it has no body to encode.
     if let Some(encoding) = h.encoding.filter(|_| h.status != 304) {
-        header(out, b"Content-Encoding", encoding.as_bytes());
+        write_header(out, b"Content-Encoding", encoding.as_bytes());
     }
-    header(out, b"Last-Modified", h.validators.last_modified());
-    header(out, b"ETag", h.validators.etag());
+    write_header(out, b"Last-Modified", h.validators.last_modified());
+    write_header(out, b"ETag", h.validators.etag());
     out.extend_from_slice(b"Accept-Ranges: bytes\r\n");
     if let Some((max_age, immutable)) = h.cache {
         out.extend_from_slice(b"Cache-Control: max-age=");
@@ -103,37 +103,29 @@ pub(crate) fn write_file_head(out: &mut Vec<u8>, h: &FileHead<'_>) {
             out.extend_from_slice(b", immutable");
         }
         out.extend_from_slice(b"\r\n");
-        header(out, b"Expires", &http_date(h.now.saturating_add(max_age)));
+        write_header(out, b"Expires", &http_date(h.now.saturating_add(max_age)));
     }
     if h.vary {
         out.extend_from_slice(b"Vary: Accept-Encoding\r\n");
     }
     let extra = &h.extra;
     for (name, value) in extra.app {
-        header(out, name, value);
+        write_header(out, name, value);
     }
     if let Some(id) = extra.request_id {
-        header(out, b"X-Request-ID", id);
+        write_header(out, b"X-Request-ID", id);
     }
     if let Some(hsts) = extra.hsts {
-        header(out, b"Strict-Transport-Security", hsts);
+        write_header(out, b"Strict-Transport-Security", hsts);
     }
     for (name, value) in extra.route {
-        header(out, name.as_bytes(), value.as_bytes());
+        write_header(out, name.as_bytes(), value.as_bytes());
     }
     if !h.keep_alive {
         out.extend_from_slice(b"Connection: close\r\n");
     } else if h.client_version == Version::Http10 {
         out.extend_from_slice(b"Connection: keep-alive\r\n");
     }
-    out.extend_from_slice(b"\r\n");
-}
-
-/// Appends one header line.
-fn header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
-    out.extend_from_slice(name);
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
 }
 

@@ -18,7 +18,7 @@ use super::UpstreamConn;
 use crate::buffer::Buf;
 use crate::fail::{BadResponse, Fail, Step};
 use crate::http::ascii::{push_ip, push_u64};
-use crate::http::{self, HeaderSpan, RequestHead, ResponseHead, Status};
+use crate::http::{self, HeaderSpan, RequestHead, ResponseHead, Status, write_header};
 use crate::io::{IoError, read_some};
 
 /// First read of an upstream response.
@@ -116,10 +116,7 @@ pub(crate) fn encode_request_head(
         {
             continue;
         }
-        out.extend_from_slice(name);
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(h.value.of(input));
-        out.extend_from_slice(b"\r\n");
+        write_header(out, name, h.value.of(input));
     }
 
     // The client's real address alone (crate::identity resolved any trusted proxies'
