@@ -20,6 +20,16 @@ fn load(text: &str, flags: &[&str]) -> Result<Config, String> {
     Config::from_args(args).map_err(|e| format!("{e:#}"))
 }
 
+/// `text` is refused, the message naming `key`, saying `message`, and naming the file.
+fn assert_refused(text: &str, key: &str, message: &str) {
+    let err = load(text, &[]).unwrap_err();
+    assert!(
+        err.contains(key) && err.contains(message),
+        "{text}\n→ {err}"
+    );
+    assert!(err.contains("ringway.toml"), "names the file: {err}");
+}
+
 fn route<'c>(config: &'c Config, path: &str) -> &'c crate::routes::Route {
     match config.routes.find(path.as_bytes()) {
         Found::Route(i) => config.routes.get(i).unwrap(),
@@ -388,12 +398,7 @@ fn each_route_mistake_is_refused_with_its_key() {
         ),
     ];
     for (text, key, message) in cases {
-        let err = load(&format!("{group}{text}"), &[]).unwrap_err();
-        assert!(
-            err.contains(key) && err.contains(message),
-            "{text}\n→ {err}"
-        );
-        assert!(err.contains("ringway.toml"), "names the file: {err}");
+        assert_refused(&format!("{group}{text}"), key, message);
     }
 }
 
@@ -619,12 +624,7 @@ fn each_limit_mistake_is_refused_with_its_key() {
         ),
     ];
     for (text, key, message) in cases {
-        let err = load(&text, &[]).unwrap_err();
-        assert!(
-            err.contains(key) && err.contains(message),
-            "{text}\n→ {err}"
-        );
-        assert!(err.contains("ringway.toml"), "names the file: {err}");
+        assert_refused(&text, key, message);
     }
     let err = Config::from_args(["ringway", "--upstream", "unix:/a", "--max-connections", "0"])
         .unwrap_err()
@@ -715,12 +715,7 @@ fn each_error_page_mistake_is_refused_with_its_key() {
             Some(at) => text.split_at(at),
             None => (text.as_str(), ""),
         };
-        let err = load(&format!("{top}{group}{routes}"), &[]).unwrap_err();
-        assert!(
-            err.contains(key) && err.contains(message),
-            "{text}\n→ {err}"
-        );
-        assert!(err.contains("ringway.toml"), "names the file: {err}");
+        assert_refused(&format!("{top}{group}{routes}"), key, message);
     }
     // A static route with a fallback reaches the app: its errors may be intercepted.
     let text = format!(
@@ -1057,12 +1052,7 @@ fn each_tls_mistake_is_refused_with_its_key() {
         ),
     ];
     for (text, key, message) in cases {
-        let err = load(&text, &[]).unwrap_err();
-        assert!(
-            err.contains(key) && err.contains(message),
-            "{text}\n→ {err}"
-        );
-        assert!(err.contains("ringway.toml"), "names the file: {err}");
+        assert_refused(&text, key, message);
     }
     let flags = [
         "--tls-cert",
