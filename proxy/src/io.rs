@@ -10,6 +10,7 @@
 use std::cell::Cell;
 use std::io;
 use std::net::Shutdown;
+use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -95,8 +96,80 @@ pub(crate) trait Stream {
         from: usize,
         progress: &Progress,
     ) -> impl Future<Output = BufResult<(), Buf>>;
+    /// Reads what is waiting, without waiting: at most `max` bytes appended to `buf` (which
+    /// has room for them), `Some(Ok(0))` at end of stream, `None` when nothing waits or the
+    /// stream cannot read that way (TLS: records are opened first). Only while no read op is
+    /// in flight on the stream.
+    fn read_now(&self, buf: &mut Buf, max: usize) -> Option<io::Result<usize>> {
+        let _ = (buf, max);
+        None
+    }
+    /// Writes what the socket takes at once, without waiting: the bytes that went, 0 when
+    /// its send buffer is full or the stream cannot write that way (TLS: records are sealed
+    /// first). Only while no write op is in flight on the stream, or bytes would reorder.
+    fn write_now(&self, bytes: &[u8]) -> io::Result<usize> {
+        let _ = bytes;
+        Ok(0)
+    }
     /// Shuts the socket down, completing any op in flight on it.
     fn shutdown(&self, how: Shutdown);
+}
+
+/// One `recv(MSG_DONTWAIT)` on socket `fd` into `buf`'s spare room (at most `max` bytes):
+/// `None` when nothing waits.
+fn recv_now(fd: std::os::fd::RawFd, buf: &mut Buf, max: usize) -> Option<io::Result<usize>> {
+    let len = buf.len();
+    let room = max.min(buf.capacity() - len);
+    // SAFETY: the pointer and length name the vector's spare capacity, which recv writes at
+    // most `room` bytes of; MSG_DONTWAIT keeps it from blocking.
+    let n = unsafe {
+        libc::recv(
+            fd,
+            buf.as_mut_ptr().add(len).cast(),
+            room,
+            libc::MSG_DONTWAIT,
+        )
+    };
+    match usize::try_from(n) {
+        Ok(n) => {
+            // SAFETY: recv initialised the `n` bytes after `len`, within the capacity.
+            unsafe { buf.set_len(len + n) };
+            Some(Ok(n))
+        }
+        Err(_) => match io::Error::last_os_error() {
+            e if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+            ) =>
+            {
+                None
+            }
+            e => Some(Err(e)),
+        },
+    }
+}
+
+/// One `send(MSG_DONTWAIT)` on socket `fd`: the bytes it took, 0 when its buffer is full.
+fn send_now(fd: std::os::fd::RawFd, bytes: &[u8]) -> io::Result<usize> {
+    // SAFETY: `fd` is an open socket of the caller's; send reads at most `bytes.len()`
+    // bytes from `bytes`; MSG_DONTWAIT keeps it from blocking, MSG_NOSIGNAL turns a closed
+    // peer into EPIPE instead of a signal.
+    let n = unsafe {
+        libc::send(
+            fd,
+            bytes.as_ptr().cast(),
+            bytes.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    };
+    if n >= 0 {
+        return Ok(n as usize);
+    }
+    let err = io::Error::last_os_error();
+    match err.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(0),
+        _ => Err(err),
+    }
 }
 
 macro_rules! impl_stream {
@@ -131,6 +204,14 @@ macro_rules! impl_stream {
                     }
                 }
                 (Ok(()), buf)
+            }
+
+            fn read_now(&self, buf: &mut Buf, max: usize) -> Option<io::Result<usize>> {
+                recv_now(self.as_raw_fd(), buf, max)
+            }
+
+            fn write_now(&self, bytes: &[u8]) -> io::Result<usize> {
+                send_now(self.as_raw_fd(), bytes)
             }
 
             fn shutdown(&self, how: Shutdown) {
@@ -206,6 +287,20 @@ impl<S: Stream> Stream for Counted<S> {
         (res, buf)
     }
 
+    fn read_now(&self, buf: &mut Buf, max: usize) -> Option<io::Result<usize>> {
+        let read = self.inner.read_now(buf, max);
+        if let Some(Ok(n)) = read {
+            self.read.set(self.read.get() + n as u64);
+        }
+        read
+    }
+
+    fn write_now(&self, bytes: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write_now(bytes)?;
+        self.written.set(self.written.get() + n as u64);
+        Ok(n)
+    }
+
     fn shutdown(&self, how: Shutdown) {
         self.inner.shutdown(how);
     }
@@ -238,6 +333,29 @@ pub(crate) async fn read_some<S: Stream>(
     }
 }
 
+/// [`read_some`] for bytes that are likely waiting already (a body after its head): one
+/// non-blocking read first, which then needs no op, no timer and no wake-up.
+pub(crate) async fn read_some_eager<S: Stream>(
+    stream: &S,
+    mut buf: Buf,
+    max: usize,
+    limit: Duration,
+) -> Result<(usize, Buf), IoError> {
+    let max = max.max(1);
+    if buf.capacity() - buf.len() < max {
+        buf.reserve(max);
+    }
+    match stream.read_now(&mut buf, max) {
+        Some(Ok(n)) => {
+            // A peer whose bytes always wait must still let the loop's other tasks run.
+            tokio::task::consume_budget().await;
+            Ok((n, buf))
+        }
+        Some(Err(e)) => Err(IoError::Failed(e.kind())),
+        None => read_some(stream, buf, max, limit).await,
+    }
+}
+
 /// Writes `buf[from..]` and returns the buffer, giving up when `limit` passes without the
 /// peer taking a byte: the timer restarts whenever a write op moved some (nginx's
 /// `send_timeout`: "between two successive write operations"), so a slow reader that keeps
@@ -258,10 +376,21 @@ pub(crate) async fn write_all<S: Stream>(
 pub(crate) async fn write_all_or_back<S: Stream>(
     stream: &S,
     buf: Buf,
-    from: usize,
+    mut from: usize,
     limit: Duration,
 ) -> Result<Buf, (IoError, Option<Buf>)> {
     if from >= buf.len() {
+        return Ok(buf);
+    }
+    // Most writes fit in the socket's send buffer: made at once, they need no op, no timer
+    // and no wake-up. Only the rest, if any, waits in an op.
+    match stream.write_now(&buf[from..]) {
+        Ok(n) => from += n,
+        Err(e) => return Err((IoError::Failed(e.kind()), Some(buf))),
+    }
+    if from >= buf.len() {
+        // A client whose every write goes at once must still let the loop's other tasks run.
+        tokio::task::consume_budget().await;
         return Ok(buf);
     }
     let progress = Progress::default();
@@ -328,6 +457,62 @@ mod tests {
                 "the reader was slower than the limit"
             );
             assert_eq!(reader.join().unwrap(), PIECE);
+        });
+    }
+
+    #[test]
+    fn an_eager_read_takes_what_waits_and_waits_for_the_rest() {
+        tokio_uring::start(async {
+            let (ours, mut theirs) = pair();
+            std::io::Write::write_all(&mut theirs, b"waiting").unwrap();
+            let limit = Duration::from_secs(5);
+            let (n, buf) = read_some_eager(&ours, Buf::empty(), 64, limit)
+                .await
+                .unwrap();
+            assert_eq!(&buf[..n], b"waiting");
+            // Nothing waits now: the read waits in an op until the peer writes.
+            let writer = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(50));
+                std::io::Write::write_all(&mut theirs, b"later").unwrap();
+                theirs
+            });
+            let (n, buf) = read_some_eager(&ours, buf, 64, limit).await.unwrap();
+            assert_eq!(&buf[buf.len() - n..], b"later");
+            drop(writer.join().unwrap());
+            let (n, _) = read_some_eager(&ours, buf, 64, limit).await.unwrap();
+            assert_eq!(n, 0, "end of stream");
+        });
+    }
+
+    #[test]
+    fn a_write_the_socket_takes_whole_needs_no_op_and_the_rest_waits_for_the_reader() {
+        tokio_uring::start(async {
+            let (ours, mut theirs) = pair();
+            let small = Buf::copy_of(b"hello");
+            let back = write_all(&ours, small, 0, Duration::from_secs(5))
+                .await
+                .unwrap();
+            assert_eq!(&back[..], b"hello");
+            let mut got = [0u8; 5];
+            theirs.read_exact(&mut got).unwrap();
+            assert_eq!(&got, b"hello");
+            // 2 MiB is more than a socket buffer takes at once: the rest goes in ops, all of
+            // it, in order.
+            let reader = std::thread::spawn(move || {
+                let mut all = Vec::new();
+                theirs.read_to_end(&mut all).unwrap();
+                all
+            });
+            let mut big = piece();
+            for (i, byte) in big.iter_mut().enumerate() {
+                *byte = (i % 251) as u8;
+            }
+            let expected = big.to_vec();
+            write_all(&ours, big, 0, Duration::from_secs(5))
+                .await
+                .unwrap();
+            Stream::shutdown(&ours, Shutdown::Write);
+            assert!(reader.join().unwrap() == expected);
         });
     }
 

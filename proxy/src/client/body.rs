@@ -14,7 +14,7 @@ use crate::buffer::{Body, Budget, Buf, LARGE, Place, SMALL, TINY, TempFile, body
 use crate::config::Limits;
 use crate::fail::{Fail, Part};
 use crate::http::{BodyFraming, ChunkedDecoder, DecodeProgress, HttpError, RequestHead};
-use crate::io::{IoError, read_some};
+use crate::io::{IoError, read_some_eager};
 use crate::worker::Worker;
 
 /// Largest read of a body.
@@ -77,7 +77,7 @@ impl Client {
                 Sink::Memory { buf, .. } => {
                     let taken = std::mem::replace(buf, Buf::empty());
                     let (n, filled) =
-                        client_read(read_some(&self.stream, taken, want, timeout).await)?;
+                        client_read(read_some_eager(&self.stream, taken, want, timeout).await)?;
                     *buf = filled;
                     n
                 }
@@ -86,7 +86,7 @@ impl Client {
                     let taken = fresh_read_buffer(taken);
                     // Within the buffer: read_some would grow it to `want`.
                     let want = want.min(taken.capacity());
-                    let read = read_some(&self.stream, taken, want, timeout).await;
+                    let read = read_some_eager(&self.stream, taken, want, timeout).await;
                     let (n, filled) = client_read(read)?;
                     read_buf = sink.write_out(filled).await?;
                     n
@@ -137,7 +137,7 @@ impl Client {
                 buf = Buf::with_capacity(want);
             }
             let room = want.min(BODY_READ_SIZE);
-            let read = read_some(&self.stream, buf, room, limits.client_body_timeout);
+            let read = read_some_eager(&self.stream, buf, room, limits.client_body_timeout);
             let (n, filled) = client_read(read.await)?;
             last_read = n;
             *rest = filled;

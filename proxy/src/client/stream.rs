@@ -1,6 +1,7 @@
 //! The client's socket: plain TCP, or TLS over it. Everything above reads and writes
 //! plaintext through [`Stream`] and does not know which.
 
+use std::io;
 use std::net::Shutdown;
 use std::os::fd::{AsRawFd, RawFd};
 
@@ -65,6 +66,20 @@ impl Stream for ClientStream {
         match self {
             ClientStream::Plain(s) => Either::Left(s.write_from(buf, from, progress)),
             ClientStream::Tls(s) => Either::Right(Box::pin(s.write_from(buf, from, progress))),
+        }
+    }
+
+    fn read_now(&self, buf: &mut Buf, max: usize) -> Option<io::Result<usize>> {
+        match self {
+            ClientStream::Plain(s) => s.read_now(buf, max),
+            ClientStream::Tls(_) => None,
+        }
+    }
+
+    fn write_now(&self, bytes: &[u8]) -> io::Result<usize> {
+        match self {
+            ClientStream::Plain(s) => s.write_now(bytes),
+            ClientStream::Tls(_) => Ok(0),
         }
     }
 

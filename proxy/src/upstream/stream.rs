@@ -168,6 +168,22 @@ impl Stream for UpstreamConn {
         }
     }
 
+    fn read_now(&self, buf: &mut Buf, max: usize) -> Option<io::Result<usize>> {
+        match &self.socket {
+            Some(Socket::Unix(s)) => s.read_now(buf, max),
+            Some(Socket::Tcp(s)) => s.read_now(buf, max),
+            None => Some(Err(io::ErrorKind::NotConnected.into())),
+        }
+    }
+
+    fn write_now(&self, bytes: &[u8]) -> io::Result<usize> {
+        match &self.socket {
+            Some(Socket::Unix(s)) => s.write_now(bytes),
+            Some(Socket::Tcp(s)) => s.write_now(bytes),
+            None => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+
     fn shutdown(&self, how: Shutdown) {
         match &self.socket {
             Some(Socket::Unix(s)) => Stream::shutdown(s, how),
