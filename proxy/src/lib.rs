@@ -6,6 +6,7 @@
 //! hidden `fuzzing` door the fuzz targets use. docs/ARCHITECTURE.md draws the whole.
 
 pub mod access_log;
+pub mod alloc;
 pub mod app;
 mod buffer;
 mod client;

@@ -9,6 +9,9 @@ use ringway::metrics;
 use ringway::reload::Reloader;
 use ringway::server::Server;
 
+#[global_allocator]
+static ALLOCATOR: ringway::alloc::BlockCache = ringway::alloc::BlockCache;
+
 fn main() -> ExitCode {
     init_logging();
     // clap prints --help and --version, and usage errors, and exits.

@@ -448,6 +448,7 @@ fn run_worker(
     if let Some(cpu) = cpu {
         pin_to_cpu(cpu);
     }
+    crate::alloc::keep_blocks_on_this_thread();
     let mut builder = tokio_uring::builder();
     builder.entries(RING_ENTRIES);
     let runtime = match tokio_uring::Runtime::new(&builder) {

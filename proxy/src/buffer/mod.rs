@@ -31,6 +31,7 @@ pub(crate) use tempfile::{TempFile, prepare_dir, read_at};
 /// back, so that memory returns to the system after a burst.
 pub(crate) fn release_idle_buffers() {
     pool::release_idle();
+    crate::alloc::release_kept_blocks();
 }
 
 /// A pooled byte buffer: a `Vec<u8>` that goes back to its thread's pool when dropped.
