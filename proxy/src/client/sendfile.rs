@@ -5,9 +5,12 @@
 //! - only pages already in the page cache are sent this way: `cachestat(2)` says so without
 //!   touching the disk, and a range that is not cached is read through io_uring by the caller
 //!   (which brings it into the cache), so a cold file never blocks the thread;
-//! - the socket is non-blocking for the duration of the call, so a full send buffer is an
-//!   `EAGAIN` and a readiness wait, never a blocked thread. io_uring ops are never in flight
-//!   on the socket meanwhile (the caller sends the body and does nothing else).
+//! - the socket is non-blocking while the body goes out this way, so a full send buffer is
+//!   an `EAGAIN` and a readiness wait, never a blocked thread. It is set before the first
+//!   sendfile and put back before an io_uring op may run on the socket (a chunk copied
+//!   through a buffer) and when the sender is dropped, so a 1 MiB file costs two `fcntl`s
+//!   however many sendfile calls it takes. io_uring ops are never in flight on the socket
+//!   meanwhile (the caller sends the body and does nothing else).
 //!
 //! Kernels without cachestat (before 6.5) or a seccomp filter that refuses it: file bodies are
 //! copied through io_uring as before.
@@ -26,9 +29,9 @@ use crate::io::IoError;
 /// `cachestat(2)`'s number: the same on every architecture (syscalls added since 5.x share
 /// one table).
 const SYS_CACHESTAT: libc::c_long = 451;
-/// Most bytes one sendfile call is offered (nginx's `sendfile_max_chunk` is 2m), and most
+/// Most bytes one sendfile call is offered (nginx's `sendfile_max_chunk`, 2m), and most
 /// checked for residency at once.
-const CHUNK: u64 = 512 * 1024;
+const CHUNK: u64 = 2 * 1024 * 1024;
 
 /// What one attempt did.
 pub(crate) enum Step {
@@ -46,6 +49,8 @@ pub(crate) enum Step {
 pub(crate) struct ZeroCopy {
     fd: RawFd,
     flags: libc::c_int,
+    /// O_NONBLOCK is set on the socket now (`flags` are its flags without it).
+    nonblocking: bool,
     /// Offsets below this were found in the page cache.
     cached_to: u64,
     waiter: Option<AsyncFd<Borrowed>>,
@@ -73,6 +78,7 @@ impl Client {
         (flags >= 0).then_some(ZeroCopy {
             fd,
             flags,
+            nonblocking: false,
             cached_to: 0,
             waiter: None,
         })
@@ -110,15 +116,21 @@ impl ZeroCopy {
         let Ok(mut offset) = libc::off_t::try_from(at) else {
             return Ok(Step::Unsupported);
         };
+        if !self.nonblocking {
+            // SAFETY: F_SETFL on an fd the client owns; the flags are put back before any
+            // io_uring op can run on the socket again (`before_ops`, or the drop).
+            if unsafe { libc::fcntl(self.fd, libc::F_SETFL, self.flags | libc::O_NONBLOCK) } < 0 {
+                return Ok(Step::Unsupported);
+            }
+            self.nonblocking = true;
+        }
         // SAFETY: both fds are open for the call (the file is held by the caller, the socket
-        // by the client); `offset` is a valid out-pointer. The flags are put back before any
-        // io_uring op can run on the socket again.
-        let sent = unsafe {
-            libc::fcntl(self.fd, libc::F_SETFL, self.flags | libc::O_NONBLOCK);
-            let sent = libc::sendfile(self.fd, file, &mut offset, count);
-            let err = io::Error::last_os_error();
-            libc::fcntl(self.fd, libc::F_SETFL, self.flags);
-            if sent < 0 { Err(err) } else { Ok(sent) }
+        // by the client); `offset` is a valid out-pointer.
+        let sent = unsafe { libc::sendfile(self.fd, file, &mut offset, count) };
+        let sent = if sent < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(sent)
         };
         match sent {
             Ok(n) => Ok(Step::Sent(n.unsigned_abs() as u64)),
@@ -127,6 +139,15 @@ impl ZeroCopy {
                 Ok(Step::Unsupported)
             }
             Err(e) => Err(e),
+        }
+    }
+
+    /// Puts the socket back in blocking mode, before an io_uring op runs on it.
+    pub(crate) fn before_ops(&mut self) {
+        if self.nonblocking {
+            // SAFETY: F_SETFL on an fd the client owns, with the flags it had.
+            unsafe { libc::fcntl(self.fd, libc::F_SETFL, self.flags) };
+            self.nonblocking = false;
         }
     }
 
@@ -155,6 +176,13 @@ impl ZeroCopy {
             Ok(Err(e)) => Err(IoError::Failed(e.kind())),
             Err(_) => Err(IoError::Timeout),
         }
+    }
+}
+
+impl Drop for ZeroCopy {
+    /// The socket leaves blocking mode only while this sender lives.
+    fn drop(&mut self) {
+        self.before_ops();
     }
 }
 
@@ -232,6 +260,36 @@ mod tests {
         // A kernel without cachestat says so (None); this one (6.5 and later) answers.
         assert_eq!(super::cached(file.as_raw_fd(), 0, 256 * 1024), Some(true));
         assert_eq!(super::cached(file.as_raw_fd(), 4000, 10_000), Some(true));
+    }
+
+    #[test]
+    fn the_socket_is_non_blocking_only_while_the_sender_sends() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let ours = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (_theirs, _) = listener.accept().unwrap();
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(&[7u8; 4096]).unwrap();
+        let fd = ours.as_raw_fd();
+        // SAFETY: F_GETFL on an open fd.
+        let flags = || unsafe { libc::fcntl(fd, libc::F_GETFL) };
+        let blocking = flags();
+        assert_eq!(blocking & libc::O_NONBLOCK, 0);
+        let mut sender = super::ZeroCopy {
+            fd,
+            flags: blocking,
+            nonblocking: false,
+            cached_to: 0,
+            waiter: None,
+        };
+        let sent = sender.send(file.as_raw_fd(), 0, 4096).unwrap();
+        assert!(matches!(sent, super::Step::Sent(4096)));
+        assert_ne!(flags() & libc::O_NONBLOCK, 0, "between two sendfile calls");
+        sender.before_ops();
+        assert_eq!(flags(), blocking, "before an io_uring op");
+        let sent = sender.send(file.as_raw_fd(), 1024, 4096).unwrap();
+        assert!(matches!(sent, super::Step::Sent(3072)));
+        drop(sender);
+        assert_eq!(flags(), blocking, "once the sender is gone");
     }
 
     #[test]

@@ -339,7 +339,8 @@ async fn send_zero_copy(
         };
         if copy {
             // Through a buffer: io_uring reads the pages in (off the thread) and waits for
-            // the socket.
+            // the socket, which must be blocking again for that.
+            zero_copy.before_ops();
             out = next_chunk(out, file, &mut at, end).await?;
             out = write(client, out, 0, timeout).await?;
         }
