@@ -20,8 +20,9 @@ use std::ptr;
 /// `ringway` binary.
 pub struct BlockCache;
 
-/// Blocks of these sizes are kept: above tcache's largest, up to a small buffer.
-const SIZES: std::ops::RangeInclusive<usize> = 1025..=16 * 1024;
+/// Blocks of these sizes are kept: above the largest request tcache serves (1032 bytes),
+/// up to a small buffer.
+const SIZES: std::ops::RangeInclusive<usize> = 1033..=16 * 1024;
 /// Distinct layouts a thread keeps blocks of; a request's hot ones are a handful.
 const LISTS: usize = 8;
 /// Most blocks kept per layout.
@@ -61,7 +62,7 @@ impl FreeList {
         if block.is_null() {
             return None;
         }
-        // SAFETY: `block` is a freed block of at least 1025 bytes this list owns; its first
+        // SAFETY: `block` is a freed block of at least 1033 bytes this list owns; its first
         // bytes hold the next block's address, written by `push`.
         let next = unsafe { block.cast::<*mut u8>().read_unaligned() };
         self.head.set(next);
@@ -72,7 +73,7 @@ impl FreeList {
     /// # Safety
     /// `block` was allocated by `System` with this list's layout and is no longer used.
     unsafe fn push(&self, block: *mut u8) {
-        // SAFETY: the block is at least 1025 bytes and ours now (the caller's contract).
+        // SAFETY: the block is at least 1033 bytes and ours now (the caller's contract).
         unsafe { block.cast::<*mut u8>().write_unaligned(self.head.get()) };
         self.head.set(block);
         self.len.set(self.len.get() + 1);
@@ -152,6 +153,14 @@ pub fn keep_blocks_on_this_thread() {
     let _ = KEPT.try_with(|kept| kept.on.set(true));
 }
 
+/// This thread stops keeping blocks and gives back those it kept (a worker, at its end).
+pub fn stop_keeping_blocks_on_this_thread() {
+    let _ = KEPT.try_with(|kept| {
+        kept.on.set(false);
+        kept.release();
+    });
+}
+
 /// Gives this thread's kept blocks back to glibc (a quiet worker, before the heap is trimmed).
 pub fn release_kept_blocks() {
     let _ = KEPT.try_with(Kept::release);
@@ -216,7 +225,8 @@ mod tests {
         std::thread::spawn(move || {
             keep_blocks_on_this_thread();
             test();
-            release_kept_blocks();
+            stop_keeping_blocks_on_this_thread();
+            assert_eq!(kept(), 0);
         })
         .join()
         .unwrap();
@@ -249,7 +259,7 @@ mod tests {
     #[test]
     fn small_and_large_blocks_and_other_threads_keep_nothing() {
         on_a_worker(|| {
-            for size in [64, 1024, 16 * 1024 + 1, 1 << 20] {
+            for size in [64, 1032, 16 * 1024 + 1, 1 << 20] {
                 let layout = Layout::from_size_align(size, 8).unwrap();
                 // SAFETY: as above.
                 unsafe { BlockCache.dealloc(BlockCache.alloc(layout), layout) };

@@ -475,6 +475,8 @@ fn run_worker(
         generations,
         ready,
     ));
+    // What the runtime and the connections free from here on goes straight back to glibc.
+    crate::alloc::stop_keeping_blocks_on_this_thread();
 }
 
 /// Builds this thread's `Worker` for each new configuration generation and makes it the

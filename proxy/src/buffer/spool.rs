@@ -168,6 +168,11 @@ impl<'a> Spool<'a> {
         }
     }
 
+    /// Whether the client side has taken everything queued.
+    pub(crate) fn is_drained(&self) -> bool {
+        self.state.borrow().queue.is_empty()
+    }
+
     /// The temp file failure the spool worked around, if any (to be reported once).
     pub(crate) fn take_file_error(&self) -> Option<io::ErrorKind> {
         self.file_error.take()

@@ -32,6 +32,9 @@ const SYS_CACHESTAT: libc::c_long = 451;
 /// Most bytes one sendfile call is offered (nginx's `sendfile_max_chunk`, 2m), and most
 /// checked for residency at once.
 const CHUNK: u64 = 2 * 1024 * 1024;
+/// Where a whole chunk is not cached, the window checked instead: a page missing far ahead
+/// must not send the bytes before it through copies.
+const NEAR: u64 = 512 * 1024;
 
 /// What one attempt did.
 pub(crate) enum Step {
@@ -108,6 +111,9 @@ impl ZeroCopy {
         if at >= self.cached_to {
             match cached(file, at, want) {
                 Some(true) => self.cached_to = at + want,
+                Some(false) if want > NEAR && cached(file, at, NEAR) == Some(true) => {
+                    self.cached_to = at + NEAR;
+                }
                 Some(false) => return Ok(Step::NotCached),
                 None => return Ok(Step::Unsupported),
             }
@@ -168,7 +174,10 @@ impl ZeroCopy {
         let Some(waiter) = &self.waiter else {
             return Ok(false);
         };
-        match tokio::time::timeout(limit, waiter.writable()).await {
+        let waited = tokio::time::timeout(limit, waiter.writable()).await;
+        // Pages found cached before a wait may have been evicted during it.
+        self.cached_to = 0;
+        match waited {
             Ok(Ok(mut ready)) => {
                 ready.clear_ready();
                 Ok(true)

@@ -17,7 +17,7 @@ use crate::clock::http_date_now;
 use crate::config::Limits;
 use crate::fail::{BadResponse, Fail, Step};
 use crate::http::{ClientFraming, Reframer, ResponseHead, ResponseMeta, write_response_head};
-use crate::io::{Counted, IoError, read_some_eager, write_all};
+use crate::io::{Counted, IoError, read_some, read_some_eager, write_all};
 use crate::routes::Route;
 use crate::upstream::UpstreamConn;
 use crate::worker::Worker;
@@ -161,7 +161,15 @@ async fn pump_upstream(
     while !reframer.is_done() {
         let mut buf = Buf::with_capacity(Reframer::PREFIX + RELAY_READ_SIZE + 16);
         buf.resize(Reframer::PREFIX, 0);
-        match read_some_eager(&upstream, buf, RELAY_READ_SIZE, timeout).await {
+        // Eager only once the client side has taken what was queued: a piece read before
+        // it ran again would queue behind the last one, and past the memory share go to the
+        // temp file. A read op lets it run first.
+        let read = if spool.is_drained() {
+            read_some_eager(&upstream, buf, RELAY_READ_SIZE, timeout).await
+        } else {
+            read_some(&upstream, buf, RELAY_READ_SIZE, timeout).await
+        };
+        match read {
             Ok((0, _)) => {
                 let mut tail = Buf::with_capacity(16);
                 reframer

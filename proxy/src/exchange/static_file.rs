@@ -329,6 +329,9 @@ async fn send_zero_copy(
             Step::Sent(n) => {
                 at += n;
                 client.stream.add_written(n);
+                // A reader fast enough that sendfile never waits must not keep the loop's
+                // other connections waiting.
+                tokio::task::consume_budget().await;
                 false
             }
             Step::Full => !zero_copy
