@@ -320,6 +320,54 @@ fn figures_match_what_the_kernel_and_the_client_saw() {
     assert!(delta("ringway_accept_wait_seconds_count") >= f64::from(fresh + 1));
 }
 
+/// A client that reads as fast as a long answer comes costs no temp file: the relay reads
+/// the upstream ahead only once the client side has taken what was queued. The probes count
+/// every temp file ringway opens (an io_uring OPENAT; nothing else is opened on this path),
+/// and a client that stops reading shows that they do.
+#[test]
+fn a_client_that_keeps_up_with_a_long_answer_costs_no_temp_file() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let (ringway, metrics) = start_with_metrics(&uwsgi);
+    wait_for_probes(metrics);
+    let opens = || {
+        let text = prometheus(metrics);
+        sample(
+            &text,
+            "ringway_io_uring_op_duration_seconds_count{op=\"OPENAT\"}",
+        )
+    };
+    let before = opens();
+    for _ in 0..10 {
+        let r = roundtrip(ringway.addr(), &Req::get("/bytes/1048576"));
+        assert_eq!((r.status, r.body.len()), (200, 1 << 20), "{r:?}");
+    }
+    assert_eq!(
+        opens(),
+        before,
+        "temp files opened for clients that kept up"
+    );
+
+    // A client that reads nothing of 8 MiB: past 64 KiB in memory, the answer goes to a file.
+    let mut paused = TcpStream::connect(ringway.addr()).expect("connect");
+    let small: libc::c_int = 16 * 1024;
+    // SAFETY: setsockopt reads `small` for its size; the fd is open.
+    let rc = unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(&paused),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&raw const small).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "SO_RCVBUF");
+    paused
+        .write_all(&Req::get("/bytes/8388608").to_bytes())
+        .expect("send");
+    let spilled = poll_until(Duration::from_secs(10), || opens() > before);
+    assert!(spilled, "a paused client's answer went to no temp file");
+}
+
 #[test]
 fn prometheus_text_parses_with_the_reference_parser() {
     let uwsgi = Uwsgi::start(App::Raw);
