@@ -10,7 +10,7 @@
 //! size and alignment, in a few bounded free lists, and hands them out again for the same
 //! layout. A kept block is still glibc's (allocated with that very layout), so whoever frees
 //! or reallocates it later, on any thread, does so through glibc as usual. See
-//! docs/ARCHITECTURE.md, "Memory".
+//! docs/ARCHITECTURE.md, "Buffering".
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
