@@ -253,11 +253,6 @@ impl<S> Counted<S> {
         self.written.get()
     }
 
-    /// Counts bytes read around the stream (a non-blocking `recv`).
-    pub(crate) fn add_read(&self, n: u64) {
-        self.read.set(self.read.get() + n);
-    }
-
     /// Counts bytes written around the stream (sendfile).
     pub(crate) fn add_written(&self, n: u64) {
         self.written.set(self.written.get() + n);
@@ -317,10 +312,7 @@ pub(crate) async fn read_some<S: Stream>(
     max: usize,
     limit: Duration,
 ) -> Result<(usize, Buf), IoError> {
-    let max = max.max(1);
-    if buf.capacity() - buf.len() < max {
-        buf.reserve(max);
-    }
+    let max = make_room(&mut buf, max);
     // Never offer the kernel more than `max` bytes: a body read must not swallow the next
     // pipelined request, and a full buffer would return 0 and look like EOF.
     match tokio::time::timeout(limit, stream.read_append(buf, max)).await {
@@ -333,6 +325,16 @@ pub(crate) async fn read_some<S: Stream>(
     }
 }
 
+/// Grows `buf` so that a read of `max` bytes (at least 1) fits after its contents; the
+/// read's size.
+fn make_room(buf: &mut Buf, max: usize) -> usize {
+    let max = max.max(1);
+    if buf.capacity() - buf.len() < max {
+        buf.reserve(max);
+    }
+    max
+}
+
 /// [`read_some`] for bytes that are likely waiting already (a body after its head): one
 /// non-blocking read first, which then needs no op, no timer and no wake-up.
 pub(crate) async fn read_some_eager<S: Stream>(
@@ -341,10 +343,7 @@ pub(crate) async fn read_some_eager<S: Stream>(
     max: usize,
     limit: Duration,
 ) -> Result<(usize, Buf), IoError> {
-    let max = max.max(1);
-    if buf.capacity() - buf.len() < max {
-        buf.reserve(max);
-    }
+    let max = make_room(&mut buf, max);
     match stream.read_now(&mut buf, max) {
         Some(Ok(n)) => {
             // A peer whose bytes always wait must still let the loop's other tasks run.

@@ -45,22 +45,11 @@ impl Client {
         }
         let mut input = Buf::with_capacity(TINY);
         let room = input.capacity();
-        let fd = std::os::fd::AsRawFd::as_raw_fd(self.stream.get_ref());
-        // SAFETY: the pointer and length name the vector's spare capacity, which recv
-        // writes at most `room` bytes of; the fd is open while `self.stream` lives.
-        let n = unsafe { libc::recv(fd, input.as_mut_ptr().cast(), room, libc::MSG_DONTWAIT) };
-        let read = match usize::try_from(n) {
-            Ok(0) => ReadNow::Closed,
-            Ok(n) => {
-                // SAFETY: recv initialised the first `n` bytes, within the capacity.
-                unsafe { input.set_len(n) };
-                self.stream.add_read(n as u64);
-                ReadNow::Bytes { more: n == room }
-            }
-            Err(_) => match std::io::Error::last_os_error().kind() {
-                std::io::ErrorKind::WouldBlock => ReadNow::Nothing,
-                kind => ReadNow::Failed(kind),
-            },
+        let read = match self.stream.read_now(&mut input, room) {
+            Some(Ok(0)) => ReadNow::Closed,
+            Some(Ok(n)) => ReadNow::Bytes { more: n == room },
+            Some(Err(e)) => ReadNow::Failed(e.kind()),
+            None => ReadNow::Nothing,
         };
         // Nothing read: no buffer kept either.
         self.input = if input.is_empty() {
