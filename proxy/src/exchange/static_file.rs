@@ -192,7 +192,7 @@ async fn answer(
         range: header(client, b"range"),
         if_range: header(client, b"if-range"),
     };
-    let (status, range) = match decide(&conditions, &meta) {
+    let (status, range) = match decide(&conditions, &meta, found.validators.etag()) {
         Decision::Full => (200, None),
         Decision::Partial { start, end } => (206, Some((start, end))),
         Decision::NotModified => (304, None),

@@ -1,6 +1,6 @@
 //! What to answer for a file: the request's conditional and range headers against the
 //! file's validators, in the order RFC 9110 §13.2.2 gives, and byte ranges (§14). Pure: the
-//! request's header values and the file's size and mtime in, a decision out.
+//! request's header values and the file's size, mtime and ETag in, a decision out.
 //!
 //! Choices where the RFC leaves room, and how nginx compares: several ranges get the whole
 //! file (200), as nginx with `max_ranges 1` (multipart answers cost much and serve little);
@@ -108,10 +108,9 @@ pub(crate) enum Decision {
     Unsatisfiable,
 }
 
-/// Decides the answer to a GET or HEAD for a file with `meta`.
-pub(crate) fn decide(c: &Conditions<'_>, meta: &FileMeta) -> Decision {
-    let (etag, len) = meta.etag();
-    let etag = &etag[..len];
+/// Decides the answer to a GET or HEAD for a file with `meta` and the ETag `etag` (its
+/// [`Validators::etag`], formatted once per opening rather than per request).
+pub(crate) fn decide(c: &Conditions<'_>, meta: &FileMeta, etag: &[u8]) -> Decision {
     // 1. If-Match, else 2. If-Unmodified-Since.
     if let Some(list) = c.if_match {
         if !list_matches(list, etag, Compare::Strong) {
@@ -288,7 +287,7 @@ mod tests {
     fn with(f: impl FnOnce(&mut Conditions<'static>)) -> Decision {
         let mut c = Conditions::default();
         f(&mut c);
-        decide(&c, &META)
+        decide(&c, &META, Validators::of(&META).etag())
     }
 
     #[test]
@@ -427,6 +426,6 @@ mod tests {
             ..Conditions::default()
         };
         let empty = FileMeta { size: 0, mtime: 1 };
-        assert_eq!(decide(&c, &empty), Decision::Full);
+        assert_eq!(decide(&c, &empty, Validators::of(&empty).etag()), Decision::Full);
     }
 }
