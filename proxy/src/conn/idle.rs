@@ -14,7 +14,7 @@ use std::cell::{Cell, RefCell};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use slab::Slab;
 use tokio::io::Interest;
@@ -24,6 +24,7 @@ use tokio_util::task::TaskTracker;
 
 use super::Conn;
 use crate::client::{DRAIN_IDLE_GRACE, ReadNow};
+use crate::clock::Coarse;
 
 /// How often parked connections are checked against their deadlines: a connection closes
 /// at most this long after its keep-alive timeout.
@@ -76,7 +77,7 @@ pub(crate) struct IdleConns {
     /// Set while the watcher runs: without it, nothing would wake a parked connection.
     watching: Cell<bool>,
     /// Once the server stops: parked connections have until then to send a request.
-    drain_deadline: Cell<Option<Instant>>,
+    drain_deadline: Cell<Option<Coarse>>,
     /// Tells the watcher the first connection has parked (it sweeps only while some are).
     first_parked: Notify,
     /// Tracks the tasks of resumed connections, so the drain waits for them.
@@ -87,7 +88,7 @@ pub(crate) struct IdleConns {
 struct Place {
     stamp: u32,
     /// The connection while parked, with its deadline.
-    parked: Option<(Box<Conn>, Instant)>,
+    parked: Option<(Box<Conn>, Coarse)>,
     /// Bytes may be waiting that no new edge will announce: an edge was taken while the
     /// connection was busy, or its last read filled its buffer. Its next park reads first.
     ready: bool,
@@ -163,7 +164,7 @@ impl IdleConns {
                 ReadNow::Failed(_) => return Parking::Done,
             }
         }
-        let deadline = Instant::now() + conn.worker.config.keepalive_timeout;
+        let deadline = Coarse::now() + conn.worker.config.keepalive_timeout;
         let mut places = self.places.borrow_mut();
         let Some(place) = places.get_mut(key.index as usize) else {
             return Parking::Busy(conn);
@@ -279,7 +280,7 @@ impl IdleConns {
 
     /// Closes the parked connections past their deadline (their keep-alive timeout, or the
     /// drain's grace). While draining, one with bytes waiting is served instead.
-    fn sweep(&self, now: Instant) {
+    fn sweep(&self, now: Coarse) {
         let drain = self.drain_deadline.get();
         let expired: Vec<Box<Conn>> = {
             let mut places = self.places.borrow_mut();
@@ -337,7 +338,7 @@ impl IdleConns {
         self.watching.set(true);
         if *stop.borrow() {
             self.drain_deadline
-                .set(Some(Instant::now() + DRAIN_IDLE_GRACE));
+                .set(Some(Coarse::now() + DRAIN_IDLE_GRACE));
         }
         let mut sweep = tokio::time::interval(SWEEP_EVERY);
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -358,19 +359,19 @@ impl IdleConns {
                         break;
                     }
                 },
-                _ = sweep.tick(), if self.parked() > 0 => self.sweep(Instant::now()),
+                _ = sweep.tick(), if self.parked() > 0 => self.sweep(Coarse::now()),
                 // Nothing parked: no need to tick until something is.
                 () = self.first_parked.notified(), if self.parked() == 0 => {}
                 changed = stop.changed(), if !stopping => {
                     if changed.is_err() || *stop.borrow() {
-                        self.drain_deadline.set(Some(Instant::now() + DRAIN_IDLE_GRACE));
+                        self.drain_deadline.set(Some(Coarse::now() + DRAIN_IDLE_GRACE));
                     }
                 }
             }
         }
         self.watching.set(false);
         // Whatever is still parked (the epoll failed) gets its last read now.
-        let now = Instant::now();
+        let now = Coarse::now();
         self.drain_deadline.set(Some(now));
         self.sweep(now);
     }

@@ -15,7 +15,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::Semaphore;
 use tokio_uring::fs::File;
@@ -23,6 +23,7 @@ use tokio_uring::fs::File;
 use super::decision::{FileMeta, Validators};
 use super::head::content_type;
 use super::open::{Opened, Root};
+use crate::clock::Coarse;
 
 /// How long an entry is trusted.
 const VALID: Duration = Duration::from_secs(1);
@@ -70,7 +71,7 @@ pub(crate) enum Lookup {
 
 struct Entry {
     found: Lookup,
-    at: Instant,
+    at: Coarse,
 }
 
 /// One root's entries, by path.
@@ -175,7 +176,7 @@ impl FileCache {
         self.held.set(self.held.get() + held_by(&found));
         let fresh = Entry {
             found,
-            at: Instant::now(),
+            at: Coarse::now(),
         };
         if let Some(stale) = entries.entry(route).or_default().insert(key.clone(), fresh) {
             // A stale entry replaced: its place in the order stays.

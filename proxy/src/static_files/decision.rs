@@ -426,6 +426,9 @@ mod tests {
             ..Conditions::default()
         };
         let empty = FileMeta { size: 0, mtime: 1 };
-        assert_eq!(decide(&c, &empty, Validators::of(&empty).etag()), Decision::Full);
+        assert_eq!(
+            decide(&c, &empty, Validators::of(&empty).etag()),
+            Decision::Full
+        );
     }
 }
