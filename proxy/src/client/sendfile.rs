@@ -95,9 +95,9 @@ impl ZeroCopy {
         // SAFETY: send reads `head.len()` bytes from a live slice; the fd is open (owned by the
         // client this sender was made from, which the caller borrows).
         let n = unsafe {
-            libc::send(
+            crate::io::sys_send(
                 self.fd,
-                head.as_ptr().cast(),
+                head.as_ptr(),
                 head.len(),
                 libc::MSG_MORE | libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
             )
