@@ -1,10 +1,10 @@
-//! The process's allocator: glibc's malloc, with blocks of 1 to 16 KiB kept for reuse by
-//! the worker thread that freed them.
+//! The process's allocator: glibc's malloc, with blocks of 1 to 16 KiB (and over-aligned
+//! ones up to that) kept for reuse by the worker thread that freed them.
 //!
 //! glibc serves blocks up to 1032 bytes from a per-thread cache (tcache), without a lock;
-//! larger ones come from the arena, under its lock, and every thread shares one arena
-//! (`M_ARENA_MAX` 1, see `server.rs`). A request allocates a few blocks just above that
-//! size, again and again: its future's box, the task of a connection resumed from idle.
+//! larger ones, and over-aligned ones of any size, come from the arena, under its lock, and
+//! every thread shares one arena (`M_ARENA_MAX` 1, see `server.rs`). A request allocates a
+//! few such blocks again and again: its future's box, a task (aligned to 128 bytes).
 //! Taken from glibc each time, they were about a tenth of a worker's CPU under load, some of
 //! it waiting for the arena's lock. So each worker thread keeps the blocks it frees, by exact
 //! size and alignment, in a few bounded free lists, and hands them out again for the same
@@ -23,6 +23,19 @@ pub struct BlockCache;
 /// Blocks of these sizes are kept: above the largest request tcache serves (1032 bytes),
 /// up to a small buffer.
 const SIZES: std::ops::RangeInclusive<usize> = 1033..=16 * 1024;
+/// The alignment every glibc block has on 64-bit targets; a layout asking for more goes
+/// through `posix_memalign`.
+const MALLOC_ALIGN: usize = 2 * size_of::<usize>();
+
+/// Whether blocks of `layout` are kept: those of [`SIZES`], and smaller ones aligned beyond
+/// [`MALLOC_ALIGN`]. glibc 2.36 serves an over-aligned block through memalign's arena
+/// path, never from tcache, and Tokio aligns each task to 128 bytes: a connection's task
+/// took the arena's lock at its spawn and again at its end.
+fn is_kept(layout: Layout) -> bool {
+    let size = layout.size();
+    SIZES.contains(&size)
+        || (layout.align() > MALLOC_ALIGN && (size_of::<usize>()..=*SIZES.end()).contains(&size))
+}
 /// Distinct layouts a thread keeps blocks of; a request's hot ones are a handful.
 const LISTS: usize = 8;
 /// Most blocks kept per layout.
@@ -62,8 +75,8 @@ impl FreeList {
         if block.is_null() {
             return None;
         }
-        // SAFETY: `block` is a freed block of at least 1033 bytes this list owns; its first
-        // bytes hold the next block's address, written by `push`.
+        // SAFETY: `block` is a freed block this list owns, room for an address at least
+        // (`is_kept`); its first bytes hold the next block's address, written by `push`.
         let next = unsafe { block.cast::<*mut u8>().read_unaligned() };
         self.head.set(next);
         self.len.set(self.len.get() - 1);
@@ -73,7 +86,8 @@ impl FreeList {
     /// # Safety
     /// `block` was allocated by `System` with this list's layout and is no longer used.
     unsafe fn push(&self, block: *mut u8) {
-        // SAFETY: the block is at least 1033 bytes and ours now (the caller's contract).
+        // SAFETY: the block has room for an address (`is_kept`) and is ours now (the
+        // caller's contract).
         unsafe { block.cast::<*mut u8>().write_unaligned(self.head.get()) };
         self.head.set(block);
         self.len.set(self.len.get() + 1);
@@ -171,7 +185,7 @@ pub fn release_kept_blocks() {
 // then handed out at most once more) or gives it to `System`.
 unsafe impl GlobalAlloc for BlockCache {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if SIZES.contains(&layout.size())
+        if is_kept(layout)
             && let Ok(Some(block)) = KEPT.try_with(|kept| kept.take(layout))
         {
             return block;
@@ -181,7 +195,7 @@ unsafe impl GlobalAlloc for BlockCache {
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        if SIZES.contains(&layout.size())
+        if is_kept(layout)
             && let Ok(Some(block)) = KEPT.try_with(|kept| kept.take(layout))
         {
             // SAFETY: the block has `layout.size()` bytes, all ours.
@@ -198,7 +212,7 @@ unsafe impl GlobalAlloc for BlockCache {
             // layout, and the caller is done with it.
             unsafe { kept.keep(block, layout) }
         };
-        if SIZES.contains(&layout.size()) && KEPT.try_with(keep) == Ok(true) {
+        if is_kept(layout) && KEPT.try_with(keep) == Ok(true) {
             return;
         }
         // SAFETY: as above.
@@ -253,6 +267,26 @@ mod tests {
             }
             release_kept_blocks();
             assert_eq!(kept(), 0);
+        });
+    }
+
+    #[test]
+    fn small_over_aligned_blocks_are_kept() {
+        on_a_worker(|| {
+            // A Tokio task's layout: a few hundred bytes aligned to 128.
+            let task = Layout::from_size_align(256, 128).unwrap();
+            // SAFETY: as above.
+            unsafe {
+                let a = BlockCache.alloc(task);
+                assert_eq!(a as usize % 128, 0);
+                BlockCache.dealloc(a, task);
+                assert_eq!(kept(), 1);
+                assert_eq!(BlockCache.alloc(task), a, "the kept block is reused");
+                BlockCache.dealloc(a, task);
+                let huge = Layout::from_size_align(16 * 1024 + 128, 128).unwrap();
+                BlockCache.dealloc(BlockCache.alloc(huge), huge);
+            }
+            assert_eq!(kept(), 1, "over 16 KiB, none is kept, aligned or not");
         });
     }
 
