@@ -47,9 +47,13 @@ impl Coarse {
             tv_sec: 0,
             tv_nsec: 0,
         };
-        // SAFETY: `ts` is a valid timespec for the call to fill; this clock id exists on
-        // every kernel ringway runs on (2.6.32 and later), so the call cannot fail.
-        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+        // The coarse clock exists since Linux 2.6.32; should a sandbox refuse it, the
+        // precise one is read, so that time still moves.
+        // SAFETY: `ts` is a valid timespec for the call to fill.
+        if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) } != 0 {
+            // SAFETY: as above.
+            unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+        }
         let secs = u64::try_from(ts.tv_sec).unwrap_or(0);
         let nanos = u32::try_from(ts.tv_nsec).unwrap_or(0);
         Coarse(Duration::new(secs, nanos))
