@@ -21,6 +21,7 @@ mod uwsgi;
 
 use std::cell::Cell;
 use std::io;
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -264,13 +265,25 @@ fn classify(err: &io::Error) -> Fail {
     }
 }
 
+/// Clears `O_NONBLOCK` on a connected socket (io_uring reads on a non-blocking socket may
+/// fail with EAGAIN instead of waiting): one `ioctl(FIONBIO)`, where socket2's
+/// `set_nonblocking` reads the flags and writes them back, two calls on each connect.
+fn make_blocking(socket: &Socket) -> io::Result<()> {
+    let off: libc::c_int = 0;
+    // SAFETY: the fd is the socket's, open; FIONBIO reads one int from the pointer.
+    if unsafe { libc::ioctl(socket.as_raw_fd(), libc::FIONBIO, &off) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 async fn connect_one(addr: &UpstreamAddr, limit: Duration) -> io::Result<UpstreamConn> {
     match addr {
         UpstreamAddr::Unix(path) => {
             let socket = Socket::new(Domain::UNIX, Type::STREAM.nonblocking().cloexec(), None)?;
             // A unix connect completes or fails at once; EAGAIN means the backlog is full.
             socket.connect(&SockAddr::unix(path)?)?;
-            socket.set_nonblocking(false)?;
+            make_blocking(&socket)?;
             Ok(UpstreamConn::unix(UnixStream::from_std(socket.into())))
         }
         UpstreamAddr::Tcp(sa) => {
@@ -293,12 +306,12 @@ async fn connect_one(addr: &UpstreamAddr, limit: Duration) -> io::Result<Upstrea
                     if let Some(e) = socket.take_error()? {
                         return Err(e);
                     }
-                    socket.set_nonblocking(false)?;
+                    make_blocking(&socket)?;
                     return Ok(UpstreamConn::tcp(TcpStream::from_std(socket.into())));
                 }
                 Err(e) => return Err(e),
             }
-            socket.set_nonblocking(false)?;
+            make_blocking(&socket)?;
             Ok(UpstreamConn::tcp(TcpStream::from_std(socket.into())))
         }
     }
