@@ -19,7 +19,7 @@ use tokio_uring::net::TcpStream;
 
 mod idle;
 
-pub(crate) use idle::IdleConns;
+pub(crate) use idle::{IdleConns, leave_the_watcher};
 
 use crate::buffer::Buf;
 use crate::client::{Client, ClientStream, Next, Proxied, ReadNow, read_proxy_header};

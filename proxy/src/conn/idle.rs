@@ -295,7 +295,10 @@ impl IdleConns {
         let mut resumed = Box::pin(super::resume(conn));
         // As a task's would, a panic ends this connection alone, not the watcher: the
         // connection is dropped with the future (its socket is shut down).
-        match panic::catch_unwind(AssertUnwindSafe(|| resumed.as_mut().poll(cx))) {
+        SERVING_IN_WATCHER.set(true);
+        let polled = panic::catch_unwind(AssertUnwindSafe(|| resumed.as_mut().poll(cx)));
+        SERVING_IN_WATCHER.set(false);
+        match polled {
             Ok(Poll::Ready(())) => {}
             Ok(Poll::Pending) => drop(self.tracker.spawn_local(resumed)),
             Err(_) => tracing::error!("a resumed connection panicked; it is closed"),
@@ -400,6 +403,30 @@ impl IdleConns {
         self.drain_deadline.set(Some(now));
         self.sweep(now);
     }
+}
+
+thread_local! {
+    /// Set while the watcher serves a resumed connection in its own poll.
+    static SERVING_IN_WATCHER: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Moves a request the watcher is serving in its own poll to a task of its own, from this
+/// point on; elsewhere, does nothing. For work that waits anyway (an upstream's connect and
+/// exchange): done in the watcher, every woken request's connect and packet went out before
+/// any other task ran, ahead of the answers already under way, and ringway's user CPU per
+/// request through uWSGI rose to 9.7 µs from 9.0 with a task per request; leaving here, it
+/// is 8.5 µs (hello, `wrk -c100`, four alternating runs of each build).
+pub(crate) async fn leave_the_watcher() {
+    // Pending with no wake-up: `resume_here` spawns a task for any pending request, and a
+    // new task is polled; there, this is ready at once.
+    poll_fn(|_| {
+        if SERVING_IN_WATCHER.get() {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await
 }
 
 /// The epoll instance's fd as Tokio's reactor sees it (owned by [`IdleConns`], which outlives

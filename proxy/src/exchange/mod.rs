@@ -357,6 +357,7 @@ async fn dispatch(
                 params,
                 route,
             };
+            crate::conn::leave_the_watcher().await;
             upstream::forward(client, req, &target, rest, worker).await
         }
         Action::Redirect { to, status } => {
