@@ -23,6 +23,14 @@ pub struct BlockCache;
 /// Blocks of these sizes are kept: above the largest request tcache serves (1032 bytes),
 /// up to a small buffer.
 const SIZES: std::ops::RangeInclusive<usize> = 1033..=16 * 1024;
+/// Distinct layouts a thread keeps blocks of; a request's hot ones are a handful.
+const LISTS: usize = 8;
+/// Most blocks kept per layout.
+const MAX_BLOCKS: usize = 64;
+/// Most bytes kept per layout: 8 lists hold 2 MiB at most per thread, given back when the
+/// worker is quiet ([`release_kept_blocks`]).
+const MAX_LIST_BYTES: usize = 256 * 1024;
+
 /// The alignment every glibc block has on 64-bit targets; a layout asking for more goes
 /// through `posix_memalign`.
 const MALLOC_ALIGN: usize = 2 * size_of::<usize>();
@@ -36,13 +44,6 @@ fn is_kept(layout: Layout) -> bool {
     SIZES.contains(&size)
         || (layout.align() > MALLOC_ALIGN && (size_of::<usize>()..=*SIZES.end()).contains(&size))
 }
-/// Distinct layouts a thread keeps blocks of; a request's hot ones are a handful.
-const LISTS: usize = 8;
-/// Most blocks kept per layout.
-const MAX_BLOCKS: usize = 64;
-/// Most bytes kept per layout: 8 lists hold 2 MiB at most per thread, given back when the
-/// worker is quiet ([`release_kept_blocks`]).
-const MAX_LIST_BYTES: usize = 256 * 1024;
 
 /// Freed blocks of one layout, linked through their first bytes.
 struct FreeList {
@@ -75,7 +76,7 @@ impl FreeList {
         if block.is_null() {
             return None;
         }
-        // SAFETY: `block` is a freed block this list owns, room for an address at least
+        // SAFETY: `block` is a freed block this list owns, with room for an address at least
         // (`is_kept`); its first bytes hold the next block's address, written by `push`.
         let next = unsafe { block.cast::<*mut u8>().read_unaligned() };
         self.head.set(next);
