@@ -357,7 +357,6 @@ async fn dispatch(
                 params,
                 route,
             };
-            crate::conn::leave_the_watcher().await;
             upstream::forward(client, req, &target, rest, worker).await
         }
         Action::Redirect { to, status } => {

@@ -49,6 +49,9 @@ pub(super) async fn forward(
     rest: &mut Buf,
     worker: &Worker,
 ) -> Result<Outcome, Fail> {
+    // Every way to an upstream (a route's, a static route's fallback) waits from here on:
+    // in a task of its own, not in the idle watcher's poll.
+    crate::conn::leave_the_watcher().await;
     let group = worker
         .upstreams
         .get(target.group)
