@@ -2,8 +2,8 @@
 //! test venv) serving the demo Flask app, and in front of a raw upstream that misbehaves on
 //! purpose. Every route of the e2e suite through an HTTP group; the app seeing the client's
 //! address, scheme and host; kept connections reused (counted from the upstream's side
-//! with `ss`), closed after `keepalive_timeout`, and only after an answer that ended by its
-//! framing; a kept connection closed by the upstream while a request is on the way
+//! with `ss`), a burst's surplus beyond `keepalive` kept for the next burst and then closed,
+//! closed after `keepalive_timeout`, and only after an answer that ended by its framing; a kept connection closed by the upstream while a request is on the way
 //! (retried for GET, not for POST); HTTPS URLs behind TLS; `/readyz`; a WebSocket echo
 //! through Granian's ASGI interface.
 
@@ -161,6 +161,57 @@ fn kept_connections_serve_a_thousand_requests() {
     assert_eq!(
         counter(&ringway, "ringway_upstream_connections_reused_total"),
         0
+    );
+}
+
+#[test]
+fn a_burst_beyond_keepalive_serves_the_next_burst_then_its_surplus_closes() {
+    const KEEPALIVE: usize = 2;
+    const BURST: usize = 8;
+    // gunicorn: 2 workers x 8 threads, room for the whole burst at once.
+    let server = AppServer::start(Server::Gunicorn, Served::Wsgi(App::Flask), Listen::Tcp, 2);
+    let ringway = ringway_to(&server.upstream(), &format!("keepalive = {KEEPALIVE}\n"), 1);
+    let addr = ringway.addr();
+    let burst = || {
+        let clients: Vec<_> = (0..BURST)
+            .map(|_| thread::spawn(move || roundtrip(addr, &Req::get("/slow?ms=300")).status))
+            .collect();
+        for client in clients {
+            assert_eq!(client.join().expect("client thread"), 200);
+        }
+    };
+    burst();
+    let opened = counter(&ringway, "ringway_upstream_connections_opened_total");
+    assert_eq!(
+        opened as usize, BURST,
+        "the requests overlapped at the server"
+    );
+    // At once, the next burst finds the first one's connections: none is opened.
+    burst();
+    assert_eq!(
+        counter(&ringway, "ringway_upstream_connections_opened_total"),
+        opened,
+        "the second burst reused the first one's connections"
+    );
+    assert_eq!(
+        counter(&ringway, "ringway_upstream_connections_reused_total") as usize,
+        BURST
+    );
+    // Unused for a second, the surplus beyond `keepalive` is closed (sweeps run once a
+    // second: within two).
+    let deadline = std::time::Instant::now() + Duration::from_secs(4);
+    let held = loop {
+        let held = established_at(server.addr().port());
+        if held.len() <= KEEPALIVE || std::time::Instant::now() > deadline {
+            break held;
+        }
+        thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(
+        held.len(),
+        KEEPALIVE,
+        "held to gunicorn:\n{}",
+        held.join("\n")
     );
 }
 

@@ -298,7 +298,8 @@ pub struct GroupSettings {
     /// Longest wait in the queue; then 503 [default: 60s, as nginx Plus].
     pub queue_timeout: Option<Dur>,
     /// HTTP servers only: idle connections kept open per server and per worker, for the
-    /// next requests (nginx's `keepalive`); 0 closes each after its answer [default: 32].
+    /// next requests (nginx's `keepalive`; beyond it, a burst's surplus until unused for a
+    /// second); 0 closes each after its answer [default: 32].
     pub keepalive: Option<usize>,
     /// HTTP servers only: an idle kept connection is closed after this (nginx's
     /// `keepalive_timeout` in an `upstream` block) [default: 60s].

@@ -117,8 +117,6 @@ impl Upstreams {
             .any(|m| m.pool.as_ref().is_some_and(|p| p.keeps()))
     }
 
-    /// Closes the connections idle past `keepalive_timeout`; returns how long until the
-    /// next sweep is due (`None`: the group keeps none).
     /// Closes the group's kept connections for good: a reload replaced its generation.
     pub(crate) fn retire_pools(&self) {
         for pool in self.members.iter().filter_map(|m| m.pool.as_ref()) {
@@ -126,6 +124,9 @@ impl Upstreams {
         }
     }
 
+    /// Closes the connections idle past `keepalive_timeout`, and a burst's surplus beyond
+    /// `keepalive` that no request took; returns how long until the next sweep is due
+    /// (`None`: the group keeps none).
     pub(crate) fn sweep(&self, now: Instant) -> Option<Duration> {
         let mut period: Option<Duration> = None;
         for pool in self.members.iter().filter_map(|m| m.pool.as_ref()) {
