@@ -34,9 +34,14 @@ use anyhow::{Context, Result, bail};
 
 use h2load::H2load;
 use load::{Case, CaseSpec, Kind, Wrk, WrkOutput};
-use report::{Generator, IdleConns, Report, RunResult, StackInfo};
+use report::{Generator, IdleConns, Report, Resident, RunResult, StackInfo};
 use stacks::{App, AppServer, Stack, StackKind, Tools};
 use tls::HandshakeLoad;
+
+/// How long the stacks are left without requests before their idle RSS is read: more than
+/// one housekeeping window of ringway's (5 s), at the end of which a quiet ringway gives
+/// memory back (freed heap pages, and the mapped pages of code the probes ran).
+const IDLE_AFTER: Duration = Duration::from_secs(6);
 
 /// Everything a run needs.
 #[derive(Debug, Clone)]
@@ -282,7 +287,7 @@ pub fn run(config: &Config) -> Result<Report> {
     // measured on a fresh instance too: memory the plain ones freed would otherwise be
     // reused and hide what the TLS ones cost.
     let mut infos: BTreeMap<StackKind, StackInfo> = BTreeMap::new();
-    thread::sleep(Duration::from_millis(300));
+    thread::sleep(IDLE_AFTER);
     let restart = |running: &mut Vec<Stack>, i: usize| -> Result<()> {
         let kind = running[i].kind;
         drop(running.remove(i));
@@ -507,7 +512,7 @@ fn probe(stack: &Stack, kind: Kind) -> Result<()> {
 fn idle_connections(stack: &mut Stack, n: usize) -> Result<IdleConns> {
     let request = load::raw_request(Kind::Hello, stack.addr, false);
     stack.refresh_pids()?;
-    let rss_before = sys::rss_sum(&stack.proxy_pids);
+    let before = Resident::of(&stack.proxy_pids);
     let started = Instant::now();
     let mut conns: Vec<TcpStream> = Vec::with_capacity(n);
     let mut failures = 0usize;
@@ -530,33 +535,24 @@ fn idle_connections(stack: &mut Stack, n: usize) -> Result<IdleConns> {
     }
     thread::sleep(Duration::from_millis(500));
     stack.refresh_pids()?;
-    let rss_after = sys::rss_sum(&stack.proxy_pids);
+    let after = Resident::of(&stack.proxy_pids);
     let still_open = conns.iter().filter(|c| client::still_open(c)).count();
     let took = started.elapsed();
     drop(conns);
     thread::sleep(Duration::from_millis(300));
-    let per_conn = if still_open > 0 {
-        Some(rss_after.saturating_sub(rss_before) as f64 / still_open as f64)
-    } else {
-        None
-    };
+    let held = IdleConns::measured(n, still_open, before, after);
     eprintln!(
         "bench: {}: {still_open}/{n} idle keep-alive connections held ({} refused or closed), \
          RSS {:.1} → {:.1} MiB, {} bytes/connection ({:.1}s)",
         stack.kind,
         failures,
-        rss_before as f64 / 1048576.0,
-        rss_after as f64 / 1048576.0,
-        per_conn.map_or("-".to_owned(), |v| format!("{v:.0}")),
+        before.rss as f64 / 1048576.0,
+        after.rss as f64 / 1048576.0,
+        held.bytes_per_conn
+            .map_or("-".to_owned(), |v| format!("{v:.0}")),
         took.as_secs_f64()
     );
-    Ok(IdleConns {
-        requested: n,
-        held: still_open,
-        rss_before,
-        rss_after,
-        bytes_per_conn: per_conn,
-    })
+    Ok(held)
 }
 
 /// Opens `n` TLS connections, each after a full handshake and one complete request, and
@@ -569,7 +565,7 @@ fn idle_tls_connections(stack: &mut Stack, n: usize) -> Result<IdleConns> {
     let request = Arc::new(load::raw_request(Kind::TlsHello, addr, false));
     let config = tls::client_config(false)?;
     stack.refresh_pids()?;
-    let rss_before = sys::rss_sum(&stack.proxy_pids);
+    let before = Resident::of(&stack.proxy_pids);
     let started = Instant::now();
     // A handshake costs the client CPU: a few threads open them.
     let threads = 4.min(n.max(1));
@@ -607,33 +603,24 @@ fn idle_tls_connections(stack: &mut Stack, n: usize) -> Result<IdleConns> {
     }
     thread::sleep(Duration::from_millis(500));
     stack.refresh_pids()?;
-    let rss_after = sys::rss_sum(&stack.proxy_pids);
+    let after = Resident::of(&stack.proxy_pids);
     let still_open = conns.iter().filter(|c| client::still_open(c)).count();
     let took = started.elapsed();
     drop(conns);
     thread::sleep(Duration::from_millis(300));
-    let per_conn = if still_open > 0 {
-        Some(rss_after.saturating_sub(rss_before) as f64 / still_open as f64)
-    } else {
-        None
-    };
+    let held = IdleConns::measured(n, still_open, before, after);
     eprintln!(
         "bench: {}: {still_open}/{n} idle TLS connections held ({} refused or closed), \
          RSS {:.1} → {:.1} MiB, {} bytes/connection ({:.1}s)",
         stack.kind,
         failures,
-        rss_before as f64 / 1048576.0,
-        rss_after as f64 / 1048576.0,
-        per_conn.map_or("-".to_owned(), |v| format!("{v:.0}")),
+        before.rss as f64 / 1048576.0,
+        after.rss as f64 / 1048576.0,
+        held.bytes_per_conn
+            .map_or("-".to_owned(), |v| format!("{v:.0}")),
         took.as_secs_f64()
     );
-    Ok(IdleConns {
-        requested: n,
-        held: still_open,
-        rss_before,
-        rss_after,
-        bytes_per_conn: per_conn,
-    })
+    Ok(held)
 }
 
 /// One run of one case at one stack.

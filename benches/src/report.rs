@@ -65,14 +65,49 @@ pub struct IdleConns {
     pub held: usize,
     pub rss_before: u64,
     pub rss_after: u64,
+    /// The growth of anonymous RSS over the connections held: what a connection's state
+    /// takes (the pages of code its first request ran are not per connection).
     pub bytes_per_conn: Option<f64>,
+}
+
+impl IdleConns {
+    /// `held` of `requested` connections open between the two readings.
+    pub fn measured(requested: usize, held: usize, before: Resident, after: Resident) -> Self {
+        let grown = after.anon.saturating_sub(before.anon);
+        IdleConns {
+            requested,
+            held,
+            rss_before: before.rss,
+            rss_after: after.rss,
+            bytes_per_conn: (held > 0).then(|| grown as f64 / held as f64),
+        }
+    }
+}
+
+/// A proxy's resident memory at one moment, bytes, summed over its processes.
+#[derive(Debug, Clone, Copy)]
+pub struct Resident {
+    /// VmRSS.
+    pub rss: u64,
+    /// RssAnon: without the pages of mapped files.
+    pub anon: u64,
+}
+
+impl Resident {
+    pub fn of(pids: &[u32]) -> Self {
+        Resident {
+            rss: crate::sys::rss_sum(pids),
+            anon: crate::sys::anon_sum(pids),
+        }
+    }
 }
 
 /// Per stack, measured once.
 #[derive(Debug, Clone, Serialize)]
 pub struct StackInfo {
     pub processes: usize,
-    /// The proxy's RSS after start-up and the probes, before any load, bytes.
+    /// The proxy's RSS after start-up, the probes and [`crate::IDLE_AFTER`] without requests,
+    /// before any load, bytes.
     pub idle_rss: u64,
     pub idle_conns: Option<IdleConns>,
     /// The same with idle TLS connections, each after a full handshake and one request.
@@ -414,9 +449,12 @@ impl Report {
              (coordinated omission: read p99 as \
              \"under saturation\"). Proxy RSS: VmRSS summed over its processes, sampled every \
              50 ms (load: median of the samples, peak: their maximum). Memory: idle RSS after \
-             start-up and one probe per case; per connection: (RSS holding N idle keep-alive \
-             connections, each after one complete request − RSS before) / N, on a fresh \
-             instance that is restarted before the load.\n"
+             start-up, one probe per case and 6 s without requests (more than one of ringway's \
+             5 s housekeeping windows: a quiet ringway gives back freed heap and unmaps the \
+             pages of code it ran); per connection: (anonymous RSS (RssAnon) holding N idle \
+             keep-alive connections, each after one complete request − before) / N, on a \
+             fresh instance that is restarted before the load (code pages are not per \
+             connection; the RSS columns are VmRSS).\n"
         );
         let _ = writeln!(
             out,
@@ -592,8 +630,8 @@ impl Report {
         }
         let _ = writeln!(
             out,
-            "\nMemory per idle TLS connection: (RSS holding N idle TLS connections, each after \
-             a full handshake and one complete request − RSS before) / N, on a fresh instance \
+            "\nMemory per idle TLS connection: (anonymous RSS holding N idle TLS connections, \
+             each after a full handshake and one complete request − before) / N, on a fresh instance \
              (restarted after the keep-alive measurement, and again before the load). The \
              client keeps only the sockets.\n"
         );

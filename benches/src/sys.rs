@@ -80,11 +80,16 @@ fn parse_stat(text: &str) -> Result<Stat> {
 
 /// VmRSS of a process in bytes (0 for a kernel thread or a process that just ended).
 pub fn rss(pid: u32) -> u64 {
+    status_bytes(pid, "VmRSS:")
+}
+
+/// A size line of /proc/PID/status (`key` with its colon), in bytes; 0 if the process is gone.
+fn status_bytes(pid: u32, key: &str) -> u64 {
     let Ok(text) = fs::read_to_string(format!("/proc/{pid}/status")) else {
         return 0;
     };
     text.lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .find_map(|line| line.strip_prefix(key))
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|kb| kb.parse::<u64>().ok())
         .map_or(0, |kb| kb * 1024)
@@ -133,6 +138,13 @@ pub fn cpu_ticks(pids: &[u32]) -> u64 {
 /// VmRSS summed over `pids`, in bytes.
 pub fn rss_sum(pids: &[u32]) -> u64 {
     pids.iter().map(|pid| rss(*pid)).sum()
+}
+
+/// RssAnon summed over `pids`, in bytes: the resident memory that is the processes' own
+/// data (heap, stacks), without the pages of mapped files (code), which a process may map
+/// and unmap on its own schedule (ringway unmaps them when quiet).
+pub fn anon_sum(pids: &[u32]) -> u64 {
+    pids.iter().map(|pid| status_bytes(*pid, "RssAnon:")).sum()
 }
 
 /// The temp files a set of processes holds: regular files open after their name is gone

@@ -24,6 +24,7 @@ mod identity;
 mod io;
 mod limits;
 mod listener;
+mod memory;
 pub mod metrics;
 pub mod proxy_protocol;
 mod ratelimit;

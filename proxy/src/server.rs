@@ -35,7 +35,7 @@ use crate::static_files::FileCache;
 use crate::tls::Acceptor;
 use crate::upstream::Upstreams;
 use crate::worker::Worker;
-use crate::{conn, fail, listener, ratelimit, uring_error};
+use crate::{conn, fail, listener, memory, ratelimit, uring_error};
 
 /// io_uring submission queue size per worker: big enough to batch a burst of ops per
 /// syscall; it does not cap the ops in flight.
@@ -75,7 +75,7 @@ impl Server {
     /// every worker accepts.
     pub fn start(config: Config) -> anyhow::Result<Server> {
         prepare_dir(&config.buffering.temp_dir).context("temp_dir")?;
-        keep_freed_memory_until_quiet();
+        memory::keep_freed_memory_until_quiet();
         let listeners = listener::bind_all(config.listen, config.workers)
             .with_context(|| format!("binding {}", config.listen))?;
         let local = listeners[0].local_addr()?;
@@ -255,6 +255,8 @@ impl Server {
     /// Between calls the server writes its periodic log lines. Fails if a worker thread ends
     /// on its own (it only does if it crashed).
     pub fn run_until<R>(self, mut stop: impl FnMut(Duration) -> Option<R>) -> anyhow::Result<R> {
+        // Start-up is over: the pages it mapped go back (see the `memory` module).
+        memory::give_back();
         let mut summaries_due = Instant::now() + ratelimit::WINDOW;
         let mut requests_seen = self.requests_done();
         loop {
@@ -267,7 +269,7 @@ impl Server {
                 fail::log_suppressed();
                 let requests = self.requests_done();
                 if requests - requests_seen < QUIET_REQUESTS {
-                    release_freed_memory();
+                    memory::give_back();
                 }
                 requests_seen = requests;
                 summaries_due = Instant::now() + ratelimit::WINDOW;
@@ -317,36 +319,6 @@ impl Server {
         }
         fail::log_suppressed();
     }
-}
-
-/// Tells glibc to keep freed heap pages (no trimming in `free`, no mmap for buffer-sized
-/// blocks): under load the same buffers are freed and allocated again and again, and giving
-/// their pages back each time costs a page fault per reuse. They go back in one go, when
-/// the server is quiet ([`release_freed_memory`]).
-///
-/// One arena for every thread: `malloc_trim` gives back the free pages inside an arena, but
-/// the free space at the top of a thread's own arena only goes back from `free`, past the
-/// trim threshold set high here. With an arena per worker, a load run left about 5 MiB free
-/// but resident in each for good; with one, the quiet trim returns it. Small blocks still
-/// come from each thread's own cache (tcache) without the arena's lock; buffers come from
-/// the per-thread pools.
-fn keep_freed_memory_until_quiet() {
-    // SAFETY: mallopt only changes allocator parameters (under glibc's own lock); any value
-    // is valid for these. It runs before the worker threads start, so none has an arena of
-    // its own yet.
-    unsafe {
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
-        libc::mallopt(libc::M_ARENA_MAX, 1);
-    }
-}
-
-/// Gives the heap pages freed since the last call back to the system, once the server is
-/// quiet: after a burst (many slow uploads, many answers held for slow clients) RSS settles
-/// back near idle. `malloc_trim` walks the arenas' free lists, a fraction of a millisecond.
-fn release_freed_memory() {
-    // SAFETY: malloc_trim only releases free heap pages; no allocation is touched.
-    unsafe { libc::malloc_trim(0) };
 }
 
 /// What a worker thread is started with (all `Send`); it builds its [`Worker`]s from them
