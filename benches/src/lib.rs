@@ -38,10 +38,12 @@ use report::{Generator, IdleConns, Report, Resident, RunResult, StackInfo};
 use stacks::{App, AppServer, Stack, StackKind, Tools};
 use tls::HandshakeLoad;
 
-/// How long the stacks are left without requests before their idle RSS is read: more than
-/// one housekeeping window of ringway's (5 s), at the end of which a quiet ringway gives
-/// memory back (freed heap pages, and the mapped pages of code the probes ran).
-const IDLE_AFTER: Duration = Duration::from_secs(6);
+/// How long the stacks are left without requests before their idle RSS is read: two of
+/// ringway's 5 s housekeeping windows and some, so that one whole window without requests
+/// has ended (a quiet ringway gives memory back then: its workers' pooled buffers, freed
+/// heap pages, the mapped pages of code the probes ran) and the heap its workers freed in
+/// that window was trimmed at the next.
+pub const IDLE_AFTER: Duration = Duration::from_secs(12);
 
 /// Everything a run needs.
 #[derive(Debug, Clone)]

@@ -63,10 +63,15 @@ pub struct IdleConns {
     pub requested: usize,
     /// Connections still open (each after one complete request) when RSS was read.
     pub held: usize,
+    /// VmRSS before and with the connections.
     pub rss_before: u64,
     pub rss_after: u64,
-    /// The growth of anonymous RSS over the connections held: what a connection's state
-    /// takes (the pages of code its first request ran are not per connection).
+    /// RssAnon before and with the connections.
+    pub anon_before: u64,
+    pub anon_after: u64,
+    /// The growth of anonymous RSS per connection held: what a connection's state takes
+    /// (the pages of code its first request ran are not per connection; shared memory,
+    /// such as nginx's TLS session cache, is left out too).
     pub bytes_per_conn: Option<f64>,
 }
 
@@ -79,6 +84,8 @@ impl IdleConns {
             held,
             rss_before: before.rss,
             rss_after: after.rss,
+            anon_before: before.anon,
+            anon_after: after.anon,
             bytes_per_conn: (held > 0).then(|| grown as f64 / held as f64),
         }
     }
@@ -449,12 +456,13 @@ impl Report {
              (coordinated omission: read p99 as \
              \"under saturation\"). Proxy RSS: VmRSS summed over its processes, sampled every \
              50 ms (load: median of the samples, peak: their maximum). Memory: idle RSS after \
-             start-up, one probe per case and 6 s without requests (more than one of ringway's \
-             5 s housekeeping windows: a quiet ringway gives back freed heap and unmaps the \
-             pages of code it ran); per connection: (anonymous RSS (RssAnon) holding N idle \
-             keep-alive connections, each after one complete request − before) / N, on a \
-             fresh instance that is restarted before the load (code pages are not per \
-             connection; the RSS columns are VmRSS).\n"
+             start-up, one probe per case and {idle} s without requests (two of ringway's 5 s \
+             housekeeping windows and some: an idle ringway gives back freed heap and unmaps \
+             the pages of code it ran); per connection: (anonymous RSS (RssAnon) holding N \
+             idle keep-alive connections, each after one complete request − before) / N, on \
+             a fresh instance that is restarted before the load (code pages are not per \
+             connection; the RSS columns are VmRSS).\n",
+            idle = crate::IDLE_AFTER.as_secs()
         );
         let _ = writeln!(
             out,
@@ -633,7 +641,8 @@ impl Report {
             "\nMemory per idle TLS connection: (anonymous RSS holding N idle TLS connections, \
              each after a full handshake and one complete request − before) / N, on a fresh instance \
              (restarted after the keep-alive measurement, and again before the load). The \
-             client keeps only the sockets.\n"
+             client keeps only the sockets. The RSS columns are VmRSS; shared memory (nginx's \
+             TLS session cache) is not in the anonymous figure.\n"
         );
         let _ = writeln!(
             out,
@@ -1556,6 +1565,8 @@ mod tests {
                 held: 10,
                 rss_before: 0,
                 rss_after: 0,
+                anon_before: 0,
+                anon_after: 0,
                 bytes_per_conn: Some(per),
             }),
             end_rss: 0,
@@ -1698,6 +1709,8 @@ mod tests {
                 held: 10,
                 rss_before: 0,
                 rss_after: 0,
+                anon_before: 0,
+                anon_after: 0,
                 bytes_per_conn: Some(per),
             }),
             idle_tls_conns: None,

@@ -15,7 +15,7 @@ use std::fs;
 /// Tells glibc to keep freed heap pages (no trimming in `free`, no mmap for buffer-sized
 /// blocks): under load the same buffers are freed and allocated again and again, and giving
 /// their pages back each time costs a page fault per reuse. They go back in one go, when
-/// the server is quiet ([`give_back`]).
+/// the server is quiet ([`release_freed_heap`]).
 ///
 /// One arena for every thread: `malloc_trim` gives back the free pages inside an arena, but
 /// the free space at the top of a thread's own arena only goes back from `free`, past the
@@ -34,19 +34,81 @@ pub(crate) fn keep_freed_memory_until_quiet() {
     }
 }
 
-/// Gives back the heap pages freed since the last call and unmaps the file pages of code
-/// and read-only data: after start-up, and whenever the server is quiet, so that RSS settles
-/// back near idle after a burst (many slow uploads, many answers held for slow clients).
-/// About a millisecond: `malloc_trim` walks the arenas' free lists, and the kernel writes
-/// `/proc/self/smaps`.
-pub(crate) fn give_back() {
+/// Gives the heap pages freed since the last call back to the system, once the server is
+/// quiet: after a burst (many slow uploads, many answers held for slow clients) RSS settles
+/// back near idle. `malloc_trim` walks the arenas' free lists, a fraction of a millisecond.
+pub(crate) fn release_freed_heap() {
     // SAFETY: malloc_trim only releases free heap pages; no allocation is touched.
     unsafe { libc::malloc_trim(0) };
-    if let Ok(smaps) = fs::read_to_string("/proc/self/smaps") {
-        for range in clean_file_ranges(&smaps) {
-            unmap_pages(range);
+}
+
+/// Unmaps the resident pages of the loaded objects' code and read-only data (the binary,
+/// libc, ld.so): after start-up, and when the server has been quiet for a while. About a
+/// millisecond (the kernel writes `/proc/self/smaps`); the running code maps the pages it
+/// needs again on their next use, a minor fault each, from the page cache.
+pub(crate) fn unmap_code_pages() {
+    let Ok(smaps) = fs::read_to_string("/proc/self/smaps") else {
+        return;
+    };
+    let clean = clean_file_ranges(&smaps);
+    drop(smaps);
+    // The segments of the loaded objects, listed under the loader's lock: none of them is
+    // being mapped, relocated or unloaded meanwhile, so a range checked clean above is
+    // still that object's segment (ringway unloads nothing).
+    // SAFETY: the callback gets `data` as the `&[Range]` passed here, which outlives the
+    // call; it only reads `info` and its program headers, valid during the callback.
+    unsafe {
+        libc::dl_iterate_phdr(
+            Some(unmap_segments),
+            (&raw const clean).cast_mut().cast::<libc::c_void>(),
+        );
+    }
+}
+
+/// `dl_iterate_phdr`'s callback: unmaps each non-writable loadable segment of one object
+/// that lies within a clean mapping (`data`: the `Vec<Range>` of [`clean_file_ranges`]).
+unsafe extern "C" fn unmap_segments(
+    info: *mut libc::dl_phdr_info,
+    _size: libc::size_t,
+    data: *mut libc::c_void,
+) -> libc::c_int {
+    // SAFETY: `data` is the vector `unmap_code_pages` passed, alive and not mutated during
+    // the iteration; `info` and its `dlpi_phnum` headers are the loader's, valid now.
+    let (clean, info) = unsafe { (&*data.cast::<Vec<Range>>(), &*info) };
+    let phdrs = if info.dlpi_phdr.is_null() {
+        &[][..]
+    } else {
+        // SAFETY: as above.
+        unsafe { std::slice::from_raw_parts(info.dlpi_phdr, usize::from(info.dlpi_phnum)) }
+    };
+    for phdr in phdrs {
+        if phdr.p_type != libc::PT_LOAD || phdr.p_flags & libc::PF_W != 0 {
+            continue;
+        }
+        let Some(segment) = whole_pages(info.dlpi_addr, phdr.p_vaddr, phdr.p_memsz) else {
+            continue;
+        };
+        if clean
+            .iter()
+            .any(|r| r.start <= segment.start && segment.end <= r.end)
+        {
+            unmap_pages(segment);
         }
     }
+    0
+}
+
+/// The pages wholly inside a segment loaded at `base + vaddr` for `size` bytes: a page it
+/// shares with a neighbouring (writable) segment is left out.
+fn whole_pages(base: u64, vaddr: u64, size: u64) -> Option<Range> {
+    const PAGE: u64 = 4096;
+    let start = base.checked_add(vaddr)?;
+    let end = start.checked_add(size)?;
+    let (start, end) = (start.checked_next_multiple_of(PAGE)?, end / PAGE * PAGE);
+    (start < end).then_some(Range {
+        start: usize::try_from(start).ok()?,
+        end: usize::try_from(end).ok()?,
+    })
 }
 
 /// An address range of this process, `[start, end)`.
@@ -56,20 +118,33 @@ struct Range {
     end: usize,
 }
 
-/// The mappings whose every resident page is a clean page of a file: private, never
-/// writable, mapped from a file, and holding no private (anonymous) copy of a page. Such a
-/// mapping cannot come to hold one without first being made writable, which ringway never
-/// does; a loaded library's relocated part holds its copies before it turns read-only, and
-/// a debugger's or a uprobe's breakpoint is such a copy too: both are left alone.
+/// The mappings whose every page is a clean page of a file: private, never writable,
+/// mapped from a file, with no private (anonymous) copy of a page, in memory or swapped
+/// out, not locked and not hugetlb. A read-only mapping cannot come to hold a private copy
+/// without being made writable first; a loaded object's relocated part (RELRO) holds its
+/// copies before it turns read-only, and a debugger's or a uprobe's breakpoint is such a
+/// copy: both are left alone.
 fn clean_file_ranges(smaps: &str) -> Vec<Range> {
     let mut ranges = Vec::new();
-    let mut candidate: Option<Range> = None;
+    let mut mapping: Option<Range> = None;
+    let mut private_copies = false;
     for line in smaps.lines() {
-        if let Some(range) = mapping_header(line) {
-            candidate = range;
-        } else if let Some(kb) = line.strip_prefix("Anonymous:") {
-            if let Some(range) = candidate.take()
-                && kb.trim() == "0 kB"
+        if let Some(header) = mapping_header(line) {
+            mapping = header;
+            private_copies = false;
+        } else if let Some(kb) = line
+            .strip_prefix("Anonymous:")
+            .or_else(|| line.strip_prefix("Swap:"))
+        {
+            private_copies |= kb.trim() != "0 kB";
+        } else if let Some(flags) = line.strip_prefix("VmFlags:") {
+            // The last line of a mapping's entry.
+            let pinned = flags
+                .split_ascii_whitespace()
+                .any(|f| f == "lo" || f == "ht");
+            if let Some(range) = mapping.take()
+                && !private_copies
+                && !pinned
             {
                 ranges.push(range);
             }
@@ -96,20 +171,19 @@ fn mapping_header(line: &str) -> Option<Option<Range>> {
 }
 
 /// Unmaps the resident pages of `range`; the next access maps them again from the page
-/// cache (private file mappings read the file's contents again: `MADV_DONTNEED`).
+/// cache (a private file mapping reads the file's contents again: `MADV_DONTNEED`).
 fn unmap_pages(range: Range) {
-    // SAFETY: `range` is a whole mapping of this process, private, not writable and with
-    // no private copy of any page (`clean_file_ranges`): dropping its pages changes no
-    // byte any thread can read, only whether the next read faults.
-    let rc = unsafe {
+    // SAFETY: `range` is within a loaded object's non-writable segment, in a mapping that
+    // is private, of a file and with no private copy of any page (`unmap_code_pages`):
+    // dropping its pages changes no byte any thread can read, only whether a read faults.
+    // A locked mapping refuses (EINVAL), which is what locking asks; nothing to report.
+    unsafe {
         libc::madvise(
             range.start as *mut libc::c_void,
             range.end - range.start,
             libc::MADV_DONTNEED,
-        )
-    };
-    // A locked mapping (mlockall) refuses: its pages stay, which is what locking asks.
-    let _ = rc;
+        );
+    }
 }
 
 #[cfg(test)]
@@ -117,26 +191,50 @@ fn unmap_pages(range: Range) {
 mod tests {
     use super::*;
 
+    /// Each entry as the kernel writes it, trimmed to the lines read here.
     const SMAPS: &str = "\
 55f263502000-55f2639c4000 r-xp 00177000 fe:01 1234 /usr/bin/ringway
 Size:               4872 kB
 Rss:                3752 kB
 Anonymous:             0 kB
+Swap:                  0 kB
+VmFlags: rd ex mr mw me sd
 55f2639c4000-55f2639f4000 r--p 00639000 fe:01 1234 /usr/bin/ringway
-Size:                192 kB
 Anonymous:           192 kB
+Swap:                  0 kB
+VmFlags: rd mr mw me ac sd
 55f2639f4000-55f2639f8000 rw-p 00669000 fe:01 1234 /usr/bin/ringway
 Anonymous:            16 kB
+Swap:                  0 kB
+VmFlags: rd wr mr mw me ac sd
 55f286fdb000-55f287003000 rw-p 00000000 00:00 0 [heap]
 Anonymous:           156 kB
+Swap:                  0 kB
+VmFlags: rd wr mr mw me ac sd
 7f595f593000-7f595f5a3000 rw-s 00000000 00:0e 2051 anon_inode:[io_uring]
 Anonymous:             0 kB
+Swap:                  0 kB
+VmFlags: rd wr sh mr mw me ms sd
 7f595f9c6000-7f595f9ec000 r--p 00000000 fe:01 99 /usr/lib/x86_64-linux-gnu/libc.so.6
 Anonymous:             0 kB
+Swap:                  0 kB
+VmFlags: rd mr mw me sd
+7f595f9ec000-7f595fb42000 r--p 00026000 fe:01 99 /usr/lib/x86_64-linux-gnu/libm.so.6
+Anonymous:             0 kB
+Swap:                 12 kB
+VmFlags: rd mr mw me ac sd
+7f595fb42000-7f595fb95000 r-xp 00000000 fe:01 98 /usr/lib/x86_64-linux-gnu/libgcc_s.so.1
+Anonymous:             0 kB
+Swap:                  0 kB
+VmFlags: rd ex mr mw me lo sd
 7f595fa00000-7f595fa10000 r--s 00000000 fe:01 77 /var/cache/shared.db
 Anonymous:             0 kB
+Swap:                  0 kB
+VmFlags: rd sh mr mw me sd
 7ffc4b0e0000-7ffc4b0e2000 r-xp 00000000 00:00 0 [vdso]
 Anonymous:             0 kB
+Swap:                  0 kB
+VmFlags: rd ex mr mw me de sd
 ";
 
     #[test]
@@ -144,8 +242,10 @@ Anonymous:             0 kB
         assert_eq!(
             clean_file_ranges(SMAPS),
             vec![
-                // The binary's code; its relocated read-only part (anonymous copies), its
-                // data, the heap, the io_uring rings, a shared mapping and the vdso stay.
+                // The binary's code and libc's read-only data. Left alone: the binary's
+                // relocated read-only part (anonymous copies), its data, the heap, the
+                // io_uring rings, a mapping with swapped-out copies, a locked one, a
+                // shared one and the vdso.
                 Range {
                     start: 0x55f2_6350_2000,
                     end: 0x55f2_639c_4000
@@ -161,10 +261,14 @@ Anonymous:             0 kB
     #[test]
     fn a_path_with_spaces_and_odd_lines_are_read_safely() {
         let smaps = "\
-1000-2000 r-xp 00000000 fe:01 5 /opt/my app/lib.so
+1000-2000 r-xp 00000000 fe:01 5 /opt/my app/lib.so (deleted)
 Anonymous:             0 kB
 not a header at all
+VmFlags: rd ex
 3000-2000 r--p 00000000 fe:01 6 /backwards
+Anonymous:             0 kB
+VmFlags: rd
+5000-6000 r--p 00000000 fe:01 7 /no/flags/line
 Anonymous:             0 kB
 ";
         assert_eq!(
@@ -177,9 +281,22 @@ Anonymous:             0 kB
     }
 
     #[test]
-    fn this_process_keeps_running_after_giving_its_code_pages_back() {
+    fn a_segment_keeps_only_its_whole_pages() {
+        assert_eq!(
+            whole_pages(0x7000_0000, 0x1800, 0x3000),
+            Some(Range {
+                start: 0x7000_2000,
+                end: 0x7000_4000
+            })
+        );
+        assert_eq!(whole_pages(0x7000_0000, 0x1800, 0x100), None);
+        assert_eq!(whole_pages(u64::MAX, 1, 1), None);
+    }
+
+    #[test]
+    fn this_process_keeps_running_after_unmapping_its_code_pages() {
         let before = file_pages_kb();
-        give_back();
+        unmap_code_pages();
         // The code runs on: its pages come back from the page cache.
         let doubled: Vec<u64> = (0..1000u64).map(|i| i * 2).collect();
         assert_eq!(doubled.iter().sum::<u64>(), 999_000);

@@ -45,6 +45,11 @@ const RING_ENTRIES: u32 = 1024;
 /// worker, counts as quiet: the time to give memory back.
 const QUIET_REQUESTS: u64 = 50;
 
+/// Fewer than this per housekeeping window (less than one a second: health checks) and the
+/// server counts as idle: the code its load ran is unmapped. A server serving a trickle of
+/// requests keeps it, rather than fault it back in every window.
+const IDLE_REQUESTS: u64 = 5;
+
 /// The running worker threads.
 pub struct Server {
     threads: Vec<JoinHandle<()>>,
@@ -255,8 +260,8 @@ impl Server {
     /// Between calls the server writes its periodic log lines. Fails if a worker thread ends
     /// on its own (it only does if it crashed).
     pub fn run_until<R>(self, mut stop: impl FnMut(Duration) -> Option<R>) -> anyhow::Result<R> {
-        // Start-up is over: the pages it mapped go back (see the `memory` module).
-        memory::give_back();
+        // Start-up is over: the code it ran is not needed again.
+        memory::unmap_code_pages();
         let mut summaries_due = Instant::now() + ratelimit::WINDOW;
         let mut requests_seen = self.requests_done();
         loop {
@@ -267,11 +272,15 @@ impl Server {
             }
             if Instant::now() >= summaries_due {
                 fail::log_suppressed();
-                let requests = self.requests_done();
-                if requests - requests_seen < QUIET_REQUESTS {
-                    memory::give_back();
+                let served = self.requests_done() - requests_seen;
+                // Code first: reading smaps allocates, and the trim then frees that too.
+                if served < IDLE_REQUESTS {
+                    memory::unmap_code_pages();
                 }
-                requests_seen = requests;
+                if served < QUIET_REQUESTS {
+                    memory::release_freed_heap();
+                }
+                requests_seen += served;
                 summaries_due = Instant::now() + ratelimit::WINDOW;
             }
             if self.threads.iter().any(JoinHandle::is_finished) {

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
 use std::time::Duration;
 
@@ -173,8 +173,17 @@ fn a_burst_beyond_keepalive_serves_the_next_burst_then_its_surplus_closes() {
     let ringway = ringway_to(&server.upstream(), &format!("keepalive = {KEEPALIVE}\n"), 1);
     let addr = ringway.addr();
     let burst = || {
+        // Together, and each long enough at the app to overlap the others even on a loaded
+        // machine.
+        let start = Arc::new(Barrier::new(BURST));
         let clients: Vec<_> = (0..BURST)
-            .map(|_| thread::spawn(move || roundtrip(addr, &Req::get("/slow?ms=300")).status))
+            .map(|_| {
+                let start = Arc::clone(&start);
+                thread::spawn(move || {
+                    start.wait();
+                    roundtrip(addr, &Req::get("/slow?ms=1000")).status
+                })
+            })
             .collect();
         for client in clients {
             assert_eq!(client.join().expect("client thread"), 200);

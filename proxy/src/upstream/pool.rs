@@ -13,8 +13,9 @@
 //! and the next requests come in bursts too, so closing at once opened a new connection for
 //! 7% of requests at 100 clients with 32 kept (29% at 1000), and a connect with its
 //! handshake and close cost more CPU than the rest of the request. A burst's surplus is kept
-//! until a sweep finds it unused for a sweep period (a second; two at most), and there are
-//! never more than were busy at once. See docs/ARCHITECTURE.md, "The pool".
+//! until a sweep finds it unused for a sweep period (a second; two at most); a worker never
+//! holds more than it had busy at once since the last sweep. See docs/ARCHITECTURE.md,
+//! "The pool".
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -23,7 +24,7 @@ use std::time::{Duration, Instant};
 /// One server's idle connections (`T`: a socket; anything in the unit tests).
 pub(crate) struct ServerPool<T> {
     idle: RefCell<VecDeque<Idle<T>>>,
-    /// Most idle connections kept.
+    /// Idle connections kept past a sweep, however long unused (up to `timeout`).
     max: usize,
     /// Longest idle time.
     timeout: Duration,
@@ -95,6 +96,11 @@ impl<T> ServerPool<T> {
             } else {
                 break;
             }
+        }
+        // A burst of a thousand connections grew the queue; it need not stay that long.
+        if idle.capacity() > 64 && idle.len() < idle.capacity() / 4 {
+            let keep = idle.len().max(self.max.min(64));
+            idle.shrink_to(keep);
         }
     }
 
