@@ -43,7 +43,7 @@ pub(crate) fn release_freed_heap() {
 }
 
 /// Unmaps the resident pages of the loaded objects' code and read-only data (the binary,
-/// libc, ld.so): after start-up, and when the server has been quiet for a while. About a
+/// libc, ld.so): after start-up, and when the server is idle (`server.rs`). About a
 /// millisecond (the kernel writes `/proc/self/smaps`); the running code maps the pages it
 /// needs again on their next use, a minor fault each, from the page cache.
 pub(crate) fn unmap_code_pages() {
@@ -55,26 +55,45 @@ pub(crate) fn unmap_code_pages() {
     // The segments of the loaded objects, listed under the loader's lock: none of them is
     // being mapped, relocated or unloaded meanwhile, so a range checked clean above is
     // still that object's segment (ringway unloads nothing).
-    // SAFETY: the callback gets `data` as the `&[Range]` passed here, which outlives the
-    // call; it only reads `info` and its program headers, valid during the callback.
+    let mut target = Target {
+        clean,
+        page: page_size(),
+    };
+    // SAFETY: the callback gets `data` as the `Target` passed here, which outlives the call;
+    // it only reads `info` and its program headers, valid during the callback.
     unsafe {
         libc::dl_iterate_phdr(
             Some(unmap_segments),
-            (&raw const clean).cast_mut().cast::<libc::c_void>(),
+            (&raw mut target).cast::<libc::c_void>(),
         );
     }
 }
 
+/// What [`unmap_segments`] is given.
+struct Target {
+    /// The clean mappings ([`clean_file_ranges`]).
+    clean: Vec<Range>,
+    page: u64,
+}
+
+/// The system's page size (4 KiB if it cannot be read: then a larger page is never split,
+/// and `madvise` refuses an unaligned range).
+fn page_size() -> u64 {
+    // SAFETY: sysconf reads a system value; no memory is passed.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(size).ok().filter(|&s| s > 0).unwrap_or(4096)
+}
+
 /// `dl_iterate_phdr`'s callback: unmaps each non-writable loadable segment of one object
-/// that lies within a clean mapping (`data`: the `Vec<Range>` of [`clean_file_ranges`]).
+/// that lies within a clean mapping (`data`: the [`Target`]).
 unsafe extern "C" fn unmap_segments(
     info: *mut libc::dl_phdr_info,
     _size: libc::size_t,
     data: *mut libc::c_void,
 ) -> libc::c_int {
-    // SAFETY: `data` is the vector `unmap_code_pages` passed, alive and not mutated during
-    // the iteration; `info` and its `dlpi_phnum` headers are the loader's, valid now.
-    let (clean, info) = unsafe { (&*data.cast::<Vec<Range>>(), &*info) };
+    // SAFETY: `data` is the `Target` `unmap_code_pages` passed, alive and not mutated
+    // during the iteration; `info` and its `dlpi_phnum` headers are the loader's, valid now.
+    let (target, info) = unsafe { (&*data.cast::<Target>(), &*info) };
     let phdrs = if info.dlpi_phdr.is_null() {
         &[][..]
     } else {
@@ -85,10 +104,12 @@ unsafe extern "C" fn unmap_segments(
         if phdr.p_type != libc::PT_LOAD || phdr.p_flags & libc::PF_W != 0 {
             continue;
         }
-        let Some(segment) = whole_pages(info.dlpi_addr, phdr.p_vaddr, phdr.p_memsz) else {
+        let start = info.dlpi_addr.checked_add(phdr.p_vaddr);
+        let Some(segment) = start.and_then(|s| whole_pages(s, phdr.p_memsz, target.page)) else {
             continue;
         };
-        if clean
+        if target
+            .clean
             .iter()
             .any(|r| r.start <= segment.start && segment.end <= r.end)
         {
@@ -98,13 +119,11 @@ unsafe extern "C" fn unmap_segments(
     0
 }
 
-/// The pages wholly inside a segment loaded at `base + vaddr` for `size` bytes: a page it
-/// shares with a neighbouring (writable) segment is left out.
-fn whole_pages(base: u64, vaddr: u64, size: u64) -> Option<Range> {
-    const PAGE: u64 = 4096;
-    let start = base.checked_add(vaddr)?;
+/// The pages of `page` bytes wholly inside a segment loaded at `start` for `size` bytes: a
+/// page it shares with a neighbouring (writable) segment is left out.
+fn whole_pages(start: u64, size: u64, page: u64) -> Option<Range> {
     let end = start.checked_add(size)?;
-    let (start, end) = (start.checked_next_multiple_of(PAGE)?, end / PAGE * PAGE);
+    let (start, end) = (start.checked_next_multiple_of(page)?, end / page * page);
     (start < end).then_some(Range {
         start: usize::try_from(start).ok()?,
         end: usize::try_from(end).ok()?,
@@ -283,14 +302,15 @@ Anonymous:             0 kB
     #[test]
     fn a_segment_keeps_only_its_whole_pages() {
         assert_eq!(
-            whole_pages(0x7000_0000, 0x1800, 0x3000),
+            whole_pages(0x7000_1800, 0x3000, 4096),
             Some(Range {
                 start: 0x7000_2000,
                 end: 0x7000_4000
             })
         );
-        assert_eq!(whole_pages(0x7000_0000, 0x1800, 0x100), None);
-        assert_eq!(whole_pages(u64::MAX, 1, 1), None);
+        assert_eq!(whole_pages(0x7000_1800, 0x100, 4096), None);
+        assert_eq!(whole_pages(u64::MAX - 1, 1, 4096), None);
+        assert_eq!(whole_pages(0x7000_1800, 0x3000, 65536), None);
     }
 
     #[test]
