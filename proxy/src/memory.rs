@@ -76,9 +76,9 @@ struct Target {
     page: u64,
 }
 
-/// The system's page size (4 KiB if it cannot be read: then a larger page is never split,
-/// and `madvise` refuses an unaligned range).
-fn page_size() -> u64 {
+/// The system's page size (4 KiB if it cannot be read: then a larger page is never split
+/// here, and `madvise` refuses an unaligned range).
+pub(crate) fn page_size() -> u64 {
     // SAFETY: sysconf reads a system value; no memory is passed.
     let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     u64::try_from(size).ok().filter(|&s| s > 0).unwrap_or(4096)

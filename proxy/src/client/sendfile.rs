@@ -246,15 +246,9 @@ fn cached(file: RawFd, at: u64, len: u64) -> Option<bool> {
         return None;
     }
     CACHESTAT.store(1, Ordering::Relaxed);
-    let page = page_size();
+    let page = crate::memory::page_size();
     let pages = (at + len).div_ceil(page) - at / page;
     Some(stat.nr_cache >= pages)
-}
-
-fn page_size() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    u64::try_from(size).ok().filter(|&s| s > 0).unwrap_or(4096)
 }
 
 #[cfg(test)]
