@@ -3,9 +3,10 @@
 //! purpose. Every route of the e2e suite through an HTTP group; the app seeing the client's
 //! address, scheme and host; kept connections reused (counted from the upstream's side
 //! with `ss`), a burst's surplus beyond `keepalive` kept for the next burst and then closed,
-//! closed after `keepalive_timeout`, and only after an answer that ended by its framing; a kept connection closed by the upstream while a request is on the way
-//! (retried for GET, not for POST); HTTPS URLs behind TLS; `/readyz`; a WebSocket echo
-//! through Granian's ASGI interface.
+//! closed after `keepalive_timeout`, and only after an answer that ended by its framing; a
+//! kept connection closed by the upstream while a request is on the way (retried for GET,
+//! not for POST), or before it (not taken again); HTTPS URLs behind TLS; `/readyz`; a
+//! WebSocket echo through Granian's ASGI interface.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -328,6 +329,51 @@ fn a_kept_connection_closed_by_the_upstream_is_retried_for_get_not_for_post() {
     assert_eq!(
         counter(&ringway, "ringway_upstream_connections_opened_total"),
         2
+    );
+}
+
+/// An upstream that answers each connection's first request with keep-alive, then closes
+/// it at once: a server whose idle timeout struck between two requests.
+fn closes_when_idle() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut input = Vec::new();
+            if read_request(&mut stream, &mut input).is_some() {
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+            }
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_kept_connection_the_upstream_closed_while_idle_is_not_taken_again() {
+    let addr = closes_when_idle();
+    let ringway = ringway_to(&format!("http://{addr}"), "", 1);
+    let mut client = Conn::open(ringway.addr());
+    let mut ask = |req: Req| {
+        client.send(&req.to_bytes()).expect("send");
+        let r = client.read_response().expect("response");
+        assert_eq!((r.status, r.text().as_str()), (200, "ok"), "{r:?}");
+        // Time for ringway's loop to see the close.
+        thread::sleep(Duration::from_millis(300));
+    };
+    // Each answer's connection is closed by the time the next request comes: a GET (which
+    // trusts what the loop saw) and a POST (which also looks at the socket) both go on a
+    // new connection at once, without trying the closed one first.
+    ask(Req::get("/a"));
+    ask(Req::get("/b"));
+    ask(Req::post("/c", b"once only"));
+    assert_eq!(
+        counter(&ringway, "ringway_upstream_connections_opened_total"),
+        3
+    );
+    assert_eq!(
+        counter(&ringway, "ringway_upstream_connections_reused_total"),
+        0
     );
 }
 

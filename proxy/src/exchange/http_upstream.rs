@@ -58,10 +58,11 @@ pub(super) async fn exchange(
         req.head.version == Version::Http11 && wants_upgrade(&client.input, &client.headers);
     // As nginx: only an idempotent method is sent again once it may have reached the app
     // (a bodiless POST may have run). A kept connection the server had closed is found out
-    // before anything is sent (`Reuse::Kept` peeks first); the retry covers the moment
-    // between that look and the request's arrival.
+    // before anything is sent when the loop has seen it turn readable; a request that
+    // cannot go again also peeks at the socket first. The retry covers the moment between
+    // that look and the request's arrival.
     let retry_safe = !upgrading && is_idempotent(req.head.method);
-    let mut reuse = Reuse::Kept;
+    let mut reuse = Reuse::Kept { peek: !retry_safe };
     loop {
         let permit = tokio::select! {
             biased;

@@ -58,8 +58,9 @@ struct Member {
 pub(crate) enum Reuse {
     /// A new connection (uwsgi, or the retry of a request a kept connection failed).
     Fresh,
-    /// A kept one if there is one that still looks open (see [`take_kept`]).
-    Kept,
+    /// A kept one if there is one that still looks open (see [`take_kept`]); `peek`: look
+    /// at its socket too, for a request that cannot be sent again.
+    Kept { peek: bool },
 }
 
 /// One worker's view of an upstream group (not shared between threads).
@@ -196,8 +197,8 @@ impl Upstreams {
                 };
                 tried_any = true;
                 let member = &self.members[i];
-                if let (Reuse::Kept, Some(pool)) = (reuse, &member.pool)
-                    && let Some(socket) = take_kept(pool, now)
+                if let (Reuse::Kept { peek }, Some(pool)) = (reuse, &member.pool)
+                    && let Some(socket) = take_kept(pool, now, peek)
                 {
                     self.conns.reused.fetch_add(1, Relaxed);
                     let mut conn = UpstreamConn::new(socket).kept_in(Rc::clone(pool), true);
@@ -243,12 +244,17 @@ impl Upstreams {
 }
 
 /// A kept connection from `pool` that still looks open, if one is left (the others are
-/// closed on the way). One `recv(MSG_PEEK)` each: a connection the server closed meanwhile,
-/// or one holding bytes past its last answer (a stray body that came late), must not carry
-/// the next request: nginx closes a kept connection the moment it turns readable.
-fn take_kept(pool: &ServerPool<stream::Socket>, now: Instant) -> Option<stream::Socket> {
+/// closed on the way): a connection the server closed meanwhile, or one holding bytes past
+/// its last answer (a stray body that came late), must not carry the next request; nginx
+/// closes a kept connection the moment it turns readable. One that turned readable is
+/// peeked at (`recv(MSG_PEEK)`); with `peek`, every one is.
+fn take_kept(
+    pool: &ServerPool<stream::Socket>,
+    now: Instant,
+    peek: bool,
+) -> Option<stream::Socket> {
     while let Some(socket) = pool.take(now) {
-        if socket.looks_open() {
+        if socket.looks_open(peek) {
             return Some(socket);
         }
     }

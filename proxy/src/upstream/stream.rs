@@ -5,7 +5,11 @@ use std::io;
 use std::net::Shutdown;
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
 use std::time::Instant;
+
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
 
 use tokio_uring::BufResult;
 use tokio_uring::net::{TcpStream, UnixStream};
@@ -17,19 +21,59 @@ use crate::limits::Slot;
 use super::pool::ServerPool;
 
 /// An upstream socket: what an idle kept connection is.
-pub(crate) enum Socket {
+pub(crate) struct Socket {
+    /// A kept (HTTP) connection's readiness on Tokio's reactor, registered for its whole
+    /// life. Declared before the stream so that it is deregistered before the fd closes
+    /// (and its number can be reused).
+    readiness: Option<AsyncFd<SocketFd>>,
+    stream: Kind,
+}
+
+enum Kind {
     Unix(UnixStream),
     Tcp(TcpStream),
 }
 
 impl Socket {
-    /// Whether a kept connection still looks open: no end of stream and no stray bytes
-    /// waiting (one non-blocking peek, before each reuse).
-    pub(super) fn looks_open(&self) -> bool {
-        match self {
-            Socket::Unix(s) => looks_open(s.as_raw_fd()),
-            Socket::Tcp(s) => looks_open(s.as_raw_fd()),
+    fn fd(&self) -> RawFd {
+        match &self.stream {
+            Kind::Unix(s) => s.as_raw_fd(),
+            Kind::Tcp(s) => s.as_raw_fd(),
         }
+    }
+
+    /// Whether a kept connection still looks open: no end of stream and no stray bytes
+    /// waiting. Nothing the reactor saw since its last read is enough where the request
+    /// can be sent again (`peek: false`): nginx knows no more, and a connection the server
+    /// closed after that shows as a failed send, then the request goes again. Otherwise
+    /// one non-blocking peek looks at the socket itself.
+    pub(super) fn looks_open(&self, peek: bool) -> bool {
+        let Some(readiness) = &self.readiness else {
+            return looks_open(self.fd());
+        };
+        let mut cx = Context::from_waker(Waker::noop());
+        match readiness.poll_read_ready(&mut cx) {
+            Poll::Pending => !peek || looks_open(self.fd()),
+            Poll::Ready(Ok(mut guard)) => {
+                let open = looks_open(self.fd());
+                if open {
+                    // What woke it was read before it went back: nothing waits now.
+                    guard.clear_ready();
+                }
+                open
+            }
+            Poll::Ready(Err(_)) => false,
+        }
+    }
+}
+
+/// A kept socket's fd as Tokio's reactor sees it (owned by the [`Socket`] beside it,
+/// which outlives the registration).
+struct SocketFd(RawFd);
+
+impl AsRawFd for SocketFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0
     }
 }
 
@@ -67,11 +111,17 @@ pub(crate) struct UpstreamConn {
 
 impl UpstreamConn {
     pub(super) fn unix(stream: UnixStream) -> Self {
-        Self::new(Socket::Unix(stream))
+        Self::new(Socket {
+            readiness: None,
+            stream: Kind::Unix(stream),
+        })
     }
 
     pub(super) fn tcp(stream: TcpStream) -> Self {
-        Self::new(Socket::Tcp(stream))
+        Self::new(Socket {
+            readiness: None,
+            stream: Kind::Tcp(stream),
+        })
     }
 
     pub(super) fn new(socket: Socket) -> Self {
@@ -87,10 +137,26 @@ impl UpstreamConn {
     }
 
     /// The same connection, going back to `pool` after a clean answer; `reused` if it
-    /// came from there.
+    /// came from there. A kept connection waits for its answers on Tokio's reactor, then
+    /// reads them with a non-blocking `recv`: one registration for its life, where an
+    /// io_uring read per answer cost the ring's submission, its task work and a second
+    /// wake of the loop (see docs/ARCHITECTURE.md, "HTTP upstreams").
     pub(super) fn kept_in(mut self, pool: Pool, reused: bool) -> Self {
         self.pool = Some(pool);
         self.reused = reused;
+        if let Some(socket) = &mut self.socket
+            && socket.readiness.is_none()
+        {
+            // SAFETY: the fd is the socket's, open; the registration is stored beside it
+            // and dropped first (field order), so it never outlives the fd.
+            match unsafe {
+                AsyncFd::register_with_interest(SocketFd(socket.fd()), Interest::READABLE)
+            } {
+                Ok(readiness) => socket.readiness = Some(readiness),
+                // It still works through io_uring reads, and is peeked at before reuse.
+                Err(err) => tracing::debug!(error = %err, "upstream readiness registration failed"),
+            }
+        }
         self
     }
 
@@ -152,43 +218,99 @@ impl Drop for UpstreamConn {
 }
 
 impl Stream for UpstreamConn {
-    async fn read_append(&self, buf: Buf, max: usize) -> BufResult<usize, Buf> {
-        match &self.socket {
-            Some(Socket::Unix(s)) => s.read_append(buf, max).await,
-            Some(Socket::Tcp(s)) => s.read_append(buf, max).await,
-            None => (Err(io::ErrorKind::NotConnected.into()), buf),
+    async fn read_append(&self, mut buf: Buf, max: usize) -> BufResult<usize, Buf> {
+        let Some(socket) = &self.socket else {
+            return (Err(not_connected()), buf);
+        };
+        let Some(readiness) = &socket.readiness else {
+            return socket.stream.read_append(buf, max).await;
+        };
+        loop {
+            let mut guard = match readiness.readable().await {
+                Ok(guard) => guard,
+                Err(e) => return (Err(e), buf),
+            };
+            let room = max.min(buf.capacity() - buf.len());
+            match socket.stream.read_now(&mut buf, max) {
+                Some(Ok(n)) => {
+                    // A short read emptied the socket: the next bytes bring a new event.
+                    if n < room {
+                        guard.clear_ready();
+                    }
+                    return (Ok(n), buf);
+                }
+                Some(Err(e)) => return (Err(e), buf),
+                None => guard.clear_ready(),
+            }
         }
     }
 
     async fn write_from(&self, buf: Buf, from: usize, progress: &Progress) -> BufResult<(), Buf> {
         match &self.socket {
-            Some(Socket::Unix(s)) => s.write_from(buf, from, progress).await,
-            Some(Socket::Tcp(s)) => s.write_from(buf, from, progress).await,
-            None => (Err(io::ErrorKind::NotConnected.into()), buf),
+            Some(socket) => socket.stream.write_from(buf, from, progress).await,
+            None => (Err(not_connected()), buf),
         }
     }
 
     fn read_now(&self, buf: &mut Buf, max: usize) -> Option<io::Result<usize>> {
         match &self.socket {
-            Some(Socket::Unix(s)) => s.read_now(buf, max),
-            Some(Socket::Tcp(s)) => s.read_now(buf, max),
-            None => Some(Err(io::ErrorKind::NotConnected.into())),
+            Some(socket) => socket.stream.read_now(buf, max),
+            None => Some(Err(not_connected())),
         }
     }
 
     fn write_now(&self, bytes: &[u8]) -> io::Result<usize> {
         match &self.socket {
-            Some(Socket::Unix(s)) => s.write_now(bytes),
-            Some(Socket::Tcp(s)) => s.write_now(bytes),
-            None => Err(io::ErrorKind::NotConnected.into()),
+            Some(socket) => socket.stream.write_now(bytes),
+            None => Err(not_connected()),
         }
     }
 
     fn shutdown(&self, how: Shutdown) {
-        match &self.socket {
-            Some(Socket::Unix(s)) => Stream::shutdown(s, how),
-            Some(Socket::Tcp(s)) => Stream::shutdown(s, how),
-            None => {}
+        if let Some(socket) = &self.socket {
+            Stream::shutdown(&socket.stream, how);
+        }
+    }
+}
+
+fn not_connected() -> io::Error {
+    io::ErrorKind::NotConnected.into()
+}
+
+/// The socket itself, through io_uring ops and non-blocking calls.
+impl Stream for Kind {
+    async fn read_append(&self, buf: Buf, max: usize) -> BufResult<usize, Buf> {
+        match self {
+            Kind::Unix(s) => s.read_append(buf, max).await,
+            Kind::Tcp(s) => s.read_append(buf, max).await,
+        }
+    }
+
+    async fn write_from(&self, buf: Buf, from: usize, progress: &Progress) -> BufResult<(), Buf> {
+        match self {
+            Kind::Unix(s) => s.write_from(buf, from, progress).await,
+            Kind::Tcp(s) => s.write_from(buf, from, progress).await,
+        }
+    }
+
+    fn read_now(&self, buf: &mut Buf, max: usize) -> Option<io::Result<usize>> {
+        match self {
+            Kind::Unix(s) => s.read_now(buf, max),
+            Kind::Tcp(s) => s.read_now(buf, max),
+        }
+    }
+
+    fn write_now(&self, bytes: &[u8]) -> io::Result<usize> {
+        match self {
+            Kind::Unix(s) => s.write_now(bytes),
+            Kind::Tcp(s) => s.write_now(bytes),
+        }
+    }
+
+    fn shutdown(&self, how: Shutdown) {
+        match self {
+            Kind::Unix(s) => Stream::shutdown(s, how),
+            Kind::Tcp(s) => Stream::shutdown(s, how),
         }
     }
 }
