@@ -8,10 +8,10 @@
 //! idempotent (RFC 9110 §9.2.2). Otherwise it is answered 502, as nginx does; such requests
 //! take a kept connection only after a non-blocking peek says it is still open.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::Request;
-use super::upstream::{Answered, Target, check_body_size};
+use super::upstream::{Answered, Target, check_body_size, connect};
 use crate::buffer::{Body, Buf};
 use crate::client::Client;
 use crate::fail::{Fail, Step};
@@ -64,28 +64,7 @@ pub(super) async fn exchange(
     let retry_safe = !upgrading && is_idempotent(req.head.method);
     let mut reuse = Reuse::Kept { peek: !retry_safe };
     loop {
-        let permit = tokio::select! {
-            biased;
-            permit = group.slot() => permit?,
-            () = client.gone() => return Err(Fail::ClientGone),
-        };
-        let connecting = Instant::now();
-        let upstream = group
-            .connect(permit, limits.upstream_connect_timeout, reuse)
-            .await?;
-        let connected = Instant::now();
-        if !upstream.is_reused() {
-            worker
-                .stats
-                .upstream_connect
-                .observe(connected - connecting);
-        }
-        req.upstream_connected(
-            target.group,
-            upstream.server(),
-            connecting,
-            connected - connecting,
-        );
+        let (upstream, connected) = connect(client, req, target, worker, group, reuse).await?;
         let head = encode_head(client, req, worker, &body, upgrading, group);
         let is_head = req.head.method == Method::Head;
         let mut headers = std::mem::take(&mut client.response_headers);

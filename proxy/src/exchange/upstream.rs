@@ -116,29 +116,7 @@ async fn exchange_uwsgi(
         None => encode_vars(client, req, target, body.len(), worker)?,
     };
 
-    // With `max_conns`, a slot at the group's servers first, waiting in its queue if every
-    // server is full; a client that leaves meanwhile leaves the queue. Biased: when a slot
-    // is free at once, the client watch is never started.
-    let permit = tokio::select! {
-        biased;
-        permit = group.slot() => permit?,
-        () = client.gone() => return Err(Fail::ClientGone),
-    };
-    let connecting = Instant::now();
-    let upstream = group
-        .connect(permit, limits.upstream_connect_timeout, Reuse::Fresh)
-        .await?;
-    let connected = Instant::now();
-    worker
-        .stats
-        .upstream_connect
-        .observe(connected - connecting);
-    req.upstream_connected(
-        target.group,
-        upstream.server(),
-        connecting,
-        connected - connecting,
-    );
+    let (upstream, connected) = connect(client, req, target, worker, group, Reuse::Fresh).await?;
 
     let is_head = req.head.method == Method::Head;
     let mut headers = std::mem::take(&mut client.response_headers);
@@ -166,6 +144,44 @@ async fn exchange_uwsgi(
         buf,
         connected,
     })
+}
+
+/// A connection to one of `group`'s servers for `req` (a kept one where `reuse` allows),
+/// and when it was had. With `max_conns`, a slot at the group's servers first, waiting in
+/// its queue if every server is full; a client that leaves meanwhile leaves the queue.
+/// Biased: when a slot is free at once, the client watch is never started. A new
+/// connection's connect time goes to the metrics; the request notes its upstream either way.
+pub(super) async fn connect(
+    client: &Client,
+    req: &Request,
+    target: &Target<'_>,
+    worker: &Worker,
+    group: &Upstreams,
+    reuse: Reuse,
+) -> Result<(UpstreamConn, Instant), Fail> {
+    let permit = tokio::select! {
+        biased;
+        permit = group.slot() => permit?,
+        () = client.gone() => return Err(Fail::ClientGone),
+    };
+    let connecting = Instant::now();
+    let upstream = group
+        .connect(permit, target.route.limits.upstream_connect_timeout, reuse)
+        .await?;
+    let connected = Instant::now();
+    if !upstream.is_reused() {
+        worker
+            .stats
+            .upstream_connect
+            .observe(connected - connecting);
+    }
+    req.upstream_connected(
+        target.group,
+        upstream.server(),
+        connecting,
+        connected - connecting,
+    );
+    Ok((upstream, connected))
 }
 
 /// The answer's head is in: the app's file (X-Accel-Redirect), the operator's error page,
