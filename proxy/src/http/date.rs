@@ -5,8 +5,14 @@
 /// Length of an IMF-fixdate.
 pub const HTTP_DATE_LEN: usize = 29;
 
-/// The IMF-fixdate of `unix_seconds` (seconds since 1970-01-01 UTC).
+/// The last second an IMF-fixdate can spell (its year has four digits):
+/// `Fri, 31 Dec 9999 23:59:59 GMT`.
+pub const LAST_HTTP_DATE: u64 = 253_402_300_799;
+
+/// The IMF-fixdate of `unix_seconds` (seconds since 1970-01-01 UTC); a time after
+/// [`LAST_HTTP_DATE`] (a file's mtime may be anything) is written as that date.
 pub fn http_date(unix_seconds: u64) -> [u8; HTTP_DATE_LEN] {
+    let unix_seconds = unix_seconds.min(LAST_HTTP_DATE);
     const DAYS: [&[u8; 3]; 7] = [b"Thu", b"Fri", b"Sat", b"Sun", b"Mon", b"Tue", b"Wed"];
     const MONTHS: [&[u8; 3]; 12] = [
         b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
@@ -28,7 +34,7 @@ pub fn http_date(unix_seconds: u64) -> [u8; HTTP_DATE_LEN] {
 }
 
 /// Seconds since the epoch of an HTTP-date in any of its three formats; `None` if it is not
-/// one (or is before 1970).
+/// one (or is before 1970, or after 9999: a client's year must not overflow the arithmetic).
 pub fn parse_http_date(value: &[u8]) -> Option<u64> {
     let text = std::str::from_utf8(value).ok()?.trim();
     let mut words = text.split_ascii_whitespace();
@@ -68,7 +74,7 @@ pub fn parse_http_date(value: &[u8]) -> Option<u64> {
     if hms.next().is_some() || !(1..=31).contains(&day) || h > 23 || m > 59 || s > 60 {
         return None;
     }
-    if year < 1970 {
+    if !(1970..=9999).contains(&year) {
         return None;
     }
     Some(days_from_civil(year, month, day) * 86_400 + h * 3600 + m * 60 + s)
@@ -115,7 +121,7 @@ mod tests {
         assert_eq!(parse_http_date(b"Sun, 06 Nov 1994 08:49:37 GMT"), want);
         assert_eq!(parse_http_date(b"Sunday, 06-Nov-94 08:49:37 GMT"), want);
         assert_eq!(parse_http_date(b"Sun Nov  6 08:49:37 1994"), want);
-        for secs in [0, 951_782_400, 1_709_251_199, 1_796_083_200, 4_102_444_800] {
+        for secs in [0, 951_782_400, 1_709_251_199, 1_796_083_200, LAST_HTTP_DATE] {
             assert_eq!(parse_http_date(&http_date(secs)), Some(secs), "{secs}");
         }
         for bad in [
@@ -126,6 +132,9 @@ mod tests {
             b"Sun, 06 Foo 1994 08:49:37 GMT",
             b"Sun, 06 Nov 1994 24:00:00 GMT",
             b"Sun, 06 Nov 1969 08:49:37 GMT",
+            b"Sun, 06 Nov 10000 08:49:37 GMT",
+            b"Sun, 06 Nov 18446744073709551615 08:49:37 GMT",
+            b"Sun Nov  6 08:49:37 99999999999999999",
         ] {
             assert_eq!(
                 parse_http_date(bad),
@@ -146,6 +155,8 @@ mod tests {
             (1_709_251_199, "Thu, 29 Feb 2024 23:59:59 GMT"),
             (1_796_083_200, "Tue, 01 Dec 2026 00:00:00 GMT"),
             (4_102_444_800, "Fri, 01 Jan 2100 00:00:00 GMT"),
+            (LAST_HTTP_DATE, "Fri, 31 Dec 9999 23:59:59 GMT"),
+            (u64::MAX, "Fri, 31 Dec 9999 23:59:59 GMT"),
         ];
         for (secs, want) in cases {
             assert_eq!(
