@@ -663,6 +663,25 @@ pub fn client_hello(opts: &PyOpts) -> Vec<u8> {
     decode_hex(ran.out().trim())
 }
 
+/// A handshake with `addr`, then one TCP write of the client's last flight, a close_notify and
+/// `junk` bytes that are not TLS: `{"ok": true, "sent": N, "closed": bool}` (closed: the
+/// server ended the connection within `timeout` seconds).
+pub fn close_with_junk(addr: SocketAddr, opts: &PyOpts, junk: usize, timeout: u64) -> Value {
+    let ran = run(
+        Command::new(python())
+            .arg(tls_client_script())
+            .arg("close-with-junk")
+            .args(["--connect", &addr.to_string()])
+            .args(["--junk", &junk.to_string()])
+            .args(["--timeout", &timeout.to_string()])
+            .args(opts.args()),
+        b"",
+        Duration::from_secs(timeout + 20),
+    )
+    .success();
+    serde_json::from_str(ran.out().trim()).unwrap_or_else(|e| panic!("{e}: {ran:?}"))
+}
+
 /// Two connections of Python's ssl to `addr`, the second resuming the first's session, each
 /// one `GET /` (`Connection: close`): `{"version": [..], "reused": [false, true], "status":
 /// ["HTTP/1.1 200 OK", ..]}`.

@@ -12,6 +12,12 @@ stdout.
       `GET / HTTP/1.1` with `Connection: close` and reading the answer to its end; prints
         {"ok": true, "version": ..., "reused": [false, true], "status": ["HTTP/1.1 200 OK", ...]}
 
+  tls_client.py close-with-junk --connect HOST:PORT [--junk N] [options]
+      Does a TLS handshake over a memory BIO, then writes, in one TCP write, the client's
+      last handshake flight, a close_notify and N bytes (default 5000) that are not TLS at
+      all. Waits for the server to close the socket (--timeout) and prints
+        {"ok": true, "sent": BYTES, "closed": true or false}
+
   tls_client.py bridge --connect HOST:PORT [options]
       Does a TLS handshake with HOST:PORT, then prints one line:
         {"ok": true, "version": "TLSv1.3", "cipher": ..., "alpn": ... or null,
@@ -65,7 +71,7 @@ def emit(obj):
 
 def parse_args():
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["hello", "resume", "bridge"])
+    parser.add_argument("mode", choices=["hello", "resume", "close-with-junk", "bridge"])
     parser.add_argument("--connect")
     parser.add_argument("--cafile")
     parser.add_argument("--server-name")
@@ -76,6 +82,7 @@ def parse_args():
     parser.add_argument("--alpn")
     parser.add_argument("--timeout", type=float, default=10.0)
     parser.add_argument("--lifetime", type=float, default=60.0)
+    parser.add_argument("--junk", type=int, default=5000)
     return parser.parse_args()
 
 
@@ -112,6 +119,42 @@ def hello(args):
     except ssl.SSLWantReadError:
         pass
     print(outgoing.read().hex(), flush=True)
+
+
+def close_with_junk(args):
+    host, port = args.connect.rsplit(":", 1)
+    ctx = context(args)
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    session = ctx.wrap_bio(incoming, outgoing, server_hostname=args.server_name)
+    raw = socket.create_connection((host, int(port)), timeout=args.timeout)
+    while True:
+        try:
+            session.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            if outgoing.pending:
+                raw.sendall(outgoing.read())
+            data = raw.recv(65536)
+            if not data:
+                emit({"ok": False, "error": "closed during the handshake"})
+                return
+            incoming.write(data)
+    try:
+        session.unwrap()
+    except ssl.SSLWantReadError:
+        pass
+    flight = outgoing.read() + b"\x17" * args.junk
+    raw.sendall(flight)
+    # The server ends the connection with a FIN or, as bytes stay unread, a reset.
+    try:
+        while raw.recv(65536):
+            pass
+        closed = True
+    except ConnectionResetError:
+        closed = True
+    except socket.timeout:
+        closed = False
+    emit({"ok": True, "sent": len(flight), "closed": closed})
 
 
 def resume(args):
@@ -224,6 +267,8 @@ def main():
         hello(args)
     elif args.mode == "resume":
         resume(args)
+    elif args.mode == "close-with-junk":
+        close_with_junk(args)
     else:
         bridge(args)
 

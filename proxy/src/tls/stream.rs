@@ -108,7 +108,11 @@ impl TlsStream {
     pub(super) fn absorb(&self, mut records: &[u8]) -> io::Result<()> {
         let mut conn = self.conn.borrow_mut();
         while !records.is_empty() {
-            conn.read_tls(&mut records)?;
+            // After the peer's close_notify rustls takes nothing more (`Ok(0)`): what follows
+            // is not part of the session, and trying again would spin the worker.
+            if conn.read_tls(&mut records)? == 0 {
+                break;
+            }
             conn.process_new_packets()
                 .map_err(|err| io::Error::new(io::ErrorKind::InvalidData, err))?;
         }

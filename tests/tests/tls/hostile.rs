@@ -8,7 +8,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use ringway_tests::tls::{
-    PyOpts, PyTls, client_hello, curl, curl_target, handshakes, read_until_close, send_raw,
+    PyOpts, PyTls, client_hello, close_with_junk, curl, curl_target, handshakes, read_until_close,
+    send_raw,
 };
 use ringway_tests::{App, Conn, Req, pattern};
 
@@ -295,4 +296,28 @@ fn a_bad_record_or_an_alert_mid_connection_closes_that_connection_only() {
         assert_serves(&mut other, &format!("another session, after {what}"));
     }
     assert_healthy(&stack, "bad records mid-connection");
+}
+
+#[test]
+fn bytes_after_a_close_notify_end_the_session_and_never_stall_the_worker() {
+    // rustls takes nothing more once it has seen close_notify; a read holding close_notify
+    // and then more than its 4 KiB bite of anything must end the session, not loop on the
+    // rest. One worker: had it stalled, nothing else would be answered.
+    let stack = Stack::plain(App::Raw);
+    let opts = PyOpts::verified("a.test", stack.pki.ca());
+    for (version, junk) in [("1.3", 5000), ("1.3", 12_000), ("1.2", 5000)] {
+        let opts = PyOpts {
+            tls_min: Some(version),
+            tls_max: Some(version),
+            ..opts.clone()
+        };
+        let what = format!("TLS {version}, close_notify and {junk} bytes after it");
+        let end = close_with_junk(stack.tls(), &opts, junk, CLOSE_LIMIT.as_secs());
+        assert_eq!(end["ok"], true, "{what}: {end}");
+        assert_eq!(
+            end["closed"], true,
+            "{what}: ringway ends the session: {end}"
+        );
+        assert_healthy(&stack, &what);
+    }
 }
