@@ -330,6 +330,49 @@ fn other_methods_get_405_with_allow_and_the_connection_stays_in_sync() {
     }
 }
 
+#[test]
+fn a_get_with_a_body_never_has_that_body_read_as_the_next_request() {
+    // A body on a GET served from disk is never read: kept in the connection it would be
+    // parsed as a request of its own (a smuggled one, behind a proxy that shares
+    // connections). The answer says close and the connection ends, the body unanswered.
+    let stack = stack();
+    let smuggled = Req::get("/static/hello.txt?smuggled").to_bytes();
+    let cases = [
+        (
+            "Content-Length",
+            Req::get("/static/hello.txt").body(&smuggled),
+        ),
+        (
+            "chunked",
+            Req::get("/static/hello.txt").chunked(&[&smuggled]),
+        ),
+    ];
+    for (framing, req) in cases {
+        let mut conn = Conn::open(stack.addr());
+        conn.send(&req.to_bytes()).expect("send");
+        let r = conn.read_response().expect("an answer");
+        assert_eq!(
+            (r.status, r.body.as_slice()),
+            (200, tree::TEXT_BODY),
+            "GET with a {framing} body: {r:?}"
+        );
+        assert!(r.says_close(), "{framing}: the answer says close: {r:?}");
+        assert_eq!(conn.leftover(), b"", "{framing}: nothing after the answer");
+        assert!(
+            conn.closed_within(Duration::from_secs(3)),
+            "{framing}: the connection ends, the body unanswered"
+        );
+    }
+    // Without a body the connection stays open for the next request.
+    let mut conn = Conn::open(stack.addr());
+    for _ in 0..2 {
+        conn.send(&Req::get("/static/hello.txt").to_bytes())
+            .expect("send");
+        let r = conn.read_response().expect("an answer");
+        assert!(!r.says_close() && r.status == 200, "{r:?}");
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Cache headers, dotfiles, fallback, internal
 // ---------------------------------------------------------------------------------------

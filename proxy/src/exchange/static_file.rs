@@ -218,6 +218,14 @@ async fn answer(
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let files = f.files;
+    // A GET with a body (Content-Length or chunked) served from disk leaves that body unread:
+    // read as the next request it would smuggle one in, so the connection ends after this
+    // answer. Through X-Accel-Redirect the app has read the body already.
+    let keep_alive = if f.from_app {
+        req.keep_alive
+    } else {
+        req.may_keep_alive_unread()
+    };
     let head = FileHead {
         status,
         client_version: req.head.version,
@@ -232,7 +240,7 @@ async fn answer(
             .filter(|_| !app_sets(b"cache-control") && !app_sets(b"expires"))
             .map(|d| (d.as_secs(), files.immutable)),
         vary: !files.precompressed.is_empty(),
-        keep_alive: req.keep_alive,
+        keep_alive,
         now,
         extra,
     };
@@ -248,7 +256,9 @@ async fn answer(
     let written = client.stream.bytes_written();
     let sent = send(client, out, found, start, body, f.route.limits.send_timeout).await;
     let next = match sent {
-        Ok(()) if req.keep_alive => Next::KeepAlive,
+        Ok(()) if keep_alive => Next::KeepAlive,
+        // The unread body is drained before the close, so no reset cuts the answer short.
+        Ok(()) if req.keep_alive => Next::Linger,
         Ok(()) => Next::Close,
         // Nothing went out (a small file's read failed before its head's write): the
         // client can still have its 500.
