@@ -77,11 +77,23 @@ fn the_app_sees_the_clients_address_scheme_and_host() {
             .header("X-Forwarded-For", "198.51.100.1")
             .header("X-Forwarded-Proto", "https")
             .header("X-Forwarded-Host", "evil.example")
-            .header("X-Real-IP", "198.51.100.1");
+            .header("X-Real-IP", "198.51.100.1")
+            // gunicorn believes these from ringway's address (and answers 400 when they
+            // contradict X-Forwarded-Proto); Proxy would be HTTP_PROXY (httpoxy).
+            .header("X-Forwarded-Ssl", "on")
+            .header("X-Forwarded-Protocol", "ssl")
+            .header("Proxy", "http://evil.example:3128");
         conn.send(&spoofed.to_bytes()).expect("send");
         let r = conn.read_response().expect("response");
         assert_eq!(r.status, 200, "{server:?}: {r:?}");
         let env = r.json();
+        for gone in [
+            "HTTP_PROXY",
+            "HTTP_X_FORWARDED_SSL",
+            "HTTP_X_FORWARDED_PROTOCOL",
+        ] {
+            assert!(env.get(gone).is_none(), "{server:?}: {gone} in {env}");
+        }
         assert_eq!(env["REMOTE_ADDR"], "127.0.0.2", "{server:?}: {env}");
         assert_eq!(env["HTTP_X_REAL_IP"], "127.0.0.2", "{server:?}: {env}");
         assert_eq!(env["wsgi.url_scheme"], "http", "{server:?}: {env}");
@@ -98,6 +110,40 @@ fn the_app_sees_the_clients_address_scheme_and_host() {
         );
         assert_eq!(
             urls["external"], "http://app.example/bytes/7",
+            "{server:?}: {urls}"
+        );
+    }
+}
+
+#[test]
+fn a_trusted_proxys_client_and_scheme_reach_the_app() {
+    // A TLS-terminating load balancer at 127.0.0.3 in front of ringway: its
+    // X-Forwarded-For names the client and its X-Forwarded-Proto the scheme, as on the
+    // uwsgi path.
+    for server in [Server::Gunicorn, Server::Granian] {
+        let app = AppServer::start(server, Served::Wsgi(App::Flask), Listen::Tcp, 1);
+        let ringway = Ringway::with_config(format!(
+            "trusted_proxy = [\"127.0.0.3\"]\n[upstreams.web]\nservers = [\"{}\"]\n\
+             [[routes]]\npath = \"/\"\nupstream = \"web\"\n",
+            app.upstream()
+        ))
+        .start();
+        let mut conn = Conn::open_from("127.0.0.3".parse().expect("ip"), ringway.addr());
+        let from_lb = |path: &str| {
+            Req::get(path)
+                .host(Some("app.example"))
+                .header("X-Forwarded-For", "198.51.100.1")
+                .header("X-Forwarded-Proto", "https")
+                .to_bytes()
+        };
+        conn.send(&from_lb("/environ")).expect("send");
+        let env = conn.read_response().expect("response").json();
+        assert_eq!(env["REMOTE_ADDR"], "198.51.100.1", "{server:?}: {env}");
+        assert_eq!(env["wsgi.url_scheme"], "https", "{server:?}: {env}");
+        conn.send(&from_lb("/urls")).expect("send");
+        let urls = conn.read_response().expect("response").json();
+        assert_eq!(
+            urls["url"], "https://app.example/urls",
             "{server:?}: {urls}"
         );
     }

@@ -149,6 +149,7 @@ fn encode_head(
         client_ip: req.client_ip,
         request_id: req.request_id.as_bytes(),
         https: client.is_tls(),
+        trusted_peer: config.is_trusted(client.peer.ip()),
         default_host,
         allow_underscores: config.allow_underscores_in_headers,
         body_len: body.len(),

@@ -6,10 +6,17 @@
 //! TE, Trailer, Transfer-Encoding, Upgrade unless upgrading) and those ringway writes
 //! itself: Host (the request's authority), Content-Length (the buffered body's), and
 //! X-Forwarded-For, X-Forwarded-Proto, X-Forwarded-Host, X-Real-IP, X-Request-ID (a
-//! client's copies of these say nothing). `Expect` is dropped too: the body is sent whole,
-//! and the client was already answered `100 Continue` by ringway. Header names with an
-//! underscore are dropped unless allowed, as for uwsgi: servers fold `X_Foo` and `X-Foo`
-//! into one WSGI variable, so one could spoof the other.
+//! client's copies of these say nothing; a trusted proxy's X-Forwarded-Proto is its word
+//! on the scheme, as on the uwsgi path). `Expect` is dropped too: the body is sent whole,
+//! and the client was already answered `100 Continue` by ringway. `Proxy` never goes
+//! (httpoxy: servers make it HTTP_PROXY), nor the other scheme claims servers believe
+//! (gunicorn's X-Forwarded-Ssl and X-Forwarded-Protocol) unless a trusted proxy sent them.
+//! Header names with an underscore are dropped unless allowed, as for uwsgi: servers fold
+//! `X_Foo` and `X-Foo` into one WSGI variable, so one could spoof the other.
+//!
+//! An upgrade to `h2c` is never passed on (the request goes as a plain one): HTTP/2 in
+//! the joined connection would reach the app past the routes, limits and the headers
+//! ringway writes. RFC 9113 deprecates that upgrade; WebSocket and others pass.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -35,6 +42,8 @@ pub(crate) struct HeadEnv<'a> {
     pub(crate) request_id: &'a [u8],
     /// The client came over TLS: X-Forwarded-Proto.
     pub(crate) https: bool,
+    /// The connection is from a trusted proxy: its scheme headers are believed.
+    pub(crate) trusted_peer: bool,
     /// Host when the request had none (an HTTP/1.0 client): the server's name or address.
     pub(crate) default_host: &'a [u8],
     /// Header names with `_` are passed on.
@@ -47,8 +56,9 @@ pub(crate) struct HeadEnv<'a> {
     pub(crate) keep_alive: bool,
 }
 
-/// Headers ringway never copies from the client: hop-by-hop ones, and those it writes.
-const DROPPED: [&[u8]; 15] = [
+/// Headers ringway never copies from the client: hop-by-hop ones, those it writes, and
+/// `Proxy` (httpoxy).
+const DROPPED: [&[u8]; 16] = [
     b"connection",
     b"keep-alive",
     b"proxy-connection",
@@ -64,9 +74,15 @@ const DROPPED: [&[u8]; 15] = [
     b"x-forwarded-host",
     b"x-real-ip",
     b"x-request-id",
+    b"proxy",
 ];
 
-/// Whether the client asks to switch protocols: an Upgrade header, named by Connection.
+/// Scheme claims app servers believe from their trusted proxy (ringway): passed on only
+/// from a proxy ringway trusts in turn.
+const SCHEME_CLAIMS: [&[u8]; 2] = [b"x-forwarded-ssl", b"x-forwarded-protocol"];
+
+/// Whether the client asks to switch protocols: an Upgrade header, named by Connection,
+/// and not to `h2c` (see the module's note).
 pub(crate) fn wants_upgrade(input: &[u8], headers: &[HeaderSpan]) -> bool {
     let has = |name: &[u8], token: Option<&[u8]>| {
         headers.iter().any(|h| {
@@ -74,7 +90,23 @@ pub(crate) fn wants_upgrade(input: &[u8], headers: &[HeaderSpan]) -> bool {
                 && token.is_none_or(|t| http::list_has(h.value.of(input), t))
         })
     };
-    has(b"upgrade", None) && has(b"connection", Some(b"upgrade"))
+    has(b"upgrade", None) && has(b"connection", Some(b"upgrade")) && !has(b"upgrade", Some(b"h2c"))
+}
+
+/// The scheme for X-Forwarded-Proto: a trusted proxy's word (its first X-Forwarded-Proto,
+/// when it says `http` or `https`), else how the client reached ringway.
+fn scheme(input: &[u8], headers: &[HeaderSpan], env: &HeadEnv<'_>) -> &'static [u8] {
+    let claimed = headers
+        .iter()
+        .find(|h| h.name.of(input).eq_ignore_ascii_case(b"x-forwarded-proto"))
+        .map(|h| h.value.of(input).trim_ascii())
+        .filter(|_| env.trusted_peer);
+    match claimed {
+        Some(s) if s.eq_ignore_ascii_case(b"https") => b"https",
+        Some(s) if s.eq_ignore_ascii_case(b"http") => b"http",
+        _ if env.https => b"https",
+        _ => b"http",
+    }
 }
 
 /// Appends the request head for the request whose head is `head` (spans into `input`) to
@@ -110,7 +142,10 @@ pub(crate) fn encode_request_head(
         let name = h.name.of(input);
         let ours = DROPPED.iter().any(|d| name.eq_ignore_ascii_case(d));
         let upgrade = env.upgrade && name.eq_ignore_ascii_case(b"upgrade");
+        let unvouched =
+            !env.trusted_peer && SCHEME_CLAIMS.iter().any(|d| name.eq_ignore_ascii_case(d));
         if (ours && !upgrade)
+            || unvouched
             || (!env.allow_underscores && name.contains(&b'_'))
             || (!upgrade && named_by_connection.contains(name))
         {
@@ -125,11 +160,9 @@ pub(crate) fn encode_request_head(
     push_ip(out, env.client_ip);
     out.extend_from_slice(b"\r\nX-Real-IP: ");
     push_ip(out, env.client_ip);
-    out.extend_from_slice(if env.https {
-        b"\r\nX-Forwarded-Proto: https\r\n"
-    } else {
-        b"\r\nX-Forwarded-Proto: http\r\n"
-    });
+    out.extend_from_slice(b"\r\nX-Forwarded-Proto: ");
+    out.extend_from_slice(scheme(input, headers, env));
+    out.extend_from_slice(b"\r\n");
     out.extend_from_slice(b"X-Forwarded-Host: ");
     out.extend_from_slice(host);
     out.extend_from_slice(b"\r\n");

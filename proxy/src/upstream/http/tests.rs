@@ -6,6 +6,7 @@ fn env() -> HeadEnv<'static> {
         client_ip: "203.0.113.7".parse().unwrap(),
         request_id: b"0123456789abcdef0123456789abcdef",
         https: false,
+        trusted_peer: false,
         default_host: b"127.0.0.1:8080",
         allow_underscores: false,
         body_len: None,
@@ -87,6 +88,50 @@ fn the_clients_forwarding_headers_are_replaced() {
 }
 
 #[test]
+fn proxy_and_unvouched_scheme_claims_never_reach_the_server() {
+    let request = b"GET / HTTP/1.1\r\nHost: h\r\nProxy: http://evil:1\r\nX-Forwarded-Ssl: on\r\n\
+                    X-Forwarded-Protocol: ssl\r\nX-Forwarded-Proto: https\r\n\r\n";
+    let head = encode(request, &env());
+    for spoofed in ["evil", "X-Forwarded-Ssl", "X-Forwarded-Protocol", "https"] {
+        assert!(!head.contains(spoofed), "{spoofed} passed on:\n{head}");
+    }
+    // A trusted proxy's scheme headers are its word; Proxy never goes.
+    let trusted = HeadEnv {
+        trusted_peer: true,
+        ..env()
+    };
+    let head = encode(request, &trusted);
+    assert!(!head.contains("evil"), "{head}");
+    assert!(head.contains("X-Forwarded-Ssl: on\r\n"), "{head}");
+    assert!(head.contains("X-Forwarded-Protocol: ssl\r\n"), "{head}");
+    assert_eq!(head.matches("X-Forwarded-Proto: ").count(), 1, "{head}");
+    assert!(head.contains("X-Forwarded-Proto: https\r\n"), "{head}");
+}
+
+#[test]
+fn a_trusted_proxy_names_the_scheme_only_with_http_or_https() {
+    let trusted = HeadEnv {
+        trusted_peer: true,
+        ..env()
+    };
+    for (sent, https, want) in [
+        ("HTTPS", false, "https"),
+        (" http ", true, "http"),
+        ("ftp", false, "http"),
+        ("https, http", true, "https"),
+        ("ftp", true, "https"),
+    ] {
+        let request = format!("GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-Proto: {sent}\r\n\r\n");
+        let head = encode(request.as_bytes(), &HeadEnv { https, ..trusted });
+        assert_eq!(head.matches("X-Forwarded-Proto: ").count(), 1, "{head}");
+        assert!(
+            head.contains(&format!("X-Forwarded-Proto: {want}\r\n")),
+            "{sent:?} over https={https}: {head}"
+        );
+    }
+}
+
+#[test]
 fn a_tls_client_is_https() {
     let head = encode(
         b"GET / HTTP/1.1\r\nHost: h\r\n\r\n",
@@ -160,6 +205,24 @@ fn an_upgrade_is_passed_on_only_when_asked_for() {
     assert!(head.contains("Upgrade: websocket\r\n"), "{head}");
     assert!(head.ends_with("Connection: upgrade\r\n\r\n"), "{head}");
     assert!(head.contains("Sec-WebSocket-Key: k\r\n"), "{head}");
+    // h2c is never an upgrade: HTTP/2 would reach the app past ringway (module note).
+    for h2c in ["h2c", "websocket, h2c", "H2C"] {
+        let request = format!(
+            "GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\n\
+             Upgrade: {h2c}\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n"
+        );
+        let head = encode(
+            request.as_bytes(),
+            &HeadEnv {
+                upgrade: true,
+                ..env()
+            },
+        );
+        assert!(
+            !head.contains("Upgrade") && !head.contains("upgrade") && !head.contains("HTTP2"),
+            "{h2c}: {head}"
+        );
+    }
     // Upgrade without Connection naming it is no upgrade request.
     let half = b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\r\n";
     let head = encode(
