@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use ringway_tests::tls::{
     PyOpts, PyTls, client_hello, close_with_junk, curl, curl_target, handshakes, read_until_close,
-    send_raw,
+    s_client, send_raw,
 };
 use ringway_tests::{App, Conn, Req, pattern};
 
@@ -188,6 +188,22 @@ fn garbage_instead_of_a_client_hello_is_closed_at_once_and_counted() {
             );
         }
     }
+
+    // An IP address as the SNI (illegal, RFC 6066 §3): the handshake goes on without it.
+    let ip_sni = s_client(tls, &["-servername", "127.0.0.1"]);
+    assert!(ip_sni.out().contains("BEGIN CERTIFICATE"), "{ip_sni:?}");
+    // Not one of these is the operator's problem: no line above debug from the TLS
+    // library, which would log each at WARN, unbounded.
+    let log = stack.ringway.stderr();
+    let loud: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(" WARN ") || l.contains(" ERROR ") || l.contains("rustls"))
+        .collect();
+    assert!(
+        loud.is_empty(),
+        "client mistakes logged loud:\n{}",
+        loud.join("\n")
+    );
 
     let text = stack.metrics();
     assert_eq!(
