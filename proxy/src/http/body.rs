@@ -7,14 +7,16 @@
 //! Line endings: the chunk-size line and trailer lines may end in CRLF or a bare LF (as
 //! httparse and nginx accept for head lines); the CRLF after chunk data is required exactly,
 //! since a missing one means the size and the data disagree. A chunk size has at most 16 hex
-//! digits (leading zeros count) and at most 2^63 - 1 (nginx's `off_t`); extensions are skipped but may
-//! not exceed [`MAX_EXTENSIONS`] bytes in the whole body, trailers [`MAX_TRAILERS`].
+//! digits (leading zeros count) and at most 2^63 - 1 (nginx's `off_t`); extensions, and any
+//! whitespace after a size, are skipped but may not exceed [`MAX_EXTENSIONS`] bytes in the
+//! whole body, trailers [`MAX_TRAILERS`].
 
 use super::validate::MAX_LENGTH;
 use super::{HttpError, hex_digit};
 
-/// Most bytes of chunk extensions skipped over one body (they are never used; a bound stops
-/// a client from streaming them forever).
+/// Most bytes of chunk extensions (and whitespace after chunk sizes) skipped over one body:
+/// they are never used, and a bound stops a client from streaming them forever, as they
+/// add nothing to the body its size limit watches.
 pub const MAX_EXTENSIONS: usize = 4096;
 /// Most bytes of trailer section read and dropped over one body.
 pub const MAX_TRAILERS: usize = 8192;
@@ -152,10 +154,7 @@ impl ChunkedDecoder {
                 b'\r' => State::SizeLf,
                 b'\n' => self.size_line_done(),
                 b'\t' | b' '..=0x7e | 0x80..=0xff => {
-                    self.extension_bytes += 1;
-                    if self.extension_bytes > MAX_EXTENSIONS {
-                        return Err(HttpError::BadSyntax);
-                    }
+                    self.skip_extension_byte()?;
                     State::Extension
                 }
                 _ => return Err(HttpError::BadSyntax),
@@ -196,18 +195,27 @@ impl ChunkedDecoder {
     /// A byte after at least one size digit that is not a digit.
     fn after_size(&mut self, b: u8) -> Result<State, HttpError> {
         Ok(match b {
-            b' ' | b'\t' => State::SizeSpace,
+            b' ' | b'\t' => {
+                self.skip_extension_byte()?;
+                State::SizeSpace
+            }
             b';' => {
-                self.extension_bytes += 1;
-                if self.extension_bytes > MAX_EXTENSIONS {
-                    return Err(HttpError::BadSyntax);
-                }
+                self.skip_extension_byte()?;
                 State::Extension
             }
             b'\r' => State::SizeLf,
             b'\n' => self.size_line_done(),
             _ => return Err(HttpError::BadSyntax),
         })
+    }
+
+    /// Counts one skipped byte of a size line against [`MAX_EXTENSIONS`].
+    fn skip_extension_byte(&mut self) -> Result<(), HttpError> {
+        self.extension_bytes += 1;
+        if self.extension_bytes > MAX_EXTENSIONS {
+            return Err(HttpError::BadSyntax);
+        }
+        Ok(())
     }
 
     fn size_line_done(&mut self) -> State {

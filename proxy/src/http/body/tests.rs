@@ -186,6 +186,35 @@ fn extension_bytes_are_bounded() {
 }
 
 #[test]
+fn whitespace_after_a_size_shares_the_extensions_bound() {
+    // Spaces after a size add nothing to the body: without a bound a client could send them
+    // forever under the body size limit.
+    let make = |spaces: usize, ext: &[u8]| {
+        let mut b = b"1".to_vec();
+        b.extend(std::iter::repeat_n(b' ', spaces));
+        b.extend_from_slice(ext);
+        b.extend_from_slice(b"\r\nx\r\n0\r\n\r\n");
+        b
+    };
+    assert_eq!(
+        decode_all(&make(MAX_EXTENSIONS, b"")).map(|r| r.0),
+        Ok(b"x".to_vec())
+    );
+    assert_eq!(
+        decode_all(&make(MAX_EXTENSIONS + 1, b"")),
+        Err(HttpError::BadSyntax)
+    );
+    assert_eq!(
+        decode_all(&make(MAX_EXTENSIONS, b";")),
+        Err(HttpError::BadSyntax)
+    );
+    assert_eq!(
+        decode_all(&make(1, b"; a=b")).map(|r| r.0),
+        Ok(b"x".to_vec())
+    );
+}
+
+#[test]
 fn trailer_bytes_are_bounded() {
     let make = |n: usize| {
         let mut b = b"0\r\nX: ".to_vec();
