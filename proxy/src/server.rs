@@ -468,10 +468,11 @@ async fn follow_generations(
 ) {
     while generations.changed().await.is_ok() {
         let next = Arc::clone(&generations.borrow_and_update());
-        // The old generation's kept upstream connections would otherwise stay open as long
-        // as anything holds it (an idle client connection, a long download).
+        // The old generation's kept upstream connections and open files would otherwise
+        // stay open as long as anything holds it (a long download, a WebSocket).
         if let Some(old) = generation::current() {
             old.upstreams.iter().for_each(Upstreams::retire_pools);
+            old.files.clear();
         }
         generation::install(Rc::new(state.worker(&next)));
     }

@@ -2,8 +2,9 @@
 //! and removed, an upstream changed, a keep-alive connection moving to the new configuration
 //! at its next request, a request in flight finishing on the old upstream, a configuration
 //! that does not validate refused (the old one serves on, a log line says why, the metrics
-//! count it), settings only a new process can change kept with a warning, and the route
-//! metrics following the new routes. The certificates swapped by a reload are in
+//! count it), settings only a new process can change kept with a warning, the route
+//! metrics following the new routes, and the old configuration's open files closed while a
+//! request still holds it. The certificates swapped by a reload are in
 //! `tls/reload.rs`; the binary upgrade is in upgrade.rs.
 //!
 //! Each uWSGI runs with an instance name, so every answer from an app carries `X-Instance`:
@@ -304,4 +305,41 @@ fn a_reload_changes_the_access_log_format_and_keeps_one_file_open() {
     // The reload's check opened the file too: only the writer's stays open.
     let open = ringway.open_files_under(&dir_path);
     assert_eq!(open.len(), 1, "{open:?}");
+}
+
+#[test]
+fn a_reload_closes_the_old_configurations_open_files_while_its_requests_finish() {
+    let a = Uwsgi::start_with(UwsgiOptions::named(App::Raw, "a"));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path().canonicalize().expect("canonical dir");
+    std::fs::write(root.join("a.css"), "body {}\n").expect("a.css");
+    let config = format!(
+        "{}\n[[routes]]\npath = \"/static/\"\nstatic = \"{}\"\n",
+        one_route(&a, "/"),
+        root.display()
+    );
+    let ringway = Ringway::with_config(config.clone()).start();
+    let addr = ringway.addr();
+    assert_eq!(get(addr, "/static/a.css").0, 200);
+    assert_eq!(
+        ringway.open_files_under(&root).len(),
+        1,
+        "a.css is kept open by the file cache"
+    );
+    // A request that holds the old configuration for seconds (as a WebSocket would hours).
+    let mut slow = Conn::open(addr);
+    slow.send(&Req::get("/slow?ms=6000").to_bytes())
+        .expect("send");
+    sleep(Duration::from_millis(300));
+    let line = ringway.reload(&config);
+    assert!(line.contains(RELOADED), "{line}");
+    let mut open = Vec::new();
+    let closed = ringway_tests::wait::poll_until(Duration::from_secs(3), || {
+        open = ringway.open_files_under(&root);
+        open.is_empty()
+    });
+    assert!(closed, "the old configuration's cache still holds {open:?}");
+    let r = slow.read_response().expect("the slow answer");
+    assert_eq!(served_by(&r), by("a"), "{r:?}");
+    assert_eq!(get(addr, "/static/a.css").0, 200, "the new one serves it");
 }

@@ -149,6 +149,15 @@ impl FileCache {
         found
     }
 
+    /// Drops every entry, closing the files no request holds: a configuration replaced by
+    /// a reload keeps its worker alive while its last requests finish (a WebSocket may take
+    /// hours), and its cache would otherwise hold its fds and replaced files that long.
+    pub(crate) fn clear(&self) {
+        self.entries.borrow_mut().clear();
+        self.order.borrow_mut().clear();
+        self.held.set(0);
+    }
+
     fn insert(&self, route: usize, rel: &[u8], found: Lookup) {
         let mut entries = self.entries.borrow_mut();
         let mut order = self.order.borrow_mut();
