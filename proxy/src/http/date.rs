@@ -50,8 +50,13 @@ pub fn parse_http_date(value: &[u8]) -> Option<u64> {
                 let (day, month, year) = (parts.next()?, parts.next()?, parts.next()?);
                 let year: u64 = year.parse().ok()?;
                 // Two-digit years: RFC 9110 §5.6.7 says to read them as the nearest past or
-                // coming year; 70 and later is the 1900s, as every HTTP date in use is.
-                let year = if year < 70 { 2000 + year } else { 1900 + year };
+                // coming year; 70 and later is the 1900s, as every HTTP date in use is. A
+                // longer year is taken as written.
+                let year = match year {
+                    0..70 => 2000 + year,
+                    70..100 => 1900 + year,
+                    _ => year,
+                };
                 (day, month, year, *time)
             }
             _ => return None,
@@ -120,6 +125,7 @@ mod tests {
         let want = Some(784_111_777);
         assert_eq!(parse_http_date(b"Sun, 06 Nov 1994 08:49:37 GMT"), want);
         assert_eq!(parse_http_date(b"Sunday, 06-Nov-94 08:49:37 GMT"), want);
+        assert_eq!(parse_http_date(b"Sunday, 06-Nov-1994 08:49:37 GMT"), want);
         assert_eq!(parse_http_date(b"Sun Nov  6 08:49:37 1994"), want);
         for secs in [0, 951_782_400, 1_709_251_199, 1_796_083_200, LAST_HTTP_DATE] {
             assert_eq!(parse_http_date(&http_date(secs)), Some(secs), "{secs}");
@@ -135,6 +141,7 @@ mod tests {
             b"Sun, 06 Nov 10000 08:49:37 GMT",
             b"Sun, 06 Nov 18446744073709551615 08:49:37 GMT",
             b"Sun Nov  6 08:49:37 99999999999999999",
+            b"Sunday, 06-Nov-18446744073709551615 08:49:37 GMT",
         ] {
             assert_eq!(
                 parse_http_date(bad),
