@@ -1,5 +1,7 @@
 //! The fuzz targets' way in (`fuzz/`, see its README section) to parts of the daemon that
-//! stay private: the route matcher, the static path resolver and the config file.
+//! stay private: the route matcher, the static path resolver, the config file, and the
+//! request header values read one by one (a file's conditionals and Range, Accept-Encoding,
+//! X-Forwarded-For).
 //!
 //! Not an API: hidden from the documentation, shaped for the fuzz targets, and free to
 //! change with them. Everything here calls the daemon's own code: the config's path check,
@@ -8,6 +10,7 @@
 //! `exchange/static_file.rs` (which interleaves them with its cache and the answer).
 
 use std::fs::File;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +19,10 @@ use crate::config::{Config, Limits, is_normal_path};
 use crate::exchange::rel_path;
 pub use crate::routes::Found;
 use crate::routes::{Action, Route, RouteTable};
-use crate::static_files::{Opened, Root, StaticRoute, has_dot_segment, index_rel};
+use crate::static_files::{
+    Conditions, Decision, FileMeta, Opened, Root, StaticRoute, Validators, has_dot_segment,
+    index_rel,
+};
 use crate::uwsgi::normalize_path;
 
 /// Reads a config file's text as `ringway --config FILE` would, with no other flag.
@@ -209,6 +215,82 @@ fn open(files: &StaticRoute, rel: &[u8]) -> Result<Opened, FileLookup> {
         return Err(FileLookup::Hidden);
     }
     Ok(files.root.open_beneath(rel))
+}
+
+/// A static file request's conditional and range header values, for [`file_answer`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FileConditions<'a> {
+    /// If-Match.
+    pub if_match: Option<&'a [u8]>,
+    /// If-None-Match.
+    pub if_none_match: Option<&'a [u8]>,
+    /// If-Modified-Since.
+    pub if_modified_since: Option<&'a [u8]>,
+    /// If-Unmodified-Since.
+    pub if_unmodified_since: Option<&'a [u8]>,
+    /// Range.
+    pub range: Option<&'a [u8]>,
+    /// If-Range.
+    pub if_range: Option<&'a [u8]>,
+}
+
+/// What a static route answers, as [`file_answer`] decides it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileAnswer {
+    /// 200 with the whole file.
+    Full,
+    /// 206 with bytes `start..=end`.
+    Partial {
+        /// First byte.
+        start: u64,
+        /// Last byte (inclusive).
+        end: u64,
+    },
+    /// 304.
+    NotModified,
+    /// 412.
+    PreconditionFailed,
+    /// 416.
+    Unsatisfiable,
+}
+
+/// The answer to a GET for a file of `size` bytes last modified at `mtime`, given the
+/// request's conditionals and Range, with the validators the daemon makes for that file.
+/// Returns the answer and the file's ETag (quotes included).
+pub fn file_answer(c: &FileConditions<'_>, size: u64, mtime: u64) -> (FileAnswer, Vec<u8>) {
+    let meta = FileMeta { size, mtime };
+    let validators = Validators::of(&meta);
+    let conditions = Conditions {
+        if_match: c.if_match,
+        if_none_match: c.if_none_match,
+        if_modified_since: c.if_modified_since,
+        if_unmodified_since: c.if_unmodified_since,
+        range: c.range,
+        if_range: c.if_range,
+    };
+    let answer = match crate::static_files::decide(&conditions, &meta, validators.etag()) {
+        Decision::Full => FileAnswer::Full,
+        Decision::Partial { start, end } => FileAnswer::Partial { start, end },
+        Decision::NotModified => FileAnswer::NotModified,
+        Decision::PreconditionFailed => FileAnswer::PreconditionFailed,
+        Decision::Unsatisfiable => FileAnswer::Unsatisfiable,
+    };
+    (answer, validators.etag().to_vec())
+}
+
+/// Whether an Accept-Encoding value lets a static route send the `coding` sibling.
+pub fn accepts_encoding(accept_encoding: &[u8], coding: &str) -> bool {
+    crate::static_files::accepts(accept_encoding, coding)
+}
+
+/// The real client IP of a request on a connection from `conn_addr` with these
+/// X-Forwarded-For header values, `is_trusted` telling the trusted proxies.
+pub fn real_client_ip(
+    conn_addr: IpAddr,
+    forwarded_for: &[&[u8]],
+    is_trusted: impl Fn(IpAddr) -> bool,
+) -> IpAddr {
+    crate::identity::real_client_ip(conn_addr, forwarded_for.iter().copied(), is_trusted)
 }
 
 /// Limits for a route (the matcher and the resolver never read them).

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub(crate) use cache::{CachedFile, FileCache, Lookup};
-pub(crate) use decision::{Conditions, Decision, decide};
+pub(crate) use decision::{Conditions, Decision, FileMeta, Validators, decide};
 pub(crate) use head::{Extra, FileHead, accepts, content_type, write_file_head};
 pub(crate) use open::{Opened, Root, has_dot_segment, index_rel};
 
