@@ -13,7 +13,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ringway_tests::app_server::{AppServer, Listen, Served, Server, established_at};
 use ringway_tests::checks::check_routes;
@@ -712,4 +712,51 @@ fn a_joined_connection_idle_for_the_read_timeout_is_closed() {
         "{ended:?}"
     );
     assert!(rest.is_empty(), "{rest:?}");
+}
+
+/// An upstream that answers each request with `interim` `103 Early Hints` heads, then
+/// `200 OK` with the body `ok`, and keeps the connection.
+fn early_hints_upstream(interim: usize) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            thread::spawn(move || {
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+                let mut input = Vec::new();
+                while read_request_line(&mut stream, &mut input).is_some() {
+                    let hint: &[u8] =
+                        b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n";
+                    let mut answer = hint.repeat(interim);
+                    answer.extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+                    if stream.write_all(&answer).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn interim_answers_are_skipped_but_not_without_end() {
+    // A few 103s before the answer: skipped. Thousands (an upstream that would send them
+    // forever): they count against the 64 KiB head bound, and the client gets a 502 at once,
+    // not after the read timeout.
+    for (interim, want) in [(2, 200), (2000, 502)] {
+        let ringway = ringway_to(&format!("http://{}", early_hints_upstream(interim)), "", 1);
+        let started = Instant::now();
+        let r = roundtrip(ringway.addr(), &Req::get("/"));
+        assert_eq!(r.status, want, "{interim} interim answers: {r:?}");
+        if want == 200 {
+            assert_eq!(r.text(), "ok");
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{interim} interim answers took {:?}",
+            started.elapsed()
+        );
+    }
 }

@@ -215,8 +215,9 @@ pub(crate) struct HeadFailed {
 }
 
 /// Reads the response head; returns it with the buffer it is at the start of. Interim
-/// answers (`100 Continue`, `103 Early Hints`) are skipped; `101` is returned when
-/// `upgrading`, else refused like any other.
+/// answers (`100 Continue`, `103 Early Hints`) are skipped, their bytes counted against
+/// the head's bound (else a server sending them without end would hold the request past
+/// every limit); `101` is returned when `upgrading`, else refused like any other.
 pub(crate) async fn read_response_head(
     conn: &UpstreamConn,
     request_was_head: bool,
@@ -226,9 +227,14 @@ pub(crate) async fn read_response_head(
 ) -> Result<(ResponseHead, Buf), HeadFailed> {
     let mut resp = Buf::with_capacity(HEAD_READ_SIZE);
     let mut any = false;
+    let mut interim = 0;
     let failed = |fail, any: bool| HeadFailed {
         fail,
         nothing_back: !any,
+    };
+    let too_large = || {
+        let too_large = BadResponse::HeadTooLarge(MAX_RESPONSE_HEAD);
+        failed(Fail::UpstreamBadResponse(too_large), true)
     };
     loop {
         match http::parse_response(&resp, request_was_head, headers) {
@@ -237,6 +243,10 @@ pub(crate) async fn read_response_head(
                 return Ok((head, resp));
             }
             Ok(Status::Complete(head)) if head.status != 101 => {
+                interim += head.head_len;
+                if interim >= MAX_RESPONSE_HEAD {
+                    return Err(too_large());
+                }
                 resp.drain(..head.head_len);
                 continue;
             }
@@ -244,11 +254,8 @@ pub(crate) async fn read_response_head(
                 let interim = BadResponse::Interim(head.status);
                 return Err(failed(Fail::UpstreamBadResponse(interim), true));
             }
-            Ok(Status::Partial) if resp.len() < MAX_RESPONSE_HEAD => {}
-            Ok(Status::Partial) => {
-                let too_large = BadResponse::HeadTooLarge(MAX_RESPONSE_HEAD);
-                return Err(failed(Fail::UpstreamBadResponse(too_large), true));
-            }
+            Ok(Status::Partial) if interim + resp.len() < MAX_RESPONSE_HEAD => {}
+            Ok(Status::Partial) => return Err(too_large()),
             Err(err) => {
                 let bad = Fail::UpstreamBadResponse(BadResponse::Head(err));
                 return Err(failed(bad, true));
