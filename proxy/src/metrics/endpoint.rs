@@ -26,6 +26,8 @@ use crate::tls::Acceptor;
 
 /// How long a scraper may take to send its request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a scraper may take to read its answer (its whole answer, not each piece).
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often the uWSGI processes are looked for again: a walk of /proc (about a millisecond
 /// here), so new workers (a uWSGI start, a respawn, a reload) show up within a second.
 const RESCAN_EVERY: Duration = Duration::from_secs(1);
@@ -344,8 +346,73 @@ fn respond_with_length(
         "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {length}\r\n\
          Cache-Control: no-store\r\nConnection: close\r\n\r\n"
     );
-    stream.write_all(head.as_bytes())?;
-    stream.write_all(body)?;
+    // One deadline for the whole answer: a socket write timeout alone bounds each send,
+    // and a reader taking a byte now and then would hold the endpoint's one thread (and
+    // /healthz with it) for as long as it liked.
+    let deadline = Instant::now() + ANSWER_TIMEOUT;
+    write_all_by(stream, head.as_bytes(), deadline)?;
+    write_all_by(stream, body, deadline)?;
     let _ = stream.shutdown(std::net::Shutdown::Write);
     Ok(())
+}
+
+/// Writes all of `bytes` by `deadline`, or fails with `TimedOut`.
+fn write_all_by(
+    stream: &mut TcpStream,
+    mut bytes: &[u8],
+    deadline: Instant,
+) -> std::io::Result<()> {
+    use std::io::ErrorKind;
+    while !bytes.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(ErrorKind::TimedOut.into());
+        }
+        stream.set_write_timeout(Some(left))?;
+        match stream.write(bytes) {
+            Ok(0) => return Err(ErrorKind::WriteZero.into()),
+            Ok(n) => bytes = bytes.get(n..).unwrap_or_default(),
+            Err(err) if err.kind() == ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    #[test]
+    fn a_reader_taking_a_little_now_and_then_cannot_stretch_an_answer_past_its_deadline() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut reader = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop = Arc::clone(&done);
+        let (mut writer, _) = listener.accept().unwrap();
+        // A trickle: 100 bytes every 20 ms, each read well inside any per-send timeout,
+        // until the write is over.
+        let trickle = std::thread::spawn(move || {
+            let mut buf = [0u8; 100];
+            while !stop.load(Relaxed) {
+                match reader.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        });
+        let started = Instant::now();
+        let answer = vec![b'x'; 64 << 20];
+        let sent = write_all_by(&mut writer, &answer, started + Duration::from_millis(300));
+        let took = started.elapsed();
+        assert_eq!(
+            sent.map_err(|e| e.kind()),
+            Err(std::io::ErrorKind::TimedOut)
+        );
+        assert!(took < Duration::from_secs(2), "took {took:?}");
+        done.store(true, Relaxed);
+        trickle.join().unwrap();
+    }
 }
