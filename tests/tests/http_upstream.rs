@@ -478,6 +478,9 @@ fn websocket_to(addr: SocketAddr) -> TcpStream {
         "{head}"
     );
     assert!(head.contains("upgrade: websocket"), "{head}");
+    // Written by ringway, as any answer's head: its own request ID and Connection.
+    assert!(head.contains("\r\nx-request-id: "), "{head}");
+    assert!(head.contains("\r\nconnection: upgrade\r\n"), "{head}");
     stream
 }
 

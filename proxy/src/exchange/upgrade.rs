@@ -1,7 +1,9 @@
 //! A protocol switch (WebSocket and others) through an HTTP upstream: after the server's
-//! `101 Switching Protocols`, its head goes to the client as it came, and the two
-//! connections are joined: bytes go both ways as they come, each direction ending with a
-//! half-close when its reader reaches end of stream, until both have ended.
+//! `101 Switching Protocols`, its head goes to the client as any answer's does (the
+//! server's headers minus `X-Accel-*` and hop-by-hop ones but `Upgrade`, ringway's
+//! `X-Request-ID`, Server and Date), and the two connections are joined: bytes go both
+//! ways as they come, each direction ending with a half-close when its reader reaches end
+//! of stream, until both have ended.
 //!
 //! The joined pair is closed when no byte has gone either way for the route's
 //! `upstream_read_timeout` (nginx's `proxy_read_timeout`, which ends idle WebSockets the
@@ -17,7 +19,9 @@ use super::upstream::Answered;
 use super::{Outcome, Request};
 use crate::buffer::Buf;
 use crate::client::{Client, Next};
+use crate::clock::http_date_now;
 use crate::fail::Fail;
+use crate::http::{ClientFraming, ResponseMeta, write_response_head};
 use crate::io::{IoError, Stream, write_all};
 use crate::routes::Route;
 use crate::worker::Worker;
@@ -50,8 +54,25 @@ pub(super) async fn join(
     // What the client sent after its request head is already the new protocol's.
     let early = std::mem::replace(rest, Buf::empty());
     let sent_early = write_all(&upstream, early, 0, limits.upstream_read_timeout).await;
-    client.head_goes_out(head.head_len);
-    let to_client = write_all(&client.stream, buf, 0, limits.send_timeout).await;
+    let meta = ResponseMeta {
+        client_version: req.head.version,
+        status: head.status,
+        reason: head.reason.of(&buf),
+        framing: ClientFraming::Switching,
+        keep_alive: false,
+        date: &http_date_now(),
+        extra: &[],
+        hsts: client.hsts.as_deref(),
+        request_id: req.request_id.as_bytes(),
+        own_server_and_date: true,
+    };
+    let mut out = Buf::with_capacity(buf.len() + 128);
+    write_response_head(&mut out, &meta, &buf, &client.response_headers);
+    client.head_goes_out(out.len());
+    // What the server sent after its head is already the new protocol's.
+    out.extend_from_slice(buf.get(head.head_len..).unwrap_or_default());
+    drop(buf);
+    let to_client = write_all(&client.stream, out, 0, limits.send_timeout).await;
     let mut outcome = Outcome::new(101, Next::Close);
     outcome.upstream = Some(connected.elapsed());
     if sent_early.is_err() || to_client.is_err() {

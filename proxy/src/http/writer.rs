@@ -22,6 +22,9 @@ pub enum ClientFraming {
     Chunked,
     /// Body ends when ringway closes the connection.
     UntilClose,
+    /// A `101 Switching Protocols`: the connection becomes the upgraded protocol's, so the
+    /// upstream's `Upgrade` stays and `Connection: upgrade` is sent.
+    Switching,
 }
 
 /// The last chunk and empty trailer.
@@ -122,12 +125,11 @@ pub fn write_response_head(
         let replaced = (!meta.request_id.is_empty() && name.eq_ignore_ascii_case(REQUEST_ID))
             || (meta.own_server_and_date
                 && (name.eq_ignore_ascii_case(b"server") || name.eq_ignore_ascii_case(b"date")));
-        if name.is_empty()
-            || proxy_only
-            || replaced
-            || DROPPED.iter().any(|d| name.eq_ignore_ascii_case(d))
-            || named_by_connection.contains(name)
-        {
+        let switching_to =
+            meta.framing == ClientFraming::Switching && name.eq_ignore_ascii_case(b"upgrade");
+        let hop_by_hop = DROPPED.iter().any(|d| name.eq_ignore_ascii_case(d))
+            || named_by_connection.contains(name);
+        if name.is_empty() || proxy_only || replaced || (hop_by_hop && !switching_to) {
             continue;
         }
         has_server |= name.eq_ignore_ascii_case(b"server");
@@ -159,10 +161,11 @@ pub fn write_response_head(
                 write_header(out, b"Content-Length", v);
             }
         }
-        ClientFraming::None => {}
-        ClientFraming::UntilClose => {}
+        ClientFraming::None | ClientFraming::UntilClose | ClientFraming::Switching => {}
     }
-    if !meta.keep_alive {
+    if meta.framing == ClientFraming::Switching {
+        out.extend_from_slice(b"Connection: upgrade\r\n");
+    } else if !meta.keep_alive {
         out.extend_from_slice(b"Connection: close\r\n");
     } else if meta.client_version == Version::Http10 {
         out.extend_from_slice(b"Connection: keep-alive\r\n");

@@ -356,3 +356,18 @@ fn headers_named_by_connection_among_many_lines_are_dropped() {
     );
     assert_eq!(got, want);
 }
+
+#[test]
+fn a_switch_keeps_upgrade_says_connection_upgrade_and_hides_proxy_headers() {
+    let upstream =
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nX-Accel-Buffering: no\r\nKeep-Alive: 5\r\n\
+Content-Length: 0\r\n\r\n";
+    let got = rewrite(upstream, Version::Http11, ClientFraming::Switching, false);
+    assert_eq!(
+        got,
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nConnection: upgrade\r\nServer: ringway\r\n\
+Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n\r\n"
+    );
+}
