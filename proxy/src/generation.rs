@@ -46,7 +46,8 @@ impl Generation {
     /// The generation a server starts with (the certificates are loaded here).
     pub(crate) fn first(config: Config, names: &RouteNames) -> anyhow::Result<Generation> {
         let limits = Arc::new(Limiters::new(&config));
-        Generation::made(1, config, limits, names, None)
+        let health = Arc::new(UpstreamHealth::new(&config.groups, None));
+        Generation::made(1, config, limits, health, names, None)
     }
 
     /// The generation after this one, from the configuration a reload read; fails (nothing
@@ -54,13 +55,15 @@ impl Generation {
     pub(crate) fn next(&self, config: Config, names: &RouteNames) -> anyhow::Result<Generation> {
         let limits = Arc::new(Limiters::renewed(&config, &self.limits, &self.config));
         let acceptor = self.acceptor.as_deref();
-        Generation::made(self.number + 1, config, limits, names, acceptor)
+        let health = Arc::new(UpstreamHealth::new(&config.groups, Some(&self.health)));
+        Generation::made(self.number + 1, config, limits, health, names, acceptor)
     }
 
     fn made(
         number: u64,
         config: Config,
         limits: Arc<Limiters>,
+        health: Arc<UpstreamHealth>,
         names: &RouteNames,
         previous: Option<&Acceptor>,
     ) -> anyhow::Result<Generation> {
@@ -81,7 +84,7 @@ impl Generation {
             number,
             acceptor,
             limits,
-            health: Arc::new(UpstreamHealth::new(&config.groups)),
+            health,
             route_ids: names.ids(&labels).into(),
             log_names: Arc::new(log_names),
             config: Arc::new(config),

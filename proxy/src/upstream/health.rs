@@ -50,8 +50,11 @@ pub struct ServerHealth {
 }
 
 impl UpstreamHealth {
-    /// Nothing known yet of these groups' servers.
-    pub fn new(groups: &[Group]) -> Self {
+    /// Nothing known yet of these groups' servers. A group named as one of `previous`'s (the
+    /// configuration a reload replaces) counts on in that group's connection counters, so
+    /// the `_total` series never go back, and the old configuration's last requests still
+    /// count.
+    pub fn new(groups: &[Group], previous: Option<&UpstreamHealth>) -> Self {
         let epoch = Instant::now();
         let groups = groups
             .iter()
@@ -69,7 +72,10 @@ impl UpstreamHealth {
                         })
                     })
                     .collect(),
-                conns: Arc::default(),
+                conns: previous
+                    .and_then(|p| p.groups.iter().find(|g| g.name == group.name))
+                    .map(|g| Arc::clone(&g.conns))
+                    .unwrap_or_default(),
             })
             .collect();
         UpstreamHealth { groups }
@@ -114,17 +120,33 @@ fn ms(d: Duration) -> u64 {
 mod tests {
     use super::*;
 
-    fn one_server() -> UpstreamHealth {
-        let group = Group {
-            name: "app".into(),
+    fn group(name: &str) -> Group {
+        Group {
+            name: name.into(),
             servers: vec![UpstreamAddr::Unix("/run/app.sock".into())],
             protocol: crate::config::Protocol::Uwsgi,
             buffer_size: 4096,
             keepalive: 0,
             keepalive_timeout: Duration::from_secs(60),
             slots: None,
-        };
-        UpstreamHealth::new(&[group])
+        }
+    }
+
+    fn one_server() -> UpstreamHealth {
+        UpstreamHealth::new(&[group("app")], None)
+    }
+
+    #[test]
+    fn a_reload_keeps_counting_a_group_of_the_same_name() {
+        let old = UpstreamHealth::new(&[group("app"), group("gone")], None);
+        old.groups()[0].conns.opened.fetch_add(3, Ordering::Relaxed);
+        let new = UpstreamHealth::new(&[group("new"), group("app")], Some(&old));
+        // The old configuration's last request still counts where the new one reads.
+        old.groups()[0].conns.opened.fetch_add(1, Ordering::Relaxed);
+        let opened =
+            |h: &UpstreamHealth, i: usize| h.groups()[i].conns.opened.load(Ordering::Relaxed);
+        assert_eq!(opened(&new, 1), 4);
+        assert_eq!(opened(&new, 0), 0, "a new group starts at 0");
     }
 
     #[test]
