@@ -21,7 +21,9 @@ pub fn bind_all(addr: SocketAddr, count: usize) -> io::Result<Vec<TcpListener>> 
     Ok(listeners)
 }
 
-fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+/// Binds one listener on `addr` with SO_REUSEPORT (the metrics endpoint's too: during a
+/// binary upgrade the new process binds beside the old one, as its workers' listeners do).
+pub(crate) fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     let socket = Socket::new(
         Domain::for_address(addr),
         Type::STREAM.cloexec(),

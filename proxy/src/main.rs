@@ -73,15 +73,6 @@ fn run(settings: Settings) -> anyhow::Result<()> {
         .transpose()?;
     let server = Server::start(config)?;
     let reloader = server.reloader();
-    if let Some(tls) = server.tls_addr() {
-        tracing::info!("listening on https://{tls}");
-    }
-    tracing::info!(
-        workers,
-        upstreams = upstreams.join(" "),
-        "listening on http://{}",
-        server.local_addr()
-    );
 
     // TLS connections are measured like plain ones.
     let ports: Vec<u16> = std::iter::once(server.local_addr().port())
@@ -133,6 +124,17 @@ fn run(settings: Settings) -> anyhow::Result<()> {
             }
         }
     }
+    // Last of the start: "listening" tells an operator (and a binary upgrade's script)
+    // that this process is up, so nothing may fail after it.
+    if let Some(tls) = server.tls_addr() {
+        tracing::info!("listening on https://{tls}");
+    }
+    tracing::info!(
+        workers,
+        upstreams = upstreams.join(" "),
+        "listening on http://{}",
+        server.local_addr()
+    );
 
     let access_log = server.access_log_reopener();
     let stopped_by = server.run_until(|wait| match signals.wait(wait)? {

@@ -12,6 +12,8 @@
 //! with 0, none in any run with 1. So each test runs
 //! in a network namespace of its own (root only) with that sysctl set as the README says:
 //! 1 for the connection per request; 0 for keep-alive, which the drain alone keeps whole.
+//! Both ringways take the same metrics address, and the new one's answers once the old one
+//! is gone.
 
 use std::net::SocketAddr;
 use std::thread::sleep;
@@ -20,6 +22,9 @@ use std::time::Duration;
 use ringway_tests::netns::NetNs;
 use ringway_tests::uwsgi::UwsgiOptions;
 use ringway_tests::{App, Ringway, Uwsgi};
+
+/// The metrics address both ringways are given (inside the test's network namespace).
+const METRICS: &str = "127.0.0.1:9145";
 
 /// What wrk reported.
 #[derive(Debug, Default)]
@@ -89,7 +94,11 @@ fn upgrade_under_load(migrate_req: bool, extra: &[&str]) -> WrkReport {
         listen: Some(1024),
         ..UwsgiOptions::new(App::Raw)
     });
-    let mut old = Ringway::with(&uwsgi).workers(2).in_netns(&ns).start();
+    // The namespace has a port space of its own: both take the same fixed metrics address,
+    // as two processes of one configuration file do.
+    let metrics =
+        |b: ringway_tests::ringway::RingwayBuilder| b.arg("--metrics", METRICS).flag("--no-ebpf");
+    let mut old = metrics(Ringway::with(&uwsgi).workers(2).in_netns(&ns)).start();
     let addr = old.addr();
     let extra: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
     let load_ns = std::sync::Arc::clone(&ns);
@@ -98,11 +107,7 @@ fn upgrade_under_load(migrate_req: bool, extra: &[&str]) -> WrkReport {
         wrk(&load_ns, addr, 50, 6, &extra)
     });
     sleep(Duration::from_secs(2)); // under load
-    let new = Ringway::with(&uwsgi)
-        .workers(2)
-        .listen(addr)
-        .in_netns(&ns)
-        .start();
+    let new = metrics(Ringway::with(&uwsgi).workers(2).listen(addr).in_netns(&ns)).start();
     assert_eq!(new.addr(), addr);
     sleep(Duration::from_millis(500)); // both serve
     old.sigterm();
@@ -116,6 +121,22 @@ fn upgrade_under_load(migrate_req: bool, extra: &[&str]) -> WrkReport {
     let after = wrk(&ns, addr, 4, 1, &[]);
     assert!(after.requests > 0, "the new ringway serves: {}", after.text);
     assert_no_failure(&after, "after the upgrade");
+    let health = ns
+        .command("curl")
+        .args([
+            "-s",
+            "--max-time",
+            "5",
+            &format!("http://{METRICS}/healthz"),
+        ])
+        .output()
+        .expect("curl");
+    assert_eq!(
+        String::from_utf8_lossy(&health.stdout),
+        "ok\n",
+        "the new ringway's metrics endpoint answers:\n{}",
+        new.stderr()
+    );
     drop(new);
     report
 }

@@ -6,7 +6,7 @@
 //! own HTTP parser. Being a thread of its own, it keeps answering while the workers drain.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -216,9 +216,11 @@ impl Sources {
     }
 }
 
-/// Binds the endpoint and serves it on a new thread; returns the bound address.
+/// Binds the endpoint and serves it on a new thread; returns the bound address. The port
+/// is bound with SO_REUSEPORT: a new process taking over (binary upgrade) serves beside
+/// the old one until that one stops, as on the main listeners.
 pub fn spawn(addr: SocketAddr, mut sources: Sources) -> std::io::Result<SocketAddr> {
-    let listener = TcpListener::bind(addr)?;
+    let listener = crate::listener::bind(addr)?;
     let local = listener.local_addr()?;
     std::thread::Builder::new()
         .name("ringway-metrics".into())
