@@ -55,10 +55,11 @@ fn check_config(settings: Settings) -> ExitCode {
 }
 
 fn run(settings: Settings) -> anyhow::Result<()> {
-    let config = Config::from_settings(settings)?;
     // Block the signals before any thread exists, so every worker inherits the mask and only
-    // this thread takes them, synchronously.
+    // this thread takes them, synchronously; and before the configuration is read, so that
+    // a logrotate's SIGUSR1 or a SIGHUP during a start never kills the process.
     let signals = signals::block()?;
+    let config = Config::from_settings(settings)?;
     let workers = config.workers;
     let upstream_addrs = config.all_servers();
     let upstreams: Vec<String> = upstream_addrs.iter().map(ToString::to_string).collect();
@@ -162,6 +163,13 @@ fn run(settings: Settings) -> anyhow::Result<()> {
             }
             None
         }
+        "SIGUSR2" => {
+            tracing::info!(
+                "SIGUSR2 received: nothing changed (a binary upgrade is a new ringway on the \
+                 same address, then SIGTERM to this one: README, \"Reload and upgrade\")"
+            );
+            None
+        }
         signal => {
             tracing::info!(signal, "{signal} received: nothing to do; nothing changed");
             None
@@ -227,18 +235,23 @@ fn init_logging() {
 
 mod signals {
     //! The signals ringway acts on, taken synchronously with sigtimedwait: SIGINT, SIGTERM
-    //! and SIGQUIT stop it gracefully; SIGHUP reloads the configuration; SIGUSR1 reopens the access log file (after logrotate renamed it). SIGPIPE is
+    //! and SIGQUIT stop it gracefully; SIGHUP reloads the configuration; SIGUSR1 reopens the
+    //! access log file (after logrotate renamed it); SIGUSR2 is logged and ignored. SIGPIPE is
     //! ignored (Rust's runtime sets that up before `main`): a client that goes away makes a
     //! write fail, never kills the process.
 
     use std::time::Duration;
 
-    const TAKEN: [(libc::c_int, &str); 5] = [
+    /// The signals taken. SIGUSR2 only to say it does nothing: its default action would end
+    /// the process at once, and it is nginx's binary upgrade signal, which an nginx
+    /// operator may well send.
+    const TAKEN: [(libc::c_int, &str); 6] = [
         (libc::SIGINT, "SIGINT"),
         (libc::SIGTERM, "SIGTERM"),
         (libc::SIGQUIT, "SIGQUIT"),
         (libc::SIGHUP, "SIGHUP"),
         (libc::SIGUSR1, "SIGUSR1"),
+        (libc::SIGUSR2, "SIGUSR2"),
     ];
 
     pub struct Blocked(libc::sigset_t);

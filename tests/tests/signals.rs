@@ -1,7 +1,8 @@
 //! Signals besides SIGTERM (shutdown.rs has those tests): SIGINT and SIGQUIT drain like
 //! SIGTERM; SIGHUP reloads the configuration (reload.rs has what a reload changes) and a
 //! request in flight completes across it; SIGUSR1 without an access log file (access_log.rs
-//! has the reopening) is logged as changing nothing; neither ever stops ringway.
+//! has the reopening) and SIGUSR2 (nginx's upgrade signal) are logged as changing nothing;
+//! none ever stops ringway.
 
 use std::thread::sleep;
 use std::time::Duration;
@@ -135,4 +136,11 @@ fn sighup_reloads_and_keeps_serving() {
 #[test]
 fn sigusr1_without_a_log_file_is_logged_and_ignored() {
     assert_logged_and_ignored(libc::SIGUSR1, "SIGUSR1", "no access log file to reopen");
+}
+
+/// nginx's binary upgrade signal: ringway's upgrade is a new process, so it is only logged
+/// (its default action would end the process at once).
+#[test]
+fn sigusr2_is_logged_and_ignored() {
+    assert_logged_and_ignored(libc::SIGUSR2, "SIGUSR2", "nothing changed");
 }
