@@ -1077,6 +1077,48 @@ fn each_tls_mistake_is_refused_with_its_key() {
 }
 
 #[test]
+fn each_listener_needs_a_port_of_its_own() {
+    let cert = "certificates = [ { cert = \"/etc/tls/a.pem\", key = \"/etc/tls/a.key\" } ]";
+    let with = |listen: &str, tls: &str, metrics: &str| {
+        format!(
+            "listen = \"{listen}\"\nmetrics = \"{metrics}\"\nupstream = [\"unix:/a\"]\n\
+             [tls]\nlisten = \"{tls}\"\n{cert}\n"
+        )
+    };
+    for (listen, tls) in [
+        ("127.0.0.1:8443", "127.0.0.1:8443"),
+        ("0.0.0.0:8443", "127.0.0.1:8443"),
+        ("[::1]:8443", "[::]:8443"),
+    ] {
+        assert_refused(
+            &with(listen, tls, "off"),
+            "tls.listen",
+            "takes the port of `listen`",
+        );
+    }
+    for metrics in ["127.0.0.1:8080", "0.0.0.0:8443"] {
+        assert_refused(
+            &with("127.0.0.1:8080", "127.0.0.1:8443", metrics),
+            "metrics",
+            "takes the port of a listener",
+        );
+    }
+    // Other ports, other addresses on one port, and port 0 (each picks its own) are fine.
+    for (listen, tls, metrics) in [
+        ("127.0.0.1:8080", "127.0.0.1:8443", "127.0.0.1:9145"),
+        ("127.0.0.1:8443", "127.0.0.2:8443", "off"),
+        ("127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"),
+    ] {
+        let text = with(listen, tls, metrics);
+        assert!(load(&text, &[]).is_ok(), "{text}: {:?}", load(&text, &[]));
+    }
+    // The default metrics address counts too.
+    let text = "listen = \"127.0.0.1:9145\"\nupstream = [\"unix:/a\"]\n";
+    let err = load(text, &[]).unwrap_err();
+    assert!(err.contains("takes the port of a listener"), "{err}");
+}
+
+#[test]
 fn zero_timeouts_are_refused_where_zero_means_nothing() {
     let routed = |global: &str, route: &str| {
         format!(

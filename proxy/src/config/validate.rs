@@ -84,7 +84,7 @@ impl Resolved {
         let error_pages = self.error_pages()?;
         let routes = self.routes(&groups, limits, &error_pages)?;
         let dur = |d: Option<Dur>, default: u64| d.unwrap_or(Dur::secs(default)).0;
-        Ok(Config {
+        let config = Config {
             listen: s
                 .listen
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
@@ -117,7 +117,44 @@ impl Resolved {
             access_log: self.access_log()?,
             error_pages: Arc::new(error_pages),
             app: self.app()?,
-        })
+        };
+        self.check_addresses(&config)?;
+        Ok(config)
+    }
+
+    /// The plain, TLS and metrics listeners each need a port of their own: bound with
+    /// SO_REUSEPORT, two of them on one port would both bind, and the kernel would spread
+    /// connections over both (TLS read as HTTP, scrapes answered by the proxy).
+    fn check_addresses(&self, config: &Config) -> anyhow::Result<()> {
+        let metrics = match config.metrics {
+            MetricsListen::Off => None,
+            MetricsListen::Default(addr) | MetricsListen::At(addr) => Some(addr),
+        };
+        let tls = config.tls.as_ref().map(|t| t.listen);
+        let clash = |a: SocketAddr, b: SocketAddr| {
+            a.port() == b.port()
+                && a.port() != 0
+                && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+        };
+        if let Some(tls) = tls.filter(|&tls| clash(tls, config.listen)) {
+            return Err(self.invalid_in_file(
+                "tls.listen",
+                &format!(
+                    "{tls} takes the port of `listen` ({}): give TLS a port of its own",
+                    config.listen
+                ),
+            ));
+        }
+        let taken = [Some(config.listen), tls].into_iter().flatten();
+        if let Some((metrics, other)) =
+            metrics.and_then(|m| taken.clone().find(|&a| clash(m, a)).map(|a| (m, a)))
+        {
+            return Err(self.invalid(
+                "metrics",
+                &format!("{metrics} takes the port of a listener ({other}): give it its own"),
+            ));
+        }
+        Ok(())
     }
 
     /// The error pages, their files read now: a page that cannot be served stops ringway
