@@ -1077,6 +1077,38 @@ fn each_tls_mistake_is_refused_with_its_key() {
 }
 
 #[test]
+fn durations_and_sizes_take_numbers_and_say_what_is_wrong_with_them() {
+    let with = |line: &str| format!("{line}\nupstream = [\"unix:/a\"]\n");
+    // A bare number is seconds for a duration, bytes for a size, in TOML as in text.
+    let config = load(&with("keepalive_timeout = 75\nmax_body_size = 4096"), &[]).unwrap();
+    assert_eq!(config.keepalive_timeout, Duration::from_secs(75));
+    assert_eq!(config.limits.max_body_size, 4096);
+    let config = load(&with("keepalive_timeout = \"75\""), &[]).unwrap();
+    assert_eq!(config.keepalive_timeout, Duration::from_secs(75));
+    for (line, key, message) in [
+        (
+            "keepalive_timeout = -5",
+            "keepalive_timeout",
+            "-5 is negative",
+        ),
+        (
+            "keepalive_timeout = 1.5",
+            "keepalive_timeout",
+            "1.5 is not a whole number",
+        ),
+        ("max_body_size = -1", "max_body_size", "-1 is negative"),
+        ("max_body_size = 0.5", "max_body_size", "not a whole number"),
+        (
+            "keepalive_timeout = true",
+            "keepalive_timeout",
+            "a duration",
+        ),
+    ] {
+        assert_refused(&with(line), key, message);
+    }
+}
+
+#[test]
 fn each_listener_needs_a_port_of_its_own() {
     let cert = "certificates = [ { cert = \"/etc/tls/a.pem\", key = \"/etc/tls/a.key\" } ]";
     let with = |listen: &str, tls: &str, metrics: &str| {

@@ -56,16 +56,51 @@ impl FromStr for Size {
 
 impl<'de> Deserialize<'de> for Size {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Size, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Bytes(u64),
-            Text(String),
+        d.deserialize_any(NumberOrText {
+            expected: "a size: a number of bytes, or text such as \"16k\"",
+            number: |n| Ok(Size(n)),
+        })
+    }
+}
+
+/// Reads a setting written either as a TOML integer (handed to `number`) or as text (parsed
+/// with `FromStr`), and names what was expected when it is neither: a negative or
+/// fractional number gets its own message, not serde's "did not match any variant".
+struct NumberOrText<T> {
+    expected: &'static str,
+    number: fn(u64) -> Result<T, String>,
+}
+
+impl<T: FromStr<Err = String>> serde::de::Visitor<'_> for NumberOrText<T> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.expected)
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<T, E> {
+        (self.number)(n).map_err(E::custom)
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<T, E> {
+        match u64::try_from(n) {
+            Ok(n) => self.visit_u64(n),
+            Err(_) => Err(E::custom(format!(
+                "{n} is negative: expected {}",
+                self.expected
+            ))),
         }
-        match Raw::deserialize(d)? {
-            Raw::Bytes(n) => Ok(Size(n)),
-            Raw::Text(s) => s.parse().map_err(serde::de::Error::custom),
-        }
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<T, E> {
+        Err(E::custom(format!(
+            "{n} is not a whole number: expected {}",
+            self.expected
+        )))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<T, E> {
+        s.parse().map_err(E::custom)
     }
 }
 
@@ -109,9 +144,14 @@ impl FromStr for Dur {
 
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Dur, D::Error> {
-        String::deserialize(d)?
-            .parse()
-            .map_err(serde::de::Error::custom)
+        d.deserialize_any(NumberOrText {
+            expected: "a duration: a number of seconds, or text such as \"5s\" or \"250ms\"",
+            number: |n| {
+                n.checked_mul(1000)
+                    .map(|ms| Dur(Duration::from_millis(ms)))
+                    .ok_or_else(|| format!("{n} seconds is too long"))
+            },
+        })
     }
 }
 
