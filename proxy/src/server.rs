@@ -68,7 +68,6 @@ pub struct Server {
     /// Set just before the listening sockets are shut down: an accept failing then is the
     /// end of the loop, not an error.
     closing: Arc<AtomicBool>,
-    grace: Duration,
     access_log: Option<AccessLog>,
 }
 
@@ -99,7 +98,6 @@ impl Server {
             Some(Some(l)) => Some(l.local_addr()?),
             _ => None,
         };
-        let grace = config.shutdown_timeout;
         let (access_log, mut worker_logs) = match &config.access_log {
             Some(log) => {
                 let (log, workers) = AccessLog::start(log, listeners.len())?;
@@ -164,7 +162,6 @@ impl Server {
             route_names,
             listening,
             closing,
-            grace,
             access_log,
         };
         for _ in 0..server.threads.len() {
@@ -266,7 +263,9 @@ impl Server {
         let mut requests_seen = self.requests_done();
         loop {
             if let Some(reason) = stop(Duration::from_millis(500)) {
-                let grace = self.grace;
+                // The configuration in use says how long, a reload's included (the workers
+                // read the same value for their drain).
+                let grace = self.generations.borrow().config.shutdown_timeout;
                 self.shut_down(grace);
                 return Ok(reason);
             }

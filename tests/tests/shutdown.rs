@@ -67,3 +67,31 @@ fn sigterm_lets_the_request_in_flight_finish_then_exits_0() {
         "the idle connection was closed"
     );
 }
+
+#[test]
+fn a_shutdown_timeout_raised_by_a_reload_is_the_one_the_drain_gets() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let config = |timeout: &str| {
+        format!(
+            "shutdown_timeout = \"{timeout}\"\nupstream = [\"{}\"]\n",
+            uwsgi.upstream()
+        )
+    };
+    let mut ringway = Ringway::with_config(config("1s")).start();
+    let line = ringway.reload(&config("8s"));
+    assert!(line.contains("configuration reloaded"), "{line}");
+    // Longer than the first timeout and the main thread's 2 s backstop after it.
+    let mut conn = Conn::open(ringway.addr());
+    conn.send(&Req::get("/slow?ms=4500").to_bytes())
+        .expect("send");
+    sleep(Duration::from_millis(300));
+    ringway.sigterm();
+    let r = conn
+        .read_response()
+        .expect("the answer, within the new timeout");
+    assert_eq!(r.text(), "slept 4500 ms");
+    let status = ringway
+        .wait_exit(Duration::from_secs(10))
+        .expect("ringway exits after the drain");
+    assert!(status.success(), "{status}");
+}
