@@ -682,6 +682,26 @@ pub fn close_with_junk(addr: SocketAddr, opts: &PyOpts, junk: usize, timeout: u6
     serde_json::from_str(ran.out().trim()).unwrap_or_else(|e| panic!("{e}: {ran:?}"))
 }
 
+/// `count` uploads on one Python ssl connection to `addr`: `POST /echo` with a `size`-byte
+/// body (byte i = i % 251) written `piece` bytes per ssl write (a TLS record each):
+/// `{"ok": bool, "answers": ["HTTP/1.1 200 OK {json}", ..], "error": ..}`.
+pub fn upload(addr: SocketAddr, opts: &PyOpts, size: usize, piece: usize, count: usize) -> Value {
+    let ran = run(
+        Command::new(python())
+            .arg(tls_client_script())
+            .arg("upload")
+            .args(["--connect", &addr.to_string()])
+            .args(["--size", &size.to_string()])
+            .args(["--piece", &piece.to_string()])
+            .args(["--count", &count.to_string()])
+            .args(opts.args()),
+        b"",
+        Duration::from_secs(60),
+    )
+    .success();
+    serde_json::from_str(ran.out().trim()).unwrap_or_else(|e| panic!("{e}: {ran:?}"))
+}
+
 /// Two connections of Python's ssl to `addr`, the second resuming the first's session, each
 /// one `GET /` (`Connection: close`): `{"version": [..], "reused": [false, true], "status":
 /// ["HTTP/1.1 200 OK", ..]}`.

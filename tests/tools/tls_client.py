@@ -18,6 +18,12 @@ stdout.
       all. Waits for the server to close the socket (--timeout) and prints
         {"ok": true, "sent": BYTES, "closed": true or false}
 
+  tls_client.py upload --connect HOST:PORT --size N --piece P --count C [options]
+      On one connection, C times: `POST /echo` with an N-byte body (byte i = i % 251) sent
+      as ssl writes of P bytes each (one TLS record per write), then reads the answer. Prints
+        {"ok": true, "answers": ["<status line> <body>", ...]}
+      or {"ok": false, "error": "...", "answers": [what came before]} when the session ends.
+
   tls_client.py bridge --connect HOST:PORT [options]
       Does a TLS handshake with HOST:PORT, then prints one line:
         {"ok": true, "version": "TLSv1.3", "cipher": ..., "alpn": ... or null,
@@ -71,7 +77,8 @@ def emit(obj):
 
 def parse_args():
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["hello", "resume", "close-with-junk", "bridge"])
+    parser.add_argument(
+        "mode", choices=["hello", "resume", "close-with-junk", "upload", "bridge"])
     parser.add_argument("--connect")
     parser.add_argument("--cafile")
     parser.add_argument("--server-name")
@@ -83,6 +90,9 @@ def parse_args():
     parser.add_argument("--timeout", type=float, default=10.0)
     parser.add_argument("--lifetime", type=float, default=60.0)
     parser.add_argument("--junk", type=int, default=5000)
+    parser.add_argument("--size", type=int, default=100_000)
+    parser.add_argument("--piece", type=int, default=10_000)
+    parser.add_argument("--count", type=int, default=1)
     return parser.parse_args()
 
 
@@ -155,6 +165,51 @@ def close_with_junk(args):
     except socket.timeout:
         closed = False
     emit({"ok": True, "sent": len(flight), "closed": closed})
+
+
+def read_answer(tls):
+    """One HTTP/1.1 answer with a Content-Length: (status line, body)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        more = tls.recv(65536)
+        if not more:
+            raise ConnectionError("closed before an answer")
+        data += more
+    head, body = data.split(b"\r\n\r\n", 1)
+    lines = head.decode("latin-1").split("\r\n")
+    length = 0
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "content-length":
+            length = int(value.strip())
+    while len(body) < length:
+        more = tls.recv(65536)
+        if not more:
+            raise ConnectionError("closed in the answer's body")
+        body += more
+    return lines[0], body[:length]
+
+
+def upload(args):
+    host, port = args.connect.rsplit(":", 1)
+    ctx = context(args)
+    raw = socket.create_connection((host, int(port)), timeout=args.timeout)
+    answers = []
+    body = bytes(i % 251 for i in range(args.size))
+    with ctx.wrap_socket(raw, server_hostname=args.server_name) as tls:
+        name = args.server_name or host
+        try:
+            for _ in range(args.count):
+                tls.sendall(b"POST /echo HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n\r\n"
+                            % (name.encode(), len(body)))
+                for at in range(0, len(body), args.piece):
+                    tls.sendall(body[at:at + args.piece])
+                status, answer = read_answer(tls)
+                answers.append(status + " " + answer.decode("latin-1"))
+        except (OSError, ConnectionError) as err:
+            emit({"ok": False, "error": str(err), "answers": answers})
+            return
+    emit({"ok": True, "answers": answers})
 
 
 def resume(args):
@@ -269,6 +324,8 @@ def main():
         resume(args)
     elif args.mode == "close-with-junk":
         close_with_junk(args)
+    elif args.mode == "upload":
+        upload(args)
     else:
         bridge(args)
 

@@ -28,6 +28,9 @@ pub(crate) struct TlsStream {
     conn: RefCell<ServerConnection>,
     /// A write of records is in flight (a read may flush what the session owes the peer).
     flushing: Cell<bool>,
+    /// Ciphertext read from the socket that rustls has not taken yet: it takes no more while
+    /// a record's plaintext waits to be read (see [`TlsStream::absorb`]).
+    unread: RefCell<Vec<u8>>,
 }
 
 impl TlsStream {
@@ -36,6 +39,7 @@ impl TlsStream {
             tcp,
             conn: RefCell::new(conn),
             flushing: Cell::new(false),
+            unread: RefCell::new(Vec::new()),
         }
     }
 
@@ -94,6 +98,11 @@ impl TlsStream {
     /// 1 KiB, not a record's worth), a 16 KiB one for bodies. `Ok(false)` when the peer
     /// closed the socket.
     pub(super) async fn fill(&self, want: usize) -> io::Result<bool> {
+        let unread = std::mem::take(&mut *self.unread.borrow_mut());
+        if !unread.is_empty() {
+            self.absorb(&unread)?;
+            return Ok(true);
+        }
         let size = if want <= TINY { TINY } else { BULK_READ };
         let (res, buf) = self.tcp.read_append(Buf::with_capacity(size), size).await;
         if res? == 0 {
@@ -104,7 +113,11 @@ impl TlsStream {
         Ok(true)
     }
 
-    /// Feeds ciphertext already read (the handshake's first bytes) into the session.
+    /// Feeds ciphertext read from the socket (the handshake's first bytes, or a fill's) into
+    /// the session, up to the first record that yields plaintext: rustls refuses more input
+    /// while over 16 KiB of plaintext waits (an error that would end the connection), and
+    /// one 16 KiB read can complete two full records. The rest waits in `unread` for the
+    /// next fill, after the reader has taken that plaintext.
     pub(super) fn absorb(&self, mut records: &[u8]) -> io::Result<()> {
         let mut conn = self.conn.borrow_mut();
         while !records.is_empty() {
@@ -113,8 +126,13 @@ impl TlsStream {
             if conn.read_tls(&mut records)? == 0 {
                 break;
             }
-            conn.process_new_packets()
+            let state = conn
+                .process_new_packets()
                 .map_err(|err| io::Error::new(io::ErrorKind::InvalidData, err))?;
+            if state.plaintext_bytes_to_read() > 0 && !records.is_empty() {
+                self.unread.borrow_mut().extend_from_slice(records);
+                break;
+            }
         }
         Ok(())
     }

@@ -5,7 +5,7 @@ use std::thread::sleep;
 use std::time::Duration;
 
 use ringway_tests::checks::check_echo;
-use ringway_tests::tls::{Leaf, Pki, PyOpts, PyTls, curl, curl_target, send_raw, tls_toml};
+use ringway_tests::tls::{Leaf, Pki, PyOpts, PyTls, curl, curl_target, send_raw, tls_toml, upload};
 use ringway_tests::{
     App, Conn, Framing, Req, Ringway, Uwsgi, paths, pattern, roundtrip, sha256_hex,
 };
@@ -354,6 +354,32 @@ fn ten_mib_up_and_ten_mib_down_over_tls() {
         sha256_hex(&data),
         "the stream's digest"
     );
+}
+
+#[test]
+fn uploads_in_records_of_any_size_arrive_whole() {
+    // A 16 KiB read of ciphertext can complete a record begun in the read before and
+    // another whole one: more plaintext at once than rustls takes before it is read.
+    // Records of 10000 and 20000 bytes (Python's ssl writes one per call) hit that often.
+    let stack = Stack::plain(App::Raw);
+    let opts = PyOpts::verified("a.test", stack.pki.ca());
+    let size = 100_000;
+    let digest = sha256_hex(&(0..size).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
+    for piece in [1000, 10_000, 16_384, 20_000] {
+        let got = upload(stack.tls(), &opts, size, piece, 10);
+        assert_eq!(got["ok"], true, "records of {piece} bytes: {got}");
+        let answers = got["answers"].as_array().expect("answers");
+        assert_eq!(answers.len(), 10, "{got}");
+        for answer in answers {
+            let text = answer.as_str().unwrap_or_default();
+            assert!(
+                text.starts_with("HTTP/1.1 200 ")
+                    && text.contains(&format!("\"length\": {size}"))
+                    && text.contains(&digest),
+                "records of {piece} bytes: {text}"
+            );
+        }
+    }
 }
 
 /// Sends `req` over a fresh Python TLS session, reads its answer (of `framing`), and
