@@ -33,6 +33,10 @@ use crate::metrics::{self, TlsOutcome};
 use crate::tls::Handshake;
 use crate::worker::Worker;
 
+/// Longest wait for the request head of a connection a limit refused (it gets a 503 and
+/// closes).
+const REFUSED_HEAD_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Serves one accepted plain connection until it closes.
 // Not an async fn: a wrapper's state would hold a second copy of the arguments for the
 // connection's whole life.
@@ -253,7 +257,17 @@ struct Conn {
 impl Conn {
     /// Reads and serves one request; false when the connection is done.
     async fn serve_one(&mut self) -> bool {
-        let read = match self.client.read_head(&self.worker, self.requests > 0).await {
+        let mut head_timeout = self.worker.config.client_header_timeout;
+        if self.admission.refused().is_some() {
+            // Only its 503 is owed: a refused connection that sends nothing must not hold a
+            // socket for the whole header timeout, or one client could open thousands.
+            head_timeout = head_timeout.min(REFUSED_HEAD_TIMEOUT);
+        }
+        let read = match self
+            .client
+            .read_head(&self.worker, self.requests > 0, head_timeout)
+            .await
+        {
             Ok(Some(head)) => match self.admission.refused() {
                 None => Ok(head),
                 // Over a connection limit: the first request gets 503 with

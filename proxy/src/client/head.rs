@@ -63,10 +63,13 @@ impl Client {
     /// Reads until `input` holds a complete head. `Ok(None)`: the client closed (or idled
     /// out, or the server is stopping) cleanly between requests. `kept_alive` says a request
     /// was served already, so the wait for the first byte is the keep-alive timeout.
+    /// `head_timeout` bounds the whole head (the configuration's `client_header_timeout`,
+    /// or less for a connection a limit refused).
     pub(crate) async fn read_head(
         &mut self,
         worker: &Worker,
         kept_alive: bool,
+        head_timeout: Duration,
     ) -> Result<Option<RequestHead>, Fail> {
         let config = &worker.config;
         let limits = Limits {
@@ -92,8 +95,7 @@ impl Client {
             let limit = if idle && kept_alive {
                 config.keepalive_timeout
             } else {
-                let at =
-                    *deadline.get_or_insert_with(|| Instant::now() + config.client_header_timeout);
+                let at = *deadline.get_or_insert_with(|| Instant::now() + head_timeout);
                 at.saturating_duration_since(Instant::now())
             };
             let mut input = std::mem::replace(&mut self.input, Buf::empty());
