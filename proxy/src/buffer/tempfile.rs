@@ -21,15 +21,25 @@ pub(crate) struct TempFile(File);
 impl TempFile {
     /// Opens a new anonymous file in `dir`.
     pub(crate) async fn create(dir: &Path) -> io::Result<TempFile> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .mode(0o600)
-            // O_EXCL: the file can never be given a name (linkat), even by us.
-            .custom_flags(libc::O_TMPFILE | libc::O_EXCL)
-            .open(dir)
-            .await?;
-        Ok(TempFile(file))
+        let dir = dir.to_path_buf();
+        // In a task of its own, which a caller dropped mid-open (a request that ended
+        // meanwhile) does not cancel: tokio-uring discards the result of an op nobody waits
+        // for, so an open dropped in flight would leak its fd. The task's file, unclaimed,
+        // is closed when the task ends.
+        let open = tokio_uring::spawn(async move {
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .mode(0o600)
+                // O_EXCL: the file can never be given a name (linkat), even by us.
+                .custom_flags(libc::O_TMPFILE | libc::O_EXCL)
+                .open(&dir)
+                .await
+        });
+        match open.await {
+            Ok(opened) => opened.map(TempFile),
+            Err(task) => Err(io::Error::other(task)),
+        }
     }
 
     /// Writes all of `buf[from..]` at offset `at`.
