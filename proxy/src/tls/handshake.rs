@@ -44,8 +44,8 @@ pub(crate) async fn accept(
         Ok(Ok(Progress::Up)) => Handshake::Done(Box::new(tls), started.elapsed()),
         Ok(Ok(Progress::PlainHttp)) => Handshake::PlainHttp(tls.into_tcp()),
         Ok(Err(e)) => {
-            // Whatever alert rustls queued, the peer gets it before the close.
-            let _ = tls.flush().await;
+            // Whatever alert rustls queued, the peer gets it before the close (if it reads).
+            tls.flush_briefly().await;
             Stream::shutdown(&tls, Shutdown::Both);
             Handshake::Failed(e)
         }

@@ -146,7 +146,14 @@ impl TlsStream {
     /// client can tell the end from a cut. Best effort: a client gone already changes nothing.
     pub(crate) async fn close_notify(&self) {
         self.conn.borrow_mut().send_close_notify();
+        self.flush_briefly().await;
+    }
+
+    /// Sends what the session has queued (an alert, a close_notify) for at most
+    /// [`GOODBYE`]: a peer that reads nothing must not hold the connection.
+    pub(super) async fn flush_briefly(&self) {
         if tokio::time::timeout(GOODBYE, self.flush()).await.is_err() {
+            // The write in flight ends with the socket (a dropped op is not cancelled).
             Stream::shutdown(self, Shutdown::Both);
         }
     }
