@@ -8,6 +8,7 @@ use std::net::Shutdown;
 use std::time::Duration;
 
 use rustls::ServerConnection;
+use tokio::sync::Notify;
 use tokio_uring::BufResult;
 use tokio_uring::net::TcpStream;
 
@@ -26,8 +27,11 @@ pub(crate) struct TlsStream {
     /// Borrowed only between awaits: a read and a write of the same connection never hold
     /// it at once.
     conn: RefCell<ServerConnection>,
-    /// A write of records is in flight (a read may flush what the session owes the peer).
+    /// A write of records is in flight (a read may flush what the session owes the peer,
+    /// while a joined WebSocket's other direction writes): one at a time on the socket.
     flushing: Cell<bool>,
+    /// Wakes a flush waiting for the one in flight to end.
+    flushed: Notify,
     /// Ciphertext read from the socket that rustls has not taken yet: it takes no more while
     /// a record's plaintext waits to be read (see [`TlsStream::absorb`]).
     unread: RefCell<Vec<u8>>,
@@ -39,6 +43,7 @@ impl TlsStream {
             tcp,
             conn: RefCell::new(conn),
             flushing: Cell::new(false),
+            flushed: Notify::new(),
             unread: RefCell::new(Vec::new()),
         }
     }
@@ -68,6 +73,11 @@ impl TlsStream {
 
     /// Sends every record rustls has ready, noting in `progress` each op that moved bytes.
     async fn flush_noting(&self, progress: &Progress) -> io::Result<()> {
+        // Records of two writes at once could interleave on the socket. (A read does not
+        // wait here: it skips its flush while one is in flight, which sends its records too.)
+        while self.flushing.get() {
+            self.flushed.notified().await;
+        }
         let mut wrote = false;
         loop {
             let mut out = Buf::with_capacity(LARGE);
@@ -85,9 +95,9 @@ impl TlsStream {
                     conn.write_tls(&mut RecordSink(&mut out))?;
                 }
             }
-            self.flushing.set(true);
+            let in_flight = Flushing::start(self);
             let (res, _) = self.tcp.write_from(out, 0, progress).await;
-            self.flushing.set(false);
+            drop(in_flight);
             res?;
             wrote = true;
         }
@@ -159,6 +169,24 @@ impl TlsStream {
     }
 }
 
+/// Marks a write of records in flight until dropped, however its future ends (a timeout
+/// may drop it midway).
+struct Flushing<'s>(&'s TlsStream);
+
+impl<'s> Flushing<'s> {
+    fn start(tls: &'s TlsStream) -> Flushing<'s> {
+        tls.flushing.set(true);
+        Flushing(tls)
+    }
+}
+
+impl Drop for Flushing<'_> {
+    fn drop(&mut self) {
+        self.0.flushing.set(false);
+        self.0.flushed.notify_waiters();
+    }
+}
+
 /// Appends records to a buffer.
 struct RecordSink<'b>(&'b mut Buf);
 
@@ -194,15 +222,21 @@ impl Stream for TlsStream {
             if let Some(read) = ready {
                 return (read, buf);
             }
-            // Answer what the peer may be waiting for (a key update, an alert) first.
-            if let Err(e) = self.flush().await {
+            // Answer what the peer may be waiting for (a key update, an alert) first, unless
+            // a write is in flight (a joined WebSocket writes while it reads): two writes at
+            // once could interleave records, and that one's loop sends these too.
+            if !self.flushing.get()
+                && let Err(e) = self.flush().await
+            {
                 return (Err(e), buf);
             }
             match self.fill(max).await {
                 Ok(true) => {}
                 Ok(false) => return (Ok(0), buf),
                 Err(e) => {
-                    let _ = self.flush().await;
+                    if !self.flushing.get() {
+                        let _ = self.flush().await;
+                    }
                     return (Err(e), buf);
                 }
             }
