@@ -2,8 +2,8 @@
 //!
 //! Three size classes keep a small need from pinning a large vector: [`TINY`] for the read an
 //! idle keep-alive connection waits in, [`SMALL`] for heads, packets and answers, [`LARGE`]
-//! for body relays. Each class keeps a bounded number of idle vectors, so memory goes back to
-//! the allocator after a burst; vectors above [`MAX_KEPT`] are never kept.
+//! for body relays. Each class keeps a bounded number of idle vectors, each under twice the
+//! class's capacity, so memory goes back to the allocator after a burst.
 
 use std::cell::RefCell;
 use std::thread::LocalKey;
@@ -14,8 +14,6 @@ pub(crate) const TINY: usize = 1024;
 pub(crate) const SMALL: usize = 16 * 1024;
 /// Least capacity of a large buffer: a 64 KiB read plus room for chunk framing around it.
 pub(crate) const LARGE: usize = 64 * 1024 + 64;
-/// Vectors larger than this are not kept: one huge body must not pin memory forever.
-const MAX_KEPT: usize = 256 * 1024;
 
 type FreeList = RefCell<Vec<Vec<u8>>>;
 
@@ -25,9 +23,10 @@ thread_local! {
     static LARGE_FREE: FreeList = const { RefCell::new(Vec::new()) };
 }
 
-/// Idle vectors kept per class and thread: up to 512 KiB, 4 MiB and 4 MiB, enough for a
-/// busy worker's requests in flight to take their buffers from the pool (a miss is a malloc
-/// and a free). A worker that goes quiet gives them all back (`release_idle`).
+/// Idle vectors kept per class and thread, each under twice its class's capacity (see
+/// [`give`]): under 1 MiB, 8 MiB and 8 MiB, enough for a busy worker's requests in flight
+/// to take their buffers from the pool (a miss is a malloc and a free). A worker that goes
+/// quiet gives them all back (`release_idle`).
 fn max_idle(class: usize) -> usize {
     match class {
         TINY => 512,
@@ -63,15 +62,20 @@ pub(super) fn take(capacity: usize) -> Vec<u8> {
 
 /// Keeps `buf` for reuse by this thread, if its class has room.
 pub(super) fn give(mut buf: Vec<u8>) {
-    if !(TINY..=MAX_KEPT).contains(&buf.capacity()) {
+    if buf.capacity() < TINY {
         return;
     }
-    // A vector serves the largest class whose least capacity it has.
+    // A vector serves the largest class whose least capacity it has; one grown to twice
+    // that or more (a head or a body that grew) is freed, so that a class's idle vectors
+    // stay within its bound.
     let class = match buf.capacity() {
         c if c >= LARGE => LARGE,
         c if c >= SMALL => SMALL,
         _ => TINY,
     };
+    if buf.capacity() >= 2 * class {
+        return;
+    }
     let (free, _) = class_of(class);
     buf.clear();
     // During thread exit the free list may already be gone: the vector is then just freed.
@@ -112,8 +116,8 @@ mod tests {
         );
         let large = take(LARGE);
         assert!(large.capacity() >= LARGE);
-        let huge = take(MAX_KEPT);
-        assert!(huge.capacity() >= MAX_KEPT);
+        let huge = take(4 * LARGE);
+        assert!(huge.capacity() >= 4 * LARGE);
     }
 
     #[test]
@@ -123,9 +127,16 @@ mod tests {
         }
         let before = idle();
         give(Vec::with_capacity(SMALL));
-        give(Vec::with_capacity(MAX_KEPT + 1));
         give(Vec::with_capacity(10));
         assert_eq!(idle(), before);
+        // A vector grown to twice its class or more is not kept: the bound holds in bytes.
+        release_idle();
+        for grown in [2 * TINY, 2 * SMALL, 2 * LARGE, 256 * 1024 + 1] {
+            give(Vec::with_capacity(grown));
+        }
+        assert_eq!(idle(), 0);
+        give(Vec::with_capacity(2 * LARGE - 1));
+        assert_eq!(idle(), 1);
         let tiny = take(100);
         assert!(
             tiny.capacity() >= TINY && tiny.capacity() < SMALL,
