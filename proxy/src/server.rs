@@ -1,4 +1,5 @@
-//! The server: one worker thread per core, pinned, each with its own io_uring runtime,
+//! The server: one worker thread per core (pinned when there is one per allowed CPU), each
+//! with its own io_uring runtime,
 //! listener and upstream set. Nothing is shared between workers on the request path; the
 //! only cross-thread signals are the stop flag and the configuration generation
 //! (generation.rs), which a reload replaces.
@@ -107,7 +108,10 @@ impl Server {
         };
         let budget = Arc::new(Budget::new(config.buffering.max_buffer_memory));
         let (generations, generation_rx) = watch::channel(Arc::clone(&first));
-        let cpus = allowed_cpus();
+        // One worker per allowed CPU (the default): each is pinned to its own. Fewer (or
+        // more) workers than CPUs are left to the scheduler, so that several processes on
+        // one host (pods with `workers = 2`, an upgrade's two) do not all crowd the first CPUs.
+        let cpus = Some(allowed_cpus()).filter(|cpus| cpus.len() == listeners.len());
         let (stop, stop_rx) = watch::channel(false);
         let closing = Arc::new(AtomicBool::new(false));
         let listening = listeners
@@ -142,7 +146,7 @@ impl Server {
                 generations: generation_rx.clone(),
             };
             let ready = ready_tx.clone();
-            let cpu = (!cpus.is_empty()).then(|| cpus[index % cpus.len()]);
+            let cpu = cpus.as_ref().and_then(|cpus| cpus.get(index).copied());
             let thread = std::thread::Builder::new()
                 .name(format!("ringway-w{index}"))
                 .spawn(move || run_worker(std_listener, tls_listener, worker, cpu, ready))
