@@ -35,7 +35,7 @@ fn check_config(settings: Settings) -> ExitCode {
         Some(file) => format!("configuration {}", file.display()),
         None => "configuration (command-line flags, no --config file)".to_owned(),
     };
-    let checked = Config::from_settings(settings).and_then(|config| {
+    let checked = Config::check(settings).and_then(|config| {
         // The certificates and keys are read and matched as a start reads them.
         if let Some(tls) = &config.tls {
             ringway::tls::Acceptor::new(tls, None)?;

@@ -272,6 +272,26 @@ fn check_config_exits_0_for_a_good_configuration_and_1_for_a_bad_one() {
     // A flag wins over the file, as at start.
     let (code, err) = check_config(&["--config", &good, "--workers", "0"]);
     assert_eq!(code, Some(1), "{err}");
+
+    // An access log that does not exist yet is checked, not created (a check run as root
+    // would leave a file the service's user cannot write); one in no directory is refused.
+    let log = dir.path().join("access.log");
+    let (code, err) = check_config(&[
+        "--config",
+        &good,
+        "--access-log",
+        &log.display().to_string(),
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!log.exists(), "the check created {}", log.display());
+    let nowhere = dir
+        .path()
+        .join("no-such-dir/access.log")
+        .display()
+        .to_string();
+    let (code, err) = check_config(&["--config", &good, "--access-log", &nowhere]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains(&nowhere), "{err}");
 }
 
 #[test]

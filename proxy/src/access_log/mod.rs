@@ -40,7 +40,7 @@ use time::LogClock;
 use writer::{Failures, Sink, Writer};
 
 pub(crate) use line::{Entry, UpstreamFields};
-pub(crate) use writer::open_file;
+pub(crate) use writer::{check_file, open_file};
 
 /// A worker hands its buffer over once it holds this much.
 const FLUSH_AT: usize = 64 * 1024;

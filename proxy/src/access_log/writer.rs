@@ -25,6 +25,33 @@ const POLL: Duration = Duration::from_millis(100);
 /// worker that has not answered by then (its queue slot was full) writes into the new one.
 const REOPEN_WAIT: Duration = Duration::from_secs(1);
 
+/// Checks that the log file could be opened for appending, creating nothing: an existing
+/// file is opened (and closed), a missing one needs an existing directory.
+pub(crate) fn check_file(path: &Path) -> io::Result<()> {
+    match OpenOptions::new()
+        .append(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let dir = match path.parent() {
+                Some(dir) if !dir.as_os_str().is_empty() => dir,
+                _ => Path::new("."),
+            };
+            if std::fs::metadata(dir)?.is_dir() {
+                Ok(())
+            } else {
+                Err(io::Error::new(
+                    io::ErrorKind::NotADirectory,
+                    format!("{} is not a directory", dir.display()),
+                ))
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Opens (or creates, mode 0640 before the umask) the log file for appending.
 ///
 /// The open is non-blocking, so that a FIFO nobody reads refuses at once (ENXIO) instead of

@@ -204,6 +204,15 @@ impl Config {
         flags.resolve()?.validate()
     }
 
+    /// Checks these flags (and the file they name) as a start would, creating nothing: an
+    /// access log file that does not exist yet is not made (`--check-config`, which may run
+    /// as root, must not leave one the service's user cannot write).
+    pub fn check(flags: Settings) -> anyhow::Result<Config> {
+        let mut resolved = flags.resolve()?;
+        resolved.checking = true;
+        resolved.validate()
+    }
+
     /// Reads a command line (and the file it names) into a checked configuration.
     pub fn from_args<I, T>(args: I) -> anyhow::Result<Config>
     where

@@ -409,6 +409,8 @@ pub struct Resolved {
     pub(super) settings: Settings,
     pub(super) from_flags: BTreeSet<String>,
     pub(super) file: Option<PathBuf>,
+    /// Validated for `--check-config` only: nothing is created (the access log file).
+    pub(super) checking: bool,
 }
 
 impl Settings {
@@ -437,6 +439,7 @@ impl Settings {
             settings,
             from_flags,
             file,
+            checking: false,
         })
     }
 }

@@ -196,6 +196,15 @@ impl Resolved {
         let to = match s.access_log.clone().unwrap_or(LogTarget::Off) {
             LogTarget::Off => return Ok(None),
             LogTarget::Stderr => LogSink::Stderr,
+            LogTarget::File(path) if self.checking => {
+                return match crate::access_log::check_file(&path) {
+                    Ok(()) => Ok(None),
+                    Err(e) => Err(self.invalid(
+                        "access_log",
+                        &format!("cannot open {} for appending: {e}", path.display()),
+                    )),
+                };
+            }
             LogTarget::File(path) => {
                 let file = crate::access_log::open_file(&path).map_err(|e| {
                     self.invalid(

@@ -413,9 +413,11 @@ impl FromStr for LogTarget {
     type Err = String;
 
     fn from_str(s: &str) -> Result<LogTarget, String> {
+        // Any case, as `metrics = "OFF"`: a file called `Off` is surely not what was meant
+        // (`./off` still names one).
         match s {
-            "off" => Ok(LogTarget::Off),
-            "stderr" => Ok(LogTarget::Stderr),
+            _ if s.eq_ignore_ascii_case("off") => Ok(LogTarget::Off),
+            _ if s.eq_ignore_ascii_case("stderr") => Ok(LogTarget::Stderr),
             "" => Err("expected a file path, stderr or off".into()),
             path => Ok(LogTarget::File(PathBuf::from(path))),
         }
@@ -629,6 +631,15 @@ mod tests {
             assert!(bad.parse::<Rate>().is_err(), "{bad:?}");
         }
         assert_eq!(json(&"30r/m".parse::<Rate>().unwrap()), "\"30r/m\"");
+    }
+
+    #[test]
+    fn log_targets_off_and_stderr_in_any_case() {
+        for off in ["off", "Off", "OFF"] {
+            assert_eq!(off.parse(), Ok(LogTarget::Off));
+        }
+        assert_eq!("Stderr".parse(), Ok(LogTarget::Stderr));
+        assert_eq!("./off".parse(), Ok(LogTarget::File(PathBuf::from("./off"))));
     }
 
     #[test]
