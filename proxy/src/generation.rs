@@ -45,15 +45,14 @@ pub(crate) struct Generation {
 impl Generation {
     /// The generation a server starts with (the certificates are loaded here).
     pub(crate) fn first(config: Config, names: &RouteNames) -> anyhow::Result<Generation> {
-        let limits = Arc::new(Limiters::new(&config));
         let health = Arc::new(UpstreamHealth::new(&config.groups, None));
-        Generation::made(1, config, limits, health, names, None)
+        Generation::made(1, config, Limiters::new, health, names, None)
     }
 
     /// The generation after this one, from the configuration a reload read; fails (nothing
     /// changed) if its certificates cannot be loaded.
     pub(crate) fn next(&self, config: Config, names: &RouteNames) -> anyhow::Result<Generation> {
-        let limits = Arc::new(Limiters::renewed(&config, &self.limits, &self.config));
+        let limits = |config: &Config| Limiters::renewed(config, &self.limits, &self.config);
         let acceptor = self.acceptor.as_deref();
         let health = Arc::new(UpstreamHealth::new(&config.groups, Some(&self.health)));
         Generation::made(self.number + 1, config, limits, health, names, acceptor)
@@ -62,7 +61,7 @@ impl Generation {
     fn made(
         number: u64,
         config: Config,
-        limits: Arc<Limiters>,
+        limits: impl FnOnce(&Config) -> Limiters,
         health: Arc<UpstreamHealth>,
         names: &RouteNames,
         previous: Option<&Acceptor>,
@@ -71,6 +70,9 @@ impl Generation {
             Some(tls) => Some(Arc::new(Acceptor::new(tls, previous).context("TLS")?)),
             None => None,
         };
+        // After the last step that can fail: a reload may retune the limits in use, which
+        // a refused one must not.
+        let limits = Arc::new(limits(&config));
         let labels = config.route_labels();
         let log_names = LogNames {
             upstreams: config

@@ -29,7 +29,11 @@ pub(crate) enum ConnLimit {
 
 /// The process-wide connection counts.
 pub(crate) struct ConnLimiter {
-    limits: ConnLimits,
+    /// Which limits are set decides what is counted, for the limiter's whole life.
+    counted: ConnLimits,
+    /// The limits' values, which a reload may change (see [`ConnLimiter::retune`]).
+    max_connections: AtomicUsize,
+    per_ip: AtomicUsize,
     open: AtomicUsize,
     hasher: std::hash::RandomState,
     by_ip: Box<[Mutex<HashMap<IpAddr, usize>>]>,
@@ -56,7 +60,9 @@ impl ConnLimiter {
     /// Counts for these limits, none open.
     pub(crate) fn new(limits: ConnLimits) -> ConnLimiter {
         ConnLimiter {
-            limits,
+            counted: limits,
+            max_connections: AtomicUsize::new(limits.max_connections.unwrap_or(usize::MAX)),
+            per_ip: AtomicUsize::new(limits.per_ip.unwrap_or(usize::MAX)),
             open: AtomicUsize::new(0),
             hasher: std::hash::RandomState::new(),
             by_ip: (0..SHARDS).map(|_| Mutex::default()).collect(),
@@ -67,10 +73,11 @@ impl ConnLimiter {
     /// Decides on a connection from `ip` just accepted: counts it, or says which limit it
     /// is over (and counts the refusal).
     pub(crate) fn admit(self: &Arc<Self>, ip: IpAddr) -> Admission {
-        if self.limits == ConnLimits::default() {
+        if self.counted == ConnLimits::default() {
             return Admission::Admitted(None);
         }
-        if let Some(max) = self.limits.max_connections {
+        if self.counted.max_connections.is_some() {
+            let max = self.max_connections.load(Ordering::Relaxed);
             // Counted first, checked after: two workers admitting at once cannot both take
             // the last place.
             if self.open.fetch_add(1, Ordering::AcqRel) >= max {
@@ -82,7 +89,8 @@ impl ConnLimiter {
             limiter: Arc::clone(self),
             ip: None,
         };
-        if let Some(per_ip) = self.limits.per_ip {
+        if self.counted.per_ip.is_some() {
+            let per_ip = self.per_ip.load(Ordering::Relaxed);
             let ip = ip.to_canonical();
             let mut shard = self.shard(ip);
             let count = shard.entry(ip).or_insert(0);
@@ -106,6 +114,22 @@ impl ConnLimiter {
     fn shard(&self, ip: IpAddr) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
         let shard = &self.by_ip[self.hasher.hash_one(ip) as usize % SHARDS];
         shard.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Takes a reload's `limits` if they set the same limits as this one counts (values
+    /// may differ): the connections open stay counted against the new values, so that
+    /// tightening a limit during an incident holds at once. False if another limit is
+    /// set or unset: what is counted differs, and a new limiter must start.
+    pub(crate) fn retune(&self, limits: ConnLimits) -> bool {
+        let same_set = limits.max_connections.is_some() == self.counted.max_connections.is_some()
+            && limits.per_ip.is_some() == self.counted.per_ip.is_some();
+        if same_set {
+            let max = limits.max_connections.unwrap_or(usize::MAX);
+            self.max_connections.store(max, Ordering::Relaxed);
+            let per_ip = limits.per_ip.unwrap_or(usize::MAX);
+            self.per_ip.store(per_ip, Ordering::Relaxed);
+        }
+        same_set
     }
 
     /// Connections refused by `limit` so far.
@@ -141,7 +165,7 @@ impl Drop for ConnTicket {
                 }
             }
         }
-        if limiter.limits.max_connections.is_some() {
+        if limiter.counted.max_connections.is_some() {
             limiter.open.fetch_sub(1, Ordering::AcqRel);
         }
     }
@@ -214,6 +238,27 @@ mod tests {
         assert_eq!(l.open(), 0);
         assert_eq!(l.ips(), 0, "an entry goes when its count reaches 0");
         assert_eq!(l.rejected(ConnLimit::PerIp), 2);
+    }
+
+    #[test]
+    fn a_reload_that_changes_only_values_keeps_counting_open_connections() {
+        let l = limiter(Some(10), Some(5));
+        let held: Vec<Admission> = (0..3).map(|_| l.admit(ip("10.0.0.1"))).collect();
+        // Tightened during an incident: the three open count against the new 2.
+        let tighter = ConnLimits {
+            max_connections: Some(10),
+            per_ip: Some(2),
+        };
+        assert!(l.retune(tighter));
+        assert_eq!(l.admit(ip("10.0.0.1")).refused(), Some(ConnLimit::PerIp));
+        drop(held);
+        assert!(l.admit(ip("10.0.0.1")).refused().is_none());
+        // Setting another limit is a new limiter (what is counted differs).
+        let unset = ConnLimits {
+            max_connections: Some(10),
+            per_ip: None,
+        };
+        assert!(!l.retune(unset));
     }
 
     #[test]

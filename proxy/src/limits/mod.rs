@@ -62,10 +62,13 @@ impl Limiters {
     /// The limits `config` sets, for a reload from `previous` (made from `old`): a limit
     /// whose setting did not change keeps its state, so that a reload neither forgets what a
     /// client has used nor lets the requests of both configurations have a limit each (the
-    /// connection counts, a route's buckets by its label, a group's slots by its name).
+    /// connection counts, also when only their values changed; a route's buckets by its
+    /// label; a group's slots by its name).
+    /// Only for a configuration that will be put in use: it may retune the connection
+    /// limits `previous` counts with.
     pub(crate) fn renewed(config: &Config, previous: &Limiters, old: &Config) -> Limiters {
         let mut fresh = Limiters::new(config);
-        if config.connections == old.connections {
+        if config.connections == old.connections || previous.conns.retune(config.connections) {
             fresh.conns = Arc::clone(&previous.conns);
         }
         for (i, route) in config.routes.iter().enumerate() {
@@ -173,8 +176,8 @@ mod tests {
     const ROUTE: &str =
         "[[routes]]\npath = \"/\"\nupstream = \"app\"\nlimit_req = { rate = \"5r/s\" }\n";
 
-    /// A reload keeps the state of the limits whose setting did not change, and starts the
-    /// others afresh.
+    /// A reload keeps the state of the limits whose setting did not change (the connection
+    /// counts also when only their values did), and starts the others afresh.
     #[test]
     fn a_reload_carries_over_what_did_not_change() {
         let old = config(&format!("max_connections = 10\n{GROUP}{ROUTE}"));
@@ -192,7 +195,15 @@ mod tests {
             ROUTE.replace("5r/s", "9r/s")
         ));
         let fresh = Limiters::renewed(&changed, &previous, &old);
-        assert!(!Arc::ptr_eq(&fresh.conns, &previous.conns));
+        // The connections open stay counted, against the new value.
+        assert!(Arc::ptr_eq(&fresh.conns, &previous.conns));
+        let per_ip = config(&format!(
+            "max_connections = 20
+limit_conn_per_ip = 5
+{GROUP}"
+        ));
+        let counted_anew = Limiters::renewed(&per_ip, &previous, &old);
+        assert!(!Arc::ptr_eq(&counted_anew.conns, &previous.conns));
         let (a, b) = (fresh.rates[0].as_ref(), previous.rates[0].as_ref());
         assert!(!Arc::ptr_eq(a.expect("a table"), b.expect("a table")));
         let (a, b) = (fresh.slots(0), previous.slots(0));
