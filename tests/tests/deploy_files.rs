@@ -31,12 +31,19 @@ fn systemd_unit_passes_systemd_analyze_verify() {
         unit.lines().any(|l| l == "KillMode=mixed"),
         "systemd would signal the app with ringway:\n{unit}"
     );
-    // verify insists that ExecStart's binary exists: the one installed path is pointed at the
-    // binary under test, everything else is verified as shipped.
-    let installed = "ExecStart=/usr/local/bin/ringway ";
-    assert_eq!(unit.matches(installed).count(), 1, "{unit}");
+    // A reload checks the config first, so that `systemctl reload` fails on a bad one.
+    assert!(
+        unit.lines()
+            .any(|l| l
+                == "ExecReload=/usr/local/bin/ringway --check-config --config /etc/ringway.toml"),
+        "reload does not check the config first:\n{unit}"
+    );
+    // verify insists that the binaries exist: the installed path is pointed at the binary
+    // under test, everything else is verified as shipped.
+    let installed = "=/usr/local/bin/ringway ";
+    assert_eq!(unit.matches(installed).count(), 2, "{unit}");
     let bin = paths::ringway_bin();
-    let here = unit.replace(installed, &format!("ExecStart={} ", bin.display()));
+    let here = unit.replace(installed, &format!("={} ", bin.display()));
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("ringway.service");
     fs::write(&path, here).expect("write the unit");
