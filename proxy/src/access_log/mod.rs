@@ -195,6 +195,7 @@ impl AccessLog {
             opened: 0,
             reopen_seen: None,
             failures: Failures::default(),
+            torn: false,
         };
         let writer = std::thread::Builder::new()
             .name("ringway-log".into())

@@ -80,14 +80,40 @@ pub(super) enum Sink {
 }
 
 impl Sink {
-    fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+    /// Writes all of `bytes`; on failure, also says how many went out before it.
+    fn write(&mut self, bytes: &[u8]) -> Result<(), (io::Error, usize)> {
         match self {
             // Locked for the whole batch: the daemon's own log lines (also on stderr) go
             // between batches, never inside a line.
-            Sink::Stderr => io::stderr().lock().write_all(bytes),
-            Sink::File { file, .. } => file.write_all(bytes),
+            Sink::Stderr => write_counting(&mut io::stderr().lock(), bytes),
+            Sink::File { file, .. } => write_counting(file, bytes),
         }
     }
+}
+
+/// After a batch of `lines` lines went out only up to `done` bytes: how many lines were
+/// lost (the ones not written whole) and whether the last one written was cut short.
+fn cut_short(batch: &[u8], done: usize, lines: u64) -> (u64, bool) {
+    let out = batch.get(..done).unwrap_or(batch);
+    let whole = out.iter().filter(|&&b| b == b'\n').count() as u64;
+    (
+        lines.saturating_sub(whole),
+        !out.is_empty() && !out.ends_with(b"\n"),
+    )
+}
+
+/// `write_all`, telling how far it got when it fails.
+fn write_counting(out: &mut impl Write, bytes: &[u8]) -> Result<(), (io::Error, usize)> {
+    let mut done = 0;
+    while let Some(rest) = bytes.get(done..).filter(|rest| !rest.is_empty()) {
+        match out.write(rest) {
+            Ok(0) => return Err((io::ErrorKind::WriteZero.into(), done)),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err((e, done)),
+        }
+    }
+    Ok(())
 }
 
 /// The writer thread's state.
@@ -103,6 +129,9 @@ pub(super) struct Writer {
     /// When the pending reopen request was first seen.
     pub(super) reopen_seen: Option<Instant>,
     pub(super) failures: Failures,
+    /// A failed write (a full disk) left a line cut short: the next write ends it first,
+    /// so that the next line does not run on from it.
+    pub(super) torn: bool,
 }
 
 /// Write failures, reported at most once per rate-limiting window.
@@ -135,9 +164,14 @@ impl Writer {
             flushed_for,
         } = batch;
         if !buf.is_empty() {
-            if let Err(err) = self.sink.write(&buf) {
-                self.shared.dropped.fetch_add(lines, Relaxed);
-                self.failures.failed(&self.sink, &err, lines);
+            if self.torn && self.sink.write(b"\n").is_ok() {
+                self.torn = false;
+            }
+            if let Err((err, done)) = self.sink.write(&buf) {
+                let (dropped, torn) = cut_short(&buf, done, lines);
+                self.torn = torn;
+                self.shared.dropped.fetch_add(dropped, Relaxed);
+                self.failures.failed(&self.sink, &err, dropped);
             }
             buf.clear();
             self.shared.give_back(buf);
@@ -215,5 +249,50 @@ impl std::fmt::Display for Sink {
             Sink::Stderr => f.write_str("stderr"),
             Sink::File { path, .. } => write!(f, "{}", path.display()),
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
+mod tests {
+    use super::*;
+
+    /// Takes `room` bytes, then fails as a full disk does.
+    struct Full {
+        taken: Vec<u8>,
+        room: usize,
+    }
+
+    impl Write for Full {
+        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+            let n = bytes.len().min(self.room - self.taken.len());
+            if n == 0 {
+                return Err(io::Error::from_raw_os_error(libc::ENOSPC));
+            }
+            self.taken.extend_from_slice(&bytes[..n]);
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_disk_filling_up_midway_counts_only_the_lines_lost_and_notes_the_cut() {
+        let batch = b"one\ntwo\nthree\n";
+        let mut disk = Full {
+            taken: Vec::new(),
+            room: 6,
+        };
+        let Err((err, done)) = write_counting(&mut disk, batch) else {
+            panic!("the disk is full");
+        };
+        assert_eq!((err.raw_os_error(), done), (Some(libc::ENOSPC), 6));
+        // "one" is whole, "tw" cut short: two lines lost, the next write ends the cut one.
+        assert_eq!(cut_short(batch, done, 3), (2, true));
+        assert_eq!(cut_short(batch, 8, 3), (1, false));
+        assert_eq!(cut_short(batch, 0, 3), (3, false));
+        assert_eq!(cut_short(batch, batch.len(), 3), (0, false));
     }
 }
