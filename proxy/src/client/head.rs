@@ -23,6 +23,35 @@ const MAX_REQUEST_HEADERS: usize = 100;
 /// here for a connection whose task waits for a head, and by `conn/idle.rs` for the parked.
 pub(crate) const DRAIN_IDLE_GRACE: Duration = Duration::from_secs(1);
 
+/// When a partial head is worth parsing again. httparse starts from the first byte each
+/// time, so parsing after every read would cost a client trickling a byte per segment the
+/// square of its head's size (at a 1 MiB `max_header_size`, a core for the whole header
+/// timeout). A head is parsed when its request line ends (a bad one is refused at once),
+/// when the end of the head may have arrived, and when it passes a size limit (refused by
+/// the parse): a linear cost, the same verdicts.
+#[derive(Default)]
+struct ParseGate {
+    /// Bytes of the head looked at already.
+    seen: usize,
+    /// A line ended in them (the request line, or an empty line before it).
+    line_ended: bool,
+}
+
+impl ParseGate {
+    fn worth_parsing(&mut self, input: &[u8], limits: &Limits) -> bool {
+        // The end of a head (`\n\r\n` or `\n\n`) may straddle the last read.
+        let new = input.get(self.seen.saturating_sub(2)..).unwrap_or_default();
+        let first_line_end = !self.line_ended && new.contains(&b'\n');
+        let head_end = new.windows(2).any(|w| w == b"\n\n" || w == b"\n\r");
+        let over_limit = input.len() > limits.max_head
+            || (!self.line_ended && !first_line_end && input.len() > limits.max_request_line);
+        self.line_ended |= first_line_end;
+        let worth = !input.is_empty() && (first_line_end || head_end || over_limit);
+        self.seen = input.len();
+        worth
+    }
+}
+
 /// What a non-blocking read found ([`Client::read_now`]).
 pub(crate) enum ReadNow {
     /// Bytes, now in `input`; `more` when they filled the buffer, so that more may wait.
@@ -83,8 +112,9 @@ impl Client {
         // The head timeout bounds the whole head, not each read: a client trickling a byte
         // at a time must not hold the connection forever.
         let mut deadline = None;
+        let mut gate = ParseGate::default();
         loop {
-            if !self.input.is_empty() {
+            if gate.worth_parsing(&self.input, &limits) {
                 match http::parse_request(&mut self.input, &limits, &mut self.headers) {
                     Ok(Status::Complete(head)) => return Ok(Some(head)),
                     Ok(Status::Partial) => {}
@@ -177,5 +207,55 @@ impl Client {
             }
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: Limits = Limits {
+        max_request_line: 64,
+        max_head: 256,
+        max_headers: 100,
+    };
+
+    /// The reads (byte counts) after which the gate lets `wire`, arriving a byte at a time,
+    /// be parsed.
+    fn parsed_after(wire: &[u8]) -> Vec<usize> {
+        let mut gate = ParseGate::default();
+        (1..=wire.len())
+            .filter(|&n| gate.worth_parsing(&wire[..n], &LIMITS))
+            .collect()
+    }
+
+    #[test]
+    fn a_head_trickled_in_is_parsed_at_its_request_line_and_its_end_only() {
+        let wire = b"GET /a HTTP/1.1\r\nHost: h\r\nX-A: 1\r\nX-B: 2\r\n\r\n";
+        assert_eq!(parsed_after(wire), vec![17, wire.len() - 1, wire.len()]);
+        let bare = b"GET / HTTP/1.1\nHost: h\n\n";
+        assert_eq!(parsed_after(bare), vec![15, bare.len()]);
+    }
+
+    #[test]
+    fn a_head_past_a_limit_is_parsed_so_that_it_is_refused() {
+        // A request line with no end: parsed once past max_request_line, and on.
+        let long_line = [b'a'; 80];
+        assert_eq!(parsed_after(&long_line).first(), Some(&65));
+        // Header lines with no empty line: parsed once past max_head.
+        let mut endless = b"GET / HTTP/1.1\r\n".to_vec();
+        endless.resize(300, b'x');
+        let after = parsed_after(&endless);
+        assert_eq!(after.first(), Some(&16));
+        assert_eq!(after.get(1), Some(&257));
+    }
+
+    #[test]
+    fn what_is_already_there_is_looked_at_whole() {
+        // Pipelined bytes left by the previous request: one look, one parse.
+        let mut gate = ParseGate::default();
+        assert!(gate.worth_parsing(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", &LIMITS));
+        let mut gate = ParseGate::default();
+        assert!(!gate.worth_parsing(b"", &LIMITS));
     }
 }
