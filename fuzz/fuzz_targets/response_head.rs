@@ -206,6 +206,8 @@ fn relay(data: &[u8], head: &ResponseHead, headers: &[HeaderSpan], client: Versi
             assert!(sent.len() as u64 <= n);
         }
         ClientFraming::UntilClose => assert_eq!(sent, meant),
+        // `choose` frames answers; a protocol switch is the upgrade path's alone.
+        ClientFraming::Switching => unreachable!("choose picked Switching"),
         ClientFraming::Chunked => {
             let mut read = Vec::new();
             let progress = ChunkedDecoder::new().decode(&sent, &mut read);
@@ -259,6 +261,7 @@ fn check_client_head(out: &[u8], status: u16, framing: ClientFraming, keep_alive
             assert!(encodings.is_empty());
             assert!(lengths.len() <= 1);
         }
+        ClientFraming::Switching => unreachable!("choose picked Switching"),
     }
     let connection = named(b"connection");
     if !keep_alive {
