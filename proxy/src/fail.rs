@@ -66,8 +66,9 @@ pub(crate) enum Fail {
     NoRoute,
     /// A static route has no file for the path (and no fallback).
     NoFile,
-    /// A static route was asked for something other than GET or HEAD.
-    MethodNotAllowed,
+    /// A method not served there: a static route asked for something other than GET or
+    /// HEAD, or TRACE or CONNECT anywhere (nginx refuses them too). The methods allowed.
+    MethodNotAllowed(Allowed),
     /// A file's validators fail the request's If-Match / If-Unmodified-Since.
     PreconditionFailed,
     /// The Range asked for lies outside the file (its size).
@@ -120,6 +121,24 @@ pub(crate) enum Fail {
     RedirectCycle,
 }
 
+/// The methods a 405 names in its `Allow` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Allowed {
+    /// A static route's.
+    Files,
+    /// What ringway passes to an app (all but TRACE and CONNECT).
+    Proxied,
+}
+
+impl Allowed {
+    fn list(self) -> &'static str {
+        match self {
+            Allowed::Files => "GET, HEAD",
+            Allowed::Proxied => "GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS",
+        }
+    }
+}
+
 /// Internal redirects one request may take, as nginx allows (`NGX_HTTP_MAX_URI_CHANGES`).
 pub(crate) const MAX_INTERNAL_REDIRECTS: u8 = 10;
 
@@ -157,7 +176,7 @@ impl Fail {
             Fail::Packet(UwsgiError::BadPath) => 400,
             Fail::NoRoute | Fail::NoFile => 404,
             Fail::Forbidden => 403,
-            Fail::MethodNotAllowed => 405,
+            Fail::MethodNotAllowed(_) => 405,
             Fail::PreconditionFailed => 412,
             Fail::RangeNotSatisfiable(_) => 416,
             Fail::FileRead(_) | Fail::RedirectCycle => 500,
@@ -218,7 +237,7 @@ impl Fail {
                 | Fail::RateLimited(_)
                 | Fail::NoFile
                 | Fail::Forbidden
-                | Fail::MethodNotAllowed
+                | Fail::MethodNotAllowed(_)
                 | Fail::PreconditionFailed
                 | Fail::RangeNotSatisfiable(_)
                 | Fail::RedirectCycle
@@ -228,7 +247,7 @@ impl Fail {
     /// A header the answer carries besides ringway's usual ones.
     pub(crate) fn header(self) -> Option<(&'static [u8], String)> {
         match self {
-            Fail::MethodNotAllowed => Some((b"Allow", "GET, HEAD".to_owned())),
+            Fail::MethodNotAllowed(allowed) => Some((b"Allow", allowed.list().to_owned())),
             Fail::RangeNotSatisfiable(size) => Some((b"Content-Range", format!("bytes */{size}"))),
             Fail::RateLimited(seconds) => Some((b"Retry-After", seconds.to_string())),
             _ => None,
@@ -263,7 +282,7 @@ impl Fail {
             Fail::NoRoute => 16,
             Fail::Forbidden => 17,
             Fail::NoFile => 18,
-            Fail::MethodNotAllowed => 19,
+            Fail::MethodNotAllowed(_) => 19,
             Fail::PreconditionFailed => 20,
             Fail::RangeNotSatisfiable(_) => 21,
             Fail::FileRead(_) => 22,
@@ -285,7 +304,7 @@ impl Fail {
             | Fail::ClientGone
             | Fail::NoRoute
             | Fail::NoFile
-            | Fail::MethodNotAllowed
+            | Fail::MethodNotAllowed(_)
             | Fail::PreconditionFailed
             | Fail::RangeNotSatisfiable(_) => Level::Debug,
             Fail::TooManyConnections(ConnLimit::PerIp)
@@ -367,7 +386,12 @@ impl fmt::Display for Fail {
             Fail::NoRoute => f.write_str("no route for the path: 404"),
             Fail::Forbidden => f.write_str("client not in the route's allow list: 403"),
             Fail::NoFile => f.write_str("no file for the path: 404"),
-            Fail::MethodNotAllowed => f.write_str("files are GET and HEAD only: 405"),
+            Fail::MethodNotAllowed(Allowed::Files) => {
+                f.write_str("files are GET and HEAD only: 405")
+            }
+            Fail::MethodNotAllowed(Allowed::Proxied) => {
+                f.write_str("TRACE and CONNECT are not served: 405")
+            }
             Fail::PreconditionFailed => f.write_str("file precondition failed: 412"),
             Fail::RangeNotSatisfiable(size) => {
                 write!(f, "range outside a file of {size} bytes: 416")
@@ -558,7 +582,7 @@ mod tests {
             Fail::NoRoute,
             Fail::Forbidden,
             Fail::NoFile,
-            Fail::MethodNotAllowed,
+            Fail::MethodNotAllowed(Allowed::Proxied),
             Fail::PreconditionFailed,
             Fail::RangeNotSatisfiable(10),
             Fail::FileRead(io::ErrorKind::Other),
@@ -658,7 +682,7 @@ mod tests {
                     | Fail::NoRoute
                     | Fail::Forbidden
                     | Fail::NoFile
-                    | Fail::MethodNotAllowed
+                    | Fail::MethodNotAllowed(_)
                     | Fail::PreconditionFailed
                     | Fail::RangeNotSatisfiable(_)
                     | Fail::TooManyConnections(ConnLimit::PerIp)

@@ -310,3 +310,30 @@ fn userinfo_in_the_host_gets_400_before_the_app() {
         );
     }
 }
+
+#[test]
+fn trace_and_connect_get_405_before_the_app_and_the_connection_goes_on() {
+    // As nginx: TRACE would echo the request (cookies included) back, CONNECT asks for a
+    // tunnel. Both are answered by ringway; the app never sees them.
+    let uwsgi = Uwsgi::start(App::Raw);
+    let ringway = Ringway::start(&uwsgi);
+    let mut conn = Conn::open(ringway.addr());
+    for method in ["TRACE", "CONNECT"] {
+        conn.send(&Req::new(method, "/environ").to_bytes())
+            .expect("send");
+        let r = conn.read_response().expect("an answer");
+        assert_eq!(r.status, 405, "{method}: {r:?}");
+        assert_eq!(
+            r.header("allow").as_deref(),
+            Some("GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS"),
+            "{method}: {r:?}"
+        );
+        assert!(!r.says_close(), "{method}: the connection stays: {r:?}");
+    }
+    // OPTIONS and the others still reach the app, on the same connection.
+    conn.send(&Req::new("OPTIONS", "/environ").to_bytes())
+        .expect("send");
+    let r = conn.read_response().expect("an answer");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["REQUEST_METHOD"], "OPTIONS");
+}

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use crate::buffer::Buf;
 use crate::client::{Client, Next, Own};
-use crate::fail::Fail;
+use crate::fail::{Allowed, Fail};
 use crate::http::{BodyFraming, Method, RequestHead};
 use crate::identity::{RequestId, identify};
 use crate::routes::{Action, Found, Route};
@@ -185,7 +185,7 @@ pub(crate) async fn serve(
         }
         (Routed::Refused(fail, refused), None) => {
             let fail = *fail;
-            let keep = fail == Fail::NoRoute
+            let keep = matches!(fail, Fail::NoRoute | Fail::MethodNotAllowed(_))
                 && keeps_alive(&head, worker)
                 && head.body == BodyFraming::None;
             let limit = worker.config.limits.send_timeout;
@@ -272,13 +272,18 @@ fn route<'w>(client: &Client, head: RequestHead, worker: &'w Worker) -> Routed<'
         &worker.config,
         &worker.request_ids,
     );
+    let refused = Identity {
+        client_ip,
+        request_id,
+    };
+    // As nginx: TRACE would echo the request (its cookies) back, and CONNECT asks for a
+    // tunnel no route gives.
+    if matches!(head.method, Method::Trace | Method::Connect) {
+        return Routed::Refused(Fail::MethodNotAllowed(Allowed::Proxied), refused);
+    }
     let raw = head.path.of(&client.input);
     let mut path = Buf::with_capacity(raw.len().max(1));
     if let Err(err) = normalize_path(raw, &mut path) {
-        let refused = Identity {
-            client_ip,
-            request_id,
-        };
         return Routed::Refused(Fail::Packet(err), refused);
     }
     let req = Request {

@@ -13,7 +13,7 @@ use tokio_uring::fs::File;
 use super::{Outcome, Request, upstream};
 use crate::buffer::{Buf, LARGE, SMALL, read_at};
 use crate::client::{Client, Next, Step, ZeroCopy};
-use crate::fail::Fail;
+use crate::fail::{Allowed, Fail};
 use crate::http::{BodyFraming, Method};
 use crate::io::{IoError, Stream, write_all};
 use crate::routes::Route;
@@ -91,7 +91,7 @@ pub(super) async fn serve(
     // when there is no file (a POST to the app behind `location /`); without a fallback, or
     // on a file, it is refused.
     if !readable && files.fallback.is_none() {
-        return Err(Fail::MethodNotAllowed);
+        return Err(Fail::MethodNotAllowed(Allowed::Files));
     }
     let found = if !files.dotfiles && has_dot_segment(f.rel) {
         Lookup::NotFound
@@ -139,7 +139,7 @@ pub(super) async fn serve(
         };
     };
     if !readable {
-        return Err(Fail::MethodNotAllowed);
+        return Err(Fail::MethodNotAllowed(Allowed::Files));
     }
     // The type is the file's own, also when a compressed sibling goes out.
     let content_type = found.content_type.clone();
