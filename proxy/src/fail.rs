@@ -66,6 +66,8 @@ pub(crate) enum Fail {
     NoRoute,
     /// A static route has no file for the path (and no fallback).
     NoFile,
+    /// The request's Host is not one the configuration's `hosts` lists (or it has none).
+    MisdirectedHost,
     /// A method not served there: a static route asked for something other than GET or
     /// HEAD, or TRACE or CONNECT anywhere (nginx refuses them too). The methods allowed.
     MethodNotAllowed(Allowed),
@@ -152,7 +154,7 @@ enum Level {
 }
 
 /// Number of kinds: the gates below have one each.
-const KINDS: usize = 31;
+const KINDS: usize = 32;
 
 impl Fail {
     /// The status the client is answered with, if it can still be answered.
@@ -177,6 +179,7 @@ impl Fail {
             Fail::NoRoute | Fail::NoFile => 404,
             Fail::Forbidden => 403,
             Fail::MethodNotAllowed(_) => 405,
+            Fail::MisdirectedHost => 421,
             Fail::PreconditionFailed => 412,
             Fail::RangeNotSatisfiable(_) => 416,
             Fail::FileRead(_) | Fail::RedirectCycle => 500,
@@ -238,6 +241,7 @@ impl Fail {
                 | Fail::NoFile
                 | Fail::Forbidden
                 | Fail::MethodNotAllowed(_)
+                | Fail::MisdirectedHost
                 | Fail::PreconditionFailed
                 | Fail::RangeNotSatisfiable(_)
                 | Fail::RedirectCycle
@@ -294,6 +298,7 @@ impl Fail {
             Fail::ProxyHeader(_) => 28,
             Fail::ProxyHeaderTimeout => 29,
             Fail::RedirectCycle => 30,
+            Fail::MisdirectedHost => 31,
         }
     }
 
@@ -310,6 +315,7 @@ impl Fail {
             Fail::TooManyConnections(ConnLimit::PerIp)
             | Fail::RateLimited(_)
             | Fail::Forbidden
+            | Fail::MisdirectedHost
             | Fail::Request(_)
             | Fail::BodyTooLarge { .. }
             | Fail::Packet(UwsgiError::BadPath)
@@ -384,6 +390,7 @@ impl fmt::Display for Fail {
             ),
             Fail::Packet(UwsgiError::BadPath) => f.write_str("rejected request path"),
             Fail::NoRoute => f.write_str("no route for the path: 404"),
+            Fail::MisdirectedHost => f.write_str("a Host this server does not serve: 421"),
             Fail::Forbidden => f.write_str("client not in the route's allow list: 403"),
             Fail::NoFile => f.write_str("no file for the path: 404"),
             Fail::MethodNotAllowed(Allowed::Files) => {
@@ -547,6 +554,7 @@ const KIND_NAMES: [(&str, Level); KINDS] = [
     ("connection without a valid PROXY header", Level::Info),
     ("no PROXY header in time", Level::Info),
     ("internal redirect cycle", Level::Warn),
+    ("request for a Host not served", Level::Info),
 ];
 
 #[cfg(test)]
@@ -594,6 +602,7 @@ mod tests {
             Fail::ProxyHeader(ProxyHeaderError::NotProxy),
             Fail::ProxyHeaderTimeout,
             Fail::RedirectCycle,
+            Fail::MisdirectedHost,
         ]
     }
 
@@ -683,6 +692,7 @@ mod tests {
                     | Fail::Forbidden
                     | Fail::NoFile
                     | Fail::MethodNotAllowed(_)
+                    | Fail::MisdirectedHost
                     | Fail::PreconditionFailed
                     | Fail::RangeNotSatisfiable(_)
                     | Fail::TooManyConnections(ConnLimit::PerIp)

@@ -1,6 +1,7 @@
 //! HTTP details of ringway's answers: a `Date` on every one, headers the upstream's
 //! `Connection` names stay behind, HTTP/1.x minor versions above 1 are served as 1.1, many
-//! `Set-Cookie` lines pass whole, and a Host with userinfo is refused before the app.
+//! `Set-Cookie` lines pass whole, a Host with userinfo is refused before the app, TRACE and
+//! CONNECT get 405, and with `hosts` set a Host not listed gets 421.
 
 use std::os::unix::net::UnixListener;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -336,4 +337,51 @@ fn trace_and_connect_get_405_before_the_app_and_the_connection_goes_on() {
     let r = conn.read_response().expect("an answer");
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.json()["REQUEST_METHOD"], "OPTIONS");
+}
+
+#[test]
+fn with_hosts_listed_any_other_host_gets_421_before_the_app() {
+    // As nginx's server_name with a default server that refuses: the app never sees a Host
+    // it does not serve, so it cannot build links on one (Host header poisoning).
+    let uwsgi = Uwsgi::start(App::Raw);
+    let ringway = Ringway::with(&uwsgi)
+        .arg("--host", "app.example.com")
+        .arg("--host", "*.cdn.example.com")
+        .start();
+    let addr = ringway.addr();
+    for host in [
+        "app.example.com",
+        "APP.Example.com:8080",
+        "app.example.com.",
+        "a.cdn.example.com",
+    ] {
+        let r = roundtrip(addr, &Req::get("/environ").host(Some(host)));
+        assert_eq!(r.status, 200, "{host}: {r:?}");
+        assert_eq!(r.json()["HTTP_HOST"], host, "{host}");
+    }
+    let mut conn = Conn::open(addr);
+    for host in [
+        "evil.example",
+        "example.com",
+        "cdn.example.com",
+        "app.example.com.evil",
+    ] {
+        conn.send(&Req::get("/environ").host(Some(host)).to_bytes())
+            .expect("send");
+        let r = conn.read_response().expect("an answer");
+        assert_eq!(r.status, 421, "{host}: {r:?}");
+        assert!(!r.says_close(), "{host}: the connection goes on");
+    }
+    // The authority of an absolute-form target is the Host; none at all is no Host served.
+    let absolute = b"GET http://evil.example/environ HTTP/1.1\r\nHost: app.example.com\r\n\r\n";
+    assert_eq!(roundtrip_raw(addr, absolute).expect("answer").status, 421);
+    let no_host = Req::get("/environ").http10().host(None);
+    assert_eq!(roundtrip(addr, &no_host).status, 421);
+    // Without `hosts`, every Host reaches the app, as before.
+    let open = Ringway::start(&uwsgi);
+    let r = roundtrip(
+        open.addr(),
+        &Req::get("/environ").host(Some("evil.example")),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
 }

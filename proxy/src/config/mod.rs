@@ -23,8 +23,8 @@ pub use settings::{
 };
 pub(crate) use validate::is_normal_path;
 pub use values::{
-    Cidr, DEFAULT_METRICS, Dur, LogFormat, LogTarget, MetricsListen, Protocol, Rate, ServerAddr,
-    Size, StaticDir, UpstreamAddr,
+    Cidr, DEFAULT_METRICS, Dur, HostName, LogFormat, LogTarget, MetricsListen, Protocol, Rate,
+    ServerAddr, Size, StaticDir, UpstreamAddr,
 };
 
 use crate::app::AppConfig;
@@ -66,6 +66,8 @@ pub struct Config {
     pub document_root: String,
     /// SERVER_NAME override.
     pub server_name: Option<String>,
+    /// The Hosts served (empty: any).
+    pub hosts: Vec<HostName>,
     /// Keep headers with `_` in their names.
     pub allow_underscores_in_headers: bool,
     /// The metrics endpoint.
@@ -230,6 +232,12 @@ impl Config {
         Settings::default()
             .resolve_over(from_file, Some(file.to_owned()))?
             .validate()
+    }
+
+    /// Whether a request for `host` (its Host, or its absolute-form authority) is served:
+    /// any is, unless `hosts` lists them.
+    pub fn serves_host(&self, host: Option<&[u8]>) -> bool {
+        self.hosts.is_empty() || host.is_some_and(|h| self.hosts.iter().any(|n| n.matches(h)))
     }
 
     /// True if `peer` is a trusted proxy (`trusted_proxy`).

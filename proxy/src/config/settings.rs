@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::values::{
-    Cidr, Dur, LogFormat, LogTarget, MetricsListen, Rate, ServerAddr, Size, StaticDir,
+    Cidr, Dur, HostName, LogFormat, LogTarget, MetricsListen, Rate, ServerAddr, Size, StaticDir,
 };
 
 /// ringway: an HTTP/1.1 front end for uWSGI on io_uring.
@@ -99,6 +99,14 @@ pub struct Settings {
     /// SERVER_NAME passed to the app [default: the request's Host, without port].
     #[arg(long, value_name = "NAME")]
     pub server_name: Option<String>,
+
+    /// A Host this server answers for, as nginx's `server_name` lists them:
+    /// `app.example.com`, `*.example.com`, `.example.com` or an IP address. Repeatable. When
+    /// set, a request for any other Host (or with none) gets 421 and never reaches the app;
+    /// unset, every Host does.
+    #[arg(long = "host", value_name = "NAME")]
+    #[serde(default)]
+    pub hosts: Vec<HostName>,
 
     /// Forward headers whose names contain `_` (dropped by default: `X_Foo` and `X-Foo` both
     /// become HTTP_X_FOO, which lets a client spoof a header set by a proxy in front).

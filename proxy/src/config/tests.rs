@@ -1109,6 +1109,28 @@ fn durations_and_sizes_take_numbers_and_say_what_is_wrong_with_them() {
 }
 
 #[test]
+fn hosts_are_read_from_the_file_and_the_flags_and_checked() {
+    let config = load(
+        "hosts = [\"app.example.com\", \"*.example.org\"]\nupstream = [\"unix:/a\"]\n",
+        &[],
+    )
+    .unwrap();
+    assert!(config.serves_host(Some(b"APP.example.com:443")));
+    assert!(config.serves_host(Some(b"a.example.org")));
+    assert!(!config.serves_host(Some(b"evil.example")) && !config.serves_host(None));
+    let config = load("upstream = [\"unix:/a\"]\n", &["--host", "a.test"]).unwrap();
+    assert!(config.serves_host(Some(b"a.test")) && !config.serves_host(Some(b"b.test")));
+    // Unset: any Host, and none.
+    let config = load("upstream = [\"unix:/a\"]\n", &[]).unwrap();
+    assert!(config.serves_host(Some(b"anything")) && config.serves_host(None));
+    assert_refused(
+        "hosts = [\"http://app.example.com\"]\nupstream = [\"unix:/a\"]\n",
+        "hosts",
+        "invalid host",
+    );
+}
+
+#[test]
 fn each_listener_needs_a_port_of_its_own() {
     let cert = "certificates = [ { cert = \"/etc/tls/a.pem\", key = \"/etc/tls/a.key\" } ]";
     let with = |listen: &str, tls: &str, metrics: &str| {

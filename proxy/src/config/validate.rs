@@ -110,6 +110,7 @@ impl Resolved {
             proxy_protocol: s.proxy_protocol.unwrap_or(false),
             document_root: s.document_root.clone().unwrap_or_default(),
             server_name: s.server_name.clone(),
+            hosts: s.hosts.clone(),
             allow_underscores_in_headers: s.allow_underscores_in_headers.unwrap_or(false),
             metrics: s.metrics.unwrap_or(MetricsListen::Default(DEFAULT_METRICS)),
             ebpf: s.ebpf.unwrap_or(true),

@@ -470,6 +470,91 @@ impl fmt::Display for LogFormat {
 
 serde_as_text!(LogFormat);
 
+/// A Host a server answers for, as nginx's `server_name` writes it: `app.example.com`,
+/// `*.example.com` (any name under it) or `.example.com` (the name and any under it); or an
+/// IP address (`192.0.2.1`, `[2001:db8::1]`). Compared without case, port or trailing dot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostName {
+    /// This name only.
+    Exact(String),
+    /// Names under this suffix (`.example.com`), not the suffix's own name.
+    Under(String),
+    /// This name and the names under it (`example.com`).
+    AndUnder(String),
+}
+
+impl HostName {
+    /// Whether a request's Host (or absolute-form authority) names this.
+    pub fn matches(&self, host: &[u8]) -> bool {
+        let host = crate::http::host_without_port(host);
+        let host = host.strip_suffix(b".").unwrap_or(host);
+        let under = |suffix: &str| {
+            host.len() > suffix.len()
+                && host[host.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
+        };
+        match self {
+            HostName::Exact(name) => host.eq_ignore_ascii_case(name.as_bytes()),
+            HostName::Under(suffix) => under(suffix),
+            HostName::AndUnder(name) => {
+                host.eq_ignore_ascii_case(name.as_bytes()) || under(&format!(".{name}"))
+            }
+        }
+    }
+}
+
+impl FromStr for HostName {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<HostName, String> {
+        let err = || {
+            format!(
+                "invalid host {s:?}: expected a name (app.example.com), *.example.com, \
+                 .example.com or an IP address"
+            )
+        };
+        let lower = s.trim().to_ascii_lowercase();
+        if lower.parse::<IpAddr>().is_ok()
+            || lower
+                .strip_prefix('[')
+                .and_then(|v| v.strip_suffix(']'))
+                .is_some_and(|v| v.parse::<std::net::Ipv6Addr>().is_ok())
+        {
+            return Ok(HostName::Exact(lower));
+        }
+        let (make, name): (fn(String) -> HostName, &str) =
+            if let Some(rest) = lower.strip_prefix("*.") {
+                (|n| HostName::Under(format!(".{n}")), rest)
+            } else if let Some(rest) = lower.strip_prefix('.') {
+                (HostName::AndUnder, rest)
+            } else {
+                (HostName::Exact, lower.as_str())
+            };
+        let label_ok = |l: &str| {
+            !l.is_empty()
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        };
+        let name = name.strip_suffix('.').unwrap_or(name);
+        if name.is_empty() || !name.split('.').all(label_ok) {
+            return Err(err());
+        }
+        Ok(make(name.to_owned()))
+    }
+}
+
+impl fmt::Display for HostName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HostName::Exact(name) => f.write_str(name),
+            HostName::Under(suffix) => write!(f, "*{suffix}"),
+            HostName::AndUnder(name) => write!(f, ".{name}"),
+        }
+    }
+}
+
+serde_as_text!(HostName);
+
 /// An address range: `10.0.0.1`, `10.0.0.0/8`, `::1`, `fd00::/8`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cidr {
@@ -631,6 +716,41 @@ mod tests {
             assert!(bad.parse::<Rate>().is_err(), "{bad:?}");
         }
         assert_eq!(json(&"30r/m".parse::<Rate>().unwrap()), "\"30r/m\"");
+    }
+
+    #[test]
+    fn host_names_match_as_nginx_server_name_does() {
+        let name = |s: &str| s.parse::<HostName>().unwrap();
+        let exact = name("App.Example.com");
+        for host in [
+            "app.example.com",
+            "APP.example.com:8080",
+            "app.example.com.",
+        ] {
+            assert!(exact.matches(host.as_bytes()), "{host}");
+        }
+        for host in [
+            "example.com",
+            "x.app.example.com",
+            "app.example.com.evil",
+            "",
+        ] {
+            assert!(!exact.matches(host.as_bytes()), "{host}");
+        }
+        let under = name("*.example.com");
+        assert!(under.matches(b"a.example.com") && under.matches(b"a.b.example.com:80"));
+        assert!(!under.matches(b"example.com") && !under.matches(b"badexample.com"));
+        let and_under = name(".example.com");
+        assert!(and_under.matches(b"example.com") && and_under.matches(b"a.example.com"));
+        assert!(!and_under.matches(b"badexample.com"));
+        assert!(name("[::1]").matches(b"[::1]:8080"));
+        assert!(name("192.0.2.1").matches(b"192.0.2.1:80"));
+        for bad in [
+            "", "*.", "a..b", "-a.com", "a_b.com", "a.com/x", "*.*.com", "http://a",
+        ] {
+            assert!(bad.parse::<HostName>().is_err(), "{bad:?}");
+        }
+        assert_eq!(name("*.Example.com").to_string(), "*.example.com");
     }
 
     #[test]

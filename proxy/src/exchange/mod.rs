@@ -185,9 +185,8 @@ pub(crate) async fn serve(
         }
         (Routed::Refused(fail, refused), None) => {
             let fail = *fail;
-            let keep = matches!(fail, Fail::NoRoute | Fail::MethodNotAllowed(_))
-                && keeps_alive(&head, worker)
-                && head.body == BodyFraming::None;
+            let keep =
+                fail.is_clean() && keeps_alive(&head, worker) && head.body == BodyFraming::None;
             let limit = worker.config.limits.send_timeout;
             answer(
                 client,
@@ -280,6 +279,14 @@ fn route<'w>(client: &Client, head: RequestHead, worker: &'w Worker) -> Routed<'
     // tunnel no route gives.
     if matches!(head.method, Method::Trace | Method::Connect) {
         return Routed::Refused(Fail::MethodNotAllowed(Allowed::Proxied), refused);
+    }
+    // A Host the configuration does not list: nginx's default server would answer it, and
+    // the app would build its links from it (Host header poisoning).
+    if !worker
+        .config
+        .serves_host(head.host.map(|h| h.of(&client.input)))
+    {
+        return Routed::Refused(Fail::MisdirectedHost, refused);
     }
     let raw = head.path.of(&client.input);
     let mut path = Buf::with_capacity(raw.len().max(1));
