@@ -354,7 +354,10 @@ fn expected(
         ]
         .iter()
         .any(|d| name.eq_ignore_ascii_case(d))
-            || (!env.allow_underscores && name.contains(&b'_'))
+            // As nginx's ignore_invalid_headers: letters, digits, `-` (and `_` if allowed).
+            || !name.iter().all(|&b| {
+                b.is_ascii_alphanumeric() || b == b'-' || (b == b'_' && env.allow_underscores)
+            })
             || (!env.trusted_peer
                 && (name.eq_ignore_ascii_case(b"x-forwarded-proto")
                     || name.eq_ignore_ascii_case(b"x-forwarded-ssl")));

@@ -86,6 +86,19 @@ pub fn host_without_port(authority: &[u8]) -> &[u8] {
     }
 }
 
+/// Whether a request header's name is one ringway passes to an app. As nginx's default
+/// `ignore_invalid_headers on`: letters, digits and `-` only (a name such as `X.Foo` or
+/// `X~Foo` is a valid token, but no client needs it, and servers and middleware fold such
+/// characters into `_`, so it could pose as another header); `_` only when
+/// `allow_underscores` (`underscores_in_headers`), since `X_Foo` and `X-Foo` are both
+/// HTTP_X_FOO.
+pub(crate) fn is_forwardable_name(name: &[u8], allow_underscores: bool) -> bool {
+    !name.is_empty()
+        && name
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || (b == b'_' && allow_underscores))
+}
+
 /// Finds why httparse refused `buf`, scanning the raw lines in order; the first defect found
 /// wins. Falls back to BadSyntax.
 pub(crate) fn classify_request_error(buf: &[u8]) -> HttpError {

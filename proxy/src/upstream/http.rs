@@ -146,7 +146,7 @@ pub(crate) fn encode_request_head(
             !env.trusted_peer && SCHEME_CLAIMS.iter().any(|d| name.eq_ignore_ascii_case(d));
         if (ours && !upgrade)
             || unvouched
-            || (!env.allow_underscores && name.contains(&b'_'))
+            || !http::is_forwardable_name(name, env.allow_underscores)
             || (!upgrade && named_by_connection.contains(name))
         {
             continue;

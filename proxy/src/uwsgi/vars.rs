@@ -291,8 +291,9 @@ fn forwarded(name: &[u8], env: &RequestEnv<'_>) -> bool {
     if name.eq_ignore_ascii_case(b"proxy") {
         return false;
     }
-    // X-Foo and X_Foo would both be HTTP_X_FOO: one could spoof the other.
-    if !env.allow_underscores && name.contains(&b'_') {
+    // X-Foo and X_Foo would both be HTTP_X_FOO: one could spoof the other; and names with
+    // other characters are dropped, as nginx's `ignore_invalid_headers`.
+    if !crate::http::is_forwardable_name(name, env.allow_underscores) {
         return false;
     }
     // ringway writes these itself (identity_vars): the client's say nothing.

@@ -132,6 +132,16 @@ fn a_trusted_proxy_names_the_scheme_only_with_http_or_https() {
 }
 
 #[test]
+fn names_with_other_characters_than_letters_digits_and_dashes_are_dropped() {
+    let head = encode(
+        b"GET / HTTP/1.1\r\nHost: h\r\nX.Foo: dot\r\nX~Foo: tilde\r\nX-Foo2: ok\r\n\r\n",
+        &env(),
+    );
+    assert!(!head.contains("dot") && !head.contains("tilde"), "{head}");
+    assert!(head.contains("X-Foo2: ok\r\n"), "{head}");
+}
+
+#[test]
 fn a_tls_client_is_https() {
     let head = encode(
         b"GET / HTTP/1.1\r\nHost: h\r\n\r\n",

@@ -239,6 +239,19 @@ fn underscore_headers_dropped_unless_allowed() {
 }
 
 #[test]
+fn names_with_other_characters_are_dropped_as_nginx_ignores_them() {
+    let buf = b"GET / HTTP/1.1\r\nHost: a\r\nX.Foo: dot\r\nX~Foo: tilde\r\nX-Foo2: ok\r\n\r\n";
+    for allow_underscores in [false, true] {
+        let env = RequestEnv {
+            allow_underscores,
+            ..env()
+        };
+        let vars = vars_of(&encode(buf, &env, None, 4096).unwrap());
+        assert_eq!(http_keys(&vars), ["HTTP_HOST", "HTTP_X_FOO2"]);
+    }
+}
+
+#[test]
 fn forwarded_scheme_only_from_trusted_peers() {
     let buf = b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-Proto: https\r\nx-forwarded-ssl: on\r\n\
 X-Forwarded-For: 1.2.3.4\r\n\r\n";
