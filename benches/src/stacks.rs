@@ -467,12 +467,15 @@ upstream = \"app\"
     )
 }
 
-/// ringway's command line common to its stacks: listen, workers, metrics, body size.
+/// ringway's command line common to its stacks: listen, workers, metrics, body size, and
+/// keep-alive requests raised as nginx's are (a busy keep-alive connection is not closed
+/// every 1000 requests).
 fn ringway_command(tools: &Tools, log: &Path) -> Result<Command> {
     let mut cmd = Command::new(&tools.ringway);
     cmd.args(["--listen", "127.0.0.1:0"])
         .arg("--workers")
         .arg(tools.ringway_workers.to_string())
+        .args(["--keepalive-requests", "1000000"])
         .args([
             "--metrics",
             if tools.ringway_probes {
@@ -671,8 +674,8 @@ impl NginxUpstream<'_> {
 
 /// nginx as in production, with the tuned buffers of docs/ARCHITECTURE.md: worker_processes auto, access_log
 /// off, the stock uwsgi_params (or, to an HTTP upstream, the `proxy_pass` lines of
-/// [`NginxUpstream::Http`]). keepalive_requests is raised so that nginx, like ringway,
-/// does not close a busy keep-alive connection every 1000 requests. Its temp paths (bodies
+/// [`NginxUpstream::Http`]). keepalive_requests is raised, for both proxies, so that neither
+/// closes a busy keep-alive connection every 1000 requests (their default). Its temp paths (bodies
 /// and answers beyond the buffers) are under `dir`.
 ///
 /// With `static_dir`, nginx also serves that directory on [`STATIC_ROUTE`] (`alias`), tuned

@@ -312,7 +312,7 @@ impl Conn {
         };
         // Boxed: the request's state (body, packet, relay pumps) lives only while a
         // request does, so a connection's task stays small.
-        let served = exchange::serve(&mut self.client, head, &self.worker, started);
+        let served = exchange::serve(&mut self.client, head, &self.worker, started, self.requests);
         let outcome = Box::pin(served).await;
         self.record(&outcome, started);
         match outcome.next {
@@ -468,8 +468,13 @@ mod tests {
                 let Ok(crate::http::Status::Complete(head)) = parsed else {
                     panic!("{parsed:?}")
                 };
-                let request =
-                    crate::exchange::serve(&mut client, head, &worker, std::time::Instant::now());
+                let request = crate::exchange::serve(
+                    &mut client,
+                    head,
+                    &worker,
+                    std::time::Instant::now(),
+                    0,
+                );
                 let size = std::mem::size_of_val(&request);
                 // Measured 2472 bytes (3856 before the rare paths were boxed), 2672 with the
                 // upstream slot, the real client IP and the inline request ID, 2784 with the

@@ -727,3 +727,23 @@ fn close_with_unread_input_still_delivers_the_whole_response() {
         "the whole body, then a clean close"
     );
 }
+
+#[test]
+fn a_connection_carries_keepalive_requests_then_closes() {
+    // nginx's keepalive_requests: the last request's answer says close, and the connection
+    // ends (a client cannot hold its place behind a balancer for ever). Default 1000.
+    let uwsgi = Uwsgi::start(App::Raw);
+    let ringway = Ringway::with(&uwsgi)
+        .arg("--keepalive-requests", "3")
+        .start();
+    let mut conn = Conn::open(ringway.addr());
+    for n in 1..=3 {
+        let r = send(&mut conn, &Req::get("/"));
+        assert_eq!(r.status, 200, "request {n}: {r:?}");
+        assert_eq!(r.says_close(), n == 3, "request {n}: {r:?}");
+    }
+    assert!(
+        conn.closed_within(Duration::from_secs(3)),
+        "closed after the third answer"
+    );
+}

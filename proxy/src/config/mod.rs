@@ -52,6 +52,8 @@ pub struct Config {
     pub client_header_timeout: Duration,
     /// Idle keep-alive timeout.
     pub keepalive_timeout: Duration,
+    /// Requests one client connection may carry (at least 1).
+    pub keepalive_requests: u64,
     /// Drain deadline on shutdown.
     pub shutdown_timeout: Duration,
     /// Memory budget and temp files, process-wide.

@@ -72,6 +72,11 @@ pub struct Settings {
     #[arg(long, value_name = "DURATION")]
     pub keepalive_timeout: Option<Dur>,
 
+    /// Requests one client connection may carry; the last one's answer says `Connection:
+    /// close` (nginx's `keepalive_requests`) [default: 1000].
+    #[arg(long, value_name = "N")]
+    pub keepalive_requests: Option<u64>,
+
     /// On SIGTERM, SIGINT or SIGQUIT, how long in-flight requests may take to finish
     /// [default: 10s].
     #[arg(long, value_name = "DURATION")]

@@ -1109,6 +1109,19 @@ fn durations_and_sizes_take_numbers_and_say_what_is_wrong_with_them() {
 }
 
 #[test]
+fn keepalive_requests_defaults_to_nginxs_1000_and_is_at_least_1() {
+    let config = load("upstream = [\"unix:/a\"]\n", &[]).unwrap();
+    assert_eq!(config.keepalive_requests, 1000);
+    let config = load("keepalive_requests = 5\nupstream = [\"unix:/a\"]\n", &[]).unwrap();
+    assert_eq!(config.keepalive_requests, 5);
+    assert_refused(
+        "keepalive_requests = 0\nupstream = [\"unix:/a\"]\n",
+        "keepalive_requests",
+        "at least 1",
+    );
+}
+
+#[test]
 fn hosts_are_read_from_the_file_and_the_flags_and_checked() {
     let config = load(
         "hosts = [\"app.example.com\", \"*.example.org\"]\nupstream = [\"unix:/a\"]\n",

@@ -100,6 +100,16 @@ impl Resolved {
                 &|key, message| self.invalid(key, message),
             )?,
             keepalive_timeout: dur(s.keepalive_timeout, 75),
+            keepalive_requests: match s.keepalive_requests {
+                None => 1000,
+                Some(0) => {
+                    return Err(self.invalid(
+                        "keepalive_requests",
+                        "must be at least 1 (keepalive_timeout = 0 turns keep-alive off)",
+                    ));
+                }
+                Some(n) => n,
+            },
             shutdown_timeout: dur(s.shutdown_timeout, 10),
             buffering: Buffering {
                 max_buffer_memory,

@@ -163,10 +163,12 @@ pub(crate) async fn serve(
     head: RequestHead,
     worker: &Worker,
     started: Instant,
+    served: u64,
 ) -> Outcome {
     let mut rest = client.take_rest(head.head_len);
     client.response_starts();
-    let routed = route(client, head, worker);
+    let keep = keeps_alive(&head, worker, served);
+    let routed = route(client, head, worker, keep);
     let redirect_to = redirects_to_https(client, worker, &routed);
     let head_only = head.method == Method::Head;
     // Matched by reference: moving the request out would give it a second slot in this
@@ -175,7 +177,6 @@ pub(crate) async fn serve(
         (routed, Some(tls_port)) => {
             let id = routed.request_id();
             let limit = worker.config.limits.send_timeout;
-            let keep = keeps_alive(&head, worker);
             redirect::to_https(client, &head, tls_port, keep, id, limit).await
         }
         (Routed::To(req, index, route), None) => {
@@ -185,8 +186,7 @@ pub(crate) async fn serve(
         }
         (Routed::Refused(fail, refused), None) => {
             let fail = *fail;
-            let keep =
-                fail.is_clean() && keeps_alive(&head, worker) && head.body == BodyFraming::None;
+            let keep = fail.is_clean() && keep && head.body == BodyFraming::None;
             let limit = worker.config.limits.send_timeout;
             answer(
                 client,
@@ -263,7 +263,7 @@ pub(crate) struct Identity {
 
 /// Says who the request is from and what it is called (crate::identity), normalises the
 /// path and finds the route serving it.
-fn route<'w>(client: &Client, head: RequestHead, worker: &'w Worker) -> Routed<'w> {
+fn route<'w>(client: &Client, head: RequestHead, worker: &'w Worker, keep: bool) -> Routed<'w> {
     let (client_ip, request_id) = identify(
         &client.input,
         &client.headers,
@@ -296,7 +296,7 @@ fn route<'w>(client: &Client, head: RequestHead, worker: &'w Worker) -> Routed<'
     let req = Request {
         head,
         path,
-        keep_alive: keeps_alive(&head, worker),
+        keep_alive: keep,
         client_ip,
         request_id,
         upstream: Cell::new(None),
@@ -391,12 +391,18 @@ async fn dispatch(
     }
 }
 
-/// Whether the connection may serve another request after this one: the client allows it,
-/// the server is not stopping, and keep-alive is on. `keepalive_timeout = 0` turns it off,
-/// as nginx's `keepalive_timeout 0`: every answer says `Connection: close` rather than
+/// Whether the connection may serve another request after this one (`served` came before
+/// it): the client allows it, the server is not stopping, keep-alive is on, and the
+/// connection has not carried `keepalive_requests` (nginx's, 1000: a client cannot hold one
+/// connection, and its place behind a balancer, for ever). `keepalive_timeout = 0` turns it
+/// off, as nginx's `keepalive_timeout 0`: every answer says `Connection: close` rather than
 /// promising what the idle check would take back at once.
-fn keeps_alive(head: &RequestHead, worker: &Worker) -> bool {
-    head.keep_alive && !worker.is_stopping() && !worker.config.keepalive_timeout.is_zero()
+fn keeps_alive(head: &RequestHead, worker: &Worker, served: u64) -> bool {
+    let config = &worker.config;
+    head.keep_alive
+        && !worker.is_stopping()
+        && !config.keepalive_timeout.is_zero()
+        && served.saturating_add(1) < config.keepalive_requests
 }
 
 /// The part of a normalised path under a static route's root: what follows the route's
