@@ -261,8 +261,9 @@ pub(crate) struct Identity {
     pub(crate) request_id: RequestId,
 }
 
-/// Says who the request is from and what it is called (crate::identity), normalises the
-/// path and finds the route serving it.
+/// Says who the request is from and what it is called (crate::identity), refuses what no
+/// route serves (TRACE and CONNECT, a Host not in `hosts`), normalises the path and finds
+/// the route serving it. `keep`: the connection may serve another request after this one.
 fn route<'w>(client: &Client, head: RequestHead, worker: &'w Worker, keep: bool) -> Routed<'w> {
     let (client_ip, request_id) = identify(
         &client.input,
