@@ -747,3 +747,17 @@ fn a_connection_carries_keepalive_requests_then_closes() {
         "closed after the third answer"
     );
 }
+
+#[test]
+fn an_upload_over_the_limit_is_read_to_its_end_and_its_413_arrives() {
+    // nginx's lingering close: the refused body is read and dropped while the client sends
+    // it (up to 30 s), so the client reads the 413 instead of a reset over unread bytes.
+    let uwsgi = Uwsgi::start(App::Raw);
+    let ringway = Ringway::with(&uwsgi).arg("--max-body-size", "1m").start();
+    let mut conn = Conn::open(ringway.addr());
+    // Sent whole before reading, as a browser's form upload is.
+    let r = send(&mut conn, &Req::post("/echo", &pattern(8 * 1024 * 1024)));
+    assert_eq!(r.status, 413, "{r:?}");
+    assert!(r.says_close(), "{r:?}");
+    assert!(conn.closed_within(Duration::from_secs(5)), "then the close");
+}

@@ -8,11 +8,17 @@ use super::Client;
 use crate::buffer::Buf;
 use crate::io::{Stream, read_some};
 
-/// After an error answer, how long unread request bytes are drained before closing, so the
-/// kernel does not reset the connection (and destroy the answer) over unread data.
-const LINGER: Duration = Duration::from_secs(2);
+/// After an error answer, how long unread request bytes are drained at most before closing,
+/// so the kernel does not reset the connection (and destroy the answer) over unread data:
+/// nginx's `lingering_time`. A browser still uploading a body refused with 413 finishes
+/// sending, and then reads the 413 rather than a reset.
+const LINGER: Duration = Duration::from_secs(30);
+/// How long a lingering connection may send nothing before it is closed (nginx's
+/// `lingering_timeout` is 5 s; 2 s here, as a client that has stopped sending has read its
+/// answer or never will).
+const LINGER_IDLE: Duration = Duration::from_secs(2);
 /// Most bytes drained while lingering.
-const LINGER_BYTES: usize = 1024 * 1024;
+const LINGER_BYTES: usize = 64 * 1024 * 1024;
 /// Read size while draining.
 const LINGER_READ: usize = 8 * 1024;
 
@@ -73,9 +79,9 @@ impl Client {
     }
 }
 
-/// Half-closes `stream`, then reads and discards what the peer still sends (bounded in time
-/// and bytes) into `buf`, then closes: an answer just written is not lost to a reset over
-/// unread bytes.
+/// Half-closes `stream`, then reads and discards what the peer still sends (bounded in time,
+/// in silence and in bytes) into `buf`, then closes: an answer just written is not lost to
+/// a reset over unread bytes.
 pub(crate) async fn linger<S: Stream>(stream: &S, mut buf: Buf) {
     Stream::shutdown(stream, Shutdown::Write);
     let deadline = Instant::now() + LINGER;
@@ -86,7 +92,7 @@ pub(crate) async fn linger<S: Stream>(stream: &S, mut buf: Buf) {
     while drained < LINGER_BYTES {
         buf.clear();
         let left = deadline.saturating_duration_since(Instant::now());
-        match read_some(stream, buf, LINGER_READ, left).await {
+        match read_some(stream, buf, LINGER_READ, left.min(LINGER_IDLE)).await {
             Ok((n, b)) if n > 0 => {
                 drained += n;
                 buf = b;
