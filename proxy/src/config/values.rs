@@ -488,6 +488,7 @@ impl HostName {
     pub fn matches(&self, host: &[u8]) -> bool {
         let host = crate::http::host_without_port(host);
         let host = host.strip_suffix(b".").unwrap_or(host);
+        // `host` ends with `suffix` (ASCII, any case) and has more before it.
         let under = |suffix: &str| {
             host.len() > suffix.len()
                 && host[host.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
@@ -496,7 +497,8 @@ impl HostName {
             HostName::Exact(name) => host.eq_ignore_ascii_case(name.as_bytes()),
             HostName::Under(suffix) => under(suffix),
             HostName::AndUnder(name) => {
-                host.eq_ignore_ascii_case(name.as_bytes()) || under(&format!(".{name}"))
+                host.eq_ignore_ascii_case(name.as_bytes())
+                    || (under(name) && host[host.len() - name.len() - 1] == b'.')
             }
         }
     }
