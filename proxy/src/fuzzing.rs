@@ -19,9 +19,10 @@ use crate::config::{Config, Limits, is_normal_path};
 use crate::exchange::rel_path;
 pub use crate::routes::Found;
 use crate::routes::{Action, Route, RouteTable};
+/// A static file request's conditional and range header values, and the answer they get.
+pub use crate::static_files::{Conditions as FileConditions, Decision as FileAnswer};
 use crate::static_files::{
-    Conditions, Decision, FileMeta, Opened, Root, StaticRoute, Validators, has_dot_segment,
-    index_rel,
+    FileMeta, Opened, Root, StaticRoute, Validators, has_dot_segment, index_rel,
 };
 use crate::uwsgi::normalize_path;
 
@@ -217,64 +218,13 @@ fn open(files: &StaticRoute, rel: &[u8]) -> Result<Opened, FileLookup> {
     Ok(files.root.open_beneath(rel))
 }
 
-/// A static file request's conditional and range header values, for [`file_answer`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct FileConditions<'a> {
-    /// If-Match.
-    pub if_match: Option<&'a [u8]>,
-    /// If-None-Match.
-    pub if_none_match: Option<&'a [u8]>,
-    /// If-Modified-Since.
-    pub if_modified_since: Option<&'a [u8]>,
-    /// If-Unmodified-Since.
-    pub if_unmodified_since: Option<&'a [u8]>,
-    /// Range.
-    pub range: Option<&'a [u8]>,
-    /// If-Range.
-    pub if_range: Option<&'a [u8]>,
-}
-
-/// What a static route answers, as [`file_answer`] decides it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FileAnswer {
-    /// 200 with the whole file.
-    Full,
-    /// 206 with bytes `start..=end`.
-    Partial {
-        /// First byte.
-        start: u64,
-        /// Last byte (inclusive).
-        end: u64,
-    },
-    /// 304.
-    NotModified,
-    /// 412.
-    PreconditionFailed,
-    /// 416.
-    Unsatisfiable,
-}
-
 /// The answer to a GET for a file of `size` bytes last modified at `mtime`, given the
 /// request's conditionals and Range, with the validators the daemon makes for that file.
 /// Returns the answer and the file's ETag (quotes included).
 pub fn file_answer(c: &FileConditions<'_>, size: u64, mtime: u64) -> (FileAnswer, Vec<u8>) {
     let meta = FileMeta { size, mtime };
     let validators = Validators::of(&meta);
-    let conditions = Conditions {
-        if_match: c.if_match,
-        if_none_match: c.if_none_match,
-        if_modified_since: c.if_modified_since,
-        if_unmodified_since: c.if_unmodified_since,
-        range: c.range,
-        if_range: c.if_range,
-    };
-    let answer = match crate::static_files::decide(&conditions, &meta, validators.etag()) {
-        Decision::Full => FileAnswer::Full,
-        Decision::Partial { start, end } => FileAnswer::Partial { start, end },
-        Decision::NotModified => FileAnswer::NotModified,
-        Decision::PreconditionFailed => FileAnswer::PreconditionFailed,
-        Decision::Unsatisfiable => FileAnswer::Unsatisfiable,
-    };
+    let answer = crate::static_files::decide(c, &meta, validators.etag());
     (answer, validators.etag().to_vec())
 }
 

@@ -73,24 +73,24 @@ impl Validators {
 /// The request's conditional and range header values (each the first such header; list
 /// headers repeated are rare enough, and a repeated one only ever makes a match likelier).
 #[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Conditions<'a> {
+pub struct Conditions<'a> {
     /// If-Match.
-    pub(crate) if_match: Option<&'a [u8]>,
+    pub if_match: Option<&'a [u8]>,
     /// If-None-Match.
-    pub(crate) if_none_match: Option<&'a [u8]>,
+    pub if_none_match: Option<&'a [u8]>,
     /// If-Modified-Since.
-    pub(crate) if_modified_since: Option<&'a [u8]>,
+    pub if_modified_since: Option<&'a [u8]>,
     /// If-Unmodified-Since.
-    pub(crate) if_unmodified_since: Option<&'a [u8]>,
+    pub if_unmodified_since: Option<&'a [u8]>,
     /// Range.
-    pub(crate) range: Option<&'a [u8]>,
+    pub range: Option<&'a [u8]>,
     /// If-Range.
-    pub(crate) if_range: Option<&'a [u8]>,
+    pub if_range: Option<&'a [u8]>,
 }
 
 /// The answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Decision {
+pub enum Decision {
     /// 200 with the whole file.
     Full,
     /// 206 with bytes `start..=end`.

@@ -15,7 +15,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub(crate) use cache::{CachedFile, FileCache, Lookup};
-pub(crate) use decision::{Conditions, Decision, FileMeta, Validators, decide};
+pub use decision::{Conditions, Decision};
+pub(crate) use decision::{FileMeta, Validators, decide};
 pub(crate) use head::{Extra, FileHead, accepts, content_type, write_file_head};
 pub(crate) use open::{Opened, Root, has_dot_segment, index_rel};
 
