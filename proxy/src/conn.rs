@@ -43,9 +43,9 @@ const REFUSED_HEAD_TIMEOUT: Duration = Duration::from_secs(2);
 pub(crate) fn serve(
     stream: TcpStream,
     peer: SocketAddr,
+    local: SocketAddr,
     worker: Rc<Worker>,
 ) -> impl Future<Output = ()> {
-    let local = worker.local;
     let admission = worker.limits.admit(peer);
     run(
         ClientStream::Plain(stream),
@@ -61,11 +61,15 @@ pub(crate) fn serve(
 /// Serves one accepted plain connection that starts with a PROXY protocol header
 /// (`proxy_protocol`): the header names the client, then the connection goes on as any.
 /// The connection limits count the client the header names, not the load balancer.
-pub(crate) async fn serve_proxied(stream: TcpStream, peer: SocketAddr, worker: Rc<Worker>) {
+pub(crate) async fn serve_proxied(
+    stream: TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+    worker: Rc<Worker>,
+) {
     let Some(Proxied { source, rest }) = proxy_header(&stream, peer, &worker).await else {
         return;
     };
-    let local = worker.local;
     let admission = worker.limits.admit(source);
     run(
         ClientStream::Plain(stream),
@@ -93,12 +97,13 @@ async fn proxy_header(stream: &TcpStream, peer: SocketAddr, worker: &Worker) -> 
 }
 
 /// Serves one connection accepted on the TLS listener: its handshake, then its requests.
-pub(crate) async fn serve_tls(stream: TcpStream, peer: SocketAddr, worker: Rc<Worker>) {
-    let (Some(tls), Some(acceptor), Some(local)) = (
-        worker.config.tls.as_ref(),
-        worker.acceptor.as_ref(),
-        worker.tls_local,
-    ) else {
+pub(crate) async fn serve_tls(
+    stream: TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+    worker: Rc<Worker>,
+) {
+    let (Some(tls), Some(acceptor)) = (worker.config.tls.as_ref(), worker.acceptor.as_ref()) else {
         return;
     };
     // A load balancer in TCP mode sends the PROXY header before the ClientHello.
@@ -409,7 +414,7 @@ mod tests {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             let local = listener.local_addr().unwrap();
             let client = std::net::TcpStream::connect(local).unwrap();
-            let worker = crate::server::test_worker(config, local);
+            let worker = crate::server::test_worker(config);
             measure(tokio_uring::net::TcpStream::from_std(client), local, worker);
         });
     }
@@ -422,7 +427,7 @@ mod tests {
         in_a_worker(
             &["ringway", "--upstream", "unix:/none"],
             |stream, local, worker| {
-                let task = super::serve(stream, local, worker);
+                let task = super::serve(stream, local, local, worker);
                 let size = std::mem::size_of_val(&task);
                 // Measured 1136 bytes before the pipeline was reshaped, up to 1480 with TLS, the
                 // connection limits, the access log and the drain's grace; 1224 once the
@@ -438,7 +443,7 @@ mod tests {
     fn a_proxied_connection_task_is_small() {
         let args = ["ringway", "--upstream", "unix:/none", "--proxy-protocol"];
         in_a_worker(&args, |stream, local, worker| {
-            let task = super::serve_proxied(stream, local, worker);
+            let task = super::serve_proxied(stream, local, local, worker);
             let size = std::mem::size_of_val(&task);
             // Measured 1504 bytes (a direct connection's: 1432), 1528 with the access log (a
             // direct connection's: 1456), 1552 with the drain's grace for idle connections (a

@@ -1,5 +1,6 @@
 //! The `ringway` daemon: read the configuration, start the server, serve until a stop signal.
 
+use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -76,9 +77,14 @@ fn run(settings: Settings) -> anyhow::Result<()> {
     let reloader = server.reloader();
 
     // TLS connections are measured like plain ones.
-    let ports: Vec<u16> = std::iter::once(server.local_addr().port())
-        .chain(server.tls_addr().map(|a| a.port()))
+    let mut ports: Vec<u16> = server
+        .local_addrs()
+        .iter()
+        .chain(server.tls_addrs())
+        .map(SocketAddr::port)
         .collect();
+    ports.sort_unstable();
+    ports.dedup();
     if ebpf && metrics_listen != MetricsListen::Off {
         // Loading takes a few hundred milliseconds (BTF, verifier): do it aside, so that
         // this thread is waiting for signals as soon as "listening" is logged.
@@ -127,15 +133,16 @@ fn run(settings: Settings) -> anyhow::Result<()> {
     }
     // Last of the start: "listening" tells an operator (and a binary upgrade's script)
     // that this process is up, so nothing may fail after it.
-    if let Some(tls) = server.tls_addr() {
+    for tls in server.tls_addrs() {
         tracing::info!("listening on https://{tls}");
     }
-    tracing::info!(
-        workers,
-        upstreams = upstreams.join(" "),
-        "listening on http://{}",
-        server.local_addr()
-    );
+    for local in server.local_addrs() {
+        tracing::info!(
+            workers,
+            upstreams = upstreams.join(" "),
+            "listening on http://{local}"
+        );
+    }
 
     let access_log = server.access_log_reopener();
     let stopped_by = server.run_until(|wait| match signals.wait(wait)? {

@@ -83,7 +83,7 @@ fn keep_process_settings(new: &mut Config, old: &Config) -> Vec<&'static str> {
     let mut kept = Vec::new();
     if new.listen != old.listen {
         kept.push("listen");
-        new.listen = old.listen;
+        new.listen.clone_from(&old.listen);
     }
     if new.workers != old.workers {
         kept.push("workers");
@@ -111,7 +111,7 @@ fn keep_process_settings(new: &mut Config, old: &Config) -> Vec<&'static str> {
     match (&mut new.tls, &old.tls) {
         (Some(new_tls), Some(old_tls)) if new_tls.listen != old_tls.listen => {
             kept.push("tls.listen");
-            new_tls.listen = old_tls.listen;
+            new_tls.listen.clone_from(&old_tls.listen);
         }
         (Some(_), Some(_)) | (None, None) => {}
         (tls, old_tls) => {

@@ -27,6 +27,7 @@ use crate::config::Config;
 use crate::conn::IdleConns;
 use crate::generation::{self, Generation};
 use crate::identity::IdSource;
+use crate::listener::{self, Bound, Scheme};
 use crate::metrics::{
     ConfigSource, ConfigView, HealthSource, LimitSource, ProbeHandle, Readiness, RouteNames,
     WorkerStats,
@@ -36,7 +37,7 @@ use crate::static_files::FileCache;
 use crate::tls::Acceptor;
 use crate::upstream::Upstreams;
 use crate::worker::Worker;
-use crate::{conn, fail, listener, memory, ratelimit, uring_error};
+use crate::{conn, fail, memory, ratelimit, uring_error};
 
 /// io_uring submission queue size per worker: big enough to batch a burst of ops per
 /// syscall; it does not cap the ops in flight.
@@ -57,8 +58,9 @@ pub struct Server {
     stats: Vec<Arc<WorkerStats>>,
     probes: ProbeHandle,
     stop: watch::Sender<bool>,
-    local: SocketAddr,
-    tls_local: Option<SocketAddr>,
+    /// The addresses the workers accept plain HTTP on, and TLS.
+    locals: Vec<SocketAddr>,
+    tls_locals: Vec<SocketAddr>,
     /// The configuration in use; a reload sends the next one to every worker.
     generations: Arc<watch::Sender<Arc<Generation>>>,
     /// The routes' metric ids, across reloads.
@@ -81,24 +83,18 @@ impl Server {
     pub fn start(config: Config) -> anyhow::Result<Server> {
         prepare_dir(&config.buffering.temp_dir).context("temp_dir")?;
         memory::keep_freed_memory_until_quiet();
-        let listeners = listener::bind_all(config.listen, config.workers)
-            .with_context(|| format!("binding {}", config.listen))?;
-        let local = listeners[0].local_addr()?;
+        // Each worker's listeners: one on every address.
+        let mut listeners: Vec<Vec<Bound>> = (0..config.workers).map(|_| Vec::new()).collect();
+        let locals = listener::bind_for_workers(&config.listen, Scheme::Plain, &mut listeners)?;
         let route_names = RouteNames::default();
         let first = Arc::new(Generation::first(config, &route_names)?);
         let config = &first.config;
-        let mut tls_listeners = match &config.tls {
-            Some(tls) => listener::bind_all(tls.listen, config.workers)
-                .with_context(|| format!("binding {} for TLS", tls.listen))?
-                .into_iter()
-                .map(Some)
-                .collect(),
+        let tls_locals = match &config.tls {
+            Some(tls) => listener::bind_for_workers(&tls.listen, Scheme::Tls, &mut listeners)?,
             None => Vec::new(),
         };
-        let tls_local = match tls_listeners.first() {
-            Some(Some(l)) => Some(l.local_addr()?),
-            _ => None,
-        };
+        // Plain requests redirected to HTTPS go to the first TLS address's port.
+        let tls_port = tls_locals.first().map(SocketAddr::port);
         let (access_log, mut worker_logs) = match &config.access_log {
             Some(log) => {
                 let (log, workers) = AccessLog::start(log, listeners.len())?;
@@ -116,8 +112,8 @@ impl Server {
         let closing = Arc::new(AtomicBool::new(false));
         let listening = listeners
             .iter()
-            .chain(tls_listeners.iter().flatten())
-            .map(|l| l.as_fd().try_clone_to_owned())
+            .flatten()
+            .map(|l| l.socket.as_fd().try_clone_to_owned())
             .collect::<std::io::Result<Vec<_>>>()
             .context("duplicating the listening sockets")?;
         let (ready_tx, ready_rx) = mpsc::channel();
@@ -129,13 +125,9 @@ impl Server {
             .map(|_| IdSource::from_os())
             .collect::<anyhow::Result<Vec<_>>>()?;
         let mut threads = Vec::with_capacity(listeners.len());
-        for ((index, std_listener), request_ids) in
-            listeners.into_iter().enumerate().zip(id_sources)
-        {
-            let tls_listener = tls_listeners.get_mut(index).and_then(Option::take);
+        for ((index, bound), request_ids) in listeners.into_iter().enumerate().zip(id_sources) {
             let worker = ThreadParts {
-                local,
-                tls_local,
+                tls_port,
                 stop: stop_rx.clone(),
                 closing: Arc::clone(&closing),
                 stats: Arc::clone(&stats[index]),
@@ -149,7 +141,7 @@ impl Server {
             let cpu = cpus.as_ref().and_then(|cpus| cpus.get(index).copied());
             let thread = std::thread::Builder::new()
                 .name(format!("ringway-w{index}"))
-                .spawn(move || run_worker(std_listener, tls_listener, worker, cpu, ready))
+                .spawn(move || run_worker(bound, worker, cpu, ready))
                 .context("spawning a worker thread")?;
             threads.push(thread);
         }
@@ -160,8 +152,8 @@ impl Server {
             stats,
             probes,
             stop,
-            local,
-            tls_local,
+            locals,
+            tls_locals,
             generations: Arc::new(generations),
             route_names,
             listening,
@@ -223,14 +215,15 @@ impl Server {
         Reloader::new(Arc::clone(&self.generations), self.route_names.clone())
     }
 
-    /// The address the workers accept on (the real port when 0 was asked for).
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local
+    /// The addresses the workers accept plain HTTP on (the real ports when 0 was asked
+    /// for), in the configuration's order.
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.locals
     }
 
-    /// The address the workers accept TLS on, if TLS is on.
-    pub fn tls_addr(&self) -> Option<SocketAddr> {
-        self.tls_local
+    /// The addresses the workers accept TLS on (none when TLS is off).
+    pub fn tls_addrs(&self) -> &[SocketAddr] {
+        &self.tls_locals
     }
 
     /// The TLS configuration in use (certificates), if TLS is on.
@@ -336,8 +329,7 @@ impl Server {
 /// What a worker thread is started with (all `Send`); it builds its [`Worker`]s from them
 /// and each configuration generation.
 struct ThreadParts {
-    local: SocketAddr,
-    tls_local: Option<SocketAddr>,
+    tls_port: Option<u16>,
     stop: watch::Receiver<bool>,
     closing: Arc<AtomicBool>,
     stats: Arc<WorkerStats>,
@@ -350,8 +342,7 @@ struct ThreadParts {
 
 /// What stays with a worker thread whatever the configuration generation.
 struct ThreadState {
-    local: SocketAddr,
-    tls_local: Option<SocketAddr>,
+    tls_port: Option<u16>,
     stop: watch::Receiver<bool>,
     closing: Arc<AtomicBool>,
     stats: Arc<WorkerStats>,
@@ -369,8 +360,7 @@ impl ThreadParts {
         let tracker = TaskTracker::new();
         let idle = Rc::new(IdleConns::new(tracker.clone())?);
         let state = ThreadState {
-            local: self.local,
-            tls_local: self.tls_local,
+            tls_port: self.tls_port,
             stop: self.stop,
             closing: self.closing,
             stats: self.stats,
@@ -404,8 +394,7 @@ impl ThreadState {
                 .collect(),
             hsts: hsts.map(Rc::from),
             config: Arc::clone(config),
-            local: self.local,
-            tls_local: self.tls_local,
+            tls_port: self.tls_port,
             acceptor: generation.acceptor.clone(),
             stop: self.stop.clone(),
             stats: Arc::clone(&self.stats),
@@ -423,8 +412,7 @@ impl ThreadState {
 }
 
 fn run_worker(
-    std_listener: std::net::TcpListener,
-    tls_listener: Option<std::net::TcpListener>,
+    listeners: Vec<Bound>,
     parts: ThreadParts,
     cpu: Option<usize>,
     ready: mpsc::Sender<Result<(), String>>,
@@ -452,13 +440,7 @@ fn run_worker(
     let first = Arc::clone(&generations.borrow());
     generation::install(Rc::new(state.worker(&first)));
     drop(first);
-    runtime.block_on(serve(
-        std_listener,
-        tls_listener,
-        Rc::new(state),
-        generations,
-        ready,
-    ));
+    runtime.block_on(serve(listeners, Rc::new(state), generations, ready));
     // What the runtime and the connections free from here on goes straight back to glibc.
     crate::alloc::stop_keeping_blocks_on_this_thread();
 }
@@ -497,22 +479,22 @@ async fn sweep_idle_upstreams() {
 /// How often a worker looks for kept upstream connections to sweep when it keeps none.
 const IDLE_SWEEP_CHECK: Duration = Duration::from_secs(1);
 
-/// One worker's accept loops (plain, and TLS when on), then its drain.
+/// One worker's accept loops (one per listening address), then its drain.
 async fn serve(
-    std_listener: std::net::TcpListener,
-    tls_listener: Option<std::net::TcpListener>,
+    listeners: Vec<Bound>,
     state: Rc<ThreadState>,
     generations: watch::Receiver<Arc<Generation>>,
     ready: mpsc::Sender<Result<(), String>>,
 ) {
     let tracker = state.tracker.clone();
     tracker.spawn_local(Rc::clone(&state.idle).watch(state.stop.clone()));
-    let tls_loop = tls_listener.map(|listener| {
-        let (closing, tracker) = (Arc::clone(&state.closing), tracker.clone());
-        tokio_uring::spawn(async move {
-            accept_loop(listener, &closing, &tracker, Listener::Tls).await;
+    let accept_loops: Vec<_> = listeners
+        .into_iter()
+        .map(|bound| {
+            let (closing, tracker) = (Arc::clone(&state.closing), tracker.clone());
+            tokio_uring::spawn(async move { accept_loop(bound, &closing, &tracker).await })
         })
-    });
+        .collect();
     tokio_uring::spawn(follow_generations(Rc::clone(&state), generations));
     // A quiet worker gives its pooled buffers back (the main thread then returns the pages).
     let stats = Arc::clone(&state.stats);
@@ -536,9 +518,8 @@ async fn serve(
     tokio_uring::spawn(sweep_idle_upstreams());
     let _ = ready.send(Ok(()));
 
-    accept_loop(std_listener, &state.closing, &tracker, Listener::Plain).await;
-    if let Some(tls_loop) = tls_loop {
-        let _ = tls_loop.await;
+    for accept_loop in accept_loops {
+        let _ = accept_loop.await;
     }
     tracker.close();
     // The drain is bounded by the configuration in use when it started.
@@ -557,27 +538,18 @@ async fn serve(
     // Returning drops the runtime, which cancels whatever ops are left.
 }
 
-/// Which listener an accept loop serves.
-#[derive(Clone, Copy)]
-enum Listener {
-    /// Plain HTTP (after a PROXY header, with `proxy_protocol`).
-    Plain,
-    /// TLS.
-    Tls,
-}
-
-/// Accepts on `std_listener` until the server stops, serving each connection with the
+/// Accepts on `bound` until the server stops, serving each connection with the
 /// configuration generation current when it was accepted. An accept op cannot be dropped
 /// safely (tokio-uring #129), so stopping shuts the listening socket down instead
 /// ([`Server::shut_down`], after setting `closing`): the pending accept then fails and the
 /// loop ends.
-async fn accept_loop(
-    std_listener: std::net::TcpListener,
-    closing: &AtomicBool,
-    tracker: &TaskTracker,
-    kind: Listener,
-) {
-    let listener = TcpListener::from_std(std_listener);
+async fn accept_loop(bound: Bound, closing: &AtomicBool, tracker: &TaskTracker) {
+    let Bound {
+        socket,
+        local,
+        scheme,
+    } = bound;
+    let listener = TcpListener::from_std(socket);
     let mut last_warning = None;
     loop {
         match listener.accept().await {
@@ -586,14 +558,16 @@ async fn accept_loop(
                 let Some(worker) = generation::current() else {
                     break;
                 };
-                match kind {
-                    Listener::Tls => tracker.spawn_local(conn::serve_tls(stream, peer, worker)),
+                match scheme {
+                    Scheme::Tls => {
+                        tracker.spawn_local(conn::serve_tls(stream, peer, local, worker))
+                    }
                     // Chosen per connection: a plain connection without the PROXY protocol
                     // pays nothing for it.
-                    Listener::Plain if worker.config.proxy_protocol => {
-                        tracker.spawn_local(conn::serve_proxied(stream, peer, worker))
+                    Scheme::Plain if worker.config.proxy_protocol => {
+                        tracker.spawn_local(conn::serve_proxied(stream, peer, local, worker))
                     }
-                    Listener::Plain => tracker.spawn_local(conn::serve(stream, peer, worker)),
+                    Scheme::Plain => tracker.spawn_local(conn::serve(stream, peer, local, worker)),
                 };
             }
             Err(_) if closing.load(Ordering::Acquire) => break,
@@ -641,14 +615,13 @@ fn pin_to_cpu(cpu: usize) {
 
 /// A worker for unit tests of the driver, outside any server.
 #[cfg(test)]
-pub(crate) fn test_worker(config: Config, local: SocketAddr) -> Rc<Worker> {
+pub(crate) fn test_worker(config: Config) -> Rc<Worker> {
     let (_stop, stop) = watch::channel(false);
     let budget = Arc::new(Budget::new(config.buffering.max_buffer_memory));
     let generation =
         Generation::first(config, &RouteNames::default()).expect("a test configuration");
     let state = ThreadState {
-        local,
-        tls_local: None,
+        tls_port: None,
         stop,
         closing: Arc::default(),
         stats: Arc::default(),

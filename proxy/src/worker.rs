@@ -3,7 +3,6 @@
 //! (generation.rs): nothing here is shared between workers except through the `Arc`s, which
 //! are read-only or atomic.
 
-use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -28,10 +27,9 @@ pub(crate) struct Worker {
     pub(crate) config: Arc<Config>,
     /// This worker's view of each upstream group, in the configuration's order.
     pub(crate) upstreams: Vec<Upstreams>,
-    /// The address the plain listener is bound to.
-    pub(crate) local: SocketAddr,
-    /// The address the TLS listener is bound to, if TLS is on.
-    pub(crate) tls_local: Option<SocketAddr>,
+    /// The port plain requests are redirected to for HTTPS (the first TLS address's), if
+    /// TLS is on.
+    pub(crate) tls_port: Option<u16>,
     /// The TLS configuration new handshakes use (reloaded on SIGHUP).
     pub(crate) acceptor: Option<Arc<Acceptor>>,
     /// Strict-Transport-Security for TLS answers, if configured.

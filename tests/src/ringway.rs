@@ -372,6 +372,32 @@ impl Ringway {
             .unwrap_or_else(|| panic!("ringway logged no `{TLS_MARK}IP:PORT` line:\n{log}"))
     }
 
+    /// Every address ringway accepts plain HTTP on (`--listen` given `count` times), from
+    /// its `listening on http://IP:PORT` lines, in order; waits up to 10 s for them all.
+    pub fn addrs(&self, count: usize) -> Vec<SocketAddr> {
+        self.logged_addrs(READY_MARK, count)
+    }
+
+    /// Every address ringway accepts TLS on (`--tls-listen` given `count` times), as
+    /// [`Ringway::addrs`] finds the plain ones.
+    pub fn tls_addrs(&self, count: usize) -> Vec<SocketAddr> {
+        self.logged_addrs(TLS_MARK, count)
+    }
+
+    fn logged_addrs(&self, mark: &str, count: usize) -> Vec<SocketAddr> {
+        let mut found = Vec::new();
+        poll_until(Duration::from_secs(10), || {
+            found = self
+                .stderr()
+                .lines()
+                .filter_map(|line| addr_after(line, mark))
+                .collect();
+            found.len() >= count
+        });
+        assert_eq!(found.len(), count, "`{mark}` lines:\n{}", self.stderr());
+        found
+    }
+
     /// Where the metrics endpoint listens (`--metrics 127.0.0.1:0`), from its
     /// `metrics on http://IP:PORT/` line, waited for up to 10 s.
     pub fn metrics_addr(&self) -> SocketAddr {

@@ -35,8 +35,8 @@ use crate::tls::TlsConfig;
 /// Resolved settings, shared read-only by all workers.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Listen address (port may be 0 until bound).
-    pub listen: SocketAddr,
+    /// Listen addresses, at least one (a port may be 0 until bound).
+    pub listen: Vec<SocketAddr>,
     /// Worker threads.
     pub workers: usize,
     /// Upstream groups (routes refer to them by index).

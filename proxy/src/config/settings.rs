@@ -29,9 +29,12 @@ use super::values::{
 #[derive(Debug, Default, Parser, Deserialize, Serialize)]
 #[command(version, about, long_about = None)]
 pub struct Settings {
-    /// Address to accept HTTP on [default: 127.0.0.1:8080]. Port 0 picks a free port.
+    /// Address to accept HTTP on [default: 127.0.0.1:8080]. Repeat for several (`0.0.0.0:80`
+    /// and `[::]:80`, as nginx's two `listen` lines); in the file, one address or a list.
+    /// Port 0 picks a free port.
     #[arg(long, value_name = "ADDR")]
-    pub listen: Option<SocketAddr>,
+    #[serde(default, deserialize_with = "super::values::addresses")]
+    pub listen: Vec<SocketAddr>,
 
     /// uWSGI socket: `unix:/path/app.sock` or `host:port`; an HTTP server with `http://`
     /// in front (`http://127.0.0.1:8000`, `http://unix:/run/gunicorn.sock`). Repeat for
@@ -246,10 +249,11 @@ pub struct LimitSettings {
 /// TLS termination: `[tls]`.
 #[derive(Debug, Default, Clone, Args, Deserialize, Serialize)]
 pub struct TlsSettings {
-    /// Address to accept HTTPS on, e.g. 0.0.0.0:443 (TLS 1.2 and 1.3). In the file: `[tls]`
-    /// `listen`.
+    /// Address to accept HTTPS on, e.g. 0.0.0.0:443 (TLS 1.2 and 1.3); repeat for several.
+    /// In the file: `[tls]` `listen`, one address or a list.
     #[arg(id = "tls_listen", long = "tls-listen", value_name = "ADDR")]
-    pub listen: Option<SocketAddr>,
+    #[serde(default, deserialize_with = "super::values::addresses")]
+    pub listen: Vec<SocketAddr>,
 
     /// Certificates: `certificates = [{ cert = "a.pem", key = "a.key" }, ...]` (file only;
     /// the flags below say the same). The first is the default; SNI picks among them.

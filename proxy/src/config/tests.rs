@@ -52,7 +52,7 @@ fn file_then_flags() {
         &["--max-body-size", "10k"],
     )
     .unwrap();
-    assert_eq!(config.listen, "127.0.0.1:9000".parse().unwrap());
+    assert_eq!(config.listen, ["127.0.0.1:9000".parse().unwrap()]);
     assert_eq!(
         config.groups[0].servers,
         vec![UpstreamAddr::Unix("/tmp/a.sock".into())]
@@ -1183,6 +1183,70 @@ fn each_listener_needs_a_port_of_its_own() {
     let text = "listen = \"127.0.0.1:9145\"\nupstream = [\"unix:/a\"]\n";
     let err = load(text, &[]).unwrap_err();
     assert!(err.contains("takes the port of a listener"), "{err}");
+}
+
+#[test]
+fn listeners_take_one_address_or_several_as_nginx_listen_lines_do() {
+    let addrs = |list: &[&str]| -> Vec<std::net::SocketAddr> {
+        list.iter().map(|a| a.parse().unwrap()).collect()
+    };
+    let cert = "certificates = [ { cert = \"/etc/tls/a.pem\", key = \"/etc/tls/a.key\" } ]";
+    let text = format!(
+        "listen = [\"0.0.0.0:80\", \"[::]:80\"]\nupstream = [\"unix:/a\"]\nmetrics = \"off\"\n\
+         [tls]\nlisten = [\"0.0.0.0:443\", \"[::]:443\"]\n{cert}\n"
+    );
+    let config = load(&text, &[]).unwrap();
+    assert_eq!(config.listen, addrs(&["0.0.0.0:80", "[::]:80"]));
+    let tls = config.tls.as_ref().unwrap();
+    assert_eq!(tls.listen, addrs(&["0.0.0.0:443", "[::]:443"]));
+    // Repeated flags replace the file's list.
+    let flags = ["--listen", "127.0.0.1:81", "--listen", "127.0.0.2:81"];
+    let config = load(&text, &flags).unwrap();
+    assert_eq!(config.listen, addrs(&["127.0.0.1:81", "127.0.0.2:81"]));
+    // One address as before; none is the default.
+    let one = load(
+        "listen = \"127.0.0.1:9000\"\nupstream = [\"unix:/a\"]\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(one.listen, addrs(&["127.0.0.1:9000"]));
+    let none = load("upstream = [\"unix:/a\"]\n", &[]).unwrap();
+    assert_eq!(none.listen, addrs(&["127.0.0.1:8080"]));
+    // The IPv6 sockets are IPv6-only (as nginx's): `[::]` does not take IPv4's port.
+    let split = format!(
+        "listen = \"0.0.0.0:8443\"\nupstream = [\"unix:/a\"]\n[tls]\nlisten = \"[::]:8443\"\n{cert}\n"
+    );
+    assert!(load(&split, &[]).is_ok(), "{:?}", load(&split, &[]));
+
+    let listed = |listen: &str| format!("listen = {listen}\nupstream = [\"unix:/a\"]\n");
+    assert_refused(
+        &listed("[\"127.0.0.1:80\", \"127.0.0.1:80\"]"),
+        "listen",
+        "127.0.0.1:80 is given twice",
+    );
+    assert_refused(
+        &listed("[\"127.0.0.1:80\", \"localhost:80\"]"),
+        "listen",
+        "invalid address \"localhost:80\"",
+    );
+    assert_refused(
+        &listed("80"),
+        "listen",
+        "an address (\"IP:PORT\") or a list",
+    );
+    let tls_twice =
+        format!("upstream = [\"unix:/a\"]\n[tls]\nlisten = [\"[::]:443\", \"[::]:443\"]\n{cert}\n");
+    assert_refused(&tls_twice, "tls.listen", "[::]:443 is given twice");
+    // Every address of one listener against every address of the other.
+    let crossed = format!(
+        "listen = [\"127.0.0.1:80\", \"[::1]:443\"]\nupstream = [\"unix:/a\"]\n\
+         [tls]\nlisten = [\"127.0.0.1:443\", \"[::]:443\"]\n{cert}\n"
+    );
+    assert_refused(
+        &crossed,
+        "tls.listen",
+        "[::]:443 takes the port of `listen` ([::1]:443)",
+    );
 }
 
 #[test]

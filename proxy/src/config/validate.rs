@@ -3,7 +3,7 @@
 //! place, `routes[2].upstream`) and the file.
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -27,6 +27,18 @@ use crate::tls::{CertFiles, TlsConfig};
 
 /// The longest `app.ready_timeout` and `app.stop_timeout`: beyond, a typo (`60m` for `60s`).
 const APP_TIMEOUT_MAX: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Where plain HTTP is accepted when no `listen` is given.
+const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
+
+/// An address (other than one with port 0, which picks a port of its own) listed twice.
+fn given_twice(addresses: &[SocketAddr]) -> Option<SocketAddr> {
+    let mut seen = BTreeSet::new();
+    addresses
+        .iter()
+        .copied()
+        .find(|addr| addr.port() != 0 && !seen.insert(*addr))
+}
 
 /// The group the `upstream` key (and `--upstream` flags) make.
 const DEFAULT_GROUP: &str = "default";
@@ -85,9 +97,13 @@ impl Resolved {
         let routes = self.routes(&groups, limits, &error_pages)?;
         let dur = |d: Option<Dur>, default: u64| d.unwrap_or(Dur::secs(default)).0;
         let config = Config {
-            listen: s
-                .listen
-                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            listen: match (s.listen.as_slice(), given_twice(&s.listen)) {
+                ([], _) => vec![DEFAULT_LISTEN],
+                (_, Some(addr)) => {
+                    return Err(self.invalid("listen", &format!("{addr} is given twice")));
+                }
+                (all, None) => all.to_vec(),
+            },
             workers,
             groups,
             routes,
@@ -141,25 +157,26 @@ impl Resolved {
             MetricsListen::Off => None,
             MetricsListen::Default(addr) | MetricsListen::At(addr) => Some(addr),
         };
-        let tls = config.tls.as_ref().map(|t| t.listen);
+        let tls = config.tls.as_ref().map_or(&[][..], |t| &t.listen);
+        // An IPv6 listener is bound IPV6_V6ONLY: `[::]:80` and `0.0.0.0:80` do not meet.
         let clash = |a: SocketAddr, b: SocketAddr| {
             a.port() == b.port()
                 && a.port() != 0
+                && a.is_ipv4() == b.is_ipv4()
                 && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
         };
-        if let Some(tls) = tls.filter(|&tls| clash(tls, config.listen)) {
+        let meets = |a: SocketAddr, all: &[SocketAddr]| all.iter().copied().find(|&b| clash(a, b));
+        if let Some((tls, plain)) = tls
+            .iter()
+            .find_map(|&t| meets(t, &config.listen).map(|p| (t, p)))
+        {
             return Err(self.invalid_in_file(
                 "tls.listen",
-                &format!(
-                    "{tls} takes the port of `listen` ({}): give TLS a port of its own",
-                    config.listen
-                ),
+                &format!("{tls} takes the port of `listen` ({plain}): give TLS a port of its own"),
             ));
         }
-        let taken = [Some(config.listen), tls].into_iter().flatten();
-        if let Some((metrics, other)) =
-            metrics.and_then(|m| taken.clone().find(|&a| clash(m, a)).map(|a| (m, a)))
-        {
+        let taken: Vec<SocketAddr> = config.listen.iter().chain(tls).copied().collect();
+        if let Some((metrics, other)) = metrics.and_then(|m| meets(m, &taken).map(|a| (m, a))) {
             return Err(self.invalid(
                 "metrics",
                 &format!("{metrics} takes the port of a listener ({other}): give it its own"),
@@ -258,7 +275,7 @@ impl Resolved {
             cert: cert.clone(),
             key: key.clone(),
         }));
-        let Some(listen) = t.listen else {
+        if t.listen.is_empty() {
             if !certificates.is_empty() || t.redirect_http.unwrap_or(false) || t.hsts.is_some() {
                 return Err(self.invalid_in_file(
                     "tls.listen",
@@ -267,7 +284,10 @@ impl Resolved {
                 ));
             }
             return Ok(None);
-        };
+        }
+        if let Some(addr) = given_twice(&t.listen) {
+            return Err(self.invalid_in_file("tls.listen", &format!("{addr} is given twice")));
+        }
         if certificates.is_empty() {
             return Err(self.invalid_in_file(
                 "tls.certificates",
@@ -292,7 +312,7 @@ impl Resolved {
             return Err(self.invalid_in_file("tls.hsts", "must be printable text on one line"));
         }
         Ok(Some(TlsConfig {
-            listen,
+            listen: t.listen.clone(),
             certificates,
             redirect_http: t.redirect_http.unwrap_or(false),
             hsts: t.hsts.clone(),

@@ -398,6 +398,40 @@ impl fmt::Display for MetricsListen {
 
 serde_as_text!(MetricsListen);
 
+/// Reads listening addresses written as one (`listen = "0.0.0.0:80"`) or as a list (`listen =
+/// ["0.0.0.0:80", "[::]:80"]`, nginx's two `listen` lines).
+pub(crate) fn addresses<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SocketAddr>, D::Error> {
+    d.deserialize_any(Addresses)
+}
+
+struct Addresses;
+
+impl<'de> serde::de::Visitor<'de> for Addresses {
+    type Value = Vec<SocketAddr>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an address (\"IP:PORT\") or a list of them")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Self::Value, E> {
+        Ok(vec![parse_address(s).map_err(E::custom)?])
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut all = Vec::new();
+        while let Some(text) = seq.next_element::<String>()? {
+            all.push(parse_address(&text).map_err(serde::de::Error::custom)?);
+        }
+        Ok(all)
+    }
+}
+
+fn parse_address(s: &str) -> Result<SocketAddr, String> {
+    s.parse().map_err(|_| {
+        format!("invalid address {s:?}: expected IP:PORT (\"0.0.0.0:80\", \"[::]:80\")")
+    })
+}
+
 /// Where the access log goes: a file (appended to), `stderr`, or `off`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LogTarget {

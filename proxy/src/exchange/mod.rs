@@ -230,7 +230,7 @@ fn redirects_to_https(client: &Client, worker: &Worker, routed: &Routed<'_>) -> 
         return None;
     }
     let acme = matches!(routed, Routed::To(req, ..) if req.path.starts_with(b"/.well-known/acme-challenge/"));
-    (!acme).then_some(worker.tls_local?.port())
+    (!acme).then_some(worker.tls_port?)
 }
 
 /// Where a request goes.

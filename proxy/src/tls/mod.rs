@@ -35,8 +35,8 @@ pub(crate) use stream::TlsStream;
 /// The TLS settings, checked.
 #[derive(Debug, Clone)]
 pub struct TlsConfig {
-    /// Where to accept TLS.
-    pub listen: SocketAddr,
+    /// Where to accept TLS, at least one address.
+    pub listen: Vec<SocketAddr>,
     /// The certificates, the first one the default.
     pub certificates: Vec<CertFiles>,
     /// Answer plain HTTP with a redirect to HTTPS.
@@ -153,7 +153,7 @@ mod tests {
         std::fs::write(&files.cert, cert.pem()).unwrap();
         std::fs::write(&files.key, key.serialize_pem()).unwrap();
         TlsConfig {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
             certificates: vec![files],
             redirect_http: false,
             hsts: None,

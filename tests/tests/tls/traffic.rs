@@ -217,6 +217,50 @@ fn the_app_is_told_the_true_scheme_and_port_over_tls() {
     assert_eq!(env["SERVER_PORT"], plain.port().to_string(), "{env}");
 }
 
+/// nginx's `listen 80; listen [::]:80;` (and `listen 443 ssl;` twice): every address
+/// serves, and the app is told the port its client reached. Two IPv4 addresses here (tests
+/// stay on 127.0.0.1); config.rs's unit tests read the IPv4 and IPv6 pair.
+#[test]
+fn every_listen_address_serves_and_tells_the_app_its_own_port() {
+    let two = |b: ringway_tests::ringway::RingwayBuilder| {
+        b.arg("--listen", "127.0.0.1:0")
+            .arg("--tls-listen", "127.0.0.1:0")
+            .arg("--tls-listen", "127.0.0.1:0")
+    };
+    let stack = Stack::start(App::Flask, "", two);
+    let plain = stack.ringway.addrs(2);
+    let tls = stack.ringway.tls_addrs(2);
+    assert_ne!(plain[0], plain[1]);
+    assert_ne!(tls[0], tls[1]);
+    for addr in &plain {
+        let env = roundtrip(*addr, &Req::get("/environ")).json();
+        assert_eq!(env["SERVER_PORT"], addr.port().to_string(), "{addr}: {env}");
+        assert_eq!(env["wsgi.url_scheme"], "http", "{addr}: {env}");
+    }
+    for addr in &tls {
+        let py = PyTls::open(*addr, &PyOpts::verified("a.test", stack.pki.ca()));
+        let mut conn = py.conn();
+        conn.send(&Req::get("/environ").host(Some("a.test")).to_bytes())
+            .expect("send");
+        let env = conn.read_response().expect("environ").json();
+        assert_eq!(env["SERVER_PORT"], addr.port().to_string(), "{addr}: {env}");
+        assert_eq!(env["HTTPS"], "on", "{addr}: {env}");
+    }
+
+    // A redirect to HTTPS names the first TLS address's port, from any plain address.
+    let redirecting = Stack::start(App::Raw, "redirect_http = true", two);
+    let tls_port = redirecting.ringway.tls_addrs(2)[0].port();
+    for addr in redirecting.ringway.addrs(2) {
+        let r = roundtrip(addr, &Req::get("/x?y").host(Some("r.test")));
+        assert_eq!(r.status, 301, "{addr}: {r:?}");
+        assert_eq!(
+            r.header("location"),
+            Some(format!("https://r.test:{tls_port}/x?y")),
+            "{addr}"
+        );
+    }
+}
+
 #[test]
 fn a_request_split_across_records_and_pipelined_requests_are_answered_in_order() {
     let stack = Stack::plain(App::Raw);
