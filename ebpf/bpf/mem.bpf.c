@@ -4,7 +4,8 @@
  *
  * - tp_btf/rss_stat fires on every change of one of an mm's RSS counters.
  *   The program finds the process the mm belongs to (the current task if it
- *   is its mm, else mm->owner) and, for a watched tgid, copies all four
+ *   is its mm, else mm->owner, once that task has the mm: not during the
+ *   fork that makes it) and, for a watched tgid, copies all four
  *   counters of that mm (the same percpu_counter_read_positive() value the
  *   tracepoint itself prints). RSS = file + anon + shmem pages.
  * - tp_btf/sched_switch: time between switch-in and switch-out of every
@@ -76,7 +77,11 @@ int BPF_PROG(rw_rss_stat, struct mm_struct *mm, int member)
 
 		if (bpf_core_field_exists(mm->owner))
 			owner = BPF_CORE_READ(mm, owner);
-		if (!owner)
+		/* A fork fills the child's new mm while the parent runs, and
+		 * the child still carries the parent's tgid then: until the
+		 * owner has this mm as its own, the figures are nobody's yet.
+		 * (The same holds of an mm torn down after its task left it.) */
+		if (!owner || BPF_CORE_READ(owner, mm) != mm)
 			return 0;
 		tgid = BPF_CORE_READ(owner, tgid);
 	}
