@@ -29,7 +29,7 @@ use crate::generation;
 use crate::http::Method;
 use crate::io::{Counted, Stream, write_all};
 use crate::limits::Admission;
-use crate::metrics::{self, TlsOutcome};
+use crate::metrics::{self, TlsOutcome, WorkerStats};
 use crate::tls::Handshake;
 use crate::worker::Worker;
 
@@ -46,6 +46,7 @@ pub(crate) fn serve(
     local: SocketAddr,
     worker: Rc<Worker>,
 ) -> impl Future<Output = ()> {
+    let live = Live::open(&stream, peer, &worker).into_key();
     let admission = worker.limits.admit(peer);
     run(
         ClientStream::Plain(stream),
@@ -55,6 +56,7 @@ pub(crate) fn serve(
         Buf::empty(),
         worker,
         admission,
+        live,
     )
 }
 
@@ -67,9 +69,12 @@ pub(crate) async fn serve_proxied(
     local: SocketAddr,
     worker: Rc<Worker>,
 ) {
+    let live = Live::open(&stream, peer, &worker);
     let Some(Proxied { source, rest }) = proxy_header(&stream, peer, &worker).await else {
         return;
     };
+    worker.stats.identify(live.key, source);
+    let live = live.into_key();
     let admission = worker.limits.admit(source);
     run(
         ClientStream::Plain(stream),
@@ -79,6 +84,7 @@ pub(crate) async fn serve_proxied(
         rest,
         worker,
         admission,
+        live,
     )
     .await;
 }
@@ -106,10 +112,16 @@ pub(crate) async fn serve_tls(
     let (Some(tls), Some(acceptor)) = (worker.config.tls.as_ref(), worker.acceptor.as_ref()) else {
         return;
     };
+    // Counted from the accept: a handshake holds a socket too, and the accept queue's
+    // wait ends here, not once the client has said its first word.
+    let live = Live::open(&stream, peer, &worker);
     // A load balancer in TCP mode sends the PROXY header before the ClientHello.
     let (peer, first) = if worker.config.proxy_protocol {
         match proxy_header(&stream, peer, &worker).await {
-            Some(Proxied { source, rest }) => (source, rest),
+            Some(Proxied { source, rest }) => {
+                worker.stats.identify(live.key, source);
+                (source, rest)
+            }
             None => return,
         }
     } else {
@@ -127,7 +139,18 @@ pub(crate) async fn serve_tls(
                 .tls_handshake(TlsOutcome::Done(session.version()), took);
             let hsts = worker.hsts.clone();
             let session = ClientStream::Tls(session);
-            run(session, peer, local, hsts, Buf::empty(), worker, admission).await;
+            let live = live.into_key();
+            run(
+                session,
+                peer,
+                local,
+                hsts,
+                Buf::empty(),
+                worker,
+                admission,
+                live,
+            )
+            .await;
         }
         Handshake::PlainHttp(stream) => {
             worker
@@ -168,10 +191,44 @@ async fn answer_plain_http(stream: TcpStream, limit: Duration) {
     }
 }
 
+/// A connection's entry in the worker's live table from its accept until [`Conn`] takes it
+/// over: dropped first (a failed handshake, no PROXY header), it closes the entry itself.
+struct Live<'w> {
+    stats: &'w WorkerStats,
+    key: usize,
+}
+
+impl<'w> Live<'w> {
+    /// Counts the connection accepted (and tells the probes, which measure its wait in the
+    /// accept queue up to now).
+    fn open(stream: &TcpStream, peer: SocketAddr, worker: &'w Worker) -> Live<'w> {
+        let cookie = metrics::accepted(&worker.probes, || socket_cookie(stream.as_raw_fd()));
+        Live {
+            stats: &worker.stats,
+            key: worker.stats.open(peer, cookie),
+        }
+    }
+
+    /// The key, for [`Conn`] to close the entry with the connection's totals.
+    fn into_key(self) -> usize {
+        let key = self.key;
+        std::mem::forget(self);
+        key
+    }
+}
+
+impl Drop for Live<'_> {
+    fn drop(&mut self) {
+        self.stats.close(self.key, 0, 0, 0);
+    }
+}
+
 /// Serves a connection (its TLS handshake done) from `peer` until it closes; `input` holds
-/// what was read of its first request already (after a PROXY header).
+/// what was read of its first request already (after a PROXY header); `live_key` is its
+/// entry in the worker's live table.
 // The connection is set up before the future is made, so its state holds `Conn` alone and
 // not the arguments it was made from as well.
+#[allow(clippy::too_many_arguments)]
 fn run(
     stream: ClientStream,
     peer: SocketAddr,
@@ -180,9 +237,8 @@ fn run(
     input: Buf,
     worker: Rc<Worker>,
     admission: Admission,
+    live_key: usize,
 ) -> impl Future<Output = ()> {
-    let cookie = metrics::accepted(&worker.probes, || socket_cookie(stream.as_raw_fd()));
-    let live_key = worker.stats.open(peer, cookie);
     let mut client = Client::new(stream, peer, local, hsts);
     client.input = input;
     let conn = Box::new(Conn {
@@ -310,7 +366,10 @@ impl Conn {
                     outcome
                 })
                 .await;
-                self.record(&outcome, started);
+                // A head that never came whole is no request, as its (absent) log line says.
+                if outcome.status != 0 {
+                    self.record(&outcome, started);
+                }
                 self.client.finish(outcome.next).await;
                 return false;
             }
@@ -333,16 +392,14 @@ impl Conn {
         }
     }
 
-    /// Counts the request just ended (if it got a status) in the worker's stats.
+    /// Counts the request just ended in the worker's stats, under the status it is logged
+    /// with (499 when the client left before its answer).
     fn record(&mut self, outcome: &Outcome, started: Instant) {
-        if outcome.status == 0 {
-            return;
-        }
         self.requests += 1;
         let stats = &self.worker.stats;
         stats.request_done(
             outcome.route.and_then(|i| self.worker.route_id(i)),
-            outcome.status,
+            outcome.reported_status(),
             started.elapsed(),
             outcome.upstream,
             outcome.body_bytes,

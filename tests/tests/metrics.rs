@@ -657,3 +657,76 @@ fn tls_connections_are_measured_by_the_probes() {
         "bytes sent over {CONNECTIONS} TLS connections: {sent}"
     );
 }
+
+/// A request whose client leaves before its answer is logged 499, as nginx logs it: the
+/// metrics count it under the same status (they counted nothing at all).
+#[test]
+fn a_request_its_client_abandons_is_counted_as_499() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let (ringway, metrics) = start_with_metrics(&uwsgi);
+    for _ in 0..3 {
+        let mut s = TcpStream::connect(ringway.addr()).expect("connect");
+        s.write_all(b"GET /slow?ms=1500 HTTP/1.1\r\nHost: t\r\n\r\n")
+            .expect("send");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let series = "ringway_requests_total{route=\"/\",code=\"499\"}";
+    let mut text = String::new();
+    let counted = poll_until(Duration::from_secs(10), || {
+        text = prometheus(metrics);
+        sample(&text, series) == 3.0
+    });
+    assert!(counted, "{series} is not 3:\n{text}");
+}
+
+/// A connection counts from its accept, not from its first request: while its PROXY header
+/// is awaited it is open (and holds a socket), and its wait in the accept queue ends at the
+/// accept (it read 2 s for a header sent 2 s late).
+#[test]
+fn a_connection_counts_from_its_accept_while_its_proxy_header_is_awaited() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let ringway = Ringway::with(&uwsgi)
+        .arg("--metrics", "127.0.0.1:0")
+        .flag("--proxy-protocol")
+        .start();
+    let metrics = ringway.metrics_addr();
+    wait_for_probes(metrics);
+    let mut held: Vec<TcpStream> = (0..3)
+        .map(|_| TcpStream::connect(ringway.addr()).expect("connect"))
+        .collect();
+    let mut text = String::new();
+    let open = poll_until(Duration::from_secs(5), || {
+        text = prometheus(metrics);
+        sample(&text, "ringway_connections_active") == 3.0
+    });
+    assert!(
+        open,
+        "3 connections awaiting their PROXY header are open:\n{text}"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    for s in &mut held {
+        s.write_all(
+            b"PROXY TCP4 192.0.2.1 127.0.0.1 1000 80\r\n\
+              GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        )
+        .expect("send");
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).expect("answer");
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+    let closed = poll_until(Duration::from_secs(5), || {
+        text = prometheus(metrics);
+        sample(&text, "ringway_connections_active") == 0.0
+    });
+    assert!(closed, "{text}");
+    assert_eq!(
+        sample(&text, "ringway_accept_wait_seconds_count"),
+        3.0,
+        "{text}"
+    );
+    let waited = sample(&text, "ringway_accept_wait_seconds_sum");
+    assert!(
+        waited < 0.5,
+        "accept wait {waited} s: the header's wait is not in it"
+    );
+}

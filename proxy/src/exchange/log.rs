@@ -12,10 +12,6 @@ use crate::http::RequestHead;
 use crate::identity::RequestId;
 use crate::worker::Worker;
 
-/// The status logged for a request that ended with no answer (the client went away first),
-/// as nginx logs it.
-const CLIENT_CLOSED: u16 = 499;
-
 /// What a logged request had become when it ended.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Subject<'a> {
@@ -106,10 +102,7 @@ pub(super) fn write(
         method: head.map(|h| h.method_span.of(input)),
         target: head.map(|h| h.target.of(input)),
         protocol: head.map(|h| h.version.as_str()),
-        status: match outcome.status {
-            0 => CLIENT_CLOSED,
-            status => status,
-        },
+        status: outcome.reported_status(),
         body_bytes: outcome.body_bytes,
         referer,
         user_agent,

@@ -47,7 +47,19 @@ pub(crate) struct Outcome {
     pub(crate) body_bytes: u64,
 }
 
+/// The status of a request that ended with no answer, as nginx logs it.
+const CLIENT_CLOSED: u16 = 499;
+
 impl Outcome {
+    /// The status the request is logged and counted under: nginx's 499 when none was sent
+    /// (the client went away first).
+    pub(crate) fn reported_status(&self) -> u16 {
+        match self.status {
+            0 => CLIENT_CLOSED,
+            status => status,
+        }
+    }
+
     /// A request that ended with `status` (0: none sent), the connection doing `next`.
     pub(crate) fn new(status: u16, next: Next) -> Outcome {
         Outcome {

@@ -269,6 +269,15 @@ impl WorkerStats {
             .map_or(usize::MAX, |mut live| live.insert(entry))
     }
 
+    /// Names the client of a live connection once a PROXY header told who it is.
+    pub fn identify(&self, key: usize, peer: SocketAddr) {
+        if let Ok(mut live) = self.live.lock()
+            && let Some(conn) = live.get_mut(key)
+        {
+            conn.peer = peer;
+        }
+    }
+
     /// Updates a live connection after a request: bytes so far and requests served.
     pub fn progress(&self, key: usize, requests: u64, bytes_in: u64, bytes_out: u64) {
         if let Ok(mut live) = self.live.lock() {
