@@ -132,6 +132,14 @@ impl ConnLimiter {
         same_set
     }
 
+    /// Goes on counting refusals from `old`'s counts (a reload that could not retune
+    /// `old`: the counts of open connections start afresh, the counters must not go back).
+    pub(crate) fn continue_counts(&self, old: &ConnLimiter) {
+        for (count, old) in self.rejected.iter().zip(&old.rejected) {
+            count.fetch_add(old.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+    }
+
     /// Connections refused by `limit` so far.
     pub(crate) fn rejected(&self, limit: ConnLimit) -> u64 {
         self.rejected[limit as usize].load(Ordering::Relaxed)

@@ -70,23 +70,43 @@ impl Limiters {
         let mut fresh = Limiters::new(config);
         if config.connections == old.connections || previous.conns.retune(config.connections) {
             fresh.conns = Arc::clone(&previous.conns);
+        } else {
+            fresh.conns.continue_counts(&previous.conns);
         }
+        // What starts afresh under the same label or name still counts on from the old
+        // figures: a counter never goes back.
         for (i, route) in config.routes.iter().enumerate() {
             let label = route.label();
-            let same = old
+            let Some(j) = old.routes.iter().position(|r| r.label() == label) else {
+                continue;
+            };
+            let (Some(slot), Some(Some(previous))) =
+                (fresh.rates.get_mut(i), previous.rates.get(j))
+            else {
+                continue;
+            };
+            if old
                 .routes
-                .iter()
-                .position(|r| r.label() == label && r.limit_req == route.limit_req);
-            if let (Some(j), Some(slot)) = (same, fresh.rates.get_mut(i)) {
-                *slot = previous.rates.get(j).cloned().flatten();
+                .get(j)
+                .is_some_and(|r| r.limit_req == route.limit_req)
+            {
+                *slot = Some(Arc::clone(previous));
+            } else if let Some(table) = slot {
+                table.continue_counts(previous);
             }
         }
         for (i, group) in config.groups.iter().enumerate() {
-            let same = old.groups.iter().position(|g| {
-                g.name == group.name && g.slots == group.slots && g.servers == group.servers
-            });
-            if let (Some(j), Some(slot)) = (same, fresh.slots.get_mut(i)) {
-                *slot = previous.slots(j);
+            let Some(j) = old.groups.iter().position(|g| g.name == group.name) else {
+                continue;
+            };
+            let (Some(slot), Some(previous)) = (fresh.slots.get_mut(i), previous.slots(j)) else {
+                continue;
+            };
+            let kept = &old.groups[j];
+            if kept.slots == group.slots && kept.servers == group.servers {
+                *slot = Some(previous);
+            } else if let Some(slots) = slot {
+                slots.continue_counts(&previous);
             }
         }
         fresh
@@ -208,5 +228,36 @@ limit_conn_per_ip = 5
         assert!(!Arc::ptr_eq(a.expect("a table"), b.expect("a table")));
         let (a, b) = (fresh.slots(0), previous.slots(0));
         assert!(!Arc::ptr_eq(&a.expect("slots"), &b.expect("slots")));
+    }
+
+    /// What a reload starts afresh keeps counting from the old figures: Prometheus counters
+    /// (a burst changed read 8 rejected before the reload and 0 after).
+    #[test]
+    fn a_reload_never_takes_a_refusal_counter_back() {
+        let old = config(&format!(
+            "limit_conn_per_ip = 1
+{GROUP}{ROUTE}"
+        ));
+        let previous = Limiters::new(&old);
+        let client = "192.0.2.7".parse().expect("an IP");
+        let _held = previous.conns.admit(client);
+        let refused = previous.conns.admit(client);
+        assert!(refused.refused().is_some());
+        let over_rate = (0..20)
+            .filter(|_| previous.check_rate(0, client).is_err())
+            .count() as u64;
+        assert!(over_rate > 0);
+        let before = previous.figures();
+
+        let changed = config(&format!(
+            "max_connections = 50
+{GROUP}{}",
+            ROUTE.replace("5r/s", "9r/s")
+        ));
+        let after = Limiters::renewed(&changed, &previous, &old).figures();
+        assert_eq!(after.conn_per_ip_rejected, before.conn_per_ip_rejected);
+        assert_eq!(after.conn_per_ip_rejected, 1);
+        assert_eq!(after.routes[0].rejected, over_rate);
+        assert_eq!(after.routes[0].rejected, before.routes[0].rejected);
     }
 }

@@ -87,6 +87,13 @@ impl RateTable {
         self.rejected.load(Relaxed)
     }
 
+    /// Goes on counting from `old`'s counts (a reload changed the route's limit: the
+    /// buckets start afresh, the counters must not go back).
+    pub(crate) fn continue_counts(&self, old: &RateTable) {
+        self.rejected.fetch_add(old.rejected(), Relaxed);
+        self.evicted.fetch_add(old.evicted(), Relaxed);
+    }
+
     /// Entries evicted so far.
     pub(crate) fn evicted(&self) -> u64 {
         self.evicted.load(Relaxed)

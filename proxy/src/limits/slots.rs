@@ -139,6 +139,15 @@ impl GroupSlots {
         )
     }
 
+    /// Goes on counting refusals and waits from `old`'s (a reload changed the group's
+    /// slots: they start afresh, the counters must not go back).
+    pub(crate) fn continue_counts(&self, old: &GroupSlots) {
+        let (full, timeouts) = old.rejected();
+        self.queue_full.fetch_add(full, Ordering::Relaxed);
+        self.queue_timeouts.fetch_add(timeouts, Ordering::Relaxed);
+        self.wait.continue_from(&old.wait);
+    }
+
     /// The waits so far.
     pub(crate) fn wait_times(&self) -> HistogramSnapshot {
         let mut snapshot = self.wait.empty_snapshot();
