@@ -292,6 +292,49 @@ fn check_config_exits_0_for_a_good_configuration_and_1_for_a_bad_one() {
     let (code, err) = check_config(&["--config", &good, "--access-log", &nowhere]);
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains(&nowhere), "{err}");
+
+    // What a start refuses and a check once let through (so that `systemctl reload` said
+    // yes to a reload the process then refused): a temp directory others may write to, and
+    // an app program that is nowhere. A temp directory yet to be made is not made.
+    let (code, err) = check_config(&["--config", &good, "--temp-dir", "/tmp"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("temp_dir") && err.contains("writable by other users"),
+        "{err}"
+    );
+    let unmade = dir.path().join("spool");
+    let unmade_arg = unmade.display().to_string();
+    let (code, err) = check_config(&["--config", &good, "--temp-dir", &unmade_arg]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!unmade.exists(), "the check created {}", unmade.display());
+    let orphan = dir.path().join("no-such-dir/spool").display().to_string();
+    let (code, err) = check_config(&["--config", &good, "--temp-dir", &orphan]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("cannot be created"), "{err}");
+    for (program, says) in [
+        ("/nonexistent/uwsgi", "is not an executable file"),
+        ("no-such-program-ringway", "is not found in PATH"),
+    ] {
+        let app = file(
+            "app.toml",
+            &format!(
+                "listen = \"{listen}\"\nupstream = [\"unix:/nonexistent.sock\"]\n\
+                 [app]\ncommand = [\"{program}\", \"--ini\", \"app.ini\"]\n"
+            ),
+        );
+        let (code, err) = check_config(&["--config", &app]);
+        assert_eq!(code, Some(1), "{err}");
+        assert!(err.contains("app.command") && err.contains(says), "{err}");
+    }
+    let app = file(
+        "app.toml",
+        &format!(
+            "listen = \"{listen}\"\nupstream = [\"unix:/nonexistent.sock\"]\n\
+             [app]\ncommand = [\"sh\", \"-c\", \"exit 0\"]\n"
+        ),
+    );
+    let (code, err) = check_config(&["--config", &app]);
+    assert_eq!(code, Some(0), "{err}");
 }
 
 #[test]

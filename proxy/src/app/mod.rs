@@ -12,6 +12,8 @@ mod process;
 mod ready;
 mod supervisor;
 
+pub(crate) use process::check_program;
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::thread::JoinHandle;

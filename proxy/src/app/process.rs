@@ -53,6 +53,31 @@ pub fn spawn(command: &[String]) -> io::Result<Child> {
 /// Waits until `pid` (a child) has exited, without reaping it: while it is a zombie its pid,
 /// and so its process group's id, cannot be taken by another process, so the group can still
 /// be signalled safely.
+/// Whether `program` can be started as [`spawn`] starts it (execvp): a path to an
+/// executable file, or a name found so in `PATH`.
+pub(crate) fn check_program(program: &str) -> Result<(), String> {
+    let runnable = |path: &std::path::Path| {
+        let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else {
+            return false;
+        };
+        // SAFETY: `c_path` is a valid NUL-terminated string for the call's duration.
+        path.is_file() && unsafe { libc::access(c_path.as_ptr(), libc::X_OK) } == 0
+    };
+    if program.contains('/') {
+        return if runnable(std::path::Path::new(program)) {
+            Ok(())
+        } else {
+            Err(format!("{program} is not an executable file"))
+        };
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    if std::env::split_paths(&path).any(|dir| runnable(&dir.join(program))) {
+        Ok(())
+    } else {
+        Err(format!("{program} is not found in PATH"))
+    }
+}
+
 pub fn wait_exited(pid: libc::pid_t) -> io::Result<()> {
     loop {
         // SAFETY: siginfo_t is plain data, zeroed is valid; waitid writes into it.

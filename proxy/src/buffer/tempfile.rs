@@ -90,13 +90,44 @@ pub(crate) fn prepare_dir(dir: &Path) -> anyhow::Result<()> {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(e).with_context(|| format!("creating {}", dir.display())),
     }
+    vet_dir(dir, true)
+}
+
+/// What [`prepare_dir`] would refuse, creating nothing (`--check-config`): a missing
+/// directory needs a directory to be made in. Run as root, the check cannot know the
+/// service's user, so it leaves the owner alone then.
+pub(crate) fn check_dir(dir: &Path) -> anyhow::Result<()> {
+    match std::fs::symlink_metadata(dir) {
+        Ok(_) => {
+            // SAFETY: geteuid has no preconditions and cannot fail.
+            let as_root = unsafe { libc::geteuid() } == 0;
+            vet_dir(dir, !as_root)
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let parent = dir.parent().filter(|p| !p.as_os_str().is_empty());
+            match parent {
+                Some(parent) if !parent.is_dir() => bail!(
+                    "{} cannot be created: {} is not a directory",
+                    dir.display(),
+                    parent.display()
+                ),
+                _ => Ok(()),
+            }
+        }
+        Err(e) => Err(e).with_context(|| format!("{}", dir.display())),
+    }
+}
+
+/// Refuses `dir` unless it is a directory (ours, when `owner` says to look) that only its
+/// owner may change, where anonymous files can be made.
+fn vet_dir(dir: &Path, owner: bool) -> anyhow::Result<()> {
     let meta = std::fs::symlink_metadata(dir).with_context(|| format!("{}", dir.display()))?;
     // SAFETY: geteuid has no preconditions and cannot fail.
     let uid = unsafe { libc::geteuid() };
     if !meta.is_dir() {
         bail!("{} is not a directory", dir.display());
     }
-    if meta.uid() != uid {
+    if owner && meta.uid() != uid {
         bail!(
             "{} belongs to uid {}, not to ringway's uid {uid}",
             dir.display(),

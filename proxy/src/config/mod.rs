@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::anyhow;
+use anyhow::{Context, anyhow};
 use clap::Parser;
 
 pub use settings::{
@@ -210,11 +210,17 @@ impl Config {
 
     /// Checks these flags (and the file they name) as a start would, creating nothing: an
     /// access log file that does not exist yet is not made (`--check-config`, which may run
-    /// as root, must not leave one the service's user cannot write).
+    /// as root, must not leave one the service's user cannot write), nor is the temp
+    /// directory; the app's program is looked for, not started.
     pub fn check(flags: Settings) -> anyhow::Result<Config> {
         let mut resolved = flags.resolve()?;
         resolved.checking = true;
-        resolved.validate()
+        let config = resolved.validate()?;
+        crate::buffer::check_dir(&config.buffering.temp_dir).context("temp_dir")?;
+        if let Some(program) = config.app.as_ref().and_then(|app| app.command.first()) {
+            crate::app::check_program(program).map_err(|e| anyhow!("app.command: {e}"))?;
+        }
+        Ok(config)
     }
 
     /// Reads a command line (and the file it names) into a checked configuration.

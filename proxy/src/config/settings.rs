@@ -518,9 +518,23 @@ pub(crate) fn parse_file(text: &str, path: &Path) -> anyhow::Result<Settings> {
     let read = serde_json::to_value(&settings).context("encoding the file")?;
     let raw = serde_json::to_value(&table).context("encoding the file")?;
     if let Some(key) = unknown_keys(&raw, &read, "").into_iter().next() {
-        return Err(anyhow!("{key} in {}: unknown key", path.display()));
+        return Err(anyhow!(
+            "{key} in {}: unknown key{}",
+            path.display(),
+            misplaced_tls_key(&key)
+        ));
     }
     Ok(settings)
+}
+
+/// A hint for a top-level key that is one of `[tls]`'s (nginx has them at the top of a
+/// `server` block): where it goes.
+fn misplaced_tls_key(key: &str) -> &'static str {
+    let tls_keys = serde_json::to_value(TlsSettings::default()).unwrap_or_default();
+    match tls_keys.as_object() {
+        Some(keys) if keys.contains_key(key) => " (it belongs in the [tls] table)",
+        _ => "",
+    }
 }
 
 /// Which key of a file that does not deserialize holds the bad value, and why: serde's

@@ -1186,6 +1186,23 @@ fn each_listener_needs_a_port_of_its_own() {
 }
 
 #[test]
+fn a_tls_key_at_the_top_level_is_pointed_to_its_table() {
+    for key in [
+        "redirect_http = true",
+        "hsts = \"max-age=1\"",
+        "handshake_timeout = \"5s\"",
+    ] {
+        assert_refused(
+            &format!("upstream = [\"unix:/a\"]\n{key}\n"),
+            "unknown key (it belongs in the [tls] table)",
+            "",
+        );
+    }
+    let err = load("upstream = [\"unix:/a\"]\nredirect = 1\n", &[]).unwrap_err();
+    assert!(err.ends_with("unknown key"), "{err}");
+}
+
+#[test]
 fn listeners_take_one_address_or_several_as_nginx_listen_lines_do() {
     let addrs = |list: &[&str]| -> Vec<std::net::SocketAddr> {
         list.iter().map(|a| a.parse().unwrap()).collect()
