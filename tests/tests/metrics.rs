@@ -394,6 +394,7 @@ print(json.dumps(out))
         ("ringway_upstream_response_duration_seconds", "histogram"),
         ("ringway_proxy_duration_seconds", "histogram"),
         ("ringway_upstream_errors", "counter"),
+        ("ringway_upstream_connect_failures", "counter"),
         ("ringway_limit_rejected", "counter"),
         ("ringway_proxy_protocol_rejected", "counter"),
         ("ringway_connections_accepted", "counter"),

@@ -137,11 +137,31 @@ fn a_dead_upstream_among_two_costs_no_request() {
         let ringway = Ringway::builder()
             .upstream(&order[0])
             .upstream(&order[1])
+            .arg("--metrics", "127.0.0.1:0")
+            .flag("--no-ebpf")
             .start();
         for i in 0..20 {
             let r = roundtrip(ringway.addr(), &Req::get("/"));
             assert_eq!(r.status, 200, "request {i} with upstreams {order:?}: {r:?}");
         }
+        // No request failed, but the dead server is seen: its refused connects are counted
+        // (once per worker and few seconds it is skipped, so at least once in all).
+        let metrics = roundtrip(ringway.metrics_addr(), &Req::get("/metrics")).text();
+        let value = |series: &str| {
+            metrics
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix(series)?
+                        .strip_prefix(' ')?
+                        .parse::<f64>()
+                        .ok()
+                })
+                .unwrap_or_else(|| panic!("no {series}:\n{metrics}"))
+        };
+        let failed = value("ringway_upstream_connect_failures_total{upstream=\"default\"}");
+        assert!(failed >= 1.0, "{order:?}: {failed} connect failures");
+        let refused = value("ringway_upstream_errors_total{kind=\"refused\"}");
+        assert_eq!(refused, 0.0, "no request failed");
     }
 }
 

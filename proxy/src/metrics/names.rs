@@ -31,6 +31,7 @@ names! {
     UPSTREAM_ERRORS = "ringway_upstream_errors_total", "Upstream failures, by kind.";
     UPSTREAM_OPENED = "ringway_upstream_connections_opened_total", "Connections opened to an upstream group's servers, by group.";
     UPSTREAM_REUSED = "ringway_upstream_connections_reused_total", "Kept connections to an HTTP upstream group's servers given another request, by group.";
+    UPSTREAM_CONNECT_FAILURES = "ringway_upstream_connect_failures_total", "Connects to an upstream group's servers that failed (refused, timed out, backlog full), by group: another server may have taken the request, so ringway_upstream_errors_total does not count them.";
     UPSTREAM_UPGRADES = "ringway_upstream_upgrades_total", "Client and upstream connections joined after a protocol switch (101, WebSocket), by group.";
     CONNECTIONS_ACCEPTED = "ringway_connections_accepted_total", "Client connections accepted.";
     CONNECTIONS_ACTIVE = "ringway_connections_active", "Client connections open now.";
@@ -44,8 +45,8 @@ names! {
     PROCESS_ONCPU = "ringway_process_oncpu_seconds_total", "On-CPU time of ringway and of each uWSGI process since the eBPF probe started watching it (sched_switch).";
     TCP_RTT = "ringway_tcp_rtt_seconds", "Smoothed RTT of client connections, at close (eBPF sock_ops).";
     CONNECTION_DURATION = "ringway_connection_duration_seconds", "Lifetime of client connections (eBPF).";
-    CONNECTION_RECEIVED_BYTES = "ringway_connection_received_bytes", "Bytes received per client connection, at close (eBPF).";
-    CONNECTION_SENT_BYTES = "ringway_connection_sent_bytes", "Bytes sent and acknowledged per client connection, at close (eBPF).";
+    CONNECTION_RECEIVED_BYTES = "ringway_connection_received_bytes", "Bytes received per client connection, at close (eBPF; the kernel's count, in which the client's FIN counts one).";
+    CONNECTION_SENT_BYTES = "ringway_connection_sent_bytes", "Bytes sent and acknowledged per client connection, at close (eBPF; the kernel's count, in which ringway's FIN counts one).";
     ACCEPT_WAIT = "ringway_accept_wait_seconds", "Time from handshake complete to accepted by ringway (eBPF).";
     ACCEPT_QUEUE_LENGTH = "ringway_accept_queue_length", "Connections waiting in the listening sockets' accept queues.";
     ACCEPT_QUEUE_LIMIT = "ringway_accept_queue_limit", "Capacity of the listening sockets' accept queues.";

@@ -173,6 +173,7 @@ pub fn render(snap: &Snapshot, out: &mut Exposition) {
         ),
         (&names::UPSTREAM_REUSED, |g| g.reused),
         (&names::UPSTREAM_UPGRADES, |g| g.upgraded),
+        (&names::UPSTREAM_CONNECT_FAILURES, |g| g.connect_failed),
     ] {
         out.family(name, Counter);
         for g in &snap.upstream_conns {

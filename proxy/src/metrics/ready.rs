@@ -52,6 +52,7 @@ impl Readiness {
                 opened: g.conns.opened.load(Ordering::Relaxed),
                 reused: g.conns.reused.load(Ordering::Relaxed),
                 upgraded: g.conns.upgraded.load(Ordering::Relaxed),
+                connect_failed: g.conns.connect_failed.load(Ordering::Relaxed),
             })
             .collect()
     }

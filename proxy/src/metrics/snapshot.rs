@@ -122,6 +122,8 @@ pub struct GroupConnFigures {
     pub reused: u64,
     /// Connections joined to a client's after a 101.
     pub upgraded: u64,
+    /// Connects that failed (another server may have taken the request).
+    pub connect_failed: u64,
 }
 
 /// One upstream group's slots and queue.

@@ -36,6 +36,8 @@ pub struct ConnCounts {
     pub reused: AtomicU64,
     /// Connections joined to a client's after a protocol switch (101).
     pub upgraded: AtomicU64,
+    /// Connects that failed, whether another server then took the request or not.
+    pub connect_failed: AtomicU64,
 }
 
 /// One server of a group. Times are kept as milliseconds since `epoch`, plus one (0:

@@ -219,6 +219,7 @@ impl Upstreams {
                     Err(err) => {
                         // Keep the group's slot for the next server.
                         permit = slot.map(Slot::leave_server);
+                        self.conns.connect_failed.fetch_add(1, Relaxed);
                         tracing::debug!(upstream = %member.addr, error = %err, "upstream connect failed");
                         let fail = classify(&err);
                         if fail == Fail::UpstreamRefused {
