@@ -395,6 +395,13 @@ pub fn cases() -> Vec<Case> {
             b"POST /environ HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n\
               3;ext=1\r\nabc\r\n0\r\nX-Trailer: t\r\n\r\n",
         ),
+        // ignore_invalid_headers on (nginx's default): these names are dropped, the request
+        // served.
+        Case::raw(
+            "header names with characters no token has",
+            b"GET /environ HTTP/1.1\r\nHost: localhost\r\nX@A: 1\r\nX/Y: 2\r\n{x}=y: 3\r\n\
+              X-Kept: 4\r\n\r\n",
+        ),
         // Security-relevant headers.
         Case::req(
             "X-Forwarded-Proto from the client",

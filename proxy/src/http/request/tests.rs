@@ -572,3 +572,67 @@ fn hostile_bytes_never_panic() {
         }
     }
 }
+
+/// nginx's `ignore_invalid_headers on` (its default): a header line whose name has a
+/// visible character no token has is dropped and the request served; anything else wrong
+/// with the head (a space before the colon, a control character, a bad value, a folded
+/// line) still gets its 400, whether or not such a line came first.
+#[test]
+fn header_names_with_visible_non_token_characters_are_dropped_as_nginx_drops_them() {
+    for (head, kept) in [
+        (
+            &b"GET / HTTP/1.1\r\nX@A: 1\r\nHost: a\r\n\r\n"[..],
+            &["Host"][..],
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: a\r\nX/Y: 1\r\n(a): 2\r\nX-B: 3\r\n\r\n",
+            &["Host", "X-B"],
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: a\r\n{x}=y: 4\r\n\xc3\xa9t\xc3\xa9: 5\r\n\r\n",
+            &["Host"],
+        ),
+        (
+            b"\r\nGET / HTTP/1.1\r\nHost: a\r\n@: empty value\r\nA\"B:\r\n\r\n",
+            &["Host"],
+        ),
+    ] {
+        let (h, headers) = complete(head);
+        assert_eq!(
+            h.head_len,
+            head.len(),
+            "{:?}",
+            String::from_utf8_lossy(head)
+        );
+        let names: Vec<&str> = headers.iter().map(|s| text(head, s.name)).collect();
+        assert_eq!(names, kept, "{:?}", String::from_utf8_lossy(head));
+    }
+    // A dropped name is no framing header: the body is not read as one.
+    let (h, _) = complete(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length@: 5\r\n\r\n");
+    assert_eq!(h.body, BodyFraming::None);
+    let (h, _) =
+        complete(b"POST / HTTP/1.1\r\nHost: a\r\nX@A: 1\r\nTransfer-Encoding: chunked\r\n\r\n");
+    assert_eq!(h.body, BodyFraming::Chunked);
+    // Not complete yet: more may come.
+    assert_eq!(parse(b"GET / HTTP/1.1\r\nX@A: 1\r\n"), Ok(Status::Partial));
+
+    for head in [
+        &b"GET / HTTP/1.1\r\nHost: a\r\nX@A : 1\r\n\r\n"[..],
+        b"GET / HTTP/1.1\r\nHost: a\r\nX A: 1\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\n: 1\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nX\x01A: 1\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nX\x7fA: 1\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nX@A\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nX@A: 1\x01\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nX@A: 1\r\nHost : a\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nX@A: 1\r\nX-B: 2\r\n folded\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nX@A: 1\r\nX-B: a\x01b\r\n\r\n",
+    ] {
+        assert!(
+            parse(head).is_err(),
+            "{:?}: {:?}",
+            String::from_utf8_lossy(head),
+            parse(head)
+        );
+    }
+}
