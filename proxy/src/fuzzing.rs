@@ -133,6 +133,7 @@ impl Routes {
                 }),
             };
             routes.push(Route {
+                hosts: Vec::new(),
                 path: spec.path.clone(),
                 exact: spec.exact,
                 internal: false,
@@ -151,7 +152,7 @@ impl Routes {
 
     /// The route for a normalised path.
     pub fn find(&self, path: &[u8]) -> Found {
-        self.table.find(path)
+        self.table.find(None, path)
     }
 
     /// The path of the route at `index`.
@@ -167,7 +168,7 @@ impl Routes {
         if normalize_path(raw_path, &mut path).is_err() {
             return FileLookup::BadPath;
         }
-        let index = match self.table.find(&path) {
+        let index = match self.table.find(None, &path) {
             Found::Route(i) => i,
             Found::AddSlash(_) | Found::Nothing => return FileLookup::NoRoute,
         };

@@ -2,20 +2,24 @@
 //! PATH_INFO is built from: percent-decoded, dot segments resolved), so that no spelling of a
 //! path (`/api/../admin/`, `/api/%2e%2e/admin/`) reaches a route other than the one it names.
 //!
-//! Matching follows nginx's `location`: an exact route (`location = /x`) wins; otherwise the
-//! longest prefix route wins. A request for a prefix route's path without its trailing slash
+//! First the request's Host picks a set of routes, as it picks an nginx `server` block: the
+//! routes whose `hosts` name it, if any does, else the routes without `hosts`. Within that
+//! set, matching follows nginx's `location`: an exact route (`location = /x`) wins; otherwise
+//! the longest prefix route wins. A request for a prefix route's path without its trailing slash
 //! (`/api` for `/api/`), when no route matches it exactly, is redirected to the path with the
 //! slash (nginx does this for its proxied locations), so the app's relative links work.
 
 use std::net::IpAddr;
 
-use crate::config::{Cidr, Limits};
+use crate::config::{Cidr, HostName, Limits};
 use crate::limits::RateLimit;
 use crate::static_files::StaticRoute;
 
 /// One route.
 #[derive(Debug, Clone)]
 pub(crate) struct Route {
+    /// The Hosts it serves (empty: those no route names).
+    pub(crate) hosts: Vec<HostName>,
     /// The path it matches (the `route` label of its metrics).
     pub(crate) path: String,
     /// Only this exact path, not what lies under it.
@@ -78,6 +82,8 @@ pub(crate) struct RouteTable {
     routes: Vec<Route>,
     /// Indexes of the prefix routes, longest path first.
     by_length: Vec<usize>,
+    /// Whether a route names Hosts (without, the Host is not looked at).
+    by_host: bool,
 }
 
 impl RouteTable {
@@ -85,24 +91,41 @@ impl RouteTable {
     pub(crate) fn new(routes: Vec<Route>) -> RouteTable {
         let mut by_length: Vec<usize> = (0..routes.len()).filter(|&i| !routes[i].exact).collect();
         by_length.sort_by_key(|&i| std::cmp::Reverse(routes[i].path.len()));
-        RouteTable { routes, by_length }
+        let by_host = routes.iter().any(|r| !r.hosts.is_empty());
+        RouteTable {
+            routes,
+            by_length,
+            by_host,
+        }
     }
 
-    /// The route for a normalised path.
-    pub(crate) fn find(&self, path: &[u8]) -> Found {
+    /// The route for a request for `host` (its Host, or its absolute-form authority) and
+    /// a normalised path.
+    pub(crate) fn find(&self, host: Option<&[u8]>, path: &[u8]) -> Found {
+        let named = |r: &Route| host.is_some_and(|h| r.hosts.iter().any(|n| n.matches(h)));
+        let server: &dyn Fn(&Route) -> bool = if !self.by_host {
+            &|_| true
+        } else if self.routes.iter().any(named) {
+            &named
+        } else {
+            &|r: &Route| r.hosts.is_empty()
+        };
         if let Some(i) = self
             .routes
             .iter()
-            .position(|r| r.exact && r.path.as_bytes() == path)
+            .position(|r| r.exact && r.path.as_bytes() == path && server(r))
         {
             return Found::Route(i);
         }
-        let prefix = self
+        let mut prefixes = self
             .by_length
             .iter()
             .copied()
+            .filter(|&i| server(&self.routes[i]));
+        let prefix = prefixes
+            .clone()
             .find(|&i| path.starts_with(self.routes[i].path.as_bytes()));
-        let add_slash = self.by_length.iter().copied().find(|&i| {
+        let add_slash = prefixes.find(|&i| {
             let route = &self.routes[i];
             !matches!(route.action, Action::Redirect { .. })
                 && route.path.len() > 1
@@ -130,12 +153,18 @@ impl RouteTable {
 
 impl Route {
     /// Its `route` label in the metrics: the path, `=path` for an exact route (nginx's
-    /// `location =`), so a prefix and an exact route on one path stay apart.
+    /// `location =`), so a prefix and an exact route on one path stay apart; behind its first
+    /// Host when it names Hosts (`api.example.com/`, `=api.example.com/x`).
     pub(crate) fn label(&self) -> String {
+        let host = self
+            .hosts
+            .first()
+            .map(ToString::to_string)
+            .unwrap_or_default();
         if self.exact {
-            format!("={}", self.path)
+            format!("={host}{}", self.path)
         } else {
-            self.path.clone()
+            format!("{host}{}", self.path)
         }
     }
 
@@ -176,6 +205,7 @@ pub(crate) mod tests {
 
     fn route(path: &str, exact: bool, action: Action) -> Route {
         Route {
+            hosts: Vec::new(),
             path: path.to_owned(),
             exact,
             internal: false,
@@ -214,6 +244,61 @@ pub(crate) mod tests {
         ])
     }
 
+    /// nginx's `server` blocks: the Host picks the routes naming it, else those naming none;
+    /// within them, paths match as ever, and a path the Host's routes lack is not looked for
+    /// among the others.
+    #[test]
+    fn the_host_picks_its_routes_as_server_name_picks_a_server() {
+        let named = |hosts: &[&str], path: &str, exact: bool| Route {
+            hosts: hosts.iter().map(|h| h.parse().unwrap()).collect(),
+            ..route(path, exact, upstream())
+        };
+        let t = RouteTable::new(vec![
+            route("/", false, upstream()),
+            route("/static/", false, upstream()),
+            named(&["api.example.com"], "/", false),
+            named(&["api.example.com", "*.api.example.com"], "/v2/", false),
+            named(&["www.example.com"], "/", false),
+            named(&["api.example.com"], "/health", true),
+        ]);
+        let cases: [(Option<&str>, &str, Found); 14] = [
+            (None, "/x", Found::Route(0)),
+            (Some("example.com"), "/x", Found::Route(0)),
+            (Some("example.com"), "/static/a.css", Found::Route(1)),
+            (Some("api.example.com"), "/x", Found::Route(2)),
+            (Some("API.Example.COM:8080"), "/x", Found::Route(2)),
+            (Some("api.example.com."), "/x", Found::Route(2)),
+            (Some("api.example.com"), "/v2/users", Found::Route(3)),
+            (Some("api.example.com"), "/v2", Found::AddSlash(3)),
+            (Some("api.example.com"), "/health", Found::Route(5)),
+            // Not the default routes' /static/: that Host's routes have none.
+            (Some("api.example.com"), "/static/a.css", Found::Route(2)),
+            (Some("eu.api.example.com"), "/v2/x", Found::Route(3)),
+            (Some("eu.api.example.com"), "/x", Found::Nothing),
+            (Some("www.example.com"), "/anything", Found::Route(4)),
+            (Some("other.test"), "/health", Found::Route(0)),
+        ];
+        for (host, path, want) in cases {
+            assert_eq!(
+                t.find(host.map(str::as_bytes), path.as_bytes()),
+                want,
+                "{host:?} {path}"
+            );
+        }
+        let labels: Vec<String> = t.iter().map(Route::label).collect();
+        assert_eq!(
+            labels,
+            [
+                "/",
+                "/static/",
+                "api.example.com/",
+                "api.example.com/v2/",
+                "www.example.com/",
+                "=api.example.com/health"
+            ]
+        );
+    }
+
     #[test]
     fn exact_then_longest_prefix() {
         let t = table();
@@ -232,7 +317,7 @@ pub(crate) mod tests {
             ("/staticfile", Found::Route(5)),
         ];
         for (path, want) in cases {
-            assert_eq!(t.find(path.as_bytes()), want, "{path}");
+            assert_eq!(t.find(None, path.as_bytes()), want, "{path}");
         }
     }
 
@@ -249,9 +334,9 @@ pub(crate) mod tests {
                 },
             ),
         ]);
-        assert_eq!(t.find(b"/"), Found::Nothing);
-        assert_eq!(t.find(b"/apix"), Found::Nothing);
-        assert_eq!(t.find(b"/old"), Found::Nothing);
+        assert_eq!(t.find(None, b"/"), Found::Nothing);
+        assert_eq!(t.find(None, b"/apix"), Found::Nothing);
+        assert_eq!(t.find(None, b"/old"), Found::Nothing);
     }
 
     #[test]
@@ -260,13 +345,13 @@ pub(crate) mod tests {
             route("/api/", false, upstream()),
             route("/api", true, upstream()),
         ]);
-        assert_eq!(t.find(b"/api"), Found::Route(1));
+        assert_eq!(t.find(None, b"/api"), Found::Route(1));
         let t = RouteTable::new(vec![
             route("/api/", false, upstream()),
             route("/api", false, upstream()),
         ]);
-        assert_eq!(t.find(b"/api"), Found::Route(1));
-        assert_eq!(t.find(b"/api/x"), Found::Route(0));
+        assert_eq!(t.find(None, b"/api"), Found::Route(1));
+        assert_eq!(t.find(None, b"/api/x"), Found::Route(0));
     }
 
     #[test]
@@ -289,7 +374,7 @@ pub(crate) mod tests {
         ] {
             let mut path = Vec::new();
             crate::uwsgi::normalize_path(raw.as_bytes(), &mut path).unwrap();
-            let Found::Route(i) = t.find(&path) else {
+            let Found::Route(i) = t.find(None, &path) else {
                 panic!("{raw}: no route")
             };
             let route = t.get(i).unwrap();

@@ -237,6 +237,79 @@ upstream = "api"
     assert_eq!(env["REQUEST_URI"], "/api/users/7?a=b", "{env}");
 }
 
+/// nginx's `server` blocks by `server_name`: the Host picks the routes naming it (an API on
+/// its own name, `www` redirected to the bare name), every other Host the routes naming
+/// none; an absolute-form target's authority counts as the Host; metrics tell the routes
+/// apart by Host.
+#[test]
+fn the_host_picks_its_routes_as_server_name_picks_an_nginx_server() {
+    let (app, api) = start_two(
+        UwsgiOptions::named(App::Raw, "app"),
+        UwsgiOptions::named(App::Raw, "api"),
+    );
+    let config = [
+        group("app", &app, ""),
+        group("api", &api, ""),
+        r#"
+[[routes]]
+path = "/"
+upstream = "app"
+
+[[routes]]
+hosts = ["api.example.test", "*.api.example.test"]
+path = "/"
+upstream = "api"
+
+[[routes]]
+hosts = ["www.example.test"]
+path = "/"
+redirect = { to = "https://example.test/" }
+"#
+        .to_owned(),
+    ]
+    .concat();
+    let ringway = Ringway::with_config(config)
+        .arg("--metrics", "127.0.0.1:0")
+        .flag("--no-ebpf")
+        .start();
+    let addr = ringway.addr();
+    for (host, instance) in [
+        ("example.test", "app"),
+        ("api.example.test", "api"),
+        ("API.Example.Test:8080", "api"),
+        ("eu.api.example.test", "api"),
+        ("api.example.test.evil", "app"),
+        ("127.0.0.1", "app"),
+    ] {
+        let r = roundtrip(addr, &dump("/x").host(Some(host)));
+        assert_eq!(
+            (r.status, served_by(&r).as_deref()),
+            (200, Some(instance)),
+            "Host {host}: {r:?}"
+        );
+    }
+    let r = roundtrip(
+        addr,
+        &dump("http://api.example.test/x").host(Some("example.test")),
+    );
+    assert_eq!(
+        served_by(&r).as_deref(),
+        Some("api"),
+        "the authority wins: {r:?}"
+    );
+    let r = roundtrip(addr, &Req::get("/a/b?c=d").host(Some("www.example.test")));
+    assert_eq!(r.status, 301, "{r:?}");
+    assert_eq!(
+        r.header("location").as_deref(),
+        Some("https://example.test/a/b?c=d")
+    );
+    let metrics = roundtrip(ringway.metrics_addr(), &Req::get("/metrics")).text();
+    for label in ["/", "api.example.test/", "www.example.test/"] {
+        let series = format!("ringway_requests_total{{route=\"{label}\",code=");
+        assert!(metrics.contains(&series), "{series}:\n{metrics}");
+    }
+}
+
 #[test]
 fn a_request_no_route_matches_gets_404_without_reaching_uwsgi() {
     let api = Uwsgi::start_with(UwsgiOptions::named(App::Raw, "api"));

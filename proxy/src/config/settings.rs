@@ -347,6 +347,11 @@ pub struct AppSettings {
 /// A route: `[[routes]]`.
 #[derive(Debug, Default, Clone, Deserialize, Serialize)]
 pub struct RouteSettings {
+    /// The Hosts it serves, as an nginx `server` block's `server_name` lists them: a request
+    /// whose Host some route names is served by the routes naming it, and by those only;
+    /// any other Host by the routes without `hosts` [default: none].
+    #[serde(default)]
+    pub hosts: Vec<HostName>,
     /// The path it serves: a prefix, or with `exact` only this path.
     pub path: Option<String>,
     /// Only `path` itself (nginx `location =`).

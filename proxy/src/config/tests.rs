@@ -31,7 +31,7 @@ fn assert_refused(text: &str, key: &str, message: &str) {
 }
 
 fn route<'c>(config: &'c Config, path: &str) -> &'c crate::routes::Route {
-    match config.routes.find(path.as_bytes()) {
+    match config.routes.find(None, path.as_bytes()) {
         Found::Route(i) => config.routes.get(i).unwrap(),
         other => panic!("{path}: {other:?}"),
     }
@@ -1183,6 +1183,41 @@ fn each_listener_needs_a_port_of_its_own() {
     let text = "listen = \"127.0.0.1:9145\"\nupstream = [\"unix:/a\"]\n";
     let err = load(text, &[]).unwrap_err();
     assert!(err.contains("takes the port of a listener"), "{err}");
+}
+
+#[test]
+fn routes_for_hosts_share_paths_with_other_hosts_but_not_with_their_own() {
+    let group = "[upstreams.api]\nservers = [\"unix:/b\"]\n";
+    let text = format!(
+        "upstream = [\"unix:/a\"]\n{group}\
+         [[routes]]\nhosts = [\"api.example.com\"]\npath = \"/\"\nupstream = \"api\"\n\
+         [[routes]]\nhosts = [\"www.example.com\"]\npath = \"/\"\n\
+         redirect = {{ to = \"https://example.com/\" }}\n"
+    );
+    let config = load(&text, &[]).unwrap();
+    // The `upstream` key's route `/` is still there for every other Host.
+    let find = |host: &str, path: &str| config.routes.find(Some(host.as_bytes()), path.as_bytes());
+    let label = |found| match found {
+        Found::Route(i) => config.routes.get(i).unwrap().label(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(label(find("example.com", "/x")), "/");
+    assert_eq!(label(find("api.example.com", "/x")), "api.example.com/");
+    assert_eq!(label(find("www.example.com", "/x")), "www.example.com/");
+
+    let twice = format!(
+        "{group}[[routes]]\nhosts = [\"a.test\", \"b.test\"]\npath = \"/\"\nupstream = \"api\"\n\
+         [[routes]]\nhosts = [\"b.test\"]\npath = \"/\"\nupstream = \"api\"\n"
+    );
+    assert_refused(
+        &twice,
+        "routes[1].path",
+        "another route for its Hosts has the path",
+    );
+    let bad = format!(
+        "{group}[[routes]]\nhosts = [\"http://a.test\"]\npath = \"/\"\nupstream = \"api\"\n"
+    );
+    assert!(load(&bad, &[]).unwrap_err().contains("invalid host"));
 }
 
 #[test]

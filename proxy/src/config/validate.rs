@@ -563,10 +563,27 @@ impl Resolved {
                      the app's error answers",
                 ));
             }
-            if !seen.insert((built.path.clone(), built.exact)) {
+            // One route per path and Host: two naming one Host (or none) on one path would
+            // leave one unreachable.
+            let hosts: Vec<String> = built.hosts.iter().map(ToString::to_string).collect();
+            let mut taken = |host: Option<&String>| {
+                !seen.insert((host.cloned(), built.path.clone(), built.exact))
+            };
+            let clash = if hosts.is_empty() {
+                taken(None)
+            } else {
+                hosts
+                    .iter()
+                    .map(|h| taken(Some(h)))
+                    .fold(false, |a, b| a | b)
+            };
+            if clash {
                 return Err(self.invalid_in_file(
                     &format!("{at}.path"),
-                    &format!("another route has the path {:?} already", built.path),
+                    &format!(
+                        "another route for its Hosts has the path {:?} already",
+                        built.path
+                    ),
                 ));
             }
             routes.push(built);
@@ -579,7 +596,7 @@ impl Resolved {
                     &format!("{:?} is not a normalised path", dir.path),
                 ));
             }
-            if !seen.insert((dir.path.clone(), false)) {
+            if !seen.insert((None, dir.path.clone(), false)) {
                 return Err(self.invalid(
                     "static",
                     &format!("another route has the path {:?} already", dir.path),
@@ -589,6 +606,7 @@ impl Resolved {
             let files = static_route(&files, &dir.dir, groups)
                 .map_err(|(_, m)| self.invalid("static", &format!("{key}: {m}")))?;
             routes.push(Route {
+                hosts: Vec::new(),
                 path: dir.path.clone(),
                 exact: false,
                 internal: false,
@@ -602,9 +620,10 @@ impl Resolved {
         }
         let default_group = groups.iter().position(|g| g.name == DEFAULT_GROUP);
         if let Some(group) = default_group
-            && !seen.contains(&("/".to_owned(), false))
+            && !seen.contains(&(None, "/".to_owned(), false))
         {
             routes.push(Route {
+                hosts: Vec::new(),
                 path: "/".to_owned(),
                 exact: false,
                 internal: false,
@@ -730,6 +749,7 @@ impl Resolved {
             None => None,
         };
         Ok(Route {
+            hosts: route.hosts.clone(),
             path,
             exact: route.exact,
             internal: route.internal,

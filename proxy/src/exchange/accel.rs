@@ -29,7 +29,9 @@ pub(super) async fn serve(
     let mut path = Buf::with_capacity(raw.len().max(1));
     normalize_path(raw, &mut path).map_err(|_| misdirected)?;
     let routes = &worker.config.routes;
-    let Found::Route(index) = routes.find(&path) else {
+    // The file is looked for among the routes of the request's own Host.
+    let host = req.head.host.map(|h| h.of(&client.input));
+    let Found::Route(index) = routes.find(host, &path) else {
         return Err(Fail::NoFile);
     };
     let Some(route) = routes.get(index) else {

@@ -316,7 +316,7 @@ fn route<'w>(client: &Client, head: RequestHead, worker: &'w Worker, keep: bool)
         redirects: Cell::new(0),
     };
     let routes = &worker.config.routes;
-    match routes.find(&req.path) {
+    match routes.find(req.head.host.map(|h| h.of(&client.input)), &req.path) {
         Found::Route(i) | Found::AddSlash(i) => match routes.get(i) {
             Some(route) => Routed::To(req, i, route),
             None => Routed::Refused(Fail::NoRoute, req.identity()),
