@@ -124,15 +124,20 @@ fn malformed_requests_get_their_exact_status() {
     }
 
     // More framing errors, where RFC 9112 leaves a choice between statuses.
-    let more: [(&str, &[u8], &[u16]); 8] = [
+    let more: [(&str, &[u8], &[u16]); 9] = [
         (
             "whitespace before the first header line",
             b"GET / HTTP/1.1\r\n Host: localhost\r\n\r\n",
             &[400],
         ),
         (
-            "invalid character in a header name",
-            b"GET / HTTP/1.1\r\nHost: localhost\r\nX(Y): 1\r\n\r\n",
+            "a space in a header name",
+            b"GET / HTTP/1.1\r\nHost: localhost\r\nX Y: 1\r\n\r\n",
+            &[400],
+        ),
+        (
+            "a control character in a header name",
+            b"GET / HTTP/1.1\r\nHost: localhost\r\nX\x01Y: 1\r\n\r\n",
             &[400],
         ),
         (
@@ -183,6 +188,16 @@ fn malformed_requests_get_their_exact_status() {
             "{name}: closed after the error"
         );
         assert_healthy(addr, name);
+    }
+
+    // nginx's ignore_invalid_headers: a line whose name has a printable character no token
+    // has is dropped, the request served and the connection kept.
+    let mut conn = Conn::open(addr);
+    for _ in 0..2 {
+        conn.send(b"GET / HTTP/1.1\r\nHost: localhost\r\nX(Y): 1\r\n\r\n")
+            .expect("send");
+        let r = conn.read_response().expect("an answer");
+        assert_eq!(r.status, 200, "a dropped header line: {r:?}");
     }
 
     // Not framing errors, so the connection may stay open; the status is what matters.
