@@ -307,6 +307,24 @@ fn check_config_exits_0_for_a_good_configuration_and_1_for_a_bad_one() {
     let (code, err) = check_config(&["--config", &good, "--temp-dir", &unmade_arg]);
     assert_eq!(code, Some(0), "{err}");
     assert!(!unmade.exists(), "the check created {}", unmade.display());
+    // One the service's user could not make (nobody may not write to /usr).
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(paths::ringway_bin())
+        .args([
+            "--check-config",
+            "--upstream",
+            "unix:/x.sock",
+            "--metrics",
+            "off",
+        ])
+        .args(["--temp-dir", "/usr/ringway-check-spool"])
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run setpriv (util-linux)");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("ringway may not write to /usr"), "{err}");
     let orphan = dir.path().join("no-such-dir/spool").display().to_string();
     let (code, err) = check_config(&["--config", &good, "--temp-dir", &orphan]);
     assert_eq!(code, Some(1), "{err}");

@@ -50,9 +50,6 @@ pub fn spawn(command: &[String]) -> io::Result<Child> {
     cmd.spawn()
 }
 
-/// Waits until `pid` (a child) has exited, without reaping it: while it is a zombie its pid,
-/// and so its process group's id, cannot be taken by another process, so the group can still
-/// be signalled safely.
 /// Whether `program` can be started as [`spawn`] starts it (execvp): a path to an
 /// executable file, or a name found so in `PATH`.
 pub(crate) fn check_program(program: &str) -> Result<(), String> {
@@ -78,6 +75,9 @@ pub(crate) fn check_program(program: &str) -> Result<(), String> {
     }
 }
 
+/// Waits until `pid` (a child) has exited, without reaping it: while it is a zombie its pid,
+/// and so its process group's id, cannot be taken by another process, so the group can still
+/// be signalled safely.
 pub fn wait_exited(pid: libc::pid_t) -> io::Result<()> {
     loop {
         // SAFETY: siginfo_t is plain data, zeroed is valid; waitid writes into it.

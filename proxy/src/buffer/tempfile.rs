@@ -104,18 +104,38 @@ pub(crate) fn check_dir(dir: &Path) -> anyhow::Result<()> {
             vet_dir(dir, !as_root)
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            let parent = dir.parent().filter(|p| !p.as_os_str().is_empty());
-            match parent {
-                Some(parent) if !parent.is_dir() => bail!(
+            let parent = dir
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            if !parent.is_dir() {
+                bail!(
                     "{} cannot be created: {} is not a directory",
                     dir.display(),
                     parent.display()
-                ),
-                _ => Ok(()),
+                );
             }
+            if !may_create_in(parent) {
+                bail!(
+                    "{} cannot be created: ringway may not write to {}",
+                    dir.display(),
+                    parent.display()
+                );
+            }
+            Ok(())
         }
         Err(e) => Err(e).with_context(|| format!("{}", dir.display())),
     }
+}
+
+/// Whether this process may make an entry in `dir` (write and search permission; a
+/// read-only mount says no too).
+fn may_create_in(dir: &Path) -> bool {
+    let Ok(c_dir) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) else {
+        return false;
+    };
+    // SAFETY: `c_dir` is a valid NUL-terminated string for the call's duration.
+    unsafe { libc::access(c_dir.as_ptr(), libc::W_OK | libc::X_OK) == 0 }
 }
 
 /// Refuses `dir` unless it is a directory (ours, when `owner` says to look) that only its

@@ -37,9 +37,13 @@ pub(crate) struct ConnLimiter {
     open: AtomicUsize,
     hasher: std::hash::RandomState,
     by_ip: Box<[Mutex<HashMap<IpAddr, usize>>]>,
-    /// Connections refused, by [`ConnLimit`] (`Process`, `PerIp`).
-    rejected: [AtomicU64; 2],
+    /// Connections refused, by [`ConnLimit`] (`Process`, `PerIp`): shared with a limiter a
+    /// reload puts in its place, so the counters go on.
+    rejected: Arc<Refusals>,
 }
+
+/// Connections refused, by [`ConnLimit`].
+pub(crate) type Refusals = [AtomicU64; 2];
 
 /// Whether a new connection may be served.
 pub(crate) enum Admission {
@@ -59,6 +63,12 @@ pub(crate) struct ConnTicket {
 impl ConnLimiter {
     /// Counts for these limits, none open.
     pub(crate) fn new(limits: ConnLimits) -> ConnLimiter {
+        ConnLimiter::counting_on(limits, Arc::default())
+    }
+
+    /// Counts for these limits, none open, refusals counted into `rejected` (an old
+    /// limiter's).
+    pub(crate) fn counting_on(limits: ConnLimits, rejected: Arc<Refusals>) -> ConnLimiter {
         ConnLimiter {
             counted: limits,
             max_connections: AtomicUsize::new(limits.max_connections.unwrap_or(usize::MAX)),
@@ -66,7 +76,7 @@ impl ConnLimiter {
             open: AtomicUsize::new(0),
             hasher: std::hash::RandomState::new(),
             by_ip: (0..SHARDS).map(|_| Mutex::default()).collect(),
-            rejected: Default::default(),
+            rejected,
         }
     }
 
@@ -132,12 +142,9 @@ impl ConnLimiter {
         same_set
     }
 
-    /// Goes on counting refusals from `old`'s counts (a reload that could not retune
-    /// `old`: the counts of open connections start afresh, the counters must not go back).
-    pub(crate) fn continue_counts(&self, old: &ConnLimiter) {
-        for (count, old) in self.rejected.iter().zip(&old.rejected) {
-            count.fetch_add(old.load(Ordering::Relaxed), Ordering::Relaxed);
-        }
+    /// Its refusal counters, for a limiter that replaces it to count on in.
+    pub(crate) fn refusals(&self) -> Arc<Refusals> {
+        Arc::clone(&self.rejected)
     }
 
     /// Connections refused by `limit` so far.

@@ -68,13 +68,15 @@ impl Limiters {
     /// limits `previous` counts with.
     pub(crate) fn renewed(config: &Config, previous: &Limiters, old: &Config) -> Limiters {
         let mut fresh = Limiters::new(config);
-        if config.connections == old.connections || previous.conns.retune(config.connections) {
-            fresh.conns = Arc::clone(&previous.conns);
-        } else {
-            fresh.conns.continue_counts(&previous.conns);
-        }
-        // What starts afresh under the same label or name still counts on from the old
-        // figures: a counter never goes back.
+        fresh.conns =
+            if config.connections == old.connections || previous.conns.retune(config.connections) {
+                Arc::clone(&previous.conns)
+            } else {
+                let refusals = previous.conns.refusals();
+                Arc::new(ConnLimiter::counting_on(config.connections, refusals))
+            };
+        // What starts afresh under the same label or name counts on in the old counters
+        // (shared: the old generation's last requests count too), so they never go back.
         for (i, route) in config.routes.iter().enumerate() {
             let label = route.label();
             let Some(j) = old.routes.iter().position(|r| r.label() == label) else {
@@ -85,15 +87,15 @@ impl Limiters {
             else {
                 continue;
             };
-            if old
+            let same = old
                 .routes
                 .get(j)
-                .is_some_and(|r| r.limit_req == route.limit_req)
-            {
-                *slot = Some(Arc::clone(previous));
-            } else if let Some(table) = slot {
-                table.continue_counts(previous);
-            }
+                .is_some_and(|r| r.limit_req == route.limit_req);
+            *slot = match route.limit_req {
+                _ if same => Some(Arc::clone(previous)),
+                Some(limit) => Some(Arc::new(RateTable::counting_on(limit, previous.counts()))),
+                None => None,
+            };
         }
         for (i, group) in config.groups.iter().enumerate() {
             let Some(j) = old.groups.iter().position(|g| g.name == group.name) else {
@@ -103,11 +105,16 @@ impl Limiters {
                 continue;
             };
             let kept = &old.groups[j];
-            if kept.slots == group.slots && kept.servers == group.servers {
-                *slot = Some(previous);
-            } else if let Some(slots) = slot {
-                slots.continue_counts(&previous);
-            }
+            let same = kept.slots == group.slots && kept.servers == group.servers;
+            *slot = match group.slots {
+                _ if same => Some(previous),
+                Some(limits) => Some(Arc::new(GroupSlots::counting_on(
+                    limits,
+                    group.servers.len(),
+                    previous.counts(),
+                ))),
+                None => None,
+            };
         }
         fresh
     }
@@ -254,10 +261,17 @@ limit_conn_per_ip = 5
 {GROUP}{}",
             ROUTE.replace("5r/s", "9r/s")
         ));
-        let after = Limiters::renewed(&changed, &previous, &old).figures();
+        let renewed = Limiters::renewed(&changed, &previous, &old);
+        let after = renewed.figures();
         assert_eq!(after.conn_per_ip_rejected, before.conn_per_ip_rejected);
         assert_eq!(after.conn_per_ip_rejected, 1);
         assert_eq!(after.routes[0].rejected, over_rate);
         assert_eq!(after.routes[0].rejected, before.routes[0].rejected);
+        // The old generation's last requests still count, in the one series.
+        assert!(previous.check_rate(0, client).is_err());
+        assert!(previous.conns.admit(client).refused().is_some());
+        let later = renewed.figures();
+        assert_eq!(later.routes[0].rejected, over_rate + 1);
+        assert_eq!(later.conn_per_ip_rejected, 2);
     }
 }

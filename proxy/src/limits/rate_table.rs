@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use slab::Slab;
@@ -37,6 +37,13 @@ pub(crate) struct RateTable {
     epoch: Instant,
     hasher: std::hash::RandomState,
     shards: Box<[Mutex<Shard>]>,
+    counts: Arc<RateCounts>,
+}
+
+/// A route's refusals and evictions: shared with the table a reload puts in its place, so
+/// the counters go on (the old table's late requests included).
+#[derive(Debug, Default)]
+pub(crate) struct RateCounts {
     /// Requests refused (429).
     rejected: AtomicU64,
     /// Entries dropped for room before they had leaked.
@@ -46,10 +53,15 @@ pub(crate) struct RateTable {
 impl RateTable {
     /// An empty table for `limit`.
     pub(crate) fn new(limit: RateLimit) -> RateTable {
-        RateTable::with_capacity(limit, PER_SHARD)
+        RateTable::counting_on(limit, Arc::default())
     }
 
-    fn with_capacity(limit: RateLimit, per_shard: usize) -> RateTable {
+    /// An empty table for `limit` that counts into `counts` (an old table's).
+    pub(crate) fn counting_on(limit: RateLimit, counts: Arc<RateCounts>) -> RateTable {
+        RateTable::with_capacity(limit, PER_SHARD, counts)
+    }
+
+    fn with_capacity(limit: RateLimit, per_shard: usize, counts: Arc<RateCounts>) -> RateTable {
         RateTable {
             limit,
             epoch: Instant::now(),
@@ -57,8 +69,7 @@ impl RateTable {
             shards: (0..SHARDS)
                 .map(|_| Mutex::new(Shard::new(per_shard)))
                 .collect(),
-            rejected: AtomicU64::new(0),
-            evicted: AtomicU64::new(0),
+            counts,
         }
     }
 
@@ -74,29 +85,27 @@ impl RateTable {
         let ip = ip.to_canonical();
         let shard = &self.shards[self.hasher.hash_one(ip) as usize % SHARDS];
         let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
-        let checked = shard.take(ip, now, &self.limit, &self.evicted);
+        let checked = shard.take(ip, now, &self.limit, &self.counts.evicted);
         drop(shard);
         if checked.is_err() {
-            self.rejected.fetch_add(1, Relaxed);
+            self.counts.rejected.fetch_add(1, Relaxed);
         }
         checked
     }
 
     /// Requests refused so far.
     pub(crate) fn rejected(&self) -> u64 {
-        self.rejected.load(Relaxed)
+        self.counts.rejected.load(Relaxed)
     }
 
-    /// Goes on counting from `old`'s counts (a reload changed the route's limit: the
-    /// buckets start afresh, the counters must not go back).
-    pub(crate) fn continue_counts(&self, old: &RateTable) {
-        self.rejected.fetch_add(old.rejected(), Relaxed);
-        self.evicted.fetch_add(old.evicted(), Relaxed);
+    /// Its counters, for a table that replaces it to count on in.
+    pub(crate) fn counts(&self) -> Arc<RateCounts> {
+        Arc::clone(&self.counts)
     }
 
     /// Entries evicted so far.
     pub(crate) fn evicted(&self) -> u64 {
-        self.evicted.load(Relaxed)
+        self.counts.evicted.load(Relaxed)
     }
 
     /// Clients tracked now.
@@ -348,7 +357,7 @@ mod tests {
 
     #[test]
     fn the_table_is_bounded() {
-        let table = RateTable::with_capacity(limit(), 4);
+        let table = RateTable::with_capacity(limit(), 4, Arc::default());
         for n in 0..10_000 {
             table.check_at(ip(n), 0).unwrap();
         }

@@ -33,12 +33,28 @@ pub(crate) struct GroupSlots {
     free: Semaphore,
     /// Requests waiting for a slot now.
     waiting: AtomicUsize,
+    counts: Arc<SlotCounts>,
+}
+
+/// A group's queue refusals and waits: shared with the slots a reload puts in their place,
+/// so the counters go on (the old slots' queued requests included).
+pub(crate) struct SlotCounts {
     /// Refused at once: the queue was full.
     queue_full: AtomicU64,
     /// Refused after `queue_timeout`.
     queue_timeouts: AtomicU64,
     /// How long the requests that queued waited (for a slot, or until refused).
     wait: Histogram,
+}
+
+impl Default for SlotCounts {
+    fn default() -> Self {
+        SlotCounts {
+            queue_full: AtomicU64::new(0),
+            queue_timeouts: AtomicU64::new(0),
+            wait: Histogram::new(LATENCY_BOUNDS),
+        }
+    }
 }
 
 /// A free slot somewhere in the group, not yet tied to a server. Dropped, it is given back.
@@ -55,6 +71,15 @@ pub(crate) struct Slot {
 impl GroupSlots {
     /// Slots for a group of `servers` servers.
     pub(crate) fn new(limits: SlotLimits, servers: usize) -> GroupSlots {
+        GroupSlots::counting_on(limits, servers, Arc::default())
+    }
+
+    /// Slots for a group of `servers` servers, counting into `counts` (old slots').
+    pub(crate) fn counting_on(
+        limits: SlotLimits,
+        servers: usize,
+        counts: Arc<SlotCounts>,
+    ) -> GroupSlots {
         let total = limits
             .max_conns
             .saturating_mul(servers)
@@ -64,9 +89,7 @@ impl GroupSlots {
             in_flight: (0..servers).map(|_| AtomicUsize::new(0)).collect(),
             free: Semaphore::new(total),
             waiting: AtomicUsize::new(0),
-            queue_full: AtomicU64::new(0),
-            queue_timeouts: AtomicU64::new(0),
-            wait: Histogram::new(LATENCY_BOUNDS),
+            counts,
         }
     }
 
@@ -85,12 +108,12 @@ impl GroupSlots {
     pub(crate) async fn wait(self: &Arc<Self>) -> Result<Permit, Fail> {
         let queued = Queued::join(self);
         if queued.position >= self.limits.queue {
-            self.queue_full.fetch_add(1, Ordering::Relaxed);
+            self.counts.queue_full.fetch_add(1, Ordering::Relaxed);
             return Err(Fail::QueueFull);
         }
         let started = Instant::now();
         let acquired = tokio::time::timeout(self.limits.queue_timeout, self.free.acquire()).await;
-        self.wait.observe(started.elapsed());
+        self.counts.wait.observe(started.elapsed());
         drop(queued);
         match acquired {
             Ok(Ok(permit)) => {
@@ -101,7 +124,7 @@ impl GroupSlots {
             }
             // The semaphore is never closed; if it were, no slot would ever come.
             Ok(Err(_)) | Err(_) => {
-                self.queue_timeouts.fetch_add(1, Ordering::Relaxed);
+                self.counts.queue_timeouts.fetch_add(1, Ordering::Relaxed);
                 Err(Fail::QueueTimeout)
             }
         }
@@ -134,24 +157,20 @@ impl GroupSlots {
     /// Requests refused because the queue was full, and because they waited too long.
     pub(crate) fn rejected(&self) -> (u64, u64) {
         (
-            self.queue_full.load(Ordering::Relaxed),
-            self.queue_timeouts.load(Ordering::Relaxed),
+            self.counts.queue_full.load(Ordering::Relaxed),
+            self.counts.queue_timeouts.load(Ordering::Relaxed),
         )
     }
 
-    /// Goes on counting refusals and waits from `old`'s (a reload changed the group's
-    /// slots: they start afresh, the counters must not go back).
-    pub(crate) fn continue_counts(&self, old: &GroupSlots) {
-        let (full, timeouts) = old.rejected();
-        self.queue_full.fetch_add(full, Ordering::Relaxed);
-        self.queue_timeouts.fetch_add(timeouts, Ordering::Relaxed);
-        self.wait.continue_from(&old.wait);
+    /// Its counters, for slots that replace these to count on in.
+    pub(crate) fn counts(&self) -> Arc<SlotCounts> {
+        Arc::clone(&self.counts)
     }
 
     /// The waits so far.
     pub(crate) fn wait_times(&self) -> HistogramSnapshot {
-        let mut snapshot = self.wait.empty_snapshot();
-        self.wait.add_to(&mut snapshot);
+        let mut snapshot = self.counts.wait.empty_snapshot();
+        self.counts.wait.add_to(&mut snapshot);
         snapshot
     }
 

@@ -41,15 +41,6 @@ impl Histogram {
             .fetch_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX), Relaxed);
     }
 
-    /// Adds `other`'s counts to this one's (same bounds): a histogram that replaces another
-    /// goes on from where that one was, as a Prometheus histogram must.
-    pub fn continue_from(&self, other: &Histogram) {
-        for (count, old) in self.counts.iter().zip(other.counts.iter()) {
-            count.fetch_add(old.load(Relaxed), Relaxed);
-        }
-        self.sum_ns.fetch_add(other.sum_ns.load(Relaxed), Relaxed);
-    }
-
     /// Adds this histogram's counts into `into` (which must have the same bounds).
     pub fn add_to(&self, into: &mut HistogramSnapshot) {
         for (total, count) in into.counts.iter_mut().zip(self.counts.iter()) {
