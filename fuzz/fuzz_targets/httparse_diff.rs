@@ -108,5 +108,7 @@ fn droppable(line: &[u8]) -> bool {
     !name.is_empty()
         && name.iter().all(|&b| printable(b))
         && name.iter().any(|&b| !token(b))
-        && value.iter().all(|&b| b == b'\t' || b == b' ' || printable(b))
+        && value
+            .iter()
+            .all(|&b| b == b'\t' || b == b' ' || printable(b))
 }
