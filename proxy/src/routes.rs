@@ -103,12 +103,12 @@ impl RouteTable {
     /// a normalised path.
     pub(crate) fn find(&self, host: Option<&[u8]>, path: &[u8]) -> Found {
         let named = |r: &Route| host.is_some_and(|h| r.hosts.iter().any(|n| n.matches(h)));
-        let server: &dyn Fn(&Route) -> bool = if !self.by_host {
-            &|_| true
-        } else if self.routes.iter().any(named) {
-            &named
-        } else {
-            &|r: &Route| r.hosts.is_empty()
+        // The Host's own routes if some route names it, else those naming no Host.
+        let host_named = self.by_host && self.routes.iter().any(named);
+        let server = |r: &Route| match (self.by_host, host_named) {
+            (false, _) => true,
+            (true, true) => named(r),
+            (true, false) => r.hosts.is_empty(),
         };
         if let Some(i) = self
             .routes
