@@ -55,6 +55,8 @@ pub(crate) enum Action {
     },
     /// Serve files from a directory.
     Static(StaticRoute),
+    /// Answer with this status and body (nginx `return 200 "ok"`).
+    Respond(FixedAnswer),
     /// Answer with a redirect to `to` followed by the rest of the path and the query.
     Redirect {
         /// Where to.
@@ -62,6 +64,15 @@ pub(crate) enum Action {
         /// 301, 302, 303, 307 or 308.
         status: u16,
     },
+}
+
+/// A route's fixed answer.
+#[derive(Debug, Clone)]
+pub(crate) struct FixedAnswer {
+    /// Its status (444: close without answering).
+    pub(crate) status: u16,
+    /// Its body and that body's Content-Type, if it has one of its own.
+    pub(crate) body: Option<(Box<str>, Box<[u8]>)>,
 }
 
 /// The result of looking a path up (public for the fuzz targets, through `crate::fuzzing`).

@@ -310,6 +310,85 @@ redirect = { to = "https://example.test/" }
     }
 }
 
+/// nginx's `return`: a health check answered on the main port, an empty 204, a refusal
+/// with its error page, and 444's silent close; none reaches the app.
+#[test]
+fn a_respond_route_answers_as_nginx_return_does() {
+    let app = Uwsgi::start_with(UwsgiOptions::named(App::Raw, "app"));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let page = dir.path().join("403.html");
+    std::fs::write(&page, "<p>no</p>").expect("page");
+    let config = [
+        format!("error_pages = {{ 403 = '{}' }}\n", page.display()),
+        group("app", &app, ""),
+        r#"
+[[routes]]
+path = "/"
+upstream = "app"
+
+[[routes]]
+path = "/health"
+exact = true
+respond = { status = 200, body = "ok\n" }
+response_headers = { "Cache-Control" = "no-store" }
+
+[[routes]]
+path = "/preflight/"
+respond = { status = 204 }
+response_headers = { "Access-Control-Max-Age" = "600" }
+
+[[routes]]
+path = "/private/"
+respond = { status = 403 }
+
+[[routes]]
+path = "/wp-login.php"
+exact = true
+respond = { status = 444 }
+"#
+        .to_owned(),
+    ]
+    .concat();
+    let ringway = Ringway::with_config(config).start();
+    let addr = ringway.addr();
+    let mut conn = Conn::open(addr);
+    for req in [Req::get("/health"), Req::new("HEAD", "/health")] {
+        conn.send(&req.to_bytes()).expect("send");
+        let r = conn.read_response_to(req.method()).expect("answer");
+        assert_eq!(r.status, 200, "{r:?}");
+        assert_eq!(r.header("cache-control").as_deref(), Some("no-store"));
+        assert_eq!(r.header("content-type").as_deref(), Some("text/plain"));
+        assert_eq!(r.header("content-length").as_deref(), Some("3"));
+        let body: &[u8] = if req.method() == "HEAD" { b"" } else { b"ok\n" };
+        assert_eq!(r.body, body, "{r:?}");
+    }
+    // A 204 has no body and no length: the next answer on the connection is read right.
+    let preflight = Req::new("OPTIONS", "/preflight/x");
+    conn.send(&preflight.to_bytes()).expect("send");
+    let r = conn.read_response_to(preflight.method()).expect("204");
+    assert_eq!(r.status, 204, "{r:?}");
+    assert_eq!(r.header("content-length"), None, "{r:?}");
+    assert_eq!(r.header("access-control-max-age").as_deref(), Some("600"));
+    conn.send(&Req::get("/private/x").to_bytes()).expect("send");
+    let r = conn.read_response().expect("403");
+    assert_eq!(r.status, 403, "{r:?}");
+    assert_eq!(r.body, b"<p>no</p>", "the error page: {r:?}");
+    for target in ["/health", "/preflight/x", "/private/x"] {
+        assert_eq!(
+            logged_requests(&app, target),
+            0,
+            "{target} never reached the app"
+        );
+    }
+    // 444: closed, nothing said.
+    let mut silent = Conn::open(addr);
+    silent
+        .send(&Req::get("/wp-login.php").to_bytes())
+        .expect("send");
+    assert!(silent.read_response().is_err(), "444 answers nothing");
+    assert!(silent.closed_within(Duration::from_secs(5)), "and closes");
+}
+
 #[test]
 fn a_request_no_route_matches_gets_404_without_reaching_uwsgi() {
     let api = Uwsgi::start_with(UwsgiOptions::named(App::Raw, "api"));

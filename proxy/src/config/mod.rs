@@ -19,7 +19,7 @@ use clap::Parser;
 
 pub use settings::{
     AppSettings, GroupSettings, LimitReqSettings, LimitSettings, RedirectSettings, Resolved,
-    RouteSettings, Settings,
+    RespondSettings, RouteSettings, Settings,
 };
 pub(crate) use validate::is_normal_path;
 pub use values::{

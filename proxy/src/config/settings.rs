@@ -367,8 +367,10 @@ pub struct RouteSettings {
     /// Clients allowed (nginx `allow`; everyone else gets 403).
     #[serde(default)]
     pub allow: Vec<Cidr>,
-    /// Answer with a redirect instead (nginx `return`).
+    /// Answer with a redirect instead (nginx `return 301 URL`).
     pub redirect: Option<RedirectSettings>,
+    /// Answer with this status and body instead (nginx `return 200 "ok"`, `return 204`).
+    pub respond: Option<RespondSettings>,
     /// Headers added to successful and redirect answers (nginx `add_header`).
     #[serde(default)]
     pub response_headers: BTreeMap<String, String>,
@@ -414,6 +416,19 @@ pub struct LimitReqSettings {
     /// Requests beyond the rate served at once before refusing [default: 0].
     #[serde(default)]
     pub burst: u32,
+}
+
+/// A route's fixed answer: `respond = { status = 200, body = "ok" }`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RespondSettings {
+    /// 200 to 599, but not a redirect (`redirect` says where to); 444 closes the connection
+    /// without an answer, as nginx's `return 444`.
+    pub status: u16,
+    /// The body [default: none; for a status of 400 and up, its error page or short text].
+    pub body: Option<String>,
+    /// The body's Content-Type [default: text/plain].
+    pub content_type: Option<String>,
 }
 
 /// A route's redirect: `redirect = { to = "/new/", status = 301 }`.

@@ -339,12 +339,42 @@ fn each_route_mistake_is_refused_with_its_key() {
         (
             "[[routes]]\npath = \"/\"\n",
             "routes[0].upstream",
-            "needs `upstream`, `redirect` or `static`",
+            "needs `upstream`, `redirect`, `static` or `respond`",
         ),
         (
             "[[routes]]\npath = \"/\"\nupstream = \"app\"\nredirect = { to = \"/x\" }\n",
             "routes[0].upstream",
             "not several",
+        ),
+        (
+            "[[routes]]\npath = \"/\"\nupstream = \"app\"\nrespond = { status = 200 }\n",
+            "routes[0].upstream",
+            "not several",
+        ),
+        (
+            "[[routes]]\npath = \"/\"\nrespond = { status = 301 }\n",
+            "routes[0].respond.status",
+            "redirects aside",
+        ),
+        (
+            "[[routes]]\npath = \"/\"\nrespond = { status = 99 }\n",
+            "routes[0].respond.status",
+            "from 200 to 599",
+        ),
+        (
+            "[[routes]]\npath = \"/\"\nrespond = { status = 204, body = \"x\" }\n",
+            "routes[0].respond.body",
+            "a 204 answer has no body",
+        ),
+        (
+            "[[routes]]\npath = \"/\"\nrespond = { status = 200, content_type = \"text/html\" }\n",
+            "routes[0].respond.content_type",
+            "`body`, which is not set",
+        ),
+        (
+            "[[routes]]\npath = \"/\"\nrespond = { status = 200, body = \"ok\", type = \"x\" }\n",
+            "routes[0].respond",
+            "unknown field",
         ),
         (
             "[[routes]]\npath = \"/\"\nredirect = { to = \"/x\", status = 200 }\n",

@@ -11,7 +11,8 @@ use std::sync::Arc;
 use anyhow::anyhow;
 
 use super::settings::{
-    AppSettings, GroupSettings, LimitReqSettings, LimitSettings, Resolved, RouteSettings,
+    AppSettings, GroupSettings, LimitReqSettings, LimitSettings, Resolved, RespondSettings,
+    RouteSettings,
 };
 use super::values::{Dur, LogFormat, LogTarget, MetricsListen, Protocol, ServerAddr, Size};
 use super::{
@@ -21,7 +22,7 @@ use super::{
 use crate::app::{AppConfig, Restart, StopSignal};
 use crate::error_pages::{ErrorPages, STATUSES};
 use crate::limits::RateLimit;
-use crate::routes::{Action, Route, RouteTable};
+use crate::routes::{Action, FixedAnswer, Route, RouteTable};
 use crate::static_files::{Encoding, Root, StaticRoute};
 use crate::tls::{CertFiles, TlsConfig};
 
@@ -657,8 +658,14 @@ impl Resolved {
                 ),
             ));
         }
-        let action = match (&route.upstream, &route.redirect, &route.static_dir) {
-            (Some(name), None, None) => {
+        let kinds = (
+            &route.upstream,
+            &route.redirect,
+            &route.static_dir,
+            &route.respond,
+        );
+        let action = match kinds {
+            (Some(name), None, None, None) => {
                 let group = group_index(groups, name).map_err(|m| invalid("upstream", &m))?;
                 if let Some(key) = uwsgi_only_key(route, groups[group].protocol) {
                     return Err(invalid(
@@ -692,7 +699,7 @@ impl Resolved {
                     params,
                 }
             }
-            (None, Some(redirect), None) => {
+            (None, Some(redirect), None, None) => {
                 let status = redirect.status.unwrap_or(301);
                 if !matches!(status, 301 | 302 | 303 | 307 | 308) {
                     return Err(invalid(
@@ -708,19 +715,23 @@ impl Resolved {
                     status,
                 }
             }
-            (None, None, Some(dir)) => Action::Static(
+            (None, None, Some(dir), None) => Action::Static(
                 static_route(route, dir, groups).map_err(|(key, m)| invalid(key, &m))?,
             ),
-            (None, None, None) => {
+            (None, None, None, Some(respond)) => {
+                Action::Respond(fixed_answer(respond).map_err(|(key, m)| invalid(key, &m))?)
+            }
+            (None, None, None, None) => {
                 return Err(invalid(
                     "upstream",
-                    "a route needs `upstream`, `redirect` or `static`",
+                    "a route needs `upstream`, `redirect`, `static` or `respond`",
                 ));
             }
             _ => {
                 return Err(invalid(
                     "upstream",
-                    "a route has one of `upstream`, `redirect` and `static`, not several",
+                    "a route has one of `upstream`, `redirect`, `static` and `respond`, not \
+                     several",
                 ));
             }
         };
@@ -761,6 +772,38 @@ impl Resolved {
             intercept_errors: route.intercept_errors,
         })
     }
+}
+
+/// A route's `respond`, checked. Errors name the key they are about.
+fn fixed_answer(respond: &RespondSettings) -> Result<FixedAnswer, (&'static str, String)> {
+    let status = respond.status;
+    if !(200..=599).contains(&status) || matches!(status, 301 | 302 | 303 | 307 | 308) {
+        return Err((
+            "respond.status",
+            format!("{status}: a status from 200 to 599, redirects aside (`redirect` has those)"),
+        ));
+    }
+    let content_type = respond.content_type.as_deref().unwrap_or("text/plain");
+    if !is_header_value(content_type) || content_type.is_empty() {
+        return Err((
+            "respond.content_type",
+            "must be printable text on one line".into(),
+        ));
+    }
+    let body = match &respond.body {
+        Some(_) if matches!(status, 204 | 304 | 444) => {
+            return Err(("respond.body", format!("a {status} answer has no body")));
+        }
+        Some(body) => Some((content_type.into(), body.as_bytes().into())),
+        None if respond.content_type.is_some() => {
+            return Err((
+                "respond.content_type",
+                "is the type of `body`, which is not set".into(),
+            ));
+        }
+        None => None,
+    };
+    Ok(FixedAnswer { status, body })
 }
 
 /// The index of the group called `name`.

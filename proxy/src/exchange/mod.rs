@@ -12,6 +12,7 @@ mod intercept;
 mod log;
 mod redirect;
 mod relay;
+mod respond;
 mod static_file;
 mod upgrade;
 mod upstream;
@@ -387,6 +388,7 @@ async fn dispatch(
         Action::Redirect { to, status } => {
             Ok(redirect::answer(client, req, route, to, *status).await)
         }
+        Action::Respond(fixed) => Ok(respond::answer(client, req, route, fixed, worker).await),
         Action::Static(files) => {
             let file = static_file::FileRequest {
                 files,

@@ -215,10 +215,16 @@ pub fn write_own_response(out: &mut Vec<u8>, r: &OwnResponse<'_>) -> usize {
     let status = r.status.clamp(100, 999);
     let body_len = 4 + reason.len() + 1;
     let head_len = write_own_head(out, r, "text/plain", body_len);
-    if !r.head_only {
+    if !r.head_only && !is_bodiless(r.status) {
         let _ = writeln!(out, "{status} {reason}");
     }
     head_len
+}
+
+/// 204 and 304 answers have no body, and so no Content-Type or Content-Length (RFC 9110
+/// §8.6, §15.3.5).
+fn is_bodiless(status: u16) -> bool {
+    matches!(status, 204 | 304)
 }
 
 /// Appends a response of ringway's own, as [`write_own_response`] does, with `body` (an
@@ -231,7 +237,7 @@ pub fn write_own_response_with_body(
     body: &[u8],
 ) -> usize {
     let head_len = write_own_head(out, r, content_type, body.len());
-    if !r.head_only {
+    if !r.head_only && !is_bodiless(r.status) {
         out.extend_from_slice(body);
     }
     head_len
@@ -257,11 +263,13 @@ fn write_own_head(
     if !r.request_id.is_empty() {
         write_header(out, REQUEST_ID, r.request_id);
     }
-    let _ = write!(
-        out,
-        "Content-Type: {content_type}\r\nContent-Length: {body_len}\r\n\
-         Connection: {connection}\r\n\r\n"
-    );
+    if !is_bodiless(r.status) {
+        let _ = write!(
+            out,
+            "Content-Type: {content_type}\r\nContent-Length: {body_len}\r\n"
+        );
+    }
+    let _ = write!(out, "Connection: {connection}\r\n\r\n");
     out.len() - before
 }
 

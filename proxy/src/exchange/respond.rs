@@ -1,0 +1,59 @@
+//! A route's fixed answer: nginx's `return 200 "ok"` (a load balancer's health check on the
+//! main port), `return 204`, `return 403`, and `return 444` (close without a word).
+
+use super::{Outcome, Request};
+use crate::client::{Client, Next, Own};
+use crate::http::Method;
+use crate::routes::{FixedAnswer, Route};
+use crate::worker::Worker;
+
+/// nginx's status for "close the connection, answer nothing".
+pub(crate) const CLOSE_SILENTLY: u16 = 444;
+
+/// Sends the route's answer: its body if it has one; without, an error status gets its error
+/// page (or short text), any other an empty body.
+pub(super) async fn answer(
+    client: &Client,
+    req: &Request,
+    route: &Route,
+    fixed: &FixedAnswer,
+    worker: &Worker,
+) -> Outcome {
+    let status = fixed.status;
+    if status == CLOSE_SILENTLY {
+        return Outcome::new(status, Next::Abort);
+    }
+    let headers: Vec<(&[u8], &[u8])> = if Route::adds_headers_to(status) {
+        let added = route.response_headers.iter();
+        added.map(|(n, v)| (n.as_bytes(), v.as_bytes())).collect()
+    } else {
+        Vec::new()
+    };
+    let error_page = (status >= 400 && fixed.body.is_none())
+        .then(|| worker.config.error_pages.get(status))
+        .flatten();
+    let page = match (&fixed.body, &error_page) {
+        (Some((content_type, body)), _) => Some((&**content_type, &**body)),
+        (None, Some(page)) => Some((page.content_type(), page.body())),
+        (None, None) if status >= 400 => None,
+        (None, None) => Some(("text/plain", &[][..])),
+    };
+    let keep_alive = req.may_keep_alive_unread();
+    let own = Own {
+        status,
+        keep_alive,
+        head_only: req.head.method == Method::Head,
+        headers: &headers,
+        id: &req.request_id,
+        page,
+    };
+    let next = match (
+        client.answer(own, route.limits.send_timeout).await,
+        keep_alive,
+    ) {
+        (false, _) => Next::Abort,
+        (true, true) => Next::KeepAlive,
+        (true, false) => Next::Linger,
+    };
+    Outcome::new(status, next)
+}
