@@ -143,6 +143,7 @@ impl Routes {
                 limits: any_limits(),
                 limit_req: None,
                 intercept_errors: false,
+                logged: true,
             });
         }
         Ok(Routes {

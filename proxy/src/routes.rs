@@ -39,6 +39,8 @@ pub(crate) struct Route {
     /// The app's answers with a status that has an error page get the page instead of the
     /// app's body (nginx `uwsgi_intercept_errors on`).
     pub(crate) intercept_errors: bool,
+    /// Its requests go to the access log (nginx's `access_log off` in a location: false).
+    pub(crate) logged: bool,
 }
 
 /// What a route does with a request.
@@ -226,6 +228,7 @@ pub(crate) mod tests {
             limits: limits(),
             limit_req: None,
             intercept_errors: false,
+            logged: true,
         }
     }
 

@@ -886,3 +886,47 @@ fn a_full_disk_drops_lines_counts_them_and_serves_on() {
     );
     request_as(ringway.addr(), "still served");
 }
+
+/// nginx's `access_log off` in a `location` (the static files', a health check's): that
+/// route's requests are not logged, the others are; a route cannot send its lines elsewhere.
+#[test]
+fn a_route_with_its_log_off_is_not_logged() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = dir.path().join("access.log");
+    let config = format!(
+        "upstream = [\"{}\"]\naccess_log = '{}'\n\
+         [[routes]]\npath = \"/healthz\"\nexact = true\naccess_log = \"off\"\n\
+         respond = {{ status = 200, body = \"ok\" }}\n",
+        uwsgi.upstream(),
+        log.display()
+    );
+    let mut ringway = Ringway::with_config(config).start();
+    for target in ["/healthz", "/environ", "/healthz", "/environ?second"] {
+        let r = roundtrip(ringway.addr(), &Req::get(target));
+        assert_eq!(r.status, 200, "{target}: {r:?}");
+    }
+    ringway.sigterm();
+    let status = ringway.wait_exit(LINES_WITHIN).expect("ringway exits");
+    assert!(status.success(), "{status}\n{}", ringway.stderr());
+    let lines = read_lines(&log);
+    let requests: Vec<String> = lines.iter().map(|l| parse_combined(l).request).collect();
+    assert_eq!(
+        requests,
+        ["GET /environ HTTP/1.1", "GET /environ?second HTTP/1.1"],
+        "{}",
+        lines.join("\n")
+    );
+
+    let elsewhere = format!(
+        "upstream = [\"{}\"]\n[[routes]]\npath = \"/x/\"\nupstream = \"default\"\n\
+         access_log = \"stderr\"\n",
+        uwsgi.upstream()
+    );
+    let refused = Ringway::with_config(elsewhere).start_refused();
+    assert!(
+        refused.stderr.contains("routes[0].access_log") && refused.stderr.contains("only turn"),
+        "{}",
+        refused.stderr
+    );
+}

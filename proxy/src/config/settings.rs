@@ -402,6 +402,9 @@ pub struct RouteSettings {
     /// of the app's body (nginx `uwsgi_intercept_errors on`).
     #[serde(default)]
     pub intercept_errors: bool,
+    /// `"off"`: this route's requests are not logged (nginx's `access_log off` in a
+    /// `location`) [default: logged when the access log is on].
+    pub access_log: Option<LogTarget>,
     /// Limits and timeouts for this route.
     #[serde(flatten)]
     pub limits: LimitSettings,

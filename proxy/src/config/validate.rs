@@ -617,6 +617,7 @@ impl Resolved {
                 limits: defaults,
                 limit_req: None,
                 intercept_errors: false,
+                logged: true,
             });
         }
         let default_group = groups.iter().position(|g| g.name == DEFAULT_GROUP);
@@ -638,6 +639,7 @@ impl Resolved {
                 limits: defaults,
                 limit_req: None,
                 intercept_errors: false,
+                logged: true,
             });
         }
         Ok(RouteTable::new(routes))
@@ -759,6 +761,16 @@ impl Resolved {
             Some(limit) => Some(rate_limit(limit).map_err(|(key, m)| invalid(key, &m))?),
             None => None,
         };
+        let logged = match &route.access_log {
+            None => true,
+            Some(LogTarget::Off) => false,
+            Some(_) => {
+                return Err(invalid(
+                    "access_log",
+                    "a route can only turn the log off (\"off\"); where it goes is global",
+                ));
+            }
+        };
         Ok(Route {
             hosts: route.hosts.clone(),
             path,
@@ -770,6 +782,7 @@ impl Resolved {
             limits,
             limit_req,
             intercept_errors: route.intercept_errors,
+            logged,
         })
     }
 }

@@ -216,18 +216,22 @@ pub(crate) async fn serve(
     outcome.body_bytes = client.body_bytes_sent();
     if let Some(log) = &worker.access_log {
         let subject = match &routed {
-            Routed::To(req, ..) => log::Subject::Routed(req),
-            Routed::Refused(_, refused) => log::Subject::Refused(refused),
+            // nginx's `access_log off` in a location.
+            Routed::To(_, _, route) if !route.logged => None,
+            Routed::To(req, ..) => Some(log::Subject::Routed(req)),
+            Routed::Refused(_, refused) => Some(log::Subject::Refused(refused)),
         };
-        log::write(
-            log,
-            &worker.log_names,
-            client,
-            Some(&head),
-            subject,
-            &outcome,
-            started,
-        );
+        if let Some(subject) = subject {
+            log::write(
+                log,
+                &worker.log_names,
+                client,
+                Some(&head),
+                subject,
+                &outcome,
+                started,
+            );
+        }
     }
     // Whatever followed this request is the start of the next one.
     client.put_back_rest(rest);
