@@ -177,6 +177,13 @@ pub struct Settings {
     #[serde(default)]
     pub error_pages: BTreeMap<String, PathBuf>,
 
+    /// Headers added to the successful and redirect answers of every route that sets none
+    /// of its own (nginx's `add_header` in a `server` block, which a `location`'s own
+    /// `add_header` replaces). File only.
+    #[arg(skip)]
+    #[serde(default)]
+    pub response_headers: BTreeMap<String, String>,
+
     /// Upstream groups, by name (file only: `[upstreams.NAME]`).
     #[arg(skip)]
     #[serde(default)]

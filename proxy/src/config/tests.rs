@@ -1250,6 +1250,35 @@ fn routes_for_hosts_share_paths_with_other_hosts_but_not_with_their_own() {
     assert!(load(&bad, &[]).unwrap_err().contains("invalid host"));
 }
 
+/// nginx's `add_header` in a `server`: every location gets it unless it has `add_header`
+/// lines of its own, which replace the server's.
+#[test]
+fn server_wide_response_headers_go_to_the_routes_without_their_own() {
+    let text = "upstream = [\"unix:/a\"]\n\
+                response_headers = { \"X-Frame-Options\" = \"DENY\", \"X-A\" = \"1\" }\n\
+                [[routes]]\npath = \"/api/\"\nupstream = \"default\"\n\
+                response_headers = { \"X-B\" = \"2\" }\n\
+                [[routes]]\npath = \"/old/\"\nredirect = { to = \"/new/\" }\n";
+    let config = load(text, &["--static", "/static/=/tmp"]).unwrap();
+    let headers = |path: &str| {
+        let names: Vec<&str> = route(&config, path)
+            .response_headers
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect();
+        names.join(",")
+    };
+    assert_eq!(headers("/x"), "X-A,X-Frame-Options");
+    assert_eq!(headers("/static/a.css"), "X-A,X-Frame-Options");
+    assert_eq!(headers("/old/x"), "X-A,X-Frame-Options");
+    assert_eq!(headers("/api/x"), "X-B");
+    assert_refused(
+        "upstream = [\"unix:/a\"]\nresponse_headers = { \"X Y\" = \"1\" }\n",
+        "response_headers.X Y",
+        "header names are tokens",
+    );
+}
+
 #[test]
 fn a_tls_key_at_the_top_level_is_pointed_to_its_table() {
     for key in [

@@ -2,7 +2,7 @@
 //! upstream groups and the route table built. An error names the flag, or the key (with its
 //! place, `routes[2].upstream`) and the file.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
@@ -613,7 +613,7 @@ impl Resolved {
                 internal: false,
                 allow: Vec::new(),
                 action: Action::Static(files),
-                response_headers: Vec::new(),
+                response_headers: self.global_response_headers()?,
                 limits: defaults,
                 limit_req: None,
                 intercept_errors: false,
@@ -635,7 +635,7 @@ impl Resolved {
                     script_name: None,
                     params: Vec::new(),
                 },
-                response_headers: Vec::new(),
+                response_headers: self.global_response_headers()?,
                 limits: defaults,
                 limit_req: None,
                 intercept_errors: false,
@@ -643,6 +643,12 @@ impl Resolved {
             });
         }
         Ok(RouteTable::new(routes))
+    }
+
+    /// The top-level `response_headers`, for the routes that set none.
+    fn global_response_headers(&self) -> anyhow::Result<Vec<(String, String)>> {
+        response_headers(&self.settings.response_headers)
+            .map_err(|name| self.invalid_in_file(&format!("response_headers.{name}"), HEADER_RULE))
     }
 
     fn route(&self, route: &RouteSettings, at: &str, groups: &[Group]) -> anyhow::Result<Route> {
@@ -740,19 +746,13 @@ impl Resolved {
         if let Some(key) = misplaced_key(route, &action) {
             return Err(invalid(key, "does not apply to this kind of route"));
         }
-        let response_headers = route
-            .response_headers
-            .iter()
-            .map(|(name, value)| {
-                if !is_header_name(name) || !is_header_value(value) {
-                    return Err(invalid(
-                        &format!("response_headers.{name}"),
-                        "header names are tokens, values printable text on one line",
-                    ));
-                }
-                Ok((name.clone(), value.clone()))
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
+        // nginx's inheritance: a location's own add_header lines replace the server's.
+        let response_headers = if route.response_headers.is_empty() {
+            self.global_response_headers()?
+        } else {
+            response_headers(&route.response_headers)
+                .map_err(|name| invalid(&format!("response_headers.{name}"), HEADER_RULE))?
+        };
         let own = overlay(&self.settings.limits, &route.limits)?;
         let limits = self.limits(&own, &format!("{at}."), &|key, message| {
             self.invalid_in_file(key, message)
@@ -785,6 +785,22 @@ impl Resolved {
             logged,
         })
     }
+}
+
+/// What a header given in the configuration must be.
+const HEADER_RULE: &str = "header names are tokens, values printable text on one line";
+
+/// `headers` checked, in order; the name of the first bad one otherwise.
+fn response_headers(headers: &BTreeMap<String, String>) -> Result<Vec<(String, String)>, &str> {
+    headers
+        .iter()
+        .map(|(name, value)| {
+            if !is_header_name(name) || !is_header_value(value) {
+                return Err(name.as_str());
+            }
+            Ok((name.clone(), value.clone()))
+        })
+        .collect()
 }
 
 /// A route's `respond`, checked. Errors name the key they are about.
