@@ -130,6 +130,7 @@ impl Routes {
                     precompressed: Vec::new(),
                     fallback: None,
                     dotfiles: *dotfiles,
+                    file: None,
                 }),
             };
             routes.push(Route {

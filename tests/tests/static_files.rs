@@ -1152,3 +1152,46 @@ fn large_files_are_exact_from_a_cold_a_partly_warm_and_a_warm_page_cache() {
         (200, tree::TEXT_BODY)
     );
 }
+
+/// nginx's `location = /favicon.ico { alias /srv/app/static/favicon.ico; }`: an exact route
+/// whose `static` names a file serves that file, with its type, validators and ranges; a
+/// prefix route cannot name a file.
+#[test]
+fn an_exact_route_serves_the_one_file_its_static_names() {
+    let uwsgi = Uwsgi::start_with(UwsgiOptions::named(App::Raw, "app"));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let icon = dir.path().join("favicon.ico");
+    let bytes: Vec<u8> = (0..=255u8).cycle().take(1150).collect();
+    std::fs::write(&icon, &bytes).expect("icon");
+    std::fs::write(dir.path().join("other.txt"), "other").expect("other");
+    let config = |exact: bool| {
+        format!(
+            "upstream = [\"{}\"]\n[[routes]]\npath = \"/favicon.ico\"\nexact = {exact}\n\
+             static = '{}'\nexpires = \"7d\"\n",
+            uwsgi.upstream(),
+            icon.display()
+        )
+    };
+    let ringway = Ringway::with_config(config(true)).start();
+    let r = roundtrip(ringway.addr(), &Req::get("/favicon.ico"));
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body, bytes);
+    assert_eq!(r.header("content-type").as_deref(), Some("image/x-icon"));
+    assert_eq!(r.header("cache-control").as_deref(), Some("max-age=604800"));
+    assert!(r.header("etag").is_some(), "{r:?}");
+    let ranged = roundtrip(
+        ringway.addr(),
+        &Req::get("/favicon.ico").header("Range", "bytes=0-9"),
+    );
+    assert_eq!((ranged.status, &ranged.body[..]), (206, &bytes[..10]));
+    // Only that path: the rest goes to the app as before.
+    let r = roundtrip(ringway.addr(), &Req::get("/favicon.ico/other.txt"));
+    assert!(served_by_app(&r), "{r:?}");
+
+    let refused = Ringway::with_config(config(false)).start_refused();
+    assert!(
+        refused.stderr.contains("routes[0].static") && refused.stderr.contains("exact = true"),
+        "{}",
+        refused.stderr
+    );
+}

@@ -850,6 +850,26 @@ fn static_route(
     dir: &std::path::Path,
     groups: &[Group],
 ) -> Result<StaticRoute, (&'static str, String)> {
+    // An exact route may name one file: its directory is the root, its name the one file.
+    let (dir, file) = match (route.exact, std::fs::metadata(dir)) {
+        (true, Ok(meta)) if meta.is_file() => {
+            let name = dir.file_name().and_then(|n| n.to_str()).map(str::to_owned);
+            match (dir.parent(), name) {
+                (Some(parent), Some(name)) => (parent, Some(name)),
+                _ => return Err(("static", format!("{} names no file", dir.display()))),
+            }
+        }
+        (false, Ok(meta)) if meta.is_file() => {
+            return Err((
+                "static",
+                format!(
+                    "{} is a file: a route serving one file needs `exact = true`",
+                    dir.display()
+                ),
+            ));
+        }
+        _ => (dir, None),
+    };
     let root = Root::open(dir).map_err(|e| {
         (
             "static",
@@ -888,6 +908,7 @@ fn static_route(
         precompressed,
         fallback,
         dotfiles: route.dotfiles,
+        file,
     })
 }
 

@@ -425,8 +425,13 @@ fn keeps_alive(head: &RequestHead, worker: &Worker, served: u64) -> bool {
 }
 
 /// The part of a normalised path under a static route's root: what follows the route's
-/// path, without a leading `/`.
-pub(crate) fn rel_path<'p>(path: &'p [u8], route: &Route) -> &'p [u8] {
+/// path, without a leading `/`; for a route serving one file, that file's name.
+pub(crate) fn rel_path<'p>(path: &'p [u8], route: &'p Route) -> &'p [u8] {
+    if let Action::Static(files) = &route.action
+        && let Some(name) = &files.file
+    {
+        return name.as_bytes();
+    }
     let rest = path.get(route.path.len()..).unwrap_or_default();
     rest.strip_prefix(b"/").unwrap_or(rest)
 }

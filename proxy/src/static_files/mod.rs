@@ -64,4 +64,7 @@ pub(crate) struct StaticRoute {
     pub(crate) fallback: Option<usize>,
     /// Serve dotfiles and dot-directories.
     pub(crate) dotfiles: bool,
+    /// The one file of `root` an exact route serves when its `static` names a file
+    /// (`location = /favicon.ico { alias .../favicon.ico; }`).
+    pub(crate) file: Option<String>,
 }
