@@ -545,6 +545,22 @@ pub(crate) fn parse_file(text: &str, path: &Path) -> anyhow::Result<Settings> {
             });
         }
     };
+    // An empty list would read as no key at all: the default address, or TLS off.
+    let tls = table.get("tls").and_then(toml::Value::as_table);
+    for (key, value) in [
+        ("listen", table.get("listen")),
+        ("tls.listen", tls.and_then(|t| t.get("listen"))),
+    ] {
+        if value
+            .and_then(toml::Value::as_array)
+            .is_some_and(Vec::is_empty)
+        {
+            return Err(anyhow!(
+                "{key} in {}: an empty list: give at least one address, or leave the key out",
+                path.display()
+            ));
+        }
+    }
     let read = serde_json::to_value(&settings).context("encoding the file")?;
     let raw = serde_json::to_value(&table).context("encoding the file")?;
     if let Some(key) = unknown_keys(&raw, &read, "").into_iter().next() {

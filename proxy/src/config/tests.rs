@@ -1345,6 +1345,12 @@ fn listeners_take_one_address_or_several_as_nginx_listen_lines_do() {
         "listen",
         "an address (\"IP:PORT\") or a list",
     );
+    assert_refused(&listed("[]"), "listen", "an empty list");
+    assert_refused(
+        "upstream = [\"unix:/a\"]\n[tls]\nlisten = []\n",
+        "tls.listen",
+        "an empty list",
+    );
     let tls_twice =
         format!("upstream = [\"unix:/a\"]\n[tls]\nlisten = [\"[::]:443\", \"[::]:443\"]\n{cert}\n");
     assert_refused(&tls_twice, "tls.listen", "[::]:443 is given twice");
