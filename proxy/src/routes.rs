@@ -140,7 +140,7 @@ impl RouteTable {
             .find(|&i| path.starts_with(self.routes[i].path.as_bytes()));
         let add_slash = prefixes.find(|&i| {
             let route = &self.routes[i];
-            !matches!(route.action, Action::Redirect { .. })
+            !matches!(route.action, Action::Redirect { .. } | Action::Respond(_))
                 && route.path.len() > 1
                 && route.path.strip_suffix('/').map(str::as_bytes) == Some(path)
         });
@@ -311,6 +311,22 @@ pub(crate) mod tests {
                 "=api.example.com/health"
             ]
         );
+    }
+
+    /// A fixed answer, like a redirect, is no place to send `/x` to `/x/`: nginx's `return`
+    /// in `location /x/` does not catch `/x`.
+    #[test]
+    fn a_respond_route_gets_no_slash_redirect() {
+        let fixed = Action::Respond(FixedAnswer {
+            status: 444,
+            body: None,
+        });
+        let t = RouteTable::new(vec![
+            route("/", false, upstream()),
+            route("/blocked/", false, fixed),
+        ]);
+        assert_eq!(t.find(None, b"/blocked"), Found::Route(0));
+        assert_eq!(t.find(None, b"/blocked/x"), Found::Route(1));
     }
 
     #[test]

@@ -1188,6 +1188,26 @@ fn an_exact_route_serves_the_one_file_its_static_names() {
     let r = roundtrip(ringway.addr(), &Req::get("/favicon.ico/other.txt"));
     assert!(served_by_app(&r), "{r:?}");
 
+    // A symlink to a file elsewhere: what it points to is served (it was refused beneath
+    // the link's own directory, a 404 at every request).
+    let elsewhere = tempfile::tempdir().expect("temp dir");
+    let target = elsewhere.path().join("robots.txt");
+    std::fs::write(&target, "User-agent: *\n").expect("robots");
+    let link = dir.path().join("robots.txt");
+    std::os::unix::fs::symlink(&target, &link).expect("symlink");
+    let linked = format!(
+        "upstream = [\"{}\"]\n[[routes]]\npath = \"/robots.txt\"\nexact = true\nstatic = '{}'\n",
+        uwsgi.upstream(),
+        link.display()
+    );
+    let with_link = Ringway::with_config(linked).start();
+    let r = roundtrip(with_link.addr(), &Req::get("/robots.txt"));
+    assert_eq!(
+        (r.status, &r.body[..]),
+        (200, &b"User-agent: *\n"[..]),
+        "{r:?}"
+    );
+
     let refused = Ringway::with_config(config(false)).start_refused();
     assert!(
         refused.stderr.contains("routes[0].static") && refused.stderr.contains("exact = true"),

@@ -134,6 +134,7 @@ fn every_readme_example_loads() {
     for dir in ["static", "private"] {
         std::fs::create_dir(srv.path().join(dir)).unwrap();
     }
+    std::fs::write(srv.path().join("static/favicon.ico"), [0u8; 16]).unwrap();
     let srv_path = format!("\"{}/", srv.path().display());
     // The error pages, made where the examples say /srv/errors/.
     let errors = tempfile::tempdir().unwrap();
@@ -365,6 +366,11 @@ fn each_route_mistake_is_refused_with_its_key() {
             "[[routes]]\npath = \"/\"\nrespond = { status = 204, body = \"x\" }\n",
             "routes[0].respond.body",
             "a 204 answer has no body",
+        ),
+        (
+            "[[routes]]\npath = \"/\"\nrespond = { status = 205, body = \"x\" }\n",
+            "routes[0].respond.body",
+            "a 205 answer has no body",
         ),
         (
             "[[routes]]\npath = \"/\"\nrespond = { status = 200, content_type = \"text/html\" }\n",

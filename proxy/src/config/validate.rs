@@ -554,6 +554,8 @@ impl Resolved {
         let s = &self.settings;
         let mut routes = Vec::with_capacity(s.routes.len() + 1);
         let mut seen = BTreeSet::new();
+        // Checked even when every route has headers of its own.
+        self.global_response_headers()?;
         for (i, route) in s.routes.iter().enumerate() {
             let at = format!("routes[{i}]");
             let built = self.route(route, &at, groups)?;
@@ -820,7 +822,7 @@ fn fixed_answer(respond: &RespondSettings) -> Result<FixedAnswer, (&'static str,
         ));
     }
     let body = match &respond.body {
-        Some(_) if matches!(status, 204 | 304 | 444) => {
+        Some(_) if matches!(status, 204 | 205 | 304 | 444) => {
             return Err(("respond.body", format!("a {status} answer has no body")));
         }
         Some(body) => Some((content_type.into(), body.as_bytes().into())),
@@ -851,10 +853,20 @@ fn static_route(
     groups: &[Group],
 ) -> Result<StaticRoute, (&'static str, String)> {
     // An exact route may name one file: its directory is the root, its name the one file.
+    // Resolved first: a symlink's target is what is opened beneath that root at each request.
+    let resolved;
     let (dir, file) = match (route.exact, std::fs::metadata(dir)) {
         (true, Ok(meta)) if meta.is_file() => {
-            let name = dir.file_name().and_then(|n| n.to_str()).map(str::to_owned);
-            match (dir.parent(), name) {
+            resolved = std::fs::canonicalize(dir)
+                .map_err(|e| ("static", format!("{}: {e}", dir.display())))?;
+            let name = resolved
+                .file_name()
+                .and_then(|n| n.to_str())
+                .map(str::to_owned);
+            if route.index.is_some() {
+                return Err(("index", "a route serving one file has no index".into()));
+            }
+            match (resolved.parent(), name) {
                 (Some(parent), Some(name)) => (parent, Some(name)),
                 _ => return Err(("static", format!("{} names no file", dir.display()))),
             }
