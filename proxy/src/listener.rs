@@ -35,13 +35,13 @@ pub(crate) fn bind_for_workers(
     scheme: Scheme,
     workers: &mut [Vec<Bound>],
 ) -> anyhow::Result<Vec<SocketAddr>> {
+    let for_tls = if scheme == Scheme::Tls {
+        " for TLS"
+    } else {
+        ""
+    };
     let mut bound = Vec::with_capacity(addrs.len());
     for &asked in addrs {
-        let for_tls = if scheme == Scheme::Tls {
-            " for TLS"
-        } else {
-            ""
-        };
         let mut local = asked;
         for list in workers.iter_mut() {
             let socket = bind(local).with_context(|| format!("binding {asked}{for_tls}"))?;

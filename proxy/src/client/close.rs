@@ -35,6 +35,18 @@ pub(crate) enum Next {
     Abort,
 }
 
+impl Next {
+    /// What follows one of ringway's own answers, `sent` whole or not, that promised
+    /// `keep_alive`: an unread request body is drained before the close.
+    pub(crate) fn after_own_answer(sent: bool, keep_alive: bool) -> Next {
+        match (sent, keep_alive) {
+            (false, _) => Next::Abort,
+            (true, true) => Next::KeepAlive,
+            (true, false) => Next::Linger,
+        }
+    }
+}
+
 impl Client {
     /// Ends the connection as `next` says (`KeepAlive` here means the server is stopping).
     pub(crate) async fn finish(&mut self, next: Next) {

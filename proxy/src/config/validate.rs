@@ -554,11 +554,13 @@ impl Resolved {
         let s = &self.settings;
         let mut routes = Vec::with_capacity(s.routes.len() + 1);
         let mut seen = BTreeSet::new();
-        // Checked even when every route has headers of its own.
-        self.global_response_headers()?;
+        // What the routes without headers of their own inherit (checked whether any does).
+        let inherited = response_headers(&s.response_headers).map_err(|name| {
+            self.invalid_in_file(&format!("response_headers.{name}"), HEADER_RULE)
+        })?;
         for (i, route) in s.routes.iter().enumerate() {
             let at = format!("routes[{i}]");
-            let built = self.route(route, &at, groups)?;
+            let built = self.route(route, &at, groups, &inherited)?;
             if built.intercept_errors && error_pages.is_empty() {
                 return Err(self.invalid_in_file(
                     &format!("{at}.intercept_errors"),
@@ -568,18 +570,14 @@ impl Resolved {
             }
             // One route per path and Host: two naming one Host (or none) on one path would
             // leave one unreachable.
-            let hosts: Vec<String> = built.hosts.iter().map(ToString::to_string).collect();
-            let mut taken = |host: Option<&String>| {
-                !seen.insert((host.cloned(), built.path.clone(), built.exact))
+            let hosts: Vec<Option<String>> = match built.hosts.as_slice() {
+                [] => vec![None],
+                named => named.iter().map(|h| Some(h.to_string())).collect(),
             };
-            let clash = if hosts.is_empty() {
-                taken(None)
-            } else {
-                hosts
-                    .iter()
-                    .map(|h| taken(Some(h)))
-                    .fold(false, |a, b| a | b)
-            };
+            let mut clash = false;
+            for host in hosts {
+                clash |= !seen.insert((host, built.path.clone(), built.exact));
+            }
             if clash {
                 return Err(self.invalid_in_file(
                     &format!("{at}.path"),
@@ -615,7 +613,7 @@ impl Resolved {
                 internal: false,
                 allow: Vec::new(),
                 action: Action::Static(files),
-                response_headers: self.global_response_headers()?,
+                response_headers: inherited.clone(),
                 limits: defaults,
                 limit_req: None,
                 intercept_errors: false,
@@ -637,7 +635,7 @@ impl Resolved {
                     script_name: None,
                     params: Vec::new(),
                 },
-                response_headers: self.global_response_headers()?,
+                response_headers: inherited.clone(),
                 limits: defaults,
                 limit_req: None,
                 intercept_errors: false,
@@ -647,13 +645,15 @@ impl Resolved {
         Ok(RouteTable::new(routes))
     }
 
-    /// The top-level `response_headers`, for the routes that set none.
-    fn global_response_headers(&self) -> anyhow::Result<Vec<(String, String)>> {
-        response_headers(&self.settings.response_headers)
-            .map_err(|name| self.invalid_in_file(&format!("response_headers.{name}"), HEADER_RULE))
-    }
-
-    fn route(&self, route: &RouteSettings, at: &str, groups: &[Group]) -> anyhow::Result<Route> {
+    /// A `[[routes]]` entry at `at`; `inherited`: the top-level response headers, its own
+    /// when it sets none.
+    fn route(
+        &self,
+        route: &RouteSettings,
+        at: &str,
+        groups: &[Group],
+        inherited: &[(String, String)],
+    ) -> anyhow::Result<Route> {
         let invalid =
             |key: &str, message: &str| self.invalid_in_file(&format!("{at}.{key}"), message);
         let path = route
@@ -750,7 +750,7 @@ impl Resolved {
         }
         // nginx's inheritance: a location's own add_header lines replace the server's.
         let response_headers = if route.response_headers.is_empty() {
-            self.global_response_headers()?
+            inherited.to_vec()
         } else {
             response_headers(&route.response_headers)
                 .map_err(|name| invalid(&format!("response_headers.{name}"), HEADER_RULE))?

@@ -1,6 +1,6 @@
 //! Redirects: a route's `redirect`, and the slash nginx adds to a prefix route's path.
 
-use super::{Outcome, Request};
+use super::{Outcome, Request, respond};
 use crate::buffer::Buf;
 use crate::client::{Client, Next, Own};
 use std::io::Write;
@@ -21,14 +21,14 @@ pub(super) async fn answer(
 ) -> Outcome {
     let rest = req.path.get(route.path.len()..).unwrap_or_default();
     let location = location(to.as_bytes(), rest, req.head.query.of(&client.input));
-    send(client, req, route, status, &location).await
+    respond::send(client, req, route, status, Some(&location), None).await
 }
 
 /// Answers a request for `/api` that only a route `/api/` serves: 301 to `/api/` (and the
 /// query), as nginx does for its proxied locations.
 pub(super) async fn to_slashed(client: &Client, req: &Request, route: &Route) -> Outcome {
     let location = location(&req.path, b"/", req.head.query.of(&client.input));
-    send(client, req, route, 301, &location).await
+    respond::send(client, req, route, 301, Some(&location), None).await
 }
 
 /// Answers a plain HTTP request with a 301 to the same URL over HTTPS (nginx's
@@ -68,46 +68,7 @@ pub(super) async fn to_https(
         page: None,
     };
     let sent = client.answer(own, limit).await;
-    let next = match (sent, keep_alive) {
-        (false, _) => Next::Abort,
-        (true, true) => Next::KeepAlive,
-        (true, false) => Next::Linger,
-    };
-    Outcome::new(301, next)
-}
-
-async fn send(
-    client: &Client,
-    req: &Request,
-    route: &Route,
-    status: u16,
-    location: &[u8],
-) -> Outcome {
-    let mut headers: Vec<(&[u8], &[u8])> = vec![(b"Location", location)];
-    headers.extend(
-        route
-            .response_headers
-            .iter()
-            .map(|(n, v)| (n.as_bytes(), v.as_bytes())),
-    );
-    let keep_alive = req.may_keep_alive_unread();
-    let head_only = req.head.method == Method::Head;
-    let limit = route.limits.send_timeout;
-    let own = Own {
-        status,
-        keep_alive,
-        head_only,
-        headers: &headers,
-        id: &req.request_id,
-        page: None,
-    };
-    let sent = client.answer(own, limit).await;
-    let next = match (sent, keep_alive) {
-        (false, _) => Next::Abort,
-        (true, true) => Next::KeepAlive,
-        (true, false) => Next::Linger,
-    };
-    Outcome::new(status, next)
+    Outcome::new(301, Next::after_own_answer(sent, keep_alive))
 }
 
 /// `https://HOST[:PORT]`: the Host header's name (`host`, without its port), else the

@@ -23,12 +23,6 @@ pub(super) async fn answer(
     if status == CLOSE_SILENTLY {
         return Outcome::new(status, Next::Abort);
     }
-    let headers: Vec<(&[u8], &[u8])> = if Route::adds_headers_to(status) {
-        let added = route.response_headers.iter();
-        added.map(|(n, v)| (n.as_bytes(), v.as_bytes())).collect()
-    } else {
-        Vec::new()
-    };
     let error_page = (status >= 400 && fixed.body.is_none())
         .then(|| worker.config.error_pages.get(status))
         .flatten();
@@ -38,6 +32,27 @@ pub(super) async fn answer(
         (None, None) if status >= 400 => None,
         (None, None) => Some(("text/plain", &[][..])),
     };
+    send(client, req, route, status, None, page).await
+}
+
+/// Sends one of ringway's own answers to a request of `route` (a fixed answer, a redirect):
+/// `location` if given, the route's response headers if the status takes them, `page` as
+/// the body (else the status's short text).
+pub(super) async fn send(
+    client: &Client,
+    req: &Request,
+    route: &Route,
+    status: u16,
+    location: Option<&[u8]>,
+    page: Option<(&str, &[u8])>,
+) -> Outcome {
+    let added = route.response_headers.iter();
+    let added = added.filter(|_| Route::adds_headers_to(status));
+    let headers: Vec<(&[u8], &[u8])> = location
+        .map(|l| (&b"Location"[..], l))
+        .into_iter()
+        .chain(added.map(|(n, v)| (n.as_bytes(), v.as_bytes())))
+        .collect();
     let keep_alive = req.may_keep_alive_unread();
     let own = Own {
         status,
@@ -47,13 +62,6 @@ pub(super) async fn answer(
         id: &req.request_id,
         page,
     };
-    let next = match (
-        client.answer(own, route.limits.send_timeout).await,
-        keep_alive,
-    ) {
-        (false, _) => Next::Abort,
-        (true, true) => Next::KeepAlive,
-        (true, false) => Next::Linger,
-    };
-    Outcome::new(status, next)
+    let sent = client.answer(own, route.limits.send_timeout).await;
+    Outcome::new(status, Next::after_own_answer(sent, keep_alive))
 }
