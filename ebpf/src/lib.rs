@@ -30,6 +30,11 @@
 //! - **On-CPU time** of the same processes: `tp_btf/sched_switch`
 //!   ([`Probes::oncpu_ns`]).
 //!
+//! - **Steering, not a probe**: [`steer_to`] attaches a `sk_reuseport`
+//!   program to a listen address's SO_REUSEPORT group that sends its new
+//!   connections to this process's listeners, so that an older process on
+//!   the port (a binary upgrade) closes idle listeners ([`steer`]).
+//!
 //! All tracing programs are `tp_btf`, so no tracefs mount is needed. Nothing
 //! here stops the proxy: without privileges, or when the kernel refuses a
 //! program, [`Probes::load`] still returns, with every missing probe in
@@ -43,9 +48,11 @@ pub mod discover;
 pub mod maps;
 pub mod mount;
 pub mod probes;
+pub mod steer;
 pub mod types;
 
 pub use backlog::{ListenBacklog, listen_backlog};
 pub use discover::{Upstream, upstream_pids};
 pub use maps::{ConnStats, Histogram, Rss, RssSource, UringOpLatency, monotonic_ns, rss_from_proc};
 pub use probes::{ALL_PROBES, Config, ProbeError, ProbeStatus, Probes, Role, figures_of};
+pub use steer::{SteerError, steer_to};

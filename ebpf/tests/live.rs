@@ -17,20 +17,8 @@ use std::time::{Duration, Instant};
 
 use ringway_ebpf::{Config, ConnStats, Probes, Role, RssSource};
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-/// Skip (or, under CI, fail) a test that cannot run here.
-fn cannot_run(test: &str, why: &str) {
-    if std::env::var_os("CI").is_some() {
-        panic!(
-            "{test}: {why} (CI must run these tests as root on a kernel that accepts the probes)"
-        );
-    }
-    eprintln!("SKIP {test}: {why}");
-}
+mod common;
+use common::{cannot_run, is_root};
 
 /// Each test loads a whole set of programs of its own, and the tests of this file run in
 /// parallel. A CI run once saw the on-CPU probe at half of schedstat while the other tests were

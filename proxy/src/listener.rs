@@ -1,8 +1,12 @@
 //! The listening sockets: one per worker on each address, all bound with SO_REUSEPORT, so
-//! the kernel spreads connections over the workers and no accept is shared.
+//! the kernel spreads connections over the workers and no accept is shared; and each
+//! address's new connections steered to this process's listeners, away from an older
+//! process's on the same port (a binary upgrade: docs/ARCHITECTURE.md, "Reload and upgrade").
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use socket2::{Domain, Protocol, Socket, Type};
@@ -55,6 +59,52 @@ pub(crate) fn bind_for_workers(
         bound.push(local);
     }
     Ok(bound)
+}
+
+/// Steers the new connections on each address to this process's listeners there, one
+/// per worker (each worker's list holds one listener per address, in the same order).
+pub(crate) fn steer_each_address(workers: &[Vec<Bound>]) {
+    let Some(first) = workers.first() else {
+        return;
+    };
+    for (index, bound) in first.iter().enumerate() {
+        let fds: Vec<BorrowedFd<'_>> = workers
+            .iter()
+            .filter_map(|list| list.get(index))
+            .map(|b| b.socket.as_fd())
+            .collect();
+        if !steer_here(bound.local, &fds) {
+            return;
+        }
+    }
+}
+
+/// Whether steering was refused once already: said once, not per address.
+static STEERING_REFUSED: AtomicBool = AtomicBool::new(false);
+
+/// Steers the new connections on `addr` to `listeners` (all of this process's there).
+/// Without it (no CAP_BPF and CAP_NET_ADMIN, seccomp, a kernel before 5.14) ringway serves
+/// as well, and says once what an upgrade then needs. Returns whether it is in place.
+pub(crate) fn steer_here(addr: SocketAddr, listeners: &[BorrowedFd<'_>]) -> bool {
+    if STEERING_REFUSED.load(Ordering::Relaxed) {
+        return false;
+    }
+    match ringway_ebpf::steer_to(listeners) {
+        Ok(()) => {
+            tracing::debug!(%addr, "new connections steered to this process");
+            true
+        }
+        Err(err) => {
+            STEERING_REFUSED.store(true, Ordering::Relaxed);
+            tracing::info!(
+                %addr,
+                "new connections are not steered to this process ({}): a binary upgrade \
+                 then needs net.ipv4.tcp_migrate_req=1 (README, \"Reload and upgrade\")",
+                err.with_causes()
+            );
+            false
+        }
+    }
 }
 
 /// Binds one listener on `addr` with SO_REUSEPORT (the metrics endpoint's too: during a

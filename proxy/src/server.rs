@@ -93,6 +93,7 @@ impl Server {
             Some(tls) => listener::bind_for_workers(&tls.listen, Scheme::Tls, &mut listeners)?,
             None => Vec::new(),
         };
+        listener::steer_each_address(&listeners);
         // Plain requests redirected to HTTPS go to the first TLS address's port.
         let tls_port = tls_locals.first().map(SocketAddr::port);
         let (access_log, mut worker_logs) = match &config.access_log {
@@ -297,8 +298,9 @@ impl Server {
     /// Stops accepting, lets in-flight requests finish within `grace`, and joins the workers.
     pub fn shut_down(self, grace: Duration) {
         // First no more connections: every listener is shut at once, so nothing new queues
-        // on them (connections already queued are reset, or moved to the other listeners of
-        // the port, a new ringway's, with net.ipv4.tcp_migrate_req). Only then are the
+        // on them (a new ringway on the port steers new connections to itself anyway, and
+        // takes what is still queued here; without its steering, what is queued is reset
+        // unless net.ipv4.tcp_migrate_req moves it). Only then are the
         // connections told to close: a keep-alive client told so reconnects, and must find
         // only a listener that will accept it.
         self.closing.store(true, Ordering::Release);

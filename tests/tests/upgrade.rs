@@ -4,14 +4,14 @@
 //!
 //! Two loads: keep-alive connections (what browsers and load balancers hold: each gets
 //! `Connection: close` on its next answer from the draining ringway, and reconnects to the
-//! new one), and a new connection per request (`Connection: close`), which keeps the old
-//! listeners' accept queues busy at the moment they close. Connections still queued on a
-//! listener that closes are reset, unless `net.ipv4.tcp_migrate_req` is 1 (Linux 5.14+),
-//! which moves them to the other listeners of the port: measured here, with a connection per
-//! request, at 11 to 25 connections reset (wrk's read errors) in 3,000 to 15,000 requests
-//! with 0, none in any run with 1. So each test runs
-//! in a network namespace of its own (root only) with that sysctl set as the README says:
-//! 1 for the connection per request; 0 for keep-alive, which the drain alone keeps whole.
+//! new one), and a new connection per request (`Connection: close`), which keeps handshakes
+//! coming the moment the old listeners close. The new ringway steers every new connection
+//! to its own listeners (an eBPF program on the port's SO_REUSEPORT group), so the old
+//! ones have nothing queued or half-open when they close. Without the steering, a
+//! connection per request lost 11 to 25 connections per switch (reset, wrk's read errors)
+//! with `net.ipv4.tcp_migrate_req` at 0, and with it at 1 a CI run still lost one (a
+//! handshake completing as its listener closed: wrk's write error). So each test runs in a
+//! network namespace of its own (root only), where that sysctl is 0 as on an untuned host.
 //! Both ringways take the same metrics address, and the new one's answers once the old one
 //! is gone.
 
@@ -85,10 +85,10 @@ fn wrk_summaries_are_read() {
 }
 
 /// Runs wrk against an old ringway for 6 s; 2 s in, starts a new ringway on its address,
-/// then SIGTERMs the old one. All in a network namespace with `tcp_migrate_req` as given.
+/// then SIGTERMs the old one. All in a network namespace with `tcp_migrate_req` at 0.
 /// Returns wrk's report once both ringways are checked.
-fn upgrade_under_load(migrate_req: bool, extra: &[&str]) -> WrkReport {
-    let ns = std::sync::Arc::new(NetNs::new(migrate_req));
+fn upgrade_under_load(extra: &[&str]) -> WrkReport {
+    let ns = std::sync::Arc::new(NetNs::new(false));
     let uwsgi = Uwsgi::start_with(UwsgiOptions {
         workers: 4,
         listen: Some(1024),
@@ -152,12 +152,12 @@ fn assert_no_failure(report: &WrkReport, what: &str) {
 
 #[test]
 fn a_binary_upgrade_under_keep_alive_load_fails_no_request() {
-    let report = upgrade_under_load(false, &[]);
+    let report = upgrade_under_load(&[]);
     assert_no_failure(&report, "keep-alive");
 }
 
 #[test]
 fn a_binary_upgrade_under_a_connection_per_request_fails_no_request() {
-    let report = upgrade_under_load(true, &["-H", "Connection: close"]);
+    let report = upgrade_under_load(&["-H", "Connection: close"]);
     assert_no_failure(&report, "a connection per request");
 }

@@ -218,10 +218,11 @@ impl Sources {
 
 /// Binds the endpoint and serves it on a new thread; returns the bound address. The port
 /// is bound with SO_REUSEPORT: a new process taking over (binary upgrade) serves beside
-/// the old one until that one stops, as on the main listeners.
+/// the old one until that one stops, and new scrapes go to it, as on the main listeners.
 pub fn spawn(addr: SocketAddr, mut sources: Sources) -> std::io::Result<SocketAddr> {
     let listener = crate::listener::bind(addr)?;
     let local = listener.local_addr()?;
+    crate::listener::steer_here(local, &[std::os::fd::AsFd::as_fd(&listener)]);
     std::thread::Builder::new()
         .name("ringway-metrics".into())
         .spawn(move || {
