@@ -12,10 +12,14 @@ thread_local! {
 
 /// Now, as an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`).
 pub(crate) fn http_date_now() -> [u8; HTTP_DATE_LEN] {
-    let secs = SystemTime::now()
+    http_date_at(unix_now())
+}
+
+/// Now, in seconds since the epoch.
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    http_date_at(secs)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// `secs` as an IMF-fixdate, formatted only when the second changed since the last call on

@@ -121,6 +121,8 @@ pub(crate) enum Fail {
     /// More than [`MAX_INTERNAL_REDIRECTS`] internal redirects (X-Accel-Redirect, a static
     /// route's fallback) for one request: an app and its routes send it round in a circle.
     RedirectCycle,
+    /// The deflate stream of an answer being compressed (`[gzip]`) refused its input.
+    Compress,
 }
 
 /// The methods a 405 names in its `Allow` header.
@@ -154,7 +156,7 @@ enum Level {
 }
 
 /// Number of kinds: the gates below have one each.
-const KINDS: usize = 32;
+const KINDS: usize = 33;
 
 impl Fail {
     /// The status the client is answered with, if it can still be answered.
@@ -182,7 +184,7 @@ impl Fail {
             Fail::MisdirectedHost => 421,
             Fail::PreconditionFailed => 412,
             Fail::RangeNotSatisfiable(_) => 416,
-            Fail::FileRead(_) | Fail::RedirectCycle => 500,
+            Fail::FileRead(_) | Fail::RedirectCycle | Fail::Compress => 500,
             Fail::ClientTimeout(_) => 408,
             // Before any request: there is no one to answer in HTTP, only a socket to close.
             Fail::ClientClosed(_)
@@ -299,6 +301,7 @@ impl Fail {
             Fail::ProxyHeaderTimeout => 29,
             Fail::RedirectCycle => 30,
             Fail::MisdirectedHost => 31,
+            Fail::Compress => 32,
         }
     }
 
@@ -340,7 +343,8 @@ impl Fail {
             | Fail::TooManyConnections(ConnLimit::Process)
             | Fail::QueueFull
             | Fail::QueueTimeout
-            | Fail::RedirectCycle => Level::Warn,
+            | Fail::RedirectCycle
+            | Fail::Compress => Level::Warn,
         }
     }
 
@@ -391,6 +395,7 @@ impl fmt::Display for Fail {
             Fail::Packet(UwsgiError::BadPath) => f.write_str("rejected request path"),
             Fail::NoRoute => f.write_str("no route for the path: 404"),
             Fail::MisdirectedHost => f.write_str("a Host this server does not serve: 421"),
+            Fail::Compress => f.write_str("compressing the answer failed"),
             Fail::Forbidden => f.write_str("client not in the route's allow list: 403"),
             Fail::NoFile => f.write_str("no file for the path: 404"),
             Fail::MethodNotAllowed(Allowed::Files) => {
@@ -555,6 +560,7 @@ const KIND_NAMES: [(&str, Level); KINDS] = [
     ("no PROXY header in time", Level::Info),
     ("internal redirect cycle", Level::Warn),
     ("request for a Host not served", Level::Info),
+    ("compressing an answer failed", Level::Warn),
 ];
 
 #[cfg(test)]
@@ -603,6 +609,7 @@ mod tests {
             Fail::ProxyHeaderTimeout,
             Fail::RedirectCycle,
             Fail::MisdirectedHost,
+            Fail::Compress,
         ]
     }
 

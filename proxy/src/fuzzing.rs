@@ -145,6 +145,7 @@ impl Routes {
                 limit_req: None,
                 intercept_errors: false,
                 logged: true,
+                gzip: None,
             });
         }
         Ok(Routes {

@@ -19,6 +19,7 @@ mod fail;
 #[doc(hidden)]
 pub mod fuzzing;
 mod generation;
+mod gzip;
 pub mod http;
 mod identity;
 mod io;

@@ -10,8 +10,10 @@
 //! slash (nginx does this for its proxied locations), so the app's relative links work.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use crate::config::{Cidr, HostName, Limits};
+use crate::gzip::Gzip;
 use crate::limits::RateLimit;
 use crate::static_files::StaticRoute;
 
@@ -41,6 +43,8 @@ pub(crate) struct Route {
     pub(crate) intercept_errors: bool,
     /// Its requests go to the access log (nginx's `access_log off` in a location: false).
     pub(crate) logged: bool,
+    /// How the app's answers on it are compressed, if they are.
+    pub(crate) gzip: Option<Arc<Gzip>>,
 }
 
 /// What a route does with a request.
@@ -229,6 +233,7 @@ pub(crate) mod tests {
             limit_req: None,
             intercept_errors: false,
             logged: true,
+            gzip: None,
         }
     }
 

@@ -3,8 +3,12 @@
 Routes are the same as raw_wsgi.py (see its docstring), except that on /error Flask turns the
 exception into its own 500 page, and /truncated/<n>, /hop-by-hop, /accel and /report's
 `?type=none` are the raw app's only.
-The `X-Dump-Environ: 1` request header and RINGWAY_INSTANCE work as in raw_wsgi.py. One
-route is this app's only:
+The `X-Dump-Environ: 1` request header and RINGWAY_INSTANCE work as in raw_wsgi.py. These
+routes are this app's only:
+  /page/<n>         an HTML page of n bytes, with an ETag and Accept-Ranges (what a proxy's
+                    compression changes)
+  /encoded          a body the app compressed itself (Content-Encoding: gzip), never to be
+                    compressed again
   /urls             JSON of the URLs as Flask builds them: `relative` and `external`
                     (url_for of /bytes/7, plain and with _external=True), `script_root`,
                     `path` and `url` of the request; shows how Flask sees a mount
@@ -15,6 +19,7 @@ ProxyFix takes the client's address, the scheme and the host from the proxy's
 X-Forwarded-For, X-Forwarded-Proto and X-Forwarded-Host, trusting one proxy.
 """
 
+import gzip
 import hashlib
 import json
 import os
@@ -180,6 +185,22 @@ def report(name):
     response.headers["Content-Disposition"] = 'attachment; filename="%s"' % name
     response.headers["Cache-Control"] = "private, max-age=60"
     response.set_cookie("report", name, httponly=True)
+    return response
+
+
+@app.route("/page/<int:n>")
+def page(n):
+    body = (b"<p>" + b"ringway serves this page. " * (n // 26 + 1))[:n]
+    response = Response(body, mimetype="text/html")
+    response.set_etag(hashlib.sha256(body).hexdigest()[:16])
+    response.headers["Accept-Ranges"] = "bytes"
+    return response
+
+
+@app.route("/encoded")
+def encoded():
+    response = Response(gzip.compress(b"compressed by the app " * 40), mimetype="text/html")
+    response.headers["Content-Encoding"] = "gzip"
     return response
 
 

@@ -53,6 +53,14 @@ pub(crate) struct Client {
 }
 
 impl Client {
+    /// The current request's first header line named `name` (any case), its value.
+    pub(crate) fn request_header(&self, name: &[u8]) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|h| h.name.of(&self.input).eq_ignore_ascii_case(name))
+            .map(|h| h.value.of(&self.input))
+    }
+
     /// A client connection accepted from `peer` on `local` (its handshake done, for TLS).
     pub(crate) fn new(
         stream: ClientStream,

@@ -18,8 +18,8 @@ use anyhow::{Context, anyhow};
 use clap::Parser;
 
 pub use settings::{
-    AppSettings, GroupSettings, LimitReqSettings, LimitSettings, RedirectSettings, Resolved,
-    RespondSettings, RouteSettings, Settings,
+    AppSettings, GroupSettings, GzipSettings, LimitReqSettings, LimitSettings, RedirectSettings,
+    Resolved, RespondSettings, RouteSettings, Settings,
 };
 pub(crate) use validate::is_normal_path;
 pub use values::{

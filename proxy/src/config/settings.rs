@@ -184,6 +184,13 @@ pub struct Settings {
     #[serde(default)]
     pub response_headers: BTreeMap<String, String>,
 
+    /// Compressing the app's answers as they go out (nginx's `gzip on` and its `gzip_*`
+    /// settings; file only: `[gzip]`). Every route to an app uses it unless it says
+    /// `gzip = false`.
+    #[arg(skip)]
+    #[serde(default)]
+    pub gzip: Option<GzipSettings>,
+
     /// Upstream groups, by name (file only: `[upstreams.NAME]`).
     #[arg(skip)]
     #[serde(default)]
@@ -409,12 +416,39 @@ pub struct RouteSettings {
     /// of the app's body (nginx `uwsgi_intercept_errors on`).
     #[serde(default)]
     pub intercept_errors: bool,
+    /// `false`: the app's answers on this route are sent as they are, `true`: compressed
+    /// even without a `[gzip]` section (with its defaults) [default: as `[gzip]` says].
+    pub gzip: Option<bool>,
     /// `"off"`: this route's requests are not logged (nginx's `access_log off` in a
     /// `location`) [default: logged when the access log is on].
     pub access_log: Option<LogTarget>,
     /// Limits and timeouts for this route.
     #[serde(flatten)]
     pub limits: LimitSettings,
+}
+
+/// `[gzip]`: the app's answers compressed as nginx's gzip module compresses them.
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GzipSettings {
+    /// Media types compressed besides `text/html`, which always is (nginx `gzip_types`);
+    /// `"*"` for any.
+    #[serde(default)]
+    pub types: Vec<String>,
+    /// Answers whose Content-Length is below this go as they are; answers without one are
+    /// compressed whatever their size (nginx `gzip_min_length`) [default: 20].
+    pub min_length: Option<u64>,
+    /// 1 (fastest) to 9 (smallest) (nginx `gzip_comp_level`) [default: 1].
+    pub level: Option<u32>,
+    /// `Vary: Accept-Encoding` on every answer that could be compressed, compressed or not
+    /// (nginx `gzip_vary on`) [default: false].
+    #[serde(default)]
+    pub vary: bool,
+    /// Which answers to requests through a proxy (with a `Via` header) are compressed:
+    /// nginx's `gzip_proxied` flags, `off` (none), `any`, `expired`, `no-cache`,
+    /// `no-store`, `private`, `no_last_modified`, `no_etag`, `auth` [default: off].
+    #[serde(default)]
+    pub proxied: Vec<String>,
 }
 
 /// A route's request rate limit: `limit_req = { rate = "5r/s", burst = 10 }`.

@@ -1415,3 +1415,51 @@ fn zero_timeouts_are_refused_where_zero_means_nothing() {
     assert_eq!(config.keepalive_timeout, Duration::ZERO);
     assert_eq!(config.shutdown_timeout, Duration::ZERO);
 }
+
+/// nginx's `gzip on` in `http` or `server`, and `gzip off` (or on) in a `location`.
+#[test]
+fn gzip_goes_to_every_route_to_an_app_unless_it_says_otherwise() {
+    let text = "upstream = [\"unix:/a\"]\n\
+                [gzip]\ntypes = [\"application/json\"]\nlevel = 5\nvary = true\n\
+                [[routes]]\npath = \"/stream/\"\nupstream = \"default\"\ngzip = false\n\
+                [[routes]]\npath = \"/files/\"\nstatic = \"/tmp\"\nfallback = \"default\"\n";
+    let config = load(text, &["--static", "/static/=/tmp"]).unwrap();
+    let level = |path: &str| route(&config, path).gzip.as_ref().map(|g| g.level());
+    assert_eq!(level("/api"), Some(5), "the default route");
+    assert_eq!(
+        level("/files/a"),
+        Some(5),
+        "a static route's fallback answers"
+    );
+    assert_eq!(level("/stream/a"), None);
+    assert_eq!(level("/static/a.css"), None, "no app behind it");
+    // A route may turn it on without the section: nginx's defaults.
+    let text = "upstream = [\"unix:/a\"]\n\
+                [[routes]]\npath = \"/api/\"\nupstream = \"default\"\ngzip = true\n";
+    let config = load(text, &[]).unwrap();
+    assert_eq!(
+        route(&config, "/api/x").gzip.as_deref(),
+        Some(&crate::gzip::Gzip::default())
+    );
+    assert!(route(&config, "/x").gzip.is_none());
+    assert_refused(
+        "upstream = [\"unix:/a\"]\n[gzip]\nlevel = 10\n",
+        "gzip.level",
+        "not from 1 to 9",
+    );
+    assert_refused(
+        "upstream = [\"unix:/a\"]\n[gzip]\ntypes = [\"text/*\"]\n",
+        "gzip.types",
+        "list each type",
+    );
+    assert_refused(
+        "upstream = [\"unix:/a\"]\n[gzip]\ncomp_level = 1\n",
+        "comp_level",
+        "",
+    );
+    assert_refused(
+        "upstream = [\"unix:/a\"]\n[[routes]]\npath = \"/s/\"\nstatic = \"/tmp\"\ngzip = true\n",
+        "routes[0].gzip",
+        "does not apply",
+    );
+}

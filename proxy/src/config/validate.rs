@@ -21,6 +21,7 @@ use super::{
 };
 use crate::app::{AppConfig, Restart, StopSignal};
 use crate::error_pages::{ErrorPages, STATUSES};
+use crate::gzip::Gzip;
 use crate::limits::RateLimit;
 use crate::routes::{Action, FixedAnswer, Route, RouteTable};
 use crate::static_files::{Encoding, Root, StaticRoute};
@@ -558,9 +559,16 @@ impl Resolved {
         let inherited = response_headers(&s.response_headers).map_err(|name| {
             self.invalid_in_file(&format!("response_headers.{name}"), HEADER_RULE)
         })?;
+        let gzip = match &s.gzip {
+            Some(settings) => Some(Arc::new(
+                Gzip::from_settings(settings)
+                    .map_err(|(key, m)| self.invalid_in_file(&format!("gzip.{key}"), &m))?,
+            )),
+            None => None,
+        };
         for (i, route) in s.routes.iter().enumerate() {
             let at = format!("routes[{i}]");
-            let built = self.route(route, &at, groups, &inherited)?;
+            let built = self.route(route, &at, groups, &inherited, gzip.as_ref())?;
             if built.intercept_errors && error_pages.is_empty() {
                 return Err(self.invalid_in_file(
                     &format!("{at}.intercept_errors"),
@@ -618,6 +626,8 @@ impl Resolved {
                 limit_req: None,
                 intercept_errors: false,
                 logged: true,
+                // A `--static` route has no fallback: no answer of an app to compress.
+                gzip: None,
             });
         }
         let default_group = groups.iter().position(|g| g.name == DEFAULT_GROUP);
@@ -640,19 +650,21 @@ impl Resolved {
                 limit_req: None,
                 intercept_errors: false,
                 logged: true,
+                gzip: gzip.clone(),
             });
         }
         Ok(RouteTable::new(routes))
     }
 
     /// A `[[routes]]` entry at `at`; `inherited`: the top-level response headers, its own
-    /// when it sets none.
+    /// when it sets none; `gzip`: the `[gzip]` section's compression, if there is one.
     fn route(
         &self,
         route: &RouteSettings,
         at: &str,
         groups: &[Group],
         inherited: &[(String, String)],
+        gzip: Option<&Arc<Gzip>>,
     ) -> anyhow::Result<Route> {
         let invalid =
             |key: &str, message: &str| self.invalid_in_file(&format!("{at}.{key}"), message);
@@ -773,6 +785,12 @@ impl Resolved {
                 ));
             }
         };
+        let gzip = match route.gzip {
+            _ if !reaches_app(&action) => None,
+            None => gzip.cloned(),
+            Some(false) => None,
+            Some(true) => Some(gzip.cloned().unwrap_or_default()),
+        };
         Ok(Route {
             hosts: route.hosts.clone(),
             path,
@@ -785,6 +803,7 @@ impl Resolved {
             limit_req,
             intercept_errors: route.intercept_errors,
             logged,
+            gzip,
         })
     }
 }
@@ -928,12 +947,12 @@ fn static_route(
 fn misplaced_key(route: &RouteSettings, action: &Action) -> Option<&'static str> {
     let is_static = matches!(action, Action::Static(_));
     let is_upstream = matches!(action, Action::Upstream { .. });
-    // Only an app's answers can be intercepted: an upstream route's, or a static route's
-    // fallback's.
-    let reaches_app =
-        is_upstream || matches!(action, Action::Static(files) if files.fallback.is_some());
-    if route.intercept_errors && !reaches_app {
+    // Only an app's answers can be intercepted or compressed.
+    if route.intercept_errors && !reaches_app(action) {
         return Some("intercept_errors");
+    }
+    if route.gzip.is_some() && !reaches_app(action) {
+        return Some("gzip");
     }
     let static_only = [
         ("expires", route.expires.is_some()),
@@ -953,6 +972,13 @@ fn misplaced_key(route: &RouteSettings, action: &Action) -> Option<&'static str>
         .chain(upstream_only.iter().filter(|_| !is_upstream))
         .find(|(_, set)| *set)
         .map(|(key, _)| *key)
+}
+
+/// Whether a route's requests can reach an app: an upstream route's, or a static route's
+/// through its fallback.
+fn reaches_app(action: &Action) -> bool {
+    matches!(action, Action::Upstream { .. })
+        || matches!(action, Action::Static(files) if files.fallback.is_some())
 }
 
 /// `script_name` or `params` on a route to an HTTP group: both are uwsgi vars, and an

@@ -49,6 +49,8 @@ pub(super) async fn respond(
         hsts: client.hsts.as_deref(),
         request_id: req.request_id.as_bytes(),
         own_server_and_date: req.upstream_speaks_http(worker),
+        gzipped: false,
+        vary_accept_encoding: false,
     };
     let head_only = req.head.method == Method::Head;
     let body = if head_only { &[][..] } else { page.body() };

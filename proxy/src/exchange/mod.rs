@@ -7,6 +7,7 @@
 //! each returning `Result<_, Fail>`, ending in an [`Outcome`].
 
 mod accel;
+mod body_out;
 mod http_upstream;
 mod intercept;
 mod log;

@@ -1,5 +1,5 @@
 //! The upstream's answer to the client: the head rewritten for the client, then the body
-//! re-framed and relayed.
+//! re-framed (or compressed, `body_out.rs`) and relayed.
 //!
 //! When the whole answer came with its head (the common case for small answers), the
 //! upstream is closed first, freeing the Python worker, then one write goes out. Otherwise
@@ -10,13 +10,18 @@
 
 use std::time::Duration;
 
+use super::body_out::{BodyOut, GzipChunks};
 use super::{Outcome, Request};
 use crate::buffer::{Buf, Spool};
 use crate::client::{Client, ClientStream, Next};
 use crate::clock::http_date_now;
 use crate::config::Limits;
 use crate::fail::{BadResponse, Fail, Step};
-use crate::http::{ClientFraming, Reframer, ResponseHead, ResponseMeta, write_response_head};
+use crate::gzip::{Answer, Asked, Verdict};
+use crate::http::{
+    ClientFraming, Reframer, ResponseFraming, ResponseHead, ResponseMeta, Version,
+    write_response_head,
+};
 use crate::io::{Counted, IoError, read_some, read_some_eager, write_all};
 use crate::routes::Route;
 use crate::upstream::UpstreamConn;
@@ -43,8 +48,27 @@ pub(super) async fn respond(
     } else {
         &[]
     };
-    let (framing, keep_alive) =
-        ClientFraming::choose(head.framing, req.head.version, req.keep_alive);
+    let gzip = gzip_verdict(client, req, route, &head, &buf);
+    let first = buf.get(head.head_len..).unwrap_or_default();
+    // A compressed body is started before the head: a whole one goes with its length.
+    // A HEAD answer says `Content-Encoding: gzip` as GET's would, and has nothing to compress.
+    let has_body = head.framing != ResponseFraming::None;
+    let compressed = match route.gzip.as_deref().filter(|_| gzip.compress && has_body) {
+        Some(settings) => Some(GzipChunks::start(
+            head.framing,
+            first,
+            settings.level(),
+            !head.buffering,
+        )?),
+        None => None,
+    };
+    let (framing, keep_alive) = match &compressed {
+        Some((whole, body)) if body.is_done() => {
+            (ClientFraming::Length(whole.len() as u64), req.keep_alive)
+        }
+        Some(_) => ClientFraming::choose(ResponseFraming::Chunked, Version::Http11, req.keep_alive),
+        None => ClientFraming::choose(head.framing, req.head.version, req.keep_alive),
+    };
     let keep_alive = keep_alive && !worker.is_stopping();
     let meta = ResponseMeta {
         client_version: req.head.version,
@@ -57,21 +81,31 @@ pub(super) async fn respond(
         hsts: client.hsts.as_deref(),
         request_id: req.request_id.as_bytes(),
         own_server_and_date: req.upstream_speaks_http(worker),
+        gzipped: gzip.compress,
+        vary_accept_encoding: gzip.vary,
     };
     let mut out = Buf::with_capacity(buf.len() + 128);
     write_response_head(&mut out, &meta, &buf, &client.response_headers);
     client.head_goes_out(out.len());
-    let mut reframer = Reframer::new(head.framing, framing);
-    let first = buf.get(head.head_len..).unwrap_or_default();
-    reframer
-        .frame_into(first, &mut out)
-        .map_err(|e| Fail::UpstreamBadResponse(BadResponse::Body(e)))?;
+    let mut body = match compressed {
+        Some((bytes, body)) => {
+            out.extend_from_slice(&bytes);
+            body
+        }
+        None => {
+            let mut reframer = Reframer::new(head.framing, framing);
+            reframer
+                .frame_into(first, &mut out)
+                .map_err(|e| Fail::UpstreamBadResponse(BadResponse::Body(e)))?;
+            BodyOut::Plain(reframer)
+        }
+    };
     drop(buf);
 
-    let relayed = if reframer.is_done() {
+    let relayed = if body.is_done() {
         // The whole answer is here: free the Python worker (or give the kept connection
         // back) before talking to the client.
-        upstream.set_reusable(upstream.is_reusable() && !reframer.overran());
+        upstream.set_reusable(upstream.is_reusable() && !body.overran());
         upstream.release();
         req.upstream_done();
         write_all(&client.stream, out, 0, limits.send_timeout)
@@ -94,7 +128,7 @@ pub(super) async fn respond(
                 &worker.budget,
                 &worker.config.buffering.temp_dir,
             );
-            let relayed = stream_body(client, req, upstream, out, reframer, &spool, limits).await;
+            let relayed = stream_body(client, req, upstream, out, &mut body, &spool, limits).await;
             if let Some(kind) = spool.take_file_error() {
                 Fail::TempFile(kind).report(client.peer, &worker.stats);
             }
@@ -121,7 +155,7 @@ async fn stream_body(
     req: &Request,
     upstream: UpstreamConn,
     first: Buf,
-    mut reframer: Reframer,
+    body: &mut BodyOut,
     spool: &Spool<'_>,
     limits: &Limits,
 ) -> Result<(), Fail> {
@@ -132,13 +166,7 @@ async fn stream_body(
     let pumps = tokio::try_join!(
         biased;
         pump_client(&client.stream, spool, limits.send_timeout),
-        pump_upstream(
-            upstream,
-            req,
-            spool,
-            &mut reframer,
-            limits.upstream_read_timeout
-        ),
+        pump_upstream(upstream, req, spool, body, limits.upstream_read_timeout),
     );
     pumps.map(drop)
 }
@@ -155,10 +183,10 @@ async fn pump_upstream(
     upstream: UpstreamConn,
     req: &Request,
     spool: &Spool<'_>,
-    reframer: &mut Reframer,
+    body: &mut BodyOut,
     timeout: Duration,
 ) -> Result<(), Fail> {
-    while !reframer.is_done() {
+    while !body.is_done() {
         let mut buf = Buf::with_capacity(Reframer::PREFIX + RELAY_READ_SIZE + 16);
         buf.resize(Reframer::PREFIX, 0);
         // Eager only once the client side has taken what was queued: a piece read before
@@ -171,16 +199,12 @@ async fn pump_upstream(
         };
         match read {
             Ok((0, _)) => {
-                let mut tail = Buf::with_capacity(16);
-                reframer
-                    .finish(&mut tail)
-                    .map_err(|_| Fail::UpstreamTruncated)?;
+                let mut tail = Buf::with_capacity(64);
+                body.close(&mut tail)?;
                 spool.push(tail, 0).await;
             }
-            Ok((_, mut buf)) => {
-                let from = reframer
-                    .frame_in_place(&mut buf)
-                    .map_err(|e| Fail::UpstreamBadResponse(BadResponse::Body(e)))?;
+            Ok((_, buf)) => {
+                let (buf, from) = body.piece(buf)?;
                 spool.push(buf, from).await;
             }
             Err(IoError::Timeout) => return Err(Fail::UpstreamTimeout(Step::Relaying)),
@@ -189,7 +213,7 @@ async fn pump_upstream(
     }
     // The upstream is released here, before the client has necessarily read anything; a
     // kept connection goes back to its pool if its answer ended where its framing said.
-    upstream.set_reusable(upstream.is_reusable() && !reframer.overran());
+    upstream.set_reusable(upstream.is_reusable() && !body.overran());
     upstream.release();
     req.upstream_done();
     spool.end();
@@ -213,4 +237,41 @@ async fn pump_client(
             Err(e) => return Err(Fail::TempFile(e.kind())),
         }
     }
+}
+
+/// Whether the answer is compressed, and whether it says `Vary: Accept-Encoding`: the
+/// route's `[gzip]` settings against the request and the answer's head.
+fn gzip_verdict(
+    client: &Client,
+    req: &Request,
+    route: &Route,
+    head: &ResponseHead,
+    buf: &[u8],
+) -> Verdict {
+    let Some(gzip) = route.gzip.as_deref() else {
+        return Verdict::default();
+    };
+    let asked = Asked {
+        accept_encoding: client.request_header(b"accept-encoding"),
+        http11: req.head.version == Version::Http11,
+        via: client.request_header(b"via").is_some(),
+        authorization: client.request_header(b"authorization").is_some(),
+    };
+    // A HEAD answer's Content-Length is GET's: nginx reads it as the length, as here.
+    let length = match head.framing {
+        ResponseFraming::None => client
+            .response_headers
+            .iter()
+            .find(|h| h.name.of(buf).eq_ignore_ascii_case(b"content-length"))
+            .and_then(|h| {
+                std::str::from_utf8(h.value.of(buf))
+                    .ok()?
+                    .trim()
+                    .parse()
+                    .ok()
+            }),
+        framing => framing.length(),
+    };
+    let answer = Answer::read(head.status, length, buf, &client.response_headers);
+    gzip.verdict(&asked, &answer, crate::clock::unix_now())
 }

@@ -154,7 +154,7 @@ async fn precompressed(
     worker: &Worker,
     file: CachedFile,
 ) -> (CachedFile, Option<&'static str>) {
-    let accepted = header(client, b"accept-encoding");
+    let accepted = client.request_header(b"accept-encoding");
     if let Some(accepted) = accepted {
         for encoding in &f.files.precompressed {
             if !accepts(accepted, encoding.coding()) {
@@ -185,12 +185,12 @@ async fn answer(
     let meta = found.meta;
     let is_head = req.head.method == Method::Head;
     let conditions = Conditions {
-        if_match: header(client, b"if-match"),
-        if_none_match: header(client, b"if-none-match"),
-        if_modified_since: header(client, b"if-modified-since"),
-        if_unmodified_since: header(client, b"if-unmodified-since"),
-        range: header(client, b"range"),
-        if_range: header(client, b"if-range"),
+        if_match: client.request_header(b"if-match"),
+        if_none_match: client.request_header(b"if-none-match"),
+        if_modified_since: client.request_header(b"if-modified-since"),
+        if_unmodified_since: client.request_header(b"if-unmodified-since"),
+        range: client.request_header(b"range"),
+        if_range: client.request_header(b"if-range"),
     };
     let (status, range) = match decide(&conditions, &meta, found.validators.etag()) {
         Decision::Full => (200, None),
@@ -405,13 +405,4 @@ async fn fill(out: Buf, file: &File, at: &mut u64, end: u64) -> Result<Buf, Fail
         Ok(_) => Err(Fail::FileRead(std::io::ErrorKind::UnexpectedEof)),
         Err(e) => Err(Fail::FileRead(e.kind())),
     }
-}
-
-/// The value of the request's first header called `name`.
-fn header<'c>(client: &'c Client, name: &[u8]) -> Option<&'c [u8]> {
-    client
-        .headers
-        .iter()
-        .find(|h| h.name.of(&client.input).eq_ignore_ascii_case(name))
-        .map(|h| h.value.of(&client.input))
 }

@@ -65,6 +65,8 @@ pub(super) async fn join(
         hsts: client.hsts.as_deref(),
         request_id: req.request_id.as_bytes(),
         own_server_and_date: true,
+        gzipped: false,
+        vary_accept_encoding: false,
     };
     let mut out = Buf::with_capacity(buf.len() + 128);
     write_response_head(&mut out, &meta, &buf, &client.response_headers);

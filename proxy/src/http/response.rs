@@ -24,6 +24,16 @@ pub enum ResponseFraming {
     UntilClose,
 }
 
+impl ResponseFraming {
+    /// The body's length, when the framing says it.
+    pub fn length(self) -> Option<u64> {
+        match self {
+            ResponseFraming::Length(n) => Some(n),
+            _ => None,
+        }
+    }
+}
+
 /// A parsed upstream response head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ResponseHead {

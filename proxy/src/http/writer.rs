@@ -74,6 +74,12 @@ pub struct ResponseMeta<'a> {
     /// as nginx's proxy module hides them (gunicorn and Granian name themselves). A uwsgi
     /// app's are passed on, as nginx's uwsgi module does.
     pub own_server_and_date: bool,
+    /// ringway compresses the body (`[gzip]`): `Content-Encoding: gzip` is added, and as
+    /// nginx's gzip module does, the upstream's ETag is made weak (the bytes differ from
+    /// the ones it names) and its Accept-Ranges dropped (ranges are not served on them).
+    pub gzipped: bool,
+    /// `Vary: Accept-Encoding` is added (nginx `gzip_vary`).
+    pub vary_accept_encoding: bool,
 }
 
 /// The response header carrying the request's ID.
@@ -135,7 +141,20 @@ pub fn write_response_head(
         has_server |= name.eq_ignore_ascii_case(b"server");
         has_date |= name.eq_ignore_ascii_case(b"date");
         has_hsts |= name.eq_ignore_ascii_case(b"strict-transport-security");
+        if meta.gzipped && name.eq_ignore_ascii_case(b"accept-ranges") {
+            continue;
+        }
+        if meta.gzipped && name.eq_ignore_ascii_case(b"etag") {
+            write_weak_etag(out, name, value);
+            continue;
+        }
         write_header(out, name, value);
+    }
+    if meta.gzipped {
+        out.extend_from_slice(b"Content-Encoding: gzip\r\n");
+    }
+    if meta.vary_accept_encoding {
+        out.extend_from_slice(b"Vary: Accept-Encoding\r\n");
     }
     for (name, value) in meta.extra {
         write_header(out, name.as_bytes(), value.as_bytes());
@@ -155,8 +174,8 @@ pub fn write_response_head(
         }
         ClientFraming::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
         // A HEAD or 304 answer tells the length a GET would have; a 204 must not have one
-        // (RFC 9110 §8.6).
-        ClientFraming::None if meta.status != 204 => {
+        // (RFC 9110 §8.6), nor one that GET would send compressed (its length is unknown).
+        ClientFraming::None if meta.status != 204 && !meta.gzipped => {
             if let Some(v) = upstream_length {
                 write_header(out, b"Content-Length", v);
             }
@@ -177,6 +196,20 @@ pub fn write_response_head(
         write_header(out, b"Date", meta.date);
     }
     out.extend_from_slice(b"\r\n");
+}
+
+/// An ETag for bytes ringway changed: a strong one made weak, a weak one kept, anything
+/// else (not an entity-tag) dropped, as nginx's `ngx_http_weak_etag` does.
+fn write_weak_etag(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    let tag = super::trim_ows(value);
+    if tag.starts_with(b"W/") {
+        write_header(out, name, tag);
+    } else if tag.starts_with(b"\"") {
+        out.extend_from_slice(name);
+        out.extend_from_slice(b": W/");
+        out.extend_from_slice(tag);
+        out.extend_from_slice(b"\r\n");
+    }
 }
 
 /// Appends one header line, `name: value`.

@@ -15,6 +15,8 @@ fn meta(status: u16, reason: &[u8], framing: ClientFraming) -> ResponseMeta<'_> 
         hsts: None,
         request_id: b"",
         own_server_and_date: false,
+        gzipped: false,
+        vary_accept_encoding: false,
     }
 }
 
@@ -278,6 +280,8 @@ X-A: 1\r\n\r\n";
     let with_id = ResponseMeta {
         request_id: b"5d41402abc4b2a76b9719d911017c592",
         own_server_and_date: false,
+        gzipped: false,
+        vary_accept_encoding: false,
         ..meta(h.status, h.reason.of(upstream), ClientFraming::Length(0))
     };
     write_response_head(&mut out, &with_id, upstream, &headers);
@@ -310,6 +314,8 @@ fn an_http_app_servers_server_and_date_are_replaced_a_uwsgi_apps_are_kept() {
     let write = |own: bool| {
         let meta = ResponseMeta {
             own_server_and_date: own,
+            gzipped: false,
+            vary_accept_encoding: false,
             ..meta(200, b"OK", ClientFraming::Length(0))
         };
         let mut out = Vec::new();
@@ -370,4 +376,41 @@ Content-Length: 0\r\n\r\n";
 Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nConnection: upgrade\r\nServer: ringway\r\n\
 Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n\r\n"
     );
+}
+
+#[test]
+fn a_compressed_body_gets_its_coding_a_weak_etag_and_no_ranges() {
+    let upstream =
+        b"HTTP/1.1 200 OK\r\nETag: \"v1\"\r\nAccept-Ranges: bytes\r\nContent-Length: 99\r\n\r\n";
+    let head = |etag: &str| {
+        let upstream = String::from_utf8_lossy(upstream).replace("\"v1\"", etag);
+        let mut headers = Vec::new();
+        let Ok(Status::Complete(h)) = parse_response(upstream.as_bytes(), false, &mut headers)
+        else {
+            panic!("bad upstream head")
+        };
+        let mut out = Vec::new();
+        let meta = ResponseMeta {
+            gzipped: true,
+            vary_accept_encoding: true,
+            ..meta(
+                h.status,
+                h.reason.of(upstream.as_bytes()),
+                ClientFraming::Chunked,
+            )
+        };
+        write_response_head(&mut out, &meta, upstream.as_bytes(), &headers);
+        String::from_utf8(out).unwrap()
+    };
+    let out = head("\"v1\"");
+    assert!(out.contains("ETag: W/\"v1\"\r\n"), "{out}");
+    assert!(!out.contains("Accept-Ranges"), "{out}");
+    assert!(!out.contains("Content-Length"), "{out}");
+    assert!(
+        out.contains("Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n"),
+        "{out}"
+    );
+    assert!(head("W/\"v1\"").contains("ETag: W/\"v1\"\r\n"));
+    // Not an entity-tag: dropped, as nginx drops it.
+    assert!(!head("v1").contains("ETag"));
 }
