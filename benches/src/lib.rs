@@ -145,6 +145,8 @@ pub fn runs_at(kind: Kind, stack: StackKind) -> bool {
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Why a uWSGI stack is not measured on the static cases.
 const NO_FILES: &str = "static files: this stack runs the app only (no static route)";
+/// Why a stack is not measured on the compressed case.
+const NO_GZIP: &str = "compression: this stack sends the app's answers as they are";
 /// How often RSS is sampled during a run.
 const SAMPLE_EVERY: Duration = Duration::from_millis(50);
 /// Idle connections are opened in batches of this many concurrent requests (uWSGI's two
@@ -261,6 +263,10 @@ pub fn run(config: &Config) -> Result<Report> {
             }
             if case.kind.is_static() && !stack.kind.serves_files() {
                 unserved.insert((case.id(), stack.kind), NO_FILES.to_owned());
+                continue;
+            }
+            if case.kind.is_compressed() && !stack.kind.compresses() {
+                unserved.insert((case.id(), stack.kind), NO_GZIP.to_owned());
                 continue;
             }
             if let Err(err) = probe(stack, case.kind) {
@@ -463,6 +469,21 @@ fn probe(stack: &Stack, kind: Kind) -> Result<()> {
         );
     }
     let expected = kind.expected_body();
+    if kind.is_compressed() {
+        let mut plain = Vec::new();
+        std::io::Read::read_to_end(
+            &mut flate2::read::GzDecoder::new(answer.body.as_slice()),
+            &mut plain,
+        )
+        .with_context(|| format!("not a gzip stream: {} bytes", answer.body.len()))?;
+        if plain != expected {
+            bail!(
+                "the decoded answer is not the app's {} bytes",
+                expected.len()
+            );
+        }
+        return Ok(());
+    }
     if matches!(kind, Kind::Post16k | Kind::Chunked) {
         let text = String::from_utf8_lossy(&answer.body);
         if let Some(got) = text

@@ -35,6 +35,9 @@ pub enum Kind {
     Post16k,
     /// POST /echo with a 16 KiB chunked body (4 chunks of 4 KiB).
     Chunked,
+    /// GET /bytes/65536 with `Accept-Encoding: gzip` → 64 KiB compressed by the proxy
+    /// (both proxies with gzip on, level 1, for the app's `application/octet-stream`).
+    Gzip64k,
     /// GET /files/1k.bin → a 1 KiB file, served by the proxy itself.
     Static1k,
     /// GET /files/64k.bin → a 64 KiB file.
@@ -56,11 +59,12 @@ pub enum Kind {
 pub const STATIC_ROUTE: &str = "/files/";
 
 impl Kind {
-    pub const ALL: [Kind; 11] = [
+    pub const ALL: [Kind; 12] = [
         Kind::Hello,
         Kind::Bytes64k,
         Kind::Post16k,
         Kind::Chunked,
+        Kind::Gzip64k,
         Kind::Static1k,
         Kind::Static64k,
         Kind::Static1m,
@@ -87,6 +91,7 @@ impl Kind {
             Kind::Bytes64k => "64k",
             Kind::Post16k => "post16k",
             Kind::Chunked => "chunked",
+            Kind::Gzip64k => "gzip64k",
             Kind::Static1k => "static1k",
             Kind::Static64k => "static64k",
             Kind::Static1m => "static1m",
@@ -108,6 +113,11 @@ impl Kind {
                     names.join(", ")
                 )
             })
+    }
+
+    /// An answer the proxy compresses.
+    pub fn is_compressed(self) -> bool {
+        self == Kind::Gzip64k
     }
 
     /// A file the proxy serves from disk, not an answer from the app.
@@ -146,7 +156,7 @@ impl Kind {
 
     pub fn path(self) -> &'static str {
         match self.plain() {
-            Kind::Bytes64k => "/bytes/65536",
+            Kind::Bytes64k | Kind::Gzip64k => "/bytes/65536",
             Kind::Post16k | Kind::Chunked => "/echo",
             Kind::Static1k => "/files/1k.bin",
             Kind::Static64k => "/files/64k.bin",
@@ -155,10 +165,11 @@ impl Kind {
         }
     }
 
-    /// The body the app (or the file) answers with, to check a probe against.
+    /// The body the app (or the file) answers with, to check a probe against (decoded,
+    /// for a compressed case).
     pub fn expected_body(self) -> Vec<u8> {
         match self.plain() {
-            Kind::Bytes64k => pattern(65536),
+            Kind::Bytes64k | Kind::Gzip64k => pattern(65536),
             Kind::Post16k | Kind::Chunked => {
                 // JSON with the length; the sha256 is the app's business.
                 b"\"length\": 16384".to_vec()
@@ -285,6 +296,9 @@ pub fn raw_request(kind: Kind, addr: SocketAddr, close: bool) -> Vec<u8> {
     );
     if close {
         head.push_str("Connection: close\r\n");
+    }
+    if kind.is_compressed() {
+        head.push_str("Accept-Encoding: gzip\r\n");
     }
     let mut body = Vec::new();
     match kind {

@@ -980,10 +980,9 @@ fn targets(report: &Report) -> Vec<Target> {
         out.push(p99_target(report, s));
     }
     // uWSGI alone serves no files and no TLS: the static and TLS cases have no baseline here.
-    for s in summaries
-        .iter()
-        .filter(|s| s.stack == rw && !s.kind.is_static() && !s.kind.is_tls())
-    {
+    for s in summaries.iter().filter(|s| {
+        s.stack == rw && !s.kind.is_static() && !s.kind.is_tls() && !s.kind.is_compressed()
+    }) {
         let target = format!("req/s within 5% of uWSGI alone, {}", s.case);
         match (
             s.rps,

@@ -128,6 +128,13 @@ impl StackKind {
         )
     }
 
+    /// Whether the stack compresses the app's answers: ringway and nginx in front of uWSGI,
+    /// both with gzip on at level 1 for the app's `application/octet-stream` (the Granian
+    /// stacks compare the app path as it is).
+    pub fn compresses(self) -> bool {
+        self.serves_files()
+    }
+
     /// Whether the stack serves the static files itself: ringway and nginx in front of uWSGI
     /// do; the uWSGI stacks here only run the app, and the Granian stacks, which compare the
     /// upstream protocols, do not repeat the file cases.
@@ -414,6 +421,9 @@ fn start_ringway(tools: &Tools, app: &AppServer, dir: &Path, access_log: bool) -
     let mut cmd = ringway_command(tools, &log)?;
     cmd.arg("--upstream")
         .arg(format!("unix:{}", app.socket.display()));
+    let config = dir.join(format!("{kind}.toml"));
+    fs::write(&config, RINGWAY_GZIP).with_context(|| format!("write {}", config.display()))?;
+    cmd.arg("--config").arg(&config);
     if access_log {
         cmd.arg("--access-log").arg(dir.join("ringway-access.log"));
     }
@@ -430,6 +440,10 @@ fn start_ringway(tools: &Tools, app: &AppServer, dir: &Path, access_log: bool) -
     }
     spawn_ringway(kind, cmd, tools, log, tools.tls.is_some())
 }
+
+/// The config file of ringway's uWSGI stacks: compression as nginx's `gzip on;
+/// gzip_types application/octet-stream;` (level 1, both).
+pub const RINGWAY_GZIP: &str = "[gzip]\ntypes = [\"application/octet-stream\"]\n";
 
 /// Idle upstream connections ringway and nginx keep per server (ringway: per core too):
 /// the issue's `keepalive = 32`, nginx's `keepalive 32`.
@@ -656,6 +670,8 @@ impl NginxUpstream<'_> {
             NginxUpstream::Uwsgi(socket) => format!(
                 "            include /etc/nginx/uwsgi_params;
             uwsgi_pass unix:{};
+            gzip on;
+            gzip_types application/octet-stream;
 ",
                 socket.display()
             ),

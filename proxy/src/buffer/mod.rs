@@ -31,6 +31,7 @@ pub(crate) use tempfile::{TempFile, check_dir, prepare_dir, read_at};
 /// back, so that memory returns to the system after a burst.
 pub(crate) fn release_idle_buffers() {
     pool::release_idle();
+    crate::gzip::release_idle();
     crate::alloc::release_kept_blocks();
 }
 

@@ -1,30 +1,38 @@
 //! The app's answer body on its way to the client: re-framed as it came, or compressed
-//! (`[gzip]`): the upstream's framing undone, the bytes deflated into one gzip stream, the
-//! stream sent in chunks (or, when the whole body came with the head, with a length).
+//! (`[gzip]`): the upstream's framing undone, the bytes deflated into one gzip stream, sent
+//! with its length when the whole body came with the head, else in chunks.
 
-use std::io::Write;
+use std::sync::Arc;
 
-use crate::buffer::Buf;
+use crate::buffer::{Budget, Buf};
 use crate::fail::{BadResponse, Fail};
 use crate::gzip::GzipStream;
-use crate::http::{ClientFraming, LAST_CHUNK, Reframer, ResponseFraming};
+use crate::http::{ClientFraming, LAST_CHUNK, Reframer, ResponseFraming, write_chunk_size};
 
 /// How the rest of a body goes out.
 pub(super) enum BodyOut {
     /// As the app sent it, in the client's framing.
     Plain(Reframer),
-    /// Compressed, in chunks (boxed: a plain answer's future does not carry zlib's handle).
-    Gzip(Box<GzipChunks>),
+    /// Compressed (boxed: a plain answer's future does not carry zlib's handle).
+    Gzip(Box<GzipBody>),
 }
 
-/// A compressed body sent in chunks.
-pub(super) struct GzipChunks {
+/// A body being compressed.
+pub(super) struct GzipBody {
     /// The upstream's framing in, plain body bytes out.
     raw: Reframer,
     stream: GzipStream,
     /// The app asked for its pace (`X-Accel-Buffering: no`): each piece is flushed to the
     /// client as it comes, not kept by zlib until a block fills.
     flush: bool,
+}
+
+/// A compressed body's start: the bytes to send after the head, and how they are framed.
+pub(super) struct GzipStart {
+    /// The whole gzip stream (`Length`), or its first chunks (`Chunked`).
+    pub(super) bytes: Buf,
+    pub(super) framing: ClientFraming,
+    pub(super) body: BodyOut,
 }
 
 impl BodyOut {
@@ -55,7 +63,7 @@ impl BodyOut {
             BodyOut::Gzip(gzip) => {
                 let from = gzip.raw.frame_in_place(&mut buf).map_err(bad_body)?;
                 let plain = buf.get(from..).unwrap_or_default();
-                let mut out = Buf::with_capacity(plain.len() / 2 + 64);
+                let mut out = Buf::with_capacity(Reframer::PREFIX + plain.len() / 2 + 64);
                 gzip.deflate(plain, &mut out)?;
                 Ok((out, 0))
             }
@@ -78,33 +86,39 @@ impl BodyOut {
     }
 }
 
-impl GzipChunks {
-    /// Starts compressing a body the upstream framed as `upstream`, with `first`: the body
-    /// bytes that came with the head. Returns the bytes to send after the head: when the
-    /// whole body came with it (the returned body is then done), its whole gzip stream, to
-    /// go with its length; else the first chunks.
+impl GzipBody {
+    /// Starts compressing a body the upstream framed as `upstream` for an HTTP/1.1 client
+    /// (the verdict asks for one: chunks are the only framing of a body whose compressed
+    /// length is not known yet), with `first`: the body bytes that came with the head.
+    /// `None` when the memory budget cannot take zlib's state: the answer goes as it is.
     pub(super) fn start(
         upstream: ResponseFraming,
         first: &[u8],
         level: u32,
         flush: bool,
-    ) -> Result<(Buf, BodyOut), Fail> {
+        budget: &Arc<Budget>,
+    ) -> Result<Option<GzipStart>, Fail> {
+        let Some(stream) = GzipStream::new(level, upstream.length(), budget) else {
+            return Ok(None);
+        };
         let mut raw = Reframer::new(upstream, ClientFraming::UntilClose);
         let mut plain = Buf::with_capacity(first.len());
         raw.frame_into(first, &mut plain).map_err(bad_body)?;
-        let mut gzip = Box::new(GzipChunks {
-            raw,
-            stream: GzipStream::new(level, upstream.length()),
-            flush,
-        });
-        let mut out = Buf::with_capacity(plain.len() / 2 + 64);
-        if gzip.raw.is_done() {
-            gzip.stream.write(&plain, &mut out, false)?;
-            gzip.stream.finish(&mut out)?;
+        let mut gzip = Box::new(GzipBody { raw, stream, flush });
+        let mut bytes = Buf::with_capacity(Reframer::PREFIX + plain.len() / 2 + 64);
+        let framing = if gzip.raw.is_done() {
+            gzip.stream.write(&plain, &mut bytes, false)?;
+            gzip.stream.finish(&mut bytes)?;
+            ClientFraming::Length(bytes.len() as u64)
         } else {
-            gzip.deflate(&plain, &mut out)?;
-        }
-        Ok((out, BodyOut::Gzip(gzip)))
+            gzip.deflate(&plain, &mut bytes)?;
+            ClientFraming::Chunked
+        };
+        Ok(Some(GzipStart {
+            bytes,
+            framing,
+            body: BodyOut::Gzip(gzip),
+        }))
     }
 
     /// Compresses `plain` into a chunk appended to `out` (none when zlib kept it all);
@@ -131,20 +145,16 @@ impl GzipChunks {
     }
 }
 
-/// Writes the chunk-size line into the `Reframer::PREFIX` bytes left at `out[at..]` for the
-/// data after them, and the chunk's CRLF; an empty chunk (which would end the body) is
-/// taken back out.
+/// Completes the chunk whose data follows the `Reframer::PREFIX` bytes of room at
+/// `out[at..]`: its size line and CRLF; an empty chunk (which would end the body) is taken
+/// back out.
 fn close_chunk(out: &mut Buf, at: usize) {
     let len = out.len() - at - Reframer::PREFIX;
     if len == 0 {
         out.truncate(at);
         return;
     }
-    let mut line = [0u8; Reframer::PREFIX];
-    let _ = write!(&mut line[..], "{len:08x}\r\n");
-    if let Some(room) = out.get_mut(at..at + Reframer::PREFIX) {
-        room.copy_from_slice(&line);
-    }
+    write_chunk_size(out, at, len);
     out.extend_from_slice(b"\r\n");
 }
 

@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use super::body_out::{BodyOut, GzipChunks};
+use super::body_out::{BodyOut, GzipBody};
 use super::{Outcome, Request};
 use crate::buffer::{Buf, Spool};
 use crate::client::{Client, ClientStream, Next};
@@ -54,19 +54,17 @@ pub(super) async fn respond(
     // A HEAD answer says `Content-Encoding: gzip` as GET's would, and has nothing to compress.
     let has_body = head.framing != ResponseFraming::None;
     let compressed = match route.gzip.as_deref().filter(|_| gzip.compress && has_body) {
-        Some(settings) => Some(GzipChunks::start(
+        Some(settings) => GzipBody::start(
             head.framing,
             first,
             settings.level(),
             !head.buffering,
-        )?),
+            &worker.budget,
+        )?,
         None => None,
     };
     let (framing, keep_alive) = match &compressed {
-        Some((whole, body)) if body.is_done() => {
-            (ClientFraming::Length(whole.len() as u64), req.keep_alive)
-        }
-        Some(_) => ClientFraming::choose(ResponseFraming::Chunked, Version::Http11, req.keep_alive),
+        Some(start) => (start.framing, req.keep_alive),
         None => ClientFraming::choose(head.framing, req.head.version, req.keep_alive),
     };
     let keep_alive = keep_alive && !worker.is_stopping();
@@ -81,16 +79,16 @@ pub(super) async fn respond(
         hsts: client.hsts.as_deref(),
         request_id: req.request_id.as_bytes(),
         own_server_and_date: req.upstream_speaks_http(worker),
-        gzipped: gzip.compress,
+        gzipped: compressed.is_some() || (gzip.compress && !has_body),
         vary_accept_encoding: gzip.vary,
     };
     let mut out = Buf::with_capacity(buf.len() + 128);
     write_response_head(&mut out, &meta, &buf, &client.response_headers);
     client.head_goes_out(out.len());
     let mut body = match compressed {
-        Some((bytes, body)) => {
-            out.extend_from_slice(&bytes);
-            body
+        Some(start) => {
+            out.extend_from_slice(&start.bytes);
+            start.body
         }
         None => {
             let mut reframer = Reframer::new(head.framing, framing);
@@ -258,20 +256,11 @@ fn gzip_verdict(
         authorization: client.request_header(b"authorization").is_some(),
     };
     // A HEAD answer's Content-Length is GET's: nginx reads it as the length, as here.
-    let length = match head.framing {
-        ResponseFraming::None => client
-            .response_headers
-            .iter()
-            .find(|h| h.name.of(buf).eq_ignore_ascii_case(b"content-length"))
-            .and_then(|h| {
-                std::str::from_utf8(h.value.of(buf))
-                    .ok()?
-                    .trim()
-                    .parse()
-                    .ok()
-            }),
-        framing => framing.length(),
-    };
-    let answer = Answer::read(head.status, length, buf, &client.response_headers);
+    let answer = Answer::read(
+        head.status,
+        head.content_length,
+        buf,
+        &client.response_headers,
+    );
     gzip.verdict(&asked, &answer, crate::clock::unix_now())
 }

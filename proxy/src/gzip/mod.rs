@@ -4,11 +4,11 @@
 //!
 //! Whether an answer is compressed is a pure function of the settings, the request and the
 //! answer's head ([`Gzip::verdict`], nginx's order of checks); the compressing is
-//! [`GzipStream`], and the relay (`exchange/relay.rs`) frames what it makes.
+//! [`GzipStream`], and `exchange/body_out.rs` frames what it makes.
 
 mod stream;
 
-pub(crate) use stream::GzipStream;
+pub(crate) use stream::{GzipStream, release_idle};
 
 use crate::config::GzipSettings;
 use crate::http::{HeaderSpan, list_elements, parse_http_date, trim_ows};
@@ -146,9 +146,11 @@ impl Gzip {
         })
     }
 
-    /// The compression level, 1 to 9.
+    /// The compression level, 1 to 9, as zlib-rs is to be asked for it: nginx's level 1
+    /// (zlib's `deflate_fast`) is zlib-rs's 2; zlib-rs's own 1 is a faster algorithm with
+    /// fixed Huffman codes whose output is about a quarter larger than nginx's.
     pub(crate) fn level(&self) -> u32 {
-        self.level
+        self.level.max(2)
     }
 
     /// Whether to compress the answer, and whether to say `Vary: Accept-Encoding`; `now`:
@@ -172,20 +174,17 @@ impl Gzip {
     }
 
     fn takes_type(&self, content_type: Option<&[u8]>) -> bool {
-        // As nginx: an answer without a Content-Type is never compressed, even with "*".
-        let Some(value) = content_type else {
+        // As nginx: "*" takes any answer, one without a Content-Type too; a listed type
+        // needs one.
+        if self.any_type {
+            return true;
+        }
+        let Some(media) = content_type.map(media_type).filter(|m| !m.is_empty()) else {
             return false;
         };
-        let media = value.split(|&b| b == b';').next().unwrap_or_default();
-        let media = trim_ows(media);
-        if media.is_empty() {
-            return false;
-        }
-        self.any_type
-            || self
-                .types
-                .iter()
-                .any(|t| t.as_bytes().eq_ignore_ascii_case(media))
+        self.types
+            .iter()
+            .any(|t| t.as_bytes().eq_ignore_ascii_case(media))
     }
 
     /// nginx's `ngx_http_gzip_ok`: the client accepts gzip, speaks HTTP/1.1, and either came
@@ -286,12 +285,12 @@ impl<'a> Answer<'a> {
                 answer.date.get_or_insert(value);
             } else if name.eq_ignore_ascii_case(b"cache-control") {
                 let cc = answer.cache_control.get_or_insert_default();
+                // Bare directives only, as nginx looks for them: `no-cache="Set-Cookie"`
+                // is not `no-cache`.
                 for directive in list_elements(value) {
-                    let name = directive.split(|&b| b == b'=').next().unwrap_or_default();
-                    let name = trim_ows(name);
-                    cc.no_cache |= name.eq_ignore_ascii_case(b"no-cache");
-                    cc.no_store |= name.eq_ignore_ascii_case(b"no-store");
-                    cc.private |= name.eq_ignore_ascii_case(b"private");
+                    cc.no_cache |= directive.eq_ignore_ascii_case(b"no-cache");
+                    cc.no_store |= directive.eq_ignore_ascii_case(b"no-store");
+                    cc.private |= directive.eq_ignore_ascii_case(b"private");
                 }
             } else if name.eq_ignore_ascii_case(b"last-modified") {
                 answer.last_modified = true;
@@ -301,6 +300,31 @@ impl<'a> Answer<'a> {
         }
         answer
     }
+}
+
+/// The part of a Content-Type value nginx matches `gzip_types` against: the value without
+/// a `charset` parameter and what follows it (`text/html; charset=utf-8` is `text/html`),
+/// any other parameter kept (`text/html; q=1` matches no listed type), as
+/// `ngx_http_upstream_copy_content_type` cuts it.
+fn media_type(value: &[u8]) -> &[u8] {
+    let mut from = 0;
+    while let Some(semi) = value
+        .get(from..)
+        .and_then(|v| v.iter().position(|&b| b == b';'))
+    {
+        let at = from + semi;
+        let rest = value.get(at + 1..).unwrap_or_default();
+        let spaces = rest.iter().take_while(|&&b| b == b' ').count();
+        let param = rest.get(spaces..).unwrap_or_default();
+        if param
+            .get(..8)
+            .is_some_and(|p| p.eq_ignore_ascii_case(b"charset="))
+        {
+            return trim_ows(value.get(..at).unwrap_or_default());
+        }
+        from = at + 1;
+    }
+    trim_ows(value)
 }
 
 /// `type/subtype`, both tokens.

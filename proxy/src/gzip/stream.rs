@@ -1,37 +1,112 @@
 //! A gzip stream (RFC 1952) made as the body goes: zlib's raw deflate between the 10-byte
 //! header nginx writes and the CRC-32 and length trailer.
+//!
+//! zlib's state for a stream is up to ~300 KiB (the window, the hash chains, the pending
+//! output). Made and freed per answer, it cost an allocation of that size, its page faults
+//! and its zeroing each time; so each worker thread keeps the states its finished streams
+//! leave ([`IDLE`]) and resets one for its next answer with the same level and window.
+
+use std::cell::RefCell;
+use std::sync::Arc;
 
 use flate2::{Compress, Compression, FlushCompress, Status};
 
+use crate::buffer::Budget;
 use crate::fail::Fail;
+
+/// Idle deflate states a worker keeps, at most (one per answer it compresses at once).
+const IDLE_KEPT: usize = 4;
+
+thread_local! {
+    /// This thread's idle deflate states, with their level and window bits.
+    static IDLE: RefCell<Vec<(u32, u8, Compress)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Frees this thread's idle deflate states (a worker gone quiet gives its memory back).
+pub(crate) fn release_idle() {
+    let _ = IDLE.try_with(|idle| idle.borrow_mut().clear());
+}
+
+/// A deflate state at `level` with `bits` of window: an idle one of this thread's, reset,
+/// or a new one.
+fn take_deflate(level: u32, bits: u8) -> Compress {
+    let kept = IDLE
+        .try_with(|idle| {
+            let mut idle = idle.borrow_mut();
+            let at = idle
+                .iter()
+                .position(|(l, b, _)| (*l, *b) == (level, bits))?;
+            Some(idle.swap_remove(at).2)
+        })
+        .ok()
+        .flatten();
+    match kept {
+        Some(mut deflate) => {
+            deflate.reset();
+            deflate
+        }
+        None => Compress::new_with_window_bits(Compression::new(level), false, bits),
+    }
+}
 
 /// The header: no name, no time, "Unix", as nginx's gzip module writes it.
 const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3];
 
-/// Output room asked for at least, per call into zlib.
-const MIN_ROOM: usize = 4096;
+/// Output room asked for at least, per call into zlib (a flushed event is tens of bytes).
+const MIN_ROOM: usize = 64;
+
+/// zlib-rs's hash table and pending output, whatever the window: 64 Ki two-byte heads and
+/// 64 KiB.
+const STATE_BESIDE_WINDOW: usize = 192 * 1024;
 
 /// One body's compression.
 pub(crate) struct GzipStream {
-    deflate: Compress,
+    /// Always there until the drop gives it back to the thread's idle ones.
+    deflate: Option<Compress>,
+    level: u32,
+    bits: u8,
     crc: crc32fast::Hasher,
     header_written: bool,
+    /// zlib's state, charged to the buffer memory budget while the stream lives.
+    charge: Option<(Arc<Budget>, usize)>,
+}
+
+impl Drop for GzipStream {
+    fn drop(&mut self) {
+        if let Some((budget, bytes)) = self.charge.take() {
+            budget.release(bytes);
+        }
+        let Some(deflate) = self.deflate.take() else {
+            return;
+        };
+        let _ = IDLE.try_with(|idle| {
+            let mut idle = idle.borrow_mut();
+            if idle.len() < IDLE_KEPT {
+                idle.push((self.level, self.bits, deflate));
+            }
+        });
+    }
 }
 
 impl GzipStream {
     /// A stream at `level` (1 fastest to 9 smallest) for a body of `length` bytes when
-    /// known: a short body gets a smaller window, as nginx sizes it (zlib's memory for a
-    /// stream is mostly the window: 256 KiB at full size).
-    pub(crate) fn new(level: u32, length: Option<u64>) -> GzipStream {
-        GzipStream {
-            deflate: Compress::new_with_window_bits(
-                Compression::new(level),
-                false,
-                window_bits(length),
-            ),
+    /// known (a short body gets a smaller window, as nginx sizes it), its state charged to
+    /// `budget`; `None` when the budget cannot take it (the answer then goes as it is, as a
+    /// buffered one goes to a temp file).
+    pub(crate) fn new(level: u32, length: Option<u64>, budget: &Arc<Budget>) -> Option<GzipStream> {
+        let bits = window_bits(length);
+        let bytes = state_bytes(bits);
+        if !budget.try_reserve(bytes) {
+            return None;
+        }
+        Some(GzipStream {
+            deflate: Some(take_deflate(level, bits)),
+            level,
+            bits,
+            charge: Some((Arc::clone(budget), bytes)),
             crc: crc32fast::Hasher::new(),
             header_written: false,
-        }
+        })
     }
 
     /// Compresses `input`, appending what zlib gives back to `out`. With `flush`, all of
@@ -61,7 +136,8 @@ impl GzipStream {
         let crc = self.crc.clone().finalize();
         out.extend_from_slice(&crc.to_le_bytes());
         // ISIZE: the input's length modulo 2^32 (RFC 1952).
-        out.extend_from_slice(&(self.deflate.total_in() as u32).to_le_bytes());
+        let total_in = self.deflate.as_ref().map_or(0, Compress::total_in);
+        out.extend_from_slice(&(total_in as u32).to_le_bytes());
         Ok(())
     }
 
@@ -80,17 +156,18 @@ impl GzipStream {
         out: &mut Vec<u8>,
         mode: FlushCompress,
     ) -> Result<Status, Fail> {
+        let deflate = self.deflate.as_mut().ok_or(Fail::Compress)?;
         let mut fed = 0;
         loop {
             if out.capacity() - out.len() < MIN_ROOM {
+                // Deflate rarely makes more than it takes; half is the usual first guess.
                 out.reserve(MIN_ROOM.max((input.len() - fed) / 2));
             }
-            let before = self.deflate.total_in();
-            let status = self
-                .deflate
+            let before = deflate.total_in();
+            let status = deflate
                 .compress_vec(input.get(fed..).unwrap_or_default(), out, mode)
                 .map_err(|_| Fail::Compress)?;
-            fed += usize::try_from(self.deflate.total_in() - before).unwrap_or(usize::MAX);
+            fed += usize::try_from(deflate.total_in() - before).unwrap_or(usize::MAX);
             let all_fed = fed >= input.len();
             let room_left = out.len() < out.capacity();
             if status == Status::StreamEnd || (all_fed && room_left) {
@@ -98,6 +175,12 @@ impl GzipStream {
             }
         }
     }
+}
+
+/// What a stream's zlib state takes with a window of `bits`: the window twice (the data
+/// and its hash chain links), and the rest.
+fn state_bytes(bits: u8) -> usize {
+    4 * (1usize << bits) + STATE_BESIDE_WINDOW
 }
 
 /// zlib's window for a body of `length` bytes: the full 32 KiB (15 bits) unless the body
@@ -119,6 +202,22 @@ mod tests {
 
     use super::*;
 
+    fn budget() -> Arc<Budget> {
+        Arc::new(Budget::new(64 << 20))
+    }
+
+    #[test]
+    fn a_stream_is_charged_to_the_budget_while_it_lives() {
+        let budget = Arc::new(Budget::new(state_bytes(15) + state_bytes(9)));
+        let big = GzipStream::new(1, None, &budget).unwrap();
+        let small = GzipStream::new(1, Some(100), &budget).unwrap();
+        assert!(GzipStream::new(1, Some(100), &budget).is_none(), "spent");
+        drop(big);
+        drop(small);
+        assert_eq!(budget.used(), 0);
+        assert!(GzipStream::new(1, None, &budget).is_some());
+    }
+
     fn gunzip(bytes: &[u8]) -> Vec<u8> {
         let mut plain = Vec::new();
         flate2::read::GzDecoder::new(bytes)
@@ -134,7 +233,7 @@ mod tests {
             .collect();
         for level in [1, 6, 9] {
             for piece in [1, 100, 65_536, body.len()] {
-                let mut stream = GzipStream::new(level, None);
+                let mut stream = GzipStream::new(level, None, &budget()).unwrap();
                 let mut out = Vec::new();
                 for part in body.chunks(piece) {
                     stream.write(part, &mut out, false).unwrap();
@@ -157,7 +256,7 @@ mod tests {
         assert_eq!(window_bits(Some(1 << 20)), 15);
         for len in [1usize, 300, 5000, 40_000] {
             let body: Vec<u8> = (0..len).map(|i| (i % 7) as u8 + b'a').collect();
-            let mut stream = GzipStream::new(1, Some(len as u64));
+            let mut stream = GzipStream::new(1, Some(len as u64), &budget()).unwrap();
             let mut out = Vec::new();
             stream.write(&body, &mut out, false).unwrap();
             stream.finish(&mut out).unwrap();
@@ -166,8 +265,34 @@ mod tests {
     }
 
     #[test]
+    fn a_state_a_finished_stream_left_serves_the_next_one() {
+        release_idle();
+        let mut outs = Vec::new();
+        for body in [&b"first answer, first answer"[..], b"second", b""] {
+            let mut stream = GzipStream::new(1, None, &budget()).unwrap();
+            let mut out = Vec::new();
+            stream.write(body, &mut out, false).unwrap();
+            stream.finish(&mut out).unwrap();
+            assert_eq!(gunzip(&out), body);
+            outs.push(out);
+        }
+        assert_eq!(
+            IDLE.with(|idle| idle.borrow().len()),
+            1,
+            "one state, reused"
+        );
+        let streams: Vec<GzipStream> = (0..IDLE_KEPT + 2)
+            .map(|_| GzipStream::new(1, None, &budget()).unwrap())
+            .collect();
+        drop(streams);
+        assert_eq!(IDLE.with(|idle| idle.borrow().len()), IDLE_KEPT, "bounded");
+        release_idle();
+        assert_eq!(IDLE.with(|idle| idle.borrow().len()), 0);
+    }
+
+    #[test]
     fn an_empty_body_is_a_valid_stream() {
-        let mut stream = GzipStream::new(1, None);
+        let mut stream = GzipStream::new(1, None, &budget()).unwrap();
         let mut out = Vec::new();
         stream.finish(&mut out).unwrap();
         assert_eq!(gunzip(&out), b"");
@@ -175,7 +300,7 @@ mod tests {
 
     #[test]
     fn a_flushed_piece_decodes_before_the_end() {
-        let mut stream = GzipStream::new(1, None);
+        let mut stream = GzipStream::new(1, None, &budget()).unwrap();
         let mut out = Vec::new();
         stream
             .write(b"data: first event\n\n", &mut out, true)

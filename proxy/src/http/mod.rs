@@ -44,7 +44,7 @@ pub use body::{ChunkedDecoder, DecodeProgress, MAX_EXTENSIONS, MAX_TRAILERS};
 pub(crate) use connection_names::ConnectionNames;
 pub use date::{HTTP_DATE_LEN, http_date, parse_http_date};
 pub use error::HttpError;
-pub use reframe::{Reframer, Truncated};
+pub use reframe::{Reframer, Truncated, write_chunk_size};
 pub use request::{Limits, Method, RequestHead, parse_request};
 pub use response::{MAX_RESPONSE_HEADERS, ResponseFraming, ResponseHead, parse_response};
 pub use validate::host_without_port;

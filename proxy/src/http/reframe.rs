@@ -155,11 +155,7 @@ impl Reframer {
         }
         let mut start = data;
         if len > 0 {
-            let mut line = [0u8; Self::PREFIX];
-            let _ = write!(&mut line[..], "{len:08x}\r\n");
-            if let Some(room) = buf.get_mut(at..data) {
-                room.copy_from_slice(&line);
-            }
+            write_chunk_size(buf, at, len);
             buf.extend_from_slice(b"\r\n");
             start = at;
         }
@@ -167,6 +163,18 @@ impl Reframer {
             buf.extend_from_slice(LAST_CHUNK);
         }
         Ok(start)
+    }
+}
+
+/// Writes the chunk-size line of a chunk of `len` bytes into the [`Reframer::PREFIX`]
+/// bytes of room at `buf[at..]`. A piece is at most a read's size, far below the 4 GiB the
+/// fixed width can say.
+pub fn write_chunk_size(buf: &mut [u8], at: usize, len: usize) {
+    debug_assert!(len <= u32::MAX as usize, "a chunk of {len} bytes");
+    let mut line = [0u8; Reframer::PREFIX];
+    let _ = write!(&mut line[..], "{len:08x}\r\n");
+    if let Some(room) = buf.get_mut(at..at + Reframer::PREFIX) {
+        room.copy_from_slice(&line);
     }
 }
 

@@ -47,6 +47,8 @@ pub struct ResponseHead {
     pub reason: Span,
     /// Body framing, already taking the request method into account.
     pub framing: ResponseFraming,
+    /// The Content-Length it said, whatever the framing (a HEAD answer's is GET's).
+    pub content_length: Option<u64>,
     /// False when the app asked for its answer not to be buffered (`X-Accel-Buffering: no`,
     /// nginx's per-response switch): relay it at the client's pace.
     pub buffering: bool,
@@ -147,6 +149,7 @@ pub fn parse_response(
         status,
         reason,
         framing,
+        content_length: length,
         buffering,
     }))
 }
