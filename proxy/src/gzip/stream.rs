@@ -61,7 +61,7 @@ const STATE_BESIDE_WINDOW: usize = 192 * 1024;
 
 /// One body's compression.
 pub(crate) struct GzipStream {
-    /// Always there until the drop gives it back to the thread's idle ones.
+    /// There until the stream ends (or is dropped): then it goes to the thread's idle ones.
     deflate: Option<Compress>,
     level: u32,
     bits: u8,
@@ -73,18 +73,7 @@ pub(crate) struct GzipStream {
 
 impl Drop for GzipStream {
     fn drop(&mut self) {
-        if let Some((budget, bytes)) = self.charge.take() {
-            budget.release(bytes);
-        }
-        let Some(deflate) = self.deflate.take() else {
-            return;
-        };
-        let _ = IDLE.try_with(|idle| {
-            let mut idle = idle.borrow_mut();
-            if idle.len() < IDLE_KEPT {
-                idle.push((self.level, self.bits, deflate));
-            }
-        });
+        self.retire();
     }
 }
 
@@ -138,7 +127,25 @@ impl GzipStream {
         // ISIZE: the input's length modulo 2^32 (RFC 1952).
         let total_in = self.deflate.as_ref().map_or(0, Compress::total_in);
         out.extend_from_slice(&(total_in as u32).to_le_bytes());
+        self.retire();
         Ok(())
+    }
+
+    /// Gives zlib's state back (to this thread's idle ones, its charge to the budget): at
+    /// the stream's end, not when the answer has gone out to a slow client.
+    fn retire(&mut self) {
+        if let Some((budget, bytes)) = self.charge.take() {
+            budget.release(bytes);
+        }
+        let Some(deflate) = self.deflate.take() else {
+            return;
+        };
+        let _ = IDLE.try_with(|idle| {
+            let mut idle = idle.borrow_mut();
+            if idle.len() < IDLE_KEPT {
+                idle.push((self.level, self.bits, deflate));
+            }
+        });
     }
 
     fn header(&mut self, out: &mut Vec<u8>) {
@@ -213,6 +220,9 @@ mod tests {
         let small = GzipStream::new(1, Some(100), &budget).unwrap();
         assert!(GzipStream::new(1, Some(100), &budget).is_none(), "spent");
         drop(big);
+        let mut small = small;
+        small.finish(&mut Vec::new()).unwrap();
+        assert_eq!(budget.used(), 0, "given back at the stream's end");
         drop(small);
         assert_eq!(budget.used(), 0);
         assert!(GzipStream::new(1, None, &budget).is_some());
