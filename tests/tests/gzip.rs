@@ -237,3 +237,30 @@ fn compressed_answers_keep_the_connection() {
     assert_eq!(bodies[4], pattern(50));
     assert!(answers.iter().all(|r| !r.says_close()));
 }
+
+/// A static route's fallback answers come from the app: compressed as the route says.
+#[test]
+fn a_static_routes_fallback_answers_are_compressed() {
+    let uwsgi = Uwsgi::start(App::Flask);
+    let files = tempfile::tempdir().expect("a temp dir");
+    let ringway = Ringway::with_config(format!(
+        "upstream = [\"{}\"]\n[gzip]\n\
+         [[routes]]\npath = \"/files/\"\nstatic = \"{}\"\nfallback = \"default\"\n\
+         [[routes]]\npath = \"/plain/\"\nstatic = \"{}\"\nfallback = \"default\"\ngzip = false\n",
+        uwsgi.upstream(),
+        files.path().display(),
+        files.path().display()
+    ))
+    .start();
+    // No such file: the app answers, with Flask's 404 page (text/html, 200-odd bytes).
+    let answer = roundtrip(ringway.addr(), &gz(Req::get("/files/missing")));
+    assert_eq!(answer.status, 404);
+    assert_eq!(answer.header("content-encoding").as_deref(), Some("gzip"));
+    assert!(
+        shape(&answer).body.starts_with(b"<!doctype html>"),
+        "Flask's page"
+    );
+    let answer = roundtrip(ringway.addr(), &gz(Req::get("/plain/missing")));
+    assert_eq!(answer.status, 404);
+    assert_eq!(answer.header("content-encoding"), None, "gzip = false");
+}
