@@ -8,6 +8,7 @@
 
 use std::io::Read;
 
+use ringway_tests::app_server::{AppServer, Listen, Served, Server};
 use ringway_tests::client::{Conn, Req, Response, roundtrip};
 use ringway_tests::data::pattern;
 use ringway_tests::{App, Nginx, Ringway, Uwsgi};
@@ -263,4 +264,36 @@ fn a_static_routes_fallback_answers_are_compressed() {
     let answer = roundtrip(ringway.addr(), &gz(Req::get("/plain/missing")));
     assert_eq!(answer.status, 404);
     assert_eq!(answer.header("content-encoding"), None, "gzip = false");
+}
+
+/// Behind an HTTP app server (Granian: lengths for whole answers, chunks for streamed
+/// ones, connections kept) the same compression, on kept upstream connections.
+#[test]
+fn answers_from_granian_are_compressed_too() {
+    let server = AppServer::start(Server::Granian, Served::Wsgi(App::Flask), Listen::Tcp, 1);
+    let ringway = Ringway::with_config(format!(
+        "[upstreams.web]\nservers = [\"{}\"]\nkeepalive = 4\n[gzip]\ntypes = [\"*\"]\n\
+         [[routes]]\npath = \"/\"\nupstream = \"web\"\n",
+        server.upstream()
+    ))
+    .start();
+    let mut conn = Conn::open(ringway.addr());
+    for _ in 0..3 {
+        for (path, body) in [
+            ("/stream/300000", pattern(300_000)),
+            ("/lazy/70000", pattern(70_000)),
+            ("/bytes/5000", pattern(5000)),
+        ] {
+            conn.send(&gz(Req::get(path)).to_bytes()).expect("send");
+            let answer = conn
+                .read_response()
+                .unwrap_or_else(|e| panic!("{path}: {e}\n{}", ringway.stderr()));
+            assert_eq!(
+                answer.header("content-encoding").as_deref(),
+                Some("gzip"),
+                "{path}"
+            );
+            assert_eq!(shape(&answer).body, body, "{path}");
+        }
+    }
 }
