@@ -359,9 +359,9 @@ impl Conn {
                     // refused by a connection limit): it gets a new one, which its log
                     // line carries too.
                     let id = worker.request_ids.next();
-                    let limit = worker.config.limits.send_timeout;
+                    let scope = exchange::OwnAnswers::of_server(worker);
                     let outcome =
-                        exchange::answer(client, fail, head_only, false, &id, limit, worker).await;
+                        exchange::answer(client, fail, head_only, false, &id, scope, worker).await;
                     exchange::log_unparsed(worker, client, &outcome, started, &id);
                     outcome
                 })

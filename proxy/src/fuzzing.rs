@@ -141,6 +141,7 @@ impl Routes {
                 allow: Vec::new(),
                 action,
                 response_headers: Vec::new(),
+                always_headers: Vec::new(),
                 limits: any_limits(),
                 limit_req: None,
                 intercept_errors: false,

@@ -32,8 +32,11 @@ pub(crate) struct Route {
     pub(crate) allow: Vec<Cidr>,
     /// What it does.
     pub(crate) action: Action,
-    /// Headers added to its successful and redirect answers (nginx `add_header`).
+    /// Headers added to its successful and redirect answers (nginx `add_header`), the
+    /// `always` ones among them.
     pub(crate) response_headers: Vec<(String, String)>,
+    /// Its headers marked `always`: added to every answer (`add_header ... always`).
+    pub(crate) always_headers: Vec<(String, String)>,
     /// Its limits and timeouts.
     pub(crate) limits: Limits,
     /// Requests per client IP (nginx's `limit_req`), if limited.
@@ -190,13 +193,17 @@ impl Route {
         self.allow.is_empty() || self.allow.iter().any(|c| c.contains(ip))
     }
 
-    /// Whether `status` gets the route's `response_headers` (nginx's `add_header` without
-    /// `always`: successful and redirect answers only).
-    pub(crate) fn adds_headers_to(status: u16) -> bool {
-        matches!(
+    /// The headers an answer with `status` gets: all of `response_headers` on successful
+    /// and redirect answers (nginx's `add_header`), the `always` ones on any other.
+    pub(crate) fn headers_for(&self, status: u16) -> &[(String, String)] {
+        if matches!(
             status,
             200 | 201 | 204 | 206 | 301 | 302 | 303 | 304 | 307 | 308
-        )
+        ) {
+            &self.response_headers
+        } else {
+            &self.always_headers
+        }
     }
 }
 
@@ -229,6 +236,7 @@ pub(crate) mod tests {
             allow: Vec::new(),
             action,
             response_headers: Vec::new(),
+            always_headers: Vec::new(),
             limits: limits(),
             limit_req: None,
             intercept_errors: false,

@@ -1618,3 +1618,61 @@ fn the_helpers_decode_and_parse_what_they_claim() {
         0.5
     );
 }
+
+/// nginx's `add_header ... always`: the header goes on every answer, the app's errors and
+/// ringway's own refusals too, while one without `always` stays on the successful ones.
+/// The app's answers and the 413 are compared with a real nginx configured the same way.
+#[test]
+fn always_headers_go_on_every_answer_as_nginx_adds_them() {
+    let uwsgi = Uwsgi::start(App::Flask);
+    let nginx = ringway_tests::Nginx::start_with_server_directives(
+        uwsgi.socket(),
+        "add_header X-Frame-Options DENY always; add_header X-Content-Type-Options nosniff; \
+         client_max_body_size 1k;",
+    );
+    let ringway = Ringway::with_config(format!(
+        "max_body_size = \"1k\"\nupstream = [\"{}\"]\n\
+         response_headers = {{ \"X-Frame-Options\" = {{ value = \"DENY\", always = true }}, \
+         \"X-Content-Type-Options\" = \"nosniff\" }}\n\
+         [[routes]]\npath = \"/admin/\"\nupstream = \"default\"\nallow = [\"10.0.0.0/8\"]\n",
+        uwsgi.upstream()
+    ))
+    .start();
+    let added = |r: &Response| {
+        (
+            r.header_all("x-frame-options").len(),
+            r.header_all("x-content-type-options").len(),
+        )
+    };
+    let requests = [
+        (Req::get("/status/200"), 200, (1, 1)),
+        (Req::get("/status/404"), 404, (1, 0)),
+        (Req::get("/status/500"), 500, (1, 0)),
+        (Req::get("/status/503"), 503, (1, 0)),
+        (Req::post("/echo", &pattern(2048)), 413, (1, 0)),
+    ];
+    for (req, status, expected) in &requests {
+        let ours = roundtrip(ringway.addr(), req);
+        let theirs = roundtrip(nginx.addr(), req);
+        assert_eq!(
+            (ours.status, added(&ours)),
+            (*status, *expected),
+            "{req:?}: {ours:?}"
+        );
+        assert_eq!(
+            (theirs.status, added(&theirs)),
+            (*status, *expected),
+            "nginx: {theirs:?}"
+        );
+    }
+    // ringway's own refusals: a route's allow list (the route's `always` headers), and a
+    // request it cannot read (the top-level ones: no route made that answer).
+    let r = roundtrip(ringway.addr(), &Req::get("/admin/"));
+    assert_eq!((r.status, added(&r)), (403, (1, 0)), "{r:?}");
+    let r = roundtrip_raw(
+        ringway.addr(),
+        b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+    )
+    .expect("an answer");
+    assert_eq!((r.status, added(&r)), (400, (1, 0)), "{r:?}");
+}

@@ -18,8 +18,8 @@ use anyhow::{Context, anyhow};
 use clap::Parser;
 
 pub use settings::{
-    AppSettings, GroupSettings, GzipSettings, LimitReqSettings, LimitSettings, RedirectSettings,
-    Resolved, RespondSettings, RouteSettings, Settings,
+    AppSettings, GroupSettings, GzipSettings, HeaderSetting, HeaderTable, LimitReqSettings,
+    LimitSettings, RedirectSettings, Resolved, RespondSettings, RouteSettings, Settings,
 };
 pub(crate) use validate::is_normal_path;
 pub use values::{
@@ -80,6 +80,9 @@ pub struct Config {
     pub tls: Option<TlsConfig>,
     /// The error pages (`error_pages`), shared with `main`, which reloads them on SIGHUP.
     pub error_pages: Arc<ErrorPages>,
+    /// The top-level `response_headers` marked `always`: on ringway's answers that no
+    /// route made (a request it could not read, no route for the path, a refused Host).
+    pub response_headers_always: Vec<(String, String)>,
     /// The access log, when on.
     pub access_log: Option<AccessLogConfig>,
     /// The app server ringway starts and watches (`[app]`), when configured.

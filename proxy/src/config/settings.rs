@@ -179,10 +179,11 @@ pub struct Settings {
 
     /// Headers added to the successful and redirect answers of every route that sets none
     /// of its own (nginx's `add_header` in a `server` block, which a `location`'s own
-    /// `add_header` replaces). File only.
+    /// `add_header` replaces); `{ value = "...", always = true }` adds one to every answer,
+    /// errors too (`add_header ... always`). File only.
     #[arg(skip)]
     #[serde(default)]
-    pub response_headers: BTreeMap<String, String>,
+    pub response_headers: BTreeMap<String, HeaderSetting>,
 
     /// Compressing the app's answers as they go out (nginx's `gzip on` and its `gzip_*`
     /// settings; file only: `[gzip]`). Every route to an app uses it unless it says
@@ -385,9 +386,10 @@ pub struct RouteSettings {
     pub redirect: Option<RedirectSettings>,
     /// Answer with this status and body instead (nginx `return 200 "ok"`, `return 204`).
     pub respond: Option<RespondSettings>,
-    /// Headers added to successful and redirect answers (nginx `add_header`).
+    /// Headers added to successful and redirect answers (nginx `add_header`); `{ value =
+    /// "...", always = true }` to every answer (`add_header ... always`).
     #[serde(default)]
-    pub response_headers: BTreeMap<String, String>,
+    pub response_headers: BTreeMap<String, HeaderSetting>,
     /// Serve files from this directory instead (nginx `alias`).
     #[serde(rename = "static")]
     pub static_dir: Option<PathBuf>,
@@ -425,6 +427,38 @@ pub struct RouteSettings {
     /// Limits and timeouts for this route.
     #[serde(flatten)]
     pub limits: LimitSettings,
+}
+
+/// A `response_headers` value: the header's value (nginx's `add_header NAME VALUE`), or
+/// `{ value = "...", always = true }` (`add_header NAME VALUE always`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum HeaderSetting {
+    /// Added to successful and redirect answers.
+    Value(String),
+    /// Added as `always` says.
+    Table(HeaderTable),
+}
+
+/// `{ value = "...", always = true }`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderTable {
+    /// The header's value.
+    pub value: String,
+    /// Added to every answer, errors and ringway's own too [default: false].
+    #[serde(default)]
+    pub always: bool,
+}
+
+impl HeaderSetting {
+    /// The value, and whether it goes on every answer.
+    pub fn parts(&self) -> (&str, bool) {
+        match self {
+            HeaderSetting::Value(v) => (v, false),
+            HeaderSetting::Table(t) => (&t.value, t.always),
+        }
+    }
 }
 
 /// `[gzip]`: the app's answers compressed as nginx's gzip module compresses them.

@@ -1463,3 +1463,42 @@ fn gzip_goes_to_every_route_to_an_app_unless_it_says_otherwise() {
         "does not apply",
     );
 }
+
+/// nginx's `add_header NAME VALUE always`: on every answer of the route, errors too; at the
+/// top level also on the answers no route made.
+#[test]
+fn always_headers_go_on_every_answer() {
+    let text = "upstream = [\"unix:/a\"]\n\
+                response_headers = { \"X-Frame-Options\" = { value = \"DENY\", always = true }, \
+                \"X-A\" = \"1\", \"X-B\" = { value = \"2\" } }\n\
+                [[routes]]\npath = \"/api/\"\nupstream = \"default\"\n\
+                response_headers = { \"X-C\" = { value = \"3\", always = true } }\n";
+    let config = load(text, &[]).unwrap();
+    let names = |headers: &[(String, String)]| {
+        headers
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let fallback = route(&config, "/x");
+    assert_eq!(names(fallback.headers_for(200)), "X-A,X-B,X-Frame-Options");
+    assert_eq!(names(fallback.headers_for(404)), "X-Frame-Options");
+    assert_eq!(names(fallback.headers_for(502)), "X-Frame-Options");
+    let api = route(&config, "/api/x");
+    assert_eq!(names(api.headers_for(200)), "X-C");
+    assert_eq!(names(api.headers_for(500)), "X-C");
+    assert_eq!(names(&config.response_headers_always), "X-Frame-Options");
+    assert!(
+        load(
+            "upstream = [\"unix:/a\"]\nresponse_headers = { \"X-A\" = { value = \"1\", allways = true } }\n",
+            &[],
+        )
+        .is_err()
+    );
+    assert_refused(
+        "upstream = [\"unix:/a\"]\nresponse_headers = { \"X-A\" = { value = \"a\\r\\nB: c\", always = true } }\n",
+        "response_headers.X-A",
+        "header names are tokens",
+    );
+}

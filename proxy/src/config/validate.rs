@@ -11,8 +11,8 @@ use std::sync::Arc;
 use anyhow::anyhow;
 
 use super::settings::{
-    AppSettings, GroupSettings, LimitReqSettings, LimitSettings, Resolved, RespondSettings,
-    RouteSettings,
+    AppSettings, GroupSettings, HeaderSetting, LimitReqSettings, LimitSettings, Resolved,
+    RespondSettings, RouteSettings,
 };
 use super::values::{Dur, LogFormat, LogTarget, MetricsListen, Protocol, ServerAddr, Size};
 use super::{
@@ -145,6 +145,10 @@ impl Resolved {
             tls: self.tls()?,
             access_log: self.access_log()?,
             error_pages: Arc::new(error_pages),
+            // Checked with the routes above (the same table).
+            response_headers_always: response_headers(&s.response_headers)
+                .map(|h| h.always)
+                .unwrap_or_default(),
             app: self.app()?,
         };
         self.check_addresses(&config)?;
@@ -621,7 +625,8 @@ impl Resolved {
                 internal: false,
                 allow: Vec::new(),
                 action: Action::Static(files),
-                response_headers: inherited.clone(),
+                response_headers: inherited.all.clone(),
+                always_headers: inherited.always.clone(),
                 limits: defaults,
                 limit_req: None,
                 intercept_errors: false,
@@ -645,7 +650,8 @@ impl Resolved {
                     script_name: None,
                     params: Vec::new(),
                 },
-                response_headers: inherited.clone(),
+                response_headers: inherited.all.clone(),
+                always_headers: inherited.always.clone(),
                 limits: defaults,
                 limit_req: None,
                 intercept_errors: false,
@@ -663,7 +669,7 @@ impl Resolved {
         route: &RouteSettings,
         at: &str,
         groups: &[Group],
-        inherited: &[(String, String)],
+        inherited: &AddedHeaders,
         gzip: Option<&Arc<Gzip>>,
     ) -> anyhow::Result<Route> {
         let invalid =
@@ -762,7 +768,7 @@ impl Resolved {
         }
         // nginx's inheritance: a location's own add_header lines replace the server's.
         let response_headers = if route.response_headers.is_empty() {
-            inherited.to_vec()
+            inherited.clone()
         } else {
             response_headers(&route.response_headers)
                 .map_err(|name| invalid(&format!("response_headers.{name}"), HEADER_RULE))?
@@ -798,7 +804,8 @@ impl Resolved {
             internal: route.internal,
             allow: route.allow.clone(),
             action,
-            response_headers,
+            response_headers: response_headers.all,
+            always_headers: response_headers.always,
             limits,
             limit_req,
             intercept_errors: route.intercept_errors,
@@ -811,17 +818,28 @@ impl Resolved {
 /// What a header given in the configuration must be.
 const HEADER_RULE: &str = "header names are tokens, values printable text on one line";
 
+/// A `response_headers` table checked: every header, and the `always` ones apart.
+#[derive(Debug, Clone, Default)]
+struct AddedHeaders {
+    all: Vec<(String, String)>,
+    always: Vec<(String, String)>,
+}
+
 /// `headers` checked, in order; the name of the first bad one otherwise.
-fn response_headers(headers: &BTreeMap<String, String>) -> Result<Vec<(String, String)>, &str> {
-    headers
-        .iter()
-        .map(|(name, value)| {
-            if !is_header_name(name) || !is_header_value(value) {
-                return Err(name.as_str());
-            }
-            Ok((name.clone(), value.clone()))
-        })
-        .collect()
+fn response_headers(headers: &BTreeMap<String, HeaderSetting>) -> Result<AddedHeaders, &str> {
+    let mut added = AddedHeaders::default();
+    for (name, setting) in headers {
+        let (value, always) = setting.parts();
+        if !is_header_name(name) || !is_header_value(value) {
+            return Err(name.as_str());
+        }
+        let header = (name.clone(), value.to_owned());
+        if always {
+            added.always.push(header.clone());
+        }
+        added.all.push(header);
+    }
+    Ok(added)
 }
 
 /// A route's `respond`, checked. Errors name the key they are about.

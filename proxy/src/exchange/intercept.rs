@@ -6,9 +6,7 @@
 //! usually written it all already, and if not its next write fails at once, so the Python
 //! worker is never left waiting on ringway.
 
-use std::time::Duration;
-
-use super::{Outcome, Request};
+use super::{Outcome, OwnAnswers, Request};
 use crate::buffer::Buf;
 use crate::client::{Client, Next};
 use crate::clock::http_date_now;
@@ -27,7 +25,7 @@ pub(super) async fn respond(
     head: &ResponseHead,
     buf: &[u8],
     page: &Page,
-    send_timeout: Duration,
+    scope: OwnAnswers<'_>,
     worker: &Worker,
 ) -> Result<Outcome, Fail> {
     let kept: Vec<HeaderSpan> = client
@@ -36,7 +34,12 @@ pub(super) async fn respond(
         .copied()
         .filter(|h| !describes_body(h.name.of(buf)))
         .collect();
-    let content_type = [("Content-Type".to_owned(), page.content_type().to_owned())];
+    // The page's type, and the route's headers marked `always` (an error answer gets no
+    // other).
+    let content_type = ("Content-Type".to_owned(), page.content_type().to_owned());
+    let extra: Vec<(String, String)> = std::iter::once(content_type)
+        .chain(scope.always.iter().cloned())
+        .collect();
     let keep_alive = req.keep_alive && !worker.is_stopping();
     let meta = ResponseMeta {
         client_version: req.head.version,
@@ -45,7 +48,7 @@ pub(super) async fn respond(
         framing: ClientFraming::Length(page.body().len() as u64),
         keep_alive,
         date: &http_date_now(),
-        extra: &content_type,
+        extra: &extra,
         hsts: client.hsts.as_deref(),
         request_id: req.request_id.as_bytes(),
         own_server_and_date: req.upstream_speaks_http(worker),
@@ -59,7 +62,7 @@ pub(super) async fn respond(
     // The page is the body the client gets (and the access log counts).
     client.head_goes_out(out.len());
     out.extend_from_slice(body);
-    let next = match write_all(&client.stream, out, 0, send_timeout).await {
+    let next = match write_all(&client.stream, out, 0, scope.send_timeout).await {
         Ok(_) if keep_alive => Next::KeepAlive,
         Ok(_) => Next::Close,
         Err(err) => {

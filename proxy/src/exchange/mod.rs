@@ -201,14 +201,14 @@ pub(crate) async fn serve(
         (Routed::Refused(fail, refused), None) => {
             let fail = *fail;
             let keep = fail.is_clean() && keep && head.body == BodyFraming::None;
-            let limit = worker.config.limits.send_timeout;
+            let scope = OwnAnswers::of_server(worker);
             answer(
                 client,
                 fail,
                 head_only,
                 keep,
                 &refused.request_id,
-                limit,
+                scope,
                 worker,
             )
             .await
@@ -361,8 +361,17 @@ async fn handle(
         Ok(outcome) => outcome,
         Err(fail) => {
             let keep = fail.is_clean() && req.may_keep_alive_unread();
-            let (id, limit) = (&req.request_id, route.limits.send_timeout);
-            answer(client, fail, head_only, keep, id, limit, worker).await
+            let scope = OwnAnswers::of_route(route);
+            answer(
+                client,
+                fail,
+                head_only,
+                keep,
+                &req.request_id,
+                scope,
+                worker,
+            )
+            .await
         }
     }
 }
@@ -437,6 +446,31 @@ pub(crate) fn rel_path<'p>(path: &'p [u8], route: &'p Route) -> &'p [u8] {
     rest.strip_prefix(b"/").unwrap_or(rest)
 }
 
+/// What a route says about ringway's own answers on it (before a route is found, the
+/// server's settings): how long the client gets to take one, and the headers every answer
+/// carries (`response_headers` marked `always`).
+#[derive(Clone, Copy)]
+pub(crate) struct OwnAnswers<'a> {
+    pub(crate) send_timeout: Duration,
+    pub(crate) always: &'a [(String, String)],
+}
+
+impl<'a> OwnAnswers<'a> {
+    pub(crate) fn of_route(route: &'a Route) -> Self {
+        OwnAnswers {
+            send_timeout: route.limits.send_timeout,
+            always: &route.always_headers,
+        }
+    }
+
+    pub(crate) fn of_server(worker: &'a Worker) -> Self {
+        OwnAnswers {
+            send_timeout: worker.config.limits.send_timeout,
+            always: &worker.config.response_headers_always,
+        }
+    }
+}
+
 /// Reports `fail` and answers it with its status (and the operator's page for that status,
 /// if there is one), if the client can still be answered. `keep_alive`: the connection may
 /// serve another request after this answer. The answer carries the request's ID, and is
@@ -447,7 +481,7 @@ pub(crate) async fn answer(
     head_only: bool,
     keep_alive: bool,
     id: &RequestId,
-    send_timeout: Duration,
+    scope: OwnAnswers<'_>,
     worker: &Worker,
 ) -> Outcome {
     fail.report(client.peer, &worker.stats);
@@ -459,8 +493,14 @@ pub(crate) async fn answer(
         .as_ref()
         .map(|(name, value)| (*name, value.as_bytes()))
         .into_iter()
+        .chain(
+            scope
+                .always
+                .iter()
+                .map(|(n, v)| (n.as_bytes(), v.as_bytes())),
+        )
         .collect();
-    let limit = send_timeout;
+    let limit = scope.send_timeout;
     // The operator's page for this status, if any (`error_pages`).
     let page = worker.config.error_pages.get(status);
     let own = Own {

@@ -43,11 +43,7 @@ pub(super) async fn respond(
     worker: &Worker,
 ) -> Result<Outcome, Fail> {
     let limits = &route.limits;
-    let extra: &[(String, String)] = if Route::adds_headers_to(head.status) {
-        &route.response_headers
-    } else {
-        &[]
-    };
+    let extra = route.headers_for(head.status);
     let gzip = gzip_verdict(client, req, route, &head, &buf);
     let first = buf.get(head.head_len..).unwrap_or_default();
     // A compressed body is started before the head: a whole one goes with its length.

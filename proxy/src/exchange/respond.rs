@@ -46,8 +46,7 @@ pub(super) async fn send(
     location: Option<&[u8]>,
     page: Option<(&str, &[u8])>,
 ) -> Outcome {
-    let added = route.response_headers.iter();
-    let added = added.filter(|_| Route::adds_headers_to(status));
+    let added = route.headers_for(status).iter();
     let headers: Vec<(&[u8], &[u8])> = location
         .map(|l| (&b"Location"[..], l))
         .into_iter()

@@ -208,11 +208,7 @@ async fn answer(
         app: f.app_headers,
         request_id: Some(req.request_id.as_bytes()),
         hsts: client.hsts.as_deref().map(str::as_bytes),
-        route: if Route::adds_headers_to(status) {
-            &f.route.response_headers
-        } else {
-            &[]
-        },
+        route: f.route.headers_for(status),
     };
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)

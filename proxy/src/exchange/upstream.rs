@@ -194,7 +194,6 @@ async fn respond(
     worker: &Worker,
     answered: Answered,
 ) -> Result<Outcome, Fail> {
-    let limits = &target.route.limits;
     let Answered {
         upstream,
         head,
@@ -222,9 +221,9 @@ async fn respond(
         // its next write fails at once instead of waiting on ringway.
         upstream.close();
         req.upstream_done();
-        let send_timeout = limits.send_timeout;
+        let scope = super::OwnAnswers::of_route(target.route);
         // Boxed: a rare answer's state must not grow every request's future.
-        let answer = intercept::respond(client, req, &head, &buf, &page, send_timeout, worker);
+        let answer = intercept::respond(client, req, &head, &buf, &page, scope, worker);
         let mut outcome = Box::pin(answer).await?;
         outcome.upstream = Some(upstream_time);
         return Ok(outcome);
