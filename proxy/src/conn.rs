@@ -157,7 +157,7 @@ pub(crate) async fn serve_tls(
                 .stats
                 .tls_handshake(TlsOutcome::PlainHttp, Duration::ZERO);
             tracing::debug!(%peer, "plain HTTP on the TLS port: 400");
-            answer_plain_http(stream, worker.config.limits.send_timeout).await;
+            answer_plain_http(stream, exchange::OwnAnswers::of_server(&worker)).await;
         }
         Handshake::TimedOut => {
             worker
@@ -174,16 +174,27 @@ pub(crate) async fn serve_tls(
     }
 }
 
-/// nginx's answer to a plain HTTP request on its HTTPS port, then the close.
-async fn answer_plain_http(stream: TcpStream, limit: Duration) {
+/// nginx's answer to a plain HTTP request on its HTTPS port (with the server's `always`
+/// headers, as nginx's), then the close.
+async fn answer_plain_http(stream: TcpStream, scope: exchange::OwnAnswers<'_>) {
     const BODY: &str = "The plain HTTP request was sent to HTTPS port\n";
-    let head = format!(
-        "HTTP/1.1 400 Bad Request\r\nServer: ringway\r\nContent-Type: text/plain\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{BODY}",
+    let mut head = String::from("HTTP/1.1 400 Bad Request\r\nServer: ringway\r\n");
+    for (name, value) in scope.always {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str(&format!(
+        "Content-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{BODY}",
         BODY.len()
-    );
+    ));
     let stream = Counted::new(stream);
-    match write_all(&stream, Buf::copy_of(head.as_bytes()), 0, limit).await {
+    match write_all(
+        &stream,
+        Buf::copy_of(head.as_bytes()),
+        0,
+        scope.send_timeout,
+    )
+    .await
+    {
         // The rest of the request is still coming: drained, so the 400 is not lost to a
         // reset, as nginx drains it.
         Ok(buf) => crate::client::linger(&stream, buf).await,

@@ -43,7 +43,11 @@ impl Client {
         // The page is copied into the pooled answer buffer: one memcpy, no file I/O.
         let mut out = Buf::with_capacity(256 + if head_only { 0 } else { body_len });
         let with_hsts: Vec<(&[u8], &[u8])>;
-        let headers = match &self.hsts {
+        // An operator's own Strict-Transport-Security (`response_headers`) is not doubled.
+        let own_sts = headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case(b"strict-transport-security"));
+        let headers = match self.hsts.as_ref().filter(|_| !own_sts) {
             Some(hsts) => {
                 with_hsts = headers
                     .iter()

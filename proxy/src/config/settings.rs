@@ -431,7 +431,7 @@ pub struct RouteSettings {
 
 /// A `response_headers` value: the header's value (nginx's `add_header NAME VALUE`), or
 /// `{ value = "...", always = true }` (`add_header NAME VALUE always`).
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
 pub enum HeaderSetting {
     /// Added to successful and redirect answers.
@@ -449,6 +449,32 @@ pub struct HeaderTable {
     /// Added to every answer, errors and ringway's own too [default: false].
     #[serde(default)]
     pub always: bool,
+}
+
+/// A string, or a table read as [`HeaderTable`] (whose own errors, an unknown or missing
+/// key, reach the operator: an untagged enum would only say that nothing matched).
+impl<'de> Deserialize<'de> for HeaderSetting {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = HeaderSetting;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a header value, or { value = \"...\", always = true }")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<HeaderSetting, E> {
+                Ok(HeaderSetting::Value(v.to_owned()))
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                map: M,
+            ) -> Result<HeaderSetting, M::Error> {
+                let table =
+                    HeaderTable::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(HeaderSetting::Table(table))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 impl HeaderSetting {

@@ -1489,13 +1489,24 @@ fn always_headers_go_on_every_answer() {
     assert_eq!(names(api.headers_for(200)), "X-C");
     assert_eq!(names(api.headers_for(500)), "X-C");
     assert_eq!(names(&config.response_headers_always), "X-Frame-Options");
-    assert!(
-        load(
-            "upstream = [\"unix:/a\"]\nresponse_headers = { \"X-A\" = { value = \"1\", allways = true } }\n",
+    for (table, says) in [
+        (
+            "{ value = \"1\", allways = true }",
+            "unknown field `allways`",
+        ),
+        ("{ always = true }", "missing field `value`"),
+        ("1", "a header value, or { value"),
+    ] {
+        let err = load(
+            &format!("upstream = [\"unix:/a\"]\nresponse_headers = {{ \"X-A\" = {table} }}\n"),
             &[],
         )
-        .is_err()
-    );
+        .unwrap_err();
+        assert!(
+            err.contains(says) && err.contains("response_headers"),
+            "{table}: {err}"
+        );
+    }
     assert_refused(
         "upstream = [\"unix:/a\"]\nresponse_headers = { \"X-A\" = { value = \"a\\r\\nB: c\", always = true } }\n",
         "response_headers.X-A",

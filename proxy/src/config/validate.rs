@@ -96,7 +96,12 @@ impl Resolved {
         let connections = self.connection_limits()?;
         let groups = self.groups(upstream_buffer_size)?;
         let error_pages = self.error_pages()?;
-        let routes = self.routes(&groups, limits, &error_pages)?;
+        // The top-level headers: inherited by the routes without their own; the `always`
+        // ones also on the answers no route makes.
+        let top_headers = response_headers(&s.response_headers).map_err(|name| {
+            self.invalid_in_file(&format!("response_headers.{name}"), HEADER_RULE)
+        })?;
+        let routes = self.routes(&groups, limits, &error_pages, &top_headers)?;
         let dur = |d: Option<Dur>, default: u64| d.unwrap_or(Dur::secs(default)).0;
         let config = Config {
             listen: match (s.listen.as_slice(), given_twice(&s.listen)) {
@@ -145,10 +150,7 @@ impl Resolved {
             tls: self.tls()?,
             access_log: self.access_log()?,
             error_pages: Arc::new(error_pages),
-            // Checked with the routes above (the same table).
-            response_headers_always: response_headers(&s.response_headers)
-                .map(|h| h.always)
-                .unwrap_or_default(),
+            response_headers_always: top_headers.always,
             app: self.app()?,
         };
         self.check_addresses(&config)?;
@@ -555,14 +557,11 @@ impl Resolved {
         groups: &[Group],
         defaults: Limits,
         error_pages: &ErrorPages,
+        inherited: &AddedHeaders,
     ) -> anyhow::Result<RouteTable> {
         let s = &self.settings;
         let mut routes = Vec::with_capacity(s.routes.len() + 1);
         let mut seen = BTreeSet::new();
-        // What the routes without headers of their own inherit (checked whether any does).
-        let inherited = response_headers(&s.response_headers).map_err(|name| {
-            self.invalid_in_file(&format!("response_headers.{name}"), HEADER_RULE)
-        })?;
         let gzip = match &s.gzip {
             Some(settings) => Some(Arc::new(
                 Gzip::from_settings(settings)
@@ -572,7 +571,7 @@ impl Resolved {
         };
         for (i, route) in s.routes.iter().enumerate() {
             let at = format!("routes[{i}]");
-            let built = self.route(route, &at, groups, &inherited, gzip.as_ref())?;
+            let built = self.route(route, &at, groups, inherited, gzip.as_ref())?;
             if built.intercept_errors && error_pages.is_empty() {
                 return Err(self.invalid_in_file(
                     &format!("{at}.intercept_errors"),

@@ -48,7 +48,7 @@ pub(crate) struct Extra<'a> {
     pub(crate) request_id: Option<&'a [u8]>,
     /// Strict-Transport-Security (on TLS connections, when configured).
     pub(crate) hsts: Option<&'a [u8]>,
-    /// The route's `response_headers` (only on the statuses nginx's add_header covers).
+    /// The route's `response_headers` for the answer's status (`Route::headers_for`).
     pub(crate) route: &'a [(String, String)],
 }
 
