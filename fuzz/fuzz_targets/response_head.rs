@@ -145,6 +145,8 @@ fn relay(data: &[u8], head: &ResponseHead, headers: &[HeaderSpan], client: Versi
         request_id: REQUEST_ID,
         // Both ways: an HTTP app server's Server and Date are replaced, a uwsgi app's kept.
         own_server_and_date: data.len() % 2 == 1,
+        gzipped: false,
+        vary_accept_encoding: false,
     };
     let mut out = Vec::new();
     write_response_head(&mut out, &meta, data, headers);
