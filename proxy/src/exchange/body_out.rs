@@ -161,3 +161,93 @@ fn close_chunk(out: &mut Buf, at: usize) {
 fn bad_body(e: crate::http::HttpError) -> Fail {
     Fail::UpstreamBadResponse(BadResponse::Body(e))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
+mod tests {
+    use std::io::Read;
+
+    use super::*;
+
+    /// The client's bytes of a chunked body, de-chunked.
+    fn dechunk(mut wire: &[u8]) -> Vec<u8> {
+        let mut body = Vec::new();
+        loop {
+            let line_end = wire.windows(2).position(|w| w == b"\r\n").unwrap();
+            let size =
+                usize::from_str_radix(std::str::from_utf8(&wire[..line_end]).unwrap(), 16).unwrap();
+            wire = &wire[line_end + 2..];
+            if size == 0 {
+                assert_eq!(wire, b"\r\n", "the body ends with the last chunk");
+                return body;
+            }
+            body.extend_from_slice(&wire[..size]);
+            assert_eq!(&wire[size..size + 2], b"\r\n");
+            wire = &wire[size + 2..];
+        }
+    }
+
+    fn gunzip(bytes: &[u8]) -> Vec<u8> {
+        let mut plain = Vec::new();
+        flate2::read::GzDecoder::new(bytes)
+            .read_to_end(&mut plain)
+            .unwrap();
+        plain
+    }
+
+    /// An upstream body in every framing, cut into pieces at every kind of place, comes
+    /// out as one chunked gzip stream of the same bytes.
+    #[test]
+    fn a_compressed_body_in_any_pieces_is_one_chunked_gzip_stream() {
+        let body: Vec<u8> = (0..12_000u32).map(|i| (i % 251) as u8).collect();
+        let mut chunked = Vec::new();
+        for piece in body.chunks(5_001) {
+            chunked.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+            chunked.extend_from_slice(piece);
+            chunked.extend_from_slice(b"\r\n");
+        }
+        chunked.extend_from_slice(b"0\r\n\r\n");
+        let budget = Arc::new(Budget::new(64 << 20));
+        let cases = [
+            (ResponseFraming::Chunked, chunked.clone()),
+            (ResponseFraming::Length(body.len() as u64), body.clone()),
+            (ResponseFraming::UntilClose, body.clone()),
+        ];
+        for (framing, wire) in cases {
+            for first_len in [0, 1, 5, 100, 5_005, 20_000] {
+                for piece_len in [1, 4, 999, 5_003, 65_536] {
+                    for flush in [false, true] {
+                        let first_len = first_len.min(wire.len());
+                        let (first, rest) = wire.split_at(first_len);
+                        let start = GzipBody::start(framing, first, 2, flush, &budget)
+                            .unwrap()
+                            .unwrap();
+                        let mut out = start.bytes.to_vec();
+                        let mut body_out = start.body;
+                        if start.framing == ClientFraming::Chunked {
+                            for piece in rest.chunks(piece_len) {
+                                if body_out.is_done() {
+                                    break;
+                                }
+                                let mut buf = Buf::with_capacity(Reframer::PREFIX + piece.len());
+                                buf.resize(Reframer::PREFIX, 0);
+                                buf.extend_from_slice(piece);
+                                let (buf, from) = body_out.piece(buf).unwrap();
+                                out.extend_from_slice(&buf[from..]);
+                            }
+                            if !body_out.is_done() {
+                                let mut tail = Buf::with_capacity(64);
+                                body_out.close(&mut tail).unwrap();
+                                out.extend_from_slice(&tail);
+                            }
+                            out = dechunk(&out);
+                        }
+                        let what = format!("{framing:?} first {first_len} pieces {piece_len}");
+                        assert_eq!(gunzip(&out), body, "{what}");
+                        assert!(!body_out.overran(), "{what}");
+                    }
+                }
+            }
+        }
+    }
+}
