@@ -1,10 +1,11 @@
-//! Compressing the app's answers as they go out, as nginx's gzip module does (`gzip on`
+//! Compressing the app's answers and files as they go out, as nginx's gzip module does (`gzip on`
 //! with `gzip_types`, `gzip_min_length`, `gzip_comp_level`, `gzip_vary`, `gzip_proxied`,
 //! and its default `gzip_http_version 1.1`).
 //!
 //! Whether an answer is compressed is a pure function of the settings, the request and the
 //! answer's head ([`Gzip::verdict`], nginx's order of checks); the compressing is
-//! [`GzipStream`], and `exchange/body_out.rs` frames what it makes.
+//! [`GzipStream`], and `exchange/body_out.rs` frames what it makes (for files,
+//! `exchange/static_file.rs`).
 
 mod stream;
 
@@ -17,6 +18,21 @@ use crate::http::{HeaderSpan, list_elements, parse_http_date, trim_ows};
 const DEFAULT_MIN_LENGTH: u64 = 20;
 /// nginx's `gzip_comp_level` default: zlib's fastest.
 const DEFAULT_LEVEL: u32 = 1;
+
+/// Names of one type: listing one lists them all. nginx's `mime.types` says
+/// `application/javascript` and `text/xml` where ringway's files (and Python's `mimetypes`)
+/// may say `text/javascript` and `application/xml`: a `gzip_types` line copied from an
+/// nginx config must still match them.
+const SAME_TYPE: [&[&str]; 2] = [
+    &[
+        "text/javascript",
+        "application/javascript",
+        "application/x-javascript",
+        "text/ecmascript",
+        "application/ecmascript",
+    ],
+    &["text/xml", "application/xml"],
+];
 
 /// The validated `[gzip]` settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +96,19 @@ pub(crate) struct CacheControl {
     private: bool,
 }
 
+impl CacheControl {
+    /// Adds the directives of one Cache-Control header's `value`.
+    pub(crate) fn add(&mut self, value: &[u8]) {
+        // Bare directives only, as nginx looks for them: `no-cache="Set-Cookie"` is not
+        // `no-cache`.
+        for directive in list_elements(value) {
+            self.no_cache |= directive.eq_ignore_ascii_case(b"no-cache");
+            self.no_store |= directive.eq_ignore_ascii_case(b"no-store");
+            self.private |= directive.eq_ignore_ascii_case(b"private");
+        }
+    }
+}
+
 /// The outcome for one answer.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Verdict {
@@ -130,6 +159,15 @@ impl Gzip {
                     "types",
                     format!("{t:?} is not a media type (type/subtype, no parameters) nor \"*\""),
                 ));
+            }
+        }
+        for names in SAME_TYPE {
+            if names.iter().any(|n| types.iter().any(|t| t == n)) {
+                for n in names {
+                    if !types.iter().any(|t| t == n) {
+                        types.push((*n).to_owned());
+                    }
+                }
             }
         }
         let level = s.level.unwrap_or(DEFAULT_LEVEL);
@@ -284,14 +322,7 @@ impl<'a> Answer<'a> {
             } else if name.eq_ignore_ascii_case(b"date") {
                 answer.date.get_or_insert(value);
             } else if name.eq_ignore_ascii_case(b"cache-control") {
-                let cc = answer.cache_control.get_or_insert_default();
-                // Bare directives only, as nginx looks for them: `no-cache="Set-Cookie"`
-                // is not `no-cache`.
-                for directive in list_elements(value) {
-                    cc.no_cache |= directive.eq_ignore_ascii_case(b"no-cache");
-                    cc.no_store |= directive.eq_ignore_ascii_case(b"no-store");
-                    cc.private |= directive.eq_ignore_ascii_case(b"private");
-                }
+                answer.cache_control.get_or_insert_default().add(value);
             } else if name.eq_ignore_ascii_case(b"last-modified") {
                 answer.last_modified = true;
             } else if name.eq_ignore_ascii_case(b"etag") {

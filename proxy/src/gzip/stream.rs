@@ -66,6 +66,8 @@ pub(crate) struct GzipStream {
     level: u32,
     bits: u8,
     crc: crc32fast::Hasher,
+    /// Bytes compressed so far (the trailer's ISIZE): a parked stream's states are fresh.
+    total_in: u64,
     header_written: bool,
     /// zlib's state, charged to the buffer memory budget while the stream lives.
     charge: Option<(Arc<Budget>, usize)>,
@@ -88,14 +90,39 @@ impl GzipStream {
         if !budget.try_reserve(bytes) {
             return None;
         }
-        Some(GzipStream {
-            deflate: Some(take_deflate(level, bits)),
+        let mut stream = GzipStream::unheld(level, length);
+        stream.deflate = Some(take_deflate(level, bits));
+        stream.charge = Some((Arc::clone(budget), bytes));
+        Some(stream)
+    }
+
+    /// A stream that takes a zlib state only while it compresses: its owner calls
+    /// [`GzipStream::park`] before anything that may wait long (a client reading slowly),
+    /// so a worker holds a state only for the answers it is compressing at that moment,
+    /// however many wait on their clients. Not charged to a budget for that reason.
+    pub(crate) fn unheld(level: u32, length: Option<u64>) -> GzipStream {
+        GzipStream {
+            deflate: None,
             level,
-            bits,
-            charge: Some((Arc::clone(budget), bytes)),
+            bits: window_bits(length),
+            charge: None,
             crc: crc32fast::Hasher::new(),
+            total_in: 0,
             header_written: false,
-        })
+        }
+    }
+
+    /// Flushes what zlib holds into `out` (a sync flush: the output so far ends on a byte
+    /// boundary, with no block left open) and gives its state back. The next write goes on
+    /// with a fresh state: the stream stays one valid deflate stream, but the bytes after
+    /// the park cannot refer back to those before (about 2% more output with a park every
+    /// 64 KiB of input, on large CSS and JavaScript).
+    pub(crate) fn park(&mut self, out: &mut Vec<u8>) -> Result<(), Fail> {
+        if self.deflate.is_some() {
+            self.run(&[], out, FlushCompress::Sync)?;
+            self.retire();
+        }
+        Ok(())
     }
 
     /// Compresses `input`, appending what zlib gives back to `out`. With `flush`, all of
@@ -110,6 +137,7 @@ impl GzipStream {
     ) -> Result<(), Fail> {
         self.header(out);
         self.crc.update(input);
+        self.total_in += input.len() as u64;
         let mode = if flush {
             FlushCompress::Sync
         } else {
@@ -125,14 +153,13 @@ impl GzipStream {
         let crc = self.crc.clone().finalize();
         out.extend_from_slice(&crc.to_le_bytes());
         // ISIZE: the input's length modulo 2^32 (RFC 1952).
-        let total_in = self.deflate.as_ref().map_or(0, Compress::total_in);
-        out.extend_from_slice(&(total_in as u32).to_le_bytes());
+        out.extend_from_slice(&(self.total_in as u32).to_le_bytes());
         self.retire();
         Ok(())
     }
 
     /// Gives zlib's state back (to this thread's idle ones, its charge to the budget): at
-    /// the stream's end, not when the answer has gone out to a slow client.
+    /// the stream's end (or a park), not when the answer has gone out to a slow client.
     fn retire(&mut self) {
         if let Some((budget, bytes)) = self.charge.take() {
             budget.release(bytes);
@@ -163,7 +190,10 @@ impl GzipStream {
         out: &mut Vec<u8>,
         mode: FlushCompress,
     ) -> Result<Status, Fail> {
-        let deflate = self.deflate.as_mut().ok_or(Fail::Compress)?;
+        let (level, bits) = (self.level, self.bits);
+        let deflate = self
+            .deflate
+            .get_or_insert_with(|| take_deflate(level, bits));
         let mut fed = 0;
         loop {
             if out.capacity() - out.len() < MIN_ROOM {
@@ -253,6 +283,39 @@ mod tests {
                 assert_eq!(out[..10], HEADER);
             }
         }
+    }
+
+    /// Parked between pieces, a stream holds no zlib state and is still one gzip stream
+    /// of the whole body, at every level and piece size, with parks anywhere.
+    #[test]
+    fn a_parked_stream_holds_no_state_and_stays_one_stream() {
+        let body: Vec<u8> = (0..100_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect();
+        for level in [2, 9] {
+            for piece in [999, 65_536, body.len()] {
+                let mut stream = GzipStream::unheld(level, Some(body.len() as u64));
+                assert!(stream.deflate.is_none(), "no state before it compresses");
+                let mut out = Vec::new();
+                for (i, part) in body.chunks(piece).enumerate() {
+                    stream.write(part, &mut out, false).unwrap();
+                    if i % 3 != 1 {
+                        stream.park(&mut out).unwrap();
+                        assert!(stream.deflate.is_none(), "parked: the state given back");
+                    }
+                }
+                stream.finish(&mut out).unwrap();
+                assert_eq!(gunzip(&out), body, "level {level}, pieces of {piece}");
+            }
+        }
+        // Nothing written since the last park: the stream's end alone.
+        let mut stream = GzipStream::unheld(2, None);
+        let mut out = Vec::new();
+        stream.write(b"abc", &mut out, false).unwrap();
+        stream.park(&mut out).unwrap();
+        stream.park(&mut out).unwrap();
+        stream.finish(&mut out).unwrap();
+        assert_eq!(gunzip(&out), b"abc");
     }
 
     #[test]

@@ -126,6 +126,13 @@ fn types_are_media_types_without_parameters_and_text_html_always() {
     assert!(!compress(&typed(b"text/css")));
     assert!(!compress(&typed(b"application/json-patch")));
     assert!(!compress(&typed(b"; charset=utf-8")));
+    // One type under several names: nginx's name for it matches ringway's files' too.
+    let js = settings(&["application/javascript", "text/xml"], &[]);
+    let js_compresses = |t: &'static [u8]| js.verdict(&browser(), &typed(t), NOW).compress;
+    assert!(js_compresses(b"text/javascript; charset=utf-8"));
+    assert!(js_compresses(b"application/x-javascript"));
+    assert!(js_compresses(b"application/xml"));
+    assert!(!js_compresses(b"application/json"));
     let any = settings(&["*"], &[]);
     assert!(
         any.verdict(&browser(), &typed(b"image/svg+xml"), NOW)
