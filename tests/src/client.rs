@@ -519,6 +519,11 @@ impl Req {
         &self.method
     }
 
+    /// The request target.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
     /// The request head and body as bytes on the wire.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = format!("{} {} {}\r\n", self.method, self.target, self.version).into_bytes();

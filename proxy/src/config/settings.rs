@@ -185,9 +185,9 @@ pub struct Settings {
     #[serde(default)]
     pub response_headers: BTreeMap<String, HeaderSetting>,
 
-    /// Compressing the app's answers as they go out (nginx's `gzip on` and its `gzip_*`
-    /// settings; file only: `[gzip]`). Every route to an app uses it unless it says
-    /// `gzip = false`.
+    /// Compressing the app's answers and static files as they go out (nginx's `gzip on`
+    /// and its `gzip_*` settings; file only: `[gzip]`). Every route to an app or to files
+    /// uses it unless it says `gzip = false`.
     #[arg(skip)]
     #[serde(default)]
     pub gzip: Option<GzipSettings>,
@@ -418,8 +418,9 @@ pub struct RouteSettings {
     /// of the app's body (nginx `uwsgi_intercept_errors on`).
     #[serde(default)]
     pub intercept_errors: bool,
-    /// `false`: the app's answers on this route are sent as they are, `true`: compressed
-    /// even without a `[gzip]` section (with its defaults) [default: as `[gzip]` says].
+    /// `false`: the app's answers and files on this route are sent as they are, `true`:
+    /// compressed even without a `[gzip]` section (with its defaults) [default: as
+    /// `[gzip]` says].
     pub gzip: Option<bool>,
     /// `"off"`: this route's requests are not logged (nginx's `access_log off` in a
     /// `location`) [default: logged when the access log is on].
@@ -487,12 +488,13 @@ impl HeaderSetting {
     }
 }
 
-/// `[gzip]`: the app's answers compressed as nginx's gzip module compresses them.
+/// `[gzip]`: the app's answers and static files compressed as nginx's gzip module
+/// compresses them.
 #[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct GzipSettings {
     /// Media types compressed besides `text/html`, which always is (nginx `gzip_types`);
-    /// `"*"` for any.
+    /// `"*"` for any. Naming one of JavaScript's types names them all, and so for XML's.
     #[serde(default)]
     pub types: Vec<String>,
     /// Answers whose Content-Length is below this go as they are; answers without one are

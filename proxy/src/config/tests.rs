@@ -1418,7 +1418,7 @@ fn zero_timeouts_are_refused_where_zero_means_nothing() {
 
 /// nginx's `gzip on` in `http` or `server`, and `gzip off` (or on) in a `location`.
 #[test]
-fn gzip_goes_to_every_route_to_an_app_unless_it_says_otherwise() {
+fn gzip_goes_to_every_route_to_an_app_or_files_unless_it_says_otherwise() {
     let text = "upstream = [\"unix:/a\"]\n\
                 [gzip]\ntypes = [\"application/json\"]\nlevel = 5\nvary = true\n\
                 [[routes]]\npath = \"/stream/\"\nupstream = \"default\"\ngzip = false\n\
@@ -1432,7 +1432,11 @@ fn gzip_goes_to_every_route_to_an_app_unless_it_says_otherwise() {
         "a static route's fallback answers"
     );
     assert_eq!(level("/stream/a"), None);
-    assert_eq!(level("/static/a.css"), None, "no app behind it");
+    assert_eq!(
+        level("/static/a.css"),
+        Some(5),
+        "files, as nginx's gzip filter takes them"
+    );
     // A route may turn it on without the section: nginx's defaults.
     let text = "upstream = [\"unix:/a\"]\n\
                 [[routes]]\npath = \"/api/\"\nupstream = \"default\"\ngzip = true\n";
@@ -1458,9 +1462,16 @@ fn gzip_goes_to_every_route_to_an_app_unless_it_says_otherwise() {
         "",
     );
     assert_refused(
-        "upstream = [\"unix:/a\"]\n[[routes]]\npath = \"/s/\"\nstatic = \"/tmp\"\ngzip = true\n",
+        "upstream = [\"unix:/a\"]\n[[routes]]\npath = \"/r/\"\nrespond = { status = 200 }\ngzip = true\n",
         "routes[0].gzip",
         "does not apply",
+    );
+    let text = "upstream = [\"unix:/a\"]\n\
+                [[routes]]\npath = \"/s/\"\nstatic = \"/tmp\"\ngzip = true\n";
+    let config = load(text, &[]).unwrap();
+    assert_eq!(
+        route(&config, "/s/a.css").gzip.as_deref(),
+        Some(&crate::gzip::Gzip::default())
     );
 }
 

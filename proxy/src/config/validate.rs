@@ -630,8 +630,7 @@ impl Resolved {
                 limit_req: None,
                 intercept_errors: false,
                 logged: true,
-                // A `--static` route has no fallback: no answer of an app to compress.
-                gzip: None,
+                gzip: gzip.clone(),
             });
         }
         let default_group = groups.iter().position(|g| g.name == DEFAULT_GROUP);
@@ -791,7 +790,7 @@ impl Resolved {
             }
         };
         let gzip = match route.gzip {
-            _ if !reaches_app(&action) => None,
+            _ if !compressible(&action) => None,
             None => gzip.cloned(),
             Some(false) => None,
             Some(true) => Some(gzip.cloned().unwrap_or_default()),
@@ -964,11 +963,11 @@ fn static_route(
 fn misplaced_key(route: &RouteSettings, action: &Action) -> Option<&'static str> {
     let is_static = matches!(action, Action::Static(_));
     let is_upstream = matches!(action, Action::Upstream { .. });
-    // Only an app's answers can be intercepted or compressed.
+    // Only an app's answers can be intercepted; only an app's and files compressed.
     if route.intercept_errors && !reaches_app(action) {
         return Some("intercept_errors");
     }
-    if route.gzip.is_some() && !reaches_app(action) {
+    if route.gzip.is_some() && !compressible(action) {
         return Some("gzip");
     }
     let static_only = [
@@ -993,6 +992,12 @@ fn misplaced_key(route: &RouteSettings, action: &Action) -> Option<&'static str>
 
 /// Whether a route's requests can reach an app: an upstream route's, or a static route's
 /// through its fallback.
+/// Whether `[gzip]` compresses a route's answers: an app's and files, as nginx's gzip
+/// filter takes both (not a `respond` body or a redirect).
+fn compressible(action: &Action) -> bool {
+    matches!(action, Action::Upstream { .. } | Action::Static(_))
+}
+
 fn reaches_app(action: &Action) -> bool {
     matches!(action, Action::Upstream { .. })
         || matches!(action, Action::Static(files) if files.fallback.is_some())

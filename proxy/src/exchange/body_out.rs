@@ -124,25 +124,51 @@ impl GzipBody {
     /// Compresses `plain` into a chunk appended to `out` (none when zlib kept it all);
     /// once the body's end is in, the stream's end and the last chunk too.
     fn deflate(&mut self, plain: &[u8], out: &mut Buf) -> Result<(), Fail> {
-        let at = out.len();
-        out.resize(at + Reframer::PREFIX, 0);
-        self.stream.write(plain, out, self.flush)?;
-        close_chunk(out, at);
+        deflate_chunk(&mut self.stream, plain, out, self.flush)?;
         if self.raw.is_done() {
             self.end(out)?;
         }
         Ok(())
     }
 
-    /// The stream's end in a chunk, and the last chunk.
     fn end(&mut self, out: &mut Buf) -> Result<(), Fail> {
-        let at = out.len();
-        out.resize(at + Reframer::PREFIX, 0);
-        self.stream.finish(out)?;
-        close_chunk(out, at);
-        out.extend_from_slice(LAST_CHUNK);
-        Ok(())
+        end_chunks(&mut self.stream, out)
     }
+}
+
+/// Compresses `plain` into a chunk appended to `out` (none when zlib kept it all; `flush`:
+/// zlib keeps nothing back).
+pub(super) fn deflate_chunk(
+    stream: &mut GzipStream,
+    plain: &[u8],
+    out: &mut Buf,
+    flush: bool,
+) -> Result<(), Fail> {
+    let at = out.len();
+    out.resize(at + Reframer::PREFIX, 0);
+    stream.write(plain, out, flush)?;
+    close_chunk(out, at);
+    Ok(())
+}
+
+/// What zlib holds, in a chunk, and its state given back ([`GzipStream::park`]): before
+/// the client is waited on.
+pub(super) fn park_chunk(stream: &mut GzipStream, out: &mut Buf) -> Result<(), Fail> {
+    let at = out.len();
+    out.resize(at + Reframer::PREFIX, 0);
+    stream.park(out)?;
+    close_chunk(out, at);
+    Ok(())
+}
+
+/// The stream's end in a chunk, and the last chunk.
+pub(super) fn end_chunks(stream: &mut GzipStream, out: &mut Buf) -> Result<(), Fail> {
+    let at = out.len();
+    out.resize(at + Reframer::PREFIX, 0);
+    stream.finish(out)?;
+    close_chunk(out, at);
+    out.extend_from_slice(LAST_CHUNK);
+    Ok(())
 }
 
 /// Completes the chunk whose data follows the `Reframer::PREFIX` bytes of room at

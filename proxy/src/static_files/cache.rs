@@ -55,7 +55,18 @@ pub(crate) struct CachedFile {
     /// that a request's copy costs no allocation whatever the type).
     pub(crate) content_type: Rc<str>,
     /// The whole file, when it is small and the worker's budget allowed.
-    pub(crate) bytes: Option<Rc<[u8]>>,
+    pub(crate) bytes: Option<Rc<Kept>>,
+}
+
+/// A small file's bytes, kept with its entry.
+pub(crate) struct Kept {
+    pub(crate) plain: Box<[u8]>,
+    /// The same bytes as a gzip stream, at this level, made by the first request that
+    /// wanted them compressed (`[gzip]`): the entry's other requests send them as they are,
+    /// so a busy small file is compressed about once a second per worker, not per request.
+    /// Not counted in [`MAX_HELD`]: compressing adds at most a few bytes, so a worker's
+    /// small files take at most twice that.
+    pub(crate) gzipped: RefCell<Option<(u32, Box<[u8]>)>>,
 }
 
 /// What a path turned out to be.
@@ -131,7 +142,12 @@ impl FileCache {
             Ok((Opened::File(file, meta), bytes)) => {
                 let bytes = bytes
                     .filter(|b| self.held.get() + b.len() <= MAX_HELD)
-                    .map(Rc::from);
+                    .map(|plain| {
+                        Rc::new(Kept {
+                            plain: plain.into_boxed_slice(),
+                            gzipped: RefCell::default(),
+                        })
+                    });
                 Lookup::File(CachedFile {
                     file: Rc::new(File::from_std(file)),
                     meta,
@@ -209,7 +225,7 @@ fn held_by(found: &Lookup) -> usize {
     match found {
         Lookup::File(CachedFile {
             bytes: Some(bytes), ..
-        }) => bytes.len(),
+        }) => bytes.plain.len(),
         _ => 0,
     }
 }
@@ -242,7 +258,10 @@ mod tests {
             let Lookup::File(found) = cache.open(0, &root, b"small.css").await else {
                 panic!("small.css is a file");
             };
-            assert_eq!(found.bytes.as_deref(), Some(&small[..]));
+            assert_eq!(
+                found.bytes.as_deref().map(|b| &b.plain[..]),
+                Some(&small[..])
+            );
             let Lookup::File(found) = cache.open(0, &root, b"large.bin").await else {
                 panic!("large.bin is a file");
             };

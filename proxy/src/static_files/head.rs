@@ -19,6 +19,9 @@ pub(crate) struct FileHead<'a> {
     pub(crate) content_type: Option<&'a str>,
     /// Content-Encoding of a precompressed sibling.
     pub(crate) encoding: Option<&'static str>,
+    /// The body is compressed on its way out (`[gzip]`), and this is how its length is
+    /// told.
+    pub(crate) gzipped: Option<Gzipped>,
     /// The file sent.
     pub(crate) meta: FileMeta,
     /// Its validators.
@@ -27,7 +30,8 @@ pub(crate) struct FileHead<'a> {
     pub(crate) range: Option<(u64, u64)>,
     /// `expires`: max-age seconds and `immutable`.
     pub(crate) cache: Option<(u64, bool)>,
-    /// `Vary: Accept-Encoding` (a route with precompressed siblings).
+    /// `Vary: Accept-Encoding` (a route with precompressed siblings, or an answer `[gzip]`
+    /// could compress).
     pub(crate) vary: bool,
     /// Keep the connection open.
     pub(crate) keep_alive: bool,
@@ -50,6 +54,18 @@ pub(crate) struct Extra<'a> {
     pub(crate) hsts: Option<&'a [u8]>,
     /// The route's `response_headers` for the answer's status (`Route::headers_for`).
     pub(crate) route: &'a [(String, String)],
+}
+
+/// A file compressed on its way out, as nginx's gzip filter sends it: the file's own
+/// length, ranges and strong ETag no longer describe the bytes that go out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Gzipped {
+    /// Compressed whole before the head (a small file): this many bytes.
+    Length(u64),
+    /// Compressed as it is read: in chunks.
+    Chunked,
+    /// A HEAD answer: the head GET's would have, whose length is not known.
+    Head,
 }
 
 impl FileHead<'_> {
@@ -75,9 +91,19 @@ pub(crate) fn write_file_head(out: &mut Vec<u8>, h: &FileHead<'_>) {
     if let Some(content_type) = h.content_type.filter(|_| h.status != 304) {
         write_header(out, b"Content-Type", content_type.as_bytes());
     }
-    if h.status != 304 {
+    let length = match h.gzipped {
+        _ if h.status == 304 => None,
+        None => Some(h.body_len()),
+        Some(Gzipped::Length(n)) => Some(n),
+        Some(Gzipped::Chunked) => {
+            out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+            None
+        }
+        Some(Gzipped::Head) => None,
+    };
+    if let Some(length) = length {
         out.extend_from_slice(b"Content-Length: ");
-        push_u64(out, h.body_len());
+        push_u64(out, length);
         out.extend_from_slice(b"\r\n");
     }
     if let Some((start, end)) = h.range {
@@ -90,12 +116,21 @@ pub(crate) fn write_file_head(out: &mut Vec<u8>, h: &FileHead<'_>) {
         out.extend_from_slice(b"\r\n");
     }
     // A 304 describes the stored answer by its validators; it has no body to encode.
-    if let Some(encoding) = h.encoding.filter(|_| h.status != 304) {
+    let encoding = h.encoding.or(h.gzipped.map(|_| "gzip"));
+    if let Some(encoding) = encoding.filter(|_| h.status != 304) {
         write_header(out, b"Content-Encoding", encoding.as_bytes());
     }
     write_header(out, b"Last-Modified", h.validators.last_modified());
-    write_header(out, b"ETag", h.validators.etag());
-    out.extend_from_slice(b"Accept-Ranges: bytes\r\n");
+    if h.gzipped.is_some() {
+        // Compressed bytes are not the file's bytes: the same entity only weakly (nginx
+        // weakens the ETag the same way), and no ranges of them.
+        out.extend_from_slice(b"ETag: W/");
+        out.extend_from_slice(h.validators.etag());
+        out.extend_from_slice(b"\r\n");
+    } else {
+        write_header(out, b"ETag", h.validators.etag());
+        out.extend_from_slice(b"Accept-Ranges: bytes\r\n");
+    }
     if let Some((max_age, immutable)) = h.cache {
         out.extend_from_slice(b"Cache-Control: max-age=");
         push_u64(out, max_age);
@@ -263,6 +298,7 @@ mod tests {
             client_version: Version::Http11,
             content_type: Some("text/css; charset=utf-8"),
             encoding: Some("gzip"),
+            gzipped: None,
             meta,
             validators: &Validators::of(&meta),
             range: Some((10, 19)),
@@ -309,5 +345,61 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         assert!(!text.contains("Content-Length") && !text.contains("Content-Type"));
         assert!(text.contains("ETag") && text.contains("Cache-Control"));
+    }
+
+    /// A file compressed on the way out: its length as compressed (or chunks, or none for
+    /// HEAD), a weak ETag, no ranges, as nginx's gzip filter leaves the head.
+    #[test]
+    fn gzipped_heads() {
+        let meta = FileMeta {
+            size: 1000,
+            mtime: 784_111_777,
+        };
+        let validators = Validators::of(&meta);
+        let head = |gzipped| {
+            let mut out = Vec::new();
+            write_file_head(
+                &mut out,
+                &FileHead {
+                    status: 200,
+                    client_version: Version::Http11,
+                    content_type: Some("text/css; charset=utf-8"),
+                    encoding: None,
+                    gzipped: Some(gzipped),
+                    meta,
+                    validators: &validators,
+                    range: None,
+                    cache: None,
+                    vary: true,
+                    keep_alive: true,
+                    now: 784_111_777,
+                    extra: Extra::default(),
+                },
+            );
+            String::from_utf8(out).unwrap()
+        };
+        for (gzipped, framing) in [
+            (Gzipped::Length(321), Some("Content-Length: 321\r\n")),
+            (Gzipped::Chunked, Some("Transfer-Encoding: chunked\r\n")),
+            (Gzipped::Head, None),
+        ] {
+            let text = head(gzipped);
+            for line in [
+                "Content-Encoding: gzip\r\n",
+                "ETag: W/\"2ebc98a1-3e8\"\r\n",
+                "Vary: Accept-Encoding\r\n",
+            ]
+            .into_iter()
+            .chain(framing)
+            {
+                assert!(text.contains(line), "{line:?} in\n{text}");
+            }
+            assert!(!text.contains("Accept-Ranges"), "{text}");
+            assert_eq!(
+                text.matches("Content-Length").count() + text.matches("Transfer-Encoding").count(),
+                usize::from(framing.is_some()),
+                "{text}"
+            );
+        }
     }
 }

@@ -14,10 +14,10 @@ mod open;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub(crate) use cache::{CachedFile, FileCache, Lookup};
+pub(crate) use cache::{CachedFile, FileCache, Kept, Lookup};
 pub use decision::{Conditions, Decision};
 pub(crate) use decision::{FileMeta, Validators, decide};
-pub(crate) use head::{Extra, FileHead, accepts, content_type, write_file_head};
+pub(crate) use head::{Extra, FileHead, Gzipped, accepts, content_type, write_file_head};
 pub(crate) use open::{Opened, Root, has_dot_segment, index_rel};
 
 /// A precompressed sibling a route may serve (nginx's `gzip_static`, and brotli).
