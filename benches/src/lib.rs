@@ -736,6 +736,7 @@ fn measure(
     let samples = sampler.join().unwrap_or_default();
     let output = output.with_context(|| format!("load on {}: {}", stack.kind, stack.log_tail()))?;
     if let Some((name, len)) = case.kind.file()
+        && !case.kind.is_compressed()
         && output.requests > 0
         && output.bytes / output.requests < len as u64
     {
@@ -745,6 +746,21 @@ fn measure(
             "bench:     warning: {} read {} bytes per answer, less than {name} ({len} bytes)",
             stack.kind,
             output.bytes / output.requests
+        );
+    }
+    let plain_len = case.kind.expected_body().len() as u64;
+    if case.kind.is_compressed()
+        && output.requests > 0
+        && output.bytes / output.requests >= plain_len
+    {
+        // The body compresses to a fraction of itself: as many bytes as the plain body per
+        // answer means the load's answers were not compressed.
+        eprintln!(
+            "bench:     warning: {} read {} bytes per answer for {}, at least the {plain_len} \
+             bytes uncompressed",
+            stack.kind,
+            output.bytes / output.requests,
+            case.id()
         );
     }
     stack

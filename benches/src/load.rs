@@ -40,6 +40,11 @@ pub enum Kind {
     Gzip64k,
     /// GET /files/1k.bin → a 1 KiB file, served by the proxy itself.
     Static1k,
+    /// GET /files/16k.css with `Accept-Encoding: gzip` → a 16 KiB stylesheet compressed by
+    /// the proxy (both with gzip on for `text/css`, level 1).
+    GzipFile16k,
+    /// GET /files/128k.css, compressed: a stylesheet too large for ringway to keep.
+    GzipFile128k,
     /// GET /files/64k.bin → a 64 KiB file.
     Static64k,
     /// GET /files/1m.bin → a 1 MiB file.
@@ -59,12 +64,14 @@ pub enum Kind {
 pub const STATIC_ROUTE: &str = "/files/";
 
 impl Kind {
-    pub const ALL: [Kind; 12] = [
+    pub const ALL: [Kind; 14] = [
         Kind::Hello,
         Kind::Bytes64k,
         Kind::Post16k,
         Kind::Chunked,
         Kind::Gzip64k,
+        Kind::GzipFile16k,
+        Kind::GzipFile128k,
         Kind::Static1k,
         Kind::Static64k,
         Kind::Static1m,
@@ -75,7 +82,13 @@ impl Kind {
     ];
 
     /// The static-file kinds.
-    pub const STATIC: [Kind; 3] = [Kind::Static1k, Kind::Static64k, Kind::Static1m];
+    pub const STATIC: [Kind; 5] = [
+        Kind::Static1k,
+        Kind::Static64k,
+        Kind::Static1m,
+        Kind::GzipFile16k,
+        Kind::GzipFile128k,
+    ];
 
     /// The TLS cases (`--cases tls`).
     pub const TLS: [Kind; 4] = [
@@ -92,6 +105,8 @@ impl Kind {
             Kind::Post16k => "post16k",
             Kind::Chunked => "chunked",
             Kind::Gzip64k => "gzip64k",
+            Kind::GzipFile16k => "gzipfile16k",
+            Kind::GzipFile128k => "gzipfile128k",
             Kind::Static1k => "static1k",
             Kind::Static64k => "static64k",
             Kind::Static1m => "static1m",
@@ -117,7 +132,7 @@ impl Kind {
 
     /// An answer the proxy compresses.
     pub fn is_compressed(self) -> bool {
-        self == Kind::Gzip64k
+        matches!(self, Kind::Gzip64k | Kind::GzipFile16k | Kind::GzipFile128k)
     }
 
     /// A file the proxy serves from disk, not an answer from the app.
@@ -131,6 +146,8 @@ impl Kind {
             Kind::Static1k => Some(("1k.bin", 1024)),
             Kind::Static64k => Some(("64k.bin", 64 * 1024)),
             Kind::Static1m => Some(("1m.bin", 1024 * 1024)),
+            Kind::GzipFile16k => Some(("16k.css", 16 * 1024)),
+            Kind::GzipFile128k => Some(("128k.css", 128 * 1024)),
             _ => None,
         }
     }
@@ -161,6 +178,8 @@ impl Kind {
             Kind::Static1k => "/files/1k.bin",
             Kind::Static64k => "/files/64k.bin",
             Kind::Static1m => "/files/1m.bin",
+            Kind::GzipFile16k => "/files/16k.css",
+            Kind::GzipFile128k => "/files/128k.css",
             _ => "/",
         }
     }
@@ -176,6 +195,9 @@ impl Kind {
             }
             Kind::Static1k | Kind::Static64k | Kind::Static1m => {
                 file_bytes(self.file().map_or(0, |(_, len)| len))
+            }
+            Kind::GzipFile16k | Kind::GzipFile128k => {
+                stylesheet(self.file().map_or(0, |(_, len)| len))
             }
             _ => b"Hello, World!".to_vec(),
         }
@@ -245,14 +267,38 @@ pub fn file_bytes(len: usize) -> Vec<u8> {
     (0..len).map(|i| ((i + len) % 253) as u8).collect()
 }
 
+/// A stylesheet of `len` bytes that compresses as real ones do (to about a fifth at level
+/// 1): rules with pseudo-random names, colours and sizes.
+pub fn stylesheet(len: usize) -> Vec<u8> {
+    let mut text = String::with_capacity(len + 128);
+    let mut x: u32 = 2_463_534_242;
+    let mut next = || {
+        // xorshift32: the same text at every run.
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        x
+    };
+    while text.len() < len {
+        let (name, colour, size) = (next() % 5000, next() & 0xff_ffff, next() % 64);
+        let _ = writeln!(
+            text,
+            ".item-{name} {{ color: #{colour:06x}; margin: {size}px {}px; display: block; }}",
+            size / 2
+        );
+    }
+    text.truncate(len);
+    text.into_bytes()
+}
+
 /// Writes the static files of every static kind into `dir` (created), for both proxies to
 /// serve.
 pub fn write_static_files(dir: &Path) -> Result<()> {
     fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
     for kind in Kind::STATIC {
-        if let Some((name, len)) = kind.file() {
+        if let Some((name, _)) = kind.file() {
             let path = dir.join(name);
-            fs::write(&path, file_bytes(len))
+            fs::write(&path, kind.expected_body())
                 .with_context(|| format!("write {}", path.display()))?;
         }
     }
@@ -345,6 +391,11 @@ pub fn script(kind: Kind, addr: SocketAddr, close: bool) -> String {
                 "string.rep(\"{CHUNK_LEN:x}\\r\\n\" .. string.rep(\"x\", {CHUNK_LEN}) .. \"\\r\\n\", {}) .. \"0\\r\\n\\r\\n\"",
                 BODY_LEN / CHUNK_LEN
             ),
+        ),
+        _ if kind.is_compressed() => (
+            "GET",
+            "Accept-Encoding: gzip\\r\\n".to_owned(),
+            "\"\"".to_owned(),
         ),
         _ => ("GET", String::new(), "\"\"".to_owned()),
     };
@@ -582,6 +633,20 @@ mod tests {
         assert!(text.ends_with("\r\n0\r\n\r\n"));
         assert!(!text.contains("Content-Length"));
         assert!(script(Kind::Chunked, addr, true).contains("Connection: close"));
+    }
+
+    /// wrk asks for what the probe checked: a compressed case's load accepts gzip too (a
+    /// load without it measured uncompressed answers), and no other case's does.
+    #[test]
+    fn compressed_cases_accept_gzip_in_the_load_too() {
+        let addr = SocketAddr::from(([127, 0, 0, 1], 1));
+        for kind in Kind::ALL {
+            let asks = |text: &str| text.contains("Accept-Encoding: gzip");
+            let raw = String::from_utf8_lossy(&raw_request(kind, addr, false)).into_owned();
+            let lua = script(kind, addr, false).replace("\\r\\n", "\r\n");
+            assert_eq!(asks(&raw), kind.is_compressed(), "{}: probe", kind.name());
+            assert_eq!(asks(&lua), kind.is_compressed(), "{}: wrk", kind.name());
+        }
     }
 
     #[test]

@@ -48,7 +48,8 @@ struct Args {
     #[arg(long, default_value_t = 5)]
     duration: u64,
     /// Cases, comma-separated: hello, 64k, post16k, chunked (answers from the app); gzip64k
-    /// (the 64 KiB answer compressed by the proxy: ringway and nginx only); static1k,
+    /// (the 64 KiB answer compressed by the proxy: ringway and nginx only); gzipfile16k,
+    /// gzipfile128k (stylesheets served and compressed by the proxy); static1k,
     /// static64k, static1m (files of 1 KiB, 64 KiB, 1 MiB served by the proxy itself; the
     /// uWSGI stacks serve none); and over TLS (ringway and nginx only): tls-hello, tls-64k
     /// (keep-alive, h2load), tls-handshake-full, tls-handshake-resumed (a connection per
@@ -57,7 +58,7 @@ struct Args {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "hello,64k,post16k,chunked,gzip64k,static1k,static64k,static1m,tls-hello,tls-64k,tls-handshake-full,tls-handshake-resumed"
+        default_value = "hello,64k,post16k,chunked,gzip64k,gzipfile16k,gzipfile128k,static1k,static64k,static1m,tls-hello,tls-64k,tls-handshake-full,tls-handshake-resumed"
     )]
     cases: Vec<String>,
     /// Connection counts of the hello sweep.

@@ -442,8 +442,9 @@ fn start_ringway(tools: &Tools, app: &AppServer, dir: &Path, access_log: bool) -
 }
 
 /// The config file of ringway's uWSGI stacks: compression as nginx's `gzip on;
-/// gzip_types application/octet-stream;` (level 1, both).
-pub const RINGWAY_GZIP: &str = "[gzip]\ntypes = [\"application/octet-stream\"]\n";
+/// gzip_types application/octet-stream;` for the app's answers and `gzip_types text/css;`
+/// for the files (level 1, both; ringway's `[gzip]` takes both kinds of route).
+pub const RINGWAY_GZIP: &str = "[gzip]\ntypes = [\"application/octet-stream\", \"text/css\"]\n";
 
 /// Idle upstream connections ringway and nginx keep per server (ringway: per core too):
 /// the issue's `keepalive = 32`, nginx's `keepalive 32`.
@@ -730,6 +731,8 @@ pub fn nginx_config(
             format!(
                 "        location {STATIC_ROUTE} {{
             alias {}/;
+            gzip on;
+            gzip_types text/css;
         }}
 ",
                 files.display()
