@@ -258,8 +258,9 @@ async fn answer(
             // An app that set either has said how long the answer keeps: one of each only.
             .filter(|_| !app_sets(b"cache-control") && !app_sets(b"expires"))
             .map(|d| (d.as_secs(), files.immutable)),
-        // nginx adds gzip's Vary while the status is still 200: to 206 and 416 too, not
-        // to 304 and 412.
+        // nginx adds gzip's Vary while the status is still 200: to a 206 too, not to a
+        // 304 (nor to 412, 416: ringway's own error answers carry no Vary, where nginx's
+        // 416 does).
         vary: !files.precompressed.is_empty() || (verdict.vary && status != 304),
         keep_alive,
         now,
@@ -352,7 +353,9 @@ fn gzip_verdict(
         expires: app(b"expires").or(own_expires.as_ref().map(|d| &d[..])),
         date: None,
         cache_control,
-        last_modified: true,
+        // nginx's static module sets the Last-Modified time, not the header, when its gzip
+        // filter looks: `proxied = ["no_last_modified"]` compresses files, as there.
+        last_modified: false,
         etag: true,
     };
     gzip.verdict(&asked, &answer, now)

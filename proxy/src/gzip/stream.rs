@@ -68,6 +68,8 @@ pub(crate) struct GzipStream {
     crc: crc32fast::Hasher,
     /// Bytes compressed so far (the trailer's ISIZE): a parked stream's states are fresh.
     total_in: u64,
+    /// The trailer is written: the stream takes nothing more.
+    finished: bool,
     header_written: bool,
     /// zlib's state, charged to the buffer memory budget while the stream lives.
     charge: Option<(Arc<Budget>, usize)>,
@@ -108,6 +110,7 @@ impl GzipStream {
             charge: None,
             crc: crc32fast::Hasher::new(),
             total_in: 0,
+            finished: false,
             header_written: false,
         }
     }
@@ -154,6 +157,7 @@ impl GzipStream {
         out.extend_from_slice(&crc.to_le_bytes());
         // ISIZE: the input's length modulo 2^32 (RFC 1952).
         out.extend_from_slice(&(self.total_in as u32).to_le_bytes());
+        self.finished = true;
         self.retire();
         Ok(())
     }
@@ -190,6 +194,10 @@ impl GzipStream {
         out: &mut Vec<u8>,
         mode: FlushCompress,
     ) -> Result<Status, Fail> {
+        if self.finished {
+            // A stream used after its end would append stray bytes after the trailer.
+            return Err(Fail::Compress);
+        }
         let (level, bits) = (self.level, self.bits);
         let deflate = self
             .deflate
@@ -316,6 +324,10 @@ mod tests {
         stream.park(&mut out).unwrap();
         stream.finish(&mut out).unwrap();
         assert_eq!(gunzip(&out), b"abc");
+        // After its end, a stream takes nothing more.
+        assert!(stream.write(b"x", &mut out, false).is_err());
+        assert!(stream.finish(&mut out).is_err());
+        assert_eq!(gunzip(&out), b"abc", "nothing appended");
     }
 
     #[test]
