@@ -6,6 +6,7 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 
+use crate::auth_basic::Denied;
 use crate::http::HttpError;
 use crate::limits::ConnLimit;
 use crate::metrics::{ProxyRejection, UpstreamError, WorkerStats};
@@ -79,6 +80,8 @@ pub(crate) enum Fail {
     FileRead(io::ErrorKind),
     /// The route's allow list does not hold the client.
     Forbidden,
+    /// The route's `auth_basic` did not let the request in.
+    Unauthorized(Denied),
     /// The client was too slow sending the head or the body.
     ClientTimeout(Part),
     /// The client closed its connection in the middle of the head or the body.
@@ -156,7 +159,7 @@ enum Level {
 }
 
 /// Number of kinds: the gates below have one each.
-const KINDS: usize = 33;
+const KINDS: usize = 34;
 
 impl Fail {
     /// The status the client is answered with, if it can still be answered.
@@ -180,6 +183,7 @@ impl Fail {
             Fail::Packet(UwsgiError::BadPath) => 400,
             Fail::NoRoute | Fail::NoFile => 404,
             Fail::Forbidden => 403,
+            Fail::Unauthorized(_) => 401,
             Fail::MethodNotAllowed(_) => 405,
             Fail::MisdirectedHost => 421,
             Fail::PreconditionFailed => 412,
@@ -242,6 +246,7 @@ impl Fail {
                 | Fail::RateLimited(_)
                 | Fail::NoFile
                 | Fail::Forbidden
+                | Fail::Unauthorized(_)
                 | Fail::MethodNotAllowed(_)
                 | Fail::MisdirectedHost
                 | Fail::PreconditionFailed
@@ -302,6 +307,7 @@ impl Fail {
             Fail::RedirectCycle => 30,
             Fail::MisdirectedHost => 31,
             Fail::Compress => 32,
+            Fail::Unauthorized(_) => 33,
         }
     }
 
@@ -314,10 +320,13 @@ impl Fail {
             | Fail::NoFile
             | Fail::MethodNotAllowed(_)
             | Fail::PreconditionFailed
-            | Fail::RangeNotSatisfiable(_) => Level::Debug,
+            | Fail::RangeNotSatisfiable(_)
+            // Every browser's first request to the route: nothing wrong.
+            | Fail::Unauthorized(Denied::NoCredentials) => Level::Debug,
             Fail::TooManyConnections(ConnLimit::PerIp)
             | Fail::RateLimited(_)
             | Fail::Forbidden
+            | Fail::Unauthorized(_)
             | Fail::MisdirectedHost
             | Fail::Request(_)
             | Fail::BodyTooLarge { .. }
@@ -397,6 +406,12 @@ impl fmt::Display for Fail {
             Fail::MisdirectedHost => f.write_str("a Host this server does not serve: 421"),
             Fail::Compress => f.write_str("compressing the answer failed"),
             Fail::Forbidden => f.write_str("client not in the route's allow list: 403"),
+            Fail::Unauthorized(denied) => f.write_str(match denied {
+                Denied::NoCredentials => "no credentials for the route's auth_basic: 401",
+                Denied::Malformed => "an Authorization header that is not Basic user:password: 401",
+                Denied::UnknownUser => "a user the auth_basic user_file does not list: 401",
+                Denied::WrongPassword => "a wrong password for an auth_basic user: 401",
+            }),
             Fail::NoFile => f.write_str("no file for the path: 404"),
             Fail::MethodNotAllowed(Allowed::Files) => {
                 f.write_str("files are GET and HEAD only: 405")
@@ -561,6 +576,7 @@ const KIND_NAMES: [(&str, Level); KINDS] = [
     ("internal redirect cycle", Level::Warn),
     ("request for a Host not served", Level::Info),
     ("compressing an answer failed", Level::Warn),
+    ("auth_basic refused a user or password", Level::Info),
 ];
 
 #[cfg(test)]
@@ -610,6 +626,7 @@ mod tests {
             Fail::RedirectCycle,
             Fail::MisdirectedHost,
             Fail::Compress,
+            Fail::Unauthorized(Denied::WrongPassword),
         ]
     }
 
@@ -697,6 +714,7 @@ mod tests {
                     | Fail::ClientGone
                     | Fail::NoRoute
                     | Fail::Forbidden
+                    | Fail::Unauthorized(_)
                     | Fail::NoFile
                     | Fail::MethodNotAllowed(_)
                     | Fail::MisdirectedHost

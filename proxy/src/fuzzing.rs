@@ -147,6 +147,7 @@ impl Routes {
                 intercept_errors: false,
                 logged: true,
                 gzip: None,
+                auth: None,
             });
         }
         Ok(Routes {

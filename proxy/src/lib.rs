@@ -8,6 +8,7 @@
 pub mod access_log;
 pub mod alloc;
 pub mod app;
+mod auth_basic;
 mod buffer;
 mod client;
 mod clock;

@@ -12,6 +12,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use crate::auth_basic::BasicAuth;
 use crate::config::{Cidr, HostName, Limits};
 use crate::gzip::Gzip;
 use crate::limits::RateLimit;
@@ -48,6 +49,8 @@ pub(crate) struct Route {
     pub(crate) logged: bool,
     /// How the app's answers on it are compressed, if they are.
     pub(crate) gzip: Option<Arc<Gzip>>,
+    /// Who may use it (nginx's `auth_basic`), if not everyone.
+    pub(crate) auth: Option<Arc<BasicAuth>>,
 }
 
 /// What a route does with a request.
@@ -242,6 +245,7 @@ pub(crate) mod tests {
             intercept_errors: false,
             logged: true,
             gzip: None,
+            auth: None,
         }
     }
 

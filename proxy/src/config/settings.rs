@@ -185,6 +185,12 @@ pub struct Settings {
     #[serde(default)]
     pub response_headers: BTreeMap<String, HeaderSetting>,
 
+    /// HTTP Basic authentication for every route that sets none of its own (nginx's
+    /// `auth_basic` and `auth_basic_user_file` in a `server` block): `{ realm = "...",
+    /// user_file = "/etc/ringway/htpasswd" }`. File only.
+    #[arg(skip)]
+    pub auth_basic: Option<AuthBasicSetting>,
+
     /// Compressing the app's answers and static files as they go out (nginx's `gzip on`
     /// and its `gzip_*` settings; file only: `[gzip]`). Every route to an app or to files
     /// uses it unless it says `gzip = false`.
@@ -390,6 +396,10 @@ pub struct RouteSettings {
     /// "...", always = true }` to every answer (`add_header ... always`).
     #[serde(default)]
     pub response_headers: BTreeMap<String, HeaderSetting>,
+    /// HTTP Basic authentication (nginx `auth_basic` + `auth_basic_user_file`):
+    /// `{ realm = "...", user_file = "..." }`, or `"off"` on a route under a top-level one
+    /// [default: the top-level `auth_basic`].
+    pub auth_basic: Option<AuthBasicSetting>,
     /// Serve files from this directory instead (nginx `alias`).
     #[serde(rename = "static")]
     pub static_dir: Option<PathBuf>,
@@ -428,6 +438,50 @@ pub struct RouteSettings {
     /// Limits and timeouts for this route.
     #[serde(flatten)]
     pub limits: LimitSettings,
+}
+
+/// `auth_basic`: a realm and an htpasswd file, or `"off"`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum AuthBasicSetting {
+    /// `"off"` (any other word is refused when the configuration is checked).
+    Word(String),
+    /// `{ realm = "...", user_file = "..." }`.
+    Table(AuthBasicTable),
+}
+
+/// `{ realm = "...", user_file = "..." }`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthBasicTable {
+    /// What the browser shows the user (nginx's `auth_basic "realm"`).
+    pub realm: String,
+    /// The htpasswd file (nginx's `auth_basic_user_file`), read at start and on reload.
+    pub user_file: PathBuf,
+}
+
+impl<'de> Deserialize<'de> for AuthBasicSetting {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = AuthBasicSetting;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("{ realm = \"...\", user_file = \"...\" }, or \"off\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<AuthBasicSetting, E> {
+                Ok(AuthBasicSetting::Word(v.to_owned()))
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                map: M,
+            ) -> Result<AuthBasicSetting, M::Error> {
+                let table =
+                    AuthBasicTable::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(AuthBasicSetting::Table(table))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 /// A `response_headers` value: the header's value (nginx's `add_header NAME VALUE`), or

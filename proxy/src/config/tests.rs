@@ -135,6 +135,8 @@ fn every_readme_example_loads() {
         std::fs::create_dir(srv.path().join(dir)).unwrap();
     }
     std::fs::write(srv.path().join("static/favicon.ico"), [0u8; 16]).unwrap();
+    // The users of the auth_basic example.
+    std::fs::write(srv.path().join("htpasswd"), "ann:{PLAIN}secret\n").unwrap();
     let srv_path = format!("\"{}/", srv.path().display());
     // The error pages, made where the examples say /srv/errors/.
     let errors = tempfile::tempdir().unwrap();
@@ -1522,5 +1524,57 @@ fn always_headers_go_on_every_answer() {
         "upstream = [\"unix:/a\"]\nresponse_headers = { \"X-A\" = { value = \"a\\r\\nB: c\", always = true } }\n",
         "response_headers.X-A",
         "header names are tokens",
+    );
+}
+
+/// nginx's `auth_basic` in `server`, replaced or turned off in a `location`.
+#[test]
+fn auth_basic_is_inherited_replaced_or_turned_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("htpasswd");
+    std::fs::write(&file, "ann:{PLAIN}secret\n").unwrap();
+    let f = file.display();
+    let text = format!(
+        "upstream = [\"unix:/a\"]\n\
+         auth_basic = {{ realm = \"Site\", user_file = \"{f}\" }}\n\
+         [[routes]]\npath = \"/open/\"\nupstream = \"default\"\nauth_basic = \"off\"\n\
+         [[routes]]\npath = \"/admin/\"\nupstream = \"default\"\n\
+         auth_basic = {{ realm = \"Admin\", user_file = \"{f}\" }}\n"
+    );
+    let config = load(&text, &["--static", "/static/=/tmp"]).unwrap();
+    let challenge = |path: &str| {
+        route(&config, path)
+            .auth
+            .as_ref()
+            .map(|a| a.challenge().to_owned())
+    };
+    assert_eq!(challenge("/x").as_deref(), Some("Basic realm=\"Site\""));
+    assert_eq!(
+        challenge("/static/a").as_deref(),
+        Some("Basic realm=\"Site\"")
+    );
+    assert_eq!(challenge("/open/x"), None);
+    assert_eq!(
+        challenge("/admin/x").as_deref(),
+        Some("Basic realm=\"Admin\"")
+    );
+    assert_refused(
+        "upstream = [\"unix:/a\"]\nauth_basic = \"of\"\n",
+        "auth_basic",
+        "\"off\"",
+    );
+    assert_refused(
+        "upstream = [\"unix:/a\"]\nauth_basic = { realm = \"x\" }\n",
+        "user_file",
+        "",
+    );
+    assert_refused(
+        &format!(
+            "upstream = [\"unix:/a\"]\n[[routes]]\npath = \"/a/\"\nupstream = \"default\"\n\
+             auth_basic = {{ realm = \"x\", user_file = \"{}/missing\" }}\n",
+            dir.path().display()
+        ),
+        "routes[0].auth_basic",
+        "missing",
     );
 }

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use anyhow::anyhow;
 
 use super::settings::{
-    AppSettings, GroupSettings, HeaderSetting, LimitReqSettings, LimitSettings, Resolved,
-    RespondSettings, RouteSettings,
+    AppSettings, AuthBasicSetting, GroupSettings, HeaderSetting, LimitReqSettings, LimitSettings,
+    Resolved, RespondSettings, RouteSettings,
 };
 use super::values::{Dur, LogFormat, LogTarget, MetricsListen, Protocol, ServerAddr, Size};
 use super::{
@@ -20,6 +20,7 @@ use super::{
     OpenedFile, SlotLimits,
 };
 use crate::app::{AppConfig, Restart, StopSignal};
+use crate::auth_basic::BasicAuth;
 use crate::error_pages::{ErrorPages, STATUSES};
 use crate::gzip::Gzip;
 use crate::limits::RateLimit;
@@ -569,9 +570,13 @@ impl Resolved {
             )),
             None => None,
         };
+        let auth = match &s.auth_basic {
+            Some(setting) => self.auth_basic(setting, "auth_basic")?,
+            None => None,
+        };
         for (i, route) in s.routes.iter().enumerate() {
             let at = format!("routes[{i}]");
-            let built = self.route(route, &at, groups, inherited, gzip.as_ref())?;
+            let built = self.route(route, &at, groups, inherited, gzip.as_ref(), auth.as_ref())?;
             if built.intercept_errors && error_pages.is_empty() {
                 return Err(self.invalid_in_file(
                     &format!("{at}.intercept_errors"),
@@ -631,6 +636,7 @@ impl Resolved {
                 intercept_errors: false,
                 logged: true,
                 gzip: gzip.clone(),
+                auth: auth.clone(),
             });
         }
         let default_group = groups.iter().position(|g| g.name == DEFAULT_GROUP);
@@ -655,13 +661,15 @@ impl Resolved {
                 intercept_errors: false,
                 logged: true,
                 gzip: gzip.clone(),
+                auth: auth.clone(),
             });
         }
         Ok(RouteTable::new(routes))
     }
 
     /// A `[[routes]]` entry at `at`; `inherited`: the top-level response headers, its own
-    /// when it sets none; `gzip`: the `[gzip]` section's compression, if there is one.
+    /// when it sets none; `gzip`: the `[gzip]` section's compression, if there is one;
+    /// `auth`: the top-level `auth_basic`, if there is one.
     fn route(
         &self,
         route: &RouteSettings,
@@ -669,6 +677,7 @@ impl Resolved {
         groups: &[Group],
         inherited: &AddedHeaders,
         gzip: Option<&Arc<Gzip>>,
+        auth: Option<&Arc<BasicAuth>>,
     ) -> anyhow::Result<Route> {
         let invalid =
             |key: &str, message: &str| self.invalid_in_file(&format!("{at}.{key}"), message);
@@ -795,6 +804,11 @@ impl Resolved {
             Some(false) => None,
             Some(true) => Some(gzip.cloned().unwrap_or_default()),
         };
+        // As nginx's: a location's own auth_basic replaces the server's; `off` removes it.
+        let auth = match &route.auth_basic {
+            None => auth.cloned(),
+            Some(setting) => self.auth_basic(setting, &format!("{at}.auth_basic"))?,
+        };
         Ok(Route {
             hosts: route.hosts.clone(),
             path,
@@ -809,7 +823,28 @@ impl Resolved {
             intercept_errors: route.intercept_errors,
             logged,
             gzip,
+            auth,
         })
+    }
+
+    /// An `auth_basic` setting at `key`: its users loaded, or `None` for `"off"`.
+    fn auth_basic(
+        &self,
+        setting: &AuthBasicSetting,
+        key: &str,
+    ) -> anyhow::Result<Option<Arc<BasicAuth>>> {
+        match setting {
+            AuthBasicSetting::Word(word) if word == "off" => Ok(None),
+            AuthBasicSetting::Word(word) => Err(self.invalid_in_file(
+                key,
+                &format!(
+                    "{word:?}: expected {{ realm = \"...\", user_file = \"...\" }} or \"off\""
+                ),
+            )),
+            AuthBasicSetting::Table(table) => BasicAuth::load(&table.realm, &table.user_file)
+                .map(|auth| Some(Arc::new(auth)))
+                .map_err(|m| self.invalid_in_file(key, &m)),
+        }
     }
 }
 
@@ -990,14 +1025,14 @@ fn misplaced_key(route: &RouteSettings, action: &Action) -> Option<&'static str>
         .map(|(key, _)| *key)
 }
 
-/// Whether a route's requests can reach an app: an upstream route's, or a static route's
-/// through its fallback.
 /// Whether `[gzip]` compresses a route's answers: an app's and files, as nginx's gzip
 /// filter takes both (not a `respond` body or a redirect).
 fn compressible(action: &Action) -> bool {
     matches!(action, Action::Upstream { .. } | Action::Static(_))
 }
 
+/// Whether a route's requests can reach an app: an upstream route's, or a static route's
+/// through its fallback.
 fn reaches_app(action: &Action) -> bool {
     matches!(action, Action::Upstream { .. })
         || matches!(action, Action::Static(files) if files.fallback.is_some())

@@ -24,6 +24,7 @@ use std::cell::Cell;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use crate::auth_basic::BasicAuth;
 use crate::buffer::Buf;
 use crate::client::{Client, Next, Own};
 use crate::fail::{Allowed, Fail};
@@ -353,7 +354,13 @@ async fn handle(
         // Before the allow list, as nginx's limit_req (preaccess phase) runs before `allow`.
         Err(Fail::RateLimited(retry_after))
     } else if !route.allows(req.client_ip) {
+        // nginx's `satisfy all`: the allow list first, so a refused address gets 403, not a
+        // password prompt.
         Err(Fail::Forbidden)
+    } else if let Some(auth) = route.auth.as_deref()
+        && let Err(denied) = auth.check(client.request_header(b"authorization")).await
+    {
+        Err(Fail::Unauthorized(denied))
     } else {
         dispatch(client, req, route, index, rest, worker).await
     };
@@ -453,6 +460,8 @@ pub(crate) fn rel_path<'p>(path: &'p [u8], route: &'p Route) -> &'p [u8] {
 pub(crate) struct OwnAnswers<'a> {
     pub(crate) send_timeout: Duration,
     pub(crate) always: &'a [(String, String)],
+    /// The route's `auth_basic` challenge, for a 401's `WWW-Authenticate`.
+    pub(crate) challenge: Option<&'a str>,
 }
 
 impl<'a> OwnAnswers<'a> {
@@ -460,6 +469,7 @@ impl<'a> OwnAnswers<'a> {
         OwnAnswers {
             send_timeout: route.limits.send_timeout,
             always: &route.always_headers,
+            challenge: route.auth.as_deref().map(BasicAuth::challenge),
         }
     }
 
@@ -467,6 +477,7 @@ impl<'a> OwnAnswers<'a> {
         OwnAnswers {
             send_timeout: worker.config.limits.send_timeout,
             always: &worker.config.response_headers_always,
+            challenge: None,
         }
     }
 }
@@ -489,10 +500,15 @@ pub(crate) async fn answer(
         return Outcome::new(0, Next::Abort);
     };
     let header = fail.header();
+    let challenge = scope
+        .challenge
+        .filter(|_| status == 401)
+        .map(|c| (&b"WWW-Authenticate"[..], c.as_bytes()));
     let headers: Vec<(&[u8], &[u8])> = header
         .as_ref()
         .map(|(name, value)| (*name, value.as_bytes()))
         .into_iter()
+        .chain(challenge)
         .chain(
             scope
                 .always

@@ -1,0 +1,174 @@
+//! HTTP Basic authentication (`auth_basic`) against nginx's: one htpasswd file with a user in
+//! each scheme both take, nginx with `auth_basic` + `auth_basic_user_file` in its server
+//! block (and `auth_basic off` in one location), ringway with the same at the top of its
+//! file (and `"off"` on one route), both in front of one uWSGI serving the Flask demo.
+//! Compared per request: the status and `WWW-Authenticate`; and for each case what ringway
+//! must answer, so two proxies letting everyone in cannot agree.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use ringway_tests::client::{Req, roundtrip};
+use ringway_tests::nginx::uwsgi_pass;
+use ringway_tests::{App, Nginx, Ringway, Uwsgi};
+
+/// Every user's password is "secret" (made by `openssl passwd` and libxcrypt's crypt(3);
+/// bcrypt at cost 5).
+const USERS: &str = "\
+# one user per scheme
+plain:{PLAIN}secret
+sha:{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=
+ssha:{SSHA}gVK8WC9YyFT1gMsQHTGCgT3sSv5zYWx0
+apr1:$apr1$lZL6V/ci$PR6QJXkRFUzdUuaYcwrI//
+md5:$1$saltsalt$9xy1btjgzLYfb7hivXtC//
+sha256:$5$abcdefgh$gruCpC7VkOTspMQTTSAR8mtlO9Upms.fwqE5y16JVM.
+sha512:$6$abcdefgh$ltjgWl6579NluT/Vi1nwEvcil.G5Nbc4NiXZaNGStk8PSwGfQv72N2CKPPrVACtLtip/cZ/1GM/O6IND4WQhG.
+bcrypt:$2y$05$KkHXfcCOE.uQ9hwydT.zb.RhMJ2tNqrkqjVBRMlZ8btZ7/zo.8P7C:a comment
+";
+
+const SCHEMES: [&str; 8] = [
+    "plain", "sha", "ssha", "apr1", "md5", "sha256", "sha512", "bcrypt",
+];
+
+fn basic(credentials: &str) -> String {
+    format!("Basic {}", STANDARD.encode(credentials))
+}
+
+#[test]
+fn ringway_lets_in_whom_nginx_lets_in() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let file = dir.path().join("htpasswd");
+    std::fs::write(&file, USERS).expect("write the users");
+    let uwsgi = Uwsgi::start(App::Flask);
+    let nginx = Nginx::start_with_server_directives(
+        uwsgi.socket(),
+        &format!(
+            "auth_basic \"Staff only\"; auth_basic_user_file {};
+            location /page/ {{ auth_basic off; {} }}",
+            file.display(),
+            uwsgi_pass(uwsgi.socket())
+        ),
+    );
+    let ringway = Ringway::with_config(format!(
+        "upstream = [\"{}\"]\n\
+         auth_basic = {{ realm = \"Staff only\", user_file = \"{}\" }}\n\
+         [[routes]]\npath = \"/page/\"\nupstream = \"default\"\nauth_basic = \"off\"\n",
+        uwsgi.upstream(),
+        file.display()
+    ))
+    .start();
+
+    let environ = || Req::get("/environ");
+    let mut cases: Vec<(String, Req, u16)> = vec![
+        ("no credentials".into(), environ(), 401),
+        (
+            "HEAD, no credentials".into(),
+            Req::new("HEAD", "/environ"),
+            401,
+        ),
+        (
+            "unknown user".into(),
+            environ().header("Authorization", &basic("nobody:secret")),
+            401,
+        ),
+        (
+            "not Basic".into(),
+            environ().header("Authorization", "Bearer abc"),
+            401,
+        ),
+        (
+            "not base64".into(),
+            environ().header("Authorization", "Basic !!!!"),
+            401,
+        ),
+        (
+            "no colon".into(),
+            environ().header(
+                "Authorization",
+                &format!("Basic {}", STANDARD.encode("plain")),
+            ),
+            401,
+        ),
+        (
+            "scheme in lower case".into(),
+            environ().header(
+                "Authorization",
+                &format!("basic {}", STANDARD.encode("plain:secret")),
+            ),
+            200,
+        ),
+        (
+            "a route with auth_basic off".into(),
+            Req::get("/page/100"),
+            200,
+        ),
+    ];
+    for user in SCHEMES {
+        cases.push((
+            format!("{user}: right password"),
+            environ().header("Authorization", &basic(&format!("{user}:secret"))),
+            200,
+        ));
+        cases.push((
+            format!("{user}: wrong password"),
+            environ().header("Authorization", &basic(&format!("{user}:Secret"))),
+            401,
+        ));
+    }
+    // The same again: ringway's kept credentials answer as the first check did.
+    cases.push((
+        "bcrypt again".into(),
+        environ().header("Authorization", &basic("bcrypt:secret")),
+        200,
+    ));
+
+    for (name, req, want) in &cases {
+        let theirs = roundtrip(nginx.addr(), req);
+        let ours = roundtrip(ringway.addr(), req);
+        assert_eq!(
+            (ours.status, ours.header("www-authenticate")),
+            (theirs.status, theirs.header("www-authenticate")),
+            "{name}: ringway (left) and nginx\n{}",
+            ringway.stderr()
+        );
+        assert_eq!(ours.status, *want, "{name}");
+        if *want == 401 {
+            assert_eq!(
+                ours.header("www-authenticate").as_deref(),
+                Some("Basic realm=\"Staff only\""),
+                "{name}"
+            );
+            assert!(!ours.says_close(), "{name}: a 401 keeps the connection");
+        }
+    }
+}
+
+#[test]
+fn a_user_file_ringway_cannot_check_is_refused_at_start() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let file = dir.path().join("htpasswd");
+    std::fs::write(&file, "ann:$apr1$x$y\nbob:abNANd1rDfiNc\n").expect("write");
+    let config = dir.path().join("ringway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "upstream = [\"unix:/nonexistent\"]\n\
+             [[routes]]\npath = \"/admin/\"\nupstream = \"default\"\n\
+             auth_basic = {{ realm = \"Admin\", user_file = \"{}\" }}\n",
+            file.display()
+        ),
+    )
+    .expect("write the config");
+    let out = std::process::Command::new(ringway_tests::paths::ringway_bin())
+        .arg("--check-config")
+        .arg("--config")
+        .arg(&config)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run ringway --check-config");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("routes[0].auth_basic") && err.contains("line 1"),
+        "{err}"
+    );
+}
