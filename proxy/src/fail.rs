@@ -80,8 +80,9 @@ pub(crate) enum Fail {
     FileRead(io::ErrorKind),
     /// The route's allow list does not hold the client.
     Forbidden,
-    /// The route's `auth_basic` did not let the request in.
-    Unauthorized(Denied),
+    /// The `auth_basic` of the route at this index did not let the request in (its
+    /// challenge goes in the 401's `WWW-Authenticate`).
+    Unauthorized(Denied, usize),
     /// The client was too slow sending the head or the body.
     ClientTimeout(Part),
     /// The client closed its connection in the middle of the head or the body.
@@ -183,7 +184,7 @@ impl Fail {
             Fail::Packet(UwsgiError::BadPath) => 400,
             Fail::NoRoute | Fail::NoFile => 404,
             Fail::Forbidden => 403,
-            Fail::Unauthorized(_) => 401,
+            Fail::Unauthorized(..) => 401,
             Fail::MethodNotAllowed(_) => 405,
             Fail::MisdirectedHost => 421,
             Fail::PreconditionFailed => 412,
@@ -246,7 +247,7 @@ impl Fail {
                 | Fail::RateLimited(_)
                 | Fail::NoFile
                 | Fail::Forbidden
-                | Fail::Unauthorized(_)
+                | Fail::Unauthorized(..)
                 | Fail::MethodNotAllowed(_)
                 | Fail::MisdirectedHost
                 | Fail::PreconditionFailed
@@ -307,7 +308,7 @@ impl Fail {
             Fail::RedirectCycle => 30,
             Fail::MisdirectedHost => 31,
             Fail::Compress => 32,
-            Fail::Unauthorized(_) => 33,
+            Fail::Unauthorized(..) => 33,
         }
     }
 
@@ -322,11 +323,11 @@ impl Fail {
             | Fail::PreconditionFailed
             | Fail::RangeNotSatisfiable(_)
             // Every browser's first request to the route: nothing wrong.
-            | Fail::Unauthorized(Denied::NoCredentials) => Level::Debug,
+            | Fail::Unauthorized(Denied::NoCredentials, _) => Level::Debug,
             Fail::TooManyConnections(ConnLimit::PerIp)
             | Fail::RateLimited(_)
             | Fail::Forbidden
-            | Fail::Unauthorized(_)
+            | Fail::Unauthorized(..)
             | Fail::MisdirectedHost
             | Fail::Request(_)
             | Fail::BodyTooLarge { .. }
@@ -406,7 +407,7 @@ impl fmt::Display for Fail {
             Fail::MisdirectedHost => f.write_str("a Host this server does not serve: 421"),
             Fail::Compress => f.write_str("compressing the answer failed"),
             Fail::Forbidden => f.write_str("client not in the route's allow list: 403"),
-            Fail::Unauthorized(denied) => f.write_str(match denied {
+            Fail::Unauthorized(denied, _) => f.write_str(match denied {
                 Denied::NoCredentials => "no credentials for the route's auth_basic: 401",
                 Denied::Malformed => "an Authorization header that is not Basic user:password: 401",
                 Denied::UnknownUser => "a user the auth_basic user_file does not list: 401",
@@ -626,7 +627,7 @@ mod tests {
             Fail::RedirectCycle,
             Fail::MisdirectedHost,
             Fail::Compress,
-            Fail::Unauthorized(Denied::WrongPassword),
+            Fail::Unauthorized(Denied::WrongPassword, 0),
         ]
     }
 
@@ -714,7 +715,7 @@ mod tests {
                     | Fail::ClientGone
                     | Fail::NoRoute
                     | Fail::Forbidden
-                    | Fail::Unauthorized(_)
+                    | Fail::Unauthorized(..)
                     | Fail::NoFile
                     | Fail::MethodNotAllowed(_)
                     | Fail::MisdirectedHost

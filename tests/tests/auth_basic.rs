@@ -38,22 +38,33 @@ fn ringway_lets_in_whom_nginx_lets_in() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let file = dir.path().join("htpasswd");
     std::fs::write(&file, USERS).expect("write the users");
+    let private = dir.path().join("private");
+    std::fs::create_dir(&private).expect("mkdir");
+    std::fs::write(private.join("report.pdf"), b"%PDF the report").expect("write the file");
     let uwsgi = Uwsgi::start(App::Flask);
     let nginx = Nginx::start_with_server_directives(
         uwsgi.socket(),
         &format!(
             "auth_basic \"Staff only\"; auth_basic_user_file {};
-            location /page/ {{ auth_basic off; {} }}",
+            location /page/ {{ auth_basic off; {pass} }}
+            location /report/ {{ auth_basic off; {pass} }}
+            location /protected/ {{ internal; alias {}/; }}
+            location = /healthz {{ return 200 \"ok\"; }}",
             file.display(),
-            uwsgi_pass(uwsgi.socket())
+            private.display(),
+            pass = uwsgi_pass(uwsgi.socket())
         ),
     );
     let ringway = Ringway::with_config(format!(
         "upstream = [\"{}\"]\n\
          auth_basic = {{ realm = \"Staff only\", user_file = \"{}\" }}\n\
-         [[routes]]\npath = \"/page/\"\nupstream = \"default\"\nauth_basic = \"off\"\n",
+         [[routes]]\npath = \"/page/\"\nupstream = \"default\"\nauth_basic = \"off\"\n\
+         [[routes]]\npath = \"/report/\"\nupstream = \"default\"\nauth_basic = \"off\"\n\
+         [[routes]]\npath = \"/protected/\"\nstatic = \"{}\"\ninternal = true\n\
+         [[routes]]\npath = \"/healthz\"\nexact = true\nrespond = {{ status = 200, body = \"ok\" }}\n",
         uwsgi.upstream(),
-        file.display()
+        file.display(),
+        private.display()
     ))
     .start();
 
@@ -101,6 +112,20 @@ fn ringway_lets_in_whom_nginx_lets_in() {
             Req::get("/page/100"),
             200,
         ),
+        // nginx's `return` answers in its rewrite phase, before the password is asked for.
+        ("a fixed answer".into(), Req::get("/healthz"), 200),
+        // The app's route is open, the file it hands out (X-Accel-Redirect) is under the
+        // top-level auth_basic: nginx checks it again after the internal redirect.
+        (
+            "a file from an open route, no credentials".into(),
+            Req::get("/report/report.pdf"),
+            401,
+        ),
+        (
+            "a file from an open route, with credentials".into(),
+            Req::get("/report/report.pdf").header("Authorization", &basic("apr1:secret")),
+            200,
+        ),
     ];
     for user in SCHEMES {
         cases.push((
@@ -120,6 +145,14 @@ fn ringway_lets_in_whom_nginx_lets_in() {
         environ().header("Authorization", &basic("bcrypt:secret")),
         200,
     ));
+
+    // Two Authorization headers: nginx answers 400 (a header that must be unique), ringway
+    // 401; neither lets the request in.
+    let twice = environ()
+        .header("Authorization", &basic("plain:secret"))
+        .header("Authorization", &basic("plain:secret"));
+    assert_eq!(roundtrip(nginx.addr(), &twice).status, 400);
+    assert_eq!(roundtrip(ringway.addr(), &twice).status, 401);
 
     for (name, req, want) in &cases {
         let theirs = roundtrip(nginx.addr(), req);

@@ -13,14 +13,14 @@ use subtle::ConstantTimeEq;
 
 use super::md5_crypt::md5_crypt;
 
-/// The users of one file, by name.
-#[derive(Debug, Default)]
+/// The users of one file, by name (no `Debug`: it would print `{PLAIN}` passwords).
+#[derive(Default)]
 pub(crate) struct Users {
     by_name: HashMap<Box<[u8]>, Hash>,
 }
 
 /// A stored password.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub(crate) enum Hash {
     /// `{PLAIN}secret` (nginx's own scheme for clear text).
     Plain(Box<[u8]>),
@@ -53,6 +53,9 @@ impl Users {
             let Some((name, rest)) = line.split_once(':') else {
                 return Err(at("no ':' between the user's name and the password"));
             };
+            if name.is_empty() {
+                return Err(at("no user name before the ':'"));
+            }
             // As nginx: the password ends at the next ':' (the rest is a comment).
             let stored = rest.split(':').next().unwrap_or_default();
             let hash = Hash::parse(stored).map_err(|m| at(&format!("user {name:?}: {m}")))?;
@@ -112,13 +115,24 @@ impl Hash {
             }
         }
         if stored.starts_with("$5$") || stored.starts_with("$6$") {
-            // Checked now: a hash that cannot be read would fail every request.
+            // Checked now: a hash that cannot be read would fail every request. The rounds
+            // are bounded first, as the check below costs them once.
             if !is_sha_crypt(stored) {
-                return Err(
-                    "not a valid SHA-crypt hash ($5$ or $6$, [rounds=N$], a salt, \
-                            the hash)"
-                        .to_owned(),
-                );
+                return Err(format!(
+                    "not a valid SHA-crypt hash ($5$ or $6$, [rounds=N$] with N at most \
+                     {MAX_SHA_ROUNDS}, a salt, the hash)"
+                ));
+            }
+            let readable = {
+                use sha_crypt::PasswordVerifier as _;
+                // An empty password: right, or wrong; anything else is a hash it cannot read.
+                matches!(
+                    sha_crypt::ShaCrypt::default().verify_password(b"", stored),
+                    Ok(()) | Err(sha_crypt::password_hash::Error::PasswordInvalid)
+                )
+            };
+            if !readable {
+                return Err("a SHA-crypt hash that cannot be read (its salt or hash)".to_owned());
             }
             return Ok(Hash::ShaCrypt(stored.into()));
         }
@@ -126,8 +140,15 @@ impl Hash {
             .iter()
             .any(|p| stored.starts_with(p))
         {
-            if stored.len() != 60 {
-                return Err("not a valid bcrypt hash (60 characters)".to_owned());
+            let parts = stored
+                .parse::<bcrypt::HashParts>()
+                .map_err(|e| format!("not a valid bcrypt hash ({e})"))?;
+            if parts.get_cost() > MAX_BCRYPT_COST {
+                return Err(format!(
+                    "bcrypt cost {} is over {MAX_BCRYPT_COST}: each check would hold a thread \
+                     for seconds",
+                    parts.get_cost()
+                ));
             }
             return Ok(Hash::Bcrypt(stored.into()));
         }
@@ -180,6 +201,11 @@ impl Hash {
     }
 }
 
+/// Most SHA-crypt rounds taken (the default is 5000): each check costs them.
+const MAX_SHA_ROUNDS: u32 = 1_000_000;
+/// Highest bcrypt cost taken (`htpasswd -B` uses 5; 16 takes seconds a check).
+const MAX_BCRYPT_COST: u32 = 16;
+
 /// `$5$[rounds=N$]salt$hash` (43 characters of hash) or `$6$...` (86), in crypt's
 /// alphabet, as glibc and the sha-crypt crate write it.
 fn is_sha_crypt(stored: &str) -> bool {
@@ -192,7 +218,7 @@ fn is_sha_crypt(stored: &str) -> bool {
     let mut rest: Vec<&str> = fields.collect();
     if rest.first().is_some_and(|f| f.starts_with("rounds=")) {
         let rounds = rest.remove(0).trim_start_matches("rounds=");
-        if rounds.parse::<u32>().is_err() {
+        if rounds.parse::<u32>().map_or(true, |n| n > MAX_SHA_ROUNDS) {
             return false;
         }
     }
@@ -262,11 +288,26 @@ plain:{PLAIN}not-this-one
             ("a:{SHA}xyz\n", "line 1: user \"a\": not base64"),
             ("a:{SHA}c2VjcmV0\n", "not a 20-byte SHA-1 digest"),
             ("a:$apr1$salt\n", "no '$' after the salt"),
-            ("a:$2y$05$short\n", "60 characters"),
             ("a:$6$x\n", "not a valid SHA-crypt hash"),
             ("a:$5$salt$short\n", "not a valid SHA-crypt hash"),
+            (":{PLAIN}x\n", "line 1: no user name"),
+            ("a:$2y$05$short\n", "not a valid bcrypt hash"),
+            (
+                "a:$2y$31$KkHXfcCOE.uQ9hwydT.zb.RhMJ2tNqrkqjVBRMlZ8btZ7/zo.8P7C\n",
+                "bcrypt cost 31",
+            ),
+            (
+                "a:$6$rounds=999999999$abcdefgh$ltjgWl6579NluT/Vi1nwEvcil.G5Nbc4NiXZaNGStk8PSwGfQv72N2CKPPrVACtLtip/cZ/1GM/O6IND4WQhG.\n",
+                "not a valid SHA-crypt hash",
+            ),
+            (
+                "a:$6$ab_cd$ltjgWl6579NluT/Vi1nwEvcil.G5Nbc4NiXZaNGStk8PSwGfQv72N2CKPPrVACtLtip/cZ/1GM/O6IND4WQhG.\n",
+                "cannot be read",
+            ),
         ] {
-            let err = Users::parse(text).unwrap_err();
+            let Err(err) = Users::parse(text) else {
+                panic!("{text:?} loaded");
+            };
             assert!(err.contains(want), "{text:?} → {err}");
         }
         assert_eq!(Users::parse("").unwrap().len(), 0);

@@ -29,8 +29,9 @@ pub(crate) use htpasswd::Users;
 const VERIFIED_FOR: Duration = Duration::from_secs(300);
 /// Most credentials kept per route (past it, the list starts again).
 const MAX_VERIFIED: usize = 4096;
-/// Slow checks in flight per route, across the workers: a flood of wrong passwords for a
-/// bcrypt user takes these threads of the blocking pool, not the event loops.
+/// Slow checks in flight per `auth_basic` setting (a top-level one is shared by the routes
+/// that inherit it), across the workers: a flood of wrong passwords for a bcrypt user takes
+/// these threads of the blocking pool, not the event loops.
 const MAX_CHECKING: usize = 4;
 
 /// Why a request was refused.
@@ -104,7 +105,15 @@ impl BasicAuth {
     pub(crate) async fn check(&self, authorization: Option<&[u8]>) -> Result<(), Denied> {
         let value = authorization.ok_or(Denied::NoCredentials)?;
         let (user, password) = credentials(value).ok_or(Denied::Malformed)?;
-        let key: [u8; 32] = Sha256::digest(value.trim_ascii()).into();
+        // Keyed by what was decoded, so spellings of one header (the scheme's case, spaces,
+        // padding) are one entry.
+        let key: [u8; 32] = {
+            let mut sha = Sha256::new();
+            sha.update(&user);
+            sha.update(b":");
+            sha.update(&password);
+            sha.finalize().into()
+        };
         if self
             .verified
             .lock()
@@ -156,6 +165,10 @@ fn credentials(value: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
     let decoded = STANDARD_NO_PAD.decode(unpadded.unwrap_or(token)).ok()?;
     let colon = decoded.iter().position(|&b| b == b':')?;
     let (user, password) = (decoded.get(..colon)?, decoded.get(colon + 1..)?);
+    // nginx refuses an empty name too.
+    if user.is_empty() {
+        return None;
+    }
     Some((user.to_vec(), password.to_vec()))
 }
 
@@ -193,7 +206,8 @@ mod tests {
             b"Basic",
             b"BasicYW5uOnM=",
             b"Basic !!!",
-            b"Basic YW5u", // "ann": no colon
+            b"Basic YW5u",         // "ann": no colon
+            b"Basic OnNlY3JldA==", // ":secret": no name
             b"",
         ] {
             assert_eq!(credentials(bad), None, "{:?}", String::from_utf8_lossy(bad));

@@ -1,7 +1,8 @@
 //! X-Accel-Redirect: an app answers with the path of a file (usually on an `internal`
 //! static route) and ringway sends that file instead of the app's body, keeping the app's
 //! Content-Type, Content-Disposition, Cache-Control, Expires and Set-Cookie. The file is
-//! served like any other: conditionals and ranges of the original request apply.
+//! served like any other: conditionals and ranges of the original request apply, and the
+//! file route's `allow` and `auth_basic`, as nginx runs its access phase again.
 
 use super::static_file::{self, FileRequest, KEPT_FROM_APP};
 use super::upstream::accel_redirect;
@@ -45,6 +46,9 @@ pub(super) async fn serve(
     if !route.allows(req.client_ip) {
         return Err(Fail::Forbidden);
     }
+    // And its auth_basic: a file route under a top-level one asks for the password even
+    // when the app's route did not.
+    super::authorize(client, route, index).await?;
     // The app's headers ringway keeps, read before the client is lent to the file's answer.
     let headers = std::mem::take(&mut client.response_headers);
     let kept: Vec<(&[u8], &[u8])> = headers

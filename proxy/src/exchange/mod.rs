@@ -24,7 +24,7 @@ use std::cell::Cell;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use crate::auth_basic::BasicAuth;
+use crate::auth_basic::Denied;
 use crate::buffer::Buf;
 use crate::client::{Client, Next, Own};
 use crate::fail::{Allowed, Fail};
@@ -357,10 +357,8 @@ async fn handle(
         // nginx's `satisfy all`: the allow list first, so a refused address gets 403, not a
         // password prompt.
         Err(Fail::Forbidden)
-    } else if let Some(auth) = route.auth.as_deref()
-        && let Err(denied) = auth.check(client.request_header(b"authorization")).await
-    {
-        Err(Fail::Unauthorized(denied))
+    } else if let Err(fail) = authorize(client, route, index).await {
+        Err(fail)
     } else {
         dispatch(client, req, route, index, rest, worker).await
     };
@@ -381,6 +379,26 @@ async fn handle(
             .await
         }
     }
+}
+
+/// The route's `auth_basic`, if it has one, against the request's credentials. A `respond`
+/// or `redirect` route answers without asking, as nginx's `return` does (its rewrite
+/// phase comes before the access phase).
+pub(super) async fn authorize(client: &Client, route: &Route, index: usize) -> Result<(), Fail> {
+    let Some(auth) = route.auth.as_deref() else {
+        return Ok(());
+    };
+    if matches!(route.action, Action::Respond(_) | Action::Redirect { .. }) {
+        return Ok(());
+    }
+    let refused = |denied| Fail::Unauthorized(denied, index);
+    // Two Authorization headers: which one the app would believe is anyone's guess.
+    let mut values = client.request_headers(b"authorization");
+    let value = values.next();
+    if values.next().is_some() {
+        return Err(refused(Denied::Malformed));
+    }
+    auth.check(value).await.map_err(refused)
 }
 
 /// Hands the request to its route's handler.
@@ -460,8 +478,6 @@ pub(crate) fn rel_path<'p>(path: &'p [u8], route: &'p Route) -> &'p [u8] {
 pub(crate) struct OwnAnswers<'a> {
     pub(crate) send_timeout: Duration,
     pub(crate) always: &'a [(String, String)],
-    /// The route's `auth_basic` challenge, for a 401's `WWW-Authenticate`.
-    pub(crate) challenge: Option<&'a str>,
 }
 
 impl<'a> OwnAnswers<'a> {
@@ -469,7 +485,6 @@ impl<'a> OwnAnswers<'a> {
         OwnAnswers {
             send_timeout: route.limits.send_timeout,
             always: &route.always_headers,
-            challenge: route.auth.as_deref().map(BasicAuth::challenge),
         }
     }
 
@@ -477,7 +492,6 @@ impl<'a> OwnAnswers<'a> {
         OwnAnswers {
             send_timeout: worker.config.limits.send_timeout,
             always: &worker.config.response_headers_always,
-            challenge: None,
         }
     }
 }
@@ -500,10 +514,16 @@ pub(crate) async fn answer(
         return Outcome::new(0, Next::Abort);
     };
     let header = fail.header();
-    let challenge = scope
-        .challenge
-        .filter(|_| status == 401)
-        .map(|c| (&b"WWW-Authenticate"[..], c.as_bytes()));
+    // The challenge of the route that refused (after an X-Accel-Redirect, the file's).
+    let challenge = match fail {
+        Fail::Unauthorized(_, route) => worker
+            .config
+            .routes
+            .get(route)
+            .and_then(|r| r.auth.as_deref()),
+        _ => None,
+    }
+    .map(|auth| (&b"WWW-Authenticate"[..], auth.challenge().as_bytes()));
     let headers: Vec<(&[u8], &[u8])> = header
         .as_ref()
         .map(|(name, value)| (*name, value.as_bytes()))
