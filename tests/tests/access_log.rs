@@ -157,6 +157,28 @@ fn parity_cases() -> Vec<Case> {
         own_page,
     };
     vec![
+        // $remote_user: the Basic user name, logged whether or not anything checks it
+        // ("ann:secret", and a name with a quote and a byte nginx escapes).
+        case(
+            "a Basic user",
+            wire(
+                b"GET /bytes/31 HTTP/1.1",
+                &[host, ("Authorization", b"Basic YW5uOnNlY3JldA==")],
+                None,
+            ),
+            false,
+            false,
+        ),
+        case(
+            "a Basic user with odd bytes",
+            wire(
+                b"GET /bytes/32 HTTP/1.1",
+                &[host, ("Authorization", b"Basic YSJiXBs6eA==")],
+                None,
+            ),
+            false,
+            false,
+        ),
         case(
             "GET with Referer and User-Agent",
             wire(
@@ -618,6 +640,7 @@ redirect = {{ to = "/new/" }}
             text("user_agent").as_deref() == case.user_agent,
         );
         check("route", text("route").as_deref() == case.route);
+        check("remote_user", v["remote_user"].is_null());
         check(
             "request_id is the answer's X-Request-ID",
             answer.header("x-request-id").is_some()
@@ -655,7 +678,7 @@ redirect = {{ to = "/new/" }}
         }
         check(
             "the fields and no others",
-            v.as_object().is_some_and(|o| o.len() == 15),
+            v.as_object().is_some_and(|o| o.len() == 16),
         );
     }
     assert!(

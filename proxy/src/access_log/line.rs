@@ -28,6 +28,9 @@ pub(crate) struct Entry<'a> {
     /// Referer and User-Agent (the first of each), if sent.
     pub(crate) referer: Option<&'a [u8]>,
     pub(crate) user_agent: Option<&'a [u8]>,
+    /// The user name of a `Basic` Authorization header (nginx's `$remote_user`), whether
+    /// or not the route asked for one.
+    pub(crate) remote_user: Option<&'a [u8]>,
     /// From the complete head to the last byte written.
     pub(crate) request_time: Duration,
     /// The upstream that served it, if one was connected to.
@@ -54,8 +57,9 @@ pub(crate) struct UpstreamFields<'a> {
 /// `$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent
 /// "$http_referer" "$http_user_agent"`, escaped as nginx escapes (`-` for what is missing).
 pub(crate) fn combined(out: &mut Vec<u8>, e: &Entry<'_>, time: &Stamp<'_>) {
-    // ringway does no HTTP authentication: $remote_user is always "-".
-    let _ = write!(out, "{} - - [", e.remote_addr);
+    let _ = write!(out, "{} - ", e.remote_addr);
+    push_nginx(out, e.remote_user);
+    out.extend_from_slice(b" [");
     time.push_local(out);
     out.extend_from_slice(b"] \"");
     push_nginx(out, e.request_line);
@@ -82,6 +86,7 @@ pub(crate) fn json(out: &mut Vec<u8>, e: &Entry<'_>, time: &Stamp<'_>) {
     );
     push_field(out, b"referer", e.referer);
     push_field(out, b"user_agent", e.user_agent);
+    push_field(out, b"remote_user", e.remote_user);
     out.extend_from_slice(b",\"request_time\":");
     push_seconds(out, Some(e.request_time));
     out.extend_from_slice(b",\"upstream_connect_time\":");
@@ -133,6 +138,7 @@ mod tests {
             body_bytes: 13,
             referer: None,
             user_agent: Some(b"say \"hi\"\\"),
+            remote_user: None,
             request_time: Duration::from_micros(12_345),
             upstream: Some(UpstreamFields {
                 addr: "unix:/run/app.sock",
@@ -171,6 +177,20 @@ mod tests {
                  \"say \\x22hi\\x22\\x5C\"\n"
             )
         );
+    }
+
+    #[test]
+    fn a_combined_line_names_the_basic_user_escaped() {
+        let mut clock = LogClock::new();
+        let stamp = clock.at(SystemTime::UNIX_EPOCH);
+        let e = Entry {
+            remote_user: Some(b"a\"b"),
+            ..entry()
+        };
+        let mut out = Vec::new();
+        combined(&mut out, &e, &stamp);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("192.0.2.7 - a\\x22b ["), "{text}");
     }
 
     #[test]
@@ -220,8 +240,9 @@ mod tests {
         assert_eq!(v["upstream_addr"], "unix:/run/app.sock");
         assert_eq!(v["route"], "/");
         assert!(v["request_id"].is_null());
+        assert!(v["remote_user"].is_null());
         let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
-        assert_eq!(keys.len(), 15, "{keys:?}");
+        assert_eq!(keys.len(), 16, "{keys:?}");
 
         let mut out = Vec::new();
         let e = Entry {

@@ -421,6 +421,7 @@ mod tests {
             body_bytes: 13,
             referer: None,
             user_agent: Some(user_agent),
+            remote_user: None,
             request_time: Duration::from_millis(1),
             upstream: None,
             route: Some("/"),

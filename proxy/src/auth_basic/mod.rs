@@ -152,6 +152,12 @@ impl BasicAuth {
     }
 }
 
+/// The user name of a `Basic` Authorization value (nginx's `$remote_user`, for the access
+/// log), whoever checks it.
+pub(crate) fn basic_user(value: &[u8]) -> Option<Vec<u8>> {
+    credentials(value).map(|(user, _)| user)
+}
+
 /// The user and password of a `Basic` Authorization value (the scheme's name in any case,
 /// padding optional, as nginx decodes it).
 fn credentials(value: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {

@@ -63,13 +63,15 @@ pub(super) fn write(
     started: Instant,
 ) {
     let input = &client.input[..];
-    let (mut referer, mut user_agent) = (None, None);
+    let (mut referer, mut user_agent, mut authorization) = (None, None, None);
     let mut note = |name: &[u8], value| {
         // The first of each, as nginx 1.22 logs them.
         if referer.is_none() && name.eq_ignore_ascii_case(b"referer") {
             referer = Some(value);
         } else if user_agent.is_none() && name.eq_ignore_ascii_case(b"user-agent") {
             user_agent = Some(value);
+        } else if authorization.is_none() && name.eq_ignore_ascii_case(b"authorization") {
+            authorization = Some(value);
         }
     };
     let mut slots = [httparse::EMPTY_HEADER; UNPARSED_HEADERS];
@@ -93,6 +95,7 @@ pub(super) fn write(
         connect: call.connect,
         response: call.response.unwrap_or_else(|| call.started.elapsed()),
     });
+    let remote_user = authorization.and_then(crate::auth_basic::basic_user);
     let entry = Entry {
         remote_addr: client_ip(client, subject),
         request_line: match head {
@@ -106,6 +109,7 @@ pub(super) fn write(
         body_bytes: outcome.body_bytes,
         referer,
         user_agent,
+        remote_user: remote_user.as_deref(),
         request_time: started.elapsed(),
         upstream,
         route: outcome.route.and_then(|i| names.route_label(i)),
