@@ -139,6 +139,7 @@ impl Routes {
                 exact: spec.exact,
                 internal: false,
                 allow: Vec::new(),
+                satisfy_any: false,
                 action,
                 response_headers: Vec::new(),
                 always_headers: Vec::new(),

@@ -31,6 +31,8 @@ pub(crate) struct Route {
     pub(crate) internal: bool,
     /// Clients allowed (empty: everyone).
     pub(crate) allow: Vec<Cidr>,
+    /// `allow` or `auth_basic` lets a request in, not both needed (nginx `satisfy any`).
+    pub(crate) satisfy_any: bool,
     /// What it does.
     pub(crate) action: Action,
     /// Headers added to its successful and redirect answers (nginx `add_header`), the
@@ -237,6 +239,7 @@ pub(crate) mod tests {
             exact,
             internal: false,
             allow: Vec::new(),
+            satisfy_any: false,
             action,
             response_headers: Vec::new(),
             always_headers: Vec::new(),

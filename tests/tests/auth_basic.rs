@@ -205,3 +205,88 @@ fn a_user_file_ringway_cannot_check_is_refused_at_start() {
         "{err}"
     );
 }
+
+/// nginx's `satisfy any`: a listed address gets in without a password, anyone else with
+/// one; a route whose list does not hold the client and that asks for no password refuses
+/// it (403). The test's client is 127.0.0.1.
+#[test]
+fn satisfy_any_lets_in_a_listed_address_or_a_password() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let file = dir.path().join("htpasswd");
+    std::fs::write(&file, USERS).expect("write the users");
+    let uwsgi = Uwsgi::start(App::Flask);
+    let auth = format!(
+        "auth_basic \"Staff only\"; auth_basic_user_file {};",
+        file.display()
+    );
+    let pass = uwsgi_pass(uwsgi.socket());
+    let nginx = Nginx::start_with_server_directives(
+        uwsgi.socket(),
+        &format!(
+            "location /page/ {{ satisfy any; allow 127.0.0.1; deny all; {auth} {pass} }}
+            location /bytes/ {{ satisfy any; allow 10.0.0.0/8; deny all; {auth} {pass} }}
+            location /status/ {{ satisfy any; allow 10.0.0.0/8; deny all; {pass} }}
+            location /environ {{ satisfy all; allow 127.0.0.1; deny all; {auth} {pass} }}"
+        ),
+    );
+    let route = |path: &str, allow: &str, with_auth: bool, satisfy: &str| {
+        let auth = if with_auth {
+            format!(
+                "auth_basic = {{ realm = \"Staff only\", user_file = \"{}\" }}\n",
+                file.display()
+            )
+        } else {
+            String::new()
+        };
+        format!(
+            "[[routes]]\npath = \"{path}\"\nupstream = \"default\"\nallow = [\"{allow}\"]\n\
+             satisfy = \"{satisfy}\"\n{auth}"
+        )
+    };
+    let ringway = Ringway::with_config(format!(
+        "upstream = [\"{}\"]\n{}{}{}{}",
+        uwsgi.upstream(),
+        route("/page/", "127.0.0.1", true, "any"),
+        route("/bytes/", "10.0.0.0/8", true, "any"),
+        route("/status/", "10.0.0.0/8", false, "any"),
+        route("/environ", "127.0.0.1", true, "all"),
+    ))
+    .start();
+    let with = |req: Req, credentials: &str| req.header("Authorization", &basic(credentials));
+    let cases = [
+        ("listed: no password needed", Req::get("/page/10"), 200),
+        ("not listed, no password", Req::get("/bytes/10"), 401),
+        (
+            "not listed, the password",
+            with(Req::get("/bytes/10"), "sha512:secret"),
+            200,
+        ),
+        (
+            "not listed, a wrong password",
+            with(Req::get("/bytes/10"), "sha512:nope"),
+            401,
+        ),
+        ("not listed, nothing to ask", Req::get("/status/204"), 403),
+        (
+            "satisfy all: listed, no password",
+            Req::get("/environ"),
+            401,
+        ),
+        (
+            "satisfy all: listed, the password",
+            with(Req::get("/environ"), "plain:secret"),
+            200,
+        ),
+    ];
+    for (name, req, want) in &cases {
+        let theirs = roundtrip(nginx.addr(), req);
+        let ours = roundtrip(ringway.addr(), req);
+        assert_eq!(
+            (ours.status, ours.header("www-authenticate")),
+            (theirs.status, theirs.header("www-authenticate")),
+            "{name}: ringway (left) and nginx\n{}",
+            ringway.stderr()
+        );
+        assert_eq!(ours.status, *want, "{name}");
+    }
+}

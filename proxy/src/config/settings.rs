@@ -388,6 +388,10 @@ pub struct RouteSettings {
     /// Clients allowed (nginx `allow`; everyone else gets 403).
     #[serde(default)]
     pub allow: Vec<Cidr>,
+    /// `"any"`: a client in `allow` or one with the `auth_basic` password gets in (nginx
+    /// `satisfy any`) [default: "all", both must pass].
+    #[serde(default)]
+    pub satisfy: Satisfy,
     /// Answer with a redirect instead (nginx `return 301 URL`).
     pub redirect: Option<RedirectSettings>,
     /// Answer with this status and body instead (nginx `return 200 "ok"`, `return 204`).
@@ -438,6 +442,17 @@ pub struct RouteSettings {
     /// Limits and timeouts for this route.
     #[serde(flatten)]
     pub limits: LimitSettings,
+}
+
+/// How a route's `allow` and `auth_basic` combine (nginx's `satisfy`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Satisfy {
+    /// Both must let the request in.
+    #[default]
+    All,
+    /// Either lets it in.
+    Any,
 }
 
 /// `auth_basic`: a realm and an htpasswd file, or `"off"`.

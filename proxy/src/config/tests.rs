@@ -1558,6 +1558,11 @@ fn auth_basic_is_inherited_replaced_or_turned_off() {
         challenge("/admin/x").as_deref(),
         Some("Basic realm=\"Admin\"")
     );
+    assert!(!route(&config, "/admin/x").satisfy_any);
+    let any = format!("{text}satisfy = \"any\"\nallow = [\"10.0.0.0/8\"]\n");
+    let config = load(&any, &[]).unwrap();
+    assert!(route(&config, "/admin/x").satisfy_any);
+    assert_refused(&format!("{text}satisfy = \"some\"\n"), "satisfy", "`all`");
     assert_refused(
         "upstream = [\"unix:/a\"]\nauth_basic = \"of\"\n",
         "auth_basic",

@@ -12,7 +12,7 @@ use anyhow::anyhow;
 
 use super::settings::{
     AppSettings, AuthBasicSetting, GroupSettings, HeaderSetting, LimitReqSettings, LimitSettings,
-    Resolved, RespondSettings, RouteSettings,
+    Resolved, RespondSettings, RouteSettings, Satisfy,
 };
 use super::values::{Dur, LogFormat, LogTarget, MetricsListen, Protocol, ServerAddr, Size};
 use super::{
@@ -628,6 +628,7 @@ impl Resolved {
                 exact: false,
                 internal: false,
                 allow: Vec::new(),
+                satisfy_any: false,
                 action: Action::Static(files),
                 response_headers: inherited.all.clone(),
                 always_headers: inherited.always.clone(),
@@ -649,6 +650,7 @@ impl Resolved {
                 exact: false,
                 internal: false,
                 allow: Vec::new(),
+                satisfy_any: false,
                 action: Action::Upstream {
                     group,
                     script_name: None,
@@ -815,6 +817,7 @@ impl Resolved {
             exact: route.exact,
             internal: route.internal,
             allow: route.allow.clone(),
+            satisfy_any: route.satisfy == Satisfy::Any,
             action,
             response_headers: response_headers.all,
             always_headers: response_headers.always,

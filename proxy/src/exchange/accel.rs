@@ -42,13 +42,9 @@ pub(super) async fn serve(
         return Err(misdirected);
     };
     // nginx runs the access phase again after an internal redirect: the route's allow list
-    // holds for the files an app hands out too.
-    if !route.allows(req.client_ip) {
-        return Err(Fail::Forbidden);
-    }
-    // And its auth_basic: a file route under a top-level one asks for the password even
-    // when the app's route did not.
-    super::authorize(client, route, index).await?;
+    // and auth_basic hold for the files an app hands out too (a file route under a
+    // top-level password asks for it even when the app's route did not).
+    super::access(client, req, route, index).await?;
     // The app's headers ringway keeps, read before the client is lent to the file's answer.
     let headers = std::mem::take(&mut client.response_headers);
     let kept: Vec<(&[u8], &[u8])> = headers

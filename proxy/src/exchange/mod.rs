@@ -353,11 +353,7 @@ async fn handle(
     } else if let Err(retry_after) = worker.limits.check_rate(index, req.client_ip) {
         // Before the allow list, as nginx's limit_req (preaccess phase) runs before `allow`.
         Err(Fail::RateLimited(retry_after))
-    } else if !route.allows(req.client_ip) {
-        // nginx's `satisfy all`: the allow list first, so a refused address gets 403, not a
-        // password prompt.
-        Err(Fail::Forbidden)
-    } else if let Err(fail) = authorize(client, route, index).await {
+    } else if let Err(fail) = access(client, req, route, index).await {
         Err(fail)
     } else {
         dispatch(client, req, route, index, rest, worker).await
@@ -381,10 +377,38 @@ async fn handle(
     }
 }
 
+/// nginx's access phase for a route: its `allow` list and its `auth_basic`. With `satisfy
+/// all` (the default) both must pass, the list first, so a refused address gets 403, not a
+/// password prompt; with `satisfy any` a listed address needs no password, and anyone
+/// else is asked for one (401), or refused (403) when the route has none.
+pub(super) async fn access(
+    client: &Client,
+    req: &Request,
+    route: &Route,
+    index: usize,
+) -> Result<(), Fail> {
+    let allowed = route.allows(req.client_ip);
+    if !route.satisfy_any {
+        if !allowed {
+            return Err(Fail::Forbidden);
+        }
+        return authorize(client, route, index).await;
+    }
+    // An empty list lets no one in by itself (nginx: no rules, no say).
+    if allowed && !route.allow.is_empty() {
+        return Ok(());
+    }
+    match (&route.auth, route.allow.is_empty()) {
+        (Some(_), _) => authorize(client, route, index).await,
+        (None, false) => Err(Fail::Forbidden),
+        (None, true) => Ok(()),
+    }
+}
+
 /// The route's `auth_basic`, if it has one, against the request's credentials. A `respond`
 /// or `redirect` route answers without asking, as nginx's `return` does (its rewrite
 /// phase comes before the access phase).
-pub(super) async fn authorize(client: &Client, route: &Route, index: usize) -> Result<(), Fail> {
+async fn authorize(client: &Client, route: &Route, index: usize) -> Result<(), Fail> {
     let Some(auth) = route.auth.as_deref() else {
         return Ok(());
     };
