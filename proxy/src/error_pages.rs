@@ -9,11 +9,10 @@
 //! each page whole, and a file that cannot be read again keeps its old page.
 
 use std::fmt;
-use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
 
+use crate::small_file::read_small_file;
 use crate::static_files::content_type;
 
 /// The largest page: a page is copied into each answer that carries it.
@@ -143,28 +142,7 @@ impl fmt::Debug for ErrorPages {
 
 /// Reads `file` whole, if it is a regular file of at most [`MAX_PAGE`] bytes.
 fn read_page(file: &Path) -> Result<Page, String> {
-    // O_NONBLOCK: a FIFO put where a page should be must not hang the open.
-    let mut opened = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(file)
-        .map_err(|e| format!("cannot read it: {e}"))?;
-    let meta = opened
-        .metadata()
-        .map_err(|e| format!("cannot read it: {e}"))?;
-    if !meta.is_file() {
-        return Err("not a regular file".to_owned());
-    }
-    let mut body = Vec::new();
-    (&mut opened)
-        .take(MAX_PAGE + 1)
-        .read_to_end(&mut body)
-        .map_err(|e| format!("cannot read it: {e}"))?;
-    if body.len() as u64 > MAX_PAGE {
-        return Err(format!(
-            "larger than {MAX_PAGE} bytes, the most a page may have"
-        ));
-    }
+    let body = read_small_file(file, MAX_PAGE)?;
     let name = file.as_os_str().as_encoded_bytes();
     Ok(Page {
         content_type: content_type(name).into(),

@@ -33,6 +33,7 @@ mod ratelimit;
 pub mod reload;
 mod routes;
 pub mod server;
+mod small_file;
 mod static_files;
 pub mod tls;
 mod upstream;

@@ -7,7 +7,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use ringway_tests::client::{Req, roundtrip};
+use ringway_tests::client::{Req, Response, roundtrip};
 use ringway_tests::nginx::uwsgi_pass;
 use ringway_tests::{App, Nginx, Ringway, Uwsgi};
 
@@ -31,6 +31,21 @@ const SCHEMES: [&str; 8] = [
 
 fn basic(credentials: &str) -> String {
     format!("Basic {}", STANDARD.encode(credentials))
+}
+
+/// Sends `req` to both; their status and `WWW-Authenticate` must be equal, and the status
+/// `want`. Returns ringway's answer.
+fn same_answer(nginx: &Nginx, ringway: &Ringway, name: &str, req: &Req, want: u16) -> Response {
+    let theirs = roundtrip(nginx.addr(), req);
+    let ours = roundtrip(ringway.addr(), req);
+    assert_eq!(
+        (ours.status, ours.header("www-authenticate")),
+        (theirs.status, theirs.header("www-authenticate")),
+        "{name}: ringway (left) and nginx\n{}",
+        ringway.stderr()
+    );
+    assert_eq!(ours.status, want, "{name}");
+    ours
 }
 
 #[test]
@@ -155,15 +170,7 @@ fn ringway_lets_in_whom_nginx_lets_in() {
     assert_eq!(roundtrip(ringway.addr(), &twice).status, 401);
 
     for (name, req, want) in &cases {
-        let theirs = roundtrip(nginx.addr(), req);
-        let ours = roundtrip(ringway.addr(), req);
-        assert_eq!(
-            (ours.status, ours.header("www-authenticate")),
-            (theirs.status, theirs.header("www-authenticate")),
-            "{name}: ringway (left) and nginx\n{}",
-            ringway.stderr()
-        );
-        assert_eq!(ours.status, *want, "{name}");
+        let ours = same_answer(&nginx, &ringway, name, req, *want);
         if *want == 401 {
             assert_eq!(
                 ours.header("www-authenticate").as_deref(),
@@ -279,14 +286,6 @@ fn satisfy_any_lets_in_a_listed_address_or_a_password() {
         ),
     ];
     for (name, req, want) in &cases {
-        let theirs = roundtrip(nginx.addr(), req);
-        let ours = roundtrip(ringway.addr(), req);
-        assert_eq!(
-            (ours.status, ours.header("www-authenticate")),
-            (theirs.status, theirs.header("www-authenticate")),
-            "{name}: ringway (left) and nginx\n{}",
-            ringway.stderr()
-        );
-        assert_eq!(ours.status, *want, "{name}");
+        same_answer(&nginx, &ringway, name, req, *want);
     }
 }

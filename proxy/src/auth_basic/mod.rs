@@ -23,8 +23,12 @@ use base64::engine::general_purpose::STANDARD_NO_PAD;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
+use crate::small_file::read_small_file;
+
 pub(crate) use htpasswd::Users;
 
+/// Largest htpasswd file taken (some ten thousand users).
+const MAX_USER_FILE: u64 = 1 << 20;
 /// How long credentials that passed are taken without a new check.
 const VERIFIED_FOR: Duration = Duration::from_secs(300);
 /// Most credentials kept per route (past it, the list starts again).
@@ -79,10 +83,10 @@ impl BasicAuth {
                 "realm {realm:?}: one line of text, without quotes or backslashes"
             ));
         }
-        let text = std::fs::read_to_string(file)
-            .map_err(|e| format!("user_file {}: {e}", file.display()))?;
-        let users =
-            Users::parse(&text).map_err(|e| format!("user_file {}: {e}", file.display()))?;
+        let at = |e: String| format!("user_file {}: {e}", file.display());
+        let bytes = read_small_file(file, MAX_USER_FILE).map_err(at)?;
+        let text = String::from_utf8(bytes).map_err(|e| at(format!("not UTF-8 text ({e})")))?;
+        let users = Users::parse(&text).map_err(at)?;
         Ok(BasicAuth::new(realm, users))
     }
 
@@ -258,6 +262,16 @@ mod tests {
         }
         let err = BasicAuth::load("Staff", &dir.path().join("missing")).unwrap_err();
         assert!(err.contains("missing"), "{err}");
+        // Nothing can hang or fill the load: a device, a directory, a FIFO.
+        let fifo = dir.path().join("fifo");
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        for odd in [Path::new("/dev/zero"), dir.path(), &fifo] {
+            let err = BasicAuth::load("Staff", odd).unwrap_err();
+            assert!(err.contains("not a regular file"), "{err}");
+        }
         std::fs::write(&file, "ann:x\n").unwrap();
         let err = BasicAuth::load("Staff", &file).unwrap_err();
         assert!(err.contains("line 1") && err.contains("htpasswd"), "{err}");
