@@ -137,6 +137,8 @@ impl Routes {
                 hosts: Vec::new(),
                 path: spec.path.clone(),
                 exact: spec.exact,
+                regex: None,
+                no_regex: false,
                 internal: false,
                 allow: Vec::new(),
                 satisfy_any: false,

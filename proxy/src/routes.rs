@@ -4,10 +4,12 @@
 //!
 //! First the request's Host picks a set of routes, as it picks an nginx `server` block: the
 //! routes whose `hosts` name it, if any does, else the routes without `hosts`. Within that
-//! set, matching follows nginx's `location`: an exact route (`location = /x`) wins; otherwise
-//! the longest prefix route wins. A request for a prefix route's path without its trailing slash
-//! (`/api` for `/api/`), when no route matches it exactly, is redirected to the path with the
-//! slash (nginx does this for its proxied locations), so the app's relative links work.
+//! set, matching follows nginx's `location`: an exact route (`location = /x`) wins; then a
+//! request for a prefix route's path without its trailing slash (`/api` for `/api/`), when no
+//! route matches it, is redirected to the path with the slash (nginx does this for its
+//! proxied locations), so the app's relative links work; then, unless the longest matching
+//! prefix route says `no_regex` (`location ^~`), the first regex route in the file's order
+//! whose pattern matches (`location ~`); else that longest prefix route.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -27,6 +29,12 @@ pub(crate) struct Route {
     pub(crate) path: String,
     /// Only this exact path, not what lies under it.
     pub(crate) exact: bool,
+    /// Matched by this pattern instead of by its path (nginx `location ~`). Its `path` is
+    /// then `/`: a file or a redirect takes the whole path (nginx's `root`).
+    pub(crate) regex: Option<PathRegex>,
+    /// When this prefix route is the longest match, no regex route is tried (nginx
+    /// `location ^~`).
+    pub(crate) no_regex: bool,
     /// Reachable only through X-Accel-Redirect: direct requests get 404.
     pub(crate) internal: bool,
     /// Clients allowed (empty: everyone).
@@ -89,6 +97,33 @@ pub(crate) struct FixedAnswer {
     pub(crate) body: Option<(Box<str>, Box<[u8]>)>,
 }
 
+/// A regex route's pattern, matched against the normalised path.
+#[derive(Clone)]
+pub(crate) struct PathRegex(regex::bytes::Regex);
+
+impl PathRegex {
+    /// The pattern `source` (the `regex` crate's syntax; `(?i)` for nginx's `~*`).
+    pub(crate) fn new(source: &str) -> Result<PathRegex, regex::Error> {
+        regex::bytes::Regex::new(source).map(PathRegex)
+    }
+
+    /// Whether it matches somewhere in `path` (anchor it with `^` or `$`, as in nginx).
+    pub(crate) fn is_match(&self, path: &[u8]) -> bool {
+        self.0.is_match(path)
+    }
+
+    /// The pattern, as written.
+    pub(crate) fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl std::fmt::Debug for PathRegex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "~{}", self.0.as_str())
+    }
+}
+
 /// The result of looking a path up (public for the fuzz targets, through `crate::fuzzing`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Found {
@@ -107,6 +142,8 @@ pub(crate) struct RouteTable {
     routes: Vec<Route>,
     /// Indexes of the prefix routes, longest path first.
     by_length: Vec<usize>,
+    /// Indexes of the regex routes, in configuration order.
+    regexes: Vec<usize>,
     /// Whether a route names Hosts (without, the Host is not looked at).
     by_host: bool,
 }
@@ -114,12 +151,15 @@ pub(crate) struct RouteTable {
 impl RouteTable {
     /// A table of these routes (paths are checked for duplicates by the config).
     pub(crate) fn new(routes: Vec<Route>) -> RouteTable {
-        let mut by_length: Vec<usize> = (0..routes.len()).filter(|&i| !routes[i].exact).collect();
+        let (regexes, mut by_length): (Vec<usize>, Vec<usize>) = (0..routes.len())
+            .filter(|&i| !routes[i].exact)
+            .partition(|&i| routes[i].regex.is_some());
         by_length.sort_by_key(|&i| std::cmp::Reverse(routes[i].path.len()));
         let by_host = routes.iter().any(|r| !r.hosts.is_empty());
         RouteTable {
             routes,
             by_length,
+            regexes,
             by_host,
         }
     }
@@ -156,13 +196,21 @@ impl RouteTable {
                 && route.path.len() > 1
                 && route.path.strip_suffix('/').map(str::as_bytes) == Some(path)
         });
-        match (prefix, add_slash) {
+        let longest = match (prefix, add_slash) {
             // A route whose path is this very path serves it.
-            (Some(i), _) if self.routes[i].path.len() == path.len() => Found::Route(i),
-            (_, Some(i)) => Found::AddSlash(i),
-            (Some(i), None) => Found::Route(i),
-            (None, None) => Found::Nothing,
+            (Some(i), _) if self.routes[i].path.len() == path.len() => Some(i),
+            // As nginx's: the slash redirect is decided before any regex is tried.
+            (_, Some(i)) => return Found::AddSlash(i),
+            (longest, None) => longest,
+        };
+        if longest.is_some_and(|i| self.routes[i].no_regex) {
+            return longest.map_or(Found::Nothing, Found::Route);
         }
+        let regex = self.regexes.iter().copied().find(|&i| {
+            let route = &self.routes[i];
+            server(route) && route.regex.as_ref().is_some_and(|r| r.is_match(path))
+        });
+        regex.or(longest).map_or(Found::Nothing, Found::Route)
     }
 
     /// The route at `index`.
@@ -178,18 +226,19 @@ impl RouteTable {
 
 impl Route {
     /// Its `route` label in the metrics: the path, `=path` for an exact route (nginx's
-    /// `location =`), so a prefix and an exact route on one path stay apart; behind its first
-    /// Host when it names Hosts (`api.example.com/`, `=api.example.com/x`).
+    /// `location =`), so a prefix and an exact route on one path stay apart, `~pattern` for a
+    /// regex route; behind its first Host when it names Hosts (`api.example.com/`,
+    /// `=api.example.com/x`, `api.example.com~\.css$`).
     pub(crate) fn label(&self) -> String {
         let host = self
             .hosts
             .first()
             .map(ToString::to_string)
             .unwrap_or_default();
-        if self.exact {
-            format!("={host}{}", self.path)
-        } else {
-            format!("{host}{}", self.path)
+        match &self.regex {
+            Some(regex) => format!("{host}~{}", regex.as_str()),
+            None if self.exact => format!("={host}{}", self.path),
+            None => format!("{host}{}", self.path),
         }
     }
 
@@ -237,6 +286,8 @@ pub(crate) mod tests {
             hosts: Vec::new(),
             path: path.to_owned(),
             exact,
+            regex: None,
+            no_regex: false,
             internal: false,
             allow: Vec::new(),
             satisfy_any: false,
@@ -402,6 +453,91 @@ pub(crate) mod tests {
         ]);
         assert_eq!(t.find(None, b"/api"), Found::Route(1));
         assert_eq!(t.find(None, b"/api/x"), Found::Route(0));
+    }
+
+    fn regex(pattern: &str) -> Route {
+        Route {
+            regex: Some(PathRegex::new(pattern).unwrap()),
+            ..route("/", false, upstream())
+        }
+    }
+
+    /// nginx's order: `location =`, then the slash redirect, then (unless the longest
+    /// matching prefix is `^~`) the first `location ~` in the file's order, then the longest
+    /// prefix.
+    #[test]
+    fn regex_routes_come_after_exact_ones_and_before_the_longest_prefix() {
+        let t = RouteTable::new(vec![
+            route("/", false, upstream()),
+            route("/api/", false, upstream()),
+            Route {
+                no_regex: true,
+                ..route("/media/", false, upstream())
+            },
+            regex(r"(?i)\.(css|png)$"),
+            regex(r"^/api/v[0-9]+/"),
+            route("/exact.css", true, upstream()),
+            regex(r"\.png$"),
+            regex(r"^/(api|apx)$"),
+        ]);
+        let cases: [(&str, Found); 14] = [
+            ("/exact.css", Found::Route(5)),
+            ("/a.css", Found::Route(3)),
+            ("/A.CsS", Found::Route(3)),
+            ("/deep/down/b.png", Found::Route(3)),
+            ("/a.css/", Found::Route(0)),
+            ("/media/a.css", Found::Route(2)),
+            ("/media", Found::AddSlash(2)),
+            ("/api/v2/users", Found::Route(4)),
+            ("/api/v2/a.css", Found::Route(3)),
+            ("/api/users", Found::Route(1)),
+            // The slash redirect is decided before any regex, as nginx's auto redirect.
+            ("/api", Found::AddSlash(1)),
+            ("/apx", Found::Route(7)),
+            ("/", Found::Route(0)),
+            ("/other", Found::Route(0)),
+        ];
+        for (path, want) in cases {
+            assert_eq!(t.find(None, path.as_bytes()), want, "{path}");
+        }
+        // Without a prefix route to fall back on, a path no regex matches has no route.
+        let t = RouteTable::new(vec![regex(r"\.css$")]);
+        assert_eq!(t.find(None, b"/a.css"), Found::Route(0));
+        assert_eq!(t.find(None, b"/a.js"), Found::Nothing);
+        let labels: Vec<String> = RouteTable::new(vec![
+            regex(r"\.css$"),
+            Route {
+                hosts: vec!["api.example.com".parse().unwrap()],
+                ..regex(r"^/v[0-9]/")
+            },
+        ])
+        .iter()
+        .map(Route::label)
+        .collect();
+        assert_eq!(labels, [r"~\.css$", "api.example.com~^/v[0-9]/"]);
+    }
+
+    /// A regex route serves the Hosts it names, as any route: another Host's regex routes
+    /// are not tried.
+    #[test]
+    fn a_regex_route_belongs_to_its_hosts() {
+        let t = RouteTable::new(vec![
+            route("/", false, upstream()),
+            Route {
+                hosts: vec!["api.example.com".parse().unwrap()],
+                ..route("/", false, upstream())
+            },
+            Route {
+                hosts: vec!["api.example.com".parse().unwrap()],
+                ..regex(r"\.json$")
+            },
+        ]);
+        assert_eq!(
+            t.find(Some(b"api.example.com"), b"/a.json"),
+            Found::Route(2)
+        );
+        assert_eq!(t.find(Some(b"example.com"), b"/a.json"), Found::Route(0));
+        assert_eq!(t.find(None, b"/a.json"), Found::Route(0));
     }
 
     #[test]

@@ -378,6 +378,15 @@ pub struct RouteSettings {
     /// Only `path` itself (nginx `location =`).
     #[serde(default)]
     pub exact: bool,
+    /// Instead of `path`: the paths this pattern matches (nginx `location ~`; `(?i)` in
+    /// front for `~*`), tried in the file's order after exact routes and before the longest
+    /// prefix route's turn. A file it serves is looked up by the whole path under `static`
+    /// (nginx's `root`).
+    pub regex: Option<String>,
+    /// On a prefix route: when it is a path's longest match, no regex route is tried
+    /// (nginx `location ^~`).
+    #[serde(default)]
+    pub no_regex: bool,
     /// The upstream group it passes requests to.
     pub upstream: Option<String>,
     /// Mount point: SCRIPT_NAME, and the part of the path removed from PATH_INFO.

@@ -131,7 +131,7 @@ fn every_readme_example_loads() {
     );
     // The static routes' directories, made where the examples say /srv/app/.
     let srv = tempfile::tempdir().unwrap();
-    for dir in ["static", "private"] {
+    for dir in ["static", "private", "public", "media"] {
         std::fs::create_dir(srv.path().join(dir)).unwrap();
     }
     std::fs::write(srv.path().join("static/favicon.ico"), [0u8; 16]).unwrap();
@@ -1582,4 +1582,80 @@ fn auth_basic_is_inherited_replaced_or_turned_off() {
         "routes[0].auth_basic",
         "missing",
     );
+}
+
+#[test]
+fn a_regex_route_is_matched_by_its_pattern_and_refused_where_it_cannot_work() {
+    let group = "[upstreams.app]\nservers = [\"unix:/a\"]\n";
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "{group}[[routes]]\npath = \"/\"\nupstream = \"app\"\n\
+         [[routes]]\npath = \"/media/\"\nupstream = \"app\"\nno_regex = true\n\
+         [[routes]]\nregex = '(?i)\\.(css|js)$'\nstatic = \"{}\"\nexpires = \"30d\"\n",
+        dir.path().display()
+    );
+    let config = load(&text, &[]).unwrap();
+    let assets = route(&config, "/app/A.JS");
+    assert!(matches!(assets.action, Action::Static(_)), "{assets:?}");
+    assert_eq!(assets.path, "/", "a file is looked up by the whole path");
+    assert_eq!(route(&config, "/media/a.js").path, "/media/");
+    assert_eq!(route(&config, "/app/a.py").path, "/");
+    // The README's dotfiles rule: refused but for ACME challenges.
+    let text = format!(
+        "{group}[[routes]]\npath = \"/\"\nupstream = \"app\"\n\
+         [[routes]]\nregex = '/\\.'\nrespond = {{ status = 403 }}\n\
+         [[routes]]\npath = \"/.well-known/\"\nno_regex = true\nstatic = \"{}\"\n",
+        dir.path().display()
+    );
+    let config = load(&text, &[]).unwrap();
+    assert!(matches!(route(&config, "/.env").action, Action::Respond(_)));
+    assert!(matches!(
+        route(&config, "/a/.git/config").action,
+        Action::Respond(_)
+    ));
+    let challenge = route(&config, "/.well-known/acme-challenge/t0k3n");
+    assert!(matches!(challenge.action, Action::Static(_)));
+    assert!(matches!(
+        route(&config, "/a.b/c").action,
+        Action::Upstream { .. }
+    ));
+
+    let refused = [
+        ("regex = '('\n", "routes[0].regex", "\"(\""),
+        (
+            "path = \"/x/\"\nregex = 'a'\n",
+            "routes[0].regex",
+            "not both",
+        ),
+        (
+            "regex = 'a'\nexact = true\n",
+            "routes[0].exact",
+            "matches by its pattern",
+        ),
+        (
+            "regex = 'a'\nno_regex = true\n",
+            "routes[0].no_regex",
+            "prefix route",
+        ),
+        (
+            "path = \"/x\"\nexact = true\nno_regex = true\n",
+            "routes[0].no_regex",
+            "prefix route",
+        ),
+        (
+            "regex = 'a'\nscript_name = \"/a\"\n",
+            "routes[0].script_name",
+            "no path to mount",
+        ),
+        (
+            "regex = 'a'\n[[routes]]\nregex = 'a'\nupstream = \"app\"\n",
+            "routes[1].regex",
+            "has the pattern \"~a\" already",
+        ),
+        ("", "routes[0].path", "needs a `path`"),
+    ];
+    for (route_text, key, message) in refused {
+        let text = format!("{group}[[routes]]\nupstream = \"app\"\n{route_text}");
+        assert_refused(&text, key, message);
+    }
 }

@@ -24,7 +24,7 @@ use crate::auth_basic::BasicAuth;
 use crate::error_pages::{ErrorPages, STATUSES};
 use crate::gzip::Gzip;
 use crate::limits::RateLimit;
-use crate::routes::{Action, FixedAnswer, Route, RouteTable};
+use crate::routes::{Action, FixedAnswer, PathRegex, Route, RouteTable};
 use crate::static_files::{Encoding, Root, StaticRoute};
 use crate::tls::{CertFiles, TlsConfig};
 
@@ -590,17 +590,22 @@ impl Resolved {
                 [] => vec![None],
                 named => named.iter().map(|h| Some(h.to_string())).collect(),
             };
+            let matched = match &built.regex {
+                Some(regex) => format!("~{}", regex.as_str()),
+                None => built.path.clone(),
+            };
             let mut clash = false;
             for host in hosts {
-                clash |= !seen.insert((host, built.path.clone(), built.exact));
+                clash |= !seen.insert((host, matched.clone(), built.exact));
             }
             if clash {
+                let (key, what) = match &built.regex {
+                    Some(_) => ("regex", "pattern"),
+                    None => ("path", "path"),
+                };
                 return Err(self.invalid_in_file(
-                    &format!("{at}.path"),
-                    &format!(
-                        "another route for its Hosts has the path {:?} already",
-                        built.path
-                    ),
+                    &format!("{at}.{key}"),
+                    &format!("another route for its Hosts has the {what} {matched:?} already"),
                 ));
             }
             routes.push(built);
@@ -626,6 +631,8 @@ impl Resolved {
                 hosts: Vec::new(),
                 path: dir.path.clone(),
                 exact: false,
+                regex: None,
+                no_regex: false,
                 internal: false,
                 allow: Vec::new(),
                 satisfy_any: false,
@@ -648,6 +655,8 @@ impl Resolved {
                 hosts: Vec::new(),
                 path: "/".to_owned(),
                 exact: false,
+                regex: None,
+                no_regex: false,
                 internal: false,
                 allow: Vec::new(),
                 satisfy_any: false,
@@ -683,16 +692,42 @@ impl Resolved {
     ) -> anyhow::Result<Route> {
         let invalid =
             |key: &str, message: &str| self.invalid_in_file(&format!("{at}.{key}"), message);
-        let path = route
-            .path
-            .clone()
-            .ok_or_else(|| invalid("path", "every route needs a path"))?;
-        if !is_normal_path(&path) {
+        let (path, regex) = match (&route.path, &route.regex) {
+            (Some(path), None) => (path.clone(), None),
+            // A regex route's path is `/`: what it serves is named by the whole path.
+            (None, Some(pattern)) => {
+                let regex = PathRegex::new(pattern)
+                    .map_err(|e| invalid("regex", &format!("{pattern:?}: {e}")))?;
+                ("/".to_owned(), Some(regex))
+            }
+            (None, None) => {
+                return Err(invalid("path", "every route needs a `path` (or a `regex`)"));
+            }
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "regex",
+                    "a route matches by its `path` or by a `regex`, not both",
+                ));
+            }
+        };
+        if regex.is_none() && !is_normal_path(&path) {
             return Err(invalid(
                 "path",
                 &format!(
                     "{path:?} is not a normalised path (it must start with `/`, without `.`, `..`, `//` or `%` escapes)"
                 ),
+            ));
+        }
+        if regex.is_some() && route.exact {
+            return Err(invalid(
+                "exact",
+                "applies to a `path`: a regex route matches by its pattern",
+            ));
+        }
+        if route.no_regex && (route.exact || regex.is_some()) {
+            return Err(invalid(
+                "no_regex",
+                "applies to a prefix route (nginx's `location ^~`), not an exact or regex one",
             ));
         }
         let kinds = (
@@ -715,6 +750,13 @@ impl Resolved {
                     ));
                 }
                 let script_name = match &route.script_name {
+                    Some(_) if regex.is_some() => {
+                        return Err(invalid(
+                            "script_name",
+                            "a regex route has no path to mount the app on: give the mount \
+                             a prefix route",
+                        ));
+                    }
                     Some(mount) => Some(
                         check_mount(mount, &path, route.exact)
                             .map_err(|m| invalid("script_name", &m))?,
@@ -815,6 +857,8 @@ impl Resolved {
             hosts: route.hosts.clone(),
             path,
             exact: route.exact,
+            regex,
+            no_regex: route.no_regex,
             internal: route.internal,
             allow: route.allow.clone(),
             satisfy_any: route.satisfy == Satisfy::Any,
