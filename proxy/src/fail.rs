@@ -6,7 +6,7 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 
-use crate::auth_basic::Denied;
+use crate::auth_basic::{Denied, UserFile};
 use crate::http::HttpError;
 use crate::limits::ConnLimit;
 use crate::metrics::{ProxyRejection, UpstreamError, WorkerStats};
@@ -83,6 +83,8 @@ pub(crate) enum Fail {
     /// The `auth_basic` of the route at this index did not let the request in (its
     /// challenge goes in the 401's `WWW-Authenticate`).
     Unauthorized(Denied, usize),
+    /// The route's `auth_basic` user file changed into one that cannot be used.
+    UserFile(UserFile),
     /// The client was too slow sending the head or the body.
     ClientTimeout(Part),
     /// The client closed its connection in the middle of the head or the body.
@@ -160,7 +162,7 @@ enum Level {
 }
 
 /// Number of kinds: the gates below have one each.
-const KINDS: usize = 34;
+const KINDS: usize = 35;
 
 impl Fail {
     /// The status the client is answered with, if it can still be answered.
@@ -189,7 +191,11 @@ impl Fail {
             Fail::MisdirectedHost => 421,
             Fail::PreconditionFailed => 412,
             Fail::RangeNotSatisfiable(_) => 416,
-            Fail::FileRead(_) | Fail::RedirectCycle | Fail::Compress => 500,
+            Fail::UserFile(UserFile::Missing) => 403,
+            Fail::FileRead(_)
+            | Fail::RedirectCycle
+            | Fail::Compress
+            | Fail::UserFile(UserFile::Broken) => 500,
             Fail::ClientTimeout(_) => 408,
             // Before any request: there is no one to answer in HTTP, only a socket to close.
             Fail::ClientClosed(_)
@@ -309,6 +315,7 @@ impl Fail {
             Fail::MisdirectedHost => 31,
             Fail::Compress => 32,
             Fail::Unauthorized(..) => 33,
+            Fail::UserFile(_) => 34,
         }
     }
 
@@ -354,7 +361,8 @@ impl Fail {
             | Fail::QueueFull
             | Fail::QueueTimeout
             | Fail::RedirectCycle
-            | Fail::Compress => Level::Warn,
+            | Fail::Compress
+            | Fail::UserFile(_) => Level::Warn,
         }
     }
 
@@ -412,7 +420,14 @@ impl fmt::Display for Fail {
                 Denied::Malformed => "an Authorization header that is not Basic user:password: 401",
                 Denied::UnknownUser => "a user the auth_basic user_file does not list: 401",
                 Denied::WrongPassword => "a wrong password for an auth_basic user: 401",
+                Denied::UserFile(_) => "the auth_basic user_file cannot be used",
             }),
+            Fail::UserFile(UserFile::Missing) => {
+                f.write_str("the auth_basic user_file is missing: 403")
+            }
+            Fail::UserFile(UserFile::Broken) => f.write_str(
+                "the auth_basic user_file cannot be used (see the error when it was read): 500",
+            ),
             Fail::NoFile => f.write_str("no file for the path: 404"),
             Fail::MethodNotAllowed(Allowed::Files) => {
                 f.write_str("files are GET and HEAD only: 405")
@@ -578,6 +593,7 @@ const KIND_NAMES: [(&str, Level); KINDS] = [
     ("request for a Host not served", Level::Info),
     ("compressing an answer failed", Level::Warn),
     ("auth_basic refused a user or password", Level::Info),
+    ("auth_basic user_file unusable", Level::Warn),
 ];
 
 #[cfg(test)]
@@ -628,6 +644,7 @@ mod tests {
             Fail::MisdirectedHost,
             Fail::Compress,
             Fail::Unauthorized(Denied::WrongPassword, 0),
+            Fail::UserFile(UserFile::Broken),
         ]
     }
 

@@ -289,3 +289,72 @@ fn satisfy_any_lets_in_a_listed_address_or_a_password() {
         same_answer(&nginx, &ringway, name, req, *want);
     }
 }
+
+/// nginx reads the user file at every request; ringway looks at it at most once a second:
+/// past that, both take a new password, a new user and a user gone, both refuse everyone
+/// (403) while the file is missing, and both take it back once it is there again. The log
+/// says so once per change.
+#[test]
+fn a_changed_user_file_counts_as_in_nginx() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let file = dir.path().join("htpasswd");
+    std::fs::write(&file, "ann:{PLAIN}one\n").expect("write the users");
+    let uwsgi = Uwsgi::start(App::Flask);
+    let nginx = Nginx::start_with_server_directives(
+        uwsgi.socket(),
+        &format!(
+            "auth_basic \"Staff only\"; auth_basic_user_file {};",
+            file.display()
+        ),
+    );
+    let ringway = Ringway::with_config(format!(
+        "upstream = [\"{}\"]\nauth_basic = {{ realm = \"Staff only\", user_file = \"{}\" }}\n",
+        uwsgi.upstream(),
+        file.display()
+    ))
+    .start();
+    let with =
+        |credentials: &str| Req::get("/page/10").header("Authorization", &basic(credentials));
+    // Past ringway's look at the file (once a second).
+    let after_a_look = || std::thread::sleep(std::time::Duration::from_millis(1100));
+
+    same_answer(&nginx, &ringway, "the first file", &with("ann:one"), 200);
+
+    std::fs::write(&file, "ann:{PLAIN}two\nbob:{PLAIN}b\n").expect("rewrite the users");
+    after_a_look();
+    same_answer(&nginx, &ringway, "an old password", &with("ann:one"), 401);
+    same_answer(&nginx, &ringway, "the new password", &with("ann:two"), 200);
+    same_answer(&nginx, &ringway, "a new user", &with("bob:b"), 200);
+
+    std::fs::write(&file, "bob:{PLAIN}b\n").expect("rewrite the users");
+    after_a_look();
+    same_answer(&nginx, &ringway, "a user gone", &with("ann:two"), 401);
+
+    std::fs::remove_file(&file).expect("remove the file");
+    after_a_look();
+    same_answer(&nginx, &ringway, "the file gone", &with("bob:b"), 403);
+    same_answer(
+        &nginx,
+        &ringway,
+        "the file gone, again",
+        &with("bob:b"),
+        403,
+    );
+
+    std::fs::write(&file, "bob:{PLAIN}b\n").expect("write the users");
+    after_a_look();
+    same_answer(&nginx, &ringway, "the file back", &with("bob:b"), 200);
+
+    let log = ringway.stderr();
+    assert_eq!(
+        log.matches("no one gets in (403) until it is mended")
+            .count(),
+        1,
+        "one error line for the file gone:\n{log}"
+    );
+    assert_eq!(
+        log.matches("auth_basic user file read again").count(),
+        3,
+        "one line per change read:\n{log}"
+    );
+}

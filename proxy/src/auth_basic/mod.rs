@@ -3,7 +3,12 @@
 //! `WWW-Authenticate: Basic realm="..."`, and never reaches the route's app or files.
 //!
 //! The users are read from their htpasswd file when the configuration is loaded (start and
-//! reload), so a line ringway cannot check is refused then (`htpasswd.rs`). Checking a
+//! reload), so a line ringway cannot check is refused then (`htpasswd.rs`); and, as nginx
+//! reads the file at every request, a changed file is read again: the file is looked at
+//! (a `stat`, on the blocking pool) at most once per [`LOOK_EVERY`] by the request that
+//! finds the time past, and a new user or password counts from the next request. A file
+//! gone lets no one in (403, as nginx), nor does one unreadable or with a line ringway
+//! cannot check (500) until it is mended. Checking a
 //! password of the crypt schemes costs a thousand digest rounds or bcrypt's (up to tens of
 //! milliseconds): it runs on the blocking pool, a few at a time per route, never on the
 //! event loop; and the credentials that passed are kept (as a SHA-256 of the header's
@@ -14,9 +19,11 @@ mod htpasswd;
 mod md5_crypt;
 
 use std::collections::HashMap;
-use std::path::Path;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
@@ -37,6 +44,8 @@ const MAX_VERIFIED: usize = 4096;
 /// that inherit it), across the workers: a flood of wrong passwords for a bcrypt user takes
 /// these threads of the blocking pool, not the event loops.
 const MAX_CHECKING: usize = 4;
+/// How often the user file is looked at for a change.
+const LOOK_EVERY: Duration = Duration::from_secs(1);
 
 /// Why a request was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,25 +58,137 @@ pub(crate) enum Denied {
     UnknownUser,
     /// A listed user with another password.
     WrongPassword,
+    /// The user file changed into one that cannot be used: no one is let in until it is
+    /// mended.
+    UserFile(UserFile),
+}
+
+/// Why the user file cannot be used (nginx's answers: 403 for a file missing, 500 else).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UserFile {
+    /// There is no file at its path.
+    Missing,
+    /// It cannot be read, or has a line ringway cannot check.
+    Broken,
 }
 
 /// One route's `auth_basic`.
 pub(crate) struct BasicAuth {
     /// `Basic realm="..."`.
     challenge: String,
-    users: Arc<Users>,
-    /// SHA-256 of an Authorization value that passed → when it did.
-    verified: Mutex<HashMap<[u8; 32], Instant>>,
+    /// The htpasswd file.
+    file: PathBuf,
+    /// Its users as last read, or why the file cannot be used.
+    users: RwLock<Result<Arc<Users>, UserFile>>,
+    /// Counts the readings of the file, so that what passed under an older one is not
+    /// taken as verified.
+    reading: AtomicU64,
+    /// The file as last read, and when it is looked at next; held during a look.
+    looked: tokio::sync::Mutex<Looked>,
+    /// How often the file is looked at ([`LOOK_EVERY`]; tests look every time).
+    look_every: Duration,
+    /// SHA-256 of an Authorization value that passed → when it did, and under which
+    /// reading of the file.
+    verified: Mutex<HashMap<[u8; 32], (Instant, u64)>>,
     checking: Arc<Semaphore>,
+}
+
+/// What tells one version of the user file from another (as the open-file cache tells a
+/// changed file: its identity, size and times).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+/// How long after a change a file is read again at every look: file times come from a
+/// clock that ticks every few milliseconds, so a second write of the same size within a tick
+/// leaves the stamp as it was.
+const SETTLING: Duration = Duration::from_secs(2);
+
+impl Stamp {
+    /// Whether the file changed too recently for its stamp to tell a later change.
+    fn is_settling(&self) -> bool {
+        let changed = UNIX_EPOCH
+            + Duration::new(
+                self.ctime.0.max(0) as u64,
+                self.ctime.1.clamp(0, 999_999_999) as u32,
+            );
+        SystemTime::now()
+            .duration_since(changed)
+            .map_or(true, |age| age < SETTLING)
+    }
+
+    /// The stamp of the file at `path` now; `None` if it cannot be seen.
+    fn of(path: &Path) -> Option<Stamp> {
+        let meta = std::fs::metadata(path).ok()?;
+        Some(Stamp {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            len: meta.len(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+        })
+    }
+}
+
+/// The user file as last read.
+struct Looked {
+    stamp: Option<Stamp>,
+    next: Instant,
+}
+
+/// What a look at the user file found.
+enum Look {
+    Unchanged,
+    /// The file read again: its stamp, whether that is new (else it was still settling),
+    /// and its users, or why it cannot be used (and the error, for the log).
+    Read {
+        stamp: Option<Stamp>,
+        new: bool,
+        users: Result<Users, (UserFile, String)>,
+    },
 }
 
 impl std::fmt::Debug for BasicAuth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BasicAuth")
             .field("challenge", &self.challenge)
-            .field("users", &self.users.len())
+            .field("file", &self.file)
             .finish_non_exhaustive()
     }
+}
+
+/// The users of the htpasswd file at `file`; `Err` says what is wrong.
+fn read_users(file: &Path) -> Result<Users, String> {
+    let at = |e: String| format!("user_file {}: {e}", file.display());
+    let bytes = read_small_file(file, MAX_USER_FILE).map_err(at)?;
+    let text = String::from_utf8(bytes).map_err(|e| at(format!("not UTF-8 text ({e})")))?;
+    Users::parse(&text).map_err(at)
+}
+
+/// Looks at the user file: read again if it is not the version `last`, or if it changed
+/// too recently to tell (blocking: a `stat`, and a read when it changed).
+fn look(file: &Path, last: Option<Stamp>) -> Look {
+    let stamp = Stamp::of(file);
+    let new = stamp != last;
+    if !new && !stamp.is_some_and(|s| s.is_settling()) {
+        return Look::Unchanged;
+    }
+    let users = read_users(file).map_err(|err| {
+        let missing = std::fs::symlink_metadata(file)
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound);
+        let why = if missing {
+            UserFile::Missing
+        } else {
+            UserFile::Broken
+        };
+        (why, err)
+    });
+    Look::Read { stamp, new, users }
 }
 
 impl BasicAuth {
@@ -83,20 +204,80 @@ impl BasicAuth {
                 "realm {realm:?}: one line of text, without quotes or backslashes"
             ));
         }
-        let at = |e: String| format!("user_file {}: {e}", file.display());
-        let bytes = read_small_file(file, MAX_USER_FILE).map_err(at)?;
-        let text = String::from_utf8(bytes).map_err(|e| at(format!("not UTF-8 text ({e})")))?;
-        let users = Users::parse(&text).map_err(at)?;
-        Ok(BasicAuth::new(realm, users))
+        // Stamped before the read: a change during it is read again at the first look.
+        let stamp = Stamp::of(file);
+        let users = read_users(file)?;
+        Ok(BasicAuth::new(realm, file, stamp, users, LOOK_EVERY))
     }
 
-    fn new(realm: &str, users: Users) -> BasicAuth {
+    fn new(
+        realm: &str,
+        file: &Path,
+        stamp: Option<Stamp>,
+        users: Users,
+        look_every: Duration,
+    ) -> BasicAuth {
         BasicAuth {
             challenge: format!("Basic realm=\"{realm}\""),
-            users: Arc::new(users),
+            file: file.to_owned(),
+            users: RwLock::new(Ok(Arc::new(users))),
+            reading: AtomicU64::new(0),
+            looked: tokio::sync::Mutex::new(Looked {
+                stamp,
+                next: Instant::now() + look_every,
+            }),
+            look_every,
             verified: Mutex::default(),
             checking: Arc::new(Semaphore::new(MAX_CHECKING)),
         }
+    }
+
+    /// The users to check against, and which reading of the file they come from: the file
+    /// is looked at first if its time has come and no other request is looking (the others
+    /// go on with what was read last).
+    async fn users(&self) -> (Result<Arc<Users>, UserFile>, u64) {
+        if let Ok(mut looked) = self.looked.try_lock()
+            && looked.next <= Instant::now()
+        {
+            let (file, last) = (self.file.clone(), looked.stamp);
+            let found = tokio::task::spawn_blocking(move || look(&file, last)).await;
+            looked.next = Instant::now() + self.look_every;
+            if let Ok(Look::Read { stamp, new, users }) = found {
+                looked.stamp = stamp;
+                self.replace_users(users, new);
+            }
+        }
+        let users = match self.users.read() {
+            Ok(users) => users.clone(),
+            Err(_) => Err(UserFile::Broken),
+        };
+        (users, self.reading.load(Ordering::Acquire))
+    }
+
+    /// Puts a new reading of the file in place (or, if it cannot be used, none); `new`: the
+    /// file changed since the last reading (said in the log once per change).
+    fn replace_users(&self, users: Result<Users, (UserFile, String)>, new: bool) {
+        let users = match users {
+            Ok(users) => {
+                if new {
+                    tracing::info!(file = %self.file.display(), users = users.len(), "auth_basic user file read again");
+                }
+                Ok(Arc::new(users))
+            }
+            Err((why, err)) => {
+                if new {
+                    let status = if why == UserFile::Missing { 403 } else { 500 };
+                    tracing::error!(
+                        "auth_basic: {err}: no one gets in ({status}) until it is mended"
+                    );
+                }
+                Err(why)
+            }
+        };
+        if let Ok(mut now) = self.users.write() {
+            *now = users;
+        }
+        self.reading.fetch_add(1, Ordering::AcqRel);
     }
 
     /// The 401's `WWW-Authenticate` value.
@@ -118,22 +299,24 @@ impl BasicAuth {
             sha.update(&password);
             sha.finalize().into()
         };
+        let (users, reading) = self.users().await;
+        let users = users.map_err(Denied::UserFile)?;
         if self
             .verified
             .lock()
             .ok()
             .and_then(|v| v.get(&key).copied())
-            .is_some_and(|at| at.elapsed() < VERIFIED_FOR)
+            .is_some_and(|(at, under)| under == reading && at.elapsed() < VERIFIED_FOR)
         {
             return Ok(());
         }
-        let hash = self.users.get(&user).ok_or(Denied::UnknownUser)?;
+        let hash = users.get(&user).ok_or(Denied::UnknownUser)?;
         let right = if hash.is_slow() {
             // Never closed: acquiring fails only if it were, and then nothing passes.
             let Ok(permit) = Arc::clone(&self.checking).acquire_owned().await else {
                 return Err(Denied::WrongPassword);
             };
-            let (users, user) = (Arc::clone(&self.users), user.clone());
+            let (users, user) = (Arc::clone(&users), user.clone());
             tokio::task::spawn_blocking(move || {
                 let _permit = permit;
                 users.get(&user).is_some_and(|hash| hash.verify(&password))
@@ -150,7 +333,7 @@ impl BasicAuth {
             if verified.len() >= MAX_VERIFIED {
                 verified.clear();
             }
-            verified.insert(key, Instant::now());
+            verified.insert(key, (Instant::now(), reading));
         }
         Ok(())
     }
@@ -231,7 +414,13 @@ mod tests {
              apr1:$apr1$lZL6V/ci$PR6QJXkRFUzdUuaYcwrI//\n",
         )
         .unwrap();
-        let auth = BasicAuth::new("Staff only", users);
+        let auth = BasicAuth::new(
+            "Staff only",
+            Path::new("/nonexistent"),
+            None,
+            users,
+            LOOK_EVERY,
+        );
         assert_eq!(auth.challenge(), "Basic realm=\"Staff only\"");
         tokio_uring::start(async {
             assert_eq!(auth.check(None).await, Err(Denied::NoCredentials));
@@ -249,6 +438,57 @@ mod tests {
             assert_eq!(auth.verified.lock().unwrap().len(), 2, "both kept");
             assert_eq!(check("apr1:secret").await, Ok(()));
         });
+    }
+
+    /// As nginx reads the file at every request: a new password, a new user, a user gone
+    /// count from the next look; a file that cannot be used lets no one in until mended.
+    #[test]
+    fn a_changed_user_file_is_read_again_and_a_broken_one_lets_no_one_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("htpasswd");
+        std::fs::write(&file, "ann:{PLAIN}old\n").unwrap();
+        let users = read_users(&file).unwrap();
+        let auth = BasicAuth::new("Staff", &file, Stamp::of(&file), users, Duration::ZERO);
+        tokio_uring::start(async {
+            let check = |text: &'static str| {
+                let value = basic(text);
+                let auth = &auth;
+                async move { auth.check(Some(&value)).await }
+            };
+            assert_eq!(check("ann:old").await, Ok(()));
+            // The same size, within the clock's tick: told apart while the file settles.
+            std::fs::write(&file, "ann:{PLAIN}new\n").unwrap();
+            assert_eq!(
+                check("ann:old").await,
+                Err(Denied::WrongPassword),
+                "verified under the old file only"
+            );
+            assert_eq!(check("ann:new").await, Ok(()));
+            std::fs::write(&file, "ann:{PLAIN}new\nbob:{PLAIN}b\n").unwrap();
+            assert_eq!(check("bob:b").await, Ok(()));
+            std::fs::remove_file(&file).unwrap();
+            let unusable = |why| Err(Denied::UserFile(why));
+            assert_eq!(check("ann:new").await, unusable(UserFile::Missing));
+            std::fs::write(&file, "ann:des-is-refused\n").unwrap();
+            assert_eq!(check("ann:new").await, unusable(UserFile::Broken));
+            std::fs::write(&file, "bob:{PLAIN}b\n").unwrap();
+            assert_eq!(check("bob:b").await, Ok(()));
+            assert_eq!(check("ann:new").await, Err(Denied::UnknownUser));
+        });
+        // Once settled, an unchanged file is not read again.
+        let settled = Stamp {
+            ctime: (0, 0),
+            ..Stamp::of(&file).unwrap()
+        };
+        assert!(!settled.is_settling());
+        assert!(Stamp::of(&file).unwrap().is_settling());
+        assert!(matches!(
+            look(&file, Some(settled)),
+            Look::Read { new: true, .. }
+        ));
+        // A file that has not changed for long (the system's own).
+        let old = Path::new("/etc/passwd");
+        assert!(matches!(look(old, Stamp::of(old)), Look::Unchanged));
     }
 
     #[test]

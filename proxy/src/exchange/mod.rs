@@ -422,7 +422,10 @@ async fn authorize(client: &Client, route: &Route, index: usize) -> Result<(), F
     if values.next().is_some() {
         return Err(refused(Denied::Malformed));
     }
-    auth.check(value).await.map_err(refused)
+    auth.check(value).await.map_err(|denied| match denied {
+        Denied::UserFile(why) => Fail::UserFile(why),
+        denied => refused(denied),
+    })
 }
 
 /// Hands the request to its route's handler.
