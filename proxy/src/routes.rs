@@ -79,7 +79,9 @@ pub(crate) enum Action {
     Static(StaticRoute),
     /// Answer with this status and body (nginx `return 200 "ok"`).
     Respond(FixedAnswer),
-    /// Answer with a redirect to `to` followed by the rest of the path and the query.
+    /// Answer with a redirect to `to` followed by the rest of the path and the query; on a
+    /// regex route whose `to` names its groups (`$1`..`$9`), to `to` with them in place,
+    /// then the query.
     Redirect {
         /// Where to.
         to: String,
@@ -112,10 +114,31 @@ impl PathRegex {
         self.0.is_match(path)
     }
 
+    /// Its groups as found in `path` (`None`: it does not match).
+    pub(crate) fn captures<'p>(&self, path: &'p [u8]) -> Option<regex::bytes::Captures<'p>> {
+        self.0.captures(path)
+    }
+
+    /// How many groups it has (`$1` to `$N` can name them).
+    pub(crate) fn groups(&self) -> usize {
+        self.0.captures_len().saturating_sub(1)
+    }
+
     /// The pattern, as written.
     pub(crate) fn as_str(&self) -> &str {
         self.0.as_str()
     }
+}
+
+/// The highest `$1`..`$9` a redirect's `to` names, if it names one.
+pub(crate) fn highest_group(to: &str) -> Option<usize> {
+    to.as_bytes()
+        .windows(2)
+        .filter_map(|w| match w {
+            [b'$', d @ b'1'..=b'9'] => Some(usize::from(d - b'0')),
+            _ => None,
+        })
+        .max()
 }
 
 impl std::fmt::Debug for PathRegex {

@@ -10,6 +10,9 @@
 //! location ~ ^/api/v[0-9]+/ { return 200 "versioned"; add_header X-Route versioned always; }
 //! location = /exact.css { return 200 "exact"; add_header X-Route exact always; }
 //! location ~ ^/(api|apx)$ { return 200 "bare"; add_header X-Route bare always; }
+//! location ~ ^/p/([0-9]+)/?$ { return 301 /product/$1$is_args$args; }
+//! location ~ ^/blog/(.+)\.html$ { return 308 /news/$1; }
+//! location ~ ^/old/ { return 301 /new$request_uri; }
 //! location / { uwsgi_pass ...; }
 //! ```
 //!
@@ -65,7 +68,10 @@ fn regex_routes_take_the_requests_nginx_regex_locations_take() {
             location ~* \\.(css|png)$ {{ root {assets}; expires 30d; add_header X-Route assets always; }}
             location ~ ^/api/v[0-9]+/ {{ return 200 \"versioned\"; add_header X-Route versioned always; }}
             location = /exact.css {{ return 200 \"exact\"; add_header X-Route exact always; }}
-            location ~ ^/(api|apx)$ {{ return 200 \"bare\"; add_header X-Route bare always; }}",
+            location ~ ^/(api|apx)$ {{ return 200 \"bare\"; add_header X-Route bare always; }}
+            location ~ ^/p/([0-9]+)/?$ {{ return 301 /product/$1$is_args$args; }}
+            location ~ ^/blog/(.+)\\.html$ {{ return 308 /news/$1; }}
+            location ~ ^/old/ {{ return 301 /new$request_uri; }}",
             pass = uwsgi_pass(uwsgi.socket()),
             media = media.display(),
             assets = assets.display(),
@@ -81,7 +87,10 @@ fn regex_routes_take_the_requests_nginx_regex_locations_take() {
          [[routes]]\nregex = '(?i)\\.(css|png)$'\nstatic = \"{}\"\nexpires = \"30d\"\n{}\
          [[routes]]\nregex = '^/api/v[0-9]+/'\nrespond = {{ status = 200, body = \"versioned\" }}\n{}\
          [[routes]]\npath = \"/exact.css\"\nexact = true\nrespond = {{ status = 200, body = \"exact\" }}\n{}\
-         [[routes]]\nregex = '^/(api|apx)$'\nrespond = {{ status = 200, body = \"bare\" }}\n{}",
+         [[routes]]\nregex = '^/(api|apx)$'\nrespond = {{ status = 200, body = \"bare\" }}\n{}\
+         [[routes]]\nregex = '^/p/([0-9]+)/?$'\nredirect = {{ to = \"/product/$1\" }}\n\
+         [[routes]]\nregex = '^/blog/(.+)\\.html$'\nredirect = {{ to = \"/news/$1\", status = 308 }}\n\
+         [[routes]]\nregex = '^/old/'\nredirect = {{ to = \"/new/\" }}\n",
         uwsgi.upstream(),
         mark("api"),
         media.display(),
@@ -95,7 +104,7 @@ fn regex_routes_take_the_requests_nginx_regex_locations_take() {
     .start();
 
     // (request, status ringway must answer, the route that answers: None for the app)
-    let cases: [(&str, &str, u16, Option<&str>); 17] = [
+    let cases: [(&str, &str, u16, Option<&str>); 21] = [
         // `location =` before any regex.
         ("GET", "/exact.css", 200, Some("exact")),
         // A regex route serves the whole path under its root.
@@ -120,6 +129,12 @@ fn regex_routes_take_the_requests_nginx_regex_locations_take() {
         ("GET", "/static/site.css/", 404, None),
         ("GET", "/page/7", 200, None),
         ("GET", "/page/100", 200, None),
+        // A redirect names the pattern's groups (nginx `return 301 /product/$1$is_args$args`).
+        ("GET", "/p/42", 301, None),
+        ("GET", "/p/42/?ref=mail", 301, None),
+        ("GET", "/blog/2024/hello.html", 308, None),
+        // Without groups in `to`, the whole path follows it (nginx: `/new$request_uri`).
+        ("GET", "/old/a/b?x=1", 301, None),
     ];
     for (method, target, status, route) in cases {
         let name = format!("{method} {target}");

@@ -1658,4 +1658,21 @@ fn a_regex_route_is_matched_by_its_pattern_and_refused_where_it_cannot_work() {
         let text = format!("{group}[[routes]]\nupstream = \"app\"\n{route_text}");
         assert_refused(&text, key, message);
     }
+    // A redirect names the groups its regex has, and only a regex route's.
+    let redirect = |route_text: &str| format!("{group}[[routes]]\n{route_text}");
+    load(
+        &redirect("regex = '^/p/([0-9]+)$'\nredirect = { to = \"/product/$1\" }\n"),
+        &[],
+    )
+    .unwrap();
+    assert_refused(
+        &redirect("regex = '^/p/([0-9]+)$'\nredirect = { to = \"/product/$2\" }\n"),
+        "routes[0].redirect.to",
+        "names $2, and the regex has 1 group(s)",
+    );
+    assert_refused(
+        &redirect("path = \"/p/\"\nredirect = { to = \"/product/$1\" }\n"),
+        "routes[0].redirect.to",
+        "groups come from a regex route",
+    );
 }

@@ -24,7 +24,7 @@ use crate::auth_basic::BasicAuth;
 use crate::error_pages::{ErrorPages, STATUSES};
 use crate::gzip::Gzip;
 use crate::limits::RateLimit;
-use crate::routes::{Action, FixedAnswer, PathRegex, Route, RouteTable};
+use crate::routes::{Action, FixedAnswer, PathRegex, Route, RouteTable, highest_group};
 use crate::static_files::{Encoding, Root, StaticRoute};
 use crate::tls::{CertFiles, TlsConfig};
 
@@ -788,6 +788,19 @@ impl Resolved {
                 }
                 if !is_header_value(&redirect.to) || redirect.to.is_empty() {
                     return Err(invalid("redirect.to", "must be a non-empty path or URL"));
+                }
+                let groups = regex.as_ref().map_or(0, PathRegex::groups);
+                if let Some(named) = highest_group(&redirect.to)
+                    && named > groups
+                {
+                    let why = match &regex {
+                        Some(_) => format!("names ${named}, and the regex has {groups} group(s)"),
+                        None => format!(
+                            "names ${named}: groups come from a regex route's pattern \
+                             (`regex` instead of `path`)"
+                        ),
+                    };
+                    return Err(invalid("redirect.to", &why));
                 }
                 Action::Redirect {
                     to: redirect.to.clone(),

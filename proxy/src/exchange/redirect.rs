@@ -8,10 +8,12 @@ use std::net::IpAddr;
 
 use crate::http::{BodyFraming, Method, RequestHead, host_without_port};
 use crate::identity::RequestId;
-use crate::routes::Route;
+use crate::routes::{Route, highest_group};
+use regex::bytes::Captures;
 
 /// Answers a redirect route: `to`, then the rest of the path after the route's prefix, then
-/// the query (nginx `return 301 /new/$1$is_args$args`).
+/// the query (nginx `return 301 /new/$1$is_args$args`); on a regex route, `to` may name
+/// the pattern's groups instead (`rewrite ^/p/(\d+)$ /product/$1 permanent`).
 pub(super) async fn answer(
     client: &Client,
     req: &Request,
@@ -19,8 +21,19 @@ pub(super) async fn answer(
     to: &str,
     status: u16,
 ) -> Outcome {
-    let rest = req.path.get(route.path.len()..).unwrap_or_default();
-    let location = location(to.as_bytes(), rest, req.head.query.of(&client.input));
+    let query = req.head.query.of(&client.input);
+    let groups = route
+        .regex
+        .as_ref()
+        .filter(|_| highest_group(to).is_some())
+        .and_then(|regex| regex.captures(&req.path));
+    let location = match groups {
+        Some(groups) => with_groups(to.as_bytes(), &groups, query),
+        None => {
+            let rest = req.path.get(route.path.len()..).unwrap_or_default();
+            location(to.as_bytes(), rest, query)
+        }
+    };
     respond::send(client, req, route, status, Some(&location), None).await
 }
 
@@ -94,6 +107,37 @@ fn https_origin(out: &mut Vec<u8>, host: &[u8], local: IpAddr, tls_port: u16) {
 fn location(base: &[u8], path: &[u8], query: &[u8]) -> Buf {
     let mut out = Buf::with_capacity(base.len() + path.len() * 3 + query.len() + 1);
     out.extend_from_slice(base);
+    push_encoded(&mut out, path);
+    push_query(&mut out, query);
+    out
+}
+
+/// `to` with each `$1`..`$9` replaced by that group of the path (percent-encoded as a path
+/// is; a group that took no part, nothing), then `?query` if any.
+fn with_groups(to: &[u8], groups: &Captures<'_>, query: &[u8]) -> Buf {
+    let mut out = Buf::with_capacity(to.len() + groups.get_match().len() * 3 + query.len() + 1);
+    let mut rest = to;
+    while let Some((&b, after)) = rest.split_first() {
+        match after.first() {
+            Some(&d @ b'1'..=b'9') if b == b'$' => {
+                if let Some(group) = groups.get(usize::from(d - b'0')) {
+                    push_encoded(&mut out, group.as_bytes());
+                }
+                rest = &after[1..];
+            }
+            _ => {
+                out.push(b);
+                rest = after;
+            }
+        }
+    }
+    push_query(&mut out, query);
+    out
+}
+
+/// `path` percent-encoded where a URL path needs it (a normalised path is decoded: its
+/// bytes may be anything, CR and LF included).
+fn push_encoded(out: &mut Buf, path: &[u8]) {
     for &b in path {
         if is_path_safe(b) {
             out.push(b);
@@ -101,11 +145,13 @@ fn location(base: &[u8], path: &[u8], query: &[u8]) -> Buf {
             out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
         }
     }
+}
+
+fn push_query(out: &mut Buf, query: &[u8]) {
     if !query.is_empty() {
         out.push(b'?');
         out.extend_from_slice(query);
     }
-    out
 }
 
 const HEX: &[u8; 16] = b"0123456789ABCDEF";
@@ -118,6 +164,32 @@ fn is_path_safe(b: u8) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn groups_go_where_to_names_them_encoded() {
+        let regex = crate::routes::PathRegex::new(r"^/p/([^/]+)(/x)?/(.*)$").unwrap();
+        // Path, to, query, the Location.
+        type Case = (&'static [u8], &'static str, &'static [u8], &'static str);
+        let cases: [Case; 5] = [
+            (b"/p/42/rest", "/product/$1/$3", b"", "/product/42/rest"),
+            (b"/p/42/x/r", "/a/$2$1", b"q=1", "/a//x42?q=1"),
+            // A group that took no part is nothing; a `$` before anything else is a `$`.
+            (b"/p/42/r", "/a$2/$1$/$x", b"", "/a/42$/$x"),
+            // Decoded bytes go back encoded: no space, CR or LF reaches the header.
+            (
+                b"/p/a b\r\n\xc3\xa9/?",
+                "https://example.com/$1/$3",
+                b"",
+                "https://example.com/a%20b%0D%0A%C3%A9/%3F",
+            ),
+            (b"/p/1/", "/$9/$1", b"", "//1"),
+        ];
+        for (path, to, query, want) in cases {
+            let groups = regex.captures(path).unwrap();
+            let got = with_groups(to.as_bytes(), &groups, query);
+            assert_eq!(String::from_utf8_lossy(&got), want, "{to}");
+        }
+    }
 
     #[test]
     fn locations() {
