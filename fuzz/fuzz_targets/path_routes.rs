@@ -1,15 +1,17 @@
 //! The path normaliser (`uwsgi::normalize_path`) and the route matcher.
 //!
 //! The input is text lines: the first is a raw request path; the others, if any, are routes
-//! (`/prefix/`, `=/exact`, `>/redirect/`; lines the config would refuse are skipped), else a
-//! table like the README's is used.
+//! (`/prefix/`, `=/exact`, `>/redirect/`, `^/prefix/` for nginx's `^~`, `~N` for a regex
+//! route with pattern N of [`PATTERNS`] (a fixed set: compiling a new regex per input would
+//! take most of the time); lines the config would refuse are skipped), else a table like
+//! the README's is used.
 //!
 //! Checked: a normalised path starts with `/` and has no empty, `.` or `..` segment and no
 //! NUL; normalising is a fixed point (the output, spelled with `%` as `%25`, normalises to
 //! itself); other spellings of the same path (percent-escapes, `%2F` separators, `./`,
 //! `x/../`, doubled slashes) normalise to it, so reach the same route; and the route found
-//! is the one nginx's `location` rules give (exact, then longest prefix, then the
-//! missing-slash redirect).
+//! is the one nginx's `location` rules give (exact, then the missing-slash redirect, then
+//! the first matching regex unless the longest prefix is `^~`, then the longest prefix).
 
 #![no_main]
 
@@ -20,7 +22,7 @@ use ringway::fuzzing::{Found, RouteKind, RouteSpec, Routes};
 use ringway::uwsgi::normalize_path;
 use ringway_fuzz::{Rng, show};
 
-const DEFAULT_ROUTES: [&str; 8] = [
+const DEFAULT_ROUTES: [&str; 11] = [
     "/",
     "/api/",
     "/api/v2/",
@@ -29,6 +31,24 @@ const DEFAULT_ROUTES: [&str; 8] = [
     "/static",
     "=/health",
     "/a/b/c/",
+    "^/media/",
+    "~1",
+    "~2",
+];
+
+/// The regex routes' patterns: anchored and not, case-insensitive, alternations, one that
+/// matches every path with a dot segment's shape, one no normalised path matches.
+const PATTERNS: [&str; 10] = [
+    r"\.(css|js)$",
+    r"(?i)\.PNG$",
+    r"^/api/v[0-9]+/",
+    r"^/(api|apx)$",
+    r"/\.",
+    r"^/static",
+    r"a",
+    r"^/$",
+    r"[^/]$",
+    r"//",
 ];
 
 /// The default table, built once.
@@ -45,7 +65,7 @@ fuzz_target!(|data: &[u8]| {
         };
         if !specs
             .iter()
-            .any(|s| s.path == spec.path && s.exact == spec.exact)
+            .any(|s| s.path == spec.path && s.exact == spec.exact && s.regex == spec.regex)
         {
             specs.push(spec);
         }
@@ -80,7 +100,7 @@ fuzz_target!(|data: &[u8]| {
     }
 
     let found = routes.find(&normal);
-    check_match(specs, &normal, found);
+    check_match(specs, routes, &normal, found);
 
     let mut rng = Rng::from_input(data);
     for _ in 0..4 {
@@ -101,7 +121,8 @@ fuzz_target!(|data: &[u8]| {
     }
 });
 
-/// A route line: `=/exact`, `>/redirect/`, or a prefix path.
+/// A route line: `=/exact`, `>/redirect/`, `^/prefix/` (`^~`), `~pattern`, or a prefix
+/// path.
 fn spec(line: &str) -> Option<RouteSpec> {
     let (path, exact, kind) = if let Some(p) = line.strip_prefix('=') {
         (p, true, RouteKind::Upstream)
@@ -110,9 +131,22 @@ fn spec(line: &str) -> Option<RouteSpec> {
     } else {
         (line, false, RouteKind::Upstream)
     };
+    let (path, no_regex) = match path.strip_prefix('^') {
+        Some(p) if !exact => (p, true),
+        _ => (path, false),
+    };
+    let (path, regex) = match line.strip_prefix('~') {
+        Some(n) => (
+            "/",
+            Some(PATTERNS.get(n.parse::<usize>().ok()?)?.to_string()),
+        ),
+        None => (path, None),
+    };
     Some(RouteSpec {
         path: path.to_owned(),
         exact,
+        regex,
+        no_regex,
         kind,
     })
     .filter(|s| Routes::new(std::slice::from_ref(s)).is_ok())
@@ -192,12 +226,17 @@ fn respell(path: &[u8], rng: &mut Rng) -> Vec<u8> {
 }
 
 /// nginx's `location` rules, stated as properties of the route found.
-fn check_match(specs: &[RouteSpec], path: &[u8], found: Found) {
+fn check_match(specs: &[RouteSpec], routes: &Routes, path: &[u8], found: Found) {
     let bytes = |s: &RouteSpec| s.path.as_bytes().to_vec();
     let exact = specs.iter().position(|s| s.exact && bytes(s) == path);
     let prefixes: Vec<usize> = (0..specs.len())
-        .filter(|&i| !specs[i].exact && path.starts_with(specs[i].path.as_bytes()))
+        .filter(|&i| {
+            let s = &specs[i];
+            !s.exact && s.regex.is_none() && path.starts_with(s.path.as_bytes())
+        })
         .collect();
+    // The first regex route, in the table's order, whose pattern matches.
+    let regex = (0..specs.len()).find(|&i| routes.pattern_matches(i, path));
     let longest = prefixes
         .iter()
         .copied()
@@ -205,22 +244,33 @@ fn check_match(specs: &[RouteSpec], path: &[u8], found: Found) {
     let slash_target = |i: usize| {
         let s = &specs[i];
         !s.exact
+            && s.regex.is_none()
             && !matches!(s.kind, RouteKind::Redirect)
             && s.path.len() > 1
             && s.path.strip_suffix('/').map(str::as_bytes) == Some(path)
     };
     let slash = (0..specs.len()).find(|&i| slash_target(i));
     let shown = show(path);
+    // A longest prefix for this very path serves it before the slash redirect.
+    let slash = slash.filter(|_| longest.is_none_or(|l| bytes(&specs[l]) != path));
+    let stops_regexes = longest.is_some_and(|l| specs[l].no_regex);
     match found {
         Found::Route(i) if specs[i].exact => {
             assert_eq!(Some(i), exact, "{shown}: exact route {i}");
         }
+        Found::Route(i) if specs[i].regex.is_some() => {
+            assert_eq!(exact, None, "{shown}: an exact route was there");
+            assert_eq!(slash, None, "{shown}: the slash redirect comes first");
+            assert!(!stops_regexes, "{shown}: the longest prefix is ^~");
+            assert_eq!(Some(i), regex, "{shown}: not the first regex that matches");
+        }
         Found::Route(i) => {
             assert_eq!(exact, None, "{shown}: an exact route was there");
             assert_eq!(Some(i), longest, "{shown}: not the longest prefix");
+            assert_eq!(slash, None, "{shown}: the slash redirect");
             assert!(
-                bytes(&specs[i]) == path || slash.is_none(),
-                "{shown}: the slash redirect"
+                stops_regexes || regex.is_none(),
+                "{shown}: regex route {regex:?} matches"
             );
         }
         Found::AddSlash(i) => {
@@ -236,8 +286,8 @@ fn check_match(specs: &[RouteSpec], path: &[u8], found: Found) {
         }
         Found::Nothing => {
             assert_eq!(
-                (exact, longest, slash),
-                (None, None, None),
+                (exact, longest, slash, regex),
+                (None, None, None, None),
                 "{shown}: a route was there"
             );
         }

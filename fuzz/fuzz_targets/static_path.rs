@@ -113,6 +113,8 @@ fn build() -> Site {
     let route = |path: &str, exact: bool, kind: RouteKind| RouteSpec {
         path: path.to_owned(),
         exact,
+        regex: None,
+        no_regex: false,
         kind,
     };
     let specs = vec![

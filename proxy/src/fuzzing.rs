@@ -18,7 +18,7 @@ use std::time::Duration;
 use crate::config::{Config, Limits, is_normal_path};
 use crate::exchange::rel_path;
 pub use crate::routes::Found;
-use crate::routes::{Action, Route, RouteTable};
+use crate::routes::{Action, PathRegex, Route, RouteTable};
 /// A static file request's conditional and range header values, and the answer they get.
 pub use crate::static_files::{Conditions as FileConditions, Decision as FileAnswer};
 use crate::static_files::{
@@ -49,13 +49,34 @@ pub enum RouteKind {
     },
 }
 
+/// `pattern` compiled, once per thread: targets that build tables from a few patterns per
+/// input spend their time on the table, not on compiling.
+fn compiled(pattern: &str) -> Result<PathRegex, String> {
+    thread_local! {
+        static COMPILED: std::cell::RefCell<std::collections::HashMap<String, PathRegex>> =
+            std::cell::RefCell::default();
+    }
+    COMPILED.with_borrow_mut(|cache| {
+        if let Some(regex) = cache.get(pattern) {
+            return Ok(regex.clone());
+        }
+        let regex = PathRegex::new(pattern).map_err(|e| e.to_string())?;
+        cache.insert(pattern.to_owned(), regex.clone());
+        Ok(regex)
+    })
+}
+
 /// One route, for [`Routes::new`].
 #[derive(Debug, Clone)]
 pub struct RouteSpec {
-    /// Its path.
+    /// Its path (`/` for a regex route).
     pub path: String,
     /// Only this path (`location =`).
     pub exact: bool,
+    /// Matched by this pattern instead (`location ~`).
+    pub regex: Option<String>,
+    /// No regex route when it is the longest prefix (`location ^~`).
+    pub no_regex: bool,
     /// What it does.
     pub kind: RouteKind,
 }
@@ -102,9 +123,21 @@ impl Routes {
             if !is_normal_path(&spec.path) {
                 return Err(format!("{:?} is not a normalised path", spec.path));
             }
-            let taken = routes
-                .iter()
-                .any(|r: &Route| r.path == spec.path && r.exact == spec.exact);
+            let regex = match &spec.regex {
+                Some(pattern) => Some(compiled(pattern)?),
+                None => None,
+            };
+            if regex.is_some() && (spec.path != "/" || spec.exact || spec.no_regex) {
+                return Err("a regex route has the path /, and is neither exact nor ^~".into());
+            }
+            if spec.exact && spec.no_regex {
+                return Err("^~ is for prefix routes".into());
+            }
+            let taken = routes.iter().any(|r: &Route| {
+                r.path == spec.path
+                    && r.exact == spec.exact
+                    && r.regex.as_ref().map(PathRegex::as_str) == spec.regex.as_deref()
+            });
             if taken {
                 return Err(format!("{:?} twice", spec.path));
             }
@@ -137,8 +170,8 @@ impl Routes {
                 hosts: Vec::new(),
                 path: spec.path.clone(),
                 exact: spec.exact,
-                regex: None,
-                no_regex: false,
+                regex,
+                no_regex: spec.no_regex,
                 internal: false,
                 allow: Vec::new(),
                 satisfy_any: false,
@@ -161,6 +194,14 @@ impl Routes {
     /// The route for a normalised path.
     pub fn find(&self, path: &[u8]) -> Found {
         self.table.find(None, path)
+    }
+
+    /// Whether the route at `index` is a regex route whose pattern matches `path`.
+    pub fn pattern_matches(&self, index: usize, path: &[u8]) -> bool {
+        self.table
+            .get(index)
+            .and_then(|r| r.regex.as_ref())
+            .is_some_and(|regex| regex.is_match(path))
     }
 
     /// The path of the route at `index`.
@@ -277,6 +318,8 @@ mod tests {
         RouteSpec {
             path: path.to_owned(),
             exact,
+            regex: None,
+            no_regex: false,
             kind,
         }
     }
