@@ -104,9 +104,15 @@ pub(crate) struct FixedAnswer {
 pub(crate) struct PathRegex(regex::bytes::Regex);
 
 impl PathRegex {
-    /// The pattern `source` (the `regex` crate's syntax; `(?i)` for nginx's `~*`).
+    /// The pattern `source` (the `regex` crate's syntax; `(?i)` for nginx's `~*`), on bytes
+    /// as nginx's PCRE runs without its UTF mode: a normalised path may hold any byte
+    /// (`%FF`), and `.` or `[^/]` must match it, or a path could slip past a pattern that
+    /// guards it. `(?i)` then folds ASCII letters only, as PCRE's does.
     pub(crate) fn new(source: &str) -> Result<PathRegex, regex::Error> {
-        regex::bytes::Regex::new(source).map(PathRegex)
+        regex::bytes::RegexBuilder::new(source)
+            .unicode(false)
+            .build()
+            .map(PathRegex)
     }
 
     /// Whether it matches somewhere in `path` (anchor it with `^` or `$`, as in nginx).
@@ -219,21 +225,31 @@ impl RouteTable {
                 && route.path.len() > 1
                 && route.path.strip_suffix('/').map(str::as_bytes) == Some(path)
         });
-        let longest = match (prefix, add_slash) {
+        let (longest, slash) = match (prefix, add_slash) {
             // A route whose path is this very path serves it.
-            (Some(i), _) if self.routes[i].path.len() == path.len() => Some(i),
-            // As nginx's: the slash redirect is decided before any regex is tried.
-            (_, Some(i)) => return Found::AddSlash(i),
-            (longest, None) => longest,
+            (Some(i), _) if self.routes[i].path.len() == path.len() => (Some(i), None),
+            other => other,
         };
-        if longest.is_some_and(|i| self.routes[i].no_regex) {
-            return longest.map_or(Found::Nothing, Found::Route);
+        // As nginx's `auto_redirect`, which only its proxied locations have: decided before
+        // any regex is tried. A static route's slash comes after them.
+        if let Some(i) = slash
+            && matches!(self.routes[i].action, Action::Upstream { .. })
+        {
+            return Found::AddSlash(i);
         }
-        let regex = self.regexes.iter().copied().find(|&i| {
-            let route = &self.routes[i];
-            server(route) && route.regex.as_ref().is_some_and(|r| r.is_match(path))
-        });
-        regex.or(longest).map_or(Found::Nothing, Found::Route)
+        if !longest.is_some_and(|i| self.routes[i].no_regex)
+            && let Some(i) = self.regexes.iter().copied().find(|&i| {
+                let route = &self.routes[i];
+                server(route) && route.regex.as_ref().is_some_and(|r| r.is_match(path))
+            })
+        {
+            return Found::Route(i);
+        }
+        match (slash, longest) {
+            (Some(i), _) => Found::AddSlash(i),
+            (None, Some(i)) => Found::Route(i),
+            (None, None) => Found::Nothing,
+        }
     }
 
     /// The route at `index`.
@@ -523,6 +539,49 @@ pub(crate) mod tests {
         for (path, want) in cases {
             assert_eq!(t.find(None, path.as_bytes()), want, "{path}");
         }
+        // Any byte a decoded path may hold is a byte to `.` and `[^/]`, as in nginx's PCRE;
+        // `(?i)` folds ASCII only.
+        let t = RouteTable::new(vec![
+            route("/", false, upstream()),
+            regex(r"^/private/.*\.bak$"),
+            regex(r"^/f/[^/]+/d$"),
+            regex(r"(?i)\.js$"),
+        ]);
+        assert_eq!(t.find(None, b"/private/\xffx.bak"), Found::Route(1));
+        assert_eq!(t.find(None, b"/f/\xff\xfe/d"), Found::Route(2));
+        assert_eq!(t.find(None, b"/a.JS"), Found::Route(3));
+        assert_eq!(t.find(None, "/a.j\u{17f}".as_bytes()), Found::Route(0));
+        // A static route's slash redirect comes after the regexes (nginx's alias and root
+        // locations have no auto_redirect), an upstream route's before.
+        let files = |path: &str| {
+            let root = crate::static_files::Root::open(std::path::Path::new("/")).unwrap();
+            route(
+                path,
+                false,
+                Action::Static(StaticRoute {
+                    root: Arc::new(root),
+                    expires: None,
+                    immutable: false,
+                    index: None,
+                    precompressed: Vec::new(),
+                    fallback: None,
+                    dotfiles: false,
+                    file: None,
+                }),
+            )
+        };
+        let t = RouteTable::new(vec![
+            route("/", false, upstream()),
+            Route {
+                no_regex: true,
+                ..files("/.well-known/")
+            },
+            files("/assets/"),
+            regex(r"/\."),
+        ]);
+        assert_eq!(t.find(None, b"/.well-known"), Found::Route(3));
+        assert_eq!(t.find(None, b"/.well-known/x"), Found::Route(1));
+        assert_eq!(t.find(None, b"/assets"), Found::AddSlash(2));
         // Without a prefix route to fall back on, a path no regex matches has no route.
         let t = RouteTable::new(vec![regex(r"\.css$")]);
         assert_eq!(t.find(None, b"/a.css"), Found::Route(0));

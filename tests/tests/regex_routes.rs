@@ -13,6 +13,9 @@
 //! location ~ ^/p/([0-9]+)/?$ { return 301 /product/$1$is_args$args; }
 //! location ~ ^/blog/(.+)\.html$ { return 308 /news/$1; }
 //! location ~ ^/old/ { return 301 /new$request_uri; }
+//! location ~ ^/f/[^/]+/d$ { return 200 "any byte"; add_header X-Route bytes always; }
+//! location ^~ /.well-known/ { alias MEDIA/; add_header X-Route acme always; }
+//! location ~ /\. { return 403; add_header X-Route dot always; }
 //! location / { uwsgi_pass ...; }
 //! ```
 //!
@@ -71,7 +74,10 @@ fn regex_routes_take_the_requests_nginx_regex_locations_take() {
             location ~ ^/(api|apx)$ {{ return 200 \"bare\"; add_header X-Route bare always; }}
             location ~ ^/p/([0-9]+)/?$ {{ return 301 /product/$1$is_args$args; }}
             location ~ ^/blog/(.+)\\.html$ {{ return 308 /news/$1; }}
-            location ~ ^/old/ {{ return 301 /new$request_uri; }}",
+            location ~ ^/old/ {{ return 301 /new$request_uri; }}
+            location ~ ^/f/[^/]+/d$ {{ return 200 \"any byte\"; add_header X-Route bytes always; }}
+            location ^~ /.well-known/ {{ alias {media}/; add_header X-Route acme always; }}
+            location ~ /\\. {{ return 403; add_header X-Route dot always; }}",
             pass = uwsgi_pass(uwsgi.socket()),
             media = media.display(),
             assets = assets.display(),
@@ -90,7 +96,10 @@ fn regex_routes_take_the_requests_nginx_regex_locations_take() {
          [[routes]]\nregex = '^/(api|apx)$'\nrespond = {{ status = 200, body = \"bare\" }}\n{}\
          [[routes]]\nregex = '^/p/([0-9]+)/?$'\nredirect = {{ to = \"/product/$1\" }}\n\
          [[routes]]\nregex = '^/blog/(.+)\\.html$'\nredirect = {{ to = \"/news/$1\", status = 308 }}\n\
-         [[routes]]\nregex = '^/old/'\nredirect = {{ to = \"/new/\" }}\n",
+         [[routes]]\nregex = '^/old/'\nredirect = {{ to = \"/new/\" }}\n\
+         [[routes]]\nregex = '^/f/[^/]+/d$'\nrespond = {{ status = 200, body = \"any byte\" }}\n{}\
+         [[routes]]\npath = \"/.well-known/\"\nno_regex = true\nstatic = \"{}\"\n{}\
+         [[routes]]\nregex = '/\\.'\nrespond = {{ status = 403 }}\n{}",
         uwsgi.upstream(),
         mark("api"),
         media.display(),
@@ -100,11 +109,15 @@ fn regex_routes_take_the_requests_nginx_regex_locations_take() {
         mark("versioned"),
         mark("exact"),
         mark("bare"),
+        mark("bytes"),
+        media.display(),
+        mark("acme"),
+        mark("dot"),
     ))
     .start();
 
     // (request, status ringway must answer, the route that answers: None for the app)
-    let cases: [(&str, &str, u16, Option<&str>); 21] = [
+    let cases: [(&str, &str, u16, Option<&str>); 25] = [
         // `location =` before any regex.
         ("GET", "/exact.css", 200, Some("exact")),
         // A regex route serves the whole path under its root.
@@ -135,6 +148,13 @@ fn regex_routes_take_the_requests_nginx_regex_locations_take() {
         ("GET", "/blog/2024/hello.html", 308, None),
         // Without groups in `to`, the whole path follows it (nginx: `/new$request_uri`).
         ("GET", "/old/a/b?x=1", 301, None),
+        // Patterns run on bytes, as nginx's PCRE without UTF mode: `[^/]` takes `%FF`.
+        ("GET", "/f/%FF%FE/d", 200, Some("bytes")),
+        // A static route's slash redirect does not come before the regexes (nginx's
+        // `alias` locations have no `auto_redirect`).
+        ("GET", "/.well-known", 403, Some("dot")),
+        ("GET", "/.well-known/a.css", 200, Some("acme")),
+        ("GET", "/.env", 403, Some("dot")),
     ];
     for (method, target, status, route) in cases {
         let name = format!("{method} {target}");
