@@ -146,6 +146,7 @@ impl Routes {
                     group: 0,
                     script_name: None,
                     params: Vec::new(),
+                    upstream_path: None,
                 },
                 RouteKind::Redirect => Action::Redirect {
                     to: "/elsewhere/".to_owned(),

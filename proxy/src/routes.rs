@@ -74,6 +74,9 @@ pub(crate) enum Action {
         script_name: Option<String>,
         /// Extra uwsgi vars set by the operator; they replace ringway's own of the same name.
         params: Vec<(String, String)>,
+        /// For an HTTP group: what the route's path becomes in the request sent (nginx's
+        /// `proxy_pass http://app/;`).
+        upstream_path: Option<String>,
     },
     /// Serve files from a directory.
     Static(StaticRoute),
@@ -347,6 +350,7 @@ pub(crate) mod tests {
             group: 0,
             script_name: None,
             params: Vec::new(),
+            upstream_path: None,
         }
     }
 

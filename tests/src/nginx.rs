@@ -78,7 +78,13 @@ impl Nginx {
     /// the usual Host / X-Forwarded-For / X-Forwarded-Proto / X-Real-IP lines
     /// ([`PROXY_PASS_LINES`]).
     pub fn start_proxy_pass(app: SocketAddr) -> Nginx {
-        Nginx::start_with(|dir, addr| proxy_pass_config(dir, addr, app))
+        Nginx::start_proxy_pass_with_locations(app, "")
+    }
+
+    /// Like [`Nginx::start_proxy_pass`], plus `locations` (nginx text) in the server block,
+    /// before the `location /`; `upstream app_http` names the app.
+    pub fn start_proxy_pass_with_locations(app: SocketAddr, locations: &str) -> Nginx {
+        Nginx::start_with(|dir, addr| proxy_pass_config(dir, addr, app, locations))
     }
 
     fn start_config(uwsgi_socket: &Path, pep3333: bool, locations: &str) -> Nginx {
@@ -254,7 +260,7 @@ pub const PROXY_PASS_LINES: &str = "proxy_pass http://app_http;
 
 /// nginx.conf with `proxy_pass` to the HTTP app server at `app` through an `upstream` block
 /// keeping 32 idle connections.
-fn proxy_pass_config(dir: &Path, addr: SocketAddr, app: SocketAddr) -> String {
+fn proxy_pass_config(dir: &Path, addr: SocketAddr, app: SocketAddr, locations: &str) -> String {
     let d = dir.display();
     format!(
         "daemon off;
@@ -281,6 +287,7 @@ http {{
     server {{
         listen {addr};
         server_name {SERVER_NAME};
+        {locations}
         location / {{
             {PROXY_PASS_LINES}
         }}

@@ -6,7 +6,8 @@
 //! closed after `keepalive_timeout`, and only after an answer that ended by its framing; a
 //! kept connection closed by the upstream while a request is on the way (retried for GET,
 //! not for POST), or before it (not taken again); HTTPS URLs behind TLS; `/readyz`; a
-//! WebSocket echo through Granian's ASGI interface.
+//! WebSocket echo through Granian's ASGI interface; `upstream_path` against nginx's
+//! `proxy_pass` with a URI.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -761,5 +762,84 @@ fn interim_answers_are_skipped_but_not_without_end() {
             "{interim} interim answers took {:?}",
             started.elapsed()
         );
+    }
+}
+
+/// An upstream that answers every request with the target of its request line.
+fn echoes_targets() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            thread::spawn(move || {
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+                let mut input = Vec::new();
+                while let Some((_, target)) = read_request_line(&mut stream, &mut input) {
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{target}",
+                        target.len()
+                    );
+                    if stream.write_all(answer.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// `upstream_path` against nginx's `proxy_pass` with a URI: the route's path replaced in
+/// the normalised path, escaped again, the query kept; without it, the target as sent.
+#[test]
+fn an_upstream_path_replaces_the_routes_path_as_nginx_proxy_pass_does() {
+    let app = echoes_targets();
+    let pass = |uri: &str| {
+        format!(
+            "proxy_pass http://app_http{uri}; proxy_http_version 1.1; \
+             proxy_set_header Connection \"\";"
+        )
+    };
+    let nginx = ringway_tests::Nginx::start_proxy_pass_with_locations(
+        app,
+        &format!(
+            "location /api/ {{ {} }}
+            location /v/ {{ {} }}
+            location = /one {{ {} }}",
+            pass("/"),
+            pass("/v1/"),
+            pass("/only")
+        ),
+    );
+    let ringway = Ringway::with_config(format!(
+        "[upstreams.web]\nservers = [\"http://{app}\"]\n\
+         [[routes]]\npath = \"/api/\"\nupstream = \"web\"\nupstream_path = \"/\"\n\
+         [[routes]]\npath = \"/v/\"\nupstream = \"web\"\nupstream_path = \"/v1/\"\n\
+         [[routes]]\npath = \"/one\"\nexact = true\nupstream = \"web\"\nupstream_path = \"/only\"\n\
+         [[routes]]\npath = \"/\"\nupstream = \"web\"\n"
+    ))
+    .start();
+    let cases = [
+        ("/api/users?x=1&y", "/users?x=1&y"),
+        ("/api/", "/"),
+        ("/api/a/../b", "/b"),
+        ("/api/a%20b/%C3%A4", "/a%20b/%C3%A4"),
+        ("/v/a%2Fb", "/v1/a/b"),
+        ("/v/x/", "/v1/x/"),
+        ("/one?q=1", "/only?q=1"),
+        // No upstream_path: the target as the client sent it.
+        ("/api/%2e%2e/x", "/api/%2e%2e/x"),
+        ("/other/a%2Fb?z", "/other/a%2Fb?z"),
+    ];
+    for (target, want) in cases {
+        let ours = roundtrip(ringway.addr(), &Req::get(target));
+        let theirs = roundtrip(nginx.addr(), &Req::get(target));
+        assert_eq!(
+            (ours.status, ours.text()),
+            (theirs.status, theirs.text()),
+            "{target}: ringway (left) and nginx"
+        );
+        assert_eq!((ours.status, ours.text().as_str()), (200, want), "{target}");
     }
 }

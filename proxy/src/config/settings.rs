@@ -391,6 +391,11 @@ pub struct RouteSettings {
     pub upstream: Option<String>,
     /// Mount point: SCRIPT_NAME, and the part of the path removed from PATH_INFO.
     pub script_name: Option<String>,
+    /// For an HTTP group: what the route's path becomes in the request sent, the rest of
+    /// the path after it (nginx's `proxy_pass http://app/;`, the URI after the address):
+    /// with `path = "/api/"` and `upstream_path = "/"`, `/api/users` reaches the app as
+    /// `/users`.
+    pub upstream_path: Option<String>,
     /// Extra uwsgi vars (nginx `uwsgi_param`).
     #[serde(default)]
     pub params: BTreeMap<String, String>,

@@ -265,6 +265,7 @@ fn the_routes_example_loads() {
         group,
         script_name,
         params,
+        ..
     } = &api.action
     else {
         panic!("{api:?}")
@@ -1657,6 +1658,38 @@ fn a_regex_route_is_matched_by_its_pattern_and_refused_where_it_cannot_work() {
     for (route_text, key, message) in refused {
         let text = format!("{group}[[routes]]\nupstream = \"app\"\n{route_text}");
         assert_refused(&text, key, message);
+    }
+    // upstream_path: an HTTP group's prefix routes only.
+    let http = "[upstreams.web]\nservers = [\"http://127.0.0.1:8000\"]\n";
+    let config = load(
+        &format!("{http}[[routes]]\npath = \"/api/\"\nupstream = \"web\"\nupstream_path = \"/\"\n"),
+        &[],
+    )
+    .unwrap();
+    assert!(matches!(
+        &route(&config, "/api/x").action,
+        Action::Upstream { upstream_path: Some(p), .. } if p == "/"
+    ));
+    for (route_text, message) in [
+        (
+            "path = \"/api/\"\nupstream = \"app\"\nupstream_path = \"/\"\n",
+            "speaks uwsgi",
+        ),
+        (
+            "regex = 'a'\nupstream = \"web\"\nupstream_path = \"/\"\n",
+            "no path prefix",
+        ),
+        (
+            "path = \"/api/\"\nupstream = \"web\"\nupstream_path = \"v1/\"\n",
+            "normalised",
+        ),
+        (
+            "path = \"/api/\"\nrespond = { status = 204 }\nupstream_path = \"/\"\n",
+            "does not apply",
+        ),
+    ] {
+        let text = format!("{group}{http}[[routes]]\n{route_text}");
+        assert_refused(&text, "routes[0].upstream_path", message);
     }
     // A redirect names the groups its regex has, and only a regex route's.
     let redirect = |route_text: &str| format!("{group}[[routes]]\n{route_text}");

@@ -664,6 +664,7 @@ impl Resolved {
                     group,
                     script_name: None,
                     params: Vec::new(),
+                    upstream_path: None,
                 },
                 response_headers: inherited.all.clone(),
                 always_headers: inherited.always.clone(),
@@ -772,10 +773,39 @@ impl Resolved {
                             .map_err(|m| invalid(&format!("params.{name}"), &m))
                     })
                     .collect::<anyhow::Result<Vec<_>>>()?;
+                let upstream_path = match &route.upstream_path {
+                    Some(_) if groups[group].protocol != Protocol::Http => {
+                        return Err(invalid(
+                            "upstream_path",
+                            &format!(
+                                "applies to an HTTP group (nginx's `proxy_pass http://app/;`), \
+                                 and {name:?} speaks uwsgi: mount the app with `script_name`"
+                            ),
+                        ));
+                    }
+                    // nginx refuses a URI in `proxy_pass` in a regex location too.
+                    Some(_) if regex.is_some() => {
+                        return Err(invalid(
+                            "upstream_path",
+                            "a regex route has no path prefix to replace",
+                        ));
+                    }
+                    Some(replacement) if !is_normal_path(replacement) => {
+                        return Err(invalid(
+                            "upstream_path",
+                            &format!(
+                                "{replacement:?} is not a normalised path (it must start with \
+                                 `/`, without `.`, `..`, `//` or `%` escapes)"
+                            ),
+                        ));
+                    }
+                    other => other.clone(),
+                };
                 Action::Upstream {
                     group,
                     script_name,
                     params,
+                    upstream_path,
                 }
             }
             (None, Some(redirect), None, None) => {
@@ -1076,6 +1106,7 @@ fn misplaced_key(route: &RouteSettings, action: &Action) -> Option<&'static str>
     let upstream_only = [
         ("script_name", route.script_name.is_some()),
         ("params", !route.params.is_empty()),
+        ("upstream_path", route.upstream_path.is_some()),
     ];
     static_only
         .iter()

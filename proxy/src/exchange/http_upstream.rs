@@ -65,7 +65,7 @@ pub(super) async fn exchange(
     let mut reuse = Reuse::Kept { peek: !retry_safe };
     loop {
         let (upstream, connected) = connect(client, req, target, worker, group, reuse).await?;
-        let head = encode_head(client, req, worker, &body, upgrading, group);
+        let head = encode_head(client, req, target, worker, &body, upgrading, group);
         let is_head = req.head.method == Method::Head;
         let mut headers = std::mem::take(&mut client.response_headers);
         let timeout = limits.upstream_read_timeout;
@@ -129,6 +129,7 @@ fn is_idempotent(method: Method) -> bool {
 fn encode_head(
     client: &Client,
     req: &Request,
+    target: &Target<'_>,
     worker: &Worker,
     body: &Body,
     upgrading: bool,
@@ -155,6 +156,10 @@ fn encode_head(
         body_len: body.len(),
         upgrade: upgrading,
         keep_alive: group.keeps_connections(),
+        path: target.upstream_path.map(|replacement| {
+            let rest = req.path.get(target.route.path.len()..).unwrap_or_default();
+            (replacement.as_bytes(), rest)
+        }),
     };
     let mut head = Buf::with_capacity(group.buffer_size());
     encode_request_head(&client.input, &req.head, &client.headers, &env, &mut head);

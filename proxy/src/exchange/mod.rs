@@ -442,11 +442,13 @@ async fn dispatch(
             group,
             script_name,
             params,
+            upstream_path,
         } => {
             let target = upstream::Target {
                 group: *group,
                 script_name: script_name.as_deref(),
                 params,
+                upstream_path: upstream_path.as_deref(),
                 route,
             };
             upstream::forward(client, req, &target, rest, worker).await

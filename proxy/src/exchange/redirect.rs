@@ -6,7 +6,7 @@ use crate::client::{Client, Next, Own};
 use std::io::Write;
 use std::net::IpAddr;
 
-use crate::http::{BodyFraming, Method, RequestHead, host_without_port};
+use crate::http::{BodyFraming, Method, RequestHead, host_without_port, push_path_escaped};
 use crate::identity::RequestId;
 use crate::routes::{Route, highest_group};
 use regex::bytes::Captures;
@@ -107,7 +107,7 @@ fn https_origin(out: &mut Vec<u8>, host: &[u8], local: IpAddr, tls_port: u16) {
 fn location(base: &[u8], path: &[u8], query: &[u8]) -> Buf {
     let mut out = Buf::with_capacity(base.len() + path.len() * 3 + query.len() + 1);
     out.extend_from_slice(base);
-    push_encoded(&mut out, path);
+    push_path_escaped(&mut out, path);
     push_query(&mut out, query);
     out
 }
@@ -121,7 +121,7 @@ fn with_groups(to: &[u8], groups: &Captures<'_>, query: &[u8]) -> Buf {
         match after.first() {
             Some(&d @ b'1'..=b'9') if b == b'$' => {
                 if let Some(group) = groups.get(usize::from(d - b'0')) {
-                    push_encoded(&mut out, group.as_bytes());
+                    push_path_escaped(&mut out, group.as_bytes());
                 }
                 rest = &after[1..];
             }
@@ -135,30 +135,11 @@ fn with_groups(to: &[u8], groups: &Captures<'_>, query: &[u8]) -> Buf {
     out
 }
 
-/// `path` percent-encoded where a URL path needs it (a normalised path is decoded: its
-/// bytes may be anything, CR and LF included).
-fn push_encoded(out: &mut Buf, path: &[u8]) {
-    for &b in path {
-        if is_path_safe(b) {
-            out.push(b);
-        } else {
-            out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
-        }
-    }
-}
-
 fn push_query(out: &mut Buf, query: &[u8]) {
     if !query.is_empty() {
         out.push(b'?');
         out.extend_from_slice(query);
     }
-}
-
-const HEX: &[u8; 16] = b"0123456789ABCDEF";
-
-/// RFC 3986 pchar and `/`: what a path may hold unescaped.
-fn is_path_safe(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/".contains(&b)
 }
 
 #[cfg(test)]

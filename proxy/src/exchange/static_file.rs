@@ -134,6 +134,7 @@ pub(super) async fn serve(
                     group,
                     script_name: None,
                     params: &[],
+                    upstream_path: None,
                     route: f.route,
                 };
                 upstream::forward(client, req, &target, rest, worker).await

@@ -27,6 +27,9 @@ pub(super) struct Target<'r> {
     pub(super) script_name: Option<&'r str>,
     /// The operator's extra vars.
     pub(super) params: &'r [(String, String)],
+    /// For an HTTP group: what the route's path becomes in the request sent (nginx's
+    /// `proxy_pass http://app/;`), if anything.
+    pub(super) upstream_path: Option<&'r str>,
     /// The route (its limits and response headers).
     pub(super) route: &'r Route,
 }

@@ -55,6 +55,20 @@ pub use writer::{
     write_own_response_with_body, write_response_head,
 };
 
+/// Appends `path` percent-encoded where a URL path needs it (RFC 3986 pchar and `/` pass
+/// as they are): a normalised path is decoded, its bytes may be anything, CR and LF
+/// included, and it goes into a header or a request line.
+pub(crate) fn push_path_escaped(out: &mut Vec<u8>, path: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for &b in path {
+        if b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/".contains(&b) {
+            out.push(b);
+        } else {
+            out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
+        }
+    }
+}
+
 /// The value of one hexadecimal digit (chunk sizes, percent-escapes).
 pub(crate) fn hex_digit(b: u8) -> Option<u8> {
     match b {

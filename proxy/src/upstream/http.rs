@@ -54,6 +54,9 @@ pub(crate) struct HeadEnv<'a> {
     pub(crate) upgrade: bool,
     /// The connection may be kept for another request (else `Connection: close`).
     pub(crate) keep_alive: bool,
+    /// The target's path in place of the client's: the route's `upstream_path` and the
+    /// rest of the normalised path after the route's own (nginx's `proxy_pass http://app/;`).
+    pub(crate) path: Option<(&'a [u8], &'a [u8])>,
 }
 
 /// Headers ringway never copies from the client: hop-by-hop ones, those it writes, and
@@ -121,7 +124,15 @@ pub(crate) fn encode_request_head(
     out.extend_from_slice(head.method_span.of(input));
     out.push(b' ');
     let target = head.target.of(input);
-    if target.first() == Some(&b'/') || target == b"*" {
+    if let Some((replacement, rest)) = env.path {
+        // As nginx: the normalised path, escaped again, and the query as sent.
+        out.extend_from_slice(replacement);
+        http::push_path_escaped(out, rest);
+        if !head.query.is_empty() {
+            out.push(b'?');
+            out.extend_from_slice(head.query.of(input));
+        }
+    } else if target.first() == Some(&b'/') || target == b"*" {
         out.extend_from_slice(target);
     } else {
         // Absolute form (`http://host/path?q`): a server is sent the origin form.

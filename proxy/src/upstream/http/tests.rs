@@ -12,6 +12,7 @@ fn env() -> HeadEnv<'static> {
         body_len: None,
         upgrade: false,
         keep_alive: true,
+        path: None,
     }
 }
 
@@ -48,6 +49,29 @@ fn the_request_line_and_host_are_kept_and_ringway_names_the_client() {
          X-Forwarded-For: 203.0.113.7\r\nX-Real-IP: 203.0.113.7\r\nX-Forwarded-Proto: http\r\n\
          X-Forwarded-Host: app.example\r\nX-Request-ID: 0123456789abcdef0123456789abcdef\r\n\r\n"
     );
+}
+
+/// nginx's `proxy_pass http://app/v1/;` in `location /api/`: the route's path replaced, the
+/// rest of the normalised path escaped again, the query as sent.
+#[test]
+fn an_upstream_path_replaces_the_routes_path() {
+    let request = b"GET /api/a/../b%20c/%0D%0A?x=1&y HTTP/1.1\r\nHost: h\r\n\r\n";
+    // The normalised path is /api/b c/\r\n; the route's path, /api/.
+    let replaced = HeadEnv {
+        path: Some((b"/v1/", b"b c/\r\n")),
+        ..env()
+    };
+    let head = encode(request, &replaced);
+    assert!(
+        head.starts_with("GET /v1/b%20c/%0D%0A?x=1&y HTTP/1.1\r\nHost: h\r\n"),
+        "{head}"
+    );
+    let root = HeadEnv {
+        path: Some((b"/", b"")),
+        ..env()
+    };
+    let head = encode(b"GET /api/ HTTP/1.1\r\nHost: h\r\n\r\n", &root);
+    assert!(head.starts_with("GET / HTTP/1.1\r\n"), "{head}");
 }
 
 #[test]
