@@ -183,6 +183,7 @@ impl Routes {
                 limit_req: None,
                 intercept_errors: false,
                 logged: true,
+                buffering: true,
                 gzip: None,
                 auth: None,
             });

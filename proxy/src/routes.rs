@@ -57,6 +57,10 @@ pub(crate) struct Route {
     pub(crate) intercept_errors: bool,
     /// Its requests go to the access log (nginx's `access_log off` in a location: false).
     pub(crate) logged: bool,
+    /// The app's answers are buffered (memory, then a temp file) so that a slow client does
+    /// not hold the app; false: relayed at the client's pace (nginx's `proxy_buffering
+    /// off`). The app's `X-Accel-Buffering` overrides it per answer.
+    pub(crate) buffering: bool,
     /// How the app's answers on it are compressed, if they are.
     pub(crate) gzip: Option<Arc<Gzip>>,
     /// Who may use it (nginx's `auth_basic`), if not everyone.
@@ -340,6 +344,7 @@ pub(crate) mod tests {
             limit_req: None,
             intercept_errors: false,
             logged: true,
+            buffering: true,
             gzip: None,
             auth: None,
         }

@@ -589,3 +589,31 @@ fn an_unbuffered_answer_never_touches_the_disk() {
     let r = finish_download(slow, &unbuffered, BIG_ANSWER);
     assert_eq!(r.header("x-accel-buffering"), None, "{r:?}");
 }
+
+/// `buffering = false` on a route (nginx's `uwsgi_buffering off`): the same answer that
+/// spills on another route goes at the client's pace there, never to disk.
+#[test]
+fn a_route_with_buffering_off_relays_at_the_clients_pace() {
+    let uwsgi = patient_uwsgi(2);
+    let temp = TempDir::new();
+    let ringway = with_temp_dir(&uwsgi, &temp)
+        .arg("--response-buffer-size", "64k")
+        .config(
+            "[[routes]]\npath = \"/stream/\"\nupstream = \"default\"\nbuffering = false\n\
+             [[routes]]\npath = \"/\"\nupstream = \"default\"\n",
+        )
+        .start();
+    let addr = ringway.addr();
+
+    // The control: the same answer through the buffered route spills.
+    let buffered = format!("/lazy/{BIG_ANSWER}");
+    let slow = paused_download(addr, &buffered);
+    wait_for_temp_files(&ringway, &temp, 1, "control: a paused ordinary answer");
+    finish_download(slow, &buffered, BIG_ANSWER);
+    assert_no_temp_left(&ringway, &temp, "after the control download");
+
+    let unbuffered = format!("/stream/{BIG_ANSWER}");
+    let slow = paused_download(addr, &unbuffered);
+    assert_never_spills(&ringway, &temp, &format!("a paused client of {unbuffered}"));
+    finish_download(slow, &unbuffered, BIG_ANSWER);
+}

@@ -450,6 +450,10 @@ pub struct RouteSettings {
     /// compressed even without a `[gzip]` section (with its defaults) [default: as
     /// `[gzip]` says].
     pub gzip: Option<bool>,
+    /// `false`: the app's answers on this route are relayed at the client's pace, not
+    /// buffered (nginx's `uwsgi_buffering off` / `proxy_buffering off`; the app's
+    /// `X-Accel-Buffering` still decides per answer) [default: true].
+    pub buffering: Option<bool>,
     /// `"off"`: this route's requests are not logged (nginx's `access_log off` in a
     /// `location`) [default: logged when the access log is on].
     pub access_log: Option<LogTarget>,

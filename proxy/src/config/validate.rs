@@ -643,6 +643,7 @@ impl Resolved {
                 limit_req: None,
                 intercept_errors: false,
                 logged: true,
+                buffering: true,
                 gzip: gzip.clone(),
                 auth: auth.clone(),
             });
@@ -672,6 +673,7 @@ impl Resolved {
                 limit_req: None,
                 intercept_errors: false,
                 logged: true,
+                buffering: true,
                 gzip: gzip.clone(),
                 auth: auth.clone(),
             });
@@ -912,6 +914,7 @@ impl Resolved {
             limit_req,
             intercept_errors: route.intercept_errors,
             logged,
+            buffering: route.buffering.unwrap_or(true),
             gzip,
             auth,
         })
@@ -1091,6 +1094,9 @@ fn misplaced_key(route: &RouteSettings, action: &Action) -> Option<&'static str>
     // Only an app's answers can be intercepted; only an app's and files compressed.
     if route.intercept_errors && !reaches_app(action) {
         return Some("intercept_errors");
+    }
+    if route.buffering.is_some() && !reaches_app(action) {
+        return Some("buffering");
     }
     if route.gzip.is_some() && !compressible(action) {
         return Some("gzip");

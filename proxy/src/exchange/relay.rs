@@ -43,6 +43,9 @@ pub(super) async fn respond(
     worker: &Worker,
 ) -> Result<Outcome, Fail> {
     let limits = &route.limits;
+    // The app's X-Accel-Buffering over the route's `buffering`, as nginx's over its
+    // `uwsgi_buffering` / `proxy_buffering`.
+    let buffering = head.buffering.unwrap_or(route.buffering);
     let extra = route.headers_for(head.status);
     let gzip = gzip_verdict(client, req, route, &head, &buf);
     let first = buf.get(head.head_len..).unwrap_or_default();
@@ -54,7 +57,7 @@ pub(super) async fn respond(
             head.framing,
             first,
             settings.level(),
-            !head.buffering,
+            !buffering,
             &worker.budget,
         )?,
         None => None,
@@ -110,8 +113,8 @@ pub(super) async fn respond(
         // Boxed: only answers longer than their first read get here, and their state (the
         // spool, two pumps) must not weigh on every request's future.
         Box::pin(async {
-            // X-Accel-Buffering: no: the app wants the client's pace, with no temp file.
-            let file_limit = if head.buffering {
+            // Unbuffered: the app wants the client's pace, with no temp file.
+            let file_limit = if buffering {
                 limits.max_temp_file_size
             } else {
                 0

@@ -49,9 +49,10 @@ pub struct ResponseHead {
     pub framing: ResponseFraming,
     /// The Content-Length it said, whatever the framing (a HEAD answer's is GET's).
     pub content_length: Option<u64>,
-    /// False when the app asked for its answer not to be buffered (`X-Accel-Buffering: no`,
-    /// nginx's per-response switch): relay it at the client's pace.
-    pub buffering: bool,
+    /// The app's `X-Accel-Buffering` (nginx's per-response switch): `Some(false)` for `no`,
+    /// relay it at the client's pace; `Some(true)` for `yes`; `None` when it said neither,
+    /// and the route decides.
+    pub buffering: Option<bool>,
 }
 
 /// Most header lines an upstream response may have. Apps set many cookies at once; nginx has
@@ -102,7 +103,7 @@ pub fn parse_response(
         .unwrap_or_default();
 
     let mut length: Option<u64> = None;
-    let mut buffering = true;
+    let mut buffering = None;
     // Transfer codings listed over all Transfer-Encoding lines, and whether all are chunked.
     let (mut codings, mut only_chunked) = (0usize, true);
     for h in res.headers.iter() {
@@ -114,7 +115,12 @@ pub fn parse_response(
         if name.eq_ignore_ascii_case(b"content-length") {
             length = Some(merge_lengths(length, h.value)?);
         } else if name.eq_ignore_ascii_case(b"x-accel-buffering") {
-            buffering = !trim_ows(h.value).eq_ignore_ascii_case(b"no");
+            let value = trim_ows(h.value);
+            if value.eq_ignore_ascii_case(b"no") {
+                buffering = Some(false);
+            } else if value.eq_ignore_ascii_case(b"yes") {
+                buffering = Some(true);
+            }
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             // Several TE lines form one list (RFC 9110 §5.3).
             let mut any = false;

@@ -143,9 +143,20 @@ fn x_accel_buffering_no_turns_buffering_off() {
         Ok(Status::Complete(h)) => h.buffering,
         other => panic!("{other:?}"),
     };
-    assert!(head(b"HTTP/1.1 200 OK\r\n\r\n"));
-    assert!(head(b"HTTP/1.1 200 OK\r\nX-Accel-Buffering: yes\r\n\r\n"));
-    assert!(!head(b"HTTP/1.1 200 OK\r\nx-accel-buffering:  No \r\n\r\n"));
+    assert_eq!(head(b"HTTP/1.1 200 OK\r\n\r\n"), None);
+    assert_eq!(
+        head(b"HTTP/1.1 200 OK\r\nX-Accel-Buffering: yes\r\n\r\n"),
+        Some(true)
+    );
+    assert_eq!(
+        head(b"HTTP/1.1 200 OK\r\nx-accel-buffering:  No \r\n\r\n"),
+        Some(false)
+    );
+    // nginx takes `yes` and `no` only.
+    assert_eq!(
+        head(b"HTTP/1.1 200 OK\r\nX-Accel-Buffering: off\r\n\r\n"),
+        None
+    );
 }
 
 #[test]
