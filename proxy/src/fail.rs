@@ -114,8 +114,9 @@ pub(crate) enum Fail {
     /// The connection is over `max_connections` or `limit_conn_per_ip`: its first request is
     /// refused and the connection closed.
     TooManyConnections(ConnLimit),
-    /// The client is over the route's `limit_req`: retry after this many seconds.
-    RateLimited(u32),
+    /// The client is over the route's `limit_req`: retry after this many seconds; the
+    /// route's status for it (`limit_req.status`, 429 unless set).
+    RateLimited(u32, u16),
     /// Every server of the group is at `max_conns` and its queue is full.
     QueueFull,
     /// The request waited `queue_timeout` for a slot at the group's servers.
@@ -214,7 +215,7 @@ impl Fail {
             // As nginx's limit_conn and limit_req answer by default (limit_req with 429
             // here, as its `limit_req_status 429` users set it).
             Fail::TooManyConnections(_) | Fail::QueueFull | Fail::QueueTimeout => 503,
-            Fail::RateLimited(_) => 429,
+            Fail::RateLimited(_, status) => status,
         })
     }
 
@@ -250,7 +251,7 @@ impl Fail {
         matches!(
             self,
             Fail::NoRoute
-                | Fail::RateLimited(_)
+                | Fail::RateLimited(..)
                 | Fail::NoFile
                 | Fail::Forbidden
                 | Fail::Unauthorized(..)
@@ -267,7 +268,7 @@ impl Fail {
         match self {
             Fail::MethodNotAllowed(allowed) => Some((b"Allow", allowed.list().to_owned())),
             Fail::RangeNotSatisfiable(size) => Some((b"Content-Range", format!("bytes */{size}"))),
-            Fail::RateLimited(seconds) => Some((b"Retry-After", seconds.to_string())),
+            Fail::RateLimited(seconds, _) => Some((b"Retry-After", seconds.to_string())),
             _ => None,
         }
     }
@@ -306,7 +307,7 @@ impl Fail {
             Fail::FileRead(_) => 22,
             Fail::TooManyConnections(ConnLimit::Process) => 23,
             Fail::TooManyConnections(ConnLimit::PerIp) => 24,
-            Fail::RateLimited(_) => 25,
+            Fail::RateLimited(..) => 25,
             Fail::QueueFull => 26,
             Fail::QueueTimeout => 27,
             Fail::ProxyHeader(_) => 28,
@@ -332,7 +333,7 @@ impl Fail {
             // Every browser's first request to the route: nothing wrong.
             | Fail::Unauthorized(Denied::NoCredentials, _) => Level::Debug,
             Fail::TooManyConnections(ConnLimit::PerIp)
-            | Fail::RateLimited(_)
+            | Fail::RateLimited(..)
             | Fail::Forbidden
             | Fail::Unauthorized(..)
             | Fail::MisdirectedHost
@@ -461,10 +462,10 @@ impl fmt::Display for Fail {
             Fail::TooManyConnections(ConnLimit::PerIp) => {
                 f.write_str("client over limit_conn_per_ip: 503 on the connection's first request")
             }
-            Fail::RateLimited(seconds) => {
+            Fail::RateLimited(seconds, status) => {
                 write!(
                     f,
-                    "client over the route's limit_req: 429, retry after {seconds}s"
+                    "client over the route's limit_req: {status}, retry after {seconds}s"
                 )
             }
             Fail::QueueFull => f.write_str(
@@ -635,7 +636,7 @@ mod tests {
             Fail::FileRead(io::ErrorKind::Other),
             Fail::TooManyConnections(ConnLimit::Process),
             Fail::TooManyConnections(ConnLimit::PerIp),
-            Fail::RateLimited(3),
+            Fail::RateLimited(3, 429),
             Fail::QueueFull,
             Fail::QueueTimeout,
             Fail::ProxyHeader(ProxyHeaderError::NotProxy),
@@ -739,7 +740,7 @@ mod tests {
                     | Fail::PreconditionFailed
                     | Fail::RangeNotSatisfiable(_)
                     | Fail::TooManyConnections(ConnLimit::PerIp)
-                    | Fail::RateLimited(_)
+                    | Fail::RateLimited(..)
                     | Fail::ProxyHeader(_)
                     | Fail::ProxyHeaderTimeout
             );
@@ -758,10 +759,10 @@ mod tests {
     #[test]
     fn a_rate_limited_answer_says_when_to_retry() {
         assert_eq!(
-            Fail::RateLimited(7).header(),
+            Fail::RateLimited(7, 429).header(),
             Some((&b"Retry-After"[..], "7".to_owned()))
         );
-        assert!(Fail::RateLimited(1).is_clean());
+        assert!(Fail::RateLimited(1, 503).is_clean());
         assert_eq!(
             Fail::QueueFull.upstream_error(),
             None,

@@ -181,6 +181,7 @@ impl Routes {
                 always_headers: Vec::new(),
                 limits: any_limits(),
                 limit_req: None,
+                limit_req_status: 429,
                 intercept_errors: false,
                 logged: true,
                 buffering: true,

@@ -52,6 +52,8 @@ pub(crate) struct Route {
     pub(crate) limits: Limits,
     /// Requests per client IP (nginx's `limit_req`), if limited.
     pub(crate) limit_req: Option<RateLimit>,
+    /// The status of a request over `limit_req` (nginx's `limit_req_status`).
+    pub(crate) limit_req_status: u16,
     /// The app's answers with a status that has an error page get the page instead of the
     /// app's body (nginx `uwsgi_intercept_errors on`).
     pub(crate) intercept_errors: bool,
@@ -342,6 +344,7 @@ pub(crate) mod tests {
             always_headers: Vec::new(),
             limits: limits(),
             limit_req: None,
+            limit_req_status: 429,
             intercept_errors: false,
             logged: true,
             buffering: true,

@@ -1,5 +1,5 @@
 //! Limits end to end, against real ringway and uWSGI: a route's request rate (`limit_req`:
-//! 429 with Retry-After past the burst, served again once the bucket leaks), open
+//! 429, or its `status`, with Retry-After past the burst, served again once the bucket leaks), open
 //! connections per client IP and in all (503 on the extra connection's first request, then
 //! closed; the place freed when a connection closes), and an upstream group's `max_conns`
 //! with its queue while every uWSGI worker is busy on a slow route (the queued requests are
@@ -133,6 +133,11 @@ upstream = "app"
 limit_req = {{ rate = "5r/s" }}
 
 [[routes]]
+path = "/bytes/"
+upstream = "app"
+limit_req = {{ rate = "1r/m", status = 503 }}
+
+[[routes]]
 path = "/"
 upstream = "app"
 "#,
@@ -164,6 +169,12 @@ upstream = "app"
     // The limit is per client, whichever connection (or worker) it comes in on.
     let r = roundtrip(ringway.addr(), &Req::get("/environ"));
     assert_eq!(r.status, 429, "{r:?}");
+    // nginx's `limit_req_status 503;`: the route's own status, Retry-After as ever.
+    let r = request(&mut conn, &Req::get("/bytes/10"));
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = request(&mut conn, &Req::get("/bytes/10"));
+    assert_eq!(r.status, 503, "{r:?}");
+    assert!(r.header("retry-after").is_some(), "{r:?}");
 
     // 5r/s without burst: the second request at once is refused; the bucket leaks one
     // request in 200 ms and the same request is served again.

@@ -609,6 +609,8 @@ pub struct LimitReqSettings {
     /// Requests beyond the rate served at once before refusing [default: 0].
     #[serde(default)]
     pub burst: u32,
+    /// The refusal's status (nginx's `limit_req_status`), 400 to 599 [default: 429].
+    pub status: Option<u16>,
 }
 
 /// A route's fixed answer: `respond = { status = 200, body = "ok" }`.

@@ -516,7 +516,7 @@ servers = ["unix:/run/other.sock"]
 [[routes]]
 path = "/login"
 upstream = "app"
-limit_req = { rate = "5r/s", burst = 10 }
+limit_req = { rate = "5r/s", burst = 10, status = 503 }
 
 [[routes]]
 path = "/slow"
@@ -552,6 +552,16 @@ fn the_limits_example_loads() {
         "burst defaults to 0, as nginx's"
     );
     assert_eq!(route(&config, "/x").limit_req, None);
+    assert_eq!(
+        route(&config, "/login").limit_req_status,
+        503,
+        "nginx's default, set"
+    );
+    assert_eq!(
+        route(&config, "/slow").limit_req_status,
+        429,
+        "ringway's default"
+    );
     let flags = load(
         LIMITS,
         &["--max-connections", "5", "--limit-conn-per-ip", "2"],
@@ -650,6 +660,11 @@ fn each_limit_mistake_is_refused_with_its_key() {
             routed("", "limit_req = { rate = \"5r/s\", burst = 2000000 }"),
             "routes[0].limit_req.burst",
             "out of range",
+        ),
+        (
+            routed("", "limit_req = { rate = \"5r/s\", status = 302 }"),
+            "routes[0].limit_req.status",
+            "400 to 599",
         ),
         (
             routed("", "limit_req = { rate = \"5r/s\", brust = 2 }"),

@@ -641,6 +641,7 @@ impl Resolved {
                 always_headers: inherited.always.clone(),
                 limits: defaults,
                 limit_req: None,
+                limit_req_status: 429,
                 intercept_errors: false,
                 logged: true,
                 buffering: true,
@@ -671,6 +672,7 @@ impl Resolved {
                 always_headers: inherited.always.clone(),
                 limits: defaults,
                 limit_req: None,
+                limit_req_status: 429,
                 intercept_errors: false,
                 logged: true,
                 buffering: true,
@@ -912,6 +914,11 @@ impl Resolved {
             always_headers: response_headers.always,
             limits,
             limit_req,
+            limit_req_status: route
+                .limit_req
+                .as_ref()
+                .and_then(|l| l.status)
+                .unwrap_or(429),
             intercept_errors: route.intercept_errors,
             logged,
             buffering: route.buffering.unwrap_or(true),
@@ -1239,6 +1246,12 @@ fn rate_limit(limit: &LimitReqSettings) -> Result<RateLimit, (&'static str, Stri
                 "{} is out of range: must be between 0 and 1000000",
                 limit.burst
             ),
+        ));
+    }
+    if limit.status.is_some_and(|s| !(400..=599).contains(&s)) {
+        return Err((
+            "limit_req.status",
+            "must be an error status, 400 to 599".to_owned(),
         ));
     }
     Ok(RateLimit::new(rate, limit.burst))

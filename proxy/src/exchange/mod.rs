@@ -352,7 +352,7 @@ async fn handle(
         Err(Fail::NoRoute)
     } else if let Err(retry_after) = worker.limits.check_rate(index, req.client_ip) {
         // Before the allow list, as nginx's limit_req (preaccess phase) runs before `allow`.
-        Err(Fail::RateLimited(retry_after))
+        Err(Fail::RateLimited(retry_after, route.limit_req_status))
     } else if let Err(fail) = access(client, req, route, index).await {
         Err(fail)
     } else {
