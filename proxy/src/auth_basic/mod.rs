@@ -21,7 +21,6 @@ mod md5_crypt;
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -78,11 +77,9 @@ pub(crate) struct BasicAuth {
     challenge: String,
     /// The htpasswd file.
     file: PathBuf,
-    /// Its users as last read, or why the file cannot be used.
-    users: RwLock<Result<Arc<Users>, UserFile>>,
-    /// Counts the readings of the file, so that what passed under an older one is not
-    /// taken as verified.
-    reading: AtomicU64,
+    /// Its users as last read, or why the file cannot be used, with the reading's number:
+    /// one lock, so that a check takes the users and the number of one reading.
+    users: RwLock<Reading>,
     /// The file as last read, and when it is looked at next; held during a look.
     looked: tokio::sync::Mutex<Looked>,
     /// How often the file is looked at ([`LOOK_EVERY`]; tests look every time).
@@ -135,10 +132,24 @@ impl Stamp {
     }
 }
 
-/// The user file as last read.
+/// The user file as last looked at.
 struct Looked {
     stamp: Option<Stamp>,
     next: Instant,
+    /// The last read failed: read again at every look until one succeeds (a failure may
+    /// have been passing: too many open files, a network file system).
+    failed: bool,
+}
+
+/// The users of the file as last read.
+struct Reading {
+    /// Counts the readings that changed the users, so that credentials verified under an
+    /// older one are not taken as verified.
+    number: u64,
+    /// SHA-256 of the bytes read (`None`: the read failed), to tell a reading that changed
+    /// nothing (a settling file read again).
+    digest: Option<[u8; 32]>,
+    users: Result<Arc<Users>, UserFile>,
 }
 
 /// What a look at the user file found.
@@ -149,7 +160,7 @@ enum Look {
     Read {
         stamp: Option<Stamp>,
         new: bool,
-        users: Result<Users, (UserFile, String)>,
+        users: Result<(Users, [u8; 32]), (UserFile, String)>,
     },
 }
 
@@ -162,25 +173,28 @@ impl std::fmt::Debug for BasicAuth {
     }
 }
 
-/// The users of the htpasswd file at `file`; `Err` says what is wrong.
-fn read_users(file: &Path) -> Result<Users, String> {
+/// The users of the htpasswd file at `file`, and the SHA-256 of its bytes; `Err` says what
+/// is wrong.
+fn read_users(file: &Path) -> Result<(Users, [u8; 32]), String> {
     let at = |e: String| format!("user_file {}: {e}", file.display());
     let bytes = read_small_file(file, MAX_USER_FILE).map_err(at)?;
+    let digest = Sha256::digest(&bytes).into();
     let text = String::from_utf8(bytes).map_err(|e| at(format!("not UTF-8 text ({e})")))?;
-    Users::parse(&text).map_err(at)
+    Ok((Users::parse(&text).map_err(at)?, digest))
 }
 
-/// Looks at the user file: read again if it is not the version `last`, or if it changed
-/// too recently to tell (blocking: a `stat`, and a read when it changed).
-fn look(file: &Path, last: Option<Stamp>) -> Look {
+/// Looks at the user file: read again if it is not the version `last`, if it changed too
+/// recently to tell, or if the last read `failed` (blocking: a `stat`, and maybe a read).
+fn look(file: &Path, last: Option<Stamp>, failed: bool) -> Look {
     let stamp = Stamp::of(file);
     let new = stamp != last;
-    if !new && !stamp.is_some_and(|s| s.is_settling()) {
+    if !new && !failed && !stamp.is_some_and(|s| s.is_settling()) {
         return Look::Unchanged;
     }
     let users = read_users(file).map_err(|err| {
-        let missing = std::fs::symlink_metadata(file)
-            .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound);
+        // As nginx, whose open() of the file fails: a dangling symlink is missing too.
+        let missing =
+            std::fs::metadata(file).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound);
         let why = if missing {
             UserFile::Missing
         } else {
@@ -206,8 +220,15 @@ impl BasicAuth {
         }
         // Stamped before the read: a change during it is read again at the first look.
         let stamp = Stamp::of(file);
-        let users = read_users(file)?;
-        Ok(BasicAuth::new(realm, file, stamp, users, LOOK_EVERY))
+        let (users, digest) = read_users(file)?;
+        Ok(BasicAuth::new(
+            realm,
+            file,
+            stamp,
+            users,
+            Some(digest),
+            LOOK_EVERY,
+        ))
     }
 
     fn new(
@@ -215,16 +236,21 @@ impl BasicAuth {
         file: &Path,
         stamp: Option<Stamp>,
         users: Users,
+        digest: Option<[u8; 32]>,
         look_every: Duration,
     ) -> BasicAuth {
         BasicAuth {
             challenge: format!("Basic realm=\"{realm}\""),
             file: file.to_owned(),
-            users: RwLock::new(Ok(Arc::new(users))),
-            reading: AtomicU64::new(0),
+            users: RwLock::new(Reading {
+                number: 0,
+                digest,
+                users: Ok(Arc::new(users)),
+            }),
             looked: tokio::sync::Mutex::new(Looked {
                 stamp,
                 next: Instant::now() + look_every,
+                failed: false,
             }),
             look_every,
             verified: Mutex::default(),
@@ -239,45 +265,48 @@ impl BasicAuth {
         if let Ok(mut looked) = self.looked.try_lock()
             && looked.next <= Instant::now()
         {
-            let (file, last) = (self.file.clone(), looked.stamp);
-            let found = tokio::task::spawn_blocking(move || look(&file, last)).await;
+            let (file, last, failed) = (self.file.clone(), looked.stamp, looked.failed);
+            let found = tokio::task::spawn_blocking(move || look(&file, last, failed)).await;
             looked.next = Instant::now() + self.look_every;
             if let Ok(Look::Read { stamp, new, users }) = found {
                 looked.stamp = stamp;
-                self.replace_users(users, new);
+                looked.failed = users.is_err();
+                // An error is said when the file changed or the reads just started failing.
+                self.replace_users(users, new || !failed);
             }
         }
-        let users = match self.users.read() {
-            Ok(users) => users.clone(),
-            Err(_) => Err(UserFile::Broken),
-        };
-        (users, self.reading.load(Ordering::Acquire))
+        match self.users.read() {
+            Ok(now) => (now.users.clone(), now.number),
+            Err(_) => (Err(UserFile::Broken), u64::MAX),
+        }
     }
 
-    /// Puts a new reading of the file in place (or, if it cannot be used, none); `new`: the
-    /// file changed since the last reading (said in the log once per change).
-    fn replace_users(&self, users: Result<Users, (UserFile, String)>, new: bool) {
-        let users = match users {
-            Ok(users) => {
-                if new {
-                    tracing::info!(file = %self.file.display(), users = users.len(), "auth_basic user file read again");
-                }
-                Ok(Arc::new(users))
+    /// Puts a new reading of the file in place, if it changed the users (or, if the file
+    /// cannot be used, none; said in the log when `say_error`).
+    fn replace_users(&self, read: Result<(Users, [u8; 32]), (UserFile, String)>, say_error: bool) {
+        let Ok(mut now) = self.users.write() else {
+            return;
+        };
+        match read {
+            Ok((_, digest)) if now.digest == Some(digest) && now.users.is_ok() => {}
+            Ok((users, digest)) => {
+                tracing::info!(file = %self.file.display(), users = users.len(), "auth_basic user file read again");
+                now.number += 1;
+                now.digest = Some(digest);
+                now.users = Ok(Arc::new(users));
             }
             Err((why, err)) => {
-                if new {
+                if say_error {
                     let status = if why == UserFile::Missing { 403 } else { 500 };
                     tracing::error!(
                         "auth_basic: {err}: no one gets in ({status}) until it is mended"
                     );
                 }
-                Err(why)
+                now.number += 1;
+                now.digest = None;
+                now.users = Err(why);
             }
-        };
-        if let Ok(mut now) = self.users.write() {
-            *now = users;
         }
-        self.reading.fetch_add(1, Ordering::AcqRel);
     }
 
     /// The 401's `WWW-Authenticate` value.
@@ -419,6 +448,7 @@ mod tests {
             Path::new("/nonexistent"),
             None,
             users,
+            None,
             LOOK_EVERY,
         );
         assert_eq!(auth.challenge(), "Basic realm=\"Staff only\"");
@@ -447,8 +477,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("htpasswd");
         std::fs::write(&file, "ann:{PLAIN}old\n").unwrap();
-        let users = read_users(&file).unwrap();
-        let auth = BasicAuth::new("Staff", &file, Stamp::of(&file), users, Duration::ZERO);
+        let (users, digest) = read_users(&file).unwrap();
+        let stamp = Stamp::of(&file);
+        let auth = BasicAuth::new("Staff", &file, stamp, users, Some(digest), Duration::ZERO);
         tokio_uring::start(async {
             let check = |text: &'static str| {
                 let value = basic(text);
@@ -474,6 +505,12 @@ mod tests {
             std::fs::write(&file, "bob:{PLAIN}b\n").unwrap();
             assert_eq!(check("bob:b").await, Ok(()));
             assert_eq!(check("ann:new").await, Err(Denied::UnknownUser));
+            // Read again while settling, the same bytes change nothing: what was verified
+            // stays verified.
+            let number = |auth: &BasicAuth| auth.users.read().unwrap().number;
+            let before = number(&auth);
+            assert_eq!(check("bob:b").await, Ok(()));
+            assert_eq!(number(&auth), before);
         });
         // Once settled, an unchanged file is not read again.
         let settled = Stamp {
@@ -483,12 +520,17 @@ mod tests {
         assert!(!settled.is_settling());
         assert!(Stamp::of(&file).unwrap().is_settling());
         assert!(matches!(
-            look(&file, Some(settled)),
+            look(&file, Some(settled), false),
             Look::Read { new: true, .. }
         ));
-        // A file that has not changed for long (the system's own).
+        // A file that has not changed for long (the system's own) is not read again, unless
+        // the last read failed.
         let old = Path::new("/etc/passwd");
-        assert!(matches!(look(old, Stamp::of(old)), Look::Unchanged));
+        assert!(matches!(look(old, Stamp::of(old), false), Look::Unchanged));
+        assert!(matches!(
+            look(old, Stamp::of(old), true),
+            Look::Read { new: false, .. }
+        ));
     }
 
     #[test]
