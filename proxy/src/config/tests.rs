@@ -1699,6 +1699,10 @@ fn a_regex_route_is_matched_by_its_pattern_and_refused_where_it_cannot_work() {
             "normalised",
         ),
         (
+            "path = \"/api/\"\nupstream = \"web\"\nupstream_path = \"/v1 x?y#z/\\r\\nX-Evil: 1/\"\n",
+            "normalised",
+        ),
+        (
             "path = \"/api/\"\nrespond = { status = 204 }\nupstream_path = \"/\"\n",
             "does not apply",
         ),

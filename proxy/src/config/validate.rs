@@ -794,12 +794,17 @@ impl Resolved {
                             "a regex route has no path prefix to replace",
                         ));
                     }
-                    Some(replacement) if !is_normal_path(replacement) => {
+                    // It goes into the request line as it is.
+                    Some(replacement)
+                        if !is_normal_path(replacement)
+                            || !replacement.bytes().all(crate::http::is_path_char) =>
+                    {
                         return Err(invalid(
                             "upstream_path",
                             &format!(
                                 "{replacement:?} is not a normalised path (it must start with \
-                                 `/`, without `.`, `..`, `//` or `%` escapes)"
+                                 `/`, without `.`, `..`, `//`, `%` escapes, spaces, `?`, `#` \
+                                 or control characters)"
                             ),
                         ));
                     }

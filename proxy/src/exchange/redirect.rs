@@ -108,36 +108,69 @@ fn location(base: &[u8], path: &[u8], query: &[u8]) -> Buf {
     let mut out = Buf::with_capacity(base.len() + path.len() * 3 + query.len() + 1);
     out.extend_from_slice(base);
     push_path_escaped(&mut out, path);
-    push_query(&mut out, query);
+    keep_on_this_host(&mut out, base);
+    push_query(&mut out, query, false);
     out
 }
 
 /// `to` with each `$1`..`$9` replaced by that group of the path (percent-encoded as a path
-/// is; a group that took no part, nothing), then `?query` if any.
+/// is, or in `to`'s query as a query's value is; a group that took no part, nothing), then
+/// the request's query, after `?`, or after `&` if `to` has a query (as nginx's `rewrite`).
 fn with_groups(to: &[u8], groups: &Captures<'_>, query: &[u8]) -> Buf {
     let mut out = Buf::with_capacity(to.len() + groups.get_match().len() * 3 + query.len() + 1);
     let mut rest = to;
+    let mut in_query = false;
     while let Some((&b, after)) = rest.split_first() {
         match after.first() {
             Some(&d @ b'1'..=b'9') if b == b'$' => {
                 if let Some(group) = groups.get(usize::from(d - b'0')) {
-                    push_path_escaped(&mut out, group.as_bytes());
+                    if in_query {
+                        push_value_escaped(&mut out, group.as_bytes());
+                    } else {
+                        push_path_escaped(&mut out, group.as_bytes());
+                    }
                 }
                 rest = &after[1..];
             }
             _ => {
+                in_query |= b == b'?';
                 out.push(b);
                 rest = after;
             }
         }
     }
-    push_query(&mut out, query);
+    keep_on_this_host(&mut out, to);
+    push_query(&mut out, query, in_query);
     out
 }
 
-fn push_query(out: &mut Buf, query: &[u8]) {
+/// A Location starting with `//` names another host (a scheme-relative URL): one that the
+/// request's path made so (`to = "/"` on route `/old`, asked for `/old//evil.example`,
+/// or `$1` holding a leading `/`) gets its second slash escaped, and stays on this server.
+/// nginx sends absolute Locations, where the same path cannot change the host.
+fn keep_on_this_host(out: &mut Buf, to: &[u8]) {
+    if out.starts_with(b"//") && !to.starts_with(b"//") {
+        out.splice(1..2, *b"%2F");
+    }
+}
+
+/// `bytes` escaped as a query's value: what would end it or start another (`&`, `=`, `+`,
+/// `#`) and what a URL may not hold.
+fn push_value_escaped(out: &mut Buf, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for &b in bytes {
+        if b.is_ascii_alphanumeric() || b"-._~!$'()*,;:@/?".contains(&b) {
+            out.push(b);
+        } else {
+            out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
+        }
+    }
+}
+
+/// The request's query, after `&` when the Location has one already, else after `?`.
+fn push_query(out: &mut Buf, query: &[u8], joined: bool) {
     if !query.is_empty() {
-        out.push(b'?');
+        out.push(if joined { b'&' } else { b'?' });
         out.extend_from_slice(query);
     }
 }
@@ -151,8 +184,15 @@ mod tests {
         let regex = crate::routes::PathRegex::new(r"^/p/([^/]+)(/x)?/(.*)$").unwrap();
         // Path, to, query, the Location.
         type Case = (&'static [u8], &'static str, &'static [u8], &'static str);
-        let cases: [Case; 5] = [
+        let cases: [Case; 6] = [
             (b"/p/42/rest", "/product/$1/$3", b"", "/product/42/rest"),
+            // In `to`'s query, a group is a value; the request's query joins with `&`.
+            (
+                b"/p/a&b=c d/r",
+                "/search?tag=$1",
+                b"x=1",
+                "/search?tag=a%26b%3Dc%20d&x=1",
+            ),
             (b"/p/42/x/r", "/a/$2$1", b"q=1", "/a//x42?q=1"),
             // A group that took no part is nothing; a `$` before anything else is a `$`.
             (b"/p/42/r", "/a$2/$1$/$x", b"", "/a/42$/$x"),
@@ -163,13 +203,27 @@ mod tests {
                 b"",
                 "https://example.com/a%20b%0D%0A%C3%A9/%3F",
             ),
-            (b"/p/1/", "/$9/$1", b"", "//1"),
+            (b"/p/1/", "/$9/$1", b"", "/%2F1"),
         ];
         for (path, to, query, want) in cases {
             let groups = regex.captures(path).unwrap();
             let got = with_groups(to.as_bytes(), &groups, query);
             assert_eq!(String::from_utf8_lossy(&got), want, "{to}");
         }
+        // A path cannot make the Location name another host; the operator's `to` can.
+        let go = crate::routes::PathRegex::new(r"^/go(.*)$").unwrap();
+        let groups = go.captures(b"/go/evil.example").unwrap();
+        for (to, want) in [
+            ("/$1", "/%2Fevil.example"),
+            ("//cdn.example$1", "//cdn.example/evil.example"),
+        ] {
+            let got = with_groups(to.as_bytes(), &groups, b"");
+            assert_eq!(String::from_utf8_lossy(&got), want, "{to}");
+        }
+        assert_eq!(
+            &location(b"/", b"/evil.example", b"")[..],
+            b"/%2Fevil.example"
+        );
     }
 
     #[test]

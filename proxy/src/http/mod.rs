@@ -61,12 +61,17 @@ pub use writer::{
 pub(crate) fn push_path_escaped(out: &mut Vec<u8>, path: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for &b in path {
-        if b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/".contains(&b) {
+        if is_path_char(b) {
             out.push(b);
         } else {
             out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
         }
     }
+}
+
+/// Whether a URL path may hold `b` as it is: RFC 3986's pchar and `/`.
+pub(crate) fn is_path_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/".contains(&b)
 }
 
 /// The value of one hexadecimal digit (chunk sizes, percent-escapes).
