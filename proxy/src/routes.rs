@@ -5,11 +5,12 @@
 //! First the request's Host picks a set of routes, as it picks an nginx `server` block: the
 //! routes whose `hosts` name it, if any does, else the routes without `hosts`. Within that
 //! set, matching follows nginx's `location`: an exact route (`location = /x`) wins; then a
-//! request for a prefix route's path without its trailing slash (`/api` for `/api/`), when no
-//! route matches it, is redirected to the path with the slash (nginx does this for its
-//! proxied locations), so the app's relative links work; then, unless the longest matching
-//! prefix route says `no_regex` (`location ^~`), the first regex route in the file's order
-//! whose pattern matches (`location ~`); else that longest prefix route.
+//! request for an upstream prefix route's path without its trailing slash (`/api` for
+//! `/api/`), when no route matches it, is redirected to the path with the slash (nginx's
+//! `auto_redirect`, which its proxied locations have), so the app's relative links work;
+//! then, unless the longest matching prefix route says `no_regex` (`location ^~`), the
+//! first regex route in the file's order whose pattern matches (`location ~`); else that
+//! longest prefix route, or a static route's slash redirect.
 
 use std::net::IpAddr;
 use std::sync::Arc;

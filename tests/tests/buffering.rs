@@ -565,9 +565,27 @@ fn x_accel_buffering_is_not_passed_to_the_client() {
     }
 }
 
+/// A paused client of `buffered` makes ringway spill to a temp file (the control, run first,
+/// shows the watch would see a spill), and one of `unbuffered`, as large, never does; the
+/// answer to `unbuffered`, read whole at last.
+fn spills_but_not_unbuffered(
+    ringway: &Ringway,
+    temp: &TempDir,
+    buffered: &str,
+    unbuffered: &str,
+) -> Response {
+    let slow = paused_download(ringway.addr(), buffered);
+    wait_for_temp_files(ringway, temp, 1, "control: a paused ordinary answer");
+    finish_download(slow, buffered, BIG_ANSWER);
+    assert_no_temp_left(ringway, temp, "after the control download");
+
+    let slow = paused_download(ringway.addr(), unbuffered);
+    assert_never_spills(ringway, temp, &format!("a paused client of {unbuffered}"));
+    finish_download(slow, unbuffered, BIG_ANSWER)
+}
+
 /// An answer marked `X-Accel-Buffering: no` goes at the client's pace and never to disk,
-/// where the same answer without the mark spills (the control, run first on the same
-/// ringway, shows the watch would see a spill).
+/// where the same answer without the mark spills.
 #[test]
 fn an_unbuffered_answer_never_touches_the_disk() {
     let uwsgi = patient_uwsgi(2);
@@ -575,18 +593,12 @@ fn an_unbuffered_answer_never_touches_the_disk() {
     let ringway = with_temp_dir(&uwsgi, &temp)
         .arg("--response-buffer-size", "64k")
         .start();
-    let addr = ringway.addr();
-
-    let buffered = format!("/stream/{BIG_ANSWER}");
-    let slow = paused_download(addr, &buffered);
-    wait_for_temp_files(&ringway, &temp, 1, "control: a paused ordinary answer");
-    finish_download(slow, &buffered, BIG_ANSWER);
-    assert_no_temp_left(&ringway, &temp, "after the control download");
-
-    let unbuffered = format!("/unbuffered/{BIG_ANSWER}");
-    let slow = paused_download(addr, &unbuffered);
-    assert_never_spills(&ringway, &temp, &format!("a paused client of {unbuffered}"));
-    let r = finish_download(slow, &unbuffered, BIG_ANSWER);
+    let r = spills_but_not_unbuffered(
+        &ringway,
+        &temp,
+        &format!("/stream/{BIG_ANSWER}"),
+        &format!("/unbuffered/{BIG_ANSWER}"),
+    );
     assert_eq!(r.header("x-accel-buffering"), None, "{r:?}");
 }
 
@@ -603,17 +615,10 @@ fn a_route_with_buffering_off_relays_at_the_clients_pace() {
              [[routes]]\npath = \"/\"\nupstream = \"default\"\n",
         )
         .start();
-    let addr = ringway.addr();
-
-    // The control: the same answer through the buffered route spills.
-    let buffered = format!("/lazy/{BIG_ANSWER}");
-    let slow = paused_download(addr, &buffered);
-    wait_for_temp_files(&ringway, &temp, 1, "control: a paused ordinary answer");
-    finish_download(slow, &buffered, BIG_ANSWER);
-    assert_no_temp_left(&ringway, &temp, "after the control download");
-
-    let unbuffered = format!("/stream/{BIG_ANSWER}");
-    let slow = paused_download(addr, &unbuffered);
-    assert_never_spills(&ringway, &temp, &format!("a paused client of {unbuffered}"));
-    finish_download(slow, &unbuffered, BIG_ANSWER);
+    spills_but_not_unbuffered(
+        &ringway,
+        &temp,
+        &format!("/lazy/{BIG_ANSWER}"),
+        &format!("/stream/{BIG_ANSWER}"),
+    );
 }

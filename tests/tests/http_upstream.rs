@@ -718,23 +718,20 @@ fn a_joined_connection_idle_for_the_read_timeout_is_closed() {
     assert!(rest.is_empty(), "{rest:?}");
 }
 
-/// An upstream that answers each request with `interim` `103 Early Hints` heads, then
-/// `200 OK` with the body `ok`, and keeps the connection.
-fn early_hints_upstream(interim: usize) -> SocketAddr {
+/// An upstream that answers each request of each connection with `answer(its target)`, and
+/// keeps the connection.
+fn answering(answer: impl Fn(&str) -> Vec<u8> + Clone + Send + 'static) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { return };
+            let answer = answer.clone();
             thread::spawn(move || {
                 let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
                 let mut input = Vec::new();
-                while read_request_line(&mut stream, &mut input).is_some() {
-                    let hint: &[u8] =
-                        b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n";
-                    let mut answer = hint.repeat(interim);
-                    answer.extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
-                    if stream.write_all(&answer).is_err() {
+                while let Some((_, target)) = read_request_line(&mut stream, &mut input) {
+                    if stream.write_all(&answer(&target)).is_err() {
                         return;
                     }
                 }
@@ -742,6 +739,17 @@ fn early_hints_upstream(interim: usize) -> SocketAddr {
         }
     });
     addr
+}
+
+/// An upstream that answers each request with `interim` `103 Early Hints` heads, then
+/// `200 OK` with the body `ok`, and keeps the connection.
+fn early_hints_upstream(interim: usize) -> SocketAddr {
+    answering(move |_| {
+        let hint: &[u8] = b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n";
+        let mut answer = hint.repeat(interim);
+        answer.extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        answer
+    })
 }
 
 #[test]
@@ -767,27 +775,13 @@ fn interim_answers_are_skipped_but_not_without_end() {
 
 /// An upstream that answers every request with the target of its request line.
 fn echoes_targets() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { return };
-            thread::spawn(move || {
-                let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
-                let mut input = Vec::new();
-                while let Some((_, target)) = read_request_line(&mut stream, &mut input) {
-                    let answer = format!(
-                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{target}",
-                        target.len()
-                    );
-                    if stream.write_all(answer.as_bytes()).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    addr
+    answering(|target| {
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{target}",
+            target.len()
+        )
+        .into_bytes()
+    })
 }
 
 /// `upstream_path` against nginx's `proxy_pass` with a URI: the route's path replaced in
