@@ -6,7 +6,9 @@ use crate::client::{Client, Next, Own};
 use std::io::Write;
 use std::net::IpAddr;
 
-use crate::http::{BodyFraming, Method, RequestHead, host_without_port, push_path_escaped};
+use crate::http::{
+    BodyFraming, Method, RequestHead, host_without_port, push_escaped, push_path_escaped,
+};
 use crate::identity::RequestId;
 use crate::routes::{Route, highest_group};
 use regex::bytes::Captures;
@@ -157,14 +159,9 @@ fn keep_on_this_host(out: &mut Buf, to: &[u8]) {
 /// `bytes` escaped as a query's value: what would end it or start another (`&`, `=`, `+`,
 /// `#`) and what a URL may not hold.
 fn push_value_escaped(out: &mut Buf, bytes: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for &b in bytes {
-        if b.is_ascii_alphanumeric() || b"-._~!$'()*,;:@/?".contains(&b) {
-            out.push(b);
-        } else {
-            out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
-        }
-    }
+    push_escaped(out, bytes, |b| {
+        b.is_ascii_alphanumeric() || b"-._~!$'()*,;:@/?".contains(&b)
+    });
 }
 
 /// The request's query, after `&` when the Location has one already, else after `?`.

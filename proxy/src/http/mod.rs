@@ -59,9 +59,14 @@ pub use writer::{
 /// as they are): a normalised path is decoded, its bytes may be anything, CR and LF
 /// included, and it goes into a header or a request line.
 pub(crate) fn push_path_escaped(out: &mut Vec<u8>, path: &[u8]) {
+    push_escaped(out, path, is_path_char);
+}
+
+/// Appends `bytes`, each one `keep` refuses percent-encoded.
+pub(crate) fn push_escaped(out: &mut Vec<u8>, bytes: &[u8], keep: fn(u8) -> bool) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for &b in path {
-        if is_path_char(b) {
+    for &b in bytes {
+        if keep(b) {
             out.push(b);
         } else {
             out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
