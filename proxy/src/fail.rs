@@ -367,6 +367,14 @@ impl Fail {
         }
     }
 
+    /// Logs a failure the request got past, at `upstream` (another server took it over):
+    /// rate-limited with its kind, not counted as the request's.
+    pub(crate) fn report_passed_on(self, upstream: &dyn fmt::Display) {
+        if GATES[self.kind()].allow() {
+            tracing::warn!(%upstream, "{self}; the request goes on to the next server");
+        }
+    }
+
     /// Counts the failure in `stats` and logs it (rate-limited per kind).
     pub(crate) fn report(self, peer: SocketAddr, stats: &WorkerStats) {
         if let Some(kind) = self.upstream_error() {

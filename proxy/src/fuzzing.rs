@@ -308,6 +308,7 @@ fn any_limits() -> Limits {
         upstream_read_timeout: minute,
         client_body_timeout: minute,
         send_timeout: minute,
+        next_upstream: crate::config::NextUpstream::DEFAULT,
     }
 }
 

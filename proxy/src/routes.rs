@@ -327,6 +327,7 @@ pub(crate) mod tests {
             upstream_read_timeout: t,
             client_body_timeout: t,
             send_timeout: t,
+            next_upstream: crate::config::NextUpstream::DEFAULT,
         }
     }
 

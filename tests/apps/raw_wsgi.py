@@ -23,6 +23,12 @@ Routes (the same as demo_flask.py):
                     X-Public (raw app only, and only with RINGWAY_VALIDATE=0: wsgiref.validate
                     forbids a Connection header in a WSGI app)
   /error            raises before start_response: uWSGI closes without a byte (proxy: 502)
+  /fail-in/<name>   in the instance so named (RINGWAY_INSTANCE, below) fails as ?how= says:
+                    `error` (the default: as /error), `exit` (the worker process dies
+                    without answering: for servers that turn an exception into a 500),
+                    `sleep` (answers only after ?ms=N), `status` (answers ?code=N); every
+                    other instance answers 200 "served" (raw app only): a proxy with several
+                    servers shows whether it passed the request on
   /status/<code>    answers with that status (no body for 1xx, 204, 304); the body is
                     "status <code>", or with ?bytes=N N pattern bytes (raw app only)
   /report/<name>    X-Accel-Redirect: /protected/<name>, with Content-Type application/pdf,
@@ -171,6 +177,24 @@ def tag_instance(wsgi_app):
     return tagged
 
 
+def fail_in(environ, start_response, name):
+    """/fail-in/<name>: fails only in the instance named `name`."""
+    if os.environ.get("RINGWAY_INSTANCE") != name:
+        return respond(start_response, "200 OK", b"served")
+    query = parse_qs(environ.get("QUERY_STRING", ""))
+    how = query.get("how", ["error"])[0]
+    if how == "exit":
+        os._exit(1)
+    if how == "sleep":
+        time.sleep(int(query["ms"][0]) / 1000)
+        return respond(start_response, "200 OK", b"slept")
+    if how == "status":
+        code = int(query["code"][0])
+        status = "%d %s" % (code, STATUS_TEXT.get(code, "Status"))
+        return respond(start_response, status, b"failed with %d" % code)
+    raise RuntimeError("deliberate error for the tests")
+
+
 def app(environ, start_response):
     path = environ.get("PATH_INFO", "/")
     if environ.get("HTTP_X_DUMP_ENVIRON"):
@@ -248,6 +272,8 @@ def app(environ, start_response):
         return [REPORT_BODY]
     if path == "/error":
         raise RuntimeError("deliberate error for the tests")
+    if path.startswith("/fail-in/"):
+        return fail_in(environ, start_response, path[len("/fail-in/"):])
     if path.startswith("/status/"):
         code = int(path[len("/status/"):])
         status = "%d %s" % (code, STATUS_TEXT.get(code, "Status"))

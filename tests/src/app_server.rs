@@ -65,6 +65,18 @@ impl AppServer {
     /// Starts `server` serving `served` on `listen`, with `workers` processes, and waits
     /// until it answers.
     pub fn start(server: Server, served: Served, listen: Listen, workers: u32) -> AppServer {
+        AppServer::start_named(server, served, listen, workers, None)
+    }
+
+    /// [`AppServer::start`], with `instance` given to the app as RINGWAY_INSTANCE: the test
+    /// apps then tag every answer with `X-Instance: NAME`, and `/fail-in/NAME` fails there.
+    pub fn start_named(
+        server: Server,
+        served: Served,
+        listen: Listen,
+        workers: u32,
+        instance: Option<&str>,
+    ) -> AppServer {
         let dir = tempfile::Builder::new()
             .prefix("ringway-appserver-")
             .tempdir()
@@ -126,6 +138,9 @@ impl AppServer {
                 cmd
             }
         };
+        if let Some(name) = instance {
+            cmd.env("RINGWAY_INSTANCE", name);
+        }
         cmd.env("RINGWAY_VALIDATE", "0")
             .env("RINGWAY_PROXY_FIX", "1")
             .env("PYTHONDONTWRITEBYTECODE", "1")

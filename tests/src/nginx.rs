@@ -87,8 +87,22 @@ impl Nginx {
         Nginx::start_with(|dir, addr| proxy_pass_config(dir, addr, app, locations))
     }
 
+    /// Starts nginx passing every request to a group of uWSGIs, `upstream app_group { server
+    /// unix:...; ... }` (round robin; nginx's defaults `max_fails=1 fail_timeout=10s`), with
+    /// `directives` in the location (`uwsgi_next_upstream error http_503;`, ...).
+    pub fn start_uwsgi_group(sockets: &[&Path], directives: &str) -> Nginx {
+        let servers: String = sockets
+            .iter()
+            .map(|s| format!("server unix:{};\n        ", s.display()))
+            .collect();
+        let group = format!("upstream app_group {{\n        {servers}}}");
+        let pass = format!("{directives}\n            uwsgi_pass app_group;");
+        Nginx::start_with(|dir, addr| config(dir, addr, &pass, true, "", &group))
+    }
+
     fn start_config(uwsgi_socket: &Path, pep3333: bool, locations: &str) -> Nginx {
-        Nginx::start_with(|dir, addr| config(dir, addr, uwsgi_socket, pep3333, locations))
+        let pass = format!("uwsgi_pass unix:{};", uwsgi_socket.display());
+        Nginx::start_with(|dir, addr| config(dir, addr, &pass, pep3333, locations, ""))
     }
 
     /// Starts nginx with the config `conf` writes for its temp dir and listening address.
@@ -196,13 +210,15 @@ pub fn uwsgi_pass(socket: &Path) -> String {
     )
 }
 
-/// nginx.conf; `locations` go into the server block before `location /`.
+/// nginx.conf; `pass` ends `location /` (its `uwsgi_pass`), `locations` go into the server
+/// block before it, `upstreams` into the http block.
 fn config(
     dir: &Path,
     addr: SocketAddr,
-    uwsgi_socket: &Path,
+    pass: &str,
     pep3333: bool,
     locations: &str,
+    upstreams: &str,
 ) -> String {
     let d = dir.display();
     let pep3333 = if pep3333 {
@@ -212,7 +228,6 @@ fn config(
     };
     let root = paths::document_root();
     let root = root.display();
-    let sock = uwsgi_socket.display();
     format!(
         "daemon off;
 master_process off;
@@ -232,6 +247,7 @@ http {{
     uwsgi_buffer_size 16k;
     uwsgi_buffers 8 16k;
     client_max_body_size 64m;
+    {upstreams}
     server {{
         listen {addr};
         server_name {SERVER_NAME};
@@ -240,7 +256,7 @@ http {{
         location / {{
             include /etc/nginx/uwsgi_params;
             {pep3333}
-            uwsgi_pass unix:{sock};
+            {pass}
         }}
     }}
 }}

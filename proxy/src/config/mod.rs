@@ -4,6 +4,7 @@
 //! [`Config`] that the workers share read-only. An error names the flag, or the key and the
 //! file, it comes from.
 
+mod next_upstream;
 mod settings;
 mod validate;
 mod values;
@@ -17,6 +18,7 @@ use std::time::Duration;
 use anyhow::{Context, anyhow};
 use clap::Parser;
 
+pub use next_upstream::NextUpstream;
 pub use settings::{
     AppSettings, GroupSettings, GzipSettings, HeaderSetting, HeaderTable, LimitReqSettings,
     LimitSettings, RedirectSettings, Resolved, RespondSettings, RouteSettings, Settings,
@@ -189,6 +191,8 @@ pub struct Limits {
     pub client_body_timeout: Duration,
     /// Client write timeout.
     pub send_timeout: Duration,
+    /// What sends a request on to the group's next server.
+    pub next_upstream: NextUpstream,
 }
 
 impl Limits {

@@ -16,6 +16,7 @@ use clap::{Args, Parser};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::next_upstream::NextUpstream;
 use super::values::{
     Cidr, Dur, HostName, LogFormat, LogTarget, MetricsListen, Rate, ServerAddr, Size, StaticDir,
 };
@@ -265,6 +266,13 @@ pub struct LimitSettings {
     /// Time allowed between two writes to a client before it is dropped [default: 60s].
     #[arg(long, value_name = "DURATION")]
     pub send_timeout: Option<Dur>,
+
+    /// When a request goes on to the group's next server, each tried once (nginx's
+    /// `proxy_next_upstream` / `uwsgi_next_upstream`): `error`, `timeout`, `invalid_header`,
+    /// `http_500`, `http_502`, `http_503`, `http_504`, `http_403`, `http_404`, `http_429`,
+    /// `non_idempotent`, or `off`. In the file, a list [default: error timeout].
+    #[arg(long, value_name = "CASES")]
+    pub next_upstream: Option<NextUpstream>,
 }
 
 /// TLS termination: `[tls]`.

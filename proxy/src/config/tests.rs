@@ -316,6 +316,11 @@ fn each_route_mistake_is_refused_with_its_key() {
             "invalid duration",
         ),
         (
+            "[[routes]]\npath = \"/\"\nupstream = \"app\"\nnext_upstream = [\"error\", \"http_501\"]\n",
+            "next_upstream",
+            "unknown case \"http_501\"",
+        ),
+        (
             "[[routes]]\npath = \"/s/\"\nstatic = \"/nonexistent/ringway\"\n",
             "routes[0].static",
             "cannot open the directory",
@@ -1726,5 +1731,33 @@ fn a_regex_route_is_matched_by_its_pattern_and_refused_where_it_cannot_work() {
         &redirect("path = \"/p/\"\nredirect = { to = \"/product/$1\" }\n"),
         "routes[0].redirect.to",
         "groups come from a regex route",
+    );
+}
+
+#[test]
+fn next_upstream_from_the_top_a_route_or_a_flag() {
+    let text = "next_upstream = [\"error\", \"http_502\"]\n\
+                [upstreams.app]\nservers = [\"unix:/a\", \"unix:/b\"]\n\
+                [[routes]]\npath = \"/api/\"\nupstream = \"app\"\nnext_upstream = \"off\"\n\
+                [[routes]]\npath = \"/\"\nupstream = \"app\"\n";
+    let config = load(text, &[]).unwrap();
+    let api = route(&config, "/api/x").limits.next_upstream;
+    assert!(!api.on_error(), "the route's own: off");
+    let rest = route(&config, "/x").limits.next_upstream;
+    assert!(
+        rest.on_error() && rest.on_status(502) && !rest.on_timeout(),
+        "the top's"
+    );
+    let flagged = load(text, &["--next-upstream", "timeout,http_503"]).unwrap();
+    let rest = route(&flagged, "/x").limits.next_upstream;
+    assert!(
+        rest.on_timeout() && rest.on_status(503) && !rest.on_error(),
+        "the flag wins"
+    );
+    let plain = load("upstream = [\"unix:/a\"]\n", &[]).unwrap();
+    assert_eq!(
+        route(&plain, "/").limits.next_upstream,
+        crate::config::NextUpstream::DEFAULT,
+        "nginx's default: error timeout"
     );
 }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use anyhow::anyhow;
 
+use super::next_upstream::NextUpstream;
 use super::settings::{
     AppSettings, AuthBasicSetting, GroupSettings, HeaderSetting, LimitReqSettings, LimitSettings,
     Resolved, RespondSettings, RouteSettings, Satisfy,
@@ -491,6 +492,7 @@ impl Resolved {
             upstream_read_timeout: timeout("upstream_read_timeout", own.upstream_read_timeout, 60)?,
             client_body_timeout: timeout("client_body_timeout", own.client_body_timeout, 60)?,
             send_timeout: timeout("send_timeout", own.send_timeout, 60)?,
+            next_upstream: own.next_upstream.unwrap_or(NextUpstream::DEFAULT),
         })
     }
 

@@ -4,23 +4,23 @@
 //!
 //! A kept connection the server closed meanwhile fails before any byte of the answer comes
 //! back (a write error, or end of stream or a reset on the first read). The request is then
-//! sent again, once, on a new connection, if that is safe: it had no body, or its method is
-//! idempotent (RFC 9110 §9.2.2). Otherwise it is answered 502, as nginx does; such requests
-//! take a kept connection only after a non-blocking peek says it is still open.
-
-use std::time::Duration;
+//! sent again, once, on a new connection, if that is safe: its method is idempotent (RFC
+//! 9110 §9.2.2). Otherwise it is answered 502, as nginx does; such requests take a kept
+//! connection only after a non-blocking peek says it is still open. Beyond that, a request
+//! a server failed goes on to the next as the route's `next_upstream` says
+//! (`next_upstream.rs`).
 
 use super::Request;
-use super::upstream::{Answered, Target, check_body_size, connect};
+use super::next_upstream::{Missed, is_idempotent};
+use super::upstream::{Answered, Target, check_body_size, connect, pass_on};
 use crate::buffer::{Body, Buf};
 use crate::client::Client;
-use crate::fail::{Fail, Step};
+use crate::fail::Fail;
 use crate::http::{BodyFraming, Method, Version};
-use crate::io::{IoError, write_all_or_back};
 use crate::upstream::http::{
     HeadEnv, encode_request_head, keeps_connection, read_response_head, wants_upgrade,
 };
-use crate::upstream::{Reuse, UpstreamConn, Upstreams, send_from_file};
+use crate::upstream::{Reuse, Sent, Tried, Upstreams, send_request};
 use crate::worker::Worker;
 
 /// What the server answered.
@@ -63,66 +63,71 @@ pub(super) async fn exchange(
     // that look and the request's arrival.
     let retry_safe = !upgrading && is_idempotent(req.head.method);
     let mut reuse = Reuse::Kept { peek: !retry_safe };
+    let mut tried = Tried::default();
+    let mut stale_retried = false;
     loop {
-        let (upstream, connected) = connect(client, req, target, worker, group, reuse).await?;
+        let (upstream, connected) =
+            connect(client, req, target, worker, group, reuse, tried).await?;
         let head = encode_head(client, req, target, worker, &body, upgrading, group);
         let is_head = req.head.method == Method::Head;
         let mut headers = std::mem::take(&mut client.response_headers);
         let timeout = limits.upstream_read_timeout;
         let with_upstream = async {
-            let (kept, sent_whole) = send(&upstream, head, body, timeout).await?;
+            let sent = send_request(&upstream, head, body, timeout).await?;
             let answer =
                 read_response_head(&upstream, is_head, upgrading, &mut headers, timeout).await;
-            Ok::<_, Fail>((kept, sent_whole, answer))
+            Ok::<_, Fail>((sent, answer))
         };
         let sent = tokio::select! {
             sent = with_upstream => sent,
             () = client.gone() => Err(Fail::ClientGone),
         };
         client.response_headers = headers;
-        let (kept, sent_whole, answer) = sent?;
-        match answer {
-            Ok((head, buf)) => {
-                let switching = head.status == 101;
-                // A connection the request did not go through whole is not trusted again.
-                upstream.set_reusable(
-                    sent_whole
-                        && !switching
-                        && keeps_connection(&head, &buf, &client.response_headers),
+        let (Sent { body: kept, whole }, answer) = sent?;
+        if let Some(kept) = kept {
+            let missed = match &answer {
+                Ok((head, _)) => Missed::Status(head.status),
+                Err(failed) => Missed::Fail(failed.fail),
+            };
+            let stale = matches!(&answer, Err(failed) if failed.nothing_back)
+                && upstream.is_reused()
+                && retry_safe
+                && !stale_retried;
+            if stale {
+                stale_retried = true;
+                tracing::debug!(
+                    ?missed,
+                    "kept upstream connection was closed; retrying on a new one"
                 );
-                let answered = Answered {
-                    upstream,
-                    head,
-                    buf,
-                    connected,
-                };
-                return Ok(if switching {
-                    Exchanged::Switching(answered)
-                } else {
-                    Exchanged::Answer(answered)
-                });
+                body = kept;
+                reuse = Reuse::Fresh;
+                continue;
             }
-            Err(failed) => {
-                let again = failed.nothing_back && upstream.is_reused() && retry_safe;
-                match kept {
-                    Some(kept) if again => {
-                        tracing::debug!(fail = ?failed.fail, "kept upstream connection was closed; retrying on a new one");
-                        body = kept;
-                        reuse = Reuse::Fresh;
-                    }
-                    _ => return Err(failed.fail),
-                }
+            if pass_on(req, target, group, &upstream, &mut tried, missed) {
+                upstream.close();
+                body = kept;
+                reuse = Reuse::Kept { peek: !retry_safe };
+                continue;
             }
         }
+        let (head, buf) = answer.map_err(|failed| failed.fail)?;
+        let switching = head.status == 101;
+        // A connection the request did not go through whole is not trusted again.
+        upstream.set_reusable(
+            whole && !switching && keeps_connection(&head, &buf, &client.response_headers),
+        );
+        let answered = Answered {
+            upstream,
+            head,
+            buf,
+            connected,
+        };
+        return Ok(if switching {
+            Exchanged::Switching(answered)
+        } else {
+            Exchanged::Answer(answered)
+        });
     }
-}
-
-/// Safe to send twice (RFC 9110 §9.2.2): the server's state ends the same.
-fn is_idempotent(method: Method) -> bool {
-    matches!(
-        method,
-        Method::Get | Method::Head | Method::Put | Method::Delete | Method::Options | Method::Trace
-    )
 }
 
 /// The request head, in a pooled buffer.
@@ -164,59 +169,4 @@ fn encode_head(
     let mut head = Buf::with_capacity(group.buffer_size());
     encode_request_head(&client.input, &req.head, &client.headers, &env, &mut head);
     head
-}
-
-/// Sends the head, then the body; gives the body back for a retry (`None`: it could not
-/// be kept), and whether all of it went out. A server that stops reading is not an error
-/// here: its answer (or its silence) is read next, as on the uwsgi path.
-async fn send(
-    conn: &UpstreamConn,
-    head: Buf,
-    body: Body,
-    timeout: Duration,
-) -> Result<(Option<Body>, bool), Fail> {
-    let (sent, kept) = match body {
-        Body::Absent => (write(conn, head, 0, timeout).await.0, Some(Body::Absent)),
-        Body::Memory { mut buf, front } => {
-            let start = front.checked_sub(head.len());
-            let (sent, buf) = match start.and_then(|s| Some((s, buf.get_mut(s..front)?))) {
-                Some((start, room)) => {
-                    room.copy_from_slice(&head);
-                    write(conn, buf, start, timeout).await
-                }
-                None => match write(conn, head, 0, timeout).await {
-                    (Ok(()), _) => write(conn, buf, front, timeout).await,
-                    (Err(err), _) => (Err(err), Some(buf)),
-                },
-            };
-            (sent, buf.map(|buf| Body::Memory { buf, front }))
-        }
-        // Boxed: a body in a file is the rare case.
-        Body::File { file, len } => {
-            let sent = Box::pin(send_from_file(conn, head, &file, len, timeout)).await?;
-            (sent, Some(Body::File { file, len }))
-        }
-    };
-    match sent {
-        Ok(()) => Ok((kept, true)),
-        Err(IoError::Failed(kind)) => {
-            tracing::debug!(?kind, "upstream stopped reading the request");
-            Ok((kept, false))
-        }
-        Err(IoError::Timeout) => Err(Fail::UpstreamTimeout(Step::Sending)),
-    }
-}
-
-/// Writes `buf[from..]` within `limit` between two writes, giving the buffer back unless
-/// the write timed out (its op may still hold it then).
-async fn write(
-    conn: &UpstreamConn,
-    buf: Buf,
-    from: usize,
-    limit: Duration,
-) -> (Result<(), IoError>, Option<Buf>) {
-    match write_all_or_back(conn, buf, from, limit).await {
-        Ok(buf) => (Ok(()), Some(buf)),
-        Err((err, buf)) => (Err(err), buf),
-    }
 }

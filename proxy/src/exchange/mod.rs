@@ -11,6 +11,7 @@ mod body_out;
 mod http_upstream;
 mod intercept;
 mod log;
+mod next_upstream;
 mod redirect;
 mod relay;
 mod respond;

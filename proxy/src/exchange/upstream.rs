@@ -2,8 +2,10 @@
 //! as HTTP/1.1: `http_upstream`), its answer goes to the client. Read top to bottom, it is
 //! the whole data path of a proxied request.
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
+use super::next_upstream::{self, Missed};
 use super::{Outcome, Request, accel, intercept, relay};
 use super::{http_upstream, upgrade};
 use crate::buffer::{Body, Buf};
@@ -12,7 +14,7 @@ use crate::config::Protocol;
 use crate::fail::Fail;
 use crate::http::{BodyFraming, Method, ResponseHead};
 use crate::routes::Route;
-use crate::upstream::{Reuse, UpstreamConn, Upstreams, read_response_head, send_request};
+use crate::upstream::{Reuse, Tried, UpstreamConn, Upstreams, read_response_head, send_request};
 use crate::uwsgi::{self, RequestEnv};
 use crate::worker::Worker;
 
@@ -119,34 +121,81 @@ async fn exchange_uwsgi(
         None => encode_vars(client, req, target, body.len(), worker)?,
     };
 
-    let (upstream, connected) = connect(client, req, target, worker, group, Reuse::Fresh).await?;
-
     let is_head = req.head.method == Method::Head;
-    let mut headers = std::mem::take(&mut client.response_headers);
-    let with_upstream = async {
-        send_request(&upstream, vars, body, limits.upstream_read_timeout).await?;
-        read_response_head(
-            &upstream,
-            is_head,
-            &mut headers,
-            limits.upstream_read_timeout,
-        )
-        .await
-    };
-    // A client that leaves meanwhile ends the request: the upstream connection is shut
-    // (uWSGI stops writing an answer nobody reads), nothing is answered.
-    let answer = tokio::select! {
-        answer = with_upstream => answer,
-        () = client.gone() => Err(Fail::ClientGone),
-    };
-    client.response_headers = headers;
-    let (head, buf) = answer?;
-    Ok(Answered {
-        upstream,
-        head,
-        buf,
-        connected,
-    })
+    let timeout = limits.upstream_read_timeout;
+    let (mut vars, mut body) = (vars, body);
+    let mut tried = Tried::default();
+    loop {
+        let reuse = Reuse::Fresh;
+        let (upstream, connected) =
+            connect(client, req, target, worker, group, reuse, tried).await?;
+        let mut headers = std::mem::take(&mut client.response_headers);
+        let with_upstream = async {
+            let sent = send_request(&upstream, vars, body, timeout).await?;
+            let answer = read_response_head(&upstream, is_head, &mut headers, timeout).await;
+            Ok::<_, Fail>((sent.body, answer))
+        };
+        // A client that leaves meanwhile ends the request: the upstream connection is shut
+        // (uWSGI stops writing an answer nobody reads), nothing is answered.
+        let answer = tokio::select! {
+            answer = with_upstream => answer,
+            () = client.gone() => Err(Fail::ClientGone),
+        };
+        client.response_headers = headers;
+        let (kept, answer) = answer?;
+        let missed = match &answer {
+            Ok((head, _)) => Missed::Status(head.status),
+            Err(fail) => Missed::Fail(*fail),
+        };
+        if let Some(kept) = kept
+            && pass_on(req, target, group, &upstream, &mut tried, missed)
+        {
+            upstream.close();
+            body = kept;
+            vars = encode_vars(client, req, target, body.len(), worker)?;
+            continue;
+        }
+        let (head, buf) = answer?;
+        return Ok(Answered {
+            upstream,
+            head,
+            buf,
+            connected,
+        });
+    }
+}
+
+/// Whether the request goes on to another of `group`'s servers after `upstream`'s missed
+/// it: the route's `next_upstream` lists the way, the method allows it, and a server is
+/// left; `upstream`'s server is then counted as tried. A server that failed is marked
+/// down either way.
+pub(super) fn pass_on(
+    req: &Request,
+    target: &Target<'_>,
+    group: &Upstreams,
+    upstream: &UpstreamConn,
+    tried: &mut Tried,
+    missed: Missed,
+) -> bool {
+    let next = target.route.limits.next_upstream;
+    let server = upstream.server();
+    if missed.is_failure(next) {
+        group.mark_down(server);
+    }
+    if !next_upstream::goes_on(next, req.head.method, missed) {
+        return false;
+    }
+    tried.add(server);
+    if !group.has_untried(*tried) {
+        return false;
+    }
+    match (missed, group.server_addr(server)) {
+        (Missed::Fail(fail), Some(addr)) => fail.report_passed_on(addr),
+        // The app chose that answer: nothing for an operator to see.
+        _ => tracing::debug!(?missed, server, "the request goes on to the next server"),
+    }
+    group.conn_counts().passed_on.fetch_add(1, Relaxed);
+    true
 }
 
 /// A connection to one of `group`'s servers for `req` (a kept one where `reuse` allows),
@@ -161,6 +210,7 @@ pub(super) async fn connect(
     worker: &Worker,
     group: &Upstreams,
     reuse: Reuse,
+    tried: Tried,
 ) -> Result<(UpstreamConn, Instant), Fail> {
     let permit = tokio::select! {
         biased;
@@ -169,7 +219,12 @@ pub(super) async fn connect(
     };
     let connecting = Instant::now();
     let upstream = group
-        .connect(permit, target.route.limits.upstream_connect_timeout, reuse)
+        .connect(
+            permit,
+            target.route.limits.upstream_connect_timeout,
+            reuse,
+            tried,
+        )
         .await?;
     let connected = Instant::now();
     if !upstream.is_reused() {

@@ -32,6 +32,7 @@ names! {
     UPSTREAM_OPENED = "ringway_upstream_connections_opened_total", "Connections opened to an upstream group's servers, by group.";
     UPSTREAM_REUSED = "ringway_upstream_connections_reused_total", "Kept connections to an HTTP upstream group's servers given another request, by group.";
     UPSTREAM_CONNECT_FAILURES = "ringway_upstream_connect_failures_total", "Connects to an upstream group's servers that failed (refused, timed out, backlog full), by group: another server may have taken the request, so ringway_upstream_errors_total does not count them.";
+    UPSTREAM_PASSED_ON = "ringway_upstream_requests_passed_on_total", "Requests sent on to another of the group's servers after one failed them (closed, timed out, or answered a status `next_upstream` lists), by group.";
     UPSTREAM_UPGRADES = "ringway_upstream_upgrades_total", "Client and upstream connections joined after a protocol switch (101, WebSocket), by group.";
     CONNECTIONS_ACCEPTED = "ringway_connections_accepted_total", "Client connections accepted.";
     CONNECTIONS_ACTIVE = "ringway_connections_active", "Client connections open now.";

@@ -174,6 +174,7 @@ pub fn render(snap: &Snapshot, out: &mut Exposition) {
         (&names::UPSTREAM_REUSED, |g| g.reused),
         (&names::UPSTREAM_UPGRADES, |g| g.upgraded),
         (&names::UPSTREAM_CONNECT_FAILURES, |g| g.connect_failed),
+        (&names::UPSTREAM_PASSED_ON, |g| g.passed_on),
     ] {
         out.family(name, Counter);
         for g in &snap.upstream_conns {

@@ -53,6 +53,7 @@ impl Readiness {
                 reused: g.conns.reused.load(Ordering::Relaxed),
                 upgraded: g.conns.upgraded.load(Ordering::Relaxed),
                 connect_failed: g.conns.connect_failed.load(Ordering::Relaxed),
+                passed_on: g.conns.passed_on.load(Ordering::Relaxed),
             })
             .collect()
     }

@@ -124,6 +124,8 @@ pub struct GroupConnFigures {
     pub upgraded: u64,
     /// Connects that failed (another server may have taken the request).
     pub connect_failed: u64,
+    /// Requests sent on to another server after one failed them.
+    pub passed_on: u64,
 }
 
 /// One upstream group's slots and queue.

@@ -38,6 +38,8 @@ pub struct ConnCounts {
     pub upgraded: AtomicU64,
     /// Connects that failed, whether another server then took the request or not.
     pub connect_failed: AtomicU64,
+    /// Requests sent on to another server after one failed them (`next_upstream`).
+    pub passed_on: AtomicU64,
 }
 
 /// One server of a group. Times are kept as milliseconds since `epoch`, plus one (0:

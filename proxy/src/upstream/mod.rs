@@ -1,6 +1,6 @@
-//! The upstream side: one worker's view of each upstream group's uWSGI sockets (round robin,
-//! with failover on connect errors), the connection to one of them, and the uwsgi exchange
-//! on it.
+//! The upstream side: one worker's view of each upstream group's servers (round robin, with
+//! failover on connect errors; `exchange/next_upstream.rs` decides when a request a server
+//! failed goes on), the connection to one of them, and the exchange on it.
 //!
 //! uWSGI closes every connection after one response (the uwsgi protocol has no keep-alive),
 //! so each request connects anew. Connects go through a non-blocking socket2 socket: a uWSGI
@@ -16,6 +16,7 @@
 mod health;
 pub(crate) mod http;
 mod pool;
+mod send;
 mod stream;
 mod uwsgi;
 
@@ -33,9 +34,10 @@ use tokio_uring::net::{TcpStream, UnixStream};
 
 pub use health::{ConnCounts, GroupHealth, ServerHealth, UpstreamHealth};
 use pool::ServerPool;
+pub(crate) use send::{Sent, send_request};
 use stream::Pool;
 pub(crate) use stream::UpstreamConn;
-pub(crate) use uwsgi::{read_response_head, send_from_file, send_request};
+pub(crate) use uwsgi::read_response_head;
 
 use crate::config::{Group, Protocol, UpstreamAddr};
 use crate::fail::Fail;
@@ -61,6 +63,25 @@ pub(crate) enum Reuse {
     /// A kept one if there is one that still looks open (see [`take_kept`]); `peek`: look
     /// at its socket too, for a request that cannot be sent again.
     Kept { peek: bool },
+}
+
+/// The servers of a group one request has been to (nginx's `tried` bitmap): it goes to
+/// each at most once. A group's first 64 servers are counted; past them a request
+/// stops going on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Tried(u64);
+
+impl Tried {
+    fn has(self, server: usize) -> bool {
+        server < 64 && self.0 & (1 << server) != 0
+    }
+
+    /// Counts `server` as tried.
+    pub(crate) fn add(&mut self, server: usize) {
+        if server < 64 {
+            self.0 |= 1 << server;
+        }
+    }
 }
 
 /// One worker's view of an upstream group (not shared between threads).
@@ -159,8 +180,27 @@ impl Upstreams {
         }
     }
 
-    /// Connects to the next upstream in turn, trying the others on failure. Upstreams marked
-    /// down are tried last. The failure reported is the most telling one: busy or timed out
+    /// Server `server`'s address.
+    pub(crate) fn server_addr(&self, server: usize) -> Option<&UpstreamAddr> {
+        self.members.get(server).map(|m| &m.addr)
+    }
+
+    /// Whether a server `tried` leaves out remains for the request.
+    pub(crate) fn has_untried(&self, tried: Tried) -> bool {
+        (0..self.members.len().min(64)).any(|i| !tried.has(i))
+    }
+
+    /// `server` failed a request after its connect (closed, timed out, a bad head, or a
+    /// status `next_upstream` lists): skipped for [`DOWN_FOR`], as after a refused connect
+    /// (nginx's `max_fails=1 fail_timeout=10s`).
+    pub(crate) fn mark_down(&self, server: usize) {
+        if let Some(member) = self.members.get(server) {
+            member.down_until.set(Some(Instant::now() + DOWN_FOR));
+        }
+    }
+
+    /// Connects to the next upstream in turn, trying the others on failure, except those
+    /// `tried` names. Upstreams marked down are tried last. The failure reported is the most telling one: busy or timed out
     /// says more than refused. With a `permit` (from [`Upstreams::slot`]) only servers with
     /// room are tried, and the connection keeps the server's slot.
     /// A kept HTTP connection is taken first when `reuse` allows.
@@ -169,13 +209,14 @@ impl Upstreams {
         mut permit: Option<Permit>,
         limit: Duration,
         reuse: Reuse,
+        tried: Tried,
     ) -> Result<UpstreamConn, Fail> {
         let n = self.members.len();
         let start = self.next.get();
         self.next.set((start + 1) % n.max(1));
         let now = Instant::now();
         let is_up = |i: &usize| self.members[*i].down_until.get().is_none_or(|t| t <= now);
-        let order = (0..n).map(|i| (start + i) % n);
+        let order = (0..n).map(|i| (start + i) % n).filter(|i| !tried.has(*i));
         let up_first = order
             .clone()
             .filter(|i| is_up(i))
