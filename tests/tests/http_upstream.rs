@@ -837,3 +837,33 @@ fn an_upstream_path_replaces_the_routes_path_as_nginx_proxy_pass_does() {
         assert_eq!((ours.status, ours.text().as_str()), (200, want), "{target}");
     }
 }
+
+/// An app server that answers an upload without reading it (400 KB, more than a unix
+/// socket's buffers hold) has its whole answer relayed, on a new connection each time (the
+/// one the upload was cut short on is not kept). Over TCP the kernel's buffers grow to hold
+/// such an answer; but gunicorn closes a connection with its upload unread, which resets it
+/// and drops what gunicorn had not sent yet: a proxy (nginx too) gets the whole answer only
+/// if it read it fast enough.
+#[test]
+fn an_answer_before_the_whole_upload_is_relayed_whole() {
+    let server = AppServer::start(Server::Gunicorn, Served::Wsgi(App::Raw), Listen::Unix, 1);
+    let ringway = ringway_to(&server.upstream(), "", 1);
+    let upload = ringway_tests::pattern(900_000);
+    for round in 0..3 {
+        let started = Instant::now();
+        let r = roundtrip(ringway.addr(), &Req::post("/bytes/400000", &upload));
+        assert_eq!(r.status, 200, "round {round}: {r:?}");
+        assert!(
+            r.body == ringway_tests::pattern(400_000),
+            "round {round}: {} bytes",
+            r.body.len()
+        );
+        assert!(started.elapsed() < Duration::from_secs(3), "round {round}");
+    }
+    assert_eq!(
+        counter(&ringway, "ringway_upstream_connections_reused_total"),
+        0
+    );
+    let r = roundtrip(ringway.addr(), &Req::post("/echo", &upload[..1000]));
+    ringway_tests::checks::check_echo(&r, &upload[..1000], "after the early answers");
+}

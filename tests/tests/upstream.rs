@@ -237,6 +237,38 @@ fn a_response_cut_short_upstream_is_cut_short_downstream() {
     assert_eq!(roundtrip(ringway.addr(), &Req::get("/")).status, 200);
 }
 
+/// An app that answers an upload without reading it (a 403 or a 413 page, here 400 KB) has
+/// its whole answer relayed, as nginx relays it: the answer fills the socket's buffers before
+/// the body has gone out, so a proxy that sends the whole body before it reads waits on the
+/// app while the app waits on it (found by review: uWSGI gave up after its socket timeout,
+/// 4 s, and the client got a cut answer).
+#[test]
+fn an_answer_before_the_whole_upload_is_relayed_whole() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let nginx = ringway_tests::Nginx::start(uwsgi.socket());
+    let ringway = Ringway::start(&uwsgi);
+    let upload = pattern(900_000);
+    for (proxy, addr) in [("nginx", nginx.addr()), ("ringway", ringway.addr())] {
+        let started = Instant::now();
+        let r = roundtrip(addr, &Req::post("/bytes/400000", &upload));
+        assert_eq!(r.status, 200, "{proxy}: {r:?}");
+        assert!(
+            r.body == pattern(400_000),
+            "{proxy}: {} bytes",
+            r.body.len()
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{proxy}: took {:?}",
+            started.elapsed()
+        );
+    }
+    // The upstream connection was left with a write in flight: it ends, nothing leaks, the
+    // next requests are served.
+    let r = roundtrip(ringway.addr(), &Req::post("/echo", &upload[..1000]));
+    check_echo(&r, &upload[..1000], "after the early answer");
+}
+
 /// A client trickling its body must hold ringway's memory, not a Python worker: with every
 /// uWSGI worker's worth of slow uploads in progress, a plain request is still served at once
 /// (found by review: the body used to be streamed to an already connected worker).

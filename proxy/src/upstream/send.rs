@@ -1,6 +1,9 @@
 //! Sending a request to an upstream, either protocol: its head (the uwsgi packet's header
 //! and vars, or the HTTP request head), then its buffered body.
 
+use std::future::{Future, poll_fn};
+use std::pin::{Pin, pin};
+use std::task::Poll;
 use std::time::Duration;
 
 use super::UpstreamConn;
@@ -23,10 +26,44 @@ pub(crate) struct Sent {
 
 /// Sends `head`, then the body.
 ///
-/// If the server stops reading (an app may answer without reading the body: a 405, a
-/// redirect), the rest is not sent and this succeeds: its answer is what the client should
-/// get, as from nginx; if it sent none, reading the head fails next.
+/// An app may answer without reading the body (a 403 or 413 to an upload, a redirect). If
+/// its answer starts coming while the request is still going out, or if the server stops
+/// reading, the rest is not sent and this succeeds: the answer is what the client should
+/// get, as from nginx; if there is none, reading the head fails next. Waiting for the
+/// whole request to go out first would wait for ever on an answer too large for the
+/// socket's buffers, the server's write blocked on ringway's reads and ringway's on the
+/// server's.
 pub(crate) async fn send_request(
+    conn: &UpstreamConn,
+    head: Buf,
+    body: Body,
+    timeout: Duration,
+) -> Result<Sent, Fail> {
+    let mut send = pin!(send_all(conn, head, body, timeout));
+    // Made only once the send has to wait (a large body), and boxed: every request's
+    // future stays the size it was without it.
+    let mut watch: Option<Pin<Box<dyn Future<Output = ()> + '_>>> = None;
+    let sent = poll_fn(|cx| {
+        if let Poll::Ready(sent) = send.as_mut().poll(cx) {
+            return Poll::Ready(Some(sent));
+        }
+        let watch = watch.get_or_insert_with(|| Box::pin(conn.answer_started()));
+        watch.as_mut().poll(cx).map(|()| None)
+    })
+    .await;
+    sent.unwrap_or_else(|| {
+        tracing::debug!("upstream answered before taking the whole request; reading its answer");
+        // The send's write op stays in flight with its buffer until the socket is shut
+        // down: its body is gone.
+        conn.abandon_write();
+        Ok(Sent {
+            body: None,
+            whole: false,
+        })
+    })
+}
+
+async fn send_all(
     conn: &UpstreamConn,
     head: Buf,
     body: Body,

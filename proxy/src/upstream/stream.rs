@@ -107,6 +107,8 @@ pub(crate) struct UpstreamConn {
     reusable: Cell<bool>,
     /// It came from the pool (it served a request before).
     reused: bool,
+    /// A write op on it was left in flight ([`UpstreamConn::abandon_write`]).
+    write_abandoned: Cell<bool>,
 }
 
 impl UpstreamConn {
@@ -133,6 +135,7 @@ impl UpstreamConn {
             pool: None,
             reusable: Cell::new(false),
             reused: false,
+            write_abandoned: Cell::new(false),
         }
     }
 
@@ -179,7 +182,7 @@ impl UpstreamConn {
     /// another request goes back to its pool, anything else is closed.
     pub(crate) fn release(mut self) {
         self.closed_cleanly.set(true);
-        if !self.reusable.get() {
+        if !self.reusable.get() || self.write_abandoned.get() {
             return;
         }
         if let (Some(pool), Some(socket)) = (self.pool.take(), self.socket.take()) {
@@ -207,11 +210,59 @@ impl UpstreamConn {
     pub(crate) fn close(self) {
         self.closed_cleanly.set(true);
     }
+
+    /// Resolves once the server has sent bytes while the request is still going out (an
+    /// answer that does not wait for the whole body: a 403 or 413 to an upload), reading
+    /// none of them. Never resolves on an end of stream or an error: the send fails on
+    /// those by itself. A kept connection waits on its own registration; another one is
+    /// registered for the wait only, so a request that goes out at once, never waiting,
+    /// costs no registration.
+    pub(crate) async fn answer_started(&self) {
+        let Some(socket) = &self.socket else {
+            return std::future::pending().await;
+        };
+        let fd = socket.fd();
+        let registered;
+        let readiness = match &socket.readiness {
+            Some(readiness) => readiness,
+            None => {
+                // SAFETY: the fd stays open and the same socket for the registration's
+                // life: it lives in this future, which borrows the connection that owns
+                // the fd.
+                let made =
+                    unsafe { AsyncFd::register_with_interest(SocketFd(fd), Interest::READABLE) };
+                let Ok(made) = made else {
+                    return std::future::pending().await;
+                };
+                registered = made;
+                &registered
+            }
+        };
+        loop {
+            let Ok(mut ready) = readiness.readable().await else {
+                return std::future::pending().await;
+            };
+            match peek(fd) {
+                // Left ready: the head's read finds the bytes at once.
+                Peeked::Bytes => return,
+                Peeked::Closed | Peeked::Failed => return std::future::pending().await,
+                Peeked::Nothing => ready.clear_ready(),
+            }
+        }
+    }
+
+    /// Notes that a write was left in flight (the server answered before taking the whole
+    /// request): the socket is shut down when the connection goes, so that the op ends, and
+    /// the connection is never kept.
+    pub(crate) fn abandon_write(&self) {
+        self.write_abandoned.set(true);
+        self.reusable.set(false);
+    }
 }
 
 impl Drop for UpstreamConn {
     fn drop(&mut self) {
-        if !self.closed_cleanly.get() {
+        if !self.closed_cleanly.get() || self.write_abandoned.get() {
             self.shutdown(Shutdown::Both);
         }
     }
