@@ -180,7 +180,8 @@ impl Fail {
                 | HttpError::ObsFold
                 | HttpError::SpaceBeforeColon
                 | HttpError::BareCr
-                | HttpError::BadHost => 400,
+                | HttpError::BadHost
+                | HttpError::BadMethod => 400,
             },
             Fail::BodyTooLarge { .. } => 413,
             Fail::Packet(UwsgiError::VarsTooLarge { .. }) => 431,
@@ -712,6 +713,7 @@ mod tests {
             (SpaceBeforeColon, 400),
             (BareCr, 400),
             (BadHost, 400),
+            (BadMethod, 400),
             (UnsupportedVersion, 505),
         ];
         for (err, status) in table {

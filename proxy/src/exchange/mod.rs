@@ -243,14 +243,17 @@ pub(crate) async fn serve(
 
 /// The TLS port to send a plain request to, when `redirect_http` is on: every request but
 /// an ACME HTTP-01 challenge, which certificate authorities fetch over plain HTTP (nginx
-/// users keep a `location /.well-known/acme-challenge/` in their port 80 server for it).
+/// users keep a `location /.well-known/acme-challenge/` in their port 80 server for it),
+/// and one for a Host this server does not serve: its 421 comes first, or the redirect
+/// would send browsers to any host a request names (found by review).
 fn redirects_to_https(client: &Client, worker: &Worker, routed: &Routed<'_>) -> Option<u16> {
     let tls = worker.config.tls.as_ref()?;
     if !tls.redirect_http || client.is_tls() {
         return None;
     }
     let acme = matches!(routed, Routed::To(req, ..) if req.path.starts_with(b"/.well-known/acme-challenge/"));
-    (!acme).then_some(worker.tls_port?)
+    let other_host = matches!(routed, Routed::Refused(Fail::MisdirectedHost, _));
+    (!acme && !other_host).then_some(worker.tls_port?)
 }
 
 /// Where a request goes.

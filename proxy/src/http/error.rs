@@ -37,6 +37,10 @@ pub enum HttpError {
     /// HTTP/1.1 request without Host, or with more than one, or an invalid one (RFC 9112 §3.2).
     #[error("missing, repeated or invalid Host")]
     BadHost,
+    /// A method with other characters than `A`-`Z`, `_` and `-` (nginx's rule: `get`,
+    /// `trace` are not GET and TRACE to ringway, but may be to the app).
+    #[error("method not in upper case")]
+    BadMethod,
     /// HTTP version other than 1.x.
     #[error("unsupported HTTP version")]
     UnsupportedVersion,

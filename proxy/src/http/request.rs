@@ -312,6 +312,14 @@ fn parse_head_with(
     }
 
     let method_bytes = req.method.unwrap_or_default().as_bytes();
+    // As nginx: a method is upper case. `trace` would pass the TRACE refusal and reach an app
+    // that reads it as TRACE; `head` would be framed as a GET by ringway and as a HEAD there.
+    if !method_bytes
+        .iter()
+        .all(|&b| b.is_ascii_uppercase() || b == b'_' || b == b'-')
+    {
+        return Err(HttpError::BadMethod);
+    }
     let target_bytes = req.path.unwrap_or_default().as_bytes();
     let method_span = span_of(buf, method_bytes).ok_or(HttpError::BadSyntax)?;
     let target = span_of(buf, target_bytes).ok_or(HttpError::BadSyntax)?;

@@ -63,15 +63,48 @@ pub(crate) fn parse_length(value: &[u8]) -> Option<u64> {
     (n <= MAX_LENGTH).then_some(n)
 }
 
-/// Host syntax as nginx checks it: not empty, no whitespace, control bytes, `/`, `\` or `..`,
-/// so the value is safe to hand on as SERVER_NAME / HTTP_HOST; and no userinfo (`user@host`),
-/// which RFC 9110 §7.2 leaves out of Host.
+/// A Host (or an absolute target's authority) a client may send: a name of letters,
+/// digits, `-`, `_` and `.` (no `..`), or an IPv6 literal in brackets, then at most a `:`
+/// and up to five digits; no userinfo (`user@host`), which RFC 9110 §7.2 leaves out.
+/// Stricter than nginx, which passes any byte but whitespace, controls, `/` and `\`: its
+/// `server_name *.example.com` also takes `evil.com?.example.com`, which reaches the app
+/// as the host it builds its links with (found by review). Browsers send names in that
+/// alphabet (IDNs as punycode).
 pub(crate) fn is_valid_host(host: &[u8]) -> bool {
-    !host.is_empty()
-        && host
-            .iter()
-            .all(|&b| b > b' ' && b != 0x7f && b != b'/' && b != b'\\' && b != b'@')
-        && !host.windows(2).any(|w| w == b"..")
+    let (name, port) = match host.first() {
+        Some(b'[') => match host.iter().position(|&b| b == b']') {
+            Some(end) => {
+                let (literal, rest) = host.split_at(end + 1);
+                let inside = &literal[1..end];
+                let ipv6 = !inside.is_empty()
+                    && inside
+                        .iter()
+                        .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
+                if !ipv6 {
+                    return false;
+                }
+                (None, rest)
+            }
+            None => return false,
+        },
+        _ => match host.iter().position(|&b| b == b':') {
+            Some(colon) => (Some(&host[..colon]), &host[colon..]),
+            None => (Some(host), &b""[..]),
+        },
+    };
+    let name_ok = name.is_none_or(|name| {
+        !name.is_empty()
+            && name
+                .iter()
+                .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            && !name.windows(2).any(|w| w == b"..")
+    });
+    let port_ok = match port.split_first() {
+        None => true,
+        Some((b':', digits)) => digits.len() <= 5 && digits.iter().all(u8::is_ascii_digit),
+        Some(_) => false,
+    };
+    name_ok && port_ok
 }
 
 /// The host part of a `host[:port]` authority: the port dropped, IPv6 brackets kept.
@@ -97,6 +130,18 @@ pub(crate) fn is_forwardable_name(name: &[u8], allow_underscores: bool) -> bool 
         && name
             .iter()
             .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || (b == b'_' && allow_underscores))
+}
+
+/// Whether a request header's `name` is the header `lower` (a lower-case name) as an app
+/// would see it: case aside, and `_` standing for `-` (with `allow_underscores`, `X_Real_IP`
+/// reaches the app as `HTTP_X_REAL_IP`, or as X-Real-IP to a server that folds `_`, so it
+/// must be dropped where X-Real-IP is).
+pub(crate) fn names_header(name: &[u8], lower: &[u8]) -> bool {
+    name.len() == lower.len()
+        && name
+            .iter()
+            .zip(lower)
+            .all(|(&n, &l)| n.to_ascii_lowercase() == l || (n == b'_' && l == b'-'))
 }
 
 /// Finds why httparse refused `buf`, scanning the raw lines in order; the first defect found

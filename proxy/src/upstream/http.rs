@@ -151,10 +151,11 @@ pub(crate) fn encode_request_head(
     let named_by_connection = http::ConnectionNames::gather(input, headers);
     for h in headers {
         let name = h.name.of(input);
-        let ours = DROPPED.iter().any(|d| name.eq_ignore_ascii_case(d));
+        // Matched as the app would see the name (`X_Real_IP` too, where underscores pass).
+        let ours = DROPPED.iter().any(|d| http::names_header(name, d));
         let upgrade = env.upgrade && name.eq_ignore_ascii_case(b"upgrade");
         let unvouched =
-            !env.trusted_peer && SCHEME_CLAIMS.iter().any(|d| name.eq_ignore_ascii_case(d));
+            !env.trusted_peer && SCHEME_CLAIMS.iter().any(|d| http::names_header(name, d));
         if (ours && !upgrade)
             || unvouched
             || !http::is_forwardable_name(name, env.allow_underscores)

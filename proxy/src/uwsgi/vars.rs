@@ -275,42 +275,44 @@ impl Vars<'_, '_> {
     }
 }
 
-/// Whether a request header with this name becomes an `HTTP_` var.
+/// Whether a request header with this name becomes an `HTTP_` var. Each name below is
+/// matched as the app would see it (`X_Real_IP` too, where underscores are allowed).
 fn forwarded(name: &[u8], env: &RequestEnv<'_>) -> bool {
-    // PEP 3333: these two are CONTENT_LENGTH / CONTENT_TYPE only.
-    if name.eq_ignore_ascii_case(b"content-length") || name.eq_ignore_ascii_case(b"content-type") {
-        return false;
-    }
-    // ringway decodes a chunked body and sends CONTENT_LENGTH; a leftover
-    // HTTP_TRANSFER_ENCODING would make Werkzeug ignore CONTENT_LENGTH and see no body.
-    if name.eq_ignore_ascii_case(b"transfer-encoding") {
-        return false;
-    }
-    // httpoxy: HTTP_PROXY looks like the proxy setting many HTTP libraries read from the
-    // environment, so a client could route the app's outgoing requests.
-    if name.eq_ignore_ascii_case(b"proxy") {
-        return false;
-    }
     // X-Foo and X_Foo would both be HTTP_X_FOO: one could spoof the other; and names with
     // other characters are dropped, as nginx's `ignore_invalid_headers`.
     if !crate::http::is_forwardable_name(name, env.allow_underscores) {
         return false;
     }
-    // ringway writes these itself (identity_vars): the client's say nothing.
-    if name.eq_ignore_ascii_case(b"x-forwarded-for")
-        || name.eq_ignore_ascii_case(b"x-real-ip")
-        || name.eq_ignore_ascii_case(b"x-request-id")
+    let is = |lower: &[u8]| crate::http::names_header(name, lower);
+    // PEP 3333: these two are CONTENT_LENGTH / CONTENT_TYPE only.
+    // ringway decodes a chunked body and sends CONTENT_LENGTH; a leftover
+    // HTTP_TRANSFER_ENCODING would make Werkzeug ignore CONTENT_LENGTH and see no body.
+    // httpoxy: HTTP_PROXY looks like the proxy setting many HTTP libraries read from the
+    // environment, so a client could route the app's outgoing requests.
+    // ringway writes X-Forwarded-For, X-Real-IP and X-Request-ID itself (identity_vars):
+    // the client's say nothing.
+    if [
+        &b"content-length"[..],
+        b"content-type",
+        b"transfer-encoding",
+        b"proxy",
+        b"x-forwarded-for",
+        b"x-real-ip",
+        b"x-request-id",
+    ]
+    .iter()
+    .any(|lower| is(lower))
     {
         return false;
     }
-    // uWSGI derives wsgi.url_scheme from these: only a trusted proxy may set them.
+    // uWSGI derives wsgi.url_scheme from these, Werkzeug's ProxyFix and Django the host:
+    // only a trusted proxy may set them.
     if !env.trusted_peer
-        && (name.eq_ignore_ascii_case(b"x-forwarded-proto")
-            || name.eq_ignore_ascii_case(b"x-forwarded-ssl"))
+        && (is(b"x-forwarded-proto") || is(b"x-forwarded-ssl") || is(b"x-forwarded-host"))
     {
         return false;
     }
-    !name.is_empty()
+    true
 }
 
 #[cfg(test)]

@@ -501,7 +501,7 @@ fn acme_challenges_stay_on_plain_http_while_everything_else_is_redirected() {
         webroot.path().display()
     );
     let tls = tls_toml(&[&a], "redirect_http = true");
-    let ringway = Ringway::with_config(routes + &tls).start();
+    let ringway = Ringway::with_config(routes.clone() + &tls).start();
     let (plain, port) = (ringway.addr(), ringway.tls_addr().port());
 
     // The certificate authority's fetch is served over plain HTTP, from the static route.
@@ -530,4 +530,14 @@ fn acme_challenges_stay_on_plain_http_while_everything_else_is_redirected() {
             "{target}"
         );
     }
+
+    // A Host the server does not serve gets its 421, not a redirect to that host (found by
+    // review: the redirect came first).
+    let served_hosts = format!("hosts = [\"a.test\"]\n{routes}");
+    let ringway = Ringway::with_config(served_hosts + &tls).start();
+    let r = roundtrip(ringway.addr(), &Req::get("/").host(Some("evil.example")));
+    assert_eq!(r.status, 421, "{r:?}");
+    assert_eq!(r.header("location"), None);
+    let r = roundtrip(ringway.addr(), &Req::get("/").host(Some("a.test")));
+    assert_eq!(r.status, 301, "{r:?}");
 }

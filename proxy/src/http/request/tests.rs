@@ -75,6 +75,22 @@ refused! {
     absolute_bad_authority: b"GET http://a..b/ HTTP/1.1\r\nHost: a\r\n\r\n" => BadHost;
     http_2_0: b"GET / HTTP/2.0\r\nHost: a\r\n\r\n" => UnsupportedVersion;
     host_with_userinfo: b"GET / HTTP/1.1\r\nHost: user@evil\r\n\r\n" => BadHost;
+    // Found by review: `trace` passed the TRACE refusal, `head` was framed as a GET.
+    lowercase_trace: b"trace / HTTP/1.1\r\nHost: a\r\n\r\n" => BadMethod;
+    mixed_case_head: b"Head / HTTP/1.1\r\nHost: a\r\n\r\n" => BadMethod;
+    digit_in_method: b"GET2 / HTTP/1.1\r\nHost: a\r\n\r\n" => BadMethod;
+    // Found by review: these passed `*.example.com` and reached the app as its host.
+    host_with_query: b"GET / HTTP/1.1\r\nHost: evil.com?.example.com\r\n\r\n" => BadHost;
+    host_with_fragment: b"GET / HTTP/1.1\r\nHost: evil.com#.example.com\r\n\r\n" => BadHost;
+    host_with_comma: b"GET / HTTP/1.1\r\nHost: evil.com,a.example.com\r\n\r\n" => BadHost;
+    host_with_percent: b"GET / HTTP/1.1\r\nHost: evil.com%2f.example.com\r\n\r\n" => BadHost;
+    host_with_quote: b"GET / HTTP/1.1\r\nHost: a\"b\r\n\r\n" => BadHost;
+    host_with_junk_port: b"GET / HTTP/1.1\r\nHost: app.test:evil.com\r\n\r\n" => BadHost;
+    host_with_long_port: b"GET / HTTP/1.1\r\nHost: a:123456\r\n\r\n" => BadHost;
+    host_with_bad_ipv6: b"GET / HTTP/1.1\r\nHost: [::1/x]\r\n\r\n" => BadHost;
+    host_with_unclosed_ipv6: b"GET / HTTP/1.1\r\nHost: [::1\r\n\r\n" => BadHost;
+    host_with_utf8: b"GET / HTTP/1.1\r\nHost: caf\xc3\xa9.example\r\n\r\n" => BadHost;
+    absolute_authority_with_query_host: b"GET http://evil.com%3f.a/ HTTP/1.1\r\nHost: a\r\n\r\n" => BadHost;
     http_1_10: b"GET / HTTP/1.10\r\nHost: a\r\n\r\n" => UnsupportedVersion;
     http_0_9_style: b"GET /\r\n\r\n" => BadSyntax;
     version_garbage: b"GET / HTTP/x.y\r\nHost: a\r\n\r\n" => BadSyntax;
@@ -192,7 +208,8 @@ fn methods_map_to_the_enum() {
         ("CONNECT", Method::Connect),
         ("TRACE", Method::Trace),
         ("PROPFIND", Method::Other),
-        ("get", Method::Other),
+        ("VERSION-CONTROL", Method::Other),
+        ("M_SEARCH", Method::Other),
     ];
     for (token, method) in table {
         let buf = format!("{token} / HTTP/1.1\r\nHost: a\r\n\r\n");
@@ -329,6 +346,25 @@ fn absolute_form_without_path() {
 fn ipv6_host() {
     let buf = b"GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n";
     assert_eq!(text(buf, complete(buf).0.host.unwrap()), "[::1]:8080");
+}
+
+#[test]
+fn hosts_as_clients_send_them() {
+    for host in [
+        "example.com",
+        "Example.COM:8080",
+        "example.com.",
+        "my_host.internal",
+        "xn--caf-dma.example",
+        "127.0.0.1:80",
+        "[2001:db8::1]",
+        "[::ffff:192.0.2.1]:443",
+        "a:",
+    ] {
+        let buf = format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
+        let (h, _) = complete(buf.as_bytes());
+        assert_eq!(text(buf.as_bytes(), h.host.unwrap()), host);
+    }
 }
 
 #[test]

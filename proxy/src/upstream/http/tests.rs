@@ -111,6 +111,33 @@ fn the_clients_forwarding_headers_are_replaced() {
     assert_eq!(head.matches("X-Forwarded-Host: h\r\n").count(), 1);
 }
 
+/// Found by review: with underscores allowed, `X_Real_IP` passed as itself, beside
+/// ringway's X-Real-IP, to a server that may fold `_` into `-`.
+#[test]
+fn underscore_spellings_of_guarded_headers_are_dropped_too() {
+    let request = b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\nX_Real_IP: 1.1.1.1\r\n\
+                    X_Forwarded_Proto: https\r\nX_Forwarded_Ssl: on\r\nX_Request_ID: mine\r\n\
+                    Transfer_Encoding: chunked\r\nContent_Length: 99\r\nX_Forwarded_Host: evil\r\n\
+                    X_Kept: k\r\n\r\n";
+    let allow = HeadEnv {
+        allow_underscores: true,
+        ..env()
+    };
+    let head = encode(request, &allow);
+    for spoofed in [
+        "1.1.1.1",
+        "https",
+        "X_Forwarded_Ssl",
+        "mine",
+        "chunked",
+        "99",
+        "evil",
+    ] {
+        assert!(!head.contains(spoofed), "{spoofed} passed on:\n{head}");
+    }
+    assert!(head.contains("X_Kept: k\r\n"), "{head}");
+}
+
 #[test]
 fn proxy_and_unvouched_scheme_claims_never_reach_the_server() {
     let request = b"GET / HTTP/1.1\r\nHost: h\r\nProxy: http://evil:1\r\nX-Forwarded-Ssl: on\r\n\

@@ -252,9 +252,9 @@ fn names_with_other_characters_are_dropped_as_nginx_ignores_them() {
 }
 
 #[test]
-fn forwarded_scheme_only_from_trusted_peers() {
+fn forwarded_scheme_and_host_only_from_trusted_peers() {
     let buf = b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-Proto: https\r\nx-forwarded-ssl: on\r\n\
-X-Forwarded-For: 1.2.3.4\r\n\r\n";
+X-Forwarded-For: 1.2.3.4\r\nX-Forwarded-Host: evil.example\r\n\r\n";
     let vars = vars_of(&encode(buf, &env(), None, 4096).unwrap());
     assert_eq!(http_keys(&vars), ["HTTP_HOST"]);
 
@@ -265,6 +265,23 @@ X-Forwarded-For: 1.2.3.4\r\n\r\n";
     let vars = vars_of(&encode(buf, &trusted, None, 4096).unwrap());
     assert_eq!(get(&vars, "HTTP_X_FORWARDED_PROTO"), Some("https"));
     assert_eq!(get(&vars, "HTTP_X_FORWARDED_SSL"), Some("on"));
+    assert_eq!(get(&vars, "HTTP_X_FORWARDED_HOST"), Some("evil.example"));
+}
+
+/// Found by review: with underscores allowed, `X_Forwarded_Proto` became
+/// HTTP_X_FORWARDED_PROTO (uWSGI's URL scheme) from any client, and `Transfer_Encoding`
+/// HTTP_TRANSFER_ENCODING (Werkzeug then sees no body).
+#[test]
+fn underscore_spellings_of_guarded_headers_are_dropped_too() {
+    let buf = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\nX_Forwarded_Proto: https\r\n\
+X_Forwarded_Ssl: on\r\nX_Forwarded_Host: evil\r\nX_Real_IP: 6.6.6.6\r\nX_Request_ID: spoof\r\n\
+Transfer_Encoding: chunked\r\nContent_Length: 99\r\nContent_Type: a/b\r\nX_Foo: kept\r\n\r\n";
+    let allow = RequestEnv {
+        allow_underscores: true,
+        ..env()
+    };
+    let vars = vars_of(&encode(buf, &allow, Some(0), 4096).unwrap());
+    assert_eq!(http_keys(&vars), ["HTTP_HOST", "HTTP_X_FOO"]);
 }
 
 #[test]
