@@ -316,7 +316,14 @@ impl<'a> Answer<'a> {
             if name.eq_ignore_ascii_case(b"content-type") {
                 answer.content_type.get_or_insert(value);
             } else if name.eq_ignore_ascii_case(b"content-encoding") {
-                answer.content_encoding.get_or_insert(value);
+                // Any line naming a coding counts: an empty first one hid a `br` after it,
+                // and the answer was compressed twice (found by review).
+                if answer
+                    .content_encoding
+                    .is_none_or(|e| trim_ows(e).is_empty())
+                {
+                    answer.content_encoding = Some(value);
+                }
             } else if name.eq_ignore_ascii_case(b"expires") {
                 answer.expires.get_or_insert(value);
             } else if name.eq_ignore_ascii_case(b"date") {

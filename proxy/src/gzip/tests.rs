@@ -309,3 +309,17 @@ fn settings_are_checked() {
         Ok(())
     );
 }
+
+/// Found by review: an empty first Content-Encoding hid the coding after it.
+#[test]
+fn any_content_encoding_line_with_a_coding_counts() {
+    let head = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Encoding: \r\n\
+                 Content-Encoding: br\r\n\r\n";
+    let mut spans = Vec::new();
+    let Ok(crate::http::Status::Complete(_)) = crate::http::parse_response(head, false, &mut spans)
+    else {
+        panic!("a head")
+    };
+    let answer = Answer::read(200, Some(5), head, &spans);
+    assert_eq!(answer.content_encoding, Some(&b"br"[..]));
+}

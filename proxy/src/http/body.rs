@@ -9,14 +9,16 @@
 //! since a missing one means the size and the data disagree. A chunk size has at most 16 hex
 //! digits (leading zeros count) and at most 2^63 - 1 (nginx's `off_t`); extensions, and any
 //! whitespace after a size, are skipped but may not exceed [`MAX_EXTENSIONS`] bytes in the
-//! whole body, trailers [`MAX_TRAILERS`].
+//! whole body of a request, or in one size line of an answer; trailers [`MAX_TRAILERS`].
 
 use super::validate::MAX_LENGTH;
 use super::{HttpError, hex_digit};
 
-/// Most bytes of chunk extensions (and whitespace after chunk sizes) skipped over one body:
-/// they are never used, and a bound stops a client from streaming them forever, as they
-/// add nothing to the body its size limit watches.
+/// Most bytes of chunk extensions (and whitespace after chunk sizes) skipped over one
+/// request's body: they are never used, and a bound stops a client from streaming them
+/// forever, as they add nothing to the body its size limit watches. An answer's body has
+/// no size limit to dodge (a server may stream for ever anyway): the bound is per size line
+/// there, and a long stream whose chunks carry extensions is relayed whole, as by nginx.
 pub const MAX_EXTENSIONS: usize = 4096;
 /// Most bytes of trailer section read and dropped over one body.
 pub const MAX_TRAILERS: usize = 8192;
@@ -70,13 +72,23 @@ pub struct ChunkedDecoder {
     remaining: u64,
     digits: u8,
     extension_bytes: usize,
+    /// The extension bound counts per size line (an answer), not over the body.
+    per_line: bool,
     trailer_bytes: usize,
 }
 
 impl ChunkedDecoder {
-    /// A decoder at the start of a body.
+    /// A decoder at the start of a request's body.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A decoder at the start of an answer's body (from an upstream).
+    pub fn for_answer() -> Self {
+        ChunkedDecoder {
+            per_line: true,
+            ..Self::default()
+        }
     }
 
     /// Decodes from `input`, appending body data to `out`. Stops at the end of the body (the
@@ -229,6 +241,9 @@ impl ChunkedDecoder {
     fn start_size(&mut self) -> State {
         self.remaining = 0;
         self.digits = 0;
+        if self.per_line {
+            self.extension_bytes = 0;
+        }
         State::Size
     }
 

@@ -61,7 +61,7 @@ impl Reframer {
         let (source, done) = match upstream {
             ResponseFraming::None => (Source::Length(0), true),
             ResponseFraming::Length(n) => (Source::Length(n), n == 0),
-            ResponseFraming::Chunked => (Source::Chunked(ChunkedDecoder::new()), false),
+            ResponseFraming::Chunked => (Source::Chunked(ChunkedDecoder::for_answer()), false),
             ResponseFraming::UntilClose => (Source::UntilClose, false),
         };
         Reframer {

@@ -177,7 +177,10 @@ pub fn write_response_head(
         // (RFC 9110 §8.6), nor one that GET would send compressed (its length is unknown).
         ClientFraming::None if meta.status != 204 && !meta.gzipped => {
             if let Some(v) = upstream_length {
-                write_header(out, b"Content-Length", v);
+                // A list of equal lengths (`5, 5`, read as one: the parser refuses others)
+                // goes out as the one number, as RFC 9112 §6.3 asks (found by review).
+                let first = v.split(|&b| b == b',').next().unwrap_or(v).trim_ascii();
+                write_header(out, b"Content-Length", first);
             }
         }
         ClientFraming::None | ClientFraming::UntilClose | ClientFraming::Switching => {}

@@ -273,3 +273,29 @@ fn hostile_bytes_never_panic() {
         assert!(out.len() <= input.len());
     }
 }
+
+/// Found by review: a server whose every chunk carries an extension had its answer cut
+/// after 4 KiB of them; a request's body keeps the bound over the whole body.
+#[test]
+fn an_answers_extensions_are_bounded_per_line_a_requests_over_the_body() {
+    let mut body = b"1;a=b\r\nx\r\n".repeat(2000);
+    body.extend_from_slice(b"0\r\n\r\n");
+    let mut out = Vec::new();
+    let progress = ChunkedDecoder::for_answer()
+        .decode(&body, &mut out)
+        .unwrap();
+    assert!(progress.done);
+    assert_eq!(out, vec![b'x'; 2000]);
+    assert_eq!(
+        ChunkedDecoder::new().decode(&body, &mut Vec::new()),
+        Err(HttpError::BadSyntax)
+    );
+    // One size line's extensions are still bounded in an answer.
+    let mut long = b"1;".to_vec();
+    long.extend_from_slice(&vec![b'a'; MAX_EXTENSIONS + 1]);
+    long.extend_from_slice(b"\r\nx\r\n0\r\n\r\n");
+    assert_eq!(
+        ChunkedDecoder::for_answer().decode(&long, &mut Vec::new()),
+        Err(HttpError::BadSyntax)
+    );
+}

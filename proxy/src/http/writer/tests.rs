@@ -98,6 +98,10 @@ fn no_body_keeps_the_upstream_length() {
         got,
         "HTTP/1.1 200 OK\r\nETag: \"x\"\r\nContent-Length: 1234\r\nServer: ringway\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n\r\n"
     );
+    // A list of equal lengths, read as one, goes out as the one number.
+    let upstream = b"HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\n";
+    let got = rewrite(upstream, Version::Http11, ClientFraming::None, true);
+    assert!(got.contains("\r\nContent-Length: 5\r\n"), "{got}");
     let upstream = b"HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n\r\n";
     let got = rewrite(upstream, Version::Http11, ClientFraming::None, true);
     assert_eq!(
