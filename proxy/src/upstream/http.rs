@@ -80,9 +80,15 @@ const DROPPED: [&[u8]; 16] = [
     b"proxy",
 ];
 
-/// Scheme claims app servers believe from their trusted proxy (ringway): passed on only
-/// from a proxy ringway trusts in turn.
-const SCHEME_CLAIMS: [&[u8]; 2] = [b"x-forwarded-ssl", b"x-forwarded-protocol"];
+/// Claims about the client's URL that app servers believe from their trusted proxy
+/// (ringway; Werkzeug's ProxyFix `x_port` and `x_prefix`): passed on only from a proxy
+/// ringway trusts in turn.
+const URL_CLAIMS: [&[u8]; 4] = [
+    b"x-forwarded-ssl",
+    b"x-forwarded-protocol",
+    b"x-forwarded-port",
+    b"x-forwarded-prefix",
+];
 
 /// Whether the client asks to switch protocols: an Upgrade header, named by Connection,
 /// and not to `h2c` (see the module's note).
@@ -154,8 +160,7 @@ pub(crate) fn encode_request_head(
         // Matched as the app would see the name (`X_Real_IP` too, where underscores pass).
         let ours = DROPPED.iter().any(|d| http::names_header(name, d));
         let upgrade = env.upgrade && name.eq_ignore_ascii_case(b"upgrade");
-        let unvouched =
-            !env.trusted_peer && SCHEME_CLAIMS.iter().any(|d| http::names_header(name, d));
+        let unvouched = !env.trusted_peer && URL_CLAIMS.iter().any(|d| http::names_header(name, d));
         if (ours && !upgrade)
             || unvouched
             || !http::is_forwardable_name(name, env.allow_underscores)

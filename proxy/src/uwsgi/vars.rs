@@ -305,10 +305,18 @@ fn forwarded(name: &[u8], env: &RequestEnv<'_>) -> bool {
     {
         return false;
     }
-    // uWSGI derives wsgi.url_scheme from these, Werkzeug's ProxyFix and Django the host:
-    // only a trusted proxy may set them.
+    // uWSGI derives wsgi.url_scheme from the first two, Werkzeug's ProxyFix and Django the
+    // host, port and mount point from the others: only a trusted proxy may set them.
     if !env.trusted_peer
-        && (is(b"x-forwarded-proto") || is(b"x-forwarded-ssl") || is(b"x-forwarded-host"))
+        && [
+            &b"x-forwarded-proto"[..],
+            b"x-forwarded-ssl",
+            b"x-forwarded-host",
+            b"x-forwarded-port",
+            b"x-forwarded-prefix",
+        ]
+        .iter()
+        .any(|lower| is(lower))
     {
         return false;
     }

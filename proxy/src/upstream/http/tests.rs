@@ -141,9 +141,17 @@ fn underscore_spellings_of_guarded_headers_are_dropped_too() {
 #[test]
 fn proxy_and_unvouched_scheme_claims_never_reach_the_server() {
     let request = b"GET / HTTP/1.1\r\nHost: h\r\nProxy: http://evil:1\r\nX-Forwarded-Ssl: on\r\n\
-                    X-Forwarded-Protocol: ssl\r\nX-Forwarded-Proto: https\r\n\r\n";
+                    X-Forwarded-Protocol: ssl\r\nX-Forwarded-Proto: https\r\n\
+                    X-Forwarded-Port: 1\r\nX-Forwarded-Prefix: /p\r\n\r\n";
     let head = encode(request, &env());
-    for spoofed in ["evil", "X-Forwarded-Ssl", "X-Forwarded-Protocol", "https"] {
+    for spoofed in [
+        "evil",
+        "X-Forwarded-Ssl",
+        "X-Forwarded-Protocol",
+        "https",
+        "X-Forwarded-Port",
+        "X-Forwarded-Prefix",
+    ] {
         assert!(!head.contains(spoofed), "{spoofed} passed on:\n{head}");
     }
     // A trusted proxy's scheme headers are its word; Proxy never goes.
