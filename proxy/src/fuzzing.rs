@@ -179,6 +179,7 @@ impl Routes {
                 action,
                 response_headers: Vec::new(),
                 always_headers: Vec::new(),
+                hide_headers: Vec::new(),
                 limits: any_limits(),
                 limit_req: None,
                 limit_req_status: 429,

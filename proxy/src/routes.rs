@@ -49,6 +49,9 @@ pub(crate) struct Route {
     pub(crate) response_headers: Vec<(String, String)>,
     /// Its headers marked `always`: added to every answer (`add_header ... always`).
     pub(crate) always_headers: Vec<(String, String)>,
+    /// Headers of the app's answers not passed on (nginx `uwsgi_hide_header`), in lower
+    /// case.
+    pub(crate) hide_headers: Vec<String>,
     /// Its limits and timeouts.
     pub(crate) limits: Limits,
     /// Requests per client IP (nginx's `limit_req`), if limited.
@@ -344,6 +347,7 @@ pub(crate) mod tests {
             action,
             response_headers: Vec::new(),
             always_headers: Vec::new(),
+            hide_headers: Vec::new(),
             limits: limits(),
             limit_req: None,
             limit_req_status: 429,

@@ -1676,3 +1676,30 @@ fn always_headers_go_on_every_answer_as_nginx_adds_them() {
     .expect("an answer");
     assert_eq!((r.status, added(&r)), (400, (1, 0)), "{r:?}");
 }
+
+/// `hide_headers`, nginx's `uwsgi_hide_header`: the app's header never reaches the client,
+/// as nginx hides it; a route's own list replaces the top-level one (`[]`: none hidden).
+#[test]
+fn hidden_headers_never_reach_the_client_as_with_uwsgi_hide_header() {
+    let uwsgi = Uwsgi::start_with(UwsgiOptions::named(App::Raw, "app"));
+    let nginx = ringway_tests::Nginx::start_with_server_directives(
+        uwsgi.socket(),
+        "uwsgi_hide_header x-instance;",
+    );
+    let ringway = Ringway::with_config(format!(
+        "upstream = [\"{}\"]\nhide_headers = [\"x-instance\"]\n\
+         [[routes]]\npath = \"/status/\"\nupstream = \"default\"\nhide_headers = []\n",
+        uwsgi.upstream()
+    ))
+    .start();
+    for target in ["/", "/bytes/10", "/nothing-here"] {
+        let ours = roundtrip(ringway.addr(), &Req::get(target));
+        let theirs = roundtrip(nginx.addr(), &Req::get(target));
+        assert_eq!(ours.status, theirs.status, "{target}");
+        assert_eq!(ours.header(INSTANCE_HEADER), None, "{target}: {ours:?}");
+        assert_eq!(theirs.header(INSTANCE_HEADER), None, "{target}: {theirs:?}");
+    }
+    // The route's own empty list: nothing hidden there.
+    let r = roundtrip(ringway.addr(), &Req::get("/status/200"));
+    assert_eq!(served_by(&r).as_deref(), Some("app"), "{r:?}");
+}

@@ -186,6 +186,13 @@ pub struct Settings {
     #[serde(default)]
     pub response_headers: BTreeMap<String, HeaderSetting>,
 
+    /// Headers of the app's answers that never reach the client (nginx's
+    /// `uwsgi_hide_header` / `proxy_hide_header` in a `server` block), for every route that
+    /// sets none of its own: `["X-Powered-By"]`. File only.
+    #[arg(skip)]
+    #[serde(default)]
+    pub hide_headers: Vec<String>,
+
     /// HTTP Basic authentication for every route that sets none of its own (nginx's
     /// `auth_basic` and `auth_basic_user_file` in a `server` block): `{ realm = "...",
     /// user_file = "/etc/ringway/htpasswd" }`. File only.
@@ -422,6 +429,10 @@ pub struct RouteSettings {
     /// "...", always = true }` to every answer (`add_header ... always`).
     #[serde(default)]
     pub response_headers: BTreeMap<String, HeaderSetting>,
+    /// Headers of the app's answers that never reach the client (nginx's
+    /// `uwsgi_hide_header` / `proxy_hide_header`); a route's own list replaces the top-level
+    /// one, `[]` hides none [default: the top-level `hide_headers`].
+    pub hide_headers: Option<Vec<String>>,
     /// HTTP Basic authentication (nginx `auth_basic` + `auth_basic_user_file`):
     /// `{ realm = "...", user_file = "..." }`, or `"off"` on a route under a top-level one
     /// [default: the top-level `auth_basic`].

@@ -316,6 +316,11 @@ fn each_route_mistake_is_refused_with_its_key() {
             "invalid duration",
         ),
         (
+            "[[routes]]\npath = \"/\"\nupstream = \"app\"\nhide_headers = [\"X Powered\"]\n",
+            "routes[0].hide_headers",
+            "is not a header name",
+        ),
+        (
             "[[routes]]\npath = \"/\"\nupstream = \"app\"\nnext_upstream = [\"error\", \"http_501\"]\n",
             "next_upstream",
             "unknown case \"http_501\"",

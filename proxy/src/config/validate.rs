@@ -565,6 +565,8 @@ impl Resolved {
         let s = &self.settings;
         let mut routes = Vec::with_capacity(s.routes.len() + 1);
         let mut seen = BTreeSet::new();
+        let top_hidden = hidden_headers(&s.hide_headers)
+            .map_err(|name| self.invalid_in_file("hide_headers", &hidden_rule(name)))?;
         let gzip = match &s.gzip {
             Some(settings) => Some(Arc::new(
                 Gzip::from_settings(settings)
@@ -641,6 +643,7 @@ impl Resolved {
                 action: Action::Static(files),
                 response_headers: inherited.all.clone(),
                 always_headers: inherited.always.clone(),
+                hide_headers: top_hidden.clone(),
                 limits: defaults,
                 limit_req: None,
                 limit_req_status: 429,
@@ -672,6 +675,7 @@ impl Resolved {
                 },
                 response_headers: inherited.all.clone(),
                 always_headers: inherited.always.clone(),
+                hide_headers: top_hidden.clone(),
                 limits: defaults,
                 limit_req: None,
                 limit_req_status: 429,
@@ -871,7 +875,13 @@ impl Resolved {
         if let Some(key) = misplaced_key(route, &action) {
             return Err(invalid(key, "does not apply to this kind of route"));
         }
-        // nginx's inheritance: a location's own add_header lines replace the server's.
+        // nginx's inheritance, for both: a location's own lines replace the server's.
+        let hide_headers = match &route.hide_headers {
+            Some(own) => {
+                hidden_headers(own).map_err(|name| invalid("hide_headers", &hidden_rule(name)))?
+            }
+            None => hidden_headers(&self.settings.hide_headers).unwrap_or_default(),
+        };
         let response_headers = if route.response_headers.is_empty() {
             inherited.clone()
         } else {
@@ -919,6 +929,7 @@ impl Resolved {
             action,
             response_headers: response_headers.all,
             always_headers: response_headers.always,
+            hide_headers,
             limits,
             limit_req,
             limit_req_status: route
@@ -957,6 +968,26 @@ impl Resolved {
 
 /// What a header given in the configuration must be.
 const HEADER_RULE: &str = "header names are tokens, values printable text on one line";
+
+/// A `hide_headers` list checked: each a header name, in lower case; or the first that is
+/// not one.
+fn hidden_headers(names: &[String]) -> Result<Vec<String>, &str> {
+    names
+        .iter()
+        .map(|name| {
+            let is_name = !name.is_empty() && name.bytes().all(crate::http::is_token);
+            if is_name {
+                Ok(name.to_ascii_lowercase())
+            } else {
+                Err(name.as_str())
+            }
+        })
+        .collect()
+}
+
+fn hidden_rule(name: &str) -> String {
+    format!("{name:?} is not a header name (letters, digits and !#$%&'*+-.^_`|~)")
+}
 
 /// A `response_headers` table checked: every header, and the `always` ones apart.
 #[derive(Debug, Clone, Default)]

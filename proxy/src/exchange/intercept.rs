@@ -14,6 +14,7 @@ use crate::error_pages::Page;
 use crate::fail::Fail;
 use crate::http::{ClientFraming, HeaderSpan, Method, ResponseHead, ResponseMeta};
 use crate::io::{IoError, write_all};
+use crate::routes::Route;
 use crate::worker::Worker;
 
 /// Sends `page` in place of the body of the app's answer whose head is at the start of
@@ -25,9 +26,10 @@ pub(super) async fn respond(
     head: &ResponseHead,
     buf: &[u8],
     page: &Page,
-    scope: OwnAnswers<'_>,
+    route: &Route,
     worker: &Worker,
 ) -> Result<Outcome, Fail> {
+    let scope = OwnAnswers::of_route(route);
     let kept: Vec<HeaderSpan> = client
         .response_headers
         .iter()
@@ -54,6 +56,7 @@ pub(super) async fn respond(
         own_server_and_date: req.upstream_speaks_http(worker),
         gzipped: false,
         vary_accept_encoding: false,
+        hide: &route.hide_headers,
     };
     let head_only = req.head.method == Method::Head;
     let body = if head_only { &[][..] } else { page.body() };

@@ -80,6 +80,7 @@ pub(super) async fn respond(
         own_server_and_date: req.upstream_speaks_http(worker),
         gzipped: compressed.is_some() || (gzip.compress && !has_body),
         vary_accept_encoding: gzip.vary,
+        hide: &route.hide_headers,
     };
     let mut out = Buf::with_capacity(buf.len() + 128);
     write_response_head(&mut out, &meta, &buf, &client.response_headers);

@@ -67,6 +67,7 @@ pub(super) async fn join(
         own_server_and_date: true,
         gzipped: false,
         vary_accept_encoding: false,
+        hide: &route.hide_headers,
     };
     let mut out = Buf::with_capacity(buf.len() + 128);
     write_response_head(&mut out, &meta, &buf, &client.response_headers);

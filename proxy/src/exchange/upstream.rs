@@ -279,9 +279,8 @@ async fn respond(
         // its next write fails at once instead of waiting on ringway.
         upstream.close();
         req.upstream_done();
-        let scope = super::OwnAnswers::of_route(target.route);
         // Boxed: a rare answer's state must not grow every request's future.
-        let answer = intercept::respond(client, req, &head, &buf, &page, scope, worker);
+        let answer = intercept::respond(client, req, &head, &buf, &page, target.route, worker);
         let mut outcome = Box::pin(answer).await?;
         outcome.upstream = Some(upstream_time);
         return Ok(outcome);

@@ -80,6 +80,8 @@ pub struct ResponseMeta<'a> {
     pub gzipped: bool,
     /// `Vary: Accept-Encoding` is added (nginx `gzip_vary`).
     pub vary_accept_encoding: bool,
+    /// The upstream's headers not passed on (a route's `hide_headers`, in lower case).
+    pub hide: &'a [String],
 }
 
 /// The response header carrying the request's ID.
@@ -135,7 +137,11 @@ pub fn write_response_head(
             meta.framing == ClientFraming::Switching && name.eq_ignore_ascii_case(b"upgrade");
         let hop_by_hop = DROPPED.iter().any(|d| name.eq_ignore_ascii_case(d))
             || named_by_connection.contains(name);
-        if name.is_empty() || proxy_only || replaced || (hop_by_hop && !switching_to) {
+        let hidden = meta
+            .hide
+            .iter()
+            .any(|h| name.eq_ignore_ascii_case(h.as_bytes()));
+        if name.is_empty() || proxy_only || replaced || hidden || (hop_by_hop && !switching_to) {
             continue;
         }
         has_server |= name.eq_ignore_ascii_case(b"server");

@@ -17,6 +17,7 @@ fn meta(status: u16, reason: &[u8], framing: ClientFraming) -> ResponseMeta<'_> 
         own_server_and_date: false,
         gzipped: false,
         vary_accept_encoding: false,
+        hide: &[],
     }
 }
 
@@ -286,6 +287,7 @@ X-A: 1\r\n\r\n";
         own_server_and_date: false,
         gzipped: false,
         vary_accept_encoding: false,
+        hide: &[],
         ..meta(h.status, h.reason.of(upstream), ClientFraming::Length(0))
     };
     write_response_head(&mut out, &with_id, upstream, &headers);
@@ -320,6 +322,7 @@ fn an_http_app_servers_server_and_date_are_replaced_a_uwsgi_apps_are_kept() {
             own_server_and_date: own,
             gzipped: false,
             vary_accept_encoding: false,
+            hide: &[],
             ..meta(200, b"OK", ClientFraming::Length(0))
         };
         let mut out = Vec::new();
@@ -397,6 +400,7 @@ fn a_compressed_body_gets_its_coding_a_weak_etag_and_no_ranges() {
         let meta = ResponseMeta {
             gzipped: true,
             vary_accept_encoding: true,
+            hide: &[],
             ..meta(
                 h.status,
                 h.reason.of(upstream.as_bytes()),
@@ -417,4 +421,27 @@ fn a_compressed_body_gets_its_coding_a_weak_etag_and_no_ranges() {
     assert!(head("W/\"v1\"").contains("ETag: W/\"v1\"\r\n"));
     // Not an entity-tag: dropped, as nginx drops it.
     assert!(!head("v1").contains("ETag"));
+}
+
+#[test]
+fn hidden_headers_are_left_out_in_any_case() {
+    let upstream = b"HTTP/1.1 200 OK\r\nX-Powered-By: PHP\r\nx-powered-by: again\r\nServer: app\r\nX-Kept: k\r\n\r\n";
+    let mut headers = Vec::new();
+    let Ok(Status::Complete(_)) = parse_response(upstream, false, &mut headers) else {
+        panic!("bad upstream head")
+    };
+    let hide = ["x-powered-by".to_owned(), "server".to_owned()];
+    let meta = ResponseMeta {
+        hide: &hide,
+        ..meta(200, b"OK", ClientFraming::Length(0))
+    };
+    let mut out = Vec::new();
+    write_response_head(&mut out, &meta, upstream, &headers);
+    let out = String::from_utf8(out).unwrap_or_default();
+    assert!(!out.to_ascii_lowercase().contains("powered"), "{out}");
+    assert!(out.contains("X-Kept: k\r\n"), "{out}");
+    assert!(
+        out.contains("Server: ringway\r\n") && !out.contains("app"),
+        "{out}"
+    );
 }
