@@ -450,7 +450,8 @@ pub struct RouteSettings {
     /// Precompressed siblings to serve when accepted: `br`, `gzip` (nginx `gzip_static`).
     #[serde(default)]
     pub precompressed: Vec<String>,
-    /// Upstream group for paths with no file (nginx `try_files $uri @app`).
+    /// Where a path with no file goes: an upstream group (nginx `try_files $uri @app`), or
+    /// a path, routed again (`try_files $uri $uri/ /index.html`, a single-page app).
     pub fallback: Option<String>,
     /// Reachable only through X-Accel-Redirect (nginx `internal`).
     #[serde(default)]

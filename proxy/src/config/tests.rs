@@ -131,7 +131,7 @@ fn every_readme_example_loads() {
     );
     // The static routes' directories, made where the examples say /srv/app/.
     let srv = tempfile::tempdir().unwrap();
-    for dir in ["static", "private", "public", "media"] {
+    for dir in ["static", "private", "public", "media", "dashboard"] {
         std::fs::create_dir(srv.path().join(dir)).unwrap();
     }
     std::fs::write(srv.path().join("static/favicon.ico"), [0u8; 16]).unwrap();
@@ -339,6 +339,11 @@ fn each_route_mistake_is_refused_with_its_key() {
             "[[routes]]\npath = \"/s/\"\nstatic = \"/tmp\"\nfallback = \"nope\"\n",
             "routes[0].fallback",
             "no upstream group",
+        ),
+        (
+            "[[routes]]\npath = \"/s/\"\nstatic = \"/tmp\"\nfallback = \"/s/../index.html\"\n",
+            "routes[0].fallback",
+            "must be a normalised path",
         ),
         (
             "[[routes]]\npath = \"/\"\nupstream = \"app\"\nexpires = \"1d\"\n",

@@ -26,7 +26,7 @@ use crate::error_pages::{ErrorPages, STATUSES};
 use crate::gzip::Gzip;
 use crate::limits::RateLimit;
 use crate::routes::{Action, FixedAnswer, PathRegex, Route, RouteTable, highest_group};
-use crate::static_files::{Encoding, Root, StaticRoute};
+use crate::static_files::{Encoding, Fallback, Root, StaticRoute};
 use crate::tls::{CertFiles, TlsConfig};
 
 /// The longest `app.ready_timeout` and `app.stop_timeout`: beyond, a typo (`60m` for `60s`).
@@ -1117,7 +1117,20 @@ fn static_route(
         ));
     }
     let fallback = match &route.fallback {
-        Some(name) => Some(group_index(groups, name).map_err(|m| ("fallback", m))?),
+        Some(path) if path.starts_with('/') => {
+            if !is_normal_path(path) || path.contains('?') {
+                return Err((
+                    "fallback",
+                    format!(
+                        "{path:?} must be a normalised path without a query, like \"/index.html\""
+                    ),
+                ));
+            }
+            Some(Fallback::Path(path.clone()))
+        }
+        Some(name) => Some(Fallback::Group(
+            group_index(groups, name).map_err(|m| ("fallback", m))?,
+        )),
         None => None,
     };
     Ok(StaticRoute {
@@ -1177,7 +1190,7 @@ fn compressible(action: &Action) -> bool {
 /// through its fallback.
 fn reaches_app(action: &Action) -> bool {
     matches!(action, Action::Upstream { .. })
-        || matches!(action, Action::Static(files) if files.fallback.is_some())
+        || matches!(action, Action::Static(files) if matches!(files.fallback, Some(Fallback::Group(_))))
 }
 
 /// `script_name` or `params` on a route to an HTTP group: both are uwsgi vars, and an

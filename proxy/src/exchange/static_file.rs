@@ -19,9 +19,9 @@ use crate::fail::{Allowed, Fail};
 use crate::gzip::{Answer, Asked, CacheControl, Gzip, GzipStream, Verdict};
 use crate::http::{BodyFraming, Method, Version, http_date};
 use crate::io::{IoError, Stream, write_all};
-use crate::routes::Route;
+use crate::routes::{Action, Found, Route};
 use crate::static_files::{
-    CachedFile, Conditions, Decision, Extra, FileHead, FileMeta, Gzipped, Kept, Lookup,
+    CachedFile, Conditions, Decision, Extra, Fallback, FileHead, FileMeta, Gzipped, Kept, Lookup,
     StaticRoute, accepts, decide, has_dot_segment, index_rel, write_file_head,
 };
 use crate::worker::Worker;
@@ -90,10 +90,11 @@ pub(super) async fn serve(
 ) -> Result<Outcome, Fail> {
     let readable = f.from_app || matches!(req.head.method, Method::Get | Method::Head);
     let files = f.files;
-    // As `try_files $uri @app`: another method than GET or HEAD still goes to the fallback
-    // when there is no file (a POST to the app behind `location /`); without a fallback, or
-    // on a file, it is refused.
-    if !readable && files.fallback.is_none() {
+    // As `try_files $uri @app`: another method than GET or HEAD still goes to the app
+    // when there is no file (a POST to the app behind `location /`); without an app to
+    // fall back to, or on a file, it is refused.
+    let to_app = matches!(files.fallback, Some(Fallback::Group(_)));
+    if !readable && !to_app {
         return Err(Fail::MethodNotAllowed(Allowed::Files));
     }
     let found = if !files.dotfiles && has_dot_segment(f.rel) {
@@ -127,11 +128,11 @@ pub(super) async fn serve(
     // fallback again (there is no body left to send it with).
     let body_taken = f.from_app && req.head.body != BodyFraming::None;
     let Lookup::File(found) = found else {
-        return match files.fallback.filter(|_| !body_taken) {
-            Some(group) => {
+        return match &files.fallback {
+            Some(Fallback::Group(group)) if !body_taken => {
                 req.redirect()?;
                 let target = upstream::Target {
-                    group,
+                    group: *group,
                     script_name: None,
                     params: &[],
                     upstream_path: None,
@@ -139,7 +140,11 @@ pub(super) async fn serve(
                 };
                 upstream::forward(client, req, &target, rest, worker).await
             }
-            None => Err(Fail::NoFile),
+            // Boxed: routed again, the path may come back here.
+            Some(Fallback::Path(path)) => {
+                Box::pin(fallback_path(client, req, f, path.as_bytes(), rest, worker)).await
+            }
+            _ => Err(Fail::NoFile),
         };
     };
     if !readable {
@@ -149,6 +154,44 @@ pub(super) async fn serve(
     let content_type = found.content_type.clone();
     let (found, encoding) = precompressed(client, f, worker, found).await;
     answer(client, req, f, &found, &content_type, encoding, worker).await
+}
+
+/// The path a static route falls back to (`try_files $uri $uri/ /index.html`), routed again
+/// as nginx routes an internal redirect: counted against the request's redirects (a path
+/// that falls back to itself ends in a 500, as in nginx), and under its own route's access
+/// rules when that is another route. A path that reaches no static route is 404.
+async fn fallback_path(
+    client: &mut Client,
+    req: &Request,
+    f: &FileRequest<'_>,
+    path: &[u8],
+    rest: &mut Buf,
+    worker: &Worker,
+) -> Result<Outcome, Fail> {
+    req.redirect()?;
+    let routes = &worker.config.routes;
+    let host = req.head.host.map(|h| h.of(&client.input));
+    let Found::Route(index) = routes.find(host, path) else {
+        return Err(Fail::NoFile);
+    };
+    let Some(route) = routes.get(index) else {
+        return Err(Fail::NoFile);
+    };
+    let Action::Static(files) = &route.action else {
+        return Err(Fail::NoFile);
+    };
+    if index != f.route_index {
+        super::access(client, req, route, index).await?;
+    }
+    let file = FileRequest {
+        files,
+        route_index: index,
+        route,
+        path,
+        rel: super::rel_path(path, route),
+        ..*f
+    };
+    serve(client, req, &file, rest, worker).await
 }
 
 /// The best precompressed sibling the client accepts, or the file itself.

@@ -47,6 +47,16 @@ impl Encoding {
     }
 }
 
+/// Where a static route sends a path it has no file for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Fallback {
+    /// To this upstream group (`try_files $uri @app`).
+    Group(usize),
+    /// To this path, routed again (`try_files $uri $uri/ /index.html`: a single-page app's
+    /// one page for every path of its own).
+    Path(String),
+}
+
 /// A route that serves files from a directory.
 #[derive(Debug, Clone)]
 pub(crate) struct StaticRoute {
@@ -60,8 +70,8 @@ pub(crate) struct StaticRoute {
     pub(crate) index: Option<String>,
     /// Precompressed siblings, in order of preference.
     pub(crate) precompressed: Vec<Encoding>,
-    /// The upstream group a path without a file goes to (`try_files $uri @app`).
-    pub(crate) fallback: Option<usize>,
+    /// Where a path without a file goes.
+    pub(crate) fallback: Option<Fallback>,
     /// Serve dotfiles and dot-directories.
     pub(crate) dotfiles: bool,
     /// The one file of `root` an exact route serves when its `static` names a file
