@@ -362,6 +362,9 @@ impl Conn {
         let head = match read {
             Ok(head) => head,
             Err((fail, head_only)) => {
+                // A bool, not the failure, is kept across the answer's await: the
+                // connection's task stays its size.
+                let refused = matches!(fail, Fail::TooManyConnections(_));
                 // Boxed, like the exchange: a cold path's state must not grow every
                 // connection's task.
                 let (client, worker) = (&self.client, &self.worker);
@@ -381,7 +384,11 @@ impl Conn {
                 if outcome.status != 0 {
                     self.record(&outcome, started);
                 }
-                self.client.finish(outcome.next).await;
+                let next = match outcome.next {
+                    Next::Linger | Next::Close if refused => Next::LingerBriefly,
+                    next => next,
+                };
+                self.client.finish(next).await;
                 return false;
             }
         };

@@ -251,15 +251,39 @@ fn limit_conn_per_ip_refuses_the_extra_connection_and_frees_its_place_on_close()
         silent.closed_within(Duration::from_secs(5)),
         "a silent refused connection is closed within seconds"
     );
+    // Nor does one that trickles bytes after its request: its 503 comes, then a short
+    // drain, not nginx's 30 s lingering close (found by review: hundreds of them held
+    // sockets no limit counted).
+    let mut trickling = Conn::open(addr);
+    trickling
+        .send(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\nx")
+        .expect("send");
+    let r = trickling.read_response().expect("its 503");
+    assert_eq!(r.status, 503, "{r:?}");
+    let started = std::time::Instant::now();
+    let closed = loop {
+        if trickling.send(b"x").is_err() || started.elapsed() > Duration::from_secs(10) {
+            break trickling.closed_within(Duration::from_millis(100));
+        }
+        if trickling.closed_within(Duration::from_millis(500)) {
+            break true;
+        }
+    };
+    assert!(closed, "still open after {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "closed after {:?}",
+        started.elapsed()
+    );
     wait_for_sample(
         metrics,
         "ringway_limit_rejected_total{kind=\"conn_per_ip\"}",
-        3.0,
+        4.0,
     );
     wait_for_sample(
         metrics,
         "ringway_requests_total{route=\"\",code=\"503\"}",
-        2.0,
+        3.0,
     );
     // The admitted connections keep being served.
     let r = request(&mut second, &Req::get("/"));

@@ -19,6 +19,11 @@ const LINGER: Duration = Duration::from_secs(30);
 const LINGER_IDLE: Duration = Duration::from_secs(2);
 /// Most bytes drained while lingering.
 const LINGER_BYTES: usize = 64 * 1024 * 1024;
+/// After the 503 of a connection over a connection limit: a short drain only. Such a
+/// connection is not counted against the limits (it was refused), so a full linger would let
+/// one client hold thousands of sockets by trickling bytes (found by review).
+const REFUSED_LINGER: Duration = LINGER_IDLE;
+const REFUSED_LINGER_BYTES: usize = 64 * 1024;
 /// Read size while draining.
 const LINGER_READ: usize = 8 * 1024;
 
@@ -31,6 +36,9 @@ pub(crate) enum Next {
     Close,
     /// An error answer was sent with unread input maybe left: drain, then close.
     Linger,
+    /// The 503 of a connection over a connection limit was sent: drain for
+    /// [`REFUSED_LINGER`] at most, then close.
+    LingerBriefly,
     /// The connection is unusable (I/O failure or a response cut short): drop it now.
     Abort,
 }
@@ -56,9 +64,12 @@ impl Client {
         match next {
             // Closing with unread input makes the kernel send a reset, which can destroy the
             // end of our last response in flight: drain first, like nginx's lingering_close.
-            Next::KeepAlive | Next::Close if self.has_unread_input() => self.linger().await,
+            Next::KeepAlive | Next::Close if self.has_unread_input() => {
+                self.linger(Lingering::Full).await;
+            }
             Next::KeepAlive | Next::Close => Stream::shutdown(&self.stream, Shutdown::Write),
-            Next::Linger => self.linger().await,
+            Next::Linger => self.linger(Lingering::Full).await,
+            Next::LingerBriefly => self.linger(Lingering::Brief).await,
             Next::Abort => Stream::shutdown(&self.stream, Shutdown::Both),
         }
         self.finished = true;
@@ -85,23 +96,41 @@ impl Client {
 
     /// Half-closes, then reads and discards what the client still sends (bounded in time and
     /// bytes), so our answer is not lost to a reset.
-    async fn linger(&mut self) {
+    async fn linger(&mut self, lingering: Lingering) {
         let buf = std::mem::replace(&mut self.input, Buf::empty());
-        linger(&self.stream, buf).await;
+        linger_within(&self.stream, buf, lingering).await;
     }
+}
+
+/// How long a lingering close may last.
+#[derive(Debug, Clone, Copy)]
+enum Lingering {
+    /// nginx's `lingering_time`: [`LINGER`], [`LINGER_BYTES`].
+    Full,
+    /// After the 503 of a connection refused by a connection limit: [`REFUSED_LINGER`],
+    /// [`REFUSED_LINGER_BYTES`].
+    Brief,
 }
 
 /// Half-closes `stream`, then reads and discards what the peer still sends (bounded in time,
 /// in silence and in bytes) into `buf`, then closes: an answer just written is not lost to
 /// a reset over unread bytes.
-pub(crate) async fn linger<S: Stream>(stream: &S, mut buf: Buf) {
+pub(crate) async fn linger<S: Stream>(stream: &S, buf: Buf) {
+    linger_within(stream, buf, Lingering::Full).await;
+}
+
+async fn linger_within<S: Stream>(stream: &S, mut buf: Buf, lingering: Lingering) {
+    let (time, bytes) = match lingering {
+        Lingering::Full => (LINGER, LINGER_BYTES),
+        Lingering::Brief => (REFUSED_LINGER, REFUSED_LINGER_BYTES),
+    };
     Stream::shutdown(stream, Shutdown::Write);
-    let deadline = Instant::now() + LINGER;
+    let deadline = Instant::now() + time;
     let mut drained = 0;
     if buf.capacity() < LINGER_READ {
         buf = Buf::with_capacity(LINGER_READ);
     }
-    while drained < LINGER_BYTES {
+    while drained < bytes {
         buf.clear();
         let left = deadline.saturating_duration_since(Instant::now());
         match read_some(stream, buf, LINGER_READ, left.min(LINGER_IDLE)).await {

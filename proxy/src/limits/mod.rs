@@ -63,7 +63,9 @@ impl Limiters {
     /// whose setting did not change keeps its state, so that a reload neither forgets what a
     /// client has used nor lets the requests of both configurations have a limit each (the
     /// connection counts, also when only their values changed; a route's buckets by its
-    /// label; a group's slots by its name).
+    /// label, also under a changed rate or burst; a group's slots by its name). A group
+    /// whose `max_conns`, `queue` or `queue_timeout` changed starts new slots: until the
+    /// requests in flight under the old ones end, its servers may take both counts.
     /// Only for a configuration that will be put in use: it may retune the connection
     /// limits `previous` counts with.
     pub(crate) fn renewed(config: &Config, previous: &Limiters, old: &Config) -> Limiters {
@@ -93,7 +95,7 @@ impl Limiters {
                 .is_some_and(|r| r.limit_req == route.limit_req);
             *slot = match route.limit_req {
                 _ if same => Some(Arc::clone(previous)),
-                Some(limit) => Some(Arc::new(RateTable::counting_on(limit, previous.counts()))),
+                Some(limit) => Some(Arc::new(previous.retuned(limit))),
                 None => None,
             };
         }

@@ -36,7 +36,9 @@ pub(crate) struct RateTable {
     /// The table's clock starts here; buckets keep milliseconds since.
     epoch: Instant,
     hasher: std::hash::RandomState,
-    shards: Box<[Mutex<Shard>]>,
+    /// Shared with the table a reload puts in its place when the route's `limit_req`
+    /// changed: the clients' buckets go on under the new rate and burst.
+    shards: Arc<[Mutex<Shard>]>,
     counts: Arc<RateCounts>,
 }
 
@@ -53,12 +55,7 @@ pub(crate) struct RateCounts {
 impl RateTable {
     /// An empty table for `limit`.
     pub(crate) fn new(limit: RateLimit) -> RateTable {
-        RateTable::counting_on(limit, Arc::default())
-    }
-
-    /// An empty table for `limit` that counts into `counts` (an old table's).
-    pub(crate) fn counting_on(limit: RateLimit, counts: Arc<RateCounts>) -> RateTable {
-        RateTable::with_capacity(limit, PER_SHARD, counts)
+        RateTable::with_capacity(limit, PER_SHARD, Arc::default())
     }
 
     fn with_capacity(limit: RateLimit, per_shard: usize, counts: Arc<RateCounts>) -> RateTable {
@@ -70,6 +67,21 @@ impl RateTable {
                 .map(|_| Mutex::new(Shard::new(per_shard)))
                 .collect(),
             counts,
+        }
+    }
+
+    /// This table's buckets and counters under `limit`: for a reload that changed the
+    /// route's `limit_req`, as nginx keeps a `limit_req_zone` across a reload. A client does
+    /// not get a fresh burst from each reload (found by review: twenty reloads during a flood
+    /// let ten times the rate through); a bucket fuller than a smaller new burst refuses
+    /// until it has leaked below it.
+    pub(crate) fn retuned(&self, limit: RateLimit) -> RateTable {
+        RateTable {
+            limit,
+            epoch: self.epoch,
+            hasher: self.hasher.clone(),
+            shards: Arc::clone(&self.shards),
+            counts: Arc::clone(&self.counts),
         }
     }
 
@@ -96,11 +108,6 @@ impl RateTable {
     /// Requests refused so far.
     pub(crate) fn rejected(&self) -> u64 {
         self.counts.rejected.load(Relaxed)
-    }
-
-    /// Its counters, for a table that replaces it to count on in.
-    pub(crate) fn counts(&self) -> Arc<RateCounts> {
-        Arc::clone(&self.counts)
     }
 
     /// Entries evicted so far.
@@ -283,6 +290,24 @@ mod tests {
         // Another second: one more each.
         assert_eq!(table.check_at(ip(1), 1000), Ok(()));
         assert_eq!(table.check_at(ip(1), 1000), Err(1));
+    }
+
+    #[test]
+    fn a_retuned_table_keeps_its_clients_buckets() {
+        let table = RateTable::new(limit());
+        assert_eq!(table.check_at(ip(1), 0), Ok(()));
+        assert_eq!(table.check_at(ip(1), 0), Ok(()));
+        assert_eq!(table.check_at(ip(1), 0), Err(1));
+        // A larger burst: room for the difference only, not a fresh burst.
+        let wider = table.retuned(RateLimit::new(1000, 3));
+        assert_eq!(wider.check_at(ip(1), 0), Ok(()));
+        assert_eq!(wider.check_at(ip(1), 0), Ok(()));
+        assert_eq!(wider.check_at(ip(1), 0), Err(1));
+        // A smaller one: refused until the bucket has leaked below it.
+        let narrow = wider.retuned(RateLimit::new(1000, 0));
+        assert_eq!(narrow.check_at(ip(1), 1000), Err(3));
+        assert_eq!(narrow.check_at(ip(1), 5000), Ok(()));
+        assert_eq!(narrow.rejected(), 3, "one count for the three tables");
     }
 
     #[test]

@@ -106,14 +106,14 @@ impl GroupSlots {
     /// Waits in the queue for a free slot: `QueueFull` at once when `queue` requests wait
     /// already, `QueueTimeout` after `queue_timeout`. Dropping the future leaves the queue.
     pub(crate) async fn wait(self: &Arc<Self>) -> Result<Permit, Fail> {
-        let queued = Queued::join(self);
+        let mut queued = Queued::join(self);
         if queued.position >= self.limits.queue {
             self.counts.queue_full.fetch_add(1, Ordering::Relaxed);
             return Err(Fail::QueueFull);
         }
-        let started = Instant::now();
+        queued.waiting_since = Some(Instant::now());
         let acquired = tokio::time::timeout(self.limits.queue_timeout, self.free.acquire()).await;
-        self.counts.wait.observe(started.elapsed());
+        // Its wait is observed as it leaves the queue, here or when its client goes.
         drop(queued);
         match acquired {
             Ok(Ok(permit)) => {
@@ -183,23 +183,34 @@ impl GroupSlots {
     }
 }
 
-/// A place in the queue, left on drop (a request whose client went away leaves too).
+/// A place in the queue, left on drop (a request whose client went away leaves too), its
+/// wait observed then: the longest waits are often those of clients that gave up (found by
+/// review: they went unobserved).
 struct Queued<'a> {
     slots: &'a GroupSlots,
     /// How many were waiting before this one.
     position: usize,
+    /// Since when it waits for a slot (not set for a request refused at once).
+    waiting_since: Option<Instant>,
 }
 
 impl<'a> Queued<'a> {
     fn join(slots: &'a GroupSlots) -> Queued<'a> {
         let position = slots.waiting.fetch_add(1, Ordering::AcqRel);
-        Queued { slots, position }
+        Queued {
+            slots,
+            position,
+            waiting_since: None,
+        }
     }
 }
 
 impl Drop for Queued<'_> {
     fn drop(&mut self) {
         self.slots.waiting.fetch_sub(1, Ordering::AcqRel);
+        if let Some(since) = self.waiting_since {
+            self.slots.counts.wait.observe(since.elapsed());
+        }
     }
 }
 
