@@ -8,8 +8,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The cases in which a request goes on to the group's next server, each server being
 /// tried at most once: `error` (the server closed or reset the connection before a whole
-/// answer head), `timeout` (`upstream_read_timeout` passed while sending the request or
-/// waiting for the head), `invalid_header` (a head that does not parse), `http_500`,
+/// answer head), `timeout` (`upstream_read_timeout` passed while waiting for the head; a
+/// request whose sending timed out does not go on), `invalid_header` (a head that does not parse), `http_500`,
 /// `http_502`, `http_503`, `http_504`, `http_403`, `http_404`, `http_429` (the last server's
 /// answer is relayed whatever its status), and `non_idempotent` (POST, PATCH and the
 /// like may go again once sent, which by default they do not: the app may have acted on

@@ -185,8 +185,7 @@ pub(super) fn pass_on(
     if !next_upstream::goes_on(next, req.head.method, missed) {
         return false;
     }
-    tried.add(server);
-    if !group.has_untried(*tried) {
+    if !tried.add(server) || !group.has_untried(*tried) {
         return false;
     }
     match (missed, group.server_addr(server)) {

@@ -64,8 +64,8 @@ pub(crate) fn parse_length(value: &[u8]) -> Option<u64> {
 }
 
 /// A Host (or an absolute target's authority) a client may send: a name of letters,
-/// digits, `-`, `_` and `.` (no `..`), or an IPv6 literal in brackets, then at most a `:`
-/// and up to five digits; no userinfo (`user@host`), which RFC 9110 §7.2 leaves out.
+/// digits, `-`, `_` and `.` (no `..`), or an IPv6 literal in brackets (a zone after `%25`
+/// too), then at most a `:` and up to five digits; no userinfo (`user@host`), which RFC 9110 §7.2 leaves out.
 /// Stricter than nginx, which passes any byte but whitespace, controls, `/` and `\`: its
 /// `server_name *.example.com` also takes `evil.com?.example.com`, which reaches the app
 /// as the host it builds its links with (found by review). Browsers send names in that
@@ -76,10 +76,21 @@ pub(crate) fn is_valid_host(host: &[u8]) -> bool {
             Some(end) => {
                 let (literal, rest) = host.split_at(end + 1);
                 let inside = &literal[1..end];
-                let ipv6 = !inside.is_empty()
-                    && inside
+                // RFC 6874: a zone after `%25` (`[fe80::1%25eth0]`).
+                let (address, zone) = match inside.windows(3).position(|w| w == b"%25") {
+                    Some(at) => (&inside[..at], Some(&inside[at + 3..])),
+                    None => (inside, None),
+                };
+                let ipv6 = !address.is_empty()
+                    && address
                         .iter()
-                        .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
+                        .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+                    && zone.is_none_or(|zone| {
+                        !zone.is_empty()
+                            && zone.iter().all(|&b| {
+                                b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+                            })
+                    });
                 if !ipv6 {
                     return false;
                 }

@@ -143,6 +143,13 @@ impl GroupSlots {
             .is_ok()
     }
 
+    /// Whether `server` has a free slot now.
+    pub(crate) fn has_room(&self, server: usize) -> bool {
+        self.in_flight
+            .get(server)
+            .is_some_and(|count| count.load(Ordering::Acquire) < self.limits.max_conns)
+    }
+
     fn release(&self, server: usize) {
         if let Some(count) = self.in_flight.get(server) {
             count.fetch_sub(1, Ordering::AcqRel);

@@ -66,8 +66,8 @@ pub(crate) enum Reuse {
 }
 
 /// The servers of a group one request has been to (nginx's `tried` bitmap): it goes to
-/// each at most once. A group's first 64 servers are counted; past them a request
-/// stops going on.
+/// each at most once. A group's first 64 servers are counted: a request one of the others
+/// failed does not go on (found by review: it went round them for ever).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Tried(u64);
 
@@ -76,11 +76,13 @@ impl Tried {
         server < 64 && self.0 & (1 << server) != 0
     }
 
-    /// Counts `server` as tried.
-    pub(crate) fn add(&mut self, server: usize) {
-        if server < 64 {
-            self.0 |= 1 << server;
+    /// Counts `server` as tried; false for a server past the 64th, which cannot be.
+    pub(crate) fn add(&mut self, server: usize) -> bool {
+        if server >= 64 {
+            return false;
         }
+        self.0 |= 1 << server;
+        true
     }
 }
 
@@ -185,9 +187,12 @@ impl Upstreams {
         self.members.get(server).map(|m| &m.addr)
     }
 
-    /// Whether a server `tried` leaves out remains for the request.
+    /// Whether a server `tried` leaves out remains for the request, with room for it under
+    /// `max_conns` (found by review: a request passed on to full servers got 503 at once,
+    /// past the queue; it keeps the answer it had instead).
     pub(crate) fn has_untried(&self, tried: Tried) -> bool {
-        (0..self.members.len().min(64)).any(|i| !tried.has(i))
+        (0..self.members.len().min(64))
+            .any(|i| !tried.has(i) && self.slots.as_ref().is_none_or(|slots| slots.has_room(i)))
     }
 
     /// `server` failed a request after its connect (closed, timed out, a bad head, or a

@@ -89,6 +89,8 @@ refused! {
     host_with_long_port: b"GET / HTTP/1.1\r\nHost: a:123456\r\n\r\n" => BadHost;
     host_with_bad_ipv6: b"GET / HTTP/1.1\r\nHost: [::1/x]\r\n\r\n" => BadHost;
     host_with_unclosed_ipv6: b"GET / HTTP/1.1\r\nHost: [::1\r\n\r\n" => BadHost;
+    host_with_bad_zone: b"GET / HTTP/1.1\r\nHost: [fe80::1%25e/0]\r\n\r\n" => BadHost;
+    host_with_empty_zone: b"GET / HTTP/1.1\r\nHost: [fe80::1%25]\r\n\r\n" => BadHost;
     host_with_utf8: b"GET / HTTP/1.1\r\nHost: caf\xc3\xa9.example\r\n\r\n" => BadHost;
     absolute_authority_with_query_host: b"GET http://evil.com%3f.a/ HTTP/1.1\r\nHost: a\r\n\r\n" => BadHost;
     http_1_10: b"GET / HTTP/1.10\r\nHost: a\r\n\r\n" => UnsupportedVersion;
@@ -359,6 +361,7 @@ fn hosts_as_clients_send_them() {
         "127.0.0.1:80",
         "[2001:db8::1]",
         "[::ffff:192.0.2.1]:443",
+        "[fe80::1%25eth0]:8080",
         "a:",
     ] {
         let buf = format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");

@@ -329,3 +329,28 @@ fn a_kept_connection_needs_http_1_1_a_framed_body_and_no_close() {
         b"HTTP/1.1 200 OK\r\nConnection: Close\r\nContent-Length: 2\r\n\r\nok"
     ));
 }
+
+/// Found by review: a trusted proxy's X-Forwarded-Port passed on beside ringway's own
+/// X-Forwarded-Host, a host and port that did not go together.
+#[test]
+fn a_trusted_proxys_forwarded_host_is_its_word() {
+    let request = b"GET / HTTP/1.1\r\nHost: internal:8080\r\nX-Forwarded-Host: public.example\r\n\
+                    X-Forwarded-Port: 443\r\n\r\n";
+    let trusted = HeadEnv {
+        trusted_peer: true,
+        ..env()
+    };
+    let head = encode(request, &trusted);
+    assert_eq!(head.matches("X-Forwarded-Host: ").count(), 1, "{head}");
+    assert!(
+        head.contains("X-Forwarded-Host: public.example\r\n"),
+        "{head}"
+    );
+    assert!(head.contains("X-Forwarded-Port: 443\r\n"), "{head}");
+    let head = encode(request, &env());
+    assert!(
+        head.contains("X-Forwarded-Host: internal:8080\r\n"),
+        "{head}"
+    );
+    assert!(!head.contains("X-Forwarded-Port"), "{head}");
+}
