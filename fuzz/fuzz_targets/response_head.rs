@@ -147,6 +147,7 @@ fn relay(data: &[u8], head: &ResponseHead, headers: &[HeaderSpan], client: Versi
         own_server_and_date: data.len() % 2 == 1,
         gzipped: false,
         vary_accept_encoding: false,
+        hide: &[],
     };
     let mut out = Vec::new();
     write_response_head(&mut out, &meta, data, headers);

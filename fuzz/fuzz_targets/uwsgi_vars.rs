@@ -343,6 +343,18 @@ fn expected(
                 }
             }))
             .collect();
+        // A guarded name is matched as the app sees it: `_` for `-`, any case.
+        let spelled: Vec<u8> = name
+            .iter()
+            .map(|&b| {
+                if b == b'_' {
+                    b'-'
+                } else {
+                    b.to_ascii_lowercase()
+                }
+            })
+            .collect();
+        let is = |d: &&[u8]| spelled == *d;
         let dropped = [
             &b"content-length"[..],
             b"content-type",
@@ -353,14 +365,21 @@ fn expected(
             b"x-request-id",
         ]
         .iter()
-        .any(|d| name.eq_ignore_ascii_case(d))
+        .any(is)
             // As nginx's ignore_invalid_headers: letters, digits, `-` (and `_` if allowed).
             || !name.iter().all(|&b| {
                 b.is_ascii_alphanumeric() || b == b'-' || (b == b'_' && env.allow_underscores)
             })
             || (!env.trusted_peer
-                && (name.eq_ignore_ascii_case(b"x-forwarded-proto")
-                    || name.eq_ignore_ascii_case(b"x-forwarded-ssl")));
+                && [
+                    &b"x-forwarded-proto"[..],
+                    b"x-forwarded-ssl",
+                    b"x-forwarded-host",
+                    b"x-forwarded-port",
+                    b"x-forwarded-prefix",
+                ]
+                .iter()
+                .any(is));
         let replaced = env.params.iter().any(|(k, _)| k.as_bytes() == &key[..]);
         let same = |other: &HeaderSpan| other.name.of(buf).eq_ignore_ascii_case(name);
         let repeat = headers[..i].iter().any(same);
