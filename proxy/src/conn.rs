@@ -559,7 +559,7 @@ mod tests {
                 // Measured 2472 bytes (3856 before the rare paths were boxed), 2672 with the
                 // upstream slot, the real client IP and the inline request ID, 2784 with the
                 // access log (the upstream call kept for its line, the head's start time),
-                // 3024 with the send's watch for an early answer (upstream/send.rs).
+                // 3056 with the send's watch for an early answer (upstream/send.rs).
                 assert!(size <= 3072, "a request's future is {size} bytes");
             },
         );

@@ -18,7 +18,8 @@ const FILE_READ_SIZE: usize = SMALL;
 
 /// What went out.
 pub(crate) struct Sent {
-    /// The body, to send again to another server (`None`: a write that failed kept it).
+    /// The body, to send again to another server (`None`: a body in memory that a write
+    /// left in flight, or one that timed out, kept).
     pub(crate) body: Option<Body>,
     /// All of it: the server read the whole request.
     pub(crate) whole: bool,
@@ -39,60 +40,73 @@ pub(crate) async fn send_request(
     body: Body,
     timeout: Duration,
 ) -> Result<Sent, Fail> {
-    let mut send = pin!(send_all(conn, head, body, timeout));
-    // Made only once the send has to wait (a large body), and boxed: every request's
-    // future stays the size it was without it.
-    let mut watch: Option<Pin<Box<dyn Future<Output = ()> + '_>>> = None;
-    let sent = poll_fn(|cx| {
+    let memory = match body {
+        Body::Absent => None,
+        Body::Memory { buf, front } => Some((buf, front)),
+        // Boxed: a body in a file is the rare case; its loop's state stays out of every
+        // request's future.
+        Body::File { file, len } => {
+            return Box::pin(send_with_file(conn, head, file, len, timeout)).await;
+        }
+    };
+    let send = pin!(send_from_memory(conn, head, memory, timeout));
+    match watched(conn, send).await {
+        Some((sent, body)) => outcome(sent, body),
+        // The send's write op stays in flight with its buffer until the socket is shut
+        // down: a body in memory is gone.
+        None => Ok(answered_early(conn, None)),
+    }
+}
+
+/// [`send_request`] for a body in a file, which stays here: an early answer leaves it whole
+/// for the next server.
+async fn send_with_file(
+    conn: &UpstreamConn,
+    head: Buf,
+    file: TempFile,
+    len: u64,
+    timeout: Duration,
+) -> Result<Sent, Fail> {
+    let sent = {
+        let send = pin!(send_from_file(conn, head, &file, len, timeout));
+        watched(conn, send).await
+    };
+    let body = Some(Body::File { file, len });
+    match sent {
+        Some(sent) => outcome(sent?, body),
+        None => Ok(answered_early(conn, body)),
+    }
+}
+
+/// `send`'s outcome, or `None` when the server's answer started first. The watch is made
+/// only once the send has to wait (a large body), and boxed; the send is the caller's,
+/// pinned where it is (moved into this future, it would take room twice in every
+/// request's).
+fn watched<'a, F: Future>(
+    conn: &'a UpstreamConn,
+    mut send: Pin<&'a mut F>,
+) -> impl Future<Output = Option<F::Output>> + 'a {
+    let mut watch: Option<Pin<Box<dyn Future<Output = ()> + 'a>>> = None;
+    poll_fn(move |cx| {
         if let Poll::Ready(sent) = send.as_mut().poll(cx) {
             return Poll::Ready(Some(sent));
         }
         let watch = watch.get_or_insert_with(|| Box::pin(conn.answer_started()));
         watch.as_mut().poll(cx).map(|()| None)
     })
-    .await;
-    sent.unwrap_or_else(|| {
-        tracing::debug!("upstream answered before taking the whole request; reading its answer");
-        // The send's write op stays in flight with its buffer until the socket is shut
-        // down: its body is gone.
-        conn.abandon_write();
-        Ok(Sent {
-            body: None,
-            whole: false,
-        })
-    })
 }
 
-async fn send_all(
-    conn: &UpstreamConn,
-    head: Buf,
-    body: Body,
-    timeout: Duration,
-) -> Result<Sent, Fail> {
-    let (sent, body) = match body {
-        Body::Absent => (write(conn, head, 0, timeout).await.0, Some(Body::Absent)),
-        Body::Memory { mut buf, front } => {
-            // The body buffer keeps room for the head in front of it: one write for both.
-            let start = front.checked_sub(head.len());
-            let (sent, buf) = match start.and_then(|s| Some((s, buf.get_mut(s..front)?))) {
-                Some((start, room)) => {
-                    room.copy_from_slice(&head);
-                    write(conn, buf, start, timeout).await
-                }
-                None => match write(conn, head, 0, timeout).await {
-                    (Ok(()), _) => write(conn, buf, front, timeout).await,
-                    (Err(err), _) => (Err(err), Some(buf)),
-                },
-            };
-            (sent, buf.map(|buf| Body::Memory { buf, front }))
-        }
-        // Boxed: a body in a file is the rare case; its loop's state stays out of every
-        // request's future.
-        Body::File { file, len } => {
-            let sent = Box::pin(send_from_file(conn, head, &file, len, timeout)).await?;
-            (sent, Some(Body::File { file, len }))
-        }
-    };
+/// The server answered before the request went out whole: the send's write op is left in
+/// flight, and the connection shut down when it goes.
+fn answered_early(conn: &UpstreamConn, body: Option<Body>) -> Sent {
+    tracing::debug!("upstream answered before taking the whole request; reading its answer");
+    conn.abandon_write();
+    Sent { body, whole: false }
+}
+
+/// What a send that ran to its end says: all went, the server stopped reading (its answer
+/// is read next), or a write timed out.
+fn outcome(sent: Result<(), IoError>, body: Option<Body>) -> Result<Sent, Fail> {
     match sent {
         Ok(()) => Ok(Sent { body, whole: true }),
         Err(IoError::Failed(kind)) => {
@@ -104,6 +118,31 @@ async fn send_all(
         }
         Err(IoError::Timeout) => Err(Fail::UpstreamTimeout(Step::Sending)),
     }
+}
+
+/// The head, then a body in memory (`buf[front..]`, with room in front of it for the head:
+/// one write for both), if any; the body back unless a write timed out with it.
+async fn send_from_memory(
+    conn: &UpstreamConn,
+    head: Buf,
+    memory: Option<(Buf, usize)>,
+    timeout: Duration,
+) -> (Result<(), IoError>, Option<Body>) {
+    let Some((mut buf, front)) = memory else {
+        return (write(conn, head, 0, timeout).await.0, Some(Body::Absent));
+    };
+    let start = front.checked_sub(head.len());
+    let (sent, buf) = match start.and_then(|s| Some((s, buf.get_mut(s..front)?))) {
+        Some((start, room)) => {
+            room.copy_from_slice(&head);
+            write(conn, buf, start, timeout).await
+        }
+        None => match write(conn, head, 0, timeout).await {
+            (Ok(()), _) => write(conn, buf, front, timeout).await,
+            (Err(err), _) => (Err(err), Some(buf)),
+        },
+    };
+    (sent, buf.map(|buf| Body::Memory { buf, front }))
 }
 
 /// Writes `buf[from..]` within `limit` between two writes, giving the buffer back unless
