@@ -206,6 +206,8 @@ fn encode_one(buf: &[u8], head: &RequestHead, headers: &[HeaderSpan], path: &[u8
         document_root: "/srv/www",
         server_name: s.server_name,
         trusted_peer: s.trusted_peer,
+        // Both ways: a trusted proxy's host the exchange vouched for, or none.
+        forwarded_host: (s.trusted_peer && buf.len() % 2 == 0).then_some(&b"public.example"[..]),
         allow_underscores: s.allow_underscores,
     };
     let content_length = match head.body {
@@ -363,6 +365,7 @@ fn expected(
             b"x-forwarded-for",
             b"x-real-ip",
             b"x-request-id",
+            b"x-forwarded-host",
         ]
         .iter()
         .any(is)
@@ -374,7 +377,6 @@ fn expected(
                 && [
                     &b"x-forwarded-proto"[..],
                     b"x-forwarded-ssl",
-                    b"x-forwarded-host",
                     b"x-forwarded-port",
                     b"x-forwarded-prefix",
                 ]
@@ -420,6 +422,9 @@ fn expected(
     ];
     if !env.request_id.is_empty() {
         identity.push(("HTTP_X_REQUEST_ID", env.request_id.to_vec()));
+    }
+    if let Some(host) = env.forwarded_host {
+        identity.push(("HTTP_X_FORWARDED_HOST", host.to_vec()));
     }
     for (key, value) in identity {
         if !param(key) {

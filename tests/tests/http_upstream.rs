@@ -867,3 +867,30 @@ fn an_answer_before_the_whole_upload_is_relayed_whole() {
     let r = roundtrip(ringway.addr(), &Req::post("/echo", &upload[..1000]));
     ringway_tests::checks::check_echo(&r, &upload[..1000], "after the early answers");
 }
+
+/// A trusted balancer's X-Forwarded-Host names the host the app's links use, but only a
+/// host this server serves (found by review: balancers pass a client's own copy on, and
+/// any host went through to the app's password-reset links).
+#[test]
+fn a_trusted_proxys_forwarded_host_is_held_to_hosts() {
+    let app = AppServer::start(Server::Gunicorn, Served::Wsgi(App::Flask), Listen::Tcp, 1);
+    let ringway = Ringway::with_config(format!(
+        "trusted_proxy = [\"127.0.0.3\"]\nhosts = [\"app.example\", \"www.app.example\"]\n\
+         [upstreams.web]\nservers = [\"{}\"]\n[[routes]]\npath = \"/\"\nupstream = \"web\"\n",
+        app.upstream()
+    ))
+    .start();
+    let mut conn = Conn::open_from("127.0.0.3".parse().expect("ip"), ringway.addr());
+    for (forwarded, link) in [
+        ("www.app.example", "http://www.app.example/urls"),
+        ("evil.example", "http://app.example/urls"),
+        ("www.app.example, evil.example", "http://app.example/urls"),
+    ] {
+        let req = Req::get("/urls")
+            .host(Some("app.example"))
+            .header("X-Forwarded-Host", forwarded);
+        conn.send(&req.to_bytes()).expect("send");
+        let urls = conn.read_response().expect("response").json();
+        assert_eq!(urls["url"], link, "{forwarded}: {urls}");
+    }
+}

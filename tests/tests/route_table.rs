@@ -1688,8 +1688,12 @@ fn hidden_headers_never_reach_the_client_as_with_uwsgi_hide_header() {
     );
     let ringway = Ringway::with_config(format!(
         "upstream = [\"{}\"]\nhide_headers = [\"x-instance\"]\n\
-         [[routes]]\npath = \"/status/\"\nupstream = \"default\"\nhide_headers = []\n",
-        uwsgi.upstream()
+         [[routes]]\npath = \"/status/\"\nupstream = \"default\"\nhide_headers = []\n\
+         [[routes]]\npath = \"/report/\"\nupstream = \"default\"\n\
+         hide_headers = [\"Set-Cookie\"]\n\
+         [[routes]]\npath = \"/protected/\"\nstatic = '{}'\ninternal = true\n",
+        uwsgi.upstream(),
+        ringway_tests::paths::apps_dir().join("private").display()
     ))
     .start();
     for target in ["/", "/bytes/10", "/nothing-here"] {
@@ -1702,4 +1706,10 @@ fn hidden_headers_never_reach_the_client_as_with_uwsgi_hide_header() {
     // The route's own empty list: nothing hidden there.
     let r = roundtrip(ringway.addr(), &Req::get("/status/200"));
     assert_eq!(served_by(&r).as_deref(), Some("app"), "{r:?}");
+    // The app's headers kept with an X-Accel-Redirect file are held to the list too (nginx
+    // lets them through there): no cookie, the disposition kept.
+    let r = roundtrip(ringway.addr(), &Req::get("/report/report.txt"));
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.header("set-cookie"), None, "{r:?}");
+    assert!(r.header("content-disposition").is_some(), "{r:?}");
 }

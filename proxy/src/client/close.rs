@@ -36,8 +36,8 @@ pub(crate) enum Next {
     Close,
     /// An error answer was sent with unread input maybe left: drain, then close.
     Linger,
-    /// The 503 of a connection over a connection limit was sent: drain for
-    /// [`REFUSED_LINGER`] at most, then close.
+    /// The 503 of a connection over a connection limit was sent: close, after draining for
+    /// [`REFUSED_LINGER`] at most if the client's bytes are waiting.
     LingerBriefly,
     /// The connection is unusable (I/O failure or a response cut short): drop it now.
     Abort,
@@ -69,7 +69,8 @@ impl Client {
             }
             Next::KeepAlive | Next::Close => Stream::shutdown(&self.stream, Shutdown::Write),
             Next::Linger => self.linger(Lingering::Full).await,
-            Next::LingerBriefly => self.linger(Lingering::Brief).await,
+            Next::LingerBriefly if self.has_unread_input() => self.linger(Lingering::Brief).await,
+            Next::LingerBriefly => Stream::shutdown(&self.stream, Shutdown::Write),
             Next::Abort => Stream::shutdown(&self.stream, Shutdown::Both),
         }
         self.finished = true;

@@ -14,11 +14,13 @@ use crate::routes::{Action, Found};
 use crate::uwsgi::normalize_path;
 use crate::worker::Worker;
 
-/// Serves the file the upstream answer in `buf` names.
+/// Serves the file the upstream answer in `buf` names; the app's headers it keeps leave out
+/// those its route hides (`hidden`, in lower case).
 pub(super) async fn serve(
     client: &mut Client,
     req: &Request,
     buf: &Buf,
+    hidden: &[String],
     rest: &mut Buf,
     worker: &Worker,
 ) -> Result<Outcome, Fail> {
@@ -51,6 +53,13 @@ pub(super) async fn serve(
         .iter()
         .map(|h| (h.name.of(buf), h.value.of(buf)))
         .filter(|(name, _)| KEPT_FROM_APP.iter().any(|k| name.eq_ignore_ascii_case(k)))
+        // Where nginx lets them through (its hide list is not read on this path): a route
+        // that hides Set-Cookie means it (found by review).
+        .filter(|(name, _)| {
+            !hidden
+                .iter()
+                .any(|h| name.eq_ignore_ascii_case(h.as_bytes()))
+        })
         .collect();
     let file = FileRequest {
         files,

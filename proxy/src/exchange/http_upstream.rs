@@ -156,6 +156,7 @@ fn encode_head(
         request_id: req.request_id.as_bytes(),
         https: client.is_tls(),
         trusted_peer: config.is_trusted(client.peer.ip()),
+        forwarded_host: super::forwarded_host(client, target.route, worker),
         default_host,
         allow_underscores: config.allow_underscores_in_headers,
         body_len: body.len(),

@@ -504,6 +504,31 @@ pub(crate) fn rel_path<'p>(path: &'p [u8], route: &'p Route) -> &'p [u8] {
     rest.strip_prefix(b"/").unwrap_or(rest)
 }
 
+/// The host a trusted proxy says the client asked it for (its X-Forwarded-Host), for the
+/// app's links: one value, a host's syntax, and a host this server and the route serve.
+/// Held to `hosts` as the Host itself is, since most load balancers pass a client's own
+/// copy on (found by review: a trusted balancer's client could name any host).
+pub(crate) fn forwarded_host<'c>(
+    client: &'c Client,
+    route: &Route,
+    worker: &Worker,
+) -> Option<&'c [u8]> {
+    let config = &worker.config;
+    if !config.is_trusted(client.peer.ip()) {
+        return None;
+    }
+    let mut values = client
+        .headers
+        .iter()
+        .filter(|h| crate::http::names_header(h.name.of(&client.input), b"x-forwarded-host"))
+        .map(|h| h.value.of(&client.input).trim_ascii());
+    let host = values.next()?;
+    let one = values.next().is_none() && crate::http::is_valid_host(host);
+    let served = config.serves_host(Some(host))
+        && (route.hosts.is_empty() || route.hosts.iter().any(|name| name.matches(host)));
+    (one && served).then_some(host)
+}
+
 /// What a route says about ringway's own answers on it (before a route is found, the
 /// server's settings): how long the client gets to take one, and the headers every answer
 /// carries (`response_headers` marked `always`).

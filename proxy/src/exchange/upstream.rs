@@ -265,7 +265,8 @@ async fn respond(
         upstream.close();
         req.upstream_done();
         // Boxed: a file route may fall back to an upstream, which may redirect again.
-        let mut outcome = Box::pin(accel::serve(client, req, &buf, rest, worker)).await?;
+        let hidden = &target.route.hide_headers;
+        let mut outcome = Box::pin(accel::serve(client, req, &buf, hidden, rest, worker)).await?;
         outcome.upstream = Some(upstream_time);
         return Ok(outcome);
     }
@@ -341,6 +342,7 @@ fn encode_vars(
         document_root: &config.document_root,
         server_name: config.server_name.as_deref(),
         trusted_peer: config.is_trusted(client.peer.ip()),
+        forwarded_host: super::forwarded_host(client, target.route, worker),
         allow_underscores: config.allow_underscores_in_headers,
     };
     let mut vars = Buf::with_capacity(PACKET_HEADER + max_vars);

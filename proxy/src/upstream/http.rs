@@ -6,8 +6,9 @@
 //! TE, Trailer, Transfer-Encoding, Upgrade unless upgrading) and those ringway writes
 //! itself: Host (the request's authority), Content-Length (the buffered body's), and
 //! X-Forwarded-For, X-Forwarded-Proto, X-Forwarded-Host, X-Real-IP, X-Request-ID (a
-//! client's copies of these say nothing; a trusted proxy's X-Forwarded-Proto and
-//! X-Forwarded-Host are its word on the scheme and the host, as on the uwsgi path). `Expect` is dropped too: the body is sent whole,
+//! client's copies of these say nothing; a trusted proxy's X-Forwarded-Proto is its word on
+//! the scheme, and its X-Forwarded-Host on the host when this server serves that host, as
+//! on the uwsgi path). `Expect` is dropped too: the body is sent whole,
 //! and the client was already answered `100 Continue` by ringway. `Proxy` never goes
 //! (httpoxy: servers make it HTTP_PROXY), nor the other scheme claims servers believe
 //! (gunicorn's X-Forwarded-Ssl and X-Forwarded-Protocol) unless a trusted proxy sent them.
@@ -44,6 +45,9 @@ pub(crate) struct HeadEnv<'a> {
     pub(crate) https: bool,
     /// The connection is from a trusted proxy: its scheme headers are believed.
     pub(crate) trusted_peer: bool,
+    /// The host a trusted proxy says the client asked for, when this server serves it
+    /// (`exchange::forwarded_host`): X-Forwarded-Host, in place of the Host.
+    pub(crate) forwarded_host: Option<&'a [u8]>,
     /// Host when the request had none (an HTTP/1.0 client): the server's name or address.
     pub(crate) default_host: &'a [u8],
     /// Header names with `_` are passed on.
@@ -118,24 +122,6 @@ fn scheme(input: &[u8], headers: &[HeaderSpan], env: &HeadEnv<'_>) -> &'static [
     }
 }
 
-/// A trusted proxy's word on the host the client asked it for (its first
-/// X-Forwarded-Host), as its X-Forwarded-Proto is on the scheme: the app's links then name
-/// the host and port the client used, beside the X-Forwarded-Port the proxy sent.
-fn forwarded_host<'i>(
-    input: &'i [u8],
-    headers: &[HeaderSpan],
-    env: &HeadEnv<'_>,
-) -> Option<&'i [u8]> {
-    if !env.trusted_peer {
-        return None;
-    }
-    headers
-        .iter()
-        .find(|h| http::names_header(h.name.of(input), b"x-forwarded-host"))
-        .map(|h| h.value.of(input).trim_ascii())
-        .filter(|host| http::is_valid_host(host))
-}
-
 /// Appends the request head for the request whose head is `head` (spans into `input`) to
 /// `out`. Nothing is allocated but `out`'s growth.
 pub(crate) fn encode_request_head(
@@ -199,7 +185,7 @@ pub(crate) fn encode_request_head(
     out.extend_from_slice(scheme(input, headers, env));
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(b"X-Forwarded-Host: ");
-    out.extend_from_slice(forwarded_host(input, headers, env).unwrap_or(host));
+    out.extend_from_slice(env.forwarded_host.unwrap_or(host));
     out.extend_from_slice(b"\r\n");
     if !env.request_id.is_empty() {
         out.extend_from_slice(b"X-Request-ID: ");

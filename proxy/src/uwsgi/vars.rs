@@ -52,6 +52,10 @@ pub struct RequestEnv<'a> {
     pub server_name: Option<&'a str>,
     /// The peer is a trusted proxy: keep its X-Forwarded-Proto / X-Forwarded-Ssl.
     pub trusted_peer: bool,
+    /// The host a trusted proxy says the client asked for, when this server serves it
+    /// (`exchange::forwarded_host`): sent as HTTP_X_FORWARDED_HOST; a client's own
+    /// X-Forwarded-Host never is.
+    pub forwarded_host: Option<&'a [u8]>,
     /// Forward headers whose names contain `_` (off by default: spoofing).
     pub allow_underscores: bool,
 }
@@ -226,6 +230,9 @@ fn identity_vars(
     if !env.request_id.is_empty() {
         w.var(b"HTTP_X_REQUEST_ID", env.request_id)?;
     }
+    if let Some(host) = env.forwarded_host {
+        w.var(b"HTTP_X_FORWARDED_HOST", host)?;
+    }
     Ok(())
 }
 
@@ -299,6 +306,7 @@ fn forwarded(name: &[u8], env: &RequestEnv<'_>) -> bool {
         b"x-forwarded-for",
         b"x-real-ip",
         b"x-request-id",
+        b"x-forwarded-host",
     ]
     .iter()
     .any(|lower| is(lower))
@@ -306,12 +314,11 @@ fn forwarded(name: &[u8], env: &RequestEnv<'_>) -> bool {
         return false;
     }
     // uWSGI derives wsgi.url_scheme from the first two, Werkzeug's ProxyFix and Django the
-    // host, port and mount point from the others: only a trusted proxy may set them.
+    // port and mount point from the others: only a trusted proxy may set them.
     if !env.trusted_peer
         && [
             &b"x-forwarded-proto"[..],
             b"x-forwarded-ssl",
-            b"x-forwarded-host",
             b"x-forwarded-port",
             b"x-forwarded-prefix",
         ]

@@ -7,6 +7,7 @@ fn env() -> HeadEnv<'static> {
         request_id: b"0123456789abcdef0123456789abcdef",
         https: false,
         trusted_peer: false,
+        forwarded_host: None,
         default_host: b"127.0.0.1:8080",
         allow_underscores: false,
         body_len: None,
@@ -338,6 +339,7 @@ fn a_trusted_proxys_forwarded_host_is_its_word() {
                     X-Forwarded-Port: 443\r\n\r\n";
     let trusted = HeadEnv {
         trusted_peer: true,
+        forwarded_host: Some(b"public.example"),
         ..env()
     };
     let head = encode(request, &trusted);

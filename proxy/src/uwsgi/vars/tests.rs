@@ -54,6 +54,7 @@ fn env() -> RequestEnv<'static> {
         document_root: "/srv",
         server_name: None,
         trusted_peer: false,
+        forwarded_host: None,
         allow_underscores: false,
     }
 }
@@ -266,9 +267,21 @@ X-Forwarded-Prefix: /evil\r\n\r\n";
     let vars = vars_of(&encode(buf, &trusted, None, 4096).unwrap());
     assert_eq!(get(&vars, "HTTP_X_FORWARDED_PROTO"), Some("https"));
     assert_eq!(get(&vars, "HTTP_X_FORWARDED_SSL"), Some("on"));
-    assert_eq!(get(&vars, "HTTP_X_FORWARDED_HOST"), Some("evil.example"));
     assert_eq!(get(&vars, "HTTP_X_FORWARDED_PORT"), Some("1"));
     assert_eq!(get(&vars, "HTTP_X_FORWARDED_PREFIX"), Some("/evil"));
+    // The host only as the exchange vouched for it (a host this server serves), once.
+    assert_eq!(get(&vars, "HTTP_X_FORWARDED_HOST"), None);
+    let vouched = RequestEnv {
+        forwarded_host: Some(b"public.example"),
+        ..trusted
+    };
+    let vars = vars_of(&encode(buf, &vouched, None, 4096).unwrap());
+    let hosts: Vec<_> = vars
+        .iter()
+        .filter(|(k, _)| k == "HTTP_X_FORWARDED_HOST")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(hosts, ["public.example"]);
 }
 
 /// Found by review: with underscores allowed, `X_Forwarded_Proto` became
