@@ -30,6 +30,7 @@
 //!     document_root: "/srv/www",
 //!     server_name: None,
 //!     trusted_peer: false,
+//!     forwarded_host: None,
 //!     allow_underscores: false,
 //! };
 //! let mut packet = Vec::new();
