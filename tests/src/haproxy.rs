@@ -1,7 +1,8 @@
 //! HAProxy as the load balancer in front of ringway (Debian's `haproxy`): its config in a
-//! temp dir, run in the foreground on a free port, killed and reaped on drop. Two shapes, the
-//! two ways a load balancer tells ringway who the client is: `mode tcp` with `send-proxy-v2`
-//! (a PROXY protocol header), and `mode http` with `option forwardfor` (X-Forwarded-For).
+//! temp dir, run in the foreground on a free port, killed and reaped on drop. The ways a load
+//! balancer tells ringway who the client is: `mode tcp` with `send-proxy-v2` (a PROXY
+//! protocol header), and `mode http` with `option forwardfor` (X-Forwarded-For) or setting
+//! X-Real-IP.
 
 use std::fs;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -26,6 +27,9 @@ pub enum Mode {
     /// `mode http` with `option forwardfor`: each request gets the client's address
     /// appended to X-Forwarded-For.
     HttpForwardFor,
+    /// `mode http` setting X-Real-IP to the client's address (`http-request set-header`),
+    /// replacing any the client sent.
+    HttpRealIp,
 }
 
 /// A running HAProxy.
@@ -112,6 +116,7 @@ fn config(mode: Mode, addr: SocketAddr, server: SocketAddr) -> String {
     let (mode, forward, send) = match mode {
         Mode::TcpProxyV2 => ("tcp", "", "send-proxy-v2"),
         Mode::HttpForwardFor => ("http", "option forwardfor", ""),
+        Mode::HttpRealIp => ("http", "http-request set-header X-Real-IP %[src]", ""),
     };
     format!(
         "global
@@ -119,13 +124,13 @@ fn config(mode: Mode, addr: SocketAddr, server: SocketAddr) -> String {
 
 defaults
     mode {mode}
-    {forward}
     timeout connect 5s
     timeout client 30s
     timeout server 30s
 
 frontend fe
     bind {addr}
+    {forward}
     default_backend be
 
 backend be

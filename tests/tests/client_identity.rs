@@ -198,6 +198,102 @@ fn behind_haproxy_adding_x_forwarded_for_a_trusted_proxy_names_the_client() {
     assert_eq!(r.status, 403, "127.0.0.3 is not: {r:?}");
 }
 
+/// REMOTE_ADDR the app saw for a GET /environ with `headers` on a new connection from
+/// `from` to `addr`.
+fn remote_addr(from: IpAddr, addr: SocketAddr, headers: &[(&str, &str)]) -> String {
+    let mut conn = Conn::open_from(from, addr);
+    let (_, env) = environ_on(&mut conn, headers);
+    env["REMOTE_ADDR"].as_str().unwrap_or_default().to_owned()
+}
+
+/// A case's name, the headers sent and the address the app must see.
+type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+
+#[test]
+fn real_ip_header_reads_the_named_header_as_nginx_does() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let config = format!(
+        "trusted_proxy = [\"127.0.0.1\"]
+         real_ip_header = \"X-Real-IP\"
+         [upstreams.app]
+         servers = [\"{up}\"]
+         [[routes]]
+         path = \"/\"
+         upstream = \"app\"
+        ",
+        up = uwsgi.upstream()
+    );
+    let ringway = Ringway::with_config(config).start();
+    let nginx = ringway_tests::Nginx::start_with_server_directives(
+        uwsgi.socket(),
+        "set_real_ip_from 127.0.0.1; real_ip_header X-Real-IP; real_ip_recursive on;",
+    );
+    let trusted: IpAddr = "127.0.0.1".parse().expect("an address");
+    let cases: &[Case] = &[
+        ("one address", &[("X-Real-IP", "1.2.3.4")], "1.2.3.4"),
+        ("none", &[], "127.0.0.1"),
+        ("empty", &[("X-Real-IP", "")], "127.0.0.1"),
+        (
+            "the first of two headers",
+            &[("X-Real-IP", "1.2.3.4"), ("X-Real-IP", "5.6.7.8")],
+            "1.2.3.4",
+        ),
+        (
+            "a list, from the right",
+            &[("X-Real-IP", "6.6.6.6, 1.2.3.4")],
+            "1.2.3.4",
+        ),
+        (
+            "trusted entries walked past",
+            &[("X-Real-IP", "1.2.3.4, 127.0.0.1")],
+            "1.2.3.4",
+        ),
+        ("not an address", &[("X-Real-IP", "unknown")], "127.0.0.1"),
+        ("with a port", &[("X-Real-IP", "1.2.3.4:5678")], "1.2.3.4"),
+        ("IPv6", &[("X-Real-IP", "2001:db8::1")], "2001:db8::1"),
+        (
+            "X-Forwarded-For is not read",
+            &[("X-Forwarded-For", "9.9.9.9")],
+            "127.0.0.1",
+        ),
+        (
+            "any case of the name",
+            &[("x-real-ip", "1.2.3.4")],
+            "1.2.3.4",
+        ),
+    ];
+    let mut problems = Vec::new();
+    for (name, headers, want) in cases {
+        let via_nginx = remote_addr(trusted, nginx.addr(), headers);
+        let via_ringway = remote_addr(trusted, ringway.addr(), headers);
+        if via_nginx != *want || via_ringway != *want {
+            problems.push(format!(
+                "{name}: want {want}, nginx {via_nginx}, ringway {via_ringway}"
+            ));
+        }
+    }
+    // From anyone but the trusted proxy, the header counts for nothing.
+    let spoof = [("X-Real-IP", "1.2.3.4")];
+    for (stack, addr) in [("nginx", nginx.addr()), ("ringway", ringway.addr())] {
+        let seen = remote_addr(client_ip(), addr, &spoof);
+        if seen != CLIENT {
+            problems.push(format!(
+                "{stack}: an untrusted peer's X-Real-IP gave {seen}"
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+
+    // HAProxy setting X-Real-IP in front: the client's own copy replaced, its address
+    // through.
+    let haproxy = Haproxy::start(Mode::HttpRealIp, ringway.addr());
+    let mut conn = Conn::open_from(client_ip(), haproxy.addr());
+    let (_, env) = environ_on(&mut conn, &[("X-Real-IP", "6.6.6.6")]);
+    assert_eq!(env["REMOTE_ADDR"], CLIENT, "{env}\n{}", haproxy.log());
+    assert_eq!(env["HTTP_X_REAL_IP"], CLIENT, "{env}");
+    assert_eq!(env["REMOTE_PORT"], "", "behind a proxy: {env}");
+}
+
 #[test]
 fn a_spoofed_forwarded_for_from_an_untrusted_peer_changes_nothing() {
     let uwsgi = Uwsgi::start(App::Raw);

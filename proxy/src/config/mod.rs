@@ -26,7 +26,7 @@ pub use settings::{
 pub(crate) use validate::is_normal_path;
 pub use values::{
     Cidr, DEFAULT_METRICS, Dur, HostName, LogFormat, LogTarget, MetricsListen, Protocol, Rate,
-    ServerAddr, Size, StaticDir, UpstreamAddr,
+    RealIpHeader, ServerAddr, Size, StaticDir, UpstreamAddr,
 };
 
 use crate::app::AppConfig;
@@ -64,6 +64,8 @@ pub struct Config {
     pub connections: ConnLimits,
     /// Proxies whose X-Forwarded-For, X-Request-ID and X-Forwarded-Proto/Ssl are believed.
     pub trusted_proxies: Vec<Cidr>,
+    /// The header of theirs that names the client.
+    pub real_ip_header: RealIpHeader,
     /// Connections start with a PROXY protocol header.
     pub proxy_protocol: bool,
     /// DOCUMENT_ROOT.

@@ -18,7 +18,8 @@ use serde_json::Value;
 
 use super::next_upstream::NextUpstream;
 use super::values::{
-    Cidr, Dur, HostName, LogFormat, LogTarget, MetricsListen, Rate, ServerAddr, Size, StaticDir,
+    Cidr, Dur, HostName, LogFormat, LogTarget, MetricsListen, Rate, RealIpHeader, ServerAddr, Size,
+    StaticDir,
 };
 
 /// ringway: an HTTP/1.1 front end for uWSGI on io_uring.
@@ -87,12 +88,19 @@ pub struct Settings {
     pub shutdown_timeout: Option<Dur>,
 
     /// A proxy (IP or CIDR) in front of ringway, whose word is believed: its X-Forwarded-For
-    /// gives the client's address (REMOTE_ADDR: the rightmost entry not a trusted proxy), its
+    /// (or --real-ip-header) gives the client's address (REMOTE_ADDR: the rightmost entry
+    /// not a trusted proxy), its
     /// X-Request-ID, X-Forwarded-Proto and X-Forwarded-Ssl are kept. Repeatable. From anyone
     /// else those headers change nothing (X-Forwarded-Proto/-Ssl are removed).
     #[arg(long, value_name = "IP[/BITS]")]
     #[serde(default)]
     pub trusted_proxy: Vec<Cidr>,
+
+    /// The header a trusted proxy names the client in (nginx's `real_ip_header`):
+    /// `X-Real-IP`, `CF-Connecting-IP`, `True-Client-IP`... [default: X-Forwarded-For]. The
+    /// first such header is read as X-Forwarded-For is, from the right.
+    #[arg(long, value_name = "NAME")]
+    pub real_ip_header: Option<RealIpHeader>,
 
     /// Every connection (on `listen`, and on the TLS listener before its handshake) starts
     /// with a PROXY protocol header, v1 or v2, as a load balancer sends it (HAProxy

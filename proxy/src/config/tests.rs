@@ -184,6 +184,38 @@ fn proxy_protocol_and_trusted_proxies() {
 }
 
 #[test]
+fn real_ip_header_names_a_header_read_from_trusted_proxies_only() {
+    let trusted = "upstream = [\"unix:/a\"]\ntrusted_proxy = [\"10.0.0.0/8\"]\n";
+    let config = load(trusted, &[]).unwrap();
+    assert_eq!(
+        config.real_ip_header,
+        RealIpHeader::ForwardedFor,
+        "the default"
+    );
+    let config = load(
+        &format!("{trusted}real_ip_header = \"CF-Connecting-IP\"\n"),
+        &[],
+    );
+    let named = RealIpHeader::Named("cf-connecting-ip".into());
+    assert_eq!(config.unwrap().real_ip_header, named);
+    let config = load(trusted, &["--real-ip-header", "X-FORWARDED-FOR"]).unwrap();
+    assert_eq!(config.real_ip_header, RealIpHeader::ForwardedFor);
+    let config = load(trusted, &["--real-ip-header", "X-Real-IP"]).unwrap();
+    assert_eq!(config.real_ip_header.name(), "x-real-ip");
+
+    let file = "upstream = [\"unix:/a\"]\nreal_ip_header = \"X-Real-IP\"\n";
+    assert_refused(file, "real_ip_header", "trusted_proxy");
+    let with = |value: &str| format!("{trusted}real_ip_header = {value:?}\n");
+    assert_refused(
+        &with("proxy_protocol"),
+        "real_ip_header",
+        "proxy_protocol = true",
+    );
+    assert_refused(&with("X Real IP"), "real_ip_header", "not a header name");
+    assert_refused(&with(""), "real_ip_header", "not a header name");
+}
+
+#[test]
 fn upstream_required() {
     assert!(Config::from_args(["ringway"]).is_err());
 }

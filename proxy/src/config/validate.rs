@@ -15,7 +15,9 @@ use super::settings::{
     AppSettings, AuthBasicSetting, GroupSettings, HeaderSetting, LimitReqSettings, LimitSettings,
     Resolved, RespondSettings, RouteSettings, Satisfy,
 };
-use super::values::{Dur, LogFormat, LogTarget, MetricsListen, Protocol, ServerAddr, Size};
+use super::values::{
+    Dur, LogFormat, LogTarget, MetricsListen, Protocol, RealIpHeader, ServerAddr, Size,
+};
 use super::{
     AccessLogConfig, Buffering, Config, ConnLimits, DEFAULT_METRICS, Group, Limits, LogSink,
     OpenedFile, SlotLimits,
@@ -142,6 +144,7 @@ impl Resolved {
             },
             connections,
             trusted_proxies: s.trusted_proxy.clone(),
+            real_ip_header: self.real_ip_header()?,
             proxy_protocol: s.proxy_protocol.unwrap_or(false),
             document_root: s.document_root.clone().unwrap_or_default(),
             server_name: s.server_name.clone(),
@@ -225,6 +228,20 @@ impl Resolved {
         let invalid =
             |key: &str, message: &str| self.invalid_in_file(&format!("app.{key}"), message);
         app_config(app, invalid).map(Some)
+    }
+
+    /// The header naming the client: another than X-Forwarded-For only with a proxy to
+    /// believe it from, or the setting would change nothing, silently.
+    fn real_ip_header(&self) -> anyhow::Result<RealIpHeader> {
+        let s = &self.settings;
+        let header = s.real_ip_header.clone().unwrap_or_default();
+        if header != RealIpHeader::ForwardedFor && s.trusted_proxy.is_empty() {
+            return Err(self.invalid(
+                "real_ip_header",
+                "is read only from a trusted_proxy, and none is set",
+            ));
+        }
+        Ok(header)
     }
 
     /// The access log, unless off; its file is opened now, so that a path ringway cannot

@@ -653,6 +653,60 @@ impl fmt::Display for Cidr {
 
 serde_as_text!(Cidr);
 
+/// The header a trusted proxy names the client in (nginx's `real_ip_header`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum RealIpHeader {
+    /// X-Forwarded-For: every such header, one list (the default).
+    #[default]
+    ForwardedFor,
+    /// Another header (`X-Real-IP`, `CF-Connecting-IP`): the first one, as nginx reads
+    /// it. Its name in lower case.
+    Named(String),
+}
+
+impl RealIpHeader {
+    /// The header's name in lower case.
+    pub fn name(&self) -> &str {
+        match self {
+            RealIpHeader::ForwardedFor => "x-forwarded-for",
+            RealIpHeader::Named(name) => name,
+        }
+    }
+}
+
+impl FromStr for RealIpHeader {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<RealIpHeader, String> {
+        if s == "proxy_protocol" {
+            return Err(
+                "the PROXY protocol is not a header: set proxy_protocol = true, \
+                 whose source address is then the connection's"
+                    .into(),
+            );
+        }
+        if s.is_empty() || !s.bytes().all(crate::http::is_token) {
+            return Err(format!(
+                "{s:?} is not a header name (letters, digits and !#$%&'*+-.^_`|~)"
+            ));
+        }
+        let name = s.to_ascii_lowercase();
+        Ok(if name == "x-forwarded-for" {
+            RealIpHeader::ForwardedFor
+        } else {
+            RealIpHeader::Named(name)
+        })
+    }
+}
+
+impl fmt::Display for RealIpHeader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+serde_as_text!(RealIpHeader);
+
 #[cfg(test)]
 mod tests {
     use super::*;

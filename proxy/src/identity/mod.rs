@@ -1,5 +1,5 @@
 //! Who a request is from, and what it is called: the real client IP (from a trusted proxy's
-//! X-Forwarded-For, else the connection's own address) and the request ID (a trusted proxy's
+//! X-Forwarded-For or `real_ip_header`, else the connection's own address) and the request ID (a trusted proxy's
 //! X-Request-ID, else one made here). Both are decided once per request, from its head, and
 //! kept on `exchange::Request`; the vars, the allow lists, the answers and the logs read them
 //! from there.
@@ -15,7 +15,7 @@ pub(crate) use request_id::{IdSource, RequestId};
 
 use std::net::IpAddr;
 
-use crate::config::Config;
+use crate::config::{Config, RealIpHeader};
 use crate::http::HeaderSpan;
 
 /// The values of the request headers named `name` (lower case), in the order sent.
@@ -44,8 +44,13 @@ pub(crate) fn identify(
         // Nothing the client says about itself counts: no header is even looked at.
         return (conn_addr, ids.next());
     }
-    let forwarded_for = header_values(buf, headers, b"x-forwarded-for");
-    let ip = real_client_ip(conn_addr, forwarded_for, |ip| config.is_trusted(ip));
+    let is_trusted = |ip| config.is_trusted(ip);
+    let mut named = header_values(buf, headers, config.real_ip_header.name().as_bytes());
+    let ip = match config.real_ip_header {
+        RealIpHeader::ForwardedFor => real_client_ip(conn_addr, named, is_trusted),
+        // The first such header, as nginx's realip module reads any but X-Forwarded-For.
+        RealIpHeader::Named(_) => real_client_ip(conn_addr, named.next().into_iter(), is_trusted),
+    };
     let mut given = header_values(buf, headers, b"x-request-id");
     // One sane X-Request-ID is kept; none, several or an odd one and ringway makes its own.
     let id = match (given.next(), given.next()) {

@@ -1,5 +1,6 @@
 //! The real client IP behind trusted proxies: nginx's `real_ip_header X-Forwarded-For;
-//! real_ip_recursive on;` with `set_real_ip_from` = `trusted_proxy`.
+//! real_ip_recursive on;` with `set_real_ip_from` = `trusted_proxy`. Another header
+//! (`real_ip_header = "X-Real-IP"`) is read the same way, as nginx reads it.
 //!
 //! Each proxy appends the address it got the connection from, so X-Forwarded-For reads left
 //! (oldest) to right (nearest). Walking it from the right, every address a trusted proxy
