@@ -78,7 +78,7 @@ impl Generation {
             upstreams: config
                 .groups
                 .iter()
-                .map(|g| g.servers.iter().map(ToString::to_string).collect())
+                .map(|g| g.servers.iter().map(|s| s.addr.to_string()).collect())
                 .collect(),
             routes: labels.clone(),
         };

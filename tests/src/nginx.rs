@@ -91,9 +91,16 @@ impl Nginx {
     /// unix:...; ... }` (round robin; nginx's defaults `max_fails=1 fail_timeout=10s`), with
     /// `directives` in the location (`uwsgi_next_upstream error http_503;`, ...).
     pub fn start_uwsgi_group(sockets: &[&Path], directives: &str) -> Nginx {
-        let servers: String = sockets
+        let servers: Vec<(&Path, &str)> = sockets.iter().map(|s| (*s, "")).collect();
+        Nginx::start_uwsgi_group_with(&servers, directives)
+    }
+
+    /// As [`Nginx::start_uwsgi_group`], each socket with the parameters of its `server`
+    /// line (`weight=3 backup`).
+    pub fn start_uwsgi_group_with(servers: &[(&Path, &str)], directives: &str) -> Nginx {
+        let servers: String = servers
             .iter()
-            .map(|s| format!("server unix:{};\n        ", s.display()))
+            .map(|(s, params)| format!("server unix:{} {params};\n        ", s.display()))
             .collect();
         let group = format!("upstream app_group {{\n        {servers}}}");
         let pass = format!("{directives}\n            uwsgi_pass app_group;");

@@ -5,6 +5,7 @@
 //! file, it comes from.
 
 mod next_upstream;
+mod server_options;
 mod settings;
 mod validate;
 mod values;
@@ -19,6 +20,7 @@ use anyhow::{Context, anyhow};
 use clap::Parser;
 
 pub use next_upstream::NextUpstream;
+pub use server_options::ServerOptions;
 pub use settings::{
     AppSettings, GroupSettings, GzipSettings, HeaderSetting, HeaderTable, LimitReqSettings,
     LimitSettings, RedirectSettings, Resolved, RespondSettings, RouteSettings, Settings,
@@ -139,8 +141,8 @@ impl OpenedFile {
 pub struct Group {
     /// Its name (`default` for the `--upstream` flags).
     pub name: String,
-    /// Its servers' sockets.
-    pub servers: Vec<UpstreamAddr>,
+    /// Its servers (at most [`MAX_GROUP_SERVERS`]).
+    pub servers: Vec<GroupServer>,
     /// What its servers speak (one protocol per group).
     pub protocol: Protocol,
     /// Their uWSGI buffer-size: the largest vars block (for HTTP: the room kept in front of
@@ -153,6 +155,19 @@ pub struct Group {
     /// Requests at each server at once, and the queue for a free slot (`None`: no limit).
     pub slots: Option<SlotLimits>,
 }
+
+/// One server of a group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupServer {
+    /// Its socket.
+    pub addr: UpstreamAddr,
+    /// Its weight, failure accounting, backup or down.
+    pub options: ServerOptions,
+}
+
+/// The most servers a group holds: a request's tried servers fit one 64-bit word, as
+/// nginx's `tried` bitmap for groups of that size.
+pub const MAX_GROUP_SERVERS: usize = 64;
 
 /// An upstream group's slots: `max_conns` per server, and the queue in front of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -271,8 +286,8 @@ impl Config {
     pub fn all_servers(&self) -> Vec<UpstreamAddr> {
         let mut all: Vec<UpstreamAddr> = Vec::new();
         for server in self.groups.iter().flat_map(|g| &g.servers) {
-            if !all.contains(server) {
-                all.push(server.clone());
+            if !all.contains(&server.addr) {
+                all.push(server.addr.clone());
             }
         }
         all

@@ -54,8 +54,8 @@ fn file_then_flags() {
     .unwrap();
     assert_eq!(config.listen, ["127.0.0.1:9000".parse().unwrap()]);
     assert_eq!(
-        config.groups[0].servers,
-        vec![UpstreamAddr::Unix("/tmp/a.sock".into())]
+        addrs(&config.groups[0]),
+        [UpstreamAddr::Unix("/tmp/a.sock".into())]
     );
     assert_eq!(config.groups[0].buffer_size, 8192);
     assert_eq!(config.limits.max_body_size, 10 * 1024);
@@ -89,9 +89,50 @@ fn flags_replace_lists_from_the_file() {
     assert_eq!(load(file, &[]).unwrap().groups[0].servers.len(), 2);
     let config = load(file, &["--upstream", "127.0.0.1:3031"]).unwrap();
     assert_eq!(
-        config.groups[0].servers,
-        vec!["127.0.0.1:3031".parse().unwrap()]
+        addrs(&config.groups[0]),
+        ["127.0.0.1:3031".parse::<UpstreamAddr>().unwrap()]
     );
+}
+
+fn addrs(group: &crate::config::Group) -> Vec<UpstreamAddr> {
+    group.servers.iter().map(|s| s.addr.clone()).collect()
+}
+
+#[test]
+fn servers_take_nginx_server_options() {
+    let text = "[upstreams.app]\n\
+        servers = [\"unix:/a weight=3 max_fails=2 fail_timeout=30s\", \"unix:/b\", \"unix:/c backup\"]\n\
+        [[routes]]\npath = \"/\"\nupstream = \"app\"\n";
+    let config = load(text, &[]).unwrap();
+    let options: Vec<_> = config.groups[0].servers.iter().map(|s| s.options).collect();
+    assert_eq!((options[0].weight, options[0].max_fails), (3, 2));
+    assert_eq!(options[0].fail_timeout, Duration::from_secs(30));
+    assert_eq!(options[1], crate::config::ServerOptions::default());
+    assert!(options[2].backup);
+
+    let flagged = load(
+        "",
+        &[
+            "--upstream",
+            "unix:/a weight=2",
+            "--upstream",
+            "unix:/b down",
+        ],
+    );
+    let flagged = flagged.unwrap();
+    assert_eq!(flagged.groups[0].servers[0].options.weight, 2);
+    assert!(flagged.groups[0].servers[1].options.down);
+
+    let err = load("upstream = [\"unix:/a backup\"]\n", &[]).unwrap_err();
+    assert!(
+        format!("{err:#}").contains("every server is a backup"),
+        "{err:#}"
+    );
+    let err = load("upstream = [\"unix:/a weight=0\"]\n", &[]).unwrap_err();
+    assert!(format!("{err:#}").contains("weight=0"), "{err:#}");
+    let many: Vec<String> = (0..65).map(|i| format!("\"unix:/s{i}\"")).collect();
+    let err = load(&format!("upstream = [{}]\n", many.join(", ")), &[]).unwrap_err();
+    assert!(format!("{err:#}").contains("at most 64"), "{err:#}");
 }
 
 #[test]
@@ -1036,7 +1077,7 @@ fn http_servers_make_an_http_group_with_a_keepalive_pool() {
     let web = config.groups.iter().find(|g| g.name == "web").unwrap();
     assert_eq!(web.protocol, crate::config::Protocol::Http);
     assert_eq!(
-        web.servers,
+        addrs(web),
         [
             UpstreamAddr::Tcp("127.0.0.1:8000".parse().unwrap()),
             UpstreamAddr::Tcp("[::1]:8000".parse().unwrap()),

@@ -19,8 +19,8 @@ use super::values::{
     Dur, LogFormat, LogTarget, MetricsListen, Protocol, RealIpHeader, ServerAddr, Size,
 };
 use super::{
-    AccessLogConfig, Buffering, Config, ConnLimits, DEFAULT_METRICS, Group, Limits, LogSink,
-    OpenedFile, SlotLimits,
+    AccessLogConfig, Buffering, Config, ConnLimits, DEFAULT_METRICS, Group, GroupServer, Limits,
+    LogSink, MAX_GROUP_SERVERS, OpenedFile, SlotLimits,
 };
 use crate::app::{AppConfig, Restart, StopSignal};
 use crate::auth_basic::BasicAuth;
@@ -528,7 +528,7 @@ impl Resolved {
             let protocol = one_protocol(&s.upstream).map_err(|m| self.invalid("upstream", &m))?;
             groups.push(Group {
                 name: DEFAULT_GROUP.to_owned(),
-                servers: s.upstream.iter().map(|s| s.addr.clone()).collect(),
+                servers: group_servers(&s.upstream).map_err(|m| self.invalid("upstream", &m))?,
                 protocol,
                 buffer_size: default_buffer_size,
                 keepalive: DEFAULT_KEEPALIVE,
@@ -554,7 +554,8 @@ impl Resolved {
             let (keepalive, keepalive_timeout) = self.keepalive(group, protocol, &at)?;
             groups.push(Group {
                 name: name.clone(),
-                servers: group.servers.iter().map(|s| s.addr.clone()).collect(),
+                servers: group_servers(&group.servers)
+                    .map_err(|m| self.invalid_in_file(&format!("{at}.servers"), &m))?,
                 protocol,
                 buffer_size,
                 keepalive,
@@ -1262,6 +1263,31 @@ fn count_in(
 }
 
 /// The protocol every server of a group speaks; an error when they differ.
+/// A group's servers as written, held to nginx's rules: at least one not a backup, and at
+/// most [`MAX_GROUP_SERVERS`].
+fn group_servers(servers: &[ServerAddr]) -> Result<Vec<GroupServer>, String> {
+    if servers.len() > MAX_GROUP_SERVERS {
+        return Err(format!(
+            "{} servers: a group holds at most {MAX_GROUP_SERVERS}",
+            servers.len()
+        ));
+    }
+    if servers.iter().all(|s| s.options.backup) {
+        return Err(
+            "every server is a backup: backups take requests only when the others \
+                    cannot, so at least one must not be"
+                .to_owned(),
+        );
+    }
+    Ok(servers
+        .iter()
+        .map(|s| GroupServer {
+            addr: s.addr.clone(),
+            options: s.options,
+        })
+        .collect())
+}
+
 fn one_protocol(servers: &[ServerAddr]) -> Result<Protocol, String> {
     let Some(first) = servers.first() else {
         return Ok(Protocol::Uwsgi);

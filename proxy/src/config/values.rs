@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::server_options::ServerOptions;
+
 /// A size in bytes: `4096`, `16k`, `1m`, `1g` (binary multiples, case-insensitive, optional
 /// `b`). In TOML, a number of bytes or such a string.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -276,51 +278,60 @@ pub enum Protocol {
 
 /// One server of a group as written: `unix:/path`, `IP:PORT` (uwsgi), or the same after
 /// `http://` (HTTP/1.1): `http://127.0.0.1:8000`, `http://[::1]:8000`,
-/// `http://unix:/run/gunicorn.sock`.
+/// `http://unix:/run/gunicorn.sock`; then, as in nginx's `server` line, its options:
+/// `"unix:/run/a.sock weight=3 backup"`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerAddr {
     /// The protocol its scheme (or the lack of one) names.
     pub protocol: Protocol,
     /// Where it listens.
     pub addr: UpstreamAddr,
+    /// Its weight, failure accounting, backup or down.
+    pub options: ServerOptions,
 }
 
 impl FromStr for ServerAddr {
     type Err = String;
 
     fn from_str(s: &str) -> Result<ServerAddr, String> {
-        if let Some(rest) = s.strip_prefix("http://") {
-            // A trailing slash is how URLs are often written; a path is not something an
-            // upstream address can carry.
-            let rest = rest.strip_suffix('/').unwrap_or(rest);
-            let addr = rest.parse::<UpstreamAddr>().map_err(|_| {
-                format!(
-                    "invalid upstream {s:?}: expected http://IP:PORT or http://unix:/path.sock \
-                     (e.g. http://127.0.0.1:8000)"
-                )
-            })?;
-            return Ok(ServerAddr {
-                protocol: Protocol::Http,
-                addr,
-            });
-        }
-        if s.contains("://") {
-            return Err(format!(
-                "invalid upstream {s:?}: the schemes are http:// (HTTP/1.1) or none (uwsgi)"
-            ));
-        }
+        let mut words = s.split_whitespace();
+        let first = words.next().unwrap_or_default();
+        let (protocol, addr) = server_addr(first)?;
         Ok(ServerAddr {
-            protocol: Protocol::Uwsgi,
-            addr: s.parse()?,
+            protocol,
+            addr,
+            options: ServerOptions::parse(first, words)?,
         })
     }
+}
+
+/// A server's address, and the protocol its scheme names.
+fn server_addr(s: &str) -> Result<(Protocol, UpstreamAddr), String> {
+    if let Some(rest) = s.strip_prefix("http://") {
+        // A trailing slash is how URLs are often written; a path is not something an
+        // upstream address can carry.
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        let addr = rest.parse::<UpstreamAddr>().map_err(|_| {
+            format!(
+                "invalid upstream {s:?}: expected http://IP:PORT or http://unix:/path.sock \
+                 (e.g. http://127.0.0.1:8000)"
+            )
+        })?;
+        return Ok((Protocol::Http, addr));
+    }
+    if s.contains("://") {
+        return Err(format!(
+            "invalid upstream {s:?}: the schemes are http:// (HTTP/1.1) or none (uwsgi)"
+        ));
+    }
+    Ok((Protocol::Uwsgi, s.parse()?))
 }
 
 impl fmt::Display for ServerAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.protocol {
-            Protocol::Uwsgi => write!(f, "{}", self.addr),
-            Protocol::Http => write!(f, "http://{}", self.addr),
+            Protocol::Uwsgi => write!(f, "{}{}", self.addr, self.options),
+            Protocol::Http => write!(f, "http://{}{}", self.addr, self.options),
         }
     }
 }

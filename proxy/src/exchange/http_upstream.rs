@@ -12,7 +12,7 @@
 
 use super::Request;
 use super::next_upstream::{Missed, is_idempotent};
-use super::upstream::{Answered, Target, check_body_size, connect, pass_on};
+use super::upstream::{Answered, Target, check_body_size, connect, judge, pass_on};
 use crate::buffer::{Body, Buf};
 use crate::client::Client;
 use crate::fail::Fail;
@@ -84,15 +84,19 @@ pub(super) async fn exchange(
         };
         client.response_headers = headers;
         let (Sent { body: kept, whole }, answer) = sent?;
+        let missed = match &answer {
+            Ok((head, _)) => Missed::Status(head.status),
+            Err(failed) => Missed::Fail(failed.fail),
+        };
+        // A kept connection the server closed meanwhile is no failure of the server's.
+        let stale = matches!(&answer, Err(failed) if failed.nothing_back)
+            && upstream.is_reused()
+            && retry_safe
+            && !stale_retried;
+        if !stale {
+            judge(target, group, &upstream, missed);
+        }
         if let Some(kept) = kept {
-            let missed = match &answer {
-                Ok((head, _)) => Missed::Status(head.status),
-                Err(failed) => Missed::Fail(failed.fail),
-            };
-            let stale = matches!(&answer, Err(failed) if failed.nothing_back)
-                && upstream.is_reused()
-                && retry_safe
-                && !stale_retried;
             if stale {
                 stale_retried = true;
                 tracing::debug!(

@@ -147,6 +147,7 @@ async fn exchange_uwsgi(
             Ok((head, _)) => Missed::Status(head.status),
             Err(fail) => Missed::Fail(*fail),
         };
+        judge(target, group, &upstream, missed);
         if let Some(kept) = kept
             && pass_on(req, target, group, &upstream, &mut tried, missed)
         {
@@ -165,10 +166,25 @@ async fn exchange_uwsgi(
     }
 }
 
+/// Counts what `upstream`'s server made of a request for or against it (nginx's
+/// `max_fails`): a failure under the route's `next_upstream` (see [`Missed::is_failure`]),
+/// else an answer.
+pub(super) fn judge(
+    target: &Target<'_>,
+    group: &Upstreams,
+    upstream: &UpstreamConn,
+    missed: Missed,
+) {
+    if missed.is_failure(target.route.limits.next_upstream) {
+        group.failed(upstream.server());
+    } else {
+        group.answered(upstream.server());
+    }
+}
+
 /// Whether the request goes on to another of `group`'s servers after `upstream`'s missed
 /// it: the route's `next_upstream` lists the way, the method allows it, and a server is
-/// left; `upstream`'s server is then counted as tried. A server that failed is marked
-/// down either way.
+/// left; `upstream`'s server is then counted as tried.
 pub(super) fn pass_on(
     req: &Request,
     target: &Target<'_>,
@@ -179,9 +195,6 @@ pub(super) fn pass_on(
 ) -> bool {
     let next = target.route.limits.next_upstream;
     let server = upstream.server();
-    if missed.is_failure(next) {
-        group.mark_down(server);
-    }
     if !next_upstream::goes_on(next, req.head.method, missed) {
         return false;
     }

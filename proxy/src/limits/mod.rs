@@ -107,7 +107,11 @@ impl Limiters {
                 continue;
             };
             let kept = &old.groups[j];
-            let same = kept.slots == group.slots && kept.servers == group.servers;
+            // A server's weight or backup changes nothing for its slots.
+            let addrs = |g: &'_ crate::config::Group| {
+                g.servers.iter().map(|s| s.addr.clone()).collect::<Vec<_>>()
+            };
+            let same = kept.slots == group.slots && addrs(kept) == addrs(group);
             *slot = match group.slots {
                 _ if same => Some(previous),
                 Some(limits) => Some(Arc::new(GroupSlots::counting_on(

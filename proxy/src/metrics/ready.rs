@@ -71,18 +71,23 @@ impl Readiness {
     }
 }
 
-/// `Ok` if one of the group's servers accepts connections; otherwise what each said.
+/// `Ok` if one of the group's servers (those not marked `down`) accepts connections;
+/// otherwise what each said.
 fn group_accepts(group: &GroupHealth) -> Result<(), String> {
     let now = Instant::now();
-    if group.servers.iter().any(|s| s.accepted_within(RECENT, now)) {
+    let servers = group.servers.iter().filter(|s| !s.down);
+    if servers.clone().any(|s| s.accepted_within(RECENT, now)) {
         return Ok(());
     }
     let mut failures = Vec::with_capacity(group.servers.len());
-    for server in &group.servers {
+    for server in servers {
         match probe(server) {
             Ok(()) => return Ok(()),
             Err(err) => failures.push(format!("{}: {err}", server.addr)),
         }
+    }
+    if failures.is_empty() {
+        failures.push("every server is marked down".to_owned());
     }
     Err(format!(
         "not ready: upstream group {:?} has no server accepting connections ({})",

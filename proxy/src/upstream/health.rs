@@ -48,6 +48,8 @@ pub struct ConnCounts {
 pub struct ServerHealth {
     /// Its address.
     pub addr: UpstreamAddr,
+    /// Marked `down`: it takes no requests, and says nothing of the group's readiness.
+    pub down: bool,
     epoch: Instant,
     connected: AtomicU64,
     refused: AtomicU64,
@@ -67,9 +69,10 @@ impl UpstreamHealth {
                 servers: group
                     .servers
                     .iter()
-                    .map(|addr| {
+                    .map(|server| {
                         Arc::new(ServerHealth {
-                            addr: addr.clone(),
+                            addr: server.addr.clone(),
+                            down: server.options.down,
                             epoch,
                             connected: AtomicU64::new(0),
                             refused: AtomicU64::new(0),
@@ -127,7 +130,10 @@ mod tests {
     fn group(name: &str) -> Group {
         Group {
             name: name.into(),
-            servers: vec![UpstreamAddr::Unix("/run/app.sock".into())],
+            servers: vec![crate::config::GroupServer {
+                addr: UpstreamAddr::Unix("/run/app.sock".into()),
+                options: crate::config::ServerOptions::default(),
+            }],
             protocol: crate::config::Protocol::Uwsgi,
             buffer_size: 4096,
             keepalive: 0,

@@ -1,18 +1,19 @@
-//! The upstream side: one worker's view of each upstream group's servers (round robin, with
-//! failover on connect errors; `exchange/next_upstream.rs` decides when a request a server
-//! failed goes on), the connection to one of them, and the exchange on it.
+//! The upstream side: one worker's view of each upstream group's servers (nginx's weighted
+//! round robin, `balance.rs`, with failover on connect errors; `exchange/next_upstream.rs`
+//! decides when a request a server failed goes on), the connection to one of them, and the
+//! exchange on it.
 //!
 //! uWSGI closes every connection after one response (the uwsgi protocol has no keep-alive),
 //! so each request connects anew. Connects go through a non-blocking socket2 socket: a uWSGI
 //! whose listen backlog is full answers EAGAIN at once, which ringway turns into 503, where a
-//! tokio-uring connect would wait forever and could not be cancelled. After a refused
-//! connect an upstream is skipped for [`DOWN_FOR`], like nginx's `max_fails=1
-//! fail_timeout=10s`, unless every upstream is down.
+//! tokio-uring connect would wait forever and could not be cancelled. A refused connect
+//! counts as a failure of the server's (nginx's `max_fails`, `fail_timeout`).
 //!
 //! A group whose servers have `max_conns` first takes a slot (crate::limits), waiting in its
 //! queue if every server is full, and connects only to a server with room; the slot goes
 //! with the connection and is given back when it closes.
 
+mod balance;
 mod health;
 pub(crate) mod http;
 mod pool;
@@ -20,7 +21,6 @@ mod send;
 mod stream;
 mod uwsgi;
 
-use std::cell::Cell;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
@@ -32,6 +32,7 @@ use socket2::{Domain, SockAddr, Socket, Type};
 use tokio::io::unix::AsyncFd;
 use tokio_uring::net::{TcpStream, UnixStream};
 
+use balance::Balancer;
 pub use health::{ConnCounts, GroupHealth, ServerHealth, UpstreamHealth};
 use pool::ServerPool;
 pub(crate) use send::{Sent, send_request};
@@ -43,12 +44,8 @@ use crate::config::{Group, Protocol, UpstreamAddr};
 use crate::fail::Fail;
 use crate::limits::{GroupSlots, Permit, Slot};
 
-/// How long an upstream that refused a connection is skipped.
-const DOWN_FOR: Duration = Duration::from_secs(10);
-
 struct Member {
     addr: UpstreamAddr,
-    down_until: Cell<Option<Instant>>,
     /// What `/readyz` knows of it, shared by every worker.
     health: Arc<ServerHealth>,
     /// HTTP: its idle connections in this worker.
@@ -66,8 +63,8 @@ pub(crate) enum Reuse {
 }
 
 /// The servers of a group one request has been to (nginx's `tried` bitmap): it goes to
-/// each at most once. A group's first 64 servers are counted: a request one of the others
-/// failed does not go on (found by review: it went round them for ever).
+/// each at most once. A group has at most 64 servers (`MAX_GROUP_SERVERS`); one past them
+/// could not be counted, and a request it failed would not go on.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Tried(u64);
 
@@ -89,7 +86,7 @@ impl Tried {
 /// One worker's view of an upstream group (not shared between threads).
 pub(crate) struct Upstreams {
     members: Vec<Member>,
-    next: Cell<usize>,
+    balancer: Balancer,
     buffer_size: usize,
     /// The group's slots, shared by every worker (`None`: no `max_conns`).
     slots: Option<Arc<GroupSlots>>,
@@ -106,9 +103,8 @@ impl Upstreams {
             .servers
             .iter()
             .zip(&health.servers)
-            .map(|(addr, health)| Member {
-                addr: addr.clone(),
-                down_until: Cell::new(None),
+            .map(|(server, health)| Member {
+                addr: server.addr.clone(),
                 health: Arc::clone(health),
                 pool: (group.protocol == Protocol::Http)
                     .then(|| Rc::new(ServerPool::new(group.keepalive, group.keepalive_timeout))),
@@ -116,7 +112,7 @@ impl Upstreams {
             .collect();
         Upstreams {
             members,
-            next: Cell::new(0),
+            balancer: Balancer::new(group.servers.iter().map(|s| s.options)),
             buffer_size: group.buffer_size,
             slots,
             protocol: group.protocol,
@@ -192,23 +188,41 @@ impl Upstreams {
     /// past the queue; it keeps the answer it had instead).
     pub(crate) fn has_untried(&self, tried: Tried) -> bool {
         (0..self.members.len().min(64))
-            .any(|i| !tried.has(i) && self.slots.as_ref().is_none_or(|slots| slots.has_room(i)))
+            .any(|i| !tried.has(i) && self.balancer.takes_requests(i) && self.has_room(i))
+    }
+
+    fn has_room(&self, server: usize) -> bool {
+        self.slots
+            .as_ref()
+            .is_none_or(|slots| slots.has_room(server))
     }
 
     /// `server` failed a request after its connect (closed, timed out, a bad head, or a
-    /// status `next_upstream` lists): skipped for [`DOWN_FOR`], as after a refused connect
-    /// (nginx's `max_fails=1 fail_timeout=10s`).
-    pub(crate) fn mark_down(&self, server: usize) {
-        if let Some(member) = self.members.get(server) {
-            member.down_until.set(Some(Instant::now() + DOWN_FOR));
+    /// status `next_upstream` lists): a failure counted against it, as a refused connect.
+    pub(crate) fn failed(&self, server: usize) {
+        self.count_failure(server, Instant::now());
+    }
+
+    /// `server` answered a request: see [`Balancer::answered`].
+    pub(crate) fn answered(&self, server: usize) {
+        self.balancer.answered(server);
+    }
+
+    fn count_failure(&self, server: usize, now: Instant) {
+        if self.balancer.failed(server, now)
+            && let Some(member) = self.members.get(server)
+        {
+            // As nginx's "upstream server temporarily disabled": once a window, however many
+            // requests it fails as the last resort meanwhile.
+            tracing::warn!(upstream = %member.addr, "upstream server out of turn after failures");
         }
     }
 
-    /// Connects to the next upstream in turn, trying the others on failure, except those
-    /// `tried` names. Upstreams marked down are tried last. The failure reported is the most telling one: busy or timed out
-    /// says more than refused. With a `permit` (from [`Upstreams::slot`]) only servers with
-    /// room are tried, and the connection keeps the server's slot.
-    /// A kept HTTP connection is taken first when `reuse` allows.
+    /// Connects to the server whose turn it is, trying the others on failure, except those
+    /// `tried` names (see [`Balancer::pick`] for the order). The failure reported is the
+    /// most telling one: busy or timed out says more than refused. With a `permit` (from
+    /// [`Upstreams::slot`]) only servers with room are tried, and the connection keeps the
+    /// server's slot. A kept HTTP connection is taken first when `reuse` allows.
     pub(crate) async fn connect(
         &self,
         mut permit: Option<Permit>,
@@ -216,23 +230,19 @@ impl Upstreams {
         reuse: Reuse,
         tried: Tried,
     ) -> Result<UpstreamConn, Fail> {
-        let n = self.members.len();
-        let start = self.next.get();
-        self.next.set((start + 1) % n.max(1));
         let now = Instant::now();
-        let is_up = |i: &usize| self.members[*i].down_until.get().is_none_or(|t| t <= now);
-        let order = (0..n).map(|i| (start + i) % n).filter(|i| !tried.has(*i));
-        let up_first = order
-            .clone()
-            .filter(|i| is_up(i))
-            .chain(order.filter(|i| !is_up(i)));
-
         let mut worst = Fail::UpstreamRefused;
         let mut tried_any = false;
         // A permit guarantees a server with room, but a scan can miss it while other
         // workers take and give back slots: look again if every server seemed full.
         for _ in 0..SCANS {
-            for i in up_first.clone() {
+            let mut passed = tried;
+            let with_room = permit.is_some();
+            while let Some(i) = self
+                .balancer
+                .pick(now, |i| !passed.has(i) && (!with_room || self.has_room(i)))
+            {
+                passed.add(i);
                 let slot = match permit.take().map(|p| p.at_server(i)) {
                     None => None,
                     Some(Ok(slot)) => Some(slot),
@@ -253,7 +263,6 @@ impl Upstreams {
                 }
                 match connect_one(&member.addr, limit).await {
                     Ok(mut conn) => {
-                        member.down_until.set(None);
                         member.health.connected(now);
                         self.conns.opened.fetch_add(1, Relaxed);
                         if let Some(pool) = &member.pool {
@@ -269,7 +278,7 @@ impl Upstreams {
                         tracing::debug!(upstream = %member.addr, error = %err, "upstream connect failed");
                         let fail = classify(&err);
                         if fail == Fail::UpstreamRefused {
-                            member.down_until.set(Some(Instant::now() + DOWN_FOR));
+                            self.count_failure(i, Instant::now());
                             member.health.refused(now);
                         } else {
                             worst = fail;

@@ -1,0 +1,241 @@
+//! Which of a group's servers takes a request: nginx's smooth weighted round robin, with its
+//! failure accounting (`max_fails`, `fail_timeout`) and its backup servers, as
+//! `ngx_http_upstream_round_robin.c` does them, in each worker as in each nginx worker
+//! process. The same weights give the same order as nginx (5, 1, 1: a a b a c a a).
+//!
+//! One difference: where nginx answers 502 ("no live upstreams") because every server is
+//! out of turn after failures, ringway tries those servers still, the primaries first: a
+//! server that failed a moment ago may be back, and a single server is never out of turn.
+
+use std::cell::Cell;
+use std::time::{Duration, Instant};
+
+use crate::config::ServerOptions;
+
+/// One worker's turn-taking state for a group's servers.
+pub(super) struct Balancer {
+    peers: Vec<Peer>,
+}
+
+struct Peer {
+    weight: i64,
+    max_fails: u32,
+    fail_timeout: Duration,
+    backup: bool,
+    down: bool,
+    /// nginx's `current_weight`: where the server stands in the turn.
+    current: Cell<i64>,
+    /// nginx's `effective_weight`: its weight, lowered by failures and regained a step per
+    /// turn.
+    effective: Cell<i64>,
+    /// Failures counted (nginx's `fails`).
+    fails: Cell<u32>,
+    /// The last failure (nginx's `accessed`).
+    failed_at: Cell<Option<Instant>>,
+    /// When its window last began (nginx's `checked`): a failure, or the first turn after a
+    /// window ended.
+    checked: Cell<Option<Instant>>,
+}
+
+impl Peer {
+    /// Whether failures keep it out of turn: `max_fails` of them, the window not over.
+    fn out_of_turn(&self, now: Instant) -> bool {
+        self.max_fails > 0
+            && self.fails.get() >= self.max_fails
+            && self
+                .checked
+                .get()
+                .is_some_and(|t| now.saturating_duration_since(t) <= self.fail_timeout)
+    }
+}
+
+/// Which servers a turn is among.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Tier {
+    /// In turn, not backups.
+    Primary,
+    /// In turn, backups: when no primary can take the request.
+    Backup,
+    /// Out of turn after failures (primaries before backups), when nothing else is left.
+    OutOfTurn { backup: bool },
+}
+
+const TIERS: [Tier; 4] = [
+    Tier::Primary,
+    Tier::Backup,
+    Tier::OutOfTurn { backup: false },
+    Tier::OutOfTurn { backup: true },
+];
+
+impl Balancer {
+    /// Servers with these options, in the configuration's order.
+    pub(super) fn new(options: impl Iterator<Item = ServerOptions>) -> Balancer {
+        let peers = options
+            .map(|o| Peer {
+                weight: i64::from(o.weight),
+                max_fails: o.max_fails,
+                fail_timeout: o.fail_timeout,
+                backup: o.backup,
+                down: o.down,
+                current: Cell::new(0),
+                effective: Cell::new(i64::from(o.weight)),
+                fails: Cell::new(0),
+                failed_at: Cell::new(None),
+                checked: Cell::new(None),
+            })
+            .collect();
+        Balancer { peers }
+    }
+
+    /// Whether server `i` can ever take a request (it is not marked `down`).
+    pub(super) fn takes_requests(&self, i: usize) -> bool {
+        self.peers.get(i).is_some_and(|p| !p.down)
+    }
+
+    /// The server whose turn it is among those `eligible` allows (a request's untried
+    /// servers with room), taking the turn; `None` if none is left.
+    pub(super) fn pick(&self, now: Instant, eligible: impl Fn(usize) -> bool) -> Option<usize> {
+        TIERS.iter().find_map(|&tier| {
+            self.smooth_turn(now, |i, peer| {
+                let in_tier = match tier {
+                    Tier::Primary => !peer.backup && !peer.out_of_turn(now),
+                    Tier::Backup => peer.backup && !peer.out_of_turn(now),
+                    Tier::OutOfTurn { backup } => peer.backup == backup && peer.out_of_turn(now),
+                };
+                in_tier && !peer.down && eligible(i)
+            })
+        })
+    }
+
+    /// nginx's `ngx_http_upstream_get_peer`: each candidate gains its effective weight, the
+    /// one standing highest (the first of equals) takes the turn and gives back the total.
+    fn smooth_turn(&self, now: Instant, candidate: impl Fn(usize, &Peer) -> bool) -> Option<usize> {
+        let mut best: Option<(usize, &Peer)> = None;
+        let mut total = 0;
+        for (i, peer) in self.peers.iter().enumerate() {
+            if !candidate(i, peer) {
+                continue;
+            }
+            let effective = peer.effective.get();
+            peer.current.set(peer.current.get() + effective);
+            total += effective;
+            if effective < peer.weight {
+                peer.effective.set(effective + 1);
+            }
+            if best.is_none_or(|(_, b)| peer.current.get() > b.current.get()) {
+                best = Some((i, peer));
+            }
+        }
+        let (i, peer) = best?;
+        peer.current.set(peer.current.get() - total);
+        if peer
+            .checked
+            .get()
+            .is_none_or(|t| now.saturating_duration_since(t) > peer.fail_timeout)
+        {
+            peer.checked.set(Some(now));
+        }
+        Some(i)
+    }
+
+    /// Server `i` failed a request (refused it, broke, timed out, or answered with a
+    /// status `next_upstream` counts): one more failure in its window, and a lower weight
+    /// until it regains it. Returns whether this failure took it out of turn (one that
+    /// fails again while out of turn, as the last resort, is not taken out anew).
+    pub(super) fn failed(&self, i: usize, now: Instant) -> bool {
+        let Some(peer) = self.peers.get(i) else {
+            return false;
+        };
+        let was_out = peer.out_of_turn(now);
+        peer.fails.set(peer.fails.get().saturating_add(1));
+        peer.failed_at.set(Some(now));
+        peer.checked.set(Some(now));
+        if peer.max_fails > 0 {
+            let lowered = peer.effective.get() - peer.weight / i64::from(peer.max_fails);
+            peer.effective.set(lowered.max(0));
+        }
+        !was_out && peer.out_of_turn(now)
+    }
+
+    /// Server `i` answered a request: its failures are forgotten once a window began after
+    /// the last of them (nginx's "mark peer live if check passed").
+    pub(super) fn answered(&self, i: usize) {
+        if let Some(peer) = self.peers.get(i)
+            && let (Some(failed), Some(checked)) = (peer.failed_at.get(), peer.checked.get())
+            && failed < checked
+        {
+            peer.fails.set(0);
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
+mod tests {
+    use super::*;
+
+    fn balancer(servers: &[&str]) -> Balancer {
+        let options = servers.iter().map(|s| {
+            let addr = format!("unix:/{s}");
+            let s: crate::config::ServerAddr = addr.parse().unwrap();
+            s.options
+        });
+        Balancer::new(options)
+    }
+
+    fn turns(b: &Balancer, now: Instant, n: usize) -> Vec<usize> {
+        (0..n).map(|_| b.pick(now, |_| true).unwrap()).collect()
+    }
+
+    #[test]
+    fn weights_take_turns_smoothly_as_in_nginx() {
+        let b = balancer(&["a weight=5", "b", "c"]);
+        let now = Instant::now();
+        // nginx's own example (ngx_http_upstream_round_robin.c's change log, 1.0.14).
+        assert_eq!(
+            turns(&b, now, 14),
+            [0, 0, 1, 0, 2, 0, 0, 0, 0, 1, 0, 2, 0, 0]
+        );
+        let equal = balancer(&["a", "b", "c"]);
+        assert_eq!(turns(&equal, now, 6), [0, 1, 2, 0, 1, 2]);
+    }
+
+    #[test]
+    fn backups_and_down_servers_wait() {
+        let b = balancer(&["a", "b backup", "c down"]);
+        let now = Instant::now();
+        assert_eq!(turns(&b, now, 3), [0, 0, 0]);
+        assert_eq!(b.pick(now, |i| i != 0), Some(1), "a tried: the backup");
+        assert_eq!(b.pick(now, |i| i == 2), None, "down takes nothing");
+        assert!(!b.takes_requests(2));
+    }
+
+    #[test]
+    fn max_fails_within_fail_timeout_take_a_server_out_of_turn() {
+        let b = balancer(&["a max_fails=2 fail_timeout=10s", "b"]);
+        let t0 = Instant::now();
+        assert_eq!(b.pick(t0, |_| true), Some(0));
+        assert!(!b.failed(0, t0), "one failure of two");
+        assert!(b.failed(0, t0), "two");
+        assert_eq!(turns(&b, t0, 3), [1, 1, 1]);
+        // Out of turn, it is still the last resort; failing there, it is not taken out
+        // anew (nothing more to log).
+        assert_eq!(b.pick(t0, |i| i == 0), Some(0));
+        assert!(!b.failed(0, t0));
+        // The window over, it takes turns again; an answer forgets its failures.
+        let later = t0 + Duration::from_secs(11);
+        assert!(turns(&b, later, 4).contains(&0));
+        b.answered(0);
+        assert!(!b.failed(0, later), "counting starts again");
+    }
+
+    #[test]
+    fn max_fails_0_never_takes_a_server_out() {
+        let b = balancer(&["a max_fails=0", "b"]);
+        let now = Instant::now();
+        for _ in 0..5 {
+            assert!(!b.failed(0, now));
+        }
+        assert_eq!(turns(&b, now, 4), [0, 1, 0, 1]);
+    }
+}

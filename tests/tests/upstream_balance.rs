@@ -1,0 +1,149 @@
+//! A group's servers take requests as nginx's `upstream` block gives them out: `weight`,
+//! `backup`, `down`, `max_fails` and `fail_timeout` on each `server` line. Three real uWSGIs
+//! named `a`, `b` and `c` (`/fail-in/a` fails in `a` only), ringway (one worker) and nginx
+//! (one worker process) in front of them, the same answers from both, request by request;
+//! each case starts both proxies fresh.
+
+use ringway_tests::nginx::Nginx;
+use ringway_tests::uwsgi::{INSTANCE_HEADER, UwsgiOptions};
+use ringway_tests::{App, Req, Ringway, Uwsgi, roundtrip};
+
+/// What a client saw: the status, which server answered (none: the proxy's own error).
+type Seen = (u16, Option<String>);
+
+fn trio() -> Vec<Uwsgi> {
+    let named = |name: &str| {
+        let mut opts = UwsgiOptions::new(App::Raw);
+        opts.instance = Some(name.to_owned());
+        opts
+    };
+    Uwsgi::start_all(vec![named("a"), named("b"), named("c")])
+}
+
+fn send_all(addr: std::net::SocketAddr, reqs: &[Req]) -> Vec<Seen> {
+    reqs.iter()
+        .map(|req| {
+            let r = roundtrip(addr, req);
+            (r.status, r.header(INSTANCE_HEADER))
+        })
+        .collect()
+}
+
+fn by(instances: &str) -> Vec<Seen> {
+    instances
+        .split_whitespace()
+        .map(|i| match i {
+            "502" => (502, None),
+            name => (200, Some(name.to_owned())),
+        })
+        .collect()
+}
+
+/// nginx (`server` lines with `params[i]`, location lines `nginx`) and ringway (`servers`
+/// with the same options, route lines `route`) in front of `uwsgis`.
+fn proxies(uwsgis: &[Uwsgi], params: &[&str], (route, nginx): (&str, &str)) -> (Nginx, Ringway) {
+    let servers: Vec<(&std::path::Path, &str)> = uwsgis
+        .iter()
+        .zip(params)
+        .map(|(u, p)| (u.socket(), *p))
+        .collect();
+    let reference = Nginx::start_uwsgi_group_with(&servers, nginx);
+    let servers: Vec<String> = uwsgis
+        .iter()
+        .zip(params)
+        .map(|(u, p)| format!("{:?}", format!("{} {p}", u.upstream()).trim()))
+        .collect();
+    let proxy = Ringway::with_config(format!(
+        "[upstreams.app]\nservers = [{}]\n[[routes]]\npath = \"/\"\nupstream = \"app\"\n{route}\n",
+        servers.join(", ")
+    ))
+    .workers(1)
+    .start();
+    (reference, proxy)
+}
+
+/// Sends `reqs` through both proxies; each must see `expected`, written as `by` reads it.
+fn through_both(both: &(Nginx, Ringway), reqs: &[Req], expected: &str, params: &[&str]) {
+    let (reference, proxy) = both;
+    let expected = by(expected);
+    assert_eq!(
+        send_all(reference.addr(), reqs),
+        expected,
+        "nginx with {params:?}; its error log:\n{}",
+        reference.error_log()
+    );
+    assert_eq!(
+        send_all(proxy.addr(), reqs),
+        expected,
+        "ringway with {params:?}: {}",
+        proxy.stderr()
+    );
+}
+
+/// `reqs` through fresh proxies (see [`proxies`]).
+fn case(uwsgis: &[Uwsgi], params: &[&str], lines: (&str, &str), reqs: &[Req], expected: &str) {
+    through_both(&proxies(uwsgis, params, lines), reqs, expected, params);
+}
+
+const DEFAULTS: (&str, &str) = ("", "");
+
+#[test]
+fn servers_take_turns_by_weight_as_in_nginx() {
+    let uwsgis = trio();
+    let gets = vec![Req::get("/"); 14];
+    // nginx's smooth weighted round robin: a's five turns spread between b's and c's.
+    let expected = "a a b a c a a a a b a c a a";
+    case(&uwsgis, &["weight=5", "", ""], DEFAULTS, &gets, expected);
+    case(
+        &uwsgis,
+        &["", "weight=2", ""],
+        DEFAULTS,
+        &gets[..8],
+        "b a c b b a c b",
+    );
+    // A server marked down takes nothing.
+    case(&uwsgis, &["down", "", ""], DEFAULTS, &gets[..4], "b c b c");
+}
+
+#[test]
+fn a_backup_takes_requests_only_when_no_primary_can() {
+    let uwsgis = trio();
+    let backup = ["", "", "backup"];
+    case(
+        &uwsgis,
+        &backup,
+        DEFAULTS,
+        &vec![Req::get("/"); 4],
+        "a b a b",
+    );
+    // `a` fails a request (it goes on to `b`), then `b` does (no primary is left: it goes
+    // on to the backup); both out of turn, the backup takes the next ones.
+    let reqs = [
+        Req::get("/fail-in/a"),
+        Req::get("/fail-in/b"),
+        Req::get("/"),
+        Req::get("/"),
+    ];
+    case(&uwsgis, &backup, DEFAULTS, &reqs, "b c c c");
+}
+
+#[test]
+fn max_fails_and_fail_timeout_decide_when_a_server_is_out_of_turn() {
+    let uwsgis = trio();
+    let two = &uwsgis[..2];
+    let off = ("next_upstream = \"off\"", "uwsgi_next_upstream off;");
+    let fails = vec![Req::get("/fail-in/a"); 6];
+    // nginx's default, max_fails=1: `a` is out after its first failure.
+    case(two, &["", ""], off, &fails, "502 b b b b b");
+    // Two failures within fail_timeout take it out.
+    case(two, &["max_fails=2", ""], off, &fails, "502 b 502 b b b");
+    // max_fails=0: never out of turn.
+    case(two, &["max_fails=0", ""], off, &fails, "502 b 502 b 502 b");
+    // fail_timeout=1s: out for a second after its failure (nginx counts whole seconds:
+    // two are waited), then back in turn, its weight regained a step a turn.
+    let params = ["fail_timeout=1s", ""];
+    let both = proxies(two, &params, off);
+    through_both(&both, &fails[..2], "502 b", &params);
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    through_both(&both, &fails[..4], "b b 502 b", &params);
+}
