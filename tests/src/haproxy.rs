@@ -30,6 +30,9 @@ pub enum Mode {
     /// `mode http` setting X-Real-IP to the client's address (`http-request set-header`),
     /// replacing any the client sent.
     HttpRealIp,
+    /// `mode http` as a TLS-terminating balancer's plain port: X-Forwarded-Proto set to
+    /// `http`, replacing any the client sent, and `option forwardfor`.
+    HttpPlainPort,
 }
 
 /// A running HAProxy.
@@ -117,6 +120,11 @@ fn config(mode: Mode, addr: SocketAddr, server: SocketAddr) -> String {
         Mode::TcpProxyV2 => ("tcp", "", "send-proxy-v2"),
         Mode::HttpForwardFor => ("http", "option forwardfor", ""),
         Mode::HttpRealIp => ("http", "http-request set-header X-Real-IP %[src]", ""),
+        Mode::HttpPlainPort => (
+            "http",
+            "option forwardfor\n    http-request set-header X-Forwarded-Proto http",
+            "",
+        ),
     };
     format!(
         "global

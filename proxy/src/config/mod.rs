@@ -68,6 +68,8 @@ pub struct Config {
     pub trusted_proxies: Vec<Cidr>,
     /// The header of theirs that names the client.
     pub real_ip_header: RealIpHeader,
+    /// A request they say came over plain HTTP is redirected to HTTPS.
+    pub redirect_forwarded_http: bool,
     /// Connections start with a PROXY protocol header.
     pub proxy_protocol: bool,
     /// DOCUMENT_ROOT.

@@ -102,6 +102,12 @@ pub struct Settings {
     #[arg(long, value_name = "NAME")]
     pub real_ip_header: Option<RealIpHeader>,
 
+    /// Behind a TLS-terminating balancer: a request a trusted proxy says came over plain
+    /// HTTP (`X-Forwarded-Proto: http`) gets a 301 to the same URL over HTTPS, as nginx's
+    /// `if ($http_x_forwarded_proto = "http") { return 301 https://$host$request_uri; }`.
+    #[arg(long, num_args = 0, default_missing_value = "true")]
+    pub redirect_forwarded_http: Option<bool>,
+
     /// Every connection (on `listen`, and on the TLS listener before its handshake) starts
     /// with a PROXY protocol header, v1 or v2, as a load balancer sends it (HAProxy
     /// `send-proxy`); its source address is the client's. A connection without a valid header

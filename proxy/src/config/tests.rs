@@ -225,6 +225,24 @@ fn proxy_protocol_and_trusted_proxies() {
 }
 
 #[test]
+fn redirect_forwarded_http_needs_a_proxy_to_believe() {
+    let on = "upstream = [\"unix:/a\"]\nredirect_forwarded_http = true\n";
+    assert_refused(on, "redirect_forwarded_http", "trusted_proxy");
+    let trusted = format!("{on}trusted_proxy = [\"10.0.0.1\"]\n");
+    assert!(load(&trusted, &[]).unwrap().redirect_forwarded_http);
+    let flagged = load(
+        "upstream = [\"unix:/a\"]\n",
+        &["--trusted-proxy", "10.0.0.1", "--redirect-forwarded-http"],
+    );
+    assert!(flagged.unwrap().redirect_forwarded_http);
+    assert!(
+        !load("upstream = [\"unix:/a\"]\n", &[])
+            .unwrap()
+            .redirect_forwarded_http
+    );
+}
+
+#[test]
 fn real_ip_header_names_a_header_read_from_trusted_proxies_only() {
     let trusted = "upstream = [\"unix:/a\"]\ntrusted_proxy = [\"10.0.0.0/8\"]\n";
     let config = load(trusted, &[]).unwrap();

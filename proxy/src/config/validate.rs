@@ -145,6 +145,7 @@ impl Resolved {
             connections,
             trusted_proxies: s.trusted_proxy.clone(),
             real_ip_header: self.real_ip_header()?,
+            redirect_forwarded_http: self.redirect_forwarded_http()?,
             proxy_protocol: s.proxy_protocol.unwrap_or(false),
             document_root: s.document_root.clone().unwrap_or_default(),
             server_name: s.server_name.clone(),
@@ -242,6 +243,20 @@ impl Resolved {
             ));
         }
         Ok(header)
+    }
+
+    /// Whether a trusted proxy's `X-Forwarded-Proto: http` redirects: only with a proxy to
+    /// believe it from, or the setting would change nothing, silently.
+    fn redirect_forwarded_http(&self) -> anyhow::Result<bool> {
+        let s = &self.settings;
+        let on = s.redirect_forwarded_http.unwrap_or(false);
+        if on && s.trusted_proxy.is_empty() {
+            return Err(self.invalid(
+                "redirect_forwarded_http",
+                "reads X-Forwarded-Proto, believed only from a trusted_proxy, and none is set",
+            ));
+        }
+        Ok(on)
     }
 
     /// The access log, unless off; its file is opened now, so that a path ringway cannot

@@ -241,19 +241,31 @@ pub(crate) async fn serve(
     outcome
 }
 
-/// The TLS port to send a plain request to, when `redirect_http` is on: every request but
-/// an ACME HTTP-01 challenge, which certificate authorities fetch over plain HTTP (nginx
-/// users keep a `location /.well-known/acme-challenge/` in their port 80 server for it),
-/// and one for a Host this server does not serve: its 421 comes first, or the redirect
-/// would send browsers to any host a request names (found by review).
+/// The HTTPS port to send a plain request to: ringway's TLS port when `[tls]
+/// redirect_http` is on and the request came over plain HTTP, 443 when
+/// `redirect_forwarded_http` is on and a trusted proxy says the client used plain HTTP.
+/// Every request but an ACME HTTP-01 challenge, which certificate authorities fetch over
+/// plain HTTP (nginx users keep a `location /.well-known/acme-challenge/` in their port 80
+/// server for it), and one for a Host this server does not serve: its 421 comes first, or
+/// the redirect would send browsers to any host a request names (found by review).
 fn redirects_to_https(client: &Client, worker: &Worker, routed: &Routed<'_>) -> Option<u16> {
-    let tls = worker.config.tls.as_ref()?;
-    if !tls.redirect_http || client.is_tls() {
+    let config = &worker.config;
+    let port = if config.tls.as_ref().is_some_and(|t| t.redirect_http) && !client.is_tls() {
+        worker.tls_port?
+    } else if config.redirect_forwarded_http && forwarded_as_http(client, config) {
+        443
+    } else {
         return None;
-    }
+    };
     let acme = matches!(routed, Routed::To(req, ..) if req.path.starts_with(b"/.well-known/acme-challenge/"));
     let other_host = matches!(routed, Routed::Refused(Fail::MisdirectedHost, _));
-    (!acme && !other_host).then_some(worker.tls_port?)
+    (!acme && !other_host).then_some(port)
+}
+
+/// Whether a trusted proxy in front says the client used plain HTTP.
+fn forwarded_as_http(client: &Client, config: &crate::config::Config) -> bool {
+    let trusted = config.is_trusted(client.peer.ip());
+    crate::identity::forwarded_scheme(&client.input, &client.headers, trusted) == Some(b"http")
 }
 
 /// Where a request goes.

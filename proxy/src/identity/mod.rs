@@ -30,6 +30,28 @@ pub(crate) fn header_values<'b>(
         .map(move |h| h.value.of(buf))
 }
 
+/// The scheme a trusted proxy says the client used: its first X-Forwarded-Proto, when that
+/// says `http` or `https` (`None`: it says neither, or `trusted` is false).
+pub(crate) fn forwarded_scheme(
+    buf: &[u8],
+    headers: &[HeaderSpan],
+    trusted: bool,
+) -> Option<&'static [u8]> {
+    if !trusted {
+        return None;
+    }
+    let claimed = header_values(buf, headers, b"x-forwarded-proto")
+        .next()?
+        .trim_ascii();
+    if claimed.eq_ignore_ascii_case(b"https") {
+        Some(b"https")
+    } else if claimed.eq_ignore_ascii_case(b"http") {
+        Some(b"http")
+    } else {
+        None
+    }
+}
+
 /// The real client IP and the ID of the request whose head is in `buf`, on a connection
 /// from `conn_addr`.
 pub(crate) fn identify(

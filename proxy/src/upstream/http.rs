@@ -106,20 +106,11 @@ pub(crate) fn wants_upgrade(input: &[u8], headers: &[HeaderSpan]) -> bool {
     has(b"upgrade", None) && has(b"connection", Some(b"upgrade")) && !has(b"upgrade", Some(b"h2c"))
 }
 
-/// The scheme for X-Forwarded-Proto: a trusted proxy's word (its first X-Forwarded-Proto,
-/// when it says `http` or `https`), else how the client reached ringway.
+/// The scheme for X-Forwarded-Proto: a trusted proxy's word, else how the client reached
+/// ringway.
 fn scheme(input: &[u8], headers: &[HeaderSpan], env: &HeadEnv<'_>) -> &'static [u8] {
-    let claimed = headers
-        .iter()
-        .find(|h| h.name.of(input).eq_ignore_ascii_case(b"x-forwarded-proto"))
-        .map(|h| h.value.of(input).trim_ascii())
-        .filter(|_| env.trusted_peer);
-    match claimed {
-        Some(s) if s.eq_ignore_ascii_case(b"https") => b"https",
-        Some(s) if s.eq_ignore_ascii_case(b"http") => b"http",
-        _ if env.https => b"https",
-        _ => b"http",
-    }
+    let own: &'static [u8] = if env.https { b"https" } else { b"http" };
+    crate::identity::forwarded_scheme(input, headers, env.trusted_peer).unwrap_or(own)
 }
 
 /// Appends the request head for the request whose head is `head` (spans into `input`) to

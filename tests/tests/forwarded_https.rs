@@ -1,0 +1,80 @@
+//! Behind a TLS-terminating balancer, a request its plain port passed on is redirected to
+//! HTTPS (`redirect_forwarded_http`), as nginx users write
+//! `if ($http_x_forwarded_proto = "http") { return 301 https://$host$request_uri; }`:
+//! ringway beside a real nginx with that line, then a real HAProxy in front.
+
+use ringway_tests::haproxy::{Haproxy, Mode};
+use ringway_tests::nginx::Nginx;
+use ringway_tests::{App, Req, Response, Ringway, Uwsgi, roundtrip};
+
+/// What a client saw: the status and the Location.
+fn seen(r: &Response) -> (u16, Option<String>) {
+    (r.status, r.header("location"))
+}
+
+fn ringway(uwsgi: &Uwsgi, trusted: &str) -> Ringway {
+    Ringway::with_config(format!(
+        "upstream = [{:?}]\ntrusted_proxy = [{trusted:?}]\nredirect_forwarded_http = true\n",
+        uwsgi.upstream()
+    ))
+    .start()
+}
+
+#[test]
+fn a_request_the_balancer_took_over_http_is_redirected_as_by_nginx() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let nginx = Nginx::start_uwsgi_group(
+        &[uwsgi.socket()],
+        "if ($http_x_forwarded_proto = \"http\") { return 301 https://$host$request_uri; }",
+    );
+    let proxy = ringway(&uwsgi, "127.0.0.1");
+    let plain = |req: Req| req.header("X-Forwarded-Proto", "http");
+    let reqs = [
+        plain(Req::get("/a/b?x=1&y=%20")).host(Some("app.example")),
+        plain(Req::get("/")).host(Some("app.example:8080")),
+        plain(Req::get("/caf%C3%A9/..%2f?q")).host(Some("app.example")),
+        plain(Req::new("HEAD", "/h")).host(Some("app.example")),
+        plain(Req::post("/form", b"a=1")).host(Some("app.example")),
+        Req::get("/").header("X-Forwarded-Proto", "https"),
+        Req::get("/"),
+    ];
+    let expected_redirects = [
+        "https://app.example/a/b?x=1&y=%20",
+        "https://app.example/",
+        "https://app.example/caf%C3%A9/..%2f?q",
+        "https://app.example/h",
+        "https://app.example/form",
+    ];
+    for (i, req) in reqs.iter().enumerate() {
+        let by_nginx = seen(&roundtrip(nginx.addr(), req));
+        let by_ringway = seen(&roundtrip(proxy.addr(), req));
+        assert_eq!(by_ringway, by_nginx, "{req:?}: {}", proxy.stderr());
+        match expected_redirects.get(i) {
+            Some(to) => assert_eq!(by_ringway, (301, Some((*to).to_owned())), "{req:?}"),
+            None => assert_eq!(by_ringway, (200, None), "{req:?}: the app answers"),
+        }
+    }
+
+    // From a peer that is not a trusted proxy the header is anybody's: not believed.
+    let untrusting = ringway(&uwsgi, "10.0.0.0/8");
+    let r = roundtrip(untrusting.addr(), &reqs[1]);
+    assert_eq!(seen(&r), (200, None), "{}", untrusting.stderr());
+}
+
+#[test]
+fn behind_haproxys_plain_port_every_request_goes_to_https() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let proxy = ringway(&uwsgi, "127.0.0.1");
+    let haproxy = Haproxy::start(Mode::HttpPlainPort, proxy.addr());
+    // HAProxy sets X-Forwarded-Proto over the client's own `https`.
+    let req = Req::get("/login?next=/")
+        .host(Some("app.example"))
+        .header("X-Forwarded-Proto", "https");
+    let r = roundtrip(haproxy.addr(), &req);
+    let to = Some("https://app.example/login?next=/".to_owned());
+    assert_eq!(seen(&r), (301, to), "{}\n{}", haproxy.log(), proxy.stderr());
+    // An ACME challenge on the plain port still reaches the server (ringway's exemption,
+    // as for `[tls] redirect_http`): the app answers it here.
+    let acme = Req::get("/.well-known/acme-challenge/token").host(Some("app.example"));
+    assert_eq!(roundtrip(haproxy.addr(), &acme).status, 404);
+}
