@@ -81,6 +81,7 @@ impl Generation {
                 .map(|g| g.servers.iter().map(|s| s.addr.to_string()).collect())
                 .collect(),
             routes: labels.clone(),
+            server_name: config.server_name.clone(),
         };
         Ok(Generation {
             number,

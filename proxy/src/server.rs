@@ -384,7 +384,7 @@ impl ThreadState {
         let hsts = config.tls.as_ref().and_then(|t| t.hsts.as_deref());
         let groups = config.groups.iter().zip(generation.health.groups());
         if let (Some(log), Some(settings)) = (&self.access_log, &config.access_log) {
-            log.set_format(settings.format);
+            log.set_format(settings.format.clone());
         }
         Worker {
             generation: generation.number,

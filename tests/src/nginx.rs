@@ -73,6 +73,13 @@ impl Nginx {
         Nginx::start_config(uwsgi_socket, true, directives)
     }
 
+    /// As [`Nginx::start_with_server_directives`], with `http` lines in the `http` block
+    /// too (`log_format`, which only goes there).
+    pub fn start_with_http_directives(uwsgi_socket: &Path, http: &str, server: &str) -> Nginx {
+        let pass = format!("uwsgi_pass unix:{};", uwsgi_socket.display());
+        Nginx::start_with(|dir, addr| config(dir, addr, &pass, true, server, http))
+    }
+
     /// Starts nginx with `proxy_pass` to the HTTP app server at `app`: an `upstream` block
     /// with `keepalive 32`, `proxy_http_version 1.1`, `proxy_set_header Connection ""` and
     /// the usual Host / X-Forwarded-For / X-Forwarded-Proto / X-Real-IP lines

@@ -400,6 +400,101 @@ fn combined_lines_are_nginx_lines() {
 }
 
 /// Whether `t` is RFC 3339 with milliseconds: `2026-12-01T21:51:48.123+00:00`.
+/// A format of the operator's own (nginx's `log_format`), the same text given to nginx and
+/// to ringway: the same lines for the same requests, but for what differs by nature (the
+/// times, the own error pages' lengths).
+const CUSTOM_FORMAT: &str = "$remote_addr - $remote_user [$time_local] \"$request\" $status \
+    b=$body_bytes_sent; \"$http_referer\" \"$http_user_agent\" xff=\"$http_x_forwarded_for\" \
+    m=$request_method u=$request_uri p=$server_protocol h=$host up=$upstream_addr \
+    c=\"${http_x_custom_thing}\" iso=$time_iso8601 ms=$msec";
+
+/// `line` with its times (checked for their form) and, for an own page, its body bytes
+/// masked.
+fn masked_custom(line: &str, own_page: bool, problems: &mut Vec<String>) -> String {
+    let (start, rest) = line.split_once('[').unwrap_or((line, ""));
+    let (time, rest) = rest.split_once(']').unwrap_or(("", rest));
+    if !is_time_local(time) {
+        problems.push(format!("time_local {time:?} in {line}"));
+    }
+    let (rest, msec) = rest.rsplit_once(" ms=").unwrap_or((rest, ""));
+    let (rest, iso) = rest.rsplit_once(" iso=").unwrap_or((rest, ""));
+    let msec_form = msec.split_once('.').is_some_and(|(s, ms)| {
+        s.len() >= 10 && ms.len() == 3 && s.bytes().chain(ms.bytes()).all(|b| b.is_ascii_digit())
+    });
+    // 2026-12-04T12:00:00+00:00: RFC 3339 in whole seconds.
+    let iso_form = iso.len() == 25 && iso.as_bytes()[10] == b'T' && !iso.contains('.');
+    if !msec_form || !iso_form {
+        problems.push(format!("msec {msec:?} or time_iso8601 {iso:?} in {line}"));
+    }
+    let mut rest = rest.to_owned();
+    if own_page && let (Some(b), Some(end)) = (rest.find(" b="), rest.find("; \"")) {
+        rest.replace_range(b + 3..end, "N");
+    }
+    format!("{start}[T]{rest}")
+}
+
+#[test]
+fn a_format_of_ones_own_writes_nginx_lines() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let nginx_log = dir.path().join("nginx.log");
+    let ringway_log = dir.path().join("ringway.log");
+    let nginx = Nginx::start_with_http_directives(
+        uwsgi.socket(),
+        &format!("log_format custom '{CUSTOM_FORMAT}';"),
+        &format!(
+            "access_log {} custom; client_max_body_size 1m;",
+            nginx_log.display()
+        ),
+    );
+    let ringway = Ringway::with_config(format!(
+        "upstream = [{:?}]\nmax_body_size = \"1m\"\nserver_name = \"localhost\"\n\
+         access_log = {:?}\naccess_log_format = '{CUSTOM_FORMAT}'\n",
+        uwsgi.upstream(),
+        ringway_log.display().to_string(),
+    ))
+    .start();
+    let host: (&str, &[u8]) = ("Host", b"LocalHost:8080");
+    let mut cases = parity_cases();
+    cases.push(Case {
+        name: "two X-Forwarded-For lines, a custom header, a Host with a port",
+        wire: wire(
+            b"GET /bytes/7 HTTP/1.1",
+            &[
+                host,
+                ("X-Forwarded-For", b"192.0.2.1"),
+                ("X-Custom-Thing", b"\"quoted\" \xc3\xa9"),
+                ("X-Forwarded-For", b"198.51.100.2, 203.0.113.3"),
+            ],
+            None,
+        ),
+        head: false,
+        own_page: false,
+    });
+    for case in &cases {
+        let via_nginx = send(nginx.addr(), &case.wire, case.head);
+        let via_ringway = send(ringway.addr(), &case.wire, case.head);
+        assert_eq!(via_nginx.status, via_ringway.status, "[{}]", case.name);
+    }
+    let from_nginx = lines_once(&nginx_log, cases.len(), &ringway);
+    let from_ringway = lines_once(&ringway_log, cases.len(), &ringway);
+    let mut problems = Vec::new();
+    let request = |line: &str| line.split('"').nth(1).map(str::to_owned);
+    for (i, case) in cases.iter().enumerate() {
+        let r_line = &from_ringway[i];
+        let Some(n_line) = from_nginx.iter().find(|l| request(l) == request(r_line)) else {
+            problems.push(format!("[{}] no nginx line for {r_line}", case.name));
+            continue;
+        };
+        let n = masked_custom(n_line, case.own_page, &mut problems);
+        let r = masked_custom(r_line, case.own_page, &mut problems);
+        if n != r {
+            problems.push(format!("[{}]\n  nginx   {n}\n  ringway {r}", case.name));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
 fn is_rfc3339_millis(t: &str) -> bool {
     let b = t.as_bytes();
     let digits =
@@ -573,9 +668,11 @@ redirect = {{ to = "/new/" }}
             )
         },
         Expect {
-            method: None,
-            protocol: None,
-            // Its syntax is sound (only Host is missing): its headers are logged.
+            // Its syntax is sound (only Host is missing): its request line's parts and its
+            // headers are logged, as nginx logs them.
+            method: Some("GET"),
+            path: Some("/"),
+            protocol: Some("HTTP/1.1"),
             user_agent: Some("no-host"),
             route: None,
             upstream: false,

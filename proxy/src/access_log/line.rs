@@ -39,6 +39,11 @@ pub(crate) struct Entry<'a> {
     pub(crate) route: Option<&'a str>,
     /// The request ID, if it has one.
     pub(crate) request_id: Option<&'a str>,
+    /// The Host header's name, lower case, without its port (nginx's `$host`).
+    pub(crate) host: Option<&'a [u8]>,
+    /// The values of the request headers a custom format names, in its order (the first
+    /// of each; see [`super::WorkerLog::template`]).
+    pub(crate) headers: &'a [Option<&'a [u8]>],
 }
 
 /// The upstream part of a line.
@@ -147,6 +152,8 @@ mod tests {
             }),
             route: Some("/"),
             request_id: None,
+            host: None,
+            headers: &[],
         }
     }
 

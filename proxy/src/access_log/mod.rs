@@ -19,6 +19,7 @@
 
 mod escape;
 mod line;
+mod template;
 mod time;
 mod writer;
 
@@ -40,6 +41,8 @@ use time::LogClock;
 use writer::{Failures, Sink, Writer};
 
 pub(crate) use line::{Entry, UpstreamFields};
+pub(crate) use template::MAX_HEADERS;
+pub use template::Template;
 pub(crate) use writer::{check_file, open_file};
 
 /// A worker hands its buffer over once it holds this much.
@@ -106,6 +109,8 @@ pub(crate) struct LogNames {
     pub(crate) routes: Vec<String>,
     /// By group index, then server index.
     pub(crate) upstreams: Vec<Vec<String>>,
+    /// `server_name`, `$host` for a request without a Host.
+    pub(crate) server_name: Option<String>,
 }
 
 impl LogNames {
@@ -175,7 +180,7 @@ impl AccessLog {
         let logs = (0..workers)
             .map(|index| WorkerLog {
                 index,
-                format: Cell::new(config.format),
+                format: RefCell::new(config.format.clone()),
                 pending: RefCell::new(Pending::default()),
                 clock: RefCell::new(LogClock::new()),
                 queue: queue.clone(),
@@ -249,7 +254,7 @@ struct Pending {
 /// One worker's side of the access log (in its `Worker`; never shared between threads).
 pub(crate) struct WorkerLog {
     index: usize,
-    format: Cell<LogFormat>,
+    format: RefCell<LogFormat>,
     pending: RefCell<Pending>,
     clock: RefCell<LogClock>,
     queue: SyncSender<Batch>,
@@ -263,7 +268,18 @@ pub(crate) struct WorkerLog {
 impl WorkerLog {
     /// Formats the lines from now on as `format` (a reload may change it).
     pub(crate) fn set_format(&self, format: LogFormat) {
-        self.format.set(format);
+        if let Ok(mut current) = self.format.try_borrow_mut() {
+            *current = format;
+        }
+    }
+
+    /// The operator's own format, if lines are written in one: the request headers it
+    /// names go in a line's [`Entry::headers`], in its order.
+    pub(crate) fn template(&self) -> Option<Arc<Template>> {
+        match &*self.format.try_borrow().ok()? {
+            LogFormat::Custom(template) => Some(Arc::clone(template)),
+            _ => None,
+        }
     }
 
     /// Formats `entry` into this worker's buffer; hands the buffer over once it is full.
@@ -274,11 +290,13 @@ impl WorkerLog {
         if pending.buf.capacity() == 0 {
             pending.buf = self.shared.spare();
         }
-        if let Ok(mut clock) = self.clock.try_borrow_mut() {
+        if let (Ok(mut clock), Ok(format)) = (self.clock.try_borrow_mut(), self.format.try_borrow())
+        {
             let stamp = clock.at(SystemTime::now());
-            match self.format.get() {
+            match &*format {
                 LogFormat::Combined => combined(&mut pending.buf, entry, &stamp),
                 LogFormat::Json => json(&mut pending.buf, entry, &stamp),
+                LogFormat::Custom(template) => template.write(&mut pending.buf, entry, &stamp),
             }
             pending.lines += 1;
         }
@@ -426,6 +444,8 @@ mod tests {
             upstream: None,
             route: Some("/"),
             request_id: None,
+            host: None,
+            headers: &[],
         }
     }
 

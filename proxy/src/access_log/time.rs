@@ -98,6 +98,17 @@ impl Stamp<'_> {
         let _ = write!(out, ".{:03}", self.millis);
         out.extend_from_slice(&self.clock.offset);
     }
+
+    /// Appends nginx's `$time_iso8601`: the RFC 3339 form in whole seconds.
+    pub(crate) fn push_iso8601(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.clock.date_time);
+        out.extend_from_slice(&self.clock.offset);
+    }
+
+    /// Appends nginx's `$msec`: seconds since the epoch, with milliseconds.
+    pub(crate) fn push_msec(&self, out: &mut Vec<u8>) {
+        let _ = write!(out, "{}.{:03}", self.clock.second, self.millis);
+    }
 }
 
 /// The local time of `second` (UTC if the time zone cannot be read).
@@ -181,5 +192,12 @@ mod tests {
         let (again, iso) = texts(&mut clock, at + Duration::from_millis(800));
         assert_eq!(again, local);
         assert!(iso.contains(".923"), "{iso}");
+
+        let stamp = clock.at(at);
+        let (mut whole, mut msec) = (Vec::new(), Vec::new());
+        stamp.push_iso8601(&mut whole);
+        stamp.push_msec(&mut msec);
+        assert_eq!(whole, iso.replace(".923", "").into_bytes());
+        assert_eq!(msec, b"1796161908.123");
     }
 }

@@ -146,9 +146,11 @@ pub struct Settings {
     #[arg(long, value_name = "PATH|stderr|off")]
     pub access_log: Option<LogTarget>,
 
-    /// Access log line format: `combined` (nginx's, byte for byte) or `json` (one object per
-    /// line) [default: combined].
-    #[arg(long, value_name = "combined|json")]
+    /// Access log line format: `combined` (nginx's, byte for byte), `json` (one object per
+    /// line), or a format of one's own with nginx's variables, as its `log_format` writes
+    /// one: `'$remote_addr [$time_local] "$request" $status $request_time'`
+    /// [default: combined].
+    #[arg(long, value_name = "combined|json|FORMAT")]
     pub access_log_format: Option<LogFormat>,
 
     /// Serve files from DIR on route PATH (nginx `location PATH { alias DIR; }`), e.g.

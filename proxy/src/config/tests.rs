@@ -952,8 +952,21 @@ fn access_log_refusals_name_the_key() {
     )
     .unwrap_err();
     assert!(
-        err.starts_with("access_log_format in ") && err.contains("combined or json"),
+        err.starts_with("access_log_format in ") && err.contains("combined, json, or a format"),
         "{err}"
+    );
+    let err = load(
+        "upstream = [\"unix:/a\"]\naccess_log_format = '$remote_addr $upstream_status'\n",
+        &[],
+    )
+    .unwrap_err();
+    assert!(err.contains("unknown variable `$upstream_status`"), "{err}");
+    let custom = "upstream = [\"unix:/a\"]\naccess_log = \"stderr\"\n\
+                  access_log_format = '$remote_addr \"$http_x_forwarded_for\"'\n";
+    let log = load(custom, &[]).unwrap().access_log.unwrap();
+    assert_eq!(
+        log.format.to_string(),
+        "$remote_addr \"$http_x_forwarded_for\""
     );
     let err = Config::from_args([
         "ringway",
@@ -965,7 +978,7 @@ fn access_log_refusals_name_the_key() {
     .unwrap_err()
     .to_string();
     assert!(
-        err.contains("--access-log-format") && err.contains("combined or json"),
+        err.contains("--access-log-format") && err.contains("combined, json, or a format"),
         "{err}"
     );
 }

@@ -289,7 +289,7 @@ impl Resolved {
             }
         };
         Ok(Some(AccessLogConfig {
-            format: s.access_log_format.unwrap_or(LogFormat::Combined),
+            format: s.access_log_format.clone().unwrap_or(LogFormat::Combined),
             to,
         }))
     }

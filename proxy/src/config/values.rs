@@ -6,11 +6,13 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::server_options::ServerOptions;
+use crate::access_log::Template;
 
 /// A size in bytes: `4096`, `16k`, `1m`, `1g` (binary multiples, case-insensitive, optional
 /// `b`). In TOML, a number of bytes or such a string.
@@ -482,12 +484,14 @@ impl fmt::Display for LogTarget {
 serde_as_text!(LogTarget);
 
 /// An access log line's format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LogFormat {
     /// nginx's `combined`, byte for byte.
     Combined,
     /// One JSON object per line.
     Json,
+    /// The operator's own, as nginx's `log_format` writes one (`$remote_addr ...`).
+    Custom(Arc<Template>),
 }
 
 impl FromStr for LogFormat {
@@ -497,8 +501,10 @@ impl FromStr for LogFormat {
         match s {
             "combined" => Ok(LogFormat::Combined),
             "json" => Ok(LogFormat::Json),
+            _ if s.contains('$') => Ok(LogFormat::Custom(Arc::new(Template::parse(s)?))),
             _ => Err(format!(
-                "invalid log format {s:?}: expected combined or json"
+                "invalid log format {s:?}: expected combined, json, or a format with nginx's \
+                 variables ('$remote_addr - $remote_user [$time_local] \"$request\" ...')"
             )),
         }
     }
@@ -509,6 +515,7 @@ impl fmt::Display for LogFormat {
         f.write_str(match self {
             LogFormat::Combined => "combined",
             LogFormat::Json => "json",
+            LogFormat::Custom(template) => template.text(),
         })
     }
 }

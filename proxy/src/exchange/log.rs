@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::time::Instant;
 
 use super::{Identity, Outcome, Request};
-use crate::access_log::{Entry, LogNames, UpstreamFields, WorkerLog};
+use crate::access_log::{Entry, LogNames, MAX_HEADERS, UpstreamFields, WorkerLog};
 use crate::client::Client;
 use crate::http::RequestHead;
 use crate::identity::RequestId;
@@ -63,27 +63,25 @@ pub(super) fn write(
     started: Instant,
 ) {
     let input = &client.input[..];
-    let (mut referer, mut user_agent, mut authorization) = (None, None, None);
-    let mut note = |name: &[u8], value| {
-        // The first of each, as nginx 1.22 logs them.
-        if referer.is_none() && name.eq_ignore_ascii_case(b"referer") {
-            referer = Some(value);
-        } else if user_agent.is_none() && name.eq_ignore_ascii_case(b"user-agent") {
-            user_agent = Some(value);
-        } else if authorization.is_none() && name.eq_ignore_ascii_case(b"authorization") {
-            authorization = Some(value);
-        }
-    };
+    let template = log.template();
+    let wanted = template.as_deref().map_or(&[][..], |t| t.headers());
+    let mut shown = Shown::default();
     let mut slots = [httparse::EMPTY_HEADER; UNPARSED_HEADERS];
+    let mut parts = head.map(|h| RequestParts {
+        method: h.method_span.of(input),
+        target: h.target.of(input),
+        protocol: h.version.as_str(),
+    });
     if head.is_some() {
         for h in &client.headers {
-            note(h.name.of(input), h.value.of(input));
+            shown.note(wanted, h.name.of(input), h.value.of(input));
         }
-    } else if let Some(headers) = syntax_only(input, &mut slots) {
+    } else if let Some((refused, headers)) = syntax_only(input, &mut slots) {
         // A head refused after its syntax was read (no Host, a bad Content-Length): its
-        // headers are logged as nginx logs them.
+        // request line and headers are logged as nginx logs them.
+        parts = refused;
         for h in headers {
-            note(h.name.as_bytes(), h.value);
+            shown.note(wanted, h.name.as_bytes(), h.value);
         }
     }
     let call = match subject {
@@ -95,41 +93,149 @@ pub(super) fn write(
         connect: call.connect,
         response: call.response.unwrap_or_else(|| call.started.elapsed()),
     });
-    let remote_user = authorization.and_then(crate::auth_basic::basic_user);
+    let remote_user = shown.authorization.and_then(crate::auth_basic::basic_user);
+    // nginx's `$host`: only a custom format can name it, nothing is made for the others.
+    let host = template.as_ref().and_then(|_| {
+        let name = shown.host.map(crate::http::host_without_port);
+        let name = name.or(names.server_name.as_deref().map(str::as_bytes))?;
+        Some(name.to_ascii_lowercase())
+    });
+    let named = shown.named();
     let entry = Entry {
         remote_addr: client_ip(client, subject),
         request_line: match head {
             Some(head) => Some(request_line(input, head.method_span.start as usize)),
             None => first_line(input),
         },
-        method: head.map(|h| h.method_span.of(input)),
-        target: head.map(|h| h.target.of(input)),
-        protocol: head.map(|h| h.version.as_str()),
+        method: parts.map(|p| p.method),
+        target: parts.map(|p| p.target),
+        protocol: parts.map(|p| p.protocol),
         status: outcome.reported_status(),
         body_bytes: outcome.body_bytes,
-        referer,
-        user_agent,
+        referer: shown.referer,
+        user_agent: shown.user_agent,
         remote_user: remote_user.as_deref(),
         request_time: started.elapsed(),
         upstream,
         route: outcome.route.and_then(|i| names.route_label(i)),
         request_id: Some(request_id(subject)),
+        host: host.as_deref(),
+        headers: named.get(..wanted.len()).unwrap_or_default(),
     };
     log.record(&entry);
+}
+
+/// The request line's parts.
+#[derive(Clone, Copy)]
+struct RequestParts<'b> {
+    method: &'b [u8],
+    target: &'b [u8],
+    protocol: &'static str,
+}
+
+/// The request headers a line shows: the first of each, as nginx 1.22 logs them, and those
+/// a custom format names.
+#[derive(Default)]
+struct Shown<'b> {
+    referer: Option<&'b [u8]>,
+    user_agent: Option<&'b [u8]>,
+    authorization: Option<&'b [u8]>,
+    host: Option<&'b [u8]>,
+    /// The values of the headers a custom format names, in its order.
+    named: [Option<&'b [u8]>; MAX_HEADERS],
+    /// Those sent on several lines that nginx joins (by index in `named`): nothing is
+    /// allocated unless a request does that.
+    joined: Vec<(usize, Vec<u8>)>,
+}
+
+impl<'b> Shown<'b> {
+    fn note(&mut self, wanted: &[Vec<u8>], name: &[u8], value: &'b [u8]) {
+        let first = |slot: &mut Option<&'b [u8]>, of: &[u8]| {
+            if slot.is_none() && name.eq_ignore_ascii_case(of) {
+                *slot = Some(value);
+            }
+        };
+        first(&mut self.referer, b"referer");
+        first(&mut self.user_agent, b"user-agent");
+        first(&mut self.authorization, b"authorization");
+        first(&mut self.host, b"host");
+        for (i, wanted) in wanted.iter().enumerate() {
+            if !name.eq_ignore_ascii_case(wanted) {
+                continue;
+            }
+            let Some(slot) = self.named.get_mut(i) else {
+                continue;
+            };
+            match (*slot, joined_by(wanted)) {
+                (None, _) => *slot = Some(value),
+                (Some(earlier), Some(separator)) => {
+                    let at = match self.joined.iter().position(|(j, _)| *j == i) {
+                        Some(at) => at,
+                        None => {
+                            self.joined.push((i, earlier.to_vec()));
+                            self.joined.len() - 1
+                        }
+                    };
+                    if let Some((_, text)) = self.joined.get_mut(at) {
+                        text.extend_from_slice(separator);
+                        text.extend_from_slice(value);
+                    }
+                }
+                (Some(_), None) => {}
+            }
+        }
+    }
+
+    /// The named headers' values, joined ones included.
+    fn named(&self) -> [Option<&[u8]>; MAX_HEADERS] {
+        let mut named = self.named;
+        for (i, text) in &self.joined {
+            if let Some(slot) = named.get_mut(*i) {
+                *slot = Some(text);
+            }
+        }
+        named
+    }
+}
+
+/// How nginx 1.22 joins a header sent on several lines, for the few it joins (its
+/// `$http_x_forwarded_for` and `$http_cookie`); the others show their first line.
+fn joined_by(header: &[u8]) -> Option<&'static [u8]> {
+    match header {
+        b"x-forwarded-for" => Some(b", "),
+        b"cookie" => Some(b"; "),
+        _ => None,
+    }
 }
 
 /// Header lines looked at in a head that was refused.
 const UNPARSED_HEADERS: usize = 32;
 
-/// The headers of a head whose syntax is complete and sound, though ringway refused it;
-/// `None` when its syntax is what failed (or it has too many lines to look at).
+/// The request line and headers of a head whose syntax is complete and sound, though
+/// ringway refused it; `None` when its syntax is what failed (or it has too many lines to
+/// look at).
 fn syntax_only<'b>(
     input: &'b [u8],
     slots: &'b mut [httparse::Header<'b>],
-) -> Option<&'b [httparse::Header<'b>]> {
+) -> Option<(Option<RequestParts<'b>>, &'b [httparse::Header<'b>])> {
     let mut request = httparse::Request::new(slots);
     match request.parse(input) {
-        Ok(httparse::Status::Complete(_)) => Some(request.headers),
+        Ok(httparse::Status::Complete(_)) => {
+            let protocol = match request.version {
+                Some(0) => Some("HTTP/1.0"),
+                Some(1) => Some("HTTP/1.1"),
+                _ => None,
+            };
+            let parts = match (request.method, request.path, protocol) {
+                (Some(method), Some(target), Some(protocol)) => Some(RequestParts {
+                    method: method.as_bytes(),
+                    target: target.as_bytes(),
+                    protocol,
+                }),
+                _ => None,
+            };
+            Some((parts, request.headers))
+        }
         _ => None,
     }
 }

@@ -1,0 +1,307 @@
+//! An operator's own line format, written as nginx's `log_format` writes one:
+//! `'$remote_addr - $remote_user [$time_local] "$request" $status rt=$request_time'`.
+//! Parsed once with the configuration into text and variables; a line is then a walk over
+//! them, each variable's value escaped as nginx escapes it (`escape=default`).
+
+use std::io::Write;
+use std::time::Duration;
+
+use super::escape::push_nginx;
+use super::line::Entry;
+use super::time::Stamp;
+
+/// The most `$http_NAME` variables one format may hold: their values are looked up in a
+/// fixed array per line, nothing allocated.
+pub(crate) const MAX_HEADERS: usize = 16;
+
+/// A parsed format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    /// As written (for `Display`, and to tell one format from another on reload).
+    text: String,
+    pieces: Vec<Piece>,
+    /// The headers its `$http_NAME` variables name, lower case with `-` for `_`: a line's
+    /// `Entry::headers` holds their values in this order.
+    headers: Vec<Vec<u8>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Piece {
+    Text(Vec<u8>),
+    Var(Var),
+}
+
+/// The variables a format may use: nginx's names, with nginx's meaning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Var {
+    RemoteAddr,
+    RemoteUser,
+    TimeLocal,
+    TimeIso8601,
+    Msec,
+    Request,
+    RequestMethod,
+    RequestUri,
+    ServerProtocol,
+    Status,
+    BodyBytesSent,
+    RequestTime,
+    UpstreamAddr,
+    UpstreamConnectTime,
+    UpstreamResponseTime,
+    RequestId,
+    Host,
+    /// `$http_NAME`: the first such request header (by index into `Template::headers`).
+    Header(usize),
+}
+
+const VARS: [(&str, Var); 17] = [
+    ("remote_addr", Var::RemoteAddr),
+    ("remote_user", Var::RemoteUser),
+    ("time_local", Var::TimeLocal),
+    ("time_iso8601", Var::TimeIso8601),
+    ("msec", Var::Msec),
+    ("request", Var::Request),
+    ("request_method", Var::RequestMethod),
+    ("request_uri", Var::RequestUri),
+    ("server_protocol", Var::ServerProtocol),
+    ("status", Var::Status),
+    ("body_bytes_sent", Var::BodyBytesSent),
+    ("request_time", Var::RequestTime),
+    ("upstream_addr", Var::UpstreamAddr),
+    ("upstream_connect_time", Var::UpstreamConnectTime),
+    ("upstream_response_time", Var::UpstreamResponseTime),
+    ("request_id", Var::RequestId),
+    ("host", Var::Host),
+];
+
+impl Template {
+    /// Parses `text`: `$name` or `${name}` for a variable (a name of letters, digits and
+    /// `_`), anything else as it is. An unknown name is refused, named.
+    pub(crate) fn parse(text: &str) -> Result<Template, String> {
+        let mut template = Template {
+            text: text.to_owned(),
+            pieces: Vec::new(),
+            headers: Vec::new(),
+        };
+        let mut literal = Vec::new();
+        let mut rest = text;
+        while let Some(at) = rest.find('$') {
+            literal.extend_from_slice(&rest.as_bytes()[..at]);
+            let after = &rest[at + 1..];
+            let (name, next) = match after.strip_prefix('{') {
+                Some(braced) => {
+                    let end = braced
+                        .find('}')
+                        .ok_or_else(|| format!("log format {text:?}: `${{` without `}}`"))?;
+                    (&braced[..end], &braced[end + 1..])
+                }
+                None => {
+                    let end = after
+                        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                        .unwrap_or(after.len());
+                    (&after[..end], &after[end..])
+                }
+            };
+            if name.is_empty() {
+                return Err(format!(
+                    "log format {text:?}: a `$` without a variable name (nginx has no escape \
+                     for a literal `$` either)"
+                ));
+            }
+            if !literal.is_empty() {
+                template
+                    .pieces
+                    .push(Piece::Text(std::mem::take(&mut literal)));
+            }
+            let var = template.var(name, text)?;
+            template.pieces.push(Piece::Var(var));
+            rest = next;
+        }
+        literal.extend_from_slice(rest.as_bytes());
+        literal.push(b'\n');
+        template.pieces.push(Piece::Text(literal));
+        Ok(template)
+    }
+
+    fn var(&mut self, name: &str, text: &str) -> Result<Var, String> {
+        if let Some(&(_, var)) = VARS.iter().find(|(n, _)| *n == name) {
+            return Ok(var);
+        }
+        let Some(header) = name.strip_prefix("http_").filter(|h| !h.is_empty()) else {
+            let known: Vec<&str> = VARS.iter().map(|(n, _)| *n).collect();
+            return Err(format!(
+                "log format {text:?}: unknown variable `${name}`; known: ${}, and $http_NAME \
+                 for a request header",
+                known.join(", $")
+            ));
+        };
+        let header: Vec<u8> = header
+            .bytes()
+            .map(|b| {
+                if b == b'_' {
+                    b'-'
+                } else {
+                    b.to_ascii_lowercase()
+                }
+            })
+            .collect();
+        if let Some(i) = self.headers.iter().position(|h| *h == header) {
+            return Ok(Var::Header(i));
+        }
+        if self.headers.len() == MAX_HEADERS {
+            return Err(format!(
+                "log format {text:?}: more than {MAX_HEADERS} request headers named"
+            ));
+        }
+        self.headers.push(header);
+        Ok(Var::Header(self.headers.len() - 1))
+    }
+
+    /// The format as written.
+    pub(crate) fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The request headers its `$http_NAME` variables name (lower case, `-` for `_`).
+    pub(crate) fn headers(&self) -> &[Vec<u8>] {
+        &self.headers
+    }
+
+    /// Appends `e`'s line, and a newline.
+    pub(crate) fn write(&self, out: &mut Vec<u8>, e: &Entry<'_>, time: &Stamp<'_>) {
+        for piece in &self.pieces {
+            match piece {
+                Piece::Text(text) => out.extend_from_slice(text),
+                Piece::Var(var) => push_var(out, *var, e, time),
+            }
+        }
+    }
+}
+
+fn push_var(out: &mut Vec<u8>, var: Var, e: &Entry<'_>, time: &Stamp<'_>) {
+    match var {
+        Var::RemoteAddr => {
+            let _ = write!(out, "{}", e.remote_addr);
+        }
+        Var::RemoteUser => push_nginx(out, e.remote_user),
+        Var::TimeLocal => time.push_local(out),
+        Var::TimeIso8601 => time.push_iso8601(out),
+        Var::Msec => time.push_msec(out),
+        Var::Request => push_nginx(out, e.request_line),
+        Var::RequestMethod => push_nginx(out, e.method),
+        Var::RequestUri => push_nginx(out, e.target),
+        Var::ServerProtocol => push_nginx(out, e.protocol.map(str::as_bytes)),
+        Var::Status => {
+            let _ = write!(out, "{:03}", e.status);
+        }
+        Var::BodyBytesSent => {
+            let _ = write!(out, "{}", e.body_bytes);
+        }
+        Var::RequestTime => push_seconds(out, Some(e.request_time)),
+        Var::UpstreamAddr => push_nginx(out, e.upstream.map(|u| u.addr.as_bytes())),
+        Var::UpstreamConnectTime => push_seconds(out, e.upstream.map(|u| u.connect)),
+        Var::UpstreamResponseTime => push_seconds(out, e.upstream.map(|u| u.response)),
+        Var::RequestId => push_nginx(out, e.request_id.map(str::as_bytes)),
+        Var::Host => push_nginx(out, e.host),
+        Var::Header(i) => push_nginx(out, e.headers.get(i).copied().flatten()),
+    }
+}
+
+/// `1.234` (seconds, milliseconds kept, as nginx prints times) or `-`.
+fn push_seconds(out: &mut Vec<u8>, value: Option<Duration>) {
+    match value {
+        Some(d) => {
+            let ms = d.as_millis();
+            let _ = write!(out, "{}.{:03}", ms / 1000, ms % 1000);
+        }
+        None => out.push(b'-'),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variables_and_text_are_told_apart() {
+        let t = Template::parse(
+            "$remote_addr ${status}x \"$http_x_forwarded_for\" $http_X_Forwarded_For",
+        )
+        .unwrap();
+        assert_eq!(t.headers(), [b"x-forwarded-for".to_vec()]);
+        assert_eq!(
+            t.pieces,
+            [
+                Piece::Var(Var::RemoteAddr),
+                Piece::Text(b" ".to_vec()),
+                Piece::Var(Var::Status),
+                Piece::Text(b"x \"".to_vec()),
+                Piece::Var(Var::Header(0)),
+                Piece::Text(b"\" ".to_vec()),
+                Piece::Var(Var::Header(0)),
+                Piece::Text(b"\n".to_vec()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_line_shows_each_value_as_nginx_does() {
+        use crate::access_log::UpstreamFields;
+        use crate::access_log::time::LogClock;
+        let t = Template::parse(
+            "$remote_addr $request_method $status $body_bytes_sent $request_time \
+             $upstream_addr $upstream_response_time $request_id $host \"$http_a\" $http_b",
+        )
+        .unwrap();
+        let entry = |upstream| Entry {
+            remote_addr: "192.0.2.7".parse().unwrap(),
+            request_line: Some(b"GET / HTTP/1.1"),
+            method: Some(b"GET"),
+            target: Some(b"/"),
+            protocol: Some("HTTP/1.1"),
+            status: 204,
+            body_bytes: 0,
+            referer: None,
+            user_agent: None,
+            remote_user: None,
+            request_time: Duration::from_micros(1_234_567),
+            upstream,
+            route: None,
+            request_id: Some("abc"),
+            host: Some(b"app.example"),
+            headers: &[Some(b"x\"y"), None],
+        };
+        let mut clock = LogClock::new();
+        let stamp = clock.at(std::time::SystemTime::UNIX_EPOCH);
+        let mut out = Vec::new();
+        t.write(&mut out, &entry(None), &stamp);
+        let upstream = UpstreamFields {
+            addr: "unix:/a.sock",
+            connect: Duration::ZERO,
+            response: Duration::from_millis(5),
+        };
+        t.write(&mut out, &entry(Some(upstream)), &stamp);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "192.0.2.7 GET 204 0 1.234 - - abc app.example \"x\\x22y\" -\n\
+             192.0.2.7 GET 204 0 1.234 unix:/a.sock 0.005 abc app.example \"x\\x22y\" -\n"
+        );
+    }
+
+    #[test]
+    fn a_wrong_format_is_named() {
+        for (text, says) in [
+            ("$upstream_status", "unknown variable `$upstream_status`"),
+            ("$ x", "without a variable name"),
+            ("${status", "without `}`"),
+            ("$http_", "unknown variable `$http_`"),
+        ] {
+            let err = Template::parse(text).unwrap_err();
+            assert!(err.contains(says), "{text}: {err}");
+        }
+        let many: String = (0..=MAX_HEADERS).map(|i| format!("$http_h{i} ")).collect();
+        assert!(Template::parse(&many).unwrap_err().contains("more than 16"));
+    }
+}
