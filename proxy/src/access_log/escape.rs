@@ -81,6 +81,34 @@ fn push_json_text(out: &mut Vec<u8>, text: &[u8]) {
     }
 }
 
+/// Appends `value` as nginx's `escape=json` writes a variable (`ngx_escape_json`): `"`, `\`
+/// and control bytes escaped (`\n`, `\r`, `\t`, `\b`, `\f`, else `\u00XX`), every other
+/// byte as it is, quotes not added (the format has them).
+pub(crate) fn push_nginx_json(out: &mut Vec<u8>, value: &[u8]) {
+    let mut rest = value;
+    while !rest.is_empty() {
+        let plain = rest
+            .iter()
+            .position(|&b| b < 0x20 || b == b'"' || b == b'\\')
+            .unwrap_or(rest.len());
+        out.extend_from_slice(&rest[..plain]);
+        let Some(&b) = rest.get(plain) else {
+            break;
+        };
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            _ => push_unicode_escape(out, b),
+        }
+        rest = &rest[plain + 1..];
+    }
+}
+
 fn json_escapes(b: u8) -> bool {
     b < 0x20 || b == 0x7f || b == b'"' || b == b'\\'
 }
@@ -99,6 +127,18 @@ fn push_unicode_escape(out: &mut Vec<u8>, b: u8) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// nginx's `ngx_escape_json`: the two JSON specials and control bytes escaped (upper-case
+    /// hex), DEL and bytes from 0x80 up as they are.
+    #[test]
+    fn escape_json_as_nginx_escapes_it() {
+        let mut out = Vec::new();
+        push_nginx_json(&mut out, b"a\"b\\c\n\r\t\x08\x0c\x01\x1f\x7f\xff\xc3\xa9");
+        assert_eq!(
+            out,
+            b"a\\\"b\\\\c\\n\\r\\t\\b\\f\\u0001\\u001F\x7f\xff\xc3\xa9"
+        );
+    }
 
     fn nginx(value: &[u8]) -> String {
         let mut out = Vec::new();

@@ -1,14 +1,16 @@
 //! An operator's own line format, written as nginx's `log_format` writes one:
 //! `'$remote_addr - $remote_user [$time_local] "$request" $status rt=$request_time'`.
 //! Parsed once with the configuration into text and variables; a line is then a walk over
-//! them, each variable's value escaped as nginx escapes it (`escape=default`).
+//! them, each variable's value escaped as nginx escapes it (`escape=default`, `json` or
+//! `none`: `access_log_escape`).
 
 use std::io::Write;
 use std::time::Duration;
 
-use super::escape::push_nginx;
+use super::escape::{push_nginx, push_nginx_json};
 use super::line::Entry;
 use super::time::Stamp;
+use crate::config::LogEscape;
 
 /// The most `$http_NAME` variables one format may hold: their values are looked up in a
 /// fixed array per line, nothing allocated.
@@ -23,6 +25,7 @@ pub struct Template {
     /// The headers its `$http_NAME` variables name, lower case with `-` for `_`: a line's
     /// `Entry::headers` holds their values in this order.
     headers: Vec<Vec<u8>>,
+    escape: LogEscape,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,6 +86,7 @@ impl Template {
             text: text.to_owned(),
             pieces: Vec::new(),
             headers: Vec::new(),
+            escape: LogEscape::Default,
         };
         let mut literal = Vec::new();
         let mut rest = text;
@@ -158,6 +162,12 @@ impl Template {
         Ok(Var::Header(self.headers.len() - 1))
     }
 
+    /// The same format, its values escaped as `escape` says.
+    pub(crate) fn escaped(mut self, escape: LogEscape) -> Template {
+        self.escape = escape;
+        self
+    }
+
     /// The format as written.
     pub(crate) fn text(&self) -> &str {
         &self.text
@@ -173,50 +183,62 @@ impl Template {
         for piece in &self.pieces {
             match piece {
                 Piece::Text(text) => out.extend_from_slice(text),
-                Piece::Var(var) => push_var(out, *var, e, time),
+                Piece::Var(var) => push_var(out, *var, e, time, self.escape),
             }
         }
     }
 }
 
-fn push_var(out: &mut Vec<u8>, var: Var, e: &Entry<'_>, time: &Stamp<'_>) {
+fn push_var(out: &mut Vec<u8>, var: Var, e: &Entry<'_>, time: &Stamp<'_>, escape: LogEscape) {
+    let text = |out: &mut Vec<u8>, value: Option<&[u8]>| push_value(out, value, escape);
+    let seconds = |out: &mut Vec<u8>, value: Option<Duration>| match value {
+        Some(d) => push_seconds(out, d),
+        None => push_value(out, None, escape),
+    };
     match var {
         Var::RemoteAddr => {
             let _ = write!(out, "{}", e.remote_addr);
         }
-        Var::RemoteUser => push_nginx(out, e.remote_user),
+        Var::RemoteUser => text(out, e.remote_user),
         Var::TimeLocal => time.push_local(out),
         Var::TimeIso8601 => time.push_iso8601(out),
         Var::Msec => time.push_msec(out),
-        Var::Request => push_nginx(out, e.request_line),
-        Var::RequestMethod => push_nginx(out, e.method),
-        Var::RequestUri => push_nginx(out, e.target),
-        Var::ServerProtocol => push_nginx(out, e.protocol.map(str::as_bytes)),
+        Var::Request => text(out, e.request_line),
+        Var::RequestMethod => text(out, e.method),
+        Var::RequestUri => text(out, e.target),
+        Var::ServerProtocol => text(out, e.protocol.map(str::as_bytes)),
         Var::Status => {
             let _ = write!(out, "{:03}", e.status);
         }
         Var::BodyBytesSent => {
             let _ = write!(out, "{}", e.body_bytes);
         }
-        Var::RequestTime => push_seconds(out, Some(e.request_time)),
-        Var::UpstreamAddr => push_nginx(out, e.upstream.map(|u| u.addr.as_bytes())),
-        Var::UpstreamConnectTime => push_seconds(out, e.upstream.map(|u| u.connect)),
-        Var::UpstreamResponseTime => push_seconds(out, e.upstream.map(|u| u.response)),
-        Var::RequestId => push_nginx(out, e.request_id.map(str::as_bytes)),
-        Var::Host => push_nginx(out, e.host),
-        Var::Header(i) => push_nginx(out, e.headers.get(i).copied().flatten()),
+        Var::RequestTime => push_seconds(out, e.request_time),
+        Var::UpstreamAddr => text(out, e.upstream.map(|u| u.addr.as_bytes())),
+        Var::UpstreamConnectTime => seconds(out, e.upstream.map(|u| u.connect)),
+        Var::UpstreamResponseTime => seconds(out, e.upstream.map(|u| u.response)),
+        Var::RequestId => text(out, e.request_id.map(str::as_bytes)),
+        Var::Host => text(out, e.host),
+        Var::Header(i) => text(out, e.headers.get(i).copied().flatten()),
     }
 }
 
-/// `1.234` (seconds, milliseconds kept, as nginx prints times) or `-`.
-fn push_seconds(out: &mut Vec<u8>, value: Option<Duration>) {
-    match value {
-        Some(d) => {
-            let ms = d.as_millis();
-            let _ = write!(out, "{}.{:03}", ms / 1000, ms % 1000);
-        }
-        None => out.push(b'-'),
+/// A value as `escape` writes it; a missing one as nginx writes it there (`-`, or nothing
+/// in JSON).
+fn push_value(out: &mut Vec<u8>, value: Option<&[u8]>, escape: LogEscape) {
+    match (escape, value) {
+        (LogEscape::Default, value) => push_nginx(out, value),
+        (LogEscape::Json, Some(value)) => push_nginx_json(out, value),
+        (LogEscape::Json, None) => {}
+        (LogEscape::None, Some(value)) => out.extend_from_slice(value),
+        (LogEscape::None, None) => out.push(b'-'),
     }
+}
+
+/// `1.234`: seconds, milliseconds kept, as nginx prints times.
+fn push_seconds(out: &mut Vec<u8>, d: Duration) {
+    let ms = d.as_millis();
+    let _ = write!(out, "{}.{:03}", ms / 1000, ms % 1000);
 }
 
 #[cfg(test)]

@@ -27,8 +27,8 @@ pub use settings::{
 };
 pub(crate) use validate::is_normal_path;
 pub use values::{
-    Cidr, DEFAULT_METRICS, Dur, HostName, LogFormat, LogTarget, MetricsListen, Protocol, Rate,
-    RealIpHeader, ServerAddr, Size, StaticDir, UpstreamAddr,
+    Cidr, DEFAULT_METRICS, Dur, HostName, LogEscape, LogFormat, LogTarget, MetricsListen, Protocol,
+    Rate, RealIpHeader, ServerAddr, Size, StaticDir, UpstreamAddr,
 };
 
 use crate::app::AppConfig;

@@ -18,8 +18,8 @@ use serde_json::Value;
 
 use super::next_upstream::NextUpstream;
 use super::values::{
-    Cidr, Dur, HostName, LogFormat, LogTarget, MetricsListen, Rate, RealIpHeader, ServerAddr, Size,
-    StaticDir,
+    Cidr, Dur, HostName, LogEscape, LogFormat, LogTarget, MetricsListen, Rate, RealIpHeader,
+    ServerAddr, Size, StaticDir,
 };
 
 /// ringway: an HTTP/1.1 front end for uWSGI on io_uring.
@@ -152,6 +152,12 @@ pub struct Settings {
     /// [default: combined].
     #[arg(long, value_name = "combined|json|FORMAT")]
     pub access_log_format: Option<LogFormat>,
+
+    /// How a format of one's own escapes its values, as nginx's `log_format ... escape=`:
+    /// `default` (`\xHH`; `-` for a missing value), `json` (for a JSON template; a missing
+    /// value is empty) or `none` [default: default].
+    #[arg(long, value_name = "default|json|none")]
+    pub access_log_escape: Option<LogEscape>,
 
     /// Serve files from DIR on route PATH (nginx `location PATH { alias DIR; }`), e.g.
     /// `/static/=/srv/app/static`. Repeatable. In the file, `[[routes]]` with `static` say

@@ -968,6 +968,17 @@ fn access_log_refusals_name_the_key() {
         log.format.to_string(),
         "$remote_addr \"$http_x_forwarded_for\""
     );
+    let escaped = load(&format!("{custom}access_log_escape = \"json\"\n"), &[]);
+    assert!(escaped.unwrap().access_log.is_some());
+    let err = load(
+        "upstream = [\"unix:/a\"]\naccess_log_format = \"json\"\naccess_log_escape = \"json\"\n",
+        &[],
+    )
+    .unwrap_err();
+    assert!(
+        err.starts_with("access_log_escape in ") && err.contains("of one's own"),
+        "{err}"
+    );
     let err = Config::from_args([
         "ringway",
         "--upstream",

@@ -16,12 +16,13 @@ use super::settings::{
     Resolved, RespondSettings, RouteSettings, Satisfy,
 };
 use super::values::{
-    Dur, LogFormat, LogTarget, MetricsListen, Protocol, RealIpHeader, ServerAddr, Size,
+    Dur, LogEscape, LogFormat, LogTarget, MetricsListen, Protocol, RealIpHeader, ServerAddr, Size,
 };
 use super::{
     AccessLogConfig, Buffering, Config, ConnLimits, DEFAULT_METRICS, Group, GroupServer, Limits,
     LogSink, MAX_GROUP_SERVERS, OpenedFile, SlotLimits,
 };
+use crate::access_log::Template;
 use crate::app::{AppConfig, Restart, StopSignal};
 use crate::auth_basic::BasicAuth;
 use crate::error_pages::{ErrorPages, STATUSES};
@@ -263,6 +264,7 @@ impl Resolved {
     /// write to is refused at start rather than found out at the first request.
     fn access_log(&self) -> anyhow::Result<Option<AccessLogConfig>> {
         let s = &self.settings;
+        let format = self.access_log_format()?;
         let to = match s.access_log.clone().unwrap_or(LogTarget::Off) {
             LogTarget::Off => return Ok(None),
             LogTarget::Stderr => LogSink::Stderr,
@@ -288,10 +290,27 @@ impl Resolved {
                 }
             }
         };
-        Ok(Some(AccessLogConfig {
-            format: s.access_log_format.clone().unwrap_or(LogFormat::Combined),
-            to,
-        }))
+        Ok(Some(AccessLogConfig { format, to }))
+    }
+
+    /// The line format, a custom one with its `access_log_escape`.
+    fn access_log_format(&self) -> anyhow::Result<LogFormat> {
+        let s = &self.settings;
+        let format = s.access_log_format.clone().unwrap_or(LogFormat::Combined);
+        // `default` changes nothing whatever the format: the file may say it.
+        let Some(escape) = s.access_log_escape.filter(|e| *e != LogEscape::Default) else {
+            return Ok(format);
+        };
+        match format {
+            LogFormat::Custom(template) => Ok(LogFormat::Custom(Arc::new(
+                Template::clone(&template).escaped(escape),
+            ))),
+            _ => Err(self.invalid(
+                "access_log_escape",
+                "applies to a format of one's own (`access_log_format = '$remote_addr ...'`); \
+                 combined and json escape as they must",
+            )),
+        }
     }
 
     /// TLS, when `tls.listen` is set; certificates from the file's list, then the flags'.

@@ -522,6 +522,45 @@ impl fmt::Display for LogFormat {
 
 serde_as_text!(LogFormat);
 
+/// How a custom format's values are escaped: nginx's `log_format ... escape=`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogEscape {
+    /// `"`, `\`, control bytes and bytes from 0x7f up as `\xHH`; `-` for a missing value.
+    #[default]
+    Default,
+    /// What a JSON string needs (`\"`, `\\`, `\n`, `\u00XX`...); nothing for a missing value.
+    Json,
+    /// As sent; `-` for a missing value.
+    None,
+}
+
+impl FromStr for LogEscape {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<LogEscape, String> {
+        match s {
+            "default" => Ok(LogEscape::Default),
+            "json" => Ok(LogEscape::Json),
+            "none" => Ok(LogEscape::None),
+            _ => Err(format!(
+                "invalid log escape {s:?}: expected default, json or none"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for LogEscape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LogEscape::Default => "default",
+            LogEscape::Json => "json",
+            LogEscape::None => "none",
+        })
+    }
+}
+
+serde_as_text!(LogEscape);
+
 /// A Host a server answers for, as nginx's `server_name` writes it: `app.example.com`,
 /// `*.example.com` (any name under it) or `.example.com` (the name and any under it); or an
 /// IP address (`192.0.2.1`, `[2001:db8::1]`). Compared without case, port or trailing dot.
