@@ -147,3 +147,36 @@ fn max_fails_and_fail_timeout_decide_when_a_server_is_out_of_turn() {
     std::thread::sleep(std::time::Duration::from_millis(2100));
     through_both(&both, &fails[..4], "b b 502 b", &params);
 }
+
+/// The same turns over HTTP servers, whose connections are kept: a kept connection is
+/// taken from the server whose turn it is, never in place of the turn.
+#[test]
+fn http_servers_take_turns_by_weight_over_kept_connections() {
+    use ringway_tests::app_server::{AppServer, Listen, Served, Server};
+    let servers: Vec<AppServer> = ["a", "b"]
+        .iter()
+        .map(|name| {
+            let wsgi = Served::Wsgi(App::Raw);
+            AppServer::start_named(Server::Gunicorn, wsgi, Listen::Tcp, 1, Some(name))
+        })
+        .collect();
+    let upstreams: Vec<String> = servers.iter().map(AppServer::upstream).collect();
+    let proxy = Ringway::with_config(format!(
+        "[upstreams.app]\nservers = [\"{} weight=3\", \"{}\"]\n\
+         [[routes]]\npath = \"/\"\nupstream = \"app\"\n",
+        upstreams[0], upstreams[1]
+    ))
+    .workers(1)
+    .arg("--metrics", "127.0.0.1:0")
+    .start();
+    // Twice round: the second on the connections the first left open.
+    let seen = send_all(proxy.addr(), &vec![Req::get("/"); 8]);
+    assert_eq!(seen, by("a a b a a a b a"), "{}", proxy.stderr());
+    let metrics = roundtrip(proxy.metrics_addr(), &Req::get("/metrics")).text();
+    let series = "ringway_upstream_connections_reused_total{upstream=\"app\"} ";
+    let reused: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in:\n{metrics}"));
+    assert!(reused >= 6, "{reused} requests on kept connections");
+}
