@@ -34,6 +34,8 @@ fn by(instances: &str) -> Vec<Seen> {
         .split_whitespace()
         .map(|i| match i {
             "502" => (502, None),
+            // `503a`: a's own 503.
+            _ if i.starts_with("503") => (503, Some(i[3..].to_owned())),
             name => (200, Some(name.to_owned())),
         })
         .collect()
@@ -139,6 +141,16 @@ fn max_fails_and_fail_timeout_decide_when_a_server_is_out_of_turn() {
     case(two, &["max_fails=2", ""], off, &fails, "502 b 502 b b b");
     // max_fails=0: never out of turn.
     case(two, &["max_fails=0", ""], off, &fails, "502 b 502 b 502 b");
+    // A listed status counts only when the request goes on for it: a POST's 503 is the
+    // client's answer, and `a` stays in turn.
+    let listed = (
+        "next_upstream = [\"error\", \"timeout\", \"http_503\"]",
+        "uwsgi_next_upstream error timeout http_503;",
+    );
+    let posts = vec![Req::post("/fail-in/a?how=status&code=503", b"x"); 4];
+    case(two, &["", ""], listed, &posts, "503a b 503a b");
+    let gets = vec![Req::get("/fail-in/a?how=status&code=503"); 3];
+    case(two, &["", ""], listed, &gets, "b b b");
     // fail_timeout=1s: out for a second after its failure (nginx counts whole seconds:
     // two are waited), then back in turn, its weight regained a step a turn.
     let params = ["fail_timeout=1s", ""];

@@ -158,6 +158,13 @@ pub struct Group {
     pub slots: Option<SlotLimits>,
 }
 
+impl Group {
+    /// Its servers that take requests (not marked `down`).
+    pub fn taking_servers(&self) -> usize {
+        self.servers.iter().filter(|s| !s.options.down).count()
+    }
+}
+
 /// One server of a group.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupServer {

@@ -63,7 +63,14 @@ impl ServerOptions {
                     options.max_fails = count(v, MAX_FAILS).map_err(|e| bad(&e))?
                 }
                 ("fail_timeout", Some(v)) => {
-                    options.fail_timeout = v.parse::<Dur>().map_err(|_| bad("a duration"))?.0;
+                    // nginx counts it in whole seconds; under one, a window would end as it
+                    // began and every failure would be logged as one that took it out.
+                    options.fail_timeout = v
+                        .parse::<Dur>()
+                        .ok()
+                        .map(|d| d.0)
+                        .filter(|d| *d >= Duration::from_secs(1))
+                        .ok_or_else(|| bad("a duration of 1s or more"))?;
                 }
                 ("backup", None) => options.backup = true,
                 ("down", None) => options.down = true,
@@ -76,7 +83,8 @@ impl ServerOptions {
                 _ => {
                     return Err(format!(
                         "upstream {addr:?}: unknown option `{word}`; a server takes \
-                         weight=N, max_fails=N, fail_timeout=DURATION, backup and down"
+                         weight=N, max_fails=N, fail_timeout=DURATION, backup and down, after \
+                         the address and a space (so a socket path cannot hold a space)"
                     ));
                 }
             }
@@ -158,6 +166,8 @@ mod tests {
             ("weight=x", "a whole number"),
             ("weight=1 weight=2", "given twice"),
             ("fail_timeout=soon", "a duration"),
+            ("fail_timeout=0", "1s or more"),
+            ("fail_timeout=500ms", "1s or more"),
             ("backup=yes", "unknown option `backup=yes`"),
             ("slow_start=30s", "unknown option"),
             ("max_conns=10", "the group's key"),

@@ -39,9 +39,11 @@ pub struct Settings {
     pub listen: Vec<SocketAddr>,
 
     /// uWSGI socket: `unix:/path/app.sock` or `host:port`; an HTTP server with `http://`
-    /// in front (`http://127.0.0.1:8000`, `http://unix:/run/gunicorn.sock`). Repeat for
-    /// several (round robin; on a connect error the next one is tried). They form the group
-    /// `default`, served on route `/` unless a route says otherwise.
+    /// in front (`http://127.0.0.1:8000`, `http://unix:/run/gunicorn.sock`); then, as on
+    /// nginx's `server` line, `weight=N`, `max_fails=N`, `fail_timeout=DURATION`, `backup`
+    /// or `down` (`"unix:/b.sock backup"`). Repeat for several (nginx's weighted round robin;
+    /// on a connect error the next one is tried). They form the group `default`, served on
+    /// route `/` unless a route says otherwise.
     #[arg(long, value_name = "SPEC")]
     #[serde(default)]
     pub upstream: Vec<ServerAddr>,

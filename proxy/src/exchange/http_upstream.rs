@@ -83,7 +83,13 @@ pub(super) async fn exchange(
             () = client.gone() => Err(Fail::ClientGone),
         };
         client.response_headers = headers;
-        let (Sent { body: kept, whole }, answer) = sent?;
+        let (Sent { body: kept, whole }, answer) = sent.inspect_err(|fail| {
+            // The request did not go out whole (a send that broke or timed out); on a kept
+            // connection, most likely one the server had closed: not its failure.
+            if !upstream.is_reused() {
+                judge(target, group, &upstream, Missed::Fail(*fail), false);
+            }
+        })?;
         let missed = match &answer {
             Ok((head, _)) => Missed::Status(head.status),
             Err(failed) => Missed::Fail(failed.fail),
@@ -93,8 +99,10 @@ pub(super) async fn exchange(
             && upstream.is_reused()
             && retry_safe
             && !stale_retried;
+        let goes_on =
+            !stale && kept.is_some() && pass_on(req, target, group, &upstream, &mut tried, missed);
         if !stale {
-            judge(target, group, &upstream, missed);
+            judge(target, group, &upstream, missed, goes_on);
         }
         if let Some(kept) = kept {
             if stale {
@@ -107,7 +115,7 @@ pub(super) async fn exchange(
                 reuse = Reuse::Fresh;
                 continue;
             }
-            if pass_on(req, target, group, &upstream, &mut tried, missed) {
+            if goes_on {
                 upstream.close();
                 body = kept;
                 reuse = Reuse::Kept { peek: !retry_safe };

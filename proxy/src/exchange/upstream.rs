@@ -142,15 +142,17 @@ async fn exchange_uwsgi(
             () = client.gone() => Err(Fail::ClientGone),
         };
         client.response_headers = headers;
-        let (kept, answer) = answer?;
+        let (kept, answer) = answer.inspect_err(|fail| {
+            // The request did not go out whole (a send that broke or timed out).
+            judge(target, group, &upstream, Missed::Fail(*fail), false);
+        })?;
         let missed = match &answer {
             Ok((head, _)) => Missed::Status(head.status),
             Err(fail) => Missed::Fail(*fail),
         };
-        judge(target, group, &upstream, missed);
-        if let Some(kept) = kept
-            && pass_on(req, target, group, &upstream, &mut tried, missed)
-        {
+        let goes_on = kept.is_some() && pass_on(req, target, group, &upstream, &mut tried, missed);
+        judge(target, group, &upstream, missed, goes_on);
+        if let Some(kept) = kept.filter(|_| goes_on) {
             upstream.close();
             body = kept;
             vars = encode_vars(client, req, target, body.len(), worker)?;
@@ -167,18 +169,24 @@ async fn exchange_uwsgi(
 }
 
 /// Counts what `upstream`'s server made of a request for or against it (nginx's
-/// `max_fails`): a failure under the route's `next_upstream` (see [`Missed::is_failure`]),
-/// else an answer.
+/// `max_fails`), once `goes_on` says whether the request goes on to another server: a
+/// broken connection, a timeout or a bad head always counts as a failure; a status the
+/// route's `next_upstream` lists only when the request goes on for it (nginx relays the
+/// last server's answer as an answer); anything else is an answer. A request its client
+/// ended says nothing of the server.
 pub(super) fn judge(
     target: &Target<'_>,
     group: &Upstreams,
     upstream: &UpstreamConn,
     missed: Missed,
+    goes_on: bool,
 ) {
-    if missed.is_failure(target.route.limits.next_upstream) {
-        group.failed(upstream.server());
-    } else {
-        group.answered(upstream.server());
+    let failed = missed.is_failure(target.route.limits.next_upstream);
+    match missed {
+        Missed::Fail(_) if failed => group.failed(upstream.server()),
+        Missed::Fail(_) => {}
+        Missed::Status(_) if failed && goes_on => group.failed(upstream.server()),
+        Missed::Status(_) => group.answered(upstream.server()),
     }
 }
 

@@ -50,8 +50,9 @@ impl Limiters {
                 .groups
                 .iter()
                 .map(|g| {
-                    g.slots
-                        .map(|limits| Arc::new(GroupSlots::new(limits, g.servers.len())))
+                    g.slots.map(|limits| {
+                        Arc::new(GroupSlots::new(limits, g.servers.len(), g.taking_servers()))
+                    })
                 })
                 .collect(),
             route_labels: config.route_labels(),
@@ -107,9 +108,12 @@ impl Limiters {
                 continue;
             };
             let kept = &old.groups[j];
-            // A server's weight or backup changes nothing for its slots.
+            // A server's weight or backup changes nothing for its slots; `down` does.
             let addrs = |g: &'_ crate::config::Group| {
-                g.servers.iter().map(|s| s.addr.clone()).collect::<Vec<_>>()
+                let servers = g.servers.iter();
+                servers
+                    .map(|s| (s.addr.clone(), s.options.down))
+                    .collect::<Vec<_>>()
             };
             let same = kept.slots == group.slots && addrs(kept) == addrs(group);
             *slot = match group.slots {
@@ -117,6 +121,7 @@ impl Limiters {
                 Some(limits) => Some(Arc::new(GroupSlots::counting_on(
                     limits,
                     group.servers.len(),
+                    group.taking_servers(),
                     previous.counts(),
                 ))),
                 None => None,

@@ -69,20 +69,22 @@ pub(crate) struct Slot {
 }
 
 impl GroupSlots {
-    /// Slots for a group of `servers` servers.
-    pub(crate) fn new(limits: SlotLimits, servers: usize) -> GroupSlots {
-        GroupSlots::counting_on(limits, servers, Arc::default())
+    /// Slots for a group of `servers` servers, `taking` of which take requests (not
+    /// marked `down`: their slots would be promised and never found).
+    pub(crate) fn new(limits: SlotLimits, servers: usize, taking: usize) -> GroupSlots {
+        GroupSlots::counting_on(limits, servers, taking, Arc::default())
     }
 
-    /// Slots for a group of `servers` servers, counting into `counts` (old slots').
+    /// As [`GroupSlots::new`], counting into `counts` (old slots').
     pub(crate) fn counting_on(
         limits: SlotLimits,
         servers: usize,
+        taking: usize,
         counts: Arc<SlotCounts>,
     ) -> GroupSlots {
         let total = limits
             .max_conns
-            .saturating_mul(servers)
+            .saturating_mul(taking)
             .min(Semaphore::MAX_PERMITS);
         GroupSlots {
             limits,
@@ -281,6 +283,7 @@ mod tests {
                 queue,
                 queue_timeout: Duration::from_millis(timeout_ms),
             },
+            servers,
             servers,
         ))
     }

@@ -3,9 +3,11 @@
 //! `ngx_http_upstream_round_robin.c` does them, in each worker as in each nginx worker
 //! process. The same weights give the same order as nginx (5, 1, 1: a a b a c a a).
 //!
-//! One difference: where nginx answers 502 ("no live upstreams") because every server is
-//! out of turn after failures, ringway tries those servers still, the primaries first: a
-//! server that failed a moment ago may be back, and a single server is never out of turn.
+//! A group of one primary server (backups aside) keeps no failure count, as nginx's
+//! `single` peers: that server takes every request it can. One difference: where nginx
+//! answers 502 ("no live upstreams") because every server is out of turn after failures,
+//! ringway tries those servers still, the primaries first: a server that failed a moment
+//! ago may be back.
 
 use std::cell::Cell;
 use std::time::{Duration, Instant};
@@ -15,6 +17,8 @@ use crate::config::ServerOptions;
 /// One worker's turn-taking state for a group's servers.
 pub(super) struct Balancer {
     peers: Vec<Peer>,
+    /// One primary server: no failure is counted against it (nginx's `peers->single`).
+    single: bool,
 }
 
 struct Peer {
@@ -83,8 +87,9 @@ impl Balancer {
                 failed_at: Cell::new(None),
                 checked: Cell::new(None),
             })
-            .collect();
-        Balancer { peers }
+            .collect::<Vec<Peer>>();
+        let single = peers.iter().filter(|p| !p.backup).count() == 1;
+        Balancer { peers, single }
     }
 
     /// Whether server `i` can ever take a request (it is not marked `down`).
@@ -146,6 +151,9 @@ impl Balancer {
         let Some(peer) = self.peers.get(i) else {
             return false;
         };
+        if self.single && !peer.backup {
+            return false;
+        }
         let was_out = peer.out_of_turn(now);
         peer.fails.set(peer.fails.get().saturating_add(1));
         peer.failed_at.set(Some(now));
@@ -227,6 +235,18 @@ mod tests {
         assert!(turns(&b, later, 4).contains(&0));
         b.answered(0);
         assert!(!b.failed(0, later), "counting starts again");
+    }
+
+    #[test]
+    fn a_single_primary_keeps_no_count() {
+        let b = balancer(&["a", "b backup"]);
+        let now = Instant::now();
+        for _ in 0..3 {
+            assert!(!b.failed(0, now));
+        }
+        assert_eq!(turns(&b, now, 2), [0, 0], "never out of turn");
+        assert_eq!(b.pick(now, |i| i != 0), Some(1), "a tried: the backup");
+        assert!(b.failed(1, now), "a backup's failures count");
     }
 
     #[test]

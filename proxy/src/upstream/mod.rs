@@ -230,7 +230,6 @@ impl Upstreams {
         reuse: Reuse,
         tried: Tried,
     ) -> Result<UpstreamConn, Fail> {
-        let now = Instant::now();
         let mut worst = Fail::UpstreamRefused;
         let mut tried_any = false;
         // A permit guarantees a server with room, but a scan can miss it while other
@@ -238,11 +237,16 @@ impl Upstreams {
         for _ in 0..SCANS {
             let mut passed = tried;
             let with_room = permit.is_some();
-            while let Some(i) = self
-                .balancer
-                .pick(now, |i| !passed.has(i) && (!with_room || self.has_room(i)))
-            {
-                passed.add(i);
+            loop {
+                // Each pick at its own time: a connect before it may have taken seconds.
+                let now = Instant::now();
+                let eligible = |i| !passed.has(i) && (!with_room || self.has_room(i));
+                let Some(i) = self.balancer.pick(now, eligible) else {
+                    break;
+                };
+                if !passed.add(i) {
+                    break;
+                }
                 let slot = match permit.take().map(|p| p.at_server(i)) {
                     None => None,
                     Some(Ok(slot)) => Some(slot),
@@ -276,9 +280,11 @@ impl Upstreams {
                         permit = slot.map(Slot::leave_server);
                         self.conns.connect_failed.fetch_add(1, Relaxed);
                         tracing::debug!(upstream = %member.addr, error = %err, "upstream connect failed");
+                        // Every failed connect counts, as in nginx: refused, timed out, or a
+                        // full backlog (EAGAIN on a unix socket).
+                        self.count_failure(i, Instant::now());
                         let fail = classify(&err);
                         if fail == Fail::UpstreamRefused {
-                            self.count_failure(i, Instant::now());
                             member.health.refused(now);
                         } else {
                             worst = fail;
