@@ -310,6 +310,8 @@ fn any_limits() -> Limits {
         client_body_timeout: minute,
         send_timeout: minute,
         next_upstream: crate::config::NextUpstream::DEFAULT,
+        next_upstream_tries: 0,
+        next_upstream_timeout: None,
     }
 }
 

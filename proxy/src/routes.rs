@@ -331,6 +331,8 @@ pub(crate) mod tests {
             client_body_timeout: t,
             send_timeout: t,
             next_upstream: crate::config::NextUpstream::DEFAULT,
+            next_upstream_tries: 0,
+            next_upstream_timeout: None,
         }
     }
 

@@ -34,6 +34,7 @@ fn by(instances: &str) -> Vec<Seen> {
         .split_whitespace()
         .map(|i| match i {
             "502" => (502, None),
+            "504" => (504, None),
             // `503a`: a's own 503.
             _ if i.starts_with("503") => (503, Some(i[3..].to_owned())),
             name => (200, Some(name.to_owned())),
@@ -191,4 +192,31 @@ fn http_servers_take_turns_by_weight_over_kept_connections() {
         .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
         .unwrap_or_else(|| panic!("no {series} in:\n{metrics}"));
     assert!(reused >= 6, "{reused} requests on kept connections");
+}
+
+#[test]
+fn next_upstream_tries_and_timeout_bound_the_moves_as_in_nginx() {
+    let uwsgis = trio();
+    let all = ["", "", ""];
+    // Every server answers 503, listed: the request goes round them all, or two.
+    let unavailable = [Req::get("/status/503")];
+    let listed = (
+        "next_upstream = [\"error\", \"timeout\", \"http_503\"]",
+        "uwsgi_next_upstream error timeout http_503;",
+    );
+    case(&uwsgis, &all, listed, &unavailable, "503c");
+    let two_tries = (
+        "next_upstream = [\"error\", \"timeout\", \"http_503\"]\nnext_upstream_tries = 2",
+        "uwsgi_next_upstream error timeout http_503; uwsgi_next_upstream_tries 2;",
+    );
+    case(&uwsgis, &all, two_tries, &unavailable, "503b");
+    // `a` is slower than the read timeout: with a second to move in, the time is spent.
+    let slow = [Req::get("/fail-in/a?how=sleep&ms=1500")];
+    let timed = (
+        "upstream_read_timeout = \"1s\"\nnext_upstream_timeout = \"1s\"",
+        "uwsgi_read_timeout 1s; uwsgi_next_upstream_timeout 1s;",
+    );
+    case(&uwsgis, &all, timed, &slow, "504");
+    let untimed = ("upstream_read_timeout = \"1s\"", "uwsgi_read_timeout 1s;");
+    case(&uwsgis, &all, untimed, &slow, "b");
 }

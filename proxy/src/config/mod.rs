@@ -219,6 +219,10 @@ pub struct Limits {
     pub send_timeout: Duration,
     /// What sends a request on to the group's next server.
     pub next_upstream: NextUpstream,
+    /// Servers one request may go to in all (0: each of the group's once).
+    pub next_upstream_tries: u32,
+    /// How long after its first connect a request may still go on (`None`: no limit).
+    pub next_upstream_timeout: Option<Duration>,
 }
 
 impl Limits {

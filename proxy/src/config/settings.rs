@@ -304,6 +304,16 @@ pub struct LimitSettings {
     /// `non_idempotent`, or `off`. In the file, a list [default: error timeout].
     #[arg(long, value_name = "CASES")]
     pub next_upstream: Option<NextUpstream>,
+
+    /// How many servers one request may go to in all, `next_upstream` passing it on
+    /// (nginx's `proxy_next_upstream_tries`); 0: each of the group's once [default: 0].
+    #[arg(long, value_name = "N")]
+    pub next_upstream_tries: Option<u32>,
+
+    /// How long after its first connect a request may still go on to another server
+    /// (nginx's `proxy_next_upstream_timeout`); 0: no limit [default: 0].
+    #[arg(long, value_name = "DURATION")]
+    pub next_upstream_timeout: Option<Dur>,
 }
 
 /// TLS termination: `[tls]`.

@@ -1885,4 +1885,19 @@ fn next_upstream_from_the_top_a_route_or_a_flag() {
         crate::config::NextUpstream::DEFAULT,
         "nginx's default: error timeout"
     );
+    let limits = route(&plain, "/").limits;
+    assert_eq!(
+        (limits.next_upstream_tries, limits.next_upstream_timeout),
+        (0, None),
+        "nginx's defaults: no bound"
+    );
+    let bounded = "next_upstream_tries = 2\nnext_upstream_timeout = \"10s\"\n\
+                   upstream = [\"unix:/a\"]\n[[routes]]\npath = \"/\"\nupstream = \"default\"\n\
+                   next_upstream_timeout = 0\n";
+    let limits = route(&load(bounded, &[]).unwrap(), "/").limits;
+    assert_eq!(
+        (limits.next_upstream_tries, limits.next_upstream_timeout),
+        (2, None),
+        "the top's tries, the route's own 0: no time bound"
+    );
 }

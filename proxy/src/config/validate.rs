@@ -544,6 +544,11 @@ impl Resolved {
             client_body_timeout: timeout("client_body_timeout", own.client_body_timeout, 60)?,
             send_timeout: timeout("send_timeout", own.send_timeout, 60)?,
             next_upstream: own.next_upstream.unwrap_or(NextUpstream::DEFAULT),
+            next_upstream_tries: own.next_upstream_tries.unwrap_or(0),
+            next_upstream_timeout: own
+                .next_upstream_timeout
+                .map(|d| d.0)
+                .filter(|d| !d.is_zero()),
         })
     }
 

@@ -64,6 +64,7 @@ pub(super) async fn exchange(
     let retry_safe = !upgrading && is_idempotent(req.head.method);
     let mut reuse = Reuse::Kept { peek: !retry_safe };
     let mut tried = Tried::default();
+    let since = std::time::Instant::now();
     let mut stale_retried = false;
     loop {
         let (upstream, connected) =
@@ -99,8 +100,9 @@ pub(super) async fn exchange(
             && upstream.is_reused()
             && retry_safe
             && !stale_retried;
-        let goes_on =
-            !stale && kept.is_some() && pass_on(req, target, group, &upstream, &mut tried, missed);
+        let goes_on = !stale
+            && kept.is_some()
+            && pass_on(req, target, group, &upstream, (&mut tried, since), missed);
         if !stale {
             judge(target, group, &upstream, missed, goes_on);
         }

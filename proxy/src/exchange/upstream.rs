@@ -125,6 +125,7 @@ async fn exchange_uwsgi(
     let timeout = limits.upstream_read_timeout;
     let (mut vars, mut body) = (vars, body);
     let mut tried = Tried::default();
+    let since = Instant::now();
     loop {
         let reuse = Reuse::Fresh;
         let (upstream, connected) =
@@ -150,7 +151,8 @@ async fn exchange_uwsgi(
             Ok((head, _)) => Missed::Status(head.status),
             Err(fail) => Missed::Fail(*fail),
         };
-        let goes_on = kept.is_some() && pass_on(req, target, group, &upstream, &mut tried, missed);
+        let goes_on =
+            kept.is_some() && pass_on(req, target, group, &upstream, (&mut tried, since), missed);
         judge(target, group, &upstream, missed, goes_on);
         if let Some(kept) = kept.filter(|_| goes_on) {
             upstream.close();
@@ -191,22 +193,31 @@ pub(super) fn judge(
 }
 
 /// Whether the request goes on to another of `group`'s servers after `upstream`'s missed
-/// it: the route's `next_upstream` lists the way, the method allows it, and a server is
-/// left; `upstream`'s server is then counted as tried.
+/// it: the route's `next_upstream` lists the way, the method allows it, a server is left,
+/// and neither `next_upstream_tries` nor `next_upstream_timeout` (from `since`, the first
+/// connect) is spent; `upstream`'s server is then counted as tried.
 pub(super) fn pass_on(
     req: &Request,
     target: &Target<'_>,
     group: &Upstreams,
     upstream: &UpstreamConn,
-    tried: &mut Tried,
+    (tried, since): (&mut Tried, Instant),
     missed: Missed,
 ) -> bool {
-    let next = target.route.limits.next_upstream;
+    let limits = &target.route.limits;
     let server = upstream.server();
-    if !next_upstream::goes_on(next, req.head.method, missed) {
+    if !next_upstream::goes_on(limits.next_upstream, req.head.method, missed) {
         return false;
     }
     if !tried.add(server) || !group.has_untried(*tried) {
+        return false;
+    }
+    let tries = limits.next_upstream_tries;
+    if (tries != 0 && tried.count() >= tries)
+        || limits
+            .next_upstream_timeout
+            .is_some_and(|t| since.elapsed() >= t)
+    {
         return false;
     }
     match (missed, group.server_addr(server)) {

@@ -73,6 +73,11 @@ impl Tried {
         server < 64 && self.0 & (1 << server) != 0
     }
 
+    /// How many servers it counts.
+    pub(crate) fn count(self) -> u32 {
+        self.0.count_ones()
+    }
+
     /// Counts `server` as tried; false for a server past the 64th, which cannot be.
     pub(crate) fn add(&mut self, server: usize) -> bool {
         if server >= 64 {
