@@ -526,6 +526,22 @@ fn a_format_of_ones_own_writes_nginx_lines() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
+/// `escape=none`: values as sent, a missing one empty.
+#[test]
+fn an_escape_none_format_writes_nginx_lines() {
+    let format = format!("$http_x_case {CUSTOM_FORMAT}");
+    let case_of = |line: &str| line.split(' ').next()?.parse().ok();
+    let mut problems = Vec::new();
+    for (case, n_line, r_line) in custom_lines(&format, Some("none"), case_of) {
+        let n = masked_custom(&n_line, case.own_page, &mut problems);
+        let r = masked_custom(&r_line, case.own_page, &mut problems);
+        if n != r {
+            problems.push(format!("[{}]\n  nginx   {n}\n  ringway {r}", case.name));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
 /// A JSON template with nginx's `escape=json`: missing values empty, bytes escaped as
 /// `ngx_escape_json` escapes them.
 #[test]

@@ -12,12 +12,19 @@ fn seen(r: &Response) -> (u16, Option<String>) {
     (r.status, r.header("location"))
 }
 
-fn ringway(uwsgi: &Uwsgi, trusted: &str) -> Ringway {
+/// ringway trusting `trusted`, its `server_name` nginx's in the tests (`localhost`), and
+/// `extra` TOML lines.
+fn ringway_with(uwsgi: &Uwsgi, trusted: &str, extra: &str) -> Ringway {
     Ringway::with_config(format!(
-        "upstream = [{:?}]\ntrusted_proxy = [{trusted:?}]\nredirect_forwarded_http = true\n",
+        "upstream = [{:?}]\ntrusted_proxy = [{trusted:?}]\nredirect_forwarded_http = true\n\
+         server_name = \"localhost\"\n{extra}",
         uwsgi.upstream()
     ))
     .start()
+}
+
+fn ringway(uwsgi: &Uwsgi, trusted: &str) -> Ringway {
+    ringway_with(uwsgi, trusted, "")
 }
 
 #[test]
@@ -35,6 +42,9 @@ fn a_request_the_balancer_took_over_http_is_redirected_as_by_nginx() {
         plain(Req::get("/caf%C3%A9/..%2f?q")).host(Some("app.example")),
         plain(Req::new("HEAD", "/h")).host(Some("app.example")),
         plain(Req::post("/form", b"a=1")).host(Some("app.example")),
+        // `$host` is lower case, without a trailing dot; without a Host, the server's name.
+        plain(Req::get("/Up")).host(Some("App.Example.:80")),
+        plain(Req::get("/old").http10()).host(None),
         Req::get("/").header("X-Forwarded-Proto", "https"),
         Req::get("/"),
     ];
@@ -44,6 +54,8 @@ fn a_request_the_balancer_took_over_http_is_redirected_as_by_nginx() {
         "https://app.example/caf%C3%A9/..%2f?q",
         "https://app.example/h",
         "https://app.example/form",
+        "https://app.example/Up",
+        "https://localhost/old",
     ];
     for (i, req) in reqs.iter().enumerate() {
         let by_nginx = seen(&roundtrip(nginx.addr(), req));
@@ -77,4 +89,29 @@ fn behind_haproxys_plain_port_every_request_goes_to_https() {
     // as for `[tls] redirect_http`): the app answers it here.
     let acme = Req::get("/.well-known/acme-challenge/token").host(Some("app.example"));
     assert_eq!(roundtrip(haproxy.addr(), &acme).status, 404);
+}
+
+/// With ringway's own TLS listener redirecting too (`[tls] redirect_http`), the balancer's
+/// word decides on the plain port: a request it took over HTTPS is served, not sent round
+/// to ringway's TLS port (a loop for the client), and one it took over HTTP goes to 443.
+#[test]
+fn the_balancers_word_decides_beside_ringways_own_redirect() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let pki = ringway_tests::tls::Pki::new();
+    let leaf = pki.issue("a", &["a.test"], 0xA1, (2030, 1, 1));
+    let tls = ringway_tests::tls::tls_toml(&[&leaf], "redirect_http = true");
+    let proxy = ringway_with(&uwsgi, "127.0.0.1", &tls);
+    let via = |proto: &str| {
+        let req = Req::get("/")
+            .host(Some("a.test"))
+            .header("X-Forwarded-Proto", proto);
+        seen(&roundtrip(proxy.addr(), &req))
+    };
+    assert_eq!(via("https"), (200, None), "{}", proxy.stderr());
+    assert_eq!(via("http"), (301, Some("https://a.test/".to_owned())));
+    // No word from the balancer: ringway's own redirect, to its TLS port.
+    let r = roundtrip(proxy.addr(), &Req::get("/").host(Some("a.test")));
+    assert_eq!(r.status, 301);
+    let location = r.header("location").unwrap_or_default();
+    assert!(location.starts_with("https://a.test:"), "{location}");
 }

@@ -39,7 +39,12 @@ pub(crate) struct Entry<'a> {
     pub(crate) route: Option<&'a str>,
     /// The request ID, if it has one.
     pub(crate) request_id: Option<&'a str>,
-    /// The Host header's name, lower case, without its port (nginx's `$host`).
+    /// The path and query as sent, without an absolute-form target's scheme and authority
+    /// (nginx's `$request_uri`).
+    pub(crate) uri: Option<&'a [u8]>,
+    /// The request's host name (the Host header's, or an absolute-form target's authority),
+    /// without its port or a trailing dot, else `server_name` (nginx's `$host`, which is
+    /// written in lower case).
     pub(crate) host: Option<&'a [u8]>,
     /// The values of the request headers a custom format names, in its order (the first
     /// of each; see [`super::WorkerLog::template`]).
@@ -152,6 +157,7 @@ mod tests {
             }),
             route: Some("/"),
             request_id: None,
+            uri: Some(b"/a\"b?x=\xff"),
             host: None,
             headers: &[],
         }

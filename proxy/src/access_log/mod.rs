@@ -23,7 +23,7 @@ mod template;
 mod time;
 mod writer;
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, Ref, RefCell};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
@@ -274,12 +274,15 @@ impl WorkerLog {
     }
 
     /// The operator's own format, if lines are written in one: the request headers it
-    /// names go in a line's [`Entry::headers`], in its order.
-    pub(crate) fn template(&self) -> Option<Arc<Template>> {
-        match &*self.format.try_borrow().ok()? {
-            LogFormat::Custom(template) => Some(Arc::clone(template)),
+    /// names go in a line's [`Entry::headers`], in its order. Borrowed, not cloned: every
+    /// worker shares the one `Arc`, whose count would move between cores on each line.
+    pub(crate) fn template(&self) -> Option<Ref<'_, Template>> {
+        let format = self.format.try_borrow().ok()?;
+        Ref::filter_map(format, |f| match f {
+            LogFormat::Custom(template) => Some(&**template),
             _ => None,
-        }
+        })
+        .ok()
     }
 
     /// Formats `entry` into this worker's buffer; hands the buffer over once it is full.
@@ -444,6 +447,7 @@ mod tests {
             upstream: None,
             route: Some("/"),
             request_id: None,
+            uri: Some(b"/"),
             host: None,
             headers: &[],
         }

@@ -205,7 +205,7 @@ fn push_var(out: &mut Vec<u8>, var: Var, e: &Entry<'_>, time: &Stamp<'_>, escape
         Var::Msec => time.push_msec(out),
         Var::Request => text(out, e.request_line),
         Var::RequestMethod => text(out, e.method),
-        Var::RequestUri => text(out, e.target),
+        Var::RequestUri => text(out, e.uri),
         Var::ServerProtocol => text(out, e.protocol.map(str::as_bytes)),
         Var::Status => {
             let _ = write!(out, "{:03}", e.status);
@@ -218,20 +218,34 @@ fn push_var(out: &mut Vec<u8>, var: Var, e: &Entry<'_>, time: &Stamp<'_>, escape
         Var::UpstreamConnectTime => seconds(out, e.upstream.map(|u| u.connect)),
         Var::UpstreamResponseTime => seconds(out, e.upstream.map(|u| u.response)),
         Var::RequestId => text(out, e.request_id.map(str::as_bytes)),
-        Var::Host => text(out, e.host),
+        Var::Host => push_host(out, e.host, escape),
         Var::Header(i) => text(out, e.headers.get(i).copied().flatten()),
     }
 }
 
-/// A value as `escape` writes it; a missing one as nginx writes it there (`-`, or nothing
-/// in JSON).
+/// A value as `escape` writes it; a missing one as nginx writes it there (`-` by default,
+/// nothing with `json` or `none`).
 fn push_value(out: &mut Vec<u8>, value: Option<&[u8]>, escape: LogEscape) {
     match (escape, value) {
         (LogEscape::Default, value) => push_nginx(out, value),
         (LogEscape::Json, Some(value)) => push_nginx_json(out, value),
-        (LogEscape::Json, None) => {}
         (LogEscape::None, Some(value)) => out.extend_from_slice(value),
-        (LogEscape::None, None) => out.push(b'-'),
+        (LogEscape::Json | LogEscape::None, None) => {}
+    }
+}
+
+/// `$host`: lower case (as nginx keeps it), then escaped; copied through a small buffer,
+/// so nothing is allocated.
+fn push_host(out: &mut Vec<u8>, host: Option<&[u8]>, escape: LogEscape) {
+    let Some(host) = host else {
+        return push_value(out, None, escape);
+    };
+    let mut lower = [0u8; 64];
+    for piece in host.chunks(lower.len()) {
+        let lower = &mut lower[..piece.len()];
+        lower.copy_from_slice(piece);
+        lower.make_ascii_lowercase();
+        push_value(out, Some(lower), escape);
     }
 }
 
@@ -292,7 +306,8 @@ mod tests {
             upstream,
             route: None,
             request_id: Some("abc"),
-            host: Some(b"app.example"),
+            uri: Some(b"/"),
+            host: Some(b"App.Example"),
             headers: &[Some(b"x\"y"), None],
         };
         let mut clock = LogClock::new();

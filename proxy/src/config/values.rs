@@ -530,7 +530,7 @@ pub enum LogEscape {
     Default,
     /// What a JSON string needs (`\"`, `\\`, `\n`, `\u00XX`...); nothing for a missing value.
     Json,
-    /// As sent; `-` for a missing value.
+    /// As sent; nothing for a missing value.
     None,
 }
 

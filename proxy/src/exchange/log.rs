@@ -70,6 +70,9 @@ pub(super) fn write(
     let mut parts = head.map(|h| RequestParts {
         method: h.method_span.of(input),
         target: h.target.of(input),
+        uri: input
+            .get(h.path.start as usize..h.target.end as usize)
+            .unwrap_or_default(),
         protocol: h.version.as_str(),
     });
     if head.is_some() {
@@ -94,13 +97,23 @@ pub(super) fn write(
         response: call.response.unwrap_or_else(|| call.started.elapsed()),
     });
     let remote_user = shown.authorization.and_then(crate::auth_basic::basic_user);
-    // nginx's `$host`: only a custom format can name it, nothing is made for the others.
-    let host = template.as_ref().and_then(|_| {
-        let name = shown.host.map(crate::http::host_without_port);
-        let name = name.or(names.server_name.as_deref().map(str::as_bytes))?;
-        Some(name.to_ascii_lowercase())
-    });
-    let named = shown.named();
+    // nginx's `$host`: the routed head's name; for a head refused before that (a bad or
+    // missing Host), the server's name, as nginx's.
+    let host = match head.and_then(|h| h.host) {
+        Some(host) => {
+            let name = crate::http::host_without_port(host.of(input));
+            name.strip_suffix(b".").unwrap_or(name)
+        }
+        None => names.server_name.as_deref().unwrap_or_default().as_bytes(),
+    };
+    let named;
+    let headers: &[Option<&[u8]>] = match &template {
+        Some(_) => {
+            named = shown.named();
+            named.get(..wanted.len()).unwrap_or_default()
+        }
+        None => &[],
+    };
     let entry = Entry {
         remote_addr: client_ip(client, subject),
         request_line: match head {
@@ -119,8 +132,9 @@ pub(super) fn write(
         upstream,
         route: outcome.route.and_then(|i| names.route_label(i)),
         request_id: Some(request_id(subject)),
-        host: host.as_deref(),
-        headers: named.get(..wanted.len()).unwrap_or_default(),
+        uri: parts.map(|p| p.uri),
+        host: Some(host),
+        headers,
     };
     log.record(&entry);
 }
@@ -130,6 +144,9 @@ pub(super) fn write(
 struct RequestParts<'b> {
     method: &'b [u8],
     target: &'b [u8],
+    /// The path and query as sent (the target without an absolute form's scheme and
+    /// authority).
+    uri: &'b [u8],
     protocol: &'static str,
 }
 
@@ -140,7 +157,6 @@ struct Shown<'b> {
     referer: Option<&'b [u8]>,
     user_agent: Option<&'b [u8]>,
     authorization: Option<&'b [u8]>,
-    host: Option<&'b [u8]>,
     /// The values of the headers a custom format names, in its order.
     named: [Option<&'b [u8]>; MAX_HEADERS],
     /// Those sent on several lines that nginx joins (by index in `named`): nothing is
@@ -158,7 +174,6 @@ impl<'b> Shown<'b> {
         first(&mut self.referer, b"referer");
         first(&mut self.user_agent, b"user-agent");
         first(&mut self.authorization, b"authorization");
-        first(&mut self.host, b"host");
         for (i, wanted) in wanted.iter().enumerate() {
             if !name.eq_ignore_ascii_case(wanted) {
                 continue;
@@ -208,6 +223,20 @@ fn joined_by(header: &[u8]) -> Option<&'static [u8]> {
     }
 }
 
+/// The path and query of a request target: an absolute form's scheme and authority left
+/// out (`http://a/x?q` → `/x?q`).
+fn uri_of(target: &[u8]) -> &[u8] {
+    if target.first() == Some(&b'/') {
+        return target;
+    }
+    let Some(at) = target.windows(3).position(|w| w == b"://") else {
+        return target;
+    };
+    let after = target.get(at + 3..).unwrap_or_default();
+    let path = after.iter().position(|&b| b == b'/').unwrap_or(after.len());
+    after.get(path..).unwrap_or_default()
+}
+
 /// Header lines looked at in a head that was refused.
 const UNPARSED_HEADERS: usize = 32;
 
@@ -230,6 +259,7 @@ fn syntax_only<'b>(
                 (Some(method), Some(target), Some(protocol)) => Some(RequestParts {
                     method: method.as_bytes(),
                     target: target.as_bytes(),
+                    uri: uri_of(target.as_bytes()),
                     protocol,
                 }),
                 _ => None,
@@ -281,6 +311,14 @@ fn first_line(input: &[u8]) -> Option<&[u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_uri_is_the_targets_path_and_query() {
+        assert_eq!(uri_of(b"/a?to=http://x/"), b"/a?to=http://x/");
+        assert_eq!(uri_of(b"http://app.example/x?q"), b"/x?q");
+        assert_eq!(uri_of(b"http://app.example"), b"");
+        assert_eq!(uri_of(b"*"), b"*");
+    }
 
     #[test]
     fn lines() {

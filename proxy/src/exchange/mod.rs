@@ -193,7 +193,8 @@ pub(crate) async fn serve(
         (routed, Some(tls_port)) => {
             let id = routed.request_id();
             let limit = worker.config.limits.send_timeout;
-            redirect::to_https(client, &head, tls_port, keep, id, limit).await
+            let to = (tls_port, worker.config.server_name.as_deref());
+            redirect::to_https(client, &head, to, keep, id, limit).await
         }
         (Routed::To(req, index, route), None) => {
             let mut outcome = handle(client, req, route, *index, &mut rest, worker).await;
@@ -250,22 +251,28 @@ pub(crate) async fn serve(
 /// the redirect would send browsers to any host a request names (found by review).
 fn redirects_to_https(client: &Client, worker: &Worker, routed: &Routed<'_>) -> Option<u16> {
     let config = &worker.config;
-    let port = if config.tls.as_ref().is_some_and(|t| t.redirect_http) && !client.is_tls() {
-        worker.tls_port?
-    } else if config.redirect_forwarded_http && forwarded_as_http(client, config) {
-        443
-    } else {
-        return None;
+    let claimed = match config.redirect_forwarded_http {
+        true => forwarded(client, config),
+        false => None,
+    };
+    let port = match claimed {
+        // A trusted balancer in front says what the client used: its word decides, or a
+        // request it took over HTTPS would be sent round to ringway's TLS port for ever.
+        Some(scheme) => (scheme == b"http").then_some(443)?,
+        None if config.tls.as_ref().is_some_and(|t| t.redirect_http) && !client.is_tls() => {
+            worker.tls_port?
+        }
+        None => return None,
     };
     let acme = matches!(routed, Routed::To(req, ..) if req.path.starts_with(b"/.well-known/acme-challenge/"));
     let other_host = matches!(routed, Routed::Refused(Fail::MisdirectedHost, _));
     (!acme && !other_host).then_some(port)
 }
 
-/// Whether a trusted proxy in front says the client used plain HTTP.
-fn forwarded_as_http(client: &Client, config: &crate::config::Config) -> bool {
+/// The scheme a trusted proxy in front says the client used, if one says.
+fn forwarded(client: &Client, config: &crate::config::Config) -> Option<&'static [u8]> {
     let trusted = config.is_trusted(client.peer.ip());
-    crate::identity::forwarded_scheme(&client.input, &client.headers, trusted) == Some(b"http")
+    crate::identity::forwarded_scheme(&client.input, &client.headers, trusted)
 }
 
 /// Where a request goes.

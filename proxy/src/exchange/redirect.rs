@@ -47,20 +47,25 @@ pub(super) async fn to_slashed(client: &Client, req: &Request, route: &Route) ->
 }
 
 /// Answers a plain HTTP request with a 301 to the same URL over HTTPS (nginx's
-/// `return 301 https://$host$request_uri;`), the TLS port added unless it is 443.
+/// `return 301 https://$host$request_uri;`), the TLS port added unless it is 443. `$host`
+/// as nginx has it: the request's host name in lower case, without port or trailing dot,
+/// else `server_name`.
 pub(super) async fn to_https(
     client: &Client,
     head: &RequestHead,
-    tls_port: u16,
+    (tls_port, server_name): (u16, Option<&str>),
     keep_alive: bool,
     id: &RequestId,
     limit: std::time::Duration,
 ) -> Outcome {
     let input = &client.input;
-    let host = head
-        .host
-        .map(|h| host_without_port(h.of(input)))
-        .unwrap_or_default();
+    let host = match head.host {
+        Some(h) => {
+            let name = host_without_port(h.of(input));
+            name.strip_suffix(b".").unwrap_or(name)
+        }
+        None => server_name.unwrap_or_default().as_bytes(),
+    };
     let mut location = Buf::with_capacity(56 + host.len() + head.target.of(input).len());
     https_origin(&mut location, host, client.local.ip(), tls_port);
     // The path and query as sent (an absolute-form target's scheme and authority dropped).
@@ -86,12 +91,16 @@ pub(super) async fn to_https(
     Outcome::new(301, Next::after_own_answer(sent, keep_alive))
 }
 
-/// `https://HOST[:PORT]`: the Host header's name (`host`, without its port), else the
-/// address the client reached, an IPv6 one in brackets; the TLS port unless it is 443.
+/// `https://HOST[:PORT]`: `host` in lower case, else the address the client reached, an
+/// IPv6 one in brackets; the TLS port unless it is 443.
 fn https_origin(out: &mut Vec<u8>, host: &[u8], local: IpAddr, tls_port: u16) {
     out.extend_from_slice(b"https://");
     if !host.is_empty() {
+        let start = out.len();
         out.extend_from_slice(host);
+        if let Some(written) = out.get_mut(start..) {
+            written.make_ascii_lowercase();
+        }
     } else {
         // A v4 client of a dual-stack socket reached a v4-mapped address: it asked for the
         // v4 one.
