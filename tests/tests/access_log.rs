@@ -406,7 +406,8 @@ fn combined_lines_are_nginx_lines() {
 const CUSTOM_FORMAT: &str = "$remote_addr - $remote_user [$time_local] \"$request\" $status \
     b=$body_bytes_sent; \"$http_referer\" \"$http_user_agent\" xff=\"$http_x_forwarded_for\" \
     m=$request_method u=$request_uri p=$server_protocol h=$host up=$upstream_addr \
-    c=\"${http_x_custom_thing}\" iso=$time_iso8601 ms=$msec";
+    c=\"${http_x_custom_thing}\" s=$scheme sn=$server_name cr=$connection_requests \
+    us=$upstream_status iso=$time_iso8601 ms=$msec";
 
 /// `line` with its times (checked for their form) and, for an own page, its body bytes
 /// masked.

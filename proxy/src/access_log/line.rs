@@ -49,6 +49,12 @@ pub(crate) struct Entry<'a> {
     /// The values of the request headers a custom format names, in its order (the first
     /// of each; see [`super::WorkerLog::template`]).
     pub(crate) headers: &'a [Option<&'a [u8]>],
+    /// The connection is TLS (nginx's `$scheme` is `https`).
+    pub(crate) tls: bool,
+    /// Requests on this connection so far, this one included (`$connection_requests`).
+    pub(crate) connection_requests: u64,
+    /// `server_name` (nginx's `$server_name`; empty without one).
+    pub(crate) server_name: &'a str,
 }
 
 /// The upstream part of a line.
@@ -61,6 +67,11 @@ pub(crate) struct UpstreamFields<'a> {
     /// From the start of the connect to the upstream's last byte (nginx's
     /// `$upstream_response_time`).
     pub(crate) response: Duration,
+    /// The status it answered (for an exchange that failed after the connect, the status
+    /// ringway answered, 502 or 504, as nginx's `$upstream_status`).
+    pub(crate) status: u16,
+    /// From the start of the connect to its answer's head (`None`: no head came).
+    pub(crate) header: Option<Duration>,
 }
 
 /// Appends nginx's `combined` line:
@@ -154,12 +165,17 @@ mod tests {
                 addr: "unix:/run/app.sock",
                 connect: Duration::from_micros(120),
                 response: Duration::from_micros(10_999),
+                status: 200,
+                header: Some(Duration::from_micros(10_500)),
             }),
             route: Some("/"),
             request_id: None,
             uri: Some(b"/a\"b?x=\xff"),
             host: None,
             headers: &[],
+            tls: false,
+            connection_requests: 1,
+            server_name: "",
         }
     }
 

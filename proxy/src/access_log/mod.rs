@@ -450,6 +450,9 @@ mod tests {
             uri: Some(b"/"),
             host: None,
             headers: &[],
+            tls: false,
+            connection_requests: 1,
+            server_name: "",
         }
     }
 

@@ -54,11 +54,16 @@ enum Var {
     UpstreamResponseTime,
     RequestId,
     Host,
+    UpstreamStatus,
+    UpstreamHeaderTime,
+    Scheme,
+    ServerName,
+    ConnectionRequests,
     /// `$http_NAME`: the first such request header (by index into `Template::headers`).
     Header(usize),
 }
 
-const VARS: [(&str, Var); 17] = [
+const VARS: [(&str, Var); 22] = [
     ("remote_addr", Var::RemoteAddr),
     ("remote_user", Var::RemoteUser),
     ("time_local", Var::TimeLocal),
@@ -76,6 +81,11 @@ const VARS: [(&str, Var); 17] = [
     ("upstream_response_time", Var::UpstreamResponseTime),
     ("request_id", Var::RequestId),
     ("host", Var::Host),
+    ("upstream_status", Var::UpstreamStatus),
+    ("upstream_header_time", Var::UpstreamHeaderTime),
+    ("scheme", Var::Scheme),
+    ("server_name", Var::ServerName),
+    ("connection_requests", Var::ConnectionRequests),
 ];
 
 impl Template {
@@ -219,6 +229,18 @@ fn push_var(out: &mut Vec<u8>, var: Var, e: &Entry<'_>, time: &Stamp<'_>, escape
         Var::UpstreamResponseTime => seconds(out, e.upstream.map(|u| u.response)),
         Var::RequestId => text(out, e.request_id.map(str::as_bytes)),
         Var::Host => push_host(out, e.host, escape),
+        Var::UpstreamStatus => match e.upstream {
+            Some(u) => {
+                let _ = write!(out, "{:03}", u.status);
+            }
+            None => push_value(out, None, escape),
+        },
+        Var::UpstreamHeaderTime => seconds(out, e.upstream.and_then(|u| u.header)),
+        Var::Scheme => out.extend_from_slice(if e.tls { b"https" } else { b"http" }),
+        Var::ServerName => text(out, Some(e.server_name.as_bytes())),
+        Var::ConnectionRequests => {
+            let _ = write!(out, "{}", e.connection_requests);
+        }
         Var::Header(i) => text(out, e.headers.get(i).copied().flatten()),
     }
 }
@@ -309,6 +331,9 @@ mod tests {
             uri: Some(b"/"),
             host: Some(b"App.Example"),
             headers: &[Some(b"x\"y"), None],
+            tls: false,
+            connection_requests: 1,
+            server_name: "",
         };
         let mut clock = LogClock::new();
         let stamp = clock.at(std::time::SystemTime::UNIX_EPOCH);
@@ -318,6 +343,8 @@ mod tests {
             addr: "unix:/a.sock",
             connect: Duration::ZERO,
             response: Duration::from_millis(5),
+            status: 204,
+            header: Some(Duration::from_millis(4)),
         };
         t.write(&mut out, &entry(Some(upstream)), &stamp);
         assert_eq!(
@@ -330,7 +357,10 @@ mod tests {
     #[test]
     fn a_wrong_format_is_named() {
         for (text, says) in [
-            ("$upstream_status", "unknown variable `$upstream_status`"),
+            (
+                "$upstream_cache_status",
+                "unknown variable `$upstream_cache_status`",
+            ),
             ("$ x", "without a variable name"),
             ("${status", "without `}`"),
             ("$http_", "unknown variable `$http_`"),

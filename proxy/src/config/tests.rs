@@ -956,11 +956,14 @@ fn access_log_refusals_name_the_key() {
         "{err}"
     );
     let err = load(
-        "upstream = [\"unix:/a\"]\naccess_log_format = '$remote_addr $upstream_status'\n",
+        "upstream = [\"unix:/a\"]\naccess_log_format = '$remote_addr $upstream_cache_status'\n",
         &[],
     )
     .unwrap_err();
-    assert!(err.contains("unknown variable `$upstream_status`"), "{err}");
+    assert!(
+        err.contains("unknown variable `$upstream_cache_status`"),
+        "{err}"
+    );
     let custom = "upstream = [\"unix:/a\"]\naccess_log = \"stderr\"\n\
                   access_log_format = '$remote_addr \"$http_x_forwarded_for\"'\n";
     let log = load(custom, &[]).unwrap().access_log.unwrap();

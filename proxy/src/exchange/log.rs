@@ -27,12 +27,12 @@ pub(super) enum Subject<'a> {
 
 /// Logs a request whose head could not be read or parsed (400, 408, 414, 431, ...), or that
 /// a connection limit refused, answered under `id`: its request line is whatever first line
-/// the client sent.
+/// the client sent. `served`: the connection's requests before it.
 pub(crate) fn log_unparsed(
     worker: &Worker,
     client: &Client,
     outcome: &Outcome,
-    started: Instant,
+    (started, served): (Instant, u64),
     id: &RequestId,
 ) {
     if let Some(log) = &worker.access_log
@@ -47,12 +47,13 @@ pub(crate) fn log_unparsed(
             None,
             Subject::Unparsed(id),
             &outcome,
-            started,
+            (started, served),
         );
     }
 }
 
-/// Logs a request: `head` when it parsed.
+/// Logs a request: `head` when it parsed; it began at `started`, after `served` requests on
+/// its connection.
 pub(super) fn write(
     log: &WorkerLog,
     names: &LogNames,
@@ -60,7 +61,7 @@ pub(super) fn write(
     head: Option<&RequestHead>,
     subject: Subject<'_>,
     outcome: &Outcome,
-    started: Instant,
+    (started, served): (Instant, u64),
 ) {
     let input = &client.input[..];
     let template = log.template();
@@ -92,9 +93,17 @@ pub(super) fn write(
         Subject::Refused(_) | Subject::Unparsed(_) => None,
     };
     let upstream = call.map(|call| UpstreamFields {
-        addr: names.upstream_addr(call.group, call.server).unwrap_or("-"),
+        addr: names
+            .upstream_addr(call.group as usize, call.server as usize)
+            .unwrap_or("-"),
         connect: call.connect,
         response: call.response.unwrap_or_else(|| call.started.elapsed()),
+        status: match call.head_status {
+            0 => outcome.reported_status(),
+            status => status,
+        },
+        header: (call.head_status != 0)
+            .then(|| std::time::Duration::from_micros(u64::from(call.head_micros))),
     });
     let remote_user = shown.authorization.and_then(crate::auth_basic::basic_user);
     // nginx's `$host`: the routed head's name; for a head refused before that (a bad or
@@ -135,6 +144,9 @@ pub(super) fn write(
         uri: parts.map(|p| p.uri),
         host: Some(host),
         headers,
+        tls: client.is_tls(),
+        connection_requests: served.saturating_add(1),
+        server_name: names.server_name.as_deref().unwrap_or_default(),
     };
     log.record(&entry);
 }

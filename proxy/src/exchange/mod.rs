@@ -81,9 +81,10 @@ impl Outcome {
 /// stay small).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct UpstreamCall {
-    /// The group (by index) and its server (by index) connected to.
-    pub(crate) group: usize,
-    pub(crate) server: usize,
+    /// The group (by index) and its server (by index) connected to (u32: a request's
+    /// future holds this; no configuration has more groups).
+    pub(crate) group: u32,
+    pub(crate) server: u32,
     /// When the connect began.
     pub(crate) started: Instant,
     /// Time to connect.
@@ -91,6 +92,10 @@ pub(crate) struct UpstreamCall {
     /// From the start of the connect to the upstream's last byte read (`None`: not read to
     /// its end).
     pub(crate) response: Option<Duration>,
+    /// The answer head's status (0: no head came) and when it was in, in microseconds from
+    /// the start of the connect: kept small, a request's future holds it.
+    pub(crate) head_status: u16,
+    pub(crate) head_micros: u32,
 }
 
 /// The request being served.
@@ -145,19 +150,31 @@ impl Request {
     /// Notes the upstream connection made for this request.
     fn upstream_connected(&self, group: usize, server: usize, started: Instant, took: Duration) {
         self.upstream.set(Some(UpstreamCall {
-            group,
-            server,
+            group: u32::try_from(group).unwrap_or(u32::MAX),
+            server: u32::try_from(server).unwrap_or(u32::MAX),
             started,
             connect: took,
             response: None,
+            head_status: 0,
+            head_micros: 0,
         }));
+    }
+
+    /// Notes the upstream's answer head, with this status.
+    fn upstream_answered(&self, status: u16) {
+        if let Some(mut call) = self.upstream.get() {
+            call.head_status = status;
+            let micros = call.started.elapsed().as_micros();
+            call.head_micros = u32::try_from(micros).unwrap_or(u32::MAX);
+            self.upstream.set(Some(call));
+        }
     }
 
     /// Whether the upstream this request went to is an HTTP server (not uwsgi).
     fn upstream_speaks_http(&self, worker: &Worker) -> bool {
         self.upstream
             .get()
-            .and_then(|call| worker.upstreams.get(call.group))
+            .and_then(|call| worker.upstreams.get(call.group as usize))
             .is_some_and(|group| group.protocol() == crate::config::Protocol::Http)
     }
 
@@ -233,7 +250,7 @@ pub(crate) async fn serve(
                 Some(&head),
                 subject,
                 &outcome,
-                started,
+                (started, served),
             );
         }
     }

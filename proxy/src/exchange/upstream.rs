@@ -68,6 +68,7 @@ pub(super) async fn forward(
                 http_upstream::Exchanged::Answer(answered) => answered,
                 // Boxed: a joined connection's state must not grow every request's future.
                 http_upstream::Exchanged::Switching(answered) => {
+                    req.upstream_answered(answered.head.status);
                     let (route, group) = (target.route, target.group);
                     let join = upgrade::join(client, req, route, answered, rest, worker, group);
                     return Box::pin(join).await;
@@ -290,6 +291,7 @@ async fn respond(
         connected,
     } = answered;
     let upstream_time = connected.elapsed();
+    req.upstream_answered(head.status);
 
     // The app names a file for ringway to send instead of its own body (nginx's
     // X-Accel-Redirect): the upstream is done, the file route does the rest.
