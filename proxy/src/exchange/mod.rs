@@ -268,9 +268,10 @@ pub(crate) async fn serve(
 /// the redirect would send browsers to any host a request names (found by review).
 fn redirects_to_https(client: &Client, worker: &Worker, routed: &Routed<'_>) -> Option<u16> {
     let config = &worker.config;
-    let claimed = match config.redirect_forwarded_http {
-        true => forwarded(client, config),
-        false => None,
+    let claimed = if config.redirect_forwarded_http {
+        forwarded(client, config)
+    } else {
+        None
     };
     let port = match claimed {
         // A trusted balancer in front says what the client used: its word decides, or a

@@ -199,7 +199,7 @@ mod tests {
     fn weights_take_turns_smoothly_as_in_nginx() {
         let b = balancer(&["a weight=5", "b", "c"]);
         let now = Instant::now();
-        // nginx's own example (ngx_http_upstream_round_robin.c's change log, 1.0.14).
+        // nginx's order for 5, 1, 1 (the integration test holds the two side by side).
         assert_eq!(
             turns(&b, now, 14),
             [0, 0, 1, 0, 2, 0, 0, 0, 0, 1, 0, 2, 0, 0]

@@ -6,8 +6,9 @@
 //! uWSGI closes every connection after one response (the uwsgi protocol has no keep-alive),
 //! so each request connects anew. Connects go through a non-blocking socket2 socket: a uWSGI
 //! whose listen backlog is full answers EAGAIN at once, which ringway turns into 503, where a
-//! tokio-uring connect would wait forever and could not be cancelled. A refused connect
-//! counts as a failure of the server's (nginx's `max_fails`, `fail_timeout`).
+//! tokio-uring connect would wait forever and could not be cancelled. A failed connect
+//! (refused, timed out, a full backlog) counts against the server, as in nginx
+//! (`max_fails`, `fail_timeout`).
 //!
 //! A group whose servers have `max_conns` first takes a slot (crate::limits), waiting in its
 //! queue if every server is full, and connects only to a server with room; the slot goes
