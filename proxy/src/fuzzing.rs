@@ -176,6 +176,7 @@ impl Routes {
                 internal: false,
                 allow: Vec::new(),
                 satisfy_any: false,
+                limit_except: None,
                 action,
                 response_headers: Vec::new(),
                 always_headers: Vec::new(),

@@ -22,6 +22,15 @@ use crate::limits::RateLimit;
 use crate::static_files::StaticRoute;
 
 /// One route.
+/// nginx's `limit_except`: methods anyone may use, and who may use the others.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LimitExcept {
+    /// As sent (methods are case-sensitive); `HEAD` is here when `GET` is.
+    pub(crate) methods: Vec<String>,
+    /// Clients that may use any other (empty: none, nginx's `deny all`).
+    pub(crate) allow: Vec<Cidr>,
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct Route {
     /// The Hosts it serves (empty: those no route names).
@@ -42,6 +51,8 @@ pub(crate) struct Route {
     pub(crate) allow: Vec<Cidr>,
     /// `allow` or `auth_basic` lets a request in, not both needed (nginx `satisfy any`).
     pub(crate) satisfy_any: bool,
+    /// Methods anyone may use, the others only some clients (nginx `limit_except`).
+    pub(crate) limit_except: Option<Box<LimitExcept>>,
     /// What it does.
     pub(crate) action: Action,
     /// Headers added to its successful and redirect answers (nginx `add_header`), the
@@ -299,6 +310,15 @@ impl Route {
         self.allow.is_empty() || self.allow.iter().any(|c| c.contains(ip))
     }
 
+    /// Whether a client at `ip` may use `method` (as sent) here, as far as `limit_except`
+    /// says.
+    pub(crate) fn allows_method(&self, method: &[u8], ip: IpAddr) -> bool {
+        self.limit_except.as_deref().is_none_or(|limit| {
+            limit.methods.iter().any(|m| m.as_bytes() == method)
+                || limit.allow.iter().any(|c| c.contains(ip))
+        })
+    }
+
     /// The headers an answer with `status` gets: all of `response_headers` on successful
     /// and redirect answers (nginx's `add_header`), the `always` ones on any other.
     pub(crate) fn headers_for(&self, status: u16) -> &[(String, String)] {
@@ -346,6 +366,7 @@ pub(crate) mod tests {
             internal: false,
             allow: Vec::new(),
             satisfy_any: false,
+            limit_except: None,
             action,
             response_headers: Vec::new(),
             always_headers: Vec::new(),

@@ -22,8 +22,9 @@ use clap::Parser;
 pub use next_upstream::NextUpstream;
 pub use server_options::ServerOptions;
 pub use settings::{
-    AppSettings, GroupSettings, GzipSettings, HeaderSetting, HeaderTable, LimitReqSettings,
-    LimitSettings, RedirectSettings, Resolved, RespondSettings, RouteSettings, Settings,
+    AppSettings, GroupSettings, GzipSettings, HeaderSetting, HeaderTable, LimitExceptSettings,
+    LimitReqSettings, LimitSettings, RedirectSettings, Resolved, RespondSettings, RouteSettings,
+    Settings,
 };
 pub(crate) use validate::is_normal_path;
 pub use values::{

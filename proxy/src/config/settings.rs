@@ -455,6 +455,9 @@ pub struct RouteSettings {
     /// `satisfy any`) [default: "all", both must pass].
     #[serde(default)]
     pub satisfy: Satisfy,
+    /// The methods anyone may use; any other only a client in its `allow` (nginx's
+    /// `limit_except GET POST { allow ...; deny all; }`): `{ methods = ["GET", "POST"] }`.
+    pub limit_except: Option<LimitExceptSettings>,
     /// Answer with a redirect instead (nginx `return 301 URL`).
     pub redirect: Option<RedirectSettings>,
     /// Answer with this status and body instead (nginx `return 200 "ok"`, `return 204`).
@@ -652,6 +655,17 @@ pub struct GzipSettings {
     /// `no-store`, `private`, `no_last_modified`, `no_etag`, `auth` [default: off].
     #[serde(default)]
     pub proxied: Vec<String>,
+}
+
+/// A route's method restriction: `limit_except = { methods = ["GET"], allow = [...] }`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitExceptSettings {
+    /// Methods every client may use (`GET` lets `HEAD` through too, as in nginx).
+    pub methods: Vec<String>,
+    /// Clients that may use the others (nginx's `allow` inside; empty: nobody, `deny all`).
+    #[serde(default)]
+    pub allow: Vec<Cidr>,
 }
 
 /// A route's request rate limit: `limit_req = { rate = "5r/s", burst = 10 }`.

@@ -225,6 +225,44 @@ fn proxy_protocol_and_trusted_proxies() {
 }
 
 #[test]
+fn limit_except_takes_nginx_methods_and_get_brings_head() {
+    let route = |limit: &str| {
+        format!(
+            "upstream = [\"unix:/a\"]\n[[routes]]\npath = \"/\"\nupstream = \"default\"\nlimit_except = {limit}\n"
+        )
+    };
+    let config = load(
+        &route("{ methods = [\"POST\", \"GET\"], allow = [\"10.0.0.0/8\"] }"),
+        &[],
+    )
+    .unwrap();
+    let r = self::route(&config, "/x");
+    let local: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+    assert!(r.allows_method(b"HEAD", local), "GET brings HEAD");
+    assert!(r.allows_method(b"POST", local));
+    assert!(!r.allows_method(b"PUT", local));
+    assert!(
+        r.allows_method(b"PUT", "10.1.2.3".parse().unwrap()),
+        "allowed clients use any"
+    );
+    assert_refused(
+        &route("{ methods = [] }"),
+        "routes[0].limit_except.methods",
+        "no method",
+    );
+    assert_refused(
+        &route("{ methods = [\"get\"] }"),
+        "routes[0].limit_except.methods",
+        "not a method",
+    );
+    assert_refused(
+        &route("{ methods = [\"GET\"], deny = [] }"),
+        "routes[0]",
+        "unknown field",
+    );
+}
+
+#[test]
 fn redirect_forwarded_http_needs_a_proxy_to_believe() {
     let on = "upstream = [\"unix:/a\"]\nredirect_forwarded_http = true\n";
     assert_refused(on, "redirect_forwarded_http", "trusted_proxy");

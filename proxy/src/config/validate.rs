@@ -12,8 +12,8 @@ use anyhow::anyhow;
 
 use super::next_upstream::NextUpstream;
 use super::settings::{
-    AppSettings, AuthBasicSetting, GroupSettings, HeaderSetting, LimitReqSettings, LimitSettings,
-    Resolved, RespondSettings, RouteSettings, Satisfy,
+    AppSettings, AuthBasicSetting, GroupSettings, HeaderSetting, LimitExceptSettings,
+    LimitReqSettings, LimitSettings, Resolved, RespondSettings, RouteSettings, Satisfy,
 };
 use super::values::{
     Dur, LogEscape, LogFormat, LogTarget, MetricsListen, Protocol, RealIpHeader, ServerAddr, Size,
@@ -28,7 +28,9 @@ use crate::auth_basic::BasicAuth;
 use crate::error_pages::{ErrorPages, STATUSES};
 use crate::gzip::Gzip;
 use crate::limits::RateLimit;
-use crate::routes::{Action, FixedAnswer, PathRegex, Route, RouteTable, highest_group};
+use crate::routes::{
+    Action, FixedAnswer, LimitExcept, PathRegex, Route, RouteTable, highest_group,
+};
 use crate::static_files::{Encoding, Fallback, Root, StaticRoute};
 use crate::tls::{CertFiles, TlsConfig};
 
@@ -697,6 +699,7 @@ impl Resolved {
                 internal: false,
                 allow: Vec::new(),
                 satisfy_any: false,
+                limit_except: None,
                 action: Action::Static(files),
                 response_headers: inherited.all.clone(),
                 always_headers: inherited.always.clone(),
@@ -724,6 +727,7 @@ impl Resolved {
                 internal: false,
                 allow: Vec::new(),
                 satisfy_any: false,
+                limit_except: None,
                 action: Action::Upstream {
                     group,
                     script_name: None,
@@ -983,6 +987,7 @@ impl Resolved {
             internal: route.internal,
             allow: route.allow.clone(),
             satisfy_any: route.satisfy == Satisfy::Any,
+            limit_except: self.limit_except(route.limit_except.as_ref(), at)?,
             action,
             response_headers: response_headers.all,
             always_headers: response_headers.always,
@@ -1000,6 +1005,46 @@ impl Resolved {
             gzip,
             auth,
         })
+    }
+
+    /// A route's `limit_except` (at `at`): nginx's methods, upper case, at least one; `GET`
+    /// brings `HEAD`, as in nginx.
+    fn limit_except(
+        &self,
+        setting: Option<&LimitExceptSettings>,
+        at: &str,
+    ) -> anyhow::Result<Option<Box<LimitExcept>>> {
+        let Some(setting) = setting else {
+            return Ok(None);
+        };
+        let key = format!("{at}.limit_except.methods");
+        if setting.methods.is_empty() {
+            return Err(
+                self.invalid_in_file(&key, "no method given: every method would be limited")
+            );
+        }
+        let mut methods = Vec::new();
+        for method in &setting.methods {
+            if !LIMIT_EXCEPT_METHODS.contains(&method.as_str()) {
+                return Err(self.invalid_in_file(
+                    &key,
+                    &format!(
+                        "{method:?} is not a method limit_except takes: {}",
+                        LIMIT_EXCEPT_METHODS.join(", ")
+                    ),
+                ));
+            }
+            methods.push(method.clone());
+            if method == "GET" {
+                methods.push("HEAD".to_owned());
+            }
+        }
+        methods.sort();
+        methods.dedup();
+        Ok(Some(Box::new(LimitExcept {
+            methods,
+            allow: setting.allow.clone(),
+        })))
     }
 
     /// An `auth_basic` setting at `key`: its users loaded, or `None` for `"off"`.
@@ -1302,6 +1347,24 @@ fn count_in(
 }
 
 /// The protocol every server of a group speaks; an error when they differ.
+/// The methods nginx's `limit_except` takes.
+const LIMIT_EXCEPT_METHODS: [&str; 14] = [
+    "GET",
+    "HEAD",
+    "POST",
+    "PUT",
+    "DELETE",
+    "MKCOL",
+    "COPY",
+    "MOVE",
+    "OPTIONS",
+    "PROPFIND",
+    "PROPPATCH",
+    "LOCK",
+    "UNLOCK",
+    "PATCH",
+];
+
 /// A group's servers as written, held to nginx's rules: at least one not a backup, and at
 /// most [`MAX_GROUP_SERVERS`].
 fn group_servers(servers: &[ServerAddr]) -> Result<Vec<GroupServer>, String> {

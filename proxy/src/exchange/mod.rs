@@ -418,16 +418,21 @@ async fn handle(
     }
 }
 
-/// nginx's access phase for a route: its `allow` list and its `auth_basic`. With `satisfy
-/// all` (the default) both must pass, the list first, so a refused address gets 403, not a
-/// password prompt; with `satisfy any` a listed address needs no password, and anyone
-/// else is asked for one (401), or refused (403) when the route has none.
+/// nginx's access phase for a route: its `limit_except`, then its `allow` list and its
+/// `auth_basic`. A method `limit_except` keeps from the client gets 403, as nginx's
+/// `deny all` inside it. With `satisfy all` (the default) the list and the password must
+/// both pass, the list first, so a refused address gets 403, not a password prompt; with
+/// `satisfy any` a listed address needs no password, and anyone else is asked for one
+/// (401), or refused (403) when the route has none.
 pub(super) async fn access(
     client: &Client,
     req: &Request,
     route: &Route,
     index: usize,
 ) -> Result<(), Fail> {
+    if !route.allows_method(req.head.method_span.of(&client.input), req.client_ip) {
+        return Err(Fail::Forbidden);
+    }
     let allowed = route.allows(req.client_ip);
     if !route.satisfy_any {
         if !allowed {
