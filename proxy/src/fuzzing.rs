@@ -147,6 +147,7 @@ impl Routes {
                     script_name: None,
                     params: Vec::new(),
                     upstream_path: None,
+                    upstream_headers: Vec::new(),
                 },
                 RouteKind::Redirect => Action::Redirect {
                     to: "/elsewhere/".to_owned(),

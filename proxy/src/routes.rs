@@ -98,6 +98,9 @@ pub(crate) enum Action {
         /// For an HTTP group: what the route's path becomes in the request sent (nginx's
         /// `proxy_pass http://app/;`).
         upstream_path: Option<String>,
+        /// For an HTTP group: headers set on the request sent (nginx's `proxy_set_header`),
+        /// an empty value removing one.
+        upstream_headers: Vec<(String, String)>,
     },
     /// Serve files from a directory.
     Static(StaticRoute),
@@ -388,6 +391,7 @@ pub(crate) mod tests {
             script_name: None,
             params: Vec::new(),
             upstream_path: None,
+            upstream_headers: Vec::new(),
         }
     }
 

@@ -894,3 +894,63 @@ fn a_trusted_proxys_forwarded_host_is_held_to_hosts() {
         assert_eq!(urls["url"], link, "{forwarded}: {urls}");
     }
 }
+
+/// `upstream_headers` against nginx's `proxy_set_header` with fixed values: the operator's
+/// Host, a header the client also sent (replaced), a new one, and an emptied one (left
+/// out); a location (route) without its own gets the server's (top-level) ones.
+#[test]
+fn upstream_headers_are_set_as_nginx_proxy_set_header_sets_them() {
+    let app = AppServer::start(Server::Gunicorn, Served::Wsgi(App::Raw), Listen::Tcp, 1);
+    let addr = app.addr();
+    let nginx = ringway_tests::Nginx::start_proxy_pass_with_locations(
+        addr,
+        "location /set/ { proxy_pass http://app_http; proxy_http_version 1.1; \
+         proxy_set_header Connection \"\"; proxy_set_header Host backend.internal; \
+         proxy_set_header X-Script-Name /app; proxy_set_header X-Custom operator; \
+         proxy_set_header Accept-Encoding \"\"; }",
+    );
+    let ringway = Ringway::with_config(format!(
+        "upstream_headers = {{ \"X-Custom\" = \"top\" }}\n\
+         [upstreams.web]\nservers = [\"http://{addr}\"]\n\
+         [[routes]]\npath = \"/set/\"\nupstream = \"web\"\n\
+         upstream_headers = {{ Host = \"backend.internal\", \"X-Script-Name\" = \"/app\", \
+         \"X-Custom\" = \"operator\", \"Accept-Encoding\" = \"\" }}\n\
+         [[routes]]\npath = \"/\"\nupstream = \"web\"\n"
+    ))
+    .start();
+    let req = Req::get("/set/x")
+        .header("X-Dump-Environ", "1")
+        .header("X-Custom", "client")
+        .header("X-Script-Name", "/evil")
+        .header("Accept-Encoding", "gzip");
+    let keys = [
+        "HTTP_HOST",
+        "HTTP_X_SCRIPT_NAME",
+        "HTTP_X_CUSTOM",
+        "HTTP_ACCEPT_ENCODING",
+    ];
+    let seen = |proxy: std::net::SocketAddr| {
+        let env = roundtrip(proxy, &req).json();
+        keys.map(|k| env.get(k).and_then(|v| v.as_str()).map(str::to_owned))
+    };
+    let by_nginx = seen(nginx.addr());
+    let by_ringway = seen(ringway.addr());
+    assert_eq!(by_ringway, by_nginx, "{}", ringway.stderr());
+    let some = |s: &str| Some(s.to_owned());
+    assert_eq!(
+        by_ringway,
+        [
+            some("backend.internal"),
+            some("/app"),
+            some("operator"),
+            None
+        ]
+    );
+    // The other route has none of its own: the top-level table.
+    let env = roundtrip(
+        ringway.addr(),
+        &Req::get("/x").header("X-Dump-Environ", "1"),
+    )
+    .json();
+    assert_eq!(env["HTTP_X_CUSTOM"], "top", "{env}");
+}

@@ -69,6 +69,9 @@ pub struct Config {
     pub trusted_proxies: Vec<Cidr>,
     /// The header of theirs that names the client.
     pub real_ip_header: RealIpHeader,
+    /// Request headers set on what goes to HTTP groups, for routes without their own (and
+    /// a static route's fallback group).
+    pub upstream_headers: Vec<(String, String)>,
     /// A request they say came over plain HTTP is redirected to HTTPS.
     pub redirect_forwarded_http: bool,
     /// Connections start with a PROXY protocol header.

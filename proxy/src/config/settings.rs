@@ -217,6 +217,14 @@ pub struct Settings {
     #[serde(default)]
     pub hide_headers: Vec<String>,
 
+    /// Request headers set on what goes to HTTP groups (nginx's `proxy_set_header` with a
+    /// fixed value in a `server` block), for every route that sets none of its own:
+    /// `{ "X-Script-Name" = "/app" }`; the client's copies and ringway's own are replaced,
+    /// an empty value removes the header. File only.
+    #[arg(skip)]
+    #[serde(default)]
+    pub upstream_headers: BTreeMap<String, String>,
+
     /// HTTP Basic authentication for every route that sets none of its own (nginx's
     /// `auth_basic` and `auth_basic_user_file` in a `server` block): `{ realm = "...",
     /// user_file = "/etc/ringway/htpasswd" }`. File only.
@@ -470,6 +478,10 @@ pub struct RouteSettings {
     /// `uwsgi_hide_header` / `proxy_hide_header`); a route's own list replaces the top-level
     /// one, `[]` hides none [default: the top-level `hide_headers`].
     pub hide_headers: Option<Vec<String>>,
+    /// Request headers set on what goes to an HTTP group (nginx's `proxy_set_header NAME
+    /// VALUE`); a route's own table replaces the top-level one, `{}` sets none [default:
+    /// the top-level `upstream_headers`].
+    pub upstream_headers: Option<BTreeMap<String, String>>,
     /// HTTP Basic authentication (nginx `auth_basic` + `auth_basic_user_file`):
     /// `{ realm = "...", user_file = "..." }`, or `"off"` on a route under a top-level one
     /// [default: the top-level `auth_basic`].

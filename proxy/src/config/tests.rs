@@ -263,6 +263,29 @@ fn limit_except_takes_nginx_methods_and_get_brings_head() {
 }
 
 #[test]
+fn upstream_headers_go_to_http_groups_only_and_leave_framing_alone() {
+    let http = |set: &str| {
+        format!(
+            "[upstreams.web]\nservers = [\"http://127.0.0.1:8000\"]\n[[routes]]\npath = \"/\"\nupstream = \"web\"\nupstream_headers = {set}\n"
+        )
+    };
+    assert!(load(&http("{ \"X-Script-Name\" = \"/app\", Host = \"b\" }"), &[]).is_ok());
+    for (set, says) in [
+        ("{ \"Content-Length\" = \"1\" }", "ringway's own"),
+        ("{ Connection = \"close\" }", "ringway's own"),
+        ("{ Host = \"\" }", "needs a Host"),
+        ("{ \"X A\" = \"1\" }", "not a header name"),
+        ("{ \"X-A\" = \" padded\" }", "not a header value"),
+    ] {
+        assert_refused(&http(set), "routes[0].upstream_headers", says);
+    }
+    let uwsgi = "upstream = [\"unix:/a\"]\n[[routes]]\npath = \"/\"\nupstream = \"default\"\nupstream_headers = { \"X-A\" = \"1\" }\n";
+    assert_refused(uwsgi, "routes[0].upstream_headers", "params");
+    let top = "upstream_headers = { Expect = \"x\" }\nupstream = [\"unix:/a\"]\n";
+    assert_refused(top, "upstream_headers.Expect", "ringway's own");
+}
+
+#[test]
 fn redirect_forwarded_http_needs_a_proxy_to_believe() {
     let on = "upstream = [\"unix:/a\"]\nredirect_forwarded_http = true\n";
     assert_refused(on, "redirect_forwarded_http", "trusted_proxy");

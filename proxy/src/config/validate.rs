@@ -148,6 +148,9 @@ impl Resolved {
             connections,
             trusted_proxies: s.trusted_proxy.clone(),
             real_ip_header: self.real_ip_header()?,
+            upstream_headers: upstream_headers(&s.upstream_headers).map_err(|(name, m)| {
+                self.invalid_in_file(&format!("upstream_headers.{name}"), &m)
+            })?,
             redirect_forwarded_http: self.redirect_forwarded_http()?,
             proxy_protocol: s.proxy_protocol.unwrap_or(false),
             document_root: s.document_root.clone().unwrap_or_default(),
@@ -733,6 +736,12 @@ impl Resolved {
                     script_name: None,
                     params: Vec::new(),
                     upstream_path: None,
+                    upstream_headers: match groups[group].protocol {
+                        Protocol::Http => {
+                            upstream_headers(&self.settings.upstream_headers).unwrap_or_default()
+                        }
+                        Protocol::Uwsgi => Vec::new(),
+                    },
                 },
                 response_headers: inherited.all.clone(),
                 always_headers: inherited.always.clone(),
@@ -877,11 +886,30 @@ impl Resolved {
                     }
                     other => other.clone(),
                 };
+                let upstream_headers = match &route.upstream_headers {
+                    Some(_) if groups[group].protocol != Protocol::Http => {
+                        return Err(invalid(
+                            "upstream_headers",
+                            &format!(
+                                "applies to an HTTP group, and {name:?} speaks uwsgi: set \
+                                 `params = {{ HTTP_X_NAME = \"...\" }}` there"
+                            ),
+                        ));
+                    }
+                    Some(own) => upstream_headers(own).map_err(|(header, m)| {
+                        invalid(&format!("upstream_headers.{header}"), &m)
+                    })?,
+                    None if groups[group].protocol == Protocol::Http => {
+                        upstream_headers(&self.settings.upstream_headers).unwrap_or_default()
+                    }
+                    None => Vec::new(),
+                };
                 Action::Upstream {
                     group,
                     script_name,
                     params,
                     upstream_path,
+                    upstream_headers,
                 }
             }
             (None, Some(redirect), None, None) => {
@@ -1273,6 +1301,7 @@ fn misplaced_key(route: &RouteSettings, action: &Action) -> Option<&'static str>
         ("script_name", route.script_name.is_some()),
         ("params", !route.params.is_empty()),
         ("upstream_path", route.upstream_path.is_some()),
+        ("upstream_headers", route.upstream_headers.is_some()),
     ];
     static_only
         .iter()
@@ -1516,6 +1545,46 @@ fn check_param(name: &str, value: &str) -> Result<(), String> {
         return Err("too long for the uwsgi protocol".into());
     }
     Ok(())
+}
+
+/// Headers ringway frames and hops by itself: an operator's value would break the request.
+const UNSETTABLE: [&str; 9] = [
+    "connection",
+    "content-length",
+    "expect",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// `upstream_headers` as written: each a header name and a value a header line can carry
+/// (empty: the header removed), none of those ringway frames the request with, and a Host
+/// not empty. The error names the header.
+fn upstream_headers(
+    set: &BTreeMap<String, String>,
+) -> Result<Vec<(String, String)>, (String, String)> {
+    set.iter()
+        .map(|(name, value)| {
+            let refuse = |m: &str| Err((name.clone(), m.to_owned()));
+            let lower = name.to_ascii_lowercase();
+            if !is_header_name(name) {
+                return refuse("not a header name");
+            }
+            if UNSETTABLE.contains(&lower.as_str()) {
+                return refuse("framing and hop-by-hop headers are ringway's own to write");
+            }
+            if !is_header_value(value) || value.trim() != value {
+                return refuse("not a header value (control characters, or spaces at an end)");
+            }
+            if lower == "host" && value.is_empty() {
+                return refuse("an HTTP/1.1 request needs a Host");
+            }
+            Ok((name.clone(), value.clone()))
+        })
+        .collect()
 }
 
 fn is_header_name(name: &str) -> bool {

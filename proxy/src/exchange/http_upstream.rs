@@ -180,6 +180,7 @@ fn encode_head(
             let rest = req.path.get(target.route.path.len()..).unwrap_or_default();
             (replacement.as_bytes(), rest)
         }),
+        set: target.upstream_headers,
     };
     let mut head = Buf::with_capacity(group.buffer_size());
     encode_request_head(&client.input, &req.head, &client.headers, &env, &mut head);

@@ -136,6 +136,7 @@ pub(super) async fn serve(
                     script_name: None,
                     params: &[],
                     upstream_path: None,
+                    upstream_headers: &worker.config.upstream_headers,
                     route: f.route,
                 };
                 upstream::forward(client, req, &target, rest, worker).await

@@ -61,6 +61,31 @@ pub(crate) struct HeadEnv<'a> {
     /// The target's path in place of the client's: the route's `upstream_path` and the
     /// rest of the normalised path after the route's own (nginx's `proxy_pass http://app/;`).
     pub(crate) path: Option<(&'a [u8], &'a [u8])>,
+    /// The operator's headers (nginx's `proxy_set_header`): each replaces the client's
+    /// copies and ringway's own of its name; an empty value leaves the header out.
+    pub(crate) set: &'a [(String, String)],
+}
+
+impl HeadEnv<'_> {
+    /// The operator's value for header `name` (lower case), if they set one.
+    fn set_value(&self, name: &[u8]) -> Option<&str> {
+        self.set
+            .iter()
+            .find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether the operator set header `name` (as the app would read the name: case aside,
+    /// a client's `_` standing for `-`, as `http::names_header` reads it).
+    fn sets(&self, name: &[u8]) -> bool {
+        self.set.iter().any(|(set, _)| {
+            set.len() == name.len()
+                && set.bytes().zip(name).all(|(s, &c)| {
+                    let (s, c) = (s.to_ascii_lowercase(), c.to_ascii_lowercase());
+                    s == c || (c == b'_' && s == b'-')
+                })
+        })
+    }
 }
 
 /// Headers ringway never copies from the client: hop-by-hop ones, those it writes, and
@@ -146,7 +171,8 @@ pub(crate) fn encode_request_head(
     }
     out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
     let host = head.host.map_or(env.default_host, |h| h.of(input));
-    out.extend_from_slice(host);
+    let sent_host = env.set_value(b"host").map_or(host, str::as_bytes);
+    out.extend_from_slice(sent_host);
     out.extend_from_slice(b"\r\n");
 
     let named_by_connection = http::ConnectionNames::gather(input, headers);
@@ -160,28 +186,46 @@ pub(crate) fn encode_request_head(
             || unvouched
             || !http::is_forwardable_name(name, env.allow_underscores)
             || (!upgrade && named_by_connection.contains(name))
+            || (!env.set.is_empty() && env.sets(name))
         {
             continue;
         }
         write_header(out, name, h.value.of(input));
     }
 
-    // The client's real address alone (crate::identity resolved any trusted proxies'
-    // list already): an app that trusts one proxy hop reads it from here.
-    out.extend_from_slice(b"X-Forwarded-For: ");
-    push_ip(out, env.client_ip);
-    out.extend_from_slice(b"\r\nX-Real-IP: ");
-    push_ip(out, env.client_ip);
-    out.extend_from_slice(b"\r\nX-Forwarded-Proto: ");
-    out.extend_from_slice(scheme(input, headers, env));
-    out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(b"X-Forwarded-Host: ");
-    out.extend_from_slice(env.forwarded_host.unwrap_or(host));
-    out.extend_from_slice(b"\r\n");
-    if !env.request_id.is_empty() {
+    // ringway's own, each unless the operator set it: the client's real address alone
+    // (crate::identity resolved any trusted proxies' list already), so that an app that
+    // trusts one proxy hop reads it from here.
+    let own = |name: &[u8]| env.set.is_empty() || env.set_value(name).is_none();
+    if own(b"x-forwarded-for") {
+        out.extend_from_slice(b"X-Forwarded-For: ");
+        push_ip(out, env.client_ip);
+        out.extend_from_slice(b"\r\n");
+    }
+    if own(b"x-real-ip") {
+        out.extend_from_slice(b"X-Real-IP: ");
+        push_ip(out, env.client_ip);
+        out.extend_from_slice(b"\r\n");
+    }
+    if own(b"x-forwarded-proto") {
+        out.extend_from_slice(b"X-Forwarded-Proto: ");
+        out.extend_from_slice(scheme(input, headers, env));
+        out.extend_from_slice(b"\r\n");
+    }
+    if own(b"x-forwarded-host") {
+        out.extend_from_slice(b"X-Forwarded-Host: ");
+        out.extend_from_slice(env.forwarded_host.unwrap_or(host));
+        out.extend_from_slice(b"\r\n");
+    }
+    if !env.request_id.is_empty() && own(b"x-request-id") {
         out.extend_from_slice(b"X-Request-ID: ");
         out.extend_from_slice(env.request_id);
         out.extend_from_slice(b"\r\n");
+    }
+    for (name, value) in env.set {
+        if !value.is_empty() && !name.eq_ignore_ascii_case("host") {
+            write_header(out, name.as_bytes(), value.as_bytes());
+        }
     }
     if let Some(len) = env.body_len {
         out.extend_from_slice(b"Content-Length: ");

@@ -14,6 +14,7 @@ fn env() -> HeadEnv<'static> {
         upgrade: false,
         keep_alive: true,
         path: None,
+        set: &[],
     }
 }
 
@@ -49,6 +50,30 @@ fn the_request_line_and_host_are_kept_and_ringway_names_the_client() {
         "GET /a/../b%20c?x=1&y HTTP/1.1\r\nHost: app.example\r\nAccept: */*\r\nCookie: a=1\r\n\
          X-Forwarded-For: 203.0.113.7\r\nX-Real-IP: 203.0.113.7\r\nX-Forwarded-Proto: http\r\n\
          X-Forwarded-Host: app.example\r\nX-Request-ID: 0123456789abcdef0123456789abcdef\r\n\r\n"
+    );
+}
+
+/// nginx's `proxy_set_header`: the operator's value replaces the client's copies (any
+/// spelling) and ringway's own; an empty one leaves the header out; Host goes first.
+#[test]
+fn the_operators_headers_replace_the_clients_and_ringways() {
+    let set = [
+        ("X-Script-Name".to_owned(), "/app".to_owned()),
+        ("x-forwarded-proto".to_owned(), "https".to_owned()),
+        ("Accept-Encoding".to_owned(), String::new()),
+        ("Host".to_owned(), "backend.internal".to_owned()),
+    ];
+    let head = encode(
+        b"GET / HTTP/1.1\r\nHost: app.example\r\nX-Script-Name: /evil\r\n\
+          accept-encoding: gzip\r\nAccept: */*\r\n\r\n",
+        &HeadEnv { set: &set, ..env() },
+    );
+    assert_eq!(
+        head,
+        "GET / HTTP/1.1\r\nHost: backend.internal\r\nAccept: */*\r\n\
+         X-Forwarded-For: 203.0.113.7\r\nX-Real-IP: 203.0.113.7\r\n\
+         X-Forwarded-Host: app.example\r\nX-Request-ID: 0123456789abcdef0123456789abcdef\r\n\
+         X-Script-Name: /app\r\nx-forwarded-proto: https\r\n\r\n"
     );
 }
 
