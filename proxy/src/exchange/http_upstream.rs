@@ -17,6 +17,7 @@ use crate::buffer::{Body, Buf};
 use crate::client::Client;
 use crate::fail::Fail;
 use crate::http::{BodyFraming, Method, Version};
+use crate::routes::Action;
 use crate::upstream::http::{
     HeadEnv, encode_request_head, keeps_connection, read_response_head, wants_upgrade,
 };
@@ -180,7 +181,14 @@ fn encode_head(
             let rest = req.path.get(target.route.path.len()..).unwrap_or_default();
             (replacement.as_bytes(), rest)
         }),
-        set: target.upstream_headers,
+        set: match &target.route.action {
+            Action::Upstream {
+                upstream_headers, ..
+            } => upstream_headers,
+            // A static route's fallback group: the top-level table. (Read from the route,
+            // not carried in the `Target`: a request's future holds that.)
+            _ => &worker.config.upstream_headers,
+        },
     };
     let mut head = Buf::with_capacity(group.buffer_size());
     encode_request_head(&client.input, &req.head, &client.headers, &env, &mut head);

@@ -489,14 +489,13 @@ async fn dispatch(
             script_name,
             params,
             upstream_path,
-            upstream_headers,
+            ..
         } => {
             let target = upstream::Target {
                 group: *group,
                 script_name: script_name.as_deref(),
                 params,
                 upstream_path: upstream_path.as_deref(),
-                upstream_headers,
                 route,
             };
             upstream::forward(client, req, &target, rest, worker).await

@@ -136,7 +136,6 @@ pub(super) async fn serve(
                     script_name: None,
                     params: &[],
                     upstream_path: None,
-                    upstream_headers: &worker.config.upstream_headers,
                     route: f.route,
                 };
                 upstream::forward(client, req, &target, rest, worker).await

@@ -32,8 +32,6 @@ pub(super) struct Target<'r> {
     /// For an HTTP group: what the route's path becomes in the request sent (nginx's
     /// `proxy_pass http://app/;`), if anything.
     pub(super) upstream_path: Option<&'r str>,
-    /// For an HTTP group: the headers set on the request (nginx's `proxy_set_header`).
-    pub(super) upstream_headers: &'r [(String, String)],
     /// The route (its limits and response headers).
     pub(super) route: &'r Route,
 }
