@@ -62,6 +62,18 @@ pub struct AppServer {
 }
 
 impl AppServer {
+    /// One gunicorn per name, each serving the raw app on TCP with one worker and answering
+    /// with `X-Instance: NAME` (tests with several servers tell them apart so).
+    pub fn named_gunicorns(names: &[&str]) -> Vec<AppServer> {
+        names
+            .iter()
+            .map(|name| {
+                let wsgi = Served::Wsgi(crate::App::Raw);
+                AppServer::start_named(Server::Gunicorn, wsgi, Listen::Tcp, 1, Some(name))
+            })
+            .collect()
+    }
+
     /// Starts `server` serving `served` on `listen`, with `workers` processes, and waits
     /// until it answers.
     pub fn start(server: Server, served: Served, listen: Listen, workers: u32) -> AppServer {

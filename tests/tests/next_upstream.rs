@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use ringway_tests::app_server::{AppServer, Listen, Served, Server};
+use ringway_tests::app_server::AppServer;
 use ringway_tests::nginx::Nginx;
 use ringway_tests::uwsgi::{INSTANCE_HEADER, UwsgiOptions};
 use ringway_tests::wait::poll_until;
@@ -165,13 +165,7 @@ fn a_failed_request_goes_on_to_the_next_uwsgi_as_in_nginx() {
 
 #[test]
 fn a_request_goes_on_to_the_next_http_server() {
-    let servers: Vec<AppServer> = ["a", "b"]
-        .iter()
-        .map(|name| {
-            let wsgi = Served::Wsgi(App::Raw);
-            AppServer::start_named(Server::Gunicorn, wsgi, Listen::Tcp, 1, Some(name))
-        })
-        .collect();
+    let servers = AppServer::named_gunicorns(&["a", "b"]);
     let upstreams: Vec<String> = servers.iter().map(AppServer::upstream).collect();
 
     // `a`'s worker dies mid-request: the GET goes on to `b`, a POST gets 502.

@@ -165,14 +165,8 @@ fn max_fails_and_fail_timeout_decide_when_a_server_is_out_of_turn() {
 /// taken from the server whose turn it is, never in place of the turn.
 #[test]
 fn http_servers_take_turns_by_weight_over_kept_connections() {
-    use ringway_tests::app_server::{AppServer, Listen, Served, Server};
-    let servers: Vec<AppServer> = ["a", "b"]
-        .iter()
-        .map(|name| {
-            let wsgi = Served::Wsgi(App::Raw);
-            AppServer::start_named(Server::Gunicorn, wsgi, Listen::Tcp, 1, Some(name))
-        })
-        .collect();
+    use ringway_tests::app_server::AppServer;
+    let servers = AppServer::named_gunicorns(&["a", "b"]);
     let upstreams: Vec<String> = servers.iter().map(AppServer::upstream).collect();
     let proxy = Ringway::with_config(format!(
         "[upstreams.app]\nservers = [\"{} weight=3\", \"{}\"]\n\

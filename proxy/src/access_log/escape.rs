@@ -19,24 +19,14 @@ pub(crate) fn push_nginx(out: &mut Vec<u8>, value: Option<&[u8]>) {
         out.push(b'-');
         return;
     };
-    let mut rest = value;
-    while !rest.is_empty() {
-        let plain = rest
-            .iter()
-            .position(|&b| nginx_escapes(b))
-            .unwrap_or(rest.len());
-        out.extend_from_slice(&rest[..plain]);
-        let Some(&b) = rest.get(plain) else {
-            break;
-        };
+    push_escaping(out, value, nginx_escapes, |out, b| {
         out.extend_from_slice(&[
             b'\\',
             b'x',
             HEX[usize::from(b >> 4)],
             HEX[usize::from(b & 15)],
         ]);
-        rest = &rest[plain + 1..];
-    }
+    });
 }
 
 /// Appends `value` as a JSON string, quotes included. Valid UTF-8 goes through as is
@@ -59,24 +49,32 @@ pub(crate) fn push_json_string(out: &mut Vec<u8>, value: &[u8]) {
 /// Appends valid UTF-8 text, escaping what JSON needs escaped (all of it ASCII, so a
 /// multi-byte character is never split).
 fn push_json_text(out: &mut Vec<u8>, text: &[u8]) {
+    push_escaping(out, text, json_escapes, |out, b| match b {
+        b'"' => out.extend_from_slice(b"\\\""),
+        b'\\' => out.extend_from_slice(b"\\\\"),
+        b'\n' => out.extend_from_slice(b"\\n"),
+        b'\r' => out.extend_from_slice(b"\\r"),
+        b'\t' => out.extend_from_slice(b"\\t"),
+        _ => push_unicode_escape(out, b),
+    });
+}
+
+/// Appends `text`, the runs `escapes` passes over as they are, each byte it picks as
+/// `escape` writes it.
+fn push_escaping(
+    out: &mut Vec<u8>,
+    text: &[u8],
+    escapes: impl Fn(u8) -> bool,
+    escape: impl Fn(&mut Vec<u8>, u8),
+) {
     let mut rest = text;
     while !rest.is_empty() {
-        let plain = rest
-            .iter()
-            .position(|&b| json_escapes(b))
-            .unwrap_or(rest.len());
+        let plain = rest.iter().position(|&b| escapes(b)).unwrap_or(rest.len());
         out.extend_from_slice(&rest[..plain]);
         let Some(&b) = rest.get(plain) else {
             break;
         };
-        match b {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            _ => push_unicode_escape(out, b),
-        }
+        escape(out, b);
         rest = &rest[plain + 1..];
     }
 }
@@ -85,28 +83,13 @@ fn push_json_text(out: &mut Vec<u8>, text: &[u8]) {
 /// and control bytes escaped (`\n`, `\r`, `\t`, `\b`, `\f`, else `\u00XX`), every other
 /// byte as it is, quotes not added (the format has them).
 pub(crate) fn push_nginx_json(out: &mut Vec<u8>, value: &[u8]) {
-    let mut rest = value;
-    while !rest.is_empty() {
-        let plain = rest
-            .iter()
-            .position(|&b| b < 0x20 || b == b'"' || b == b'\\')
-            .unwrap_or(rest.len());
-        out.extend_from_slice(&rest[..plain]);
-        let Some(&b) = rest.get(plain) else {
-            break;
-        };
-        match b {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            0x08 => out.extend_from_slice(b"\\b"),
-            0x0c => out.extend_from_slice(b"\\f"),
-            _ => push_unicode_escape(out, b),
-        }
-        rest = &rest[plain + 1..];
-    }
+    let escapes = |b: u8| b < 0x20 || b == b'"' || b == b'\\';
+    push_escaping(out, value, escapes, |out, b| match b {
+        0x08 => out.extend_from_slice(b"\\b"),
+        0x0c => out.extend_from_slice(b"\\f"),
+        // The rest as JSON text escapes them.
+        _ => push_json_text(out, &[b]),
+    });
 }
 
 fn json_escapes(b: u8) -> bool {

@@ -134,12 +134,15 @@ fn push_field(out: &mut Vec<u8>, name: &[u8], value: Option<&[u8]>) {
 /// `1.234` (seconds, milliseconds kept, as nginx prints times) or `null`.
 fn push_seconds(out: &mut Vec<u8>, value: Option<Duration>) {
     match value {
-        Some(d) => {
-            let ms = d.as_millis();
-            let _ = write!(out, "{}.{:03}", ms / 1000, ms % 1000);
-        }
+        Some(d) => push_secs(out, d),
         None => out.extend_from_slice(b"null"),
     }
+}
+
+/// `1.234`: seconds, milliseconds kept, as nginx prints times.
+pub(super) fn push_secs(out: &mut Vec<u8>, d: Duration) {
+    let ms = d.as_millis();
+    let _ = write!(out, "{}.{:03}", ms / 1000, ms % 1000);
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use super::escape::{push_nginx, push_nginx_json};
-use super::line::Entry;
+use super::line::{Entry, push_secs};
 use super::time::Stamp;
 use crate::config::LogEscape;
 
@@ -202,7 +202,7 @@ impl Template {
 fn push_var(out: &mut Vec<u8>, var: Var, e: &Entry<'_>, time: &Stamp<'_>, escape: LogEscape) {
     let text = |out: &mut Vec<u8>, value: Option<&[u8]>| push_value(out, value, escape);
     let seconds = |out: &mut Vec<u8>, value: Option<Duration>| match value {
-        Some(d) => push_seconds(out, d),
+        Some(d) => push_secs(out, d),
         None => push_value(out, None, escape),
     };
     match var {
@@ -223,7 +223,7 @@ fn push_var(out: &mut Vec<u8>, var: Var, e: &Entry<'_>, time: &Stamp<'_>, escape
         Var::BodyBytesSent => {
             let _ = write!(out, "{}", e.body_bytes);
         }
-        Var::RequestTime => push_seconds(out, e.request_time),
+        Var::RequestTime => push_secs(out, e.request_time),
         Var::UpstreamAddr => text(out, e.upstream.map(|u| u.addr.as_bytes())),
         Var::UpstreamConnectTime => seconds(out, e.upstream.map(|u| u.connect)),
         Var::UpstreamResponseTime => seconds(out, e.upstream.map(|u| u.response)),
@@ -269,12 +269,6 @@ fn push_host(out: &mut Vec<u8>, host: Option<&[u8]>, escape: LogEscape) {
         lower.make_ascii_lowercase();
         push_value(out, Some(lower), escape);
     }
-}
-
-/// `1.234`: seconds, milliseconds kept, as nginx prints times.
-fn push_seconds(out: &mut Vec<u8>, d: Duration) {
-    let ms = d.as_millis();
-    let _ = write!(out, "{}.{:03}", ms / 1000, ms % 1000);
 }
 
 #[cfg(test)]
