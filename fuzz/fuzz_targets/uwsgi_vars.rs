@@ -203,6 +203,7 @@ fn encode_one(buf: &[u8], head: &RequestHead, headers: &[HeaderSpan], path: &[u8
         request_id,
         local,
         https: s.https,
+        http2: false,
         document_root: "/srv/www",
         server_name: s.server_name,
         trusted_peer: s.trusted_peer,

@@ -137,6 +137,22 @@ pub(crate) async fn serve_tls(
             worker
                 .stats
                 .tls_handshake(TlsOutcome::Done(session.version()), took);
+            if session.speaks_h2() {
+                let live = live.into_key();
+                // Boxed: every TLS connection's task would otherwise carry its size.
+                let http2 = crate::http2::serve(
+                    session,
+                    peer,
+                    local,
+                    Rc::clone(&worker),
+                    admission.refused(),
+                );
+                let served = Box::pin(http2).await;
+                let (streams, bytes_in, bytes_out) =
+                    (served.streams, served.bytes_in, served.bytes_out);
+                worker.stats.close(live, streams, bytes_in, bytes_out);
+                return;
+            }
             let hsts = worker.hsts.clone();
             let session = ClientStream::Tls(session);
             let live = live.into_key();
@@ -174,6 +190,30 @@ pub(crate) async fn serve_tls(
     }
 }
 
+/// Serves one HTTP/2 stream's request, written as HTTP/1.1 into the other end of `stream`
+/// (http2/): the client is the HTTP/2 connection's; `admission` is the stream's own (the
+/// connection limits count each stream, as nginx's `limit_conn` does); the connection's
+/// entry in the live table counts its streams.
+pub(crate) fn serve_bridged(
+    stream: tokio_uring::net::UnixStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+    hsts: Option<Rc<str>>,
+    worker: Rc<Worker>,
+    admission: Admission,
+) -> impl Future<Output = ()> {
+    run(
+        ClientStream::Bridged(stream),
+        peer,
+        local,
+        hsts,
+        Buf::empty(),
+        worker,
+        admission,
+        NOT_LIVE,
+    )
+}
+
 /// nginx's answer to a plain HTTP request on its HTTPS port (with the server's `always`
 /// headers, as nginx's), then the close.
 async fn answer_plain_http(stream: TcpStream, scope: exchange::OwnAnswers<'_>) {
@@ -201,6 +241,9 @@ async fn answer_plain_http(stream: TcpStream, scope: exchange::OwnAnswers<'_>) {
         Err(_) => Stream::shutdown(&stream, Shutdown::Both),
     }
 }
+
+/// The live-table key of a bridged HTTP/2 stream: its connection has the entry.
+const NOT_LIVE: usize = usize::MAX;
 
 /// A connection's entry in the worker's live table from its accept until [`Conn`] takes it
 /// over: dropped first (a failed handshake, no PROXY header), it closes the entry itself.
@@ -423,6 +466,9 @@ impl Conn {
             outcome.upstream,
             outcome.body_bytes,
         );
+        if self.live_key == NOT_LIVE {
+            return;
+        }
         let stream = &self.client.stream;
         let (bytes_in, bytes_out) = (stream.bytes_read(), stream.bytes_written());
         stats.progress(self.live_key, self.requests, bytes_in, bytes_out);
@@ -434,9 +480,11 @@ impl Drop for Conn {
     fn drop(&mut self) {
         let stream = &self.client.stream;
         let (bytes_in, bytes_out) = (stream.bytes_read(), stream.bytes_written());
-        self.worker
-            .stats
-            .close(self.live_key, self.requests, bytes_in, bytes_out);
+        if self.live_key != NOT_LIVE {
+            self.worker
+                .stats
+                .close(self.live_key, self.requests, bytes_in, bytes_out);
+        }
         if let Some(key) = self.idle_key {
             self.worker.idle.release(key);
         }

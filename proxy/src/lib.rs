@@ -22,6 +22,7 @@ pub mod fuzzing;
 mod generation;
 mod gzip;
 pub mod http;
+mod http2;
 mod identity;
 mod io;
 mod limits;

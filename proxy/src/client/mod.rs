@@ -92,9 +92,14 @@ impl Client {
         }
     }
 
-    /// Whether the connection is TLS.
+    /// Whether the client reached ringway over TLS.
     pub(crate) fn is_tls(&self) -> bool {
         self.stream.get_ref().is_tls()
+    }
+
+    /// Whether the request came as an HTTP/2 stream.
+    pub(crate) fn is_http2(&self) -> bool {
+        self.stream.get_ref().is_http2()
     }
 
     /// Moves the bytes after the current request's head out of `input` (they are its body,

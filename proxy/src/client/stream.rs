@@ -6,7 +6,7 @@ use std::net::Shutdown;
 use std::os::fd::{AsRawFd, RawFd};
 
 use tokio_uring::BufResult;
-use tokio_uring::net::TcpStream;
+use tokio_uring::net::{TcpStream, UnixStream};
 use tokio_util::either::Either;
 
 use crate::buffer::Buf;
@@ -19,12 +19,20 @@ pub(crate) enum ClientStream {
     Plain(TcpStream),
     /// HTTPS.
     Tls(Box<TlsStream>),
+    /// One stream of an HTTP/2 connection (over TLS), its request written as HTTP/1.1 into
+    /// the other end of a socket pair (http2/).
+    Bridged(UnixStream),
 }
 
 impl ClientStream {
-    /// Whether the connection is TLS.
+    /// Whether the client reached ringway over TLS.
     pub(crate) fn is_tls(&self) -> bool {
-        matches!(self, ClientStream::Tls(_))
+        matches!(self, ClientStream::Tls(_) | ClientStream::Bridged(_))
+    }
+
+    /// Whether the request came as an HTTP/2 stream.
+    pub(crate) fn is_http2(&self) -> bool {
+        matches!(self, ClientStream::Bridged(_))
     }
 
     /// Ends a TLS session cleanly (close_notify); nothing to do for plain TCP.
@@ -40,6 +48,7 @@ impl AsRawFd for ClientStream {
         match self {
             ClientStream::Plain(s) => s.as_raw_fd(),
             ClientStream::Tls(s) => s.tcp().as_raw_fd(),
+            ClientStream::Bridged(s) => s.as_raw_fd(),
         }
     }
 }
@@ -52,7 +61,8 @@ impl Stream for ClientStream {
     // Not async fns: picking the arm's future directly adds no state of its own.
     fn read_append(&self, buf: Buf, max: usize) -> impl Future<Output = BufResult<usize, Buf>> {
         match self {
-            ClientStream::Plain(s) => Either::Left(s.read_append(buf, max)),
+            ClientStream::Plain(s) => Either::Left(Either::Left(s.read_append(buf, max))),
+            ClientStream::Bridged(s) => Either::Left(Either::Right(s.read_append(buf, max))),
             ClientStream::Tls(s) => Either::Right(Box::pin(s.read_append(buf, max))),
         }
     }
@@ -64,7 +74,10 @@ impl Stream for ClientStream {
         progress: &Progress,
     ) -> impl Future<Output = BufResult<(), Buf>> {
         match self {
-            ClientStream::Plain(s) => Either::Left(s.write_from(buf, from, progress)),
+            ClientStream::Plain(s) => Either::Left(Either::Left(s.write_from(buf, from, progress))),
+            ClientStream::Bridged(s) => {
+                Either::Left(Either::Right(s.write_from(buf, from, progress)))
+            }
             ClientStream::Tls(s) => Either::Right(Box::pin(s.write_from(buf, from, progress))),
         }
     }
@@ -72,6 +85,7 @@ impl Stream for ClientStream {
     fn read_now(&self, buf: &mut Buf, max: usize) -> Option<io::Result<usize>> {
         match self {
             ClientStream::Plain(s) => s.read_now(buf, max),
+            ClientStream::Bridged(s) => s.read_now(buf, max),
             ClientStream::Tls(_) => None,
         }
     }
@@ -79,6 +93,7 @@ impl Stream for ClientStream {
     fn write_now(&self, bytes: &[u8]) -> io::Result<usize> {
         match self {
             ClientStream::Plain(s) => s.write_now(bytes),
+            ClientStream::Bridged(s) => s.write_now(bytes),
             ClientStream::Tls(_) => Ok(0),
         }
     }
@@ -86,6 +101,7 @@ impl Stream for ClientStream {
     fn shutdown(&self, how: Shutdown) {
         match self {
             ClientStream::Plain(s) => Stream::shutdown(s, how),
+            ClientStream::Bridged(s) => Stream::shutdown(s, how),
             ClientStream::Tls(s) => Stream::shutdown(&**s, how),
         }
     }

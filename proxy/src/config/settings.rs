@@ -363,6 +363,11 @@ pub struct TlsSettings {
     /// Time a client has to complete its TLS handshake [default: 10s].
     #[arg(long = "tls-handshake-timeout", value_name = "DURATION")]
     pub handshake_timeout: Option<Dur>,
+
+    /// Offer HTTP/2 to TLS clients (ALPN `h2`, as nginx's `listen 443 ssl http2`); clients
+    /// that do not speak it keep HTTP/1.1 [default: false].
+    #[arg(long = "http2", num_args = 0, default_missing_value = "true")]
+    pub http2: Option<bool>,
 }
 
 /// A certificate and its key: `{ cert = "...", key = "..." }`.

@@ -342,7 +342,11 @@ impl Resolved {
             key: key.clone(),
         }));
         if t.listen.is_empty() {
-            if !certificates.is_empty() || t.redirect_http.unwrap_or(false) || t.hsts.is_some() {
+            if !certificates.is_empty()
+                || t.redirect_http.unwrap_or(false)
+                || t.hsts.is_some()
+                || t.http2.unwrap_or(false)
+            {
                 return Err(self.invalid_in_file(
                     "tls.listen",
                     "TLS settings were given but no address to accept TLS on \
@@ -382,6 +386,7 @@ impl Resolved {
             certificates,
             redirect_http: t.redirect_http.unwrap_or(false),
             hsts: t.hsts.clone(),
+            http2: t.http2.unwrap_or(false),
             handshake_timeout: nonzero_timeout(
                 "tls.handshake_timeout",
                 t.handshake_timeout,

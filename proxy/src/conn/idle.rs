@@ -99,6 +99,12 @@ struct Place {
 }
 
 impl IdleConns {
+    /// The thread's connection tasks, which the drain waits for: a task serving requests
+    /// (an HTTP/2 stream's) is spawned under it.
+    pub(crate) fn tasks(&self) -> &TaskTracker {
+        &self.tracker
+    }
+
     /// A thread's idle set; connections resumed from it run under `tracker`.
     pub(crate) fn new(tracker: TaskTracker) -> io::Result<IdleConns> {
         // SAFETY: epoll_create1 takes no pointer; a valid fd it returns is ours to own.

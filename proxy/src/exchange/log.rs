@@ -74,7 +74,11 @@ pub(super) fn write(
         uri: input
             .get(h.path.start as usize..h.target.end as usize)
             .unwrap_or_default(),
-        protocol: h.version.as_str(),
+        protocol: if client.is_http2() {
+            crate::uwsgi::HTTP2
+        } else {
+            h.version.as_str()
+        },
     });
     if head.is_some() {
         for h in &client.headers {
@@ -123,12 +127,22 @@ pub(super) fn write(
         }
         None => &[],
     };
+    let mut line = match head {
+        Some(head) => Some(request_line(input, head.method_span.start as usize)),
+        None => first_line(input),
+    };
+    // An HTTP/2 stream's head was written as HTTP/1.1 for the pipeline: its line names the
+    // protocol the client spoke, as nginx's `$request` does.
+    let http2_line;
+    if client.is_http2()
+        && let Some(http11) = line.and_then(|l| l.strip_suffix(b"HTTP/1.1"))
+    {
+        http2_line = [http11, crate::uwsgi::HTTP2.as_bytes()].concat();
+        line = Some(&http2_line);
+    }
     let entry = Entry {
         remote_addr: client_ip(client, subject),
-        request_line: match head {
-            Some(head) => Some(request_line(input, head.method_span.start as usize)),
-            None => first_line(input),
-        },
+        request_line: line,
         method: parts.map(|p| p.method),
         target: parts.map(|p| p.target),
         protocol: parts.map(|p| p.protocol),

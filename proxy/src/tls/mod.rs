@@ -3,8 +3,9 @@
 //! - Provider: rustls's `ring` backend. It builds with a C compiler alone (the `aws-lc-rs`
 //!   default needs more of a toolchain), and its P-256, X25519 and AES-GCM code is assembly,
 //!   which is what the handshake and bulk costs come down to.
-//! - Protocols: TLS 1.3 and 1.2 only, rustls's default cipher suites; ALPN `http/1.1` (no h2:
-//!   ringway does not speak HTTP/2 yet). Session resumption: a session cache and tickets.
+//! - Protocols: TLS 1.3 and 1.2 only, rustls's default cipher suites; ALPN `http/1.1`, and
+//!   `h2` first with `http2 = true` (see `http2/`). Session resumption: a session cache and
+//!   tickets.
 //! - Certificates: PEM chain and key per name; SNI picks one (SAN names and wildcards), no
 //!   SNI or an unknown name gets the first ([`certs`]).
 //! - The session is sans-IO ([`stream`]): records go in and out of pooled buffers, the
@@ -45,6 +46,8 @@ pub struct TlsConfig {
     pub hsts: Option<String>,
     /// Time a client has to complete its handshake.
     pub handshake_timeout: Duration,
+    /// Offer HTTP/2 (ALPN `h2`) before HTTP/1.1.
+    pub http2: bool,
 }
 
 /// A certificate's name, file and expiry, for the metrics.
@@ -101,7 +104,11 @@ impl Acceptor {
             .context("TLS protocol versions")?
             .with_no_client_auth()
             .with_cert_resolver(Arc::new(resolver));
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        config.alpn_protocols = if tls.http2 {
+            vec![crate::http2::ALPN.to_vec(), b"http/1.1".to_vec()]
+        } else {
+            vec![b"http/1.1".to_vec()]
+        };
         match previous.filter(|p| p.chains == chains) {
             Some(same) => {
                 config.session_storage = Arc::clone(&same.config.session_storage);
@@ -158,6 +165,7 @@ mod tests {
             redirect_http: false,
             hsts: None,
             handshake_timeout: Duration::from_secs(10),
+            http2: false,
         }
     }
 

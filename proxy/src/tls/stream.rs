@@ -62,6 +62,11 @@ impl TlsStream {
         }
     }
 
+    /// Whether the client and ringway agreed on HTTP/2 (ALPN `h2`).
+    pub(crate) fn speaks_h2(&self) -> bool {
+        self.conn.borrow().alpn_protocol() == Some(crate::http2::ALPN)
+    }
+
     pub(super) fn is_handshaking(&self) -> bool {
         self.conn.borrow().is_handshaking()
     }

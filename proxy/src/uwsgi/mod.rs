@@ -27,6 +27,7 @@
 //!     request_id: b"3f2a0c9d1e8b4a6f9c0d2e1f3a4b5c6d",
 //!     local: "192.0.2.1:80".parse().unwrap(),
 //!     https: false,
+//!     http2: false,
 //!     document_root: "/srv/www",
 //!     server_name: None,
 //!     trusted_peer: false,
@@ -53,4 +54,4 @@ mod vars;
 pub use error::UwsgiError;
 pub use packet::PacketWriter;
 pub use path::normalize_path;
-pub use vars::{RequestEnv, encode_request};
+pub use vars::{HTTP2, RequestEnv, encode_request};

@@ -22,6 +22,9 @@ use super::{PacketWriter, UwsgiError};
 use crate::http::ascii::{push_ip, push_u64};
 use crate::http::{HeaderSpan, RequestHead, host_without_port};
 
+/// The protocol name of a request that came as an HTTP/2 stream, as nginx names it.
+pub const HTTP2: &str = "HTTP/2.0";
+
 /// What the vars need to know beyond the request itself.
 #[derive(Debug, Clone, Copy)]
 pub struct RequestEnv<'a> {
@@ -45,6 +48,9 @@ pub struct RequestEnv<'a> {
     pub local: SocketAddr,
     /// Whether the client connection is TLS (REQUEST_SCHEME, HTTPS).
     pub https: bool,
+    /// Whether the request came as an HTTP/2 stream: SERVER_PROTOCOL is `HTTP/2.0`, as
+    /// nginx's `$server_protocol` (the head ringway parsed is its HTTP/1.1 rendering).
+    pub http2: bool,
     /// DOCUMENT_ROOT.
     pub document_root: &'a str,
     /// Configured SERVER_NAME; when `None`, the Host's host part (without port), else the
@@ -110,7 +116,12 @@ pub fn encode_request(
         w.var(b"SCRIPT_NAME", mount)?;
     }
     w.var(b"DOCUMENT_ROOT", env.document_root.as_bytes())?;
-    w.var(b"SERVER_PROTOCOL", head.version.as_str().as_bytes())?;
+    let protocol = if env.http2 {
+        HTTP2
+    } else {
+        head.version.as_str()
+    };
+    w.var(b"SERVER_PROTOCOL", protocol.as_bytes())?;
     w.var(
         b"REQUEST_SCHEME",
         if env.https { b"https" } else { b"http" },

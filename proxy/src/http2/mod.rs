@@ -1,0 +1,220 @@
+//! HTTP/2 on the TLS listener (`[tls] http2 = true`; ALPN `h2`), as nginx's
+//! `listen 443 ssl http2`.
+//!
+//! The `h2` crate speaks the protocol (frames, HPACK, flow control, stream limits and the
+//! defences against reset floods); each stream is then served by the same HTTP/1.1 pipeline
+//! as every other request, through a socket pair ([`stream`]): routes, limits, static files,
+//! upstreams, logs and metrics apply to it unchanged and nothing is written twice. That
+//! costs a socket pair and a few local copies per request; see docs/ARCHITECTURE.md.
+//!
+//! - The connection: nginx's defaults. At most 128 streams at once
+//!   (`http2_max_concurrent_streams`), the head limit (`max_header_size`) as the header
+//!   list's, `keepalive_requests` streams per connection, `keepalive_timeout` with no stream
+//!   open, then GOAWAY; a stopping worker sends GOAWAY and lets the open streams finish.
+//! - The session: [`session`], the TLS stream driven by `h2`'s polls.
+
+mod request;
+mod response;
+mod session;
+mod stream;
+
+use std::cell::Cell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::Notify;
+use tokio_uring::net::UnixStream;
+
+use crate::io::Counted;
+use crate::limits::{Admission, ConnLimit};
+use crate::tls::TlsStream;
+use crate::worker::Worker;
+
+/// ALPN's name for HTTP/2 over TLS.
+pub(crate) const ALPN: &[u8] = b"h2";
+/// Streams a client may have open at once (nginx's `http2_max_concurrent_streams`).
+const MAX_STREAMS: u32 = 128;
+/// How long a connection told to go away (GOAWAY) may take to close once idle.
+const GOAWAY_GRACE: Duration = Duration::from_secs(2);
+
+/// What a connection's streams share: who the client is, for the pipeline.
+pub(super) struct Bridge {
+    worker: Rc<Worker>,
+    peer: SocketAddr,
+    local: SocketAddr,
+    hsts: Option<Rc<str>>,
+    /// The connection was over a connection limit: its streams get the 503, and it goes
+    /// away after the first.
+    refused: Option<ConnLimit>,
+    send_timeout: Duration,
+    /// Streams being served.
+    open: Cell<usize>,
+    /// When the last stream ended (the connection's idle time runs from there).
+    idle_since: Cell<Instant>,
+    /// Told when no stream is open any more.
+    ended: Notify,
+}
+
+impl Bridge {
+    /// A socket pair with the pipeline serving one end; this end returned. `None` when the
+    /// process is out of file descriptors (the stream is refused, the client may retry).
+    fn open(self: &Rc<Self>) -> Option<UnixStream> {
+        let (ours, theirs) = match std::os::unix::net::UnixStream::pair() {
+            Ok(pair) => pair,
+            Err(err) => {
+                tracing::warn!(error = %err, "no socket pair for an HTTP/2 stream");
+                return None;
+            }
+        };
+        // Each stream holds what a connection does (a socket pair, a task, its buffers):
+        // counted as one, as nginx's `limit_conn` counts HTTP/2 streams.
+        let admission = match self.refused {
+            Some(limit) => Admission::Refused(limit),
+            None => self.worker.limits.admit(self.peer),
+        };
+        let pipeline = crate::conn::serve_bridged(
+            UnixStream::from_std(theirs),
+            self.peer,
+            self.local,
+            self.hsts.clone(),
+            Rc::clone(&self.worker),
+            admission,
+        );
+        self.worker.idle.tasks().spawn_local(pipeline);
+        Some(UnixStream::from_std(ours))
+    }
+}
+
+/// Counts a stream open for as long as it is served.
+struct Open(Rc<Bridge>);
+
+impl Open {
+    fn start(bridge: &Rc<Bridge>) -> Open {
+        bridge.open.set(bridge.open.get() + 1);
+        Open(Rc::clone(bridge))
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        let bridge = &self.0;
+        let open = bridge.open.get().saturating_sub(1);
+        bridge.open.set(open);
+        bridge.idle_since.set(Instant::now());
+        if open == 0 {
+            bridge.ended.notify_one();
+        }
+    }
+}
+
+/// What an HTTP/2 connection amounted to, for its entry in the live table.
+pub(crate) struct Served {
+    pub(crate) streams: u64,
+    pub(crate) bytes_in: u64,
+    pub(crate) bytes_out: u64,
+}
+
+/// Serves an HTTP/2 connection (its TLS handshake done, `h2` agreed) until it closes.
+pub(crate) async fn serve(
+    session: Box<TlsStream>,
+    peer: SocketAddr,
+    local: SocketAddr,
+    worker: Rc<Worker>,
+    refused: Option<ConnLimit>,
+) -> Served {
+    let tls = Rc::new(Counted::new(*session));
+    let config = &worker.config;
+    let io = session::SessionIo::new(Rc::clone(&tls), config.limits.send_timeout);
+    let mut builder = h2::server::Builder::new();
+    builder
+        .max_concurrent_streams(MAX_STREAMS)
+        .max_header_list_size(u32::try_from(config.max_header_size).unwrap_or(u32::MAX))
+        // One stream's answer waits for its window in its own 16 KiB read, not in h2.
+        .max_send_buffer_size(SMALL_SEND_BUFFER);
+    let (keepalive_timeout, keepalive_requests) =
+        (config.keepalive_timeout, config.keepalive_requests);
+    let handshake = builder.handshake::<_, Bytes>(io);
+    let mut conn = match tokio::time::timeout(config.client_header_timeout, handshake).await {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(err)) => {
+            tracing::debug!(%peer, error = %err, "HTTP/2 preface failed");
+            return served(&tls, 0);
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "HTTP/2 preface timed out");
+            return served(&tls, 0);
+        }
+    };
+    let bridge = Rc::new(Bridge {
+        hsts: worker.hsts.clone(),
+        send_timeout: config.limits.send_timeout,
+        worker: Rc::clone(&worker),
+        peer,
+        local,
+        refused,
+        open: Cell::new(0),
+        idle_since: Cell::new(Instant::now()),
+        ended: Notify::new(),
+    });
+    let mut stop = worker.stop.clone();
+    let (mut streams, mut going_away) = (0u64, None::<Instant>);
+    loop {
+        let idle = bridge.open.get() == 0;
+        let wake = match going_away {
+            Some(since) => since + GOAWAY_GRACE,
+            None => bridge.idle_since.get() + keepalive_timeout,
+        };
+        tokio::select! {
+            accepted = conn.accept() => match accepted {
+                Some(Ok((request, respond))) => {
+                    streams += 1;
+                    let open = Open::start(&bridge);
+                    let bridge = Rc::clone(&bridge);
+                    worker.idle.tasks().spawn_local(async move {
+                        stream::serve(request, respond, bridge).await;
+                        drop(open);
+                    });
+                    if going_away.is_none() && (streams >= keepalive_requests || refused.is_some()) {
+                        conn.graceful_shutdown();
+                        going_away = Some(Instant::now());
+                    }
+                }
+                Some(Err(err)) => {
+                    tracing::debug!(%peer, error = %err, "HTTP/2 connection failed");
+                    break;
+                }
+                None => break,
+            },
+            Ok(_) = stop.wait_for(|stopping| *stopping), if going_away.is_none() => {
+                conn.graceful_shutdown();
+                going_away = Some(Instant::now());
+            }
+            // The last open stream ended: the idle time starts.
+            () = bridge.ended.notified(), if !idle => {}
+            () = tokio::time::sleep_until(wake.into()), if idle => {
+                if going_away.is_some() {
+                    break;
+                }
+                if bridge.idle_since.get().elapsed() >= keepalive_timeout {
+                    conn.graceful_shutdown();
+                    going_away = Some(Instant::now());
+                }
+            }
+        }
+    }
+    drop(conn);
+    served(&tls, streams)
+}
+
+/// Most bytes `h2` holds for one stream beyond its window.
+const SMALL_SEND_BUFFER: usize = crate::buffer::SMALL;
+
+fn served(tls: &Counted<TlsStream>, streams: u64) -> Served {
+    Served {
+        streams,
+        bytes_in: tls.bytes_read(),
+        bytes_out: tls.bytes_written(),
+    }
+}

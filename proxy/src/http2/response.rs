@@ -1,0 +1,93 @@
+//! The pipeline's HTTP/1.1 answer head as an HTTP/2 response head (pure: no I/O).
+
+use http::{HeaderName, HeaderValue, Response, StatusCode};
+
+use crate::http::{HeaderSpan, ResponseHead};
+
+/// Fields that only mean something to an HTTP/1.1 connection; HTTP/2 forbids them
+/// (RFC 9113 §8.2.2). The body's end is the stream's end.
+const CONNECTION_SPECIFIC: [&[u8]; 5] = [
+    b"connection",
+    b"keep-alive",
+    b"proxy-connection",
+    b"transfer-encoding",
+    b"upgrade",
+];
+
+/// The response for `head` (parsed from `buf`, its fields in `fields`), without the fields
+/// HTTP/2 forbids. `None` for a status HTTP/2 cannot carry (a 101: the pipeline never
+/// switches a bridged request, which has no `Upgrade`).
+pub(super) fn response_of(
+    buf: &[u8],
+    head: &ResponseHead,
+    fields: &[HeaderSpan],
+) -> Option<Response<()>> {
+    let status = StatusCode::from_u16(head.status)
+        .ok()
+        .filter(|s| *s != StatusCode::SWITCHING_PROTOCOLS)?;
+    let mut response = Response::new(());
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    for field in fields {
+        let name = field.name.of(buf);
+        if CONNECTION_SPECIFIC
+            .iter()
+            .any(|c| name.eq_ignore_ascii_case(c))
+        {
+            continue;
+        }
+        // The pipeline writes only valid fields; one that would not convert is left out
+        // rather than sent broken.
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name),
+            HeaderValue::from_bytes(field.value.of(buf)),
+        ) {
+            headers.append(name, value);
+        }
+    }
+    Some(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::{Status, parse_response};
+
+    fn convert(text: &[u8]) -> Option<Response<()>> {
+        let mut fields = Vec::new();
+        let Ok(Status::Complete(head)) = parse_response(text, false, &mut fields) else {
+            panic!("a head")
+        };
+        response_of(text, &head, &fields)
+    }
+
+    #[test]
+    fn connection_fields_are_dropped_and_the_rest_kept() {
+        let response = convert(
+            b"HTTP/1.1 404 Not Found\r\nServer: ringway\r\nContent-Type: text/plain\r\n\
+              Content-Length: 3\r\nConnection: close\r\nKeep-Alive: timeout=5\r\n\
+              Set-Cookie: a=1\r\nSet-Cookie: b=2\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(response.status(), 404);
+        let h = response.headers();
+        assert_eq!(h["content-type"], "text/plain");
+        assert_eq!(h["content-length"], "3");
+        assert_eq!(h.get_all("set-cookie").iter().count(), 2);
+        assert!(h.get("connection").is_none());
+        assert!(h.get("keep-alive").is_none());
+    }
+
+    #[test]
+    fn a_chunked_answer_loses_its_transfer_encoding() {
+        let response =
+            convert(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\n\r\n").unwrap();
+        assert!(response.headers().get("transfer-encoding").is_none());
+        assert_eq!(response.headers()["x-a"], "1");
+    }
+
+    #[test]
+    fn switching_protocols_has_no_http2_form() {
+        assert!(convert(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n").is_none());
+    }
+}

@@ -1,0 +1,270 @@
+//! One HTTP/2 stream, served by the HTTP/1.1 pipeline over a socket pair.
+//!
+//! The pipeline's end of the pair is a client connection like any other (`conn::serve_bridged`:
+//! the real client's address, TLS, the routes, limits, logs and metrics), carrying this one
+//! request with `Connection: close`. This end writes the request head and its body, and turns
+//! the answer back into HTTP/2: its head into a HEADERS frame, its body (de-chunked) into DATA
+//! frames, sent as the client's flow-control window allows. Memory per stream is bounded: one
+//! 16 KiB read of the answer is in flight to the client at a time, and a DATA frame of the
+//! request goes on to the pipeline before the client's window for the next one is opened.
+
+use std::net::Shutdown;
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use h2::server::SendResponse;
+use h2::{Reason, RecvStream, SendStream};
+use http::Request;
+use tokio_uring::net::UnixStream;
+
+use super::Bridge;
+use super::request::{BodyOut, write_head};
+use super::response::response_of;
+use crate::buffer::{Buf, SMALL};
+use crate::http::{ClientFraming, Reframer, Status, parse_response};
+use crate::io::{Stream, write_all};
+
+/// Largest answer head the pipeline writes (its own limit on an upstream's head is 64 KiB,
+/// and it adds a few fields).
+const MAX_ANSWER_HEAD: usize = 80 * 1024;
+
+/// Serves one stream to its end.
+pub(super) async fn serve(
+    request: Request<RecvStream>,
+    respond: SendResponse<Bytes>,
+    bridge: Rc<Bridge>,
+) {
+    let (parts, mut body) = request.into_parts();
+    let mut head = Vec::with_capacity(512);
+    let mut respond = respond;
+    let framing = match write_head(&parts, !body.is_end_stream(), &mut head) {
+        Ok(framing) => framing,
+        Err(why) => {
+            tracing::debug!(peer = %bridge.peer, ?why, "HTTP/2 request refused");
+            respond.send_reset(Reason::PROTOCOL_ERROR);
+            return;
+        }
+    };
+    let Some(pipeline) = bridge.open() else {
+        respond.send_reset(Reason::REFUSED_STREAM);
+        return;
+    };
+    let is_head = parts.method == http::Method::HEAD;
+    let limit = bridge.send_timeout;
+    {
+        let sending = send_request(&pipeline, head, framing, &mut body, limit);
+        let answering = relay_answer(&pipeline, respond, is_head, limit);
+        tokio::pin!(sending, answering);
+        let mut sent = false;
+        loop {
+            tokio::select! {
+                () = &mut sending, if !sent => sent = true,
+                () = &mut answering => break,
+            }
+        }
+    }
+    // The answer is over (or failed): a body write still in flight, and the pipeline's
+    // lingering read, end with the socket.
+    Stream::shutdown(&pipeline, Shutdown::Both);
+    if !body.is_end_stream() {
+        discard_body(&mut body).await;
+    }
+}
+
+/// Reads and drops what is left of a request body the answer did not wait for (a 413, a
+/// 405, an app that answered early), as nginx discards it: a client still uploading gets
+/// its window opened and ends the stream itself, rather than a reset it may take for a
+/// failure. Bounded as the HTTP/1.1 linger is (`client::linger`): 30 s, 2 s of silence,
+/// 64 MiB.
+async fn discard_body(body: &mut RecvStream) {
+    const LINGER: Duration = Duration::from_secs(30);
+    const LINGER_IDLE: Duration = Duration::from_secs(2);
+    const LINGER_BYTES: usize = 64 * 1024 * 1024;
+    let deadline = tokio::time::Instant::now() + LINGER;
+    let mut dropped = 0;
+    while dropped < LINGER_BYTES {
+        let next = tokio::time::timeout_at(
+            deadline.min(tokio::time::Instant::now() + LINGER_IDLE),
+            body.data(),
+        );
+        let Ok(Some(Ok(data))) = next.await else {
+            return;
+        };
+        dropped += data.len();
+        let _ = body.flow_control().release_capacity(data.len());
+    }
+}
+
+/// Writes the request head and body into the pipeline. A client that resets its stream
+/// midway leaves the pipeline a cut request (it answers 400 or logs 499).
+async fn send_request(
+    pipeline: &UnixStream,
+    head: Vec<u8>,
+    framing: BodyOut,
+    body: &mut RecvStream,
+    limit: Duration,
+) {
+    if write_all(pipeline, Buf::copy_of(&head), 0, limit)
+        .await
+        .is_err()
+    {
+        return;
+    }
+    if framing == BodyOut::None {
+        return;
+    }
+    let mut left = match framing {
+        BodyOut::Length(n) => n,
+        _ => u64::MAX,
+    };
+    let chunked = framing == BodyOut::Chunked;
+    while let Some(data) = body.data().await {
+        let Ok(data) = data else {
+            Stream::shutdown(pipeline, Shutdown::Both);
+            return;
+        };
+        let len = data.len();
+        // h2 holds the DATA frames to the stream's content-length; this keeps a longer
+        // body from ever reaching the pipeline as the start of another request.
+        if len as u64 > left {
+            Stream::shutdown(pipeline, Shutdown::Both);
+            return;
+        }
+        left -= len as u64;
+        let mut piece = Buf::with_capacity(len + 16);
+        if chunked {
+            piece.extend_from_slice(format!("{len:x}\r\n").as_bytes());
+            piece.extend_from_slice(&data);
+            piece.extend_from_slice(b"\r\n");
+        } else {
+            piece.extend_from_slice(&data);
+        }
+        if len > 0 && write_all(pipeline, piece, 0, limit).await.is_err() {
+            return;
+        }
+        // The client may send more only once the pipeline has taken this.
+        let _ = body.flow_control().release_capacity(len);
+    }
+    if chunked {
+        let _ = write_all(pipeline, Buf::copy_of(b"0\r\n\r\n"), 0, limit).await;
+    }
+}
+
+/// Reads the pipeline's answer and sends it on the stream.
+async fn relay_answer(
+    pipeline: &UnixStream,
+    mut respond: SendResponse<Bytes>,
+    is_head: bool,
+    limit: Duration,
+) {
+    let mut buf = Buf::with_capacity(SMALL);
+    let mut fields = Vec::new();
+    let head = loop {
+        match parse_response(&buf, is_head, &mut fields) {
+            // An interim answer: the client is sending its body anyway.
+            Ok(Status::Complete(head)) if head.status < 200 && head.status != 101 => {
+                buf.drain(..head.head_len);
+            }
+            Ok(Status::Complete(head)) => break head,
+            Ok(Status::Partial) if buf.len() < MAX_ANSWER_HEAD => {
+                let reset = std::future::poll_fn(|cx| respond.poll_reset(cx));
+                buf.reserve(SMALL);
+                let room = buf.capacity() - buf.len();
+                let (res, more) = tokio::select! {
+                    read = pipeline.read_append(std::mem::replace(&mut buf, Buf::empty()), room) => read,
+                    // The client gave up on the request: the pipeline sees its end of
+                    // the pair close, as a plain client's, and logs 499.
+                    _ = reset => return,
+                };
+                buf = more;
+                match res {
+                    Ok(n) if n > 0 => {}
+                    // No answer at all: the pipeline closed without one (a 444).
+                    _ => {
+                        respond.send_reset(Reason::INTERNAL_ERROR);
+                        return;
+                    }
+                }
+            }
+            Ok(Status::Partial) | Err(_) => {
+                respond.send_reset(Reason::INTERNAL_ERROR);
+                return;
+            }
+        }
+    };
+    let Some(response) = response_of(&buf, &head, &fields) else {
+        respond.send_reset(Reason::INTERNAL_ERROR);
+        return;
+    };
+    let mut reframer = Reframer::new(head.framing, ClientFraming::UntilClose);
+    let bodiless = reframer.is_done();
+    let Ok(mut stream) = respond.send_response(response, bodiless) else {
+        return;
+    };
+    if bodiless {
+        return;
+    }
+    let mut out = Vec::new();
+    if reframer
+        .frame_into(buf.get(head.head_len..).unwrap_or_default(), &mut out)
+        .is_err()
+    {
+        stream.send_reset(Reason::INTERNAL_ERROR);
+        return;
+    }
+    loop {
+        if !out.is_empty()
+            && send_data(&mut stream, Bytes::from(std::mem::take(&mut out)), limit)
+                .await
+                .is_err()
+        {
+            return;
+        }
+        if reframer.is_done() {
+            break;
+        }
+        buf.clear();
+        buf.reserve(SMALL);
+        let (res, more) = pipeline.read_append(buf, SMALL).await;
+        buf = more;
+        let framed = match res {
+            Ok(0) => reframer.finish(&mut out).map_err(drop),
+            Ok(_) => reframer.frame_into(&buf, &mut out).map_err(drop),
+            Err(_) => Err(()),
+        };
+        if framed.is_err() {
+            // Cut short: the client must not take a truncated body for a whole one.
+            stream.send_reset(Reason::INTERNAL_ERROR);
+            return;
+        }
+    }
+    let _ = stream.send_data(Bytes::new(), true);
+}
+
+/// Sends `data` as the stream's flow-control window allows, waiting at most `limit` for the
+/// client to open it each time.
+async fn send_data(
+    stream: &mut SendStream<Bytes>,
+    mut data: Bytes,
+    limit: Duration,
+) -> Result<(), ()> {
+    while !data.is_empty() {
+        stream.reserve_capacity(data.len());
+        let capacity =
+            tokio::time::timeout(limit, std::future::poll_fn(|cx| stream.poll_capacity(cx))).await;
+        match capacity {
+            Ok(Some(Ok(n))) if n > 0 => {
+                let piece = data.split_to(n.min(data.len()));
+                stream.send_data(piece, false).map_err(drop)?;
+            }
+            Ok(Some(Ok(_))) => {}
+            Ok(Some(Err(_)) | None) => return Err(()),
+            Err(_) => {
+                stream.send_reset(Reason::CANCEL);
+                return Err(());
+            }
+        }
+    }
+    Ok(())
+}
