@@ -42,8 +42,8 @@ pub struct RunArgs {
     /// Build and run ringway in release mode.
     #[arg(long)]
     release: bool,
-    /// Serve HTTPS too, with a self-signed certificate for localhost made on first use
-    /// (target/run/tls/), and redirect plain HTTP to it.
+    /// Serve HTTPS (and HTTP/2) too, with a self-signed certificate for localhost made on
+    /// first use (target/run/tls/), and redirect plain HTTP to it.
     #[arg(long)]
     tls: bool,
     /// Port of the HTTPS listener (127.0.0.1), with --tls.
@@ -262,6 +262,7 @@ stop_signal = "{stop_signal}"
 listen = "127.0.0.1:{port}"
 certificates = [{{ cert = "{cert}", key = "{key}" }}]
 redirect_http = true
+http2 = true
 "#,
             port = tls.port,
             cert = tls.cert.cert.display(),

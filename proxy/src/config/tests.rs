@@ -1965,3 +1965,20 @@ fn next_upstream_from_the_top_a_route_or_a_flag() {
         "the top's tries, the route's own 0: no time bound"
     );
 }
+
+#[test]
+fn http2_is_offered_only_when_asked_for() {
+    let cert = "certificates = [ { cert = \"/etc/tls/a.pem\", key = \"/etc/tls/a.key\" } ]";
+    let tls = |extra: &str| {
+        format!("upstream = [\"unix:/a\"]\n[tls]\nlisten = \"0.0.0.0:443\"\n{cert}\n{extra}")
+    };
+    let http2 = |text: &str, flags: &[&str]| load(text, flags).unwrap().tls.unwrap().http2;
+    assert!(!http2(&tls(""), &[]), "off by default, as nginx's");
+    assert!(http2(&tls("http2 = true\n"), &[]));
+    assert!(http2(&tls(""), &["--http2"]));
+    assert_refused(
+        "upstream = [\"unix:/a\"]\n[tls]\nhttp2 = true\n",
+        "tls.listen",
+        "",
+    );
+}

@@ -36,6 +36,9 @@ use crate::worker::Worker;
 pub(crate) const ALPN: &[u8] = b"h2";
 /// Streams a client may have open at once (nginx's `http2_max_concurrent_streams`).
 const MAX_STREAMS: u32 = 128;
+/// Send buffer of each end of a stream's socket pair (the kernel doubles it for its own
+/// bookkeeping): a pooled read's worth and some.
+const PAIR_BUFFER: usize = 32 * 1024;
 /// How long a connection told to go away (GOAWAY) may take to close once idle.
 const GOAWAY_GRACE: Duration = Duration::from_secs(2);
 
@@ -68,6 +71,12 @@ impl Bridge {
                 return None;
             }
         };
+        // What a stream may hold in the kernel between the pipeline and the client's
+        // window: a client that opens every stream it may and reads nothing pins this much
+        // per stream, not the default (over 200 KiB each way). A failure leaves the default.
+        for end in [&ours, &theirs] {
+            let _ = socket2::SockRef::from(end).set_send_buffer_size(PAIR_BUFFER);
+        }
         // Each stream holds what a connection does (a socket pair, a task, its buffers):
         // counted as one, as nginx's `limit_conn` counts HTTP/2 streams.
         let admission = match self.refused {
@@ -204,6 +213,9 @@ pub(crate) async fn serve(
             }
         }
     }
+    // The TLS way to say the end, as an HTTP/1.1 session's (bounded: a client that reads
+    // nothing does not hold the connection); the read still in flight ends with the socket.
+    tls.get_ref().close_notify().await;
     drop(conn);
     served(&tls, streams)
 }

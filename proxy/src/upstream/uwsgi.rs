@@ -24,6 +24,7 @@ pub(crate) async fn read_response_head(
 ) -> Result<(ResponseHead, Buf), Fail> {
     let mut resp = Buf::with_capacity(HEAD_READ_SIZE);
     loop {
+        read_http2_status_line_as_http11(&mut resp);
         match http::parse_response(&resp, request_was_head, headers) {
             Ok(Status::Complete(head)) if head.status >= 200 => return Ok((head, resp)),
             Ok(Status::Complete(head)) => {
@@ -42,5 +43,43 @@ pub(crate) async fn read_response_head(
             Err(IoError::Timeout) => return Err(Fail::UpstreamTimeout(Step::ReadingHead)),
             Err(IoError::Failed(kind)) => return Err(Fail::UpstreamIo(Step::ReadingHead, kind)),
         };
+    }
+}
+
+/// uWSGI writes the request's SERVER_PROTOCOL into its status line, so the answer to an
+/// HTTP/2 request (SERVER_PROTOCOL `HTTP/2.0`, as nginx sends it) starts `HTTP/2.0 200 OK`.
+/// nginx's status line parser takes any `HTTP/x.y`; the rest of such an answer is an
+/// HTTP/1.1 answer's (uWSGI frames it so), and it is read as one.
+fn read_http2_status_line_as_http11(resp: &mut [u8]) {
+    if let Some(version) = resp.get_mut(..9)
+        && version == b"HTTP/2.0 "
+    {
+        version.copy_from_slice(b"HTTP/1.1 ");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_http2_status_line_as_http11;
+    use crate::http::{Status, Version, parse_response};
+
+    #[test]
+    fn an_answer_to_an_http2_request_is_read_as_http11() {
+        let mut answer = b"HTTP/2.0 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec();
+        read_http2_status_line_as_http11(&mut answer);
+        let Ok(Status::Complete(head)) = parse_response(&answer, false, &mut Vec::new()) else {
+            panic!("{answer:?}")
+        };
+        assert_eq!((head.version, head.status), (Version::Http11, 200));
+        // Only that exact version, at the very start.
+        for other in [
+            &b"HTTP/2 200 OK\r\n"[..],
+            b"HTTP/3.0 200 OK\r\n",
+            b"HTTP/2.0",
+        ] {
+            let mut kept = other.to_vec();
+            read_http2_status_line_as_http11(&mut kept);
+            assert_eq!(kept, other);
+        }
     }
 }
