@@ -114,6 +114,25 @@ impl Nginx {
         Nginx::start_with(|dir, addr| config(dir, addr, &pass, true, "", &group))
     }
 
+    /// Like [`Nginx::start_with_locations`], but listening with TLS and HTTP/2 as nginx 1.22
+    /// writes it (`listen ADDR ssl http2;`), serving the certificate `cert` (PEM, with its
+    /// chain) and its key `key`; [`Nginx::addr`] is then an HTTPS address.
+    pub fn start_tls_http2(uwsgi_socket: &Path, cert: &Path, key: &Path, locations: &str) -> Nginx {
+        let pass = format!("uwsgi_pass unix:{};", uwsgi_socket.display());
+        Nginx::start_with(|dir, addr| {
+            let plain = format!("listen {addr};");
+            let tls = format!(
+                "listen {addr} ssl http2;\n        ssl_certificate {};\n        \
+                 ssl_certificate_key {};",
+                cert.display(),
+                key.display()
+            );
+            let conf = config(dir, addr, &pass, true, locations, "");
+            assert!(conf.contains(&plain), "nginx.conf has {plain:?}:\n{conf}");
+            conf.replacen(&plain, &tls, 1)
+        })
+    }
+
     fn start_config(uwsgi_socket: &Path, pep3333: bool, locations: &str) -> Nginx {
         let pass = format!("uwsgi_pass unix:{};", uwsgi_socket.display());
         Nginx::start_with(|dir, addr| config(dir, addr, &pass, pep3333, locations, ""))

@@ -1,6 +1,6 @@
 //! TLS termination end to end (issue 10): real ringway in front of real uWSGI, certificates
 //! made in the test, and real clients over real sockets: curl, `openssl s_client`, Python's
-//! `ssl`, sslscan. One test binary (`cargo test --test tls`), in four parts:
+//! `ssl`, sslscan. One test binary (`cargo test --test tls`), in these parts:
 //!
 //! - `handshake`: versions, key formats and chains, SNI, old versions refused, ALPN,
 //!   resumption, and sslscan's view of the protocols and suites;
@@ -9,13 +9,19 @@
 //! - `hostile`: the handshake timeout, garbage handshakes, plain HTTP on the TLS port, a bad
 //!   record mid-connection;
 //! - `reload`: broken certificate files refused at start; SIGHUP swaps the certificates,
-//!   keeps open connections, survives broken files.
+//!   keeps open connections, survives broken files;
+//! - `http2`: HTTP/2 by ALPN (`[tls] http2 = true`, `--http2`) with curl, nghttp and h2load:
+//!   what the app and the access log are told, megabytes each way, thousands of streams, the
+//!   limits and error answers, GOAWAY after `keepalive_requests` and `keepalive_timeout`,
+//!   close_notify at the end, and the same answers as nginx's `listen ... ssl http2`.
 //!
 //! The Python client is `tests/tools/tls_client.py`; the helpers are in
 //! `ringway_tests::tls`.
 
 mod handshake;
 mod hostile;
+mod http2;
+mod http2_hostile;
 mod reload;
 mod traffic;
 

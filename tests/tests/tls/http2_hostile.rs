@@ -1,0 +1,149 @@
+//! HTTP/2 clients that misbehave on purpose (`tests/tools/h2_client.py`, on the h2 library):
+//! a client that opens no window, one that gives up mid-upload, a reset flood, more streams
+//! than the limit. Each ends in a bounded time with the connection or the server still
+//! serving, and leaves nothing behind in the app.
+
+use std::process::Command;
+use std::time::Duration;
+
+use ringway_tests::tls::{python, run};
+use ringway_tests::{App, paths};
+use serde_json::Value;
+
+use super::Stack;
+
+/// ringway with HTTP/2 on, in front of the Flask app, with a 1 s `send_timeout` (the bound
+/// on a stream whose client opens no window) and the access log on stderr.
+fn stack() -> Stack {
+    let files = paths::workspace_root().join("tests/apps/static");
+    Stack::start(App::Flask, "http2 = true", |b| {
+        b.arg("--send-timeout", "1s")
+            .arg("--access-log", "stderr")
+            .arg("--static", &format!("/static/={}", files.display()))
+    })
+}
+
+/// Runs one scenario of the hostile client against the stack's TLS port.
+fn h2_client(stack: &Stack, scenario: &str, args: &[&str]) -> Value {
+    let ran = run(
+        Command::new(python())
+            .arg(paths::workspace_root().join("tests/tools/h2_client.py"))
+            .arg(scenario)
+            .args(["--connect", &stack.tls().to_string()])
+            .args(["--authority", &format!("a.test:{}", stack.tls().port())])
+            .args(args),
+        b"",
+        Duration::from_secs(40),
+    );
+    let out = ran.out();
+    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {}", ran.all()))
+}
+
+#[test]
+fn a_client_that_opens_no_window_is_reset_after_the_send_timeout_and_its_connection_serves_on() {
+    let stack = stack();
+    let got = h2_client(
+        &stack,
+        "stalled-reader",
+        &["--path", "/bytes/1000000", "--second-path", "/bytes/7"],
+    );
+    assert_eq!(got["status"], 200, "{got}");
+    assert_eq!(got["data"], 0, "a window of 0 lets no DATA through: {got}");
+    assert_eq!(got["reset"], "CANCEL", "{got}");
+    let after = got["ended_after"].as_f64().unwrap_or(f64::MAX);
+    assert!(
+        (0.9..10.0).contains(&after),
+        "reset by the 1 s send timeout (got {after} s): {got}"
+    );
+    assert_eq!(got["goaway"], Value::Null, "only the stream ends: {got}");
+    assert_eq!(got["second"]["status"], 200, "{got}");
+    assert_eq!(got["second"]["data"], 7, "{got}");
+}
+
+#[test]
+fn an_upload_given_up_midway_ends_as_a_client_gone_and_the_connection_serves_on() {
+    let stack = stack();
+    let got = h2_client(
+        &stack,
+        "reset-upload",
+        &[
+            "--path",
+            "/echo",
+            "--size",
+            "1048576",
+            "--sent",
+            "65536",
+            "--second-path",
+            "/bytes/7",
+        ],
+    );
+    assert_eq!(got["sent"], 65536, "{got}");
+    assert_eq!(got["second"]["status"], 200, "{got}");
+    assert_eq!(got["second"]["data"], 7, "{got}");
+    // The pipeline sees the stream's end of the pair close mid-body: the app is never
+    // called with a cut body, and the log says the request ended there.
+    let logged = "\"POST /echo HTTP/2.0\"";
+    assert!(
+        stack.ringway.wait_for_log(logged, Duration::from_secs(10)),
+        "{}",
+        stack.ringway.stderr()
+    );
+    let log = stack.ringway.stderr();
+    let line = log.lines().find(|l| l.contains(logged)).unwrap_or_default();
+    assert!(
+        line.contains("\" 400 ") || line.contains("\" 499 "),
+        "a cut upload is a bad request or a client gone: {line}"
+    );
+}
+
+#[test]
+fn a_reset_flood_ends_its_connection_and_ringway_serves_the_next_client() {
+    let stack = stack();
+    let got = h2_client(
+        &stack,
+        "rapid-reset",
+        &["--path", "/bytes/7", "--count", "5000", "--timeout", "5"],
+    );
+    assert_eq!(
+        got["closed"], true,
+        "the flooding connection is closed: {got}"
+    );
+    let sent = got["sent"].as_u64().unwrap_or(u64::MAX);
+    assert!(
+        sent < 5000,
+        "closed before the flood was through ({sent} streams): {got}"
+    );
+    // The streams that were taken before the flood was seen reached the app at most as
+    // many times as there were streams: each logged, none left running.
+    let fresh = h2_client(
+        &stack,
+        "many-streams",
+        &["--path", "/bytes/7", "--count", "1"],
+    );
+    assert_eq!(fresh["statuses"]["200"], 1, "{fresh}");
+}
+
+#[test]
+fn streams_past_the_limit_of_128_are_refused_and_the_others_answered() {
+    let stack = stack();
+    // A file: 128 requests at once to the app would find uWSGI's listen queue full (503,
+    // as for 128 HTTP/1.1 clients), which is not what this is about.
+    let got = h2_client(
+        &stack,
+        "many-streams",
+        &[
+            "--path",
+            "/static/style.css",
+            "--count",
+            "300",
+            "--timeout",
+            "30",
+        ],
+    );
+    // The client sends all 300 before it reads the server's SETTINGS: h2 refuses what is
+    // past the 128 it allows (REFUSED_STREAM: safe to retry), and serves the rest.
+    assert_eq!(got["statuses"]["200"], 128, "{got}");
+    assert_eq!(got["refused"], 172, "{got}");
+    assert_eq!(got["reset"], 0, "{got}");
+    assert_eq!(got["unfinished"], 0, "{got}");
+}

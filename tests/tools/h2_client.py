@@ -1,0 +1,282 @@
+"""A hostile HTTP/2 client on the h2 library (hyper-h2), for ringway's end-to-end tests.
+
+The Rust tests drive it; it never decides anything, it reports what happened as one JSON
+object on stdout. Every scenario connects with TLS (ALPN h2 only, no certificate check) to
+--connect HOST:PORT, sends --authority as :authority, and gives up after --timeout seconds.
+
+  h2_client.py stalled-reader --path P
+      Says its window is 0 (SETTINGS_INITIAL_WINDOW_SIZE) and asks for P: the server may
+      send the head but no DATA. Reports what the stream got and when it ended:
+        {"ok": true, "status": 200, "data": 0, "reset": "CANCEL" or null,
+         "ended_after": SECONDS, "goaway": null or "...",
+         "second": {"status": 200, "data": N}}
+      `second` is a request for --second-path on the same connection, with the window
+      opened, after the first stream ended.
+
+  h2_client.py reset-upload --path P --size N --sent M
+      Starts a POST of P with content-length N, sends M bytes of it, resets the stream
+      (CANCEL), then asks GET --second-path on the same connection:
+        {"ok": true, "second": {"status": 200, "data": N}}
+
+  h2_client.py rapid-reset --path P --count C
+      Opens C streams (GET P), each reset (CANCEL) right after its HEADERS, in batches
+      of 100 per write, then waits for the connection to end or --timeout:
+        {"ok": true, "sent": C, "goaway": "ENHANCE_YOUR_CALM" or ... or null,
+         "closed": true or false, "answers": N}
+
+  h2_client.py many-streams --path P --count C
+      Opens C streams (GET P) at once and reads every answer:
+        {"ok": true, "statuses": {"200": N, ...}, "refused": N, "reset": N}
+      (refused: RST_STREAM REFUSED_STREAM, the streams past the server's limit.)
+"""
+
+import argparse
+import json
+import socket
+import ssl
+import sys
+import time
+
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
+import h2.settings
+
+
+class Client:
+    def __init__(self, args, window=None):
+        self.args = args
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        ctx.set_alpn_protocols(["h2"])
+        host, port = args.connect.rsplit(":", 1)
+        raw = socket.create_connection((host, int(port)), timeout=args.timeout)
+        self.sock = ctx.wrap_socket(raw, server_hostname=args.server_name)
+        if self.sock.selected_alpn_protocol() != "h2":
+            raise SystemExit(json.dumps({"ok": False, "error": "no h2"}))
+        self.conn = h2.connection.H2Connection(
+            config=h2.config.H2Configuration(client_side=True, header_encoding="utf-8")
+        )
+        self.conn.initiate_connection()
+        if window is not None:
+            self.conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: window})
+        self.flush()
+        self.goaway = None
+        self.closed = False
+
+    def flush(self):
+        data = self.conn.data_to_send()
+        if data:
+            self.sock.sendall(data)
+
+    def headers(self, path, method="GET", extra=()):
+        return [
+            (":method", method),
+            (":scheme", "https"),
+            (":authority", self.args.authority),
+            (":path", path),
+        ] + list(extra)
+
+    def events(self, deadline):
+        """The next batch of events, [] at the deadline; None once the server closed."""
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return []
+        self.sock.settimeout(left)
+        try:
+            data = self.sock.recv(65536)
+        except (socket.timeout, TimeoutError):
+            return []
+        except (ConnectionError, ssl.SSLError, OSError):
+            self.closed = True
+            return None
+        if not data:
+            self.closed = True
+            return None
+        events = self.conn.receive_data(data)
+        for e in events:
+            if isinstance(e, h2.events.ConnectionTerminated):
+                self.goaway = h2.errors.ErrorCodes(e.error_code).name
+        self.flush()
+        return events
+
+    def fetch(self, path, deadline):
+        """GET path with the windows opened as data comes; its status and body size."""
+        sid = self.conn.get_next_available_stream_id()
+        self.conn.send_headers(sid, self.headers(path), end_stream=True)
+        self.flush()
+        status, size = None, 0
+        while time.monotonic() < deadline:
+            events = self.events(deadline)
+            if events is None:
+                break
+            for e in events:
+                if getattr(e, "stream_id", None) != sid:
+                    continue
+                if isinstance(e, h2.events.ResponseReceived):
+                    status = int(dict(e.headers)[":status"])
+                elif isinstance(e, h2.events.DataReceived):
+                    size += len(e.data)
+                    self.conn.acknowledge_received_data(e.flow_controlled_length, sid)
+                elif isinstance(e, h2.events.StreamEnded):
+                    self.flush()
+                    return {"status": status, "data": size}
+                elif isinstance(e, h2.events.StreamReset):
+                    return {"status": status, "data": size, "reset": e.error_code.name}
+            self.flush()
+        return {"status": status, "data": size, "unfinished": True}
+
+
+def stalled_reader(args):
+    client = Client(args, window=0)
+    deadline = time.monotonic() + args.timeout
+    sid = client.conn.get_next_available_stream_id()
+    client.conn.send_headers(sid, client.headers(args.path), end_stream=True)
+    client.flush()
+    started = time.monotonic()
+    status, data, reset, ended = None, 0, None, None
+    while ended is None and time.monotonic() < deadline:
+        events = client.events(deadline)
+        if events is None:
+            break
+        for e in events:
+            if getattr(e, "stream_id", None) != sid:
+                continue
+            if isinstance(e, h2.events.ResponseReceived):
+                status = int(dict(e.headers)[":status"])
+            elif isinstance(e, h2.events.DataReceived):
+                data += len(e.data)
+            elif isinstance(e, h2.events.StreamReset):
+                reset = e.error_code.name
+                ended = time.monotonic() - started
+            elif isinstance(e, h2.events.StreamEnded):
+                ended = time.monotonic() - started
+    second = None
+    if not client.closed:
+        client.conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 65535})
+        client.flush()
+        second = client.fetch(args.second_path, time.monotonic() + args.timeout)
+    return {
+        "ok": True,
+        "status": status,
+        "data": data,
+        "reset": reset,
+        "ended_after": ended,
+        "goaway": client.goaway,
+        "second": second,
+    }
+
+
+def reset_upload(args):
+    client = Client(args)
+    sid = client.conn.get_next_available_stream_id()
+    client.conn.send_headers(
+        sid,
+        client.headers(args.path, "POST", [("content-length", str(args.size))]),
+    )
+    client.flush()
+    sent, piece = 0, b"x" * 16384
+    deadline = time.monotonic() + args.timeout
+    while sent < args.sent and time.monotonic() < deadline:
+        room = min(client.conn.local_flow_control_window(sid), args.sent - sent, len(piece))
+        if room <= 0:
+            if client.events(deadline) is None:
+                return {"ok": False, "error": "closed while uploading"}
+            continue
+        client.conn.send_data(sid, piece[:room])
+        client.flush()
+        sent += room
+    client.conn.reset_stream(sid, h2.errors.ErrorCodes.CANCEL)
+    client.flush()
+    second = client.fetch(args.second_path, time.monotonic() + args.timeout)
+    return {"ok": True, "sent": sent, "second": second, "goaway": client.goaway}
+
+
+def rapid_reset(args):
+    client = Client(args)
+    sent = 0
+    try:
+        while sent < args.count and not client.closed:
+            for _ in range(min(100, args.count - sent)):
+                sid = client.conn.get_next_available_stream_id()
+                client.conn.send_headers(sid, client.headers(args.path), end_stream=True)
+                client.conn.reset_stream(sid, h2.errors.ErrorCodes.CANCEL)
+                sent += 1
+            client.flush()
+            client.events(time.monotonic() + 0.01)
+    except Exception as err:  # the server closed or refused more streams
+        return {"ok": True, "sent": sent, "goaway": client.goaway, "closed": True,
+                "error": type(err).__name__}
+    deadline = time.monotonic() + args.timeout
+    answers = 0
+    while not client.closed and time.monotonic() < deadline:
+        events = client.events(deadline)
+        if events is None:
+            break
+        answers += sum(isinstance(e, h2.events.ResponseReceived) for e in events)
+    return {"ok": True, "sent": sent, "goaway": client.goaway, "closed": client.closed,
+            "answers": answers}
+
+
+def many_streams(args):
+    client = Client(args)
+    deadline = time.monotonic() + args.timeout
+    streams = []
+    for _ in range(args.count):
+        sid = client.conn.get_next_available_stream_id()
+        client.conn.send_headers(sid, client.headers(args.path), end_stream=True)
+        streams.append(sid)
+    client.flush()
+    open_ = set(streams)
+    statuses, refused, reset = {}, 0, 0
+    while open_ and time.monotonic() < deadline:
+        events = client.events(deadline)
+        if events is None:
+            break
+        for e in events:
+            sid = getattr(e, "stream_id", None)
+            if isinstance(e, h2.events.ResponseReceived):
+                code = dict(e.headers)[":status"]
+                statuses[code] = statuses.get(code, 0) + 1
+            elif isinstance(e, h2.events.DataReceived):
+                client.conn.acknowledge_received_data(e.flow_controlled_length, sid)
+            elif isinstance(e, h2.events.StreamEnded):
+                open_.discard(sid)
+            elif isinstance(e, h2.events.StreamReset):
+                open_.discard(sid)
+                if e.error_code == h2.errors.ErrorCodes.REFUSED_STREAM:
+                    refused += 1
+                else:
+                    reset += 1
+        client.flush()
+    return {"ok": True, "statuses": statuses, "refused": refused, "reset": reset,
+            "unfinished": len(open_), "goaway": client.goaway}
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("scenario")
+    parser.add_argument("--connect", required=True)
+    parser.add_argument("--authority", default="a.test")
+    parser.add_argument("--server-name", default="a.test")
+    parser.add_argument("--path", default="/")
+    parser.add_argument("--second-path", default="/")
+    parser.add_argument("--size", type=int, default=1 << 20)
+    parser.add_argument("--sent", type=int, default=65536)
+    parser.add_argument("--count", type=int, default=100)
+    parser.add_argument("--timeout", type=float, default=10)
+    args = parser.parse_args()
+    scenarios = {
+        "stalled-reader": stalled_reader,
+        "reset-upload": reset_upload,
+        "rapid-reset": rapid_reset,
+        "many-streams": many_streams,
+    }
+    print(json.dumps(scenarios[args.scenario](args)))
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
