@@ -1,4 +1,6 @@
-//! h2load (Debian's `nghttp2-client`) for the keep-alive TLS cases, in HTTP/1.1 (`--h1`).
+//! h2load (Debian's `nghttp2-client`) for the keep-alive TLS cases, in HTTP/1.1 (`--h1`),
+//! and for the HTTP/2 case in its own mode (ALPN `h2`, [`H2_STREAMS`] streams in flight per
+//! connection).
 //!
 //! Why h2load there and not wrk, which also speaks https: the two load the servers alike
 //! (both are OpenSSL epoll clients; on this machine they drove the same req/s at the same
@@ -8,6 +10,10 @@
 //! no cipher option and says nothing of the session. h2load prints no latency percentiles:
 //! its `--log-file` (one line per request: start, status, µs to the end of the answer) gives
 //! them. Like wrk it is closed-loop (coordinated omission: read p99 as "under saturation").
+//!
+//! Both servers offer h2 and http/1.1: `--h1` makes h2load offer http/1.1 only, and without
+//! it h2load offers h2 first but falls back to HTTP/1.1 if the server picks that. Every run
+//! is therefore checked against the application protocol h2load says it negotiated.
 
 use std::fs;
 use std::net::SocketAddr;
@@ -16,7 +22,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-use crate::load::{Case, WrkOutput, run_tool};
+use crate::load::{Case, H2_STREAMS, WrkOutput, run_tool};
 use crate::proc;
 use crate::tls::{CIPHER_SUITE, GROUP, SERVER_NAME, TlsSeen};
 
@@ -30,12 +36,17 @@ pub struct H2load {
 
 impl H2load {
     /// The command for one load: `case.connections` keep-alive TLS connections to `addr`
-    /// for `duration_s` seconds, one request in flight on each.
+    /// for `duration_s` seconds, one request in flight on each (HTTP/1.1), or
+    /// [`H2_STREAMS`] (HTTP/2).
     pub fn command(&self, case: Case, addr: SocketAddr, duration_s: u64, log: &Path) -> Command {
         let threads = self.threads.clamp(1, case.connections.max(1));
         let mut cmd = Command::new(&self.bin);
-        cmd.arg("--h1")
-            .arg("-c")
+        if case.kind.is_h2() {
+            cmd.arg("-m").arg(H2_STREAMS.to_string());
+        } else {
+            cmd.arg("--h1");
+        }
+        cmd.arg("-c")
             .arg(case.connections.to_string())
             .arg("-t")
             .arg(threads.to_string())
@@ -55,7 +66,8 @@ impl H2load {
         cmd
     }
 
-    /// Runs one load, bounded by a watchdog.
+    /// Runs one load, bounded by a watchdog; an error if it was not run on the case's
+    /// application protocol.
     pub fn run(
         &self,
         case: Case,
@@ -69,7 +81,13 @@ impl H2load {
         let (out, err) = run_tool("h2load", &mut cmd, self.cpus.clone(), duration_s + 30)?;
         let log_text = fs::read_to_string(&log).unwrap_or_default();
         let _ = fs::remove_file(&log);
-        parse(&out, &log_text).with_context(|| format!("`{shown}` printed:\n{out}{err}"))
+        let (output, seen) =
+            parse(&out, &log_text).with_context(|| format!("`{shown}` printed:\n{out}{err}"))?;
+        if let Some(alpn) = case.kind.alpn() {
+            seen.expect_alpn(alpn)
+                .with_context(|| format!("`{shown}` printed:\n{out}{err}"))?;
+        }
+        Ok((output, seen))
     }
 }
 
@@ -90,6 +108,8 @@ pub fn parse(stdout: &str, log: &str) -> Result<(WrkOutput, TlsSeen)> {
             .to_owned(),
         handshakes: None,
         resumed: None,
+        // Application protocol: h2
+        alpn: field("Application protocol:").map(str::to_owned),
     };
     // finished in 5.01s, 24450.20 req/s, 3.08MB/s
     let finished = field("finished in").context("h2load printed no `finished in` line")?;
@@ -209,7 +229,15 @@ time for request:      448us     80.21ms      4.04ms      2.31ms    87.73%
         let log = "1796156203618240\t200\t4000\n1796156203618235\t200\t1000\n\
                    1796156203618229\t-1\t9000\n1796156203618230\t200\t2000\n";
         let (w, seen) = parse(OUT, log)?;
-        assert_eq!(seen.negotiated(), "TLSv1.3 TLS_AES_128_GCM_SHA256 X25519");
+        assert_eq!(
+            seen.negotiated(),
+            "TLSv1.3 TLS_AES_128_GCM_SHA256 X25519 http/1.1"
+        );
+        assert!(seen.expect_alpn("http/1.1").is_ok());
+        let err = seen
+            .expect_alpn("h2")
+            .expect_err("an HTTP/1.1 run is no h2 run");
+        assert!(err.to_string().contains("http/1.1 instead of h2"), "{err}");
         assert_eq!(
             (w.requests, w.errors(), w.duration_us),
             (122250, 1, 5_010_000)
@@ -244,5 +272,38 @@ time for request:      448us     80.21ms      4.04ms      2.31ms    87.73%
             assert!(shown.contains(part), "{part} missing from {shown}");
         }
         assert_eq!(parse_duration_us("850.5ms"), Some(850_500));
+    }
+
+    /// The HTTP/2 case: h2load's own mode (no `--h1`), streams in flight on each connection.
+    #[test]
+    fn the_h2_case_runs_h2_with_streams_in_flight() {
+        let h = H2load {
+            bin: PathBuf::from("/usr/bin/h2load"),
+            threads: 1,
+            cpus: None,
+        };
+        let case = Case {
+            kind: Kind::TlsH2Hello,
+            connections: 10,
+        };
+        let addr = SocketAddr::from(([127, 0, 0, 1], 8443));
+        let shown = proc::display(&h.command(case, addr, 5, Path::new("/tmp/l")));
+        assert!(!shown.contains("--h1"), "{shown}");
+        for part in [
+            "-m 10",
+            "-c 10",
+            "--tls13-ciphers=TLS_AES_128_GCM_SHA256",
+            "--groups=X25519",
+            "https://localhost:8443/",
+        ] {
+            assert!(shown.contains(part), "{part} missing from {shown}");
+        }
+        let out = OUT.replace("Application protocol: http/1.1", "Application protocol: h2");
+        let log = "1796156203618240\t200\t4000\n";
+        let seen = parse(&out, log).map(|(_, seen)| seen);
+        assert!(seen.is_ok_and(|s| s.expect_alpn("h2").is_ok()));
+        let none = OUT.replace("Application protocol: http/1.1\n", "");
+        let seen = parse(&none, log).map(|(_, seen)| seen);
+        assert!(seen.is_ok_and(|s| s.alpn.is_none() && s.expect_alpn("h2").is_err()));
     }
 }

@@ -14,6 +14,7 @@
 pub mod buffering;
 pub mod client;
 pub mod h2load;
+pub mod http2;
 pub mod load;
 pub mod proc;
 pub mod report;
@@ -97,8 +98,9 @@ impl Config {
     }
 
     /// The cases for `specs`: a pinned connection count as given, else hello at each of
-    /// `sweep`, the handshake cases with `handshake_clients` client threads, the others at
-    /// `connections`. A case given twice is run once.
+    /// `sweep`, the handshake cases with `handshake_clients` client threads, the HTTP/2 case
+    /// at `connections` / [`load::H2_STREAMS`] (as many requests in flight as the others),
+    /// the others at `connections`. A case given twice is run once.
     pub fn case_list(
         specs: &[CaseSpec],
         sweep: &[usize],
@@ -111,6 +113,7 @@ impl Config {
                 Some(c) => vec![c],
                 None if spec.kind == Kind::Hello => sweep.to_vec(),
                 None if spec.kind.is_handshake() => vec![handshake_clients],
+                None if spec.kind.is_h2() => vec![connections.div_ceil(load::H2_STREAMS)],
                 None => vec![connections],
             };
             for connections in counts {
@@ -203,7 +206,8 @@ pub fn run(config: &Config) -> Result<Report> {
     if keepalive_tls && !config.h2load.exists() {
         bail!(
             "h2load not found at {} (the keep-alive TLS cases run it): `apt-get install \
-             nghttp2-client`, or set RINGWAY_H2LOAD, or leave the tls-hello and tls-64k cases out",
+             nghttp2-client`, or set RINGWAY_H2LOAD, or leave the tls-hello, tls-64k and \
+             tls-h2-hello cases out",
             config.h2load.display()
         );
     }
@@ -431,32 +435,11 @@ struct Generators {
 }
 
 /// Sends a case's request to a stack and checks the answer. A TLS case is probed over TLS
-/// with the harness's client (the resumed one: a second connection must resume).
+/// with the harness's client ([`tls_probe`]).
 fn probe(stack: &Stack, kind: Kind) -> Result<()> {
     let close = stack.kind == StackKind::Uwsgi;
     let answer = if kind.is_tls() {
-        let addr = stack
-            .tls_addr
-            .with_context(|| format!("{} does not listen for TLS", stack.kind))?;
-        let request = load::raw_request(kind, addr, false);
-        let resume = kind == Kind::TlsHandshakeResumed;
-        let config = tls::client_config(resume)?;
-        let (mut answer, seen) = tls::probe(addr, &config, &request, IO_TIMEOUT)?;
-        if resume && answer.status == 200 {
-            let (again, seen) = tls::probe(addr, &config, &request, IO_TIMEOUT)?;
-            if seen.resumed != Some(1) {
-                bail!("a second connection with the first one's session ticket did not resume");
-            }
-            answer = again;
-        }
-        if seen.cipher != tls::CIPHER_SUITE || seen.protocol != "TLSv1.3" {
-            bail!(
-                "negotiated {} instead of TLSv1.3 {}",
-                seen.negotiated(),
-                tls::CIPHER_SUITE
-            );
-        }
-        answer
+        tls_probe(stack, kind)?
     } else {
         let mut conn = client::connect(stack.addr, IO_TIMEOUT)?;
         client::exchange(&mut conn, &load::raw_request(kind, stack.addr, close))?
@@ -528,6 +511,48 @@ fn probe(stack: &Stack, kind: Kind) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// A TLS case's request over TLS, with the harness's rustls client: the resumed case's on a
+/// second connection, which must resume; the HTTP/2 case's over HTTP/2 ([`http2`]). The
+/// session must be TLS 1.3 with [`tls::CIPHER_SUITE`], on the case's application protocol.
+fn tls_probe(stack: &Stack, kind: Kind) -> Result<client::Answer> {
+    let addr = stack
+        .tls_addr
+        .with_context(|| format!("{} does not listen for TLS", stack.kind))?;
+    let (answer, seen) = if kind.is_h2() {
+        let config = tls::h2_client_config()?;
+        let mut conn = tls::connect(addr, &config, IO_TIMEOUT)?;
+        let seen = tls::seen(&conn.conn);
+        // Checked before a word of HTTP/2 is sent: a server on HTTP/1.1 would not parse it.
+        seen.expect_alpn("h2")?;
+        let authority = format!("{}:{}", tls::SERVER_NAME, addr.port());
+        (http2::get(&mut conn, &authority, kind.path())?, seen)
+    } else {
+        let request = load::raw_request(kind, addr, false);
+        let resume = kind == Kind::TlsHandshakeResumed;
+        let config = tls::client_config(resume)?;
+        let (mut answer, seen) = tls::probe(addr, &config, &request, IO_TIMEOUT)?;
+        if resume && answer.status == 200 {
+            let (again, seen) = tls::probe(addr, &config, &request, IO_TIMEOUT)?;
+            if seen.resumed != Some(1) {
+                bail!("a second connection with the first one's session ticket did not resume");
+            }
+            answer = again;
+        }
+        (answer, seen)
+    };
+    if seen.cipher != tls::CIPHER_SUITE || seen.protocol != "TLSv1.3" {
+        bail!(
+            "negotiated {} instead of TLSv1.3 {}",
+            seen.negotiated(),
+            tls::CIPHER_SUITE
+        );
+    }
+    if let Some(alpn) = kind.alpn() {
+        seen.expect_alpn(alpn)?;
+    }
+    Ok(answer)
 }
 
 /// Opens `n` keep-alive connections, each after one complete request, and measures the
@@ -871,6 +896,7 @@ mod tests {
                 "64k-c100",
                 "tls-hello-c100",
                 "tls-64k-c100",
+                "tls-h2-hello-c10",
                 "tls-handshake-full",
                 "tls-handshake-resumed",
                 "tls-hello-c10",
@@ -881,6 +907,16 @@ mod tests {
             .find(|c| c.kind == Kind::TlsHandshakeFull)
             .map(|c| c.connections);
         assert_eq!(handshake, Some(8));
+        // The HTTP/2 case: a tenth of the connections, as many requests in flight.
+        let h2 = |connections| {
+            Config::case_list(&CaseSpec::parse("tls-h2-hello")?, &[10], connections, 8)
+                .first()
+                .map(Case::id)
+                .context("a case")
+        };
+        assert_eq!(h2(100)?, "tls-h2-hello-c10");
+        assert_eq!(h2(1000)?, "tls-h2-hello-c100");
+        assert_eq!(h2(5)?, "tls-h2-hello-c1");
         assert!(runs_at(Kind::TlsHello, StackKind::Nginx));
         assert!(!runs_at(Kind::TlsHello, StackKind::UwsgiHttp));
         assert!(runs_at(Kind::Hello, StackKind::Uwsgi));

@@ -53,6 +53,9 @@ pub enum Kind {
     TlsHello,
     /// GET /bytes/65536 over keep-alive TLS connections (h2load).
     Tls64k,
+    /// GET / over HTTP/2 on keep-alive TLS connections (h2load in h2 mode, ALPN `h2`),
+    /// [`H2_STREAMS`] streams in flight on each.
+    TlsH2Hello,
     /// A new TLS connection per request, full handshakes (the harness's rustls client).
     TlsHandshakeFull,
     /// A new TLS connection per request, resumed with a session ticket.
@@ -63,8 +66,14 @@ pub enum Kind {
 /// `location /files/ { alias DIR/; }`).
 pub const STATIC_ROUTE: &str = "/files/";
 
+/// Requests in flight on each connection of the HTTP/2 case (h2load `-m`): with a tenth of
+/// the other cases' connections, as many requests in flight as they have (10 × 10 for the
+/// c100 cases), and the per-connection work (TLS records, HPACK, flow control) spread over
+/// several streams, as a browser's page load spreads it.
+pub const H2_STREAMS: usize = 10;
+
 impl Kind {
-    pub const ALL: [Kind; 14] = [
+    pub const ALL: [Kind; 15] = [
         Kind::Hello,
         Kind::Bytes64k,
         Kind::Post16k,
@@ -77,6 +86,7 @@ impl Kind {
         Kind::Static1m,
         Kind::TlsHello,
         Kind::Tls64k,
+        Kind::TlsH2Hello,
         Kind::TlsHandshakeFull,
         Kind::TlsHandshakeResumed,
     ];
@@ -91,9 +101,10 @@ impl Kind {
     ];
 
     /// The TLS cases (`--cases tls`).
-    pub const TLS: [Kind; 4] = [
+    pub const TLS: [Kind; 5] = [
         Kind::TlsHello,
         Kind::Tls64k,
+        Kind::TlsH2Hello,
         Kind::TlsHandshakeFull,
         Kind::TlsHandshakeResumed,
     ];
@@ -112,6 +123,7 @@ impl Kind {
             Kind::Static1m => "static1m",
             Kind::TlsHello => "tls-hello",
             Kind::Tls64k => "tls-64k",
+            Kind::TlsH2Hello => "tls-h2-hello",
             Kind::TlsHandshakeFull => "tls-handshake-full",
             Kind::TlsHandshakeResumed => "tls-handshake-resumed",
         }
@@ -124,7 +136,7 @@ impl Kind {
             .with_context(|| {
                 let names: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
                 format!(
-                    "unknown case {name:?} ({}, or tls for the four TLS ones)",
+                    "unknown case {name:?} ({}, or tls for the five TLS ones)",
                     names.join(", ")
                 )
             })
@@ -162,10 +174,29 @@ impl Kind {
         matches!(self, Kind::TlsHandshakeFull | Kind::TlsHandshakeResumed)
     }
 
+    /// Served over HTTP/2.
+    pub fn is_h2(self) -> bool {
+        self == Kind::TlsH2Hello
+    }
+
+    /// The application protocol a TLS case must have negotiated (ALPN): both servers offer
+    /// `h2` before `http/1.1`, so a case measured on the wrong one would be mislabelled.
+    /// `None` for the plain-HTTP cases.
+    pub fn alpn(self) -> Option<&'static str> {
+        match self {
+            _ if !self.is_tls() => None,
+            _ if self.is_h2() => Some("h2"),
+            _ => Some("http/1.1"),
+        }
+    }
+
     /// The plain-HTTP case whose request and answer a TLS case carries.
     pub fn plain(self) -> Kind {
         match self {
-            Kind::TlsHello | Kind::TlsHandshakeFull | Kind::TlsHandshakeResumed => Kind::Hello,
+            Kind::TlsHello
+            | Kind::TlsH2Hello
+            | Kind::TlsHandshakeFull
+            | Kind::TlsHandshakeResumed => Kind::Hello,
             Kind::Tls64k => Kind::Bytes64k,
             other => other,
         }
@@ -205,7 +236,7 @@ impl Kind {
 }
 
 /// A `--cases` entry: a case name, optionally pinned to a connection count
-/// (`hello-c10`, `tls-hello-c100`), or `tls` for the four TLS cases.
+/// (`hello-c10`, `tls-hello-c100`), or `tls` for the five TLS cases.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CaseSpec {
     pub kind: Kind,
@@ -596,6 +627,13 @@ mod tests {
                 connections: None
             }]
         );
+        assert_eq!(
+            one("tls-h2-hello-c10")?,
+            [CaseSpec {
+                kind: Kind::TlsH2Hello,
+                connections: Some(10)
+            }]
+        );
         assert!(one("tls-handshake-full-c4").is_err());
         assert!(one("hello-c0").is_err());
         let err = one("nope").expect_err("unknown case").to_string();
@@ -622,6 +660,29 @@ mod tests {
             connections: 100,
         };
         assert_eq!(case.id(), "tls-hello-c100");
+        let case = Case {
+            kind: Kind::TlsH2Hello,
+            connections: 10,
+        };
+        assert_eq!(case.id(), "tls-h2-hello-c10");
+        assert_eq!(Kind::TlsH2Hello.path(), "/");
+        assert_eq!(Kind::TlsH2Hello.expected_body(), b"Hello, World!");
+    }
+
+    /// Only the HTTP/2 case is on h2; every other TLS case must stay on HTTP/1.1 now that
+    /// both servers offer h2.
+    #[test]
+    fn each_tls_case_names_its_application_protocol() {
+        for kind in Kind::ALL {
+            let want = match kind {
+                Kind::TlsH2Hello => Some("h2"),
+                _ if kind.is_tls() => Some("http/1.1"),
+                _ => None,
+            };
+            assert_eq!(kind.alpn(), want, "{}", kind.name());
+            assert_eq!(kind.is_h2(), kind == Kind::TlsH2Hello);
+        }
+        assert!(Kind::TLS.contains(&Kind::TlsH2Hello));
     }
 
     #[test]

@@ -52,13 +52,14 @@ struct Args {
     /// gzipfile128k (stylesheets served and compressed by the proxy); static1k,
     /// static64k, static1m (files of 1 KiB, 64 KiB, 1 MiB served by the proxy itself; the
     /// uWSGI stacks serve none); and over TLS (ringway and nginx only): tls-hello, tls-64k
-    /// (keep-alive, h2load), tls-handshake-full, tls-handshake-resumed (a connection per
-    /// request); `tls` for those four. A name with `-cN` runs at N connections only
-    /// (hello-c10, static1k-c100, tls-hello-c100).
+    /// (keep-alive HTTP/1.1, h2load), tls-h2-hello (HTTP/2, h2load, 10 streams in flight on
+    /// each of a tenth of --connections), tls-handshake-full, tls-handshake-resumed (a
+    /// connection per request); `tls` for those five. A name with `-cN` runs at N connections
+    /// only (hello-c10, static1k-c100, tls-hello-c100, tls-h2-hello-c10).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "hello,64k,post16k,chunked,gzip64k,gzipfile16k,gzipfile128k,static1k,static64k,static1m,tls-hello,tls-64k,tls-handshake-full,tls-handshake-resumed"
+        default_value = "hello,64k,post16k,chunked,gzip64k,gzipfile16k,gzipfile128k,static1k,static64k,static1m,tls-hello,tls-64k,tls-h2-hello,tls-handshake-full,tls-handshake-resumed"
     )]
     cases: Vec<String>,
     /// Connection counts of the hello sweep.
@@ -299,7 +300,7 @@ mod tests {
         for c in &args.cases {
             specs.extend(CaseSpec::parse(c)?);
         }
-        assert_eq!(specs.len(), 5);
+        assert_eq!(specs.len(), 6);
         assert_eq!(
             (specs[0].kind, specs[0].connections),
             (Kind::Static1k, Some(10))

@@ -590,10 +590,15 @@ impl Report {
         let _ = writeln!(
             out,
             "Both serve the same ECDSA P-256 certificate, made for the run; ringway with rustls \
-             (ring), nginx with OpenSSL (TLS 1.2 and 1.3, shared session cache, tickets on). \
-             Every client offers TLS 1.3, one suite ({}) and one group ({}); the negotiated \
-             column is what the client saw at each stack. Keep-alive cases: {} `--h1`, one \
-             request in flight per connection. Handshake cases: the harness's rustls client, \
+             (ring), nginx with OpenSSL (TLS 1.2 and 1.3, shared session cache, tickets on); \
+             both offer HTTP/2 (ringway `--http2`, nginx `listen ... ssl http2`). Every client \
+             offers TLS 1.3, one suite ({}) and one group ({}); the negotiated column is what \
+             the client saw at each stack, the application protocol (ALPN) last. Keep-alive \
+             cases: {} `--h1` (ALPN http/1.1 only), one request in flight per connection; \
+             the HTTP/2 case (`tls-h2-hello`): h2load in h2 mode, `-m {}` streams in flight \
+             per connection on a tenth as many connections (ringway serves each stream \
+             through its HTTP/1.1 pipeline over a socket pair). Handshake cases: the \
+             harness's rustls client, \
              {} threads each in a loop of connect, handshake, one GET with `Connection: \
              close`, the whole answer, the server's close (full: no session kept; resumed: each \
              thread offers its last session ticket); it checks no certificate or signature, \
@@ -602,6 +607,7 @@ impl Report {
             crate::tls::CIPHER_SUITE,
             crate::tls::GROUP,
             v("h2load"),
+            crate::load::H2_STREAMS,
             m.handshake_clients
                 .map_or("–".to_owned(), |c| c.to_string()),
         );
@@ -945,6 +951,7 @@ fn targets(report: &Report) -> Vec<Target> {
             None => out.push(not_measured(target)),
         }
     }
+    out.push(h2_cpu(report, pick(Kind::TlsH2Hello)));
     let target = "full TLS handshakes per proxy CPU-second ≥ nginx's".to_owned();
     let full = pick(Kind::TlsHandshakeFull).and_then(|s| {
         let n = report.find(&s.case, nx)?;
@@ -1106,6 +1113,32 @@ fn targets(report: &Report) -> Vec<Target> {
         _ => out.push(not_measured(target)),
     }
     out
+}
+
+/// ringway's proxy CPU per HTTP/2 request beside nginx's, on `s`'s case: a figure, no target
+/// yet (ringway serves each stream through its HTTP/1.1 pipeline over a socket pair).
+fn h2_cpu(report: &Report, s: Option<&Summary>) -> Target {
+    let target = "proxy CPU per HTTP/2 request, beside nginx's".to_owned();
+    let measured = s.and_then(|s| {
+        let n = report.find(&s.case, StackKind::Nginx)?;
+        Some((s, s.proxy_cpu_us?.median, n.proxy_cpu_us?.median))
+    });
+    match measured {
+        Some((s, a, b)) => Target {
+            target: format!("{target}, {}", s.case),
+            measured: format!(
+                "{a:.1} vs {b:.1} µs{}",
+                if b > 0.0 {
+                    format!(" = {:.2}×", a / b)
+                } else {
+                    String::new()
+                }
+            ),
+            met: None,
+            no_target: true,
+        },
+        None => not_measured(target),
+    }
 }
 
 /// What the access log costs: ringway's CPU per request with the log on (`ringway-log`)
@@ -1538,9 +1571,14 @@ mod tests {
     fn tls_targets_and_the_tls_section() {
         use StackKind::{Nginx, Ringway};
         let tls = |case: &str, kind: Kind, stack: StackKind, cpu: f64| {
-            let c = if kind.is_handshake() { 16 } else { 100 };
+            let c = match kind {
+                _ if kind.is_handshake() => 16,
+                Kind::TlsH2Hello => 10,
+                _ => 100,
+            };
             let mut s = summary(case, kind, c, stack, 1000.0, 1000.0, cpu);
-            s.negotiated = Some("TLSv1.3 TLS_AES_128_GCM_SHA256 X25519".into());
+            let alpn = kind.alpn().unwrap_or("?");
+            s.negotiated = Some(format!("TLSv1.3 TLS_AES_128_GCM_SHA256 X25519 {alpn}"));
             if kind.is_handshake() {
                 let resumed = kind == Kind::TlsHandshakeResumed;
                 s.resumed_fraction = Some(if resumed { 1.0 } else { 0.0 });
@@ -1554,6 +1592,8 @@ mod tests {
             tls("tls-hello-c100", Kind::TlsHello, Nginx, 40.0),
             tls("tls-64k-c100", Kind::Tls64k, Ringway, 120.0),
             tls("tls-64k-c100", Kind::Tls64k, Nginx, 100.0),
+            tls("tls-h2-hello-c10", Kind::TlsH2Hello, Ringway, 45.0),
+            tls("tls-h2-hello-c10", Kind::TlsH2Hello, Nginx, 30.0),
             tls(full, Kind::TlsHandshakeFull, Ringway, 400.0),
             tls(full, Kind::TlsHandshakeFull, Nginx, 800.0),
             tls(resumed, Kind::TlsHandshakeResumed, Ringway, 300.0),
@@ -1598,6 +1638,15 @@ mod tests {
         assert!(hello.target.ends_with("tls-hello-c100"), "{}", hello.target);
         let big = find("proxy CPU per keep-alive TLS request ≤ 1.0× nginx's (tls-64k)");
         assert_eq!(big.met, Some(false));
+        let h2 = find("proxy CPU per HTTP/2 request, beside nginx's");
+        assert_eq!(
+            (h2.target.as_str(), h2.measured.as_str()),
+            (
+                "proxy CPU per HTTP/2 request, beside nginx's, tls-h2-hello-c10",
+                "45.0 vs 30.0 µs = 1.50×"
+            )
+        );
+        assert_eq!((h2.met, h2.no_target), (None, true));
         let handshakes = find("full TLS handshakes per proxy CPU-second");
         assert_eq!(handshakes.met, Some(true));
         assert_eq!(handshakes.measured, "2500 vs 1250 handshakes/CPU-s = 2.00×");
@@ -1611,8 +1660,15 @@ mod tests {
         );
         let md = report.markdown();
         assert!(md.contains("### TLS (ringway vs nginx)"), "{md}");
-        let row = "| tls-handshake-resumed | ringway | TLSv1.3 TLS_AES_128_GCM_SHA256 X25519 |";
+        let row =
+            "| tls-handshake-resumed | ringway | TLSv1.3 TLS_AES_128_GCM_SHA256 X25519 http/1.1 |";
         assert!(md.contains(row), "{md}");
+        let row = "| tls-h2-hello-c10 | nginx | TLSv1.3 TLS_AES_128_GCM_SHA256 X25519 h2 | 1000 |";
+        assert!(md.contains(row), "{md}");
+        assert!(
+            md.contains("| proxy CPU per HTTP/2 request, beside nginx's, tls-h2-hello-c10 | 45.0 vs 30.0 µs = 1.50× | reported (no target) |"),
+            "{md}"
+        );
         assert!(md.contains("| 100.00% |"), "{md}");
         assert!(md.contains("| ringway | 10/10 |"), "{md}");
         assert!(md.contains("reported (no target)"), "{md}");

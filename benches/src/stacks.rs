@@ -428,11 +428,14 @@ fn start_ringway(tools: &Tools, app: &AppServer, dir: &Path, access_log: bool) -
         cmd.arg("--access-log").arg(dir.join("ringway-access.log"));
     }
     if let Some(tls) = &tools.tls {
+        // HTTP/2 on, as nginx's `listen ... ssl http2`: only the HTTP/2 case's client offers
+        // h2, the other TLS cases' clients offer http/1.1 alone and get it.
         cmd.args(["--tls-listen", "127.0.0.1:0"])
             .arg("--tls-cert")
             .arg(&tls.cert)
             .arg("--tls-key")
-            .arg(&tls.key);
+            .arg(&tls.key)
+            .arg("--http2");
     }
     if let Some(files) = &tools.static_dir {
         cmd.arg("--static")
@@ -704,9 +707,10 @@ impl NginxUpstream<'_> {
 /// With `tls`, a second server serves HTTPS on its address with the certificate, as a
 /// typical production server does (Mozilla's "intermediate" settings, tickets on as
 /// ringway has them): TLS 1.2 and 1.3, a shared session cache, session tickets, the
-/// client's cipher preference (OpenSSL's default, as in rustls), no HTTP/2 (ringway offers
-/// http/1.1 only). It has the static route too, as ringway serves its routes on both
-/// listeners.
+/// client's cipher preference (OpenSSL's default, as in rustls), and HTTP/2 (`http2` on the
+/// `listen` line, as ringway's `--http2`: ALPN offers h2, then http/1.1; only the HTTP/2 case
+/// offers h2, the others' clients offer http/1.1 alone). It has the static route too, as
+/// ringway serves its routes on both listeners.
 pub fn nginx_config(
     dir: &Path,
     addr: SocketAddr,
@@ -752,7 +756,7 @@ pub fn nginx_config(
         Some((tls_addr, files)) => format!(
             "
     server {{
-        listen {tls_addr} ssl backlog=4096;
+        listen {tls_addr} ssl http2 backlog=4096;
         server_name localhost;
         ssl_certificate {cert};
         ssl_certificate_key {key};
@@ -1029,7 +1033,7 @@ mod tests {
             Some((SocketAddr::from(([127, 0, 0, 1], 8443)), &files)),
         );
         for line in [
-            "listen 127.0.0.1:8443 ssl backlog=4096;",
+            "listen 127.0.0.1:8443 ssl http2 backlog=4096;",
             "ssl_certificate /tmp/x/c.pem;",
             "ssl_certificate_key /tmp/x/c.key;",
             "ssl_protocols TLSv1.2 TLSv1.3;",
@@ -1101,6 +1105,6 @@ mod tests {
         assert_eq!(conf.matches("location /files/ {").count(), 2, "{conf}");
         assert_eq!(conf.matches("uwsgi_pass unix:/tmp/x/app.sock;").count(), 2);
         assert_eq!(conf.matches("sendfile on;").count(), 1, "{conf}");
-        assert!(conf.contains("listen 127.0.0.1:8443 ssl backlog=4096;"));
+        assert!(conf.contains("listen 127.0.0.1:8443 ssl http2 backlog=4096;"));
     }
 }

@@ -80,12 +80,36 @@ pub struct TlsSeen {
     pub handshakes: Option<u64>,
     /// Of them, resumed ones (a TLS 1.3 PSK from a session ticket).
     pub resumed: Option<u64>,
+    /// The application protocol the server picked (ALPN): `http/1.1`, `h2`; `None` if it
+    /// picked none (or the client did not say). Both servers offer h2, so this is what tells
+    /// an HTTP/2 run from an HTTP/1.1 one.
+    #[serde(default)]
+    pub alpn: Option<String>,
 }
 
 impl TlsSeen {
-    /// `TLSv1.3 TLS_AES_128_GCM_SHA256 X25519`.
+    /// `TLSv1.3 TLS_AES_128_GCM_SHA256 X25519 http/1.1` (the application protocol last, when
+    /// known).
     pub fn negotiated(&self) -> String {
-        format!("{} {} {}", self.protocol, self.cipher, self.group)
+        let mut text = format!("{} {} {}", self.protocol, self.cipher, self.group);
+        if let Some(alpn) = &self.alpn {
+            text.push(' ');
+            text.push_str(alpn);
+        }
+        text
+    }
+
+    /// An error unless the server picked `alpn` (the application protocol the case is
+    /// about): with h2 offered by both servers, a case measured on the other protocol would
+    /// be reported under the wrong name.
+    pub fn expect_alpn(&self, alpn: &str) -> Result<()> {
+        match self.alpn.as_deref() {
+            Some(got) if got == alpn => Ok(()),
+            got => bail!(
+                "negotiated the application protocol {} instead of {alpn}",
+                got.unwrap_or("(none)")
+            ),
+        }
     }
 
     /// Resumed handshakes over all handshakes.
@@ -100,6 +124,16 @@ impl TlsSeen {
 /// The client's rustls configuration: TLS 1.3, [`CIPHER_SUITE`], [`GROUP`], ALPN http/1.1,
 /// any certificate accepted; with `resume`, session tickets kept and offered.
 pub fn client_config(resume: bool) -> Result<Arc<ClientConfig>> {
+    config_offering(resume, vec![b"http/1.1".to_vec()])
+}
+
+/// The configuration of the HTTP/2 probe: as [`client_config`] without resumption, offering
+/// `h2` before `http/1.1` as h2load and browsers do, so that the server's choice is tested.
+pub fn h2_client_config() -> Result<Arc<ClientConfig>> {
+    config_offering(false, vec![b"h2".to_vec(), b"http/1.1".to_vec()])
+}
+
+fn config_offering(resume: bool, alpn: Vec<Vec<u8>>) -> Result<Arc<ClientConfig>> {
     let mut provider = rustls::crypto::ring::default_provider();
     provider.cipher_suites = vec![rustls::crypto::ring::cipher_suite::TLS13_AES_128_GCM_SHA256];
     provider.kx_groups = vec![rustls::crypto::ring::kx_group::X25519];
@@ -110,7 +144,7 @@ pub fn client_config(resume: bool) -> Result<Arc<ClientConfig>> {
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(AnyServer(provider)))
         .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = alpn;
     config.resumption = if resume {
         Resumption::in_memory_sessions(16)
     } else {
@@ -191,6 +225,9 @@ pub fn seen(conn: &ClientConnection) -> TlsSeen {
             .map_or("?".to_owned(), |g| format!("{:?}", g.name())),
         handshakes: None,
         resumed: None,
+        alpn: conn
+            .alpn_protocol()
+            .map(|p| String::from_utf8_lossy(p).into_owned()),
     }
 }
 

@@ -1,7 +1,8 @@
 //! Smoke test of the harness's TLS cases (not a benchmark: nothing here is timed): one
-//! round of one second of the handshake cases and tls-hello at
+//! round of one second of the handshake cases, tls-hello and tls-h2-hello at
 //! ringway and nginx, with 20 idle TLS connections. It checks that both served every
-//! connection over TLS 1.3 with the suite the client offers, that the resumed case resumed,
+//! connection over TLS 1.3 with the suite the client offers, on the case's application
+//! protocol (h2 for tls-h2-hello, http/1.1 for the others), that the resumed case resumed,
 //! and that the report has its TLS section and targets.
 //!
 //! Needs what the other smoke test needs (RINGWAY_BIN, RINGWAY_VENV, nginx; wrk is not used
@@ -62,6 +63,10 @@ fn ringway_and_nginx_serve_the_tls_cases() {
     specs.push(CaseSpec {
         kind: Kind::TlsHello,
         connections: Some(10),
+    });
+    specs.push(CaseSpec {
+        kind: Kind::TlsH2Hello,
+        connections: Some(2),
     });
     let out = std::env::temp_dir().join(format!("ringway-bench-tls-smoke-{}", std::process::id()));
     let config = Config {
@@ -125,6 +130,13 @@ fn ringway_and_nginx_serve_the_tls_cases() {
             r.stack,
             r.case
         );
+        assert_eq!(
+            tls.alpn.as_deref(),
+            r.kind.alpn(),
+            "{} {}: the application protocol",
+            r.stack,
+            r.case
+        );
     }
     for s in &report.summaries {
         assert!(s.unserved.is_none(), "{} did not serve {}", s.stack, s.case);
@@ -151,6 +163,10 @@ fn ringway_and_nginx_serve_the_tls_cases() {
     assert!(md.contains("### TLS (ringway vs nginx)"), "{md}");
     assert!(
         md.contains("| full TLS handshakes per proxy CPU-second ≥ nginx's, tls-handshake-full |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| proxy CPU per HTTP/2 request, beside nginx's, tls-h2-hello-c2 |"),
         "{md}"
     );
 }
