@@ -1,7 +1,7 @@
 //! Ending a client connection the right way for how its last request ended.
 
+use super::ClientStream;
 use std::net::Shutdown;
-use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use super::Client;
@@ -82,16 +82,17 @@ impl Client {
         if !self.input.is_empty() {
             return true;
         }
+        let fd = match self.stream.get_ref() {
+            ClientStream::Bridged(pipe) => return pipe.has_unread(),
+            stream => match stream.socket() {
+                Some(fd) => fd,
+                None => return false,
+            },
+        };
         let mut pending: libc::c_int = 0;
         // SAFETY: FIONREAD writes one c_int through the valid pointer; the fd is open while
         // `self.stream` lives.
-        let rc = unsafe {
-            libc::ioctl(
-                self.stream.get_ref().as_raw_fd(),
-                libc::FIONREAD,
-                &mut pending,
-            )
-        };
+        let rc = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut pending) };
         rc == 0 && pending > 0
     }
 

@@ -75,7 +75,7 @@ impl Client {
         if self.is_tls() || !cachestat_works() {
             return None;
         }
-        let fd = self.stream.get_ref().as_raw_fd();
+        let fd = self.stream.get_ref().socket()?;
         // SAFETY: F_GETFL reads the flags of an fd this client owns.
         let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
         (flags >= 0).then_some(ZeroCopy {

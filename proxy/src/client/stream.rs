@@ -6,10 +6,11 @@ use std::net::Shutdown;
 use std::os::fd::{AsRawFd, RawFd};
 
 use tokio_uring::BufResult;
-use tokio_uring::net::{TcpStream, UnixStream};
+use tokio_uring::net::TcpStream;
 use tokio_util::either::Either;
 
 use crate::buffer::Buf;
+use crate::http2::PipelineEnd;
 use crate::io::{Progress, Stream};
 use crate::tls::TlsStream;
 
@@ -20,8 +21,8 @@ pub(crate) enum ClientStream {
     /// HTTPS.
     Tls(Box<TlsStream>),
     /// One stream of an HTTP/2 connection (over TLS), its request written as HTTP/1.1 into
-    /// the other end of a socket pair (http2/).
-    Bridged(UnixStream),
+    /// the other end of an in-memory pipe (http2/).
+    Bridged(PipelineEnd),
 }
 
 impl ClientStream {
@@ -43,12 +44,13 @@ impl ClientStream {
     }
 }
 
-impl AsRawFd for ClientStream {
-    fn as_raw_fd(&self) -> RawFd {
+impl ClientStream {
+    /// The socket, if the client has one of its own (an HTTP/2 stream's pipe has none).
+    pub(crate) fn socket(&self) -> Option<RawFd> {
         match self {
-            ClientStream::Plain(s) => s.as_raw_fd(),
-            ClientStream::Tls(s) => s.tcp().as_raw_fd(),
-            ClientStream::Bridged(s) => s.as_raw_fd(),
+            ClientStream::Plain(s) => Some(s.as_raw_fd()),
+            ClientStream::Tls(s) => Some(s.tcp().as_raw_fd()),
+            ClientStream::Bridged(_) => None,
         }
     }
 }
@@ -62,7 +64,9 @@ impl Stream for ClientStream {
     fn read_append(&self, buf: Buf, max: usize) -> impl Future<Output = BufResult<usize, Buf>> {
         match self {
             ClientStream::Plain(s) => Either::Left(Either::Left(s.read_append(buf, max))),
-            ClientStream::Bridged(s) => Either::Left(Either::Right(s.read_append(buf, max))),
+            ClientStream::Bridged(s) => {
+                Either::Left(Either::Right(Box::pin(s.read_append(buf, max))))
+            }
             ClientStream::Tls(s) => Either::Right(Box::pin(s.read_append(buf, max))),
         }
     }
@@ -76,7 +80,7 @@ impl Stream for ClientStream {
         match self {
             ClientStream::Plain(s) => Either::Left(Either::Left(s.write_from(buf, from, progress))),
             ClientStream::Bridged(s) => {
-                Either::Left(Either::Right(s.write_from(buf, from, progress)))
+                Either::Left(Either::Right(Box::pin(s.write_from(buf, from, progress))))
             }
             ClientStream::Tls(s) => Either::Right(Box::pin(s.write_from(buf, from, progress))),
         }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
-use super::Client;
+use super::{Client, ClientStream};
 use crate::io::{Peeked, peek};
 
 /// How long a request is with the upstream before its client is watched.
@@ -32,7 +32,13 @@ impl Client {
     /// instead (a pipelined request: it is still there) or if it cannot be watched.
     pub(crate) async fn gone(&self) {
         tokio::time::sleep(WATCH_AFTER).await;
-        let fd = self.stream.get_ref().as_raw_fd();
+        let fd = match self.stream.get_ref() {
+            ClientStream::Bridged(pipe) => return pipe.gone().await,
+            stream => match stream.socket() {
+                Some(fd) => fd,
+                None => return std::future::pending().await,
+            },
+        };
         // SAFETY: the fd stays open and the same socket for the AsyncFd's whole life: it
         // lives in this future, which borrows `self` (the fd's owner), and is dropped first.
         let registered =

@@ -141,9 +141,12 @@ impl IdleConns {
         {
             return Parking::Busy(conn);
         }
+        let Some(fd) = conn.client.stream.get_ref().socket() else {
+            return Parking::Busy(conn);
+        };
         let key = match conn.idle_key {
             Some(key) => key,
-            None => match self.register(conn.client.stream.get_ref().as_raw_fd()) {
+            None => match self.register(fd) {
                 Ok(key) => {
                     conn.idle_key = Some(key);
                     key

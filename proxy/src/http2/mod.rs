@@ -3,9 +3,9 @@
 //!
 //! The `h2` crate speaks the protocol (frames, HPACK, flow control, stream limits and the
 //! defences against reset floods); each stream is then served by the same HTTP/1.1 pipeline
-//! as every other request, through a socket pair ([`stream`]): routes, limits, static files,
-//! upstreams, logs and metrics apply to it unchanged and nothing is written twice. That
-//! costs a socket pair and a few local copies per request; see docs/ARCHITECTURE.md.
+//! as every other request, through an in-memory pipe ([`stream`], [`pipe`]): routes, limits,
+//! static files, upstreams, logs and metrics apply to it unchanged and nothing is written
+//! twice. That costs a task and two local copies per request; see docs/ARCHITECTURE.md.
 //!
 //! - The connection: nginx's defaults. At most 128 streams at once
 //!   (`http2_max_concurrent_streams`), the head limit (`max_header_size`) as the header
@@ -13,6 +13,7 @@
 //!   open, then GOAWAY; a stopping worker sends GOAWAY and lets the open streams finish.
 //! - The session: [`session`], the TLS stream driven by `h2`'s polls.
 
+mod pipe;
 mod request;
 mod response;
 mod session;
@@ -25,7 +26,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::Notify;
-use tokio_uring::net::UnixStream;
+
+pub(crate) use self::pipe::PipelineEnd;
+use self::pipe::StreamEnd;
 
 use crate::io::Counted;
 use crate::limits::{Admission, ConnLimit};
@@ -36,9 +39,6 @@ use crate::worker::Worker;
 pub(crate) const ALPN: &[u8] = b"h2";
 /// Streams a client may have open at once (nginx's `http2_max_concurrent_streams`).
 const MAX_STREAMS: u32 = 128;
-/// Send buffer of each end of a stream's socket pair (the kernel doubles it for its own
-/// bookkeeping): a pooled read's worth and some.
-const PAIR_BUFFER: usize = 32 * 1024;
 /// How long a connection told to go away (GOAWAY) may take to close once idle.
 const GOAWAY_GRACE: Duration = Duration::from_secs(2);
 
@@ -61,30 +61,17 @@ pub(super) struct Bridge {
 }
 
 impl Bridge {
-    /// A socket pair with the pipeline serving one end; this end returned. `None` when the
-    /// process is out of file descriptors (the stream is refused, the client may retry).
-    fn open(self: &Rc<Self>) -> Option<UnixStream> {
-        let (ours, theirs) = match std::os::unix::net::UnixStream::pair() {
-            Ok(pair) => pair,
-            Err(err) => {
-                tracing::warn!(error = %err, "no socket pair for an HTTP/2 stream");
-                return None;
-            }
-        };
-        // What a stream may hold in the kernel between the pipeline and the client's
-        // window: a client that opens every stream it may and reads nothing pins this much
-        // per stream, not the default (over 200 KiB each way). A failure leaves the default.
-        for end in [&ours, &theirs] {
-            let _ = socket2::SockRef::from(end).set_send_buffer_size(PAIR_BUFFER);
-        }
-        // Each stream holds what a connection does (a socket pair, a task, its buffers):
-        // counted as one, as nginx's `limit_conn` counts HTTP/2 streams.
+    /// A pipe with the pipeline serving one end; the stream's end returned.
+    fn open(self: &Rc<Self>) -> StreamEnd {
+        let (ours, theirs) = pipe::pipe();
+        // Each stream holds what a connection does (a task, its buffers): counted as one,
+        // as nginx's `limit_conn` counts HTTP/2 streams.
         let admission = match self.refused {
             Some(limit) => Admission::Refused(limit),
             None => self.worker.limits.admit(self.peer),
         };
         let pipeline = crate::conn::serve_bridged(
-            UnixStream::from_std(theirs),
+            theirs,
             self.peer,
             self.local,
             self.hsts.clone(),
@@ -92,7 +79,7 @@ impl Bridge {
             admission,
         );
         self.worker.idle.tasks().spawn_local(pipeline);
-        Some(UnixStream::from_std(ours))
+        ours
     }
 }
 

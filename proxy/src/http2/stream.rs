@@ -1,6 +1,6 @@
-//! One HTTP/2 stream, served by the HTTP/1.1 pipeline over a socket pair.
+//! One HTTP/2 stream, served by the HTTP/1.1 pipeline over an in-memory pipe (`pipe.rs`).
 //!
-//! The pipeline's end of the pair is a client connection like any other (`conn::serve_bridged`:
+//! The pipeline's end of the pipe is a client connection like any other (`conn::serve_bridged`:
 //! the real client's address, TLS, the routes, limits, logs and metrics), carrying this one
 //! request with `Connection: close`. This end writes the request head and its body, and turns
 //! the answer back into HTTP/2: its head into a HEADERS frame, its body (de-chunked) into DATA
@@ -8,7 +8,6 @@
 //! 16 KiB read of the answer is in flight to the client at a time, and a DATA frame of the
 //! request goes on to the pipeline before the client's window for the next one is opened.
 
-use std::net::Shutdown;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -16,14 +15,13 @@ use bytes::Bytes;
 use h2::server::SendResponse;
 use h2::{Reason, RecvStream, SendStream};
 use http::Request;
-use tokio_uring::net::UnixStream;
 
 use super::Bridge;
+use super::pipe::StreamEnd;
 use super::request::{BodyOut, write_head};
 use super::response::response_of;
 use crate::buffer::{Buf, SMALL};
 use crate::http::{ClientFraming, Reframer, Status, parse_response};
-use crate::io::{Stream, write_all};
 
 /// Largest answer head the pipeline writes (its own limit on an upstream's head is 64 KiB,
 /// and it adds a few fields).
@@ -46,10 +44,7 @@ pub(super) async fn serve(
             return;
         }
     };
-    let Some(pipeline) = bridge.open() else {
-        respond.send_reset(Reason::REFUSED_STREAM);
-        return;
-    };
+    let pipeline = bridge.open();
     let is_head = parts.method == http::Method::HEAD;
     let limit = bridge.send_timeout;
     {
@@ -64,9 +59,9 @@ pub(super) async fn serve(
             }
         }
     }
-    // The answer is over (or failed): a body write still in flight, and the pipeline's
-    // lingering read, end with the socket.
-    Stream::shutdown(&pipeline, Shutdown::Both);
+    // The answer is over (or failed): the pipeline reads the end of its request (a
+    // lingering read ends) and its writes fail.
+    drop(pipeline);
     if !body.is_end_stream() {
         discard_body(&mut body).await;
     }
@@ -99,16 +94,13 @@ async fn discard_body(body: &mut RecvStream) {
 /// Writes the request head and body into the pipeline. A client that resets its stream
 /// midway leaves the pipeline a cut request (it answers 400 or logs 499).
 async fn send_request(
-    pipeline: &UnixStream,
+    pipeline: &StreamEnd,
     head: Vec<u8>,
     framing: BodyOut,
     body: &mut RecvStream,
     limit: Duration,
 ) {
-    if write_all(pipeline, Buf::copy_of(&head), 0, limit)
-        .await
-        .is_err()
-    {
+    if write(pipeline, &head, limit).await.is_err() {
         return;
     }
     if framing == BodyOut::None {
@@ -121,39 +113,55 @@ async fn send_request(
     let chunked = framing == BodyOut::Chunked;
     while let Some(data) = body.data().await {
         let Ok(data) = data else {
-            Stream::shutdown(pipeline, Shutdown::Both);
+            pipeline.end_request();
             return;
         };
         let len = data.len();
         // h2 holds the DATA frames to the stream's content-length; this keeps a longer
         // body from ever reaching the pipeline as the start of another request.
         if len as u64 > left {
-            Stream::shutdown(pipeline, Shutdown::Both);
+            pipeline.end_request();
             return;
         }
         left -= len as u64;
-        let mut piece = Buf::with_capacity(len + 16);
-        if chunked {
+        let written = if len == 0 {
+            Ok(())
+        } else if chunked {
+            let mut piece = Vec::with_capacity(len + 16);
             piece.extend_from_slice(format!("{len:x}\r\n").as_bytes());
             piece.extend_from_slice(&data);
             piece.extend_from_slice(b"\r\n");
+            write(pipeline, &piece, limit).await
         } else {
-            piece.extend_from_slice(&data);
-        }
-        if len > 0 && write_all(pipeline, piece, 0, limit).await.is_err() {
+            write(pipeline, &data, limit).await
+        };
+        if written.is_err() {
             return;
         }
         // The client may send more only once the pipeline has taken this.
         let _ = body.flow_control().release_capacity(len);
     }
     if chunked {
-        let _ = write_all(pipeline, Buf::copy_of(b"0\r\n\r\n"), 0, limit).await;
+        let _ = write(pipeline, b"0\r\n\r\n", limit).await;
+    }
+}
+
+/// Writes `bytes` into the pipeline within `limit` (it takes a body as fast as it buffers
+/// it; past that, the stream is cut as a stalled socket would be).
+async fn write(pipeline: &StreamEnd, bytes: &[u8], limit: Duration) -> Result<(), ()> {
+    match tokio::time::timeout(limit, pipeline.write_all(bytes)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(()),
+        Err(_) => {
+            pipeline.end_request();
+            Err(())
+        }
     }
 }
 
 /// Reads the pipeline's answer and sends it on the stream.
 async fn relay_answer(
-    pipeline: &UnixStream,
+    pipeline: &StreamEnd,
     mut respond: SendResponse<Bytes>,
     is_head: bool,
     limit: Duration,
@@ -169,22 +177,16 @@ async fn relay_answer(
             Ok(Status::Complete(head)) => break head,
             Ok(Status::Partial) if buf.len() < MAX_ANSWER_HEAD => {
                 let reset = std::future::poll_fn(|cx| respond.poll_reset(cx));
-                buf.reserve(SMALL);
-                let room = buf.capacity() - buf.len();
-                let (res, more) = tokio::select! {
-                    read = pipeline.read_append(std::mem::replace(&mut buf, Buf::empty()), room) => read,
-                    // The client gave up on the request: the pipeline sees its end of
-                    // the pair close, as a plain client's, and logs 499.
+                let read = tokio::select! {
+                    read = pipeline.read(&mut buf, SMALL) => read,
+                    // The client gave up on the request: the pipeline sees its client
+                    // gone, as a plain client's closed socket, and logs 499.
                     _ = reset => return,
                 };
-                buf = more;
-                match res {
-                    Ok(n) if n > 0 => {}
-                    // No answer at all: the pipeline closed without one (a 444).
-                    _ => {
-                        respond.send_reset(Reason::INTERNAL_ERROR);
-                        return;
-                    }
+                // No answer at all: the pipeline closed without one (a 444).
+                if read == 0 {
+                    respond.send_reset(Reason::INTERNAL_ERROR);
+                    return;
                 }
             }
             Ok(Status::Partial) | Err(_) => {
@@ -225,13 +227,9 @@ async fn relay_answer(
             break;
         }
         buf.clear();
-        buf.reserve(SMALL);
-        let (res, more) = pipeline.read_append(buf, SMALL).await;
-        buf = more;
-        let framed = match res {
-            Ok(0) => reframer.finish(&mut out).map_err(drop),
-            Ok(_) => reframer.frame_into(&buf, &mut out).map_err(drop),
-            Err(_) => Err(()),
+        let framed = match pipeline.read(&mut buf, SMALL).await {
+            0 => reframer.finish(&mut out).map_err(drop),
+            _ => reframer.frame_into(&buf, &mut out).map_err(drop),
         };
         if framed.is_err() {
             // Cut short: the client must not take a truncated body for a whole one.

@@ -1,0 +1,279 @@
+//! The bytes between an HTTP/2 stream and the HTTP/1.1 pipeline serving it: two bounded
+//! in-memory lanes on the worker's thread, one each way, in place of a socket pair (which
+//! cost a `socketpair`, two closes and four system calls per request, and wake-ups through
+//! the kernel). The pipeline's end ([`PipelineEnd`]) is a client stream like a socket, with
+//! a socket's ends: end of stream once the other side is done, a broken pipe once it is gone.
+
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::net::Shutdown;
+use std::rc::Rc;
+
+use tokio::sync::Notify;
+use tokio_uring::BufResult;
+
+use crate::buffer::Buf;
+use crate::io::{Progress, Stream};
+
+/// Bytes a lane holds at most: its writer waits for room beyond that.
+const LANE: usize = 64 * 1024;
+
+/// One direction: a writer appends, a reader takes from the front.
+#[derive(Default)]
+struct Lane {
+    bytes: RefCell<Vec<u8>>,
+    /// Bytes at the front already taken.
+    taken: Cell<usize>,
+    /// The writer is done: once the bytes are taken, the reader sees the end.
+    ended: Cell<bool>,
+    /// The reader is gone: writes fail.
+    abandoned: Cell<bool>,
+    /// Bytes or the end came (one reader waits at a time).
+    readable: Notify,
+    /// Room came, or the reader left (one writer waits at a time).
+    writable: Notify,
+}
+
+impl Lane {
+    /// Appends what fits of `bytes`: how much that was (0: full).
+    fn push(&self, bytes: &[u8]) -> io::Result<usize> {
+        if self.abandoned.get() || self.ended.get() {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        }
+        let mut held = self.bytes.borrow_mut();
+        let room = LANE.saturating_sub(held.len() - self.taken.get());
+        let n = room.min(bytes.len());
+        if n > 0 {
+            held.extend_from_slice(&bytes[..n]);
+            self.readable.notify_one();
+        }
+        Ok(n)
+    }
+
+    /// Moves up to `max` waiting bytes to the end of `out`: `Some(0)` at the end of the
+    /// stream, `None` when nothing waits yet.
+    fn take(&self, out: &mut Vec<u8>, max: usize) -> Option<usize> {
+        let mut held = self.bytes.borrow_mut();
+        let from = self.taken.get();
+        let n = (held.len() - from).min(max);
+        if n == 0 {
+            return self.ended.get().then_some(0);
+        }
+        out.extend_from_slice(&held[from..from + n]);
+        if from + n == held.len() {
+            held.clear();
+            self.taken.set(0);
+        } else {
+            self.taken.set(from + n);
+        }
+        self.writable.notify_one();
+        Some(n)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.bytes.borrow().len() == self.taken.get()
+    }
+
+    /// The writer is done.
+    fn end(&self) {
+        self.ended.set(true);
+        self.readable.notify_one();
+    }
+
+    /// The reader is gone.
+    fn abandon(&self) {
+        self.abandoned.set(true);
+        self.writable.notify_one();
+    }
+
+    async fn read(&self, out: &mut Vec<u8>, max: usize) -> usize {
+        loop {
+            if let Some(n) = self.take(out, max) {
+                return n;
+            }
+            self.readable.notified().await;
+        }
+    }
+
+    async fn write_all(&self, bytes: &[u8], progress: &Progress) -> io::Result<()> {
+        let mut at = 0;
+        while at < bytes.len() {
+            match self.push(&bytes[at..])? {
+                0 => self.writable.notified().await,
+                n => {
+                    at += n;
+                    if at < bytes.len() {
+                        progress.made();
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct Pipe {
+    /// The request: the stream writes, the pipeline reads.
+    request: Lane,
+    /// The answer: the pipeline writes, the stream reads.
+    answer: Lane,
+}
+
+/// A new pipe: the stream's end and the pipeline's.
+pub(super) fn pipe() -> (StreamEnd, PipelineEnd) {
+    let pipe = Rc::new(Pipe::default());
+    (StreamEnd(Rc::clone(&pipe)), PipelineEnd(pipe))
+}
+
+/// The HTTP/2 stream's end: writes the request, reads the answer.
+pub(super) struct StreamEnd(Rc<Pipe>);
+
+impl StreamEnd {
+    /// Writes all of `bytes`, waiting for room; fails once the pipeline is gone.
+    pub(super) async fn write_all(&self, bytes: &[u8]) -> io::Result<()> {
+        self.0.request.write_all(bytes, &Progress::default()).await
+    }
+
+    /// Reads up to `max` answer bytes into `out`; 0 at the end of the answer.
+    pub(super) async fn read(&self, out: &mut Vec<u8>, max: usize) -> usize {
+        self.0.answer.read(out, max).await
+    }
+
+    /// The request is cut short (the client reset its stream): the pipeline reads the end.
+    pub(super) fn end_request(&self) {
+        self.0.request.end();
+    }
+}
+
+impl Drop for StreamEnd {
+    /// The client's side is gone as a closed socket is: the pipeline reads the end and its
+    /// writes fail.
+    fn drop(&mut self) {
+        self.0.request.end();
+        self.0.answer.abandon();
+    }
+}
+
+/// The pipeline's end: a client stream (`ClientStream::Bridged`).
+pub(crate) struct PipelineEnd(Rc<Pipe>);
+
+impl PipelineEnd {
+    /// Whether request bytes wait unread (a socket's `FIONREAD`).
+    pub(crate) fn has_unread(&self) -> bool {
+        !self.0.request.is_empty()
+    }
+
+    /// Resolves once the stream's side is gone (the client reset it, or its connection
+    /// ended): the pipeline's "client gone".
+    pub(crate) async fn gone(&self) {
+        let request = &self.0.request;
+        loop {
+            if request.ended.get() && request.is_empty() || self.0.answer.abandoned.get() {
+                return;
+            }
+            if !request.is_empty() {
+                // Bytes wait (a pipelined request would): the client is there.
+                return std::future::pending().await;
+            }
+            request.readable.notified().await;
+        }
+    }
+}
+
+impl Drop for PipelineEnd {
+    fn drop(&mut self) {
+        self.0.answer.end();
+        self.0.request.abandon();
+    }
+}
+
+impl Stream for PipelineEnd {
+    async fn read_append(&self, mut buf: Buf, max: usize) -> BufResult<usize, Buf> {
+        let n = self.0.request.read(&mut buf, max).await;
+        (Ok(n), buf)
+    }
+
+    async fn write_from(&self, buf: Buf, from: usize, progress: &Progress) -> BufResult<(), Buf> {
+        let res = self
+            .0
+            .answer
+            .write_all(buf.get(from..).unwrap_or_default(), progress)
+            .await;
+        (res, buf)
+    }
+
+    fn read_now(&self, buf: &mut Buf, max: usize) -> Option<io::Result<usize>> {
+        self.0.request.take(buf, max).map(Ok)
+    }
+
+    fn write_now(&self, bytes: &[u8]) -> io::Result<usize> {
+        self.0.answer.push(bytes)
+    }
+
+    fn shutdown(&self, how: Shutdown) {
+        if matches!(how, Shutdown::Write | Shutdown::Both) {
+            self.0.answer.end();
+        }
+        if matches!(how, Shutdown::Read | Shutdown::Both) {
+            self.0.request.abandon();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_go_through_in_order_and_the_end_follows_them() {
+        let (stream, pipeline) = pipe();
+        let lane = &stream.0.request;
+        assert_eq!(lane.push(b"GET / ").unwrap(), 6);
+        assert_eq!(lane.push(b"HTTP/1.1").unwrap(), 8);
+        lane.end();
+        let mut out = Vec::new();
+        assert_eq!(lane.take(&mut out, 4), Some(4));
+        assert!(pipeline.has_unread());
+        assert_eq!(lane.take(&mut out, 100), Some(10));
+        assert_eq!(out, b"GET / HTTP/1.1");
+        assert_eq!(lane.take(&mut out, 100), Some(0), "then the end");
+    }
+
+    #[test]
+    fn a_full_lane_takes_nothing_more_until_read() {
+        let (stream, _pipeline) = pipe();
+        let lane = &stream.0.answer;
+        let big = vec![7u8; LANE + 10];
+        assert_eq!(lane.push(&big).unwrap(), LANE);
+        assert_eq!(lane.push(b"x").unwrap(), 0);
+        let mut out = Vec::new();
+        assert_eq!(lane.take(&mut out, 1000), Some(1000));
+        assert_eq!(lane.push(&big).unwrap(), 1000);
+        assert_eq!(lane.take(&mut out, usize::MAX), Some(LANE));
+        assert_eq!(lane.take(&mut out, 1), None, "empty, not ended");
+    }
+
+    #[test]
+    fn a_dropped_end_is_a_closed_socket_to_the_other() {
+        let (stream, pipeline) = pipe();
+        drop(stream);
+        let mut out = Vec::new();
+        assert_eq!(pipeline.0.request.take(&mut out, 10), Some(0), "the end");
+        assert_eq!(
+            pipeline
+                .write_now(b"HTTP/1.1 200 OK\r\n")
+                .unwrap_err()
+                .kind(),
+            io::ErrorKind::BrokenPipe
+        );
+
+        let (stream, pipeline) = pipe();
+        pipeline.write_now(b"HTTP/1.1 200").unwrap();
+        drop(pipeline);
+        let mut out = Vec::new();
+        assert_eq!(stream.0.answer.take(&mut out, 100), Some(12));
+        assert_eq!(stream.0.answer.take(&mut out, 100), Some(0));
+        assert!(stream.0.request.push(b"x").is_err());
+    }
+}
