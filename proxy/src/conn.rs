@@ -35,7 +35,7 @@ use crate::worker::Worker;
 
 /// Longest wait for the request head of a connection a limit refused (it gets a 503 and
 /// closes).
-const REFUSED_HEAD_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const REFUSED_HEAD_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Serves one accepted plain connection until it closes.
 // Not an async fn: a wrapper's state would hold a second copy of the arguments for the

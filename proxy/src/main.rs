@@ -231,8 +231,16 @@ fn one_line(text: &str) -> String {
 
 fn init_logging() {
     use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // The h2 crate logs a client's protocol mistakes at WARN, a line each (20000 stray PING
+    // acknowledgements: 20000 lines): off unless RUST_LOG names it. ringway reports what
+    // matters of an HTTP/2 connection itself (debug lines, rate-limited warnings).
+    let directives = match std::env::var("RUST_LOG") {
+        Ok(own) if own.contains("h2") => own,
+        Ok(own) => format!("{own},h2=off"),
+        Err(_) => "info,h2=off".to_owned(),
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&directives)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,h2=off"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -31,13 +31,15 @@ impl Client {
     /// failed), watching from [`WATCH_AFTER`] on. Never resolves if the client sends data
     /// instead (a pipelined request: it is still there) or if it cannot be watched.
     pub(crate) async fn gone(&self) {
+        // An HTTP/2 stream's pipe costs nothing to watch: at once (a client resetting
+        // streams must not keep their upstream requests running for the delay).
+        let stream = self.stream.get_ref();
+        if let ClientStream::Bridged(pipe) = stream {
+            return pipe.gone().await;
+        }
         tokio::time::sleep(WATCH_AFTER).await;
-        let fd = match self.stream.get_ref() {
-            ClientStream::Bridged(pipe) => return pipe.gone().await,
-            stream => match stream.socket() {
-                Some(fd) => fd,
-                None => return std::future::pending().await,
-            },
+        let Some(fd) = stream.socket() else {
+            return std::future::pending().await;
         };
         // SAFETY: the fd stays open and the same socket for the AsyncFd's whole life: it
         // lives in this future, which borrows `self` (the fd's owner), and is dropped first.

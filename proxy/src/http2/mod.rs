@@ -39,6 +39,8 @@ use crate::worker::Worker;
 pub(crate) const ALPN: &[u8] = b"h2";
 /// Streams a client may have open at once (nginx's `http2_max_concurrent_streams`).
 const MAX_STREAMS: u32 = 128;
+/// The connection's receive window: what all its uploads may have in flight together.
+const CONNECTION_WINDOW: u32 = 1024 * 1024;
 /// How long a connection told to go away (GOAWAY) may take to close once idle.
 const GOAWAY_GRACE: Duration = Duration::from_secs(2);
 
@@ -54,22 +56,18 @@ pub(super) struct Bridge {
     send_timeout: Duration,
     /// Streams being served.
     open: Cell<usize>,
+    /// The connection's own admission counts no open stream now.
+    spare: Cell<bool>,
     /// When the last stream ended (the connection's idle time runs from there).
     idle_since: Cell<Instant>,
-    /// Told when no stream is open any more.
+    /// Told when a stream ends.
     ended: Notify,
 }
 
 impl Bridge {
     /// A pipe with the pipeline serving one end; the stream's end returned.
-    fn open(self: &Rc<Self>) -> StreamEnd {
+    fn open(self: &Rc<Self>, admission: Admission) -> StreamEnd {
         let (ours, theirs) = pipe::pipe();
-        // Each stream holds what a connection does (a task, its buffers): counted as one,
-        // as nginx's `limit_conn` counts HTTP/2 streams.
-        let admission = match self.refused {
-            Some(limit) => Admission::Refused(limit),
-            None => self.worker.limits.admit(self.peer),
-        };
         let pipeline = crate::conn::serve_bridged(
             theirs,
             self.peer,
@@ -84,24 +82,44 @@ impl Bridge {
 }
 
 /// Counts a stream open for as long as it is served.
-struct Open(Rc<Bridge>);
+struct Open {
+    bridge: Rc<Bridge>,
+    /// The stream is counted by the connection's own admission (see [`Open::start`]).
+    rides: bool,
+}
 
 impl Open {
-    fn start(bridge: &Rc<Bridge>) -> Open {
+    /// A stream taken, and its admission: each stream holds what a connection does (a
+    /// task, its buffers) and is counted as one, as nginx's `limit_conn` counts HTTP/2
+    /// streams; the connection's own count stands for one of them, so N open streams count
+    /// N.
+    fn start(bridge: &Rc<Bridge>) -> (Open, Admission) {
         bridge.open.set(bridge.open.get() + 1);
-        Open(Rc::clone(bridge))
+        let rides = bridge.spare.replace(false);
+        let admission = match bridge.refused {
+            Some(limit) => Admission::Refused(limit),
+            None if rides => Admission::Admitted(None),
+            None => bridge.worker.limits.admit(bridge.peer),
+        };
+        let open = Open {
+            bridge: Rc::clone(bridge),
+            rides,
+        };
+        (open, admission)
     }
 }
 
 impl Drop for Open {
     fn drop(&mut self) {
-        let bridge = &self.0;
+        let bridge = &self.bridge;
+        if self.rides {
+            bridge.spare.set(true);
+        }
         let open = bridge.open.get().saturating_sub(1);
         bridge.open.set(open);
         bridge.idle_since.set(Instant::now());
-        if open == 0 {
-            bridge.ended.notify_one();
-        }
+        // The connection may take a stream again, or start its idle time.
+        bridge.ended.notify_one();
     }
 }
 
@@ -127,12 +145,25 @@ pub(crate) async fn serve(
     builder
         .max_concurrent_streams(MAX_STREAMS)
         .max_header_list_size(u32::try_from(config.max_header_size).unwrap_or(u32::MAX))
+        // Uploads on one connection share its window: the default 64 KiB would cap them
+        // all together at 64 KiB per round trip. A stream's own stays 64 KiB (nginx's
+        // `http2_body_preread_size`), opened as the pipeline takes its bytes.
+        .initial_connection_window_size(CONNECTION_WINDOW)
         // One stream's answer waits for its window in its own 16 KiB read, not in h2.
         .max_send_buffer_size(SMALL_SEND_BUFFER);
-    let (keepalive_timeout, keepalive_requests) =
-        (config.keepalive_timeout, config.keepalive_requests);
+    let (mut head_timeout, mut keepalive_timeout, keepalive_requests) = (
+        config.client_header_timeout,
+        config.keepalive_timeout,
+        config.keepalive_requests,
+    );
+    if refused.is_some() {
+        // Only its first stream's 503 is owed (as a refused HTTP/1.1 connection's): such a
+        // connection must not hold a socket for the full timeouts.
+        head_timeout = head_timeout.min(crate::conn::REFUSED_HEAD_TIMEOUT);
+        keepalive_timeout = keepalive_timeout.min(crate::conn::REFUSED_HEAD_TIMEOUT);
+    }
     let handshake = builder.handshake::<_, Bytes>(io);
-    let mut conn = match tokio::time::timeout(config.client_header_timeout, handshake).await {
+    let mut conn = match tokio::time::timeout(head_timeout, handshake).await {
         Ok(Ok(conn)) => conn,
         Ok(Err(err)) => {
             tracing::debug!(%peer, error = %err, "HTTP/2 preface failed");
@@ -151,6 +182,7 @@ pub(crate) async fn serve(
         local,
         refused,
         open: Cell::new(0),
+        spare: Cell::new(true),
         idle_since: Cell::new(Instant::now()),
         ended: Notify::new(),
     });
@@ -162,14 +194,30 @@ pub(crate) async fn serve(
             Some(since) => since + GOAWAY_GRACE,
             None => bridge.idle_since.get() + keepalive_timeout,
         };
+        // At the stream limit, the connection is still driven (frames read, answers
+        // sent) but no stream is taken: one the client resets leaves h2's count, not
+        // ringway's, until its task ends.
+        let taking = bridge.open.get() < MAX_STREAMS as usize;
+        let next = std::future::poll_fn(|cx| {
+            if taking {
+                conn.poll_accept(cx)
+            } else {
+                conn.poll_closed(cx).map(|closed| closed.err().map(Err))
+            }
+        });
         tokio::select! {
-            accepted = conn.accept() => match accepted {
+            accepted = next => match accepted {
+                Some(Ok((_, mut respond))) if past_goaway(going_away, streams, keepalive_requests) => {
+                    // A client that never acknowledges the GOAWAY's ping would otherwise
+                    // go on opening streams: refused, safe to retry elsewhere.
+                    respond.send_reset(h2::Reason::REFUSED_STREAM);
+                }
                 Some(Ok((request, respond))) => {
                     streams += 1;
-                    let open = Open::start(&bridge);
+                    let (open, admission) = Open::start(&bridge);
                     let bridge = Rc::clone(&bridge);
                     worker.idle.tasks().spawn_local(async move {
-                        stream::serve(request, respond, bridge).await;
+                        stream::serve(request, respond, bridge, admission).await;
                         drop(open);
                     });
                     if going_away.is_none() && (streams >= keepalive_requests || refused.is_some()) {
@@ -187,7 +235,7 @@ pub(crate) async fn serve(
                 conn.graceful_shutdown();
                 going_away = Some(Instant::now());
             }
-            // The last open stream ended: the idle time starts.
+            // A stream ended: the limit may take one again, or the idle time starts.
             () = bridge.ended.notified(), if !idle => {}
             () = tokio::time::sleep_until(wake.into()), if idle => {
                 if going_away.is_some() {
@@ -205,6 +253,12 @@ pub(crate) async fn serve(
     tls.get_ref().close_notify().await;
     drop(conn);
     served(&tls, streams)
+}
+
+/// Whether a new stream comes past the connection's end: `keepalive_requests` taken, or
+/// the GOAWAY sent longer ago than [`GOAWAY_GRACE`].
+fn past_goaway(going_away: Option<Instant>, taken: u64, keepalive_requests: u64) -> bool {
+    taken >= keepalive_requests || going_away.is_some_and(|since| since.elapsed() > GOAWAY_GRACE)
 }
 
 /// Most bytes `h2` holds for one stream beyond its window.

@@ -15,8 +15,11 @@ use tokio_uring::BufResult;
 use crate::buffer::Buf;
 use crate::io::{Progress, Stream};
 
-/// Bytes a lane holds at most: its writer waits for room beyond that.
-const LANE: usize = 64 * 1024;
+/// Bytes a lane holds unread at most: its writer waits for room beyond that. Two pooled
+/// reads' worth: h2 holds up to 16 KiB more of a stream's answer, the pipeline one piece.
+const LANE: usize = 32 * 1024;
+/// The most a lane's vector holds: half a lane taken (see [`Lane::take`]), a lane unread.
+const HELD_MAX: usize = LANE + LANE / 2;
 
 /// One direction: a writer appends, a reader takes from the front.
 #[derive(Default)]
@@ -44,6 +47,11 @@ impl Lane {
         let room = LANE.saturating_sub(held.len() - self.taken.get());
         let n = room.min(bytes.len());
         if n > 0 {
+            // Grown by powers of two, as a vector grows, but never past the most it can
+            // hold (half a lane taken and not yet moved out, a lane unread).
+            let len = held.len();
+            let wanted = (len + n).next_power_of_two().min(HELD_MAX);
+            held.reserve_exact(wanted.saturating_sub(len));
             held.extend_from_slice(&bytes[..n]);
             self.readable.notify_one();
         }
@@ -62,6 +70,11 @@ impl Lane {
         out.extend_from_slice(&held[from..from + n]);
         if from + n == held.len() {
             held.clear();
+            self.taken.set(0);
+        } else if from + n >= LANE / 2 {
+            // A reader that never catches up whole must not let the taken front grow with
+            // the stream: what is left moves to the front (at most a lane's worth).
+            held.drain(..from + n);
             self.taken.set(0);
         } else {
             self.taken.set(from + n);
@@ -252,6 +265,27 @@ mod tests {
         assert_eq!(lane.push(&big).unwrap(), 1000);
         assert_eq!(lane.take(&mut out, usize::MAX), Some(LANE));
         assert_eq!(lane.take(&mut out, 1), None, "empty, not ended");
+    }
+
+    #[test]
+    fn a_lane_read_in_pieces_stays_its_size_whatever_goes_through() {
+        let (stream, _pipeline) = pipe();
+        let lane = &stream.0.answer;
+        let piece = vec![1u8; 10_000];
+        let mut out = Vec::new();
+        // The writer refills as soon as there is room; the reader never takes all.
+        for _ in 0..1000 {
+            while lane.push(&piece).unwrap() > 0 {}
+            out.clear();
+            assert_eq!(lane.take(&mut out, 7_000), Some(7_000));
+        }
+        let held = lane.bytes.borrow();
+        assert!(
+            held.capacity() <= HELD_MAX,
+            "{} bytes held",
+            held.capacity()
+        );
+        assert!(held.len() - lane.taken.get() <= LANE);
     }
 
     #[test]

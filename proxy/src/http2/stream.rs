@@ -22,6 +22,7 @@ use super::request::{BodyOut, write_head};
 use super::response::response_of;
 use crate::buffer::{Buf, SMALL};
 use crate::http::{ClientFraming, Reframer, Status, parse_response};
+use crate::limits::Admission;
 
 /// Largest answer head the pipeline writes (its own limit on an upstream's head is 64 KiB,
 /// and it adds a few fields).
@@ -32,6 +33,7 @@ pub(super) async fn serve(
     request: Request<RecvStream>,
     respond: SendResponse<Bytes>,
     bridge: Rc<Bridge>,
+    admission: Admission,
 ) {
     let (parts, mut body) = request.into_parts();
     let mut head = Vec::with_capacity(512);
@@ -44,7 +46,7 @@ pub(super) async fn serve(
             return;
         }
     };
-    let pipeline = bridge.open();
+    let pipeline = bridge.open(admission);
     let is_head = parts.method == http::Method::HEAD;
     let limit = bridge.send_timeout;
     {
@@ -227,7 +229,14 @@ async fn relay_answer(
             break;
         }
         buf.clear();
-        let framed = match pipeline.read(&mut buf, SMALL).await {
+        let reset = std::future::poll_fn(|cx| stream.poll_reset(cx));
+        let read = tokio::select! {
+            read = pipeline.read(&mut buf, SMALL) => read,
+            // The client gave up midway (a long or slow answer): the pipeline's writes
+            // fail once this end is dropped.
+            _ = reset => return,
+        };
+        let framed = match read {
             0 => reframer.finish(&mut out).map_err(drop),
             _ => reframer.frame_into(&buf, &mut out).map_err(drop),
         };

@@ -147,3 +147,30 @@ fn streams_past_the_limit_of_128_are_refused_and_the_others_answered() {
     assert_eq!(got["reset"], 0, "{got}");
     assert_eq!(got["unfinished"], 0, "{got}");
 }
+
+#[test]
+fn a_connection_limit_counts_open_streams_the_connection_standing_for_its_first() {
+    let files = paths::workspace_root().join("tests/apps/static");
+    let stack = Stack::start(App::Flask, "http2 = true", |b| {
+        b.arg("--limit-conn-per-ip", "1")
+            .arg("--static", &format!("/static/={}", files.display()))
+    });
+    let one = h2_client(
+        &stack,
+        "many-streams",
+        &["--path", "/static/style.css", "--count", "1"],
+    );
+    assert_eq!(
+        one["statuses"]["200"], 1,
+        "one stream: within the limit of 1: {one}"
+    );
+    // Two at once from the one client: the second is over the limit (nginx's `limit_conn`
+    // counts HTTP/2 streams), and gets the connection limit's 503.
+    let two = h2_client(
+        &stack,
+        "many-streams",
+        &["--path", "/static/style.css", "--count", "2"],
+    );
+    assert_eq!(two["statuses"]["200"], 1, "{two}");
+    assert_eq!(two["statuses"]["503"], 1, "{two}");
+}
