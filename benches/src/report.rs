@@ -597,7 +597,7 @@ impl Report {
              cases: {} `--h1` (ALPN http/1.1 only), one request in flight per connection; \
              the HTTP/2 case (`tls-h2-hello`): h2load in h2 mode, `-m {}` streams in flight \
              per connection on a tenth as many connections (ringway serves each stream \
-             through its HTTP/1.1 pipeline over a socket pair). Handshake cases: the \
+             through its HTTP/1.1 pipeline over an in-memory pipe). Handshake cases: the \
              harness's rustls client, \
              {} threads each in a loop of connect, handshake, one GET with `Connection: \
              close`, the whole answer, the server's close (full: no session kept; resumed: each \
@@ -1116,7 +1116,7 @@ fn targets(report: &Report) -> Vec<Target> {
 }
 
 /// ringway's proxy CPU per HTTP/2 request beside nginx's, on `s`'s case: a figure, no target
-/// yet (ringway serves each stream through its HTTP/1.1 pipeline over a socket pair).
+/// yet (ringway serves each stream through its HTTP/1.1 pipeline over an in-memory pipe).
 fn h2_cpu(report: &Report, s: Option<&Summary>) -> Target {
     let target = "proxy CPU per HTTP/2 request, beside nginx's".to_owned();
     let measured = s.and_then(|s| {
