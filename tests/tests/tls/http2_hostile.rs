@@ -80,7 +80,7 @@ fn an_upload_given_up_midway_ends_as_a_client_gone_and_the_connection_serves_on(
     assert_eq!(got["sent"], 65536, "{got}");
     assert_eq!(got["second"]["status"], 200, "{got}");
     assert_eq!(got["second"]["data"], 7, "{got}");
-    // The pipeline sees the stream's end of the pair close mid-body: the app is never
+    // The pipeline sees the stream's end of the pipe close mid-body: the app is never
     // called with a cut body, and the log says the request ended there.
     let logged = "\"POST /echo HTTP/2.0\"";
     assert!(
