@@ -140,17 +140,9 @@ pub(crate) async fn serve_tls(
             if session.speaks_h2() {
                 let live = live.into_key();
                 // Boxed: every TLS connection's task would otherwise carry its size.
-                let http2 = crate::http2::serve(
-                    session,
-                    peer,
-                    local,
-                    Rc::clone(&worker),
-                    admission.refused(),
-                );
-                let served = Box::pin(http2).await;
-                let (streams, bytes_in, bytes_out) =
-                    (served.streams, served.bytes_in, served.bytes_out);
-                worker.stats.close(live, streams, bytes_in, bytes_out);
+                let refused = admission.refused();
+                let http2 = crate::http2::serve(session, peer, local, worker, refused, live);
+                Box::pin(http2).await;
                 return;
             }
             let hsts = worker.hsts.clone();

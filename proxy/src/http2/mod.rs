@@ -41,6 +41,8 @@ pub(crate) const ALPN: &[u8] = b"h2";
 const MAX_STREAMS: u32 = 128;
 /// The connection's receive window: what all its uploads may have in flight together.
 const CONNECTION_WINDOW: u32 = 1024 * 1024;
+/// Most bytes `h2` holds for one stream beyond its window.
+const SMALL_SEND_BUFFER: usize = crate::buffer::SMALL;
 /// How long a connection told to go away (GOAWAY) may take to close once idle.
 const GOAWAY_GRACE: Duration = Duration::from_secs(2);
 
@@ -123,21 +125,16 @@ impl Drop for Open {
     }
 }
 
-/// What an HTTP/2 connection amounted to, for its entry in the live table.
-pub(crate) struct Served {
-    pub(crate) streams: u64,
-    pub(crate) bytes_in: u64,
-    pub(crate) bytes_out: u64,
-}
-
-/// Serves an HTTP/2 connection (its TLS handshake done, `h2` agreed) until it closes.
+/// Serves an HTTP/2 connection (its TLS handshake done, `h2` agreed) until it closes;
+/// `live` is its entry in the worker's live table, closed here with its totals.
 pub(crate) async fn serve(
     session: Box<TlsStream>,
     peer: SocketAddr,
     local: SocketAddr,
     worker: Rc<Worker>,
     refused: Option<ConnLimit>,
-) -> Served {
+    live: usize,
+) {
     let tls = Rc::new(Counted::new(*session));
     let config = &worker.config;
     let io = session::SessionIo::new(Rc::clone(&tls), config.limits.send_timeout);
@@ -167,11 +164,11 @@ pub(crate) async fn serve(
         Ok(Ok(conn)) => conn,
         Ok(Err(err)) => {
             tracing::debug!(%peer, error = %err, "HTTP/2 preface failed");
-            return served(&tls, 0);
+            return close(&worker, live, &tls, 0);
         }
         Err(_) => {
             tracing::debug!(%peer, "HTTP/2 preface timed out");
-            return served(&tls, 0);
+            return close(&worker, live, &tls, 0);
         }
     };
     let bridge = Rc::new(Bridge {
@@ -214,6 +211,9 @@ pub(crate) async fn serve(
                 }
                 Some(Ok((request, respond))) => {
                     streams += 1;
+                    // The live page's figures move as an HTTP/1.1 connection's do.
+                    let (bytes_in, bytes_out) = (tls.bytes_read(), tls.bytes_written());
+                    worker.stats.progress(live, streams, bytes_in, bytes_out);
                     let (open, admission) = Open::start(&bridge);
                     let bridge = Rc::clone(&bridge);
                     worker.idle.tasks().spawn_local(async move {
@@ -252,7 +252,7 @@ pub(crate) async fn serve(
     // nothing does not hold the connection); the read still in flight ends with the socket.
     tls.get_ref().close_notify().await;
     drop(conn);
-    served(&tls, streams)
+    close(&worker, live, &tls, streams);
 }
 
 /// Whether a new stream comes past the connection's end: `keepalive_requests` taken, or
@@ -261,13 +261,9 @@ fn past_goaway(going_away: Option<Instant>, taken: u64, keepalive_requests: u64)
     taken >= keepalive_requests || going_away.is_some_and(|since| since.elapsed() > GOAWAY_GRACE)
 }
 
-/// Most bytes `h2` holds for one stream beyond its window.
-const SMALL_SEND_BUFFER: usize = crate::buffer::SMALL;
-
-fn served(tls: &Counted<TlsStream>, streams: u64) -> Served {
-    Served {
-        streams,
-        bytes_in: tls.bytes_read(),
-        bytes_out: tls.bytes_written(),
-    }
+/// Closes the connection's entry in the live table with its totals: its streams as its
+/// requests, the TLS session's plaintext bytes.
+fn close(worker: &Worker, live: usize, tls: &Counted<TlsStream>, streams: u64) {
+    let (bytes_in, bytes_out) = (tls.bytes_read(), tls.bytes_written());
+    worker.stats.close(live, streams, bytes_in, bytes_out);
 }

@@ -31,13 +31,12 @@ const MAX_ANSWER_HEAD: usize = 80 * 1024;
 /// Serves one stream to its end.
 pub(super) async fn serve(
     request: Request<RecvStream>,
-    respond: SendResponse<Bytes>,
+    mut respond: SendResponse<Bytes>,
     bridge: Rc<Bridge>,
     admission: Admission,
 ) {
     let (parts, mut body) = request.into_parts();
     let mut head = Vec::with_capacity(512);
-    let mut respond = respond;
     let framing = match write_head(&parts, !body.is_end_stream(), &mut head) {
         Ok(framing) => framing,
         Err(why) => {
