@@ -10,6 +10,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use ringway_tests::client::{Req, roundtrip};
 use ringway_tests::nginx::SERVER_NAME;
 use ringway_tests::ringway::RingwayBuilder;
 use ringway_tests::static_config::{app_group, nginx_static_location, toml_string};
@@ -1044,5 +1045,45 @@ fn http2_answers_are_nginx_http2_answers_for_the_same_requests() {
         problems.join("\n"),
         nginx.error_log(),
         ringway.stderr()
+    );
+}
+
+/// A stopping ringway tells an HTTP/2 client to go away (GOAWAY) and lets the streams it
+/// has taken finish, as a stopping nginx does: the slow request in flight is answered
+/// whole, then ringway exits.
+#[test]
+fn a_stopping_ringway_finishes_the_http2_streams_in_flight() {
+    let uwsgi = Uwsgi::start(App::Flask);
+    let mut stack = H2::on(&uwsgi, "shutdown_timeout = \"10s\"", |b| {
+        b.arg("--metrics", "127.0.0.1:0").flag("--no-ebpf")
+    });
+    let slow = stack.transfer("/slow?ms=1500", &["-w", OUTCOME, "-o", "/dev/null"]);
+    let client = std::thread::spawn(move || curl_all(&[slow]));
+    // The stream is taken when the stop comes: the connection's entry in the live table
+    // counts it (`/stats`).
+    let metrics = stack.ringway.metrics_addr();
+    assert!(
+        poll_until(Duration::from_secs(5), || {
+            let stats = roundtrip(metrics, &Req::get("/stats")).text();
+            stats.contains("\"requests\":1")
+        }),
+        "the stream was taken: {}",
+        stack.ringway.stderr()
+    );
+    stack.ringway.sigterm();
+    let ran = client.join().expect("curl thread");
+    let got = outcomes(&ran);
+    assert_eq!(got.len(), 1, "{ran:?}");
+    // "slept 1500 ms": the whole answer.
+    let whole = (200, "2", 13);
+    assert_eq!(
+        (got[0].status, got[0].version.as_str(), got[0].size),
+        whole,
+        "{ran:?}"
+    );
+    assert!(
+        stack.ringway.wait_exit(Duration::from_secs(10)).is_some(),
+        "ringway exits once the stream is done: {}",
+        stack.ringway.stderr()
     );
 }
