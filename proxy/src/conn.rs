@@ -182,10 +182,10 @@ pub(crate) async fn serve_tls(
     }
 }
 
-/// Serves one HTTP/2 stream's request, written as HTTP/1.1 into the other end of `stream`'s pipe
-/// (http2/): the client is the HTTP/2 connection's; `admission` is the stream's own (the
-/// connection limits count each stream, as nginx's `limit_conn` does); the connection's
-/// entry in the live table counts its streams.
+/// Serves one HTTP/2 stream's request, written as HTTP/1.1 into the other end of the pipe
+/// `stream` ends (http2/): the client is the HTTP/2 connection's; `admission` is the
+/// stream's own (the connection limits count each stream, as nginx's `limit_conn` does);
+/// the connection's entry in the live table counts its streams.
 pub(crate) fn serve_bridged(
     stream: crate::http2::PipelineEnd,
     peer: SocketAddr,

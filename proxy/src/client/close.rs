@@ -1,10 +1,9 @@
 //! Ending a client connection the right way for how its last request ended.
 
-use super::ClientStream;
 use std::net::Shutdown;
 use std::time::{Duration, Instant};
 
-use super::Client;
+use super::{Client, ClientStream};
 use crate::buffer::Buf;
 use crate::io::{Stream, read_some};
 

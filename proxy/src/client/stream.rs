@@ -42,9 +42,7 @@ impl ClientStream {
             Box::pin(session.close_notify()).await;
         }
     }
-}
 
-impl ClientStream {
     /// The socket, if the client has one of its own (an HTTP/2 stream's pipe has none).
     pub(crate) fn socket(&self) -> Option<RawFd> {
         match self {
