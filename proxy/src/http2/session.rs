@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::buffer::{Buf, SMALL};
+use crate::buffer::{Buf, SMALL, TINY};
 use crate::io::{Counted, IoError, Stream, write_all};
 use crate::tls::TlsStream;
 
@@ -28,6 +28,9 @@ pub(super) struct SessionIo {
     send_timeout: Duration,
     /// The read in flight, if any.
     reading: Option<Op<(io::Result<usize>, Buf)>>,
+    /// Its size: a tiny read while the client is quiet (an idle connection waits with
+    /// 1 KiB, as an idle HTTP/1.1 session does), a bulk one after a read came back full.
+    read_size: usize,
     /// Plaintext read and not yet taken by `h2`: `unread[taken..]`.
     unread: Buf,
     taken: usize,
@@ -43,6 +46,7 @@ impl SessionIo {
             tls,
             send_timeout,
             reading: None,
+            read_size: TINY,
             unread: Buf::empty(),
             taken: 0,
             writing: None,
@@ -84,15 +88,11 @@ impl AsyncRead for SessionIo {
             }
             let read = this.reading.get_or_insert_with(|| {
                 let tls = Rc::clone(&this.tls);
-                let buf = std::mem::replace(&mut this.unread, Buf::empty());
-                Box::pin(async move {
-                    let mut buf = buf;
-                    buf.clear();
-                    if buf.capacity() < SMALL {
-                        buf = Buf::with_capacity(SMALL);
-                    }
-                    tls.read_append(buf, SMALL).await
-                })
+                let size = this.read_size;
+                // What was read before is all taken: its buffer goes back to the pool now,
+                // not after the next read (which may wait for as long as the client idles).
+                this.unread = Buf::empty();
+                Box::pin(async move { tls.read_append(Buf::with_capacity(size), size).await })
             });
             let (res, buf) = ready!(read.as_mut().poll(cx));
             this.reading = None;
@@ -100,7 +100,7 @@ impl AsyncRead for SessionIo {
             this.taken = 0;
             match res {
                 Ok(0) => this.ended = true,
-                Ok(_) => {}
+                Ok(n) => this.read_size = if n == this.read_size { SMALL } else { TINY },
                 Err(err) => {
                     this.ended = true;
                     return Poll::Ready(Err(err));
