@@ -1053,14 +1053,7 @@ fn targets(report: &Report) -> Vec<Target> {
     match (per_conn(rw), per_conn(nx)) {
         (Some(a), Some(b)) => out.push(Target {
             target,
-            measured: format!(
-                "{a:.0} vs {b:.0} bytes{}",
-                if b > 0.0 {
-                    format!(" = {:.2}×", a / b)
-                } else {
-                    String::new()
-                }
-            ),
+            measured: format!("{a:.0} vs {b:.0} bytes{}", shown_ratio(a, b)),
             met: Some(a <= b),
             no_target: false,
         }),
@@ -1077,14 +1070,7 @@ fn targets(report: &Report) -> Vec<Target> {
     match (tls_per_conn(rw), tls_per_conn(nx)) {
         (Some(a), Some(b)) => out.push(Target {
             target,
-            measured: format!(
-                "{a:.0} vs {b:.0} bytes{}",
-                if b > 0.0 {
-                    format!(" = {:.2}×", a / b)
-                } else {
-                    String::new()
-                }
-            ),
+            measured: format!("{a:.0} vs {b:.0} bytes{}", shown_ratio(a, b)),
             met: None,
             no_target: true,
         }),
@@ -1115,6 +1101,15 @@ fn targets(report: &Report) -> Vec<Target> {
     out
 }
 
+/// ` = A/B×`, or nothing when `b` is 0 (no ratio to show).
+fn shown_ratio(a: f64, b: f64) -> String {
+    if b > 0.0 {
+        format!(" = {:.2}×", a / b)
+    } else {
+        String::new()
+    }
+}
+
 /// ringway's proxy CPU per HTTP/2 request beside nginx's, on `s`'s case: a figure, no target
 /// yet (ringway serves each stream through its HTTP/1.1 pipeline over an in-memory pipe).
 fn h2_cpu(report: &Report, s: Option<&Summary>) -> Target {
@@ -1126,14 +1121,7 @@ fn h2_cpu(report: &Report, s: Option<&Summary>) -> Target {
     match measured {
         Some((s, a, b)) => Target {
             target: format!("{target}, {}", s.case),
-            measured: format!(
-                "{a:.1} vs {b:.1} µs{}",
-                if b > 0.0 {
-                    format!(" = {:.2}×", a / b)
-                } else {
-                    String::new()
-                }
-            ),
+            measured: format!("{a:.1} vs {b:.1} µs{}", shown_ratio(a, b)),
             met: None,
             no_target: true,
         },

@@ -102,11 +102,10 @@ class Client:
         self.flush()
         return events
 
-    def fetch(self, path, deadline):
-        """GET path with the windows opened as data comes; its status and body size."""
-        sid = self.conn.get_next_available_stream_id()
-        self.conn.send_headers(sid, self.headers(path), end_stream=True)
-        self.flush()
+    def follow(self, sid, deadline, acknowledge=True):
+        """Reads stream sid's answer until it ends, is reset, or the deadline: its status,
+        body size, reset code (or None) and whether it ended. `acknowledge` opens the
+        window as data comes (a stalled reader does not)."""
         status, size = None, 0
         while time.monotonic() < deadline:
             events = self.events(deadline)
@@ -119,14 +118,28 @@ class Client:
                     status = int(dict(e.headers)[":status"])
                 elif isinstance(e, h2.events.DataReceived):
                     size += len(e.data)
-                    self.conn.acknowledge_received_data(e.flow_controlled_length, sid)
+                    if acknowledge:
+                        self.conn.acknowledge_received_data(e.flow_controlled_length, sid)
                 elif isinstance(e, h2.events.StreamEnded):
                     self.flush()
-                    return {"status": status, "data": size}
+                    return status, size, None, True
                 elif isinstance(e, h2.events.StreamReset):
-                    return {"status": status, "data": size, "reset": e.error_code.name}
+                    return status, size, e.error_code.name, True
             self.flush()
-        return {"status": status, "data": size, "unfinished": True}
+        return status, size, None, False
+
+    def fetch(self, path, deadline):
+        """GET path with the windows opened as data comes; its status and body size."""
+        sid = self.conn.get_next_available_stream_id()
+        self.conn.send_headers(sid, self.headers(path), end_stream=True)
+        self.flush()
+        status, size, reset, ended = self.follow(sid, deadline)
+        got = {"status": status, "data": size}
+        if reset:
+            got["reset"] = reset
+        if not ended:
+            got["unfinished"] = True
+        return got
 
 
 def stalled_reader(args):
@@ -136,23 +149,8 @@ def stalled_reader(args):
     client.conn.send_headers(sid, client.headers(args.path), end_stream=True)
     client.flush()
     started = time.monotonic()
-    status, data, reset, ended = None, 0, None, None
-    while ended is None and time.monotonic() < deadline:
-        events = client.events(deadline)
-        if events is None:
-            break
-        for e in events:
-            if getattr(e, "stream_id", None) != sid:
-                continue
-            if isinstance(e, h2.events.ResponseReceived):
-                status = int(dict(e.headers)[":status"])
-            elif isinstance(e, h2.events.DataReceived):
-                data += len(e.data)
-            elif isinstance(e, h2.events.StreamReset):
-                reset = e.error_code.name
-                ended = time.monotonic() - started
-            elif isinstance(e, h2.events.StreamEnded):
-                ended = time.monotonic() - started
+    status, data, reset, ended = client.follow(sid, deadline, acknowledge=False)
+    ended_after = time.monotonic() - started if ended else None
     second = None
     if not client.closed:
         client.conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 65535})
@@ -163,7 +161,7 @@ def stalled_reader(args):
         "status": status,
         "data": data,
         "reset": reset,
-        "ended_after": ended,
+        "ended_after": ended_after,
         "goaway": client.goaway,
         "second": second,
     }

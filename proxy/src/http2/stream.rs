@@ -8,6 +8,7 @@
 //! 16 KiB read of the answer is in flight to the client at a time, and a DATA frame of the
 //! request goes on to the pipeline before the client's window for the next one is opened.
 
+use std::io::Write;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -112,6 +113,8 @@ async fn send_request(
         _ => u64::MAX,
     };
     let chunked = framing == BodyOut::Chunked;
+    // One buffer for every chunk of a body without a length (its size line, data, CRLF).
+    let mut chunk = Vec::new();
     while let Some(data) = body.data().await {
         let Ok(data) = data else {
             pipeline.end_request();
@@ -128,11 +131,11 @@ async fn send_request(
         let written = if len == 0 {
             Ok(())
         } else if chunked {
-            let mut piece = Vec::with_capacity(len + 16);
-            piece.extend_from_slice(format!("{len:x}\r\n").as_bytes());
-            piece.extend_from_slice(&data);
-            piece.extend_from_slice(b"\r\n");
-            write(pipeline, &piece, limit).await
+            chunk.clear();
+            let _ = write!(chunk, "{len:x}\r\n");
+            chunk.extend_from_slice(&data);
+            chunk.extend_from_slice(b"\r\n");
+            write(pipeline, &chunk, limit).await
         } else {
             write(pipeline, &data, limit).await
         };
