@@ -204,6 +204,7 @@ fn encode_one(buf: &[u8], head: &RequestHead, headers: &[HeaderSpan], path: &[u8
         local,
         https: s.https,
         http2: false,
+        client_cert: Default::default(),
         document_root: "/srv/www",
         server_name: s.server_name,
         trusted_peer: s.trusted_peer,

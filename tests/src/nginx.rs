@@ -118,16 +118,37 @@ impl Nginx {
     /// writes it (`listen ADDR ssl http2;`), serving the certificate `cert` (PEM, with its
     /// chain) and its key `key`; [`Nginx::addr`] is then an HTTPS address.
     pub fn start_tls_http2(uwsgi_socket: &Path, cert: &Path, key: &Path, locations: &str) -> Nginx {
-        let pass = format!("uwsgi_pass unix:{};", uwsgi_socket.display());
+        Nginx::start_tls(
+            uwsgi_socket,
+            &TlsServer {
+                cert,
+                key,
+                listen: "ssl http2",
+                directives: "",
+                locations,
+                params: "",
+            },
+        )
+    }
+
+    /// nginx in front of the uWSGI at `uwsgi_socket` on one TLS address, as `server` says.
+    pub fn start_tls(uwsgi_socket: &Path, server: &TlsServer<'_>) -> Nginx {
+        let pass = format!(
+            "{}\n            uwsgi_pass unix:{};",
+            server.params,
+            uwsgi_socket.display()
+        );
         Nginx::start_with(|dir, addr| {
             let plain = format!("listen {addr};");
             let tls = format!(
-                "listen {addr} ssl http2;\n        ssl_certificate {};\n        \
-                 ssl_certificate_key {};",
-                cert.display(),
-                key.display()
+                "listen {addr} {};\n        ssl_certificate {};\n        \
+                 ssl_certificate_key {};\n        {}",
+                server.listen,
+                server.cert.display(),
+                server.key.display(),
+                server.directives
             );
-            let conf = config(dir, addr, &pass, true, locations, "");
+            let conf = config(dir, addr, &pass, true, server.locations, "");
             assert!(conf.contains(&plain), "nginx.conf has {plain:?}:\n{conf}");
             conf.replacen(&plain, &tls, 1)
         })
@@ -230,6 +251,21 @@ const PEP3333_PARAMS: &str = "uwsgi_param HTTP_CONTENT_LENGTH \"\" if_not_empty;
 pub const IDENTITY_PARAMS: &str = "uwsgi_param HTTP_X_FORWARDED_FOR $proxy_add_x_forwarded_for;
             uwsgi_param HTTP_X_REAL_IP $remote_addr;
             uwsgi_param HTTP_X_REQUEST_ID $request_id;";
+
+/// A TLS `server` block for [`Nginx::start_tls`].
+pub struct TlsServer<'a> {
+    /// `ssl_certificate` and `ssl_certificate_key`.
+    pub cert: &'a Path,
+    pub key: &'a Path,
+    /// What follows the address in `listen`: `ssl`, `ssl http2`.
+    pub listen: &'a str,
+    /// More lines of the server block (`ssl_verify_client on;`, ...).
+    pub directives: &'a str,
+    /// `location` blocks before `location /`.
+    pub locations: &'a str,
+    /// Lines of `location /` before its `uwsgi_pass` (`uwsgi_param ...;`).
+    pub params: &'a str,
+}
 
 /// The body of a location passing to the uWSGI at `socket` as [`Nginx::start`] does: the
 /// stock `uwsgi_params`, the two PEP 3333 lines, the identity lines, `uwsgi_pass`.

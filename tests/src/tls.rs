@@ -14,8 +14,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
-    SerialNumber, date_time_ymd,
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, DnType,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, RevocationReason,
+    RevokedCertParams, SerialNumber, date_time_ymd,
 };
 use serde_json::Value;
 use tempfile::TempDir;
@@ -258,6 +259,56 @@ impl Pki {
         std::fs::write(&leaf.cert, cert.pem()).expect("write cert");
         std::fs::write(&leaf.key, key.serialize_pem()).expect("write key");
         leaf
+    }
+
+    /// A client certificate (for TLS client authentication) with the subject `dn` (its
+    /// attributes in order, the first the outermost) and `serial`, written to `STEM.pem` /
+    /// `STEM.key`.
+    pub fn issue_client(&self, stem: &str, dn: &[(DnType, &str)], serial: u64) -> Leaf {
+        let key = KeyPair::generate().expect("client key");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("client params");
+        for (kind, value) in dn {
+            params.distinguished_name.push(kind.clone(), *value);
+        }
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.serial_number = Some(SerialNumber::from(serial));
+        params.not_before = date_time_ymd(2024, 1, 1);
+        params.not_after = date_time_ymd(2035, 1, 1);
+        let cert = params.signed_by(&key, &self.issuer).expect("sign client");
+        let leaf = Leaf {
+            cert: self.dir.path().join(format!("{stem}.pem")),
+            key: self.dir.path().join(format!("{stem}.key")),
+            der: cert.der().to_vec(),
+            serial: format!("{serial:X}"),
+            not_after: params.not_after.unix_timestamp(),
+        };
+        std::fs::write(&leaf.cert, cert.pem()).expect("write cert");
+        std::fs::write(&leaf.key, key.serialize_pem()).expect("write key");
+        leaf
+    }
+
+    /// A revocation list of this CA naming `serials`, written to `crl.pem`.
+    pub fn revoke(&self, serials: &[u64]) -> PathBuf {
+        let params = CertificateRevocationListParams {
+            this_update: date_time_ymd(2024, 1, 1),
+            next_update: date_time_ymd(2039, 1, 1),
+            crl_number: SerialNumber::from(1),
+            issuing_distribution_point: None,
+            revoked_certs: serials
+                .iter()
+                .map(|&serial| RevokedCertParams {
+                    serial_number: SerialNumber::from(serial),
+                    revocation_time: date_time_ymd(2024, 6, 1),
+                    reason_code: Some(RevocationReason::KeyCompromise),
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: KeyIdMethod::Sha256,
+        };
+        let crl = params.signed_by(&self.issuer).expect("sign CRL");
+        let path = self.dir.path().join("crl.pem");
+        std::fs::write(&path, crl.pem().expect("CRL PEM")).expect("write crl.pem");
+        path
     }
 
     /// An ECDSA P-256 certificate for `name` issued by an intermediate CA (itself issued by

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::escape::{push_json_string, push_nginx};
 use super::time::Stamp;
+use crate::tls::Peer;
 
 /// What a line says about one request. Byte fields are as the client sent them.
 #[derive(Debug, Clone, Copy)]
@@ -49,8 +50,8 @@ pub(crate) struct Entry<'a> {
     /// The values of the request headers a custom format names, in its order (the first
     /// of each; see [`super::WorkerLog::template`]).
     pub(crate) headers: &'a [Option<&'a [u8]>],
-    /// The connection is TLS (nginx's `$scheme` is `https`).
-    pub(crate) tls: bool,
+    /// The TLS session, on a TLS connection (nginx's `$scheme` is `https`; `$ssl_*`).
+    pub(crate) tls: Option<&'a Peer>,
     /// Requests on this connection so far, this one included (`$connection_requests`).
     pub(crate) connection_requests: u64,
     /// `server_name` (nginx's `$server_name`; empty without one).
@@ -176,7 +177,7 @@ mod tests {
             uri: Some(b"/a\"b?x=\xff"),
             host: None,
             headers: &[],
-            tls: false,
+            tls: None,
             connection_requests: 1,
             server_name: "",
         }

@@ -450,7 +450,7 @@ mod tests {
             uri: Some(b"/"),
             host: None,
             headers: &[],
-            tls: false,
+            tls: None,
             connection_requests: 1,
             server_name: "",
         }

@@ -11,6 +11,7 @@ use super::escape::{push_nginx, push_nginx_json};
 use super::line::{Entry, push_secs};
 use super::time::Stamp;
 use crate::config::LogEscape;
+use crate::tls::PeerCert;
 
 /// The most `$http_NAME` variables one format may hold: their values are looked up in a
 /// fixed array per line, nothing allocated.
@@ -59,11 +60,19 @@ enum Var {
     Scheme,
     ServerName,
     ConnectionRequests,
+    Https,
+    SslProtocol,
+    SslCipher,
+    SslClientVerify,
+    SslClientSDn,
+    SslClientIDn,
+    SslClientSerial,
+    SslClientFingerprint,
     /// `$http_NAME`: the first such request header (by index into `Template::headers`).
     Header(usize),
 }
 
-const VARS: [(&str, Var); 22] = [
+const VARS: [(&str, Var); 30] = [
     ("remote_addr", Var::RemoteAddr),
     ("remote_user", Var::RemoteUser),
     ("time_local", Var::TimeLocal),
@@ -86,6 +95,14 @@ const VARS: [(&str, Var); 22] = [
     ("scheme", Var::Scheme),
     ("server_name", Var::ServerName),
     ("connection_requests", Var::ConnectionRequests),
+    ("https", Var::Https),
+    ("ssl_protocol", Var::SslProtocol),
+    ("ssl_cipher", Var::SslCipher),
+    ("ssl_client_verify", Var::SslClientVerify),
+    ("ssl_client_s_dn", Var::SslClientSDn),
+    ("ssl_client_i_dn", Var::SslClientIDn),
+    ("ssl_client_serial", Var::SslClientSerial),
+    ("ssl_client_fingerprint", Var::SslClientFingerprint),
 ];
 
 impl Template {
@@ -236,13 +253,33 @@ fn push_var(out: &mut Vec<u8>, var: Var, e: &Entry<'_>, time: &Stamp<'_>, escape
             None => push_value(out, None, escape),
         },
         Var::UpstreamHeaderTime => seconds(out, e.upstream.and_then(|u| u.header)),
-        Var::Scheme => out.extend_from_slice(if e.tls { b"https" } else { b"http" }),
+        Var::Scheme => out.extend_from_slice(if e.tls.is_some() { b"https" } else { b"http" }),
+        // nginx: "on" over TLS, an empty value (not a missing one) otherwise.
+        Var::Https => text(out, Some(if e.tls.is_some() { b"on" } else { b"" })),
+        Var::SslProtocol => text(out, e.tls.map(|t| t.protocol.as_bytes())),
+        Var::SslCipher => text(out, e.tls.map(|t| t.cipher.as_bytes())),
+        Var::SslClientVerify => text(
+            out,
+            e.tls.map(|t| match t.cert {
+                Some(_) => &b"SUCCESS"[..],
+                None => b"NONE",
+            }),
+        ),
+        Var::SslClientSDn => text(out, cert(e).map(|c| c.subject.as_bytes())),
+        Var::SslClientIDn => text(out, cert(e).map(|c| c.issuer.as_bytes())),
+        Var::SslClientSerial => text(out, cert(e).map(|c| c.serial.as_bytes())),
+        Var::SslClientFingerprint => text(out, cert(e).map(|c| c.fingerprint.as_bytes())),
         Var::ServerName => text(out, Some(e.server_name.as_bytes())),
         Var::ConnectionRequests => {
             let _ = write!(out, "{}", e.connection_requests);
         }
         Var::Header(i) => text(out, e.headers.get(i).copied().flatten()),
     }
+}
+
+/// The client's verified certificate, if it gave one.
+fn cert<'e>(e: &Entry<'e>) -> Option<&'e PeerCert> {
+    e.tls.and_then(|t| t.cert.as_deref())
 }
 
 /// A value as `escape` writes it; a missing one as nginx writes it there (`-` by default,
@@ -325,7 +362,7 @@ mod tests {
             uri: Some(b"/"),
             host: Some(b"App.Example"),
             headers: &[Some(b"x\"y"), None],
-            tls: false,
+            tls: None,
             connection_requests: 1,
             server_name: "",
         };

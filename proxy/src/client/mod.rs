@@ -22,8 +22,10 @@ use std::net::{Shutdown, SocketAddr};
 use std::rc::Rc;
 
 use crate::buffer::Buf;
+use crate::config::Config;
 use crate::http::HeaderSpan;
 use crate::io::{Counted, Stream};
+use crate::tls::ClientCert;
 
 /// Header spans a request's list starts with room for (most requests have fewer).
 pub(crate) const HEADER_SPANS: usize = 16;
@@ -100,6 +102,11 @@ impl Client {
     /// Whether the request came as an HTTP/2 stream.
     pub(crate) fn is_http2(&self) -> bool {
         self.stream.get_ref().is_http2()
+    }
+
+    /// What the app is told about the client's certificate under `config`.
+    pub(crate) fn cert<'a>(&'a self, config: &Config) -> ClientCert<'a> {
+        ClientCert::of(self.stream.get_ref().tls(), config.asks_client_certs())
     }
 
     /// Moves the bytes after the current request's head out of `input` (they are its body,

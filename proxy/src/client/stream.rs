@@ -12,7 +12,7 @@ use tokio_util::either::Either;
 use crate::buffer::Buf;
 use crate::http2::PipelineEnd;
 use crate::io::{Progress, Stream};
-use crate::tls::TlsStream;
+use crate::tls::{Peer, TlsStream};
 
 /// A client connection's transport.
 pub(crate) enum ClientStream {
@@ -28,7 +28,16 @@ pub(crate) enum ClientStream {
 impl ClientStream {
     /// Whether the client reached ringway over TLS.
     pub(crate) fn is_tls(&self) -> bool {
-        matches!(self, ClientStream::Tls(_) | ClientStream::Bridged(_))
+        self.tls().is_some()
+    }
+
+    /// The TLS session's version, cipher and client certificate; `None` for plain HTTP.
+    pub(crate) fn tls(&self) -> Option<&Peer> {
+        match self {
+            ClientStream::Plain(_) => None,
+            ClientStream::Tls(s) => Some(s.peer()),
+            ClientStream::Bridged(pipe) => Some(pipe.tls()),
+        }
     }
 
     /// Whether the request came as an HTTP/2 stream.

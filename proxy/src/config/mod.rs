@@ -29,7 +29,7 @@ pub use settings::{
 pub(crate) use validate::is_normal_path;
 pub use values::{
     Cidr, DEFAULT_METRICS, Dur, HostName, LogEscape, LogFormat, LogTarget, MetricsListen, Protocol,
-    Rate, RealIpHeader, ServerAddr, Size, StaticDir, UpstreamAddr,
+    Rate, RealIpHeader, ServerAddr, Size, StaticDir, TlsVersion, UpstreamAddr, VerifyClient,
 };
 
 use crate::app::AppConfig;
@@ -292,6 +292,11 @@ impl Config {
     /// True if `peer` is a trusted proxy (`trusted_proxy`).
     pub fn is_trusted(&self, peer: IpAddr) -> bool {
         self.trusted_proxies.iter().any(|c| c.contains(peer))
+    }
+
+    /// Whether TLS clients are asked for a certificate (`[tls] verify_client`).
+    pub fn asks_client_certs(&self) -> bool {
+        self.tls.as_ref().is_some_and(|t| t.client_auth.is_some())
     }
 
     /// The routes' metric labels, by index: the path, `=path` for an exact route.

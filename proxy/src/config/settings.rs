@@ -19,7 +19,7 @@ use serde_json::Value;
 use super::next_upstream::NextUpstream;
 use super::values::{
     Cidr, Dur, HostName, LogEscape, LogFormat, LogTarget, MetricsListen, Rate, RealIpHeader,
-    ServerAddr, Size, StaticDir,
+    ServerAddr, Size, StaticDir, TlsVersion, VerifyClient,
 };
 
 /// ringway: an HTTP/1.1 front end for uWSGI on io_uring.
@@ -368,6 +368,31 @@ pub struct TlsSettings {
     /// that do not speak it keep HTTP/1.1 [default: false].
     #[arg(long = "http2", num_args = 0, default_missing_value = "true")]
     pub http2: Option<bool>,
+
+    /// TLS versions accepted (nginx's `ssl_protocols`): TLSv1.2, TLSv1.3, comma-separated;
+    /// in the file, a list [default: TLSv1.2,TLSv1.3].
+    #[arg(long = "tls-protocols", value_name = "VERSIONS", value_delimiter = ',')]
+    pub protocols: Option<Vec<TlsVersion>>,
+
+    /// Resume TLS sessions from stateless tickets as well as from the session cache
+    /// (nginx's `ssl_session_tickets`) [default: true].
+    #[arg(long = "tls-session-tickets", value_name = "BOOL")]
+    pub session_tickets: Option<bool>,
+
+    /// Ask TLS clients for a certificate (nginx's `ssl_verify_client`): `on` (required),
+    /// `optional` or `off`; verified against --tls-client-certificate [default: off].
+    #[arg(long = "tls-verify-client", value_name = "MODE")]
+    pub verify_client: Option<VerifyClient>,
+
+    /// PEM file of the CA certificates client certificates must chain to (nginx's
+    /// `ssl_client_certificate`).
+    #[arg(long = "tls-client-certificate", value_name = "PEM")]
+    pub client_certificate: Option<PathBuf>,
+
+    /// PEM file of certificate revocation lists for client certificates (nginx's
+    /// `ssl_crl`).
+    #[arg(long = "tls-client-crl", value_name = "PEM")]
+    pub client_crl: Option<PathBuf>,
 }
 
 /// A certificate and its key: `{ cert = "...", key = "..." }`.

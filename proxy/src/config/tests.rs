@@ -1982,3 +1982,81 @@ fn http2_is_offered_only_when_asked_for() {
         "",
     );
 }
+
+#[test]
+fn tls_versions_tickets_and_client_certificates() {
+    let cert = "certificates = [ { cert = \"/etc/tls/a.pem\", key = \"/etc/tls/a.key\" } ]";
+    let tls = |extra: &str| {
+        format!("upstream = [\"unix:/a\"]\n[tls]\nlisten = \"0.0.0.0:443\"\n{cert}\n{extra}")
+    };
+    let loaded = |text: &str, flags: &[&str]| load(text, flags).unwrap().tls.unwrap();
+    let both = vec![TlsVersion::Tls12, TlsVersion::Tls13];
+    let plain = loaded(&tls(""), &[]);
+    assert_eq!(plain.protocols, both, "both by default");
+    assert!(plain.session_tickets && plain.client_auth.is_none());
+    assert_eq!(
+        loaded(&tls("protocols = [\"TLSv1.3\"]\n"), &[]).protocols,
+        [TlsVersion::Tls13]
+    );
+    assert_eq!(
+        loaded(&tls(""), &["--tls-protocols", "TLSv1.3,TLSv1.2,TLSv1.3"]).protocols,
+        both
+    );
+    assert!(!loaded(&tls("session_tickets = false\n"), &[]).session_tickets);
+    assert_refused(
+        &tls("protocols = [\"TLSv1.1\", \"TLSv1.2\"]\n"),
+        "TLSv1.1",
+        "not offered",
+    );
+    assert_refused(
+        &tls("protocols = []\n"),
+        "tls.protocols",
+        "names no version",
+    );
+
+    let auth = loaded(
+        &tls("verify_client = \"optional\"\nclient_certificate = \"/etc/tls/ca.pem\"\n"),
+        &[],
+    )
+    .client_auth
+    .unwrap();
+    assert!(!auth.required && auth.revoked.is_none());
+    assert_eq!(auth.authorities, std::path::Path::new("/etc/tls/ca.pem"));
+    let required = loaded(
+        &tls(""),
+        &[
+            "--tls-verify-client",
+            "on",
+            "--tls-client-certificate",
+            "/ca.pem",
+            "--tls-client-crl",
+            "/crl.pem",
+        ],
+    );
+    let required = required.client_auth.unwrap();
+    assert!(required.required);
+    assert_eq!(
+        required.revoked.as_deref(),
+        Some(std::path::Path::new("/crl.pem"))
+    );
+    assert_refused(
+        &tls("verify_client = \"on\"\n"),
+        "tls.verify_client",
+        "needs client_certificate",
+    );
+    assert_refused(
+        &tls("client_certificate = \"/ca.pem\"\n"),
+        "tls.client_certificate",
+        "only with verify_client",
+    );
+    assert_refused(
+        &tls("verify_client = \"optional_no_ca\"\n"),
+        "optional_no_ca",
+        "not offered",
+    );
+    assert_refused(
+        "upstream = [\"unix:/a\"]\n[tls]\nverify_client = \"on\"\n",
+        "tls.listen",
+        "",
+    );
+}

@@ -17,6 +17,7 @@ use super::settings::{
 };
 use super::values::{
     Dur, LogEscape, LogFormat, LogTarget, MetricsListen, Protocol, RealIpHeader, ServerAddr, Size,
+    TlsVersion, VerifyClient,
 };
 use super::{
     AccessLogConfig, Buffering, Config, ConnLimits, DEFAULT_METRICS, Group, GroupServer, Limits,
@@ -32,7 +33,7 @@ use crate::routes::{
     Action, FixedAnswer, LimitExcept, PathRegex, Route, RouteTable, highest_group,
 };
 use crate::static_files::{Encoding, Fallback, Root, StaticRoute};
-use crate::tls::{CertFiles, TlsConfig};
+use crate::tls::{CertFiles, ClientAuth, TlsConfig};
 
 /// The longest `app.ready_timeout` and `app.stop_timeout`: beyond, a typo (`60m` for `60s`).
 const APP_TIMEOUT_MAX: std::time::Duration = std::time::Duration::from_secs(3600);
@@ -346,6 +347,11 @@ impl Resolved {
                 || t.redirect_http.unwrap_or(false)
                 || t.hsts.is_some()
                 || t.http2.unwrap_or(false)
+                || t.protocols.is_some()
+                || t.session_tickets.is_some()
+                || t.verify_client.is_some()
+                || t.client_certificate.is_some()
+                || t.client_crl.is_some()
             {
                 return Err(self.invalid_in_file(
                     "tls.listen",
@@ -381,7 +387,22 @@ impl Resolved {
         {
             return Err(self.invalid_in_file("tls.hsts", "must be printable text on one line"));
         }
+        let mut protocols = t
+            .protocols
+            .clone()
+            .unwrap_or_else(|| vec![TlsVersion::Tls12, TlsVersion::Tls13]);
+        protocols.sort_unstable();
+        protocols.dedup();
+        if protocols.is_empty() {
+            return Err(self.tls_invalid(
+                "protocols",
+                "names no version: give TLSv1.2, TLSv1.3 or both",
+            ));
+        }
         Ok(Some(TlsConfig {
+            protocols,
+            session_tickets: t.session_tickets.unwrap_or(true),
+            client_auth: self.client_auth()?,
             listen: t.listen.clone(),
             certificates,
             redirect_http: t.redirect_http.unwrap_or(false),
@@ -400,6 +421,48 @@ impl Resolved {
                 },
             )?,
         }))
+    }
+
+    /// Client certificates: asked for when `verify_client` is on or optional, checked
+    /// against `client_certificate` (and `client_crl`).
+    fn client_auth(&self) -> anyhow::Result<Option<ClientAuth>> {
+        let t = &self.settings.tls;
+        let required = match t.verify_client.unwrap_or_default() {
+            VerifyClient::On => true,
+            VerifyClient::Optional => false,
+            VerifyClient::Off => {
+                return match (&t.client_certificate, &t.client_crl) {
+                    (None, None) => Ok(None),
+                    _ => Err(self.tls_invalid(
+                        "client_certificate",
+                        "is used only with verify_client = \"on\" or \"optional\" (nginx's \
+                         ssl_verify_client, off by default)",
+                    )),
+                };
+            }
+        };
+        let Some(authorities) = t.client_certificate.clone() else {
+            return Err(self.tls_invalid(
+                "verify_client",
+                "needs client_certificate: the PEM file of the CAs client certificates chain \
+                 to (nginx's ssl_client_certificate)",
+            ));
+        };
+        Ok(Some(ClientAuth {
+            authorities,
+            revoked: t.client_crl.clone(),
+            required,
+        }))
+    }
+
+    /// An error about a `[tls]` key, named as its flag when a flag gave it (`--tls-KEY`).
+    fn tls_invalid(&self, key: &str, message: &str) -> anyhow::Error {
+        let in_file = format!("tls.{key}");
+        if self.from_flags.contains(&in_file) {
+            anyhow!("--tls-{}: {message}", key.replace('_', "-"))
+        } else {
+            self.invalid_in_file(&in_file, message)
+        }
     }
 
     /// `max_connections` and `limit_conn_per_ip`: absent is no limit, 0 is refused (it would

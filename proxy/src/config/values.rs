@@ -561,6 +561,88 @@ impl fmt::Display for LogEscape {
 
 serde_as_text!(LogEscape);
 
+/// A TLS version a client may use (nginx's `ssl_protocols`): `TLSv1.2` or `TLSv1.3`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TlsVersion {
+    /// TLS 1.2.
+    Tls12,
+    /// TLS 1.3.
+    Tls13,
+}
+
+impl FromStr for TlsVersion {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<TlsVersion, String> {
+        match s {
+            "TLSv1.2" => Ok(TlsVersion::Tls12),
+            "TLSv1.3" => Ok(TlsVersion::Tls13),
+            // nginx configs still list these; they are broken protocols, not an option.
+            "SSLv2" | "SSLv3" | "TLSv1" | "TLSv1.1" => Err(format!(
+                "{s} is not offered (TLSv1.2 and TLSv1.3 only): leave it out of the list"
+            )),
+            _ => Err(format!(
+                "unknown TLS version {s:?}: expected TLSv1.2 or TLSv1.3"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for TlsVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TlsVersion::Tls12 => "TLSv1.2",
+            TlsVersion::Tls13 => "TLSv1.3",
+        })
+    }
+}
+
+serde_as_text!(TlsVersion);
+
+/// Whether TLS clients are asked for a certificate (nginx's `ssl_verify_client`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum VerifyClient {
+    /// Not asked.
+    #[default]
+    Off,
+    /// Asked, and required: a handshake without a valid one fails.
+    On,
+    /// Asked: none is accepted, an invalid one fails the handshake.
+    Optional,
+}
+
+impl FromStr for VerifyClient {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<VerifyClient, String> {
+        match s {
+            "off" => Ok(VerifyClient::Off),
+            "on" => Ok(VerifyClient::On),
+            "optional" => Ok(VerifyClient::Optional),
+            "optional_no_ca" => Err(
+                "optional_no_ca is not offered: a certificate is verified against \
+                 client_certificate or refused (use optional)"
+                    .to_owned(),
+            ),
+            _ => Err(format!(
+                "invalid verify_client {s:?}: expected on, optional or off"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for VerifyClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            VerifyClient::Off => "off",
+            VerifyClient::On => "on",
+            VerifyClient::Optional => "optional",
+        })
+    }
+}
+
+serde_as_text!(VerifyClient);
+
 /// A Host a server answers for, as nginx's `server_name` writes it: `app.example.com`,
 /// `*.example.com` (any name under it) or `.example.com` (the name and any under it); or an
 /// IP address (`192.0.2.1`, `[2001:db8::1]`). Compared without case, port or trailing dot.

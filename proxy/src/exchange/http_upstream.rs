@@ -170,6 +170,7 @@ fn encode_head(
         client_ip: req.client_ip,
         request_id: req.request_id.as_bytes(),
         https: client.is_tls(),
+        client_cert: client.cert(config),
         trusted_peer: config.is_trusted(client.peer.ip()),
         forwarded_host: super::forwarded_host(client, target.route, worker),
         default_host,

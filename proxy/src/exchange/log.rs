@@ -158,7 +158,7 @@ pub(super) fn write(
         uri: parts.map(|p| p.uri),
         host: Some(host),
         headers,
-        tls: client.is_tls(),
+        tls: client.stream.get_ref().tls(),
         connection_requests: served.saturating_add(1),
         server_name: names.server_name.as_deref().unwrap_or_default(),
     };

@@ -373,6 +373,7 @@ fn encode_vars(
         request_id: req.request_id.as_bytes(),
         local: client.local,
         https: client.is_tls(),
+        client_cert: client.cert(config),
         http2: client.is_http2(),
         document_root: &config.document_root,
         server_name: config.server_name.as_deref(),

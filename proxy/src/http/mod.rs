@@ -49,7 +49,8 @@ pub use request::{Limits, Method, RequestHead, parse_request};
 pub use response::{MAX_RESPONSE_HEADERS, ResponseFraming, ResponseHead, parse_response};
 pub use validate::host_without_port;
 pub(crate) use validate::{
-    is_forwardable_name, is_token, is_valid_host, list_elements, list_has, names_header, trim_ows,
+    is_forwardable_name, is_token, is_valid_host, list_elements, list_has, names_header,
+    names_header_prefix, trim_ows,
 };
 pub(crate) use writer::write_header;
 pub use writer::{

@@ -155,6 +155,12 @@ pub(crate) fn names_header(name: &[u8], lower: &[u8]) -> bool {
             .all(|(&n, &l)| n.to_ascii_lowercase() == l || (n == b'_' && l == b'-'))
 }
 
+/// Whether header `name` starts with `lower`, read as [`names_header`] reads a name.
+pub(crate) fn names_header_prefix(name: &[u8], lower: &[u8]) -> bool {
+    name.get(..lower.len())
+        .is_some_and(|start| names_header(start, lower))
+}
+
 /// Finds why httparse refused `buf`, scanning the raw lines in order; the first defect found
 /// wins. Falls back to BadSyntax.
 pub(crate) fn classify_request_error(buf: &[u8]) -> HttpError {

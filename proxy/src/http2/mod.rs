@@ -32,7 +32,7 @@ use self::pipe::StreamEnd;
 
 use crate::io::Counted;
 use crate::limits::{Admission, ConnLimit};
-use crate::tls::TlsStream;
+use crate::tls::{Peer, TlsStream};
 use crate::worker::Worker;
 
 /// ALPN's name for HTTP/2 over TLS.
@@ -52,6 +52,8 @@ pub(super) struct Bridge {
     peer: SocketAddr,
     local: SocketAddr,
     hsts: Option<Rc<str>>,
+    /// The TLS session's version, cipher and client certificate.
+    tls: Peer,
     /// The connection was over a connection limit: its streams get the 503, and it goes
     /// away after the first.
     refused: Option<ConnLimit>,
@@ -69,7 +71,7 @@ pub(super) struct Bridge {
 impl Bridge {
     /// A pipe with the pipeline serving one end; the stream's end returned.
     fn open(self: &Rc<Self>, admission: Admission) -> StreamEnd {
-        let (ours, theirs) = pipe::pipe();
+        let (ours, theirs) = pipe::pipe(self.tls.clone());
         let pipeline = crate::conn::serve_bridged(
             theirs,
             self.peer,
@@ -135,6 +137,7 @@ pub(crate) async fn serve(
     refused: Option<ConnLimit>,
     live: usize,
 ) {
+    let tls_peer = session.peer().clone();
     let tls = Rc::new(Counted::new(*session));
     let config = &worker.config;
     let io = session::SessionIo::new(Rc::clone(&tls), config.limits.send_timeout);
@@ -173,6 +176,7 @@ pub(crate) async fn serve(
     };
     let bridge = Rc::new(Bridge {
         hsts: worker.hsts.clone(),
+        tls: tls_peer,
         send_timeout: config.limits.send_timeout,
         worker: Rc::clone(&worker),
         peer,

@@ -14,6 +14,7 @@ use tokio_uring::BufResult;
 
 use crate::buffer::Buf;
 use crate::io::{Progress, Stream};
+use crate::tls::Peer;
 
 /// Bytes a lane holds unread at most: its writer waits for room beyond that. Two pooled
 /// reads' worth: h2 holds up to 16 KiB more of a stream's answer, the pipeline one piece.
@@ -125,17 +126,22 @@ impl Lane {
     }
 }
 
-#[derive(Default)]
 struct Pipe {
     /// The request: the stream writes, the pipeline reads.
     request: Lane,
     /// The answer: the pipeline writes, the stream reads.
     answer: Lane,
+    /// The connection's TLS session, as a socket's peer is known on its end.
+    tls: Peer,
 }
 
-/// A new pipe: the stream's end and the pipeline's.
-pub(super) fn pipe() -> (StreamEnd, PipelineEnd) {
-    let pipe = Rc::new(Pipe::default());
+/// A new pipe for a stream of the TLS session `tls`: the stream's end and the pipeline's.
+pub(super) fn pipe(tls: Peer) -> (StreamEnd, PipelineEnd) {
+    let pipe = Rc::new(Pipe {
+        request: Lane::default(),
+        answer: Lane::default(),
+        tls,
+    });
     (StreamEnd(Rc::clone(&pipe)), PipelineEnd(pipe))
 }
 
@@ -172,6 +178,11 @@ impl Drop for StreamEnd {
 pub(crate) struct PipelineEnd(Rc<Pipe>);
 
 impl PipelineEnd {
+    /// The version, cipher and client certificate of the connection's TLS session.
+    pub(crate) fn tls(&self) -> &Peer {
+        &self.0.tls
+    }
+
     /// Whether request bytes wait unread (a socket's `FIONREAD`).
     pub(crate) fn has_unread(&self) -> bool {
         !self.0.request.is_empty()
@@ -240,7 +251,7 @@ mod tests {
 
     #[test]
     fn bytes_go_through_in_order_and_the_end_follows_them() {
-        let (stream, pipeline) = pipe();
+        let (stream, pipeline) = pipe(Peer::default());
         let lane = &stream.0.request;
         assert_eq!(lane.push(b"GET / ").unwrap(), 6);
         assert_eq!(lane.push(b"HTTP/1.1").unwrap(), 8);
@@ -255,7 +266,7 @@ mod tests {
 
     #[test]
     fn a_full_lane_takes_nothing_more_until_read() {
-        let (stream, _pipeline) = pipe();
+        let (stream, _pipeline) = pipe(Peer::default());
         let lane = &stream.0.answer;
         let big = vec![7u8; LANE + 10];
         assert_eq!(lane.push(&big).unwrap(), LANE);
@@ -269,7 +280,7 @@ mod tests {
 
     #[test]
     fn a_lane_read_in_pieces_stays_its_size_whatever_goes_through() {
-        let (stream, _pipeline) = pipe();
+        let (stream, _pipeline) = pipe(Peer::default());
         let lane = &stream.0.answer;
         let piece = vec![1u8; 10_000];
         let mut out = Vec::new();
@@ -290,7 +301,7 @@ mod tests {
 
     #[test]
     fn a_dropped_end_is_a_closed_socket_to_the_other() {
-        let (stream, pipeline) = pipe();
+        let (stream, pipeline) = pipe(Peer::default());
         drop(stream);
         let mut out = Vec::new();
         assert_eq!(pipeline.0.request.take(&mut out, 10), Some(0), "the end");
@@ -302,7 +313,7 @@ mod tests {
             io::ErrorKind::BrokenPipe
         );
 
-        let (stream, pipeline) = pipe();
+        let (stream, pipeline) = pipe(Peer::default());
         pipeline.write_now(b"HTTP/1.1 200").unwrap();
         drop(pipeline);
         let mut out = Vec::new();

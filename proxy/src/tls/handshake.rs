@@ -41,7 +41,11 @@ pub(crate) async fn accept(
     let tls = TlsStream::new(tcp, conn);
     let outcome = tokio::time::timeout(limit, drive(&tls, first)).await;
     match outcome {
-        Ok(Ok(Progress::Up)) => Handshake::Done(Box::new(tls), started.elapsed()),
+        Ok(Ok(Progress::Up)) => {
+            let mut tls = tls;
+            tls.learn_peer();
+            Handshake::Done(Box::new(tls), started.elapsed())
+        }
         Ok(Ok(Progress::PlainHttp)) => Handshake::PlainHttp(tls.into_tcp()),
         Ok(Err(e)) => {
             // Whatever alert rustls queued, the peer gets it before the close (if it reads).

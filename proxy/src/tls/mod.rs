@@ -3,9 +3,11 @@
 //! - Provider: rustls's `ring` backend. It builds with a C compiler alone (the `aws-lc-rs`
 //!   default needs more of a toolchain), and its P-256, X25519 and AES-GCM code is assembly,
 //!   which is what the handshake and bulk costs come down to.
-//! - Protocols: TLS 1.3 and 1.2 only, rustls's default cipher suites; ALPN `http/1.1`, and
-//!   `h2` first with `http2 = true` (see `http2/`). Session resumption: a session cache and
-//!   tickets.
+//! - Protocols: TLS 1.3 and 1.2 (or one of them: `protocols`), rustls's default cipher
+//!   suites; ALPN `http/1.1`, and `h2` first with `http2 = true` (see `http2/`). Session
+//!   resumption: a session cache, and tickets unless `session_tickets = false`.
+//! - Client certificates when asked for ([`client_auth`]); what the session agreed and the
+//!   client proved is read once after the handshake ([`peer`]).
 //! - Certificates: PEM chain and key per name; SNI picks one (SAN names and wildcards), no
 //!   SNI or an unknown name gets the first ([`certs`]).
 //! - The session is sans-IO ([`stream`]): records go in and out of pooled buffers, the
@@ -17,7 +19,9 @@
 //!   (kTLS is not used: the project's kernels are built without it.)
 
 mod certs;
+mod client_auth;
 mod handshake;
+mod peer;
 mod stream;
 
 use std::net::SocketAddr;
@@ -26,11 +30,16 @@ use std::time::Duration;
 
 use anyhow::Context;
 use rustls::ServerConfig;
+
+use crate::config::TlsVersion;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::CertificateDer;
 
 pub use certs::CertFiles;
+pub use client_auth::ClientAuth;
 pub(crate) use handshake::{Handshake, accept};
+pub(crate) use peer::Peer;
+pub use peer::{CertField, ClientCert, HEADER_PREFIX, PeerCert};
 pub(crate) use stream::TlsStream;
 
 /// The TLS settings, checked.
@@ -48,6 +57,12 @@ pub struct TlsConfig {
     pub handshake_timeout: Duration,
     /// Offer HTTP/2 (ALPN `h2`) before HTTP/1.1.
     pub http2: bool,
+    /// The versions offered, at least one.
+    pub protocols: Vec<TlsVersion>,
+    /// Resumption from stateless tickets as well as from the session cache.
+    pub session_tickets: bool,
+    /// Client certificates, when asked for.
+    pub client_auth: Option<ClientAuth>,
 }
 
 /// A certificate's name, file and expiry, for the metrics.
@@ -69,9 +84,11 @@ pub struct CertInfo {
 pub struct Acceptor {
     config: Arc<ServerConfig>,
     certs: Vec<CertInfo>,
-    /// Every certificate chain served, in order: a reload that leaves them all alone keeps
-    /// the session cache and ticket keys.
+    /// Every certificate chain served, in order, and what client certificates are checked
+    /// against: a reload that leaves them all alone keeps the session cache and ticket keys
+    /// (a resumed session skips the client's certificate check).
     chains: Vec<Vec<CertificateDer<'static>>>,
+    clients: Option<Vec<Vec<u8>>>,
 }
 
 impl Acceptor {
@@ -99,31 +116,52 @@ impl Acceptor {
         for cert in resolver.certs() {
             tracing::info!(name = %cert.label, serial = %cert.serial, "TLS certificate loaded");
         }
-        let mut config = ServerConfig::builder_with_provider(provider)
-            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-            .context("TLS protocol versions")?
-            .with_no_client_auth()
-            .with_cert_resolver(Arc::new(resolver));
+        let versions: Vec<&'static rustls::SupportedProtocolVersion> = tls
+            .protocols
+            .iter()
+            .map(|v| match v {
+                TlsVersion::Tls12 => &rustls::version::TLS12,
+                TlsVersion::Tls13 => &rustls::version::TLS13,
+            })
+            .collect();
+        let verifier = tls
+            .client_auth
+            .as_ref()
+            .map(|auth| auth.load(&provider))
+            .transpose()?;
+        let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
+            .with_protocol_versions(&versions)
+            .context("TLS protocol versions")?;
+        let (builder, clients) = match verifier {
+            Some(v) => (
+                builder.with_client_cert_verifier(v.verifier),
+                Some(v.material),
+            ),
+            None => (builder.with_no_client_auth(), None),
+        };
+        let mut config = builder.with_cert_resolver(Arc::new(resolver));
         config.alpn_protocols = if tls.http2 {
             vec![crate::http2::ALPN.to_vec(), b"http/1.1".to_vec()]
         } else {
             vec![b"http/1.1".to_vec()]
         };
-        match previous.filter(|p| p.chains == chains) {
-            Some(same) => {
-                config.session_storage = Arc::clone(&same.config.session_storage);
-                config.ticketer = Arc::clone(&same.config.ticketer);
-            }
-            None => {
-                config.session_storage = rustls::server::ServerSessionMemoryCache::new(4096);
-                config.ticketer =
-                    rustls::crypto::ring::Ticketer::new().context("TLS session tickets")?;
-            }
+        let same = previous.filter(|p| p.chains == chains && p.clients == clients);
+        config.session_storage = match same {
+            Some(same) => Arc::clone(&same.config.session_storage),
+            None => rustls::server::ServerSessionMemoryCache::new(4096),
+        };
+        // Without tickets, rustls's default: none issued, TLS 1.3 resumes from the cache.
+        if tls.session_tickets {
+            config.ticketer = match same.filter(|s| s.config.ticketer.enabled()) {
+                Some(same) => Arc::clone(&same.config.ticketer),
+                None => rustls::crypto::ring::Ticketer::new().context("TLS session tickets")?,
+            };
         }
         Ok(Acceptor {
             config: Arc::new(config),
             certs,
             chains,
+            clients,
         })
     }
 
@@ -166,6 +204,9 @@ mod tests {
             hsts: None,
             handshake_timeout: Duration::from_secs(10),
             http2: false,
+            protocols: vec![TlsVersion::Tls12, TlsVersion::Tls13],
+            session_tickets: true,
+            client_auth: None,
         }
     }
 
@@ -190,5 +231,46 @@ mod tests {
             "a new certificate in the same files: fresh sessions"
         );
         assert_eq!(after.certificates()[0].name, "a.test");
+    }
+
+    #[test]
+    fn a_reload_that_changes_the_client_cas_or_tickets_starts_fresh_sessions() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let authorities = dir.path().join("clients.pem");
+        std::fs::write(&authorities, ca.self_signed(&ca_key).unwrap().pem()).unwrap();
+        let mut tls = issue(dir.path(), "a.test");
+        let plain = Acceptor::new(&tls, None).unwrap();
+        tls.client_auth = Some(ClientAuth {
+            authorities: authorities.clone(),
+            revoked: None,
+            required: true,
+        });
+        let asking = Acceptor::new(&tls, Some(&plain)).unwrap();
+        assert!(
+            !same_sessions(&plain, &asking),
+            "certificates now asked for"
+        );
+        let again = Acceptor::new(&tls, Some(&asking)).unwrap();
+        assert!(same_sessions(&asking, &again), "the same CAs: kept");
+        let other = rcgen::KeyPair::generate().unwrap();
+        std::fs::write(&authorities, ca.self_signed(&other).unwrap().pem()).unwrap();
+        let renewed = Acceptor::new(&tls, Some(&again)).unwrap();
+        assert!(!same_sessions(&again, &renewed), "another CA in the file");
+        tls.session_tickets = false;
+        let no_tickets = Acceptor::new(&tls, Some(&renewed)).unwrap();
+        assert!(!no_tickets.config.ticketer.enabled());
+        assert!(Arc::ptr_eq(
+            &renewed.config.session_storage,
+            &no_tickets.config.session_storage
+        ));
+        std::fs::write(&authorities, "no PEM here").unwrap();
+        let err = Acceptor::new(&tls, Some(&no_tickets)).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("holds no CA certificate"),
+            "{err:#}"
+        );
     }
 }

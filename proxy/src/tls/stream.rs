@@ -12,6 +12,7 @@ use tokio::sync::Notify;
 use tokio_uring::BufResult;
 use tokio_uring::net::TcpStream;
 
+use super::peer::Peer;
 use crate::buffer::{Buf, LARGE, SMALL, TINY};
 use crate::io::{Progress, Stream};
 
@@ -35,6 +36,8 @@ pub(crate) struct TlsStream {
     /// Ciphertext read from the socket that rustls has not taken yet: it takes no more while
     /// a record's plaintext waits to be read (see [`TlsStream::absorb`]).
     unread: RefCell<Vec<u8>>,
+    /// What the handshake agreed and the client proved (set once it is done).
+    peer: Peer,
 }
 
 impl TlsStream {
@@ -45,7 +48,18 @@ impl TlsStream {
             flushing: Cell::new(false),
             flushed: Notify::new(),
             unread: RefCell::new(Vec::new()),
+            peer: Peer::default(),
         }
+    }
+
+    /// Notes what the handshake, now done, agreed.
+    pub(super) fn learn_peer(&mut self) {
+        self.peer = Peer::of(self.conn.get_mut());
+    }
+
+    /// The version, cipher and client certificate of the session.
+    pub(crate) fn peer(&self) -> &Peer {
+        &self.peer
     }
 
     /// The socket.
@@ -55,11 +69,7 @@ impl TlsStream {
 
     /// The negotiated protocol version, `TLSv1.3` or `TLSv1.2`.
     pub(crate) fn version(&self) -> &'static str {
-        match self.conn.borrow().protocol_version() {
-            Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
-            Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
-            _ => "",
-        }
+        self.peer.protocol
     }
 
     /// Whether the client and ringway agreed on HTTP/2 (ALPN `h2`).

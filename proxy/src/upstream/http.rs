@@ -28,6 +28,7 @@ use crate::fail::{BadResponse, Fail, Step};
 use crate::http::ascii::{push_ip, push_u64};
 use crate::http::{self, HeaderSpan, RequestHead, ResponseHead, Status, write_header};
 use crate::io::{IoError, read_some};
+use crate::tls::{ClientCert, HEADER_PREFIX};
 
 /// First read of an upstream response.
 const HEAD_READ_SIZE: usize = 16 * 1024;
@@ -43,6 +44,9 @@ pub(crate) struct HeadEnv<'a> {
     pub(crate) request_id: &'a [u8],
     /// The client came over TLS: X-Forwarded-Proto.
     pub(crate) https: bool,
+    /// The client's certificate: X-SSL-Client-Verify and the X-SSL-Client-* headers of a
+    /// verified one, in place of any the client sent while certificates are asked for.
+    pub(crate) client_cert: ClientCert<'a>,
     /// The connection is from a trusted proxy: its scheme headers are believed.
     pub(crate) trusted_peer: bool,
     /// The host a trusted proxy says the client asked for, when this server serves it
@@ -182,8 +186,11 @@ pub(crate) fn encode_request_head(
         let ours = DROPPED.iter().any(|d| http::names_header(name, d));
         let upgrade = env.upgrade && name.eq_ignore_ascii_case(b"upgrade");
         let unvouched = !env.trusted_peer && URL_CLAIMS.iter().any(|d| http::names_header(name, d));
+        let cert_claim =
+            env.client_cert.drops_claims() && http::names_header_prefix(name, HEADER_PREFIX);
         if (ours && !upgrade)
             || unvouched
+            || cert_claim
             || !http::is_forwardable_name(name, env.allow_underscores)
             || (!upgrade && named_by_connection.contains(name))
             || (!env.set.is_empty() && env.sets(name))
@@ -221,6 +228,21 @@ pub(crate) fn encode_request_head(
         out.extend_from_slice(b"X-Request-ID: ");
         out.extend_from_slice(env.request_id);
         out.extend_from_slice(b"\r\n");
+    }
+    for (field, value) in env.client_cert.fields() {
+        if own(field.header.as_bytes()) {
+            out.extend_from_slice(field.header.as_bytes());
+            out.extend_from_slice(b": ");
+            if field.multiline {
+                // As nginx's `$ssl_client_escaped_cert`: a URI component's escapes.
+                http::push_escaped(out, value.as_bytes(), |b| {
+                    b.is_ascii_alphanumeric() || b"-._~".contains(&b)
+                });
+            } else {
+                out.extend_from_slice(value.as_bytes());
+            }
+            out.extend_from_slice(b"\r\n");
+        }
     }
     for (name, value) in env.set {
         if !value.is_empty() && !name.eq_ignore_ascii_case("host") {

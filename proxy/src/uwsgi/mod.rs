@@ -28,6 +28,7 @@
 //!     local: "192.0.2.1:80".parse().unwrap(),
 //!     https: false,
 //!     http2: false,
+//!     client_cert: Default::default(),
 //!     document_root: "/srv/www",
 //!     server_name: None,
 //!     trusted_peer: false,

@@ -21,6 +21,7 @@ use std::net::{IpAddr, SocketAddr};
 use super::{PacketWriter, UwsgiError};
 use crate::http::ascii::{push_ip, push_u64};
 use crate::http::{HeaderSpan, RequestHead, host_without_port};
+use crate::tls::{ClientCert, HEADER_PREFIX};
 
 /// The protocol name of a request that came as an HTTP/2 stream, as nginx names it.
 pub const HTTP2: &str = "HTTP/2.0";
@@ -48,6 +49,9 @@ pub struct RequestEnv<'a> {
     pub local: SocketAddr,
     /// Whether the client connection is TLS (REQUEST_SCHEME, HTTPS).
     pub https: bool,
+    /// The client's certificate: SSL_CLIENT_VERIFY and the SSL_CLIENT_* vars of a verified
+    /// one; while certificates are asked for, a client's X-SSL-Client-* headers are dropped.
+    pub client_cert: ClientCert<'a>,
     /// Whether the request came as an HTTP/2 stream: SERVER_PROTOCOL is `HTTP/2.0`, as
     /// nginx's `$server_protocol` (the head ringway parsed is its HTTP/1.1 rendering).
     pub http2: bool,
@@ -128,6 +132,9 @@ pub fn encode_request(
     )?;
     if env.https {
         w.var(b"HTTPS", b"on")?;
+    }
+    for (field, value) in env.client_cert.fields() {
+        w.var(field.var.as_bytes(), value.as_bytes())?;
     }
     w.var_with(b"REMOTE_ADDR", |o| {
         push_ip(o, env.client_ip);
@@ -326,6 +333,11 @@ fn forwarded(name: &[u8], env: &RequestEnv<'_>) -> bool {
     }
     // uWSGI derives wsgi.url_scheme from the first two, Werkzeug's ProxyFix and Django the
     // port and mount point from the others: only a trusted proxy may set them.
+    // The app reads ringway's word on the client's certificate from SSL_CLIENT_*; one that
+    // also reads the X-SSL-Client-* headers an HTTP upstream gets must not read a client's.
+    if env.client_cert.drops_claims() && crate::http::names_header_prefix(name, HEADER_PREFIX) {
+        return false;
+    }
     if !env.trusted_peer
         && [
             &b"x-forwarded-proto"[..],

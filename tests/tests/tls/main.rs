@@ -8,6 +8,9 @@
 //!   each way, close_notify at the end;
 //! - `hostile`: the handshake timeout, garbage handshakes, plain HTTP on the TLS port, a bad
 //!   record mid-connection;
+//! - `client_certs`: client certificates required and optional, revocation lists, what the
+//!   app and the access log are told (the same as nginx's `$ssl_client_*`), the versions
+//!   offered and session tickets;
 //! - `reload`: broken certificate files refused at start; SIGHUP swaps the certificates,
 //!   keeps open connections, survives broken files;
 //! - `http2`: HTTP/2 by ALPN (`[tls] http2 = true`, `--http2`) with curl, nghttp and h2load:
@@ -18,6 +21,7 @@
 //! The Python client is `tests/tools/tls_client.py`; the helpers are in
 //! `ringway_tests::tls`.
 
+mod client_certs;
 mod handshake;
 mod hostile;
 mod http2;

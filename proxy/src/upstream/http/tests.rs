@@ -6,6 +6,7 @@ fn env() -> HeadEnv<'static> {
         client_ip: "203.0.113.7".parse().unwrap(),
         request_id: b"0123456789abcdef0123456789abcdef",
         https: false,
+        client_cert: ClientCert::NotAsked,
         trusted_peer: false,
         forwarded_host: None,
         default_host: b"127.0.0.1:8080",
@@ -236,6 +237,74 @@ fn a_tls_client_is_https() {
         },
     );
     assert!(head.contains("X-Forwarded-Proto: https\r\n"), "{head}");
+}
+
+fn a_cert() -> crate::tls::PeerCert {
+    crate::tls::PeerCert {
+        subject: "CN=alice,O=Example".to_owned(),
+        issuer: "CN=Example CA".to_owned(),
+        serial: "1A2B".to_owned(),
+        fingerprint: "00ff".to_owned(),
+        pem: "-----BEGIN CERTIFICATE-----\nMIIB+/=\n-----END CERTIFICATE-----\n".to_owned(),
+    }
+}
+
+#[test]
+fn a_verified_client_certificate_is_told_and_a_clients_claims_are_not() {
+    let request = b"GET / HTTP/1.1\r\nHost: h\r\nX-SSL-Client-Verify: forged\r\n\
+                    x-ssl-client-s-dn: CN=root\r\nX-SSL-Clientele: kept\r\n\r\n";
+    let cert = a_cert();
+    let head = encode(
+        request,
+        &HeadEnv {
+            https: true,
+            client_cert: ClientCert::Verified(&cert),
+            ..env()
+        },
+    );
+    assert!(
+        !head.contains("forged") && !head.contains("CN=root"),
+        "{head}"
+    );
+    for line in [
+        "X-SSL-Client-Verify: SUCCESS\r\n",
+        "X-SSL-Client-S-DN: CN=alice,O=Example\r\n",
+        "X-SSL-Client-I-DN: CN=Example CA\r\n",
+        "X-SSL-Client-Serial: 1A2B\r\n",
+        "X-SSL-Client-Fingerprint: 00ff\r\n",
+        "X-SSL-Client-Cert: -----BEGIN%20CERTIFICATE-----%0AMIIB%2B%2F%3D%0A-----END%20CERTIFICATE-----%0A\r\n",
+        "X-SSL-Clientele: kept\r\n",
+    ] {
+        assert!(head.contains(line), "{line:?} in {head}");
+    }
+    // Over plain HTTP (certificates asked for on the TLS listener): nothing said, the
+    // client's claims still dropped; certificates not asked for: a header like any other.
+    let plain = encode(
+        request,
+        &HeadEnv {
+            client_cert: ClientCert::Plain,
+            ..env()
+        },
+    );
+    assert!(
+        !plain.to_ascii_lowercase().contains("x-ssl-client-"),
+        "{plain}"
+    );
+    let not_asked = encode(request, &env());
+    assert!(
+        not_asked.contains("X-SSL-Client-Verify: forged\r\n"),
+        "{not_asked}"
+    );
+    let none = encode(
+        request,
+        &HeadEnv {
+            https: true,
+            client_cert: ClientCert::Absent,
+            ..env()
+        },
+    );
+    assert!(none.contains("X-SSL-Client-Verify: NONE\r\n"), "{none}");
+    assert!(!none.contains("X-SSL-Client-S-DN"), "{none}");
 }
 
 #[test]

@@ -52,6 +52,7 @@ fn env() -> RequestEnv<'static> {
         local: "127.0.0.1:80".parse().unwrap(),
         https: false,
         http2: false,
+        client_cert: Default::default(),
         document_root: "/srv",
         server_name: None,
         trusted_peer: false,
@@ -168,6 +169,7 @@ Content-Length: 3\r\nX-Forwarded-Proto: https\r\nX_Evil: 1\r\nAccept: a\r\naccep
         local: "[::1]:443".parse().unwrap(),
         https: true,
         http2: true,
+        client_cert: Default::default(),
         document_root: "",
         server_name: Some("app.local"),
         ..env()
@@ -300,6 +302,51 @@ Transfer_Encoding: chunked\r\nContent_Length: 99\r\nContent_Type: a/b\r\nX_Foo: 
     };
     let vars = vars_of(&encode(buf, &allow, Some(0), 4096).unwrap());
     assert_eq!(http_keys(&vars), ["HTTP_HOST", "HTTP_X_FOO"]);
+}
+
+#[test]
+fn a_verified_client_certificate_is_told_and_a_clients_claims_are_not() {
+    let cert = crate::tls::PeerCert {
+        subject: "CN=alice,O=Example".to_owned(),
+        issuer: "CN=Example CA".to_owned(),
+        serial: "1A2B".to_owned(),
+        fingerprint: "00ff".to_owned(),
+        pem: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".to_owned(),
+    };
+    let buf = b"GET / HTTP/1.1\r\nHost: h\r\nX-SSL-Client-Verify: forged\r\n\
+                SSL-Client-Verify: x\r\n\r\n";
+    let env = RequestEnv {
+        https: true,
+        client_cert: crate::tls::ClientCert::Verified(&cert),
+        ..env()
+    };
+    let vars = vars_of(&encode(buf, &env, None, 4096).unwrap());
+    assert_eq!(get(&vars, "SSL_CLIENT_VERIFY"), Some("SUCCESS"));
+    assert_eq!(get(&vars, "SSL_CLIENT_S_DN"), Some("CN=alice,O=Example"));
+    assert_eq!(get(&vars, "SSL_CLIENT_I_DN"), Some("CN=Example CA"));
+    assert_eq!(get(&vars, "SSL_CLIENT_SERIAL"), Some("1A2B"));
+    assert_eq!(get(&vars, "SSL_CLIENT_FINGERPRINT"), Some("00ff"));
+    assert_eq!(get(&vars, "SSL_CLIENT_CERT"), Some(cert.pem.as_str()));
+    assert_eq!(
+        get(&vars, "HTTP_X_SSL_CLIENT_VERIFY"),
+        None,
+        "a client's claim"
+    );
+    assert_eq!(
+        get(&vars, "HTTP_SSL_CLIENT_VERIFY"),
+        Some("x"),
+        "cannot reach SSL_*"
+    );
+    let absent = RequestEnv {
+        client_cert: crate::tls::ClientCert::Absent,
+        ..env
+    };
+    let vars = vars_of(&encode(buf, &absent, None, 4096).unwrap());
+    assert_eq!(get(&vars, "SSL_CLIENT_VERIFY"), Some("NONE"));
+    assert_eq!(get(&vars, "SSL_CLIENT_S_DN"), None);
+    let not_asked = vars_of(&encode(buf, &self::env(), None, 4096).unwrap());
+    assert_eq!(get(&not_asked, "SSL_CLIENT_VERIFY"), None);
+    assert_eq!(get(&not_asked, "HTTP_X_SSL_CLIENT_VERIFY"), Some("forged"));
 }
 
 #[test]

@@ -1,0 +1,432 @@
+//! What a TLS session says about its client, learnt once after the handshake: the version
+//! and cipher (access log) and, when client certificates are asked for, the certificate the
+//! client proved it holds (the app's `SSL_CLIENT_*` vars and `X-SSL-Client-*` headers).
+//! Values are written as nginx's `$ssl_*` variables write them, so an app moved from nginx
+//! reads the same strings.
+
+use std::fmt::Write as _;
+use std::rc::Rc;
+
+use base64::Engine as _;
+use rustls::CipherSuite;
+use rustls::ServerConnection;
+use sha1::{Digest as _, Sha1};
+use x509_parser::asn1_rs::Tag;
+use x509_parser::x509::{AttributeTypeAndValue, X509Name};
+
+/// A session's client, as the pipeline needs it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Peer {
+    /// `TLSv1.3` or `TLSv1.2` (`$ssl_protocol`).
+    pub(crate) protocol: &'static str,
+    /// The cipher suite in OpenSSL's name (`$ssl_cipher`).
+    pub(crate) cipher: &'static str,
+    /// The client's verified certificate, when it gave one.
+    pub(crate) cert: Option<Rc<PeerCert>>,
+}
+
+impl Peer {
+    /// Reads what `conn` agreed to (its handshake done). A client certificate is there only
+    /// when the verifier asked for one and accepted it: rustls fails the handshake otherwise.
+    pub(crate) fn of(conn: &ServerConnection) -> Peer {
+        let protocol = match conn.protocol_version() {
+            Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
+            Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
+            _ => "",
+        };
+        let cipher = conn
+            .negotiated_cipher_suite()
+            .map_or("", |s| openssl_name(s.suite()));
+        let cert = conn
+            .peer_certificates()
+            .and_then(<[_]>::first)
+            .map(|der| Rc::new(PeerCert::of(der.as_ref())));
+        Peer {
+            protocol,
+            cipher,
+            cert,
+        }
+    }
+}
+
+/// A client certificate, described as nginx's variables describe it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct PeerCert {
+    /// Subject, RFC 2253 (`$ssl_client_s_dn`): `CN=alice,O=Example`.
+    pub subject: String,
+    /// Issuer, RFC 2253 (`$ssl_client_i_dn`).
+    pub issuer: String,
+    /// Serial number, upper-case hex (`$ssl_client_serial`).
+    pub serial: String,
+    /// SHA-1 of the DER, lower-case hex (`$ssl_client_fingerprint`).
+    pub fingerprint: String,
+    /// The certificate, PEM (`$ssl_client_raw_cert`).
+    pub pem: String,
+}
+
+impl PeerCert {
+    /// Describes the DER certificate `der`. rustls's verifier has parsed and checked it
+    /// already; a field this parser cannot read stays empty rather than failing a session
+    /// that is up.
+    pub fn of(der: &[u8]) -> PeerCert {
+        let fingerprint = hex_lower(&Sha1::digest(der));
+        let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
+        let body = base64::engine::general_purpose::STANDARD.encode(der);
+        for line in body.as_bytes().chunks(64) {
+            pem.push_str(std::str::from_utf8(line).unwrap_or_default());
+            pem.push('\n');
+        }
+        pem.push_str("-----END CERTIFICATE-----\n");
+        let (subject, issuer, serial) = match x509_parser::parse_x509_certificate(der) {
+            Ok((_, cert)) => (
+                rfc2253(cert.subject()),
+                rfc2253(cert.issuer()),
+                serial_hex(cert.raw_serial()),
+            ),
+            Err(_) => Default::default(),
+        };
+        PeerCert {
+            subject,
+            issuer,
+            serial,
+            fingerprint,
+            pem,
+        }
+    }
+}
+
+/// A field the app is told about the client certificate: its uwsgi var and HTTP header.
+#[derive(Debug, Clone, Copy)]
+pub struct CertField {
+    /// The var (`SSL_CLIENT_S_DN`), as Apache's mod_ssl and uWSGI's own HTTPS router name it.
+    pub var: &'static str,
+    /// The header to an HTTP upstream (`X-SSL-Client-S-DN`).
+    pub header: &'static str,
+    /// A value with line breaks (the PEM): percent-escaped in a header, as nginx's
+    /// `$ssl_client_escaped_cert`.
+    pub multiline: bool,
+}
+
+/// The prefix of every header ringway writes about a client certificate: a client's own
+/// headers under it never reach the app while certificates are asked for.
+pub const HEADER_PREFIX: &[u8] = b"x-ssl-client-";
+
+const VERIFY: CertField = CertField {
+    var: "SSL_CLIENT_VERIFY",
+    header: "X-SSL-Client-Verify",
+    multiline: false,
+};
+
+const FIELDS: [CertField; 5] = [
+    CertField {
+        var: "SSL_CLIENT_S_DN",
+        header: "X-SSL-Client-S-DN",
+        multiline: false,
+    },
+    CertField {
+        var: "SSL_CLIENT_I_DN",
+        header: "X-SSL-Client-I-DN",
+        multiline: false,
+    },
+    CertField {
+        var: "SSL_CLIENT_SERIAL",
+        header: "X-SSL-Client-Serial",
+        multiline: false,
+    },
+    CertField {
+        var: "SSL_CLIENT_FINGERPRINT",
+        header: "X-SSL-Client-Fingerprint",
+        multiline: false,
+    },
+    CertField {
+        var: "SSL_CLIENT_CERT",
+        header: "X-SSL-Client-Cert",
+        multiline: true,
+    },
+];
+
+/// What the app is told about a request's client certificate.
+#[derive(Debug, Clone, Copy, Default)]
+pub enum ClientCert<'a> {
+    /// Certificates are not asked for: nothing is said, and a client's `X-SSL-Client-*`
+    /// headers pass as any others.
+    #[default]
+    NotAsked,
+    /// Asked for on the TLS listener, but this request came over plain HTTP: nothing is
+    /// said, and a client's own claims are dropped.
+    Plain,
+    /// Asked for, and the client gave none (`verify_client = "optional"`): `NONE`.
+    Absent,
+    /// A verified certificate: `SUCCESS` and its fields.
+    Verified(&'a PeerCert),
+}
+
+impl<'a> ClientCert<'a> {
+    /// For a request over a connection whose TLS client is `peer` (`None`: plain HTTP),
+    /// when the configuration `asks` for certificates.
+    pub(crate) fn of(peer: Option<&'a Peer>, asks: bool) -> ClientCert<'a> {
+        match (asks, peer) {
+            (false, _) => ClientCert::NotAsked,
+            (true, None) => ClientCert::Plain,
+            (true, Some(peer)) => match &peer.cert {
+                Some(cert) => ClientCert::Verified(cert),
+                None => ClientCert::Absent,
+            },
+        }
+    }
+
+    /// Whether a client's own `X-SSL-Client-*` headers are dropped.
+    pub fn drops_claims(&self) -> bool {
+        !matches!(self, ClientCert::NotAsked)
+    }
+
+    /// `$ssl_client_verify`: `SUCCESS`, `NONE`, or nothing on a plain connection.
+    pub fn verify(&self) -> Option<&'static str> {
+        match self {
+            ClientCert::NotAsked | ClientCert::Plain => None,
+            ClientCert::Absent => Some("NONE"),
+            ClientCert::Verified(_) => Some("SUCCESS"),
+        }
+    }
+
+    /// Each field the app is told, with its value: the verification result, then the
+    /// certificate's.
+    pub fn fields(&self) -> impl Iterator<Item = (CertField, &'a str)> + use<'a> {
+        let verify = self.verify().map(|v| (VERIFY, v));
+        let cert = match *self {
+            ClientCert::Verified(cert) => Some(cert),
+            _ => None,
+        };
+        let values = cert.into_iter().flat_map(|c| {
+            FIELDS.into_iter().zip([
+                c.subject.as_str(),
+                c.issuer.as_str(),
+                c.serial.as_str(),
+                c.fingerprint.as_str(),
+                c.pem.as_str(),
+            ])
+        });
+        verify.into_iter().chain(values)
+    }
+}
+
+/// A name as OpenSSL's `XN_FLAG_RFC2253` prints it (nginx's `$ssl_client_s_dn` since
+/// 1.11.6): the last RDN first, `,` between RDNs, `+` within one, short attribute names,
+/// RFC 2253's specials escaped with `\`, control and non-ASCII bytes as `\XX`.
+pub(crate) fn rfc2253(name: &X509Name<'_>) -> String {
+    let mut out = String::new();
+    for (i, rdn) in name
+        .iter()
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .enumerate()
+    {
+        if i > 0 {
+            out.push(',');
+        }
+        for (j, attr) in rdn.iter().enumerate() {
+            if j > 0 {
+                out.push('+');
+            }
+            push_attribute(&mut out, attr);
+        }
+    }
+    out
+}
+
+fn push_attribute(out: &mut String, attr: &AttributeTypeAndValue<'_>) {
+    let oid = attr.attr_type().to_id_string();
+    match short_name(&oid) {
+        Some(name) => out.push_str(name),
+        None => out.push_str(&oid),
+    }
+    out.push('=');
+    let value = attr.attr_value();
+    let text = match value.tag() {
+        Tag::NumericString | Tag::PrintableString | Tag::Utf8String | Tag::Ia5String => {
+            std::str::from_utf8(value.data).ok().map(str::to_owned)
+        }
+        // OpenSSL reads T61 as Latin-1.
+        Tag::TeletexString => Some(value.data.iter().map(|&b| char::from(b)).collect()),
+        Tag::BmpString => {
+            let units = value
+                .data
+                .chunks_exact(2)
+                .map(|p| u16::from_be_bytes([p[0], p[1]]));
+            char::decode_utf16(units)
+                .collect::<Result<String, _>>()
+                .ok()
+        }
+        _ => None,
+    };
+    match text {
+        Some(text) => escape_value(out, &text),
+        None => {
+            out.push('#');
+            out.push_str(&hex_upper(value.data));
+        }
+    }
+}
+
+fn escape_value(out: &mut String, text: &str) {
+    let bytes = text.as_bytes();
+    let last = bytes.len().saturating_sub(1);
+    for (i, &b) in bytes.iter().enumerate() {
+        let special = matches!(b, b',' | b'+' | b'"' | b'\\' | b'<' | b'>' | b';')
+            || (i == 0 && matches!(b, b'#' | b' '))
+            || (i == last && b == b' ');
+        if special {
+            out.push('\\');
+            out.push(char::from(b));
+        } else if !(0x20..0x7f).contains(&b) {
+            let _ = write!(out, "\\{b:02X}");
+        } else {
+            out.push(char::from(b));
+        }
+    }
+}
+
+/// OpenSSL's short names for the attributes client certificates carry.
+fn short_name(oid: &str) -> Option<&'static str> {
+    Some(match oid {
+        "2.5.4.3" => "CN",
+        "2.5.4.4" => "SN",
+        "2.5.4.5" => "serialNumber",
+        "2.5.4.6" => "C",
+        "2.5.4.7" => "L",
+        "2.5.4.8" => "ST",
+        "2.5.4.9" => "street",
+        "2.5.4.10" => "O",
+        "2.5.4.11" => "OU",
+        "2.5.4.12" => "title",
+        "2.5.4.17" => "postalCode",
+        "2.5.4.42" => "GN",
+        "2.5.4.43" => "initials",
+        "2.5.4.44" => "generationQualifier",
+        "2.5.4.46" => "dnQualifier",
+        "2.5.4.65" => "pseudonym",
+        "2.5.4.97" => "organizationIdentifier",
+        "1.2.840.113549.1.9.1" => "emailAddress",
+        "0.9.2342.19200300.100.1.1" => "UID",
+        "0.9.2342.19200300.100.1.25" => "DC",
+        _ => return None,
+    })
+}
+
+/// OpenSSL's `i2a_ASN1_INTEGER`: the magnitude's bytes in upper-case hex, without DER's
+/// leading zero byte (a positive number with its top bit set carries one).
+fn serial_hex(raw: &[u8]) -> String {
+    let trimmed = match raw {
+        [0, rest @ ..] if !rest.is_empty() => rest,
+        _ => raw,
+    };
+    hex_upper(trimmed)
+}
+
+fn hex_upper(bytes: &[u8]) -> String {
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02X}");
+        s
+    })
+}
+
+fn hex_lower(bytes: &[u8]) -> String {
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// OpenSSL's name for a suite rustls may agree on (`$ssl_cipher` writes those).
+fn openssl_name(suite: CipherSuite) -> &'static str {
+    match suite {
+        CipherSuite::TLS13_AES_128_GCM_SHA256 => "TLS_AES_128_GCM_SHA256",
+        CipherSuite::TLS13_AES_256_GCM_SHA384 => "TLS_AES_256_GCM_SHA384",
+        CipherSuite::TLS13_CHACHA20_POLY1305_SHA256 => "TLS_CHACHA20_POLY1305_SHA256",
+        CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 => "ECDHE-ECDSA-AES128-GCM-SHA256",
+        CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384 => "ECDHE-ECDSA-AES256-GCM-SHA384",
+        CipherSuite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256 => {
+            "ECDHE-ECDSA-CHACHA20-POLY1305"
+        }
+        CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 => "ECDHE-RSA-AES128-GCM-SHA256",
+        CipherSuite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384 => "ECDHE-RSA-AES256-GCM-SHA384",
+        CipherSuite::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256 => "ECDHE-RSA-CHACHA20-POLY1305",
+        other => other.as_str().unwrap_or("unknown"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cert_with(dn: rcgen::DistinguishedName, serial: &[u8]) -> Vec<u8> {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name = dn;
+        params.serial_number = Some(rcgen::SerialNumber::from_slice(serial));
+        params.self_signed(&key).unwrap().der().to_vec()
+    }
+
+    #[test]
+    fn a_subject_reads_as_nginx_writes_it() {
+        let mut dn = rcgen::DistinguishedName::new();
+        dn.push(rcgen::DnType::CountryName, "DE");
+        dn.push(rcgen::DnType::OrganizationName, "Example, Inc.");
+        dn.push(rcgen::DnType::CommonName, " Zoë #1+2 ");
+        let der = cert_with(dn, &[0x8f, 0x01]);
+        let cert = PeerCert::of(&der);
+        assert_eq!(cert.subject, r"CN=\ Zo\C3\AB #1\+2\ ,O=Example\, Inc.,C=DE");
+        assert_eq!(cert.issuer, cert.subject, "self-signed");
+        assert_eq!(cert.serial, "8F01");
+        assert_eq!(cert.fingerprint, hex_lower(&Sha1::digest(&der)));
+        assert!(cert.pem.starts_with("-----BEGIN CERTIFICATE-----\nMII"));
+        assert!(cert.pem.ends_with("\n-----END CERTIFICATE-----\n"));
+        assert!(cert.pem.lines().all(|l| l.len() <= 64));
+    }
+
+    #[test]
+    fn escapes_follow_rfc_2253() {
+        let mut out = String::new();
+        escape_value(&mut out, "#a;b<c>\"d\"\\\u{1}");
+        assert_eq!(out, r#"\#a\;b\<c\>\"d\"\\\01"#);
+        assert_eq!(serial_hex(&[0]), "00");
+        assert_eq!(serial_hex(&[0, 0x80]), "80");
+        assert_eq!(serial_hex(&[0x12, 0x34]), "1234");
+    }
+
+    #[test]
+    fn the_app_is_told_what_was_verified() {
+        let cert = PeerCert::of(&cert_with(rcgen::DistinguishedName::new(), &[1]));
+        let names = |c: ClientCert<'_>| c.fields().map(|(f, _)| f.var).collect::<Vec<_>>();
+        assert!(names(ClientCert::NotAsked).is_empty());
+        assert!(names(ClientCert::Plain).is_empty());
+        assert!(ClientCert::Plain.drops_claims() && !ClientCert::NotAsked.drops_claims());
+        assert_eq!(names(ClientCert::Absent), ["SSL_CLIENT_VERIFY"]);
+        assert_eq!(
+            names(ClientCert::Verified(&cert)),
+            [
+                "SSL_CLIENT_VERIFY",
+                "SSL_CLIENT_S_DN",
+                "SSL_CLIENT_I_DN",
+                "SSL_CLIENT_SERIAL",
+                "SSL_CLIENT_FINGERPRINT",
+                "SSL_CLIENT_CERT"
+            ]
+        );
+        let verify = ClientCert::Verified(&cert).fields().next().map(|(_, v)| v);
+        assert_eq!(verify, Some("SUCCESS"));
+    }
+
+    #[test]
+    fn ciphers_have_openssl_names() {
+        assert_eq!(
+            openssl_name(CipherSuite::TLS13_AES_256_GCM_SHA384),
+            "TLS_AES_256_GCM_SHA384"
+        );
+        assert_eq!(
+            openssl_name(CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256),
+            "ECDHE-RSA-AES128-GCM-SHA256"
+        );
+    }
+}
