@@ -82,6 +82,10 @@ impl Generation {
                 .collect(),
             routes: labels.clone(),
             server_name: config.server_name.clone(),
+            hostname: std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|name| name.trim().to_owned())
+                .unwrap_or_default(),
+            pid: std::process::id(),
         };
         Ok(Generation {
             number,

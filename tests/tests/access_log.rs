@@ -407,7 +407,9 @@ const CUSTOM_FORMAT: &str = "$remote_addr - $remote_user [$time_local] \"$reques
     b=$body_bytes_sent; \"$http_referer\" \"$http_user_agent\" xff=\"$http_x_forwarded_for\" \
     m=$request_method u=$request_uri p=$server_protocol h=$host up=$upstream_addr \
     c=\"${http_x_custom_thing}\" s=$scheme sn=$server_name cr=$connection_requests \
-    us=$upstream_status iso=$time_iso8601 ms=$msec";
+    us=$upstream_status rl=$request_length uri=$uri a=$args ia=$is_args qs=$query_string \
+    sa=$server_addr hn=$hostname ct=$content_type cl=$content_length ra=$realip_remote_addr \
+    iso=$time_iso8601 ms=$msec";
 
 /// `line` with its times (checked for their form) and, for an own page, its body bytes
 /// masked.
@@ -1127,5 +1129,71 @@ fn a_route_with_its_log_off_is_not_logged() {
         refused.stderr.contains("routes[0].access_log") && refused.stderr.contains("only turn"),
         "{}",
         refused.stderr
+    );
+}
+
+/// `$bytes_sent` is every byte the client received for its answer, `$request_length` every
+/// byte of its request (a chunked body with its framing), for two pipelined requests.
+#[test]
+fn sizes_are_the_bytes_on_the_wire() {
+    use std::io::{Read, Write};
+    let uwsgi = Uwsgi::start(App::Raw);
+    let ringway = Ringway::with(&uwsgi)
+        .arg("--access-log", "stderr")
+        .arg(
+            "--access-log-format",
+            "sizes $request_method $bytes_sent $body_bytes_sent $request_length",
+        )
+        .start();
+    let get = b"GET /bytes/1000 HTTP/1.1\r\nHost: x\r\n\r\n".to_vec();
+    let post = b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\
+                 Connection: close\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+        .to_vec();
+    let mut stream = std::net::TcpStream::connect(ringway.addr()).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    stream
+        .write_all(&[get.clone(), post.clone()].concat())
+        .expect("send");
+    let mut answers = Vec::new();
+    stream.read_to_end(&mut answers).expect("both answers");
+    // The first answer: its head, then its 1000 bytes.
+    let head_end = answers
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a head")
+        + 4;
+    let first = head_end + 1000;
+    assert!(
+        answers
+            .get(first..)
+            .is_some_and(|r| r.starts_with(b"HTTP/1.1 200"))
+    );
+    let line = |method: &str| {
+        let mut found = None;
+        poll_until(LINES_WITHIN, || {
+            found = ringway
+                .stderr()
+                .lines()
+                .find(|l| l.starts_with(&format!("sizes {method} ")))
+                .map(str::to_owned);
+            found.is_some()
+        });
+        found.unwrap_or_else(|| panic!("no {method} line:\n{}", ringway.stderr()))
+    };
+    assert_eq!(line("GET"), format!("sizes GET {first} 1000 {}", get.len()));
+    let second = &answers[first..];
+    let body = second.len()
+        - (second
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("a head")
+            + 4);
+    assert_eq!(
+        line("POST"),
+        format!("sizes POST {} {body} {}", second.len(), post.len()),
+        "{}",
+        String::from_utf8_lossy(second)
     );
 }

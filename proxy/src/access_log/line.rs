@@ -3,7 +3,7 @@
 //! serializer): a line is a few dozen appends.
 
 use std::io::Write;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use super::escape::{push_json_string, push_nginx};
@@ -56,6 +56,19 @@ pub(crate) struct Entry<'a> {
     pub(crate) connection_requests: u64,
     /// `server_name` (nginx's `$server_name`; empty without one).
     pub(crate) server_name: &'a str,
+    /// The response's bytes written, head and body (`$bytes_sent`).
+    pub(crate) bytes_sent: u64,
+    /// The request's bytes read, head and body as sent (`$request_length`).
+    pub(crate) request_length: u64,
+    /// The normalised path (`$uri`; `None` when the head did not parse).
+    pub(crate) path: Option<&'a [u8]>,
+    /// The connection's peer (a PROXY protocol header's source, or the TCP peer) and the
+    /// address it came in on.
+    pub(crate) peer: SocketAddr,
+    pub(crate) local: SocketAddr,
+    /// `$hostname` and `$pid`.
+    pub(crate) hostname: &'a str,
+    pub(crate) pid: u32,
 }
 
 /// The upstream part of a line.
@@ -180,6 +193,13 @@ mod tests {
             tls: None,
             connection_requests: 1,
             server_name: "",
+            bytes_sent: 0,
+            request_length: 0,
+            path: None,
+            peer: "192.0.2.7:50000".parse().unwrap(),
+            local: "127.0.0.1:80".parse().unwrap(),
+            hostname: "",
+            pid: 1,
         }
     }
 

@@ -111,6 +111,9 @@ pub(crate) struct LogNames {
     pub(crate) upstreams: Vec<Vec<String>>,
     /// `server_name`, `$host` for a request without a Host.
     pub(crate) server_name: Option<String>,
+    /// The machine's name (`$hostname`) and the process's ID (`$pid`).
+    pub(crate) hostname: String,
+    pub(crate) pid: u32,
 }
 
 impl LogNames {
@@ -453,6 +456,13 @@ mod tests {
             tls: None,
             connection_requests: 1,
             server_name: "",
+            bytes_sent: 0,
+            request_length: 0,
+            path: None,
+            peer: "192.0.2.7:50000".parse().unwrap(),
+            local: "127.0.0.1:80".parse().unwrap(),
+            hostname: "",
+            pid: 1,
         }
     }
 

@@ -68,11 +68,22 @@ enum Var {
     SslClientIDn,
     SslClientSerial,
     SslClientFingerprint,
+    BytesSent,
+    RequestLength,
+    Uri,
+    Args,
+    IsArgs,
+    RemotePort,
+    RealipRemoteAddr,
+    ServerAddr,
+    ServerPort,
+    Hostname,
+    Pid,
     /// `$http_NAME`: the first such request header (by index into `Template::headers`).
     Header(usize),
 }
 
-const VARS: [(&str, Var); 30] = [
+const VARS: [(&str, Var); 43] = [
     ("remote_addr", Var::RemoteAddr),
     ("remote_user", Var::RemoteUser),
     ("time_local", Var::TimeLocal),
@@ -103,6 +114,25 @@ const VARS: [(&str, Var); 30] = [
     ("ssl_client_i_dn", Var::SslClientIDn),
     ("ssl_client_serial", Var::SslClientSerial),
     ("ssl_client_fingerprint", Var::SslClientFingerprint),
+    ("bytes_sent", Var::BytesSent),
+    ("request_length", Var::RequestLength),
+    ("uri", Var::Uri),
+    ("document_uri", Var::Uri),
+    ("args", Var::Args),
+    ("query_string", Var::Args),
+    ("is_args", Var::IsArgs),
+    ("remote_port", Var::RemotePort),
+    ("realip_remote_addr", Var::RealipRemoteAddr),
+    ("server_addr", Var::ServerAddr),
+    ("server_port", Var::ServerPort),
+    ("hostname", Var::Hostname),
+    ("pid", Var::Pid),
+];
+
+/// Variables that are a request header's value under another name.
+const HEADER_VARS: [(&str, &str); 2] = [
+    ("content_length", "content-length"),
+    ("content_type", "content-type"),
 ];
 
 impl Template {
@@ -159,8 +189,17 @@ impl Template {
         if let Some(&(_, var)) = VARS.iter().find(|(n, _)| *n == name) {
             return Ok(var);
         }
-        let Some(header) = name.strip_prefix("http_").filter(|h| !h.is_empty()) else {
-            let known: Vec<&str> = VARS.iter().map(|(n, _)| *n).collect();
+        let aliased = HEADER_VARS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, header)| *header);
+        let Some(header) = aliased.or_else(|| name.strip_prefix("http_").filter(|h| !h.is_empty()))
+        else {
+            let known: Vec<&str> = VARS
+                .iter()
+                .map(|(n, _)| *n)
+                .chain(HEADER_VARS.iter().map(|(n, _)| *n))
+                .collect();
             return Err(format!(
                 "log format {text:?}: unknown variable `${name}`; known: ${}, and $http_NAME \
                  for a request header",
@@ -269,12 +308,53 @@ fn push_var(out: &mut Vec<u8>, var: Var, e: &Entry<'_>, time: &Stamp<'_>, escape
         Var::SslClientIDn => text(out, cert(e).map(|c| c.issuer.as_bytes())),
         Var::SslClientSerial => text(out, cert(e).map(|c| c.serial.as_bytes())),
         Var::SslClientFingerprint => text(out, cert(e).map(|c| c.fingerprint.as_bytes())),
+        Var::BytesSent => {
+            let _ = write!(out, "{}", e.bytes_sent);
+        }
+        Var::RequestLength => {
+            let _ = write!(out, "{}", e.request_length);
+        }
+        Var::Uri => text(out, e.path),
+        // nginx: missing without a `?`, empty after a bare one.
+        Var::Args => text(out, query(e)),
+        Var::IsArgs => {
+            let has = query(e).is_some_and(|q| !q.is_empty());
+            text(out, Some(if has { b"?" } else { b"" }));
+        }
+        // Unknown once a trusted proxy named another client (as nginx's realip leaves it).
+        Var::RemotePort => {
+            if e.remote_addr == e.peer.ip() {
+                let _ = write!(out, "{}", e.peer.port());
+            } else {
+                push_value(out, None, escape);
+            }
+        }
+        Var::RealipRemoteAddr => {
+            let _ = write!(out, "{}", e.peer.ip());
+        }
+        Var::ServerAddr => {
+            let _ = write!(out, "{}", e.local.ip());
+        }
+        Var::ServerPort => {
+            let _ = write!(out, "{}", e.local.port());
+        }
+        Var::Hostname => text(out, Some(e.hostname.as_bytes())),
+        Var::Pid => {
+            let _ = write!(out, "{}", e.pid);
+        }
         Var::ServerName => text(out, Some(e.server_name.as_bytes())),
         Var::ConnectionRequests => {
             let _ = write!(out, "{}", e.connection_requests);
         }
         Var::Header(i) => text(out, e.headers.get(i).copied().flatten()),
     }
+}
+
+/// The query of the request's target (after its `?`), if it has one.
+fn query<'e>(e: &Entry<'e>) -> Option<&'e [u8]> {
+    let uri = e.uri?;
+    let at = uri.iter().position(|&b| b == b'?')?;
+    uri.get(at + 1..)
 }
 
 /// The client's verified certificate, if it gave one.
@@ -365,6 +445,13 @@ mod tests {
             tls: None,
             connection_requests: 1,
             server_name: "",
+            bytes_sent: 0,
+            request_length: 0,
+            path: None,
+            peer: "192.0.2.7:50000".parse().unwrap(),
+            local: "127.0.0.1:80".parse().unwrap(),
+            hostname: "",
+            pid: 1,
         };
         let mut clock = LogClock::new();
         let stamp = clock.at(std::time::SystemTime::UNIX_EPOCH);
@@ -382,6 +469,58 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "192.0.2.7 GET 204 0 1.234 - - abc app.example \"x\\x22y\" -\n\
              192.0.2.7 GET 204 0 1.234 unix:/a.sock 0.005 abc app.example \"x\\x22y\" -\n"
+        );
+    }
+
+    #[test]
+    fn connection_and_size_variables() {
+        use crate::access_log::time::LogClock;
+        let t = Template::parse(
+            "$bytes_sent $request_length $remote_port $realip_remote_addr $server_addr \
+             $server_port $pid $hostname $uri $args$is_args|$query_string|$https",
+        )
+        .unwrap();
+        let entry = |remote_addr: &str, uri: &'static [u8]| Entry {
+            remote_addr: remote_addr.parse().unwrap(),
+            request_line: None,
+            method: None,
+            target: None,
+            protocol: None,
+            status: 200,
+            body_bytes: 10,
+            referer: None,
+            user_agent: None,
+            remote_user: None,
+            request_time: Duration::ZERO,
+            upstream: None,
+            route: None,
+            request_id: None,
+            uri: Some(uri),
+            host: None,
+            headers: &[],
+            tls: None,
+            connection_requests: 1,
+            server_name: "",
+            bytes_sent: 130,
+            request_length: 77,
+            path: Some(b"/a b"),
+            peer: "192.0.2.7:50000".parse().unwrap(),
+            local: "127.0.0.1:8080".parse().unwrap(),
+            hostname: "web-1",
+            pid: 4242,
+        };
+        let mut clock = LogClock::new();
+        let stamp = clock.at(std::time::SystemTime::UNIX_EPOCH);
+        let mut out = Vec::new();
+        t.write(&mut out, &entry("192.0.2.7", b"/a%20b?x=1"), &stamp);
+        // Behind a trusted proxy the client's port is not known; a bare `?` is empty args.
+        t.write(&mut out, &entry("203.0.113.9", b"/a%20b?"), &stamp);
+        t.write(&mut out, &entry("192.0.2.7", b"/a%20b"), &stamp);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "130 77 50000 192.0.2.7 127.0.0.1 8080 4242 web-1 /a b x=1?|x=1|\n\
+             130 77 - 192.0.2.7 127.0.0.1 8080 4242 web-1 /a b ||\n\
+             130 77 50000 192.0.2.7 127.0.0.1 8080 4242 web-1 /a b -|-|\n"
         );
     }
 

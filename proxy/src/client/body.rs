@@ -7,6 +7,7 @@
 //! straight into its final place; a chunked one is decoded as it arrives, starting in memory
 //! and moving to a file once it outgrows it.
 
+use std::cell::Cell;
 use std::sync::Arc;
 
 use super::Client;
@@ -24,8 +25,27 @@ impl Client {
     /// Reads the body of the request `head` (its first bytes may already be in `rest`; bytes
     /// after it stay there). An in-memory body is placed after `room` bytes kept free for the
     /// upstream packet's header. A declared length has been checked against `max_body_size`;
-    /// a chunked body is checked as it arrives.
+    /// a chunked body is checked as it arrives. `taken` is told the bytes of the body as
+    /// sent (chunk framing included; part of nginx's `$request_length`), even when it fails.
     pub(crate) async fn receive_body(
+        &mut self,
+        head: &RequestHead,
+        rest: &mut Buf,
+        limits: &Limits,
+        worker: &Worker,
+        room: usize,
+        taken: &Cell<u64>,
+    ) -> Result<Body, Fail> {
+        let consumed = |client: &Client, rest: &Buf| {
+            client.stream.bytes_read().saturating_sub(rest.len() as u64)
+        };
+        let before = consumed(self, rest);
+        let body = self.receive_framed(head, rest, limits, worker, room).await;
+        taken.set(consumed(self, rest).saturating_sub(before));
+        body
+    }
+
+    async fn receive_framed(
         &mut self,
         head: &RequestHead,
         rest: &mut Buf,

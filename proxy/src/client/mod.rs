@@ -50,6 +50,9 @@ pub(crate) struct Client {
     /// Where the current response's body starts in the count of bytes written: the count
     /// when its head has gone out (see [`Client::body_bytes_sent`]).
     body_from: Cell<u64>,
+    /// The current response's head length (0 until it goes out): with `body_from`, where
+    /// the response starts in the count (see [`Client::bytes_sent`]).
+    head_len: Cell<u32>,
     /// The socket was closed on purpose, with nothing in flight.
     finished: bool,
 }
@@ -90,6 +93,7 @@ impl Client {
             headers: Vec::with_capacity(HEADER_SPANS),
             response_headers: Vec::new(),
             body_from: Cell::new(0),
+            head_len: Cell::new(0),
             finished: false,
         }
     }
@@ -127,6 +131,7 @@ impl Client {
     /// A new response begins: nothing of it is written yet.
     pub(crate) fn response_starts(&self) {
         self.body_from.set(self.stream.bytes_written());
+        self.head_len.set(0);
     }
 
     /// The response head about to be written is `head_len` bytes long: what is written after
@@ -134,6 +139,18 @@ impl Client {
     pub(crate) fn head_goes_out(&self, head_len: usize) {
         self.body_from
             .set(self.stream.bytes_written() + head_len as u64);
+        self.head_len
+            .set(u32::try_from(head_len).unwrap_or(u32::MAX));
+    }
+
+    /// Bytes of the current response written so far, head and body (nginx's
+    /// `$bytes_sent`).
+    pub(crate) fn bytes_sent(&self) -> u64 {
+        let start = self
+            .body_from
+            .get()
+            .saturating_sub(u64::from(self.head_len.get()));
+        self.stream.bytes_written().saturating_sub(start)
     }
 
     /// Bytes of the current response's body written so far (0 until its head is out).

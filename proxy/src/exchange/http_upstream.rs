@@ -52,7 +52,8 @@ pub(super) async fn exchange(
     let mut body = if req.head.body == BodyFraming::None {
         Body::Absent
     } else {
-        Box::pin(client.receive_body(&req.head, rest, limits, worker, room)).await?
+        Box::pin(client.receive_body(&req.head, rest, limits, worker, room, &req.body_taken))
+            .await?
     };
     // HTTP/1.0 has no protocol switch (RFC 9110 §7.8): its Upgrade is dropped as hop-by-hop.
     let upgrading =

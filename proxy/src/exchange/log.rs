@@ -140,6 +140,7 @@ pub(super) fn write(
         http2_line = [http11, crate::uwsgi::HTTP2.as_bytes()].concat();
         line = Some(&http2_line);
     }
+    let mut refused_path = Vec::new();
     let entry = Entry {
         remote_addr: client_ip(client, subject),
         request_line: line,
@@ -161,6 +162,22 @@ pub(super) fn write(
         tls: client.stream.get_ref().tls(),
         connection_requests: served.saturating_add(1),
         server_name: names.server_name.as_deref().unwrap_or_default(),
+        bytes_sent: client.bytes_sent(),
+        request_length: request_length(client, head, subject),
+        path: match subject {
+            Subject::Routed(req) => Some(&req.path[..]),
+            // A head refused before routing: its path normalised here, as nginx has its
+            // `$uri` once the request line parsed.
+            Subject::Refused(_) | Subject::Unparsed(_) => parts.and_then(|p| {
+                let path = p.uri.split(|&b| b == b'?').next().unwrap_or_default();
+                crate::uwsgi::normalize_path(path, &mut refused_path).ok()?;
+                Some(&refused_path[..])
+            }),
+        },
+        peer: client.peer,
+        local: client.local,
+        hostname: &names.hostname,
+        pid: names.pid,
     };
     log.record(&entry);
 }
@@ -305,6 +322,29 @@ fn client_ip(client: &Client, subject: Subject<'_>) -> IpAddr {
         Subject::Refused(refused) => refused.client_ip,
         Subject::Unparsed(_) => client.peer.ip(),
     }
+}
+
+/// nginx's `$request_length`: the head as read (for an HTTP/2 stream, its HTTP/1.1
+/// rendering) and the body's bytes as sent; a head that did not parse counts what was read
+/// of it.
+fn request_length(client: &Client, head: Option<&RequestHead>, subject: Subject<'_>) -> u64 {
+    let body = match subject {
+        Subject::Routed(req) => req.body_taken.get(),
+        Subject::Refused(_) | Subject::Unparsed(_) => 0,
+    };
+    let head = match head {
+        Some(_) => client.input.len(),
+        None => first_head_len(&client.input),
+    };
+    (head as u64).saturating_add(body)
+}
+
+/// The length of the head a client sent up to its blank line, or all that was read of it.
+fn first_head_len(input: &[u8]) -> usize {
+    input
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(input.len(), |at| at + 4)
 }
 
 /// The request's ID, as its answer's X-Request-ID carried it.

@@ -118,6 +118,9 @@ pub(crate) struct Request {
     pub(crate) upstream: Cell<Option<UpstreamCall>>,
     /// Internal redirects taken so far (X-Accel-Redirect, a static route's fallback).
     pub(crate) redirects: Cell<u8>,
+    /// Bytes of its body read, as sent (chunk framing included): with its head, nginx's
+    /// `$request_length`.
+    pub(crate) body_taken: Cell<u64>,
 }
 
 impl Request {
@@ -362,6 +365,7 @@ fn route<'w>(client: &Client, head: RequestHead, worker: &'w Worker, keep: bool)
         request_id,
         upstream: Cell::new(None),
         redirects: Cell::new(0),
+        body_taken: Cell::new(0),
     };
     let routes = &worker.config.routes;
     match routes.find(req.head.host.map(|h| h.of(&client.input)), &req.path) {

@@ -115,7 +115,15 @@ async fn exchange_uwsgi(
     let body = if req.head.body == BodyFraming::None {
         Body::Absent
     } else {
-        Box::pin(client.receive_body(&req.head, rest, limits, worker, packet_room)).await?
+        Box::pin(client.receive_body(
+            &req.head,
+            rest,
+            limits,
+            worker,
+            packet_room,
+            &req.body_taken,
+        ))
+        .await?
     };
     let vars = match early_vars {
         Some(vars) => vars,
