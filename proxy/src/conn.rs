@@ -131,8 +131,7 @@ pub(crate) async fn serve_tls(
     // PROXY header names); a refused one still gets its 503 over TLS after the handshake.
     // Counted through the handshake: it holds a socket too.
     let admission = worker.limits.admit(peer);
-    let config = acceptor.config();
-    match crate::tls::accept(stream, config, tls.handshake_timeout, first).await {
+    match crate::tls::accept(stream, acceptor, tls.handshake_timeout, first).await {
         Handshake::Done(session, took) => {
             worker
                 .stats
@@ -179,6 +178,15 @@ pub(crate) async fn serve_tls(
                 .tls_handshake(TlsOutcome::Failed, Duration::ZERO);
             tracing::debug!(%peer, error = %err, "TLS handshake failed");
         }
+    }
+}
+
+/// Whether `worker`'s generation takes the requests of a connection over `stream`: any
+/// plain one, a TLS one whose session was checked under the same client certificate rules.
+pub(crate) fn admitted_by(worker: &Worker, stream: &ClientStream) -> bool {
+    match (stream.tls(), worker.acceptor.as_ref()) {
+        (Some(peer), Some(acceptor)) => acceptor.admits(peer),
+        (Some(_), None) | (None, _) => true,
     }
 }
 
@@ -389,6 +397,12 @@ impl Conn {
         // (its head was read within the old one's limits); the old configuration is freed
         // once no request or connection holds it.
         if let Some(newer) = generation::newer_than(&self.worker) {
+            // Not for a TLS session checked under other client certificate rules: a
+            // revoked client must handshake again (nginx closes its connections on reload).
+            if !admitted_by(&newer, self.client.stream.get_ref()) {
+                tracing::debug!(peer = %self.client.peer, "client certificate rules changed: connection closed");
+                return false;
+            }
             self.worker = newer;
         }
         // A request's time runs from its complete head, as nginx's $request_time runs

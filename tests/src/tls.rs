@@ -419,6 +419,72 @@ impl Pki {
     }
 }
 
+impl Pki {
+    /// A client certificate made with the openssl CLI: the subject `subject` in openssl's
+    /// `-subj` form (`+` joins a multi-valued RDN), the serial `serial` as openssl reads it
+    /// (`-255` too), valid 30 days, for client authentication.
+    pub fn issue_client_openssl(&self, stem: &str, subject: &str, serial: &str) -> Leaf {
+        let path = |ext: &str| self.dir.path().join(format!("{stem}.{ext}"));
+        let (key, cert, csr, der, ext) = (
+            path("key"),
+            path("pem"),
+            path("csr"),
+            path("der"),
+            path("ext"),
+        );
+        let s = |p: &Path| p.to_str().expect("utf-8 temp path").to_owned();
+        let (key_s, cert_s, csr_s, der_s, ext_s) = (s(&key), s(&cert), s(&csr), s(&der), s(&ext));
+        std::fs::write(&ext, "extendedKeyUsage=clientAuth\n").expect("write the extensions");
+        openssl(&[
+            "ecparam",
+            "-genkey",
+            "-name",
+            "prime256v1",
+            "-noout",
+            "-out",
+            &key_s,
+        ]);
+        openssl(&[
+            "req",
+            "-new",
+            "-key",
+            &key_s,
+            "-multivalue-rdn",
+            "-subj",
+            subject,
+            "-out",
+            &csr_s,
+        ]);
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr_s,
+            "-CA",
+            self.ca_cert.to_str().expect("utf-8"),
+            "-CAkey",
+            self.ca_key.to_str().expect("utf-8"),
+            "-set_serial",
+            serial,
+            "-days",
+            "30",
+            "-extfile",
+            &ext_s,
+            "-out",
+            &cert_s,
+        ]);
+        openssl(&["x509", "-in", &cert_s, "-outform", "DER", "-out", &der_s]);
+        let end = openssl(&["x509", "-in", &cert_s, "-noout", "-enddate"]).out();
+        Leaf {
+            der: std::fs::read(&der).expect("read DER"),
+            cert,
+            key,
+            serial: serial.to_owned(),
+            not_after: parse_openssl_date(end.trim().trim_start_matches("notAfter=")),
+        }
+    }
+}
+
 impl Default for Pki {
     fn default() -> Self {
         Pki::new()
@@ -665,6 +731,8 @@ pub struct PyOpts {
     pub tls_max: Option<&'static str>,
     /// ALPN protocols offered, comma-separated.
     pub alpn: Option<&'static str>,
+    /// A client certificate and its key, presented when asked for.
+    pub client: Option<Leaf>,
 }
 
 impl PyOpts {
@@ -693,6 +761,10 @@ impl PyOpts {
         push("--tls-min", self.tls_min.map(str::to_owned));
         push("--tls-max", self.tls_max.map(str::to_owned));
         push("--alpn", self.alpn.map(str::to_owned));
+        if let Some(client) = &self.client {
+            push("--cert", Some(client.cert.display().to_string()));
+            push("--key", Some(client.key.display().to_string()));
+        }
         if self.no_check_hostname {
             args.push("--no-check-hostname".to_owned());
         }

@@ -24,6 +24,12 @@ object on stdout. Every scenario connects with TLS (ALPN h2 only, no certificate
         {"ok": true, "sent": C, "goaway": "ENHANCE_YOUR_CALM" or ... or null,
          "closed": true or false, "answers": N}
 
+  h2_client.py across-reload --path P --cert C --key K
+      Asks for P with client certificate C, prints "ready", waits (at most --timeout) for
+      a line on stdin, then asks for P again on the same connection:
+        {"ok": true, "first": {"status": 200, "data": N}, "second": {...},
+         "goaway": null or "...", "closed": true or false}
+
   h2_client.py many-streams --path P --count C
       Opens C streams (GET P) at once and reads every answer:
         {"ok": true, "statuses": {"200": N, ...}, "refused": N, "reset": N}
@@ -32,6 +38,7 @@ object on stdout. Every scenario connects with TLS (ALPN h2 only, no certificate
 
 import argparse
 import json
+import select
 import socket
 import ssl
 import sys
@@ -41,6 +48,7 @@ import h2.config
 import h2.connection
 import h2.errors
 import h2.events
+import h2.exceptions
 import h2.settings
 
 
@@ -51,6 +59,8 @@ class Client:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
         ctx.set_alpn_protocols(["h2"])
+        if args.cert:
+            ctx.load_cert_chain(args.cert, args.key)
         host, port = args.connect.rsplit(":", 1)
         raw = socket.create_connection((host, int(port)), timeout=args.timeout)
         self.sock = ctx.wrap_socket(raw, server_hostname=args.server_name)
@@ -95,7 +105,14 @@ class Client:
         if not data:
             self.closed = True
             return None
-        events = self.conn.receive_data(data)
+        try:
+            events = self.conn.receive_data(data)
+        except h2.exceptions.ProtocolError:
+            # h2 takes no frame after a GOAWAY (a server's PING with its graceful one
+            # included): the connection is over for this client.
+            self.goaway = self.goaway or "GOAWAY, then frames h2 refuses"
+            self.closed = True
+            return None
         for e in events:
             if isinstance(e, h2.events.ConnectionTerminated):
                 self.goaway = h2.errors.ErrorCodes(e.error_code).name
@@ -253,6 +270,23 @@ def many_streams(args):
             "unfinished": len(open_), "goaway": client.goaway}
 
 
+def across_reload(args):
+    client = Client(args)
+    first = client.fetch(args.path, time.monotonic() + args.timeout)
+    print("ready", flush=True)
+    ready, _, _ = select.select([sys.stdin], [], [], args.timeout)
+    if ready:
+        sys.stdin.readline()
+    second = client.fetch(args.path, time.monotonic() + args.timeout)
+    return {
+        "ok": True,
+        "first": first,
+        "second": second,
+        "goaway": client.goaway,
+        "closed": client.closed,
+    }
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("scenario")
@@ -265,12 +299,15 @@ def main():
     parser.add_argument("--sent", type=int, default=65536)
     parser.add_argument("--count", type=int, default=100)
     parser.add_argument("--timeout", type=float, default=10)
+    parser.add_argument("--cert")
+    parser.add_argument("--key")
     args = parser.parse_args()
     scenarios = {
         "stalled-reader": stalled_reader,
         "reset-upload": reset_upload,
         "rapid-reset": rapid_reset,
         "many-streams": many_streams,
+        "across-reload": across_reload,
     }
     print(json.dumps(scenarios[args.scenario](args)))
     sys.stdout.flush()

@@ -87,6 +87,8 @@ def parse_args():
     parser.add_argument("--tls-max", choices=sorted(VERSIONS))
     parser.add_argument("--ciphers")
     parser.add_argument("--alpn")
+    parser.add_argument("--cert")
+    parser.add_argument("--key")
     parser.add_argument("--timeout", type=float, default=10.0)
     parser.add_argument("--lifetime", type=float, default=60.0)
     parser.add_argument("--junk", type=int, default=5000)
@@ -112,6 +114,8 @@ def context(args):
         ctx.maximum_version = VERSIONS[args.tls_max]
     if args.alpn:
         ctx.set_alpn_protocols(args.alpn.split(","))
+    if args.cert:
+        ctx.load_cert_chain(args.cert, args.key)
     return ctx
 
 

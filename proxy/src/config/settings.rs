@@ -393,6 +393,12 @@ pub struct TlsSettings {
     /// `ssl_crl`).
     #[arg(long = "tls-client-crl", value_name = "PEM")]
     pub client_crl: Option<PathBuf>,
+
+    /// Pass the client's certificate itself to the app (SSL_CLIENT_CERT, or
+    /// X-SSL-Client-Cert to an HTTP upstream), as nginx users pass `$ssl_client_raw_cert`;
+    /// its subject, issuer, serial and fingerprint always go [default: false].
+    #[arg(long = "tls-pass-client-certificate", value_name = "BOOL")]
+    pub pass_client_certificate: Option<bool>,
 }
 
 /// A certificate and its key: `{ cert = "...", key = "..." }`.

@@ -2055,6 +2055,23 @@ fn tls_versions_tickets_and_client_certificates() {
         "not offered",
     );
     assert_refused(
+        &tls("client_crl = \"/crl.pem\"\n"),
+        "tls.client_crl",
+        "only with verify_client",
+    );
+    let err = load(&tls(""), &["--tls-client-crl", "/crl.pem"]).unwrap_err();
+    assert!(err.contains("--tls-client-crl"), "{err}");
+    // An explicit off (a flag over the file's `on`) asks for nothing, the files unused.
+    let file_on = tls("verify_client = \"on\"\nclient_certificate = \"/ca.pem\"\n");
+    assert!(
+        loaded(&file_on, &["--tls-verify-client", "off"])
+            .client_auth
+            .is_none()
+    );
+    assert!(!loaded(&file_on, &[]).client_auth.unwrap().pass_pem);
+    let passing = loaded(&file_on, &["--tls-pass-client-certificate", "true"]);
+    assert!(passing.client_auth.unwrap().pass_pem);
+    assert_refused(
         "upstream = [\"unix:/a\"]\n[tls]\nverify_client = \"on\"\n",
         "tls.listen",
         "",

@@ -352,6 +352,7 @@ impl Resolved {
                 || t.verify_client.is_some()
                 || t.client_certificate.is_some()
                 || t.client_crl.is_some()
+                || t.pass_client_certificate.is_some()
             {
                 return Err(self.invalid_in_file(
                     "tls.listen",
@@ -424,17 +425,27 @@ impl Resolved {
     }
 
     /// Client certificates: asked for when `verify_client` is on or optional, checked
-    /// against `client_certificate` (and `client_crl`).
+    /// against `client_certificate` (and `client_crl`). An explicit `off` (a flag over the
+    /// file, say) leaves the files unused, as nginx's `ssl_verify_client off` does.
     fn client_auth(&self) -> anyhow::Result<Option<ClientAuth>> {
         let t = &self.settings.tls;
-        let required = match t.verify_client.unwrap_or_default() {
-            VerifyClient::On => true,
-            VerifyClient::Optional => false,
-            VerifyClient::Off => {
-                return match (&t.client_certificate, &t.client_crl) {
-                    (None, None) => Ok(None),
-                    _ => Err(self.tls_invalid(
-                        "client_certificate",
+        let required = match t.verify_client {
+            Some(VerifyClient::On) => true,
+            Some(VerifyClient::Optional) => false,
+            Some(VerifyClient::Off) => return Ok(None),
+            None => {
+                let given = [
+                    ("client_certificate", t.client_certificate.is_some()),
+                    ("client_crl", t.client_crl.is_some()),
+                    (
+                        "pass_client_certificate",
+                        t.pass_client_certificate.is_some(),
+                    ),
+                ];
+                return match given.iter().find(|(_, given)| *given) {
+                    None => Ok(None),
+                    Some((key, _)) => Err(self.tls_invalid(
+                        key,
                         "is used only with verify_client = \"on\" or \"optional\" (nginx's \
                          ssl_verify_client, off by default)",
                     )),
@@ -452,6 +463,7 @@ impl Resolved {
             authorities,
             revoked: t.client_crl.clone(),
             required,
+            pass_pem: t.pass_client_certificate.unwrap_or(false),
         }))
     }
 

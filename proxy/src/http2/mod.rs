@@ -213,6 +213,16 @@ pub(crate) async fn serve(
                     // go on opening streams: refused, safe to retry elsewhere.
                     respond.send_reset(h2::Reason::REFUSED_STREAM);
                 }
+                Some(Ok((_, mut respond))) if !admitted(&worker, &bridge.tls) => {
+                    // A reload changed the client certificate rules the session was
+                    // checked under: the client handshakes again on a new connection.
+                    respond.send_reset(h2::Reason::REFUSED_STREAM);
+                    if going_away.is_none() {
+                        tracing::debug!(%peer, "client certificate rules changed: GOAWAY");
+                        conn.graceful_shutdown();
+                        going_away = Some(Instant::now());
+                    }
+                }
                 Some(Ok((request, respond))) => {
                     streams += 1;
                     // The live page's figures move as an HTTP/1.1 connection's do.
@@ -257,6 +267,15 @@ pub(crate) async fn serve(
     tls.get_ref().close_notify().await;
     drop(conn);
     close(&worker, live, &tls, streams);
+}
+
+/// Whether the newest configuration takes requests from a session made under `tls`'s
+/// client certificate rules (see `conn::admitted_by`).
+fn admitted(worker: &Worker, tls: &Peer) -> bool {
+    match crate::generation::newer_than(worker) {
+        Some(newer) => newer.acceptor.as_ref().is_none_or(|a| a.admits(tls)),
+        None => true,
+    }
 }
 
 /// Whether a new stream comes past the connection's end: `keepalive_requests` taken, or

@@ -25,6 +25,8 @@ pub struct ClientAuth {
     pub revoked: Option<PathBuf>,
     /// A client without a certificate fails the handshake (`on`), or is served (`optional`).
     pub required: bool,
+    /// The certificate itself goes to the app (PEM), not only its description.
+    pub pass_pem: bool,
 }
 
 /// The verifier of one configuration generation, and what it was built from (a reload
@@ -70,9 +72,12 @@ impl ClientAuth {
             material.extend(crls.iter().map(|crl| crl.to_vec()));
         }
         material.push(vec![u8::from(self.required)]);
+        // A list past its nextUpdate fails the check, as OpenSSL's (nginx's) does: a
+        // refresh job that stopped must not leave an old list quietly in force.
         let mut builder =
             WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(provider))
-                .with_crls(crls);
+                .with_crls(crls)
+                .enforce_revocation_expiration();
         if !self.required {
             builder = builder.allow_unauthenticated();
         }

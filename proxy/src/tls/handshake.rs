@@ -2,12 +2,12 @@
 
 use std::io;
 use std::net::Shutdown;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rustls::{ServerConfig, ServerConnection};
+use rustls::ServerConnection;
 use tokio_uring::net::TcpStream;
 
+use super::Acceptor;
 use super::stream::{FIRST_READ, FirstBytes, TlsStream, classify};
 use crate::buffer::Buf;
 use crate::io::Stream;
@@ -25,16 +25,17 @@ pub(crate) enum Handshake {
     Failed(io::Error),
 }
 
-/// Runs the server side of a handshake on `tcp`. `first` holds the connection's first bytes
-/// when some were read already (after a PROXY protocol header); usually it is empty.
+/// Runs the server side of a handshake on `tcp` with `acceptor`'s configuration. `first`
+/// holds the connection's first bytes when some were read already (after a PROXY protocol
+/// header); usually it is empty.
 pub(crate) async fn accept(
     tcp: TcpStream,
-    config: Arc<ServerConfig>,
+    acceptor: &Acceptor,
     limit: Duration,
     first: Buf,
 ) -> Handshake {
     let started = Instant::now();
-    let conn = match ServerConnection::new(config) {
+    let conn = match ServerConnection::new(acceptor.config()) {
         Ok(conn) => conn,
         Err(e) => return Handshake::Failed(io::Error::other(e)),
     };
@@ -43,7 +44,7 @@ pub(crate) async fn accept(
     match outcome {
         Ok(Ok(Progress::Up)) => {
             let mut tls = tls;
-            tls.learn_peer();
+            tls.learn_peer(acceptor);
             Handshake::Done(Box::new(tls), started.elapsed())
         }
         Ok(Ok(Progress::PlainHttp)) => Handshake::PlainHttp(tls.into_tcp()),

@@ -30,6 +30,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use rustls::ServerConfig;
+use sha2::Digest as _;
 
 use crate::config::TlsVersion;
 use rustls::crypto::CryptoProvider;
@@ -89,6 +90,12 @@ pub struct Acceptor {
     /// (a resumed session skips the client's certificate check).
     chains: Vec<Vec<CertificateDer<'static>>>,
     clients: Option<Vec<Vec<u8>>>,
+    /// Names what client certificates are checked against (0: none are asked for): a
+    /// session records it, and a connection whose session was checked under other rules
+    /// is closed when it moves to this generation.
+    client_rules: u64,
+    /// The client's certificate itself goes to the app.
+    pass_pem: bool,
 }
 
 impl Acceptor {
@@ -157,17 +164,49 @@ impl Acceptor {
                 None => rustls::crypto::ring::Ticketer::new().context("TLS session tickets")?,
             };
         }
+        let client_rules = clients.as_ref().map_or(0, |material| {
+            let mut digest = sha2::Sha256::new();
+            for part in material {
+                digest.update((part.len() as u64).to_be_bytes());
+                digest.update(part);
+            }
+            let digest = digest.finalize();
+            let mut first = [0u8; 8];
+            first.copy_from_slice(&digest[..8]);
+            // Never 0, which stands for no rules.
+            u64::from_be_bytes(first).max(1)
+        });
         Ok(Acceptor {
             config: Arc::new(config),
             certs,
             chains,
             clients,
+            client_rules,
+            pass_pem: tls.client_auth.as_ref().is_some_and(|a| a.pass_pem),
         })
     }
 
     /// The configuration new handshakes use.
     pub(crate) fn config(&self) -> Arc<ServerConfig> {
         Arc::clone(&self.config)
+    }
+
+    /// What client certificates are checked against, as a session records it (0: none
+    /// asked for).
+    pub(crate) fn client_rules(&self) -> u64 {
+        self.client_rules
+    }
+
+    /// Whether the client's certificate itself goes to the app.
+    pub(crate) fn passes_pem(&self) -> bool {
+        self.pass_pem
+    }
+
+    /// Whether a TLS connection whose session was made under `peer`'s rules may go on
+    /// under this generation's: not when the CAs, the revocation lists or whether
+    /// certificates are asked for changed (a revoked client must handshake again).
+    pub(crate) fn admits(&self, peer: &Peer) -> bool {
+        peer.client_rules == self.client_rules
     }
 
     /// The certificates in use.
@@ -247,6 +286,7 @@ mod tests {
             authorities: authorities.clone(),
             revoked: None,
             required: true,
+            pass_pem: false,
         });
         let asking = Acceptor::new(&tls, Some(&plain)).unwrap();
         assert!(

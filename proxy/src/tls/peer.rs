@@ -11,7 +11,7 @@ use base64::Engine as _;
 use rustls::CipherSuite;
 use rustls::ServerConnection;
 use sha1::{Digest as _, Sha1};
-use x509_parser::asn1_rs::Tag;
+use x509_parser::asn1_rs::{Any, Tag};
 use x509_parser::x509::{AttributeTypeAndValue, X509Name};
 
 /// A session's client, as the pipeline needs it.
@@ -23,12 +23,15 @@ pub(crate) struct Peer {
     pub(crate) cipher: &'static str,
     /// The client's verified certificate, when it gave one.
     pub(crate) cert: Option<Rc<PeerCert>>,
+    /// The client certificate rules it was made under (`Acceptor::client_rules`).
+    pub(crate) client_rules: u64,
 }
 
 impl Peer {
-    /// Reads what `conn` agreed to (its handshake done). A client certificate is there only
-    /// when the verifier asked for one and accepted it: rustls fails the handshake otherwise.
-    pub(crate) fn of(conn: &ServerConnection) -> Peer {
+    /// Reads what `conn` agreed to (its handshake done) under `acceptor`'s rules. A client
+    /// certificate is there only when the verifier asked for one and accepted it: rustls
+    /// fails the handshake otherwise (a resumed session carries the one it was made with).
+    pub(crate) fn of(conn: &ServerConnection, acceptor: &super::Acceptor) -> Peer {
         let protocol = match conn.protocol_version() {
             Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
             Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
@@ -40,11 +43,12 @@ impl Peer {
         let cert = conn
             .peer_certificates()
             .and_then(<[_]>::first)
-            .map(|der| Rc::new(PeerCert::of(der.as_ref())));
+            .map(|der| Rc::new(PeerCert::of(der.as_ref(), acceptor.passes_pem())));
         Peer {
             protocol,
             cipher,
             cert,
+            client_rules: acceptor.client_rules(),
         }
     }
 }
@@ -60,30 +64,28 @@ pub struct PeerCert {
     pub serial: String,
     /// SHA-1 of the DER, lower-case hex (`$ssl_client_fingerprint`).
     pub fingerprint: String,
-    /// The certificate, PEM (`$ssl_client_raw_cert`).
-    pub pem: String,
+    /// The certificate, PEM (`$ssl_client_raw_cert`), when it goes to the app
+    /// (`pass_client_certificate`).
+    pub pem: Option<String>,
 }
 
 impl PeerCert {
-    /// Describes the DER certificate `der`. rustls's verifier has parsed and checked it
-    /// already; a field this parser cannot read stays empty rather than failing a session
-    /// that is up.
-    pub fn of(der: &[u8]) -> PeerCert {
+    /// Describes the DER certificate `der`, with its PEM when `with_pem`. rustls's verifier
+    /// has parsed and checked it already; a field this parser cannot read stays empty
+    /// rather than failing a session that is up.
+    pub fn of(der: &[u8], with_pem: bool) -> PeerCert {
         let fingerprint = hex_lower(&Sha1::digest(der));
-        let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
-        let body = base64::engine::general_purpose::STANDARD.encode(der);
-        for line in body.as_bytes().chunks(64) {
-            pem.push_str(std::str::from_utf8(line).unwrap_or_default());
-            pem.push('\n');
-        }
-        pem.push_str("-----END CERTIFICATE-----\n");
+        let pem = with_pem.then(|| pem_of(der));
         let (subject, issuer, serial) = match x509_parser::parse_x509_certificate(der) {
             Ok((_, cert)) => (
                 rfc2253(cert.subject()),
                 rfc2253(cert.issuer()),
                 serial_hex(cert.raw_serial()),
             ),
-            Err(_) => Default::default(),
+            Err(e) => {
+                tracing::debug!(error = %e, "a verified client certificate this parser cannot read");
+                Default::default()
+            }
         };
         PeerCert {
             subject,
@@ -93,6 +95,18 @@ impl PeerCert {
             pem,
         }
     }
+}
+
+/// A DER certificate as PEM, in lines of 64 (as OpenSSL writes it).
+fn pem_of(der: &[u8]) -> String {
+    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
+    let body = base64::engine::general_purpose::STANDARD.encode(der);
+    for line in body.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(line).unwrap_or_default());
+        pem.push('\n');
+    }
+    pem.push_str("-----END CERTIFICATE-----\n");
+    pem
 }
 
 /// A field the app is told about the client certificate: its uwsgi var and HTTP header.
@@ -198,75 +212,124 @@ impl<'a> ClientCert<'a> {
             _ => None,
         };
         let values = cert.into_iter().flat_map(|c| {
-            FIELDS.into_iter().zip([
-                c.subject.as_str(),
-                c.issuer.as_str(),
-                c.serial.as_str(),
-                c.fingerprint.as_str(),
-                c.pem.as_str(),
-            ])
+            FIELDS
+                .into_iter()
+                .zip([
+                    Some(c.subject.as_str()),
+                    Some(c.issuer.as_str()),
+                    Some(c.serial.as_str()),
+                    Some(c.fingerprint.as_str()),
+                    c.pem.as_deref(),
+                ])
+                .filter_map(|(field, value)| Some((field, value?)))
         });
         verify.into_iter().chain(values)
     }
 }
 
 /// A name as OpenSSL's `XN_FLAG_RFC2253` prints it (nginx's `$ssl_client_s_dn` since
-/// 1.11.6): the last RDN first, `,` between RDNs, `+` within one, short attribute names,
-/// RFC 2253's specials escaped with `\`, control and non-ASCII bytes as `\XX`.
+/// 1.11.6): the attributes in reverse order (a multi-valued RDN's too, as OpenSSL keeps
+/// them in one list), `,` between RDNs and `+` within one, OpenSSL's short attribute names
+/// (the dotted OID for others), RFC 2253's specials escaped with `\`, control and non-ASCII
+/// bytes as `\XX`; a value of an attribute OpenSSL does not know, or of a type it does not
+/// print, as `#` and the hex of its DER.
 pub(crate) fn rfc2253(name: &X509Name<'_>) -> String {
-    let mut out = String::new();
-    for (i, rdn) in name
+    let attributes: Vec<(usize, &AttributeTypeAndValue<'_>)> = name
         .iter()
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
         .enumerate()
-    {
-        if i > 0 {
-            out.push(',');
+        .flat_map(|(set, rdn)| rdn.iter().map(move |attr| (set, attr)))
+        .collect();
+    let mut out = String::new();
+    let mut previous = None;
+    for (set, attr) in attributes.into_iter().rev() {
+        match previous {
+            Some(p) if p == set => out.push('+'),
+            Some(_) => out.push(','),
+            None => {}
         }
-        for (j, attr) in rdn.iter().enumerate() {
-            if j > 0 {
-                out.push('+');
-            }
-            push_attribute(&mut out, attr);
-        }
+        previous = Some(set);
+        push_attribute(&mut out, attr);
     }
     out
 }
 
 fn push_attribute(out: &mut String, attr: &AttributeTypeAndValue<'_>) {
     let oid = attr.attr_type().to_id_string();
-    match short_name(&oid) {
-        Some(name) => out.push_str(name),
-        None => out.push_str(&oid),
-    }
+    let known = short_name(&oid);
+    out.push_str(known.unwrap_or(&oid));
     out.push('=');
     let value = attr.attr_value();
-    let text = match value.tag() {
-        Tag::NumericString | Tag::PrintableString | Tag::Utf8String | Tag::Ia5String => {
-            std::str::from_utf8(value.data).ok().map(str::to_owned)
+    match known.and_then(|_| text_of(value)) {
+        Some(text) => escape_value(out, &text),
+        None => {
+            out.push('#');
+            out.push_str(&hex_upper(&der_of(value)));
         }
-        // OpenSSL reads T61 as Latin-1.
-        Tag::TeletexString => Some(value.data.iter().map(|&b| char::from(b)).collect()),
-        Tag::BmpString => {
-            let units = value
-                .data
+    }
+}
+
+/// A string value as OpenSSL reads it (its `tag2nbyte`): one byte a character (Latin-1)
+/// for the ASCII-ish and time types, UTF-8, UCS-2 or UCS-4; `None` for other types and for
+/// a value whose length does not fit its width.
+fn text_of(value: &Any<'_>) -> Option<String> {
+    let data = value.data;
+    let chars: Option<String> = match value.tag() {
+        Tag::Utf8String => return std::str::from_utf8(data).ok().map(str::to_owned),
+        Tag::NumericString
+        | Tag::PrintableString
+        | Tag::TeletexString
+        | Tag::Ia5String
+        | Tag::UtcTime
+        | Tag::GeneralizedTime
+        | Tag::VisibleString => Some(data.iter().map(|&b| char::from(b)).collect()),
+        Tag::BmpString if data.len() % 2 == 0 => {
+            let units = data
                 .chunks_exact(2)
                 .map(|p| u16::from_be_bytes([p[0], p[1]]));
             char::decode_utf16(units)
                 .collect::<Result<String, _>>()
                 .ok()
         }
+        Tag::UniversalString if data.len() % 4 == 0 => data
+            .chunks_exact(4)
+            .map(|p| char::from_u32(u32::from_be_bytes([p[0], p[1], p[2], p[3]])))
+            .collect(),
         _ => None,
     };
-    match text {
-        Some(text) => escape_value(out, &text),
-        None => {
-            out.push('#');
-            out.push_str(&hex_upper(value.data));
+    chars
+}
+
+/// The DER encoding of `value`: its identifier, its length, its contents.
+fn der_of(value: &Any<'_>) -> Vec<u8> {
+    let header = &value.header;
+    let class = (header.class() as u8) << 6;
+    let constructed = if header.is_constructed() { 0x20 } else { 0 };
+    let tag = header.tag().0;
+    let mut out = Vec::with_capacity(value.data.len() + 8);
+    if tag < 31 {
+        out.push(class | constructed | tag as u8);
+    } else {
+        out.push(class | constructed | 0x1f);
+        let groups = (0..5).rev().map(|i| (tag >> (7 * i)) & 0x7f);
+        let mut started = false;
+        for (i, group) in groups.enumerate() {
+            started |= group != 0 || i == 4;
+            if started {
+                out.push(group as u8 | if i < 4 { 0x80 } else { 0 });
+            }
         }
     }
+    let len = value.data.len();
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes = len.to_be_bytes();
+        let skip = bytes.iter().take_while(|&&b| b == 0).count();
+        out.push(0x80 | (bytes.len() - skip) as u8);
+        out.extend_from_slice(&bytes[skip..]);
+    }
+    out.extend_from_slice(value.data);
+    out
 }
 
 fn escape_value(out: &mut String, text: &str) {
@@ -287,7 +350,7 @@ fn escape_value(out: &mut String, text: &str) {
     }
 }
 
-/// OpenSSL's short names for the attributes client certificates carry.
+/// OpenSSL's short names for the attributes of distinguished names (`obj_dat.h`).
 fn short_name(oid: &str) -> Option<&'static str> {
     Some(match oid {
         "2.5.4.3" => "CN",
@@ -300,28 +363,58 @@ fn short_name(oid: &str) -> Option<&'static str> {
         "2.5.4.10" => "O",
         "2.5.4.11" => "OU",
         "2.5.4.12" => "title",
+        "2.5.4.13" => "description",
+        "2.5.4.15" => "businessCategory",
+        "2.5.4.16" => "postalAddress",
         "2.5.4.17" => "postalCode",
+        "2.5.4.18" => "postOfficeBox",
+        "2.5.4.20" => "telephoneNumber",
+        "2.5.4.41" => "name",
         "2.5.4.42" => "GN",
         "2.5.4.43" => "initials",
         "2.5.4.44" => "generationQualifier",
+        "2.5.4.45" => "x500UniqueIdentifier",
         "2.5.4.46" => "dnQualifier",
+        "2.5.4.51" => "houseIdentifier",
         "2.5.4.65" => "pseudonym",
+        "2.5.4.72" => "role",
         "2.5.4.97" => "organizationIdentifier",
         "1.2.840.113549.1.9.1" => "emailAddress",
+        "1.2.840.113549.1.9.2" => "unstructuredName",
         "0.9.2342.19200300.100.1.1" => "UID",
         "0.9.2342.19200300.100.1.25" => "DC",
+        "1.3.6.1.4.1.311.60.2.1.1" => "jurisdictionL",
+        "1.3.6.1.4.1.311.60.2.1.2" => "jurisdictionST",
+        "1.3.6.1.4.1.311.60.2.1.3" => "jurisdictionC",
         _ => return None,
     })
 }
 
-/// OpenSSL's `i2a_ASN1_INTEGER`: the magnitude's bytes in upper-case hex, without DER's
-/// leading zero byte (a positive number with its top bit set carries one).
+/// OpenSSL's `i2a_ASN1_INTEGER`: a `-` for a negative number, then its magnitude's bytes
+/// in upper-case hex (DER's two's complement undone, its leading zero bytes left out).
 fn serial_hex(raw: &[u8]) -> String {
-    let trimmed = match raw {
-        [0, rest @ ..] if !rest.is_empty() => rest,
-        _ => raw,
-    };
-    hex_upper(trimmed)
+    let negative = raw.first().is_some_and(|&b| b & 0x80 != 0);
+    let mut magnitude = raw.to_vec();
+    if negative {
+        // Two's complement: invert, add one.
+        for b in &mut magnitude {
+            *b = !*b;
+        }
+        for b in magnitude.iter_mut().rev() {
+            let (sum, carry) = b.overflowing_add(1);
+            *b = sum;
+            if !carry {
+                break;
+            }
+        }
+    }
+    let skip = magnitude.iter().take_while(|&&b| b == 0).count();
+    let digits = magnitude.get(skip..).unwrap_or_default();
+    let sign = if negative { "-" } else { "" };
+    if digits.is_empty() {
+        return format!("{sign}00");
+    }
+    format!("{sign}{}", hex_upper(digits))
 }
 
 fn hex_upper(bytes: &[u8]) -> String {
@@ -375,14 +468,38 @@ mod tests {
         dn.push(rcgen::DnType::OrganizationName, "Example, Inc.");
         dn.push(rcgen::DnType::CommonName, " Zoë #1+2 ");
         let der = cert_with(dn, &[0x8f, 0x01]);
-        let cert = PeerCert::of(&der);
+        let cert = PeerCert::of(&der, true);
         assert_eq!(cert.subject, r"CN=\ Zo\C3\AB #1\+2\ ,O=Example\, Inc.,C=DE");
         assert_eq!(cert.issuer, cert.subject, "self-signed");
         assert_eq!(cert.serial, "8F01");
         assert_eq!(cert.fingerprint, hex_lower(&Sha1::digest(&der)));
-        assert!(cert.pem.starts_with("-----BEGIN CERTIFICATE-----\nMII"));
-        assert!(cert.pem.ends_with("\n-----END CERTIFICATE-----\n"));
-        assert!(cert.pem.lines().all(|l| l.len() <= 64));
+        let pem = cert.pem.unwrap_or_default();
+        assert!(pem.starts_with("-----BEGIN CERTIFICATE-----\nMII"));
+        assert!(pem.ends_with("\n-----END CERTIFICATE-----\n"));
+        assert!(pem.lines().all(|l| l.len() <= 64));
+        assert_eq!(
+            PeerCert::of(&der, false).pem,
+            None,
+            "not passed on: not kept"
+        );
+    }
+
+    #[test]
+    fn string_types_and_unknown_attributes_read_as_openssl_prints_them() {
+        use rcgen::{DnType, DnValue};
+        let mut dn = rcgen::DistinguishedName::new();
+        let bmp = rcgen::string::BmpString::try_from("Zoë").unwrap();
+        dn.push(DnType::CommonName, DnValue::BmpString(bmp));
+        let universal = rcgen::string::UniversalString::try_from("uni").unwrap();
+        dn.push(
+            DnType::OrganizationName,
+            DnValue::UniversalString(universal),
+        );
+        dn.push(DnType::CustomDnType(vec![1, 2, 3, 4]), "hello");
+        // Checked against `openssl x509 -nameopt RFC2253` (nginx's flags).
+        let cert = PeerCert::of(&cert_with(dn, &[1]), false);
+        // The unknown attribute as `#` and its DER (a UTF8String, 0x0C, of 5 bytes).
+        assert_eq!(cert.subject, r"1.2.3.4=#0C0568656C6C6F,O=uni,CN=Zo\C3\AB");
     }
 
     #[test]
@@ -393,11 +510,13 @@ mod tests {
         assert_eq!(serial_hex(&[0]), "00");
         assert_eq!(serial_hex(&[0, 0x80]), "80");
         assert_eq!(serial_hex(&[0x12, 0x34]), "1234");
+        assert_eq!(serial_hex(&[0xff, 0x01]), "-FF", "-255");
+        assert_eq!(serial_hex(&[0x80]), "-80", "-128");
     }
 
     #[test]
     fn the_app_is_told_what_was_verified() {
-        let cert = PeerCert::of(&cert_with(rcgen::DistinguishedName::new(), &[1]));
+        let cert = PeerCert::of(&cert_with(rcgen::DistinguishedName::new(), &[1]), true);
         let names = |c: ClientCert<'_>| c.fields().map(|(f, _)| f.var).collect::<Vec<_>>();
         assert!(names(ClientCert::NotAsked).is_empty());
         assert!(names(ClientCert::Plain).is_empty());

@@ -52,9 +52,9 @@ impl TlsStream {
         }
     }
 
-    /// Notes what the handshake, now done, agreed.
-    pub(super) fn learn_peer(&mut self) {
-        self.peer = Peer::of(self.conn.get_mut());
+    /// Notes what the handshake, now done under `acceptor`, agreed.
+    pub(super) fn learn_peer(&mut self, acceptor: &super::Acceptor) {
+        self.peer = Peer::of(self.conn.get_mut(), acceptor);
     }
 
     /// The version, cipher and client certificate of the session.

@@ -4,16 +4,20 @@
 //! certificate gets, what the app and the access log are told about one with it, and the
 //! same values as nginx's `$ssl_client_*` for the same certificate.
 
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use rcgen::DnType;
-use ringway_tests::client::{Req, roundtrip};
+use ringway_tests::client::{Conn, Req, roundtrip};
 use ringway_tests::nginx::TlsServer;
 use ringway_tests::static_config::{app_group, toml_string};
-use ringway_tests::tls::{Leaf, Pki, Ran, curl, curl_target, curl_tls, s_client, tls_toml};
-use ringway_tests::{App, Nginx, Ringway, Uwsgi};
+use ringway_tests::tls::{
+    Leaf, Pki, PyOpts, PyTls, Ran, curl, curl_target, curl_tls, python, s_client, tls_toml,
+};
+use ringway_tests::{App, Nginx, Ringway, Uwsgi, paths};
 use serde_json::Value;
 
 use crate::{A_NAMES, A_NOT_AFTER, A_SERIAL};
@@ -109,12 +113,15 @@ impl Certs {
 }
 
 fn ringway(uwsgi: &Uwsgi, certs: &Certs, top: &str, tls: &str) -> Ringway {
-    let config = format!(
+    Ringway::with_config(config(uwsgi, certs, top, tls)).start()
+}
+
+fn config(uwsgi: &Uwsgi, certs: &Certs, top: &str, tls: &str) -> String {
+    format!(
         "{top}\n{}\n{}",
         app_group("app", uwsgi),
         tls_toml(&[&certs.a], tls)
-    );
-    Ringway::with_config(config).start()
+    )
 }
 
 fn path(p: &Path) -> String {
@@ -150,20 +157,34 @@ fn the_app_is_told_of_a_required_certificate_as_nginx_tells_it() {
     let top = "access_log = \"stderr\"\naccess_log_format = '$ssl_protocol $ssl_cipher \
                $ssl_client_verify \"$ssl_client_s_dn\" $ssl_client_serial $https'";
     let tls = format!(
-        "verify_client = \"on\"\nclient_certificate = {}",
+        "verify_client = \"on\"\nclient_certificate = {}\npass_client_certificate = true",
         path(certs.clients.ca())
     );
     let ringway = ringway(&uwsgi, &certs, top, &tls);
 
-    let ours = certs.environ(ringway.tls_addr(), Some(&certs.alice), &[]);
-    let theirs = certs.environ(nginx.addr(), Some(&certs.alice), &[]);
-    for (name, _) in CERT_VARS {
-        assert_eq!(
-            var(&ours, name),
-            var(&theirs, name),
-            "{name}: ringway against nginx"
-        );
+    // Alice's subject escapes, and a subject openssl made with a multi-valued RDN, names
+    // outside the usual few and a negative serial.
+    let carol = certs.clients.issue_client_openssl(
+        "carol",
+        "/DC=org/DC=example/O=Ex, Inc./UID=c1+CN=carol/description=a \"quoted\" one/\
+         jurisdictionC=DE/emailAddress=carol@example.org",
+        "-255",
+    );
+    for client in [&certs.alice, &carol] {
+        let ours = certs.environ(ringway.tls_addr(), Some(client), &[]);
+        let theirs = certs.environ(nginx.addr(), Some(client), &[]);
+        for (name, _) in CERT_VARS {
+            assert_eq!(
+                var(&ours, name),
+                var(&theirs, name),
+                "{name}: ringway against nginx for {}",
+                client.cert.display()
+            );
+        }
     }
+    let ours = certs.environ(ringway.tls_addr(), Some(&carol), &[]);
+    assert_eq!(var(&ours, "SSL_CLIENT_SERIAL"), Some("-FF"), "{ours}");
+    let ours = certs.environ(ringway.tls_addr(), Some(&certs.alice), &[]);
     assert_eq!(var(&ours, "SSL_CLIENT_VERIFY"), Some("SUCCESS"));
     // The last RDN first (rcgen writes the CN first), RFC 2253's escapes, UTF-8 as bytes.
     let subject = r"OU=R\+D \<lab\>,O=Example\, Inc.,C=DE,CN=Alice Zo\C3\AB #1";
@@ -222,7 +243,8 @@ fn optional_certificates_revocation_and_http2() {
     let uwsgi = Uwsgi::start(App::Raw);
     let crl = certs.clients.revoke(&[BOB_SERIAL]);
     let tls = format!(
-        "verify_client = \"optional\"\nclient_certificate = {}\nclient_crl = {}\nhttp2 = true",
+        "verify_client = \"optional\"\nclient_certificate = {}\nclient_crl = {}\nhttp2 = true\n\
+         pass_client_certificate = true",
         path(certs.clients.ca()),
         path(&crl)
     );
@@ -323,7 +345,7 @@ fn an_http_upstream_is_told_in_headers() {
     let certs = Certs::new();
     let server = AppServer::start(Server::Gunicorn, Served::Wsgi(App::Raw), Listen::Tcp, 1);
     let tls = format!(
-        "verify_client = \"optional\"\nclient_certificate = {}",
+        "verify_client = \"optional\"\nclient_certificate = {}\npass_client_certificate = true",
         path(certs.clients.ca())
     );
     let ringway = Ringway::with_config(format!(
@@ -386,4 +408,105 @@ fn percent_decode(text: &str) -> String {
         }
     }
     String::from_utf8(out).expect("UTF-8")
+}
+
+#[test]
+fn a_reload_that_revokes_a_client_ends_its_open_connections() {
+    let certs = Certs::new();
+    let uwsgi = Uwsgi::start(App::Raw);
+    let crl = certs.clients.revoke(&[]);
+    let tls = format!(
+        "verify_client = \"on\"\nclient_certificate = {}\nclient_crl = {}\nhttp2 = true",
+        path(certs.clients.ca()),
+        path(&crl)
+    );
+    let text = config(&uwsgi, &certs, "", &tls);
+    let ringway = Ringway::with_config(text.clone()).start();
+    let opts = |client: &Leaf, alpn| PyOpts {
+        client: Some(client.clone()),
+        alpn,
+        ..PyOpts::verified("a.test", certs.server_pki.ca())
+    };
+    let get = Req::get("/environ").host(Some("a.test"));
+    let ask = |conn: &mut Conn| -> Option<Value> {
+        conn.send(&get.to_bytes()).ok()?;
+        conn.read_response().ok().map(|r| r.json())
+    };
+    let bob = PyTls::open(ringway.tls_addr(), &opts(&certs.bob, None));
+    let mut bobs = bob.conn();
+    let alice = PyTls::open(ringway.tls_addr(), &opts(&certs.alice, None));
+    let mut alices = alice.conn();
+    for conn in [&mut bobs, &mut alices] {
+        let env = ask(conn).expect("served");
+        assert_eq!(var(&env, "SSL_CLIENT_VERIFY"), Some("SUCCESS"), "{env}");
+    }
+    // A reload that leaves the rules alone keeps the connections.
+    ringway.reload(&text);
+    let env = ask(&mut bobs).expect("served after a reload that changed nothing");
+    assert_eq!(var(&env, "SSL_CLIENT_S_DN"), Some("CN=bob"), "{env}");
+    assert_eq!(
+        var(&env, "SSL_CLIENT_CERT"),
+        None,
+        "the PEM only when passed: {env}"
+    );
+
+    // Bob revoked: his open connection ends unanswered, and so does Alice's (the rules
+    // changed for every session; she handshakes again and is served).
+    certs.clients.revoke(&[BOB_SERIAL]);
+    assert!(
+        ringway.reload(&text).contains("reloaded"),
+        "{}",
+        ringway.stderr()
+    );
+    assert_eq!(
+        ask(&mut bobs),
+        None,
+        "bob's kept connection after the revocation"
+    );
+    assert_eq!(
+        ask(&mut alices),
+        None,
+        "alice's kept connection, made under the old rules"
+    );
+    certs.refused(ringway.tls_addr(), Some(&certs.bob), "revoked");
+    let env = certs.environ(ringway.tls_addr(), Some(&certs.alice), &[]);
+    assert_eq!(var(&env, "SSL_CLIENT_VERIFY"), Some("SUCCESS"), "{env}");
+
+    // Over HTTP/2: the next stream after the rules changed is refused, with a GOAWAY.
+    let mut h2 = Command::new(python())
+        .arg(paths::workspace_root().join("tests/tools/h2_client.py"))
+        .arg("across-reload")
+        .args(["--connect", &ringway.tls_addr().to_string()])
+        .args(["--path", "/environ"])
+        .arg("--cert")
+        .arg(&certs.alice.cert)
+        .arg("--key")
+        .arg(&certs.alice.key)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the h2 client");
+    let mut out = BufReader::new(h2.stdout.take().expect("piped stdout"));
+    let mut ready = String::new();
+    out.read_line(&mut ready).expect("the first answer");
+    assert_eq!(ready.trim(), "ready");
+    certs.clients.revoke(&[]);
+    assert!(
+        ringway.reload(&text).contains("reloaded"),
+        "{}",
+        ringway.stderr()
+    );
+    let mut stdin = h2.stdin.take().expect("piped stdin");
+    writeln!(stdin, "go").expect("tell the client");
+    let mut report = String::new();
+    out.read_to_string(&mut report).expect("the report");
+    let _ = h2.wait();
+    let report: Value = serde_json::from_str(report.trim()).expect("JSON");
+    assert_eq!(report["first"]["status"], 200, "{report}");
+    assert_eq!(
+        report["second"]["status"],
+        Value::Null,
+        "not answered: {report}"
+    );
+    assert!(report["goaway"].is_string(), "{report}");
 }

@@ -245,7 +245,7 @@ fn a_cert() -> crate::tls::PeerCert {
         issuer: "CN=Example CA".to_owned(),
         serial: "1A2B".to_owned(),
         fingerprint: "00ff".to_owned(),
-        pem: "-----BEGIN CERTIFICATE-----\nMIIB+/=\n-----END CERTIFICATE-----\n".to_owned(),
+        pem: Some("-----BEGIN CERTIFICATE-----\nMIIB+/=\n-----END CERTIFICATE-----\n".to_owned()),
     }
 }
 

@@ -311,7 +311,7 @@ fn a_verified_client_certificate_is_told_and_a_clients_claims_are_not() {
         issuer: "CN=Example CA".to_owned(),
         serial: "1A2B".to_owned(),
         fingerprint: "00ff".to_owned(),
-        pem: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".to_owned(),
+        pem: Some("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".to_owned()),
     };
     let buf = b"GET / HTTP/1.1\r\nHost: h\r\nX-SSL-Client-Verify: forged\r\n\
                 SSL-Client-Verify: x\r\n\r\n";
@@ -326,7 +326,7 @@ fn a_verified_client_certificate_is_told_and_a_clients_claims_are_not() {
     assert_eq!(get(&vars, "SSL_CLIENT_I_DN"), Some("CN=Example CA"));
     assert_eq!(get(&vars, "SSL_CLIENT_SERIAL"), Some("1A2B"));
     assert_eq!(get(&vars, "SSL_CLIENT_FINGERPRINT"), Some("00ff"));
-    assert_eq!(get(&vars, "SSL_CLIENT_CERT"), Some(cert.pem.as_str()));
+    assert_eq!(get(&vars, "SSL_CLIENT_CERT"), cert.pem.as_deref());
     assert_eq!(
         get(&vars, "HTTP_X_SSL_CLIENT_VERIFY"),
         None,
