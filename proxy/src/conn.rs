@@ -422,6 +422,7 @@ impl Conn {
                     // refused by a connection limit): it gets a new one, which its log
                     // line carries too.
                     let id = worker.request_ids.next();
+                    client.response_starts();
                     let scope = exchange::OwnAnswers::of_server(worker);
                     let outcome =
                         exchange::answer(client, fail, head_only, false, &id, scope, worker).await;

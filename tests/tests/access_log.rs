@@ -1196,4 +1196,30 @@ fn sizes_are_the_bytes_on_the_wire() {
         "{}",
         String::from_utf8_lossy(second)
     );
+
+    // An interim `100 Continue` is part of what the answer sent, as nginx counts it.
+    let head = b"PUT /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\
+                 Expect: 100-continue\r\nConnection: close\r\n\r\n";
+    let mut stream = std::net::TcpStream::connect(ringway.addr()).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    stream.write_all(head).expect("send the head");
+    let mut interim = [0u8; 25];
+    stream.read_exact(&mut interim).expect("100 Continue");
+    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+    stream.write_all(b"hello").expect("send the body");
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).expect("the answer");
+    let put = line("PUT");
+    let fields: Vec<&str> = put.split(' ').collect();
+    assert_eq!(
+        fields.get(2).copied(),
+        Some((interim.len() + answer.len()).to_string().as_str()),
+        "{put}"
+    );
+    assert_eq!(
+        fields.get(4).copied(),
+        Some((head.len() + 5).to_string().as_str())
+    );
 }

@@ -239,6 +239,11 @@ impl Template {
         &self.text
     }
 
+    /// Whether it shows `$uri`.
+    pub(crate) fn shows_uri(&self) -> bool {
+        self.pieces.contains(&Piece::Var(Var::Uri))
+    }
+
     /// The request headers its `$http_NAME` variables name (lower case, `-` for `_`).
     pub(crate) fn headers(&self) -> &[Vec<u8>] {
         &self.headers
@@ -321,12 +326,13 @@ fn push_var(out: &mut Vec<u8>, var: Var, e: &Entry<'_>, time: &Stamp<'_>, escape
             let has = query(e).is_some_and(|q| !q.is_empty());
             text(out, Some(if has { b"?" } else { b"" }));
         }
-        // Unknown once a trusted proxy named another client (as nginx's realip leaves it).
+        // Unknown once a trusted proxy named another client: empty, as nginx's realip
+        // leaves it.
         Var::RemotePort => {
             if e.remote_addr == e.peer.ip() {
                 let _ = write!(out, "{}", e.peer.port());
             } else {
-                push_value(out, None, escape);
+                push_value(out, Some(b""), escape);
             }
         }
         Var::RealipRemoteAddr => {
@@ -519,7 +525,7 @@ mod tests {
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "130 77 50000 192.0.2.7 127.0.0.1 8080 4242 web-1 /a b x=1?|x=1|\n\
-             130 77 - 192.0.2.7 127.0.0.1 8080 4242 web-1 /a b ||\n\
+             130 77  192.0.2.7 127.0.0.1 8080 4242 web-1 /a b ||\n\
              130 77 50000 192.0.2.7 127.0.0.1 8080 4242 web-1 /a b -|-|\n"
         );
     }

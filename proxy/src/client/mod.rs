@@ -50,9 +50,9 @@ pub(crate) struct Client {
     /// Where the current response's body starts in the count of bytes written: the count
     /// when its head has gone out (see [`Client::body_bytes_sent`]).
     body_from: Cell<u64>,
-    /// The current response's head length (0 until it goes out): with `body_from`, where
-    /// the response starts in the count (see [`Client::bytes_sent`]).
-    head_len: Cell<u32>,
+    /// How far before `body_from` the current response started in the count: its head,
+    /// and an interim `100 Continue` before it (see [`Client::bytes_sent`]).
+    before_body: Cell<u32>,
     /// The socket was closed on purpose, with nothing in flight.
     finished: bool,
 }
@@ -93,7 +93,7 @@ impl Client {
             headers: Vec::with_capacity(HEADER_SPANS),
             response_headers: Vec::new(),
             body_from: Cell::new(0),
-            head_len: Cell::new(0),
+            before_body: Cell::new(0),
             finished: false,
         }
     }
@@ -131,26 +131,33 @@ impl Client {
     /// A new response begins: nothing of it is written yet.
     pub(crate) fn response_starts(&self) {
         self.body_from.set(self.stream.bytes_written());
-        self.head_len.set(0);
+        self.before_body.set(0);
     }
 
     /// The response head about to be written is `head_len` bytes long: what is written after
     /// it is body.
     pub(crate) fn head_goes_out(&self, head_len: usize) {
+        let start = self.response_start();
+        let body_from = self.stream.bytes_written() + head_len as u64;
+        self.body_from.set(body_from);
+        let before = body_from.saturating_sub(start);
+        self.before_body
+            .set(u32::try_from(before).unwrap_or(u32::MAX));
+    }
+
+    /// Where the current response starts in the count of bytes written.
+    fn response_start(&self) -> u64 {
         self.body_from
-            .set(self.stream.bytes_written() + head_len as u64);
-        self.head_len
-            .set(u32::try_from(head_len).unwrap_or(u32::MAX));
+            .get()
+            .saturating_sub(u64::from(self.before_body.get()))
     }
 
     /// Bytes of the current response written so far, head and body (nginx's
     /// `$bytes_sent`).
     pub(crate) fn bytes_sent(&self) -> u64 {
-        let start = self
-            .body_from
-            .get()
-            .saturating_sub(u64::from(self.head_len.get()));
-        self.stream.bytes_written().saturating_sub(start)
+        self.stream
+            .bytes_written()
+            .saturating_sub(self.response_start())
     }
 
     /// Bytes of the current response's body written so far (0 until its head is out).

@@ -141,6 +141,7 @@ pub(super) fn write(
         line = Some(&http2_line);
     }
     let mut refused_path = Vec::new();
+    let shows_uri = template.as_deref().is_some_and(|t| t.shows_uri());
     let entry = Entry {
         remote_addr: client_ip(client, subject),
         request_line: line,
@@ -168,11 +169,12 @@ pub(super) fn write(
             Subject::Routed(req) => Some(&req.path[..]),
             // A head refused before routing: its path normalised here, as nginx has its
             // `$uri` once the request line parsed.
-            Subject::Refused(_) | Subject::Unparsed(_) => parts.and_then(|p| {
+            Subject::Refused(_) | Subject::Unparsed(_) if shows_uri => parts.and_then(|p| {
                 let path = p.uri.split(|&b| b == b'?').next().unwrap_or_default();
                 crate::uwsgi::normalize_path(path, &mut refused_path).ok()?;
                 Some(&refused_path[..])
             }),
+            Subject::Refused(_) | Subject::Unparsed(_) => None,
         },
         peer: client.peer,
         local: client.local,
