@@ -426,6 +426,64 @@ fn expires_takes_s_m_h_d_and_immutable_adds_its_word() {
     }
 }
 
+/// `expires` in nginx's other forms (a negative time, `epoch`, `max`, `0`, `off`): the same
+/// Cache-Control and the same Expires (against each answer's Date) as nginx's.
+#[test]
+fn expires_epoch_max_and_negative_times_are_nginx_s() {
+    let forms = [
+        ("stale", "-1h"),
+        ("epoch", "epoch"),
+        ("max", "max"),
+        ("zero", "0"),
+        ("off", "off"),
+    ];
+    let stack = stack_with(UwsgiOptions::named(App::Raw, "app"), |t| {
+        forms
+            .iter()
+            .map(|(name, expires)| {
+                StaticRoute::new(&format!("/{name}/"), &t.root()).expires(expires)
+            })
+            .collect()
+    });
+    let root = stack.tree.root();
+    let locations: String = forms
+        .iter()
+        .map(|(name, expires)| {
+            format!(
+                "location /{name}/ {{ alias {}/; expires {expires}; }}\n",
+                root.display()
+            )
+        })
+        .collect();
+    let nginx = Nginx::start_with_locations(stack.uwsgi.socket(), &locations);
+    // Expires as seconds from the answer's Date (the fixed dates of epoch and max as they
+    // are).
+    let cache = |r: &Response| {
+        let date = r.header("date").and_then(|d| parse_http_date(&d));
+        let expires = r
+            .header("expires")
+            .map(|e| match (parse_http_date(&e), date) {
+                (Some(at), Some(date)) if !e.contains("1970") && !e.contains("2037") => {
+                    format!("Date{:+}", at as i64 - date as i64)
+                }
+                _ => e,
+            });
+        (r.header_all("cache-control"), expires)
+    };
+    for (name, _) in forms {
+        let target = format!("/{name}/{}", tree::TEXT);
+        let ours = roundtrip(stack.addr(), &Req::get(&target));
+        let theirs = roundtrip(nginx.addr(), &Req::get(&target));
+        assert_eq!((ours.status, theirs.status), (200, 200), "{target}");
+        assert_eq!(cache(&ours), cache(&theirs), "{target}: ringway, nginx");
+    }
+    let stale = roundtrip(stack.addr(), &Req::get(&format!("/stale/{}", tree::TEXT)));
+    assert_eq!(
+        cache(&stale),
+        (vec!["no-cache".to_owned()], Some("Date-3600".to_owned()))
+    );
+}
+
 #[test]
 fn dotfiles_are_served_only_where_the_route_allows_them() {
     let stack = stack_with(UwsgiOptions::named(App::Raw, "app"), |t| {

@@ -28,8 +28,9 @@ pub use settings::{
 };
 pub(crate) use validate::is_normal_path;
 pub use values::{
-    Cidr, DEFAULT_METRICS, Dur, HostName, LogEscape, LogFormat, LogTarget, MetricsListen, Protocol,
-    Rate, RealIpHeader, ServerAddr, Size, StaticDir, TlsVersion, UpstreamAddr, VerifyClient,
+    CacheFor, Cidr, DEFAULT_METRICS, Dur, Expires, HostName, LogEscape, LogFormat, LogTarget,
+    MetricsListen, Protocol, Rate, RealIpHeader, ServerAddr, Size, StaticDir, TlsVersion,
+    UpstreamAddr, VerifyClient,
 };
 
 use crate::app::AppConfig;

@@ -18,8 +18,8 @@ use serde_json::Value;
 
 use super::next_upstream::NextUpstream;
 use super::values::{
-    Cidr, Dur, HostName, LogEscape, LogFormat, LogTarget, MetricsListen, Rate, RealIpHeader,
-    ServerAddr, Size, StaticDir, TlsVersion, VerifyClient,
+    Cidr, Dur, Expires, HostName, LogEscape, LogFormat, LogTarget, MetricsListen, Rate,
+    RealIpHeader, ServerAddr, Size, StaticDir, TlsVersion, VerifyClient,
 };
 
 /// ringway: an HTTP/1.1 front end for uWSGI on io_uring.
@@ -525,8 +525,9 @@ pub struct RouteSettings {
     /// Serve files from this directory instead (nginx `alias`).
     #[serde(rename = "static")]
     pub static_dir: Option<PathBuf>,
-    /// Cache-Control max-age and Expires on files (nginx `expires`).
-    pub expires: Option<Dur>,
+    /// Cache-Control and Expires on files (nginx `expires`): `30d`, `-1`, `epoch`, `max`,
+    /// `off`.
+    pub expires: Option<Expires>,
     /// Add `immutable` to Cache-Control (hashed asset names).
     #[serde(default)]
     pub immutable: bool,

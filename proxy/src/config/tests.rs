@@ -2077,3 +2077,46 @@ fn tls_versions_tickets_and_client_certificates() {
         "",
     );
 }
+
+#[test]
+fn expires_takes_nginx_forms() {
+    for (text, want) in [
+        ("30d", Some(Expires::For(2_592_000))),
+        ("+1h", Some(Expires::For(3600))),
+        ("0", Some(Expires::For(0))),
+        ("-1", Some(Expires::Stale(1))),
+        ("-1h", Some(Expires::Stale(3600))),
+        ("epoch", Some(Expires::Epoch)),
+        ("max", Some(Expires::Max)),
+        ("off", None),
+    ] {
+        let config = load(
+            &format!(
+                "upstream = [\"unix:/a\"]\n[[routes]]\npath = \"/s/\"\nstatic = \"/srv\"\n\
+                 expires = \"{text}\"\n"
+            ),
+            &[],
+        )
+        .unwrap();
+        let Action::Static(files) = &route(&config, "/s/").action else {
+            panic!("a static route");
+        };
+        assert_eq!(files.expires, want, "{text}");
+    }
+    assert_refused(
+        "upstream = [\"unix:/a\"]\n[[routes]]\npath = \"/s/\"\nstatic = \"/srv\"\n\
+         expires = \"modified +1h\"\n",
+        "expires",
+        "epoch, max or off",
+    );
+    for expires in ["", "expires = \"-1\"\n", "expires = \"epoch\"\n"] {
+        assert_refused(
+            &format!(
+                "upstream = [\"unix:/a\"]\n[[routes]]\npath = \"/s/\"\nstatic = \"/srv\"\n\
+                 immutable = true\n{expires}"
+            ),
+            "immutable",
+            "needs an `expires` time",
+        );
+    }
+}

@@ -16,8 +16,8 @@ use super::settings::{
     LimitReqSettings, LimitSettings, Resolved, RespondSettings, RouteSettings, Satisfy,
 };
 use super::values::{
-    Dur, LogEscape, LogFormat, LogTarget, MetricsListen, Protocol, RealIpHeader, ServerAddr, Size,
-    TlsVersion, VerifyClient,
+    Dur, Expires, LogEscape, LogFormat, LogTarget, MetricsListen, Protocol, RealIpHeader,
+    ServerAddr, Size, TlsVersion, VerifyClient,
 };
 use super::{
     AccessLogConfig, Buffering, Config, ConnLimits, DEFAULT_METRICS, Group, GroupServer, Limits,
@@ -1270,6 +1270,19 @@ fn static_route(
     dir: &std::path::Path,
     groups: &[Group],
 ) -> Result<StaticRoute, (&'static str, String)> {
+    if route.immutable
+        && matches!(
+            route.expires,
+            Some(Expires::Stale(_) | Expires::Epoch) | None
+        )
+    {
+        return Err((
+            "immutable",
+            "adds to a max-age: it needs an `expires` time (30d, max), not none, a negative \
+             one or epoch"
+                .into(),
+        ));
+    }
     // An exact route may name one file: its directory is the root, its name the one file.
     // Resolved first: a symlink's target is what is opened beneath that root at each request.
     let resolved;
@@ -1345,7 +1358,7 @@ fn static_route(
     };
     Ok(StaticRoute {
         root: Arc::new(root),
-        expires: route.expires.map(|d| d.0),
+        expires: route.expires.filter(|e| *e != Expires::Off),
         immutable: route.immutable,
         index: route.index.clone(),
         precompressed,

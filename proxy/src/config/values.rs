@@ -561,6 +561,96 @@ impl fmt::Display for LogEscape {
 
 serde_as_text!(LogEscape);
 
+/// How long a route's answers may be kept by caches, as nginx's `expires` writes it:
+/// `30d` (or any duration, `0` too), `-1h` (already stale), `epoch`, `max`, `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expires {
+    /// `Cache-Control: max-age=N`, `Expires` N seconds from now.
+    For(u64),
+    /// `Cache-Control: no-cache`, `Expires` N seconds before now (a negative time).
+    Stale(u64),
+    /// `Cache-Control: no-cache`, `Expires: Thu, 01 Jan 1970 00:00:01 GMT`.
+    Epoch,
+    /// `Cache-Control: max-age=315360000`, `Expires: Thu, 31 Dec 2037 23:55:55 GMT`.
+    Max,
+    /// Nothing added (nginx's default).
+    Off,
+}
+
+impl Expires {
+    /// nginx's `expires max`: ten years, and its fixed date.
+    const MAX_AGE: u64 = 315_360_000;
+    const MAX_DATE: u64 = 2_145_916_555;
+
+    /// The `Cache-Control` directives and the `Expires` time (seconds since the epoch) at
+    /// `now`; `None` for `off`.
+    pub fn at(self, now: u64) -> Option<(CacheFor, u64)> {
+        match self {
+            Expires::For(secs) => Some((CacheFor::MaxAge(secs), now.saturating_add(secs))),
+            Expires::Stale(secs) => Some((CacheFor::NoCache, now.saturating_sub(secs))),
+            Expires::Epoch => Some((CacheFor::NoCache, 1)),
+            Expires::Max => Some((CacheFor::MaxAge(Self::MAX_AGE), Self::MAX_DATE)),
+            Expires::Off => None,
+        }
+    }
+}
+
+/// The `Cache-Control` an `expires` sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheFor {
+    /// `max-age=N`.
+    MaxAge(u64),
+    /// `no-cache`.
+    NoCache,
+}
+
+impl FromStr for Expires {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Expires, String> {
+        match s.trim() {
+            "off" => Ok(Expires::Off),
+            "epoch" => Ok(Expires::Epoch),
+            "max" => Ok(Expires::Max),
+            t => {
+                let (stale, time) = match t.strip_prefix('-') {
+                    Some(rest) => (true, rest),
+                    None => (false, t.strip_prefix('+').unwrap_or(t)),
+                };
+                let secs = time
+                    .parse::<Dur>()
+                    .map_err(|_| {
+                        format!(
+                            "invalid expires {s:?}: expected a time (30d, 12h, 0, -1), \
+                             epoch, max or off"
+                        )
+                    })?
+                    .0
+                    .as_secs();
+                Ok(if stale {
+                    Expires::Stale(secs)
+                } else {
+                    Expires::For(secs)
+                })
+            }
+        }
+    }
+}
+
+impl fmt::Display for Expires {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Expires::For(secs) => write!(f, "{secs}s"),
+            Expires::Stale(secs) => write!(f, "-{secs}s"),
+            Expires::Epoch => f.write_str("epoch"),
+            Expires::Max => f.write_str("max"),
+            Expires::Off => f.write_str("off"),
+        }
+    }
+}
+
+serde_as_text!(Expires);
+
 /// A TLS version a client may use (nginx's `ssl_protocols`): `TLSv1.2` or `TLSv1.3`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum TlsVersion {

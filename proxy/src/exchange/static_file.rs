@@ -22,7 +22,7 @@ use crate::io::{IoError, Stream, write_all};
 use crate::routes::{Action, Found, Route};
 use crate::static_files::{
     CachedFile, Conditions, Decision, Extra, Fallback, FileHead, FileMeta, Gzipped, Kept, Lookup,
-    StaticRoute, accepts, decide, has_dot_segment, index_rel, write_file_head,
+    StaticRoute, accepts, decide, has_dot_segment, index_rel, push_cache_control, write_file_head,
 };
 use crate::worker::Worker;
 
@@ -301,7 +301,7 @@ async fn answer(
             .expires
             // An app that set either has said how long the answer keeps: one of each only.
             .filter(|_| !app_sets(b"cache-control") && !app_sets(b"expires"))
-            .map(|d| (d.as_secs(), files.immutable)),
+            .map(|e| (e, files.immutable)),
         // nginx adds gzip's Vary while the status is still 200: to a 206 too, not to a
         // 304 (nor to 412, 416: ringway's own error answers carry no Vary, where nginx's
         // 416 does).
@@ -373,16 +373,23 @@ fn gzip_verdict(
     let own_cache = f
         .files
         .expires
-        .filter(|_| app(b"cache-control").is_none() && app(b"expires").is_none());
-    let own_expires = own_cache.map(|max_age| http_date(now.saturating_add(max_age.as_secs())));
-    let cache_control = match app(b"cache-control") {
-        Some(value) => {
-            let mut cc = CacheControl::default();
-            cc.add(value);
-            Some(cc)
+        .filter(|_| app(b"cache-control").is_none() && app(b"expires").is_none())
+        .and_then(|e| e.at(now));
+    let own_expires = own_cache.map(|(_, until)| http_date(until));
+    let mut own_value = Vec::new();
+    let cache_control = match (app(b"cache-control"), own_cache) {
+        (Some(value), _) => Some(value),
+        (None, Some((cache, _))) => {
+            push_cache_control(&mut own_value, (cache, f.files.immutable));
+            Some(&own_value[..])
         }
-        None => own_cache.map(|_| CacheControl::default()),
-    };
+        (None, None) => None,
+    }
+    .map(|value| {
+        let mut cc = CacheControl::default();
+        cc.add(value);
+        cc
+    });
     let asked = Asked {
         accept_encoding: client.request_header(b"accept-encoding"),
         http11: req.head.version == Version::Http11,

@@ -5,6 +5,7 @@ use std::borrow::Cow;
 
 use super::decision::{FileMeta, Validators};
 use crate::clock::http_date_at;
+use crate::config::{CacheFor, Expires};
 use crate::http::ascii::push_u64;
 use crate::http::{Version, http_date, reason_phrase, write_header};
 
@@ -28,8 +29,8 @@ pub(crate) struct FileHead<'a> {
     pub(crate) validators: &'a Validators,
     /// The bytes sent, for a 206.
     pub(crate) range: Option<(u64, u64)>,
-    /// `expires`: max-age seconds and `immutable`.
-    pub(crate) cache: Option<(u64, bool)>,
+    /// `expires` and `immutable`.
+    pub(crate) cache: Option<(Expires, bool)>,
     /// `Vary: Accept-Encoding` (a route with precompressed siblings, or an answer `[gzip]`
     /// could compress).
     pub(crate) vary: bool,
@@ -131,14 +132,14 @@ pub(crate) fn write_file_head(out: &mut Vec<u8>, h: &FileHead<'_>) {
         write_header(out, b"ETag", h.validators.etag());
         out.extend_from_slice(b"Accept-Ranges: bytes\r\n");
     }
-    if let Some((max_age, immutable)) = h.cache {
-        out.extend_from_slice(b"Cache-Control: max-age=");
-        push_u64(out, max_age);
-        if immutable {
-            out.extend_from_slice(b", immutable");
-        }
+    if let Some((cache, until)) = h.cache.and_then(|(e, immutable)| {
+        e.at(h.now)
+            .map(|(cache, until)| ((cache, immutable), until))
+    }) {
+        out.extend_from_slice(b"Cache-Control: ");
+        push_cache_control(out, cache);
         out.extend_from_slice(b"\r\n");
-        write_header(out, b"Expires", &http_date(h.now.saturating_add(max_age)));
+        write_header(out, b"Expires", &http_date(until));
     }
     if h.vary {
         out.extend_from_slice(b"Vary: Accept-Encoding\r\n");
@@ -162,6 +163,21 @@ pub(crate) fn write_file_head(out: &mut Vec<u8>, h: &FileHead<'_>) {
         out.extend_from_slice(b"Connection: keep-alive\r\n");
     }
     out.extend_from_slice(b"\r\n");
+}
+
+/// The value of the `Cache-Control` an `expires` sets (with `immutable` after a max-age).
+pub(crate) fn push_cache_control(out: &mut Vec<u8>, (cache, immutable): (CacheFor, bool)) {
+    match cache {
+        CacheFor::MaxAge(secs) => {
+            out.extend_from_slice(b"max-age=");
+            push_u64(out, secs);
+            if immutable {
+                out.extend_from_slice(b", immutable");
+            }
+        }
+        // A stale answer is not immutable.
+        CacheFor::NoCache => out.extend_from_slice(b"no-cache"),
+    }
 }
 
 /// The Content-Type for a file name, from its extension, with `charset=utf-8` on text.
@@ -302,7 +318,7 @@ mod tests {
             meta,
             validators: &Validators::of(&meta),
             range: Some((10, 19)),
-            cache: Some((2_592_000, true)),
+            cache: Some((Expires::For(2_592_000), true)),
             vary: true,
             keep_alive: true,
             now: 784_111_777,
@@ -333,6 +349,50 @@ mod tests {
             assert!(text.contains(line), "{line:?} in\n{text}");
         }
         assert!(text.ends_with("\r\n\r\n") && !text.contains("Connection"));
+        // nginx's other forms: a negative time, epoch and max.
+        for (expires, cache_control, date) in [
+            (
+                Expires::Stale(1),
+                "no-cache",
+                "Sun, 06 Nov 1994 08:49:36 GMT",
+            ),
+            (Expires::Epoch, "no-cache", "Thu, 01 Jan 1970 00:00:01 GMT"),
+            (
+                Expires::Max,
+                "max-age=315360000",
+                "Thu, 31 Dec 2037 23:55:55 GMT",
+            ),
+            (
+                Expires::For(0),
+                "max-age=0",
+                "Sun, 06 Nov 1994 08:49:37 GMT",
+            ),
+        ] {
+            let mut out = Vec::new();
+            let head = FileHead {
+                cache: Some((expires, false)),
+                ..head
+            };
+            write_file_head(&mut out, &head);
+            let text = String::from_utf8(out).unwrap();
+            let want = format!("Cache-Control: {cache_control}\r\n");
+            assert!(text.contains(&want), "{want:?} in\n{text}");
+            let want = format!("Expires: {date}\r\n");
+            assert!(text.contains(&want), "{want:?} in\n{text}");
+        }
+        let mut out = Vec::new();
+        write_file_head(
+            &mut out,
+            &FileHead {
+                cache: Some((Expires::Off, true)),
+                ..head
+            },
+        );
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            !text.contains("Cache-Control") && !text.contains("Expires"),
+            "{text}"
+        );
         let mut out = Vec::new();
         write_file_head(
             &mut out,

@@ -12,12 +12,15 @@ mod head;
 mod open;
 
 use std::sync::Arc;
-use std::time::Duration;
+
+use crate::config::Expires;
 
 pub(crate) use cache::{CachedFile, FileCache, Kept, Lookup};
 pub use decision::{Conditions, Decision};
 pub(crate) use decision::{FileMeta, Validators, decide};
-pub(crate) use head::{Extra, FileHead, Gzipped, accepts, content_type, write_file_head};
+pub(crate) use head::{
+    Extra, FileHead, Gzipped, accepts, content_type, push_cache_control, write_file_head,
+};
 pub(crate) use open::{Opened, Root, has_dot_segment, index_rel};
 
 /// A precompressed sibling a route may serve (nginx's `gzip_static`, and brotli).
@@ -62,8 +65,8 @@ pub(crate) enum Fallback {
 pub(crate) struct StaticRoute {
     /// The directory (`alias`): the rest of the path after the route's is looked up in it.
     pub(crate) root: Arc<Root>,
-    /// Cache-Control max-age and Expires (nginx `expires`); none when `None`.
-    pub(crate) expires: Option<Duration>,
+    /// Cache-Control and Expires (nginx `expires`); none when `None`.
+    pub(crate) expires: Option<Expires>,
     /// `immutable` in Cache-Control.
     pub(crate) immutable: bool,
     /// Served for a directory path ending in `/`.
