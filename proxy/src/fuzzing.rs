@@ -145,9 +145,9 @@ impl Routes {
                 RouteKind::Upstream => Action::Upstream {
                     group: 0,
                     script_name: None,
-                    params: Vec::new(),
+                    params: crate::config::SetValues::NONE,
                     upstream_path: None,
-                    upstream_headers: Vec::new(),
+                    upstream_headers: crate::config::SetValues::NONE,
                 },
                 RouteKind::Redirect => Action::Redirect {
                     to: "/elsewhere/".to_owned(),

@@ -16,7 +16,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::auth_basic::BasicAuth;
-use crate::config::{Cidr, HostName, Limits};
+use crate::config::{Cidr, HostName, Limits, SetValues};
 use crate::gzip::Gzip;
 use crate::limits::RateLimit;
 use crate::static_files::StaticRoute;
@@ -94,13 +94,13 @@ pub(crate) enum Action {
         /// SCRIPT_NAME: the mount point, removed from the front of PATH_INFO.
         script_name: Option<String>,
         /// Extra uwsgi vars set by the operator; they replace ringway's own of the same name.
-        params: Vec<(String, String)>,
+        params: SetValues,
         /// For an HTTP group: what the route's path becomes in the request sent (nginx's
         /// `proxy_pass http://app/;`).
         upstream_path: Option<String>,
         /// For an HTTP group: headers set on the request sent (nginx's `proxy_set_header`),
         /// an empty value removing one.
-        upstream_headers: Vec<(String, String)>,
+        upstream_headers: SetValues,
     },
     /// Serve files from a directory.
     Static(StaticRoute),
@@ -389,9 +389,9 @@ pub(crate) mod tests {
         Action::Upstream {
             group: 0,
             script_name: None,
-            params: Vec::new(),
+            params: SetValues::NONE,
             upstream_path: None,
-            upstream_headers: Vec::new(),
+            upstream_headers: SetValues::NONE,
         }
     }
 

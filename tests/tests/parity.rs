@@ -128,3 +128,69 @@ fn an_answer_sent_before_the_body_was_read_matches_nginx() {
         );
     }
 }
+
+/// `uwsgi_param` with nginx's variables, and `params` with the same: the app sees the same
+/// values (each proxy's own port aside); a variable without a value is an empty var, as
+/// nginx sends it.
+#[test]
+fn params_with_variables_are_nginx_s() {
+    use ringway_tests::nginx::uwsgi_pass;
+    use ringway_tests::{Req, roundtrip};
+    let uwsgi = Uwsgi::start(App::Raw);
+    let set = [
+        ("X_ORIGINAL_URI", "$request_uri"),
+        ("X_SERVER", "$server_addr:$server_port"),
+        (
+            "X_WHO",
+            "$remote_addr $request_method $host $uri?$args$is_args",
+        ),
+        ("X_AGENT", "<$http_user_agent>"),
+        ("X_EMPTY", "$http_x_not_sent"),
+    ];
+    let lines: String = set
+        .iter()
+        .map(|(name, value)| format!("uwsgi_param {name} \"{value}\";\n            "))
+        .collect();
+    let nginx = Nginx::start_with_locations(
+        uwsgi.socket(),
+        &format!(
+            "location /environ {{\n            {lines}{}\n        }}",
+            uwsgi_pass(uwsgi.socket())
+        ),
+    );
+    let table: String = set
+        .iter()
+        .map(|(name, value)| format!("{name} = '{value}', "))
+        .collect();
+    let ringway = Ringway::with_config(format!(
+        "upstream = [\"{}\"]\n\n[[routes]]\npath = \"/environ\"\nupstream = \"default\"\n\
+         params = {{ {} }}\n",
+        uwsgi.upstream(),
+        table.trim_end_matches(", ")
+    ))
+    .start();
+    let req = Req::get("/environ?q=%2F")
+        .host(Some("App.Example:8080"))
+        .header("User-Agent", "tester/2.0");
+    let theirs = roundtrip(nginx.addr(), &req).json();
+    let ours = roundtrip(ringway.addr(), &req).json();
+    for (name, _) in set {
+        if name == "X_SERVER" {
+            continue;
+        }
+        assert_eq!(
+            ours[name], theirs[name],
+            "{name}: ringway {ours}, nginx {theirs}"
+        );
+    }
+    assert_eq!(ours["X_ORIGINAL_URI"], "/environ?q=%2F");
+    assert_eq!(ours["X_EMPTY"], "", "sent empty, as nginx sends it");
+    assert_eq!(
+        ours["X_SERVER"],
+        format!("127.0.0.1:{}", ringway.addr().port())
+    );
+    assert_eq!(
+        theirs["X_SERVER"],
+        format!("127.0.0.1:{}", nginx.addr().port())
+    );
+}

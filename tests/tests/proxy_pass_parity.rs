@@ -321,3 +321,81 @@ upstream = \"app\"
 fn sha(body: &[u8]) -> String {
     ringway_tests::sha256_hex(body)
 }
+
+/// `proxy_set_header` with nginx's variables, and `upstream_headers` with the same: the app
+/// gets the same values (each proxy's own port and time aside), and a variable without a
+/// value leaves its header out in both.
+#[test]
+fn headers_with_variables_are_nginx_s() {
+    use ringway_tests::nginx::PROXY_PASS_LINES;
+    let app = AppServer::start(Server::Gunicorn, Served::HttpEcho, Listen::Tcp, 1);
+    let set = [
+        ("X-Original-URI", "$request_uri"),
+        ("X-Forwarded-Port", "$server_port"),
+        ("X-Request-Start", "t=${msec}"),
+        (
+            "X-Client",
+            "$remote_addr via $scheme, $request_method $uri ? $args",
+        ),
+        ("X-Agent", "[$http_user_agent]"),
+        ("X-Missing", "$http_x_not_sent"),
+    ];
+    let lines: String = set
+        .iter()
+        .map(|(name, value)| format!("proxy_set_header {name} \"{value}\";\n            "))
+        .collect();
+    let nginx = Nginx::start_proxy_pass_with_locations(
+        app.addr(),
+        &format!("location /vars/ {{\n            {PROXY_PASS_LINES}\n            {lines}}}"),
+    );
+    let table: String = set
+        .iter()
+        .map(|(name, value)| format!("\"{name}\" = '{value}', "))
+        .collect();
+    let ringway = Ringway::with_config(format!(
+        "[upstreams.app]\nservers = [\"{}\"]\n\n[[routes]]\npath = \"/\"\nupstream = \"app\"\n\
+         upstream_headers = {{ {} }}\n",
+        app.upstream(),
+        table.trim_end_matches(", ")
+    ))
+    .start();
+    let req = Req::get("/vars/a%20b?x=1").header("User-Agent", "tester/1.0");
+    let case = Case {
+        name: "variables",
+        req,
+        echo: true,
+    };
+    let (theirs, ours) = (
+        seen(&case, &send(nginx.addr(), &case)),
+        seen(&case, &send(ringway.addr(), &case)),
+    );
+    let header = |seen: &Value, name: &str| seen["headers"][name].as_str().map(str::to_owned);
+    for name in ["x-original-uri", "x-client", "x-agent", "x-missing"] {
+        assert_eq!(header(&ours, name), header(&theirs, name), "{name}");
+    }
+    assert_eq!(
+        header(&ours, "x-original-uri").as_deref(),
+        Some("/vars/a%20b?x=1")
+    );
+    assert_eq!(
+        header(&ours, "x-client").as_deref(),
+        Some("127.0.0.1 via http, GET /vars/a b ? x=1")
+    );
+    assert_eq!(header(&ours, "x-missing"), None, "no value, no header");
+    for (seen, addr) in [(&ours, ringway.addr()), (&theirs, nginx.addr())] {
+        assert_eq!(
+            header(seen, "x-forwarded-port"),
+            Some(addr.port().to_string())
+        );
+        let start = header(seen, "x-request-start").unwrap_or_default();
+        let ok = start
+            .strip_prefix("t=")
+            .and_then(|t| t.split_once('.'))
+            .is_some_and(|(s, ms)| {
+                s.len() >= 10
+                    && ms.len() == 3
+                    && s.bytes().chain(ms.bytes()).all(|b| b.is_ascii_digit())
+            });
+        assert!(ok, "X-Request-Start {start:?}");
+    }
+}

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::escape::{push_nginx, push_nginx_json};
 use super::line::{Entry, push_secs};
-use super::time::Stamp;
+use super::time::{LogClock, Stamp};
 use crate::config::LogEscape;
 use crate::tls::PeerCert;
 
@@ -83,6 +83,27 @@ enum Var {
     Header(usize),
 }
 
+impl Var {
+    /// Whether its value exists only once the answer has gone out (refused in header and
+    /// param values).
+    fn known_after_the_answer(self) -> bool {
+        matches!(
+            self,
+            Var::Status
+                | Var::BodyBytesSent
+                | Var::BytesSent
+                | Var::RequestTime
+                | Var::RequestLength
+                | Var::UpstreamAddr
+                | Var::UpstreamConnectTime
+                | Var::UpstreamResponseTime
+                | Var::UpstreamStatus
+                | Var::UpstreamHeaderTime
+                | Var::ConnectionRequests
+        )
+    }
+}
+
 const VARS: [(&str, Var); 43] = [
     ("remote_addr", Var::RemoteAddr),
     ("remote_user", Var::RemoteUser),
@@ -139,6 +160,45 @@ impl Template {
     /// Parses `text`: `$name` or `${name}` for a variable (a name of letters, digits and
     /// `_`), anything else as it is. An unknown name is refused, named.
     pub(crate) fn parse(text: &str) -> Result<Template, String> {
+        let mut template = Template::parse_text(text)?;
+        if let Some(Piece::Text(last)) = template.pieces.last_mut() {
+            last.push(b'\n');
+        }
+        Ok(template)
+    }
+
+    /// Parses a header or param value (nginx's `proxy_set_header X $var`, `uwsgi_param`):
+    /// the variables known before the upstream is asked, values written as they are.
+    pub(crate) fn parse_value(text: &str) -> Result<Template, String> {
+        let mut template = Template::parse_text(text)?;
+        template.escape = LogEscape::None;
+        let late = template.pieces.iter().find_map(|p| match p {
+            Piece::Var(var) if var.known_after_the_answer() => {
+                VARS.iter().find(|(_, v)| v == var).map(|(n, _)| *n)
+            }
+            _ => None,
+        });
+        match late {
+            Some(name) => Err(format!(
+                "{text:?}: `${name}` is known only once the answer is sent"
+            )),
+            None => Ok(template),
+        }
+    }
+
+    /// Appends `e`'s value of this header or param template (see [`Template::parse_value`]).
+    pub(crate) fn write_value(&self, out: &mut Vec<u8>, e: &Entry<'_>) {
+        thread_local! {
+            static CLOCK: std::cell::RefCell<LogClock> = std::cell::RefCell::new(LogClock::new());
+        }
+        CLOCK.with(|clock| {
+            let mut clock = clock.borrow_mut();
+            let stamp = clock.at(std::time::SystemTime::now());
+            self.write(out, e, &stamp);
+        });
+    }
+
+    fn parse_text(text: &str) -> Result<Template, String> {
         let mut template = Template {
             text: text.to_owned(),
             pieces: Vec::new(),
@@ -154,7 +214,7 @@ impl Template {
                 Some(braced) => {
                     let end = braced
                         .find('}')
-                        .ok_or_else(|| format!("log format {text:?}: `${{` without `}}`"))?;
+                        .ok_or_else(|| format!("{text:?}: `${{` without `}}`"))?;
                     (&braced[..end], &braced[end + 1..])
                 }
                 None => {
@@ -166,7 +226,7 @@ impl Template {
             };
             if name.is_empty() {
                 return Err(format!(
-                    "log format {text:?}: a `$` without a variable name (nginx has no escape \
+                    "{text:?}: a `$` without a variable name (nginx has no escape \
                      for a literal `$` either)"
                 ));
             }
@@ -180,7 +240,6 @@ impl Template {
             rest = next;
         }
         literal.extend_from_slice(rest.as_bytes());
-        literal.push(b'\n');
         template.pieces.push(Piece::Text(literal));
         Ok(template)
     }
@@ -201,7 +260,7 @@ impl Template {
                 .chain(HEADER_VARS.iter().map(|(n, _)| *n))
                 .collect();
             return Err(format!(
-                "log format {text:?}: unknown variable `${name}`; known: ${}, and $http_NAME \
+                "{text:?}: unknown variable `${name}`; known: ${}, and $http_NAME \
                  for a request header",
                 known.join(", $")
             ));
@@ -221,7 +280,7 @@ impl Template {
         }
         if self.headers.len() == MAX_HEADERS {
             return Err(format!(
-                "log format {text:?}: more than {MAX_HEADERS} request headers named"
+                "{text:?}: more than {MAX_HEADERS} request headers named"
             ));
         }
         self.headers.push(header);

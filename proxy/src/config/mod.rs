@@ -6,6 +6,7 @@
 
 mod next_upstream;
 mod server_options;
+mod set_values;
 mod settings;
 mod validate;
 mod values;
@@ -21,6 +22,7 @@ use clap::Parser;
 
 pub use next_upstream::NextUpstream;
 pub use server_options::ServerOptions;
+pub use set_values::SetValues;
 pub use settings::{
     AppSettings, GroupSettings, GzipSettings, HeaderSetting, HeaderTable, LimitExceptSettings,
     LimitReqSettings, LimitSettings, RedirectSettings, Resolved, RespondSettings, RouteSettings,
@@ -72,7 +74,7 @@ pub struct Config {
     pub real_ip_header: RealIpHeader,
     /// Request headers set on what goes to HTTP groups, for routes without their own (and
     /// a static route's fallback group).
-    pub upstream_headers: Vec<(String, String)>,
+    pub upstream_headers: SetValues,
     /// A request they say came over plain HTTP is redirected to HTTPS.
     pub redirect_forwarded_http: bool,
     /// Connections start with a PROXY protocol header.

@@ -283,6 +283,26 @@ fn upstream_headers_go_to_http_groups_only_and_leave_framing_alone() {
     assert_refused(uwsgi, "routes[0].upstream_headers", "params");
     let top = "upstream_headers = { Expect = \"x\" }\nupstream = [\"unix:/a\"]\n";
     assert_refused(top, "upstream_headers.Expect", "ringway's own");
+    // Variables: those known before the answer; a wrong one named with its header.
+    assert_refused(
+        &http("{ \"X-T\" = \"$request_time\" }"),
+        "routes[0].upstream_headers.X-T",
+        "known only once the answer is sent",
+    );
+    assert_refused(
+        "upstream = [\"unix:/a\"]\n[[routes]]\npath = \"/\"\nupstream = \"default\"\n\
+         params = { X_A = \"$nope\" }\n",
+        "routes[0].params.X_A",
+        "unknown variable `$nope`",
+    );
+    let config = load(&http("{ \"X-Port\" = \"$server_port\" }"), &[]).unwrap();
+    let Action::Upstream {
+        upstream_headers, ..
+    } = &route(&config, "/").action
+    else {
+        panic!("an upstream route")
+    };
+    assert_eq!(upstream_headers[0].1, "$server_port", "as written");
 }
 
 #[test]
@@ -424,7 +444,10 @@ fn the_routes_example_loads() {
     };
     assert_eq!(config.groups[*group].name, "api");
     assert_eq!(script_name.as_deref(), Some("/api"));
-    assert_eq!(params, &[("UWSGI_SCHEME".to_owned(), "https".to_owned())]);
+    assert_eq!(
+        &params[..],
+        &[("UWSGI_SCHEME".to_owned(), "https".to_owned())]
+    );
     assert_eq!(route(&config, "/environ").path, "/environ");
     assert!(route(&config, "/environ").exact);
     assert_eq!(route(&config, "/environ/x").path, "/");

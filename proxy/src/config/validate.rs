@@ -21,7 +21,7 @@ use super::values::{
 };
 use super::{
     AccessLogConfig, Buffering, Config, ConnLimits, DEFAULT_METRICS, Group, GroupServer, Limits,
-    LogSink, MAX_GROUP_SERVERS, OpenedFile, SlotLimits,
+    LogSink, MAX_GROUP_SERVERS, OpenedFile, SetValues, SlotLimits,
 };
 use crate::access_log::Template;
 use crate::app::{AppConfig, Restart, StopSignal};
@@ -814,13 +814,13 @@ impl Resolved {
                 action: Action::Upstream {
                     group,
                     script_name: None,
-                    params: Vec::new(),
+                    params: SetValues::NONE,
                     upstream_path: None,
                     upstream_headers: match groups[group].protocol {
                         Protocol::Http => {
                             upstream_headers(&self.settings.upstream_headers).unwrap_or_default()
                         }
-                        Protocol::Uwsgi => Vec::new(),
+                        Protocol::Uwsgi => SetValues::NONE,
                     },
                 },
                 response_headers: inherited.all.clone(),
@@ -933,6 +933,8 @@ impl Resolved {
                             .map_err(|m| invalid(&format!("params.{name}"), &m))
                     })
                     .collect::<anyhow::Result<Vec<_>>>()?;
+                let params = SetValues::new(params)
+                    .map_err(|(name, m)| invalid(&format!("params.{name}"), &m))?;
                 let upstream_path = match &route.upstream_path {
                     Some(_) if groups[group].protocol != Protocol::Http => {
                         return Err(invalid(
@@ -982,7 +984,7 @@ impl Resolved {
                     None if groups[group].protocol == Protocol::Http => {
                         upstream_headers(&self.settings.upstream_headers).unwrap_or_default()
                     }
-                    None => Vec::new(),
+                    None => SetValues::NONE,
                 };
                 Action::Upstream {
                     group,
@@ -1656,10 +1658,9 @@ const UNSETTABLE: [&str; 9] = [
 /// `upstream_headers` as written: each a header name and a value a header line can carry
 /// (empty: the header removed), none of those ringway frames the request with, and a Host
 /// not empty. The error names the header.
-fn upstream_headers(
-    set: &BTreeMap<String, String>,
-) -> Result<Vec<(String, String)>, (String, String)> {
-    set.iter()
+fn upstream_headers(set: &BTreeMap<String, String>) -> Result<SetValues, (String, String)> {
+    let pairs = set
+        .iter()
         .map(|(name, value)| {
             let refuse = |m: &str| Err((name.clone(), m.to_owned()));
             let lower = name.to_ascii_lowercase();
@@ -1677,7 +1678,8 @@ fn upstream_headers(
             }
             Ok((name.clone(), value.clone()))
         })
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    SetValues::new(pairs)
 }
 
 fn is_header_name(name: &str) -> bool {

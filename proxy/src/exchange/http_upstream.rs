@@ -167,6 +167,17 @@ fn encode_head(
             local.as_bytes()
         }
     };
+    let set = match &target.route.action {
+        Action::Upstream {
+            upstream_headers, ..
+        } => upstream_headers,
+        // A static route's fallback group: the top-level table. (Read from the route, not
+        // carried in the `Target`: a request's future holds that.)
+        _ => &worker.config.upstream_headers,
+    };
+    let set = set.resolve(true, |template, out| {
+        super::log::set_value(worker, client, req, template, out);
+    });
     let env = HeadEnv {
         client_ip: req.client_ip,
         request_id: req.request_id.as_bytes(),
@@ -183,14 +194,7 @@ fn encode_head(
             let rest = req.path.get(target.route.path.len()..).unwrap_or_default();
             (replacement.as_bytes(), rest)
         }),
-        set: match &target.route.action {
-            Action::Upstream {
-                upstream_headers, ..
-            } => upstream_headers,
-            // A static route's fallback group: the top-level table. (Read from the route,
-            // not carried in the `Target`: a request's future holds that.)
-            _ => &worker.config.upstream_headers,
-        },
+        set: &set,
     };
     let mut head = Buf::with_capacity(group.buffer_size());
     encode_request_head(&client.input, &req.head, &client.headers, &env, &mut head);

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::time::Instant;
 
 use super::{Identity, Outcome, Request};
-use crate::access_log::{Entry, LogNames, MAX_HEADERS, UpstreamFields, WorkerLog};
+use crate::access_log::{Entry, LogNames, MAX_HEADERS, Template, UpstreamFields, WorkerLog};
 use crate::client::Client;
 use crate::http::RequestHead;
 use crate::identity::RequestId;
@@ -61,127 +61,185 @@ pub(super) fn write(
     head: Option<&RequestHead>,
     subject: Subject<'_>,
     outcome: &Outcome,
-    (started, served): (Instant, u64),
+    timing: (Instant, u64),
 ) {
-    let input = &client.input[..];
     let template = log.template();
-    let wanted = template.as_deref().map_or(&[][..], |t| t.headers());
-    let mut shown = Shown::default();
-    let mut slots = [httparse::EMPTY_HEADER; UNPARSED_HEADERS];
-    let mut parts = head.map(|h| RequestParts {
-        method: h.method_span.of(input),
-        target: h.target.of(input),
-        uri: input
-            .get(h.path.start as usize..h.target.end as usize)
-            .unwrap_or_default(),
-        protocol: if client.is_http2() {
-            crate::uwsgi::HTTP2
-        } else {
-            h.version.as_str()
-        },
-    });
-    if head.is_some() {
-        for h in &client.headers {
-            shown.note(wanted, h.name.of(input), h.value.of(input));
-        }
-    } else if let Some((refused, headers)) = syntax_only(input, &mut slots) {
-        // A head refused after its syntax was read (no Host, a bad Content-Length): its
-        // request line and headers are logged as nginx logs them.
-        parts = refused;
-        for h in headers {
-            shown.note(wanted, h.name.as_bytes(), h.value);
-        }
-    }
-    let call = match subject {
-        Subject::Routed(req) => req.upstream.get(),
-        Subject::Refused(_) | Subject::Unparsed(_) => None,
+    let seen = Seen {
+        names,
+        client,
+        head,
+        subject,
+        outcome,
+        timing,
     };
-    let upstream = call.map(|call| UpstreamFields {
-        addr: names
-            .upstream_addr(call.group as usize, call.server as usize)
-            .unwrap_or("-"),
-        connect: call.connect,
-        response: call.response.unwrap_or_else(|| call.started.elapsed()),
-        status: match call.head_status {
-            0 => outcome.reported_status(),
-            status => status,
-        },
-        header: (call.head_status != 0)
-            .then(|| std::time::Duration::from_micros(u64::from(call.head_micros))),
-    });
-    let remote_user = shown.authorization.and_then(crate::auth_basic::basic_user);
-    // nginx's `$host`: the routed head's name; for a head refused before that (a bad or
-    // missing Host), the server's name, as nginx's.
-    let host = match head.and_then(|h| h.host) {
-        Some(host) => {
-            let name = crate::http::host_without_port(host.of(input));
-            name.strip_suffix(b".").unwrap_or(name)
+    seen.with_entry(template.as_deref(), |entry| log.record(entry));
+}
+
+/// The value of an operator's header or param with variables (`upstream_headers = {
+/// "X-Forwarded-Port" = "$server_port" }`) for a request about to go upstream: the same
+/// variables, the same values, as its log line's.
+pub(crate) fn set_value(
+    worker: &Worker,
+    client: &Client,
+    req: &Request,
+    template: &Template,
+    out: &mut Vec<u8>,
+) {
+    let outcome = Outcome::new(0, crate::client::Next::Close);
+    let seen = Seen {
+        names: &worker.log_names,
+        client,
+        head: Some(&req.head),
+        subject: Subject::Routed(req),
+        outcome: &outcome,
+        timing: (Instant::now(), 0),
+    };
+    seen.with_entry(Some(template), |entry| template.write_value(out, entry));
+}
+
+/// What a line is made from.
+struct Seen<'a> {
+    names: &'a LogNames,
+    client: &'a Client,
+    head: Option<&'a RequestHead>,
+    subject: Subject<'a>,
+    outcome: &'a Outcome,
+    /// When the request's head was complete, and the requests served on its connection
+    /// before it.
+    timing: (Instant, u64),
+}
+
+impl Seen<'_> {
+    /// Calls `f` with the request's entry, holding what `template` (a custom format, or a
+    /// header value's; `None`: a fixed format) shows.
+    fn with_entry<R>(&self, template: Option<&Template>, f: impl FnOnce(&Entry<'_>) -> R) -> R {
+        let Seen {
+            names,
+            client,
+            head,
+            subject,
+            outcome,
+            timing: (started, served),
+        } = *self;
+        let input = &client.input[..];
+        let wanted = template.map_or(&[][..], |t| t.headers());
+        let mut shown = Shown::default();
+        let mut slots = [httparse::EMPTY_HEADER; UNPARSED_HEADERS];
+        let mut parts = head.map(|h| RequestParts {
+            method: h.method_span.of(input),
+            target: h.target.of(input),
+            uri: input
+                .get(h.path.start as usize..h.target.end as usize)
+                .unwrap_or_default(),
+            protocol: if client.is_http2() {
+                crate::uwsgi::HTTP2
+            } else {
+                h.version.as_str()
+            },
+        });
+        if head.is_some() {
+            for h in &client.headers {
+                shown.note(wanted, h.name.of(input), h.value.of(input));
+            }
+        } else if let Some((refused, headers)) = syntax_only(input, &mut slots) {
+            // A head refused after its syntax was read (no Host, a bad Content-Length): its
+            // request line and headers are logged as nginx logs them.
+            parts = refused;
+            for h in headers {
+                shown.note(wanted, h.name.as_bytes(), h.value);
+            }
         }
-        None => names.server_name.as_deref().unwrap_or_default().as_bytes(),
-    };
-    let named;
-    let headers: &[Option<&[u8]>] = match &template {
-        Some(_) => {
-            named = shown.named();
-            named.get(..wanted.len()).unwrap_or_default()
-        }
-        None => &[],
-    };
-    let mut line = match head {
-        Some(head) => Some(request_line(input, head.method_span.start as usize)),
-        None => first_line(input),
-    };
-    // An HTTP/2 stream's head was written as HTTP/1.1 for the pipeline: its line names the
-    // protocol the client spoke, as nginx's `$request` does.
-    let http2_line;
-    if client.is_http2()
-        && let Some(http11) = line.and_then(|l| l.strip_suffix(b"HTTP/1.1"))
-    {
-        http2_line = [http11, crate::uwsgi::HTTP2.as_bytes()].concat();
-        line = Some(&http2_line);
-    }
-    let mut refused_path = Vec::new();
-    let shows_uri = template.as_deref().is_some_and(|t| t.shows_uri());
-    let entry = Entry {
-        remote_addr: client_ip(client, subject),
-        request_line: line,
-        method: parts.map(|p| p.method),
-        target: parts.map(|p| p.target),
-        protocol: parts.map(|p| p.protocol),
-        status: outcome.reported_status(),
-        body_bytes: outcome.body_bytes,
-        referer: shown.referer,
-        user_agent: shown.user_agent,
-        remote_user: remote_user.as_deref(),
-        request_time: started.elapsed(),
-        upstream,
-        route: outcome.route.and_then(|i| names.route_label(i)),
-        request_id: Some(request_id(subject)),
-        uri: parts.map(|p| p.uri),
-        host: Some(host),
-        headers,
-        tls: client.stream.get_ref().tls(),
-        connection_requests: served.saturating_add(1),
-        server_name: names.server_name.as_deref().unwrap_or_default(),
-        bytes_sent: client.bytes_sent(),
-        request_length: request_length(client, head, subject),
-        path: match subject {
-            Subject::Routed(req) => Some(&req.path[..]),
-            // A head refused before routing: its path normalised here, as nginx has its
-            // `$uri` once the request line parsed.
-            Subject::Refused(_) | Subject::Unparsed(_) if shows_uri => parts.and_then(|p| {
-                let path = p.uri.split(|&b| b == b'?').next().unwrap_or_default();
-                crate::uwsgi::normalize_path(path, &mut refused_path).ok()?;
-                Some(&refused_path[..])
-            }),
+        let call = match subject {
+            Subject::Routed(req) => req.upstream.get(),
             Subject::Refused(_) | Subject::Unparsed(_) => None,
-        },
-        peer: client.peer,
-        local: client.local,
-        hostname: &names.hostname,
-        pid: names.pid,
-    };
-    log.record(&entry);
+        };
+        let upstream = call.map(|call| UpstreamFields {
+            addr: names
+                .upstream_addr(call.group as usize, call.server as usize)
+                .unwrap_or("-"),
+            connect: call.connect,
+            response: call.response.unwrap_or_else(|| call.started.elapsed()),
+            status: match call.head_status {
+                0 => outcome.reported_status(),
+                status => status,
+            },
+            header: (call.head_status != 0)
+                .then(|| std::time::Duration::from_micros(u64::from(call.head_micros))),
+        });
+        let remote_user = shown.authorization.and_then(crate::auth_basic::basic_user);
+        // nginx's `$host`: the routed head's name; for a head refused before that (a bad or
+        // missing Host), the server's name, as nginx's.
+        let host = match head.and_then(|h| h.host) {
+            Some(host) => {
+                let name = crate::http::host_without_port(host.of(input));
+                name.strip_suffix(b".").unwrap_or(name)
+            }
+            None => names.server_name.as_deref().unwrap_or_default().as_bytes(),
+        };
+        let named;
+        let headers: &[Option<&[u8]>] = match template {
+            Some(_) => {
+                named = shown.named();
+                named.get(..wanted.len()).unwrap_or_default()
+            }
+            None => &[],
+        };
+        let mut line = match head {
+            Some(head) => Some(request_line(input, head.method_span.start as usize)),
+            None => first_line(input),
+        };
+        // An HTTP/2 stream's head was written as HTTP/1.1 for the pipeline: its line names the
+        // protocol the client spoke, as nginx's `$request` does.
+        let http2_line;
+        if client.is_http2()
+            && let Some(http11) = line.and_then(|l| l.strip_suffix(b"HTTP/1.1"))
+        {
+            http2_line = [http11, crate::uwsgi::HTTP2.as_bytes()].concat();
+            line = Some(&http2_line);
+        }
+        let mut refused_path = Vec::new();
+        let shows_uri = template.is_some_and(|t| t.shows_uri());
+        let entry = Entry {
+            remote_addr: client_ip(client, subject),
+            request_line: line,
+            method: parts.map(|p| p.method),
+            target: parts.map(|p| p.target),
+            protocol: parts.map(|p| p.protocol),
+            status: outcome.reported_status(),
+            body_bytes: outcome.body_bytes,
+            referer: shown.referer,
+            user_agent: shown.user_agent,
+            remote_user: remote_user.as_deref(),
+            request_time: started.elapsed(),
+            upstream,
+            route: outcome.route.and_then(|i| names.route_label(i)),
+            request_id: Some(request_id(subject)),
+            uri: parts.map(|p| p.uri),
+            host: Some(host),
+            headers,
+            tls: client.stream.get_ref().tls(),
+            connection_requests: served.saturating_add(1),
+            server_name: names.server_name.as_deref().unwrap_or_default(),
+            bytes_sent: client.bytes_sent(),
+            request_length: request_length(client, head, subject),
+            path: match subject {
+                Subject::Routed(req) => Some(&req.path[..]),
+                // A head refused before routing: its path normalised here, as nginx has its
+                // `$uri` once the request line parsed.
+                Subject::Refused(_) | Subject::Unparsed(_) if shows_uri => parts.and_then(|p| {
+                    let path = p.uri.split(|&b| b == b'?').next().unwrap_or_default();
+                    crate::uwsgi::normalize_path(path, &mut refused_path).ok()?;
+                    Some(&refused_path[..])
+                }),
+                Subject::Refused(_) | Subject::Unparsed(_) => None,
+            },
+            peer: client.peer,
+            local: client.local,
+            hostname: &names.hostname,
+            pid: names.pid,
+        };
+        f(&entry)
+    }
 }
 
 /// The request line's parts.

@@ -134,7 +134,7 @@ pub(super) async fn serve(
                 let target = upstream::Target {
                     group: *group,
                     script_name: None,
-                    params: &[],
+                    params: &crate::config::SetValues::NONE,
                     upstream_path: None,
                     route: f.route,
                 };

@@ -10,7 +10,7 @@ use super::{Outcome, Request, accel, intercept, relay};
 use super::{http_upstream, upgrade};
 use crate::buffer::{Body, Buf};
 use crate::client::Client;
-use crate::config::Protocol;
+use crate::config::{Protocol, SetValues};
 use crate::fail::Fail;
 use crate::http::{BodyFraming, Method, ResponseHead};
 use crate::routes::Route;
@@ -28,7 +28,7 @@ pub(super) struct Target<'r> {
     /// The mount point (SCRIPT_NAME).
     pub(super) script_name: Option<&'r str>,
     /// The operator's extra vars.
-    pub(super) params: &'r [(String, String)],
+    pub(super) params: &'r SetValues,
     /// For an HTTP group: what the route's path becomes in the request sent (nginx's
     /// `proxy_pass http://app/;`), if anything.
     pub(super) upstream_path: Option<&'r str>,
@@ -372,10 +372,13 @@ fn encode_vars(
         Some(mount) => req.path.get(mount.len()..).unwrap_or_default(),
         None => &req.path[..],
     };
+    let params = target.params.resolve(false, |template, out| {
+        super::log::set_value(worker, client, req, template, out);
+    });
     let env = RequestEnv {
         path_info,
         script_name: target.script_name.map(str::as_bytes),
-        params: target.params,
+        params: &params,
         peer: client.peer,
         client_ip: req.client_ip,
         request_id: req.request_id.as_bytes(),

@@ -175,7 +175,11 @@ pub(crate) fn encode_request_head(
     }
     out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
     let host = head.host.map_or(env.default_host, |h| h.of(input));
-    let sent_host = env.set_value(b"host").map_or(host, str::as_bytes);
+    // An operator's Host whose variables came out empty keeps the client's.
+    let sent_host = env
+        .set_value(b"host")
+        .filter(|v| !v.is_empty())
+        .map_or(host, str::as_bytes);
     out.extend_from_slice(sent_host);
     out.extend_from_slice(b"\r\n");
 
