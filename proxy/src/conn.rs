@@ -181,10 +181,11 @@ pub(crate) async fn serve_tls(
     }
 }
 
-/// Whether `worker`'s generation takes the requests of a connection over `stream`: any
-/// plain one, a TLS one whose session was checked under the same client certificate rules.
-pub(crate) fn admitted_by(worker: &Worker, stream: &ClientStream) -> bool {
-    match (stream.tls(), worker.acceptor.as_ref()) {
+/// Whether `worker`'s generation takes the requests of a connection whose TLS session is
+/// `tls`: any plain one (`None`), a TLS one checked under the same client certificate
+/// rules.
+pub(crate) fn admitted_by(worker: &Worker, tls: Option<&crate::tls::Peer>) -> bool {
+    match (tls, worker.acceptor.as_ref()) {
         (Some(peer), Some(acceptor)) => acceptor.admits(peer),
         (Some(_), None) | (None, _) => true,
     }
@@ -399,7 +400,7 @@ impl Conn {
         if let Some(newer) = generation::newer_than(&self.worker) {
             // Not for a TLS session checked under other client certificate rules: a
             // revoked client must handshake again (nginx closes its connections on reload).
-            if !admitted_by(&newer, self.client.stream.get_ref()) {
+            if !admitted_by(&newer, self.client.stream.get_ref().tls()) {
                 tracing::debug!(peer = %self.client.peer, "client certificate rules changed: connection closed");
                 return false;
             }

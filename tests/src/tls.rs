@@ -359,7 +359,7 @@ impl Pki {
         let path = |ext: &str| self.dir.path().join(format!("{stem}.{ext}"));
         let (key, cert, csr, der) = (path("key"), path("pem"), path("csr"), path("der"));
         let s = |p: &Path| p.to_str().expect("utf-8 temp path").to_owned();
-        let (key_s, cert_s, csr_s, der_s) = (s(&key), s(&cert), s(&csr), s(&der));
+        let (key_s, csr_s) = (s(&key), s(&csr));
         let (header, _) = match kind {
             OpensslKey::RsaPkcs1 => (
                 "-----BEGIN RSA PRIVATE KEY-----",
@@ -389,31 +389,54 @@ impl Pki {
             "req", "-new", "-key", &key_s, "-subj", &subject, "-addext", &san, "-out", &csr_s,
         ]);
         let serial_arg = format!("0x{serial:x}");
-        openssl(&[
+        self.sign_with_openssl(
+            &csr_s,
+            &serial_arg,
+            &["-copy_extensions", "copyall"],
+            (cert, key, der),
+        )
+    }
+
+    /// Signs the request `csr` with this CA by the openssl CLI (serial `serial`, 30 days,
+    /// `extra` arguments), writing the certificate PEM and DER to the paths of `files`
+    /// (certificate, key, DER).
+    fn sign_with_openssl(
+        &self,
+        csr: &str,
+        serial: &str,
+        extra: &[&str],
+        (cert, key, der): (PathBuf, PathBuf, PathBuf),
+    ) -> Leaf {
+        let s = |p: &Path| p.to_str().expect("utf-8 temp path").to_owned();
+        let (cert_s, der_s) = (s(&cert), s(&der));
+        let mut args = vec![
             "x509",
             "-req",
             "-in",
-            &csr_s,
+            csr,
             "-CA",
             self.ca_cert.to_str().expect("utf-8"),
             "-CAkey",
             self.ca_key.to_str().expect("utf-8"),
             "-set_serial",
-            &serial_arg,
+            serial,
             "-days",
             "30",
-            "-copy_extensions",
-            "copyall",
             "-out",
             &cert_s,
-        ]);
+        ];
+        args.extend_from_slice(extra);
+        openssl(&args);
         openssl(&["x509", "-in", &cert_s, "-outform", "DER", "-out", &der_s]);
         let end = openssl(&["x509", "-in", &cert_s, "-noout", "-enddate"]).out();
+        let serial = serial
+            .strip_prefix("0x")
+            .map_or_else(|| serial.to_owned(), |hex| hex.to_ascii_uppercase());
         Leaf {
             der: std::fs::read(&der).expect("read DER"),
             cert,
             key,
-            serial: format!("{serial:X}"),
+            serial,
             not_after: parse_openssl_date(end.trim().trim_start_matches("notAfter=")),
         }
     }
@@ -433,7 +456,7 @@ impl Pki {
             path("ext"),
         );
         let s = |p: &Path| p.to_str().expect("utf-8 temp path").to_owned();
-        let (key_s, cert_s, csr_s, der_s, ext_s) = (s(&key), s(&cert), s(&csr), s(&der), s(&ext));
+        let (key_s, csr_s, ext_s) = (s(&key), s(&csr), s(&ext));
         std::fs::write(&ext, "extendedKeyUsage=clientAuth\n").expect("write the extensions");
         openssl(&[
             "ecparam",
@@ -455,33 +478,7 @@ impl Pki {
             "-out",
             &csr_s,
         ]);
-        openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            &csr_s,
-            "-CA",
-            self.ca_cert.to_str().expect("utf-8"),
-            "-CAkey",
-            self.ca_key.to_str().expect("utf-8"),
-            "-set_serial",
-            serial,
-            "-days",
-            "30",
-            "-extfile",
-            &ext_s,
-            "-out",
-            &cert_s,
-        ]);
-        openssl(&["x509", "-in", &cert_s, "-outform", "DER", "-out", &der_s]);
-        let end = openssl(&["x509", "-in", &cert_s, "-noout", "-enddate"]).out();
-        Leaf {
-            der: std::fs::read(&der).expect("read DER"),
-            cert,
-            key,
-            serial: serial.to_owned(),
-            not_after: parse_openssl_date(end.trim().trim_start_matches("notAfter=")),
-        }
+        self.sign_with_openssl(&csr_s, serial, &["-extfile", &ext_s], (cert, key, der))
     }
 }
 

@@ -159,6 +159,41 @@ pub(super) fn push_secs(out: &mut Vec<u8>, d: Duration) {
     let _ = write!(out, "{}.{:03}", ms / 1000, ms % 1000);
 }
 
+/// A line's fields for tests: `GET /` from 192.0.2.7, 200, nothing else to tell.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
+pub(crate) fn sample() -> Entry<'static> {
+    Entry {
+        remote_addr: "192.0.2.7".parse().unwrap(),
+        request_line: Some(b"GET / HTTP/1.1"),
+        method: Some(b"GET"),
+        target: Some(b"/"),
+        protocol: Some("HTTP/1.1"),
+        status: 200,
+        body_bytes: 0,
+        referer: None,
+        user_agent: None,
+        remote_user: None,
+        request_time: Duration::ZERO,
+        upstream: None,
+        route: None,
+        request_id: None,
+        uri: Some(b"/"),
+        host: None,
+        headers: &[],
+        tls: None,
+        connection_requests: 1,
+        server_name: "",
+        bytes_sent: 0,
+        request_length: 0,
+        path: None,
+        peer: "192.0.2.7:50000".parse().unwrap(),
+        local: "127.0.0.1:80".parse().unwrap(),
+        hostname: "",
+        pid: 1,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,16 +202,10 @@ mod tests {
 
     fn entry() -> Entry<'static> {
         Entry {
-            remote_addr: "192.0.2.7".parse().unwrap(),
             request_line: Some(b"GET /a\"b?x=\xff HTTP/1.1"),
-            method: Some(b"GET"),
             target: Some(b"/a\"b?x=\xff"),
-            protocol: Some("HTTP/1.1"),
-            status: 200,
             body_bytes: 13,
-            referer: None,
             user_agent: Some(b"say \"hi\"\\"),
-            remote_user: None,
             request_time: Duration::from_micros(12_345),
             upstream: Some(UpstreamFields {
                 addr: "unix:/run/app.sock",
@@ -186,20 +215,8 @@ mod tests {
                 header: Some(Duration::from_micros(10_500)),
             }),
             route: Some("/"),
-            request_id: None,
             uri: Some(b"/a\"b?x=\xff"),
-            host: None,
-            headers: &[],
-            tls: None,
-            connection_requests: 1,
-            server_name: "",
-            bytes_sent: 0,
-            request_length: 0,
-            path: None,
-            peer: "192.0.2.7:50000".parse().unwrap(),
-            local: "127.0.0.1:80".parse().unwrap(),
-            hostname: "",
-            pid: 1,
+            ..sample()
         }
     }
 

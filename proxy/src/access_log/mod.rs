@@ -437,32 +437,11 @@ mod tests {
     fn entry(user_agent: &[u8]) -> Entry<'_> {
         Entry {
             remote_addr: "127.0.0.1".parse().unwrap(),
-            request_line: Some(b"GET / HTTP/1.1"),
-            method: Some(b"GET"),
-            target: Some(b"/"),
-            protocol: Some("HTTP/1.1"),
-            status: 200,
             body_bytes: 13,
-            referer: None,
             user_agent: Some(user_agent),
-            remote_user: None,
             request_time: Duration::from_millis(1),
-            upstream: None,
             route: Some("/"),
-            request_id: None,
-            uri: Some(b"/"),
-            host: None,
-            headers: &[],
-            tls: None,
-            connection_requests: 1,
-            server_name: "",
-            bytes_sent: 0,
-            request_length: 0,
-            path: None,
-            peer: "192.0.2.7:50000".parse().unwrap(),
-            local: "127.0.0.1:80".parse().unwrap(),
-            hostname: "",
-            pid: 1,
+            ..line::sample()
         }
     }
 

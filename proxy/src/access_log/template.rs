@@ -490,33 +490,13 @@ mod tests {
         )
         .unwrap();
         let entry = |upstream| Entry {
-            remote_addr: "192.0.2.7".parse().unwrap(),
-            request_line: Some(b"GET / HTTP/1.1"),
-            method: Some(b"GET"),
-            target: Some(b"/"),
-            protocol: Some("HTTP/1.1"),
             status: 204,
-            body_bytes: 0,
-            referer: None,
-            user_agent: None,
-            remote_user: None,
             request_time: Duration::from_micros(1_234_567),
             upstream,
-            route: None,
             request_id: Some("abc"),
-            uri: Some(b"/"),
             host: Some(b"App.Example"),
             headers: &[Some(b"x\"y"), None],
-            tls: None,
-            connection_requests: 1,
-            server_name: "",
-            bytes_sent: 0,
-            request_length: 0,
-            path: None,
-            peer: "192.0.2.7:50000".parse().unwrap(),
-            local: "127.0.0.1:80".parse().unwrap(),
-            hostname: "",
-            pid: 1,
+            ..crate::access_log::line::sample()
         };
         let mut clock = LogClock::new();
         let stamp = clock.at(std::time::SystemTime::UNIX_EPOCH);
@@ -551,28 +531,15 @@ mod tests {
             method: None,
             target: None,
             protocol: None,
-            status: 200,
             body_bytes: 10,
-            referer: None,
-            user_agent: None,
-            remote_user: None,
-            request_time: Duration::ZERO,
-            upstream: None,
-            route: None,
-            request_id: None,
             uri: Some(uri),
-            host: None,
-            headers: &[],
-            tls: None,
-            connection_requests: 1,
-            server_name: "",
             bytes_sent: 130,
             request_length: 77,
             path: Some(b"/a b"),
-            peer: "192.0.2.7:50000".parse().unwrap(),
             local: "127.0.0.1:8080".parse().unwrap(),
             hostname: "web-1",
             pid: 4242,
+            ..crate::access_log::line::sample()
         };
         let mut clock = LogClock::new();
         let stamp = clock.at(std::time::SystemTime::UNIX_EPOCH);

@@ -270,12 +270,10 @@ pub(crate) async fn serve(
 }
 
 /// Whether the newest configuration takes requests from a session made under `tls`'s
-/// client certificate rules (see `conn::admitted_by`).
+/// client certificate rules.
 fn admitted(worker: &Worker, tls: &Peer) -> bool {
-    match crate::generation::newer_than(worker) {
-        Some(newer) => newer.acceptor.as_ref().is_none_or(|a| a.admits(tls)),
-        None => true,
-    }
+    crate::generation::newer_than(worker)
+        .is_none_or(|newer| crate::conn::admitted_by(&newer, Some(tls)))
 }
 
 /// Whether a new stream comes past the connection's end: `keepalive_requests` taken, or
