@@ -18,7 +18,7 @@
 //! worker flushes once more and the writer finishes the queue before the process ends.
 
 mod escape;
-mod line;
+pub(crate) mod line;
 mod template;
 mod time;
 mod writer;
@@ -43,6 +43,7 @@ use writer::{Failures, Sink, Writer};
 pub(crate) use line::{Entry, UpstreamFields};
 pub(crate) use template::MAX_HEADERS;
 pub use template::Template;
+pub(crate) use time::load_time_zone;
 pub(crate) use writer::{check_file, open_file};
 
 /// A worker hands its buffer over once it holds this much.

@@ -160,7 +160,7 @@ impl Template {
     /// Parses `text`: `$name` or `${name}` for a variable (a name of letters, digits and
     /// `_`), anything else as it is. An unknown name is refused, named.
     pub(crate) fn parse(text: &str) -> Result<Template, String> {
-        let mut template = Template::parse_text(text)?;
+        let mut template = Template::parse_text(text, LogEscape::Default)?;
         if let Some(Piece::Text(last)) = template.pieces.last_mut() {
             last.push(b'\n');
         }
@@ -170,8 +170,8 @@ impl Template {
     /// Parses a header or param value (nginx's `proxy_set_header X $var`, `uwsgi_param`):
     /// the variables known before the upstream is asked, values written as they are.
     pub(crate) fn parse_value(text: &str) -> Result<Template, String> {
-        let mut template = Template::parse_text(text)?;
-        template.escape = LogEscape::None;
+        // Values as they are: the escape also marks the template as a value's.
+        let template = Template::parse_text(text, LogEscape::None)?;
         let late = template.pieces.iter().find_map(|p| match p {
             Piece::Var(var) if var.known_after_the_answer() => {
                 VARS.iter().find(|(_, v)| v == var).map(|(n, _)| *n)
@@ -180,7 +180,8 @@ impl Template {
         });
         match late {
             Some(name) => Err(format!(
-                "{text:?}: `${name}` is known only once the answer is sent"
+                "{text:?}: `${name}` is for log lines only (a header or param is written before \
+                 the answer, and the connection's count)"
             )),
             None => Ok(template),
         }
@@ -198,18 +199,24 @@ impl Template {
         });
     }
 
-    fn parse_text(text: &str) -> Result<Template, String> {
+    fn parse_text(text: &str, escape: LogEscape) -> Result<Template, String> {
         let mut template = Template {
             text: text.to_owned(),
             pieces: Vec::new(),
             headers: Vec::new(),
-            escape: LogEscape::Default,
+            escape,
         };
         let mut literal = Vec::new();
         let mut rest = text;
         while let Some(at) = rest.find('$') {
             literal.extend_from_slice(&rest.as_bytes()[..at]);
             let after = &rest[at + 1..];
+            // `$$`: a `$` itself (nginx has no way to write one; a header value may need it).
+            if let Some(next) = after.strip_prefix('$') {
+                literal.push(b'$');
+                rest = next;
+                continue;
+            }
             let (name, next) = match after.strip_prefix('{') {
                 Some(braced) => {
                     let end = braced
@@ -226,8 +233,7 @@ impl Template {
             };
             if name.is_empty() {
                 return Err(format!(
-                    "{text:?}: a `$` without a variable name (nginx has no escape \
-                     for a literal `$` either)"
+                    "{text:?}: a `$` without a variable name (a `$` itself is written `$$`)"
                 ));
             }
             if !literal.is_empty() {
@@ -256,12 +262,15 @@ impl Template {
         else {
             let known: Vec<&str> = VARS
                 .iter()
+                .filter(|(_, var)| {
+                    !(self.escape == LogEscape::None && var.known_after_the_answer())
+                })
                 .map(|(n, _)| *n)
                 .chain(HEADER_VARS.iter().map(|(n, _)| *n))
                 .collect();
             return Err(format!(
-                "{text:?}: unknown variable `${name}`; known: ${}, and $http_NAME \
-                 for a request header",
+                "{text:?}: unknown variable `${name}` (a `$` itself is written `$$`); known: \
+                 ${}, and $http_NAME for a request header",
                 known.join(", $")
             ));
         };

@@ -35,6 +35,11 @@ impl SetValues {
                 templates.push((i, Arc::new(template)));
             }
         }
+        if !templates.is_empty() {
+            // A value's `$msec` or `$time_local` converts times on a worker: the time zone
+            // is read here, off the event loops, even with the access log off.
+            crate::access_log::load_time_zone();
+        }
         Ok(SetValues { pairs, templates })
     }
 
@@ -70,7 +75,10 @@ fn text_of(bytes: &[u8], for_headers: bool) -> String {
     for chunk in bytes.utf8_chunks() {
         for c in chunk.valid().chars() {
             if for_headers && (c.is_control() && c != '\t') {
-                push_escape(&mut text, c as u32 as u8);
+                let mut bytes = [0u8; 4];
+                for &b in c.encode_utf8(&mut bytes).as_bytes() {
+                    push_escape(&mut text, b);
+                }
             } else {
                 text.push(c);
             }
@@ -102,6 +110,7 @@ impl Deref for SetValues {
 #[allow(clippy::unwrap_used)] // tests may unwrap
 mod tests {
     use super::*;
+    use crate::access_log::line;
 
     fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
         list.iter()
@@ -114,10 +123,14 @@ mod tests {
         let fixed = SetValues::new(pairs(&[("X-A", "1")])).unwrap();
         assert!(matches!(fixed.resolve(true, |_, _| {}), Cow::Borrowed(_)));
         let set = SetValues::new(pairs(&[("X-A", "1"), ("X-Port", "p=$server_port")])).unwrap();
-        let resolved = set.resolve(true, |_, out| out.extend_from_slice(b"p=80\r\n\xff"));
+        let resolved = set.resolve(true, |_, out| {
+            out.extend_from_slice(b"p=80\r\n\xff\xc2\x85\xc3\xa9");
+        });
+        let want = pairs(&[("X-A", "1"), ("X-Port", "p=80%0D%0A%FF%C2%85\u{e9}")]);
         assert_eq!(
             &*resolved,
-            &pairs(&[("X-A", "1"), ("X-Port", "p=80%0D%0A%FF")])[..]
+            &want[..],
+            "a control's every byte, other text as it is"
         );
         let resolved = set.resolve(false, |_, out| out.extend_from_slice(b"a\nb"));
         assert_eq!(
@@ -131,12 +144,18 @@ mod tests {
     fn a_wrong_variable_names_its_pair() {
         let err = SetValues::new(pairs(&[("X-T", "$request_time")])).unwrap_err();
         assert_eq!(err.0, "X-T");
-        assert!(
-            err.1.contains("known only once the answer is sent"),
-            "{}",
-            err.1
-        );
+        assert!(err.1.contains("for log lines only"), "{}", err.1);
         let err = SetValues::new(pairs(&[("X-U", "$nope")])).unwrap_err();
         assert!(err.1.contains("unknown variable `$nope`"), "{}", err.1);
+        let err = SetValues::new(pairs(&[("X-K", "abc$def")])).unwrap_err();
+        assert!(err.1.contains("written `$$`"), "{}", err.1);
+        assert!(
+            !err.1.contains("$request_time"),
+            "only what a value may hold: {}",
+            err.1
+        );
+        let literal = SetValues::new(pairs(&[("X-K", "abc$$def")])).unwrap();
+        let resolved = literal.resolve(true, |t, out| t.write_value(out, &line::sample()));
+        assert_eq!(resolved[0].1, "abc$def");
     }
 }

@@ -287,7 +287,7 @@ fn upstream_headers_go_to_http_groups_only_and_leave_framing_alone() {
     assert_refused(
         &http("{ \"X-T\" = \"$request_time\" }"),
         "routes[0].upstream_headers.X-T",
-        "known only once the answer is sent",
+        "for log lines only",
     );
     assert_refused(
         "upstream = [\"unix:/a\"]\n[[routes]]\npath = \"/\"\nupstream = \"default\"\n\
@@ -2112,6 +2112,7 @@ fn expires_takes_nginx_forms() {
         ("epoch", Some(Expires::Epoch)),
         ("max", Some(Expires::Max)),
         ("off", None),
+        ("3600", Some(Expires::For(3600))),
     ] {
         let config = load(
             &format!(
@@ -2126,13 +2127,33 @@ fn expires_takes_nginx_forms() {
         };
         assert_eq!(files.expires, want, "{text}");
     }
+    // A bare TOML integer is seconds, as for every duration; a negative one is stale.
+    for (number, want) in [(86400, Expires::For(86400)), (-1, Expires::Stale(1))] {
+        let config = load(
+            &format!(
+                "upstream = [\"unix:/a\"]\n[[routes]]\npath = \"/s/\"\nstatic = \"/srv\"\n\
+                 expires = {number}\n"
+            ),
+            &[],
+        )
+        .unwrap();
+        let Action::Static(files) = &route(&config, "/s/").action else {
+            panic!("a static route");
+        };
+        assert_eq!(files.expires, Some(want), "{number}");
+    }
     assert_refused(
         "upstream = [\"unix:/a\"]\n[[routes]]\npath = \"/s/\"\nstatic = \"/srv\"\n\
          expires = \"modified +1h\"\n",
         "expires",
         "epoch, max or off",
     );
-    for expires in ["", "expires = \"-1\"\n", "expires = \"epoch\"\n"] {
+    for expires in [
+        "",
+        "expires = \"-1\"\n",
+        "expires = \"epoch\"\n",
+        "expires = \"off\"\n",
+    ] {
         assert_refused(
             &format!(
                 "upstream = [\"unix:/a\"]\n[[routes]]\npath = \"/s/\"\nstatic = \"/srv\"\n\

@@ -1275,7 +1275,7 @@ fn static_route(
     if route.immutable
         && matches!(
             route.expires,
-            Some(Expires::Stale(_) | Expires::Epoch) | None
+            Some(Expires::Stale(_) | Expires::Epoch | Expires::Off) | None
         )
     {
         return Err((

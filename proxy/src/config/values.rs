@@ -649,7 +649,41 @@ impl fmt::Display for Expires {
     }
 }
 
-serde_as_text!(Expires);
+impl<'de> Deserialize<'de> for Expires {
+    /// Text, or a TOML integer of seconds as `Dur` takes it (negative: already stale).
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Expires, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Expires;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a time (30d, 12h, 0, -1, or seconds), epoch, max or off")
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Expires, E> {
+                Ok(Expires::For(n))
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Expires, E> {
+                Ok(match u64::try_from(n) {
+                    Ok(n) => Expires::For(n),
+                    Err(_) => Expires::Stale(n.unsigned_abs()),
+                })
+            }
+
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Expires, E> {
+                s.parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+impl Serialize for Expires {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
 
 /// A TLS version a client may use (nginx's `ssl_protocols`): `TLSv1.2` or `TLSv1.3`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
