@@ -112,7 +112,8 @@ fn pem_of(der: &[u8]) -> String {
 /// A field the app is told about the client certificate: its uwsgi var and HTTP header.
 #[derive(Debug, Clone, Copy)]
 pub struct CertField {
-    /// The var (`SSL_CLIENT_S_DN`), as Apache's mod_ssl and uWSGI's own HTTPS router name it.
+    /// The var (`SSL_CLIENT_S_DN`): the names nginx users give in their `uwsgi_param`
+    /// lines, after Apache's mod_ssl.
     pub var: &'static str,
     /// The header to an HTTP upstream (`X-SSL-Client-S-DN`).
     pub header: &'static str,
