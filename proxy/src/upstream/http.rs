@@ -233,7 +233,13 @@ pub(crate) fn encode_request_head(
         out.extend_from_slice(env.request_id);
         out.extend_from_slice(b"\r\n");
     }
-    for (field, value) in env.client_cert.fields() {
+    for (field, value) in env
+        .client_cert
+        .drops_claims()
+        .then(|| env.client_cert.fields())
+        .into_iter()
+        .flatten()
+    {
         if own(field.header.as_bytes()) {
             out.extend_from_slice(field.header.as_bytes());
             out.extend_from_slice(b": ");

@@ -133,8 +133,11 @@ pub fn encode_request(
     if env.https {
         w.var(b"HTTPS", b"on")?;
     }
-    for (field, value) in env.client_cert.fields() {
-        w.var(field.var.as_bytes(), value.as_bytes())?;
+    // Most servers ask for no certificates: not even an empty iterator for them.
+    if env.client_cert.drops_claims() {
+        for (field, value) in env.client_cert.fields() {
+            w.var(field.var.as_bytes(), value.as_bytes())?;
+        }
     }
     w.var_with(b"REMOTE_ADDR", |o| {
         push_ip(o, env.client_ip);
