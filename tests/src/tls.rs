@@ -248,7 +248,12 @@ impl Pki {
         params.not_before = date_time_ymd(2024, 1, 1);
         let (year, month, day) = not_after;
         params.not_after = date_time_ymd(year, month, day);
-        let cert = params.signed_by(&key, &self.issuer).expect("sign leaf");
+        self.sign(stem, &params, &key, serial)
+    }
+
+    /// `params` for `key`, signed by this CA, written to `STEM.pem` / `STEM.key`.
+    fn sign(&self, stem: &str, params: &CertificateParams, key: &KeyPair, serial: u64) -> Leaf {
+        let cert = params.signed_by(key, &self.issuer).expect("sign leaf");
         let leaf = Leaf {
             cert: self.dir.path().join(format!("{stem}.pem")),
             key: self.dir.path().join(format!("{stem}.key")),
@@ -274,17 +279,7 @@ impl Pki {
         params.serial_number = Some(SerialNumber::from(serial));
         params.not_before = date_time_ymd(2024, 1, 1);
         params.not_after = date_time_ymd(2035, 1, 1);
-        let cert = params.signed_by(&key, &self.issuer).expect("sign client");
-        let leaf = Leaf {
-            cert: self.dir.path().join(format!("{stem}.pem")),
-            key: self.dir.path().join(format!("{stem}.key")),
-            der: cert.der().to_vec(),
-            serial: format!("{serial:X}"),
-            not_after: params.not_after.unix_timestamp(),
-        };
-        std::fs::write(&leaf.cert, cert.pem()).expect("write cert");
-        std::fs::write(&leaf.key, key.serialize_pem()).expect("write key");
-        leaf
+        self.sign(stem, &params, &key, serial)
     }
 
     /// A revocation list of this CA naming `serials`, written to `crl.pem`.

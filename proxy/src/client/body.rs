@@ -40,32 +40,25 @@ impl Client {
             client.stream.bytes_read().saturating_sub(rest.len() as u64)
         };
         let before = consumed(self, rest);
-        let body = self.receive_framed(head, rest, limits, worker, room).await;
-        taken.set(consumed(self, rest).saturating_sub(before));
-        body
-    }
-
-    async fn receive_framed(
-        &mut self,
-        head: &RequestHead,
-        rest: &mut Buf,
-        limits: &Limits,
-        worker: &Worker,
-        room: usize,
-    ) -> Result<Body, Fail> {
-        match head.body {
-            BodyFraming::None => Ok(Body::Absent),
-            BodyFraming::Length(n) => {
-                let sink = Sink::open(n, room, limits, worker).await?;
-                self.receive_length(sink, n, head.expect_continue, rest, limits)
-                    .await
-            }
-            BodyFraming::Chunked => {
-                let sink = Sink::open(0, room, limits, worker).await?;
-                self.receive_chunked(sink, head.expect_continue, rest, limits, worker)
-                    .await
+        // A block, so that a failure too is counted.
+        let body = async {
+            match head.body {
+                BodyFraming::None => Ok(Body::Absent),
+                BodyFraming::Length(n) => {
+                    let sink = Sink::open(n, room, limits, worker).await?;
+                    self.receive_length(sink, n, head.expect_continue, rest, limits)
+                        .await
+                }
+                BodyFraming::Chunked => {
+                    let sink = Sink::open(0, room, limits, worker).await?;
+                    self.receive_chunked(sink, head.expect_continue, rest, limits, worker)
+                        .await
+                }
             }
         }
+        .await;
+        taken.set(consumed(self, rest).saturating_sub(before));
+        body
     }
 
     async fn receive_length(

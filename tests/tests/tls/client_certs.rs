@@ -287,18 +287,18 @@ fn the_versions_offered_and_session_tickets_follow_the_config() {
         let dir = tempfile::tempdir().expect("temp dir");
         let session = dir.path().join("session.pem");
         let session = session.to_str().expect("utf-8 path");
-        let first = s_client(
-            server.tls_addr(),
-            &[
+        let tls12 = |session_flag: &str| {
+            let args = [
                 "-tls1_2",
                 "-servername",
                 "a.test",
                 "-CAfile",
                 &ca,
-                "-sess_out",
-                session,
-            ],
-        );
+                session_flag,
+            ];
+            s_client(server.tls_addr(), &[&args[..], &[session]].concat())
+        };
+        let first = tls12("-sess_out");
         assert!(
             first.out().contains("Verify return code: 0 (ok)"),
             "{first:?}"
@@ -308,18 +308,7 @@ fn the_versions_offered_and_session_tickets_follow_the_config() {
             tickets,
             "tickets {tickets}: {first:?}"
         );
-        let second = s_client(
-            server.tls_addr(),
-            &[
-                "-tls1_2",
-                "-servername",
-                "a.test",
-                "-CAfile",
-                &ca,
-                "-sess_in",
-                session,
-            ],
-        );
+        let second = tls12("-sess_in");
         assert!(
             second.out().contains("Reused, TLSv1.2"),
             "tickets {tickets}: {second:?}"
