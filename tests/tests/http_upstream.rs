@@ -56,6 +56,18 @@ fn every_route_through_gunicorn_over_tcp_and_a_unix_socket() {
 }
 
 #[test]
+fn an_app_server_written_by_name_is_reached_at_its_address() {
+    // `proxy_pass http://localhost:8000;` (and `server web:8000;` under Docker Compose).
+    let server = AppServer::start(Server::Gunicorn, Served::Wsgi(App::Flask), Listen::Tcp, 1);
+    let named = server.upstream().replace("127.0.0.1", "localhost");
+    let ringway = ringway_to(&named, "", 1);
+    for i in 0..4 {
+        let r = roundtrip(ringway.addr(), &Req::get("/"));
+        assert_eq!(r.status, 200, "request {i} to {named}: {r:?}");
+    }
+}
+
+#[test]
 fn every_route_through_granian() {
     let server = AppServer::start(Server::Granian, Served::Wsgi(App::Flask), Listen::Tcp, 1);
     let ringway = ringway_to(&server.upstream(), "", 2);

@@ -303,3 +303,23 @@ fn slow_uploads_do_not_hold_the_python_workers() {
         assert_eq!(r.json()["length"], 1000);
     }
 }
+
+#[test]
+fn a_server_written_by_name_and_a_unix_triple_slash_reach_uwsgi() {
+    // Docker Compose configs name their app by service (`server web:3031;`), the uWSGI
+    // tutorial writes `unix:///path`: nginx takes both, and so does ringway.
+    let tcp = Uwsgi::start_with(UwsgiOptions {
+        tcp: true,
+        ..UwsgiOptions::new(App::Raw)
+    });
+    let named = tcp.upstream().replace("127.0.0.1", "localhost");
+    let unix = Uwsgi::start(App::Raw);
+    let triple = format!("unix://{}", unix.socket().display());
+    for upstream in [named, triple] {
+        let ringway = Ringway::builder().upstream(&upstream).start();
+        for i in 0..4 {
+            let r = roundtrip(ringway.addr(), &Req::post("/echo", b"by name"));
+            check_echo(&r, b"by name", &format!("{upstream}, request {i}"));
+        }
+    }
+}

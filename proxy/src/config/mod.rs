@@ -5,6 +5,7 @@
 //! file, it comes from.
 
 mod next_upstream;
+mod server_addr;
 mod server_options;
 mod set_values;
 mod settings;
@@ -21,6 +22,7 @@ use anyhow::{Context, anyhow};
 use clap::Parser;
 
 pub use next_upstream::NextUpstream;
+pub use server_addr::{Protocol, ServerAddr, ServerAt};
 pub use server_options::ServerOptions;
 pub use set_values::SetValues;
 pub use settings::{
@@ -31,8 +33,7 @@ pub use settings::{
 pub(crate) use validate::is_normal_path;
 pub use values::{
     CacheFor, Cidr, DEFAULT_METRICS, Dur, Expires, HostName, LogEscape, LogFormat, LogTarget,
-    MetricsListen, Protocol, Rate, RealIpHeader, ServerAddr, Size, StaticDir, TlsVersion,
-    UpstreamAddr, VerifyClient,
+    MetricsListen, Rate, RealIpHeader, Size, StaticDir, TlsVersion, UpstreamAddr, VerifyClient,
 };
 
 use crate::app::AppConfig;

@@ -63,14 +63,15 @@ impl ServerOptions {
                     options.max_fails = count(v, MAX_FAILS).map_err(|e| bad(&e))?
                 }
                 ("fail_timeout", Some(v)) => {
-                    // nginx counts it in whole seconds; under one, a window would end as it
-                    // began and every failure would be logged as one that took it out.
-                    options.fail_timeout = v
-                        .parse::<Dur>()
-                        .ok()
-                        .map(|d| d.0)
-                        .filter(|d| *d >= Duration::from_secs(1))
-                        .ok_or_else(|| bad("a duration of 1s or more"))?;
+                    // nginx counts it in whole seconds, and with `0` (gunicorn's example
+                    // config) a failed server sits out the rest of the current second: a
+                    // second here. Under one, a window would end as it began and every
+                    // failure would be logged as one that took the server out.
+                    options.fail_timeout = match v.parse::<Dur>() {
+                        Ok(Dur(d)) if d.is_zero() => Duration::from_secs(1),
+                        Ok(Dur(d)) if d >= Duration::from_secs(1) => d,
+                        _ => return Err(bad("0, or a duration of 1s or more")),
+                    };
                 }
                 ("backup", None) => options.backup = true,
                 ("down", None) => options.down = true,
@@ -160,13 +161,19 @@ mod tests {
     }
 
     #[test]
+    fn gunicorns_fail_timeout_0_sits_a_failed_server_out_for_a_second() {
+        let options = parse("fail_timeout=0").unwrap();
+        assert_eq!(options.fail_timeout, Duration::from_secs(1));
+        assert_eq!(parse("fail_timeout=0s"), Ok(options));
+    }
+
+    #[test]
     fn a_wrong_parameter_is_named() {
         for (words, says) in [
             ("weight=0", "weight=0"),
             ("weight=x", "a whole number"),
             ("weight=1 weight=2", "given twice"),
             ("fail_timeout=soon", "a duration"),
-            ("fail_timeout=0", "1s or more"),
             ("fail_timeout=500ms", "1s or more"),
             ("backup=yes", "unknown option `backup=yes`"),
             ("slow_start=30s", "unknown option"),

@@ -17,9 +17,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::next_upstream::NextUpstream;
+use super::server_addr::ServerAddr;
 use super::values::{
     Cidr, Dur, Expires, HostName, LogEscape, LogFormat, LogTarget, MetricsListen, Rate,
-    RealIpHeader, ServerAddr, Size, StaticDir, TlsVersion, VerifyClient,
+    RealIpHeader, Size, StaticDir, TlsVersion, VerifyClient,
 };
 
 /// ringway: an HTTP/1.1 front end for uWSGI on io_uring.
@@ -38,8 +39,9 @@ pub struct Settings {
     #[serde(default, deserialize_with = "super::values::addresses")]
     pub listen: Vec<SocketAddr>,
 
-    /// uWSGI socket: `unix:/path/app.sock` or `host:port`; an HTTP server with `http://`
-    /// in front (`http://127.0.0.1:8000`, `http://unix:/run/gunicorn.sock`); then, as on
+    /// uWSGI socket: `unix:/path/app.sock`, `IP:PORT` or `NAME:PORT` (resolved at start
+    /// and at each reload, every address a server); an HTTP server with `http://` in front
+    /// (`http://127.0.0.1:8000`, `http://web:8000`, `http://unix:/run/gunicorn.sock`); then, as on
     /// nginx's `server` line, `weight=N`, `max_fails=N`, `fail_timeout=DURATION`, `backup`
     /// or `down` (`"unix:/b.sock backup"`). Repeat for several (nginx's weighted round robin;
     /// on a connect error the next one is tried). They form the group `default`, served on
@@ -414,8 +416,8 @@ pub struct CertPair {
 /// An upstream group: `[upstreams.NAME]`.
 #[derive(Debug, Default, Clone, Deserialize, Serialize)]
 pub struct GroupSettings {
-    /// Its servers, tried round robin: uWSGI sockets (`unix:/path`, `IP:PORT`) or HTTP
-    /// servers (`http://IP:PORT`, `http://unix:/path`), not both.
+    /// Its servers, tried round robin: uWSGI sockets (`unix:/path`, `IP:PORT`, `NAME:PORT`)
+    /// or HTTP servers (`http://IP:PORT`, `http://NAME:PORT`, `http://unix:/path`), not both.
     #[serde(default)]
     pub servers: Vec<ServerAddr>,
     /// Their uWSGI `buffer-size` [default: `upstream_buffer_size`].

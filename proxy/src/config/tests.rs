@@ -1269,9 +1269,9 @@ fn each_http_upstream_mistake_is_refused_with_its_key() {
             "schemes are http://",
         ),
         (
-            "[upstreams.web]\nservers = [\"http://localhost:8000\"]\n",
+            "[upstreams.web]\nservers = [\"http://web:8000/app\"]\n",
             "upstreams.web",
-            "expected http://IP:PORT",
+            "expected http://HOST:PORT",
         ),
     ];
     let to_http = "[upstreams.web]\nservers = [\"http://127.0.0.1:8000\"]\n\
@@ -2163,4 +2163,33 @@ fn expires_takes_nginx_forms() {
             "needs an `expires` time",
         );
     }
+}
+
+#[test]
+fn a_server_name_becomes_a_server_per_address_with_its_options() {
+    let text = "[upstreams.web]\nservers = [\"http://localhost:8000 weight=2\"]\n\
+                [[routes]]\npath = \"/\"\nupstream = \"web\"\n";
+    let config = load(text, &[]).unwrap();
+    let servers = &config.groups[0].servers;
+    assert_eq!(
+        servers[0].addr,
+        UpstreamAddr::Tcp("127.0.0.1:8000".parse().unwrap())
+    );
+    assert!(servers.iter().all(|s| s.options.weight == 2));
+
+    let flags = load("", &["--upstream", "localhost:3031"]).unwrap();
+    assert_eq!(
+        addrs(&flags.groups[0])[0],
+        UpstreamAddr::Tcp("127.0.0.1:3031".parse().unwrap())
+    );
+
+    // A name not found stops the start, the key named (asked of no DNS server here).
+    let text = "[upstreams.web]\nservers = [\"unix:/a\", \"web:3031\"]\n\
+                [[routes]]\npath = \"/\"\nupstream = \"web\"\n";
+    let err = Config::from_file_text(text, std::path::Path::new("ringway.toml")).unwrap_err();
+    let err = format!("{err:#}");
+    assert!(
+        err.contains("upstreams.web.servers") && err.contains("host not found: web:3031"),
+        "{err}"
+    );
 }

@@ -11,13 +11,14 @@ use std::sync::Arc;
 use anyhow::anyhow;
 
 use super::next_upstream::NextUpstream;
+use super::server_addr::{Protocol, ServerAddr};
 use super::settings::{
     AppSettings, AuthBasicSetting, GroupSettings, HeaderSetting, LimitExceptSettings,
     LimitReqSettings, LimitSettings, Resolved, RespondSettings, RouteSettings, Satisfy,
 };
 use super::values::{
-    Dur, Expires, LogEscape, LogFormat, LogTarget, MetricsListen, Protocol, RealIpHeader,
-    ServerAddr, Size, TlsVersion, VerifyClient,
+    Dur, Expires, LogEscape, LogFormat, LogTarget, MetricsListen, RealIpHeader, Size, TlsVersion,
+    VerifyClient,
 };
 use super::{
     AccessLogConfig, Buffering, Config, ConnLimits, DEFAULT_METRICS, Group, GroupServer, Limits,
@@ -1505,13 +1506,22 @@ fn group_servers(servers: &[ServerAddr]) -> Result<Vec<GroupServer>, String> {
                 .to_owned(),
         );
     }
-    Ok(servers
-        .iter()
-        .map(|s| GroupServer {
-            addr: s.addr.clone(),
-            options: s.options,
-        })
-        .collect())
+    let mut resolved = Vec::with_capacity(servers.len());
+    for server in servers {
+        for addr in server.at.resolve()? {
+            resolved.push(GroupServer {
+                addr,
+                options: server.options,
+            });
+        }
+    }
+    if resolved.len() > MAX_GROUP_SERVERS {
+        return Err(format!(
+            "{} servers once names are resolved: a group holds at most {MAX_GROUP_SERVERS}",
+            resolved.len()
+        ));
+    }
+    Ok(resolved)
 }
 
 fn one_protocol(servers: &[ServerAddr]) -> Result<Protocol, String> {

@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::server_options::ServerOptions;
 use crate::access_log::Template;
 
 /// A size in bytes: `4096`, `16k`, `1m`, `1g` (binary multiples, case-insensitive, optional
@@ -183,6 +182,7 @@ macro_rules! serde_as_text {
         }
     };
 }
+pub(super) use serde_as_text;
 
 /// A request rate, written as nginx writes it: `5r/s`, `30r/m`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -230,7 +230,8 @@ impl fmt::Display for Rate {
 
 serde_as_text!(Rate);
 
-/// Where a uWSGI listens: `unix:/path/app.sock` or `IP:PORT` (names are not resolved).
+/// Where a server listens: `unix:/path/app.sock` or `IP:PORT` (a name is resolved into
+/// these when the configuration is read: `super::server_addr`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UpstreamAddr {
     /// A unix stream socket (uWSGI `--socket /path`).
@@ -244,6 +245,12 @@ impl FromStr for UpstreamAddr {
 
     fn from_str(s: &str) -> Result<UpstreamAddr, String> {
         if let Some(path) = s.strip_prefix("unix:") {
+            // `unix:///run/app.sock` (the uWSGI tutorial's form): nginx takes the path as it
+            // is, and the kernel reads `///run` as `/run`.
+            let path = path
+                .strip_prefix("//")
+                .filter(|p| p.starts_with('/'))
+                .unwrap_or(path);
             if path.is_empty() {
                 return Err(format!("invalid upstream {s:?}: empty socket path"));
             }
@@ -268,77 +275,6 @@ impl fmt::Display for UpstreamAddr {
 }
 
 serde_as_text!(UpstreamAddr);
-
-/// The protocol an upstream group speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    /// uwsgi (uWSGI's binary protocol): one connection per request.
-    Uwsgi,
-    /// HTTP/1.1, with connections kept alive in a pool (gunicorn, Granian, uvicorn).
-    Http,
-}
-
-/// One server of a group as written: `unix:/path`, `IP:PORT` (uwsgi), or the same after
-/// `http://` (HTTP/1.1): `http://127.0.0.1:8000`, `http://[::1]:8000`,
-/// `http://unix:/run/gunicorn.sock`; then, as in nginx's `server` line, its options:
-/// `"unix:/run/a.sock weight=3 backup"`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServerAddr {
-    /// The protocol its scheme (or the lack of one) names.
-    pub protocol: Protocol,
-    /// Where it listens.
-    pub addr: UpstreamAddr,
-    /// Its weight, failure accounting, backup or down.
-    pub options: ServerOptions,
-}
-
-impl FromStr for ServerAddr {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<ServerAddr, String> {
-        let mut words = s.split_whitespace();
-        let first = words.next().unwrap_or_default();
-        let (protocol, addr) = server_addr(first)?;
-        Ok(ServerAddr {
-            protocol,
-            addr,
-            options: ServerOptions::parse(first, words)?,
-        })
-    }
-}
-
-/// A server's address, and the protocol its scheme names.
-fn server_addr(s: &str) -> Result<(Protocol, UpstreamAddr), String> {
-    if let Some(rest) = s.strip_prefix("http://") {
-        // A trailing slash is how URLs are often written; a path is not something an
-        // upstream address can carry.
-        let rest = rest.strip_suffix('/').unwrap_or(rest);
-        let addr = rest.parse::<UpstreamAddr>().map_err(|_| {
-            format!(
-                "invalid upstream {s:?}: expected http://IP:PORT or http://unix:/path.sock \
-                 (e.g. http://127.0.0.1:8000)"
-            )
-        })?;
-        return Ok((Protocol::Http, addr));
-    }
-    if s.contains("://") {
-        return Err(format!(
-            "invalid upstream {s:?}: the schemes are http:// (HTTP/1.1) or none (uwsgi)"
-        ));
-    }
-    Ok((Protocol::Uwsgi, s.parse()?))
-}
-
-impl fmt::Display for ServerAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.protocol {
-            Protocol::Uwsgi => write!(f, "{}{}", self.addr, self.options),
-            Protocol::Http => write!(f, "http://{}{}", self.addr, self.options),
-        }
-    }
-}
-
-serde_as_text!(ServerAddr);
 
 /// A static route given on the command line: `/static/=/srv/app/static`.
 #[derive(Debug, Clone, PartialEq, Eq)]
