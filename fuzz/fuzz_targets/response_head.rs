@@ -12,8 +12,9 @@
 
 use libfuzzer_sys::fuzz_target;
 use ringway::http::{
-    ChunkedDecoder, ClientFraming, HeaderSpan, MAX_RESPONSE_HEADERS, Reframer, ResponseFraming,
-    ResponseHead, ResponseMeta, Status, Version, parse_response, write_response_head,
+    Charset, ChunkedDecoder, ClientFraming, HeaderSpan, MAX_RESPONSE_HEADERS, Reframer,
+    ResponseFraming, ResponseHead, ResponseMeta, Status, Version, parse_response,
+    write_response_head,
 };
 use ringway_fuzz::{Rng, assert_span_in, list_has, prefix_lengths, random_pieces, show, trim_ows};
 
@@ -133,6 +134,8 @@ fn check_request_id(out: &[u8]) {
 /// both back as a client would.
 fn relay(data: &[u8], head: &ResponseHead, headers: &[HeaderSpan], client: Version) {
     let (framing, keep_alive) = ClientFraming::choose(head.framing, client, true);
+    // A third of the heads go out under nginx's `charset utf-8;`.
+    let charset = Charset::new("utf-8", None).ok();
     let meta = ResponseMeta {
         client_version: client,
         status: head.status,
@@ -148,6 +151,7 @@ fn relay(data: &[u8], head: &ResponseHead, headers: &[HeaderSpan], client: Versi
         gzipped: false,
         vary_accept_encoding: false,
         hide: &[],
+        charset: charset.as_ref().filter(|_| data.len() % 3 == 0),
     };
     let mut out = Vec::new();
     write_response_head(&mut out, &meta, data, headers);

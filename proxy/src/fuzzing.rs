@@ -182,6 +182,7 @@ impl Routes {
                 response_headers: Vec::new(),
                 always_headers: Vec::new(),
                 hide_headers: Vec::new(),
+                charset: None,
                 limits: any_limits(),
                 limit_req: None,
                 limit_req_status: 429,

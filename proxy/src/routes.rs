@@ -18,6 +18,7 @@ use std::sync::Arc;
 use crate::auth_basic::BasicAuth;
 use crate::config::{Cidr, HostName, Limits, SetValues};
 use crate::gzip::Gzip;
+use crate::http::Charset;
 use crate::limits::RateLimit;
 use crate::static_files::StaticRoute;
 
@@ -63,6 +64,9 @@ pub(crate) struct Route {
     /// Headers of the app's answers not passed on (nginx `uwsgi_hide_header`), in lower
     /// case.
     pub(crate) hide_headers: Vec<String>,
+    /// The charset the app's answers of the listed types are labelled with (nginx's
+    /// `charset`), if any.
+    pub(crate) charset: Option<Arc<Charset>>,
     /// Its limits and timeouts.
     pub(crate) limits: Limits,
     /// Requests per client IP (nginx's `limit_req`), if limited.
@@ -374,6 +378,7 @@ pub(crate) mod tests {
             response_headers: Vec::new(),
             always_headers: Vec::new(),
             hide_headers: Vec::new(),
+            charset: None,
             limits: limits(),
             limit_req: None,
             limit_req_status: 429,

@@ -35,6 +35,10 @@ Routes (the same as demo_flask.py):
                     Content-Disposition, Cache-Control, Set-Cookie, X-Accel-Buffering and a body
                     the proxy must replace with the file; `?type=none` sends no Content-Type
                     (only with RINGWAY_VALIDATE=0: wsgiref.validate requires one)
+  /typed?type=T&status=N
+                    answers status N (200 by default) with `Content-Type: T` (the query
+                    value percent-decoded; none when absent) and the body "typed"
+                    (raw app only)
   /accel?to=URI     X-Accel-Redirect: URI (the query value, percent-decoded), as an app that
                     trusts its input too much would send it (raw app only)
 
@@ -264,6 +268,11 @@ def app(environ, start_response):
         return [b"ok"]
     if path.startswith("/report/"):
         return report(environ, start_response, path[len("/report/"):])
+    if path == "/typed":
+        query = parse_qs(environ.get("QUERY_STRING", ""))
+        code = int(query.get("status", ["200"])[0])
+        status = "%d %s" % (code, STATUS_TEXT.get(code, "Status"))
+        return respond(start_response, status, b"typed", query.get("type", [None])[0])
     if path == "/accel":
         to = parse_qs(environ.get("QUERY_STRING", ""))["to"][0]
         start_response("200 OK", [("Content-Type", "text/plain"),

@@ -194,3 +194,68 @@ fn params_with_variables_are_nginx_s() {
         format!("127.0.0.1:{}", nginx.addr().port())
     );
 }
+
+/// nginx's `charset utf-8;` (the uWSGI tutorial's server block) and `charset_types`: the
+/// app's Content-Type as nginx passes it, labelled or not, for a table of types and
+/// statuses (301 and 302 are left alone, a type with a charset or other parameters too).
+#[test]
+fn charset_labels_the_apps_answers_as_nginx_does() {
+    use ringway_tests::{Req, roundtrip};
+    let uwsgi = Uwsgi::start(App::Raw);
+    let types = [
+        "text/html",
+        "TEXT/HTML",
+        "text/plain",
+        "text/xml",
+        "text/css",
+        "application/json",
+        "application/javascript",
+        "text/html; charset=iso-8859-1",
+        "text/html;charset=\"latin1\"",
+        "text/html; q=1",
+        "image/png",
+    ];
+    let statuses = [200, 301, 302, 303, 404, 500];
+    for (nginx_lines, ringway_lines) in [
+        ("charset utf-8;", "charset = \"utf-8\"\n"),
+        (
+            "charset utf-8; charset_types application/json text/css;",
+            "charset = \"utf-8\"\ncharset_types = [\"application/json\", \"text/css\"]\n",
+        ),
+        ("charset windows-1251;", "charset = \"windows-1251\"\n"),
+    ] {
+        let nginx = Nginx::start_with_server_directives(uwsgi.socket(), nginx_lines);
+        let ringway = Ringway::with_config(format!(
+            "{ringway_lines}upstream = [\"{}\"]\n",
+            uwsgi.upstream()
+        ))
+        .start();
+        let mut labelled = 0;
+        for t in types {
+            for status in statuses {
+                let escaped: String = t
+                    .bytes()
+                    .map(|b| match b {
+                        b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'/' | b'-' => {
+                            (b as char).to_string()
+                        }
+                        _ => format!("%{b:02X}"),
+                    })
+                    .collect();
+                let req = Req::get(&format!("/typed?status={status}&type={escaped}"));
+                let theirs = roundtrip(nginx.addr(), &req);
+                let ours = roundtrip(ringway.addr(), &req);
+                assert_eq!(
+                    (ours.status, ours.header("content-type")),
+                    (theirs.status, theirs.header("content-type")),
+                    "{nginx_lines} {status} {t}"
+                );
+                labelled += usize::from(
+                    ours.header("content-type")
+                        .is_some_and(|v| v != t && v.contains("; charset=")),
+                );
+            }
+        }
+        assert!(labelled >= 4, "{nginx_lines}: {labelled} answers labelled");
+    }
+}

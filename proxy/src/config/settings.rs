@@ -219,6 +219,18 @@ pub struct Settings {
     #[serde(default)]
     pub hide_headers: Vec<String>,
 
+    /// The charset added to the app's answers whose Content-Type is one of
+    /// `charset_types` and names none (nginx's `charset utf-8;`), on every route that sets
+    /// none of its own: `"utf-8"`. Files are labelled `utf-8` by their own rule. File only.
+    #[arg(skip)]
+    pub charset: Option<String>,
+
+    /// The types `charset` labels (nginx's `charset_types`; `text/html` always among
+    /// them, `["*"]` for all) [default: nginx's: `text/html`, `text/xml`, `text/plain`,
+    /// `text/vnd.wap.wml`, `application/javascript`, `application/rss+xml`]. File only.
+    #[arg(skip)]
+    pub charset_types: Option<Vec<String>>,
+
     /// Request headers set on what goes to HTTP groups (nginx's `proxy_set_header` with a
     /// fixed value in a `server` block), for every route that sets none of its own:
     /// `{ "X-Script-Name" = "/app" }`; the client's copies and ringway's own are replaced,
@@ -516,6 +528,11 @@ pub struct RouteSettings {
     /// `uwsgi_hide_header` / `proxy_hide_header`); a route's own list replaces the top-level
     /// one, `[]` hides none [default: the top-level `hide_headers`].
     pub hide_headers: Option<Vec<String>>,
+    /// The charset added to the app's answers of `charset_types` that name none (nginx's
+    /// `charset`), `"off"` for none [default: the top-level `charset`].
+    pub charset: Option<String>,
+    /// The types `charset` labels [default: the top-level `charset_types`].
+    pub charset_types: Option<Vec<String>>,
     /// Request headers set on what goes to an HTTP group (nginx's `proxy_set_header NAME
     /// VALUE`); a route's own table replaces the top-level one, `{}` sets none [default:
     /// the top-level `upstream_headers`].

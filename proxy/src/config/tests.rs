@@ -2193,3 +2193,54 @@ fn a_server_name_becomes_a_server_per_address_with_its_options() {
         "{err}"
     );
 }
+
+#[test]
+fn charset_and_its_types_are_inherited_each_on_its_own() {
+    let text = "charset = \"utf-8\"\ncharset_types = [\"application/json\"]\n\
+        [upstreams.app]\nservers = [\"unix:/a\"]\n\
+        [[routes]]\npath = \"/a/\"\nupstream = \"app\"\n\
+        [[routes]]\npath = \"/b/\"\nupstream = \"app\"\ncharset = \"off\"\n\
+        [[routes]]\npath = \"/c/\"\nupstream = \"app\"\ncharset = \"koi8-r\"\n\
+        [[routes]]\npath = \"/d/\"\nupstream = \"app\"\ncharset_types = [\"text/css\"]\n";
+    let config = load(text, &[]).unwrap();
+    let label = |path: &str, value: &[u8]| {
+        let route = config.routes.iter().find(|r| r.path == path).unwrap();
+        route
+            .charset
+            .as_ref()
+            .and_then(|c| c.for_answer(200, value).map(str::to_owned))
+    };
+    assert_eq!(label("/a/", b"application/json").as_deref(), Some("utf-8"));
+    assert_eq!(
+        label("/a/", b"text/plain"),
+        None,
+        "the list replaced nginx's"
+    );
+    assert_eq!(label("/b/", b"text/html"), None, "off");
+    assert_eq!(label("/c/", b"application/json").as_deref(), Some("koi8-r"));
+    assert_eq!(label("/d/", b"text/css").as_deref(), Some("utf-8"));
+    assert_eq!(label("/d/", b"application/json"), None);
+
+    let route = "[[routes]]\npath = \"/\"\nupstream = \"app\"\n";
+    let group = "[upstreams.app]\nservers = [\"unix:/a\"]\n";
+    assert_refused(
+        &format!("charset = \"utf 8\"\n{group}{route}"),
+        "charset",
+        "not a charset name",
+    );
+    assert_refused(
+        &format!("charset = \"utf-8\"\ncharset_types = [\"html\"]\n{group}{route}"),
+        "charset_types",
+        "not a media type",
+    );
+    assert_refused(
+        &format!("charset_types = [\"text/css\"]\n{group}{route}"),
+        "charset_types",
+        "no `charset`",
+    );
+    assert_refused(
+        "[[routes]]\npath = \"/old/\"\nredirect = { to = \"/new/\" }\ncharset = \"utf-8\"\n",
+        "routes[0].charset",
+        "does not apply",
+    );
+}

@@ -29,6 +29,7 @@ use crate::app::{AppConfig, Restart, StopSignal};
 use crate::auth_basic::BasicAuth;
 use crate::error_pages::{ErrorPages, STATUSES};
 use crate::gzip::Gzip;
+use crate::http::Charset;
 use crate::limits::RateLimit;
 use crate::routes::{
     Action, FixedAnswer, LimitExcept, PathRegex, Route, RouteTable, highest_group,
@@ -710,6 +711,9 @@ impl Resolved {
         let mut seen = BTreeSet::new();
         let top_hidden = hidden_headers(&s.hide_headers)
             .map_err(|name| self.invalid_in_file("hide_headers", &hidden_rule(name)))?;
+        let top_charset = self
+            .charset(None, None)
+            .map_err(|(key, m)| self.invalid_in_file(key, &m))?;
         let gzip = match &s.gzip {
             Some(settings) => Some(Arc::new(
                 Gzip::from_settings(settings)
@@ -788,6 +792,7 @@ impl Resolved {
                 response_headers: inherited.all.clone(),
                 always_headers: inherited.always.clone(),
                 hide_headers: top_hidden.clone(),
+                charset: top_charset.clone(),
                 limits: defaults,
                 limit_req: None,
                 limit_req_status: 429,
@@ -827,6 +832,7 @@ impl Resolved {
                 response_headers: inherited.all.clone(),
                 always_headers: inherited.always.clone(),
                 hide_headers: top_hidden.clone(),
+                charset: top_charset.clone(),
                 limits: defaults,
                 limit_req: None,
                 limit_req_status: 429,
@@ -843,6 +849,30 @@ impl Resolved {
     /// A `[[routes]]` entry at `at`; `inherited`: the top-level response headers, its own
     /// when it sets none; `gzip`: the `[gzip]` section's compression, if there is one;
     /// `auth`: the top-level `auth_basic`, if there is one.
+    /// nginx's `charset` and `charset_types`, each inherited on its own: a route's own
+    /// (`name`, `types`) replaces the top level's; `"off"`, or no `charset`, labels
+    /// nothing. An error names its key.
+    fn charset(
+        &self,
+        name: Option<&str>,
+        types: Option<&[String]>,
+    ) -> Result<Option<Arc<Charset>>, (&'static str, String)> {
+        let name = name.or(self.settings.charset.as_deref());
+        let types = types.or(self.settings.charset_types.as_deref());
+        match name {
+            None if types.is_some() => Err((
+                "charset_types",
+                "there is no `charset` to label them with".to_owned(),
+            )),
+            None | Some("off") => Ok(None),
+            Some(name) => match Charset::new(name, types) {
+                Ok(charset) => Ok(Some(Arc::new(charset))),
+                Err(m) if Charset::new(name, None).is_err() => Err(("charset", m)),
+                Err(m) => Err(("charset_types", m)),
+            },
+        }
+    }
+
     fn route(
         &self,
         route: &RouteSettings,
@@ -1054,6 +1084,9 @@ impl Resolved {
             }
             None => hidden_headers(&self.settings.hide_headers).unwrap_or_default(),
         };
+        let charset = self
+            .charset(route.charset.as_deref(), route.charset_types.as_deref())
+            .map_err(|(key, m)| invalid(key, &m))?;
         let response_headers = if route.response_headers.is_empty() {
             inherited.clone()
         } else {
@@ -1103,6 +1136,7 @@ impl Resolved {
             response_headers: response_headers.all,
             always_headers: response_headers.always,
             hide_headers,
+            charset,
             limits,
             limit_req,
             limit_req_status: route
@@ -1381,6 +1415,12 @@ fn misplaced_key(route: &RouteSettings, action: &Action) -> Option<&'static str>
     }
     if route.buffering.is_some() && !reaches_app(action) {
         return Some("buffering");
+    }
+    if route.charset.is_some() && !reaches_app(action) {
+        return Some("charset");
+    }
+    if route.charset_types.is_some() && !reaches_app(action) {
+        return Some("charset_types");
     }
     if route.gzip.is_some() && !compressible(action) {
         return Some("gzip");

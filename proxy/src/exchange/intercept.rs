@@ -57,6 +57,7 @@ pub(super) async fn respond(
         gzipped: false,
         vary_accept_encoding: false,
         hide: &route.hide_headers,
+        charset: None,
     };
     let head_only = req.head.method == Method::Head;
     let body = if head_only { &[][..] } else { page.body() };

@@ -81,6 +81,7 @@ pub(super) async fn respond(
         gzipped: compressed.is_some() || (gzip.compress && !has_body),
         vary_accept_encoding: gzip.vary,
         hide: &route.hide_headers,
+        charset: route.charset.as_deref(),
     };
     let mut out = Buf::with_capacity(buf.len() + 128);
     write_response_head(&mut out, &meta, &buf, &client.response_headers);

@@ -68,6 +68,7 @@ pub(super) async fn join(
         gzipped: false,
         vary_accept_encoding: false,
         hide: &route.hide_headers,
+        charset: None,
     };
     let mut out = Buf::with_capacity(buf.len() + 128);
     write_response_head(&mut out, &meta, &buf, &client.response_headers);

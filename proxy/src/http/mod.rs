@@ -31,6 +31,7 @@
 
 pub mod ascii;
 mod body;
+mod charset;
 mod connection_names;
 mod date;
 mod error;
@@ -41,6 +42,7 @@ mod validate;
 mod writer;
 
 pub use body::{ChunkedDecoder, DecodeProgress, MAX_EXTENSIONS, MAX_TRAILERS};
+pub use charset::Charset;
 pub(crate) use connection_names::ConnectionNames;
 pub use date::{HTTP_DATE_LEN, http_date, parse_http_date};
 pub use error::HttpError;

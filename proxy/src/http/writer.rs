@@ -9,7 +9,7 @@
 use std::io::Write;
 
 use super::ascii::push_u64;
-use super::{ConnectionNames, HeaderSpan, Version};
+use super::{Charset, ConnectionNames, HeaderSpan, Version};
 
 /// How ringway frames the body it sends to the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +82,9 @@ pub struct ResponseMeta<'a> {
     pub vary_accept_encoding: bool,
     /// The upstream's headers not passed on (a route's `hide_headers`, in lower case).
     pub hide: &'a [String],
+    /// The charset a Content-Type of the listed types that names none gets (the route's
+    /// `charset`, nginx's).
+    pub charset: Option<&'a Charset>,
 }
 
 /// The response header carrying the request's ID.
@@ -152,6 +155,18 @@ pub fn write_response_head(
         }
         if meta.gzipped && name.eq_ignore_ascii_case(b"etag") {
             write_weak_etag(out, name, value);
+            continue;
+        }
+        if let Some(charset) = meta.charset
+            && name.eq_ignore_ascii_case(b"content-type")
+            && let Some(label) = charset.for_answer(meta.status, value)
+        {
+            out.extend_from_slice(name);
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value);
+            out.extend_from_slice(b"; charset=");
+            out.extend_from_slice(label.as_bytes());
+            out.extend_from_slice(b"\r\n");
             continue;
         }
         write_header(out, name, value);

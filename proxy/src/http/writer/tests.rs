@@ -18,6 +18,7 @@ fn meta(status: u16, reason: &[u8], framing: ClientFraming) -> ResponseMeta<'_> 
         gzipped: false,
         vary_accept_encoding: false,
         hide: &[],
+        charset: None,
     }
 }
 
@@ -288,6 +289,7 @@ X-A: 1\r\n\r\n";
         gzipped: false,
         vary_accept_encoding: false,
         hide: &[],
+        charset: None,
         ..meta(h.status, h.reason.of(upstream), ClientFraming::Length(0))
     };
     write_response_head(&mut out, &with_id, upstream, &headers);
@@ -323,6 +325,7 @@ fn an_http_app_servers_server_and_date_are_replaced_a_uwsgi_apps_are_kept() {
             gzipped: false,
             vary_accept_encoding: false,
             hide: &[],
+            charset: None,
             ..meta(200, b"OK", ClientFraming::Length(0))
         };
         let mut out = Vec::new();
@@ -401,6 +404,7 @@ fn a_compressed_body_gets_its_coding_a_weak_etag_and_no_ranges() {
             gzipped: true,
             vary_accept_encoding: true,
             hide: &[],
+            charset: None,
             ..meta(
                 h.status,
                 h.reason.of(upstream.as_bytes()),
@@ -433,6 +437,7 @@ fn hidden_headers_are_left_out_in_any_case() {
     let hide = ["x-powered-by".to_owned(), "server".to_owned()];
     let meta = ResponseMeta {
         hide: &hide,
+        charset: None,
         ..meta(200, b"OK", ClientFraming::Length(0))
     };
     let mut out = Vec::new();
@@ -443,5 +448,26 @@ fn hidden_headers_are_left_out_in_any_case() {
     assert!(
         out.contains("Server: ringway\r\n") && !out.contains("app"),
         "{out}"
+    );
+}
+
+#[test]
+fn a_charset_labels_a_listed_type_in_its_place() {
+    let upstream = b"HTTP/1.1 200 OK\r\nX-A: 1\r\ncontent-type: text/html\r\nX-B: 2\r\n\r\n";
+    let mut headers = Vec::new();
+    let Ok(Status::Complete(h)) = parse_response(upstream, false, &mut headers) else {
+        panic!("bad upstream head")
+    };
+    let charset = Charset::new("utf-8", None).unwrap();
+    let meta = ResponseMeta {
+        charset: Some(&charset),
+        ..meta(h.status, h.reason.of(upstream), ClientFraming::Length(0))
+    };
+    let mut out = Vec::new();
+    write_response_head(&mut out, &meta, upstream, &headers);
+    let got = String::from_utf8(out).unwrap();
+    assert!(
+        got.contains("\r\nX-A: 1\r\ncontent-type: text/html; charset=utf-8\r\nX-B: 2\r\n"),
+        "{got}"
     );
 }
