@@ -146,6 +146,7 @@ fn params_with_variables_are_nginx_s() {
         ),
         ("X_AGENT", "<$http_user_agent>"),
         ("X_EMPTY", "$http_x_not_sent"),
+        ("X_COOKIE_ARG", "$cookie_sid/$arg_Q/$cookie_none"),
     ];
     let lines: String = set
         .iter()
@@ -171,7 +172,8 @@ fn params_with_variables_are_nginx_s() {
     .start();
     let req = Req::get("/environ?q=%2F")
         .host(Some("App.Example:8080"))
-        .header("User-Agent", "tester/2.0");
+        .header("User-Agent", "tester/2.0")
+        .header("Cookie", "a=1; sid=s-1");
     let theirs = roundtrip(nginx.addr(), &req).json();
     let ours = roundtrip(ringway.addr(), &req).json();
     for (name, _) in set {
@@ -185,6 +187,7 @@ fn params_with_variables_are_nginx_s() {
     }
     assert_eq!(ours["X_ORIGINAL_URI"], "/environ?q=%2F");
     assert_eq!(ours["X_EMPTY"], "", "sent empty, as nginx sends it");
+    assert_eq!(ours["X_COOKIE_ARG"], "s-1/%2F/");
     assert_eq!(
         ours["X_SERVER"],
         format!("127.0.0.1:{}", ringway.addr().port())

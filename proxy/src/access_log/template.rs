@@ -23,9 +23,11 @@ pub struct Template {
     /// As written (for `Display`, and to tell one format from another on reload).
     text: String,
     pieces: Vec<Piece>,
-    /// The headers its `$http_NAME` variables name, lower case with `-` for `_`: a line's
-    /// `Entry::headers` holds their values in this order.
+    /// The headers its `$http_NAME` (and `$cookie_NAME`) variables name, lower case with
+    /// `-` for `_`: a line's `Entry::headers` holds their values in this order.
     headers: Vec<Vec<u8>>,
+    /// The names its `$arg_NAME` and `$cookie_NAME` variables look for, lower case.
+    names: Vec<Vec<u8>>,
     escape: LogEscape,
 }
 
@@ -81,6 +83,14 @@ enum Var {
     Pid,
     /// `$http_NAME`: the first such request header (by index into `Template::headers`).
     Header(usize),
+    /// `$arg_NAME`: an argument of the query (by index into `Template::names`).
+    Arg(usize),
+    /// `$cookie_NAME`: a cookie (`name`, into `Template::names`) of the first Cookie
+    /// header (`header`, into `Template::headers`).
+    Cookie {
+        name: usize,
+        header: usize,
+    },
 }
 
 impl Var {
@@ -204,6 +214,7 @@ impl Template {
             text: text.to_owned(),
             pieces: Vec::new(),
             headers: Vec::new(),
+            names: Vec::new(),
             escape,
         };
         let mut literal = Vec::new();
@@ -254,6 +265,16 @@ impl Template {
         if let Some(&(_, var)) = VARS.iter().find(|(n, _)| *n == name) {
             return Ok(var);
         }
+        if let Some(arg) = name.strip_prefix("arg_").filter(|a| !a.is_empty()) {
+            return Ok(Var::Arg(self.name(arg)));
+        }
+        if let Some(cookie) = name.strip_prefix("cookie_").filter(|c| !c.is_empty()) {
+            let header = self.header("cookie", text)?;
+            return Ok(Var::Cookie {
+                name: self.name(cookie),
+                header,
+            });
+        }
         let aliased = HEADER_VARS
             .iter()
             .find(|(n, _)| *n == name)
@@ -270,11 +291,18 @@ impl Template {
                 .collect();
             return Err(format!(
                 "{text:?}: unknown variable `${name}` (a `$` itself is written `$$`); known: \
-                 ${}, and $http_NAME for a request header",
+                 ${}, and $http_NAME for a request header, $arg_NAME for an argument of the \
+                 query, $cookie_NAME for a cookie",
                 known.join(", $")
             ));
         };
-        let header: Vec<u8> = header
+        self.header(header, text).map(Var::Header)
+    }
+
+    /// The index of the request header a `$http_NAME` names (`NAME`, `_` for `-`, any
+    /// case) in `headers`, added if new.
+    fn header(&mut self, name: &str, text: &str) -> Result<usize, String> {
+        let header: Vec<u8> = name
             .bytes()
             .map(|b| {
                 if b == b'_' {
@@ -285,7 +313,7 @@ impl Template {
             })
             .collect();
         if let Some(i) = self.headers.iter().position(|h| *h == header) {
-            return Ok(Var::Header(i));
+            return Ok(i);
         }
         if self.headers.len() == MAX_HEADERS {
             return Err(format!(
@@ -293,7 +321,19 @@ impl Template {
             ));
         }
         self.headers.push(header);
-        Ok(Var::Header(self.headers.len() - 1))
+        Ok(self.headers.len() - 1)
+    }
+
+    /// The index of `name` (an argument's or a cookie's) in `names`, added if new.
+    fn name(&mut self, name: &str) -> usize {
+        let name = name.to_ascii_lowercase().into_bytes();
+        match self.names.iter().position(|n| *n == name) {
+            Some(i) => i,
+            None => {
+                self.names.push(name);
+                self.names.len() - 1
+            }
+        }
     }
 
     /// The same format, its values escaped as `escape` says.
@@ -312,7 +352,8 @@ impl Template {
         self.pieces.contains(&Piece::Var(Var::Uri))
     }
 
-    /// The request headers its `$http_NAME` variables name (lower case, `-` for `_`).
+    /// The request headers its `$http_NAME` (and `$cookie_NAME`: `cookie`) variables name
+    /// (lower case, `-` for `_`).
     pub(crate) fn headers(&self) -> &[Vec<u8>] {
         &self.headers
     }
@@ -322,13 +363,20 @@ impl Template {
         for piece in &self.pieces {
             match piece {
                 Piece::Text(text) => out.extend_from_slice(text),
-                Piece::Var(var) => push_var(out, *var, e, time, self.escape),
+                Piece::Var(var) => push_var(out, *var, e, time, self.escape, &self.names),
             }
         }
     }
 }
 
-fn push_var(out: &mut Vec<u8>, var: Var, e: &Entry<'_>, time: &Stamp<'_>, escape: LogEscape) {
+fn push_var(
+    out: &mut Vec<u8>,
+    var: Var,
+    e: &Entry<'_>,
+    time: &Stamp<'_>,
+    escape: LogEscape,
+    names: &[Vec<u8>],
+) {
     let text = |out: &mut Vec<u8>, value: Option<&[u8]>| push_value(out, value, escape);
     let seconds = |out: &mut Vec<u8>, value: Option<Duration>| match value {
         Some(d) => push_secs(out, d),
@@ -421,7 +469,42 @@ fn push_var(out: &mut Vec<u8>, var: Var, e: &Entry<'_>, time: &Stamp<'_>, escape
             let _ = write!(out, "{}", e.connection_requests);
         }
         Var::Header(i) => text(out, e.headers.get(i).copied().flatten()),
+        Var::Arg(name) => text(out, query(e).and_then(|q| arg(q, &names[name]))),
+        Var::Cookie { name, header } => {
+            let cookies = e.headers.get(header).copied().flatten();
+            text(out, cookies.and_then(|c| cookie(c, &names[name])));
+        }
     }
+}
+
+/// nginx's `ngx_http_arg`: the value of the first argument called `name` (in any case) in
+/// `query`, as sent (not decoded), up to the next `&`.
+fn arg<'q>(query: &'q [u8], name: &[u8]) -> Option<&'q [u8]> {
+    query.split(|&b| b == b'&').find_map(|pair| {
+        let value = pair.get(name.len()..)?.strip_prefix(b"=")?;
+        pair[..name.len()]
+            .eq_ignore_ascii_case(name)
+            .then_some(value)
+    })
+}
+
+/// nginx's cookie lookup (`ngx_http_parse_cookie_lines`, nginx 1.29.5: pairs split at `;`
+/// only): the value of the first pair called `name` (in any case; spaces around its `=`
+/// skipped), up to the next `;`.
+fn cookie<'c>(header: &'c [u8], name: &[u8]) -> Option<&'c [u8]> {
+    let skip_spaces = |s: &'c [u8]| &s[s.iter().take_while(|&&b| b == b' ').count()..];
+    header
+        .split(|&b| b == b';')
+        .enumerate()
+        .find_map(|(i, pair)| {
+            // nginx skips the spaces after each `;`, not before the first pair.
+            let pair = if i == 0 { pair } else { skip_spaces(pair) };
+            if !pair.get(..name.len())?.eq_ignore_ascii_case(name) {
+                return None;
+            }
+            let value = skip_spaces(&pair[name.len()..]).strip_prefix(b"=")?;
+            Some(skip_spaces(value))
+        })
 }
 
 /// The query of the request's target (after its `?`), if it has one.
@@ -575,11 +658,66 @@ mod tests {
             ("$ x", "without a variable name"),
             ("${status", "without `}`"),
             ("$http_", "unknown variable `$http_`"),
+            ("$arg_", "unknown variable `$arg_`"),
+            ("$cookie_", "unknown variable `$cookie_`"),
         ] {
             let err = Template::parse(text).unwrap_err();
             assert!(err.contains(says), "{text}: {err}");
         }
         let many: String = (0..=MAX_HEADERS).map(|i| format!("$http_h{i} ")).collect();
         assert!(Template::parse(&many).unwrap_err().contains("more than 16"));
+    }
+
+    #[test]
+    fn arguments_are_found_as_nginx_finds_them() {
+        let query = b"x=1&Q=a%20b&q=2&empty=&flag&qq=3";
+        for (name, value) in [
+            (&b"q"[..], Some(&b"a%20b"[..])),
+            (b"x", Some(b"1")),
+            (b"empty", Some(b"")),
+            (b"flag", None),
+            (b"qq", Some(b"3")),
+            (b"z", None),
+        ] {
+            assert_eq!(arg(query, name), value, "{}", String::from_utf8_lossy(name));
+        }
+    }
+
+    #[test]
+    fn cookies_are_found_as_nginx_finds_them() {
+        let header = b"a=1; SID = s1 ;sidx=2; lang=fr, x=2;e=";
+        for (name, value) in [
+            (&b"a"[..], Some(&b"1"[..])),
+            (b"sid", Some(b"s1 ")),
+            (b"sidx", Some(b"2")),
+            (b"lang", Some(b"fr, x=2")),
+            (b"x", None),
+            (b"e", Some(b"")),
+            (b"b", None),
+        ] {
+            assert_eq!(
+                cookie(header, name),
+                value,
+                "{}",
+                String::from_utf8_lossy(name)
+            );
+        }
+    }
+
+    #[test]
+    fn argument_and_cookie_variables_share_the_cookie_header() {
+        use crate::access_log::time::LogClock;
+        let t = Template::parse("$arg_Q $cookie_sid|$http_cookie|$cookie_none $arg_none").unwrap();
+        assert_eq!(t.headers(), [b"cookie".to_vec()]);
+        let entry = Entry {
+            uri: Some(b"/p?q=1&r=2"),
+            headers: &[Some(b"sid=abc; o=1")],
+            ..crate::access_log::line::sample()
+        };
+        let mut clock = LogClock::new();
+        let stamp = clock.at(std::time::SystemTime::UNIX_EPOCH);
+        let mut out = Vec::new();
+        t.write(&mut out, &entry, &stamp);
+        assert_eq!(String::from_utf8(out).unwrap(), "1 abc|sid=abc; o=1|- -\n");
     }
 }
