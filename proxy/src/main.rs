@@ -71,7 +71,7 @@ fn run(settings: Settings) -> anyhow::Result<()> {
     let app = config
         .app
         .as_ref()
-        .map(|app| App::start(app, &upstream_addrs))
+        .map(|app| App::start(app, &config.servers_as_written()))
         .transpose()?;
     let server = Server::start(config)?;
     let reloader = server.reloader();

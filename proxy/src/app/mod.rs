@@ -163,7 +163,7 @@ impl App {
     /// Starts the app and returns once every upstream in `upstreams` accepts connections.
     /// Fails when the command cannot be started, when the app exits for good first, or at
     /// `ready_timeout`; the app is stopped then.
-    pub fn start(config: &AppConfig, upstreams: &[UpstreamAddr]) -> anyhow::Result<App> {
+    pub fn start(config: &AppConfig, upstreams: &[Vec<UpstreamAddr>]) -> anyhow::Result<App> {
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             wake: Condvar::new(),
@@ -202,7 +202,7 @@ impl App {
     }
 
     /// Polls the upstreams until each accepts, the app ends for good, or `limit` passes.
-    fn wait_ready(&self, upstreams: &[UpstreamAddr], limit: Duration) -> anyhow::Result<()> {
+    fn wait_ready(&self, upstreams: &[Vec<UpstreamAddr>], limit: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + limit;
         let mut waiting = ready::Waiting::new(upstreams);
         if !waiting.is_done() {

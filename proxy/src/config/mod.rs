@@ -178,6 +178,9 @@ impl Group {
 pub struct GroupServer {
     /// Its socket.
     pub addr: UpstreamAddr,
+    /// The host name and port it was written as (`web:8000`), when it was: the addresses
+    /// of one name are alternatives, one of which accepting is enough at start.
+    pub name: Option<Arc<str>>,
     /// Its weight, failure accounting, backup or down.
     pub options: ServerOptions,
 }
@@ -279,12 +282,12 @@ impl Config {
     }
 
     /// Reads a config file's text, as `--config FILE` with no other flag would (`file`
-    /// names it in errors).
+    /// names it in errors), asking no resolver for server names (the fuzzer's, tests').
     pub(crate) fn from_file_text(text: &str, file: &std::path::Path) -> anyhow::Result<Config> {
         let from_file = settings::parse_file(text, file)?;
-        Settings::default()
-            .resolve_over(from_file, Some(file.to_owned()))?
-            .validate()
+        let mut resolved = Settings::default().resolve_over(from_file, Some(file.to_owned()))?;
+        resolved.lookup = server_addr::Lookup::Offline;
+        resolved.validate()
     }
 
     /// Whether a request for `host` (its Host, or its absolute-form authority) is served:
@@ -317,6 +320,31 @@ impl Config {
             }
         }
         all
+    }
+
+    /// What the app must accept on before ringway does (`[app]`): each server as written,
+    /// as the addresses any one of which accepting will do (a name's several, or a single
+    /// address), once each.
+    pub fn servers_as_written(&self) -> Vec<Vec<UpstreamAddr>> {
+        let mut written: Vec<Vec<UpstreamAddr>> = Vec::new();
+        for group in &self.groups {
+            let mut seen: Vec<(&Option<Arc<str>>, Vec<UpstreamAddr>)> = Vec::new();
+            for server in &group.servers {
+                match seen
+                    .iter_mut()
+                    .find(|(name, _)| server.name.is_some() && *name == &server.name)
+                {
+                    Some((_, addrs)) => addrs.push(server.addr.clone()),
+                    None => seen.push((&server.name, vec![server.addr.clone()])),
+                }
+            }
+            for (_, addrs) in seen {
+                if !written.contains(&addrs) {
+                    written.push(addrs);
+                }
+            }
+        }
+        written
     }
 }
 

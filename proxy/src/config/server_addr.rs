@@ -1,11 +1,10 @@
 //! One server of a group as written, and the addresses it stands for. A host name is
 //! resolved when the configuration is read (at start, by `--check-config` and at each
 //! reload), as nginx resolves an `upstream` server's name when it loads its
-//! configuration: every address the name has becomes a server with the same options,
-//! IPv4 ones first.
+//! configuration: every address the name has becomes a server with the same options.
 
 use std::fmt;
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -46,30 +45,106 @@ pub enum ServerAt {
     Name { host: String, port: u16 },
 }
 
+/// Who is asked for a name's addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Lookup {
+    /// The system's resolver (`/etc/hosts`, then DNS): the daemon's.
+    #[default]
+    System,
+    /// Nobody: `localhost` is 127.0.0.1 and ::1 (as Debian's /etc/hosts has it) and any
+    /// other name is not found. For the config fuzzer and tests, whose traffic stays on
+    /// this host.
+    Offline,
+}
+
 impl ServerAt {
-    /// The addresses it stands for: itself, or every address its name resolves to (IPv4
-    /// first, as nginx orders them). Asks the system's resolver: this blocks, and is called
+    /// The addresses it stands for: itself, or every address its name resolves to, IPv4
+    /// ones first, then in address order: a fixed order, so that a reload whose resolver
+    /// answers the same addresses in another order (round-robin DNS) changes no server.
+    /// (nginx keeps the resolver's order.) The system's resolver blocks: this is called
     /// only where the configuration is read, never on a worker's loop.
-    pub fn resolve(&self) -> Result<Vec<UpstreamAddr>, String> {
+    pub fn resolve(&self, lookup: Lookup) -> Result<Vec<UpstreamAddr>, String> {
         let (host, port) = match self {
             ServerAt::Addr(addr) => return Ok(vec![addr.clone()]),
             ServerAt::Name { host, port } => (host.as_str(), *port),
         };
-        let found = (host, port)
-            .to_socket_addrs()
-            .map_err(|e| format!("host not found: {host}:{port} ({e})"))?;
-        let mut addrs: Vec<SocketAddr> = Vec::new();
-        for addr in found {
-            if !addrs.contains(&addr) {
-                addrs.push(addr);
-            }
+        let mut addrs = match lookup {
+            Lookup::System => system_lookup(host, port),
+            Lookup::Offline if host == "localhost" => Ok(vec![
+                SocketAddr::from((Ipv6Addr::LOCALHOST, port)),
+                SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+            ]),
+            Lookup::Offline => Err("names are not looked up here".to_owned()),
         }
+        .map_err(|why| format!("host not found: {host}:{port} ({why})"))?;
+        addrs.sort_by_key(|a| (a.is_ipv6(), *a));
+        addrs.dedup();
         if addrs.is_empty() {
             return Err(format!("host not found: {host}:{port} (no address)"));
         }
-        addrs.sort_by_key(|a| a.is_ipv6());
         Ok(addrs.into_iter().map(UpstreamAddr::Tcp).collect())
     }
+}
+
+/// `host`'s addresses with `port`, asked as nginx asks (`ngx_inet_resolve_host`):
+/// `getaddrinfo` for stream sockets of any family, with `AI_ADDRCONFIG`, so a family the
+/// host has no address of (IPv6 in most containers) is left out, `::1` of `localhost`
+/// with it.
+fn system_lookup(host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
+    let name = std::ffi::CString::new(host).map_err(|_| "a NUL byte in the name".to_owned())?;
+    // SAFETY: `addrinfo` is a plain C struct, for which all zeroes (null pointers, zero
+    // numbers) is the documented way to start the hints.
+    let mut hints: libc::addrinfo = unsafe { std::mem::zeroed() };
+    hints.ai_family = libc::AF_UNSPEC;
+    hints.ai_socktype = libc::SOCK_STREAM;
+    hints.ai_flags = libc::AI_ADDRCONFIG;
+    let mut list: *mut libc::addrinfo = std::ptr::null_mut();
+    // SAFETY: `name` is a NUL-terminated string and `hints` an initialised struct, both
+    // alive for the call; on success `list` is set to a list freed below, once.
+    let rc = unsafe { libc::getaddrinfo(name.as_ptr(), std::ptr::null(), &hints, &mut list) };
+    if rc != 0 {
+        if rc == libc::EAI_SYSTEM {
+            return Err(std::io::Error::last_os_error().to_string());
+        }
+        // SAFETY: gai_strerror returns a static NUL-terminated string for any code.
+        let why = unsafe { std::ffi::CStr::from_ptr(libc::gai_strerror(rc)) };
+        return Err(why.to_string_lossy().into_owned());
+    }
+    let mut addrs = Vec::new();
+    let mut next = list;
+    while !next.is_null() {
+        // SAFETY: `next` is a node of the list getaddrinfo returned, not freed yet.
+        let info = unsafe { &*next };
+        let len = info.ai_addrlen as usize;
+        let addr = info.ai_addr;
+        if !addr.is_null() {
+            match info.ai_family {
+                libc::AF_INET if len >= std::mem::size_of::<libc::sockaddr_in>() => {
+                    // SAFETY: an AF_INET address of at least `sockaddr_in`'s size is one.
+                    let sin = unsafe { &*addr.cast::<libc::sockaddr_in>() };
+                    let ip = Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
+                    addrs.push(SocketAddr::new(ip.into(), port));
+                }
+                libc::AF_INET6 if len >= std::mem::size_of::<libc::sockaddr_in6>() => {
+                    // SAFETY: as above, for AF_INET6 and `sockaddr_in6`.
+                    let sin6 = unsafe { &*addr.cast::<libc::sockaddr_in6>() };
+                    let ip = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+                    addrs.push(SocketAddr::V6(SocketAddrV6::new(
+                        ip,
+                        port,
+                        0,
+                        sin6.sin6_scope_id,
+                    )));
+                }
+                _ => {}
+            }
+        }
+        next = info.ai_next;
+    }
+    // SAFETY: `list` came from a successful getaddrinfo and is freed once; nothing read
+    // from it is kept.
+    unsafe { libc::freeaddrinfo(list) };
+    Ok(addrs)
 }
 
 impl fmt::Display for ServerAt {
@@ -124,24 +199,42 @@ fn server_at(s: &str) -> Result<(Protocol, ServerAt), String> {
     Ok((Protocol::Uwsgi, at))
 }
 
-/// `unix:/path`, `IP:PORT`, `[IPv6]:PORT` or `NAME:PORT`; with a `default_port`, the port
-/// may be left out.
+/// `unix:/path`, `IPv4:PORT`, `[IPv6]:PORT` or `NAME:PORT`; with a `default_port`, the
+/// port may be left out. As nginx reads them: an IPv6 address only in brackets (so
+/// `::1:80` is not `[::1]:80`), a port of digits from 1 to 65535.
 fn place(s: &str, default_port: Option<u16>) -> Result<ServerAt, ()> {
     if s.starts_with("unix:") {
         return s.parse().map(ServerAt::Addr).map_err(drop);
     }
-    if let Ok(addr) = s.parse::<SocketAddr>() {
-        return Ok(ServerAt::Addr(UpstreamAddr::Tcp(addr)));
-    }
-    let (host, port) = match s.rsplit_once(':') {
-        Some((host, port)) if !s.ends_with(']') => (host, port.parse::<u16>().map_err(drop)?),
-        _ => (s, default_port.ok_or(())?),
+    let (host, port) = match s.strip_prefix('[') {
+        Some(bracketed) => {
+            let (ip, rest) = bracketed.split_once(']').ok_or(())?;
+            (
+                ip,
+                rest.strip_prefix(':')
+                    .map_or(Ok(None), |p| port_of(p).map(Some))?,
+            )
+        }
+        None => match s.split_once(':') {
+            Some((host, p)) => (host, Some(port_of(p)?)),
+            None => (s, None),
+        },
     };
-    let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']'));
-    if let Ok(ip) = bare.unwrap_or(host).parse::<IpAddr>() {
-        return Ok(ServerAt::Addr(UpstreamAddr::Tcp(SocketAddr::new(ip, port))));
+    let port = port.or(default_port).ok_or(())?;
+    if s.starts_with('[') {
+        let ip = host.parse::<Ipv6Addr>().map_err(drop)?;
+        return Ok(ServerAt::Addr(UpstreamAddr::Tcp(SocketAddr::new(
+            ip.into(),
+            port,
+        ))));
     }
-    if port == 0 || !is_host_name(host) {
+    if let Ok(ip) = host.parse::<Ipv4Addr>() {
+        return Ok(ServerAt::Addr(UpstreamAddr::Tcp(SocketAddr::new(
+            ip.into(),
+            port,
+        ))));
+    }
+    if !is_host_name(host) {
         return Err(());
     }
     Ok(ServerAt::Name {
@@ -150,8 +243,18 @@ fn place(s: &str, default_port: Option<u16>) -> Result<ServerAt, ()> {
     })
 }
 
-/// Letters, digits, `-`, `_` (container service names have them) and dots between labels.
+/// A port as nginx takes one: digits only, 1 to 65535.
+fn port_of(text: &str) -> Result<u16, ()> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(());
+    }
+    text.parse::<u16>().ok().filter(|p| *p != 0).ok_or(())
+}
+
+/// Letters, digits, `-`, `_` (container service names have them) and dots between labels;
+/// a final dot (a fully qualified name) is taken.
 fn is_host_name(host: &str) -> bool {
+    let host = host.strip_suffix('.').unwrap_or(host);
     host.len() <= 253
         && host.split('.').all(|label| {
             (1..=63).contains(&label.len())
@@ -213,6 +316,12 @@ mod tests {
             ("http://10.0.0.2", Protocol::Http, tcp("10.0.0.2:80")),
             ("http://[::1]", Protocol::Http, tcp("[::1]:80")),
             ("http://[::1]:8000", Protocol::Http, tcp("[::1]:8000")),
+            ("[fd00::1]:3031", Protocol::Uwsgi, tcp("[fd00::1]:3031")),
+            (
+                "app.internal.:8000",
+                Protocol::Uwsgi,
+                name("app.internal.", 8000),
+            ),
         ];
         for (text, protocol, place) in cases {
             assert_eq!(at(text), Ok((protocol, place)), "{text}");
@@ -251,26 +360,46 @@ mod tests {
             "http://web:80/app",
             "unix:",
             "http://",
+            // As nginx reads them: IPv6 only in brackets, IPv4 never, a port of digits.
+            "::1:80",
+            "http://fd00::1:2",
+            "[127.0.0.1]:80",
+            "localhost:+80",
+            "127.0.0.1:0",
+            "[::1]:0",
+            "[::1]x",
+            "web:80:81",
         ] {
             assert!(at(text).is_err(), "{text} was taken");
         }
     }
 
     #[test]
-    fn a_name_resolves_to_each_of_its_addresses_ipv4_first() {
-        // `localhost` is in every /etc/hosts; whether it also has ::1 depends on the host.
-        let addrs = name("localhost", 3031).resolve().unwrap();
-        assert_eq!(
-            addrs.first(),
-            Some(&UpstreamAddr::Tcp("127.0.0.1:3031".parse().unwrap()))
-        );
+    fn a_name_resolves_to_its_addresses_without_asking_dns_here() {
+        // `localhost` is in every /etc/hosts, so the system's resolver asks no DNS server
+        // for it; no other name is asked of the system in tests.
+        let addrs = name("localhost", 3031).resolve(Lookup::System).unwrap();
+        assert!(!addrs.is_empty());
         assert!(addrs.iter().all(|a| matches!(a, UpstreamAddr::Tcp(sa)
             if sa.port() == 3031 && sa.ip().is_loopback())));
-        let err = name("no-such-host.invalid", 80).resolve().unwrap_err();
-        assert!(
-            err.starts_with("host not found: no-such-host.invalid:80"),
-            "{err}"
+        let v4_first = addrs
+            .iter()
+            .map(|a| matches!(a, UpstreamAddr::Tcp(sa) if sa.is_ipv6()));
+        assert!(v4_first.clone().is_sorted(), "{addrs:?}");
+        let unix = UpstreamAddr::Unix("/run/app.sock".into());
+        assert_eq!(
+            ServerAt::Addr(unix.clone()).resolve(Lookup::System),
+            Ok(vec![unix])
         );
+        assert_eq!(
+            name("localhost", 80).resolve(Lookup::Offline),
+            Ok(vec![
+                UpstreamAddr::Tcp("127.0.0.1:80".parse().unwrap()),
+                UpstreamAddr::Tcp("[::1]:80".parse().unwrap()),
+            ])
+        );
+        let err = name("web", 80).resolve(Lookup::Offline).unwrap_err();
+        assert!(err.starts_with("host not found: web:80"), "{err}");
     }
 
     #[test]

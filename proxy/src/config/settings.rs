@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::next_upstream::NextUpstream;
-use super::server_addr::ServerAddr;
+use super::server_addr::{Lookup, ServerAddr};
 use super::values::{
     Cidr, Dur, Expires, HostName, LogEscape, LogFormat, LogTarget, MetricsListen, Rate,
     RealIpHeader, Size, StaticDir, TlsVersion, VerifyClient,
@@ -779,6 +779,8 @@ pub struct Resolved {
     pub(super) file: Option<PathBuf>,
     /// Validated for `--check-config` only: nothing is created (the access log file).
     pub(super) checking: bool,
+    /// Who is asked for the addresses of servers written by name.
+    pub(super) lookup: Lookup,
 }
 
 impl Settings {
@@ -808,6 +810,7 @@ impl Settings {
             from_flags,
             file,
             checking: false,
+            lookup: Lookup::System,
         })
     }
 }

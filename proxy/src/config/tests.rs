@@ -2233,14 +2233,53 @@ fn charset_and_its_types_are_inherited_each_on_its_own() {
         "charset_types",
         "not a media type",
     );
-    assert_refused(
-        &format!("charset_types = [\"text/css\"]\n{group}{route}"),
-        "charset_types",
-        "no `charset`",
+    // Each inherited on its own, as nginx's: types at the top, the name in a route.
+    let split = "charset_types = [\"application/json\"]\n[upstreams.app]\n\
+                 servers = [\"unix:/a\"]\n[[routes]]\npath = \"/\"\nupstream = \"app\"\n\
+                 charset = \"utf-8\"\n";
+    let config = load(split, &[]).unwrap();
+    let charset = config
+        .routes
+        .iter()
+        .find(|r| r.path == "/")
+        .unwrap()
+        .charset
+        .clone();
+    assert_eq!(
+        charset.and_then(|c| c.for_answer(200, b"application/json").map(str::to_owned)),
+        Some("utf-8".to_owned())
+    );
+    // A bad top-level list is named at the top, not in the route that uses it.
+    let err = load(
+        &format!(
+            "charset = \"off\"\ncharset_types = [\"html\"]\n{group}{route}charset = \"utf-8\"\n"
+        ),
+        &[],
+    )
+    .unwrap_err();
+    assert!(
+        err.contains("charset_types") && !err.contains("routes[0]"),
+        "{err}"
     );
     assert_refused(
         "[[routes]]\npath = \"/old/\"\nredirect = { to = \"/new/\" }\ncharset = \"utf-8\"\n",
         "routes[0].charset",
         "does not apply",
+    );
+}
+
+#[test]
+fn a_names_addresses_are_one_server_as_written_for_the_app_to_accept_on() {
+    let text = "upstream = [\"http://localhost:8000\", \"http://127.0.0.1:8001\"]\n\
+                [upstreams.again]\nservers = [\"http://localhost:8000 weight=2\"]\n";
+    let config = Config::from_file_text(text, std::path::Path::new("ringway.toml")).unwrap();
+    let tcp = |s: &str| UpstreamAddr::Tcp(s.parse().unwrap());
+    assert_eq!(config.groups[0].servers.len(), 3);
+    assert_eq!(
+        config.servers_as_written(),
+        [
+            vec![tcp("127.0.0.1:8000"), tcp("[::1]:8000")],
+            vec![tcp("127.0.0.1:8001")],
+        ]
     );
 }

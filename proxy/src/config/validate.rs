@@ -11,7 +11,7 @@ use std::sync::Arc;
 use anyhow::anyhow;
 
 use super::next_upstream::NextUpstream;
-use super::server_addr::{Protocol, ServerAddr};
+use super::server_addr::{Lookup, Protocol, ServerAddr, ServerAt};
 use super::settings::{
     AppSettings, AuthBasicSetting, GroupSettings, HeaderSetting, LimitExceptSettings,
     LimitReqSettings, LimitSettings, Resolved, RespondSettings, RouteSettings, Satisfy,
@@ -654,7 +654,8 @@ impl Resolved {
             let protocol = one_protocol(&s.upstream).map_err(|m| self.invalid("upstream", &m))?;
             groups.push(Group {
                 name: DEFAULT_GROUP.to_owned(),
-                servers: group_servers(&s.upstream).map_err(|m| self.invalid("upstream", &m))?,
+                servers: group_servers(&s.upstream, self.lookup)
+                    .map_err(|m| self.invalid("upstream", &m))?,
                 protocol,
                 buffer_size: default_buffer_size,
                 keepalive: DEFAULT_KEEPALIVE,
@@ -680,7 +681,7 @@ impl Resolved {
             let (keepalive, keepalive_timeout) = self.keepalive(group, protocol, &at)?;
             groups.push(Group {
                 name: name.clone(),
-                servers: group_servers(&group.servers)
+                servers: group_servers(&group.servers, self.lookup)
                     .map_err(|m| self.invalid_in_file(&format!("{at}.servers"), &m))?,
                 protocol,
                 buffer_size,
@@ -712,7 +713,7 @@ impl Resolved {
         let top_hidden = hidden_headers(&s.hide_headers)
             .map_err(|name| self.invalid_in_file("hide_headers", &hidden_rule(name)))?;
         let top_charset = self
-            .charset(None, None)
+            .charset(s.charset.as_deref(), s.charset_types.as_deref())
             .map_err(|(key, m)| self.invalid_in_file(key, &m))?;
         let gzip = match &s.gzip {
             Some(settings) => Some(Arc::new(
@@ -846,33 +847,36 @@ impl Resolved {
         Ok(RouteTable::new(routes))
     }
 
-    /// A `[[routes]]` entry at `at`; `inherited`: the top-level response headers, its own
-    /// when it sets none; `gzip`: the `[gzip]` section's compression, if there is one;
-    /// `auth`: the top-level `auth_basic`, if there is one.
-    /// nginx's `charset` and `charset_types`, each inherited on its own: a route's own
-    /// (`name`, `types`) replaces the top level's; `"off"`, or no `charset`, labels
-    /// nothing. An error names its key.
+    /// nginx's `charset` and `charset_types`, each inherited on its own: `name` and
+    /// `types` (a route's own, or the top level's themselves) are checked, then each that
+    /// is missing taken from the top level; `"off"`, or no `charset` at all, labels
+    /// nothing (a `charset_types` with no `charset` is taken, as nginx takes it). An error
+    /// names its key.
     fn charset(
         &self,
         name: Option<&str>,
         types: Option<&[String]>,
     ) -> Result<Option<Arc<Charset>>, (&'static str, String)> {
+        if let Some(name) = name.filter(|n| *n != "off") {
+            Charset::check_name(name).map_err(|m| ("charset", m))?;
+        }
+        if let Some(types) = types {
+            Charset::check_types(types).map_err(|m| ("charset_types", m))?;
+        }
         let name = name.or(self.settings.charset.as_deref());
         let types = types.or(self.settings.charset_types.as_deref());
         match name {
-            None if types.is_some() => Err((
-                "charset_types",
-                "there is no `charset` to label them with".to_owned(),
-            )),
             None | Some("off") => Ok(None),
-            Some(name) => match Charset::new(name, types) {
-                Ok(charset) => Ok(Some(Arc::new(charset))),
-                Err(m) if Charset::new(name, None).is_err() => Err(("charset", m)),
-                Err(m) => Err(("charset_types", m)),
-            },
+            // What is left to fail is the top level's, checked before any route.
+            Some(name) => Charset::new(name, types)
+                .map(|charset| Some(Arc::new(charset)))
+                .map_err(|m| ("charset", m)),
         }
     }
 
+    /// A `[[routes]]` entry at `at`; `inherited`: the top-level response headers, its own
+    /// when it sets none; `gzip`: the `[gzip]` section's compression, if there is one;
+    /// `auth`: the top-level `auth_basic`, if there is one.
     fn route(
         &self,
         route: &RouteSettings,
@@ -1532,7 +1536,7 @@ const LIMIT_EXCEPT_METHODS: [&str; 14] = [
 
 /// A group's servers as written, held to nginx's rules: at least one not a backup, and at
 /// most [`MAX_GROUP_SERVERS`].
-fn group_servers(servers: &[ServerAddr]) -> Result<Vec<GroupServer>, String> {
+fn group_servers(servers: &[ServerAddr], lookup: Lookup) -> Result<Vec<GroupServer>, String> {
     if servers.len() > MAX_GROUP_SERVERS {
         return Err(format!(
             "{} servers: a group holds at most {MAX_GROUP_SERVERS}",
@@ -1548,9 +1552,14 @@ fn group_servers(servers: &[ServerAddr]) -> Result<Vec<GroupServer>, String> {
     }
     let mut resolved = Vec::with_capacity(servers.len());
     for server in servers {
-        for addr in server.at.resolve()? {
+        let name: Option<Arc<str>> = match &server.at {
+            ServerAt::Name { .. } => Some(server.at.to_string().into()),
+            ServerAt::Addr(_) => None,
+        };
+        for addr in server.at.resolve(lookup)? {
             resolved.push(GroupServer {
                 addr,
+                name: name.clone(),
                 options: server.options,
             });
         }

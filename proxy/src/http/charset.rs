@@ -26,28 +26,14 @@ impl Charset {
     /// `name` for `types` (`None`: nginx's default list; `["*"]`: any type). A name or type
     /// that cannot go in a header is refused.
     pub fn new(name: &str, types: Option<&[String]>) -> Result<Charset, String> {
-        let name_ok = !name.is_empty()
-            && name.len() <= 40
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.:+".contains(&b));
-        if !name_ok {
-            return Err(format!(
-                "{name:?} is not a charset name (letters, digits and `-_.:+`, as utf-8 or \
-                 windows-1251)"
-            ));
-        }
+        Charset::check_name(name)?;
         let types = match types {
             None => Some(DEFAULT_TYPES.iter().map(|t| (*t).to_owned()).collect()),
             Some(listed) if listed.iter().any(|t| t == "*") => None,
             Some(listed) => {
+                Charset::check_types(listed)?;
                 let mut types = vec!["text/html".to_owned()];
                 for t in listed {
-                    let token = |s: &str| !s.is_empty() && s.bytes().all(super::is_token);
-                    let is_type = t.split_once('/').is_some_and(|(a, b)| token(a) && token(b));
-                    if !is_type {
-                        return Err(format!("{t:?} is not a media type (type/subtype, or *)"));
-                    }
                     let t = t.to_ascii_lowercase();
                     if !types.contains(&t) {
                         types.push(t);
@@ -60,6 +46,35 @@ impl Charset {
             name: name.to_owned(),
             types,
         })
+    }
+
+    /// Whether `name` can be a charset's in a header: letters, digits and `-_.:+`.
+    pub fn check_name(name: &str) -> Result<(), String> {
+        let name_ok = !name.is_empty()
+            && name.len() <= 40
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.:+".contains(&b));
+        if name_ok {
+            Ok(())
+        } else {
+            Err(format!(
+                "{name:?} is not a charset name (letters, digits and `-_.:+`, as utf-8 or \
+                 windows-1251)"
+            ))
+        }
+    }
+
+    /// Whether each of `types` is a media type (`type/subtype`) or `*`.
+    pub fn check_types(types: &[String]) -> Result<(), String> {
+        let token = |s: &str| !s.is_empty() && s.bytes().all(super::is_token);
+        match types
+            .iter()
+            .find(|t| *t != "*" && !t.split_once('/').is_some_and(|(a, b)| token(a) && token(b)))
+        {
+            Some(t) => Err(format!("{t:?} is not a media type (type/subtype, or *)")),
+            None => Ok(()),
+        }
     }
 
     /// The charset to add to an answer of `status` whose `Content-Type` is `value`, if

@@ -132,6 +132,7 @@ mod tests {
             name: name.into(),
             servers: vec![crate::config::GroupServer {
                 addr: UpstreamAddr::Unix("/run/app.sock".into()),
+                name: None,
                 options: crate::config::ServerOptions::default(),
             }],
             protocol: crate::config::Protocol::Uwsgi,
