@@ -73,6 +73,35 @@ fn a_request_the_balancer_took_over_http_is_redirected_as_by_nginx() {
     assert_eq!(seen(&r), (200, None), "{}", untrusting.stderr());
 }
 
+/// Mozilla's generator writes `return 308 https://$host$request_uri;` now: a POST keeps
+/// its method and body through a 308. The same status from ringway, for every method.
+#[test]
+fn a_redirect_of_another_status_is_nginx_s_return_308() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let nginx = Nginx::start_uwsgi_group(
+        &[uwsgi.socket()],
+        "if ($http_x_forwarded_proto = \"http\") { return 308 https://$host$request_uri; }",
+    );
+    let proxy = Ringway::with_config(format!(
+        "upstream = [{:?}]\ntrusted_proxy = [\"127.0.0.1\"]\nredirect_forwarded_http = 308\n",
+        uwsgi.upstream()
+    ))
+    .start();
+    let plain = |req: Req| {
+        req.header("X-Forwarded-Proto", "http")
+            .host(Some("app.example"))
+    };
+    for req in [
+        plain(Req::post("/form?x=1", b"a=1")),
+        plain(Req::get("/")),
+        plain(Req::new("HEAD", "/h")),
+    ] {
+        let by_ringway = seen(&roundtrip(proxy.addr(), &req));
+        assert_eq!(by_ringway, seen(&roundtrip(nginx.addr(), &req)), "{req:?}");
+        assert_eq!(by_ringway.0, 308, "{req:?}");
+    }
+}
+
 #[test]
 fn behind_haproxys_plain_port_every_request_goes_to_https() {
     let uwsgi = Uwsgi::start(App::Raw);

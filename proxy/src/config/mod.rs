@@ -33,7 +33,8 @@ pub use settings::{
 pub(crate) use validate::is_normal_path;
 pub use values::{
     CacheFor, Cidr, DEFAULT_METRICS, Dur, Expires, HostName, LogEscape, LogFormat, LogTarget,
-    MetricsListen, Rate, RealIpHeader, Size, StaticDir, TlsVersion, UpstreamAddr, VerifyClient,
+    MetricsListen, Rate, RealIpHeader, Size, StaticDir, TlsVersion, ToHttps, UpstreamAddr,
+    VerifyClient,
 };
 
 use crate::app::AppConfig;
@@ -76,8 +77,8 @@ pub struct Config {
     /// Request headers set on what goes to HTTP groups, for routes without their own (and
     /// a static route's fallback group).
     pub upstream_headers: SetValues,
-    /// A request they say came over plain HTTP is redirected to HTTPS.
-    pub redirect_forwarded_http: bool,
+    /// A request they say came over plain HTTP is redirected to HTTPS with this status.
+    pub redirect_forwarded_http: Option<u16>,
     /// Connections start with a PROXY protocol header.
     pub proxy_protocol: bool,
     /// DOCUMENT_ROOT.

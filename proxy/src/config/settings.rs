@@ -20,7 +20,7 @@ use super::next_upstream::NextUpstream;
 use super::server_addr::{Lookup, ServerAddr};
 use super::values::{
     Cidr, Dur, Expires, HostName, LogEscape, LogFormat, LogTarget, MetricsListen, Rate,
-    RealIpHeader, Size, StaticDir, TlsVersion, VerifyClient,
+    RealIpHeader, Size, StaticDir, TlsVersion, ToHttps, VerifyClient,
 };
 
 /// ringway: an HTTP/1.1 front end for uWSGI on io_uring.
@@ -108,9 +108,10 @@ pub struct Settings {
 
     /// Behind a TLS-terminating balancer: a request a trusted proxy says came over plain
     /// HTTP (`X-Forwarded-Proto: http`) gets a 301 to the same URL over HTTPS, as nginx's
-    /// `if ($http_x_forwarded_proto = "http") { return 301 https://$host$request_uri; }`.
-    #[arg(long, num_args = 0, default_missing_value = "true")]
-    pub redirect_forwarded_http: Option<bool>,
+    /// `if ($http_x_forwarded_proto = "http") { return 301 https://$host$request_uri; }`;
+    /// a status instead of `true` (`308`) is that redirect's.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "STATUS")]
+    pub redirect_forwarded_http: Option<ToHttps>,
 
     /// Every connection (on `listen`, and on the TLS listener before its handshake) starts
     /// with a PROXY protocol header, v1 or v2, as a load balancer sends it (HAProxy
@@ -365,9 +366,15 @@ pub struct TlsSettings {
     #[serde(default)]
     pub key: Vec<PathBuf>,
 
-    /// Answer every plain HTTP request with a 301 to https://HOST[:TLS port]/path?query.
-    #[arg(long = "redirect-http", num_args = 0, default_missing_value = "true")]
-    pub redirect_http: Option<bool>,
+    /// Answer every plain HTTP request with a 301 to https://HOST[:TLS port]/path?query; a
+    /// status instead of `true` (`308`, as Mozilla's generator writes it) is the redirect's.
+    #[arg(
+        long = "redirect-http",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_name = "STATUS"
+    )]
+    pub redirect_http: Option<ToHttps>,
 
     /// Strict-Transport-Security value added to every TLS answer, e.g.
     /// "max-age=63072000; includeSubDomains" [default: none].

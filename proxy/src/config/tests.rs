@@ -310,17 +310,53 @@ fn redirect_forwarded_http_needs_a_proxy_to_believe() {
     let on = "upstream = [\"unix:/a\"]\nredirect_forwarded_http = true\n";
     assert_refused(on, "redirect_forwarded_http", "trusted_proxy");
     let trusted = format!("{on}trusted_proxy = [\"10.0.0.1\"]\n");
-    assert!(load(&trusted, &[]).unwrap().redirect_forwarded_http);
+    assert_eq!(
+        load(&trusted, &[]).unwrap().redirect_forwarded_http,
+        Some(301)
+    );
     let flagged = load(
         "upstream = [\"unix:/a\"]\n",
         &["--trusted-proxy", "10.0.0.1", "--redirect-forwarded-http"],
     );
-    assert!(flagged.unwrap().redirect_forwarded_http);
-    assert!(
-        !load("upstream = [\"unix:/a\"]\n", &[])
+    assert_eq!(flagged.unwrap().redirect_forwarded_http, Some(301));
+    assert_eq!(
+        load("upstream = [\"unix:/a\"]\n", &[])
             .unwrap()
-            .redirect_forwarded_http
+            .redirect_forwarded_http,
+        None
     );
+}
+
+#[test]
+fn a_redirect_to_https_takes_true_false_or_its_status() {
+    let base = "upstream = [\"unix:/a\"]\ntrusted_proxy = [\"10.0.0.1\"]\n";
+    let status = |line: &str, flags: &[&str]| {
+        load(&format!("{base}{line}"), flags).map(|c| c.redirect_forwarded_http)
+    };
+    assert_eq!(
+        status("redirect_forwarded_http = 308\n", &[]),
+        Ok(Some(308))
+    );
+    assert_eq!(status("redirect_forwarded_http = false\n", &[]), Ok(None));
+    assert_eq!(
+        status("", &["--redirect-forwarded-http", "307"]),
+        Ok(Some(307))
+    );
+    assert_eq!(
+        status(
+            "redirect_forwarded_http = 308\n",
+            &["--redirect-forwarded-http"]
+        ),
+        Ok(Some(301)),
+        "the flag alone is true, over the file"
+    );
+    for bad in [
+        "redirect_forwarded_http = 200\n",
+        "redirect_forwarded_http = \"yes\"\n",
+    ] {
+        let err = status(bad, &[]).unwrap_err();
+        assert!(err.contains("301, 302, 303, 307 or 308"), "{bad}: {err}");
+    }
 }
 
 #[test]

@@ -254,12 +254,12 @@ impl Resolved {
         Ok(header)
     }
 
-    /// Whether a trusted proxy's `X-Forwarded-Proto: http` redirects: only with a proxy to
-    /// believe it from, or the setting would change nothing, silently.
-    fn redirect_forwarded_http(&self) -> anyhow::Result<bool> {
+    /// Whether a trusted proxy's `X-Forwarded-Proto: http` redirects, with which status:
+    /// only with a proxy to believe it from, or the setting would change nothing, silently.
+    fn redirect_forwarded_http(&self) -> anyhow::Result<Option<u16>> {
         let s = &self.settings;
-        let on = s.redirect_forwarded_http.unwrap_or(false);
-        if on && s.trusted_proxy.is_empty() {
+        let on = s.redirect_forwarded_http.and_then(|r| r.0);
+        if on.is_some() && s.trusted_proxy.is_empty() {
             return Err(self.invalid(
                 "redirect_forwarded_http",
                 "reads X-Forwarded-Proto, believed only from a trusted_proxy, and none is set",
@@ -346,7 +346,7 @@ impl Resolved {
         }));
         if t.listen.is_empty() {
             if !certificates.is_empty()
-                || t.redirect_http.unwrap_or(false)
+                || t.redirect_http.is_some_and(|r| r.0.is_some())
                 || t.hsts.is_some()
                 || t.http2.unwrap_or(false)
                 || t.protocols.is_some()
@@ -408,7 +408,7 @@ impl Resolved {
             client_auth: self.client_auth()?,
             listen: t.listen.clone(),
             certificates,
-            redirect_http: t.redirect_http.unwrap_or(false),
+            redirect_http: t.redirect_http.and_then(|r| r.0),
             hsts: t.hsts.clone(),
             http2: t.http2.unwrap_or(false),
             handshake_timeout: nonzero_timeout(

@@ -276,6 +276,74 @@ impl fmt::Display for UpstreamAddr {
 
 serde_as_text!(UpstreamAddr);
 
+/// `redirect_http`, `redirect_forwarded_http`: off, or the status of the redirect to
+/// HTTPS. `true` is 301 (nginx's `return 301 https://$host$request_uri;`); a status says
+/// itself: `308`, as Mozilla's generator writes the line now (a browser keeps a POST's
+/// method and body through a 307 or 308, turns it into a GET after a 301). In TOML `true`,
+/// `false` or the number; on the command line the flag alone, or with the number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ToHttps(pub Option<u16>);
+
+/// The statuses a redirect to HTTPS may have.
+const TO_HTTPS_STATUSES: [u16; 5] = [301, 302, 303, 307, 308];
+
+impl ToHttps {
+    fn of_status(status: u64) -> Result<ToHttps, String> {
+        match u16::try_from(status) {
+            Ok(s) if TO_HTTPS_STATUSES.contains(&s) => Ok(ToHttps(Some(s))),
+            _ => Err(format!(
+                "{status}: expected true, false, or a redirect status: 301, 302, 303, 307 or \
+                 308"
+            )),
+        }
+    }
+}
+
+impl FromStr for ToHttps {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<ToHttps, String> {
+        match s.trim() {
+            "true" => Ok(ToHttps(Some(301))),
+            "false" => Ok(ToHttps(None)),
+            t => match t.parse::<u64>() {
+                Ok(n) => ToHttps::of_status(n),
+                Err(_) => Err(format!(
+                    "{s:?}: expected true, false, or a redirect status: 301, 302, 303, 307 or \
+                     308"
+                )),
+            },
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ToHttps {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<ToHttps, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Written {
+            Flag(bool),
+            Status(u64),
+            Text(String),
+        }
+        match Written::deserialize(d)? {
+            Written::Flag(on) => Ok(ToHttps(on.then_some(301))),
+            Written::Status(n) => ToHttps::of_status(n).map_err(serde::de::Error::custom),
+            Written::Text(t) => t.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+impl Serialize for ToHttps {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            None => s.serialize_bool(false),
+            Some(301) => s.serialize_bool(true),
+            Some(status) => s.serialize_u16(status),
+        }
+    }
+}
+
 /// A static route given on the command line: `/static/=/srv/app/static`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StaticDir {

@@ -210,10 +210,10 @@ pub(crate) async fn serve(
     // Matched by reference: moving the request out would give it a second slot in this
     // future's state.
     let mut outcome = match (&routed, redirect_to) {
-        (routed, Some(tls_port)) => {
+        (routed, Some((tls_port, status))) => {
             let id = routed.request_id();
             let limit = worker.config.limits.send_timeout;
-            let to = (tls_port, worker.config.server_name.as_deref());
+            let to = (tls_port, worker.config.server_name.as_deref(), status);
             redirect::to_https(client, &head, to, keep, id, limit).await
         }
         (Routed::To(req, index, route), None) => {
@@ -262,32 +262,31 @@ pub(crate) async fn serve(
     outcome
 }
 
-/// The HTTPS port to send a plain request to: ringway's TLS port when `[tls]
-/// redirect_http` is on and the request came over plain HTTP, 443 when
+/// The HTTPS port to send a plain request to, and the redirect's status: ringway's TLS
+/// port when `[tls] redirect_http` is on and the request came over plain HTTP, 443 when
 /// `redirect_forwarded_http` is on and a trusted proxy says the client used plain HTTP.
 /// Every request but an ACME HTTP-01 challenge, which certificate authorities fetch over
 /// plain HTTP (nginx users keep a `location /.well-known/acme-challenge/` in their port 80
 /// server for it), and one for a Host this server does not serve: its 421 comes first, or
 /// the redirect would send browsers to any host a request names (found by review).
-fn redirects_to_https(client: &Client, worker: &Worker, routed: &Routed<'_>) -> Option<u16> {
+fn redirects_to_https(client: &Client, worker: &Worker, routed: &Routed<'_>) -> Option<(u16, u16)> {
     let config = &worker.config;
-    let claimed = if config.redirect_forwarded_http {
-        forwarded(client, config)
-    } else {
-        None
+    let claimed = match config.redirect_forwarded_http {
+        Some(status) => forwarded(client, config).map(|scheme| (scheme, status)),
+        None => None,
     };
-    let port = match claimed {
+    let to = match claimed {
         // A trusted balancer in front says what the client used: its word decides, or a
         // request it took over HTTPS would be sent round to ringway's TLS port for ever.
-        Some(scheme) => (scheme == b"http").then_some(443)?,
-        None if config.tls.as_ref().is_some_and(|t| t.redirect_http) && !client.is_tls() => {
-            worker.tls_port?
-        }
-        None => return None,
+        Some((scheme, status)) => (scheme == b"http").then_some((443, status))?,
+        None => match config.tls.as_ref().and_then(|t| t.redirect_http) {
+            Some(status) if !client.is_tls() => (worker.tls_port?, status),
+            _ => return None,
+        },
     };
     let acme = matches!(routed, Routed::To(req, ..) if req.path.starts_with(b"/.well-known/acme-challenge/"));
     let other_host = matches!(routed, Routed::Refused(Fail::MisdirectedHost, _));
-    (!acme && !other_host).then_some(port)
+    (!acme && !other_host).then_some(to)
 }
 
 /// The scheme a trusted proxy in front says the client used, if one says.

@@ -46,14 +46,14 @@ pub(super) async fn to_slashed(client: &Client, req: &Request, route: &Route) ->
     respond::send(client, req, route, 301, Some(&location), None).await
 }
 
-/// Answers a plain HTTP request with a 301 to the same URL over HTTPS (nginx's
-/// `return 301 https://$host$request_uri;`), the TLS port added unless it is 443. `$host`
-/// as nginx has it: the request's host name in lower case, without port or trailing dot,
-/// else `server_name`.
+/// Answers a plain HTTP request with a redirect of `status` (301 unless configured) to
+/// the same URL over HTTPS (nginx's `return 301 https://$host$request_uri;`), the TLS port
+/// added unless it is 443. `$host` as nginx has it: the request's host name in lower case,
+/// without port or trailing dot, else `server_name`.
 pub(super) async fn to_https(
     client: &Client,
     head: &RequestHead,
-    (tls_port, server_name): (u16, Option<&str>),
+    (tls_port, server_name, status): (u16, Option<&str>, u16),
     keep_alive: bool,
     id: &RequestId,
     limit: std::time::Duration,
@@ -80,7 +80,7 @@ pub(super) async fn to_https(
     let head_only = head.method == Method::Head;
     let headers: [(&[u8], &[u8]); 1] = [(b"Location", &location)];
     let own = Own {
-        status: 301,
+        status,
         keep_alive,
         head_only,
         headers: &headers,
@@ -88,7 +88,7 @@ pub(super) async fn to_https(
         page: None,
     };
     let sent = client.answer(own, limit).await;
-    Outcome::new(301, Next::after_own_answer(sent, keep_alive))
+    Outcome::new(status, Next::after_own_answer(sent, keep_alive))
 }
 
 /// `https://HOST[:PORT]`: `host` in lower case, else the address the client reached, an

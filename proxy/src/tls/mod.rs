@@ -50,8 +50,8 @@ pub struct TlsConfig {
     pub listen: Vec<SocketAddr>,
     /// The certificates, the first one the default.
     pub certificates: Vec<CertFiles>,
-    /// Answer plain HTTP with a redirect to HTTPS.
-    pub redirect_http: bool,
+    /// Answer plain HTTP with a redirect to HTTPS, of this status.
+    pub redirect_http: Option<u16>,
     /// Strict-Transport-Security value for TLS answers.
     pub hsts: Option<String>,
     /// Time a client has to complete its handshake.
@@ -239,7 +239,7 @@ mod tests {
         TlsConfig {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
             certificates: vec![files],
-            redirect_http: false,
+            redirect_http: None,
             hsts: None,
             handshake_timeout: Duration::from_secs(10),
             http2: false,

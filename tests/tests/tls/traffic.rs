@@ -39,6 +39,31 @@ fn redirecting(uwsgi: &Uwsgi, a: &Leaf, by_file: bool) -> Ringway {
     }
 }
 
+/// `--redirect-http 308` (or `redirect_http = 308`): the status Mozilla's generator writes
+/// now, which keeps a POST a POST.
+#[test]
+fn plain_http_may_be_redirected_with_a_308() {
+    let pki = Pki::new();
+    let a = pki.issue("a", &["a.test"], 0x0A0B, (2031, 1, 1));
+    let uwsgi = Uwsgi::start(App::Raw);
+    let ringway = Ringway::with(&uwsgi)
+        .arg("--tls-listen", "127.0.0.1:0")
+        .arg("--tls-cert", a.cert.to_str().expect("utf-8"))
+        .arg("--tls-key", a.key.to_str().expect("utf-8"))
+        .arg("--redirect-http", "308")
+        .start();
+    let port = ringway.tls_addr().port();
+    let r = roundtrip(
+        ringway.addr(),
+        &Req::post("/form?x=1", b"a=1").host(Some("a.test")),
+    );
+    assert_eq!(
+        (r.status, r.header("location")),
+        (308, Some(format!("https://a.test:{port}/form?x=1"))),
+        "{r:?}"
+    );
+}
+
 #[test]
 fn plain_http_is_redirected_to_https_with_path_and_query_and_hsts_only_over_tls() {
     let pki = Pki::new();
