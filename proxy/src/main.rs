@@ -208,6 +208,7 @@ fn reload(reloader: &Reloader) {
             }
             tracing::info!(
                 generation = reloaded.generation,
+                upstreams = reloaded.upstreams.as_deref().unwrap_or("unchanged"),
                 "SIGHUP: configuration reloaded: new requests use it, requests in flight \
                  finish on the old one"
             );

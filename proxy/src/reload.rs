@@ -31,6 +31,9 @@ pub struct Reloaded {
     pub generation: u64,
     /// The settings that changed in the file or flags but keep their old value (their keys).
     pub kept: Vec<&'static str>,
+    /// The upstream servers' addresses, when they changed (a server added, or a name that
+    /// resolved to other addresses): for the log line.
+    pub upstreams: Option<String>,
 }
 
 impl Reloader {
@@ -67,13 +70,22 @@ impl Reloader {
     fn put_in_use(&self, mut config: Config) -> anyhow::Result<Reloaded> {
         let current = Arc::clone(&self.generations.borrow());
         let kept = keep_process_settings(&mut config, &current.config);
+        let servers = |c: &Config| {
+            let all: Vec<String> = c.all_servers().iter().map(ToString::to_string).collect();
+            all.join(" ")
+        };
+        let upstreams = Some(servers(&config)).filter(|now| *now != servers(&current.config));
         if config.buffering.temp_dir != current.config.buffering.temp_dir {
             prepare_dir(&config.buffering.temp_dir).context("temp_dir")?;
         }
         let next = Arc::new(current.next(config, &self.route_names)?);
         let generation = next.number;
         self.generations.send_replace(next);
-        Ok(Reloaded { generation, kept })
+        Ok(Reloaded {
+            generation,
+            kept,
+            upstreams,
+        })
     }
 }
 

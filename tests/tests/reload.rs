@@ -71,6 +71,11 @@ fn sighup_adds_and_removes_routes_and_moves_an_upstream() {
     // The route /environ removed, /bytes/ added, the group `app` moved to the other uWSGI.
     let line = ringway.reload(&one_route(&b, "/bytes/"));
     assert!(line.contains(RELOADED), "{line}");
+    // The line names the servers now in use (they changed).
+    assert!(
+        line.contains(&b.upstream()) && !line.contains(&a.upstream()),
+        "{line}"
+    );
     assert_eq!(get(addr, "/bytes/10"), by("b"));
     let (status, instance) = get(addr, "/environ");
     assert_eq!((status, instance), (404, None), "the removed route is gone");
@@ -185,6 +190,7 @@ fn settings_only_a_new_process_can_change_are_kept_with_a_warning() {
     );
     let line = ringway.reload(&changed);
     assert!(line.contains(RELOADED), "{line}");
+    assert!(line.contains("upstreams=\"unchanged\""), "{line}");
     let log = ringway.stderr();
     let warning = log
         .lines()
