@@ -233,7 +233,15 @@ impl Template {
                     let end = braced
                         .find('}')
                         .ok_or_else(|| format!("{text:?}: `${{` without `}}`"))?;
-                    (&braced[..end], &braced[end + 1..])
+                    let name = &braced[..end];
+                    // As nginx: a name is letters, digits and `_`, braced or not.
+                    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                        return Err(format!(
+                            "{text:?}: `${{{name}}}`: a variable's name is letters, digits \
+                             and `_`"
+                        ));
+                    }
+                    (name, &braced[end + 1..])
                 }
                 None => {
                     let end = after
@@ -488,23 +496,50 @@ fn arg<'q>(query: &'q [u8], name: &[u8]) -> Option<&'q [u8]> {
     })
 }
 
-/// nginx's cookie lookup (`ngx_http_parse_cookie_lines`, nginx 1.29.5: pairs split at `;`
-/// only): the value of the first pair called `name` (in any case; spaces around its `=`
-/// skipped), up to the next `;`.
+/// nginx's cookie lookup (`ngx_http_parse_multi_header_lines_internal` with `;`, nginx
+/// 1.29.6 and later; older ones also split at `,`), step by step: at each pair, the name
+/// in any case, spaces, then `=`, spaces, and the value up to the next `;`. As nginx, the
+/// byte after a matching name (and its spaces) is stepped over before a pair that is not
+/// `name=...` is skipped, so `lang; lang=fr` has no `lang`. nginx reads each Cookie line
+/// on its own; here several lines come joined with `; ` (as `$http_cookie` shows them),
+/// which differs only after a line that ends in a valueless `name`.
 fn cookie<'c>(header: &'c [u8], name: &[u8]) -> Option<&'c [u8]> {
-    let skip_spaces = |s: &'c [u8]| &s[s.iter().take_while(|&&b| b == b' ').count()..];
-    header
-        .split(|&b| b == b';')
-        .enumerate()
-        .find_map(|(i, pair)| {
-            // nginx skips the spaces after each `;`, not before the first pair.
-            let pair = if i == 0 { pair } else { skip_spaces(pair) };
-            if !pair.get(..name.len())?.eq_ignore_ascii_case(name) {
-                return None;
+    let end = header.len();
+    let at = |i: usize| header.get(i).copied();
+    let mut start = 0;
+    while start < end {
+        let named = header
+            .get(start..start + name.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(name));
+        if named {
+            start += name.len();
+            while at(start) == Some(b' ') {
+                start += 1;
             }
-            let value = skip_spaces(&pair[name.len()..]).strip_prefix(b"=")?;
-            Some(skip_spaces(value))
-        })
+            let equals = at(start) == Some(b'=');
+            if start < end {
+                start += 1;
+            }
+            if equals {
+                while at(start) == Some(b' ') {
+                    start += 1;
+                }
+                let rest = header.get(start..).unwrap_or_default();
+                let len = rest.iter().position(|&b| b == b';').unwrap_or(rest.len());
+                return rest.get(..len);
+            }
+        }
+        while let Some(b) = at(start) {
+            start += 1;
+            if b == b';' {
+                break;
+            }
+        }
+        while at(start) == Some(b' ') {
+            start += 1;
+        }
+    }
+    None
 }
 
 /// The query of the request's target (after its `?`), if it has one.
@@ -660,6 +695,7 @@ mod tests {
             ("$http_", "unknown variable `$http_`"),
             ("$arg_", "unknown variable `$arg_`"),
             ("$cookie_", "unknown variable `$cookie_`"),
+            ("${arg_a=b}", "letters, digits and `_`"),
         ] {
             let err = Template::parse(text).unwrap_err();
             assert!(err.contains(says), "{text}: {err}");
@@ -681,6 +717,26 @@ mod tests {
         ] {
             assert_eq!(arg(query, name), value, "{}", String::from_utf8_lossy(name));
         }
+    }
+
+    #[test]
+    fn a_valueless_cookie_hides_the_next_pair_as_in_nginx() {
+        // Compared with nginx 1.22's `$cookie_lang` for the same lines: `-` each time.
+        for header in [
+            &b"lang ;lang=fr"[..],
+            b"lang;lang=fr",
+            b"sid=1; lang; lang=fr",
+        ] {
+            assert_eq!(
+                cookie(header, b"lang"),
+                None,
+                "{}",
+                String::from_utf8_lossy(header)
+            );
+        }
+        assert_eq!(cookie(b"lang", b"lang"), None);
+        assert_eq!(cookie(b"la", b"lang"), None);
+        assert_eq!(cookie(b"lang=", b"lang"), Some(&b""[..]));
     }
 
     #[test]

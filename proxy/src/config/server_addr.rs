@@ -4,7 +4,7 @@
 //! configuration: every address the name has becomes a server with the same options.
 
 use std::fmt;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -206,41 +206,46 @@ fn place(s: &str, default_port: Option<u16>) -> Result<ServerAt, ()> {
     if s.starts_with("unix:") {
         return s.parse().map(ServerAt::Addr).map_err(drop);
     }
-    let (host, port) = match s.strip_prefix('[') {
-        Some(bracketed) => {
-            let (ip, rest) = bracketed.split_once(']').ok_or(())?;
-            (
-                ip,
-                rest.strip_prefix(':')
-                    .map_or(Ok(None), |p| port_of(p).map(Some))?,
-            )
-        }
-        None => match s.split_once(':') {
-            Some((host, p)) => (host, Some(port_of(p)?)),
-            None => (s, None),
-        },
+    let tcp = |ip: IpAddr, port| Ok(ServerAt::Addr(UpstreamAddr::Tcp(SocketAddr::new(ip, port))));
+    if let Some(bracketed) = s.strip_prefix('[') {
+        let (ip, port) = match bracketed.split_once(']').ok_or(())? {
+            (ip, "") => (ip, default_port.ok_or(())?),
+            (ip, rest) => (ip, port_of(rest.strip_prefix(':').ok_or(())?)?),
+        };
+        return tcp(ip.parse::<Ipv6Addr>().map_err(drop)?.into(), port);
+    }
+    let (host, port) = match s.split_once(':') {
+        Some((host, port)) => (host, port_of(port)?),
+        None => (s, default_port.ok_or(())?),
     };
-    let port = port.or(default_port).ok_or(())?;
-    if s.starts_with('[') {
-        let ip = host.parse::<Ipv6Addr>().map_err(drop)?;
-        return Ok(ServerAt::Addr(UpstreamAddr::Tcp(SocketAddr::new(
-            ip.into(),
-            port,
-        ))));
+    if let Some(ip) = ipv4_as_nginx_reads_it(host) {
+        return tcp(ip.into(), port);
     }
-    if let Ok(ip) = host.parse::<Ipv4Addr>() {
-        return Ok(ServerAt::Addr(UpstreamAddr::Tcp(SocketAddr::new(
-            ip.into(),
-            port,
-        ))));
-    }
-    if !is_host_name(host) {
+    // Digits and dots that are no address (`1.2.3`, `1.2.3.256`) are no name either: the
+    // system's resolver would read some of them as an address of its own making.
+    if !is_host_name(host) || host.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
         return Err(());
     }
     Ok(ServerAt::Name {
         host: host.to_ascii_lowercase(),
         port,
     })
+}
+
+/// An IPv4 address as nginx's `ngx_inet_addr` reads one: four decimal parts of at most
+/// 255, leading zeros allowed (`0127.0.0.1` is 127.0.0.1, where the system's resolver
+/// would read octal).
+fn ipv4_as_nginx_reads_it(text: &str) -> Option<Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut parts = text.split('.');
+    for octet in &mut octets {
+        let part = parts.next()?;
+        if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        *octet = u8::try_from(part.parse::<u32>().ok()?).ok()?;
+    }
+    parts.next().is_none().then(|| Ipv4Addr::from(octets))
 }
 
 /// A port as nginx takes one: digits only, 1 to 65535.
@@ -322,6 +327,8 @@ mod tests {
                 Protocol::Uwsgi,
                 name("app.internal.", 8000),
             ),
+            ("0127.0.0.001:3031", Protocol::Uwsgi, tcp("127.0.0.1:3031")),
+            ("http://010.0.0.2", Protocol::Http, tcp("10.0.0.2:80")),
         ];
         for (text, protocol, place) in cases {
             assert_eq!(at(text), Ok((protocol, place)), "{text}");
@@ -368,6 +375,11 @@ mod tests {
             "127.0.0.1:0",
             "[::1]:0",
             "[::1]x",
+            "http://[::1]x",
+            "http://[::1]8000",
+            "http://[::1]/app",
+            "1.2.3.256:80",
+            "1.2.3:80",
             "web:80:81",
         ] {
             assert!(at(text).is_err(), "{text} was taken");

@@ -353,6 +353,8 @@ fn a_redirect_to_https_takes_true_false_or_its_status() {
     for bad in [
         "redirect_forwarded_http = 200\n",
         "redirect_forwarded_http = \"yes\"\n",
+        "redirect_forwarded_http = -1\n",
+        "redirect_forwarded_http = 1.5\n",
     ] {
         let err = status(bad, &[]).unwrap_err();
         assert!(err.contains("301, 302, 303, 307 or 308"), "{bad}: {err}");

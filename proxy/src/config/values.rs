@@ -319,18 +319,34 @@ impl FromStr for ToHttps {
 
 impl<'de> Deserialize<'de> for ToHttps {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<ToHttps, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Written {
-            Flag(bool),
-            Status(u64),
-            Text(String),
+        struct Written;
+        impl serde::de::Visitor<'_> for Written {
+            type Value = ToHttps;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("true, false, or a redirect status: 301, 302, 303, 307 or 308")
+            }
+
+            fn visit_bool<E: serde::de::Error>(self, on: bool) -> Result<ToHttps, E> {
+                Ok(ToHttps(on.then_some(301)))
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<ToHttps, E> {
+                ToHttps::of_status(n).map_err(E::custom)
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<ToHttps, E> {
+                match u64::try_from(n) {
+                    Ok(n) => self.visit_u64(n),
+                    Err(_) => Err(E::invalid_value(serde::de::Unexpected::Signed(n), &self)),
+                }
+            }
+
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<ToHttps, E> {
+                text.parse().map_err(E::custom)
+            }
         }
-        match Written::deserialize(d)? {
-            Written::Flag(on) => Ok(ToHttps(on.then_some(301))),
-            Written::Status(n) => ToHttps::of_status(n).map_err(serde::de::Error::custom),
-            Written::Text(t) => t.parse().map_err(serde::de::Error::custom),
-        }
+        d.deserialize_any(Written)
     }
 }
 
