@@ -414,28 +414,39 @@ impl ThreadState {
 }
 
 /// The worker's runtime, its ring set up with `IORING_SETUP_COOP_TASKRUN` where the kernel
-/// has it (5.19): a completion then no longer interrupts the running thread with an IPI to
-/// run its task work; the work runs at the thread's next entry into the kernel, which an
-/// event loop makes all the time, and a sleeping thread is still woken for it. On the
-/// project's 2-vCPU VM, where an IPI is a VM exit, hello through uWSGI at 100 connections
-/// took 16.1 to 16.9 µs of CPU per request with it against 20.7 to 22.4 without
-/// (docs/ARCHITECTURE.md, "tokio-uring"). `DEFER_TASKRUN` stalls tokio-uring's driver
-/// (no request was served): not used.
+/// has it (5.19; `coop_taskrun`). Without it, task work queued while the worker runs on
+/// its CPU is forced through with an IPI (in a VM usually an exit); with it the work runs
+/// at the worker's next return to user space, from any system call, fault or interrupt,
+/// and a worker asleep in `epoll_wait` is woken as before (docs/ARCHITECTURE.md,
+/// "tokio-uring", with the measurements).
 fn uring_runtime() -> std::io::Result<tokio_uring::Runtime> {
     let mut builder = tokio_uring::builder();
     builder.entries(RING_ENTRIES);
-    let mut ring = tokio_uring::uring_builder();
-    ring.setup_coop_taskrun();
-    builder.uring_builder(&ring);
-    match tokio_uring::Runtime::new(&builder) {
-        // A kernel before 5.19 refuses the flag: the ring as before.
-        Err(err) if err.raw_os_error() == Some(libc::EINVAL) => {
-            let mut plain = tokio_uring::builder();
-            plain.entries(RING_ENTRIES);
-            tokio_uring::Runtime::new(&plain)
-        }
-        other => other,
+    if coop_taskrun() {
+        let mut ring = tokio_uring::uring_builder();
+        ring.setup_coop_taskrun();
+        builder.uring_builder(&ring);
     }
+    tokio_uring::Runtime::new(&builder)
+}
+
+/// Whether this kernel takes `IORING_SETUP_COOP_TASKRUN`: asked once, with a ring of two
+/// entries made and dropped. (Asked by building the runtime instead, a refusal would leak
+/// the Tokio runtime tokio-uring builds before its ring.) Any other failure is left for
+/// the runtime's own ring to report.
+fn coop_taskrun() -> bool {
+    static TAKEN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *TAKEN.get_or_init(|| {
+        let probe = tokio_uring::uring_builder().setup_coop_taskrun().build(2);
+        let taken = probe.is_ok();
+        if !taken {
+            tracing::info!(
+                "io_uring: IORING_SETUP_COOP_TASKRUN not available (a kernel before 5.19); \
+                 rings without it"
+            );
+        }
+        taken
+    })
 }
 
 fn run_worker(
