@@ -436,17 +436,20 @@ fn uring_runtime() -> std::io::Result<tokio_uring::Runtime> {
 /// the runtime's own ring to report.
 fn coop_taskrun() -> bool {
     static TAKEN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *TAKEN.get_or_init(|| {
-        let probe = tokio_uring::uring_builder().setup_coop_taskrun().build(2);
-        let taken = probe.is_ok();
-        if !taken {
-            tracing::info!(
-                "io_uring: IORING_SETUP_COOP_TASKRUN not available (a kernel before 5.19); \
-                 rings without it"
-            );
-        }
-        taken
-    })
+    *TAKEN.get_or_init(
+        || match tokio_uring::uring_builder().setup_coop_taskrun().build(2) {
+            Ok(_) => true,
+            Err(err) => {
+                if err.raw_os_error() == Some(libc::EINVAL) {
+                    tracing::info!(
+                        "io_uring: IORING_SETUP_COOP_TASKRUN not available (a kernel before \
+                         5.19); rings without it"
+                    );
+                }
+                false
+            }
+        },
+    )
 }
 
 fn run_worker(
