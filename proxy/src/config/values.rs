@@ -284,17 +284,15 @@ serde_as_text!(UpstreamAddr);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ToHttps(pub Option<u16>);
 
-/// The statuses a redirect to HTTPS may have.
+/// The statuses a redirect to HTTPS may have, and what a wrong value is told.
 const TO_HTTPS_STATUSES: [u16; 5] = [301, 302, 303, 307, 308];
+const TO_HTTPS_EXPECTED: &str = "true, false, or a redirect status: 301, 302, 303, 307 or 308";
 
 impl ToHttps {
     fn of_status(status: u64) -> Result<ToHttps, String> {
         match u16::try_from(status) {
             Ok(s) if TO_HTTPS_STATUSES.contains(&s) => Ok(ToHttps(Some(s))),
-            _ => Err(format!(
-                "{status}: expected true, false, or a redirect status: 301, 302, 303, 307 or \
-                 308"
-            )),
+            _ => Err(format!("{status}: expected {TO_HTTPS_EXPECTED}")),
         }
     }
 }
@@ -308,10 +306,7 @@ impl FromStr for ToHttps {
             "false" => Ok(ToHttps(None)),
             t => match t.parse::<u64>() {
                 Ok(n) => ToHttps::of_status(n),
-                Err(_) => Err(format!(
-                    "{s:?}: expected true, false, or a redirect status: 301, 302, 303, 307 or \
-                     308"
-                )),
+                Err(_) => Err(format!("{s:?}: expected {TO_HTTPS_EXPECTED}")),
             },
         }
     }
@@ -324,7 +319,7 @@ impl<'de> Deserialize<'de> for ToHttps {
             type Value = ToHttps;
 
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("true, false, or a redirect status: 301, 302, 303, 307 or 308")
+                f.write_str(TO_HTTPS_EXPECTED)
             }
 
             fn visit_bool<E: serde::de::Error>(self, on: bool) -> Result<ToHttps, E> {
