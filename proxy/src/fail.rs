@@ -85,6 +85,13 @@ pub(crate) enum Fail {
     Unauthorized(Denied, usize),
     /// The route's `auth_basic` user file changed into one that cannot be used.
     UserFile(UserFile),
+    /// The route's `auth_request` answered 401 or 403: that is the client's answer.
+    AuthDenied(u16),
+    /// The route's `auth_request` answered 401 and its `redirect_401` sends the client
+    /// elsewhere: 302.
+    AuthRedirect,
+    /// The route's `auth_request` gave no verdict: 500.
+    AuthFailed(AuthFailure),
     /// The client was too slow sending the head or the body.
     ClientTimeout(Part),
     /// The client closed its connection in the middle of the head or the body.
@@ -132,6 +139,17 @@ pub(crate) enum Fail {
     Compress,
 }
 
+/// Why an `auth_request` gave no verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AuthFailure {
+    /// It answered this status, neither 2xx nor 401 nor 403.
+    Status(u16),
+    /// It got no answer (the upstream's failure is logged on its own).
+    NoAnswer,
+    /// No route passing requests to an upstream serves its path for this request's Host.
+    NoRoute,
+}
+
 /// The methods a 405 names in its `Allow` header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Allowed {
@@ -163,7 +181,7 @@ enum Level {
 }
 
 /// Number of kinds: the gates below have one each.
-const KINDS: usize = 35;
+const KINDS: usize = 37;
 
 impl Fail {
     /// The status the client is answered with, if it can still be answered.
@@ -194,6 +212,9 @@ impl Fail {
             Fail::PreconditionFailed => 412,
             Fail::RangeNotSatisfiable(_) => 416,
             Fail::UserFile(UserFile::Missing) => 403,
+            Fail::AuthDenied(status) => status,
+            Fail::AuthRedirect => 302,
+            Fail::AuthFailed(_) => 500,
             Fail::FileRead(_)
             | Fail::RedirectCycle
             | Fail::Compress
@@ -256,6 +277,8 @@ impl Fail {
                 | Fail::NoFile
                 | Fail::Forbidden
                 | Fail::Unauthorized(..)
+                | Fail::AuthDenied(_)
+                | Fail::AuthRedirect
                 | Fail::MethodNotAllowed(_)
                 | Fail::MisdirectedHost
                 | Fail::PreconditionFailed
@@ -318,6 +341,8 @@ impl Fail {
             Fail::Compress => 32,
             Fail::Unauthorized(..) => 33,
             Fail::UserFile(_) => 34,
+            Fail::AuthDenied(_) | Fail::AuthRedirect => 35,
+            Fail::AuthFailed(_) => 36,
         }
     }
 
@@ -332,11 +357,14 @@ impl Fail {
             | Fail::PreconditionFailed
             | Fail::RangeNotSatisfiable(_)
             // Every browser's first request to the route: nothing wrong.
-            | Fail::Unauthorized(Denied::NoCredentials, _) => Level::Debug,
+            | Fail::Unauthorized(Denied::NoCredentials, _)
+            | Fail::AuthDenied(401)
+            | Fail::AuthRedirect => Level::Debug,
             Fail::TooManyConnections(ConnLimit::PerIp)
             | Fail::RateLimited(..)
             | Fail::Forbidden
             | Fail::Unauthorized(..)
+            | Fail::AuthDenied(_)
             | Fail::MisdirectedHost
             | Fail::Request(_)
             | Fail::BodyTooLarge { .. }
@@ -364,7 +392,8 @@ impl Fail {
             | Fail::QueueTimeout
             | Fail::RedirectCycle
             | Fail::Compress
-            | Fail::UserFile(_) => Level::Warn,
+            | Fail::UserFile(_)
+            | Fail::AuthFailed(_) => Level::Warn,
         }
     }
 
@@ -498,6 +527,21 @@ impl fmt::Display for Fail {
                 "more than {MAX_INTERNAL_REDIRECTS} internal redirects (X-Accel-Redirect, \
                  fallback) for one request: 500; the app and the routes send it in a circle"
             ),
+            Fail::AuthDenied(status) => write!(f, "the route's auth_request answered {status}"),
+            Fail::AuthRedirect => {
+                f.write_str("the route's auth_request answered 401: 302 to its redirect_401")
+            }
+            Fail::AuthFailed(AuthFailure::Status(status)) => write!(
+                f,
+                "the route's auth_request answered {status}, not 2xx, 401 or 403: 500"
+            ),
+            Fail::AuthFailed(AuthFailure::NoAnswer) => {
+                f.write_str("the route's auth_request got no answer (see the line before): 500")
+            }
+            Fail::AuthFailed(AuthFailure::NoRoute) => f.write_str(
+                "no route passing requests to an upstream serves the auth_request's path for \
+                 this Host: 500",
+            ),
         }
     }
 }
@@ -604,6 +648,8 @@ const KIND_NAMES: [(&str, Level); KINDS] = [
     ("compressing an answer failed", Level::Warn),
     ("auth_basic refused a user or password", Level::Info),
     ("auth_basic user_file unusable", Level::Warn),
+    ("auth_request refused a request", Level::Info),
+    ("auth_request gave no verdict", Level::Warn),
 ];
 
 #[cfg(test)]
@@ -655,6 +701,8 @@ mod tests {
             Fail::Compress,
             Fail::Unauthorized(Denied::WrongPassword, 0),
             Fail::UserFile(UserFile::Broken),
+            Fail::AuthDenied(403),
+            Fail::AuthFailed(AuthFailure::Status(502)),
         ]
     }
 
@@ -691,6 +739,12 @@ mod tests {
             Some(503),
             None,
             None,
+            Some(500),
+            Some(421),
+            Some(500),
+            Some(401),
+            Some(500),
+            Some(403),
             Some(500),
         ];
         for (fail, status) in every_kind().into_iter().zip(want) {
@@ -744,6 +798,8 @@ mod tests {
                     | Fail::NoRoute
                     | Fail::Forbidden
                     | Fail::Unauthorized(..)
+                    | Fail::AuthDenied(_)
+                    | Fail::AuthRedirect
                     | Fail::NoFile
                     | Fail::MethodNotAllowed(_)
                     | Fail::MisdirectedHost

@@ -191,6 +191,7 @@ impl Routes {
                 buffering: true,
                 gzip: None,
                 auth: None,
+                auth_request: None,
             });
         }
         Ok(Routes {

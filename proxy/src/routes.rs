@@ -15,6 +15,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use crate::access_log::Template;
 use crate::auth_basic::BasicAuth;
 use crate::config::{Cidr, HostName, Limits, SetValues};
 use crate::gzip::Gzip;
@@ -22,7 +23,18 @@ use crate::http::Charset;
 use crate::limits::RateLimit;
 use crate::static_files::StaticRoute;
 
-/// One route.
+/// nginx's `auth_request`: the request each request is first asked as, and what a 401
+/// becomes.
+#[derive(Debug)]
+pub(crate) struct AuthRequest {
+    /// The path asked, normalised (what routes match, and PATH_INFO).
+    pub(crate) path: Box<str>,
+    /// Its query, without the `?` (empty: none).
+    pub(crate) query: Box<str>,
+    /// A 401 answered as a 302 to this, when it comes out non-empty.
+    pub(crate) redirect_401: Option<Arc<Template>>,
+}
+
 /// nginx's `limit_except`: methods anyone may use, and who may use the others.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct LimitExcept {
@@ -32,6 +44,7 @@ pub(crate) struct LimitExcept {
     pub(crate) allow: Vec<Cidr>,
 }
 
+/// One route.
 #[derive(Debug, Clone)]
 pub(crate) struct Route {
     /// The Hosts it serves (empty: those no route names).
@@ -86,6 +99,8 @@ pub(crate) struct Route {
     pub(crate) gzip: Option<Arc<Gzip>>,
     /// Who may use it (nginx's `auth_basic`), if not everyone.
     pub(crate) auth: Option<Arc<BasicAuth>>,
+    /// Where each request is first asked whether it may pass (nginx's `auth_request`).
+    pub(crate) auth_request: Option<Arc<AuthRequest>>,
 }
 
 /// What a route does with a request.
@@ -387,6 +402,7 @@ pub(crate) mod tests {
             buffering: true,
             gzip: None,
             auth: None,
+            auth_request: None,
         }
     }
 

@@ -13,6 +13,13 @@ routes are this app's only:
                     (url_for of /bytes/7, plain and with _external=True), `script_root`,
                     `path` and `url` of the request; shows how Flask sees a mount
                     (SCRIPT_NAME) and the URL scheme.
+  /auth/check       the check an `auth_request` asks: the token in the X-Token header or
+                    the `token` cookie decides. `alice`: 200 with X-Auth-User: alice;
+                    `banned`: 403; `broken`: 500; anything else: 401 with
+                    `WWW-Authenticate: Bearer realm="demo"` and a Location to a login page
+                    naming the X-Original-URI. Every answer carries X-Auth-Seen, JSON of
+                    the request it got (method, CONTENT_LENGTH, body bytes, X-Original-URI,
+                    the X-User a client may have sent).
 With RINGWAY_VALIDATE=1 the WSGI callable is wrapped in wsgiref.validate.validator (the tests
 set it). With RINGWAY_PROXY_FIX=1 (behind an HTTP proxy: gunicorn, Granian) Werkzeug's
 ProxyFix takes the client's address, the scheme and the host from the proxy's
@@ -24,6 +31,7 @@ import hashlib
 import json
 import os
 import time
+from urllib.parse import quote
 
 from flask import Flask, Response, request, url_for
 
@@ -202,6 +210,31 @@ def encoded():
     response = Response(gzip.compress(b"compressed by the app " * 40), mimetype="text/html")
     response.headers["Content-Encoding"] = "gzip"
     return response
+
+
+@app.route("/auth/check", methods=ALL_METHODS)
+def auth_check():
+    body = read_body()
+    token = request.headers.get("X-Token") or request.cookies.get("token", "")
+    original = request.headers.get("X-Original-URI", "")
+    seen = {
+        "method": request.method,
+        "content_length": request.environ.get("CONTENT_LENGTH", ""),
+        "body": len(body),
+        "uri": original,
+        "x_user": request.headers.get("X-User", ""),
+    }
+    headers = {"X-Auth-Seen": json.dumps(seen, sort_keys=True)}
+    if token == "alice":
+        headers["X-Auth-User"] = "alice"
+        return Response("ok", headers=headers)
+    if token == "banned":
+        return Response("banned", status=403, headers=headers)
+    if token == "broken":
+        return Response("broken", status=500, headers=headers)
+    headers["WWW-Authenticate"] = 'Bearer realm="demo"'
+    headers["Location"] = "https://login.example/start?rd=" + quote(original, safe="")
+    return Response("who are you?", status=401, headers=headers)
 
 
 @app.route("/error")

@@ -69,7 +69,13 @@ pub(crate) struct Entry<'a> {
     /// `$hostname` and `$pid`.
     pub(crate) hostname: &'a str,
     pub(crate) pid: u32,
+    /// The headers of the route's `auth_request` answer (`$auth_http_NAME`), if one was
+    /// asked.
+    pub(crate) auth_headers: &'a AuthHeaders,
 }
+
+/// An `auth_request` answer's headers, in its order, names in lower case.
+pub(crate) type AuthHeaders = [(Box<[u8]>, Box<[u8]>)];
 
 /// The upstream part of a line.
 #[derive(Debug, Clone, Copy)]
@@ -191,6 +197,7 @@ pub(crate) fn sample() -> Entry<'static> {
         local: "127.0.0.1:80".parse().unwrap(),
         hostname: "",
         pid: 1,
+        auth_headers: &[],
     }
 }
 

@@ -91,6 +91,10 @@ enum Var {
         name: usize,
         header: usize,
     },
+    /// `$auth_http_NAME`: the first such header of the route's `auth_request` answer (the
+    /// header's name, `_` for `-`, into `Template::names`): nginx's `$upstream_http_NAME`
+    /// in an `auth_request_set`.
+    AuthHeader(usize),
 }
 
 impl Var {
@@ -276,6 +280,9 @@ impl Template {
         if let Some(arg) = name.strip_prefix("arg_").filter(|a| !a.is_empty()) {
             return Ok(Var::Arg(self.name(arg)));
         }
+        if let Some(header) = name.strip_prefix("auth_http_").filter(|h| !h.is_empty()) {
+            return Ok(Var::AuthHeader(self.name(&header.replace('_', "-"))));
+        }
         if let Some(cookie) = name.strip_prefix("cookie_").filter(|c| !c.is_empty()) {
             let header = self.header("cookie", text)?;
             return Ok(Var::Cookie {
@@ -300,7 +307,8 @@ impl Template {
             return Err(format!(
                 "{text:?}: unknown variable `${name}` (a `$` itself is written `$$`); known: \
                  ${}, and $http_NAME for a request header, $arg_NAME for an argument of the \
-                 query, $cookie_NAME for a cookie",
+                 query, $cookie_NAME for a cookie, $auth_http_NAME for a header of the \
+                 auth_request's answer",
                 known.join(", $")
             ));
         };
@@ -481,6 +489,10 @@ fn push_var(
         Var::Cookie { name, header } => {
             let cookies = e.headers.get(header).copied().flatten();
             text(out, cookies.and_then(|c| cookie(c, &names[name])));
+        }
+        Var::AuthHeader(name) => {
+            let value = e.auth_headers.iter().find(|(n, _)| **n == *names[name]);
+            text(out, value.map(|(_, v)| &v[..]));
         }
     }
 }
@@ -775,5 +787,29 @@ mod tests {
         let mut out = Vec::new();
         t.write(&mut out, &entry, &stamp);
         assert_eq!(String::from_utf8(out).unwrap(), "1 abc|sid=abc; o=1|- -\n");
+    }
+
+    #[test]
+    fn auth_header_variables_show_the_auth_answer_s_first_header_of_the_name() {
+        let t = Template::parse_value("u=$auth_http_X_Auth_User;$auth_http_none").unwrap();
+        assert!(t.headers().is_empty(), "no request header is named");
+        let answer: &crate::access_log::AuthHeaders = &[
+            (b"x-auth-user".as_slice().into(), b"alice".as_slice().into()),
+            (b"x-auth-user".as_slice().into(), b"bob".as_slice().into()),
+        ];
+        let entry = Entry {
+            auth_headers: answer,
+            ..crate::access_log::line::sample()
+        };
+        let mut out = Vec::new();
+        t.write_value(&mut out, &entry);
+        assert_eq!(String::from_utf8(out).unwrap(), "u=alice;");
+        let mut out = Vec::new();
+        t.write_value(&mut out, &crate::access_log::line::sample());
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "u=;",
+            "no auth request asked"
+        );
     }
 }

@@ -25,6 +25,7 @@ pub use next_upstream::NextUpstream;
 pub use server_addr::{Protocol, ServerAddr, ServerAt};
 pub use server_options::ServerOptions;
 pub use set_values::SetValues;
+pub(crate) use set_values::header_text;
 pub use settings::{
     AppSettings, GroupSettings, GzipSettings, HeaderSetting, HeaderTable, LimitExceptSettings,
     LimitReqSettings, LimitSettings, RedirectSettings, Resolved, RespondSettings, RouteSettings,

@@ -68,6 +68,12 @@ impl SetValues {
     }
 }
 
+/// `bytes`, a header value made of variables, as text a header can carry (see
+/// [`text_of`]).
+pub(crate) fn header_text(bytes: &[u8]) -> String {
+    text_of(bytes, true)
+}
+
 /// `bytes` as text: bytes that are not UTF-8, and for a header control characters, as
 /// `%XX` escapes.
 fn text_of(bytes: &[u8], for_headers: bool) -> String {

@@ -246,6 +246,12 @@ pub struct Settings {
     #[arg(skip)]
     pub auth_basic: Option<AuthBasicSetting>,
 
+    /// Each request asked first of another route, for every route that sets none of its
+    /// own (nginx's `auth_request` in a `server` block): `"/oauth2/auth"`, or `{ path =
+    /// "...", redirect_401 = "URL" }`. File only.
+    #[arg(skip)]
+    pub auth_request: Option<AuthRequestSetting>,
+
     /// Compressing the app's answers and static files as they go out (nginx's `gzip on`
     /// and its `gzip_*` settings; file only: `[gzip]`). Every route to an app or to files
     /// uses it unless it says `gzip = false`.
@@ -548,6 +554,12 @@ pub struct RouteSettings {
     /// `{ realm = "...", user_file = "..." }`, or `"off"` on a route under a top-level one
     /// [default: the top-level `auth_basic`].
     pub auth_basic: Option<AuthBasicSetting>,
+    /// Each request is first asked of the route serving this path, as a GET without a
+    /// body (nginx's `auth_request`): a 2xx answer lets it in, 401 and 403 are the
+    /// client's answer, anything else is 500. `{ path = "...", redirect_401 = "URL" }`
+    /// answers a 302 to URL in place of the 401 (nginx's `error_page 401 =302 URL`);
+    /// `"off"` on a route under a top-level one [default: the top-level `auth_request`].
+    pub auth_request: Option<AuthRequestSetting>,
     /// Serve files from this directory instead (nginx `alias`).
     #[serde(rename = "static")]
     pub static_dir: Option<PathBuf>,
@@ -643,6 +655,54 @@ impl<'de> Deserialize<'de> for AuthBasicSetting {
                 let table =
                     AuthBasicTable::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
                 Ok(AuthBasicSetting::Table(table))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+/// `auth_request`: the path asked, or `"off"`; or a table with what a 401 becomes.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum AuthRequestSetting {
+    /// The path (and query) asked, or `"off"`.
+    Word(String),
+    /// `{ path = "...", redirect_401 = "URL" }`.
+    Table(AuthRequestTable),
+}
+
+/// `{ path = "...", redirect_401 = "URL" }`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthRequestTable {
+    /// The path (and query) asked: a route passing it to an upstream serves it.
+    pub path: String,
+    /// Where a 401 sends the client instead, with a 302 (nginx's `error_page 401 =302
+    /// URL`): text with variables, `$auth_http_location` for the auth answer's Location
+    /// (Authelia), `/oauth2/start?rd=$request_uri` (oauth2-proxy). When it comes out empty,
+    /// the 401 goes as it is.
+    pub redirect_401: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for AuthRequestSetting {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = AuthRequestSetting;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a path, { path = \"...\", redirect_401 = \"...\" }, or \"off\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<AuthRequestSetting, E> {
+                Ok(AuthRequestSetting::Word(v.to_owned()))
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                map: M,
+            ) -> Result<AuthRequestSetting, M::Error> {
+                let table = AuthRequestTable::deserialize(
+                    serde::de::value::MapAccessDeserializer::new(map),
+                )?;
+                Ok(AuthRequestSetting::Table(table))
             }
         }
         d.deserialize_any(Visitor)

@@ -1855,6 +1855,71 @@ fn auth_basic_is_inherited_replaced_or_turned_off() {
     );
 }
 
+/// nginx's `auth_request` in `server`, replaced or turned off in a `location`; its path
+/// must reach an app, for every Host the route serves.
+#[test]
+fn auth_request_is_inherited_replaced_or_turned_off_and_must_reach_an_app() {
+    let text = "upstream = [\"unix:/a\"]\n\
+                auth_request = \"/auth/check?from=site\"\n\
+                [[routes]]\npath = \"/auth/\"\nupstream = \"default\"\ninternal = true\n\
+                [[routes]]\npath = \"/open/\"\nupstream = \"default\"\nauth_request = \"off\"\n\
+                [[routes]]\npath = \"/admin/\"\nupstream = \"default\"\n\
+                auth_request = { path = \"/auth/admin\", redirect_401 = \"/login?rd=$request_uri\" }\n\
+                [[routes]]\npath = \"/ok\"\nexact = true\nrespond = { status = 200 }\n";
+    let config = load(text, &["--static", "/static/=/tmp"]).unwrap();
+    let asked = |path: &str| {
+        route(&config, path)
+            .auth_request
+            .as_ref()
+            .map(|a| format!("{}?{}", a.path, a.query))
+    };
+    assert_eq!(asked("/x").as_deref(), Some("/auth/check?from=site"));
+    assert_eq!(asked("/static/a").as_deref(), Some("/auth/check?from=site"));
+    assert_eq!(asked("/open/x"), None);
+    assert_eq!(asked("/admin/x").as_deref(), Some("/auth/admin?"));
+    assert!(
+        route(&config, "/admin/x")
+            .auth_request
+            .as_ref()
+            .unwrap()
+            .redirect_401
+            .is_some()
+    );
+    // A fixed answer goes before any access check, as nginx's `return`.
+    assert_eq!(asked("/ok"), None);
+
+    assert_refused(
+        "upstream = [\"unix:/a\"]\nauth_request = \"/nowhere\"\n\
+         [[routes]]\npath = \"/nowhere\"\nexact = true\nrespond = { status = 204 }\n",
+        "auth_request",
+        "no route passing requests to an upstream serves \"/nowhere\"",
+    );
+    assert_refused(
+        "upstream = [\"unix:/a\"]\n[[routes]]\npath = \"/a/\"\nupstream = \"default\"\n\
+         hosts = [\"a.example\"]\nauth_request = \"/auth\"\n\
+         [[routes]]\npath = \"/auth\"\nupstream = \"default\"\nhosts = [\"b.example\"]\n",
+        "routes[0].auth_request",
+        "for the Host a.example",
+    );
+    for bad in ["auth", "/a/../b", "/a b", "/a%20b", "/a#b"] {
+        assert_refused(
+            &format!("upstream = [\"unix:/a\"]\nauth_request = \"{bad}\"\n"),
+            "auth_request",
+            "expected a normalised path",
+        );
+    }
+    assert_refused(
+        "upstream = [\"unix:/a\"]\nauth_request = { path = \"/\", redirect_401 = \"$status\" }\n",
+        "auth_request.redirect_401",
+        "for log lines only",
+    );
+    assert_refused(
+        "upstream = [\"unix:/a\"]\nauth_request = { path = \"/\", login = \"/x\" }\n",
+        "login",
+        "",
+    );
+}
+
 #[test]
 fn a_regex_route_is_matched_by_its_pattern_and_refused_where_it_cannot_work() {
     let group = "[upstreams.app]\nservers = [\"unix:/a\"]\n";

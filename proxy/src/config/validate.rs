@@ -13,8 +13,9 @@ use anyhow::anyhow;
 use super::next_upstream::NextUpstream;
 use super::server_addr::{Lookup, Protocol, ServerAddr, ServerAt};
 use super::settings::{
-    AppSettings, AuthBasicSetting, GroupSettings, HeaderSetting, LimitExceptSettings,
-    LimitReqSettings, LimitSettings, Resolved, RespondSettings, RouteSettings, Satisfy,
+    AppSettings, AuthBasicSetting, AuthRequestSetting, GroupSettings, HeaderSetting,
+    LimitExceptSettings, LimitReqSettings, LimitSettings, Resolved, RespondSettings, RouteSettings,
+    Satisfy,
 };
 use super::values::{
     Dur, Expires, LogEscape, LogFormat, LogTarget, MetricsListen, RealIpHeader, Size, TlsVersion,
@@ -32,7 +33,8 @@ use crate::gzip::Gzip;
 use crate::http::Charset;
 use crate::limits::RateLimit;
 use crate::routes::{
-    Action, FixedAnswer, LimitExcept, PathRegex, Route, RouteTable, highest_group,
+    Action, AuthRequest, FixedAnswer, Found, LimitExcept, PathRegex, Route, RouteTable,
+    highest_group,
 };
 use crate::static_files::{Encoding, Fallback, Root, StaticRoute};
 use crate::tls::{CertFiles, ClientAuth, TlsConfig};
@@ -726,9 +728,17 @@ impl Resolved {
             Some(setting) => self.auth_basic(setting, "auth_basic")?,
             None => None,
         };
+        let auth_request = match &s.auth_request {
+            Some(setting) => self.auth_request(setting, "auth_request")?,
+            None => None,
+        };
+        let access = Access {
+            auth: auth.as_ref(),
+            auth_request: auth_request.as_ref(),
+        };
         for (i, route) in s.routes.iter().enumerate() {
             let at = format!("routes[{i}]");
-            let built = self.route(route, &at, groups, inherited, gzip.as_ref(), auth.as_ref())?;
+            let built = self.route(route, &at, groups, inherited, gzip.as_ref(), access)?;
             if built.intercept_errors && error_pages.is_empty() {
                 return Err(self.invalid_in_file(
                     &format!("{at}.intercept_errors"),
@@ -802,6 +812,7 @@ impl Resolved {
                 buffering: true,
                 gzip: gzip.clone(),
                 auth: auth.clone(),
+                auth_request: auth_request.clone(),
             });
         }
         let default_group = groups.iter().position(|g| g.name == DEFAULT_GROUP);
@@ -842,9 +853,51 @@ impl Resolved {
                 buffering: true,
                 gzip: gzip.clone(),
                 auth: auth.clone(),
+                auth_request: auth_request.clone(),
             });
         }
-        Ok(RouteTable::new(routes))
+        let table = RouteTable::new(routes);
+        self.check_auth_requests(&table)?;
+        Ok(table)
+    }
+
+    /// Each route's `auth_request` names a path a route passing requests to an upstream
+    /// serves, for every Host the route serves.
+    fn check_auth_requests(&self, table: &RouteTable) -> anyhow::Result<()> {
+        for (i, route) in table.iter().enumerate() {
+            let Some(auth) = &route.auth_request else {
+                continue;
+            };
+            // The `[[routes]]` come first in the table, in the file's order.
+            let key = match self.settings.routes.get(i) {
+                Some(own) if own.auth_request.is_some() => format!("routes[{i}].auth_request"),
+                _ => "auth_request".to_owned(),
+            };
+            let hosts: Vec<Option<String>> = match route.hosts.as_slice() {
+                [] => vec![None],
+                named => named.iter().map(|h| Some(h.to_string())).collect(),
+            };
+            for host in hosts {
+                let found =
+                    match table.find(host.as_deref().map(str::as_bytes), auth.path.as_bytes()) {
+                        Found::Route(at) => table.get(at),
+                        Found::AddSlash(_) | Found::Nothing => None,
+                    };
+                let asks_app = found.is_some_and(|r| matches!(r.action, Action::Upstream { .. }));
+                if !asks_app {
+                    let whose = host.map_or(String::new(), |h| format!(" for the Host {h}"));
+                    return Err(self.invalid_in_file(
+                        &key,
+                        &format!(
+                            "no route passing requests to an upstream serves {:?}{whose}: \
+                             the auth request goes to an app (an `internal` route is fine)",
+                            auth.path
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// nginx's `charset` and `charset_types`, each inherited on its own: `name` and
@@ -876,7 +929,7 @@ impl Resolved {
 
     /// A `[[routes]]` entry at `at`; `inherited`: the top-level response headers, its own
     /// when it sets none; `gzip`: the `[gzip]` section's compression, if there is one;
-    /// `auth`: the top-level `auth_basic`, if there is one.
+    /// `access`: the top-level `auth_basic` and `auth_request`, if there are.
     fn route(
         &self,
         route: &RouteSettings,
@@ -884,7 +937,7 @@ impl Resolved {
         groups: &[Group],
         inherited: &AddedHeaders,
         gzip: Option<&Arc<Gzip>>,
-        auth: Option<&Arc<BasicAuth>>,
+        access: Access<'_>,
     ) -> anyhow::Result<Route> {
         let invalid =
             |key: &str, message: &str| self.invalid_in_file(&format!("{at}.{key}"), message);
@@ -1123,8 +1176,15 @@ impl Resolved {
         };
         // As nginx's: a location's own auth_basic replaces the server's; `off` removes it.
         let auth = match &route.auth_basic {
-            None => auth.cloned(),
+            None => access.auth.cloned(),
             Some(setting) => self.auth_basic(setting, &format!("{at}.auth_basic"))?,
+        };
+        // The same for auth_request; a fixed answer or a redirect goes before any access
+        // check (nginx's `return`), so nothing is asked for it.
+        let auth_request = match &route.auth_request {
+            _ if matches!(action, Action::Respond(_) | Action::Redirect { .. }) => None,
+            None => access.auth_request.cloned(),
+            Some(setting) => self.auth_request(setting, &format!("{at}.auth_request"))?,
         };
         Ok(Route {
             hosts: route.hosts.clone(),
@@ -1153,6 +1213,7 @@ impl Resolved {
             buffering: route.buffering.unwrap_or(true),
             gzip,
             auth,
+            auth_request,
         })
     }
 
@@ -1196,6 +1257,45 @@ impl Resolved {
         })))
     }
 
+    /// An `auth_request` setting at `key`: the path asked and what a 401 becomes, or `None`
+    /// for `"off"`.
+    fn auth_request(
+        &self,
+        setting: &AuthRequestSetting,
+        key: &str,
+    ) -> anyhow::Result<Option<Arc<AuthRequest>>> {
+        let (uri, redirect_401) = match setting {
+            AuthRequestSetting::Word(word) if word == "off" => return Ok(None),
+            AuthRequestSetting::Word(uri) => (uri, None),
+            AuthRequestSetting::Table(table) => (&table.path, table.redirect_401.as_deref()),
+        };
+        let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
+        // It goes in a request line as written: visible ASCII, and a path as routes see it.
+        let visible = uri.bytes().all(|b| b.is_ascii_graphic() && b != b'#');
+        if !visible || !is_normal_path(path) {
+            return Err(self.invalid_in_file(
+                key,
+                &format!(
+                    "{uri:?}: expected a normalised path (`/auth`, `/oauth2/auth?x=1`: starting \
+                     with `/`, no `..`, `//` or escapes, no spaces), a table, or \"off\""
+                ),
+            ));
+        }
+        let redirect_401 = match redirect_401 {
+            Some(text) => {
+                Some(Arc::new(Template::parse_value(text).map_err(|m| {
+                    self.invalid_in_file(&format!("{key}.redirect_401"), &m)
+                })?))
+            }
+            None => None,
+        };
+        Ok(Some(Arc::new(AuthRequest {
+            path: path.into(),
+            query: query.into(),
+            redirect_401,
+        })))
+    }
+
     /// An `auth_basic` setting at `key`: its users loaded, or `None` for `"off"`.
     fn auth_basic(
         &self,
@@ -1215,6 +1315,13 @@ impl Resolved {
                 .map_err(|m| self.invalid_in_file(key, &m)),
         }
     }
+}
+
+/// The top-level access settings a route inherits unless it sets its own.
+#[derive(Clone, Copy)]
+struct Access<'a> {
+    auth: Option<&'a Arc<BasicAuth>>,
+    auth_request: Option<&'a Arc<AuthRequest>>,
 }
 
 /// What a header given in the configuration must be.

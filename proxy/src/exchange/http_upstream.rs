@@ -10,9 +10,9 @@
 //! a server failed goes on to the next as the route's `next_upstream` says
 //! (`next_upstream.rs`).
 
-use super::Request;
 use super::next_upstream::{Missed, is_idempotent};
 use super::upstream::{Answered, Target, check_body_size, connect, judge, pass_on};
+use super::{HeadParts, Request};
 use crate::buffer::{Body, Buf};
 use crate::client::Client;
 use crate::fail::Fail;
@@ -71,7 +71,17 @@ pub(super) async fn exchange(
     loop {
         let (upstream, connected) =
             connect(client, req, target, worker, group, reuse, tried).await?;
-        let head = encode_head(client, req, target, worker, &body, upgrading, group);
+        let parts = HeadParts::of(client, req);
+        let head = encode_head(
+            client,
+            req,
+            parts,
+            target,
+            worker,
+            body.len(),
+            upgrading,
+            group,
+        );
         let is_head = req.head.method == Method::Head;
         let mut headers = std::mem::take(&mut client.response_headers);
         let timeout = limits.upstream_read_timeout;
@@ -146,20 +156,23 @@ pub(super) async fn exchange(
     }
 }
 
-/// The request head, in a pooled buffer.
-fn encode_head(
+/// The request head for the head `parts` (the client's request's, or an auth request's
+/// made for `req`), with a body of `body_len` bytes (`None`: none), in a pooled buffer.
+#[allow(clippy::too_many_arguments)] // the request, its head, where it goes and how
+pub(super) fn encode_head(
     client: &Client,
     req: &Request,
+    parts: HeadParts<'_>,
     target: &Target<'_>,
     worker: &Worker,
-    body: &Body,
+    body_len: Option<u64>,
     upgrading: bool,
     group: &Upstreams,
 ) -> Buf {
     let config = &worker.config;
     // Only an HTTP/1.0 request may come without a Host: name the server then.
     let local;
-    let default_host = match (&config.server_name, req.head.host) {
+    let default_host = match (&config.server_name, parts.head.host) {
         (_, Some(_)) => &b""[..],
         (Some(name), None) => name.as_bytes(),
         (None, None) => {
@@ -187,16 +200,19 @@ fn encode_head(
         forwarded_host: super::forwarded_host(client, target.route, worker),
         default_host,
         allow_underscores: config.allow_underscores_in_headers,
-        body_len: body.len(),
+        body_len,
         upgrade: upgrading,
         keep_alive: group.keeps_connections(),
         path: target.upstream_path.map(|replacement| {
-            let rest = req.path.get(target.route.path.len()..).unwrap_or_default();
+            let rest = parts
+                .path
+                .get(target.route.path.len()..)
+                .unwrap_or_default();
             (replacement.as_bytes(), rest)
         }),
         set: &set,
     };
     let mut head = Buf::with_capacity(group.buffer_size());
-    encode_request_head(&client.input, &req.head, &client.headers, &env, &mut head);
+    encode_request_head(parts.input, parts.head, parts.headers, &env, &mut head);
     head
 }

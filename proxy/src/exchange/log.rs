@@ -199,6 +199,10 @@ impl Seen<'_> {
         }
         let mut refused_path = Vec::new();
         let shows_uri = template.is_some_and(|t| t.shows_uri());
+        let auth = match subject {
+            Subject::Routed(req) => req.auth.take(),
+            Subject::Refused(_) | Subject::Unparsed(_) => None,
+        };
         let entry = Entry {
             remote_addr: client_ip(client, subject),
             request_line: line,
@@ -237,8 +241,14 @@ impl Seen<'_> {
             local: client.local,
             hostname: &names.hostname,
             pid: names.pid,
+            auth_headers: auth.as_ref().map_or(&[], |answer| &answer.headers),
         };
-        f(&entry)
+        let result = f(&entry);
+        // Put back for the request's next look (a header value's, then its log line's).
+        if let Subject::Routed(req) = subject {
+            req.auth.set(auth);
+        }
+        result
     }
 }
 

@@ -7,6 +7,7 @@
 //! each returning `Result<_, Fail>`, ending in an [`Outcome`].
 
 mod accel;
+mod auth_request;
 mod body_out;
 mod http_upstream;
 mod intercept;
@@ -29,7 +30,7 @@ use crate::auth_basic::Denied;
 use crate::buffer::Buf;
 use crate::client::{Client, Next, Own};
 use crate::fail::{Allowed, Fail};
-use crate::http::{BodyFraming, Method, RequestHead};
+use crate::http::{BodyFraming, HeaderSpan, Method, RequestHead};
 use crate::identity::{RequestId, identify};
 use crate::routes::{Action, Found, Route};
 use crate::uwsgi::normalize_path;
@@ -121,6 +122,8 @@ pub(crate) struct Request {
     /// Bytes of its body read, as sent (chunk framing included): with its head, nginx's
     /// `$request_length`.
     pub(crate) body_taken: Cell<u64>,
+    /// What its route's `auth_request` answered, once asked.
+    pub(crate) auth: auth_request::AuthSlot,
 }
 
 impl Request {
@@ -188,6 +191,29 @@ impl Request {
         {
             call.response = Some(call.started.elapsed());
             self.upstream.set(Some(call));
+        }
+    }
+}
+
+/// A request head as it goes to an upstream: its bytes, its head and header lines parsed
+/// from them, and its normalised path. The client's request's, or an auth request's made
+/// from it.
+#[derive(Clone, Copy)]
+pub(super) struct HeadParts<'a> {
+    pub(super) input: &'a [u8],
+    pub(super) head: &'a RequestHead,
+    pub(super) headers: &'a [HeaderSpan],
+    pub(super) path: &'a [u8],
+}
+
+impl<'a> HeadParts<'a> {
+    /// The client's request's.
+    pub(super) fn of(client: &'a Client, req: &'a Request) -> HeadParts<'a> {
+        HeadParts {
+            input: &client.input,
+            head: &req.head,
+            headers: &client.headers,
+            path: &req.path,
         }
     }
 }
@@ -365,6 +391,7 @@ fn route<'w>(client: &Client, head: RequestHead, worker: &'w Worker, keep: bool)
         upstream: Cell::new(None),
         redirects: Cell::new(0),
         body_taken: Cell::new(0),
+        auth: auth_request::AuthSlot::default(),
     };
     let routes = &worker.config.routes;
     match routes.find(req.head.host.map(|h| h.of(&client.input)), &req.path) {
@@ -397,7 +424,7 @@ async fn handle(
     } else if let Err(retry_after) = worker.limits.check_rate(index, req.client_ip) {
         // Before the allow list, as nginx's limit_req (preaccess phase) runs before `allow`.
         Err(Fail::RateLimited(retry_after, route.limit_req_status))
-    } else if let Err(fail) = access(client, req, route, index).await {
+    } else if let Err(fail) = access(client, req, route, index, worker).await {
         Err(fail)
     } else {
         dispatch(client, req, route, index, rest, worker).await
@@ -406,7 +433,11 @@ async fn handle(
         Ok(outcome) => outcome,
         Err(fail) => {
             let keep = fail.is_clean() && req.may_keep_alive_unread();
-            let scope = OwnAnswers::of_route(route);
+            let refusal = auth_request::refusal_headers(req, fail);
+            let scope = OwnAnswers {
+                refusal: &refusal,
+                ..OwnAnswers::of_route(route)
+            };
             answer(
                 client,
                 fail,
@@ -421,17 +452,19 @@ async fn handle(
     }
 }
 
-/// nginx's access phase for a route: its `limit_except`, then its `allow` list and its
-/// `auth_basic`. A method `limit_except` keeps from the client gets 403, as nginx's
-/// `deny all` inside it. With `satisfy all` (the default) the list and the password must
-/// both pass, the list first, so a refused address gets 403, not a password prompt; with
-/// `satisfy any` a listed address needs no password, and anyone else is asked for one
-/// (401), or refused (403) when the route has none.
+/// nginx's access phase for a route: its `limit_except`, then its `allow` list, its
+/// `auth_basic` and its `auth_request`. A method `limit_except` keeps from the client gets
+/// 403, as nginx's `deny all` inside it. With `satisfy all` (the default) all must pass,
+/// in that order, so a refused address gets 403, not a password prompt, and is never
+/// asked of the auth request; with `satisfy any` one is enough: a listed address needs
+/// no password, and anyone else is asked for one (401), or by the auth request; refused,
+/// the client gets 401 if one of them said so, else 403 (nginx keeps a 401 over a 403).
 pub(super) async fn access(
     client: &Client,
     req: &Request,
     route: &Route,
     index: usize,
+    worker: &Worker,
 ) -> Result<(), Fail> {
     if !route.allows_method(req.head.method_span.of(&client.input), req.client_ip) {
         return Err(Fail::Forbidden);
@@ -441,17 +474,51 @@ pub(super) async fn access(
         if !allowed {
             return Err(Fail::Forbidden);
         }
-        return authorize(client, route, index).await;
+        authorize(client, route, index).await?;
+        return ask_auth_request(client, req, route, worker).await;
     }
     // An empty list lets no one in by itself (nginx: no rules, no say).
     if allowed && !route.allow.is_empty() {
         return Ok(());
     }
-    match (&route.auth, route.allow.is_empty()) {
-        (Some(_), _) => authorize(client, route, index).await,
-        (None, false) => Err(Fail::Forbidden),
-        (None, true) => Ok(()),
+    let asks = route.auth.is_some() || route.auth_request.is_some();
+    if !asks {
+        return if route.allow.is_empty() {
+            Ok(())
+        } else {
+            Err(Fail::Forbidden)
+        };
     }
+    let password = match route.auth {
+        Some(_) => authorize(client, route, index).await,
+        None => Err(Fail::Forbidden),
+    };
+    let Err(refused) = password else {
+        return Ok(());
+    };
+    if route.auth_request.is_none() {
+        return Err(refused);
+    }
+    match ask_auth_request(client, req, route, worker).await {
+        Ok(()) => Ok(()),
+        // nginx's `satisfy any` answers a 401 if any check said 401.
+        Err(Fail::AuthDenied(403)) if refused.status() == Some(401) => Err(refused),
+        Err(fail) => Err(fail),
+    }
+}
+
+/// The route's `auth_request`, if it has one. Boxed: the exchange's state must not grow
+/// every request's future.
+async fn ask_auth_request(
+    client: &Client,
+    req: &Request,
+    route: &Route,
+    worker: &Worker,
+) -> Result<(), Fail> {
+    if route.auth_request.is_none() {
+        return Ok(());
+    }
+    Box::pin(auth_request::check(client, req, route, worker)).await
 }
 
 /// The route's `auth_basic`, if it has one, against the request's credentials. A `respond`
@@ -582,6 +649,9 @@ pub(crate) fn forwarded_host<'c>(
 pub(crate) struct OwnAnswers<'a> {
     pub(crate) send_timeout: Duration,
     pub(crate) always: &'a [(String, String)],
+    /// What an `auth_request` refusal carries: the auth answer's challenges, or where
+    /// `redirect_401` sends the client.
+    pub(crate) refusal: &'a [(&'static [u8], Box<[u8]>)],
 }
 
 impl<'a> OwnAnswers<'a> {
@@ -589,6 +659,7 @@ impl<'a> OwnAnswers<'a> {
         OwnAnswers {
             send_timeout: route.limits.send_timeout,
             always: &route.always_headers,
+            refusal: &[],
         }
     }
 
@@ -596,6 +667,7 @@ impl<'a> OwnAnswers<'a> {
         OwnAnswers {
             send_timeout: worker.config.limits.send_timeout,
             always: &worker.config.response_headers_always,
+            refusal: &[],
         }
     }
 }
@@ -633,6 +705,7 @@ pub(crate) async fn answer(
         .map(|(name, value)| (*name, value.as_bytes()))
         .into_iter()
         .chain(challenge)
+        .chain(scope.refusal.iter().map(|(n, v)| (*n, &v[..])))
         .chain(
             scope
                 .always

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
 use super::next_upstream::{self, Missed};
-use super::{Outcome, Request, accel, intercept, relay};
+use super::{HeadParts, Outcome, Request, accel, intercept, relay};
 use super::{http_upstream, upgrade};
 use crate::buffer::{Body, Buf};
 use crate::client::Client;
@@ -105,7 +105,12 @@ async fn exchange_uwsgi(
     let early_vars = match declared {
         // Kept in a buffer of its own size: a slow upload holds it while its body arrives.
         Some(length) => Some(Buf::copy_of(&encode_vars(
-            client, req, target, length, worker,
+            client,
+            req,
+            HeadParts::of(client, req),
+            target,
+            length,
+            worker,
         )?)),
         None => None,
     };
@@ -127,7 +132,14 @@ async fn exchange_uwsgi(
     };
     let vars = match early_vars {
         Some(vars) => vars,
-        None => encode_vars(client, req, target, body.len(), worker)?,
+        None => encode_vars(
+            client,
+            req,
+            HeadParts::of(client, req),
+            target,
+            body.len(),
+            worker,
+        )?,
     };
 
     let is_head = req.head.method == Method::Head;
@@ -166,7 +178,8 @@ async fn exchange_uwsgi(
         if let Some(kept) = kept.filter(|_| goes_on) {
             upstream.close();
             body = kept;
-            vars = encode_vars(client, req, target, body.len(), worker)?;
+            let parts = HeadParts::of(client, req);
+            vars = encode_vars(client, req, parts, target, body.len(), worker)?;
             continue;
         }
         let (head, buf) = answer?;
@@ -354,10 +367,12 @@ pub(super) fn check_body_size(declared: u64, limit: u64) -> Result<(), Fail> {
     Ok(())
 }
 
-/// The packet's header and vars block, for a body of `body_len` bytes (`None`: no body).
-fn encode_vars(
+/// The packet's header and vars block for the head `parts` (the client's request's, or an
+/// auth request's made for `req`), for a body of `body_len` bytes (`None`: no body).
+pub(super) fn encode_vars(
     client: &Client,
     req: &Request,
+    parts: HeadParts<'_>,
     target: &Target<'_>,
     body_len: Option<u64>,
     worker: &Worker,
@@ -369,8 +384,8 @@ fn encode_vars(
         .map_or(0, |g| g.buffer_size());
     // The route matched, so a mount point is a prefix of the path (or the path itself).
     let path_info = match target.script_name {
-        Some(mount) => req.path.get(mount.len()..).unwrap_or_default(),
-        None => &req.path[..],
+        Some(mount) => parts.path.get(mount.len()..).unwrap_or_default(),
+        None => parts.path,
     };
     let params = target.params.resolve(false, |template, out| {
         super::log::set_value(worker, client, req, template, out);
@@ -394,9 +409,9 @@ fn encode_vars(
     };
     let mut vars = Buf::with_capacity(PACKET_HEADER + max_vars);
     uwsgi::encode_request(
-        &client.input,
-        &req.head,
-        &client.headers,
+        parts.input,
+        parts.head,
+        parts.headers,
         &env,
         body_len,
         max_vars,
