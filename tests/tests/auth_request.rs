@@ -7,6 +7,8 @@
 //! claimed) and what the auth check saw; and for each case what ringway must answer, so
 //! two proxies letting everyone in cannot agree.
 
+use std::path::Path;
+
 use ringway_tests::app_server::{AppServer, Listen, Served, Server};
 use ringway_tests::client::{Conn, Req, Response, roundtrip};
 use ringway_tests::nginx::{PROXY_PASS_LINES, uwsgi_pass};
@@ -107,18 +109,69 @@ fn cases() -> Vec<Case> {
             req: token(Req::get("/status/200"), "alice"),
             want: 200,
         },
+        Case {
+            name: "satisfy any with a password too: both challenges",
+            req: Req::get("/header/10"),
+            want: 401,
+        },
+        Case {
+            name: "satisfy any with a password too: the password lets in",
+            req: Req::get("/header/10").header("Authorization", "Basic YW5uOnNlY3JldA=="),
+            want: 200,
+        },
+        Case {
+            name: "satisfy any with a password too: the token lets in",
+            req: token(Req::get("/header/10"), "alice"),
+            want: 200,
+        },
     ]
 }
 
-/// Routes where `satisfy = "any"` lets a listed address in unasked (`/stream/`), and
-/// asks any other (`/status/`), passing to `group`.
-fn satisfy_any(group: &str) -> String {
+/// Routes where `satisfy = "any"` lets a listed address in unasked (`/stream/`), asks
+/// any other (`/status/`), or asks for a password (the users in `htpasswd`) or the check
+/// (`/header/`), passing to `group`.
+fn satisfy_any(group: &str, htpasswd: &Path) -> String {
     format!(
         "[[routes]]\npath = \"/stream/\"\nupstream = \"{group}\"\nsatisfy = \"any\"\n\
          allow = [\"127.0.0.1/32\"]\nauth_request = \"/auth/check\"\n\
          [[routes]]\npath = \"/status/\"\nupstream = \"{group}\"\nsatisfy = \"any\"\n\
-         allow = [\"10.0.0.0/8\"]\nauth_request = \"/auth/check\"\n"
+         allow = [\"10.0.0.0/8\"]\nauth_request = \"/auth/check\"\n\
+         [[routes]]\npath = \"/header/\"\nupstream = \"{group}\"\nsatisfy = \"any\"\n\
+         allow = [\"10.0.0.0/8\"]\nauth_request = \"/auth/check\"\n\
+         auth_basic = {{ realm = \"Staff\", user_file = \"{}\" }}\n",
+        htpasswd.display()
     )
+}
+
+/// nginx's lines for the same routes, each passing with `pass`.
+fn satisfy_any_nginx(pass: &str, htpasswd: &Path) -> String {
+    format!(
+        "location /stream/ {{
+            satisfy any; allow 127.0.0.1; deny all;
+            auth_request /auth/check;
+            {pass}
+        }}
+        location /status/ {{
+            satisfy any; allow 10.0.0.0/8; deny all;
+            auth_request /auth/check;
+            {pass}
+        }}
+        location /header/ {{
+            satisfy any; allow 10.0.0.0/8; deny all;
+            auth_basic \"Staff\"; auth_basic_user_file {};
+            auth_request /auth/check;
+            {pass}
+        }}",
+        htpasswd.display()
+    )
+}
+
+/// A user file with `ann`, password `secret`.
+fn users() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let file = dir.path().join("htpasswd");
+    std::fs::write(&file, "ann:{PLAIN}secret\n").expect("write the users");
+    (dir, file)
 }
 
 /// What the app was told, and what the auth check saw, on a 200 from `/environ`.
@@ -134,7 +187,10 @@ fn same_answers(nginx: &Nginx, ringway: &Ringway, through: &str) {
         let name = format!("{through}: {}", case.name);
         let theirs = roundtrip(nginx.addr(), &case.req);
         let ours = roundtrip(ringway.addr(), &case.req);
-        let shown = |r: &Response| (r.status, r.header("www-authenticate"), r.header("location"));
+        let shown = |r: &Response| {
+            let challenges = r.header_all("www-authenticate");
+            (r.status, challenges, r.header("location"))
+        };
         assert_eq!(
             shown(&ours),
             shown(&theirs),
@@ -153,7 +209,9 @@ fn same_answers(nginx: &Nginx, ringway: &Ringway, through: &str) {
         }
         if case.want == 401 {
             assert_eq!(
-                ours.header("www-authenticate").as_deref(),
+                ours.header_all("www-authenticate")
+                    .last()
+                    .map(String::as_str),
                 Some("Bearer realm=\"demo\""),
                 "{name}: the check's challenge"
             );
@@ -163,6 +221,7 @@ fn same_answers(nginx: &Nginx, ringway: &Ringway, through: &str) {
 
 #[test]
 fn uwsgi_auth_requests_answer_as_nginx_s() {
+    let (_users, htpasswd) = users();
     let uwsgi = Uwsgi::start(App::Flask);
     let pass = uwsgi_pass(uwsgi.socket());
     let nginx = Nginx::start_with_locations(
@@ -183,22 +242,14 @@ fn uwsgi_auth_requests_answer_as_nginx_s() {
                 uwsgi_param HTTP_X_USER $user;
                 uwsgi_param HTTP_X_AUTH_SEEN $seen;
             }}
-            location /stream/ {{
-                satisfy any; allow 127.0.0.1; deny all;
-                auth_request /auth/check;
-                {pass}
-            }}
-            location /status/ {{
-                satisfy any; allow 10.0.0.0/8; deny all;
-                auth_request /auth/check;
-                {pass}
-            }}
+            {}
             location /page/ {{
                 auth_request /auth/check;
                 auth_request_set $login $upstream_http_location;
                 error_page 401 =302 $login;
                 {pass}
-            }}"
+            }}",
+            satisfy_any_nginx(&pass, &htpasswd)
         ),
     );
     let ringway = Ringway::with_config(format!(
@@ -213,7 +264,7 @@ fn uwsgi_auth_requests_answer_as_nginx_s() {
          auth_request = {{ path = \"/auth/check\", redirect_401 = \"$auth_http_location\" }}\n\
          {}",
         uwsgi.upstream(),
-        satisfy_any("default")
+        satisfy_any("default", &htpasswd)
     ))
     .start();
     same_answers(&nginx, &ringway, "uwsgi");
@@ -231,6 +282,7 @@ fn uwsgi_auth_requests_answer_as_nginx_s() {
 
 #[test]
 fn http_auth_requests_answer_as_nginx_s() {
+    let (_users, htpasswd) = users();
     let server = AppServer::start(Server::Gunicorn, Served::Wsgi(App::Flask), Listen::Tcp, 2);
     let nginx = Nginx::start_proxy_pass_with_locations(
         server.addr(),
@@ -250,22 +302,14 @@ fn http_auth_requests_answer_as_nginx_s() {
                 proxy_set_header X-User $user;
                 proxy_set_header X-Auth-Seen $seen;
             }}
-            location /stream/ {{
-                satisfy any; allow 127.0.0.1; deny all;
-                auth_request /auth/check;
-                {PROXY_PASS_LINES}
-            }}
-            location /status/ {{
-                satisfy any; allow 10.0.0.0/8; deny all;
-                auth_request /auth/check;
-                {PROXY_PASS_LINES}
-            }}
+            {}
             location /page/ {{
                 auth_request /auth/check;
                 auth_request_set $login $upstream_http_location;
                 error_page 401 =302 $login;
                 {PROXY_PASS_LINES}
-            }}"
+            }}",
+            satisfy_any_nginx(PROXY_PASS_LINES, &htpasswd)
         ),
     );
     let ringway = Ringway::with_config(format!(
@@ -281,7 +325,7 @@ fn http_auth_requests_answer_as_nginx_s() {
          auth_request = {{ path = \"/auth/check\", redirect_401 = \"$auth_http_location\" }}\n\
          {}",
         server.upstream(),
-        satisfy_any("web")
+        satisfy_any("web", &htpasswd)
     ))
     .start();
     same_answers(&nginx, &ringway, "http");
@@ -326,4 +370,38 @@ fn an_auth_request_without_an_answer_is_500() {
         "{}",
         ringway.stderr()
     );
+}
+
+/// A server of the check's group that takes the connection and closes it: the auth request
+/// goes on to the next server, as the route's own requests do (`next_upstream`'s default
+/// `error`), and as nginx's subrequest does.
+#[test]
+fn an_auth_request_a_server_failed_goes_on_to_the_next() {
+    let uwsgi = Uwsgi::start(App::Flask);
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let closing = dir.path().join("closing.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&closing).expect("bind");
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            drop(conn);
+        }
+    });
+    let ringway = Ringway::with_config(format!(
+        "upstream = [\"{}\"]\n\
+         [upstreams.auth]\nservers = [\"unix:{}\", \"{}\"]\n\
+         [[routes]]\npath = \"/auth/\"\nupstream = \"auth\"\ninternal = true\n\
+         [[routes]]\npath = \"/environ\"\nupstream = \"default\"\n\
+         auth_request = \"/auth/check\"\n",
+        uwsgi.upstream(),
+        closing.display(),
+        uwsgi.upstream()
+    ))
+    .start();
+    for i in 0..4 {
+        let r = roundtrip(
+            ringway.addr(),
+            &Req::get("/environ").header("X-Token", "alice"),
+        );
+        assert_eq!(r.status, 200, "request {i}: {r:?}\n{}", ringway.stderr());
+    }
 }

@@ -18,8 +18,8 @@ use super::settings::{
     Satisfy,
 };
 use super::values::{
-    Dur, Expires, LogEscape, LogFormat, LogTarget, MetricsListen, RealIpHeader, Size, TlsVersion,
-    VerifyClient,
+    Dur, Expires, HostName, LogEscape, LogFormat, LogTarget, MetricsListen, RealIpHeader, Size,
+    TlsVersion, VerifyClient,
 };
 use super::{
     AccessLogConfig, Buffering, Config, ConnLimits, DEFAULT_METRICS, Group, GroupServer, Limits,
@@ -873,10 +873,19 @@ impl Resolved {
                 Some(own) if own.auth_request.is_some() => format!("routes[{i}].auth_request"),
                 _ => "auth_request".to_owned(),
             };
-            let hosts: Vec<Option<String>> = match route.hosts.as_slice() {
+            // Each Host it names, and each exact one other routes name that it covers (a
+            // wildcard's subdomain with routes of its own looks among those).
+            let mut hosts: Vec<Option<String>> = match route.hosts.as_slice() {
                 [] => vec![None],
                 named => named.iter().map(|h| Some(h.to_string())).collect(),
             };
+            for other in table.iter().flat_map(|r| &r.hosts) {
+                if let HostName::Exact(name) = other
+                    && route.hosts.iter().any(|h| h.matches(name.as_bytes()))
+                {
+                    hosts.push(Some(name.clone()));
+                }
+            }
             for host in hosts {
                 let found =
                     match table.find(host.as_deref().map(str::as_bytes), auth.path.as_bytes()) {

@@ -21,7 +21,7 @@
 
 use std::cell::Cell;
 
-use super::upstream::{Target, connect, judge};
+use super::upstream::{Target, connect, judge, pass_on};
 use super::{HeadParts, Request, next_upstream::Missed};
 use crate::access_log::AuthHeaders;
 use crate::buffer::{Body, Buf};
@@ -47,6 +47,15 @@ impl AuthSlot {
         self.0.set(answer);
     }
 
+    /// Puts the `auth_basic` challenge of the route at `index` before the auth answer's
+    /// (`satisfy any`: both said 401).
+    pub(crate) fn challenge_first(&self, index: usize) {
+        if let Some(mut answer) = self.take() {
+            answer.basic = Some(index);
+            self.set(Some(answer));
+        }
+    }
+
     /// Calls `f` with the answer, if the auth request was asked.
     fn with<R>(&self, f: impl FnOnce(Option<&AuthAnswer>) -> R) -> R {
         let answer = self.take();
@@ -69,24 +78,40 @@ pub(crate) struct AuthAnswer {
     pub(crate) headers: Box<AuthHeaders>,
     /// Where a refused request is sent instead (`redirect_401`), if anywhere.
     pub(crate) location: Option<Box<[u8]>>,
+    /// The route whose `auth_basic` challenge goes first on the refusal, if one does.
+    basic: Option<usize>,
 }
 
 /// The headers a refusal carries besides ringway's own: the auth answer's challenges on a
 /// 401, and on the 302 `redirect_401` makes of it, with the place it names.
-pub(super) fn refusal_headers(req: &Request, fail: Fail) -> Vec<(&'static [u8], Box<[u8]>)> {
+pub(super) fn refusal_headers(
+    req: &Request,
+    fail: Fail,
+    worker: &Worker,
+) -> Vec<(&'static [u8], Box<[u8]>)> {
     req.auth.with(|answer| {
         answer
-            .map(|answer| refusal(answer, fail))
+            .map(|answer| refusal(answer, fail, worker))
             .unwrap_or_default()
     })
 }
 
-fn refusal(answer: &AuthAnswer, fail: Fail) -> Vec<(&'static [u8], Box<[u8]>)> {
-    let challenges = answer
-        .headers
-        .iter()
-        .filter(|(name, _)| **name == *b"www-authenticate")
-        .map(|(_, value)| (&b"WWW-Authenticate"[..], value.clone()));
+fn refusal(answer: &AuthAnswer, fail: Fail, worker: &Worker) -> Vec<(&'static [u8], Box<[u8]>)> {
+    let basic = answer
+        .basic
+        .and_then(|index| worker.config.routes.get(index))
+        .and_then(|route| route.auth.as_deref())
+        .map(|auth| Box::from(auth.challenge().as_bytes()));
+    let challenges = basic
+        .into_iter()
+        .chain(
+            answer
+                .headers
+                .iter()
+                .filter(|(name, _)| **name == *b"www-authenticate")
+                .map(|(_, value)| value.clone()),
+        )
+        .map(|value| (&b"WWW-Authenticate"[..], value));
     match fail {
         Fail::AuthDenied(401) => challenges.collect(),
         // nginx's `error_page 401 =302` keeps the challenges the 401 had.
@@ -132,6 +157,7 @@ pub(super) async fn check(
     req.auth.set(Some(Box::new(AuthAnswer {
         headers,
         location: None,
+        basic: None,
     })));
     // Worked out with the auth answer's headers in place (`$auth_http_location`).
     let location = match (&auth.redirect_401, status) {
@@ -322,12 +348,17 @@ async fn ask(
     };
     let timeout = asked.limits.upstream_read_timeout;
     // A GET without a body is safe to send again: a kept connection the server closed
-    // meanwhile (nothing came back on it) is retried once on a new one, as the request's
-    // own exchange does.
-    let mut reuse = match protocol {
+    // meanwhile (nothing came back on it) is retried once on a new one, and a server that
+    // failed it passes it on as the auth route's `next_upstream` says, as for the
+    // request's own exchange (and nginx's subrequest, a GET).
+    let kept = match protocol {
         Protocol::Uwsgi => Reuse::Fresh,
         Protocol::Http => Reuse::Kept { peek: false },
     };
+    let mut reuse = kept;
+    let mut stale_retried = false;
+    let mut tried = Tried::default();
+    let since = std::time::Instant::now();
     let mut spans = Vec::new();
     let (upstream, head, buf) = loop {
         let head = match protocol {
@@ -346,7 +377,7 @@ async fn ask(
                 group,
             ),
         };
-        let (upstream, _) = connect(client, req, &target, worker, group, reuse, Tried::default())
+        let (upstream, _) = connect(client, req, &target, worker, group, reuse, tried)
             .await
             .map_err(failed)?;
         let exchange = async {
@@ -370,8 +401,11 @@ async fn ask(
             answer = exchange => answer,
             () = client.gone() => return Err(Fail::ClientGone),
         };
+        // On a kept connection, a failure with nothing back is most likely the server's
+        // close of it meanwhile: not the server's failure.
         let stale = matches!(answer, Err((_, true))) && upstream.is_reused();
-        if stale && reuse != Reuse::Fresh {
+        if stale && !stale_retried {
+            stale_retried = true;
             reuse = Reuse::Fresh;
             continue;
         }
@@ -379,14 +413,33 @@ async fn ask(
             Ok((head, _)) => Missed::Status(head.status),
             Err((fail, _)) => Missed::Fail(*fail),
         };
-        judge(&target, group, &upstream, missed, false);
+        let goes_on = pass_on(
+            Method::Get,
+            &target,
+            group,
+            &upstream,
+            (&mut tried, since),
+            missed,
+        );
+        if !stale {
+            judge(&target, group, &upstream, missed, goes_on);
+        }
+        if goes_on {
+            reuse = kept;
+            continue;
+        }
         let (head, buf) = answer.map_err(|(fail, _)| failed(fail))?;
         break (upstream, head, buf);
     };
     let headers: Box<AuthHeaders> = spans
         .iter()
         .map(|h| {
-            let name = h.name.of(&buf).to_ascii_lowercase().into_boxed_slice();
+            // As nginx's `$upstream_http_NAME` finds them: `X-User` and `X_User` alike.
+            let name = h.name.of(&buf).iter().map(|&b| match b {
+                b'_' => b'-',
+                b => b.to_ascii_lowercase(),
+            });
+            let name = name.collect::<Vec<u8>>().into_boxed_slice();
             (name, Box::from(h.value.of(&buf)))
         })
         .collect();

@@ -114,7 +114,14 @@ pub(super) async fn exchange(
             && !stale_retried;
         let goes_on = !stale
             && kept.is_some()
-            && pass_on(req, target, group, &upstream, (&mut tried, since), missed);
+            && pass_on(
+                req.head.method,
+                target,
+                group,
+                &upstream,
+                (&mut tried, since),
+                missed,
+            );
         if !stale {
             judge(target, group, &upstream, missed, goes_on);
         }

@@ -433,7 +433,7 @@ async fn handle(
         Ok(outcome) => outcome,
         Err(fail) => {
             let keep = fail.is_clean() && req.may_keep_alive_unread();
-            let refusal = auth_request::refusal_headers(req, fail);
+            let refusal = auth_request::refusal_headers(req, fail, worker);
             let scope = OwnAnswers {
                 refusal: &refusal,
                 ..OwnAnswers::of_route(route)
@@ -496,13 +496,21 @@ pub(super) async fn access(
     let Err(refused) = password else {
         return Ok(());
     };
-    if route.auth_request.is_none() {
+    // A user file that cannot be read is an error, not a refusal: nginx stops there.
+    if route.auth_request.is_none() || refused.status() == Some(500) {
         return Err(refused);
     }
     match ask_auth_request(client, req, route, worker).await {
         Ok(()) => Ok(()),
-        // nginx's `satisfy any` answers a 401 if any check said 401.
+        // nginx's `satisfy any` answers a 401 if any check said 401, with every check's
+        // challenge: the password prompt's first.
         Err(Fail::AuthDenied(403)) if refused.status() == Some(401) => Err(refused),
+        Err(fail @ (Fail::AuthDenied(401) | Fail::AuthRedirect)) => {
+            if let Fail::Unauthorized(_, basic) = refused {
+                req.auth.challenge_first(basic);
+            }
+            Err(fail)
+        }
         Err(fail) => Err(fail),
     }
 }

@@ -172,8 +172,15 @@ async fn exchange_uwsgi(
             Ok((head, _)) => Missed::Status(head.status),
             Err(fail) => Missed::Fail(*fail),
         };
-        let goes_on =
-            kept.is_some() && pass_on(req, target, group, &upstream, (&mut tried, since), missed);
+        let goes_on = kept.is_some()
+            && pass_on(
+                req.head.method,
+                target,
+                group,
+                &upstream,
+                (&mut tried, since),
+                missed,
+            );
         judge(target, group, &upstream, missed, goes_on);
         if let Some(kept) = kept.filter(|_| goes_on) {
             upstream.close();
@@ -214,12 +221,12 @@ pub(super) fn judge(
     }
 }
 
-/// Whether the request goes on to another of `group`'s servers after `upstream`'s missed
-/// it: the route's `next_upstream` lists the way, the method allows it, a server is left,
-/// and neither `next_upstream_tries` nor `next_upstream_timeout` (from `since`, the first
-/// connect) is spent; `upstream`'s server is then counted as tried.
+/// Whether a request with `method` goes on to another of `group`'s servers after
+/// `upstream`'s missed it: the route's `next_upstream` lists the way, the method allows it,
+/// a server is left, and neither `next_upstream_tries` nor `next_upstream_timeout` (from
+/// `since`, the first connect) is spent; `upstream`'s server is then counted as tried.
 pub(super) fn pass_on(
-    req: &Request,
+    method: Method,
     target: &Target<'_>,
     group: &Upstreams,
     upstream: &UpstreamConn,
@@ -228,7 +235,7 @@ pub(super) fn pass_on(
 ) -> bool {
     let limits = &target.route.limits;
     let server = upstream.server();
-    if !next_upstream::goes_on(limits.next_upstream, req.head.method, missed) {
+    if !next_upstream::goes_on(limits.next_upstream, method, missed) {
         return false;
     }
     if !tried.add(server) || !group.has_untried(*tried) {
