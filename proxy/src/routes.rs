@@ -71,9 +71,9 @@ pub(crate) struct Route {
     pub(crate) action: Action,
     /// Headers added to its successful and redirect answers (nginx `add_header`), the
     /// `always` ones among them.
-    pub(crate) response_headers: Vec<(String, String)>,
+    pub(crate) response_headers: SetValues,
     /// Its headers marked `always`: added to every answer (`add_header ... always`).
-    pub(crate) always_headers: Vec<(String, String)>,
+    pub(crate) always_headers: SetValues,
     /// Headers of the app's answers not passed on (nginx `uwsgi_hide_header`), in lower
     /// case.
     pub(crate) hide_headers: Vec<String>,
@@ -343,7 +343,7 @@ impl Route {
 
     /// The headers an answer with `status` gets: all of `response_headers` on successful
     /// and redirect answers (nginx's `add_header`), the `always` ones on any other.
-    pub(crate) fn headers_for(&self, status: u16) -> &[(String, String)] {
+    pub(crate) fn headers_for(&self, status: u16) -> &SetValues {
         if matches!(
             status,
             200 | 201 | 204 | 206 | 301 | 302 | 303 | 304 | 307 | 308
@@ -390,8 +390,8 @@ pub(crate) mod tests {
             satisfy_any: false,
             limit_except: None,
             action,
-            response_headers: Vec::new(),
-            always_headers: Vec::new(),
+            response_headers: SetValues::NONE,
+            always_headers: SetValues::NONE,
             hide_headers: Vec::new(),
             charset: None,
             limits: limits(),

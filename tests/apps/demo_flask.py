@@ -15,7 +15,8 @@ routes are this app's only:
                     (SCRIPT_NAME) and the URL scheme.
   /auth/check       the check an `auth_request` asks: the token in the X-Token header or
                     the `token` cookie decides. `alice`: 200 with X-Auth-User: alice;
-                    `banned`: 403; `broken`: 500; anything else: 401 with
+                    `banned`: 403; `broken`: 500 (alice's 200 also sets a cookie, as
+                    oauth2-proxy refreshing its session); anything else: 401 with
                     `WWW-Authenticate: Bearer realm="demo"` and a Location to a login page
                     naming the X-Original-URI. Every answer carries X-Auth-Seen, JSON of
                     the request it got (method, CONTENT_LENGTH, body bytes, X-Original-URI,
@@ -227,6 +228,8 @@ def auth_check():
     headers = {"X-Auth-Seen": json.dumps(seen, sort_keys=True)}
     if token == "alice":
         headers["X-Auth-User"] = "alice"
+        # oauth2-proxy's refreshed session cookie, for the proxy to pass on.
+        headers["Set-Cookie"] = "session=refreshed; Path=/"
         return Response("ok", headers=headers)
     if token == "banned":
         return Response("banned", status=403, headers=headers)

@@ -189,7 +189,8 @@ fn same_answers(nginx: &Nginx, ringway: &Ringway, through: &str) {
         let ours = roundtrip(ringway.addr(), &case.req);
         let shown = |r: &Response| {
             let challenges = r.header_all("www-authenticate");
-            (r.status, challenges, r.header("location"))
+            let cookies = r.header_all("set-cookie");
+            (r.status, challenges, r.header("location"), cookies)
         };
         assert_eq!(
             shown(&ours),
@@ -201,6 +202,11 @@ fn same_answers(nginx: &Nginx, ringway: &Ringway, through: &str) {
         if case.want == 200 && case.req.target().starts_with("/environ") {
             let (user, seen) = told(&ours);
             assert_eq!(user, "alice", "{name}: the user the check named");
+            assert_eq!(
+                ours.header_all("set-cookie"),
+                ["session=refreshed; Path=/"],
+                "{name}: the check's cookie passed on"
+            );
             assert_eq!((user, seen.clone()), told(&theirs), "{name}");
             let seen: serde_json::Value = serde_json::from_str(&seen).expect("X-Auth-Seen");
             assert_eq!(seen["body"], 0, "{name}: no body is sent to the check");
@@ -238,6 +244,8 @@ fn uwsgi_auth_requests_answer_as_nginx_s() {
                 auth_request /auth/check;
                 auth_request_set $user $upstream_http_x_auth_user;
                 auth_request_set $seen $upstream_http_x_auth_seen;
+                auth_request_set $auth_cookie $upstream_http_set_cookie;
+                add_header Set-Cookie $auth_cookie;
                 {pass}
                 uwsgi_param HTTP_X_USER $user;
                 uwsgi_param HTTP_X_AUTH_SEEN $seen;
@@ -260,6 +268,7 @@ fn uwsgi_auth_requests_answer_as_nginx_s() {
          auth_request = \"/auth/check\"\n\
          params = {{ HTTP_X_USER = \"$auth_http_x_auth_user\", \
          HTTP_X_AUTH_SEEN = \"$auth_http_x_auth_seen\" }}\n\
+         response_headers = {{ Set-Cookie = \"$auth_http_set_cookie\" }}\n\
          [[routes]]\npath = \"/page/\"\nupstream = \"default\"\n\
          auth_request = {{ path = \"/auth/check\", redirect_401 = \"$auth_http_location\" }}\n\
          {}",
@@ -298,6 +307,8 @@ fn http_auth_requests_answer_as_nginx_s() {
                 auth_request /auth/check;
                 auth_request_set $user $upstream_http_x_auth_user;
                 auth_request_set $seen $upstream_http_x_auth_seen;
+                auth_request_set $auth_cookie $upstream_http_set_cookie;
+                add_header Set-Cookie $auth_cookie;
                 {PROXY_PASS_LINES}
                 proxy_set_header X-User $user;
                 proxy_set_header X-Auth-Seen $seen;
@@ -321,6 +332,7 @@ fn http_auth_requests_answer_as_nginx_s() {
          auth_request = \"/auth/check\"\n\
          upstream_headers = {{ X-User = \"$auth_http_x_auth_user\", \
          X-Auth-Seen = \"$auth_http_x_auth_seen\" }}\n\
+         response_headers = {{ Set-Cookie = \"$auth_http_set_cookie\" }}\n\
          [[routes]]\npath = \"/page/\"\nupstream = \"web\"\n\
          auth_request = {{ path = \"/auth/check\", redirect_401 = \"$auth_http_location\" }}\n\
          {}",

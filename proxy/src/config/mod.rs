@@ -100,7 +100,7 @@ pub struct Config {
     pub error_pages: Arc<ErrorPages>,
     /// The top-level `response_headers` marked `always`: on ringway's answers that no
     /// route made (a request it could not read, no route for the path, a refused Host).
-    pub response_headers_always: Vec<(String, String)>,
+    pub response_headers_always: SetValues,
     /// The access log, when on.
     pub access_log: Option<AccessLogConfig>,
     /// The app server ringway starts and watches (`[app]`), when configured.

@@ -66,6 +66,22 @@ impl SetValues {
         }
         Cow::Owned(pairs)
     }
+
+    /// The headers an answer carries (nginx's `add_header`), as [`SetValues::resolve`]
+    /// works them out for headers; a value that comes out empty leaves its header out, as
+    /// nginx's does.
+    pub(crate) fn resolve_added(
+        &self,
+        value: impl FnMut(&Template, &mut Vec<u8>),
+    ) -> Cow<'_, [(String, String)]> {
+        match self.resolve(true, value) {
+            Cow::Borrowed(fixed) => Cow::Borrowed(fixed),
+            Cow::Owned(mut pairs) => {
+                pairs.retain(|(_, value)| !value.is_empty());
+                Cow::Owned(pairs)
+            }
+        }
+    }
 }
 
 /// `bytes`, a header value made of variables, as text a header can carry (see

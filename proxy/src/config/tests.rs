@@ -1796,6 +1796,30 @@ fn always_headers_go_on_every_answer() {
         "response_headers.X-A",
         "header names are tokens",
     );
+    // Values with variables (nginx's `add_header X $var`): those known before the answer.
+    let config = load(
+        "upstream = [\"unix:/a\"]\nresponse_headers = { \"X-O\" = { value = \"$http_origin\", \
+         always = true }, \"X-F\" = \"fixed\" }\n",
+        &[],
+    )
+    .unwrap();
+    let fixed = config.response_headers_always.resolve_added(|_, out| out.clear());
+    assert!(fixed.is_empty(), "a value that comes out empty is no header");
+    let resolved = route(&config, "/x")
+        .headers_for(200)
+        .resolve_added(|_, out| out.extend_from_slice(b"https://a.example"));
+    assert_eq!(
+        &*resolved,
+        [
+            ("X-F".to_owned(), "fixed".to_owned()),
+            ("X-O".to_owned(), "https://a.example".to_owned())
+        ]
+    );
+    assert_refused(
+        "upstream = [\"unix:/a\"]\nresponse_headers = { \"X-S\" = \"$status\" }\n",
+        "response_headers.X-S",
+        "for log lines only",
+    );
 }
 
 /// nginx's `auth_basic` in `server`, replaced or turned off in a `location`.

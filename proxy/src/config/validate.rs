@@ -110,9 +110,8 @@ impl Resolved {
         let error_pages = self.error_pages()?;
         // The top-level headers: inherited by the routes without their own; the `always`
         // ones also on the answers no route makes.
-        let top_headers = response_headers(&s.response_headers).map_err(|name| {
-            self.invalid_in_file(&format!("response_headers.{name}"), HEADER_RULE)
-        })?;
+        let top_headers = response_headers(&s.response_headers)
+            .map_err(|(name, m)| self.invalid_in_file(&format!("response_headers.{name}"), &m))?;
         let routes = self.routes(&groups, limits, &error_pages, &top_headers)?;
         let dur = |d: Option<Dur>, default: u64| d.unwrap_or(Dur::secs(default)).0;
         let config = Config {
@@ -1157,7 +1156,7 @@ impl Resolved {
             inherited.clone()
         } else {
             response_headers(&route.response_headers)
-                .map_err(|name| invalid(&format!("response_headers.{name}"), HEADER_RULE))?
+                .map_err(|(name, m)| invalid(&format!("response_headers.{name}"), &m))?
         };
         let own = overlay(&self.settings.limits, &route.limits)?;
         let limits = self.limits(&own, &format!("{at}."), &|key, message| {
@@ -1359,25 +1358,31 @@ fn hidden_rule(name: &str) -> String {
 /// A `response_headers` table checked: every header, and the `always` ones apart.
 #[derive(Debug, Clone, Default)]
 struct AddedHeaders {
-    all: Vec<(String, String)>,
-    always: Vec<(String, String)>,
+    all: SetValues,
+    always: SetValues,
 }
 
-/// `headers` checked, in order; the name of the first bad one otherwise.
-fn response_headers(headers: &BTreeMap<String, HeaderSetting>) -> Result<AddedHeaders, &str> {
-    let mut added = AddedHeaders::default();
+/// `headers` checked, in order; the name of the first bad one and what is wrong otherwise.
+/// Values may hold variables (nginx's `add_header X $var`), those known before the answer.
+fn response_headers(
+    headers: &BTreeMap<String, HeaderSetting>,
+) -> Result<AddedHeaders, (String, String)> {
+    let (mut all, mut always) = (Vec::new(), Vec::new());
     for (name, setting) in headers {
-        let (value, always) = setting.parts();
+        let (value, is_always) = setting.parts();
         if !is_header_name(name) || !is_header_value(value) {
-            return Err(name.as_str());
+            return Err((name.clone(), HEADER_RULE.to_owned()));
         }
         let header = (name.clone(), value.to_owned());
-        if always {
-            added.always.push(header.clone());
+        if is_always {
+            always.push(header.clone());
         }
-        added.all.push(header);
+        all.push(header);
     }
-    Ok(added)
+    Ok(AddedHeaders {
+        all: SetValues::new(all)?,
+        always: SetValues::new(always)?,
+    })
 }
 
 /// A route's `respond`, checked. Errors name the key they are about.

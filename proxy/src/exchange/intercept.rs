@@ -29,7 +29,7 @@ pub(super) async fn respond(
     route: &Route,
     worker: &Worker,
 ) -> Result<Outcome, Fail> {
-    let scope = OwnAnswers::of_route(route);
+    let scope = OwnAnswers::of_request(route, worker, client, req);
     let kept: Vec<HeaderSpan> = client
         .response_headers
         .iter()

@@ -22,6 +22,7 @@ mod upstream;
 
 pub(crate) use log::log_unparsed;
 
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -29,6 +30,7 @@ use std::time::{Duration, Instant};
 use crate::auth_basic::Denied;
 use crate::buffer::Buf;
 use crate::client::{Client, Next, Own};
+use crate::config::SetValues;
 use crate::fail::{Allowed, Fail};
 use crate::http::{BodyFraming, HeaderSpan, Method, RequestHead};
 use crate::identity::{RequestId, identify};
@@ -416,7 +418,7 @@ async fn handle(
     // The route's path is this path with a slash added: send the client there (as nginx
     // does, before any access check; the allow list applies where it lands).
     if !route.internal && route.path.len() > req.path.len() {
-        return redirect::to_slashed(client, req, route).await;
+        return redirect::to_slashed(client, req, route, worker).await;
     }
     let handled = if route.internal {
         // Reachable only through X-Accel-Redirect.
@@ -436,7 +438,7 @@ async fn handle(
             let refusal = auth_request::refusal_headers(req, fail, worker);
             let scope = OwnAnswers {
                 refusal: &refusal,
-                ..OwnAnswers::of_route(route)
+                ..OwnAnswers::of_request(route, worker, client, req)
             };
             answer(
                 client,
@@ -579,7 +581,7 @@ async fn dispatch(
             upstream::forward(client, req, &target, rest, worker).await
         }
         Action::Redirect { to, status } => {
-            Ok(redirect::answer(client, req, route, to, *status).await)
+            Ok(redirect::answer(client, req, route, (to, *status), worker).await)
         }
         Action::Respond(fixed) => Ok(respond::answer(client, req, route, fixed, worker).await),
         Action::Static(files) => {
@@ -653,31 +655,53 @@ pub(crate) fn forwarded_host<'c>(
 /// What a route says about ringway's own answers on it (before a route is found, the
 /// server's settings): how long the client gets to take one, and the headers every answer
 /// carries (`response_headers` marked `always`).
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub(crate) struct OwnAnswers<'a> {
     pub(crate) send_timeout: Duration,
-    pub(crate) always: &'a [(String, String)],
+    pub(crate) always: Cow<'a, [(String, String)]>,
     /// What an `auth_request` refusal carries: the auth answer's challenges, or where
     /// `redirect_401` sends the client.
     pub(crate) refusal: &'a [(&'static [u8], Box<[u8]>)],
 }
 
 impl<'a> OwnAnswers<'a> {
-    pub(crate) fn of_route(route: &'a Route) -> Self {
+    /// For a request of `route`: its `always` headers, their variables the request's.
+    pub(crate) fn of_request(
+        route: &'a Route,
+        worker: &Worker,
+        client: &Client,
+        req: &Request,
+    ) -> Self {
         OwnAnswers {
             send_timeout: route.limits.send_timeout,
-            always: &route.always_headers,
+            always: added_headers(&route.always_headers, worker, client, req),
             refusal: &[],
         }
     }
 
+    /// For a request no route took: the top-level `always` headers, those with variables
+    /// left out (there is no request to work them out from, or not one any route read).
     pub(crate) fn of_server(worker: &'a Worker) -> Self {
         OwnAnswers {
             send_timeout: worker.config.limits.send_timeout,
-            always: &worker.config.response_headers_always,
+            always: worker
+                .config
+                .response_headers_always
+                .resolve_added(|_, _| {}),
             refusal: &[],
         }
     }
+}
+
+/// The headers `headers` (a route's `response_headers` for an answer's status) add to
+/// `req`'s answer, their variables worked out (nginx's `add_header` with variables).
+pub(super) fn added_headers<'h>(
+    headers: &'h SetValues,
+    worker: &Worker,
+    client: &Client,
+    req: &Request,
+) -> Cow<'h, [(String, String)]> {
+    headers.resolve_added(|template, out| log::set_value(worker, client, req, template, out))
 }
 
 /// Reports `fail` and answers it with its status (and the operator's page for that status,

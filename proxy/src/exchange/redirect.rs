@@ -11,6 +11,7 @@ use crate::http::{
 };
 use crate::identity::RequestId;
 use crate::routes::{Route, highest_group};
+use crate::worker::Worker;
 use regex::bytes::Captures;
 
 /// Answers a redirect route: `to`, then the rest of the path after the route's prefix, then
@@ -20,8 +21,8 @@ pub(super) async fn answer(
     client: &Client,
     req: &Request,
     route: &Route,
-    to: &str,
-    status: u16,
+    (to, status): (&str, u16),
+    worker: &Worker,
 ) -> Outcome {
     let query = req.head.query.of(&client.input);
     let groups = route
@@ -36,14 +37,19 @@ pub(super) async fn answer(
             location(to.as_bytes(), rest, query)
         }
     };
-    respond::send(client, req, route, status, Some(&location), None).await
+    respond::send(client, req, route, (status, Some(&location)), None, worker).await
 }
 
 /// Answers a request for `/api` that only a route `/api/` serves: 301 to `/api/` (and the
 /// query), as nginx does for its proxied locations.
-pub(super) async fn to_slashed(client: &Client, req: &Request, route: &Route) -> Outcome {
+pub(super) async fn to_slashed(
+    client: &Client,
+    req: &Request,
+    route: &Route,
+    worker: &Worker,
+) -> Outcome {
     let location = location(&req.path, b"/", req.head.query.of(&client.input));
-    respond::send(client, req, route, 301, Some(&location), None).await
+    respond::send(client, req, route, (301, Some(&location)), None, worker).await
 }
 
 /// Answers a plain HTTP request with a redirect of `status` (301 unless configured) to

@@ -46,7 +46,7 @@ pub(super) async fn respond(
     // The app's X-Accel-Buffering over the route's `buffering`, as nginx's over its
     // `uwsgi_buffering` / `proxy_buffering`.
     let buffering = head.buffering.unwrap_or(route.buffering);
-    let extra = route.headers_for(head.status);
+    let extra = super::added_headers(route.headers_for(head.status), worker, client, req);
     let gzip = gzip_verdict(client, req, route, &head, &buf);
     let first = buf.get(head.head_len..).unwrap_or_default();
     // A compressed body is started before the head: a whole one goes with its length.
@@ -74,7 +74,7 @@ pub(super) async fn respond(
         framing,
         keep_alive,
         date: &http_date_now(),
-        extra,
+        extra: &extra,
         hsts: client.hsts.as_deref(),
         request_id: req.request_id.as_bytes(),
         own_server_and_date: req.upstream_speaks_http(worker),

@@ -32,7 +32,7 @@ pub(super) async fn answer(
         (None, None) if status >= 400 => None,
         (None, None) => Some(("text/plain", &[][..])),
     };
-    send(client, req, route, status, None, page).await
+    send(client, req, route, (status, None), page, worker).await
 }
 
 /// Sends one of ringway's own answers to a request of `route` (a fixed answer, a redirect):
@@ -42,15 +42,15 @@ pub(super) async fn send(
     client: &Client,
     req: &Request,
     route: &Route,
-    status: u16,
-    location: Option<&[u8]>,
+    (status, location): (u16, Option<&[u8]>),
     page: Option<(&str, &[u8])>,
+    worker: &Worker,
 ) -> Outcome {
-    let added = route.headers_for(status).iter();
+    let added = super::added_headers(route.headers_for(status), worker, client, req);
     let headers: Vec<(&[u8], &[u8])> = location
         .map(|l| (&b"Location"[..], l))
         .into_iter()
-        .chain(added.map(|(n, v)| (n.as_bytes(), v.as_bytes())))
+        .chain(added.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())))
         .collect();
     let keep_alive = req.may_keep_alive_unread();
     let own = Own {

@@ -117,7 +117,7 @@ pub(super) async fn serve(
                 // The client asked for the directory without its slash: send it there
                 // (nginx does), unless the path came from an app (X-Accel-Redirect).
                 (Some(_), false) if !f.from_app && f.path == &req.path[..] => {
-                    return Ok(super::redirect::to_slashed(client, req, f.route).await);
+                    return Ok(super::redirect::to_slashed(client, req, f.route, worker).await);
                 }
                 (Some(_), false) | (None, _) => Lookup::NotFound,
             },
@@ -262,11 +262,12 @@ async fn answer(
             .iter()
             .any(|(n, _)| n.eq_ignore_ascii_case(name))
     };
+    let added = super::added_headers(f.route.headers_for(status), worker, client, req);
     let extra = Extra {
         app: f.app_headers,
         request_id: Some(req.request_id.as_bytes()),
         hsts: client.hsts.as_deref().map(str::as_bytes),
-        route: f.route.headers_for(status),
+        route: &added,
     };
     // A GET with a body (Content-Length or chunked) served from disk leaves that body unread:
     // read as the next request it would smuggle one in, so the connection ends after this

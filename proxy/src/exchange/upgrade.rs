@@ -61,7 +61,7 @@ pub(super) async fn join(
         framing: ClientFraming::Switching,
         keep_alive: false,
         date: &http_date_now(),
-        extra: route.headers_for(head.status),
+        extra: &super::added_headers(route.headers_for(head.status), worker, client, req),
         hsts: client.hsts.as_deref(),
         request_id: req.request_id.as_bytes(),
         own_server_and_date: true,
