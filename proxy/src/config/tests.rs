@@ -1803,8 +1803,13 @@ fn always_headers_go_on_every_answer() {
         &[],
     )
     .unwrap();
-    let fixed = config.response_headers_always.resolve_added(|_, out| out.clear());
-    assert!(fixed.is_empty(), "a value that comes out empty is no header");
+    let fixed = config
+        .response_headers_always
+        .resolve_added(|_, out| out.clear());
+    assert!(
+        fixed.is_empty(),
+        "a value that comes out empty is no header"
+    );
     let resolved = route(&config, "/x")
         .headers_for(200)
         .resolve_added(|_, out| out.extend_from_slice(b"https://a.example"));
