@@ -220,7 +220,7 @@ pub(crate) fn serve_bridged(
 async fn answer_plain_http(stream: TcpStream, scope: exchange::OwnAnswers<'_>) {
     const BODY: &str = "The plain HTTP request was sent to HTTPS port\n";
     let mut head = String::from("HTTP/1.1 400 Bad Request\r\nServer: ringway\r\n");
-    for (name, value) in scope.always.iter() {
+    for (name, value) in scope.added.iter() {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
     head.push_str(&format!(

@@ -9,12 +9,13 @@ use ringway_tests::nginx::uwsgi_pass;
 use ringway_tests::{App, Nginx, Ringway, Uwsgi};
 
 /// The headers the routes add.
-const ADDED: [&str; 5] = [
+const ADDED: [&str; 6] = [
     "access-control-allow-origin",
     "x-served-for",
     "x-nothing",
     "x-q",
     "x-path",
+    "x-empty",
 ];
 
 /// Headers and their values, as a case wants them.
@@ -43,6 +44,7 @@ fn variables_in_added_headers_come_out_as_nginx_s() {
             location = /fixed {{
                 return 200 \"fixed\";
                 add_header X-Q $arg_q;
+                add_header X-Empty \"\";
             }}
             location /files/ {{
                 alias {}/;
@@ -62,7 +64,7 @@ fn variables_in_added_headers_come_out_as_nginx_s() {
          response_headers = {{ \"Access-Control-Allow-Origin\" = {{ value = \"$http_origin\", \
          always = true }}, \"X-Served-For\" = \"$remote_addr\" }}\n\
          [[routes]]\npath = \"/fixed\"\nexact = true\nrespond = {{ status = 200, body = \"fixed\" }}\n\
-         response_headers = {{ \"X-Q\" = \"$arg_q\" }}\n\
+         response_headers = {{ \"X-Q\" = \"$arg_q\", \"X-Empty\" = \"\" }}\n\
          [[routes]]\npath = \"/files/\"\nstatic = \"{}\"\n\
          response_headers = {{ \"X-Path\" = \"$uri\", \"Access-Control-Allow-Origin\" = \
          {{ value = \"$http_origin\", always = true }} }}\n",

@@ -190,7 +190,8 @@ fn same_answers(nginx: &Nginx, ringway: &Ringway, through: &str) {
         let shown = |r: &Response| {
             let challenges = r.header_all("www-authenticate");
             let cookies = r.header_all("set-cookie");
-            (r.status, challenges, r.header("location"), cookies)
+            let added = r.header("x-fixed");
+            (r.status, challenges, r.header("location"), cookies, added)
         };
         assert_eq!(
             shown(&ours),
@@ -255,6 +256,7 @@ fn uwsgi_auth_requests_answer_as_nginx_s() {
                 auth_request /auth/check;
                 auth_request_set $login $upstream_http_location;
                 error_page 401 =302 $login;
+                add_header X-Fixed yes;
                 {pass}
             }}",
             satisfy_any_nginx(&pass, &htpasswd)
@@ -271,6 +273,7 @@ fn uwsgi_auth_requests_answer_as_nginx_s() {
          response_headers = {{ Set-Cookie = \"$auth_http_set_cookie\" }}\n\
          [[routes]]\npath = \"/page/\"\nupstream = \"default\"\n\
          auth_request = {{ path = \"/auth/check\", redirect_401 = \"$auth_http_location\" }}\n\
+         response_headers = {{ X-Fixed = \"yes\" }}\n\
          {}",
         uwsgi.upstream(),
         satisfy_any("default", &htpasswd)
@@ -318,6 +321,7 @@ fn http_auth_requests_answer_as_nginx_s() {
                 auth_request /auth/check;
                 auth_request_set $login $upstream_http_location;
                 error_page 401 =302 $login;
+                add_header X-Fixed yes;
                 {PROXY_PASS_LINES}
             }}",
             satisfy_any_nginx(PROXY_PASS_LINES, &htpasswd)
@@ -335,6 +339,7 @@ fn http_auth_requests_answer_as_nginx_s() {
          response_headers = {{ Set-Cookie = \"$auth_http_set_cookie\" }}\n\
          [[routes]]\npath = \"/page/\"\nupstream = \"web\"\n\
          auth_request = {{ path = \"/auth/check\", redirect_401 = \"$auth_http_location\" }}\n\
+         response_headers = {{ X-Fixed = \"yes\" }}\n\
          {}",
         server.upstream(),
         satisfy_any("web", &htpasswd)

@@ -201,6 +201,18 @@ impl Template {
         }
     }
 
+    /// Its text, when it holds no variable (only `$$`, a `$` itself).
+    pub(crate) fn literal(&self) -> Option<Vec<u8>> {
+        let mut text = Vec::new();
+        for piece in &self.pieces {
+            match piece {
+                Piece::Text(bytes) => text.extend_from_slice(bytes),
+                Piece::Var(_) => return None,
+            }
+        }
+        Some(text)
+    }
+
     /// Appends `e`'s value of this header or param template (see [`Template::parse_value`]).
     pub(crate) fn write_value(&self, out: &mut Vec<u8>, e: &Entry<'_>) {
         thread_local! {

@@ -1825,6 +1825,24 @@ fn always_headers_go_on_every_answer() {
         "response_headers.X-S",
         "for log lines only",
     );
+    assert_refused(
+        "upstream = [\"unix:/a\"]\nresponse_headers = { \"Content-Length\" = \"$arg_n\" }\n",
+        "response_headers.Content-Length",
+        "framing and hop-by-hop headers",
+    );
+    // `add_header X "";` adds nothing; a `$$` alone is no variable.
+    let config = load(
+        "upstream = [\"unix:/a\"]\nresponse_headers = { \"X-E\" = { value = \"\", always = true }, \
+         \"X-D\" = { value = \"a$$b\", always = true } }\n",
+        &[],
+    )
+    .unwrap();
+    let literal = config
+        .response_headers_always
+        .resolve_added(|template, out| {
+            out.extend(template.literal().unwrap_or_default());
+        });
+    assert_eq!(&*literal, [("X-D".to_owned(), "a$b".to_owned())]);
 }
 
 /// nginx's `auth_basic` in `server`, replaced or turned off in a `location`.

@@ -1373,6 +1373,18 @@ fn response_headers(
         if !is_header_name(name) || !is_header_value(value) {
             return Err((name.clone(), HEADER_RULE.to_owned()));
         }
+        // ringway frames its answers itself: a value (a client's, through a variable)
+        // could put a connection out of step.
+        if UNSETTABLE.contains(&name.to_ascii_lowercase().as_str()) {
+            return Err((
+                name.clone(),
+                "framing and hop-by-hop headers are ringway's own to write".to_owned(),
+            ));
+        }
+        // As nginx's `add_header X "";`: no header.
+        if value.is_empty() {
+            continue;
+        }
         let header = (name.clone(), value.to_owned());
         if is_always {
             always.push(header.clone());

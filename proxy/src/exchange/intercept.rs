@@ -29,7 +29,7 @@ pub(super) async fn respond(
     route: &Route,
     worker: &Worker,
 ) -> Result<Outcome, Fail> {
-    let scope = OwnAnswers::of_request(route, worker, client, req);
+    let scope = OwnAnswers::of_request(route, head.status, (worker, client, req));
     let kept: Vec<HeaderSpan> = client
         .response_headers
         .iter()
@@ -40,7 +40,7 @@ pub(super) async fn respond(
     // other).
     let content_type = ("Content-Type".to_owned(), page.content_type().to_owned());
     let extra: Vec<(String, String)> = std::iter::once(content_type)
-        .chain(scope.always.iter().cloned())
+        .chain(scope.added.iter().cloned())
         .collect();
     let keep_alive = req.keep_alive && !worker.is_stopping();
     let meta = ResponseMeta {

@@ -436,9 +436,11 @@ async fn handle(
         Err(fail) => {
             let keep = fail.is_clean() && req.may_keep_alive_unread();
             let refusal = auth_request::refusal_headers(req, fail, worker);
+            // A refusal `redirect_401` turns into a 302 gets all of the route's headers.
+            let status = fail.status().unwrap_or(500);
             let scope = OwnAnswers {
                 refusal: &refusal,
-                ..OwnAnswers::of_request(route, worker, client, req)
+                ..OwnAnswers::of_request(route, status, (worker, client, req))
             };
             answer(
                 client,
@@ -653,28 +655,31 @@ pub(crate) fn forwarded_host<'c>(
 }
 
 /// What a route says about ringway's own answers on it (before a route is found, the
-/// server's settings): how long the client gets to take one, and the headers every answer
-/// carries (`response_headers` marked `always`).
+/// server's settings): how long the client gets to take one, and the headers the answer
+/// carries (the route's `response_headers` for its status; before a route, the
+/// top-level ones marked `always`).
 #[derive(Clone)]
 pub(crate) struct OwnAnswers<'a> {
     pub(crate) send_timeout: Duration,
-    pub(crate) always: Cow<'a, [(String, String)]>,
+    /// The route's `response_headers` for the answer's status: on an error, those marked
+    /// `always`.
+    pub(crate) added: Cow<'a, [(String, String)]>,
     /// What an `auth_request` refusal carries: the auth answer's challenges, or where
     /// `redirect_401` sends the client.
     pub(crate) refusal: &'a [(&'static [u8], Box<[u8]>)],
 }
 
 impl<'a> OwnAnswers<'a> {
-    /// For a request of `route`: its `always` headers, their variables the request's.
+    /// For a request of `route` answered with `status`: the route's headers for it, their
+    /// variables the request's.
     pub(crate) fn of_request(
         route: &'a Route,
-        worker: &Worker,
-        client: &Client,
-        req: &Request,
+        status: u16,
+        (worker, client, req): (&Worker, &Client, &Request),
     ) -> Self {
         OwnAnswers {
             send_timeout: route.limits.send_timeout,
-            always: added_headers(&route.always_headers, worker, client, req),
+            added: added_headers(route.headers_for(status), worker, client, req),
             refusal: &[],
         }
     }
@@ -684,10 +689,14 @@ impl<'a> OwnAnswers<'a> {
     pub(crate) fn of_server(worker: &'a Worker) -> Self {
         OwnAnswers {
             send_timeout: worker.config.limits.send_timeout,
-            always: worker
+            added: worker
                 .config
                 .response_headers_always
-                .resolve_added(|_, _| {}),
+                .resolve_added(|template, out| {
+                    if let Some(text) = template.literal() {
+                        out.extend_from_slice(&text);
+                    }
+                }),
             refusal: &[],
         }
     }
@@ -740,7 +749,7 @@ pub(crate) async fn answer(
         .chain(scope.refusal.iter().map(|(n, v)| (*n, &v[..])))
         .chain(
             scope
-                .always
+                .added
                 .iter()
                 .map(|(n, v)| (n.as_bytes(), v.as_bytes())),
         )
