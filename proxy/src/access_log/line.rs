@@ -71,11 +71,25 @@ pub(crate) struct Entry<'a> {
     pub(crate) pid: u32,
     /// The headers of the route's `auth_request` answer (`$auth_http_NAME`), if one was
     /// asked.
-    pub(crate) auth_headers: &'a AuthHeaders,
+    pub(crate) auth_headers: &'a ReadHeaders,
+    /// The upstream answer's headers a custom format names (`$upstream_http_NAME`).
+    pub(crate) upstream_headers: &'a ReadHeaders,
 }
 
-/// An `auth_request` answer's headers, in its order, names in lower case.
-pub(crate) type AuthHeaders = [(Box<[u8]>, Box<[u8]>)];
+/// Headers of an answer ringway read (an auth request's, an upstream's), in its order,
+/// names as [`read_header_name`] writes them.
+pub(crate) type ReadHeaders = [(Box<[u8]>, Box<[u8]>)];
+
+/// A header's name as `$upstream_http_NAME` finds it in nginx: lower case, `-` for `_`
+/// (`X-User` and `X_User` alike).
+pub(crate) fn read_header_name(name: &[u8]) -> Box<[u8]> {
+    name.iter()
+        .map(|&b| match b {
+            b'_' => b'-',
+            b => b.to_ascii_lowercase(),
+        })
+        .collect()
+}
 
 /// The upstream part of a line.
 #[derive(Debug, Clone, Copy)]
@@ -198,6 +212,7 @@ pub(crate) fn sample() -> Entry<'static> {
         hostname: "",
         pid: 1,
         auth_headers: &[],
+        upstream_headers: &[],
     }
 }
 

@@ -95,6 +95,9 @@ enum Var {
     /// header's name, `_` for `-`, into `Template::names`): nginx's `$upstream_http_NAME`
     /// in an `auth_request_set`.
     AuthHeader(usize),
+    /// `$upstream_http_NAME`: the first such header of the upstream's answer (the name as
+    /// for `AuthHeader`).
+    UpstreamHeader(usize),
 }
 
 impl Var {
@@ -113,6 +116,7 @@ impl Var {
                 | Var::UpstreamResponseTime
                 | Var::UpstreamStatus
                 | Var::UpstreamHeaderTime
+                | Var::UpstreamHeader(_)
                 | Var::ConnectionRequests
         )
     }
@@ -187,6 +191,7 @@ impl Template {
         // Values as they are: the escape also marks the template as a value's.
         let template = Template::parse_text(text, LogEscape::None)?;
         let late = template.pieces.iter().find_map(|p| match p {
+            Piece::Var(Var::UpstreamHeader(_)) => Some("upstream_http_NAME"),
             Piece::Var(var) if var.known_after_the_answer() => {
                 VARS.iter().find(|(_, v)| v == var).map(|(n, _)| *n)
             }
@@ -199,6 +204,22 @@ impl Template {
             )),
             None => Ok(template),
         }
+    }
+
+    /// Whether it names a header of the upstream's answer (`$upstream_http_NAME`).
+    pub(crate) fn names_upstream_headers(&self) -> bool {
+        self.pieces
+            .iter()
+            .any(|p| matches!(p, Piece::Var(Var::UpstreamHeader(_))))
+    }
+
+    /// Whether `name` (lower case, `-` for `_`) is a header of the upstream's answer it
+    /// names.
+    pub(crate) fn names_upstream_header(&self, name: &[u8]) -> bool {
+        self.pieces.iter().any(|p| match p {
+            Piece::Var(Var::UpstreamHeader(i)) => self.names.get(*i).is_some_and(|n| n == name),
+            _ => false,
+        })
     }
 
     /// Its text, when it holds no variable (only `$$`, a `$` itself).
@@ -295,6 +316,12 @@ impl Template {
         if let Some(header) = name.strip_prefix("auth_http_").filter(|h| !h.is_empty()) {
             return Ok(Var::AuthHeader(self.name(&header.replace('_', "-"))));
         }
+        if let Some(header) = name
+            .strip_prefix("upstream_http_")
+            .filter(|h| !h.is_empty())
+        {
+            return Ok(Var::UpstreamHeader(self.name(&header.replace('_', "-"))));
+        }
         if let Some(cookie) = name.strip_prefix("cookie_").filter(|c| !c.is_empty()) {
             let header = self.header("cookie", text)?;
             return Ok(Var::Cookie {
@@ -320,7 +347,8 @@ impl Template {
                 "{text:?}: unknown variable `${name}` (a `$` itself is written `$$`); known: \
                  ${}, and $http_NAME for a request header, $arg_NAME for an argument of the \
                  query, $cookie_NAME for a cookie, $auth_http_NAME for a header of the \
-                 auth_request's answer",
+                 auth_request's answer, $upstream_http_NAME (log lines only) for one of the \
+                 upstream's answer",
                 known.join(", $")
             ));
         };
@@ -504,6 +532,10 @@ fn push_var(
         }
         Var::AuthHeader(name) => {
             let value = e.auth_headers.iter().find(|(n, _)| **n == *names[name]);
+            text(out, value.map(|(_, v)| &v[..]));
+        }
+        Var::UpstreamHeader(name) => {
+            let value = e.upstream_headers.iter().find(|(n, _)| **n == *names[name]);
             text(out, value.map(|(_, v)| &v[..]));
         }
     }
@@ -802,10 +834,36 @@ mod tests {
     }
 
     #[test]
+    fn upstream_header_variables_are_for_log_lines() {
+        let t = Template::parse("$upstream_http_content_type|${upstream_http_X_Id}").unwrap();
+        assert!(t.names_upstream_headers());
+        assert!(t.names_upstream_header(b"x-id"));
+        assert!(!t.names_upstream_header(b"x-other"));
+        let answer: &crate::access_log::ReadHeaders = &[
+            (b"x-id".as_slice().into(), b"7".as_slice().into()),
+            (
+                b"content-type".as_slice().into(),
+                b"text/html".as_slice().into(),
+            ),
+        ];
+        let entry = Entry {
+            upstream_headers: answer,
+            ..crate::access_log::line::sample()
+        };
+        let mut clock = crate::access_log::time::LogClock::new();
+        let stamp = clock.at(std::time::SystemTime::UNIX_EPOCH);
+        let mut out = Vec::new();
+        t.write(&mut out, &entry, &stamp);
+        assert_eq!(String::from_utf8(out).unwrap(), "text/html|7\n");
+        let err = Template::parse_value("$upstream_http_x_id").unwrap_err();
+        assert!(err.contains("for log lines only"), "{err}");
+    }
+
+    #[test]
     fn auth_header_variables_show_the_auth_answer_s_first_header_of_the_name() {
         let t = Template::parse_value("u=$auth_http_X_Auth_User;$auth_http_none").unwrap();
         assert!(t.headers().is_empty(), "no request header is named");
-        let answer: &crate::access_log::AuthHeaders = &[
+        let answer: &crate::access_log::ReadHeaders = &[
             (b"x-auth-user".as_slice().into(), b"alice".as_slice().into()),
             (b"x-auth-user".as_slice().into(), b"bob".as_slice().into()),
         ];

@@ -19,11 +19,9 @@
 //! kept HTTP connection goes back to its pool only when the whole answer came with its
 //! head.
 
-use std::cell::Cell;
-
 use super::upstream::{Target, connect, judge, pass_on};
-use super::{HeadParts, Request, next_upstream::Missed};
-use crate::access_log::AuthHeaders;
+use super::{HeadParts, Request, Slot, next_upstream::Missed};
+use crate::access_log::{ReadHeaders, read_header_name};
 use crate::buffer::{Body, Buf};
 use crate::client::Client;
 use crate::config::Protocol;
@@ -33,20 +31,10 @@ use crate::routes::{Action, AuthRequest, Found, Route};
 use crate::upstream::{Reuse, Tried, send_request};
 use crate::worker::Worker;
 
-/// Where a request keeps what its auth request answered: a `Cell`, 8 bytes in every
-/// request's future, taken out for a look and put back.
-#[derive(Default)]
-pub(crate) struct AuthSlot(Cell<Option<Box<AuthAnswer>>>);
+/// Where a request keeps what its auth request answered.
+pub(crate) type AuthSlot = Slot<AuthAnswer>;
 
-impl AuthSlot {
-    pub(crate) fn take(&self) -> Option<Box<AuthAnswer>> {
-        self.0.take()
-    }
-
-    pub(crate) fn set(&self, answer: Option<Box<AuthAnswer>>) {
-        self.0.set(answer);
-    }
-
+impl Slot<AuthAnswer> {
     /// Puts the `auth_basic` challenge of the route at `index` before the auth answer's
     /// (`satisfy any`: both said 401).
     pub(crate) fn challenge_first(&self, index: usize) {
@@ -55,27 +43,13 @@ impl AuthSlot {
             self.set(Some(answer));
         }
     }
-
-    /// Calls `f` with the answer, if the auth request was asked.
-    fn with<R>(&self, f: impl FnOnce(Option<&AuthAnswer>) -> R) -> R {
-        let answer = self.take();
-        let r = f(answer.as_deref());
-        self.set(answer);
-        r
-    }
-}
-
-impl std::fmt::Debug for AuthSlot {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("AuthSlot")
-    }
 }
 
 /// What the last auth request of a request answered.
 #[derive(Debug)]
 pub(crate) struct AuthAnswer {
     /// Its headers, names in lower case (`$auth_http_NAME`).
-    pub(crate) headers: Box<AuthHeaders>,
+    pub(crate) headers: Box<ReadHeaders>,
     /// Where a refused request is sent instead (`redirect_401`), if anywhere.
     pub(crate) location: Option<Box<[u8]>>,
     /// The route whose `auth_basic` challenge goes first on the refusal, if one does.
@@ -315,7 +289,7 @@ async fn ask(
     auth: &AuthRequest,
     asked: &Route,
     worker: &Worker,
-) -> Result<(u16, Box<AuthHeaders>), Fail> {
+) -> Result<(u16, Box<ReadHeaders>), Fail> {
     let Action::Upstream {
         group,
         script_name,
@@ -431,15 +405,10 @@ async fn ask(
         let (head, buf) = answer.map_err(|(fail, _)| failed(fail))?;
         break (upstream, head, buf);
     };
-    let headers: Box<AuthHeaders> = spans
+    let headers: Box<ReadHeaders> = spans
         .iter()
         .map(|h| {
-            // As nginx's `$upstream_http_NAME` finds them: `X-User` and `X_User` alike.
-            let name = h.name.of(&buf).iter().map(|&b| match b {
-                b'_' => b'-',
-                b => b.to_ascii_lowercase(),
-            });
-            let name = name.collect::<Vec<u8>>().into_boxed_slice();
+            let name = read_header_name(h.name.of(&buf));
             (name, Box::from(h.value.of(&buf)))
         })
         .collect();

@@ -199,9 +199,9 @@ impl Seen<'_> {
         }
         let mut refused_path = Vec::new();
         let shows_uri = template.is_some_and(|t| t.shows_uri());
-        let auth = match subject {
-            Subject::Routed(req) => req.auth.take(),
-            Subject::Refused(_) | Subject::Unparsed(_) => None,
+        let (auth, upstream_headers) = match subject {
+            Subject::Routed(req) => (req.auth.take(), req.upstream_headers.take()),
+            Subject::Refused(_) | Subject::Unparsed(_) => (None, None),
         };
         let entry = Entry {
             remote_addr: client_ip(client, subject),
@@ -242,11 +242,15 @@ impl Seen<'_> {
             hostname: &names.hostname,
             pid: names.pid,
             auth_headers: auth.as_ref().map_or(&[], |answer| &answer.headers),
+            upstream_headers: upstream_headers
+                .as_deref()
+                .map_or(&[], |headers| &headers[..]),
         };
         let result = f(&entry);
         // Put back for the request's next look (a header value's, then its log line's).
         if let Subject::Routed(req) = subject {
             req.auth.set(auth);
+            req.upstream_headers.set(upstream_headers);
         }
         result
     }

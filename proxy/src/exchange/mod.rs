@@ -27,6 +27,7 @@ use std::cell::Cell;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use crate::access_log::{ReadHeaders, read_header_name};
 use crate::auth_basic::Denied;
 use crate::buffer::Buf;
 use crate::client::{Client, Next, Own};
@@ -126,6 +127,42 @@ pub(crate) struct Request {
     pub(crate) body_taken: Cell<u64>,
     /// What its route's `auth_request` answered, once asked.
     pub(crate) auth: auth_request::AuthSlot,
+    /// The upstream answer's headers the access log's format names.
+    pub(crate) upstream_headers: Slot<Box<ReadHeaders>>,
+}
+
+/// A value a request keeps for a later look (its log line's, a header value's): a `Cell`,
+/// 8 bytes in every request's future, taken out for a look and put back.
+pub(crate) struct Slot<T>(Cell<Option<Box<T>>>);
+
+impl<T> Default for Slot<T> {
+    fn default() -> Self {
+        Slot(Cell::new(None))
+    }
+}
+
+impl<T> Slot<T> {
+    pub(crate) fn take(&self) -> Option<Box<T>> {
+        self.0.take()
+    }
+
+    pub(crate) fn set(&self, value: Option<Box<T>>) {
+        self.0.set(value);
+    }
+
+    /// Calls `f` with the value, if there is one.
+    pub(crate) fn with<R>(&self, f: impl FnOnce(Option<&T>) -> R) -> R {
+        let value = self.take();
+        let r = f(value.as_deref());
+        self.set(value);
+        r
+    }
+}
+
+impl<T> std::fmt::Debug for Slot<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Slot")
+    }
 }
 
 impl Request {
@@ -166,6 +203,27 @@ impl Request {
             head_status: 0,
             head_micros: 0,
         }));
+    }
+
+    /// Keeps the headers of the upstream's answer (`headers`, spans into `buf`) that the
+    /// access log's format names (`$upstream_http_NAME`), for the request's line.
+    fn keep_upstream_headers(&self, worker: &Worker, headers: &[HeaderSpan], buf: &[u8]) {
+        let Some(template) = worker.access_log.as_ref().and_then(|log| log.template()) else {
+            return;
+        };
+        if !template.names_upstream_headers() {
+            return;
+        }
+        let kept: Box<ReadHeaders> = headers
+            .iter()
+            .filter_map(|h| {
+                let name = read_header_name(h.name.of(buf));
+                template
+                    .names_upstream_header(&name)
+                    .then(|| (name, Box::from(h.value.of(buf))))
+            })
+            .collect();
+        self.upstream_headers.set(Some(Box::new(kept)));
     }
 
     /// Notes the upstream's answer head, with this status.
@@ -394,6 +452,7 @@ fn route<'w>(client: &Client, head: RequestHead, worker: &'w Worker, keep: bool)
         redirects: Cell::new(0),
         body_taken: Cell::new(0),
         auth: auth_request::AuthSlot::default(),
+        upstream_headers: Slot::default(),
     };
     let routes = &worker.config.routes;
     match routes.find(req.head.host.map(|h| h.of(&client.input)), &req.path) {

@@ -69,6 +69,7 @@ pub(super) async fn forward(
                 // Boxed: a joined connection's state must not grow every request's future.
                 http_upstream::Exchanged::Switching(answered) => {
                     req.upstream_answered(answered.head.status);
+                    req.keep_upstream_headers(worker, &client.response_headers, &answered.buf);
                     let (route, group) = (target.route, target.group);
                     let join = upgrade::join(client, req, route, answered, rest, worker, group);
                     return Box::pin(join).await;
@@ -320,6 +321,7 @@ async fn respond(
     } = answered;
     let upstream_time = connected.elapsed();
     req.upstream_answered(head.status);
+    req.keep_upstream_headers(worker, &client.response_headers, &buf);
 
     // The app names a file for ringway to send instead of its own body (nginx's
     // X-Accel-Redirect): the upstream is done, the file route does the rest.
