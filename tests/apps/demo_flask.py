@@ -236,6 +236,9 @@ def auth_check():
     if token == "broken":
         return Response("broken", status=500, headers=headers)
     headers["WWW-Authenticate"] = 'Bearer realm="demo"'
+    # Another header to nginx, not a second challenge.
+    headers["WWW_Authenticate"] = "Bogus"
+
     headers["Location"] = "https://login.example/start?rd=" + quote(original, safe="")
     return Response("who are you?", status=401, headers=headers)
 

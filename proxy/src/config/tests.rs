@@ -1958,6 +1958,16 @@ fn auth_request_is_inherited_replaced_or_turned_off_and_must_reach_an_app() {
         "routes[0].auth_request",
         "for the Host a.example.com",
     );
+    // A narrower wildcard with routes of its own, likewise.
+    assert_refused(
+        "upstream = [\"unix:/a\"]\n[[routes]]\npath = \"/x/\"\nupstream = \"default\"\n\
+         hosts = [\"*.example.com\"]\nauth_request = \"/auth\"\n\
+         [[routes]]\npath = \"/auth\"\nupstream = \"default\"\nhosts = [\"*.example.com\"]\n\
+         [[routes]]\npath = \"/auth\"\nexact = true\nrespond = { status = 200 }\n\
+         hosts = [\"*.a.example.com\"]\n",
+        "routes[0].auth_request",
+        "for the Host *.a.example.com",
+    );
     for bad in ["auth", "/a/../b", "/a b", "/a%20b", "/a#b"] {
         assert_refused(
             &format!("upstream = [\"unix:/a\"]\nauth_request = \"{bad}\"\n"),

@@ -872,20 +872,29 @@ impl Resolved {
                 Some(own) if own.auth_request.is_some() => format!("routes[{i}].auth_request"),
                 _ => "auth_request".to_owned(),
             };
-            // Each Host it names, and each exact one other routes name that it covers (a
-            // wildcard's subdomain with routes of its own looks among those).
-            let mut hosts: Vec<Option<String>> = match route.hosts.as_slice() {
-                [] => vec![None],
-                named => named.iter().map(|h| Some(h.to_string())).collect(),
+            // Each Host it names, and each name other routes name that it covers (a
+            // wildcard's subdomain with routes of its own looks among those; a wildcard
+            // is looked up by a name under it), with the name shown for it.
+            let mut hosts: Vec<(Option<String>, String)> = match route.hosts.as_slice() {
+                [] => vec![(None, String::new())],
+                named => named
+                    .iter()
+                    .map(|h| (Some(h.to_string()), h.to_string()))
+                    .collect(),
             };
             for other in table.iter().flat_map(|r| &r.hosts) {
-                if let HostName::Exact(name) = other
-                    && route.hosts.iter().any(|h| h.matches(name.as_bytes()))
-                {
-                    hosts.push(Some(name.clone()));
+                let samples = match other {
+                    HostName::Exact(name) => vec![name.clone()],
+                    HostName::Under(suffix) => vec![format!("ringway-check{suffix}")],
+                    HostName::AndUnder(name) => vec![name.clone(), format!("ringway-check.{name}")],
+                };
+                for sample in samples {
+                    if route.hosts.iter().any(|h| h.matches(sample.as_bytes())) {
+                        hosts.push((Some(sample), other.to_string()));
+                    }
                 }
             }
-            for host in hosts {
+            for (host, shown) in hosts {
                 let found =
                     match table.find(host.as_deref().map(str::as_bytes), auth.path.as_bytes()) {
                         Found::Route(at) => table.get(at),
@@ -893,7 +902,7 @@ impl Resolved {
                     };
                 let asks_app = found.is_some_and(|r| matches!(r.action, Action::Upstream { .. }));
                 if !asks_app {
-                    let whose = host.map_or(String::new(), |h| format!(" for the Host {h}"));
+                    let whose = host.map_or(String::new(), |_| format!(" for the Host {shown}"));
                     return Err(self.invalid_in_file(
                         &key,
                         &format!(

@@ -50,6 +50,9 @@ impl Slot<AuthAnswer> {
 pub(crate) struct AuthAnswer {
     /// Its headers, names in lower case (`$auth_http_NAME`).
     pub(crate) headers: Box<ReadHeaders>,
+    /// Its `WWW-Authenticate` values, by the header's own name (`WWW_Authenticate` is
+    /// another header, as for nginx).
+    challenges: Box<[Box<[u8]>]>,
     /// Where a refused request is sent instead (`redirect_401`), if anywhere.
     pub(crate) location: Option<Box<[u8]>>,
     /// The route whose `auth_basic` challenge goes first on the refusal, if one does.
@@ -78,13 +81,7 @@ fn refusal(answer: &AuthAnswer, fail: Fail, worker: &Worker) -> Vec<(&'static [u
         .map(|auth| Box::from(auth.challenge().as_bytes()));
     let challenges = basic
         .into_iter()
-        .chain(
-            answer
-                .headers
-                .iter()
-                .filter(|(name, _)| **name == *b"www-authenticate")
-                .map(|(_, value)| value.clone()),
-        )
+        .chain(answer.challenges.iter().cloned())
         .map(|value| (&b"WWW-Authenticate"[..], value));
     match fail {
         Fail::AuthDenied(401) => challenges.collect(),
@@ -127,9 +124,10 @@ pub(super) async fn check(
     let own_upstream = req.upstream.take();
     let answer = ask(client, req, auth, asked, worker).await;
     req.upstream.set(own_upstream);
-    let (status, headers) = answer?;
+    let (status, headers, challenges) = answer?;
     req.auth.set(Some(Box::new(AuthAnswer {
         headers,
+        challenges,
         location: None,
         basic: None,
     })));
@@ -289,7 +287,7 @@ async fn ask(
     auth: &AuthRequest,
     asked: &Route,
     worker: &Worker,
-) -> Result<(u16, Box<ReadHeaders>), Fail> {
+) -> Result<(u16, Box<ReadHeaders>, Box<[Box<[u8]>]>), Fail> {
     let Action::Upstream {
         group,
         script_name,
@@ -355,9 +353,10 @@ async fn ask(
             .await
             .map_err(failed)?;
         let exchange = async {
+            // Nothing came back: on a kept connection, most likely one the server closed.
             send_request(&upstream, head, Body::Absent, timeout)
                 .await
-                .map_err(|fail| (fail, false))?;
+                .map_err(|fail| (fail, true))?;
             match protocol {
                 Protocol::Uwsgi => {
                     crate::upstream::read_response_head(&upstream, false, &mut spans, timeout)
@@ -425,5 +424,10 @@ async fn ask(
         }
         Protocol::Uwsgi => upstream.close(),
     }
-    Ok((head.status, headers))
+    let challenges = spans
+        .iter()
+        .filter(|h| h.name.of(&buf).eq_ignore_ascii_case(b"www-authenticate"))
+        .map(|h| Box::from(h.value.of(&buf)))
+        .collect();
+    Ok((head.status, headers, challenges))
 }
