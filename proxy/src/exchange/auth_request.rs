@@ -124,13 +124,8 @@ pub(super) async fn check(
     let own_upstream = req.upstream.take();
     let answer = ask(client, req, auth, asked, worker).await;
     req.upstream.set(own_upstream);
-    let (status, headers, challenges) = answer?;
-    req.auth.set(Some(Box::new(AuthAnswer {
-        headers,
-        challenges,
-        location: None,
-        basic: None,
-    })));
+    let (status, answer) = answer?;
+    req.auth.set(Some(Box::new(answer)));
     // Worked out with the auth answer's headers in place (`$auth_http_location`).
     let location = match (&auth.redirect_401, status) {
         (Some(template), 401) => {
@@ -278,16 +273,16 @@ fn span(start: usize, end: usize) -> Span {
     }
 }
 
-/// Sends the auth request `auth` describes to `asked`'s group and reads its answer's head: its status and
-/// headers. A failure to get one is logged and counted as any upstream failure, and comes
-/// back as the auth request's.
+/// Sends the auth request `auth` describes to `asked`'s group and reads its answer's head:
+/// its status, and its headers for the request to keep. A failure to get one is logged and
+/// counted as any upstream failure, and comes back as the auth request's.
 async fn ask(
     client: &Client,
     req: &Request,
     auth: &AuthRequest,
     asked: &Route,
     worker: &Worker,
-) -> Result<(u16, Box<ReadHeaders>, Box<[Box<[u8]>]>), Fail> {
+) -> Result<(u16, AuthAnswer), Fail> {
     let Action::Upstream {
         group,
         script_name,
@@ -429,5 +424,11 @@ async fn ask(
         .filter(|h| h.name.of(&buf).eq_ignore_ascii_case(b"www-authenticate"))
         .map(|h| Box::from(h.value.of(&buf)))
         .collect();
-    Ok((head.status, headers, challenges))
+    let answer = AuthAnswer {
+        headers,
+        challenges,
+        location: None,
+        basic: None,
+    };
+    Ok((head.status, answer))
 }
