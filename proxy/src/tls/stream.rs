@@ -1,10 +1,13 @@
-//! A TLS connection over an io_uring socket. rustls is sans-IO: records go in and out of
-//! pooled buffers here, and the socket only ever moves bytes, exactly as for a plain
-//! connection. The rest of ringway reads and writes plaintext through [`Stream`].
+//! A TLS connection over an io_uring socket. rustls is sans-IO: records read go in from
+//! pooled buffers; sealed records go out straight from rustls's buffers while the socket
+//! takes them, and what it does not take goes through a pooled buffer and a write op, as a
+//! plain connection's rest does. The rest of ringway reads and writes plaintext through
+//! [`Stream`].
 
 use std::cell::{Cell, RefCell};
 use std::io::{self, BufRead, Write};
 use std::net::Shutdown;
+use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
 use rustls::ServerConnection;
@@ -14,7 +17,7 @@ use tokio_uring::net::TcpStream;
 
 use super::peer::Peer;
 use crate::buffer::{Buf, LARGE, SMALL, TINY};
-use crate::io::{Progress, Stream};
+use crate::io::{Progress, Stream, send_vectored_now};
 
 /// Ciphertext read at a time for bulk data: a pool class (rustls keeps the part of a record
 /// a read cut off, so a record need not fit in one read).
@@ -95,8 +98,7 @@ impl TlsStream {
         }
         let mut wrote = false;
         loop {
-            let mut out = Buf::with_capacity(LARGE);
-            {
+            let out = {
                 let mut conn = self.conn.borrow_mut();
                 if !conn.wants_write() {
                     return Ok(());
@@ -106,10 +108,18 @@ impl TlsStream {
                 if wrote {
                     progress.made();
                 }
+                // What the socket takes at once goes straight from rustls's buffers: no
+                // copy, no op. Only the rest is copied out for a write op.
+                send_records_now(self.tcp.as_raw_fd(), &mut conn)?;
+                if !conn.wants_write() {
+                    return Ok(());
+                }
+                let mut out = Buf::with_capacity(LARGE);
                 while conn.wants_write() && out.len() < LARGE / 2 {
                     conn.write_tls(&mut RecordSink(&mut out))?;
                 }
-            }
+                out
+            };
             let in_flight = Flushing::start(self);
             let (res, _) = self.tcp.write_from(out, 0, progress).await;
             drop(in_flight);
@@ -199,6 +209,41 @@ impl Drop for Flushing<'_> {
     fn drop(&mut self) {
         self.0.flushing.set(false);
         self.0.flushed.notify_waiters();
+    }
+}
+
+/// Sends the sealed records the socket takes without waiting, in one `sendmsg` per batch
+/// rustls hands over. Called only while no write op is in flight on the socket (records
+/// would reorder), which [`TlsStream::flush_noting`] makes sure of.
+fn send_records_now(fd: RawFd, conn: &mut ServerConnection) -> io::Result<()> {
+    while conn.wants_write() {
+        match conn.write_tls(&mut SendNow(fd)) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// The socket as rustls's record sink, written without waiting: `WouldBlock` when its send
+/// buffer is full, so that rustls keeps what did not go.
+struct SendNow(RawFd);
+
+impl Write for SendNow {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.write_vectored(&[io::IoSlice::new(data)])
+    }
+
+    fn write_vectored(&mut self, records: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        match send_vectored_now(self.0, records)? {
+            0 if records.iter().any(|r| !r.is_empty()) => Err(io::ErrorKind::WouldBlock.into()),
+            n => Ok(n),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
