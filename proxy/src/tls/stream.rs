@@ -110,9 +110,12 @@ impl TlsStream {
                 }
                 // What the socket takes at once goes straight from rustls's buffers: no
                 // copy, no op. Only the rest is copied out for a write op.
-                send_records_now(self.tcp.as_raw_fd(), &mut conn)?;
+                let sent = send_records_now(self.tcp.as_raw_fd(), &mut conn)?;
                 if !conn.wants_write() {
                     return Ok(());
+                }
+                if sent > 0 {
+                    progress.made();
                 }
                 let mut out = Buf::with_capacity(LARGE);
                 while conn.wants_write() && out.len() < LARGE / 2 {
@@ -122,7 +125,7 @@ impl TlsStream {
             };
             let in_flight = Flushing::start(self);
             let (res, _) = self.tcp.write_from(out, 0, progress).await;
-            drop(in_flight);
+            in_flight.finish();
             res?;
             wrote = true;
         }
@@ -194,36 +197,53 @@ impl TlsStream {
     }
 }
 
-/// Marks a write of records in flight until dropped, however its future ends (a timeout
-/// may drop it midway).
-struct Flushing<'s>(&'s TlsStream);
+/// Marks a write of records in flight until it finishes or its future is dropped midway
+/// (a timeout). A write dropped midway leaves its op in flight with records half sent:
+/// the socket is shut down then, which ends the op at once and fails every later write, so
+/// that nothing sent after can overtake those records or land in the middle of one.
+struct Flushing<'s> {
+    tls: &'s TlsStream,
+    finished: bool,
+}
 
 impl<'s> Flushing<'s> {
     fn start(tls: &'s TlsStream) -> Flushing<'s> {
         tls.flushing.set(true);
-        Flushing(tls)
+        Flushing {
+            tls,
+            finished: false,
+        }
+    }
+
+    /// The write op completed (well or not).
+    fn finish(mut self) {
+        self.finished = true;
     }
 }
 
 impl Drop for Flushing<'_> {
     fn drop(&mut self) {
-        self.0.flushing.set(false);
-        self.0.flushed.notify_waiters();
+        if !self.finished {
+            Stream::shutdown(&self.tls.tcp, Shutdown::Both);
+        }
+        self.tls.flushing.set(false);
+        self.tls.flushed.notify_waiters();
     }
 }
 
 /// Sends the sealed records the socket takes without waiting, in one `sendmsg` per batch
-/// rustls hands over. Called only while no write op is in flight on the socket (records
-/// would reorder), which [`TlsStream::flush_noting`] makes sure of.
-fn send_records_now(fd: RawFd, conn: &mut ServerConnection) -> io::Result<()> {
+/// rustls hands over; the bytes that went. Called only while no write op is in flight on
+/// the socket (records would reorder), which [`TlsStream::flush_noting`] makes sure of.
+fn send_records_now(fd: RawFd, conn: &mut ServerConnection) -> io::Result<usize> {
+    let mut sent = 0;
     while conn.wants_write() {
         match conn.write_tls(&mut SendNow(fd)) {
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Ok(n) => sent += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
             Err(e) => return Err(e),
         }
     }
-    Ok(())
+    Ok(sent)
 }
 
 /// The socket as rustls's record sink, written without waiting: `WouldBlock` when its send
@@ -315,7 +335,13 @@ impl Stream for TlsStream {
             if let Err(e) = self.flush_noting(progress).await {
                 return (Err(e), buf);
             }
+            if at < buf.len() {
+                progress.made();
+            }
         }
+        // Records the socket took at once needed no op: a task whose every write goes so
+        // must still let the loop's other tasks run, as a plain stream's (`io::write_all`).
+        tokio::task::consume_budget().await;
         (Ok(()), buf)
     }
 
