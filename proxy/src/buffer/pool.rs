@@ -12,8 +12,9 @@ use std::thread::LocalKey;
 pub(crate) const TINY: usize = 1024;
 /// Capacity of a small buffer.
 pub(crate) const SMALL: usize = 16 * 1024;
-/// Least capacity of a large buffer: a 64 KiB read plus room for chunk framing around it.
-pub(crate) const LARGE: usize = 64 * 1024 + 64;
+/// Least capacity of a large buffer: a 64 KiB read plus room for chunk framing around it,
+/// or an answer's head (up to 2 KiB) with 64 KiB of body behind it, sent in one write.
+pub(crate) const LARGE: usize = 66 * 1024;
 
 type FreeList = RefCell<Vec<Vec<u8>>>;
 

@@ -22,7 +22,7 @@ use crate::http::{
     ClientFraming, Reframer, ResponseFraming, ResponseHead, ResponseMeta, Version,
     write_response_head,
 };
-use crate::io::{Counted, IoError, read_some, read_some_eager, write_all};
+use crate::io::{Counted, IoError, Stream, read_some, read_some_eager, write_all};
 use crate::routes::Route;
 use crate::upstream::UpstreamConn;
 use crate::worker::Worker;
@@ -85,7 +85,8 @@ pub(super) async fn respond(
     };
     let mut out = Buf::with_capacity(buf.len() + 128);
     write_response_head(&mut out, &meta, &buf, &client.response_headers);
-    client.head_goes_out(out.len());
+    let body_from = out.len();
+    client.head_goes_out(body_from);
     let mut body = match compressed {
         Some(start) => {
             out.extend_from_slice(&start.bytes);
@@ -96,6 +97,7 @@ pub(super) async fn respond(
             reframer
                 .frame_into(first, &mut out)
                 .map_err(|e| Fail::UpstreamBadResponse(BadResponse::Body(e)))?;
+            take_waiting_rest(&upstream, &mut reframer, &mut out, body_from)?;
             BodyOut::Plain(reframer)
         }
     };
@@ -145,6 +147,39 @@ pub(super) async fn respond(
         }
     };
     Ok(Outcome::new(head.status, next))
+}
+
+/// Reads what of the body waits already behind its first piece (an app writes most answers
+/// at once) into `out`, behind the head and that piece, up to [`RELAY_READ_SIZE`] bytes of
+/// body in all: the answer then goes to the client in one write, as nginx's one `writev`
+/// of its buffers sends it, not in a write per read. Only for a client that gets the body as
+/// it came (no chunk-size lines to put around pieces). A failed read fails the answer here,
+/// where nothing has been sent yet; nothing waiting, or the end, is left to the relay.
+fn take_waiting_rest(
+    upstream: &UpstreamConn,
+    reframer: &mut Reframer,
+    out: &mut Buf,
+    body_from: usize,
+) -> Result<(), Fail> {
+    if reframer.is_done() || reframer.wraps_pieces() || body_from < Reframer::PREFIX {
+        return Ok(());
+    }
+    // Into the room `out` has: growing it would copy what is there and take it out of its
+    // pool class.
+    let room = RELAY_READ_SIZE
+        .saturating_sub(out.len() - body_from)
+        .min(out.capacity() - out.len());
+    if room == 0 {
+        return Ok(());
+    }
+    let at = out.len();
+    match upstream.read_now(out, room) {
+        Some(Ok(n)) if n > 0 => reframer
+            .frame_appended(out, at)
+            .map_err(|e| Fail::UpstreamBadResponse(BadResponse::Body(e))),
+        None | Some(Ok(_)) => Ok(()),
+        Some(Err(e)) => Err(Fail::UpstreamIo(Step::Relaying, e.kind())),
+    }
 }
 
 /// Relays the rest of the body through `spool`: the upstream read as fast as it writes,

@@ -100,6 +100,21 @@ impl Reframer {
         Ok(())
     }
 
+    /// Whether each piece gets bytes around it for the client (chunk-size lines), so that
+    /// it must come with room in front ([`Reframer::frame_into`]).
+    pub fn wraps_pieces(&self) -> bool {
+        self.chunked_out
+    }
+
+    /// Frames body bytes appended to `buf` behind its first `at` bytes, where they are. Only
+    /// for a client that gets the pieces as they are ([`Reframer::wraps_pieces`] false),
+    /// behind at least [`Reframer::PREFIX`] bytes: the bytes in front are not touched.
+    pub fn frame_appended(&mut self, buf: &mut Vec<u8>, at: usize) -> Result<(), HttpError> {
+        debug_assert!(!self.chunked_out && at >= Self::PREFIX);
+        self.frame_at(buf, at.saturating_sub(Self::PREFIX))
+            .map(drop)
+    }
+
     /// The upstream closed. That ends a close-delimited body (the last chunk is appended to
     /// `out` for a chunked client); any other unfinished body was truncated.
     pub fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), Truncated> {
@@ -287,6 +302,28 @@ mod tests {
                 "{upstream:?} -> {client:?}, {pieces:?}"
             );
         }
+    }
+
+    #[test]
+    fn frame_appended_frames_in_place_and_leaves_what_is_in_front() {
+        let mut r = Reframer::new(ResponseFraming::Length(6), ClientFraming::Length(6));
+        assert!(!r.wraps_pieces());
+        let mut out = b"HEAD\r\n\r\n".to_vec();
+        r.frame_into(b"ab", &mut out).unwrap();
+        out.extend_from_slice(b"cdefXX");
+        r.frame_appended(&mut out, 10).unwrap();
+        assert_eq!(out, b"HEAD\r\n\r\nabcdef");
+        assert!(r.is_done() && r.overran());
+
+        let mut r = Reframer::new(ResponseFraming::Chunked, ClientFraming::UntilClose);
+        let mut out = b"HTTP/1.0 200 OK\r\n\r\n".to_vec();
+        out.extend_from_slice(b"3\r\nabc\r\n0\r\n\r\n");
+        r.frame_appended(&mut out, 19).unwrap();
+        assert_eq!(out, b"HTTP/1.0 200 OK\r\n\r\nabc");
+        assert!(r.is_done() && !r.overran());
+
+        let r = Reframer::new(ResponseFraming::UntilClose, ClientFraming::Chunked);
+        assert!(r.wraps_pieces());
     }
 
     #[test]
