@@ -470,7 +470,7 @@ fn compress(found: &CachedFile, gzip: &Gzip) -> Result<Compressed, Fail> {
 /// write, so it is held only while a piece is compressed, never across a wait: a slow
 /// reader holds the compressed bytes not yet sent and nothing else, and a burst of
 /// downloads does not hold a state each (nginx's gzip holds one per answer until its end).
-/// The price: each 64 KiB piece starts with no history, about 2% more bytes on large CSS
+/// The price: each 66 KiB piece starts with no history, about 2% more bytes on large CSS
 /// and JavaScript than one unbroken stream.
 async fn send_gzipped(
     client: &Client,

@@ -235,9 +235,10 @@ impl Drop for Flushing<'_> {
 /// rustls hands over; the bytes that went. Called only while no write op is in flight on
 /// the socket (records would reorder), which [`TlsStream::flush_noting`] makes sure of.
 fn send_records_now(fd: RawFd, conn: &mut ServerConnection) -> io::Result<usize> {
+    let mut socket = SendNow { fd, full: false };
     let mut sent = 0;
-    while conn.wants_write() {
-        match conn.write_tls(&mut SendNow(fd)) {
+    while conn.wants_write() && !socket.full {
+        match conn.write_tls(&mut socket) {
             Ok(n) => sent += n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
             Err(e) => return Err(e),
@@ -248,7 +249,11 @@ fn send_records_now(fd: RawFd, conn: &mut ServerConnection) -> io::Result<usize>
 
 /// The socket as rustls's record sink, written without waiting: `WouldBlock` when its send
 /// buffer is full, so that rustls keeps what did not go.
-struct SendNow(RawFd);
+struct SendNow {
+    fd: RawFd,
+    /// The socket took less than it was offered: the next send would take nothing.
+    full: bool,
+}
 
 impl Write for SendNow {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
@@ -256,10 +261,13 @@ impl Write for SendNow {
     }
 
     fn write_vectored(&mut self, records: &[io::IoSlice<'_>]) -> io::Result<usize> {
-        match send_vectored_now(self.0, records)? {
-            0 if records.iter().any(|r| !r.is_empty()) => Err(io::ErrorKind::WouldBlock.into()),
-            n => Ok(n),
+        let offered: usize = records.iter().map(|r| r.len()).sum();
+        let n = send_vectored_now(self.fd, records)?;
+        self.full = n < offered;
+        if n == 0 && offered > 0 {
+            return Err(io::ErrorKind::WouldBlock.into());
         }
+        Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
