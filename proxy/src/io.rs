@@ -180,6 +180,19 @@ fn recv_now(fd: RawFd, buf: &mut Buf, max: usize) -> Option<io::Result<usize>> {
     }
 }
 
+/// What a send made without waiting returned: the bytes it took, 0 when the socket's buffer
+/// was full (or a signal came first), or its error (errno, read at once).
+fn sent_now(n: isize) -> io::Result<usize> {
+    if let Ok(n) = usize::try_from(n) {
+        return Ok(n);
+    }
+    let err = io::Error::last_os_error();
+    match err.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(0),
+        _ => Err(err),
+    }
+}
+
 /// One `send(MSG_DONTWAIT)` on socket `fd`: the bytes it took, 0 when its buffer is full.
 fn send_now(fd: RawFd, bytes: &[u8]) -> io::Result<usize> {
     // SAFETY: `fd` is an open socket of the caller's; send reads at most `bytes.len()`
@@ -193,14 +206,7 @@ fn send_now(fd: RawFd, bytes: &[u8]) -> io::Result<usize> {
             libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
         )
     };
-    if n >= 0 {
-        return Ok(n as usize);
-    }
-    let err = io::Error::last_os_error();
-    match err.kind() {
-        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(0),
-        _ => Err(err),
-    }
+    sent_now(n)
 }
 
 /// One `sendmsg(MSG_DONTWAIT)` of `pieces` on socket `fd`, in order: the bytes it took, 0
@@ -222,14 +228,7 @@ pub(crate) fn send_vectored_now(fd: RawFd, pieces: &[io::IoSlice<'_>]) -> io::Re
             libc::c_long::from(libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL),
         )
     };
-    if n >= 0 {
-        return Ok(n as usize);
-    }
-    let err = io::Error::last_os_error();
-    match err.kind() {
-        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(0),
-        _ => Err(err),
-    }
+    sent_now(n as isize)
 }
 
 macro_rules! impl_stream {
