@@ -25,9 +25,9 @@ thread_local! {
 }
 
 /// Idle vectors kept per class and thread, each under twice its class's capacity (see
-/// [`give`]): under 1 MiB, 8 MiB and 8 MiB (62 large ones of 132 KiB at most), enough for a busy worker's requests in flight
-/// to take their buffers from the pool (a miss is a malloc and a free). A worker that goes
-/// quiet gives them all back (`release_idle`).
+/// [`give`]): under 1 MiB, 8 MiB and 8 MiB (62 large ones of under 132 KiB), enough for a
+/// busy worker's requests in flight to take their buffers from the pool (a miss is a
+/// malloc and a free). A worker that goes quiet gives them all back (`release_idle`).
 fn max_idle(class: usize) -> usize {
     match class {
         TINY => 512,
