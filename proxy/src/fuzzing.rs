@@ -309,6 +309,8 @@ fn any_limits() -> Limits {
         client_body_buffer_size: 64 << 10,
         response_buffer_size: 64 << 10,
         max_temp_file_size: 1 << 30,
+        limit_rate: 0,
+        limit_rate_after: 0,
         upstream_connect_timeout: minute,
         upstream_read_timeout: minute,
         client_body_timeout: minute,

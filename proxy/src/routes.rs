@@ -368,6 +368,8 @@ pub(crate) mod tests {
             client_body_buffer_size: 64 << 10,
             response_buffer_size: 64 << 10,
             max_temp_file_size: 1 << 30,
+            limit_rate: 0,
+            limit_rate_after: 0,
             upstream_connect_timeout: t,
             upstream_read_timeout: t,
             client_body_timeout: t,

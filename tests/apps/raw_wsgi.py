@@ -40,7 +40,11 @@ Routes (the same as demo_flask.py):
                     value percent-decoded; none when absent) and the body "typed"
                     (raw app only)
   /accel?to=URI     X-Accel-Redirect: URI (the query value, percent-decoded), as an app that
-                    trusts its input too much would send it (raw app only)
+                    trusts its input too much would send it; with &rate=R also
+                    `X-Accel-Limit-Rate: R` (raw app only)
+  /limited/<n>?rate=R
+                    n pattern bytes with Content-Length and `X-Accel-Limit-Rate: R` (the
+                    value as given: a proxy reads digits only) (raw app only)
 
 Any path, with the request header `X-Dump-Environ: 1`: the /environ answer instead of the
 route's (to see the vars of a path no route serves, e.g. the root of a mount, `/api/`).
@@ -274,11 +278,19 @@ def app(environ, start_response):
         status = "%d %s" % (code, STATUS_TEXT.get(code, "Status"))
         return respond(start_response, status, b"typed", query.get("type", [None])[0])
     if path == "/accel":
-        to = parse_qs(environ.get("QUERY_STRING", ""))["to"][0]
+        query = parse_qs(environ.get("QUERY_STRING", ""))
+        rate = [("X-Accel-Limit-Rate", r) for r in query.get("rate", [])]
         start_response("200 OK", [("Content-Type", "text/plain"),
                                   ("Content-Length", str(len(REPORT_BODY))),
-                                  ("X-Accel-Redirect", to)])
+                                  ("X-Accel-Redirect", query["to"][0])] + rate)
         return [REPORT_BODY]
+    if path.startswith("/limited/"):
+        n = int(path[len("/limited/"):])
+        rate = parse_qs(environ.get("QUERY_STRING", ""))["rate"][0]
+        start_response("200 OK", [("Content-Type", "application/octet-stream"),
+                                  ("Content-Length", str(n)),
+                                  ("X-Accel-Limit-Rate", rate)])
+        return [pattern(n)]
     if path == "/error":
         raise RuntimeError("deliberate error for the tests")
     if path.startswith("/fail-in/"):

@@ -230,6 +230,10 @@ pub struct Limits {
     pub client_body_timeout: Duration,
     /// Client write timeout.
     pub send_timeout: Duration,
+    /// Bytes per second an answer goes out at (0: no limit).
+    pub limit_rate: u64,
+    /// Bytes of an answer sent before `limit_rate` applies.
+    pub limit_rate_after: u64,
     /// What sends a request on to the group's next server.
     pub next_upstream: NextUpstream,
     /// Servers one request may go to in all (0: each of the group's once).

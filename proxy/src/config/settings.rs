@@ -327,6 +327,17 @@ pub struct LimitSettings {
     #[arg(long, value_name = "DURATION")]
     pub send_timeout: Option<Dur>,
 
+    /// Bytes per second one answer goes to its client at, past `limit_rate_after` (nginx's
+    /// `limit_rate`); an app's `X-Accel-Limit-Rate` sets its own answer's. 0 is no limit
+    /// [default: 0].
+    #[arg(long, value_name = "SIZE")]
+    pub limit_rate: Option<Size>,
+
+    /// Bytes of an answer sent before `limit_rate` holds it back (nginx's
+    /// `limit_rate_after`) [default: 0].
+    #[arg(long, value_name = "SIZE")]
+    pub limit_rate_after: Option<Size>,
+
     /// When a request goes on to the group's next server, each tried once (nginx's
     /// `proxy_next_upstream` / `uwsgi_next_upstream`): `error`, `timeout`, `invalid_header`,
     /// `http_500`, `http_502`, `http_503`, `http_504`, `http_403`, `http_404`, `http_429`,

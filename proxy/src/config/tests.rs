@@ -2453,3 +2453,29 @@ fn a_names_addresses_are_one_server_as_written_for_the_app_to_accept_on() {
         ]
     );
 }
+
+#[test]
+fn limit_rate_is_set_at_the_top_over_a_flag_and_per_route() {
+    let text = "upstream = [\"unix:/a\"]\nlimit_rate = \"100k\"\nlimit_rate_after = \"1m\"\n\
+                [[routes]]\npath = \"/media/\"\nupstream = \"default\"\nlimit_rate = 0\n\
+                [[routes]]\npath = \"/big/\"\nupstream = \"default\"\nlimit_rate = 512\n";
+    let config = load(text, &[]).unwrap();
+    let limits = |path| route(&config, path).limits;
+    assert_eq!(limits("/x").limit_rate, 100 << 10);
+    assert_eq!(limits("/x").limit_rate_after, 1 << 20);
+    assert_eq!(limits("/media/a").limit_rate, 0, "0 lifts the limit");
+    assert_eq!(
+        limits("/media/a").limit_rate_after,
+        1 << 20,
+        "the rest inherited"
+    );
+    assert_eq!(limits("/big/a").limit_rate, 512);
+    let config = load("upstream = [\"unix:/a\"]\n", &["--limit-rate", "2m"]).unwrap();
+    assert_eq!(route(&config, "/").limits.limit_rate, 2 << 20);
+    assert_eq!(route(&config, "/").limits.limit_rate_after, 0);
+    assert_refused(
+        "upstream = [\"unix:/a\"]\nlimit_rate = \"fast\"\n",
+        "limit_rate",
+        "fast",
+    );
+}

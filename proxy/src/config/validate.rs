@@ -631,6 +631,8 @@ impl Resolved {
             upstream_read_timeout: timeout("upstream_read_timeout", own.upstream_read_timeout, 60)?,
             client_body_timeout: timeout("client_body_timeout", own.client_body_timeout, 60)?,
             send_timeout: timeout("send_timeout", own.send_timeout, 60)?,
+            limit_rate: own.limit_rate.map_or(0, |s| s.0),
+            limit_rate_after: own.limit_rate_after.map_or(0, |s| s.0),
             next_upstream: own.next_upstream.unwrap_or(NextUpstream::DEFAULT),
             next_upstream_tries: own.next_upstream_tries.unwrap_or(0),
             next_upstream_timeout: own

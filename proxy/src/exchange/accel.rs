@@ -10,6 +10,7 @@ use super::{Outcome, Request, rel_path};
 use crate::buffer::Buf;
 use crate::client::Client;
 use crate::fail::{BadResponse, Fail};
+use crate::http::accel_limit_rate;
 use crate::routes::{Action, Found};
 use crate::uwsgi::normalize_path;
 use crate::worker::Worker;
@@ -61,6 +62,13 @@ pub(super) async fn serve(
                 .any(|h| name.eq_ignore_ascii_case(h.as_bytes()))
         })
         .collect();
+    // The app's X-Accel-Limit-Rate holds for the file it names, as in nginx (the last
+    // line it can read).
+    let limit_rate = headers
+        .iter()
+        .rev()
+        .filter(|h| h.name.of(buf).eq_ignore_ascii_case(b"x-accel-limit-rate"))
+        .find_map(|h| accel_limit_rate(h.value.of(buf)));
     let file = FileRequest {
         files,
         route_index: index,
@@ -69,6 +77,7 @@ pub(super) async fn serve(
         rel: rel_path(&path, route),
         app_headers: &kept,
         from_app: true,
+        limit_rate,
     };
     let outcome = static_file::serve(client, req, &file, rest, worker).await;
     drop(kept);

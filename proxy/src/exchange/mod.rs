@@ -654,6 +654,7 @@ async fn dispatch(
                 rel: rel_path(&req.path, route),
                 app_headers: &[],
                 from_app: false,
+                limit_rate: None,
             };
             // Boxed: the upstream exchange is the hot path; a file answer's state must not
             // grow every request's future.

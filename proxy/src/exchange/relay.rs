@@ -13,7 +13,7 @@ use std::time::Duration;
 use super::body_out::{BodyOut, GzipBody};
 use super::{Outcome, Request};
 use crate::buffer::{Buf, Spool};
-use crate::client::{Client, ClientStream, Next};
+use crate::client::{Client, ClientStream, Next, Pace, write_paced};
 use crate::clock::http_date_now;
 use crate::config::Limits;
 use crate::fail::{BadResponse, Fail, Step};
@@ -22,7 +22,7 @@ use crate::http::{
     ClientFraming, Reframer, ResponseFraming, ResponseHead, ResponseMeta, Version,
     write_response_head,
 };
-use crate::io::{Counted, IoError, Stream, read_some, read_some_eager, write_all};
+use crate::io::{Counted, IoError, Stream, read_some, read_some_eager};
 use crate::routes::Route;
 use crate::upstream::UpstreamConn;
 use crate::worker::Worker;
@@ -86,6 +86,12 @@ pub(super) async fn respond(
     let mut out = Buf::with_capacity(buf.len() + 128);
     write_response_head(&mut out, &meta, &buf, &client.response_headers);
     let body_from = out.len();
+    // The app's X-Accel-Limit-Rate over the route's `limit_rate`, as nginx's.
+    let pace = Pace::starting(
+        &client.stream,
+        head.limit_rate.unwrap_or(limits.limit_rate),
+        limits.limit_rate_after,
+    );
     client.head_goes_out(body_from);
     let mut body = match compressed {
         Some(start) => {
@@ -109,7 +115,7 @@ pub(super) async fn respond(
         upstream.set_reusable(upstream.is_reusable() && !body.overran());
         upstream.release();
         req.upstream_done();
-        write_all(&client.stream, out, 0, limits.send_timeout)
+        write_paced(&client.stream, out, 0, limits.send_timeout, pace.as_deref())
             .await
             .map(drop)
             .map_err(client_failed)
@@ -129,7 +135,17 @@ pub(super) async fn respond(
                 &worker.budget,
                 &worker.config.buffering.temp_dir,
             );
-            let relayed = stream_body(client, req, upstream, out, &mut body, &spool, limits).await;
+            let relayed = stream_body(
+                client,
+                req,
+                upstream,
+                out,
+                &mut body,
+                &spool,
+                limits,
+                pace.as_deref(),
+            )
+            .await;
             if let Some(kind) = spool.take_file_error() {
                 Fail::TempFile(kind).report(client.peer, &worker.stats);
             }
@@ -183,7 +199,8 @@ fn take_waiting_rest(
 }
 
 /// Relays the rest of the body through `spool`: the upstream read as fast as it writes,
-/// the client written as fast as it reads.
+/// the client written as fast as it reads (or as `pace` lets it).
+#[allow(clippy::too_many_arguments)] // the two ends, the body between them, and its bounds
 async fn stream_body(
     client: &Client,
     req: &Request,
@@ -192,6 +209,7 @@ async fn stream_body(
     body: &mut BodyOut,
     spool: &Spool<'_>,
     limits: &Limits,
+    pace: Option<&Pace>,
 ) -> Result<(), Fail> {
     spool.push(first, 0).await;
     // Biased, the client side first: when its write and an upstream read finish together,
@@ -199,7 +217,7 @@ async fn stream_body(
     // (past the memory budget, a piece pushed while the client side is busy goes to disk).
     let pumps = tokio::try_join!(
         biased;
-        pump_client(&client.stream, spool, limits.send_timeout),
+        pump_client(&client.stream, spool, limits.send_timeout, pace),
         pump_upstream(upstream, req, spool, body, limits.upstream_read_timeout),
     );
     pumps.map(drop)
@@ -259,11 +277,12 @@ async fn pump_client(
     client: &Counted<ClientStream>,
     spool: &Spool<'_>,
     timeout: Duration,
+    pace: Option<&Pace>,
 ) -> Result<(), Fail> {
     loop {
         match spool.pop().await {
             Ok(Some((buf, from))) => {
-                write_all(client, buf, from, timeout)
+                write_paced(client, buf, from, timeout, pace)
                     .await
                     .map_err(client_failed)?;
             }

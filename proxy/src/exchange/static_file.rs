@@ -14,11 +14,11 @@ use tokio_uring::fs::File;
 use super::body_out::{deflate_chunk, end_chunks, park_chunk};
 use super::{Outcome, Request, upstream};
 use crate::buffer::{Buf, LARGE, SMALL, read_at};
-use crate::client::{Client, Next, Step, ZeroCopy};
+use crate::client::{Client, Next, Pace, Step, ZeroCopy, write_paced};
 use crate::fail::{Allowed, Fail};
 use crate::gzip::{Answer, Asked, CacheControl, Gzip, GzipStream, Verdict};
 use crate::http::{BodyFraming, Method, Version, http_date};
-use crate::io::{IoError, Stream, write_all};
+use crate::io::{IoError, Stream};
 use crate::routes::{Action, Found, Route};
 use crate::static_files::{
     CachedFile, Conditions, Decision, Extra, Fallback, FileHead, FileMeta, Gzipped, Kept, Lookup,
@@ -78,6 +78,15 @@ pub(super) struct FileRequest<'a> {
     /// An app named the file (X-Accel-Redirect): it is sent whatever the request's method,
     /// as nginx turns the redirected request into a GET (a HEAD stays a HEAD).
     pub(super) from_app: bool,
+    /// The app's `X-Accel-Limit-Rate`, over the route's `limit_rate`.
+    pub(super) limit_rate: Option<u64>,
+}
+
+/// How a file's bytes go out: how long a write may wait for the client, and the pace
+/// `limit_rate` holds them to.
+struct Outgoing {
+    timeout: Duration,
+    pace: Option<Box<Pace>>,
 }
 
 /// Serves the file `f` names, its directory's index, its fallback, or 404.
@@ -321,17 +330,25 @@ async fn answer(
     client.head_goes_out(out.len());
     let start = range.map_or(0, |(start, _)| start);
     let written = client.stream.bytes_written();
-    let timeout = f.route.limits.send_timeout;
+    let limits = &f.route.limits;
+    let to = Outgoing {
+        timeout: limits.send_timeout,
+        pace: Pace::starting(
+            &client.stream,
+            f.limit_rate.unwrap_or(limits.limit_rate),
+            limits.limit_rate_after,
+        ),
+    };
     let sent = match compressed {
-        None => send(client, out, found, start, body, timeout).await,
+        None => send(client, out, found, start, body, &to).await,
         Some(Compressed::Whole(kept)) => {
             if let Some((_, bytes)) = &*kept.gzipped.borrow() {
                 out.extend_from_slice(bytes);
             }
-            write(client, out, 0, timeout).await.map(drop)
+            write(client, out, 0, &to).await.map(drop)
         }
         Some(Compressed::Stream(stream)) => {
-            send_gzipped(client, out, found, stream, body, timeout).await
+            send_gzipped(client, out, found, stream, body, &to).await
         }
     };
     let next = match sent {
@@ -478,7 +495,7 @@ async fn send_gzipped(
     found: &CachedFile,
     mut stream: GzipStream,
     len: u64,
-    timeout: Duration,
+    to: &Outgoing,
 ) -> Result<(), Fail> {
     let file = &*found.file;
     let mut at = 0;
@@ -492,7 +509,7 @@ async fn send_gzipped(
         } else {
             park_chunk(&mut stream, &mut out)?;
         }
-        out = write(client, out, 0, timeout).await?;
+        out = write(client, out, 0, to).await?;
         out.clear();
         if at >= len {
             return Ok(());
@@ -510,7 +527,7 @@ async fn send(
     found: &CachedFile,
     start: u64,
     len: u64,
-    timeout: Duration,
+    to: &Outgoing,
 ) -> Result<(), Fail> {
     let file = &*found.file;
     let end = start + len;
@@ -534,10 +551,10 @@ async fn send(
     } else if way != SendWay::Copy
         && let Some(zero_copy) = client.zero_copy()
     {
-        return send_zero_copy(client, zero_copy, out, file, start, end, timeout).await;
+        return send_zero_copy(client, zero_copy, out, file, start, end, to).await;
     }
     loop {
-        out = write(client, out, 0, timeout).await?;
+        out = write(client, out, 0, to).await?;
         if at >= end {
             return Ok(());
         }
@@ -554,15 +571,19 @@ async fn send_zero_copy(
     file: &File,
     mut at: u64,
     end: u64,
-    timeout: Duration,
+    to: &Outgoing,
 ) -> Result<(), Fail> {
     let head_sent = zero_copy.send_head(&out);
     client.stream.add_written(head_sent as u64);
-    out = write(client, out, head_sent, timeout).await?;
+    out = write(client, out, head_sent, to).await?;
     let fd = file.as_raw_fd();
     while at < end {
+        let until = match &to.pace {
+            Some(pace) => at + pace.allow(&client.stream, end - at).await,
+            None => end,
+        };
         let step = zero_copy
-            .send(fd, at, end)
+            .send(fd, at, until)
             .map_err(|e| Fail::ClientIo(e.kind()))?;
         let copy = match step {
             Step::Sent(0) => return Err(Fail::FileRead(std::io::ErrorKind::UnexpectedEof)),
@@ -575,7 +596,7 @@ async fn send_zero_copy(
                 false
             }
             Step::Full => !zero_copy
-                .writable(timeout)
+                .writable(to.timeout)
                 .await
                 .map_err(|e| write_failure(client, e))?,
             Step::NotCached | Step::Unsupported => true,
@@ -585,15 +606,15 @@ async fn send_zero_copy(
             // the socket, which must be blocking again for that.
             zero_copy.before_ops();
             out = next_chunk(out, file, &mut at, end).await?;
-            out = write(client, out, 0, timeout).await?;
+            out = write(client, out, 0, to).await?;
         }
     }
     Ok(())
 }
 
 /// Writes `out[from..]` to the client.
-async fn write(client: &Client, out: Buf, from: usize, timeout: Duration) -> Result<Buf, Fail> {
-    write_all(&client.stream, out, from, timeout)
+async fn write(client: &Client, out: Buf, from: usize, to: &Outgoing) -> Result<Buf, Fail> {
+    write_paced(&client.stream, out, from, to.timeout, to.pace.as_deref())
         .await
         .map_err(|e| write_failure(client, e))
 }

@@ -48,7 +48,9 @@ pub use date::{HTTP_DATE_LEN, http_date, parse_http_date};
 pub use error::HttpError;
 pub use reframe::{Reframer, Truncated, write_chunk_size};
 pub use request::{Limits, Method, RequestHead, parse_request};
-pub use response::{MAX_RESPONSE_HEADERS, ResponseFraming, ResponseHead, parse_response};
+pub use response::{
+    MAX_RESPONSE_HEADERS, ResponseFraming, ResponseHead, accel_limit_rate, parse_response,
+};
 pub use validate::host_without_port;
 pub(crate) use validate::{
     is_forwardable_name, is_token, is_valid_host, list_elements, list_has, names_header,

@@ -53,6 +53,19 @@ pub struct ResponseHead {
     /// relay it at the client's pace; `Some(true)` for `yes`; `None` when it said neither,
     /// and the route decides.
     pub buffering: Option<bool>,
+    /// The app's `X-Accel-Limit-Rate`: bytes per second for this answer, over the route's
+    /// `limit_rate` (0: none); `None` when it said none, or nothing nginx would read.
+    pub limit_rate: Option<u64>,
+}
+
+/// An `X-Accel-Limit-Rate` value as nginx reads it (`ngx_atoi`): decimal digits only, in
+/// range; anything else leaves the limit as it was.
+pub fn accel_limit_rate(value: &[u8]) -> Option<u64> {
+    let digits = trim_ows(value);
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(digits).ok()?.parse().ok()
 }
 
 /// Most header lines an upstream response may have. Apps set many cookies at once; nginx has
@@ -104,6 +117,7 @@ pub fn parse_response(
 
     let mut length: Option<u64> = None;
     let mut buffering = None;
+    let mut limit_rate = None;
     // Transfer codings listed over all Transfer-Encoding lines, and whether all are chunked.
     let (mut codings, mut only_chunked) = (0usize, true);
     for h in res.headers.iter() {
@@ -121,6 +135,8 @@ pub fn parse_response(
             } else if value.eq_ignore_ascii_case(b"yes") {
                 buffering = Some(true);
             }
+        } else if name.eq_ignore_ascii_case(b"x-accel-limit-rate") {
+            limit_rate = accel_limit_rate(h.value).or(limit_rate);
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             // Several TE lines form one list (RFC 9110 §5.3).
             let mut any = false;
@@ -157,6 +173,7 @@ pub fn parse_response(
         framing,
         content_length: length,
         buffering,
+        limit_rate,
     }))
 }
 

@@ -1087,3 +1087,45 @@ fn a_stopping_ringway_finishes_the_http2_streams_in_flight() {
         stack.ringway.stderr()
     );
 }
+
+#[test]
+fn limit_rate_paces_http2_streams_and_tls_answers_alike() {
+    // 4 MiB per second: the 6 MiB file takes all but its first step (half a MiB) at that
+    // rate, from a stream or over TLS alone; the app's answer too.
+    const RATE: usize = 4 << 20;
+    let floor = Duration::from_millis(((BIG - RATE / 8) * 1000 / RATE) as u64);
+    let uwsgi = Uwsgi::start(App::Raw);
+    let h2 = H2::on(&uwsgi, "limit_rate = \"4m\"", |b| b);
+    let app_path = format!("/bytes/{BIG}");
+    for (version, path) in [
+        ("--http2", "/files/big.bin"),
+        ("--http1.1", "/files/big.bin"),
+        ("--http2", app_path.as_str()),
+    ] {
+        let ran = curl_all(&[h2.transfer(
+            path,
+            &[
+                version,
+                "-o",
+                "/dev/null",
+                "-w",
+                "timed %{http_version} %{http_code} %{size_download} %{time_total}\\n",
+            ],
+        )]);
+        let line = ran
+            .out()
+            .lines()
+            .find_map(|l| l.strip_prefix("timed "))
+            .map(str::to_owned)
+            .unwrap_or_else(|| panic!("no timing line: {ran:?}"));
+        let f: Vec<&str> = line.split(' ').collect();
+        let want = if version == "--http2" { "2" } else { "1.1" };
+        assert_eq!(f[..3], [want, "200", &BIG.to_string()], "{path}: {line}");
+        let took = Duration::from_secs_f64(f[3].parse().expect("time_total"));
+        assert!(
+            took >= floor,
+            "{version} {path} took {took:?}, under {floor:?}"
+        );
+        assert!(took < floor * 3, "{version} {path} took {took:?}");
+    }
+}

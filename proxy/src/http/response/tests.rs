@@ -160,6 +160,32 @@ fn x_accel_buffering_no_turns_buffering_off() {
 }
 
 #[test]
+fn x_accel_limit_rate_is_read_as_nginx_reads_it() {
+    let rate = |lines: &str| {
+        let buf = format!("HTTP/1.1 200 OK\r\n{lines}\r\n");
+        match parse_response(buf.as_bytes(), false, &mut Vec::new()) {
+            Ok(Status::Complete(h)) => h.limit_rate,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(rate(""), None);
+    assert_eq!(rate("X-Accel-Limit-Rate: 102400\r\n"), Some(102_400));
+    assert_eq!(rate("x-accel-limit-rate:  0 \r\n"), Some(0));
+    // Digits only (nginx's `ngx_atoi`): no size suffix, no sign; a bad line changes nothing.
+    assert_eq!(rate("X-Accel-Limit-Rate: 100k\r\n"), None);
+    assert_eq!(rate("X-Accel-Limit-Rate: -1\r\n"), None);
+    assert_eq!(rate("X-Accel-Limit-Rate: 99999999999999999999\r\n"), None);
+    assert_eq!(
+        rate("X-Accel-Limit-Rate: 5\r\nX-Accel-Limit-Rate: x\r\n"),
+        Some(5)
+    );
+    assert_eq!(
+        rate("X-Accel-Limit-Rate: 5\r\nX-Accel-Limit-Rate: 7\r\n"),
+        Some(7)
+    );
+}
+
+#[test]
 fn every_strict_prefix_is_partial() {
     let buf = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\n";
     for n in 0..buf.len() {
