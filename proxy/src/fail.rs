@@ -199,7 +199,8 @@ impl Fail {
                 | HttpError::SpaceBeforeColon
                 | HttpError::BareCr
                 | HttpError::BadHost
-                | HttpError::BadMethod => 400,
+                | HttpError::BadMethod
+                | HttpError::RepeatedHeader(_) => 400,
             },
             Fail::BodyTooLarge { .. } => 413,
             Fail::Packet(UwsgiError::VarsTooLarge { .. }) => 431,
@@ -768,6 +769,7 @@ mod tests {
             (BareCr, 400),
             (BadHost, 400),
             (BadMethod, 400),
+            (RepeatedHeader("Authorization"), 400),
             (UnsupportedVersion, 505),
         ];
         for (err, status) in table {

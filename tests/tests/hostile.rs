@@ -6,7 +6,7 @@ use std::thread::sleep;
 use std::time::Duration;
 
 use ringway_tests::client::roundtrip_raw;
-use ringway_tests::{App, Conn, Req, Ringway, Uwsgi, roundtrip};
+use ringway_tests::{App, Conn, Nginx, Req, Ringway, Uwsgi, roundtrip};
 
 const CLOSE_LIMIT: Duration = Duration::from_secs(3);
 
@@ -386,4 +386,47 @@ fn assert_408_or_closed(conn: &mut Conn, what: &str) {
             "closed (or 408) within 3 s of a 300 ms {what} timeout, not still open: {e}"
         ),
     }
+}
+
+/// A header that names one thing (a credential, a validator, a range, an expectation) sent
+/// twice gets 400 from both, as nginx's "client sent duplicate header line"; headers that
+/// are lists, or that nginx takes twice, go through from both.
+#[test]
+fn a_repeated_credential_or_validator_is_refused_as_nginx_refuses_it() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let ringway = Ringway::start(&uwsgi);
+    let nginx = Nginx::start(uwsgi.socket());
+    let once = [
+        "Authorization: Basic YTpi",
+        "If-Modified-Since: Sat, 01 Jan 2000 00:00:00 GMT",
+        "If-Unmodified-Since: Sat, 01 Jan 2000 00:00:00 GMT",
+        "If-Match: \"x\"",
+        "If-None-Match: \"x\"",
+        "If-Range: \"x\"",
+        "Content-Range: bytes 0-1/2",
+        "Expect: 100-continue",
+    ];
+    let lists = [
+        "Cookie: a=1",
+        "X-Forwarded-For: 192.0.2.1",
+        "Accept: */*",
+        "Range: bytes=0-1",
+    ];
+    for (lines, status) in once
+        .iter()
+        .map(|l| (l, 400))
+        .chain(lists.iter().map(|l| (l, 200)))
+    {
+        let wire = format!("GET / HTTP/1.1\r\nHost: localhost\r\n{lines}\r\n{lines}\r\n\r\n");
+        for (who, addr) in [("nginx", nginx.addr()), ("ringway", ringway.addr())] {
+            let r = roundtrip_raw(addr, wire.as_bytes())
+                .unwrap_or_else(|e| panic!("{who}, {lines} twice: {e}"));
+            assert_eq!(r.status, status, "{who}, {lines} twice: {r:?}");
+        }
+    }
+    assert!(
+        ringway.wait_for_log("repeated Authorization header", Duration::from_secs(5)),
+        "the refusal is logged, naming the header: {}",
+        ringway.stderr()
+    );
 }

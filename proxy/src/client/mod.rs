@@ -68,17 +68,6 @@ impl Client {
             .map(|h| h.value.of(&self.input))
     }
 
-    /// The values of every request header named `name`, in order.
-    pub(crate) fn request_headers<'a>(
-        &'a self,
-        name: &'a [u8],
-    ) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.headers
-            .iter()
-            .filter(move |h| h.name.of(&self.input).eq_ignore_ascii_case(name))
-            .map(|h| h.value.of(&self.input))
-    }
-
     /// A client connection accepted from `peer` on `local` (its handshake done, for TLS).
     pub(crate) fn new(
         stream: ClientStream,

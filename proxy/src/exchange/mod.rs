@@ -603,12 +603,8 @@ async fn authorize(client: &Client, route: &Route, index: usize) -> Result<(), F
         return Ok(());
     }
     let refused = |denied| Fail::Unauthorized(denied, index);
-    // Two Authorization headers: which one the app would believe is anyone's guess.
-    let mut values = client.request_headers(b"authorization");
-    let value = values.next();
-    if values.next().is_some() {
-        return Err(refused(Denied::Malformed));
-    }
+    // One at most: a second was refused with the head (`http::request`, SENT_ONCE).
+    let value = client.request_header(b"authorization");
     auth.check(value).await.map_err(|denied| match denied {
         Denied::UserFile(why) => Fail::UserFile(why),
         denied => refused(denied),

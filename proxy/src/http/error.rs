@@ -44,4 +44,8 @@ pub enum HttpError {
     /// HTTP version other than 1.x.
     #[error("unsupported HTTP version")]
     UnsupportedVersion,
+    /// A header that names one thing sent twice (nginx's "client sent duplicate header
+    /// line"): which of the two a check read and which the app reads could differ.
+    #[error("repeated {0} header")]
+    RepeatedHeader(&'static str),
 }

@@ -341,6 +341,9 @@ fn parse_head_with(
         end: target.start + r.1 as u32,
     };
     let fields = HeaderFacts::collect(buf, headers);
+    if let Some(name) = fields.repeated {
+        return Err(HttpError::RepeatedHeader(name));
+    }
 
     let authority = parts.authority.map(sub);
     if let Some(a) = authority {
@@ -458,6 +461,21 @@ fn split_target(target: &[u8]) -> Option<TargetParts> {
     })
 }
 
+/// Headers a request may send once, besides Host, Content-Length and Transfer-Encoding
+/// (nginx's "unique" request headers): a second line is refused with 400, as nginx refuses
+/// it. Two `Authorization` lines could let an access check read one credential and the app
+/// another; two validators, ranges or expectations have no single meaning.
+const SENT_ONCE: [&str; 8] = [
+    "Authorization",
+    "If-Modified-Since",
+    "If-Unmodified-Since",
+    "If-Match",
+    "If-None-Match",
+    "If-Range",
+    "Content-Range",
+    "Expect",
+];
+
 /// What the framing, Host and connection rules need from the header list, in one pass.
 #[derive(Default)]
 struct HeaderFacts {
@@ -470,11 +488,15 @@ struct HeaderFacts {
     close: bool,
     keep_alive: bool,
     expect_continue: bool,
+    /// The first of [`SENT_ONCE`] sent twice.
+    repeated: Option<&'static str>,
 }
 
 impl HeaderFacts {
     fn collect(buf: &[u8], headers: &[HeaderSpan]) -> HeaderFacts {
         let mut f = HeaderFacts::default();
+        // Which of SENT_ONCE were seen, a bit each.
+        let mut seen = 0u8;
         for h in headers {
             let name = h.name.of(buf);
             let value = h.value.of(buf);
@@ -490,8 +512,16 @@ impl HeaderFacts {
             } else if name.eq_ignore_ascii_case(b"connection") {
                 f.close |= list_has(value, b"close");
                 f.keep_alive |= list_has(value, b"keep-alive");
-            } else if name.eq_ignore_ascii_case(b"expect") {
-                f.expect_continue |= trim_ows(value).eq_ignore_ascii_case(b"100-continue");
+            } else if let Some(i) = SENT_ONCE
+                .iter()
+                .position(|once| name.eq_ignore_ascii_case(once.as_bytes()))
+            {
+                if seen & (1 << i) != 0 {
+                    f.repeated = f.repeated.or(Some(SENT_ONCE[i]));
+                }
+                seen |= 1 << i;
+                f.expect_continue |= SENT_ONCE[i] == "Expect"
+                    && trim_ows(value).eq_ignore_ascii_case(b"100-continue");
             }
         }
         f

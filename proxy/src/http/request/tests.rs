@@ -311,6 +311,48 @@ fn keep_alive_and_expect() {
 }
 
 #[test]
+fn a_header_that_names_one_thing_is_refused_when_repeated_as_nginx_refuses_it() {
+    for name in [
+        "Authorization",
+        "if-modified-since",
+        "If-Unmodified-Since",
+        "If-Match",
+        "IF-NONE-MATCH",
+        "If-Range",
+        "Content-Range",
+        "Expect",
+    ] {
+        let buf =
+            format!("GET / HTTP/1.1\r\nHost: a\r\n{name}: x\r\nAccept: */*\r\n{name}: y\r\n\r\n");
+        match parse(buf.as_bytes()) {
+            Err(HttpError::RepeatedHeader(said)) => assert!(said.eq_ignore_ascii_case(name)),
+            other => panic!("{name}: {other:?}"),
+        }
+        // Once is fine, beside any other.
+        let buf = format!("GET / HTTP/1.1\r\nHost: a\r\n{name}: x\r\nAuthorizations: y\r\n\r\n");
+        assert!(
+            matches!(parse(buf.as_bytes()), Ok(Status::Complete(_))),
+            "{name}"
+        );
+    }
+    // Headers that are lists, or that nginx takes twice, pass.
+    for name in [
+        "Cookie",
+        "X-Forwarded-For",
+        "Accept",
+        "Range",
+        "User-Agent",
+        "Connection",
+    ] {
+        let buf = format!("GET / HTTP/1.1\r\nHost: a\r\n{name}: a\r\n{name}: b\r\n\r\n");
+        assert!(
+            matches!(parse(buf.as_bytes()), Ok(Status::Complete(_))),
+            "{name}"
+        );
+    }
+}
+
+#[test]
 fn http10_without_host_is_fine() {
     let buf = b"GET /x HTTP/1.0\r\n\r\n";
     let (h, headers) = complete(buf);
