@@ -573,7 +573,11 @@ async fn send_zero_copy(
     end: u64,
     to: &Outgoing,
 ) -> Result<(), Fail> {
-    let head_sent = zero_copy.send_head(&out);
+    // Paced, the head goes through the pace too, not ahead of the file's first bytes.
+    let head_sent = match to.pace {
+        Some(_) => 0,
+        None => zero_copy.send_head(&out),
+    };
     client.stream.add_written(head_sent as u64);
     out = write(client, out, head_sent, to).await?;
     let fd = file.as_raw_fd();

@@ -520,7 +520,7 @@ impl HeaderFacts {
                     f.repeated = f.repeated.or(Some(SENT_ONCE[i]));
                 }
                 seen |= 1 << i;
-                f.expect_continue |= SENT_ONCE[i] == "Expect"
+                f.expect_continue |= name.eq_ignore_ascii_case(b"expect")
                     && trim_ows(value).eq_ignore_ascii_case(b"100-continue");
             }
         }

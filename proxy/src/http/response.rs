@@ -58,14 +58,15 @@ pub struct ResponseHead {
     pub limit_rate: Option<u64>,
 }
 
-/// An `X-Accel-Limit-Rate` value as nginx reads it (`ngx_atoi`): decimal digits only, in
-/// range; anything else leaves the limit as it was.
+/// An `X-Accel-Limit-Rate` value as nginx reads it (`ngx_atoi`): decimal digits only, up
+/// to its signed 64-bit range; anything else leaves the limit as it was.
 pub fn accel_limit_rate(value: &[u8]) -> Option<u64> {
     let digits = trim_ows(value);
     if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    std::str::from_utf8(digits).ok()?.parse().ok()
+    let rate: i64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    u64::try_from(rate).ok()
 }
 
 /// Most header lines an upstream response may have. Apps set many cookies at once; nginx has

@@ -1090,10 +1090,10 @@ fn a_stopping_ringway_finishes_the_http2_streams_in_flight() {
 
 #[test]
 fn limit_rate_paces_http2_streams_and_tls_answers_alike() {
-    // 4 MiB per second: the 6 MiB file takes all but its first step (half a MiB) at that
-    // rate, from a stream or over TLS alone; the app's answer too.
+    // 4 MiB per second: the 6 MiB file takes all but its first step (64 KiB, the most a
+    // step carries) at that rate, from a stream or over TLS alone; the app's answer too.
     const RATE: usize = 4 << 20;
-    let floor = Duration::from_millis(((BIG - RATE / 8) * 1000 / RATE) as u64);
+    let floor = Duration::from_millis(((BIG - (64 << 10)) * 1000 / RATE) as u64);
     let uwsgi = Uwsgi::start(App::Raw);
     let h2 = H2::on(&uwsgi, "limit_rate = \"4m\"", |b| b);
     let app_path = format!("/bytes/{BIG}");

@@ -175,6 +175,11 @@ fn x_accel_limit_rate_is_read_as_nginx_reads_it() {
     assert_eq!(rate("X-Accel-Limit-Rate: 100k\r\n"), None);
     assert_eq!(rate("X-Accel-Limit-Rate: -1\r\n"), None);
     assert_eq!(rate("X-Accel-Limit-Rate: 99999999999999999999\r\n"), None);
+    assert_eq!(rate("X-Accel-Limit-Rate: 9223372036854775808\r\n"), None);
+    assert_eq!(
+        rate("X-Accel-Limit-Rate: 9223372036854775807\r\n"),
+        Some(i64::MAX as u64)
+    );
     assert_eq!(
         rate("X-Accel-Limit-Rate: 5\r\nX-Accel-Limit-Rate: x\r\n"),
         Some(5)
