@@ -1,10 +1,10 @@
 //! `limit_rate`: an answer held to a number of bytes per second, as nginx's write filter
 //! holds it. Past `limit_rate_after` bytes, the answer may have sent one step at once and
 //! `rate` more each second since it started; a write waits for the bytes it carries to be
-//! allowed. A step is an eighth of a second's worth, so a slow rate goes out smoothly, a
-//! step at a time. nginx, after each send, waits as long as the bytes it sent take at the
-//! rate: the same pace from the first byte (a 768 KiB file at `256k` takes 2.9 s from
-//! either).
+//! allowed. A step is an eighth of a second's worth (at most 64 KiB), so a slow rate goes
+//! out smoothly, a step at a time. nginx, after each send, waits as long as the bytes it
+//! sent take at the rate: the same pace from the first byte (a 768 KiB file at `256k`
+//! takes 2.88 s from either).
 
 use std::num::NonZeroU64;
 use std::time::Duration;
