@@ -19,7 +19,7 @@ use crate::config::Limits;
 use crate::fail::{BadResponse, Fail, Step};
 use crate::gzip::{Answer, Asked, Verdict};
 use crate::http::{
-    ClientFraming, Reframer, ResponseFraming, ResponseHead, ResponseMeta, Version,
+    ClientFraming, LAST_CHUNK, Reframer, ResponseFraming, ResponseHead, ResponseMeta, Version,
     write_response_head,
 };
 use crate::io::{Counted, IoError, Stream, read_some, read_some_eager};
@@ -168,8 +168,7 @@ pub(super) async fn respond(
 /// Reads what of the body waits already behind its first piece (an app writes most answers
 /// at once) into `out`, behind the head and that piece, up to [`RELAY_READ_SIZE`] bytes of
 /// body in all: the answer then goes to the client in one write, as nginx's one `writev`
-/// of its buffers sends it, not in a write per read. Only for a client that gets the body as
-/// it came (no chunk-size lines to put around pieces). A failed read fails the answer here,
+/// of its buffers sends it, not in a write per read. A failed read fails the answer here,
 /// where nothing has been sent yet; nothing waiting, or the end, is left to the relay.
 fn take_waiting_rest(
     upstream: &UpstreamConn,
@@ -177,23 +176,34 @@ fn take_waiting_rest(
     out: &mut Buf,
     body_from: usize,
 ) -> Result<(), Fail> {
-    if reframer.is_done() || reframer.wraps_pieces() || body_from < Reframer::PREFIX {
+    if reframer.is_done() || body_from < Reframer::PREFIX {
         return Ok(());
     }
+    // A client that gets chunks needs room for the chunk's size line in front of the bytes,
+    // and for its line end and the last chunk behind them.
+    let (front, behind) = if reframer.wraps_pieces() {
+        (Reframer::PREFIX, b"\r\n".len() + LAST_CHUNK.len())
+    } else {
+        (0, 0)
+    };
     // Into the room `out` has: growing it would copy what is there and take it out of its
     // pool class.
     let room = RELAY_READ_SIZE
         .saturating_sub(out.len() - body_from)
-        .min(out.capacity() - out.len());
+        .min((out.capacity() - out.len()).saturating_sub(front + behind));
     if room == 0 {
         return Ok(());
     }
     let at = out.len();
+    out.resize(at + front, 0);
     match upstream.read_now(out, room) {
         Some(Ok(n)) if n > 0 => reframer
             .frame_appended(out, at)
             .map_err(|e| Fail::UpstreamBadResponse(BadResponse::Body(e))),
-        None | Some(Ok(_)) => Ok(()),
+        None | Some(Ok(_)) => {
+            out.truncate(at);
+            Ok(())
+        }
         Some(Err(e)) => Err(Fail::UpstreamIo(Step::Relaying, e.kind())),
     }
 }

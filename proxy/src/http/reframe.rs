@@ -106,11 +106,18 @@ impl Reframer {
         self.chunked_out
     }
 
-    /// Frames body bytes appended to `buf` behind its first `at` bytes, where they are. Only
-    /// for a client that gets the pieces as they are ([`Reframer::wraps_pieces`] false),
-    /// behind at least [`Reframer::PREFIX`] bytes: the bytes in front are not touched.
+    /// Frames body bytes appended to `buf` behind its first `at` bytes, where they are; the
+    /// bytes in front are not touched. For a client that gets chunks
+    /// ([`Reframer::wraps_pieces`]), the bytes start at `at + PREFIX`: the room in front of
+    /// them takes their chunk-size line (and goes again if nothing was framed). Otherwise
+    /// they start at `at`, behind at least [`Reframer::PREFIX`] bytes.
     pub fn frame_appended(&mut self, buf: &mut Vec<u8>, at: usize) -> Result<(), HttpError> {
-        debug_assert!(!self.chunked_out && at >= Self::PREFIX);
+        if self.chunked_out {
+            let start = self.frame_at(buf, at)?;
+            buf.drain(at..start);
+            return Ok(());
+        }
+        debug_assert!(at >= Self::PREFIX);
         self.frame_at(buf, at.saturating_sub(Self::PREFIX))
             .map(drop)
     }
@@ -322,8 +329,37 @@ mod tests {
         assert_eq!(out, b"HTTP/1.0 200 OK\r\n\r\nabc");
         assert!(r.is_done() && !r.overran());
 
-        let r = Reframer::new(ResponseFraming::UntilClose, ClientFraming::Chunked);
+        // A chunked client: the room left in front of the bytes takes their size line.
+        let mut r = Reframer::new(ResponseFraming::UntilClose, ClientFraming::Chunked);
         assert!(r.wraps_pieces());
+        let mut out = b"HEAD\r\n\r\n".to_vec();
+        r.frame_into(b"ab", &mut out).unwrap();
+        let at = out.len();
+        out.resize(at + Reframer::PREFIX, 0);
+        out.extend_from_slice(b"cdef");
+        r.frame_appended(&mut out, at).unwrap();
+        assert_eq!(out, b"HEAD\r\n\r\n00000002\r\nab\r\n00000004\r\ncdef\r\n");
+
+        // Chunks in, chunks out, the body's end among the appended bytes.
+        let mut r = Reframer::new(ResponseFraming::Chunked, ClientFraming::Chunked);
+        let mut out = b"H".to_vec();
+        r.frame_into(b"2\r\nab\r\n", &mut out).unwrap();
+        let at = out.len();
+        out.resize(at + Reframer::PREFIX, 0);
+        out.extend_from_slice(b"1\r\nc\r\n0\r\n\r\n");
+        r.frame_appended(&mut out, at).unwrap();
+        assert_eq!(out, b"H00000002\r\nab\r\n00000001\r\nc\r\n0\r\n\r\n");
+        assert!(r.is_done() && !r.overran());
+
+        // Only framing came (a chunk's size line, no data yet): the room goes again.
+        let mut r = Reframer::new(ResponseFraming::Chunked, ClientFraming::Chunked);
+        let mut out = b"H".to_vec();
+        let at = out.len();
+        out.resize(at + Reframer::PREFIX, 0);
+        out.extend_from_slice(b"5\r\n");
+        r.frame_appended(&mut out, at).unwrap();
+        assert_eq!(out, b"H");
+        assert!(!r.is_done());
     }
 
     #[test]
