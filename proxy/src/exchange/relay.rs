@@ -196,16 +196,31 @@ fn take_waiting_rest(
     }
     let at = out.len();
     out.resize(at + front, 0);
-    match upstream.read_now(out, room) {
-        Some(Ok(n)) if n > 0 => reframer
-            .frame_appended(out, at)
-            .map_err(|e| Fail::UpstreamBadResponse(BadResponse::Body(e))),
-        None | Some(Ok(_)) => {
-            out.truncate(at);
-            Ok(())
+    let ended = match upstream.read_now(out, room) {
+        Some(Ok(n)) if n > 0 => {
+            reframer
+                .frame_appended(out, at)
+                .map_err(|e| Fail::UpstreamBadResponse(BadResponse::Body(e)))?;
+            // Drained: the close may be there already.
+            n < room && reframer.ends_at_close() && upstream.has_ended()
         }
-        Some(Err(e)) => Err(Fail::UpstreamIo(Step::Relaying, e.kind())),
+        Some(Ok(_)) => {
+            out.truncate(at);
+            true
+        }
+        None => {
+            out.truncate(at);
+            false
+        }
+        Some(Err(e)) => return Err(Fail::UpstreamIo(Step::Relaying, e.kind())),
+    };
+    // A body that ends at the close (uWSGI's streamed answers) has often ended already:
+    // then its last chunk goes in the same write (its room is kept), and no relay is set up.
+    // Any other body cut short is left to the relay, which sends what came, as nginx does.
+    if ended && reframer.ends_at_close() {
+        reframer.finish(out).map_err(|_| Fail::UpstreamTruncated)?;
     }
+    Ok(())
 }
 
 /// Relays the rest of the body through `spool`: the upstream read as fast as it writes,

@@ -100,6 +100,11 @@ impl Reframer {
         Ok(())
     }
 
+    /// Whether the upstream's body ends only when it closes.
+    pub fn ends_at_close(&self) -> bool {
+        matches!(self.source, Source::UntilClose)
+    }
+
     /// Whether each piece gets bytes around it for the client (chunk-size lines), so that
     /// it must come with room in front ([`Reframer::frame_into`]).
     pub fn wraps_pieces(&self) -> bool {

@@ -112,6 +112,14 @@ pub(crate) struct UpstreamConn {
 }
 
 impl UpstreamConn {
+    /// Whether the server has closed its side with nothing left unread: one non-blocking
+    /// peek, which takes nothing.
+    pub(crate) fn has_ended(&self) -> bool {
+        self.socket
+            .as_ref()
+            .is_some_and(|socket| matches!(crate::io::peek(socket.fd()), crate::io::Peeked::Closed))
+    }
+
     pub(super) fn unix(stream: UnixStream) -> Self {
         Self::new(Socket {
             readiness: None,
