@@ -440,7 +440,9 @@ impl Conn {
                     Next::Linger | Next::Close if refused => Next::LingerBriefly,
                     next => next,
                 };
-                self.client.finish(next).await;
+                self.client
+                    .finish(next, self.worker.config.reset_timedout_connection)
+                    .await;
                 return false;
             }
         };
@@ -456,7 +458,9 @@ impl Conn {
             // within the drain's grace.
             Next::KeepAlive => true,
             next => {
-                self.client.finish(next).await;
+                self.client
+                    .finish(next, self.worker.config.reset_timedout_connection)
+                    .await;
                 false
             }
         }
@@ -525,10 +529,11 @@ mod tests {
     #[test]
     fn an_idle_connection_keeps_little() {
         let size = size_of::<super::Conn>();
-        // Measured 288 bytes: the socket and its byte counts, both addresses, the HSTS
-        // header, the empty input and span lists, the worker, the live-table key, the
-        // connection limits' ticket, the idle key.
-        assert!(size <= 288, "an idle connection keeps {size} bytes");
+        // Measured 296 bytes: the socket, its byte counts and timed-out mark (8 bytes with
+        // its padding, for `reset_timedout_connection`), both addresses, the HSTS header,
+        // the empty input and span lists, the worker, the live-table key, the connection
+        // limits' ticket, the idle key.
+        assert!(size <= 296, "an idle connection keeps {size} bytes");
     }
 
     /// Runs `measure` in a worker of a ringway started with `args`, with an accepted-side

@@ -151,6 +151,11 @@ pub(crate) trait Stream {
     }
     /// Shuts the socket down, completing any op in flight on it.
     fn shutdown(&self, how: Shutdown);
+    /// Shuts the socket down because a step on it ran out of time (a client's stream notes
+    /// it: `reset_timedout_connection`).
+    fn time_out(&self, how: Shutdown) {
+        self.shutdown(how);
+    }
 }
 
 /// One `recv(MSG_DONTWAIT)` on socket `fd` into `buf`'s spare room (at most `max` bytes):
@@ -290,6 +295,8 @@ pub(crate) struct Counted<S> {
     inner: S,
     read: Cell<u64>,
     written: Cell<u64>,
+    /// A read or write on it ran out of time.
+    timed_out: Cell<bool>,
 }
 
 impl<S> Counted<S> {
@@ -299,7 +306,13 @@ impl<S> Counted<S> {
             inner,
             read: Cell::new(0),
             written: Cell::new(0),
+            timed_out: Cell::new(false),
         }
+    }
+
+    /// Whether a read or write on it ran out of time.
+    pub(crate) fn timed_out(&self) -> bool {
+        self.timed_out.get()
     }
 
     /// Bytes read so far.
@@ -358,6 +371,11 @@ impl<S: Stream> Stream for Counted<S> {
     fn shutdown(&self, how: Shutdown) {
         self.inner.shutdown(how);
     }
+
+    fn time_out(&self, how: Shutdown) {
+        self.timed_out.set(true);
+        self.inner.time_out(how);
+    }
 }
 
 /// Reads once, appending at most `max` bytes to `buf` (growing it as needed), within
@@ -378,7 +396,7 @@ pub(crate) async fn read_some<S: Stream>(
         Ok((Ok(n), buf)) => Ok((n, buf)),
         Ok((Err(e), _)) => Err(IoError::Failed(e.kind())),
         Err(_) => {
-            stream.shutdown(Shutdown::Read);
+            stream.time_out(Shutdown::Read);
             Err(IoError::Timeout)
         }
     }
@@ -461,7 +479,7 @@ pub(crate) async fn write_all_or_back<S: Stream>(
             Err(_) => match progress.last() {
                 Some(moved) if moved + limit > deadline => deadline = moved + limit,
                 _ => {
-                    stream.shutdown(Shutdown::Both);
+                    stream.time_out(Shutdown::Both);
                     return Err((IoError::Timeout, None));
                 }
             },

@@ -5,7 +5,7 @@
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
@@ -37,6 +37,7 @@ pub(crate) struct Bound {
 pub(crate) fn bind_for_workers(
     addrs: &[SocketAddr],
     scheme: Scheme,
+    deferred: bool,
     workers: &mut [Vec<Bound>],
 ) -> anyhow::Result<Vec<SocketAddr>> {
     let for_tls = if scheme == Scheme::Tls {
@@ -49,6 +50,9 @@ pub(crate) fn bind_for_workers(
         let mut local = asked;
         for list in workers.iter_mut() {
             let socket = bind(local).with_context(|| format!("binding {asked}{for_tls}"))?;
+            if deferred {
+                defer_accept(&socket).with_context(|| format!("deferring accepts on {asked}"))?;
+            }
             local = socket.local_addr()?;
             list.push(Bound {
                 socket,
@@ -104,6 +108,35 @@ pub(crate) fn steer_here(addr: SocketAddr, listeners: &[BorrowedFd<'_>]) -> bool
             );
             false
         }
+    }
+}
+
+/// How long the kernel holds a connection that has sent nothing before handing it over
+/// anyway, in seconds: nginx's `deferred` asks for 1 (the kernel rounds it to its first
+/// SYN-ACK retransmission, about a second).
+const DEFER_ACCEPT_SECS: libc::c_int = 1;
+
+/// Makes `listener` hand over a connection only once its first bytes arrived
+/// (`TCP_DEFER_ACCEPT`, nginx's `listen ... deferred`). HTTP, TLS and PROXY clients all
+/// speak first, so none waits for it; a connection that sends nothing wakes no worker for
+/// its first second.
+fn defer_accept(listener: &TcpListener) -> io::Result<()> {
+    let secs = DEFER_ACCEPT_SECS;
+    // SAFETY: the fd is open while `listener` is borrowed; the value is a c_int of the size
+    // given.
+    let rc = unsafe {
+        libc::setsockopt(
+            listener.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            (&raw const secs).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
 }
 

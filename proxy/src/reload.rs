@@ -97,6 +97,10 @@ fn keep_process_settings(new: &mut Config, old: &Config) -> Vec<&'static str> {
         kept.push("listen");
         new.listen.clone_from(&old.listen);
     }
+    if new.listen_deferred != old.listen_deferred {
+        kept.push("listen_deferred");
+        new.listen_deferred = old.listen_deferred;
+    }
     if new.workers != old.workers {
         kept.push("workers");
         new.workers = old.workers;
@@ -177,10 +181,12 @@ mod tests {
             "3",
             "--max-body-size",
             "1k",
+            "--listen-deferred",
         ]);
         let kept = keep_process_settings(&mut new, &old);
-        assert_eq!(kept, ["listen", "workers"]);
+        assert_eq!(kept, ["listen", "listen_deferred", "workers"]);
         assert_eq!(new.listen, old.listen);
+        assert!(!new.listen_deferred);
         assert_eq!(new.workers, 2);
         // Everything else follows the new configuration.
         assert_eq!(new.limits.max_body_size, 1024);

@@ -85,12 +85,22 @@ impl Server {
         memory::keep_freed_memory_until_quiet();
         // Each worker's listeners: one on every address.
         let mut listeners: Vec<Vec<Bound>> = (0..config.workers).map(|_| Vec::new()).collect();
-        let locals = listener::bind_for_workers(&config.listen, Scheme::Plain, &mut listeners)?;
+        let locals = listener::bind_for_workers(
+            &config.listen,
+            Scheme::Plain,
+            config.listen_deferred,
+            &mut listeners,
+        )?;
         let route_names = RouteNames::default();
         let first = Arc::new(Generation::first(config, &route_names)?);
         let config = &first.config;
         let tls_locals = match &config.tls {
-            Some(tls) => listener::bind_for_workers(&tls.listen, Scheme::Tls, &mut listeners)?,
+            Some(tls) => listener::bind_for_workers(
+                &tls.listen,
+                Scheme::Tls,
+                config.listen_deferred,
+                &mut listeners,
+            )?,
             None => Vec::new(),
         };
         listener::steer_each_address(&listeners);

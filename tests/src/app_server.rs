@@ -237,8 +237,14 @@ fn module(app: App) -> &'static str {
 /// The connections established at local port `port` (the server's side of them), as `ss`
 /// lists them: what an upstream sees of a proxy's keep-alive pool.
 pub fn established_at(port: u16) -> Vec<String> {
+    sockets_at(port, "established")
+}
+
+/// The TCP sockets at local port `port` in `state` (`ss`'s names: `established`,
+/// `syn-recv`, `fin-wait-1`...), a line each as `ss` lists them.
+pub fn sockets_at(port: u16, state: &str) -> Vec<String> {
     let out = Command::new("ss")
-        .args(["-Htn", "state", "established"])
+        .args(["-Htn", "state", state])
         .arg(format!("( sport = :{port} )"))
         .output()
         .expect("running ss (iproute2)");

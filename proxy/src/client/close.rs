@@ -56,7 +56,14 @@ impl Next {
 
 impl Client {
     /// Ends the connection as `next` says (`KeepAlive` here means the server is stopping).
-    pub(crate) async fn finish(&mut self, next: Next) {
+    /// With `reset_timed_out` (nginx's `reset_timedout_connection`), a connection whose
+    /// read or write ran out of time is reset instead: no TLS close_notify or drain is owed
+    /// to it.
+    pub(crate) async fn finish(&mut self, next: Next, reset_timed_out: bool) {
+        if reset_timed_out && self.stream.timed_out() {
+            self.reset();
+            return;
+        }
         if next != Next::Abort {
             self.stream.get_ref().close_notify().await;
         }
@@ -72,6 +79,16 @@ impl Client {
             Next::LingerBriefly => Stream::shutdown(&self.stream, Shutdown::Write),
             Next::Abort => Stream::shutdown(&self.stream, Shutdown::Both),
         }
+        self.finished = true;
+    }
+
+    /// Closes the connection with a reset: the kernel frees at once what it still holds for
+    /// a client that stopped reading, instead of keeping the socket to send it. Only the
+    /// reading side is shut down first (completing a read still in flight): a FIN sent
+    /// now would reach the client before the reset and look like a clean end.
+    fn reset(&mut self) {
+        self.stream.get_ref().reset_on_close();
+        Stream::shutdown(&self.stream, Shutdown::Read);
         self.finished = true;
     }
 

@@ -52,6 +52,33 @@ impl ClientStream {
         }
     }
 
+    /// Makes the socket's close a reset (`SO_LINGER` of 0), as nginx's
+    /// `reset_timedout_connection` does. An HTTP/2 stream has no socket of its own.
+    pub(crate) fn reset_on_close(&self) {
+        let Some(fd) = self.socket() else {
+            return;
+        };
+        let linger = libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        // SAFETY: the fd is open while `self` is borrowed; the option's value is a valid
+        // `linger` of the size given.
+        let rc = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                (&raw const linger).cast(),
+                size_of::<libc::linger>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            let err = std::io::Error::last_os_error();
+            tracing::debug!(error = %err, "SO_LINGER refused: the timed-out connection is closed, not reset");
+        }
+    }
+
     /// The socket, if the client has one of its own (an HTTP/2 stream's pipe has none).
     pub(crate) fn socket(&self) -> Option<RawFd> {
         match self {

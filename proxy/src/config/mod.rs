@@ -82,6 +82,10 @@ pub struct Config {
     pub redirect_forwarded_http: Option<u16>,
     /// Connections start with a PROXY protocol header.
     pub proxy_protocol: bool,
+    /// Listeners hand a connection over once its first bytes came (TCP_DEFER_ACCEPT).
+    pub listen_deferred: bool,
+    /// A connection that timed out is reset rather than closed.
+    pub reset_timedout_connection: bool,
     /// DOCUMENT_ROOT.
     pub document_root: String,
     /// SERVER_NAME override.

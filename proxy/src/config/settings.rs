@@ -120,6 +120,20 @@ pub struct Settings {
     #[arg(long, num_args = 0, default_missing_value = "true")]
     pub proxy_protocol: Option<bool>,
 
+    /// Hand a connection over only once its first bytes arrived (TCP_DEFER_ACCEPT, as
+    /// nginx's `listen 80 deferred`), on every listener: one that sends nothing costs no
+    /// wake-up and no task, and is handed over with nothing after a second (then
+    /// --client-header-timeout runs as for any). Set at start; a reload keeps it.
+    #[arg(long, num_args = 0, default_missing_value = "true")]
+    pub listen_deferred: Option<bool>,
+
+    /// Close a connection that timed out reading a request (--client-header-timeout,
+    /// client_body_timeout) or sending an answer (send_timeout) with a reset, as nginx's
+    /// `reset_timedout_connection on`: the kernel frees at once what it still held for a
+    /// client that stopped reading, instead of keeping the socket to send it.
+    #[arg(long, num_args = 0, default_missing_value = "true")]
+    pub reset_timedout_connection: Option<bool>,
+
     /// DOCUMENT_ROOT passed to the app [default: empty].
     #[arg(long, value_name = "PATH")]
     pub document_root: Option<String>,

@@ -197,6 +197,21 @@ fn every_readme_example_loads() {
 }
 
 #[test]
+fn listen_deferred_and_reset_timedout_connection_are_off_unless_asked() {
+    let off = Config::from_args(["ringway", "--upstream", "unix:/a"]).unwrap();
+    assert!(!off.listen_deferred && !off.reset_timedout_connection);
+    let file =
+        "upstream = [\"unix:/a\"]\nlisten_deferred = true\nreset_timedout_connection = true\n";
+    let config = load(file, &[]).unwrap();
+    assert!(config.listen_deferred && config.reset_timedout_connection);
+    let flags = ["--listen-deferred", "--reset-timedout-connection"];
+    let config = load("upstream = [\"unix:/a\"]\n", &flags).unwrap();
+    assert!(config.listen_deferred && config.reset_timedout_connection);
+    let err = load("upstream = [\"unix:/a\"]\nlisten_deferred = 1\n", &[]).unwrap_err();
+    assert!(err.starts_with("listen_deferred in "), "{err}");
+}
+
+#[test]
 fn proxy_protocol_and_trusted_proxies() {
     let file = "upstream = [\"unix:/a\"]\nproxy_protocol = true\n\
                 trusted_proxy = [\"10.0.0.0/8\", \"::1\"]\n";

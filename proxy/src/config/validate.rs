@@ -157,6 +157,8 @@ impl Resolved {
             })?,
             redirect_forwarded_http: self.redirect_forwarded_http()?,
             proxy_protocol: s.proxy_protocol.unwrap_or(false),
+            listen_deferred: s.listen_deferred.unwrap_or(false),
+            reset_timedout_connection: s.reset_timedout_connection.unwrap_or(false),
             document_root: s.document_root.clone().unwrap_or_default(),
             server_name: s.server_name.clone(),
             hosts: s.hosts.clone(),

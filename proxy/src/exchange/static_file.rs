@@ -626,7 +626,7 @@ async fn write(client: &Client, out: Buf, from: usize, to: &Outgoing) -> Result<
 fn write_failure(client: &Client, e: IoError) -> Fail {
     match e {
         IoError::Timeout => {
-            Stream::shutdown(&client.stream, Shutdown::Both);
+            Stream::time_out(&client.stream, Shutdown::Both);
             Fail::ClientGone
         }
         IoError::Failed(kind) => Fail::ClientIo(kind),
