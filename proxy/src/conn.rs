@@ -315,7 +315,9 @@ async fn serve_requests(mut conn: Box<Conn>) {
         if !conn.serve_one().await {
             return;
         }
-        if conn.client.input.is_empty() {
+        // Bytes left behind the request just served are the next one's: it is pipelined.
+        conn.client.pipelined = !conn.client.input.is_empty();
+        if !conn.client.pipelined {
             let idle = Rc::clone(&conn.worker.idle);
             conn = match idle.park(conn) {
                 idle::Parking::Parked | idle::Parking::Done => return,
@@ -408,7 +410,10 @@ impl Conn {
         }
         // A request's time runs from its complete head, as nginx's $request_time runs
         // from its first byte: an idle keep-alive wait is not request time.
-        let started = Instant::now();
+        let arrival = exchange::Arrival {
+            started: Instant::now(),
+            served: self.requests,
+        };
         let head = match read {
             Ok(head) => head,
             Err((fail, head_only)) => {
@@ -417,7 +422,7 @@ impl Conn {
                 let refused = matches!(fail, Fail::TooManyConnections(_));
                 // Boxed, like the exchange: a cold path's state must not grow every
                 // connection's task.
-                let (client, worker, requests) = (&self.client, &self.worker, self.requests);
+                let (client, worker) = (&self.client, &self.worker);
                 let outcome = Box::pin(async move {
                     // No request ID was taken from this head (too broken to read, or
                     // refused by a connection limit): it gets a new one, which its log
@@ -427,14 +432,13 @@ impl Conn {
                     let scope = exchange::OwnAnswers::of_server(worker);
                     let outcome =
                         exchange::answer(client, fail, head_only, false, &id, scope, worker).await;
-                    let when = (started, requests);
-                    exchange::log_unparsed(worker, client, &outcome, when, &id);
+                    exchange::log_unparsed(worker, client, &outcome, arrival, &id);
                     outcome
                 })
                 .await;
                 // A head that never came whole is no request, as its (absent) log line says.
                 if outcome.status != 0 {
-                    self.record(&outcome, started);
+                    self.record(&outcome, arrival.started);
                 }
                 let next = match outcome.next {
                     Next::Linger | Next::Close if refused => Next::LingerBriefly,
@@ -448,9 +452,9 @@ impl Conn {
         };
         // Boxed: the request's state (body, packet, relay pumps) lives only while a
         // request does, so a connection's task stays small.
-        let served = exchange::serve(&mut self.client, head, &self.worker, started, self.requests);
+        let served = exchange::serve(&mut self.client, head, &self.worker, arrival);
         let outcome = Box::pin(served).await;
-        self.record(&outcome, started);
+        self.record(&outcome, arrival.started);
         match outcome.next {
             // Even when the server began stopping after this answer's head went out
             // without `Connection: close`: the client may be sending its next request
@@ -503,8 +507,9 @@ impl Drop for Conn {
     }
 }
 
-/// The kernel's socket cookie, the key the eBPF probes file this connection under.
-fn socket_cookie(fd: std::os::fd::RawFd) -> u64 {
+/// The kernel's socket cookie, the key the eBPF probes file this connection under (0 when
+/// the kernel gives none).
+pub(crate) fn socket_cookie(fd: std::os::fd::RawFd) -> u64 {
     let mut cookie: u64 = 0;
     let mut len = size_of::<u64>() as libc::socklen_t;
     // SAFETY: the fd is open for the duration of the call (its stream is borrowed by the
@@ -610,13 +615,11 @@ mod tests {
                 let Ok(crate::http::Status::Complete(head)) = parsed else {
                     panic!("{parsed:?}")
                 };
-                let request = crate::exchange::serve(
-                    &mut client,
-                    head,
-                    &worker,
-                    std::time::Instant::now(),
-                    0,
-                );
+                let arrival = crate::exchange::Arrival {
+                    started: std::time::Instant::now(),
+                    served: 0,
+                };
+                let request = crate::exchange::serve(&mut client, head, &worker, arrival);
                 let size = std::mem::size_of_val(&request);
                 // Measured 2472 bytes (3856 before the rare paths were boxed), 2672 with the
                 // upstream slot, the real client IP and the inline request ID, 2784 with the

@@ -399,6 +399,75 @@ fn combined_lines_are_nginx_lines() {
     );
 }
 
+/// nginx's `$pipe`, `$connection_requests`, `$request_completion` and `$connection` for
+/// three requests sent at once on one connection and one on another: the same from nginx
+/// and ringway, but for the connection numbers, which only have to tell connections apart.
+#[test]
+fn pipelined_requests_and_their_connections_are_logged_as_by_nginx() {
+    const FORMAT: &str =
+        "$http_x_case $pipe $connection_requests \"$request_completion\" $connection";
+    let uwsgi = Uwsgi::start(App::Raw);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (nginx_log, ringway_log) = (dir.path().join("nginx.log"), dir.path().join("ringway.log"));
+    let nginx = Nginx::start_with_http_directives(
+        uwsgi.socket(),
+        &format!("log_format pipes '{FORMAT}';"),
+        &format!("access_log {} pipes;", nginx_log.display()),
+    );
+    let ringway = Ringway::with_config(format!(
+        "upstream = [{:?}]\naccess_log = {:?}\naccess_log_format = '{FORMAT}'\n",
+        uwsgi.upstream(),
+        ringway_log.display().to_string(),
+    ))
+    .start();
+    let request = |case: usize, close: bool| {
+        let close = if close { "Connection: close\r\n" } else { "" };
+        format!("GET /bytes/3 HTTP/1.1\r\nHost: a\r\nX-Case: {case}\r\n{close}\r\n")
+    };
+    let mut seen = Vec::new();
+    for (addr, log) in [(nginx.addr(), &nginx_log), (ringway.addr(), &ringway_log)] {
+        // One request alone, then three in one write: the second and third are pipelined.
+        let mut conn = Conn::open(addr);
+        conn.send(request(1, false).as_bytes()).expect("send");
+        conn.read_response_to("GET").expect("an answer");
+        let three = [request(2, false), request(3, false), request(4, true)].concat();
+        conn.send(three.as_bytes()).expect("send");
+        for _ in 0..3 {
+            conn.read_response_to("GET").expect("an answer");
+        }
+        send(addr, request(5, false).as_bytes(), false);
+        let mut lines = lines_once(log, 5, &ringway);
+        lines.sort();
+        seen.push(lines);
+    }
+    let fields = |line: &str| -> (String, String) {
+        let (rest, connection) = line.rsplit_once(' ').expect("a connection number");
+        (rest.to_owned(), connection.to_owned())
+    };
+    for lines in &seen {
+        let got: Vec<(String, String)> = lines.iter().map(|l| fields(l)).collect();
+        let firsts: Vec<&str> = got.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(
+            firsts,
+            [
+                "1 . 1 \"OK\"",
+                "2 . 2 \"OK\"",
+                "3 p 3 \"OK\"",
+                "4 p 4 \"OK\"",
+                "5 . 1 \"OK\""
+            ],
+            "{lines:#?}"
+        );
+        let numbers: Vec<&str> = got.iter().map(|(_, n)| n.as_str()).collect();
+        assert!(numbers[0].parse::<u64>().is_ok(), "{numbers:?}");
+        assert!(
+            numbers[1..4].iter().all(|n| *n == numbers[0]),
+            "one connection: {numbers:?}"
+        );
+        assert_ne!(numbers[4], numbers[0], "another connection: {numbers:?}");
+    }
+}
+
 /// Whether `t` is RFC 3339 with milliseconds: `2026-12-01T21:51:48.123+00:00`.
 /// A format of the operator's own (nginx's `log_format`), the same text given to nginx and
 /// to ringway: the same lines for the same requests, but for what differs by nature (the
@@ -410,7 +479,8 @@ const CUSTOM_FORMAT: &str = "$remote_addr - $remote_user [$time_local] \"$reques
     us=$upstream_status rl=$request_length uri=$uri a=$args ia=$is_args qs=$query_string \
     sa=$server_addr hn=$hostname ct=$content_type cl=$content_length ra=$realip_remote_addr \
     aq=$arg_q ax=${arg_X} cs=$cookie_sid cg=$cookie_lang uct=$upstream_http_content_type \
-    uxi=${upstream_http_X_Instance} iso=$time_iso8601 ms=$msec";
+    uxi=${upstream_http_X_Instance} pi=$pipe rc=\"$request_completion\" iso=$time_iso8601 \
+    ms=$msec";
 
 /// `line` with its times (checked for their form) and, for an own page, its body bytes
 /// masked.

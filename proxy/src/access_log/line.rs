@@ -54,6 +54,13 @@ pub(crate) struct Entry<'a> {
     pub(crate) tls: Option<&'a Peer>,
     /// Requests on this connection so far, this one included (`$connection_requests`).
     pub(crate) connection_requests: u64,
+    /// Its head came behind the previous request's, read with it (`$pipe`).
+    pub(crate) pipelined: bool,
+    /// The whole answer went out (`$request_completion`).
+    pub(crate) completed: bool,
+    /// The connection's number (`$connection`: the kernel's cookie of its socket; `None`
+    /// when the format does not show it, or the kernel gave none).
+    pub(crate) connection: Option<u64>,
     /// `server_name` (nginx's `$server_name`; empty without one).
     pub(crate) server_name: &'a str,
     /// The response's bytes written, head and body (`$bytes_sent`).
@@ -203,6 +210,9 @@ pub(crate) fn sample() -> Entry<'static> {
         headers: &[],
         tls: None,
         connection_requests: 1,
+        pipelined: false,
+        completed: true,
+        connection: None,
         server_name: "",
         bytes_sent: 0,
         request_length: 0,

@@ -81,6 +81,14 @@ enum Var {
     ServerPort,
     Hostname,
     Pid,
+    /// `p` when the request's head came behind the previous one's on its connection
+    /// (pipelined), `.` otherwise.
+    Pipe,
+    /// `OK` when the whole answer went out, empty otherwise.
+    RequestCompletion,
+    /// A number for the connection: the same on each of its requests, another on every
+    /// other connection.
+    Connection,
     /// `$http_NAME`: the first such request header (by index into `Template::headers`).
     Header(usize),
     /// `$arg_NAME`: an argument of the query (by index into `Template::names`).
@@ -101,12 +109,14 @@ enum Var {
 }
 
 impl Var {
-    /// Whether its value exists only once the answer has gone out (refused in header and
-    /// param values).
-    fn known_after_the_answer(self) -> bool {
+    /// Whether only a log line knows its value: the answer's, or the connection's history
+    /// (refused in header and param values).
+    fn log_only(self) -> bool {
         matches!(
             self,
             Var::Status
+                | Var::Pipe
+                | Var::RequestCompletion
                 | Var::BodyBytesSent
                 | Var::BytesSent
                 | Var::RequestTime
@@ -122,7 +132,7 @@ impl Var {
     }
 }
 
-const VARS: [(&str, Var); 43] = [
+const VARS: [(&str, Var); 46] = [
     ("remote_addr", Var::RemoteAddr),
     ("remote_user", Var::RemoteUser),
     ("time_local", Var::TimeLocal),
@@ -166,6 +176,9 @@ const VARS: [(&str, Var); 43] = [
     ("server_port", Var::ServerPort),
     ("hostname", Var::Hostname),
     ("pid", Var::Pid),
+    ("pipe", Var::Pipe),
+    ("request_completion", Var::RequestCompletion),
+    ("connection", Var::Connection),
 ];
 
 /// Variables that are a request header's value under another name.
@@ -192,7 +205,7 @@ impl Template {
         let template = Template::parse_text(text, LogEscape::None)?;
         let late = template.pieces.iter().find_map(|p| match p {
             Piece::Var(Var::UpstreamHeader(_)) => Some("upstream_http_NAME"),
-            Piece::Var(var) if var.known_after_the_answer() => {
+            Piece::Var(var) if var.log_only() => {
                 VARS.iter().find(|(_, v)| v == var).map(|(n, _)| *n)
             }
             _ => None,
@@ -200,7 +213,7 @@ impl Template {
         match late {
             Some(name) => Err(format!(
                 "{text:?}: `${name}` is for log lines only (a header or param is written before \
-                 the answer, and the connection's count)"
+                 the answer, and before what the connection's log keeps is known)"
             )),
             None => Ok(template),
         }
@@ -337,9 +350,7 @@ impl Template {
         else {
             let known: Vec<&str> = VARS
                 .iter()
-                .filter(|(_, var)| {
-                    !(self.escape == LogEscape::None && var.known_after_the_answer())
-                })
+                .filter(|(_, var)| !(self.escape == LogEscape::None && var.log_only()))
                 .map(|(n, _)| *n)
                 .chain(HEADER_VARS.iter().map(|(n, _)| *n))
                 .collect();
@@ -401,6 +412,11 @@ impl Template {
     /// The format as written.
     pub(crate) fn text(&self) -> &str {
         &self.text
+    }
+
+    /// Whether it shows `$connection`.
+    pub(crate) fn shows_connection(&self) -> bool {
+        self.pieces.contains(&Piece::Var(Var::Connection))
     }
 
     /// Whether it shows `$uri`.
@@ -521,6 +537,14 @@ fn push_var(
             let _ = write!(out, "{}", e.pid);
         }
         Var::ServerName => text(out, Some(e.server_name.as_bytes())),
+        Var::Pipe => out.push(if e.pipelined { b'p' } else { b'.' }),
+        Var::RequestCompletion => text(out, Some(if e.completed { b"OK" } else { b"" })),
+        Var::Connection => match e.connection {
+            Some(n) => {
+                let _ = write!(out, "{n}");
+            }
+            None => push_value(out, None, escape),
+        },
         Var::ConnectionRequests => {
             let _ = write!(out, "{}", e.connection_requests);
         }
@@ -737,6 +761,40 @@ mod tests {
              130 77  192.0.2.7 127.0.0.1 8080 4242 web-1 /a b ||\n\
              130 77 50000 192.0.2.7 127.0.0.1 8080 4242 web-1 /a b -|-|\n"
         );
+    }
+
+    #[test]
+    fn pipelining_completion_and_the_connection_show_as_nginx_shows_them() {
+        use crate::access_log::time::LogClock;
+        let t = Template::parse("$pipe \"$request_completion\" $connection").unwrap();
+        assert!(t.shows_connection());
+        let mut clock = LogClock::new();
+        let stamp = clock.at(std::time::SystemTime::UNIX_EPOCH);
+        let mut out = Vec::new();
+        let sample = crate::access_log::line::sample;
+        let entries = [
+            Entry {
+                connection: Some(8193),
+                ..sample()
+            },
+            Entry {
+                pipelined: true,
+                completed: false,
+                ..sample()
+            },
+        ];
+        for entry in &entries {
+            t.write(&mut out, entry, &stamp);
+        }
+        assert_eq!(String::from_utf8(out).unwrap(), ". \"OK\" 8193\np \"\" -\n");
+        assert!(!Template::parse("$status").unwrap().shows_connection());
+        // Known before the answer: a header may carry the connection's number; not what only
+        // the log line knows.
+        assert!(Template::parse_value("$connection").is_ok());
+        for late in ["$pipe", "$request_completion"] {
+            let err = Template::parse_value(late).unwrap_err();
+            assert!(err.contains("for log lines only"), "{err}");
+        }
     }
 
     #[test]

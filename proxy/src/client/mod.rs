@@ -57,6 +57,9 @@ pub(crate) struct Client {
     before_body: Cell<u32>,
     /// The socket was closed on purpose, with nothing in flight.
     finished: bool,
+    /// The current request's head came behind the previous one's, read with it (nginx's
+    /// `$pipe`).
+    pub(crate) pipelined: bool,
 }
 
 impl Client {
@@ -86,6 +89,7 @@ impl Client {
             body_from: Cell::new(0),
             before_body: Cell::new(0),
             finished: false,
+            pipelined: false,
         }
     }
 

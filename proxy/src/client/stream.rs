@@ -79,6 +79,19 @@ impl ClientStream {
         }
     }
 
+    /// A number for the connection, the same for each of its requests and unlike any other
+    /// connection's (nginx's `$connection`): its socket's cookie, the key the eBPF probes
+    /// file it under; an HTTP/2 stream's is its connection's. `None` if the kernel gave
+    /// none.
+    pub(crate) fn connection_number(&self) -> Option<u64> {
+        let cookie = match self {
+            ClientStream::Plain(s) => crate::conn::socket_cookie(s.as_raw_fd()),
+            ClientStream::Tls(s) => crate::conn::socket_cookie(s.tcp().as_raw_fd()),
+            ClientStream::Bridged(pipe) => pipe.connection_number(),
+        };
+        (cookie != 0).then_some(cookie)
+    }
+
     /// The socket, if the client has one of its own (an HTTP/2 stream's pipe has none).
     pub(crate) fn socket(&self) -> Option<RawFd> {
         match self {

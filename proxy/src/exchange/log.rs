@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use super::{Identity, Outcome, Request};
 use crate::access_log::{Entry, LogNames, MAX_HEADERS, Template, UpstreamFields, WorkerLog};
-use crate::client::Client;
+use crate::client::{Client, Next};
 use crate::http::RequestHead;
 use crate::identity::RequestId;
 use crate::worker::Worker;
@@ -25,14 +25,23 @@ pub(super) enum Subject<'a> {
     Unparsed(&'a RequestId),
 }
 
+/// Where a request stands on its connection, for its log line.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Arrival {
+    /// When its head was complete.
+    pub(crate) started: Instant,
+    /// The connection's requests before it.
+    pub(crate) served: u64,
+}
+
 /// Logs a request whose head could not be read or parsed (400, 408, 414, 431, ...), or that
 /// a connection limit refused, answered under `id`: its request line is whatever first line
-/// the client sent. `served`: the connection's requests before it.
+/// the client sent.
 pub(crate) fn log_unparsed(
     worker: &Worker,
     client: &Client,
     outcome: &Outcome,
-    (started, served): (Instant, u64),
+    arrival: Arrival,
     id: &RequestId,
 ) {
     if let Some(log) = &worker.access_log
@@ -47,13 +56,12 @@ pub(crate) fn log_unparsed(
             None,
             Subject::Unparsed(id),
             &outcome,
-            (started, served),
+            arrival,
         );
     }
 }
 
-/// Logs a request: `head` when it parsed; it began at `started`, after `served` requests on
-/// its connection.
+/// Logs a request: `head` when it parsed.
 pub(super) fn write(
     log: &WorkerLog,
     names: &LogNames,
@@ -61,7 +69,7 @@ pub(super) fn write(
     head: Option<&RequestHead>,
     subject: Subject<'_>,
     outcome: &Outcome,
-    timing: (Instant, u64),
+    arrival: Arrival,
 ) {
     let template = log.template();
     let seen = Seen {
@@ -70,7 +78,7 @@ pub(super) fn write(
         head,
         subject,
         outcome,
-        timing,
+        arrival,
     };
     seen.with_entry(template.as_deref(), |entry| log.record(entry));
 }
@@ -85,14 +93,18 @@ pub(crate) fn set_value(
     template: &Template,
     out: &mut Vec<u8>,
 ) {
-    let outcome = Outcome::new(0, crate::client::Next::Close);
+    let outcome = Outcome::new(0, Next::Close);
     let seen = Seen {
         names: &worker.log_names,
         client,
         head: Some(&req.head),
         subject: Subject::Routed(req),
         outcome: &outcome,
-        timing: (Instant::now(), 0),
+        // Only what comes before the answer is asked of it (`Template::parse_value`).
+        arrival: Arrival {
+            started: Instant::now(),
+            served: 0,
+        },
     };
     seen.with_entry(Some(template), |entry| template.write_value(out, entry));
 }
@@ -104,9 +116,7 @@ struct Seen<'a> {
     head: Option<&'a RequestHead>,
     subject: Subject<'a>,
     outcome: &'a Outcome,
-    /// When the request's head was complete, and the requests served on its connection
-    /// before it.
-    timing: (Instant, u64),
+    arrival: Arrival,
 }
 
 impl Seen<'_> {
@@ -119,7 +129,7 @@ impl Seen<'_> {
             head,
             subject,
             outcome,
-            timing: (started, served),
+            arrival,
         } = *self;
         let input = &client.input[..];
         let wanted = template.map_or(&[][..], |t| t.headers());
@@ -214,7 +224,7 @@ impl Seen<'_> {
             referer: shown.referer,
             user_agent: shown.user_agent,
             remote_user: remote_user.as_deref(),
-            request_time: started.elapsed(),
+            request_time: arrival.started.elapsed(),
             upstream,
             route: outcome.route.and_then(|i| names.route_label(i)),
             request_id: Some(request_id(subject)),
@@ -222,7 +232,12 @@ impl Seen<'_> {
             host: Some(host),
             headers,
             tls: client.stream.get_ref().tls(),
-            connection_requests: served.saturating_add(1),
+            connection_requests: arrival.served.saturating_add(1),
+            pipelined: client.pipelined,
+            completed: outcome.status != 0 && outcome.next != Next::Abort,
+            connection: template
+                .filter(|t| t.shows_connection())
+                .and_then(|_| client.stream.get_ref().connection_number()),
             server_name: names.server_name.as_deref().unwrap_or_default(),
             bytes_sent: client.bytes_sent(),
             request_length: request_length(client, head, subject),

@@ -20,7 +20,7 @@ mod static_file;
 mod upgrade;
 mod upstream;
 
-pub(crate) use log::log_unparsed;
+pub(crate) use log::{Arrival, log_unparsed};
 
 use std::borrow::Cow;
 use std::cell::Cell;
@@ -278,18 +278,17 @@ impl<'a> HeadParts<'a> {
     }
 }
 
-/// Serves the request whose head is at the start of `client.input` (complete at `started`),
-/// and writes its access log line while the head's bytes are still there.
+/// Serves the request whose head is at the start of `client.input`, and writes its access
+/// log line while the head's bytes are still there.
 pub(crate) async fn serve(
     client: &mut Client,
     head: RequestHead,
     worker: &Worker,
-    started: Instant,
-    served: u64,
+    arrival: Arrival,
 ) -> Outcome {
     let mut rest = client.take_rest(head.head_len);
     client.response_starts();
-    let keep = keeps_alive(&head, worker, served);
+    let keep = keeps_alive(&head, worker, arrival.served);
     let routed = route(client, head, worker, keep);
     let redirect_to = redirects_to_https(client, worker, &routed);
     let head_only = head.method == Method::Head;
@@ -339,7 +338,7 @@ pub(crate) async fn serve(
                 Some(&head),
                 subject,
                 &outcome,
-                (started, served),
+                arrival,
             );
         }
     }

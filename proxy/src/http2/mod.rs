@@ -54,6 +54,8 @@ pub(super) struct Bridge {
     hsts: Option<Rc<str>>,
     /// The TLS session's version, cipher and client certificate.
     tls: Peer,
+    /// The connection's socket cookie, each stream's `$connection`.
+    connection: u64,
     /// The connection was over a connection limit: its streams get the 503, and it goes
     /// away after the first.
     refused: Option<ConnLimit>,
@@ -71,7 +73,7 @@ pub(super) struct Bridge {
 impl Bridge {
     /// A pipe with the pipeline serving one end; the stream's end returned.
     fn open(self: &Rc<Self>, admission: Admission) -> StreamEnd {
-        let (ours, theirs) = pipe::pipe(self.tls.clone());
+        let (ours, theirs) = pipe::pipe(self.tls.clone(), self.connection);
         let pipeline = crate::conn::serve_bridged(
             theirs,
             self.peer,
@@ -177,6 +179,9 @@ pub(crate) async fn serve(
     let bridge = Rc::new(Bridge {
         hsts: worker.hsts.clone(),
         tls: tls_peer,
+        connection: crate::conn::socket_cookie(std::os::fd::AsRawFd::as_raw_fd(
+            tls.get_ref().tcp(),
+        )),
         send_timeout: config.limits.send_timeout,
         worker: Rc::clone(&worker),
         peer,

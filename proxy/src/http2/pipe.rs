@@ -133,14 +133,18 @@ struct Pipe {
     answer: Lane,
     /// The connection's TLS session, as a socket's peer is known on its end.
     tls: Peer,
+    /// The connection's socket cookie (0: none), for `$connection`.
+    connection: u64,
 }
 
-/// A new pipe for a stream of the TLS session `tls`: the stream's end and the pipeline's.
-pub(super) fn pipe(tls: Peer) -> (StreamEnd, PipelineEnd) {
+/// A new pipe for a stream of the TLS session `tls` on the connection whose socket cookie is
+/// `connection`: the stream's end and the pipeline's.
+pub(super) fn pipe(tls: Peer, connection: u64) -> (StreamEnd, PipelineEnd) {
     let pipe = Rc::new(Pipe {
         request: Lane::default(),
         answer: Lane::default(),
         tls,
+        connection,
     });
     (StreamEnd(Rc::clone(&pipe)), PipelineEnd(pipe))
 }
@@ -181,6 +185,11 @@ impl PipelineEnd {
     /// The version, cipher and client certificate of the connection's TLS session.
     pub(crate) fn tls(&self) -> &Peer {
         &self.0.tls
+    }
+
+    /// The connection's socket cookie (0: none).
+    pub(crate) fn connection_number(&self) -> u64 {
+        self.0.connection
     }
 
     /// Whether request bytes wait unread (a socket's `FIONREAD`).
@@ -251,7 +260,7 @@ mod tests {
 
     #[test]
     fn bytes_go_through_in_order_and_the_end_follows_them() {
-        let (stream, pipeline) = pipe(Peer::default());
+        let (stream, pipeline) = pipe(Peer::default(), 0);
         let lane = &stream.0.request;
         assert_eq!(lane.push(b"GET / ").unwrap(), 6);
         assert_eq!(lane.push(b"HTTP/1.1").unwrap(), 8);
@@ -266,7 +275,7 @@ mod tests {
 
     #[test]
     fn a_full_lane_takes_nothing_more_until_read() {
-        let (stream, _pipeline) = pipe(Peer::default());
+        let (stream, _pipeline) = pipe(Peer::default(), 0);
         let lane = &stream.0.answer;
         let big = vec![7u8; LANE + 10];
         assert_eq!(lane.push(&big).unwrap(), LANE);
@@ -280,7 +289,7 @@ mod tests {
 
     #[test]
     fn a_lane_read_in_pieces_stays_its_size_whatever_goes_through() {
-        let (stream, _pipeline) = pipe(Peer::default());
+        let (stream, _pipeline) = pipe(Peer::default(), 0);
         let lane = &stream.0.answer;
         let piece = vec![1u8; 10_000];
         let mut out = Vec::new();
@@ -301,7 +310,7 @@ mod tests {
 
     #[test]
     fn a_dropped_end_is_a_closed_socket_to_the_other() {
-        let (stream, pipeline) = pipe(Peer::default());
+        let (stream, pipeline) = pipe(Peer::default(), 0);
         drop(stream);
         let mut out = Vec::new();
         assert_eq!(pipeline.0.request.take(&mut out, 10), Some(0), "the end");
@@ -313,7 +322,7 @@ mod tests {
             io::ErrorKind::BrokenPipe
         );
 
-        let (stream, pipeline) = pipe(Peer::default());
+        let (stream, pipeline) = pipe(Peer::default(), 0);
         pipeline.write_now(b"HTTP/1.1 200").unwrap();
         drop(pipeline);
         let mut out = Vec::new();
