@@ -1,8 +1,9 @@
 //! The server: one worker thread per core (pinned when there is one per allowed CPU), each
 //! with its own io_uring runtime,
 //! listener and upstream set. Nothing is shared between workers on the request path; the
-//! only cross-thread signals are the stop flag and the configuration generation
-//! (generation.rs), which a reload replaces.
+//! only cross-thread signals are the stop (the shutdown of every listener: each worker's
+//! accept loops end, and it sets its own thread's [`Stop`]) and the configuration
+//! generation (generation.rs), which a reload replaces.
 //!
 //! [`Server::start`] binds and starts serving; [`Server::run_until`] does the housekeeping
 //! until told to stop, then drains. `main` drives it with signals; a test can drive it with
@@ -36,7 +37,7 @@ use crate::reload::Reloader;
 use crate::static_files::FileCache;
 use crate::tls::Acceptor;
 use crate::upstream::Upstreams;
-use crate::worker::Worker;
+use crate::worker::{Stop, Worker};
 use crate::{conn, fail, memory, ratelimit, uring_error};
 
 /// io_uring submission queue size per worker: big enough to batch a burst of ops per
@@ -57,6 +58,7 @@ pub struct Server {
     threads: Vec<JoinHandle<()>>,
     stats: Vec<Arc<WorkerStats>>,
     probes: ProbeHandle,
+    /// Set when stopping, for `/readyz` (the workers learn it from their listeners).
     stop: watch::Sender<bool>,
     /// The addresses the workers accept plain HTTP on, and TLS.
     locals: Vec<SocketAddr>,
@@ -119,7 +121,7 @@ impl Server {
         // more) workers than CPUs are left to the scheduler, so that several processes on
         // one host (pods with `workers = 2`, an upgrade's two) do not all crowd the first CPUs.
         let cpus = Some(allowed_cpus()).filter(|cpus| cpus.len() == listeners.len());
-        let (stop, stop_rx) = watch::channel(false);
+        let (stop, _) = watch::channel(false);
         let closing = Arc::new(AtomicBool::new(false));
         let listening = listeners
             .iter()
@@ -139,7 +141,6 @@ impl Server {
         for ((index, bound), request_ids) in listeners.into_iter().enumerate().zip(id_sources) {
             let worker = ThreadParts {
                 tls_port,
-                stop: stop_rx.clone(),
                 closing: Arc::clone(&closing),
                 stats: Arc::clone(&stats[index]),
                 probes: Arc::clone(&probes),
@@ -319,7 +320,7 @@ impl Server {
             // listener's); shutting down a listening socket makes its pending accepts fail.
             unsafe { libc::shutdown(fd.as_raw_fd(), libc::SHUT_RD) };
         }
-        let _ = self.stop.send(true);
+        self.stop.send_replace(true);
         // Workers bound their own drain by `shutdown_timeout`; this is a backstop.
         let deadline = Instant::now() + grace + Duration::from_secs(2);
         for thread in self.threads {
@@ -342,7 +343,6 @@ impl Server {
 /// and each configuration generation.
 struct ThreadParts {
     tls_port: Option<u16>,
-    stop: watch::Receiver<bool>,
     closing: Arc<AtomicBool>,
     stats: Arc<WorkerStats>,
     probes: ProbeHandle,
@@ -355,7 +355,8 @@ struct ThreadParts {
 /// What stays with a worker thread whatever the configuration generation.
 struct ThreadState {
     tls_port: Option<u16>,
-    stop: watch::Receiver<bool>,
+    /// Set once this thread's listeners were shut.
+    stop: Rc<Stop>,
     closing: Arc<AtomicBool>,
     stats: Arc<WorkerStats>,
     probes: ProbeHandle,
@@ -373,7 +374,7 @@ impl ThreadParts {
         let idle = Rc::new(IdleConns::new(tracker.clone())?);
         let state = ThreadState {
             tls_port: self.tls_port,
-            stop: self.stop,
+            stop: Rc::default(),
             closing: self.closing,
             stats: self.stats,
             probes: self.probes,
@@ -408,7 +409,7 @@ impl ThreadState {
             config: Arc::clone(config),
             tls_port: self.tls_port,
             acceptor: generation.acceptor.clone(),
-            stop: self.stop.clone(),
+            stop: Rc::clone(&self.stop),
             stats: Arc::clone(&self.stats),
             probes: Arc::clone(&self.probes),
             budget: Arc::clone(&self.budget),
@@ -536,7 +537,7 @@ async fn serve(
     ready: mpsc::Sender<Result<(), String>>,
 ) {
     let tracker = state.tracker.clone();
-    tracker.spawn_local(Rc::clone(&state.idle).watch(state.stop.clone()));
+    tracker.spawn_local(Rc::clone(&state.idle).watch(Rc::clone(&state.stop)));
     let accept_loops: Vec<_> = listeners
         .into_iter()
         .map(|bound| {
@@ -570,6 +571,8 @@ async fn serve(
     for accept_loop in accept_loops {
         let _ = accept_loop.await;
     }
+    // The listeners were shut ([`Server::shut_down`]): the server is stopping.
+    state.stop.begin();
     tracker.close();
     // The drain is bounded by the configuration in use when it started.
     let grace = generation::current().map_or(Duration::ZERO, |w| w.config.shutdown_timeout);
@@ -665,13 +668,12 @@ fn pin_to_cpu(cpu: usize) {
 /// A worker for unit tests of the driver, outside any server.
 #[cfg(test)]
 pub(crate) fn test_worker(config: Config) -> Rc<Worker> {
-    let (_stop, stop) = watch::channel(false);
     let budget = Arc::new(Budget::new(config.buffering.max_buffer_memory));
     let generation =
         Generation::first(config, &RouteNames::default()).expect("a test configuration");
     let state = ThreadState {
         tls_port: None,
-        stop,
+        stop: Rc::default(),
         closing: Arc::default(),
         stats: Arc::default(),
         probes: ProbeHandle::default(),

@@ -3,10 +3,11 @@
 //! (generation.rs): nothing here is shared between workers except through the `Arc`s, which
 //! are read-only or atomic.
 
+use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use tokio::sync::watch;
+use tokio::sync::Notify;
 
 use crate::access_log::{LogNames, WorkerLog};
 use crate::buffer::Budget;
@@ -34,8 +35,8 @@ pub(crate) struct Worker {
     pub(crate) acceptor: Option<Arc<Acceptor>>,
     /// Strict-Transport-Security for TLS answers, if configured.
     pub(crate) hsts: Option<Rc<str>>,
-    /// Becomes true when the server starts shutting down.
-    pub(crate) stop: watch::Receiver<bool>,
+    /// Set when the server starts shutting down.
+    pub(crate) stop: Rc<Stop>,
     /// This worker's counters, read by the metrics endpoint.
     pub(crate) stats: Arc<WorkerStats>,
     /// The eBPF probes (told of each accepted connection).
@@ -58,10 +59,42 @@ pub(crate) struct Worker {
     pub(crate) idle: Rc<IdleConns>,
 }
 
+/// A worker thread's stop signal, set once, when its listeners were shut (the server is
+/// stopping), and told to whoever waits for it. One per thread: reading it, as every
+/// answer's `Connection` header does, touches nothing another thread writes (a
+/// `watch::Receiver` shared by the workers took a lock on a line both wrote to).
+#[derive(Default)]
+pub(crate) struct Stop {
+    set: Cell<bool>,
+    told: Notify,
+}
+
+impl Stop {
+    /// Sets the signal and wakes its waiters.
+    pub(crate) fn begin(&self) {
+        if !self.set.replace(true) {
+            self.told.notify_waiters();
+        }
+    }
+
+    /// Whether the signal is set.
+    pub(crate) fn is_set(&self) -> bool {
+        self.set.get()
+    }
+
+    /// Resolves once the signal is set. The check and the wait's registration happen in
+    /// one poll, and only a task of this thread sets it: no wake-up is missed.
+    pub(crate) async fn wait(&self) {
+        if !self.set.get() {
+            self.told.notified().await;
+        }
+    }
+}
+
 impl Worker {
     /// True once shutdown has begun: finish the current request, take no more.
     pub(crate) fn is_stopping(&self) -> bool {
-        *self.stop.borrow()
+        self.stop.is_set()
     }
 
     /// The counts of connections to upstream group `group`.

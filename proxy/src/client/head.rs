@@ -175,7 +175,7 @@ impl Client {
         idle: bool,
         worker: &Worker,
     ) -> Option<Result<(usize, Buf), IoError>> {
-        let mut stop = worker.stop.clone();
+        let stop = &worker.stop;
         // Fill the buffer's room before growing it: a tiny idle buffer stays tiny for a
         // short head.
         let room = match input.capacity() - input.len() {
@@ -184,10 +184,10 @@ impl Client {
         };
         let read = read_some(&self.stream, input, room, limit);
         tokio::pin!(read);
-        if !*stop.borrow() {
+        if !stop.is_set() {
             tokio::select! {
                 read = &mut read => return Some(read),
-                _ = stop.changed() => {}
+                () = stop.wait() => {}
             }
         }
         if !idle {

@@ -23,12 +23,13 @@ use std::time::Duration;
 use slab::Slab;
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
 use tokio_util::task::TaskTracker;
 
 use super::Conn;
 use crate::client::{DRAIN_IDLE_GRACE, ReadNow};
 use crate::clock::Coarse;
+use crate::worker::Stop;
 
 /// How often parked connections are checked against their deadlines: a connection closes
 /// at most this long after its keep-alive timeout.
@@ -358,9 +359,9 @@ impl IdleConns {
     }
 
     /// Runs for the worker's life: wakes parked connections, closes the ones idle too long,
-    /// and once `stop` says so, gives the parked ones the drain's grace and ends when none
+    /// and once `stop` is set, gives the parked ones the drain's grace and ends when none
     /// is left.
-    pub(crate) async fn watch(self: Rc<Self>, mut stop: watch::Receiver<bool>) {
+    pub(crate) async fn watch(self: Rc<Self>, stop: Rc<Stop>) {
         let fd = EpollFd(self.epoll.as_raw_fd());
         // SAFETY: the epoll fd is owned by `self`, which this task holds: it stays open, and
         // is not replaced, until the registration is dropped at the end of this function.
@@ -372,10 +373,10 @@ impl IdleConns {
             }
         };
         self.watching.set(true);
-        if *stop.borrow() {
-            self.drain_deadline
-                .set(Some(Coarse::now() + DRAIN_IDLE_GRACE));
-        }
+        // One wait for the whole loop: made anew at each wake-up, it would register and
+        // unregister with the signal each time.
+        let stopped = stop.wait();
+        tokio::pin!(stopped);
         let mut sweep = tokio::time::interval(SWEEP_EVERY);
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -399,10 +400,9 @@ impl IdleConns {
                 _ = sweep.tick(), if self.parked() > 0 => self.sweep(Coarse::now()),
                 // Nothing parked: no need to tick until something is.
                 () = self.first_parked.notified(), if self.parked() == 0 => {}
-                changed = stop.changed(), if !stopping => {
-                    if changed.is_err() || *stop.borrow() {
-                        self.drain_deadline.set(Some(Coarse::now() + DRAIN_IDLE_GRACE));
-                    }
+                // Not polled again once done: `stopping` holds from here on.
+                () = &mut stopped, if !stopping => {
+                    self.drain_deadline.set(Some(Coarse::now() + DRAIN_IDLE_GRACE));
                 }
             }
         }

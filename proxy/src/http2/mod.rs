@@ -192,7 +192,7 @@ pub(crate) async fn serve(
         idle_since: Cell::new(Instant::now()),
         ended: Notify::new(),
     });
-    let mut stop = worker.stop.clone();
+    let stop = Rc::clone(&worker.stop);
     let (mut streams, mut going_away) = (0u64, None::<Instant>);
     loop {
         let idle = bridge.open.get() == 0;
@@ -250,7 +250,7 @@ pub(crate) async fn serve(
                 }
                 None => break,
             },
-            Ok(_) = stop.wait_for(|stopping| *stopping), if going_away.is_none() => {
+            () = stop.wait(), if going_away.is_none() => {
                 conn.graceful_shutdown();
                 going_away = Some(Instant::now());
             }

@@ -95,9 +95,14 @@ impl UpstreamHealth {
 }
 
 impl ServerHealth {
-    /// A connection to it, started at `at`, was accepted.
+    /// A connection to it, started at `at`, was accepted. Stored only when the millisecond
+    /// changed: every worker writes here for each request it sends, and a line that only
+    /// one writes now and then is not bounced between their caches.
     pub fn connected(&self, at: Instant) {
-        self.connected.store(self.stamp(at), Ordering::Relaxed);
+        let stamp = self.stamp(at);
+        if self.connected.load(Ordering::Relaxed) != stamp {
+            self.connected.store(stamp, Ordering::Relaxed);
+        }
     }
 
     /// A connection to it, started at `at`, was refused: nothing listens there.
