@@ -399,13 +399,15 @@ fn combined_lines_are_nginx_lines() {
     );
 }
 
-/// nginx's `$pipe`, `$connection_requests`, `$request_completion` and `$connection` for
-/// three requests sent at once on one connection and one on another: the same from nginx
-/// and ringway, but for the connection numbers, which only have to tell connections apart.
+/// nginx's `$pipe`, `$connection_requests`, `$request_completion`, `$sent_http_NAME` and
+/// `$connection` for three requests sent at once on one connection and others on more: the
+/// same from nginx and ringway, but for the connection numbers, which only have to tell
+/// connections apart.
 #[test]
-fn pipelined_requests_and_their_connections_are_logged_as_by_nginx() {
-    const FORMAT: &str =
-        "$http_x_case $pipe $connection_requests \"$request_completion\" $connection";
+fn pipelined_requests_their_answers_and_their_connections_are_logged_as_by_nginx() {
+    const FORMAT: &str = "$http_x_case $pipe $connection_requests \"$request_completion\" \
+        \"$sent_http_content_type\" $sent_http_content_length \"$sent_http_set_cookie\" \
+        $sent_http_transfer_encoding $connection";
     let uwsgi = Uwsgi::start(App::Raw);
     let dir = tempfile::tempdir().expect("temp dir");
     let (nginx_log, ringway_log) = (dir.path().join("nginx.log"), dir.path().join("ringway.log"));
@@ -420,10 +422,11 @@ fn pipelined_requests_and_their_connections_are_logged_as_by_nginx() {
         ringway_log.display().to_string(),
     ))
     .start();
-    let request = |case: usize, close: bool| {
+    let request_for = |path: &str, case: usize, close: bool| {
         let close = if close { "Connection: close\r\n" } else { "" };
-        format!("GET /bytes/3 HTTP/1.1\r\nHost: a\r\nX-Case: {case}\r\n{close}\r\n")
+        format!("GET {path} HTTP/1.1\r\nHost: a\r\nX-Case: {case}\r\n{close}\r\n")
     };
+    let request = |case: usize, close: bool| request_for("/bytes/3", case, close);
     let mut seen = Vec::new();
     for (addr, log) in [(nginx.addr(), &nginx_log), (ringway.addr(), &ringway_log)] {
         // One request alone, then three in one write: the second and third are pipelined.
@@ -435,8 +438,19 @@ fn pipelined_requests_and_their_connections_are_logged_as_by_nginx() {
         for _ in 0..3 {
             conn.read_response_to("GET").expect("an answer");
         }
-        send(addr, request(5, false).as_bytes(), false);
-        let mut lines = lines_once(log, 5, &ringway);
+        // Two Set-Cookie (the first is shown, as by nginx 1.22); an answer without a length,
+        // sent chunked.
+        send(
+            addr,
+            request_for("/set-cookies", 5, false).as_bytes(),
+            false,
+        );
+        send(
+            addr,
+            request_for("/unbuffered/5", 6, false).as_bytes(),
+            false,
+        );
+        let mut lines = lines_once(log, 6, &ringway);
         lines.sort();
         seen.push(lines);
     }
@@ -444,31 +458,45 @@ fn pipelined_requests_and_their_connections_are_logged_as_by_nginx() {
         let (rest, connection) = line.rsplit_once(' ').expect("a connection number");
         (rest.to_owned(), connection.to_owned())
     };
-    for lines in &seen {
-        let got: Vec<(String, String)> = lines.iter().map(|l| fields(l)).collect();
-        let firsts: Vec<&str> = got.iter().map(|(f, _)| f.as_str()).collect();
-        assert_eq!(
-            firsts,
-            [
-                "1 . 1 \"OK\"",
-                "2 . 2 \"OK\"",
-                "3 p 3 \"OK\"",
-                "4 p 4 \"OK\"",
-                "5 . 1 \"OK\""
-            ],
-            "{lines:#?}"
-        );
+    let [from_nginx, from_ringway] =
+        [&seen[0], &seen[1]].map(|lines| lines.iter().map(|l| fields(l)).collect::<Vec<_>>());
+    let firsts =
+        |got: &[(String, String)]| -> Vec<String> { got.iter().map(|(f, _)| f.clone()).collect() };
+    assert_eq!(firsts(&from_ringway), firsts(&from_nginx), "{seen:#?}");
+    let marks: Vec<String> = from_ringway
+        .iter()
+        .map(|(f, _)| f.split(' ').take(4).collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(
+        marks,
+        [
+            "1 . 1 \"OK\"",
+            "2 . 2 \"OK\"",
+            "3 p 3 \"OK\"",
+            "4 p 4 \"OK\"",
+            "5 . 1 \"OK\"",
+            "6 . 1 \"OK\""
+        ],
+        "{seen:#?}"
+    );
+    assert!(
+        from_ringway[4].0.contains("\"a=1; Path=/\"") && from_ringway[5].0.ends_with(" chunked"),
+        "{from_ringway:?}"
+    );
+    for got in [&from_nginx, &from_ringway] {
         let numbers: Vec<&str> = got.iter().map(|(_, n)| n.as_str()).collect();
         assert!(numbers[0].parse::<u64>().is_ok(), "{numbers:?}");
         assert!(
             numbers[1..4].iter().all(|n| *n == numbers[0]),
             "one connection: {numbers:?}"
         );
-        assert_ne!(numbers[4], numbers[0], "another connection: {numbers:?}");
+        assert!(
+            numbers[4] != numbers[0] && numbers[5] != numbers[4],
+            "other connections: {numbers:?}"
+        );
     }
 }
 
-/// Whether `t` is RFC 3339 with milliseconds: `2026-12-01T21:51:48.123+00:00`.
 /// A format of the operator's own (nginx's `log_format`), the same text given to nginx and
 /// to ringway: the same lines for the same requests, but for what differs by nature (the
 /// times, the own error pages' lengths).
@@ -662,6 +690,7 @@ fn an_escape_json_format_writes_nginx_lines() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
+/// Whether `t` is RFC 3339 with milliseconds: `2026-12-01T21:51:48.123+00:00`.
 fn is_rfc3339_millis(t: &str) -> bool {
     let b = t.as_bytes();
     let digits =

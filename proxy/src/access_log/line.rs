@@ -81,6 +81,23 @@ pub(crate) struct Entry<'a> {
     pub(crate) auth_headers: &'a ReadHeaders,
     /// The upstream answer's headers a custom format names (`$upstream_http_NAME`).
     pub(crate) upstream_headers: &'a ReadHeaders,
+    /// The answer's head as it went out, when a custom format shows `$sent_http_NAME`
+    /// (`None`: no head went out).
+    pub(crate) sent_head: Option<&'a [u8]>,
+}
+
+/// The value of the first header called `name` (lower case, `-` for `_`) in `head`, an
+/// answer's head as it went out (nginx's `$sent_http_NAME`, which nginx 1.22 reads that
+/// way; later ones join several with `, `).
+pub(crate) fn sent_header<'h>(head: &'h [u8], name: &[u8]) -> Option<&'h [u8]> {
+    head.split(|&b| b == b'\n')
+        .skip(1)
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+        .take_while(|line| !line.is_empty())
+        .find_map(|line| {
+            let colon = line.iter().position(|&b| b == b':')?;
+            (read_header_name(&line[..colon])[..] == *name).then(|| line[colon + 1..].trim_ascii())
+        })
 }
 
 /// Headers of an answer ringway read (an auth request's, an upstream's), in its order,
@@ -223,6 +240,7 @@ pub(crate) fn sample() -> Entry<'static> {
         pid: 1,
         auth_headers: &[],
         upstream_headers: &[],
+        sent_head: None,
     }
 }
 

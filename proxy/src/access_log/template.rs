@@ -8,7 +8,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use super::escape::{push_nginx, push_nginx_json};
-use super::line::{Entry, push_secs};
+use super::line::{Entry, push_secs, sent_header};
 use super::time::{LogClock, Stamp};
 use crate::config::LogEscape;
 use crate::tls::PeerCert;
@@ -106,6 +106,9 @@ enum Var {
     /// `$upstream_http_NAME`: the first such header of the upstream's answer (the name as
     /// for `AuthHeader`).
     UpstreamHeader(usize),
+    /// `$sent_http_NAME`: the first such header of the answer's head as it went out (the
+    /// name as for `AuthHeader`).
+    SentHeader(usize),
 }
 
 impl Var {
@@ -127,6 +130,7 @@ impl Var {
                 | Var::UpstreamStatus
                 | Var::UpstreamHeaderTime
                 | Var::UpstreamHeader(_)
+                | Var::SentHeader(_)
                 | Var::ConnectionRequests
         )
     }
@@ -205,6 +209,7 @@ impl Template {
         let template = Template::parse_text(text, LogEscape::None)?;
         let late = template.pieces.iter().find_map(|p| match p {
             Piece::Var(Var::UpstreamHeader(_)) => Some("upstream_http_NAME"),
+            Piece::Var(Var::SentHeader(_)) => Some("sent_http_NAME"),
             Piece::Var(var) if var.log_only() => {
                 VARS.iter().find(|(_, v)| v == var).map(|(n, _)| *n)
             }
@@ -335,6 +340,9 @@ impl Template {
         {
             return Ok(Var::UpstreamHeader(self.name(&header.replace('_', "-"))));
         }
+        if let Some(header) = name.strip_prefix("sent_http_").filter(|h| !h.is_empty()) {
+            return Ok(Var::SentHeader(self.name(&header.replace('_', "-"))));
+        }
         if let Some(cookie) = name.strip_prefix("cookie_").filter(|c| !c.is_empty()) {
             let header = self.header("cookie", text)?;
             return Ok(Var::Cookie {
@@ -359,7 +367,8 @@ impl Template {
                  ${}, and $http_NAME for a request header, $arg_NAME for an argument of the \
                  query, $cookie_NAME for a cookie, $auth_http_NAME for a header of the \
                  auth_request's answer, $upstream_http_NAME (log lines only) for one of the \
-                 upstream's answer",
+                 upstream's answer, $sent_http_NAME (log lines only) for one of the answer \
+                 sent",
                 known.join(", $")
             ));
         };
@@ -412,6 +421,13 @@ impl Template {
     /// The format as written.
     pub(crate) fn text(&self) -> &str {
         &self.text
+    }
+
+    /// Whether it shows `$sent_http_NAME`: the answers' heads are then kept for its lines.
+    pub(crate) fn names_sent_headers(&self) -> bool {
+        self.pieces
+            .iter()
+            .any(|p| matches!(p, Piece::Var(Var::SentHeader(_))))
     }
 
     /// Whether it shows `$connection`.
@@ -561,6 +577,12 @@ fn push_var(
         Var::UpstreamHeader(name) => {
             let value = e.upstream_headers.iter().find(|(n, _)| **n == *names[name]);
             text(out, value.map(|(_, v)| &v[..]));
+        }
+        Var::SentHeader(name) => {
+            text(
+                out,
+                e.sent_head.and_then(|head| sent_header(head, &names[name])),
+            );
         }
     }
 }
@@ -795,6 +817,41 @@ mod tests {
             let err = Template::parse_value(late).unwrap_err();
             assert!(err.contains("for log lines only"), "{err}");
         }
+    }
+
+    #[test]
+    fn sent_header_variables_read_the_answer_s_head_as_it_went_out() {
+        use crate::access_log::time::LogClock;
+        let t = Template::parse(
+            "$sent_http_content_type|$sent_http_X_Instance|$sent_http_set_cookie|$sent_http_none",
+        )
+        .unwrap();
+        assert!(t.names_sent_headers());
+        assert!(
+            !Template::parse("$upstream_http_a")
+                .unwrap()
+                .names_sent_headers()
+        );
+        let head = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n\
+                     x-instance:  a1 \r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n\r\n";
+        let mut clock = LogClock::new();
+        let stamp = clock.at(std::time::SystemTime::UNIX_EPOCH);
+        let mut out = Vec::new();
+        let sample = crate::access_log::line::sample;
+        for sent_head in [Some(&head[..]), None] {
+            let entry = Entry {
+                sent_head,
+                ..sample()
+            };
+            t.write(&mut out, &entry, &stamp);
+        }
+        // The first of several, as nginx 1.22; none sent, or no answer at all: missing.
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "text/plain; charset=utf-8|a1|a=1|-\n-|-|-|-\n"
+        );
+        let err = Template::parse_value("$sent_http_location").unwrap_err();
+        assert!(err.contains("for log lines only"), "{err}");
     }
 
     #[test]

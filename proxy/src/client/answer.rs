@@ -25,6 +25,9 @@ pub(crate) struct Own<'a> {
     pub(crate) id: &'a RequestId,
     /// The operator's error page for the body (its Content-Type and bytes), if any.
     pub(crate) page: Option<(&'a str, &'a [u8])>,
+    /// Strict-Transport-Security, on a TLS connection when configured
+    /// ([`Client::hsts`]).
+    pub(crate) hsts: Option<&'a str>,
 }
 
 impl Client {
@@ -38,6 +41,7 @@ impl Client {
             headers,
             id,
             page,
+            hsts,
         } = own;
         let body_len = page.map_or(0, |(_, body)| body.len());
         // The page is copied into the pooled answer buffer: one memcpy, no file I/O.
@@ -47,7 +51,7 @@ impl Client {
         let own_sts = headers
             .iter()
             .any(|(n, _)| n.eq_ignore_ascii_case(b"strict-transport-security"));
-        let headers = match self.hsts.as_ref().filter(|_| !own_sts) {
+        let headers = match hsts.filter(|_| !own_sts) {
             Some(hsts) => {
                 with_hsts = headers
                     .iter()
@@ -72,7 +76,7 @@ impl Client {
             }
             None => http::write_own_response(&mut out, &response),
         };
-        self.head_goes_out(head_len);
+        self.head_goes_out(&out[..head_len]);
         write_all(&self.stream, out, 0, limit).await.is_ok()
     }
 

@@ -21,13 +21,13 @@ pub(crate) use stream::ClientStream;
 
 use std::cell::Cell;
 use std::net::{Shutdown, SocketAddr};
-use std::rc::Rc;
 
 use crate::buffer::Buf;
 use crate::config::Config;
 use crate::http::HeaderSpan;
 use crate::io::{Counted, Stream};
 use crate::tls::ClientCert;
+use crate::worker::Worker;
 
 /// Header spans a request's list starts with room for (most requests have fewer).
 pub(crate) const HEADER_SPANS: usize = 16;
@@ -40,8 +40,6 @@ pub(crate) struct Client {
     pub(crate) peer: SocketAddr,
     /// The address the connection came in on (its port is SERVER_PORT).
     pub(crate) local: SocketAddr,
-    /// Strict-Transport-Security for every answer (TLS connections, when configured).
-    pub(crate) hsts: Option<Rc<str>>,
     /// Bytes received and not consumed yet. While a request is served it holds exactly that
     /// request's head (the spans below point into it).
     pub(crate) input: Buf,
@@ -60,6 +58,21 @@ pub(crate) struct Client {
     /// The current request's head came behind the previous one's, read with it (nginx's
     /// `$pipe`).
     pub(crate) pipelined: bool,
+    /// The current answer's head as it went out, kept when the access log shows
+    /// `$sent_http_NAME` (armed empty by [`Client::response_starts`]).
+    sent_head: Cell<Option<Box<SentHead>>>,
+}
+
+/// An answer's head as it went out, kept for the access log's `$sent_http_NAME`. Boxed in
+/// the client: a connection keeps a pointer's worth for it, idle or not.
+#[derive(Default)]
+pub(crate) struct SentHead(Vec<u8>);
+
+impl SentHead {
+    /// The head's bytes.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.0
+    }
 }
 
 impl Client {
@@ -72,17 +85,11 @@ impl Client {
     }
 
     /// A client connection accepted from `peer` on `local` (its handshake done, for TLS).
-    pub(crate) fn new(
-        stream: ClientStream,
-        peer: SocketAddr,
-        local: SocketAddr,
-        hsts: Option<Rc<str>>,
-    ) -> Client {
+    pub(crate) fn new(stream: ClientStream, peer: SocketAddr, local: SocketAddr) -> Client {
         Client {
             stream: Counted::new(stream),
             peer,
             local,
-            hsts,
             input: Buf::empty(),
             headers: Vec::with_capacity(HEADER_SPANS),
             response_headers: Vec::new(),
@@ -90,12 +97,19 @@ impl Client {
             before_body: Cell::new(0),
             finished: false,
             pipelined: false,
+            sent_head: Cell::new(None),
         }
     }
 
     /// Whether the client reached ringway over TLS.
     pub(crate) fn is_tls(&self) -> bool {
         self.stream.get_ref().is_tls()
+    }
+
+    /// The Strict-Transport-Security its answers carry: `worker`'s (the request's
+    /// configuration generation), on a TLS connection.
+    pub(crate) fn hsts<'w>(&self, worker: &'w Worker) -> Option<&'w str> {
+        worker.hsts.as_deref().filter(|_| self.is_tls())
     }
 
     /// Whether the request came as an HTTP/2 stream.
@@ -123,17 +137,31 @@ impl Client {
         rest
     }
 
-    /// A new response begins: nothing of it is written yet.
-    pub(crate) fn response_starts(&self) {
+    /// A new response begins: nothing of it is written yet. `keep_head`: its head is kept
+    /// for the access log ([`Client::take_sent_head`]).
+    pub(crate) fn response_starts(&self, keep_head: bool) {
         self.body_from.set(self.stream.bytes_written());
         self.before_body.set(0);
+        let kept = match self.sent_head.take() {
+            Some(mut head) if keep_head => {
+                head.0.clear();
+                Some(head)
+            }
+            _ if keep_head => Some(Box::default()),
+            _ => None,
+        };
+        self.sent_head.set(kept);
     }
 
-    /// The response head about to be written is `head_len` bytes long: what is written after
-    /// it is body.
-    pub(crate) fn head_goes_out(&self, head_len: usize) {
+    /// The response head `head` is about to be written: what is written after it is body.
+    pub(crate) fn head_goes_out(&self, head: &[u8]) {
+        if let Some(mut kept) = self.sent_head.take() {
+            kept.0.clear();
+            kept.0.extend_from_slice(head);
+            self.sent_head.set(Some(kept));
+        }
         let start = self.response_start();
-        let body_from = self.stream.bytes_written() + head_len as u64;
+        let body_from = self.stream.bytes_written() + head.len() as u64;
         self.body_from.set(body_from);
         let before = body_from.saturating_sub(start);
         self.before_body
@@ -167,6 +195,18 @@ impl Client {
     pub(crate) fn shed_request_state(&mut self) {
         self.headers = Vec::new();
         self.response_headers = Vec::new();
+        self.sent_head.set(None);
+    }
+
+    /// The current answer's head as it went out, if it was kept and one went out; to be put
+    /// back with [`Client::put_back_sent_head`].
+    pub(crate) fn take_sent_head(&self) -> Option<Box<SentHead>> {
+        self.sent_head.take()
+    }
+
+    /// Puts back what [`Client::take_sent_head`] took.
+    pub(crate) fn put_back_sent_head(&self, head: Option<Box<SentHead>>) {
+        self.sent_head.set(head);
     }
 
     /// The connection ends with nothing in flight and nothing owed (the client closed it

@@ -51,7 +51,7 @@ pub(super) async fn respond(
         keep_alive,
         date: &http_date_now(),
         extra: &extra,
-        hsts: client.hsts.as_deref(),
+        hsts: client.hsts(worker),
         request_id: req.request_id.as_bytes(),
         own_server_and_date: req.upstream_speaks_http(worker),
         gzipped: false,
@@ -64,7 +64,7 @@ pub(super) async fn respond(
     let mut out = Buf::with_capacity(buf.len() + 128 + body.len());
     crate::http::write_response_head(&mut out, &meta, buf, &kept);
     // The page is the body the client gets (and the access log counts).
-    client.head_goes_out(out.len());
+    client.head_goes_out(&out);
     out.extend_from_slice(body);
     let next = match write_all(&client.stream, out, 0, scope.send_timeout).await {
         Ok(_) if keep_alive => Next::KeepAlive,

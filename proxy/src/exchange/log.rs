@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use super::{Identity, Outcome, Request};
 use crate::access_log::{Entry, LogNames, MAX_HEADERS, Template, UpstreamFields, WorkerLog};
-use crate::client::{Client, Next};
+use crate::client::{Client, Next, SentHead};
 use crate::http::RequestHead;
 use crate::identity::RequestId;
 use crate::worker::Worker;
@@ -32,6 +32,15 @@ pub(crate) struct Arrival {
     pub(crate) started: Instant,
     /// The connection's requests before it.
     pub(crate) served: u64,
+}
+
+/// Whether the answers' heads are kept for the access log: its format shows
+/// `$sent_http_NAME`.
+pub(crate) fn keeps_sent_head(worker: &Worker) -> bool {
+    worker.access_log.as_ref().is_some_and(|log| {
+        log.template()
+            .is_some_and(|template| template.names_sent_headers())
+    })
 }
 
 /// Logs a request whose head could not be read or parsed (400, 408, 414, 431, ...), or that
@@ -213,6 +222,7 @@ impl Seen<'_> {
             Subject::Routed(req) => (req.auth.take(), req.upstream_headers.take()),
             Subject::Refused(_) | Subject::Unparsed(_) => (None, None),
         };
+        let sent_head = client.take_sent_head();
         let entry = Entry {
             remote_addr: client_ip(client, subject),
             request_line: line,
@@ -260,8 +270,10 @@ impl Seen<'_> {
             upstream_headers: upstream_headers
                 .as_deref()
                 .map_or(&[], |headers| &headers[..]),
+            sent_head: sent_head.as_deref().map(SentHead::bytes),
         };
         let result = f(&entry);
+        client.put_back_sent_head(sent_head);
         // Put back for the request's next look (a header value's, then its log line's).
         if let Subject::Routed(req) = subject {
             req.auth.set(auth);

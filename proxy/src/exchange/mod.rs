@@ -20,7 +20,7 @@ mod static_file;
 mod upgrade;
 mod upstream;
 
-pub(crate) use log::{Arrival, log_unparsed};
+pub(crate) use log::{Arrival, keeps_sent_head, log_unparsed};
 
 use std::borrow::Cow;
 use std::cell::Cell;
@@ -287,7 +287,7 @@ pub(crate) async fn serve(
     arrival: Arrival,
 ) -> Outcome {
     let mut rest = client.take_rest(head.head_len);
-    client.response_starts();
+    client.response_starts(log::keeps_sent_head(worker));
     let keep = keeps_alive(&head, worker, arrival.served);
     let routed = route(client, head, worker, keep);
     let redirect_to = redirects_to_https(client, worker, &routed);
@@ -299,7 +299,7 @@ pub(crate) async fn serve(
             let id = routed.request_id();
             let limit = worker.config.limits.send_timeout;
             let to = (tls_port, worker.config.server_name.as_deref(), status);
-            redirect::to_https(client, &head, to, keep, id, limit).await
+            redirect::to_https(client, &head, to, keep, id, (limit, client.hsts(worker))).await
         }
         (Routed::To(req, index, route), None) => {
             let mut outcome = handle(client, req, route, *index, &mut rest, worker).await;
@@ -819,6 +819,7 @@ pub(crate) async fn answer(
         headers: &headers,
         id,
         page: page.as_deref().map(|p| (p.content_type(), p.body())),
+        hsts: client.hsts(worker),
     };
     let sent = client.answer(own, limit).await;
     let next = match (sent, keep_alive, fail.may_linger()) {

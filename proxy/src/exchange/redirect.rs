@@ -62,7 +62,7 @@ pub(super) async fn to_https(
     (tls_port, server_name, status): (u16, Option<&str>, u16),
     keep_alive: bool,
     id: &RequestId,
-    limit: std::time::Duration,
+    (limit, hsts): (std::time::Duration, Option<&str>),
 ) -> Outcome {
     let input = &client.input;
     let host = match head.host {
@@ -92,6 +92,7 @@ pub(super) async fn to_https(
         headers: &headers,
         id,
         page: None,
+        hsts,
     };
     let sent = client.answer(own, limit).await;
     Outcome::new(status, Next::after_own_answer(sent, keep_alive))

@@ -75,7 +75,7 @@ pub(super) async fn respond(
         keep_alive,
         date: &http_date_now(),
         extra: &extra,
-        hsts: client.hsts.as_deref(),
+        hsts: client.hsts(worker),
         request_id: req.request_id.as_bytes(),
         own_server_and_date: req.upstream_speaks_http(worker),
         gzipped: compressed.is_some() || (gzip.compress && !has_body),
@@ -92,7 +92,7 @@ pub(super) async fn respond(
         head.limit_rate.unwrap_or(limits.limit_rate),
         limits.limit_rate_after,
     );
-    client.head_goes_out(body_from);
+    client.head_goes_out(&out);
     let mut body = match compressed {
         Some(start) => {
             out.extend_from_slice(&start.bytes);

@@ -60,6 +60,7 @@ pub(super) async fn send(
         headers: &headers,
         id: &req.request_id,
         page,
+        hsts: client.hsts(worker),
     };
     let sent = client.answer(own, route.limits.send_timeout).await;
     Outcome::new(status, Next::after_own_answer(sent, keep_alive))

@@ -275,7 +275,7 @@ async fn answer(
     let extra = Extra {
         app: f.app_headers,
         request_id: Some(req.request_id.as_bytes()),
-        hsts: client.hsts.as_deref().map(str::as_bytes),
+        hsts: client.hsts(worker).map(str::as_bytes),
         route: &added,
     };
     // A GET with a body (Content-Length or chunked) served from disk leaves that body unread:
@@ -327,7 +327,7 @@ async fn answer(
         .unwrap_or(0);
     let mut out = Buf::with_capacity(512 + inline);
     write_file_head(&mut out, &head);
-    client.head_goes_out(out.len());
+    client.head_goes_out(&out);
     let start = range.map_or(0, |(start, _)| start);
     let written = client.stream.bytes_written();
     let limits = &f.route.limits;

@@ -62,7 +62,7 @@ pub(super) async fn join(
         keep_alive: false,
         date: &http_date_now(),
         extra: &super::added_headers(route.headers_for(head.status), worker, client, req),
-        hsts: client.hsts.as_deref(),
+        hsts: client.hsts(worker),
         request_id: req.request_id.as_bytes(),
         own_server_and_date: true,
         gzipped: false,
@@ -72,7 +72,7 @@ pub(super) async fn join(
     };
     let mut out = Buf::with_capacity(buf.len() + 128);
     write_response_head(&mut out, &meta, &buf, &client.response_headers);
-    client.head_goes_out(out.len());
+    client.head_goes_out(&out);
     // What the server sent after its head is already the new protocol's.
     out.extend_from_slice(buf.get(head.head_len..).unwrap_or_default());
     drop(buf);

@@ -51,7 +51,6 @@ pub(super) struct Bridge {
     worker: Rc<Worker>,
     peer: SocketAddr,
     local: SocketAddr,
-    hsts: Option<Rc<str>>,
     /// The TLS session's version, cipher and client certificate.
     tls: Peer,
     /// The connection's socket cookie, each stream's `$connection`.
@@ -78,7 +77,6 @@ impl Bridge {
             theirs,
             self.peer,
             self.local,
-            self.hsts.clone(),
             Rc::clone(&self.worker),
             admission,
         );
@@ -177,7 +175,6 @@ pub(crate) async fn serve(
         }
     };
     let bridge = Rc::new(Bridge {
-        hsts: worker.hsts.clone(),
         tls: tls_peer,
         connection: crate::conn::socket_cookie(std::os::fd::AsRawFd::as_raw_fd(
             tls.get_ref().tcp(),
