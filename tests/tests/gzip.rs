@@ -472,3 +472,85 @@ fn files_are_compressed_as_nginx_compresses_them() {
     assert_eq!(shape(&answers[1]).body, &css.as_bytes()[..5000]);
     assert_eq!(answers[2].body, pattern(5000));
 }
+
+/// nginx's `$gzip_ratio` (`ngx_http_gzip_ratio_variable`): the plain bytes over the gzip
+/// member's (zlib's `total_out`, header and trailer included: nginx has zlib write them),
+/// two decimals, the second rounded on the third.
+fn nginx_ratio(plain: usize, member: usize) -> String {
+    let (zin, zout) = (plain as u64, member as u64);
+    let (mut whole, mut hundredths) = (zin / zout, zin * 100 / zout % 100);
+    if zin * 1000 / zout % 10 > 4 {
+        hundredths += 1;
+        if hundredths > 99 {
+            whole += 1;
+            hundredths = 0;
+        }
+    }
+    format!("{whole}.{hundredths:02}")
+}
+
+#[test]
+fn the_gzip_ratio_is_logged_as_nginx_logs_it() {
+    let files = tempfile::tempdir().expect("a temp dir");
+    let css: String = (0..3000)
+        .map(|i| format!(".c{i} {{ color: red; margin: {i}px }}\n"))
+        .collect();
+    let write = |name: &str, bytes: &[u8]| {
+        std::fs::write(files.path().join(name), bytes).expect("write");
+    };
+    write("big.css", css.as_bytes()); // compressed as it is read, in pieces
+    write("small.css", &css.as_bytes()[..5000]); // compressed whole, kept with its entry
+    let logs = tempfile::tempdir().expect("a temp dir");
+    let (nginx_log, ringway_log) = (logs.path().join("nginx"), logs.path().join("ringway"));
+    let uwsgi = Uwsgi::start(App::Raw);
+    let gzip = "gzip on; gzip_types text/css application/octet-stream; gzip_min_length 20;";
+    let nginx = Nginx::start_with_http_directives(
+        uwsgi.socket(),
+        "log_format ratio '$http_x_case $gzip_ratio';",
+        &format!(
+            "access_log {} ratio; {gzip} {}",
+            nginx_log.display(),
+            nginx_static_location("/static/", files.path(), "")
+        ),
+    );
+    let ringway = Ringway::with_config(format!(
+        "upstream = [\"{}\"]\naccess_log = {:?}\naccess_log_format = '$http_x_case $gzip_ratio'\n\
+         [gzip]\ntypes = [\"text/css\", \"application/octet-stream\"]\n\
+         [[routes]]\npath = \"/static/\"\nstatic = '{}'\n",
+        uwsgi.upstream(),
+        ringway_log.display().to_string(),
+        files.path().display()
+    ))
+    .start();
+    let cases = [
+        ("/bytes/20000", true), // the app's, whole
+        ("/static/small.css", true),
+        ("/static/big.css", true),
+        ("/bytes/20000", false), // not asked for: not compressed, no ratio
+    ];
+    for (addr, log) in [(nginx.addr(), &nginx_log), (ringway.addr(), &ringway_log)] {
+        let mut expected = Vec::new();
+        for (i, (path, gzipped)) in cases.iter().enumerate() {
+            let mut req = Req::get(path).header("X-Case", &i.to_string());
+            if *gzipped {
+                req = gz(req);
+            }
+            let r = roundtrip(addr, &req);
+            assert_eq!(r.status, 200, "{path}: {r:?}");
+            let ratio = match r.header("content-encoding").as_deref() {
+                Some("gzip") => nginx_ratio(gunzip(&r.body).len(), r.body.len()),
+                _ => "-".to_owned(),
+            };
+            assert_eq!(ratio == "-", !gzipped, "{path} at {addr}");
+            expected.push(format!("{i} {ratio}"));
+        }
+        let complete = ringway_tests::wait::poll_until(std::time::Duration::from_secs(10), || {
+            std::fs::read_to_string(log).is_ok_and(|t| t.lines().count() >= cases.len())
+        });
+        assert!(complete, "{} lines at {addr}", log.display());
+        let text = std::fs::read_to_string(log).expect("the log");
+        let mut lines: Vec<&str> = text.lines().collect();
+        lines.sort();
+        assert_eq!(lines, expected, "at {addr}");
+    }
+}

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::escape::{push_json_string, push_nginx};
 use super::time::Stamp;
+use crate::gzip::GzipRatio;
 use crate::tls::Peer;
 
 /// What a line says about one request. Byte fields are as the client sent them.
@@ -84,6 +85,8 @@ pub(crate) struct Entry<'a> {
     /// The answer's head as it went out, when a custom format shows `$sent_http_NAME`
     /// (`None`: no head went out).
     pub(crate) sent_head: Option<&'a [u8]>,
+    /// How much the answer shrank, when it was compressed whole (`$gzip_ratio`).
+    pub(crate) gzip_ratio: Option<GzipRatio>,
 }
 
 /// The value of the first header called `name` (lower case, `-` for `_`) in `head`, an
@@ -241,6 +244,7 @@ pub(crate) fn sample() -> Entry<'static> {
         auth_headers: &[],
         upstream_headers: &[],
         sent_head: None,
+        gzip_ratio: None,
     }
 }
 

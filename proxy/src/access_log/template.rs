@@ -89,6 +89,8 @@ enum Var {
     /// A number for the connection: the same on each of its requests, another on every
     /// other connection.
     Connection,
+    /// How much the answer shrank, when it was compressed whole.
+    GzipRatio,
     /// `$http_NAME`: the first such request header (by index into `Template::headers`).
     Header(usize),
     /// `$arg_NAME`: an argument of the query (by index into `Template::names`).
@@ -120,6 +122,7 @@ impl Var {
             Var::Status
                 | Var::Pipe
                 | Var::RequestCompletion
+                | Var::GzipRatio
                 | Var::BodyBytesSent
                 | Var::BytesSent
                 | Var::RequestTime
@@ -136,7 +139,7 @@ impl Var {
     }
 }
 
-const VARS: [(&str, Var); 46] = [
+const VARS: [(&str, Var); 47] = [
     ("remote_addr", Var::RemoteAddr),
     ("remote_user", Var::RemoteUser),
     ("time_local", Var::TimeLocal),
@@ -183,6 +186,7 @@ const VARS: [(&str, Var); 46] = [
     ("pipe", Var::Pipe),
     ("request_completion", Var::RequestCompletion),
     ("connection", Var::Connection),
+    ("gzip_ratio", Var::GzipRatio),
 ];
 
 /// Variables that are a request header's value under another name.
@@ -555,6 +559,12 @@ fn push_var(
         Var::ServerName => text(out, Some(e.server_name.as_bytes())),
         Var::Pipe => out.push(if e.pipelined { b'p' } else { b'.' }),
         Var::RequestCompletion => text(out, Some(if e.completed { b"OK" } else { b"" })),
+        Var::GzipRatio => match e.gzip_ratio {
+            Some(ratio) => {
+                let _ = write!(out, "{ratio}");
+            }
+            None => push_value(out, None, escape),
+        },
         Var::Connection => match e.connection {
             Some(n) => {
                 let _ = write!(out, "{n}");

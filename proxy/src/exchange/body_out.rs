@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::buffer::{Budget, Buf};
 use crate::fail::{BadResponse, Fail};
-use crate::gzip::GzipStream;
+use crate::gzip::{GzipRatio, GzipStream};
 use crate::http::{ClientFraming, LAST_CHUNK, Reframer, ResponseFraming, write_chunk_size};
 
 /// How the rest of a body goes out.
@@ -41,6 +41,14 @@ impl BodyOut {
         match self {
             BodyOut::Plain(reframer) => reframer.is_done(),
             BodyOut::Gzip(gzip) => gzip.raw.is_done(),
+        }
+    }
+
+    /// How much the body shrank, once compressed whole.
+    pub(super) fn gzip_ratio(&self) -> Option<GzipRatio> {
+        match self {
+            BodyOut::Plain(_) => None,
+            BodyOut::Gzip(gzip) => gzip.stream.ratio(),
         }
     }
 

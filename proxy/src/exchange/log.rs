@@ -271,6 +271,10 @@ impl Seen<'_> {
                 .as_deref()
                 .map_or(&[], |headers| &headers[..]),
             sent_head: sent_head.as_deref().map(SentHead::bytes),
+            gzip_ratio: match subject {
+                Subject::Routed(req) => req.gzip_ratio.get(),
+                Subject::Refused(_) | Subject::Unparsed(_) => None,
+            },
         };
         let result = f(&entry);
         client.put_back_sent_head(sent_head);

@@ -33,6 +33,7 @@ use crate::buffer::Buf;
 use crate::client::{Client, Next, Own};
 use crate::config::SetValues;
 use crate::fail::{Allowed, Fail};
+use crate::gzip::GzipRatio;
 use crate::http::{BodyFraming, HeaderSpan, Method, RequestHead};
 use crate::identity::{RequestId, identify};
 use crate::routes::{Action, Found, Route};
@@ -129,6 +130,8 @@ pub(crate) struct Request {
     pub(crate) auth: auth_request::AuthSlot,
     /// The upstream answer's headers the access log's format names.
     pub(crate) upstream_headers: Slot<Box<ReadHeaders>>,
+    /// How much its answer shrank, once compressed whole (nginx's `$gzip_ratio`).
+    pub(crate) gzip_ratio: Cell<Option<GzipRatio>>,
 }
 
 /// A value a request keeps for a later look (its log line's, a header value's): a `Cell`,
@@ -452,6 +455,7 @@ fn route<'w>(client: &Client, head: RequestHead, worker: &'w Worker, keep: bool)
         body_taken: Cell::new(0),
         auth: auth_request::AuthSlot::default(),
         upstream_headers: Slot::default(),
+        gzip_ratio: Cell::new(None),
     };
     let routes = &worker.config.routes;
     match routes.find(req.head.host.map(|h| h.of(&client.input)), &req.path) {

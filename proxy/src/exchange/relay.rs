@@ -153,6 +153,7 @@ pub(super) async fn respond(
         })
         .await
     };
+    req.gzip_ratio.set(body.gzip_ratio());
     let next = match relayed {
         Ok(()) if framing == ClientFraming::UntilClose => Next::Close,
         Ok(()) if keep_alive => Next::KeepAlive,

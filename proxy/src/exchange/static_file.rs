@@ -3,6 +3,7 @@
 //! precompressed sibling, fallback), what to answer (conditionals, ranges), then the head and
 //! the bytes.
 
+use std::cell::Cell;
 use std::net::Shutdown;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
@@ -16,7 +17,7 @@ use super::{Outcome, Request, upstream};
 use crate::buffer::{Buf, LARGE, SMALL, read_at};
 use crate::client::{Client, Next, Pace, Step, ZeroCopy, write_paced};
 use crate::fail::{Allowed, Fail};
-use crate::gzip::{Answer, Asked, CacheControl, Gzip, GzipStream, Verdict};
+use crate::gzip::{Answer, Asked, CacheControl, Gzip, GzipRatio, GzipStream, Verdict};
 use crate::http::{BodyFraming, Method, Version, http_date};
 use crate::io::{IoError, Stream};
 use crate::routes::{Action, Found, Route};
@@ -344,11 +345,13 @@ async fn answer(
         Some(Compressed::Whole(kept)) => {
             if let Some((_, bytes)) = &*kept.gzipped.borrow() {
                 out.extend_from_slice(bytes);
+                let plain = kept.plain.len() as u64;
+                req.gzip_ratio.set(GzipRatio::of(plain, bytes.len() as u64));
             }
             write(client, out, 0, &to).await.map(drop)
         }
         Some(Compressed::Stream(stream)) => {
-            send_gzipped(client, out, found, stream, body, &to).await
+            send_gzipped(client, out, found, stream, body, &to, &req.gzip_ratio).await
         }
     };
     let next = match sent {
@@ -496,6 +499,7 @@ async fn send_gzipped(
     mut stream: GzipStream,
     len: u64,
     to: &Outgoing,
+    ratio: &Cell<Option<GzipRatio>>,
 ) -> Result<(), Fail> {
     let file = &*found.file;
     let mut at = 0;
@@ -506,6 +510,7 @@ async fn send_gzipped(
         }
         if at >= len {
             end_chunks(&mut stream, &mut out)?;
+            ratio.set(stream.ratio());
         } else {
             park_chunk(&mut stream, &mut out)?;
         }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use flate2::{Compress, Compression, FlushCompress, Status};
 
+use super::GzipRatio;
 use crate::buffer::Budget;
 use crate::fail::Fail;
 
@@ -52,6 +53,10 @@ fn take_deflate(level: u32, bits: u8) -> Compress {
 /// The header: no name, no time, "Unix", as nginx's gzip module writes it.
 const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3];
 
+/// A gzip member's bytes around its deflate stream: the header, and the trailer (CRC-32
+/// and ISIZE).
+const FRAMING: u64 = HEADER.len() as u64 + 8;
+
 /// Output room asked for at least, per call into zlib (a flushed event is tens of bytes).
 const MIN_ROOM: usize = 64;
 
@@ -68,6 +73,8 @@ pub(crate) struct GzipStream {
     crc: crc32fast::Hasher,
     /// Bytes compressed so far (the trailer's ISIZE): a parked stream's states are fresh.
     total_in: u64,
+    /// Deflate's bytes so far (the gzip header and trailer not counted), for the ratio.
+    total_out: u64,
     /// The trailer is written: the stream takes nothing more.
     finished: bool,
     header_written: bool,
@@ -110,6 +117,7 @@ impl GzipStream {
             charge: None,
             crc: crc32fast::Hasher::new(),
             total_in: 0,
+            total_out: 0,
             finished: false,
             header_written: false,
         }
@@ -162,6 +170,15 @@ impl GzipStream {
         Ok(())
     }
 
+    /// How much the body shrank, once the stream has ended (nginx's `$gzip_ratio`).
+    pub(crate) fn ratio(&self) -> Option<GzipRatio> {
+        if self.finished {
+            GzipRatio::of(self.total_in, self.total_out + FRAMING)
+        } else {
+            None
+        }
+    }
+
     /// Gives zlib's state back (to this thread's idle ones, its charge to the budget): at
     /// the stream's end (or a park), not when the answer has gone out to a slow client.
     fn retire(&mut self) {
@@ -203,6 +220,7 @@ impl GzipStream {
             .deflate
             .get_or_insert_with(|| take_deflate(level, bits));
         let mut fed = 0;
+        let start = out.len();
         loop {
             if out.capacity() - out.len() < MIN_ROOM {
                 // Deflate rarely makes more than it takes; half is the usual first guess.
@@ -216,6 +234,7 @@ impl GzipStream {
             let all_fed = fed >= input.len();
             let room_left = out.len() < out.capacity();
             if status == Status::StreamEnd || (all_fed && room_left) {
+                self.total_out += (out.len() - start) as u64;
                 return Ok(status);
             }
         }

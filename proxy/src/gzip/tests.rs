@@ -323,3 +323,29 @@ fn any_content_encoding_line_with_a_coding_counts() {
     let answer = Answer::read(200, Some(5), head, &spans);
     assert_eq!(answer.content_encoding, Some(&b"br"[..]));
 }
+
+#[test]
+fn the_ratio_is_written_and_rounded_as_nginx_writes_it() {
+    let shown = |plain, member| GzipRatio::of(plain, member).map(|r| r.to_string());
+    assert_eq!(shown(17, 8).as_deref(), Some("2.13"), "2.125 rounds up");
+    assert_eq!(shown(2124, 1000).as_deref(), Some("2.12"));
+    assert_eq!(shown(1, 3).as_deref(), Some("0.33"));
+    assert_eq!(shown(99_996, 1000).as_deref(), Some("100.00"), "the carry");
+    assert_eq!(shown(0, 2).as_deref(), Some("0.00"), "an empty body");
+    assert_eq!(shown(5, 0), None, "nothing made: no ratio");
+}
+
+#[test]
+fn a_finished_stream_knows_its_ratio() {
+    let plain = b"ratio ".repeat(1000);
+    let mut stream = GzipStream::unheld(1, Some(plain.len() as u64));
+    let mut out = Vec::new();
+    stream.write(&plain, &mut out, false).unwrap();
+    assert_eq!(stream.ratio(), None, "not before its end");
+    stream.finish(&mut out).unwrap();
+    // The whole member counts, its header and trailer included, as in nginx.
+    assert_eq!(
+        stream.ratio(),
+        GzipRatio::of(plain.len() as u64, out.len() as u64)
+    );
+}
