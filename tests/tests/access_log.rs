@@ -507,8 +507,8 @@ const CUSTOM_FORMAT: &str = "$remote_addr - $remote_user [$time_local] \"$reques
     us=$upstream_status rl=$request_length uri=$uri a=$args ia=$is_args qs=$query_string \
     sa=$server_addr hn=$hostname ct=$content_type cl=$content_length ra=$realip_remote_addr \
     aq=$arg_q ax=${arg_X} cs=$cookie_sid cg=$cookie_lang uct=$upstream_http_content_type \
-    uxi=${upstream_http_X_Instance} pi=$pipe rc=\"$request_completion\" iso=$time_iso8601 \
-    ms=$msec";
+    uxi=${upstream_http_X_Instance} pi=$pipe rc=\"$request_completion\" \
+    rb=\"$request_body\" iso=$time_iso8601 ms=$msec";
 
 /// `line` with its times (checked for their form) and, for an own page, its body bytes
 /// masked.

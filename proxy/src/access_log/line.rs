@@ -87,6 +87,9 @@ pub(crate) struct Entry<'a> {
     pub(crate) sent_head: Option<&'a [u8]>,
     /// How much the answer shrank, when it was compressed whole (`$gzip_ratio`).
     pub(crate) gzip_ratio: Option<GzipRatio>,
+    /// The request's body, when a custom format shows `$request_body` and it was held in
+    /// memory.
+    pub(crate) request_body: Option<&'a [u8]>,
 }
 
 /// The value of the first header called `name` (lower case, `-` for `_`) in `head`, an
@@ -245,6 +248,7 @@ pub(crate) fn sample() -> Entry<'static> {
         upstream_headers: &[],
         sent_head: None,
         gzip_ratio: None,
+        request_body: None,
     }
 }
 

@@ -91,6 +91,8 @@ enum Var {
     Connection,
     /// How much the answer shrank, when it was compressed whole.
     GzipRatio,
+    /// The request's body, when it was held in memory.
+    RequestBody,
     /// `$http_NAME`: the first such request header (by index into `Template::headers`).
     Header(usize),
     /// `$arg_NAME`: an argument of the query (by index into `Template::names`).
@@ -123,6 +125,7 @@ impl Var {
                 | Var::Pipe
                 | Var::RequestCompletion
                 | Var::GzipRatio
+                | Var::RequestBody
                 | Var::BodyBytesSent
                 | Var::BytesSent
                 | Var::RequestTime
@@ -139,7 +142,7 @@ impl Var {
     }
 }
 
-const VARS: [(&str, Var); 47] = [
+const VARS: [(&str, Var); 48] = [
     ("remote_addr", Var::RemoteAddr),
     ("remote_user", Var::RemoteUser),
     ("time_local", Var::TimeLocal),
@@ -187,6 +190,7 @@ const VARS: [(&str, Var); 47] = [
     ("request_completion", Var::RequestCompletion),
     ("connection", Var::Connection),
     ("gzip_ratio", Var::GzipRatio),
+    ("request_body", Var::RequestBody),
 ];
 
 /// Variables that are a request header's value under another name.
@@ -434,6 +438,12 @@ impl Template {
             .any(|p| matches!(p, Piece::Var(Var::SentHeader(_))))
     }
 
+    /// Whether it shows `$request_body`: bodies held in memory are then kept for its
+    /// lines.
+    pub(crate) fn shows_request_body(&self) -> bool {
+        self.pieces.contains(&Piece::Var(Var::RequestBody))
+    }
+
     /// Whether it shows `$connection`.
     pub(crate) fn shows_connection(&self) -> bool {
         self.pieces.contains(&Piece::Var(Var::Connection))
@@ -559,6 +569,7 @@ fn push_var(
         Var::ServerName => text(out, Some(e.server_name.as_bytes())),
         Var::Pipe => out.push(if e.pipelined { b'p' } else { b'.' }),
         Var::RequestCompletion => text(out, Some(if e.completed { b"OK" } else { b"" })),
+        Var::RequestBody => text(out, e.request_body),
         Var::GzipRatio => match e.gzip_ratio {
             Some(ratio) => {
                 let _ = write!(out, "{ratio}");
@@ -862,6 +873,30 @@ mod tests {
         );
         let err = Template::parse_value("$sent_http_location").unwrap_err();
         assert!(err.contains("for log lines only"), "{err}");
+    }
+
+    #[test]
+    fn the_request_body_shows_escaped_when_kept() {
+        use crate::access_log::time::LogClock;
+        let t = Template::parse("\"$request_body\"").unwrap();
+        assert!(t.shows_request_body());
+        let mut clock = LogClock::new();
+        let stamp = clock.at(std::time::SystemTime::UNIX_EPOCH);
+        let mut out = Vec::new();
+        let sample = crate::access_log::line::sample;
+        for request_body in [Some(&b"a=1&b=\"x\"\n"[..]), None] {
+            let entry = Entry {
+                request_body,
+                ..sample()
+            };
+            t.write(&mut out, &entry, &stamp);
+        }
+        // As nginx escapes it; not kept (in a temp file, or none): missing.
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "\"a=1&b=\\x22x\\x22\\x0A\"\n\"-\"\n"
+        );
+        assert!(Template::parse_value("$request_body").is_err());
     }
 
     #[test]

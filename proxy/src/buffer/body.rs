@@ -33,4 +33,12 @@ impl Body {
             Body::File { len, .. } => Some(*len),
         }
     }
+
+    /// The body's bytes, when it is held in memory.
+    pub(crate) fn in_memory(&self) -> Option<&[u8]> {
+        match self {
+            Body::Memory { buf, front } => buf.get(*front..),
+            Body::Absent | Body::File { .. } => None,
+        }
+    }
 }

@@ -218,8 +218,8 @@ impl Seen<'_> {
         }
         let mut refused_path = Vec::new();
         let shows_uri = template.is_some_and(|t| t.shows_uri());
-        let (auth, upstream_headers) = match subject {
-            Subject::Routed(req) => (req.auth.take(), req.upstream_headers.take()),
+        let (auth, for_log) = match subject {
+            Subject::Routed(req) => (req.auth.take(), req.for_log.take()),
             Subject::Refused(_) | Subject::Unparsed(_) => (None, None),
         };
         let sent_head = client.take_sent_head();
@@ -267,9 +267,12 @@ impl Seen<'_> {
             hostname: &names.hostname,
             pid: names.pid,
             auth_headers: auth.as_ref().map_or(&[], |answer| &answer.headers),
-            upstream_headers: upstream_headers
-                .as_deref()
-                .map_or(&[], |headers| &headers[..]),
+            upstream_headers: for_log
+                .as_ref()
+                .map_or(&[], |kept| &kept.upstream_headers[..]),
+            request_body: for_log
+                .as_ref()
+                .and_then(|kept| kept.request_body.as_deref()),
             sent_head: sent_head.as_deref().map(SentHead::bytes),
             gzip_ratio: match subject {
                 Subject::Routed(req) => req.gzip_ratio.get(),
@@ -281,7 +284,7 @@ impl Seen<'_> {
         // Put back for the request's next look (a header value's, then its log line's).
         if let Subject::Routed(req) = subject {
             req.auth.set(auth);
-            req.upstream_headers.set(upstream_headers);
+            req.for_log.set(for_log);
         }
         result
     }

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use crate::access_log::{ReadHeaders, read_header_name};
 use crate::auth_basic::Denied;
-use crate::buffer::Buf;
+use crate::buffer::{Body, Buf};
 use crate::client::{Client, Next, Own};
 use crate::config::SetValues;
 use crate::fail::{Allowed, Fail};
@@ -128,10 +128,20 @@ pub(crate) struct Request {
     pub(crate) body_taken: Cell<u64>,
     /// What its route's `auth_request` answered, once asked.
     pub(crate) auth: auth_request::AuthSlot,
-    /// The upstream answer's headers the access log's format names.
-    pub(crate) upstream_headers: Slot<Box<ReadHeaders>>,
+    /// What the access log's format names that only the exchange sees.
+    pub(crate) for_log: Slot<ForLog>,
     /// How much its answer shrank, once compressed whole (nginx's `$gzip_ratio`).
     pub(crate) gzip_ratio: Cell<Option<GzipRatio>>,
+}
+
+/// What a request keeps for its log line when the format names it: in one slot, so that
+/// each kind kept does not grow every request's future.
+#[derive(Debug, Default)]
+pub(crate) struct ForLog {
+    /// The upstream answer's headers the format names (`$upstream_http_NAME`).
+    pub(crate) upstream_headers: Box<ReadHeaders>,
+    /// The request's body, when it was held in memory (`$request_body`).
+    pub(crate) request_body: Option<Box<[u8]>>,
 }
 
 /// A value a request keeps for a later look (its log line's, a header value's): a `Cell`,
@@ -226,7 +236,31 @@ impl Request {
                     .then(|| (name, Box::from(h.value.of(buf))))
             })
             .collect();
-        self.upstream_headers.set(Some(Box::new(kept)));
+        self.keep_for_log(|log| log.upstream_headers = kept);
+    }
+
+    /// Keeps a copy of the request's body for its log line when the format shows
+    /// `$request_body` and the body is held in memory (nginx's rule: a body in a temp file
+    /// is not shown).
+    pub(crate) fn keep_body(&self, worker: &Worker, body: &Body) {
+        let Some(bytes) = body.in_memory() else {
+            return;
+        };
+        let shown = worker
+            .access_log
+            .as_ref()
+            .and_then(|log| log.template())
+            .is_some_and(|template| template.shows_request_body());
+        if shown {
+            self.keep_for_log(|log| log.request_body = Some(Box::from(bytes)));
+        }
+    }
+
+    /// Puts something in the request's log slot.
+    fn keep_for_log(&self, keep: impl FnOnce(&mut ForLog)) {
+        let mut kept = self.for_log.take().unwrap_or_default();
+        keep(&mut kept);
+        self.for_log.set(Some(kept));
     }
 
     /// Notes the upstream's answer head, with this status.
@@ -454,7 +488,7 @@ fn route<'w>(client: &Client, head: RequestHead, worker: &'w Worker, keep: bool)
         redirects: Cell::new(0),
         body_taken: Cell::new(0),
         auth: auth_request::AuthSlot::default(),
-        upstream_headers: Slot::default(),
+        for_log: Slot::default(),
         gzip_ratio: Cell::new(None),
     };
     let routes = &worker.config.routes;

@@ -131,6 +131,7 @@ async fn exchange_uwsgi(
         ))
         .await?
     };
+    req.keep_body(worker, &body);
     let vars = match early_vars {
         Some(vars) => vars,
         None => encode_vars(
