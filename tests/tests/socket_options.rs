@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use ringway_tests::app_server::sockets_at;
 use ringway_tests::ringway::RingwayBuilder;
-use ringway_tests::{Nginx, Req, Ringway, pattern, roundtrip};
+use ringway_tests::{App, Nginx, Req, Ringway, Uwsgi, pattern, roundtrip};
 
 /// A file route over a temp dir holding `big.bin` (`size` bytes), on ringway with `flags`.
 fn file_server(size: usize, flags: &[&str]) -> (tempfile::TempDir, Ringway) {
@@ -178,29 +178,67 @@ fn a_timed_out_answer_is_reset_only_with_reset_timedout_connection_as_by_nginx()
     }
 }
 
+/// A way for a connection to run out of time: its name, what the client sends, how the
+/// answer starts (`None`: nothing comes), and how the connection ends (`None`: a clean end).
+type Ending = (
+    &'static str,
+    &'static [u8],
+    Option<&'static [u8]>,
+    Option<ErrorKind>,
+);
+
+/// How each way a connection can run out of time ends, with and without
+/// `reset_timedout_connection`: a head or a body that stops coming gets its 408, then a
+/// reset when asked; a connection that never sent a byte, and one idle between requests
+/// past `keepalive_timeout`, are closed either way (nginx resets neither).
 #[test]
-fn a_head_that_times_out_gets_its_408_then_a_reset_with_reset_timedout_connection() {
+fn a_head_or_body_that_times_out_is_reset_and_an_idle_connection_is_not() {
+    let uwsgi = Uwsgi::start(App::Raw);
     for reset in [false, true] {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let mut builder = files_at(&dir).arg("--client-header-timeout", "1s");
+        let mut builder = Ringway::with(&uwsgi)
+            .arg("--client-header-timeout", "1s")
+            .arg("--client-body-timeout", "1s")
+            .arg("--keepalive-timeout", "1s");
         if reset {
             builder = builder.flag("--reset-timedout-connection");
         }
         let ringway = builder.start();
-        let mut conn = TcpStream::connect(ringway.addr()).expect("connect");
-        conn.write_all(b"GET /f/a HTTP/1.1\r\nHost: a\r\n")
-            .expect("half a head");
-        let (got, end) = read_to_end(&mut conn);
-        assert!(
-            got.starts_with(b"HTTP/1.1 408 "),
-            "{}",
-            String::from_utf8_lossy(&got)
-        );
-        let expected = if reset {
+        let reset_if_asked = if reset {
             Some(ErrorKind::ConnectionReset)
         } else {
             None
         };
-        assert_eq!(end, expected, "{}", String::from_utf8_lossy(&got));
+        let cases: [Ending; 4] = [
+            (
+                "half a head",
+                b"GET /bytes/3 HTTP/1.1\r\nHost: a\r\n",
+                Some(b"HTTP/1.1 408 "),
+                reset_if_asked,
+            ),
+            (
+                "half a body",
+                b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nabc",
+                Some(b"HTTP/1.1 408 "),
+                reset_if_asked,
+            ),
+            ("nothing at all", b"", None, None),
+            (
+                "one request, then idle",
+                b"GET /bytes/3 HTTP/1.1\r\nHost: a\r\n\r\n",
+                Some(b"HTTP/1.1 200 OK\r\n"),
+                None,
+            ),
+        ];
+        for (name, sent, answer, end) in cases {
+            let mut conn = TcpStream::connect(ringway.addr()).expect("connect");
+            conn.write_all(sent).expect("send");
+            let (got, how) = read_to_end(&mut conn);
+            let shown = String::from_utf8_lossy(&got);
+            match answer {
+                Some(answer) => assert!(got.starts_with(answer), "{name}: {shown}"),
+                None => assert!(got.is_empty(), "{name}: {shown}"),
+            }
+            assert_eq!(how, end, "{name}, reset {reset}: {shown}");
+        }
     }
 }

@@ -102,7 +102,20 @@ pub(crate) fn sent_header<'h>(head: &'h [u8], name: &[u8]) -> Option<&'h [u8]> {
         .take_while(|line| !line.is_empty())
         .find_map(|line| {
             let colon = line.iter().position(|&b| b == b':')?;
-            (read_header_name(&line[..colon])[..] == *name).then(|| line[colon + 1..].trim_ascii())
+            is_read_header_name(&line[..colon], name).then(|| line[colon + 1..].trim_ascii())
+        })
+}
+
+/// Whether `raw`, a header's name as sent, is `name` as [`read_header_name`] writes it.
+fn is_read_header_name(raw: &[u8], name: &[u8]) -> bool {
+    raw.len() == name.len()
+        && raw.iter().zip(name).all(|(&r, &n)| {
+            let r = if r == b'_' {
+                b'-'
+            } else {
+                r.to_ascii_lowercase()
+            };
+            r == n
         })
 }
 

@@ -127,10 +127,11 @@ pub struct Settings {
     #[arg(long, num_args = 0, default_missing_value = "true")]
     pub listen_deferred: Option<bool>,
 
-    /// Close a connection that timed out reading a request (--client-header-timeout,
-    /// client_body_timeout) or sending an answer (send_timeout) with a reset, as nginx's
-    /// `reset_timedout_connection on`: the kernel frees at once what it still held for a
-    /// client that stopped reading, instead of keeping the socket to send it.
+    /// Close a connection that timed out reading a request (--client-header-timeout once a
+    /// head began, client_body_timeout) or sending an answer (send_timeout) with a reset, as
+    /// nginx's `reset_timedout_connection on`: the kernel frees at once what it still held
+    /// for a client that stopped reading, instead of keeping the socket to send it. One that
+    /// never sent a byte, or idled past keepalive_timeout, is closed as before.
     #[arg(long, num_args = 0, default_missing_value = "true")]
     pub reset_timedout_connection: Option<bool>,
 

@@ -244,7 +244,10 @@ impl Seen<'_> {
             tls: client.stream.get_ref().tls(),
             connection_requests: arrival.served.saturating_add(1),
             pipelined: client.pipelined,
-            completed: outcome.status != 0 && outcome.next != Next::Abort,
+            // A timed-out request is not complete, even with its 408 sent (nginx sends none).
+            completed: outcome.status != 0
+                && outcome.next != Next::Abort
+                && !client.stream.timed_out(),
             connection: template
                 .filter(|t| t.shows_connection())
                 .and_then(|_| client.stream.get_ref().connection_number()),

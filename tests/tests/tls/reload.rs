@@ -334,3 +334,39 @@ fn a_reload_keeps_sessions_resuming_until_a_certificate_changes() {
         );
     }
 }
+
+/// HSTS follows a reload on connections already open, as every per-request setting does:
+/// the next answer on a kept-alive TLS connection carries the new value.
+#[test]
+fn a_reload_s_hsts_reaches_connections_already_open() {
+    let pki = Pki::new();
+    let leaf = pki.issue("site", &[NAME], 0x7070, (2031, 1, 1));
+    let uwsgi = Uwsgi::start(App::Raw);
+    let config = |hsts: &str| {
+        format!(
+            "upstream = [\"{}\"]\n[tls]\nlisten = \"127.0.0.1:0\"\nhsts = \"{hsts}\"\n\
+             certificates = [ {{ cert = '{}', key = '{}' }} ]\n",
+            uwsgi.upstream(),
+            leaf.cert.display(),
+            leaf.key.display()
+        )
+    };
+    let ringway = Ringway::with_config(config("max-age=100")).start();
+    let session = PyTls::open(ringway.tls_addr(), &PyOpts::verified(NAME, pki.ca()));
+    let mut conn = session.conn();
+    let hsts = |conn: &mut Conn| {
+        conn.send(&Req::get("/").host(Some(NAME)).to_bytes())
+            .expect("send");
+        let r = conn.read_response().expect("an answer");
+        assert_eq!(r.status, 200, "{r:?}");
+        r.header("strict-transport-security")
+    };
+    assert_eq!(hsts(&mut conn).as_deref(), Some("max-age=100"));
+    let said = ringway.reload(&config("max-age=200"));
+    assert!(said.contains(RELOADED), "{said}");
+    assert_eq!(
+        hsts(&mut conn).as_deref(),
+        Some("max-age=200"),
+        "the same connection, after the reload"
+    );
+}
