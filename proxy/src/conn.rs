@@ -50,7 +50,7 @@ pub(crate) fn serve(
     let admission = worker.limits.admit(peer);
     run(
         ClientStream::Plain(stream),
-        peer,
+        (peer, NOT_PROXIED),
         local,
         Buf::empty(),
         worker,
@@ -69,7 +69,12 @@ pub(crate) async fn serve_proxied(
     worker: Rc<Worker>,
 ) {
     let live = Live::open(&stream, peer, &worker);
-    let Some(Proxied { source, rest }) = proxy_header(&stream, peer, &worker).await else {
+    let Some(Proxied {
+        source,
+        named,
+        rest,
+    }) = proxy_header(&stream, peer, &worker).await
+    else {
         return;
     };
     worker.stats.identify(live.key, source);
@@ -77,7 +82,7 @@ pub(crate) async fn serve_proxied(
     let admission = worker.limits.admit(source);
     run(
         ClientStream::Plain(stream),
-        source,
+        (source, named),
         local,
         rest,
         worker,
@@ -114,16 +119,20 @@ pub(crate) async fn serve_tls(
     // wait ends here, not once the client has said its first word.
     let live = Live::open(&stream, peer, &worker);
     // A load balancer in TCP mode sends the PROXY header before the ClientHello.
-    let (peer, first) = if worker.config.proxy_protocol {
+    let (peer, named, first) = if worker.config.proxy_protocol {
         match proxy_header(&stream, peer, &worker).await {
-            Some(Proxied { source, rest }) => {
+            Some(Proxied {
+                source,
+                named,
+                rest,
+            }) => {
                 worker.stats.identify(live.key, source);
-                (source, rest)
+                (source, named, rest)
             }
             None => return,
         }
     } else {
-        (peer, Buf::empty())
+        (peer, false, Buf::empty())
     };
     // Decided before the handshake, like a plain connection's at accept (on the client the
     // PROXY header names); a refused one still gets its 503 over TLS after the handshake.
@@ -138,12 +147,14 @@ pub(crate) async fn serve_tls(
                 let live = live.into_key();
                 // Boxed: every TLS connection's task would otherwise carry its size.
                 let refused = admission.refused();
-                let http2 = crate::http2::serve(session, peer, local, worker, refused, live);
+                let http2 =
+                    crate::http2::serve(session, (peer, named), local, worker, refused, live);
                 Box::pin(http2).await;
                 return;
             }
             let session = ClientStream::Tls(session);
             let live = live.into_key();
+            let peer = (peer, named);
             run(session, peer, local, Buf::empty(), worker, admission, live).await;
         }
         Handshake::PlainHttp(stream) => {
@@ -184,7 +195,7 @@ pub(crate) fn admitted_by(worker: &Worker, tls: Option<&crate::tls::Peer>) -> bo
 /// the connection's entry in the live table counts its streams.
 pub(crate) fn serve_bridged(
     stream: crate::http2::PipelineEnd,
-    peer: SocketAddr,
+    peer: (SocketAddr, bool),
     local: SocketAddr,
     worker: Rc<Worker>,
     admission: Admission,
@@ -227,6 +238,10 @@ async fn answer_plain_http(stream: TcpStream, scope: exchange::OwnAnswers<'_>) {
         Err(_) => Stream::shutdown(&stream, Shutdown::Both),
     }
 }
+
+/// A connection's peer is its TCP peer (no PROXY header named it): the `bool` beside a
+/// peer address says whether a PROXY header named it.
+const NOT_PROXIED: bool = false;
 
 /// The live-table key of a bridged HTTP/2 stream: its connection has the entry.
 const NOT_LIVE: usize = usize::MAX;
@@ -271,7 +286,7 @@ impl Drop for Live<'_> {
 #[allow(clippy::too_many_arguments)]
 fn run(
     stream: ClientStream,
-    peer: SocketAddr,
+    (peer, proxied): (SocketAddr, bool),
     local: SocketAddr,
     input: Buf,
     worker: Rc<Worker>,
@@ -280,6 +295,7 @@ fn run(
 ) -> impl Future<Output = ()> {
     let mut client = Client::new(stream, peer, local);
     client.input = input;
+    client.proxied = proxied;
     let conn = Box::new(Conn {
         client,
         worker,

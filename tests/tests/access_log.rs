@@ -1338,3 +1338,44 @@ fn sizes_are_the_bytes_on_the_wire() {
         Some((head.len() + 5).to_string().as_str())
     );
 }
+
+/// `$proxy_protocol_addr` and `$proxy_protocol_port` name what a PROXY header named (`-`
+/// for a header naming no one, a load balancer's health check); `$tcpinfo_*` are the
+/// kernel's figures of the client's connection.
+#[test]
+fn proxy_protocol_and_tcp_info_variables_show_the_connection() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = dir.path().join("access.log");
+    let ringway = Ringway::with_config(format!(
+        "upstream = [{:?}]\nproxy_protocol = true\naccess_log = {:?}\naccess_log_format = \
+         '$http_x_case $proxy_protocol_addr $proxy_protocol_port $tcpinfo_rtt \
+         $tcpinfo_rttvar $tcpinfo_snd_cwnd $tcpinfo_rcv_space'\n",
+        uwsgi.upstream(),
+        log.display().to_string(),
+    ))
+    .start();
+    let request = |case: u32| format!("GET /bytes/3 HTTP/1.1\r\nHost: a\r\nX-Case: {case}\r\n\r\n");
+    let named = format!("PROXY TCP4 192.0.2.1 127.0.0.1 5555 80\r\n{}", request(1));
+    let unnamed = format!("PROXY UNKNOWN\r\n{}", request(2));
+    for wire in [named, unnamed] {
+        let r = send(ringway.addr(), wire.as_bytes(), false);
+        assert_eq!(r.status, 200, "{r:?}");
+    }
+    let mut lines = lines_once(&log, 2, &ringway);
+    lines.sort();
+    let fields: Vec<Vec<&str>> = lines.iter().map(|l| l.split(' ').collect()).collect();
+    assert_eq!(fields[0][..3], ["1", "192.0.2.1", "5555"], "{lines:?}");
+    assert_eq!(fields[1][..3], ["2", "-", "-"], "{lines:?}");
+    for line in &fields {
+        let figures: Vec<u64> = line[3..]
+            .iter()
+            .map(|f| f.parse().unwrap_or_else(|_| panic!("a figure: {line:?}")))
+            .collect();
+        // A loopback round trip takes some microseconds; a window holds some segments.
+        assert!(
+            figures[0] > 0 && figures[2] > 0 && figures[3] > 0,
+            "{line:?}"
+        );
+    }
+}

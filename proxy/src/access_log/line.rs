@@ -90,6 +90,49 @@ pub(crate) struct Entry<'a> {
     /// The request's body, when a custom format shows `$request_body` and it was held in
     /// memory.
     pub(crate) request_body: Option<&'a [u8]>,
+    /// `peer` is what the connection's PROXY header named (`$proxy_protocol_addr`).
+    pub(crate) proxied: bool,
+    /// The kernel's figures of the client's TCP connection, when a custom format shows
+    /// `$tcpinfo_*` (`None`: not asked, or no socket of its own).
+    pub(crate) tcp_info: Option<TcpFigures>,
+}
+
+/// What nginx's `$tcpinfo_rtt`, `$tcpinfo_rttvar`, `$tcpinfo_snd_cwnd` and
+/// `$tcpinfo_rcv_space` show: the kernel's `TCP_INFO` of the client's socket when the line
+/// is made (round-trip time and its variance in microseconds, the congestion window in
+/// segments, the receive space in bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TcpFigures {
+    pub(crate) rtt: u32,
+    pub(crate) rttvar: u32,
+    pub(crate) snd_cwnd: u32,
+    pub(crate) rcv_space: u32,
+}
+
+impl TcpFigures {
+    /// The figures of socket `fd`; `None` when the kernel gives none.
+    pub(crate) fn of(fd: std::os::fd::RawFd) -> Option<TcpFigures> {
+        // SAFETY: tcp_info is plain data; zeroed is a valid value.
+        let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+        let mut len = size_of::<libc::tcp_info>() as libc::socklen_t;
+        // SAFETY: the fd is open while its stream is borrowed by the caller; the pointers
+        // are valid for the sizes given.
+        let rc = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_INFO,
+                (&raw mut info).cast(),
+                &mut len,
+            )
+        };
+        (rc == 0).then_some(TcpFigures {
+            rtt: info.tcpi_rtt,
+            rttvar: info.tcpi_rttvar,
+            snd_cwnd: info.tcpi_snd_cwnd,
+            rcv_space: info.tcpi_rcv_space,
+        })
+    }
 }
 
 /// The value of the first header called `name` (lower case, `-` for `_`) in `head`, an
@@ -262,6 +305,8 @@ pub(crate) fn sample() -> Entry<'static> {
         sent_head: None,
         gzip_ratio: None,
         request_body: None,
+        proxied: false,
+        tcp_info: None,
     }
 }
 

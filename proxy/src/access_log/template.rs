@@ -93,6 +93,14 @@ enum Var {
     GzipRatio,
     /// The request's body, when it was held in memory.
     RequestBody,
+    /// The client's address and port as the PROXY header named them.
+    ProxyProtocolAddr,
+    ProxyProtocolPort,
+    /// The kernel's `TCP_INFO` figures of the client's socket.
+    TcpinfoRtt,
+    TcpinfoRttvar,
+    TcpinfoSndCwnd,
+    TcpinfoRcvSpace,
     /// `$http_NAME`: the first such request header (by index into `Template::headers`).
     Header(usize),
     /// `$arg_NAME`: an argument of the query (by index into `Template::names`).
@@ -142,7 +150,7 @@ impl Var {
     }
 }
 
-const VARS: [(&str, Var); 48] = [
+const VARS: [(&str, Var); 54] = [
     ("remote_addr", Var::RemoteAddr),
     ("remote_user", Var::RemoteUser),
     ("time_local", Var::TimeLocal),
@@ -191,6 +199,12 @@ const VARS: [(&str, Var); 48] = [
     ("connection", Var::Connection),
     ("gzip_ratio", Var::GzipRatio),
     ("request_body", Var::RequestBody),
+    ("proxy_protocol_addr", Var::ProxyProtocolAddr),
+    ("proxy_protocol_port", Var::ProxyProtocolPort),
+    ("tcpinfo_rtt", Var::TcpinfoRtt),
+    ("tcpinfo_rttvar", Var::TcpinfoRttvar),
+    ("tcpinfo_snd_cwnd", Var::TcpinfoSndCwnd),
+    ("tcpinfo_rcv_space", Var::TcpinfoRcvSpace),
 ];
 
 /// Variables that are a request header's value under another name.
@@ -444,6 +458,21 @@ impl Template {
         self.pieces.contains(&Piece::Var(Var::RequestBody))
     }
 
+    /// Whether it shows a `$tcpinfo_*` figure.
+    pub(crate) fn shows_tcp_info(&self) -> bool {
+        self.pieces.iter().any(|p| {
+            matches!(
+                p,
+                Piece::Var(
+                    Var::TcpinfoRtt
+                        | Var::TcpinfoRttvar
+                        | Var::TcpinfoSndCwnd
+                        | Var::TcpinfoRcvSpace
+                )
+            )
+        })
+    }
+
     /// Whether it shows `$connection`.
     pub(crate) fn shows_connection(&self) -> bool {
         self.pieces.contains(&Piece::Var(Var::Connection))
@@ -570,6 +599,27 @@ fn push_var(
         Var::Pipe => out.push(if e.pipelined { b'p' } else { b'.' }),
         Var::RequestCompletion => text(out, Some(if e.completed { b"OK" } else { b"" })),
         Var::RequestBody => text(out, e.request_body),
+        Var::ProxyProtocolAddr if e.proxied => {
+            let _ = write!(out, "{}", e.peer.ip());
+        }
+        Var::ProxyProtocolPort if e.proxied => {
+            let _ = write!(out, "{}", e.peer.port());
+        }
+        Var::ProxyProtocolAddr | Var::ProxyProtocolPort => push_value(out, None, escape),
+        Var::TcpinfoRtt | Var::TcpinfoRttvar | Var::TcpinfoSndCwnd | Var::TcpinfoRcvSpace => {
+            match e.tcp_info {
+                Some(t) => {
+                    let figure = match var {
+                        Var::TcpinfoRtt => t.rtt,
+                        Var::TcpinfoRttvar => t.rttvar,
+                        Var::TcpinfoSndCwnd => t.snd_cwnd,
+                        _ => t.rcv_space,
+                    };
+                    let _ = write!(out, "{figure}");
+                }
+                None => push_value(out, None, escape),
+            }
+        }
         Var::GzipRatio => match e.gzip_ratio {
             Some(ratio) => {
                 let _ = write!(out, "{ratio}");

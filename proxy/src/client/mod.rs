@@ -58,6 +58,8 @@ pub(crate) struct Client {
     /// The current request's head came behind the previous one's, read with it (nginx's
     /// `$pipe`).
     pub(crate) pipelined: bool,
+    /// `peer` is what the connection's PROXY header named (nginx's `$proxy_protocol_addr`).
+    pub(crate) proxied: bool,
     /// The current answer's head as it went out, kept when the access log shows
     /// `$sent_http_NAME` (armed empty by [`Client::response_starts`]).
     sent_head: Cell<Option<Box<SentHead>>>,
@@ -97,6 +99,7 @@ impl Client {
             before_body: Cell::new(0),
             finished: false,
             pipelined: false,
+            proxied: false,
             sent_head: Cell::new(None),
         }
     }

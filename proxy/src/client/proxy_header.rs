@@ -19,6 +19,8 @@ pub(crate) struct Proxied {
     /// The address the connection is from: the header's source, or the TCP peer when the
     /// header names none (v2 LOCAL, v1 UNKNOWN: a load balancer's health check).
     pub(crate) source: SocketAddr,
+    /// The header named the source (nginx's `$proxy_protocol_addr` has a value).
+    pub(crate) named: bool,
     /// What came after the header in the same reads: the start of the request or of the
     /// TLS handshake.
     pub(crate) rest: Buf,
@@ -44,6 +46,7 @@ pub(crate) async fn read_proxy_header(
                 };
                 return Ok(Some(Proxied {
                     source: source.unwrap_or(peer),
+                    named: source.is_some(),
                     rest,
                 }));
             }

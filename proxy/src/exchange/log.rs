@@ -6,7 +6,9 @@ use std::net::IpAddr;
 use std::time::Instant;
 
 use super::{Identity, Outcome, Request};
-use crate::access_log::{Entry, LogNames, MAX_HEADERS, Template, UpstreamFields, WorkerLog};
+use crate::access_log::{
+    Entry, LogNames, MAX_HEADERS, TcpFigures, Template, UpstreamFields, WorkerLog,
+};
 use crate::client::{Client, Next, SentHead};
 use crate::http::RequestHead;
 use crate::identity::RequestId;
@@ -276,6 +278,11 @@ impl Seen<'_> {
             request_body: for_log
                 .as_ref()
                 .and_then(|kept| kept.request_body.as_deref()),
+            proxied: client.proxied,
+            tcp_info: template
+                .filter(|t| t.shows_tcp_info())
+                .and_then(|_| client.stream.get_ref().socket())
+                .and_then(TcpFigures::of),
             sent_head: sent_head.as_deref().map(SentHead::bytes),
             gzip_ratio: match subject {
                 Subject::Routed(req) => req.gzip_ratio.get(),

@@ -50,6 +50,8 @@ const GOAWAY_GRACE: Duration = Duration::from_secs(2);
 pub(super) struct Bridge {
     worker: Rc<Worker>,
     peer: SocketAddr,
+    /// A PROXY header named `peer`.
+    proxied: bool,
     local: SocketAddr,
     /// The TLS session's version, cipher and client certificate.
     tls: Peer,
@@ -75,7 +77,7 @@ impl Bridge {
         let (ours, theirs) = pipe::pipe(self.tls.clone(), self.connection);
         let pipeline = crate::conn::serve_bridged(
             theirs,
-            self.peer,
+            (self.peer, self.proxied),
             self.local,
             Rc::clone(&self.worker),
             admission,
@@ -131,7 +133,7 @@ impl Drop for Open {
 /// `live` is its entry in the worker's live table, closed here with its totals.
 pub(crate) async fn serve(
     session: Box<TlsStream>,
-    peer: SocketAddr,
+    (peer, proxied): (SocketAddr, bool),
     local: SocketAddr,
     worker: Rc<Worker>,
     refused: Option<ConnLimit>,
@@ -182,6 +184,7 @@ pub(crate) async fn serve(
         send_timeout: config.limits.send_timeout,
         worker: Rc::clone(&worker),
         peer,
+        proxied,
         local,
         refused,
         open: Cell::new(0),
