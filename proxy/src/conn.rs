@@ -132,7 +132,7 @@ pub(crate) async fn serve_tls(
             None => return,
         }
     } else {
-        (peer, false, Buf::empty())
+        (peer, NOT_PROXIED, Buf::empty())
     };
     // Decided before the handshake, like a plain connection's at accept (on the client the
     // PROXY header names); a refused one still gets its 503 over TLS after the handshake.
@@ -239,8 +239,7 @@ async fn answer_plain_http(stream: TcpStream, scope: exchange::OwnAnswers<'_>) {
     }
 }
 
-/// A connection's peer is its TCP peer (no PROXY header named it): the `bool` beside a
-/// peer address says whether a PROXY header named it.
+/// Beside a peer's address, whether a PROXY header named it: here, no (the TCP peer).
 const NOT_PROXIED: bool = false;
 
 /// The live-table key of a bridged HTTP/2 stream: its connection has the entry.

@@ -758,6 +758,17 @@ fn push_host(out: &mut Vec<u8>, host: Option<&[u8]>, escape: LogEscape) {
 mod tests {
     use super::*;
 
+    /// The lines `t` writes for `entries`, at the epoch.
+    fn lines(t: &Template, entries: &[Entry<'_>]) -> String {
+        let mut clock = crate::access_log::time::LogClock::new();
+        let stamp = clock.at(std::time::SystemTime::UNIX_EPOCH);
+        let mut out = Vec::new();
+        for entry in entries {
+            t.write(&mut out, entry, &stamp);
+        }
+        String::from_utf8(out).unwrap()
+    }
+
     #[test]
     fn variables_and_text_are_told_apart() {
         let t = Template::parse(
@@ -858,12 +869,8 @@ mod tests {
 
     #[test]
     fn pipelining_completion_and_the_connection_show_as_nginx_shows_them() {
-        use crate::access_log::time::LogClock;
         let t = Template::parse("$pipe \"$request_completion\" $connection").unwrap();
         assert!(t.shows_connection());
-        let mut clock = LogClock::new();
-        let stamp = clock.at(std::time::SystemTime::UNIX_EPOCH);
-        let mut out = Vec::new();
         let sample = crate::access_log::line::sample;
         let entries = [
             Entry {
@@ -876,10 +883,7 @@ mod tests {
                 ..sample()
             },
         ];
-        for entry in &entries {
-            t.write(&mut out, entry, &stamp);
-        }
-        assert_eq!(String::from_utf8(out).unwrap(), ". \"OK\" 8193\np \"\" -\n");
+        assert_eq!(lines(&t, &entries), ". \"OK\" 8193\np \"\" -\n");
         assert!(!Template::parse("$status").unwrap().shows_connection());
         // Known before the answer: a header may carry the connection's number; not what only
         // the log line knows.
@@ -892,7 +896,6 @@ mod tests {
 
     #[test]
     fn sent_header_variables_read_the_answer_s_head_as_it_went_out() {
-        use crate::access_log::time::LogClock;
         let t = Template::parse(
             "$sent_http_content_type|$sent_http_X_Instance|$sent_http_set_cookie|$sent_http_none",
         )
@@ -905,20 +908,14 @@ mod tests {
         );
         let head = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n\
                      x-instance:  a1 \r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n\r\n";
-        let mut clock = LogClock::new();
-        let stamp = clock.at(std::time::SystemTime::UNIX_EPOCH);
-        let mut out = Vec::new();
         let sample = crate::access_log::line::sample;
-        for sent_head in [Some(&head[..]), None] {
-            let entry = Entry {
-                sent_head,
-                ..sample()
-            };
-            t.write(&mut out, &entry, &stamp);
-        }
+        let entries = [Some(&head[..]), None].map(|sent_head| Entry {
+            sent_head,
+            ..sample()
+        });
         // The first of several, as nginx 1.22; none sent, or no answer at all: missing.
         assert_eq!(
-            String::from_utf8(out).unwrap(),
+            lines(&t, &entries),
             "text/plain; charset=utf-8|a1|a=1|-\n-|-|-|-\n"
         );
         let err = Template::parse_value("$sent_http_location").unwrap_err();
@@ -927,25 +924,15 @@ mod tests {
 
     #[test]
     fn the_request_body_shows_escaped_when_kept() {
-        use crate::access_log::time::LogClock;
         let t = Template::parse("\"$request_body\"").unwrap();
         assert!(t.shows_request_body());
-        let mut clock = LogClock::new();
-        let stamp = clock.at(std::time::SystemTime::UNIX_EPOCH);
-        let mut out = Vec::new();
         let sample = crate::access_log::line::sample;
-        for request_body in [Some(&b"a=1&b=\"x\"\n"[..]), None] {
-            let entry = Entry {
-                request_body,
-                ..sample()
-            };
-            t.write(&mut out, &entry, &stamp);
-        }
+        let entries = [Some(&b"a=1&b=\"x\"\n"[..]), None].map(|request_body| Entry {
+            request_body,
+            ..sample()
+        });
         // As nginx escapes it; not kept (in a temp file, or none): missing.
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            "\"a=1&b=\\x22x\\x22\\x0A\"\n\"-\"\n"
-        );
+        assert_eq!(lines(&t, &entries), "\"a=1&b=\\x22x\\x22\\x0A\"\n\"-\"\n");
         assert!(Template::parse_value("$request_body").is_err());
     }
 

@@ -3,7 +3,8 @@
 
 use std::io;
 use std::net::Shutdown;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::time::Duration;
 
 use tokio_uring::BufResult;
 use tokio_uring::net::TcpStream;
@@ -58,23 +59,9 @@ impl ClientStream {
         let Some(fd) = self.socket() else {
             return;
         };
-        let linger = libc::linger {
-            l_onoff: 1,
-            l_linger: 0,
-        };
-        // SAFETY: the fd is open while `self` is borrowed; the option's value is a valid
-        // `linger` of the size given.
-        let rc = unsafe {
-            libc::setsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                libc::SO_LINGER,
-                (&raw const linger).cast(),
-                size_of::<libc::linger>() as libc::socklen_t,
-            )
-        };
-        if rc != 0 {
-            let err = std::io::Error::last_os_error();
+        // SAFETY: the fd is the stream's own socket, open while `self` is borrowed.
+        let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+        if let Err(err) = socket2::SockRef::from(&fd).set_linger(Some(Duration::ZERO)) {
             tracing::debug!(error = %err, "SO_LINGER refused: the timed-out connection is closed, not reset");
         }
     }
