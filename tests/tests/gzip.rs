@@ -284,7 +284,9 @@ fn answers_from_granian_are_compressed_too() {
             assert_eq!(
                 answer.header("content-encoding").as_deref(),
                 Some("gzip"),
-                "{path}"
+                "{path}: status {}\n{}",
+                answer.status,
+                ringway.stderr()
             );
             assert_eq!(shape(&answer).body, body, "{path}");
         }
