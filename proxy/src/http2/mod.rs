@@ -72,9 +72,10 @@ pub(super) struct Bridge {
 }
 
 impl Bridge {
-    /// A pipe with the pipeline serving one end; the stream's end returned.
-    fn open(self: &Rc<Self>, admission: Admission) -> StreamEnd {
-        let (ours, theirs) = pipe::pipe(self.tls.clone(), self.connection);
+    /// A pipe whose request lane starts with `head`, with the pipeline serving its other
+    /// end; the stream's end returned.
+    fn open(self: &Rc<Self>, admission: Admission, head: Vec<u8>) -> StreamEnd {
+        let (ours, theirs) = pipe::pipe(self.tls.clone(), self.connection, head);
         let pipeline = crate::conn::serve_bridged(
             theirs,
             (self.peer, self.proxied),

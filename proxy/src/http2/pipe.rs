@@ -138,10 +138,14 @@ struct Pipe {
 }
 
 /// A new pipe for a stream of the TLS session `tls` on the connection whose socket cookie is
-/// `connection`: the stream's end and the pipeline's.
-pub(super) fn pipe(tls: Peer, connection: u64) -> (StreamEnd, PipelineEnd) {
+/// `connection`, its request lane holding `head` already (the head is not copied again):
+/// the stream's end and the pipeline's.
+pub(super) fn pipe(tls: Peer, connection: u64, head: Vec<u8>) -> (StreamEnd, PipelineEnd) {
     let pipe = Rc::new(Pipe {
-        request: Lane::default(),
+        request: Lane {
+            bytes: RefCell::new(head),
+            ..Lane::default()
+        },
         answer: Lane::default(),
         tls,
         connection,
@@ -260,7 +264,7 @@ mod tests {
 
     #[test]
     fn bytes_go_through_in_order_and_the_end_follows_them() {
-        let (stream, pipeline) = pipe(Peer::default(), 0);
+        let (stream, pipeline) = pipe(Peer::default(), 0, Vec::new());
         let lane = &stream.0.request;
         assert_eq!(lane.push(b"GET / ").unwrap(), 6);
         assert_eq!(lane.push(b"HTTP/1.1").unwrap(), 8);
@@ -275,7 +279,7 @@ mod tests {
 
     #[test]
     fn a_full_lane_takes_nothing_more_until_read() {
-        let (stream, _pipeline) = pipe(Peer::default(), 0);
+        let (stream, _pipeline) = pipe(Peer::default(), 0, Vec::new());
         let lane = &stream.0.answer;
         let big = vec![7u8; LANE + 10];
         assert_eq!(lane.push(&big).unwrap(), LANE);
@@ -289,7 +293,7 @@ mod tests {
 
     #[test]
     fn a_lane_read_in_pieces_stays_its_size_whatever_goes_through() {
-        let (stream, _pipeline) = pipe(Peer::default(), 0);
+        let (stream, _pipeline) = pipe(Peer::default(), 0, Vec::new());
         let lane = &stream.0.answer;
         let piece = vec![1u8; 10_000];
         let mut out = Vec::new();
@@ -310,7 +314,7 @@ mod tests {
 
     #[test]
     fn a_dropped_end_is_a_closed_socket_to_the_other() {
-        let (stream, pipeline) = pipe(Peer::default(), 0);
+        let (stream, pipeline) = pipe(Peer::default(), 0, Vec::new());
         drop(stream);
         let mut out = Vec::new();
         assert_eq!(pipeline.0.request.take(&mut out, 10), Some(0), "the end");
@@ -322,7 +326,7 @@ mod tests {
             io::ErrorKind::BrokenPipe
         );
 
-        let (stream, pipeline) = pipe(Peer::default(), 0);
+        let (stream, pipeline) = pipe(Peer::default(), 0, Vec::new());
         pipeline.write_now(b"HTTP/1.1 200").unwrap();
         drop(pipeline);
         let mut out = Vec::new();

@@ -1,6 +1,7 @@
 //! The pipeline's HTTP/1.1 answer head as an HTTP/2 response head (pure: no I/O).
 
-use http::{HeaderName, HeaderValue, Response, StatusCode};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 
 use crate::http::{HeaderSpan, ResponseHead};
 
@@ -17,6 +18,8 @@ const CONNECTION_SPECIFIC: [&[u8]; 5] = [
 /// The response for `head` (parsed from `buf`, its fields in `fields`), without the fields
 /// HTTP/2 forbids. `None` for a status HTTP/2 cannot carry (a 101: the pipeline never
 /// switches a bridged request, which has no `Upgrade`).
+///
+/// The values share one copy of the head rather than one allocation each.
 pub(super) fn response_of(
     buf: &[u8],
     head: &ResponseHead,
@@ -25,26 +28,29 @@ pub(super) fn response_of(
     let status = StatusCode::from_u16(head.status)
         .ok()
         .filter(|s| *s != StatusCode::SWITCHING_PROTOCOLS)?;
-    let mut response = Response::new(());
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
+    let block = Bytes::copy_from_slice(buf.get(..head.head_len).unwrap_or_default());
+    let mut headers = HeaderMap::with_capacity(fields.len());
     for field in fields {
-        let name = field.name.of(buf);
+        let name = field.name.of(&block);
         if CONNECTION_SPECIFIC
             .iter()
             .any(|c| name.eq_ignore_ascii_case(c))
         {
             continue;
         }
+        let value = block.slice(field.value.start as usize..field.value.end as usize);
         // The pipeline writes only valid fields; one that would not convert is left out
         // rather than sent broken.
         if let (Ok(name), Ok(value)) = (
             HeaderName::from_bytes(name),
-            HeaderValue::from_bytes(field.value.of(buf)),
+            HeaderValue::from_maybe_shared(value),
         ) {
             headers.append(name, value);
         }
     }
+    let mut response = Response::new(());
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
     Some(response)
 }
 

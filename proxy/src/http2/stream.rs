@@ -46,11 +46,11 @@ pub(super) async fn serve(
             return;
         }
     };
-    let pipeline = bridge.open(admission);
+    let pipeline = bridge.open(admission, head);
     let is_head = parts.method == http::Method::HEAD;
     let limit = bridge.send_timeout;
     {
-        let sending = send_request(&pipeline, head, framing, &mut body, limit);
+        let sending = send_body(&pipeline, framing, &mut body, limit);
         let answering = relay_answer(&pipeline, respond, is_head, limit);
         tokio::pin!(sending, answering);
         let mut sent = false;
@@ -93,18 +93,9 @@ async fn discard_body(body: &mut RecvStream) {
     }
 }
 
-/// Writes the request head and body into the pipeline. A client that resets its stream
-/// midway leaves the pipeline a cut request (it answers 400 or logs 499).
-async fn send_request(
-    pipeline: &StreamEnd,
-    head: Vec<u8>,
-    framing: BodyOut,
-    body: &mut RecvStream,
-    limit: Duration,
-) {
-    if write(pipeline, &head, limit).await.is_err() {
-        return;
-    }
+/// Writes the request's body into the pipeline (its head is there already). A client that
+/// resets its stream midway leaves the pipeline a cut request (it answers 400 or logs 499).
+async fn send_body(pipeline: &StreamEnd, framing: BodyOut, body: &mut RecvStream, limit: Duration) {
     if framing == BodyOut::None {
         return;
     }
@@ -171,7 +162,8 @@ async fn relay_answer(
     limit: Duration,
 ) {
     let mut buf = Buf::with_capacity(SMALL);
-    let mut fields = Vec::new();
+    // Room for a usual answer's fields, so that parsing them does not grow it field by field.
+    let mut fields = Vec::with_capacity(24);
     let head = loop {
         match parse_response(&buf, is_head, &mut fields) {
             // An interim answer: the client is sending its body anyway.
@@ -220,15 +212,22 @@ async fn relay_answer(
         return;
     }
     loop {
-        if !out.is_empty()
-            && send_data(&mut stream, Bytes::from(std::mem::take(&mut out)), limit)
-                .await
-                .is_err()
+        // The last piece carries the stream's end (no empty DATA frame of its own).
+        let done = reframer.is_done();
+        if (done || !out.is_empty())
+            && send_data(
+                &mut stream,
+                Bytes::from(std::mem::take(&mut out)),
+                done,
+                limit,
+            )
+            .await
+            .is_err()
         {
             return;
         }
-        if reframer.is_done() {
-            break;
+        if done {
+            return;
         }
         buf.clear();
         let reset = std::future::poll_fn(|cx| stream.poll_reset(cx));
@@ -248,16 +247,24 @@ async fn relay_answer(
             return;
         }
     }
-    let _ = stream.send_data(Bytes::new(), true);
 }
 
 /// Sends `data` as the stream's flow-control window allows, waiting at most `limit` for the
-/// client to open it each time.
+/// client to open it each time; `end`: these are the answer's last bytes.
 async fn send_data(
     stream: &mut SendStream<Bytes>,
     mut data: Bytes,
+    end: bool,
     limit: Duration,
 ) -> Result<(), ()> {
+    if data.is_empty() {
+        // An end takes no window.
+        return if end {
+            stream.send_data(data, true).map_err(drop)
+        } else {
+            Ok(())
+        };
+    }
     while !data.is_empty() {
         stream.reserve_capacity(data.len());
         let capacity =
@@ -265,7 +272,9 @@ async fn send_data(
         match capacity {
             Ok(Some(Ok(n))) if n > 0 => {
                 let piece = data.split_to(n.min(data.len()));
-                stream.send_data(piece, false).map_err(drop)?;
+                stream
+                    .send_data(piece, end && data.is_empty())
+                    .map_err(drop)?;
             }
             Ok(Some(Ok(_))) => {}
             Ok(Some(Err(_)) | None) => return Err(()),
