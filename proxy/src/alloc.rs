@@ -1,16 +1,17 @@
-//! The process's allocator: glibc's malloc, with blocks of 1 to 16 KiB (and over-aligned
-//! ones up to that) kept for reuse by the worker thread that freed them.
+//! The process's allocator: glibc's malloc, with the blocks a worker thread frees kept for
+//! its next allocations: small ones by size class, those of 1 to 16 KiB (and over-aligned
+//! ones up to that) by exact layout.
 //!
-//! glibc serves blocks up to 1032 bytes from a per-thread cache (tcache), without a lock;
-//! larger ones, and over-aligned ones of any size, come from the arena, under its lock, and
-//! every thread shares one arena (`M_ARENA_MAX` 1, see `server.rs`). A request allocates a
-//! few such blocks again and again: its future's box, a task (aligned to 128 bytes).
-//! Taken from glibc each time, they were about a tenth of a worker's CPU under load, some of
-//! it waiting for the arena's lock. So each worker thread keeps the blocks it frees, by exact
-//! size and alignment, in a few bounded free lists, and hands them out again for the same
-//! layout. A kept block is still glibc's (allocated with that very layout), so whoever frees
-//! or reallocates it later, on any thread, does so through glibc as usual. See
-//! docs/ARCHITECTURE.md, "Buffering".
+//! glibc serves blocks up to 1032 bytes from a per-thread cache (tcache), without a lock,
+//! but keeps only 7 free blocks per size there; beyond that, and for larger or over-aligned
+//! blocks, it goes to the arena, under its lock, and every thread shares one arena
+//! (`M_ARENA_MAX` 1, see `server.rs`). A request allocates a few mid-sized blocks again and
+//! again (its future's box, a task aligned to 128 bytes), and an HTTP/2 stream dozens of
+//! small ones, with many streams in flight at once. Taken from glibc each time, they were
+//! about a tenth of a worker's CPU under load, some of it waiting for the arena's lock. So
+//! each worker thread keeps the blocks it frees in bounded free lists and hands them out
+//! again. A kept block is still glibc's, so whoever frees or reallocates it later, on any
+//! thread, does so through glibc as usual. See docs/ARCHITECTURE.md, "Buffering".
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -34,6 +35,50 @@ const MAX_LIST_BYTES: usize = 256 * 1024;
 /// The alignment every glibc block has on 64-bit targets; a layout asking for more goes
 /// through `posix_memalign`.
 const MALLOC_ALIGN: usize = 2 * size_of::<usize>();
+
+/// Small blocks are kept by size class, each class a usable size glibc hands out on 64-bit
+/// targets (24 + 16k bytes: a chunk of 32 + 16k less its 8-byte header), from its smallest
+/// block up to tcache's largest. A freed block goes to the largest class its usable size
+/// (`malloc_usable_size`, whatever malloc is loaded) covers, and an allocation takes a block
+/// of the smallest class not below it; a fresh one is allocated with the class's size, so
+/// that it comes back to the same class.
+const SMALL_MIN: usize = 24;
+const SMALL_STEP: usize = 16;
+const SMALL_MAX: usize = 1032;
+const SMALL_CLASSES: usize = (SMALL_MAX - SMALL_MIN) / SMALL_STEP + 1;
+/// Most blocks kept per small class: about what a worker frees in a burst of HTTP/2
+/// streams (glibc's own cache keeps 7, and past those each free took the arena's lock).
+const MAX_SMALL_BLOCKS: usize = 128;
+/// Most bytes kept per small class: 64 classes hold 1.5 MiB at most per thread, given back
+/// with the other kept blocks when the worker is quiet.
+const MAX_SMALL_CLASS_BYTES: usize = 32 * 1024;
+
+/// The class whose blocks serve an allocation of `layout`, if it is small.
+fn small_class_for_alloc(layout: Layout) -> Option<usize> {
+    let size = layout.size();
+    (layout.align() <= MALLOC_ALIGN && size <= SMALL_MAX)
+        .then(|| size.saturating_sub(SMALL_MIN).div_ceil(SMALL_STEP))
+}
+
+/// The class a block freed with `layout` belongs to, if it is small: the largest its
+/// usable size covers.
+///
+/// # Safety
+/// `block` is a live block of the process's malloc.
+unsafe fn small_class_for_free(block: *mut u8, layout: Layout) -> Option<usize> {
+    if layout.align() > MALLOC_ALIGN || layout.size() > SMALL_MAX {
+        return None;
+    }
+    // SAFETY: the caller's contract.
+    let usable = unsafe { libc::malloc_usable_size(block.cast()) };
+    let class = usable.checked_sub(SMALL_MIN)? / SMALL_STEP;
+    Some(class.min(SMALL_CLASSES - 1))
+}
+
+/// The layout glibc allocates a fresh block of small class `class` with.
+fn small_layout(class: usize, align: usize) -> Option<Layout> {
+    Layout::from_size_align(SMALL_MIN + class * SMALL_STEP, align).ok()
+}
 
 /// Whether blocks of `layout` are kept: those of [`SIZES`], and smaller ones aligned beyond
 /// [`MALLOC_ALIGN`]. glibc 2.36 serves an over-aligned block through memalign's arena
@@ -99,6 +144,8 @@ impl FreeList {
 struct Kept {
     on: Cell<bool>,
     lists: [FreeList; LISTS],
+    /// Small blocks, by class (their lists' layouts unused).
+    small: [FreeList; SMALL_CLASSES],
 }
 
 thread_local! {
@@ -107,6 +154,7 @@ thread_local! {
         Kept {
             on: Cell::new(false),
             lists: [const { FreeList::empty() }; LISTS],
+            small: [const { FreeList::empty() }; SMALL_CLASSES],
         }
     };
 }
@@ -149,7 +197,40 @@ impl Kept {
         true
     }
 
+    fn take_small(&self, class: usize) -> Option<*mut u8> {
+        if !self.on.get() {
+            return None;
+        }
+        self.small.get(class).and_then(FreeList::pop)
+    }
+
+    /// Keeps `block` in small class `class` if the class has room.
+    ///
+    /// # Safety
+    /// `block` came from `System`, holds at least the class's size, and is no longer used.
+    unsafe fn keep_small(&self, block: *mut u8, class: usize) -> bool {
+        let Some(list) = self.small.get(class).filter(|_| self.on.get()) else {
+            return false;
+        };
+        let size = SMALL_MIN + class * SMALL_STEP;
+        if list.len.get() >= MAX_SMALL_BLOCKS.min(MAX_SMALL_CLASS_BYTES / size) {
+            return false;
+        }
+        // SAFETY: the caller's contract; every class holds an address.
+        unsafe { list.push(block) };
+        true
+    }
+
     fn release(&self) {
+        for (class, list) in self.small.iter().enumerate() {
+            while let Some(block) = list.pop() {
+                if let Some(layout) = small_layout(class, 1) {
+                    // SAFETY: every block in the list is `System`'s and unused; glibc frees
+                    // it whatever layout it came with (`free` takes no size).
+                    unsafe { System.dealloc(block, layout) };
+                }
+            }
+        }
         for list in &self.lists {
             while let Some(block) = list.pop() {
                 let layout = Layout::from_size_align(list.size.get(), list.align.get());
@@ -186,6 +267,17 @@ pub fn release_kept_blocks() {
 // then handed out at most once more) or gives it to `System`.
 unsafe impl GlobalAlloc for BlockCache {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if let Some(class) = small_class_for_alloc(layout) {
+            if let Ok(Some(block)) = KEPT.try_with(|kept| kept.take_small(class)) {
+                return block;
+            }
+            // The whole class (the same glibc chunk as `layout.size()` would get), so that
+            // the block serves any allocation of its class once freed.
+            if let Some(whole) = small_layout(class, layout.align()) {
+                // SAFETY: a non-zero size.
+                return unsafe { System.alloc(whole) };
+            }
+        }
         if is_kept(layout)
             && let Ok(Some(block)) = KEPT.try_with(|kept| kept.take(layout))
         {
@@ -196,6 +288,17 @@ unsafe impl GlobalAlloc for BlockCache {
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if let Some(class) = small_class_for_alloc(layout) {
+            if let Ok(Some(block)) = KEPT.try_with(|kept| kept.take_small(class)) {
+                // SAFETY: the block holds at least `layout.size()` bytes, all ours.
+                unsafe { block.write_bytes(0, layout.size()) };
+                return block;
+            }
+            if let Some(whole) = small_layout(class, layout.align()) {
+                // SAFETY: a non-zero size.
+                return unsafe { System.alloc_zeroed(whole) };
+            }
+        }
         if is_kept(layout)
             && let Ok(Some(block)) = KEPT.try_with(|kept| kept.take(layout))
         {
@@ -208,6 +311,17 @@ unsafe impl GlobalAlloc for BlockCache {
     }
 
     unsafe fn dealloc(&self, block: *mut u8, layout: Layout) {
+        // SAFETY: `block` came from `alloc`: malloc's, and live until freed here.
+        if let Some(class) = unsafe { small_class_for_free(block, layout) } {
+            // SAFETY: `block` is malloc's, holds at least the class's size, and the caller
+            // is done with it.
+            let keep = |kept: &Kept| unsafe { kept.keep_small(block, class) };
+            if KEPT.try_with(keep) == Ok(true) {
+                return;
+            }
+            // SAFETY: as above.
+            return unsafe { System.dealloc(block, layout) };
+        }
         let keep = |kept: &Kept| {
             // SAFETY: `block` came from `alloc` with `layout`, so it is `System`'s with that
             // layout, and the caller is done with it.
@@ -235,6 +349,14 @@ mod tests {
         KEPT.with(|kept| kept.lists.iter().map(|list| list.len.get()).sum())
     }
 
+    fn kept_small() -> usize {
+        KEPT.with(|kept| kept.small.iter().map(|list| list.len.get()).sum())
+    }
+
+    unsafe extern "C" {
+        fn malloc_usable_size(block: *mut u8) -> usize;
+    }
+
     /// Each test runs on its own thread, with its own kept blocks.
     fn on_a_worker(test: impl FnOnce() + Send + 'static) {
         std::thread::spawn(move || {
@@ -242,6 +364,7 @@ mod tests {
             test();
             stop_keeping_blocks_on_this_thread();
             assert_eq!(kept(), 0);
+            assert_eq!(kept_small(), 0);
         })
         .join()
         .unwrap();
@@ -292,20 +415,96 @@ mod tests {
     }
 
     #[test]
-    fn small_and_large_blocks_and_other_threads_keep_nothing() {
+    fn small_blocks_are_kept_by_class_and_always_hold_what_is_asked() {
         on_a_worker(|| {
-            for size in [64, 1032, 16 * 1024 + 1, 1 << 20] {
+            // SAFETY: non-zero layouts; each block is freed once, with its layout.
+            unsafe {
+                let forty = Layout::from_size_align(40, 8).unwrap();
+                let a = BlockCache.alloc(forty);
+                BlockCache.dealloc(a, forty);
+                assert_eq!(kept_small(), 1);
+                let b = BlockCache.alloc(Layout::from_size_align(33, 1).unwrap());
+                assert_eq!(a, b, "33 bytes are of the 40-byte class");
+                // Freed with a smaller layout, the block keeps its class: its usable size.
+                BlockCache.dealloc(b, Layout::from_size_align(30, 1).unwrap());
+                let c = BlockCache.alloc(forty);
+                assert_eq!(c, b);
+                // One that glibc made bigger (a shrunk realloc) serves its own class.
+                let grown = BlockCache.realloc(c, forty, 1000);
+                let shrunk =
+                    BlockCache.realloc(grown, Layout::from_size_align(1000, 8).unwrap(), 900);
+                let usable = malloc_usable_size(shrunk);
+                BlockCache.dealloc(shrunk, Layout::from_size_align(900, 8).unwrap());
+                let again = BlockCache.alloc(Layout::from_size_align(usable, 8).unwrap());
+                assert_eq!(again, shrunk);
+                BlockCache.dealloc(again, Layout::from_size_align(usable, 8).unwrap());
+                // Whatever the sizes, a block handed out holds what was asked for.
+                let mut held = Vec::new();
+                for size in (1..=SMALL_MAX).step_by(7) {
+                    let layout = Layout::from_size_align(size, 8).unwrap();
+                    let block = BlockCache.alloc(layout);
+                    assert!(malloc_usable_size(block) >= size);
+                    held.push((block, layout));
+                }
+                for (block, layout) in held.drain(..) {
+                    BlockCache.dealloc(block, layout);
+                }
+                for size in (1..=SMALL_MAX).rev().step_by(5) {
+                    let layout = Layout::from_size_align(size, 8).unwrap();
+                    let block = BlockCache.alloc(layout);
+                    assert!(malloc_usable_size(block) >= size, "{size} bytes");
+                    held.push((block, layout));
+                }
+                for (block, layout) in held {
+                    BlockCache.dealloc(block, layout);
+                }
+            }
+            assert!(kept_small() > 0);
+            release_kept_blocks();
+            assert_eq!(kept_small(), 0);
+        });
+    }
+
+    #[test]
+    fn small_blocks_are_bounded_per_class() {
+        on_a_worker(|| {
+            let tiny = Layout::from_size_align(8, 8).unwrap();
+            let big = Layout::from_size_align(SMALL_MAX, 8).unwrap();
+            for layout in [tiny, big] {
+                // SAFETY: as above.
+                let blocks: Vec<_> = (0..300)
+                    .map(|_| unsafe { BlockCache.alloc(layout) })
+                    .collect();
+                for block in blocks {
+                    // SAFETY: as above.
+                    unsafe { BlockCache.dealloc(block, layout) };
+                }
+            }
+            assert_eq!(
+                kept_small(),
+                MAX_SMALL_BLOCKS + MAX_SMALL_CLASS_BYTES / SMALL_MAX,
+                "a class of small blocks holds 128 at most, of large ones 32 KiB"
+            );
+        });
+    }
+
+    #[test]
+    fn large_blocks_and_other_threads_keep_nothing() {
+        on_a_worker(|| {
+            for size in [16 * 1024 + 1, 1 << 20] {
                 let layout = Layout::from_size_align(size, 8).unwrap();
                 // SAFETY: as above.
                 unsafe { BlockCache.dealloc(BlockCache.alloc(layout), layout) };
             }
-            assert_eq!(kept(), 0);
+            assert_eq!(kept() + kept_small(), 0);
         });
         std::thread::spawn(|| {
-            let layout = Layout::from_size_align(2000, 8).unwrap();
-            // SAFETY: as above.
-            unsafe { BlockCache.dealloc(BlockCache.alloc(layout), layout) };
-            assert_eq!(kept(), 0, "not a worker");
+            for size in [64, 2000] {
+                let layout = Layout::from_size_align(size, 8).unwrap();
+                // SAFETY: as above.
+                unsafe { BlockCache.dealloc(BlockCache.alloc(layout), layout) };
+            }
+            assert_eq!(kept() + kept_small(), 0, "not a worker");
         })
         .join()
         .unwrap();
