@@ -15,6 +15,9 @@ const CONNECTION_SPECIFIC: [&[u8]; 5] = [
     b"upgrade",
 ];
 
+/// ringway's X-Request-ID, a new value on every answer.
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
 /// The response for `head` (parsed from `buf`, its fields in `fields`), without the fields
 /// HTTP/2 forbids. `None` for a status HTTP/2 cannot carry (a 101: the pipeline never
 /// switches a bridged request, which has no `Upgrade`).
@@ -39,12 +42,18 @@ pub(super) fn response_of(
             continue;
         }
         let value = block.slice(field.value.start as usize..field.value.end as usize);
+        let request_id = name.eq_ignore_ascii_case(REQUEST_ID.as_str().as_bytes());
+        let name = if request_id {
+            Ok(REQUEST_ID)
+        } else {
+            HeaderName::from_bytes(name)
+        };
         // The pipeline writes only valid fields; one that would not convert is left out
         // rather than sent broken.
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name),
-            HeaderValue::from_maybe_shared(value),
-        ) {
+        if let (Ok(name), Ok(mut value)) = (name, HeaderValue::from_maybe_shared(value)) {
+            // Never indexed: an HPACK table entry per answer would only push out the
+            // fields that repeat.
+            value.set_sensitive(request_id);
             headers.append(name, value);
         }
     }
@@ -90,6 +99,19 @@ mod tests {
             convert(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\n\r\n").unwrap();
         assert!(response.headers().get("transfer-encoding").is_none());
         assert_eq!(response.headers()["x-a"], "1");
+    }
+
+    #[test]
+    fn the_request_id_stays_out_of_the_hpack_table_and_the_rest_may_enter_it() {
+        let response = convert(
+            b"HTTP/1.1 200 OK\r\nX-Request-ID: 5f0c\r\nServer: ringway\r\nX-App: 1\r\n\r\n",
+        )
+        .unwrap();
+        let h = response.headers();
+        assert_eq!(h["x-request-id"], "5f0c");
+        assert!(h["x-request-id"].is_sensitive());
+        assert!(!h["server"].is_sensitive());
+        assert!(!h["x-app"].is_sensitive());
     }
 
     #[test]
