@@ -53,22 +53,21 @@ const MAX_SMALL_BLOCKS: usize = 128;
 /// with the other kept blocks when the worker is quiet.
 const MAX_SMALL_CLASS_BYTES: usize = 32 * 1024;
 
-/// The class whose blocks serve an allocation of `layout`, if it is small.
-fn small_class_for_alloc(layout: Layout) -> Option<usize> {
-    let size = layout.size();
-    (layout.align() <= MALLOC_ALIGN && size <= SMALL_MAX)
-        .then(|| size.saturating_sub(SMALL_MIN).div_ceil(SMALL_STEP))
+/// Whether blocks of `layout` are kept by size class.
+fn is_small(layout: Layout) -> bool {
+    layout.align() <= MALLOC_ALIGN && layout.size() <= SMALL_MAX
 }
 
-/// The class a block freed with `layout` belongs to, if it is small: the largest its
-/// usable size covers.
+/// The class whose blocks serve an allocation of `layout`, if it is small.
+fn small_class_for_alloc(layout: Layout) -> Option<usize> {
+    is_small(layout).then(|| layout.size().saturating_sub(SMALL_MIN).div_ceil(SMALL_STEP))
+}
+
+/// The class a freed block belongs to: the largest its usable size covers.
 ///
 /// # Safety
 /// `block` is a live block of the process's malloc.
-unsafe fn small_class_for_free(block: *mut u8, layout: Layout) -> Option<usize> {
-    if layout.align() > MALLOC_ALIGN || layout.size() > SMALL_MAX {
-        return None;
-    }
+unsafe fn small_class_of(block: *mut u8) -> Option<usize> {
     // SAFETY: the caller's contract.
     let usable = unsafe { libc::malloc_usable_size(block.cast()) };
     let class = usable.checked_sub(SMALL_MIN)? / SMALL_STEP;
@@ -204,19 +203,27 @@ impl Kept {
         self.small.get(class).and_then(FreeList::pop)
     }
 
-    /// Keeps `block` in small class `class` if the class has room.
+    /// Keeps `block` in its small class if the class has room.
     ///
     /// # Safety
-    /// `block` came from `System`, holds at least the class's size, and is no longer used.
-    unsafe fn keep_small(&self, block: *mut u8, class: usize) -> bool {
-        let Some(list) = self.small.get(class).filter(|_| self.on.get()) else {
+    /// `block` came from `System` and is no longer used.
+    unsafe fn keep_small(&self, block: *mut u8) -> bool {
+        if !self.on.get() {
+            return false;
+        }
+        // SAFETY: the caller's contract: malloc's, not yet freed.
+        let Some(class) = (unsafe { small_class_of(block) }) else {
+            return false;
+        };
+        let Some(list) = self.small.get(class) else {
             return false;
         };
         let size = SMALL_MIN + class * SMALL_STEP;
         if list.len.get() >= MAX_SMALL_BLOCKS.min(MAX_SMALL_CLASS_BYTES / size) {
             return false;
         }
-        // SAFETY: the caller's contract; every class holds an address.
+        // SAFETY: the caller's contract; the block holds the class's size, an address at
+        // least.
         unsafe { list.push(block) };
         true
     }
@@ -311,11 +318,10 @@ unsafe impl GlobalAlloc for BlockCache {
     }
 
     unsafe fn dealloc(&self, block: *mut u8, layout: Layout) {
-        // SAFETY: `block` came from `alloc`: malloc's, and live until freed here.
-        if let Some(class) = unsafe { small_class_for_free(block, layout) } {
-            // SAFETY: `block` is malloc's, holds at least the class's size, and the caller
-            // is done with it.
-            let keep = |kept: &Kept| unsafe { kept.keep_small(block, class) };
+        if is_small(layout) {
+            // SAFETY: `block` came from `alloc`, so it is `System`'s, and the caller is done
+            // with it.
+            let keep = |kept: &Kept| unsafe { kept.keep_small(block) };
             if KEPT.try_with(keep) == Ok(true) {
                 return;
             }
@@ -353,8 +359,9 @@ mod tests {
         KEPT.with(|kept| kept.small.iter().map(|list| list.len.get()).sum())
     }
 
-    unsafe extern "C" {
-        fn malloc_usable_size(block: *mut u8) -> usize;
+    fn usable_size(block: *mut u8) -> usize {
+        // SAFETY: the tests ask only of live blocks.
+        unsafe { libc::malloc_usable_size(block.cast()) }
     }
 
     /// Each test runs on its own thread, with its own kept blocks.
@@ -433,7 +440,7 @@ mod tests {
                 let grown = BlockCache.realloc(c, forty, 1000);
                 let shrunk =
                     BlockCache.realloc(grown, Layout::from_size_align(1000, 8).unwrap(), 900);
-                let usable = malloc_usable_size(shrunk);
+                let usable = usable_size(shrunk);
                 BlockCache.dealloc(shrunk, Layout::from_size_align(900, 8).unwrap());
                 let again = BlockCache.alloc(Layout::from_size_align(usable, 8).unwrap());
                 assert_eq!(again, shrunk);
@@ -443,7 +450,7 @@ mod tests {
                 for size in (1..=SMALL_MAX).step_by(7) {
                     let layout = Layout::from_size_align(size, 8).unwrap();
                     let block = BlockCache.alloc(layout);
-                    assert!(malloc_usable_size(block) >= size);
+                    assert!(usable_size(block) >= size);
                     held.push((block, layout));
                 }
                 for (block, layout) in held.drain(..) {
@@ -452,7 +459,7 @@ mod tests {
                 for size in (1..=SMALL_MAX).rev().step_by(5) {
                     let layout = Layout::from_size_align(size, 8).unwrap();
                     let block = BlockCache.alloc(layout);
-                    assert!(malloc_usable_size(block) >= size, "{size} bytes");
+                    assert!(usable_size(block) >= size, "{size} bytes");
                     held.push((block, layout));
                 }
                 for (block, layout) in held {
