@@ -47,7 +47,8 @@ const SMALL_STEP: usize = 16;
 const SMALL_MAX: usize = 1032;
 const SMALL_CLASSES: usize = (SMALL_MAX - SMALL_MIN) / SMALL_STEP + 1;
 /// Most blocks kept per small class: about what a worker frees in a burst of HTTP/2
-/// streams (glibc's own cache keeps 7, and past those each free took the arena's lock).
+/// streams (glibc's own cache keeps 7; past those each free took the arena's path, under
+/// its lock).
 const MAX_SMALL_BLOCKS: usize = 128;
 /// Most bytes kept per small class: 64 classes hold 1.5 MiB at most per thread, given back
 /// with the other kept blocks when the worker is quiet.
