@@ -278,6 +278,16 @@ mod tests {
     }
 
     #[test]
+    fn a_head_given_at_the_start_is_read_first() {
+        let (stream, pipeline) = pipe(Peer::default(), 0, b"GET / HTTP/1.1\r\n\r\n".to_vec());
+        assert!(pipeline.has_unread());
+        assert_eq!(stream.0.request.push(b"body").unwrap(), 4);
+        let mut out = Vec::new();
+        assert_eq!(pipeline.0.request.take(&mut out, 100), Some(22));
+        assert_eq!(out, b"GET / HTTP/1.1\r\n\r\nbody");
+    }
+
+    #[test]
     fn a_full_lane_takes_nothing_more_until_read() {
         let (stream, _pipeline) = pipe(Peer::default(), 0, Vec::new());
         let lane = &stream.0.answer;
