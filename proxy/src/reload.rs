@@ -105,6 +105,10 @@ fn keep_process_settings(new: &mut Config, old: &Config) -> Vec<&'static str> {
         kept.push("workers");
         new.workers = old.workers;
     }
+    if new.pin_workers != old.pin_workers {
+        kept.push("pin_workers");
+        new.pin_workers = old.pin_workers;
+    }
     if new.metrics != old.metrics {
         kept.push("metrics");
         new.metrics = old.metrics;
@@ -182,12 +186,17 @@ mod tests {
             "--max-body-size",
             "1k",
             "--listen-deferred",
+            "--no-pin-workers",
         ]);
         let kept = keep_process_settings(&mut new, &old);
-        assert_eq!(kept, ["listen", "listen_deferred", "workers"]);
+        assert_eq!(
+            kept,
+            ["listen", "listen_deferred", "workers", "pin_workers"]
+        );
         assert_eq!(new.listen, old.listen);
         assert!(!new.listen_deferred);
         assert_eq!(new.workers, 2);
+        assert!(new.pin_workers);
         // Everything else follows the new configuration.
         assert_eq!(new.limits.max_body_size, 1024);
     }

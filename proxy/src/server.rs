@@ -117,10 +117,13 @@ impl Server {
         };
         let budget = Arc::new(Budget::new(config.buffering.max_buffer_memory));
         let (generations, generation_rx) = watch::channel(Arc::clone(&first));
-        // One worker per allowed CPU (the default): each is pinned to its own. Fewer (or
-        // more) workers than CPUs are left to the scheduler, so that several processes on
-        // one host (pods with `workers = 2`, an upgrade's two) do not all crowd the first CPUs.
-        let cpus = Some(allowed_cpus()).filter(|cpus| cpus.len() == listeners.len());
+        // One worker per allowed CPU (the default): each is pinned to its own, unless
+        // `pin_workers = false`. Fewer (or more) workers than CPUs are left to the scheduler,
+        // so that several processes on one host (pods with `workers = 2`, an upgrade's two)
+        // do not all crowd the first CPUs. docs/ARCHITECTURE.md, "The pipeline", has what
+        // pinning gains and costs.
+        let cpus =
+            Some(allowed_cpus()).filter(|cpus| config.pin_workers && cpus.len() == listeners.len());
         let (stop, _) = watch::channel(false);
         let closing = Arc::new(AtomicBool::new(false));
         let listening = listeners

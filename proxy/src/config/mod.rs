@@ -50,6 +50,8 @@ pub struct Config {
     pub listen: Vec<SocketAddr>,
     /// Worker threads.
     pub workers: usize,
+    /// One worker per allowed CPU is pinned to its CPU (`pin_workers`, true by default).
+    pub pin_workers: bool,
     /// Upstream groups (routes refer to them by index).
     pub groups: Vec<Group>,
     /// The routes.

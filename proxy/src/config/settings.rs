@@ -54,6 +54,11 @@ pub struct Settings {
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
 
+    /// Leave one-per-CPU workers to the scheduler instead of pinning each to its CPU (as
+    /// nginx's workers without `worker_cpu_affinity`). Set at start; a reload keeps it.
+    #[arg(long = "no-pin-workers", num_args = 0, default_missing_value = "false")]
+    pub pin_workers: Option<bool>,
+
     /// uWSGI's `buffer-size`: the largest vars block the upstream accepts. Larger requests get
     /// 431 here instead of being dropped by uWSGI. Groups may set their own [default: 4096].
     #[arg(long, value_name = "BYTES")]

@@ -44,6 +44,15 @@ fn the_flags_are_well_formed() {
 }
 
 #[test]
+fn workers_are_pinned_unless_the_file_or_a_flag_says_not() {
+    let upstream = "upstream = [\"unix:/tmp/a.sock\"]\n";
+    assert!(load(upstream, &[]).unwrap().pin_workers);
+    let off = format!("{upstream}pin_workers = false\n");
+    assert!(!load(&off, &[]).unwrap().pin_workers);
+    assert!(!load(upstream, &["--no-pin-workers"]).unwrap().pin_workers);
+}
+
+#[test]
 fn file_then_flags() {
     let config = load(
         "listen = \"127.0.0.1:9000\"\nupstream = [\"unix:/tmp/a.sock\"]\n\

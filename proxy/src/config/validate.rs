@@ -123,6 +123,7 @@ impl Resolved {
                 (all, None) => all.to_vec(),
             },
             workers,
+            pin_workers: s.pin_workers.unwrap_or(true),
             groups,
             routes,
             limits,
