@@ -272,7 +272,7 @@ impl Report {
             versions.insert("h2load".to_owned(), version(&config.h2load, &["--version"]));
             versions.insert(
                 "rustls".to_owned(),
-                "rustls 0.23 (ring) in the harness's handshake client".to_owned(),
+                "rustls 0.23 (aws-lc-rs) in the harness's handshake client".to_owned(),
             );
         }
         let meta = Meta {

@@ -134,9 +134,10 @@ pub fn h2_client_config() -> Result<Arc<ClientConfig>> {
 }
 
 fn config_offering(resume: bool, alpn: Vec<Vec<u8>>) -> Result<Arc<ClientConfig>> {
-    let mut provider = rustls::crypto::ring::default_provider();
-    provider.cipher_suites = vec![rustls::crypto::ring::cipher_suite::TLS13_AES_128_GCM_SHA256];
-    provider.kx_groups = vec![rustls::crypto::ring::kx_group::X25519];
+    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+    provider.cipher_suites =
+        vec![rustls::crypto::aws_lc_rs::cipher_suite::TLS13_AES_128_GCM_SHA256];
+    provider.kx_groups = vec![rustls::crypto::aws_lc_rs::kx_group::X25519];
     let provider = Arc::new(provider);
     let mut config = ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_protocol_versions(&[&rustls::version::TLS13])

@@ -109,7 +109,7 @@ pub fn fuzz(ws: &Workspace, args: &FuzzArgs) -> Result<u8> {
 /// toolchain with.
 ///
 /// The package variables `cargo run` gave xtask (`CARGO_PKG_NAME`, `CARGO_MANIFEST_DIR`,
-/// ...) are left out: some build scripts (ring's) rebuild when they change, and with them
+/// ...) are left out: some build scripts rebuild when they change, and with them
 /// every target would rebuild between `cargo xtask fuzz` and `cargo fuzz` typed by hand.
 fn fuzz_cargo(ws: &Workspace) -> Command {
     let mut cmd = Command::new("cargo");

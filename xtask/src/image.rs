@@ -106,7 +106,8 @@ fn build_base() -> Result<Base> {
         arg: "BUILD_IMAGE",
         public: "docker.io/library/rust:1-bookworm",
         local: format!("localhost/ringway-base-rust:{SUITE}-{version}"),
-        // The linker and libc for rustc, a C compiler for ring, CA certificates for cargo.
+        // The linker and libc for rustc, a C compiler for AWS-LC (rustls's crypto), CA
+        // certificates for cargo.
         packages: &["gcc", "libc6-dev", "ca-certificates"],
         rust: true,
         env: &[

@@ -65,6 +65,7 @@ enum Var {
     Https,
     SslProtocol,
     SslCipher,
+    SslCurve,
     SslClientVerify,
     SslClientSDn,
     SslClientIDn,
@@ -150,7 +151,7 @@ impl Var {
     }
 }
 
-const VARS: [(&str, Var); 54] = [
+const VARS: [(&str, Var); 55] = [
     ("remote_addr", Var::RemoteAddr),
     ("remote_user", Var::RemoteUser),
     ("time_local", Var::TimeLocal),
@@ -176,6 +177,7 @@ const VARS: [(&str, Var); 54] = [
     ("https", Var::Https),
     ("ssl_protocol", Var::SslProtocol),
     ("ssl_cipher", Var::SslCipher),
+    ("ssl_curve", Var::SslCurve),
     ("ssl_client_verify", Var::SslClientVerify),
     ("ssl_client_s_dn", Var::SslClientSDn),
     ("ssl_client_i_dn", Var::SslClientIDn),
@@ -549,6 +551,7 @@ fn push_var(
         Var::Https => text(out, Some(if e.tls.is_some() { b"on" } else { b"" })),
         Var::SslProtocol => text(out, e.tls.map(|t| t.protocol.as_bytes())),
         Var::SslCipher => text(out, e.tls.map(|t| t.cipher.as_bytes())),
+        Var::SslCurve => text(out, e.tls.map(|t| t.group.as_bytes())),
         Var::SslClientVerify => text(
             out,
             e.tls.map(|t| match t.cert {

@@ -33,9 +33,9 @@ pub use settings::{
 };
 pub(crate) use validate::is_normal_path;
 pub use values::{
-    CacheFor, Cidr, DEFAULT_METRICS, Dur, Expires, HostName, LogEscape, LogFormat, LogTarget,
-    MetricsListen, Rate, RealIpHeader, Size, StaticDir, TlsVersion, ToHttps, UpstreamAddr,
-    VerifyClient,
+    CacheFor, Cidr, DEFAULT_METRICS, Dur, Expires, HostName, KeyExchangeGroup, LogEscape,
+    LogFormat, LogTarget, MetricsListen, Rate, RealIpHeader, Size, StaticDir, TlsVersion, ToHttps,
+    UpstreamAddr, VerifyClient,
 };
 
 use crate::app::AppConfig;

@@ -19,8 +19,8 @@ use serde_json::Value;
 use super::next_upstream::NextUpstream;
 use super::server_addr::{Lookup, ServerAddr};
 use super::values::{
-    Cidr, Dur, Expires, HostName, LogEscape, LogFormat, LogTarget, MetricsListen, Rate,
-    RealIpHeader, Size, StaticDir, TlsVersion, ToHttps, VerifyClient,
+    Cidr, Dur, Expires, HostName, KeyExchangeGroup, LogEscape, LogFormat, LogTarget, MetricsListen,
+    Rate, RealIpHeader, Size, StaticDir, TlsVersion, ToHttps, VerifyClient,
 };
 
 /// ringway: an HTTP/1.1 front end for uWSGI on io_uring.
@@ -431,6 +431,17 @@ pub struct TlsSettings {
     /// in the file, a list [default: TLSv1.2,TLSv1.3].
     #[arg(long = "tls-protocols", value_name = "VERSIONS", value_delimiter = ',')]
     pub protocols: Option<Vec<TlsVersion>>,
+
+    /// Key exchange groups accepted (nginx's `ssl_ecdh_curve`), OpenSSL's names:
+    /// X25519MLKEM768, SecP256r1MLKEM768, X25519, prime256v1, secp384r1; comma-separated, in
+    /// the file a list; the client's order picks among them [default:
+    /// X25519MLKEM768,X25519,prime256v1,secp384r1].
+    #[arg(
+        long = "tls-key-exchange-groups",
+        value_name = "GROUPS",
+        value_delimiter = ','
+    )]
+    pub key_exchange_groups: Option<Vec<KeyExchangeGroup>>,
 
     /// Resume TLS sessions from stateless tickets as well as from the session cache
     /// (nginx's `ssl_session_tickets`) [default: true].

@@ -2231,6 +2231,67 @@ fn tls_versions_tickets_and_client_certificates() {
         "names no version",
     );
 
+    // Key exchange groups: OpenSSL's names and aliases, any case, once each in the order
+    // given; the post-quantum hybrid first by default.
+    use KeyExchangeGroup::*;
+    assert_eq!(
+        plain.key_exchange_groups,
+        [X25519Mlkem768, X25519, Secp256r1, Secp384r1]
+    );
+    assert_eq!(
+        loaded(
+            &tls("key_exchange_groups = [\"x25519\", \"P-256\", \"X25519\", \"secp384r1\"]\n"),
+            &[]
+        )
+        .key_exchange_groups,
+        [X25519, Secp256r1, Secp384r1]
+    );
+    assert_eq!(
+        loaded(
+            &tls(""),
+            &["--tls-key-exchange-groups", "SecP256r1MLKEM768,prime256v1"]
+        )
+        .key_exchange_groups,
+        [Secp256r1Mlkem768, Secp256r1]
+    );
+    assert_refused(
+        &tls("key_exchange_groups = [\"X25519\", \"secp521r1\"]\n"),
+        "\"secp521r1\"",
+        "is not offered",
+    );
+    assert_refused(
+        &tls("key_exchange_groups = [\"auto\"]\n"),
+        "auto",
+        "leave the setting out",
+    );
+    assert_refused(
+        &tls("key_exchange_groups = []\n"),
+        "tls.key_exchange_groups",
+        "names no group",
+    );
+    // TLS 1.2 cannot use the hybrids: it must have a classical group, unless it is off.
+    assert_refused(
+        &tls("key_exchange_groups = [\"X25519MLKEM768\"]\n"),
+        "tls.key_exchange_groups",
+        "no group TLS 1.2 can use",
+    );
+    assert_eq!(
+        loaded(
+            &tls("protocols = [\"TLSv1.3\"]\nkey_exchange_groups = [\"X25519MLKEM768\"]\n"),
+            &[]
+        )
+        .key_exchange_groups,
+        [X25519Mlkem768]
+    );
+    assert!(
+        load(
+            "upstream = [\"unix:/a\"]\n[tls]\nkey_exchange_groups = [\"X25519\"]\n",
+            &[]
+        )
+        .unwrap_err()
+        .contains("no address to accept TLS on")
+    );
+
     let auth = loaded(
         &tls("verify_client = \"optional\"\nclient_certificate = \"/etc/tls/ca.pem\"\n"),
         &[],

@@ -18,8 +18,8 @@ use super::settings::{
     Satisfy,
 };
 use super::values::{
-    Dur, Expires, HostName, LogEscape, LogFormat, LogTarget, MetricsListen, RealIpHeader, Size,
-    TlsVersion, VerifyClient,
+    Dur, Expires, HostName, KeyExchangeGroup, LogEscape, LogFormat, LogTarget, MetricsListen,
+    RealIpHeader, Size, TlsVersion, VerifyClient,
 };
 use super::{
     AccessLogConfig, Buffering, Config, ConnLimits, DEFAULT_METRICS, Group, GroupServer, Limits,
@@ -354,6 +354,7 @@ impl Resolved {
                 || t.hsts.is_some()
                 || t.http2.unwrap_or(false)
                 || t.protocols.is_some()
+                || t.key_exchange_groups.is_some()
                 || t.session_tickets.is_some()
                 || t.verify_client.is_some()
                 || t.client_certificate.is_some()
@@ -406,8 +407,10 @@ impl Resolved {
                 "names no version: give TLSv1.2, TLSv1.3 or both",
             ));
         }
+        let key_exchange_groups = self.key_exchange_groups(&protocols)?;
         Ok(Some(TlsConfig {
             protocols,
+            key_exchange_groups,
             session_tickets: t.session_tickets.unwrap_or(true),
             client_auth: self.client_auth()?,
             listen: t.listen.clone(),
@@ -428,6 +431,38 @@ impl Resolved {
                 },
             )?,
         }))
+    }
+
+    /// The key exchange groups, in the order given, once each; each version accepted must
+    /// have one it can use (the post-quantum hybrids are TLS 1.3 only).
+    fn key_exchange_groups(
+        &self,
+        protocols: &[TlsVersion],
+    ) -> anyhow::Result<Vec<KeyExchangeGroup>> {
+        let Some(given) = &self.settings.tls.key_exchange_groups else {
+            return Ok(KeyExchangeGroup::DEFAULT.to_vec());
+        };
+        let mut groups = Vec::with_capacity(given.len());
+        for group in given {
+            if !groups.contains(group) {
+                groups.push(*group);
+            }
+        }
+        if groups.is_empty() {
+            return Err(self.tls_invalid(
+                "key_exchange_groups",
+                "names no group: give X25519MLKEM768, X25519, prime256v1 or secp384r1 (or \
+                 leave the setting out for all four)",
+            ));
+        }
+        if protocols.contains(&TlsVersion::Tls12) && !groups.iter().any(|g| g.usable_with_tls12()) {
+            return Err(self.tls_invalid(
+                "key_exchange_groups",
+                "has no group TLS 1.2 can use (the post-quantum hybrids are TLS 1.3 only): add \
+                 X25519, prime256v1 or secp384r1, or accept TLSv1.3 alone",
+            ));
+        }
+        Ok(groups)
     }
 
     /// Client certificates: asked for when `verify_client` is on or optional, checked

@@ -738,6 +738,80 @@ impl fmt::Display for TlsVersion {
 
 serde_as_text!(TlsVersion);
 
+/// A TLS key exchange group (nginx's `ssl_ecdh_curve`), named as OpenSSL names it:
+/// `X25519MLKEM768`, `SecP256r1MLKEM768`, `X25519`, `prime256v1`, `secp384r1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum KeyExchangeGroup {
+    /// X25519 and ML-KEM-768 together (post-quantum hybrid; TLS 1.3 only).
+    X25519Mlkem768,
+    /// P-256 and ML-KEM-768 together (post-quantum hybrid; TLS 1.3 only).
+    Secp256r1Mlkem768,
+    /// X25519.
+    X25519,
+    /// NIST P-256.
+    Secp256r1,
+    /// NIST P-384.
+    Secp384r1,
+}
+
+impl KeyExchangeGroup {
+    /// What a server offers unless told otherwise: OpenSSL 3.5's choice (the hybrid first,
+    /// then the classical groups browsers offer).
+    pub const DEFAULT: [KeyExchangeGroup; 4] = [
+        KeyExchangeGroup::X25519Mlkem768,
+        KeyExchangeGroup::X25519,
+        KeyExchangeGroup::Secp256r1,
+        KeyExchangeGroup::Secp384r1,
+    ];
+
+    /// Whether TLS 1.2 can use it (the hybrids are TLS 1.3 only).
+    pub fn usable_with_tls12(self) -> bool {
+        !matches!(
+            self,
+            KeyExchangeGroup::X25519Mlkem768 | KeyExchangeGroup::Secp256r1Mlkem768
+        )
+    }
+}
+
+impl FromStr for KeyExchangeGroup {
+    type Err = String;
+
+    /// OpenSSL's names, and the aliases it takes for the NIST curves; without case, as
+    /// OpenSSL compares them.
+    fn from_str(s: &str) -> Result<KeyExchangeGroup, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "x25519mlkem768" => Ok(KeyExchangeGroup::X25519Mlkem768),
+            "secp256r1mlkem768" => Ok(KeyExchangeGroup::Secp256r1Mlkem768),
+            "x25519" => Ok(KeyExchangeGroup::X25519),
+            "prime256v1" | "secp256r1" | "p-256" => Ok(KeyExchangeGroup::Secp256r1),
+            "secp384r1" | "p-384" => Ok(KeyExchangeGroup::Secp384r1),
+            "auto" => Err(
+                "auto is not a group: leave the setting out for the default \
+                 (X25519MLKEM768, X25519, prime256v1, secp384r1)"
+                    .to_owned(),
+            ),
+            _ => Err(format!(
+                "key exchange group {s:?} is not offered: expected X25519MLKEM768, \
+                 SecP256r1MLKEM768, X25519, prime256v1 or secp384r1"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for KeyExchangeGroup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            KeyExchangeGroup::X25519Mlkem768 => "X25519MLKEM768",
+            KeyExchangeGroup::Secp256r1Mlkem768 => "SecP256r1MLKEM768",
+            KeyExchangeGroup::X25519 => "X25519",
+            KeyExchangeGroup::Secp256r1 => "prime256v1",
+            KeyExchangeGroup::Secp384r1 => "secp384r1",
+        })
+    }
+}
+
+serde_as_text!(KeyExchangeGroup);
+
 /// Whether TLS clients are asked for a certificate (nginx's `ssl_verify_client`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum VerifyClient {

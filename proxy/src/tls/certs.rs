@@ -201,7 +201,7 @@ mod tests {
         };
         std::fs::write(&files.cert, cert.pem()).unwrap();
         std::fs::write(&files.key, key.serialize_pem()).unwrap();
-        Loaded::load(&files, &rustls::crypto::ring::default_provider()).unwrap()
+        Loaded::load(&files, &rustls::crypto::aws_lc_rs::default_provider()).unwrap()
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! TLS termination with rustls.
 //!
-//! - Provider: rustls's `ring` backend. It builds with a C compiler alone (the `aws-lc-rs`
-//!   default needs more of a toolchain), and its P-256, X25519 and AES-GCM code is assembly,
-//!   which is what the handshake and bulk costs come down to.
+//! - Provider: rustls's `aws-lc-rs` backend, for its post-quantum hybrid key exchange
+//!   (X25519MLKEM768, offered first) beside X25519, P-256 and P-384; `key_exchange_groups`
+//!   narrows the set. Its P-256, X25519 and AES-GCM code is assembly, which is what the
+//!   handshake and bulk costs come down to. See docs/ARCHITECTURE.md, "TLS".
 //! - Protocols: TLS 1.3 and 1.2 (or one of them: `protocols`), rustls's default cipher
 //!   suites; ALPN `http/1.1`, and `h2` first with `http2 = true` (see `http2/`). Session
 //!   resumption: a session cache, and tickets unless `session_tickets = false`.
@@ -32,7 +33,7 @@ use anyhow::Context;
 use rustls::ServerConfig;
 use sha2::Digest as _;
 
-use crate::config::TlsVersion;
+use crate::config::{KeyExchangeGroup, TlsVersion};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::CertificateDer;
 
@@ -60,6 +61,8 @@ pub struct TlsConfig {
     pub http2: bool,
     /// The versions offered, at least one.
     pub protocols: Vec<TlsVersion>,
+    /// The key exchange groups accepted, at least one usable with each version.
+    pub key_exchange_groups: Vec<KeyExchangeGroup>,
     /// Resumption from stateless tickets as well as from the session cache.
     pub session_tickets: bool,
     /// Client certificates, when asked for.
@@ -104,7 +107,7 @@ impl Acceptor {
     /// carry over, so a reload that does not touch TLS costs no client a full handshake; a
     /// changed certificate starts fresh ones.
     pub fn new(tls: &TlsConfig, previous: Option<&Acceptor>) -> anyhow::Result<Acceptor> {
-        let provider = provider();
+        let provider = provider(&tls.key_exchange_groups);
         let resolver = certs::load_all(&tls.certificates, &provider)?;
         let certs = resolver
             .certs()
@@ -161,7 +164,9 @@ impl Acceptor {
         if tls.session_tickets {
             config.ticketer = match same.filter(|s| s.config.ticketer.enabled()) {
                 Some(same) => Arc::clone(&same.config.ticketer),
-                None => rustls::crypto::ring::Ticketer::new().context("TLS session tickets")?,
+                None => {
+                    rustls::crypto::aws_lc_rs::Ticketer::new().context("TLS session tickets")?
+                }
             };
         }
         let client_rules = clients.as_ref().map_or(0, |material| {
@@ -215,8 +220,21 @@ impl Acceptor {
     }
 }
 
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+/// aws-lc's provider, accepting `groups` alone.
+fn provider(groups: &[KeyExchangeGroup]) -> Arc<CryptoProvider> {
+    use rustls::crypto::aws_lc_rs::kx_group;
+    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+    provider.kx_groups = groups
+        .iter()
+        .map(|group| match group {
+            KeyExchangeGroup::X25519Mlkem768 => kx_group::X25519MLKEM768,
+            KeyExchangeGroup::Secp256r1Mlkem768 => kx_group::SECP256R1MLKEM768,
+            KeyExchangeGroup::X25519 => kx_group::X25519,
+            KeyExchangeGroup::Secp256r1 => kx_group::SECP256R1,
+            KeyExchangeGroup::Secp384r1 => kx_group::SECP384R1,
+        })
+        .collect();
+    Arc::new(provider)
 }
 
 #[cfg(test)]
@@ -244,6 +262,7 @@ mod tests {
             handshake_timeout: Duration::from_secs(10),
             http2: false,
             protocols: vec![TlsVersion::Tls12, TlsVersion::Tls13],
+            key_exchange_groups: KeyExchangeGroup::DEFAULT.to_vec(),
             session_tickets: true,
             client_auth: None,
         }
@@ -252,6 +271,116 @@ mod tests {
     fn same_sessions(a: &Acceptor, b: &Acceptor) -> bool {
         let (a, b) = (&a.config, &b.config);
         Arc::ptr_eq(&a.session_storage, &b.session_storage) && Arc::ptr_eq(&a.ticketer, &b.ticketer)
+    }
+
+    /// Trusts any server: the handshakes below are about the key exchange.
+    #[derive(Debug)]
+    struct AnyServer(Arc<CryptoProvider>);
+
+    impl rustls::client::danger::ServerCertVerifier for AnyServer {
+        fn verify_server_cert(
+            &self,
+            _: &CertificateDer<'_>,
+            _: &[CertificateDer<'_>],
+            _: &rustls::pki_types::ServerName<'_>,
+            _: &[u8],
+            _: rustls::pki_types::UnixTime,
+        ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+            Ok(rustls::client::danger::ServerCertVerified::assertion())
+        }
+
+        fn verify_tls12_signature(
+            &self,
+            _: &[u8],
+            _: &CertificateDer<'_>,
+            _: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            _: &[u8],
+            _: &CertificateDer<'_>,
+            _: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            self.0.signature_verification_algorithms.supported_schemes()
+        }
+    }
+
+    /// The group a client offering `offered` (in its order) agrees on with `acceptor`, as
+    /// `$ssl_curve` writes it; `None` when the handshake fails.
+    fn agreed(acceptor: &Acceptor, offered: &[KeyExchangeGroup]) -> Option<&'static str> {
+        let client_provider = provider(offered);
+        let client = rustls::ClientConfig::builder_with_provider(Arc::clone(&client_provider))
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyServer(client_provider)))
+            .with_no_client_auth();
+        let name = "a.test".try_into().unwrap();
+        let mut client = rustls::ClientConnection::new(Arc::new(client), name).unwrap();
+        let mut server = rustls::ServerConnection::new(acceptor.config()).unwrap();
+        while client.is_handshaking() || server.is_handshaking() {
+            let mut flight = Vec::new();
+            while client.wants_write() {
+                client.write_tls(&mut flight).unwrap();
+            }
+            let mut from_client = &flight[..];
+            while !from_client.is_empty() {
+                server.read_tls(&mut from_client).unwrap();
+                server.process_new_packets().ok()?;
+            }
+            let mut flight = Vec::new();
+            while server.wants_write() {
+                server.write_tls(&mut flight).unwrap();
+            }
+            let mut from_server = &flight[..];
+            while !from_server.is_empty() {
+                client.read_tls(&mut from_server).unwrap();
+                client.process_new_packets().ok()?;
+            }
+        }
+        Some(Peer::of(&server, acceptor).group)
+    }
+
+    #[test]
+    fn the_post_quantum_hybrid_is_agreed_when_offered_and_the_groups_follow_the_config() {
+        use KeyExchangeGroup::*;
+        let dir = tempfile::tempdir().unwrap();
+        let mut tls = issue(dir.path(), "a.test");
+        let default = Acceptor::new(&tls, None).unwrap();
+        // A client of today (Chrome, Firefox): the hybrid first, X25519 beside it.
+        assert_eq!(
+            agreed(&default, &[X25519Mlkem768, X25519]),
+            Some("X25519MLKEM768")
+        );
+        assert_eq!(agreed(&default, &[X25519]), Some("X25519"));
+        assert_eq!(agreed(&default, &[Secp256r1]), Some("prime256v1"));
+        assert_eq!(agreed(&default, &[Secp384r1]), Some("secp384r1"));
+        // Not in the default set: a client offering it alone fails.
+        assert_eq!(agreed(&default, &[Secp256r1Mlkem768]), None);
+
+        tls.key_exchange_groups = vec![X25519];
+        let classical = Acceptor::new(&tls, None).unwrap();
+        assert_eq!(
+            agreed(&classical, &[X25519Mlkem768, X25519]),
+            Some("X25519")
+        );
+        assert_eq!(agreed(&classical, &[Secp256r1]), None);
+        tls.key_exchange_groups = vec![Secp256r1Mlkem768, Secp256r1];
+        let p256 = Acceptor::new(&tls, None).unwrap();
+        assert_eq!(
+            agreed(&p256, &[Secp256r1Mlkem768, Secp256r1]),
+            Some("SecP256r1MLKEM768")
+        );
+        // The client's share was for X25519, which this server does not take: it asks
+        // for another (HelloRetryRequest) and gets P-256.
+        assert_eq!(agreed(&p256, &[X25519, Secp256r1]), Some("prime256v1"));
     }
 
     #[test]

@@ -11,6 +11,9 @@
 //! - `client_certs`: client certificates required and optional, revocation lists, what the
 //!   app and the access log are told (the same as nginx's `$ssl_client_*`), the versions
 //!   offered and session tickets;
+//! - `key_exchange`: the key exchange groups (`key_exchange_groups`): a browser gets the
+//!   post-quantum hybrid, the classical groups named as nginx's `$ssl_curve` names them, a
+//!   group left out of the config refused;
 //! - `reload`: broken certificate files refused at start; SIGHUP swaps the certificates,
 //!   keeps open connections, survives broken files;
 //! - `http2`: HTTP/2 by ALPN (`[tls] http2 = true`, `--http2`) with curl, nghttp and h2load:
@@ -26,6 +29,7 @@ mod handshake;
 mod hostile;
 mod http2;
 mod http2_hostile;
+mod key_exchange;
 mod reload;
 mod traffic;
 
