@@ -2234,6 +2234,9 @@ fn tls_versions_tickets_and_client_certificates() {
     // Key exchange groups: OpenSSL's names and aliases, any case, once each in the order
     // given; the post-quantum hybrid first by default.
     use KeyExchangeGroup::*;
+    for group in KeyExchangeGroup::ALL {
+        assert_eq!(group.name().parse(), Ok(group), "the name read back");
+    }
     assert_eq!(
         plain.key_exchange_groups,
         [X25519Mlkem768, X25519, Secp256r1, Secp384r1]

@@ -755,6 +755,15 @@ pub enum KeyExchangeGroup {
 }
 
 impl KeyExchangeGroup {
+    /// Every group ringway can offer.
+    pub const ALL: [KeyExchangeGroup; 5] = [
+        KeyExchangeGroup::X25519Mlkem768,
+        KeyExchangeGroup::Secp256r1Mlkem768,
+        KeyExchangeGroup::X25519,
+        KeyExchangeGroup::Secp256r1,
+        KeyExchangeGroup::Secp384r1,
+    ];
+
     /// What a server offers unless told otherwise: OpenSSL 3.5's choice (the hybrid first,
     /// then the classical groups browsers offer).
     pub const DEFAULT: [KeyExchangeGroup; 4] = [
@@ -798,15 +807,22 @@ impl FromStr for KeyExchangeGroup {
     }
 }
 
-impl fmt::Display for KeyExchangeGroup {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl KeyExchangeGroup {
+    /// OpenSSL's name, as the config takes it and nginx's `$ssl_curve` writes it.
+    pub fn name(self) -> &'static str {
+        match self {
             KeyExchangeGroup::X25519Mlkem768 => "X25519MLKEM768",
             KeyExchangeGroup::Secp256r1Mlkem768 => "SecP256r1MLKEM768",
             KeyExchangeGroup::X25519 => "X25519",
             KeyExchangeGroup::Secp256r1 => "prime256v1",
             KeyExchangeGroup::Secp384r1 => "secp384r1",
-        })
+        }
+    }
+}
+
+impl fmt::Display for KeyExchangeGroup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }
 

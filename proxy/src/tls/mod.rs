@@ -222,19 +222,29 @@ impl Acceptor {
 
 /// aws-lc's provider, accepting `groups` alone.
 fn provider(groups: &[KeyExchangeGroup]) -> Arc<CryptoProvider> {
-    use rustls::crypto::aws_lc_rs::kx_group;
     let mut provider = rustls::crypto::aws_lc_rs::default_provider();
-    provider.kx_groups = groups
-        .iter()
-        .map(|group| match group {
-            KeyExchangeGroup::X25519Mlkem768 => kx_group::X25519MLKEM768,
-            KeyExchangeGroup::Secp256r1Mlkem768 => kx_group::SECP256R1MLKEM768,
-            KeyExchangeGroup::X25519 => kx_group::X25519,
-            KeyExchangeGroup::Secp256r1 => kx_group::SECP256R1,
-            KeyExchangeGroup::Secp384r1 => kx_group::SECP384R1,
-        })
-        .collect();
+    provider.kx_groups = groups.iter().map(|&group| kx_group(group)).collect();
     Arc::new(provider)
+}
+
+/// aws-lc's implementation of `group`.
+fn kx_group(group: KeyExchangeGroup) -> &'static dyn rustls::crypto::SupportedKxGroup {
+    use rustls::crypto::aws_lc_rs::kx_group;
+    match group {
+        KeyExchangeGroup::X25519Mlkem768 => kx_group::X25519MLKEM768,
+        KeyExchangeGroup::Secp256r1Mlkem768 => kx_group::SECP256R1MLKEM768,
+        KeyExchangeGroup::X25519 => kx_group::X25519,
+        KeyExchangeGroup::Secp256r1 => kx_group::SECP256R1,
+        KeyExchangeGroup::Secp384r1 => kx_group::SECP384R1,
+    }
+}
+
+/// The configured group a session agreed on, by its TLS name (the server agrees only on
+/// groups its configuration accepts).
+fn configured_group(name: rustls::NamedGroup) -> Option<KeyExchangeGroup> {
+    KeyExchangeGroup::ALL
+        .into_iter()
+        .find(|&group| kx_group(group).name() == name)
 }
 
 #[cfg(test)]

@@ -8,8 +8,8 @@ use std::fmt::Write as _;
 use std::rc::Rc;
 
 use base64::Engine as _;
+use rustls::CipherSuite;
 use rustls::ServerConnection;
-use rustls::{CipherSuite, NamedGroup};
 use sha1::{Digest as _, Sha1};
 use x509_parser::asn1_rs::{Any, Tag};
 use x509_parser::x509::{AttributeTypeAndValue, X509Name};
@@ -45,7 +45,8 @@ impl Peer {
             .map_or("", |s| openssl_name(s.suite()));
         let group = conn
             .negotiated_key_exchange_group()
-            .map_or("", |g| openssl_group_name(g.name()));
+            .and_then(|g| super::configured_group(g.name()))
+            .map_or("", |g| g.name());
         let cert = conn
             .peer_certificates()
             .and_then(<[_]>::first)
@@ -453,19 +454,6 @@ fn openssl_name(suite: CipherSuite) -> &'static str {
         CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 => "ECDHE-RSA-AES128-GCM-SHA256",
         CipherSuite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384 => "ECDHE-RSA-AES256-GCM-SHA384",
         CipherSuite::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256 => "ECDHE-RSA-CHACHA20-POLY1305",
-        other => other.as_str().unwrap_or("unknown"),
-    }
-}
-
-/// OpenSSL's name for a group rustls may agree on, as nginx's `$ssl_curve` writes it (and
-/// the config's `key_exchange_groups` takes it).
-fn openssl_group_name(group: NamedGroup) -> &'static str {
-    match group {
-        NamedGroup::X25519MLKEM768 => "X25519MLKEM768",
-        NamedGroup::secp256r1MLKEM768 => "SecP256r1MLKEM768",
-        NamedGroup::X25519 => "X25519",
-        NamedGroup::secp256r1 => "prime256v1",
-        NamedGroup::secp384r1 => "secp384r1",
         other => other.as_str().unwrap_or("unknown"),
     }
 }
