@@ -143,6 +143,9 @@ pub(crate) async fn serve_tls(
             worker
                 .stats
                 .tls_handshake(TlsOutcome::Done(session.version()), took);
+            if let Some(group) = session.key_exchange_group() {
+                worker.stats.tls_key_exchange(group);
+            }
             if session.speaks_h2() {
                 let live = live.into_key();
                 // Boxed: every TLS connection's task would otherwise carry its size.

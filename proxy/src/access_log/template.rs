@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::escape::{push_nginx, push_nginx_json};
 use super::line::{Entry, push_secs, sent_header};
 use super::time::{LogClock, Stamp};
-use crate::config::LogEscape;
+use crate::config::{KeyExchangeGroup, LogEscape};
 use crate::tls::PeerCert;
 
 /// The most `$http_NAME` variables one format may hold: their values are looked up in a
@@ -551,7 +551,11 @@ fn push_var(
         Var::Https => text(out, Some(if e.tls.is_some() { b"on" } else { b"" })),
         Var::SslProtocol => text(out, e.tls.map(|t| t.protocol.as_bytes())),
         Var::SslCipher => text(out, e.tls.map(|t| t.cipher.as_bytes())),
-        Var::SslCurve => text(out, e.tls.map(|t| t.group.as_bytes())),
+        Var::SslCurve => text(
+            out,
+            e.tls
+                .map(|t| t.group.map_or("", KeyExchangeGroup::name).as_bytes()),
+        ),
         Var::SslClientVerify => text(
             out,
             e.tls.map(|t| match t.cert {

@@ -155,6 +155,14 @@ pub fn render(snap: &Snapshot, out: &mut Exposition) {
         let labels = [("result", *result), ("version", *version)];
         out.sample(&names::TLS_HANDSHAKES, &labels, *count as f64);
     }
+    out.family(&names::TLS_KEY_EXCHANGES, Counter);
+    for (group, count) in &snap.tls_key_exchanges {
+        out.sample(
+            &names::TLS_KEY_EXCHANGES,
+            &[("group", group)],
+            *count as f64,
+        );
+    }
     out.family(&names::TLS_HANDSHAKE_DURATION, Histogram);
     out.histogram(
         &names::TLS_HANDSHAKE_DURATION,

@@ -11,6 +11,7 @@ use super::procs::ProcessFigures;
 use super::stats::{
     LiveConn, ProxyRejection, RouteCode, RouteSeries, TlsOutcome, UpstreamError, WorkerStats,
 };
+use crate::config::KeyExchangeGroup;
 
 /// Live connections listed in `/stats` per table.
 pub const TOP_CONNECTIONS: usize = 10;
@@ -50,6 +51,8 @@ pub struct Snapshot {
     pub requests_per_connection: HistogramSnapshot,
     /// TLS handshakes by outcome (result, version, count).
     pub tls_handshakes: Vec<(&'static str, &'static str, u64)>,
+    /// TLS handshakes done by key exchange group (OpenSSL's name, count).
+    pub tls_key_exchanges: Vec<(&'static str, u64)>,
     /// Time of the TLS handshakes that were done.
     pub tls_handshake_duration: HistogramSnapshot,
     /// Connections closed for want of a PROXY protocol header, by reason.
@@ -212,6 +215,10 @@ impl Snapshot {
                 .iter()
                 .map(|(r, v)| (*r, *v, 0))
                 .collect(),
+            tls_key_exchanges: KeyExchangeGroup::ALL
+                .iter()
+                .map(|g| (g.name(), 0))
+                .collect(),
             tls_handshake_duration: empty(|w| &w.tls_handshake_duration),
             proxy_rejected: ProxyRejection::ALL
                 .iter()
@@ -256,6 +263,9 @@ impl Snapshot {
                 .add_to(&mut snap.requests_per_connection);
             for (total, count) in snap.tls_handshakes.iter_mut().zip(&w.tls_handshakes) {
                 total.2 += count.load(Relaxed);
+            }
+            for (total, count) in snap.tls_key_exchanges.iter_mut().zip(&w.tls_key_exchanges) {
+                total.1 += count.load(Relaxed);
             }
             w.tls_handshake_duration
                 .add_to(&mut snap.tls_handshake_duration);

@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime};
 use slab::Slab;
 
 use super::histogram::{Histogram, HistogramSnapshot, LATENCY_BOUNDS};
+use crate::config::KeyExchangeGroup;
 
 /// The labels of a request series: the route's metric id (`None`: no route) and the status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -174,6 +175,8 @@ pub struct WorkerStats {
     pub requests_per_connection: Histogram,
     /// TLS handshakes by outcome (index of [`TlsOutcome::LABELS`]).
     pub tls_handshakes: [AtomicU64; 5],
+    /// TLS handshakes done, by key exchange group (index of [`KeyExchangeGroup::ALL`]).
+    pub tls_key_exchanges: [AtomicU64; KeyExchangeGroup::ALL.len()],
     /// Time of the TLS handshakes that were done.
     pub tls_handshake_duration: Histogram,
     /// Connections closed for want of a PROXY header (index of [`ProxyRejection::ALL`]).
@@ -200,6 +203,7 @@ impl Default for WorkerStats {
             proxy_duration: Histogram::new(LATENCY_BOUNDS),
             requests_per_connection: Histogram::new(COUNT_BOUNDS),
             tls_handshakes: Default::default(),
+            tls_key_exchanges: Default::default(),
             tls_handshake_duration: Histogram::new(LATENCY_BOUNDS),
             proxy_rejected: Default::default(),
             live: Mutex::new(Slab::new()),
@@ -230,6 +234,13 @@ impl WorkerStats {
         if let Some(upstream) = upstream {
             self.upstream_response.observe(upstream);
             self.proxy_duration.observe(total.saturating_sub(upstream));
+        }
+    }
+
+    /// Counts the key exchange of a TLS handshake done.
+    pub fn tls_key_exchange(&self, group: KeyExchangeGroup) {
+        if let Some(i) = KeyExchangeGroup::ALL.iter().position(|&g| g == group) {
+            self.tls_key_exchanges[i].fetch_add(1, Relaxed);
         }
     }
 

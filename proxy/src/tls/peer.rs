@@ -9,6 +9,8 @@ use std::rc::Rc;
 
 use base64::Engine as _;
 use rustls::CipherSuite;
+
+use crate::config::KeyExchangeGroup;
 use rustls::ServerConnection;
 use sha1::{Digest as _, Sha1};
 use x509_parser::asn1_rs::{Any, Tag};
@@ -21,9 +23,9 @@ pub(crate) struct Peer {
     pub(crate) protocol: &'static str,
     /// The cipher suite in OpenSSL's name (`$ssl_cipher`).
     pub(crate) cipher: &'static str,
-    /// The key exchange group in OpenSSL's name (`$ssl_curve`); empty when the session
-    /// made none (a TLS 1.2 resumption).
-    pub(crate) group: &'static str,
+    /// The key exchange group (`$ssl_curve`); none when the session made no exchange (a
+    /// TLS 1.2 resumption).
+    pub(crate) group: Option<KeyExchangeGroup>,
     /// The client's verified certificate, when it gave one.
     pub(crate) cert: Option<Rc<PeerCert>>,
     /// The client certificate rules it was made under (`Acceptor::client_rules`).
@@ -45,8 +47,7 @@ impl Peer {
             .map_or("", |s| openssl_name(s.suite()));
         let group = conn
             .negotiated_key_exchange_group()
-            .and_then(|g| super::configured_group(g.name()))
-            .map_or("", |g| g.name());
+            .and_then(|g| super::configured_group(g.name()));
         let cert = conn
             .peer_certificates()
             .and_then(<[_]>::first)

@@ -75,6 +75,11 @@ impl TlsStream {
         self.peer.protocol
     }
 
+    /// The key exchange group agreed (none for a TLS 1.2 resumption).
+    pub(crate) fn key_exchange_group(&self) -> Option<crate::config::KeyExchangeGroup> {
+        self.peer.group
+    }
+
     /// Whether the client and ringway agreed on HTTP/2 (ALPN `h2`).
     pub(crate) fn speaks_h2(&self) -> bool {
         self.conn.borrow().alpn_protocol() == Some(crate::http2::ALPN)

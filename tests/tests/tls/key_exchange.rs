@@ -1,7 +1,7 @@
 //! Key exchange groups (`key_exchange_groups`, nginx's `ssl_ecdh_curve`): a browser of today
 //! agrees on the post-quantum hybrid X25519MLKEM768, clients of the classical groups get
 //! theirs, a group the config leaves out is refused, and the group is named as nginx's
-//! `$ssl_curve` names it, for the same clients.
+//! `$ssl_curve` names it, for the same clients, and counted by name in the metrics.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use ringway_tests::nginx::TlsServer;
 use ringway_tests::static_config::toml_string;
-use ringway_tests::tls::{Leaf, Pki, Ran, curl, curl_target, tls_toml};
+use ringway_tests::tls::{Leaf, Pki, Ran, curl, curl_target, metrics, sample, tls_toml};
 use ringway_tests::{App, Nginx, Ringway, Uwsgi};
 use serde_json::Value;
 
@@ -26,7 +26,7 @@ const CLASSICAL: [(&str, &str); 3] = [
 ];
 
 /// ringway in front of `uwsgi` with the certificate `a` and `tls` lines in `[tls]`: the app
-/// is told the group (`SSL_CURVE`), and the access log names it.
+/// is told the group (`SSL_CURVE`), the access log names it, the metrics count it.
 fn ringway(uwsgi: &Uwsgi, a: &Leaf, tls: &str) -> Ringway {
     let top = "access_log = \"stderr\"\naccess_log_format = 'curve=$ssl_curve $request_uri'";
     Ringway::with_config(format!(
@@ -35,7 +35,18 @@ fn ringway(uwsgi: &Uwsgi, a: &Leaf, tls: &str) -> Ringway {
         toml_string(&format!("unix:{}", uwsgi.socket().display())),
         tls_toml(&[a], tls)
     ))
+    .arg("--metrics", "127.0.0.1:0")
+    .flag("--no-ebpf")
     .start()
+}
+
+/// `ringway_tls_key_exchanges_total{group=GROUP}` of `server`.
+fn key_exchanges(server: &Ringway, group: &str) -> f64 {
+    let text = metrics(server.metrics_addr());
+    sample(
+        &text,
+        &format!("ringway_tls_key_exchanges_total{{group=\"{group}\"}}"),
+    )
 }
 
 /// curl offering only `curve`, for `/environ` of `a.test` at `addr`.
@@ -125,6 +136,16 @@ fn browsers_get_the_post_quantum_hybrid_and_the_groups_are_named_as_nginx_names_
         "{line} in {}",
         server.stderr()
     );
+    // Each handshake counted under its group: one per curl, the browser's one or more.
+    assert!(key_exchanges(&server, "X25519MLKEM768") >= 1.0);
+    for (group, handshakes) in [
+        ("X25519", 1.0),
+        ("prime256v1", 1.0),
+        ("secp384r1", 1.0),
+        ("SecP256r1MLKEM768", 0.0),
+    ] {
+        assert_eq!(key_exchanges(&server, group), handshakes, "{group}");
+    }
 }
 
 #[test]
