@@ -11,6 +11,7 @@
 //! everything up); nothing is skipped.
 
 pub mod app_server;
+pub mod browser;
 pub mod checks;
 pub mod client;
 pub mod command;

@@ -450,28 +450,12 @@ fn live_page_renders_and_its_charts_get_data() {
     let profile = tempfile::tempdir().expect("profile dir");
     let url = format!("http://{metrics}/");
     let chromium = |extra: &[&str]| {
-        let out = Command::new("chromium")
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--window-size=1400,1000",
-                // Timers run on virtual time: about 8 polls of /stats happen before the dump.
-                "--virtual-time-budget=8000",
-            ])
-            .arg(format!("--user-data-dir={}", profile.path().display()))
-            .args(extra)
-            .arg(&url)
-            .stderr(Stdio::null())
-            .output()
-            .expect("run chromium (Debian package `chromium`; .ci/run installs it)");
-        assert!(out.status.success(), "chromium failed");
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        let page = [
+            "--window-size=1400,1000",
+            // Timers run on virtual time: about 8 polls of /stats happen before the dump.
+            "--virtual-time-budget=8000",
+        ];
+        ringway_tests::browser::chromium(profile.path(), &[&page[..], extra].concat(), &url)
     };
     let workers_shown = poll_until(Duration::from_secs(10), || {
         stats(metrics)["processes"]

@@ -5,9 +5,9 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use ringway_tests::browser;
 use ringway_tests::nginx::TlsServer;
 use ringway_tests::static_config::toml_string;
 use ringway_tests::tls::{Leaf, Pki, Ran, curl, curl_target, metrics, sample, tls_toml};
@@ -70,27 +70,12 @@ fn told(a_ca: &Path, addr: SocketAddr, curve: &str) -> String {
 /// any certificate: a browser's own TLS stack and key shares.
 fn chromium(addr: SocketAddr, path: &str) -> String {
     let profile = tempfile::tempdir().expect("profile dir");
-    let out = Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--ignore-certificate-errors",
-            "--dump-dom",
-        ])
-        .arg(format!("--host-resolver-rules=MAP a.test {}", addr.ip()))
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(format!("https://a.test:{}{path}", addr.port()))
-        .stderr(Stdio::null())
-        .output()
-        .expect("run chromium (Debian package `chromium`; .ci/run installs it)");
-    assert!(out.status.success(), "chromium failed");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    let resolve = format!("--host-resolver-rules=MAP a.test {}", addr.ip());
+    browser::chromium(
+        profile.path(),
+        &["--ignore-certificate-errors", &resolve, "--dump-dom"],
+        &format!("https://a.test:{}{path}", addr.port()),
+    )
 }
 
 #[test]
