@@ -443,6 +443,17 @@ pub struct TlsSettings {
     )]
     pub key_exchange_groups: Option<Vec<KeyExchangeGroup>>,
 
+    /// Fail the TLS handshake of a client that sends no server name (SNI), or one no
+    /// certificate has, instead of serving it the first certificate (nginx's
+    /// `ssl_reject_handshake on` in the default server): a scanner that knows only the
+    /// address learns no name [default: false].
+    #[arg(
+        long = "tls-reject-unknown-names",
+        num_args = 0,
+        default_missing_value = "true"
+    )]
+    pub reject_unknown_names: Option<bool>,
+
     /// Resume TLS sessions from stateless tickets as well as from the session cache
     /// (nginx's `ssl_session_tickets`) [default: true].
     #[arg(long = "tls-session-tickets", value_name = "BOOL")]

@@ -2220,6 +2220,12 @@ fn tls_versions_tickets_and_client_certificates() {
         both
     );
     assert!(!loaded(&tls("session_tickets = false\n"), &[]).session_tickets);
+    assert!(
+        !plain.reject_unknown_names,
+        "the first certificate for unknown names"
+    );
+    assert!(loaded(&tls("reject_unknown_names = true\n"), &[]).reject_unknown_names);
+    assert!(loaded(&tls(""), &["--tls-reject-unknown-names"]).reject_unknown_names);
     assert_refused(
         &tls("protocols = [\"TLSv1.1\", \"TLSv1.2\"]\n"),
         "TLSv1.1",

@@ -355,6 +355,7 @@ impl Resolved {
                 || t.http2.unwrap_or(false)
                 || t.protocols.is_some()
                 || t.key_exchange_groups.is_some()
+                || t.reject_unknown_names.is_some()
                 || t.session_tickets.is_some()
                 || t.verify_client.is_some()
                 || t.client_certificate.is_some()
@@ -411,6 +412,7 @@ impl Resolved {
         Ok(Some(TlsConfig {
             protocols,
             key_exchange_groups,
+            reject_unknown_names: t.reject_unknown_names.unwrap_or(false),
             session_tickets: t.session_tickets.unwrap_or(true),
             client_auth: self.client_auth()?,
             listen: t.listen.clone(),

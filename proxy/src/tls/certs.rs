@@ -118,15 +118,17 @@ fn describe(der: &CertificateDer<'_>) -> anyhow::Result<(Vec<String>, String, i6
 }
 
 /// Picks the certificate for a handshake by its SNI name; no name, or one no certificate
-/// serves, gets the first.
+/// serves, gets the first, or with `reject_unknown` none (the handshake fails).
 #[derive(Debug)]
 pub(crate) struct Resolver {
     certs: Vec<Loaded>,
+    reject_unknown: bool,
 }
 
 impl Resolver {
-    /// A resolver over `certs` (at least one).
-    pub(crate) fn new(certs: Vec<Loaded>) -> anyhow::Result<Resolver> {
+    /// A resolver over `certs` (at least one); `reject_unknown`: a name no certificate
+    /// serves, or none, gets no certificate.
+    pub(crate) fn new(certs: Vec<Loaded>, reject_unknown: bool) -> anyhow::Result<Resolver> {
         if certs.is_empty() {
             bail!("no certificate given");
         }
@@ -137,7 +139,10 @@ impl Resolver {
                  {shadowed} is never chosen for it"
             );
         }
-        Ok(Resolver { certs })
+        Ok(Resolver {
+            certs,
+            reject_unknown,
+        })
     }
 
     /// The certificates, in configuration order.
@@ -150,6 +155,9 @@ impl Resolver {
             let host = host.trim_end_matches('.').to_owned();
             self.certs.iter().find(|c| c.serves(&host))
         });
+        if self.reject_unknown {
+            return by_name;
+        }
         by_name.or(self.certs.first())
     }
 }
@@ -174,13 +182,17 @@ fn shadowed_names(certs: &[Loaded]) -> Vec<(&str, &str, &str)> {
     shadowed
 }
 
-/// Reads every certificate of `files`.
-pub(crate) fn load_all(files: &[CertFiles], provider: &CryptoProvider) -> anyhow::Result<Resolver> {
+/// Reads every certificate of `files`; `reject_unknown` as for [`Resolver::new`].
+pub(crate) fn load_all(
+    files: &[CertFiles],
+    provider: &CryptoProvider,
+    reject_unknown: bool,
+) -> anyhow::Result<Resolver> {
     let certs = files
         .iter()
         .map(|f| Loaded::load(f, provider))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    Resolver::new(certs)
+    Resolver::new(certs, reject_unknown)
 }
 
 #[cfg(test)]
@@ -220,11 +232,21 @@ mod tests {
 
     #[test]
     fn sni_picks_by_name_and_wildcard_else_the_first() {
-        let resolver = Resolver::new(vec![
-            loaded(&["example.com", "www.example.com"]),
-            loaded(&["*.other.org"]),
-        ])
-        .unwrap();
+        let certs = || {
+            vec![
+                loaded(&["example.com", "www.example.com"]),
+                loaded(&["*.other.org"]),
+            ]
+        };
+        let strict = Resolver::new(certs(), true).unwrap();
+        let pick = |sni: Option<&str>| strict.pick(sni).map(|c| c.label.clone());
+        assert_eq!(pick(Some("A.Other.Org.")).as_deref(), Some("*.other.org"));
+        assert_eq!(pick(Some("example.com")).as_deref(), Some("example.com"));
+        for unknown in [Some("other.org"), Some("192.0.2.1"), None] {
+            assert_eq!(pick(unknown), None, "{unknown:?}: rejected");
+        }
+
+        let resolver = Resolver::new(certs(), false).unwrap();
         let pick = |sni: Option<&str>| resolver.pick(sni).map(|c| c.label.clone());
         assert_eq!(
             pick(Some("www.example.com")).as_deref(),

@@ -61,6 +61,9 @@ pub struct TlsConfig {
     pub http2: bool,
     /// The versions offered, at least one.
     pub protocols: Vec<TlsVersion>,
+    /// Fail the handshake of a client that names no certificate's name (or none), rather
+    /// than serve it the first certificate.
+    pub reject_unknown_names: bool,
     /// The key exchange groups accepted, at least one usable with each version.
     pub key_exchange_groups: Vec<KeyExchangeGroup>,
     /// Resumption from stateless tickets as well as from the session cache.
@@ -108,7 +111,7 @@ impl Acceptor {
     /// changed certificate starts fresh ones.
     pub fn new(tls: &TlsConfig, previous: Option<&Acceptor>) -> anyhow::Result<Acceptor> {
         let provider = provider(&tls.key_exchange_groups);
-        let resolver = certs::load_all(&tls.certificates, &provider)?;
+        let resolver = certs::load_all(&tls.certificates, &provider, tls.reject_unknown_names)?;
         let certs = resolver
             .certs()
             .iter()
@@ -273,6 +276,7 @@ mod tests {
             http2: false,
             protocols: vec![TlsVersion::Tls12, TlsVersion::Tls13],
             key_exchange_groups: KeyExchangeGroup::DEFAULT.to_vec(),
+            reject_unknown_names: false,
             session_tickets: true,
             client_auth: None,
         }

@@ -187,6 +187,45 @@ fn rsa_pkcs1_and_sec1_keys_and_a_chain_serve_beside_an_rcgen_pkcs8_one() {
     );
 }
 
+/// `reject_unknown_names` (nginx's `ssl_reject_handshake on` in the default server): a
+/// client naming a certificate's name is served as ever; one naming another, or none, gets
+/// an alert and no certificate.
+#[test]
+fn unknown_names_get_no_certificate_when_told_so() {
+    let stack = Stack::with_metrics("reject_unknown_names = true");
+    let (tls, ca) = (stack.tls(), stack.ca());
+    for (sni, leaf) in [("www.a.test", &stack.a), ("x.b.test", &stack.b)] {
+        let opts = PyOpts {
+            server_name: Some(sni.to_owned()),
+            cafile: Some(stack.pki.ca().to_path_buf()),
+            ..PyOpts::default()
+        };
+        let py = PyTls::open(tls, &opts);
+        assert!(py.cert_der() == leaf.der, "{sni}: its certificate");
+    }
+    for args in [
+        &["-servername", "unknown.test"][..],
+        &["-servername", "b.test"][..],
+        &["-noservername"][..],
+    ] {
+        let mut all = args.to_vec();
+        all.extend(["-showcerts", "-CAfile", &ca]);
+        let ran = s_client(tls, &all);
+        let out = ran.all();
+        assert!(
+            !out.contains("BEGIN CERTIFICATE"),
+            "{args:?}: no certificate: {ran:?}"
+        );
+        assert!(
+            out.contains("alert access denied"),
+            "{args:?}: refused with an alert: {ran:?}"
+        );
+    }
+    let text = stack.metrics();
+    assert_eq!(handshakes(&text, "failed", ""), 3.0, "{text}");
+    assert_eq!(handshakes(&text, "ok", "TLSv1.3"), 2.0, "{text}");
+}
+
 #[test]
 fn sni_picks_the_certificate_by_name_or_wildcard_else_the_first() {
     let stack = Stack::plain(App::Raw);
