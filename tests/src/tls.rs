@@ -797,6 +797,24 @@ pub fn close_with_junk(addr: SocketAddr, opts: &PyOpts, junk: usize, timeout: u6
     serde_json::from_str(ran.out().trim()).unwrap_or_else(|e| panic!("{e}: {ran:?}"))
 }
 
+/// `GET path` on a Python ssl connection to `addr`, reading the raw stream to its end:
+/// `{"ok": true, "status": "HTTP/1.1 200 OK", "body": BYTES, "records": [LENGTH, ..]}`, the
+/// lengths of the application-data records the server sent (session tickets among them).
+pub fn records(addr: SocketAddr, opts: &PyOpts, path: &str) -> Value {
+    let ran = run(
+        Command::new(python())
+            .arg(tls_client_script())
+            .arg("records")
+            .args(["--connect", &addr.to_string()])
+            .args(["--path", path])
+            .args(opts.args()),
+        b"",
+        Duration::from_secs(30),
+    )
+    .success();
+    serde_json::from_str(ran.out().trim()).unwrap_or_else(|e| panic!("{e}: {ran:?}"))
+}
+
 /// `count` uploads on one Python ssl connection to `addr`: `POST /echo` with a `size`-byte
 /// body (byte i = i % 251) written `piece` bytes per ssl write (a TLS record each):
 /// `{"ok": bool, "answers": ["HTTP/1.1 200 OK {json}", ..], "error": ..}`.

@@ -18,6 +18,15 @@ stdout.
       all. Waits for the server to close the socket (--timeout) and prints
         {"ok": true, "sent": BYTES, "closed": true or false}
 
+  tls_client.py records --connect HOST:PORT --path PATH [options]
+      Does a TLS handshake over a memory BIO, sends `GET PATH HTTP/1.1` with
+      `Connection: close`, and reads the raw TCP stream to its end, decrypting it too; prints
+        {"ok": true, "status": "HTTP/1.1 200 OK", "body": BYTES,
+         "records": [LENGTH, ...]}
+      with the length of each application-data record the server sent (after the
+      handshake: the ciphertext, which for TLS 1.3 is the plaintext, its content type byte
+      and the 16-byte AEAD tag).
+
   tls_client.py upload --connect HOST:PORT --size N --piece P --count C [options]
       On one connection, C times: `POST /echo` with an N-byte body (byte i = i % 251) sent
       as ssl writes of P bytes each (one TLS record per write), then reads the answer. Prints
@@ -78,7 +87,7 @@ def emit(obj):
 def parse_args():
     parser = argparse.ArgumentParser()
     parser.add_argument(
-        "mode", choices=["hello", "resume", "close-with-junk", "upload", "bridge"])
+        "mode", choices=["hello", "resume", "close-with-junk", "records", "upload", "bridge"])
     parser.add_argument("--connect")
     parser.add_argument("--cafile")
     parser.add_argument("--server-name")
@@ -95,6 +104,7 @@ def parse_args():
     parser.add_argument("--size", type=int, default=100_000)
     parser.add_argument("--piece", type=int, default=10_000)
     parser.add_argument("--count", type=int, default=1)
+    parser.add_argument("--path", default="/")
     return parser.parse_args()
 
 
@@ -169,6 +179,56 @@ def close_with_junk(args):
     except socket.timeout:
         closed = False
     emit({"ok": True, "sent": len(flight), "closed": closed})
+
+
+def records(args):
+    host, port = args.connect.rsplit(":", 1)
+    ctx = context(args)
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    session = ctx.wrap_bio(incoming, outgoing, server_hostname=args.server_name)
+    raw = socket.create_connection((host, int(port)), timeout=args.timeout)
+    while True:
+        try:
+            session.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            if outgoing.pending:
+                raw.sendall(outgoing.read())
+            data = raw.recv(65536)
+            if not data:
+                emit({"ok": False, "error": "closed during the handshake"})
+                return
+            incoming.write(data)
+    request = "GET {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n".format(
+        args.path, args.server_name or host)
+    session.write(request.encode())
+    raw.sendall(outgoing.read())
+    stream, plain = b"", b""
+    while True:
+        data = raw.recv(65536)
+        if not data:
+            break
+        stream += data
+        incoming.write(data)
+        while True:
+            try:
+                chunk = session.read(65536)
+            except (ssl.SSLWantReadError, ssl.SSLZeroReturnError):
+                break
+            if not chunk:
+                break
+            plain += chunk
+    # Record headers: type (23: application data), version, length. Under TLS 1.3 the
+    # server's session tickets come as (small) application-data records too.
+    lengths, at = [], 0
+    while at + 5 <= len(stream):
+        kind, length = stream[at], int.from_bytes(stream[at + 3:at + 5], "big")
+        if kind == 23:
+            lengths.append(length)
+        at += 5 + length
+    head, _, body = plain.partition(b"\r\n\r\n")
+    emit({"ok": True, "status": head.split(b"\r\n")[0].decode("latin-1"),
+          "body": len(body), "records": lengths})
 
 
 def read_answer(tls):
@@ -328,6 +388,8 @@ def main():
         resume(args)
     elif args.mode == "close-with-junk":
         close_with_junk(args)
+    elif args.mode == "records":
+        records(args)
     elif args.mode == "upload":
         upload(args)
     else:

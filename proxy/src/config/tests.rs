@@ -2226,6 +2226,22 @@ fn tls_versions_tickets_and_client_certificates() {
     );
     assert!(loaded(&tls("reject_unknown_names = true\n"), &[]).reject_unknown_names);
     assert!(loaded(&tls(""), &["--tls-reject-unknown-names"]).reject_unknown_names);
+    assert_eq!(plain.record_size, None, "TLS's maximum");
+    assert_eq!(
+        loaded(&tls("record_size = \"4k\"\n"), &[]).record_size,
+        Some(4096)
+    );
+    assert_eq!(
+        loaded(&tls(""), &["--tls-record-size", "16k"]).record_size,
+        Some(16384)
+    );
+    for bad in ["32k", "100"] {
+        assert_refused(
+            &tls(&format!("record_size = \"{bad}\"\n")),
+            "tls.record_size",
+            "out of range",
+        );
+    }
     assert_refused(
         &tls("protocols = [\"TLSv1.1\", \"TLSv1.2\"]\n"),
         "TLSv1.1",

@@ -356,6 +356,7 @@ impl Resolved {
                 || t.protocols.is_some()
                 || t.key_exchange_groups.is_some()
                 || t.reject_unknown_names.is_some()
+                || t.record_size.is_some()
                 || t.session_tickets.is_some()
                 || t.verify_client.is_some()
                 || t.client_certificate.is_some()
@@ -413,6 +414,13 @@ impl Resolved {
             protocols,
             key_exchange_groups,
             reject_unknown_names: t.reject_unknown_names.unwrap_or(false),
+            record_size: t
+                .record_size
+                .map(|size| {
+                    let invalid = |key: &str, message: &str| self.tls_invalid(key, message);
+                    self.size_in("record_size", size, 512..=16384, invalid)
+                })
+                .transpose()?,
             session_tickets: t.session_tickets.unwrap_or(true),
             client_auth: self.client_auth()?,
             listen: t.listen.clone(),

@@ -61,6 +61,8 @@ pub struct TlsConfig {
     pub http2: bool,
     /// The versions offered, at least one.
     pub protocols: Vec<TlsVersion>,
+    /// Plaintext bytes per record sent (`None`: TLS's maximum, 16 KiB).
+    pub record_size: Option<usize>,
     /// Fail the handshake of a client that names no certificate's name (or none), rather
     /// than serve it the first certificate.
     pub reject_unknown_names: bool,
@@ -153,6 +155,8 @@ impl Acceptor {
             None => (builder.with_no_client_auth(), None),
         };
         let mut config = builder.with_cert_resolver(Arc::new(resolver));
+        // rustls counts the record's 5-byte header in; nginx's `ssl_buffer_size` does not.
+        config.max_fragment_size = tls.record_size.map(|plain| plain + RECORD_HEADER);
         config.alpn_protocols = if tls.http2 {
             vec![crate::http2::ALPN.to_vec(), b"http/1.1".to_vec()]
         } else {
@@ -223,6 +227,9 @@ impl Acceptor {
     }
 }
 
+/// Bytes of a TLS record's header (type, version, length).
+const RECORD_HEADER: usize = 5;
+
 /// aws-lc's provider, accepting `groups` alone.
 fn provider(groups: &[KeyExchangeGroup]) -> Arc<CryptoProvider> {
     let mut provider = rustls::crypto::aws_lc_rs::default_provider();
@@ -277,6 +284,7 @@ mod tests {
             protocols: vec![TlsVersion::Tls12, TlsVersion::Tls13],
             key_exchange_groups: KeyExchangeGroup::DEFAULT.to_vec(),
             reject_unknown_names: false,
+            record_size: None,
             session_tickets: true,
             client_auth: None,
         }

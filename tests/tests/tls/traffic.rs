@@ -5,7 +5,9 @@ use std::thread::sleep;
 use std::time::Duration;
 
 use ringway_tests::checks::check_echo;
-use ringway_tests::tls::{Leaf, Pki, PyOpts, PyTls, curl, curl_target, send_raw, tls_toml, upload};
+use ringway_tests::tls::{
+    Leaf, Pki, PyOpts, PyTls, curl, curl_target, records, send_raw, tls_toml, upload,
+};
 use ringway_tests::{
     App, Conn, Framing, Req, Ringway, Uwsgi, paths, pattern, roundtrip, sha256_hex,
 };
@@ -448,6 +450,37 @@ fn uploads_in_records_of_any_size_arrive_whole() {
                 "records of {piece} bytes: {text}"
             );
         }
+    }
+}
+
+/// `record_size` (nginx's `ssl_buffer_size`): a 64 KiB answer goes out in records of at most
+/// that much plaintext; by default, in records of TLS's maximum, 16 KiB.
+#[test]
+fn answers_go_out_in_records_of_the_configured_size() {
+    // On the wire, a TLS 1.3 record of N plaintext bytes is N + 17 long: its content type
+    // byte and the AEAD tag.
+    const OVERHEAD: u64 = 17;
+    for (extra, plain) in [("", 16_384), ("record_size = \"4k\"", 4096)] {
+        let stack = Stack::start(App::Raw, extra, |b| b);
+        let opts = PyOpts::verified("a.test", stack.pki.ca());
+        let got = records(stack.tls(), &opts, "/bytes/65536");
+        assert_eq!(got["status"], "HTTP/1.1 200 OK", "{got}");
+        assert_eq!(got["body"], 65536, "{got}");
+        let lengths: Vec<u64> = got["records"]
+            .as_array()
+            .expect("records")
+            .iter()
+            .filter_map(serde_json::Value::as_u64)
+            .collect();
+        let full = lengths.iter().filter(|&&l| l == plain + OVERHEAD).count();
+        assert!(
+            lengths.iter().all(|&l| l <= plain + OVERHEAD),
+            "{extra:?}: no record over {plain} bytes: {lengths:?}"
+        );
+        assert!(
+            full as u64 >= 65536 / plain - 1,
+            "{extra:?}: the body in full records of {plain} bytes: {lengths:?}"
+        );
     }
 }
 
