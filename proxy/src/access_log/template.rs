@@ -66,6 +66,8 @@ enum Var {
     SslProtocol,
     SslCipher,
     SslCurve,
+    SslSessionReused,
+    SslServerName,
     SslClientVerify,
     SslClientSDn,
     SslClientIDn,
@@ -151,7 +153,7 @@ impl Var {
     }
 }
 
-const VARS: [(&str, Var); 55] = [
+const VARS: [(&str, Var); 57] = [
     ("remote_addr", Var::RemoteAddr),
     ("remote_user", Var::RemoteUser),
     ("time_local", Var::TimeLocal),
@@ -178,6 +180,8 @@ const VARS: [(&str, Var); 55] = [
     ("ssl_protocol", Var::SslProtocol),
     ("ssl_cipher", Var::SslCipher),
     ("ssl_curve", Var::SslCurve),
+    ("ssl_session_reused", Var::SslSessionReused),
+    ("ssl_server_name", Var::SslServerName),
     ("ssl_client_verify", Var::SslClientVerify),
     ("ssl_client_s_dn", Var::SslClientSDn),
     ("ssl_client_i_dn", Var::SslClientIDn),
@@ -555,6 +559,13 @@ fn push_var(
             out,
             e.tls
                 .map(|t| t.group.map_or("", KeyExchangeGroup::name).as_bytes()),
+        ),
+        // nginx: `r` for a resumed session, `.` for a full handshake.
+        Var::SslSessionReused => text(out, e.tls.map(|t| if t.resumed { &b"r"[..] } else { b"." })),
+        Var::SslServerName => text(
+            out,
+            e.tls
+                .map(|t| t.server_name.as_deref().unwrap_or("").as_bytes()),
         ),
         Var::SslClientVerify => text(
             out,

@@ -773,6 +773,17 @@ impl KeyExchangeGroup {
         KeyExchangeGroup::Secp384r1,
     ];
 
+    /// OpenSSL's name, as the config takes it and nginx's `$ssl_curve` writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyExchangeGroup::X25519Mlkem768 => "X25519MLKEM768",
+            KeyExchangeGroup::Secp256r1Mlkem768 => "SecP256r1MLKEM768",
+            KeyExchangeGroup::X25519 => "X25519",
+            KeyExchangeGroup::Secp256r1 => "prime256v1",
+            KeyExchangeGroup::Secp384r1 => "secp384r1",
+        }
+    }
+
     /// Whether TLS 1.2 can use it (the hybrids are TLS 1.3 only).
     pub fn usable_with_tls12(self) -> bool {
         !matches!(
@@ -803,19 +814,6 @@ impl FromStr for KeyExchangeGroup {
                 "key exchange group {s:?} is not offered: expected X25519MLKEM768, \
                  SecP256r1MLKEM768, X25519, prime256v1 or secp384r1"
             )),
-        }
-    }
-}
-
-impl KeyExchangeGroup {
-    /// OpenSSL's name, as the config takes it and nginx's `$ssl_curve` writes it.
-    pub fn name(self) -> &'static str {
-        match self {
-            KeyExchangeGroup::X25519Mlkem768 => "X25519MLKEM768",
-            KeyExchangeGroup::Secp256r1Mlkem768 => "SecP256r1MLKEM768",
-            KeyExchangeGroup::X25519 => "X25519",
-            KeyExchangeGroup::Secp256r1 => "prime256v1",
-            KeyExchangeGroup::Secp384r1 => "secp384r1",
         }
     }
 }

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::rc::Rc;
 
 use base64::Engine as _;
-use rustls::CipherSuite;
+use rustls::{CipherSuite, HandshakeKind};
 
 use crate::config::KeyExchangeGroup;
 use rustls::ServerConnection;
@@ -26,6 +26,10 @@ pub(crate) struct Peer {
     /// The key exchange group (`$ssl_curve`); none when the session made no exchange (a
     /// TLS 1.2 resumption).
     pub(crate) group: Option<KeyExchangeGroup>,
+    /// The session was resumed (`$ssl_session_reused`).
+    pub(crate) resumed: bool,
+    /// The name the client asked for (SNI; `$ssl_server_name`).
+    pub(crate) server_name: Option<Rc<str>>,
     /// The client's verified certificate, when it gave one.
     pub(crate) cert: Option<Rc<PeerCert>>,
     /// The client certificate rules it was made under (`Acceptor::client_rules`).
@@ -48,6 +52,8 @@ impl Peer {
         let group = conn
             .negotiated_key_exchange_group()
             .and_then(|g| super::configured_group(g.name()));
+        let resumed = conn.handshake_kind() == Some(HandshakeKind::Resumed);
+        let server_name = conn.server_name().map(Rc::from);
         let cert = conn
             .peer_certificates()
             .and_then(<[_]>::first)
@@ -56,6 +62,8 @@ impl Peer {
             protocol,
             cipher,
             group,
+            resumed,
+            server_name,
             cert,
             client_rules: acceptor.client_rules(),
         }

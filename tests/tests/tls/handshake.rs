@@ -415,7 +415,33 @@ fn alpn_is_http_1_1_and_never_h2() {
 
 #[test]
 fn sessions_resume_over_tls_1_2_and_1_3() {
-    let stack = Stack::plain(App::Raw);
+    let stack = Stack::start(App::Raw, "", |b| {
+        b.arg("--access-log", "stderr").arg(
+            "--access-log-format",
+            "reused=$ssl_session_reused sni=$ssl_server_name curve=$ssl_curve $ssl_protocol.",
+        )
+    });
+    // The access log says which handshake was resumed, the name asked for and the group:
+    // a TLS 1.3 resumption makes a key exchange (psk_dhe_ke), a TLS 1.2 one none.
+    let logged = [("1.2", "X25519", ""), ("1.3", "X25519", "X25519")];
+    for (version, full_curve, resumed_curve) in logged {
+        let opts = PyOpts {
+            tls_min: Some(version),
+            tls_max: Some(version),
+            ..PyOpts::verified("a.test", stack.pki.ca())
+        };
+        resume(stack.tls(), &opts);
+        for line in [
+            format!("reused=. sni=a.test curve={full_curve} TLSv{version}."),
+            format!("reused=r sni=a.test curve={resumed_curve} TLSv{version}."),
+        ] {
+            assert!(
+                stack.ringway.wait_for_log(&line, Duration::from_secs(5)),
+                "{line} in {}",
+                stack.ringway.stderr()
+            );
+        }
+    }
     for version in ["1.2", "1.3"] {
         let opts = PyOpts {
             tls_min: Some(version),
