@@ -145,7 +145,10 @@ def hello(args):
     print(outgoing.read().hex(), flush=True)
 
 
-def close_with_junk(args):
+def handshake_in_memory(args):
+    """A TLS handshake over memory BIOs on a socket to --connect: (session, incoming,
+    outgoing, socket), the client's last flight still in outgoing; None (reported) if the
+    server closed first."""
     host, port = args.connect.rsplit(":", 1)
     ctx = context(args)
     incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
@@ -154,15 +157,22 @@ def close_with_junk(args):
     while True:
         try:
             session.do_handshake()
-            break
+            return session, incoming, outgoing, raw
         except ssl.SSLWantReadError:
             if outgoing.pending:
                 raw.sendall(outgoing.read())
             data = raw.recv(65536)
             if not data:
                 emit({"ok": False, "error": "closed during the handshake"})
-                return
+                return None
             incoming.write(data)
+
+
+def close_with_junk(args):
+    done = handshake_in_memory(args)
+    if done is None:
+        return
+    session, _, outgoing, raw = done
     try:
         session.unwrap()
     except ssl.SSLWantReadError:
@@ -182,25 +192,15 @@ def close_with_junk(args):
 
 
 def records(args):
-    host, port = args.connect.rsplit(":", 1)
-    ctx = context(args)
-    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-    session = ctx.wrap_bio(incoming, outgoing, server_hostname=args.server_name)
-    raw = socket.create_connection((host, int(port)), timeout=args.timeout)
-    while True:
-        try:
-            session.do_handshake()
-            break
-        except ssl.SSLWantReadError:
-            if outgoing.pending:
-                raw.sendall(outgoing.read())
-            data = raw.recv(65536)
-            if not data:
-                emit({"ok": False, "error": "closed during the handshake"})
-                return
-            incoming.write(data)
+    done = handshake_in_memory(args)
+    if done is None:
+        return
+    session, incoming, outgoing, raw = done
+    host = args.server_name or args.connect.rsplit(":", 1)[0]
     request = "GET {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n".format(
-        args.path, args.server_name or host)
+        args.path, host)
+    # The client's Finished goes with the request: whatever the server sends after it
+    # (tickets, the answer) starts on a record boundary of what is read from here.
     session.write(request.encode())
     raw.sendall(outgoing.read())
     stream, plain = b"", b""
