@@ -318,6 +318,7 @@ fn any_limits() -> Limits {
         next_upstream: crate::config::NextUpstream::DEFAULT,
         next_upstream_tries: 0,
         next_upstream_timeout: None,
+        ignore_client_abort: false,
     }
 }
 

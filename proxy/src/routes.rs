@@ -377,6 +377,7 @@ pub(crate) mod tests {
             next_upstream: crate::config::NextUpstream::DEFAULT,
             next_upstream_tries: 0,
             next_upstream_timeout: None,
+            ignore_client_abort: false,
         }
     }
 

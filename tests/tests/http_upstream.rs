@@ -966,3 +966,37 @@ fn upstream_headers_are_set_as_nginx_proxy_set_header_sets_them() {
     .json();
     assert_eq!(env["HTTP_X_CUSTOM"], "top", "{env}");
 }
+
+/// `ignore_client_abort` (nginx's `proxy_ignore_client_abort on`) in front of Granian: a
+/// client leaving before its answer ends the request by default (logged 499 once the
+/// watch notices, after a second), and on the route with the setting the app's answer is
+/// read whole (logged with the app's status and time).
+#[test]
+fn ignore_client_abort_keeps_the_request_at_granian_when_its_client_leaves() {
+    let app = AppServer::start(Server::Granian, Served::Wsgi(App::Raw), Listen::Tcp, 2);
+    let ringway = Ringway::with_config(format!(
+        "access_log = \"stderr\"\n\
+         access_log_format = '$request_uri $status $upstream_status $upstream_response_time'\n\
+         [upstreams.web]\nservers = [\"{}\"]\n\
+         [[routes]]\npath = \"/kept/\"\nupstream = \"web\"\nupstream_path = \"/\"\n\
+         ignore_client_abort = true\n\
+         [[routes]]\npath = \"/\"\nupstream = \"web\"\n",
+        app.upstream()
+    ))
+    .start();
+    for path in ["/slow?ms=1500", "/kept/slow?ms=1500"] {
+        let mut s = TcpStream::connect(ringway.addr()).expect("connect");
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
+            .expect("send");
+        thread::sleep(Duration::from_millis(100));
+    }
+    for line in [
+        "/slow?ms=1500 499 499 1.0",
+        "/kept/slow?ms=1500 200 200 1.5",
+    ] {
+        let logged = ringway_tests::wait::poll_until(Duration::from_secs(10), || {
+            ringway.stderr().contains(line)
+        });
+        assert!(logged, "no `{line}`:\n{}", ringway.stderr());
+    }
+}

@@ -1,12 +1,15 @@
 //! Upstream failures and limits: dead or slow uWSGI, vars over uWSGI's buffer, bodies over
 //! the limit, and a set of upstreams with a dead member.
 
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::unix::net::UnixListener;
 use std::time::{Duration, Instant};
 
 use ringway_tests::checks::check_echo;
 use ringway_tests::uwsgi::UwsgiOptions;
-use ringway_tests::{App, Conn, Req, Ringway, Uwsgi, pattern, roundtrip};
+use ringway_tests::wait::poll_until;
+use ringway_tests::{App, Conn, Nginx, Req, Ringway, Uwsgi, pattern, roundtrip};
 
 #[test]
 fn upstream_down_gives_502() {
@@ -245,7 +248,7 @@ fn a_response_cut_short_upstream_is_cut_short_downstream() {
 #[test]
 fn an_answer_before_the_whole_upload_is_relayed_whole() {
     let uwsgi = Uwsgi::start(App::Raw);
-    let nginx = ringway_tests::Nginx::start(uwsgi.socket());
+    let nginx = Nginx::start(uwsgi.socket());
     let ringway = Ringway::start(&uwsgi);
     let upload = pattern(900_000);
     for (proxy, addr) in [("nginx", nginx.addr()), ("ringway", ringway.addr())] {
@@ -321,5 +324,94 @@ fn a_server_written_by_name_and_a_unix_triple_slash_reach_uwsgi() {
             let r = roundtrip(ringway.addr(), &Req::post("/echo", b"by name"));
             check_echo(&r, b"by name", &format!("{upstream}, request {i}"));
         }
+    }
+}
+
+/// Sends `path` to `addr` and closes the connection 100 ms later, before any answer.
+fn abandon(addr: SocketAddr, path: &str) {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
+        .expect("send");
+    std::thread::sleep(Duration::from_millis(100));
+}
+
+/// nginx's `uwsgi_ignore_client_abort on`, per route. A client that leaves before its
+/// answer ends the request at uWSGI by default: uWSGI then writes its answer to a closed
+/// socket and logs a broken pipe. With the setting the app's answer is read whole, logged
+/// with its upstream status and time, and uWSGI logs no error: as behind nginx, each way.
+/// A client that only half-closes (sends its request, then shuts its sending side) still
+/// gets its answer.
+#[test]
+fn ignore_client_abort_keeps_the_request_at_uwsgi_when_its_client_leaves() {
+    let uwsgi = Uwsgi::start_with(UwsgiOptions {
+        workers: 4,
+        ..UwsgiOptions::new(App::Raw)
+    });
+    let nginx_default = Nginx::start(uwsgi.socket());
+    let nginx_ignoring =
+        Nginx::start_with_server_directives(uwsgi.socket(), "uwsgi_ignore_client_abort on;");
+    let ringway = Ringway::with_config(format!(
+        "upstream = [{:?}]\naccess_log = \"stderr\"\n\
+         access_log_format = '$request_uri $status $upstream_status $upstream_response_time'\n\
+         [[routes]]\npath = \"/kept/\"\nupstream = \"default\"\nscript_name = \"/kept\"\n\
+         ignore_client_abort = true\n\
+         [[routes]]\npath = \"/\"\nupstream = \"default\"\n",
+        uwsgi.upstream()
+    ))
+    .start();
+    let cases = [
+        (nginx_default.addr(), "/slow", "nginx-default", false),
+        (nginx_ignoring.addr(), "/slow", "nginx-ignoring", true),
+        (ringway.addr(), "/slow", "ringway-default", false),
+        (ringway.addr(), "/kept/slow", "ringway-ignoring", true),
+    ];
+    for (addr, path, by, _) in cases {
+        abandon(addr, &format!("{path}?ms=1500&by={by}"));
+    }
+    let finished = poll_until(Duration::from_secs(10), || {
+        uwsgi.log().matches(" => generated ").count() >= cases.len()
+    });
+    assert!(finished, "uWSGI finished 4 requests:\n{}", uwsgi.log());
+    let log = uwsgi.log();
+    for (_, path, by, ignored) in cases {
+        let request = format!("GET {path}?ms=1500&by={by}");
+        let broken = log.contains(&format!(
+            "Broken pipe [core/writer.c line 306] during {request}"
+        ));
+        let whole = log.contains(&format!("{request} => generated 13 bytes"));
+        assert_eq!(
+            (broken, whole),
+            (!ignored, ignored),
+            "{by}: uWSGI's broken pipe and whole answer:\n{log}"
+        );
+    }
+    let logged =
+        |needle: &str| poll_until(Duration::from_secs(5), || ringway.stderr().contains(needle));
+    assert!(
+        logged("/slow?ms=1500&by=ringway-default 499 499 1.0"),
+        "ended after the 1 s watch delay:\n{}",
+        ringway.stderr()
+    );
+    assert!(
+        logged("/kept/slow?ms=1500&by=ringway-ignoring 200 200 1.5"),
+        "the app's answer read whole:\n{}",
+        ringway.stderr()
+    );
+    for (proxy, addr, path) in [
+        ("nginx", nginx_ignoring.addr(), "/slow"),
+        ("ringway", ringway.addr(), "/kept/slow"),
+    ] {
+        let mut s = TcpStream::connect(addr).expect("connect");
+        s.write_all(format!("GET {path}?ms=1200 HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
+            .expect("send");
+        s.shutdown(Shutdown::Write).expect("half-close");
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).expect("read");
+        assert!(
+            answer.starts_with("HTTP/1.1 200") && answer.ends_with("slept 1200 ms"),
+            "{proxy}, half-closed client: {answer}"
+        );
     }
 }

@@ -18,6 +18,12 @@ object on stdout. Every scenario connects with TLS (ALPN h2 only, no certificate
       (CANCEL), then asks GET --second-path on the same connection:
         {"ok": true, "second": {"status": 200, "data": N}}
 
+  h2_client.py reset-waiting --path P --wait S
+      Asks GET P, resets the stream (CANCEL) S seconds later with no answer yet, then asks
+      GET --second-path on the same connection:
+        {"ok": true, "early": null or {"status": N}, "second": {"status": 200, "data": N}}
+      (early: an answer that came before the reset, which the scenario did not mean.)
+
   h2_client.py rapid-reset --path P --count C
       Opens C streams (GET P), each reset (CANCEL) right after its HEADERS, in batches
       of 100 per write, then waits for the connection to end or --timeout:
@@ -209,6 +215,26 @@ def reset_upload(args):
     return {"ok": True, "sent": sent, "second": second, "goaway": client.goaway}
 
 
+def reset_waiting(args):
+    client = Client(args)
+    sid = client.conn.get_next_available_stream_id()
+    client.conn.send_headers(sid, client.headers(args.path), end_stream=True)
+    client.flush()
+    early = None
+    until = time.monotonic() + args.wait
+    while early is None and time.monotonic() < until:
+        events = client.events(until)
+        if events is None:
+            return {"ok": False, "error": "closed before the reset"}
+        for event in events:
+            if isinstance(event, h2.events.ResponseReceived) and event.stream_id == sid:
+                early = {"status": int(dict(event.headers)[":status"])}
+    client.conn.reset_stream(sid, h2.errors.ErrorCodes.CANCEL)
+    client.flush()
+    second = client.fetch(args.second_path, time.monotonic() + args.timeout)
+    return {"ok": True, "early": early, "second": second, "goaway": client.goaway}
+
+
 def rapid_reset(args):
     client = Client(args)
     sent = 0
@@ -297,6 +323,7 @@ def main():
     parser.add_argument("--second-path", default="/")
     parser.add_argument("--size", type=int, default=1 << 20)
     parser.add_argument("--sent", type=int, default=65536)
+    parser.add_argument("--wait", type=float, default=0.2)
     parser.add_argument("--count", type=int, default=100)
     parser.add_argument("--timeout", type=float, default=10)
     parser.add_argument("--cert")
@@ -305,6 +332,7 @@ def main():
     scenarios = {
         "stalled-reader": stalled_reader,
         "reset-upload": reset_upload,
+        "reset-waiting": reset_waiting,
         "rapid-reset": rapid_reset,
         "many-streams": many_streams,
         "across-reload": across_reload,

@@ -3,7 +3,9 @@
 //! nginx aborts the upstream request when the client closes (`uwsgi_ignore_client_abort
 //! off`): the Python worker is not left producing an answer nobody will read, and ringway
 //! does not spool it to disk. ringway watches the client only once the upstream has taken
-//! a while ([`WATCH_AFTER`]), so a quick request costs no epoll registration.
+//! a while ([`WATCH_AFTER`]), so a quick request costs no epoll registration. A route with
+//! `ignore_client_abort` (nginx's `uwsgi_ignore_client_abort on`) does not watch: the app
+//! answers, and writing the answer finds the client gone.
 
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
@@ -29,8 +31,15 @@ impl AsRawFd for Borrowed {
 impl Client {
     /// Resolves once the client has closed its side of the connection (or its socket
     /// failed), watching from [`WATCH_AFTER`] on. Never resolves if the client sends data
-    /// instead (a pipelined request: it is still there) or if it cannot be watched.
-    pub(crate) async fn gone(&self) {
+    /// instead (a pipelined request: it is still there), if it cannot be watched, or when
+    /// `ignore_abort` (the route's `ignore_client_abort`) says the request outlives it.
+    pub(crate) async fn gone(&self, ignore_abort: bool) {
+        // Requests kept running stay bounded: until its exchange ends, a connection (or an
+        // HTTP/2 stream, reset or not) keeps its admission and its place among its
+        // connection's 128 streams, as nginx keeps a request it ignores the abort of.
+        if ignore_abort {
+            return std::future::pending().await;
+        }
         // An HTTP/2 stream's pipe costs nothing to watch: at once (a client resetting
         // streams must not keep their upstream requests running for the delay).
         let stream = self.stream.get_ref();

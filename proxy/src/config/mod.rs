@@ -246,6 +246,8 @@ pub struct Limits {
     pub next_upstream_tries: u32,
     /// How long after its first connect a request may still go on (`None`: no limit).
     pub next_upstream_timeout: Option<Duration>,
+    /// Whether a request stays at the upstream when its client leaves before the answer.
+    pub ignore_client_abort: bool,
 }
 
 impl Limits {

@@ -374,6 +374,13 @@ pub struct LimitSettings {
     /// (nginx's `proxy_next_upstream_timeout`); 0: no limit [default: 0].
     #[arg(long, value_name = "DURATION")]
     pub next_upstream_timeout: Option<Dur>,
+
+    /// Keep a request going at the upstream when its client closes the connection before
+    /// the answer (nginx's `proxy_ignore_client_abort on` / `uwsgi_ignore_client_abort
+    /// on`): the app finishes and answers, and ringway then finds the client gone. By
+    /// default the request to the app is ended with the client's.
+    #[arg(long, num_args = 0, default_missing_value = "true")]
+    pub ignore_client_abort: Option<bool>,
 }
 
 /// TLS termination: `[tls]`.

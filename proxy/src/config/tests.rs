@@ -2184,6 +2184,28 @@ fn next_upstream_from_the_top_a_route_or_a_flag() {
 }
 
 #[test]
+fn ignore_client_abort_is_off_unless_set_at_the_top_in_a_route_or_by_flag() {
+    let text = "upstream = [\"unix:/a\"]\n\
+                [[routes]]\npath = \"/report/\"\nupstream = \"default\"\n\
+                ignore_client_abort = true\n";
+    let config = load(text, &[]).unwrap();
+    let ignores = |config: &Config, path: &str| route(config, path).limits.ignore_client_abort;
+    assert!(ignores(&config, "/report/x"), "the route's own");
+    assert!(!ignores(&config, "/x"), "nginx's default: off");
+    let flagged = load(text, &["--ignore-client-abort"]).unwrap();
+    assert!(ignores(&flagged, "/x"), "the flag: every route");
+    let top = "ignore_client_abort = true\nupstream = [\"unix:/a\"]\n\
+               [[routes]]\npath = \"/live/\"\nupstream = \"default\"\n\
+               ignore_client_abort = false\n";
+    let config = load(top, &[]).unwrap();
+    assert!(ignores(&config, "/x"), "the top's");
+    assert!(
+        !ignores(&config, "/live/x"),
+        "a route's own false over the top's"
+    );
+}
+
+#[test]
 fn http2_is_offered_only_when_asked_for() {
     let cert = "certificates = [ { cert = \"/etc/tls/a.pem\", key = \"/etc/tls/a.key\" } ]";
     let tls = |extra: &str| {

@@ -687,6 +687,7 @@ impl Resolved {
                 .next_upstream_timeout
                 .map(|d| d.0)
                 .filter(|d| !d.is_zero()),
+            ignore_client_abort: own.ignore_client_abort.unwrap_or(false),
         })
     }
 

@@ -367,7 +367,7 @@ async fn ask(
         };
         let answer = tokio::select! {
             answer = exchange => answer,
-            () = client.gone() => return Err(Fail::ClientGone),
+            () = client.gone(asked.limits.ignore_client_abort) => return Err(Fail::ClientGone),
         };
         // On a kept connection, a failure with nothing back is most likely the server's
         // close of it meanwhile: not the server's failure.

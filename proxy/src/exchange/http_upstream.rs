@@ -94,7 +94,7 @@ pub(super) async fn exchange(
         };
         let sent = tokio::select! {
             sent = with_upstream => sent,
-            () = client.gone() => Err(Fail::ClientGone),
+            () = client.gone(limits.ignore_client_abort) => Err(Fail::ClientGone),
         };
         client.response_headers = headers;
         let (Sent { body: kept, whole }, answer) = sent.inspect_err(|fail| {

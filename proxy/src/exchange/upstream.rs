@@ -163,7 +163,7 @@ async fn exchange_uwsgi(
         // (uWSGI stops writing an answer nobody reads), nothing is answered.
         let answer = tokio::select! {
             answer = with_upstream => answer,
-            () = client.gone() => Err(Fail::ClientGone),
+            () = client.gone(target.route.limits.ignore_client_abort) => Err(Fail::ClientGone),
         };
         client.response_headers = headers;
         let (kept, answer) = answer.inspect_err(|fail| {
@@ -277,7 +277,7 @@ pub(super) async fn connect(
     let permit = tokio::select! {
         biased;
         permit = group.slot() => permit?,
-        () = client.gone() => return Err(Fail::ClientGone),
+        () = client.gone(target.route.limits.ignore_client_abort) => return Err(Fail::ClientGone),
     };
     let connecting = Instant::now();
     let upstream = group

@@ -1,11 +1,13 @@
 //! HTTP/2 clients that misbehave on purpose (`tests/tools/h2_client.py`, on the h2 library):
-//! a client that opens no window, one that gives up mid-upload, a reset flood, more streams
-//! than the limit. Each ends in a bounded time with the connection or the server still
+//! a client that opens no window, one that gives up mid-upload, one that resets a stream
+//! while the app works on it (with and without `ignore_client_abort`), a reset flood, more
+//! streams than the limit. Each ends in a bounded time with the connection or the server still
 //! serving, and leaves nothing behind in the app.
 
 use std::process::Command;
 use std::time::Duration;
 
+use ringway_tests::ringway::RingwayBuilder;
 use ringway_tests::tls::{python, run};
 use ringway_tests::{App, paths};
 use serde_json::Value;
@@ -15,11 +17,34 @@ use super::Stack;
 /// ringway with HTTP/2 on, in front of the Flask app, with a 1 s `send_timeout` (the bound
 /// on a stream whose client opens no window) and the access log on stderr.
 fn stack() -> Stack {
+    stack_with(|b| b)
+}
+
+/// [`stack`], with `more` flags.
+fn stack_with(more: impl FnOnce(RingwayBuilder) -> RingwayBuilder) -> Stack {
     let files = paths::workspace_root().join("tests/apps/static");
     Stack::start(App::Flask, "http2 = true", |b| {
-        b.arg("--send-timeout", "1s")
-            .arg("--access-log", "stderr")
-            .arg("--static", &format!("/static/={}", files.display()))
+        more(
+            b.arg("--send-timeout", "1s")
+                .arg("--access-log", "stderr")
+                .arg("--static", &format!("/static/={}", files.display())),
+        )
+    })
+}
+
+/// [`stack`], with `--ignore-client-abort` when `ignoring`, and a log line that shows the
+/// app's side: `$request_uri $status $upstream_status $upstream_response_time`.
+fn abort_stack(ignoring: bool) -> Stack {
+    stack_with(|b| {
+        let b = b.arg(
+            "--access-log-format",
+            "$request_uri $status $upstream_status $upstream_response_time",
+        );
+        if ignoring {
+            b.flag("--ignore-client-abort")
+        } else {
+            b
+        }
     })
 }
 
@@ -96,11 +121,51 @@ fn an_upload_given_up_midway_ends_as_a_client_gone_and_the_connection_serves_on(
     );
 }
 
+/// A stream reset while its request is at the app ends that request at once (the app's
+/// answer is not waited for: 499); with `ignore_client_abort` the request runs on, as
+/// nginx's does, and is logged with the app's status and time. The connection serves on.
+#[test]
+fn a_stream_reset_at_the_app_ends_its_request_unless_client_aborts_are_ignored() {
+    for (ignoring, logged) in [
+        (false, "/slow?ms=1500 499 499 0."),
+        (true, "/slow?ms=1500 200 200 1.5"),
+    ] {
+        let stack = abort_stack(ignoring);
+        let got = h2_client(
+            &stack,
+            "reset-waiting",
+            &[
+                "--path",
+                "/slow?ms=1500",
+                "--wait",
+                "0.2",
+                "--second-path",
+                "/bytes/7",
+            ],
+        );
+        assert_eq!(got["early"], Value::Null, "reset before any answer: {got}");
+        assert_eq!(got["second"]["status"], 200, "{got}");
+        assert_eq!(got["second"]["data"], 7, "{got}");
+        assert!(
+            stack.ringway.wait_for_log(logged, Duration::from_secs(10)),
+            "ignoring: {ignoring}, no `{logged}`:\n{}",
+            stack.ringway.stderr()
+        );
+    }
+}
+
+/// The flood is bounded whether or not client aborts are ignored: with them ignored, a
+/// reset stream's request runs on, but keeps its place among the connection's 128.
 #[test]
 fn a_reset_flood_ends_its_connection_and_ringway_serves_the_next_client() {
-    let stack = stack();
+    for ignoring in [false, true] {
+        reset_flood(&abort_stack(ignoring));
+    }
+}
+
+fn reset_flood(stack: &Stack) {
     let got = h2_client(
-        &stack,
+        stack,
         "rapid-reset",
         &["--path", "/bytes/7", "--count", "5000", "--timeout", "5"],
     );
@@ -116,7 +181,7 @@ fn a_reset_flood_ends_its_connection_and_ringway_serves_the_next_client() {
     // The streams that were taken before the flood was seen reached the app at most as
     // many times as there were streams: each logged, none left running.
     let fresh = h2_client(
-        &stack,
+        stack,
         "many-streams",
         &["--path", "/bytes/7", "--count", "1"],
     );
