@@ -29,6 +29,7 @@ mod limits;
 mod listener;
 mod memory;
 pub mod metrics;
+pub mod open_files;
 pub mod proxy_protocol;
 mod ratelimit;
 pub mod reload;

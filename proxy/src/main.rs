@@ -7,6 +7,7 @@ use clap::Parser;
 use ringway::app::App;
 use ringway::config::{Config, MetricsListen, Settings};
 use ringway::metrics;
+use ringway::open_files;
 use ringway::reload::Reloader;
 use ringway::server::Server;
 
@@ -55,12 +56,42 @@ fn check_config(settings: Settings) -> ExitCode {
     }
 }
 
+/// Raises the soft limit of open files to the hard one (before the app is started, which
+/// gets the limit back), and says so; warns when `max_connections` cannot be reached under
+/// the limit, each connection holding a descriptor at least.
+fn raise_open_files(max_connections: Option<usize>) {
+    let limit = match open_files::raise() {
+        Ok(open_files::Raised { before, after }) => {
+            if after > before {
+                tracing::info!(
+                    "open files: soft limit raised from {before} to {after} (the hard limit)"
+                );
+            }
+            after
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "open files: soft limit not raised");
+            return;
+        }
+    };
+    if let Some(max) = max_connections
+        && u64::try_from(max).is_ok_and(|max| max > limit)
+    {
+        tracing::warn!(
+            "max_connections = {max} is above the limit of open files ({limit}): past it new \
+             connections wait unaccepted; raise the hard limit (LimitNOFILE= in the systemd \
+             unit, ulimit -Hn, or a container's --ulimit nofile=)"
+        );
+    }
+}
+
 fn run(settings: Settings) -> anyhow::Result<()> {
     // Block the signals before any thread exists, so every worker inherits the mask and only
     // this thread takes them, synchronously; and before the configuration is read, so that
     // a logrotate's SIGUSR1 or a SIGHUP during a start never kills the process.
     let signals = signals::block()?;
     let config = Config::from_settings(settings)?;
+    raise_open_files(config.connections.max_connections);
     let workers = config.workers;
     let upstream_addrs = config.all_servers();
     let upstreams: Vec<String> = upstream_addrs.iter().map(ToString::to_string).collect();

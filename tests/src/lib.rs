@@ -21,6 +21,7 @@ pub mod netns;
 pub mod nginx;
 pub mod parity;
 pub mod paths;
+pub mod proc_limits;
 pub mod prometheus;
 pub mod ringway;
 pub mod static_cases;

@@ -128,6 +128,13 @@ impl RingwayBuilder {
         self
     }
 
+    /// Runs ringway under `command`, a program that runs the rest of its command line (as
+    /// `prlimit --nofile=256:4096` does).
+    pub fn under(mut self, command: &[&str]) -> Self {
+        self.prefix = command.iter().map(|&a| a.to_owned()).collect();
+        self
+    }
+
     /// Adds `--upstream VALUE` (`unix:/path` or `IP:PORT`).
     pub fn upstream(mut self, value: impl Into<String>) -> Self {
         self.upstreams.push(value.into());

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ringway_tests::client::Conn;
+use ringway_tests::proc_limits::open_files;
 use ringway_tests::ringway::Refusal;
 use ringway_tests::uwsgi::{UwsgiCommand, UwsgiOptions, command_line};
 use ringway_tests::wait::{poll_until, send_signal};
@@ -443,4 +444,37 @@ fn an_app_that_ignores_stop_signal_is_killed_after_stop_timeout() {
         "left of the app: {:?}",
         live_in_group(pid)
     );
+}
+
+/// ringway raises its own soft limit of open files at start; the app gets the one ringway
+/// was started with (a Python program may use `select()`, which breaks past fd 1023), and
+/// its workers with it.
+#[test]
+fn the_app_gets_the_limit_of_open_files_ringway_was_started_with() {
+    let setup = Setup::new();
+    let ringway = setup
+        .ringway(&setup.uwsgi.argv(), "")
+        .under(&["prlimit", "--nofile=256:4096"])
+        .start();
+    assert_eq!(
+        open_files(ringway.pid()),
+        (4096, 4096),
+        "ringway's own, raised"
+    );
+    let pid = app_pid(&ringway).expect("the app's pid");
+    let app = u32::try_from(pid).expect("a pid");
+    assert_eq!(open_files(app), (256, 4096), "the app's");
+    // uWSGI's workers, forked by its master, once they are up.
+    let served = roundtrip(ringway.addr(), &Req::get("/"));
+    assert_eq!(served.status, 200, "{served:?}");
+    let children =
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    let workers: Vec<u32> = children
+        .split_whitespace()
+        .filter_map(|c| c.parse().ok())
+        .collect();
+    assert!(!workers.is_empty(), "uWSGI's workers");
+    for worker in workers {
+        assert_eq!(open_files(worker), (256, 4096), "worker {worker}");
+    }
 }

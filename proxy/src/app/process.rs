@@ -21,11 +21,13 @@ pub fn spawn(command: &[String]) -> io::Result<Child> {
     };
     // SAFETY: getpid has no preconditions.
     let ringway = unsafe { libc::getpid() };
+    // ringway raised its own limit of open files; the app gets the one it was started with.
+    let open_files = crate::open_files::started_with();
     let mut cmd = Command::new(program);
     cmd.args(args).stdin(Stdio::null()).process_group(0);
     // SAFETY: the closure runs in the forked child before exec and calls only
-    // async-signal-safe functions (sigemptyset, pthread_sigmask, prctl, getppid, _exit); it
-    // allocates nothing.
+    // async-signal-safe functions (sigemptyset, pthread_sigmask, setrlimit, prctl, getppid,
+    // _exit); it allocates nothing.
     unsafe {
         cmd.pre_exec(move || {
             // std passes the signal mask on to the child, and ringway blocks its stop signals
@@ -39,6 +41,9 @@ pub fn spawn(command: &[String]) -> io::Result<Child> {
             }
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
                 return Err(io::Error::last_os_error());
+            }
+            if let Some(limit) = &open_files {
+                crate::open_files::restore(limit)?;
             }
             // ringway died between the fork and the prctl: nobody would send the signal.
             if libc::getppid() != ringway {
