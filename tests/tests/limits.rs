@@ -509,3 +509,149 @@ fn a_slow_client_does_not_hold_an_upstream_slot() {
     assert_eq!(r.status, 200);
     assert!(r.body == pattern(SIZE), "the body arrives intact");
 }
+
+/// Sends `paths` at once, each on its own connection; each one's status and time to its
+/// answer, in the order given.
+fn at_once(addr: SocketAddr, paths: &[String]) -> Vec<(u16, Duration)> {
+    let started = std::time::Instant::now();
+    let sent: Vec<_> = paths
+        .iter()
+        .map(|path| {
+            let path = path.clone();
+            thread::spawn(move || {
+                let r = roundtrip(addr, &Req::get(&path));
+                (r.status, started.elapsed())
+            })
+        })
+        .collect();
+    sent.into_iter()
+        .map(|t| t.join().expect("request thread"))
+        .collect()
+}
+
+/// The served requests' times, sorted, and how many were refused with `refused`.
+fn served_times(answers: &[(u16, Duration)], refused: u16) -> (Vec<u64>, usize) {
+    let mut times: Vec<u64> = answers
+        .iter()
+        .filter(|(status, _)| *status == 200)
+        .map(|(_, took)| took.as_millis() as u64)
+        .collect();
+    times.sort_unstable();
+    let refusals = answers.iter().filter(|(s, _)| *s == refused).count();
+    assert_eq!(times.len() + refusals, answers.len(), "{answers:?}");
+    (times, refusals)
+}
+
+/// nginx's `limit_req` without `nodelay` (ringway's `delay = 0`) and with `delay=2`: a
+/// burst is not refused but spaced at the rate, as nginx spaces it. Seven requests at once
+/// at 10r/s with a burst of 5: six served, 100 ms apart (with `delay=2` the first three at
+/// once, then 100 ms apart), the seventh refused at once. A client that leaves while held
+/// is never passed to the app, behind either proxy.
+#[test]
+fn limit_req_with_a_delay_spaces_a_burst_at_the_rate_as_nginx_does() {
+    let uwsgi = Uwsgi::start_with(ringway_tests::uwsgi::UwsgiOptions {
+        workers: 4,
+        ..ringway_tests::uwsgi::UwsgiOptions::new(App::Raw)
+    });
+    let pass = ringway_tests::nginx::uwsgi_pass(uwsgi.socket());
+    let nginx = ringway_tests::Nginx::start_with_http_directives(
+        uwsgi.socket(),
+        "limit_req_zone $binary_remote_addr zone=spaced:1m rate=10r/s;\n\
+         limit_req_zone $binary_remote_addr zone=three:1m rate=10r/s;\n\
+         limit_req_status 429;",
+        &format!(
+            "location /bytes/ {{ limit_req zone=spaced burst=5; {pass} }}\n\
+             location /status/ {{ limit_req zone=three burst=5 delay=2; {pass} }}"
+        ),
+    );
+    let (ringway, metrics) = start(
+        &format!(
+            "access_log = \"stderr\"\n\
+             access_log_format = '$request_uri $status $limit_req_status'\n\
+             [upstreams.app]\nservers = [\"{}\"]\n\
+             [[routes]]\npath = \"/bytes/\"\nupstream = \"app\"\n\
+             limit_req = {{ rate = \"10r/s\", burst = 5, delay = 0 }}\n\
+             [[routes]]\npath = \"/status/\"\nupstream = \"app\"\n\
+             limit_req = {{ rate = \"10r/s\", burst = 5, delay = 2 }}\n\
+             [[routes]]\npath = \"/\"\nupstream = \"app\"\n",
+            uwsgi.upstream()
+        ),
+        1,
+    );
+    let seven = |path: &str| -> Vec<String> { (0..7).map(|i| format!("{path}?n={i}")).collect() };
+    for (proxy, addr) in [("nginx", nginx.addr()), ("ringway", ringway.addr())] {
+        let (times, refused) = served_times(&at_once(addr, &seven("/bytes/7")), 429);
+        assert_eq!(refused, 1, "{proxy}: past the burst: {times:?}");
+        for (k, took) in times.iter().enumerate() {
+            let k = k as u64;
+            assert!(
+                (k * 100).saturating_sub(30) <= *took && *took < k * 100 + 1500,
+                "{proxy}: the served ones 100 ms apart (at 10r/s): {times:?}"
+            );
+        }
+        // Leaked back to empty before the next burst.
+        thread::sleep(Duration::from_millis(800));
+        let (times, refused) = served_times(&at_once(addr, &seven("/status/200")), 429);
+        assert_eq!(refused, 1, "{proxy}, delay 2: {times:?}");
+        let expected: [u64; 6] = [0, 0, 0, 100, 200, 300];
+        for (took, least) in times.iter().zip(expected) {
+            assert!(
+                least.saturating_sub(30) <= *took && *took < least + 1500,
+                "{proxy}, delay 2: three at once, then 100 ms apart: {times:?}"
+            );
+        }
+        assert!(
+            times[2] < 160,
+            "{proxy}, delay 2: the first three at once: {times:?}"
+        );
+        thread::sleep(Duration::from_millis(800));
+        // Three at once (served over 200 ms), and meanwhile one that leaves 100 ms into
+        // its wait of about 300 ms.
+        let fillers: Vec<String> = (0..3).map(|i| format!("/bytes/7?filler={i}")).collect();
+        let fillers = thread::spawn(move || at_once(addr, &fillers));
+        thread::sleep(Duration::from_millis(20));
+        let mut leaving = std::net::TcpStream::connect(addr).expect("connect");
+        write!(
+            leaving,
+            "GET /bytes/7?left-by={proxy} HTTP/1.1\r\nHost: t\r\n\r\n"
+        )
+        .expect("send");
+        thread::sleep(Duration::from_millis(100));
+        drop(leaving);
+        let (_, refused) = served_times(&fillers.join().expect("fillers"), 429);
+        assert_eq!(refused, 0, "{proxy}: within the burst");
+        thread::sleep(Duration::from_millis(500));
+        assert!(
+            !uwsgi.log().contains(&format!("left-by={proxy}")),
+            "{proxy}: a client gone while held is not passed on:\n{}",
+            uwsgi.log()
+        );
+    }
+    let log = ringway.stderr();
+    for (line, count) in [
+        ("/bytes/7?n=", "PASSED", 1),
+        ("/bytes/7?n=", "DELAYED", 5),
+        ("/bytes/7?n=", "REJECTED", 1),
+        ("/status/200?n=", "PASSED", 3),
+        ("/status/200?n=", "DELAYED", 3),
+        ("/status/200?n=", "REJECTED", 1),
+    ]
+    .map(|(path, status, count)| ((path, status), count))
+    {
+        let (path, status) = line;
+        let found = log
+            .lines()
+            .filter(|l| l.starts_with(path) && l.ends_with(status))
+            .count();
+        assert_eq!(found, count, "{path} {status}:\n{log}");
+    }
+    assert!(
+        log.contains("/bytes/7?left-by=ringway 499 DELAYED"),
+        "the one that left:\n{log}"
+    );
+    wait_for_sample(
+        metrics,
+        "ringway_limit_req_delayed_total{route=\"/bytes/\"}",
+        8.0,
+    );
+}

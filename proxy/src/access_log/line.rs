@@ -9,6 +9,7 @@ use std::time::Duration;
 use super::escape::{push_json_string, push_nginx};
 use super::time::Stamp;
 use crate::gzip::GzipRatio;
+use crate::limits::LimitReqStatus;
 use crate::tls::Peer;
 
 /// What a line says about one request. Byte fields are as the client sent them.
@@ -87,6 +88,8 @@ pub(crate) struct Entry<'a> {
     pub(crate) sent_head: Option<&'a [u8]>,
     /// How much the answer shrank, when it was compressed whole (`$gzip_ratio`).
     pub(crate) gzip_ratio: Option<GzipRatio>,
+    /// What the route's `limit_req` did with the request (`$limit_req_status`).
+    pub(crate) limit_req: Option<LimitReqStatus>,
     /// The request's body, when a custom format shows `$request_body` and it was held in
     /// memory.
     pub(crate) request_body: Option<&'a [u8]>,
@@ -304,6 +307,7 @@ pub(crate) fn sample() -> Entry<'static> {
         upstream_headers: &[],
         sent_head: None,
         gzip_ratio: None,
+        limit_req: None,
         request_body: None,
         proxied: false,
         tcp_info: None,

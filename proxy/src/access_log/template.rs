@@ -94,6 +94,8 @@ enum Var {
     Connection,
     /// How much the answer shrank, when it was compressed whole.
     GzipRatio,
+    /// What the route's `limit_req` did with the request.
+    LimitReqStatus,
     /// The request's body, when it was held in memory.
     RequestBody,
     /// The client's address and port as the PROXY header named them.
@@ -153,7 +155,7 @@ impl Var {
     }
 }
 
-const VARS: [(&str, Var); 57] = [
+const VARS: [(&str, Var); 58] = [
     ("remote_addr", Var::RemoteAddr),
     ("remote_user", Var::RemoteUser),
     ("time_local", Var::TimeLocal),
@@ -204,6 +206,7 @@ const VARS: [(&str, Var); 57] = [
     ("request_completion", Var::RequestCompletion),
     ("connection", Var::Connection),
     ("gzip_ratio", Var::GzipRatio),
+    ("limit_req_status", Var::LimitReqStatus),
     ("request_body", Var::RequestBody),
     ("proxy_protocol_addr", Var::ProxyProtocolAddr),
     ("proxy_protocol_port", Var::ProxyProtocolPort),
@@ -638,6 +641,11 @@ fn push_var(
                 None => push_value(out, None, escape),
             }
         }
+        Var::LimitReqStatus => push_value(
+            out,
+            e.limit_req.map(|status| status.name().as_bytes()),
+            escape,
+        ),
         Var::GzipRatio => match e.gzip_ratio {
             Some(ratio) => {
                 let _ = write!(out, "{ratio}");

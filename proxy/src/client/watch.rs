@@ -19,6 +19,16 @@ use crate::io::{Peeked, peek};
 /// How long a request is with the upstream before its client is watched.
 const WATCH_AFTER: Duration = Duration::from_secs(1);
 
+/// When a watch starts.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum WatchFrom {
+    Now,
+    /// After [`WATCH_AFTER`].
+    AWhile,
+    /// Never: the watch never resolves.
+    Never,
+}
+
 /// The client's fd, borrowed for a readiness wait (the `Client` owns it and outlives this).
 struct Borrowed(RawFd);
 
@@ -33,11 +43,27 @@ impl Client {
     /// failed), watching from [`WATCH_AFTER`] on. Never resolves if the client sends data
     /// instead (a pipelined request: it is still there), if it cannot be watched, or when
     /// `ignore_abort` (the route's `ignore_client_abort`) says the request outlives it.
-    pub(crate) async fn gone(&self, ignore_abort: bool) {
+    pub(crate) fn gone(&self, ignore_abort: bool) -> impl Future<Output = ()> + '_ {
         // Requests kept running stay bounded: until its exchange ends, a connection (or an
         // HTTP/2 stream, reset or not) keeps its admission and its place among its
         // connection's 128 streams, as nginx keeps a request it ignores the abort of.
-        if ignore_abort {
+        self.watch(if ignore_abort {
+            WatchFrom::Never
+        } else {
+            WatchFrom::AWhile
+        })
+    }
+
+    /// As [`Client::gone`], watching at once: for a request ringway itself holds back (a
+    /// `limit_req` delay), which nothing else would see the client leave.
+    pub(crate) fn gone_at_once(&self) -> impl Future<Output = ()> + '_ {
+        self.watch(WatchFrom::Now)
+    }
+
+    /// Watches from `from` on. One future for both ways, not one awaiting the other: a
+    /// request's future holds it beside the upstream's, and stays its size.
+    async fn watch(&self, from: WatchFrom) {
+        if from == WatchFrom::Never {
             return std::future::pending().await;
         }
         // An HTTP/2 stream's pipe costs nothing to watch: at once (a client resetting
@@ -46,7 +72,9 @@ impl Client {
         if let ClientStream::Bridged(pipe) = stream {
             return pipe.gone().await;
         }
-        tokio::time::sleep(WATCH_AFTER).await;
+        if from == WatchFrom::AWhile {
+            tokio::time::sleep(WATCH_AFTER).await;
+        }
         let Some(fd) = stream.socket() else {
             return std::future::pending().await;
         };

@@ -875,9 +875,13 @@ pub struct LimitExceptSettings {
 pub struct LimitReqSettings {
     /// The rate the bucket leaks at: `5r/s`, `30r/m`.
     pub rate: Rate,
-    /// Requests beyond the rate served at once before refusing [default: 0].
+    /// Requests beyond the rate taken before refusing [default: 0].
     #[serde(default)]
     pub burst: u32,
+    /// Requests beyond the rate served at once; those past it wait until the rate lets
+    /// them through (nginx's `delay=N`; `0` is nginx's `limit_req` without `nodelay`)
+    /// [default: none: the whole burst at once, nginx's `nodelay`].
+    pub delay: Option<u32>,
     /// The refusal's status (nginx's `limit_req_status`), 400 to 599 [default: 429].
     pub status: Option<u16>,
 }

@@ -776,6 +776,16 @@ upstream = "app"
 limit_req = { rate = "30r/m" }
 
 [[routes]]
+path = "/api/"
+upstream = "app"
+limit_req = { rate = "10r/s", burst = 20, delay = 5 }
+
+[[routes]]
+path = "/search"
+upstream = "app"
+limit_req = { rate = "1r/s", burst = 5, delay = 0 }
+
+[[routes]]
 path = "/"
 upstream = "other"
 "#;
@@ -796,12 +806,22 @@ fn the_limits_example_loads() {
     assert_eq!(config.groups[1].slots, None, "no max_conns: no limit");
     assert_eq!(
         route(&config, "/login").limit_req,
-        Some(crate::limits::RateLimit::new(5000, 10))
+        Some(crate::limits::RateLimit::new(5000, 10, None))
     );
     assert_eq!(
         route(&config, "/slow").limit_req,
-        Some(crate::limits::RateLimit::new(500, 0)),
+        Some(crate::limits::RateLimit::new(500, 0, None)),
         "burst defaults to 0, as nginx's"
+    );
+    assert_eq!(
+        route(&config, "/api/x").limit_req,
+        Some(crate::limits::RateLimit::new(10_000, 20, Some(5))),
+        "nginx's `burst=20 delay=5`"
+    );
+    assert_eq!(
+        route(&config, "/search").limit_req,
+        Some(crate::limits::RateLimit::new(1000, 5, Some(0))),
+        "nginx's `burst=5` without nodelay"
     );
     assert_eq!(route(&config, "/x").limit_req, None);
     assert_eq!(
@@ -911,6 +931,14 @@ fn each_limit_mistake_is_refused_with_its_key() {
         (
             routed("", "limit_req = { rate = \"5r/s\", burst = 2000000 }"),
             "routes[0].limit_req.burst",
+            "out of range",
+        ),
+        (
+            routed(
+                "",
+                "limit_req = { rate = \"5r/s\", burst = 5, delay = 2000000 }",
+            ),
+            "routes[0].limit_req.delay",
             "out of range",
         ),
         (

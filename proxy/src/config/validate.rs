@@ -1820,13 +1820,19 @@ fn rate_limit(limit: &LimitReqSettings) -> Result<RateLimit, (&'static str, Stri
             ),
         ));
     }
+    if let Some(delay) = limit.delay.filter(|d| !BURST.contains(d)) {
+        return Err((
+            "limit_req.delay",
+            format!("{delay} is out of range: must be between 0 and 1000000"),
+        ));
+    }
     if limit.status.is_some_and(|s| !(400..=599).contains(&s)) {
         return Err((
             "limit_req.status",
             "must be an error status, 400 to 599".to_owned(),
         ));
     }
-    Ok(RateLimit::new(rate, limit.burst))
+    Ok(RateLimit::new(rate, limit.burst, limit.delay))
 }
 
 /// uWSGI's buffer-size range (its own maximum is 65535).

@@ -36,6 +36,7 @@ use crate::fail::{Allowed, Fail};
 use crate::gzip::GzipRatio;
 use crate::http::{BodyFraming, HeaderSpan, Method, RequestHead};
 use crate::identity::{RequestId, identify};
+use crate::limits::LimitReqStatus;
 use crate::routes::{Action, Found, Route};
 use crate::uwsgi::normalize_path;
 use crate::worker::Worker;
@@ -132,6 +133,8 @@ pub(crate) struct Request {
     pub(crate) for_log: Slot<ForLog>,
     /// How much its answer shrank, once compressed whole (nginx's `$gzip_ratio`).
     pub(crate) gzip_ratio: Cell<Option<GzipRatio>>,
+    /// What its route's `limit_req` did with it (nginx's `$limit_req_status`).
+    pub(crate) limit_req: Cell<Option<LimitReqStatus>>,
 }
 
 /// What a request keeps for its log line when the format names it: in one slot, so that
@@ -490,6 +493,7 @@ fn route<'w>(client: &Client, head: RequestHead, worker: &'w Worker, keep: bool)
         auth: auth_request::AuthSlot::default(),
         for_log: Slot::default(),
         gzip_ratio: Cell::new(None),
+        limit_req: Cell::new(None),
     };
     let routes = &worker.config.routes;
     match routes.find(req.head.host.map(|h| h.of(&client.input)), &req.path) {
@@ -519,9 +523,9 @@ async fn handle(
     let handled = if route.internal {
         // Reachable only through X-Accel-Redirect.
         Err(Fail::NoRoute)
-    } else if let Err(retry_after) = worker.limits.check_rate(index, req.client_ip) {
+    } else if let Err(fail) = limit_req(client, req, route, index, worker).await {
         // Before the allow list, as nginx's limit_req (preaccess phase) runs before `allow`.
-        Err(Fail::RateLimited(retry_after, route.limit_req_status))
+        Err(fail)
     } else if let Err(fail) = access(client, req, route, index, worker).await {
         Err(fail)
     } else {
@@ -550,6 +554,41 @@ async fn handle(
             .await
         }
     }
+}
+
+/// The route's `limit_req`: refused past its burst, or held for as long as its bucket says
+/// (nginx without `nodelay`), the client watched meanwhile: one that leaves is not passed
+/// on (499), as nginx tests the connection while it delays.
+async fn limit_req(
+    client: &Client,
+    req: &Request,
+    route: &Route,
+    index: usize,
+    worker: &Worker,
+) -> Result<(), Fail> {
+    let wait = match worker.limits.check_rate(index, req.client_ip) {
+        Ok(wait) => wait,
+        Err(retry_after) => {
+            req.limit_req.set(Some(LimitReqStatus::Rejected));
+            return Err(Fail::RateLimited(retry_after, route.limit_req_status));
+        }
+    };
+    if route.limit_req.is_none() {
+        return Ok(());
+    }
+    if wait.is_zero() {
+        req.limit_req.set(Some(LimitReqStatus::Passed));
+        return Ok(());
+    }
+    req.limit_req.set(Some(LimitReqStatus::Delayed));
+    // Boxed: a request's future stays its size whether or not it is ever delayed.
+    Box::pin(async {
+        tokio::select! {
+            () = tokio::time::sleep(wait) => Ok(()),
+            () = client.gone_at_once() => Err(Fail::ClientGone),
+        }
+    })
+    .await
 }
 
 /// nginx's access phase for a route: its `limit_except`, then its `allow` list, its

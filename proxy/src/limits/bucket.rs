@@ -3,8 +3,12 @@
 //! A client's bucket holds its `excess` in thousandths of a request and leaks at the route's
 //! rate. Each request adds one request's worth (1000) to what is left after the leak since
 //! the last accepted request; if that is more than the burst, the request is refused and the
-//! bucket is left as it was. Requests within the burst are served at once (nginx's `burst=N
-//! nodelay`): ringway never delays a request, it answers or refuses it.
+//! bucket is left as it was. A request within the burst is served at once while the excess
+//! is at most the route's `delay` (no `delay`: always, nginx's `burst=N nodelay`); past it,
+//! it waits until the excess over `delay` has leaked (nginx's default `burst=N`, and its
+//! `delay=N`), so that requests reach the app at the rate.
+
+use std::time::Duration;
 
 /// One request, in the bucket's unit (thousandths of a request).
 const ONE: u64 = 1000;
@@ -16,6 +20,9 @@ pub(crate) struct RateLimit {
     rate: u64,
     /// The most excess allowed, in thousandths of a request (`burst = 10` is 10000).
     burst: u64,
+    /// The most excess served at once, in thousandths of a request (`delay = 8` is 8000;
+    /// `u64::MAX` for none: nginx's `nodelay`).
+    delay: u64,
 }
 
 /// One client's bucket.
@@ -28,11 +35,13 @@ pub(crate) struct Bucket {
 }
 
 impl RateLimit {
-    /// `rate` in thousandths of a request per second (at least 1), `burst` in requests.
-    pub(crate) fn new(rate: u64, burst: u32) -> RateLimit {
+    /// `rate` in thousandths of a request per second (at least 1), `burst` in requests,
+    /// served at once up to `delay` requests of excess (`None`: all of them).
+    pub(crate) fn new(rate: u64, burst: u32, delay: Option<u32>) -> RateLimit {
         RateLimit {
             rate: rate.max(1),
             burst: u64::from(burst) * ONE,
+            delay: delay.map_or(u64::MAX, |d| u64::from(d) * ONE),
         }
     }
 
@@ -45,9 +54,10 @@ impl RateLimit {
         }
     }
 
-    /// One more request at `now` (milliseconds): accepted (the bucket updated), or refused
-    /// with the seconds until one request's worth has leaked (the bucket unchanged).
-    pub(crate) fn take(&self, bucket: &mut Bucket, now: u64) -> Result<(), u32> {
+    /// One more request at `now` (milliseconds): accepted (the bucket updated) with how
+    /// long it waits first, or refused with the seconds until one request's worth has
+    /// leaked (the bucket unchanged).
+    pub(crate) fn take(&self, bucket: &mut Bucket, now: u64) -> Result<Duration, u32> {
         // nginx: excess = max(0, excess - leaked + 1000). After a long pause the request's
         // own worth leaks away too.
         let excess = (bucket.excess + ONE).saturating_sub(self.leaked(bucket, now));
@@ -55,7 +65,17 @@ impl RateLimit {
             return Err(self.retry_after(excess));
         }
         *bucket = Bucket { excess, last: now };
-        Ok(())
+        Ok(self.wait(excess))
+    }
+
+    /// How long a request that brought the bucket to `excess` waits: nothing up to `delay`,
+    /// then the time the excess over it takes to leak (nginx: `(excess - delay) * 1000 /
+    /// rate` ms, in whole milliseconds).
+    fn wait(&self, excess: u64) -> Duration {
+        match excess.checked_sub(self.delay) {
+            Some(over) if over > 0 => Duration::from_millis(over.saturating_mul(1000) / self.rate),
+            _ => Duration::ZERO,
+        }
     }
 
     /// Thousandths of a request leaked between the bucket's last request and `now` (nothing
@@ -93,28 +113,70 @@ impl Bucket {
 mod tests {
     use super::*;
 
-    /// Requests at `times` (ms) against one client's bucket: which were accepted, and the
-    /// Retry-After of those refused.
-    fn run(limit: RateLimit, times: &[u64]) -> Vec<Result<(), u32>> {
+    /// Served at once.
+    const NOW: Result<Duration, u32> = Ok(Duration::ZERO);
+
+    /// Requests at `times` (ms) against one client's bucket: the wait of those accepted,
+    /// and the Retry-After of those refused.
+    fn run(limit: RateLimit, times: &[u64]) -> Vec<Result<Duration, u32>> {
         let mut bucket = None;
         times
             .iter()
             .map(|&now| match &mut bucket {
                 None => {
                     bucket = Some(limit.first(now));
-                    Ok(())
+                    NOW
                 }
                 Some(b) => limit.take(b, now),
             })
             .collect()
     }
 
+    fn waits(millis: &[u64]) -> Vec<Result<Duration, u32>> {
+        millis
+            .iter()
+            .map(|&m| Ok(Duration::from_millis(m)))
+            .collect()
+    }
+
+    #[test]
+    fn without_nodelay_a_burst_is_spaced_at_the_rate() {
+        // nginx's `rate=10r/s burst=5`: six at once wait 0, 100, ... 500 ms, the seventh is
+        // refused.
+        let limit = RateLimit::new(10_000, 5, Some(0));
+        let mut expected = waits(&[0, 100, 200, 300, 400, 500]);
+        expected.push(Err(1));
+        assert_eq!(run(limit, &[0; 7]), expected);
+        // Arriving at the rate, nothing waits.
+        assert_eq!(
+            run(limit, &[0, 100, 200, 300]),
+            waits(&[0, 0, 0, 0]),
+            "each arrival finds the last one leaked"
+        );
+        // Half-way: 150 ms later the bucket holds 0.5 of the first, plus this one.
+        assert_eq!(run(limit, &[0, 0, 150]), waits(&[0, 100, 50]));
+    }
+
+    #[test]
+    fn a_delay_serves_that_many_at_once_then_spaces_the_rest() {
+        // nginx's `rate=10r/s burst=6 delay=3`: the first and three more at once, then
+        // 100, 200, 300 ms.
+        let limit = RateLimit::new(10_000, 6, Some(3));
+        let mut expected = waits(&[0, 0, 0, 0, 100, 200, 300]);
+        expected.push(Err(1));
+        assert_eq!(run(limit, &[0; 8]), expected);
+        // A delay at the burst never delays: as `nodelay`.
+        let limit = RateLimit::new(10_000, 6, Some(6));
+        assert_eq!(run(limit, &[0; 7]), waits(&[0; 7]));
+    }
+
     #[test]
     fn a_burst_is_served_at_once_then_refused() {
-        // 5r/s, burst 10: the first request and ten more at the same instant, then no more.
-        let limit = RateLimit::new(5000, 10);
+        // 5r/s, burst 10 (nodelay): the first request and ten more at the same instant,
+        // then no more.
+        let limit = RateLimit::new(5000, 10, None);
         let results = run(limit, &[0; 13]);
-        assert!(results[..11].iter().all(Result::is_ok), "{results:?}");
+        assert!(results[..11].iter().all(|r| *r == NOW), "{results:?}");
         // The bucket is full (10000); one request leaks in 200 ms: retry after 1 s.
         assert_eq!(results[11], Err(1));
         assert_eq!(results[12], Err(1));
@@ -123,18 +185,18 @@ mod tests {
     #[test]
     fn without_a_burst_one_request_per_interval() {
         // 2r/s, burst 0: one request every 500 ms.
-        let limit = RateLimit::new(2000, 0);
+        let limit = RateLimit::new(2000, 0, None);
         let results = run(limit, &[0, 100, 499, 500, 999, 1000]);
         assert_eq!(
             results,
-            [Ok(()), Err(1), Err(1), Ok(()), Err(1), Ok(())],
+            [NOW, Err(1), Err(1), NOW, Err(1), NOW],
             "as nginx: excess = max(0, excess - leaked + 1000) must not pass the burst"
         );
     }
 
     #[test]
     fn the_rate_refills_the_burst() {
-        let limit = RateLimit::new(5000, 10);
+        let limit = RateLimit::new(5000, 10, None);
         let mut bucket = limit.first(0);
         for _ in 0..10 {
             limit.take(&mut bucket, 0).unwrap();
@@ -143,18 +205,18 @@ mod tests {
         // A refusal leaves the bucket as it was: 199 ms later still nothing.
         assert!(limit.take(&mut bucket, 199).is_err());
         // 200 ms leak one request at 5r/s.
-        assert_eq!(limit.take(&mut bucket, 200), Ok(()));
+        assert_eq!(limit.take(&mut bucket, 200), NOW);
         assert!(limit.take(&mut bucket, 200).is_err());
         // 2 s later the bucket has leaked its 10 requests: 10 more at once (the first one's
         // worth is still in it, as with nginx).
         for _ in 0..10 {
-            assert_eq!(limit.take(&mut bucket, 2200), Ok(()));
+            assert_eq!(limit.take(&mut bucket, 2200), NOW);
         }
         assert!(limit.take(&mut bucket, 2200).is_err());
         // Long enough for that one to leak too: the whole burst and one more, like a client
         // seen for the first time.
         for _ in 0..11 {
-            assert_eq!(limit.take(&mut bucket, 5000), Ok(()));
+            assert_eq!(limit.take(&mut bucket, 5000), NOW);
         }
         assert!(limit.take(&mut bucket, 5000).is_err());
     }
@@ -162,21 +224,21 @@ mod tests {
     #[test]
     fn retry_after_is_the_time_for_one_request_to_leak_rounded_up() {
         // 30r/m (500 thousandths a second), burst 0: one request per 2 s.
-        let limit = RateLimit::new(500, 0);
-        assert_eq!(run(limit, &[0, 0]), [Ok(()), Err(2)]);
+        let limit = RateLimit::new(500, 0, None);
+        assert_eq!(run(limit, &[0, 0]), [NOW, Err(2)]);
         // 1r/m in nginx's units (16): 1000 / 16 = 62.5 s, so 63.
-        let limit = RateLimit::new(16, 0);
-        assert_eq!(run(limit, &[0, 0]), [Ok(()), Err(63)]);
+        let limit = RateLimit::new(16, 0, None);
+        assert_eq!(run(limit, &[0, 0]), [NOW, Err(63)]);
         // Half-way through the wait, the rest of it.
-        assert_eq!(run(limit, &[0, 31_250]), [Ok(()), Err(32)]);
+        assert_eq!(run(limit, &[0, 31_250]), [NOW, Err(32)]);
         // A fast rate still says at least one second.
-        let limit = RateLimit::new(1_000_000, 0);
-        assert_eq!(run(limit, &[0, 0]), [Ok(()), Err(1)]);
+        let limit = RateLimit::new(1_000_000, 0, None);
+        assert_eq!(run(limit, &[0, 0]), [NOW, Err(1)]);
     }
 
     #[test]
     fn a_bucket_is_empty_once_it_has_leaked() {
-        let limit = RateLimit::new(1000, 5);
+        let limit = RateLimit::new(1000, 5, None);
         let mut bucket = limit.first(0);
         assert!(
             limit.is_empty(&bucket, 0),
@@ -190,18 +252,18 @@ mod tests {
 
     #[test]
     fn time_going_backwards_leaks_nothing() {
-        let limit = RateLimit::new(1000, 0);
+        let limit = RateLimit::new(1000, 0, None);
         let mut bucket = limit.first(5000);
         assert_eq!(limit.take(&mut bucket, 4000), Err(1));
     }
 
     #[test]
     fn extreme_values_do_not_overflow() {
-        let limit = RateLimit::new(1_000_000_000, 1_000_000);
+        let limit = RateLimit::new(1_000_000_000, 1_000_000, None);
         let mut bucket = limit.first(0);
-        assert_eq!(limit.take(&mut bucket, u64::MAX), Ok(()));
-        let limit = RateLimit::new(16, 0);
+        assert_eq!(limit.take(&mut bucket, u64::MAX), NOW);
+        let limit = RateLimit::new(16, 0, None);
         let mut bucket = limit.first(0);
-        assert_eq!(limit.take(&mut bucket, u64::MAX), Ok(()));
+        assert_eq!(limit.take(&mut bucket, u64::MAX), NOW);
     }
 }

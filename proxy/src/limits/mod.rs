@@ -14,6 +14,7 @@ mod slots;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 pub(crate) use bucket::RateLimit;
 pub(crate) use conns::{Admission, ConnLimit};
@@ -135,12 +136,13 @@ impl Limiters {
         self.conns.admit(connection_ip(peer))
     }
 
-    /// One request from `client_ip` to the route at `route`: `Err(seconds)` when it is over
-    /// the route's `limit_req`, with the Retry-After to answer.
-    pub(crate) fn check_rate(&self, route: usize, client_ip: IpAddr) -> Result<(), u32> {
+    /// One request from `client_ip` to the route at `route`: how long it waits under the
+    /// route's `limit_req` before it is served (zero: at once), or `Err(seconds)` when it
+    /// is over it, with the Retry-After to answer.
+    pub(crate) fn check_rate(&self, route: usize, client_ip: IpAddr) -> Result<Duration, u32> {
         match self.rates.get(route) {
             Some(Some(table)) => table.check(client_ip),
-            _ => Ok(()),
+            _ => Ok(Duration::ZERO),
         }
     }
 
@@ -160,6 +162,7 @@ impl Limiters {
                 Some(RouteLimitFigures {
                     route: label.clone(),
                     rejected: table.rejected(),
+                    delayed: table.delayed(),
                     evicted: table.evicted(),
                     clients: table.len() as u64,
                 })
@@ -187,6 +190,28 @@ impl Limiters {
             conn_per_ip_rejected: self.conns.rejected(ConnLimit::PerIp),
             routes,
             groups,
+        }
+    }
+}
+
+/// What a route's `limit_req` did with a request (nginx's `$limit_req_status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LimitReqStatus {
+    /// Served at once.
+    Passed,
+    /// Held until the rate let it through.
+    Delayed,
+    /// Refused (429, or the route's `limit_req.status`).
+    Rejected,
+}
+
+impl LimitReqStatus {
+    /// As nginx writes it.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            LimitReqStatus::Passed => "PASSED",
+            LimitReqStatus::Delayed => "DELAYED",
+            LimitReqStatus::Rejected => "REJECTED",
         }
     }
 }

@@ -14,7 +14,7 @@ use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use slab::Slab;
 
@@ -42,12 +42,14 @@ pub(crate) struct RateTable {
     counts: Arc<RateCounts>,
 }
 
-/// A route's refusals and evictions: shared with the table a reload puts in its place, so
-/// the counters go on (the old table's late requests included).
+/// A route's refusals, delays and evictions: shared with the table a reload puts in its
+/// place, so the counters go on (the old table's late requests included).
 #[derive(Debug, Default)]
 pub(crate) struct RateCounts {
     /// Requests refused (429).
     rejected: AtomicU64,
+    /// Requests made to wait (past the route's `delay`).
+    delayed: AtomicU64,
     /// Entries dropped for room before they had leaked.
     evicted: AtomicU64,
 }
@@ -85,29 +87,36 @@ impl RateTable {
         }
     }
 
-    /// One request from `ip` now: `Err(seconds)` when it is over the limit (with the
-    /// Retry-After to answer).
-    pub(crate) fn check(&self, ip: IpAddr) -> Result<(), u32> {
+    /// One request from `ip` now: how long it waits before it is served, or `Err(seconds)`
+    /// when it is over the limit (with the Retry-After to answer).
+    pub(crate) fn check(&self, ip: IpAddr) -> Result<Duration, u32> {
         let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.check_at(ip, now)
     }
 
-    fn check_at(&self, ip: IpAddr, now: u64) -> Result<(), u32> {
+    fn check_at(&self, ip: IpAddr, now: u64) -> Result<Duration, u32> {
         // One entry per client, whichever way its address is written.
         let ip = ip.to_canonical();
         let shard = &self.shards[self.hasher.hash_one(ip) as usize % SHARDS];
         let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
         let checked = shard.take(ip, now, &self.limit, &self.counts.evicted);
         drop(shard);
-        if checked.is_err() {
-            self.counts.rejected.fetch_add(1, Relaxed);
-        }
+        match checked {
+            Err(_) => self.counts.rejected.fetch_add(1, Relaxed),
+            Ok(wait) if !wait.is_zero() => self.counts.delayed.fetch_add(1, Relaxed),
+            Ok(_) => 0,
+        };
         checked
     }
 
     /// Requests refused so far.
     pub(crate) fn rejected(&self) -> u64 {
         self.counts.rejected.load(Relaxed)
+    }
+
+    /// Requests made to wait so far.
+    pub(crate) fn delayed(&self) -> u64 {
+        self.counts.delayed.load(Relaxed)
     }
 
     /// Entries evicted so far.
@@ -165,13 +174,13 @@ impl Shard {
         now: u64,
         limit: &RateLimit,
         evicted: &AtomicU64,
-    ) -> Result<(), u32> {
+    ) -> Result<Duration, u32> {
         if let Some(&key) = self.index.get(&ip) {
             self.unlink(key);
             self.push_newest(key);
             return match self.entries.get_mut(key as usize) {
                 Some(entry) => limit.take(&mut entry.bucket, now),
-                None => Ok(()),
+                None => Ok(Duration::ZERO),
             };
         }
         self.expire(now, limit);
@@ -189,7 +198,7 @@ impl Shard {
         let key = u32::try_from(self.entries.insert(entry)).unwrap_or(NIL);
         self.index.insert(ip, key);
         self.push_newest(key);
-        Ok(())
+        Ok(Duration::ZERO)
     }
 
     /// Drops up to two of the oldest entries, if they are idle and empty (nginx drops one
@@ -274,39 +283,39 @@ mod tests {
 
     /// 1r/s, burst 1: two requests at once, the third refused.
     fn limit() -> RateLimit {
-        RateLimit::new(1000, 1)
+        RateLimit::new(1000, 1, None)
     }
 
     #[test]
     fn each_client_has_its_own_bucket() {
         let table = RateTable::new(limit());
         for n in 0..3 {
-            assert_eq!(table.check_at(ip(n), 0), Ok(()));
-            assert_eq!(table.check_at(ip(n), 0), Ok(()));
+            assert_eq!(table.check_at(ip(n), 0), Ok(Duration::ZERO));
+            assert_eq!(table.check_at(ip(n), 0), Ok(Duration::ZERO));
             assert_eq!(table.check_at(ip(n), 0), Err(1));
         }
         assert_eq!(table.rejected(), 3);
         assert_eq!(table.len(), 3);
         // Another second: one more each.
-        assert_eq!(table.check_at(ip(1), 1000), Ok(()));
+        assert_eq!(table.check_at(ip(1), 1000), Ok(Duration::ZERO));
         assert_eq!(table.check_at(ip(1), 1000), Err(1));
     }
 
     #[test]
     fn a_retuned_table_keeps_its_clients_buckets() {
         let table = RateTable::new(limit());
-        assert_eq!(table.check_at(ip(1), 0), Ok(()));
-        assert_eq!(table.check_at(ip(1), 0), Ok(()));
+        assert_eq!(table.check_at(ip(1), 0), Ok(Duration::ZERO));
+        assert_eq!(table.check_at(ip(1), 0), Ok(Duration::ZERO));
         assert_eq!(table.check_at(ip(1), 0), Err(1));
         // A larger burst: room for the difference only, not a fresh burst.
-        let wider = table.retuned(RateLimit::new(1000, 3));
-        assert_eq!(wider.check_at(ip(1), 0), Ok(()));
-        assert_eq!(wider.check_at(ip(1), 0), Ok(()));
+        let wider = table.retuned(RateLimit::new(1000, 3, None));
+        assert_eq!(wider.check_at(ip(1), 0), Ok(Duration::ZERO));
+        assert_eq!(wider.check_at(ip(1), 0), Ok(Duration::ZERO));
         assert_eq!(wider.check_at(ip(1), 0), Err(1));
         // A smaller one: refused until the bucket has leaked below it.
-        let narrow = wider.retuned(RateLimit::new(1000, 0));
+        let narrow = wider.retuned(RateLimit::new(1000, 0, None));
         assert_eq!(narrow.check_at(ip(1), 1000), Err(3));
-        assert_eq!(narrow.check_at(ip(1), 5000), Ok(()));
+        assert_eq!(narrow.check_at(ip(1), 5000), Ok(Duration::ZERO));
         assert_eq!(narrow.rejected(), 3, "one count for the three tables");
     }
 
@@ -315,8 +324,8 @@ mod tests {
         let table = RateTable::new(limit());
         let v4: IpAddr = "192.0.2.1".parse().unwrap();
         let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
-        assert_eq!(table.check_at(v4, 0), Ok(()));
-        assert_eq!(table.check_at(mapped, 0), Ok(()));
+        assert_eq!(table.check_at(v4, 0), Ok(Duration::ZERO));
+        assert_eq!(table.check_at(mapped, 0), Ok(Duration::ZERO));
         assert_eq!(table.check_at(v4, 0), Err(1));
         assert_eq!(table.len(), 1);
     }
@@ -366,7 +375,7 @@ mod tests {
     #[test]
     fn an_idle_entry_that_has_not_leaked_stays() {
         // 1r/m, burst 5: a full bucket takes 6 minutes to leak.
-        let l = RateLimit::new(16, 5);
+        let l = RateLimit::new(16, 5, None);
         let mut shard = Shard::new(2);
         let evicted = AtomicU64::new(0);
         for _ in 0..6 {

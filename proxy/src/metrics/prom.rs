@@ -286,6 +286,11 @@ pub fn render_limits(l: &LimitFigures, out: &mut Exposition) {
         }
     }
     if !l.routes.is_empty() {
+        out.family(&names::LIMIT_REQ_DELAYED, Counter);
+        for r in &l.routes {
+            let labels = [("route", r.route.as_str())];
+            out.sample(&names::LIMIT_REQ_DELAYED, &labels, r.delayed as f64);
+        }
         out.family(&names::LIMIT_REQ_EVICTED, Counter);
         for r in &l.routes {
             let labels = [("route", r.route.as_str())];
@@ -480,6 +485,7 @@ mod tests {
             routes: vec![RouteLimitFigures {
                 route: "/login".into(),
                 rejected: 3,
+                delayed: 10,
                 evicted: 4,
                 clients: 5,
             }],
@@ -501,6 +507,7 @@ mod tests {
             "ringway_limit_rejected_total{kind=\"req\",route=\"/login\"} 3",
             "ringway_limit_rejected_total{kind=\"queue_full\",upstream=\"app\"} 8",
             "ringway_limit_rejected_total{kind=\"queue_timeout\",upstream=\"app\"} 9",
+            "ringway_limit_req_delayed_total{route=\"/login\"} 10",
             "ringway_limit_req_evicted_total{route=\"/login\"} 4",
             "ringway_limit_req_clients{route=\"/login\"} 5",
             "ringway_upstream_busy_slots{upstream=\"app\"} 6",

@@ -108,6 +108,8 @@ pub struct RouteLimitFigures {
     pub route: String,
     /// Requests refused (429).
     pub rejected: u64,
+    /// Requests made to wait (past the route's `delay`).
+    pub delayed: u64,
     /// Clients dropped from the full table.
     pub evicted: u64,
     /// Clients tracked now.
