@@ -1379,3 +1379,59 @@ fn proxy_protocol_and_tcp_info_variables_show_the_connection() {
         );
     }
 }
+
+/// `access_log_statuses` (nginx's `access_log ... if=$loggable` over `map $status`): only
+/// the listed statuses get a line, a head too broken to parse and a client that left (499)
+/// included; the metrics still count every request.
+#[test]
+fn only_the_listed_statuses_are_logged() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = dir.path().join("access.log");
+    let ringway = Ringway::with(&uwsgi)
+        .arg("--access-log", &log.display().to_string())
+        .arg("--access-log-format", "$request_uri $status")
+        .arg("--access-log-statuses", "4xx,503")
+        .arg("--metrics", "127.0.0.1:0")
+        .flag("--no-ebpf")
+        .start();
+    for path in [
+        "/",
+        "/status/404",
+        "/status/500",
+        "/status/503",
+        "/status/301",
+    ] {
+        roundtrip(ringway.addr(), &Req::get(path));
+    }
+    send(
+        ringway.addr(),
+        b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n",
+        false,
+    );
+    let mut gone = std::net::TcpStream::connect(ringway.addr()).expect("connect");
+    std::io::Write::write_all(&mut gone, b"GET /slow?ms=1500 HTTP/1.1\r\nHost: t\r\n\r\n")
+        .expect("send");
+    std::thread::sleep(Duration::from_millis(100));
+    drop(gone);
+    let lines = lines_once(&log, 4, &ringway);
+    assert_eq!(
+        lines,
+        [
+            "/status/404 404",
+            "/status/503 503",
+            "/ 400",
+            "/slow?ms=1500 499"
+        ],
+        "4xx and 503 only, in their order"
+    );
+    let metrics = roundtrip(ringway.metrics_addr(), &Req::get("/metrics")).text();
+    for code in ["200", "301", "404", "500", "503"] {
+        assert!(
+            metrics.contains(&format!(
+                "ringway_requests_total{{route=\"/\",code=\"{code}\"}} 1"
+            )),
+            "{code} counted:\n{metrics}"
+        );
+    }
+}

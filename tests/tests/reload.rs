@@ -362,21 +362,21 @@ fn check_config_exits_0_for_a_good_configuration_and_1_for_a_bad_one() {
 }
 
 #[test]
-fn a_reload_changes_the_access_log_format_and_keeps_one_file_open() {
+fn a_reload_changes_the_access_log_format_and_statuses_and_keeps_one_file_open() {
     let a = Uwsgi::start_with(UwsgiOptions::named(App::Raw, "a"));
     let dir = tempfile::tempdir().expect("temp dir");
     let dir_path = dir.path().canonicalize().expect("canonical dir");
     let log = dir_path.join("access.log");
-    let config = |format: &str| {
+    let config = |format: &str, statuses: &str| {
         format!(
-            "access_log = \"{}\"\naccess_log_format = \"{format}\"\n{}",
+            "access_log = \"{}\"\naccess_log_format = \"{format}\"\n{statuses}\n{}",
             log.display(),
             one_route(&a, "/")
         )
     };
-    let ringway = Ringway::with_config(config("combined")).start();
+    let ringway = Ringway::with_config(config("combined", "")).start();
     assert_eq!(get(ringway.addr(), "/?first"), by("a"));
-    let line = ringway.reload(&config("json"));
+    let line = ringway.reload(&config("json", ""));
     assert!(line.contains(RELOADED), "{line}");
     assert_eq!(get(ringway.addr(), "/?second"), by("a"));
     // Lines reach the file within a second.
@@ -389,6 +389,16 @@ fn a_reload_changes_the_access_log_format_and_keeps_one_file_open() {
     assert_eq!(lines.len(), 2, "{text}");
     assert!(!lines[0].starts_with('{'), "combined before: {text}");
     assert!(lines[1].starts_with('{'), "JSON after: {text}");
+    // Only errors from the next reload on.
+    let line = ringway.reload(&config("json", "access_log_statuses = [\"4xx\"]"));
+    assert!(line.contains(RELOADED), "{line}");
+    assert_eq!(get(ringway.addr(), "/?third"), by("a"));
+    assert_eq!(get(ringway.addr(), "/status/404?fourth").0, 404);
+    let written = ringway_tests::wait::poll_until(Duration::from_secs(5), || {
+        std::fs::read_to_string(&log).is_ok_and(|t| t.contains("fourth"))
+    });
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(written && !text.contains("third"), "{text}");
     // The reload's check opened the file too: only the writer's stays open.
     let open = ringway.open_files_under(&dir_path);
     assert_eq!(open.len(), 1, "{open:?}");

@@ -449,6 +449,7 @@ mod tests {
     fn start(path: &Path, workers: usize) -> (AccessLog, Vec<WorkerLog>) {
         let config = AccessLogConfig {
             format: LogFormat::Combined,
+            statuses: crate::config::LoggedStatuses::ALL,
             to: LogSink::File {
                 path: path.to_path_buf(),
                 opened: OpenedFile::new(open_file(path).unwrap()),

@@ -1,4 +1,5 @@
-//! Noticing that a client went away while its request is with the upstream.
+//! Noticing that a client went away while its request is with the upstream, or held back
+//! by its route's `limit_req`.
 //!
 //! nginx aborts the upstream request when the client closes (`uwsgi_ignore_client_abort
 //! off`): the Python worker is not left producing an answer nobody will read, and ringway

@@ -34,8 +34,8 @@ pub use settings::{
 pub(crate) use validate::is_normal_path;
 pub use values::{
     CacheFor, Cidr, DEFAULT_METRICS, Dur, Expires, HostName, KeyExchangeGroup, LogEscape,
-    LogFormat, LogTarget, MetricsListen, Rate, RealIpHeader, Size, StaticDir, TlsVersion, ToHttps,
-    UpstreamAddr, VerifyClient,
+    LogFormat, LogTarget, LoggedStatus, LoggedStatuses, MetricsListen, Rate, RealIpHeader, Size,
+    StaticDir, TlsVersion, ToHttps, UpstreamAddr, VerifyClient,
 };
 
 use crate::app::AppConfig;
@@ -118,6 +118,8 @@ pub struct Config {
 pub struct AccessLogConfig {
     /// The line format.
     pub format: LogFormat,
+    /// The statuses lines are written for.
+    pub statuses: LoggedStatuses,
     /// Where the lines go.
     pub to: LogSink,
 }

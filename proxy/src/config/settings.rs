@@ -19,8 +19,8 @@ use serde_json::Value;
 use super::next_upstream::NextUpstream;
 use super::server_addr::{Lookup, ServerAddr};
 use super::values::{
-    Cidr, Dur, Expires, HostName, KeyExchangeGroup, LogEscape, LogFormat, LogTarget, MetricsListen,
-    Rate, RealIpHeader, Size, StaticDir, TlsVersion, ToHttps, VerifyClient,
+    Cidr, Dur, Expires, HostName, KeyExchangeGroup, LogEscape, LogFormat, LogTarget, LoggedStatus,
+    MetricsListen, Rate, RealIpHeader, Size, StaticDir, TlsVersion, ToHttps, VerifyClient,
 };
 
 /// ringway: an HTTP/1.1 front end for uWSGI on io_uring.
@@ -183,6 +183,13 @@ pub struct Settings {
     /// value is empty) or `none` [default: default].
     #[arg(long, value_name = "default|json|none")]
     pub access_log_escape: Option<LogEscape>,
+
+    /// The statuses the access log writes lines for, as nginx's `access_log ...
+    /// if=$loggable` with a `map $status $loggable`: classes (`4xx`) and statuses (`499`,
+    /// nginx's for a client that left first), comma-separated; in the file a list
+    /// [default: all].
+    #[arg(long, value_name = "STATUSES", value_delimiter = ',')]
+    pub access_log_statuses: Option<Vec<LoggedStatus>>,
 
     /// Serve files from DIR on route PATH (nginx `location PATH { alias DIR; }`), e.g.
     /// `/static/=/srv/app/static`. Repeatable. In the file, `[[routes]]` with `static` say

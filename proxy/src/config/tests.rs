@@ -2212,6 +2212,32 @@ fn next_upstream_from_the_top_a_route_or_a_flag() {
 }
 
 #[test]
+fn access_log_statuses_are_all_unless_listed() {
+    let on = "upstream = [\"unix:/a\"]\naccess_log = \"stderr\"\n";
+    let statuses =
+        |text: &str, flags: &[&str]| load(text, flags).unwrap().access_log.unwrap().statuses;
+    assert_eq!(statuses(on, &[]), LoggedStatuses::ALL);
+    let errors = statuses(
+        &format!("{on}access_log_statuses = [\"4xx\", \"5xx\"]\n"),
+        &[],
+    );
+    let logged = |set: LoggedStatuses| [200, 304, 404, 499, 503].map(|s| set.contains(s));
+    assert_eq!(logged(errors), [false, false, true, true, true]);
+    let flagged = statuses(on, &["--access-log-statuses", "499,5xx"]);
+    assert_eq!(logged(flagged), [false, false, false, true, true]);
+    assert_refused(
+        &format!("{on}access_log_statuses = []\n"),
+        "access_log_statuses",
+        "log nothing",
+    );
+    assert_refused(
+        &format!("{on}access_log_statuses = [\"6xx\"]\n"),
+        "access_log_statuses",
+        "not a status",
+    );
+}
+
+#[test]
 fn ignore_client_abort_is_off_unless_set_at_the_top_in_a_route_or_by_flag() {
     let text = "upstream = [\"unix:/a\"]\n\
                 [[routes]]\npath = \"/report/\"\nupstream = \"default\"\n\

@@ -18,8 +18,8 @@ use super::settings::{
     Satisfy,
 };
 use super::values::{
-    Dur, Expires, HostName, KeyExchangeGroup, LogEscape, LogFormat, LogTarget, MetricsListen,
-    RealIpHeader, Size, TlsVersion, VerifyClient,
+    Dur, Expires, HostName, KeyExchangeGroup, LogEscape, LogFormat, LogTarget, LoggedStatuses,
+    MetricsListen, RealIpHeader, Size, TlsVersion, VerifyClient,
 };
 use super::{
     AccessLogConfig, Buffering, Config, ConnLimits, DEFAULT_METRICS, Group, GroupServer, Limits,
@@ -302,7 +302,22 @@ impl Resolved {
                 }
             }
         };
-        Ok(Some(AccessLogConfig { format, to }))
+        let statuses = match &s.access_log_statuses {
+            None => LoggedStatuses::ALL,
+            Some(list) if list.is_empty() => {
+                return Err(self.invalid(
+                    "access_log_statuses",
+                    "an empty list would log nothing: leave it out to log every request, or \
+                     set access_log = \"off\"",
+                ));
+            }
+            Some(list) => LoggedStatuses::of(list),
+        };
+        Ok(Some(AccessLogConfig {
+            format,
+            statuses,
+            to,
+        }))
     }
 
     /// The line format, a custom one with its `access_log_escape`.

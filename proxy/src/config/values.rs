@@ -1073,6 +1073,86 @@ impl fmt::Display for RealIpHeader {
 
 serde_as_text!(RealIpHeader);
 
+/// Statuses an access log line is written for, one entry of `access_log_statuses`: a class
+/// (`4xx`) or a status (`499`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoggedStatus {
+    /// Every status from `N00` to `N99`.
+    Class(u16),
+    /// One status.
+    Code(u16),
+}
+
+impl LoggedStatus {
+    /// The statuses it stands for.
+    pub fn range(self) -> std::ops::RangeInclusive<u16> {
+        match self {
+            LoggedStatus::Class(n) => n * 100..=n * 100 + 99,
+            LoggedStatus::Code(code) => code..=code,
+        }
+    }
+}
+
+impl FromStr for LoggedStatus {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<LoggedStatus, String> {
+        let bad = || {
+            format!(
+                "{s:?} is not a status: expected a class (1xx to 5xx) or a status from 100 to \
+                 599 (499: the client left before its answer)"
+            )
+        };
+        let lower = s.to_ascii_lowercase();
+        if let Some(class) = lower.strip_suffix("xx") {
+            return match class.parse::<u16>() {
+                Ok(n) if (1..=5).contains(&n) && class.len() == 1 => Ok(LoggedStatus::Class(n)),
+                _ => Err(bad()),
+            };
+        }
+        match s.parse::<u16>() {
+            Ok(code) if (100..=599).contains(&code) && s.len() == 3 => Ok(LoggedStatus::Code(code)),
+            _ => Err(bad()),
+        }
+    }
+}
+
+impl fmt::Display for LoggedStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoggedStatus::Class(n) => write!(f, "{n}xx"),
+            LoggedStatus::Code(code) => write!(f, "{code}"),
+        }
+    }
+}
+
+serde_as_text!(LoggedStatus);
+
+/// The statuses the access log writes lines for (all, unless `access_log_statuses` says).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoggedStatuses([u64; 10]);
+
+impl LoggedStatuses {
+    /// Every status.
+    pub const ALL: LoggedStatuses = LoggedStatuses([u64::MAX; 10]);
+
+    /// Those of `list`.
+    pub fn of(list: &[LoggedStatus]) -> LoggedStatuses {
+        let mut bits = [0; 10];
+        for status in list.iter().flat_map(|s| s.range()) {
+            bits[usize::from(status / 64)] |= 1 << (status % 64);
+        }
+        LoggedStatuses(bits)
+    }
+
+    /// Whether a request answered `status` (499: none) gets a line.
+    pub fn contains(&self, status: u16) -> bool {
+        self.0
+            .get(usize::from(status / 64))
+            .is_some_and(|bits| bits & (1 << (status % 64)) != 0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1226,5 +1306,34 @@ mod tests {
             Ok(MetricsListen::At("127.0.0.1:9200".parse().unwrap()))
         );
         assert!("9200".parse::<MetricsListen>().is_err());
+    }
+
+    #[test]
+    fn logged_statuses_are_classes_and_codes() {
+        let list: Vec<LoggedStatus> = ["1xx", "4XX", "5xx", "304"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        let logged = LoggedStatuses::of(&list);
+        for (status, is) in [
+            (101, true),
+            (200, false),
+            (299, false),
+            (304, true),
+            (301, false),
+            (400, true),
+            (499, true),
+            (503, true),
+            (599, true),
+        ] {
+            assert_eq!(logged.contains(status), is, "{status}");
+        }
+        assert!(LoggedStatuses::ALL.contains(200) && LoggedStatuses::ALL.contains(499));
+        for bad in [
+            "6xx", "0xx", "xx", "4x", "44xx", "99", "600", "2000", "abc", "+404", "",
+        ] {
+            assert!(bad.parse::<LoggedStatus>().is_err(), "{bad:?}");
+        }
+        assert_eq!("4xx".parse::<LoggedStatus>().unwrap().to_string(), "4xx");
     }
 }

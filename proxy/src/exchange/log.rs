@@ -57,6 +57,7 @@ pub(crate) fn log_unparsed(
 ) {
     if let Some(log) = &worker.access_log
         && outcome.status != 0
+        && logs_status(worker, outcome.reported_status())
     {
         let mut outcome = *outcome;
         outcome.body_bytes = client.body_bytes_sent();
@@ -70,6 +71,16 @@ pub(crate) fn log_unparsed(
             arrival,
         );
     }
+}
+
+/// Whether the access log writes a line for a request answered `status`
+/// (`access_log_statuses`).
+pub(crate) fn logs_status(worker: &Worker, status: u16) -> bool {
+    worker
+        .config
+        .access_log
+        .as_ref()
+        .is_none_or(|log| log.statuses.contains(status))
 }
 
 /// Logs a request: `head` when it parsed.

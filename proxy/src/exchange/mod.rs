@@ -363,7 +363,9 @@ pub(crate) async fn serve(
         }
     };
     outcome.body_bytes = client.body_bytes_sent();
-    if let Some(log) = &worker.access_log {
+    if let Some(log) = &worker.access_log
+        && log::logs_status(worker, outcome.reported_status())
+    {
         let subject = match &routed {
             // nginx's `access_log off` in a location.
             Routed::To(_, _, route) if !route.logged => None,
