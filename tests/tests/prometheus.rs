@@ -69,12 +69,21 @@ fn as_grafana_sends(expr: &str) -> String {
         .replace("$instance", ".*")
 }
 
-/// Sends requests until stopped: answers from the app, its errors, ringway's 404 and a 502
-/// from a route whose upstream is gone.
+/// Sends requests until stopped: answers from the app, its errors, ringway's 404, a 502
+/// from a route whose upstream is gone, and two at once to a route whose `limit_req` holds
+/// the second a few milliseconds.
 fn traffic(ringway: SocketAddr, stop: Arc<AtomicBool>) -> thread::JoinHandle<()> {
     thread::spawn(move || {
         while !stop.load(Ordering::Relaxed) {
-            for target in ["/", "/bytes/2000", "/error", "/status/503", "/gone/x"] {
+            for target in [
+                "/",
+                "/bytes/2000",
+                "/error",
+                "/status/503",
+                "/gone/x",
+                "/limited/x",
+                "/limited/y",
+            ] {
                 roundtrip(ringway, &Req::get(target));
             }
             thread::sleep(Duration::from_millis(50));
@@ -104,6 +113,12 @@ servers = ["unix:/nonexistent/ringway-test-gone.sock"]
 [[routes]]
 path = "/gone/"
 upstream = "gone"
+
+# The limits panels: a few of each burst held, none refused.
+[[routes]]
+path = "/limited/"
+upstream = "app"
+limit_req = {{ rate = "100r/s", burst = 20, delay = 0 }}
 
 [[routes]]
 path = "/"
