@@ -22,7 +22,7 @@ pub struct Raised {
 }
 
 /// Raises the soft limit of open files to the hard one; returns both soft values. Called
-/// once, at start, before any thread that could open files exists.
+/// once, at start, before the app is started (which gets the first limit back).
 pub fn raise() -> io::Result<Raised> {
     let started = get()?;
     let _ = STARTED_WITH.set(started);

@@ -101,11 +101,14 @@ impl RateTable {
         let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
         let checked = shard.take(ip, now, &self.limit, &self.counts.evicted);
         drop(shard);
-        match checked {
-            Err(_) => self.counts.rejected.fetch_add(1, Relaxed),
-            Ok(wait) if !wait.is_zero() => self.counts.delayed.fetch_add(1, Relaxed),
-            Ok(_) => 0,
+        let counted = match checked {
+            Err(_) => Some(&self.counts.rejected),
+            Ok(wait) if !wait.is_zero() => Some(&self.counts.delayed),
+            Ok(_) => None,
         };
+        if let Some(count) = counted {
+            count.fetch_add(1, Relaxed);
+        }
         checked
     }
 
