@@ -1435,3 +1435,62 @@ fn only_the_listed_statuses_are_logged() {
         );
     }
 }
+
+/// nginx's `$upstream_bytes_received`, `$upstream_response_length` and
+/// `$upstream_bytes_sent`: the same numbers from nginx and ringway for the same answers of
+/// the same uWSGI (its head and body as they came, the body alone, and the uwsgi packet
+/// with the request's body: the suite's nginx sends the vars ringway sends), small, large,
+/// without a length, an error and an upload.
+#[test]
+fn upstream_byte_counts_are_logged_as_by_nginx() {
+    const FORMAT: &str = "$http_x_case $upstream_bytes_received $upstream_response_length \
+        $upstream_bytes_sent";
+    let uwsgi = Uwsgi::start(App::Raw);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (nginx_log, ringway_log) = (dir.path().join("nginx.log"), dir.path().join("ringway.log"));
+    let nginx = Nginx::start_with_http_directives(
+        uwsgi.socket(),
+        &format!("log_format bytes '{FORMAT}';"),
+        &format!("access_log {} bytes;", nginx_log.display()),
+    );
+    let ringway = Ringway::with_config(format!(
+        "upstream = [{:?}]\naccess_log = {:?}\naccess_log_format = '{FORMAT}'\n",
+        uwsgi.upstream(),
+        ringway_log.display().to_string(),
+    ))
+    .start();
+    let upload = ringway_tests::pattern(20_000);
+    let requests = [
+        Req::get("/bytes/3"),
+        Req::get("/bytes/200000"),
+        Req::get("/stream/5000"),
+        Req::get("/status/404"),
+        Req::post("/echo", &upload),
+    ];
+    let mut seen = Vec::new();
+    for (addr, log) in [(nginx.addr(), &nginx_log), (ringway.addr(), &ringway_log)] {
+        for (case, req) in requests.iter().enumerate() {
+            let r = roundtrip(addr, &req.clone().header("X-Case", &case.to_string()));
+            assert!(r.status == 200 || r.status == 404, "{r:?}");
+        }
+        let mut lines = lines_once(log, requests.len(), &ringway);
+        lines.sort();
+        seen.push(lines);
+    }
+    let fields = |line: &String| -> Vec<u64> {
+        line.split(' ')
+            .map(|f| f.parse().unwrap_or_else(|_| panic!("a number: {line}")))
+            .collect()
+    };
+    for (from_nginx, from_ringway) in seen[0].iter().zip(&seen[1]) {
+        let (n, r) = (fields(from_nginx), fields(from_ringway));
+        assert_eq!(n, r, "case, received, body, sent:\n{seen:#?}");
+        assert!(r[2] < r[1] && r[3] > 0, "{from_ringway}");
+    }
+    let upload_sent = fields(&seen[1][4])[3];
+    assert!(
+        upload_sent > 20_000,
+        "the upload's packet and body: {upload_sent}"
+    );
+    assert_eq!(fields(&seen[1][1])[2], 200_000, "{seen:#?}");
+}

@@ -1010,3 +1010,46 @@ fn ignore_client_abort_keeps_the_request_at_granian_when_its_client_leaves() {
         );
     }
 }
+
+/// `$upstream_bytes_received` and `_sent` count one request's bytes, not its kept
+/// connection's: the same request twice on one kept connection to Granian logs the same
+/// numbers twice.
+#[test]
+fn upstream_byte_counts_are_per_request_on_a_kept_connection() {
+    let app = AppServer::start(Server::Granian, Served::Wsgi(App::Raw), Listen::Tcp, 1);
+    let ringway = Ringway::with_config(format!(
+        "access_log = \"stderr\"\n\
+         access_log_format = '$request_uri $upstream_bytes_received $upstream_response_length \
+         $upstream_bytes_sent'\n\
+         [upstreams.web]\nservers = [\"{}\"]\n\
+         [[routes]]\npath = \"/\"\nupstream = \"web\"\n",
+        app.upstream()
+    ))
+    .start();
+    for _ in 0..2 {
+        let r = roundtrip(ringway.addr(), &Req::get("/bytes/1000"));
+        assert_eq!(r.status, 200, "{r:?}");
+    }
+    let mut lines = Vec::new();
+    ringway_tests::wait::poll_until(Duration::from_secs(5), || {
+        let log = ringway.stderr();
+        lines = log
+            .lines()
+            .filter(|l| l.starts_with("/bytes/1000 "))
+            .map(str::to_owned)
+            .collect();
+        lines.len() == 2
+    });
+    assert_eq!(lines.len(), 2, "{}", ringway.stderr());
+    assert_eq!(lines[0], lines[1], "the second on the kept connection");
+    let fields: Vec<u64> = lines[0]
+        .split(' ')
+        .skip(1)
+        .map(|f| f.parse().unwrap_or_else(|_| panic!("{}", lines[0])))
+        .collect();
+    assert!(
+        fields[0] > 1000 && fields[1] == 1000 && fields[2] > 0,
+        "{}",
+        lines[0]
+    );
+}

@@ -195,6 +195,19 @@ pub(crate) struct UpstreamFields<'a> {
     pub(crate) status: u16,
     /// From the start of the connect to its answer's head (`None`: no head came).
     pub(crate) header: Option<Duration>,
+    /// Bytes read from it, bytes written to it, and its answer's body as read (nginx's
+    /// `$upstream_bytes_received`, `$upstream_bytes_sent`, `$upstream_response_length`;
+    /// `None`: the answer was not read to its end).
+    pub(crate) bytes: Option<UpstreamBytes>,
+}
+
+/// What went to and came from an upstream for one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct UpstreamBytes {
+    pub(crate) received: u64,
+    pub(crate) sent: u64,
+    /// What came after the answer's head.
+    pub(crate) body: u64,
 }
 
 /// Appends nginx's `combined` line:
@@ -333,6 +346,7 @@ mod tests {
                 response: Duration::from_micros(10_999),
                 status: 200,
                 header: Some(Duration::from_micros(10_500)),
+                bytes: None,
             }),
             route: Some("/"),
             uri: Some(b"/a\"b?x=\xff"),

@@ -40,7 +40,9 @@ use line::{combined, json};
 use time::LogClock;
 use writer::{Failures, Sink, Writer};
 
-pub(crate) use line::{Entry, ReadHeaders, TcpFigures, UpstreamFields, read_header_name};
+pub(crate) use line::{
+    Entry, ReadHeaders, TcpFigures, UpstreamBytes, UpstreamFields, read_header_name,
+};
 pub(crate) use template::MAX_HEADERS;
 pub use template::Template;
 pub(crate) use time::load_time_zone;

@@ -59,6 +59,12 @@ enum Var {
     Host,
     UpstreamStatus,
     UpstreamHeaderTime,
+    /// Bytes read from the upstream for the request.
+    UpstreamBytesReceived,
+    /// Bytes written to the upstream for the request.
+    UpstreamBytesSent,
+    /// The body of the upstream's answer, as read.
+    UpstreamResponseLength,
     Scheme,
     ServerName,
     ConnectionRequests,
@@ -148,6 +154,9 @@ impl Var {
                 | Var::UpstreamResponseTime
                 | Var::UpstreamStatus
                 | Var::UpstreamHeaderTime
+                | Var::UpstreamBytesReceived
+                | Var::UpstreamBytesSent
+                | Var::UpstreamResponseLength
                 | Var::UpstreamHeader(_)
                 | Var::SentHeader(_)
                 | Var::ConnectionRequests
@@ -155,7 +164,7 @@ impl Var {
     }
 }
 
-const VARS: [(&str, Var); 58] = [
+const VARS: [(&str, Var); 61] = [
     ("remote_addr", Var::RemoteAddr),
     ("remote_user", Var::RemoteUser),
     ("time_local", Var::TimeLocal),
@@ -175,6 +184,9 @@ const VARS: [(&str, Var); 58] = [
     ("host", Var::Host),
     ("upstream_status", Var::UpstreamStatus),
     ("upstream_header_time", Var::UpstreamHeaderTime),
+    ("upstream_bytes_received", Var::UpstreamBytesReceived),
+    ("upstream_bytes_sent", Var::UpstreamBytesSent),
+    ("upstream_response_length", Var::UpstreamResponseLength),
     ("scheme", Var::Scheme),
     ("server_name", Var::ServerName),
     ("connection_requests", Var::ConnectionRequests),
@@ -467,6 +479,20 @@ impl Template {
         self.pieces.contains(&Piece::Var(Var::RequestBody))
     }
 
+    /// Whether it shows the bytes to and from the upstream.
+    pub(crate) fn shows_upstream_bytes(&self) -> bool {
+        self.pieces.iter().any(|p| {
+            matches!(
+                p,
+                Piece::Var(
+                    Var::UpstreamBytesReceived
+                        | Var::UpstreamBytesSent
+                        | Var::UpstreamResponseLength
+                )
+            )
+        })
+    }
+
     /// Whether it shows a `$tcpinfo_*` figure.
     pub(crate) fn shows_tcp_info(&self) -> bool {
         self.pieces.iter().any(|p| {
@@ -553,6 +579,19 @@ fn push_var(
             None => push_value(out, None, escape),
         },
         Var::UpstreamHeaderTime => seconds(out, e.upstream.and_then(|u| u.header)),
+        Var::UpstreamBytesReceived | Var::UpstreamBytesSent | Var::UpstreamResponseLength => {
+            match e.upstream.and_then(|u| u.bytes) {
+                Some(bytes) => {
+                    let n = match var {
+                        Var::UpstreamBytesReceived => bytes.received,
+                        Var::UpstreamBytesSent => bytes.sent,
+                        _ => bytes.body,
+                    };
+                    let _ = write!(out, "{n}");
+                }
+                None => push_value(out, None, escape),
+            }
+        }
         Var::Scheme => out.extend_from_slice(if e.tls.is_some() { b"https" } else { b"http" }),
         // nginx: "on" over TLS, an empty value (not a missing one) otherwise.
         Var::Https => text(out, Some(if e.tls.is_some() { b"on" } else { b"" })),
@@ -845,6 +884,7 @@ mod tests {
             response: Duration::from_millis(5),
             status: 204,
             header: Some(Duration::from_millis(4)),
+            bytes: None,
         };
         t.write(&mut out, &entry(Some(upstream)), &stamp);
         assert_eq!(
@@ -852,6 +892,42 @@ mod tests {
             "192.0.2.7 GET 204 0 1.234 - - abc app.example \"x\\x22y\" -\n\
              192.0.2.7 GET 204 0 1.234 unix:/a.sock 0.005 abc app.example \"x\\x22y\" -\n"
         );
+    }
+
+    #[test]
+    fn upstream_byte_counts() {
+        use crate::access_log::line::{UpstreamBytes, UpstreamFields};
+        use crate::access_log::time::LogClock;
+        let t = Template::parse(
+            "$upstream_bytes_received $upstream_bytes_sent $upstream_response_length",
+        )
+        .unwrap();
+        let mut clock = LogClock::new();
+        let stamp = clock.at(std::time::SystemTime::UNIX_EPOCH);
+        let line = |bytes| {
+            let upstream = UpstreamFields {
+                addr: "unix:/a.sock",
+                connect: Duration::ZERO,
+                response: Duration::from_millis(5),
+                status: 200,
+                header: Some(Duration::from_millis(4)),
+                bytes,
+            };
+            let entry = Entry {
+                upstream: Some(upstream),
+                ..crate::access_log::line::sample()
+            };
+            let mut out = Vec::new();
+            t.write(&mut out, &entry, &stamp);
+            String::from_utf8(out).unwrap()
+        };
+        let bytes = UpstreamBytes {
+            received: 1234,
+            sent: 567,
+            body: 1000,
+        };
+        assert_eq!(line(Some(bytes)), "1234 567 1000\n");
+        assert_eq!(line(None), "- - -\n", "an answer not read to its end");
     }
 
     #[test]

@@ -185,6 +185,10 @@ impl Seen<'_> {
             Subject::Routed(req) => req.upstream.get(),
             Subject::Refused(_) | Subject::Unparsed(_) => None,
         };
+        let (auth, for_log) = match subject {
+            Subject::Routed(req) => (req.auth.take(), req.for_log.take()),
+            Subject::Refused(_) | Subject::Unparsed(_) => (None, None),
+        };
         let upstream = call.map(|call| UpstreamFields {
             addr: names
                 .upstream_addr(call.group as usize, call.server as usize)
@@ -197,6 +201,7 @@ impl Seen<'_> {
             },
             header: (call.head_status != 0)
                 .then(|| std::time::Duration::from_micros(u64::from(call.head_micros))),
+            bytes: for_log.as_ref().and_then(|kept| kept.upstream_bytes),
         });
         let remote_user = shown.authorization.and_then(crate::auth_basic::basic_user);
         // nginx's `$host`: the routed head's name; for a head refused before that (a bad or
@@ -231,10 +236,6 @@ impl Seen<'_> {
         }
         let mut refused_path = Vec::new();
         let shows_uri = template.is_some_and(|t| t.shows_uri());
-        let (auth, for_log) = match subject {
-            Subject::Routed(req) => (req.auth.take(), req.for_log.take()),
-            Subject::Refused(_) | Subject::Unparsed(_) => (None, None),
-        };
         let sent_head = client.take_sent_head();
         let entry = Entry {
             remote_addr: client_ip(client, subject),

@@ -27,7 +27,7 @@ use std::cell::Cell;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use crate::access_log::{ReadHeaders, read_header_name};
+use crate::access_log::{ReadHeaders, UpstreamBytes, read_header_name};
 use crate::auth_basic::Denied;
 use crate::buffer::{Body, Buf};
 use crate::client::{Client, Next, Own};
@@ -38,6 +38,7 @@ use crate::http::{BodyFraming, HeaderSpan, Method, RequestHead};
 use crate::identity::{RequestId, identify};
 use crate::limits::LimitReqStatus;
 use crate::routes::{Action, Found, Route};
+use crate::upstream::UpstreamConn;
 use crate::uwsgi::normalize_path;
 use crate::worker::Worker;
 
@@ -145,6 +146,11 @@ pub(crate) struct ForLog {
     pub(crate) upstream_headers: Box<ReadHeaders>,
     /// The request's body, when it was held in memory (`$request_body`).
     pub(crate) request_body: Option<Box<[u8]>>,
+    /// The upstream answer's head length, when the format shows the bytes to and from the
+    /// upstream (`$upstream_bytes_received`, `$upstream_bytes_sent`,
+    /// `$upstream_response_length`); then those bytes, once the answer was read to its end.
+    pub(crate) upstream_head_len: Option<u64>,
+    pub(crate) upstream_bytes: Option<UpstreamBytes>,
 }
 
 /// A value a request keeps for a later look (its log line's, a header value's): a `Cell`,
@@ -266,8 +272,12 @@ impl Request {
         self.for_log.set(Some(kept));
     }
 
-    /// Notes the upstream's answer head, with this status.
-    fn upstream_answered(&self, status: u16) {
+    /// Notes the upstream's answer head, with its status (and its length, for a format
+    /// that shows the upstream's bytes).
+    fn upstream_answered(&self, worker: &Worker, status: u16, head_len: usize) {
+        if shows_upstream_bytes(worker) {
+            self.keep_for_log(|log| log.upstream_head_len = Some(head_len as u64));
+        }
         if let Some(mut call) = self.upstream.get() {
             call.head_status = status;
             let micros = call.started.elapsed().as_micros();
@@ -284,8 +294,20 @@ impl Request {
             .is_some_and(|group| group.protocol() == crate::config::Protocol::Http)
     }
 
-    /// Notes that the upstream's answer was read to its end (the upstream is released).
-    fn upstream_done(&self) {
+    /// Notes that `upstream`'s answer was read to its end (it is released next), and the
+    /// bytes that went each way, for a format that shows them (its head's length was kept).
+    fn upstream_done(&self, upstream: &UpstreamConn) {
+        if let Some(mut kept) = self.for_log.take() {
+            if let Some(head_len) = kept.upstream_head_len {
+                let (received, sent) = upstream.traffic();
+                kept.upstream_bytes = Some(UpstreamBytes {
+                    received,
+                    sent,
+                    body: received.saturating_sub(head_len),
+                });
+            }
+            self.for_log.set(Some(kept));
+        }
         if let Some(mut call) = self.upstream.get()
             && call.response.is_none()
         {
@@ -293,6 +315,15 @@ impl Request {
             self.upstream.set(Some(call));
         }
     }
+}
+
+/// Whether the access log's format shows the bytes to and from the upstream.
+fn shows_upstream_bytes(worker: &Worker) -> bool {
+    worker
+        .access_log
+        .as_ref()
+        .and_then(|log| log.template())
+        .is_some_and(|template| template.shows_upstream_bytes())
 }
 
 /// A request head as it goes to an upstream: its bytes, its head and header lines parsed

@@ -113,8 +113,8 @@ pub(super) async fn respond(
         // The whole answer is here: free the Python worker (or give the kept connection
         // back) before talking to the client.
         upstream.set_reusable(upstream.is_reusable() && !body.overran());
+        req.upstream_done(&upstream);
         upstream.release();
-        req.upstream_done();
         write_paced(&client.stream, out, 0, limits.send_timeout, pace.as_deref())
             .await
             .map(drop)
@@ -292,8 +292,8 @@ async fn pump_upstream(
     // The upstream is released here, before the client has necessarily read anything; a
     // kept connection goes back to its pool if its answer ended where its framing said.
     upstream.set_reusable(upstream.is_reusable() && !body.overran());
+    req.upstream_done(&upstream);
     upstream.release();
-    req.upstream_done();
     spool.end();
     Ok(())
 }

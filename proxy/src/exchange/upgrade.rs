@@ -100,7 +100,7 @@ pub(super) async fn join(
         ended = joined => ended,
         () = idle_for(&last, idle) => Err(IoError::Timeout),
     };
-    req.upstream_done();
+    req.upstream_done(&upstream);
     match ended {
         Ok(()) => upstream.close(),
         Err(err) => {

@@ -68,7 +68,7 @@ pub(super) async fn forward(
                 http_upstream::Exchanged::Answer(answered) => answered,
                 // Boxed: a joined connection's state must not grow every request's future.
                 http_upstream::Exchanged::Switching(answered) => {
-                    req.upstream_answered(answered.head.status);
+                    req.upstream_answered(worker, answered.head.status, answered.head.head_len);
                     req.keep_upstream_headers(worker, &client.response_headers, &answered.buf);
                     let (route, group) = (target.route, target.group);
                     let join = upgrade::join(client, req, route, answered, rest, worker, group);
@@ -321,14 +321,14 @@ async fn respond(
         connected,
     } = answered;
     let upstream_time = connected.elapsed();
-    req.upstream_answered(head.status);
+    req.upstream_answered(worker, head.status, head.head_len);
     req.keep_upstream_headers(worker, &client.response_headers, &buf);
 
     // The app names a file for ringway to send instead of its own body (nginx's
     // X-Accel-Redirect): the upstream is done, the file route does the rest.
     if accel_redirect(client, &buf).is_some() {
+        req.upstream_done(&upstream);
         upstream.close();
-        req.upstream_done();
         // Boxed: a file route may fall back to an upstream, which may redirect again.
         let hidden = &target.route.hide_headers;
         let mut outcome = Box::pin(accel::serve(client, req, &buf, hidden, rest, worker)).await?;
@@ -342,8 +342,8 @@ async fn respond(
     {
         // The app's body is not read: uWSGI has usually written it all already, and if not,
         // its next write fails at once instead of waiting on ringway.
+        req.upstream_done(&upstream);
         upstream.close();
-        req.upstream_done();
         // Boxed: a rare answer's state must not grow every request's future.
         let answer = intercept::respond(client, req, &head, &buf, &page, target.route, worker);
         let mut outcome = Box::pin(answer).await?;

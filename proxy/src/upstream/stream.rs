@@ -109,6 +109,11 @@ pub(crate) struct UpstreamConn {
     reused: bool,
     /// A write op on it was left in flight ([`UpstreamConn::abandon_write`]).
     write_abandoned: Cell<bool>,
+    /// Bytes read from and written to the server for this request (nginx's
+    /// `$upstream_bytes_received` and `$upstream_bytes_sent`): a kept socket goes back to
+    /// its pool without them.
+    received: Cell<u64>,
+    sent: Cell<u64>,
 }
 
 impl UpstreamConn {
@@ -144,6 +149,8 @@ impl UpstreamConn {
             reusable: Cell::new(false),
             reused: false,
             write_abandoned: Cell::new(false),
+            received: Cell::new(0),
+            sent: Cell::new(0),
         }
     }
 
@@ -277,7 +284,69 @@ impl Drop for UpstreamConn {
 }
 
 impl Stream for UpstreamConn {
-    async fn read_append(&self, mut buf: Buf, max: usize) -> BufResult<usize, Buf> {
+    async fn read_append(&self, buf: Buf, max: usize) -> BufResult<usize, Buf> {
+        let (read, buf) = self.read_append_uncounted(buf, max).await;
+        if let Ok(n) = read {
+            add(&self.received, n);
+        }
+        (read, buf)
+    }
+
+    async fn write_from(&self, buf: Buf, from: usize, progress: &Progress) -> BufResult<(), Buf> {
+        let len = buf.len().saturating_sub(from);
+        let (written, buf) = match &self.socket {
+            Some(socket) => socket.stream.write_from(buf, from, progress).await,
+            None => (Err(not_connected()), buf),
+        };
+        if written.is_ok() {
+            add(&self.sent, len);
+        }
+        (written, buf)
+    }
+
+    fn read_now(&self, buf: &mut Buf, max: usize) -> Option<io::Result<usize>> {
+        let read = match &self.socket {
+            Some(socket) => socket.stream.read_now(buf, max),
+            None => Some(Err(not_connected())),
+        };
+        if let Some(Ok(n)) = read {
+            add(&self.received, n);
+        }
+        read
+    }
+
+    fn write_now(&self, bytes: &[u8]) -> io::Result<usize> {
+        let written = match &self.socket {
+            Some(socket) => socket.stream.write_now(bytes),
+            None => Err(not_connected()),
+        };
+        if let Ok(n) = written {
+            add(&self.sent, n);
+        }
+        written
+    }
+
+    fn shutdown(&self, how: Shutdown) {
+        if let Some(socket) = &self.socket {
+            Stream::shutdown(&socket.stream, how);
+        }
+    }
+}
+
+/// Adds `n` bytes to a count.
+fn add(count: &Cell<u64>, n: usize) {
+    count.set(count.get().saturating_add(n as u64));
+}
+
+impl UpstreamConn {
+    /// Bytes read from the server and written to it for this request so far.
+    pub(crate) fn traffic(&self) -> (u64, u64) {
+        (self.received.get(), self.sent.get())
+    }
+
+    /// A read, as [`Stream::read_append`] without the count: a kept connection waits on
+    /// its own registration and reads with a non-blocking `recv`; another through an op.
+    async fn read_append_uncounted(&self, mut buf: Buf, max: usize) -> BufResult<usize, Buf> {
         let Some(socket) = &self.socket else {
             return (Err(not_connected()), buf);
         };
@@ -301,33 +370,6 @@ impl Stream for UpstreamConn {
                 Some(Err(e)) => return (Err(e), buf),
                 None => guard.clear_ready(),
             }
-        }
-    }
-
-    async fn write_from(&self, buf: Buf, from: usize, progress: &Progress) -> BufResult<(), Buf> {
-        match &self.socket {
-            Some(socket) => socket.stream.write_from(buf, from, progress).await,
-            None => (Err(not_connected()), buf),
-        }
-    }
-
-    fn read_now(&self, buf: &mut Buf, max: usize) -> Option<io::Result<usize>> {
-        match &self.socket {
-            Some(socket) => socket.stream.read_now(buf, max),
-            None => Some(Err(not_connected())),
-        }
-    }
-
-    fn write_now(&self, bytes: &[u8]) -> io::Result<usize> {
-        match &self.socket {
-            Some(socket) => socket.stream.write_now(bytes),
-            None => Err(not_connected()),
-        }
-    }
-
-    fn shutdown(&self, how: Shutdown) {
-        if let Some(socket) = &self.socket {
-            Stream::shutdown(&socket.stream, how);
         }
     }
 }
