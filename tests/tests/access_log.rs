@@ -4,7 +4,7 @@
 //! stop; stderr; a full disk counted and never in the requests' way.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ringway_tests::wait::poll_until;
@@ -68,6 +68,60 @@ fn read_lines(path: &Path) -> Vec<String> {
         .filter(|l| l.ends_with('\n'))
         .map(|l| l.trim_end_matches('\n').to_owned())
         .collect()
+}
+
+/// nginx and ringway in front of one uWSGI (the raw app), each logging to a file of its own
+/// in the same format of the operator's own, escaped as `escape` says (nginx's `escape=`,
+/// ringway's `access_log_escape`); `nginx_server` and `ringway_keys` add lines to their
+/// configurations.
+struct SameFormat {
+    nginx: Nginx,
+    ringway: Ringway,
+    nginx_log: PathBuf,
+    ringway_log: PathBuf,
+    _dir: tempfile::TempDir,
+    _uwsgi: Uwsgi,
+}
+
+impl SameFormat {
+    fn start(format: &str, escape: Option<&str>, nginx_server: &str, ringway_keys: &str) -> Self {
+        let uwsgi = Uwsgi::start(App::Raw);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let nginx_log = dir.path().join("nginx.log");
+        let ringway_log = dir.path().join("ringway.log");
+        let nginx_escape = escape.map(|e| format!("escape={e} ")).unwrap_or_default();
+        let nginx = Nginx::start_with_http_directives(
+            uwsgi.socket(),
+            &format!("log_format custom {nginx_escape}'{format}';"),
+            &format!("access_log {} custom; {nginx_server}", nginx_log.display()),
+        );
+        let escape_key = escape
+            .map(|e| format!("access_log_escape = {e:?}\n"))
+            .unwrap_or_default();
+        let ringway = Ringway::with_config(format!(
+            "upstream = [{:?}]\n{ringway_keys}access_log = {:?}\naccess_log_format = \
+             '{format}'\n{escape_key}",
+            uwsgi.upstream(),
+            ringway_log.display().to_string(),
+        ))
+        .start();
+        SameFormat {
+            nginx,
+            ringway,
+            nginx_log,
+            ringway_log,
+            _dir: dir,
+            _uwsgi: uwsgi,
+        }
+    }
+
+    /// Each proxy's address and log file, nginx's first.
+    fn both(&self) -> [(std::net::SocketAddr, &Path); 2] {
+        [
+            (self.nginx.addr(), &self.nginx_log),
+            (self.ringway.addr(), &self.ringway_log),
+        ]
+    }
 }
 
 /// The fields of a combined line.
@@ -408,27 +462,15 @@ fn pipelined_requests_their_answers_and_their_connections_are_logged_as_by_nginx
     const FORMAT: &str = "$http_x_case $pipe $connection_requests \"$request_completion\" \
         \"$sent_http_content_type\" $sent_http_content_length \"$sent_http_set_cookie\" \
         $sent_http_transfer_encoding $connection";
-    let uwsgi = Uwsgi::start(App::Raw);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let (nginx_log, ringway_log) = (dir.path().join("nginx.log"), dir.path().join("ringway.log"));
-    let nginx = Nginx::start_with_http_directives(
-        uwsgi.socket(),
-        &format!("log_format pipes '{FORMAT}';"),
-        &format!("access_log {} pipes;", nginx_log.display()),
-    );
-    let ringway = Ringway::with_config(format!(
-        "upstream = [{:?}]\naccess_log = {:?}\naccess_log_format = '{FORMAT}'\n",
-        uwsgi.upstream(),
-        ringway_log.display().to_string(),
-    ))
-    .start();
+    let both = SameFormat::start(FORMAT, None, "", "");
+    let ringway = &both.ringway;
     let request_for = |path: &str, case: usize, close: bool| {
         let close = if close { "Connection: close\r\n" } else { "" };
         format!("GET {path} HTTP/1.1\r\nHost: a\r\nX-Case: {case}\r\n{close}\r\n")
     };
     let request = |case: usize, close: bool| request_for("/bytes/3", case, close);
     let mut seen = Vec::new();
-    for (addr, log) in [(nginx.addr(), &nginx_log), (ringway.addr(), &ringway_log)] {
+    for (addr, log) in both.both() {
         // One request alone, then three in one write: the second and third are pipelined.
         let mut conn = Conn::open(addr);
         conn.send(request(1, false).as_bytes()).expect("send");
@@ -450,7 +492,7 @@ fn pipelined_requests_their_answers_and_their_connections_are_logged_as_by_nginx
             request_for("/unbuffered/5", 6, false).as_bytes(),
             false,
         );
-        let mut lines = lines_once(log, 6, &ringway);
+        let mut lines = lines_once(log, 6, ringway);
         lines.sort();
         seen.push(lines);
     }
@@ -544,29 +586,19 @@ fn custom_lines(
     escape: Option<&str>,
     case_of: fn(&str) -> Option<usize>,
 ) -> Vec<(Case, String, String)> {
-    let uwsgi = Uwsgi::start(App::Raw);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let nginx_log = dir.path().join("nginx.log");
-    let ringway_log = dir.path().join("ringway.log");
-    let nginx_escape = escape.map(|e| format!("escape={e} ")).unwrap_or_default();
-    let nginx = Nginx::start_with_http_directives(
-        uwsgi.socket(),
-        &format!("log_format custom {nginx_escape}'{format}';"),
-        &format!(
-            "access_log {} custom; client_max_body_size 1m;",
-            nginx_log.display()
-        ),
+    let both = SameFormat::start(
+        format,
+        escape,
+        "client_max_body_size 1m;",
+        "max_body_size = \"1m\"\nserver_name = \"localhost\"\n",
     );
-    let escape_key = escape
-        .map(|e| format!("access_log_escape = {e:?}\n"))
-        .unwrap_or_default();
-    let ringway = Ringway::with_config(format!(
-        "upstream = [{:?}]\nmax_body_size = \"1m\"\nserver_name = \"localhost\"\n\
-         access_log = {:?}\naccess_log_format = '{format}'\n{escape_key}",
-        uwsgi.upstream(),
-        ringway_log.display().to_string(),
-    ))
-    .start();
+    let SameFormat {
+        nginx,
+        ringway,
+        nginx_log,
+        ringway_log,
+        ..
+    } = &both;
     let host: (&str, &[u8]) = ("Host", b"LocalHost:8080");
     let mut cases = parity_cases();
     cases.push(Case {
@@ -607,8 +639,8 @@ fn custom_lines(
         let via_ringway = send(ringway.addr(), &case.wire, case.head);
         assert_eq!(via_nginx.status, via_ringway.status, "[{}]", case.name);
     }
-    let from_nginx = lines_once(&nginx_log, cases.len(), &ringway);
-    let from_ringway = lines_once(&ringway_log, cases.len(), &ringway);
+    let from_nginx = lines_once(nginx_log, cases.len(), ringway);
+    let from_ringway = lines_once(ringway_log, cases.len(), ringway);
     let line_of = |lines: &[String], i: usize| {
         lines
             .iter()
@@ -1445,20 +1477,7 @@ fn only_the_listed_statuses_are_logged() {
 fn upstream_byte_counts_are_logged_as_by_nginx() {
     const FORMAT: &str = "$http_x_case $upstream_bytes_received $upstream_response_length \
         $upstream_bytes_sent";
-    let uwsgi = Uwsgi::start(App::Raw);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let (nginx_log, ringway_log) = (dir.path().join("nginx.log"), dir.path().join("ringway.log"));
-    let nginx = Nginx::start_with_http_directives(
-        uwsgi.socket(),
-        &format!("log_format bytes '{FORMAT}';"),
-        &format!("access_log {} bytes;", nginx_log.display()),
-    );
-    let ringway = Ringway::with_config(format!(
-        "upstream = [{:?}]\naccess_log = {:?}\naccess_log_format = '{FORMAT}'\n",
-        uwsgi.upstream(),
-        ringway_log.display().to_string(),
-    ))
-    .start();
+    let both = SameFormat::start(FORMAT, None, "", "");
     let upload = ringway_tests::pattern(20_000);
     let requests = [
         Req::get("/bytes/3"),
@@ -1468,12 +1487,12 @@ fn upstream_byte_counts_are_logged_as_by_nginx() {
         Req::post("/echo", &upload),
     ];
     let mut seen = Vec::new();
-    for (addr, log) in [(nginx.addr(), &nginx_log), (ringway.addr(), &ringway_log)] {
+    for (addr, log) in both.both() {
         for (case, req) in requests.iter().enumerate() {
             let r = roundtrip(addr, &req.clone().header("X-Case", &case.to_string()));
             assert!(r.status == 200 || r.status == 404, "{r:?}");
         }
-        let mut lines = lines_once(log, requests.len(), &ringway);
+        let mut lines = lines_once(log, requests.len(), &both.ringway);
         lines.sort();
         seen.push(lines);
     }
