@@ -289,12 +289,40 @@ macro_rules! impl_stream {
 impl_stream!(TcpStream);
 impl_stream!(UnixStream);
 
+/// Bytes read and written on a stream, added where each read or write comes back.
+#[derive(Default)]
+pub(crate) struct ByteCounts {
+    read: Cell<u64>,
+    written: Cell<u64>,
+}
+
+impl ByteCounts {
+    /// Bytes read so far.
+    pub(crate) fn read(&self) -> u64 {
+        self.read.get()
+    }
+
+    /// Bytes written so far.
+    pub(crate) fn written(&self) -> u64 {
+        self.written.get()
+    }
+
+    /// Counts what a read returned, when it succeeded.
+    pub(crate) fn add_read(&self, n: usize) {
+        self.read.set(self.read.get().saturating_add(n as u64));
+    }
+
+    /// Counts `n` bytes written.
+    pub(crate) fn add_written(&self, n: u64) {
+        self.written.set(self.written.get().saturating_add(n));
+    }
+}
+
 /// A stream that counts the bytes that went through it: one place for the client's byte
 /// counts instead of one at every read and write.
 pub(crate) struct Counted<S> {
     inner: S,
-    read: Cell<u64>,
-    written: Cell<u64>,
+    counts: ByteCounts,
     /// A read or write on it ran out of time.
     timed_out: Cell<bool>,
 }
@@ -304,8 +332,7 @@ impl<S> Counted<S> {
     pub(crate) fn new(inner: S) -> Self {
         Counted {
             inner,
-            read: Cell::new(0),
-            written: Cell::new(0),
+            counts: ByteCounts::default(),
             timed_out: Cell::new(false),
         }
     }
@@ -317,17 +344,17 @@ impl<S> Counted<S> {
 
     /// Bytes read so far.
     pub(crate) fn bytes_read(&self) -> u64 {
-        self.read.get()
+        self.counts.read()
     }
 
     /// Bytes written so far.
     pub(crate) fn bytes_written(&self) -> u64 {
-        self.written.get()
+        self.counts.written()
     }
 
     /// Counts bytes written around the stream (sendfile).
     pub(crate) fn add_written(&self, n: u64) {
-        self.written.set(self.written.get() + n);
+        self.counts.add_written(n);
     }
 
     /// The wrapped stream.
@@ -340,7 +367,7 @@ impl<S: Stream> Stream for Counted<S> {
     async fn read_append(&self, buf: Buf, max: usize) -> BufResult<usize, Buf> {
         let (res, buf) = self.inner.read_append(buf, max).await;
         if let Ok(n) = res {
-            self.read.set(self.read.get() + n as u64);
+            self.counts.add_read(n);
         }
         (res, buf)
     }
@@ -349,7 +376,7 @@ impl<S: Stream> Stream for Counted<S> {
         let len = buf.len().saturating_sub(from) as u64;
         let (res, buf) = self.inner.write_from(buf, from, progress).await;
         if res.is_ok() {
-            self.written.set(self.written.get() + len);
+            self.counts.add_written(len);
         }
         (res, buf)
     }
@@ -357,14 +384,14 @@ impl<S: Stream> Stream for Counted<S> {
     fn read_now(&self, buf: &mut Buf, max: usize) -> Option<io::Result<usize>> {
         let read = self.inner.read_now(buf, max);
         if let Some(Ok(n)) = read {
-            self.read.set(self.read.get() + n as u64);
+            self.counts.add_read(n);
         }
         read
     }
 
     fn write_now(&self, bytes: &[u8]) -> io::Result<usize> {
         let n = self.inner.write_now(bytes)?;
-        self.written.set(self.written.get() + n as u64);
+        self.counts.add_written(n as u64);
         Ok(n)
     }
 

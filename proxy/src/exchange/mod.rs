@@ -599,6 +599,9 @@ async fn limit_req(
     index: usize,
     worker: &Worker,
 ) -> Result<(), Fail> {
+    if route.limit_req.is_none() {
+        return Ok(());
+    }
     let wait = match worker.limits.check_rate(index, req.client_ip) {
         Ok(wait) => wait,
         Err(retry_after) => {
@@ -606,9 +609,6 @@ async fn limit_req(
             return Err(Fail::RateLimited(retry_after, route.limit_req_status));
         }
     };
-    if route.limit_req.is_none() {
-        return Ok(());
-    }
     if wait.is_zero() {
         req.limit_req.set(Some(LimitReqStatus::Passed));
         return Ok(());

@@ -15,7 +15,7 @@ use tokio_uring::BufResult;
 use tokio_uring::net::{TcpStream, UnixStream};
 
 use crate::buffer::Buf;
-use crate::io::{Peeked, Progress, Stream, peek};
+use crate::io::{ByteCounts, Peeked, Progress, Stream, peek};
 use crate::limits::Slot;
 
 use super::pool::ServerPool;
@@ -112,8 +112,7 @@ pub(crate) struct UpstreamConn {
     /// Bytes read from and written to the server for this request (nginx's
     /// `$upstream_bytes_received` and `$upstream_bytes_sent`): a kept socket goes back to
     /// its pool without them.
-    received: Cell<u64>,
-    sent: Cell<u64>,
+    counts: ByteCounts,
 }
 
 impl UpstreamConn {
@@ -149,8 +148,7 @@ impl UpstreamConn {
             reusable: Cell::new(false),
             reused: false,
             write_abandoned: Cell::new(false),
-            received: Cell::new(0),
-            sent: Cell::new(0),
+            counts: ByteCounts::default(),
         }
     }
 
@@ -287,7 +285,7 @@ impl Stream for UpstreamConn {
     async fn read_append(&self, buf: Buf, max: usize) -> BufResult<usize, Buf> {
         let (read, buf) = self.read_append_uncounted(buf, max).await;
         if let Ok(n) = read {
-            add(&self.received, n);
+            self.counts.add_read(n);
         }
         (read, buf)
     }
@@ -299,7 +297,7 @@ impl Stream for UpstreamConn {
             None => (Err(not_connected()), buf),
         };
         if written.is_ok() {
-            add(&self.sent, len);
+            self.counts.add_written(len as u64);
         }
         (written, buf)
     }
@@ -310,7 +308,7 @@ impl Stream for UpstreamConn {
             None => Some(Err(not_connected())),
         };
         if let Some(Ok(n)) = read {
-            add(&self.received, n);
+            self.counts.add_read(n);
         }
         read
     }
@@ -321,7 +319,7 @@ impl Stream for UpstreamConn {
             None => Err(not_connected()),
         };
         if let Ok(n) = written {
-            add(&self.sent, n);
+            self.counts.add_written(n as u64);
         }
         written
     }
@@ -333,15 +331,10 @@ impl Stream for UpstreamConn {
     }
 }
 
-/// Adds `n` bytes to a count.
-fn add(count: &Cell<u64>, n: usize) {
-    count.set(count.get().saturating_add(n as u64));
-}
-
 impl UpstreamConn {
     /// Bytes read from the server and written to it for this request so far.
     pub(crate) fn traffic(&self) -> (u64, u64) {
-        (self.received.get(), self.sent.get())
+        (self.counts.read(), self.counts.written())
     }
 
     /// A read, as [`Stream::read_append`] without the count: a kept connection waits on
