@@ -29,7 +29,7 @@ use crate::generation;
 use crate::http::Method;
 use crate::io::{Counted, Stream, write_all};
 use crate::limits::Admission;
-use crate::metrics::{self, TlsOutcome, WorkerStats};
+use crate::metrics::{self, Phase, TlsOutcome, WorkerStats};
 use crate::tls::Handshake;
 use crate::worker::Worker;
 
@@ -298,6 +298,7 @@ fn run(
     let mut client = Client::new(stream, peer, local);
     client.input = input;
     client.proxied = proxied;
+    client.enter(Phase::Waiting, &worker.stats);
     let conn = Box::new(Conn {
         client,
         worker,
@@ -320,6 +321,7 @@ async fn serve_requests(mut conn: Box<Conn>) {
         // Bytes left behind the request just served are the next one's: it is pipelined.
         conn.client.pipelined = !conn.client.input.is_empty();
         if !conn.client.pipelined {
+            conn.client.enter(Phase::Waiting, &conn.worker.stats);
             let idle = Rc::clone(&conn.worker.idle);
             conn = match idle.park(conn) {
                 idle::Parking::Parked | idle::Parking::Done => return,
@@ -416,6 +418,7 @@ impl Conn {
             started: Instant::now(),
             served: self.requests,
         };
+        self.client.enter(Phase::Writing, &self.worker.stats);
         let head = match read {
             Ok(head) => head,
             Err((fail, head_only)) => {
@@ -496,6 +499,7 @@ impl Conn {
 impl Drop for Conn {
     /// The connection leaves the live table however its task ends, a panic included.
     fn drop(&mut self) {
+        self.client.leave_phases(&self.worker.stats);
         let stream = &self.client.stream;
         let (bytes_in, bytes_out) = (stream.bytes_read(), stream.bytes_written());
         if self.live_key != NOT_LIVE {

@@ -157,12 +157,14 @@ pub(crate) enum Allowed {
     Files,
     /// What ringway passes to an app (all but TRACE and CONNECT).
     Proxied,
+    /// The status page's (`stub_status`).
+    Status,
 }
 
 impl Allowed {
     fn list(self) -> &'static str {
         match self {
-            Allowed::Files => "GET, HEAD",
+            Allowed::Files | Allowed::Status => "GET, HEAD",
             Allowed::Proxied => "GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS",
         }
     }
@@ -474,6 +476,9 @@ impl fmt::Display for Fail {
             }
             Fail::MethodNotAllowed(Allowed::Proxied) => {
                 f.write_str("TRACE and CONNECT are not served: 405")
+            }
+            Fail::MethodNotAllowed(Allowed::Status) => {
+                f.write_str("the status page is GET and HEAD only: 405")
             }
             Fail::PreconditionFailed => f.write_str("file precondition failed: 412"),
             Fail::RangeNotSatisfiable(size) => {

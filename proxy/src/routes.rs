@@ -125,6 +125,8 @@ pub(crate) enum Action {
     Static(StaticRoute),
     /// Answer with this status and body (nginx `return 200 "ok"`).
     Respond(FixedAnswer),
+    /// Answer with the connection and request counts in nginx's `stub_status` format.
+    StubStatus,
     /// Answer with a redirect to `to` followed by the rest of the path and the query; on a
     /// regex route whose `to` names its groups (`$1`..`$9`), to `to` with them in place,
     /// then the query.
@@ -267,7 +269,7 @@ impl RouteTable {
             .find(|&i| path.starts_with(self.routes[i].path.as_bytes()));
         let add_slash = prefixes.find(|&i| {
             let route = &self.routes[i];
-            !matches!(route.action, Action::Redirect { .. } | Action::Respond(_))
+            matches!(route.action, Action::Upstream { .. } | Action::Static(_))
                 && route.path.len() > 1
                 && route.path.strip_suffix('/').map(str::as_bytes) == Some(path)
         });

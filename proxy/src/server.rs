@@ -135,6 +135,7 @@ impl Server {
         let (ready_tx, ready_rx) = mpsc::channel();
 
         let stats: Vec<Arc<WorkerStats>> = (0..listeners.len()).map(|_| Arc::default()).collect();
+        let every_worker: Arc<[Arc<WorkerStats>]> = stats.clone().into();
         let probes = ProbeHandle::default();
         // Seeded before any thread starts, so a failure leaves nothing running.
         let id_sources = (0..listeners.len())
@@ -146,6 +147,7 @@ impl Server {
                 tls_port,
                 closing: Arc::clone(&closing),
                 stats: Arc::clone(&stats[index]),
+                every_worker: Arc::clone(&every_worker),
                 probes: Arc::clone(&probes),
                 budget: Arc::clone(&budget),
                 request_ids,
@@ -348,6 +350,7 @@ struct ThreadParts {
     tls_port: Option<u16>,
     closing: Arc<AtomicBool>,
     stats: Arc<WorkerStats>,
+    every_worker: Arc<[Arc<WorkerStats>]>,
     probes: ProbeHandle,
     budget: Arc<Budget>,
     request_ids: IdSource,
@@ -362,6 +365,7 @@ struct ThreadState {
     stop: Rc<Stop>,
     closing: Arc<AtomicBool>,
     stats: Arc<WorkerStats>,
+    every_worker: Arc<[Arc<WorkerStats>]>,
     probes: ProbeHandle,
     budget: Arc<Budget>,
     request_ids: Rc<IdSource>,
@@ -380,6 +384,7 @@ impl ThreadParts {
             stop: Rc::default(),
             closing: self.closing,
             stats: self.stats,
+            every_worker: self.every_worker,
             probes: self.probes,
             budget: self.budget,
             request_ids: Rc::new(self.request_ids),
@@ -414,6 +419,7 @@ impl ThreadState {
             acceptor: generation.acceptor.clone(),
             stop: Rc::clone(&self.stop),
             stats: Arc::clone(&self.stats),
+            every_worker: Arc::clone(&self.every_worker),
             probes: Arc::clone(&self.probes),
             budget: Arc::clone(&self.budget),
             files: FileCache::default(),
@@ -674,11 +680,13 @@ pub(crate) fn test_worker(config: Config) -> Rc<Worker> {
     let budget = Arc::new(Budget::new(config.buffering.max_buffer_memory));
     let generation =
         Generation::first(config, &RouteNames::default()).expect("a test configuration");
+    let stats = Arc::<WorkerStats>::default();
     let state = ThreadState {
         tls_port: None,
         stop: Rc::default(),
         closing: Arc::default(),
-        stats: Arc::default(),
+        every_worker: Arc::new([Arc::clone(&stats)]),
+        stats,
         probes: ProbeHandle::default(),
         budget,
         request_ids: Rc::new(IdSource::from_os().expect("seeding the request IDs")),

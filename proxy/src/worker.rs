@@ -39,6 +39,8 @@ pub(crate) struct Worker {
     pub(crate) stop: Rc<Stop>,
     /// This worker's counters, read by the metrics endpoint.
     pub(crate) stats: Arc<WorkerStats>,
+    /// Every worker's counters, this one's too: the status page (`stub_status`) sums them.
+    pub(crate) every_worker: Arc<[Arc<WorkerStats>]>,
     /// The eBPF probes (told of each accepted connection).
     pub(crate) probes: ProbeHandle,
     /// The process-wide memory budget for buffered bodies and answers.

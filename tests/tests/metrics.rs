@@ -399,6 +399,7 @@ print(json.dumps(out))
         ("ringway_proxy_protocol_rejected", "counter"),
         ("ringway_connections_accepted", "counter"),
         ("ringway_connections_active", "gauge"),
+        ("ringway_connections_by_state", "gauge"),
         ("ringway_received_bytes", "counter"),
         ("ringway_sent_bytes", "counter"),
         ("ringway_access_log_dropped", "counter"),

@@ -126,6 +126,11 @@ const TEST: &[Package] = &[
          deploy/prometheus/",
     ),
     pkg(
+        "prometheus-nginx-exporter",
+        Some("prometheus-nginx-exporter"),
+        "the nginx exporter, as its users run it, reads ringway's stub_status page in a test",
+    ),
+    pkg(
         "systemd",
         Some("systemd-analyze"),
         "`systemd-analyze verify` checks deploy/systemd/ringway.service",

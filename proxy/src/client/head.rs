@@ -8,6 +8,7 @@ use crate::buffer::{Buf, TINY};
 use crate::fail::{Fail, Part};
 use crate::http::{self, Limits, RequestHead, Status};
 use crate::io::{IoError, Stream, read_some};
+use crate::metrics::Phase;
 use crate::worker::Worker;
 
 /// Bytes read from a client at a time while waiting for a head that outgrew its buffer.
@@ -28,25 +29,42 @@ pub(crate) const DRAIN_IDLE_GRACE: Duration = Duration::from_secs(1);
 /// square of its head's size (at a 1 MiB `max_header_size`, a core for the whole header
 /// timeout). A head is parsed when its request line ends (a bad one is refused at once),
 /// when the end of the head may have arrived, and when it passes a size limit (refused by
-/// the parse): a linear cost, the same verdicts.
+/// the parse): a linear cost, the same verdicts. Empty lines before the request line
+/// (which RFC 9112 §2.2 lets a server skip, and httparse and nginx skip) are no line and
+/// no head end: trickled in, each would have been parsed again from the first byte (found
+/// by review).
 #[derive(Default)]
 struct ParseGate {
     /// Bytes of the head looked at already.
     seen: usize,
-    /// A line ended in them (the request line, or an empty line before it).
+    /// Where the request line starts, once a byte other than an empty line's came.
+    start: Option<usize>,
+    /// The request line ended.
     line_ended: bool,
 }
 
 impl ParseGate {
     fn worth_parsing(&mut self, input: &[u8], limits: &Limits) -> bool {
+        if self.start.is_none() {
+            let unseen = input.get(self.seen..).unwrap_or_default();
+            let line = unseen.iter().position(|&b| b != b'\r' && b != b'\n');
+            self.start = line.map(|at| self.seen + at);
+        }
+        let Some(start) = self.start else {
+            // Empty lines only: nothing to parse until they outgrow the head's limit.
+            self.seen = input.len();
+            return input.len() > limits.max_head;
+        };
         // The end of a head (`\n\r\n` or `\n\n`) may straddle the last read.
-        let new = input.get(self.seen.saturating_sub(2)..).unwrap_or_default();
+        let from = self.seen.saturating_sub(2).max(start);
+        let new = input.get(from..).unwrap_or_default();
         let first_line_end = !self.line_ended && new.contains(&b'\n');
         let head_end = new.windows(2).any(|w| w == b"\n\n" || w == b"\n\r");
+        let line_len = input.len() - start;
         let over_limit = input.len() > limits.max_head
-            || (!self.line_ended && !first_line_end && input.len() > limits.max_request_line);
+            || (!self.line_ended && !first_line_end && line_len > limits.max_request_line);
         self.line_ended |= first_line_end;
-        let worth = !input.is_empty() && (first_line_end || head_end || over_limit);
+        let worth = first_line_end || head_end || over_limit;
         self.seen = input.len();
         worth
     }
@@ -114,6 +132,13 @@ impl Client {
         let mut deadline = None;
         let mut gate = ParseGate::default();
         loop {
+            // nginx's stub_status counts a connection as reading from a head's first byte.
+            let phase = if self.input.is_empty() {
+                Phase::Waiting
+            } else {
+                Phase::Reading
+            };
+            self.enter(phase, &worker.stats);
             if gate.worth_parsing(&self.input, &limits) {
                 match http::parse_request(&mut self.input, &limits, &mut self.headers) {
                     Ok(Status::Complete(head)) => return Ok(Some(head)),
@@ -248,6 +273,22 @@ mod tests {
         let after = parsed_after(&endless);
         assert_eq!(after.first(), Some(&16));
         assert_eq!(after.get(1), Some(&257));
+    }
+
+    #[test]
+    fn empty_lines_before_the_request_line_are_not_parsed_each() {
+        // Trickled in, they never ask for a parse (each did, from the first byte), until
+        // they outgrow the head's limit (then refused).
+        let blank = b"\r\n".repeat(200);
+        assert_eq!(parsed_after(&blank), (257..=400).collect::<Vec<_>>());
+        // A request after them: parsed at its request line's end and at its own end.
+        let mut wire = b"\r\n\n\r\n".to_vec();
+        wire.extend_from_slice(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert_eq!(parsed_after(&wire), vec![21, wire.len() - 1, wire.len()]);
+        // Its request line's length counts from its own start.
+        let mut long = b"\r\n".repeat(40);
+        long.extend_from_slice(&[b'a'; 80]);
+        assert_eq!(parsed_after(&long).first(), Some(&(80 + 65)));
     }
 
     #[test]

@@ -26,6 +26,7 @@ use crate::buffer::Buf;
 use crate::config::Config;
 use crate::http::HeaderSpan;
 use crate::io::{Counted, Stream};
+use crate::metrics::{Phase, WorkerStats};
 use crate::tls::ClientCert;
 use crate::worker::Worker;
 
@@ -63,6 +64,8 @@ pub(crate) struct Client {
     /// The current answer's head as it went out, kept when the access log shows
     /// `$sent_http_NAME` (armed empty by [`Client::response_starts`]).
     sent_head: Cell<Option<Box<SentHead>>>,
+    /// What it is doing, for the worker's phase gauges (`stub_status`).
+    phase: Phase,
 }
 
 /// An answer's head as it went out, kept for the access log's `$sent_http_NAME`. Boxed in
@@ -101,7 +104,19 @@ impl Client {
             pipelined: false,
             proxied: false,
             sent_head: Cell::new(None),
+            phase: Phase::Uncounted,
         }
+    }
+
+    /// The connection is now doing `phase`, and the worker's gauges say so.
+    pub(crate) fn enter(&mut self, phase: Phase, stats: &WorkerStats) {
+        stats.phase_changed(self.phase, phase);
+        self.phase = phase;
+    }
+
+    /// Leaves the worker's gauges: the connection ends.
+    pub(crate) fn leave_phases(&mut self, stats: &WorkerStats) {
+        self.enter(Phase::Uncounted, stats);
     }
 
     /// Whether the client reached ringway over TLS.

@@ -606,6 +606,10 @@ pub struct RouteSettings {
     pub redirect: Option<RedirectSettings>,
     /// Answer with this status and body instead (nginx `return 200 "ok"`, `return 204`).
     pub respond: Option<RespondSettings>,
+    /// Answer with ringway's connection and request counts in nginx's `stub_status` page
+    /// format instead, for monitoring agents that read nginx's.
+    #[serde(default)]
+    pub stub_status: bool,
     /// Headers added to successful and redirect answers (nginx `add_header`); `{ value =
     /// "...", always = true }` to every answer (`add_header ... always`).
     #[serde(default)]

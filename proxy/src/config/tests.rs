@@ -595,7 +595,17 @@ fn each_route_mistake_is_refused_with_its_key() {
         (
             "[[routes]]\npath = \"/\"\n",
             "routes[0].upstream",
-            "needs `upstream`, `redirect`, `static` or `respond`",
+            "needs `upstream`, `redirect`, `static`, `respond` or `stub_status`",
+        ),
+        (
+            "[[routes]]\npath = \"/s\"\nstub_status = true\nupstream = \"app\"\n",
+            "routes[0].stub_status",
+            "not several",
+        ),
+        (
+            "[[routes]]\npath = \"/s\"\nstub_status = true\nexpires = \"1d\"\n",
+            "routes[0].expires",
+            "does not apply",
         ),
         (
             "[[routes]]\npath = \"/\"\nupstream = \"app\"\nredirect = { to = \"/x\" }\n",

@@ -1069,6 +1069,14 @@ impl Resolved {
             &route.respond,
         );
         let action = match kinds {
+            (None, None, None, None) if route.stub_status => Action::StubStatus,
+            _ if route.stub_status => {
+                return Err(invalid(
+                    "stub_status",
+                    "a route has one of `upstream`, `redirect`, `static`, `respond` and \
+                     `stub_status`, not several",
+                ));
+            }
             (Some(name), None, None, None) => {
                 let group = group_index(groups, name).map_err(|m| invalid("upstream", &m))?;
                 if let Some(key) = uwsgi_only_key(route, groups[group].protocol) {
@@ -1203,14 +1211,14 @@ impl Resolved {
             (None, None, None, None) => {
                 return Err(invalid(
                     "upstream",
-                    "a route needs `upstream`, `redirect`, `static` or `respond`",
+                    "a route needs `upstream`, `redirect`, `static`, `respond` or `stub_status`",
                 ));
             }
             _ => {
                 return Err(invalid(
                     "upstream",
-                    "a route has one of `upstream`, `redirect`, `static` and `respond`, not \
-                     several",
+                    "a route has one of `upstream`, `redirect`, `static`, `respond` and \
+                     `stub_status`, not several",
                 ));
             }
         };

@@ -17,6 +17,7 @@ mod redirect;
 mod relay;
 mod respond;
 mod static_file;
+mod stub_status;
 mod upgrade;
 mod upstream;
 
@@ -750,6 +751,7 @@ async fn dispatch(
             Ok(redirect::answer(client, req, route, (to, *status), worker).await)
         }
         Action::Respond(fixed) => Ok(respond::answer(client, req, route, fixed, worker).await),
+        Action::StubStatus => stub_status::answer(client, req, route, worker).await,
         Action::Static(files) => {
             let file = static_file::FileRequest {
                 files,

@@ -26,5 +26,5 @@ pub use ready::{HealthSource, Readiness};
 pub use reloads::Reloads;
 pub use route_names::RouteNames;
 pub use snapshot::{GroupConnFigures, GroupLimitFigures, LimitFigures, RouteLimitFigures};
+pub use stats::{ConnPhases, Phase, TlsOutcome, WorkerStats};
 pub(crate) use stats::{ProxyRejection, UpstreamError};
-pub use stats::{TlsOutcome, WorkerStats};

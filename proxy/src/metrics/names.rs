@@ -36,6 +36,7 @@ names! {
     UPSTREAM_UPGRADES = "ringway_upstream_upgrades_total", "Client and upstream connections joined after a protocol switch (101, WebSocket), by group.";
     CONNECTIONS_ACCEPTED = "ringway_connections_accepted_total", "Client connections accepted.";
     CONNECTIONS_ACTIVE = "ringway_connections_active", "Client connections open now.";
+    CONNECTIONS_BY_STATE = "ringway_connections_by_state", "Client connections serving requests, by what they are doing: waiting for a request, reading its head, or serving it (nginx's stub_status Waiting, Reading and Writing).";
     REQUESTS_PER_CONNECTION = "ringway_requests_per_connection", "Requests served per closed client connection.";
     RECEIVED_BYTES = "ringway_received_bytes_total", "Bytes read from clients (counted when a connection closes).";
     SENT_BYTES = "ringway_sent_bytes_total", "Bytes written to clients (counted when a connection closes).";

@@ -205,6 +205,19 @@ pub fn render(snap: &Snapshot, out: &mut Exposition) {
         &[],
         snap.connections_active as f64,
     );
+    out.family(&names::CONNECTIONS_BY_STATE, Gauge);
+    let phases = &snap.connection_phases;
+    for (state, count) in [
+        ("waiting", phases.waiting),
+        ("reading", phases.reading),
+        ("writing", phases.writing),
+    ] {
+        out.sample(
+            &names::CONNECTIONS_BY_STATE,
+            &[("state", state)],
+            count as f64,
+        );
+    }
     out.family(&names::ACCESS_LOG_DROPPED, Counter);
     out.sample(
         &names::ACCESS_LOG_DROPPED,

@@ -9,7 +9,8 @@ use super::ebpf::{ConnKernel, EbpfFigures};
 use super::histogram::{HistogramSnapshot, LATENCY_BOUNDS};
 use super::procs::ProcessFigures;
 use super::stats::{
-    LiveConn, ProxyRejection, RouteCode, RouteSeries, TlsOutcome, UpstreamError, WorkerStats,
+    ConnPhases, LiveConn, ProxyRejection, RouteCode, RouteSeries, TlsOutcome, UpstreamError,
+    WorkerStats,
 };
 use crate::config::KeyExchangeGroup;
 
@@ -31,6 +32,8 @@ pub struct Snapshot {
     pub connections_accepted: u64,
     /// Connections open now.
     pub connections_active: u64,
+    /// Connections serving requests, by what they are doing (and requests begun).
+    pub connection_phases: ConnPhases,
     /// Bytes read from closed client connections.
     pub received_bytes: u64,
     /// Bytes written to closed client connections.
@@ -205,6 +208,7 @@ impl Snapshot {
             routes: Vec::new(),
             connections_accepted: 0,
             connections_active: 0,
+            connection_phases: ConnPhases::of(workers),
             received_bytes: 0,
             sent_bytes: 0,
             upstream_errors: UpstreamError::ALL.iter().map(|k| (k.as_str(), 0)).collect(),
@@ -249,10 +253,8 @@ impl Snapshot {
                         .add(h);
                 }
             }
-            let accepted = w.accepted.load(Relaxed);
-            let closed = w.closed.load(Relaxed);
-            snap.connections_accepted += accepted;
-            snap.connections_active += accepted.saturating_sub(closed);
+            snap.connections_accepted += w.accepted.load(Relaxed);
+            snap.connections_active += w.open_connections();
             snap.received_bytes += w.received_bytes.load(Relaxed);
             snap.sent_bytes += w.sent_bytes.load(Relaxed);
             for (total, count) in snap.upstream_errors.iter_mut().zip(&w.upstream_errors) {

@@ -6,8 +6,8 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use slab::Slab;
@@ -145,6 +145,60 @@ impl ProxyRejection {
     }
 }
 
+/// What a client connection is doing, as nginx's `stub_status` counts connections:
+/// waiting for a request (idle, or new), reading a request's head, or serving it (the
+/// app's turn and the answer's writing). A connection not yet serving requests (in its
+/// TLS handshake, awaiting its PROXY header) is in none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Phase {
+    #[default]
+    Uncounted,
+    Waiting,
+    Reading,
+    Writing,
+}
+
+impl Phase {
+    /// Its gauge in [`WorkerStats::phases`], if it has one.
+    fn gauge(self) -> Option<usize> {
+        match self {
+            Phase::Uncounted => None,
+            Phase::Waiting => Some(0),
+            Phase::Reading => Some(1),
+            Phase::Writing => Some(2),
+        }
+    }
+}
+
+/// Connections by [`Phase`], and requests begun: nginx's `stub_status` figures beside the
+/// connections accepted and open.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ConnPhases {
+    pub waiting: u64,
+    pub reading: u64,
+    pub writing: u64,
+    /// Requests whose head began to arrive (nginx's `requests`: the ones being read and
+    /// served count too).
+    pub requests: u64,
+}
+
+impl ConnPhases {
+    /// The sum over `workers`.
+    pub fn of(workers: &[Arc<WorkerStats>]) -> ConnPhases {
+        let mut sum = ConnPhases::default();
+        for w in workers {
+            let [waiting, reading, writing] = &w.phases;
+            // Each worker's gauges move in its own order, so a reader can see a connection
+            // left one phase and not yet in the next: never a negative count.
+            sum.waiting += waiting.load(Relaxed);
+            sum.reading += reading.load(Relaxed);
+            sum.writing += writing.load(Relaxed);
+            sum.requests += w.requests_begun.load(Relaxed);
+        }
+        sum
+    }
+}
+
 /// One worker's counters and histograms.
 #[derive(Debug)]
 pub struct WorkerStats {
@@ -183,6 +237,10 @@ pub struct WorkerStats {
     pub proxy_rejected: [AtomicU64; 2],
     /// Live connections of this worker.
     pub live: Mutex<Slab<LiveConn>>,
+    /// Connections waiting, reading and writing (by [`Phase::gauge`]).
+    phases: [AtomicU64; 3],
+    /// Requests whose head began to arrive.
+    requests_begun: AtomicU64,
 }
 
 /// Bounds for `requests_per_connection` (a count, not seconds).
@@ -207,6 +265,8 @@ impl Default for WorkerStats {
             tls_handshake_duration: Histogram::new(LATENCY_BOUNDS),
             proxy_rejected: Default::default(),
             live: Mutex::new(Slab::new()),
+            phases: Default::default(),
+            requests_begun: AtomicU64::new(0),
         }
     }
 }
@@ -234,6 +294,29 @@ impl WorkerStats {
         if let Some(upstream) = upstream {
             self.upstream_response.observe(upstream);
             self.proxy_duration.observe(total.saturating_sub(upstream));
+        }
+    }
+
+    /// Connections accepted and not closed yet.
+    pub fn open_connections(&self) -> u64 {
+        let accepted = self.accepted.load(Relaxed);
+        accepted.saturating_sub(self.closed.load(Relaxed))
+    }
+
+    /// A connection went from phase `from` to `to`; one that begins reading a head begins a
+    /// request.
+    pub fn phase_changed(&self, from: Phase, to: Phase) {
+        if from == to {
+            return;
+        }
+        if let Some(i) = from.gauge() {
+            self.phases[i].fetch_sub(1, Relaxed);
+        }
+        if let Some(i) = to.gauge() {
+            self.phases[i].fetch_add(1, Relaxed);
+        }
+        if to == Phase::Reading {
+            self.requests_begun.fetch_add(1, Relaxed);
         }
     }
 
