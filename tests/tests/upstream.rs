@@ -424,3 +424,64 @@ fn ignore_client_abort_keeps_the_request_at_uwsgi_when_its_client_leaves() {
         );
     }
 }
+
+/// An app that pauses between pieces of its answer (an event stream, a long poll): a
+/// client that leaves during a pause ends the request at once, the upstream connection
+/// closed, as nginx ends it; the app finds out at its next write (uWSGI logs the broken
+/// pipe), not ringway at the client's. Logged with the status sent (200), as by nginx.
+#[test]
+fn a_client_that_leaves_while_the_app_pauses_its_answer_ends_the_request() {
+    let uwsgi = Uwsgi::start_with(UwsgiOptions {
+        workers: 4,
+        ..UwsgiOptions::new(App::Raw)
+    });
+    // Unbuffered, or nginx holds the first event back (ringway relays each piece as it
+    // comes either way); nginx watches its client the same in both modes.
+    let pass = ringway_tests::nginx::uwsgi_pass(uwsgi.socket());
+    let nginx = Nginx::start_with_locations(
+        uwsgi.socket(),
+        &format!("location /paced {{ uwsgi_buffering off; {pass} }}"),
+    );
+    let ringway = Ringway::with_config(format!(
+        "upstream = [{:?}]\naccess_log = \"stderr\"\naccess_log_format = '$request_uri $status'\n",
+        uwsgi.upstream()
+    ))
+    .start();
+    let gates = tempfile::tempdir().expect("temp dir");
+    let gate = |by: &str| gates.path().join(by);
+    for (by, addr) in [("nginx", nginx.addr()), ("ringway", ringway.addr())] {
+        let mut conn = Conn::open(addr);
+        let target = format!("/paced?gate={}", gate(by).display());
+        conn.send(&Req::get(&target).to_bytes()).expect("send");
+        while !String::from_utf8_lossy(conn.leftover()).contains("data: first") {
+            let have = conn.leftover().len();
+            conn.read_at_least(have + 1)
+                .unwrap_or_else(|e| panic!("{by}: the first event: {e}"));
+        }
+        drop(conn);
+    }
+    // Ended while the app still waits for its gate: logged, and nothing more read.
+    let target = format!("/paced?gate={}", gate("ringway").display());
+    let logged = poll_until(Duration::from_secs(5), || {
+        ringway.stderr().contains(&format!("{target} 200"))
+    });
+    assert!(logged, "no line for {target}:\n{}", ringway.stderr());
+    for by in ["nginx", "ringway"] {
+        std::fs::write(gate(by), b"").expect("open the gate");
+    }
+    let broken = |by: &str| {
+        let log = uwsgi.log();
+        log.lines().any(|l| {
+            l.contains("Broken pipe")
+                && l.contains(&format!("GET /paced?gate={}", gate(by).display()))
+        })
+    };
+    let both = poll_until(Duration::from_secs(10), || {
+        broken("nginx") && broken("ringway")
+    });
+    assert!(
+        both,
+        "uWSGI wrote the second event into a closed connection behind both:\n{}",
+        uwsgi.log()
+    );
+}

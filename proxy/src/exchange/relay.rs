@@ -225,7 +225,11 @@ fn take_waiting_rest(
 }
 
 /// Relays the rest of the body through `spool`: the upstream read as fast as it writes,
-/// the client written as fast as it reads (or as `pace` lets it).
+/// the client written as fast as it reads (or as `pace` lets it). A client that leaves
+/// meanwhile ends it, the upstream connection closed, as nginx's check for a broken
+/// connection ends it: an app that pauses between pieces (an event stream, a long poll)
+/// would otherwise be found out only at its next write (found by review). Not with the
+/// route's `ignore_client_abort`.
 #[allow(clippy::too_many_arguments)] // the two ends, the body between them, and its bounds
 async fn stream_body(
     client: &Client,
@@ -241,12 +245,18 @@ async fn stream_body(
     // Biased, the client side first: when its write and an upstream read finish together,
     // it is back waiting in `pop` before the piece is pushed, so the piece goes straight out
     // (past the memory budget, a piece pushed while the client side is busy goes to disk).
-    let pumps = tokio::try_join!(
+    let pumps = async {
+        tokio::try_join!(
+            biased;
+            pump_client(&client.stream, spool, limits.send_timeout, pace),
+            pump_upstream(upstream, req, spool, body, limits.upstream_read_timeout),
+        )
+    };
+    tokio::select! {
         biased;
-        pump_client(&client.stream, spool, limits.send_timeout, pace),
-        pump_upstream(upstream, req, spool, body, limits.upstream_read_timeout),
-    );
-    pumps.map(drop)
+        pumps = pumps => pumps.map(drop),
+        () = client.gone(limits.ignore_client_abort) => Err(Fail::ClientGone),
+    }
 }
 
 fn client_failed(err: IoError) -> Fail {
