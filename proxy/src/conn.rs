@@ -13,6 +13,7 @@
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use tokio_uring::net::TcpStream;
@@ -23,6 +24,7 @@ pub(crate) use idle::{IdleConns, leave_the_watcher};
 
 use crate::buffer::Buf;
 use crate::client::{Client, ClientStream, Next, Proxied, ReadNow, read_proxy_header};
+use crate::config::Config;
 use crate::exchange::{self, Outcome};
 use crate::fail::Fail;
 use crate::generation;
@@ -96,12 +98,39 @@ pub(crate) async fn serve_proxied(
 /// (reported and counted if it was for want of a valid header).
 async fn proxy_header(stream: &TcpStream, peer: SocketAddr, worker: &Worker) -> Option<Proxied> {
     match read_proxy_header(stream, peer, worker).await {
-        Ok(proxied) => proxied,
+        Ok(proxied) => proxied.map(|proxied| believed(proxied, peer, &worker.config)),
         Err(fail) => {
             fail.report(peer, &worker.stats);
             Stream::shutdown(stream, Shutdown::Both);
             None
         }
+    }
+}
+
+/// The connection's client as its PROXY header from `peer` names it, if that is believed:
+/// from any peer without `trusted_proxy`; with it, only from a peer it lists, as nginx
+/// believes `real_ip_header proxy_protocol` only from `set_real_ip_from` (found by review:
+/// a client reaching the port directly could name a trusted proxy's address, and its
+/// X-Forwarded-For would then be believed too). From any other peer the header is read
+/// and its address left: the connection is the peer's.
+fn believed(proxied: Proxied, peer: SocketAddr, config: &Config) -> Proxied {
+    if !proxied.named || config.trusted_proxies.is_empty() || config.is_trusted(peer.ip()) {
+        return proxied;
+    }
+    // Once per process: a balancer left out of the list would otherwise be silent.
+    static TOLD: AtomicBool = AtomicBool::new(false);
+    if !TOLD.swap(true, Relaxed) {
+        tracing::warn!(
+            %peer,
+            named = %proxied.source,
+            "a PROXY protocol header from a peer outside trusted_proxy: its connections are \
+             taken as the peer's (logged once)"
+        );
+    }
+    Proxied {
+        source: peer,
+        named: false,
+        ..proxied
     }
 }
 

@@ -391,6 +391,49 @@ fn proxy_protocol_v1_and_v2_from_raw_clients() {
     }
 }
 
+/// With `trusted_proxy`, a PROXY header is believed only from a peer it lists, as nginx's
+/// `set_real_ip_from` + `real_ip_header proxy_protocol`: a client that reaches the port
+/// directly and names a trusted proxy's address in a header is still itself, and its
+/// X-Forwarded-For is not believed either. The balancer's header is.
+#[test]
+fn with_trusted_proxy_a_proxy_header_is_believed_only_from_a_listed_peer() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let ringway = Ringway::with(&uwsgi)
+        .flag("--proxy-protocol")
+        .arg("--trusted-proxy", CLIENT)
+        .start();
+    let addr = ringway.addr();
+    let spoofed = [("X-Forwarded-For", "203.0.113.66")];
+
+    // From 127.0.0.1, not listed: naming the listed balancer, then anyone.
+    for named in [CLIENT, "198.51.100.7"] {
+        let mut conn = Conn::open(addr);
+        let header = format!("PROXY TCP4 {named} 192.0.2.1 40000 80\r\n");
+        conn.send(header.as_bytes()).expect("send");
+        let (_, env) = environ_on(&mut conn, &spoofed);
+        assert_eq!(env["REMOTE_ADDR"], "127.0.0.1", "named {named}: {env}");
+        assert_eq!(
+            env["HTTP_X_FORWARDED_FOR"], "203.0.113.66, 127.0.0.1",
+            "named {named}: {env}"
+        );
+    }
+    let warned = "a PROXY protocol header from a peer outside trusted_proxy";
+    assert_eq!(
+        ringway.stderr().matches(warned).count(),
+        1,
+        "{}",
+        ringway.stderr()
+    );
+
+    // From the listed balancer: the client its header names.
+    let mut conn = Conn::open_from(client_ip(), addr);
+    conn.send(b"PROXY TCP4 198.51.100.7 192.0.2.1 40000 80\r\n")
+        .expect("send");
+    let (_, env) = environ_on(&mut conn, &[]);
+    assert_eq!(env["REMOTE_ADDR"], "198.51.100.7", "{env}");
+    assert_eq!(env["REMOTE_PORT"], "40000", "{env}");
+}
+
 #[test]
 fn a_connection_without_a_valid_proxy_header_is_closed() {
     let uwsgi = Uwsgi::start(App::Raw);

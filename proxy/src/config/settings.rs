@@ -120,8 +120,9 @@ pub struct Settings {
 
     /// Every connection (on `listen`, and on the TLS listener before its handshake) starts
     /// with a PROXY protocol header, v1 or v2, as a load balancer sends it (HAProxy
-    /// `send-proxy`); its source address is the client's. A connection without a valid header
-    /// within --client-header-timeout is closed.
+    /// `send-proxy`); its source address is the client's (with --trusted-proxy, only from a
+    /// peer it lists). A connection without a valid header within --client-header-timeout is
+    /// closed.
     #[arg(long, num_args = 0, default_missing_value = "true")]
     pub proxy_protocol: Option<bool>,
 
