@@ -32,6 +32,7 @@ use self::pipe::StreamEnd;
 
 use crate::io::Counted;
 use crate::limits::{Admission, ConnLimit};
+use crate::metrics::Phase;
 use crate::tls::{Peer, TlsStream};
 use crate::worker::Worker;
 
@@ -69,6 +70,10 @@ pub(super) struct Bridge {
     idle_since: Cell<Instant>,
     /// Told when a stream ends.
     ended: Notify,
+    /// The connection counts as waiting (`stub_status`): no stream open, and not closed.
+    waiting: Cell<bool>,
+    /// The connection is closed (streams may still end after it).
+    closed: Cell<bool>,
 }
 
 impl Bridge {
@@ -86,6 +91,26 @@ impl Bridge {
         self.worker.idle.tasks().spawn_local(pipeline);
         ours
     }
+
+    /// Counts the connection as waiting for a stream, or not, as nginx's `stub_status`
+    /// counts an HTTP/2 connection with no stream open (its streams count as requests).
+    fn set_waiting(&self, waiting: bool) {
+        if self.waiting.replace(waiting) != waiting {
+            let (from, to) = if waiting {
+                (Phase::Uncounted, Phase::Waiting)
+            } else {
+                (Phase::Waiting, Phase::Uncounted)
+            };
+            self.worker.stats.phase_changed(from, to);
+        }
+    }
+}
+
+impl Drop for Bridge {
+    /// Leaves the gauges however the connection's task ended (a dropped task included).
+    fn drop(&mut self) {
+        self.set_waiting(false);
+    }
 }
 
 /// Counts a stream open for as long as it is served.
@@ -102,6 +127,7 @@ impl Open {
     /// N.
     fn start(bridge: &Rc<Bridge>) -> (Open, Admission) {
         bridge.open.set(bridge.open.get() + 1);
+        bridge.set_waiting(false);
         let rides = bridge.spare.replace(false);
         let admission = match bridge.refused {
             Some(limit) => Admission::Refused(limit),
@@ -124,6 +150,9 @@ impl Drop for Open {
         }
         let open = bridge.open.get().saturating_sub(1);
         bridge.open.set(open);
+        if open == 0 && !bridge.closed.get() {
+            bridge.set_waiting(true);
+        }
         bridge.idle_since.set(Instant::now());
         // The connection may take a stream again, or start its idle time.
         bridge.ended.notify_one();
@@ -192,7 +221,10 @@ pub(crate) async fn serve(
         spare: Cell::new(true),
         idle_since: Cell::new(Instant::now()),
         ended: Notify::new(),
+        waiting: Cell::new(false),
+        closed: Cell::new(false),
     });
+    bridge.set_waiting(true);
     let stop = Rc::clone(&worker.stop);
     let (mut streams, mut going_away) = (0u64, None::<Instant>);
     loop {
@@ -270,6 +302,8 @@ pub(crate) async fn serve(
     }
     // The TLS way to say the end, as an HTTP/1.1 session's (bounded: a client that reads
     // nothing does not hold the connection); the read still in flight ends with the socket.
+    bridge.closed.set(true);
+    bridge.set_waiting(false);
     tls.get_ref().close_notify().await;
     drop(conn);
     close(&worker, live, &tls, streams);

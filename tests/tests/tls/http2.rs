@@ -1129,3 +1129,71 @@ fn limit_rate_paces_http2_streams_and_tls_answers_alike() {
         assert!(took < floor * 3, "{version} {path} took {took:?}");
     }
 }
+
+/// How `stub_status` and `ringway_connections_by_state` count HTTP/2, as nginx counts it: a
+/// connection with no stream open waits; its streams are requests (served: writing). An
+/// h2 client asks for a slow answer, then holds its connection open and idle, then asks
+/// again and leaves; nothing is left counted after it.
+#[test]
+fn an_http2_connection_with_no_stream_open_counts_as_waiting() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::process::Stdio;
+
+    let stack = crate::Stack::with_metrics("http2 = true");
+    let states = || {
+        let text = stack.metrics();
+        ["waiting", "reading", "writing"].map(|state| {
+            ringway_tests::tls::sample(
+                &text,
+                &format!("ringway_connections_by_state{{state=\"{state}\"}}"),
+            )
+        })
+    };
+    let mut h2 = Command::new(python())
+        .arg(paths::workspace_root().join("tests/tools/h2_client.py"))
+        .arg("across-reload")
+        .args(["--connect", &stack.tls().to_string()])
+        .args(["--authority", &format!("a.test:{}", stack.tls().port())])
+        .args(["--path", "/slow?ms=1500"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the h2 client");
+    let mut seen = [f64::NAN; 3];
+    let serving = poll_until(Duration::from_secs(5), || {
+        seen = states();
+        seen == [0.0, 0.0, 1.0]
+    });
+    assert!(
+        serving,
+        "(waiting, reading, writing) with a stream at the app: {seen:?}"
+    );
+    let mut out = BufReader::new(h2.stdout.take().expect("piped stdout"));
+    let mut ready = String::new();
+    out.read_line(&mut ready).expect("the first answer");
+    assert_eq!(ready.trim(), "ready");
+    let idle = poll_until(Duration::from_secs(5), || {
+        seen = states();
+        seen == [1.0, 0.0, 0.0]
+    });
+    assert!(
+        idle,
+        "(waiting, reading, writing) with the connection idle: {seen:?}"
+    );
+    let mut stdin = h2.stdin.take().expect("piped stdin");
+    writeln!(stdin, "go").expect("tell the client");
+    let mut report = String::new();
+    out.read_to_string(&mut report).expect("the report");
+    let _ = h2.wait();
+    let report: Value = serde_json::from_str(report.trim()).expect("JSON");
+    assert_eq!(report["first"]["status"], 200, "{report}");
+    assert_eq!(report["second"]["status"], 200, "{report}");
+    let gone = poll_until(Duration::from_secs(5), || {
+        seen = states();
+        seen == [0.0, 0.0, 0.0]
+    });
+    assert!(
+        gone,
+        "(waiting, reading, writing) after the client left: {seen:?}"
+    );
+}
