@@ -30,6 +30,17 @@ pub(crate) fn header_values<'b>(
         .map(move |h| h.value.of(buf))
 }
 
+/// Claims about the client's URL beside X-Forwarded-Proto that apps and app servers
+/// believe from their trusted proxy (uWSGI's scheme from X-Forwarded-Ssl; Werkzeug's
+/// ProxyFix `x_port` and `x_prefix`; X-Forwarded-Protocol, which some frameworks read as
+/// the scheme): passed on, by either protocol, only from a proxy ringway trusts in turn.
+pub(crate) const URL_CLAIMS: [&[u8]; 4] = [
+    b"x-forwarded-ssl",
+    b"x-forwarded-protocol",
+    b"x-forwarded-port",
+    b"x-forwarded-prefix",
+];
+
 /// The scheme a trusted proxy says the client used: its first X-Forwarded-Proto, when that
 /// says `http` or `https` (`None`: it says neither, or `trusted` is false).
 pub(crate) fn forwarded_scheme(

@@ -113,16 +113,6 @@ const DROPPED: [&[u8]; 16] = [
     b"proxy",
 ];
 
-/// Claims about the client's URL that app servers believe from their trusted proxy
-/// (ringway; Werkzeug's ProxyFix `x_port` and `x_prefix`): passed on only from a proxy
-/// ringway trusts in turn.
-const URL_CLAIMS: [&[u8]; 4] = [
-    b"x-forwarded-ssl",
-    b"x-forwarded-protocol",
-    b"x-forwarded-port",
-    b"x-forwarded-prefix",
-];
-
 /// Whether the client asks to switch protocols: an Upgrade header, named by Connection,
 /// and not to `h2c` (see the module's note).
 pub(crate) fn wants_upgrade(input: &[u8], headers: &[HeaderSpan]) -> bool {
@@ -189,7 +179,10 @@ pub(crate) fn encode_request_head(
         // Matched as the app would see the name (`X_Real_IP` too, where underscores pass).
         let ours = DROPPED.iter().any(|d| http::names_header(name, d));
         let upgrade = env.upgrade && name.eq_ignore_ascii_case(b"upgrade");
-        let unvouched = !env.trusted_peer && URL_CLAIMS.iter().any(|d| http::names_header(name, d));
+        let unvouched = !env.trusted_peer
+            && crate::identity::URL_CLAIMS
+                .iter()
+                .any(|d| http::names_header(name, d));
         let cert_claim =
             env.client_cert.drops_claims() && http::names_header_prefix(name, HEADER_PREFIX);
         if (ours && !upgrade)

@@ -334,22 +334,16 @@ fn forwarded(name: &[u8], env: &RequestEnv<'_>) -> bool {
     {
         return false;
     }
-    // uWSGI derives wsgi.url_scheme from the first two, Werkzeug's ProxyFix and Django the
-    // port and mount point from the others: only a trusted proxy may set them.
+    // uWSGI derives wsgi.url_scheme from X-Forwarded-Proto and -Ssl, Werkzeug's ProxyFix
+    // and Django the port and mount point from others: only a trusted proxy may set them
+    // (the same list as for an HTTP upstream, which gets ringway's own X-Forwarded-Proto).
     // The app reads ringway's word on the client's certificate from SSL_CLIENT_*; one that
     // also reads the X-SSL-Client-* headers an HTTP upstream gets must not read a client's.
     if env.client_cert.drops_claims() && crate::http::names_header_prefix(name, HEADER_PREFIX) {
         return false;
     }
     if !env.trusted_peer
-        && [
-            &b"x-forwarded-proto"[..],
-            b"x-forwarded-ssl",
-            b"x-forwarded-port",
-            b"x-forwarded-prefix",
-        ]
-        .iter()
-        .any(|lower| is(lower))
+        && (is(b"x-forwarded-proto") || crate::identity::URL_CLAIMS.iter().any(|l| is(l)))
     {
         return false;
     }

@@ -260,7 +260,7 @@ fn names_with_other_characters_are_dropped_as_nginx_ignores_them() {
 fn forwarded_scheme_and_host_only_from_trusted_peers() {
     let buf = b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-Proto: https\r\nx-forwarded-ssl: on\r\n\
 X-Forwarded-For: 1.2.3.4\r\nX-Forwarded-Host: evil.example\r\nX-Forwarded-Port: 1\r\n\
-X-Forwarded-Prefix: /evil\r\n\r\n";
+X-Forwarded-Prefix: /evil\r\nX-Forwarded-Protocol: https\r\n\r\n";
     let vars = vars_of(&encode(buf, &env(), None, 4096).unwrap());
     assert_eq!(http_keys(&vars), ["HTTP_HOST"]);
 
@@ -273,6 +273,7 @@ X-Forwarded-Prefix: /evil\r\n\r\n";
     assert_eq!(get(&vars, "HTTP_X_FORWARDED_SSL"), Some("on"));
     assert_eq!(get(&vars, "HTTP_X_FORWARDED_PORT"), Some("1"));
     assert_eq!(get(&vars, "HTTP_X_FORWARDED_PREFIX"), Some("/evil"));
+    assert_eq!(get(&vars, "HTTP_X_FORWARDED_PROTOCOL"), Some("https"));
     // The host only as the exchange vouched for it (a host this server serves), once.
     assert_eq!(get(&vars, "HTTP_X_FORWARDED_HOST"), None);
     let vouched = RequestEnv {
