@@ -13,14 +13,15 @@ object on stdout. Every scenario connects with TLS (ALPN h2 only, no certificate
       `second` is a request for --second-path on the same connection, with the window
       opened, after the first stream ended.
 
-  h2_client.py reset-upload --path P --size N --sent M
-      Starts a POST of P with content-length N, sends M bytes of it, resets the stream
-      (CANCEL), then asks GET --second-path on the same connection:
+  h2_client.py reset-upload --path P --size N --sent M [--pause S]
+      Starts a POST of P with content-length N, sends M bytes of it, waits S seconds (0 by
+      default), resets the stream (CANCEL), then asks GET --second-path on the same
+      connection:
         {"ok": true, "second": {"status": 200, "data": N}}
 
-  h2_client.py reset-waiting --path P --wait S
-      Asks GET P, resets the stream (CANCEL) S seconds later with no answer yet, then asks
-      GET --second-path on the same connection:
+  h2_client.py reset-waiting --path P --wait S [--streams N]
+      Asks GET P (on N streams at once, 1 by default), resets the streams (CANCEL) S seconds
+      later with no answer yet, then asks GET --second-path on the same connection:
         {"ok": true, "early": null or {"status": N}, "second": {"status": 200, "data": N}}
       (early: an answer that came before the reset, which the scenario did not mean.)
 
@@ -209,6 +210,7 @@ def reset_upload(args):
         client.conn.send_data(sid, piece[:room])
         client.flush()
         sent += room
+    time.sleep(args.pause)
     client.conn.reset_stream(sid, h2.errors.ErrorCodes.CANCEL)
     client.flush()
     second = client.fetch(args.second_path, time.monotonic() + args.timeout)
@@ -217,8 +219,11 @@ def reset_upload(args):
 
 def reset_waiting(args):
     client = Client(args)
-    sid = client.conn.get_next_available_stream_id()
-    client.conn.send_headers(sid, client.headers(args.path), end_stream=True)
+    sids = []
+    for _ in range(args.streams):
+        sid = client.conn.get_next_available_stream_id()
+        client.conn.send_headers(sid, client.headers(args.path), end_stream=True)
+        sids.append(sid)
     client.flush()
     early = None
     until = time.monotonic() + args.wait
@@ -227,9 +232,10 @@ def reset_waiting(args):
         if events is None:
             return {"ok": False, "error": "closed before the reset"}
         for event in events:
-            if isinstance(event, h2.events.ResponseReceived) and event.stream_id == sid:
+            if isinstance(event, h2.events.ResponseReceived) and event.stream_id in sids:
                 early = {"status": int(dict(event.headers)[":status"])}
-    client.conn.reset_stream(sid, h2.errors.ErrorCodes.CANCEL)
+    for sid in sids:
+        client.conn.reset_stream(sid, h2.errors.ErrorCodes.CANCEL)
     client.flush()
     second = client.fetch(args.second_path, time.monotonic() + args.timeout)
     return {"ok": True, "early": early, "second": second, "goaway": client.goaway}
@@ -325,6 +331,8 @@ def main():
     parser.add_argument("--sent", type=int, default=65536)
     parser.add_argument("--wait", type=float, default=0.2)
     parser.add_argument("--count", type=int, default=100)
+    parser.add_argument("--streams", type=int, default=1)
+    parser.add_argument("--pause", type=float, default=0)
     parser.add_argument("--timeout", type=float, default=10)
     parser.add_argument("--cert")
     parser.add_argument("--key")

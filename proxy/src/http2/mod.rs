@@ -78,8 +78,12 @@ pub(super) struct Bridge {
 
 impl Bridge {
     /// A pipe whose request lane starts with `head`, with the pipeline serving its other
-    /// end; the stream's end returned.
-    fn open(self: &Rc<Self>, admission: Admission, head: Vec<u8>) -> StreamEnd {
+    /// end; the stream's end returned. The pipeline holds the stream's place (`open`) too:
+    /// a request the app keeps serving after its stream was reset (`ignore_client_abort`)
+    /// counts among the connection's streams, and keeps its admission, until it ends
+    /// (found by review: the place went with the stream's task, and a client could pile
+    /// up such requests past both limits).
+    fn open(self: &Rc<Self>, admission: Admission, head: Vec<u8>, open: Rc<Open>) -> StreamEnd {
         let (ours, theirs) = pipe::pipe(self.tls.clone(), self.connection, head);
         let pipeline = crate::conn::serve_bridged(
             theirs,
@@ -88,7 +92,10 @@ impl Bridge {
             Rc::clone(&self.worker),
             admission,
         );
-        self.worker.idle.tasks().spawn_local(pipeline);
+        self.worker.idle.tasks().spawn_local(async move {
+            pipeline.await;
+            drop(open);
+        });
         ours
     }
 
@@ -113,8 +120,9 @@ impl Drop for Bridge {
     }
 }
 
-/// Counts a stream open for as long as it is served.
-struct Open {
+/// Counts a stream open for as long as it is served: its task and its pipeline's each hold
+/// it.
+pub(super) struct Open {
     bridge: Rc<Bridge>,
     /// The stream is counted by the connection's own admission (see [`Open::start`]).
     rides: bool,
@@ -268,10 +276,8 @@ pub(crate) async fn serve(
                     worker.stats.progress(live, streams, bytes_in, bytes_out);
                     let (open, admission) = Open::start(&bridge);
                     let bridge = Rc::clone(&bridge);
-                    worker.idle.tasks().spawn_local(async move {
-                        stream::serve(request, respond, bridge, admission).await;
-                        drop(open);
-                    });
+                    let stream = stream::serve(request, respond, bridge, admission, Rc::new(open));
+                    worker.idle.tasks().spawn_local(stream);
                     if going_away.is_none() && (streams >= keepalive_requests || refused.is_some()) {
                         conn.graceful_shutdown();
                         going_away = Some(Instant::now());

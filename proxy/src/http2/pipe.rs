@@ -135,6 +135,9 @@ struct Pipe {
     tls: Peer,
     /// The connection's socket cookie (0: none), for `$connection`.
     connection: u64,
+    /// Told (every waiter) when the stream's end goes: the client reset it, or its
+    /// connection ended.
+    stream_gone: Notify,
 }
 
 /// A new pipe for a stream of the TLS session `tls` on the connection whose socket cookie is
@@ -149,6 +152,7 @@ pub(super) fn pipe(tls: Peer, connection: u64, head: Vec<u8>) -> (StreamEnd, Pip
         answer: Lane::default(),
         tls,
         connection,
+        stream_gone: Notify::new(),
     });
     (StreamEnd(Rc::clone(&pipe)), PipelineEnd(pipe))
 }
@@ -179,6 +183,7 @@ impl Drop for StreamEnd {
     fn drop(&mut self) {
         self.0.request.end();
         self.0.answer.abandon();
+        self.0.stream_gone.notify_waiters();
     }
 }
 
@@ -210,8 +215,14 @@ impl PipelineEnd {
                 return;
             }
             if !request.is_empty() {
-                // Bytes wait (a pipelined request would): the client is there.
-                return std::future::pending().await;
+                // Bytes wait: this stream's body (a pipe carries one request, never a
+                // pipelined next one), which says nothing of the client, and which the
+                // pipeline reads (its lane's wake-ups are its own). Only the stream's end
+                // ends this wait (found by review: a reset went unseen while a body
+                // waited behind an auth request or a limit_req delay). No task runs
+                // between the look above and the wait's first poll.
+                self.0.stream_gone.notified().await;
+                continue;
             }
             request.readable.notified().await;
         }

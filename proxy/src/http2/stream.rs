@@ -17,10 +17,10 @@ use h2::server::SendResponse;
 use h2::{Reason, RecvStream, SendStream};
 use http::Request;
 
-use super::Bridge;
 use super::pipe::StreamEnd;
 use super::request::{BodyOut, write_head};
 use super::response::response_of;
+use super::{Bridge, Open};
 use crate::buffer::{Buf, SMALL};
 use crate::http::{ClientFraming, Reframer, Status, parse_response};
 use crate::limits::Admission;
@@ -29,12 +29,14 @@ use crate::limits::Admission;
 /// and it adds a few fields).
 const MAX_ANSWER_HEAD: usize = 80 * 1024;
 
-/// Serves one stream to its end.
+/// Serves one stream to its end; `open` counts it among its connection's streams until
+/// both this task and its pipeline have ended.
 pub(super) async fn serve(
     request: Request<RecvStream>,
     mut respond: SendResponse<Bytes>,
     bridge: Rc<Bridge>,
     admission: Admission,
+    open: Rc<Open>,
 ) {
     let (parts, mut body) = request.into_parts();
     let mut head = Vec::with_capacity(512);
@@ -46,7 +48,7 @@ pub(super) async fn serve(
             return;
         }
     };
-    let pipeline = bridge.open(admission, head);
+    let pipeline = bridge.open(admission, head, Rc::clone(&open));
     let is_head = parts.method == http::Method::HEAD;
     let limit = bridge.send_timeout;
     {

@@ -157,6 +157,115 @@ fn a_stream_reset_at_the_app_ends_its_request_unless_client_aborts_are_ignored()
     }
 }
 
+/// With `ignore_client_abort`, a stream reset while its request is at the app leaves its
+/// request running, and that request keeps its admission and its place among its
+/// connection's streams until the app answers, as nginx keeps it: with
+/// `limit_conn_per_ip = 2`, two such requests leave no room for a third stream (503),
+/// until they end. (Before, the place went with the stream's task: the third stream rode
+/// the connection's own admission and was served.)
+#[test]
+fn a_reset_stream_whose_request_runs_on_keeps_its_admission() {
+    let stack = stack_with(|b| {
+        b.flag("--ignore-client-abort")
+            .arg("--limit-conn-per-ip", "2")
+            .arg("--access-log-format", UPSTREAM_FORMAT)
+    });
+    let got = h2_client(
+        &stack,
+        "reset-waiting",
+        &[
+            "--path",
+            "/slow?ms=2500",
+            "--streams",
+            "2",
+            "--wait",
+            "0.3",
+            "--second-path",
+            "/bytes/7",
+        ],
+    );
+    assert_eq!(got["early"], Value::Null, "reset before any answer: {got}");
+    assert_eq!(got["second"]["status"], 503, "{got}");
+    // Both requests were kept at the app: answered, read whole and logged as such.
+    let logged = ringway_tests::wait::poll_until(Duration::from_secs(10), || {
+        stack
+            .ringway
+            .stderr()
+            .matches("/slow?ms=2500 200 200")
+            .count()
+            == 2
+    });
+    assert!(logged, "{}", stack.ringway.stderr());
+    // Then their places are free: a new stream is served.
+    let fresh = h2_client(
+        &stack,
+        "many-streams",
+        &["--path", "/bytes/7", "--count", "1"],
+    );
+    assert_eq!(fresh["statuses"]["200"], 1, "{fresh}");
+}
+
+/// A stream reset while its request, its body not read yet, is held back by its route's
+/// `limit_req` delay ends at once (499), and the app never sees it: the pipe's watch sees
+/// the reset although body bytes wait unread (before, they hid it until the delay ran
+/// out, a minute here).
+#[test]
+fn a_stream_reset_while_limit_req_holds_its_request_ends_at_once() {
+    let stack = Stack::start(
+        App::Flask,
+        "http2 = true
+         [[routes]]
+path = \"/echo\"
+upstream = \"default\"
+         limit_req = { rate = \"1r/m\", burst = 5, delay = 0 }
+         [[routes]]
+path = \"/\"
+upstream = \"default\"
+",
+        |b| {
+            b.arg("--access-log", "stderr").arg(
+                "--access-log-format",
+                "$request_method $request_uri $status",
+            )
+        },
+    );
+    // The first request passes at once; the next would wait a minute.
+    let first = h2_client(&stack, "many-streams", &["--path", "/echo", "--count", "1"]);
+    assert_eq!(first["statuses"]["405"], 1, "{first}");
+    let started = std::time::Instant::now();
+    let got = h2_client(
+        &stack,
+        "reset-upload",
+        &[
+            "--path",
+            "/echo",
+            "--size",
+            "100000",
+            "--sent",
+            "1000",
+            "--pause",
+            "0.5",
+            "--second-path",
+            "/bytes/7",
+        ],
+    );
+    assert_eq!(got["second"]["status"], 200, "{got}");
+    let logged = stack
+        .ringway
+        .wait_for_log("POST /echo 499", Duration::from_secs(5));
+    assert!(logged, "{}", stack.ringway.stderr());
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        !stack.uwsgi_log().contains("POST /echo"),
+        "the app saw the held request:\n{}",
+        stack.uwsgi_log()
+    );
+}
+
 /// The flood is bounded whether or not client aborts are ignored: with them ignored, a
 /// reset stream's request runs on, but keeps its place among the connection's 128.
 #[test]

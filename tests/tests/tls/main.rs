@@ -58,7 +58,7 @@ struct Stack {
     b: Leaf,
     ringway: Ringway,
     /// Kept alive for as long as ringway serves it.
-    _uwsgi: Uwsgi,
+    uwsgi: Uwsgi,
 }
 
 impl Stack {
@@ -75,7 +75,7 @@ impl Stack {
             a,
             b,
             ringway,
-            _uwsgi: uwsgi,
+            uwsgi,
         }
     }
 
@@ -99,6 +99,11 @@ impl Stack {
 
     fn metrics(&self) -> String {
         ringway_tests::tls::metrics(self.ringway.metrics_addr())
+    }
+
+    /// What the app's uWSGI logged (its request lines among them).
+    fn uwsgi_log(&self) -> String {
+        self.uwsgi.log()
     }
 
     fn ca(&self) -> String {
