@@ -67,6 +67,10 @@ pub(crate) enum Fail {
     NoRoute,
     /// A static route has no file for the path (and no fallback).
     NoFile,
+    /// An app's X-Accel-Redirect with a `..` segment, as written or once decoded: 404, as
+    /// nginx refuses an unsafe URI there (a path built from user input must not climb to
+    /// another file under the route's root).
+    UnsafeAccelRedirect,
     /// The request's Host is not one the configuration's `hosts` lists (or it has none).
     MisdirectedHost,
     /// A method not served there: a static route asked for something other than GET or
@@ -183,7 +187,7 @@ enum Level {
 }
 
 /// Number of kinds: the gates below have one each.
-const KINDS: usize = 37;
+const KINDS: usize = 38;
 
 impl Fail {
     /// The status the client is answered with, if it can still be answered.
@@ -207,7 +211,7 @@ impl Fail {
             Fail::BodyTooLarge { .. } => 413,
             Fail::Packet(UwsgiError::VarsTooLarge { .. }) => 431,
             Fail::Packet(UwsgiError::BadPath) => 400,
-            Fail::NoRoute | Fail::NoFile => 404,
+            Fail::NoRoute | Fail::NoFile | Fail::UnsafeAccelRedirect => 404,
             Fail::Forbidden => 403,
             Fail::Unauthorized(..) => 401,
             Fail::MethodNotAllowed(_) => 405,
@@ -218,6 +222,8 @@ impl Fail {
             Fail::AuthDenied(status) => status,
             Fail::AuthRedirect => 302,
             Fail::AuthFailed(_) => 500,
+            // nginx's for a file it may not open.
+            Fail::FileRead(io::ErrorKind::PermissionDenied) => 403,
             Fail::FileRead(_)
             | Fail::RedirectCycle
             | Fail::Compress
@@ -346,6 +352,7 @@ impl Fail {
             Fail::UserFile(_) => 34,
             Fail::AuthDenied(_) | Fail::AuthRedirect => 35,
             Fail::AuthFailed(_) => 36,
+            Fail::UnsafeAccelRedirect => 37,
         }
     }
 
@@ -396,7 +403,8 @@ impl Fail {
             | Fail::RedirectCycle
             | Fail::Compress
             | Fail::UserFile(_)
-            | Fail::AuthFailed(_) => Level::Warn,
+            | Fail::AuthFailed(_)
+            | Fail::UnsafeAccelRedirect => Level::Warn,
         }
     }
 
@@ -471,6 +479,9 @@ impl fmt::Display for Fail {
                 "the auth_basic user_file cannot be used (see the error when it was read): 500",
             ),
             Fail::NoFile => f.write_str("no file for the path: 404"),
+            Fail::UnsafeAccelRedirect => {
+                f.write_str("the app's X-Accel-Redirect has a `..` segment (unsafe): 404")
+            }
             Fail::MethodNotAllowed(Allowed::Files) => {
                 f.write_str("files are GET and HEAD only: 405")
             }
@@ -484,7 +495,7 @@ impl fmt::Display for Fail {
             Fail::RangeNotSatisfiable(size) => {
                 write!(f, "range outside a file of {size} bytes: 416")
             }
-            Fail::FileRead(kind) => write!(f, "reading a file failed: {kind}"),
+            Fail::FileRead(kind) => write!(f, "opening or reading a file failed: {kind}"),
             Fail::ClientTimeout(part) => write!(f, "client too slow sending the {part}: 408"),
             Fail::ClientClosed(part) => write!(f, "client closed in the middle of the {part}"),
             Fail::ClientIo(kind) => write!(f, "client socket error: {kind}"),
@@ -656,6 +667,7 @@ const KIND_NAMES: [(&str, Level); KINDS] = [
     ("auth_basic user_file unusable", Level::Warn),
     ("auth_request refused a request", Level::Info),
     ("auth_request gave no verdict", Level::Warn),
+    ("X-Accel-Redirect with a .. segment", Level::Warn),
 ];
 
 #[cfg(test)]
@@ -709,6 +721,7 @@ mod tests {
             Fail::UserFile(UserFile::Broken),
             Fail::AuthDenied(403),
             Fail::AuthFailed(AuthFailure::Status(502)),
+            Fail::UnsafeAccelRedirect,
         ]
     }
 
@@ -752,6 +765,7 @@ mod tests {
             Some(500),
             Some(403),
             Some(500),
+            Some(404),
         ];
         for (fail, status) in every_kind().into_iter().zip(want) {
             assert_eq!(fail.status(), status, "{fail:?}");

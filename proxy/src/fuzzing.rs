@@ -247,7 +247,8 @@ impl Routes {
                 rel: rel.to_vec(),
                 file,
             },
-            Ok(Opened::NotFound) => FileLookup::NotFound,
+            // Nothing served either way: what the fuzz target checks.
+            Ok(Opened::NotFound | Opened::Failed(_)) => FileLookup::NotFound,
             Ok(Opened::Directory) => match (&files.index, path.ends_with(b"/")) {
                 (Some(name), true) => {
                     let rel = index_rel(rel, name);

@@ -715,6 +715,13 @@ pub fn accel_cases(t: &StaticTree) -> Vec<Case> {
             Req::get("/report/no-such-report.pdf"),
             Expect::NotFound,
         ),
+        // The app names `/protected/sub%2f%2e%2e%2freport.pdf` (its path, decoded once):
+        // `sub/../report.pdf` once decoded, a climb nginx refuses as an unsafe URI.
+        case(
+            "X-Accel-Redirect: a path that climbs once decoded",
+            Req::get("/report/sub%252f%252e%252e%252freport.pdf"),
+            Expect::NotFound,
+        ),
     ]
 }
 

@@ -1,9 +1,14 @@
 //! The limit of open files: ringway raises its soft limit to the hard one at start (as
 //! nginx's `worker_rlimit_nofile` sets it), says so, and warns when `max_connections` lies
-//! above it. Run under `prlimit`, which starts it with a low soft limit.
+//! above it. Run under `prlimit`, which starts it with a low soft limit. A file it cannot
+//! open for want of a descriptor is a 500, as from nginx.
+
+use std::net::TcpStream;
+use std::time::Duration;
 
 use ringway_tests::proc_limits::open_files;
-use ringway_tests::{App, Ringway, Uwsgi};
+use ringway_tests::wait::poll_until;
+use ringway_tests::{App, Conn, Req, Ringway, Uwsgi};
 
 #[test]
 fn the_soft_limit_is_raised_to_the_hard_one_and_a_max_connections_above_it_is_warned_of() {
@@ -32,4 +37,54 @@ fn the_soft_limit_is_raised_to_the_hard_one_and_a_max_connections_above_it_is_wa
         !log.contains("open files"),
         "nothing raised, nothing to warn of:\n{log}"
     );
+}
+
+/// A file ringway cannot open for want of a descriptor is answered 500, as nginx answers
+/// it, not 404 (a CDN could keep a 404), and is not remembered: once descriptors are free
+/// again, the same file is served.
+#[test]
+fn a_file_not_opened_for_want_of_descriptors_is_a_500_and_not_remembered() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("a.txt"), b"hello").expect("write");
+    let limit = 64;
+    let ringway = Ringway::with_config(format!(
+        "[[routes]]\npath = \"/s/\"\nstatic = {:?}\n",
+        dir.path().display().to_string()
+    ))
+    .workers(1)
+    .flag("--no-ebpf")
+    .under(&["prlimit", &format!("--nofile={limit}:{limit}")])
+    .start();
+    let addr = ringway.addr();
+    let fds = || {
+        std::fs::read_dir(format!("/proc/{}/fd", ringway.pid()))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    let mut conn = Conn::open(addr);
+    let get = |conn: &mut Conn| {
+        conn.send(&Req::get("/s/a.txt").to_bytes()).expect("send");
+        conn.read_response().expect("an answer")
+    };
+    // Connections take every descriptor left (the rest wait, unaccepted, in the backlog).
+    let fillers: Vec<TcpStream> = (0..limit)
+        .map(|_| TcpStream::connect(addr).expect("connect"))
+        .collect();
+    let full = poll_until(Duration::from_secs(5), || fds() >= limit);
+    assert!(full, "ringway holds {} descriptors of {limit}", fds());
+    let r = get(&mut conn);
+    assert_eq!(r.status, 500, "{r:?}");
+    drop(fillers);
+    let mut r = None;
+    let served = poll_until(Duration::from_secs(10), || {
+        let mut fresh = Conn::open(addr);
+        let got = get(&mut fresh);
+        let ok = got.status == 200;
+        r = Some(got);
+        ok
+    });
+    assert!(served, "served once descriptors are free: {r:?}");
+    assert_eq!(r.map(|r| r.body), Some(b"hello".to_vec()));
+    let log = ringway.stderr();
+    assert!(log.contains("opening a static file failed"), "{log}");
 }

@@ -10,10 +10,18 @@ use super::{Outcome, Request, rel_path};
 use crate::buffer::Buf;
 use crate::client::Client;
 use crate::fail::{BadResponse, Fail};
-use crate::http::accel_limit_rate;
+use crate::http::{accel_limit_rate, has_dot_segment};
 use crate::routes::{Action, Found};
 use crate::uwsgi::normalize_path;
 use crate::worker::Worker;
+
+/// Whether `raw` has a `..` segment, as written or once its escapes are decoded (`%2e%2e`,
+/// `..%2f`): nginx's `ngx_http_parse_unsafe_uri` refuses such an X-Accel-Redirect, where
+/// resolving it would let a path an app builds from user input (`/protected/` + a name)
+/// reach another file under the root.
+fn climbs(raw: &[u8]) -> bool {
+    has_dot_segment(raw, true)
+}
 
 /// Serves the file the upstream answer in `buf` names; the app's headers it keeps leave out
 /// those its route hides (`hidden`, in lower case).
@@ -30,6 +38,9 @@ pub(super) async fn serve(
     let value = accel_redirect(client, buf).unwrap_or_default();
     // A query after the path has no meaning for a file.
     let raw = value.split(|&b| b == b'?').next().unwrap_or_default();
+    if climbs(raw) {
+        return Err(Fail::UnsafeAccelRedirect);
+    }
     let mut path = Buf::with_capacity(raw.len().max(1));
     normalize_path(raw, &mut path).map_err(|_| misdirected)?;
     let routes = &worker.config.routes;
@@ -83,4 +94,37 @@ pub(super) async fn serve(
     drop(kept);
     client.response_headers = headers;
     outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::climbs;
+
+    #[test]
+    fn a_path_that_climbs_as_written_or_decoded_is_unsafe_as_in_nginx() {
+        for unsafe_path in [
+            &b"/protected/a/../b.pdf"[..],
+            b"/protected/..",
+            b"/protected/%2e%2e/b.pdf",
+            b"/protected/%2E%2e%2fb.pdf",
+            b"/protected/a/..%2fb.pdf",
+            b"/protected/.%2e/b.pdf",
+        ] {
+            assert!(
+                climbs(unsafe_path),
+                "{}",
+                String::from_utf8_lossy(unsafe_path)
+            );
+        }
+        for safe in [
+            &b"/protected/report.pdf"[..],
+            b"/protected/./report.pdf",
+            b"/protected/a..b/c",
+            b"/protected/...",
+            b"/protected/%2e/report.pdf",
+            b"/protected/100%",
+        ] {
+            assert!(!climbs(safe), "{}", String::from_utf8_lossy(safe));
+        }
+    }
 }

@@ -16,7 +16,7 @@ use super::{HeadParts, Request};
 use crate::buffer::{Body, Buf};
 use crate::client::Client;
 use crate::fail::Fail;
-use crate::http::{BodyFraming, Method, Version};
+use crate::http::{BodyFraming, Method, Version, has_dot_segment};
 use crate::routes::Action;
 use crate::upstream::http::{
     HeadEnv, encode_request_head, keeps_connection, read_response_head, wants_upgrade,
@@ -211,13 +211,24 @@ pub(super) fn encode_head(
         body_len,
         upgrade: upgrading,
         keep_alive: group.keeps_connections(),
-        path: target.upstream_path.map(|replacement| {
-            let rest = parts
-                .path
-                .get(target.route.path.len()..)
-                .unwrap_or_default();
-            (replacement.as_bytes(), rest)
-        }),
+        path: match target.upstream_path {
+            Some(replacement) => {
+                let rest = parts
+                    .path
+                    .get(target.route.path.len()..)
+                    .unwrap_or_default();
+                Some((replacement.as_bytes(), rest))
+            }
+            // Dot segments, as written or escaped: the app gets the path the routes and
+            // their access rules saw, as a uwsgi app gets PATH_INFO. Sent as it came, the
+            // `/admin/..%2Fpublic` a `/public` route let through would reach an app that
+            // routes `/admin/../public` itself under `/admin/` (found by review; nginx's
+            // `proxy_pass` without a URI sends it as it came: stricter on purpose).
+            None if has_dot_segment(parts.head.path.of(parts.input), false) => {
+                Some((&b""[..], parts.path))
+            }
+            None => None,
+        },
         set: &set,
     };
     let mut head = Buf::with_capacity(group.buffer_size());

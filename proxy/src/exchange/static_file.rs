@@ -154,7 +154,10 @@ pub(super) async fn serve(
             Some(Fallback::Path(path)) => {
                 Box::pin(fallback_path(client, req, f, path.as_bytes(), rest, worker)).await
             }
-            _ => Err(Fail::NoFile),
+            _ => match found {
+                Lookup::Failed(kind) => Err(Fail::FileRead(kind)),
+                _ => Err(Fail::NoFile),
+            },
         };
     };
     if !readable {

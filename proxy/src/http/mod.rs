@@ -69,6 +69,38 @@ pub(crate) fn push_path_escaped(out: &mut Vec<u8>, path: &[u8]) {
     push_escaped(out, path, is_path_char);
 }
 
+/// Whether `path` (a request path as sent, percent-escaped) has a dot segment once its
+/// escapes are decoded (`%2e%2e` is `..`, `%2f` a separator): `..` only, or `.` too
+/// (`climbing_only` false). A malformed escape stays as it is (normalising refuses it).
+pub(crate) fn has_dot_segment(path: &[u8], climbing_only: bool) -> bool {
+    let is_dot = |segment: &[u8]| segment == b".." || (!climbing_only && segment == b".");
+    if !path.contains(&b'%') {
+        return path.split(|&b| b == b'/').any(is_dot);
+    }
+    let mut decoded = Vec::with_capacity(path.len());
+    let mut rest = path;
+    while let Some((&b, tail)) = rest.split_first() {
+        let escape = tail
+            .get(..2)
+            .filter(|_| b == b'%')
+            .and_then(|hex| match *hex {
+                [hi, lo] => Some((hex_digit(hi)? << 4) | hex_digit(lo)?),
+                _ => None,
+            });
+        match escape {
+            Some(byte) => {
+                decoded.push(byte);
+                rest = tail.get(2..).unwrap_or_default();
+            }
+            None => {
+                decoded.push(b);
+                rest = tail;
+            }
+        }
+    }
+    decoded.split(|&b| b == b'/').any(is_dot)
+}
+
 /// Appends `bytes`, each one `keep` refuses percent-encoded.
 pub(crate) fn push_escaped(out: &mut Vec<u8>, bytes: &[u8], keep: fn(u8) -> bool) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";

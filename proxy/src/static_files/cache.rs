@@ -78,6 +78,8 @@ pub(crate) enum Lookup {
     Directory,
     /// Nothing servable.
     NotFound,
+    /// The host failed to open it (see [`Opened::Failed`]): never kept in the cache.
+    Failed(std::io::ErrorKind),
 }
 
 struct Entry {
@@ -122,7 +124,7 @@ impl FileCache {
         }
         // Never closed, so acquiring fails only if it were: then nothing is servable.
         let Ok(opening) = Arc::clone(&self.opening).acquire_owned().await else {
-            return Lookup::NotFound;
+            return Lookup::Failed(std::io::ErrorKind::Other);
         };
         let (root, owned) = (Arc::clone(root), rel.to_vec());
         let room = self.held.get() < MAX_HELD;
@@ -157,7 +159,10 @@ impl FileCache {
                 })
             }
             Ok((Opened::Directory, _)) => Lookup::Directory,
-            Ok((Opened::NotFound, _)) | Err(_) => Lookup::NotFound,
+            Ok((Opened::NotFound, _)) => Lookup::NotFound,
+            Ok((Opened::Failed(kind), _)) => return Lookup::Failed(kind),
+            // The blocking task panicked or was cancelled.
+            Err(_) => return Lookup::Failed(std::io::ErrorKind::Other),
         };
         if rel.len() <= MAX_KEY {
             self.insert(route, rel, found.clone());

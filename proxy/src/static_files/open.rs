@@ -42,8 +42,11 @@ pub(crate) enum Opened {
     File(File, FileMeta),
     /// A directory.
     Directory,
-    /// Nothing servable: missing, outside the root, not readable, or not a regular file.
+    /// Nothing servable: missing, outside the root, or not a regular file.
     NotFound,
+    /// The host failed to open it (no file descriptor left, permission denied, an I/O
+    /// error): not the client's doing, so not a 404, and not remembered.
+    Failed(io::ErrorKind),
 }
 
 impl Root {
@@ -91,13 +94,21 @@ impl Root {
             return Opened::NotFound;
         };
         if fd < 0 {
-            report_open_error(&self.path, rel, io::Error::last_os_error());
-            return Opened::NotFound;
+            let err = io::Error::last_os_error();
+            if not_there(&err) {
+                return Opened::NotFound;
+            }
+            report_open_error(&self.path, rel, &err);
+            return Opened::Failed(err.kind());
         }
         // SAFETY: openat2 returned a new fd that nothing else owns.
         let file = unsafe { File::from_raw_fd(fd) };
-        let Ok(meta) = file.metadata() else {
-            return Opened::NotFound;
+        let meta = match file.metadata() {
+            Ok(meta) => meta,
+            Err(err) => {
+                report_open_error(&self.path, rel, &err);
+                return Opened::Failed(err.kind());
+            }
         };
         if meta.is_dir() {
             return Opened::Directory;
@@ -116,11 +127,12 @@ impl Root {
     }
 }
 
-/// Open failures that are the host's doing, not the client's (no such file, an escape the
-/// kernel refused): logged, a few lines per window, though the client still gets a 404.
-fn report_open_error(root: &Path, rel: &[u8], err: io::Error) {
-    static GATE: Gate = Gate::new();
-    let client_made = matches!(
+/// Whether an open failed because of the path the client asked for (no such file, an
+/// escape the kernel refused): a 404. Anything else is the host's doing (nginx answers 403
+/// for a permission denied, 500 for the rest, and so does ringway; found by review: these
+/// were 404s, remembered for a second, which a CDN could keep).
+fn not_there(err: &io::Error) -> bool {
+    matches!(
         err.raw_os_error(),
         Some(
             libc::ENOENT
@@ -131,8 +143,13 @@ fn report_open_error(root: &Path, rel: &[u8], err: io::Error) {
                 | libc::EINVAL
                 | libc::ENXIO
         )
-    );
-    if client_made || !GATE.allow() {
+    )
+}
+
+/// Open failures that are the host's doing: logged, a few lines per window.
+fn report_open_error(root: &Path, rel: &[u8], err: &io::Error) {
+    static GATE: Gate = Gate::new();
+    if !GATE.allow() {
         return;
     }
     tracing::warn!(
@@ -140,7 +157,8 @@ fn report_open_error(root: &Path, rel: &[u8], err: io::Error) {
         // Escaped: the path is the client's, and must not forge log lines.
         path = %rel.escape_ascii(),
         error = %err,
-        "opening a static file failed (404 sent; at most {BURST} such lines per {}s)",
+        "opening a static file failed (403 for a permission denied, else 500, or the route's \
+         fallback; at most {BURST} such lines per {}s)",
         WINDOW.as_secs()
     );
 }
