@@ -153,6 +153,12 @@ pub fn parse_response(
         }
     }
 
+    // Framed twice: where the server meant its answer to end is a guess (a smuggling
+    // vector at an upstream shared with others), so the head is refused whatever its
+    // status, as nginx refuses it (found by review: it was read as chunked).
+    if codings > 0 && length.is_some() {
+        return Err(HttpError::LengthAndEncoding);
+    }
     let framing = if request_was_head || status < 200 || status == 204 || status == 304 {
         ResponseFraming::None
     } else {

@@ -267,18 +267,12 @@ pub(crate) fn encode_request_head(
 
 /// Whether the upstream may be sent another request on this connection once this answer
 /// has been read to its end: HTTP/1.1, framed by length or chunks (or bodiless), no
-/// `Connection: close`, and not framed both ways (Transfer-Encoding with Content-Length:
-/// the answer is read as chunked, but where the server thinks it ends is in doubt).
+/// `Connection: close`. (A head framed both ways never gets here: `parse_response`
+/// refuses it.)
 pub(crate) fn keeps_connection(head: &ResponseHead, buf: &[u8], headers: &[HeaderSpan]) -> bool {
-    let has = |name: &[u8]| {
-        headers
-            .iter()
-            .any(|h| h.name.of(buf).eq_ignore_ascii_case(name))
-    };
     head.version == http::Version::Http11
         && head.status >= 200
         && head.framing != http::ResponseFraming::UntilClose
-        && !(has(b"transfer-encoding") && has(b"content-length"))
         && !headers.iter().any(|h| {
             h.name.of(buf).eq_ignore_ascii_case(b"connection")
                 && http::list_has(h.value.of(buf), b"close")

@@ -48,7 +48,8 @@ framing_cases! {
     gzip_and_chunked_over_two_lines: b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n", head=false => Err(HttpError::UnsupportedEncoding);
     chunked_not_last: b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", head=false => Err(HttpError::UnsupportedEncoding);
     gzip_alone: b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", head=false => Err(HttpError::UnsupportedEncoding);
-    chunked_wins_over_length: b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", head=false => Ok(ResponseFraming::Chunked);
+    length_and_chunked_refused: b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", head=false => Err(HttpError::LengthAndEncoding);
+    length_and_chunked_without_a_body: b"HTTP/1.1 304 Not Modified\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", head=false => Err(HttpError::LengthAndEncoding);
     head_request: b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n", head=true => Ok(ResponseFraming::None);
     head_request_chunked: b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", head=true => Ok(ResponseFraming::None);
     status_204: b"HTTP/1.1 204 No Content\r\nContent-Length: 10\r\n\r\n", head=false => Ok(ResponseFraming::None);

@@ -43,12 +43,23 @@ fn rewrite(upstream: &[u8], version: Version, framing: ClientFraming, keep_alive
 fn hop_by_hop_and_length_are_replaced() {
     let upstream = b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nConnection: keep-alive\r\n\
 Keep-Alive: timeout=5\r\nTransfer-Encoding: chunked\r\nProxy-Connection: x\r\nTE: trailers\r\n\
-Trailer: X\r\nUpgrade: h2c\r\nContent-Length: 99\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n\r\n";
+Trailer: X\r\nUpgrade: h2c\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n\r\n";
     let got = rewrite(upstream, Version::Http11, ClientFraming::Length(5), true);
     assert_eq!(
         got,
         "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n\
 Content-Length: 5\r\nServer: ringway\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n\r\n"
+    );
+}
+
+#[test]
+fn the_upstream_length_is_replaced_by_the_one_sent() {
+    let upstream = b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\nX-A: 1\r\n\r\n";
+    let got = rewrite(upstream, Version::Http11, ClientFraming::Length(5), true);
+    assert_eq!(
+        got,
+        "HTTP/1.1 200 OK\r\nX-A: 1\r\nContent-Length: 5\r\nServer: ringway\r\n\
+Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n\r\n"
     );
 }
 
