@@ -101,6 +101,8 @@ pub(crate) struct FileCache {
     /// Opens in flight on the blocking pool. A permit goes into the blocking task and ends
     /// with it, so an open stuck on a slow disk keeps its place even after its request left.
     opening: Arc<Semaphore>,
+    /// Its configuration was replaced: what is opened is served, never kept.
+    retired: Cell<bool>,
 }
 
 impl Default for FileCache {
@@ -110,6 +112,7 @@ impl Default for FileCache {
             order: RefCell::default(),
             held: Cell::default(),
             opening: Arc::new(Semaphore::new(MAX_OPENING)),
+            retired: Cell::new(false),
         }
     }
 }
@@ -164,7 +167,7 @@ impl FileCache {
             // The blocking task panicked or was cancelled.
             Err(_) => return Lookup::Failed(std::io::ErrorKind::Other),
         };
-        if rel.len() <= MAX_KEY {
+        if rel.len() <= MAX_KEY && !self.retired.get() {
             self.insert(route, rel, found.clone());
         }
         found
@@ -173,7 +176,9 @@ impl FileCache {
     /// Drops every entry, closing the files no request holds: a configuration replaced by
     /// a reload keeps its worker alive while its last requests finish (a WebSocket may take
     /// hours), and its cache would otherwise hold its fds and replaced files that long.
+    /// Nothing is kept after (an open in flight now would fill it again; found by review).
     pub(crate) fn clear(&self) {
+        self.retired.set(true);
         self.entries.borrow_mut().clear();
         self.order.borrow_mut().clear();
         self.held.set(0);
@@ -300,6 +305,27 @@ mod tests {
             let kept: Vec<&[u8]> = entries[&0].keys().map(|k| &k[..]).collect();
             assert_eq!(kept, [&b"short-missing"[..]]);
             assert_eq!(cache.order.borrow().len(), 1);
+        });
+    }
+
+    #[test]
+    fn a_cleared_cache_serves_what_it_opens_and_keeps_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.css"), b"a").unwrap();
+        let root = Arc::new(Root::open(dir.path()).unwrap());
+        tokio_uring::start(async {
+            let cache = FileCache::default();
+            assert!(matches!(
+                cache.open(0, &root, b"a.css").await,
+                Lookup::File(_)
+            ));
+            cache.clear();
+            assert!(matches!(
+                cache.open(0, &root, b"a.css").await,
+                Lookup::File(_)
+            ));
+            assert!(cache.entries.borrow().is_empty());
+            assert_eq!((cache.order.borrow().len(), cache.held.get()), (0, 0));
         });
     }
 }
