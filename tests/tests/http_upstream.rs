@@ -812,6 +812,80 @@ fn an_answer_framed_both_ways_is_a_502() {
     );
 }
 
+/// An app server that sends `103 Early Hints` as soon as it has a request's head, then
+/// reads the whole upload and answers with the number of bytes it got.
+fn hints_before_reading_the_body() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            thread::spawn(move || {
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+                let mut input = Vec::new();
+                let mut buf = [0u8; 65536];
+                let end = loop {
+                    if let Some(end) = input.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break end + 4;
+                    }
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => input.extend_from_slice(&buf[..n]),
+                    }
+                };
+                let head = String::from_utf8_lossy(&input[..end]).to_lowercase();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length: ")?.trim().parse().ok())
+                    .unwrap_or(0);
+                let hint = b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n";
+                if stream.write_all(hint).is_err() {
+                    return;
+                }
+                // The proxy sees the hint while its upload still waits for room.
+                thread::sleep(Duration::from_millis(300));
+                let mut got = input.len() - end;
+                while got < length {
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got += n,
+                    }
+                }
+                let body = got.to_string();
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(answer.as_bytes());
+            });
+        }
+    });
+    addr
+}
+
+/// An interim answer that comes before the upload was read (`103 Early Hints` as soon as
+/// the head is in) is not an early final answer: the upload goes on, whole, and the answer
+/// after it is relayed (found by review: the upload was given up at the interim answer,
+/// and the server waited for the rest of it until the read timeout, then a 504).
+#[test]
+fn an_interim_answer_before_the_upload_is_read_does_not_stop_the_upload() {
+    let app = hints_before_reading_the_body();
+    let ringway = Ringway::with_config(format!(
+        "upstream_read_timeout = \"5s\"\nmax_body_size = \"8m\"\n[upstreams.web]\nservers = [\"http://{app}\"]\n\
+         [[routes]]\npath = \"/\"\nupstream = \"web\"\n"
+    ))
+    .start();
+    let size = 4 * 1024 * 1024;
+    let started = Instant::now();
+    let r = roundtrip(ringway.addr(), &Req::post("/upload", &vec![b'x'; size]));
+    assert_eq!((r.status, r.text()), (200, size.to_string()), "{r:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
 /// An upstream that answers every request with the target of its request line.
 fn echoes_targets() -> SocketAddr {
     answering(|target| {

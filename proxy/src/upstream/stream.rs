@@ -15,7 +15,7 @@ use tokio_uring::BufResult;
 use tokio_uring::net::{TcpStream, UnixStream};
 
 use crate::buffer::Buf;
-use crate::io::{ByteCounts, Peeked, Progress, Stream, peek};
+use crate::io::{ByteCounts, Peeked, Progress, Stream, peek, sys_recv};
 use crate::limits::Slot;
 
 use super::pool::ServerPool;
@@ -255,7 +255,7 @@ impl UpstreamConn {
             let Ok(mut ready) = readiness.readable().await else {
                 return std::future::pending().await;
             };
-            match peek(fd) {
+            match peek_final_answer(fd) {
                 // Left ready: the head's read finds the bytes at once.
                 Peeked::Bytes => return,
                 Peeked::Closed | Peeked::Failed => return std::future::pending().await,
@@ -440,5 +440,70 @@ mod tests {
             .unwrap();
         assert_eq!(other.peek(&mut peek).unwrap(), 0);
         assert!(!looks_open(other.as_raw_fd()), "closed by the peer");
+    }
+}
+
+/// Bytes the early-answer watch looks at: room for a few interim heads.
+const INTERIM_PEEK: usize = 2048;
+
+/// [`peek`], where interim answers (`100 Continue` unasked, `103 Early Hints`) are not an
+/// answer: a server that sends one before it has read the request's body goes on reading
+/// it, so the body must go on being sent (found by review: the send was given up, and the
+/// server waited for the rest of the body until the read timeout). `Bytes` once a final
+/// answer's first byte is there, or once the look is full of interim heads (the head's
+/// read decides then); the interim heads are left in place for it to skip.
+fn peek_final_answer(fd: RawFd) -> Peeked {
+    let mut buf = [0u8; INTERIM_PEEK];
+    // SAFETY: `fd` is an open socket of the caller's; recv writes at most `buf.len()`
+    // bytes into `buf`; MSG_DONTWAIT keeps it from blocking, MSG_PEEK leaves the bytes.
+    let n = unsafe {
+        sys_recv(
+            fd,
+            buf.as_mut_ptr(),
+            buf.len(),
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    let Ok(n) = usize::try_from(n) else {
+        return peek(fd);
+    };
+    if n == 0 {
+        return Peeked::Closed;
+    }
+    match past_interim_heads(buf.get(..n).unwrap_or_default()) {
+        Some(rest) if !rest.is_empty() => Peeked::Bytes,
+        _ if n == buf.len() => Peeked::Bytes,
+        // Interim heads only, the last one maybe not whole yet.
+        _ => Peeked::Nothing,
+    }
+}
+
+/// What follows the complete interim heads `bytes` starts with; `None` when an interim
+/// head is not complete yet (the empty rest: nothing after them).
+fn past_interim_heads(mut bytes: &[u8]) -> Option<&[u8]> {
+    while bytes.starts_with(b"HTTP/1.") && bytes.get(9) == Some(&b'1') {
+        let end = bytes.windows(4).position(|w| w == b"\r\n\r\n")?;
+        bytes = bytes.get(end + 4..).unwrap_or_default();
+    }
+    Some(bytes)
+}
+
+#[cfg(test)]
+mod interim_tests {
+    use super::past_interim_heads;
+
+    #[test]
+    fn interim_heads_are_skipped_and_a_final_one_is_found() {
+        let hints = b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n";
+        assert_eq!(past_interim_heads(hints), Some(&b""[..]));
+        let mut two = hints.repeat(2);
+        two.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
+        assert_eq!(past_interim_heads(&two), Some(&b"HTTP/1.1 200 OK\r\n"[..]));
+        assert_eq!(past_interim_heads(b"HTTP/1.1 100 Continue\r\n"), None);
+        assert_eq!(
+            past_interim_heads(b"HTTP/1.1 413 "),
+            Some(&b"HTTP/1.1 413 "[..])
+        );
+        assert_eq!(past_interim_heads(b"HT"), Some(&b"HT"[..]));
     }
 }
