@@ -69,6 +69,16 @@ pub(crate) fn push_path_escaped(out: &mut Vec<u8>, path: &[u8]) {
     push_escaped(out, path, is_path_char);
 }
 
+/// Whether a head whose bytes so far are `buf`, looked at up to `looked` already, may have
+/// ended in the bytes since: `\n\n` or `\n\r`, which only the empty line that ends a head
+/// makes (the two bytes before `looked` are looked at again: an end may straddle two
+/// reads). Parsing an upstream's head only then costs its size once, not once per read (a
+/// server writing its head a byte at a time cost the square of its size; found by review).
+pub(crate) fn head_may_end(buf: &[u8], looked: usize) -> bool {
+    let new = buf.get(looked.saturating_sub(2)..).unwrap_or_default();
+    new.windows(2).any(|w| w == b"\n\n" || w == b"\n\r")
+}
+
 /// Whether `path` (a request path as sent, percent-escaped) has a dot segment once its
 /// escapes are decoded (`%2e%2e` is `..`, `%2f` a separator): `..` only, or `.` too
 /// (`climbing_only` false). A malformed escape stays as it is (normalising refuses it).
@@ -197,4 +207,35 @@ pub enum BodyFraming {
     Length(u64),
     /// `Transfer-Encoding: chunked`.
     Chunked,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{has_dot_segment, head_may_end};
+
+    #[test]
+    fn a_head_may_end_only_where_an_empty_line_may_be() {
+        let head = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        // Looked at a byte at a time: only the bytes of the empty line say so.
+        let ends: Vec<usize> = (1..=head.len())
+            .filter(|&n| head_may_end(&head[..n], n - 1))
+            .collect();
+        assert_eq!(ends, vec![37, 38]);
+        // Straddling two reads, and bare LFs.
+        assert!(head_may_end(b"HTTP/1.1 200 OK\r\n\r\n", 18));
+        assert!(head_may_end(b"HTTP/1.1 200 OK\n\n", 16));
+        assert!(!head_may_end(b"HTTP/1.1 200 OK\r\nX: 1\r\n", 0));
+    }
+
+    #[test]
+    fn dot_segments_as_written_or_escaped() {
+        assert!(has_dot_segment(b"/a/../b", true));
+        assert!(has_dot_segment(b"/a/%2E%2e/b", true));
+        assert!(has_dot_segment(b"/a/..%2fb", true));
+        assert!(!has_dot_segment(b"/a/./b", true));
+        assert!(has_dot_segment(b"/a/./b", false));
+        assert!(has_dot_segment(b"/a/%2e", false));
+        assert!(!has_dot_segment(b"/a/.b/..c/%2e%2ex", false));
+        assert!(!has_dot_segment(b"/a/%zz/b", false));
+    }
 }

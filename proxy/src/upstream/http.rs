@@ -311,31 +311,37 @@ pub(crate) async fn read_response_head(
         let too_large = BadResponse::HeadTooLarge(MAX_RESPONSE_HEAD);
         failed(Fail::UpstreamBadResponse(too_large), true)
     };
+    let mut looked = 0;
     loop {
-        match http::parse_response(&resp, request_was_head, headers) {
-            Ok(Status::Complete(head)) if head.status >= 200 => return Ok((head, resp)),
-            Ok(Status::Complete(head)) if head.status == 101 && upgrading => {
-                return Ok((head, resp));
-            }
-            Ok(Status::Complete(head)) if head.status != 101 => {
-                interim += head.head_len;
-                if interim >= MAX_RESPONSE_HEAD {
-                    return Err(too_large());
+        if http::head_may_end(&resp, looked) || interim + resp.len() >= MAX_RESPONSE_HEAD {
+            match http::parse_response(&resp, request_was_head, headers) {
+                Ok(Status::Complete(head)) if head.status >= 200 => return Ok((head, resp)),
+                Ok(Status::Complete(head)) if head.status == 101 && upgrading => {
+                    return Ok((head, resp));
                 }
-                resp.drain(..head.head_len);
-                continue;
-            }
-            Ok(Status::Complete(head)) => {
-                let interim = BadResponse::Interim(head.status);
-                return Err(failed(Fail::UpstreamBadResponse(interim), true));
-            }
-            Ok(Status::Partial) if interim + resp.len() < MAX_RESPONSE_HEAD => {}
-            Ok(Status::Partial) => return Err(too_large()),
-            Err(err) => {
-                let bad = Fail::UpstreamBadResponse(BadResponse::Head(err));
-                return Err(failed(bad, true));
+                Ok(Status::Complete(head)) if head.status != 101 => {
+                    interim += head.head_len;
+                    if interim >= MAX_RESPONSE_HEAD {
+                        return Err(too_large());
+                    }
+                    resp.drain(..head.head_len);
+                    // What follows the interim head is looked at anew.
+                    looked = 0;
+                    continue;
+                }
+                Ok(Status::Complete(head)) => {
+                    let interim = BadResponse::Interim(head.status);
+                    return Err(failed(Fail::UpstreamBadResponse(interim), true));
+                }
+                Ok(Status::Partial) if interim + resp.len() < MAX_RESPONSE_HEAD => {}
+                Ok(Status::Partial) => return Err(too_large()),
+                Err(err) => {
+                    let bad = Fail::UpstreamBadResponse(BadResponse::Head(err));
+                    return Err(failed(bad, true));
+                }
             }
         }
+        looked = resp.len();
         resp = match read_some(conn, resp, HEAD_READ_SIZE, timeout).await {
             Ok((0, _)) => return Err(failed(Fail::UpstreamClosed, any)),
             Ok((_, resp)) => resp,

@@ -23,20 +23,24 @@ pub(crate) async fn read_response_head(
     timeout: Duration,
 ) -> Result<(ResponseHead, Buf), Fail> {
     let mut resp = Buf::with_capacity(HEAD_READ_SIZE);
+    let mut looked = 0;
     loop {
         read_http2_status_line_as_http11(&mut resp);
-        match http::parse_response(&resp, request_was_head, headers) {
-            Ok(Status::Complete(head)) if head.status >= 200 => return Ok((head, resp)),
-            Ok(Status::Complete(head)) => {
-                return Err(Fail::UpstreamBadResponse(BadResponse::Interim(head.status)));
+        if http::head_may_end(&resp, looked) || resp.len() >= MAX_RESPONSE_HEAD {
+            match http::parse_response(&resp, request_was_head, headers) {
+                Ok(Status::Complete(head)) if head.status >= 200 => return Ok((head, resp)),
+                Ok(Status::Complete(head)) => {
+                    return Err(Fail::UpstreamBadResponse(BadResponse::Interim(head.status)));
+                }
+                Ok(Status::Partial) if resp.len() < MAX_RESPONSE_HEAD => {}
+                Ok(Status::Partial) => {
+                    let too_large = BadResponse::HeadTooLarge(MAX_RESPONSE_HEAD);
+                    return Err(Fail::UpstreamBadResponse(too_large));
+                }
+                Err(err) => return Err(Fail::UpstreamBadResponse(BadResponse::Head(err))),
             }
-            Ok(Status::Partial) if resp.len() < MAX_RESPONSE_HEAD => {}
-            Ok(Status::Partial) => {
-                let too_large = BadResponse::HeadTooLarge(MAX_RESPONSE_HEAD);
-                return Err(Fail::UpstreamBadResponse(too_large));
-            }
-            Err(err) => return Err(Fail::UpstreamBadResponse(BadResponse::Head(err))),
         }
+        looked = resp.len();
         resp = match read_some(conn, resp, HEAD_READ_SIZE, timeout).await {
             Ok((0, _)) => return Err(Fail::UpstreamClosed),
             Ok((_, resp)) => resp,
