@@ -191,3 +191,41 @@ fn every_group_needs_a_server_that_accepts() {
         "`app` serves"
     );
 }
+
+/// Connections to the metrics port that say nothing (or trickle) do not hold the health
+/// checks up: each request is served on its own, so `/healthz` and `/readyz` answer at once
+/// beside them, and a scrape too (before, one request at a time, each idle connection held
+/// the endpoint for up to 2 s, and the kubelet's 1 s probe failed behind a few).
+#[test]
+fn idle_connections_to_the_metrics_port_do_not_hold_up_the_health_checks() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let (_ringway, metrics) = start(Ringway::with(&uwsgi));
+    let mut idle: Vec<TcpStream> = (0..5)
+        .map(|_| TcpStream::connect(metrics).expect("connect"))
+        .collect();
+    // One trickles a request line a byte at a time.
+    idle[0].write_all(b"G").expect("a byte");
+    std::thread::sleep(Duration::from_millis(200));
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let started = std::time::Instant::now();
+        let r = roundtrip(metrics, &Req::get(path));
+        assert_eq!(r.status, 200, "{path}: {r:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{path} took {:?} beside idle connections",
+            started.elapsed()
+        );
+    }
+    // The idle ones are closed when their 2 s are up, the one that began too.
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    idle[0]
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let closed = idle[0].read_to_end(&mut answer);
+    assert!(
+        closed.is_ok() && started.elapsed() < Duration::from_secs(5),
+        "{closed:?} after {:?}: {answer:?}",
+        started.elapsed()
+    );
+}

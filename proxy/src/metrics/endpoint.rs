@@ -2,13 +2,17 @@
 //! workers' path. It serves `/metrics` (Prometheus), `/stats` (JSON), `/` (the live page),
 //! and the health checks `/healthz` (the process serves) and `/readyz` (send it traffic:
 //! see ready.rs). It is for dashboards, probes and people on a trusted network (loopback by
-//! default), one request at a time, each bounded in time; requests are parsed by ringway's
-//! own HTTP parser. Being a thread of its own, it keeps answering while the workers drain.
+//! default). Each request has a short-lived thread of its own, at most [`MAX_IN_FLIGHT`] at
+//! once, each bounded in time, so a client that connects and says nothing cannot hold up
+//! the health checks a load balancer or the kubelet makes (found by review: one request at
+//! a time, an idle connection held `/healthz` for 2 s). The figures are taken under one
+//! lock; `/healthz` takes none. Requests are parsed by ringway's own HTTP parser. Off the
+//! workers' threads, it keeps answering while they drain.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::ebpf::{self, ProbeHandle};
@@ -22,6 +26,7 @@ use super::stats::WorkerStats;
 use crate::app::AppStatus;
 use crate::config::UpstreamAddr;
 use crate::http::{self, Limits, Method, Status};
+use crate::ratelimit::Gate;
 use crate::tls::Acceptor;
 
 /// How long a scraper may take to send its request.
@@ -31,6 +36,12 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often the uWSGI processes are looked for again: a walk of /proc (about a millisecond
 /// here), so new workers (a uWSGI start, a respawn, a reload) show up within a second.
 const RESCAN_EVERY: Duration = Duration::from_secs(1);
+
+/// Requests served at once; a connection past them is closed unanswered.
+const MAX_IN_FLIGHT: usize = 32;
+/// A request's thread needs little: its 8 KiB buffer and the figures' strings are on the
+/// heap.
+const REQUEST_STACK: usize = 256 * 1024;
 
 const PAGE: &str = include_str!("page.html");
 
@@ -65,7 +76,7 @@ pub struct Sources {
     /// The limits' counters, if the server gave them ([`Sources::with_limits`]).
     pub limits: Option<LimitSource>,
     /// What `/readyz` checks; without it, `/readyz` says ready while the process serves.
-    pub readiness: Option<Readiness>,
+    pub readiness: Option<Arc<Readiness>>,
     /// Access log lines dropped, if the access log is on.
     pub access_log_dropped: Option<Arc<AtomicU64>>,
     /// The supervised app server, when `[app]` is on.
@@ -114,7 +125,7 @@ impl Sources {
 
     /// These sources, with `/readyz` answering from `readiness`.
     pub fn with_readiness(mut self, readiness: Readiness) -> Self {
-        self.readiness = Some(readiness);
+        self.readiness = Some(Arc::new(readiness));
         self
     }
 
@@ -219,22 +230,27 @@ impl Sources {
 /// Binds the endpoint and serves it on a new thread; returns the bound address. The port
 /// is bound with SO_REUSEPORT: a new process taking over (binary upgrade) serves beside
 /// the old one until that one stops, and new scrapes go to it, as on the main listeners.
-pub fn spawn(addr: SocketAddr, mut sources: Sources) -> std::io::Result<SocketAddr> {
+pub fn spawn(addr: SocketAddr, sources: Sources) -> std::io::Result<SocketAddr> {
     let listener = crate::listener::bind(addr)?;
     let local = listener.local_addr()?;
     crate::listener::steer_here(local, &[std::os::fd::AsFd::as_fd(&listener)]);
+    let shared = Arc::new(Shared {
+        readiness: sources.readiness.clone(),
+        sources: Mutex::new(sources),
+        in_flight: AtomicUsize::new(0),
+    });
     std::thread::Builder::new()
         .name("ringway-metrics".into())
         .spawn(move || {
             for stream in listener.incoming() {
                 match stream {
-                    Ok(stream) => {
-                        if let Err(err) = serve(stream, &mut sources) {
-                            tracing::debug!(error = %err, "metrics request failed");
-                        }
-                    }
+                    Ok(stream) => start_request(stream, &shared),
                     Err(err) => {
-                        tracing::warn!(error = %err, "metrics accept failed");
+                        // Out of descriptors, say: a few lines per window, not ten a second.
+                        static GATE: Gate = Gate::new();
+                        if GATE.allow() {
+                            tracing::warn!(error = %err, "metrics accept failed");
+                        }
                         std::thread::sleep(Duration::from_millis(100));
                     }
                 }
@@ -243,8 +259,54 @@ pub fn spawn(addr: SocketAddr, mut sources: Sources) -> std::io::Result<SocketAd
     Ok(local)
 }
 
-fn serve(mut stream: TcpStream, sources: &mut Sources) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(REQUEST_TIMEOUT))?;
+/// What the endpoint's request threads share.
+struct Shared {
+    sources: Mutex<Sources>,
+    /// `/readyz`'s, out of the lock: its probes may take a while, and must not hold up a
+    /// scrape (nor a scrape them).
+    readiness: Option<Arc<Readiness>>,
+    /// Requests being served.
+    in_flight: AtomicUsize,
+}
+
+/// Serves `stream` on a thread of its own, or closes it when [`MAX_IN_FLIGHT`] are served.
+fn start_request(stream: TcpStream, shared: &Arc<Shared>) {
+    let Some(place) = InFlight::take(shared) else {
+        tracing::debug!("metrics endpoint busy: connection closed");
+        return;
+    };
+    let spawned = std::thread::Builder::new()
+        .name("ringway-metrics-req".into())
+        .stack_size(REQUEST_STACK)
+        .spawn(move || {
+            if let Err(err) = serve(stream, &place.0) {
+                tracing::debug!(error = %err, "metrics request failed");
+            }
+        });
+    if let Err(err) = spawned {
+        tracing::debug!(error = %err, "metrics request thread not started");
+    }
+}
+
+/// A request's place among [`MAX_IN_FLIGHT`], given back however its thread ends (or when
+/// it never started: the closure holding it is dropped).
+struct InFlight(Arc<Shared>);
+
+impl InFlight {
+    fn take(shared: &Arc<Shared>) -> Option<InFlight> {
+        let taken = shared.in_flight.fetch_add(1, Relaxed);
+        let place = InFlight(Arc::clone(shared));
+        (taken < MAX_IN_FLIGHT).then_some(place)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Relaxed);
+    }
+}
+
+fn serve(mut stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
     stream.set_write_timeout(Some(REQUEST_TIMEOUT))?;
     let deadline = Instant::now() + REQUEST_TIMEOUT;
     let mut buf = vec![0u8; 8192];
@@ -256,7 +318,8 @@ fn serve(mut stream: TcpStream, sources: &mut Sources) -> std::io::Result<()> {
         max_headers: 64,
     };
     let head = loop {
-        if len == buf.len() || Instant::now() > deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if len == buf.len() || left.is_zero() {
             return respond(
                 &mut stream,
                 431,
@@ -264,6 +327,8 @@ fn serve(mut stream: TcpStream, sources: &mut Sources) -> std::io::Result<()> {
                 b"request too large or too slow\n",
             );
         }
+        // Each read gets what is left of the request's time, not the whole of it again.
+        stream.set_read_timeout(Some(left))?;
         let n = stream.read(&mut buf[len..])?;
         if n == 0 {
             return Ok(());
@@ -284,9 +349,16 @@ fn serve(mut stream: TcpStream, sources: &mut Sources) -> std::io::Result<()> {
         stream: &mut stream,
         head_only: head.method == Method::Head,
     };
+    // A panic while the figures were taken leaves them as they were: still worth serving.
+    let sources = || {
+        shared
+            .sources
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    };
     match head.path.of(&buf) {
         b"/metrics" => {
-            let body = sources.prometheus();
+            let body = sources().prometheus();
             answer.send(
                 200,
                 "text/plain; version=0.0.4; charset=utf-8",
@@ -294,14 +366,14 @@ fn serve(mut stream: TcpStream, sources: &mut Sources) -> std::io::Result<()> {
             )
         }
         b"/stats" => {
-            let body = sources.json();
+            let body = sources().json();
             answer.send(200, "application/json", body.as_bytes())
         }
         b"/" | b"/index.html" => answer.send(200, "text/html; charset=utf-8", PAGE.as_bytes()),
         // Liveness: this thread answers, so the process runs; a drain is no reason to be
         // restarted.
         b"/healthz" => answer.send(200, "text/plain", b"ok\n"),
-        b"/readyz" => match sources.readiness.as_ref().map_or(Ok(()), Readiness::check) {
+        b"/readyz" => match shared.readiness.as_deref().map_or(Ok(()), Readiness::check) {
             Ok(()) => answer.send(200, "text/plain", b"ready\n"),
             Err(why) => answer.send(503, "text/plain", format!("{why}\n").as_bytes()),
         },
