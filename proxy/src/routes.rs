@@ -244,13 +244,24 @@ impl RouteTable {
     /// The route for a request for `host` (its Host, or its absolute-form authority) and
     /// a normalised path.
     pub(crate) fn find(&self, host: Option<&[u8]>, path: &[u8]) -> Found {
-        let named = |r: &Route| host.is_some_and(|h| r.hosts.iter().any(|n| n.matches(h)));
-        // The Host's own routes if some route names it, else those naming no Host.
-        let host_named = self.by_host && self.routes.iter().any(named);
-        let server = |r: &Route| match (self.by_host, host_named) {
-            (false, _) => true,
-            (true, true) => named(r),
-            (true, false) => r.hosts.is_empty(),
+        // The Host's own routes if some route names it, else those naming no Host. Of the
+        // names that match it, the closest decides, as nginx picks one `server` block: an
+        // exact name, else the longest wildcard (found by review: a `*.example.com` route
+        // served `admin.example.com` beside, or instead of, that name's own routes and
+        // their access rules).
+        let closest = host.filter(|_| self.by_host).and_then(|h| {
+            self.routes
+                .iter()
+                .flat_map(|r| &r.hosts)
+                .filter_map(|n| n.how_named(h))
+                .max()
+        });
+        let server = |r: &Route| match (self.by_host, closest, host) {
+            (false, ..) => true,
+            (true, Some(closest), Some(h)) => {
+                r.hosts.iter().any(|n| n.how_named(h) == Some(closest))
+            }
+            (true, ..) => r.hosts.is_empty(),
         };
         if let Some(i) = self
             .routes
@@ -492,6 +503,38 @@ pub(crate) mod tests {
                 "=api.example.com/health"
             ]
         );
+    }
+
+    /// Of the names that match a Host, the closest picks its routes, as nginx picks one
+    /// `server`: `admin.example.com`'s own, never a `*.example.com` route beside them
+    /// (whatever the order or the paths), and the longest wildcard over a shorter one.
+    #[test]
+    fn the_closest_name_picks_the_routes_as_nginx_picks_a_server() {
+        let named = |hosts: &[&str], path: &str| Route {
+            hosts: hosts.iter().map(|h| h.parse().unwrap()).collect(),
+            ..route(path, false, upstream())
+        };
+        let t = RouteTable::new(vec![
+            named(&["*.example.com"], "/"),
+            named(&["*.example.com"], "/api/"),
+            named(&["admin.example.com"], "/"),
+            named(&[".eu.example.com"], "/"),
+        ]);
+        let cases = [
+            ("admin.example.com", "/api/x", Found::Route(2)),
+            ("admin.example.com", "/", Found::Route(2)),
+            ("shop.example.com", "/api/x", Found::Route(1)),
+            ("shop.example.com", "/", Found::Route(0)),
+            ("eu.example.com", "/api/x", Found::Route(3)),
+            ("fr.eu.example.com", "/api/x", Found::Route(3)),
+        ];
+        for (host, path, want) in cases {
+            assert_eq!(
+                t.find(Some(host.as_bytes()), path.as_bytes()),
+                want,
+                "{host} {path}"
+            );
+        }
     }
 
     /// A fixed answer, like a redirect, is no place to send `/x` to `/x/`: nginx's `return`

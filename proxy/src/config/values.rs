@@ -883,9 +883,24 @@ pub enum HostName {
     AndUnder(String),
 }
 
+/// How closely a [`HostName`] names a Host, as nginx ranks the `server_name`s that match
+/// one: an exact name before any wildcard, a longer wildcard before a shorter one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum HostMatch {
+    /// Under a suffix this long (the dot included).
+    Wildcard(usize),
+    /// The name itself.
+    Exact,
+}
+
 impl HostName {
     /// Whether a request's Host (or absolute-form authority) names this.
     pub fn matches(&self, host: &[u8]) -> bool {
+        self.how_named(host).is_some()
+    }
+
+    /// How this names a request's Host (or absolute-form authority), if it does.
+    pub fn how_named(&self, host: &[u8]) -> Option<HostMatch> {
         let host = crate::http::host_without_port(host);
         let host = host.strip_suffix(b".").unwrap_or(host);
         // `host` ends with `suffix` (ASCII, any case) and has more before it.
@@ -893,13 +908,13 @@ impl HostName {
             host.len() > suffix.len()
                 && host[host.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
         };
+        let exact = |name: &str| host.eq_ignore_ascii_case(name.as_bytes());
         match self {
-            HostName::Exact(name) => host.eq_ignore_ascii_case(name.as_bytes()),
-            HostName::Under(suffix) => under(suffix),
-            HostName::AndUnder(name) => {
-                host.eq_ignore_ascii_case(name.as_bytes())
-                    || (under(name) && host[host.len() - name.len() - 1] == b'.')
-            }
+            HostName::Exact(name) => exact(name).then_some(HostMatch::Exact),
+            HostName::Under(suffix) => under(suffix).then_some(HostMatch::Wildcard(suffix.len())),
+            HostName::AndUnder(name) if exact(name) => Some(HostMatch::Exact),
+            HostName::AndUnder(name) => (under(name) && host[host.len() - name.len() - 1] == b'.')
+                .then_some(HostMatch::Wildcard(name.len() + 1)),
         }
     }
 }
