@@ -593,6 +593,16 @@ fn each_route_mistake_is_refused_with_its_key() {
             "file name",
         ),
         (
+            "[[routes]]\npath = \"/\"\nredirect = { to = \"https://example.com\" }\n",
+            "routes[0].redirect.to",
+            "ends in its host",
+        ),
+        (
+            "[[routes]]\npath = \"/\"\nredirect = { to = \"//example.com\" }\n",
+            "routes[0].redirect.to",
+            "ends in its host",
+        ),
+        (
             "[[routes]]\npath = \"/\"\n",
             "routes[0].upstream",
             "needs `upstream`, `redirect`, `static`, `respond` or `stub_status`",

@@ -1184,6 +1184,19 @@ impl Resolved {
                 if !is_header_value(&redirect.to) || redirect.to.is_empty() {
                     return Err(invalid("redirect.to", "must be a non-empty path or URL"));
                 }
+                if highest_group(&redirect.to).is_none() && ends_in_its_host(&redirect.to) {
+                    return Err(invalid(
+                        "redirect.to",
+                        &format!(
+                            "{:?} ends in its host: write it with a path ({:?}). The rest of \
+                             the request's path follows `to`, and without a slash it would \
+                             lengthen the host (`/@evil.example` would send clients to \
+                             evil.example)",
+                            redirect.to,
+                            format!("{}/", redirect.to)
+                        ),
+                    ));
+                }
                 let groups = regex.as_ref().map_or(0, PathRegex::groups);
                 if let Some(named) = highest_group(&redirect.to)
                     && named > groups
@@ -1478,6 +1491,17 @@ fn response_headers(
         all: SetValues::new(all)?,
         always: SetValues::new(always)?,
     })
+}
+
+/// Whether a redirect's `to` is an absolute URL (or a scheme-relative one) with nothing
+/// after its host: a request's path appended to it would lengthen the host (found by
+/// review: `https://example.com` and `/@evil.example` made `https://example.com@evil.example`).
+fn ends_in_its_host(to: &str) -> bool {
+    let after_scheme = to
+        .split_once("://")
+        .map(|(_, rest)| rest)
+        .or_else(|| to.strip_prefix("//"));
+    after_scheme.is_some_and(|rest| !rest.contains('/'))
 }
 
 /// A route's `respond`, checked. Errors name the key they are about.

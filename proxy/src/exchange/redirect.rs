@@ -48,8 +48,20 @@ pub(super) async fn to_slashed(
     route: &Route,
     worker: &Worker,
 ) -> Outcome {
-    let location = location(&req.path, b"/", req.head.query.of(&client.input));
+    let location = slashed(&req.path, req.head.query.of(&client.input));
     respond::send(client, req, route, (301, Some(&location)), None, worker).await
+}
+
+/// `path` and a slash, percent-encoded where a URL path needs it, then `?query` if any:
+/// the path is the decoded one, and a directory's name may hold anything, CR and LF
+/// included (found by review: it went into the Location as it was).
+fn slashed(path: &[u8], query: &[u8]) -> Buf {
+    let mut out = Buf::with_capacity(path.len() * 3 + 1 + query.len() + 1);
+    push_path_escaped(&mut out, path);
+    out.push(b'/');
+    keep_on_this_host(&mut out, b"");
+    push_query(&mut out, query, false);
+    out
 }
 
 /// Answers a plain HTTP request with a redirect of `status` (301 unless configured) to
@@ -191,6 +203,15 @@ fn push_query(out: &mut Buf, query: &[u8], joined: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_slashed_path_is_escaped_as_a_path() {
+        assert_eq!(&slashed(b"/api", b"")[..], b"/api/");
+        assert_eq!(
+            &slashed(b"/media/a\r\nSet-Cookie: b c", b"q=1")[..],
+            b"/media/a%0D%0ASet-Cookie:%20b%20c/?q=1"
+        );
+    }
 
     #[test]
     fn groups_go_where_to_names_them_encoded() {
