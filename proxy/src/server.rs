@@ -285,6 +285,9 @@ impl Server {
             }
             if Instant::now() >= summaries_due {
                 fail::log_suppressed();
+                if let Some(log) = &self.access_log {
+                    log.report_dropped();
+                }
                 let served = self.requests_done() - requests_seen;
                 // Code first: reading smaps allocates, and the trim then frees that too.
                 if served < IDLE_REQUESTS {

@@ -23,7 +23,7 @@ mod template;
 mod time;
 mod writer;
 
-use std::cell::{Cell, Ref, RefCell};
+use std::cell::{Ref, RefCell};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
@@ -35,7 +35,6 @@ use anyhow::Context;
 use tokio::sync::watch;
 
 use crate::config::{AccessLogConfig, LogFormat, LogSink};
-use crate::ratelimit::WINDOW;
 use line::{combined, json};
 use time::LogClock;
 use writer::{Failures, Sink, Writer};
@@ -137,6 +136,8 @@ pub struct AccessLog {
     writer: JoinHandle<()>,
     reopen: Option<Reopener>,
     dropped: Arc<AtomicU64>,
+    /// Of `dropped`, the lines said in the log already.
+    reported: AtomicU64,
 }
 
 /// Asks the access log to reopen its file (SIGUSR1). Cheap to clone.
@@ -192,8 +193,6 @@ impl AccessLog {
                 queue: queue.clone(),
                 shared: Arc::clone(&shared),
                 reopen: reopen_rx.clone(),
-                dropped_unreported: Cell::new(0),
-                last_warning: Cell::new(None),
             })
             .collect();
         drop(queue);
@@ -217,6 +216,7 @@ impl AccessLog {
                 writer,
                 reopen: to_file.then(|| Reopener(Arc::new(reopen))),
                 dropped: Arc::clone(&shared.dropped),
+                reported: AtomicU64::new(0),
             },
             logs,
         ))
@@ -230,6 +230,19 @@ impl AccessLog {
     /// Lines dropped so far (for the metrics).
     pub fn dropped(&self) -> Arc<AtomicU64> {
         Arc::clone(&self.dropped)
+    }
+
+    /// Says how many lines the workers dropped since the last call, if any (the server's
+    /// main thread calls it once per log window).
+    pub fn report_dropped(&self) {
+        let dropped = self.dropped.load(Relaxed);
+        let new = dropped.saturating_sub(self.reported.swap(dropped, Relaxed));
+        if new > 0 {
+            tracing::warn!(
+                dropped = new,
+                "access log: the writer is behind (a slow or stuck file?): {new} lines dropped"
+            );
+        }
     }
 
     /// Waits up to `limit` for the writer to write what is queued and end; call once the
@@ -266,9 +279,6 @@ pub(crate) struct WorkerLog {
     queue: SyncSender<Batch>,
     shared: Arc<Shared>,
     reopen: watch::Receiver<u64>,
-    /// Lines this worker dropped since it last said so.
-    dropped_unreported: Cell<u64>,
-    last_warning: Cell<Option<Instant>>,
 }
 
 impl WorkerLog {
@@ -357,31 +367,16 @@ impl WorkerLog {
         }
     }
 
-    /// Drops the pending lines (the writer is behind): counted, and said at most once per
-    /// window per worker.
+    /// Drops the pending lines (the writer is behind): counted only. The main thread says
+    /// so ([`AccessLog::report_dropped`]): a worker that logged it itself, to the stderr the
+    /// stuck writer may be stuck on, would stall with it (found by review).
     fn drop_lines(&self, pending: &mut Pending) {
         if pending.lines == 0 {
             return;
         }
         self.shared.dropped.fetch_add(pending.lines, Relaxed);
-        let unreported = self.dropped_unreported.get() + pending.lines;
         pending.buf.clear();
         pending.lines = 0;
-        let due = self
-            .last_warning
-            .get()
-            .is_none_or(|t| t.elapsed() >= WINDOW);
-        if due {
-            tracing::warn!(
-                dropped = unreported,
-                "access log: the writer is behind (a slow or stuck file?): {unreported} lines \
-                 dropped"
-            );
-            self.last_warning.set(Some(Instant::now()));
-            self.dropped_unreported.set(0);
-        } else {
-            self.dropped_unreported.set(unreported);
-        }
     }
 
     /// At exit: hands the last lines over, waiting a little for room in the queue (no
