@@ -62,8 +62,9 @@ fn read(pid: u32, role: &'static str, probes: Option<&Probes>) -> Option<Process
 
 /// VmRSS from /proc/PID/status, bytes.
 fn proc_rss(pid: u32) -> Option<u64> {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kib: u64 = status
+    // Its Name line may not be UTF-8 (see `stat_fields`).
+    let status = fs::read(format!("/proc/{pid}/status")).ok()?;
+    let kib: u64 = String::from_utf8_lossy(&status)
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))?
         .trim()
@@ -88,10 +89,13 @@ fn parent_pid(pid: u32) -> Option<u32> {
     stat_fields(pid)?.get(1)?.parse().ok()
 }
 
-/// The fields of /proc/PID/stat after the command name (which may hold spaces and parens).
+/// The fields of /proc/PID/stat after the command name (which may hold spaces, parens and
+/// bytes that are not UTF-8: a title cut at the kernel's 15 bytes inside a character, which
+/// made the process look gone at every scrape; found by review).
 fn stat_fields(pid: u32) -> Option<Vec<String>> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    let stat = fs::read(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = stat.iter().rposition(|&b| b == b')')? + 2;
+    let rest = std::str::from_utf8(stat.get(after_name..)?).ok()?;
     Some(rest.split_whitespace().map(str::to_owned).collect())
 }
 
@@ -106,6 +110,36 @@ mod tests {
         assert_eq!(me[0].pid, std::process::id());
         assert_eq!(me[0].rss_source, "proc");
         assert!(me[0].rss_bytes > 0);
+    }
+
+    #[test]
+    fn a_process_whose_name_is_not_utf8_is_read() {
+        use std::io::BufRead;
+        // A name cut inside a character, as a title cut at 15 bytes may be.
+        let script = "import ctypes, time\n\
+                      ctypes.CDLL(None).prctl(15, b'worker-caf\\xc3', 0, 0, 0)\n\
+                      print('named', flush=True)\n\
+                      time.sleep(5)\n";
+        let mut child = std::process::Command::new("python3")
+            .args(["-c", script])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "named");
+        let stat = fs::read(format!("/proc/{}/stat", child.id())).unwrap();
+        assert!(std::str::from_utf8(&stat).is_err(), "the name is not UTF-8");
+        let (fields, rss) = (stat_fields(child.id()), proc_rss(child.id()));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(
+            fields.and_then(|f| f.get(1).cloned()),
+            Some(std::process::id().to_string())
+        );
+        assert!(rss.is_some_and(|b| b > 0));
     }
 
     #[test]
