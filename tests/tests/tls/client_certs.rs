@@ -4,10 +4,8 @@
 //! certificate gets, what the app and the access log are told about one with it, and the
 //! same values as nginx's `$ssl_client_*` for the same certificate.
 
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use rcgen::DnType;
@@ -15,9 +13,9 @@ use ringway_tests::client::{Conn, Req, roundtrip};
 use ringway_tests::nginx::TlsServer;
 use ringway_tests::static_config::{app_group, toml_string};
 use ringway_tests::tls::{
-    Leaf, Pki, PyOpts, PyTls, Ran, curl, curl_target, curl_tls, python, s_client, tls_toml,
+    Leaf, Pki, PyOpts, PyTls, Ran, curl, curl_target, curl_tls, s_client, tls_toml,
 };
-use ringway_tests::{App, Nginx, Ringway, Uwsgi, paths};
+use ringway_tests::{App, Nginx, Ringway, Uwsgi};
 use serde_json::Value;
 
 use crate::{A_NAMES, A_NOT_AFTER, A_SERIAL};
@@ -462,35 +460,25 @@ fn a_reload_that_revokes_a_client_ends_its_open_connections() {
     assert_eq!(var(&env, "SSL_CLIENT_VERIFY"), Some("SUCCESS"), "{env}");
 
     // Over HTTP/2: the next stream after the rules changed is refused, with a GOAWAY.
-    let mut h2 = Command::new(python())
-        .arg(paths::workspace_root().join("tests/tools/h2_client.py"))
-        .arg("across-reload")
-        .args(["--connect", &ringway.tls_addr().to_string()])
-        .args(["--path", "/environ"])
-        .arg("--cert")
-        .arg(&certs.alice.cert)
-        .arg("--key")
-        .arg(&certs.alice.key)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("the h2 client");
-    let mut out = BufReader::new(h2.stdout.take().expect("piped stdout"));
-    let mut ready = String::new();
-    out.read_line(&mut ready).expect("the first answer");
-    assert_eq!(ready.trim(), "ready");
+    let mut h2 = crate::HeldH2::start(
+        ringway.tls_addr(),
+        &[
+            "--path".as_ref(),
+            "/environ".as_ref(),
+            "--cert".as_ref(),
+            certs.alice.cert.as_os_str(),
+            "--key".as_ref(),
+            certs.alice.key.as_os_str(),
+        ],
+    );
+    h2.first_answered();
     certs.clients.revoke(&[]);
     assert!(
         ringway.reload(&text).contains("reloaded"),
         "{}",
         ringway.stderr()
     );
-    let mut stdin = h2.stdin.take().expect("piped stdin");
-    writeln!(stdin, "go").expect("tell the client");
-    let mut report = String::new();
-    out.read_to_string(&mut report).expect("the report");
-    let _ = h2.wait();
-    let report: Value = serde_json::from_str(report.trim()).expect("JSON");
+    let report = h2.go();
     assert_eq!(report["first"]["status"], 200, "{report}");
     assert_eq!(
         report["second"]["status"],

@@ -1136,64 +1136,37 @@ fn limit_rate_paces_http2_streams_and_tls_answers_alike() {
 /// again and leaves; nothing is left counted after it.
 #[test]
 fn an_http2_connection_with_no_stream_open_counts_as_waiting() {
-    use std::io::{BufRead, BufReader, Read, Write};
-    use std::process::Stdio;
-
     let stack = crate::Stack::with_metrics("http2 = true");
-    let states = || {
-        let text = stack.metrics();
-        ["waiting", "reading", "writing"].map(|state| {
-            ringway_tests::tls::sample(
-                &text,
-                &format!("ringway_connections_by_state{{state=\"{state}\"}}"),
-            )
-        })
+    // Polls (waiting, reading, writing) until they read `want`.
+    let states_reach = |want: [f64; 3], when: &str| {
+        let mut seen = [f64::NAN; 3];
+        let reached = poll_until(Duration::from_secs(5), || {
+            let text = stack.metrics();
+            seen = ["waiting", "reading", "writing"].map(|state| {
+                ringway_tests::tls::sample(
+                    &text,
+                    &format!("ringway_connections_by_state{{state=\"{state}\"}}"),
+                )
+            });
+            seen == want
+        });
+        assert!(reached, "(waiting, reading, writing) {when}: {seen:?}");
     };
-    let mut h2 = Command::new(python())
-        .arg(paths::workspace_root().join("tests/tools/h2_client.py"))
-        .arg("across-reload")
-        .args(["--connect", &stack.tls().to_string()])
-        .args(["--authority", &format!("a.test:{}", stack.tls().port())])
-        .args(["--path", "/slow?ms=1500"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("the h2 client");
-    let mut seen = [f64::NAN; 3];
-    let serving = poll_until(Duration::from_secs(5), || {
-        seen = states();
-        seen == [0.0, 0.0, 1.0]
-    });
-    assert!(
-        serving,
-        "(waiting, reading, writing) with a stream at the app: {seen:?}"
+    let authority = format!("a.test:{}", stack.tls().port());
+    let mut h2 = crate::HeldH2::start(
+        stack.tls(),
+        &[
+            "--authority".as_ref(),
+            authority.as_ref(),
+            "--path".as_ref(),
+            "/slow?ms=1500".as_ref(),
+        ],
     );
-    let mut out = BufReader::new(h2.stdout.take().expect("piped stdout"));
-    let mut ready = String::new();
-    out.read_line(&mut ready).expect("the first answer");
-    assert_eq!(ready.trim(), "ready");
-    let idle = poll_until(Duration::from_secs(5), || {
-        seen = states();
-        seen == [1.0, 0.0, 0.0]
-    });
-    assert!(
-        idle,
-        "(waiting, reading, writing) with the connection idle: {seen:?}"
-    );
-    let mut stdin = h2.stdin.take().expect("piped stdin");
-    writeln!(stdin, "go").expect("tell the client");
-    let mut report = String::new();
-    out.read_to_string(&mut report).expect("the report");
-    let _ = h2.wait();
-    let report: Value = serde_json::from_str(report.trim()).expect("JSON");
+    states_reach([0.0, 0.0, 1.0], "with a stream at the app");
+    h2.first_answered();
+    states_reach([1.0, 0.0, 0.0], "with the connection idle");
+    let report = h2.go();
     assert_eq!(report["first"]["status"], 200, "{report}");
     assert_eq!(report["second"]["status"], 200, "{report}");
-    let gone = poll_until(Duration::from_secs(5), || {
-        seen = states();
-        seen == [0.0, 0.0, 0.0]
-    });
-    assert!(
-        gone,
-        "(waiting, reading, writing) after the client left: {seen:?}"
-    );
+    states_reach([0.0, 0.0, 0.0], "after the client left");
 }

@@ -115,3 +115,49 @@ impl Stack {
 fn with_metrics(builder: RingwayBuilder) -> RingwayBuilder {
     builder.arg("--metrics", "127.0.0.1:0").flag("--no-ebpf")
 }
+
+/// The h2 client's `across-reload` scenario (`tests/tools/h2_client.py`): it asks for its
+/// path on a new HTTP/2 connection to `addr`, then holds the connection open and idle
+/// until [`HeldH2::go`] lets it ask again and report.
+struct HeldH2 {
+    child: std::process::Child,
+    out: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl HeldH2 {
+    /// Starts it (`args`: `--path`, and the scenario's others); its first answer is not
+    /// waited for ([`HeldH2::first_answered`] does).
+    fn start(addr: SocketAddr, args: &[&std::ffi::OsStr]) -> HeldH2 {
+        use std::process::{Command, Stdio};
+        let mut child = Command::new(ringway_tests::tls::python())
+            .arg(ringway_tests::paths::workspace_root().join("tests/tools/h2_client.py"))
+            .arg("across-reload")
+            .args(["--connect", &addr.to_string()])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("the h2 client");
+        let out = std::io::BufReader::new(child.stdout.take().expect("piped stdout"));
+        HeldH2 { child, out }
+    }
+
+    /// Waits for the first answer: the connection is then held, idle.
+    fn first_answered(&mut self) {
+        use std::io::BufRead;
+        let mut ready = String::new();
+        self.out.read_line(&mut ready).expect("the first answer");
+        assert_eq!(ready.trim(), "ready");
+    }
+
+    /// Lets it ask again on the same connection; its report.
+    fn go(mut self) -> serde_json::Value {
+        use std::io::{Read, Write};
+        let mut stdin = self.child.stdin.take().expect("piped stdin");
+        writeln!(stdin, "go").expect("tell the client");
+        let mut report = String::new();
+        self.out.read_to_string(&mut report).expect("the report");
+        let _ = self.child.wait();
+        serde_json::from_str(report.trim()).expect("JSON")
+    }
+}
