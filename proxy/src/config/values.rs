@@ -930,12 +930,13 @@ impl FromStr for HostName {
             )
         };
         let lower = s.trim().to_ascii_lowercase();
-        if lower.parse::<IpAddr>().is_ok()
-            || lower
-                .strip_prefix('[')
-                .and_then(|v| v.strip_suffix(']'))
-                .is_some_and(|v| v.parse::<std::net::Ipv6Addr>().is_ok())
-        {
+        let bracketed = lower.strip_prefix('[').and_then(|v| v.strip_suffix(']'));
+        // An IPv6 address is named in brackets, as a Host carries it (found by review:
+        // written bare, it was taken and never matched).
+        if let Ok(v6) = bracketed.unwrap_or(&lower).parse::<std::net::Ipv6Addr>() {
+            return Ok(HostName::Exact(format!("[{v6}]")));
+        }
+        if lower.parse::<IpAddr>().is_ok() {
             return Ok(HostName::Exact(lower));
         }
         let (make, name): (fn(String) -> HostName, &str) =
@@ -1295,6 +1296,8 @@ mod tests {
         assert!(and_under.matches(b"example.com") && and_under.matches(b"a.example.com"));
         assert!(!and_under.matches(b"badexample.com"));
         assert!(name("[::1]").matches(b"[::1]:8080"));
+        assert!(name("::1").matches(b"[::1]:8080"));
+        assert!(name("2001:DB8:0::1").matches(b"[2001:db8::1]"));
         assert!(name("192.0.2.1").matches(b"192.0.2.1:80"));
         for bad in [
             "", "*.", "a..b", "-a.com", "a_b.com", "a.com/x", "*.*.com", "http://a",
