@@ -37,13 +37,17 @@ struct {
 	__type(value, struct rw_oncpu);
 } oncpu SEC(".maps");
 
-/* Switch-in time of each running thread (tid) of a watched process. */
+/* When the task on each CPU was switched in: a task's slice on a CPU runs from one
+ * sched_switch there to the next, whoever it is, so one slot per CPU says when the
+ * outgoing task came in. A per-CPU slot is written in place: nothing can fail or
+ * contend, where a hash of threads' start times lost a whole slice to an update that
+ * failed (seen once in CI: 283 ms counted of 470). */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, __u64);
-} oncpu_start SEC(".maps");
+} switched_in SEC(".maps");
 
 static __always_inline bool watched(__u32 tgid)
 {
@@ -103,34 +107,28 @@ SEC("tp_btf/sched_switch")
 int BPF_PROG(rw_sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
 {
 	__u64 now = bpf_ktime_get_ns();
-	__u32 prev_tgid = BPF_CORE_READ(prev, tgid);
-	__u32 next_tgid = BPF_CORE_READ(next, tgid);
-	__u32 tid;
+	__u32 slot = 0;
+	__u64 *since = bpf_map_lookup_elem(&switched_in, &slot);
+	__u32 tgid = BPF_CORE_READ(prev, tgid);
 
-	if (prev_tgid && watched(prev_tgid)) {
-		__u64 *start;
+	if (!since)
+		return 0;
+	/* 0: no switch seen on this CPU since the program was attached. */
+	if (*since && tgid && watched(tgid)) {
+		/* Userspace creates the entry when it starts watching (this is the fallback). */
+		struct rw_oncpu *o = bpf_map_lookup_elem(&oncpu, &tgid);
 
-		tid = BPF_CORE_READ(prev, pid);
-		start = bpf_map_lookup_elem(&oncpu_start, &tid);
-		if (start) {
-			struct rw_oncpu *o = bpf_map_lookup_elem(&oncpu, &prev_tgid);
+		if (!o) {
+			struct rw_oncpu zero = {};
 
-			if (!o) {
-				struct rw_oncpu zero = {};
-
-				bpf_map_update_elem(&oncpu, &prev_tgid, &zero, BPF_NOEXIST);
-				o = bpf_map_lookup_elem(&oncpu, &prev_tgid);
-			}
-			if (o) {
-				__sync_fetch_and_add(&o->oncpu_ns, now - *start);
-				__sync_fetch_and_add(&o->switches, 1);
-			}
-			bpf_map_delete_elem(&oncpu_start, &tid);
+			bpf_map_update_elem(&oncpu, &tgid, &zero, BPF_NOEXIST);
+			o = bpf_map_lookup_elem(&oncpu, &tgid);
+		}
+		if (o) {
+			__sync_fetch_and_add(&o->oncpu_ns, now - *since);
+			__sync_fetch_and_add(&o->switches, 1);
 		}
 	}
-	if (next_tgid && watched(next_tgid)) {
-		tid = BPF_CORE_READ(next, pid);
-		bpf_map_update_elem(&oncpu_start, &tid, &now, BPF_ANY);
-	}
+	*since = now;
 	return 0;
 }

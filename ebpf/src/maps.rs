@@ -418,9 +418,14 @@ impl Probes {
     /// Nanoseconds a watched process has spent on CPU since it was watched
     /// (threads summed; the slice running at the time of the call is not in yet).
     pub fn oncpu_ns(&self, pid: u32) -> Option<u64> {
+        self.oncpu(pid).map(|o| o.oncpu_ns)
+    }
+
+    /// A watched process's on-CPU time and the switch-outs it was summed over.
+    pub fn oncpu(&self, pid: u32) -> Option<RawOnCpu> {
         let m: HashMap<_, u32, RawOnCpu> =
             HashMap::try_from(map(self.mem.as_ref(), "mem", "oncpu").ok()?).ok()?;
-        m.get(&pid, 0).ok().map(|o| o.oncpu_ns)
+        m.get(&pid, 0).ok()
     }
 }
 

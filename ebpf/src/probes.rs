@@ -166,6 +166,7 @@ impl Probes {
     pub fn watch_pid(&mut self, pid: u32, role: Role) -> Result<(), ProbeError> {
         if let Some(ebpf) = self.mem.as_mut() {
             insert_flag(ebpf, "watch_pids", pid)?;
+            start_oncpu(ebpf, pid)?;
         }
         if role == Role::Proxy
             && let Some(ebpf) = self.uring.as_mut()
@@ -348,6 +349,24 @@ fn insert_flag<K: aya::Pod>(ebpf: &mut Ebpf, map: &'static str, key: K) -> Resul
         HashMap::try_from(m).map_err(|source| ProbeError::Map { map, source })?;
     hash.insert(key, 1, 0)
         .map_err(|source| ProbeError::Map { map, source })
+}
+
+/// Creates a process's on-CPU entry at zero, so that the probe only ever adds to it (a
+/// process watched again keeps its figures).
+fn start_oncpu(ebpf: &mut Ebpf, pid: u32) -> Result<(), ProbeError> {
+    const NO_EXIST: u64 = 1; // BPF_NOEXIST
+    let map = "oncpu";
+    let m = ebpf.map_mut(map).ok_or(ProbeError::Down(map))?;
+    let mut hash: HashMap<_, u32, RawOnCpu> =
+        HashMap::try_from(m).map_err(|source| ProbeError::Map { map, source })?;
+    match hash.insert(pid, RawOnCpu::default(), NO_EXIST) {
+        Err(aya::maps::MapError::SyscallError(e))
+            if e.io_error.raw_os_error() == Some(libc::EEXIST) =>
+        {
+            Ok(())
+        }
+        other => other.map_err(|source| ProbeError::Map { map, source }),
+    }
 }
 
 fn remove_key<V: aya::Pod>(ebpf: &mut Ebpf, map: &'static str, key: u32) -> Result<(), ProbeError> {

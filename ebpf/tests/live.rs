@@ -482,14 +482,15 @@ fn oncpu_matches_schedstat_and_stat_of_a_busy_child() {
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(b"go\n").unwrap();
     wait_sleeping(pid);
-    let oncpu = probes.oncpu_ns(pid).expect("on-CPU time recorded");
+    let figures = probes.oncpu(pid).expect("on-CPU time recorded");
+    let (oncpu, probe_switches) = (figures.oncpu_ns, figures.switches);
     let runtime = sched_runtime_ns(pid) - runtime_before;
     let switches = context_switches(pid) - switches_before;
     // SAFETY: sysconf has no preconditions.
     let tick_ns = 1_000_000_000 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
     let stat_ns = stat_fields(pid).1 * tick_ns;
     eprintln!(
-        "oncpu: probe {oncpu} ns, schedstat delta {runtime} ns over {switches} switches, \
+        "oncpu: probe {oncpu} ns over {probe_switches} switches, schedstat delta {runtime} ns over {switches} switches, \
          stat utime+stime {stat_ns} ns (since exec)"
     );
     // Same quantity (time between switch-in and switch-out), clocked by
