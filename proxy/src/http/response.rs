@@ -86,10 +86,20 @@ pub fn parse_response(
     request_was_head: bool,
     headers: &mut Vec<HeaderSpan>,
 ) -> Result<Status<ResponseHead>, HttpError> {
+    parse_response_within::<MAX_RESPONSE_HEADERS>(buf, request_was_head, headers)
+}
+
+/// [`parse_response`] with room for `SLOTS` header lines: a head ringway wrote itself holds
+/// the upstream's lines and its own.
+pub fn parse_response_within<const SLOTS: usize>(
+    buf: &[u8],
+    request_was_head: bool,
+    headers: &mut Vec<HeaderSpan>,
+) -> Result<Status<ResponseHead>, HttpError> {
     headers.clear();
     // Uninitialised slots: zeroing 512 of them (16 KiB) on every parse would cost more than
     // the parse; httparse fills the ones it uses.
-    let mut slots = [const { MaybeUninit::uninit() }; MAX_RESPONSE_HEADERS];
+    let mut slots = [const { MaybeUninit::uninit() }; SLOTS];
     let mut res = httparse::Response::new(&mut []);
     let head_len = match httparse::ParserConfig::default()
         .allow_spaces_after_header_name_in_responses(true)

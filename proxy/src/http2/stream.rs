@@ -22,12 +22,17 @@ use super::request::{BodyOut, write_head};
 use super::response::response_of;
 use super::{Bridge, Open};
 use crate::buffer::{Buf, SMALL};
-use crate::http::{ClientFraming, Reframer, Status, parse_response};
+use crate::http::{ClientFraming, MAX_RESPONSE_HEADERS, Reframer, Status, parse_response_within};
 use crate::limits::Admission;
 
 /// Largest answer head the pipeline writes (its own limit on an upstream's head is 64 KiB,
 /// and it adds a few fields).
 const MAX_ANSWER_HEAD: usize = 80 * 1024;
+
+/// Most header lines of an answer head the pipeline writes: an upstream's 512 and room for
+/// ringway's own (found by review: an upstream's 511 lines became 515 and the stream was
+/// reset, where HTTP/1.1 served them).
+const MAX_ANSWER_FIELDS: usize = MAX_RESPONSE_HEADERS + 128;
 
 /// Serves one stream to its end; `open` counts it among its connection's streams until
 /// both this task and its pipeline have ended.
@@ -167,7 +172,7 @@ async fn relay_answer(
     // Room for a usual answer's fields, so that parsing them does not grow it field by field.
     let mut fields = Vec::with_capacity(24);
     let head = loop {
-        match parse_response(&buf, is_head, &mut fields) {
+        match parse_response_within::<MAX_ANSWER_FIELDS>(&buf, is_head, &mut fields) {
             // An interim answer: the client is sending its body anyway.
             Ok(Status::Complete(head)) if head.status < 200 && head.status != 101 => {
                 buf.drain(..head.head_len);

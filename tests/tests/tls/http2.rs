@@ -1170,3 +1170,32 @@ fn an_http2_connection_with_no_stream_open_counts_as_waiting() {
     assert_eq!(report["second"]["status"], 200, "{report}");
     states_reach([0.0, 0.0, 0.0], "after the client left");
 }
+
+/// An answer with about as many header lines as ringway takes from an upstream (512) keeps
+/// them all over HTTP/2 too, beside the lines ringway adds (found by review: the stream was
+/// reset where HTTP/1.1 served them).
+#[test]
+fn an_answer_of_five_hundred_header_lines_passes_over_http2() {
+    // With Content-Type and Content-Length, the 512 lines an upstream may send.
+    let n = 510;
+    let uwsgi = Uwsgi::start(App::Flask);
+    let stack = H2::on(&uwsgi, "", |b| b);
+    let ran = curl_all(&[stack.transfer(
+        &format!("/cookies/{n}"),
+        &["-s", "-D", "-", "-o", "/dev/null"],
+    )]);
+    let out = ran.out();
+    let head: Vec<&str> = out.lines().map(str::trim_end).collect();
+    assert_eq!(head.first(), Some(&"HTTP/2 200"), "{out}");
+    let cookies: Vec<&str> = head
+        .iter()
+        .filter_map(|l| l.strip_prefix("set-cookie: "))
+        .collect();
+    let expected: Vec<String> = (0..n).map(|i| format!("c{i}={i}; Path=/")).collect();
+    assert_eq!(cookies, expected, "every Set-Cookie line, in order");
+    assert!(
+        head.len() > 512,
+        "the head holds more lines than an upstream may send: {}",
+        head.len()
+    );
+}
