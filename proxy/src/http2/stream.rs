@@ -57,7 +57,7 @@ pub(super) async fn serve(
     let is_head = parts.method == http::Method::HEAD;
     let limit = bridge.send_timeout;
     {
-        let sending = send_body(&pipeline, framing, &mut body, limit);
+        let sending = send_body(&pipeline, framing, &mut body);
         let answering = relay_answer(&pipeline, respond, is_head, limit);
         tokio::pin!(sending, answering);
         let mut sent = false;
@@ -102,7 +102,13 @@ async fn discard_body(body: &mut RecvStream) {
 
 /// Writes the request's body into the pipeline (its head is there already). A client that
 /// resets its stream midway leaves the pipeline a cut request (it answers 400 or logs 499).
-async fn send_body(pipeline: &StreamEnd, framing: BodyOut, body: &mut RecvStream, limit: Duration) {
+///
+/// A write waits as long as the pipeline does not read, with no timer, as an HTTP/1.1
+/// body waits in its socket: the pipeline reads a body only after `limit_req` and the
+/// access checks, and times its own reads (`client_body_timeout`); it ends, and the write
+/// fails, on every path. (Found by review: a write timed by `send_timeout` cut an upload
+/// that `limit_req` held longer.)
+async fn send_body(pipeline: &StreamEnd, framing: BodyOut, body: &mut RecvStream) {
     if framing == BodyOut::None {
         return;
     }
@@ -133,9 +139,9 @@ async fn send_body(pipeline: &StreamEnd, framing: BodyOut, body: &mut RecvStream
             let _ = write!(chunk, "{len:x}\r\n");
             chunk.extend_from_slice(&data);
             chunk.extend_from_slice(b"\r\n");
-            write(pipeline, &chunk, limit).await
+            pipeline.write_all(&chunk).await
         } else {
-            write(pipeline, &data, limit).await
+            pipeline.write_all(&data).await
         };
         if written.is_err() {
             return;
@@ -144,20 +150,7 @@ async fn send_body(pipeline: &StreamEnd, framing: BodyOut, body: &mut RecvStream
         let _ = body.flow_control().release_capacity(len);
     }
     if chunked {
-        let _ = write(pipeline, b"0\r\n\r\n", limit).await;
-    }
-}
-
-/// Writes `bytes` into the pipeline within `limit` (it takes a body as fast as it buffers
-/// it; past that, the stream is cut as a stalled socket would be).
-async fn write(pipeline: &StreamEnd, bytes: &[u8], limit: Duration) -> Result<(), ()> {
-    match tokio::time::timeout(limit, pipeline.write_all(bytes)).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(_)) => Err(()),
-        Err(_) => {
-            pipeline.end_request();
-            Err(())
-        }
+        let _ = pipeline.write_all(b"0\r\n\r\n").await;
     }
 }
 

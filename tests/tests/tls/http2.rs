@@ -1199,3 +1199,52 @@ fn an_answer_of_five_hundred_header_lines_passes_over_http2() {
         head.len()
     );
 }
+
+/// An HTTP/2 upload that `limit_req` holds for longer than `send_timeout` arrives whole
+/// once its turn comes, as an HTTP/1.1 one waits in its socket (found by review: the
+/// stream's writes into the pipeline were timed by `send_timeout`, and the held upload was
+/// cut and answered 400).
+#[test]
+fn an_http2_upload_held_by_limit_req_past_send_timeout_arrives_whole() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    // 30 a minute, spaced: the second request waits 2 s, twice `send_timeout`.
+    let stack = H2::start(
+        &uwsgi,
+        "send_timeout = \"1s\"",
+        "http2 = true\n\n[[routes]]\npath = \"/echo\"\nupstream = \"app\"\n\
+         limit_req = { rate = \"30r/m\", burst = 5, delay = 0 }",
+        |b| b,
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let body = pattern(256 * 1024);
+    let big = dir.path().join("256k.bin");
+    fs::write(&big, &body).expect("write the upload");
+    let upload = format!("@{}", big.display());
+    let answer = dir.path().join("answer.json");
+    let answer_path = answer.display().to_string();
+    let started = std::time::Instant::now();
+    let ran = curl_all(&[
+        stack.transfer("/echo", &["--data-binary", "first", "-o", "/dev/null"]),
+        stack.transfer(
+            "/echo",
+            &["--data-binary", &upload, "-o", &answer_path, "-w", OUTCOME],
+        ),
+    ]);
+    let took = started.elapsed();
+    let got = outcomes(&ran);
+    assert_eq!(
+        got.iter()
+            .map(|o| (o.status, o.version.as_str()))
+            .collect::<Vec<_>>(),
+        [(200, "2")],
+        "the held upload is served: {ran:?}"
+    );
+    let echoed: Value =
+        serde_json::from_slice(&fs::read(&answer).expect("the answer")).expect("JSON");
+    assert_eq!(echoed["length"], body.len(), "{echoed}");
+    assert_eq!(echoed["sha256"], sha256_hex(&body), "{echoed}");
+    assert!(
+        took >= Duration::from_millis(1500),
+        "the upload was held past send_timeout: {took:?}"
+    );
+}
