@@ -319,13 +319,15 @@ fn client_headers_never_become_privileged_vars() {
         addr,
         &Req::get("/environ")
             .header("X-Forwarded-Proto", "https")
-            .header("X-Forwarded-Ssl", "on"),
+            .header("X-Forwarded-Ssl", "on")
+            .header("Forwarded", "for=6.6.6.6;proto=https"),
     )
     .json();
     assert_eq!(env["wsgi.url_scheme"], "http", "{env}");
     assert!(env.get("HTTPS").is_none(), "{env}");
     assert!(env.get("HTTP_X_FORWARDED_PROTO").is_none(), "{env}");
     assert!(env.get("HTTP_X_FORWARDED_SSL").is_none(), "{env}");
+    assert!(env.get("HTTP_FORWARDED").is_none(), "{env}");
 
     // uWSGI's magic vars cannot be named by a header, with a dash or an underscore.
     let env = roundtrip(

@@ -96,6 +96,8 @@ fn the_app_sees_the_clients_address_scheme_and_host() {
             // contradict X-Forwarded-Proto); Proxy would be HTTP_PROXY (httpoxy).
             .header("X-Forwarded-Ssl", "on")
             .header("X-Forwarded-Protocol", "ssl")
+            // RFC 7239 says it all at once; some frameworks read it.
+            .header("Forwarded", "for=198.51.100.1;proto=https;host=evil.example")
             .header("Proxy", "http://evil.example:3128");
         conn.send(&spoofed.to_bytes()).expect("send");
         let r = conn.read_response().expect("response");
@@ -105,6 +107,7 @@ fn the_app_sees_the_clients_address_scheme_and_host() {
             "HTTP_PROXY",
             "HTTP_X_FORWARDED_SSL",
             "HTTP_X_FORWARDED_PROTOCOL",
+            "HTTP_FORWARDED",
         ] {
             assert!(env.get(gone).is_none(), "{server:?}: {gone} in {env}");
         }

@@ -33,13 +33,31 @@ pub(crate) fn header_values<'b>(
 /// Claims about the client's URL beside X-Forwarded-Proto that apps and app servers
 /// believe from their trusted proxy (uWSGI's scheme from X-Forwarded-Ssl; Werkzeug's
 /// ProxyFix `x_port` and `x_prefix`; X-Forwarded-Protocol, which some frameworks read as
-/// the scheme): passed on, by either protocol, only from a proxy ringway trusts in turn.
-pub(crate) const URL_CLAIMS: [&[u8]; 4] = [
+/// the scheme; RFC 7239's Forwarded, whose `for`, `proto` and `host` say all of it at once):
+/// passed on, by either protocol, only from a proxy ringway trusts in turn.
+const URL_CLAIMS: [&[u8]; 5] = [
     b"x-forwarded-ssl",
     b"x-forwarded-protocol",
     b"x-forwarded-port",
     b"x-forwarded-prefix",
+    b"forwarded",
 ];
+
+/// Whether header `name` is one of the [`URL_CLAIMS`], matched as the app reads a name
+/// (`X_Forwarded_Ssl` too).
+pub(crate) fn is_url_claim(name: &[u8]) -> bool {
+    URL_CLAIMS
+        .iter()
+        .any(|c| crate::http::names_header(name, c))
+}
+
+/// Whether a claim header named `name` passes to the app: sent by a trusted proxy, and
+/// spelled with dashes. An underscore spelling never passes: a trusted proxy may pass on
+/// its own client's `X_Forwarded_Proto` beside the `X-Forwarded-Proto` it writes, and the
+/// app reads both as one name (found by review).
+pub(crate) fn vouched(name: &[u8], trusted_peer: bool) -> bool {
+    trusted_peer && !name.contains(&b'_')
+}
 
 /// The scheme a trusted proxy says the client used: its first X-Forwarded-Proto, when that
 /// says `http` or `https` (`None`: it says neither, or `trusted` is false).

@@ -179,10 +179,8 @@ pub(crate) fn encode_request_head(
         // Matched as the app would see the name (`X_Real_IP` too, where underscores pass).
         let ours = DROPPED.iter().any(|d| http::names_header(name, d));
         let upgrade = env.upgrade && name.eq_ignore_ascii_case(b"upgrade");
-        let unvouched = !env.trusted_peer
-            && crate::identity::URL_CLAIMS
-                .iter()
-                .any(|d| http::names_header(name, d));
+        let unvouched = crate::identity::is_url_claim(name)
+            && !crate::identity::vouched(name, env.trusted_peer);
         let cert_claim =
             env.client_cert.drops_claims() && http::names_header_prefix(name, HEADER_PREFIX);
         if (ours && !upgrade)

@@ -342,8 +342,8 @@ fn forwarded(name: &[u8], env: &RequestEnv<'_>) -> bool {
     if env.client_cert.drops_claims() && crate::http::names_header_prefix(name, HEADER_PREFIX) {
         return false;
     }
-    if !env.trusted_peer
-        && (is(b"x-forwarded-proto") || crate::identity::URL_CLAIMS.iter().any(|l| is(l)))
+    if (is(b"x-forwarded-proto") || crate::identity::is_url_claim(name))
+        && !crate::identity::vouched(name, env.trusted_peer)
     {
         return false;
     }

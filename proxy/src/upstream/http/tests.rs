@@ -194,6 +194,42 @@ fn proxy_and_unvouched_scheme_claims_never_reach_the_server() {
     assert!(head.contains("X-Forwarded-Proto: https\r\n"), "{head}");
 }
 
+/// Found by review: RFC 7239's Forwarded says all the X-Forwarded-* headers say, and
+/// passed from anyone; and behind a trusted proxy that passes underscore names on, its
+/// client's `X_Forwarded_Ssl` went beside the proxy's own.
+#[test]
+fn forwarded_passes_only_from_a_trusted_proxy_and_underscore_claims_never() {
+    let request = b"GET / HTTP/1.1\r\nHost: h\r\nForwarded: for=6.6.6.6;proto=https\r\n\
+                    X_Forwarded_Ssl: on\r\nX_Forwarded_Prefix: /evil\r\n\
+                    X-Forwarded-Port: 443\r\n\r\n";
+    let head = encode(
+        request,
+        &HeadEnv {
+            allow_underscores: true,
+            ..env()
+        },
+    );
+    for spoofed in ["6.6.6.6", "X_Forwarded_Ssl", "/evil", "443"] {
+        assert!(!head.contains(spoofed), "{spoofed} passed on:\n{head}");
+    }
+    let head = encode(
+        request,
+        &HeadEnv {
+            allow_underscores: true,
+            trusted_peer: true,
+            ..env()
+        },
+    );
+    assert!(
+        head.contains("Forwarded: for=6.6.6.6;proto=https\r\n"),
+        "{head}"
+    );
+    assert!(head.contains("X-Forwarded-Port: 443\r\n"), "{head}");
+    for spoofed in ["X_Forwarded_Ssl", "/evil"] {
+        assert!(!head.contains(spoofed), "{spoofed} passed on:\n{head}");
+    }
+}
+
 #[test]
 fn a_trusted_proxy_names_the_scheme_only_with_http_or_https() {
     let trusted = HeadEnv {

@@ -305,6 +305,32 @@ Transfer_Encoding: chunked\r\nContent_Length: 99\r\nContent_Type: a/b\r\nX_Foo: 
     assert_eq!(http_keys(&vars), ["HTTP_HOST", "HTTP_X_FOO"]);
 }
 
+/// Found by review: behind a trusted proxy that passes underscore names on (with them
+/// allowed here), its client's `X_Forwarded_Proto` became a second HTTP_X_FORWARDED_PROTO,
+/// and uWSGI takes the last for the scheme; RFC 7239's Forwarded passed from anyone.
+#[test]
+fn claims_pass_from_a_trusted_proxy_only_as_it_spells_them() {
+    let buf = b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-Proto: http\r\n\
+X_Forwarded_Proto: https\r\nX_Forwarded_Ssl: on\r\nForwarded: proto=https\r\n\r\n";
+    let untrusted = RequestEnv {
+        allow_underscores: true,
+        ..env()
+    };
+    let vars = vars_of(&encode(buf, &untrusted, None, 4096).unwrap());
+    assert_eq!(http_keys(&vars), ["HTTP_HOST"]);
+    let trusted = RequestEnv {
+        trusted_peer: true,
+        ..untrusted
+    };
+    let vars = vars_of(&encode(buf, &trusted, None, 4096).unwrap());
+    assert_eq!(
+        http_keys(&vars),
+        ["HTTP_HOST", "HTTP_X_FORWARDED_PROTO", "HTTP_FORWARDED"]
+    );
+    assert_eq!(get(&vars, "HTTP_X_FORWARDED_PROTO"), Some("http"));
+    assert_eq!(get(&vars, "HTTP_FORWARDED"), Some("proto=https"));
+}
+
 #[test]
 fn a_verified_client_certificate_is_told_and_a_clients_claims_are_not() {
     let cert = crate::tls::PeerCert {
