@@ -1228,7 +1228,7 @@ fn a_full_disk_drops_lines_counts_them_and_serves_on() {
         ringway.stderr()
     );
     assert!(
-        ringway.stderr().contains("access log write failed"),
+        ringway.wait_for_log("access log write failed", Duration::from_secs(5)),
         "{}",
         ringway.stderr()
     );

@@ -470,9 +470,10 @@ fn a_connection_without_a_valid_proxy_header_is_closed() {
     assert_eq!(rejected(&ringway, "invalid"), 6);
     assert_eq!(rejected(&ringway, "timeout"), 2);
     assert!(
-        ringway
-            .stderr()
-            .contains("did not start with a valid PROXY header"),
+        ringway.wait_for_log(
+            "did not start with a valid PROXY header",
+            Duration::from_secs(5)
+        ),
         "a log line says why:\n{}",
         ringway.stderr()
     );

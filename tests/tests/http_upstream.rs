@@ -97,7 +97,10 @@ fn the_app_sees_the_clients_address_scheme_and_host() {
             .header("X-Forwarded-Ssl", "on")
             .header("X-Forwarded-Protocol", "ssl")
             // RFC 7239 says it all at once; some frameworks read it.
-            .header("Forwarded", "for=198.51.100.1;proto=https;host=evil.example")
+            .header(
+                "Forwarded",
+                "for=198.51.100.1;proto=https;host=evil.example",
+            )
             .header("Proxy", "http://evil.example:3128");
         conn.send(&spoofed.to_bytes()).expect("send");
         let r = conn.read_response().expect("response");
@@ -806,10 +809,12 @@ fn an_answer_framed_both_ways_is_a_502() {
     assert_eq!(r.status, 502, "{r:?}");
     let r = roundtrip(ringway.addr(), &Req::get("/chunked"));
     assert_eq!((r.status, r.text().as_str()), (200, "ok"), "{r:?}");
+    // The log line reaches the harness through a pipe, after the answer: waited for.
     assert!(
-        ringway
-            .stderr()
-            .contains("both Content-Length and Transfer-Encoding"),
+        ringway.wait_for_log(
+            "both Content-Length and Transfer-Encoding",
+            Duration::from_secs(5)
+        ),
         "{}",
         ringway.stderr()
     );

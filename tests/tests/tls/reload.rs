@@ -117,7 +117,7 @@ fn sighup_swaps_the_certificate_keeps_sessions_and_survives_broken_files() {
     assert_serves(&mut old_conn, "the session from before the reload");
     assert_eq!(expiry(&ringway, &second), second.not_after as f64);
     assert!(
-        ringway.stderr().contains("serial=5b5b0002"),
+        ringway.wait_for_log("serial=5b5b0002", Duration::from_secs(5)),
         "the new serial is logged:\n{}",
         ringway.stderr()
     );
