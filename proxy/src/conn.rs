@@ -30,7 +30,7 @@ use crate::fail::Fail;
 use crate::generation;
 use crate::http::Method;
 use crate::io::{Counted, Stream, write_all};
-use crate::limits::Admission;
+use crate::limits::{Admission, connection_ip};
 use crate::metrics::{self, Phase, TlsOutcome, WorkerStats};
 use crate::tls::Handshake;
 use crate::worker::Worker;
@@ -71,17 +71,19 @@ pub(crate) async fn serve_proxied(
     worker: Rc<Worker>,
 ) {
     let live = Live::open(&stream, peer, &worker);
+    // Counted from the accept: a connection still sending its header holds a socket too.
+    let admission = worker.limits.admit_unnamed();
     let Some(Proxied {
         source,
         named,
         rest,
-    }) = proxy_header(&stream, peer, &worker).await
+    }) = proxy_header(&stream, peer, &worker, &admission).await
     else {
         return;
     };
     worker.stats.identify(live.key, source);
     let live = live.into_key();
-    let admission = worker.limits.admit(source);
+    let admission = admission.naming(connection_ip(source));
     run(
         ClientStream::Plain(stream),
         (source, named),
@@ -95,9 +97,19 @@ pub(crate) async fn serve_proxied(
 }
 
 /// Reads the PROXY header `stream` starts with; `None` when the connection is to be closed
-/// (reported and counted if it was for want of a valid header).
-async fn proxy_header(stream: &TcpStream, peer: SocketAddr, worker: &Worker) -> Option<Proxied> {
-    match read_proxy_header(stream, peer, worker).await {
+/// (reported and counted if it was for want of a valid header). A connection `admission`
+/// refused has as long as it would have for its request head.
+async fn proxy_header(
+    stream: &TcpStream,
+    peer: SocketAddr,
+    worker: &Worker,
+    admission: &Admission,
+) -> Option<Proxied> {
+    let mut limit = worker.config.client_header_timeout;
+    if admission.refused().is_some() {
+        limit = limit.min(REFUSED_HEAD_TIMEOUT);
+    }
+    match read_proxy_header(stream, peer, worker, limit).await {
         Ok(proxied) => proxied.map(|proxied| believed(proxied, peer, &worker.config)),
         Err(fail) => {
             fail.report(peer, &worker.stats);
@@ -147,9 +159,11 @@ pub(crate) async fn serve_tls(
     // Counted from the accept: a handshake holds a socket too, and the accept queue's
     // wait ends here, not once the client has said its first word.
     let live = Live::open(&stream, peer, &worker);
+    // Counted from the accept, by the process-wide count until the client is known.
+    let admission = worker.limits.admit_unnamed();
     // A load balancer in TCP mode sends the PROXY header before the ClientHello.
     let (peer, named, first) = if worker.config.proxy_protocol {
-        match proxy_header(&stream, peer, &worker).await {
+        match proxy_header(&stream, peer, &worker, &admission).await {
             Some(Proxied {
                 source,
                 named,
@@ -166,7 +180,7 @@ pub(crate) async fn serve_tls(
     // Decided before the handshake, like a plain connection's at accept (on the client the
     // PROXY header names); a refused one still gets its 503 over TLS after the handshake.
     // Counted through the handshake: it holds a socket too.
-    let admission = worker.limits.admit(peer);
+    let admission = admission.naming(connection_ip(peer));
     match crate::tls::accept(stream, acceptor, tls.handshake_timeout, first).await {
         Handshake::Done(session, took) => {
             worker

@@ -335,6 +335,38 @@ fn max_connections_refuses_the_extra_connection_and_frees_its_place_on_close() {
     drop(again);
 }
 
+/// With `proxy_protocol`, a connection is counted from its accept, while its PROXY header
+/// has yet to come, as nginx's `worker_connections` counts it (found by review: until the
+/// header came, nothing counted it, and clients that never sent one were not bounded).
+#[test]
+fn max_connections_counts_a_connection_still_owing_its_proxy_header() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let config = format!(
+        "max_connections = 2\nproxy_protocol = true\nupstream = [\"{}\"]\n",
+        uwsgi.upstream()
+    );
+    let (ringway, metrics) = start(&config, 1);
+    let addr = ringway.addr();
+    let silent: Vec<Conn> = (0..2).map(|_| Conn::open(addr)).collect();
+    wait_for_sample(metrics, "ringway_connections_active", 2.0);
+    let proxied = |conn: &mut Conn| {
+        let mut bytes = b"PROXY TCP4 203.0.113.9 127.0.0.1 40000 80\r\n".to_vec();
+        bytes.extend_from_slice(&Req::get("/").to_bytes());
+        conn.send(&bytes).expect("send");
+        conn.read_response_to("GET").expect("response")
+    };
+    let r = proxied(&mut Conn::open(addr));
+    assert_eq!(r.status, 503, "the two silent ones fill the process: {r:?}");
+    wait_for_sample(
+        metrics,
+        "ringway_limit_rejected_total{kind=\"max_connections\"}",
+        1.0,
+    );
+    drop(silent);
+    let served = poll_until(SOON, || proxied(&mut Conn::open(addr)).status == 200);
+    assert!(served, "a place came back once they closed");
+}
+
 /// A config with the group `app` (`max_conns`, `queue`, `queue_timeout`) on route `/`, and
 /// `brief` on the same uWSGI under `/brief`.
 fn queue_config(uwsgi: &Uwsgi) -> String {

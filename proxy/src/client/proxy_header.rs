@@ -4,7 +4,7 @@
 //! `crate::proxy_protocol`; this is the socket side of it.
 
 use std::net::{Shutdown, SocketAddr};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio_uring::net::TcpStream;
 
@@ -26,16 +26,17 @@ pub(crate) struct Proxied {
     pub(crate) rest: Buf,
 }
 
-/// Reads the PROXY header at the start of `tcp` (accepted from `peer`) within
-/// `client_header_timeout`. `Ok(None)`: the connection closed before sending a byte, or
-/// the server is stopping; nothing to report. `Err`: closed for want of a valid header;
-/// the caller reports it. On any `Err` or `None` the socket has nothing in flight.
+/// Reads the PROXY header at the start of `tcp` (accepted from `peer`) within `limit`.
+/// `Ok(None)`: the connection closed before sending a byte, or the server is stopping;
+/// nothing to report. `Err`: closed for want of a valid header; the caller reports it. On
+/// any `Err` or `None` the socket has nothing in flight.
 pub(crate) async fn read_proxy_header(
     tcp: &TcpStream,
     peer: SocketAddr,
     worker: &Worker,
+    limit: Duration,
 ) -> Result<Option<Proxied>, Fail> {
-    let deadline = Instant::now() + worker.config.client_header_timeout;
+    let deadline = Instant::now() + limit;
     let mut input = Buf::with_capacity(TINY);
     loop {
         match proxy_protocol::parse(&input).map_err(Fail::ProxyHeader)? {

@@ -83,6 +83,14 @@ impl ConnLimiter {
     /// Decides on a connection from `ip` just accepted: counts it, or says which limit it
     /// is over (and counts the refusal).
     pub(crate) fn admit(self: &Arc<Self>, ip: IpAddr) -> Admission {
+        self.admit_unnamed().naming(ip)
+    }
+
+    /// Decides on a connection just accepted whose client is not known yet (its PROXY
+    /// header will name it) by the process-wide count alone, which holds it from the
+    /// accept on, as nginx's `worker_connections` does; [`Admission::naming`] adds the
+    /// client's count once it is known.
+    pub(crate) fn admit_unnamed(self: &Arc<Self>) -> Admission {
         if self.counted == ConnLimits::default() {
             return Admission::Admitted(None);
         }
@@ -95,25 +103,10 @@ impl ConnLimiter {
                 return self.refuse(ConnLimit::Process);
             }
         }
-        let mut ticket = ConnTicket {
+        Admission::Admitted(Some(ConnTicket {
             limiter: Arc::clone(self),
             ip: None,
-        };
-        if self.counted.per_ip.is_some() {
-            let per_ip = self.per_ip.load(Ordering::Relaxed);
-            let ip = ip.to_canonical();
-            let mut shard = self.shard(ip);
-            let count = shard.entry(ip).or_insert(0);
-            if *count >= per_ip {
-                drop(shard);
-                // The ticket (counted in `open` only) uncounts itself as it drops.
-                drop(ticket);
-                return self.refuse(ConnLimit::PerIp);
-            }
-            *count += 1;
-            ticket.ip = Some(ip);
-        }
-        Admission::Admitted(Some(ticket))
+        }))
     }
 
     fn refuse(&self, limit: ConnLimit) -> Admission {
@@ -187,6 +180,32 @@ impl Drop for ConnTicket {
 }
 
 impl Admission {
+    /// This admission, with the connection counted under its client `ip` too
+    /// (`limit_conn_per_ip`), by the limiter that admitted it: refused if the client has as
+    /// many open as allowed.
+    pub(crate) fn naming(self, ip: IpAddr) -> Admission {
+        let Admission::Admitted(Some(mut ticket)) = self else {
+            return self;
+        };
+        let limiter = Arc::clone(&ticket.limiter);
+        if limiter.counted.per_ip.is_none() || ticket.ip.is_some() {
+            return Admission::Admitted(Some(ticket));
+        }
+        let per_ip = limiter.per_ip.load(Ordering::Relaxed);
+        let ip = ip.to_canonical();
+        let mut shard = limiter.shard(ip);
+        let count = shard.entry(ip).or_insert(0);
+        if *count >= per_ip {
+            drop(shard);
+            // The ticket (counted in `open` only) uncounts itself as it drops.
+            drop(ticket);
+            return limiter.refuse(ConnLimit::PerIp);
+        }
+        *count += 1;
+        ticket.ip = Some(ip);
+        Admission::Admitted(Some(ticket))
+    }
+
     /// The limit the connection is over, if it was refused.
     pub(crate) fn refused(&self) -> Option<ConnLimit> {
         match self {
@@ -253,6 +272,33 @@ mod tests {
         assert_eq!(l.open(), 0);
         assert_eq!(l.ips(), 0, "an entry goes when its count reaches 0");
         assert_eq!(l.rejected(ConnLimit::PerIp), 2);
+    }
+
+    /// Found by review: a connection still sending its PROXY header was not counted, so
+    /// `max_connections` did not bound connections that never sent one.
+    #[test]
+    fn a_connection_is_counted_from_the_accept_and_under_its_client_once_named() {
+        let l = limiter(Some(2), Some(1));
+        let waiting = l.admit_unnamed();
+        assert!(waiting.refused().is_none());
+        assert_eq!((l.open(), l.ips()), (1, 0));
+        let named = waiting.naming(ip("10.0.0.1"));
+        assert!(named.refused().is_none());
+        assert_eq!((l.open(), l.ips()), (1, 1));
+        // The second from that client is over its limit once named, and uncounted.
+        let second = l.admit_unnamed().naming(ip("10.0.0.1"));
+        assert_eq!(second.refused(), Some(ConnLimit::PerIp));
+        assert_eq!(l.open(), 1);
+        // Two waiting for their headers fill the process.
+        let held = l.admit_unnamed();
+        assert_eq!(l.admit_unnamed().refused(), Some(ConnLimit::Process));
+        // A refusal stays one when named.
+        assert_eq!(
+            l.admit_unnamed().naming(ip("10.0.0.2")).refused(),
+            Some(ConnLimit::Process)
+        );
+        drop((named, held));
+        assert_eq!((l.open(), l.ips()), (0, 0));
     }
 
     #[test]

@@ -136,6 +136,12 @@ impl Limiters {
         self.conns.admit(connection_ip(peer))
     }
 
+    /// Decides on a connection just accepted whose PROXY header will name its client: by
+    /// the process-wide count, until [`Admission::naming`] counts the client.
+    pub(crate) fn admit_unnamed(&self) -> Admission {
+        self.conns.admit_unnamed()
+    }
+
     /// One request from `client_ip` to the route at `route`: how long it waits under the
     /// route's `limit_req` before it is served (zero: at once), or `Err(seconds)` when it
     /// is over it, with the Retry-After to answer.
