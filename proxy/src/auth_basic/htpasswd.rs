@@ -115,19 +115,19 @@ impl Hash {
             }
         }
         if stored.starts_with("$5$") || stored.starts_with("$6$") {
-            // Checked now: a hash that cannot be read would fail every request. The rounds
-            // are bounded first, as the check below costs them once.
-            if !is_sha_crypt(stored) {
+            // Checked now: a hash that cannot be read would fail every request.
+            let Some(probe) = sha_crypt_probe(stored) else {
                 return Err(format!(
-                    "not a valid SHA-crypt hash ($5$ or $6$, [rounds=N$] with N at most \
-                     {MAX_SHA_ROUNDS}, a salt, the hash)"
+                    "not a valid SHA-crypt hash ($5$ or $6$, [rounds=N$] with N from {} to \
+                     {MAX_SHA_ROUNDS}, a salt, the hash)",
+                    sha_crypt::Params::ROUNDS_MIN
                 ));
-            }
+            };
             let readable = {
                 use sha_crypt::PasswordVerifier as _;
                 // An empty password: right, or wrong; anything else is a hash it cannot read.
                 matches!(
-                    sha_crypt::ShaCrypt::default().verify_password(b"", stored),
+                    sha_crypt::ShaCrypt::default().verify_password(b"", probe.as_str()),
                     Ok(()) | Err(sha_crypt::password_hash::Error::PasswordInvalid)
                 )
             };
@@ -206,28 +206,41 @@ const MAX_SHA_ROUNDS: u32 = 1_000_000;
 /// Highest bcrypt cost taken (`htpasswd -B` uses 5; 16 takes seconds a check).
 const MAX_BCRYPT_COST: u32 = 16;
 
-/// `$5$[rounds=N$]salt$hash` (43 characters of hash) or `$6$...` (86), in crypt's
-/// alphabet, as glibc and the sha-crypt crate write it.
-fn is_sha_crypt(stored: &str) -> bool {
+/// For `$5$[rounds=N$]salt$hash` (43 characters of hash) or `$6$...` (86), in crypt's
+/// alphabet, as glibc and the sha-crypt crate write it, with N within bounds: the same hash
+/// at the fewest rounds SHA-crypt takes, whose check reads every field as the check of
+/// `stored` would, for a fraction of its cost. The file is read again after each change,
+/// and checking each user at its own rounds (up to a million) every time held the request
+/// that looked (found by review).
+fn sha_crypt_probe(stored: &str) -> Option<String> {
     let mut fields = stored.split('$').skip(1);
-    let hash_len = match fields.next() {
-        Some("5") => 43,
-        Some("6") => 86,
-        _ => return false,
+    let id = fields.next()?;
+    let hash_len = match id {
+        "5" => 43,
+        "6" => 86,
+        _ => return None,
     };
     let mut rest: Vec<&str> = fields.collect();
     if rest.first().is_some_and(|f| f.starts_with("rounds=")) {
         let rounds = rest.remove(0).trim_start_matches("rounds=");
-        if rounds.parse::<u32>().map_or(true, |n| n > MAX_SHA_ROUNDS) {
-            return false;
+        let bounds = sha_crypt::Params::ROUNDS_MIN..=MAX_SHA_ROUNDS;
+        if !rounds.parse::<u32>().is_ok_and(|n| bounds.contains(&n)) {
+            return None;
         }
     }
     let crypt64 = |f: &str| {
         f.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'/')
     };
-    matches!(rest.as_slice(), [salt, hash]
-        if salt.len() <= 16 && hash.len() == hash_len && crypt64(hash))
+    match rest.as_slice() {
+        [salt, hash] if salt.len() <= 16 && hash.len() == hash_len && crypt64(hash) => {
+            Some(format!(
+                "${id}$rounds={}${salt}${hash}",
+                sha_crypt::Params::ROUNDS_MIN
+            ))
+        }
+        _ => None,
+    }
 }
 
 fn decode(b64: &str) -> Result<Vec<u8>, String> {
@@ -298,6 +311,10 @@ plain:{PLAIN}not-this-one
             ),
             (
                 "a:$6$rounds=999999999$abcdefgh$ltjgWl6579NluT/Vi1nwEvcil.G5Nbc4NiXZaNGStk8PSwGfQv72N2CKPPrVACtLtip/cZ/1GM/O6IND4WQhG.\n",
+                "not a valid SHA-crypt hash",
+            ),
+            (
+                "a:$5$rounds=999$saltsalt$3Gj9uuf2Mb6gu/7xjkvfLSc2PkSaJgBpqAeTLKSHtQ0\n",
                 "not a valid SHA-crypt hash",
             ),
             (

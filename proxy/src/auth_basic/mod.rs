@@ -114,9 +114,13 @@ impl Stamp {
                 self.ctime.0.max(0) as u64,
                 self.ctime.1.clamp(0, 999_999_999) as u32,
             );
+        // A change time ahead of the clock (the clock was set back since) is settled: a
+        // later change gets the clock's time, which differs from it. Taken as settling, the
+        // file was read and checked again at every look until the clock caught up (found by
+        // review).
         SystemTime::now()
             .duration_since(changed)
-            .map_or(true, |age| age < SETTLING)
+            .is_ok_and(|age| age < SETTLING)
     }
 
     /// The stamp of the file at `path` now; `None` if it cannot be seen.
@@ -519,6 +523,12 @@ mod tests {
         };
         assert!(!settled.is_settling());
         assert!(Stamp::of(&file).unwrap().is_settling());
+        // Changed "in the future" (the clock was set back since): settled too.
+        let ahead = Stamp {
+            ctime: (i64::from(u32::MAX), 0),
+            ..settled
+        };
+        assert!(!ahead.is_settling());
         assert!(matches!(
             look(&file, Some(settled), false),
             Look::Read { new: true, .. }
