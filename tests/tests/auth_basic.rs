@@ -12,7 +12,7 @@ use ringway_tests::nginx::uwsgi_pass;
 use ringway_tests::{App, Nginx, Ringway, Uwsgi};
 
 /// Every user's password is "secret" (made by `openssl passwd` and libxcrypt's crypt(3);
-/// bcrypt at cost 5).
+/// bcrypt at cost 5; yescrypt with Debian's default parameters, as `mkpasswd` makes it).
 const USERS: &str = "\
 # one user per scheme
 plain:{PLAIN}secret
@@ -23,10 +23,11 @@ md5:$1$saltsalt$9xy1btjgzLYfb7hivXtC//
 sha256:$5$abcdefgh$gruCpC7VkOTspMQTTSAR8mtlO9Upms.fwqE5y16JVM.
 sha512:$6$abcdefgh$ltjgWl6579NluT/Vi1nwEvcil.G5Nbc4NiXZaNGStk8PSwGfQv72N2CKPPrVACtLtip/cZ/1GM/O6IND4WQhG.
 bcrypt:$2y$05$KkHXfcCOE.uQ9hwydT.zb.RhMJ2tNqrkqjVBRMlZ8btZ7/zo.8P7C:a comment
+yescrypt:$y$j9T$abcdefghijklmnop$3dL1LkYnZM.OVXuVdnnaKVDlLYT92dRwOzDZ5XiVCe.
 ";
 
-const SCHEMES: [&str; 8] = [
-    "plain", "sha", "ssha", "apr1", "md5", "sha256", "sha512", "bcrypt",
+const SCHEMES: [&str; 9] = [
+    "plain", "sha", "ssha", "apr1", "md5", "sha256", "sha512", "bcrypt", "yescrypt",
 ];
 
 fn basic(credentials: &str) -> String {

@@ -1,7 +1,7 @@
 //! An htpasswd file, read as nginx reads `auth_basic_user_file`: a line per user,
 //! `name:password[:comment]`, `#` lines and blank lines skipped, the first line for a name
-//! the one that counts; the password in one of the schemes nginx takes (bcrypt, SHA-crypt,
-//! MD5-crypt and Apache's `$apr1$`, `{SHA}`, `{SSHA}`, `{PLAIN}`). A line ringway could not
+//! the one that counts; the password in one of the schemes nginx takes (bcrypt, yescrypt,
+//! SHA-crypt, MD5-crypt and Apache's `$apr1$`, `{SHA}`, `{SSHA}`, `{PLAIN}`). A line ringway could not
 //! check is refused when the file is loaded, not found out on a request.
 
 use std::collections::HashMap;
@@ -38,6 +38,8 @@ pub(crate) enum Hash {
     ShaCrypt(Box<str>),
     /// `$2y$`, `$2b$`, `$2a$` (`htpasswd -B`).
     Bcrypt(Box<str>),
+    /// `$y$...` (`mkpasswd`'s default on Debian 12 and Ubuntu 22.04).
+    Yescrypt(Box<str>),
 }
 
 impl Users {
@@ -152,6 +154,10 @@ impl Hash {
             }
             return Ok(Hash::Bcrypt(stored.into()));
         }
+        if stored.starts_with("$y$") {
+            super::yescrypt::check(stored)?;
+            return Ok(Hash::Yescrypt(stored.into()));
+        }
         if stored.len() == 13 {
             return Err(
                 "a DES crypt hash (`htpasswd -d`): it checks only 8 characters of a \
@@ -161,8 +167,8 @@ impl Hash {
             );
         }
         Err(
-            "an unknown password scheme (ringway takes $2y$ bcrypt, $5$/$6$ SHA-crypt, \
-             $apr1$/$1$ MD5-crypt, {SHA}, {SSHA}, {PLAIN})"
+            "an unknown password scheme (ringway takes $2y$ bcrypt, $y$ yescrypt, $5$/$6$ \
+             SHA-crypt, $apr1$/$1$ MD5-crypt, {SHA}, {SSHA}, {PLAIN})"
                 .to_owned(),
         )
     }
@@ -172,7 +178,7 @@ impl Hash {
     pub(crate) fn is_slow(&self) -> bool {
         matches!(
             self,
-            Hash::Md5Crypt { .. } | Hash::ShaCrypt(_) | Hash::Bcrypt(_)
+            Hash::Md5Crypt { .. } | Hash::ShaCrypt(_) | Hash::Bcrypt(_) | Hash::Yescrypt(_)
         )
     }
 
@@ -197,6 +203,7 @@ impl Hash {
                     .is_ok()
             }
             Hash::Bcrypt(stored) => bcrypt::verify(password, stored).unwrap_or(false),
+            Hash::Yescrypt(stored) => super::yescrypt::verify(password, stored),
         }
     }
 }

@@ -17,6 +17,7 @@
 
 mod htpasswd;
 mod md5_crypt;
+mod yescrypt;
 
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
