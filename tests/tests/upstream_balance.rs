@@ -128,6 +128,11 @@ fn a_backup_takes_requests_only_when_no_primary_can() {
         Req::get("/"),
     ];
     case(&uwsgis, &backup, DEFAULTS, &reqs, "b c c c");
+    // One primary and a backup: the primary's failure counts (nginx clears `single` when
+    // there are backups), and the backup takes the next ones at once (found by review:
+    // each went to the primary first).
+    let reqs = [Req::get("/fail-in/a"), Req::get("/"), Req::get("/")];
+    case(&uwsgis[..2], &["", "backup"], DEFAULTS, &reqs, "b b b");
 }
 
 #[test]

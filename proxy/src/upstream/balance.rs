@@ -3,8 +3,10 @@
 //! `ngx_http_upstream_round_robin.c` does them, in each worker as in each nginx worker
 //! process. The same weights give the same order as nginx (5, 1, 1: a a b a c a a).
 //!
-//! A group of one primary server (backups aside) keeps no failure count, as nginx's
-//! `single` peers: that server takes every request it can. One difference: where nginx
+//! A group of one server keeps no failure count, as nginx's `single` peers: that server
+//! takes every request it can. With a backup beside it, nginx counts (it clears `single`
+//! when there are backups), so a failing primary goes out of turn and the backup takes its
+//! requests for `fail_timeout`. One difference: where nginx
 //! answers 502 ("no live upstreams") because every server is out of turn after failures,
 //! ringway tries those servers still, the primaries first: a server that failed a moment
 //! ago may be back.
@@ -17,7 +19,8 @@ use crate::config::ServerOptions;
 /// One worker's turn-taking state for a group's servers.
 pub(super) struct Balancer {
     peers: Vec<Peer>,
-    /// One primary server: no failure is counted against it (nginx's `peers->single`).
+    /// One server and no backup: no failure is counted against it (nginx's
+    /// `peers->single`).
     single: bool,
 }
 
@@ -88,7 +91,9 @@ impl Balancer {
                 checked: Cell::new(None),
             })
             .collect::<Vec<Peer>>();
-        let single = peers.iter().filter(|p| !p.backup).count() == 1;
+        // nginx clears `single` when there are backups (found by review: a single primary's
+        // failures went uncounted, and each request waited for it before the backup).
+        let single = peers.len() == 1;
         Balancer { peers, single }
     }
 
@@ -238,14 +243,26 @@ mod tests {
     }
 
     #[test]
-    fn a_single_primary_keeps_no_count() {
-        let b = balancer(&["a", "b backup"]);
+    fn a_single_server_keeps_no_count() {
+        let b = balancer(&["a"]);
         let now = Instant::now();
         for _ in 0..3 {
             assert!(!b.failed(0, now));
         }
         assert_eq!(turns(&b, now, 2), [0, 0], "never out of turn");
-        assert_eq!(b.pick(now, |i| i != 0), Some(1), "a tried: the backup");
+    }
+
+    #[test]
+    fn a_single_primary_with_a_backup_counts_and_yields_to_it() {
+        let b = balancer(&["a", "b backup"]);
+        let now = Instant::now();
+        assert!(b.failed(0, now), "max_fails = 1: out of turn");
+        assert_eq!(turns(&b, now, 2), [1, 1], "the backup takes its turns");
+        // After fail_timeout, one request tries it again; an answer puts it back in turn.
+        let later = now + Duration::from_secs(11);
+        assert_eq!(turns(&b, later, 2), [0, 1], "one request tries it again");
+        b.answered(0);
+        assert_eq!(turns(&b, later, 2), [0, 0], "back in turn");
         assert!(b.failed(1, now), "a backup's failures count");
     }
 
