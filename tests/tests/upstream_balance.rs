@@ -166,6 +166,24 @@ fn max_fails_and_fail_timeout_decide_when_a_server_is_out_of_turn() {
     through_both(&both, &fails[..4], "b b 502 b", &params);
 }
 
+/// A server whose connect failed is not tried again for that request: when the next one
+/// answers with a status the request would go on for, no server is left and that answer is
+/// the client's, as from nginx (found by review: ringway went back to the refusing server
+/// and answered 502, the answer in hand lost).
+#[test]
+fn a_server_whose_connect_failed_is_not_tried_again_for_the_request() {
+    let mut uwsgis = trio();
+    let listed = (
+        "next_upstream = [\"error\", \"timeout\", \"http_503\"]",
+        "uwsgi_next_upstream error timeout http_503;",
+    );
+    let params = ["", ""];
+    let both = proxies(&uwsgis[..2], &params, listed);
+    uwsgis[0].kill();
+    // `a`'s turn first: its connect is refused, `b` answers 503.
+    through_both(&both, &[Req::get("/status/503")], "503b", &params);
+}
+
 /// The same turns over HTTP servers, whose connections are kept: a kept connection is
 /// taken from the server whose turn it is, never in place of the turn.
 #[test]

@@ -344,7 +344,7 @@ async fn ask(
                 group,
             ),
         };
-        let (upstream, _) = connect(client, req, &target, worker, group, reuse, tried)
+        let (upstream, _) = connect(client, req, &target, worker, group, reuse, &mut tried)
             .await
             .map_err(failed)?;
         let exchange = async {

@@ -71,7 +71,7 @@ pub(super) async fn exchange(
     let mut stale_retried = false;
     loop {
         let (upstream, connected) =
-            connect(client, req, target, worker, group, reuse, tried).await?;
+            connect(client, req, target, worker, group, reuse, &mut tried).await?;
         let parts = HeadParts::of(client, req);
         let head = encode_head(
             client,

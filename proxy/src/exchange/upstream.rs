@@ -152,7 +152,7 @@ async fn exchange_uwsgi(
     loop {
         let reuse = Reuse::Fresh;
         let (upstream, connected) =
-            connect(client, req, target, worker, group, reuse, tried).await?;
+            connect(client, req, target, worker, group, reuse, &mut tried).await?;
         let mut headers = std::mem::take(&mut client.response_headers);
         let with_upstream = async {
             let sent = send_request(&upstream, vars, body, timeout).await?;
@@ -272,7 +272,7 @@ pub(super) async fn connect(
     worker: &Worker,
     group: &Upstreams,
     reuse: Reuse,
-    tried: Tried,
+    tried: &mut Tried,
 ) -> Result<(UpstreamConn, Instant), Fail> {
     let permit = tokio::select! {
         biased;

@@ -225,7 +225,9 @@ impl Upstreams {
     }
 
     /// Connects to the server whose turn it is, trying the others on failure, except those
-    /// `tried` names (see [`Balancer::pick`] for the order). The failure reported is the
+    /// `tried` names (see [`Balancer::pick`] for the order); the servers whose connect
+    /// failed join `tried`, so a request passed on later does not go back to them (found
+    /// by review: it did, and the refusal replaced the answer in hand). The failure reported is the
     /// most telling one: busy or timed out says more than refused. With a `permit` (from
     /// [`Upstreams::slot`]) only servers with room are tried, and the connection keeps the
     /// server's slot. A kept HTTP connection is taken first when `reuse` allows.
@@ -234,14 +236,14 @@ impl Upstreams {
         mut permit: Option<Permit>,
         limit: Duration,
         reuse: Reuse,
-        tried: Tried,
+        tried: &mut Tried,
     ) -> Result<UpstreamConn, Fail> {
         let mut worst = Fail::UpstreamRefused;
         let mut tried_any = false;
         // A permit guarantees a server with room, but a scan can miss it while other
         // workers take and give back slots: look again if every server seemed full.
         for _ in 0..SCANS {
-            let mut passed = tried;
+            let mut passed = *tried;
             let with_room = permit.is_some();
             loop {
                 // Each pick at its own time: a connect before it may have taken seconds.
@@ -289,6 +291,7 @@ impl Upstreams {
                         // Every failed connect counts, as in nginx: refused, timed out, or a
                         // full backlog (EAGAIN on a unix socket).
                         self.count_failure(i, Instant::now());
+                        tried.add(i);
                         let fail = classify(&err);
                         if fail == Fail::UpstreamRefused {
                             member.health.refused(now);
