@@ -282,6 +282,24 @@ impl Pki {
         self.sign(stem, &params, &key, serial)
     }
 
+    /// [`Pki::issue_client`] with the subject `CN=name`, valid until `not_after` only.
+    pub fn issue_client_until(
+        &self,
+        stem: &str,
+        name: &str,
+        serial: u64,
+        not_after: time::OffsetDateTime,
+    ) -> Leaf {
+        let key = KeyPair::generate().expect("client key");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("client params");
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.serial_number = Some(SerialNumber::from(serial));
+        params.not_before = date_time_ymd(2024, 1, 1);
+        params.not_after = not_after;
+        self.sign(stem, &params, &key, serial)
+    }
+
     /// A revocation list of this CA naming `serials`, written to `crl.pem`.
     pub fn revoke(&self, serials: &[u64]) -> PathBuf {
         let params = CertificateRevocationListParams {
@@ -839,14 +857,21 @@ pub fn upload(addr: SocketAddr, opts: &PyOpts, size: usize, piece: usize, count:
 /// one `GET /` (`Connection: close`): `{"version": [..], "reused": [false, true], "status":
 /// ["HTTP/1.1 200 OK", ..]}`.
 pub fn resume(addr: SocketAddr, opts: &PyOpts) -> Value {
+    resume_after(addr, opts, Duration::ZERO)
+}
+
+/// [`resume`] with `pause` between the two connections; a second connection the server
+/// ends instead of answering has `reused` null and the status `failed: REASON`.
+pub fn resume_after(addr: SocketAddr, opts: &PyOpts, pause: Duration) -> Value {
     let ran = run(
         Command::new(python())
             .arg(tls_client_script())
             .arg("resume")
             .args(["--connect", &addr.to_string()])
+            .args(["--pause", &pause.as_secs_f64().to_string()])
             .args(opts.args()),
         b"",
-        Duration::from_secs(30),
+        Duration::from_secs(30) + pause,
     )
     .success();
     serde_json::from_str(ran.out().trim()).unwrap_or_else(|e| panic!("{e}: {ran:?}"))

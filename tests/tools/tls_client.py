@@ -7,10 +7,13 @@ stdout.
       Prints the ClientHello this client would send, in hex, one line. It is made in memory
       (MemoryBIO): no socket is opened.
 
-  tls_client.py resume --connect HOST:PORT [options]
-      Makes two connections, the second resuming the first's session, each sending
-      `GET / HTTP/1.1` with `Connection: close` and reading the answer to its end; prints
+  tls_client.py resume --connect HOST:PORT [--pause SECONDS] [options]
+      Makes two connections, the second resuming the first's session (--pause seconds
+      later), each sending `GET / HTTP/1.1` with `Connection: close` and reading the answer
+      to its end; prints
         {"ok": true, "version": ..., "reused": [false, true], "status": ["HTTP/1.1 200 OK", ...]}
+      A connection the server ends instead has reused and version null and the status
+      "failed: REASON".
 
   tls_client.py close-with-junk --connect HOST:PORT [--junk N] [options]
       Does a TLS handshake over a memory BIO, then writes, in one TCP write, the client's
@@ -105,6 +108,7 @@ def parse_args():
     parser.add_argument("--piece", type=int, default=10_000)
     parser.add_argument("--count", type=int, default=1)
     parser.add_argument("--path", default="/")
+    parser.add_argument("--pause", type=float, default=0.0)
     return parser.parse_args()
 
 
@@ -280,23 +284,32 @@ def resume(args):
     host, port = args.connect.rsplit(":", 1)
     ctx = context(args)
     session, reused, status, versions = None, [], [], []
-    for _ in range(2):
+    for attempt in range(2):
+        if attempt:
+            time.sleep(args.pause)
         raw = socket.create_connection((host, int(port)), timeout=args.timeout)
-        with ctx.wrap_socket(raw, server_hostname=args.server_name, session=session,
-                             suppress_ragged_eofs=False) as tls:
-            name = args.server_name or host
-            tls.sendall(b"GET / HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % name.encode())
-            answer = b""
-            while True:
-                data = tls.recv(65536)
-                if not data:
-                    break
-                answer += data
-            # A TLS 1.3 ticket arrives after the handshake: the reads above took it in.
-            session = tls.session
-            reused.append(tls.session_reused)
-            versions.append(tls.version())
-            status.append(answer.split(b"\r\n", 1)[0].decode("latin-1"))
+        try:
+            with ctx.wrap_socket(raw, server_hostname=args.server_name, session=session,
+                                 suppress_ragged_eofs=False) as tls:
+                name = args.server_name or host
+                tls.sendall(b"GET / HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n"
+                            % name.encode())
+                answer = b""
+                while True:
+                    data = tls.recv(65536)
+                    if not data:
+                        break
+                    answer += data
+                # A TLS 1.3 ticket arrives after the handshake: the reads above took it in.
+                session = tls.session
+                reused.append(tls.session_reused)
+                versions.append(tls.version())
+                status.append(answer.split(b"\r\n", 1)[0].decode("latin-1"))
+        except (ssl.SSLError, OSError) as err:
+            # The server ended the connection: what the client saw instead of an answer.
+            reused.append(None)
+            versions.append(None)
+            status.append("failed: " + failure(err)["reason"])
     emit({"ok": True, "version": versions, "reused": reused, "status": status})
 
 

@@ -42,6 +42,12 @@ pub(crate) async fn accept(
     let tls = TlsStream::new(tcp, conn);
     let outcome = tokio::time::timeout(limit, drive(&tls, first)).await;
     match outcome {
+        Ok(Ok(Progress::Up)) if tls.resumed_past_validity() => {
+            Stream::shutdown(&tls, Shutdown::Both);
+            Handshake::Failed(io::Error::other(
+                "a resumed session's client certificate is past its validity",
+            ))
+        }
         Ok(Ok(Progress::Up)) => {
             let mut tls = tls;
             tls.learn_peer(acceptor);

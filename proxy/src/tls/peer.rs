@@ -70,6 +70,22 @@ impl Peer {
     }
 }
 
+/// Whether `conn` resumed a session whose client certificate is past its validity now.
+/// rustls verified the certificate at the session's first handshake only, and a session
+/// resumes for as long as its tickets are renewed (found by review: an expired certificate
+/// went on authenticating). Such a session is ended; its client's next handshake is a full
+/// one, which the verifier refuses. A certificate this parser cannot read counts as past.
+pub(super) fn resumed_past_validity(conn: &ServerConnection) -> bool {
+    if conn.handshake_kind() != Some(HandshakeKind::Resumed) {
+        return false;
+    }
+    let Some(leaf) = conn.peer_certificates().and_then(<[_]>::first) else {
+        return false;
+    };
+    x509_parser::parse_x509_certificate(leaf.as_ref())
+        .map_or(true, |(_, cert)| !cert.validity().is_valid())
+}
+
 /// A client certificate, described as nginx's variables describe it.
 #[derive(Debug, PartialEq, Eq)]
 pub struct PeerCert {

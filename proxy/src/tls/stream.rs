@@ -56,6 +56,11 @@ impl TlsStream {
     }
 
     /// Notes what the handshake, now done under `acceptor`, agreed.
+    /// See [`super::peer::resumed_past_validity`].
+    pub(super) fn resumed_past_validity(&self) -> bool {
+        super::peer::resumed_past_validity(&self.conn.borrow())
+    }
+
     pub(super) fn learn_peer(&mut self, acceptor: &super::Acceptor) {
         self.peer = Peer::of(self.conn.get_mut(), acceptor);
     }

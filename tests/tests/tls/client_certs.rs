@@ -13,7 +13,7 @@ use ringway_tests::client::{Conn, Req, roundtrip};
 use ringway_tests::nginx::TlsServer;
 use ringway_tests::static_config::{app_group, toml_string};
 use ringway_tests::tls::{
-    Leaf, Pki, PyOpts, PyTls, Ran, curl, curl_target, curl_tls, s_client, tls_toml,
+    Leaf, Pki, PyOpts, PyTls, Ran, curl, curl_target, curl_tls, resume_after, s_client, tls_toml,
 };
 use ringway_tests::{App, Nginx, Ringway, Uwsgi};
 use serde_json::Value;
@@ -486,4 +486,45 @@ fn a_reload_that_revokes_a_client_ends_its_open_connections() {
         "not answered: {report}"
     );
     assert!(report["goaway"].is_string(), "{report}");
+}
+
+/// A session resumed once its client certificate has expired is ended, as a full handshake
+/// with that certificate would be refused: rustls checks the certificate at the session's
+/// first handshake only (found by review: the expired certificate went on authenticating
+/// for as long as its tickets were renewed). A certificate still valid resumes as before.
+#[test]
+fn a_session_does_not_resume_past_its_client_certificates_validity() {
+    let certs = Certs::new();
+    let uwsgi = Uwsgi::start(App::Raw);
+    let tls = format!(
+        "verify_client = \"on\"\nclient_certificate = {}",
+        path(certs.clients.ca())
+    );
+    let server = ringway(&uwsgi, &certs, "", &tls);
+    for (who, brief, want) in [
+        ("valid", false, "HTTP/1.1 200 OK"),
+        ("expired meanwhile", true, "failed"),
+    ] {
+        // Valid for two seconds from now: the first connection, not the second.
+        let client = if brief {
+            let soon = time::OffsetDateTime::now_utc() + time::Duration::seconds(2);
+            certs
+                .clients
+                .issue_client_until("brief", "brief", 0xB1, soon)
+        } else {
+            certs.alice.clone()
+        };
+        let opts = PyOpts {
+            client: Some(client),
+            tls_max: Some("1.3"),
+            ..PyOpts::verified("a.test", certs.server_pki.ca())
+        };
+        let got = resume_after(server.tls_addr(), &opts, Duration::from_secs(4));
+        assert_eq!(got["status"][0], "HTTP/1.1 200 OK", "{who}: {got}");
+        let second = got["status"][1].as_str().unwrap_or_default();
+        assert!(second.starts_with(want), "{who}: {got}");
+        if want.starts_with("HTTP") {
+            assert_eq!(got["reused"][1], true, "{who}: resumed: {got}");
+        }
+    }
 }
