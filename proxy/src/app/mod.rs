@@ -169,6 +169,8 @@ impl App {
             wake: Condvar::new(),
             status: Arc::default(),
         });
+        // Before the app starts: an old app's socket files do not count (see `Waiting`).
+        let waiting = ready::Waiting::new(upstreams);
         let (started_tx, started) = mpsc::channel();
         let supervisor = supervisor::Supervisor {
             shared: Arc::clone(&shared),
@@ -192,7 +194,7 @@ impl App {
             Ok(Err(err)) => bail!("app.command: cannot start {program}: {err}"),
             Err(_) => bail!("app.command: the supervisor thread ended before starting {program}"),
         }
-        app.wait_ready(upstreams, config.ready_timeout)?;
+        app.wait_ready(waiting, config.ready_timeout)?;
         Ok(app)
     }
 
@@ -202,9 +204,8 @@ impl App {
     }
 
     /// Polls the upstreams until each accepts, the app ends for good, or `limit` passes.
-    fn wait_ready(&self, upstreams: &[Vec<UpstreamAddr>], limit: Duration) -> anyhow::Result<()> {
+    fn wait_ready(&self, mut waiting: ready::Waiting, limit: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + limit;
-        let mut waiting = ready::Waiting::new(upstreams);
         if !waiting.is_done() {
             tracing::info!(
                 upstreams = %waiting.describe(),

@@ -1,6 +1,8 @@
 //! Waiting for the app's sockets: ringway accepts only once every upstream accepts
 //! connections, so the first request after start is not answered 502.
 
+use std::os::unix::fs::MetadataExt as _;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::config::UpstreamAddr;
@@ -14,19 +16,36 @@ pub const POLL: Duration = Duration::from_millis(50);
 /// while `localhost` is also `::1`).
 pub struct Waiting {
     left: Vec<Vec<UpstreamAddr>>,
+    /// The socket files there before the app started, by identity (device, inode). During
+    /// an upgrade the old process's app still listens on them: a path counts only once it
+    /// names another file, the one the new app bound (found by review: the old app's
+    /// socket answered, the new process said it was listening, and requests got 502 once
+    /// the old one stopped its app).
+    before: Vec<(PathBuf, (u64, u64))>,
 }
 
 impl Waiting {
+    /// To be made before the app starts: it notes the socket files already there.
     pub fn new(upstreams: &[Vec<UpstreamAddr>]) -> Waiting {
+        let before = upstreams
+            .iter()
+            .flatten()
+            .filter_map(|addr| match addr {
+                UpstreamAddr::Unix(path) => Some((path.clone(), identity(path)?)),
+                UpstreamAddr::Tcp(_) => None,
+            })
+            .collect();
         Waiting {
             left: upstreams.to_vec(),
+            before,
         }
     }
 
     /// Tries each upstream not yet seen accepting; an upstream that accepted once is done.
     pub fn poll(&mut self) {
+        let before = &self.before;
         self.left
-            .retain(|addrs| addrs.iter().all(|addr| connect_upstream(addr).is_err()));
+            .retain(|addrs| !addrs.iter().any(|addr| accepts(addr, before)));
     }
 
     pub fn is_done(&self) -> bool {
@@ -45,6 +64,24 @@ impl Waiting {
             .collect();
         names.join(" ")
     }
+}
+
+/// Whether the app accepts on `addr`: a unix socket file among `before` does not count.
+fn accepts(addr: &UpstreamAddr, before: &[(PathBuf, (u64, u64))]) -> bool {
+    if let UpstreamAddr::Unix(path) = addr
+        && let Some((_, old)) = before.iter().find(|(p, _)| p == path)
+        && identity(path) == Some(*old)
+    {
+        return false;
+    }
+    connect_upstream(addr).is_ok()
+}
+
+/// The (device, inode) of the file at `path`, if there is one.
+fn identity(path: &std::path::Path) -> Option<(u64, u64)> {
+    std::fs::symlink_metadata(path)
+        .ok()
+        .map(|m| (m.dev(), m.ino()))
 }
 
 #[cfg(test)]
@@ -67,5 +104,29 @@ mod tests {
         let mut both = Waiting::new(&[vec![closed.clone(), closed.clone()]]);
         both.poll();
         assert_eq!(both.describe(), format!("{closed} or {closed}"));
+    }
+
+    /// An old app's socket file, there before the app started, does not count, however
+    /// well it accepts; the file the new app binds in its place does.
+    #[test]
+    fn a_socket_file_there_before_the_start_counts_only_once_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.sock");
+        let old = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let addr = vec![UpstreamAddr::Unix(path.clone())];
+        let mut waiting = Waiting::new(std::slice::from_ref(&addr));
+        waiting.poll();
+        assert!(!waiting.is_done(), "the old app's socket");
+        std::fs::remove_file(&path).unwrap();
+        let _new = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        waiting.poll();
+        assert!(waiting.is_done(), "the new app's socket");
+        drop(old);
+        // With no file there before, the first that accepts counts.
+        let fresh = dir.path().join("fresh.sock");
+        let mut waiting = Waiting::new(&[vec![UpstreamAddr::Unix(fresh.clone())]]);
+        let _app = std::os::unix::net::UnixListener::bind(&fresh).unwrap();
+        waiting.poll();
+        assert!(waiting.is_done());
     }
 }
