@@ -104,6 +104,12 @@ fn run(settings: Settings) -> anyhow::Result<()> {
         .as_ref()
         .map(|app| App::start(app, &config.servers_as_written()))
         .transpose()?;
+    if app.is_some() && ringway::app::stop_requested() {
+        // Asked to stop while the app started: nothing is bound, and the app stops as `app`
+        // drops.
+        tracing::info!("stopped before serving");
+        return Ok(());
+    }
     let server = Server::start(config)?;
     let reloader = server.reloader();
 

@@ -103,7 +103,11 @@ fn sh_quote(s: &str) -> String {
 
 /// The pid of the app ringway started last, from its log.
 fn app_pid(ringway: &Ringway) -> Option<i32> {
-    let log = ringway.stderr();
+    app_pid_in(&ringway.stderr())
+}
+
+/// The pid of the app last started, from ringway's log `log`.
+fn app_pid_in(log: &str) -> Option<i32> {
     let line = log.lines().rev().find(|l| l.contains(STARTED))?;
     let at = line.find(STARTED)?;
     let digits: String = line[at + STARTED.len()..]
@@ -389,15 +393,18 @@ fn a_stop_signal_while_the_app_starts_stops_both_without_waiting_for_ready_timeo
         "-c".to_owned(),
         "kill -TERM $PPID; exec sleep 600".to_owned(),
     ];
-    let mut ringway = setup.ringway(&command, "ready_timeout = \"1h\"").start();
-    let pid = app_pid(&ringway).expect("the app's pid");
-    let status = ringway.wait_exit(Duration::from_secs(20));
-    let log = ringway.stderr();
-    assert!(status.is_some_and(|s| s.success()), "{status:?}\n{log}");
+    // It exits without ever listening: nothing bound, nothing taken from an old process.
+    let exited = setup
+        .ringway(&command, "ready_timeout = \"1h\"")
+        .start_refused();
+    let log = exited.stderr;
+    let pid = app_pid_in(&log).expect("the app's pid");
+    assert!(exited.status.success(), "{:?}\n{log}", exited.status);
     assert!(
         log.contains("a stop signal arrived while waiting for the app"),
         "{log}"
     );
+    assert!(!log.contains("listening on"), "{log}");
     // A shell's `sleep` does not clear its signal mask: it ends on SIGINT only if ringway
     // did not pass its blocked signals on.
     assert!(

@@ -218,8 +218,8 @@ impl App {
                 return Ok(());
             }
             if stop_requested() {
-                // ringway is to stop before it ever served: the main loop takes the signal
-                // at once and stops the server, then the app, the usual way.
+                // ringway is to stop before it ever served: the caller sees the signal
+                // pending and stops before binding anything (see `stop_requested`).
                 tracing::info!("a stop signal arrived while waiting for the app");
                 return Ok(());
             }
@@ -290,8 +290,11 @@ impl App {
 
 /// Whether SIGTERM, SIGINT or SIGQUIT waits to be taken. They are blocked in every thread
 /// (the main thread takes them with `sigtimedwait` once serving), so one sent while the app
-/// starts stays pending: seen here without taking it, it cuts the wait short.
-fn stop_requested() -> bool {
+/// starts stays pending: seen here without taking it, it cuts the wait short, and the start
+/// ends there, before any listener is bound or steered to and before "listening" is
+/// logged (found by review: an upgrade's new process took connections from the old one and
+/// said it was listening, its app not up).
+pub fn stop_requested() -> bool {
     // SAFETY: sigset_t is plain data; sigpending fills it before it is read.
     let mut pending: libc::sigset_t = unsafe { std::mem::zeroed() };
     // SAFETY: `pending` is a valid sigset_t to write to.
