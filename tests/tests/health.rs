@@ -228,4 +228,11 @@ fn idle_connections_to_the_metrics_port_do_not_hold_up_the_health_checks() {
         "{closed:?} after {:?}: {answer:?}",
         started.elapsed()
     );
+    // It was told why: too slow (408), not too large.
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
+    // Another method than GET or HEAD: 405, saying which are allowed.
+    let r = roundtrip(metrics, &Req::post("/metrics", b"x"));
+    assert_eq!(r.status, 405, "{r:?}");
+    assert_eq!(r.header("allow").as_deref(), Some("GET, HEAD"), "{r:?}");
 }

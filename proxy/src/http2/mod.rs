@@ -179,6 +179,12 @@ pub(crate) async fn serve(
 ) {
     let tls_peer = session.peer().clone();
     let tls = Rc::new(Counted::new(*session));
+    let mut entry = LiveEntry {
+        worker: Rc::clone(&worker),
+        key: live,
+        tls: Rc::clone(&tls),
+        streams: 0,
+    };
     let config = &worker.config;
     let io = session::SessionIo::new(Rc::clone(&tls), config.limits.send_timeout);
     let mut builder = h2::server::Builder::new();
@@ -207,11 +213,11 @@ pub(crate) async fn serve(
         Ok(Ok(conn)) => conn,
         Ok(Err(err)) => {
             tracing::debug!(%peer, error = %err, "HTTP/2 preface failed");
-            return close(&worker, live, &tls, 0);
+            return;
         }
         Err(_) => {
             tracing::debug!(%peer, "HTTP/2 preface timed out");
-            return close(&worker, live, &tls, 0);
+            return;
         }
     };
     let bridge = Rc::new(Bridge {
@@ -312,7 +318,7 @@ pub(crate) async fn serve(
     bridge.set_waiting(false);
     tls.get_ref().close_notify().await;
     drop(conn);
-    close(&worker, live, &tls, streams);
+    entry.streams = streams;
 }
 
 /// Whether the newest configuration takes requests from a session made under `tls`'s
@@ -328,9 +334,22 @@ fn past_goaway(going_away: Option<Instant>, taken: u64, keepalive_requests: u64)
     taken >= keepalive_requests || going_away.is_some_and(|since| since.elapsed() > GOAWAY_GRACE)
 }
 
-/// Closes the connection's entry in the live table with its totals: its streams as its
-/// requests, the TLS session's plaintext bytes.
-fn close(worker: &Worker, live: usize, tls: &Counted<TlsStream>, streams: u64) {
-    let (bytes_in, bytes_out) = (tls.bytes_read(), tls.bytes_written());
-    worker.stats.close(live, streams, bytes_in, bytes_out);
+/// A connection's entry in the worker's live table, closed with its totals (its streams as
+/// its requests, the TLS session's plaintext bytes) however the connection's task ends, a
+/// panic included, as an HTTP/1.1 connection's `Conn` closes its own (found by review: a
+/// panic left it counted active for good).
+struct LiveEntry {
+    worker: Rc<Worker>,
+    key: usize,
+    tls: Rc<Counted<TlsStream>>,
+    streams: u64,
+}
+
+impl Drop for LiveEntry {
+    fn drop(&mut self) {
+        let (bytes_in, bytes_out) = (self.tls.bytes_read(), self.tls.bytes_written());
+        self.worker
+            .stats
+            .close(self.key, self.streams, bytes_in, bytes_out);
+    }
 }

@@ -9,7 +9,7 @@
 //! lock; `/healthz` takes none. Requests are parsed by ringway's own HTTP parser. Off the
 //! workers' threads, it keeps answering while they drain.
 
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -319,17 +319,23 @@ fn serve(mut stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
     };
     let head = loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        if len == buf.len() || left.is_zero() {
-            return respond(
-                &mut stream,
-                431,
-                "text/plain",
-                b"request too large or too slow\n",
-            );
+        if len == buf.len() {
+            return respond(&mut stream, 431, "text/plain", b"request too large\n");
+        }
+        let too_slow =
+            |stream: &mut TcpStream| respond(stream, 408, "text/plain", b"request too slow\n");
+        if left.is_zero() {
+            return too_slow(&mut stream);
         }
         // Each read gets what is left of the request's time, not the whole of it again.
         stream.set_read_timeout(Some(left))?;
-        let n = stream.read(&mut buf[len..])?;
+        let n = match stream.read(&mut buf[len..]) {
+            Ok(n) => n,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return too_slow(&mut stream);
+            }
+            Err(e) => return Err(e),
+        };
         if n == 0 {
             return Ok(());
         }
@@ -417,9 +423,15 @@ fn respond_with_length(
     body: &[u8],
 ) -> std::io::Result<()> {
     let reason = http::reason_phrase(status).unwrap_or("");
+    // RFC 9110 §15.5.6: a 405 says what is allowed.
+    let allow = if status == 405 {
+        "Allow: GET, HEAD\r\n"
+    } else {
+        ""
+    };
     let head = format!(
         "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {length}\r\n\
-         Cache-Control: no-store\r\nConnection: close\r\n\r\n"
+         {allow}Cache-Control: no-store\r\nConnection: close\r\n\r\n"
     );
     // One deadline for the whole answer: a socket write timeout alone bounds each send,
     // and a reader taking a byte now and then would hold the endpoint's one thread (and
@@ -437,7 +449,6 @@ fn write_all_by(
     mut bytes: &[u8],
     deadline: Instant,
 ) -> std::io::Result<()> {
-    use std::io::ErrorKind;
     while !bytes.is_empty() {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {

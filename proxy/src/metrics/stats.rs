@@ -388,8 +388,7 @@ impl WorkerStats {
         self.closed.fetch_add(1, Relaxed);
         self.received_bytes.fetch_add(bytes_in, Relaxed);
         self.sent_bytes.fetch_add(bytes_out, Relaxed);
-        self.requests_per_connection
-            .observe(Duration::from_secs(requests));
+        self.requests_per_connection.observe_count(requests);
         if let Ok(mut live) = self.live.lock() {
             live.try_remove(key);
         }
