@@ -174,9 +174,21 @@ impl FromStr for ServerAddr {
 /// A server's place, and the protocol its scheme names.
 fn server_at(s: &str) -> Result<(Protocol, ServerAt), String> {
     if let Some(rest) = s.strip_prefix("http://") {
-        // A trailing slash is how URLs are often written; a path is not something an
-        // upstream address can carry.
-        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        // A path, even a bare `/`, and a `:` after a socket path are URIs in nginx's
+        // `proxy_pass` (`http://127.0.0.1:8000/` replaces the location's prefix; in
+        // `http://unix:/app.sock:/uri/` the `:` ends the path): taken as part of the
+        // address, they would mean something else than they did (found by review).
+        let uri = match rest.strip_prefix("unix:") {
+            Some(path) => path.find(':').map(|at| &path[at..]),
+            None => rest.find('/').map(|at| &rest[at..]),
+        };
+        if let Some(uri) = uri {
+            return Err(format!(
+                "invalid upstream {s:?}: a server is an address alone; nginx's proxy_pass \
+                 URI ({uri:?}) is the route's upstream_path (`upstream_path = \"/\"` for \
+                 proxy_pass http://HOST:PORT/ in a prefix location)"
+            ));
+        }
         let at = place(rest, Some(80)).map_err(|_| {
             format!(
                 "invalid upstream {s:?}: expected http://HOST:PORT or http://unix:/path.sock \
@@ -312,7 +324,6 @@ mod tests {
                 Protocol::Http,
                 name("localhost", 8000),
             ),
-            ("http://web:8000/", Protocol::Http, name("web", 8000)),
             (
                 "http://backend.internal",
                 Protocol::Http,
@@ -365,6 +376,10 @@ mod tests {
             "https://web:443",
             "uwsgi://web:3031",
             "http://web:80/app",
+            // nginx's proxy_pass URIs: the route's upstream_path instead (found by review).
+            "http://web:8000/",
+            "http://unix:/run/gunicorn.sock:",
+            "http://unix:/tmp/app.sock:/uri/",
             "unix:",
             "http://",
             // As nginx reads them: IPv6 only in brackets, IPv4 never, a port of digits.

@@ -1381,7 +1381,12 @@ fn each_http_upstream_mistake_is_refused_with_its_key() {
         (
             "[upstreams.web]\nservers = [\"http://web:8000/app\"]\n",
             "upstreams.web",
-            "expected http://HOST:PORT",
+            "upstream_path",
+        ),
+        (
+            "[upstreams.web]\nservers = [\"http://web:8000/\"]\n",
+            "upstreams.web",
+            "upstream_path = \"/\"",
         ),
     ];
     let to_http = "[upstreams.web]\nservers = [\"http://127.0.0.1:8000\"]\n\
@@ -2404,14 +2409,20 @@ fn tls_versions_tickets_and_client_certificates() {
         .key_exchange_groups,
         [X25519Mlkem768]
     );
-    assert!(
-        load(
-            "upstream = [\"unix:/a\"]\n[tls]\nkey_exchange_groups = [\"X25519\"]\n",
-            &[]
-        )
-        .unwrap_err()
-        .contains("no address to accept TLS on")
-    );
+    for setting in [
+        "key_exchange_groups = [\"X25519\"]",
+        "handshake_timeout = \"5s\"",
+    ] {
+        assert!(
+            load(
+                &format!("upstream = [\"unix:/a\"]\n[tls]\n{setting}\n"),
+                &[]
+            )
+            .unwrap_err()
+            .contains("no address to accept TLS on"),
+            "{setting}"
+        );
+    }
 
     let auth = loaded(
         &tls("verify_client = \"optional\"\nclient_certificate = \"/etc/tls/ca.pem\"\n"),

@@ -377,6 +377,7 @@ impl Resolved {
                 || t.client_certificate.is_some()
                 || t.client_crl.is_some()
                 || t.pass_client_certificate.is_some()
+                || t.handshake_timeout.is_some()
             {
                 return Err(self.invalid_in_file(
                     "tls.listen",
