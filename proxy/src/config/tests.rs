@@ -1979,6 +1979,43 @@ fn auth_basic_is_inherited_replaced_or_turned_off() {
     );
 }
 
+/// Found by review: an `internal` route nothing inside reaches was taken, and answered
+/// every request 404.
+#[test]
+fn an_internal_route_nothing_inside_reaches_is_refused() {
+    let app = "upstream = [\"unix:/a\"]\n";
+    for (route, what) in [
+        (
+            "path = \"/x\"\nrespond = { status = 200 }",
+            "answers itself",
+        ),
+        (
+            "path = \"/x\"\nredirect = { to = \"/y\" }",
+            "answers itself",
+        ),
+        (
+            "path = \"/x\"\nupstream = \"default\"",
+            "no auth_request names",
+        ),
+    ] {
+        let err = load(&format!("{app}[[routes]]\n{route}\ninternal = true\n"), &[]).unwrap_err();
+        assert!(
+            err.contains("routes[0].internal") && err.contains(what),
+            "{route}: {err}"
+        );
+    }
+    // Named by an auth_request, or a static route (X-Accel-Redirect): taken.
+    load(
+        &format!(
+            "{app}auth_request = \"/x/check\"\n[[routes]]\npath = \"/x/\"\n\
+             upstream = \"default\"\ninternal = true\n[[routes]]\npath = \"/files/\"\n\
+             static = \"/tmp\"\ninternal = true\n"
+        ),
+        &[],
+    )
+    .unwrap();
+}
+
 /// nginx's `auth_request` in `server`, replaced or turned off in a `location`; its path
 /// must reach an app, for every Host the route serves.
 #[test]

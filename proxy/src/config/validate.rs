@@ -924,7 +924,63 @@ impl Resolved {
         }
         let table = RouteTable::new(routes);
         self.check_auth_requests(&table)?;
+        self.check_internal_reachable(&table)?;
         Ok(table)
+    }
+
+    /// An `internal` route is reached only from inside: X-Accel-Redirect and a static
+    /// route's `fallback_path` serve files, `auth_request` asks an app. One that answers
+    /// itself, or an app route no `auth_request` names, answers every request 404 and
+    /// nothing else (found by review: it was taken).
+    fn check_internal_reachable(&self, table: &RouteTable) -> anyhow::Result<()> {
+        for (i, route) in table.iter().enumerate() {
+            if !route.internal {
+                continue;
+            }
+            let reachable = match route.action {
+                Action::Static(_) => true,
+                Action::Upstream { .. } => table.iter().any(|asking| {
+                    let Some(auth) = &asking.auth_request else {
+                        return false;
+                    };
+                    // A name each of its Hosts covers (as `check_auth_requests` samples).
+                    let hosts: Vec<Option<String>> = match asking.hosts.as_slice() {
+                        [] => vec![None],
+                        named => named
+                            .iter()
+                            .map(|h| {
+                                Some(match h {
+                                    HostName::Exact(name) | HostName::AndUnder(name) => {
+                                        name.clone()
+                                    }
+                                    HostName::Under(suffix) => format!("ringway-check{suffix}"),
+                                })
+                            })
+                            .collect(),
+                    };
+                    hosts.iter().any(|host| {
+                        let host = host.as_deref().map(str::as_bytes);
+                        matches!(table.find(host, auth.path.as_bytes()), Found::Route(at) if at == i)
+                    })
+                }),
+                _ => false,
+            };
+            if !reachable {
+                let what = match route.action {
+                    Action::Upstream { .. } => "an app route that no auth_request names",
+                    _ => "a route that answers itself",
+                };
+                return Err(self.invalid_in_file(
+                    &format!("routes[{i}].internal"),
+                    &format!(
+                        "{what} cannot be reached from inside (X-Accel-Redirect and \
+                         fallback_path serve files, auth_request asks an app): it would \
+                         answer every request 404"
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Each route's `auth_request` names a path a route passing requests to an upstream
