@@ -1600,6 +1600,37 @@ fn routes_for_hosts_share_paths_with_other_hosts_but_not_with_their_own() {
         "routes[1].path",
         "another route for its Hosts has the path",
     );
+    // With top-level hosts, a route's Host must be among them (found by review: its
+    // requests got 421 before any route).
+    let served = |top: &str, route: &str| {
+        format!(
+            "hosts = [\"{top}\"]\n{group}[[routes]]\nhosts = [\"{route}\"]\npath = \"/\"\n\
+             upstream = \"api\"\n"
+        )
+    };
+    assert_refused(
+        &served("www.example.com", "api.example.com"),
+        "routes[0].hosts",
+        "none of the top-level `hosts`",
+    );
+    for (top, route) in [
+        (".example.com", "api.example.com"),
+        ("api.example.com", "*.example.com"),
+    ] {
+        load(&served(top, route), &[]).unwrap();
+    }
+    // Two spellings of one name (found by review: one route was dead).
+    for (first, second) in [(".b.test", "b.test"), (".b.test", "*.b.test")] {
+        let spelled = format!(
+            "{group}[[routes]]\nhosts = [\"{first}\"]\npath = \"/\"\nupstream = \"api\"\n\
+             [[routes]]\nhosts = [\"{second}\"]\npath = \"/\"\nupstream = \"api\"\n"
+        );
+        assert_refused(
+            &spelled,
+            "routes[1].path",
+            "another route for its Hosts has the path",
+        );
+    }
     let bad = format!(
         "{group}[[routes]]\nhosts = [\"http://a.test\"]\npath = \"/\"\nupstream = \"api\"\n"
     );

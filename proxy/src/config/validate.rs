@@ -814,9 +814,21 @@ impl Resolved {
             }
             // One route per path and Host: two naming one Host (or none) on one path would
             // leave one unreachable.
+            // Each Host as it matches, so that `.example.com` (the name and the names
+            // under it) clashes with `example.com` and with `*.example.com` (found by
+            // review: two spellings of one name slipped past, and one route was dead).
             let hosts: Vec<Option<String>> = match built.hosts.as_slice() {
                 [] => vec![None],
-                named => named.iter().map(|h| Some(h.to_string())).collect(),
+                named => named
+                    .iter()
+                    .flat_map(|h| match h {
+                        HostName::Exact(name) => vec![Some(name.clone())],
+                        HostName::Under(suffix) => vec![Some(format!("*{suffix}"))],
+                        HostName::AndUnder(name) => {
+                            vec![Some(name.clone()), Some(format!("*.{name}"))]
+                        }
+                    })
+                    .collect(),
             };
             let matched = match &built.regex {
                 Some(regex) => format!("~{}", regex.as_str()),
@@ -925,7 +937,34 @@ impl Resolved {
         let table = RouteTable::new(routes);
         self.check_auth_requests(&table)?;
         self.check_internal_reachable(&table)?;
+        self.check_route_hosts(&table)?;
         Ok(table)
+    }
+
+    /// With top-level `hosts`, a request for any other Host gets 421 before routing: a
+    /// route's Host none of them names could never be reached (found by review: it was
+    /// taken, where nginx's `server_name` is the one list).
+    fn check_route_hosts(&self, table: &RouteTable) -> anyhow::Result<()> {
+        let served = &self.settings.hosts;
+        if served.is_empty() {
+            return Ok(());
+        }
+        for (i, route) in table.iter().enumerate() {
+            if let Some(lost) = route
+                .hosts
+                .iter()
+                .find(|h| !served.iter().any(|s| s.overlaps(h)))
+            {
+                return Err(self.invalid_in_file(
+                    &format!("routes[{i}].hosts"),
+                    &format!(
+                        "{lost} is named by none of the top-level `hosts`, so its requests \
+                         get 421 before any route: add it there too"
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// An `internal` route is reached only from inside: X-Accel-Redirect and a static

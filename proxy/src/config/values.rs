@@ -894,6 +894,18 @@ pub enum HostMatch {
 }
 
 impl HostName {
+    /// Whether some Host is named both by this and by `other`: if any is, the narrower's
+    /// sample is (a wildcard's is a made-up label under it).
+    pub fn overlaps(&self, other: &HostName) -> bool {
+        let samples = |h: &HostName| match h {
+            HostName::Exact(name) => vec![name.clone()],
+            HostName::Under(suffix) => vec![format!("ringway-check{suffix}")],
+            HostName::AndUnder(name) => vec![name.clone(), format!("ringway-check.{name}")],
+        };
+        samples(self).iter().any(|s| other.matches(s.as_bytes()))
+            || samples(other).iter().any(|s| self.matches(s.as_bytes()))
+    }
+
     /// Whether a request's Host (or absolute-form authority) names this.
     pub fn matches(&self, host: &[u8]) -> bool {
         self.how_named(host).is_some()
