@@ -982,20 +982,10 @@ impl Resolved {
                     let Some(auth) = &asking.auth_request else {
                         return false;
                     };
-                    // A name each of its Hosts covers (as `check_auth_requests` samples).
+                    // A name each of its Hosts covers.
                     let hosts: Vec<Option<String>> = match asking.hosts.as_slice() {
                         [] => vec![None],
-                        named => named
-                            .iter()
-                            .map(|h| {
-                                Some(match h {
-                                    HostName::Exact(name) | HostName::AndUnder(name) => {
-                                        name.clone()
-                                    }
-                                    HostName::Under(suffix) => format!("ringway-check{suffix}"),
-                                })
-                            })
-                            .collect(),
+                        named => named.iter().map(|h| Some(h.sample())).collect(),
                     };
                     hosts.iter().any(|host| {
                         let host = host.as_deref().map(str::as_bytes);
@@ -1045,12 +1035,7 @@ impl Resolved {
                     .collect(),
             };
             for other in table.iter().flat_map(|r| &r.hosts) {
-                let samples = match other {
-                    HostName::Exact(name) => vec![name.clone()],
-                    HostName::Under(suffix) => vec![format!("ringway-check{suffix}")],
-                    HostName::AndUnder(name) => vec![name.clone(), format!("ringway-check.{name}")],
-                };
-                for sample in samples {
+                for sample in other.samples() {
                     if route.hosts.iter().any(|h| h.matches(sample.as_bytes())) {
                         hosts.push((Some(sample), other.to_string()));
                     }

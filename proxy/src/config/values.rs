@@ -894,16 +894,28 @@ pub enum HostMatch {
 }
 
 impl HostName {
-    /// Whether some Host is named both by this and by `other`: if any is, the narrower's
-    /// sample is (a wildcard's is a made-up label under it).
+    /// Whether some Host is named both by this and by `other`: if any is, one of the
+    /// narrower's [`samples`](HostName::samples) is.
     pub fn overlaps(&self, other: &HostName) -> bool {
-        let samples = |h: &HostName| match h {
-            HostName::Exact(name) => vec![name.clone()],
-            HostName::Under(suffix) => vec![format!("ringway-check{suffix}")],
+        self.samples().iter().any(|s| other.matches(s.as_bytes()))
+            || other.samples().iter().any(|s| self.matches(s.as_bytes()))
+    }
+
+    /// A name this names: the name itself, or a made-up label under a wildcard.
+    pub fn sample(&self) -> String {
+        match self {
+            HostName::Exact(name) | HostName::AndUnder(name) => name.clone(),
+            HostName::Under(suffix) => format!("ringway-check{suffix}"),
+        }
+    }
+
+    /// A name for each way this names Hosts: [`sample`](HostName::sample), and for
+    /// `.example.com` a name under it too.
+    pub fn samples(&self) -> Vec<String> {
+        match self {
             HostName::AndUnder(name) => vec![name.clone(), format!("ringway-check.{name}")],
-        };
-        samples(self).iter().any(|s| other.matches(s.as_bytes()))
-            || samples(other).iter().any(|s| self.matches(s.as_bytes()))
+            _ => vec![self.sample()],
+        }
     }
 
     /// Whether a request's Host (or absolute-form authority) names this.
