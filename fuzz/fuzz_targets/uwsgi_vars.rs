@@ -375,12 +375,15 @@ fn expected(
             || !name.iter().all(|&b| {
                 b.is_ascii_alphanumeric() || b == b'-' || (b == b'_' && env.allow_underscores)
             })
-            || (!env.trusted_peer
+            // Claims about the URL: only from a trusted proxy, and only spelled with dashes.
+            || ((!env.trusted_peer || name.contains(&b'_'))
                 && [
                     &b"x-forwarded-proto"[..],
                     b"x-forwarded-ssl",
+                    b"x-forwarded-protocol",
                     b"x-forwarded-port",
                     b"x-forwarded-prefix",
+                    b"forwarded",
                 ]
                 .iter()
                 .any(is));
