@@ -462,6 +462,14 @@ impl Ringway {
         poll_until(limit, || self.stderr().contains(needle))
     }
 
+    /// Waits up to `limit` for `needle` to appear `count` times in stderr, and says how
+    /// many times it appears then: a line ringway wrote just before answering may reach the
+    /// reader of its stderr after the answer reached the test.
+    pub fn log_count_after_waiting(&self, needle: &str, count: usize, limit: Duration) -> usize {
+        poll_until(limit, || self.stderr().matches(needle).count() >= count);
+        self.stderr().matches(needle).count()
+    }
+
     /// Sends SIGTERM now, without waiting.
     pub fn sigterm(&self) {
         self.signal(libc::SIGTERM);

@@ -346,16 +346,17 @@ fn a_changed_user_file_counts_as_in_nginx() {
     after_a_look();
     same_answer(&nginx, &ringway, "the file back", &with("bob:b"), 200);
 
-    let log = ringway.stderr();
+    let wait = std::time::Duration::from_secs(5);
     assert_eq!(
-        log.matches("no one gets in (403) until it is mended")
-            .count(),
+        ringway.log_count_after_waiting("no one gets in (403) until it is mended", 1, wait),
         1,
-        "one error line for the file gone:\n{log}"
+        "one error line for the file gone:\n{}",
+        ringway.stderr()
     );
     assert_eq!(
-        log.matches("auth_basic user file read again").count(),
+        ringway.log_count_after_waiting("auth_basic user file read again", 3, wait),
         3,
-        "one line per change read:\n{log}"
+        "one line per change read:\n{}",
+        ringway.stderr()
     );
 }

@@ -419,7 +419,7 @@ fn with_trusted_proxy_a_proxy_header_is_believed_only_from_a_listed_peer() {
     }
     let warned = "a PROXY protocol header from a peer outside trusted_proxy";
     assert_eq!(
-        ringway.stderr().matches(warned).count(),
+        ringway.log_count_after_waiting(warned, 1, Duration::from_secs(5)),
         1,
         "{}",
         ringway.stderr()

@@ -259,11 +259,9 @@ fn intercept_errors_replaces_the_apps_error_bodies_on_its_routes_only() {
 
 /// Waits until ringway's log has `needle` at least `count` times.
 fn wait_for_lines(ringway: &Ringway, needle: &str, count: usize) {
-    let seen = ringway_tests::wait::poll_until(Duration::from_secs(10), || {
-        ringway.stderr().matches(needle).count() >= count
-    });
+    let seen = ringway.log_count_after_waiting(needle, count, Duration::from_secs(10));
     assert!(
-        seen,
+        seen >= count,
         "{count}× `{needle}` in the log:\n{}",
         ringway.stderr()
     );

@@ -85,6 +85,9 @@ fn a_file_not_opened_for_want_of_descriptors_is_a_500_and_not_remembered() {
     });
     assert!(served, "served once descriptors are free: {r:?}");
     assert_eq!(r.map(|r| r.body), Some(b"hello".to_vec()));
-    let log = ringway.stderr();
-    assert!(log.contains("opening a static file failed"), "{log}");
+    assert!(
+        ringway.wait_for_log("opening a static file failed", Duration::from_secs(5)),
+        "{}",
+        ringway.stderr()
+    );
 }
