@@ -31,6 +31,12 @@ object on stdout. Every scenario connects with TLS (ALPN h2 only, no certificate
         {"ok": true, "sent": C, "goaway": "ENHANCE_YOUR_CALM" or ... or null,
          "closed": true or false, "answers": N}
 
+  h2_client.py no-path [--no-authority]
+      Asks GET with :method, :scheme and :authority (a host field with its value instead
+      with --no-authority), but no :path (which RFC 9113 8.3.1 requires), then asks GET --second-path on the same connection:
+        {"ok": true, "first": {"status": null or N, "reset": "PROTOCOL_ERROR" or ...},
+         "second": {"status": 200, "data": N}, "goaway": null or "..."}
+
   h2_client.py across-reload --path P --cert C --key K
       Asks for P with client certificate C, prints "ready", waits (at most --timeout) for
       a line on stdin, then asks for P again on the same connection:
@@ -60,7 +66,7 @@ import h2.settings
 
 
 class Client:
-    def __init__(self, args, window=None):
+    def __init__(self, args, window=None, validate=True):
         self.args = args
         ctx = ssl.create_default_context()
         ctx.check_hostname = False
@@ -74,7 +80,11 @@ class Client:
         if self.sock.selected_alpn_protocol() != "h2":
             raise SystemExit(json.dumps({"ok": False, "error": "no h2"}))
         self.conn = h2.connection.H2Connection(
-            config=h2.config.H2Configuration(client_side=True, header_encoding="utf-8")
+            config=h2.config.H2Configuration(
+                client_side=True,
+                header_encoding="utf-8",
+                validate_outbound_headers=validate,
+            )
         )
         self.conn.initiate_connection()
         if window is not None:
@@ -302,6 +312,19 @@ def many_streams(args):
             "unfinished": len(open_), "goaway": client.goaway}
 
 
+def no_path(args):
+    client = Client(args, validate=False)
+    head = [(":method", "GET"), (":scheme", "https")]
+    head.append(("host" if args.no_authority else ":authority", args.authority))
+    sid = client.conn.get_next_available_stream_id()
+    client.conn.send_headers(sid, head, end_stream=True)
+    client.flush()
+    status, size, reset, ended = client.follow(sid, time.monotonic() + args.timeout)
+    first = {"status": status, "data": size, "reset": reset, "ended": ended}
+    second = client.fetch(args.second_path, time.monotonic() + args.timeout)
+    return {"ok": True, "first": first, "second": second, "goaway": client.goaway}
+
+
 def across_reload(args):
     client = Client(args)
     first = client.fetch(args.path, time.monotonic() + args.timeout)
@@ -334,6 +357,7 @@ def main():
     parser.add_argument("--streams", type=int, default=1)
     parser.add_argument("--pause", type=float, default=0)
     parser.add_argument("--timeout", type=float, default=10)
+    parser.add_argument("--no-authority", action="store_true")
     parser.add_argument("--cert")
     parser.add_argument("--key")
     args = parser.parse_args()
@@ -344,6 +368,7 @@ def main():
         "rapid-reset": rapid_reset,
         "many-streams": many_streams,
         "across-reload": across_reload,
+        "no-path": no_path,
     }
     print(json.dumps(scenarios[args.scenario](args)))
     sys.stdout.flush()

@@ -6,7 +6,8 @@
 //! rule of a plain request (Host syntax, header limits, methods, underscores) holds as well.
 
 use http::request::Parts;
-use http::{HeaderMap, Method};
+use http::uri::PathAndQuery;
+use http::{HeaderMap, Method, Uri};
 
 /// How the request's body reaches the pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,10 +39,11 @@ pub(super) fn write_head(
     has_body: bool,
     out: &mut Vec<u8>,
 ) -> Result<BodyOut, Malformed> {
-    let target = match parts.uri.path_and_query() {
-        Some(path) if !path.as_str().is_empty() => path.as_str(),
-        _ if parts.method == Method::CONNECT => parts.uri.authority().map_or("", |a| a.as_str()),
-        _ => return Err(Malformed::NoPath),
+    let path = sent_path(&parts.uri);
+    let target = match &path {
+        Some(path) => path.as_str(),
+        None if parts.method == Method::CONNECT => parts.uri.authority().map_or("", |a| a.as_str()),
+        None => return Err(Malformed::NoPath),
     };
     if target.is_empty() {
         return Err(Malformed::NoPath);
@@ -105,6 +107,14 @@ pub(super) fn write_head(
     }
     out.extend_from_slice(b"connection: close\r\n\r\n");
     Ok(body)
+}
+
+/// The request target of `uri` if the client sent a `:path`. `h2` gives a request without
+/// one (and without `:authority`: with one, `h2` refuses it) an empty path, which
+/// `path_and_query()` shows as `/` (found by review: with a `host` field, such a request
+/// was served as `GET /`, where nginx answers 400); only `into_parts` tells the two apart.
+fn sent_path(uri: &Uri) -> Option<PathAndQuery> {
+    uri.clone().into_parts().path_and_query
 }
 
 /// The body's framing: a `content-length` the client sent is kept (one value, or the same
@@ -274,6 +284,25 @@ mod tests {
         let (_, text) = head(request, true);
         assert!(!text.contains("expect"), "{text}");
         assert!(!text.contains("te:"), "{text}");
+    }
+
+    #[test]
+    fn a_request_without_path_is_malformed() {
+        // As h2 builds it from :method and :scheme alone (it drops a :scheme without an
+        // :authority, and refuses an :authority without a :path, as the URI cannot be built).
+        let uri = http::Uri::from_parts(http::uri::Parts::default()).unwrap();
+        assert_eq!(uri.path_and_query().map(|p| p.as_str()), Some("/"));
+        let request = http::Request::get(uri).body(()).unwrap();
+        assert_eq!(head(request, false).0, Err(Malformed::NoPath));
+        let mut with_authority = http::uri::Parts::default();
+        with_authority.scheme = Some(http::uri::Scheme::HTTPS);
+        with_authority.authority = Some("a.test".parse().unwrap());
+        assert!(http::Uri::from_parts(with_authority).is_err());
+        // `:path: /` is a path, with or without an authority.
+        for uri in ["https://a.test/", "/"] {
+            let request = http::Request::get(uri).body(()).unwrap();
+            assert_eq!(head(request, false).0, Ok(BodyOut::None), "{uri}");
+        }
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! HTTP/2 clients that misbehave on purpose (`tests/tools/h2_client.py`, on the h2 library):
 //! a client that opens no window, one that gives up mid-upload, one that resets a stream
 //! while the app works on it (with and without `ignore_client_abort`), a reset flood, more
-//! streams than the limit. Each ends in a bounded time with the connection or the server still
-//! serving, and leaves nothing behind in the app.
+//! streams than the limit, a request without `:path`. Each ends in a bounded time with the
+//! connection or the server still serving, and leaves nothing behind in the app.
 
 use std::process::Command;
 use std::time::Duration;
@@ -350,4 +350,27 @@ fn a_connection_limit_counts_open_streams_the_connection_standing_for_its_first(
     );
     assert_eq!(two["statuses"]["200"], 1, "{two}");
     assert_eq!(two["statuses"]["503"], 1, "{two}");
+}
+
+/// A request without `:path` is malformed (RFC 9113 §8.3.1): its stream is reset (nginx
+/// answers 400), and the connection serves on. With a `host` field in place of `:authority`
+/// it was served as `GET /`.
+#[test]
+fn a_request_without_path_is_reset_and_the_connection_serves_on() {
+    let stack = stack();
+    for without in [&[][..], &["--no-authority"]] {
+        let got = h2_client(
+            &stack,
+            "no-path",
+            &[without, &["--second-path", "/bytes/7"]].concat(),
+        );
+        assert_eq!(
+            got["first"]["reset"], "PROTOCOL_ERROR",
+            "{without:?}: {got}"
+        );
+        assert_eq!(got["first"]["status"], Value::Null, "{without:?}: {got}");
+        assert_eq!(got["goaway"], Value::Null, "only the stream ends: {got}");
+        assert_eq!(got["second"]["status"], 200, "{without:?}: {got}");
+        assert_eq!(got["second"]["data"], 7, "{without:?}: {got}");
+    }
 }
