@@ -1,5 +1,5 @@
 //! Limits end to end, against real ringway and uWSGI: a route's request rate (`limit_req`:
-//! 429, or its `status`, with Retry-After past the burst, served again once the bucket leaks), open
+//! 429, or its `status` (444: closed), with Retry-After past the burst, served again once the bucket leaks), open
 //! connections per client IP and in all (503 on the extra connection's first request, then
 //! closed; the place freed when a connection closes), and an upstream group's `max_conns`
 //! with its queue while every uWSGI worker is busy on a slow route (the queued requests are
@@ -138,6 +138,11 @@ upstream = "app"
 limit_req = {{ rate = "1r/m", status = 503 }}
 
 [[routes]]
+path = "/status/"
+upstream = "app"
+limit_req = {{ rate = "1r/m", status = 444 }}
+
+[[routes]]
 path = "/"
 upstream = "app"
 "#,
@@ -175,6 +180,15 @@ upstream = "app"
     let r = request(&mut conn, &Req::get("/bytes/10"));
     assert_eq!(r.status, 503, "{r:?}");
     assert!(r.header("retry-after").is_some(), "{r:?}");
+    // `limit_req_status 444;`: closed without a word, as nginx closes.
+    let mut dropped = Conn::open(ringway.addr());
+    let r = request(&mut dropped, &Req::get("/status/200"));
+    assert_eq!(r.status, 200, "{r:?}");
+    dropped
+        .send(&Req::get("/status/200").to_bytes())
+        .expect("send");
+    assert!(dropped.read_response().is_err(), "444 answers nothing");
+    assert!(dropped.closed_within(SOON), "and closes");
 
     // 5r/s without burst: the second request at once is refused; the bucket leaks one
     // request in 200 ms and the same request is served again.

@@ -690,6 +690,24 @@ fn x_accel_redirect_obeys_the_allow_list_of_the_route_it_lands_on() {
 }
 
 #[test]
+fn x_accel_redirect_obeys_the_limit_req_of_the_route_it_lands_on() {
+    // nginx runs the preaccess phase again after an internal redirect: the file route's
+    // limit counts a request the app's route did not limit.
+    let tree = StaticTree::build();
+    let uwsgi = Uwsgi::start_with(UwsgiOptions::named(App::Raw, "app"));
+    let routes = [StaticRoute::new("/protected/", &tree.private())
+        .internal()
+        .set("limit_req", "{ rate = \"1r/m\" }")];
+    let ringway = Ringway::with_config(config_with(&uwsgi, &routes)).start();
+    let r = roundtrip(ringway.addr(), &Req::get("/report/report.pdf"));
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.text().contains(tree.private_marker()), "{r:?}");
+    let r = roundtrip(ringway.addr(), &Req::get("/report/report.pdf"));
+    assert_eq!(r.status, 429, "{r:?}");
+    assert!(!r.text().contains(tree.private_marker()), "{r:?}");
+}
+
+#[test]
 fn a_replaced_file_is_noticed_once_its_cache_entry_expires() {
     // The open-file cache trusts an entry for one second, then opens the path again.
     let stack = stack();

@@ -55,10 +55,11 @@ pub(super) async fn serve(
     let Action::Static(files) = &route.action else {
         return Err(misdirected);
     };
-    // nginx runs the access phase again after an internal redirect: the route's allow list
-    // and auth_basic hold for the files an app hands out too (a file route under a
-    // top-level password asks for it even when the app's route did not).
-    super::access(client, req, route, index, worker).await?;
+    // nginx runs the preaccess and access phases again after an internal redirect: the
+    // route's limit_req, allow list and auth_basic hold for the files an app hands out too
+    // (a file route under a top-level password asks for it even when the app's route did
+    // not).
+    super::redirected_to(client, req, route, index, worker).await?;
     // The app's headers ringway keeps, read before the client is lent to the file's answer.
     let headers = std::mem::take(&mut client.response_headers);
     let kept: Vec<(&[u8], &[u8])> = headers

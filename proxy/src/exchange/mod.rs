@@ -625,6 +625,23 @@ async fn limit_req(
     .await
 }
 
+/// nginx's phases again for the route an internal redirect (X-Accel-Redirect, a fallback)
+/// lands on: its `limit_req`, unless one already counted the request (nginx counts a
+/// request once), then its access checks (found by review: a limit on an internal route
+/// never applied).
+pub(super) async fn redirected_to(
+    client: &Client,
+    req: &Request,
+    route: &Route,
+    index: usize,
+    worker: &Worker,
+) -> Result<(), Fail> {
+    if req.limit_req.get().is_none() {
+        limit_req(client, req, route, index, worker).await?;
+    }
+    access(client, req, route, index, worker).await
+}
+
 /// nginx's access phase for a route: its `limit_except`, then its `allow` list, its
 /// `auth_basic` and its `auth_request`. A method `limit_except` keeps from the client gets
 /// 403, as nginx's `deny all` inside it. With `satisfy all` (the default) all must pass,
@@ -897,6 +914,11 @@ pub(crate) async fn answer(
     let Some(status) = fail.status() else {
         return Outcome::new(0, Next::Abort);
     };
+    if status == respond::CLOSE_SILENTLY {
+        // nginx's 444 where a status is the operator's (`limit_req_status 444`): the
+        // connection closes without an answer (found by review: a 444 answer was sent).
+        return Outcome::new(status, Next::Abort);
+    }
     let header = fail.header();
     // The challenge of the route that refused (after an X-Accel-Redirect, the file's).
     let challenge = match fail {

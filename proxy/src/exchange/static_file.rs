@@ -194,7 +194,7 @@ async fn fallback_path(
         return Err(Fail::NoFile);
     };
     if index != f.route_index {
-        super::access(client, req, route, index, worker).await?;
+        super::redirected_to(client, req, route, index, worker).await?;
     }
     let file = FileRequest {
         files,
