@@ -98,7 +98,8 @@ pub(crate) enum Fail {
     AuthFailed(AuthFailure),
     /// The client was too slow sending the head or the body.
     ClientTimeout(Part),
-    /// The client closed its connection in the middle of the head or the body.
+    /// The client closed its connection (or reset it, in the body) in the middle of the
+    /// head or the body.
     ClientClosed(Part),
     /// The client's socket failed.
     ClientIo(io::ErrorKind),
@@ -248,6 +249,16 @@ impl Fail {
             Fail::TooManyConnections(_) | Fail::QueueFull | Fail::QueueTimeout => 503,
             Fail::RateLimited(_, status) => status,
         })
+    }
+
+    /// The status a request that gets no answer is logged and counted under (0: none,
+    /// which is nginx's 499): a body the client cut short is nginx's 400 (found by review:
+    /// it was 499).
+    pub(crate) fn unanswered_status(self) -> u16 {
+        match self {
+            Fail::ClientClosed(Part::Body) => 400,
+            _ => 0,
+        }
     }
 
     /// The `kind` label of `ringway_upstream_errors_total`, for upstream failures.

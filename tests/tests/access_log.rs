@@ -1468,6 +1468,57 @@ fn only_the_listed_statuses_are_logged() {
     }
 }
 
+/// A client that leaves is logged as nginx logs it: one that cuts its body short (closing or
+/// resetting its connection) gets 400, one gone while the app works 499, and neither has an
+/// `$upstream_status` (`-`: no answer head came).
+#[test]
+fn clients_that_leave_are_logged_as_by_nginx() {
+    let both = SameFormat::start("$http_x_case $status $upstream_status", None, "", "");
+    let cut_short = b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nabc";
+    let cases: [(&str, &[u8], bool); 3] = [
+        ("closed-in-body", cut_short, false),
+        ("reset-in-body", cut_short, true),
+        (
+            "gone-at-app",
+            b"GET /slow?ms=1500 HTTP/1.1\r\nHost: t\r\n\r\n",
+            false,
+        ),
+    ];
+    let mut seen = Vec::new();
+    for (addr, log) in both.both() {
+        for (case, request, reset) in cases {
+            let mut conn = std::net::TcpStream::connect(addr).expect("connect");
+            let head_end = request
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .unwrap_or(0);
+            let (head, rest) = request.split_at(head_end);
+            let tagged = [head, format!("\r\nX-Case: {case}").as_bytes(), rest].concat();
+            std::io::Write::write_all(&mut conn, &tagged).expect("send");
+            std::thread::sleep(Duration::from_millis(200));
+            if reset {
+                socket2::SockRef::from(&conn)
+                    .set_linger(Some(Duration::ZERO))
+                    .expect("SO_LINGER 0: a reset on close");
+            }
+            drop(conn);
+        }
+        let mut lines = lines_once(log, cases.len(), &both.ringway);
+        lines.sort();
+        seen.push(lines);
+    }
+    assert_eq!(
+        seen[0],
+        [
+            "closed-in-body 400 -",
+            "gone-at-app 499 -",
+            "reset-in-body 400 -"
+        ],
+        "nginx's lines"
+    );
+    assert_eq!(seen[1], seen[0], "ringway's lines, then nginx's");
+}
+
 /// nginx's `$upstream_bytes_received`, `$upstream_response_length` and
 /// `$upstream_bytes_sent`: the same numbers from nginx and ringway for the same answers of
 /// the same uWSGI (its head and body as they came, the body alone, and the uwsgi packet

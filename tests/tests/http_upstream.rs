@@ -1124,8 +1124,8 @@ fn ignore_client_abort_keeps_the_request_at_granian_when_its_client_leaves() {
     }
     // Ended a second on, when the watch saw the client gone; the kept one read whole.
     for (uri, want, times) in [
-        ("/slow?ms=1500", (499, 499), 0.9..1.5),
-        ("/kept/slow?ms=1500", (200, 200), 1.5..5.0),
+        ("/slow?ms=1500", (499, None), 0.9..1.5),
+        ("/kept/slow?ms=1500", (200, Some(200)), 1.5..5.0),
     ] {
         let mut line = None;
         ringway_tests::wait::poll_until(Duration::from_secs(10), || {
@@ -1137,7 +1137,7 @@ fn ignore_client_abort_keeps_the_request_at_granian_when_its_client_leaves() {
         };
         assert!(
             (status, upstream) == want && times.contains(&time),
-            "{uri}: {status} {upstream} {time}"
+            "{uri}: {status} {upstream:?} {time}"
         );
     }
 }

@@ -397,14 +397,14 @@ fn ignore_client_abort_keeps_the_request_at_uwsgi_when_its_client_leaves() {
     // Ended once the watch, a second on, saw the client gone.
     let (status, upstream, time) = logged("/slow?ms=1500&by=ringway-default");
     assert!(
-        (status, upstream) == (499, 499) && (0.9..1.5).contains(&time),
-        "{status} {upstream} {time}"
+        (status, upstream) == (499, None) && (0.9..1.5).contains(&time),
+        "{status} {upstream:?} {time}"
     );
     // The app's answer, read whole after its 1.5 s.
     let (status, upstream, time) = logged("/kept/slow?ms=1500&by=ringway-ignoring");
     assert!(
-        (status, upstream) == (200, 200) && (1.5..5.0).contains(&time),
-        "{status} {upstream} {time}"
+        (status, upstream) == (200, Some(200)) && (1.5..5.0).contains(&time),
+        "{status} {upstream:?} {time}"
     );
     for (proxy, addr, path) in [
         ("nginx", nginx_ignoring.addr(), "/slow"),

@@ -191,8 +191,9 @@ pub(crate) struct UpstreamFields<'a> {
     /// `$upstream_response_time`).
     pub(crate) response: Duration,
     /// The status it answered (for an exchange that failed after the connect, the status
-    /// ringway answered, 502 or 504, as nginx's `$upstream_status`).
-    pub(crate) status: u16,
+    /// ringway answered, 502 or 504, as nginx's `$upstream_status`; `None`: the client
+    /// left before an answer head came, which nginx logs as `-`).
+    pub(crate) status: Option<u16>,
     /// From the start of the connect to its answer's head (`None`: no head came).
     pub(crate) header: Option<Duration>,
     /// Bytes read from it, bytes written to it, and its answer's body as read (nginx's
@@ -344,7 +345,7 @@ mod tests {
                 addr: "unix:/run/app.sock",
                 connect: Duration::from_micros(120),
                 response: Duration::from_micros(10_999),
-                status: 200,
+                status: Some(200),
                 header: Some(Duration::from_micros(10_500)),
                 bytes: None,
             }),

@@ -572,9 +572,9 @@ fn push_var(
         Var::UpstreamResponseTime => seconds(out, e.upstream.map(|u| u.response)),
         Var::RequestId => text(out, e.request_id.map(str::as_bytes)),
         Var::Host => push_host(out, e.host, escape),
-        Var::UpstreamStatus => match e.upstream {
-            Some(u) => {
-                let _ = write!(out, "{:03}", u.status);
+        Var::UpstreamStatus => match e.upstream.and_then(|u| u.status) {
+            Some(status) => {
+                let _ = write!(out, "{status:03}");
             }
             None => push_value(out, None, escape),
         },
@@ -882,7 +882,7 @@ mod tests {
             addr: "unix:/a.sock",
             connect: Duration::ZERO,
             response: Duration::from_millis(5),
-            status: 204,
+            status: Some(204),
             header: Some(Duration::from_millis(4)),
             bytes: None,
         };
@@ -909,7 +909,7 @@ mod tests {
                 addr: "unix:/a.sock",
                 connect: Duration::ZERO,
                 response: Duration::from_millis(5),
-                status: 200,
+                status: Some(200),
                 header: Some(Duration::from_millis(4)),
                 bytes,
             };

@@ -164,7 +164,8 @@ fn client_read(read: Result<(usize, Buf), IoError>) -> Result<(usize, Buf), Fail
         Ok((0, _)) => Err(Fail::ClientClosed(Part::Body)),
         Ok(read) => Ok(read),
         Err(IoError::Timeout) => Err(Fail::ClientTimeout(Part::Body)),
-        Err(IoError::Failed(kind)) => Err(Fail::ClientIo(kind)),
+        // A reset is a close, as nginx counts it (400, logged without an answer).
+        Err(IoError::Failed(_)) => Err(Fail::ClientClosed(Part::Body)),
     }
 }
 

@@ -195,9 +195,11 @@ impl Seen<'_> {
                 .unwrap_or("-"),
             connect: call.connect,
             response: call.response.unwrap_or_else(|| call.started.elapsed()),
-            status: match call.head_status {
-                0 => outcome.reported_status(),
-                status => status,
+            status: match (call.head_status, outcome.status) {
+                // The client left first: nginx never sets the upstream's status then.
+                (0, 0) => None,
+                (0, answered) => Some(answered),
+                (status, _) => Some(status),
             },
             header: (call.head_status != 0)
                 .then(|| std::time::Duration::from_micros(u64::from(call.head_micros))),

@@ -912,7 +912,7 @@ pub(crate) async fn answer(
 ) -> Outcome {
     fail.report(client.peer, &worker.stats);
     let Some(status) = fail.status() else {
-        return Outcome::new(0, Next::Abort);
+        return Outcome::new(fail.unanswered_status(), Next::Abort);
     };
     if status == respond::CLOSE_SILENTLY {
         // nginx's 444 where a status is the operator's (`limit_req_status 444`): the
