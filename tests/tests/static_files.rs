@@ -736,6 +736,67 @@ fn a_replaced_file_is_noticed_once_its_cache_entry_expires() {
     );
 }
 
+/// Deploys that replace the route's directory: a `current` symlink swapped to a new
+/// release (`ln -sfn`), and a new build renamed over the old directory. nginx opens the path
+/// at every request; ringway looks at it once a second, so the new files are served within
+/// seconds, with no reload.
+#[test]
+fn a_replaced_root_directory_is_served_without_a_reload() {
+    let top = tempfile::tempdir().expect("temp dir");
+    // A release with app.js and a file of its own, `own`.
+    let release = |name: &str, own: &str, body: &str| {
+        let dir = top.path().join(name);
+        std::fs::create_dir_all(&dir).expect("release dir");
+        std::fs::write(dir.join("app.js"), body).expect("app.js");
+        std::fs::write(dir.join(own), body).expect("its own file");
+    };
+    release("releases/1", "1.css", "one\n");
+    let current = top.path().join("current");
+    std::os::unix::fs::symlink("releases/1", &current).expect("current -> releases/1");
+    release("public", "public.css", "public one\n");
+    let uwsgi = Uwsgi::start(App::Raw);
+    let routes = [
+        StaticRoute::new("/current/", &current),
+        StaticRoute::new("/public/", &top.path().join("public")),
+    ];
+    let ringway = Ringway::with_config(config_with(&uwsgi, &routes)).start();
+    let body = |path: &str| {
+        let r = roundtrip(ringway.addr(), &Req::get(path));
+        (r.status, r.text())
+    };
+    assert_eq!(body("/current/app.js"), (200, "one\n".to_owned()));
+    assert_eq!(body("/public/app.js"), (200, "public one\n".to_owned()));
+
+    release("releases/2", "2.css", "two\n");
+    std::os::unix::fs::symlink("releases/2", top.path().join("next")).expect("next");
+    std::fs::rename(top.path().join("next"), &current).expect("swap current");
+    release("build", "build.css", "public two\n");
+    std::fs::remove_dir_all(top.path().join("public")).expect("rm -rf public");
+    std::fs::rename(top.path().join("build"), top.path().join("public")).expect("mv build");
+
+    let mut last = Vec::new();
+    let served = poll_until(Duration::from_secs(5), || {
+        last = [
+            "/current/app.js",
+            "/current/2.css",
+            "/public/app.js",
+            "/public/build.css",
+        ]
+        .map(body)
+        .to_vec();
+        last.iter().all(|(status, _)| *status == 200)
+    });
+    assert!(served, "the new directories' files: {last:?}");
+    assert_eq!(last[0].1, "two\n");
+    assert_eq!(last[2].1, "public two\n");
+    assert_eq!(body("/current/1.css").0, 404, "the old release's own file");
+    assert!(
+        ringway.wait_for_log("static root replaced", Duration::from_secs(5)),
+        "{}",
+        ringway.stderr()
+    );
+}
+
 #[test]
 fn an_internal_route_answers_404_to_every_direct_request() {
     let stack = stack();

@@ -1,6 +1,9 @@
 //! Opening a file under a static route's root, so that no path can leave the root.
 //!
-//! The root directory is opened once, at start-up. Each file is opened relative to it with
+//! The root directory is opened at start-up, and again when its path names another directory
+//! (looked at once a second, when a file is opened): a deploy that swaps a `current` symlink
+//! or renames a new build into place is served within a second or two, as nginx, which opens
+//! the path at every request, serves it. Each file is opened relative to it with
 //! `openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)`: the kernel itself refuses any
 //! resolution that would leave the root (`..`, an absolute symlink, a symlink pointing out),
 //! with no window between a check and the open. A symlink that stays inside the root is
@@ -20,13 +23,27 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
 use super::decision::FileMeta;
 use crate::ratelimit::{BURST, Gate, WINDOW};
 
-/// A static route's root directory, open for the route's life.
+/// How often the root's path is looked at again for another directory.
+const LOOK_EVERY: Duration = Duration::from_secs(1);
+
+/// A static route's root directory: the directory its path names, as last looked at.
 pub(crate) struct Root {
-    dir: OwnedFd,
     path: PathBuf,
+    current: Mutex<Current>,
+}
+
+/// The directory open as the root, which it is (device and inode), and when the path was
+/// last looked at.
+struct Current {
+    dir: Arc<OwnedFd>,
+    id: (u64, u64),
+    looked: Instant,
 }
 
 impl fmt::Debug for Root {
@@ -52,25 +69,45 @@ pub(crate) enum Opened {
 impl Root {
     /// Opens `path` as a root (at start-up).
     pub(crate) fn open(path: &Path) -> io::Result<Root> {
-        let dir = File::options()
-            .read(true)
-            .custom_flags(libc::O_DIRECTORY)
-            .open(path)?;
-        if !dir.metadata()?.is_dir() {
-            return Err(io::Error::new(
-                io::ErrorKind::NotADirectory,
-                "not a directory",
-            ));
-        }
+        let (dir, id) = open_dir(path)?;
         Ok(Root {
-            dir: dir.into(),
             path: path.to_owned(),
+            current: Mutex::new(Current {
+                dir: Arc::new(dir),
+                id,
+                looked: Instant::now(),
+            }),
         })
+    }
+
+    /// The directory to open files in: the one the path names now, if it was time to look
+    /// and it names another (blocking: a `stat`, and maybe an open). A path that names
+    /// nothing, or nothing that opens as a directory, leaves the last one in place (a
+    /// deploy between its `rm` and its `mv`; its files are gone anyway).
+    fn dir(&self) -> Arc<OwnedFd> {
+        // Nothing panics while holding it; a poisoned lock still holds a usable directory.
+        let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
+        if current.looked.elapsed() >= LOOK_EVERY {
+            current.looked = Instant::now();
+            let named = std::fs::metadata(&self.path).map(|m| (m.dev(), m.ino()));
+            if named.is_ok_and(|id| id != current.id) {
+                match open_dir(&self.path) {
+                    Ok((dir, id)) => {
+                        tracing::info!(root = %self.path.display(), "static root replaced: files come from the new directory");
+                        current.dir = Arc::new(dir);
+                        current.id = id;
+                    }
+                    Err(err) => report_unopened_root(&self.path, &err),
+                }
+            }
+        }
+        Arc::clone(&current.dir)
     }
 
     /// Opens `rel` (a normalised path relative to the root, without a leading `/`; empty
     /// for the root itself). Blocking: call it off the event loop.
     pub(crate) fn open_beneath(&self, rel: &[u8]) -> Opened {
+        let dir = self.dir();
         let rel = if rel.is_empty() { &b"."[..] } else { rel };
         let Ok(c_rel) = CString::new(rel) else {
             return Opened::NotFound;
@@ -79,12 +116,12 @@ impl Root {
         let mut how: libc::open_how = unsafe { std::mem::zeroed() };
         how.flags = (libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY) as u64;
         how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS;
-        // SAFETY: the dir fd is open while `self` lives; `c_rel` is a valid C string and
+        // SAFETY: the dir fd is open while `dir` lives; `c_rel` is a valid C string and
         // `how` a valid open_how of the size passed; the result is a new fd or -1.
         let fd = unsafe {
             libc::syscall(
                 libc::SYS_openat2,
-                self.dir.as_raw_fd(),
+                dir.as_raw_fd(),
                 c_rel.as_ptr(),
                 &how,
                 size_of::<libc::open_how>(),
@@ -127,6 +164,22 @@ impl Root {
     }
 }
 
+/// The directory at `path`, open, and which it is (device and inode).
+fn open_dir(path: &Path) -> io::Result<(OwnedFd, (u64, u64))> {
+    let dir = File::options()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY)
+        .open(path)?;
+    let meta = dir.metadata()?;
+    if !meta.is_dir() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotADirectory,
+            "not a directory",
+        ));
+    }
+    Ok((dir.into(), (meta.dev(), meta.ino())))
+}
+
 /// Whether an open failed because of the path the client asked for (no such file, an
 /// escape the kernel refused): a 404. Anything else is the host's doing (nginx answers 403
 /// for a permission denied, 500 for the rest, and so does ringway; found by review: these
@@ -161,6 +214,20 @@ fn report_open_error(root: &Path, rel: &[u8], err: &io::Error) {
          fallback; at most {BURST} such lines per {}s)",
         WINDOW.as_secs()
     );
+}
+
+/// A root path that names something other than a directory now: logged, a few lines per
+/// window (it is looked at once a second while files are asked for).
+fn report_unopened_root(root: &Path, err: &io::Error) {
+    static GATE: Gate = Gate::new();
+    if GATE.allow() {
+        tracing::warn!(
+            root = %root.display(),
+            error = %err,
+            "a static root names no directory that opens now: files still come from the one \
+             it named before"
+        );
+    }
 }
 
 /// The index file of the directory `rel` (relative to the root, empty for the root itself).
@@ -232,6 +299,40 @@ mod tests {
         }
         assert!(matches!(root.open_beneath(b"sub"), Opened::Directory));
         assert!(matches!(root.open_beneath(b""), Opened::Directory));
+    }
+
+    #[test]
+    fn a_root_path_that_names_another_directory_is_followed_within_a_second() {
+        let top = tempfile::tempdir().unwrap();
+        for (release, body) in [("a", &b"old"[..]), ("b", b"new, longer")] {
+            std::fs::create_dir(top.path().join(release)).unwrap();
+            std::fs::write(top.path().join(release).join("app.js"), body).unwrap();
+        }
+        let current = top.path().join("current");
+        symlink("a", &current).unwrap();
+        let root = Root::open(&current).unwrap();
+        let size = |root: &Root| match root.open_beneath(b"app.js") {
+            Opened::File(_, meta) => Some(meta.size),
+            _ => None,
+        };
+        assert_eq!(size(&root), Some(3));
+        // `ln -sfn b current`, as a deploy swaps it: a new link renamed over the old.
+        symlink("b", top.path().join("next")).unwrap();
+        std::fs::rename(top.path().join("next"), &current).unwrap();
+        assert_eq!(
+            size(&root),
+            Some(3),
+            "looked at once a second, not at every open"
+        );
+        std::thread::sleep(LOOK_EVERY + Duration::from_millis(50));
+        assert_eq!(size(&root), Some(11), "the new release");
+        // Gone, then not a directory: the last one stays.
+        std::fs::remove_file(&current).unwrap();
+        std::thread::sleep(LOOK_EVERY + Duration::from_millis(50));
+        assert_eq!(size(&root), Some(11));
+        std::fs::write(&current, b"a file").unwrap();
+        std::thread::sleep(LOOK_EVERY + Duration::from_millis(50));
+        assert_eq!(size(&root), Some(11));
     }
 
     #[test]
