@@ -532,6 +532,18 @@ pub fn gzip_cases(t: &StaticTree) -> Vec<Case> {
         case("GZIP in capitals", accepting("GZIP"), sibling()),
         case("gzip;q=0 refused", accepting("gzip;q=0"), plain()),
         case("no Accept-Encoding", Req::get(&css), plain()),
+        // nginx's gzip_static asks ngx_http_gzip_ok: HTTP/1.1 (gzip_http_version), and no
+        // proxy in between while gzip_proxied is off.
+        case(
+            "HTTP/1.0: the plain file",
+            accepting("gzip").http10(),
+            plain(),
+        ),
+        case(
+            "through a proxy (Via): the plain file",
+            accepting("gzip").header("Via", "1.1 cache"),
+            plain(),
+        ),
         case("identity only", accepting("identity"), plain()),
         case("deflate only", accepting("deflate"), plain()),
         case(

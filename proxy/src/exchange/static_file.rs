@@ -22,8 +22,9 @@ use crate::http::{BodyFraming, Method, Version, http_date};
 use crate::io::{IoError, Stream};
 use crate::routes::{Action, Found, Route};
 use crate::static_files::{
-    CachedFile, Conditions, Decision, Extra, Fallback, FileHead, FileMeta, Gzipped, Kept, Lookup,
-    StaticRoute, accepts, decide, has_dot_segment, index_rel, push_cache_control, write_file_head,
+    CachedFile, Conditions, Decision, Encoding, Extra, Fallback, FileHead, FileMeta, Gzipped, Kept,
+    Lookup, StaticRoute, accepts, decide, has_dot_segment, index_rel, push_cache_control,
+    write_file_head,
 };
 use crate::worker::Worker;
 
@@ -165,7 +166,7 @@ pub(super) async fn serve(
     }
     // The type is the file's own, also when a compressed sibling goes out.
     let content_type = found.content_type.clone();
-    let (found, encoding) = precompressed(client, f, worker, found).await;
+    let (found, encoding) = precompressed(client, req, f, worker, found).await;
     answer(client, req, f, &found, &content_type, encoding, worker).await
 }
 
@@ -207,9 +208,13 @@ async fn fallback_path(
     serve(client, req, &file, rest, worker).await
 }
 
-/// The best precompressed sibling the client accepts, or the file itself.
+/// The best precompressed sibling the client accepts, or the file itself. A `.gz` sibling
+/// is checked as nginx's `gzip_static on` checks it (HTTP/1.1, `Via` and the route's
+/// `proxied`; found by review: an HTTP/1.0 client or a proxy got it); a `.br` one, as
+/// ngx_brotli's `brotli_static on`, by Accept-Encoding alone.
 async fn precompressed(
     client: &Client,
+    req: &Request,
     f: &FileRequest<'_>,
     worker: &Worker,
     file: CachedFile,
@@ -218,6 +223,11 @@ async fn precompressed(
     if let Some(accepted) = accepted {
         for encoding in &f.files.precompressed {
             if !accepts(accepted, encoding.coding()) {
+                continue;
+            }
+            if *encoding == Encoding::Gzip
+                && !Gzip::takes_a_gzipped_file(f.route.gzip.as_deref(), &asked_of(client, req))
+            {
                 continue;
             }
             let mut sibling = f.rel.to_vec();
@@ -230,6 +240,16 @@ async fn precompressed(
         }
     }
     (file, None)
+}
+
+/// What the request says about compression.
+fn asked_of<'a>(client: &'a Client, req: &Request) -> Asked<'a> {
+    Asked {
+        accept_encoding: client.request_header(b"accept-encoding"),
+        http11: req.head.version == Version::Http11,
+        via: client.request_header(b"via").is_some(),
+        authorization: client.request_header(b"authorization").is_some(),
+    }
 }
 
 /// Decides and sends the answer for `file`.
@@ -414,12 +434,7 @@ fn gzip_verdict(
         cc.add(value);
         cc
     });
-    let asked = Asked {
-        accept_encoding: client.request_header(b"accept-encoding"),
-        http11: req.head.version == Version::Http11,
-        via: client.request_header(b"via").is_some(),
-        authorization: client.request_header(b"authorization").is_some(),
-    };
+    let asked = asked_of(client, req);
     let answer = Answer {
         status: 200,
         length: Some(meta.size),

@@ -263,6 +263,23 @@ impl Gzip {
             .any(|t| t.as_bytes().eq_ignore_ascii_case(media))
     }
 
+    /// nginx's `ngx_http_gzip_ok` for `gzip_static on`, which asks it before any answer
+    /// header is set: a `.gz` sibling goes to an HTTP/1.1 client that accepts gzip and
+    /// came directly, or through a proxy when `proxied` is on at all (`gzip` is the route's
+    /// settings; none: nginx's defaults, `proxied` off).
+    pub(crate) fn takes_a_gzipped_file(gzip: Option<&Gzip>, asked: &Asked<'_>) -> bool {
+        match gzip {
+            Some(gzip) => gzip.client_takes_it(asked, &Answer::default(), 0),
+            None => {
+                asked.http11
+                    && !asked.via
+                    && asked
+                        .accept_encoding
+                        .is_some_and(|ae| crate::static_files::accepts(ae, "gzip"))
+            }
+        }
+    }
+
     /// nginx's `ngx_http_gzip_ok`: the client accepts gzip, speaks HTTP/1.1, and either came
     /// directly or through a proxy that `proxied` lets through for this answer.
     fn client_takes_it(&self, asked: &Asked<'_>, answer: &Answer<'_>, now: u64) -> bool {
