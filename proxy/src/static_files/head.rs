@@ -130,7 +130,11 @@ pub(crate) fn write_file_head(out: &mut Vec<u8>, h: &FileHead<'_>) {
         out.extend_from_slice(b"\r\n");
     } else {
         write_header(out, b"ETag", h.validators.etag());
-        out.extend_from_slice(b"Accept-Ranges: bytes\r\n");
+        // Not on a 304, which has no body to take ranges of (nginx's not-modified filter
+        // clears it; found by review).
+        if h.status != 304 {
+            out.extend_from_slice(b"Accept-Ranges: bytes\r\n");
+        }
     }
     if let Some((cache, until)) = h.cache.and_then(|(e, immutable)| {
         e.at(h.now)
@@ -146,6 +150,11 @@ pub(crate) fn write_file_head(out: &mut Vec<u8>, h: &FileHead<'_>) {
     }
     let extra = &h.extra;
     for (name, value) in extra.app {
+        // The app's type of an X-Accel-Redirect file goes as ringway's own would: not on a
+        // 304 (nginx clears the type there).
+        if h.status == 304 && name.eq_ignore_ascii_case(b"content-type") {
+            continue;
+        }
         write_header(out, name, value);
     }
     if let Some(id) = extra.request_id {
