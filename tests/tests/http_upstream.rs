@@ -792,6 +792,55 @@ fn interim_answers_are_skipped_but_not_without_end() {
     }
 }
 
+/// An upstream that answers each request with `head_kib` KiB of head (1 KiB header lines),
+/// written in two pieces 300 ms apart, the first of 63 KiB, then `ok`.
+fn head_in_two_pieces(head_kib: usize) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            thread::spawn(move || {
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+                let mut input = Vec::new();
+                while read_request_line(&mut stream, &mut input).is_some() {
+                    let mut head = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n".to_vec();
+                    for i in 0.. {
+                        if head.len() + 1024 > head_kib * 1024 - 4 {
+                            break;
+                        }
+                        head.extend_from_slice(format!("X-Line-{i:04}: ").as_bytes());
+                        head.resize(head.len() + 1024 - 16, b'a');
+                        head.extend_from_slice(b"\r\n");
+                    }
+                    head.extend_from_slice(b"\r\nok");
+                    let (first, rest) = head.split_at(63 * 1024);
+                    let sent = stream.write_all(first).is_ok() && {
+                        thread::sleep(Duration::from_millis(300));
+                        stream.write_all(rest).is_ok()
+                    };
+                    if !sent {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// The 64 KiB bound on an answer's head holds however the reads split it: a head that
+/// ends past it in the read after one that left 63 KiB is a 502 (it was served: the bound
+/// was looked at before each read only). One that ends within it is served.
+#[test]
+fn an_answer_head_past_64_kib_is_a_502_however_it_is_read() {
+    for (kib, want) in [(70, 502), (64, 200)] {
+        let ringway = ringway_to(&format!("http://{}", head_in_two_pieces(kib)), "", 1);
+        let r = roundtrip(ringway.addr(), &Req::get("/"));
+        assert_eq!(r.status, want, "a head of {kib} KiB: {r:?}");
+    }
+}
+
 /// An answer framed both by Content-Length and chunks is refused (502), as nginx 1.23 and
 /// later refuse it ("upstream sent \"Content-Length\" and \"Transfer-Encoding\" headers at
 /// the same time"; the suite's nginx, 1.22, still reads it as chunked): where the server

@@ -49,8 +49,8 @@ pub use error::HttpError;
 pub use reframe::{Reframer, Truncated, write_chunk_size};
 pub use request::{Limits, Method, RequestHead, parse_request};
 pub use response::{
-    MAX_RESPONSE_HEADERS, ResponseFraming, ResponseHead, accel_limit_rate, parse_response,
-    parse_response_within,
+    MAX_RESPONSE_HEAD, MAX_RESPONSE_HEADERS, ResponseFraming, ResponseHead, accel_limit_rate,
+    parse_response, parse_response_within,
 };
 pub use validate::host_without_port;
 pub(crate) use validate::{

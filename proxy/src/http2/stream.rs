@@ -22,12 +22,14 @@ use super::request::{BodyOut, write_head};
 use super::response::response_of;
 use super::{Bridge, Open};
 use crate::buffer::{Buf, SMALL};
-use crate::http::{ClientFraming, MAX_RESPONSE_HEADERS, Reframer, Status, parse_response_within};
+use crate::http::{
+    ClientFraming, MAX_RESPONSE_HEAD, MAX_RESPONSE_HEADERS, Reframer, Status, parse_response_within,
+};
 use crate::limits::Admission;
 
-/// Largest answer head the pipeline writes (its own limit on an upstream's head is 64 KiB,
-/// and it adds a few fields).
-const MAX_ANSWER_HEAD: usize = 80 * 1024;
+/// Largest answer head the pipeline writes: an upstream's largest, and room for the fields
+/// ringway adds.
+const MAX_ANSWER_HEAD: usize = MAX_RESPONSE_HEAD + 16 * 1024;
 
 /// Most header lines of an answer head the pipeline writes: an upstream's 512 and room for
 /// ringway's own (found by review: an upstream's 511 lines became 515 and the stream was

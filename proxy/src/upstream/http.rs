@@ -26,14 +26,14 @@ use super::UpstreamConn;
 use crate::buffer::Buf;
 use crate::fail::{BadResponse, Fail, Step};
 use crate::http::ascii::{push_ip, push_u64};
-use crate::http::{self, HeaderSpan, RequestHead, ResponseHead, Status, write_header};
+use crate::http::{
+    self, HeaderSpan, MAX_RESPONSE_HEAD, RequestHead, ResponseHead, Status, write_header,
+};
 use crate::io::{IoError, read_some};
 use crate::tls::{ClientCert, HEADER_PREFIX};
 
 /// First read of an upstream response.
 const HEAD_READ_SIZE: usize = 16 * 1024;
-/// Largest upstream response head accepted (502 beyond).
-const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 
 /// What ringway says about a request beside the client's headers.
 #[derive(Debug, Clone, Copy)]
@@ -313,6 +313,11 @@ pub(crate) async fn read_response_head(
     loop {
         if http::head_may_end(&resp, looked) || interim + resp.len() >= MAX_RESPONSE_HEAD {
             match http::parse_response(&resp, request_was_head, headers) {
+                // A read may take the buffer past the limit: a head that ends there is as
+                // large as one that does not end (found by review: one of 79 KiB passed).
+                Ok(Status::Complete(head)) if interim + head.head_len > MAX_RESPONSE_HEAD => {
+                    return Err(too_large());
+                }
                 Ok(Status::Complete(head)) if head.status >= 200 => return Ok((head, resp)),
                 Ok(Status::Complete(head)) if head.status == 101 && upgrading => {
                     return Ok((head, resp));

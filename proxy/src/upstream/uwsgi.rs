@@ -7,13 +7,11 @@ use std::time::Duration;
 use super::UpstreamConn;
 use crate::buffer::Buf;
 use crate::fail::{BadResponse, Fail, Step};
-use crate::http::{self, HeaderSpan, ResponseHead, Status};
+use crate::http::{self, HeaderSpan, MAX_RESPONSE_HEAD, ResponseHead, Status};
 use crate::io::{IoError, read_some};
 
 /// First read of an upstream response.
 const HEAD_READ_SIZE: usize = 16 * 1024;
-/// Largest upstream response head accepted (502 beyond).
-const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 /// Reads the response head; returns it with the buffer it is at the start of (the bytes
 /// after it are the beginning of the body). `headers` is filled with its header spans.
 pub(crate) async fn read_response_head(
@@ -27,16 +25,22 @@ pub(crate) async fn read_response_head(
     loop {
         read_http2_status_line_as_http11(&mut resp);
         if http::head_may_end(&resp, looked) || resp.len() >= MAX_RESPONSE_HEAD {
+            let too_large = || {
+                let too_large = BadResponse::HeadTooLarge(MAX_RESPONSE_HEAD);
+                Err(Fail::UpstreamBadResponse(too_large))
+            };
             match http::parse_response(&resp, request_was_head, headers) {
+                // A read may take the buffer past the limit: a head that ends there is as
+                // large as one that does not end (found by review: one of 79 KiB passed).
+                Ok(Status::Complete(head)) if head.head_len > MAX_RESPONSE_HEAD => {
+                    return too_large();
+                }
                 Ok(Status::Complete(head)) if head.status >= 200 => return Ok((head, resp)),
                 Ok(Status::Complete(head)) => {
                     return Err(Fail::UpstreamBadResponse(BadResponse::Interim(head.status)));
                 }
                 Ok(Status::Partial) if resp.len() < MAX_RESPONSE_HEAD => {}
-                Ok(Status::Partial) => {
-                    let too_large = BadResponse::HeadTooLarge(MAX_RESPONSE_HEAD);
-                    return Err(Fail::UpstreamBadResponse(too_large));
-                }
+                Ok(Status::Partial) => return too_large(),
                 Err(err) => return Err(Fail::UpstreamBadResponse(BadResponse::Head(err))),
             }
         }
