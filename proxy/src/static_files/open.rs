@@ -153,6 +153,15 @@ impl Root {
         if !meta.is_file() {
             return Opened::NotFound;
         }
+        // O_NONBLOCK was for the open (a FIFO without a writer); the file's reads go through
+        // io_uring, which on some kernels (5.x) ends a read of pages not yet in memory with
+        // EAGAIN on an O_NONBLOCK file instead of waiting for the disk (found by review).
+        // SAFETY: `file` owns a valid fd; F_SETFL with plain flags touches nothing else.
+        if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETFL, 0) } != 0 {
+            let err = io::Error::last_os_error();
+            report_open_error(&self.path, rel, &err);
+            return Opened::Failed(err.kind());
+        }
         let mtime = u64::try_from(meta.mtime()).unwrap_or(0);
         Opened::File(
             file,
@@ -297,6 +306,12 @@ mod tests {
                 String::from_utf8_lossy(rel)
             );
         }
+        let Opened::File(file, _) = root.open_beneath(b"a.txt") else {
+            panic!("a.txt opens")
+        };
+        // SAFETY: F_GETFL on an fd `file` owns.
+        let flags = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETFL) };
+        assert_eq!(flags & libc::O_NONBLOCK, 0, "reads of the file may wait");
         assert!(matches!(root.open_beneath(b"sub"), Opened::Directory));
         assert!(matches!(root.open_beneath(b""), Opened::Directory));
     }
