@@ -298,17 +298,9 @@ type Seen = Arc<Mutex<Vec<(usize, usize, String)>>>;
 /// `Connection: close`), then reads the second one and closes without a word: a server
 /// whose idle timeout struck while the request was on its way.
 fn closes_after_one_answer() -> (SocketAddr, Seen) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr");
     let seen: Seen = Arc::default();
     let log = Arc::clone(&seen);
-    thread::spawn(move || {
-        for (n, stream) in listener.incoming().enumerate() {
-            let Ok(stream) = stream else { return };
-            let log = Arc::clone(&log);
-            thread::spawn(move || serve_once(stream, n, &log));
-        }
-    });
+    let addr = scripted_upstream(move |stream, n| serve_once(stream, n, &log));
     (addr, seen)
 }
 
@@ -632,38 +624,43 @@ fn an_upload_buffered_in_a_temp_file_reaches_the_app_whole_and_the_connection_is
 /// What [`answers_by_path`] saw: (connection number, path).
 type Paths = Arc<Mutex<Vec<(usize, String)>>>;
 
+/// A scripted upstream on a free port: each connection is served by `serve` on a thread
+/// of its own, with its number (from 0) and a 30 s read timeout.
+fn scripted_upstream(serve: impl Fn(TcpStream, usize) + Clone + Send + 'static) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    thread::spawn(move || {
+        for (n, stream) in listener.incoming().enumerate() {
+            let Ok(stream) = stream else { return };
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+            let serve = serve.clone();
+            thread::spawn(move || serve(stream, n));
+        }
+    });
+    addr
+}
+
 /// An upstream answering by the request's path, keeping every connection open unless the
 /// answer is framed by its end: `/ok` (Content-Length), `/eof` (no length: closes),
 /// `/http10` (an HTTP/1.0 answer with a length), `/close` (`Connection: close`), `/extra`
 /// (two bytes more than its Content-Length). What it saw: (connection, path).
 fn answers_by_path() -> (SocketAddr, Paths) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr");
     let seen: Paths = Arc::default();
     let log = Arc::clone(&seen);
-    thread::spawn(move || {
-        for (n, stream) in listener.incoming().enumerate() {
-            let Ok(mut stream) = stream else { return };
-            let log = Arc::clone(&log);
-            thread::spawn(move || {
-                let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
-                let mut input = Vec::new();
-                while let Some((_, path)) = read_request_line(&mut stream, &mut input) {
-                    log.lock().expect("lock").push((n, path.clone()));
-                    let answer: &[u8] = match path.as_str() {
-                        "/eof" => b"HTTP/1.1 200 OK\r\n\r\nuntil the end",
-                        "/http10" => b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok",
-                        "/close" => {
-                            b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok"
-                        }
-                        "/extra" => b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok!!",
-                        _ => b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
-                    };
-                    if stream.write_all(answer).is_err() || path == "/eof" {
-                        return;
-                    }
-                }
-            });
+    let addr = scripted_upstream(move |mut stream, n| {
+        let mut input = Vec::new();
+        while let Some((_, path)) = read_request_line(&mut stream, &mut input) {
+            log.lock().expect("lock").push((n, path.clone()));
+            let answer: &[u8] = match path.as_str() {
+                "/eof" => b"HTTP/1.1 200 OK\r\n\r\nuntil the end",
+                "/http10" => b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok",
+                "/close" => b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok",
+                "/extra" => b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok!!",
+                _ => b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+            };
+            if stream.write_all(answer).is_err() || path == "/eof" {
+                return;
+            }
         }
     });
     (addr, seen)
@@ -740,24 +737,14 @@ fn a_joined_connection_idle_for_the_read_timeout_is_closed() {
 /// An upstream that answers each request of each connection with `answer(its target)`, and
 /// keeps the connection.
 fn answering(answer: impl Fn(&str) -> Vec<u8> + Clone + Send + 'static) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { return };
-            let answer = answer.clone();
-            thread::spawn(move || {
-                let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
-                let mut input = Vec::new();
-                while let Some((_, target)) = read_request_line(&mut stream, &mut input) {
-                    if stream.write_all(&answer(&target)).is_err() {
-                        return;
-                    }
-                }
-            });
+    scripted_upstream(move |mut stream, _| {
+        let mut input = Vec::new();
+        while let Some((_, target)) = read_request_line(&mut stream, &mut input) {
+            if stream.write_all(&answer(&target)).is_err() {
+                return;
+            }
         }
-    });
-    addr
+    })
 }
 
 /// An upstream that answers each request with `interim` `103 Early Hints` heads, then
@@ -795,38 +782,29 @@ fn interim_answers_are_skipped_but_not_without_end() {
 /// An upstream that answers each request with `head_kib` KiB of head (1 KiB header lines),
 /// written in two pieces 300 ms apart, the first of 63 KiB, then `ok`.
 fn head_in_two_pieces(head_kib: usize) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { return };
-            thread::spawn(move || {
-                let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
-                let mut input = Vec::new();
-                while read_request_line(&mut stream, &mut input).is_some() {
-                    let mut head = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n".to_vec();
-                    for i in 0.. {
-                        if head.len() + 1024 > head_kib * 1024 - 4 {
-                            break;
-                        }
-                        head.extend_from_slice(format!("X-Line-{i:04}: ").as_bytes());
-                        head.resize(head.len() + 1024 - 16, b'a');
-                        head.extend_from_slice(b"\r\n");
-                    }
-                    head.extend_from_slice(b"\r\nok");
-                    let (first, rest) = head.split_at(63 * 1024);
-                    let sent = stream.write_all(first).is_ok() && {
-                        thread::sleep(Duration::from_millis(300));
-                        stream.write_all(rest).is_ok()
-                    };
-                    if !sent {
-                        return;
-                    }
+    scripted_upstream(move |mut stream, _| {
+        let mut input = Vec::new();
+        while read_request_line(&mut stream, &mut input).is_some() {
+            let mut head = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n".to_vec();
+            for i in 0.. {
+                if head.len() + 1024 > head_kib * 1024 - 4 {
+                    break;
                 }
-            });
+                head.extend_from_slice(format!("X-Line-{i:04}: ").as_bytes());
+                head.resize(head.len() + 1024 - 16, b'a');
+                head.extend_from_slice(b"\r\n");
+            }
+            head.extend_from_slice(b"\r\nok");
+            let (first, rest) = head.split_at(63 * 1024);
+            let sent = stream.write_all(first).is_ok() && {
+                thread::sleep(Duration::from_millis(300));
+                stream.write_all(rest).is_ok()
+            };
+            if !sent {
+                return;
+            }
         }
-    });
-    addr
+    })
 }
 
 /// The 64 KiB bound on an answer's head holds however the reads split it: a head that
@@ -872,52 +850,43 @@ fn an_answer_framed_both_ways_is_a_502() {
 /// An app server that sends `103 Early Hints` as soon as it has a request's head, then
 /// reads the whole upload and answers with the number of bytes it got.
 fn hints_before_reading_the_body() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { return };
-            thread::spawn(move || {
-                let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
-                let mut input = Vec::new();
-                let mut buf = [0u8; 65536];
-                let end = loop {
-                    if let Some(end) = input.windows(4).position(|w| w == b"\r\n\r\n") {
-                        break end + 4;
-                    }
-                    match stream.read(&mut buf) {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => input.extend_from_slice(&buf[..n]),
-                    }
-                };
-                let head = String::from_utf8_lossy(&input[..end]).to_lowercase();
-                let length: usize = head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("content-length: ")?.trim().parse().ok())
-                    .unwrap_or(0);
-                let hint = b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n";
-                if stream.write_all(hint).is_err() {
-                    return;
-                }
-                // The proxy sees the hint while its upload still waits for room.
-                thread::sleep(Duration::from_millis(300));
-                let mut got = input.len() - end;
-                while got < length {
-                    match stream.read(&mut buf) {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => got += n,
-                    }
-                }
-                let body = got.to_string();
-                let answer = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = stream.write_all(answer.as_bytes());
-            });
+    scripted_upstream(|mut stream, _| {
+        let mut input = Vec::new();
+        let mut buf = [0u8; 65536];
+        let end = loop {
+            if let Some(end) = input.windows(4).position(|w| w == b"\r\n\r\n") {
+                break end + 4;
+            }
+            match stream.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => input.extend_from_slice(&buf[..n]),
+            }
+        };
+        let head = String::from_utf8_lossy(&input[..end]).to_lowercase();
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: ")?.trim().parse().ok())
+            .unwrap_or(0);
+        let hint = b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n";
+        if stream.write_all(hint).is_err() {
+            return;
         }
-    });
-    addr
+        // The proxy sees the hint while its upload still waits for room.
+        thread::sleep(Duration::from_millis(300));
+        let mut got = input.len() - end;
+        while got < length {
+            match stream.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => got += n,
+            }
+        }
+        let body = got.to_string();
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = stream.write_all(answer.as_bytes());
+    })
 }
 
 /// An interim answer that comes before the upload was read (`103 Early Hints` as soon as
