@@ -438,8 +438,15 @@ fn a_kept_connection_the_upstream_closed_while_idle_is_not_taken_again() {
 /// A WebSocket frame from the client: FIN, `opcode`, masked as RFC 6455 requires.
 fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
     let mask = [0x37, 0xfa, 0x21, 0x3d];
-    assert!(payload.len() < 126, "short frames only");
-    let mut frame = vec![0x80 | opcode, 0x80 | payload.len() as u8];
+    let mut frame = vec![0x80 | opcode];
+    match u16::try_from(payload.len()) {
+        Ok(short) if short < 126 => frame.push(0x80 | short as u8),
+        Ok(medium) => {
+            frame.push(0x80 | 126);
+            frame.extend_from_slice(&medium.to_be_bytes());
+        }
+        Err(_) => panic!("frames of at most 64 KiB"),
+    }
     frame.extend_from_slice(&mask);
     frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
     frame
@@ -515,6 +522,15 @@ fn a_websocket_echo_through_granian() {
         .write_all(&client_frame(0x2, &[0, 1, 2, 255]))
         .expect("binary frame");
     assert_eq!(server_frame(&mut stream), (0x2, vec![0, 1, 2, 255]));
+    // Larger than a waiting read: the reads grow while the bytes flow.
+    let large = ringway_tests::pattern(60_000);
+    stream
+        .write_all(&client_frame(0x2, &large))
+        .expect("a large frame");
+    assert!(
+        server_frame(&mut stream) == (0x2, large),
+        "the large frame echoed"
+    );
 
     // Close: the server answers with its close frame, then both sides end.
     stream

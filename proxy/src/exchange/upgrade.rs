@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use super::upstream::Answered;
 use super::{Outcome, Request};
-use crate::buffer::Buf;
+use crate::buffer::{Buf, SMALL, TINY};
 use crate::client::{Client, Next};
 use crate::clock::http_date_now;
 use crate::fail::Fail;
@@ -26,8 +26,12 @@ use crate::io::{IoError, Stream, write_all};
 use crate::routes::Route;
 use crate::worker::Worker;
 
-/// Read size in each direction.
-const JOIN_READ_SIZE: usize = 16 * 1024;
+/// Read size of a direction that waits: a WebSocket is idle most of its life and its
+/// messages are small, so a pair of them holds two tiny buffers, not two bulk reads' worth
+/// (nginx holds one `proxy_buffer_size` buffer, 4 KiB, per direction).
+const WAITING_READ: usize = TINY;
+/// Read size while bytes keep coming (the last read filled its buffer).
+const FLOWING_READ: usize = SMALL;
 
 /// Sends the 101 to the client and joins the two connections until both directions end
 /// or the pair stays idle too long.
@@ -115,28 +119,33 @@ pub(super) async fn join(
 }
 
 /// Copies `from` to `to` until `from` ends, then half-closes `to`; notes each transfer in
-/// `last`.
+/// `last`. Each read takes a buffer from the thread's pool and gives it back once written:
+/// [`WAITING_READ`] bytes while the direction waits, [`FLOWING_READ`] while reads fill.
 async fn pipe<A: Stream, B: Stream>(
     from: &A,
     to: &B,
     last: &Cell<Instant>,
     write_limit: Duration,
 ) -> Result<(), IoError> {
-    let mut buf = Buf::with_capacity(JOIN_READ_SIZE);
+    let mut size = WAITING_READ;
     loop {
-        buf.clear();
         // No timeout on the read: the idle watch ends the pair instead (a dropped read would
         // lose what it read).
-        let (read, filled) = from.read_append(buf, JOIN_READ_SIZE).await;
+        let (read, filled) = from.read_append(Buf::with_capacity(size), size).await;
         match read {
             Ok(0) => {
                 to.shutdown(Shutdown::Write);
                 return Ok(());
             }
-            Ok(_) => {
+            Ok(n) => {
                 last.set(Instant::now());
-                buf = write_all(to, filled, 0, write_limit).await?;
+                write_all(to, filled, 0, write_limit).await?;
                 last.set(Instant::now());
+                size = if n == size {
+                    FLOWING_READ
+                } else {
+                    WAITING_READ
+                };
             }
             Err(e) => return Err(IoError::Failed(e.kind())),
         }
