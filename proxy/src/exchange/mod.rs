@@ -35,7 +35,7 @@ use crate::client::{Client, Next, Own};
 use crate::config::SetValues;
 use crate::fail::{Allowed, Fail};
 use crate::gzip::GzipRatio;
-use crate::http::{BodyFraming, HeaderSpan, Method, RequestHead};
+use crate::http::{HeaderSpan, Method, RequestHead};
 use crate::identity::{RequestId, identify};
 use crate::limits::LimitReqStatus;
 use crate::routes::{Action, Found, Route};
@@ -202,9 +202,10 @@ impl Request {
     }
 
     /// Whether an answer that reads no body can keep the connection: only if there was no
-    /// body to leave unread.
+    /// body to leave unread (`Content-Length: 0`, which many clients send with every POST,
+    /// leaves none; found by review: it ended the connection).
     fn may_keep_alive_unread(&self) -> bool {
-        self.keep_alive && self.head.body == BodyFraming::None
+        self.keep_alive && self.head.body.has_no_bytes()
     }
 
     /// Who it is from and what it is called.
@@ -380,7 +381,7 @@ pub(crate) async fn serve(
         }
         (Routed::Refused(fail, refused), None) => {
             let fail = *fail;
-            let keep = fail.is_clean() && keep && head.body == BodyFraming::None;
+            let keep = fail.is_clean() && keep && head.body.has_no_bytes();
             let scope = OwnAnswers::of_server(worker);
             answer(
                 client,

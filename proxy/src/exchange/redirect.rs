@@ -6,9 +6,7 @@ use crate::client::{Client, Next, Own};
 use std::io::Write;
 use std::net::IpAddr;
 
-use crate::http::{
-    BodyFraming, Method, RequestHead, host_without_port, push_escaped, push_path_escaped,
-};
+use crate::http::{Method, RequestHead, host_without_port, push_escaped, push_path_escaped};
 use crate::identity::RequestId;
 use crate::routes::{Route, highest_group};
 use crate::worker::Worker;
@@ -94,7 +92,7 @@ pub(super) async fn to_https(
         location.push(b'/');
     }
     location.extend_from_slice(uri);
-    let keep_alive = keep_alive && head.body == BodyFraming::None;
+    let keep_alive = keep_alive && head.body.has_no_bytes();
     let head_only = head.method == Method::Head;
     let headers: [(&[u8], &[u8]); 1] = [(b"Location", &location)];
     let own = Own {

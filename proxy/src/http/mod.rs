@@ -210,6 +210,14 @@ pub enum BodyFraming {
     Chunked,
 }
 
+impl BodyFraming {
+    /// Whether the request has no body bytes after its head: none said, or a length of 0.
+    /// (An empty chunked body still has its last chunk to read.)
+    pub fn has_no_bytes(self) -> bool {
+        matches!(self, BodyFraming::None | BodyFraming::Length(0))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::{has_dot_segment, head_may_end};
