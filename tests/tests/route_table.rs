@@ -790,6 +790,15 @@ path = "/any/"
 upstream = "app"
 script_name = "/any"
 max_body_size = "0"
+
+[[routes]]
+path = "/staff/"
+upstream = "app"
+allow = ["10.0.0.0/8"]
+
+[[routes]]
+path = "/fixed/"
+respond = { status = 204 }
 "#;
     let ringway = Ringway::with_config(config).start();
     let addr = ringway.addr();
@@ -818,8 +827,22 @@ max_body_size = "0"
     let r = roundtrip(addr, &Req::post("/tiny/echo", &pattern(50)));
     check_echo(&r, &pattern(50), "50 B to /tiny/ (limit 100)");
 
-    let refused: [(&str, Req); 5] = [
+    let refused: [(&str, Req); 8] = [
         ("50 kB to / (global 1k)", Req::post("/echo", &body_50k)),
+        // As nginx checks `client_max_body_size` once the location is found: before its
+        // access checks, its slash redirect and its `return`.
+        (
+            "50 kB to a route the client may not use",
+            Req::post("/staff/echo", &body_50k),
+        ),
+        (
+            "50 kB to a route's path without its slash",
+            Req::post("/staff", &body_50k),
+        ),
+        (
+            "50 kB to a route with a fixed answer",
+            Req::post("/fixed/x", &body_50k),
+        ),
         (
             "2 kB chunked to / (global 1k)",
             Req::post("/echo", b"").chunked(&[&pattern(1000), &pattern(1000)]),

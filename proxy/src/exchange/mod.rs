@@ -35,7 +35,7 @@ use crate::client::{Client, Next, Own};
 use crate::config::SetValues;
 use crate::fail::{Allowed, Fail};
 use crate::gzip::GzipRatio;
-use crate::http::{HeaderSpan, Method, RequestHead};
+use crate::http::{BodyFraming, HeaderSpan, Method, RequestHead};
 use crate::identity::{RequestId, identify};
 use crate::limits::LimitReqStatus;
 use crate::routes::{Action, Found, Route};
@@ -552,10 +552,15 @@ async fn handle(
     let head_only = req.head.method == Method::Head;
     // The route's path is this path with a slash added: send the client there (as nginx
     // does, before any access check; the allow list applies where it lands).
-    if !route.internal && route.path.len() > req.path.len() {
+    if !route.internal
+        && route.path.len() > req.path.len()
+        && declared_body_fits(req, route).is_ok()
+    {
         return redirect::to_slashed(client, req, route, worker).await;
     }
-    let handled = if route.internal {
+    let handled = if let Err(fail) = declared_body_fits(req, route) {
+        Err(fail)
+    } else if route.internal {
         // Reachable only through X-Accel-Redirect.
         Err(Fail::NoRoute)
     } else if let Err(fail) = limit_req(client, req, route, index, worker).await {
@@ -588,6 +593,19 @@ async fn handle(
             )
             .await
         }
+    }
+}
+
+/// A declared body past the route's limit is refused (413) before anything else, as nginx
+/// checks `client_max_body_size` once the location is found (found by review: a password
+/// prompt, an auth request or a limit came first, and on routes that read no body, nothing).
+/// An internal route is a 404 first.
+fn declared_body_fits(req: &Request, route: &Route) -> Result<(), Fail> {
+    match req.head.body {
+        BodyFraming::Length(n) if !route.internal => {
+            upstream::check_body_size(n, route.limits.max_body_size)
+        }
+        _ => Ok(()),
     }
 }
 
