@@ -432,3 +432,32 @@ fn a_repeated_credential_or_validator_is_refused_as_nginx_refuses_it() {
         ringway.stderr()
     );
 }
+
+/// A body's framing said in ways nginx refuses gets nginx's status: Transfer-Encoding twice
+/// is a duplicate header (400), a coding other than chunked is 501 whatever else the head
+/// says, chunked with a Content-Length is 400, and a bad Content-Length is 400 before the
+/// coding is looked at.
+#[test]
+fn a_body_framed_the_ways_nginx_refuses_gets_its_status() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let ringway = Ringway::start(&uwsgi);
+    let nginx = Nginx::start(uwsgi.socket());
+    let cases: [(&str, u16); 5] = [
+        (
+            "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked",
+            400,
+        ),
+        ("Transfer-Encoding: gzip\r\nContent-Length: 5", 501),
+        ("Content-Length: 5\r\nTransfer-Encoding: gzip", 501),
+        ("Transfer-Encoding: chunked\r\nContent-Length: 5", 400),
+        ("Transfer-Encoding: gzip\r\nContent-Length: x", 400),
+    ];
+    for (lines, status) in cases {
+        let wire = format!("POST /echo HTTP/1.1\r\nHost: localhost\r\n{lines}\r\n\r\nhello");
+        for (who, addr) in [("nginx", nginx.addr()), ("ringway", ringway.addr())] {
+            let r = roundtrip_raw(addr, wire.as_bytes())
+                .unwrap_or_else(|e| panic!("{who}, {lines:?}: {e}"));
+            assert_eq!(r.status, status, "{who}, {lines:?}: {r:?}");
+        }
+    }
+}

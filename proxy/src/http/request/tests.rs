@@ -25,11 +25,16 @@ fn text(buf: &[u8], span: Span) -> &str {
 /// One named test per refused head, with the error (the status each error answers with is
 /// tested with the other failures, in `crate::fail`).
 macro_rules! refused {
-    ($($name:ident: $buf:expr => $err:ident;)*) => {$(
+    ($($name:ident: $buf:expr => $err:ident $(($arg:expr))?;)*) => {$(
         #[test]
         fn $name() {
             let buf: &[u8] = $buf;
-            assert_eq!(parse(buf), Err(HttpError::$err), "{:?}", String::from_utf8_lossy(buf));
+            assert_eq!(
+                parse(buf),
+                Err(HttpError::$err $(($arg))?),
+                "{:?}",
+                String::from_utf8_lossy(buf)
+            );
         }
     )*};
 }
@@ -49,7 +54,10 @@ refused! {
     cl_repeated_differing: b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\ncontent-length: 6\r\n\r\n" => BadContentLength;
     te_gzip: b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n" => UnsupportedEncoding;
     te_gzip_chunked: b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n" => UnsupportedEncoding;
-    te_chunked_twice: b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n" => UnsupportedEncoding;
+    te_chunked_twice: b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n" => RepeatedHeader("Transfer-Encoding");
+    te_gzip_with_length: b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\nContent-Length: 5\r\n\r\n" => UnsupportedEncoding;
+    te_chunked_with_length: b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n" => LengthAndEncoding;
+    te_gzip_with_a_bad_length: b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\nContent-Length: x\r\n\r\n" => BadContentLength;
     te_chunked_list: b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n" => UnsupportedEncoding;
     te_empty: b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\n\r\n" => UnsupportedEncoding;
     te_on_http10: b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n" => BadSyntax;
