@@ -87,6 +87,9 @@ fn pids_holding(inodes: &BTreeSet<u64>) -> io::Result<BTreeSet<u32>> {
         return Ok(out);
     }
     for pid in all_pids()? {
+        if is_service_manager(pid) {
+            continue;
+        }
         let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
             continue;
         };
@@ -104,6 +107,14 @@ fn pids_holding(inodes: &BTreeSet<u64>) -> io::Result<BTreeSet<u32>> {
         }
     }
     Ok(out)
+}
+
+/// Whether `pid` is a service manager (init, or a `systemd --user`): under socket activation
+/// it holds the app's listening socket to hand it on, and all the host's processes descend
+/// from it, so it is no app process (found by review: every process was taken for a uWSGI
+/// worker).
+fn is_service_manager(pid: u32) -> bool {
+    pid == 1 || std::fs::read(format!("/proc/{pid}/comm")).is_ok_and(|comm| comm == b"systemd\n")
 }
 
 /// `roots` and every process descending from one of them (by ppid).
@@ -158,6 +169,48 @@ mod tests {
         let _ = std::fs::remove_file(&path);
         assert!(pids.contains(&std::process::id()), "{pids:?}");
         assert!(pids.contains(&child.id()), "{pids:?}");
+    }
+
+    /// A process holding the socket under the name `systemd` (as a socket-activating
+    /// service manager holds it), with a child: neither is taken for the app. The same
+    /// process under another name is.
+    #[test]
+    fn a_service_manager_holding_the_socket_is_not_the_app() {
+        for (name, counted) in [("systemd", false), ("uwsgi", true)] {
+            let path = std::env::temp_dir().join(format!(
+                "ringway-discover-{name}-{}.sock",
+                std::process::id()
+            ));
+            let _ = std::fs::remove_file(&path);
+            let script = "import ctypes, socket, subprocess, sys\n\
+                s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen()\n\
+                ctypes.CDLL(None).prctl(15, sys.argv[2].encode(), 0, 0, 0)\n\
+                child = subprocess.Popen(['sleep', '30'])\n\
+                print(child.pid, flush=True)\n\
+                sys.stdin.read()\n\
+                child.kill()\n";
+            let mut holder = Command::new("python3")
+                .args(["-c", script])
+                .arg(&path)
+                .arg(name)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut line = String::new();
+            std::io::BufRead::read_line(
+                &mut std::io::BufReader::new(holder.stdout.as_mut().unwrap()),
+                &mut line,
+            )
+            .unwrap();
+            let child: u32 = line.trim().parse().unwrap();
+            let pids = upstream_pids(&Upstream::Unix(path.clone())).unwrap();
+            drop(holder.stdin.take());
+            holder.wait().unwrap();
+            let _ = std::fs::remove_file(&path);
+            assert_eq!(pids.contains(&holder.id()), counted, "{name}: {pids:?}");
+            assert_eq!(pids.contains(&child), counted, "{name}'s child: {pids:?}");
+        }
     }
 
     #[test]
