@@ -7,6 +7,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use aya::Ebpf;
@@ -26,7 +27,45 @@ pub struct Histogram {
     pub count: u64,
 }
 
+/// The sums of the in-kernel histograms, kept across reads. Each CPU's sum is a u64 of the
+/// histogram's unit that wraps: connection lifetimes in nanoseconds add a second per second
+/// per open connection, 2^64 ns in 21 days at 10,000 connections, and an exported `_sum`
+/// then fell back (found by review). A read adds each CPU's growth since the last one.
+#[derive(Debug, Default)]
+pub(crate) struct Sums {
+    kept: Mutex<std::collections::HashMap<(&'static str, u32), KeptSum>>,
+}
+
+#[derive(Debug, Default)]
+struct KeptSum {
+    /// Each CPU's raw sum at the last read.
+    last: Vec<u64>,
+    total: u128,
+}
+
+impl Sums {
+    /// The sum of histogram `key` since the probes were loaded, given its per-CPU values now.
+    fn total(&self, key: (&'static str, u32), cpus: &[RawHist]) -> u128 {
+        let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+        let kept = kept.entry(key).or_default();
+        kept.last.resize(cpus.len().max(kept.last.len()), 0);
+        for (last, h) in kept.last.iter_mut().zip(cpus) {
+            kept.total += u128::from(h.sum.wrapping_sub(*last));
+            *last = h.sum;
+        }
+        kept.total
+    }
+}
+
 impl Histogram {
+    /// From per-CPU raw histograms whose values are `unit` base units each
+    /// (1e-6 for µs → s, 1e-9 for ns → s, 1.0 for bytes), their sum `kept` across reads.
+    fn from_cpus(cpus: &[RawHist], kept: u128, unit: f64) -> Histogram {
+        let mut histogram = Histogram::from_raw(cpus, unit);
+        histogram.sum = kept as f64 * unit;
+        histogram
+    }
+
     /// From per-CPU raw histograms whose values are `unit` base units each
     /// (1e-6 for µs → s, 1e-9 for ns → s, 1.0 for bytes).
     pub fn from_raw<'a>(cpus: impl IntoIterator<Item = &'a RawHist>, unit: f64) -> Histogram {
@@ -249,7 +288,7 @@ fn map<'a>(
 }
 
 fn per_cpu_hist(
-    ebpf: Option<&Ebpf>,
+    (ebpf, sums): (Option<&Ebpf>, &Sums),
     family: &'static str,
     name: &'static str,
     index: u32,
@@ -260,7 +299,8 @@ fn per_cpu_hist(
     let values = arr
         .get(&index, 0)
         .map_err(|source| ProbeError::Map { map: name, source })?;
-    Ok(Histogram::from_raw(values.iter(), unit))
+    let kept = sums.total((name, index), &values);
+    Ok(Histogram::from_cpus(&values, kept, unit))
 }
 
 impl Probes {
@@ -323,22 +363,46 @@ impl Probes {
 
     /// srtt of each connection at close, seconds.
     pub fn rtt_histogram(&self) -> Result<Histogram, ProbeError> {
-        per_cpu_hist(self.tcp.as_ref(), "tcp", "hists", HIST_RTT_US, 1e-6)
+        per_cpu_hist(
+            (self.tcp.as_ref(), &self.sums),
+            "tcp",
+            "hists",
+            HIST_RTT_US,
+            1e-6,
+        )
     }
 
     /// Handshake → close, seconds.
     pub fn lifetime_histogram(&self) -> Result<Histogram, ProbeError> {
-        per_cpu_hist(self.tcp.as_ref(), "tcp", "hists", HIST_LIFETIME_NS, 1e-9)
+        per_cpu_hist(
+            (self.tcp.as_ref(), &self.sums),
+            "tcp",
+            "hists",
+            HIST_LIFETIME_NS,
+            1e-9,
+        )
     }
 
     /// Bytes received per connection.
     pub fn bytes_in_histogram(&self) -> Result<Histogram, ProbeError> {
-        per_cpu_hist(self.tcp.as_ref(), "tcp", "hists", HIST_BYTES_IN, 1.0)
+        per_cpu_hist(
+            (self.tcp.as_ref(), &self.sums),
+            "tcp",
+            "hists",
+            HIST_BYTES_IN,
+            1.0,
+        )
     }
 
     /// Bytes sent and acknowledged per connection.
     pub fn bytes_out_histogram(&self) -> Result<Histogram, ProbeError> {
-        per_cpu_hist(self.tcp.as_ref(), "tcp", "hists", HIST_BYTES_OUT, 1.0)
+        per_cpu_hist(
+            (self.tcp.as_ref(), &self.sums),
+            "tcp",
+            "hists",
+            HIST_BYTES_OUT,
+            1.0,
+        )
     }
 
     /// Call when ringway has accepted a connection, with the cookie of the
@@ -373,7 +437,8 @@ impl Probes {
                 map: "uring_lat",
                 source,
             })?;
-            let latency = Histogram::from_raw(values.iter(), 1e-9);
+            let kept = self.sums.total(("uring_lat", op), &values);
+            let latency = Histogram::from_cpus(&values, kept, 1e-9);
             if latency.count > 0 {
                 let name = uring_op_name(op).map_or_else(|| format!("OP_{op}"), str::to_owned);
                 out.push(UringOpLatency {
@@ -559,6 +624,30 @@ mod tests {
         assert_eq!(h.buckets[21].1, 6);
         assert_eq!(h.buckets.last().map(|b| b.0), Some(f64::INFINITY));
         assert_eq!(h.buckets.last().map(|b| b.1), Some(6));
+    }
+
+    /// A per-CPU sum that wraps between two reads still adds its growth: the total never
+    /// falls back (two CPUs, one past 2^64 ns, about 584 years of summed lifetimes).
+    #[test]
+    fn a_kept_sum_grows_across_a_wrap() {
+        let at = |sums: [u64; 2]| {
+            sums.map(|sum| RawHist {
+                count: 1,
+                sum,
+                buckets: [0; HIST_BUCKETS],
+            })
+        };
+        let sums = Sums::default();
+        let key = ("hists", HIST_LIFETIME_NS);
+        let near = u64::MAX - 10;
+        assert_eq!(sums.total(key, &at([near, 5])), u128::from(near) + 5);
+        // CPU 0 adds 20 and wraps; CPU 1 adds 1.
+        let total = sums.total(key, &at([9, 6]));
+        assert_eq!(total, u128::from(near) + 5 + 21);
+        let h = Histogram::from_cpus(&at([9, 6]), total, 1e-9);
+        assert!(h.sum > 1.8e10, "{} s", h.sum);
+        // Another histogram keeps its own.
+        assert_eq!(sums.total(("hists", HIST_RTT_US), &at([3, 4])), 7);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use aya::maps::{HashMap, MapData, RingBuf};
 use aya::programs::{BtfTracePoint, CgroupAttachMode, SockOps};
 use aya::{Btf, Ebpf, EbpfLoader};
 
-use crate::maps::AtomicHist;
+use crate::maps::{AtomicHist, Sums};
 use crate::types::{RawOnCpu, RawRss};
 
 /// Probe `tcp_rtt`: the sock_ops program (srtt, rttvar, retransmits, live
@@ -119,6 +119,7 @@ pub struct Probes {
     pub(crate) closed: Mutex<Option<RingBuf<MapData>>>,
     pub(crate) statuses: Vec<ProbeStatus>,
     pub(crate) accept_wait: AtomicHist,
+    pub(crate) sums: Sums,
     pub(crate) page_size: u64,
 }
 
@@ -132,6 +133,7 @@ impl Probes {
             closed: Mutex::new(None),
             statuses: Vec::new(),
             accept_wait: AtomicHist::default(),
+            sums: Sums::default(),
             page_size: page_size(),
         };
         if let Err(reason) = check_privileges() {
