@@ -314,7 +314,10 @@ impl Snapshot {
                         .duration_since(c.opened)
                         .map_or(0.0, |d| d.as_secs_f64()),
                     requests: c.requests,
-                    // The kernel's counts are live; ringway's are updated per request.
+                    // The kernel's counts are as of the connection's last sock_ops event
+                    // (an ACK of ringway's bytes, an RTT sample: during a long upload the
+                    // received count waits for ringway's answer); ringway's are updated per
+                    // request. The larger is the later.
                     bytes_in: kernel.map_or(c.bytes_in, |k| k.bytes_received.max(c.bytes_in)),
                     bytes_out: kernel.map_or(c.bytes_out, |k| k.bytes_acked.max(c.bytes_out)),
                     kernel,
