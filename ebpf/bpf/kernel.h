@@ -38,6 +38,19 @@ struct in6_addr {
 	__u8 s6_addr[16];
 };
 
+struct ns_common {
+	unsigned int inum;
+} __attribute__((preserve_access_index));
+
+struct net {
+	struct ns_common ns;
+} __attribute__((preserve_access_index));
+
+/* The kernel's possible_net_t: the socket's network namespace. */
+typedef struct {
+	struct net *net;
+} possible_net_t;
+
 struct sock_common {
 	__be32 skc_daddr;
 	__be32 skc_rcv_saddr;
@@ -48,6 +61,7 @@ struct sock_common {
 	struct in6_addr skc_v6_daddr;
 	struct in6_addr skc_v6_rcv_saddr;
 	atomic64_t skc_cookie;
+	possible_net_t skc_net;
 } __attribute__((preserve_access_index));
 
 struct sock {

@@ -34,6 +34,16 @@ struct {
 	__type(value, __u8);
 } watch_ports SEC(".maps");
 
+/* [0]: the inode of ringway's network namespace (0: any). The ports are
+ * ringway's there only: a container serving on the same port in its own
+ * namespace is not ringway's. Filled by userspace. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} watch_netns SEC(".maps");
+
 /* Live connections by socket cookie. LRU so that a missed close can never
  * fill the map and stop new connections from being measured. */
 struct {
@@ -68,6 +78,15 @@ struct {
 static __always_inline bool port_watched(__u16 port)
 {
 	return bpf_map_lookup_elem(&watch_ports, &port) != NULL;
+}
+
+static __always_inline bool netns_watched(struct sock *sk)
+{
+	__u32 zero = 0;
+	__u32 *want = bpf_map_lookup_elem(&watch_netns, &zero);
+
+	return !want || !*want ||
+	       BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum) == *want;
 }
 
 static __always_inline void fill_tuple(struct rw_conn *c, struct sock *sk)
@@ -186,7 +205,7 @@ int rw_sockops(struct bpf_sock_ops *skops)
 	if (!bsk)
 		return 1;
 	tp = bpf_skc_to_tcp_sock(bsk);
-	if (!tp)
+	if (!tp || !netns_watched((struct sock *)tp))
 		return 1;
 	cookie = bpf_get_socket_cookie(skops);
 
@@ -225,7 +244,8 @@ int BPF_PROG(rw_set_state, const struct sock *csk, const int oldstate, const int
 		__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
 
 		if ((family == AF_INET || family == AF_INET6) &&
-		    port_watched(BPF_CORE_READ(sk, __sk_common.skc_num)))
+		    port_watched(BPF_CORE_READ(sk, __sk_common.skc_num)) &&
+		    netns_watched(sk))
 			ensure_conn(bpf_get_socket_cookie(sk), sk);
 		return 0;
 	}

@@ -821,3 +821,59 @@ fn tracefs_is_mounted_from_code_when_missing() {
     );
     assert_eq!(stdout.trim(), "/sys/kernel/tracing/events");
 }
+
+/// A connection on the watched port in another network namespace (a container serving on
+/// the same port) is not measured: only the one in the probes' own namespace counts, by
+/// sock_ops and by inet_sock_set_state alike.
+#[test]
+fn a_connection_in_another_network_namespace_is_not_measured() {
+    let _sets = alongside_others();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let config = Config {
+        listen_ports: vec![port],
+        ..Config::default()
+    };
+    let Some(mut probes) = load("netns", &config, &["tcp_rtt", "tcp_life"]) else {
+        return;
+    };
+    let netns = format!("ringway-ebpf-test-{}", std::process::id());
+    let ip = |args: &[&str]| {
+        let out = Command::new("ip").args(args).output().unwrap();
+        assert!(out.status.success(), "ip {args:?}: {out:?}");
+    };
+    ip(&["netns", "add", &netns]);
+    ip(&["-n", &netns, "link", "set", "lo", "up"]);
+    // A server on the same port in the other namespace, a client there, 100 bytes each way.
+    let script = format!(
+        "import socket\n\
+         l = socket.socket(); l.bind(('127.0.0.1', {port})); l.listen()\n\
+         c = socket.create_connection(('127.0.0.1', {port})); s, _ = l.accept()\n\
+         c.sendall(b'x' * 100); s.recv(100); s.sendall(b'y' * 100); c.recv(100)\n\
+         c.close(); s.close(); print('done')\n"
+    );
+    let out = Command::new("ip")
+        .args(["netns", "exec", &netns, "python3", "-c", &script])
+        .output()
+        .unwrap();
+    ip(&["netns", "delete", &netns]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "done",
+        "{out:?}"
+    );
+
+    // One here, for the probes to see.
+    let client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let (server, _) = listener.accept().unwrap();
+    let cookie = so_cookie(&server);
+    drop(client);
+    drop(server);
+    wait_closed(&mut probes, cookie);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        probes.lifetime_histogram().unwrap().count,
+        1,
+        "only this namespace's connection"
+    );
+}
