@@ -177,6 +177,31 @@ fn count(ringway: &Ringway, needle: &str) -> usize {
     ringway.stderr().matches(needle).count()
 }
 
+/// A restart in the same place: the socket file the last app left behind (stopped without
+/// removing it, or killed) does not stand for the new app, which binds a new one there,
+/// whose inode the file system may hand back (ext4 does): ringway counts the new one and
+/// serves. (It waited for a change that never came, then gave up after `ready_timeout`.)
+#[test]
+fn a_restart_past_a_socket_file_left_behind_serves() {
+    let setup = Setup::new();
+    let mut first = setup.start("");
+    assert_eq!(roundtrip(first.addr(), &Req::get("/")).status, 200);
+    first.sigterm();
+    assert!(
+        first.wait_exit(Duration::from_secs(30)).is_some(),
+        "stopped"
+    );
+    if !setup.socket.exists() {
+        // An app that removes its socket on exit: leave one as a killed app would.
+        drop(std::os::unix::net::UnixListener::bind(&setup.socket).expect("a stale socket"));
+    }
+    let second = setup
+        .ringway(&setup.uwsgi.argv(), "ready_timeout = \"10s\"")
+        .start();
+    let r = roundtrip(second.addr(), &Req::get("/"));
+    assert_eq!(r.status, 200, "{r:?}\n{}", second.stderr());
+}
+
 #[test]
 fn the_first_request_after_start_is_served() {
     let setup = Setup::new();

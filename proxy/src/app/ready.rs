@@ -16,12 +16,14 @@ pub const POLL: Duration = Duration::from_millis(50);
 /// while `localhost` is also `::1`).
 pub struct Waiting {
     left: Vec<Vec<UpstreamAddr>>,
-    /// The socket files there before the app started, by identity (device, inode). During
+    /// The socket files an app listened on before this one started, by identity. During
     /// an upgrade the old process's app still listens on them: a path counts only once it
     /// names another file, the one the new app bound (found by review: the old app's
     /// socket answered, the new process said it was listening, and requests got 502 once
-    /// the old one stopped its app).
-    before: Vec<(PathBuf, (u64, u64))>,
+    /// the old one stopped its app). A file nothing listened on is left by an app that is
+    /// gone, and is not noted: its inode may be the new file's (found by review: on ext4 the
+    /// app never counted as started after a restart).
+    before: Vec<(PathBuf, Identity)>,
 }
 
 impl Waiting {
@@ -31,7 +33,12 @@ impl Waiting {
             .iter()
             .flatten()
             .filter_map(|addr| match addr {
-                UpstreamAddr::Unix(path) => Some((path.clone(), identity(path)?)),
+                UpstreamAddr::Unix(path) => {
+                    let noted = identity(path)?;
+                    connect_upstream(addr)
+                        .is_ok()
+                        .then(|| (path.clone(), noted))
+                }
                 UpstreamAddr::Tcp(_) => None,
             })
             .collect();
@@ -67,7 +74,7 @@ impl Waiting {
 }
 
 /// Whether the app accepts on `addr`: a unix socket file among `before` does not count.
-fn accepts(addr: &UpstreamAddr, before: &[(PathBuf, (u64, u64))]) -> bool {
+fn accepts(addr: &UpstreamAddr, before: &[(PathBuf, Identity)]) -> bool {
     if let UpstreamAddr::Unix(path) = addr
         && let Some((_, old)) = before.iter().find(|(p, _)| p == path)
         && identity(path) == Some(*old)
@@ -77,11 +84,15 @@ fn accepts(addr: &UpstreamAddr, before: &[(PathBuf, (u64, u64))]) -> bool {
     connect_upstream(addr).is_ok()
 }
 
-/// The (device, inode) of the file at `path`, if there is one.
-fn identity(path: &std::path::Path) -> Option<(u64, u64)> {
+/// Which file a path names: its device, inode and change time (an inode number freed and
+/// given to a new file gets a new change time).
+type Identity = (u64, u64, i64, i64);
+
+/// The identity of the file at `path`, if there is one.
+fn identity(path: &std::path::Path) -> Option<Identity> {
     std::fs::symlink_metadata(path)
         .ok()
-        .map(|m| (m.dev(), m.ino()))
+        .map(|m| (m.dev(), m.ino(), m.ctime(), m.ctime_nsec()))
 }
 
 #[cfg(test)]
@@ -122,6 +133,20 @@ mod tests {
         waiting.poll();
         assert!(waiting.is_done(), "the new app's socket");
         drop(old);
+        // A file left by an app that is gone (stopped without removing it, or killed):
+        // no old app listens on it, so the new app's socket counts even where the file
+        // system gives the new file the old one's inode (ext4 does; found by review: the
+        // app never counted as started after a restart).
+        let stale = dir.path().join("stale.sock");
+        drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
+        let mut waiting = Waiting::new(&[vec![UpstreamAddr::Unix(stale.clone())]]);
+        std::fs::remove_file(&stale).unwrap();
+        let _app = std::os::unix::net::UnixListener::bind(&stale).unwrap();
+        waiting.poll();
+        assert!(
+            waiting.is_done(),
+            "the new app's socket in a stale one's place"
+        );
         // With no file there before, the first that accepts counts.
         let fresh = dir.path().join("fresh.sock");
         let mut waiting = Waiting::new(&[vec![UpstreamAddr::Unix(fresh.clone())]]);
