@@ -202,6 +202,33 @@ fn a_restart_past_a_socket_file_left_behind_serves() {
     assert_eq!(r.status, 200, "{r:?}\n{}", second.stderr());
 }
 
+/// Another process takes the app's socket path and leaves it naming a socket nothing
+/// listens on (a failed upgrade's new ringway, whose app replaced the file and then
+/// stopped): ringway sees its app unreachable, kills it, and the app started again binds
+/// the path: requests are served again within seconds. (They got 502 until a restart.)
+#[test]
+fn an_app_whose_socket_path_was_taken_and_left_dead_is_started_again() {
+    let setup = Setup::new();
+    let ringway = setup.start("");
+    assert_eq!(roundtrip(ringway.addr(), &Req::get("/")).status, 200);
+    let first = app_pid(&ringway);
+    std::fs::remove_file(&setup.socket).expect("the app's socket file");
+    drop(std::os::unix::net::UnixListener::bind(&setup.socket).expect("a dead socket"));
+    assert!(
+        ringway.wait_for_log("no longer reaches it", Duration::from_secs(10)),
+        "{}",
+        ringway.stderr()
+    );
+    let mut status = 0;
+    let served = poll_until(Duration::from_secs(15), || {
+        status = roundtrip(ringway.addr(), &Req::get("/")).status;
+        status == 200
+    });
+    assert!(served, "still {status}:\n{}", ringway.stderr());
+    assert_ne!(app_pid(&ringway), first, "a new app");
+    assert_eq!(count(&ringway, RESTARTING), 1, "{}", ringway.stderr());
+}
+
 #[test]
 fn the_first_request_after_start_is_served() {
     let setup = Setup::new();

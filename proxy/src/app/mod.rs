@@ -10,6 +10,7 @@
 mod backoff;
 mod process;
 mod ready;
+mod socket_watch;
 mod supervisor;
 
 pub(crate) use process::check_program;
@@ -155,6 +156,8 @@ impl Shared {
 pub struct App {
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
+    /// Watches that the app's socket paths still reach it (`socket_watch`).
+    watch: Option<JoinHandle<()>>,
     stop_signal: StopSignal,
     stop_timeout: Duration,
 }
@@ -182,9 +185,10 @@ impl App {
             .name("ringway-app".into())
             .spawn(move || supervisor.run())
             .context("cannot start the app's supervisor thread")?;
-        let app = App {
+        let mut app = App {
             shared,
             thread: Some(thread),
+            watch: None,
             stop_signal: config.stop_signal,
             stop_timeout: config.stop_timeout,
         };
@@ -195,6 +199,23 @@ impl App {
             Err(_) => bail!("app.command: the supervisor thread ended before starting {program}"),
         }
         app.wait_ready(waiting, config.ready_timeout)?;
+        let paths: Vec<_> = upstreams
+            .iter()
+            .flatten()
+            .filter_map(|addr| match addr {
+                UpstreamAddr::Unix(path) => Some(path.clone()),
+                UpstreamAddr::Tcp(_) => None,
+            })
+            .collect();
+        if !paths.is_empty() {
+            let shared = Arc::clone(&app.shared);
+            let reaching = socket_watch::Reaching::now(&shared, &paths);
+            let watch = std::thread::Builder::new()
+                .name("ringway-app-socket".into())
+                .spawn(move || socket_watch::run(shared, paths, reaching))
+                .context("cannot start the app's socket watch")?;
+            app.watch = Some(watch);
+        }
         Ok(app)
     }
 
@@ -285,6 +306,10 @@ impl App {
         }
         // The leader exits at once after a SIGKILL; the supervisor then reaps it and ends.
         let _ = thread.join();
+        // Woken with the supervisor, it ends as soon as it sees `stopping`.
+        if let Some(watch) = self.watch.take() {
+            let _ = watch.join();
+        }
     }
 }
 
