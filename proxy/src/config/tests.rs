@@ -2725,11 +2725,13 @@ fn charset_and_its_types_are_inherited_each_on_its_own() {
 
 #[test]
 fn a_names_addresses_are_one_server_as_written_for_the_app_to_accept_on() {
-    let text = "upstream = [\"http://localhost:8000\", \"http://127.0.0.1:8001\"]\n\
+    let text = "upstream = [\"http://localhost:8000\", \"http://127.0.0.1:8001\", \
+                \"http://127.0.0.1:8002 down\"]\n\
                 [upstreams.again]\nservers = [\"http://localhost:8000 weight=2\"]\n";
     let config = Config::from_file_text(text, std::path::Path::new("ringway.toml")).unwrap();
     let tcp = |s: &str| UpstreamAddr::Tcp(s.parse().unwrap());
-    assert_eq!(config.groups[0].servers.len(), 3);
+    assert_eq!(config.groups[0].servers.len(), 4);
+    // Not the one marked down.
     assert_eq!(
         config.servers_as_written(),
         [
