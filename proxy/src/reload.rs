@@ -159,7 +159,14 @@ fn keep_process_settings(new: &mut Config, old: &Config) -> Vec<&'static str> {
         drop(opened.take());
     }
     if !same_sink {
-        new.access_log.clone_from(&old.access_log);
+        match (new.access_log.as_mut(), old.access_log.as_ref()) {
+            // Only where the lines go is the process's: the format and the statuses the
+            // reload brings are taken (found by review: they went back to the old ones with
+            // the file, unsaid).
+            (Some(new_log), Some(old_log)) => new_log.to = old_log.to.clone(),
+            // Turned on or off: the writer is started with the process, or never.
+            _ => new.access_log.clone_from(&old.access_log),
+        }
     }
     kept
 }
@@ -218,6 +225,36 @@ mod tests {
         new.app = Some(app("gunicorn"));
         assert_eq!(keep_process_settings(&mut new, &old), ["app"]);
         assert_eq!(new.app, old.app);
+    }
+
+    /// The access log's file is the process's; its format and statuses follow the reload.
+    #[test]
+    fn a_new_access_log_file_is_kept_from_the_old_but_its_format_taken() {
+        use crate::config::LogSink;
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let at = |name: &str| dir.path().join(name).display().to_string();
+        let old = config(&["--access-log", &at("old.log")]);
+        let new_file = at("new.log");
+        let mut new = config(&[
+            "--access-log",
+            &new_file,
+            "--access-log-format",
+            "json",
+            "--access-log-statuses",
+            "5xx",
+        ]);
+        let wanted = new
+            .access_log
+            .as_ref()
+            .map(|l| (l.format.clone(), l.statuses));
+        assert_eq!(keep_process_settings(&mut new, &old), ["access_log"]);
+        let log = new.access_log.as_ref().expect("an access log");
+        let path = |log: &crate::config::AccessLogConfig| match &log.to {
+            LogSink::File { path, .. } => path.clone(),
+            LogSink::Stderr => "stderr".into(),
+        };
+        assert_eq!(path(log), dir.path().join("old.log"));
+        assert_eq!(Some((log.format.clone(), log.statuses)), wanted);
     }
 
     #[test]
