@@ -758,6 +758,8 @@ fn a_replaced_root_directory_is_served_without_a_reload() {
     let routes = [
         StaticRoute::new("/current/", &current),
         StaticRoute::new("/public/", &top.path().join("public")),
+        // One file through the symlink (nginx's `location = /app.js { alias ...; }`).
+        StaticRoute::new("/app.js", &current.join("app.js")).set("exact", "true"),
     ];
     let ringway = Ringway::with_config(config_with(&uwsgi, &routes)).start();
     let body = |path: &str| {
@@ -765,6 +767,7 @@ fn a_replaced_root_directory_is_served_without_a_reload() {
         (r.status, r.text())
     };
     assert_eq!(body("/current/app.js"), (200, "one\n".to_owned()));
+    assert_eq!(body("/app.js"), (200, "one\n".to_owned()));
     assert_eq!(body("/public/app.js"), (200, "public one\n".to_owned()));
 
     release("releases/2", "2.css", "two\n");
@@ -781,14 +784,16 @@ fn a_replaced_root_directory_is_served_without_a_reload() {
             "/current/2.css",
             "/public/app.js",
             "/public/build.css",
+            "/app.js",
         ]
         .map(body)
         .to_vec();
-        last.iter().all(|(status, _)| *status == 200)
+        last.iter().all(|(status, _)| *status == 200) && last[4].1 == "two\n"
     });
     assert!(served, "the new directories' files: {last:?}");
     assert_eq!(last[0].1, "two\n");
     assert_eq!(last[2].1, "public two\n");
+    assert_eq!(last[4].1, "two\n", "the one file, through the new release");
     assert_eq!(body("/current/1.css").0, 404, "the old release's own file");
     assert!(
         ringway.wait_for_log("static root replaced", Duration::from_secs(5)),

@@ -1646,12 +1646,20 @@ fn static_route(
         ));
     }
     // An exact route may name one file: its directory is the root, its name the one file.
-    // Resolved first: a symlink's target is what is opened beneath that root at each request.
+    // A file that is a symlink is resolved first: its target is what is opened beneath
+    // that root at each request. Else the directory is taken as written, so that a
+    // swapped `current` symlink on the way is followed as for any root (found by review).
     let resolved;
     let (dir, file) = match (route.exact, std::fs::metadata(dir)) {
         (true, Ok(meta)) if meta.is_file() => {
-            resolved = std::fs::canonicalize(dir)
-                .map_err(|e| ("static", format!("{}: {e}", dir.display())))?;
+            let is_link = std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_symlink());
+            let has_parent = dir.parent().is_some_and(|p| !p.as_os_str().is_empty());
+            resolved = if is_link || !has_parent {
+                std::fs::canonicalize(dir)
+                    .map_err(|e| ("static", format!("{}: {e}", dir.display())))?
+            } else {
+                dir.to_path_buf()
+            };
             let name = resolved
                 .file_name()
                 .and_then(|n| n.to_str())
