@@ -207,7 +207,8 @@ impl App {
                 UpstreamAddr::Tcp(_) => None,
             })
             .collect();
-        if !paths.is_empty() {
+        // Killing an app that lost its socket helps only if the supervisor starts it again.
+        if !paths.is_empty() && config.restart != Restart::Never {
             let shared = Arc::clone(&app.shared);
             let reaching = socket_watch::Reaching::now(&shared, &paths);
             let watch = std::thread::Builder::new()

@@ -86,10 +86,10 @@ fn accepts(addr: &UpstreamAddr, before: &[(PathBuf, Identity)]) -> bool {
 
 /// Which file a path names: its device, inode and change time (an inode number freed and
 /// given to a new file gets a new change time).
-type Identity = (u64, u64, i64, i64);
+pub(super) type Identity = (u64, u64, i64, i64);
 
 /// The identity of the file at `path`, if there is one.
-fn identity(path: &std::path::Path) -> Option<Identity> {
+pub(super) fn identity(path: &std::path::Path) -> Option<Identity> {
     std::fs::symlink_metadata(path)
         .ok()
         .map(|m| (m.dev(), m.ino(), m.ctime(), m.ctime_nsec()))

@@ -8,25 +8,29 @@
 //! the paths are looked at (a `stat`); a path that names another file than the one last
 //! seen reaching this app is connected to, and the listener's process group asked of the
 //! kernel (`SO_PEERCRED`). Another app there is left alone (the upgrade is under way); no
-//! listener at all, where this app listened before, means the app lost its socket: its
+//! listener at all, where this app listened before, and still none a moment later (an app
+//! taking the path unlinks, binds, then listens), means the app lost its socket: its
 //! process group is killed, and the supervisor starts it again, which binds the path anew.
+//! Only where the supervisor restarts the app (`restart` not `never`). A path that was
+//! never this app's (another service's socket) is connected to only when its file changes.
 
 use std::collections::HashMap;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use socket2::{Domain, SockAddr, Socket, Type};
 
+use super::ready::{Identity, identity};
 use super::{Shared, process};
 
 /// Time between two looks at the paths.
 const LOOK_EVERY: Duration = Duration::from_secs(1);
 
-/// Which file a path names: device, inode and change time (see `ready.rs`).
-type Identity = (u64, u64, i64, i64);
+/// How long after seeing nobody listen the path is looked at again, before the app is
+/// taken for lost: an app taking the path has bound and listens by then.
+const CONFIRM_AFTER: Duration = Duration::from_millis(200);
 
 /// Who listens on a socket path.
 #[derive(Debug, PartialEq, Eq)]
@@ -39,13 +43,19 @@ enum Listener {
     Nobody,
 }
 
-/// Per path, the file last seen reaching the app, and the app's pid then.
-pub(super) struct Reaching(HashMap<PathBuf, (Identity, libc::pid_t)>);
+/// What the watch knows of the paths.
+#[derive(Default)]
+pub(super) struct Reaching {
+    /// Per path, the file last seen reaching the app, and the app's pid then.
+    ours: HashMap<PathBuf, (Identity, libc::pid_t)>,
+    /// Per path never seen reaching the app, the file last looked at (or none).
+    others: HashMap<PathBuf, Option<Identity>>,
+}
 
 impl Reaching {
     /// The first look, as the app is found ready (so a path taken at once is seen taken).
     pub(super) fn now(shared: &Shared, paths: &[PathBuf]) -> Reaching {
-        let mut reaching = Reaching(HashMap::new());
+        let mut reaching = Reaching::default();
         if let Some(pid) = shared.state().pid {
             reaching.look(shared, pid, paths);
         }
@@ -56,22 +66,33 @@ impl Reaching {
     fn look(&mut self, shared: &Shared, pid: libc::pid_t, paths: &[PathBuf]) {
         for path in paths {
             let now = identity(path);
-            let known = self.0.get(path).filter(|(_, of)| *of == pid);
-            if now.is_some() && known.map(|(id, _)| *id) == now {
+            let known = self.ours.get(path).filter(|(_, of)| *of == pid).copied();
+            if now.is_some() && known.map(|(id, _)| id) == now {
+                continue;
+            }
+            if known.is_none() && self.others.get(path) == Some(&now) {
                 continue;
             }
             match listener_of(path) {
                 Listener::Group(group) if group == pid => {
+                    self.others.remove(path);
                     if let Some(id) = now {
-                        self.0.insert(path.clone(), (id, pid));
+                        self.ours.insert(path.clone(), (id, pid));
                     }
                 }
-                Listener::Group(_) | Listener::Unknown => {}
                 Listener::Nobody if known.is_some() => {
-                    self.0.remove(path);
-                    lost(shared, pid, path);
+                    std::thread::sleep(CONFIRM_AFTER);
+                    if listener_of(path) == Listener::Nobody {
+                        self.ours.remove(path);
+                        lost(shared, pid, path);
+                    }
                 }
-                Listener::Nobody => {}
+                // Someone else's socket (an upgrade's new app while it runs: looked at
+                // again every second, as the path was this app's), or nothing yet.
+                _ if known.is_some() => {}
+                _ => {
+                    self.others.insert(path.clone(), now);
+                }
             }
         }
     }
@@ -96,7 +117,7 @@ pub(super) fn run(shared: Arc<Shared>, paths: Vec<PathBuf>, mut reaching: Reachi
         };
         match pid {
             Some(pid) => reaching.look(&shared, pid, &paths),
-            None => reaching.0.clear(),
+            None => reaching.ours.clear(),
         }
     }
 }
@@ -115,12 +136,6 @@ fn lost(shared: &Shared, pid: libc::pid_t, path: &Path) {
          nothing listens there now): killing the app so that it binds the path again"
     );
     process::signal_group(pid, libc::SIGKILL);
-}
-
-fn identity(path: &Path) -> Option<Identity> {
-    std::fs::symlink_metadata(path)
-        .ok()
-        .map(|m| (m.dev(), m.ino(), m.ctime(), m.ctime_nsec()))
 }
 
 /// Who listens on the unix socket at `path`: a connect that never waits (a full backlog
