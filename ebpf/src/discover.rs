@@ -9,7 +9,7 @@
 
 use std::collections::BTreeSet;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 /// Where ringway sends requests.
@@ -27,7 +27,7 @@ pub enum Upstream {
 pub fn upstream_pids(upstream: &Upstream) -> io::Result<Vec<u32>> {
     let inodes = match upstream {
         Upstream::Unix(path) => unix_listen_inodes(path)?,
-        Upstream::Tcp(addr) => tcp_listen_inodes(addr.port())?,
+        Upstream::Tcp(addr) => tcp_listen_inodes(*addr)?,
     };
     let owners = pids_holding(&inodes)?;
     Ok(with_descendants(&owners)?.into_iter().collect())
@@ -48,8 +48,15 @@ fn unix_listen_inodes(path: &Path) -> io::Result<BTreeSet<u64>> {
         .collect())
 }
 
-fn tcp_listen_inodes(port: u16) -> io::Result<BTreeSet<u64>> {
+/// The listening sockets `addr` reaches on this host: on its port, bound to its address or
+/// to all of them. A remote upstream has none here, however many local listeners share its
+/// port (found by review: any local listener on the port was taken for it).
+fn tcp_listen_inodes(addr: SocketAddr) -> io::Result<BTreeSet<u64>> {
     let mut out = BTreeSet::new();
+    let want = canonical(addr.ip());
+    if !is_local(want) {
+        return Ok(out);
+    }
     for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
         let Ok(text) = std::fs::read_to_string(table) else {
             continue;
@@ -60,12 +67,16 @@ fn tcp_listen_inodes(port: u16) -> io::Result<BTreeSet<u64>> {
             let (Some(local), Some(st), Some(inode)) = (f.get(1), f.get(3), f.get(9)) else {
                 continue;
             };
-            let lport = local
-                .rsplit(':')
-                .next()
-                .and_then(|p| u16::from_str_radix(p, 16).ok());
+            let Some((ip, port)) = local.split_once(':') else {
+                continue;
+            };
+            let lport = u16::from_str_radix(port, 16).ok();
+            let reaches = proc_net_ip(ip)
+                .map(canonical)
+                .is_some_and(|ip| ip == want || ip.is_unspecified());
             if *st == "0A"
-                && lport == Some(port)
+                && lport == Some(addr.port())
+                && reaches
                 && let Ok(i) = inode.parse()
             {
                 out.insert(i);
@@ -73,6 +84,38 @@ fn tcp_listen_inodes(port: u16) -> io::Result<BTreeSet<u64>> {
         }
     }
     Ok(out)
+}
+
+/// An IPv4-mapped IPv6 address as the IPv4 one it is.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// Whether `ip` is one of this host's addresses (a socket can be bound to it).
+fn is_local(ip: IpAddr) -> bool {
+    ip.is_loopback() || std::net::UdpSocket::bind((ip, 0)).is_ok()
+}
+
+/// An address as /proc/net/tcp{,6} prints it: the bytes of each 32-bit word in host order.
+fn proc_net_ip(hex: &str) -> Option<IpAddr> {
+    let word = |i: usize| -> Option<[u8; 4]> {
+        let text = hex.get(i * 8..i * 8 + 8)?;
+        Some(u32::from_str_radix(text, 16).ok()?.to_ne_bytes())
+    };
+    match hex.len() {
+        8 => Some(IpAddr::V4(Ipv4Addr::from(word(0)?))),
+        32 => {
+            let mut bytes = [0u8; 16];
+            for i in 0..4 {
+                bytes[i * 4..i * 4 + 4].copy_from_slice(&word(i)?);
+            }
+            Some(IpAddr::V6(Ipv6Addr::from(bytes)))
+        }
+        _ => None,
+    }
 }
 
 fn all_pids() -> io::Result<Vec<u32>> {
@@ -219,6 +262,36 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let pids = upstream_pids(&Upstream::Tcp(addr)).unwrap();
         assert!(pids.contains(&std::process::id()), "{pids:?}");
+    }
+
+    /// A listener is the upstream's only on its address or on all of them; a remote
+    /// upstream on the same port is nothing here.
+    #[test]
+    fn a_tcp_listener_is_matched_by_address_too() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let me = std::process::id();
+        let found = |ip: &str| {
+            let addr = SocketAddr::new(ip.parse().unwrap(), port);
+            upstream_pids(&Upstream::Tcp(addr)).unwrap().contains(&me)
+        };
+        assert!(found("127.0.0.1"));
+        assert!(!found("127.0.0.2"), "another loopback address");
+        assert!(!found("192.0.2.1"), "a remote upstream");
+        let any = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+        let addr = SocketAddr::new(
+            "127.0.0.1".parse().unwrap(),
+            any.local_addr().unwrap().port(),
+        );
+        assert!(
+            upstream_pids(&Upstream::Tcp(addr)).unwrap().contains(&me),
+            "all addresses"
+        );
+        assert_eq!(proc_net_ip("0100007F"), Some("127.0.0.1".parse().unwrap()));
+        assert_eq!(
+            proc_net_ip("0000000000000000FFFF00000100007F").map(canonical),
+            Some("127.0.0.1".parse().unwrap())
+        );
     }
 
     #[test]
