@@ -113,7 +113,9 @@ impl Serialize for Size {
     }
 }
 
-/// A duration: `250ms`, `5s`, `2m`, `1h`, `30d`; a bare number is seconds, as in nginx.
+/// A duration, written as nginx writes times: `250ms`, `5s`, `2m`, `1h`, `30d`, `2w`, `6M`
+/// (30 days), `1y` (365 days), or several in that order (`1h 30m`, `1d12h`); a bare number
+/// is seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Dur(pub Duration);
 
@@ -124,24 +126,70 @@ impl Dur {
     }
 }
 
+/// nginx's time units (`ngx_parse_time`), largest first, in milliseconds: a time names
+/// each at most once, in this order.
+const TIME_UNITS: [(&str, u64); 8] = [
+    ("y", 365 * 86_400_000),
+    ("M", 30 * 86_400_000),
+    ("w", 7 * 86_400_000),
+    ("d", 86_400_000),
+    ("h", 3_600_000),
+    ("ms", 1),
+    ("m", 60_000),
+    ("s", 1000),
+];
+
+/// The rank of a unit in the order a time must follow (`ms` comes after `s`, though it is
+/// tried before `m` when reading).
+fn unit_rank(unit: &str) -> usize {
+    ["y", "M", "w", "d", "h", "m", "s", "ms"]
+        .iter()
+        .position(|u| *u == unit)
+        .unwrap_or(usize::MAX)
+}
+
 impl FromStr for Dur {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Dur, String> {
-        let t = s.trim();
-        let err = || format!("invalid duration {s:?}: expected e.g. 250ms, 5s, 2m");
-        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-        let (digits, unit) = t.split_at(split);
-        let n: u64 = digits.parse().map_err(|_| err())?;
-        let ms = match unit {
-            "ms" => Some(n),
-            "" | "s" => n.checked_mul(1000),
-            "m" => n.checked_mul(60_000),
-            "h" => n.checked_mul(3_600_000),
-            "d" => n.checked_mul(86_400_000),
-            _ => None,
-        };
-        ms.map(|ms| Dur(Duration::from_millis(ms))).ok_or_else(err)
+        let err =
+            || format!("invalid duration {s:?}: expected e.g. 250ms, 5s, 2m, 1h 30m, 30d, 1y");
+        let mut rest = s.trim();
+        let mut total: u64 = 0;
+        let mut last_rank = None;
+        if rest.is_empty() {
+            return Err(err());
+        }
+        while !rest.is_empty() {
+            let split = rest
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(rest.len());
+            let (digits, after) = rest.split_at(split);
+            let n: u64 = digits.parse().map_err(|_| err())?;
+            let (unit, ms) = TIME_UNITS
+                .iter()
+                .find(|(unit, _)| after.starts_with(unit))
+                .map_or(("", 1000), |&(unit, ms)| (unit, ms));
+            let rank = if unit.is_empty() {
+                // A bare number ends the time: seconds, after any unit but `s` and `ms`.
+                if !after.is_empty() {
+                    return Err(err());
+                }
+                unit_rank("s")
+            } else {
+                unit_rank(unit)
+            };
+            if last_rank.is_some_and(|last| rank <= last) {
+                return Err(err());
+            }
+            last_rank = Some(rank);
+            total = n
+                .checked_mul(ms)
+                .and_then(|part| total.checked_add(part))
+                .ok_or_else(err)?;
+            rest = after[unit.len()..].trim_start();
+        }
+        Ok(Dur(Duration::from_millis(total)))
     }
 }
 
@@ -1221,6 +1269,20 @@ mod tests {
         assert_eq!(dur("30d"), Ok(Duration::from_secs(2_592_000)));
         assert!(dur("5x").is_err());
         assert!(dur("s").is_err());
+        assert!(dur("").is_err());
+        // nginx's other units and compound times.
+        assert_eq!(dur("1y"), Ok(Duration::from_secs(31_536_000)));
+        assert_eq!(dur("6M"), Ok(Duration::from_secs(6 * 2_592_000)));
+        assert_eq!(dur("52w"), Ok(Duration::from_secs(52 * 604_800)));
+        assert_eq!(dur("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(dur("1h 30m 5"), Ok(Duration::from_secs(5405)));
+        assert_eq!(dur("1d 12h"), Ok(Duration::from_secs(129_600)));
+        assert_eq!(dur("1s500ms"), Ok(Duration::from_millis(1500)));
+        // Each unit once, largest first, as nginx refuses the rest.
+        assert!(dur("30m1h").is_err());
+        assert!(dur("1m1m").is_err());
+        assert!(dur("1h 30x").is_err());
+        assert!(dur("99999999999y").is_err());
     }
 
     #[test]
