@@ -210,7 +210,7 @@ impl Fail {
                 | HttpError::RepeatedHeader(_) => 400,
             },
             Fail::BodyTooLarge { .. } => 413,
-            Fail::Packet(UwsgiError::VarsTooLarge { .. }) => 431,
+            Fail::Packet(UwsgiError::VarsTooLarge { .. } | UwsgiError::TooManyVars { .. }) => 431,
             Fail::Packet(UwsgiError::BadPath) => 400,
             Fail::NoRoute | Fail::NoFile | Fail::UnsafeAccelRedirect => 404,
             Fail::Forbidden => 403,
@@ -328,7 +328,7 @@ impl Fail {
         match self {
             Fail::Request(_) => 0,
             Fail::BodyTooLarge { .. } => 1,
-            Fail::Packet(UwsgiError::VarsTooLarge { .. }) => 2,
+            Fail::Packet(UwsgiError::VarsTooLarge { .. } | UwsgiError::TooManyVars { .. }) => 2,
             Fail::Packet(UwsgiError::BadPath) => 3,
             Fail::ClientTimeout(_) => 4,
             Fail::ClientClosed(_) => 5,
@@ -397,7 +397,7 @@ impl Fail {
             | Fail::ProxyHeaderTimeout => Level::Info,
             // The operator's setting is too small for a legitimate request, or the upstream
             // or the disk failed: worth a warning.
-            Fail::Packet(UwsgiError::VarsTooLarge { .. })
+            Fail::Packet(UwsgiError::VarsTooLarge { .. } | UwsgiError::TooManyVars { .. })
             | Fail::UpstreamRefused
             | Fail::UpstreamBusy
             | Fail::UpstreamConnectTimeout
@@ -470,6 +470,11 @@ impl fmt::Display for Fail {
                 "request headers make a uwsgi vars block of {size}+ bytes, over \
                  --upstream-buffer-size ({limit}, uWSGI's buffer-size): answering 431; raise \
                  both if such requests are legitimate"
+            ),
+            Fail::Packet(UwsgiError::TooManyVars { limit }) => write!(
+                f,
+                "request headers make a uwsgi packet of more than {limit} vars, which uWSGI \
+                 drops unanswered: answering 431"
             ),
             Fail::Packet(UwsgiError::BadPath) => f.write_str("rejected request path"),
             Fail::NoRoute => f.write_str("no route for the path: 404"),

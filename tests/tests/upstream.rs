@@ -35,6 +35,37 @@ fn upstream_down_gives_502() {
     }
 }
 
+/// uWSGI reads at most 128 vars from a packet (its default `max-vars`) and closes the
+/// connection unanswered past that, whatever their size: a request that would make more gets
+/// ringway's 431 (not a 502 from a server taken for failed).
+#[test]
+fn more_vars_than_uwsgi_takes_give_431() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let params: Vec<String> = (0..20).map(|i| format!("P{i} = \"{i}\"")).collect();
+    let ringway = Ringway::with_config(format!(
+        "upstream = [\"{}\"]\nupstream_buffer_size = \"32k\"\n\
+         [[routes]]\npath = \"/\"\nupstream = \"default\"\nparams = {{ {} }}\n",
+        uwsgi.upstream(),
+        params.join(", ")
+    ))
+    .start();
+    let many = (0..99).fold(Req::get("/environ"), |req, i| {
+        req.header(&format!("X-H{i}"), "v")
+    });
+    let r = roundtrip(ringway.addr(), &many);
+    assert_eq!(r.status, 431, "not uWSGI's silent close, a 502: {r:?}");
+    assert!(
+        ringway.wait_for_log("more than 128 vars", Duration::from_secs(5)),
+        "the log says why; stderr:\n{}",
+        ringway.stderr()
+    );
+    let few = (0..60).fold(Req::get("/environ"), |req, i| {
+        req.header(&format!("X-H{i}"), "v")
+    });
+    let env = roundtrip(ringway.addr(), &few).json();
+    assert_eq!(env["HTTP_X_H59"], "v", "fewer vars reach the app: {env}");
+}
+
 #[test]
 fn upstream_slower_than_the_read_timeout_gives_504() {
     let uwsgi = Uwsgi::start(App::Raw);

@@ -12,6 +12,13 @@ pub enum UwsgiError {
         /// The configured limit.
         limit: usize,
     },
+    /// The packet would carry more vars than uWSGI takes (`MAX_VARS`): past that it closes
+    /// the connection without answering.
+    #[error("uwsgi packet of more than {limit} vars")]
+    TooManyVars {
+        /// The most vars a packet may carry.
+        limit: usize,
+    },
     /// The request path is invalid once decoded (bad percent-encoding, NUL, escapes the root).
     #[error("invalid request path")]
     BadPath,

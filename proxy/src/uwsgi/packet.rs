@@ -5,6 +5,10 @@
 //! most `min(limit, 65535)` bytes (measured with uWSGI 2.0.31 and `buffer-size` 4096: a
 //! 4096-byte block is served, 4097 is skipped with "invalid request block size"). Writing stops at the first var that would cross that
 //! bound, so a hostile request costs at most one buffer's worth of work.
+//!
+//! uWSGI also takes at most [`MAX_VARS`] vars, whatever their size: a packet of more is
+//! closed without an answer ("max vec size reached"), which a proxy would take for a failed
+//! server. Such a request is refused here too.
 
 use super::UwsgiError;
 
@@ -13,11 +17,17 @@ const HEADER_LEN: usize = 4;
 /// Largest vars block the u16 datasize (and each u16 key/value length) can describe.
 const MAX_FIELD: usize = u16::MAX as usize;
 
+/// The most vars uWSGI reads from a packet with its default `max-vars` (64): its iovec array
+/// has `4 * max-vars + 5` slots and keeps 5 free, two per var (`uwsgi_parse_vars` in
+/// `core/protocol.c`).
+pub const MAX_VARS: usize = 128;
+
 /// Writes one uwsgi packet into a reused buffer: call [`PacketWriter::begin`], add vars, then
 /// [`PacketWriter::finish`], which patches the header's datasize.
 pub struct PacketWriter<'o> {
     out: &'o mut Vec<u8>,
     limit: usize,
+    vars: usize,
 }
 
 impl<'o> PacketWriter<'o> {
@@ -30,6 +40,7 @@ impl<'o> PacketWriter<'o> {
         PacketWriter {
             out,
             limit: limit.min(MAX_FIELD),
+            vars: 0,
         }
     }
 
@@ -61,6 +72,10 @@ impl<'o> PacketWriter<'o> {
         key: impl FnOnce(&mut Vec<u8>),
         value: impl FnOnce(&mut Vec<u8>) -> Result<(), UwsgiError>,
     ) -> Result<(), UwsgiError> {
+        if self.vars == MAX_VARS {
+            return Err(UwsgiError::TooManyVars { limit: MAX_VARS });
+        }
+        self.vars += 1;
         self.field(|o| {
             key(o);
             Ok(())
@@ -191,6 +206,19 @@ mod tests {
             w.var(&huge, b""),
             Err(UwsgiError::VarsTooLarge { .. })
         ));
+    }
+
+    #[test]
+    fn no_more_vars_than_uwsgi_takes() {
+        let mut out = Vec::new();
+        let mut w = PacketWriter::begin(&mut out, 65_535);
+        for _ in 0..MAX_VARS {
+            w.var(b"K", b"v").unwrap();
+        }
+        assert_eq!(
+            w.var(b"K", b"v"),
+            Err(UwsgiError::TooManyVars { limit: MAX_VARS })
+        );
     }
 
     #[test]
