@@ -12,6 +12,8 @@ Routes (the same as demo_flask.py):
   /slow?ms=N        sleeps N ms, then answers "slept N ms"
   /header/<n>       a response header X-Big of n bytes
   /truncated/<n>    Content-Length 2n but only n bytes (raw app only: an app dying midway)
+  /reflect?<text>   302 with Location: the decoded text, control bytes and all (only
+                    with RINGWAY_VALIDATE=0: wsgiref.validate refuses control bytes)
   /set-cookies      two Set-Cookie headers (a proxy must not join them)
   /cookies/<n>      n Set-Cookie headers c0=0 .. c<n-1>=<n-1>, in that order
   /unbuffered/<n>   like /stream/<n>, with `X-Accel-Buffering: no` (relay at the client's pace)
@@ -60,7 +62,7 @@ import hashlib
 import json
 import os
 import time
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote
 
 PATTERN = bytes(range(251))
 PIECE = 16 * 1024 - 7  # an odd size, so pieces never line up with the proxy's buffers
@@ -242,6 +244,11 @@ def app(environ, start_response):
         start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2"),
                                   ("X-Big", "h" * n)])
         return [b"ok"]
+    if path == "/reflect":
+        # A redirect to the decoded query, as an app that echoes its input does.
+        target = unquote(environ.get("QUERY_STRING", ""), encoding="latin-1")
+        start_response("302 Found", [("Location", target), ("Content-Length", "0")])
+        return [b""]
     if path == "/set-cookies":
         start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2"),
                                   ("Set-Cookie", "a=1; Path=/"),

@@ -66,6 +66,40 @@ fn more_vars_than_uwsgi_takes_give_431() {
     assert_eq!(env["HTTP_X_H59"], "v", "fewer vars reach the app: {env}");
 }
 
+/// An app that echoes a client's `%01` into a header value is answered as nginx answers
+/// it (its parser refuses only NUL, CR and LF there), not with a 502: otherwise any client
+/// could fail its requests at will and strike the servers.
+#[test]
+fn control_bytes_in_an_answers_header_value_pass() {
+    // wsgiref.validate refuses such a header; uWSGI itself passes it.
+    let uwsgi = Uwsgi::start_with(UwsgiOptions {
+        validate: false,
+        ..UwsgiOptions::new(App::Raw)
+    });
+    let ringway = Ringway::with(&uwsgi).start();
+    // Read raw: the test client's parser refuses control bytes as httparse does.
+    let mut conn = TcpStream::connect(ringway.addr()).expect("connect");
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    conn.write_all(b"GET /reflect?/a%01b%7Fc HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        .expect("send");
+    let mut answer = Vec::new();
+    conn.read_to_end(&mut answer).expect("read");
+    assert!(
+        answer.starts_with(b"HTTP/1.1 302 "),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    let sent: &[u8] = b"Location: /a\x01b\x7fc\r\n";
+    assert!(
+        answer.windows(sent.len()).any(|w| w == sent),
+        "the value as the app sent it: {:?}",
+        String::from_utf8_lossy(&answer)
+    );
+    let r = roundtrip(ringway.addr(), &Req::get("/reflect?/a%00b"));
+    assert_eq!(r.status, 502, "NUL stays refused, as in nginx: {r:?}");
+}
+
 #[test]
 fn upstream_slower_than_the_read_timeout_gives_504() {
     let uwsgi = Uwsgi::start(App::Raw);

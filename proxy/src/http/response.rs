@@ -2,7 +2,8 @@
 //!
 //! uWSGI is trusted more than a client but its output comes from application code, so the
 //! parse is lenient where the output is still unambiguous (spaces around the status code and
-//! before a colon, identical repeated Content-Length) and strict where framing is at stake:
+//! before a colon, identical repeated Content-Length, control bytes in a value as nginx passes
+//! them) and strict where framing is at stake:
 //! differing or malformed Content-Length is an error, which the driver answers with 502.
 //! Rewriting the head for the client is [`super::write_response_head`]'s job.
 
@@ -113,6 +114,9 @@ pub fn parse_response_within<const SLOTS: usize>(
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return Ok(Status::Partial),
         Err(httparse::Error::TooManyHeaders) => return Err(HttpError::TooManyHeaders),
+        Err(httparse::Error::HeaderValue) if has_control_bytes(buf) => {
+            return parse_with_controls_in_values::<SLOTS>(buf, request_was_head, headers);
+        }
         Err(_) => return Err(HttpError::BadSyntax),
     };
     let version = match res.version {
@@ -196,6 +200,50 @@ pub fn parse_response_within<const SLOTS: usize>(
         buffering,
         limit_rate,
     }))
+}
+
+/// Control bytes httparse refuses in a header value but nginx passes on (its parser refuses
+/// only NUL, CR and LF there): an app that echoes a client's `%01` into a `Location` is
+/// answered as nginx answers it, not with a 502 that strikes the server.
+fn is_passed_control(b: u8) -> bool {
+    matches!(b, 0x01..=0x08 | 0x0b | 0x0c | 0x0e..=0x1f | 0x7f)
+}
+
+fn has_control_bytes(buf: &[u8]) -> bool {
+    buf.iter().copied().any(is_passed_control)
+}
+
+/// Parses a head whose header values hold control bytes: a copy with each replaced by a
+/// visible byte gives the spans, which are the same in `buf`, so the values go on as sent.
+/// A control byte anywhere else (a header name) stays an error.
+fn parse_with_controls_in_values<const SLOTS: usize>(
+    buf: &[u8],
+    request_was_head: bool,
+    headers: &mut Vec<HeaderSpan>,
+) -> Result<Status<ResponseHead>, HttpError> {
+    let masked: Vec<u8> = buf
+        .iter()
+        .map(|&b| if is_passed_control(b) { b'!' } else { b })
+        .collect();
+    let parsed = parse_response_within::<SLOTS>(&masked, request_was_head, headers)?;
+    if let Status::Complete(head) = &parsed {
+        // Values come in buffer order: one walk over both.
+        let mut values = headers.iter().map(|h| h.value).peekable();
+        let controls_outside_values = buf
+            .get(..head.head_len)
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| is_passed_control(**b))
+            .any(|(at, _)| {
+                while values.next_if(|v| v.end as usize <= at).is_some() {}
+                !values.peek().is_some_and(|v| v.start as usize <= at)
+            });
+        if controls_outside_values {
+            return Err(HttpError::BadSyntax);
+        }
+    }
+    Ok(parsed)
 }
 
 /// Folds one Content-Length line (possibly a list like `5, 5`) into what was seen so far:

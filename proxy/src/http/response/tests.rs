@@ -227,3 +227,35 @@ fn hostile_bytes_never_panic() {
         }
     }
 }
+
+#[test]
+fn control_bytes_in_values_pass_as_nginx_passes_them() {
+    let buf =
+        b"HTTP/1.1 302 Found\r\nLocation: /a\x01b\x7f\r\nX: \x1bc\r\nContent-Length: 0\r\n\r\n";
+    let mut headers = Vec::new();
+    let Ok(Status::Complete(h)) = parse_response(buf, false, &mut headers) else {
+        panic!()
+    };
+    assert_eq!(h.status, 302);
+    assert_eq!(h.framing, ResponseFraming::Length(0));
+    assert_eq!(headers[0].value.of(buf), b"/a\x01b\x7f");
+    assert_eq!(headers[1].value.of(buf), b"\x1bc");
+    // Not in a name, not in a length, and NUL never (nginx refuses those too).
+    for bad in [
+        &b"HTTP/1.1 200 OK\r\nX\x01Y: 1\r\n\r\n"[..],
+        b"HTTP/1.1 200 OK\r\nContent-Length: 1\x01\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nX: a\x00b\r\n\r\n",
+        b"HTTP/1.1 200 O\x01K\r\nX: a\x01b\r\n\r\n",
+    ] {
+        assert!(
+            parse(bad, false).is_err(),
+            "{:?}",
+            String::from_utf8_lossy(bad)
+        );
+    }
+    // A partial head with a control byte stays partial.
+    assert_eq!(
+        parse(b"HTTP/1.1 200 OK\r\nX: a\x01b\r\n", false),
+        Ok(Status::Partial)
+    );
+}
