@@ -218,13 +218,16 @@ impl RingwayBuilder {
             for line in BufReader::new(pipe).split(b'\n') {
                 let Ok(line) = line else { break };
                 let line = strip_ansi(&String::from_utf8_lossy(&line));
+                // Kept before the address is told, so a test that has it finds the line.
+                {
+                    let mut all = sink.lock().expect("stderr lock");
+                    all.push_str(&line);
+                    all.push('\n');
+                }
                 if let (Some(addr), Some(tx)) = (ready_addr(&line), ready_tx.as_ref()) {
                     let _ = tx.send(addr);
                     ready_tx = None;
                 }
-                let mut all = sink.lock().expect("stderr lock");
-                all.push_str(&line);
-                all.push('\n');
             }
         });
         Spawned {

@@ -681,23 +681,30 @@ fn limit_req_with_a_delay_spaces_a_burst_at_the_rate_as_nginx_does() {
             uwsgi.log()
         );
     }
-    let log = ringway.stderr();
-    for (line, count) in [
+    let expected = [
         ("/bytes/7?n=", "PASSED", 1),
         ("/bytes/7?n=", "DELAYED", 5),
         ("/bytes/7?n=", "REJECTED", 1),
         ("/status/200?n=", "PASSED", 3),
         ("/status/200?n=", "DELAYED", 3),
         ("/status/200?n=", "REJECTED", 1),
-    ]
-    .map(|(path, status, count)| ((path, status), count))
-    {
-        let (path, status) = line;
-        let found = log
-            .lines()
+    ];
+    let found = |log: &str, path: &str, status: &str| {
+        log.lines()
             .filter(|l| l.starts_with(path) && l.ends_with(status))
-            .count();
-        assert_eq!(found, count, "{path} {status}:\n{log}");
+            .count()
+    };
+    // Access-log lines reach stderr in batches, about once a second.
+    poll_until(Duration::from_secs(5), || {
+        let log = ringway.stderr();
+        log.contains("/bytes/7?left-by=ringway 499 DELAYED")
+            && expected
+                .iter()
+                .all(|(path, status, count)| found(&log, path, status) >= *count)
+    });
+    let log = ringway.stderr();
+    for (path, status, count) in expected {
+        assert_eq!(found(&log, path, status), count, "{path} {status}:\n{log}");
     }
     assert!(
         log.contains("/bytes/7?left-by=ringway 499 DELAYED"),

@@ -320,6 +320,35 @@ fn figures_match_what_the_kernel_and_the_client_saw() {
     assert!(delta("ringway_accept_wait_seconds_count") >= f64::from(fresh + 1));
 }
 
+/// A client whose socket takes a whole 1 MiB answer (4 MiB receive buffer), so that a
+/// test thread descheduled for a millisecond on a loaded machine does not fall behind and
+/// rightly cost a temp file.
+fn keeping_up(addr: SocketAddr) -> ringway_tests::Conn {
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    let size: libc::c_int = 4 << 20;
+    // SAFETY: setsockopt reads `size` for its length; the fd is open. FORCE: over
+    // net.core.rmem_max (the tests run as root).
+    let rc = unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(&socket),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&raw const size).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "SO_RCVBUFFORCE: {}", std::io::Error::last_os_error());
+    socket
+        .connect_timeout(&addr.into(), Duration::from_secs(5))
+        .expect("connect");
+    let stream = TcpStream::from(socket);
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("read timeout");
+    ringway_tests::Conn::new(stream)
+}
+
 /// A client that reads as fast as a long answer comes costs no temp file: the relay reads
 /// the upstream ahead only once the client side has taken what was queued. The probes count
 /// every temp file ringway opens (an io_uring OPENAT; nothing else is opened on this path),
@@ -338,7 +367,10 @@ fn a_client_that_keeps_up_with_a_long_answer_costs_no_temp_file() {
     };
     let before = opens();
     for _ in 0..10 {
-        let r = roundtrip(ringway.addr(), &Req::get("/bytes/1048576"));
+        let mut conn = keeping_up(ringway.addr());
+        conn.send(&Req::get("/bytes/1048576").to_bytes())
+            .expect("send");
+        let r = conn.read_response().expect("answer");
         assert_eq!((r.status, r.body.len()), (200, 1 << 20), "{r:?}");
     }
     assert_eq!(

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use ringway_tests::tls::{metrics, sample};
 use ringway_tests::uwsgi::{INSTANCE_HEADER, UwsgiOptions};
+use ringway_tests::wait::poll_until;
 use ringway_tests::{App, Conn, Req, Response, Ringway, Uwsgi, paths, roundtrip};
 
 const RELOADED: &str = "SIGHUP: configuration reloaded";
@@ -84,14 +85,19 @@ fn sighup_adds_and_removes_routes_and_moves_an_upstream() {
     assert_eq!(served_by(&kept.read_response().expect("answer")), by("b"));
 
     // The route label follows the new routes, the old route's count stays, the reload is
-    // counted.
-    let text = metrics(ringway.metrics_addr());
-    let count = |route: &str| {
+    // counted. A request is counted once its last byte is written: the test may read the
+    // answer first.
+    let count_in = |text: &str, route: &str| {
         sample(
-            &text,
+            text,
             &format!("ringway_requests_total{{route=\"{route}\",code=\"200\"}}"),
         )
     };
+    poll_until(Duration::from_secs(5), || {
+        count_in(&metrics(ringway.metrics_addr()), "/bytes/") >= 2.0
+    });
+    let text = metrics(ringway.metrics_addr());
+    let count = |route: &str| count_in(&text, route);
     assert_eq!(count("/environ"), 2.0, "{text}");
     assert_eq!(count("/bytes/"), 2.0, "{text}");
     assert_eq!(

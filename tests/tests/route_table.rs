@@ -303,6 +303,13 @@ redirect = { to = "https://example.test/" }
         r.header("location").as_deref(),
         Some("https://example.test/a/b?c=d")
     );
+    // A request is counted once its last byte is written: the test may read the answer
+    // first.
+    poll_until(Duration::from_secs(5), || {
+        roundtrip(ringway.metrics_addr(), &Req::get("/metrics"))
+            .text()
+            .contains("ringway_requests_total{route=\"www.example.test/\",code=")
+    });
     let metrics = roundtrip(ringway.metrics_addr(), &Req::get("/metrics")).text();
     for label in ["/", "api.example.test/", "www.example.test/"] {
         let series = format!("ringway_requests_total{{route=\"{label}\",code=");
