@@ -165,12 +165,14 @@ impl PathRegex {
 
     /// Whether it matches somewhere in `path` (anchor it with `^` or `$`, as in nginx).
     pub(crate) fn is_match(&self, path: &[u8]) -> bool {
-        self.0.is_match(path)
+        self.0.is_match(path) || before_a_final_newline(path).is_some_and(|p| self.0.is_match(p))
     }
 
     /// Its groups as found in `path` (`None`: it does not match).
     pub(crate) fn captures<'p>(&self, path: &'p [u8]) -> Option<regex::bytes::Captures<'p>> {
-        self.0.captures(path)
+        self.0
+            .captures(path)
+            .or_else(|| before_a_final_newline(path).and_then(|p| self.0.captures(p)))
     }
 
     /// How many groups it has (`$1` to `$N` can name them).
@@ -182,6 +184,14 @@ impl PathRegex {
     pub(crate) fn as_str(&self) -> &str {
         self.0.as_str()
     }
+}
+
+/// `path` without its last byte when that is a newline (a decoded `%0A`). PCRE's `$`
+/// matches there too, where the `regex` crate's matches only at the very end: without this,
+/// `/secret%0A` would miss nginx's `location ~ ^/secret$` and its guard, and reach an app
+/// whose router (Python's `re.match`) reads it as `/secret`.
+fn before_a_final_newline(path: &[u8]) -> Option<&[u8]> {
+    path.strip_suffix(b"\n")
 }
 
 /// The highest `$1`..`$9` a redirect's `to` names, if it names one.
@@ -665,6 +675,15 @@ pub(crate) mod tests {
         assert_eq!(t.find(None, b"/f/\xff\xfe/d"), Found::Route(2));
         assert_eq!(t.find(None, b"/a.JS"), Found::Route(3));
         assert_eq!(t.find(None, "/a.j\u{17f}".as_bytes()), Found::Route(0));
+        // PCRE's `$` matches before a final newline (a decoded `%0A`) too: a guarded regex
+        // route keeps such a path, as nginx's location does.
+        let t = RouteTable::new(vec![route("/", false, upstream()), regex(r"^/secret$")]);
+        assert_eq!(t.find(None, b"/secret\n"), Found::Route(1));
+        assert_eq!(t.find(None, b"/secret\n\n"), Found::Route(0));
+        assert_eq!(t.find(None, b"/secretx"), Found::Route(0));
+        let groups = PathRegex::new(r"^/p/([0-9]+)/?$").unwrap();
+        let found = groups.captures(b"/p/42\n").unwrap();
+        assert_eq!(found.get(1).map(|g| g.as_bytes()), Some(&b"42"[..]));
         // A static route's slash redirect comes after the regexes (nginx's alias and root
         // locations have no auto_redirect), an upstream route's before.
         let files = |path: &str| {
