@@ -603,6 +603,16 @@ fn each_route_mistake_is_refused_with_its_key() {
             "ends in its host",
         ),
         (
+            "[[routes]]\nregex = '^/r(.*)$'\nredirect = { to = \"https://example.com$1\" }\n",
+            "routes[0].redirect.to",
+            "group in its host or right after it",
+        ),
+        (
+            "[[routes]]\nregex = '^/s/(.*)$'\nredirect = { to = \"https://$1.example.com/\" }\n",
+            "routes[0].redirect.to",
+            "group in its host or right after it",
+        ),
+        (
             "[[routes]]\npath = \"/\"\n",
             "routes[0].upstream",
             "needs `upstream`, `redirect`, `static`, `respond` or `stub_status`",

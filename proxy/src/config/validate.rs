@@ -1265,6 +1265,21 @@ impl Resolved {
                 if !is_header_value(&redirect.to) || redirect.to.is_empty() {
                     return Err(invalid("redirect.to", "must be a non-empty path or URL"));
                 }
+                // A group in the host, or right after it, can name another host
+                // (`$1` = `@evil.example`, `evil.com/`): the host must be written whole.
+                let before_groups = first_group_at(&redirect.to)
+                    .map_or(redirect.to.as_str(), |at| &redirect.to[..at]);
+                if before_groups.len() < redirect.to.len() && ends_in_its_host(before_groups) {
+                    return Err(invalid(
+                        "redirect.to",
+                        &format!(
+                            "{:?} puts a regex group in its host or right after it, where \
+                             the request's path could name another host: write the host \
+                             whole and then a slash before any group",
+                            redirect.to
+                        ),
+                    ));
+                }
                 if highest_group(&redirect.to).is_none() && ends_in_its_host(&redirect.to) {
                     return Err(invalid(
                         "redirect.to",
@@ -1577,6 +1592,13 @@ fn response_headers(
 /// Whether a redirect's `to` is an absolute URL (or a scheme-relative one) with nothing
 /// after its host: a request's path appended to it would lengthen the host (found by
 /// review: `https://example.com` and `/@evil.example` made `https://example.com@evil.example`).
+/// Where `to` first names a group (`$1` to `$9`), if it does.
+fn first_group_at(to: &str) -> Option<usize> {
+    to.as_bytes()
+        .windows(2)
+        .position(|w| matches!(w, [b'$', b'1'..=b'9']))
+}
+
 fn ends_in_its_host(to: &str) -> bool {
     let after_scheme = to
         .split_once("://")
