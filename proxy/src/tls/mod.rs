@@ -157,10 +157,15 @@ impl Acceptor {
         let mut config = builder.with_cert_resolver(Arc::new(resolver));
         // rustls counts the record's 5-byte header in; nginx's `ssl_buffer_size` does not.
         config.max_fragment_size = tls.record_size.map(|plain| plain + RECORD_HEADER);
+        // `http/1.0` as nginx offers it: a client that offers only that (`curl --http1.0`)
+        // fails the handshake otherwise (rustls ends it when nothing offered is known).
+        let http1 = [b"http/1.1".to_vec(), b"http/1.0".to_vec()];
         config.alpn_protocols = if tls.http2 {
-            vec![crate::http2::ALPN.to_vec(), b"http/1.1".to_vec()]
+            std::iter::once(crate::http2::ALPN.to_vec())
+                .chain(http1)
+                .collect()
         } else {
-            vec![b"http/1.1".to_vec()]
+            http1.to_vec()
         };
         let same = previous.filter(|p| p.chains == chains && p.clients == clients);
         config.session_storage = match same {

@@ -343,7 +343,7 @@ fn tls_1_0_and_1_1_are_refused_to_a_client_that_offers_them() {
 }
 
 #[test]
-fn alpn_is_http_1_1_and_never_h2() {
+fn alpn_is_http_1_1_or_1_0_and_never_h2() {
     let stack = Stack::plain(App::Raw);
     let (tls, ca) = (stack.tls(), stack.ca());
     let base = ["-servername", "a.test", "-CAfile", ca.as_str()];
@@ -411,6 +411,30 @@ fn alpn_is_http_1_1_and_never_h2() {
             "{flags:?}: {ran:?}"
         );
     }
+    // curl --http1.0 offers http/1.0 alone: accepted, as nginx accepts it.
+    let [resolve, to, url] = curl_target("a.test", tls, "/");
+    let args = [
+        "-v",
+        "--http1.0",
+        "--cacert",
+        &ca,
+        &resolve,
+        &to,
+        &url,
+        "-w",
+        "|%{http_version}",
+    ];
+    let ran = curl(&args).success();
+    assert_eq!(
+        ran.out(),
+        "Hello, World!|1.1",
+        "answered as nginx does: {ran:?}"
+    );
+    assert!(
+        ran.stderr.contains("ALPN: server accepted http/1.0")
+            && ran.stderr.contains("> GET / HTTP/1.0"),
+        "{ran:?}"
+    );
 }
 
 #[test]
