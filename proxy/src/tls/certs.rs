@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, anyhow, bail};
+use rustls::SupportedCipherSuite;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -117,31 +118,41 @@ fn describe(der: &CertificateDer<'_>) -> anyhow::Result<(Vec<String>, String, i6
     Ok((names, label, not_after, serial))
 }
 
-/// Picks the certificate for a handshake by its SNI name; no name, or one no certificate
-/// serves, gets the first, or with `reject_unknown` none (the handshake fails).
+/// Picks the certificate for a handshake by its SNI name and, among those serving the name,
+/// the first the client can take (an RSA and an ECDSA one for one name, as nginx's two
+/// `ssl_certificate` lines: a client that signs or agrees only RSA suites gets the RSA one);
+/// no name, or one no certificate serves, gets the first, or with `reject_unknown` none
+/// (the handshake fails).
 #[derive(Debug)]
 pub(crate) struct Resolver {
     certs: Vec<Loaded>,
     reject_unknown: bool,
+    /// The provider's cipher suites: which a TLS 1.2 client's offer allows each key type.
+    suites: Vec<SupportedCipherSuite>,
 }
 
 impl Resolver {
     /// A resolver over `certs` (at least one); `reject_unknown`: a name no certificate
     /// serves, or none, gets no certificate.
-    pub(crate) fn new(certs: Vec<Loaded>, reject_unknown: bool) -> anyhow::Result<Resolver> {
+    pub(crate) fn new(
+        certs: Vec<Loaded>,
+        reject_unknown: bool,
+        provider: &CryptoProvider,
+    ) -> anyhow::Result<Resolver> {
         if certs.is_empty() {
             bail!("no certificate given");
         }
         for (name, shadowed, first) in shadowed_names(&certs) {
             tracing::warn!(
                 name,
-                "two certificates name {name}: SNI picks the first listed ({first}), so \
-                 {shadowed} is never chosen for it"
+                "two certificates of one key type name {name}: SNI picks the first listed \
+                 ({first}), so {shadowed} is never chosen for it"
             );
         }
         Ok(Resolver {
             certs,
             reject_unknown,
+            suites: provider.cipher_suites.clone(),
         })
     }
 
@@ -150,31 +161,60 @@ impl Resolver {
         &self.certs
     }
 
-    fn pick(&self, sni: Option<&str>) -> Option<&Loaded> {
+    fn pick(&self, sni: Option<&str>, takes: impl Fn(&Loaded) -> bool) -> Option<&Loaded> {
         let by_name = sni.map(str::to_ascii_lowercase).and_then(|host| {
             let host = host.trim_end_matches('.').to_owned();
-            self.certs.iter().find(|c| c.serves(&host))
+            let mut serving = self.certs.iter().filter(|c| c.serves(&host));
+            let first = serving.next()?;
+            Some(
+                std::iter::once(first)
+                    .chain(serving)
+                    .find(|c| takes(c))
+                    .unwrap_or(first),
+            )
         });
         if self.reject_unknown {
             return by_name;
         }
         by_name.or(self.certs.first())
     }
+
+    /// Whether the client of `hello` can take `cert`: it offers a signature scheme its key
+    /// signs with, and a TLS 1.3 suite or a TLS 1.2 one made for that key type.
+    fn client_takes(&self, hello: &ClientHello<'_>, cert: &Loaded) -> bool {
+        let key = &cert.key.key;
+        if key.choose_scheme(hello.signature_schemes()).is_none() {
+            return false;
+        }
+        let algorithm = key.algorithm();
+        hello.cipher_suites().iter().any(|offered| {
+            self.suites
+                .iter()
+                .filter(|known| known.suite() == *offered)
+                .any(|known| known.usable_for_signature_algorithm(algorithm))
+        })
+    }
 }
 
 impl ResolvesServerCert for Resolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        self.pick(hello.server_name()).map(|c| Arc::clone(&c.key))
+        self.pick(hello.server_name(), |c| self.client_takes(&hello, c))
+            .map(|c| Arc::clone(&c.key))
     }
 }
 
-/// Each name a certificate shares with one listed before it: (the name, the later
-/// certificate's file, the earlier one's), the later one never picked for that name.
+/// Each name a certificate shares with one of the same key type listed before it: (the
+/// name, the later certificate's file, the earlier one's), the later one never picked for
+/// that name.
 fn shadowed_names(certs: &[Loaded]) -> Vec<(&str, &str, &str)> {
     let mut shadowed = Vec::new();
     for (i, cert) in certs.iter().enumerate() {
+        let algorithm = cert.key.key.algorithm();
         for name in &cert.names {
-            if let Some(first) = certs[..i].iter().find(|c| c.names.contains(name)) {
+            if let Some(first) = certs[..i]
+                .iter()
+                .find(|c| c.names.contains(name) && c.key.key.algorithm() == algorithm)
+            {
                 shadowed.push((name.as_str(), cert.file.as_str(), first.file.as_str()));
             }
         }
@@ -192,7 +232,7 @@ pub(crate) fn load_all(
         .iter()
         .map(|f| Loaded::load(f, provider))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    Resolver::new(certs, reject_unknown)
+    Resolver::new(certs, reject_unknown, provider)
 }
 
 #[cfg(test)]
@@ -200,7 +240,10 @@ mod tests {
     use super::*;
 
     fn loaded(names: &[&str]) -> Loaded {
-        let key = rcgen::KeyPair::generate().unwrap();
+        loaded_with(names, rcgen::KeyPair::generate().unwrap())
+    }
+
+    fn loaded_with(names: &[&str], key: rcgen::KeyPair) -> Loaded {
         let params = rcgen::CertificateParams::new(
             names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>(),
         )
@@ -216,12 +259,22 @@ mod tests {
         Loaded::load(&files, &rustls::crypto::aws_lc_rs::default_provider()).unwrap()
     }
 
+    fn provider() -> CryptoProvider {
+        rustls::crypto::aws_lc_rs::default_provider()
+    }
+
+    fn ed25519() -> rcgen::KeyPair {
+        rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap()
+    }
+
     #[test]
     fn a_name_served_twice_is_found_with_both_files() {
         let certs = vec![
             loaded(&["example.com", "www.example.com"]),
             loaded(&["other.org"]),
             loaded(&["www.example.com"]),
+            // Another key type for one name is a choice, not a shadow.
+            loaded_with(&["other.org"], ed25519()),
         ];
         let shadowed = shadowed_names(&certs);
         assert_eq!(shadowed.len(), 1, "{shadowed:?}");
@@ -238,16 +291,16 @@ mod tests {
                 loaded(&["*.other.org"]),
             ]
         };
-        let strict = Resolver::new(certs(), true).unwrap();
-        let pick = |sni: Option<&str>| strict.pick(sni).map(|c| c.label.clone());
+        let strict = Resolver::new(certs(), true, &provider()).unwrap();
+        let pick = |sni: Option<&str>| strict.pick(sni, |_| true).map(|c| c.label.clone());
         assert_eq!(pick(Some("A.Other.Org.")).as_deref(), Some("*.other.org"));
         assert_eq!(pick(Some("example.com")).as_deref(), Some("example.com"));
         for unknown in [Some("other.org"), Some("192.0.2.1"), None] {
             assert_eq!(pick(unknown), None, "{unknown:?}: rejected");
         }
 
-        let resolver = Resolver::new(certs(), false).unwrap();
-        let pick = |sni: Option<&str>| resolver.pick(sni).map(|c| c.label.clone());
+        let resolver = Resolver::new(certs(), false, &provider()).unwrap();
+        let pick = |sni: Option<&str>| resolver.pick(sni, |_| true).map(|c| c.label.clone());
         assert_eq!(
             pick(Some("www.example.com")).as_deref(),
             Some("example.com")
@@ -265,5 +318,37 @@ mod tests {
         );
         assert_eq!(pick(None).as_deref(), Some("example.com"));
         assert!(resolver.certs()[0].not_after > 0);
+    }
+
+    #[test]
+    fn of_the_certificates_for_a_name_the_first_the_client_takes() {
+        let resolver = Resolver::new(
+            vec![
+                loaded(&["a.test"]),
+                loaded_with(&["a.test"], ed25519()),
+                loaded(&["b.test"]),
+            ],
+            false,
+            &provider(),
+        )
+        .unwrap();
+        let ecdsa = |c: &Loaded| c.key.key.algorithm() == rustls::SignatureAlgorithm::ECDSA;
+        let chosen = |sni, takes: &dyn Fn(&Loaded) -> bool| {
+            resolver
+                .pick(Some(sni), takes)
+                .map(|c| c.key.key.algorithm())
+        };
+        use rustls::SignatureAlgorithm::{ECDSA, ED25519};
+        assert_eq!(chosen("a.test", &|_| true), Some(ECDSA), "the first listed");
+        assert_eq!(chosen("a.test", &|c| !ecdsa(c)), Some(ED25519));
+        // None taken: the first for the name still (the handshake says why it fails).
+        assert_eq!(chosen("a.test", &|_| false), Some(ECDSA));
+        assert_eq!(
+            resolver
+                .pick(Some("b.test"), |c| !ecdsa(c))
+                .map(|c| c.file.clone()),
+            Some(resolver.certs()[2].file.clone()),
+            "never a certificate of another name"
+        );
     }
 }

@@ -718,4 +718,31 @@ fn two_certificates_of_one_name_are_two_expiry_series() {
         let series = line.rsplit_once(' ').map_or(line, |(series, _)| series);
         assert!(seen.insert(series), "{series} twice:\n{text}");
     }
+    // Each client gets the one it can take, as from nginx's two `ssl_certificate` lines:
+    // a TLS 1.2 client offering RSA suites only, and a TLS 1.3 one signing RSA only, the
+    // RSA one; others the first listed.
+    let (tls, ca) = (ringway.tls_addr(), pki.ca().display().to_string());
+    for (offer, key_type) in [
+        (
+            &["-tls1_2", "-cipher", "ECDHE-RSA-AES128-GCM-SHA256"][..],
+            "RSA",
+        ),
+        (&["-tls1_3", "-sigalgs", "rsa_pss_rsae_sha256"][..], "RSA"),
+        (
+            &["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256"][..],
+            "ECDSA",
+        ),
+        (&["-tls1_3"][..], "ECDSA"),
+    ] {
+        let mut args = vec!["-servername", "same.test", "-CAfile", &ca];
+        args.extend(offer);
+        let ran = s_client(tls, &args);
+        assert!(ran.status.success(), "{offer:?}: {ran:?}");
+        let bits = if key_type == "RSA" { 2048 } else { 256 };
+        assert!(
+            ran.out()
+                .contains(&format!("Server public key is {bits} bit")),
+            "{offer:?}: the {key_type} certificate: {ran:?}"
+        );
+    }
 }
