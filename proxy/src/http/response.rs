@@ -237,7 +237,7 @@ fn parse_with_controls_in_values<const SLOTS: usize>(
             .filter(|(_, b)| is_passed_control(**b))
             .any(|(at, _)| {
                 while values.next_if(|v| v.end as usize <= at).is_some() {}
-                !values.peek().is_some_and(|v| v.start as usize <= at)
+                values.peek().is_none_or(|v| v.start as usize > at)
             });
         if controls_outside_values {
             return Err(HttpError::BadSyntax);
