@@ -225,7 +225,8 @@ pub fn encode_request(
     packet.finish()
 }
 
-/// HTTP_X_FORWARDED_FOR, HTTP_X_REAL_IP and HTTP_X_REQUEST_ID, as ringway sets them.
+/// HTTP_X_FORWARDED_FOR, HTTP_X_REAL_IP, HTTP_X_REQUEST_ID, HTTP_X_FORWARDED_HOST and
+/// HTTP_X_FORWARDED_PROTO, as ringway sets them.
 fn identity_vars(
     w: &mut Vars<'_, '_>,
     buf: &[u8],
@@ -253,6 +254,12 @@ fn identity_vars(
     }
     if let Some(host) = env.forwarded_host {
         w.var(b"HTTP_X_FORWARDED_HOST", host)?;
+    }
+    // The scheme a trusted proxy named, as ringway read it, once: uWSGI takes this var's
+    // value whole for wsgi.url_scheme, so two headers joined (`https, https`) would be a
+    // scheme no app knows.
+    if let Some(scheme) = crate::identity::forwarded_scheme(buf, headers, env.trusted_peer) {
+        w.var(b"HTTP_X_FORWARDED_PROTO", scheme)?;
     }
     Ok(())
 }
@@ -328,6 +335,7 @@ fn forwarded(name: &[u8], env: &RequestEnv<'_>) -> bool {
         b"x-real-ip",
         b"x-request-id",
         b"x-forwarded-host",
+        b"x-forwarded-proto",
     ]
     .iter()
     .any(|lower| is(lower))

@@ -287,6 +287,18 @@ X-Forwarded-Prefix: /evil\r\nX-Forwarded-Protocol: https\r\n\r\n";
         .map(|(_, v)| v.as_str())
         .collect();
     assert_eq!(hosts, ["public.example"]);
+
+    // Two X-Forwarded-Proto lines from a trusted proxy: the scheme ringway read, once, not
+    // `https, https` (uWSGI's wsgi.url_scheme is this var whole).
+    let twice = b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-Proto: https\r\n\
+X-Forwarded-Proto: https\r\n\r\n";
+    let vars = vars_of(&encode(twice, &trusted, None, 4096).unwrap());
+    let protos: Vec<_> = vars
+        .iter()
+        .filter(|(k, _)| k == "HTTP_X_FORWARDED_PROTO")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(protos, ["https"]);
 }
 
 /// Found by review: with underscores allowed, `X_Forwarded_Proto` became
@@ -325,7 +337,7 @@ X_Forwarded_Proto: https\r\nX_Forwarded_Ssl: on\r\nForwarded: proto=https\r\n\r\
     let vars = vars_of(&encode(buf, &trusted, None, 4096).unwrap());
     assert_eq!(
         http_keys(&vars),
-        ["HTTP_HOST", "HTTP_X_FORWARDED_PROTO", "HTTP_FORWARDED"]
+        ["HTTP_HOST", "HTTP_FORWARDED", "HTTP_X_FORWARDED_PROTO"]
     );
     assert_eq!(get(&vars, "HTTP_X_FORWARDED_PROTO"), Some("http"));
     assert_eq!(get(&vars, "HTTP_FORWARDED"), Some("proto=https"));
