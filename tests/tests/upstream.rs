@@ -100,6 +100,31 @@ fn control_bytes_in_an_answers_header_value_pass() {
     assert_eq!(r.status, 502, "NUL stays refused, as in nginx: {r:?}");
 }
 
+/// A uwsgi group takes no Upgrade: the app sees a plain request, with no handshake to
+/// accept (uWSGI's own needs only the key), so it never answers 101 to a proxy that would
+/// then have to call its server failed.
+#[test]
+fn a_websocket_handshake_reaches_a_uwsgi_app_as_a_plain_request() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let ringway = Ringway::with(&uwsgi).start();
+    let env = roundtrip(
+        ringway.addr(),
+        &Req::get("/environ")
+            .header("Connection", "Upgrade")
+            .header("Upgrade", "websocket")
+            .header("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+            .header("Sec-WebSocket-Version", "13"),
+    )
+    .json();
+    for var in [
+        "HTTP_UPGRADE",
+        "HTTP_SEC_WEBSOCKET_KEY",
+        "HTTP_SEC_WEBSOCKET_VERSION",
+    ] {
+        assert!(env.get(var).is_none(), "{var}: {env}");
+    }
+}
+
 #[test]
 fn upstream_slower_than_the_read_timeout_gives_504() {
     let uwsgi = Uwsgi::start(App::Raw);

@@ -355,6 +355,17 @@ fn forwarded(name: &[u8], env: &RequestEnv<'_>) -> bool {
     {
         return false;
     }
+    // A uwsgi group takes no Upgrade (README, "HTTP upstreams"): without these the app never
+    // sees a WebSocket handshake to accept (uWSGI's own handshake needs only the key), so
+    // it answers the request as a plain one, as behind nginx's default `proxy_pass`.
+    if is(b"upgrade") || crate::http::names_header_prefix(name, b"sec-websocket-") {
+        return false;
+    }
+    // An HTTP/2 stream's `Connection: close` is ringway's own, for its pipeline: the
+    // client sent none (nginx sends no HTTP_CONNECTION for HTTP/2).
+    if env.http2 && is(b"connection") {
+        return false;
+    }
     true
 }
 

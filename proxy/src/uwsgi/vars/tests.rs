@@ -668,3 +668,29 @@ X-Forwarded-For:\r\nx-forwarded-for:  3.3.3.3 \r\n\r\n";
 fn count_of(vars: &[(String, String)], key: &str) -> usize {
     vars.iter().filter(|(k, _)| k == key).count()
 }
+
+/// Found by review: a uwsgi group "refused" Upgrade only after the app had accepted it
+/// (uWSGI's handshake needs only the key): the 101 was a 502 and struck the server. The app
+/// now never sees a handshake. And an HTTP/2 stream's `Connection: close`, ringway's own,
+/// reached the app as if the client had sent it.
+#[test]
+fn no_websocket_handshake_and_no_connection_of_ringways_own_reach_the_app() {
+    let buf = b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    let vars = vars_of(&encode(buf, &env(), None, 4096).unwrap());
+    assert_eq!(http_keys(&vars), ["HTTP_HOST", "HTTP_CONNECTION"]);
+
+    let buf = b"GET / HTTP/1.1\r\nHost: a\r\nAccept: */*\r\nconnection: close\r\n\r\n";
+    let h2 = RequestEnv {
+        http2: true,
+        ..env()
+    };
+    let vars = vars_of(&encode(buf, &h2, None, 4096).unwrap());
+    assert_eq!(http_keys(&vars), ["HTTP_HOST", "HTTP_ACCEPT"]);
+    let vars = vars_of(&encode(buf, &env(), None, 4096).unwrap());
+    assert_eq!(
+        http_keys(&vars),
+        ["HTTP_HOST", "HTTP_ACCEPT", "HTTP_CONNECTION"],
+        "an HTTP/1.1 client's own, as nginx passes it"
+    );
+}
