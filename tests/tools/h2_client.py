@@ -31,6 +31,11 @@ object on stdout. Every scenario connects with TLS (ALPN h2 only, no certificate
         {"ok": true, "sent": C, "goaway": "ENHANCE_YOUR_CALM" or ... or null,
          "closed": true or false, "answers": N}
 
+  h2_client.py priority-flood --count C
+      Sends C PRIORITY frames (in batches of 1000 per write) and no request, then waits for
+      the connection to end or --timeout:
+        {"ok": true, "sent": N, "closed": true or false, ...}
+
   h2_client.py no-path [--no-authority]
       Asks GET with :method, :scheme and :authority (a host field with its value instead
       with --no-authority), but no :path (which RFC 9113 8.3.1 requires), then asks GET --second-path on the same connection:
@@ -54,6 +59,7 @@ import json
 import select
 import socket
 import ssl
+import struct
 import sys
 import time
 
@@ -277,6 +283,27 @@ def rapid_reset(args):
             "answers": answers}
 
 
+def priority_flood(args):
+    """PRIORITY frames (for stream 1, never opened) in batches of 1000, raw on the TLS
+    session, until --count are sent or the server closes: a frame that asks for no request."""
+    client = Client(args)
+    frame = struct.pack(">I", 5)[1:] + bytes([0x2, 0]) + struct.pack(">I", 1)
+    frame += struct.pack(">IB", 0, 15)
+    batch = frame * 1000
+    sent = 0
+    try:
+        while sent < args.count:
+            client.sock.sendall(batch)
+            sent += 1000
+    except (ConnectionError, ssl.SSLError, OSError) as err:
+        return {"ok": True, "sent": sent, "closed": True, "error": type(err).__name__}
+    deadline = time.monotonic() + args.timeout
+    while not client.closed and time.monotonic() < deadline:
+        if client.events(deadline) is None:
+            break
+    return {"ok": True, "sent": sent, "closed": client.closed, "goaway": client.goaway}
+
+
 def many_streams(args):
     client = Client(args)
     deadline = time.monotonic() + args.timeout
@@ -366,6 +393,7 @@ def main():
         "reset-upload": reset_upload,
         "reset-waiting": reset_waiting,
         "rapid-reset": rapid_reset,
+        "priority-flood": priority_flood,
         "many-streams": many_streams,
         "across-reload": across_reload,
         "no-path": no_path,

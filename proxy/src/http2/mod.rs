@@ -74,9 +74,18 @@ pub(super) struct Bridge {
     waiting: Cell<bool>,
     /// The connection is closed (streams may still end after it).
     closed: Cell<bool>,
+    /// Bytes of the requests its streams took (heads and bodies): what the session's flood
+    /// check weighs its reads against.
+    payload: Rc<Cell<u64>>,
 }
 
 impl Bridge {
+    /// Counts `bytes` of a request (its head or body) as carried by the connection.
+    fn carried(&self, bytes: usize) {
+        self.payload
+            .set(self.payload.get().saturating_add(bytes as u64));
+    }
+
     /// A pipe whose request lane starts with `head`, with the pipeline serving its other
     /// end; the stream's end returned. The pipeline holds the stream's place (`open`) too:
     /// a request the app keeps serving after its stream was reset (`ignore_client_abort`)
@@ -186,7 +195,12 @@ pub(crate) async fn serve(
         streams: 0,
     };
     let config = &worker.config;
-    let io = session::SessionIo::new(Rc::clone(&tls), config.limits.send_timeout);
+    let payload = Rc::new(Cell::new(0));
+    let io = session::SessionIo::new(
+        Rc::clone(&tls),
+        config.limits.send_timeout,
+        Rc::clone(&payload),
+    );
     let mut builder = h2::server::Builder::new();
     builder
         .max_concurrent_streams(MAX_STREAMS)
@@ -237,6 +251,7 @@ pub(crate) async fn serve(
         ended: Notify::new(),
         waiting: Cell::new(false),
         closed: Cell::new(false),
+        payload,
     });
     bridge.set_waiting(true);
     let stop = Rc::clone(&worker.stop);

@@ -7,6 +7,7 @@
 //! the next write or flush finds it finished. A write that moves nothing for
 //! `send_timeout` fails, and the socket is shut down, as a plain client's.
 
+use std::cell::Cell;
 use std::io;
 use std::net::Shutdown;
 use std::pin::Pin;
@@ -38,10 +39,31 @@ pub(super) struct SessionIo {
     writing: Option<Op<Result<(), IoError>>>,
     /// The session failed or the peer closed it: nothing more is read.
     ended: bool,
+    /// Plaintext bytes read, and the part of them that carried requests (heads and
+    /// bodies, counted by the streams): see [`FLOOD_ALLOWANCE`].
+    total: u64,
+    payload: Rc<Cell<u64>>,
+}
+
+/// A connection that has sent more than 8 times what its requests carried, past this,
+/// is flooding (frames that ask for no request: PRIORITY, WINDOW_UPDATE, SETTINGS, PING,
+/// empty DATA): it is closed, as nginx's `http2 flood detected` closes it. `h2` bounds some
+/// of these frames itself, not PRIORITY or WINDOW_UPDATE (found by review: 35 million
+/// PRIORITY frames kept a worker busy for 5 s).
+const FLOOD_ALLOWANCE: u64 = 1024 * 1024;
+
+/// Whether `total` bytes read, of which `payload` carried requests, is a flood.
+fn is_flood(total: u64, payload: u64) -> bool {
+    total / 8 > payload.saturating_add(FLOOD_ALLOWANCE)
 }
 
 impl SessionIo {
-    pub(super) fn new(tls: Rc<Counted<TlsStream>>, send_timeout: Duration) -> SessionIo {
+    /// `payload`: the bytes of requests the connection's streams took, counted by them.
+    pub(super) fn new(
+        tls: Rc<Counted<TlsStream>>,
+        send_timeout: Duration,
+        payload: Rc<Cell<u64>>,
+    ) -> SessionIo {
         SessionIo {
             tls,
             send_timeout,
@@ -51,6 +73,8 @@ impl SessionIo {
             taken: 0,
             writing: None,
             ended: false,
+            total: 0,
+            payload,
         }
     }
 
@@ -100,7 +124,20 @@ impl AsyncRead for SessionIo {
             this.taken = 0;
             match res {
                 Ok(0) => this.ended = true,
-                Ok(n) => this.read_size = if n == this.read_size { SMALL } else { TINY },
+                Ok(n) => {
+                    this.read_size = if n == this.read_size { SMALL } else { TINY };
+                    this.total += n as u64;
+                    if is_flood(this.total, this.payload.get()) {
+                        this.ended = true;
+                        this.unread = Buf::empty();
+                        tracing::info!(
+                            read = this.total,
+                            requests = this.payload.get(),
+                            "HTTP/2 flood: frames that carry no request; connection closed"
+                        );
+                        return Poll::Ready(Err(io::Error::other("HTTP/2 flood")));
+                    }
+                }
                 Err(err) => {
                     this.ended = true;
                     return Poll::Ready(Err(err));
@@ -158,5 +195,17 @@ impl Drop for SessionIo {
         if self.reading.is_some() || self.writing.is_some() {
             Stream::shutdown(&*self.tls, Shutdown::Both);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_flood;
+
+    #[test]
+    fn a_flood_is_eight_times_the_requests_past_a_mebibyte() {
+        assert!(!is_flood(8 << 20, 0), "8 MiB of frames alone: not yet");
+        assert!(is_flood((8 << 20) + 8, 0));
+        assert!(!is_flood(80 << 20, 9 << 20), "a large upload is no flood");
     }
 }

@@ -55,11 +55,12 @@ pub(super) async fn serve(
             return;
         }
     };
+    bridge.carried(head.len());
     let pipeline = bridge.open(admission, head, Rc::clone(&open));
     let is_head = parts.method == http::Method::HEAD;
     let limit = bridge.send_timeout;
     {
-        let sending = send_body(&pipeline, framing, &mut body);
+        let sending = send_body(&pipeline, framing, &mut body, &bridge);
         let answering = relay_answer(&pipeline, respond, is_head, limit);
         tokio::pin!(sending, answering);
         let mut sent = false;
@@ -74,7 +75,7 @@ pub(super) async fn serve(
     // lingering read ends) and its writes fail.
     drop(pipeline);
     if !body.is_end_stream() {
-        discard_body(&mut body).await;
+        discard_body(&mut body, &bridge).await;
     }
 }
 
@@ -83,7 +84,7 @@ pub(super) async fn serve(
 /// its window opened and ends the stream itself, rather than a reset it may take for a
 /// failure. Bounded as the HTTP/1.1 linger is (`client::linger`): 30 s, 2 s of silence,
 /// 64 MiB.
-async fn discard_body(body: &mut RecvStream) {
+async fn discard_body(body: &mut RecvStream, bridge: &Bridge) {
     const LINGER: Duration = Duration::from_secs(30);
     const LINGER_IDLE: Duration = Duration::from_secs(2);
     const LINGER_BYTES: usize = 64 * 1024 * 1024;
@@ -98,6 +99,7 @@ async fn discard_body(body: &mut RecvStream) {
             return;
         };
         dropped += data.len();
+        bridge.carried(data.len());
         let _ = body.flow_control().release_capacity(data.len());
     }
 }
@@ -110,7 +112,7 @@ async fn discard_body(body: &mut RecvStream) {
 /// access checks, and times its own reads (`client_body_timeout`); it ends, and the write
 /// fails, on every path. (Found by review: a write timed by `send_timeout` cut an upload
 /// that `limit_req` held longer.)
-async fn send_body(pipeline: &StreamEnd, framing: BodyOut, body: &mut RecvStream) {
+async fn send_body(pipeline: &StreamEnd, framing: BodyOut, body: &mut RecvStream, bridge: &Bridge) {
     if framing == BodyOut::None {
         return;
     }
@@ -127,6 +129,7 @@ async fn send_body(pipeline: &StreamEnd, framing: BodyOut, body: &mut RecvStream
             return;
         };
         let len = data.len();
+        bridge.carried(len);
         // h2 holds the DATA frames to the stream's content-length; this keeps a longer
         // body from ever reaching the pipeline as the start of another request.
         if len as u64 > left {

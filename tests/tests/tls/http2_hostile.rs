@@ -303,6 +303,41 @@ fn reset_flood(stack: &Stack) {
     assert_eq!(fresh["statuses"]["200"], 1, "{fresh}");
 }
 
+/// Frames that ask for no request (PRIORITY here; `h2` bounds no PRIORITY or
+/// WINDOW_UPDATE frames itself) end the connection once they outweigh its requests 8 to
+/// 1 past 1 MiB, as nginx's flood check: 2 million of them (26 MB) are not all read.
+#[test]
+fn a_priority_flood_ends_its_connection_and_ringway_serves_the_next_client() {
+    let stack = stack();
+    let got = h2_client(
+        &stack,
+        "priority-flood",
+        &["--count", "2000000", "--timeout", "5"],
+    );
+    assert_eq!(
+        got["closed"], true,
+        "the flooding connection is closed: {got}"
+    );
+    let sent = got["sent"].as_u64().unwrap_or(u64::MAX);
+    assert!(
+        sent < 2_000_000,
+        "closed before the flood was through: {got}"
+    );
+    assert!(
+        stack
+            .ringway
+            .wait_for_log("HTTP/2 flood", Duration::from_secs(5)),
+        "said once: {}",
+        stack.ringway.stderr()
+    );
+    let fresh = h2_client(
+        &stack,
+        "many-streams",
+        &["--path", "/bytes/7", "--count", "1"],
+    );
+    assert_eq!(fresh["statuses"]["200"], 1, "{fresh}");
+}
+
 #[test]
 fn streams_past_the_limit_of_128_are_refused_and_the_others_answered() {
     let stack = stack();
