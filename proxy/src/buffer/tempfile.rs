@@ -3,9 +3,13 @@
 //! Each file is opened with `O_TMPFILE` in the temp directory: it has no name, so nothing is
 //! ever left behind, not even after a crash or a SIGKILL (the kernel frees it with the last
 //! fd), and no other process can open it. Opening, reading and writing go through io_uring,
-//! so a slow disk delays only the request that uses it, never the event loop.
+//! so a slow disk delays only the request that uses it, never the event loop; and the last
+//! close, where the kernel frees the file's blocks (a quarter of a second for 1 GiB written
+//! back, found by review), is made on a blocking-pool thread.
 
 use std::io;
+use std::mem::ManuallyDrop;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
@@ -16,7 +20,37 @@ use tokio_uring::fs::{File, OpenOptions};
 use super::Buf;
 
 /// An open anonymous temp file.
-pub(crate) struct TempFile(File);
+pub(crate) struct TempFile {
+    file: ManuallyDrop<File>,
+    /// A second descriptor of it, closed last, off the event loop (see Drop).
+    last: Option<OwnedFd>,
+}
+
+impl TempFile {
+    fn new(file: File) -> TempFile {
+        // SAFETY: the descriptor is open for as long as `file`, which outlives this borrow.
+        let open = unsafe { BorrowedFd::borrow_raw(file.as_raw_fd()) };
+        let last = open.try_clone_to_owned().ok();
+        TempFile {
+            file: ManuallyDrop::new(file),
+            last,
+        }
+    }
+}
+
+impl Drop for TempFile {
+    /// Closes the io_uring file first (its descriptor is not the file's last), then hands
+    /// the last one to a blocking-pool thread, where freeing the blocks stalls no
+    /// connection. Without a runtime (or without the second descriptor) it closes here.
+    fn drop(&mut self) {
+        // SAFETY: `file` is dropped once, here, and never used after.
+        unsafe { ManuallyDrop::drop(&mut self.file) };
+        if let (Some(last), Ok(runtime)) = (self.last.take(), tokio::runtime::Handle::try_current())
+        {
+            drop(runtime.spawn_blocking(move || drop(last)));
+        }
+    }
+}
 
 impl TempFile {
     /// Opens a new anonymous file in `dir`.
@@ -37,7 +71,7 @@ impl TempFile {
                 .await
         });
         match open.await {
-            Ok(opened) => opened.map(TempFile),
+            Ok(opened) => opened.map(TempFile::new),
             Err(task) => Err(io::Error::other(task)),
         }
     }
@@ -53,13 +87,13 @@ impl TempFile {
         if from >= end {
             return (Ok(()), buf);
         }
-        let (res, slice) = self.0.write_all_at(buf.slice(from..end), at).await;
+        let (res, slice) = self.file.write_all_at(buf.slice(from..end), at).await;
         (res, slice.into_inner())
     }
 
     /// Reads up to `len` bytes at offset `at` into `buf` (appending); returns how many.
     pub(crate) async fn read_at(&self, buf: Buf, len: usize, at: u64) -> (io::Result<usize>, Buf) {
-        read_at(&self.0, buf, len, at).await
+        read_at(&self.file, buf, len, at).await
     }
 }
 
@@ -209,6 +243,36 @@ mod tests {
             assert_eq!(res.unwrap(), 5);
             assert_eq!(&buf[..], b">hello");
             assert_eq!(std::fs::read_dir(&path).unwrap().count(), 0, "no name");
+        });
+    }
+
+    /// Both descriptors close on drop, the last one on a blocking-pool thread: none is
+    /// left open (the file's blocks would stay taken).
+    #[test]
+    fn a_dropped_file_leaves_no_descriptor() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_owned();
+        let holders = |dev_ino: (u64, u64)| {
+            std::fs::read_dir("/proc/self/fd")
+                .unwrap()
+                .filter_map(|fd| std::fs::metadata(fd.ok()?.path()).ok())
+                .filter(|m| (m.dev(), m.ino()) == dev_ino)
+                .count()
+        };
+        tokio_uring::start(async move {
+            let file = TempFile::create(&path).await.unwrap();
+            let meta = std::fs::metadata(format!("/proc/self/fd/{}", file.file.as_raw_fd()));
+            let meta = meta.unwrap();
+            let dev_ino = (meta.dev(), meta.ino());
+            assert_eq!(holders(dev_ino), 2, "the io_uring file and the last one");
+            drop(file);
+            for _ in 0..200 {
+                if holders(dev_ino) == 0 {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            panic!("{} descriptors left", holders(dev_ino));
         });
     }
 }
