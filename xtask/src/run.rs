@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 use crate::procs::{self, Interrupt, POLL, Service};
+use crate::system_packages::{self, Need};
 use crate::venv::{self, Venv};
 use crate::workspace::Workspace;
 
@@ -96,6 +97,7 @@ enum Event {
 }
 
 pub fn run(ws: &Workspace, args: &RunArgs) -> Result<u8> {
+    system_packages::ensure(&[Need::Run])?;
     crate::build_ringway(ws, args.release)?;
     let ringway_bin = ws.ringway_bin(args.release);
     let venv = venv::ensure(ws)?;

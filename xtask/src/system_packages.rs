@@ -31,6 +31,28 @@ const fn pkg(name: &'static str, probe: Option<&'static str>, why: &'static str)
     Package { name, why, probe }
 }
 
+/// What the venv with the demo app and its servers needs: `cargo xtask run`, and the test
+/// and bench tasks too.
+const VENV: &[Package] = &[
+    pkg(
+        "python3-venv",
+        None,
+        "the venv with uWSGI and the demo app (Debian's python3 needs it for \
+         `python3 -m venv`)",
+    ),
+    pkg(
+        "python3-dev",
+        None,
+        "the Python headers: pip builds uWSGI from source in the venv",
+    ),
+    pkg(
+        "build-essential",
+        Some("cc"),
+        "a C compiler and libc headers for uWSGI (with libcrypt-dev, pulled in by \
+         libc6-dev); its g++ also builds libFuzzer for the fuzz targets",
+    ),
+];
+
 /// What the end-to-end tests, the parity tests and the eBPF build need.
 const TEST: &[Package] = &[
     pkg(
@@ -53,22 +75,6 @@ const TEST: &[Package] = &[
         "bpftool",
         Some("bpftool"),
         "dumps the kernel's BTF, to look up a structure the probes read (ebpf/README.md)",
-    ),
-    pkg(
-        "python3-venv",
-        None,
-        "the test venv (Debian's python3 needs it for `python3 -m venv`)",
-    ),
-    pkg(
-        "python3-dev",
-        None,
-        "the Python headers: pip builds uWSGI from source in the test venv",
-    ),
-    pkg(
-        "build-essential",
-        Some("cc"),
-        "a C compiler and libc headers for uWSGI (with libcrypt-dev, pulled in by \
-         libc6-dev); its g++ also builds libFuzzer for the fuzz targets",
     ),
     pkg(
         "wrk",
@@ -150,21 +156,6 @@ const BENCH: &[Package] = &[
         Some("h2load"),
         "h2load, the keep-alive TLS load",
     ),
-    pkg(
-        "python3-venv",
-        None,
-        "the venv with uWSGI (Debian's python3 needs it for `python3 -m venv`)",
-    ),
-    pkg(
-        "python3-dev",
-        None,
-        "the Python headers: pip builds uWSGI from source",
-    ),
-    pkg(
-        "build-essential",
-        Some("cc"),
-        "a C compiler and libc headers for uWSGI",
-    ),
 ];
 
 /// What `cargo xtask image` needs to build and run the container image without a
@@ -210,6 +201,8 @@ const IMAGE: &[Package] = &[
 /// A task whose system packages are checked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
 pub enum Need {
+    /// `cargo xtask run`
+    Run,
     /// `cargo xtask test`
     Test,
     /// `cargo xtask bench`
@@ -219,12 +212,14 @@ pub enum Need {
 }
 
 impl Need {
-    pub fn packages(self) -> &'static [Package] {
-        match self {
-            Need::Test => TEST,
-            Need::Bench => BENCH,
-            Need::Image => IMAGE,
-        }
+    pub fn packages(self) -> impl Iterator<Item = &'static Package> {
+        let lists: &[&'static [Package]] = match self {
+            Need::Run => &[VENV],
+            Need::Test => &[VENV, TEST],
+            Need::Bench => &[VENV, BENCH],
+            Need::Image => &[IMAGE],
+        };
+        lists.iter().flat_map(|list| list.iter())
     }
 }
 

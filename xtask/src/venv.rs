@@ -89,7 +89,9 @@ pub fn ensure(ws: &Workspace) -> Result<Venv> {
 }
 
 fn todo(venv: &Venv, requirements: &Path, stamp: &Path) -> Result<Todo> {
-    if !procs::is_executable(&venv.python()) {
+    // Without pip the venv is half made (`python -m venv` without Debian's python3-venv
+    // writes bin/python, then fails at ensurepip): it is made again.
+    if !procs::is_executable(&venv.python()) || !procs::is_executable(&venv.bin("pip")) {
         return Ok(Todo::Create);
     }
     if !procs::is_executable(&venv.uwsgi()) {
@@ -131,7 +133,8 @@ fn create(venv: &Venv) -> Result<()> {
             .with_context(|| format!("cannot create {}", parent.display()))?;
     }
     let mut cmd = Command::new(&python);
-    cmd.arg("-m").arg("venv").arg(&venv.dir);
+    // --clear: a half-made venv from an earlier failure is started over.
+    cmd.arg("-m").arg("venv").arg("--clear").arg(&venv.dir);
     procs::run_checked(&mut cmd).with_context(|| {
         format!(
             "cannot create the venv with `{python} -m venv`: Python 3 with the venv module is \
@@ -187,6 +190,12 @@ mod tests {
         assert_eq!(todo(&venv, &requirements, &stamp)?, Todo::Create);
 
         executable(&venv.python());
+        assert_eq!(
+            todo(&venv, &requirements, &stamp)?,
+            Todo::Create,
+            "python without pip: half made"
+        );
+        executable(&venv.bin("pip"));
         assert!(matches!(
             todo(&venv, &requirements, &stamp)?,
             Todo::Install(_)
