@@ -427,6 +427,14 @@ impl Fail {
         }
     }
 
+    /// Logs a failure ringway worked around, saying `how` (rate-limited per kind): no
+    /// status, since the answer did not change for it.
+    pub(crate) fn report_worked_around(self, peer: SocketAddr, how: &str) {
+        if GATES[self.kind()].allow() {
+            tracing::warn!(%peer, "{self}; {how}");
+        }
+    }
+
     /// Counts the failure in `stats` and logs it (rate-limited per kind).
     pub(crate) fn report(self, peer: SocketAddr, stats: &WorkerStats) {
         if let Some(kind) = self.upstream_error() {

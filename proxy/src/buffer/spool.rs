@@ -220,6 +220,11 @@ impl<'a> Spool<'a> {
         let mut state = self.state.borrow_mut();
         if let Err(e) = res {
             state.file_unread -= piece as u64;
+            // The region holds nothing: as if never reserved, so that a reader that takes
+            // every queued byte still finds the file read to its end.
+            if state.file_end == at + piece as u64 {
+                state.file_end = at;
+            }
             self.file_error.set(Some(e.kind()));
             return Err(buf);
         }

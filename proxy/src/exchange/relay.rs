@@ -147,7 +147,10 @@ pub(super) async fn respond(
             )
             .await;
             if let Some(kind) = spool.take_file_error() {
-                Fail::TempFile(kind).report(client.peer, &worker.stats);
+                Fail::TempFile(kind).report_worked_around(
+                    client.peer,
+                    "the answer went on at the client's pace, without it",
+                );
             }
             relayed
         })
