@@ -251,15 +251,30 @@ fn satisfy_any_lets_in_a_listed_address_or_a_password() {
              satisfy = \"{satisfy}\"\n{auth}"
         )
     };
+    // A route that answers itself asks no password, under either `satisfy`: its allow
+    // list alone decides (nginx's `return` comes before every access check; ringway keeps
+    // the list).
+    let fixed = |path: &str, satisfy: &str| {
+        route(path, "10.0.0.0/8", true, satisfy).replace(
+            "upstream = \"default\"",
+            "exact = true\nrespond = { status = 200, body = \"fixed\" }",
+        )
+    };
     let ringway = Ringway::with_config(format!(
-        "upstream = [\"{}\"]\n{}{}{}{}",
+        "upstream = [\"{}\"]\n{}{}{}{}{}{}",
         uwsgi.upstream(),
         route("/page/", "127.0.0.1", true, "any"),
         route("/bytes/", "10.0.0.0/8", true, "any"),
         route("/status/", "10.0.0.0/8", false, "any"),
         route("/environ", "127.0.0.1", true, "all"),
+        fixed("/fixed-any", "any"),
+        fixed("/fixed-all", "all"),
     ))
     .start();
+    for path in ["/fixed-any", "/fixed-all"] {
+        let r = roundtrip(ringway.addr(), &Req::get(path));
+        assert_eq!(r.status, 403, "{path}: not listed: {r:?}");
+    }
     let with = |req: Req, credentials: &str| req.header("Authorization", &basic(credentials));
     let cases = [
         ("listed: no password needed", Req::get("/page/10"), 200),

@@ -690,7 +690,12 @@ pub(super) async fn access(
     if allowed && !route.allow.is_empty() {
         return Ok(());
     }
-    let asks = route.auth.is_some() || route.auth_request.is_some();
+    // A `respond` or `redirect` route asks no password (`authorize`): that is no password
+    // given, not one checked (found by review: with `satisfy any` it let every address
+    // past the allow list that `satisfy all` holds it to).
+    let asks_password = route.auth.is_some()
+        && !matches!(route.action, Action::Respond(_) | Action::Redirect { .. });
+    let asks = asks_password || route.auth_request.is_some();
     if !asks {
         return if route.allow.is_empty() {
             Ok(())
@@ -698,9 +703,10 @@ pub(super) async fn access(
             Err(Fail::Forbidden)
         };
     }
-    let password = match route.auth {
-        Some(_) => authorize(client, route, index).await,
-        None => Err(Fail::Forbidden),
+    let password = if asks_password {
+        authorize(client, route, index).await
+    } else {
+        Err(Fail::Forbidden)
     };
     let Err(refused) = password else {
         return Ok(());
