@@ -125,6 +125,41 @@ fn a_websocket_handshake_reaches_a_uwsgi_app_as_a_plain_request() {
     }
 }
 
+/// A uwsgi server that answers every connection with `answer`, after reading its packet.
+fn scripted_uwsgi(dir: &std::path::Path, answer: &'static [u8]) -> String {
+    let path = dir.join("scripted.sock");
+    let listener = UnixListener::bind(&path).expect("bind");
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut header = [0u8; 4];
+            if conn.read_exact(&mut header).is_err() {
+                continue;
+            }
+            let mut vars = vec![0u8; usize::from(u16::from_le_bytes([header[1], header[2]]))];
+            if conn.read_exact(&mut vars).is_ok() {
+                let _ = conn.write_all(answer);
+            }
+        }
+    });
+    format!("unix:{}", path.display())
+}
+
+/// Interim heads from a uwsgi server are dropped, as from an HTTP one (the body is sent
+/// on past them); a 101 stays an answer the group cannot use.
+#[test]
+fn interim_heads_from_a_uwsgi_server_are_dropped() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let upstream = scripted_uwsgi(
+        dir.path(),
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n\
+          HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+    );
+    let ringway = Ringway::builder().upstream(upstream).start();
+    let r = roundtrip(ringway.addr(), &Req::get("/"));
+    assert_eq!((r.status, r.text().as_str()), (200, "ok"), "{r:?}");
+}
+
 #[test]
 fn upstream_slower_than_the_read_timeout_gives_504() {
     let uwsgi = Uwsgi::start(App::Raw);

@@ -22,9 +22,12 @@ pub(crate) async fn read_response_head(
 ) -> Result<(ResponseHead, Buf), Fail> {
     let mut resp = Buf::with_capacity(HEAD_READ_SIZE);
     let mut looked = 0;
+    // Interim heads (`100 Continue`, `103 Early Hints`) are dropped, as from an HTTP
+    // upstream: the body is sent on past them (`stream::peek_final_answer`).
+    let mut interim = 0;
     loop {
         read_http2_status_line_as_http11(&mut resp);
-        if http::head_may_end(&resp, looked) || resp.len() >= MAX_RESPONSE_HEAD {
+        if http::head_may_end(&resp, looked) || interim + resp.len() >= MAX_RESPONSE_HEAD {
             let too_large = || {
                 let too_large = BadResponse::HeadTooLarge(MAX_RESPONSE_HEAD);
                 Err(Fail::UpstreamBadResponse(too_large))
@@ -32,14 +35,21 @@ pub(crate) async fn read_response_head(
             match http::parse_response(&resp, request_was_head, headers) {
                 // A read may take the buffer past the limit: a head that ends there is as
                 // large as one that does not end (found by review: one of 79 KiB passed).
-                Ok(Status::Complete(head)) if head.head_len > MAX_RESPONSE_HEAD => {
+                Ok(Status::Complete(head)) if interim + head.head_len > MAX_RESPONSE_HEAD => {
                     return too_large();
                 }
                 Ok(Status::Complete(head)) if head.status >= 200 => return Ok((head, resp)),
-                Ok(Status::Complete(head)) => {
+                // A uwsgi group takes no Upgrade: a 101 is an answer it cannot use.
+                Ok(Status::Complete(head)) if head.status == 101 => {
                     return Err(Fail::UpstreamBadResponse(BadResponse::Interim(head.status)));
                 }
-                Ok(Status::Partial) if resp.len() < MAX_RESPONSE_HEAD => {}
+                Ok(Status::Complete(head)) => {
+                    interim += head.head_len;
+                    resp.drain(..head.head_len);
+                    looked = 0;
+                    continue;
+                }
+                Ok(Status::Partial) if interim + resp.len() < MAX_RESPONSE_HEAD => {}
                 Ok(Status::Partial) => return too_large(),
                 Err(err) => return Err(Fail::UpstreamBadResponse(BadResponse::Head(err))),
             }
