@@ -288,12 +288,25 @@ impl RouteTable {
         let prefix = prefixes
             .clone()
             .find(|&i| path.starts_with(self.routes[i].path.as_bytes()));
-        let add_slash = prefixes.find(|&i| {
-            let route = &self.routes[i];
-            matches!(route.action, Action::Upstream { .. } | Action::Static(_))
-                && route.path.len() > 1
-                && route.path.strip_suffix('/').map(str::as_bytes) == Some(path)
-        });
+        let names_with_a_slash = |route: &Route| {
+            route.path.len() > 1 && route.path.strip_suffix('/').map(str::as_bytes) == Some(path)
+        };
+        let add_slash = prefixes
+            .find(|&i| {
+                let route = &self.routes[i];
+                matches!(route.action, Action::Upstream { .. } | Action::Static(_))
+                    && names_with_a_slash(route)
+            })
+            // An exact proxied route too, as nginx's `location = /api/ { uwsgi_pass ...; }`
+            // redirects `/api` (found by review).
+            .or_else(|| {
+                self.routes.iter().position(|r| {
+                    r.exact
+                        && server(r)
+                        && matches!(r.action, Action::Upstream { .. })
+                        && names_with_a_slash(r)
+                })
+            });
         let (longest, slash) = match (prefix, add_slash) {
             // A route whose path is this very path serves it.
             (Some(i), _) if self.routes[i].path.len() == path.len() => (Some(i), None),
@@ -675,6 +688,18 @@ pub(crate) mod tests {
         assert_eq!(t.find(None, b"/f/\xff\xfe/d"), Found::Route(2));
         assert_eq!(t.find(None, b"/a.JS"), Found::Route(3));
         assert_eq!(t.find(None, "/a.j\u{17f}".as_bytes()), Found::Route(0));
+        // An exact proxied route ending in `/` redirects its path without the slash, as
+        // nginx's exact location with `uwsgi_pass` does; a prefix route of that very path
+        // serves it instead.
+        let t = RouteTable::new(vec![
+            route("/", false, upstream()),
+            route("/eq/", true, upstream()),
+            route("/both/", true, upstream()),
+            route("/both", false, upstream()),
+        ]);
+        assert_eq!(t.find(None, b"/eq"), Found::AddSlash(1));
+        assert_eq!(t.find(None, b"/eq/"), Found::Route(1));
+        assert_eq!(t.find(None, b"/both"), Found::Route(3));
         // PCRE's `$` matches before a final newline (a decoded `%0A`) too: a guarded regex
         // route keeps such a path, as nginx's location does.
         let t = RouteTable::new(vec![route("/", false, upstream()), regex(r"^/secret$")]);

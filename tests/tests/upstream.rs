@@ -146,7 +146,7 @@ fn scripted_uwsgi(dir: &std::path::Path, answer: &'static [u8]) -> String {
 }
 
 /// Interim heads from a uwsgi server are dropped, as from an HTTP one (the body is sent
-/// on past them); a 101 stays an answer the group cannot use.
+/// on past them).
 #[test]
 fn interim_heads_from_a_uwsgi_server_are_dropped() {
     let dir = tempfile::tempdir().expect("temp dir");
