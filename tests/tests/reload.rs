@@ -166,12 +166,22 @@ fn a_configuration_that_does_not_validate_is_refused_and_the_old_one_serves() {
 #[test]
 fn a_request_in_flight_across_a_reload_finishes_on_the_old_upstream() {
     let (a, b) = start_two();
-    let ringway = Ringway::with_config(one_route(&a, "/")).start();
+    let ringway = Ringway::with_config(one_route(&a, "/"))
+        .arg("--metrics", "127.0.0.1:0")
+        .start();
     let addr = ringway.addr();
     let mut slow = Conn::open(addr);
     slow.send(&Req::get("/slow?ms=1500").to_bytes())
         .expect("send");
-    sleep(Duration::from_millis(300)); // the request is upstream now
+    // The request is being served (routed, then at the app) before the reload comes.
+    let serving = poll_until(Duration::from_secs(10), || {
+        sample(
+            &metrics(ringway.metrics_addr()),
+            "ringway_connections_by_state{state=\"writing\"}",
+        ) >= 1.0
+    });
+    assert!(serving, "the slow request is being served");
+    sleep(Duration::from_millis(100));
 
     let line = ringway.reload(&one_route(&b, "/"));
     assert!(line.contains(RELOADED), "{line}");
