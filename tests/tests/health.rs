@@ -231,6 +231,22 @@ fn idle_connections_to_the_metrics_port_do_not_hold_up_the_health_checks() {
     // It was told why: too slow (408), not too large.
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
+    // More silent connections than the endpoint serves at once: each new one pushes out
+    // the oldest, so a probe still gets its answer (found by review: past 32, every
+    // `/healthz` was refused).
+    let crowd: Vec<TcpStream> = (0..40)
+        .map(|_| TcpStream::connect(metrics).expect("connect"))
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    for _ in 0..3 {
+        let r = roundtrip(metrics, &Req::get("/healthz"));
+        assert_eq!(
+            r.status,
+            200,
+            "beside {} silent connections: {r:?}",
+            crowd.len()
+        );
+    }
     // Another method than GET or HEAD: 405, saying which are allowed.
     let r = roundtrip(metrics, &Req::post("/metrics", b"x"));
     assert_eq!(r.status, 405, "{r:?}");

@@ -3,16 +3,17 @@
 //! and the health checks `/healthz` (the process serves) and `/readyz` (send it traffic:
 //! see ready.rs). It is for dashboards, probes and people on a trusted network (loopback by
 //! default). Each request has a short-lived thread of its own, at most [`MAX_IN_FLIGHT`] at
-//! once, each bounded in time, so a client that connects and says nothing cannot hold up
-//! the health checks a load balancer or the kubelet makes (found by review: one request at
-//! a time, an idle connection held `/healthz` for 2 s). The figures are taken under one
+//! once (a new one pushes out the oldest), each bounded in time, so clients that connect
+//! and say nothing cannot hold up the health checks a load balancer or the kubelet makes
+//! (found by review: one request at a time, an idle connection held `/healthz` for 2 s). The figures are taken under one
 //! lock; `/healthz` takes none. Requests are parsed by ringway's own HTTP parser. Off the
 //! workers' threads, it keeps answering while they drain.
 
+use std::collections::VecDeque;
 use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::ebpf::{self, ProbeHandle};
@@ -37,7 +38,8 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 /// here), so new workers (a uWSGI start, a respawn, a reload) show up within a second.
 const RESCAN_EVERY: Duration = Duration::from_secs(1);
 
-/// Requests served at once; a connection past them is closed unanswered.
+/// Requests served at once; a connection past them takes the place of the oldest (see
+/// [`start_request`]).
 const MAX_IN_FLIGHT: usize = 32;
 /// A request's thread needs little: its 8 KiB buffer and the figures' strings are on the
 /// heap.
@@ -238,6 +240,8 @@ pub fn spawn(addr: SocketAddr, sources: Sources) -> std::io::Result<SocketAddr> 
         readiness: sources.readiness.clone(),
         sources: Mutex::new(sources),
         in_flight: AtomicUsize::new(0),
+        open: Mutex::new(VecDeque::new()),
+        next_id: AtomicU64::new(0),
     });
     std::thread::Builder::new()
         .name("ringway-metrics".into())
@@ -265,13 +269,21 @@ struct Shared {
     /// `/readyz`'s, out of the lock: its probes may take a while, and must not hold up a
     /// scrape (nor a scrape them).
     readiness: Option<Arc<Readiness>>,
-    /// Requests being served.
+    /// Requests being served (their threads, until each ends).
     in_flight: AtomicUsize,
+    /// The connections being served, oldest first, by id: a second handle to each, to
+    /// shut it down when it is pushed out.
+    open: Mutex<VecDeque<(u64, TcpStream)>>,
+    next_id: AtomicU64,
 }
 
-/// Serves `stream` on a thread of its own, or closes it when [`MAX_IN_FLIGHT`] are served.
+/// Serves `stream` on a thread of its own. When [`MAX_IN_FLIGHT`] are served, the oldest
+/// is shut down to make room: a probe (which asks at once and is answered in a
+/// millisecond) is then never the one left out, where refusing the newest let 32
+/// connections that said nothing fail every `/healthz` (found by review). Past twice the
+/// limit (the pushed-out threads not ended yet) the new one is closed.
 fn start_request(stream: TcpStream, shared: &Arc<Shared>) {
-    let Some(place) = InFlight::take(shared) else {
+    let Some(place) = InFlight::take(shared, &stream) else {
         tracing::debug!("metrics endpoint busy: connection closed");
         return;
     };
@@ -279,7 +291,7 @@ fn start_request(stream: TcpStream, shared: &Arc<Shared>) {
         .name("ringway-metrics-req".into())
         .stack_size(REQUEST_STACK)
         .spawn(move || {
-            if let Err(err) = serve(stream, &place.0) {
+            if let Err(err) = serve(stream, &place.shared) {
                 tracing::debug!(error = %err, "metrics request failed");
             }
         });
@@ -290,19 +302,47 @@ fn start_request(stream: TcpStream, shared: &Arc<Shared>) {
 
 /// A request's place among [`MAX_IN_FLIGHT`], given back however its thread ends (or when
 /// it never started: the closure holding it is dropped).
-struct InFlight(Arc<Shared>);
+struct InFlight {
+    shared: Arc<Shared>,
+    id: u64,
+}
 
 impl InFlight {
-    fn take(shared: &Arc<Shared>) -> Option<InFlight> {
+    fn take(shared: &Arc<Shared>, stream: &TcpStream) -> Option<InFlight> {
         let taken = shared.in_flight.fetch_add(1, Relaxed);
-        let place = InFlight(Arc::clone(shared));
-        (taken < MAX_IN_FLIGHT).then_some(place)
+        let id = shared.next_id.fetch_add(1, Relaxed);
+        let place = InFlight {
+            shared: Arc::clone(shared),
+            id,
+        };
+        if taken >= 2 * MAX_IN_FLIGHT {
+            return None;
+        }
+        let mut open = shared.open.lock().unwrap_or_else(PoisonError::into_inner);
+        if open.len() >= MAX_IN_FLIGHT
+            && let Some((_, oldest)) = open.pop_front()
+        {
+            let _ = oldest.shutdown(Shutdown::Both);
+        }
+        if let Ok(handle) = stream.try_clone() {
+            open.push_back((id, handle));
+        }
+        Some(place)
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Relaxed);
+        let mut open = self
+            .shared
+            .open
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(at) = open.iter().position(|(id, _)| *id == self.id) {
+            open.remove(at);
+        }
+        drop(open);
+        self.shared.in_flight.fetch_sub(1, Relaxed);
     }
 }
 
