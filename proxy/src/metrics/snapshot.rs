@@ -290,6 +290,19 @@ impl Snapshot {
                 .and_then(|r| routes.get(usize::from(r)))
                 .cloned()
                 .unwrap_or_default();
+            // A route a reload added after the labels were read has none yet: its counts
+            // join the unlabelled row of that status for this scrape, never a second
+            // series of the same labels (Prometheus refuses a whole scrape that repeats
+            // one; found by review).
+            if let Some(row) = snap
+                .routes
+                .iter_mut()
+                .find(|row| row.route == route && row.code == key.code)
+            {
+                row.duration.add(&h);
+                row.body_bytes += series.body_bytes;
+                continue;
+            }
             snap.routes.push(RouteRow {
                 route,
                 code: key.code,
