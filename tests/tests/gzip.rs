@@ -7,6 +7,7 @@
 //! came whole with a Content-Length.
 
 use std::io::Read;
+use std::time::Duration;
 
 use ringway_tests::app_server::{AppServer, Listen, Served, Server};
 use ringway_tests::client::{Conn, Req, Response, roundtrip};
@@ -554,5 +555,59 @@ fn the_gzip_ratio_is_logged_as_nginx_logs_it() {
         let mut lines: Vec<&str> = text.lines().collect();
         lines.sort();
         assert_eq!(lines, expected, "at {addr}");
+    }
+}
+
+/// An event stream the app compresses as it streams gives its zlib state back while the
+/// app is silent: held for the stream's whole life, 200 KiB each of the shared memory
+/// budget, a few of them stopped compression for every other answer (found by review).
+#[test]
+fn a_silent_event_stream_holds_no_compression_state() {
+    let uwsgi = Uwsgi::start_with(ringway_tests::uwsgi::UwsgiOptions {
+        workers: 4,
+        ..ringway_tests::uwsgi::UwsgiOptions::new(App::Raw)
+    });
+    // 800 KiB: the two streams' zlib states (320 KiB each) fit, and a third answer's
+    // (224 KiB) only if they gave theirs back.
+    let ringway = Ringway::with_config(format!(
+        "upstream = [\"{}\"]\nmax_buffer_memory = \"800k\"\n\
+         [[routes]]\npath = \"/paced\"\nexact = true\nupstream = \"default\"\nbuffering = false\n\
+         [[routes]]\npath = \"/\"\nupstream = \"default\"\n\
+         [gzip]\ntypes = [\"*\"]\n",
+        uwsgi.upstream()
+    ))
+    .start();
+    let gates = tempfile::tempdir().expect("temp dir");
+    let mut streams: Vec<(Conn, std::path::PathBuf)> = (0..2)
+        .map(|i| {
+            let gate = gates.path().join(format!("gate{i}"));
+            let mut conn = Conn::open(ringway.addr());
+            let req = gz(Req::get(&format!("/paced?gate={}", gate.display())));
+            conn.send(&req.to_bytes()).expect("send");
+            // Its head and first event: the stream compresses.
+            conn.read_at_least(200).ok();
+            (conn, gate)
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    let r = roundtrip(ringway.addr(), &gz(Req::get("/bytes/5000")));
+    assert_eq!(
+        r.header("content-encoding").as_deref(),
+        Some("gzip"),
+        "beside two silent event streams: {r:?}"
+    );
+    for (conn, gate) in &mut streams {
+        std::fs::write(&*gate, b"").expect("open the gate");
+        let r = conn.read_response().expect("the rest of the stream");
+        assert_eq!(
+            r.header("content-encoding").as_deref(),
+            Some("gzip"),
+            "{r:?}"
+        );
+        assert_eq!(
+            gunzip(&r.body),
+            b"data: first\n\ndata: second\n\n",
+            "one gzip stream across the rest: {r:?}"
+        );
     }
 }

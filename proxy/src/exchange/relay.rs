@@ -269,6 +269,10 @@ fn client_failed(err: IoError) -> Fail {
     }
 }
 
+/// How long an app streaming a compressed answer may be silent before its zlib state is
+/// given back ([`BodyOut::rest`]).
+const COMPRESSION_REST_AFTER: Duration = Duration::from_secs(1);
+
 /// Reads the upstream's body into the spool until its end, then closes the upstream.
 async fn pump_upstream(
     upstream: UpstreamConn,
@@ -283,10 +287,28 @@ async fn pump_upstream(
         // Eager only once the client side has taken what was queued: a piece read before
         // it ran again would queue behind the last one, and past the memory share go to the
         // temp file. A read op lets it run first.
-        let read = if spool.is_drained() {
-            read_some_eager(&upstream, buf, RELAY_READ_SIZE, timeout).await
+        let read = async {
+            if spool.is_drained() {
+                read_some_eager(&upstream, buf, RELAY_READ_SIZE, timeout).await
+            } else {
+                read_some(&upstream, buf, RELAY_READ_SIZE, timeout).await
+            }
+        };
+        let read = if body.streams_compressed() {
+            // An app silent for a while (an event stream between events) gives its zlib
+            // state back meanwhile; one that streams on keeps it, and compresses as well
+            // as nginx.
+            tokio::pin!(read);
+            tokio::select! {
+                biased;
+                read = &mut read => read,
+                () = tokio::time::sleep(COMPRESSION_REST_AFTER) => {
+                    body.rest();
+                    read.await
+                }
+            }
         } else {
-            read_some(&upstream, buf, RELAY_READ_SIZE, timeout).await
+            read.await
         };
         match read {
             Ok((0, _)) => {

@@ -136,6 +136,12 @@ impl GzipStream {
         Ok(())
     }
 
+    /// Gives zlib's state (and its charge) back right after a flushed write, when nothing
+    /// is held; the next write takes a fresh state, as after a [`GzipStream::park`].
+    pub(crate) fn rest_after_flush(&mut self) {
+        self.retire();
+    }
+
     /// Compresses `input`, appending what zlib gives back to `out`. With `flush`, all of
     /// it is in `out` on return (a sync flush: the client can decode it at once, for an
     /// answer the app streams with `X-Accel-Buffering: no`); otherwise zlib keeps what does
@@ -283,6 +289,30 @@ mod tests {
         drop(small);
         assert_eq!(budget.used(), 0);
         assert!(GzipStream::new(1, None, &budget).is_some());
+    }
+
+    /// A streamed answer rests between its flushed pieces: no state, no charge, and still
+    /// one gzip stream whose every piece decodes as it comes.
+    #[test]
+    fn a_stream_resting_between_flushed_pieces_holds_nothing() {
+        let budget = budget();
+        let mut stream = GzipStream::new(6, None, &budget).unwrap();
+        let mut out = Vec::new();
+        for event in 0..5 {
+            stream
+                .write(
+                    format!("data: event {event}\n\n").as_bytes(),
+                    &mut out,
+                    true,
+                )
+                .unwrap();
+            stream.rest_after_flush();
+            assert_eq!(budget.used(), 0, "resting, after event {event}");
+            assert!(stream.deflate.is_none());
+        }
+        stream.finish(&mut out).unwrap();
+        let expected: String = (0..5).map(|e| format!("data: event {e}\n\n")).collect();
+        assert_eq!(gunzip(&out), expected.as_bytes());
     }
 
     fn gunzip(bytes: &[u8]) -> Vec<u8> {
