@@ -252,21 +252,42 @@ pub(crate) fn accepts(accept_encoding: &[u8], coding: &str) -> bool {
     for item in accept_encoding.split(|&b| b == b',') {
         let mut parts = item.split(|&b| b == b';');
         let token = parts.next().map(<[u8]>::trim_ascii).unwrap_or_default();
-        let q = parts
-            .filter_map(|p| {
-                let p = p.trim_ascii();
-                let v = p.strip_prefix(b"q=").or_else(|| p.strip_prefix(b"Q="))?;
-                std::str::from_utf8(v).ok()?.trim().parse::<f32>().ok()
-            })
-            .next()
-            .unwrap_or(1.0);
+        // The weight is the one parameter a coding takes (RFC 9110 §12.5.3); anything
+        // else, or a weight that is no qvalue (`q=1.5`, `q=inf`), takes the coding out,
+        // as nginx reads it.
+        let q = parts.try_fold(1000, |_, p| {
+            let p = p.trim_ascii();
+            let v = p.strip_prefix(b"q=").or_else(|| p.strip_prefix(b"Q="))?;
+            qvalue(v)
+        });
+        let q = q.unwrap_or(0);
         if token.eq_ignore_ascii_case(coding.as_bytes()) {
             named = Some(q);
         } else if token == b"*" {
             any = Some(q);
         }
     }
-    named.or(any).is_some_and(|q| q > 0.0)
+    named.or(any).is_some_and(|q| q > 0)
+}
+
+/// A qvalue (`0`, `0.5`, `1`, `1.000`: RFC 9110 §12.4.2) in thousandths.
+fn qvalue(text: &[u8]) -> Option<u16> {
+    let (whole, fraction) = match text.split_first()? {
+        (b'0', rest) => (0, rest),
+        (b'1', rest) => (1000, rest),
+        _ => return None,
+    };
+    let digits = match fraction {
+        [] => return Some(whole),
+        [b'.', digits @ ..] if digits.len() <= 3 && digits.iter().all(u8::is_ascii_digit) => digits,
+        _ => return None,
+    };
+    let thousandths = digits
+        .iter()
+        .chain(std::iter::repeat(&b'0'))
+        .take(3)
+        .fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
+    (whole == 0 || thousandths == 0).then_some(whole + thousandths)
 }
 
 #[cfg(test)]
@@ -309,6 +330,23 @@ mod tests {
         assert!(!accepts(b"*, br;q=0", "br"), "named wins over *");
         assert!(accepts(b"GZIP", "gzip"));
         assert!(!accepts(b"", "gzip"));
+        // Only a qvalue weighs a coding, as nginx reads it (found by review).
+        assert!(accepts(b"gzip;q=1.000", "gzip"));
+        assert!(accepts(b"gzip; q=0.001", "gzip"));
+        for refused in [
+            &b"gzip;q=1.5"[..],
+            b"gzip;q=inf",
+            b"gzip;q=1e-9",
+            b"gzip;q=0.0000",
+            b"gzip;q=.5",
+            b"gzip;level=1",
+        ] {
+            assert!(
+                !accepts(refused, "gzip"),
+                "{}",
+                String::from_utf8_lossy(refused)
+            );
+        }
         assert!(!accepts(b"identity", "gzip"));
     }
 
