@@ -17,7 +17,9 @@ use std::net::SocketAddr;
 use libfuzzer_sys::fuzz_target;
 use ringway::http::parse_request;
 use ringway::http::{BodyFraming, HeaderSpan, Limits, RequestHead, Status, host_without_port};
-use ringway::uwsgi::{PacketWriter, RequestEnv, UwsgiError, encode_request, normalize_path};
+use ringway::uwsgi::{
+    MAX_VARS, PacketWriter, RequestEnv, UwsgiError, encode_request, normalize_path,
+};
 use ringway_fuzz::{Var, decode_uwsgi, show};
 
 /// The vars ringway itself writes (nginx's `uwsgi_params`).
@@ -80,7 +82,12 @@ fn packet_round_trip(data: &[u8]) {
         match written {
             Ok(()) => {
                 assert!(fits, "a var past the limit {capped} was written");
+                assert!(i < MAX_VARS, "var {} written", i + 1);
                 block = grown;
+            }
+            Err(UwsgiError::TooManyVars { limit }) => {
+                assert_eq!((i, limit), (MAX_VARS, MAX_VARS), "refused as var {}", i + 1);
+                return;
             }
             Err(UwsgiError::VarsTooLarge { size, limit }) => {
                 assert!(!fits, "a var within the limit was refused");
@@ -232,6 +239,15 @@ fn encode_one(buf: &[u8], head: &RequestHead, headers: &[HeaderSpan], path: &[u8
             assert!(size > limit && limit == s.max_vars.min(65535));
             return;
         }
+        Err(UwsgiError::TooManyVars { limit }) => {
+            let wanted = expected(buf, head, headers, &env, content_length);
+            assert!(
+                limit == MAX_VARS && wanted.len() > MAX_VARS,
+                "{} vars refused as too many",
+                wanted.len()
+            );
+            return;
+        }
         Err(err) => panic!("{err}"),
     };
     assert_eq!(len, out.len());
@@ -368,9 +384,16 @@ fn expected(
             b"x-real-ip",
             b"x-request-id",
             b"x-forwarded-host",
+            // Written by ringway itself, as it read a trusted proxy's.
+            b"x-forwarded-proto",
+            // No WebSocket handshake reaches a uwsgi app.
+            b"upgrade",
         ]
         .iter()
         .any(is)
+            || spelled.starts_with(b"sec-websocket-")
+            // An HTTP/2 stream's Connection is ringway's own.
+            || (env.http2 && spelled == b"connection")
             // As nginx's ignore_invalid_headers: letters, digits, `-` (and `_` if allowed).
             || !name.iter().all(|&b| {
                 b.is_ascii_alphanumeric() || b == b'-' || (b == b'_' && env.allow_underscores)
@@ -430,6 +453,15 @@ fn expected(
     }
     if let Some(host) = env.forwarded_host {
         identity.push(("HTTP_X_FORWARDED_HOST", host.to_vec()));
+    }
+    // A trusted proxy's last X-Forwarded-Proto, when it says http or https.
+    let claimed = headers
+        .iter()
+        .filter(|h| h.name.of(buf).eq_ignore_ascii_case(b"x-forwarded-proto"))
+        .next_back()
+        .map(|h| h.value.of(buf).trim_ascii().to_ascii_lowercase());
+    if let Some(scheme) = claimed.filter(|c| env.trusted_peer && (c == b"http" || c == b"https")) {
+        identity.push(("HTTP_X_FORWARDED_PROTO", scheme));
     }
     for (key, value) in identity {
         if !param(key) {

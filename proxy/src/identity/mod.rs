@@ -59,8 +59,9 @@ pub(crate) fn vouched(name: &[u8], trusted_peer: bool) -> bool {
     trusted_peer && !name.contains(&b'_')
 }
 
-/// The scheme a trusted proxy says the client used: its first X-Forwarded-Proto, when that
-/// says `http` or `https` (`None`: it says neither, or `trusted` is false).
+/// The scheme a trusted proxy says the client used: its last X-Forwarded-Proto (a proxy
+/// that adds its own beside its client's puts it last; uWSGI behind nginx takes the last
+/// too), when that says `http` or `https` (`None`: it says neither, or `trusted` is false).
 pub(crate) fn forwarded_scheme(
     buf: &[u8],
     headers: &[HeaderSpan],
@@ -70,7 +71,7 @@ pub(crate) fn forwarded_scheme(
         return None;
     }
     let claimed = header_values(buf, headers, b"x-forwarded-proto")
-        .next()?
+        .next_back()?
         .trim_ascii();
     if claimed.eq_ignore_ascii_case(b"https") {
         Some(b"https")

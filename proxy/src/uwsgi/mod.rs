@@ -53,6 +53,6 @@ mod path;
 mod vars;
 
 pub use error::UwsgiError;
-pub use packet::PacketWriter;
+pub use packet::{MAX_VARS, PacketWriter};
 pub use path::normalize_path;
 pub use vars::{HTTP2, RequestEnv, encode_request};

@@ -289,8 +289,9 @@ X-Forwarded-Prefix: /evil\r\nX-Forwarded-Protocol: https\r\n\r\n";
     assert_eq!(hosts, ["public.example"]);
 
     // Two X-Forwarded-Proto lines from a trusted proxy: the scheme ringway read, once, not
-    // `https, https` (uWSGI's wsgi.url_scheme is this var whole).
-    let twice = b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-Proto: https\r\n\
+    // `http, https` (uWSGI's wsgi.url_scheme is this var whole): the last, the proxy's own
+    // beside its client's, as uWSGI behind nginx takes it.
+    let twice = b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-Proto: http\r\n\
 X-Forwarded-Proto: https\r\n\r\n";
     let vars = vars_of(&encode(twice, &trusted, None, 4096).unwrap());
     let protos: Vec<_> = vars
