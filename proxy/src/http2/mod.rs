@@ -74,13 +74,13 @@ pub(super) struct Bridge {
     waiting: Cell<bool>,
     /// The connection is closed (streams may still end after it).
     closed: Cell<bool>,
-    /// Bytes of the requests its streams took (heads and bodies): what the session's flood
-    /// check weighs its reads against.
+    /// Bytes its streams carried (requests' and answers' heads and bodies): what the
+    /// session's flood check weighs its reads against.
     payload: Rc<Cell<u64>>,
 }
 
 impl Bridge {
-    /// Counts `bytes` of a request (its head or body) as carried by the connection.
+    /// Counts `bytes` of a request or an answer (a head or a body) as carried.
     fn carried(&self, bytes: usize) {
         self.payload
             .set(self.payload.get().saturating_add(bytes as u64));

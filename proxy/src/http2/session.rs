@@ -39,14 +39,14 @@ pub(super) struct SessionIo {
     writing: Option<Op<Result<(), IoError>>>,
     /// The session failed or the peer closed it: nothing more is read.
     ended: bool,
-    /// Plaintext bytes read, and the part of them that carried requests (heads and
-    /// bodies, counted by the streams): see [`FLOOD_ALLOWANCE`].
+    /// Plaintext bytes read, and the bytes the streams carried (requests' heads and
+    /// bodies, and answers', counted by the streams): see [`FLOOD_ALLOWANCE`].
     total: u64,
     payload: Rc<Cell<u64>>,
 }
 
-/// A connection that has sent more than 8 times what its requests carried, past this,
-/// is flooding (frames that ask for no request: PRIORITY, WINDOW_UPDATE, SETTINGS, PING,
+/// A connection that has sent more than 8 times what its streams carried (requests and
+/// answers, as nginx counts), past this, is flooding (frames that ask for no request: PRIORITY, WINDOW_UPDATE, SETTINGS, PING,
 /// empty DATA): it is closed, as nginx's `http2 flood detected` closes it. `h2` bounds some
 /// of these frames itself, not PRIORITY or WINDOW_UPDATE (found by review: 35 million
 /// PRIORITY frames kept a worker busy for 5 s).

@@ -61,7 +61,7 @@ pub(super) async fn serve(
     let limit = bridge.send_timeout;
     {
         let sending = send_body(&pipeline, framing, &mut body, &bridge);
-        let answering = relay_answer(&pipeline, respond, is_head, limit);
+        let answering = relay_answer(&pipeline, respond, is_head, limit, &bridge);
         tokio::pin!(sending, answering);
         let mut sent = false;
         loop {
@@ -165,6 +165,7 @@ async fn relay_answer(
     mut respond: SendResponse<Bytes>,
     is_head: bool,
     limit: Duration,
+    bridge: &Bridge,
 ) {
     let mut buf = Buf::with_capacity(SMALL);
     // Room for a usual answer's fields, so that parsing them does not grow it field by field.
@@ -205,6 +206,10 @@ async fn relay_answer(
     let Ok(mut stream) = respond.send_response(response, bodiless) else {
         return;
     };
+    // The answer counts as carried too, as nginx counts what it sends: a client downloading
+    // much opens its windows with WINDOW_UPDATE frames that carry no request (found by
+    // review: a long download would have ended as a flood).
+    bridge.carried(head.head_len);
     if bodiless {
         return;
     }
@@ -219,6 +224,7 @@ async fn relay_answer(
     loop {
         // The last piece carries the stream's end (no empty DATA frame of its own).
         let done = reframer.is_done();
+        bridge.carried(out.len());
         if (done || !out.is_empty())
             && send_data(
                 &mut stream,
