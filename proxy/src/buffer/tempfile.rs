@@ -42,6 +42,9 @@ impl Drop for TempFile {
     /// Closes the io_uring file first (its descriptor is not the file's last), then hands
     /// the last one to a blocking-pool thread, where freeing the blocks stalls no
     /// connection. Without a runtime (or without the second descriptor) it closes here.
+    /// An operation still in flight (its future dropped as the request ended) holds the
+    /// io_uring descriptor until it completes: if that comes after the pool thread's close,
+    /// the last close, and the freeing, is the worker's after all.
     fn drop(&mut self) {
         // SAFETY: `file` is dropped once, here, and never used after.
         unsafe { ManuallyDrop::drop(&mut self.file) };
