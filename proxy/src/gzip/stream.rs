@@ -80,6 +80,8 @@ pub(crate) struct GzipStream {
     header_written: bool,
     /// zlib's state, charged to the buffer memory budget while the stream lives.
     charge: Option<(Arc<Budget>, usize)>,
+    /// The budget a rested stream's next state is charged to again ([`GzipStream::rest_after_flush`]).
+    rested_from: Option<Arc<Budget>>,
 }
 
 impl Drop for GzipStream {
@@ -120,6 +122,7 @@ impl GzipStream {
             total_out: 0,
             finished: false,
             header_written: false,
+            rested_from: None,
         }
     }
 
@@ -139,6 +142,9 @@ impl GzipStream {
     /// Gives zlib's state (and its charge) back right after a flushed write, when nothing
     /// is held; the next write takes a fresh state, as after a [`GzipStream::park`].
     pub(crate) fn rest_after_flush(&mut self) {
+        if let Some((budget, _)) = &self.charge {
+            self.rested_from = Some(Arc::clone(budget));
+        }
         self.retire();
     }
 
@@ -221,6 +227,20 @@ impl GzipStream {
             // A stream used after its end would append stray bytes after the trailer.
             return Err(Fail::Compress);
         }
+        if self.deflate.is_none()
+            && let Some(budget) = self.rested_from.take()
+        {
+            // A rested stream takes a state again only as the budget allows; meanwhile its
+            // pieces go as stored blocks, which need none (the output is byte-aligned after
+            // the flush it rested on).
+            let bytes = state_bytes(self.bits);
+            if budget.try_reserve(bytes) {
+                self.charge = Some((budget, bytes));
+            } else {
+                self.rested_from = Some(budget);
+                return Ok(self.stored(input, out, mode));
+            }
+        }
         let (level, bits) = (self.level, self.bits);
         let deflate = self
             .deflate
@@ -244,6 +264,29 @@ impl GzipStream {
                 return Ok(status);
             }
         }
+    }
+}
+
+impl GzipStream {
+    /// `input` as stored (uncompressed) deflate blocks, and with `Finish` an empty final one.
+    fn stored(&mut self, input: &[u8], out: &mut Vec<u8>, mode: FlushCompress) -> Status {
+        let start = out.len();
+        for block in input.chunks(usize::from(u16::MAX)) {
+            // BFINAL 0, BTYPE 00, then the byte-aligned length and its complement.
+            let len = block.len() as u16;
+            out.push(0);
+            out.extend_from_slice(&len.to_le_bytes());
+            out.extend_from_slice(&(!len).to_le_bytes());
+            out.extend_from_slice(block);
+        }
+        let status = if mode == FlushCompress::Finish {
+            out.extend_from_slice(&[1, 0, 0, 0xff, 0xff]);
+            Status::StreamEnd
+        } else {
+            Status::Ok
+        };
+        self.total_out += (out.len() - start) as u64;
+        status
     }
 }
 
@@ -313,6 +356,39 @@ mod tests {
         stream.finish(&mut out).unwrap();
         let expected: String = (0..5).map(|e| format!("data: event {e}\n\n")).collect();
         assert_eq!(gunzip(&out), expected.as_bytes());
+    }
+
+    /// A rested stream pays into the budget again when it takes a state back; while the
+    /// budget has no room, its pieces go as stored blocks, and it is still one stream.
+    #[test]
+    fn a_rested_stream_is_charged_again_or_stores() {
+        let budget = Arc::new(Budget::new(state_bytes(15)));
+        let mut resting = GzipStream::new(6, None, &budget).unwrap();
+        let mut out = Vec::new();
+        resting.write(b"first ", &mut out, true).unwrap();
+        resting.rest_after_flush();
+        assert_eq!(budget.used(), 0);
+        let mut other = GzipStream::new(6, None, &budget).unwrap();
+        resting.write(b"second ", &mut out, true).unwrap();
+        assert_eq!(budget.used(), state_bytes(15), "the other's only: stored");
+        assert!(resting.deflate.is_none());
+        other.finish(&mut Vec::new()).unwrap();
+        resting.write(b"third", &mut out, true).unwrap();
+        assert_eq!(budget.used(), state_bytes(15), "charged again");
+        resting.finish(&mut out).unwrap();
+        assert_eq!(budget.used(), 0);
+        assert_eq!(gunzip(&out), b"first second third");
+        // Stored to the very end, too.
+        let mut resting = GzipStream::new(6, None, &budget).unwrap();
+        let mut out = Vec::new();
+        resting.write(b"first ", &mut out, true).unwrap();
+        resting.rest_after_flush();
+        let _other = GzipStream::new(6, None, &budget).unwrap();
+        resting.write(&vec![b'x'; 70_000], &mut out, true).unwrap();
+        resting.finish(&mut out).unwrap();
+        let mut want = b"first ".to_vec();
+        want.extend(vec![b'x'; 70_000]);
+        assert_eq!(gunzip(&out), want);
     }
 
     fn gunzip(bytes: &[u8]) -> Vec<u8> {
