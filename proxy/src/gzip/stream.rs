@@ -78,10 +78,10 @@ pub(crate) struct GzipStream {
     /// The trailer is written: the stream takes nothing more.
     finished: bool,
     header_written: bool,
-    /// zlib's state, charged to the buffer memory budget while the stream lives.
-    charge: Option<(Arc<Budget>, usize)>,
-    /// The budget a rested stream's next state is charged to again ([`GzipStream::rest_after_flush`]).
-    rested_from: Option<Arc<Budget>>,
+    /// The buffer memory budget zlib's state is charged to (`None`: an unheld stream's),
+    /// and what is charged now (0 while the stream has no state: rested, or ended).
+    budget: Option<Arc<Budget>>,
+    charged: usize,
 }
 
 impl Drop for GzipStream {
@@ -103,7 +103,8 @@ impl GzipStream {
         }
         let mut stream = GzipStream::unheld(level, length);
         stream.deflate = Some(take_deflate(level, bits));
-        stream.charge = Some((Arc::clone(budget), bytes));
+        stream.budget = Some(Arc::clone(budget));
+        stream.charged = bytes;
         Some(stream)
     }
 
@@ -116,13 +117,13 @@ impl GzipStream {
             deflate: None,
             level,
             bits: window_bits(length),
-            charge: None,
+            budget: None,
+            charged: 0,
             crc: crc32fast::Hasher::new(),
             total_in: 0,
             total_out: 0,
             finished: false,
             header_written: false,
-            rested_from: None,
         }
     }
 
@@ -142,9 +143,6 @@ impl GzipStream {
     /// Gives zlib's state (and its charge) back right after a flushed write, when nothing
     /// is held; the next write takes a fresh state, as after a [`GzipStream::park`].
     pub(crate) fn rest_after_flush(&mut self) {
-        if let Some((budget, _)) = &self.charge {
-            self.rested_from = Some(Arc::clone(budget));
-        }
         self.retire();
     }
 
@@ -194,8 +192,8 @@ impl GzipStream {
     /// Gives zlib's state back (to this thread's idle ones, its charge to the budget): at
     /// the stream's end (or a park), not when the answer has gone out to a slow client.
     fn retire(&mut self) {
-        if let Some((budget, bytes)) = self.charge.take() {
-            budget.release(bytes);
+        if let Some(budget) = &self.budget {
+            budget.release(std::mem::take(&mut self.charged));
         }
         let Some(deflate) = self.deflate.take() else {
             return;
@@ -228,18 +226,16 @@ impl GzipStream {
             return Err(Fail::Compress);
         }
         if self.deflate.is_none()
-            && let Some(budget) = self.rested_from.take()
+            && let Some(budget) = &self.budget
         {
             // A rested stream takes a state again only as the budget allows; meanwhile its
             // pieces go as stored blocks, which need none (the output is byte-aligned after
             // the flush it rested on).
             let bytes = state_bytes(self.bits);
-            if budget.try_reserve(bytes) {
-                self.charge = Some((budget, bytes));
-            } else {
-                self.rested_from = Some(budget);
+            if !budget.try_reserve(bytes) {
                 return Ok(self.stored(input, out, mode));
             }
+            self.charged = bytes;
         }
         let (level, bits) = (self.level, self.bits);
         let deflate = self
