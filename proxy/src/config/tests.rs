@@ -613,6 +613,11 @@ fn each_route_mistake_is_refused_with_its_key() {
             "group in its host or right after it",
         ),
         (
+            "[[routes]]\nregex = '^/go/(.*)$'\nredirect = { to = \"$1\" }\n",
+            "routes[0].redirect.to",
+            "group in its host or right after it",
+        ),
+        (
             "[[routes]]\npath = \"/\"\n",
             "routes[0].upstream",
             "needs `upstream`, `redirect`, `static`, `respond` or `stub_status`",

@@ -1589,9 +1589,6 @@ fn response_headers(
     })
 }
 
-/// Whether a redirect's `to` is an absolute URL (or a scheme-relative one) with nothing
-/// after its host: a request's path appended to it would lengthen the host (found by
-/// review: `https://example.com` and `/@evil.example` made `https://example.com@evil.example`).
 /// Where `to` first names a group (`$1` to `$9`), if it does.
 fn first_group_at(to: &str) -> Option<usize> {
     to.as_bytes()
@@ -1599,7 +1596,15 @@ fn first_group_at(to: &str) -> Option<usize> {
         .position(|w| matches!(w, [b'$', b'1'..=b'9']))
 }
 
+/// Whether a redirect's `to` is an absolute URL (or a scheme-relative one) with nothing
+/// after its host: a request's path appended to it would lengthen the host (found by
+/// review: `https://example.com` and `/@evil.example` made `https://example.com@evil.example`).
+/// An empty `to` (the part of one before its first group) counts: a group there could
+/// name any site.
 fn ends_in_its_host(to: &str) -> bool {
+    if to.is_empty() {
+        return true;
+    }
     let after_scheme = to
         .split_once("://")
         .map(|(_, rest)| rest)
