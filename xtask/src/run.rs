@@ -481,6 +481,7 @@ mod tests {
     fn the_uwsgi_demo_is_a_uwsgi_group_that_ringway_starts() {
         let venv = Venv {
             dir: PathBuf::from("/w/target/venv"),
+            ours: true,
         };
         let socket = Path::new("/w/target/run/app.sock");
         let upstream = Upstream {
@@ -507,6 +508,7 @@ mod tests {
     fn the_granian_demo_is_an_http_group_with_a_pool() {
         let venv = Venv {
             dir: PathBuf::from("/w/target/venv"),
+            ours: true,
         };
         let apps = Path::new("/w/tests/apps");
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, 8000));
@@ -540,6 +542,7 @@ mod tests {
     fn the_gunicorn_demo_trusts_ringway_forwarded_headers() {
         let venv = Venv {
             dir: PathBuf::from("/w/target/venv"),
+            ours: true,
         };
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, 8001));
         let upstream = http_upstream(Path::new("/w/tests/apps"), &venv, AppServer::Gunicorn, addr);

@@ -20,6 +20,8 @@ const STAMP: &str = ".ringway-requirements.stamp";
 /// A ready virtualenv.
 pub struct Venv {
     pub dir: PathBuf,
+    /// xtask's own (`target/venv`), not one given with RINGWAY_VENV: it may be made again.
+    pub ours: bool,
 }
 
 impl Venv {
@@ -47,7 +49,10 @@ enum Todo {
 
 /// Makes sure the venv exists and holds what requirements.txt asks for.
 pub fn ensure(ws: &Workspace) -> Result<Venv> {
-    let venv = Venv { dir: ws.venv_dir() };
+    let venv = Venv {
+        dir: ws.venv_dir(),
+        ours: ws.venv_is_ours(),
+    };
     let requirements = ws.requirements();
     if !requirements.is_file() {
         bail!("{} is missing", requirements.display());
@@ -89,10 +94,20 @@ pub fn ensure(ws: &Workspace) -> Result<Venv> {
 }
 
 fn todo(venv: &Venv, requirements: &Path, stamp: &Path) -> Result<Todo> {
-    // Without pip the venv is half made (`python -m venv` without Debian's python3-venv
-    // writes bin/python, then fails at ensurepip): it is made again.
-    if !procs::is_executable(&venv.python()) || !procs::is_executable(&venv.bin("pip")) {
+    if !procs::is_executable(&venv.python()) {
         return Ok(Todo::Create);
+    }
+    // Without pip the venv is half made (`python -m venv` without Debian's python3-venv
+    // writes bin/python, then fails at ensurepip): ours is made again; one given with
+    // RINGWAY_VENV (made by another tool, perhaps) is the user's, left as it is.
+    if !procs::is_executable(&venv.bin("pip")) {
+        if venv.ours {
+            return Ok(Todo::Create);
+        }
+        bail!(
+            "{} has no pip, which xtask installs with: make it with `python3 -m venv`",
+            venv.dir.display()
+        );
     }
     if !procs::is_executable(&venv.uwsgi()) {
         return Ok(Todo::Install("bin/uwsgi is missing"));
@@ -133,8 +148,11 @@ fn create(venv: &Venv) -> Result<()> {
             .with_context(|| format!("cannot create {}", parent.display()))?;
     }
     let mut cmd = Command::new(&python);
-    // --clear: a half-made venv from an earlier failure is started over.
-    cmd.arg("-m").arg("venv").arg("--clear").arg(&venv.dir);
+    cmd.arg("-m").arg("venv").arg(&venv.dir);
+    if venv.ours {
+        // A half-made venv from an earlier failure is started over.
+        cmd.arg("--clear");
+    }
     procs::run_checked(&mut cmd).with_context(|| {
         format!(
             "cannot create the venv with `{python} -m venv`: Python 3 with the venv module is \
@@ -183,6 +201,7 @@ mod tests {
         let dir = scratch("todo");
         let venv = Venv {
             dir: dir.join("venv"),
+            ours: true,
         };
         let requirements = dir.join("requirements.txt");
         let stamp = venv.dir.join(STAMP);

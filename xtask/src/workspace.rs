@@ -63,6 +63,11 @@ impl Workspace {
         }
     }
 
+    /// Whether the venv is xtask's own, not one given with RINGWAY_VENV.
+    pub fn venv_is_ours(&self) -> bool {
+        env::var_os("RINGWAY_VENV").is_none_or(|dir| dir.is_empty())
+    }
+
     /// Scratch space for `cargo xtask run`: sockets of the running stack.
     pub fn run_dir(&self) -> PathBuf {
         self.target.join("run")
