@@ -3,7 +3,7 @@
 //! and the health checks `/healthz` (the process serves) and `/readyz` (send it traffic:
 //! see ready.rs). It is for dashboards, probes and people on a trusted network (loopback by
 //! default). Each request has a short-lived thread of its own, at most [`MAX_IN_FLIGHT`] at
-//! once (a new one pushes out the oldest), each bounded in time, so clients that connect
+//! once (a new one pushes out the oldest that has not asked yet), each bounded in time, so clients that connect
 //! and say nothing cannot hold up the health checks a load balancer or the kubelet makes
 //! (found by review: one request at a time, an idle connection held `/healthz` for 2 s). The figures are taken under one
 //! lock; `/healthz` takes none. Requests are parsed by ringway's own HTTP parser. Off the
@@ -12,7 +12,7 @@
 use std::collections::VecDeque;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -272,16 +272,17 @@ struct Shared {
     /// Requests being served (their threads, until each ends).
     in_flight: AtomicUsize,
     /// The connections being served, oldest first, by id: a second handle to each, to
-    /// shut it down when it is pushed out.
-    open: Mutex<VecDeque<(u64, TcpStream)>>,
+    /// shut it down when it is pushed out, and whether its request is still awaited.
+    open: Mutex<VecDeque<(u64, TcpStream, Arc<AtomicBool>)>>,
     next_id: AtomicU64,
 }
 
 /// Serves `stream` on a thread of its own. When [`MAX_IN_FLIGHT`] are served, the oldest
-/// is shut down to make room: a probe (which asks at once and is answered in a
-/// millisecond) is then never the one left out, where refusing the newest let 32
-/// connections that said nothing fail every `/healthz` (found by review). Past twice the
-/// limit (the pushed-out threads not ended yet) the new one is closed.
+/// still waiting for its request is shut down to make room: a probe (which asks at once and
+/// is answered in a millisecond) is then never the one left out, where refusing the newest
+/// let 32 connections that said nothing fail every `/healthz` (found by review). When all
+/// are being answered, or past twice the limit (the pushed-out threads not ended yet), the
+/// new one is closed.
 fn start_request(stream: TcpStream, shared: &Arc<Shared>) {
     let Some(place) = InFlight::take(shared, &stream) else {
         tracing::debug!("metrics endpoint busy: connection closed");
@@ -291,7 +292,7 @@ fn start_request(stream: TcpStream, shared: &Arc<Shared>) {
         .name("ringway-metrics-req".into())
         .stack_size(REQUEST_STACK)
         .spawn(move || {
-            if let Err(err) = serve(stream, &place.shared) {
+            if let Err(err) = serve(stream, &place) {
                 tracing::debug!(error = %err, "metrics request failed");
             }
         });
@@ -305,6 +306,8 @@ fn start_request(stream: TcpStream, shared: &Arc<Shared>) {
 struct InFlight {
     shared: Arc<Shared>,
     id: u64,
+    /// Its request is still awaited (it may be pushed out).
+    awaited: Arc<AtomicBool>,
 }
 
 impl InFlight {
@@ -314,20 +317,29 @@ impl InFlight {
         let place = InFlight {
             shared: Arc::clone(shared),
             id,
+            awaited: Arc::new(AtomicBool::new(true)),
         };
         if taken >= 2 * MAX_IN_FLIGHT {
             return None;
         }
         let mut open = shared.open.lock().unwrap_or_else(PoisonError::into_inner);
-        if open.len() >= MAX_IN_FLIGHT
-            && let Some((_, oldest)) = open.pop_front()
-        {
-            let _ = oldest.shutdown(Shutdown::Both);
+        if open.len() >= MAX_IN_FLIGHT {
+            let waiting = open
+                .iter()
+                .position(|(_, _, awaited)| awaited.load(Relaxed))?;
+            if let Some((_, oldest, _)) = open.remove(waiting) {
+                let _ = oldest.shutdown(Shutdown::Both);
+            }
         }
         if let Ok(handle) = stream.try_clone() {
-            open.push_back((id, handle));
+            open.push_back((id, handle, Arc::clone(&place.awaited)));
         }
         Some(place)
+    }
+
+    /// Its request has come: it is being answered, and is not pushed out.
+    fn answering(&self) {
+        self.awaited.store(false, Relaxed);
     }
 }
 
@@ -338,7 +350,7 @@ impl Drop for InFlight {
             .open
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if let Some(at) = open.iter().position(|(id, _)| *id == self.id) {
+        if let Some(at) = open.iter().position(|(id, _, _)| *id == self.id) {
             open.remove(at);
         }
         drop(open);
@@ -346,7 +358,8 @@ impl Drop for InFlight {
     }
 }
 
-fn serve(mut stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
+fn serve(mut stream: TcpStream, place: &InFlight) -> std::io::Result<()> {
+    let shared = &*place.shared;
     stream.set_write_timeout(Some(REQUEST_TIMEOUT))?;
     let deadline = Instant::now() + REQUEST_TIMEOUT;
     let mut buf = vec![0u8; 8192];
@@ -381,7 +394,10 @@ fn serve(mut stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
         }
         len += n;
         match http::parse_request(&mut buf[..len], &limits, &mut headers) {
-            Ok(Status::Complete(head)) => break head,
+            Ok(Status::Complete(head)) => {
+                place.answering();
+                break head;
+            }
             Ok(Status::Partial) => {}
             // A scraper, not a browser on the internet: one status is precise enough.
             Err(_) => return respond(&mut stream, 400, "text/plain", b"bad request\n"),
