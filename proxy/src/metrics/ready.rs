@@ -11,8 +11,8 @@
 
 use std::io;
 use std::net::TcpStream;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, SockAddr, Socket, Type};
@@ -64,36 +64,10 @@ impl Readiness {
             return Err("not ready: shutting down".to_owned());
         }
         let health = (self.health)();
-        // Every group and server at once: one after another, a few that do not answer
-        // (500 ms each) would take the answer past the kubelet's 1 s (found by review).
-        std::thread::scope(|scope| {
-            let checks: Vec<_> = health
-                .groups()
-                .iter()
-                .map(|group| on_a_thread(scope, move || group_accepts(group)))
-                .collect();
-            checks.into_iter().try_for_each(|check| {
-                check.unwrap_or_else(|| Err("not ready: the readiness check failed".to_owned()))
-            })
-        })
-    }
-}
-
-/// Runs `work` on a thread of `scope`; its result, or `None` when no thread could be
-/// made or it panicked (a bug).
-fn on_a_thread<'scope, T: Send + 'scope>(
-    scope: &'scope std::thread::Scope<'scope, '_>,
-    work: impl FnOnce() -> T + Send + 'scope,
-) -> Joined<'scope, T> {
-    Joined(std::thread::Builder::new().spawn_scoped(scope, work).ok())
-}
-
-/// A result [`on_a_thread`] is making.
-struct Joined<'scope, T>(Option<std::thread::ScopedJoinHandle<'scope, T>>);
-
-impl<T> Joined<'_, T> {
-    fn unwrap_or_else(self, failed: impl FnOnce() -> T) -> T {
-        self.0.and_then(|h| h.join().ok()).unwrap_or_else(failed)
+        for group in health.groups() {
+            group_accepts(group)?;
+        }
+        Ok(())
     }
 }
 
@@ -105,29 +79,32 @@ fn group_accepts(group: &GroupHealth) -> Result<(), String> {
     if servers.clone().any(|s| s.accepted_within(RECENT, now)) {
         return Ok(());
     }
-    let probed: Vec<(&ServerHealth, io::Result<()>)> = std::thread::scope(|scope| {
-        let probes: Vec<_> = servers
-            .map(|server| (&**server, on_a_thread(scope, move || probe(server))))
-            .collect();
-        probes
-            .into_iter()
-            .map(|(server, probe)| {
-                let res = probe.unwrap_or_else(|| Err(io::Error::other("the probe failed")));
-                (server, res)
-            })
-            .collect()
-    });
-    if probed.iter().any(|(_, res)| res.is_ok()) {
-        return Ok(());
+    // Every server at once, and the first that accepts answers: one after another, a few
+    // that take no connection (500 ms each) would put the answer past the kubelet's 1 s
+    // (found by review). A server no thread could be made for is probed here.
+    let (tx, rx) = mpsc::channel();
+    let mut pending = 0;
+    for server in servers {
+        let (mine, told) = (Arc::clone(server), tx.clone());
+        let spawned = std::thread::Builder::new()
+            .name("ringway-readyz".into())
+            .spawn(move || {
+                let res = probe(&mine);
+                let _ = told.send((mine, res));
+            });
+        if spawned.is_err() {
+            let _ = tx.send((Arc::clone(server), probe(server)));
+        }
+        pending += 1;
     }
-    let mut failures: Vec<String> = probed
-        .iter()
-        .filter_map(|(server, res)| {
-            res.as_ref()
-                .err()
-                .map(|err| format!("{}: {err}", server.addr))
-        })
-        .collect();
+    drop(tx);
+    let mut failures = Vec::with_capacity(pending);
+    for (server, res) in rx.iter().take(pending) {
+        match res {
+            Ok(()) => return Ok(()),
+            Err(err) => failures.push(format!("{}: {err}", server.addr)),
+        }
+    }
     if failures.is_empty() {
         failures.push("every server is marked down".to_owned());
     }
