@@ -48,8 +48,9 @@ pub(super) fn response_of(
         } else {
             HeaderName::from_bytes(name)
         };
-        // The pipeline writes only valid fields; one that would not convert is left out
-        // rather than sent broken.
+        // A field that would not convert is left out rather than sent broken: the `http`
+        // crate takes no control byte in a value, which an app's answer may hold and an
+        // HTTP/1.1 client gets as the app sent it (nginx's HTTP/2 passes it too).
         if let (Ok(name), Ok(mut value)) = (name, HeaderValue::from_maybe_shared(value)) {
             // Never indexed: an HPACK table entry per answer would only push out the
             // fields that repeat.
