@@ -176,7 +176,13 @@ impl Resolver {
         if self.reject_unknown {
             return by_name;
         }
-        by_name.or(self.certs.first())
+        by_name.or_else(|| {
+            // The default: the first, or one for the same names the client can take (an
+            // RSA one beside it, for an old client that sends no name).
+            let first = self.certs.first()?;
+            let twins = self.certs.iter().filter(|c| c.names == first.names);
+            Some(twins.clone().find(|c| takes(c)).unwrap_or(first))
+        })
     }
 
     /// Whether the client of `hello` can take `cert`: it offers a signature scheme its key
@@ -350,5 +356,12 @@ mod tests {
             Some(resolver.certs()[2].file.clone()),
             "never a certificate of another name"
         );
+        // No name, or an unknown one: the default's twin the client can take.
+        for sni in [None, Some("unknown.test")] {
+            let chosen = resolver
+                .pick(sni, |c| !ecdsa(c))
+                .map(|c| c.key.key.algorithm());
+            assert_eq!(chosen, Some(ED25519), "{sni:?}");
+        }
     }
 }
