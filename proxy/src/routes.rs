@@ -231,6 +231,9 @@ pub(crate) struct RouteTable {
     by_length: Vec<usize>,
     /// Indexes of the regex routes, in configuration order.
     regexes: Vec<usize>,
+    /// Indexes of the exact upstream routes whose path ends in `/` (nginx redirects their
+    /// path without it).
+    exact_slashed: Vec<usize>,
     /// Whether a route names Hosts (without, the Host is not looked at).
     by_host: bool,
 }
@@ -243,10 +246,20 @@ impl RouteTable {
             .partition(|&i| routes[i].regex.is_some());
         by_length.sort_by_key(|&i| std::cmp::Reverse(routes[i].path.len()));
         let by_host = routes.iter().any(|r| !r.hosts.is_empty());
+        let exact_slashed = (0..routes.len())
+            .filter(|&i| {
+                let r = &routes[i];
+                r.exact
+                    && r.path.len() > 1
+                    && r.path.ends_with('/')
+                    && matches!(r.action, Action::Upstream { .. })
+            })
+            .collect();
         RouteTable {
             routes,
             by_length,
             regexes,
+            exact_slashed,
             by_host,
         }
     }
@@ -300,11 +313,9 @@ impl RouteTable {
             // An exact proxied route too, as nginx's `location = /api/ { uwsgi_pass ...; }`
             // redirects `/api` (found by review).
             .or_else(|| {
-                self.routes.iter().position(|r| {
-                    r.exact
-                        && server(r)
-                        && matches!(r.action, Action::Upstream { .. })
-                        && names_with_a_slash(r)
+                self.exact_slashed.iter().copied().find(|&i| {
+                    let r = &self.routes[i];
+                    server(r) && names_with_a_slash(r)
                 })
             });
         let (longest, slash) = match (prefix, add_slash) {
