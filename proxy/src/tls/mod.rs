@@ -5,8 +5,9 @@
 //!   narrows the set. Its P-256, X25519 and AES-GCM code is assembly, which is what the
 //!   handshake and bulk costs come down to. See docs/ARCHITECTURE.md, "TLS".
 //! - Protocols: TLS 1.3 and 1.2 (or one of them: `protocols`), rustls's default cipher
-//!   suites; ALPN `http/1.1`, and `h2` first with `http2 = true` (see `http2/`). Session
-//!   resumption: a session cache, and tickets unless `session_tickets = false`.
+//!   suites; ALPN `http/1.1` and `http/1.0`, and `h2` first with `http2 = true` (see
+//!   `http2/`). Session resumption: a session cache, and tickets unless
+//!   `session_tickets = false`.
 //! - Client certificates when asked for ([`client_auth`]); what the session agreed and the
 //!   client proved is read once after the handshake ([`peer`]).
 //! - Certificates: PEM chain and key per name; SNI picks one (SAN names and wildcards), no
