@@ -241,11 +241,17 @@ fn check_match(specs: &[RouteSpec], routes: &Routes, path: &[u8], found: Found) 
         .iter()
         .copied()
         .max_by_key(|&i| specs[i].path.len());
+    // A prefix route's path, or an exact upstream route's (nginx's exact proxied location
+    // redirects too), that is this path plus a slash.
     let slash_target = |i: usize| {
         let s = &specs[i];
-        !s.exact
+        let redirects = if s.exact {
+            matches!(s.kind, RouteKind::Upstream)
+        } else {
+            !matches!(s.kind, RouteKind::Redirect)
+        };
+        redirects
             && s.regex.is_none()
-            && !matches!(s.kind, RouteKind::Redirect)
             && s.path.len() > 1
             && s.path.strip_suffix('/').map(str::as_bytes) == Some(path)
     };
