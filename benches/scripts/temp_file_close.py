@@ -25,7 +25,10 @@ d = tempfile.mkdtemp(prefix="ringway-tempclose-")
 sock = f"{d}/app.sock"
 uw = subprocess.Popen([f"{venv}/uwsgi", "--socket", sock, "--wsgi-file",
                        os.path.join(root, "tests", "apps", "raw_wsgi.py"), "--workers", "2",
-                       "--buffer-size", "8192", "--socket-timeout", "120"],
+                       "--buffer-size", "8192", "--socket-timeout", "120",
+                       # SIGTERM ends it, workers and all (without, uWSGI takes it for a
+                       # reload, and a worker outlives the script).
+                       "--master", "--die-on-term"],
                       stdout=subprocess.DEVNULL, stderr=open(f"{d}/uwsgi.log", "w"))
 while not os.path.exists(sock):
     time.sleep(0.05)
