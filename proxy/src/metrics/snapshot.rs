@@ -293,11 +293,13 @@ impl Snapshot {
             // A route a reload added after the labels were read has none yet: its counts
             // join the unlabelled row of that status for this scrape, never a second
             // series of the same labels (Prometheus refuses a whole scrape that repeats
-            // one; found by review).
-            if let Some(row) = snap
-                .routes
-                .iter_mut()
-                .find(|row| row.route == route && row.code == key.code)
+            // one; found by review). Labelled rows are unique (the config refuses two
+            // routes of one label), so only an unlabelled one is looked for.
+            if route.is_empty()
+                && let Some(row) = snap
+                    .routes
+                    .iter_mut()
+                    .find(|row| row.route.is_empty() && row.code == key.code)
             {
                 row.duration.add(&h);
                 row.body_bytes += series.body_bytes;
