@@ -121,6 +121,22 @@ impl RingwayBuilder {
         self
     }
 
+    /// No `--listen`: the config file's `listen = []` leaves ringway TLS only, and it is
+    /// ready at its `listening on https://` line ([`Ringway::addr`] is then the TLS address).
+    pub fn tls_only(mut self) -> Self {
+        self.listen = String::new();
+        self
+    }
+
+    /// The line that says ringway is ready: the last `listening on` one it logs.
+    fn ready_mark(&self) -> &'static str {
+        if self.listen.is_empty() {
+            TLS_MARK
+        } else {
+            READY_MARK
+        }
+    }
+
     /// Runs ringway in the network namespace `ns` (its address is then reachable only from
     /// there).
     pub fn in_netns(mut self, ns: &crate::netns::NetNs) -> Self {
@@ -178,7 +194,9 @@ impl RingwayBuilder {
             }
             None => Command::new(&bin),
         };
-        cmd.args(["--listen", &self.listen]);
+        if !self.listen.is_empty() {
+            cmd.args(["--listen", &self.listen]);
+        }
         if let Some(path) = config {
             cmd.arg("--config").arg(path);
         }
@@ -205,7 +223,7 @@ impl RingwayBuilder {
     }
 
     /// Spawns `cmd` and a thread that collects its stderr and reports the `listening on` line.
-    fn spawn(cmd: &mut Command) -> Spawned {
+    fn spawn(cmd: &mut Command, mark: &'static str) -> Spawned {
         let mut child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("spawning {:?}: {e}", cmd.get_program()));
@@ -224,7 +242,7 @@ impl RingwayBuilder {
                     all.push_str(&line);
                     all.push('\n');
                 }
-                if let (Some(addr), Some(tx)) = (ready_addr(&line), ready_tx.as_ref()) {
+                if let (Some(addr), Some(tx)) = (addr_after(&line, mark), ready_tx.as_ref()) {
                     let _ = tx.send(addr);
                     ready_tx = None;
                 }
@@ -247,7 +265,7 @@ impl RingwayBuilder {
             stderr,
             reader,
             ready,
-        } = RingwayBuilder::spawn(&mut cmd);
+        } = RingwayBuilder::spawn(&mut cmd, self.ready_mark());
         let addr = match ready.recv_timeout(START_LIMIT) {
             Ok(addr) => addr,
             Err(e) => {
@@ -269,9 +287,10 @@ impl RingwayBuilder {
                     )
                 });
                 panic!(
-                    "ringway ({}) {what} `{READY_MARK}IP:PORT` (status {status:?}); args {:?}; \
+                    "ringway ({}) {what} `{}IP:PORT` (status {status:?}); args {:?}; \
                      stderr:\n{log}{file}",
                     cmd.get_program().to_string_lossy(),
+                    self.ready_mark(),
                     cmd.get_args().collect::<Vec<_>>()
                 );
             }
@@ -296,7 +315,7 @@ impl RingwayBuilder {
             stderr,
             reader,
             ready,
-        } = RingwayBuilder::spawn(&mut cmd);
+        } = RingwayBuilder::spawn(&mut cmd, self.ready_mark());
         let outcome = ready.recv_timeout(START_LIMIT);
         let mut status = None;
         if matches!(outcome, Err(mpsc::RecvTimeoutError::Disconnected)) {
@@ -544,6 +563,7 @@ impl Drop for Ringway {
 }
 
 /// The address after `listening on http://` in a log line.
+#[cfg(test)]
 fn ready_addr(line: &str) -> Option<SocketAddr> {
     addr_after(line, READY_MARK)
 }

@@ -34,10 +34,11 @@ use super::values::{
 pub struct Settings {
     /// Address to accept HTTP on [default: 127.0.0.1:8080]. Repeat for several (`0.0.0.0:80`
     /// and `[::]:80`, as nginx's two `listen` lines); in the file, one address or a list.
-    /// Port 0 picks a free port.
+    /// Port 0 picks a free port. In the file, `listen = []` with `[tls] listen` serves TLS
+    /// only (nginx's server with only `listen 443 ssl`).
     #[arg(long, value_name = "ADDR")]
-    #[serde(default, deserialize_with = "super::values::addresses")]
-    pub listen: Vec<SocketAddr>,
+    #[serde(default, deserialize_with = "super::values::optional_addresses")]
+    pub listen: Option<Vec<SocketAddr>>,
 
     /// uWSGI socket: `unix:/path/app.sock`, `IP:PORT` or `NAME:PORT` (resolved at start
     /// and at each reload, every address a server); an HTTP server with `http://` in front
@@ -1018,21 +1019,20 @@ pub(crate) fn parse_file(text: &str, path: &Path) -> anyhow::Result<Settings> {
             });
         }
     };
-    // An empty list would read as no key at all: the default address, or TLS off.
-    let tls = table.get("tls").and_then(toml::Value::as_table);
-    for (key, value) in [
-        ("listen", table.get("listen")),
-        ("tls.listen", tls.and_then(|t| t.get("listen"))),
-    ] {
-        if value
-            .and_then(toml::Value::as_array)
-            .is_some_and(Vec::is_empty)
-        {
-            return Err(anyhow!(
-                "{key} in {}: an empty list: give at least one address, or leave the key out",
-                path.display()
-            ));
-        }
+    // An empty list would read as no key at all: TLS off. (An empty `listen` is kept as
+    // such: no plain listener.)
+    let tls_listen = table
+        .get("tls")
+        .and_then(toml::Value::as_table)
+        .and_then(|t| t.get("listen"));
+    if tls_listen
+        .and_then(toml::Value::as_array)
+        .is_some_and(Vec::is_empty)
+    {
+        return Err(anyhow!(
+            "tls.listen in {}: an empty list: give at least one address, or leave the key out",
+            path.display()
+        ));
     }
     let read = serde_json::to_value(&settings).context("encoding the file")?;
     let raw = serde_json::to_value(&table).context("encoding the file")?;

@@ -1747,7 +1747,22 @@ fn listeners_take_one_address_or_several_as_nginx_listen_lines_do() {
         "listen",
         "an address (\"IP:PORT\") or a list",
     );
-    assert_refused(&listed("[]"), "listen", "an empty list");
+    assert_refused(
+        &listed("[]"),
+        "listen",
+        "an empty list, and no [tls] listen",
+    );
+    // TLS only: `listen = []` beside a TLS listener; a flag still gives a plain one.
+    let tls_only =
+        format!("listen = []\nupstream = [\"unix:/a\"]\n[tls]\nlisten = \"0.0.0.0:443\"\n{cert}\n");
+    assert_eq!(load(&tls_only, &[]).unwrap().listen, addrs(&[]));
+    let flag = load(&tls_only, &["--listen", "127.0.0.1:81"]).unwrap();
+    assert_eq!(flag.listen, addrs(&["127.0.0.1:81"]));
+    assert_refused(
+        &format!("{tls_only}redirect_http = true\n"),
+        "redirect_http",
+        "`listen = []` takes no plain HTTP",
+    );
     assert_refused(
         "upstream = [\"unix:/a\"]\n[tls]\nlisten = []\n",
         "tls.listen",

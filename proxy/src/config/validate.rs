@@ -115,12 +115,15 @@ impl Resolved {
         let routes = self.routes(&groups, limits, &error_pages, &top_headers)?;
         let dur = |d: Option<Dur>, default: u64| d.unwrap_or(Dur::secs(default)).0;
         let config = Config {
-            listen: match (s.listen.as_slice(), given_twice(&s.listen)) {
-                ([], _) => vec![DEFAULT_LISTEN],
-                (_, Some(addr)) => {
-                    return Err(self.invalid("listen", &format!("{addr} is given twice")));
-                }
-                (all, None) => all.to_vec(),
+            // `listen = []`: TLS only (checked in `check_addresses`).
+            listen: match s.listen.as_deref() {
+                None => vec![DEFAULT_LISTEN],
+                Some(all) => match given_twice(all) {
+                    Some(addr) => {
+                        return Err(self.invalid("listen", &format!("{addr} is given twice")));
+                    }
+                    None => all.to_vec(),
+                },
             },
             workers,
             pin_workers: s.pin_workers.unwrap_or(true),
@@ -184,6 +187,25 @@ impl Resolved {
             MetricsListen::Off => None,
             MetricsListen::Default(addr) | MetricsListen::At(addr) => Some(addr),
         };
+        if config.listen.is_empty() {
+            match &config.tls {
+                None => {
+                    return Err(self.invalid(
+                        "listen",
+                        "an empty list, and no [tls] listen: ringway would listen nowhere \
+                         (an empty `listen` is for a server that speaks only TLS)",
+                    ));
+                }
+                Some(tls) if tls.redirect_http.is_some() => {
+                    return Err(self.tls_invalid(
+                        "redirect_http",
+                        "redirects plain HTTP to HTTPS, and `listen = []` takes no plain HTTP: \
+                         give `listen` the address to redirect from",
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
         let tls = config.tls.as_ref().map_or(&[][..], |t| &t.listen);
         // An IPv6 listener is bound IPV6_V6ONLY: `[::]:80` and `0.0.0.0:80` do not meet.
         let clash = |a: SocketAddr, b: SocketAddr| {

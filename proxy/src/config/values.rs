@@ -480,6 +480,19 @@ pub(crate) fn addresses<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SocketAdd
     d.deserialize_any(Addresses)
 }
 
+/// [`addresses`] for a key whose absence differs from an empty list.
+pub(crate) fn optional_addresses<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Vec<SocketAddr>>, D::Error> {
+    struct Listed(Vec<SocketAddr>);
+    impl<'de> Deserialize<'de> for Listed {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            addresses(d).map(Listed)
+        }
+    }
+    Ok(Option::<Listed>::deserialize(d)?.map(|listed| listed.0))
+}
+
 struct Addresses;
 
 impl<'de> serde::de::Visitor<'de> for Addresses {

@@ -746,3 +746,60 @@ fn two_certificates_of_one_name_are_two_expiry_series() {
         );
     }
 }
+
+/// The TCP sockets `pid` listens on, by their local ports (from `/proc/net/tcp{,6}`).
+fn listening_ports(pid: u32) -> Vec<u16> {
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("fd dir")
+        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter_map(|target| {
+            let target = target.to_string_lossy().into_owned();
+            Some(
+                target
+                    .strip_prefix("socket:[")?
+                    .strip_suffix(']')?
+                    .to_owned(),
+            )
+        })
+        .collect();
+    let mut ports = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = std::fs::read_to_string(table).expect("tcp table");
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (Some(local), Some(&state), Some(inode)) =
+                (fields.get(1), fields.get(3), fields.get(9))
+            else {
+                continue;
+            };
+            let port = local
+                .rsplit(':')
+                .next()
+                .and_then(|p| u16::from_str_radix(p, 16).ok());
+            if state == "0A" && inodes.iter().any(|i| i == inode) {
+                ports.extend(port);
+            }
+        }
+    }
+    ports
+}
+
+#[test]
+fn listen_given_as_an_empty_list_serves_tls_and_no_plain_http() {
+    let pki = Pki::new();
+    let a = pki.issue("a", &crate::A_NAMES, crate::A_SERIAL, crate::A_NOT_AFTER);
+    let uwsgi = Uwsgi::start(App::Raw);
+    let ringway = Ringway::with(&uwsgi)
+        .config(format!("listen = []\n{}", tls_toml(&[&a], "")))
+        .tls_only()
+        .start();
+    let tls = ringway.tls_addr();
+    assert_eq!(ringway.addr(), tls, "ready at its TLS line");
+    let ca = pki.ca().display().to_string();
+    let [resolve, to, url] = curl_target("a.test", tls, "/");
+    let ran = curl(&["--cacert", &ca, &resolve, &to, &url]).success();
+    assert_eq!(ran.out(), "Hello, World!", "{ran:?}");
+    let log = ringway.stderr();
+    assert!(!log.contains("listening on http://"), "{log}");
+    assert_eq!(listening_ports(ringway.pid()), [tls.port()], "{log}");
+}
