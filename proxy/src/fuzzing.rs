@@ -5,7 +5,8 @@
 //!
 //! Not an API: hidden from the documentation, shaped for the fuzz targets, and free to
 //! change with them. Everything here calls the daemon's own code: the config's path check,
-//! the route table, `rel_path`, the dotfile rule, `index_rel`, the opening beneath a root.
+//! the route table, `rel_path`, the dotfile rule, the index (routed again), the opening
+//! beneath a root.
 //! Only [`Routes::lookup_file`]'s order of steps is written again, from
 //! `exchange/static_file.rs` (which interleaves them with its cache and the answer).
 
@@ -21,9 +22,7 @@ pub use crate::routes::Found;
 use crate::routes::{Action, PathRegex, Route, RouteTable};
 /// A static file request's conditional and range header values, and the answer they get.
 pub use crate::static_files::{Conditions as FileConditions, Decision as FileAnswer};
-use crate::static_files::{
-    FileMeta, Opened, Root, StaticRoute, Validators, has_dot_segment, index_rel,
-};
+use crate::static_files::{FileMeta, Opened, Root, StaticRoute, Validators, has_dot_segment};
 use crate::uwsgi::normalize_path;
 
 /// Reads a config file's text as `ringway --config FILE` would, with no other flag.
@@ -225,7 +224,13 @@ impl Routes {
         if normalize_path(raw_path, &mut path).is_err() {
             return FileLookup::BadPath;
         }
-        let index = match self.table.find(None, &path) {
+        self.lookup_normalised(&path, 0)
+    }
+
+    /// [`Routes::lookup_file`] from the normalised path on; `redirects` counts the index
+    /// paths routed again, as the daemon counts them.
+    fn lookup_normalised(&self, path: &[u8], redirects: u8) -> FileLookup {
+        let index = match self.table.find(None, path) {
             Found::Route(i) => i,
             Found::AddSlash(_) | Found::Nothing => return FileLookup::NoRoute,
         };
@@ -239,7 +244,7 @@ impl Routes {
         let Action::Static(files) = &route.action else {
             return FileLookup::NotStatic;
         };
-        let rel = rel_path(&path, route);
+        let rel = rel_path(path, route);
         match open(files, rel) {
             Err(lookup) => lookup,
             Ok(Opened::File(file, _)) => FileLookup::File {
@@ -249,18 +254,15 @@ impl Routes {
             },
             // Nothing served either way: what the fuzz target checks.
             Ok(Opened::NotFound | Opened::Failed(_)) => FileLookup::NotFound,
+            // The index's path is routed again (an internal redirect, as nginx's index).
             Ok(Opened::Directory) => match (&files.index, path.ends_with(b"/")) {
+                (Some(_), true) if redirects >= crate::fail::MAX_INTERNAL_REDIRECTS => {
+                    FileLookup::NotFound
+                }
                 (Some(name), true) => {
-                    let rel = index_rel(rel, name);
-                    match open(files, &rel) {
-                        Ok(Opened::File(file, _)) => FileLookup::File {
-                            route: index,
-                            rel,
-                            file,
-                        },
-                        Ok(_) => FileLookup::NotFound,
-                        Err(lookup) => lookup,
-                    }
+                    let mut index_path = path.to_vec();
+                    index_path.extend_from_slice(name.as_bytes());
+                    self.lookup_normalised(&index_path, redirects + 1)
                 }
                 (Some(_), false) => FileLookup::AddSlash,
                 (None, _) => FileLookup::NotFound,

@@ -251,30 +251,37 @@ fn satisfy_any_lets_in_a_listed_address_or_a_password() {
              satisfy = \"{satisfy}\"\n{auth}"
         )
     };
-    // A route that answers itself asks no password, under either `satisfy`: its allow
-    // list alone decides (nginx's `return` comes before every access check; ringway keeps
-    // the list).
+    // A route that answers itself asks no password, under either `satisfy`, not even the
+    // top-level one it inherits (its own is refused): its allow list alone decides
+    // (nginx's `return` comes before every access check; ringway keeps the list).
     let fixed = |path: &str, satisfy: &str| {
-        route(path, "10.0.0.0/8", true, satisfy).replace(
+        route(path, "10.0.0.0/8", false, satisfy).replace(
             "upstream = \"default\"",
             "exact = true\nrespond = { status = 200, body = \"fixed\" }",
         )
     };
-    let ringway = Ringway::with_config(format!(
-        "upstream = [\"{}\"]\n{}{}{}{}{}{}",
+    let answers_itself = Ringway::with_config(format!(
+        "upstream = [\"{}\"]\n\
+         auth_basic = {{ realm = \"Staff only\", user_file = \"{}\" }}\n{}{}",
         uwsgi.upstream(),
-        route("/page/", "127.0.0.1", true, "any"),
-        route("/bytes/", "10.0.0.0/8", true, "any"),
-        route("/status/", "10.0.0.0/8", false, "any"),
-        route("/environ", "127.0.0.1", true, "all"),
+        file.display(),
         fixed("/fixed-any", "any"),
         fixed("/fixed-all", "all"),
     ))
     .start();
     for path in ["/fixed-any", "/fixed-all"] {
-        let r = roundtrip(ringway.addr(), &Req::get(path));
+        let r = roundtrip(answers_itself.addr(), &Req::get(path));
         assert_eq!(r.status, 403, "{path}: not listed: {r:?}");
     }
+    let ringway = Ringway::with_config(format!(
+        "upstream = [\"{}\"]\n{}{}{}{}",
+        uwsgi.upstream(),
+        route("/page/", "127.0.0.1", true, "any"),
+        route("/bytes/", "10.0.0.0/8", true, "any"),
+        route("/status/", "10.0.0.0/8", false, "any"),
+        route("/environ", "127.0.0.1", true, "all"),
+    ))
+    .start();
     let with = |req: Req, credentials: &str| req.header("Authorization", &basic(credentials));
     let cases = [
         ("listed: no password needed", Req::get("/page/10"), 200),

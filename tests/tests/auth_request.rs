@@ -422,3 +422,56 @@ fn an_auth_request_a_server_failed_goes_on_to_the_next() {
         assert_eq!(r.status, 200, "request {i}: {r:?}\n{}", ringway.stderr());
     }
 }
+
+/// A static route under an `auth_request` that falls back to the app: the user the check
+/// named reaches the app through the route's own params (nginx's `location @app` lines),
+/// never the one the client claims; through uWSGI and through gunicorn.
+#[test]
+fn a_static_route_s_fallback_gives_the_app_the_checked_user() {
+    let files = tempfile::tempdir().expect("a temp dir");
+    let uwsgi = Uwsgi::start(App::Flask);
+    let server = AppServer::start(Server::Gunicorn, Served::Wsgi(App::Flask), Listen::Tcp, 1);
+    let route = |group: &str, sets: &str| {
+        format!(
+            "[[routes]]\npath = \"/auth/check\"\nexact = true\nupstream = \"{group}\"\n\
+             internal = true\n\
+             [[routes]]\npath = \"/environ\"\nstatic = \"{}\"\nfallback = \"{group}\"\n\
+             auth_request = \"/auth/check\"\n{sets}\n",
+            files.path().display()
+        )
+    };
+    let through_uwsgi = route(
+        "default",
+        "params = { HTTP_X_USER = \"$auth_http_x_auth_user\" }",
+    );
+    let through_http = route(
+        "web",
+        "upstream_headers = { X-User = \"$auth_http_x_auth_user\" }",
+    );
+    for (name, config) in [
+        (
+            "uwsgi",
+            format!("upstream = [\"{}\"]\n{through_uwsgi}", uwsgi.upstream()),
+        ),
+        (
+            "http",
+            format!(
+                "[upstreams.web]\nservers = [\"{}\"]\n{through_http}",
+                server.upstream()
+            ),
+        ),
+    ] {
+        let ringway = Ringway::with_config(config).start();
+        let claims = Req::get("/environ/x")
+            .header("X-Token", "alice")
+            .header("X-User", "mallory");
+        let r = roundtrip(ringway.addr(), &claims);
+        assert_eq!(r.status, 200, "{name}: {r:?}\n{}", ringway.stderr());
+        assert_eq!(told(&r).0, "alice", "{name}: the user the check named");
+        let r = roundtrip(
+            ringway.addr(),
+            &Req::get("/environ/x").header("X-User", "alice"),
+        );
+        assert_eq!(r.status, 401, "{name}: no token");
+    }
+}

@@ -690,6 +690,48 @@ fn x_accel_redirect_obeys_the_allow_list_of_the_route_it_lands_on() {
 }
 
 #[test]
+fn a_directory_s_index_is_routed_again_and_checked_by_its_own_route() {
+    // nginx's index is an internal redirect: `/site/docs/` becomes `/site/docs/index.html`,
+    // which an exact route of its own (here an allow list the test's client is not in)
+    // takes over.
+    let tree = StaticTree::build();
+    let uwsgi = Uwsgi::start_with(UwsgiOptions::named(App::Raw, "app"));
+    let routes = [
+        StaticRoute::new("/site/", &tree.root()).index("index.html"),
+        StaticRoute::new(&format!("/site/{}", tree::INDEX), &tree.root())
+            .set("exact", "true")
+            .set("allow", "[\"10.0.0.0/8\"]"),
+    ];
+    let ringway = Ringway::with_config(config_with(&uwsgi, &routes)).start();
+    let index = format!("/site/{}/", tree::INDEXED_DIR);
+    let r = roundtrip(ringway.addr(), &Req::get(&index));
+    assert_eq!(r.status, 403, "{r:?}");
+    let direct = format!("/site/{}", tree::INDEX);
+    assert_eq!(roundtrip(ringway.addr(), &Req::get(&direct)).status, 403);
+    // Another directory's index is the directory's route's, as before.
+    let r = roundtrip(ringway.addr(), &Req::get("/site/"));
+    assert_ne!(r.status, 403, "{r:?}");
+}
+
+#[test]
+fn x_accel_redirect_after_a_post_is_judged_a_get_by_limit_except() {
+    // nginx makes the redirected request a GET before the file route's access phase: a
+    // file route that takes GET only serves what the app hands out after a POST.
+    let tree = StaticTree::build();
+    let uwsgi = Uwsgi::start_with(UwsgiOptions::named(App::Raw, "app"));
+    let routes = [StaticRoute::new("/protected/", &tree.private())
+        .internal()
+        .set("limit_except", "{ methods = [\"GET\"] }")];
+    let ringway = Ringway::with_config(config_with(&uwsgi, &routes)).start();
+    let r = roundtrip(
+        ringway.addr(),
+        &Req::post("/report/report.pdf", b"form=data"),
+    );
+    assert_eq!(r.status, 200, "{r:?}\n{}", ringway.stderr());
+    assert_eq!(r.body, tree.private_bytes(tree::REPORT), "{r:?}");
+}
+
+#[test]
 fn x_accel_redirect_obeys_the_limit_req_of_the_route_it_lands_on() {
     // nginx runs the preaccess phase again after an internal redirect: the file route's
     // limit counts a request the app's route did not limit.

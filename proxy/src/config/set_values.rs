@@ -18,6 +18,15 @@ pub struct SetValues {
     templates: Vec<(usize, Arc<Template>)>,
 }
 
+/// The same names and values as written (the templates are read from them).
+impl PartialEq for SetValues {
+    fn eq(&self, other: &SetValues) -> bool {
+        self.pairs == other.pairs
+    }
+}
+
+impl Eq for SetValues {}
+
 impl SetValues {
     /// None at all.
     pub(crate) const NONE: SetValues = SetValues {

@@ -594,9 +594,10 @@ pub struct RouteSettings {
     /// Extra uwsgi vars (nginx `uwsgi_param`).
     #[serde(default)]
     pub params: BTreeMap<String, String>,
-    /// Clients allowed (nginx `allow`; everyone else gets 403).
+    /// Clients allowed (nginx `allow`; everyone else gets 403). An empty list is refused: it
+    /// would read as no restriction.
     #[serde(default)]
-    pub allow: Vec<Cidr>,
+    pub allow: Option<Vec<Cidr>>,
     /// `"any"`: a client in `allow` or one with the `auth_basic` password gets in (nginx
     /// `satisfy any`) [default: "all", both must pass].
     #[serde(default)]

@@ -543,6 +543,33 @@ fn each_route_mistake_is_refused_with_its_key() {
             "invalid address range",
         ),
         (
+            "[[routes]]\npath = \"/\"\nupstream = \"app\"\nallow = []\n",
+            "routes[0].allow",
+            "an empty list would let every client in",
+        ),
+        (
+            "[[routes]]\npath = \"/t\"\nrespond = { status = 200, body = \"t\" }\n\
+             auth_basic = { realm = \"r\", user_file = \"/etc/htpasswd\" }\n",
+            "routes[0].auth_basic",
+            "is never checked on a `respond` or `redirect` route",
+        ),
+        (
+            "[[routes]]\npath = \"/t\"\nredirect = { to = \"/x\" }\nauth_request = \"/auth\"\n",
+            "routes[0].auth_request",
+            "is never checked",
+        ),
+        (
+            "[[routes]]\npath = \"/s/\"\nstatic = \"/tmp\"\nparams = { HTTP_X_USER = \"u\" }\n",
+            "routes[0].params",
+            "does not apply",
+        ),
+        (
+            "[[routes]]\npath = \"/s/\"\nstatic = \"/tmp\"\nfallback = \"app\"\n\
+             upstream_headers = { X-User = \"u\" }\n",
+            "routes[0].upstream_headers",
+            "speaks uwsgi",
+        ),
+        (
             "[[routes]]\npath = \"/\"\nupstream = \"app\"\nmax_body_size = \"1q\"\n",
             "max_body_size",
             "invalid size",

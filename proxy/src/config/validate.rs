@@ -1116,6 +1116,34 @@ impl Resolved {
     /// A `[[routes]]` entry at `at`; `inherited`: the top-level response headers, its own
     /// when it sets none; `gzip`: the `[gzip]` section's compression, if there is one;
     /// `access`: the top-level `auth_basic` and `auth_request`, if there are.
+    /// The request headers a route sets on what goes to `group` (nginx's
+    /// `proxy_set_header`): its own table, else the top-level one; none for a uwsgi group.
+    fn route_upstream_headers(
+        &self,
+        route: &RouteSettings,
+        group: &Group,
+        invalid: &impl Fn(&str, &str) -> anyhow::Error,
+    ) -> anyhow::Result<SetValues> {
+        Ok(match &route.upstream_headers {
+            Some(_) if group.protocol != Protocol::Http => {
+                return Err(invalid(
+                    "upstream_headers",
+                    &format!(
+                        "applies to an HTTP group, and {:?} speaks uwsgi: set \
+                         `params = {{ HTTP_X_NAME = \"...\" }}` there",
+                        group.name
+                    ),
+                ));
+            }
+            Some(own) => upstream_headers(own)
+                .map_err(|(header, m)| invalid(&format!("upstream_headers.{header}"), &m))?,
+            None if group.protocol == Protocol::Http => {
+                upstream_headers(&self.settings.upstream_headers).unwrap_or_default()
+            }
+            None => SetValues::NONE,
+        })
+    }
+
     fn route(
         &self,
         route: &RouteSettings,
@@ -1206,17 +1234,7 @@ impl Resolved {
                     ),
                     None => None,
                 };
-                let params = route
-                    .params
-                    .iter()
-                    .map(|(name, value)| {
-                        check_param(name, value)
-                            .map(|()| (name.clone(), value.clone()))
-                            .map_err(|m| invalid(&format!("params.{name}"), &m))
-                    })
-                    .collect::<anyhow::Result<Vec<_>>>()?;
-                let params = SetValues::new(params)
-                    .map_err(|(name, m)| invalid(&format!("params.{name}"), &m))?;
+                let params = route_params(route, &invalid)?;
                 let upstream_path = match &route.upstream_path {
                     Some(_) if groups[group].protocol != Protocol::Http => {
                         return Err(invalid(
@@ -1250,24 +1268,8 @@ impl Resolved {
                     }
                     other => other.clone(),
                 };
-                let upstream_headers = match &route.upstream_headers {
-                    Some(_) if groups[group].protocol != Protocol::Http => {
-                        return Err(invalid(
-                            "upstream_headers",
-                            &format!(
-                                "applies to an HTTP group, and {name:?} speaks uwsgi: set \
-                                 `params = {{ HTTP_X_NAME = \"...\" }}` there"
-                            ),
-                        ));
-                    }
-                    Some(own) => upstream_headers(own).map_err(|(header, m)| {
-                        invalid(&format!("upstream_headers.{header}"), &m)
-                    })?,
-                    None if groups[group].protocol == Protocol::Http => {
-                        upstream_headers(&self.settings.upstream_headers).unwrap_or_default()
-                    }
-                    None => SetValues::NONE,
-                };
+                let upstream_headers =
+                    self.route_upstream_headers(route, &groups[group], &invalid)?;
                 Action::Upstream {
                     group,
                     script_name,
@@ -1333,9 +1335,31 @@ impl Resolved {
                     status,
                 }
             }
-            (None, None, Some(dir), None) => Action::Static(
-                static_route(route, dir, groups).map_err(|(key, m)| invalid(key, &m))?,
-            ),
+            (None, None, Some(dir), None) => {
+                let mut files =
+                    static_route(route, dir, groups).map_err(|(key, m)| invalid(key, &m))?;
+                if let Some(Fallback::Group {
+                    group,
+                    params,
+                    upstream_headers,
+                }) = &mut files.fallback
+                {
+                    let group = &groups[*group];
+                    if let Some(key) = uwsgi_only_key(route, group.protocol) {
+                        return Err(invalid(
+                            key,
+                            &format!(
+                                "sets uwsgi vars, and the fallback group {:?} speaks HTTP: \
+                                 set `upstream_headers` instead",
+                                group.name
+                            ),
+                        ));
+                    }
+                    *params = route_params(route, &invalid)?;
+                    *upstream_headers = self.route_upstream_headers(route, group, &invalid)?;
+                }
+                Action::Static(files)
+            }
             (None, None, None, Some(respond)) => {
                 Action::Respond(fixed_answer(respond).map_err(|(key, m)| invalid(key, &m))?)
             }
@@ -1355,6 +1379,21 @@ impl Resolved {
         };
         if let Some(key) = misplaced_key(route, &action) {
             return Err(invalid(key, "does not apply to this kind of route"));
+        }
+        if let Some(key) = unchecked_auth(route, &action) {
+            return Err(invalid(
+                key,
+                "is never checked on a `respond` or `redirect` route (its answer comes first, \
+                 as nginx's `return` comes before its access checks): protect a route that \
+                 reaches the app or files, or leave it out",
+            ));
+        }
+        if route.allow.as_ref().is_some_and(Vec::is_empty) {
+            return Err(invalid(
+                "allow",
+                "an empty list would let every client in: leave the key out for no \
+                 restriction, or list who may use the route",
+            ));
         }
         // nginx's inheritance, for both: a location's own lines replace the server's.
         let hide_headers = match &route.hide_headers {
@@ -1415,7 +1454,7 @@ impl Resolved {
             regex,
             no_regex: route.no_regex,
             internal: route.internal,
-            allow: route.allow.clone(),
+            allow: route.allow.clone().unwrap_or_default(),
             satisfy_any: route.satisfy == Satisfy::Any,
             limit_except: self.limit_except(route.limit_except.as_ref(), at)?,
             action,
@@ -1770,9 +1809,12 @@ fn static_route(
             }
             Some(Fallback::Path(path.clone()))
         }
-        Some(name) => Some(Fallback::Group(
-            group_index(groups, name).map_err(|m| ("fallback", m))?,
-        )),
+        // The vars and headers are the route's (`Validator::fallback_sets`).
+        Some(name) => Some(Fallback::Group {
+            group: group_index(groups, name).map_err(|m| ("fallback", m))?,
+            params: SetValues::NONE,
+            upstream_headers: SetValues::NONE,
+        }),
         None => None,
     };
     Ok(StaticRoute {
@@ -1785,6 +1827,23 @@ fn static_route(
         dotfiles: route.dotfiles,
         file,
     })
+}
+
+/// A route's `params` (uwsgi vars), checked.
+fn route_params(
+    route: &RouteSettings,
+    invalid: &impl Fn(&str, &str) -> anyhow::Error,
+) -> anyhow::Result<SetValues> {
+    let params = route
+        .params
+        .iter()
+        .map(|(name, value)| {
+            check_param(name, value)
+                .map(|()| (name.clone(), value.clone()))
+                .map_err(|m| invalid(&format!("params.{name}"), &m))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    SetValues::new(params).map_err(|(name, m)| invalid(&format!("params.{name}"), &m))
 }
 
 /// A key set on a route whose kind has no use for it.
@@ -1817,16 +1876,45 @@ fn misplaced_key(route: &RouteSettings, action: &Action) -> Option<&'static str>
     ];
     let upstream_only = [
         ("script_name", route.script_name.is_some()),
-        ("params", !route.params.is_empty()),
         ("upstream_path", route.upstream_path.is_some()),
+    ];
+    // A static route's fallback to a group sends them too.
+    let to_app_only = [
+        ("params", !route.params.is_empty()),
         ("upstream_headers", route.upstream_headers.is_some()),
     ];
     static_only
         .iter()
         .filter(|_| !is_static)
         .chain(upstream_only.iter().filter(|_| !is_upstream))
+        .chain(to_app_only.iter().filter(|_| !reaches_app(action)))
         .find(|(_, set)| *set)
         .map(|(key, _)| *key)
+}
+
+/// A route's own `auth_basic` or `auth_request` where it would never be asked for: a fixed
+/// answer or a redirect is made before any access check (`"off"` is harmless).
+fn unchecked_auth(route: &RouteSettings, action: &Action) -> Option<&'static str> {
+    if !matches!(action, Action::Respond(_) | Action::Redirect { .. }) {
+        return None;
+    }
+    let on = |word: Option<&str>| word != Some("off");
+    let basic = route.auth_basic.as_ref().is_some_and(|a| {
+        on(match a {
+            AuthBasicSetting::Word(word) => Some(word),
+            AuthBasicSetting::Table(_) => None,
+        })
+    });
+    let request = route.auth_request.as_ref().is_some_and(|a| {
+        on(match a {
+            AuthRequestSetting::Word(word) => Some(word),
+            AuthRequestSetting::Table(_) => None,
+        })
+    });
+    [("auth_basic", basic), ("auth_request", request)]
+        .into_iter()
+        .find(|(_, set)| *set)
+        .map(|(key, _)| key)
 }
 
 /// Whether `[gzip]` compresses a route's answers: an app's and files, as nginx's gzip
@@ -1839,7 +1927,7 @@ fn compressible(action: &Action) -> bool {
 /// through its fallback.
 fn reaches_app(action: &Action) -> bool {
     matches!(action, Action::Upstream { .. })
-        || matches!(action, Action::Static(files) if matches!(files.fallback, Some(Fallback::Group(_))))
+        || matches!(action, Action::Static(files) if matches!(files.fallback, Some(Fallback::Group { .. })))
 }
 
 /// `script_name` or `params` on a route to an HTTP group: both are uwsgi vars, and an

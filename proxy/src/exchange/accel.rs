@@ -59,7 +59,15 @@ pub(super) async fn serve(
     // route's limit_req, allow list and auth_basic hold for the files an app hands out too
     // (a file route under a top-level password asks for it even when the app's route did
     // not).
-    super::redirected_to(client, req, route, index, worker).await?;
+    super::redirected_to(
+        client,
+        req,
+        route,
+        index,
+        worker,
+        super::MethodJudged::AsGet,
+    )
+    .await?;
     // The app's headers ringway keeps, read before the client is lent to the file's answer.
     let headers = std::mem::take(&mut client.response_headers);
     let kept: Vec<(&[u8], &[u8])> = headers

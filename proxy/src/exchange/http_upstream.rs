@@ -18,6 +18,7 @@ use crate::client::Client;
 use crate::fail::Fail;
 use crate::http::{BodyFraming, Method, Version, has_dot_segment};
 use crate::routes::Action;
+use crate::static_files::Fallback;
 use crate::upstream::http::{
     HeadEnv, encode_request_head, keeps_connection, read_response_head, wants_upgrade,
 };
@@ -188,12 +189,17 @@ pub(super) fn encode_head(
             local.as_bytes()
         }
     };
+    // Read from the route, not carried in the `Target`: a request's future holds that.
     let set = match &target.route.action {
         Action::Upstream {
             upstream_headers, ..
         } => upstream_headers,
-        // A static route's fallback group: the top-level table. (Read from the route, not
-        // carried in the `Target`: a request's future holds that.)
+        Action::Static(files) => match &files.fallback {
+            Some(Fallback::Group {
+                upstream_headers, ..
+            }) => upstream_headers,
+            _ => &worker.config.upstream_headers,
+        },
         _ => &worker.config.upstream_headers,
     };
     let set = set.resolve(true, |template, out| {

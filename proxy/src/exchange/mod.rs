@@ -566,7 +566,8 @@ async fn handle(
     } else if let Err(fail) = limit_req(client, req, route, index, worker).await {
         // Before the allow list, as nginx's limit_req (preaccess phase) runs before `allow`.
         Err(fail)
-    } else if let Err(fail) = access(client, req, route, index, worker).await {
+    } else if let Err(fail) = access(client, req, route, index, worker, MethodJudged::AsSent).await
+    {
         Err(fail)
     } else {
         dispatch(client, req, route, index, rest, worker).await
@@ -644,6 +645,16 @@ async fn limit_req(
     .await
 }
 
+/// The method `limit_except` judges a request by.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum MethodJudged {
+    /// The client's.
+    AsSent,
+    /// GET (a HEAD stays one): after the app's X-Accel-Redirect nginx makes the request a
+    /// GET before it looks for the file.
+    AsGet,
+}
+
 /// nginx's phases again for the route an internal redirect (X-Accel-Redirect, a fallback)
 /// lands on: its `limit_req`, unless one already counted the request (nginx counts a
 /// request once), then its access checks (found by review: a limit on an internal route
@@ -654,11 +665,12 @@ pub(super) async fn redirected_to(
     route: &Route,
     index: usize,
     worker: &Worker,
+    method: MethodJudged,
 ) -> Result<(), Fail> {
     if req.limit_req.get().is_none() {
         limit_req(client, req, route, index, worker).await?;
     }
-    access(client, req, route, index, worker).await
+    access(client, req, route, index, worker, method).await
 }
 
 /// nginx's access phase for a route: its `limit_except`, then its `allow` list, its
@@ -674,8 +686,14 @@ pub(super) async fn access(
     route: &Route,
     index: usize,
     worker: &Worker,
+    method: MethodJudged,
 ) -> Result<(), Fail> {
-    if !route.allows_method(req.head.method_span.of(&client.input), req.client_ip) {
+    let sent = req.head.method_span.of(&client.input);
+    let method = match method {
+        MethodJudged::AsGet if sent != b"HEAD" => b"GET".as_slice(),
+        _ => sent,
+    };
+    if !route.allows_method(method, req.client_ip) {
         return Err(Fail::Forbidden);
     }
     let allowed = route.allows(req.client_ip);

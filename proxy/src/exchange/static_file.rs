@@ -23,8 +23,7 @@ use crate::io::{IoError, Stream};
 use crate::routes::{Action, Found, Route};
 use crate::static_files::{
     CachedFile, Conditions, Decision, Encoding, Extra, Fallback, FileHead, FileMeta, Gzipped, Kept,
-    Lookup, StaticRoute, accepts, decide, has_dot_segment, index_rel, push_cache_control,
-    write_file_head,
+    Lookup, StaticRoute, accepts, decide, has_dot_segment, push_cache_control, write_file_head,
 };
 use crate::worker::Worker;
 
@@ -104,7 +103,7 @@ pub(super) async fn serve(
     // As `try_files $uri @app`: another method than GET or HEAD still goes to the app
     // when there is no file (a POST to the app behind `location /`); without an app to
     // fall back to, or on a file, it is refused.
-    let to_app = matches!(files.fallback, Some(Fallback::Group(_)));
+    let to_app = matches!(files.fallback, Some(Fallback::Group { .. }));
     if !readable && !to_app {
         return Err(Fail::MethodNotAllowed(Allowed::Files));
     }
@@ -114,16 +113,13 @@ pub(super) async fn serve(
         let cache = &worker.files;
         match cache.open(f.route_index, &files.root, f.rel).await {
             Lookup::Directory => match (&files.index, f.path.ends_with(b"/")) {
+                // nginx's index is an internal redirect: the index's path is routed
+                // again, so a route of its own (an exact one, a regex) and that route's
+                // access checks apply to it (found by review: they were skipped).
                 (Some(index), true) => {
-                    let rel = index_rel(f.rel, index);
-                    return Box::pin(serve(
-                        client,
-                        req,
-                        &FileRequest { rel: &rel, ..*f },
-                        rest,
-                        worker,
-                    ))
-                    .await;
+                    let mut path = f.path.to_vec();
+                    path.extend_from_slice(index.as_bytes());
+                    return Box::pin(fallback_path(client, req, f, &path, rest, worker)).await;
                 }
                 // The client asked for the directory without its slash: send it there
                 // (nginx does), unless the path came from an app (X-Accel-Redirect).
@@ -140,12 +136,12 @@ pub(super) async fn serve(
     let body_taken = f.from_app && req.head.body != BodyFraming::None;
     let Lookup::File(found) = found else {
         return match &files.fallback {
-            Some(Fallback::Group(group)) if !body_taken => {
+            Some(Fallback::Group { group, params, .. }) if !body_taken => {
                 req.redirect()?;
                 let target = upstream::Target {
                     group: *group,
                     script_name: None,
-                    params: &crate::config::SetValues::NONE,
+                    params,
                     upstream_path: None,
                     route: f.route,
                 };
@@ -195,7 +191,15 @@ async fn fallback_path(
         return Err(Fail::NoFile);
     };
     if index != f.route_index {
-        super::redirected_to(client, req, route, index, worker).await?;
+        super::redirected_to(
+            client,
+            req,
+            route,
+            index,
+            worker,
+            super::MethodJudged::AsSent,
+        )
+        .await?;
     }
     let file = FileRequest {
         files,

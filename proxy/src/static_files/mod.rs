@@ -21,7 +21,7 @@ pub(crate) use decision::{FileMeta, Validators, decide};
 pub(crate) use head::{
     Extra, FileHead, Gzipped, accepts, content_type, push_cache_control, write_file_head,
 };
-pub(crate) use open::{Opened, Root, has_dot_segment, index_rel};
+pub(crate) use open::{Opened, Root, has_dot_segment};
 
 /// A precompressed sibling a route may serve (nginx's `gzip_static`, and brotli).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,8 +53,14 @@ impl Encoding {
 /// Where a static route sends a path it has no file for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Fallback {
-    /// To this upstream group (`try_files $uri @app`).
-    Group(usize),
+    /// To this upstream group (`try_files $uri @app`), with the static route's own uwsgi
+    /// vars or request headers (those of nginx's `location @app`): an app that reads an
+    /// identity from them must not get the client's copy.
+    Group {
+        group: usize,
+        params: crate::config::SetValues,
+        upstream_headers: crate::config::SetValues,
+    },
     /// To this path, routed again (`try_files $uri $uri/ /index.html`: a single-page app's
     /// one page for every path of its own).
     Path(String),
