@@ -215,6 +215,12 @@ fn encode_one(buf: &[u8], head: &RequestHead, headers: &[HeaderSpan], path: &[u8
         document_root: "/srv/www",
         server_name: s.server_name,
         trusted_peer: s.trusted_peer,
+        // The default, or a header of a CDN's the app may read itself.
+        real_ip_header: if s.mounted {
+            b"cf-connecting-ip"
+        } else {
+            b"x-forwarded-for"
+        },
         // Both ways: a trusted proxy's host the exchange vouched for, or none.
         forwarded_host: (s.trusted_peer && buf.len() % 2 == 0).then_some(&b"public.example"[..]),
         allow_underscores: s.allow_underscores,
@@ -404,9 +410,13 @@ fn expected(
                     &b"x-forwarded-proto"[..],
                     b"x-forwarded-ssl",
                     b"x-forwarded-protocol",
+                    b"x-forwarded-scheme",
+                    b"x-scheme",
+                    b"front-end-https",
                     b"x-forwarded-port",
                     b"x-forwarded-prefix",
                     b"forwarded",
+                    env.real_ip_header,
                 ]
                 .iter()
                 .any(is));

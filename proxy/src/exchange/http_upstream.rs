@@ -211,6 +211,7 @@ pub(super) fn encode_head(
         https: client.is_tls(),
         client_cert: client.cert(config),
         trusted_peer: config.is_trusted(client.peer.ip()),
+        real_ip_header: config.real_ip_header.name().as_bytes(),
         forwarded_host: super::forwarded_host(client, target.route, worker),
         default_host,
         allow_underscores: config.allow_underscores_in_headers,

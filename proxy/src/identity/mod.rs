@@ -32,12 +32,16 @@ pub(crate) fn header_values<'b>(
 
 /// Claims about the client's URL beside X-Forwarded-Proto that apps and app servers
 /// believe from their trusted proxy (uWSGI's scheme from X-Forwarded-Ssl; Werkzeug's
-/// ProxyFix `x_port` and `x_prefix`; X-Forwarded-Protocol, which some frameworks read as
-/// the scheme; RFC 7239's Forwarded, whose `for`, `proto` and `host` say all of it at once):
-/// passed on, by either protocol, only from a proxy ringway trusts in turn.
-const URL_CLAIMS: [&[u8]; 5] = [
+/// ProxyFix `x_port` and `x_prefix`; X-Forwarded-Protocol, X-Forwarded-Scheme, X-Scheme
+/// and Front-End-Https, which frameworks and the old Flask `ReverseProxied` snippet read as
+/// the scheme; RFC 7239's Forwarded, whose `for`, `proto` and `host` say all of it at
+/// once): passed on, by either protocol, only from a proxy ringway trusts in turn.
+const URL_CLAIMS: [&[u8]; 8] = [
     b"x-forwarded-ssl",
     b"x-forwarded-protocol",
+    b"x-forwarded-scheme",
+    b"x-scheme",
+    b"front-end-https",
     b"x-forwarded-port",
     b"x-forwarded-prefix",
     b"forwarded",

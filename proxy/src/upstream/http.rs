@@ -49,6 +49,9 @@ pub(crate) struct HeadEnv<'a> {
     pub(crate) client_cert: ClientCert<'a>,
     /// The connection is from a trusted proxy: its scheme headers are believed.
     pub(crate) trusted_peer: bool,
+    /// The header a trusted proxy names the client in (`real_ip_header`, lower case): from
+    /// any other peer it is dropped, as X-Real-IP is.
+    pub(crate) real_ip_header: &'a [u8],
     /// The host a trusted proxy says the client asked for, when this server serves it
     /// (`exchange::forwarded_host`): X-Forwarded-Host, in place of the Host.
     pub(crate) forwarded_host: Option<&'a [u8]>,
@@ -179,7 +182,8 @@ pub(crate) fn encode_request_head(
         // Matched as the app would see the name (`X_Real_IP` too, where underscores pass).
         let ours = DROPPED.iter().any(|d| http::names_header(name, d));
         let upgrade = env.upgrade && name.eq_ignore_ascii_case(b"upgrade");
-        let unvouched = crate::identity::is_url_claim(name)
+        let unvouched = (crate::identity::is_url_claim(name)
+            || crate::http::names_header(name, env.real_ip_header))
             && !crate::identity::vouched(name, env.trusted_peer);
         let cert_claim =
             env.client_cert.drops_claims() && http::names_header_prefix(name, HEADER_PREFIX);

@@ -32,6 +32,7 @@
 //!     document_root: "/srv/www",
 //!     server_name: None,
 //!     trusted_peer: false,
+//!     real_ip_header: b"x-forwarded-for",
 //!     forwarded_host: None,
 //!     allow_underscores: false,
 //! };

@@ -62,6 +62,9 @@ pub struct RequestEnv<'a> {
     pub server_name: Option<&'a str>,
     /// The peer is a trusted proxy: keep its X-Forwarded-Proto / X-Forwarded-Ssl.
     pub trusted_peer: bool,
+    /// The header a trusted proxy names the client in (`real_ip_header`, lower case): from
+    /// any other peer it is dropped, as X-Real-IP is.
+    pub real_ip_header: &'a [u8],
     /// The host a trusted proxy says the client asked for, when this server serves it
     /// (`exchange::forwarded_host`): sent as HTTP_X_FORWARDED_HOST; a client's own
     /// X-Forwarded-Host never is.
@@ -350,7 +353,7 @@ fn forwarded(name: &[u8], env: &RequestEnv<'_>) -> bool {
     if env.client_cert.drops_claims() && crate::http::names_header_prefix(name, HEADER_PREFIX) {
         return false;
     }
-    if (is(b"x-forwarded-proto") || crate::identity::is_url_claim(name))
+    if (is(b"x-forwarded-proto") || crate::identity::is_url_claim(name) || is(env.real_ip_header))
         && !crate::identity::vouched(name, env.trusted_peer)
     {
         return false;

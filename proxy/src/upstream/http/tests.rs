@@ -8,6 +8,7 @@ fn env() -> HeadEnv<'static> {
         https: false,
         client_cert: ClientCert::NotAsked,
         trusted_peer: false,
+        real_ip_header: b"x-forwarded-for",
         forwarded_host: None,
         default_host: b"127.0.0.1:8080",
         allow_underscores: false,
@@ -227,6 +228,39 @@ fn forwarded_passes_only_from_a_trusted_proxy_and_underscore_claims_never() {
     assert!(head.contains("X-Forwarded-Port: 443\r\n"), "{head}");
     for spoofed in ["X_Forwarded_Ssl", "/evil"] {
         assert!(!head.contains(spoofed), "{spoofed} passed on:\n{head}");
+    }
+}
+
+/// Found by review: old proxy snippets' scheme headers and the configured
+/// `real_ip_header` passed from any client.
+#[test]
+fn other_scheme_claims_and_the_real_ip_header_pass_from_trusted_peers_only() {
+    let request = b"GET / HTTP/1.1\r\nHost: h\r\nX-Scheme: https\r\nFront-End-Https: on\r\n\
+                    X-Forwarded-Scheme: https\r\nCF-Connecting-IP: 6.6.6.6\r\n\r\n";
+    let behind_cloudflare = HeadEnv {
+        real_ip_header: b"cf-connecting-ip",
+        ..env()
+    };
+    let head = encode(request, &behind_cloudflare);
+    for spoofed in [
+        "X-Scheme",
+        "Front-End-Https",
+        "X-Forwarded-Scheme",
+        "6.6.6.6",
+    ] {
+        assert!(!head.contains(spoofed), "{spoofed} passed on:\n{head}");
+    }
+    let trusted = HeadEnv {
+        trusted_peer: true,
+        ..behind_cloudflare
+    };
+    let head = encode(request, &trusted);
+    for kept in [
+        "X-Scheme: https",
+        "Front-End-Https: on",
+        "CF-Connecting-IP: 6.6.6.6",
+    ] {
+        assert!(head.contains(kept), "{kept} left out:\n{head}");
     }
 }
 

@@ -56,6 +56,7 @@ fn env() -> RequestEnv<'static> {
         document_root: "/srv",
         server_name: None,
         trusted_peer: false,
+        real_ip_header: b"x-forwarded-for",
         forwarded_host: None,
         allow_underscores: false,
     }
@@ -300,6 +301,36 @@ X-Forwarded-Proto: https\r\n\r\n";
         .map(|(_, v)| v.as_str())
         .collect();
     assert_eq!(protos, ["https"]);
+}
+
+/// Found by review: the scheme headers of old proxy snippets (X-Scheme, Front-End-Https,
+/// X-Forwarded-Scheme) and the configured `real_ip_header` (an app behind Cloudflare may
+/// read CF-Connecting-IP itself) passed from any client.
+#[test]
+fn other_scheme_claims_and_the_real_ip_header_pass_from_trusted_peers_only() {
+    let buf = b"GET / HTTP/1.1\r\nHost: a\r\nX-Scheme: https\r\nFront-End-Https: on\r\n\
+X-Forwarded-Scheme: https\r\nCF-Connecting-IP: 6.6.6.6\r\n\r\n";
+    let behind_cloudflare = RequestEnv {
+        real_ip_header: b"cf-connecting-ip",
+        ..env()
+    };
+    let vars = vars_of(&encode(buf, &behind_cloudflare, None, 4096).unwrap());
+    assert_eq!(http_keys(&vars), ["HTTP_HOST"]);
+    let trusted = RequestEnv {
+        trusted_peer: true,
+        ..behind_cloudflare
+    };
+    let vars = vars_of(&encode(buf, &trusted, None, 4096).unwrap());
+    assert_eq!(
+        http_keys(&vars),
+        [
+            "HTTP_HOST",
+            "HTTP_X_SCHEME",
+            "HTTP_FRONT_END_HTTPS",
+            "HTTP_X_FORWARDED_SCHEME",
+            "HTTP_CF_CONNECTING_IP"
+        ]
+    );
 }
 
 /// Found by review: with underscores allowed, `X_Forwarded_Proto` became
