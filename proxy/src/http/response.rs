@@ -114,7 +114,8 @@ pub fn parse_response_within<const SLOTS: usize>(
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return Ok(Status::Partial),
         Err(httparse::Error::TooManyHeaders) => return Err(HttpError::TooManyHeaders),
-        Err(httparse::Error::HeaderValue) if has_control_bytes(buf) => {
+        // A reason phrase holding them fails as the status line.
+        Err(httparse::Error::HeaderValue | httparse::Error::Status) if has_control_bytes(buf) => {
             return parse_with_controls_in_values::<SLOTS>(buf, request_was_head, headers);
         }
         Err(_) => return Err(HttpError::BadSyntax),
@@ -213,9 +214,10 @@ fn has_control_bytes(buf: &[u8]) -> bool {
     buf.iter().copied().any(is_passed_control)
 }
 
-/// Parses a head whose header values hold control bytes: a copy with each replaced by a
-/// visible byte gives the spans, which are the same in `buf`, so the values go on as sent.
-/// A control byte anywhere else (a header name) stays an error.
+/// Parses a head whose header values or reason phrase hold control bytes: a copy with each
+/// replaced by a visible byte gives the spans, which are the same in `buf`, so the values go
+/// on as sent (the writer puts the standard phrase in place of such a reason), as nginx
+/// passes them. A control byte anywhere else (a header name) stays an error.
 fn parse_with_controls_in_values<const SLOTS: usize>(
     buf: &[u8],
     request_was_head: bool,
@@ -227,8 +229,10 @@ fn parse_with_controls_in_values<const SLOTS: usize>(
         .collect();
     let parsed = parse_response_within::<SLOTS>(&masked, request_was_head, headers)?;
     if let Status::Complete(head) = &parsed {
-        // Values come in buffer order: one walk over both.
-        let mut values = headers.iter().map(|h| h.value).peekable();
+        // Values come in buffer order, after the reason: one walk over both.
+        let mut values = std::iter::once(head.reason)
+            .chain(headers.iter().map(|h| h.value))
+            .peekable();
         let controls_outside_values = buf
             .get(..head.head_len)
             .unwrap_or_default()

@@ -481,7 +481,10 @@ fn peek_final_answer(fd: RawFd) -> Peeked {
 /// What follows the complete interim heads `bytes` starts with; `None` when an interim
 /// head is not complete yet (the empty rest: nothing after them).
 fn past_interim_heads(mut bytes: &[u8]) -> Option<&[u8]> {
-    while bytes.starts_with(b"HTTP/1.") && bytes.get(9) == Some(&b'1') {
+    // uWSGI answers an HTTP/2 request's SERVER_PROTOCOL, `HTTP/2.0`, in its status lines.
+    while (bytes.starts_with(b"HTTP/1.") || bytes.starts_with(b"HTTP/2.0"))
+        && bytes.get(9) == Some(&b'1')
+    {
         let end = bytes.windows(4).position(|w| w == b"\r\n\r\n")?;
         bytes = bytes.get(end + 4..).unwrap_or_default();
     }
@@ -505,5 +508,8 @@ mod interim_tests {
             Some(&b"HTTP/1.1 413 "[..])
         );
         assert_eq!(past_interim_heads(b"HT"), Some(&b"HT"[..]));
+        // uWSGI's answer to an HTTP/2 request names the request's protocol.
+        let to_h2 = b"HTTP/2.0 103 Early Hints\r\n\r\nHTTP/2.0 200 OK\r\n";
+        assert_eq!(past_interim_heads(to_h2), Some(&b"HTTP/2.0 200 OK\r\n"[..]));
     }
 }

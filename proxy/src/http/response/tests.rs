@@ -245,7 +245,7 @@ fn control_bytes_in_values_pass_as_nginx_passes_them() {
         &b"HTTP/1.1 200 OK\r\nX\x01Y: 1\r\n\r\n"[..],
         b"HTTP/1.1 200 OK\r\nContent-Length: 1\x01\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nX: a\x00b\r\n\r\n",
-        b"HTTP/1.1 200 O\x01K\r\nX: a\x01b\r\n\r\n",
+        b"HTTP/1.1 2\x010 OK\r\n\r\n",
     ] {
         assert!(
             parse(bad, false).is_err(),
@@ -253,6 +253,14 @@ fn control_bytes_in_values_pass_as_nginx_passes_them() {
             String::from_utf8_lossy(bad)
         );
     }
+    // In the reason phrase too (an app's user text there): the writer gives the client the
+    // standard phrase in its place.
+    let buf = b"HTTP/1.1 200 O\x01K\r\nX: a\x01b\r\nContent-Length: 0\r\n\r\n";
+    let Ok(Status::Complete(h)) = parse_response(buf, false, &mut headers) else {
+        panic!()
+    };
+    assert_eq!((h.status, h.reason.of(buf)), (200, &b"O\x01K"[..]));
+    assert_eq!(headers[0].value.of(buf), b"a\x01b");
     // A partial head with a control byte stays partial.
     assert_eq!(
         parse(b"HTTP/1.1 200 OK\r\nX: a\x01b\r\n", false),
