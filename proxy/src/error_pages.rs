@@ -12,11 +12,16 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
 
+use crate::buffer::Budget;
 use crate::small_file::read_small_file;
 use crate::static_files::content_type;
 
 /// The largest page: a page is copied into each answer that carries it.
 pub const MAX_PAGE: u64 = 1 << 20;
+
+/// A page's copy up to this size is part of an answer's share outside `max_buffer_memory`
+/// (its head and 64 KiB of body); a bigger one is charged to it ([`Carried`]).
+const UNCHARGED_PAGE: usize = 64 * 1024;
 
 /// The statuses a page may be given for: the errors ringway or an app may answer with.
 pub const STATUSES: std::ops::RangeInclusive<u16> = 400..=599;
@@ -37,6 +42,44 @@ impl Page {
     /// Its bytes.
     pub fn body(&self) -> &[u8] {
         &self.body
+    }
+}
+
+/// A page as one answer carries it. The answer holds a copy until it is written, which a
+/// client that reads nothing makes last `send_timeout`: a page over 64 KiB is charged to
+/// `max_buffer_memory` for that long, so that such clients cannot hold copies of it beyond
+/// the budget (found by review: 10,000 of them held 9 GB of a 900 KB page).
+pub(crate) struct Carried<'a> {
+    page: Arc<Page>,
+    budget: &'a Budget,
+    charged: usize,
+}
+
+impl<'a> Carried<'a> {
+    /// `page` for an answer (`head_only`: its head alone, nothing copied); `None` when it is
+    /// over 64 KiB and the budget has no room for it now.
+    pub(crate) fn take(page: Arc<Page>, budget: &'a Budget, head_only: bool) -> Option<Self> {
+        let size = if head_only { 0 } else { page.body.len() };
+        let charged = if size > UNCHARGED_PAGE { size } else { 0 };
+        // Made only once charged: its drop gives the charge back.
+        (charged == 0 || budget.try_reserve(charged)).then(|| Carried {
+            page,
+            budget,
+            charged,
+        })
+    }
+
+    /// The page.
+    pub(crate) fn page(&self) -> &Page {
+        &self.page
+    }
+}
+
+impl Drop for Carried<'_> {
+    fn drop(&mut self) {
+        if self.charged > 0 {
+            self.budget.release(self.charged);
+        }
     }
 }
 
@@ -154,6 +197,31 @@ fn read_page(file: &Path) -> Result<Page, String> {
 #[allow(clippy::unwrap_used)] // tests may unwrap
 mod tests {
     use super::*;
+
+    fn page_of(size: usize) -> Arc<Page> {
+        Arc::new(Page {
+            content_type: "text/html".into(),
+            body: vec![b'x'; size].into(),
+        })
+    }
+
+    #[test]
+    fn a_big_page_is_carried_only_while_the_budget_has_room() {
+        let budget = Budget::new(300 * 1024);
+        let big = page_of(100 * 1024);
+        let held: Vec<Carried<'_>> = (0..3)
+            .map(|_| Carried::take(Arc::clone(&big), &budget, false).unwrap())
+            .collect();
+        assert_eq!(budget.used(), 300 * 1024);
+        assert!(Carried::take(Arc::clone(&big), &budget, false).is_none());
+        // A HEAD answer copies nothing; a small page is within the answer's own share.
+        assert!(Carried::take(Arc::clone(&big), &budget, true).is_some());
+        assert!(Carried::take(page_of(UNCHARGED_PAGE), &budget, false).is_some());
+        drop(held);
+        assert_eq!(budget.used(), 0, "given back once the answers are written");
+        let again = Carried::take(big, &budget, false).unwrap();
+        assert_eq!(again.page().body().len(), 100 * 1024);
+    }
 
     #[test]
     fn pages_are_read_typed_and_reloaded_or_kept() {

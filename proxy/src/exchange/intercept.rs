@@ -1,6 +1,8 @@
 //! An app's error answer replaced by the operator's page (a route's `intercept_errors`,
-//! nginx's `uwsgi_intercept_errors on` with `error_page`): the app's status and headers go
-//! out, minus those describing its body, followed by the page instead of that body.
+//! nginx's `uwsgi_intercept_errors on` with `error_page`): the app's status goes out with
+//! the page, and of its headers only a 401's `WWW-Authenticate`, as from nginx. The rest
+//! were the app's error answer's: its cookies, caching and content security policy would
+//! otherwise apply to the operator's page (found by review).
 //!
 //! The upstream connection is closed without reading the rest of the app's body: uWSGI has
 //! usually written it all already, and if not its next write fails at once, so the Python
@@ -34,7 +36,7 @@ pub(super) async fn respond(
         .response_headers
         .iter()
         .copied()
-        .filter(|h| !describes_body(h.name.of(buf)))
+        .filter(|h| goes_with_the_page(head.status, h.name.of(buf)))
         .collect();
     // The page's type, and the route's headers marked `always` (an error answer gets no
     // other).
@@ -81,24 +83,10 @@ pub(super) async fn respond(
     Ok(Outcome::new(head.status, next))
 }
 
-/// Whether an app's header describes the body the page replaces (its type, length,
-/// encoding, range, validators), so it must not go out with the page. Others (Set-Cookie,
-/// Retry-After, WWW-Authenticate, Content-Security-Policy, ...) stay.
-fn describes_body(name: &[u8]) -> bool {
-    const ABOUT_THE_BODY: [&[u8]; 11] = [
-        b"content-type",
-        b"content-length",
-        b"content-encoding",
-        b"content-range",
-        b"content-language",
-        b"content-location",
-        b"content-disposition",
-        b"content-md5",
-        b"etag",
-        b"last-modified",
-        b"accept-ranges",
-    ];
-    ABOUT_THE_BODY.iter().any(|n| name.eq_ignore_ascii_case(n))
+/// Whether an app's header goes out with the page in place of its answer: only a 401's
+/// challenge (nginx's `ngx_http_upstream_intercept_errors` copies nothing else).
+fn goes_with_the_page(status: u16, name: &[u8]) -> bool {
+    status == 401 && name.eq_ignore_ascii_case(b"www-authenticate")
 }
 
 #[cfg(test)]
@@ -106,29 +94,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn headers_about_the_apps_body_are_dropped() {
+    fn only_a_401_s_challenge_goes_with_the_page() {
+        assert!(goes_with_the_page(401, b"WWW-Authenticate"));
+        assert!(goes_with_the_page(401, b"www-authenticate"));
+        assert!(!goes_with_the_page(403, b"WWW-Authenticate"));
         for name in [
             "Content-Type",
-            "content-length",
-            "Content-Encoding",
-            "Content-Range",
-            "Content-Language",
-            "Content-Disposition",
-            "ETag",
-            "Last-Modified",
-            "Accept-Ranges",
-        ] {
-            assert!(describes_body(name.as_bytes()), "{name}");
-        }
-        for name in [
+            "Content-Length",
             "Set-Cookie",
-            "Retry-After",
-            "WWW-Authenticate",
             "Cache-Control",
-            "X-Request-ID",
             "Content-Security-Policy",
+            "Retry-After",
+            "Location",
         ] {
-            assert!(!describes_body(name.as_bytes()), "{name}");
+            assert!(!goes_with_the_page(500, name.as_bytes()), "{name}");
+            assert!(!goes_with_the_page(401, name.as_bytes()), "{name}");
         }
     }
 }

@@ -33,6 +33,7 @@ use crate::auth_basic::Denied;
 use crate::buffer::{Body, Buf};
 use crate::client::{Client, Next, Own};
 use crate::config::SetValues;
+use crate::error_pages::Carried;
 use crate::fail::{Allowed, Fail};
 use crate::gzip::GzipRatio;
 use crate::http::{BodyFraming, HeaderSpan, Method, RequestHead};
@@ -987,15 +988,19 @@ pub(crate) async fn answer(
         )
         .collect();
     let limit = scope.send_timeout;
-    // The operator's page for this status, if any (`error_pages`).
-    let page = worker.config.error_pages.get(status);
+    // The operator's page for this status, if any (`error_pages`); ringway's short text
+    // while the memory budget has no room for a big page's copy.
+    let page = (worker.config.error_pages.get(status))
+        .and_then(|page| Carried::take(page, &worker.budget, head_only));
     let own = Own {
         status,
         keep_alive,
         head_only,
         headers: &headers,
         id,
-        page: page.as_deref().map(|p| (p.content_type(), p.body())),
+        page: page
+            .as_ref()
+            .map(|p| (p.page().content_type(), p.page().body())),
         hsts: client.hsts(worker),
     };
     let sent = client.answer(own, limit).await;

@@ -3,6 +3,7 @@
 
 use super::{Outcome, Request};
 use crate::client::{Client, Next, Own};
+use crate::error_pages::Carried;
 use crate::http::Method;
 use crate::routes::{FixedAnswer, Route};
 use crate::worker::Worker;
@@ -23,12 +24,14 @@ pub(super) async fn answer(
     if status == CLOSE_SILENTLY {
         return Outcome::new(status, Next::Abort);
     }
+    let head_only = req.head.method == Method::Head;
     let error_page = (status >= 400 && fixed.body.is_none())
         .then(|| worker.config.error_pages.get(status))
-        .flatten();
+        .flatten()
+        .and_then(|page| Carried::take(page, &worker.budget, head_only));
     let page = match (&fixed.body, &error_page) {
         (Some((content_type, body)), _) => Some((&**content_type, &**body)),
-        (None, Some(page)) => Some((page.content_type(), page.body())),
+        (None, Some(page)) => Some((page.page().content_type(), page.page().body())),
         (None, None) if status >= 400 => None,
         (None, None) => Some(("text/plain", &[][..])),
     };

@@ -11,6 +11,7 @@ use super::{http_upstream, upgrade};
 use crate::buffer::{Body, Buf};
 use crate::client::Client;
 use crate::config::{Protocol, SetValues};
+use crate::error_pages::Carried;
 use crate::fail::Fail;
 use crate::http::{BodyFraming, Method, ResponseHead};
 use crate::routes::Route;
@@ -336,16 +337,20 @@ async fn respond(
         return Ok(outcome);
     }
 
-    // The route shows the operator's page in place of the app's error body.
+    // The route shows the operator's page in place of the app's error body (the app's
+    // answer goes as it is while the memory budget has no room for a big page's copy).
+    let head_only = req.head.method == Method::Head;
     if target.route.intercept_errors
-        && let Some(page) = worker.config.error_pages.get(head.status)
+        && let Some(page) = (worker.config.error_pages.get(head.status))
+            .and_then(|page| Carried::take(page, &worker.budget, head_only))
     {
         // The app's body is not read: uWSGI has usually written it all already, and if not,
         // its next write fails at once instead of waiting on ringway.
         req.upstream_done(&upstream);
         upstream.close();
         // Boxed: a rare answer's state must not grow every request's future.
-        let answer = intercept::respond(client, req, &head, &buf, &page, target.route, worker);
+        let answer =
+            intercept::respond(client, req, &head, &buf, page.page(), target.route, worker);
         let mut outcome = Box::pin(answer).await?;
         outcome.upstream = Some(upstream_time);
         return Ok(outcome);
