@@ -439,7 +439,12 @@ fn expected(
                 .filter(|o| same(o))
                 .map(|o| o.value.of(buf))
                 .collect();
-            values.join(separator)
+            // uWSGI reads HTTPS from this one by prefix: the trusted proxy's own, last.
+            if name.eq_ignore_ascii_case(b"x-forwarded-ssl") {
+                values.last().map(|v| v.to_vec()).unwrap_or_default()
+            } else {
+                values.join(separator)
+            }
         };
         vars.push((key, value));
     }

@@ -182,6 +182,10 @@ pub fn encode_request(
             continue;
         }
         let is_host = name.eq_ignore_ascii_case(b"host");
+        // uWSGI reads HTTPS from it with a prefix compare: joined, a client's `on` that a
+        // trusted proxy appended its own to would come first. The proxy's, last, alone (as
+        // X-Forwarded-Proto's).
+        let last_only = name.eq_ignore_ascii_case(b"x-forwarded-ssl");
         let separator: &[u8] = if name.eq_ignore_ascii_case(b"cookie") {
             b"; "
         } else {
@@ -205,12 +209,17 @@ pub fn encode_request(
                     return Ok(());
                 }
                 let mut first = true;
-                for other in headers
+                let all = headers
                     .get(i..)
                     .unwrap_or_default()
                     .iter()
-                    .filter(|o| same(o))
-                {
+                    .filter(|o| same(o));
+                let last = all.clone().next_back().map(|h| h.value.of(buf));
+                if let (true, Some(value)) = (last_only, last) {
+                    o.extend_from_slice(value);
+                    return Ok(());
+                }
+                for other in all {
                     if !first {
                         o.extend_from_slice(separator);
                     }

@@ -301,6 +301,13 @@ X-Forwarded-Proto: https\r\n\r\n";
         .map(|(_, v)| v.as_str())
         .collect();
     assert_eq!(protos, ["https"]);
+
+    // The same for X-Forwarded-Ssl (found by review): uWSGI's HTTPS is a prefix compare
+    // with `on`, and a client's line first would win it.
+    let appended = b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-Ssl: on\r\n\
+X-Forwarded-Ssl: off\r\n\r\n";
+    let vars = vars_of(&encode(appended, &trusted, None, 4096).unwrap());
+    assert_eq!(get(&vars, "HTTP_X_FORWARDED_SSL"), Some("off"));
 }
 
 /// Found by review: the scheme headers of old proxy snippets (X-Scheme, Front-End-Https,
