@@ -145,6 +145,19 @@ impl ErrorPages {
         self.entries.iter().map(|e| e.status)
     }
 
+    /// Each status and the size of its page now.
+    pub fn sizes(&self) -> impl Iterator<Item = (u16, usize)> + '_ {
+        self.entries
+            .iter()
+            .filter_map(|entry| Some((entry.status, self.get(entry.status)?.body.len())))
+    }
+
+    /// Whether an answer can carry a page of `size` bytes while `max_buffer_memory` is
+    /// `budget`: one over 64 KiB is charged to it ([`Carried`]).
+    pub fn fits(size: usize, budget: usize) -> bool {
+        size <= UNCHARGED_PAGE || size <= budget
+    }
+
     /// The page for `status`, if one is configured.
     pub fn get(&self, status: u16) -> Option<Arc<Page>> {
         let entry = self.entries.iter().find(|e| e.status == status)?;

@@ -22,7 +22,9 @@ pub use crate::routes::Found;
 use crate::routes::{Action, PathRegex, Route, RouteTable};
 /// A static file request's conditional and range header values, and the answer they get.
 pub use crate::static_files::{Conditions as FileConditions, Decision as FileAnswer};
-use crate::static_files::{FileMeta, Opened, Root, StaticRoute, Validators, has_dot_segment};
+use crate::static_files::{
+    FileMeta, Opened, Root, StaticRoute, Validators, has_dot_segment, index_rel,
+};
 use crate::uwsgi::normalize_path;
 
 /// Reads a config file's text as `ringway --config FILE` would, with no other flag.
@@ -262,7 +264,27 @@ impl Routes {
                 (Some(name), true) => {
                     let mut index_path = path.to_vec();
                     index_path.extend_from_slice(name.as_bytes());
-                    self.lookup_normalised(&index_path, redirects + 1)
+                    let static_route = match self.table.find(None, &index_path) {
+                        Found::Route(i) => self
+                            .table
+                            .get(i)
+                            .is_some_and(|r| matches!(r.action, Action::Static(_))),
+                        _ => false,
+                    };
+                    if static_route {
+                        return self.lookup_normalised(&index_path, redirects + 1);
+                    }
+                    // Another kind of route's path: the index is this route's.
+                    let rel = index_rel(rel, name);
+                    match open(files, &rel) {
+                        Ok(Opened::File(file, _)) => FileLookup::File {
+                            route: index,
+                            rel,
+                            file,
+                        },
+                        Ok(_) => FileLookup::NotFound,
+                        Err(lookup) => lookup,
+                    }
                 }
                 (Some(_), false) => FileLookup::AddSlash,
                 (None, _) => FileLookup::NotFound,

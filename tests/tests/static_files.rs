@@ -692,8 +692,9 @@ fn x_accel_redirect_obeys_the_allow_list_of_the_route_it_lands_on() {
 #[test]
 fn a_directory_s_index_is_routed_again_and_checked_by_its_own_route() {
     // nginx's index is an internal redirect: `/site/docs/` becomes `/site/docs/index.html`,
-    // which an exact route of its own (here an allow list the test's client is not in)
-    // takes over.
+    // which an exact static route of its own (here an allow list the test's client is not
+    // in) takes over. An index path that only an app's route takes is served by the
+    // directory's route, as before (nginx would pass it to the app).
     let tree = StaticTree::build();
     let uwsgi = Uwsgi::start_with(UwsgiOptions::named(App::Raw, "app"));
     let routes = [
@@ -701,16 +702,27 @@ fn a_directory_s_index_is_routed_again_and_checked_by_its_own_route() {
         StaticRoute::new(&format!("/site/{}", tree::INDEX), &tree.root())
             .set("exact", "true")
             .set("allow", "[\"10.0.0.0/8\"]"),
+        StaticRoute::new("/other/", &tree.root()).index("index.html"),
     ];
-    let ringway = Ringway::with_config(config_with(&uwsgi, &routes)).start();
+    let app_route = format!(
+        "[[routes]]\npath = \"/other/{}\"\nexact = true\nupstream = \"app\"\n",
+        tree::INDEX
+    );
+    let config = config_with(&uwsgi, &routes) + &app_route;
+    let ringway = Ringway::with_config(config).start();
     let index = format!("/site/{}/", tree::INDEXED_DIR);
     let r = roundtrip(ringway.addr(), &Req::get(&index));
     assert_eq!(r.status, 403, "{r:?}");
     let direct = format!("/site/{}", tree::INDEX);
     assert_eq!(roundtrip(ringway.addr(), &Req::get(&direct)).status, 403);
-    // Another directory's index is the directory's route's, as before.
-    let r = roundtrip(ringway.addr(), &Req::get("/site/"));
-    assert_ne!(r.status, 403, "{r:?}");
+    let other = format!("/other/{}/", tree::INDEXED_DIR);
+    let r = roundtrip(ringway.addr(), &Req::get(&other));
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(
+        r.body,
+        tree.bytes(tree::INDEX),
+        "the file, not the app: {r:?}"
+    );
 }
 
 #[test]

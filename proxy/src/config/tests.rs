@@ -1054,6 +1054,26 @@ fn error_pages_are_read_at_start() {
 }
 
 #[test]
+fn a_page_the_memory_budget_could_never_carry_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("503.html");
+    std::fs::write(&page, vec![b'x'; 100 * 1024]).unwrap();
+    let text = |budget: &str| {
+        format!(
+            "upstream = [\"unix:/a\"]\nmax_buffer_memory = \"{budget}\"\n\
+             error_pages = {{ 503 = \"{}\" }}\n",
+            page.display()
+        )
+    };
+    assert_refused(
+        &text("80k"),
+        "error_pages.503",
+        "larger than max_buffer_memory",
+    );
+    assert!(load(&text("1m"), &[]).is_ok());
+}
+
+#[test]
 fn each_error_page_mistake_is_refused_with_its_key() {
     let dir = tempfile::tempdir().unwrap();
     let page = dir.path().join("page.html");

@@ -12,14 +12,13 @@ use super::{Outcome, OwnAnswers, Request};
 use crate::buffer::Buf;
 use crate::client::{Client, Next};
 use crate::clock::http_date_now;
-use crate::error_pages::Page;
 use crate::fail::Fail;
 use crate::http::{ClientFraming, HeaderSpan, Method, ResponseHead, ResponseMeta};
 use crate::io::{IoError, write_all};
 use crate::routes::Route;
 use crate::worker::Worker;
 
-/// Sends `page` in place of the body of the app's answer whose head is at the start of
+/// Sends `page` (of `content_type`) in place of the body of the app's answer whose head is at the start of
 /// `buf` (its header spans in `client.response_headers`); the caller has closed the
 /// upstream connection.
 pub(super) async fn respond(
@@ -27,7 +26,7 @@ pub(super) async fn respond(
     req: &Request,
     head: &ResponseHead,
     buf: &[u8],
-    page: &Page,
+    (content_type, page): (&str, &[u8]),
     route: &Route,
     worker: &Worker,
 ) -> Result<Outcome, Fail> {
@@ -40,7 +39,7 @@ pub(super) async fn respond(
         .collect();
     // The page's type, and the route's headers marked `always` (an error answer gets no
     // other).
-    let content_type = ("Content-Type".to_owned(), page.content_type().to_owned());
+    let content_type = ("Content-Type".to_owned(), content_type.to_owned());
     let extra: Vec<(String, String)> = std::iter::once(content_type)
         .chain(scope.added.iter().cloned())
         .collect();
@@ -49,7 +48,7 @@ pub(super) async fn respond(
         client_version: req.head.version,
         status: head.status,
         reason: head.reason.of(buf),
-        framing: ClientFraming::Length(page.body().len() as u64),
+        framing: ClientFraming::Length(page.len() as u64),
         keep_alive,
         date: &http_date_now(),
         extra: &extra,
@@ -62,7 +61,7 @@ pub(super) async fn respond(
         charset: None,
     };
     let head_only = req.head.method == Method::Head;
-    let body = if head_only { &[][..] } else { page.body() };
+    let body = if head_only { &[][..] } else { page };
     let mut out = Buf::with_capacity(buf.len() + 128 + body.len());
     crate::http::write_response_head(&mut out, &meta, buf, &kept);
     // The page is the body the client gets (and the access log counts).

@@ -23,7 +23,8 @@ use crate::io::{IoError, Stream};
 use crate::routes::{Action, Found, Route};
 use crate::static_files::{
     CachedFile, Conditions, Decision, Encoding, Extra, Fallback, FileHead, FileMeta, Gzipped, Kept,
-    Lookup, StaticRoute, accepts, decide, has_dot_segment, push_cache_control, write_file_head,
+    Lookup, StaticRoute, accepts, decide, has_dot_segment, index_rel, push_cache_control,
+    write_file_head,
 };
 use crate::worker::Worker;
 
@@ -114,12 +115,19 @@ pub(super) async fn serve(
         match cache.open(f.route_index, &files.root, f.rel).await {
             Lookup::Directory => match (&files.index, f.path.ends_with(b"/")) {
                 // nginx's index is an internal redirect: the index's path is routed
-                // again, so a route of its own (an exact one, a regex) and that route's
-                // access checks apply to it (found by review: they were skipped).
+                // again, so a static route of its own (an exact one, a regex) and that
+                // route's access checks apply to it (found by review: they were skipped).
+                // A path another kind of route takes (an app's `/`) is served here as
+                // before: nginx would hand it to that route, ringway never did.
                 (Some(index), true) => {
                     let mut path = f.path.to_vec();
                     path.extend_from_slice(index.as_bytes());
-                    return Box::pin(fallback_path(client, req, f, &path, rest, worker)).await;
+                    if routes_to_static(client, req, &path, worker) {
+                        return Box::pin(fallback_path(client, req, f, &path, rest, worker)).await;
+                    }
+                    let rel = index_rel(f.rel, index);
+                    let here = FileRequest { rel: &rel, ..*f };
+                    return Box::pin(serve(client, req, &here, rest, worker)).await;
                 }
                 // The client asked for the directory without its slash: send it there
                 // (nginx does), unless the path came from an app (X-Accel-Redirect).
@@ -191,15 +199,13 @@ async fn fallback_path(
         return Err(Fail::NoFile);
     };
     if index != f.route_index {
-        super::redirected_to(
-            client,
-            req,
-            route,
-            index,
-            worker,
-            super::MethodJudged::AsSent,
-        )
-        .await?;
+        // A path the app named is judged as nginx's GET still.
+        let method = if f.from_app {
+            super::MethodJudged::AsGet
+        } else {
+            super::MethodJudged::AsSent
+        };
+        super::redirected_to(client, req, route, index, worker, method).await?;
     }
     let file = FileRequest {
         files,
@@ -210,6 +216,18 @@ async fn fallback_path(
         ..*f
     };
     serve(client, req, &file, rest, worker).await
+}
+
+/// Whether `path` is a static route's, among the routes of the request's Host.
+fn routes_to_static(client: &Client, req: &Request, path: &[u8], worker: &Worker) -> bool {
+    let routes = &worker.config.routes;
+    let host = req.head.host.map(|h| h.of(&client.input));
+    match routes.find(host, path) {
+        Found::Route(index) => routes
+            .get(index)
+            .is_some_and(|route| matches!(route.action, Action::Static(_))),
+        _ => false,
+    }
 }
 
 /// The best precompressed sibling the client accepts, or the file itself. A `.gz` sibling

@@ -337,20 +337,28 @@ async fn respond(
         return Ok(outcome);
     }
 
-    // The route shows the operator's page in place of the app's error body (the app's
-    // answer goes as it is while the memory budget has no room for a big page's copy).
-    let head_only = req.head.method == Method::Head;
+    // The route shows the operator's page in place of the app's error body.
     if target.route.intercept_errors
-        && let Some(page) = (worker.config.error_pages.get(head.status))
-            .and_then(|page| Carried::take(page, &worker.budget, head_only))
+        && let Some(page) = worker.config.error_pages.get(head.status)
     {
         // The app's body is not read: uWSGI has usually written it all already, and if not,
         // its next write fails at once instead of waiting on ringway.
         req.upstream_done(&upstream);
         upstream.close();
+        // While the memory budget has no room for a big page's copy, ringway's short text
+        // takes its place: never the app's own error body, which the operator hides.
+        let head_only = req.head.method == Method::Head;
+        let carried = Carried::take(page, &worker.budget, head_only);
+        let short_text;
+        let body = match &carried {
+            Some(carried) => (carried.page().content_type(), carried.page().body()),
+            None => {
+                short_text = crate::http::short_text(head.status);
+                ("text/plain", short_text.as_bytes())
+            }
+        };
         // Boxed: a rare answer's state must not grow every request's future.
-        let answer =
-            intercept::respond(client, req, &head, &buf, page.page(), target.route, worker);
+        let answer = intercept::respond(client, req, &head, &buf, body, target.route, worker);
         let mut outcome = Box::pin(answer).await?;
         outcome.upstream = Some(upstream_time);
         return Ok(outcome);

@@ -59,8 +59,8 @@ pub(crate) use validate::{
 };
 pub(crate) use writer::write_header;
 pub use writer::{
-    ClientFraming, LAST_CHUNK, OwnResponse, ResponseMeta, reason_phrase, write_own_response,
-    write_own_response_with_body, write_response_head,
+    ClientFraming, LAST_CHUNK, OwnResponse, ResponseMeta, reason_phrase, short_text,
+    write_own_response, write_own_response_with_body, write_response_head,
 };
 
 /// Appends `path` percent-encoded where a URL path needs it (RFC 3986 pchar and `/` pass

@@ -267,15 +267,19 @@ pub struct OwnResponse<'a> {
 /// harmless for 1.1 ones (nginx does the same). Returns the length of the head (what was
 /// appended before the body).
 pub fn write_own_response(out: &mut Vec<u8>, r: &OwnResponse<'_>) -> usize {
-    let reason = reason_phrase(r.status).unwrap_or("Error");
-    // "NNN " + reason + "\n": status codes are three digits once clamped.
-    let status = r.status.clamp(100, 999);
-    let body_len = 4 + reason.len() + 1;
-    let head_len = write_own_head(out, r, "text/plain", body_len);
+    let text = short_text(r.status);
+    let head_len = write_own_head(out, r, "text/plain", text.len());
     if !r.head_only && !is_bodiless(r.status) {
-        let _ = writeln!(out, "{status} {reason}");
+        out.extend_from_slice(text.as_bytes());
     }
     head_len
+}
+
+/// The body of ringway's own answer with `status` when no page replaces it: `NNN Reason`
+/// and a newline.
+pub fn short_text(status: u16) -> String {
+    let reason = reason_phrase(status).unwrap_or("Error");
+    format!("{} {reason}\n", status.clamp(100, 999))
 }
 
 /// 204 and 304 answers have no body, and so no Content-Type or Content-Length (RFC 9110

@@ -21,7 +21,7 @@ pub(crate) use decision::{FileMeta, Validators, decide};
 pub(crate) use head::{
     Extra, FileHead, Gzipped, accepts, content_type, push_cache_control, write_file_head,
 };
-pub(crate) use open::{Opened, Root, has_dot_segment};
+pub(crate) use open::{Opened, Root, has_dot_segment, index_rel};
 
 /// A precompressed sibling a route may serve (nginx's `gzip_static`, and brotli).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

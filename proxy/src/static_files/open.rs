@@ -239,6 +239,17 @@ fn report_unopened_root(root: &Path, err: &io::Error) {
     }
 }
 
+/// The index file of the directory `rel` (relative to the root, empty for the root itself).
+pub(crate) fn index_rel(rel: &[u8], index: &str) -> Vec<u8> {
+    let mut path = Vec::with_capacity(rel.len() + 1 + index.len());
+    path.extend_from_slice(rel);
+    if !path.is_empty() && !path.ends_with(b"/") {
+        path.push(b'/');
+    }
+    path.extend_from_slice(index.as_bytes());
+    path
+}
+
 /// Whether `rel` has a segment starting with `.` (a dotfile or dot-directory: `.env`,
 /// `.git/config`), which is not served unless the route allows it.
 pub(crate) fn has_dot_segment(rel: &[u8]) -> bool {
@@ -337,6 +348,13 @@ mod tests {
         std::fs::write(&current, b"a file").unwrap();
         std::thread::sleep(LOOK_EVERY + Duration::from_millis(50));
         assert_eq!(size(&root), Some(11));
+    }
+
+    #[test]
+    fn index_of_a_directory() {
+        assert_eq!(index_rel(b"", "index.html"), b"index.html");
+        assert_eq!(index_rel(b"docs", "index.html"), b"docs/index.html");
+        assert_eq!(index_rel(b"docs/", "index.html"), b"docs/index.html");
     }
 
     #[test]
