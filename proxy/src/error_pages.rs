@@ -147,9 +147,10 @@ impl ErrorPages {
 
     /// Each status and the size of its page now.
     pub fn sizes(&self) -> impl Iterator<Item = (u16, usize)> + '_ {
-        self.entries
-            .iter()
-            .filter_map(|entry| Some((entry.status, self.get(entry.status)?.body.len())))
+        self.entries.iter().map(|entry| {
+            let page = entry.page.read().unwrap_or_else(PoisonError::into_inner);
+            (entry.status, page.body.len())
+        })
     }
 
     /// Whether an answer can carry a page of `size` bytes while `max_buffer_memory` is

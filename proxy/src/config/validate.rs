@@ -1911,19 +1911,14 @@ fn unchecked_auth(route: &RouteSettings, action: &Action) -> Option<&'static str
     if !matches!(action, Action::Respond(_) | Action::Redirect { .. }) {
         return None;
     }
-    let on = |word: Option<&str>| word != Some("off");
-    let basic = route.auth_basic.as_ref().is_some_and(|a| {
-        on(match a {
-            AuthBasicSetting::Word(word) => Some(word),
-            AuthBasicSetting::Table(_) => None,
-        })
-    });
-    let request = route.auth_request.as_ref().is_some_and(|a| {
-        on(match a {
-            AuthRequestSetting::Word(word) => Some(word),
-            AuthRequestSetting::Table(_) => None,
-        })
-    });
+    let basic = route
+        .auth_basic
+        .as_ref()
+        .is_some_and(|a| !matches!(a, AuthBasicSetting::Word(word) if word == "off"));
+    let request = route
+        .auth_request
+        .as_ref()
+        .is_some_and(|a| !matches!(a, AuthRequestSetting::Word(word) if word == "off"));
     [("auth_basic", basic), ("auth_request", request)]
         .into_iter()
         .find(|(_, set)| *set)

@@ -122,8 +122,9 @@ pub(super) async fn serve(
                 (Some(index), true) => {
                     let mut path = f.path.to_vec();
                     path.extend_from_slice(index.as_bytes());
-                    if routes_to_static(client, req, &path, worker) {
-                        return Box::pin(fallback_path(client, req, f, &path, rest, worker)).await;
+                    if let found @ Some(_) = static_route_of(client, req, &path, worker) {
+                        let rerouted = fallback_path(client, req, f, &path, found, rest, worker);
+                        return Box::pin(rerouted).await;
                     }
                     let rel = index_rel(f.rel, index);
                     let here = FileRequest { rel: &rel, ..*f };
@@ -157,7 +158,9 @@ pub(super) async fn serve(
             }
             // Boxed: routed again, the path may come back here.
             Some(Fallback::Path(path)) => {
-                Box::pin(fallback_path(client, req, f, path.as_bytes(), rest, worker)).await
+                let path = path.as_bytes();
+                let found = static_route_of(client, req, path, worker);
+                Box::pin(fallback_path(client, req, f, path, found, rest, worker)).await
             }
             _ => match found {
                 Lookup::Failed(kind) => Err(Fail::FileRead(kind)),
@@ -177,25 +180,19 @@ pub(super) async fn serve(
 /// The path a static route falls back to (`try_files $uri $uri/ /index.html`), routed again
 /// as nginx routes an internal redirect: counted against the request's redirects (a path
 /// that falls back to itself ends in a 500, as in nginx), and under its own route's access
-/// rules when that is another route. A path that reaches no static route is 404.
+/// rules when that is another route. `found` is the static route the path has
+/// ([`static_route_of`]); none is 404.
 async fn fallback_path(
     client: &mut Client,
     req: &Request,
     f: &FileRequest<'_>,
     path: &[u8],
+    found: Option<(usize, &Route, &StaticRoute)>,
     rest: &mut Buf,
     worker: &Worker,
 ) -> Result<Outcome, Fail> {
     req.redirect()?;
-    let routes = &worker.config.routes;
-    let host = req.head.host.map(|h| h.of(&client.input));
-    let Found::Route(index) = routes.find(host, path) else {
-        return Err(Fail::NoFile);
-    };
-    let Some(route) = routes.get(index) else {
-        return Err(Fail::NoFile);
-    };
-    let Action::Static(files) = &route.action else {
+    let Some((index, route, files)) = found else {
         return Err(Fail::NoFile);
     };
     if index != f.route_index {
@@ -218,15 +215,23 @@ async fn fallback_path(
     serve(client, req, &file, rest, worker).await
 }
 
-/// Whether `path` is a static route's, among the routes of the request's Host.
-fn routes_to_static(client: &Client, req: &Request, path: &[u8], worker: &Worker) -> bool {
+/// The static route `path` has among the routes of the request's Host: its index, the
+/// route and its files.
+fn static_route_of<'w>(
+    client: &Client,
+    req: &Request,
+    path: &[u8],
+    worker: &'w Worker,
+) -> Option<(usize, &'w Route, &'w StaticRoute)> {
     let routes = &worker.config.routes;
     let host = req.head.host.map(|h| h.of(&client.input));
-    match routes.find(host, path) {
-        Found::Route(index) => routes
-            .get(index)
-            .is_some_and(|route| matches!(route.action, Action::Static(_))),
-        _ => false,
+    let Found::Route(index) = routes.find(host, path) else {
+        return None;
+    };
+    let route = routes.get(index)?;
+    match &route.action {
+        Action::Static(files) => Some((index, route, files)),
+        _ => None,
     }
 }
 

@@ -349,12 +349,12 @@ async fn respond(
         // takes its place: never the app's own error body, which the operator hides.
         let head_only = req.head.method == Method::Head;
         let carried = Carried::take(page, &worker.budget, head_only);
-        let short_text;
+        let mut short_text = Vec::new();
         let body = match &carried {
             Some(carried) => (carried.page().content_type(), carried.page().body()),
             None => {
-                short_text = crate::http::short_text(head.status);
-                ("text/plain", short_text.as_bytes())
+                crate::http::push_short_text(&mut short_text, head.status);
+                ("text/plain", &short_text[..])
             }
         };
         // Boxed: a rare answer's state must not grow every request's future.

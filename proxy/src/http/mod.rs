@@ -59,7 +59,7 @@ pub(crate) use validate::{
 };
 pub(crate) use writer::write_header;
 pub use writer::{
-    ClientFraming, LAST_CHUNK, OwnResponse, ResponseMeta, reason_phrase, short_text,
+    ClientFraming, LAST_CHUNK, OwnResponse, ResponseMeta, push_short_text, reason_phrase,
     write_own_response, write_own_response_with_body, write_response_head,
 };
 

@@ -267,19 +267,20 @@ pub struct OwnResponse<'a> {
 /// harmless for 1.1 ones (nginx does the same). Returns the length of the head (what was
 /// appended before the body).
 pub fn write_own_response(out: &mut Vec<u8>, r: &OwnResponse<'_>) -> usize {
-    let text = short_text(r.status);
-    let head_len = write_own_head(out, r, "text/plain", text.len());
+    let reason = reason_phrase(r.status).unwrap_or("Error");
+    // "NNN " + reason + "\n": status codes are three digits once clamped.
+    let head_len = write_own_head(out, r, "text/plain", 4 + reason.len() + 1);
     if !r.head_only && !is_bodiless(r.status) {
-        out.extend_from_slice(text.as_bytes());
+        push_short_text(out, r.status);
     }
     head_len
 }
 
-/// The body of ringway's own answer with `status` when no page replaces it: `NNN Reason`
-/// and a newline.
-pub fn short_text(status: u16) -> String {
+/// Appends the body of ringway's own answer with `status` when no page replaces it:
+/// `NNN Reason` and a newline.
+pub fn push_short_text(out: &mut Vec<u8>, status: u16) {
     let reason = reason_phrase(status).unwrap_or("Error");
-    format!("{} {reason}\n", status.clamp(100, 999))
+    let _ = writeln!(out, "{} {reason}", status.clamp(100, 999));
 }
 
 /// 204 and 304 answers have no body, and so no Content-Type or Content-Length (RFC 9110
