@@ -484,7 +484,8 @@ impl Conn {
                     outcome
                 })
                 .await;
-                // A head that never came whole is no request, as its (absent) log line says.
+                // A connection that closed before a byte of a request is no request (a
+                // head cut short is: nginx's 400).
                 if outcome.status != 0 {
                     self.record(&outcome, arrival.started);
                 }

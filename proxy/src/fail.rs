@@ -252,11 +252,11 @@ impl Fail {
     }
 
     /// The status a request that gets no answer is logged and counted under (0: none,
-    /// which is nginx's 499): a body the client cut short is nginx's 400 (found by review:
-    /// it was 499).
+    /// which is nginx's 499): a head or body the client cut short is nginx's 400 (found by
+    /// review: a body was 499, a head not logged at all).
     pub(crate) fn unanswered_status(self) -> u16 {
         match self {
-            Fail::ClientClosed(Part::Body) => 400,
+            Fail::ClientClosed(_) => 400,
             _ => 0,
         }
     }

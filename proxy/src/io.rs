@@ -11,6 +11,7 @@ use std::cell::Cell;
 use std::io;
 use std::net::Shutdown;
 use std::os::fd::{AsRawFd, RawFd};
+use std::task::Poll;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -426,6 +427,41 @@ pub(crate) async fn read_some<S: Stream>(
             stream.time_out(Shutdown::Read);
             Err(IoError::Timeout)
         }
+    }
+}
+
+/// [`read_some`], giving the buffer back however the read ends: on timeout the socket's
+/// reading side is shut down and the read awaited to its end, so what came before is kept
+/// (a head cut short is logged with what came of it, as nginx logs it).
+pub(crate) async fn read_some_kept<S: Stream>(
+    stream: &S,
+    mut buf: Buf,
+    max: usize,
+    limit: Duration,
+) -> (Result<usize, IoError>, Buf) {
+    let max = make_room(&mut buf, max);
+    let mut read = std::pin::pin!(stream.read_append(buf, max));
+    let mut timer = std::pin::pin!(tokio::time::sleep(limit));
+    let mut timed_out = false;
+    // One future holding the read and its timer, as `timeout`'s does, but the read is
+    // polled on to its end after the timer fires.
+    let (read, buf) = std::future::poll_fn(|cx| {
+        if let Poll::Ready(read) = read.as_mut().poll(cx) {
+            return Poll::Ready(read);
+        }
+        if !timed_out && timer.as_mut().poll(cx).is_ready() {
+            timed_out = true;
+            // Completes the read (its op wakes this task).
+            stream.time_out(Shutdown::Read);
+        }
+        Poll::Pending
+    })
+    .await;
+    match read {
+        // Bytes that raced in with the timer are kept; the request is late all the same.
+        _ if timed_out => (Err(IoError::Timeout), buf),
+        Ok(n) => (Ok(n), buf),
+        Err(e) => (Err(IoError::Failed(e.kind())), buf),
     }
 }
 

@@ -1519,6 +1519,72 @@ fn clients_that_leave_are_logged_as_by_nginx() {
     assert_eq!(seen[1], seen[0], "ringway's lines, then nginx's");
 }
 
+/// A head the client cuts short (closing or resetting in its request line or its headers)
+/// or sends too slowly is logged as nginx logs it: 400 (408), with what came of its request
+/// line; a connection that closes before a byte of a request is no request and gets no line.
+#[test]
+fn heads_cut_short_are_logged_as_by_nginx() {
+    let both = SameFormat::start(
+        "$status \"$request\"",
+        None,
+        "client_header_timeout 1s;",
+        "client_header_timeout = \"1s\"\n",
+    );
+    #[derive(Clone, Copy, PartialEq)]
+    enum Then {
+        Close,
+        Reset,
+        Wait,
+    }
+    let cases: [(&[u8], Then); 5] = [
+        (b"", Then::Close),
+        (b"GET /closed-in-line HT", Then::Close),
+        (
+            b"GET /closed-in-headers HTTP/1.1\r\nHost: t\r\n",
+            Then::Close,
+        ),
+        (
+            b"GET /reset-in-headers HTTP/1.1\r\nHost: t\r\n",
+            Then::Reset,
+        ),
+        (b"GET /slow-headers HTTP/1.1\r\nHost: t\r\n", Then::Wait),
+    ];
+    let mut seen = Vec::new();
+    for (addr, log) in both.both() {
+        for (request, then) in cases {
+            let mut conn = std::net::TcpStream::connect(addr).expect("connect");
+            std::io::Write::write_all(&mut conn, request).expect("send");
+            let pause = if then == Then::Wait { 1500 } else { 200 };
+            std::thread::sleep(Duration::from_millis(pause));
+            if then == Then::Reset {
+                socket2::SockRef::from(&conn)
+                    .set_linger(Some(Duration::ZERO))
+                    .expect("SO_LINGER 0: a reset on close");
+            }
+            drop(conn);
+        }
+        // Logged after the others: the connection that sent nothing had its chance.
+        std::thread::sleep(Duration::from_millis(200));
+        let last = send(addr, b"GET /?last HTTP/1.1\r\nHost: t\r\n\r\n", false);
+        assert_eq!(last.status, 200, "{last:?}");
+        let mut lines = lines_once(log, cases.len(), &both.ringway);
+        lines.sort();
+        seen.push(lines);
+    }
+    assert_eq!(
+        seen[0],
+        [
+            "200 \"GET /?last HTTP/1.1\"",
+            "400 \"GET /closed-in-headers HTTP/1.1\"",
+            "400 \"GET /closed-in-line HT\"",
+            "400 \"GET /reset-in-headers HTTP/1.1\"",
+            "408 \"GET /slow-headers HTTP/1.1\"",
+        ],
+        "nginx's lines"
+    );
+    assert_eq!(seen[1], seen[0], "ringway's lines, then nginx's");
+}
+
 /// nginx's `$upstream_bytes_received`, `$upstream_response_length` and
 /// `$upstream_bytes_sent`: the same numbers from nginx and ringway for the same answers of
 /// the same uWSGI (its head and body as they came, the body alone, and the uwsgi packet

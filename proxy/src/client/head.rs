@@ -7,7 +7,7 @@ use super::Client;
 use crate::buffer::{Buf, TINY};
 use crate::fail::{Fail, Part};
 use crate::http::{self, Limits, RequestHead, Status};
-use crate::io::{IoError, Stream, read_some};
+use crate::io::{IoError, Stream, read_some_kept};
 use crate::metrics::Phase;
 use crate::worker::Worker;
 
@@ -158,23 +158,24 @@ impl Client {
                 // Most heads fit in a tiny buffer; a longer one grows it on the next read.
                 input = Buf::with_capacity(TINY);
             }
-            let Some(read) = self.read_or_stop(input, limit, idle, worker).await else {
+            let Some((read, input)) = self.read_or_stop(input, limit, idle, worker).await else {
                 // Stopping: a TLS session still ends with close_notify (the stop shut only
                 // the reading side).
                 self.stream.get_ref().close_notify().await;
                 self.finished = true;
                 return Ok(None);
             };
+            // Kept whatever came: a head cut short is logged with what came of it.
+            self.input = input;
             match read {
-                Ok((0, input)) => {
-                    self.input = input;
+                Ok(0) => {
                     if !idle {
                         return Err(Fail::ClientClosed(Part::Head));
                     }
                     self.finished = true;
                     return Ok(None);
                 }
-                Ok((_, input)) => self.input = input,
+                Ok(_) => {}
                 Err(IoError::Timeout) if idle => {
                     // Idle past the keep-alive timeout: a TLS session ends with close_notify,
                     // as nginx's does (the timeout shut only the reading side).
@@ -184,6 +185,8 @@ impl Client {
                 }
                 // The timeout shut only the reading side, so the 408 can still go out.
                 Err(IoError::Timeout) => return Err(Fail::ClientTimeout(Part::Head)),
+                // A reset in the middle of a head is a head cut short, as for nginx.
+                Err(IoError::Failed(_)) if !idle => return Err(Fail::ClientClosed(Part::Head)),
                 Err(IoError::Failed(kind)) => return Err(Fail::ClientIo(kind)),
             }
         }
@@ -199,7 +202,7 @@ impl Client {
         limit: Duration,
         idle: bool,
         worker: &Worker,
-    ) -> Option<Result<(usize, Buf), IoError>> {
+    ) -> Option<(Result<usize, IoError>, Buf)> {
         let stop = &worker.stop;
         // Fill the buffer's room before growing it: a tiny idle buffer stays tiny for a
         // short head.
@@ -207,7 +210,7 @@ impl Client {
             0 => HEAD_READ_SIZE,
             room => room,
         };
-        let read = read_some(&self.stream, input, room, limit);
+        let read = read_some_kept(&self.stream, input, room, limit);
         tokio::pin!(read);
         if !stop.is_set() {
             tokio::select! {
@@ -227,7 +230,7 @@ impl Client {
             // a request to serve still; none, and the connection is done.
             Stream::shutdown(&self.stream, Shutdown::Read);
             match read.await {
-                Ok((n, input)) if n > 0 => Some(Ok((n, input))),
+                (Ok(n), input) if n > 0 => Some((Ok(n), input)),
                 _ => None,
             }
         })

@@ -30,7 +30,7 @@ struct Lane {
     taken: Cell<usize>,
     /// The writer is done: once the bytes are taken, the reader sees the end.
     ended: Cell<bool>,
-    /// The reader is gone: writes fail.
+    /// The reader is gone: writes fail, and reads find the end.
     abandoned: Cell<bool>,
     /// Bytes or the end came (one reader waits at a time).
     readable: Notify,
@@ -66,7 +66,8 @@ impl Lane {
         let from = self.taken.get();
         let n = (held.len() - from).min(max);
         if n == 0 {
-            return self.ended.get().then_some(0);
+            // A reader that gave up (its side shut down) reads the end, as from a socket.
+            return (self.ended.get() || self.abandoned.get()).then_some(0);
         }
         out.extend_from_slice(&held[from..from + n]);
         if from + n == held.len() {
@@ -98,6 +99,7 @@ impl Lane {
     fn abandon(&self) {
         self.abandoned.set(true);
         self.writable.notify_one();
+        self.readable.notify_one();
     }
 
     async fn read(&self, out: &mut Vec<u8>, max: usize) -> usize {
