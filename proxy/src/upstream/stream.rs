@@ -15,6 +15,7 @@ use tokio_uring::BufResult;
 use tokio_uring::net::{TcpStream, UnixStream};
 
 use crate::buffer::Buf;
+use crate::http::MAX_RESPONSE_HEAD;
 use crate::io::{ByteCounts, Peeked, Progress, Stream, peek, sys_recv};
 use crate::limits::Slot;
 
@@ -443,17 +444,29 @@ mod tests {
     }
 }
 
-/// Bytes the early-answer watch looks at: room for a few interim heads.
+/// Bytes the early-answer watch looks at first: room for a few interim heads.
 const INTERIM_PEEK: usize = 2048;
 
 /// [`peek`], where interim answers (`100 Continue` unasked, `103 Early Hints`) are not an
 /// answer: a server that sends one before it has read the request's body goes on reading
 /// it, so the body must go on being sent (found by review: the send was given up, and the
 /// server waited for the rest of the body until the read timeout). `Bytes` once a final
-/// answer's first byte is there, or once the look is full of interim heads (the head's
-/// read decides then); the interim heads are left in place for it to skip.
+/// answer's first byte is there; the interim heads are left in place for the head's read
+/// to skip. A look full of interim heads is taken again as large as a head may be (found by
+/// review: 2 KiB of `Link` lines in a `103` gave the body up).
 fn peek_final_answer(fd: RawFd) -> Peeked {
-    let mut buf = [0u8; INTERIM_PEEK];
+    let mut first = [0u8; INTERIM_PEEK];
+    match peek_past_interim_heads(fd, &mut first) {
+        Some(peeked) => peeked,
+        // Rare: one allocation, on the watch's path only.
+        None => peek_past_interim_heads(fd, &mut vec![0u8; MAX_RESPONSE_HEAD])
+            // Interim heads past the head's bound: the head's read refuses them.
+            .unwrap_or(Peeked::Bytes),
+    }
+}
+
+/// One look at what `fd` holds, into `buf`: `None` when it filled `buf` with interim heads.
+fn peek_past_interim_heads(fd: RawFd, buf: &mut [u8]) -> Option<Peeked> {
     // SAFETY: `fd` is an open socket of the caller's; recv writes at most `buf.len()`
     // bytes into `buf`; MSG_DONTWAIT keeps it from blocking, MSG_PEEK leaves the bytes.
     let n = unsafe {
@@ -465,30 +478,59 @@ fn peek_final_answer(fd: RawFd) -> Peeked {
         )
     };
     let Ok(n) = usize::try_from(n) else {
-        return peek(fd);
+        return Some(peek(fd));
     };
     if n == 0 {
-        return Peeked::Closed;
+        return Some(Peeked::Closed);
     }
-    match past_interim_heads(buf.get(..n).unwrap_or_default()) {
+    Some(match past_interim_heads(buf.get(..n).unwrap_or_default()) {
         Some(rest) if !rest.is_empty() => Peeked::Bytes,
-        _ if n == buf.len() => Peeked::Bytes,
+        _ if n == buf.len() => return None,
         // Interim heads only, the last one maybe not whole yet.
         _ => Peeked::Nothing,
-    }
+    })
 }
 
 /// What follows the complete interim heads `bytes` starts with; `None` when an interim
-/// head is not complete yet (the empty rest: nothing after them).
+/// head is not complete yet, or its status line not far enough to tell (the empty rest:
+/// nothing after them). Status lines and line ends are taken as the head's parser takes
+/// them: several spaces before the status, bare LF line ends.
 fn past_interim_heads(mut bytes: &[u8]) -> Option<&[u8]> {
-    // uWSGI answers an HTTP/2 request's SERVER_PROTOCOL, `HTTP/2.0`, in its status lines.
-    while (bytes.starts_with(b"HTTP/1.") || bytes.starts_with(b"HTTP/2.0"))
-        && bytes.get(9) == Some(&b'1')
-    {
-        let end = bytes.windows(4).position(|w| w == b"\r\n\r\n")?;
-        bytes = bytes.get(end + 4..).unwrap_or_default();
+    while is_interim(bytes)? {
+        let end = head_len(bytes)?;
+        bytes = bytes.get(end..).unwrap_or_default();
     }
     Some(bytes)
+}
+
+/// Whether `bytes` start with an interim (1xx) status line; `None` when they stop before
+/// its status. uWSGI answers an HTTP/2 request's SERVER_PROTOCOL, `HTTP/2.0`, in its
+/// status lines.
+fn is_interim(bytes: &[u8]) -> Option<bool> {
+    const VERSIONS: [&[u8]; 3] = [b"HTTP/1.0", b"HTTP/1.1", b"HTTP/2.0"];
+    let known = |version: &[u8]| {
+        let n = bytes.len().min(version.len());
+        bytes.get(..n) == version.get(..n)
+    };
+    if bytes.is_empty() || !VERSIONS.into_iter().any(known) {
+        return Some(false);
+    }
+    let after = bytes.get(b"HTTP/1.1".len()..)?;
+    let status = after.iter().position(|&b| b != b' ')?;
+    Some(status > 0 && after.get(status) == Some(&b'1'))
+}
+
+/// The length of the head `bytes` starts with, up to its empty line (CRLF or bare LF ends).
+fn head_len(bytes: &[u8]) -> Option<usize> {
+    bytes
+        .iter()
+        .enumerate()
+        .filter(|&(_, &b)| b == b'\n')
+        .find_map(|(at, _)| match bytes.get(at + 1..) {
+            Some([b'\n', ..]) => Some(at + 2),
+            Some([b'\r', b'\n', ..]) => Some(at + 3),
+            _ => None,
+        })
 }
 
 #[cfg(test)]
@@ -507,7 +549,23 @@ mod interim_tests {
             past_interim_heads(b"HTTP/1.1 413 "),
             Some(&b"HTTP/1.1 413 "[..])
         );
-        assert_eq!(past_interim_heads(b"HT"), Some(&b"HT"[..]));
+        assert_eq!(past_interim_heads(b"HT"), None, "too short to tell");
+        assert_eq!(past_interim_heads(b"HTTP/1.1 "), None, "too short to tell");
+        assert_eq!(past_interim_heads(b"junk"), Some(&b"junk"[..]));
+        // As the head's parser takes them (found by review: taken as final answers).
+        let spaced = b"HTTP/1.1  100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n";
+        assert_eq!(
+            past_interim_heads(spaced),
+            Some(&b"HTTP/1.1 200 OK\r\n"[..])
+        );
+        let bare_lf = b"HTTP/1.1 103 Early Hints\nLink: </a.css>\n\nHTTP/1.1 413 ";
+        assert_eq!(past_interim_heads(bare_lf), Some(&b"HTTP/1.1 413 "[..]));
+        assert_eq!(past_interim_heads(b"HTTP/1.1 100 Continue\n"), None);
+        assert_eq!(
+            past_interim_heads(b"HTTP/1.1 100 Continue\r\n\r"),
+            None,
+            "an empty line not whole yet"
+        );
         // uWSGI's answer to an HTTP/2 request names the request's protocol.
         let to_h2 = b"HTTP/2.0 103 Early Hints\r\n\r\nHTTP/2.0 200 OK\r\n";
         assert_eq!(past_interim_heads(to_h2), Some(&b"HTTP/2.0 200 OK\r\n"[..]));
