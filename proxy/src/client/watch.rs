@@ -41,9 +41,10 @@ impl AsRawFd for Borrowed {
 
 impl Client {
     /// Resolves once the client has closed its side of the connection (or its socket
-    /// failed), watching from [`WATCH_AFTER`] on. Never resolves if the client sends data
-    /// instead (a pipelined request: it is still there), if it cannot be watched, or when
-    /// `ignore_abort` (the route's `ignore_client_abort`) says the request outlives it.
+    /// failed), watching from [`WATCH_AFTER`] on, whatever it sent before (a pipelined
+    /// request does not keep a client that closed). Never resolves while it only sends
+    /// data, if it cannot be watched, or when `ignore_abort` (the route's
+    /// `ignore_client_abort`) says the request outlives it.
     pub(crate) fn gone(&self, ignore_abort: bool) -> impl Future<Output = ()> + '_ {
         // Requests kept running stay bounded: until its exchange ends, a connection (or an
         // HTTP/2 stream, reset or not) keeps its admission and its place among its
@@ -90,11 +91,17 @@ impl Client {
             let Ok(mut ready) = watch.readable().await else {
                 return std::future::pending().await;
             };
+            // The client's end of stream behind bytes it sent too (a TLS close_notify, a
+            // pipelined request): nginx's EPOLLRDHUP check (found by review: a TLS client
+            // that closed cleanly was never seen to leave).
+            if ready.ready().is_read_closed() {
+                return;
+            }
             match peek(fd) {
                 Peeked::Closed | Peeked::Failed => return,
-                // A pipelined request: the client is still there.
-                Peeked::Bytes => return std::future::pending().await,
-                Peeked::Nothing => ready.clear_ready(),
+                // Bytes without an end (a pipelined request): the client is still there;
+                // the next event is more bytes or the end.
+                Peeked::Bytes | Peeked::Nothing => ready.clear_ready(),
             }
         }
     }
