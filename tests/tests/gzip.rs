@@ -558,23 +558,31 @@ fn the_gzip_ratio_is_logged_as_nginx_logs_it() {
     }
 }
 
-/// An event stream the app compresses as it streams gives its zlib state back while the
-/// app is silent: held for the stream's whole life, 200 KiB each of the shared memory
-/// budget, a few of them stopped compression for every other answer (found by review).
+/// An answer the app sends slowly gives its zlib state back while the app is silent: held
+/// for the answer's whole life, 200 KiB each of the shared memory budget, a few of them
+/// stopped compression for every other answer (found by review for event streams sent with
+/// `X-Accel-Buffering: no`, then again for buffered answers, a slow export's).
 #[test]
-fn a_silent_event_stream_holds_no_compression_state() {
+fn a_silent_answer_holds_no_compression_state() {
+    for streamed in [true, false] {
+        a_silent_answer_beside_another(streamed);
+    }
+}
+
+fn a_silent_answer_beside_another(streamed: bool) {
     let uwsgi = Uwsgi::start_with(ringway_tests::uwsgi::UwsgiOptions {
         workers: 4,
         ..ringway_tests::uwsgi::UwsgiOptions::new(App::Raw)
     });
-    // 800 KiB: the two streams' zlib states (320 KiB each) fit, and a third answer's
+    // 800 KiB: the two answers' zlib states (320 KiB each) fit, and a third answer's
     // (224 KiB) only if they gave theirs back.
     let ringway = Ringway::with_config(format!(
         "upstream = [\"{}\"]\nmax_buffer_memory = \"800k\"\n\
-         [[routes]]\npath = \"/paced\"\nexact = true\nupstream = \"default\"\nbuffering = false\n\
+         [[routes]]\npath = \"/paced\"\nexact = true\nupstream = \"default\"\nbuffering = {}\n\
          [[routes]]\npath = \"/\"\nupstream = \"default\"\n\
          [gzip]\ntypes = [\"*\"]\n",
-        uwsgi.upstream()
+        uwsgi.upstream(),
+        !streamed,
     ))
     .start();
     let gates = tempfile::tempdir().expect("temp dir");
@@ -584,8 +592,9 @@ fn a_silent_event_stream_holds_no_compression_state() {
             let mut conn = Conn::open(ringway.addr());
             let req = gz(Req::get(&format!("/paced?gate={}", gate.display())));
             conn.send(&req.to_bytes()).expect("send");
-            // Its head and first event: the stream compresses.
-            conn.read_at_least(200).ok();
+            // Its head and first event: the stream compresses (a buffered one holds its
+            // first event in zlib, and sends its head alone).
+            conn.read_at_least(if streamed { 200 } else { 100 }).ok();
             (conn, gate)
         })
         .collect();
@@ -594,7 +603,7 @@ fn a_silent_event_stream_holds_no_compression_state() {
     assert_eq!(
         r.header("content-encoding").as_deref(),
         Some("gzip"),
-        "beside two silent event streams: {r:?}"
+        "beside two silent answers (streamed: {streamed}): {r:?}"
     );
     for (conn, gate) in &mut streams {
         std::fs::write(&*gate, b"").expect("open the gate");

@@ -52,23 +52,26 @@ impl BodyOut {
         }
     }
 
-    /// Whether the body is compressed as the app streams it (each piece flushed), so that
-    /// its zlib state can be given back while the app is silent ([`BodyOut::rest`]).
-    pub(super) fn streams_compressed(&self) -> bool {
-        matches!(self, BodyOut::Gzip(gzip) if gzip.flush)
+    /// Whether the body is compressed, so that its zlib state can be given back while the
+    /// app is silent ([`BodyOut::rest`]).
+    pub(super) fn compresses(&self) -> bool {
+        matches!(self, BodyOut::Gzip(_))
     }
 
-    /// Gives a streamed compression's zlib state, and its charge to the memory budget,
-    /// back while the app is silent: an event stream may live for hours, and 200 KiB each
-    /// of the shared budget would stop compression and memory buffering for everyone
-    /// (found by review: 205 of them spent the default 64 MiB). Only after a flushed piece,
-    /// when zlib holds nothing.
-    pub(super) fn rest(&mut self) {
-        if let BodyOut::Gzip(gzip) = self
-            && gzip.flush
-        {
-            gzip.stream.rest_after_flush();
+    /// Gives a compression's zlib state, and its charge to the memory budget, back while
+    /// the app is silent: an event stream or a slow export may live for hours, and 320 KiB
+    /// each of the shared budget would stop compression and memory buffering for everyone
+    /// (found by review: 205 of them spent the default 64 MiB; then again for answers not
+    /// streamed with `X-Accel-Buffering: no`). A streamed answer's was flushed with its
+    /// last piece; another's is flushed into `out` in a chunk first (such an answer is
+    /// chunked: its body did not come with its head).
+    pub(super) fn rest(&mut self, out: &mut Buf) -> Result<(), Fail> {
+        match self {
+            BodyOut::Gzip(gzip) if gzip.flush => gzip.stream.rest_after_flush(),
+            BodyOut::Gzip(gzip) => park_chunk(&mut gzip.stream, out)?,
+            BodyOut::Plain(_) => {}
         }
+        Ok(())
     }
 
     /// True when the upstream sent bytes past the end of its body.

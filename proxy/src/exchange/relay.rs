@@ -294,16 +294,20 @@ async fn pump_upstream(
                 read_some(&upstream, buf, RELAY_READ_SIZE, timeout).await
             }
         };
-        let read = if body.streams_compressed() {
-            // An app silent for a while (an event stream between events) gives its zlib
-            // state back meanwhile; one that streams on keeps it, and compresses as well
-            // as nginx.
+        let read = if body.compresses() {
+            // An app silent for a while (an event stream between events, a slow export)
+            // gives its zlib state back meanwhile; one that sends on keeps it, and
+            // compresses as well as nginx.
             tokio::pin!(read);
             tokio::select! {
                 biased;
                 read = &mut read => read,
                 () = tokio::time::sleep(COMPRESSION_REST_AFTER) => {
-                    body.rest();
+                    let mut held = Buf::with_capacity(Reframer::PREFIX + 64);
+                    body.rest(&mut held)?;
+                    if !held.is_empty() {
+                        spool.push(held, 0).await;
+                    }
                     read.await
                 }
             }
