@@ -181,7 +181,16 @@ pub(crate) async fn serve_tls(
     // PROXY header names); a refused one still gets its 503 over TLS after the handshake.
     // Counted through the handshake: it holds a socket too.
     let admission = admission.naming(connection_ip(peer));
-    match crate::tls::accept(stream, acceptor, tls.handshake_timeout, first).await {
+    let refused = admission.refused().is_some();
+    // A refused connection holds no place under the limits: it gets as long for its
+    // handshake as a plain one for its head (found by review: the full handshake timeout
+    // let one client hold many sockets).
+    let handshake_timeout = if refused {
+        tls.handshake_timeout.min(REFUSED_HEAD_TIMEOUT)
+    } else {
+        tls.handshake_timeout
+    };
+    match crate::tls::accept(stream, acceptor, handshake_timeout, first).await {
         Handshake::Done(session, took) => {
             worker
                 .stats
@@ -208,12 +217,13 @@ pub(crate) async fn serve_tls(
                 .stats
                 .tls_handshake(TlsOutcome::PlainHttp, Duration::ZERO);
             tracing::debug!(%peer, "plain HTTP on the TLS port: 400");
-            answer_plain_http(stream, exchange::OwnAnswers::of_server(&worker)).await;
+            let scope = exchange::OwnAnswers::of_server(&worker);
+            answer_plain_http(stream, scope, refused).await;
         }
         Handshake::TimedOut => {
             worker
                 .stats
-                .tls_handshake(TlsOutcome::TimedOut, tls.handshake_timeout);
+                .tls_handshake(TlsOutcome::TimedOut, handshake_timeout);
             tracing::debug!(%peer, "TLS handshake timed out");
         }
         Handshake::Failed(err) => {
@@ -258,8 +268,8 @@ pub(crate) fn serve_bridged(
 }
 
 /// nginx's answer to a plain HTTP request on its HTTPS port (with the server's `always`
-/// headers, as nginx's), then the close.
-async fn answer_plain_http(stream: TcpStream, scope: exchange::OwnAnswers<'_>) {
+/// headers, as nginx's), then the close (a brief one for a connection a limit `refused`).
+async fn answer_plain_http(stream: TcpStream, scope: exchange::OwnAnswers<'_>, refused: bool) {
     const BODY: &str = "The plain HTTP request was sent to HTTPS port\n";
     let mut head = String::from("HTTP/1.1 400 Bad Request\r\nServer: ringway\r\n");
     for (name, value) in scope.added.iter() {
@@ -280,7 +290,7 @@ async fn answer_plain_http(stream: TcpStream, scope: exchange::OwnAnswers<'_>) {
     {
         // The rest of the request is still coming: drained, so the 400 is not lost to a
         // reset, as nginx drains it.
-        Ok(buf) => crate::client::linger(&stream, buf).await,
+        Ok(buf) => crate::client::linger(&stream, buf, refused).await,
         Err(_) => Stream::shutdown(&stream, Shutdown::Both),
     }
 }

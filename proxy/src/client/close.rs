@@ -132,9 +132,14 @@ enum Lingering {
 
 /// Half-closes `stream`, then reads and discards what the peer still sends (bounded in time,
 /// in silence and in bytes) into `buf`, then closes: an answer just written is not lost to
-/// a reset over unread bytes.
-pub(crate) async fn linger<S: Stream>(stream: &S, buf: Buf) {
-    linger_within(stream, buf, Lingering::Full).await;
+/// a reset over unread bytes. Only briefly for a connection a limit `refused`.
+pub(crate) async fn linger<S: Stream>(stream: &S, buf: Buf, refused: bool) {
+    let lingering = if refused {
+        Lingering::Brief
+    } else {
+        Lingering::Full
+    };
+    linger_within(stream, buf, lingering).await;
 }
 
 async fn linger_within<S: Stream>(stream: &S, mut buf: Buf, lingering: Lingering) {

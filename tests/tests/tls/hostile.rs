@@ -337,3 +337,47 @@ fn bytes_after_a_close_notify_end_the_session_and_never_stall_the_worker() {
         assert_healthy(&stack, &what);
     }
 }
+
+/// A connection a limit refused gets no longer for its handshake than a plain one gets for
+/// its head, and a plain HTTP request on the TLS port from it only a short drain after its
+/// 400: it holds no place under the limits (found by review: the full handshake timeout and
+/// nginx's 30 s lingering close let one client hold many sockets).
+#[test]
+fn a_refused_connection_is_held_neither_by_its_handshake_nor_by_a_trickle() {
+    let stack = Stack::start(App::Raw, "", |b| b.arg("--limit-conn-per-ip", "1"));
+    // The one place, held by a session of the same client.
+    let held = PyTls::open(stack.tls(), &PyOpts::verified("a.test", stack.pki.ca()));
+    let started = Instant::now();
+    let mut silent = Conn::open(stack.tls());
+    assert!(
+        silent.closed_within(Duration::from_secs(6)),
+        "a silent refused connection is closed within seconds, not the 10 s handshake timeout"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+    let mut trickling = Conn::open(stack.tls());
+    trickling
+        .send(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\nx")
+        .expect("send");
+    let r = trickling.read_response().expect("its 400");
+    assert_eq!(r.status, 400, "{r:?}");
+    let started = Instant::now();
+    let closed = loop {
+        if trickling.send(b"x").is_err() || started.elapsed() > Duration::from_secs(10) {
+            break trickling.closed_within(Duration::from_millis(100));
+        }
+        if trickling.closed_within(Duration::from_millis(500)) {
+            break true;
+        }
+    };
+    assert!(closed, "still open after {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "closed after {:?}",
+        started.elapsed()
+    );
+    drop(held);
+}
