@@ -614,9 +614,10 @@ pub struct RouteSettings {
     #[serde(default)]
     pub stub_status: bool,
     /// Headers added to successful and redirect answers (nginx `add_header`); `{ value =
-    /// "...", always = true }` to every answer (`add_header ... always`).
-    #[serde(default)]
-    pub response_headers: BTreeMap<String, HeaderSetting>,
+    /// "...", always = true }` to every answer (`add_header ... always`). A route's own
+    /// table replaces the top-level one, `{}` adds none [default: the top-level
+    /// `response_headers`].
+    pub response_headers: Option<BTreeMap<String, HeaderSetting>>,
     /// Headers of the app's answers that never reach the client (nginx's
     /// `uwsgi_hide_header` / `proxy_hide_header`); a route's own list replaces the top-level
     /// one, `[]` hides none [default: the top-level `hide_headers`].

@@ -305,8 +305,10 @@ fn upstream_headers_go_to_http_groups_only_and_leave_framing_alone() {
     }
     let uwsgi = "upstream = [\"unix:/a\"]\n[[routes]]\npath = \"/\"\nupstream = \"default\"\nupstream_headers = { \"X-A\" = \"1\" }\n";
     assert_refused(uwsgi, "routes[0].upstream_headers", "params");
-    let top = "upstream_headers = { Expect = \"x\" }\nupstream = [\"unix:/a\"]\n";
+    let top = "upstream_headers = { Expect = \"x\" }\nupstream = [\"http://127.0.0.1:8000\"]\n";
     assert_refused(top, "upstream_headers.Expect", "ringway's own");
+    let top_uwsgi = "upstream_headers = { \"X-A\" = \"1\" }\nupstream = [\"unix:/a\"]\n";
+    assert_refused(top_uwsgi, "upstream_headers", "params");
     // Variables: those known before the answer; a wrong one named with its header.
     assert_refused(
         &http("{ \"X-T\" = \"$request_time\" }"),
@@ -608,6 +610,20 @@ fn each_route_mistake_is_refused_with_its_key() {
             "[[routes]]\npath = \"/s/\"\nstatic = \"/tmp\"\nfallback = \"/s/../index.html\"\n",
             "routes[0].fallback",
             "must be a normalised path",
+        ),
+        // A path only an app's route serves: nginx's try_files would pass it to the app,
+        // ringway's fallback path is a file's.
+        (
+            "[[routes]]\npath = \"/s/\"\nstatic = \"/tmp\"\nfallback = \"/index.html\"\n",
+            "routes[0].fallback",
+            "no static route serves \"/index.html\"",
+        ),
+        (
+            "[[routes]]\npath = \"/s/\"\nstatic = \"/tmp\"\nfallback = \"/s/index.html\"\n\
+             hosts = [\"a.test\"]\n\
+             [[routes]]\npath = \"/s/index.html\"\nexact = true\nupstream = \"app\"\nhosts = [\"a.test\"]\n",
+            "routes[0].fallback",
+            "for the Host a.test",
         ),
         (
             "[[routes]]\npath = \"/\"\nupstream = \"app\"\nexpires = \"1d\"\n",
@@ -1502,16 +1518,25 @@ fn each_tls_mistake_is_refused_with_its_key() {
     for (text, key, message) in cases {
         assert_refused(&text, key, message);
     }
+    // The flags' pairs replace the file's list, as a flag wins over the file.
     let flags = [
         "--tls-cert",
-        "/etc/tls/a.pem",
+        "/etc/tls/c.pem",
         "--tls-key",
-        "/etc/tls/b.key",
+        "/etc/tls/c.key",
     ];
-    let err = load(&format!("{tls}certificates = [ {cert} ]\n"), &flags).unwrap_err();
-    assert!(
-        err.contains("given twice"),
-        "the file's list, then the flags: {err}"
+    let config = load(&format!("{tls}certificates = [ {cert} ]\n"), &flags).unwrap();
+    let served: Vec<_> = config
+        .tls
+        .as_ref()
+        .unwrap()
+        .certificates
+        .iter()
+        .map(|c| (c.cert.display().to_string(), c.key.display().to_string()))
+        .collect();
+    assert_eq!(
+        served,
+        [("/etc/tls/c.pem".to_owned(), "/etc/tls/c.key".to_owned())]
     );
     let err = load(
         &format!("{tls}certificates = [ {cert} ]\n"),
@@ -1707,7 +1732,9 @@ fn server_wide_response_headers_go_to_the_routes_without_their_own() {
                 response_headers = { \"X-Frame-Options\" = \"DENY\", \"X-A\" = \"1\" }\n\
                 [[routes]]\npath = \"/api/\"\nupstream = \"default\"\n\
                 response_headers = { \"X-B\" = \"2\" }\n\
-                [[routes]]\npath = \"/old/\"\nredirect = { to = \"/new/\" }\n";
+                [[routes]]\npath = \"/old/\"\nredirect = { to = \"/new/\" }\n\
+                [[routes]]\npath = \"/embed/\"\nupstream = \"default\"\n\
+                response_headers = {}\n";
     let config = load(text, &["--static", "/static/=/tmp"]).unwrap();
     let headers = |path: &str| {
         let names: Vec<&str> = route(&config, path)
@@ -1721,6 +1748,9 @@ fn server_wide_response_headers_go_to_the_routes_without_their_own() {
     assert_eq!(headers("/static/a.css"), "X-A,X-Frame-Options");
     assert_eq!(headers("/old/x"), "X-A,X-Frame-Options");
     assert_eq!(headers("/api/x"), "X-B");
+    // `{}`: none, as `upstream_headers = {}` sets none (found by review: the top-level
+    // ones went on).
+    assert_eq!(headers("/embed/x"), "");
     assert_refused(
         "upstream = [\"unix:/a\"]\nresponse_headers = { \"X Y\" = \"1\" }\n",
         "response_headers.X Y",

@@ -107,6 +107,14 @@ impl Resolved {
         let limits = self.limits(&s.limits, "", &|key, message| self.invalid(key, message))?;
         let connections = self.connection_limits()?;
         let groups = self.groups(upstream_buffer_size)?;
+        // As on a route to a uwsgi group (found by review: taken, and sent nowhere).
+        if !s.upstream_headers.is_empty() && groups.iter().all(|g| g.protocol != Protocol::Http) {
+            return Err(self.invalid_in_file(
+                "upstream_headers",
+                "applies to HTTP groups, and every group here speaks uwsgi: set \
+                 `params = { HTTP_X_NAME = \"...\" }` in the routes instead",
+            ));
+        }
         let error_pages = self.error_pages()?;
         // The top-level headers: inherited by the routes without their own; the `always`
         // ones also on the answers no route makes.
@@ -386,18 +394,27 @@ impl Resolved {
                 t.key.len()
             ));
         }
-        let mut certificates: Vec<CertFiles> = t
-            .certificates
-            .iter()
-            .map(|c| CertFiles {
-                cert: c.cert.clone(),
-                key: c.key.clone(),
-            })
-            .collect();
-        certificates.extend(t.cert.iter().zip(&t.key).map(|(cert, key)| CertFiles {
-            cert: cert.clone(),
-            key: key.clone(),
-        }));
+        // Pairs given by flags replace the file's `certificates`, as a flag wins over the
+        // file (found by review: they were added after them, and the file's default
+        // certificate stayed the one served).
+        let certificates: Vec<CertFiles> = if t.cert.is_empty() {
+            t.certificates
+                .iter()
+                .map(|c| CertFiles {
+                    cert: c.cert.clone(),
+                    key: c.key.clone(),
+                })
+                .collect()
+        } else {
+            t.cert
+                .iter()
+                .zip(&t.key)
+                .map(|(cert, key)| CertFiles {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                })
+                .collect()
+        };
         if t.listen.is_empty() {
             if !certificates.is_empty()
                 || t.redirect_http.is_some_and(|r| r.0.is_some())
@@ -971,6 +988,7 @@ impl Resolved {
         }
         let table = RouteTable::new(routes);
         self.check_auth_requests(&table)?;
+        self.check_fallback_paths(&table)?;
         self.check_internal_reachable(&table)?;
         self.check_route_hosts(&table)?;
         Ok(table)
@@ -1059,24 +1077,7 @@ impl Resolved {
                 Some(own) if own.auth_request.is_some() => format!("routes[{i}].auth_request"),
                 _ => "auth_request".to_owned(),
             };
-            // Each Host it names, and each name other routes name that it covers (a
-            // wildcard's subdomain with routes of its own looks among those; a wildcard
-            // is looked up by a name under it), with the name shown for it.
-            let mut hosts: Vec<(Option<String>, String)> = match route.hosts.as_slice() {
-                [] => vec![(None, String::new())],
-                named => named
-                    .iter()
-                    .map(|h| (Some(h.to_string()), h.to_string()))
-                    .collect(),
-            };
-            for other in table.iter().flat_map(|r| &r.hosts) {
-                for sample in other.samples() {
-                    if route.hosts.iter().any(|h| h.matches(sample.as_bytes())) {
-                        hosts.push((Some(sample), other.to_string()));
-                    }
-                }
-            }
-            for (host, shown) in hosts {
+            for (host, shown) in hosts_of(route, table) {
                 let found =
                     match table.find(host.as_deref().map(str::as_bytes), auth.path.as_bytes()) {
                         Found::Route(at) => table.get(at),
@@ -1091,6 +1092,37 @@ impl Resolved {
                             "no route passing requests to an upstream serves {:?}{whose}: \
                              the auth request goes to an app (an `internal` route is fine)",
                             auth.path
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A static route's `fallback` path is served from disk by the static route it has
+    /// under each Host the route serves (found by review: one an app's route has was taken,
+    /// and every missing file was 404 where nginx's `try_files` passes it to the app).
+    fn check_fallback_paths(&self, table: &RouteTable) -> anyhow::Result<()> {
+        for (i, route) in table.iter().enumerate() {
+            let Action::Static(files) = &route.action else {
+                continue;
+            };
+            let Some(Fallback::Path(path)) = &files.fallback else {
+                continue;
+            };
+            for (host, shown) in hosts_of(route, table) {
+                let found = match table.find(host.as_deref().map(str::as_bytes), path.as_bytes()) {
+                    Found::Route(at) => table.get(at),
+                    Found::AddSlash(_) | Found::Nothing => None,
+                };
+                if !found.is_some_and(|r| matches!(r.action, Action::Static(_))) {
+                    let whose = host.map_or(String::new(), |_| format!(" for the Host {shown}"));
+                    return Err(self.invalid_in_file(
+                        &format!("routes[{i}].fallback"),
+                        &format!(
+                            "no static route serves {path:?}{whose}: a fallback path is a \
+                             file's (the app's routes take `fallback = \"GROUP\"`)"
                         ),
                     ));
                 }
@@ -1418,11 +1450,11 @@ impl Resolved {
         let charset = self
             .charset(route.charset.as_deref(), route.charset_types.as_deref())
             .map_err(|(key, m)| invalid(key, &m))?;
-        let response_headers = if route.response_headers.is_empty() {
-            inherited.clone()
-        } else {
-            response_headers(&route.response_headers)
-                .map_err(|(name, m)| invalid(&format!("response_headers.{name}"), &m))?
+        // `{}` adds none (found by review: it was taken as no table of the route's own).
+        let response_headers = match &route.response_headers {
+            None => inherited.clone(),
+            Some(own) => response_headers(own)
+                .map_err(|(name, m)| invalid(&format!("response_headers.{name}"), &m))?,
         };
         let own = overlay(&self.settings.limits, &route.limits)?;
         let limits = self.limits(&own, &format!("{at}."), &|key, message| {
@@ -1619,6 +1651,28 @@ fn hidden_headers(names: &[String]) -> Result<Vec<String>, &str> {
 
 fn hidden_rule(name: &str) -> String {
     format!("{name:?} is not a header name (letters, digits and !#$%&'*+-.^_`|~)")
+}
+
+/// The Hosts a path reached from `route` may be looked up under: each it names, and each
+/// name other routes name that it covers (a wildcard's subdomain with routes of its own
+/// looks among those; a wildcard is looked up by a name under it), with the name shown for
+/// it; `None` for a route of every Host.
+fn hosts_of(route: &Route, table: &RouteTable) -> Vec<(Option<String>, String)> {
+    let mut hosts: Vec<(Option<String>, String)> = match route.hosts.as_slice() {
+        [] => vec![(None, String::new())],
+        named => named
+            .iter()
+            .map(|h| (Some(h.to_string()), h.to_string()))
+            .collect(),
+    };
+    for other in table.iter().flat_map(|r| &r.hosts) {
+        for sample in other.samples() {
+            if route.hosts.iter().any(|h| h.matches(sample.as_bytes())) {
+                hosts.push((Some(sample), other.to_string()));
+            }
+        }
+    }
+    hosts
 }
 
 /// A `response_headers` table checked: every header, and the `always` ones apart.
