@@ -27,6 +27,14 @@ pub(crate) enum ClientStream {
 }
 
 impl ClientStream {
+    /// Notes the `send_timeout` of the route a request took: an HTTP/2 stream waits that
+    /// long for its client's window (a socket's writes are timed by their caller).
+    pub(crate) fn routed_with_send_timeout(&self, limit: Duration) {
+        if let ClientStream::Bridged(pipe) = self {
+            pipe.set_send_timeout(limit);
+        }
+    }
+
     /// Whether the client reached ringway over TLS.
     pub(crate) fn is_tls(&self) -> bool {
         self.tls().is_some()

@@ -376,6 +376,10 @@ pub(crate) async fn serve(
             redirect::to_https(client, &head, to, keep, id, (limit, client.hsts(worker))).await
         }
         (Routed::To(req, index, route), None) => {
+            client
+                .stream
+                .get_ref()
+                .routed_with_send_timeout(route.limits.send_timeout);
             let mut outcome = handle(client, req, route, *index, &mut rest, worker).await;
             outcome.route = Some(*index);
             outcome

@@ -8,6 +8,7 @@ use std::cell::{Cell, RefCell};
 use std::io;
 use std::net::Shutdown;
 use std::rc::Rc;
+use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio_uring::BufResult;
@@ -140,6 +141,9 @@ struct Pipe {
     /// Told (every waiter) when the stream's end goes: the client reset it, or its
     /// connection ended.
     stream_gone: Notify,
+    /// The `send_timeout` of the request's route, once routed: how long the stream waits
+    /// for the client's window before it is reset.
+    send_timeout: Cell<Option<Duration>>,
 }
 
 /// A new pipe for a stream of the TLS session `tls` on the connection whose socket cookie is
@@ -155,6 +159,7 @@ pub(super) fn pipe(tls: Peer, connection: u64, head: Vec<u8>) -> (StreamEnd, Pip
         tls,
         connection,
         stream_gone: Notify::new(),
+        send_timeout: Cell::new(None),
     });
     (StreamEnd(Rc::clone(&pipe)), PipelineEnd(pipe))
 }
@@ -177,6 +182,11 @@ impl StreamEnd {
     pub(super) fn end_request(&self) {
         self.0.request.end();
     }
+
+    /// The `send_timeout` of the request's route, once the pipeline has routed it.
+    pub(super) fn send_timeout(&self) -> Option<Duration> {
+        self.0.send_timeout.get()
+    }
 }
 
 impl Drop for StreamEnd {
@@ -193,6 +203,12 @@ impl Drop for StreamEnd {
 pub(crate) struct PipelineEnd(Rc<Pipe>);
 
 impl PipelineEnd {
+    /// Sets the `send_timeout` of the request's route, for the stream's waits on the
+    /// client's window.
+    pub(crate) fn set_send_timeout(&self, limit: Duration) {
+        self.0.send_timeout.set(Some(limit));
+    }
+
     /// The version, cipher and client certificate of the connection's TLS session.
     pub(crate) fn tls(&self) -> &Peer {
         &self.0.tls

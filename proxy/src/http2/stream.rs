@@ -213,6 +213,9 @@ async fn relay_answer(
     if bodiless {
         return;
     }
+    // The route's `send_timeout` (found by review: the server's was used, whatever the
+    // route said), known once its answer's head came.
+    let limit = pipeline.send_timeout().unwrap_or(limit);
     let mut out = Vec::new();
     if reframer
         .frame_into(buf.get(head.head_len..).unwrap_or_default(), &mut out)

@@ -83,6 +83,34 @@ fn a_client_that_opens_no_window_is_reset_after_the_send_timeout_and_its_connect
     assert_eq!(got["second"]["data"], 7, "{got}");
 }
 
+/// A route's own `send_timeout` bounds its streams' waits for the client's window, as an
+/// HTTP/1.1 answer's waits on its socket (found by review: the server's 1 s reset them).
+#[test]
+fn a_routes_send_timeout_bounds_its_streams_wait_for_a_window() {
+    let files = paths::workspace_root().join("tests/apps/static");
+    let stack = Stack::start(
+        App::Flask,
+        "http2 = true\n[[routes]]\npath = \"/bytes/\"\nupstream = \"default\"\n\
+         send_timeout = \"4s\"\n",
+        |b| {
+            b.arg("--send-timeout", "1s")
+                .arg("--static", &format!("/static/={}", files.display()))
+        },
+    );
+    let got = h2_client(
+        &stack,
+        "stalled-reader",
+        &["--path", "/bytes/1000000", "--second-path", "/bytes/7"],
+    );
+    assert_eq!(got["reset"], "CANCEL", "{got}");
+    let after = got["ended_after"].as_f64().unwrap_or(f64::MAX);
+    assert!(
+        (3.9..10.0).contains(&after),
+        "reset by the route's 4 s send timeout (got {after} s): {got}"
+    );
+    assert_eq!(got["second"]["status"], 200, "{got}");
+}
+
 #[test]
 fn an_upload_given_up_midway_ends_as_a_client_gone_and_the_connection_serves_on() {
     let stack = stack();
