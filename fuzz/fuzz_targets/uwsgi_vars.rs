@@ -415,6 +415,7 @@ fn expected(
                     b"front-end-https",
                     b"x-forwarded-port",
                     b"x-forwarded-prefix",
+                    b"x-script-name",
                     b"forwarded",
                     env.real_ip_header,
                 ]

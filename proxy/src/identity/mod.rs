@@ -34,9 +34,11 @@ pub(crate) fn header_values<'b>(
 /// believe from their trusted proxy (uWSGI's scheme from X-Forwarded-Ssl; Werkzeug's
 /// ProxyFix `x_port` and `x_prefix`; X-Forwarded-Protocol, X-Forwarded-Scheme, X-Scheme
 /// and Front-End-Https, which frameworks and the old Flask `ReverseProxied` snippet read as
-/// the scheme; RFC 7239's Forwarded, whose `for`, `proto` and `host` say all of it at
-/// once): passed on, by either protocol, only from a proxy ringway trusts in turn.
-const URL_CLAIMS: [&[u8]; 8] = [
+/// the scheme, and X-Script-Name, which that snippet reads as the mount point (found by
+/// review: a client's moved the app's links anywhere); RFC 7239's Forwarded, whose `for`,
+/// `proto` and `host` say all of it at once): passed on, by either protocol, only from a
+/// proxy ringway trusts in turn.
+const URL_CLAIMS: [&[u8]; 9] = [
     b"x-forwarded-ssl",
     b"x-forwarded-protocol",
     b"x-forwarded-scheme",
@@ -44,6 +46,7 @@ const URL_CLAIMS: [&[u8]; 8] = [
     b"front-end-https",
     b"x-forwarded-port",
     b"x-forwarded-prefix",
+    b"x-script-name",
     b"forwarded",
 ];
 

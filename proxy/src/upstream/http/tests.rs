@@ -236,7 +236,8 @@ fn forwarded_passes_only_from_a_trusted_proxy_and_underscore_claims_never() {
 #[test]
 fn other_scheme_claims_and_the_real_ip_header_pass_from_trusted_peers_only() {
     let request = b"GET / HTTP/1.1\r\nHost: h\r\nX-Scheme: https\r\nFront-End-Https: on\r\n\
-                    X-Forwarded-Scheme: https\r\nCF-Connecting-IP: 6.6.6.6\r\n\r\n";
+                    X-Forwarded-Scheme: https\r\nCF-Connecting-IP: 6.6.6.6\r\n\
+                    X-Script-Name: //evil.example\r\n\r\n";
     let behind_cloudflare = HeadEnv {
         real_ip_header: b"cf-connecting-ip",
         ..env()
@@ -247,6 +248,7 @@ fn other_scheme_claims_and_the_real_ip_header_pass_from_trusted_peers_only() {
         "Front-End-Https",
         "X-Forwarded-Scheme",
         "6.6.6.6",
+        "evil.example",
     ] {
         assert!(!head.contains(spoofed), "{spoofed} passed on:\n{head}");
     }
@@ -259,6 +261,7 @@ fn other_scheme_claims_and_the_real_ip_header_pass_from_trusted_peers_only() {
         "X-Scheme: https",
         "Front-End-Https: on",
         "CF-Connecting-IP: 6.6.6.6",
+        "X-Script-Name: //evil.example",
     ] {
         assert!(head.contains(kept), "{kept} left out:\n{head}");
     }

@@ -316,7 +316,7 @@ X-Forwarded-Ssl: off\r\n\r\n";
 #[test]
 fn other_scheme_claims_and_the_real_ip_header_pass_from_trusted_peers_only() {
     let buf = b"GET / HTTP/1.1\r\nHost: a\r\nX-Scheme: https\r\nFront-End-Https: on\r\n\
-X-Forwarded-Scheme: https\r\nCF-Connecting-IP: 6.6.6.6\r\n\r\n";
+X-Forwarded-Scheme: https\r\nCF-Connecting-IP: 6.6.6.6\r\nX-Script-Name: //evil.example\r\n\r\n";
     let behind_cloudflare = RequestEnv {
         real_ip_header: b"cf-connecting-ip",
         ..env()
@@ -335,7 +335,8 @@ X-Forwarded-Scheme: https\r\nCF-Connecting-IP: 6.6.6.6\r\n\r\n";
             "HTTP_X_SCHEME",
             "HTTP_FRONT_END_HTTPS",
             "HTTP_X_FORWARDED_SCHEME",
-            "HTTP_CF_CONNECTING_IP"
+            "HTTP_CF_CONNECTING_IP",
+            "HTTP_X_SCRIPT_NAME"
         ]
     );
 }
