@@ -398,6 +398,8 @@ fn expected(
         .iter()
         .any(is)
             || spelled.starts_with(b"sec-websocket-")
+            // Claims about a client certificate (none asked for here): a trusted proxy's.
+            || ((!env.trusted_peer || name.contains(&b'_')) && spelled.starts_with(b"x-ssl-client-"))
             // An HTTP/2 stream's Connection is ringway's own.
             || (env.http2 && spelled == b"connection")
             // As nginx's ignore_invalid_headers: letters, digits, `-` (and `_` if allowed).

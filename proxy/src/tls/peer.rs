@@ -197,7 +197,7 @@ const FIELDS: [CertField; 5] = [
 #[derive(Debug, Clone, Copy, Default)]
 pub enum ClientCert<'a> {
     /// Certificates are not asked for: nothing is said, and a client's `X-SSL-Client-*`
-    /// headers pass as any others.
+    /// headers pass only from a trusted proxy (one checking certificates in front).
     #[default]
     NotAsked,
     /// Asked for on the TLS listener, but this request came over plain HTTP: nothing is
@@ -223,9 +223,19 @@ impl<'a> ClientCert<'a> {
         }
     }
 
-    /// Whether a client's own `X-SSL-Client-*` headers are dropped.
+    /// Whether ringway says what it knows of the client's certificate (and a client's own
+    /// `X-SSL-Client-*` headers are dropped, whoever sent them).
     pub fn drops_claims(&self) -> bool {
         !matches!(self, ClientCert::NotAsked)
+    }
+
+    /// Whether the request header `name` is an `X-SSL-Client-*` claim that does not pass:
+    /// any while ringway asks for certificates, and one from an untrusted peer while it
+    /// does not (found by review: a client's `X-SSL-Client-Verify: SUCCESS` reached an
+    /// HTTP app when ringway checked no certificates), as the URL claims.
+    pub(crate) fn refuses_claim(&self, name: &[u8], trusted_peer: bool) -> bool {
+        crate::http::names_header_prefix(name, HEADER_PREFIX)
+            && (self.drops_claims() || !crate::identity::vouched(name, trusted_peer))
     }
 
     /// `$ssl_client_verify`: `SUCCESS`, `NONE`, or nothing on a plain connection.

@@ -30,7 +30,7 @@ use crate::http::{
     self, HeaderSpan, MAX_RESPONSE_HEAD, RequestHead, ResponseHead, Status, write_header,
 };
 use crate::io::{IoError, read_some};
-use crate::tls::{ClientCert, HEADER_PREFIX};
+use crate::tls::ClientCert;
 
 /// First read of an upstream response.
 const HEAD_READ_SIZE: usize = 16 * 1024;
@@ -185,8 +185,7 @@ pub(crate) fn encode_request_head(
         let unvouched = (crate::identity::is_url_claim(name)
             || crate::http::names_header(name, env.real_ip_header))
             && !crate::identity::vouched(name, env.trusted_peer);
-        let cert_claim =
-            env.client_cert.drops_claims() && http::names_header_prefix(name, HEADER_PREFIX);
+        let cert_claim = env.client_cert.refuses_claim(name, env.trusted_peer);
         if (ours && !upgrade)
             || unvouched
             || cert_claim

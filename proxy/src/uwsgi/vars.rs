@@ -21,7 +21,7 @@ use std::net::{IpAddr, SocketAddr};
 use super::{PacketWriter, UwsgiError};
 use crate::http::ascii::{push_ip, push_u64};
 use crate::http::{HeaderSpan, RequestHead, host_without_port};
-use crate::tls::{ClientCert, HEADER_PREFIX};
+use crate::tls::ClientCert;
 
 /// The protocol name of a request that came as an HTTP/2 stream, as nginx names it.
 pub const HTTP2: &str = "HTTP/2.0";
@@ -359,7 +359,7 @@ fn forwarded(name: &[u8], env: &RequestEnv<'_>) -> bool {
     // (the same list as for an HTTP upstream, which gets ringway's own X-Forwarded-Proto).
     // The app reads ringway's word on the client's certificate from SSL_CLIENT_*; one that
     // also reads the X-SSL-Client-* headers an HTTP upstream gets must not read a client's.
-    if env.client_cert.drops_claims() && crate::http::names_header_prefix(name, HEADER_PREFIX) {
+    if env.client_cert.refuses_claim(name, env.trusted_peer) {
         return false;
     }
     if (is(b"x-forwarded-proto") || crate::identity::is_url_claim(name) || is(env.real_ip_header))

@@ -363,10 +363,23 @@ fn a_verified_client_certificate_is_told_and_a_clients_claims_are_not() {
         !plain.to_ascii_lowercase().contains("x-ssl-client-"),
         "{plain}"
     );
+    // Certificates not asked for: a trusted proxy's claims pass, anyone else's do not
+    // (found by review: a client's reached the app).
     let not_asked = encode(request, &env());
     assert!(
-        not_asked.contains("X-SSL-Client-Verify: forged\r\n"),
+        !not_asked.contains("forged") && not_asked.contains("X-SSL-Clientele: kept\r\n"),
         "{not_asked}"
+    );
+    let from_trusted = encode(
+        request,
+        &HeadEnv {
+            trusted_peer: true,
+            ..env()
+        },
+    );
+    assert!(
+        from_trusted.contains("X-SSL-Client-Verify: forged\r\n"),
+        "{from_trusted}"
     );
     let none = encode(
         request,
