@@ -544,6 +544,17 @@ fn each_route_mistake_is_refused_with_its_key() {
             "allow",
             "invalid address range",
         ),
+        // A host's address with a range's prefix: which was meant is not guessed.
+        (
+            "[[routes]]\npath = \"/\"\nupstream = \"app\"\nallow = [\"192.168.1.10/24\"]\n",
+            "allow",
+            "write 192.168.1.0/24 for the range, or 192.168.1.10 for the one address",
+        ),
+        (
+            "[[routes]]\npath = \"/\"\nupstream = \"app\"\nallow = [\"fd00::1/8\"]\n",
+            "allow",
+            "write fd00::/8 for the range",
+        ),
         (
             "[[routes]]\npath = \"/\"\nupstream = \"app\"\nallow = []\n",
             "routes[0].allow",

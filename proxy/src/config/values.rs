@@ -463,6 +463,16 @@ impl FromStr for MetricsListen {
     }
 }
 
+impl MetricsListen {
+    /// The address served on (`None`: off), however it was given.
+    pub fn address(self) -> Option<SocketAddr> {
+        match self {
+            MetricsListen::Off => None,
+            MetricsListen::Default(a) | MetricsListen::At(a) => Some(a),
+        }
+    }
+}
+
 impl fmt::Display for MetricsListen {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -1080,6 +1090,21 @@ impl Cidr {
     }
 }
 
+/// `addr` with every bit past the first `bits` cleared.
+fn network_of(addr: IpAddr, bits: u8) -> IpAddr {
+    fn masked<const N: usize>(mut octets: [u8; N], bits: u8) -> [u8; N] {
+        for (i, octet) in octets.iter_mut().enumerate() {
+            let kept = usize::from(bits).saturating_sub(i * 8).min(8);
+            *octet &= !(0xffu16 >> kept) as u8;
+        }
+        octets
+    }
+    match addr {
+        IpAddr::V4(v4) => IpAddr::from(masked(v4.octets(), bits)),
+        IpAddr::V6(v6) => IpAddr::from(masked(v6.octets(), bits)),
+    }
+}
+
 fn prefix_eq(a: &[u8], b: &[u8], bits: u8) -> bool {
     let full = usize::from(bits / 8);
     let rest = bits % 8;
@@ -1108,7 +1133,21 @@ impl FromStr for Cidr {
         if bits > max {
             return Err(err());
         }
-        Ok(Cidr { addr, bits })
+        // nginx warns that such bits are meaningless and takes the range; a range written
+        // with a host's address is as likely meant as that host alone (found by review:
+        // `192.168.1.10/24` was read as the whole /24 without a word).
+        let network = Cidr {
+            addr: network_of(addr, bits),
+            bits,
+        };
+        if network.addr != addr {
+            return Err(format!(
+                "{s:?} has address bits set past its /{bits} prefix: write {} for the range, \
+                 or {addr} for the one address",
+                network
+            ));
+        }
+        Ok(network)
     }
 }
 
