@@ -291,7 +291,8 @@ impl Seen<'_> {
                 .map_or(&[], |kept| &kept.upstream_headers[..]),
             request_body: for_log
                 .as_ref()
-                .and_then(|kept| kept.request_body.as_deref()),
+                .and_then(|kept| kept.request_body.as_deref())
+                .map(Vec::as_slice),
             proxied: client.proxied,
             tcp_info: template
                 .filter(|t| t.shows_tcp_info())

@@ -146,8 +146,9 @@ pub(crate) struct Request {
 pub(crate) struct ForLog {
     /// The upstream answer's headers the format names (`$upstream_http_NAME`).
     pub(crate) upstream_headers: Box<ReadHeaders>,
-    /// The request's body, when it was held in memory (`$request_body`).
-    pub(crate) request_body: Option<Box<[u8]>>,
+    /// The request's body, when it was held in memory (`$request_body`): a copy, charged
+    /// to the memory budget while the request lasts.
+    pub(crate) request_body: Option<Buf>,
     /// The upstream answer's head length, when the format shows the bytes to and from the
     /// upstream (`$upstream_bytes_received`, `$upstream_bytes_sent`,
     /// `$upstream_response_length`); then those bytes, once the answer was read to its end.
@@ -253,7 +254,8 @@ impl Request {
 
     /// Keeps a copy of the request's body for its log line when the format shows
     /// `$request_body` and the body is held in memory (nginx's rule: a body in a temp file
-    /// is not shown).
+    /// is not shown), and the memory budget has room for it (found by review: the copies
+    /// of slow clients' requests were held past it; nginx shows its body's own buffer).
     pub(crate) fn keep_body(&self, worker: &Worker, body: &Body) {
         let Some(bytes) = body.in_memory() else {
             return;
@@ -263,8 +265,12 @@ impl Request {
             .as_ref()
             .and_then(|log| log.template())
             .is_some_and(|template| template.shows_request_body());
-        if shown {
-            self.keep_for_log(|log| log.request_body = Some(Box::from(bytes)));
+        if !shown {
+            return;
+        }
+        let mut copy = Buf::copy_of(bytes);
+        if copy.charge(&worker.budget) {
+            self.keep_for_log(|log| log.request_body = Some(copy));
         }
     }
 
