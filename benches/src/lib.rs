@@ -346,9 +346,13 @@ pub fn run(config: &Config) -> Result<Report> {
         .sum::<usize>();
     let total = config.rounds * per_round;
     let mut done = 0;
+    let stacks = running.len();
     for round in 1..=config.rounds {
         for case in &config.cases {
-            for stack in &mut running {
+            // Each round starts with another stack: none is always the first on a cold
+            // machine, or always the one after another's heavy run.
+            for k in 0..stacks {
+                let stack = &mut running[(k + round - 1) % stacks];
                 if config.interrupt.load(Ordering::SeqCst) {
                     bail!("interrupted");
                 }
@@ -723,7 +727,7 @@ fn measure(
             samples
         })
     };
-    let proxy_before = sys::cpu_ticks(&proxy_pids);
+    let proxy_before = sys::cpu_ticks_of_all(&proxy_pids);
     let app_before = sys::cpu_ticks(&app_pids);
     let (output, generator, tls_seen) = match &handshakes {
         Some(load) => {
@@ -755,7 +759,7 @@ fn measure(
             None,
         ),
     };
-    let proxy_after = sys::cpu_ticks(&proxy_pids);
+    let proxy_after = sys::cpu_ticks_of_all(&proxy_pids);
     let app_after = sys::cpu_ticks(&app_pids);
     stop.store(true, Ordering::SeqCst);
     let samples = sampler.join().unwrap_or_default();
@@ -800,7 +804,17 @@ fn measure(
         }
     };
     let proxy_cpu_us = if stack.kind.has_proxy() {
-        per_req(proxy_after.saturating_sub(proxy_before))
+        // A proxy process that ended during the run (a crashed nginx worker its master
+        // replaced) took its CPU time with it: no figure, rather than a low one.
+        let (Some(before), Some(after)) = (proxy_before, proxy_after) else {
+            bail!(
+                "a process of {} ended during {}: {}",
+                stack.kind,
+                case.id(),
+                stack.log_tail()
+            );
+        };
+        per_req(after.saturating_sub(before))
     } else {
         None
     };

@@ -692,8 +692,8 @@ impl NginxUpstream<'_> {
     }
 }
 
-/// nginx as in production, with the tuned buffers of docs/ARCHITECTURE.md: worker_processes auto, access_log
-/// off, the stock uwsgi_params (or, to an HTTP upstream, the `proxy_pass` lines of
+/// nginx as in production, with the tuned buffers of docs/ARCHITECTURE.md: worker_processes auto,
+/// its workers pinned as ringway's are (`worker_cpu_affinity auto`), access_log off, the stock uwsgi_params (or, to an HTTP upstream, the `proxy_pass` lines of
 /// [`NginxUpstream::Http`]). keepalive_requests is raised, for both proxies, so that neither
 /// closes a busy keep-alive connection every 1000 requests (their default). Its temp paths (bodies
 /// and answers beyond the buffers) are under `dir`.
@@ -780,6 +780,7 @@ pub fn nginx_config(
 master_process on;
 {user}
 worker_processes auto;
+worker_cpu_affinity auto;
 worker_rlimit_nofile {nofile};
 pid {d}/nginx.pid;
 error_log {d}/error.log warn;
@@ -939,6 +940,8 @@ mod tests {
             "uwsgi_buffer_size 16k;",
             "uwsgi_buffers 8 16k;",
             "worker_processes auto;",
+            // Pinned, one worker per CPU, as ringway pins its own by default.
+            "worker_cpu_affinity auto;",
             "access_log off;",
             "worker_rlimit_nofile 20000;",
             "include /etc/nginx/uwsgi_params;",

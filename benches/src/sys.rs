@@ -135,6 +135,14 @@ pub fn cpu_ticks(pids: &[u32]) -> u64 {
         .sum()
 }
 
+/// [`cpu_ticks`] of processes that must all be there: `None` once one has ended (its
+/// ticks would be lost, and its proxy look cheaper than it was).
+pub fn cpu_ticks_of_all(pids: &[u32]) -> Option<u64> {
+    pids.iter()
+        .map(|pid| stat(*pid).ok().map(|s| s.cpu_ticks))
+        .sum()
+}
+
 /// VmRSS summed over `pids`, in bytes.
 pub fn rss_sum(pids: &[u32]) -> u64 {
     pids.iter().map(|pid| rss(*pid)).sum()
