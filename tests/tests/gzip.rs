@@ -594,7 +594,8 @@ fn a_silent_answer_beside_another(streamed: bool) {
             conn.send(&req.to_bytes()).expect("send");
             // Its head and first event: the stream compresses (a buffered one holds its
             // first event in zlib, and sends its head alone).
-            conn.read_at_least(if streamed { 200 } else { 100 }).ok();
+            conn.read_at_least(if streamed { 200 } else { 100 })
+                .expect("the answer began");
             (conn, gate)
         })
         .collect();

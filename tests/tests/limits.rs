@@ -194,18 +194,18 @@ upstream = "app"
     // request in 200 ms and the same request is served again.
     let r = request(&mut conn, &Req::get("/slow?ms=0"));
     assert_eq!(r.status, 200, "{r:?}");
+    // Only a stalled client lets 200 ms pass between two requests: a few tries at most.
     let mut refused_fast = 0;
-    loop {
+    for _ in 0..50 {
         let r = request(&mut conn, &Req::get("/slow?ms=0"));
         if r.status == 429 {
             assert_eq!(r.header("retry-after").as_deref(), Some("1"), "{r:?}");
             refused_fast += 1;
             break;
         }
-        // Only a stalled client lets 200 ms pass between two requests.
         assert_eq!(r.status, 200, "{r:?}");
-        assert!(refused_fast < 50, "never refused");
     }
+    assert_eq!(refused_fast, 1, "never refused in 50 requests at once");
     let mut status = 0;
     let refilled = poll_until(SOON, || {
         status = request(&mut conn, &Req::get("/slow?ms=0")).status;
@@ -646,9 +646,10 @@ fn limit_req_with_a_delay_spaces_a_burst_at_the_rate_as_nginx_does() {
                 "{proxy}, delay 2: three at once, then 100 ms apart: {times:?}"
             );
         }
+        // Measured from the first, not from the spawns: a loaded machine shifts them all.
         assert!(
-            times[2] < 160,
-            "{proxy}, delay 2: the first three at once: {times:?}"
+            times[2].saturating_sub(times[0]) < 90,
+            "{proxy}, delay 2: the first three at once, not 100 ms apart: {times:?}"
         );
         thread::sleep(Duration::from_millis(800));
         // Three sent at once (served over 200 ms), then, 50 ms later, one that leaves

@@ -321,14 +321,40 @@ fn reset_flood(stack: &Stack) {
         sent < 5000,
         "closed before the flood was through ({sent} streams): {got}"
     );
-    // The streams that were taken before the flood was seen reached the app at most as
-    // many times as there were streams: each logged, none left running.
     let fresh = h2_client(
         stack,
         "many-streams",
-        &["--path", "/bytes/7", "--count", "1"],
+        &["--path", "/bytes/7?fresh", "--count", "1"],
     );
     assert_eq!(fresh["statuses"]["200"], 1, "{fresh}");
+    // The streams taken before the flood was seen reached the app at most once each, and
+    // each that did is logged by ringway once the app is done with it (a request left
+    // running would have no line).
+    let at_app = |log: &str| log.matches("GET /bytes/7 ").count();
+    let logged = |log: &str| log.lines().filter(|l| l.starts_with("/bytes/7 ")).count();
+    let seen_fresh = ringway_tests::wait::poll_until(Duration::from_secs(10), || {
+        stack.uwsgi_log().contains("GET /bytes/7?fresh")
+    });
+    assert!(
+        seen_fresh,
+        "the fresh request at the app:\n{}",
+        stack.uwsgi_log()
+    );
+    let reached = at_app(&stack.uwsgi_log());
+    assert!(
+        reached as u64 <= sent,
+        "{reached} flood requests reached the app, of {sent} streams"
+    );
+    let settled = ringway_tests::wait::poll_until(Duration::from_secs(10), || {
+        logged(&stack.ringway.stderr()) >= at_app(&stack.uwsgi_log())
+    });
+    assert!(
+        settled,
+        "requests at the app without a line: {} at the app, {} logged\n{}",
+        at_app(&stack.uwsgi_log()),
+        logged(&stack.ringway.stderr()),
+        stack.ringway.stderr()
+    );
 }
 
 /// Frames that ask for no request (PRIORITY here; `h2` bounds no PRIORITY or
