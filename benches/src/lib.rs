@@ -151,6 +151,8 @@ const NO_FILES: &str = "static files: this stack runs the app only (no static ro
 /// Why a stack is not measured on the compressed case.
 const NO_GZIP: &str = "compression: this stack sends the app's answers as they are";
 /// How often RSS is sampled during a run.
+/// The wait after the load the RSS target is set for ("RSS 30 s after the load").
+const SETTLE_TARGET: Duration = Duration::from_secs(30);
 const SAMPLE_EVERY: Duration = Duration::from_millis(50);
 /// Idle connections are opened in batches of this many concurrent requests (uWSGI's two
 /// workers behind a 1024 backlog).
@@ -395,8 +397,12 @@ pub fn run(config: &Config) -> Result<Report> {
             info.end_rss = sys::rss_sum(&stack.proxy_pids);
         }
     }
-    // Once the load is over, a quiet proxy gives back what the load grew (pools, heap).
-    if running.iter().any(|s| s.kind.has_proxy()) && !results.is_empty() {
+    // Once the load is over, a quiet proxy gives back what the load grew (pools, heap). The
+    // target is for 30 s after: a shorter settle measures nothing it can be judged on.
+    if running.iter().any(|s| s.kind.has_proxy())
+        && !results.is_empty()
+        && config.settle >= SETTLE_TARGET
+    {
         eprintln!(
             "bench: RSS again in {}s, once the load has settled",
             config.settle.as_secs()

@@ -1292,9 +1292,15 @@ fn errors_note(runs: &[&Summary]) -> String {
 }
 
 /// A target missed because ringway's stack `s` failed its probe for the case: a case it
-/// cannot serve is no case left out.
+/// cannot serve is no case left out (one its kind of stack is not made for, files in front
+/// of Granian, is).
 fn unserved(target: &str, s: &Summary) -> Option<Target> {
     let why = s.unserved.as_ref()?;
+    if (s.kind.is_static() && !s.stack.serves_files())
+        || (s.kind.is_compressed() && !s.stack.compresses())
+    {
+        return None;
+    }
     Some(Target {
         target: format!("{target}, {}", s.case),
         measured: format!("{} did not serve it: {why}", s.stack),
@@ -1970,6 +1976,19 @@ mod tests {
         assert!(cpu.measured.contains("connection refused"), "{cpu:?}");
         let p99 = find("p99 latency ≤ nginx's, static1k-c100");
         assert_eq!(p99.met, Some(false), "{p99:?}");
+        // A case the kind of stack is not made for (files in front of Granian) is no
+        // failure to serve.
+        let mut granian = summary(
+            "static1k-c100",
+            Kind::Static1k,
+            100,
+            StackKind::RingwayGranian,
+            0.0,
+            0.0,
+            0.0,
+        );
+        granian.unserved = Some("static files: this stack runs the app only".into());
+        assert!(unserved("Granian: req/s ≥ 1.2× nginx's", &granian).is_none());
     }
 
     #[test]
