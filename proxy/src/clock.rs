@@ -45,6 +45,12 @@ pub(crate) fn http_date_at(secs: u64) -> [u8; HTTP_DATE_LEN] {
 pub(crate) struct Coarse(Duration);
 
 impl Coarse {
+    /// `ago` before now (an age for tests).
+    #[cfg(test)]
+    pub(crate) fn ago(ago: Duration) -> Coarse {
+        Coarse(Coarse::now().0.saturating_sub(ago))
+    }
+
     /// Now, to the clock's last tick.
     pub(crate) fn now() -> Coarse {
         let mut ts = libc::timespec {
