@@ -182,6 +182,22 @@ impl Conn<TcpStream> {
 
     /// Waits up to `limit` for the server to close the connection (EOF or reset), discarding
     /// whatever it sends meanwhile; returns whether it closed.
+    /// Sends a byte every half second, as a client trickling a body, until the server
+    /// closes the connection: how long that took, or `None` if it was still open after
+    /// `limit`.
+    pub fn trickle_until_closed(&mut self, limit: Duration) -> Option<Duration> {
+        let started = Instant::now();
+        loop {
+            if self.send(b"x").is_err() || started.elapsed() > limit {
+                let closed = self.closed_within(Duration::from_millis(100));
+                return closed.then(|| started.elapsed());
+            }
+            if self.closed_within(Duration::from_millis(500)) {
+                return Some(started.elapsed());
+            }
+        }
+    }
+
     pub fn closed_within(&mut self, limit: Duration) -> bool {
         if self.eof {
             return true;

@@ -274,20 +274,10 @@ fn limit_conn_per_ip_refuses_the_extra_connection_and_frees_its_place_on_close()
         .expect("send");
     let r = trickling.read_response().expect("its 503");
     assert_eq!(r.status, 503, "{r:?}");
-    let started = std::time::Instant::now();
-    let closed = loop {
-        if trickling.send(b"x").is_err() || started.elapsed() > Duration::from_secs(10) {
-            break trickling.closed_within(Duration::from_millis(100));
-        }
-        if trickling.closed_within(Duration::from_millis(500)) {
-            break true;
-        }
-    };
-    assert!(closed, "still open after {:?}", started.elapsed());
+    let took = trickling.trickle_until_closed(Duration::from_secs(10));
     assert!(
-        started.elapsed() < Duration::from_secs(6),
-        "closed after {:?}",
-        started.elapsed()
+        took.is_some_and(|t| t < Duration::from_secs(6)),
+        "closed after {took:?} (None: still open after 10 s)"
     );
     wait_for_sample(
         metrics,

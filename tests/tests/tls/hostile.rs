@@ -364,20 +364,10 @@ fn a_refused_connection_is_held_neither_by_its_handshake_nor_by_a_trickle() {
         .expect("send");
     let r = trickling.read_response().expect("its 400");
     assert_eq!(r.status, 400, "{r:?}");
-    let started = Instant::now();
-    let closed = loop {
-        if trickling.send(b"x").is_err() || started.elapsed() > Duration::from_secs(10) {
-            break trickling.closed_within(Duration::from_millis(100));
-        }
-        if trickling.closed_within(Duration::from_millis(500)) {
-            break true;
-        }
-    };
-    assert!(closed, "still open after {:?}", started.elapsed());
+    let took = trickling.trickle_until_closed(Duration::from_secs(10));
     assert!(
-        started.elapsed() < Duration::from_secs(6),
-        "closed after {:?}",
-        started.elapsed()
+        took.is_some_and(|t| t < Duration::from_secs(6)),
+        "closed after {took:?} (None: still open after 10 s)"
     );
     drop(held);
 }
