@@ -586,6 +586,24 @@ pub fn roundtrip_raw(addr: SocketAddr, bytes: &[u8]) -> io::Result<Response> {
     conn.read_response()
 }
 
+/// A TCP address that takes no connection: a listener whose backlog (0) one connection
+/// nobody accepts fills, so a connect waits until its timeout. Kept open with the listener.
+pub fn blackhole() -> (
+    std::net::TcpListener,
+    std::net::TcpStream,
+    std::net::SocketAddr,
+) {
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().expect("address");
+    socket.bind(&any.into()).expect("bind");
+    socket.listen(0).expect("listen");
+    let listener = std::net::TcpListener::from(socket);
+    let addr = listener.local_addr().expect("address");
+    let filler = std::net::TcpStream::connect(addr).expect("the one the backlog takes");
+    (listener, filler, addr)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // tests: a panic is the failure report
 mod tests {

@@ -253,20 +253,6 @@ fn idle_connections_to_the_metrics_port_do_not_hold_up_the_health_checks() {
     assert_eq!(r.header("allow").as_deref(), Some("GET, HEAD"), "{r:?}");
 }
 
-/// A TCP address that takes no connection: a listener whose backlog (0) one connection
-/// nobody accepts fills, so a connect waits until its timeout. Kept open with the listener.
-fn blackhole() -> (TcpListener, TcpStream, SocketAddr) {
-    let socket =
-        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
-    let any: SocketAddr = "127.0.0.1:0".parse().expect("address");
-    socket.bind(&any.into()).expect("bind");
-    socket.listen(0).expect("listen");
-    let listener = TcpListener::from(socket);
-    let addr = listener.local_addr().expect("address");
-    let filler = TcpStream::connect(addr).expect("the one the backlog takes");
-    (listener, filler, addr)
-}
-
 /// `/readyz` probes a group's servers at once: two that take no connection (500 ms each)
 /// before the one that accepts, one after the other, would take the answer past the
 /// kubelet's default 1 s timeout, and the pod would read unready (found by review).
@@ -276,7 +262,10 @@ fn readyz_probes_servers_at_once_and_answers_within_the_kubelets_second() {
         tcp: true,
         ..ringway_tests::uwsgi::UwsgiOptions::new(App::Raw)
     });
-    let holes = [blackhole(), blackhole()];
+    let holes = [
+        ringway_tests::client::blackhole(),
+        ringway_tests::client::blackhole(),
+    ];
     let (_ringway, metrics) = start(Ringway::with_config(format!(
         "upstream = [\"{}\", \"{}\", \"{}\"]\n",
         holes[0].2,

@@ -202,3 +202,34 @@ fn wait_serving(server: &AppServer) {
     });
     assert!(up, "gunicorn did not start a new worker: {}", server.log());
 }
+
+/// A server whose connect fails is a try, as in nginx: `next_upstream_tries` and
+/// `next_upstream_timeout` bound the servers a request waits on before its 504 (found by
+/// review: with every server dropping connects, each request waited out every one).
+#[test]
+fn failed_connects_count_against_next_upstream_tries_and_timeout() {
+    let holes = [
+        ringway_tests::client::blackhole(),
+        ringway_tests::client::blackhole(),
+        ringway_tests::client::blackhole(),
+    ];
+    let servers: Vec<String> = holes.iter().map(|h| h.2.to_string()).collect();
+    for (bound, least, most) in [
+        ("next_upstream_tries = 1", 900, 1900),
+        ("next_upstream_timeout = \"1500ms\"", 1900, 2900),
+        ("", 2900, 6000),
+    ] {
+        let ringway = ringway(
+            &servers,
+            &format!("upstream_connect_timeout = \"1s\"\n{bound}"),
+        );
+        let started = std::time::Instant::now();
+        let r = roundtrip(ringway.addr(), &Req::get("/"));
+        let took = started.elapsed().as_millis();
+        assert_eq!(r.status, 504, "{bound:?}: {r:?}");
+        assert!(
+            (least..most).contains(&took),
+            "{bound:?}: answered after {took} ms, {least} to {most} expected (1 s per server)"
+        );
+    }
+}

@@ -344,9 +344,17 @@ async fn ask(
                 group,
             ),
         };
-        let (upstream, _) = connect(client, req, &target, worker, group, reuse, &mut tried)
-            .await
-            .map_err(failed)?;
+        let (upstream, _) = connect(
+            client,
+            req,
+            &target,
+            worker,
+            group,
+            reuse,
+            (&mut tried, since),
+        )
+        .await
+        .map_err(failed)?;
         let exchange = async {
             // Nothing came back: on a kept connection, most likely one the server closed.
             send_request(&upstream, head, Body::Absent, timeout)

@@ -71,8 +71,16 @@ pub(super) async fn exchange(
     let since = std::time::Instant::now();
     let mut stale_retried = false;
     loop {
-        let (upstream, connected) =
-            connect(client, req, target, worker, group, reuse, &mut tried).await?;
+        let (upstream, connected) = connect(
+            client,
+            req,
+            target,
+            worker,
+            group,
+            reuse,
+            (&mut tried, since),
+        )
+        .await?;
         let parts = HeadParts::of(client, req);
         let head = encode_head(
             client,

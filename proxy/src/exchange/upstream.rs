@@ -15,7 +15,9 @@ use crate::error_pages::Carried;
 use crate::fail::Fail;
 use crate::http::{BodyFraming, Method, ResponseHead};
 use crate::routes::Route;
-use crate::upstream::{Reuse, Tried, UpstreamConn, Upstreams, read_response_head, send_request};
+use crate::upstream::{
+    Failover, Reuse, Tried, UpstreamConn, Upstreams, read_response_head, send_request,
+};
 use crate::uwsgi::{self, RequestEnv};
 use crate::worker::Worker;
 
@@ -152,8 +154,16 @@ async fn exchange_uwsgi(
     let since = Instant::now();
     loop {
         let reuse = Reuse::Fresh;
-        let (upstream, connected) =
-            connect(client, req, target, worker, group, reuse, &mut tried).await?;
+        let (upstream, connected) = connect(
+            client,
+            req,
+            target,
+            worker,
+            group,
+            reuse,
+            (&mut tried, since),
+        )
+        .await?;
         let mut headers = std::mem::take(&mut client.response_headers);
         let with_upstream = async {
             let sent = send_request(&upstream, vars, body, timeout).await?;
@@ -266,6 +276,8 @@ pub(super) fn pass_on(
 /// its queue if every server is full; a client that leaves meanwhile leaves the queue.
 /// Biased: when a slot is free at once, the client watch is never started. A new
 /// connection's connect time goes to the metrics; the request notes its upstream either way.
+/// Servers whose connect fails are passed over within the route's `next_upstream_tries`
+/// and `next_upstream_timeout`, counted from `since` (the request's first connect).
 pub(super) async fn connect(
     client: &Client,
     req: &Request,
@@ -273,7 +285,7 @@ pub(super) async fn connect(
     worker: &Worker,
     group: &Upstreams,
     reuse: Reuse,
-    tried: &mut Tried,
+    (tried, since): (&mut Tried, Instant),
 ) -> Result<(UpstreamConn, Instant), Fail> {
     let permit = tokio::select! {
         biased;
@@ -281,13 +293,13 @@ pub(super) async fn connect(
         () = client.gone(target.route.limits.ignore_client_abort) => return Err(Fail::ClientGone),
     };
     let connecting = Instant::now();
+    let limits = &target.route.limits;
+    let bound = Failover {
+        tries: limits.next_upstream_tries,
+        until: limits.next_upstream_timeout.map(|t| since + t),
+    };
     let upstream = group
-        .connect(
-            permit,
-            target.route.limits.upstream_connect_timeout,
-            reuse,
-            tried,
-        )
+        .connect(permit, limits.upstream_connect_timeout, reuse, tried, bound)
         .await?;
     let connected = Instant::now();
     if !upstream.is_reused() {

@@ -69,6 +69,23 @@ pub(crate) enum Reuse {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Tried(u64);
 
+/// How far a request may go on past servers that failed it: a route's
+/// `next_upstream_tries` (0: each server once) and `next_upstream_timeout` (from the
+/// request's first connect).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Failover {
+    pub(crate) tries: u32,
+    pub(crate) until: Option<Instant>,
+}
+
+impl Failover {
+    /// Whether a request that went to the servers `tried` names may go to no other.
+    fn spent(self, tried: Tried) -> bool {
+        (self.tries != 0 && tried.count() >= self.tries)
+            || self.until.is_some_and(|until| Instant::now() >= until)
+    }
+}
+
 impl Tried {
     fn has(self, server: usize) -> bool {
         server < 64 && self.0 & (1 << server) != 0
@@ -230,13 +247,15 @@ impl Upstreams {
     /// by review: it did, and the refusal replaced the answer in hand). The failure reported is the
     /// most telling one: busy or timed out says more than refused. With a `permit` (from
     /// [`Upstreams::slot`]) only servers with room are tried, and the connection keeps the
-    /// server's slot. A kept HTTP connection is taken first when `reuse` allows.
+    /// server's slot. A kept HTTP connection is taken first when `reuse` allows. No server
+    /// is tried once `bound` is spent by the servers `tried` names.
     pub(crate) async fn connect(
         &self,
         mut permit: Option<Permit>,
         limit: Duration,
         reuse: Reuse,
         tried: &mut Tried,
+        bound: Failover,
     ) -> Result<UpstreamConn, Fail> {
         let mut worst = Fail::UpstreamRefused;
         let mut tried_any = false;
@@ -297,6 +316,11 @@ impl Upstreams {
                             member.health.refused(now);
                         } else {
                             worst = fail;
+                        }
+                        // As nginx: a failed connect is a try (found by review: with every
+                        // server dropping connects, each request waited out every one).
+                        if bound.spent(*tried) {
+                            return Err(worst);
                         }
                     }
                 }
