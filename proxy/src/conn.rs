@@ -201,9 +201,8 @@ pub(crate) async fn serve_tls(
             if session.speaks_h2() {
                 let live = live.into_key();
                 // Boxed: every TLS connection's task would otherwise carry its size.
-                let refused = admission.refused();
                 let http2 =
-                    crate::http2::serve(session, (peer, named), local, worker, refused, live);
+                    crate::http2::serve(session, (peer, named), local, worker, admission, live);
                 Box::pin(http2).await;
                 return;
             }

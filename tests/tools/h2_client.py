@@ -304,6 +304,28 @@ def priority_flood(args):
     return {"ok": True, "sent": sent, "closed": client.closed, "goaway": client.goaway}
 
 
+def stalled_streams(args):
+    """Opens --count streams for --path with no window for their answers, says "ready",
+    and holds them (reading, opening nothing) until --timeout."""
+    client = Client(args, window=0)
+    deadline = time.monotonic() + args.timeout
+    for _ in range(args.count):
+        sid = client.conn.get_next_available_stream_id()
+        client.conn.send_headers(sid, client.headers(args.path), end_stream=True)
+    client.flush()
+    print("ready", flush=True)
+    statuses = {}
+    while not client.closed and time.monotonic() < deadline:
+        events = client.events(deadline)
+        if events is None:
+            break
+        for e in events:
+            if isinstance(e, h2.events.ResponseReceived):
+                code = dict(e.headers)[":status"]
+                statuses[code] = statuses.get(code, 0) + 1
+    return {"ok": True, "statuses": statuses, "goaway": client.goaway}
+
+
 def many_streams(args):
     client = Client(args)
     deadline = time.monotonic() + args.timeout
@@ -395,6 +417,7 @@ def main():
         "rapid-reset": rapid_reset,
         "priority-flood": priority_flood,
         "many-streams": many_streams,
+        "stalled-streams": stalled_streams,
         "across-reload": across_reload,
         "no-path": no_path,
     }

@@ -31,7 +31,7 @@ pub(crate) use self::pipe::PipelineEnd;
 use self::pipe::StreamEnd;
 
 use crate::io::Counted;
-use crate::limits::{Admission, ConnLimit};
+use crate::limits::{Admission, ConnLimit, ConnTicket};
 use crate::metrics::Phase;
 use crate::tls::{Peer, TlsStream};
 use crate::worker::Worker;
@@ -61,6 +61,11 @@ pub(super) struct Bridge {
     /// The connection was over a connection limit: its streams get the 503, and it goes
     /// away after the first.
     refused: Option<ConnLimit>,
+    /// The connection's own admission, which counts its first stream: held while any
+    /// stream is served, not only while the connection is (found by review: a request the
+    /// app kept serving after its connection closed, `ignore_client_abort`, was counted
+    /// nowhere).
+    _admission: Admission,
     send_timeout: Duration,
     /// Streams being served.
     open: Cell<usize>,
@@ -135,6 +140,11 @@ pub(super) struct Open {
     bridge: Rc<Bridge>,
     /// The stream is counted by the connection's own admission (see [`Open::start`]).
     rides: bool,
+    /// The stream's own count under the connection limits, held as long as the stream is
+    /// served, its answer waiting for the client's window included (found by review: it
+    /// went with the pipeline, and a client that opened no window held 128 streams' buffers
+    /// per connection with none counted).
+    _ticket: Option<ConnTicket>,
 }
 
 impl Open {
@@ -151,9 +161,15 @@ impl Open {
             None if rides => Admission::Admitted(None),
             None => bridge.worker.limits.admit(bridge.peer),
         };
+        // The pipeline is told whether it is admitted; the count stays with the stream.
+        let (admission, ticket) = match admission {
+            Admission::Admitted(ticket) => (Admission::Admitted(None), ticket),
+            refused => (refused, None),
+        };
         let open = Open {
             bridge: Rc::clone(bridge),
             rides,
+            _ticket: ticket,
         };
         (open, admission)
     }
@@ -183,9 +199,10 @@ pub(crate) async fn serve(
     (peer, proxied): (SocketAddr, bool),
     local: SocketAddr,
     worker: Rc<Worker>,
-    refused: Option<ConnLimit>,
+    admission: Admission,
     live: usize,
 ) {
+    let refused = admission.refused();
     let tls_peer = session.peer().clone();
     let tls = Rc::new(Counted::new(*session));
     let mut entry = LiveEntry {
@@ -216,11 +233,14 @@ pub(crate) async fn serve(
         config.keepalive_timeout,
         config.keepalive_requests,
     );
+    let mut send_timeout = config.limits.send_timeout;
     if refused.is_some() {
         // Only its first stream's 503 is owed (as a refused HTTP/1.1 connection's): such a
-        // connection must not hold a socket for the full timeouts.
+        // connection must not hold a socket for the full timeouts, nor its streams' 503s
+        // wait that long for a window (found by review: 60 s each).
         head_timeout = head_timeout.min(crate::conn::REFUSED_HEAD_TIMEOUT);
         keepalive_timeout = keepalive_timeout.min(crate::conn::REFUSED_HEAD_TIMEOUT);
+        send_timeout = send_timeout.min(crate::conn::REFUSED_HEAD_TIMEOUT);
     }
     let handshake = builder.handshake::<_, Bytes>(io);
     let mut conn = match tokio::time::timeout(head_timeout, handshake).await {
@@ -239,12 +259,13 @@ pub(crate) async fn serve(
         connection: crate::conn::socket_cookie(std::os::fd::AsRawFd::as_raw_fd(
             tls.get_ref().tcp(),
         )),
-        send_timeout: config.limits.send_timeout,
+        send_timeout,
         worker: Rc::clone(&worker),
         peer,
         proxied,
         local,
         refused,
+        _admission: admission,
         open: Cell::new(0),
         spare: Cell::new(true),
         idle_since: Cell::new(Instant::now()),

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub(crate) use bucket::RateLimit;
-pub(crate) use conns::{Admission, ConnLimit};
+pub(crate) use conns::{Admission, ConnLimit, ConnTicket};
 pub(crate) use slots::{GroupSlots, Permit, Slot};
 
 use crate::config::Config;

@@ -83,6 +83,50 @@ fn a_client_that_opens_no_window_is_reset_after_the_send_timeout_and_its_connect
     assert_eq!(got["second"]["data"], 7, "{got}");
 }
 
+/// A stream whose answer waits for the client's window is counted by the connection limits
+/// until it ends, as nginx counts it until its request is freed (found by review: its count
+/// went with its pipeline, done once the answer was in the pipe, and a client that opened
+/// no window held 128 streams' buffers per connection with none counted).
+#[test]
+fn streams_waiting_for_a_window_stay_counted_by_limit_conn() {
+    use std::io::BufRead;
+    let stack = Stack::start(
+        App::Flask,
+        "http2 = true\n[[routes]]\npath = \"/bytes/\"\nupstream = \"default\"\n\
+         send_timeout = \"6s\"\n",
+        |b| b.arg("--limit-conn-per-ip", "2"),
+    );
+    // Two streams on one connection: its own count and the second stream's.
+    let mut held = Command::new(python())
+        .arg(paths::workspace_root().join("tests/tools/h2_client.py"))
+        .arg("stalled-streams")
+        .args(["--connect", &stack.tls().to_string()])
+        .args(["--authority", &format!("a.test:{}", stack.tls().port())])
+        .args(["--path", "/bytes/7", "--count", "2", "--timeout", "5"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("the h2 client");
+    let mut out = std::io::BufReader::new(held.stdout.take().expect("piped stdout"));
+    let mut line = String::new();
+    out.read_line(&mut line).expect("its first line");
+    assert_eq!(line.trim(), "ready", "{line}");
+    // The answers are in their pipes by now, their pipelines done.
+    std::thread::sleep(Duration::from_millis(500));
+    let third = h2_client(
+        &stack,
+        "many-streams",
+        &["--path", "/bytes/7", "--count", "1"],
+    );
+    // A connection over the limit: told to go away at once (its stream's 503 comes after
+    // the GOAWAY, which this client takes no frame after), never served.
+    assert!(
+        third["statuses"]["200"].is_null() && !third["goaway"].is_null(),
+        "a third stream is over the limit of 2: {third}"
+    );
+    let _ = held.kill();
+    let _ = held.wait();
+}
+
 /// A route's own `send_timeout` bounds its streams' waits for the client's window, as an
 /// HTTP/1.1 answer's waits on its socket (found by review: the server's 1 s reset them).
 #[test]
