@@ -117,11 +117,13 @@ pub(super) async fn exchange(
             Ok((head, _)) => Missed::Status(head.status),
             Err(failed) => Missed::Fail(failed.fail),
         };
-        // A kept connection the server closed meanwhile is no failure of the server's.
-        let stale = matches!(&answer, Err(failed) if failed.nothing_back)
-            && upstream.is_reused()
-            && retry_safe
-            && !stale_retried;
+        // A kept connection the server closed meanwhile is no failure of the server's,
+        // whatever the request (found by review: a POST's counted, and with `max_fails = 1`
+        // a healthy server went out of turn over its own idle timeout); only a request
+        // safe to send again is sent again.
+        let closed_meanwhile =
+            matches!(&answer, Err(failed) if failed.nothing_back) && upstream.is_reused();
+        let stale = closed_meanwhile && retry_safe && !stale_retried;
         let goes_on = !stale
             && kept.is_some()
             && pass_on(
@@ -132,7 +134,7 @@ pub(super) async fn exchange(
                 (&mut tried, since),
                 missed,
             );
-        if !stale {
+        if !closed_meanwhile {
             judge(target, group, &upstream, missed, goes_on);
         }
         if let Some(kept) = kept {
