@@ -67,8 +67,8 @@ pub(crate) enum Fail {
     NoRoute,
     /// A static route has no file for the path (and no fallback).
     NoFile,
-    /// An app's X-Accel-Redirect with a `..` segment, as written or once decoded: 404, as
-    /// nginx refuses an unsafe URI there (a path built from user input must not climb to
+    /// An app's X-Accel-Redirect with no path, or a `..` segment as written or once
+    /// decoded: 404, as nginx refuses an unsafe URI there (a path built from user input must not climb to
     /// another file under the route's root).
     UnsafeAccelRedirect,
     /// The request's Host is not one the configuration's `hosts` lists (or it has none).
@@ -503,9 +503,9 @@ impl fmt::Display for Fail {
                 "the auth_basic user_file cannot be used (see the error when it was read): 500",
             ),
             Fail::NoFile => f.write_str("no file for the path: 404"),
-            Fail::UnsafeAccelRedirect => {
-                f.write_str("the app's X-Accel-Redirect has a `..` segment (unsafe): 404")
-            }
+            Fail::UnsafeAccelRedirect => f.write_str(
+                "the app's X-Accel-Redirect has no path or a `..` segment (unsafe): 404",
+            ),
             Fail::MethodNotAllowed(Allowed::Files) => {
                 f.write_str("files are GET and HEAD only: 405")
             }

@@ -675,6 +675,26 @@ fn an_x_accel_redirect_cycle_ends_with_500_after_ten_redirects() {
     assert!(!served_by_app(&r), "{r:?}");
 }
 
+/// An X-Accel-Redirect that names no path (a query alone) is refused with 404, as nginx
+/// refuses it; it served `/` (here, a directory's index) before (found by review).
+#[test]
+fn an_x_accel_redirect_without_a_path_is_404() {
+    let tree = StaticTree::build();
+    let uwsgi = Uwsgi::start(App::Raw);
+    let ringway = Ringway::with_config(format!(
+        "upstream = [\"{}\"]\n\
+         [[routes]]\npath = \"/accel\"\nexact = true\nupstream = \"default\"\n\
+         [[routes]]\npath = \"/\"\nstatic = {:?}\nindex = \"{}\"\n",
+        uwsgi.upstream(),
+        tree.root().display().to_string(),
+        tree::TEXT
+    ))
+    .start();
+    let r = roundtrip(ringway.addr(), &Req::get("/accel?to=%3Fx"));
+    assert_eq!(r.status, 404, "{r:?}");
+    assert!(!served_by_app(&r), "{r:?}");
+}
+
 #[test]
 fn x_accel_redirect_obeys_the_allow_list_of_the_route_it_lands_on() {
     // nginx runs the access phase again after an internal redirect.

@@ -38,7 +38,9 @@ pub(super) async fn serve(
     let value = accel_redirect(client, buf).unwrap_or_default();
     // A query after the path has no meaning for a file.
     let raw = value.split(|&b| b == b'?').next().unwrap_or_default();
-    if climbs(raw) {
+    // No path at all (an empty value, or a query alone) names no file, as nginx's
+    // `ngx_http_parse_unsafe_uri` refuses it (found by review: it served `/`).
+    if raw.is_empty() || climbs(raw) {
         return Err(Fail::UnsafeAccelRedirect);
     }
     let mut path = Buf::with_capacity(raw.len().max(1));
