@@ -254,12 +254,12 @@ pub(super) fn pass_on(
     if !tried.add(server) || !group.has_untried(*tried) {
         return false;
     }
-    let tries = limits.next_upstream_tries;
-    if (tries != 0 && tried.count() >= tries)
-        || limits
-            .next_upstream_timeout
-            .is_some_and(|t| since.elapsed() >= t)
-    {
+    let bound = Failover::new(
+        limits.next_upstream_tries,
+        limits.next_upstream_timeout,
+        since,
+    );
+    if bound.spent(*tried) {
         return false;
     }
     match (missed, group.server_addr(server)) {
@@ -294,10 +294,11 @@ pub(super) async fn connect(
     };
     let connecting = Instant::now();
     let limits = &target.route.limits;
-    let bound = Failover {
-        tries: limits.next_upstream_tries,
-        until: limits.next_upstream_timeout.map(|t| since + t),
-    };
+    let bound = Failover::new(
+        limits.next_upstream_tries,
+        limits.next_upstream_timeout,
+        since,
+    );
     let upstream = group
         .connect(permit, limits.upstream_connect_timeout, reuse, tried, bound)
         .await?;

@@ -350,12 +350,14 @@ mod tests {
                 panic!("a.css is a file");
             };
             assert!(cache.reuse(0, b"a.css").is_some(), "trusted for a second");
-            let age = |cache: &FileCache| {
+            // Its entry made `age` old, and marked as being opened again or not.
+            let set = |age, reopening| {
                 let mut entries = cache.entries.borrow_mut();
                 let entry = entries.get_mut(&0).unwrap().get_mut(&b"a.css"[..]).unwrap();
-                entry.at = Coarse::ago(super::VALID * 2);
+                entry.at = Coarse::ago(age);
+                entry.reopening = reopening;
             };
-            age(&cache);
+            set(super::VALID * 2, false);
             assert!(cache.reuse(0, b"a.css").is_none(), "this request opens it");
             let Some(Lookup::File(meanwhile)) = cache.reuse(0, b"a.css") else {
                 panic!("the others are served the entry");
@@ -379,12 +381,7 @@ mod tests {
             assert!(!Rc::ptr_eq(&fresh.file, &first.file));
             assert!(cache.reuse(0, b"a.css").is_some());
             // An open that takes too long (a hung disk) no longer holds the others back.
-            {
-                let mut entries = cache.entries.borrow_mut();
-                let entry = entries.get_mut(&0).unwrap().get_mut(&b"a.css"[..]).unwrap();
-                entry.at = Coarse::ago(super::VALID + super::REOPENING_AT_MOST * 2);
-                entry.reopening = true;
-            }
+            set(super::VALID + super::REOPENING_AT_MOST * 2, true);
             assert!(
                 cache.reuse(0, b"a.css").is_none(),
                 "past the bound, opened again"

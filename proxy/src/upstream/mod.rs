@@ -74,13 +74,21 @@ pub(crate) struct Tried(u64);
 /// request's first connect).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Failover {
-    pub(crate) tries: u32,
-    pub(crate) until: Option<Instant>,
+    tries: u32,
+    until: Option<Instant>,
 }
 
 impl Failover {
+    /// At most `tries` servers (0: any), within `timeout` of `since`.
+    pub(crate) fn new(tries: u32, timeout: Option<Duration>, since: Instant) -> Failover {
+        Failover {
+            tries,
+            until: timeout.map(|t| since + t),
+        }
+    }
+
     /// Whether a request that went to the servers `tried` names may go to no other.
-    fn spent(self, tried: Tried) -> bool {
+    pub(crate) fn spent(self, tried: Tried) -> bool {
         (self.tries != 0 && tried.count() >= self.tries)
             || self.until.is_some_and(|until| Instant::now() >= until)
     }

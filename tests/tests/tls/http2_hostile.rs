@@ -89,7 +89,6 @@ fn a_client_that_opens_no_window_is_reset_after_the_send_timeout_and_its_connect
 /// no window held 128 streams' buffers per connection with none counted).
 #[test]
 fn streams_waiting_for_a_window_stay_counted_by_limit_conn() {
-    use std::io::BufRead;
     let stack = Stack::start(
         App::Flask,
         "http2 = true\n[[routes]]\npath = \"/bytes/\"\nupstream = \"default\"\n\
@@ -97,19 +96,20 @@ fn streams_waiting_for_a_window_stay_counted_by_limit_conn() {
         |b| b.arg("--limit-conn-per-ip", "2"),
     );
     // Two streams on one connection: its own count and the second stream's.
-    let mut held = Command::new(python())
-        .arg(paths::workspace_root().join("tests/tools/h2_client.py"))
-        .arg("stalled-streams")
-        .args(["--connect", &stack.tls().to_string()])
-        .args(["--authority", &format!("a.test:{}", stack.tls().port())])
-        .args(["--path", "/bytes/7", "--count", "2", "--timeout", "5"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("the h2 client");
-    let mut out = std::io::BufReader::new(held.stdout.take().expect("piped stdout"));
-    let mut line = String::new();
-    out.read_line(&mut line).expect("its first line");
-    assert_eq!(line.trim(), "ready", "{line}");
+    let authority = format!("a.test:{}", stack.tls().port());
+    let args = [
+        "--authority",
+        &authority,
+        "--path",
+        "/bytes/7",
+        "--count",
+        "2",
+        "--timeout",
+        "5",
+    ];
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+    let mut held = crate::HeldH2::scenario("stalled-streams", stack.tls(), &args);
+    held.first_answered();
     // The answers are in their pipes by now, their pipelines done.
     std::thread::sleep(Duration::from_millis(500));
     let third = h2_client(
@@ -123,8 +123,7 @@ fn streams_waiting_for_a_window_stay_counted_by_limit_conn() {
         third["statuses"]["200"].is_null() && !third["goaway"].is_null(),
         "a third stream is over the limit of 2: {third}"
     );
-    let _ = held.kill();
-    let _ = held.wait();
+    drop(held);
 }
 
 /// A route's own `send_timeout` bounds its streams' waits for the client's window, as an

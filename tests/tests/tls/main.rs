@@ -116,22 +116,29 @@ fn with_metrics(builder: RingwayBuilder) -> RingwayBuilder {
     builder.arg("--metrics", "127.0.0.1:0").flag("--no-ebpf")
 }
 
-/// The h2 client's `across-reload` scenario (`tests/tools/h2_client.py`): it asks for its
-/// path on a new HTTP/2 connection to `addr`, then holds the connection open and idle
-/// until [`HeldH2::go`] lets it ask again and report.
+/// The h2 client (`tests/tools/h2_client.py`) in a scenario that says "ready" and then
+/// holds its connection: `across-reload` asks for its path on a new HTTP/2 connection to
+/// `addr`, then holds the connection open and idle until [`HeldH2::go`] lets it ask again
+/// and report; `stalled-streams` holds streams whose answers it opens no window for. The
+/// process is killed on drop.
 struct HeldH2 {
     child: std::process::Child,
     out: std::io::BufReader<std::process::ChildStdout>,
 }
 
 impl HeldH2 {
-    /// Starts it (`args`: `--path`, and the scenario's others); its first answer is not
-    /// waited for ([`HeldH2::first_answered`] does).
+    /// Starts `across-reload` (`args`: `--path`, and the scenario's others); its first
+    /// answer is not waited for ([`HeldH2::first_answered`] does).
     fn start(addr: SocketAddr, args: &[&std::ffi::OsStr]) -> HeldH2 {
+        HeldH2::scenario("across-reload", addr, args)
+    }
+
+    /// Starts `scenario` against `addr`, with `args`.
+    fn scenario(scenario: &str, addr: SocketAddr, args: &[&std::ffi::OsStr]) -> HeldH2 {
         use std::process::{Command, Stdio};
         let mut child = Command::new(ringway_tests::tls::python())
             .arg(ringway_tests::paths::workspace_root().join("tests/tools/h2_client.py"))
-            .arg("across-reload")
+            .arg(scenario)
             .args(["--connect", &addr.to_string()])
             .args(args)
             .stdin(Stdio::piped())
@@ -142,7 +149,8 @@ impl HeldH2 {
         HeldH2 { child, out }
     }
 
-    /// Waits for the first answer: the connection is then held, idle.
+    /// Waits for its "ready" (`across-reload`: the first answer came; the connection is
+    /// then held, idle).
     fn first_answered(&mut self) {
         use std::io::BufRead;
         let mut ready = String::new();
@@ -159,5 +167,12 @@ impl HeldH2 {
         self.out.read_to_string(&mut report).expect("the report");
         let _ = self.child.wait();
         serde_json::from_str(report.trim()).expect("JSON")
+    }
+}
+
+impl Drop for HeldH2 {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
