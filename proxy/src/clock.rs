@@ -69,6 +69,11 @@ impl Coarse {
         Coarse(Duration::new(secs, nanos))
     }
 
+    /// Milliseconds since the clock's start (boot), never 0: a moment in 8 bytes.
+    pub(crate) fn millis(self) -> u64 {
+        u64::try_from(self.0.as_millis()).unwrap_or(u64::MAX).max(1)
+    }
+
     /// Time since `self` (zero if `self` is later).
     pub(crate) fn elapsed(self) -> Duration {
         Coarse::now().0.saturating_sub(self.0)

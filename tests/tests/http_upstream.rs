@@ -3,7 +3,8 @@
 //! purpose. Every route of the e2e suite through an HTTP group; the app seeing the client's
 //! address, scheme and host; kept connections reused (counted from the upstream's side
 //! with `ss`), a burst's surplus beyond `keepalive` kept for the next burst and then closed,
-//! closed after `keepalive_timeout`, and only after an answer that ended by its framing; a
+//! closed after `keepalive_timeout`, after `keepalive_requests` requests or `keepalive_time`,
+//! and only after an answer that ended by its framing; a
 //! kept connection closed by the upstream while a request is on the way (retried for GET,
 //! not for POST), or before it (not taken again); HTTPS URLs behind TLS; `/readyz`; a
 //! WebSocket echo through Granian's ASGI interface; `upstream_path` against nginx's
@@ -720,6 +721,43 @@ fn only_an_answer_that_ended_by_its_framing_leaves_its_connection_for_the_next()
     .map(|(n, p)| (n, p.to_owned()))
     .collect();
     assert_eq!(seen, expected);
+}
+
+#[test]
+fn a_connection_carries_keepalive_requests_within_keepalive_time_as_in_nginx() {
+    let paths = |seen: &Paths| -> Vec<usize> {
+        seen.lock().expect("lock").iter().map(|(n, _)| *n).collect()
+    };
+    let ask = |client: &mut Conn| {
+        client.send(&Req::get("/ok").to_bytes()).expect("send");
+        let r = client.read_response().expect("response");
+        assert_eq!((r.status, r.text()), (200, "ok".to_owned()), "{r:?}");
+    };
+
+    // The third request is a connection's last: closed after its answer.
+    let (addr, seen) = answers_by_path();
+    let ringway = ringway_to(&format!("http://{addr}"), "keepalive_requests = 3\n", 1);
+    let mut client = Conn::open(ringway.addr());
+    for _ in 0..7 {
+        ask(&mut client);
+    }
+    assert_eq!(paths(&seen), [0, 0, 0, 1, 1, 1, 2]);
+
+    // Looked at once an answer is read, as nginx does: a connection idle past its time is
+    // still taken, and closed after that answer.
+    let (addr, seen) = answers_by_path();
+    let ringway = ringway_to(&format!("http://{addr}"), "keepalive_time = \"1s\"\n", 1);
+    let mut client = Conn::open(ringway.addr());
+    ask(&mut client);
+    ask(&mut client);
+    thread::sleep(Duration::from_millis(1200));
+    ask(&mut client);
+    ask(&mut client);
+    assert_eq!(paths(&seen), [0, 0, 0, 1]);
+    assert_eq!(
+        counter(&ringway, "ringway_upstream_connections_opened_total"),
+        2
+    );
 }
 
 #[test]

@@ -168,10 +168,8 @@ pub struct Group {
     /// Their uWSGI buffer-size: the largest vars block (for HTTP: the room kept in front of
     /// a buffered body for the request head).
     pub buffer_size: usize,
-    /// Idle connections kept per server and per worker (HTTP only; 0: none kept).
-    pub keepalive: usize,
-    /// How long an idle kept connection stays open.
-    pub keepalive_timeout: Duration,
+    /// How connections are kept open between requests (HTTP only).
+    pub keepalive: KeepAlive,
     /// Requests at each server at once, and the queue for a free slot (`None`: no limit).
     pub slots: Option<SlotLimits>,
 }
@@ -181,6 +179,21 @@ impl Group {
     pub fn taking_servers(&self) -> usize {
         self.servers.iter().filter(|s| !s.options.down).count()
     }
+}
+
+/// How an HTTP group keeps connections to its servers open between requests: nginx's
+/// `keepalive`, `keepalive_timeout`, `keepalive_requests` and `keepalive_time` in an
+/// `upstream` block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeepAlive {
+    /// Idle connections kept per server and per worker (0: none kept).
+    pub idle: usize,
+    /// How long an idle kept connection stays open.
+    pub timeout: Duration,
+    /// Requests one connection carries; after the last one's answer it is closed.
+    pub requests: u64,
+    /// How long one connection is used; the first answer after it is its last.
+    pub time: Duration,
 }
 
 /// One server of a group.

@@ -537,6 +537,12 @@ pub struct GroupSettings {
     /// HTTP servers only: an idle kept connection is closed after this (nginx's
     /// `keepalive_timeout` in an `upstream` block) [default: 60s].
     pub keepalive_timeout: Option<Dur>,
+    /// HTTP servers only: requests one connection carries; after the last one's answer it
+    /// is closed (nginx's `keepalive_requests` in an `upstream` block) [default: 1000].
+    pub keepalive_requests: Option<u64>,
+    /// HTTP servers only: how long one connection is used; it is closed after the first
+    /// answer past this (nginx's `keepalive_time`) [default: 1h].
+    pub keepalive_time: Option<Dur>,
 }
 
 /// The app server under ringway's watch: `[app]`.

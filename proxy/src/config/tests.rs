@@ -1397,7 +1397,7 @@ fn app_refusals_name_the_key() {
 fn http_servers_make_an_http_group_with_a_keepalive_pool() {
     let text = "[upstreams.web]\n\
         servers = [\"http://127.0.0.1:8000\", \"http://[::1]:8000\", \"http://unix:/run/gunicorn.sock\"]\n\
-        keepalive = 8\nkeepalive_timeout = \"5s\"\n\
+        keepalive = 8\nkeepalive_timeout = \"5s\"\nkeepalive_requests = 100\nkeepalive_time = \"10m\"\n\
         [upstreams.old]\nservers = [\"unix:/run/app.sock\", \"127.0.0.1:3031\"]\n\
         [[routes]]\npath = \"/\"\nupstream = \"web\"\n\
         [[routes]]\npath = \"/old/\"\nupstream = \"old\"\n";
@@ -1413,8 +1413,13 @@ fn http_servers_make_an_http_group_with_a_keepalive_pool() {
         ]
     );
     assert_eq!(
-        (web.keepalive, web.keepalive_timeout),
-        (8, Duration::from_secs(5))
+        web.keepalive,
+        crate::config::KeepAlive {
+            idle: 8,
+            timeout: Duration::from_secs(5),
+            requests: 100,
+            time: Duration::from_secs(600),
+        }
     );
     let old = config.groups.iter().find(|g| g.name == "old").unwrap();
     assert_eq!(old.protocol, crate::config::Protocol::Uwsgi);
@@ -1425,9 +1430,15 @@ fn an_http_group_keeps_32_connections_for_60s_by_default() {
     let config = load("upstream = [\"http://127.0.0.1:8000\"]\n", &[]).unwrap();
     let group = &config.groups[0];
     assert_eq!(group.protocol, crate::config::Protocol::Http);
+    // nginx's defaults for an `upstream` block, and its documented `keepalive 32`.
     assert_eq!(
-        (group.keepalive, group.keepalive_timeout),
-        (32, Duration::from_secs(60))
+        group.keepalive,
+        crate::config::KeepAlive {
+            idle: 32,
+            timeout: Duration::from_secs(60),
+            requests: 1000,
+            time: Duration::from_secs(3600),
+        }
     );
     let flags = load("", &["--upstream", "http://unix:/run/app.sock"]).unwrap();
     assert_eq!(flags.groups[0].protocol, crate::config::Protocol::Http);
@@ -1451,6 +1462,26 @@ fn each_http_upstream_mistake_is_refused_with_its_key() {
             "[upstreams.web]\nservers = [\"unix:/run/app.sock\"]\nkeepalive_timeout = \"5s\"\n",
             "upstreams.web.keepalive_timeout",
             "only HTTP servers",
+        ),
+        (
+            "[upstreams.web]\nservers = [\"unix:/run/app.sock\"]\nkeepalive_requests = 100\n",
+            "upstreams.web.keepalive_requests",
+            "only HTTP servers",
+        ),
+        (
+            "[upstreams.web]\nservers = [\"unix:/run/app.sock\"]\nkeepalive_time = \"1h\"\n",
+            "upstreams.web.keepalive_time",
+            "only HTTP servers",
+        ),
+        (
+            "[upstreams.web]\nservers = [\"http://127.0.0.1:8000\"]\nkeepalive_requests = 0\n",
+            "upstreams.web.keepalive_requests",
+            "at least 1",
+        ),
+        (
+            "[upstreams.web]\nservers = [\"http://127.0.0.1:8000\"]\nkeepalive_time = \"0s\"\n",
+            "upstreams.web.keepalive_time",
+            "longer than 0",
         ),
         (
             "[upstreams.web]\nservers = [\"http://127.0.0.1:8000\"]\nkeepalive = 100000\n",

@@ -22,8 +22,8 @@ use super::values::{
     MetricsListen, RealIpHeader, Size, TlsVersion, VerifyClient,
 };
 use super::{
-    AccessLogConfig, Buffering, Config, ConnLimits, DEFAULT_METRICS, Group, GroupServer, Limits,
-    LogSink, MAX_GROUP_SERVERS, OpenedFile, SetValues, SlotLimits,
+    AccessLogConfig, Buffering, Config, ConnLimits, DEFAULT_METRICS, Group, GroupServer, KeepAlive,
+    Limits, LogSink, MAX_GROUP_SERVERS, OpenedFile, SetValues, SlotLimits,
 };
 use crate::access_log::Template;
 use crate::app::{AppConfig, Restart, StopSignal};
@@ -645,20 +645,23 @@ impl Resolved {
         }))
     }
 
-    /// A group's `keepalive` and `keepalive_timeout`: HTTP groups only (uwsgi has no
-    /// keep-alive: uWSGI closes every connection after its answer).
+    /// A group's `keepalive`, `keepalive_timeout`, `keepalive_requests` and
+    /// `keepalive_time`: HTTP groups only (uwsgi has no keep-alive: uWSGI closes every
+    /// connection after its answer).
     fn keepalive(
         &self,
         group: &GroupSettings,
         protocol: Protocol,
         at: &str,
-    ) -> anyhow::Result<(usize, std::time::Duration)> {
+    ) -> anyhow::Result<KeepAlive> {
         let invalid =
             |key: &str, message: &str| self.invalid_in_file(&format!("{at}.{key}"), message);
         if protocol == Protocol::Uwsgi {
             let stray = [
                 ("keepalive", group.keepalive.is_some()),
                 ("keepalive_timeout", group.keepalive_timeout.is_some()),
+                ("keepalive_requests", group.keepalive_requests.is_some()),
+                ("keepalive_time", group.keepalive_time.is_some()),
             ];
             if let Some((key, _)) = stray.iter().find(|(_, set)| *set) {
                 return Err(invalid(
@@ -667,24 +670,51 @@ impl Resolved {
                      each one after its answer",
                 ));
             }
-            return Ok((0, DEFAULT_KEEPALIVE_TIMEOUT));
+            return Ok(KeepAlive {
+                idle: 0,
+                ..DEFAULT_KEEPALIVE
+            });
         }
-        let keepalive = count_in(
+        let idle = count_in(
             "keepalive",
-            group.keepalive.unwrap_or(DEFAULT_KEEPALIVE),
+            group.keepalive.unwrap_or(DEFAULT_KEEPALIVE.idle),
             KEEPALIVE,
             invalid,
         )?;
-        let timeout = group
-            .keepalive_timeout
-            .map_or(DEFAULT_KEEPALIVE_TIMEOUT, |d| d.0);
-        if timeout.is_zero() {
-            return Err(invalid(
+        let longer_than_0 = |key: &str, value: Option<Dur>, default: std::time::Duration| {
+            let value = value.map_or(default, |d| d.0);
+            if value.is_zero() {
+                return Err(invalid(
+                    key,
+                    "must be longer than 0 (to keep no connection, set `keepalive = 0`)",
+                ));
+            }
+            Ok(value)
+        };
+        let requests = match group.keepalive_requests {
+            None => DEFAULT_KEEPALIVE.requests,
+            Some(0) => {
+                return Err(invalid(
+                    "keepalive_requests",
+                    "must be at least 1 (to keep no connection, set `keepalive = 0`)",
+                ));
+            }
+            Some(n) => n,
+        };
+        Ok(KeepAlive {
+            idle,
+            timeout: longer_than_0(
                 "keepalive_timeout",
-                "must be longer than 0 (to keep no connection, set `keepalive = 0`)",
-            ));
-        }
-        Ok((keepalive, timeout))
+                group.keepalive_timeout,
+                DEFAULT_KEEPALIVE.timeout,
+            )?,
+            requests,
+            time: longer_than_0(
+                "keepalive_time",
+                group.keepalive_time,
+                DEFAULT_KEEPALIVE.time,
+            )?,
+        })
     }
 
     /// `value` as bytes, if in `range`.
@@ -779,7 +809,6 @@ impl Resolved {
                 protocol,
                 buffer_size: default_buffer_size,
                 keepalive: DEFAULT_KEEPALIVE,
-                keepalive_timeout: DEFAULT_KEEPALIVE_TIMEOUT,
                 slots: None,
             });
         }
@@ -798,7 +827,7 @@ impl Resolved {
             };
             let protocol = one_protocol(&group.servers)
                 .map_err(|m| self.invalid_in_file(&format!("{at}.servers"), &m))?;
-            let (keepalive, keepalive_timeout) = self.keepalive(group, protocol, &at)?;
+            let keepalive = self.keepalive(group, protocol, &at)?;
             groups.push(Group {
                 name: name.clone(),
                 servers: group_servers(&group.servers, self.lookup)
@@ -806,7 +835,6 @@ impl Resolved {
                 protocol,
                 buffer_size,
                 keepalive,
-                keepalive_timeout,
                 slots: self.slot_limits(group, &at)?,
             });
         }
@@ -2114,12 +2142,16 @@ fn one_protocol(servers: &[ServerAddr]) -> Result<Protocol, String> {
     }
 }
 
-/// Idle HTTP connections kept per server and per worker: nginx's `keepalive` has no
-/// default; 32 is the value its documentation shows, and enough for a worker that keeps
-/// about that many requests in flight to one server.
-const DEFAULT_KEEPALIVE: usize = 32;
-/// nginx's default for `keepalive_timeout` in an `upstream` block.
-const DEFAULT_KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+/// An HTTP group's keep-alive by default. nginx's `keepalive` has no default; 32 is the
+/// value its documentation shows, and enough for a worker that keeps about that many
+/// requests in flight to one server. The rest are nginx's defaults for an `upstream` block
+/// (`keepalive_timeout 60s`, `keepalive_requests 1000`, `keepalive_time 1h`).
+const DEFAULT_KEEPALIVE: KeepAlive = KeepAlive {
+    idle: 32,
+    timeout: std::time::Duration::from_secs(60),
+    requests: 1000,
+    time: std::time::Duration::from_secs(3600),
+};
 /// `keepalive`: each kept connection is a socket (and a Python server's connection).
 const KEEPALIVE: RangeInclusive<usize> = 0..=10_000;
 

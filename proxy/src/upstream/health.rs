@@ -142,8 +142,12 @@ mod tests {
             }],
             protocol: crate::config::Protocol::Uwsgi,
             buffer_size: 4096,
-            keepalive: 0,
-            keepalive_timeout: Duration::from_secs(60),
+            keepalive: crate::config::KeepAlive {
+                idle: 0,
+                timeout: Duration::from_secs(60),
+                requests: 1000,
+                time: Duration::from_secs(3600),
+            },
             slots: None,
         }
     }

@@ -138,7 +138,7 @@ impl Upstreams {
                 addr: server.addr.clone(),
                 health: Arc::clone(health),
                 pool: (group.protocol == Protocol::Http)
-                    .then(|| Rc::new(ServerPool::new(group.keepalive, group.keepalive_timeout))),
+                    .then(|| Rc::new(ServerPool::new(group.keepalive))),
             })
             .collect();
         Upstreams {

@@ -6,7 +6,8 @@
 //! server meanwhile). One sweep per worker ([`ServerPool::sweep`]) closes those idle longer
 //! than `keepalive_timeout`, and those beyond `keepalive` left unused for a whole sweep
 //! period; a connection the server closed before that is found out when reused (the retry
-//! rule of the exchange).
+//! rule of the exchange). A connection that has carried `keepalive_requests` requests, or
+//! been open for `keepalive_time`, is closed after its answer instead of kept, as nginx does.
 //!
 //! nginx closes a connection beyond `keepalive` the moment it goes idle. Under load the
 //! number of requests at the server swings by more than that: answers come back in bursts
@@ -21,6 +22,8 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use crate::config::KeepAlive;
+
 /// One server's idle connections (`T`: a socket; anything in the unit tests).
 pub(crate) struct ServerPool<T> {
     idle: RefCell<VecDeque<Idle<T>>>,
@@ -28,6 +31,10 @@ pub(crate) struct ServerPool<T> {
     max: usize,
     /// Longest idle time.
     timeout: Duration,
+    /// Requests one connection carries.
+    requests: u64,
+    /// Longest use of one connection.
+    time: Duration,
     /// Its configuration generation was replaced: nothing will take from it again.
     retired: Cell<bool>,
 }
@@ -38,12 +45,14 @@ struct Idle<T> {
 }
 
 impl<T> ServerPool<T> {
-    /// An empty pool keeping up to `max` connections for up to `timeout` each.
-    pub(crate) fn new(max: usize, timeout: Duration) -> Self {
+    /// An empty pool keeping connections as `keepalive` says.
+    pub(crate) fn new(keepalive: KeepAlive) -> Self {
         ServerPool {
-            idle: RefCell::new(VecDeque::with_capacity(max.min(64))),
-            max,
-            timeout,
+            idle: RefCell::new(VecDeque::with_capacity(keepalive.idle.min(64))),
+            max: keepalive.idle,
+            timeout: keepalive.timeout,
+            requests: keepalive.requests,
+            time: keepalive.time,
             retired: Cell::new(false),
         }
     }
@@ -65,6 +74,13 @@ impl<T> ServerPool<T> {
             idle.clear();
         }
         None
+    }
+
+    /// Whether a connection that has carried `requests` requests and been open for
+    /// `open_for` may carry another (nginx's `keepalive_requests` and `keepalive_time`,
+    /// looked at as nginx does once its answer has been read).
+    pub(crate) fn keeps_after(&self, requests: u32, open_for: Duration) -> bool {
+        u64::from(requests) < self.requests && open_for <= self.time
     }
 
     /// Keeps `conn` for a later request (beyond `max`, until the next sweep finds it unused).
@@ -128,9 +144,35 @@ mod tests {
 
     const MINUTE: Duration = Duration::from_secs(60);
 
+    /// `idle` connections for `timeout`, with nginx's request and time limits.
+    fn keeping(idle: usize, timeout: Duration) -> KeepAlive {
+        KeepAlive {
+            idle,
+            timeout,
+            requests: 1000,
+            time: Duration::from_secs(3600),
+        }
+    }
+
+    #[test]
+    fn a_connection_is_kept_for_keepalive_requests_within_keepalive_time() {
+        let pool = ServerPool::<u8>::new(KeepAlive {
+            requests: 3,
+            time: MINUTE,
+            ..keeping(4, MINUTE)
+        });
+        assert!(pool.keeps_after(1, Duration::ZERO));
+        assert!(pool.keeps_after(2, MINUTE), "a minute, not past it");
+        assert!(
+            !pool.keeps_after(3, Duration::ZERO),
+            "its third answer was its last"
+        );
+        assert!(!pool.keeps_after(1, MINUTE + Duration::from_millis(1)));
+    }
+
     #[test]
     fn the_newest_idle_connection_is_reused_first() {
-        let pool = ServerPool::new(4, MINUTE);
+        let pool = ServerPool::new(keeping(4, MINUTE));
         let t = Instant::now();
         pool.put(1, t);
         pool.put(2, t + Duration::from_secs(1));
@@ -141,7 +183,7 @@ mod tests {
 
     #[test]
     fn a_burst_beyond_keepalive_is_kept_until_a_sweep_finds_it_unused() {
-        let pool = ServerPool::new(2, MINUTE);
+        let pool = ServerPool::new(keeping(2, MINUTE));
         let t = Instant::now();
         for conn in 1..=4 {
             pool.put(conn, t);
@@ -166,7 +208,7 @@ mod tests {
 
     #[test]
     fn the_sweep_keeps_keepalive_connections_however_long_unused_within_the_timeout() {
-        let pool = ServerPool::new(2, MINUTE);
+        let pool = ServerPool::new(keeping(2, MINUTE));
         let t = Instant::now();
         for conn in 1..=3 {
             pool.put(conn, t);
@@ -178,7 +220,7 @@ mod tests {
 
     #[test]
     fn a_retired_pool_keeps_nothing() {
-        let pool = ServerPool::new(4, MINUTE);
+        let pool = ServerPool::new(keeping(4, MINUTE));
         let t = Instant::now();
         pool.put(1, t);
         pool.retire();
@@ -188,7 +230,7 @@ mod tests {
 
     #[test]
     fn keepalive_0_keeps_nothing() {
-        let pool = ServerPool::new(0, MINUTE);
+        let pool = ServerPool::new(keeping(0, MINUTE));
         let t = Instant::now();
         pool.put(1, t);
         assert!(!pool.keeps());
@@ -197,7 +239,7 @@ mod tests {
 
     #[test]
     fn connections_idle_past_the_timeout_are_never_reused() {
-        let pool = ServerPool::new(4, MINUTE);
+        let pool = ServerPool::new(keeping(4, MINUTE));
         let t = Instant::now();
         pool.put(1, t);
         pool.put(2, t + Duration::from_secs(30));
@@ -213,8 +255,11 @@ mod tests {
     #[test]
     fn the_sweep_runs_once_a_second_or_at_a_shorter_timeout() {
         let second = Duration::from_secs(1);
-        assert_eq!(ServerPool::<u8>::new(1, MINUTE).sweep_period(), second);
-        let short = ServerPool::<u8>::new(1, Duration::from_millis(500));
+        assert_eq!(
+            ServerPool::<u8>::new(keeping(1, MINUTE)).sweep_period(),
+            second
+        );
+        let short = ServerPool::<u8>::new(keeping(1, Duration::from_millis(500)));
         assert_eq!(short.sweep_period(), Duration::from_millis(500));
     }
 }

@@ -6,7 +6,7 @@ use std::net::Shutdown;
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
@@ -15,6 +15,7 @@ use tokio_uring::BufResult;
 use tokio_uring::net::{TcpStream, UnixStream};
 
 use crate::buffer::Buf;
+use crate::clock::Coarse;
 use crate::http::MAX_RESPONSE_HEAD;
 use crate::io::{ByteCounts, Peeked, Progress, Stream, peek, sys_recv};
 use crate::limits::Slot;
@@ -28,6 +29,11 @@ pub(crate) struct Socket {
     /// (and its number can be reused).
     readiness: Option<AsyncFd<SocketFd>>,
     stream: Kind,
+    /// A kept connection's requests so far, this one included, and when it was opened
+    /// (milliseconds on the coarse clock; 0: not yet counted): a pool keeps it for
+    /// `keepalive_requests` requests within `keepalive_time`.
+    requests: u32,
+    opened_ms: u64,
 }
 
 enum Kind {
@@ -129,6 +135,8 @@ impl UpstreamConn {
         Self::new(Socket {
             readiness: None,
             stream: Kind::Unix(stream),
+            requests: 0,
+            opened_ms: 0,
         })
     }
 
@@ -136,6 +144,8 @@ impl UpstreamConn {
         Self::new(Socket {
             readiness: None,
             stream: Kind::Tcp(stream),
+            requests: 0,
+            opened_ms: 0,
         })
     }
 
@@ -153,14 +163,21 @@ impl UpstreamConn {
         }
     }
 
-    /// The same connection, going back to `pool` after a clean answer; `reused` if it
-    /// came from there. A kept connection waits for its answers on Tokio's reactor, then
-    /// reads them with a non-blocking `recv`: one registration for its life, where an
-    /// io_uring read per answer cost the ring's submission, its task work and a second
-    /// wake of the loop (see docs/ARCHITECTURE.md, "HTTP upstreams").
+    /// The same connection, carrying one more request and going back to `pool` after a
+    /// clean answer; `reused` if it came from there. A kept connection waits for its
+    /// answers on Tokio's reactor, then reads them with a non-blocking `recv`: one
+    /// registration for its life, where an io_uring read per answer cost the ring's
+    /// submission, its task work and a second wake of the loop (see docs/ARCHITECTURE.md,
+    /// "HTTP upstreams").
     pub(super) fn kept_in(mut self, pool: Pool, reused: bool) -> Self {
         self.pool = Some(pool);
         self.reused = reused;
+        if let Some(socket) = &mut self.socket {
+            socket.requests = socket.requests.saturating_add(1);
+            if socket.opened_ms == 0 {
+                socket.opened_ms = Coarse::now().millis();
+            }
+        }
         if let Some(socket) = &mut self.socket
             && socket.readiness.is_none()
         {
@@ -200,7 +217,12 @@ impl UpstreamConn {
             return;
         }
         if let (Some(pool), Some(socket)) = (self.pool.take(), self.socket.take()) {
-            pool.put(socket, Instant::now());
+            let now = Instant::now();
+            let open_for = Coarse::now().millis().saturating_sub(socket.opened_ms);
+            // Past `keepalive_requests` or `keepalive_time`, the socket closes here.
+            if pool.keeps_after(socket.requests, Duration::from_millis(open_for)) {
+                pool.put(socket, now);
+            }
         }
     }
 
