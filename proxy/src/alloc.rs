@@ -5,12 +5,12 @@
 //! glibc serves blocks up to 1032 bytes from a per-thread cache (tcache), without a lock,
 //! but keeps only 7 free blocks per size there; beyond that, and for larger or over-aligned
 //! blocks, it goes to the arena, under its lock, and every thread shares one arena
-//! (`M_ARENA_MAX` 1, see `server.rs`). A request allocates a few mid-sized blocks again and
-//! again (its future's box, a task aligned to 128 bytes), and an HTTP/2 stream dozens of
-//! small ones, with many streams in flight at once. Taken from glibc each time, they were
-//! about a tenth of a worker's CPU under load, some of it waiting for the arena's lock. So
-//! each worker thread keeps the blocks it frees in bounded free lists and hands them out
-//! again. A kept block is still glibc's, so whoever frees or reallocates it later, on any
+//! (`M_ARENA_MAX` 1, set in `memory.rs`, which `server.rs` calls at start). A request
+//! allocates a few mid-sized blocks again and again (its future's box, a task aligned to
+//! 128 bytes), and an HTTP/2 stream dozens of small ones, with many streams in flight at
+//! once. Taken from glibc each time, they were about a tenth of a worker's CPU under load,
+//! some of it waiting for the arena's lock. So each worker thread keeps the blocks it frees
+//! in bounded free lists and hands them out again. A kept block is still glibc's, so whoever frees or reallocates it later, on any
 //! thread, does so through glibc as usual. See docs/ARCHITECTURE.md, "Buffering".
 
 use std::alloc::{GlobalAlloc, Layout, System};

@@ -1,8 +1,10 @@
 //! One request, from its parsed head to its last response byte.
 //!
-//! [`serve`] normalises the path, finds the route (crate::routes), checks its request rate
-//! (`limit_req`) and its allow list, and dispatches to the route's handler: the upstream
-//! exchange, or a redirect. Whatever failed before a response began becomes ringway's own
+//! [`serve`] refuses what no route may take (TRACE and CONNECT, a Host not served),
+//! normalises the path, finds the route (crate::routes), checks the declared body size, the
+//! request rate (`limit_req`) and the access rules (`limit_except`, `allow`, `auth_basic`,
+//! `auth_request`), and dispatches to the route's handler: an upstream exchange, static
+//! files, a fixed answer, `stub_status` or a redirect. Whatever failed before a response began becomes ringway's own
 //! answer, through the one table in `crate::fail`. A handler is a sequence of small steps,
 //! each returning `Result<_, Fail>`, ending in an [`Outcome`].
 

@@ -16,7 +16,7 @@
 //! handshake and close cost more CPU than the rest of the request. A burst's surplus is kept
 //! until a sweep finds it unused for a sweep period (a second; two at most); a worker never
 //! holds more than it had busy at once since the last sweep. See docs/ARCHITECTURE.md,
-//! "The pool".
+//! "HTTP upstreams" (the pool).
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
