@@ -48,6 +48,13 @@ object on stdout. Every scenario connects with TLS (ALPN h2 only, no certificate
         {"ok": true, "first": {"status": 200, "data": N}, "second": {...},
          "goaway": null or "...", "closed": true or false}
 
+  h2_client.py trickled-upload --path P --size N --pause S
+      POSTs P with content-length N, then sends one byte of it every S seconds (as raw
+      DATA frames, whatever the server answers) until the server closes the connection or
+      --timeout:
+        {"ok": true, "status": null or N, "sent": N, "closed": true or false,
+         "closed_after": SECONDS, "goaway": null or "..."}
+
   h2_client.py many-streams --path P --count C
       Opens C streams (GET P) at once and reads every answer:
         {"ok": true, "statuses": {"200": N, ...}, "refused": N, "reset": N}
@@ -69,6 +76,7 @@ import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
+import hpack
 
 
 class Client:
@@ -326,6 +334,66 @@ def stalled_streams(args):
     return {"ok": True, "statuses": statuses, "goaway": client.goaway}
 
 
+def trickled_upload(args):
+    client = Client(args)
+    start = time.monotonic()
+    deadline = start + args.timeout
+    sid = client.conn.get_next_available_stream_id()
+    extra = [("content-length", str(args.size))]
+    client.conn.send_headers(sid, client.headers(args.path, method="POST", extra=extra))
+    client.flush()
+    status, sent, closed = None, 0, False
+    raw, decoder = b"", hpack.Decoder()
+    next_send = start
+    # One byte a frame, written raw: h2 sends nothing once it has a GOAWAY, and the point
+    # is what the server does with a client that goes on.
+    frame = b"\x00\x00\x01\x00\x00" + struct.pack(">I", sid) + b"x"
+    while time.monotonic() < deadline:
+        if time.monotonic() >= next_send and sent < args.size:
+            try:
+                client.sock.sendall(frame)
+            except (ConnectionError, ssl.SSLError, OSError):
+                closed = True
+                break
+            sent += 1
+            next_send = time.monotonic() + args.pause
+        wait = min(next_send, deadline) - time.monotonic()
+        client.sock.settimeout(max(0.01, wait))
+        try:
+            data = client.sock.recv(65536)
+        except (socket.timeout, TimeoutError):
+            continue
+        except (ConnectionError, ssl.SSLError, OSError):
+            closed = True
+            break
+        if not data:
+            closed = True
+            break
+        # Read frame by frame here: h2 takes no frame after a GOAWAY, and the stream's
+        # answer to a refused connection comes after one.
+        raw += data
+        while len(raw) >= 9 and len(raw) >= 9 + int.from_bytes(raw[:3], "big"):
+            length, kind, flags = int.from_bytes(raw[:3], "big"), raw[3], raw[4]
+            stream = int.from_bytes(raw[5:9], "big") & 0x7FFFFFFF
+            payload, raw = raw[9 : 9 + length], raw[9 + length :]
+            if kind == 7:
+                client.goaway = h2.errors.ErrorCodes(int.from_bytes(payload[4:8], "big")).name
+            elif kind == 1:
+                fields = dict(decoder.decode(payload))
+                if stream == sid and ":status" in fields:
+                    status = int(fields[":status"])
+            elif kind == 4 and not flags & 1:
+                client.sock.sendall(b"\x00\x00\x00\x04\x01\x00\x00\x00\x00")
+    return {
+        "ok": True,
+        "status": status,
+        "sent": sent,
+        "closed": closed,
+        "closed_after": round(time.monotonic() - start, 3),
+        "goaway": client.goaway,
+    }
+
+
 def many_streams(args):
     client = Client(args)
     deadline = time.monotonic() + args.timeout
@@ -418,6 +486,7 @@ def main():
         "priority-flood": priority_flood,
         "many-streams": many_streams,
         "stalled-streams": stalled_streams,
+        "trickled-upload": trickled_upload,
         "across-reload": across_reload,
         "no-path": no_path,
     }

@@ -130,6 +130,41 @@ enum Lingering {
     Brief,
 }
 
+impl Lingering {
+    fn bounds(self) -> LingerBounds {
+        let (time, bytes) = match self {
+            Lingering::Full => (LINGER, LINGER_BYTES),
+            Lingering::Brief => (REFUSED_LINGER, REFUSED_LINGER_BYTES),
+        };
+        LingerBounds {
+            time,
+            idle: LINGER_IDLE,
+            bytes,
+        }
+    }
+}
+
+/// How long, how quiet and how much a drain of unread request bytes may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LingerBounds {
+    /// Longest drain in all.
+    pub(crate) time: Duration,
+    /// Longest silence.
+    pub(crate) idle: Duration,
+    /// Most bytes dropped.
+    pub(crate) bytes: usize,
+}
+
+/// The bounds of a drain after an answer (an HTTP/2 stream's rest of body too): short for a
+/// connection a limit `refused`, which no limit counts.
+pub(crate) fn linger_bounds(refused: bool) -> LingerBounds {
+    if refused {
+        Lingering::Brief.bounds()
+    } else {
+        Lingering::Full.bounds()
+    }
+}
+
 /// Half-closes `stream`, then reads and discards what the peer still sends (bounded in time,
 /// in silence and in bytes) into `buf`, then closes: an answer just written is not lost to
 /// a reset over unread bytes. Only briefly for a connection a limit `refused`.
@@ -143,10 +178,7 @@ pub(crate) async fn linger<S: Stream>(stream: &S, buf: Buf, refused: bool) {
 }
 
 async fn linger_within<S: Stream>(stream: &S, mut buf: Buf, lingering: Lingering) {
-    let (time, bytes) = match lingering {
-        Lingering::Full => (LINGER, LINGER_BYTES),
-        Lingering::Brief => (REFUSED_LINGER, REFUSED_LINGER_BYTES),
-    };
+    let LingerBounds { time, idle, bytes } = lingering.bounds();
     Stream::shutdown(stream, Shutdown::Write);
     let deadline = Instant::now() + time;
     let mut drained = 0;
@@ -156,7 +188,7 @@ async fn linger_within<S: Stream>(stream: &S, mut buf: Buf, lingering: Lingering
     while drained < bytes {
         buf.clear();
         let left = deadline.saturating_duration_since(Instant::now());
-        match read_some(stream, buf, LINGER_READ, left.min(LINGER_IDLE)).await {
+        match read_some(stream, buf, LINGER_READ, left.min(idle)).await {
             Ok((n, b)) if n > 0 => {
                 drained += n;
                 buf = b;

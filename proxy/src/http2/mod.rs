@@ -279,9 +279,16 @@ pub(crate) async fn serve(
     let (mut streams, mut going_away) = (0u64, None::<Instant>);
     loop {
         let idle = bridge.open.get() == 0;
+        // Before its first stream a connection has `client_header_timeout` to send one,
+        // after it `keepalive_timeout` between streams, as in nginx.
+        let idle_limit = if streams == 0 {
+            head_timeout
+        } else {
+            keepalive_timeout
+        };
         let wake = match going_away {
             Some(since) => since + GOAWAY_GRACE,
-            None => bridge.idle_since.get() + keepalive_timeout,
+            None => bridge.idle_since.get() + idle_limit,
         };
         // At the stream limit, the connection is still driven (frames read, answers
         // sent) but no stream is taken: one the client resets leaves h2's count, not
@@ -320,7 +327,12 @@ pub(crate) async fn serve(
                     let bridge = Rc::clone(&bridge);
                     let stream = stream::serve(request, respond, bridge, admission, Rc::new(open));
                     worker.idle.tasks().spawn_local(stream);
-                    if going_away.is_none() && (streams >= keepalive_requests || refused.is_some()) {
+                    // `keepalive_timeout = 0` serves one stream, as nginx does (its GOAWAY
+                    // goes with the first HEADERS, not before them).
+                    let last = streams >= keepalive_requests
+                        || refused.is_some()
+                        || keepalive_timeout.is_zero();
+                    if going_away.is_none() && last {
                         conn.graceful_shutdown();
                         going_away = Some(Instant::now());
                     }
@@ -341,7 +353,7 @@ pub(crate) async fn serve(
                 if going_away.is_some() {
                     break;
                 }
-                if bridge.idle_since.get().elapsed() >= keepalive_timeout {
+                if bridge.idle_since.get().elapsed() >= idle_limit {
                     conn.graceful_shutdown();
                     going_away = Some(Instant::now());
                 }

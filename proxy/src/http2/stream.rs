@@ -82,17 +82,16 @@ pub(super) async fn serve(
 /// Reads and drops what is left of a request body the answer did not wait for (a 413, a
 /// 405, an app that answered early), as nginx discards it: a client still uploading gets
 /// its window opened and ends the stream itself, rather than a reset it may take for a
-/// failure. Bounded as the HTTP/1.1 linger is (`client::linger`): 30 s, 2 s of silence,
-/// 64 MiB.
+/// failure. Bounded as the HTTP/1.1 linger is (`client::linger_bounds`): 30 s, 2 s of
+/// silence, 64 MiB; 2 s and 64 KiB on a connection a limit refused, which no limit counts
+/// (found by review: a trickled body held such a connection for the full 30 s).
 async fn discard_body(body: &mut RecvStream, bridge: &Bridge) {
-    const LINGER: Duration = Duration::from_secs(30);
-    const LINGER_IDLE: Duration = Duration::from_secs(2);
-    const LINGER_BYTES: usize = 64 * 1024 * 1024;
-    let deadline = tokio::time::Instant::now() + LINGER;
+    let bounds = crate::client::linger_bounds(bridge.refused.is_some());
+    let deadline = tokio::time::Instant::now() + bounds.time;
     let mut dropped = 0;
-    while dropped < LINGER_BYTES {
+    while dropped < bounds.bytes {
         let next = tokio::time::timeout_at(
-            deadline.min(tokio::time::Instant::now() + LINGER_IDLE),
+            deadline.min(tokio::time::Instant::now() + bounds.idle),
             body.data(),
         );
         let Ok(Some(Ok(data))) = next.await else {

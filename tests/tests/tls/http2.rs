@@ -682,6 +682,55 @@ fn keepalive_requests_ends_an_http2_connection_with_goaway_and_every_request_is_
     }
 }
 
+#[test]
+fn keepalive_timeout_0_serves_one_http2_stream_then_goaway_as_nginx() {
+    // nginx's `keepalive_timeout 0` over HTTP/2: the GOAWAY goes with the first stream's
+    // HEADERS, so that stream is answered (a GOAWAY before it would refuse every request).
+    let uwsgi = Uwsgi::start(App::Raw);
+    let stack = H2::on(&uwsgi, "keepalive_timeout = 0", |b| b);
+    for count in [1, 3] {
+        let urls: Vec<String> = (0..count)
+            .map(|i| stack.url(&format!("/bytes/{i}")))
+            .collect();
+        let mut args = vec!["-v", "-n", "-y"];
+        args.extend(urls.iter().map(String::as_str));
+        let ran = nghttp(&args);
+        let (goaways, statuses) = goaways_and_statuses(&ran.out());
+        assert!(!goaways.is_empty(), "{count} streams: a GOAWAY: {ran:?}");
+        assert!(
+            goaways.iter().all(|(_, code)| code == "NO_ERROR"),
+            "{goaways:?}"
+        );
+        let first = sent_frames(&ran.out(), "HEADERS")
+            .first()
+            .map(|f| f.stream)
+            .expect("a stream sent");
+        assert_eq!(
+            statuses.first(),
+            Some(&(first, 200)),
+            "{count} streams: the first is answered: {ran:?}"
+        );
+        assert!(
+            statuses.iter().all(|(_, status)| *status == 200),
+            "{statuses:?}"
+        );
+    }
+    // curl, one request at a time: each answered, each on a connection of its own.
+    let w = ["-w", OUTCOME, "-o", "/dev/null"];
+    let ran = curl_all(&[
+        stack.transfer("/bytes/5", &w),
+        stack.transfer("/bytes/6", &w),
+    ]);
+    let got = outcomes(&ran);
+    assert_eq!(
+        got.iter()
+            .map(|o| (o.status, o.connects, o.size))
+            .collect::<Vec<_>>(),
+        [(200, 1, 5), (200, 1, 6)],
+        "{ran:?}"
+    );
+}
+
 /// A bare HTTP/2 client in Python (the venv's, OpenSSL's ssl): connects to `a.test` at
 /// `HOST PORT` verified with `CA`, offers only `h2`, sends the preface and its SETTINGS, opens
 /// no stream, acknowledges SETTINGS and PINGs, and reports every frame it receives (type,
@@ -755,18 +804,24 @@ fn idle_client(stack: &H2, wait: u64) -> Value {
 #[test]
 fn keepalive_timeout_ends_an_idle_http2_connection_with_goaway_but_never_a_slow_stream() {
     let uwsgi = Uwsgi::start(App::Flask);
-    let stack = H2::on(&uwsgi, "keepalive_timeout = \"1s\"", |b| b);
+    let stack = H2::on(
+        &uwsgi,
+        "keepalive_timeout = \"1s\"\nclient_header_timeout = \"3s\"",
+        |b| b,
+    );
 
-    // No stream at all: GOAWAY (NO_ERROR) once idle for the timeout, then the close.
+    // No stream at all: GOAWAY (NO_ERROR) once idle for `client_header_timeout`, the time
+    // nginx gives a connection to send its first request, then the close.
     let seen = idle_client(&stack, 10);
     assert_eq!(seen["alpn"], "h2", "{seen}");
     let frames = seen["frames"].as_array().expect("frames");
     let goaways: Vec<&Value> = frames.iter().filter(|f| f["type"] == GOAWAY).collect();
     assert!(!goaways.is_empty(), "a GOAWAY: {seen}");
     assert!(goaways.iter().all(|g| g["error"] == 0), "NO_ERROR: {seen}");
+    let at = goaways[0]["at"].as_f64().unwrap_or_default();
     assert!(
-        goaways[0]["at"].as_f64().unwrap_or_default() >= 0.9,
-        "not before the 1 s timeout: {seen}"
+        (2.9..6.0).contains(&at),
+        "after the 3 s client_header_timeout, not the 1 s keepalive_timeout: {seen}"
     );
     assert_ne!(seen["end"], "timeout", "then ringway closes: {seen}");
 
@@ -801,7 +856,7 @@ fn an_http2_connection_ends_with_a_close_notify_as_an_http_1_1_one_does() {
     // on either protocol): an HTTP/2 one told to go away must end the same way, not with a
     // bare TCP close a client cannot tell from a cut.
     let uwsgi = Uwsgi::start(App::Raw);
-    let stack = H2::on(&uwsgi, "keepalive_timeout = \"1s\"", |b| b);
+    let stack = H2::on(&uwsgi, "client_header_timeout = \"1s\"", |b| b);
     let seen = idle_client(&stack, 10);
     let goaway = seen["frames"]
         .as_array()

@@ -126,6 +126,48 @@ fn streams_waiting_for_a_window_stay_counted_by_limit_conn() {
     drop(held);
 }
 
+/// A connection over a connection limit is counted by none, so its stream's 503 is all it
+/// is owed: an upload trickled on after that is drained 2 s at most, as a refused HTTP/1.1
+/// connection's (found by review: the stream's drain held it the full 30 s).
+#[test]
+fn a_refused_connections_trickled_upload_is_not_drained_for_long() {
+    let stack = stack_with(|b| b.arg("--limit-conn-per-ip", "1"));
+    let authority = format!("a.test:{}", stack.tls().port());
+    let args = [
+        "--authority",
+        &authority,
+        "--path",
+        "/bytes/7",
+        "--count",
+        "1",
+        "--timeout",
+        "30",
+    ];
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+    let mut held = crate::HeldH2::scenario("stalled-streams", stack.tls(), &args);
+    held.first_answered();
+    std::thread::sleep(Duration::from_millis(300));
+    let trickled = h2_client(
+        &stack,
+        "trickled-upload",
+        &[
+            "--path",
+            "/echo",
+            "--size",
+            "1000",
+            "--pause",
+            "0.5",
+            "--timeout",
+            "20",
+        ],
+    );
+    assert_eq!(trickled["status"], 503, "over the limit of 1: {trickled}");
+    assert_eq!(trickled["closed"], true, "{trickled}");
+    let after = trickled["closed_after"].as_f64().unwrap_or(f64::MAX);
+    assert!(after < 8.0, "closed within the brief drain: {trickled}");
+    drop(held);
+}
+
 /// A route's own `send_timeout` bounds its streams' waits for the client's window, as an
 /// HTTP/1.1 answer's waits on its socket (found by review: the server's 1 s reset them).
 #[test]
