@@ -495,6 +495,7 @@ impl fmt::Display for Fail {
                 Denied::UnknownUser => "a user the auth_basic user_file does not list: 401",
                 Denied::WrongPassword => "a wrong password for an auth_basic user: 401",
                 Denied::UserFile(_) => "the auth_basic user_file cannot be used",
+                Denied::ClientGone => "the client left while its password waited to be checked",
             }),
             Fail::UserFile(UserFile::Missing) => {
                 f.write_str("the auth_basic user_file is missing: 403")

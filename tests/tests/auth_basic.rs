@@ -7,8 +7,9 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use ringway_tests::client::{Req, Response, roundtrip};
+use ringway_tests::client::{Conn, Req, Response, roundtrip};
 use ringway_tests::nginx::uwsgi_pass;
+use ringway_tests::wait::poll_until;
 use ringway_tests::{App, Nginx, Ringway, Uwsgi};
 
 /// Every user's password is "secret" (made by `openssl passwd` and libxcrypt's crypt(3);
@@ -380,5 +381,66 @@ fn a_changed_user_file_counts_as_in_nginx() {
         3,
         "one line per change read:\n{}",
         ringway.stderr()
+    );
+}
+
+/// A slow hash waits for one of its file's four places to be checked in. A client that
+/// leaves while it waits is let go at once (logged 499, as nginx logs a client that left)
+/// and its check never runs, so a flood of abandoned guesses does not hold up the next
+/// login (found by review: each one still cost a bcrypt run).
+#[test]
+fn a_client_that_leaves_while_its_password_waits_is_not_checked() {
+    const GUESSES: usize = 16;
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let file = dir.path().join("htpasswd");
+    // bcrypt at cost 10: a quarter of a second a check in a debug build.
+    let users = "slow:$2b$10$9id6N513n/O9NwHcdCaU6OHxMEaSy5OhtV.3j6C2iZGPIWthg8s/W\n";
+    std::fs::write(&file, users).expect("write the users");
+    let uwsgi = Uwsgi::start(App::Flask);
+    let ringway = Ringway::with_config(format!(
+        "upstream = [\"{}\"]\n\
+         auth_basic = {{ realm = \"Staff\", user_file = \"{}\" }}\n",
+        uwsgi.upstream(),
+        file.display(),
+    ))
+    .arg("--access-log", "stderr")
+    .arg("--access-log-format", "line $request_uri $status")
+    .start();
+    let guesses: Vec<Conn> = (0..GUESSES)
+        .map(|i| {
+            let mut conn = Conn::open(ringway.addr());
+            let req = Req::get(&format!("/environ?guess={i}"))
+                .header("Authorization", &basic(&format!("slow:wrong{i}")));
+            conn.send(&req.to_bytes()).expect("send");
+            conn
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    drop(guesses);
+    let right = Req::get("/environ").header("Authorization", &basic("slow:secret"));
+    assert_eq!(roundtrip(ringway.addr(), &right).status, 200);
+    let mut statuses = Vec::new();
+    poll_until(std::time::Duration::from_secs(10), || {
+        statuses = ringway
+            .stderr()
+            .lines()
+            .filter(|l| l.starts_with("line /environ?guess="))
+            .filter_map(|l| l.rsplit(' ').next().map(str::to_owned))
+            .collect();
+        statuses.len() == GUESSES
+    });
+    let left = statuses.iter().filter(|s| *s == "499").count();
+    let checked = statuses.iter().filter(|s| *s == "401").count();
+    assert_eq!(
+        left + checked,
+        GUESSES,
+        "{statuses:?}\n{}",
+        ringway.stderr()
+    );
+    // Four places: at most the four checks running, and those that took a place as one
+    // ended before the clients left, were checked.
+    assert!(
+        checked <= 8,
+        "{checked} of {GUESSES} abandoned guesses were checked: {statuses:?}"
     );
 }

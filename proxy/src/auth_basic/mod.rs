@@ -61,6 +61,8 @@ pub(crate) enum Denied {
     /// The user file changed into one that cannot be used: no one is let in until it is
     /// mended.
     UserFile(UserFile),
+    /// The client left while its check waited for a place.
+    ClientGone,
 }
 
 /// Why the user file cannot be used (nginx's answers: 403 for a file missing, 500 else).
@@ -320,8 +322,14 @@ impl BasicAuth {
     }
 
     /// Whether the request's `Authorization` value names a user of the file with its
-    /// password.
-    pub(crate) async fn check(&self, authorization: Option<&[u8]>) -> Result<(), Denied> {
+    /// password. A slow hash waits for one of the file's four places to check it in; a
+    /// client that leaves meanwhile (`gone` resolves) ends that wait, and its check never
+    /// runs.
+    pub(crate) async fn check(
+        &self,
+        authorization: Option<&[u8]>,
+        gone: impl Future<Output = ()>,
+    ) -> Result<(), Denied> {
         let value = authorization.ok_or(Denied::NoCredentials)?;
         let (user, password) = credentials(value).ok_or(Denied::Malformed)?;
         // Keyed by what was decoded, so spellings of one header (the scheme's case, spaces,
@@ -346,17 +354,26 @@ impl BasicAuth {
         }
         let hash = users.get(&user).ok_or(Denied::UnknownUser)?;
         let right = if hash.is_slow() {
-            // Never closed: acquiring fails only if it were, and then nothing passes.
-            let Ok(permit) = Arc::clone(&self.checking).acquire_owned().await else {
-                return Err(Denied::WrongPassword);
-            };
-            let (users, user) = (Arc::clone(&users), user.clone());
-            tokio::task::spawn_blocking(move || {
-                let _permit = permit;
-                users.get(&user).is_some_and(|hash| hash.verify(&password))
+            // Boxed: a request's future stays its size whether or not it ever waits here.
+            Box::pin(async {
+                let permit = tokio::select! {
+                    permit = Arc::clone(&self.checking).acquire_owned() => permit,
+                    () = gone => return Err(Denied::ClientGone),
+                };
+                // Never closed: acquiring fails only if it were, and then nothing passes.
+                let Ok(permit) = permit else {
+                    return Err(Denied::WrongPassword);
+                };
+                let (users, user) = (Arc::clone(&users), user.clone());
+                let right = tokio::task::spawn_blocking(move || {
+                    let _permit = permit;
+                    users.get(&user).is_some_and(|hash| hash.verify(&password))
+                })
+                .await
+                .unwrap_or(false);
+                Ok(right)
             })
-            .await
-            .unwrap_or(false)
+            .await?
         } else {
             hash.verify(&password)
         };
@@ -402,6 +419,8 @@ fn credentials(value: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // tests may unwrap
 mod tests {
+    use std::future::pending;
+
     use super::*;
 
     fn basic(text: &str) -> Vec<u8> {
@@ -458,12 +477,18 @@ mod tests {
         );
         assert_eq!(auth.challenge(), "Basic realm=\"Staff only\"");
         tokio_uring::start(async {
-            assert_eq!(auth.check(None).await, Err(Denied::NoCredentials));
-            assert_eq!(auth.check(Some(b"Basic !")).await, Err(Denied::Malformed));
+            assert_eq!(
+                auth.check(None, pending()).await,
+                Err(Denied::NoCredentials)
+            );
+            assert_eq!(
+                auth.check(Some(b"Basic !"), pending()).await,
+                Err(Denied::Malformed)
+            );
             let check = |text: &'static str| {
                 let value = basic(text);
                 let auth = &auth;
-                async move { auth.check(Some(&value)).await }
+                async move { auth.check(Some(&value), pending()).await }
             };
             assert_eq!(check("nobody:secret").await, Err(Denied::UnknownUser));
             assert_eq!(check("plain:wrong").await, Err(Denied::WrongPassword));
@@ -489,7 +514,7 @@ mod tests {
             let check = |text: &'static str| {
                 let value = basic(text);
                 let auth = &auth;
-                async move { auth.check(Some(&value)).await }
+                async move { auth.check(Some(&value), pending()).await }
             };
             assert_eq!(check("ann:old").await, Ok(()));
             // The same size, within the clock's tick: told apart while the file settles.

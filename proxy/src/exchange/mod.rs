@@ -788,10 +788,13 @@ async fn authorize(client: &Client, route: &Route, index: usize) -> Result<(), F
     let refused = |denied| Fail::Unauthorized(denied, index);
     // One at most: a second was refused with the head (`http::request`, SENT_ONCE).
     let value = client.request_header(b"authorization");
-    auth.check(value).await.map_err(|denied| match denied {
-        Denied::UserFile(why) => Fail::UserFile(why),
-        denied => refused(denied),
-    })
+    auth.check(value, client.gone_at_once())
+        .await
+        .map_err(|denied| match denied {
+            Denied::UserFile(why) => Fail::UserFile(why),
+            Denied::ClientGone => Fail::ClientGone,
+            denied => refused(denied),
+        })
 }
 
 /// Hands the request to its route's handler.
