@@ -760,6 +760,65 @@ fn a_connection_carries_keepalive_requests_within_keepalive_time_as_in_nginx() {
     );
 }
 
+/// `next_upstream_timeout` counts from the request's first connect, as nginx's does, not
+/// from before its wait for a slot (`max_conns`, `queue`): a request that waited in the
+/// queue may still go on to the next server (found by review: it got a 504).
+#[test]
+fn next_upstream_timeout_counts_from_the_first_connect_not_the_queue_wait() {
+    // Two servers: `/slow` answers after 2 s; the first `/hang` either gets is never
+    // answered, the next one is.
+    let hung = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let server = || {
+        let hung = Arc::clone(&hung);
+        scripted_upstream(move |mut stream, _| {
+            let mut input = Vec::new();
+            while let Some((_, path)) = read_request_line(&mut stream, &mut input) {
+                if path == "/hang" && !hung.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                    thread::sleep(Duration::from_secs(10));
+                    return;
+                }
+                if path == "/slow" {
+                    thread::sleep(Duration::from_secs(2));
+                }
+                let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+                if stream.write_all(answer).is_err() {
+                    return;
+                }
+            }
+        })
+    };
+    let (a, b) = (server(), server());
+    let ringway = Ringway::with_config(format!(
+        "[upstreams.web]\nservers = [\"http://{a}\", \"http://{b}\"]\n\
+         max_conns = 1\nqueue = 5\nqueue_timeout = \"10s\"\n\
+         [[routes]]\npath = \"/slow\"\nexact = true\nupstream = \"web\"\n\
+         [[routes]]\npath = \"/\"\nupstream = \"web\"\n\
+         upstream_read_timeout = \"1s\"\nnext_upstream_timeout = \"2s\"\n"
+    ))
+    .workers(1)
+    .start();
+    let addr = ringway.addr();
+    // Both servers busy for 2 s; the third request waits in the queue meanwhile.
+    let busy: Vec<_> = (0..2)
+        .map(|_| thread::spawn(move || roundtrip(addr, &Req::get("/slow")).status))
+        .collect();
+    thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    let r = roundtrip(addr, &Req::get("/hang"));
+    let took = started.elapsed();
+    for done in busy {
+        assert_eq!(done.join().expect("a busy request"), 200);
+    }
+    // Queued about 1.7 s, then 1 s at the server that hangs: 2.7 s after it arrived, but
+    // 1 s after its first connect, so it goes on to the other server.
+    assert_eq!(
+        (r.status, r.text()),
+        (200, "ok".to_owned()),
+        "after {took:?}: {r:?}\n{}",
+        ringway.stderr()
+    );
+}
+
 #[test]
 fn a_joined_connection_idle_for_the_read_timeout_is_closed() {
     let server = AppServer::start(Server::Granian, Served::WsEcho, Listen::Tcp, 1);

@@ -28,7 +28,7 @@ use crate::config::Protocol;
 use crate::fail::{AuthFailure, Fail};
 use crate::http::{BodyFraming, HeaderSpan, Method, RequestHead, ResponseFraming, Span, Version};
 use crate::routes::{Action, AuthRequest, Found, Route};
-use crate::upstream::{Reuse, Tried, send_request};
+use crate::upstream::{Attempts, Reuse, send_request};
 use crate::worker::Worker;
 
 /// Where a request keeps what its auth request answered.
@@ -324,8 +324,7 @@ async fn ask(
     };
     let mut reuse = kept;
     let mut stale_retried = false;
-    let mut tried = Tried::default();
-    let since = std::time::Instant::now();
+    let mut attempts = Attempts::default();
     let mut spans = Vec::new();
     let (upstream, head, buf) = loop {
         let head = match protocol {
@@ -344,17 +343,9 @@ async fn ask(
                 group,
             ),
         };
-        let (upstream, _) = connect(
-            client,
-            req,
-            &target,
-            worker,
-            group,
-            reuse,
-            (&mut tried, since),
-        )
-        .await
-        .map_err(failed)?;
+        let (upstream, _) = connect(client, req, &target, worker, group, reuse, &mut attempts)
+            .await
+            .map_err(failed)?;
         let exchange = async {
             // Nothing came back: on a kept connection, most likely one the server closed.
             send_request(&upstream, head, Body::Absent, timeout)
@@ -394,7 +385,7 @@ async fn ask(
             &target,
             group,
             &upstream,
-            (&mut tried, since),
+            &mut attempts,
             missed,
         );
         if !stale {

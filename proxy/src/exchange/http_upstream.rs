@@ -22,7 +22,7 @@ use crate::static_files::Fallback;
 use crate::upstream::http::{
     HeadEnv, encode_request_head, keeps_connection, read_response_head, wants_upgrade,
 };
-use crate::upstream::{Reuse, Sent, Tried, Upstreams, send_request};
+use crate::upstream::{Attempts, Reuse, Sent, Upstreams, send_request};
 use crate::worker::Worker;
 
 /// What the server answered.
@@ -67,20 +67,11 @@ pub(super) async fn exchange(
     // that look and the request's arrival.
     let retry_safe = !upgrading && is_idempotent(req.head.method);
     let mut reuse = Reuse::Kept { peek: !retry_safe };
-    let mut tried = Tried::default();
-    let since = std::time::Instant::now();
+    let mut attempts = Attempts::default();
     let mut stale_retried = false;
     loop {
-        let (upstream, connected) = connect(
-            client,
-            req,
-            target,
-            worker,
-            group,
-            reuse,
-            (&mut tried, since),
-        )
-        .await?;
+        let (upstream, connected) =
+            connect(client, req, target, worker, group, reuse, &mut attempts).await?;
         let parts = HeadParts::of(client, req);
         let head = encode_head(
             client,
@@ -131,7 +122,7 @@ pub(super) async fn exchange(
                 target,
                 group,
                 &upstream,
-                (&mut tried, since),
+                &mut attempts,
                 missed,
             );
         if !closed_meanwhile {

@@ -16,7 +16,7 @@ use crate::fail::Fail;
 use crate::http::{BodyFraming, Method, ResponseHead};
 use crate::routes::Route;
 use crate::upstream::{
-    Failover, Reuse, Tried, UpstreamConn, Upstreams, read_response_head, send_request,
+    Attempts, Failover, Reuse, UpstreamConn, Upstreams, read_response_head, send_request,
 };
 use crate::uwsgi::{self, RequestEnv};
 use crate::worker::Worker;
@@ -150,20 +150,11 @@ async fn exchange_uwsgi(
     let is_head = req.head.method == Method::Head;
     let timeout = limits.upstream_read_timeout;
     let (mut vars, mut body) = (vars, body);
-    let mut tried = Tried::default();
-    let since = Instant::now();
+    let mut attempts = Attempts::default();
     loop {
         let reuse = Reuse::Fresh;
-        let (upstream, connected) = connect(
-            client,
-            req,
-            target,
-            worker,
-            group,
-            reuse,
-            (&mut tried, since),
-        )
-        .await?;
+        let (upstream, connected) =
+            connect(client, req, target, worker, group, reuse, &mut attempts).await?;
         let mut headers = std::mem::take(&mut client.response_headers);
         let with_upstream = async {
             let sent = send_request(&upstream, vars, body, timeout).await?;
@@ -191,7 +182,7 @@ async fn exchange_uwsgi(
                 target,
                 group,
                 &upstream,
-                (&mut tried, since),
+                &mut attempts,
                 missed,
             );
         judge(target, group, &upstream, missed, goes_on);
@@ -237,13 +228,13 @@ pub(super) fn judge(
 /// Whether a request with `method` goes on to another of `group`'s servers after
 /// `upstream`'s missed it: the route's `next_upstream` lists the way, the method allows it,
 /// a server is left, and neither `next_upstream_tries` nor `next_upstream_timeout` (from
-/// `since`, the first connect) is spent; `upstream`'s server is then counted as tried.
+/// the first connect) is spent; `upstream`'s server is then counted as tried.
 pub(super) fn pass_on(
     method: Method,
     target: &Target<'_>,
     group: &Upstreams,
     upstream: &UpstreamConn,
-    (tried, since): (&mut Tried, Instant),
+    attempts: &mut Attempts,
     missed: Missed,
 ) -> bool {
     let limits = &target.route.limits;
@@ -251,15 +242,15 @@ pub(super) fn pass_on(
     if !next_upstream::goes_on(limits.next_upstream, method, missed) {
         return false;
     }
-    if !tried.add(server) || !group.has_untried(*tried) {
+    if !attempts.tried.add(server) || !group.has_untried(attempts.tried) {
         return false;
     }
     let bound = Failover::new(
         limits.next_upstream_tries,
         limits.next_upstream_timeout,
-        since,
+        attempts.since(),
     );
-    if bound.spent(*tried) {
+    if bound.spent(attempts.tried) {
         return false;
     }
     match (missed, group.server_addr(server)) {
@@ -277,7 +268,8 @@ pub(super) fn pass_on(
 /// Biased: when a slot is free at once, the client watch is never started. A new
 /// connection's connect time goes to the metrics; the request notes its upstream either way.
 /// Servers whose connect fails are passed over within the route's `next_upstream_tries`
-/// and `next_upstream_timeout`, counted from `since` (the request's first connect).
+/// and `next_upstream_timeout`, counted from the request's first connect (once it has a
+/// slot).
 pub(super) async fn connect(
     client: &Client,
     req: &Request,
@@ -285,7 +277,7 @@ pub(super) async fn connect(
     worker: &Worker,
     group: &Upstreams,
     reuse: Reuse,
-    (tried, since): (&mut Tried, Instant),
+    attempts: &mut Attempts,
 ) -> Result<(UpstreamConn, Instant), Fail> {
     let permit = tokio::select! {
         biased;
@@ -297,10 +289,16 @@ pub(super) async fn connect(
     let bound = Failover::new(
         limits.next_upstream_tries,
         limits.next_upstream_timeout,
-        since,
+        attempts.connecting(connecting),
     );
     let upstream = group
-        .connect(permit, limits.upstream_connect_timeout, reuse, tried, bound)
+        .connect(
+            permit,
+            limits.upstream_connect_timeout,
+            reuse,
+            &mut attempts.tried,
+            bound,
+        )
         .await?;
     let connected = Instant::now();
     if !upstream.is_reused() {

@@ -69,6 +69,28 @@ pub(crate) enum Reuse {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Tried(u64);
 
+/// Where one request's way through a group stands: the servers it has been to, and when
+/// its first connect began. That is after any wait for a slot (`max_conns`): the route's
+/// `next_upstream_timeout` counts from there, as nginx's from its first connect, so a
+/// request that waited in the queue may still go on (found by review).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Attempts {
+    pub(crate) tried: Tried,
+    first_connect: Option<Instant>,
+}
+
+impl Attempts {
+    /// Notes a connect beginning at `at`; when the first one began.
+    pub(crate) fn connecting(&mut self, at: Instant) -> Instant {
+        *self.first_connect.get_or_insert(at)
+    }
+
+    /// When the first connect began (now, if none has).
+    pub(crate) fn since(&self) -> Instant {
+        self.first_connect.unwrap_or_else(Instant::now)
+    }
+}
+
 /// How far a request may go on past servers that failed it: a route's
 /// `next_upstream_tries` (0: each server once) and `next_upstream_timeout` (from the
 /// request's first connect).
