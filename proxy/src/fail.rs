@@ -123,6 +123,9 @@ pub(crate) enum Fail {
     UpstreamTruncated,
     /// A temp file could not be created, written or read.
     TempFile(io::ErrorKind),
+    /// ringway could not open a socket to an upstream: it is out of file descriptors or
+    /// kernel memory (the errno), which says nothing of the upstream.
+    NoSocket(i32),
     /// The connection is over `max_connections` or `limit_conn_per_ip`: its first request is
     /// refused and the connection closed.
     TooManyConnections(ConnLimit),
@@ -188,7 +191,7 @@ enum Level {
 }
 
 /// Number of kinds: the gates below have one each.
-const KINDS: usize = 38;
+const KINDS: usize = 39;
 
 impl Fail {
     /// The status the client is answered with, if it can still be answered.
@@ -243,7 +246,8 @@ impl Fail {
             | Fail::UpstreamTruncated => 502,
             Fail::UpstreamBusy => 503,
             Fail::UpstreamConnectTimeout | Fail::UpstreamTimeout(_) => 504,
-            Fail::TempFile(_) => 500,
+            // nginx's when `socket()` fails: no next server, no failure counted against one.
+            Fail::TempFile(_) | Fail::NoSocket(_) => 500,
             // As nginx's limit_conn and limit_req answer by default (limit_req with 429
             // here, as its `limit_req_status 429` users set it).
             Fail::TooManyConnections(_) | Fail::QueueFull | Fail::QueueTimeout => 503,
@@ -364,6 +368,7 @@ impl Fail {
             Fail::AuthDenied(_) | Fail::AuthRedirect => 35,
             Fail::AuthFailed(_) => 36,
             Fail::UnsafeAccelRedirect => 37,
+            Fail::NoSocket(_) => 38,
         }
     }
 
@@ -407,6 +412,7 @@ impl Fail {
             | Fail::UpstreamBadResponse(_)
             | Fail::UpstreamTruncated
             | Fail::TempFile(_)
+            | Fail::NoSocket(_)
             | Fail::FileRead(_)
             | Fail::TooManyConnections(ConnLimit::Process)
             | Fail::QueueFull
@@ -536,6 +542,11 @@ impl fmt::Display for Fail {
                 f.write_str("upstream closed before the end of the response body")
             }
             Fail::TempFile(kind) => write!(f, "temp file failed: {kind}"),
+            Fail::NoSocket(errno) => write!(
+                f,
+                "no socket for the upstream: {} (raise the open files limit, LimitNOFILE)",
+                io::Error::from_raw_os_error(errno)
+            ),
             Fail::TooManyConnections(ConnLimit::Process) => {
                 f.write_str("max_connections reached: 503 on the connection's first request")
             }
@@ -674,7 +685,7 @@ const KIND_NAMES: [(&str, Level); KINDS] = [
     ("no route", Level::Debug),
     ("client not allowed", Level::Info),
     ("no file", Level::Debug),
-    ("method not allowed on a file", Level::Debug),
+    ("method not allowed", Level::Debug),
     ("file precondition failed", Level::Debug),
     ("range not satisfiable", Level::Debug),
     ("reading a file failed", Level::Warn),
@@ -692,7 +703,8 @@ const KIND_NAMES: [(&str, Level); KINDS] = [
     ("auth_basic user_file unusable", Level::Warn),
     ("auth_request refused a request", Level::Info),
     ("auth_request gave no verdict", Level::Warn),
-    ("X-Accel-Redirect with a .. segment", Level::Warn),
+    ("X-Accel-Redirect to no safe path", Level::Warn),
+    ("no socket for the upstream", Level::Warn),
 ];
 
 #[cfg(test)]
@@ -747,6 +759,7 @@ mod tests {
             Fail::AuthDenied(403),
             Fail::AuthFailed(AuthFailure::Status(502)),
             Fail::UnsafeAccelRedirect,
+            Fail::NoSocket(libc::EMFILE),
         ]
     }
 
@@ -791,6 +804,7 @@ mod tests {
             Some(403),
             Some(500),
             Some(404),
+            Some(500),
         ];
         for (fail, status) in every_kind().into_iter().zip(want) {
             assert_eq!(fail.status(), status, "{fail:?}");

@@ -1,7 +1,7 @@
 //! The limit of open files: ringway raises its soft limit to the hard one at start (as
 //! nginx's `worker_rlimit_nofile` sets it), says so, and warns when `max_connections` lies
 //! above it. Run under `prlimit`, which starts it with a low soft limit. A file it cannot
-//! open for want of a descriptor is a 500, as from nginx.
+//! open, or an upstream socket, for want of a descriptor is a 500, as from nginx.
 
 use std::net::TcpStream;
 use std::time::Duration;
@@ -89,5 +89,57 @@ fn a_file_not_opened_for_want_of_descriptors_is_a_500_and_not_remembered() {
         ringway.wait_for_log("opening a static file failed", Duration::from_secs(5)),
         "{}",
         ringway.stderr()
+    );
+}
+
+/// A request ringway cannot open an upstream socket for, out of descriptors itself, is
+/// answered 500 as nginx answers it when `socket()` fails, and the server is not blamed: no
+/// 502, no failure counted against it, no "refused"; once descriptors are free again, the
+/// next request goes through.
+#[test]
+fn no_descriptor_for_an_upstream_socket_is_a_500_that_blames_no_server() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let limit = 64;
+    let ringway = Ringway::with(&uwsgi)
+        .workers(1)
+        .flag("--no-ebpf")
+        .under(&["prlimit", &format!("--nofile={limit}:{limit}")])
+        .start();
+    let addr = ringway.addr();
+    let fds = || {
+        std::fs::read_dir(format!("/proc/{}/fd", ringway.pid()))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    let get = |conn: &mut Conn| {
+        conn.send(&Req::get("/bytes/5").to_bytes()).expect("send");
+        conn.read_response().expect("an answer")
+    };
+    let mut conn = Conn::open(addr);
+    let fillers: Vec<TcpStream> = (0..limit)
+        .map(|_| TcpStream::connect(addr).expect("connect"))
+        .collect();
+    let full = poll_until(Duration::from_secs(5), || fds() >= limit);
+    assert!(full, "ringway holds {} descriptors of {limit}", fds());
+    let r = get(&mut conn);
+    assert_eq!(r.status, 500, "{r:?}");
+    drop(fillers);
+    let mut r = None;
+    let served = poll_until(Duration::from_secs(10), || {
+        let got = get(&mut Conn::open(addr));
+        let ok = got.status == 200;
+        r = Some(got);
+        ok
+    });
+    assert!(served, "served once descriptors are free: {r:?}");
+    assert!(
+        ringway.wait_for_log("no socket for the upstream", Duration::from_secs(5)),
+        "{}",
+        ringway.stderr()
+    );
+    let log = ringway.stderr();
+    assert!(
+        !log.contains("out of turn") && !log.contains("refused"),
+        "the server was blamed:\n{log}"
     );
 }

@@ -333,6 +333,11 @@ impl Upstreams {
                         return Ok(conn.at_server(i));
                     }
                     Err(err) => {
+                        if let Some(errno) = local_shortage(&err) {
+                            // Ours, not the server's: nothing counted against it, and no
+                            // other server would fare better (nginx answers 500 too).
+                            return Err(Fail::NoSocket(errno));
+                        }
                         // Keep the group's slot for the next server.
                         permit = slot.map(Slot::leave_server);
                         self.conns.connect_failed.fetch_add(1, Relaxed);
@@ -388,6 +393,13 @@ fn take_kept(
 
 /// Scans of a group's servers for one with room, with a slot in hand.
 const SCANS: usize = 4;
+
+/// The errno of a failure that is ringway's own shortage (file descriptors, kernel memory
+/// for a socket), not the server's: `socket()` and `connect()` fail so when ringway is out.
+fn local_shortage(err: &io::Error) -> Option<i32> {
+    err.raw_os_error()
+        .filter(|e| [libc::EMFILE, libc::ENFILE, libc::ENOBUFS, libc::ENOMEM].contains(e))
+}
 
 fn classify(err: &io::Error) -> Fail {
     match err.kind() {
