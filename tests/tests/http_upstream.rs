@@ -819,6 +819,76 @@ fn next_upstream_timeout_counts_from_the_first_connect_not_the_queue_wait() {
     );
 }
 
+/// A joined connection whose client is slow to take what the server sent is not idle: its
+/// write waits within `send_timeout`, which counts progress, as nginx's timers do (found
+/// by review: the pair was cut at `upstream_read_timeout` while the write waited).
+#[test]
+fn a_joined_connection_waiting_on_a_slow_client_is_not_idle() {
+    const SENT: usize = 32 << 20;
+    let upstream = scripted_upstream(|mut stream, _| {
+        let mut input = Vec::new();
+        if read_request_line(&mut stream, &mut input).is_none() {
+            return;
+        }
+        let head = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+                     Connection: Upgrade\r\n\r\n";
+        if stream.write_all(head).is_err() {
+            return;
+        }
+        let piece = vec![b'x'; 1 << 20];
+        for _ in 0..SENT >> 20 {
+            if stream.write_all(&piece).is_err() {
+                return;
+            }
+        }
+        thread::sleep(Duration::from_secs(20));
+    });
+    let ringway = Ringway::with_config(format!(
+        "[upstreams.web]\nservers = [\"http://{upstream}\"]\n\
+         [[routes]]\npath = \"/\"\nupstream = \"web\"\n\
+         upstream_read_timeout = \"1s\"\nsend_timeout = \"10s\"\n"
+    ))
+    .start();
+    let mut stream = TcpStream::connect(ringway.addr()).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    stream
+        .write_all(
+            b"GET /feed HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+        )
+        .expect("send");
+    // Not read for 2.5 s, past the read timeout: every buffer on the way fills, and
+    // ringway's write to this client waits.
+    thread::sleep(Duration::from_millis(2500));
+    let mut got = Vec::new();
+    let mut piece = vec![0u8; 1 << 16];
+    let head_and_bytes = loop {
+        match stream.read(&mut piece) {
+            Ok(0) | Err(_) => break got.len(),
+            Ok(n) => got.extend_from_slice(&piece[..n]),
+        }
+        let body = got
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map_or(0, |end| got.len() - end - 4);
+        if body >= SENT {
+            break got.len();
+        }
+    };
+    let end = got
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("the 101 head");
+    assert!(got.starts_with(b"HTTP/1.1 101"), "{:?}", &got[..end]);
+    assert_eq!(
+        head_and_bytes - end - 4,
+        SENT,
+        "every byte the server sent reaches the slow client\n{}",
+        ringway.stderr()
+    );
+}
+
 #[test]
 fn a_joined_connection_idle_for_the_read_timeout_is_closed() {
     let server = AppServer::start(Server::Granian, Served::WsEcho, Listen::Tcp, 1);

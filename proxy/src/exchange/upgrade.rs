@@ -89,20 +89,20 @@ pub(super) async fn join(
         return Ok(outcome);
     }
 
-    let last = Cell::new(Instant::now());
+    let activity = Activity::new();
     let up = pipe(
         &client.stream,
         &upstream,
-        &last,
+        &activity,
         limits.upstream_read_timeout,
     );
-    let down = pipe(&upstream, &client.stream, &last, limits.send_timeout);
+    let down = pipe(&upstream, &client.stream, &activity, limits.send_timeout);
     // A failure in one direction ends both (the sockets are then shut down, completing the
     // other direction's read).
     let joined = async { tokio::try_join!(up, down).map(drop) };
     let ended = tokio::select! {
         ended = joined => ended,
-        () = idle_for(&last, idle) => Err(IoError::Timeout),
+        () = idle_for(&activity, idle) => Err(IoError::Timeout),
     };
     req.upstream_done(&upstream);
     match ended {
@@ -118,13 +118,35 @@ pub(super) async fn join(
     Ok(outcome)
 }
 
+/// When bytes last moved over a joined pair, and how many writes are under way: a write
+/// waiting on a slow reader is bounded by its own timeout, which counts its progress, and
+/// is not idle time (nginx re-arms its timers on every read and write; found by review: a
+/// client draining a large message slowly was cut at `upstream_read_timeout`).
+struct Activity {
+    last: Cell<Instant>,
+    writing: Cell<u8>,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Activity {
+            last: Cell::new(Instant::now()),
+            writing: Cell::new(0),
+        }
+    }
+
+    fn moved(&self) {
+        self.last.set(Instant::now());
+    }
+}
+
 /// Copies `from` to `to` until `from` ends, then half-closes `to`; notes each transfer in
-/// `last`. Each read takes a buffer from the thread's pool and gives it back once written:
+/// `activity`. Each read takes a buffer from the thread's pool and gives it back once written:
 /// [`WAITING_READ`] bytes while the direction waits, [`FLOWING_READ`] while reads fill.
 async fn pipe<A: Stream, B: Stream>(
     from: &A,
     to: &B,
-    last: &Cell<Instant>,
+    activity: &Activity,
     write_limit: Duration,
 ) -> Result<(), IoError> {
     let mut size = WAITING_READ;
@@ -138,9 +160,12 @@ async fn pipe<A: Stream, B: Stream>(
                 return Ok(());
             }
             Ok(n) => {
-                last.set(Instant::now());
-                write_all(to, filled, 0, write_limit).await?;
-                last.set(Instant::now());
+                activity.moved();
+                activity.writing.set(activity.writing.get() + 1);
+                let written = write_all(to, filled, 0, write_limit).await;
+                activity.writing.set(activity.writing.get() - 1);
+                written?;
+                activity.moved();
                 size = if n == size {
                     FLOWING_READ
                 } else {
@@ -152,10 +177,14 @@ async fn pipe<A: Stream, B: Stream>(
     }
 }
 
-/// Ends once nothing has gone either way for `idle`.
-async fn idle_for(last: &Cell<Instant>, idle: Duration) {
+/// Ends once nothing has gone either way for `idle`, with no write under way.
+async fn idle_for(activity: &Activity, idle: Duration) {
     loop {
-        let deadline = last.get() + idle;
+        let deadline = if activity.writing.get() > 0 {
+            Instant::now() + idle
+        } else {
+            activity.last.get() + idle
+        };
         if Instant::now() >= deadline {
             return;
         }
