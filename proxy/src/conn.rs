@@ -29,7 +29,7 @@ use crate::exchange::{self, Outcome};
 use crate::fail::Fail;
 use crate::generation;
 use crate::http::Method;
-use crate::io::{Counted, Stream, write_all};
+use crate::io::Stream;
 use crate::limits::{Admission, connection_ip};
 use crate::metrics::{self, Phase, TlsOutcome, WorkerStats};
 use crate::tls::Handshake;
@@ -211,13 +211,17 @@ pub(crate) async fn serve_tls(
             let peer = (peer, named);
             run(session, peer, local, Buf::empty(), worker, admission, live).await;
         }
-        Handshake::PlainHttp(stream) => {
+        Handshake::PlainHttp(stream, first) => {
             worker
                 .stats
                 .tls_handshake(TlsOutcome::PlainHttp, Duration::ZERO);
-            tracing::debug!(%peer, "plain HTTP on the TLS port: 400");
-            let scope = exchange::OwnAnswers::of_server(&worker);
-            answer_plain_http(stream, scope, refused).await;
+            // Its request is read and logged as any, and answered nginx's 400.
+            let mut client = Client::new(ClientStream::Plain(stream), peer, local);
+            client.input = first;
+            client.proxied = named;
+            let live = live.into_key();
+            let mut conn = Conn::new(client, worker, admission, live);
+            Box::pin(conn.serve_one_as(PLAIN_ON_TLS_PORT)).await;
         }
         Handshake::TimedOut => {
             worker
@@ -264,34 +268,6 @@ pub(crate) fn serve_bridged(
         admission,
         NOT_LIVE,
     )
-}
-
-/// nginx's answer to a plain HTTP request on its HTTPS port (with the server's `always`
-/// headers, as nginx's), then the close (a brief one for a connection a limit `refused`).
-async fn answer_plain_http(stream: TcpStream, scope: exchange::OwnAnswers<'_>, refused: bool) {
-    const BODY: &str = "The plain HTTP request was sent to HTTPS port\n";
-    let mut head = String::from("HTTP/1.1 400 Bad Request\r\nServer: ringway\r\n");
-    for (name, value) in scope.added.iter() {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str(&format!(
-        "Content-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{BODY}",
-        BODY.len()
-    ));
-    let stream = Counted::new(stream);
-    match write_all(
-        &stream,
-        Buf::copy_of(head.as_bytes()),
-        0,
-        scope.send_timeout,
-    )
-    .await
-    {
-        // The rest of the request is still coming: drained, so the 400 is not lost to a
-        // reset, as nginx drains it.
-        Ok(buf) => crate::client::linger(&stream, buf, refused).await,
-        Err(_) => Stream::shutdown(&stream, Shutdown::Both),
-    }
 }
 
 /// Beside a peer's address, whether a PROXY header named it: here, no (the TCP peer).
@@ -350,16 +326,7 @@ fn run(
     let mut client = Client::new(stream, peer, local);
     client.input = input;
     client.proxied = proxied;
-    client.enter(Phase::Waiting, &worker.stats);
-    let conn = Box::new(Conn {
-        client,
-        worker,
-        requests: 0,
-        live_key,
-        admission,
-        idle_key: None,
-    });
-    serve_requests(conn)
+    serve_requests(Conn::new(client, worker, admission, live_key))
 }
 
 /// Serves a connection's requests in order until it closes, or until it parks between two
@@ -428,9 +395,36 @@ struct Conn {
     idle_key: Option<idle::IdleKey>,
 }
 
+/// [`Conn::serve_one_as`]'s word for a plain HTTP connection on the TLS port.
+const PLAIN_ON_TLS_PORT: bool = true;
+
 impl Conn {
+    /// A connection of `client`'s, waiting for its first request.
+    fn new(
+        mut client: Client,
+        worker: Rc<Worker>,
+        admission: Admission,
+        live_key: usize,
+    ) -> Box<Conn> {
+        client.enter(Phase::Waiting, &worker.stats);
+        Box::new(Conn {
+            client,
+            worker,
+            requests: 0,
+            live_key,
+            admission,
+            idle_key: None,
+        })
+    }
+
     /// Reads and serves one request; false when the connection is done.
-    async fn serve_one(&mut self) -> bool {
+    fn serve_one(&mut self) -> impl Future<Output = bool> + '_ {
+        self.serve_one_as(!PLAIN_ON_TLS_PORT)
+    }
+
+    /// [`Conn::serve_one`]; a connection speaking plain HTTP on the TLS port has its
+    /// request read, logged and answered nginx's 400, then closes.
+    async fn serve_one_as(&mut self, plain_on_tls_port: bool) -> bool {
         let mut head_timeout = self.worker.config.client_header_timeout;
         if self.admission.refused().is_some() {
             // Only its 503 is owed: a refused connection that sends nothing must not hold a
@@ -442,6 +436,10 @@ impl Conn {
             .read_head(&self.worker, self.requests > 0, head_timeout)
             .await
         {
+            // nginx's answer to a plain request on its TLS port, once it has read it.
+            Ok(Some(head)) if plain_on_tls_port => {
+                Err((Fail::PlainHttpOnTls, head.method == Method::Head))
+            }
             Ok(Some(head)) => match self.admission.refused() {
                 None => Ok(head),
                 // Over a connection limit: the first request gets 503 with
@@ -476,7 +474,7 @@ impl Conn {
             Err((fail, head_only)) => {
                 // A bool, not the failure, is kept across the answer's await: the
                 // connection's task stays its size.
-                let refused = matches!(fail, Fail::TooManyConnections(_));
+                let refused = self.admission.refused().is_some();
                 // Boxed, like the exchange: a cold path's state must not grow every
                 // connection's task.
                 let (client, worker) = (&self.client, &self.worker);

@@ -123,6 +123,8 @@ pub(crate) enum Fail {
     UpstreamTruncated,
     /// A temp file could not be created, written or read.
     TempFile(io::ErrorKind),
+    /// A plain HTTP request on the TLS port: nginx's 400 with its own words.
+    PlainHttpOnTls,
     /// ringway could not open a socket to an upstream: it is out of file descriptors or
     /// kernel memory (the errno), which says nothing of the upstream.
     NoSocket(i32),
@@ -191,7 +193,7 @@ enum Level {
 }
 
 /// Number of kinds: the gates below have one each.
-const KINDS: usize = 39;
+const KINDS: usize = 40;
 
 impl Fail {
     /// The status the client is answered with, if it can still be answered.
@@ -214,7 +216,7 @@ impl Fail {
             },
             Fail::BodyTooLarge { .. } => 413,
             Fail::Packet(UwsgiError::VarsTooLarge { .. } | UwsgiError::TooManyVars { .. }) => 431,
-            Fail::Packet(UwsgiError::BadPath) => 400,
+            Fail::Packet(UwsgiError::BadPath) | Fail::PlainHttpOnTls => 400,
             Fail::NoRoute | Fail::NoFile | Fail::UnsafeAccelRedirect => 404,
             Fail::Forbidden => 403,
             Fail::Unauthorized(..) => 401,
@@ -311,6 +313,18 @@ impl Fail {
         )
     }
 
+    /// The body the answer always has, whatever the operator's error pages say: nginx's
+    /// words to a plain request on its TLS port (its `error_page 497`, not 400's).
+    pub(crate) fn fixed_body(self) -> Option<(&'static str, &'static [u8])> {
+        match self {
+            Fail::PlainHttpOnTls => Some((
+                "text/plain",
+                b"The plain HTTP request was sent to HTTPS port\n",
+            )),
+            _ => None,
+        }
+    }
+
     /// A header the answer carries besides ringway's usual ones.
     pub(crate) fn header(self) -> Option<(&'static [u8], String)> {
         match self {
@@ -369,6 +383,7 @@ impl Fail {
             Fail::AuthFailed(_) => 36,
             Fail::UnsafeAccelRedirect => 37,
             Fail::NoSocket(_) => 38,
+            Fail::PlainHttpOnTls => 39,
         }
     }
 
@@ -395,6 +410,7 @@ impl Fail {
             | Fail::Request(_)
             | Fail::BodyTooLarge { .. }
             | Fail::Packet(UwsgiError::BadPath)
+            | Fail::PlainHttpOnTls
             | Fail::ClientTimeout(_)
             // A client that reached ringway around its load balancer, or a load balancer
             // not set to send the header: worth seeing, not alarming.
@@ -542,6 +558,7 @@ impl fmt::Display for Fail {
                 f.write_str("upstream closed before the end of the response body")
             }
             Fail::TempFile(kind) => write!(f, "temp file failed: {kind}"),
+            Fail::PlainHttpOnTls => f.write_str("a plain HTTP request on the TLS port: 400"),
             Fail::NoSocket(errno) => write!(
                 f,
                 "no socket for the upstream: {} (raise the open files limit, LimitNOFILE)",
@@ -705,6 +722,7 @@ const KIND_NAMES: [(&str, Level); KINDS] = [
     ("auth_request gave no verdict", Level::Warn),
     ("X-Accel-Redirect to no safe path", Level::Warn),
     ("no socket for the upstream", Level::Warn),
+    ("a plain HTTP request on the TLS port", Level::Info),
 ];
 
 #[cfg(test)]
@@ -760,6 +778,7 @@ mod tests {
             Fail::AuthFailed(AuthFailure::Status(502)),
             Fail::UnsafeAccelRedirect,
             Fail::NoSocket(libc::EMFILE),
+            Fail::PlainHttpOnTls,
         ]
     }
 
@@ -805,6 +824,7 @@ mod tests {
             Some(500),
             Some(404),
             Some(500),
+            Some(400),
         ];
         for (fail, status) in every_kind().into_iter().zip(want) {
             assert_eq!(fail.status(), status, "{fail:?}");

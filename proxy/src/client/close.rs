@@ -167,16 +167,7 @@ pub(crate) fn linger_bounds(refused: bool) -> LingerBounds {
 
 /// Half-closes `stream`, then reads and discards what the peer still sends (bounded in time,
 /// in silence and in bytes) into `buf`, then closes: an answer just written is not lost to
-/// a reset over unread bytes. Only briefly for a connection a limit `refused`.
-pub(crate) async fn linger<S: Stream>(stream: &S, buf: Buf, refused: bool) {
-    let lingering = if refused {
-        Lingering::Brief
-    } else {
-        Lingering::Full
-    };
-    linger_within(stream, buf, lingering).await;
-}
-
+/// a reset over unread bytes.
 async fn linger_within<S: Stream>(stream: &S, mut buf: Buf, lingering: Lingering) {
     let LingerBounds { time, idle, bytes } = lingering.bounds();
     Stream::shutdown(stream, Shutdown::Write);

@@ -12,7 +12,7 @@ mod stream;
 mod watch;
 
 pub(crate) use answer::Own;
-pub(crate) use close::{Next, linger, linger_bounds};
+pub(crate) use close::{Next, linger_bounds};
 pub(crate) use head::{DRAIN_IDLE_GRACE, ReadNow};
 pub(crate) use pace::{Pace, write_paced};
 pub(crate) use proxy_header::{Proxied, read_proxy_header};

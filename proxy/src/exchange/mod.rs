@@ -1005,7 +1005,9 @@ pub(crate) async fn answer(
     let limit = scope.send_timeout;
     // The operator's page for this status, if any (`error_pages`); ringway's short text
     // while the memory budget has no room for a big page's copy.
+    let fixed = fail.fixed_body();
     let page = (worker.config.error_pages.get(status))
+        .filter(|_| fixed.is_none())
         .and_then(|page| Carried::take(page, &worker.budget, head_only));
     let own = Own {
         status,
@@ -1013,9 +1015,10 @@ pub(crate) async fn answer(
         head_only,
         headers: &headers,
         id,
-        page: page
-            .as_ref()
-            .map(|p| (p.page().content_type(), p.page().body())),
+        page: fixed.or_else(|| {
+            page.as_ref()
+                .map(|p| (p.page().content_type(), p.page().body()))
+        }),
         hsts: client.hsts(worker),
     };
     let sent = client.answer(own, limit).await;

@@ -16,8 +16,9 @@ use crate::io::Stream;
 pub(crate) enum Handshake {
     /// The session is up.
     Done(Box<TlsStream>, Duration),
-    /// The client sent a plain HTTP request on the TLS port (nginx answers it with 400).
-    PlainHttp(TcpStream),
+    /// The client sent a plain HTTP request on the TLS port (nginx answers it with 400):
+    /// the socket, and the bytes read from it.
+    PlainHttp(TcpStream, Buf),
     /// The client was silent or slow for the whole `handshake_timeout`.
     TimedOut,
     /// The client closed, sent garbage, or the handshake failed (bad version, no shared
@@ -53,7 +54,7 @@ pub(crate) async fn accept(
             tls.learn_peer(acceptor);
             Handshake::Done(Box::new(tls), started.elapsed())
         }
-        Ok(Ok(Progress::PlainHttp)) => Handshake::PlainHttp(tls.into_tcp()),
+        Ok(Ok(Progress::PlainHttp(first))) => Handshake::PlainHttp(tls.into_tcp(), first),
         Ok(Err(e)) => {
             // Whatever alert rustls queued, the peer gets it before the close (if it reads).
             tls.flush_briefly().await;
@@ -71,7 +72,8 @@ pub(crate) async fn accept(
 
 enum Progress {
     Up,
-    PlainHttp,
+    /// What the client sent so far, the start of its plain request.
+    PlainHttp(Buf),
 }
 
 async fn drive(tls: &TlsStream, first: Buf) -> io::Result<Progress> {
@@ -91,7 +93,7 @@ async fn drive(tls: &TlsStream, first: Buf) -> io::Result<Progress> {
     };
     match classify(&first) {
         FirstBytes::Tls => {}
-        FirstBytes::PlainHttp => return Ok(Progress::PlainHttp),
+        FirstBytes::PlainHttp => return Ok(Progress::PlainHttp(first)),
         FirstBytes::Garbage => return Err(io::ErrorKind::InvalidData.into()),
     }
     tls.absorb(&first)?;

@@ -222,7 +222,11 @@ fn garbage_instead_of_a_client_hello_is_closed_at_once_and_counted() {
 
 #[test]
 fn plain_http_on_the_tls_port_gets_the_nginx_400() {
-    let stack = Stack::with_metrics("");
+    let stack = Stack::start(App::Flask, "", |b| {
+        super::with_metrics(b)
+            .arg("--access-log", "stderr")
+            .arg("--access-log-format", "line \"$request\" $status $body_bytes_sent")
+    });
     let tls = stack.tls();
     let mut conn = Conn::open(tls);
     conn.send(&Req::get("/environ").to_bytes()).expect("send");
@@ -253,6 +257,16 @@ fn plain_http_on_the_tls_port_gets_the_nginx_400() {
         ran.out(),
         "The plain HTTP request was sent to HTTPS port\n|400"
     );
+    // Each is read and logged as nginx logs it: the request line, 400.
+    let logged = |line: &str| stack.ringway.stderr().lines().any(|l| l == line);
+    for line in [
+        "line \"GET /environ HTTP/1.1\" 400 46",
+        "line \"POST /echo HTTP/1.1\" 400 46",
+        "line \"GET /x?y=1 HTTP/1.1\" 400 46",
+    ] {
+        let seen = ringway_tests::wait::poll_until(Duration::from_secs(5), || logged(line));
+        assert!(seen, "no {line:?} in\n{}", stack.ringway.stderr());
+    }
     let text = stack.metrics();
     assert_eq!(handshakes(&text, "plain_http", ""), 3.0, "{text}");
     assert_eq!(handshakes(&text, "failed", ""), 0.0, "{text}");
