@@ -95,3 +95,37 @@ fn a_shutdown_timeout_raised_by_a_reload_is_the_one_the_drain_gets() {
         .expect("ringway exits after the drain");
     assert!(status.success(), "{status}");
 }
+
+/// A connection accepted just before the stop, its PROXY header not sent yet, is not idle:
+/// as a plain connection's first request, it has a second's grace to send the header and
+/// its request is served (found by review: it was closed the moment the stop began, its
+/// load balancer's header and request dropped), as nginx serves a connection that is not
+/// keep-alive idle.
+#[test]
+fn a_connection_sending_its_proxy_header_as_the_stop_begins_is_served() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let mut ringway = Ringway::with(&uwsgi).flag("--proxy-protocol").start();
+    let addr = ringway.addr();
+    // A request in flight keeps the worker draining past the grace.
+    let mut busy = Conn::open(addr);
+    busy.send(b"PROXY TCP4 192.0.2.1 127.0.0.1 5555 80\r\n")
+        .expect("send");
+    busy.send(&Req::get("/slow?ms=2000").to_bytes())
+        .expect("send");
+    let mut late = Conn::open(addr);
+    sleep(Duration::from_millis(300));
+    ringway.sigterm();
+    sleep(Duration::from_millis(300));
+    late.send(b"PROXY TCP4 192.0.2.2 127.0.0.1 5556 80\r\n")
+        .expect("send");
+    late.send(&Req::get("/bytes/5").to_bytes()).expect("send");
+    let r = late
+        .read_response()
+        .unwrap_or_else(|e| panic!("no answer: {e}\n{}", ringway.stderr()));
+    assert_eq!((r.status, r.body.len()), (200, 5), "{r:?}");
+    assert!(r.says_close(), "the server is stopping: {r:?}");
+    let r = busy.read_response().expect("the request in flight");
+    assert_eq!(r.status, 200, "{r:?}");
+    let status = ringway.wait_exit(Duration::from_secs(10));
+    assert!(status.is_some_and(|s| s.success()), "{}", ringway.stderr());
+}

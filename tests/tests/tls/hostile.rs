@@ -223,9 +223,10 @@ fn garbage_instead_of_a_client_hello_is_closed_at_once_and_counted() {
 #[test]
 fn plain_http_on_the_tls_port_gets_the_nginx_400() {
     let stack = Stack::start(App::Flask, "", |b| {
-        super::with_metrics(b)
-            .arg("--access-log", "stderr")
-            .arg("--access-log-format", "line \"$request\" $status $body_bytes_sent")
+        super::with_metrics(b).arg("--access-log", "stderr").arg(
+            "--access-log-format",
+            "line \"$request\" $status $body_bytes_sent",
+        )
     });
     let tls = stack.tls();
     let mut conn = Conn::open(tls);
