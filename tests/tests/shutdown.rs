@@ -129,3 +129,31 @@ fn a_connection_sending_its_proxy_header_as_the_stop_begins_is_served() {
     let status = ringway.wait_exit(Duration::from_secs(10));
     assert!(status.is_some_and(|s| s.success()), "{}", ringway.stderr());
 }
+
+/// Whether an answer keeps the connection is decided as its head is written, as nginx's
+/// header filter decides it: one that waited across the start of a stop (here a
+/// `limit_req` delay) says `Connection: close` (found by review: it promised keep-alive
+/// to a client the drain then closed on).
+#[test]
+fn an_answer_written_after_the_stop_began_says_close() {
+    let mut ringway = Ringway::with_config(
+        "[[routes]]\npath = \"/r\"\nrespond = { status = 200, body = \"ok\" }\n\
+         limit_req = { rate = \"1r/s\", burst = 5, delay = 0 }\n",
+    )
+    .start();
+    let addr = ringway.addr();
+    let mut first = Conn::open(addr);
+    first.send(&Req::get("/r").to_bytes()).expect("send");
+    let r = first.read_response().expect("the first answer");
+    assert!(!r.says_close(), "before the stop: {r:?}");
+    // The next is delayed a second by limit_req; the stop begins meanwhile.
+    let mut delayed = Conn::open(addr);
+    delayed.send(&Req::get("/r").to_bytes()).expect("send");
+    sleep(Duration::from_millis(300));
+    ringway.sigterm();
+    let r = delayed.read_response().expect("the delayed answer");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.says_close(), "written after the stop began: {r:?}");
+    let status = ringway.wait_exit(Duration::from_secs(10));
+    assert!(status.is_some_and(|s| s.success()), "{}", ringway.stderr());
+}

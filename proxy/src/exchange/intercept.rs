@@ -43,7 +43,7 @@ pub(super) async fn respond(
     let extra: Vec<(String, String)> = std::iter::once(content_type)
         .chain(scope.added.iter().cloned())
         .collect();
-    let keep_alive = req.keep_alive && !worker.is_stopping();
+    let keep_alive = req.keeps_alive(worker);
     let meta = ResponseMeta {
         client_version: req.head.version,
         status: head.status,

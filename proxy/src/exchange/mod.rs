@@ -116,8 +116,9 @@ pub(crate) struct Request {
     pub(crate) head: RequestHead,
     /// Its normalised path: what routes match and PATH_INFO is built from.
     pub(crate) path: Buf,
-    /// The connection may serve another request after this one (the client allows it and
-    /// the server is not stopping).
+    /// The connection may serve another request after this one, as things stood when its
+    /// head came: the client allows it and the server was not stopping (an answer asks
+    /// [`Request::keeps_alive`], which looks at the stop again).
     pub(crate) keep_alive: bool,
     /// The real client IP: from a trusted proxy's X-Forwarded-For, else the connection's
     /// address (crate::identity). REMOTE_ADDR, the allow lists and the logs use it.
@@ -208,8 +209,16 @@ impl Request {
     /// Whether an answer that reads no body can keep the connection: only if there was no
     /// body to leave unread (`Content-Length: 0`, which many clients send with every POST,
     /// leaves none; found by review: it ended the connection).
-    fn may_keep_alive_unread(&self) -> bool {
-        self.keep_alive && self.head.body.has_no_bytes()
+    fn may_keep_alive_unread(&self, worker: &Worker) -> bool {
+        self.keeps_alive(worker) && self.head.body.has_no_bytes()
+    }
+
+    /// Whether the answer being written may keep the connection: as its head came, unless
+    /// the server began stopping since. nginx decides it when it writes the head (found by
+    /// review: an answer after a wait at the upstream promised keep-alive to a client that
+    /// the drain then closed on).
+    pub(crate) fn keeps_alive(&self, worker: &Worker) -> bool {
+        self.keep_alive && !worker.is_stopping()
     }
 
     /// Who it is from and what it is called.
@@ -588,7 +597,7 @@ async fn handle(
     match handled {
         Ok(outcome) => outcome,
         Err(fail) => {
-            let keep = fail.is_clean() && req.may_keep_alive_unread();
+            let keep = fail.is_clean() && req.may_keep_alive_unread(worker);
             let refusal = auth_request::refusal_headers(req, fail, worker);
             // A refusal `redirect_401` turns into a 302 gets all of the route's headers.
             let status = fail.status().unwrap_or(500);

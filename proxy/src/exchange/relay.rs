@@ -63,10 +63,9 @@ pub(super) async fn respond(
         None => None,
     };
     let (framing, keep_alive) = match &compressed {
-        Some(start) => (start.framing, req.keep_alive),
-        None => ClientFraming::choose(head.framing, req.head.version, req.keep_alive),
+        Some(start) => (start.framing, req.keeps_alive(worker)),
+        None => ClientFraming::choose(head.framing, req.head.version, req.keeps_alive(worker)),
     };
-    let keep_alive = keep_alive && !worker.is_stopping();
     let meta = ResponseMeta {
         client_version: req.head.version,
         status: head.status,

@@ -55,7 +55,7 @@ pub(super) async fn send(
         .into_iter()
         .chain(added.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())))
         .collect();
-    let keep_alive = req.may_keep_alive_unread();
+    let keep_alive = req.may_keep_alive_unread(worker);
     let own = Own {
         status,
         keep_alive,

@@ -333,9 +333,9 @@ async fn answer(
     // read as the next request it would smuggle one in, so the connection ends after this
     // answer. Through X-Accel-Redirect the app has read the body already.
     let keep_alive = if f.from_app {
-        req.keep_alive
+        req.keeps_alive(worker)
     } else {
-        req.may_keep_alive_unread()
+        req.may_keep_alive_unread(worker)
     };
     // A small file's compressed body is had before the head, which says its length.
     let mut compressed = None;
@@ -407,7 +407,7 @@ async fn answer(
     let next = match sent {
         Ok(()) if keep_alive => Next::KeepAlive,
         // The unread body is drained before the close, so no reset cuts the answer short.
-        Ok(()) if req.keep_alive => Next::Linger,
+        Ok(()) if req.keep_alive && !f.from_app && !req.head.body.has_no_bytes() => Next::Linger,
         Ok(()) => Next::Close,
         // Nothing went out (a small file's read failed before its head's write): the
         // client can still have its 500.
