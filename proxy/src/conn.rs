@@ -109,7 +109,9 @@ async fn proxy_header(
     if admission.refused().is_some() {
         limit = limit.min(REFUSED_HEAD_TIMEOUT);
     }
-    match read_proxy_header(stream, peer, worker, limit).await {
+    // Boxed: the header's reads (and the drain's grace around them) live only until the
+    // header is in, and must not set the size of the connection's whole task.
+    match Box::pin(read_proxy_header(stream, peer, worker, limit)).await {
         Ok(proxied) => proxied.map(|proxied| believed(proxied, peer, &worker.config)),
         Err(fail) => {
             fail.report(peer, &worker.stats);
