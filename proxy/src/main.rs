@@ -182,13 +182,22 @@ fn run(settings: Settings) -> anyhow::Result<()> {
     }
 
     let access_log = server.access_log_reopener();
+    let mut stopping = false;
     let stopped_by = server.run_until(|wait| match signals.wait(wait)? {
         signal @ ("SIGINT" | "SIGTERM" | "SIGQUIT") => {
-            tracing::info!(
-                signal,
-                "stopping: no new connections, finishing requests in flight"
-            );
+            if !stopping {
+                tracing::info!(
+                    signal,
+                    "stopping: no new connections, finishing requests in flight (a second \
+                     stop signal ends them now)"
+                );
+            }
+            stopping = true;
             Some(signal)
+        }
+        "SIGHUP" if stopping => {
+            tracing::info!("SIGHUP while stopping: no reload");
+            None
         }
         "SIGHUP" => {
             reload(&reloader);

@@ -60,6 +60,8 @@ pub struct Server {
     probes: ProbeHandle,
     /// Set when stopping, for `/readyz` (the workers learn it from their listeners).
     stop: watch::Sender<bool>,
+    /// Set by a second stop signal: the workers end their drain at once.
+    cut: watch::Sender<bool>,
     /// The addresses the workers accept plain HTTP on, and TLS.
     locals: Vec<SocketAddr>,
     tls_locals: Vec<SocketAddr>,
@@ -125,6 +127,7 @@ impl Server {
         let cpus =
             Some(allowed_cpus()).filter(|cpus| config.pin_workers && cpus.len() == listeners.len());
         let (stop, _) = watch::channel(false);
+        let (cut, cut_rx) = watch::channel(false);
         let closing = Arc::new(AtomicBool::new(false));
         let listening = listeners
             .iter()
@@ -153,6 +156,7 @@ impl Server {
                 request_ids,
                 access_log: worker_logs.get_mut(index).and_then(Option::take),
                 generations: generation_rx.clone(),
+                cut: cut_rx.clone(),
             };
             let ready = ready_tx.clone();
             let cpu = cpus.as_ref().and_then(|cpus| cpus.get(index).copied());
@@ -169,6 +173,7 @@ impl Server {
             stats,
             probes,
             stop,
+            cut,
             locals,
             tls_locals,
             generations: Arc::new(generations),
@@ -278,9 +283,10 @@ impl Server {
         loop {
             if let Some(reason) = stop(Duration::from_millis(500)) {
                 // The configuration in use says how long, a reload's included (the workers
-                // read the same value for their drain).
+                // read the same value for their drain). Another stop signal meanwhile
+                // ends it at once, as a second Ctrl-C is meant to.
                 let grace = self.generations.borrow().config.shutdown_timeout;
-                self.shut_down(grace);
+                self.shut_down_watching(grace, |wait| stop(wait).is_some());
                 return Ok(reason);
             }
             if Instant::now() >= summaries_due {
@@ -316,6 +322,16 @@ impl Server {
 
     /// Stops accepting, lets in-flight requests finish within `grace`, and joins the workers.
     pub fn shut_down(self, grace: Duration) {
+        self.shut_down_watching(grace, |wait| {
+            std::thread::sleep(wait);
+            false
+        });
+    }
+
+    /// [`Server::shut_down`], asking `again` (which waits up to the time it is given)
+    /// whether to end the drain at once: the requests still in flight are cut, as nginx's
+    /// fast stop cuts them.
+    fn shut_down_watching(self, grace: Duration, mut again: impl FnMut(Duration) -> bool) {
         // First no more connections: every listener is shut at once, so nothing new queues
         // on them (a new ringway on the port steers new connections to itself anyway, and
         // takes what is still queued here; without its steering, what is queued is reset
@@ -333,7 +349,10 @@ impl Server {
         let deadline = Instant::now() + grace + Duration::from_secs(2);
         for thread in self.threads {
             while !thread.is_finished() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(10));
+                if again(Duration::from_millis(10)) && !*self.cut.borrow() {
+                    tracing::info!("stop signal again: ending the requests in flight now");
+                    self.cut.send_replace(true);
+                }
             }
             if thread.is_finished() {
                 let _ = thread.join();
@@ -359,6 +378,7 @@ struct ThreadParts {
     request_ids: IdSource,
     access_log: Option<WorkerLog>,
     generations: watch::Receiver<Arc<Generation>>,
+    cut: watch::Receiver<bool>,
 }
 
 /// What stays with a worker thread whatever the configuration generation.
@@ -376,6 +396,8 @@ struct ThreadState {
     /// Every connection task of this thread, so the drain can wait for them.
     tracker: TaskTracker,
     idle: Rc<IdleConns>,
+    /// Set by a second stop signal: the drain ends at once.
+    cut: watch::Receiver<bool>,
 }
 
 impl ThreadParts {
@@ -394,6 +416,7 @@ impl ThreadParts {
             access_log: self.access_log.map(Rc::new),
             tracker,
             idle,
+            cut: self.cut,
         };
         Ok((state, self.generations))
     }
@@ -588,11 +611,24 @@ async fn serve(
     tracker.close();
     // The drain is bounded by the configuration in use when it started.
     let grace = generation::current().map_or(Duration::ZERO, |w| w.config.shutdown_timeout);
-    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
-        tracing::warn!(
+    let mut cut = state.cut.clone();
+    let cut = async move {
+        // A sender gone (the server dropped mid-start) is no word to cut.
+        if cut.wait_for(|cut| *cut).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        drained = tokio::time::timeout(grace, tracker.wait()) => if drained.is_err() {
+            tracing::warn!(
+                left = tracker.len(),
+                "shutdown timeout reached with requests in flight"
+            );
+        },
+        () = cut => tracing::warn!(
             left = tracker.len(),
-            "shutdown timeout reached with requests in flight"
-        );
+            "stopped at once, by a second stop signal, with requests in flight"
+        ),
     }
     state.idle.close_all();
     if let Some(log) = &state.access_log {
@@ -696,6 +732,7 @@ pub(crate) fn test_worker(config: Config) -> Rc<Worker> {
         access_log: None,
         tracker: TaskTracker::new(),
         idle: Rc::new(IdleConns::new(TaskTracker::new()).expect("an epoll instance")),
+        cut: watch::channel(false).1,
     };
     Rc::new(state.worker(&generation))
 }

@@ -157,3 +157,45 @@ fn an_answer_written_after_the_stop_began_says_close() {
     let status = ringway.wait_exit(Duration::from_secs(10));
     assert!(status.is_some_and(|s| s.success()), "{}", ringway.stderr());
 }
+
+/// A second stop signal ends the drain at once, as a second Ctrl-C is meant to (nginx's
+/// TERM and INT are a fast stop): the request in flight is cut, the process exits 0.
+#[test]
+fn a_second_stop_signal_ends_the_drain_at_once() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let mut ringway = Ringway::with(&uwsgi)
+        .arg("--shutdown-timeout", "30s")
+        .start();
+    let mut conn = Conn::open(ringway.addr());
+    conn.send(&Req::get("/slow?ms=8000").to_bytes())
+        .expect("send");
+    sleep(Duration::from_millis(300));
+    ringway.sigterm();
+    sleep(Duration::from_millis(500));
+    assert!(
+        ringway.wait_exit(Duration::from_millis(100)).is_none(),
+        "one signal drains: the request in flight keeps it running"
+    );
+    let signalled = Instant::now();
+    ringway.signal(libc::SIGINT);
+    let status = ringway.wait_exit(Duration::from_secs(5));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "{status:?}\n{}",
+        ringway.stderr()
+    );
+    assert!(
+        signalled.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        signalled.elapsed()
+    );
+    let log = ringway.stderr();
+    assert!(
+        log.contains("stopped at once, by a second stop signal"),
+        "{log}"
+    );
+    assert!(
+        conn.read_response().is_err(),
+        "the request in flight was cut"
+    );
+}
