@@ -23,6 +23,7 @@ mod idle;
 pub(crate) use idle::{IdleConns, leave_the_watcher};
 
 use crate::buffer::Buf;
+use crate::clock::Coarse;
 use crate::client::{Client, ClientStream, Next, Proxied, ReadNow, read_proxy_header};
 use crate::config::Config;
 use crate::exchange::{self, Outcome};
@@ -387,7 +388,9 @@ struct Conn {
     client: Client,
     worker: Rc<Worker>,
     /// Requests completed on this connection.
-    requests: u64,
+    requests: u32,
+    /// When it was accepted, in whole seconds on the coarse clock (`keepalive_time`).
+    opened_secs: u32,
     /// This connection's key in the worker's live-connection table.
     live_key: usize,
     /// Counted against the connection limits until the connection drops (its ticket goes
@@ -413,6 +416,7 @@ impl Conn {
             client,
             worker,
             requests: 0,
+            opened_secs: Coarse::now().secs(),
             live_key,
             admission,
             idle_key: None,
@@ -469,6 +473,8 @@ impl Conn {
         let arrival = exchange::Arrival {
             started: Instant::now(),
             served: self.requests,
+            aged: u64::from(Coarse::now().secs().saturating_sub(self.opened_secs))
+                > self.worker.config.keepalive_time.as_secs(),
         };
         self.client.enter(Phase::Writing, &self.worker.stats);
         let head = match read {
@@ -531,7 +537,7 @@ impl Conn {
     /// Counts the request just ended in the worker's stats, under the status it is logged
     /// with (499 when the client left before its answer).
     fn record(&mut self, outcome: &Outcome, started: Instant) {
-        self.requests += 1;
+        self.requests = self.requests.saturating_add(1);
         let stats = &self.worker.stats;
         stats.request_done(
             outcome.route.and_then(|i| self.worker.route_id(i)),
@@ -545,7 +551,7 @@ impl Conn {
         }
         let stream = &self.client.stream;
         let (bytes_in, bytes_out) = (stream.bytes_read(), stream.bytes_written());
-        stats.progress(self.live_key, self.requests, bytes_in, bytes_out);
+        stats.progress(self.live_key, u64::from(self.requests), bytes_in, bytes_out);
     }
 }
 
@@ -558,7 +564,7 @@ impl Drop for Conn {
         if self.live_key != NOT_LIVE {
             self.worker
                 .stats
-                .close(self.live_key, self.requests, bytes_in, bytes_out);
+                .close(self.live_key, u64::from(self.requests), bytes_in, bytes_out);
         }
         if let Some(key) = self.idle_key {
             self.worker.idle.release(key);
@@ -678,6 +684,7 @@ mod tests {
                 let arrival = crate::exchange::Arrival {
                     started: std::time::Instant::now(),
                     served: 0,
+                    aged: false,
                 };
                 let request = crate::exchange::serve(&mut client, head, &worker, arrival);
                 let size = std::mem::size_of_val(&request);

@@ -505,6 +505,27 @@ fn a_keepalive_timeout_of_0_turns_keep_alive_off() {
     );
 }
 
+/// nginx's `keepalive_time`: a connection serves requests for that long; the first answer
+/// after it says `Connection: close` (to the second), and a new connection starts anew.
+#[test]
+fn keepalive_time_ends_a_connection_after_its_time_as_nginx() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let ringway = Ringway::with(&uwsgi)
+        .arg("--keepalive-time", "1s")
+        .start();
+    let mut conn = Conn::open(ringway.addr());
+    let r = send(&mut conn, &Req::get("/"));
+    assert_eq!((r.status, r.says_close()), (200, false), "{r:?}");
+    sleep(Duration::from_millis(2200));
+    let r = send(&mut conn, &Req::get("/"));
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.header("connection").as_deref(), Some("close"), "{r:?}");
+    assert!(conn.closed_within(Duration::from_secs(3)), "closed after it");
+    let mut fresh = Conn::open(ringway.addr());
+    let r = send(&mut fresh, &Req::get("/"));
+    assert_eq!((r.status, r.says_close()), (200, false), "{r:?}");
+}
+
 #[test]
 fn transfer_coding_names_are_case_insensitive() {
     let (_uwsgi, ringway) = stack();

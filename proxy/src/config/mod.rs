@@ -67,6 +67,8 @@ pub struct Config {
     pub keepalive_timeout: Duration,
     /// Requests one client connection may carry (at least 1).
     pub keepalive_requests: u64,
+    /// How long one client connection serves requests (to the second, over 0).
+    pub keepalive_time: Duration,
     /// Drain deadline on shutdown.
     pub shutdown_timeout: Duration,
     /// Memory budget and temp files, process-wide.

@@ -92,6 +92,12 @@ pub struct Settings {
     #[arg(long, value_name = "N")]
     pub keepalive_requests: Option<u64>,
 
+    /// How long one client connection serves requests; the first answer after it says
+    /// `Connection: close` (nginx's `keepalive_time`; an HTTP/2 connection gets its GOAWAY
+    /// with the first stream after it) [default: 1h].
+    #[arg(long, value_name = "DURATION")]
+    pub keepalive_time: Option<Dur>,
+
     /// On SIGTERM, SIGINT or SIGQUIT, how long in-flight requests may take to finish
     /// [default: 10s].
     #[arg(long, value_name = "DURATION")]

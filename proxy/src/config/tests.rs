@@ -1637,6 +1637,20 @@ fn keepalive_requests_defaults_to_nginxs_1000_and_is_at_least_1() {
 }
 
 #[test]
+fn keepalive_time_defaults_to_nginxs_hour_and_is_over_0() {
+    let config = load("upstream = [\"unix:/a\"]\n", &[]).unwrap();
+    assert_eq!(config.keepalive_time, Duration::from_secs(3600));
+    let flags = ["--keepalive-time", "10m"];
+    let config = load("upstream = [\"unix:/a\"]\n", &flags).unwrap();
+    assert_eq!(config.keepalive_time, Duration::from_secs(600));
+    assert_refused(
+        "keepalive_time = \"0s\"\nupstream = [\"unix:/a\"]\n",
+        "keepalive_time",
+        "longer than 0",
+    );
+}
+
+#[test]
 fn hosts_are_read_from_the_file_and_the_flags_and_checked() {
     let config = load(
         "hosts = [\"app.example.com\", \"*.example.org\"]\nupstream = [\"unix:/a\"]\n",

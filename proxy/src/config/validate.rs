@@ -156,6 +156,12 @@ impl Resolved {
                 }
                 Some(n) => n,
             },
+            keepalive_time: nonzero_timeout(
+                "keepalive_time",
+                s.keepalive_time,
+                3600,
+                &|key, message| self.invalid(key, message),
+            )?,
             shutdown_timeout: dur(s.shutdown_timeout, 10),
             buffering: Buffering {
                 max_buffer_memory,

@@ -33,7 +33,9 @@ pub(crate) struct Arrival {
     /// When its head was complete.
     pub(crate) started: Instant,
     /// The connection's requests before it.
-    pub(crate) served: u64,
+    pub(crate) served: u32,
+    /// The connection has served past `keepalive_time`: this request is its last.
+    pub(crate) aged: bool,
 }
 
 /// Whether the answers' heads are kept for the access log: its format shows
@@ -126,6 +128,7 @@ pub(crate) fn set_value(
         arrival: Arrival {
             started: Instant::now(),
             served: 0,
+            aged: false,
         },
     };
     seen.with_entry(Some(template), |entry| template.write_value(out, entry));
@@ -258,7 +261,7 @@ impl Seen<'_> {
             host: Some(host),
             headers,
             tls: client.stream.get_ref().tls(),
-            connection_requests: arrival.served.saturating_add(1),
+            connection_requests: u64::from(arrival.served) + 1,
             pipelined: client.pipelined,
             // A timed-out request is not complete, even with its 408 sent (nginx sends none).
             completed: outcome.status != 0

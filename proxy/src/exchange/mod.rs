@@ -379,7 +379,7 @@ pub(crate) async fn serve(
 ) -> Outcome {
     let mut rest = client.take_rest(head.head_len);
     client.response_starts(log::keeps_sent_head(worker));
-    let keep = keeps_alive(&head, worker, arrival.served);
+    let keep = keeps_alive(&head, worker, arrival);
     let routed = route(client, head, worker, keep);
     let redirect_to = redirects_to_https(client, worker, &routed);
     let head_only = head.method == Method::Head;
@@ -855,18 +855,21 @@ async fn dispatch(
     }
 }
 
-/// Whether the connection may serve another request after this one (`served` came before
-/// it): the client allows it, the server is not stopping, keep-alive is on, and the
-/// connection has not carried `keepalive_requests` (nginx's, 1000: a client cannot hold one
-/// connection, and its place behind a balancer, for ever). `keepalive_timeout = 0` turns it
-/// off, as nginx's `keepalive_timeout 0`: every answer says `Connection: close` rather than
-/// promising what the idle check would take back at once.
-fn keeps_alive(head: &RequestHead, worker: &Worker, served: u64) -> bool {
+/// Whether the connection may serve another request after this one (`arrival` says how
+/// many came before it, and whether the connection is past `keepalive_time`): the client
+/// allows it, the server is not stopping, keep-alive is on, and the connection has carried
+/// neither `keepalive_requests` nor served for `keepalive_time` (nginx's, 1000 and an
+/// hour: a client cannot hold one connection, and its place behind a balancer, for ever).
+/// `keepalive_timeout = 0` turns it off, as nginx's `keepalive_timeout 0`: every answer
+/// says `Connection: close` rather than promising what the idle check would take back at
+/// once.
+fn keeps_alive(head: &RequestHead, worker: &Worker, arrival: Arrival) -> bool {
     let config = &worker.config;
     head.keep_alive
         && !worker.is_stopping()
         && !config.keepalive_timeout.is_zero()
-        && served.saturating_add(1) < config.keepalive_requests
+        && !arrival.aged
+        && u64::from(arrival.served) + 1 < config.keepalive_requests
 }
 
 /// The part of a normalised path under a static route's root: what follows the route's

@@ -233,6 +233,7 @@ pub(crate) async fn serve(
         config.keepalive_timeout,
         config.keepalive_requests,
     );
+    let (opened, keepalive_time) = (Instant::now(), config.keepalive_time);
     let mut send_timeout = config.limits.send_timeout;
     if refused.is_some() {
         // Only its first stream's 503 is owed (as a refused HTTP/1.1 connection's): such a
@@ -328,10 +329,12 @@ pub(crate) async fn serve(
                     let stream = stream::serve(request, respond, bridge, admission, Rc::new(open));
                     worker.idle.tasks().spawn_local(stream);
                     // `keepalive_timeout = 0` serves one stream, as nginx does (its GOAWAY
-                    // goes with the first HEADERS, not before them).
+                    // goes with the first HEADERS, not before them); so does a connection
+                    // past `keepalive_time` (nginx: the first HEADERS after it).
                     let last = streams >= keepalive_requests
                         || refused.is_some()
-                        || keepalive_timeout.is_zero();
+                        || keepalive_timeout.is_zero()
+                        || opened.elapsed() > keepalive_time;
                     if going_away.is_none() && last {
                         conn.graceful_shutdown();
                         going_away = Some(Instant::now());
