@@ -23,8 +23,8 @@ mod idle;
 pub(crate) use idle::{IdleConns, leave_the_watcher};
 
 use crate::buffer::Buf;
-use crate::clock::Coarse;
 use crate::client::{Client, ClientStream, Next, Proxied, ReadNow, read_proxy_header};
+use crate::clock::Coarse;
 use crate::config::Config;
 use crate::exchange::{self, Outcome};
 use crate::fail::Fail;

@@ -510,9 +510,7 @@ fn a_keepalive_timeout_of_0_turns_keep_alive_off() {
 #[test]
 fn keepalive_time_ends_a_connection_after_its_time_as_nginx() {
     let uwsgi = Uwsgi::start(App::Raw);
-    let ringway = Ringway::with(&uwsgi)
-        .arg("--keepalive-time", "1s")
-        .start();
+    let ringway = Ringway::with(&uwsgi).arg("--keepalive-time", "1s").start();
     let mut conn = Conn::open(ringway.addr());
     let r = send(&mut conn, &Req::get("/"));
     assert_eq!((r.status, r.says_close()), (200, false), "{r:?}");
@@ -520,7 +518,10 @@ fn keepalive_time_ends_a_connection_after_its_time_as_nginx() {
     let r = send(&mut conn, &Req::get("/"));
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.header("connection").as_deref(), Some("close"), "{r:?}");
-    assert!(conn.closed_within(Duration::from_secs(3)), "closed after it");
+    assert!(
+        conn.closed_within(Duration::from_secs(3)),
+        "closed after it"
+    );
     let mut fresh = Conn::open(ringway.addr());
     let r = send(&mut fresh, &Req::get("/"));
     assert_eq!((r.status, r.says_close()), (200, false), "{r:?}");

@@ -55,7 +55,7 @@ pub use response::{
 pub use validate::host_without_port;
 pub(crate) use validate::{
     is_forwardable_name, is_token, is_valid_host, list_elements, list_has, names_header,
-    names_header_prefix, trim_ows,
+    names_header_prefix, parse_length, trim_ows,
 };
 pub(crate) use writer::write_header;
 pub use writer::{

@@ -8,9 +8,11 @@
 //! twice. That costs a task and two local copies per request; see docs/ARCHITECTURE.md.
 //!
 //! - The connection: nginx's defaults. At most 128 streams at once
-//!   (`http2_max_concurrent_streams`), the head limit (`max_header_size`) as the header
-//!   list's, `keepalive_requests` streams per connection, `keepalive_timeout` with no stream
-//!   open, then GOAWAY; a stopping worker sends GOAWAY and lets the open streams finish.
+//!   (`http2_max_concurrent_streams`), the head limit (`max_header_size`) checked by the
+//!   pipeline as for HTTP/1.1 (the header list's own bound only guards HPACK's memory),
+//!   `keepalive_requests` streams per connection, `client_header_timeout` for the first
+//!   stream and `keepalive_timeout` with none open after it, `keepalive_time`, then GOAWAY;
+//!   a stopping worker sends GOAWAY and lets the open streams finish.
 //! - The session: [`session`], the TLS stream driven by `h2`'s polls.
 
 mod pipe;
@@ -35,6 +37,22 @@ use crate::limits::{Admission, ConnLimit, ConnTicket};
 use crate::metrics::Phase;
 use crate::tls::{Peer, TlsStream};
 use crate::worker::Worker;
+
+/// The most a stream's header list may decode to before the `h2` crate refuses it (its own
+/// bare 431): twice `max_header_size`, and 32 bytes for each field besides (RFC 9113
+/// counts a field's name, value and 32), a bound on HPACK's memory alone. Within it the
+/// request goes to the pipeline, whose head check decides as for HTTP/1.1: a 431 that is
+/// logged and counted (found by review: the crate's answered unseen). A cookie sent as
+/// many fields counts 32 bytes each here but reaches the pipeline as one line.
+fn header_list_limit(max_header_size: usize) -> u32 {
+    const FIELD_OVERHEAD: usize = 32 * 256;
+    u32::try_from(
+        max_header_size
+            .saturating_mul(2)
+            .saturating_add(FIELD_OVERHEAD),
+    )
+    .unwrap_or(u32::MAX)
+}
 
 /// ALPN's name for HTTP/2 over TLS.
 pub(crate) const ALPN: &[u8] = b"h2";
@@ -221,7 +239,7 @@ pub(crate) async fn serve(
     let mut builder = h2::server::Builder::new();
     builder
         .max_concurrent_streams(MAX_STREAMS)
-        .max_header_list_size(u32::try_from(config.max_header_size).unwrap_or(u32::MAX))
+        .max_header_list_size(header_list_limit(config.max_header_size))
         // Uploads on one connection share its window: the default 64 KiB would cap them
         // all together at 64 KiB per round trip. A stream's own stays 64 KiB (nginx's
         // `http2_body_preread_size`), opened as the pipeline takes its bytes.

@@ -849,6 +849,39 @@ fn keepalive_timeout_ends_an_idle_http2_connection_with_goaway_but_never_a_slow_
     );
 }
 
+/// A head over `max_header_size` is refused by ringway's own check, as over HTTP/1.1: a
+/// 431 that is logged and counted, on a connection that serves on (found by review: the
+/// h2 crate answered it, unseen by the log and the metrics).
+#[test]
+fn an_http2_head_over_max_header_size_is_ringways_logged_431() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let stack = H2::on(&uwsgi, "max_header_size = \"8k\"", |b| {
+        b.arg("--access-log", "stderr")
+            .arg("--access-log-format", "line \"$request\" $status")
+    });
+    let big = format!("x-big: {}", "a".repeat(9 * 1024));
+    let w = ["-w", OUTCOME, "-o", "/dev/null"];
+    let ran = curl_all(&[
+        stack.transfer(
+            "/bytes/4?big",
+            &["-H", &big, "-w", OUTCOME, "-o", "/dev/null"],
+        ),
+        stack.transfer("/bytes/5", &w),
+    ]);
+    let got: Vec<(u16, u32)> = outcomes(&ran)
+        .iter()
+        .map(|o| (o.status, o.connects))
+        .collect();
+    assert_eq!(got, [(431, 1), (200, 0)], "{ran:?}");
+    let logged = ringway_tests::wait::poll_until(Duration::from_secs(5), || {
+        stack
+            .ringway
+            .stderr()
+            .contains("line \"GET /bytes/4?big HTTP/2.0\" 431")
+    });
+    assert!(logged, "{}", stack.ringway.stderr());
+}
+
 /// nginx's `keepalive_time` over HTTP/2: the first stream after it is served, with the
 /// GOAWAY, and the next request goes on a new connection.
 #[test]
