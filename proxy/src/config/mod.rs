@@ -32,6 +32,7 @@ pub use settings::{
     Settings,
 };
 pub(crate) use validate::is_normal_path;
+pub(crate) use values::is_off;
 pub use values::{
     CacheFor, Cidr, DEFAULT_METRICS, Dur, Expires, HostName, KeyExchangeGroup, LogEscape,
     LogFormat, LogTarget, LoggedStatus, LoggedStatuses, MetricsListen, Rate, RealIpHeader, Size,

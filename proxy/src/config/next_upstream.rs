@@ -116,7 +116,7 @@ impl FromStr for Word {
     type Err = String;
 
     fn from_str(word: &str) -> Result<Word, String> {
-        if word.eq_ignore_ascii_case("off") {
+        if super::values::is_off(word) {
             return Ok(Word::Off);
         }
         WORDS

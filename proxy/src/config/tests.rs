@@ -2818,6 +2818,7 @@ fn charset_and_its_types_are_inherited_each_on_its_own() {
         [upstreams.app]\nservers = [\"unix:/a\"]\n\
         [[routes]]\npath = \"/a/\"\nupstream = \"app\"\n\
         [[routes]]\npath = \"/b/\"\nupstream = \"app\"\ncharset = \"off\"\n\
+        [[routes]]\npath = \"/b2/\"\nupstream = \"app\"\ncharset = \"Off\"\n\
         [[routes]]\npath = \"/c/\"\nupstream = \"app\"\ncharset = \"koi8-r\"\n\
         [[routes]]\npath = \"/d/\"\nupstream = \"app\"\ncharset_types = [\"text/css\"]\n";
     let config = load(text, &[]).unwrap();
@@ -2835,6 +2836,8 @@ fn charset_and_its_types_are_inherited_each_on_its_own() {
         "the list replaced nginx's"
     );
     assert_eq!(label("/b/", b"text/html"), None, "off");
+    // `off` in any case, as every setting takes it (found by review: `Off` was a charset).
+    assert_eq!(label("/b2/", b"text/html"), None, "Off");
     assert_eq!(label("/c/", b"application/json").as_deref(), Some("koi8-r"));
     assert_eq!(label("/d/", b"text/css").as_deref(), Some("utf-8"));
     assert_eq!(label("/d/", b"application/json"), None);

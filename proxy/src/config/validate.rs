@@ -19,7 +19,7 @@ use super::settings::{
 };
 use super::values::{
     Dur, Expires, HostName, KeyExchangeGroup, LogEscape, LogFormat, LogTarget, LoggedStatuses,
-    MetricsListen, RealIpHeader, Size, TlsVersion, VerifyClient,
+    MetricsListen, RealIpHeader, Size, TlsVersion, VerifyClient, is_off,
 };
 use super::{
     AccessLogConfig, Buffering, Config, ConnLimits, DEFAULT_METRICS, Group, GroupServer, KeepAlive,
@@ -1175,7 +1175,7 @@ impl Resolved {
         name: Option<&str>,
         types: Option<&[String]>,
     ) -> Result<Option<Arc<Charset>>, (&'static str, String)> {
-        if let Some(name) = name.filter(|n| *n != "off") {
+        if let Some(name) = name.filter(|n| !is_off(n)) {
             Charset::check_name(name).map_err(|m| ("charset", m))?;
         }
         if let Some(types) = types {
@@ -1184,7 +1184,8 @@ impl Resolved {
         let name = name.or(self.settings.charset.as_deref());
         let types = types.or(self.settings.charset_types.as_deref());
         match name {
-            None | Some("off") => Ok(None),
+            None => Ok(None),
+            Some(name) if is_off(name) => Ok(None),
             // What is left to fail is the top level's, checked before any route.
             Some(name) => Charset::new(name, types)
                 .map(|charset| Some(Arc::new(charset)))
@@ -1605,7 +1606,7 @@ impl Resolved {
         key: &str,
     ) -> anyhow::Result<Option<Arc<AuthRequest>>> {
         let (uri, redirect_401) = match setting {
-            AuthRequestSetting::Word(word) if word == "off" => return Ok(None),
+            AuthRequestSetting::Word(word) if is_off(word) => return Ok(None),
             AuthRequestSetting::Word(uri) => (uri, None),
             AuthRequestSetting::Table(table) => (&table.path, table.redirect_401.as_deref()),
         };
@@ -1643,7 +1644,7 @@ impl Resolved {
         key: &str,
     ) -> anyhow::Result<Option<Arc<BasicAuth>>> {
         match setting {
-            AuthBasicSetting::Word(word) if word == "off" => Ok(None),
+            AuthBasicSetting::Word(word) if is_off(word) => Ok(None),
             AuthBasicSetting::Word(word) => Err(self.invalid_in_file(
                 key,
                 &format!(
@@ -2002,11 +2003,11 @@ fn unchecked_auth(route: &RouteSettings, action: &Action) -> Option<&'static str
     let basic = route
         .auth_basic
         .as_ref()
-        .is_some_and(|a| !matches!(a, AuthBasicSetting::Word(word) if word == "off"));
+        .is_some_and(|a| !matches!(a, AuthBasicSetting::Word(word) if is_off(word)));
     let request = route
         .auth_request
         .as_ref()
-        .is_some_and(|a| !matches!(a, AuthRequestSetting::Word(word) if word == "off"));
+        .is_some_and(|a| !matches!(a, AuthRequestSetting::Word(word) if is_off(word)));
     [("auth_basic", basic), ("auth_request", request)]
         .into_iter()
         .find(|(_, set)| *set)

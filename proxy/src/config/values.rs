@@ -454,7 +454,7 @@ impl FromStr for MetricsListen {
     type Err = String;
 
     fn from_str(s: &str) -> Result<MetricsListen, String> {
-        if s.eq_ignore_ascii_case("off") {
+        if is_off(s) {
             return Ok(MetricsListen::Off);
         }
         s.parse()
@@ -549,7 +549,7 @@ impl FromStr for LogTarget {
         // Any case, as `metrics = "OFF"`: a file called `Off` is surely not what was meant
         // (`./off` still names one).
         match s {
-            _ if s.eq_ignore_ascii_case("off") => Ok(LogTarget::Off),
+            _ if is_off(s) => Ok(LogTarget::Off),
             _ if s.eq_ignore_ascii_case("stderr") => Ok(LogTarget::Stderr),
             "" => Err("expected a file path, stderr or off".into()),
             path => Ok(LogTarget::File(PathBuf::from(path))),
@@ -690,12 +690,18 @@ pub enum CacheFor {
     NoCache,
 }
 
+/// Whether a setting's word is `off`, in any case: one rule for every setting that takes
+/// it (as nginx's `on`/`off` flags take any case).
+pub(crate) fn is_off(word: &str) -> bool {
+    word.eq_ignore_ascii_case("off")
+}
+
 impl FromStr for Expires {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Expires, String> {
         match s.trim() {
-            "off" => Ok(Expires::Off),
+            s if is_off(s) => Ok(Expires::Off),
             "epoch" => Ok(Expires::Epoch),
             "max" => Ok(Expires::Max),
             t => {
@@ -914,7 +920,7 @@ impl FromStr for VerifyClient {
 
     fn from_str(s: &str) -> Result<VerifyClient, String> {
         match s {
-            "off" => Ok(VerifyClient::Off),
+            s if is_off(s) => Ok(VerifyClient::Off),
             "on" => Ok(VerifyClient::On),
             "optional" => Ok(VerifyClient::Optional),
             "optional_no_ca" => Err(

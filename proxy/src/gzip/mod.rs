@@ -328,7 +328,7 @@ impl Proxied {
         let mut off = false;
         for flag in flags {
             match flag.as_str() {
-                "off" => off = true,
+                f if crate::config::is_off(f) => off = true,
                 "any" => p.any = true,
                 "expired" => p.expired = true,
                 "no-cache" => p.no_cache = true,
