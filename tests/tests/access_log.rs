@@ -1643,3 +1643,32 @@ fn upstream_byte_counts_are_logged_as_by_nginx() {
     );
     assert_eq!(fields(&seen[1][1])[2], 200_000, "{seen:#?}");
 }
+
+/// On a listener on every address (`0.0.0.0`), `$server_addr` is the address the client
+/// reached, as nginx asks the socket for it, and so is the `SERVER_NAME` a request
+/// without a Host gets (found by review: both were `0.0.0.0`).
+#[test]
+fn a_wildcard_listeners_server_addr_is_the_address_reached() {
+    let uwsgi = Uwsgi::start(App::Flask);
+    let ringway = Ringway::with(&uwsgi)
+        .listen("0.0.0.0:0".parse().expect("an address"))
+        .arg("--access-log", "stderr")
+        .arg(
+            "--access-log-format",
+            "line sa=$server_addr sp=$server_port",
+        )
+        .start();
+    let port = ringway.addr().port();
+    let reached = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let r = roundtrip(reached, &Req::get("/bytes/3"));
+    assert_eq!(r.status, 200, "{r:?}");
+    let line = format!("line sa=127.0.0.1 sp={port}");
+    let logged = poll_until(LINES_WITHIN, || ringway.stderr().contains(&line));
+    assert!(logged, "no {line:?} in\n{}", ringway.stderr());
+    let mut conn = Conn::open(reached);
+    conn.send(b"GET /environ HTTP/1.0\r\n\r\n").expect("send");
+    let r = conn.read_response().expect("an answer");
+    assert_eq!(r.status, 200, "{r:?}");
+    let environ: Value = serde_json::from_slice(&r.body).expect("the app's JSON");
+    assert_eq!(environ["SERVER_NAME"], "127.0.0.1", "{environ}");
+}

@@ -164,9 +164,16 @@ pub fn encode_request(
                 let name = name.strip_suffix(b".").unwrap_or(name);
                 o.extend(name.iter().map(u8::to_ascii_lowercase));
             }
-            (None, None) => {
-                push_ip(o, env.local.ip());
-            }
+            // The address reached, as a host: an IPv6 one in brackets, which an app
+            // joining SERVER_NAME and SERVER_PORT into a URL needs.
+            (None, None) => match env.local.ip().to_canonical() {
+                ip @ IpAddr::V4(_) => push_ip(o, ip),
+                ip @ IpAddr::V6(_) => {
+                    o.push(b'[');
+                    push_ip(o, ip);
+                    o.push(b']');
+                }
+            },
         }
         Ok(())
     })?;
