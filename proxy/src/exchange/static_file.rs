@@ -112,7 +112,17 @@ pub(super) async fn serve(
         Lookup::NotFound
     } else {
         let cache = &worker.files;
-        match cache.open(f.route_index, &files.root, f.rel).await {
+        let found = match cache.reused(f.route_index, f.rel) {
+            Some(found) => found,
+            // An open waits on the disk (or for a place among the worker's opens): a
+            // client that leaves meanwhile is let go, the open going on without it (found
+            // by review: on a stuck disk, connections piled up behind the opens).
+            None => tokio::select! {
+                found = cache.open_anew(f.route_index, &files.root, f.rel) => found,
+                () = client.gone(false) => return Err(Fail::ClientGone),
+            },
+        };
+        match found {
             Lookup::Directory => match (&files.index, f.path.ends_with(b"/")) {
                 // nginx's index is an internal redirect: the index's path is routed
                 // again, so a static route of its own (an exact one, a regex) and that

@@ -129,9 +129,15 @@ impl Default for FileCache {
 impl FileCache {
     /// `rel` under `root` (the root of the route at `route`), from the cache or opened.
     pub(crate) async fn open(&self, route: usize, root: &Arc<Root>, rel: &[u8]) -> Lookup {
-        if let Some(found) = self.reuse(route, rel) {
-            return found;
+        match self.reused(route, rel) {
+            Some(found) => found,
+            None => self.open_anew(route, root, rel).await,
         }
+    }
+
+    /// Opens `rel` under `root` on the blocking pool (after [`FileCache::reused`] said so),
+    /// within the worker's bound on opens in flight, and keeps what it found.
+    pub(crate) async fn open_anew(&self, route: usize, root: &Arc<Root>, rel: &[u8]) -> Lookup {
         // However this open ends (failed, or its request gone), another may start.
         let _reopening = Reopening {
             cache: self,
@@ -187,8 +193,9 @@ impl FileCache {
     }
 
     /// The entry for `rel` while it is trusted, or while another request opens it again;
-    /// `None` when this request is to open it (the entry, if any, then says so).
-    fn reuse(&self, route: usize, rel: &[u8]) -> Option<Lookup> {
+    /// `None` when this request is to open it ([`FileCache::open_anew`]; the entry, if any,
+    /// then says so).
+    pub(crate) fn reused(&self, route: usize, rel: &[u8]) -> Option<Lookup> {
         let mut entries = self.entries.borrow_mut();
         let entry = entries.get_mut(&route)?.get_mut(rel)?;
         let age = entry.at.elapsed();
@@ -349,7 +356,7 @@ mod tests {
             let Lookup::File(first) = cache.open(0, &root, b"a.css").await else {
                 panic!("a.css is a file");
             };
-            assert!(cache.reuse(0, b"a.css").is_some(), "trusted for a second");
+            assert!(cache.reused(0, b"a.css").is_some(), "trusted for a second");
             // Its entry made `age` old, and marked as being opened again or not.
             let set = |age, reopening| {
                 let mut entries = cache.entries.borrow_mut();
@@ -358,8 +365,8 @@ mod tests {
                 entry.reopening = reopening;
             };
             set(super::VALID * 2, false);
-            assert!(cache.reuse(0, b"a.css").is_none(), "this request opens it");
-            let Some(Lookup::File(meanwhile)) = cache.reuse(0, b"a.css") else {
+            assert!(cache.reused(0, b"a.css").is_none(), "this request opens it");
+            let Some(Lookup::File(meanwhile)) = cache.reused(0, b"a.css") else {
                 panic!("the others are served the entry");
             };
             assert!(Rc::ptr_eq(&meanwhile.file, &first.file));
@@ -372,18 +379,18 @@ mod tests {
                 })
             };
             ended();
-            assert!(cache.reuse(0, b"a.css").is_none(), "the next one opens it");
+            assert!(cache.reused(0, b"a.css").is_none(), "the next one opens it");
             ended();
             // An open that ends with a fresh entry: trusted again.
             let Lookup::File(fresh) = cache.open(0, &root, b"a.css").await else {
                 panic!("a.css is a file");
             };
             assert!(!Rc::ptr_eq(&fresh.file, &first.file));
-            assert!(cache.reuse(0, b"a.css").is_some());
+            assert!(cache.reused(0, b"a.css").is_some());
             // An open that takes too long (a hung disk) no longer holds the others back.
             set(super::VALID + super::REOPENING_AT_MOST * 2, true);
             assert!(
-                cache.reuse(0, b"a.css").is_none(),
+                cache.reused(0, b"a.css").is_none(),
                 "past the bound, opened again"
             );
         });
