@@ -92,14 +92,17 @@ impl Client {
         self.finished = true;
     }
 
-    /// True if the client sent bytes ringway has not consumed (buffered here or in the
-    /// kernel's receive queue).
+    /// True if the client sent bytes ringway has not consumed (buffered here, in the TLS
+    /// session, or in the kernel's receive queue).
     fn has_unread_input(&self) -> bool {
         if !self.input.is_empty() {
             return true;
         }
         let fd = match self.stream.get_ref() {
             ClientStream::Bridged(pipe) => return pipe.has_unread(),
+            // Read from the socket already, it is in no kernel queue (found by review: a
+            // pipelined request there went unseen, and the close skipped its linger).
+            ClientStream::Tls(tls) if tls.has_buffered() => return true,
             stream => match stream.socket() {
                 Some(fd) => fd,
                 None => return false,

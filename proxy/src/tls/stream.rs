@@ -85,6 +85,17 @@ impl TlsStream {
         self.peer.group
     }
 
+    /// Whether the client's bytes wait in the session, read from the socket but not taken:
+    /// plaintext decrypted, or records held for the next read (a pipelined request that
+    /// came in one segment with the last).
+    pub(crate) fn has_buffered(&self) -> bool {
+        if !self.unread.borrow().is_empty() {
+            return true;
+        }
+        let mut conn = self.conn.borrow_mut();
+        matches!(conn.reader().fill_buf(), Ok(data) if !data.is_empty())
+    }
+
     /// Whether the client and ringway agreed on HTTP/2 (ALPN `h2`).
     pub(crate) fn speaks_h2(&self) -> bool {
         self.conn.borrow().alpn_protocol() == Some(crate::http2::ALPN)
