@@ -400,6 +400,12 @@ struct Conn {
     idle_key: Option<idle::IdleKey>,
 }
 
+/// `time` in whole seconds, rounded up: an age counted to the second (one that may be up to
+/// a second over, by the clock's ticks) is past it only once it truly is.
+fn whole_secs(time: Duration) -> u64 {
+    time.as_secs() + u64::from(time.subsec_nanos() > 0)
+}
+
 /// [`Conn::serve_one_as`]'s word for a plain HTTP connection on the TLS port.
 const PLAIN_ON_TLS_PORT: bool = true;
 
@@ -474,7 +480,7 @@ impl Conn {
             started: Instant::now(),
             served: self.requests,
             aged: u64::from(Coarse::now().secs().saturating_sub(self.opened_secs))
-                > self.worker.config.keepalive_time.as_secs(),
+                > whole_secs(self.worker.config.keepalive_time),
         };
         self.client.enter(Phase::Writing, &self.worker.stats);
         let head = match read {

@@ -658,7 +658,6 @@ async fn accept_loop(bound: Bound, closing: &AtomicBool, tracker: &TaskTracker) 
                 let Some(worker) = generation::current() else {
                     break;
                 };
-                let local = reached(&stream, local);
                 match scheme {
                     Scheme::Tls => {
                         tracker.spawn_local(conn::serve_tls(stream, peer, local, worker))
@@ -683,24 +682,6 @@ async fn accept_loop(bound: Bound, closing: &AtomicBool, tracker: &TaskTracker) 
             }
         }
     }
-}
-
-/// The address a connection accepted on `listening` reached: the listener's own, unless it
-/// listens on every address (`0.0.0.0`, `[::]`), when the socket is asked which one
-/// (`getsockname`, as nginx asks for `$server_addr`): `$server_addr`, and the fallbacks
-/// for a request without a Host (`SERVER_NAME`, a redirect's host, an HTTP upstream's
-/// Host), must name an address the client can reach, not the wildcard (found by review).
-fn reached(stream: &tokio_uring::net::TcpStream, listening: SocketAddr) -> SocketAddr {
-    if !listening.ip().is_unspecified() {
-        return listening;
-    }
-    // SAFETY: the fd is the accepted socket's, open for this borrow's whole (brief) life.
-    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(stream.as_raw_fd()) };
-    socket2::SockRef::from(&fd)
-        .local_addr()
-        .ok()
-        .and_then(|addr| addr.as_socket())
-        .unwrap_or(listening)
 }
 
 /// The CPUs this process may run on.

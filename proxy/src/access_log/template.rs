@@ -493,6 +493,14 @@ impl Template {
         })
     }
 
+    /// Whether it shows `$server_addr`: on a listener on every address, the address reached
+    /// is then asked of the socket.
+    pub(crate) fn shows_server_addr(&self) -> bool {
+        self.pieces
+            .iter()
+            .any(|p| matches!(p, Piece::Var(Var::ServerAddr)))
+    }
+
     /// Whether it shows a `$tcpinfo_*` figure.
     pub(crate) fn shows_tcp_info(&self) -> bool {
         self.pieces.iter().any(|p| {

@@ -30,6 +30,21 @@ use crate::metrics::{Phase, WorkerStats};
 use crate::tls::ClientCert;
 use crate::worker::Worker;
 
+/// The address a connection on socket `fd`, accepted on `listening`, reached (see
+/// [`Client::reached`]).
+pub(crate) fn reached_on(fd: std::os::fd::RawFd, listening: SocketAddr) -> SocketAddr {
+    if !listening.ip().is_unspecified() {
+        return listening;
+    }
+    // SAFETY: the fd is the connection's socket, open for this borrow's whole (brief) life.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    socket2::SockRef::from(&fd)
+        .local_addr()
+        .ok()
+        .and_then(|addr| addr.as_socket())
+        .unwrap_or(listening)
+}
+
 /// Header spans a request's list starts with room for (most requests have fewer).
 pub(crate) const HEADER_SPANS: usize = 16;
 
@@ -117,6 +132,17 @@ impl Client {
     /// Leaves the worker's gauges: the connection ends.
     pub(crate) fn leave_phases(&mut self, stats: &WorkerStats) {
         self.enter(Phase::Uncounted, stats);
+    }
+
+    /// The address the client reached: the listener's, or on a listener on every address
+    /// (`0.0.0.0`, `[::]`) the socket's own, asked of the kernel (`getsockname`) only where
+    /// it is shown, as nginx asks for `$server_addr` (found by review: the wildcard was
+    /// shown). An HTTP/2 stream's was asked once for its connection.
+    pub(crate) fn reached(&self) -> SocketAddr {
+        match self.stream.get_ref().socket() {
+            Some(fd) => reached_on(fd, self.local),
+            None => self.local,
+        }
     }
 
     /// Whether the client reached ringway over TLS.

@@ -186,7 +186,7 @@ pub(super) fn encode_head(
         (_, Some(_)) => &b""[..],
         (Some(name), None) => name.as_bytes(),
         (None, None) => {
-            local = client.local.to_string();
+            local = client.reached().to_string();
             local.as_bytes()
         }
     };

@@ -285,7 +285,11 @@ impl Seen<'_> {
                 Subject::Refused(_) | Subject::Unparsed(_) => None,
             },
             peer: client.peer,
-            local: client.local,
+            local: if template.is_some_and(Template::shows_server_addr) {
+                client.reached()
+            } else {
+                client.local
+            },
             hostname: &names.hostname,
             pid: names.pid,
             auth_headers: auth.as_ref().map_or(&[], |answer| &answer.headers),

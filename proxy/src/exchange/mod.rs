@@ -751,8 +751,11 @@ pub(super) async fn access(
     let Err(refused) = password else {
         return Ok(());
     };
-    // A user file that cannot be read is an error, not a refusal: nginx stops there.
-    if route.auth_request.is_none() || refused.status() == Some(500) {
+    // A user file that cannot be read is an error, not a refusal: nginx stops there. A
+    // client that left while its password waited is asked nothing more (found by review:
+    // its auth subrequest went on).
+    if route.auth_request.is_none() || refused.status() == Some(500) || refused == Fail::ClientGone
+    {
         return Err(refused);
     }
     match ask_auth_request(client, req, route, worker).await {

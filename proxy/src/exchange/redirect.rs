@@ -83,7 +83,13 @@ pub(super) async fn to_https(
         None => server_name.unwrap_or_default().as_bytes(),
     };
     let mut location = Buf::with_capacity(56 + host.len() + head.target.of(input).len());
-    https_origin(&mut location, host, client.local.ip(), tls_port);
+    // Without a host name, the address the client reached.
+    let reached = if host.is_empty() {
+        client.reached()
+    } else {
+        client.local
+    };
+    https_origin(&mut location, host, reached.ip(), tls_port);
     // The path and query as sent (an absolute-form target's scheme and authority dropped).
     let uri = input
         .get(head.path.start as usize..head.target.end as usize)

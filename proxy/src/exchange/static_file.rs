@@ -117,7 +117,10 @@ pub(super) async fn serve(
             // An open waits on the disk (or for a place among the worker's opens): a
             // client that leaves meanwhile is let go, the open going on without it (found
             // by review: on a stuck disk, connections piled up behind the opens).
+            // Biased: the open is polled first, so its guard (which lets the next request
+            // open the file if this one leaves) exists before the client is looked at.
             None => tokio::select! {
+                biased;
                 found = cache.open_anew(f.route_index, &files.root, f.rel) => found,
                 () = client.gone(false) => return Err(Fail::ClientGone),
             },

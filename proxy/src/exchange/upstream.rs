@@ -431,7 +431,13 @@ pub(super) fn encode_vars(
         peer: client.peer,
         client_ip: req.client_ip,
         request_id: req.request_id.as_bytes(),
-        local: client.local,
+        // The address reached names the server for a request with neither Host nor
+        // `server_name` (SERVER_NAME); otherwise only its port is told.
+        local: if req.head.host.is_none() && config.server_name.is_none() {
+            client.reached()
+        } else {
+            client.local
+        },
         https: client.is_tls(),
         client_cert: client.cert(config),
         http2: client.is_http2(),

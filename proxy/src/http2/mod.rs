@@ -222,6 +222,8 @@ pub(crate) async fn serve(
 ) {
     let refused = admission.refused();
     let tls_peer = session.peer().clone();
+    // Asked once for the connection, where its streams' requests may show it.
+    let local = crate::client::reached_on(std::os::fd::AsRawFd::as_raw_fd(session.tcp()), local);
     let tls = Rc::new(Counted::new(*session));
     let mut entry = LiveEntry {
         worker: Rc::clone(&worker),
@@ -261,6 +263,9 @@ pub(crate) async fn serve(
         keepalive_timeout = keepalive_timeout.min(crate::conn::REFUSED_HEAD_TIMEOUT);
         send_timeout = send_timeout.min(crate::conn::REFUSED_HEAD_TIMEOUT);
     }
+    // One `client_header_timeout` for the preface and the first stream together, as
+    // nginx's one timer from the connection's start.
+    let began = Instant::now();
     let handshake = builder.handshake::<_, Bytes>(io);
     let mut conn = match tokio::time::timeout(head_timeout, handshake).await {
         Ok(Ok(conn)) => conn,
@@ -287,7 +292,7 @@ pub(crate) async fn serve(
         _admission: admission,
         open: Cell::new(0),
         spare: Cell::new(true),
-        idle_since: Cell::new(Instant::now()),
+        idle_since: Cell::new(began),
         ended: Notify::new(),
         waiting: Cell::new(false),
         closed: Cell::new(false),

@@ -361,15 +361,15 @@ fn forwarded(name: &[u8], env: &RequestEnv<'_>) -> bool {
     {
         return false;
     }
-    // uWSGI derives wsgi.url_scheme from X-Forwarded-Proto and -Ssl, Werkzeug's ProxyFix
-    // and Django the port and mount point from others: only a trusted proxy may set them
-    // (the same list as for an HTTP upstream, which gets ringway's own X-Forwarded-Proto).
+    // uWSGI derives wsgi.url_scheme from X-Forwarded-Ssl (X-Forwarded-Proto is ringway's
+    // own, above), Werkzeug's ProxyFix and Django the port and mount point from others:
+    // only a trusted proxy may set them (the same list as for an HTTP upstream).
     // The app reads ringway's word on the client's certificate from SSL_CLIENT_*; one that
     // also reads the X-SSL-Client-* headers an HTTP upstream gets must not read a client's.
     if env.client_cert.refuses_claim(name, env.trusted_peer) {
         return false;
     }
-    if (is(b"x-forwarded-proto") || crate::identity::is_url_claim(name) || is(env.real_ip_header))
+    if (crate::identity::is_url_claim(name) || is(env.real_ip_header))
         && !crate::identity::vouched(name, env.trusted_peer)
     {
         return false;
