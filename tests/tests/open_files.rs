@@ -7,8 +7,9 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use ringway_tests::proc_limits::open_files;
+use ringway_tests::ringway::RingwayBuilder;
 use ringway_tests::wait::poll_until;
-use ringway_tests::{App, Conn, Req, Ringway, Uwsgi};
+use ringway_tests::{App, Conn, Req, Response, Ringway, Uwsgi};
 
 #[test]
 fn the_soft_limit_is_raised_to_the_hard_one_and_a_max_connections_above_it_is_warned_of() {
@@ -39,6 +40,50 @@ fn the_soft_limit_is_raised_to_the_hard_one_and_a_max_connections_above_it_is_wa
     );
 }
 
+/// Open files a [`limited`] ringway may hold.
+const LIMIT: usize = 64;
+
+/// ringway from `builder`, one worker, at most [`LIMIT`] open files.
+fn limited(builder: RingwayBuilder) -> Ringway {
+    builder
+        .workers(1)
+        .flag("--no-ebpf")
+        .under(&["prlimit", &format!("--nofile={LIMIT}:{LIMIT}")])
+        .start()
+}
+
+/// `path` asked of `ringway` on a connection opened before others took every descriptor
+/// left (the rest wait, unaccepted, in the backlog), then, once those closed, on fresh
+/// connections until one is answered 200 (within 10 s): the first answer and the last.
+fn asked_out_of_descriptors(ringway: &Ringway, path: &str) -> (Response, Option<Response>) {
+    let addr = ringway.addr();
+    let fds = || {
+        std::fs::read_dir(format!("/proc/{}/fd", ringway.pid()))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    let get = |conn: &mut Conn| {
+        conn.send(&Req::get(path).to_bytes()).expect("send");
+        conn.read_response().expect("an answer")
+    };
+    let mut conn = Conn::open(addr);
+    let fillers: Vec<TcpStream> = (0..LIMIT)
+        .map(|_| TcpStream::connect(addr).expect("connect"))
+        .collect();
+    let full = poll_until(Duration::from_secs(5), || fds() >= LIMIT);
+    assert!(full, "ringway holds {} descriptors of {LIMIT}", fds());
+    let out = get(&mut conn);
+    drop(fillers);
+    let mut last = None;
+    poll_until(Duration::from_secs(10), || {
+        let got = get(&mut Conn::open(addr));
+        let served = got.status == 200;
+        last = Some(got);
+        served
+    });
+    (out, last)
+}
+
 /// A file ringway cannot open for want of a descriptor is answered 500, as nginx answers
 /// it, not 404 (a CDN could keep a 404), and is not remembered: once descriptors are free
 /// again, the same file is served.
@@ -46,45 +91,17 @@ fn the_soft_limit_is_raised_to_the_hard_one_and_a_max_connections_above_it_is_wa
 fn a_file_not_opened_for_want_of_descriptors_is_a_500_and_not_remembered() {
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::write(dir.path().join("a.txt"), b"hello").expect("write");
-    let limit = 64;
-    let ringway = Ringway::with_config(format!(
+    let ringway = limited(Ringway::with_config(format!(
         "[[routes]]\npath = \"/s/\"\nstatic = {:?}\n",
         dir.path().display().to_string()
-    ))
-    .workers(1)
-    .flag("--no-ebpf")
-    .under(&["prlimit", &format!("--nofile={limit}:{limit}")])
-    .start();
-    let addr = ringway.addr();
-    let fds = || {
-        std::fs::read_dir(format!("/proc/{}/fd", ringway.pid()))
-            .map(|d| d.count())
-            .unwrap_or(0)
-    };
-    let mut conn = Conn::open(addr);
-    let get = |conn: &mut Conn| {
-        conn.send(&Req::get("/s/a.txt").to_bytes()).expect("send");
-        conn.read_response().expect("an answer")
-    };
-    // Connections take every descriptor left (the rest wait, unaccepted, in the backlog).
-    let fillers: Vec<TcpStream> = (0..limit)
-        .map(|_| TcpStream::connect(addr).expect("connect"))
-        .collect();
-    let full = poll_until(Duration::from_secs(5), || fds() >= limit);
-    assert!(full, "ringway holds {} descriptors of {limit}", fds());
-    let r = get(&mut conn);
-    assert_eq!(r.status, 500, "{r:?}");
-    drop(fillers);
-    let mut r = None;
-    let served = poll_until(Duration::from_secs(10), || {
-        let mut fresh = Conn::open(addr);
-        let got = get(&mut fresh);
-        let ok = got.status == 200;
-        r = Some(got);
-        ok
-    });
-    assert!(served, "served once descriptors are free: {r:?}");
-    assert_eq!(r.map(|r| r.body), Some(b"hello".to_vec()));
+    )));
+    let (out, then) = asked_out_of_descriptors(&ringway, "/s/a.txt");
+    assert_eq!(out.status, 500, "{out:?}");
+    assert!(
+        then.as_ref()
+            .is_some_and(|r| r.status == 200 && r.body == b"hello"),
+        "served once descriptors are free: {then:?}"
+    );
     assert!(
         ringway.wait_for_log("opening a static file failed", Duration::from_secs(5)),
         "{}",
@@ -99,39 +116,13 @@ fn a_file_not_opened_for_want_of_descriptors_is_a_500_and_not_remembered() {
 #[test]
 fn no_descriptor_for_an_upstream_socket_is_a_500_that_blames_no_server() {
     let uwsgi = Uwsgi::start(App::Raw);
-    let limit = 64;
-    let ringway = Ringway::with(&uwsgi)
-        .workers(1)
-        .flag("--no-ebpf")
-        .under(&["prlimit", &format!("--nofile={limit}:{limit}")])
-        .start();
-    let addr = ringway.addr();
-    let fds = || {
-        std::fs::read_dir(format!("/proc/{}/fd", ringway.pid()))
-            .map(|d| d.count())
-            .unwrap_or(0)
-    };
-    let get = |conn: &mut Conn| {
-        conn.send(&Req::get("/bytes/5").to_bytes()).expect("send");
-        conn.read_response().expect("an answer")
-    };
-    let mut conn = Conn::open(addr);
-    let fillers: Vec<TcpStream> = (0..limit)
-        .map(|_| TcpStream::connect(addr).expect("connect"))
-        .collect();
-    let full = poll_until(Duration::from_secs(5), || fds() >= limit);
-    assert!(full, "ringway holds {} descriptors of {limit}", fds());
-    let r = get(&mut conn);
-    assert_eq!(r.status, 500, "{r:?}");
-    drop(fillers);
-    let mut r = None;
-    let served = poll_until(Duration::from_secs(10), || {
-        let got = get(&mut Conn::open(addr));
-        let ok = got.status == 200;
-        r = Some(got);
-        ok
-    });
-    assert!(served, "served once descriptors are free: {r:?}");
+    let ringway = limited(Ringway::with(&uwsgi));
+    let (out, then) = asked_out_of_descriptors(&ringway, "/bytes/5");
+    assert_eq!(out.status, 500, "{out:?}");
+    assert!(
+        then.as_ref().is_some_and(|r| r.status == 200),
+        "served once descriptors are free: {then:?}"
+    );
     assert!(
         ringway.wait_for_log("no socket for the upstream", Duration::from_secs(5)),
         "{}",

@@ -87,6 +87,27 @@ fn a_client_that_opens_no_window_is_reset_after_the_send_timeout_and_its_connect
 /// until it ends, as nginx counts it until its request is freed (found by review: its count
 /// went with its pipeline, done once the answer was in the pipe, and a client that opened
 /// no window held 128 streams' buffers per connection with none counted).
+/// The h2 client holding `count` streams for `/bytes/7` open, with no window for their
+/// answers, for `seconds` at most; their heads answered.
+fn stalled_streams(stack: &Stack, count: u32, seconds: u32) -> crate::HeldH2 {
+    let authority = format!("a.test:{}", stack.tls().port());
+    let (count, seconds) = (count.to_string(), seconds.to_string());
+    let args = [
+        "--authority",
+        &authority,
+        "--path",
+        "/bytes/7",
+        "--count",
+        &count,
+        "--timeout",
+        &seconds,
+    ];
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+    let mut held = crate::HeldH2::scenario("stalled-streams", stack.tls(), &args);
+    held.first_answered();
+    held
+}
+
 #[test]
 fn streams_waiting_for_a_window_stay_counted_by_limit_conn() {
     let stack = Stack::start(
@@ -96,20 +117,7 @@ fn streams_waiting_for_a_window_stay_counted_by_limit_conn() {
         |b| b.arg("--limit-conn-per-ip", "2"),
     );
     // Two streams on one connection: its own count and the second stream's.
-    let authority = format!("a.test:{}", stack.tls().port());
-    let args = [
-        "--authority",
-        &authority,
-        "--path",
-        "/bytes/7",
-        "--count",
-        "2",
-        "--timeout",
-        "5",
-    ];
-    let args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
-    let mut held = crate::HeldH2::scenario("stalled-streams", stack.tls(), &args);
-    held.first_answered();
+    let held = stalled_streams(&stack, 2, 5);
     // The answers are in their pipes by now, their pipelines done.
     std::thread::sleep(Duration::from_millis(500));
     let third = h2_client(
@@ -132,20 +140,7 @@ fn streams_waiting_for_a_window_stay_counted_by_limit_conn() {
 #[test]
 fn a_refused_connections_trickled_upload_is_not_drained_for_long() {
     let stack = stack_with(|b| b.arg("--limit-conn-per-ip", "1"));
-    let authority = format!("a.test:{}", stack.tls().port());
-    let args = [
-        "--authority",
-        &authority,
-        "--path",
-        "/bytes/7",
-        "--count",
-        "1",
-        "--timeout",
-        "30",
-    ];
-    let args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
-    let mut held = crate::HeldH2::scenario("stalled-streams", stack.tls(), &args);
-    held.first_answered();
+    let held = stalled_streams(&stack, 1, 30);
     std::thread::sleep(Duration::from_millis(300));
     let trickled = h2_client(
         &stack,
