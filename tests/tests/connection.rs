@@ -783,3 +783,22 @@ fn an_upload_over_the_limit_is_read_to_its_end_and_its_413_arrives() {
     assert!(r.says_close(), "{r:?}");
     assert!(conn.closed_within(Duration::from_secs(5)), "then the close");
 }
+
+/// As nginx keeps it, a connection whose request the upstream failed (502, 503, 504)
+/// serves on once nothing of the request is left unread: a POST's body read whole, or a
+/// GET; the requests pipelined behind it are answered too.
+#[test]
+fn an_upstream_failure_keeps_the_connection_once_the_request_was_read_whole() {
+    let ringway = Ringway::with_config("upstream = [\"unix:/nonexistent/app.sock\"]\n").start();
+    let mut conn = Conn::open(ringway.addr());
+    let post = Req::post("/echo", b"hello").to_bytes();
+    let get = Req::get("/").to_bytes();
+    conn.send(&[post, get.clone()].concat()).expect("send");
+    for asked in ["POST with its body read", "GET pipelined behind it"] {
+        let r = conn.read_response().expect("an answer");
+        assert_eq!(r.status, 502, "{asked}: {r:?}");
+        assert!(!r.says_close(), "{asked}: {r:?}");
+    }
+    let r = send(&mut conn, &Req::get("/"));
+    assert_eq!(r.status, 502, "the connection serves on: {r:?}");
+}

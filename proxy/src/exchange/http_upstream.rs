@@ -56,7 +56,7 @@ pub(super) async fn exchange(
         Box::pin(client.receive_body(&req.head, rest, limits, worker, room, &req.body_taken))
             .await?
     };
-    req.keep_body(worker, &body);
+    req.took_body(worker, &body);
     // HTTP/1.0 has no protocol switch (RFC 9110 §7.8): its Upgrade is dropped as hop-by-hop.
     let upgrading =
         req.head.version == Version::Http11 && wants_upgrade(&client.input, &client.headers);

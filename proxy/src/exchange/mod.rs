@@ -133,6 +133,8 @@ pub(crate) struct Request {
     /// Bytes of its body read, as sent (chunk framing included): with its head, nginx's
     /// `$request_length`.
     pub(crate) body_taken: Cell<u64>,
+    /// Its body was read whole from the client ([`Request::took_body`]).
+    body_read: Cell<bool>,
     /// What its route's `auth_request` answered, once asked.
     pub(crate) auth: auth_request::AuthSlot,
     /// What the access log's format names that only the exchange sees.
@@ -213,6 +215,20 @@ impl Request {
         self.keeps_alive(worker) && self.head.body.has_no_bytes()
     }
 
+    /// Whether ringway's own answer to `fail` may keep the connection: a refusal of a
+    /// request with nothing left unread, or, as nginx keeps it, an upstream's failure
+    /// answered 502, 503 or 504 once nothing of the request is left unread (its body read
+    /// whole, or none; found by review: every such answer closed, and the requests
+    /// pipelined behind it were lost).
+    fn may_keep_alive_after(&self, fail: Fail, worker: &Worker) -> bool {
+        if fail.is_clean() {
+            return self.may_keep_alive_unread(worker);
+        }
+        matches!(fail.status(), Some(502..=504))
+            && self.keeps_alive(worker)
+            && (self.head.body.has_no_bytes() || self.body_read.get())
+    }
+
     /// Whether the answer being written may keep the connection: as its head came, unless
     /// the server began stopping since. nginx decides it when it writes the head (found by
     /// review: an answer after a wait at the upstream promised keep-alive to a client that
@@ -263,11 +279,14 @@ impl Request {
         self.keep_for_log(|log| log.upstream_headers = kept);
     }
 
-    /// Keeps a copy of the request's body for its log line when the format shows
-    /// `$request_body` and the body is held in memory (nginx's rule: a body in a temp file
-    /// is not shown), and the memory budget has room for it (found by review: the copies
-    /// of slow clients' requests were held past it; nginx shows its body's own buffer).
-    pub(crate) fn keep_body(&self, worker: &Worker, body: &Body) {
+    /// Notes the request's body read whole from the client (nothing of the request is
+    /// left unread: the connection may serve on after an upstream's failure), and keeps a
+    /// copy of it for its log line when the format shows `$request_body` and the body is
+    /// held in memory (nginx's rule: a body in a temp file is not shown), and the memory
+    /// budget has room for it (found by review: the copies of slow clients' requests were
+    /// held past it; nginx shows its body's own buffer).
+    pub(crate) fn took_body(&self, worker: &Worker, body: &Body) {
+        self.body_read.set(true);
         let Some(bytes) = body.in_memory() else {
             return;
         };
@@ -547,6 +566,7 @@ fn route<'w>(client: &Client, head: RequestHead, worker: &'w Worker, keep: bool)
         upstream: Cell::new(None),
         redirects: Cell::new(0),
         body_taken: Cell::new(0),
+        body_read: Cell::new(false),
         auth: auth_request::AuthSlot::default(),
         for_log: Slot::default(),
         gzip_ratio: Cell::new(None),
@@ -597,7 +617,7 @@ async fn handle(
     match handled {
         Ok(outcome) => outcome,
         Err(fail) => {
-            let keep = fail.is_clean() && req.may_keep_alive_unread(worker);
+            let keep = req.may_keep_alive_after(fail, worker);
             let refusal = auth_request::refusal_headers(req, fail, worker);
             // A refusal `redirect_401` turns into a 302 gets all of the route's headers.
             let status = fail.status().unwrap_or(500);

@@ -134,7 +134,7 @@ async fn exchange_uwsgi(
         ))
         .await?
     };
-    req.keep_body(worker, &body);
+    req.took_body(worker, &body);
     let vars = match early_vars {
         Some(vars) => vars,
         None => encode_vars(
