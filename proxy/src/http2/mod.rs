@@ -253,7 +253,7 @@ pub(crate) async fn serve(
         config.keepalive_timeout,
         config.keepalive_requests,
     );
-    let (opened, keepalive_time) = (Instant::now(), config.keepalive_time);
+    let keepalive_time = config.keepalive_time;
     let mut send_timeout = config.limits.send_timeout;
     if refused.is_some() {
         // Only its first stream's 503 is owed (as a refused HTTP/1.1 connection's): such a
@@ -264,7 +264,7 @@ pub(crate) async fn serve(
         send_timeout = send_timeout.min(crate::conn::REFUSED_HEAD_TIMEOUT);
     }
     // One `client_header_timeout` for the preface and the first stream together, as
-    // nginx's one timer from the connection's start.
+    // nginx's one timer from the connection's start, which `keepalive_time` counts from too.
     let began = Instant::now();
     let handshake = builder.handshake::<_, Bytes>(io);
     let mut conn = match tokio::time::timeout(head_timeout, handshake).await {
@@ -357,7 +357,7 @@ pub(crate) async fn serve(
                     let last = streams >= keepalive_requests
                         || refused.is_some()
                         || keepalive_timeout.is_zero()
-                        || opened.elapsed() > keepalive_time;
+                        || began.elapsed() > keepalive_time;
                     if going_away.is_none() && last {
                         conn.graceful_shutdown();
                         going_away = Some(Instant::now());

@@ -572,6 +572,17 @@ fn sent_frames(out: &str, kind: &str) -> Vec<SentFrame> {
         .collect()
 }
 
+/// `nghttp -v -n -y` asking `/bytes/0` to `/bytes/{count - 1}` of `stack` at once, over
+/// one connection.
+fn nghttp_streams(stack: &H2, count: usize) -> Ran {
+    let urls: Vec<String> = (0..count)
+        .map(|i| stack.url(&format!("/bytes/{i}")))
+        .collect();
+    let mut args = vec!["-v", "-n", "-y"];
+    args.extend(urls.iter().map(String::as_str));
+    nghttp(&args)
+}
+
 /// A GOAWAY nghttp received: its last stream id and its error code's name.
 type Goaway = (u32, String);
 
@@ -643,12 +654,7 @@ fn keepalive_requests_ends_an_http2_connection_with_goaway_and_every_request_is_
     // answers them): those past it are refused (REFUSED_STREAM, or above the GOAWAY's
     // last_stream_id), never processed, and may be sent again.
     for (count, goaway) in [(2, false), (3, true), (5, true)] {
-        let urls: Vec<String> = (0..count)
-            .map(|i| stack.url(&format!("/bytes/{i}")))
-            .collect();
-        let mut args = vec!["-v", "-n", "-y"];
-        args.extend(urls.iter().map(String::as_str));
-        let ran = nghttp(&args);
+        let ran = nghttp_streams(&stack, count);
         let (goaways, statuses) = goaways_and_statuses(&ran.out());
         assert_eq!(!goaways.is_empty(), goaway, "{count} streams: {ran:?}");
         assert!(
@@ -689,12 +695,7 @@ fn keepalive_timeout_0_serves_one_http2_stream_then_goaway_as_nginx() {
     let uwsgi = Uwsgi::start(App::Raw);
     let stack = H2::on(&uwsgi, "keepalive_timeout = 0", |b| b);
     for count in [1, 3] {
-        let urls: Vec<String> = (0..count)
-            .map(|i| stack.url(&format!("/bytes/{i}")))
-            .collect();
-        let mut args = vec!["-v", "-n", "-y"];
-        args.extend(urls.iter().map(String::as_str));
-        let ran = nghttp(&args);
+        let ran = nghttp_streams(&stack, count);
         let (goaways, statuses) = goaways_and_statuses(&ran.out());
         assert!(!goaways.is_empty(), "{count} streams: a GOAWAY: {ran:?}");
         assert!(
