@@ -6,8 +6,9 @@
 //! overflows is found here): a date read back is one an IMF-fixdate spells and round-trips;
 //! a file answer is one the headers present can cause, a 206 lies inside the file, and a
 //! client's own copy (its ETag, a range built from the input) gets the answer the RFC gives;
-//! Accept-Encoding ignores case; the real client IP is the connection's or one of the
-//! addresses sent, and several X-Forwarded-For headers read as their comma-joined list.
+//! Accept-Encoding ignores case; the real client IP and port are the connection's or one of
+//! the addresses sent (with its port, if it had one), and several X-Forwarded-For headers
+//! read as their comma-joined list.
 
 #![no_main]
 
@@ -195,30 +196,37 @@ fn forwarded_for(values: &[&[u8]], rng: &mut Rng) {
         Ipv4Addr::new(10, 1, 2, 3).into(),
         Ipv4Addr::new(203, 0, 113, 9).into(),
     ];
-    let peer = peers[rng.below(peers.len())];
+    let peer = SocketAddr::new(peers[rng.below(peers.len())], 40000);
     let client = real_client_ip(peer, values, trusted);
-    if !trusted(peer) {
-        assert_eq!(client, peer, "an untrusted peer is its own client");
+    if !trusted(peer.ip()) {
+        assert_eq!(
+            client,
+            (peer.ip(), Some(peer.port())),
+            "an untrusted peer is its own client"
+        );
     }
-    if client != peer {
-        let sent = values.iter().any(|v| contains_address(v, client));
-        assert!(sent, "{client} was not sent");
+    if client != (peer.ip(), Some(peer.port())) {
+        let (ip, port) = client;
+        let sent = values.iter().any(|v| contains_address(v, ip, port));
+        assert!(sent, "{ip} port {port:?} was not sent");
     }
     let joined = values.join(&b","[..]);
     assert_eq!(real_client_ip(peer, &[&joined], trusted), client, "joined");
 }
 
-/// Whether the X-Forwarded-For value holds an entry naming `ip` (bare, bracketed, or with a
-/// port).
-fn contains_address(value: &[u8], ip: IpAddr) -> bool {
+/// Whether the X-Forwarded-For value holds an entry naming `ip` (bare or bracketed when
+/// `port` is `None`, else with that port).
+fn contains_address(value: &[u8], ip: IpAddr, port: Option<u16>) -> bool {
     value.split(|&b| b == b',').any(|entry| {
         // ASCII whitespace, as the daemon trims (the head parser has refused CR and LF).
         let Ok(entry) = std::str::from_utf8(entry.trim_ascii()) else {
             return false;
         };
-        let bare = entry.strip_prefix('[').and_then(|e| e.strip_suffix(']'));
-        entry.parse::<IpAddr>().ok() == Some(ip)
-            || bare.and_then(|e| e.parse::<IpAddr>().ok()) == Some(ip)
-            || entry.parse::<SocketAddr>().ok().map(|a| a.ip()) == Some(ip)
+        let Some(port) = port else {
+            let bare = entry.strip_prefix('[').and_then(|e| e.strip_suffix(']'));
+            return entry.parse::<IpAddr>().ok() == Some(ip)
+                || bare.and_then(|e| e.parse::<IpAddr>().ok()) == Some(ip);
+        };
+        entry.parse::<SocketAddr>().ok() == Some(SocketAddr::new(ip, port))
     })
 }

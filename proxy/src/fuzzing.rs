@@ -11,7 +11,7 @@
 //! `exchange/static_file.rs` (which interleaves them with its cache and the answer).
 
 use std::fs::File;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -316,14 +316,15 @@ pub fn accepts_encoding(accept_encoding: &[u8], coding: &str) -> bool {
     crate::static_files::accepts(accept_encoding, coding)
 }
 
-/// The real client IP of a request on a connection from `conn_addr` with these
-/// X-Forwarded-For header values, `is_trusted` telling the trusted proxies.
+/// The real client IP and port (when known) of a request on a connection from `conn` with
+/// these X-Forwarded-For header values, `is_trusted` telling the trusted proxies.
 pub fn real_client_ip(
-    conn_addr: IpAddr,
+    conn: SocketAddr,
     forwarded_for: &[&[u8]],
     is_trusted: impl Fn(IpAddr) -> bool,
-) -> IpAddr {
-    crate::identity::real_client_ip(conn_addr, forwarded_for.iter().copied(), is_trusted)
+) -> (IpAddr, Option<u16>) {
+    let client = crate::identity::real_client_ip(conn, forwarded_for.iter().copied(), is_trusted);
+    (client.ip, client.port)
 }
 
 /// Limits for a route (the matcher and the resolver never read them).

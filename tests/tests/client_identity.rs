@@ -198,15 +198,23 @@ fn behind_haproxy_adding_x_forwarded_for_a_trusted_proxy_names_the_client() {
     assert_eq!(r.status, 403, "127.0.0.3 is not: {r:?}");
 }
 
-/// REMOTE_ADDR the app saw for a GET /environ with `headers` on a new connection from
-/// `from` to `addr`.
+/// REMOTE_ADDR and REMOTE_PORT the app saw for a GET /environ with `headers` on a new
+/// connection from `from` to `addr`, the port shown as `conn` when it is the connection's
+/// own (each side has its own connection).
 fn remote_addr(from: IpAddr, addr: SocketAddr, headers: &[(&str, &str)]) -> String {
     let mut conn = Conn::open_from(from, addr);
     let (_, env) = environ_on(&mut conn, headers);
-    env["REMOTE_ADDR"].as_str().unwrap_or_default().to_owned()
+    let ip = env["REMOTE_ADDR"].as_str().unwrap_or_default();
+    let port = env["REMOTE_PORT"].as_str().unwrap_or_default();
+    if port == conn.local_addr().port().to_string() {
+        format!("{ip} port conn")
+    } else {
+        format!("{ip} port {port:?}")
+    }
 }
 
-/// A case's name, the headers sent and the address the app must see.
+/// A case's name, the headers sent and the address the app must see (with its port, as
+/// [`remote_addr`] shows them).
 type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
 
 #[test]
@@ -230,36 +238,62 @@ fn real_ip_header_reads_the_named_header_as_nginx_does() {
     );
     let trusted: IpAddr = "127.0.0.1".parse().expect("an address");
     let cases: &[Case] = &[
-        ("one address", &[("X-Real-IP", "1.2.3.4")], "1.2.3.4"),
-        ("none", &[], "127.0.0.1"),
-        ("empty", &[("X-Real-IP", "")], "127.0.0.1"),
+        (
+            "one address",
+            &[("X-Real-IP", "1.2.3.4")],
+            "1.2.3.4 port \"\"",
+        ),
+        ("none", &[], "127.0.0.1 port conn"),
+        ("empty", &[("X-Real-IP", "")], "127.0.0.1 port conn"),
         (
             "the first of two headers",
             &[("X-Real-IP", "1.2.3.4"), ("X-Real-IP", "5.6.7.8")],
-            "1.2.3.4",
+            "1.2.3.4 port \"\"",
         ),
         (
             "a list, from the right",
             &[("X-Real-IP", "6.6.6.6, 1.2.3.4")],
-            "1.2.3.4",
+            "1.2.3.4 port \"\"",
         ),
         (
             "trusted entries walked past",
-            &[("X-Real-IP", "1.2.3.4, 127.0.0.1")],
-            "1.2.3.4",
+            &[("X-Real-IP", "1.2.3.4:81, 127.0.0.1:82")],
+            "1.2.3.4 port \"81\"",
         ),
-        ("not an address", &[("X-Real-IP", "unknown")], "127.0.0.1"),
-        ("with a port", &[("X-Real-IP", "1.2.3.4:5678")], "1.2.3.4"),
-        ("IPv6", &[("X-Real-IP", "2001:db8::1")], "2001:db8::1"),
+        (
+            "not an address",
+            &[("X-Real-IP", "unknown")],
+            "127.0.0.1 port conn",
+        ),
+        (
+            "with a port",
+            &[("X-Real-IP", "1.2.3.4:5678")],
+            "1.2.3.4 port \"5678\"",
+        ),
+        (
+            "port 0 is not an address",
+            &[("X-Real-IP", "1.2.3.4:0")],
+            "127.0.0.1 port conn",
+        ),
+        (
+            "IPv6",
+            &[("X-Real-IP", "2001:db8::1")],
+            "2001:db8::1 port \"\"",
+        ),
+        (
+            "IPv6 with a port",
+            &[("X-Real-IP", "[2001:db8::1]:443")],
+            "2001:db8::1 port \"443\"",
+        ),
         (
             "X-Forwarded-For is not read",
             &[("X-Forwarded-For", "9.9.9.9")],
-            "127.0.0.1",
+            "127.0.0.1 port conn",
         ),
         (
             "any case of the name",
             &[("x-real-ip", "1.2.3.4")],
-            "1.2.3.4",
+            "1.2.3.4 port \"\"",
         ),
     ];
     let mut problems = Vec::new();
@@ -276,7 +310,7 @@ fn real_ip_header_reads_the_named_header_as_nginx_does() {
     let spoof = [("X-Real-IP", "1.2.3.4")];
     for (stack, addr) in [("nginx", nginx.addr()), ("ringway", ringway.addr())] {
         let seen = remote_addr(client_ip(), addr, &spoof);
-        if seen != CLIENT {
+        if seen != format!("{CLIENT} port conn") {
             problems.push(format!(
                 "{stack}: an untrusted peer's X-Real-IP gave {seen}"
             ));

@@ -17,6 +17,9 @@ use crate::tls::Peer;
 pub(crate) struct Entry<'a> {
     /// The client's address.
     pub(crate) remote_addr: IpAddr,
+    /// The client's port, when known (`$remote_port`; empty when a trusted proxy named the
+    /// client without one).
+    pub(crate) remote_port: Option<u16>,
     /// The request line as sent, without its line ending (`None`: no request line could be
     /// read).
     pub(crate) request_line: Option<&'a [u8]>,
@@ -288,6 +291,7 @@ pub(super) fn push_secs(out: &mut Vec<u8>, d: Duration) {
 pub(crate) fn sample() -> Entry<'static> {
     Entry {
         remote_addr: "192.0.2.7".parse().unwrap(),
+        remote_port: Some(50000),
         request_line: Some(b"GET / HTTP/1.1"),
         method: Some(b"GET"),
         target: Some(b"/"),

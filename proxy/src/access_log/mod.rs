@@ -435,6 +435,7 @@ mod tests {
     fn entry(user_agent: &[u8]) -> Entry<'_> {
         Entry {
             remote_addr: "127.0.0.1".parse().unwrap(),
+            remote_port: Some(40000),
             body_bytes: 13,
             user_agent: Some(user_agent),
             request_time: Duration::from_millis(1),

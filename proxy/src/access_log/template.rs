@@ -641,15 +641,14 @@ fn push_var(
             let has = query(e).is_some_and(|q| !q.is_empty());
             text(out, Some(if has { b"?" } else { b"" }));
         }
-        // Unknown once a trusted proxy named another client: empty, as nginx's realip
-        // leaves it.
-        Var::RemotePort => {
-            if e.remote_addr == e.peer.ip() {
-                let _ = write!(out, "{}", e.peer.port());
-            } else {
-                push_value(out, Some(b""), escape);
+        // Unknown when a trusted proxy named the client without a port: empty, as nginx's
+        // realip leaves it.
+        Var::RemotePort => match e.remote_port {
+            Some(port) => {
+                let _ = write!(out, "{port}");
             }
-        }
+            None => push_value(out, Some(b""), escape),
+        },
         Var::RealipRemoteAddr => {
             let _ = write!(out, "{}", e.peer.ip());
         }
@@ -946,8 +945,9 @@ mod tests {
              $server_port $pid $hostname $uri $args$is_args|$query_string|$https",
         )
         .unwrap();
-        let entry = |remote_addr: &str, uri: &'static [u8]| Entry {
+        let entry = |remote_addr: &str, remote_port, uri: &'static [u8]| Entry {
             remote_addr: remote_addr.parse().unwrap(),
+            remote_port,
             request_line: None,
             method: None,
             target: None,
@@ -965,10 +965,18 @@ mod tests {
         let mut clock = LogClock::new();
         let stamp = clock.at(std::time::SystemTime::UNIX_EPOCH);
         let mut out = Vec::new();
-        t.write(&mut out, &entry("192.0.2.7", b"/a%20b?x=1"), &stamp);
-        // Behind a trusted proxy the client's port is not known; a bare `?` is empty args.
-        t.write(&mut out, &entry("203.0.113.9", b"/a%20b?"), &stamp);
-        t.write(&mut out, &entry("192.0.2.7", b"/a%20b"), &stamp);
+        t.write(
+            &mut out,
+            &entry("192.0.2.7", Some(50000), b"/a%20b?x=1"),
+            &stamp,
+        );
+        // A trusted proxy named the client without its port; a bare `?` is empty args.
+        t.write(&mut out, &entry("203.0.113.9", None, b"/a%20b?"), &stamp);
+        t.write(
+            &mut out,
+            &entry("192.0.2.7", Some(50000), b"/a%20b"),
+            &stamp,
+        );
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "130 77 50000 192.0.2.7 127.0.0.1 8080 4242 web-1 /a b x=1?|x=1|\n\

@@ -207,7 +207,7 @@ pub(super) fn encode_head(
         super::log::set_value(worker, client, req, template, out);
     });
     let env = HeadEnv {
-        client_ip: req.client_ip,
+        client_ip: req.from.ip,
         request_id: req.request_id.as_bytes(),
         https: client.is_tls(),
         client_cert: client.cert(config),

@@ -2,7 +2,6 @@
 //! bytes are still in `client.input` (the spans point there), and handed to the worker's
 //! log (crate::access_log), which formats and buffers it.
 
-use std::net::IpAddr;
 use std::time::Instant;
 
 use super::{Identity, Outcome, Request};
@@ -11,7 +10,7 @@ use crate::access_log::{
 };
 use crate::client::{Client, Next, SentHead};
 use crate::http::RequestHead;
-use crate::identity::RequestId;
+use crate::identity::{RealClient, RequestId};
 use crate::worker::Worker;
 
 /// What a logged request had become when it ended.
@@ -242,8 +241,10 @@ impl Seen<'_> {
         let mut refused_path = Vec::new();
         let shows_uri = template.is_some_and(|t| t.shows_uri());
         let sent_head = client.take_sent_head();
+        let real = real_client(client, subject);
         let entry = Entry {
-            remote_addr: client_ip(client, subject),
+            remote_addr: real.ip,
+            remote_port: real.port,
             request_line: line,
             method: parts.map(|p| p.method),
             target: parts.map(|p| p.target),
@@ -457,14 +458,14 @@ fn syntax_only<'b>(
     }
 }
 
-/// The client's address as the log shows it: the real client IP (behind a trusted proxy,
-/// from its X-Forwarded-For) once the head was read, else the connection's (a PROXY protocol
+/// The client as the log shows it: the real client (behind a trusted proxy, from its
+/// X-Forwarded-For) once the head was read, else the connection's address (a PROXY protocol
 /// header's source, or the TCP peer).
-fn client_ip(client: &Client, subject: Subject<'_>) -> IpAddr {
+fn real_client(client: &Client, subject: Subject<'_>) -> RealClient {
     match subject {
-        Subject::Routed(req) => req.client_ip,
-        Subject::Refused(refused) => refused.client_ip,
-        Subject::Unparsed(_) => client.peer.ip(),
+        Subject::Routed(req) => req.from,
+        Subject::Refused(refused) => refused.from,
+        Subject::Unparsed(_) => client.peer.into(),
     }
 }
 

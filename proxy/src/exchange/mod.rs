@@ -27,7 +27,6 @@ pub(crate) use log::{Arrival, keeps_sent_head, log_unparsed};
 
 use std::borrow::Cow;
 use std::cell::Cell;
-use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use crate::access_log::{ReadHeaders, UpstreamBytes, read_header_name};
@@ -39,7 +38,7 @@ use crate::error_pages::Carried;
 use crate::fail::{Allowed, Fail};
 use crate::gzip::GzipRatio;
 use crate::http::{BodyFraming, HeaderSpan, Method, RequestHead};
-use crate::identity::{RequestId, identify};
+use crate::identity::{RealClient, RequestId, identify};
 use crate::limits::LimitReqStatus;
 use crate::routes::{Action, Found, Route};
 use crate::upstream::UpstreamConn;
@@ -120,9 +119,9 @@ pub(crate) struct Request {
     /// head came: the client allows it and the server was not stopping (an answer asks
     /// [`Request::keeps_alive`], which looks at the stop again).
     pub(crate) keep_alive: bool,
-    /// The real client IP: from a trusted proxy's X-Forwarded-For, else the connection's
-    /// address (crate::identity). REMOTE_ADDR, the allow lists and the logs use it.
-    pub(crate) client_ip: IpAddr,
+    /// The real client: from a trusted proxy's X-Forwarded-For, else the connection's
+    /// address (crate::identity). REMOTE_ADDR, the allow lists and the logs use its IP.
+    pub(crate) from: RealClient,
     /// The request's ID: a trusted proxy's X-Request-ID, else one made here. It goes to the
     /// app, back in the answer, and to the logs.
     pub(crate) request_id: RequestId,
@@ -240,7 +239,7 @@ impl Request {
     /// Who it is from and what it is called.
     fn identity(&self) -> Identity {
         Identity {
-            client_ip: self.client_ip,
+            from: self.from,
             request_id: self.request_id,
         }
     }
@@ -520,7 +519,7 @@ impl Routed<'_> {
 /// and its log line carry them.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Identity {
-    pub(crate) client_ip: IpAddr,
+    pub(crate) from: RealClient,
     pub(crate) request_id: RequestId,
 }
 
@@ -528,17 +527,14 @@ pub(crate) struct Identity {
 /// route serves (TRACE and CONNECT, a Host not in `hosts`), normalises the path and finds
 /// the route serving it. `keep`: the connection may serve another request after this one.
 fn route<'w>(client: &Client, head: RequestHead, worker: &'w Worker, keep: bool) -> Routed<'w> {
-    let (client_ip, request_id) = identify(
+    let (from, request_id) = identify(
         &client.input,
         &client.headers,
-        client.peer.ip(),
+        client.peer,
         &worker.config,
         &worker.request_ids,
     );
-    let refused = Identity {
-        client_ip,
-        request_id,
-    };
+    let refused = Identity { from, request_id };
     // As nginx: TRACE would echo the request (its cookies) back, and CONNECT asks for a
     // tunnel no route gives.
     if matches!(head.method, Method::Trace | Method::Connect) {
@@ -561,7 +557,7 @@ fn route<'w>(client: &Client, head: RequestHead, worker: &'w Worker, keep: bool)
         head,
         path,
         keep_alive: keep,
-        client_ip,
+        from,
         request_id,
         upstream: Cell::new(None),
         redirects: Cell::new(0),
@@ -665,7 +661,7 @@ async fn limit_req(
     if route.limit_req.is_none() {
         return Ok(());
     }
-    let wait = match worker.limits.check_rate(index, req.client_ip) {
+    let wait = match worker.limits.check_rate(index, req.from.ip) {
         Ok(wait) => wait,
         Err(retry_after) => {
             req.limit_req.set(Some(LimitReqStatus::Rejected));
@@ -735,10 +731,10 @@ pub(super) async fn access(
         MethodJudged::AsGet if sent != b"HEAD" => b"GET".as_slice(),
         _ => sent,
     };
-    if !route.allows_method(method, req.client_ip) {
+    if !route.allows_method(method, req.from.ip) {
         return Err(Fail::Forbidden);
     }
-    let allowed = route.allows(req.client_ip);
+    let allowed = route.allows(req.from.ip);
     if !route.satisfy_any {
         if !allowed {
             return Err(Fail::Forbidden);

@@ -429,7 +429,8 @@ pub(super) fn encode_vars(
         script_name: target.script_name.map(str::as_bytes),
         params: &params,
         peer: client.peer,
-        client_ip: req.client_ip,
+        client_ip: req.from.ip,
+        client_port: req.from.port,
         request_id: req.request_id.as_bytes(),
         // The address reached names the server for a request with neither Host nor
         // `server_name` (SERVER_NAME); otherwise only its port is told.

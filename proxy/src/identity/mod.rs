@@ -10,10 +10,10 @@
 mod real_ip;
 mod request_id;
 
-pub(crate) use real_ip::real_client_ip;
+pub(crate) use real_ip::{RealClient, real_client_ip};
 pub(crate) use request_id::{IdSource, RequestId};
 
-use std::net::IpAddr;
+use std::net::SocketAddr;
 
 use crate::config::{Config, RealIpHeader};
 use crate::http::HeaderSpan;
@@ -89,26 +89,26 @@ pub(crate) fn forwarded_scheme(
     }
 }
 
-/// The real client IP and the ID of the request whose head is in `buf`, on a connection
-/// from `conn_addr`.
+/// The real client and the ID of the request whose head is in `buf`, on a connection from
+/// `conn`.
 pub(crate) fn identify(
     buf: &[u8],
     headers: &[HeaderSpan],
-    conn_addr: IpAddr,
+    conn: SocketAddr,
     config: &Config,
     ids: &IdSource,
-) -> (IpAddr, RequestId) {
-    let trusted = config.is_trusted(conn_addr);
+) -> (RealClient, RequestId) {
+    let trusted = config.is_trusted(conn.ip());
     if !trusted {
         // Nothing the client says about itself counts: no header is even looked at.
-        return (conn_addr, ids.next());
+        return (conn.into(), ids.next());
     }
     let is_trusted = |ip| config.is_trusted(ip);
     let mut named = header_values(buf, headers, config.real_ip_header.name().as_bytes());
-    let ip = match config.real_ip_header {
-        RealIpHeader::ForwardedFor => real_client_ip(conn_addr, named, is_trusted),
+    let client = match config.real_ip_header {
+        RealIpHeader::ForwardedFor => real_client_ip(conn, named, is_trusted),
         // The first such header, as nginx's realip module reads any but X-Forwarded-For.
-        RealIpHeader::Named(_) => real_client_ip(conn_addr, named.next().into_iter(), is_trusted),
+        RealIpHeader::Named(_) => real_client_ip(conn, named.next().into_iter(), is_trusted),
     };
     let mut given = header_values(buf, headers, b"x-request-id");
     // One sane X-Request-ID is kept; none, several or an odd one and ringway makes its own.
@@ -116,5 +116,5 @@ pub(crate) fn identify(
         (Some(value), None) => RequestId::from_header(value),
         _ => None,
     };
-    (ip, id.unwrap_or_else(|| ids.next()))
+    (client, id.unwrap_or_else(|| ids.next()))
 }

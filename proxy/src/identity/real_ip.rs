@@ -10,36 +10,57 @@
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
-/// The real client IP of a request on a connection from `conn_addr`, given its
-/// X-Forwarded-For header values in the order sent (several headers are one comma-joined
-/// list) and which addresses are trusted proxies.
+/// Who a request is from: the real client's IP, and its port when that is known (REMOTE_PORT,
+/// `$remote_port`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RealClient {
+    pub(crate) ip: IpAddr,
+    pub(crate) port: Option<u16>,
+}
+
+impl From<SocketAddr> for RealClient {
+    fn from(addr: SocketAddr) -> Self {
+        RealClient {
+            ip: addr.ip(),
+            port: Some(addr.port()),
+        }
+    }
+}
+
+/// The real client of a request on a connection from `conn`, given its X-Forwarded-For
+/// header values in the order sent (several headers are one comma-joined list) and which
+/// addresses are trusted proxies.
 ///
-/// - `conn_addr` not trusted: `conn_addr`, whatever X-Forwarded-For says.
+/// - `conn` not trusted: `conn`, whatever X-Forwarded-For says.
 /// - Else the rightmost entry that is not trusted; all trusted: the leftmost.
 /// - An entry that is not an address (`unknown`, garbage) ends the walk: the address to its
 ///   right (a trusted proxy, or the connection) is the most that is known, as in nginx.
 ///   Empty entries (`a,,b`, a trailing comma) are skipped.
+///
+/// The port is the connection's while the client is the connection, else the chosen entry's
+/// (`1.2.3.4:5678`, `[2001:db8::1]:443`), or unknown when the entry has none: as nginx's
+/// realip module sets `$remote_port`.
 pub(crate) fn real_client_ip<'v>(
-    conn_addr: IpAddr,
+    conn: SocketAddr,
     forwarded_for: impl DoubleEndedIterator<Item = &'v [u8]>,
     is_trusted: impl Fn(IpAddr) -> bool,
-) -> IpAddr {
-    if !is_trusted(conn_addr) {
-        return conn_addr;
+) -> RealClient {
+    let mut client = RealClient::from(conn);
+    if !is_trusted(conn.ip()) {
+        return client;
     }
-    let mut client = conn_addr;
     for value in forwarded_for.rev() {
         for entry in value.rsplit(|&b| b == b',') {
             let entry = entry.trim_ascii();
             if entry.is_empty() {
                 continue;
             }
-            let Some(ip) = parse_entry(entry) else {
+            let Some(named) = parse_entry(entry) else {
                 return client;
             };
-            client = ip;
-            if !is_trusted(ip) {
-                return ip;
+            client = named;
+            if !is_trusted(named.ip) {
+                return named;
             }
         }
     }
@@ -48,15 +69,19 @@ pub(crate) fn real_client_ip<'v>(
 
 /// One X-Forwarded-For entry: an IP, an IPv4 address with a port, or a bracketed IPv6
 /// address with or without one (some proxies add the port, as nginx's parser accepts).
-fn parse_entry(entry: &[u8]) -> Option<IpAddr> {
+fn parse_entry(entry: &[u8]) -> Option<RealClient> {
     let text = std::str::from_utf8(entry).ok()?;
-    if let Ok(ip) = text.parse::<IpAddr>() {
-        return Some(ip);
+    let ip = if let Some(inner) = text.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
+        inner.parse::<Ipv6Addr>().ok().map(IpAddr::V6)
+    } else {
+        text.parse::<IpAddr>().ok()
+    };
+    if let Some(ip) = ip {
+        return Some(RealClient { ip, port: None });
     }
-    if let Some(inner) = text.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
-        return inner.parse::<Ipv6Addr>().ok().map(IpAddr::V6);
-    }
-    text.parse::<SocketAddr>().ok().map(|a| a.ip())
+    // nginx refuses port 0 (`ngx_parse_addr_port`): such an entry is garbage.
+    let addr = text.parse::<SocketAddr>().ok().filter(|a| a.port() != 0)?;
+    Some(addr.into())
 }
 
 #[cfg(test)]
@@ -68,12 +93,16 @@ mod tests {
     /// The real IP for a connection from `conn` with these X-Forwarded-For values, the
     /// trusted ranges given.
     fn real(conn: &str, xff: &[&str], trusted: &[&str]) -> String {
+        let client = real_client(conn, xff, trusted);
+        client.ip.to_string()
+    }
+
+    /// The same with the port, `conn` on port 40000.
+    fn real_client(conn: &str, xff: &[&str], trusted: &[&str]) -> RealClient {
         let trusted: Vec<Cidr> = trusted.iter().map(|c| c.parse().unwrap()).collect();
         let values = xff.iter().map(|v| v.as_bytes());
-        let ip = real_client_ip(conn.parse().unwrap(), values, |ip| {
-            trusted.iter().any(|c| c.contains(ip))
-        });
-        ip.to_string()
+        let conn = SocketAddr::new(conn.parse().unwrap(), 40000);
+        real_client_ip(conn, values, |ip| trusted.iter().any(|c| c.contains(ip)))
     }
 
     const LB: &[&str] = &["10.0.0.0/8", "127.0.0.1"];
@@ -146,7 +175,24 @@ mod tests {
         // Garbage left of the client is never reached.
         assert_eq!(real("10.0.0.1", &["x, 1.2.3.4"], LB), "1.2.3.4");
         assert_eq!(real("10.0.0.1", &["1.2.3.4:99999"], LB), "10.0.0.1");
+        assert_eq!(real("10.0.0.1", &["1.2.3.4:0"], LB), "10.0.0.1");
         assert_eq!(real("10.0.0.1", &["[1.2.3.4]"], LB), "10.0.0.1");
         assert_eq!(real("10.0.0.1", &["1.2.3.4\u{e9}"], LB), "10.0.0.1");
+    }
+
+    #[test]
+    fn the_port_is_the_connections_or_the_chosen_entrys() {
+        let port = |conn, xff: &[&str]| real_client(conn, xff, LB).port;
+        // The connection is the client: its own port.
+        assert_eq!(port("192.0.2.1", &["1.2.3.4:5678"]), Some(40000));
+        assert_eq!(port("10.0.0.1", &["unknown"]), Some(40000));
+        // An entry named the client: its port, or none known.
+        assert_eq!(port("10.0.0.1", &["1.2.3.4:5678"]), Some(5678));
+        assert_eq!(port("10.0.0.1", &["[2001:db8::1]:443"]), Some(443));
+        assert_eq!(port("10.0.0.1", &["1.2.3.4"]), None);
+        assert_eq!(port("10.0.0.1", &["1.2.3.4:5678, 10.0.0.2"]), Some(5678));
+        // Garbage left of a trusted proxy's entry: that entry, and its port (none here).
+        assert_eq!(port("10.0.0.1", &["x, 10.0.0.2"]), None);
+        assert_eq!(port("10.0.0.1", &["x, 10.0.0.2:81"]), Some(81));
     }
 }

@@ -37,12 +37,15 @@ pub struct RequestEnv<'a> {
     /// own vars of the same name and any `HTTP_` var a client header would make.
     pub params: &'a [(String, String)],
     /// The address the connection is from (a PROXY protocol header's source, or the TCP
-    /// peer): appended to HTTP_X_FORWARDED_FOR; its port is REMOTE_PORT.
+    /// peer): appended to HTTP_X_FORWARDED_FOR.
     pub peer: SocketAddr,
     /// The real client IP (REMOTE_ADDR, HTTP_X_REAL_IP): `peer`'s, or a trusted proxy's
-    /// word. When it is not `peer`'s, REMOTE_PORT is empty (the port is not known), as
-    /// nginx's realip module leaves it.
+    /// word.
     pub client_ip: IpAddr,
+    /// The real client's port (REMOTE_PORT): `peer`'s, the port a trusted proxy's word gave,
+    /// or `None` (REMOTE_PORT empty) when that word gave none, as nginx's realip module
+    /// leaves it.
+    pub client_port: Option<u16>,
     /// The request's ID (HTTP_X_REQUEST_ID; not sent when empty).
     pub request_id: &'a [u8],
     /// Local address the request came in on (SERVER_PORT; SERVER_NAME fallback).
@@ -147,8 +150,8 @@ pub fn encode_request(
         Ok(())
     })?;
     w.var_with(b"REMOTE_PORT", |o| {
-        if env.client_ip == env.peer.ip() {
-            push_u64(o, env.peer.port().into());
+        if let Some(port) = env.client_port {
+            push_u64(o, port.into());
         }
         Ok(())
     })?;

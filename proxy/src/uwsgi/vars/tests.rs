@@ -48,6 +48,7 @@ fn env() -> RequestEnv<'static> {
         params: &[],
         peer: "10.0.0.1:5555".parse().unwrap(),
         client_ip: "10.0.0.1".parse().unwrap(),
+        client_port: Some(5555),
         request_id: b"0123456789abcdef0123456789abcdef",
         local: "127.0.0.1:80".parse().unwrap(),
         https: false,
@@ -167,6 +168,7 @@ Content-Length: 3\r\nX-Forwarded-Proto: https\r\nX_Evil: 1\r\nAccept: a\r\naccep
     let env = RequestEnv {
         peer: "[::1]:40000".parse().unwrap(),
         client_ip: "::1".parse().unwrap(),
+        client_port: Some(40000),
         local: "[::1]:443".parse().unwrap(),
         https: true,
         http2: true,
@@ -677,6 +679,7 @@ X-Forwarded-For:\r\nx-forwarded-for:  3.3.3.3 \r\n\r\n";
     // not known, and the list still ends with the proxy the connection came from.
     let behind = RequestEnv {
         client_ip: "1.1.1.1".parse().unwrap(),
+        client_port: None,
         trusted_peer: true,
         ..env()
     };
@@ -689,6 +692,13 @@ X-Forwarded-For:\r\nx-forwarded-for:  3.3.3.3 \r\n\r\n";
         get(&vars, "HTTP_X_FORWARDED_FOR"),
         Some("1.1.1.1, 10.0.0.1")
     );
+    // A proxy that gave the client's port (`1.1.1.1:4711`): it is REMOTE_PORT.
+    let with_port = RequestEnv {
+        client_port: Some(4711),
+        ..behind
+    };
+    let vars = vars_of(&encode(buf, &with_port, None, 4096).unwrap());
+    assert_eq!(get(&vars, "REMOTE_PORT"), Some("4711"));
 
     // The operator's params still have the last word.
     let params = [
