@@ -19,7 +19,7 @@ use super::settings::{
 };
 use super::values::{
     Dur, Expires, HostName, KeyExchangeGroup, LogEscape, LogFormat, LogTarget, LoggedStatuses,
-    MetricsListen, RealIpHeader, Size, TlsVersion, VerifyClient, is_off,
+    MetricsListen, REDIRECT_STATUSES, RealIpHeader, Size, TlsVersion, VerifyClient, is_off,
 };
 use super::{
     AccessLogConfig, Buffering, Config, ConnLimits, DEFAULT_METRICS, Group, GroupServer, KeepAlive,
@@ -56,6 +56,10 @@ fn given_twice(addresses: &[SocketAddr]) -> Option<SocketAddr> {
 
 /// The group the `upstream` key (and `--upstream` flags) make.
 const DEFAULT_GROUP: &str = "default";
+
+/// A refusal's status when a route's `limit_req` names none: nginx's `limit_req_status`
+/// default.
+const LIMIT_REQ_STATUS: u16 = 429;
 
 impl Resolved {
     /// An error about the top-level `key`, naming the flag or the file it came from.
@@ -888,6 +892,33 @@ impl Resolved {
             auth: auth.as_ref(),
             auth_request: auth_request.as_ref(),
         };
+        // A route the configuration implies (a `--static` directory, `/` to the default
+        // group): the top level's settings, nothing of its own.
+        let implicit = |path: String, action: Action| Route {
+            hosts: Vec::new(),
+            path,
+            exact: false,
+            regex: None,
+            no_regex: false,
+            internal: false,
+            allow: Vec::new(),
+            satisfy_any: false,
+            limit_except: None,
+            action,
+            response_headers: inherited.all.clone(),
+            always_headers: inherited.always.clone(),
+            hide_headers: top_hidden.clone(),
+            charset: top_charset.clone(),
+            limits: defaults,
+            limit_req: None,
+            limit_req_status: LIMIT_REQ_STATUS,
+            intercept_errors: false,
+            logged: true,
+            buffering: true,
+            gzip: gzip.clone(),
+            auth: auth.clone(),
+            auth_request: auth_request.clone(),
+        };
         for (i, route) in s.routes.iter().enumerate() {
             let at = format!("routes[{i}]");
             let built = self.route(route, &at, groups, inherited, gzip.as_ref(), access)?;
@@ -953,72 +984,25 @@ impl Resolved {
             let files = RouteSettings::default();
             let files = static_route(&files, &dir.dir, groups)
                 .map_err(|(_, m)| self.invalid("static", &format!("{key}: {m}")))?;
-            routes.push(Route {
-                hosts: Vec::new(),
-                path: dir.path.clone(),
-                exact: false,
-                regex: None,
-                no_regex: false,
-                internal: false,
-                allow: Vec::new(),
-                satisfy_any: false,
-                limit_except: None,
-                action: Action::Static(files),
-                response_headers: inherited.all.clone(),
-                always_headers: inherited.always.clone(),
-                hide_headers: top_hidden.clone(),
-                charset: top_charset.clone(),
-                limits: defaults,
-                limit_req: None,
-                limit_req_status: 429,
-                intercept_errors: false,
-                logged: true,
-                buffering: true,
-                gzip: gzip.clone(),
-                auth: auth.clone(),
-                auth_request: auth_request.clone(),
-            });
+            routes.push(implicit(dir.path.clone(), Action::Static(files)));
         }
         let default_group = groups.iter().position(|g| g.name == DEFAULT_GROUP);
         if let Some(group) = default_group
             && !seen.contains(&(None, "/".to_owned(), false))
         {
-            routes.push(Route {
-                hosts: Vec::new(),
-                path: "/".to_owned(),
-                exact: false,
-                regex: None,
-                no_regex: false,
-                internal: false,
-                allow: Vec::new(),
-                satisfy_any: false,
-                limit_except: None,
-                action: Action::Upstream {
-                    group,
-                    script_name: None,
-                    params: SetValues::NONE,
-                    upstream_path: None,
-                    upstream_headers: match groups[group].protocol {
-                        Protocol::Http => {
-                            upstream_headers(&self.settings.upstream_headers).unwrap_or_default()
-                        }
-                        Protocol::Uwsgi => SetValues::NONE,
-                    },
+            let action = Action::Upstream {
+                group,
+                script_name: None,
+                params: SetValues::NONE,
+                upstream_path: None,
+                upstream_headers: match groups[group].protocol {
+                    Protocol::Http => {
+                        upstream_headers(&self.settings.upstream_headers).unwrap_or_default()
+                    }
+                    Protocol::Uwsgi => SetValues::NONE,
                 },
-                response_headers: inherited.all.clone(),
-                always_headers: inherited.always.clone(),
-                hide_headers: top_hidden.clone(),
-                charset: top_charset.clone(),
-                limits: defaults,
-                limit_req: None,
-                limit_req_status: 429,
-                intercept_errors: false,
-                logged: true,
-                buffering: true,
-                gzip: gzip.clone(),
-                auth: auth.clone(),
-                auth_request: auth_request.clone(),
-            });
+            };
+            routes.push(implicit("/".to_owned(), action));
         }
         let table = RouteTable::new(routes);
         self.check_auth_requests(&table)?;
@@ -1360,7 +1344,7 @@ impl Resolved {
             }
             (None, Some(redirect), None, None) => {
                 let status = redirect.status.unwrap_or(301);
-                if !matches!(status, 301 | 302 | 303 | 307 | 308) {
+                if !REDIRECT_STATUSES.contains(&status) {
                     return Err(invalid(
                         "redirect.status",
                         &format!("{status} is not a redirect status (301, 302, 303, 307 or 308)"),
@@ -1548,7 +1532,7 @@ impl Resolved {
                 .limit_req
                 .as_ref()
                 .and_then(|l| l.status)
-                .unwrap_or(429),
+                .unwrap_or(LIMIT_REQ_STATUS),
             intercept_errors: route.intercept_errors,
             logged,
             buffering: route.buffering.unwrap_or(true),
@@ -1730,7 +1714,7 @@ fn response_headers(
         }
         // ringway frames its answers itself: a value (a client's, through a variable)
         // could put a connection out of step.
-        if UNSETTABLE.contains(&name.to_ascii_lowercase().as_str()) {
+        if is_unsettable(name) {
             return Err((
                 name.clone(),
                 "framing and hop-by-hop headers are ringway's own to write".to_owned(),
@@ -1778,7 +1762,7 @@ fn ends_in_its_host(to: &str) -> bool {
 /// A route's `respond`, checked. Errors name the key they are about.
 fn fixed_answer(respond: &RespondSettings) -> Result<FixedAnswer, (&'static str, String)> {
     let status = respond.status;
-    if !(200..=599).contains(&status) || matches!(status, 301 | 302 | 303 | 307 | 308) {
+    if !(200..=599).contains(&status) || REDIRECT_STATUSES.contains(&status) {
         return Err((
             "respond.status",
             format!("{status}: a status from 200 to 599, redirects aside (`redirect` has those)"),
@@ -2274,18 +2258,14 @@ fn check_param(name: &str, value: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Headers ringway frames and hops by itself: an operator's value would break the request.
-const UNSETTABLE: [&str; 9] = [
-    "connection",
-    "content-length",
-    "expect",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
+/// Whether header `name` is one ringway frames or hops by itself (Content-Length, Expect and
+/// the hop-by-hop ones): an operator's value would break the request or the answer.
+fn is_unsettable(name: &str) -> bool {
+    let name = name.as_bytes();
+    crate::http::is_hop_by_hop(name)
+        || name.eq_ignore_ascii_case(b"content-length")
+        || name.eq_ignore_ascii_case(b"expect")
+}
 
 /// `upstream_headers` as written: each a header name and a value a header line can carry
 /// (empty: the header removed), none of those ringway frames the request with, and a Host
@@ -2299,7 +2279,7 @@ fn upstream_headers(set: &BTreeMap<String, String>) -> Result<SetValues, (String
             if !is_header_name(name) {
                 return refuse("not a header name");
             }
-            if UNSETTABLE.contains(&lower.as_str()) {
+            if is_unsettable(name) {
                 return refuse("framing and hop-by-hop headers are ringway's own to write");
             }
             if !is_header_value(value) || value.trim() != value {

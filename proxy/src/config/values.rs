@@ -332,14 +332,17 @@ serde_as_text!(UpstreamAddr);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ToHttps(pub Option<u16>);
 
-/// The statuses a redirect to HTTPS may have, and what a wrong value is told.
-const TO_HTTPS_STATUSES: [u16; 5] = [301, 302, 303, 307, 308];
+/// The statuses a redirect may have (to HTTPS, or a route's `redirect`); a route's
+/// `respond` may have none of them.
+pub(crate) const REDIRECT_STATUSES: [u16; 5] = [301, 302, 303, 307, 308];
+
+/// What a wrong redirect to HTTPS is told.
 const TO_HTTPS_EXPECTED: &str = "true, false, or a redirect status: 301, 302, 303, 307 or 308";
 
 impl ToHttps {
     fn of_status(status: u64) -> Result<ToHttps, String> {
         match u16::try_from(status) {
-            Ok(s) if TO_HTTPS_STATUSES.contains(&s) => Ok(ToHttps(Some(s))),
+            Ok(s) if REDIRECT_STATUSES.contains(&s) => Ok(ToHttps(Some(s))),
             _ => Err(format!("{status}: expected {TO_HTTPS_EXPECTED}")),
         }
     }

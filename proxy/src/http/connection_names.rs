@@ -1,5 +1,5 @@
-//! The header names an upstream's Connection headers list (RFC 9110 §7.6.1): those headers
-//! are hop-by-hop and stay behind. Gathered once per head, so that checking each of up to
+//! The hop-by-hop headers (RFC 9110 §7.6.1): the fixed ones, [`HOP_BY_HOP`], and the names
+//! an upstream's Connection headers list; both stay behind. Gathered once per head, so that checking each of up to
 //! 512 upstream header lines costs a few compares, not a scan of every line (the upstream
 //! controls how many lines there are). The same for a request's headers sent on to an HTTP
 //! upstream.
@@ -8,6 +8,23 @@ use std::cmp::Ordering;
 
 use crate::http::HeaderSpan;
 use crate::http::validate::list_elements;
+
+/// The fields that only describe one connection, in lower case: never passed on, in either
+/// direction, by either protocol (what ringway frames with it writes itself).
+pub(crate) const HOP_BY_HOP: [&[u8]; 7] = [
+    b"connection",
+    b"keep-alive",
+    b"proxy-connection",
+    b"te",
+    b"trailer",
+    b"transfer-encoding",
+    b"upgrade",
+];
+
+/// Whether the header `name` is one of [`HOP_BY_HOP`] (any case).
+pub(crate) fn is_hop_by_hop(name: &[u8]) -> bool {
+    HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
+}
 
 /// Names kept on the stack. An app names one or two hop-by-hop headers at most; past this
 /// many, the names move to a sorted vector (bounded by the head's size) and are looked up by

@@ -43,7 +43,7 @@ mod writer;
 
 pub use body::{ChunkedDecoder, DecodeProgress, MAX_EXTENSIONS, MAX_TRAILERS};
 pub use charset::Charset;
-pub(crate) use connection_names::ConnectionNames;
+pub(crate) use connection_names::{ConnectionNames, HOP_BY_HOP, is_hop_by_hop};
 pub use date::{HTTP_DATE_LEN, http_date, parse_http_date};
 pub use error::HttpError;
 pub use reframe::{Reframer, Truncated, write_chunk_size};

@@ -30,19 +30,6 @@ pub enum ClientFraming {
 /// The last chunk and empty trailer.
 pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 
-/// Headers never copied from upstream: hop-by-hop (RFC 9110 §7.6.1) plus Content-Length,
-/// which ringway writes itself from the framing it chose.
-const DROPPED: [&[u8]; 8] = [
-    b"connection",
-    b"keep-alive",
-    b"transfer-encoding",
-    b"proxy-connection",
-    b"te",
-    b"trailer",
-    b"upgrade",
-    b"content-length",
-];
-
 /// Instructions from the app to the proxy (X-Accel-Buffering, X-Accel-Redirect, ...): acted
 /// on by ringway, never shown to the client, as nginx hides them.
 const PROXY_ONLY_PREFIX: &[u8] = b"x-accel-";
@@ -138,7 +125,9 @@ pub fn write_response_head(
                 && (name.eq_ignore_ascii_case(b"server") || name.eq_ignore_ascii_case(b"date")));
         let switching_to =
             meta.framing == ClientFraming::Switching && name.eq_ignore_ascii_case(b"upgrade");
-        let hop_by_hop = DROPPED.iter().any(|d| name.eq_ignore_ascii_case(d))
+        // Content-Length too: ringway writes it from the framing it chose.
+        let hop_by_hop = super::is_hop_by_hop(name)
+            || name.eq_ignore_ascii_case(b"content-length")
             || named_by_connection.contains(name);
         let hidden = meta
             .hide

@@ -5,16 +5,6 @@ use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 
 use crate::http::{HeaderSpan, ResponseHead};
 
-/// Fields that only mean something to an HTTP/1.1 connection; HTTP/2 forbids them
-/// (RFC 9113 §8.2.2). The body's end is the stream's end.
-const CONNECTION_SPECIFIC: [&[u8]; 5] = [
-    b"connection",
-    b"keep-alive",
-    b"proxy-connection",
-    b"transfer-encoding",
-    b"upgrade",
-];
-
 /// ringway's X-Request-ID, a new value on every answer.
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -35,10 +25,9 @@ pub(super) fn response_of(
     let mut headers = HeaderMap::with_capacity(fields.len());
     for field in fields {
         let name = field.name.of(&block);
-        if CONNECTION_SPECIFIC
-            .iter()
-            .any(|c| name.eq_ignore_ascii_case(c))
-        {
+        // Fields that only mean something to an HTTP/1.1 connection: HTTP/2 forbids them
+        // (RFC 9113 §8.2.2), and the body's end is the stream's end.
+        if crate::http::is_hop_by_hop(name) {
             continue;
         }
         let value = block.slice(field.value.start as usize..field.value.end as usize);

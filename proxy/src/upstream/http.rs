@@ -95,16 +95,9 @@ impl HeadEnv<'_> {
     }
 }
 
-/// Headers ringway never copies from the client: hop-by-hop ones, those it writes, and
-/// `Proxy` (httpoxy).
-const DROPPED: [&[u8]; 16] = [
-    b"connection",
-    b"keep-alive",
-    b"proxy-connection",
-    b"te",
-    b"trailer",
-    b"transfer-encoding",
-    b"upgrade",
+/// Headers ringway never copies from the client beside the hop-by-hop ones: those it writes,
+/// and `Proxy` (httpoxy).
+const DROPPED: [&[u8]; 9] = [
     b"content-length",
     b"expect",
     b"host",
@@ -180,7 +173,7 @@ pub(crate) fn encode_request_head(
     for h in headers {
         let name = h.name.of(input);
         // Matched as the app would see the name (`X_Real_IP` too, where underscores pass).
-        let ours = DROPPED.iter().any(|d| http::names_header(name, d));
+        let ours = (http::HOP_BY_HOP.iter().chain(&DROPPED)).any(|d| http::names_header(name, d));
         let upgrade = env.upgrade && name.eq_ignore_ascii_case(b"upgrade");
         let unvouched = (crate::identity::is_url_claim(name)
             || crate::http::names_header(name, env.real_ip_header))
