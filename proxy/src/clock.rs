@@ -69,12 +69,6 @@ impl Coarse {
         Coarse(Duration::new(secs, nanos))
     }
 
-    /// Whole seconds since the clock's start (boot): a moment in 4 bytes, for ages counted
-    /// to the second.
-    pub(crate) fn secs(self) -> u32 {
-        u32::try_from(self.0.as_secs()).unwrap_or(u32::MAX)
-    }
-
     /// Milliseconds since the clock's start (boot), never 0: a moment in 8 bytes.
     pub(crate) fn millis(self) -> u64 {
         u64::try_from(self.0.as_millis()).unwrap_or(u64::MAX).max(1)

@@ -49,7 +49,7 @@ pub(crate) fn serve(
     local: SocketAddr,
     worker: Rc<Worker>,
 ) -> impl Future<Output = ()> {
-    let live = Live::open(&stream, peer, &worker).into_key();
+    let accepted = Live::open(&stream, peer, &worker).into_accepted();
     let admission = worker.limits.admit(peer);
     run(
         ClientStream::Plain(stream),
@@ -58,7 +58,7 @@ pub(crate) fn serve(
         Buf::empty(),
         worker,
         admission,
-        live,
+        accepted,
     )
 }
 
@@ -83,7 +83,7 @@ pub(crate) async fn serve_proxied(
         return;
     };
     worker.stats.identify(live.key, source);
-    let live = live.into_key();
+    let accepted = live.into_accepted();
     let admission = admission.naming(connection_ip(source));
     run(
         ClientStream::Plain(stream),
@@ -92,7 +92,7 @@ pub(crate) async fn serve_proxied(
         rest,
         worker,
         admission,
-        live,
+        accepted,
     )
     .await;
 }
@@ -201,18 +201,32 @@ pub(crate) async fn serve_tls(
             if let Some(group) = session.key_exchange_group() {
                 worker.stats.tls_key_exchange(group);
             }
+            let accepted = live.into_accepted();
             if session.speaks_h2() {
-                let live = live.into_key();
                 // Boxed: every TLS connection's task would otherwise carry its size.
-                let http2 =
-                    crate::http2::serve(session, (peer, named), local, worker, admission, live);
+                let http2 = crate::http2::serve(
+                    session,
+                    (peer, named),
+                    local,
+                    worker,
+                    admission,
+                    accepted.live_key,
+                );
                 Box::pin(http2).await;
                 return;
             }
             let session = ClientStream::Tls(session);
-            let live = live.into_key();
             let peer = (peer, named);
-            run(session, peer, local, Buf::empty(), worker, admission, live).await;
+            run(
+                session,
+                peer,
+                local,
+                Buf::empty(),
+                worker,
+                admission,
+                accepted,
+            )
+            .await;
         }
         Handshake::PlainHttp(stream, first) => {
             worker
@@ -222,8 +236,8 @@ pub(crate) async fn serve_tls(
             let mut client = Client::new(ClientStream::Plain(stream), peer, local);
             client.input = first;
             client.proxied = named;
-            let live = live.into_key();
-            let mut conn = Conn::new(client, worker, admission, live);
+            let accepted = live.into_accepted();
+            let mut conn = Conn::new(client, worker, admission, accepted);
             Box::pin(conn.serve_one_as(PLAIN_ON_TLS_PORT)).await;
         }
         Handshake::TimedOut => {
@@ -269,7 +283,10 @@ pub(crate) fn serve_bridged(
         Buf::empty(),
         worker,
         admission,
-        NOT_LIVE,
+        Accepted {
+            live_key: NOT_LIVE,
+            at_ms: Coarse::now().millis(),
+        },
     )
 }
 
@@ -284,6 +301,18 @@ const NOT_LIVE: usize = usize::MAX;
 struct Live<'w> {
     stats: &'w WorkerStats,
     key: usize,
+    /// When it was accepted, on the coarse clock.
+    at_ms: u64,
+}
+
+/// What [`Conn`] takes over from [`Live`]: the connection's entry in the live table, and
+/// when it was accepted (the first request head's `client_header_timeout` and
+/// `keepalive_time` count from there, as nginx's timers from its accept).
+#[derive(Debug, Clone, Copy)]
+struct Accepted {
+    live_key: usize,
+    /// [`Coarse::millis`] at the accept.
+    at_ms: u64,
 }
 
 impl<'w> Live<'w> {
@@ -294,14 +323,19 @@ impl<'w> Live<'w> {
         Live {
             stats: &worker.stats,
             key: worker.stats.open(peer, cookie),
+            at_ms: Coarse::now().millis(),
         }
     }
 
-    /// The key, for [`Conn`] to close the entry with the connection's totals.
-    fn into_key(self) -> usize {
-        let key = self.key;
+    /// The key, for [`Conn`] to close the entry with the connection's totals, and the
+    /// accept's moment.
+    fn into_accepted(self) -> Accepted {
+        let accepted = Accepted {
+            live_key: self.key,
+            at_ms: self.at_ms,
+        };
         std::mem::forget(self);
-        key
+        accepted
     }
 }
 
@@ -312,7 +346,7 @@ impl Drop for Live<'_> {
 }
 
 /// Serves a connection (its TLS handshake done) from `peer` until it closes; `input` holds
-/// what was read of its first request already (after a PROXY header); `live_key` is its
+/// what was read of its first request already (after a PROXY header); `accepted` has its
 /// entry in the worker's live table.
 // The connection is set up before the future is made, so its state holds `Conn` alone and
 // not the arguments it was made from as well.
@@ -324,12 +358,12 @@ fn run(
     input: Buf,
     worker: Rc<Worker>,
     admission: Admission,
-    live_key: usize,
+    accepted: Accepted,
 ) -> impl Future<Output = ()> {
     let mut client = Client::new(stream, peer, local);
     client.input = input;
     client.proxied = proxied;
-    serve_requests(Conn::new(client, worker, admission, live_key))
+    serve_requests(Conn::new(client, worker, admission, accepted))
 }
 
 /// Serves a connection's requests in order until it closes, or until it parks between two
@@ -389,8 +423,9 @@ struct Conn {
     worker: Rc<Worker>,
     /// Requests completed on this connection.
     requests: u32,
-    /// When it was accepted, in whole seconds on the coarse clock (`keepalive_time`).
-    opened_secs: u32,
+    /// When it was accepted ([`Coarse::millis`]): its first head's time and `keepalive_time`
+    /// count from there.
+    accepted_ms: u64,
     /// This connection's key in the worker's live-connection table.
     live_key: usize,
     /// Counted against the connection limits until the connection drops (its ticket goes
@@ -398,12 +433,6 @@ struct Conn {
     admission: Admission,
     /// Its place among the thread's idle connections, from its first park.
     idle_key: Option<idle::IdleKey>,
-}
-
-/// `time` in whole seconds, rounded up: an age counted to the second (one that may be up to
-/// a second over, by the clock's ticks) is past it only once it truly is.
-fn whole_secs(time: Duration) -> u64 {
-    time.as_secs() + u64::from(time.subsec_nanos() > 0)
 }
 
 /// [`Conn::serve_one_as`]'s word for a plain HTTP connection on the TLS port.
@@ -415,18 +444,23 @@ impl Conn {
         mut client: Client,
         worker: Rc<Worker>,
         admission: Admission,
-        live_key: usize,
+        accepted: Accepted,
     ) -> Box<Conn> {
         client.enter(Phase::Waiting, &worker.stats);
         Box::new(Conn {
             client,
             worker,
             requests: 0,
-            opened_secs: Coarse::now().secs(),
-            live_key,
+            accepted_ms: accepted.at_ms,
+            live_key: accepted.live_key,
             admission,
             idle_key: None,
         })
+    }
+
+    /// Time since the accept, to the coarse clock's tick.
+    fn age(&self) -> Duration {
+        Duration::from_millis(Coarse::now().millis().saturating_sub(self.accepted_ms))
     }
 
     /// Reads and serves one request; false when the connection is done.
@@ -438,6 +472,11 @@ impl Conn {
     /// request read, logged and answered nginx's 400, then closes.
     async fn serve_one_as(&mut self, plain_on_tls_port: bool) -> bool {
         let mut head_timeout = self.worker.config.client_header_timeout;
+        if self.requests == 0 {
+            // One timer from the accept for the PROXY header, the TLS handshake and the
+            // first head, as nginx's: a client must not get a full timeout for each.
+            head_timeout = head_timeout.saturating_sub(self.age());
+        }
         if self.admission.refused().is_some() {
             // Only its 503 is owed: a refused connection that sends nothing must not hold a
             // socket for the whole header timeout, or one client could open thousands.
@@ -479,8 +518,7 @@ impl Conn {
         let arrival = exchange::Arrival {
             started: Instant::now(),
             served: self.requests,
-            aged: u64::from(Coarse::now().secs().saturating_sub(self.opened_secs))
-                > whole_secs(self.worker.config.keepalive_time),
+            aged: self.age() > self.worker.config.keepalive_time,
         };
         self.client.enter(Phase::Writing, &self.worker.stats);
         let head = match read {

@@ -8,7 +8,7 @@
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::thread::sleep;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ringway_tests::haproxy::{Haproxy, Mode};
 use ringway_tests::tls::{Pki, curl, curl_target, tls_toml};
@@ -515,6 +515,39 @@ fn a_connection_without_a_valid_proxy_header_is_closed() {
     let mut conn = Conn::open(addr);
     conn.send(b"PROXY TCP4 192.0.2.50 192.0.2.1 1000 80\r\n")
         .expect("send");
+    let (_, env) = environ_on(&mut conn, &[]);
+    assert_eq!(env["REMOTE_ADDR"], "192.0.2.50", "{env}");
+}
+
+#[test]
+fn the_proxy_header_and_the_first_head_share_one_client_header_timeout() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let ringway = Ringway::with(&uwsgi)
+        .flag("--proxy-protocol")
+        .arg("--client-header-timeout", "2s")
+        .start();
+    // The header late, then a head that never ends: nginx's one timer from the accept
+    // closes the connection 2 s after it, where a timer per part would give 1.5 s + 2 s.
+    let started = Instant::now();
+    let mut conn = Conn::open(ringway.addr());
+    sleep(Duration::from_millis(1500));
+    conn.send(b"PROXY TCP4 192.0.2.50 192.0.2.1 1000 80\r\nGET / HTTP/1.1\r\n")
+        .expect("send");
+    assert!(
+        conn.closed_within(Duration::from_secs(10)),
+        "the connection stayed open"
+    );
+    let took = started.elapsed();
+    assert!(
+        (Duration::from_millis(1900)..Duration::from_millis(3000)).contains(&took),
+        "closed {took:?} after the accept, not at the 2 s client_header_timeout"
+    );
+
+    // A header in time leaves the rest of the timeout to a head that comes whole.
+    let mut conn = Conn::open(ringway.addr());
+    conn.send(b"PROXY TCP4 192.0.2.50 192.0.2.1 1000 80\r\n")
+        .expect("send");
+    sleep(Duration::from_millis(500));
     let (_, env) = environ_on(&mut conn, &[]);
     assert_eq!(env["REMOTE_ADDR"], "192.0.2.50", "{env}");
 }
