@@ -435,6 +435,12 @@ pub struct TlsSettings {
     )]
     pub redirect_http: Option<ToHttps>,
 
+    /// The port `redirect_http` sends clients to: for TLS reached through a port mapping (a
+    /// container's 8443 published as 443, where nginx's `return 301 https://$host...` names
+    /// no port); 443 is named as none [default: the first TLS listener's port].
+    #[arg(long = "redirect-port", value_name = "PORT")]
+    pub redirect_port: Option<u16>,
+
     /// Strict-Transport-Security value added to every TLS answer, e.g.
     /// "max-age=63072000; includeSubDomains" [default: none].
     #[arg(long = "hsts", value_name = "VALUE")]

@@ -1832,6 +1832,38 @@ fn a_tls_key_at_the_top_level_is_pointed_to_its_table() {
 }
 
 #[test]
+fn redirect_port_names_the_port_of_redirect_http_only() {
+    let cert = "certificates = [ { cert = \"/etc/tls/a.pem\", key = \"/etc/tls/a.key\" } ]";
+    let tls = |extra: &str| {
+        format!("upstream = [\"unix:/a\"]\n[tls]\nlisten = \"0.0.0.0:8443\"\n{cert}\n{extra}\n")
+    };
+    let config = load(&tls("redirect_http = true\nredirect_port = 443"), &[]).unwrap();
+    assert_eq!(config.tls.unwrap().redirect_port, Some(443));
+    let flagged = load(&tls("redirect_http = 308"), &["--redirect-port", "443"]).unwrap();
+    assert_eq!(flagged.tls.unwrap().redirect_port, Some(443));
+    assert_eq!(
+        load(&tls("redirect_http = true"), &[])
+            .unwrap()
+            .tls
+            .unwrap()
+            .redirect_port,
+        None
+    );
+    assert_refused(
+        &tls("redirect_port = 443"),
+        "tls.redirect_port",
+        "which is off",
+    );
+    assert_refused(
+        &tls("redirect_http = true\nredirect_port = 0"),
+        "tls.redirect_port",
+        "a port is 1 to 65535",
+    );
+    let err = load(&tls(""), &["--redirect-port", "443"]).unwrap_err();
+    assert!(err.starts_with("--redirect-port: "), "{err}");
+}
+
+#[test]
 fn listeners_take_one_address_or_several_as_nginx_listen_lines_do() {
     let addrs = |list: &[&str]| -> Vec<std::net::SocketAddr> {
         list.iter().map(|a| a.parse().unwrap()).collect()

@@ -428,6 +428,7 @@ impl Resolved {
         if t.listen.is_empty() {
             if !certificates.is_empty()
                 || t.redirect_http.is_some_and(|r| r.0.is_some())
+                || t.redirect_port.is_some()
                 || t.hsts.is_some()
                 || t.http2.unwrap_or(false)
                 || t.protocols.is_some()
@@ -504,6 +505,7 @@ impl Resolved {
             listen: t.listen.clone(),
             certificates,
             redirect_http: t.redirect_http.and_then(|r| r.0),
+            redirect_port: self.redirect_port()?,
             hsts: t.hsts.clone(),
             http2: t.http2.unwrap_or(false),
             handshake_timeout: nonzero_timeout(
@@ -519,6 +521,25 @@ impl Resolved {
                 },
             )?,
         }))
+    }
+
+    /// `[tls] redirect_port`: a port, and only beside `redirect_http`, which it is for.
+    fn redirect_port(&self) -> anyhow::Result<Option<u16>> {
+        let t = &self.settings.tls;
+        let invalid = |message: &str| {
+            if self.from_flags.contains("tls.redirect_port") {
+                anyhow!("--redirect-port: {message}")
+            } else {
+                self.invalid_in_file("tls.redirect_port", message)
+            }
+        };
+        match t.redirect_port {
+            Some(0) => Err(invalid("a port is 1 to 65535")),
+            Some(_) if t.redirect_http.is_none_or(|r| r.0.is_none()) => Err(invalid(
+                "names the port of `redirect_http`'s redirect, which is off",
+            )),
+            port => Ok(port),
+        }
     }
 
     /// The key exchange groups, in the order given, once each; each version accepted must

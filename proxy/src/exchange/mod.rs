@@ -462,8 +462,8 @@ pub(crate) async fn serve(
     outcome
 }
 
-/// The HTTPS port to send a plain request to, and the redirect's status: ringway's TLS
-/// port when `[tls] redirect_http` is on and the request came over plain HTTP, 443 when
+/// The HTTPS port to send a plain request to, and the redirect's status: `redirect_port`,
+/// else ringway's TLS port, when `[tls] redirect_http` is on and the request came over plain HTTP, 443 when
 /// `redirect_forwarded_http` is on and a trusted proxy says the client used plain HTTP.
 /// Every request but an ACME HTTP-01 challenge, which certificate authorities fetch over
 /// plain HTTP (nginx users keep a `location /.well-known/acme-challenge/` in their port 80
@@ -479,8 +479,11 @@ fn redirects_to_https(client: &Client, worker: &Worker, routed: &Routed<'_>) -> 
         // A trusted balancer in front says what the client used: its word decides, or a
         // request it took over HTTPS would be sent round to ringway's TLS port for ever.
         Some((scheme, status)) => (scheme == b"http").then_some((443, status))?,
-        None => match config.tls.as_ref().and_then(|t| t.redirect_http) {
-            Some(status) if !client.is_tls() => (worker.tls_port?, status),
+        None => match config.tls.as_ref() {
+            Some(tls) if !client.is_tls() => {
+                let status = tls.redirect_http?;
+                (tls.redirect_port.or(worker.tls_port)?, status)
+            }
             _ => return None,
         },
     };

@@ -55,6 +55,8 @@ pub struct TlsConfig {
     pub certificates: Vec<CertFiles>,
     /// Answer plain HTTP with a redirect to HTTPS, of this status.
     pub redirect_http: Option<u16>,
+    /// The port that redirect names (`None`: the first TLS listener's).
+    pub redirect_port: Option<u16>,
     /// Strict-Transport-Security value for TLS answers.
     pub hsts: Option<String>,
     /// Time a client has to complete its handshake.
@@ -285,6 +287,7 @@ mod tests {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
             certificates: vec![files],
             redirect_http: None,
+            redirect_port: None,
             hsts: None,
             handshake_timeout: Duration::from_secs(10),
             http2: false,

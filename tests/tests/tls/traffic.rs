@@ -66,6 +66,31 @@ fn plain_http_may_be_redirected_with_a_308() {
     );
 }
 
+/// `redirect_port`: TLS reached through a port mapping (a container's listener published
+/// as 443) is redirected to the port the clients use, as nginx's `return 301
+/// https://$host$request_uri;` names none.
+#[test]
+fn plain_http_may_be_redirected_to_the_published_port() {
+    let pki = Pki::new();
+    let a = pki.issue("a", &["a.test"], 0x0A0C, (2031, 1, 1));
+    let uwsgi = Uwsgi::start(App::Raw);
+    for (port, shown) in [("443", String::new()), ("8443", ":8443".to_owned())] {
+        let ringway = Ringway::with(&uwsgi)
+            .arg("--tls-listen", "127.0.0.1:0")
+            .arg("--tls-cert", a.cert.to_str().expect("utf-8"))
+            .arg("--tls-key", a.key.to_str().expect("utf-8"))
+            .flag("--redirect-http")
+            .arg("--redirect-port", port)
+            .start();
+        let r = roundtrip(ringway.addr(), &Req::get("/x?y=1").host(Some("a.test")));
+        assert_eq!(
+            (r.status, r.header("location")),
+            (301, Some(format!("https://a.test{shown}/x?y=1"))),
+            "{r:?}"
+        );
+    }
+}
+
 #[test]
 fn plain_http_is_redirected_to_https_with_path_and_query_and_hsts_only_over_tls() {
     let pki = Pki::new();
