@@ -167,6 +167,7 @@ impl Routes {
                     fallback: None,
                     dotfiles: *dotfiles,
                     file: None,
+                    types: Default::default(),
                 }),
             };
             routes.push(Route {

@@ -736,6 +736,7 @@ pub(crate) mod tests {
                     fallback: None,
                     dotfiles: false,
                     file: None,
+                    types: Default::default(),
                 }),
             )
         };

@@ -1431,3 +1431,67 @@ fn an_exact_route_serves_the_one_file_its_static_names() {
         refused.stderr
     );
 }
+
+/// A route's own `types` and `default_type` against nginx's in a location: `types {}
+/// default_type text/plain;`, the guard on users' uploads (an uploaded page or SVG must
+/// not run as the site's own), and a table of one's own.
+#[test]
+fn a_routes_types_and_default_type_are_nginx_s() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for name in ["evil.html", "x.svg", "noext", "r.PDF", "a.css"] {
+        std::fs::write(dir.path().join(name), b"<script>alert(1)</script>").expect("write");
+    }
+    let root = dir.path().display();
+    let uwsgi = Uwsgi::start(App::Raw);
+    let ringway = Ringway::with_config(format!(
+        "[upstreams.app]
+         servers = [\"{up}\"]
+         [[routes]]
+         path = \"/uploads/\"
+         static = \"{root}\"
+         types = {{}}
+         default_type = \"text/plain\"
+         [[routes]]
+         path = \"/own/\"
+         static = \"{root}\"
+         types = {{ pdf = \"application/pdf\" }}
+         default_type = \"application/x-unknown\"
+         [[routes]]
+         path = \"/\"
+         upstream = \"app\"
+        ",
+        up = uwsgi.upstream()
+    ))
+    .start();
+    let nginx = Nginx::start_with_locations(
+        uwsgi.socket(),
+        &format!(
+            "location /uploads/ {{ types {{ }} default_type text/plain; alias {root}/; }}
+             location /own/ {{ types {{ application/pdf pdf; }}
+                              default_type application/x-unknown; alias {root}/; }}"
+        ),
+    );
+    let cases = [
+        ("/uploads/evil.html", "text/plain"),
+        ("/uploads/x.svg", "text/plain"),
+        ("/uploads/noext", "text/plain"),
+        ("/uploads/r.PDF", "text/plain"),
+        ("/own/r.PDF", "application/pdf"),
+        ("/own/a.css", "application/x-unknown"),
+        ("/own/evil.html", "application/x-unknown"),
+    ];
+    let mut problems = Vec::new();
+    for (target, want) in cases {
+        for (stack, addr) in [("ringway", ringway.addr()), ("nginx", nginx.addr())] {
+            let r = roundtrip(addr, &Req::get(target));
+            let got = r.header("content-type").map(|t| media_type(&t).0);
+            if r.status != 200 || got.as_deref() != Some(want) {
+                problems.push(format!(
+                    "{stack} {target}: {} {got:?}, want {want}",
+                    r.status
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}

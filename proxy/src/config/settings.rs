@@ -682,6 +682,14 @@ pub struct RouteSettings {
     /// Serve dotfiles and dot-directories (refused by default).
     #[serde(default)]
     pub dotfiles: bool,
+    /// The route's own media types, extension to type (`{ pdf = "application/pdf" }`), in
+    /// place of the built-in table (nginx's `types` in a location); `{}` knows none, so
+    /// that every file is `default_type` (nginx's `types {} default_type text/plain;`, the
+    /// guard on users' uploads) [default: the built-in table, mime_guess's].
+    pub types: Option<BTreeMap<String, String>>,
+    /// The type of a file whose extension the table does not know (nginx's
+    /// `default_type`) [default: application/octet-stream].
+    pub default_type: Option<String>,
     /// Requests per client IP: `{ rate = "5r/s", burst = 10 }` (nginx's `limit_req`, with
     /// `nodelay`); past the burst, 429.
     pub limit_req: Option<LimitReqSettings>,

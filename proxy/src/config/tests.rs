@@ -181,7 +181,7 @@ fn every_readme_example_loads() {
     );
     // The static routes' directories, made where the examples say /srv/app/.
     let srv = tempfile::tempdir().unwrap();
-    for dir in ["static", "private", "public", "media", "dashboard"] {
+    for dir in ["static", "private", "public", "media", "dashboard", "uploads"] {
         std::fs::create_dir(srv.path().join(dir)).unwrap();
     }
     std::fs::write(srv.path().join("static/favicon.ico"), [0u8; 16]).unwrap();
@@ -616,6 +616,31 @@ fn each_route_mistake_is_refused_with_its_key() {
             "[[routes]]\npath = \"/s/\"\nstatic = \"/tmp\"\nfallback = \"nope\"\n",
             "routes[0].fallback",
             "no upstream group",
+        ),
+        (
+            "[[routes]]\npath = \"/s/\"\nstatic = \"/tmp\"\ntypes = { \".pdf\" = \"application/pdf\" }\n",
+            "routes[0].types",
+            "an extension, without its dot",
+        ),
+        (
+            "[[routes]]\npath = \"/s/\"\nstatic = \"/tmp\"\ntypes = { pdf = \"pdf\" }\n",
+            "routes[0].types",
+            "is not a media type",
+        ),
+        (
+            "[[routes]]\npath = \"/s/\"\nstatic = \"/tmp\"\ntypes = { pdf = \"a/b\", PDF = \"a/c\" }\n",
+            "routes[0].types",
+            "given twice",
+        ),
+        (
+            "[[routes]]\npath = \"/s/\"\nstatic = \"/tmp\"\ndefault_type = \"text/plain\\n\"\n",
+            "routes[0].default_type",
+            "is not a media type",
+        ),
+        (
+            "[[routes]]\npath = \"/\"\nupstream = \"app\"\ndefault_type = \"text/plain\"\n",
+            "routes[0].default_type",
+            "does not apply",
         ),
         (
             "[[routes]]\npath = \"/s/\"\nstatic = \"/tmp\"\nfallback = \"/s/../index.html\"\n",

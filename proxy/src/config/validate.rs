@@ -36,7 +36,7 @@ use crate::routes::{
     Action, AuthRequest, FixedAnswer, Found, LimitExcept, PathRegex, Route, RouteTable,
     highest_group,
 };
-use crate::static_files::{Encoding, Fallback, Root, StaticRoute};
+use crate::static_files::{Encoding, Fallback, MediaTypes, Root, StaticRoute};
 use crate::tls::{CertFiles, ClientAuth, TlsConfig};
 
 /// The longest `app.ready_timeout` and `app.stop_timeout`: beyond, a typo (`60m` for `60s`).
@@ -1933,6 +1933,57 @@ fn static_route(
         fallback,
         dotfiles: route.dotfiles,
         file,
+        types: media_types(route)?,
+    })
+}
+
+/// A static route's `types` and `default_type`: extensions without their dot (kept in lower
+/// case, as nginx looks them up), each type a `type/subtype` a header can carry.
+fn media_types(route: &RouteSettings) -> Result<MediaTypes, (&'static str, String)> {
+    let is_media_type = |t: &str| {
+        let essence = t.split(';').next().unwrap_or_default().trim();
+        is_header_value(t)
+            && t.trim() == t
+            && essence
+                .split_once('/')
+                .is_some_and(|(a, b)| is_header_name(a) && is_header_name(b))
+    };
+    let own = match &route.types {
+        None => None,
+        Some(types) => {
+            let mut own = BTreeMap::new();
+            for (ext, media) in types {
+                let lower = ext.to_ascii_lowercase();
+                if ext.is_empty() || ext.contains(['.', '/']) || !is_header_name(ext) {
+                    return Err((
+                        "types",
+                        format!("{ext:?}: an extension, without its dot (\"pdf\")"),
+                    ));
+                }
+                if !is_media_type(media) {
+                    return Err((
+                        "types",
+                        format!("{ext}: {media:?} is not a media type (\"application/pdf\")"),
+                    ));
+                }
+                if own.insert(lower, media.clone()).is_some() {
+                    return Err(("types", format!("{ext:?} is given twice, in two cases")));
+                }
+            }
+            Some(own)
+        }
+    };
+    if let Some(default) = &route.default_type
+        && !is_media_type(default)
+    {
+        return Err((
+            "default_type",
+            format!("{default:?} is not a media type (\"text/plain\")"),
+        ));
+    }
+    Ok(MediaTypes {
+        own,
+        default: route.default_type.clone(),
     })
 }
 
@@ -1980,6 +2031,8 @@ fn misplaced_key(route: &RouteSettings, action: &Action) -> Option<&'static str>
         ("precompressed", !route.precompressed.is_empty()),
         ("fallback", route.fallback.is_some()),
         ("dotfiles", route.dotfiles),
+        ("types", route.types.is_some()),
+        ("default_type", route.default_type.is_some()),
     ];
     let upstream_only = [
         ("script_name", route.script_name.is_some()),

@@ -121,7 +121,7 @@ pub(super) async fn serve(
             // open the file if this one leaves) exists before the client is looked at.
             None => tokio::select! {
                 biased;
-                found = cache.open_anew(f.route_index, &files.root, f.rel) => found,
+                found = cache.open_anew(f.route_index, files, f.rel) => found,
                 () = client.gone(false) => return Err(Fail::ClientGone),
             },
         };
@@ -273,8 +273,7 @@ async fn precompressed(
             let mut sibling = f.rel.to_vec();
             sibling.extend_from_slice(encoding.suffix());
             let cache = &worker.files;
-            if let Lookup::File(sibling) = cache.open(f.route_index, &f.files.root, &sibling).await
-            {
+            if let Lookup::File(sibling) = cache.open(f.route_index, f.files, &sibling).await {
                 return (sibling, Some(encoding.coding()));
             }
         }

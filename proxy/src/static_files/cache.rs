@@ -23,9 +23,9 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio_uring::fs::File;
 
+use super::StaticRoute;
 use super::decision::{FileMeta, Validators};
-use super::head::content_type;
-use super::open::{Opened, Root};
+use super::open::Opened;
 use crate::clock::Coarse;
 
 /// How long an entry is trusted.
@@ -128,16 +128,16 @@ impl Default for FileCache {
 
 impl FileCache {
     /// `rel` under `root` (the root of the route at `route`), from the cache or opened.
-    pub(crate) async fn open(&self, route: usize, root: &Arc<Root>, rel: &[u8]) -> Lookup {
+    pub(crate) async fn open(&self, route: usize, files: &StaticRoute, rel: &[u8]) -> Lookup {
         match self.reused(route, rel) {
             Some(found) => found,
-            None => self.open_anew(route, root, rel).await,
+            None => self.open_anew(route, files, rel).await,
         }
     }
 
     /// Opens `rel` under `root` on the blocking pool (after [`FileCache::reused`] said so),
     /// within the worker's bound on opens in flight, and keeps what it found.
-    pub(crate) async fn open_anew(&self, route: usize, root: &Arc<Root>, rel: &[u8]) -> Lookup {
+    pub(crate) async fn open_anew(&self, route: usize, files: &StaticRoute, rel: &[u8]) -> Lookup {
         // However this open ends (failed, or its request gone), another may start.
         let _reopening = Reopening {
             cache: self,
@@ -148,7 +148,7 @@ impl FileCache {
         let Ok(opening) = Arc::clone(&self.opening).acquire_owned().await else {
             return Lookup::Failed(std::io::ErrorKind::Other);
         };
-        let (root, owned) = (Arc::clone(root), rel.to_vec());
+        let (root, owned) = (Arc::clone(&files.root), rel.to_vec());
         let room = self.held.get() < MAX_HELD;
         let opened = tokio::task::spawn_blocking(move || {
             let _opening = opening;
@@ -176,7 +176,7 @@ impl FileCache {
                     file: Rc::new(File::from_std(file)),
                     meta,
                     validators: Validators::of(&meta),
-                    content_type: Rc::from(content_type(rel)),
+                    content_type: Rc::from(files.types.content_type(rel)),
                     bytes,
                 })
             }
@@ -311,7 +311,22 @@ mod tests {
 
     use super::{FileCache, Lookup, SMALL_FILE};
     use crate::clock::Coarse;
-    use crate::static_files::Root;
+    use crate::static_files::{Root, StaticRoute};
+
+    /// A route serving the files of `dir`, as the built-in table types them.
+    fn files_in(dir: &std::path::Path) -> StaticRoute {
+        StaticRoute {
+            root: Arc::new(Root::open(dir).unwrap()),
+            expires: None,
+            immutable: false,
+            index: None,
+            precompressed: Vec::new(),
+            fallback: None,
+            dotfiles: false,
+            file: None,
+            types: Default::default(),
+        }
+    }
 
     #[test]
     fn small_files_keep_their_bytes_and_large_ones_do_not() {
@@ -319,7 +334,7 @@ mod tests {
         let small = vec![b's'; usize::try_from(SMALL_FILE).unwrap()];
         std::fs::write(dir.path().join("small.css"), &small).unwrap();
         std::fs::write(dir.path().join("large.bin"), vec![b'l'; 20_000]).unwrap();
-        let root = Arc::new(Root::open(dir.path()).unwrap());
+        let root = files_in(dir.path());
         tokio_uring::start(async {
             let cache = FileCache::default();
             let Lookup::File(found) = cache.open(0, &root, b"small.css").await else {
@@ -350,7 +365,7 @@ mod tests {
     fn an_expired_entry_is_opened_again_by_one_request_at_a_time() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a.css"), b"a{}").unwrap();
-        let root = Arc::new(Root::open(dir.path()).unwrap());
+        let root = files_in(dir.path());
         tokio_uring::start(async {
             let cache = FileCache::default();
             let Lookup::File(first) = cache.open(0, &root, b"a.css").await else {
@@ -399,7 +414,7 @@ mod tests {
     #[test]
     fn long_paths_are_looked_up_but_not_kept() {
         let dir = tempfile::tempdir().unwrap();
-        let root = Arc::new(Root::open(dir.path()).unwrap());
+        let root = files_in(dir.path());
         tokio_uring::start(async {
             let cache = FileCache::default();
             let long = vec![b'a'; super::MAX_KEY + 1];
@@ -422,7 +437,7 @@ mod tests {
     fn a_cleared_cache_serves_what_it_opens_and_keeps_nothing() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a.css"), b"a").unwrap();
-        let root = Arc::new(Root::open(dir.path()).unwrap());
+        let root = files_in(dir.path());
         tokio_uring::start(async {
             let cache = FileCache::default();
             assert!(matches!(

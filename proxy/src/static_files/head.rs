@@ -1,8 +1,6 @@
 //! The head of a file answer (200, 206, 304), its content type, and which precompressed
 //! sibling the client accepts.
 
-use std::borrow::Cow;
-
 use super::decision::{FileMeta, Validators};
 use crate::clock::http_date_at;
 use crate::config::{CacheFor, Expires};
@@ -189,62 +187,6 @@ pub(crate) fn push_cache_control(out: &mut Vec<u8>, (cache, immutable): (CacheFo
     }
 }
 
-/// The Content-Type for a file name, from its extension, with `charset=utf-8` on text.
-pub(crate) fn content_type(name: &[u8]) -> Cow<'static, str> {
-    let ext = name
-        .rsplit(|&b| b == b'/')
-        .next()
-        .and_then(|file| {
-            file.iter()
-                .rposition(|&b| b == b'.')
-                .map(|dot| &file[dot + 1..])
-        })
-        .and_then(|ext| std::str::from_utf8(ext).ok())
-        .unwrap_or("");
-    let media = common_media_type(ext).unwrap_or_else(|| {
-        mime_guess::from_ext(ext)
-            .first_raw()
-            .unwrap_or("application/octet-stream")
-    });
-    // The common text types without an allocation per request.
-    let with_charset = match media {
-        "text/css" => "text/css; charset=utf-8",
-        "text/html" => "text/html; charset=utf-8",
-        "text/plain" => "text/plain; charset=utf-8",
-        "text/javascript" => "text/javascript; charset=utf-8",
-        "application/javascript" => "application/javascript; charset=utf-8",
-        "application/json" => "application/json; charset=utf-8",
-        "image/svg+xml" => "image/svg+xml; charset=utf-8",
-        "application/xml" => "application/xml; charset=utf-8",
-        "application/manifest+json" => "application/manifest+json; charset=utf-8",
-        other if other.starts_with("text/") => {
-            return Cow::Owned(format!("{other}; charset=utf-8"));
-        }
-        other => other,
-    };
-    Cow::Borrowed(with_charset)
-}
-
-/// The media types of a site's most served extensions, found without mime_guess's search of
-/// its whole table (the same answers as mime_guess; the unit tests compare them).
-fn common_media_type(ext: &str) -> Option<&'static str> {
-    Some(match ext {
-        "css" => "text/css",
-        "js" => "text/javascript",
-        "html" | "htm" => "text/html",
-        "json" => "application/json",
-        "png" => "image/png",
-        "jpg" | "jpeg" => "image/jpeg",
-        "gif" => "image/gif",
-        "svg" => "image/svg+xml",
-        "ico" => "image/x-icon",
-        "webp" => "image/webp",
-        "woff2" => "font/woff2",
-        "txt" => "text/plain",
-        _ => return None,
-    })
-}
-
 /// Whether an Accept-Encoding value accepts `coding` (named, or through `*`, with q > 0).
 pub(crate) fn accepts(accept_encoding: &[u8], coding: &str) -> bool {
     let mut named = None;
@@ -293,31 +235,6 @@ fn qvalue(text: &[u8]) -> Option<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_common_types_are_mime_guess_s() {
-        for ext in [
-            "css", "js", "html", "htm", "json", "png", "jpg", "jpeg", "gif", "svg", "ico", "webp",
-            "woff2", "txt",
-        ] {
-            assert_eq!(
-                super::common_media_type(ext),
-                mime_guess::from_ext(ext).first_raw(),
-                "{ext}"
-            );
-        }
-    }
-
-    #[test]
-    fn content_types() {
-        assert_eq!(content_type(b"a/b.css"), "text/css; charset=utf-8");
-        assert_eq!(content_type(b"x.json"), "application/json; charset=utf-8");
-        assert_eq!(content_type(b"i.svg"), "image/svg+xml; charset=utf-8");
-        assert_eq!(content_type(b"p.png"), "image/png");
-        assert_eq!(content_type(b"noext"), "application/octet-stream");
-        assert_eq!(content_type(b"dir.d/noext"), "application/octet-stream");
-        assert_eq!(content_type(b"x.UNKNOWNEXT"), "application/octet-stream");
-    }
 
     #[test]
     fn accept_encoding() {

@@ -9,6 +9,7 @@
 mod cache;
 mod decision;
 mod head;
+mod media;
 mod open;
 
 use std::sync::Arc;
@@ -18,9 +19,8 @@ use crate::config::Expires;
 pub(crate) use cache::{CachedFile, FileCache, Kept, Lookup};
 pub use decision::{Conditions, Decision};
 pub(crate) use decision::{FileMeta, Validators, decide};
-pub(crate) use head::{
-    Extra, FileHead, Gzipped, accepts, content_type, push_cache_control, write_file_head,
-};
+pub(crate) use head::{Extra, FileHead, Gzipped, accepts, push_cache_control, write_file_head};
+pub(crate) use media::{MediaTypes, content_type};
 pub(crate) use open::{Opened, Root, has_dot_segment, index_rel};
 
 /// A precompressed sibling a route may serve (nginx's `gzip_static`, and brotli).
@@ -86,4 +86,6 @@ pub(crate) struct StaticRoute {
     /// The one file of `root` an exact route serves when its `static` names a file
     /// (`location = /favicon.ico { alias .../favicon.ico; }`).
     pub(crate) file: Option<String>,
+    /// How its files are typed (`types`, `default_type`).
+    pub(crate) types: MediaTypes,
 }
