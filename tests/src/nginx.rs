@@ -105,11 +105,21 @@ impl Nginx {
     /// As [`Nginx::start_uwsgi_group`], each socket with the parameters of its `server`
     /// line (`weight=3 backup`).
     pub fn start_uwsgi_group_with(servers: &[(&Path, &str)], directives: &str) -> Nginx {
+        Nginx::start_uwsgi_group_balanced(servers, "", directives)
+    }
+
+    /// As [`Nginx::start_uwsgi_group_with`], with `method` (`ip_hash;`) in the `upstream`
+    /// block.
+    pub fn start_uwsgi_group_balanced(
+        servers: &[(&Path, &str)],
+        method: &str,
+        directives: &str,
+    ) -> Nginx {
         let servers: String = servers
             .iter()
             .map(|(s, params)| format!("server unix:{} {params};\n        ", s.display()))
             .collect();
-        let group = format!("upstream app_group {{\n        {servers}}}");
+        let group = format!("upstream app_group {{\n        {method}\n        {servers}}}");
         let pass = format!("{directives}\n            uwsgi_pass app_group;");
         Nginx::start_with(|dir, addr| config(dir, addr, &pass, true, "", &group))
     }

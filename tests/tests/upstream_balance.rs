@@ -237,3 +237,83 @@ fn next_upstream_tries_and_timeout_bound_the_moves_as_in_nginx() {
     let untimed = ("upstream_read_timeout = \"1s\"", "uwsgi_read_timeout 1s;");
     case(&uwsgis, &all, untimed, &slow, "b");
 }
+
+/// `balance = "ip_hash"` against nginx's `ip_hash`: clients named by a trusted proxy's
+/// X-Forwarded-For (IPv4 by their first three bytes, IPv6 whole) land on the server nginx
+/// sends them to, weights counted, and keep to it; a server marked down, or whose connect
+/// fails, passes its clients on by hashing again, as nginx's.
+#[test]
+fn ip_hash_sends_each_client_where_nginx_sends_it() {
+    let uwsgis = trio();
+    let clients: Vec<String> = (0..24)
+        .map(|i| format!("198.51.{i}.{}", 200 - i))
+        .chain((0..8).map(|i| format!("2001:db8:{i:x}::{:x}", i * 7 + 1)))
+        .collect();
+    let reqs: Vec<Req> = clients
+        .iter()
+        .map(|c| Req::get("/").header("X-Forwarded-For", c))
+        .collect();
+    let realip = "set_real_ip_from 127.0.0.1; real_ip_header X-Forwarded-For;";
+    let route = "[[routes]]\npath = \"/\"\nupstream = \"app\"\n";
+    for params in [["", "", ""], ["", "weight=3", ""], ["", "down", ""]] {
+        let servers: Vec<(&std::path::Path, &str)> = uwsgis
+            .iter()
+            .zip(params)
+            .map(|(u, p)| (u.socket(), p))
+            .collect();
+        let nginx = Nginx::start_uwsgi_group_balanced(&servers, "ip_hash;", realip);
+        let listed: Vec<String> = uwsgis
+            .iter()
+            .zip(params)
+            .map(|(u, p)| format!("{:?}", format!("{} {p}", u.upstream()).trim()))
+            .collect();
+        let ringway = Ringway::with_config(format!(
+            "trusted_proxy = [\"127.0.0.1\"]\n[upstreams.app]\nservers = [{}]\n\
+             balance = \"ip_hash\"\n{route}",
+            listed.join(", ")
+        ))
+        .workers(1)
+        .start();
+        let by_nginx = send_all(nginx.addr(), &reqs);
+        assert_eq!(
+            send_all(ringway.addr(), &reqs),
+            by_nginx,
+            "{params:?}: ringway, then nginx"
+        );
+        // Spread over the servers that take requests, and the same again.
+        let used: std::collections::BTreeSet<_> = by_nginx.iter().map(|s| s.1.clone()).collect();
+        let taking = params.iter().filter(|p| !p.contains("down")).count();
+        assert_eq!(used.len(), taking, "{params:?}: {by_nginx:?}");
+        assert_eq!(
+            send_all(ringway.addr(), &reqs),
+            by_nginx,
+            "{params:?}: kept to"
+        );
+    }
+
+    // A server that refuses its connects: its clients go where hashing again sends them
+    // (the first of them after the failed connect, the rest at once: out of turn).
+    let dead = uwsgis[0].socket().with_file_name("no-such-app.sock");
+    let servers = [
+        (dead.as_path(), ""),
+        (uwsgis[1].socket(), ""),
+        (uwsgis[2].socket(), ""),
+    ];
+    let nginx = Nginx::start_uwsgi_group_balanced(&servers, "ip_hash;", realip);
+    let ringway = Ringway::with_config(format!(
+        "trusted_proxy = [\"127.0.0.1\"]\n[upstreams.app]\nservers = [\"unix:{}\", \"{}\", \"{}\"]\n\
+         balance = \"ip_hash\"\n{route}",
+        dead.display(),
+        uwsgis[1].upstream(),
+        uwsgis[2].upstream()
+    ))
+    .workers(1)
+    .start();
+    let by_nginx = send_all(nginx.addr(), &reqs);
+    assert!(by_nginx.iter().all(|s| s.0 == 200), "{by_nginx:?}");
+    assert_eq!(
+        send_all(ringway.addr(), &reqs),
+        by_nginx,
+        "a dead server: ringway, then nginx"
+    );
+}

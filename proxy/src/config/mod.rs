@@ -175,6 +175,20 @@ pub struct Group {
     pub keepalive: KeepAlive,
     /// Requests at each server at once, and the queue for a free slot (`None`: no limit).
     pub slots: Option<SlotLimits>,
+    /// How a server is chosen for each request.
+    pub balance: Balance,
+}
+
+/// How a group's server is chosen for a request (nginx's balancing methods in an `upstream`
+/// block).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Balance {
+    /// Weighted round robin, nginx's default.
+    #[default]
+    RoundRobin,
+    /// By the real client's address, so that a client keeps to one server (nginx's
+    /// `ip_hash`: an IPv4 address's first three bytes, or a whole IPv6 one).
+    IpHash,
 }
 
 impl Group {

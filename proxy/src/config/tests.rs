@@ -181,7 +181,14 @@ fn every_readme_example_loads() {
     );
     // The static routes' directories, made where the examples say /srv/app/.
     let srv = tempfile::tempdir().unwrap();
-    for dir in ["static", "private", "public", "media", "dashboard", "uploads"] {
+    for dir in [
+        "static",
+        "private",
+        "public",
+        "media",
+        "dashboard",
+        "uploads",
+    ] {
         std::fs::create_dir(srv.path().join(dir)).unwrap();
     }
     std::fs::write(srv.path().join("static/favicon.ico"), [0u8; 16]).unwrap();
@@ -2987,5 +2994,27 @@ fn limit_rate_is_set_at_the_top_over_a_flag_and_per_route() {
         "upstream = [\"unix:/a\"]\nlimit_rate = \"fast\"\n",
         "limit_rate",
         "fast",
+    );
+}
+
+#[test]
+fn a_group_balances_round_robin_or_by_ip_hash() {
+    let group = |lines: &str| {
+        format!("[upstreams.app]\n{lines}\n[[routes]]\npath = \"/\"\nupstream = \"app\"\n")
+    };
+    let config = load(&group("servers = [\"unix:/a\", \"unix:/b\"]"), &[]).unwrap();
+    assert_eq!(config.groups[0].balance, crate::config::Balance::RoundRobin);
+    let hashed = group("servers = [\"unix:/a\", \"unix:/b weight=2\"]\nbalance = \"ip_hash\"");
+    let config = load(&hashed, &[]).unwrap();
+    assert_eq!(config.groups[0].balance, crate::config::Balance::IpHash);
+    assert_refused(
+        &group("servers = [\"unix:/a\"]\nbalance = \"least_conn\""),
+        "upstreams.app.balance",
+        "expected \"round_robin\" or \"ip_hash\"",
+    );
+    assert_refused(
+        &group("servers = [\"unix:/a\", \"unix:/b backup\"]\nbalance = \"ip_hash\""),
+        "upstreams.app.balance",
+        "ip_hash takes no `backup` server",
     );
 }

@@ -22,8 +22,8 @@ use super::values::{
     MetricsListen, REDIRECT_STATUSES, RealIpHeader, Size, TlsVersion, VerifyClient, is_off,
 };
 use super::{
-    AccessLogConfig, Buffering, Config, ConnLimits, DEFAULT_METRICS, Group, GroupServer, KeepAlive,
-    Limits, LogSink, MAX_GROUP_SERVERS, OpenedFile, SetValues, SlotLimits,
+    AccessLogConfig, Balance, Buffering, Config, ConnLimits, DEFAULT_METRICS, Group, GroupServer,
+    KeepAlive, Limits, LogSink, MAX_GROUP_SERVERS, OpenedFile, SetValues, SlotLimits,
 };
 use crate::access_log::Template;
 use crate::app::{AppConfig, Restart, StopSignal};
@@ -841,6 +841,7 @@ impl Resolved {
                 buffer_size: default_buffer_size,
                 keepalive: DEFAULT_KEEPALIVE,
                 slots: None,
+                balance: Balance::RoundRobin,
             });
         }
         for (name, group) in &s.upstreams {
@@ -859,14 +860,18 @@ impl Resolved {
             let protocol = one_protocol(&group.servers)
                 .map_err(|m| self.invalid_in_file(&format!("{at}.servers"), &m))?;
             let keepalive = self.keepalive(group, protocol, &at)?;
+            let servers = group_servers(&group.servers, self.lookup)
+                .map_err(|m| self.invalid_in_file(&format!("{at}.servers"), &m))?;
+            let balance = balance(group.balance.as_deref(), &servers)
+                .map_err(|m| self.invalid_in_file(&format!("{at}.balance"), &m))?;
             groups.push(Group {
                 name: name.clone(),
-                servers: group_servers(&group.servers, self.lookup)
-                    .map_err(|m| self.invalid_in_file(&format!("{at}.servers"), &m))?,
+                servers,
                 protocol,
                 buffer_size,
                 keepalive,
                 slots: self.slot_limits(group, &at)?,
+                balance,
             });
         }
         if groups.is_empty() && s.routes.is_empty() {
@@ -1935,6 +1940,24 @@ fn static_route(
         file,
         types: media_types(route)?,
     })
+}
+
+/// A group's `balance`; `ip_hash` takes no backup server, as nginx's refuses one (a client
+/// belongs to one server, and its hash would not move to a backup).
+fn balance(given: Option<&str>, servers: &[GroupServer]) -> Result<Balance, String> {
+    let balance = match given {
+        None | Some("round_robin") => Balance::RoundRobin,
+        Some("ip_hash") => Balance::IpHash,
+        Some(other) => {
+            return Err(format!(
+                "{other:?}: expected \"round_robin\" or \"ip_hash\""
+            ));
+        }
+    };
+    if balance == Balance::IpHash && servers.iter().any(|s| s.options.backup) {
+        return Err("ip_hash takes no `backup` server, as nginx's".into());
+    }
+    Ok(balance)
 }
 
 /// A static route's `types` and `default_type`: extensions without their dot (kept in lower

@@ -298,6 +298,7 @@ pub(super) async fn connect(
             reuse,
             &mut attempts.tried,
             bound,
+            req.from.ip,
         )
         .await?;
     let connected = Instant::now();

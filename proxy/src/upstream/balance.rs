@@ -3,6 +3,11 @@
 //! `ngx_http_upstream_round_robin.c` does them, in each worker as in each nginx worker
 //! process. The same weights give the same order as nginx (5, 1, 1: a a b a c a a).
 //!
+//! With `balance = "ip_hash"`, a request goes to the server its client's address hashes to,
+//! by nginx's `ngx_http_upstream_get_ip_hash_peer` (the same hash, so a client lands on the
+//! server nginx would send it to): a server down, out of turn, full or tried already is
+//! passed over by hashing again, and after 20 hashes the turn is round robin's.
+//!
 //! A group of one server keeps no failure count, as nginx's `single` peers: that server
 //! takes every request it can. With a backup beside it, nginx counts (it clears `single`
 //! when there are backups), so a failing primary goes out of turn and the backup takes its
@@ -12,9 +17,10 @@
 //! ago may be back.
 
 use std::cell::Cell;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use crate::config::ServerOptions;
+use crate::config::{Balance, ServerOptions};
 
 /// One worker's turn-taking state for a group's servers.
 pub(super) struct Balancer {
@@ -22,7 +28,14 @@ pub(super) struct Balancer {
     /// One server and no backup: no failure is counted against it (nginx's
     /// `peers->single`).
     single: bool,
+    balance: Balance,
+    /// The servers' weights together (nginx's `total_weight`), for `ip_hash`.
+    total_weight: u64,
 }
+
+/// Hashes `ip_hash` makes for a request before it leaves the choice to round robin
+/// (nginx's 20).
+const IP_HASH_TRIES: u32 = 20;
 
 struct Peer {
     weight: i64,
@@ -75,8 +88,8 @@ const TIERS: [Tier; 4] = [
 ];
 
 impl Balancer {
-    /// Servers with these options, in the configuration's order.
-    pub(super) fn new(options: impl Iterator<Item = ServerOptions>) -> Balancer {
+    /// Servers with these options, in the configuration's order, chosen as `balance` says.
+    pub(super) fn new(options: impl Iterator<Item = ServerOptions>, balance: Balance) -> Balancer {
         let peers = options
             .map(|o| Peer {
                 weight: i64::from(o.weight),
@@ -94,7 +107,13 @@ impl Balancer {
         // nginx clears `single` when there are backups (found by review: a single primary's
         // failures went uncounted, and each request waited for it before the backup).
         let single = peers.len() == 1;
-        Balancer { peers, single }
+        let total_weight = peers.iter().map(|p| p.weight.unsigned_abs()).sum();
+        Balancer {
+            peers,
+            single,
+            balance,
+            total_weight,
+        }
     }
 
     /// Whether server `i` can ever take a request (it is not marked `down`).
@@ -102,9 +121,75 @@ impl Balancer {
         self.peers.get(i).is_some_and(|p| !p.down)
     }
 
-    /// The server whose turn it is among those `eligible` allows (a request's untried
+    /// The server for a request from `client` among those `eligible` allows (its untried
     /// servers with room), taking the turn; `None` if none is left.
-    pub(super) fn pick(&self, now: Instant, eligible: impl Fn(usize) -> bool) -> Option<usize> {
+    pub(super) fn pick(
+        &self,
+        now: Instant,
+        client: IpAddr,
+        eligible: impl Fn(usize) -> bool,
+    ) -> Option<usize> {
+        if self.balance == Balance::IpHash
+            && !self.single
+            && let Some(i) = self.hashed(now, client, &eligible)
+        {
+            return Some(i);
+        }
+        self.round_robin(now, eligible)
+    }
+
+    /// nginx's `ngx_http_upstream_get_ip_hash_peer`: the address's bytes (an IPv4 one's
+    /// first three, an IPv6 one's sixteen) hashed, the hash taken modulo the total weight
+    /// walks the servers by weight; one that cannot take the request is passed over by
+    /// hashing again, up to [`IP_HASH_TRIES`] times.
+    fn hashed(
+        &self,
+        now: Instant,
+        client: IpAddr,
+        eligible: &impl Fn(usize) -> bool,
+    ) -> Option<usize> {
+        if self.total_weight == 0 {
+            return None;
+        }
+        let (v4, v6);
+        let bytes: &[u8] = match client.to_canonical() {
+            IpAddr::V4(ip) => {
+                v4 = ip.octets();
+                &v4[..3]
+            }
+            IpAddr::V6(ip) => {
+                v6 = ip.octets();
+                &v6
+            }
+        };
+        let mut hash: u64 = 89;
+        for _ in 0..IP_HASH_TRIES {
+            for &b in bytes {
+                hash = (hash * 113 + u64::from(b)) % 6271;
+            }
+            let mut w = hash % self.total_weight;
+            let (i, peer) = self.peers.iter().enumerate().find(|(_, p)| {
+                let weight = p.weight.unsigned_abs();
+                let here = w < weight;
+                w = w.saturating_sub(weight);
+                here
+            })?;
+            if !peer.down && !peer.out_of_turn(now) && eligible(i) {
+                if peer
+                    .checked
+                    .get()
+                    .is_none_or(|t| now.saturating_duration_since(t) > peer.fail_timeout)
+                {
+                    peer.checked.set(Some(now));
+                }
+                return Some(i);
+            }
+        }
+        None
+    }
+
+    /// The weighted round robin's turn among the servers `eligible` allows.
+    fn round_robin(&self, now: Instant, eligible: impl Fn(usize) -> bool) -> Option<usize> {
         TIERS.iter().find_map(|&tier| {
             self.smooth_turn(now, |i, peer| {
                 let in_tier = match tier {
@@ -193,11 +278,16 @@ mod tests {
             let s: crate::config::ServerAddr = addr.parse().unwrap();
             s.options
         });
-        Balancer::new(options)
+        Balancer::new(options, Balance::RoundRobin)
     }
 
+    /// Any client: round robin does not look.
+    const ANY: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
     fn turns(b: &Balancer, now: Instant, n: usize) -> Vec<usize> {
-        (0..n).map(|_| b.pick(now, |_| true).unwrap()).collect()
+        (0..n)
+            .map(|_| b.pick(now, ANY, |_| true).unwrap())
+            .collect()
     }
 
     #[test]
@@ -218,8 +308,8 @@ mod tests {
         let b = balancer(&["a", "b backup", "c down"]);
         let now = Instant::now();
         assert_eq!(turns(&b, now, 3), [0, 0, 0]);
-        assert_eq!(b.pick(now, |i| i != 0), Some(1), "a tried: the backup");
-        assert_eq!(b.pick(now, |i| i == 2), None, "down takes nothing");
+        assert_eq!(b.pick(now, ANY, |i| i != 0), Some(1), "a tried: the backup");
+        assert_eq!(b.pick(now, ANY, |i| i == 2), None, "down takes nothing");
         assert!(!b.takes_requests(2));
     }
 
@@ -227,13 +317,13 @@ mod tests {
     fn max_fails_within_fail_timeout_take_a_server_out_of_turn() {
         let b = balancer(&["a max_fails=2 fail_timeout=10s", "b"]);
         let t0 = Instant::now();
-        assert_eq!(b.pick(t0, |_| true), Some(0));
+        assert_eq!(b.pick(t0, ANY, |_| true), Some(0));
         assert!(!b.failed(0, t0), "one failure of two");
         assert!(b.failed(0, t0), "two");
         assert_eq!(turns(&b, t0, 3), [1, 1, 1]);
         // Out of turn, it is still the last resort; failing there, it is not taken out
         // anew (nothing more to log).
-        assert_eq!(b.pick(t0, |i| i == 0), Some(0));
+        assert_eq!(b.pick(t0, ANY, |i| i == 0), Some(0));
         assert!(!b.failed(0, t0));
         // The window over, it takes turns again; an answer forgets its failures.
         let later = t0 + Duration::from_secs(11);
@@ -264,6 +354,27 @@ mod tests {
         b.answered(0);
         assert_eq!(turns(&b, later, 2), [0, 0], "back in turn");
         assert!(b.failed(1, now), "a backup's failures count");
+    }
+
+    #[test]
+    fn ip_hash_hashes_the_first_three_bytes_as_nginx() {
+        let servers = ["a", "b", "c"].map(|s| {
+            let s: crate::config::ServerAddr = format!("unix:/{s}").parse().unwrap();
+            s.options
+        });
+        let b = Balancer::new(servers.into_iter(), Balance::IpHash);
+        let now = Instant::now();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        // 192.0.2: 89 → 3978 → 4273 → 6255 (x113 + byte, mod 6271); 6255 mod 3 = 0.
+        assert_eq!(b.pick(now, ip("192.0.2.7"), |_| true), Some(0));
+        // The last byte does not count; a v4-mapped address is its IPv4 one.
+        assert_eq!(b.pick(now, ip("192.0.2.200"), |_| true), Some(0));
+        assert_eq!(b.pick(now, ip("::ffff:192.0.2.9"), |_| true), Some(0));
+        // Passed over (tried, or no room): hashed again, 6255 → 4655 → 5522 → 3157 (mod 3:
+        // 1), the same for every client of that network.
+        assert_eq!(b.pick(now, ip("192.0.2.7"), |i| i != 0), Some(1));
+        // Nothing left to hash to: round robin's turn, which finds none either.
+        assert_eq!(b.pick(now, ip("192.0.2.7"), |_| false), None);
     }
 
     #[test]

@@ -149,6 +149,7 @@ mod tests {
                 time: Duration::from_secs(3600),
             },
             slots: None,
+            balance: Default::default(),
         }
     }
 

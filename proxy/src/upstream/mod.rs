@@ -23,6 +23,7 @@ mod stream;
 mod uwsgi;
 
 use std::io;
+use std::net::IpAddr;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -165,7 +166,7 @@ impl Upstreams {
             .collect();
         Upstreams {
             members,
-            balancer: Balancer::new(group.servers.iter().map(|s| s.options)),
+            balancer: Balancer::new(group.servers.iter().map(|s| s.options), group.balance),
             buffer_size: group.buffer_size,
             slots,
             protocol: group.protocol,
@@ -278,7 +279,9 @@ impl Upstreams {
     /// most telling one: busy or timed out says more than refused. With a `permit` (from
     /// [`Upstreams::slot`]) only servers with room are tried, and the connection keeps the
     /// server's slot. A kept HTTP connection is taken first when `reuse` allows. No server
-    /// is tried once `bound` is spent by the servers `tried` names.
+    /// is tried once `bound` is spent by the servers `tried` names. `client` is the request's
+    /// real client, which `ip_hash` chooses by.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn connect(
         &self,
         mut permit: Option<Permit>,
@@ -286,6 +289,7 @@ impl Upstreams {
         reuse: Reuse,
         tried: &mut Tried,
         bound: Failover,
+        client: IpAddr,
     ) -> Result<UpstreamConn, Fail> {
         let mut worst = Fail::UpstreamRefused;
         let mut tried_any = false;
@@ -298,7 +302,7 @@ impl Upstreams {
                 // Each pick at its own time: a connect before it may have taken seconds.
                 let now = Instant::now();
                 let eligible = |i| !passed.has(i) && (!with_room || self.has_room(i));
-                let Some(i) = self.balancer.pick(now, eligible) else {
+                let Some(i) = self.balancer.pick(now, client, eligible) else {
                     break;
                 };
                 if !passed.add(i) {
