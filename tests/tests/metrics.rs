@@ -697,6 +697,68 @@ fn a_request_its_client_abandons_is_counted_as_499() {
     assert!(counted, "{series} is not 3:\n{text}");
 }
 
+/// A request refused before it was routed (a head that does not parse) counts its error
+/// page's bytes, as its log line does.
+#[test]
+fn a_request_refused_unrouted_counts_its_pages_bytes() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let (ringway, metrics) = start_with_metrics(&uwsgi);
+    let mut page_bytes = 0;
+    for _ in 0..2 {
+        let r =
+            ringway_tests::client::roundtrip_raw(ringway.addr(), b"GET / HTTP/1.1\r\nHost\r\n\r\n")
+                .expect("an answer");
+        assert_eq!(r.status, 400, "{r:?}");
+        page_bytes += r.body.len();
+    }
+    assert!(page_bytes > 0);
+    let series = "ringway_response_body_bytes_total{route=\"\",code=\"400\"}";
+    let mut text = String::new();
+    let counted = poll_until(Duration::from_secs(10), || {
+        text = prometheus(metrics);
+        sample(&text, series) == page_bytes as f64
+    });
+    assert!(counted, "{series} is not {page_bytes}:\n{text}");
+}
+
+/// A server whose connect timed out before another took the request: the connect time
+/// measured is the one that succeeded, not the dead server's second on top of it.
+#[test]
+fn the_connect_time_is_the_server_that_took_the_requests() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let hole = ringway_tests::client::blackhole();
+    let ringway = Ringway::with_config(format!(
+        "upstream_connect_timeout = \"1s\"\n[upstreams.app]\nservers = [\"{}\", \"{}\"]\n\
+         [[routes]]\npath = \"/\"\nupstream = \"app\"\n",
+        hole.2,
+        uwsgi.upstream()
+    ))
+    .arg("--metrics", "127.0.0.1:0")
+    .workers(1)
+    .start();
+    let mut metrics = None;
+    assert!(poll_until(Duration::from_secs(10), || {
+        metrics = metrics_addr(&ringway.stderr());
+        metrics.is_some()
+    }));
+    let metrics = metrics.unwrap_or_else(|| unreachable!());
+    let started = Instant::now();
+    let r = roundtrip(ringway.addr(), &Req::get("/"));
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "the dead server came first"
+    );
+    let text = prometheus(metrics);
+    let count = sample(&text, "ringway_upstream_connect_duration_seconds_count");
+    let sum = sample(&text, "ringway_upstream_connect_duration_seconds_sum");
+    assert_eq!(count, 1.0, "{text}");
+    assert!(
+        sum < 0.5,
+        "connect time {sum} s: the dead server's timeout counted\n{text}"
+    );
+}
+
 /// A connection counts from its accept, not from its first request: while its PROXY header
 /// is awaited it is open (and holds a socket), and its wait in the accept queue ends at the
 /// accept (it read 2 s for a header sent 2 s late).

@@ -60,15 +60,13 @@ pub(crate) fn log_unparsed(
         && outcome.status != 0
         && logs_status(worker, outcome.reported_status())
     {
-        let mut outcome = *outcome;
-        outcome.body_bytes = client.body_bytes_sent();
         write(
             log,
             &worker.log_names,
             client,
             None,
             Subject::Unparsed(id),
-            &outcome,
+            outcome,
             arrival,
         );
     }

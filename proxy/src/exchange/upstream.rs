@@ -284,14 +284,15 @@ pub(super) async fn connect(
         permit = group.slot() => permit?,
         () = client.gone(target.route.limits.ignore_client_abort) => return Err(Fail::ClientGone),
     };
-    let connecting = Instant::now();
     let limits = &target.route.limits;
     let bound = Failover::new(
         limits.next_upstream_tries,
         limits.next_upstream_timeout,
-        attempts.connecting(connecting),
+        attempts.connecting(Instant::now()),
     );
-    let upstream = group
+    // Timed from the pick of the server that took it, as nginx times each try (found by
+    // review: a dead server's connect timeout counted as the next one's connect).
+    let (upstream, connecting) = group
         .connect(
             permit,
             limits.upstream_connect_timeout,

@@ -280,7 +280,8 @@ impl Upstreams {
     /// [`Upstreams::slot`]) only servers with room are tried, and the connection keeps the
     /// server's slot. A kept HTTP connection is taken first when `reuse` allows. No server
     /// is tried once `bound` is spent by the servers `tried` names. `client` is the request's
-    /// real client, which `ip_hash` chooses by.
+    /// real client, which `ip_hash` chooses by. With the connection comes the moment its
+    /// server was picked: the time before it went to servers that failed.
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn connect(
         &self,
@@ -290,7 +291,7 @@ impl Upstreams {
         tried: &mut Tried,
         bound: Failover,
         client: IpAddr,
-    ) -> Result<UpstreamConn, Fail> {
+    ) -> Result<(UpstreamConn, Instant), Fail> {
         let mut worst = Fail::UpstreamRefused;
         let mut tried_any = false;
         // A permit guarantees a server with room, but a scan can miss it while other
@@ -324,7 +325,7 @@ impl Upstreams {
                     self.conns.reused.fetch_add(1, Relaxed);
                     let mut conn = UpstreamConn::new(socket).kept_in(Rc::clone(pool), true);
                     conn.hold(slot);
-                    return Ok(conn.at_server(i));
+                    return Ok((conn.at_server(i), now));
                 }
                 match connect_one(&member.addr, limit).await {
                     Ok(mut conn) => {
@@ -334,7 +335,7 @@ impl Upstreams {
                             conn = conn.kept_in(Rc::clone(pool), false);
                         }
                         conn.hold(slot);
-                        return Ok(conn.at_server(i));
+                        return Ok((conn.at_server(i), now));
                     }
                     Err(err) => {
                         if let Some(errno) = local_shortage(&err) {
