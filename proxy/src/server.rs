@@ -544,6 +544,7 @@ async fn follow_generations(
             old.upstreams.iter().for_each(Upstreams::retire_pools);
             old.files.clear();
         }
+        state.idle.retune(next.config.keepalive_timeout);
         generation::install(Rc::new(state.worker(&next)));
     }
 }

@@ -13,7 +13,7 @@
 use std::net::SocketAddr;
 use std::process::Command;
 use std::thread::sleep;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ringway_tests::tls::{metrics, sample};
 use ringway_tests::uwsgi::{INSTANCE_HEADER, UwsgiOptions};
@@ -194,6 +194,34 @@ fn a_request_in_flight_across_a_reload_finishes_on_the_old_upstream() {
     let r = slow.read_response().expect("the slow answer");
     assert_eq!(served_by(&r), by("a"), "{r:?}");
     assert_eq!(r.text(), "slept 1500 ms");
+}
+
+/// A reload that lowers `keepalive_timeout` holds the connections idle then to it, as nginx
+/// closes its idle connections at a reload (found by review: they kept their old
+/// deadline).
+#[test]
+fn a_reload_holds_idle_connections_to_the_new_keepalive_timeout() {
+    let (a, _b) = start_two();
+    let config =
+        |timeout: &str| format!("keepalive_timeout = \"{timeout}\"\n{}", one_route(&a, "/"));
+    let ringway = Ringway::with_config(config("75s")).start();
+    let mut idle = Conn::open(ringway.addr());
+    idle.send(&Req::get("/").to_bytes()).expect("send");
+    let r = idle.read_response().expect("an answer");
+    assert_eq!(served_by(&r), by("a"), "{r:?}");
+    sleep(Duration::from_millis(300));
+    let line = ringway.reload(&config("1s"));
+    assert!(line.contains(RELOADED), "{line}");
+    let reloaded = Instant::now();
+    assert!(
+        idle.closed_within(Duration::from_secs(10)),
+        "the idle connection stayed open"
+    );
+    let took = reloaded.elapsed();
+    assert!(
+        took < Duration::from_millis(2500),
+        "closed {took:?} after the reload, not within the new 1 s"
+    );
 }
 
 #[test]

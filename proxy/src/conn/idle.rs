@@ -345,6 +345,19 @@ impl IdleConns {
         }
     }
 
+    /// A reload set `keepalive_timeout`: no parked connection waits longer than that from
+    /// now (nginx closes its idle connections at a reload; found by review: a timeout
+    /// lowered, or keep-alive turned off, left the parked ones their old deadline). The
+    /// next sweep closes those past it.
+    pub(crate) fn retune(&self, keepalive_timeout: Duration) {
+        let latest = Coarse::now() + keepalive_timeout;
+        for (_, place) in self.places.borrow_mut().iter_mut() {
+            if let Some((_, deadline)) = place.parked.as_mut() {
+                *deadline = (*deadline).min(latest);
+            }
+        }
+    }
+
     /// Closes every connection still parked: the worker is done (its drain may have ended
     /// before the grace did), and a parked connection holds its worker, which holds this.
     pub(crate) fn close_all(&self) {

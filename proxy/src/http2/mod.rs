@@ -12,7 +12,8 @@
 //!   pipeline as for HTTP/1.1 (the header list's own bound only guards HPACK's memory),
 //!   `keepalive_requests` streams per connection, `client_header_timeout` for the first
 //!   stream and `keepalive_timeout` with none open after it, `keepalive_time`, then GOAWAY;
-//!   a stopping worker sends GOAWAY and lets the open streams finish.
+//!   a stopping worker sends GOAWAY and lets the open streams finish; after a reload, the
+//!   next stream is the last (its connection keeps the old configuration's settings).
 //! - The session: [`session`], the TLS stream driven by `h2`'s polls.
 
 mod pipe;
@@ -344,6 +345,11 @@ pub(crate) async fn serve(
                 }
                 Some(Ok((request, respond))) => {
                     streams += 1;
+                    // After a reload the connection's streams would keep its old settings
+                    // (limits, timeouts): this one is its last, and the client's next
+                    // connection takes the new ones, as nginx sends every HTTP/2
+                    // connection its GOAWAY at a reload (found by review).
+                    let reloaded = crate::generation::newer_than(&worker).is_some();
                     // The live page's figures move as an HTTP/1.1 connection's do.
                     let (bytes_in, bytes_out) = (tls.bytes_read(), tls.bytes_written());
                     worker.stats.progress(live, streams, bytes_in, bytes_out);
@@ -355,6 +361,7 @@ pub(crate) async fn serve(
                     // goes with the first HEADERS, not before them); so does a connection
                     // past `keepalive_time` (nginx: the first HEADERS after it).
                     let last = streams >= keepalive_requests
+                        || reloaded
                         || refused.is_some()
                         || keepalive_timeout.is_zero()
                         || began.elapsed() > keepalive_time;
