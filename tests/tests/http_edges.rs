@@ -385,3 +385,32 @@ fn with_hosts_listed_any_other_host_gets_421_before_the_app() {
     );
     assert_eq!(r.status, 200, "{r:?}");
 }
+
+/// `max_header_size` four times nginx's `large_client_header_buffers` size gives nginx's
+/// longest request line: one buffer (found by review: the line stayed at 8 KiB whatever
+/// the head, and a 9 KiB URL nginx took got 414).
+#[test]
+fn the_longest_request_line_is_nginx_s_one_buffer_of_four() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let ringway = Ringway::with(&uwsgi)
+        .arg("--max-header-size", "40k")
+        .start();
+    let nginx = ringway_tests::Nginx::start_with_server_directives(
+        uwsgi.socket(),
+        "large_client_header_buffers 4 10k;",
+    );
+    for (line_kib, refused) in [(9, false), (11, true)] {
+        // The request line's length, its method and version included.
+        let target = format!("/{}", "a".repeat(line_kib * 1024 - "GET / HTTP/1.1".len()));
+        let wire = format!("GET {target} HTTP/1.1\r\nHost: localhost\r\n\r\n");
+        for (stack, addr) in [("ringway", ringway.addr()), ("nginx", nginx.addr())] {
+            let r = roundtrip_raw(addr, wire.as_bytes()).expect("an answer");
+            assert_eq!(
+                r.status == 414,
+                refused,
+                "{stack}, a {line_kib} KiB request line: {}",
+                r.status
+            );
+        }
+    }
+}

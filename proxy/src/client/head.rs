@@ -120,7 +120,7 @@ impl Client {
     ) -> Result<Option<RequestHead>, Fail> {
         let config = &worker.config;
         let limits = Limits {
-            max_request_line: config.max_header_size.clamp(1024, 8 * 1024),
+            max_request_line: request_line_limit(config.max_header_size),
             max_head: config.max_header_size,
             max_headers: MAX_REQUEST_HEADERS,
         };
@@ -238,9 +238,28 @@ impl Client {
     }
 }
 
+/// The longest request line in a head of at most `max_head` bytes: a quarter of it, at least
+/// 8 KiB, never more than the head. nginx's `large_client_header_buffers 4 SIZE` takes a
+/// line of one buffer (SIZE) in a head of four: its `max_header_size` (4 × SIZE) gives
+/// ringway the same line limit.
+fn request_line_limit(max_head: usize) -> usize {
+    (max_head / 4).max(8 * 1024).min(max_head)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_request_line_takes_one_of_nginxs_four_buffers() {
+        // `large_client_header_buffers 4 8k` (nginx's default), `4 10k`, `4 16k`.
+        assert_eq!(request_line_limit(32 * 1024), 8 * 1024);
+        assert_eq!(request_line_limit(40 * 1024), 10 * 1024);
+        assert_eq!(request_line_limit(64 * 1024), 16 * 1024);
+        // ringway's default head, and heads smaller than the line's floor.
+        assert_eq!(request_line_limit(16 * 1024), 8 * 1024);
+        assert_eq!(request_line_limit(4 * 1024), 4 * 1024);
+    }
 
     const LIMITS: Limits = Limits {
         max_request_line: 64,

@@ -65,7 +65,8 @@ pub struct Settings {
     #[arg(long, value_name = "BYTES")]
     pub upstream_buffer_size: Option<Size>,
 
-    /// Largest request head: request line plus headers (431 beyond) [default: 16k].
+    /// Largest request head: request line plus headers (431 beyond); the request line may
+    /// take a quarter of it, at least 8 KiB (414 beyond) [default: 16k].
     #[arg(long, value_name = "SIZE")]
     pub max_header_size: Option<Size>,
 
