@@ -12,7 +12,7 @@ pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Deadline for reading one whole response (10 MiB through a debug build fits easily).
 const RESPONSE_DEADLINE: Duration = Duration::from_secs(30);
 /// Largest response head accepted.
-const MAX_HEAD: usize = 64 * 1024;
+const MAX_HEAD: usize = 256 * 1024;
 /// Most header lines in a response head (httparse needs a slot for each).
 const MAX_HEADERS: usize = 256;
 
@@ -338,7 +338,7 @@ impl<S: Read + Write> Conn<S> {
             if self.buf.len() > MAX_HEAD {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
-                    "response head over 64 KiB",
+                    "response head over 256 KiB",
                 ));
             }
             if self.fill(deadline)? == 0 {

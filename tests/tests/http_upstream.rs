@@ -683,6 +683,40 @@ fn answers_by_path() -> (SocketAddr, Paths) {
     (addr, seen)
 }
 
+/// An answer head of up to 128 KiB passes, as behind nginx with `proxy_buffer_size 128k`
+/// (Sentry's and Timesketch's); a larger one is 502 from both.
+#[test]
+fn an_answer_head_of_128_kib_passes_as_nginx_raised_passes_it() {
+    let addr = scripted_upstream(|mut stream, _| {
+        let mut input = Vec::new();
+        while let Some((_, path)) = read_request_line(&mut stream, &mut input) {
+            let n: usize = path.trim_start_matches("/big/").parse().unwrap_or(0);
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\nX-Big: {}\r\nContent-Length: 2\r\n\r\nok",
+                "h".repeat(n)
+            );
+            if stream.write_all(answer.as_bytes()).is_err() {
+                return;
+            }
+        }
+    });
+    let ringway = ringway_to(&format!("http://{addr}"), "", 1);
+    let nginx = ringway_tests::Nginx::start_proxy_pass_with_locations(
+        addr,
+        "location /big/ { proxy_buffer_size 128k; proxy_buffers 4 128k;
+                          proxy_busy_buffers_size 256k; proxy_pass http://app_http; }",
+    );
+    for (value, status) in [(120 * 1024, 200), (140 * 1024, 502)] {
+        for (stack, addr) in [("nginx", nginx.addr()), ("ringway", ringway.addr())] {
+            let r = roundtrip(addr, &Req::get(&format!("/big/{value}")));
+            assert_eq!(r.status, status, "{stack}, a header of {value} bytes");
+            if status == 200 {
+                assert_eq!(r.header("x-big").map(|v| v.len()), Some(value), "{stack}");
+            }
+        }
+    }
+}
+
 #[test]
 fn only_an_answer_that_ended_by_its_framing_leaves_its_connection_for_the_next() {
     let (addr, seen) = answers_by_path();

@@ -75,9 +75,11 @@ pub fn accel_limit_rate(value: &[u8]) -> Option<u64> {
 /// for the duration of one parse (16 KiB, left uninitialised).
 pub const MAX_RESPONSE_HEADERS: usize = 512;
 
-/// Largest upstream answer head accepted, interim heads before it included (502 beyond; an
-/// app setting many cookies at once fits, where nginx's default buffer takes 4 or 8 KiB).
-pub const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+/// Largest upstream answer head accepted, interim heads before it included (502 beyond): an
+/// app setting many cookies at once fits, where nginx's default buffer takes 4 or 8 KiB, and
+/// so does what the configs that raise it ask for (Sentry's and Timesketch's
+/// `proxy_buffer_size 128k`). Grown to as an answer's head needs it, not kept per request.
+pub const MAX_RESPONSE_HEAD: usize = 128 * 1024;
 
 /// Parses an upstream response head at the start of `buf`. `request_was_head` makes the
 /// framing `None` whatever the headers say.
