@@ -155,8 +155,22 @@ impl ErrorPages {
 
     /// Whether an answer can carry a page of `size` bytes while `max_buffer_memory` is
     /// `budget`: one over 64 KiB is charged to it ([`Carried`]).
-    pub fn fits(size: usize, budget: usize) -> bool {
+    fn fits(size: usize, budget: usize) -> bool {
         size <= UNCHARGED_PAGE || size <= budget
+    }
+
+    /// The first page no answer could carry while `max_buffer_memory` is `budget`: its
+    /// status, and what to say of it (`None`: every page fits).
+    pub fn first_misfit(&self, budget: usize) -> Option<(u16, String)> {
+        let (status, size) = self.sizes().find(|&(_, size)| !Self::fits(size, budget))?;
+        Some((
+            status,
+            format!(
+                "the page ({size} bytes) is larger than max_buffer_memory ({budget} bytes), \
+                 which an answer carrying a page over 64 KiB is charged to: it could never be \
+                 sent; raise max_buffer_memory or make the page smaller"
+            ),
+        ))
     }
 
     /// The page for `status`, if one is configured.

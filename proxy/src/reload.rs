@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use tokio::sync::watch;
 
 use crate::buffer::prepare_dir;
@@ -70,6 +70,13 @@ impl Reloader {
     fn put_in_use(&self, mut config: Config) -> anyhow::Result<Reloaded> {
         let current = Arc::clone(&self.generations.borrow());
         let kept = keep_process_settings(&mut config, &current.config);
+        // The pages were checked against the file's max_buffer_memory; the process keeps its
+        // own (found by review: a page only the file's budget took was accepted, and then
+        // never sent).
+        let budget = config.buffering.max_buffer_memory;
+        if let Some((status, why)) = config.error_pages.first_misfit(budget) {
+            bail!("error_pages.{status}: {why} (max_buffer_memory changes only with a restart)");
+        }
         let servers = |c: &Config| {
             let all: Vec<String> = c.all_servers().iter().map(ToString::to_string).collect();
             all.join(" ")

@@ -224,6 +224,36 @@ fn a_reload_holds_idle_connections_to_the_new_keepalive_timeout() {
     );
 }
 
+/// An error page is checked against the `max_buffer_memory` the process keeps, not the one
+/// the file asks for: a page only the file's budget would carry is refused at the reload
+/// (found by review: it was taken, and every such answer then went out without it).
+#[test]
+fn a_reload_checks_error_pages_against_the_kept_max_buffer_memory() {
+    let a = Uwsgi::start_with(UwsgiOptions::named(App::Raw, "a"));
+    let pages = tempfile::tempdir().expect("tempdir");
+    let page = pages.path().join("503.html");
+    std::fs::write(&page, vec![b'x'; 700 * 1024]).expect("write the page");
+    let ringway = Ringway::with_config(format!(
+        "max_buffer_memory = \"512k\"\n{}",
+        one_route(&a, "/")
+    ))
+    .start();
+    let raised = format!(
+        "max_buffer_memory = \"4m\"\nerror_pages = {{ 503 = \"{}\" }}\n{}",
+        page.display(),
+        one_route(&a, "/")
+    );
+    let line = ringway.reload(&raised);
+    assert!(line.contains(REFUSED), "{line}");
+    assert!(line.contains("error_pages.503"), "{line}");
+    assert!(line.contains("only with a restart"), "{line}");
+    assert_eq!(
+        get(ringway.addr(), "/"),
+        by("a"),
+        "the old configuration serves"
+    );
+}
+
 #[test]
 fn settings_only_a_new_process_can_change_are_kept_with_a_warning() {
     let a = Uwsgi::start_with(UwsgiOptions::named(App::Raw, "a"));

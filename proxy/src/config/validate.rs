@@ -195,17 +195,8 @@ impl Resolved {
         };
         self.check_addresses(&config)?;
         let budget = config.buffering.max_buffer_memory;
-        if let Some((status, size)) =
-            (config.error_pages.sizes()).find(|&(_, size)| !ErrorPages::fits(size, budget))
-        {
-            return Err(self.invalid_in_file(
-                &format!("error_pages.{status}"),
-                &format!(
-                    "the page ({size} bytes) is larger than max_buffer_memory ({budget} bytes), \
-                     which an answer carrying a page over 64 KiB is charged to: it could never \
-                     be sent; raise max_buffer_memory or make the page smaller"
-                ),
-            ));
+        if let Some((status, why)) = config.error_pages.first_misfit(budget) {
+            return Err(self.invalid_in_file(&format!("error_pages.{status}"), &why));
         }
         Ok(config)
     }
