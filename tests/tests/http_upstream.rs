@@ -978,9 +978,9 @@ fn early_hints_upstream(interim: usize) -> SocketAddr {
 #[test]
 fn interim_answers_are_skipped_but_not_without_end() {
     // A few 103s before the answer: skipped. Thousands (an upstream that would send them
-    // forever): they count against the 64 KiB head bound, and the client gets a 502 at once,
-    // not after the read timeout.
-    for (interim, want) in [(2, 200), (2000, 502)] {
+    // forever): they count against the 128 KiB head bound, and the client gets a 502 at
+    // once, not after the read timeout.
+    for (interim, want) in [(2, 200), (4000, 502)] {
         let ringway = ringway_to(&format!("http://{}", early_hints_upstream(interim)), "", 1);
         let started = Instant::now();
         let r = roundtrip(ringway.addr(), &Req::get("/"));
@@ -997,7 +997,7 @@ fn interim_answers_are_skipped_but_not_without_end() {
 }
 
 /// An upstream that answers each request with `head_kib` KiB of head (1 KiB header lines),
-/// written in two pieces 300 ms apart, the first of 63 KiB, then `ok`.
+/// written in two pieces 300 ms apart, the first of 127 KiB, then `ok`.
 fn head_in_two_pieces(head_kib: usize) -> SocketAddr {
     scripted_upstream(move |mut stream, _| {
         let mut input = Vec::new();
@@ -1012,7 +1012,7 @@ fn head_in_two_pieces(head_kib: usize) -> SocketAddr {
                 head.extend_from_slice(b"\r\n");
             }
             head.extend_from_slice(b"\r\nok");
-            let (first, rest) = head.split_at(63 * 1024);
+            let (first, rest) = head.split_at(127 * 1024);
             let sent = stream.write_all(first).is_ok() && {
                 thread::sleep(Duration::from_millis(300));
                 stream.write_all(rest).is_ok()
@@ -1024,12 +1024,12 @@ fn head_in_two_pieces(head_kib: usize) -> SocketAddr {
     })
 }
 
-/// The 64 KiB bound on an answer's head holds however the reads split it: a head that
-/// ends past it in the read after one that left 63 KiB is a 502 (it was served: the bound
-/// was looked at before each read only). One that ends within it is served.
+/// The 128 KiB bound on an answer's head holds however the reads split it: a head that
+/// ends past it in the read after one that left 127 KiB is a 502 (it was served: the
+/// bound was looked at before each read only). One that ends within it is served.
 #[test]
-fn an_answer_head_past_64_kib_is_a_502_however_it_is_read() {
-    for (kib, want) in [(70, 502), (64, 200)] {
+fn an_answer_head_past_128_kib_is_a_502_however_it_is_read() {
+    for (kib, want) in [(134, 502), (128, 200)] {
         let ringway = ringway_to(&format!("http://{}", head_in_two_pieces(kib)), "", 1);
         let r = roundtrip(ringway.addr(), &Req::get("/"));
         assert_eq!(r.status, want, "a head of {kib} KiB: {r:?}");
