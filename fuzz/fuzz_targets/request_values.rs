@@ -214,8 +214,8 @@ fn forwarded_for(values: &[&[u8]], rng: &mut Rng) {
     assert_eq!(real_client_ip(peer, &[&joined], trusted), client, "joined");
 }
 
-/// Whether the X-Forwarded-For value holds an entry naming `ip` (bare or bracketed when
-/// `port` is `None`, else with that port).
+/// Whether the X-Forwarded-For value holds an entry naming `ip` (bare when `port` is
+/// `None`, else with that port).
 fn contains_address(value: &[u8], ip: IpAddr, port: Option<u16>) -> bool {
     value.split(|&b| b == b',').any(|entry| {
         // ASCII whitespace, as the daemon trims (the head parser has refused CR and LF).
@@ -223,9 +223,7 @@ fn contains_address(value: &[u8], ip: IpAddr, port: Option<u16>) -> bool {
             return false;
         };
         let Some(port) = port else {
-            let bare = entry.strip_prefix('[').and_then(|e| e.strip_suffix(']'));
-            return entry.parse::<IpAddr>().ok() == Some(ip)
-                || bare.and_then(|e| e.parse::<IpAddr>().ok()) == Some(ip);
+            return entry.parse::<IpAddr>().ok() == Some(ip);
         };
         entry.parse::<SocketAddr>().ok() == Some(SocketAddr::new(ip, port))
     })

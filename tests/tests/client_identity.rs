@@ -281,6 +281,11 @@ fn real_ip_header_reads_the_named_header_as_nginx_does() {
             "2001:db8::1 port \"\"",
         ),
         (
+            "IPv6 in brackets, no port",
+            &[("X-Real-IP", "[2001:db8::1]")],
+            "127.0.0.1 port conn",
+        ),
+        (
             "IPv6 with a port",
             &[("X-Real-IP", "[2001:db8::1]:443")],
             "2001:db8::1 port \"443\"",

@@ -8,7 +8,7 @@
 //! whatever lies left of it was written by the client itself (or by proxies nobody vouches
 //! for). A connection from anyone but a trusted proxy is its own client, whatever it sends.
 
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 
 /// Who a request is from: the real client's IP, and its port when that is known (REMOTE_PORT,
 /// `$remote_port`).
@@ -19,10 +19,11 @@ pub(crate) struct RealClient {
 }
 
 impl From<SocketAddr> for RealClient {
+    /// Port 0 (a PROXY header's, say) is no port, as nginx's `$remote_port` shows it.
     fn from(addr: SocketAddr) -> Self {
         RealClient {
             ip: addr.ip(),
-            port: Some(addr.port()),
+            port: Some(addr.port()).filter(|&port| port != 0),
         }
     }
 }
@@ -67,19 +68,14 @@ pub(crate) fn real_client_ip<'v>(
     client
 }
 
-/// One X-Forwarded-For entry: an IP, an IPv4 address with a port, or a bracketed IPv6
-/// address with or without one (some proxies add the port, as nginx's parser accepts).
+/// One X-Forwarded-For entry as nginx's `ngx_parse_addr_port` reads it: an IP, or an
+/// address with a port from 1 to 65535 (an IPv6 one in brackets; some proxies add the
+/// port). A bracketed IPv6 address without a port is garbage, as for nginx.
 fn parse_entry(entry: &[u8]) -> Option<RealClient> {
     let text = std::str::from_utf8(entry).ok()?;
-    let ip = if let Some(inner) = text.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
-        inner.parse::<Ipv6Addr>().ok().map(IpAddr::V6)
-    } else {
-        text.parse::<IpAddr>().ok()
-    };
-    if let Some(ip) = ip {
+    if let Ok(ip) = text.parse::<IpAddr>() {
         return Some(RealClient { ip, port: None });
     }
-    // nginx refuses port 0 (`ngx_parse_addr_port`): such an entry is garbage.
     let addr = text.parse::<SocketAddr>().ok().filter(|a| a.port() != 0)?;
     Some(addr.into())
 }
@@ -156,7 +152,6 @@ mod tests {
     fn entries_with_ports_brackets_spaces_and_ipv6() {
         assert_eq!(real("10.0.0.1", &["1.2.3.4:5678"], LB), "1.2.3.4");
         assert_eq!(real("10.0.0.1", &["[2001:db8::1]:443"], LB), "2001:db8::1");
-        assert_eq!(real("10.0.0.1", &["[2001:db8::1]"], LB), "2001:db8::1");
         assert_eq!(real("10.0.0.1", &["2001:db8::1"], LB), "2001:db8::1");
         assert_eq!(real("10.0.0.1", &[" \t1.2.3.4 \t, "], LB), "1.2.3.4");
         assert_eq!(real("10.0.0.1", &["1.2.3.4,,, ,"], LB), "1.2.3.4");
@@ -177,6 +172,8 @@ mod tests {
         assert_eq!(real("10.0.0.1", &["1.2.3.4:99999"], LB), "10.0.0.1");
         assert_eq!(real("10.0.0.1", &["1.2.3.4:0"], LB), "10.0.0.1");
         assert_eq!(real("10.0.0.1", &["[1.2.3.4]"], LB), "10.0.0.1");
+        // nginx's parser takes brackets only before a port.
+        assert_eq!(real("10.0.0.1", &["[2001:db8::1]"], LB), "10.0.0.1");
         assert_eq!(real("10.0.0.1", &["1.2.3.4\u{e9}"], LB), "10.0.0.1");
     }
 

@@ -6,7 +6,7 @@
 //! With `balance = "ip_hash"`, a request goes to the server its client's address hashes to,
 //! by nginx's `ngx_http_upstream_get_ip_hash_peer` (the same hash, so a client lands on the
 //! server nginx would send it to): a server down, out of turn, full or tried already is
-//! passed over by hashing again, and after 20 hashes the turn is round robin's.
+//! passed over by hashing again, and after 21 hashes the turn is round robin's.
 //!
 //! A group of one server keeps no failure count, as nginx's `single` peers: that server
 //! takes every request it can. With a backup beside it, nginx counts (it clears `single`
@@ -33,9 +33,9 @@ pub(super) struct Balancer {
     total_weight: u64,
 }
 
-/// Hashes `ip_hash` makes for a request before it leaves the choice to round robin
-/// (nginx's 20).
-const IP_HASH_TRIES: u32 = 20;
+/// Hashes `ip_hash` makes for a request before it leaves the choice to round robin: nginx
+/// gives up once `++tries > 20`, after the 21st.
+const IP_HASH_TRIES: u32 = 21;
 
 struct Peer {
     weight: i64,
@@ -151,8 +151,9 @@ impl Balancer {
         if self.total_weight == 0 {
             return None;
         }
+        // As nginx, by the address family it has: a v4-mapped IPv6 address is hashed whole.
         let (v4, v6);
-        let bytes: &[u8] = match client.to_canonical() {
+        let bytes: &[u8] = match client {
             IpAddr::V4(ip) => {
                 v4 = ip.octets();
                 &v4[..3]
@@ -367,9 +368,8 @@ mod tests {
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         // 192.0.2: 89 → 3978 → 4273 → 6255 (x113 + byte, mod 6271); 6255 mod 3 = 0.
         assert_eq!(b.pick(now, ip("192.0.2.7"), |_| true), Some(0));
-        // The last byte does not count; a v4-mapped address is its IPv4 one.
+        // The last byte does not count.
         assert_eq!(b.pick(now, ip("192.0.2.200"), |_| true), Some(0));
-        assert_eq!(b.pick(now, ip("::ffff:192.0.2.9"), |_| true), Some(0));
         // Passed over (tried, or no room): hashed again, 6255 → 4655 → 5522 → 3157 (mod 3:
         // 1), the same for every client of that network.
         assert_eq!(b.pick(now, ip("192.0.2.7"), |i| i != 0), Some(1));
