@@ -114,6 +114,17 @@ pub(crate) fn current() -> Option<Rc<Worker>> {
     CURRENT.with(|current| current.borrow().clone())
 }
 
+/// The current configuration's `keepalive_timeout` (`None` outside a worker thread): what
+/// a connection idle now is held to, whichever generation it last served under.
+pub(crate) fn keepalive_timeout() -> Option<std::time::Duration> {
+    CURRENT.with(|current| {
+        current
+            .borrow()
+            .as_ref()
+            .map(|w| w.config.keepalive_timeout)
+    })
+}
+
 /// The current `Worker` if it belongs to a newer generation than `worker`'s.
 pub(crate) fn newer_than(worker: &Worker) -> Option<Rc<Worker>> {
     CURRENT.with(|current| {

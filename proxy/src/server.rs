@@ -546,6 +546,8 @@ async fn follow_generations(
         }
         state.idle.retune(next.config.keepalive_timeout);
         generation::install(Rc::new(state.worker(&next)));
+        // Connections waiting idle outside the parked set (TLS, HTTP/2) look again.
+        state.stop.reloaded();
     }
 }
 

@@ -62,9 +62,10 @@ pub(crate) struct Worker {
 }
 
 /// A worker thread's stop signal, set once, when its listeners were shut (the server is
-/// stopping), and told to whoever waits for it. One per thread: reading it, as every
-/// answer's `Connection` header does, touches nothing another thread writes (a
-/// `watch::Receiver` shared by the workers took a lock on a line both wrote to).
+/// stopping), and told to whoever waits for it; its waiters for [`Stop::changed`] are also
+/// told of each reload. One per thread: reading it, as every answer's `Connection` header
+/// does, touches nothing another thread writes (a `watch::Receiver` shared by the workers
+/// took a lock on a line both wrote to).
 #[derive(Default)]
 pub(crate) struct Stop {
     set: Cell<bool>,
@@ -84,9 +85,22 @@ impl Stop {
         self.set.get()
     }
 
+    /// A new configuration generation is in use: wakes the waiters of [`Stop::changed`]
+    /// (those of [`Stop::wait`] wait on).
+    pub(crate) fn reloaded(&self) {
+        self.told.notify_waiters();
+    }
+
     /// Resolves once the signal is set. The check and the wait's registration happen in
     /// one poll, and only a task of this thread sets it: no wake-up is missed.
     pub(crate) async fn wait(&self) {
+        while !self.set.get() {
+            self.told.notified().await;
+        }
+    }
+
+    /// Resolves once the signal is set, or at the next reload (the caller asks which).
+    pub(crate) async fn changed(&self) {
         if !self.set.get() {
             self.told.notified().await;
         }

@@ -9,7 +9,7 @@ use crate::fail::{Fail, Part};
 use crate::http::{self, Limits, RequestHead, Status};
 use crate::io::{IoError, Stream, read_some_kept};
 use crate::metrics::Phase;
-use crate::worker::Worker;
+use crate::worker::{Stop, Worker};
 
 /// Bytes read from a client at a time while waiting for a head that outgrew its buffer.
 const HEAD_READ_SIZE: usize = 8 * 1024;
@@ -158,7 +158,12 @@ impl Client {
                 // Most heads fit in a tiny buffer; a longer one grows it on the next read.
                 input = Buf::with_capacity(TINY);
             }
-            let Some((read, input)) = self.read_or_stop(input, limit, idle, worker).await else {
+            let wait = match (idle, kept_alive) {
+                (false, _) => Wait::Head,
+                (true, false) => Wait::FirstByte,
+                (true, true) => Wait::KeptAlive,
+            };
+            let Some((read, input)) = self.read_or_stop(input, limit, wait, worker).await else {
                 // Stopping: a TLS session still ends with close_notify (the stop shut only
                 // the reading side).
                 self.stream.get_ref().close_notify().await;
@@ -192,15 +197,17 @@ impl Client {
         }
     }
 
-    /// Reads more of a head; when the server starts shutting down, an `idle` connection
-    /// (no byte of its next request read) is given up [`DRAIN_IDLE_GRACE`] later unless a
-    /// request comes, and a head already begun is read on (a request in flight).
-    /// `None` when given up (the socket's reading side is then shut down).
+    /// Reads more of a head; when the server starts shutting down, an idle connection (no
+    /// byte of its next request read) is given up [`DRAIN_IDLE_GRACE`] later unless a
+    /// request comes, and a head already begun is read on (a request in flight). After a
+    /// reload, a keep-alive wait ends at the new `keepalive_timeout` at the latest, as a
+    /// parked connection's does (`IdleConns::retune`). `None` when given up (the socket's
+    /// reading side is then shut down).
     async fn read_or_stop(
         &self,
         input: Buf,
         limit: Duration,
-        idle: bool,
+        wait: Wait,
         worker: &Worker,
     ) -> Option<(Result<usize, IoError>, Buf)> {
         let stop = &worker.stop;
@@ -215,27 +222,73 @@ impl Client {
         if !stop.is_set() {
             tokio::select! {
                 read = &mut read => return Some(read),
-                () = stop.wait() => {}
+                () = stop.changed() => {}
             }
         }
-        if !idle {
+        // Boxed: what a stop or a reload does must not grow every connection's task.
+        Box::pin(self.after_change(read, wait, stop)).await
+    }
+
+    /// [`Client::read_or_stop`] once the server began stopping or a reload came, with its
+    /// `read` still in flight.
+    async fn after_change<F>(
+        &self,
+        mut read: std::pin::Pin<&mut F>,
+        wait: Wait,
+        stop: &Stop,
+    ) -> Option<(Result<usize, IoError>, Buf)>
+    where
+        F: Future<Output = (Result<usize, IoError>, Buf)>,
+    {
+        let mut grace = DRAIN_IDLE_GRACE;
+        while !stop.is_set() {
+            if wait == Wait::KeptAlive {
+                // A reload (nginx closes its idle connections then): the wait ends at the
+                // new keepalive_timeout, or the old one's end if sooner (the read's own).
+                grace = crate::generation::keepalive_timeout().unwrap_or(grace);
+                break;
+            }
+            // A head, or a first byte: waited for as before.
+            tokio::select! {
+                read = read.as_mut() => return Some(read),
+                () = stop.changed() => {}
+            }
+        }
+        if wait == Wait::Head {
             return Some(read.await);
         }
-        // Boxed: the drain's timer must not grow every idle connection's task.
-        Box::pin(async move {
-            if let Ok(read) = tokio::time::timeout(DRAIN_IDLE_GRACE, &mut read).await {
-                return Some(read);
+        let until = tokio::time::Instant::now() + grace;
+        let ended = tokio::select! {
+            read = tokio::time::timeout_at(until, read.as_mut()) => read.ok(),
+            // Waiting out a reload's keepalive_timeout, the stop's grace still holds.
+            () = stop.wait(), if !stop.is_set() => {
+                let sooner = until.min(tokio::time::Instant::now() + DRAIN_IDLE_GRACE);
+                tokio::time::timeout_at(sooner, read.as_mut()).await.ok()
             }
-            // Shutting the reading side down completes the read: bytes that raced in are
-            // a request to serve still; none, and the connection is done.
-            Stream::shutdown(&self.stream, Shutdown::Read);
-            match read.await {
-                (Ok(n), input) if n > 0 => Some((Ok(n), input)),
-                _ => None,
-            }
-        })
-        .await
+        };
+        if let Some(read) = ended {
+            return Some(read);
+        }
+        // Shutting the reading side down completes the read: bytes that raced in are a
+        // request to serve still; none, and the connection is done.
+        Stream::shutdown(&self.stream, Shutdown::Read);
+        match read.await {
+            (Ok(n), input) if n > 0 => Some((Ok(n), input)),
+            _ => None,
+        }
     }
+}
+
+/// What a head read waits for, which decides how a stop or a reload ends the wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    /// The rest of a head begun: read on (a request in flight).
+    Head,
+    /// A new connection's first byte: given up at a stop, after its grace.
+    FirstByte,
+    /// The next request of a kept-alive connection: given up at a stop, after its grace,
+    /// and held to the new `keepalive_timeout` at a reload.
+    KeptAlive,
 }
 
 /// The longest request line in a head of at most `max_head` bytes: a quarter of it, at least

@@ -178,7 +178,11 @@ impl IdleConns {
                 ReadNow::Failed(_) => return Parking::Done,
             }
         }
-        let deadline = Coarse::now() + conn.worker.config.keepalive_timeout;
+        // The current configuration's timeout: the connection moves to it at its next
+        // request, and a reload may have come since its last (found by review).
+        let timeout =
+            crate::generation::keepalive_timeout().unwrap_or(conn.worker.config.keepalive_timeout);
+        let deadline = Coarse::now() + timeout;
         let mut places = self.places.borrow_mut();
         let Some(place) = places.get_mut(key.index as usize) else {
             return Parking::Busy(conn);

@@ -9,8 +9,9 @@ use std::cmp::Ordering;
 use crate::http::HeaderSpan;
 use crate::http::validate::list_elements;
 
-/// The fields that only describe one connection, in lower case: never passed on, in either
-/// direction, by either protocol (what ringway frames with it writes itself).
+/// The fields that only describe one connection, in lower case: not passed on, in either
+/// direction, by either protocol (what ringway frames with it writes itself), but for
+/// `Upgrade` on its way to an HTTP upstream that switches protocols, and back with its 101.
 pub(crate) const HOP_BY_HOP: [&[u8]; 7] = [
     b"connection",
     b"keep-alive",

@@ -12,8 +12,8 @@
 //!   pipeline as for HTTP/1.1 (the header list's own bound only guards HPACK's memory),
 //!   `keepalive_requests` streams per connection, `client_header_timeout` for the first
 //!   stream and `keepalive_timeout` with none open after it, `keepalive_time`, then GOAWAY;
-//!   a stopping worker sends GOAWAY and lets the open streams finish; after a reload, the
-//!   next stream is the last (its connection keeps the old configuration's settings).
+//!   a stopping worker sends GOAWAY and lets the open streams finish, and so does a reload
+//!   (the connection's settings are the old configuration's).
 //! - The session: [`session`], the TLS stream driven by `h2`'s polls.
 
 mod pipe;
@@ -212,14 +212,16 @@ impl Drop for Open {
 }
 
 /// Serves an HTTP/2 connection (its TLS handshake done, `h2` agreed) until it closes;
-/// `live` is its entry in the worker's live table, closed here with its totals.
+/// `live` is its entry in the worker's live table, closed here with its totals, and the
+/// time since its accept (its first stream's `client_header_timeout` and its
+/// `keepalive_time` count from the accept, as nginx's timers).
 pub(crate) async fn serve(
     session: Box<TlsStream>,
     (peer, proxied): (SocketAddr, bool),
     local: SocketAddr,
     worker: Rc<Worker>,
     admission: Admission,
-    live: usize,
+    (live, age): (usize, Duration),
 ) {
     let refused = admission.refused();
     let tls_peer = session.peer().clone();
@@ -265,10 +267,12 @@ pub(crate) async fn serve(
         send_timeout = send_timeout.min(crate::conn::REFUSED_HEAD_TIMEOUT);
     }
     // One `client_header_timeout` for the preface and the first stream together, as
-    // nginx's one timer from the connection's start, which `keepalive_time` counts from too.
-    let began = Instant::now();
+    // nginx's one timer from the accept, which `keepalive_time` counts from too.
+    let now = Instant::now();
+    let began = now.checked_sub(age).unwrap_or(now);
     let handshake = builder.handshake::<_, Bytes>(io);
-    let mut conn = match tokio::time::timeout(head_timeout, handshake).await {
+    let preface_limit = head_timeout.saturating_sub(began.elapsed());
+    let mut conn = match tokio::time::timeout(preface_limit, handshake).await {
         Ok(Ok(conn)) => conn,
         Ok(Err(err)) => {
             tracing::debug!(%peer, error = %err, "HTTP/2 preface failed");
@@ -345,11 +349,6 @@ pub(crate) async fn serve(
                 }
                 Some(Ok((request, respond))) => {
                     streams += 1;
-                    // After a reload the connection's streams would keep its old settings
-                    // (limits, timeouts): this one is its last, and the client's next
-                    // connection takes the new ones, as nginx sends every HTTP/2
-                    // connection its GOAWAY at a reload (found by review).
-                    let reloaded = crate::generation::newer_than(&worker).is_some();
                     // The live page's figures move as an HTTP/1.1 connection's do.
                     let (bytes_in, bytes_out) = (tls.bytes_read(), tls.bytes_written());
                     worker.stats.progress(live, streams, bytes_in, bytes_out);
@@ -361,7 +360,6 @@ pub(crate) async fn serve(
                     // goes with the first HEADERS, not before them); so does a connection
                     // past `keepalive_time` (nginx: the first HEADERS after it).
                     let last = streams >= keepalive_requests
-                        || reloaded
                         || refused.is_some()
                         || keepalive_timeout.is_zero()
                         || began.elapsed() > keepalive_time;
@@ -376,9 +374,14 @@ pub(crate) async fn serve(
                 }
                 None => break,
             },
-            () = stop.wait(), if going_away.is_none() => {
-                conn.graceful_shutdown();
-                going_away = Some(Instant::now());
+            // Stopping, or a reload: the connection's settings are the old configuration's,
+            // so it ends (its open streams finish), as nginx sends every HTTP/2
+            // connection its GOAWAY at a reload (found by review).
+            () = stop.changed(), if going_away.is_none() => {
+                if stop.is_set() || crate::generation::newer_than(&worker).is_some() {
+                    conn.graceful_shutdown();
+                    going_away = Some(Instant::now());
+                }
             }
             // A stream ended: the limit may take one again, or the idle time starts.
             () = bridge.ended.notified(), if !idle => {}

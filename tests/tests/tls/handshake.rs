@@ -13,7 +13,7 @@ use ringway_tests::tls::{
 use ringway_tests::{App, Req, Ringway, Uwsgi, pattern};
 use serde_json::json;
 
-use crate::{B_NAME, Stack};
+use crate::{A_NAMES, A_NOT_AFTER, A_SERIAL, B_NAME, Stack};
 
 /// An AEAD suite, by OpenSSL's name (TLS 1.3 `TLS_AES_128_GCM_SHA256`, TLS 1.2
 /// `ECDHE-ECDSA-AES256-GCM-SHA384`, `ECDHE-RSA-CHACHA20-POLY1305`).
@@ -802,4 +802,35 @@ fn listen_given_as_an_empty_list_serves_tls_and_no_plain_http() {
     let log = ringway.stderr();
     assert!(!log.contains("listening on http://"), "{log}");
     assert_eq!(listening_ports(ringway.pid()), [tls.port()], "{log}");
+}
+
+/// A reload that lowers `keepalive_timeout` holds an idle TLS keep-alive connection to it,
+/// as a plain one, where nginx closes its idle connections at a reload (found by review:
+/// a TLS connection kept the old timeout, never being parked).
+#[test]
+fn a_reload_holds_an_idle_tls_connection_to_the_new_keepalive_timeout() {
+    let pki = Pki::new();
+    let a = pki.issue("a", &A_NAMES, A_SERIAL, A_NOT_AFTER);
+    let uwsgi = Uwsgi::start(App::Raw);
+    let config =
+        |timeout: &str| format!("keepalive_timeout = \"{timeout}\"\n{}", tls_toml(&[&a], ""));
+    let ringway = Ringway::with(&uwsgi).config(config("75s")).start();
+    let py = PyTls::open(ringway.tls_addr(), &PyOpts::verified("a.test", pki.ca()));
+    let mut conn = py.conn();
+    conn.send(&Req::get("/").host(Some("a.test")).to_bytes())
+        .expect("send");
+    assert_eq!(conn.read_response().expect("an answer").status, 200);
+    std::thread::sleep(Duration::from_millis(300));
+    let line = ringway.reload(&config("1s"));
+    assert!(line.contains("reloaded"), "{line}");
+    let reloaded = std::time::Instant::now();
+    assert!(
+        conn.closed_within(Duration::from_secs(10)),
+        "the idle TLS connection stayed open"
+    );
+    let took = reloaded.elapsed();
+    assert!(
+        took < Duration::from_millis(2500),
+        "closed {took:?} after the reload, not within the new 1 s"
+    );
 }

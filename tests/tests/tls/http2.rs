@@ -1285,13 +1285,13 @@ fn an_http2_connection_with_no_stream_open_counts_as_waiting() {
     states_reach([0.0, 0.0, 0.0], "after the client left");
 }
 
-/// A reload ends an HTTP/2 connection: its next stream is served and comes with a GOAWAY,
-/// so that the client's next connection takes the new configuration's limits and timeouts,
-/// as nginx sends every HTTP/2 connection its GOAWAY at a reload (found by review: the
-/// streams went on under the old limits for up to `keepalive_time`). curl asks three times,
-/// two seconds apart, on one connection while it may; the reload comes after the first.
+/// A reload ends an HTTP/2 connection with a GOAWAY, so that the client's next connection
+/// takes the new configuration's limits and timeouts, as nginx sends every HTTP/2
+/// connection its GOAWAY at a reload (found by review: the streams went on under the old
+/// limits for up to `keepalive_time`). curl asks three times, two seconds apart, on one
+/// connection while it may; the reload comes after the first.
 #[test]
-fn a_reload_ends_an_http2_connection_after_its_next_stream() {
+fn a_reload_ends_an_http2_connection_with_a_goaway() {
     let stack = crate::Stack::start(App::Raw, "http2 = true", |b| b);
     let text = tls_toml(&[&stack.a, &stack.b], "http2 = true");
     let [resolve, to, url] = curl_target("a.test", stack.tls(), "/");
@@ -1310,8 +1310,8 @@ fn a_reload_ends_an_http2_connection_after_its_next_stream() {
     let seen = asking.join().expect("curl");
     assert_eq!(
         seen.lines().collect::<Vec<_>>(),
-        ["200:1", "200:0", "200:1"],
-        "the second answer on the first connection, the third on a new one"
+        ["200:1", "200:1", "200:0"],
+        "the second answer on a new connection, the third on that one"
     );
 }
 
