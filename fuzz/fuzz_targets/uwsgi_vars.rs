@@ -189,12 +189,14 @@ fn encode_one(buf: &[u8], head: &RequestHead, headers: &[HeaderSpan], path: &[u8
         .collect();
     let peer: SocketAddr = s.peer.parse().expect("an address");
     let local: SocketAddr = s.local.parse().expect("an address");
-    // Behind a trusted proxy the real client is another address, and REMOTE_PORT goes
-    // empty; some requests carry an ID, and some (a proxy's, kept) none here.
-    let client_ip = if s.trusted_peer {
-        "198.51.100.7".parse().expect("an address")
+    // Behind a trusted proxy the real client is another address, whose port is known when
+    // the proxy gave one (REMOTE_PORT empty when not); some requests carry an ID, and some
+    // (a proxy's, kept) none here.
+    let (client_ip, client_port) = if s.trusted_peer {
+        let port = (buf.len() % 3 == 0).then_some(51234);
+        ("198.51.100.7".parse().expect("an address"), port)
     } else {
-        peer.ip()
+        (peer.ip(), Some(peer.port()))
     };
     let request_id: &[u8] = if s.mounted {
         b"0af3c2d1e4b5a69788796a5b4c3d2e1f"
@@ -207,6 +209,7 @@ fn encode_one(buf: &[u8], head: &RequestHead, headers: &[HeaderSpan], path: &[u8
         params: &params,
         peer,
         client_ip,
+        client_port,
         request_id,
         local,
         https: s.https,
@@ -339,11 +342,9 @@ fn expected(
     own("REMOTE_ADDR", env.client_ip.to_string().into_bytes());
     own(
         "REMOTE_PORT",
-        if env.client_ip == env.peer.ip() {
-            env.peer.port().to_string().into_bytes()
-        } else {
-            Vec::new()
-        },
+        env.client_port
+            .map(|port| port.to_string().into_bytes())
+            .unwrap_or_default(),
     );
     own("SERVER_PORT", env.local.port().to_string().into_bytes());
     let server_name = match (env.server_name, head.host) {
