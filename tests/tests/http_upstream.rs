@@ -717,6 +717,45 @@ fn an_answer_head_of_128_kib_passes_as_nginx_raised_passes_it() {
     }
 }
 
+/// A HEAD answer whose head announces a body is read without one, so its connection is not
+/// kept: a server that sends the body anyway, a moment later, would have those bytes read
+/// as the next request's answer (found by review: a HEAD of an uploaded file could answer
+/// another client's GET with the file's bytes).
+#[test]
+fn a_head_answer_announcing_a_body_does_not_keep_its_connection() {
+    let addr = scripted_upstream(|mut stream, _| {
+        let mut input = Vec::new();
+        while let Some((method, _)) = read_request_line(&mut stream, &mut input) {
+            let sent = if method == "HEAD" {
+                stream
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 40\r\n\r\n")
+                    .is_ok()
+                    && {
+                        thread::sleep(Duration::from_millis(100));
+                        stream
+                            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nforged")
+                            .is_ok()
+                    }
+            } else {
+                stream
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    .is_ok()
+            };
+            if !sent {
+                return;
+            }
+        }
+    });
+    let ringway = ringway_to(&format!("http://{addr}"), "", 1);
+    let r = roundtrip(ringway.addr(), &Req::new("HEAD", "/file"));
+    assert_eq!(r.status, 200, "{r:?}");
+    // At once: the late bytes are still on their way when the next request goes.
+    for _ in 0..3 {
+        let r = roundtrip(ringway.addr(), &Req::get("/"));
+        assert_eq!((r.status, r.text().as_str()), (200, "ok"), "{r:?}");
+    }
+}
+
 #[test]
 fn only_an_answer_that_ended_by_its_framing_leaves_its_connection_for_the_next() {
     let (addr, seen) = answers_by_path();

@@ -261,16 +261,25 @@ pub(crate) fn encode_request_head(
 
 /// Whether the upstream may be sent another request on this connection once this answer
 /// has been read to its end: HTTP/1.1, framed by length or chunks (or bodiless), no
-/// `Connection: close`. (A head framed both ways never gets here: `parse_response`
-/// refuses it.)
+/// `Connection: close`, and not an answer read without the body its head announces (a
+/// HEAD's, a 204's or a 304's with a Content-Length over 0 or a Transfer-Encoding: a
+/// server that sends that body anyway, in a later segment, would have it read as the next
+/// request's answer; found by review). (A head framed both ways never gets here:
+/// `parse_response` refuses it.)
 pub(crate) fn keeps_connection(head: &ResponseHead, buf: &[u8], headers: &[HeaderSpan]) -> bool {
+    let named = |name: &'static [u8]| {
+        headers
+            .iter()
+            .filter(move |h| h.name.of(buf).eq_ignore_ascii_case(name))
+    };
+    let announced_body = head.framing == http::ResponseFraming::None
+        && (head.content_length.is_some_and(|n| n > 0)
+            || named(b"transfer-encoding").next().is_some());
     head.version == http::Version::Http11
         && head.status >= 200
         && head.framing != http::ResponseFraming::UntilClose
-        && !headers.iter().any(|h| {
-            h.name.of(buf).eq_ignore_ascii_case(b"connection")
-                && http::list_has(h.value.of(buf), b"close")
-        })
+        && !announced_body
+        && !named(b"connection").any(|h| http::list_has(h.value.of(buf), b"close"))
 }
 
 /// Why no response head was read.
