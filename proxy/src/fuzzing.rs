@@ -13,7 +13,6 @@
 use std::fs::File;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{Config, Limits, is_normal_path};
@@ -159,15 +158,9 @@ impl Routes {
                     index,
                     dotfiles,
                 } => Action::Static(StaticRoute {
-                    root: Arc::new(Root::open(dir).map_err(|e| e.to_string())?),
-                    expires: None,
-                    immutable: false,
                     index: index.clone(),
-                    precompressed: Vec::new(),
-                    fallback: None,
                     dotfiles: *dotfiles,
-                    file: None,
-                    types: Default::default(),
+                    ..StaticRoute::plain(Root::open(dir).map_err(|e| e.to_string())?)
                 }),
             };
             routes.push(Route {

@@ -724,21 +724,7 @@ pub(crate) mod tests {
         // locations have no auto_redirect), an upstream route's before.
         let files = |path: &str| {
             let root = crate::static_files::Root::open(std::path::Path::new("/")).unwrap();
-            route(
-                path,
-                false,
-                Action::Static(StaticRoute {
-                    root: Arc::new(root),
-                    expires: None,
-                    immutable: false,
-                    index: None,
-                    precompressed: Vec::new(),
-                    fallback: None,
-                    dotfiles: false,
-                    file: None,
-                    types: Default::default(),
-                }),
-            )
+            route(path, false, Action::Static(StaticRoute::plain(root)))
         };
         let t = RouteTable::new(vec![
             route("/", false, upstream()),

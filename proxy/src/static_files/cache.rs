@@ -305,8 +305,6 @@ fn read_whole(file: &std::fs::File, size: u64) -> Option<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use std::rc::Rc;
 
     use super::{FileCache, Lookup, SMALL_FILE};
@@ -315,17 +313,7 @@ mod tests {
 
     /// A route serving the files of `dir`, as the built-in table types them.
     fn files_in(dir: &std::path::Path) -> StaticRoute {
-        StaticRoute {
-            root: Arc::new(Root::open(dir).unwrap()),
-            expires: None,
-            immutable: false,
-            index: None,
-            precompressed: Vec::new(),
-            fallback: None,
-            dotfiles: false,
-            file: None,
-            types: Default::default(),
-        }
+        StaticRoute::plain(Root::open(dir).unwrap())
     }
 
     #[test]

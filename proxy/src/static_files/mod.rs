@@ -89,3 +89,21 @@ pub(crate) struct StaticRoute {
     /// How its files are typed (`types`, `default_type`).
     pub(crate) types: MediaTypes,
 }
+
+impl StaticRoute {
+    /// The files of `root` and nothing more (nginx's bare `alias`): no expiry, index,
+    /// siblings, fallback or dotfiles, the built-in types.
+    pub(crate) fn plain(root: Root) -> StaticRoute {
+        StaticRoute {
+            root: Arc::new(root),
+            expires: None,
+            immutable: false,
+            index: None,
+            precompressed: Vec::new(),
+            fallback: None,
+            dotfiles: false,
+            file: None,
+            types: MediaTypes::default(),
+        }
+    }
+}
