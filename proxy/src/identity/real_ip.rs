@@ -70,13 +70,18 @@ pub(crate) fn real_client_ip<'v>(
 
 /// One X-Forwarded-For entry as nginx's `ngx_parse_addr_port` reads it: an IP, or an
 /// address with a port from 1 to 65535 (an IPv6 one in brackets; some proxies add the
-/// port). A bracketed IPv6 address without a port is garbage, as for nginx.
+/// port). A bracketed IPv6 address without a port is garbage, as for nginx, and so is a
+/// zone (`[fe80::1%2]:80`, which Rust's parser would take and nginx's does not; found by
+/// fuzzing).
 fn parse_entry(entry: &[u8]) -> Option<RealClient> {
     let text = std::str::from_utf8(entry).ok()?;
     if let Ok(ip) = text.parse::<IpAddr>() {
         return Some(RealClient { ip, port: None });
     }
-    let addr = text.parse::<SocketAddr>().ok().filter(|a| a.port() != 0)?;
+    let addr = text
+        .parse::<SocketAddr>()
+        .ok()
+        .filter(|a| a.port() != 0 && !text.contains('%'))?;
     Some(addr.into())
 }
 
@@ -172,8 +177,9 @@ mod tests {
         assert_eq!(real("10.0.0.1", &["1.2.3.4:99999"], LB), "10.0.0.1");
         assert_eq!(real("10.0.0.1", &["1.2.3.4:0"], LB), "10.0.0.1");
         assert_eq!(real("10.0.0.1", &["[1.2.3.4]"], LB), "10.0.0.1");
-        // nginx's parser takes brackets only before a port.
+        // nginx's parser takes brackets only before a port, and no zone.
         assert_eq!(real("10.0.0.1", &["[2001:db8::1]"], LB), "10.0.0.1");
+        assert_eq!(real("10.0.0.1", &["[2001:db8::%1]:4438"], LB), "10.0.0.1");
         assert_eq!(real("10.0.0.1", &["1.2.3.4\u{e9}"], LB), "10.0.0.1");
     }
 
