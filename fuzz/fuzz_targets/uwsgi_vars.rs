@@ -112,6 +112,7 @@ struct Setting {
     https: bool,
     trusted_peer: bool,
     allow_underscores: bool,
+    upgrading: bool,
     server_name: Option<&'static str>,
     mounted: bool,
     params: &'static [(&'static str, &'static str)],
@@ -125,6 +126,7 @@ const SETTINGS: [Setting; 3] = [
         https: false,
         trusted_peer: false,
         allow_underscores: false,
+        upgrading: false,
         server_name: None,
         mounted: false,
         params: &[],
@@ -136,6 +138,7 @@ const SETTINGS: [Setting; 3] = [
         https: true,
         trusted_peer: true,
         allow_underscores: true,
+        upgrading: true,
         server_name: Some("example.org"),
         mounted: true,
         params: &[
@@ -152,6 +155,7 @@ const SETTINGS: [Setting; 3] = [
         https: false,
         trusted_peer: true,
         allow_underscores: false,
+        upgrading: false,
         server_name: None,
         mounted: true,
         params: &[("SCRIPT_NAME", "/mounted"), ("HTTPS", "on")],
@@ -227,6 +231,7 @@ fn encode_one(buf: &[u8], head: &RequestHead, headers: &[HeaderSpan], path: &[u8
         // Both ways: a trusted proxy's host the exchange vouched for, or none.
         forwarded_host: (s.trusted_peer && buf.len() % 2 == 0).then_some(&b"public.example"[..]),
         allow_underscores: s.allow_underscores,
+        upgrading: s.upgrading,
     };
     let content_length = match head.body {
         BodyFraming::None => None,
@@ -393,12 +398,11 @@ fn expected(
             b"x-forwarded-host",
             // Written by ringway itself, as it read a trusted proxy's.
             b"x-forwarded-proto",
-            // No WebSocket handshake reaches a uwsgi app.
-            b"upgrade",
         ]
         .iter()
         .any(is)
-            || spelled.starts_with(b"sec-websocket-")
+            // A WebSocket handshake reaches the app only in a request asking to switch.
+            || (!env.upgrading && (spelled == b"upgrade" || spelled.starts_with(b"sec-websocket-")))
             // Claims about a client certificate (none asked for here): a trusted proxy's.
             || ((!env.trusted_peer || name.contains(&b'_')) && spelled.starts_with(b"x-ssl-client-"))
             // An HTTP/2 stream's Connection is ringway's own.

@@ -47,6 +47,8 @@ pub(crate) enum BadResponse {
     Body(HttpError),
     /// An X-Accel-Redirect that names no file route.
     AccelRedirect,
+    /// A `101 Switching Protocols` before the server read the whole request body.
+    SwitchedEarly,
 }
 
 /// Why a request failed. `Copy` and allocation-free.
@@ -645,6 +647,12 @@ impl fmt::Display for BadResponse {
             ),
             BadResponse::Head(err) => write!(f, "malformed head: {err}"),
             BadResponse::Interim(status) => write!(f, "interim status {status}"),
+            BadResponse::SwitchedEarly => {
+                write!(
+                    f,
+                    "switched protocols before reading the whole request body"
+                )
+            }
             BadResponse::HeadTooLarge(limit) => write!(f, "head over {limit} bytes"),
             BadResponse::Body(err) => write!(f, "malformed chunked body: {err}"),
             BadResponse::AccelRedirect => {

@@ -47,6 +47,11 @@ Routes (the same as demo_flask.py):
   /limited/<n>?rate=R
                     n pattern bytes with Content-Length and `X-Accel-Limit-Rate: R` (the
                     value as given: a proxy reads digits only) (raw app only)
+  /websocket        uWSGI's own WebSocket handshake (`uwsgi.websocket_handshake`) when the
+                    request carries a Sec-WebSocket-Key, then every message sent back until
+                    the client closes; without a key, 400 "no handshake" (raw app under
+                    uWSGI only, and only with RINGWAY_VALIDATE=0: the handshake answers
+                    outside start_response)
 
 Any path, with the request header `X-Dump-Environ: 1`: the /environ answer instead of the
 route's (to see the vars of a path no route serves, e.g. the root of a mount, `/api/`).
@@ -205,6 +210,20 @@ def fail_in(environ, start_response, name):
     raise RuntimeError("deliberate error for the tests")
 
 
+def websocket_echo(environ, start_response):
+    if not environ.get("HTTP_SEC_WEBSOCKET_KEY"):
+        return respond(start_response, "400 Bad Request", b"no handshake")
+    import uwsgi  # only under uWSGI
+
+    uwsgi.websocket_handshake()
+    while True:
+        try:
+            message = uwsgi.websocket_recv()
+        except OSError:  # the client closed
+            return []
+        uwsgi.websocket_send(message)
+
+
 def app(environ, start_response):
     path = environ.get("PATH_INFO", "/")
     if environ.get("HTTP_X_DUMP_ENVIRON"):
@@ -298,6 +317,8 @@ def app(environ, start_response):
                                   ("Content-Length", str(n)),
                                   ("X-Accel-Limit-Rate", rate)])
         return [pattern(n)]
+    if path == "/websocket":
+        return websocket_echo(environ, start_response)
     if path == "/error":
         raise RuntimeError("deliberate error for the tests")
     if path.startswith("/fail-in/"):

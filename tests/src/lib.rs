@@ -32,6 +32,7 @@ pub mod static_tree;
 pub mod tls;
 pub mod uwsgi;
 pub mod wait;
+pub mod websocket;
 
 pub use client::{Conn, Framing, Req, Response, roundtrip};
 pub use data::{pattern, sha256_hex};

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use ringway_tests::app_server::{AppServer, Listen, Served, Server, established_at};
 use ringway_tests::checks::check_routes;
 use ringway_tests::log_lines::{UPSTREAM_FORMAT, upstream_line};
+use ringway_tests::websocket::{client_frame, server_frame, websocket_to};
 use ringway_tests::{App, Conn, Req, Ringway, roundtrip};
 
 /// A ringway whose only group is `upstream` (with `extra` group keys), metrics on.
@@ -436,79 +437,13 @@ fn a_kept_connection_the_upstream_closed_while_idle_is_not_taken_again() {
     );
 }
 
-/// A WebSocket frame from the client: FIN, `opcode`, masked as RFC 6455 requires.
-fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
-    let mask = [0x37, 0xfa, 0x21, 0x3d];
-    let mut frame = vec![0x80 | opcode];
-    match u16::try_from(payload.len()) {
-        Ok(short) if short < 126 => frame.push(0x80 | short as u8),
-        Ok(medium) => {
-            frame.push(0x80 | 126);
-            frame.extend_from_slice(&medium.to_be_bytes());
-        }
-        Err(_) => panic!("frames of at most 64 KiB"),
-    }
-    frame.extend_from_slice(&mask);
-    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-    frame
-}
-
-/// Reads one unmasked server frame: (opcode, payload).
-fn server_frame(stream: &mut TcpStream) -> (u8, Vec<u8>) {
-    let mut head = [0u8; 2];
-    stream.read_exact(&mut head).expect("frame head");
-    assert_eq!(head[1] & 0x80, 0, "server frames are not masked");
-    let len = match head[1] & 0x7f {
-        126 => {
-            let mut n = [0u8; 2];
-            stream.read_exact(&mut n).expect("length");
-            usize::from(u16::from_be_bytes(n))
-        }
-        n => usize::from(n),
-    };
-    let mut payload = vec![0u8; len];
-    stream.read_exact(&mut payload).expect("payload");
-    (head[0] & 0x0f, payload)
-}
-
-/// A WebSocket opened through ringway at `addr`: the 101 checked, frames next.
-fn websocket_to(addr: SocketAddr) -> TcpStream {
-    let mut stream = TcpStream::connect(addr).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("timeout");
-    // The handshake of RFC 6455 §1.3, with its example key and accept value.
-    stream
-        .write_all(
-            b"GET /chat HTTP/1.1\r\nHost: app.example\r\nUpgrade: websocket\r\n\
-              Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-              Sec-WebSocket-Version: 13\r\n\r\n",
-        )
-        .expect("handshake");
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        stream.read_exact(&mut byte).expect("101 head");
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8_lossy(&head).to_lowercase();
-    assert!(head.starts_with("http/1.1 101"), "{head}");
-    assert!(
-        head.contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="),
-        "{head}"
-    );
-    assert!(head.contains("upgrade: websocket"), "{head}");
-    // Written by ringway, as any answer's head: its own request ID and Connection.
-    assert!(head.contains("\r\nx-request-id: "), "{head}");
-    assert!(head.contains("\r\nconnection: upgrade\r\n"), "{head}");
-    stream
-}
-
 #[test]
 fn a_websocket_echo_through_granian() {
     let server = AppServer::start(Server::Granian, Served::WsEcho, Listen::Tcp, 1);
     let ringway = ringway_to(&server.upstream(), "", 1);
-    let mut stream = websocket_to(ringway.addr());
+    let (mut stream, head) = websocket_to(ringway.addr(), "/chat");
+    // Written by ringway, as any answer's head: its own request ID.
+    assert!(head.contains("\r\nx-request-id: "), "{head}");
 
     for message in ["hello", "through ringway", ""] {
         stream
@@ -892,6 +827,61 @@ fn next_upstream_timeout_counts_from_the_first_connect_not_the_queue_wait() {
     );
 }
 
+/// A server that switches protocols before it read the whole request body gets no
+/// tunnel: the rest of the body would be lost, or reach the app after the new protocol's
+/// first bytes (found by review). The client gets a 502.
+#[test]
+fn a_switch_before_the_whole_body_went_out_is_a_502() {
+    const BODY: usize = 32 << 20;
+    let upstream = scripted_upstream(|mut stream, _| {
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            if stream.read_exact(&mut byte).is_err() {
+                return;
+            }
+            head.push(byte[0]);
+        }
+        // The body is left unread: the switch comes while it is still going out.
+        let answer = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+                       Connection: Upgrade\r\n\r\nnew protocol";
+        if stream.write_all(answer).is_ok() {
+            thread::sleep(Duration::from_secs(10));
+        }
+    });
+    let ringway = Ringway::with_config(format!(
+        "max_body_size = \"64m\"\n[upstreams.web]\nservers = [\"http://{upstream}\"]\n\
+         [[routes]]\npath = \"/\"\nupstream = \"web\"\n"
+    ))
+    .start();
+    let mut stream = TcpStream::connect(ringway.addr()).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let head = format!(
+        "POST /feed HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Content-Length: {BODY}\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).expect("head");
+    stream.write_all(&vec![b'b'; BODY]).expect("body");
+    // The answer's head, and whatever came with it.
+    let mut answer = Vec::new();
+    let mut piece = [0u8; 4096];
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut piece) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => answer.extend_from_slice(&piece[..n]),
+        }
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 502"),
+        "{answer}\n{}",
+        ringway.stderr()
+    );
+    assert!(!answer.contains("new protocol"), "{answer}");
+}
+
 /// A joined connection whose client is slow to take what the server sent is not idle: its
 /// write waits within `send_timeout`, which counts progress, as nginx's timers do (found
 /// by review: the pair was cut at `upstream_read_timeout` while the write waited).
@@ -972,7 +962,7 @@ fn a_joined_connection_idle_for_the_read_timeout_is_closed() {
     ))
     .workers(1)
     .start();
-    let mut stream = websocket_to(ringway.addr());
+    let (mut stream, _) = websocket_to(ringway.addr(), "/chat");
     stream
         .write_all(&client_frame(0x1, b"still here"))
         .expect("text frame");

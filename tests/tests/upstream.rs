@@ -10,6 +10,7 @@ use ringway_tests::checks::check_echo;
 use ringway_tests::log_lines::{UPSTREAM_FORMAT, upstream_line};
 use ringway_tests::uwsgi::UwsgiOptions;
 use ringway_tests::wait::poll_until;
+use ringway_tests::websocket::{client_frame, server_frame, websocket_to};
 use ringway_tests::{App, Conn, Nginx, Req, Ringway, Uwsgi, pattern, roundtrip};
 
 #[test]
@@ -100,29 +101,103 @@ fn control_bytes_in_an_answers_header_value_pass() {
     assert_eq!(r.status, 502, "NUL stays refused, as in nginx: {r:?}");
 }
 
-/// A uwsgi group takes no Upgrade: the app sees a plain request, with no handshake to
-/// accept (uWSGI's own needs only the key), so it never answers 101 to a proxy that would
-/// then have to call its server failed.
+/// uWSGI's own WebSocket (`uwsgi.websocket_handshake`) works through a uwsgi group as
+/// behind nginx's `uwsgi_pass`, which joins the connections after the app's 101 with no
+/// setting: the handshake reaches the app, the 101 the client, and frames go both ways
+/// until the client closes.
 #[test]
-fn a_websocket_handshake_reaches_a_uwsgi_app_as_a_plain_request() {
+fn a_websocket_through_uwsgi_as_behind_nginx() {
+    // The handshake answers outside start_response, which wsgiref.validate refuses.
+    let uwsgi = Uwsgi::start_with(UwsgiOptions {
+        validate: false,
+        ..UwsgiOptions::new(App::Raw)
+    });
+    let ringway = Ringway::with(&uwsgi)
+        .arg("--metrics", "127.0.0.1:0")
+        .flag("--no-ebpf")
+        .start();
+    let nginx = Nginx::start(uwsgi.socket());
+    for (proxy, addr) in [("ringway", ringway.addr()), ("nginx", nginx.addr())] {
+        let (mut stream, _) = websocket_to(addr, "/websocket");
+        for message in ["hello", "through a uwsgi socket"] {
+            stream
+                .write_all(&client_frame(0x1, message.as_bytes()))
+                .expect("text frame");
+            assert_eq!(
+                server_frame(&mut stream),
+                (0x1, message.as_bytes().to_vec()),
+                "{proxy}"
+            );
+        }
+        // uWSGI's websocket_send answers in text frames.
+        let large = "larger than a read of a waiting tunnel ".repeat(1500);
+        stream
+            .write_all(&client_frame(0x1, large.as_bytes()))
+            .expect("a large frame");
+        assert!(
+            server_frame(&mut stream) == (0x1, large.into_bytes()),
+            "{proxy}"
+        );
+        // The client closes: the app's loop ends, uWSGI closes, and so does the proxy.
+        stream
+            .write_all(&client_frame(0x8, &1000u16.to_be_bytes()))
+            .expect("close frame");
+        let mut rest = Vec::new();
+        let ended = stream.read_to_end(&mut rest);
+        assert!(ended.is_ok(), "{proxy}: {ended:?}");
+    }
+    let metrics = roundtrip(ringway.metrics_addr(), &Req::get("/metrics")).text();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "ringway_upstream_upgrades_total{upstream=\"default\"} 1"),
+        "{metrics}"
+    );
+}
+
+/// Only a request that asks to switch protocols (HTTP/1.1, its `Connection` naming
+/// `Upgrade`) carries a handshake to a uwsgi app: another request's key would have the app
+/// answer a 101 its client cannot take (a 502 then). nginx passes them all on.
+#[test]
+fn a_websocket_handshake_reaches_a_uwsgi_app_only_in_an_upgrade_request() {
     let uwsgi = Uwsgi::start(App::Raw);
     let ringway = Ringway::with(&uwsgi).start();
+    let handshake = |req: Req| {
+        req.header("Upgrade", "websocket")
+            .header("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+            .header("Sec-WebSocket-Version", "13")
+    };
+    let not_asking = [
+        handshake(Req::get("/environ")),
+        handshake(Req::get("/environ").header("Connection", "keep-alive")),
+        handshake(Req::get("/environ").header("Connection", "Upgrade")).http10(),
+        Req::get("/environ")
+            .header("Connection", "Upgrade")
+            .header("Upgrade", "h2c")
+            .header("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+    ];
+    for req in not_asking {
+        let env = roundtrip(ringway.addr(), &req).json();
+        for var in [
+            "HTTP_UPGRADE",
+            "HTTP_SEC_WEBSOCKET_KEY",
+            "HTTP_SEC_WEBSOCKET_VERSION",
+        ] {
+            assert!(env.get(var).is_none(), "{var}: {env}");
+        }
+    }
+    // Asking, to a path that answers as any other: the app sees the handshake, answers
+    // 200, and the connection goes on as HTTP.
     let env = roundtrip(
         ringway.addr(),
-        &Req::get("/environ")
-            .header("Connection", "Upgrade")
-            .header("Upgrade", "websocket")
-            .header("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
-            .header("Sec-WebSocket-Version", "13"),
+        &handshake(Req::get("/environ").header("Connection", "Upgrade")),
     )
     .json();
-    for var in [
-        "HTTP_UPGRADE",
-        "HTTP_SEC_WEBSOCKET_KEY",
-        "HTTP_SEC_WEBSOCKET_VERSION",
-    ] {
-        assert!(env.get(var).is_none(), "{var}: {env}");
-    }
+    assert_eq!(env["HTTP_UPGRADE"], "websocket", "{env}");
+    assert_eq!(
+        env["HTTP_SEC_WEBSOCKET_KEY"], "dGhlIHNhbXBsZSBub25jZQ==",
+        "{env}"
+    );
 }
 
 /// A uwsgi server that answers every connection with `answer`, after reading its packet.

@@ -329,7 +329,8 @@ async fn ask(
     let (upstream, head, buf) = loop {
         let head = match protocol {
             Protocol::Uwsgi => {
-                super::upstream::encode_vars(client, req, sub.parts(), &target, None, worker)
+                let parts = sub.parts();
+                super::upstream::encode_vars(client, req, parts, &target, None, false, worker)
                     .map_err(failed)?
             }
             Protocol::Http => super::http_upstream::encode_head(
@@ -352,11 +353,11 @@ async fn ask(
                 .await
                 .map_err(|fail| (fail, true))?;
             match protocol {
-                Protocol::Uwsgi => {
-                    crate::upstream::read_response_head(&upstream, false, &mut spans, timeout)
-                        .await
-                        .map_err(|fail| (fail, false))
-                }
+                Protocol::Uwsgi => crate::upstream::read_response_head(
+                    &upstream, false, false, &mut spans, timeout,
+                )
+                .await
+                .map_err(|fail| (fail, false)),
                 Protocol::Http => crate::upstream::http::read_response_head(
                     &upstream, false, false, &mut spans, timeout,
                 )

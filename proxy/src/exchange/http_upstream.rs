@@ -11,27 +11,18 @@
 //! (`next_upstream.rs`).
 
 use super::next_upstream::{Missed, is_idempotent};
-use super::upstream::{Answered, Target, check_body_size, connect, judge, pass_on};
+use super::upgrade;
+use super::upstream::{Answered, Exchanged, Target, check_body_size, connect, judge, pass_on};
 use super::{HeadParts, Request};
 use crate::buffer::{Body, Buf};
 use crate::client::Client;
 use crate::fail::Fail;
-use crate::http::{BodyFraming, Method, Version, has_dot_segment};
+use crate::http::{BodyFraming, Method, has_dot_segment};
 use crate::routes::Action;
 use crate::static_files::Fallback;
-use crate::upstream::http::{
-    HeadEnv, encode_request_head, keeps_connection, read_response_head, wants_upgrade,
-};
+use crate::upstream::http::{HeadEnv, encode_request_head, keeps_connection, read_response_head};
 use crate::upstream::{Attempts, Reuse, Sent, Upstreams, send_request};
 use crate::worker::Worker;
-
-/// What the server answered.
-pub(super) enum Exchanged {
-    /// An answer, for the client.
-    Answer(Answered),
-    /// `101 Switching Protocols`: the two connections are to be joined.
-    Switching(Answered),
-}
 
 /// Sends the request and reads the answer's head, retrying once on a new connection when a
 /// kept one turns out closed and the request is safe to send again.
@@ -57,9 +48,7 @@ pub(super) async fn exchange(
             .await?
     };
     req.took_body(worker, &body);
-    // HTTP/1.0 has no protocol switch (RFC 9110 §7.8): its Upgrade is dropped as hop-by-hop.
-    let upgrading =
-        req.head.version == Version::Http11 && wants_upgrade(&client.input, &client.headers);
+    let upgrading = upgrade::asked(client, req);
     // As nginx: only an idempotent method is sent again once it may have reached the app
     // (a bodiless POST may have run). A kept connection the server had closed is found out
     // before anything is sent when the loop has seen it turn readable; a request that
@@ -158,11 +147,7 @@ pub(super) async fn exchange(
             buf,
             connected,
         };
-        return Ok(if switching {
-            Exchanged::Switching(answered)
-        } else {
-            Exchanged::Answer(answered)
-        });
+        return Exchanged::of(answered, whole);
     }
 }
 

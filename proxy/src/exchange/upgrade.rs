@@ -1,4 +1,5 @@
-//! A protocol switch (WebSocket and others) through an HTTP upstream: after the server's
+//! A protocol switch (WebSocket and others) through an upstream, HTTP or uwsgi (uWSGI's
+//! `websocket_handshake`, as nginx's `uwsgi_pass` relays it): after the server's
 //! `101 Switching Protocols`, its head goes to the client as any answer's does (the
 //! server's headers minus `X-Accel-*` and hop-by-hop ones but `Upgrade`, ringway's
 //! `X-Request-ID`, Server and Date), and the two connections are joined: bytes go both
@@ -21,9 +22,10 @@ use crate::buffer::{Buf, SMALL, TINY};
 use crate::client::{Client, Next};
 use crate::clock::http_date_now;
 use crate::fail::Fail;
-use crate::http::{ClientFraming, ResponseMeta, write_response_head};
+use crate::http::{ClientFraming, ResponseMeta, Version, write_response_head};
 use crate::io::{IoError, Stream, write_all};
 use crate::routes::Route;
+use crate::upstream::http::wants_upgrade;
 use crate::worker::Worker;
 
 /// Read size of a direction that waits: a WebSocket is idle most of its life and its
@@ -32,6 +34,13 @@ use crate::worker::Worker;
 const WAITING_READ: usize = TINY;
 /// Read size while bytes keep coming (the last read filled its buffer).
 const FLOWING_READ: usize = SMALL;
+
+/// Whether the client's request asks to switch protocols, so that its Upgrade goes to the
+/// server and a 101 is an answer to it: HTTP/1.1 (HTTP/1.0 has no switch, RFC 9110 §7.8:
+/// its Upgrade is dropped as hop-by-hop), an Upgrade that Connection names, not to h2c.
+pub(super) fn asked(client: &Client, req: &Request) -> bool {
+    req.head.version == Version::Http11 && wants_upgrade(&client.input, &client.headers)
+}
 
 /// Sends the 101 to the client and joins the two connections until both directions end
 /// or the pair stays idle too long.

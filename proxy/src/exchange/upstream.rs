@@ -12,11 +12,11 @@ use crate::buffer::{Body, Buf};
 use crate::client::Client;
 use crate::config::{Protocol, SetValues};
 use crate::error_pages::Carried;
-use crate::fail::Fail;
+use crate::fail::{BadResponse, Fail};
 use crate::http::{BodyFraming, Method, ResponseHead};
 use crate::routes::Route;
 use crate::upstream::{
-    Attempts, Failover, Reuse, UpstreamConn, Upstreams, read_response_head, send_request,
+    Attempts, Failover, Reuse, Sent, UpstreamConn, Upstreams, read_response_head, send_request,
 };
 use crate::uwsgi::{self, RequestEnv};
 use crate::worker::Worker;
@@ -49,6 +49,30 @@ pub(super) struct Answered {
     pub(super) connected: Instant,
 }
 
+/// What the server answered.
+pub(super) enum Exchanged {
+    /// An answer, for the client.
+    Answer(Answered),
+    /// `101 Switching Protocols`: the two connections are to be joined.
+    Switching(Answered),
+}
+
+impl Exchanged {
+    /// `answered`, whose server read the whole request or not (`whole`). A switch before
+    /// the whole body went out is refused: the rest of the body would be lost, or reach the
+    /// app after the new protocol's first bytes.
+    pub(super) fn of(answered: Answered, whole: bool) -> Result<Exchanged, Fail> {
+        if answered.head.status != 101 {
+            return Ok(Exchanged::Answer(answered));
+        }
+        if !whole {
+            answered.upstream.close();
+            return Err(Fail::UpstreamBadResponse(BadResponse::SwitchedEarly));
+        }
+        Ok(Exchanged::Switching(answered))
+    }
+}
+
 /// Proxies one request to an upstream and relays its answer.
 pub(super) async fn forward(
     client: &mut Client,
@@ -64,20 +88,21 @@ pub(super) async fn forward(
         .upstreams
         .get(target.group)
         .ok_or(Fail::UpstreamRefused)?;
-    let answered = match group.protocol() {
-        Protocol::Uwsgi => exchange_uwsgi(client, req, target, rest, worker, group).await?,
-        Protocol::Http => {
-            match http_upstream::exchange(client, req, target, rest, worker, group).await? {
-                http_upstream::Exchanged::Answer(answered) => answered,
-                // Boxed: a joined connection's state must not grow every request's future.
-                http_upstream::Exchanged::Switching(answered) => {
-                    req.upstream_answered(worker, answered.head.status, answered.head.head_len);
-                    req.keep_upstream_headers(worker, &client.response_headers, &answered.buf);
-                    let (route, group) = (target.route, target.group);
-                    let join = upgrade::join(client, req, route, answered, rest, worker, group);
-                    return Box::pin(join).await;
-                }
-            }
+    let exchanged = match group.protocol() {
+        Protocol::Uwsgi => exchange_uwsgi(client, req, target, rest, worker, group).await,
+        Protocol::Http => http_upstream::exchange(client, req, target, rest, worker, group).await,
+    };
+    // Matched through `?`, not as the named `Exchanged` it was: that kept its room (256
+    // bytes) in every request's future while the answer was relayed.
+    let answered = match exchanged? {
+        Exchanged::Answer(answered) => answered,
+        // Boxed: a joined connection's state must not grow every request's future.
+        Exchanged::Switching(answered) => {
+            req.upstream_answered(worker, answered.head.status, answered.head.head_len);
+            req.keep_upstream_headers(worker, &client.response_headers, &answered.buf);
+            let (route, group) = (target.route, target.group);
+            let join = upgrade::join(client, req, route, answered, rest, worker, group);
+            return Box::pin(join).await;
         }
     };
     respond(client, req, target, rest, worker, answered).await
@@ -92,7 +117,7 @@ async fn exchange_uwsgi(
     rest: &mut Buf,
     worker: &Worker,
     group: &Upstreams,
-) -> Result<Answered, Fail> {
+) -> Result<Exchanged, Fail> {
     let limits = &target.route.limits;
     let packet_room = PACKET_HEADER + group.buffer_size();
 
@@ -106,6 +131,7 @@ async fn exchange_uwsgi(
     if let Some(Some(n)) = declared {
         check_body_size(n, limits.max_body_size)?;
     }
+    let upgrading = upgrade::asked(client, req);
     let early_vars = match declared {
         // Kept in a buffer of its own size: a slow upload holds it while its body arrives.
         Some(length) => Some(Buf::copy_of(&encode_vars(
@@ -114,6 +140,7 @@ async fn exchange_uwsgi(
             HeadParts::of(client, req),
             target,
             length,
+            upgrading,
             worker,
         )?)),
         None => None,
@@ -143,6 +170,7 @@ async fn exchange_uwsgi(
             HeadParts::of(client, req),
             target,
             body.len(),
+            upgrading,
             worker,
         )?,
     };
@@ -158,8 +186,9 @@ async fn exchange_uwsgi(
         let mut headers = std::mem::take(&mut client.response_headers);
         let with_upstream = async {
             let sent = send_request(&upstream, vars, body, timeout).await?;
-            let answer = read_response_head(&upstream, is_head, &mut headers, timeout).await;
-            Ok::<_, Fail>((sent.body, answer))
+            let answer =
+                read_response_head(&upstream, is_head, upgrading, &mut headers, timeout).await;
+            Ok::<_, Fail>((sent, answer))
         };
         // A client that leaves meanwhile ends the request: the upstream connection is shut
         // (uWSGI stops writing an answer nobody reads), nothing is answered.
@@ -168,7 +197,7 @@ async fn exchange_uwsgi(
             () = client.gone(target.route.limits.ignore_client_abort) => Err(Fail::ClientGone),
         };
         client.response_headers = headers;
-        let (kept, answer) = answer.inspect_err(|fail| {
+        let (Sent { body: kept, whole }, answer) = answer.inspect_err(|fail| {
             // The request did not go out whole (a send that broke or timed out).
             judge(target, group, &upstream, Missed::Fail(*fail), false);
         })?;
@@ -190,16 +219,17 @@ async fn exchange_uwsgi(
             upstream.close();
             body = kept;
             let parts = HeadParts::of(client, req);
-            vars = encode_vars(client, req, parts, target, body.len(), worker)?;
+            vars = encode_vars(client, req, parts, target, body.len(), upgrading, worker)?;
             continue;
         }
         let (head, buf) = answer?;
-        return Ok(Answered {
+        let answered = Answered {
             upstream,
             head,
             buf,
             connected,
-        });
+        };
+        return Exchanged::of(answered, whole);
     }
 }
 
@@ -404,13 +434,15 @@ pub(super) fn check_body_size(declared: u64, limit: u64) -> Result<(), Fail> {
 }
 
 /// The packet's header and vars block for the head `parts` (the client's request's, or an
-/// auth request's made for `req`), for a body of `body_len` bytes (`None`: no body).
+/// auth request's made for `req`), for a body of `body_len` bytes (`None`: no body);
+/// `upgrading`: the head asks to switch protocols ([`upgrade::asked`]).
 pub(super) fn encode_vars(
     client: &Client,
     req: &Request,
     parts: HeadParts<'_>,
     target: &Target<'_>,
     body_len: Option<u64>,
+    upgrading: bool,
     worker: &Worker,
 ) -> Result<Buf, Fail> {
     let config = &worker.config;
@@ -450,6 +482,7 @@ pub(super) fn encode_vars(
         real_ip_header: config.real_ip_header.name().as_bytes(),
         forwarded_host: super::forwarded_host(client, target.route, worker),
         allow_underscores: config.allow_underscores_in_headers,
+        upgrading,
     };
     let mut vars = Buf::with_capacity(PACKET_HEADER + max_vars);
     uwsgi::encode_request(

@@ -14,9 +14,12 @@ use crate::io::{IoError, read_some};
 const HEAD_READ_SIZE: usize = 16 * 1024;
 /// Reads the response head; returns it with the buffer it is at the start of (the bytes
 /// after it are the beginning of the body). `headers` is filled with its header spans.
+/// `upgrading`: the request asked to switch protocols, so a 101 is its answer (uWSGI's
+/// `websocket_handshake`), as nginx's `uwsgi_pass` takes it.
 pub(crate) async fn read_response_head(
     conn: &UpstreamConn,
     request_was_head: bool,
+    upgrading: bool,
     headers: &mut Vec<HeaderSpan>,
     timeout: Duration,
 ) -> Result<(ResponseHead, Buf), Fail> {
@@ -39,7 +42,10 @@ pub(crate) async fn read_response_head(
                     return too_large();
                 }
                 Ok(Status::Complete(head)) if head.status >= 200 => return Ok((head, resp)),
-                // A uwsgi group takes no Upgrade: a 101 is an answer it cannot use.
+                Ok(Status::Complete(head)) if head.status == 101 && upgrading => {
+                    return Ok((head, resp));
+                }
+                // A switch nobody asked for is an answer the client cannot use.
                 Ok(Status::Complete(head)) if head.status == 101 => {
                     return Err(Fail::UpstreamBadResponse(BadResponse::Interim(head.status)));
                 }

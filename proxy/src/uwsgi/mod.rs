@@ -36,6 +36,7 @@
 //!     real_ip_header: b"x-forwarded-for",
 //!     forwarded_host: None,
 //!     allow_underscores: false,
+//!     upgrading: false,
 //! };
 //! let mut packet = Vec::new();
 //! let len = encode_request(buf, &head, &headers, &env, None, 4096, &mut packet)?;

@@ -74,6 +74,10 @@ pub struct RequestEnv<'a> {
     pub forwarded_host: Option<&'a [u8]>,
     /// Forward headers whose names contain `_` (off by default: spoofing).
     pub allow_underscores: bool,
+    /// The request asks to switch protocols (a WebSocket handshake): its Upgrade and
+    /// Sec-WebSocket-* headers go to the app, which may answer 101; another request's are
+    /// dropped.
+    pub upgrading: bool,
 }
 
 /// Encodes the uwsgi packet header and vars for `head` (parsed from `buf`, with `headers`)
@@ -377,10 +381,12 @@ fn forwarded(name: &[u8], env: &RequestEnv<'_>) -> bool {
     {
         return false;
     }
-    // A uwsgi group takes no Upgrade (README, "HTTP upstreams"): without these the app never
-    // sees a WebSocket handshake to accept (uWSGI's own handshake needs only the key), so
-    // it answers the request as a plain one, as behind nginx's default `proxy_pass`.
-    if is(b"upgrade") || crate::http::names_header_prefix(name, b"sec-websocket-") {
+    // Only a request that asks to switch protocols (HTTP/1.1, `Connection: upgrade`, not
+    // to h2c) carries a WebSocket handshake to the app: another one's key would have the app
+    // answer a 101 its client did not ask for.
+    if !env.upgrading
+        && (is(b"upgrade") || crate::http::names_header_prefix(name, b"sec-websocket-"))
+    {
         return false;
     }
     // An HTTP/2 stream's `Connection: close` is ringway's own, for its pipeline: the

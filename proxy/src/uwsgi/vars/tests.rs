@@ -60,6 +60,7 @@ fn env() -> RequestEnv<'static> {
         real_ip_header: b"x-forwarded-for",
         forwarded_host: None,
         allow_underscores: false,
+        upgrading: false,
     }
 }
 
@@ -727,16 +728,32 @@ fn count_of(vars: &[(String, String)], key: &str) -> usize {
     vars.iter().filter(|(k, _)| k == key).count()
 }
 
-/// Found by review: a uwsgi group "refused" Upgrade only after the app had accepted it
-/// (uWSGI's handshake needs only the key): the 101 was a 502 and struck the server. The app
-/// now never sees a handshake. And an HTTP/2 stream's `Connection: close`, ringway's own,
-/// reached the app as if the client had sent it.
+/// A WebSocket handshake reaches the app only in a request that asks to switch protocols
+/// (uWSGI's `websocket_handshake` needs only the key, and its 101 is relayed): found by
+/// review, another request's key had the app answer a 101 nobody asked for. And an HTTP/2
+/// stream's `Connection: close`, ringway's own, reached the app as if the client had sent
+/// it.
 #[test]
-fn no_websocket_handshake_and_no_connection_of_ringways_own_reach_the_app() {
+fn a_websocket_handshake_reaches_the_app_only_when_asked_for() {
     let buf = b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
     let vars = vars_of(&encode(buf, &env(), None, 4096).unwrap());
     assert_eq!(http_keys(&vars), ["HTTP_HOST", "HTTP_CONNECTION"]);
+    let upgrading = RequestEnv {
+        upgrading: true,
+        ..env()
+    };
+    let vars = vars_of(&encode(buf, &upgrading, None, 4096).unwrap());
+    assert_eq!(
+        http_keys(&vars),
+        [
+            "HTTP_HOST",
+            "HTTP_CONNECTION",
+            "HTTP_UPGRADE",
+            "HTTP_SEC_WEBSOCKET_KEY",
+            "HTTP_SEC_WEBSOCKET_VERSION"
+        ]
+    );
 
     let buf = b"GET / HTTP/1.1\r\nHost: a\r\nAccept: */*\r\nconnection: close\r\n\r\n";
     let h2 = RequestEnv {
