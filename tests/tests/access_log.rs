@@ -1542,6 +1542,44 @@ fn clients_that_leave_are_logged_as_by_nginx() {
     assert_eq!(seen[0], seen[1], "ringway's lines, then nginx's");
 }
 
+/// A request whose server refused its connect names that server in its line, with the 502
+/// as its status and no connect or header time, as nginx's (found by review: `- -`, so a
+/// dashboard counting upstream errors missed the most common 502).
+#[test]
+fn a_refused_connect_is_logged_with_its_server_as_by_nginx() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // A socket file nobody listens on: ECONNREFUSED.
+    let dead = dir.path().join("dead.sock");
+    drop(std::os::unix::net::UnixListener::bind(&dead).expect("bind"));
+    let format = "$status $upstream_addr $upstream_status $upstream_connect_time \
+                  $upstream_header_time";
+    let nginx_log = dir.path().join("nginx.log");
+    let ringway_log = dir.path().join("ringway.log");
+    let nginx = Nginx::start_with_http_directives(
+        &dead,
+        &format!("log_format custom '{format}';"),
+        &format!("access_log {} custom;", nginx_log.display()),
+    );
+    let ringway = Ringway::with_config(format!(
+        "upstream = [\"unix:{}\"]\naccess_log = {:?}\naccess_log_format = '{format}'\n",
+        dead.display(),
+        ringway_log.display().to_string(),
+    ))
+    .start();
+    let mut seen = Vec::new();
+    for (addr, log) in [(nginx.addr(), &nginx_log), (ringway.addr(), &ringway_log)] {
+        let r = roundtrip(addr, &Req::get("/"));
+        assert_eq!(r.status, 502, "{r:?}");
+        seen.push(lines_once(log, 1, &ringway));
+    }
+    assert_eq!(
+        seen[0],
+        [format!("502 unix:{} 502 - -", dead.display())],
+        "nginx's line"
+    );
+    assert_eq!(seen[1], seen[0], "ringway's line, then nginx's");
+}
+
 /// A head the client cuts short (closing or resetting in its request line or its headers)
 /// or sends too slowly is logged as nginx logs it: 400 (408), with what came of its request
 /// line; a connection that closes before a byte of a request is no request and gets no line.

@@ -186,10 +186,11 @@ pub(crate) fn read_header_name(name: &[u8]) -> Box<[u8]> {
 /// The upstream part of a line.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct UpstreamFields<'a> {
-    /// The server connected to, as configured (`unix:/run/app.sock`, `10.0.0.2:3031`).
+    /// The server connected to, or whose connect failed, as configured
+    /// (`unix:/run/app.sock`, `10.0.0.2:3031`).
     pub(crate) addr: &'a str,
-    /// Time to connect.
-    pub(crate) connect: Duration,
+    /// Time to connect (`None`: the connect failed, which nginx logs as `-`).
+    pub(crate) connect: Option<Duration>,
     /// From the start of the connect to the upstream's last byte (nginx's
     /// `$upstream_response_time`).
     pub(crate) response: Duration,
@@ -251,7 +252,7 @@ pub(crate) fn json(out: &mut Vec<u8>, e: &Entry<'_>, time: &Stamp<'_>) {
     out.extend_from_slice(b",\"request_time\":");
     push_seconds(out, Some(e.request_time));
     out.extend_from_slice(b",\"upstream_connect_time\":");
-    push_seconds(out, e.upstream.map(|u| u.connect));
+    push_seconds(out, e.upstream.and_then(|u| u.connect));
     out.extend_from_slice(b",\"upstream_response_time\":");
     push_seconds(out, e.upstream.map(|u| u.response));
     push_field(out, b"upstream_addr", e.upstream.map(|u| u.addr.as_bytes()));
@@ -347,7 +348,7 @@ mod tests {
             request_time: Duration::from_micros(12_345),
             upstream: Some(UpstreamFields {
                 addr: "unix:/run/app.sock",
-                connect: Duration::from_micros(120),
+                connect: Some(Duration::from_micros(120)),
                 response: Duration::from_micros(10_999),
                 status: Some(200),
                 header: Some(Duration::from_micros(10_500)),

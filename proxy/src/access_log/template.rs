@@ -576,7 +576,7 @@ fn push_var(
         }
         Var::RequestTime => push_secs(out, e.request_time),
         Var::UpstreamAddr => text(out, e.upstream.map(|u| u.addr.as_bytes())),
-        Var::UpstreamConnectTime => seconds(out, e.upstream.map(|u| u.connect)),
+        Var::UpstreamConnectTime => seconds(out, e.upstream.and_then(|u| u.connect)),
         Var::UpstreamResponseTime => seconds(out, e.upstream.map(|u| u.response)),
         Var::RequestId => text(out, e.request_id.map(str::as_bytes)),
         Var::Host => push_host(out, e.host, escape),
@@ -887,7 +887,7 @@ mod tests {
         t.write(&mut out, &entry(None), &stamp);
         let upstream = UpstreamFields {
             addr: "unix:/a.sock",
-            connect: Duration::ZERO,
+            connect: Some(Duration::ZERO),
             response: Duration::from_millis(5),
             status: Some(204),
             header: Some(Duration::from_millis(4)),
@@ -914,7 +914,7 @@ mod tests {
         let line = |bytes| {
             let upstream = UpstreamFields {
                 addr: "unix:/a.sock",
-                connect: Duration::ZERO,
+                connect: Some(Duration::ZERO),
                 response: Duration::from_millis(5),
                 status: Some(200),
                 header: Some(Duration::from_millis(4)),

@@ -91,14 +91,14 @@ impl Outcome {
 /// stay small).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct UpstreamCall {
-    /// The group (by index) and its server (by index) connected to (u32: a request's
-    /// future holds this; no configuration has more groups).
+    /// The group (by index) and its server (by index) connected to, or whose connect
+    /// failed (u32: a request's future holds this; no configuration has more groups).
     pub(crate) group: u32,
     pub(crate) server: u32,
     /// When the connect began.
     pub(crate) started: Instant,
-    /// Time to connect.
-    pub(crate) connect: Duration,
+    /// Time to connect (`None`: it failed).
+    pub(crate) connect: Option<Duration>,
     /// From the start of the connect to the upstream's last byte read (`None`: not read to
     /// its end).
     pub(crate) response: Option<Duration>,
@@ -244,8 +244,15 @@ impl Request {
         }
     }
 
-    /// Notes the upstream connection made for this request.
-    fn upstream_connected(&self, group: usize, server: usize, started: Instant, took: Duration) {
+    /// Notes the upstream connection made for this request: its connect to `server` of `group`, begun at `started`, took `took`
+    /// (`None`: it failed, and the request got no server from it).
+    fn upstream_connected(
+        &self,
+        group: usize,
+        server: usize,
+        started: Instant,
+        took: Option<Duration>,
+    ) {
         self.upstream.set(Some(UpstreamCall {
             group: u32::try_from(group).unwrap_or(u32::MAX),
             server: u32::try_from(server).unwrap_or(u32::MAX),

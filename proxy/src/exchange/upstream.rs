@@ -322,16 +322,24 @@ pub(super) async fn connect(
     );
     // Timed from the pick of the server that took it, as nginx times each try (found by
     // review: a dead server's connect timeout counted as the next one's connect).
-    let (upstream, connecting) = group
+    let connected = group
         .connect(
             permit,
             limits.upstream_connect_timeout,
             reuse,
-            &mut attempts.tried,
+            attempts,
             bound,
             req.from.ip,
         )
-        .await?;
+        .await;
+    // A server that refused and none after it: the log line names it, as nginx's
+    // `$upstream_addr` with the 502 as its `$upstream_status` (found by review: none).
+    let refused = attempts.take_last_refusal();
+    let (upstream, connecting) = connected.inspect_err(|_| {
+        if let Some((server, picked)) = refused {
+            req.upstream_connected(target.group, server, picked, None);
+        }
+    })?;
     let connected = Instant::now();
     if !upstream.is_reused() {
         worker
@@ -343,7 +351,7 @@ pub(super) async fn connect(
         target.group,
         upstream.server(),
         connecting,
-        connected - connecting,
+        Some(connected - connecting),
     );
     Ok((upstream, connected))
 }

@@ -78,9 +78,19 @@ pub(crate) struct Tried(u64);
 pub(crate) struct Attempts {
     pub(crate) tried: Tried,
     first_connect: Option<Instant>,
+    /// The last server whose connect failed, and when it was picked: the request's log
+    /// line names it when no other server took the request (nginx's `$upstream_addr`).
+    last_refusal: Option<(u32, Instant)>,
 }
 
 impl Attempts {
+    /// Takes the last server whose connect failed, with when it was picked.
+    pub(crate) fn take_last_refusal(&mut self) -> Option<(usize, Instant)> {
+        self.last_refusal
+            .take()
+            .map(|(server, at)| (server as usize, at))
+    }
+
     /// Notes a connect beginning at `at`; when the first one began.
     pub(crate) fn connecting(&mut self, at: Instant) -> Instant {
         *self.first_connect.get_or_insert(at)
@@ -273,13 +283,14 @@ impl Upstreams {
     }
 
     /// Connects to the server whose turn it is, trying the others on failure, except those
-    /// `tried` names (see [`Balancer::pick`] for the order); the servers whose connect
-    /// failed join `tried`, so a request passed on later does not go back to them (found
-    /// by review: it did, and the refusal replaced the answer in hand). The failure reported is the
+    /// `attempts` has tried (see [`Balancer::pick`] for the order); the servers whose connect
+    /// failed join them, so a request passed on later does not go back to them (found
+    /// by review: it did, and the refusal replaced the answer in hand), and the last of them
+    /// is noted for the log ([`Attempts::take_last_refusal`]). The failure reported is the
     /// most telling one: busy or timed out says more than refused. With a `permit` (from
     /// [`Upstreams::slot`]) only servers with room are tried, and the connection keeps the
     /// server's slot. A kept HTTP connection is taken first when `reuse` allows. No server
-    /// is tried once `bound` is spent by the servers `tried` names. `client` is the request's
+    /// is tried once `bound` is spent by the servers tried. `client` is the request's
     /// real client, which `ip_hash` chooses by. With the connection comes the moment its
     /// server was picked: the time before it went to servers that failed.
     #[allow(clippy::too_many_arguments)]
@@ -288,10 +299,11 @@ impl Upstreams {
         mut permit: Option<Permit>,
         limit: Duration,
         reuse: Reuse,
-        tried: &mut Tried,
+        attempts: &mut Attempts,
         bound: Failover,
         client: IpAddr,
     ) -> Result<(UpstreamConn, Instant), Fail> {
+        let tried = &mut attempts.tried;
         let mut worst = Fail::UpstreamRefused;
         let mut tried_any = false;
         // A permit guarantees a server with room, but a scan can miss it while other
@@ -351,6 +363,7 @@ impl Upstreams {
                         // full backlog (EAGAIN on a unix socket).
                         self.count_failure(i, Instant::now());
                         tried.add(i);
+                        attempts.last_refusal = u32::try_from(i).ok().map(|i| (i, now));
                         let fail = classify(&err);
                         if fail == Fail::UpstreamRefused {
                             member.health.refused(now);
