@@ -330,7 +330,7 @@ impl<'w> Live<'w> {
         let cookie = metrics::accepted(&worker.probes, || socket_cookie(stream.as_raw_fd()));
         Live {
             stats: &worker.stats,
-            key: worker.stats.open(peer, cookie),
+            key: worker.stats.open(peer, cookie, stream.as_raw_fd()),
             at_ms: Coarse::now().millis(),
         }
     }

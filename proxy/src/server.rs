@@ -621,17 +621,26 @@ async fn serve(
             std::future::pending::<()>().await;
         }
     };
-    tokio::select! {
-        drained = tokio::time::timeout(grace, tracker.wait()) => if drained.is_err() {
+    let drained = tokio::select! {
+        drained = tokio::time::timeout(grace, tracker.wait()) => {
+            if drained.is_err() {
+                tracing::warn!(
+                    left = tracker.len(),
+                    "shutdown timeout reached with requests in flight"
+                );
+            }
+            drained.is_ok()
+        }
+        () = cut => {
             tracing::warn!(
                 left = tracker.len(),
-                "shutdown timeout reached with requests in flight"
+                "stopped at once, by a second stop signal, with requests in flight"
             );
-        },
-        () = cut => tracing::warn!(
-            left = tracker.len(),
-            "stopped at once, by a second stop signal, with requests in flight"
-        ),
+            false
+        }
+    };
+    if !drained {
+        end_in_flight(&state.stats, &tracker).await;
     }
     state.idle.close_all();
     if let Some(log) = &state.access_log {
@@ -639,6 +648,36 @@ async fn serve(
     }
     generation::clear();
     // Returning drops the runtime, which cancels whatever ops are left.
+}
+
+/// How long the requests still in flight when a drain is cut short get to end once their
+/// connections are shut down: enough to log them, not to wait for their apps.
+const CUT_GRACE: Duration = Duration::from_secs(1);
+
+/// Ends the requests still in flight when the drain's grace ran out (or a second stop
+/// signal came): every client connection is shut down, so each request ends as if its
+/// client had gone (499 while at its app, an answer cut midway, a WebSocket ended) and
+/// is logged and counted, as nginx's `worker_shutdown_timeout` closes its connections
+/// and finalizes their requests (found by review: the runtime's end dropped them, with
+/// no log line and no count). One still running after [`CUT_GRACE`] is dropped with the
+/// runtime: a request kept at its app by `ignore_client_abort`.
+async fn end_in_flight(stats: &WorkerStats, tracker: &TaskTracker) {
+    for fd in stats.live_sockets() {
+        // SAFETY: shutdown(2) on a descriptor number, no memory involved. Each is a live
+        // connection's socket, left open until the connection leaves the table; were one
+        // closed and its number reused meanwhile, what is shut down belongs to a process
+        // that is stopping.
+        unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+    }
+    if tokio::time::timeout(CUT_GRACE, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            left = tracker.len(),
+            "requests still in flight after their connections were shut down; dropped"
+        );
+    }
 }
 
 /// Accepts on `bound` until the server stops, serving each connection with the

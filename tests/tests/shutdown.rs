@@ -4,6 +4,8 @@
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use ringway_tests::uwsgi::UwsgiOptions;
+use ringway_tests::websocket::websocket_to;
 use ringway_tests::{App, Conn, Req, Ringway, Uwsgi};
 
 #[test]
@@ -197,5 +199,63 @@ fn a_second_stop_signal_ends_the_drain_at_once() {
     assert!(
         conn.read_response().is_err(),
         "the request in flight was cut"
+    );
+}
+
+/// What `shutdown_timeout` cuts is logged, as nginx's `worker_shutdown_timeout` finalizes
+/// the requests it cuts: a request still at its app as its client's leaving (499), a
+/// WebSocket as the 101 it was (found by review: neither had a line).
+#[test]
+fn what_the_shutdown_timeout_cuts_is_logged() {
+    // The WebSocket's handshake answers outside start_response, which wsgiref.validate
+    // refuses.
+    let uwsgi = Uwsgi::start_with(UwsgiOptions {
+        validate: false,
+        ..UwsgiOptions::new(App::Raw)
+    });
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = dir.path().join("access.log");
+    let mut ringway = Ringway::with_config(format!(
+        "shutdown_timeout = \"1s\"\nupstream = [\"{}\"]\naccess_log = {:?}\n\
+         access_log_format = '$request $status'\n",
+        uwsgi.upstream(),
+        log.display().to_string()
+    ))
+    .start();
+    let mut slow = Conn::open(ringway.addr());
+    slow.send(&Req::get("/slow?ms=8000").to_bytes())
+        .expect("send");
+    let (mut websocket, _) = websocket_to(ringway.addr(), "/websocket");
+    sleep(Duration::from_millis(300));
+    let signalled = Instant::now();
+    ringway.sigterm();
+    let status = ringway.wait_exit(Duration::from_secs(6));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "{status:?}\n{}",
+        ringway.stderr()
+    );
+    assert!(
+        signalled.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        signalled.elapsed()
+    );
+    assert!(slow.read_response().is_err(), "the slow request was cut");
+    let mut rest = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut websocket, &mut rest);
+    let mut lines: Vec<String> = std::fs::read_to_string(&log)
+        .expect("the access log")
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            "GET /slow?ms=8000 HTTP/1.1 499",
+            "GET /websocket HTTP/1.1 101"
+        ],
+        "{}",
+        ringway.stderr()
     );
 }

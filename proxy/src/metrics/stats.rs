@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -349,12 +350,13 @@ impl WorkerStats {
         self.upstream_errors[i].fetch_add(1, Relaxed);
     }
 
-    /// Registers a new connection; returns its key in the live table.
-    pub fn open(&self, peer: SocketAddr, cookie: u64) -> usize {
+    /// Registers a new connection on socket `fd`; returns its key in the live table.
+    pub fn open(&self, peer: SocketAddr, cookie: u64, fd: RawFd) -> usize {
         self.accepted.fetch_add(1, Relaxed);
         let entry = LiveConn {
             peer,
             cookie,
+            fd,
             opened: SystemTime::now(),
             ..LiveConn::default()
         };
@@ -383,6 +385,16 @@ impl WorkerStats {
         }
     }
 
+    /// The sockets of the connections still open: a drain whose grace ran out shuts them
+    /// down. Each stays open while it is listed: a connection leaves the table before
+    /// its socket is closed.
+    pub fn live_sockets(&self) -> Vec<RawFd> {
+        self.live
+            .lock()
+            .map(|live| live.iter().map(|(_, conn)| conn.fd).collect())
+            .unwrap_or_default()
+    }
+
     /// Removes a closed connection and counts its totals.
     pub fn close(&self, key: usize, requests: u64, bytes_in: u64, bytes_out: u64) {
         self.closed.fetch_add(1, Relaxed);
@@ -402,6 +414,9 @@ pub struct LiveConn {
     pub peer: SocketAddr,
     /// Kernel socket cookie: the key of the eBPF per-connection figures.
     pub cookie: u64,
+    /// Its socket.
+    #[serde(skip)]
+    pub fd: RawFd,
     /// When it was accepted.
     #[serde(skip)]
     pub opened: SystemTime,
@@ -418,6 +433,7 @@ impl Default for LiveConn {
         LiveConn {
             peer: SocketAddr::from(([0, 0, 0, 0], 0)),
             cookie: 0,
+            fd: -1,
             opened: SystemTime::UNIX_EPOCH,
             requests: 0,
             bytes_in: 0,
