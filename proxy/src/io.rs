@@ -152,6 +152,13 @@ pub(crate) trait Stream {
     }
     /// Shuts the socket down, completing any op in flight on it.
     fn shutdown(&self, how: Shutdown);
+    /// Ends this side's writing, the reading side left open: a half-close (a TLS session
+    /// first says close_notify, so that its peer can tell the end from a cut). Only while
+    /// no write is in flight on the stream.
+    fn finish_writing(&self) -> impl Future<Output = ()> {
+        self.shutdown(Shutdown::Write);
+        std::future::ready(())
+    }
     /// Shuts the socket down because a step on it ran out of time (a client's stream notes
     /// it: `reset_timedout_connection`).
     fn time_out(&self, how: Shutdown) {
@@ -398,6 +405,10 @@ impl<S: Stream> Stream for Counted<S> {
 
     fn shutdown(&self, how: Shutdown) {
         self.inner.shutdown(how);
+    }
+
+    fn finish_writing(&self) -> impl Future<Output = ()> {
+        self.inner.finish_writing()
     }
 
     fn time_out(&self, how: Shutdown) {

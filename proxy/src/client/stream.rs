@@ -151,4 +151,12 @@ impl Stream for ClientStream {
             ClientStream::Tls(s) => Stream::shutdown(&**s, how),
         }
     }
+
+    async fn finish_writing(&self) {
+        match self {
+            ClientStream::Plain(s) => s.finish_writing().await,
+            ClientStream::Bridged(s) => s.finish_writing().await,
+            ClientStream::Tls(s) => Box::pin(s.finish_writing()).await,
+        }
+    }
 }

@@ -165,7 +165,7 @@ async fn pipe<A: Stream, B: Stream>(
         let (read, filled) = from.read_append(Buf::with_capacity(size), size).await;
         match read {
             Ok(0) => {
-                to.shutdown(Shutdown::Write);
+                to.finish_writing().await;
                 return Ok(());
             }
             Ok(n) => {

@@ -374,6 +374,11 @@ impl Stream for TlsStream {
         (Ok(()), buf)
     }
 
+    async fn finish_writing(&self) {
+        self.close_notify().await;
+        Stream::shutdown(self, Shutdown::Write);
+    }
+
     fn shutdown(&self, how: Shutdown) {
         // A read that timed out may be waiting on a flush of records: that write must end too.
         let how = if how == Shutdown::Read && self.flushing.get() {

@@ -539,6 +539,64 @@ fn the_end_of_an_answer_that_closes_the_connection_is_a_close_notify() {
     assert_ends_with_close_notify(&stack, &close, Framing::Length(1000));
 }
 
+/// A tunnel (after a 101) whose server ends its side ends the client's side of a TLS
+/// session with close_notify, so the client tells that end from a cut (found by review: a
+/// bare TCP half-close, which TLS clients report as an unexpected end).
+#[test]
+fn the_end_of_a_tunnel_over_tls_is_a_close_notify() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let upstream = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        let Ok((mut stream, _)) = listener.accept() else {
+            return;
+        };
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            if std::io::Read::read_exact(&mut stream, &mut byte).is_err() {
+                return;
+            }
+            head.push(byte[0]);
+        }
+        let answer = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+                       Connection: Upgrade\r\n\r\nbye";
+        let _ = std::io::Write::write_all(&mut stream, answer);
+        // Then the server's end: dropped, closed.
+    });
+    let pki = Pki::new();
+    let a = pki.issue("a", &["a.test"], 41, (2030, 1, 1));
+    let ringway = Ringway::builder()
+        .config(format!(
+            "{}[upstreams.web]\nservers = [\"http://{upstream}\"]\n\
+             [[routes]]\npath = \"/\"\nupstream = \"web\"\n",
+            tls_toml(&[&a], "")
+        ))
+        .start();
+    let py = PyTls::open(ringway.tls_addr(), &PyOpts::verified("a.test", pki.ca()));
+    let mut conn = py.conn();
+    conn.send(
+        b"GET /feed HTTP/1.1\r\nHost: a.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+    )
+    .expect("send");
+    let end = py
+        .wait_event("tls_closed", Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("ringway ends the session\n{}", ringway.stderr()));
+    assert!(
+        end["error"].is_null(),
+        "a clean end (close_notify), not a cut: {end}"
+    );
+    // All that came before the end.
+    let mut n = 1;
+    while conn.read_at_least(n).is_ok() {
+        n = conn.leftover().len() + 1;
+    }
+    let got = String::from_utf8_lossy(conn.leftover());
+    assert!(
+        got.starts_with("HTTP/1.1 101") && got.ends_with("\r\n\r\nbye"),
+        "{got}"
+    );
+}
+
 #[test]
 fn an_idle_keep_alive_session_ends_with_a_close_notify() {
     // Kept alive, then idle past the keep-alive timeout: ringway ends the session, and
