@@ -827,6 +827,61 @@ fn next_upstream_timeout_counts_from_the_first_connect_not_the_queue_wait() {
     );
 }
 
+/// An upgrade request on a kept connection the server closes as it arrives is sent again on
+/// a new one, as any GET (found by review: 502; nothing has switched before the 101).
+#[test]
+fn a_websocket_handshake_on_a_kept_connection_closed_meanwhile_is_sent_again() {
+    let upstream = scripted_upstream(|mut stream, n| {
+        let mut input = Vec::new();
+        if n == 0 {
+            // The first connection answers a plain GET and is kept; the next request on it
+            // is read, and the connection closed without a word (a server's idle close).
+            if read_request_line(&mut stream, &mut input).is_some() {
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+            }
+            let _ = read_request_line(&mut stream, &mut input);
+            return;
+        }
+        if read_request_line(&mut stream, &mut input).is_some() {
+            let head = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+                         Connection: Upgrade\r\n\r\nswitched";
+            let _ = stream.write_all(head);
+            thread::sleep(Duration::from_secs(2));
+        }
+    });
+    let ringway = Ringway::with_config(format!(
+        "[upstreams.web]\nservers = [\"http://{upstream}\"]\n\
+         [[routes]]\npath = \"/\"\nupstream = \"web\"\n"
+    ))
+    .workers(1)
+    .start();
+    let r = roundtrip(ringway.addr(), &Req::get("/"));
+    assert_eq!((r.status, r.text().as_str()), (200, "ok"), "{r:?}");
+    let mut stream = TcpStream::connect(ringway.addr()).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    stream
+        .write_all(
+            b"GET /feed HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+        )
+        .expect("send");
+    let mut got = Vec::new();
+    let mut piece = [0u8; 4096];
+    while !got.ends_with(b"switched") {
+        match stream.read(&mut piece) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&piece[..n]),
+        }
+    }
+    let got = String::from_utf8_lossy(&got);
+    assert!(
+        got.starts_with("HTTP/1.1 101") && got.ends_with("switched"),
+        "{got}\n{}",
+        ringway.stderr()
+    );
+}
+
 /// A server that switches protocols before it read the whole request body gets no
 /// tunnel: the rest of the body would be lost, or reach the app after the new protocol's
 /// first bytes (found by review). The client gets a 502.

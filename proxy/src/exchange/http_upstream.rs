@@ -53,8 +53,10 @@ pub(super) async fn exchange(
     // (a bodiless POST may have run). A kept connection the server had closed is found out
     // before anything is sent when the loop has seen it turn readable; a request that
     // cannot go again also peeks at the socket first. The retry covers the moment between
-    // that look and the request's arrival.
-    let retry_safe = !upgrading && is_idempotent(req.head.method);
+    // that look and the request's arrival. An upgrade request is no exception: nothing
+    // has switched before its 101, and the client's bytes after its head wait for that
+    // (found by review: a WebSocket's GET on a kept connection closed meanwhile got 502).
+    let retry_safe = is_idempotent(req.head.method);
     let mut reuse = Reuse::Kept { peek: !retry_safe };
     let mut attempts = Attempts::default();
     let mut stale_retried = false;
