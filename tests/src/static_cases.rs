@@ -215,6 +215,17 @@ pub fn file_cases(t: &StaticTree) -> Vec<Case> {
         not_allowed("DELETE", Req::new("DELETE", &st(TEXT))),
         not_allowed("PATCH", Req::new("PATCH", &st(TEXT)).body(b"x")),
         not_allowed("OPTIONS", Req::new("OPTIONS", &st(TEXT))),
+        // nginx's static module takes a POST as far as the file: none is a 404.
+        Case::new(
+            "POST to a missing file",
+            Req::post(&st("missing.css"), b"a=1"),
+            Expect::NotFound,
+            STATIC,
+        ),
+        not_allowed(
+            "PUT to a missing file",
+            Req::new("PUT", &st("missing.css")).body(b"x"),
+        ),
     ]
 }
 

@@ -86,7 +86,14 @@ const SYMLINK_OUT_CASES: &[&str] = &[
     "symlink climbing out from a subdirectory",
 ];
 
-const METHOD_CASES: &[&str] = &["POST", "PUT", "DELETE", "PATCH", "OPTIONS"];
+const METHOD_CASES: &[&str] = &[
+    "POST",
+    "PUT",
+    "DELETE",
+    "PATCH",
+    "OPTIONS",
+    "PUT to a missing file",
+];
 
 /// The gzip answers that send the sibling whole.
 const GZIP_SIBLING_CASES: &[&str] = &[

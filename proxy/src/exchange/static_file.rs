@@ -103,9 +103,10 @@ pub(super) async fn serve(
     let files = f.files;
     // As `try_files $uri @app`: another method than GET or HEAD still goes to the app
     // when there is no file (a POST to the app behind `location /`); without an app to
-    // fall back to, or on a file, it is refused.
+    // fall back to, or on a file, it is refused. A POST is looked up first, as nginx's
+    // static module does: no file is a 404 (found by review: 405).
     let to_app = matches!(files.fallback, Some(Fallback::Group { .. }));
-    if !readable && !to_app {
+    if !readable && !to_app && req.head.method != Method::Post {
         return Err(Fail::MethodNotAllowed(Allowed::Files));
     }
     let found = if !files.dotfiles && has_dot_segment(f.rel) {
