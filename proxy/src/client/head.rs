@@ -41,6 +41,8 @@ struct ParseGate {
     start: Option<usize>,
     /// The request line ended.
     line_ended: bool,
+    /// The method ended (its space came) or was found bad: no more of it to look at.
+    method_looked_at: bool,
 }
 
 impl ParseGate {
@@ -64,7 +66,18 @@ impl ParseGate {
         let over_limit = input.len() > limits.max_head
             || (!self.line_ended && !first_line_end && line_len > limits.max_request_line);
         self.line_ended |= first_line_end;
-        let worth = first_line_end || head_end || over_limit;
+        // A byte no method has (a TLS or SOCKS handshake on the plain port, a binary probe)
+        // is refused at once, as nginx's parser refuses it, not after the header timeout
+        // (found by review: 408 after waiting for a line end that never came).
+        let mut bad_method = false;
+        if !self.method_looked_at {
+            let method = input.get(self.seen.max(start)..).unwrap_or_default();
+            if let Some(&after) = method.iter().find(|&&b| !http::is_token(b)) {
+                self.method_looked_at = true;
+                bad_method = after != b' ';
+            }
+        }
+        let worth = first_line_end || head_end || over_limit || bad_method;
         self.seen = input.len();
         worth
     }
@@ -364,6 +377,25 @@ mod tests {
         let mut long = b"\r\n".repeat(40);
         long.extend_from_slice(&[b'a'; 80]);
         assert_eq!(parsed_after(&long).first(), Some(&(80 + 65)));
+    }
+
+    #[test]
+    fn a_byte_no_method_has_is_parsed_at_once() {
+        // A TLS ClientHello, a SOCKS greeting, a lower bound of junk: no line end needed.
+        for junk in [&b"\x16\x03\x01\x02\x00"[..], b"\x05\x01\x00", b"GE\x00"] {
+            let mut gate = ParseGate::default();
+            assert!(gate.worth_parsing(junk, &LIMITS), "{junk:?}");
+        }
+        // A method coming a byte at a time, then its space, is no reason to parse; nor is
+        // what follows the space, until the line ends.
+        let mut gate = ParseGate::default();
+        let line = b"PROPFIND /a\x01b";
+        for end in 1..=line.len() {
+            assert!(!gate.worth_parsing(&line[..end], &LIMITS), "{end}");
+        }
+        let mut gate = ParseGate::default();
+        assert!(!gate.worth_parsing(b"\r\nGET", &LIMITS));
+        assert!(gate.worth_parsing(b"\r\nGET\x7f", &LIMITS));
     }
 
     #[test]
