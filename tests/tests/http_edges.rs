@@ -414,3 +414,40 @@ fn the_longest_request_line_is_nginx_s_one_buffer_of_four() {
         }
     }
 }
+
+/// With no setting, a head takes what nginx's default `large_client_header_buffers 4 8k`
+/// takes: a 20 KiB head of cookies passes both (found by review: ringway's default was
+/// 16 KiB, so such a head got 431 after a migration), and one past 32 KiB neither.
+#[test]
+fn the_default_head_size_is_nginx_s() {
+    // uWSGI's buffer raised for both, so that the head's own limit is what is seen.
+    let uwsgi = Uwsgi::start_with(UwsgiOptions {
+        buffer_size: Some(65535),
+        ..UwsgiOptions::new(App::Raw)
+    });
+    let ringway = Ringway::with(&uwsgi)
+        .arg("--upstream-buffer-size", "65535")
+        .start();
+    let nginx = ringway_tests::Nginx::start(uwsgi.socket());
+    // Cookie lines of 6 KiB each: within nginx's 8 KiB line.
+    let cookies = |lines: usize| {
+        (0..lines)
+            .map(|i| format!("Cookie: c{i}={}\r\n", "v".repeat(6 * 1024)))
+            .collect::<String>()
+    };
+    for (lines, taken) in [(3, true), (6, false)] {
+        let wire = format!(
+            "GET / HTTP/1.1\r\nHost: localhost\r\n{}Connection: close\r\n\r\n",
+            cookies(lines)
+        );
+        for (stack, addr) in [("ringway", ringway.addr()), ("nginx", nginx.addr())] {
+            let r = roundtrip_raw(addr, wire.as_bytes()).expect("an answer");
+            assert_eq!(
+                r.status == 200,
+                taken,
+                "{stack}, {lines} cookie lines of 6 KiB: {}",
+                r.status
+            );
+        }
+    }
+}

@@ -66,7 +66,8 @@ pub struct Settings {
     pub upstream_buffer_size: Option<Size>,
 
     /// Largest request head: request line plus headers (431 beyond); the request line may
-    /// take a quarter of it, at least 8 KiB (414 beyond) [default: 16k].
+    /// take a quarter of it, at least 8 KiB (414 beyond) [default: 32k, nginx's default
+    /// `large_client_header_buffers 4 8k`].
     #[arg(long, value_name = "SIZE")]
     pub max_header_size: Option<Size>,
 

@@ -98,7 +98,10 @@ impl Resolved {
         )?;
         let max_header_size = self.size_in(
             "max_header_size",
-            s.max_header_size.unwrap_or(Size::kib(16)),
+            // nginx's default `large_client_header_buffers 4 8k`: a head nginx takes
+            // without a directive is taken without a setting (found by review: 16k, so
+            // heads of 16 to 32 KiB, big cookies, got 431 after a migration).
+            s.max_header_size.unwrap_or(Size::kib(32)),
             1024..=1 << 20,
             |key, message| self.invalid(key, message),
         )?;
