@@ -21,7 +21,7 @@ use ringway_tests::app_server::{AppServer, Listen, Served, Server, established_a
 use ringway_tests::checks::check_routes;
 use ringway_tests::log_lines::{UPSTREAM_FORMAT, upstream_line};
 use ringway_tests::websocket::{client_frame, server_frame, websocket_to};
-use ringway_tests::{App, Conn, Req, Ringway, roundtrip};
+use ringway_tests::{App, Conn, Nginx, Req, Ringway, roundtrip};
 
 /// A ringway whose only group is `upstream` (with `extra` group keys), metrics on.
 fn ringway_to(upstream: &str, extra: &str, workers: u32) -> Ringway {
@@ -824,6 +824,36 @@ fn next_upstream_timeout_counts_from_the_first_connect_not_the_queue_wait() {
         (200, "ok".to_owned()),
         "after {took:?}: {r:?}\n{}",
         ringway.stderr()
+    );
+}
+
+/// An answer with a header name nginx marks invalid and passes (`X-\xC4rger`, `Foo@Bar`)
+/// is served, that line left out, not refused with a 502 that counts against the server
+/// (found by review); nginx passes the same answer.
+#[test]
+fn a_header_name_nginx_passes_does_not_fail_the_answer() {
+    let upstream = answering(|_| {
+        b"HTTP/1.1 200 OK\r\nX-\xc4rger: 1\r\nFoo@Bar: a\r\nContent-Length: 2\r\n\r\nok".to_vec()
+    });
+    let ringway = Ringway::with_config(format!(
+        "[upstreams.web]\nservers = [\"http://{upstream}\"]\n\
+         [[routes]]\npath = \"/\"\nupstream = \"web\"\n"
+    ))
+    .start();
+    let r = roundtrip(ringway.addr(), &Req::get("/"));
+    assert_eq!((r.status, r.text().as_str()), (200, "ok"), "{r:?}");
+    // nginx passes the lines on, which the test client's parser refuses: read raw.
+    let nginx = Nginx::start_proxy_pass(upstream);
+    let mut stream = TcpStream::connect(nginx.addr()).expect("connect");
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        .expect("send");
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).expect("nginx's answer");
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200") && answer.ends_with(b"\r\n\r\nok"),
+        "{}",
+        String::from_utf8_lossy(&answer)
     );
 }
 

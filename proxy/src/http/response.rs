@@ -103,6 +103,58 @@ pub fn parse_response_within<const SLOTS: usize>(
     request_was_head: bool,
     headers: &mut Vec<HeaderSpan>,
 ) -> Result<Status<ResponseHead>, HttpError> {
+    parse_head::<SLOTS>(buf, request_was_head, headers, Names::Strict)
+}
+
+/// What a header line whose name is no token (`X-\xC4rger`, `Foo@Bar`) does to an answer.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Names {
+    /// Fails it; on failing, the head is parsed again [`Names::Skipped`] if nginx would take
+    /// every name in it ([`names_nginx_takes`]).
+    Strict,
+    /// The line is left out and the answer goes on. nginx passes such a line on (its
+    /// parser marks it invalid, its proxy modules do not look); a 502 that counts against
+    /// the server would let any client who can make an app echo a name take servers out
+    /// of turn (found by review).
+    Skipped,
+}
+
+/// Whether nginx's header parser takes every header line of the head at the start of
+/// `buf` (those after its status line): a name with no control byte, space or DEL in it
+/// (ringway's own leniency, spaces between a name and its colon, aside), not starting
+/// with a colon, and no line folded onto the one before. Other bytes (`@`, `(`, from
+/// 0x80 up) it marks invalid and passes.
+fn names_nginx_takes(buf: &[u8]) -> bool {
+    for line in buf.split(|&b| b == b'\n').skip(1) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            // The head's end: what follows is the body.
+            return true;
+        }
+        let name = line.split(|&b| b == b':').next().unwrap_or_default();
+        let name = trim_trailing_blanks(name);
+        if matches!(line.first(), Some(b' ' | b'\t' | b':'))
+            || name.iter().any(|&b| b <= 0x20 || b == 0x7f)
+        {
+            return false;
+        }
+    }
+    true
+}
+
+fn trim_trailing_blanks(mut bytes: &[u8]) -> &[u8] {
+    while let [rest @ .., b' ' | b'\t'] = bytes {
+        bytes = rest;
+    }
+    bytes
+}
+
+fn parse_head<const SLOTS: usize>(
+    buf: &[u8],
+    request_was_head: bool,
+    headers: &mut Vec<HeaderSpan>,
+    names: Names,
+) -> Result<Status<ResponseHead>, HttpError> {
     headers.clear();
     // Uninitialised slots: zeroing 512 of them (16 KiB) on every parse would cost more than
     // the parse; httparse fills the ones it uses.
@@ -111,11 +163,15 @@ pub fn parse_response_within<const SLOTS: usize>(
     let head_len = match httparse::ParserConfig::default()
         .allow_spaces_after_header_name_in_responses(true)
         .allow_multiple_spaces_in_response_status_delimiters(true)
+        .ignore_invalid_headers_in_responses(names == Names::Skipped)
         .parse_response_with_uninit_headers(&mut res, buf, &mut slots)
     {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return Ok(Status::Partial),
         Err(httparse::Error::TooManyHeaders) => return Err(HttpError::TooManyHeaders),
+        Err(httparse::Error::HeaderName) if names == Names::Strict && names_nginx_takes(buf) => {
+            return parse_head::<SLOTS>(buf, request_was_head, headers, Names::Skipped);
+        }
         // A reason phrase holding them fails as the status line.
         Err(httparse::Error::HeaderValue | httparse::Error::Status) if has_control_bytes(buf) => {
             return parse_with_controls_in_values::<SLOTS>(buf, request_was_head, headers);

@@ -267,3 +267,34 @@ fn control_bytes_in_values_pass_as_nginx_passes_them() {
         Ok(Status::Partial)
     );
 }
+
+/// A name nginx marks invalid and passes (bytes from 0x80 up, `@`, `(`) leaves its line
+/// out, where it made a 502 that counted against the server; what nginx refuses (a
+/// control byte or a space in a name, a name starting with a colon, a folded line, NUL)
+/// stays refused.
+#[test]
+fn names_nginx_passes_leave_their_line_out() {
+    let buf = b"HTTP/1.1 200 OK\r\nX-\xc4rger: 1\r\nFoo@Bar: a\r\nX(1): b\r\n\
+                Content-Length: 2\r\nX-Kept: c\r\n\r\nok\x01\x00";
+    let mut headers = Vec::new();
+    let Ok(Status::Complete(h)) = parse_response(buf, false, &mut headers) else {
+        panic!("{:?}", parse(buf, false))
+    };
+    assert_eq!(h.framing, ResponseFraming::Length(2));
+    let names: Vec<&[u8]> = headers.iter().map(|s| s.name.of(buf)).collect();
+    assert_eq!(names, [&b"Content-Length"[..], b"X-Kept"]);
+    for bad in [
+        &b"HTTP/1.1 200 OK\r\nX@\x01Y: 1\r\n\r\n"[..],
+        b"HTTP/1.1 200 OK\r\nX@Y Z: 1\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\n:X@: 1\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nX@: a\r\n folded\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nX@: a\x00b\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nX@\x00: a\r\n\r\n",
+    ] {
+        assert!(
+            parse(bad, false).is_err(),
+            "{:?}",
+            String::from_utf8_lossy(bad)
+        );
+    }
+}
