@@ -317,3 +317,49 @@ fn ip_hash_sends_each_client_where_nginx_sends_it() {
         "a dead server: ringway, then nginx"
     );
 }
+
+/// `balance = "least_conn"` sends each request where nginx's `least_conn` sends it: to the
+/// server with the fewest requests in flight, round robin among equals. Two slow requests
+/// hold `a` and `b`; the quick ones after them all go to `c`.
+#[test]
+fn least_conn_sends_requests_where_nginx_sends_them() {
+    let uwsgis = trio();
+    let servers: Vec<(&std::path::Path, &str)> = uwsgis.iter().map(|u| (u.socket(), "")).collect();
+    let nginx = Nginx::start_uwsgi_group_balanced(&servers, "least_conn;", "");
+    let listed: Vec<String> = uwsgis
+        .iter()
+        .map(|u| format!("{:?}", u.upstream()))
+        .collect();
+    let ringway = Ringway::with_config(format!(
+        "[upstreams.app]\nservers = [{}]\nbalance = \"least_conn\"\n\
+         [[routes]]\npath = \"/\"\nupstream = \"app\"\n",
+        listed.join(", ")
+    ))
+    .workers(1)
+    .start();
+    let mut idle = Vec::new();
+    for (proxy, addr) in [("nginx", nginx.addr()), ("ringway", ringway.addr())] {
+        let slow: Vec<_> = (0..2)
+            .map(|_| {
+                let held = std::thread::spawn(move || send_all(addr, &[Req::get("/slow?ms=2000")]));
+                // Each at its server before the next request is picked for.
+                std::thread::sleep(std::time::Duration::from_millis(300));
+                held
+            })
+            .collect();
+        let quick = send_all(addr, &vec![Req::get("/"); 4]);
+        let slow: Vec<Seen> = slow
+            .into_iter()
+            .flat_map(|held| held.join().expect("the slow request"))
+            .collect();
+        assert_eq!(slow, by("a b"), "{proxy}: the slow requests");
+        assert_eq!(
+            quick,
+            by("c c c c"),
+            "{proxy}: the quick ones, while a and b are busy"
+        );
+        // Nothing in flight any more: the round robin's turns, where they stood.
+        idle.push(send_all(addr, &vec![Req::get("/"); 4]));
+    }
+    assert_eq!(idle[1], idle[0], "all idle: ringway's, then nginx's");
+}

@@ -189,6 +189,9 @@ pub enum Balance {
     /// By the real client's address, so that a client keeps to one server (nginx's
     /// `ip_hash`: an IPv4 address's first three bytes, or a whole IPv6 one).
     IpHash,
+    /// To the server with the fewest requests in flight for its weight, round robin among
+    /// equals (nginx's `least_conn`; in each worker, as nginx's without a `zone`).
+    LeastConn,
 }
 
 impl Group {

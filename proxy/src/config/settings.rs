@@ -557,10 +557,11 @@ pub struct GroupSettings {
     /// HTTP servers only: how long one connection is used; it is closed after the first
     /// answer past this (nginx's `keepalive_time`) [default: 1h].
     pub keepalive_time: Option<Dur>,
-    /// How a server is chosen for each request: `round_robin` (by weight), or `ip_hash`
-    /// (by the client's address, so that a client keeps to one server: nginx's `ip_hash`,
-    /// for an app holding sessions in its processes, as Socket.IO's long-polling does)
-    /// [default: round_robin].
+    /// How a server is chosen for each request: `round_robin` (by weight), `least_conn`
+    /// (the fewest requests in flight for its weight: nginx's `least_conn`, for apps whose
+    /// requests take very different times), or `ip_hash` (by the client's address, so that
+    /// a client keeps to one server: nginx's `ip_hash`, for an app holding sessions in its
+    /// processes, as Socket.IO's long-polling does) [default: round_robin].
     pub balance: Option<String>,
 }
 

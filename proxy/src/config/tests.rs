@@ -2998,7 +2998,7 @@ fn limit_rate_is_set_at_the_top_over_a_flag_and_per_route() {
 }
 
 #[test]
-fn a_group_balances_round_robin_or_by_ip_hash() {
+fn a_group_balances_round_robin_by_least_conn_or_by_ip_hash() {
     let group = |lines: &str| {
         format!("[upstreams.app]\n{lines}\n[[routes]]\npath = \"/\"\nupstream = \"app\"\n")
     };
@@ -3007,10 +3007,14 @@ fn a_group_balances_round_robin_or_by_ip_hash() {
     let hashed = group("servers = [\"unix:/a\", \"unix:/b weight=2\"]\nbalance = \"ip_hash\"");
     let config = load(&hashed, &[]).unwrap();
     assert_eq!(config.groups[0].balance, crate::config::Balance::IpHash);
+    // With backups, as nginx's least_conn takes them.
+    let least = group("servers = [\"unix:/a\", \"unix:/b backup\"]\nbalance = \"least_conn\"");
+    let config = load(&least, &[]).unwrap();
+    assert_eq!(config.groups[0].balance, crate::config::Balance::LeastConn);
     assert_refused(
-        &group("servers = [\"unix:/a\"]\nbalance = \"least_conn\""),
+        &group("servers = [\"unix:/a\"]\nbalance = \"hash\""),
         "upstreams.app.balance",
-        "expected \"round_robin\" or \"ip_hash\"",
+        "expected \"round_robin\", \"least_conn\" or \"ip_hash\"",
     );
     assert_refused(
         &group("servers = [\"unix:/a\", \"unix:/b backup\"]\nbalance = \"ip_hash\""),

@@ -1942,9 +1942,10 @@ fn balance(given: Option<&str>, servers: &[GroupServer]) -> Result<Balance, Stri
     let balance = match given {
         None | Some("round_robin") => Balance::RoundRobin,
         Some("ip_hash") => Balance::IpHash,
+        Some("least_conn") => Balance::LeastConn,
         Some(other) => {
             return Err(format!(
-                "{other:?}: expected \"round_robin\" or \"ip_hash\""
+                "{other:?}: expected \"round_robin\", \"least_conn\" or \"ip_hash\""
             ));
         }
     };

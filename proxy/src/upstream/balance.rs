@@ -8,6 +8,12 @@
 //! server nginx would send it to): a server down, out of turn, full or tried already is
 //! passed over by hashing again, and after 21 hashes the turn is round robin's.
 //!
+//! With `balance = "least_conn"`, a request goes to the server with the fewest requests in
+//! flight for its weight, and among servers as loaded, to the one whose turn it is by the
+//! weighted round robin: nginx's `ngx_http_upstream_get_least_conn_peer`, over the same
+//! tiers (primaries, then backups). A request counts from its connection's making to its
+//! end with the server ([`Busy`]); in each worker, as nginx's without a `zone`.
+//!
 //! A group of one server keeps no failure count, as nginx's `single` peers: that server
 //! takes every request it can. With a backup beside it, nginx counts (it clears `single`
 //! when there are backups), so a failing primary goes out of turn and the backup takes its
@@ -18,6 +24,7 @@
 
 use std::cell::Cell;
 use std::net::IpAddr;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::config::{Balance, ServerOptions};
@@ -55,6 +62,18 @@ struct Peer {
     /// When its window last began (nginx's `checked`): a failure, or the first turn after a
     /// window ended.
     checked: Cell<Option<Instant>>,
+    /// Requests in flight to it (nginx's `conns`): kept for `least_conn` only.
+    busy: Rc<Cell<u32>>,
+}
+
+/// A request in flight to a server of a `least_conn` group: counted from its connection's
+/// making until this is dropped (with the connection, or as it goes back to its pool).
+pub(crate) struct Busy(Rc<Cell<u32>>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.set(self.0.get().saturating_sub(1));
+    }
 }
 
 impl Peer {
@@ -102,6 +121,7 @@ impl Balancer {
                 fails: Cell::new(0),
                 failed_at: Cell::new(None),
                 checked: Cell::new(None),
+                busy: Rc::default(),
             })
             .collect::<Vec<Peer>>();
         // nginx clears `single` when there are backups (found by review: a single primary's
@@ -189,18 +209,53 @@ impl Balancer {
         None
     }
 
-    /// The weighted round robin's turn among the servers `eligible` allows.
+    /// The weighted round robin's turn among the servers `eligible` allows (for
+    /// `least_conn`, among the least busy of them), tier by tier.
     fn round_robin(&self, now: Instant, eligible: impl Fn(usize) -> bool) -> Option<usize> {
         TIERS.iter().find_map(|&tier| {
-            self.smooth_turn(now, |i, peer| {
+            let candidate = |i, peer: &Peer| {
                 let in_tier = match tier {
                     Tier::Primary => !peer.backup && !peer.out_of_turn(now),
                     Tier::Backup => peer.backup && !peer.out_of_turn(now),
                     Tier::OutOfTurn { backup } => peer.backup == backup && peer.out_of_turn(now),
                 };
                 in_tier && !peer.down && eligible(i)
+            };
+            if self.balance != Balance::LeastConn {
+                return self.smooth_turn(now, candidate);
+            }
+            // nginx compares `conns / weight` as `a.conns * b.weight < b.conns * a.weight`.
+            let load = |peer: &Peer, other: &Peer| {
+                u64::from(peer.busy.get()) * other.weight.unsigned_abs()
+            };
+            let least = self
+                .peers
+                .iter()
+                .enumerate()
+                .filter(|&(i, peer)| candidate(i, peer))
+                .map(|(_, peer)| peer)
+                .reduce(|best, peer| {
+                    if load(peer, best) < load(best, peer) {
+                        peer
+                    } else {
+                        best
+                    }
+                })?;
+            self.smooth_turn(now, |i, peer| {
+                candidate(i, peer) && load(peer, least) == load(least, peer)
             })
         })
+    }
+
+    /// Counts a request going to server `i` until the [`Busy`] returned is dropped; `None`
+    /// when the group does not balance by it.
+    pub(super) fn engage(&self, i: usize) -> Option<Busy> {
+        if self.balance != Balance::LeastConn {
+            return None;
+        }
+        let peer = self.peers.get(i)?;
+        peer.busy.set(peer.busy.get().saturating_add(1));
+        Some(Busy(Rc::clone(&peer.busy)))
     }
 
     /// nginx's `ngx_http_upstream_get_peer`: each candidate gains its effective weight, the
@@ -289,6 +344,56 @@ mod tests {
         (0..n)
             .map(|_| b.pick(now, ANY, |_| true).unwrap())
             .collect()
+    }
+
+    fn least_conn(servers: &[&str]) -> Balancer {
+        let options = servers.iter().map(|s| {
+            let s: crate::config::ServerAddr = format!("unix:/{s}").parse().unwrap();
+            s.options
+        });
+        Balancer::new(options, Balance::LeastConn)
+    }
+
+    #[test]
+    fn least_conn_goes_to_the_least_busy_for_its_weight_and_takes_turns_among_equals() {
+        let now = Instant::now();
+        let b = least_conn(&["a", "b", "c"]);
+        // Nothing in flight: the weighted round robin's turns.
+        assert_eq!(turns(&b, now, 3), [0, 1, 2]);
+        // a and b busy: c, and again c while they stay so.
+        let (_a, _b) = (b.engage(0), b.engage(1));
+        assert_eq!(turns(&b, now, 2), [2, 2]);
+        let _c = b.engage(2);
+        drop(_a);
+        assert_eq!(turns(&b, now, 1), [0]);
+        // Ended requests are counted off: all equal again, turns again.
+        drop((_b, _c));
+        assert_eq!(turns(&b, now, 3), [0, 1, 2]);
+        assert_eq!(b.peers.iter().map(|p| p.busy.get()).sum::<u32>(), 0);
+
+        // By weight: one in flight on a weight=2 server weighs half one on b.
+        let b = least_conn(&["a weight=2", "b"]);
+        let _a = b.engage(0);
+        assert_eq!(b.pick(now, ANY, |_| true), Some(1));
+        let _b = b.engage(1);
+        assert_eq!(b.pick(now, ANY, |_| true), Some(0));
+        // Not a server the request may not go to, however idle.
+        assert_eq!(b.pick(now, ANY, |i| i == 0), Some(0));
+        // Round robin keeps no count.
+        assert!(balancer(&["a", "b"]).engage(0).is_none());
+    }
+
+    #[test]
+    fn least_conn_takes_backups_only_when_no_primary_can() {
+        let now = Instant::now();
+        let b = least_conn(&["a", "b backup"]);
+        let _busy: Vec<_> = (0..5).map(|_| b.engage(0)).collect();
+        assert_eq!(
+            turns(&b, now, 2),
+            [0, 0],
+            "a busy primary still before a backup"
+        );
+        assert_eq!(b.pick(now, ANY, |i| i != 0), Some(1));
     }
 
     #[test]

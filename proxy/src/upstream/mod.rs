@@ -330,13 +330,16 @@ impl Upstreams {
                     }
                 };
                 tried_any = true;
+                // Counted from the pick, as nginx's `conns`: a request connecting is one
+                // the next pick sees.
+                let busy = self.balancer.engage(i);
                 let member = &self.members[i];
                 if let (Reuse::Kept { peek }, Some(pool)) = (reuse, &member.pool)
                     && let Some(socket) = take_kept(pool, now, peek)
                 {
                     self.conns.reused.fetch_add(1, Relaxed);
                     let mut conn = UpstreamConn::new(socket).kept_in(Rc::clone(pool), true);
-                    conn.hold(slot);
+                    conn.hold(slot, busy);
                     return Ok((conn.at_server(i), now));
                 }
                 match connect_one(&member.addr, limit).await {
@@ -346,7 +349,7 @@ impl Upstreams {
                         if let Some(pool) = &member.pool {
                             conn = conn.kept_in(Rc::clone(pool), false);
                         }
-                        conn.hold(slot);
+                        conn.hold(slot, busy);
                         return Ok((conn.at_server(i), now));
                     }
                     Err(err) => {

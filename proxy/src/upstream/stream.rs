@@ -20,6 +20,7 @@ use crate::http::MAX_RESPONSE_HEAD;
 use crate::io::{ByteCounts, Peeked, Progress, Stream, peek, sys_recv};
 use crate::limits::Slot;
 
+use super::balance::Busy;
 use super::pool::ServerPool;
 
 /// An upstream socket: what an idle kept connection is.
@@ -108,6 +109,8 @@ pub(crate) struct UpstreamConn {
     server: usize,
     /// The server's slot, held while uWSGI works on this request.
     slot: Option<Slot>,
+    /// The request counted in flight to its server (`least_conn`).
+    busy: Option<Busy>,
     /// HTTP: the pool it goes back to.
     pool: Option<Pool>,
     /// The answer allows another request on this connection (HTTP/1.1, framed, no close).
@@ -155,6 +158,7 @@ impl UpstreamConn {
             closed_cleanly: Cell::new(false),
             server: 0,
             slot: None,
+            busy: None,
             pool: None,
             reusable: Cell::new(false),
             reused: false,
@@ -237,9 +241,11 @@ impl UpstreamConn {
         self.server
     }
 
-    /// Keeps the server's slot until this connection closes.
-    pub(super) fn hold(&mut self, slot: Option<Slot>) {
+    /// Keeps the server's slot (`max_conns`) and its count of this request (`least_conn`)
+    /// until the request is done with this connection: it closes, or goes back to its pool.
+    pub(super) fn hold(&mut self, slot: Option<Slot>, busy: Option<Busy>) {
         self.slot = slot;
+        self.busy = busy;
     }
 
     /// Closes the connection with nothing in flight on it: the upstream is done with us.
