@@ -35,6 +35,7 @@ mod charset;
 mod connection_names;
 mod date;
 mod error;
+mod invalid_names;
 mod reframe;
 mod request;
 mod response;

@@ -9,8 +9,9 @@
 
 use std::mem::MaybeUninit;
 
+use super::invalid_names::{Names, first_bad_name_has_a_visible_char, only_invalid_names_dropped};
 use super::validate::{
-    classify_request_error, is_token, is_valid_host, list_has, parse_length, span_of, trim_ows,
+    classify_request_error, is_valid_host, list_has, parse_length, span_of, trim_ows,
 };
 use super::{BodyFraming, HeaderSpan, HttpError, Span, Status, Version};
 
@@ -111,62 +112,6 @@ impl Method {
     }
 }
 
-/// Whether the first header line whose name is not a token (the one a strict parse refused)
-/// fails on a visible character, as `X@A: 1` does: nginx drops such a line. A space, a
-/// control character, an empty name or a folded line gets its 400 at once instead.
-fn first_bad_name_has_a_visible_char(head: &[u8]) -> bool {
-    let lines = head
-        .split(|&b| b == b'\n')
-        .skip_while(|line| line.is_empty() || *line == b"\r")
-        .skip(1);
-    for line in lines {
-        match line
-            .iter()
-            .position(|&b| !is_token(b))
-            .map(|at| (at, line[at]))
-        {
-            None | Some((0, b':')) => return false,
-            Some((_, b':')) => continue,
-            Some((_, b)) => return is_visible(b),
-        }
-    }
-    false
-}
-
-/// A byte nginx takes in a header name it then ignores: printable ASCII, or not ASCII.
-fn is_visible(b: u8) -> bool {
-    (0x21..=0x7e).contains(&b) || b >= 0x80
-}
-
-/// Whether every header line of `head` that is not among `parsed` (the lines a lenient parse
-/// kept, in order) is one nginx drops and serves the request without: a name of visible
-/// characters (some of them not token characters, or it would have parsed), a colon, and a
-/// value of field characters.
-fn only_invalid_names_dropped(head: &[u8], parsed: &[httparse::Header<'_>]) -> bool {
-    let mut lines = head
-        .split(|&b| b == b'\n')
-        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
-        // Empty lines before the request line, then the request line.
-        .skip_while(|line| line.is_empty())
-        .skip(1)
-        .take_while(|line| !line.is_empty());
-    let mut parsed = parsed.iter().peekable();
-    lines.all(|line| {
-        if parsed
-            .next_if(|h| h.name.as_ptr() == line.as_ptr())
-            .is_some()
-        {
-            return true;
-        }
-        let Some(colon) = line.iter().position(|&b| b == b':') else {
-            return false;
-        };
-        let (name, value) = (&line[..colon], &line[colon + 1..]);
-        let field = |b: &u8| *b == b'\t' || *b == b' ' || is_visible(*b);
-        !name.is_empty() && name.iter().copied().all(is_visible) && value.iter().all(field)
-    }) && parsed.next().is_none()
-}
-
 /// Parses and validates a request head at the start of `buf`.
 ///
 /// `headers` is cleared and filled with one entry per header line, in order; the caller keeps
@@ -258,17 +203,6 @@ fn parse_head(
     parse_head_with(buf, limits, headers, Names::Strict)
 }
 
-/// How header lines whose names are not tokens are taken.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Names {
-    /// Refused (httparse's default): every head is parsed so first.
-    Strict,
-    /// Dropped, as nginx's `ignore_invalid_headers on` (its default) drops them, when such
-    /// names are all that is wrong with the head: tried only after a strict parse refused a
-    /// name, so a well-formed head pays nothing for it.
-    DropInvalid,
-}
-
 fn parse_head_with(
     buf: &[u8],
     limits: &Limits,
@@ -298,7 +232,7 @@ fn parse_head_with(
         Ok(httparse::Status::Partial) => return Ok(Status::Partial),
         Err(httparse::Error::TooManyHeaders) => return Err(HttpError::TooManyHeaders),
         Err(httparse::Error::HeaderName)
-            if names == Names::Strict && first_bad_name_has_a_visible_char(window) =>
+            if names == Names::Strict && first_bad_name_has_a_visible_char(window, false) =>
         {
             return parse_head_with(buf, limits, headers, Names::DropInvalid);
         }

@@ -375,7 +375,11 @@ impl Stream for TlsStream {
     }
 
     async fn finish_writing(&self) {
-        self.close_notify().await;
+        self.conn.borrow_mut().send_close_notify();
+        // Within [`GOODBYE`], as any goodbye; past it only the writing side goes (its write
+        // in flight fails then), the reading side kept for the peer's bytes still to come
+        // (found by review: `close_notify`'s flush shut both).
+        let _ = tokio::time::timeout(GOODBYE, self.flush()).await;
         Stream::shutdown(self, Shutdown::Write);
     }
 
