@@ -161,12 +161,17 @@ fn an_answer_written_after_the_stop_began_says_close() {
 }
 
 /// A second stop signal ends the drain at once, as a second Ctrl-C is meant to (nginx's
-/// TERM and INT are a fast stop): the request in flight is cut, the process exits 0.
+/// TERM and INT are a fast stop): the request in flight is cut, and logged, and the
+/// process exits 0.
 #[test]
 fn a_second_stop_signal_ends_the_drain_at_once() {
     let uwsgi = Uwsgi::start(App::Raw);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let access = dir.path().join("access.log");
     let mut ringway = Ringway::with(&uwsgi)
         .arg("--shutdown-timeout", "30s")
+        .arg("--access-log", &access.display().to_string())
+        .arg("--access-log-format", "$request $status")
         .start();
     let mut conn = Conn::open(ringway.addr());
     conn.send(&Req::get("/slow?ms=8000").to_bytes())
@@ -199,6 +204,10 @@ fn a_second_stop_signal_ends_the_drain_at_once() {
     assert!(
         conn.read_response().is_err(),
         "the request in flight was cut"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&access).expect("the access log"),
+        "GET /slow?ms=8000 HTTP/1.1 499\n"
     );
 }
 
