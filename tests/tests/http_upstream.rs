@@ -857,6 +857,21 @@ fn a_header_name_nginx_passes_does_not_fail_the_answer() {
     );
 }
 
+/// A connection to `addr` (reads time out after 10 s) that has sent `GET /feed` asking to
+/// switch to WebSocket, without a key: for servers that answer 101 whatever they are sent.
+fn upgrade_request_to(addr: SocketAddr) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    stream
+        .write_all(
+            b"GET /feed HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+        )
+        .expect("send");
+    stream
+}
+
 /// An upgrade request on a kept connection the server closes as it arrives is sent again on
 /// a new one, as any GET (found by review: 502; nothing has switched before the 101).
 #[test]
@@ -887,15 +902,7 @@ fn a_websocket_handshake_on_a_kept_connection_closed_meanwhile_is_sent_again() {
     .start();
     let r = roundtrip(ringway.addr(), &Req::get("/"));
     assert_eq!((r.status, r.text().as_str()), (200, "ok"), "{r:?}");
-    let mut stream = TcpStream::connect(ringway.addr()).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    stream
-        .write_all(
-            b"GET /feed HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
-        )
-        .expect("send");
+    let mut stream = upgrade_request_to(ringway.addr());
     let mut got = Vec::new();
     let mut piece = [0u8; 4096];
     while !got.ends_with(b"switched") {
@@ -997,15 +1004,7 @@ fn a_joined_connection_waiting_on_a_slow_client_is_not_idle() {
          upstream_read_timeout = \"1s\"\nsend_timeout = \"10s\"\n"
     ))
     .start();
-    let mut stream = TcpStream::connect(ringway.addr()).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    stream
-        .write_all(
-            b"GET /feed HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
-        )
-        .expect("send");
+    let mut stream = upgrade_request_to(ringway.addr());
     // Not read for 2.5 s, past the read timeout: every buffer on the way fills, and
     // ringway's write to this client waits.
     thread::sleep(Duration::from_millis(2500));

@@ -202,6 +202,12 @@ fn a_websocket_handshake_reaches_a_uwsgi_app_only_in_an_upgrade_request() {
 
 /// A uwsgi server that answers every connection with `answer`, after reading its packet.
 fn scripted_uwsgi(dir: &std::path::Path, answer: &'static [u8]) -> String {
+    scripted_uwsgi_holding(dir, answer, Duration::ZERO)
+}
+
+/// As [`scripted_uwsgi`], keeping each connection open `hold` after its answer, reading
+/// nothing more (the request's body, if any, left unread).
+fn scripted_uwsgi_holding(dir: &std::path::Path, answer: &'static [u8], hold: Duration) -> String {
     let path = dir.join("scripted.sock");
     let listener = UnixListener::bind(&path).expect("bind");
     std::thread::spawn(move || {
@@ -212,12 +218,55 @@ fn scripted_uwsgi(dir: &std::path::Path, answer: &'static [u8]) -> String {
                 continue;
             }
             let mut vars = vec![0u8; usize::from(u16::from_le_bytes([header[1], header[2]]))];
-            if conn.read_exact(&mut vars).is_ok() {
-                let _ = conn.write_all(answer);
+            if conn.read_exact(&mut vars).is_ok() && conn.write_all(answer).is_ok() {
+                std::thread::sleep(hold);
             }
         }
     });
     format!("unix:{}", path.display())
+}
+
+/// A uwsgi server that switches protocols before it read the whole request body gets no
+/// tunnel, as an HTTP one (found by review: untested through uwsgi): a 502.
+#[test]
+fn a_uwsgi_switch_before_the_whole_body_went_out_is_a_502() {
+    const BODY: usize = 32 << 20;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let upstream = scripted_uwsgi_holding(
+        dir.path(),
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+          Connection: Upgrade\r\n\r\nnew protocol",
+        Duration::from_secs(10),
+    );
+    let ringway = Ringway::builder()
+        .upstream(upstream)
+        .arg("--max-body-size", "64m")
+        .start();
+    let mut stream = TcpStream::connect(ringway.addr()).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let head = format!(
+        "POST /feed HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Content-Length: {BODY}\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).expect("head");
+    stream.write_all(&vec![b'b'; BODY]).expect("body");
+    let mut answer = Vec::new();
+    let mut piece = [0u8; 4096];
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut piece) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => answer.extend_from_slice(&piece[..n]),
+        }
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 502"),
+        "{answer}\n{}",
+        ringway.stderr()
+    );
+    assert!(!answer.contains("new protocol"), "{answer}");
 }
 
 /// Interim heads from a uwsgi server are dropped, as from an HTTP one (the body is sent
