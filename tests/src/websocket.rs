@@ -70,3 +70,28 @@ pub fn websocket_to(addr: SocketAddr, path: &str) -> (TcpStream, String) {
     assert!(head.contains("\r\nconnection: upgrade\r\n"), "{head}");
     (stream, head)
 }
+
+/// Sends `POST /feed` asking to switch to WebSocket with a body of `body` bytes to the
+/// proxy at `addr`, and returns the answer's head (and whatever came with it) as text: for
+/// a server that switches before it read the body.
+pub fn upgrade_with_body(addr: SocketAddr, body: usize) -> String {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let head = format!(
+        "POST /feed HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Content-Length: {body}\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).expect("head");
+    stream.write_all(&vec![b'b'; body]).expect("body");
+    let mut answer = Vec::new();
+    let mut piece = [0u8; 4096];
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut piece) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => answer.extend_from_slice(&piece[..n]),
+        }
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use ringway_tests::app_server::{AppServer, Listen, Served, Server, established_at};
 use ringway_tests::checks::check_routes;
 use ringway_tests::log_lines::{UPSTREAM_FORMAT, upstream_line};
-use ringway_tests::websocket::{client_frame, server_frame, websocket_to};
+use ringway_tests::websocket::{client_frame, server_frame, upgrade_with_body, websocket_to};
 use ringway_tests::{App, Conn, Nginx, Req, Ringway, roundtrip};
 
 /// A ringway whose only group is `upstream` (with `extra` group keys), metrics on.
@@ -946,26 +946,7 @@ fn a_switch_before_the_whole_body_went_out_is_a_502() {
          [[routes]]\npath = \"/\"\nupstream = \"web\"\n"
     ))
     .start();
-    let mut stream = TcpStream::connect(ringway.addr()).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .expect("timeout");
-    let head = format!(
-        "POST /feed HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Content-Length: {BODY}\r\n\r\n"
-    );
-    stream.write_all(head.as_bytes()).expect("head");
-    stream.write_all(&vec![b'b'; BODY]).expect("body");
-    // The answer's head, and whatever came with it.
-    let mut answer = Vec::new();
-    let mut piece = [0u8; 4096];
-    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
-        match stream.read(&mut piece) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => answer.extend_from_slice(&piece[..n]),
-        }
-    }
-    let answer = String::from_utf8_lossy(&answer);
+    let answer = upgrade_with_body(ringway.addr(), BODY);
     assert!(
         answer.starts_with("HTTP/1.1 502"),
         "{answer}\n{}",

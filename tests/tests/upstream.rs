@@ -10,7 +10,7 @@ use ringway_tests::checks::check_echo;
 use ringway_tests::log_lines::{UPSTREAM_FORMAT, upstream_line};
 use ringway_tests::uwsgi::UwsgiOptions;
 use ringway_tests::wait::poll_until;
-use ringway_tests::websocket::{client_frame, server_frame, websocket_to};
+use ringway_tests::websocket::{client_frame, server_frame, upgrade_with_body, websocket_to};
 use ringway_tests::{App, Conn, Nginx, Req, Ringway, Uwsgi, pattern, roundtrip};
 
 #[test]
@@ -242,25 +242,7 @@ fn a_uwsgi_switch_before_the_whole_body_went_out_is_a_502() {
         .upstream(upstream)
         .arg("--max-body-size", "64m")
         .start();
-    let mut stream = TcpStream::connect(ringway.addr()).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .expect("timeout");
-    let head = format!(
-        "POST /feed HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Content-Length: {BODY}\r\n\r\n"
-    );
-    stream.write_all(head.as_bytes()).expect("head");
-    stream.write_all(&vec![b'b'; BODY]).expect("body");
-    let mut answer = Vec::new();
-    let mut piece = [0u8; 4096];
-    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
-        match stream.read(&mut piece) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => answer.extend_from_slice(&piece[..n]),
-        }
-    }
-    let answer = String::from_utf8_lossy(&answer);
+    let answer = upgrade_with_body(ringway.addr(), BODY);
     assert!(
         answer.starts_with("HTTP/1.1 502"),
         "{answer}\n{}",
