@@ -329,12 +329,16 @@ mod tests {
     use super::*;
 
     fn balancer(servers: &[&str]) -> Balancer {
+        balancing(servers, Balance::RoundRobin)
+    }
+
+    fn balancing(servers: &[&str], balance: Balance) -> Balancer {
         let options = servers.iter().map(|s| {
             let addr = format!("unix:/{s}");
             let s: crate::config::ServerAddr = addr.parse().unwrap();
             s.options
         });
-        Balancer::new(options, Balance::RoundRobin)
+        Balancer::new(options, balance)
     }
 
     /// Any client: round robin does not look.
@@ -347,11 +351,7 @@ mod tests {
     }
 
     fn least_conn(servers: &[&str]) -> Balancer {
-        let options = servers.iter().map(|s| {
-            let s: crate::config::ServerAddr = format!("unix:/{s}").parse().unwrap();
-            s.options
-        });
-        Balancer::new(options, Balance::LeastConn)
+        balancing(servers, Balance::LeastConn)
     }
 
     #[test]
@@ -464,11 +464,7 @@ mod tests {
 
     #[test]
     fn ip_hash_hashes_the_first_three_bytes_as_nginx() {
-        let servers = ["a", "b", "c"].map(|s| {
-            let s: crate::config::ServerAddr = format!("unix:/{s}").parse().unwrap();
-            s.options
-        });
-        let b = Balancer::new(servers.into_iter(), Balance::IpHash);
+        let b = balancing(&["a", "b", "c"], Balance::IpHash);
         let now = Instant::now();
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         // 192.0.2: 89 → 3978 → 4273 → 6255 (x113 + byte, mod 6271); 6255 mod 3 = 0.
