@@ -324,6 +324,12 @@ pub fn cases() -> Vec<Case> {
             "unicode query, raw UTF-8",
             "GET /environ?name=Jürgen HTTP/1.1\r\nHost: localhost\r\n\r\n".as_bytes(),
         ),
+        // Bytes above 0x7F unencoded in the target (an old client's Latin-1): nginx passes
+        // them on as sent.
+        Case::raw(
+            "Latin-1 path and query, raw bytes",
+            b"GET /environ/caf\xe9?q=\xe9t\xe9&r=\xff HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        ),
         Case::req("encoded letters", Req::get("/%65nviron/%41%42")),
         Case::req("encoded slash", Req::get("/environ/a%2Fb")),
         Case::req("encoded space and plus", Req::get("/environ/a%20b+c")),
@@ -401,6 +407,13 @@ pub fn cases() -> Vec<Case> {
             "header names with characters no token has",
             b"GET /environ HTTP/1.1\r\nHost: localhost\r\nX@A: 1\r\nX/Y: 2\r\n{x}=y: 3\r\n\
               X-Kept: 4\r\n\r\n",
+        ),
+        // Control bytes other than NUL, CR and LF in a value: nginx passes them on, after a
+        // name it drops too.
+        Case::raw(
+            "control bytes in header values",
+            b"GET /environ HTTP/1.1\r\nHost: localhost\r\nX@A: 1\x01\r\n\
+              User-Agent: a\x01b\x7f\r\nX-Color: \x1b[31mred\r\n\r\n",
         ),
         // Security-relevant headers.
         Case::req(

@@ -11,7 +11,8 @@ use std::mem::MaybeUninit;
 
 use super::invalid_names::{Names, first_bad_name_has_a_visible_char, only_invalid_names_dropped};
 use super::validate::{
-    classify_request_error, is_valid_host, list_has, parse_length, span_of, trim_ows,
+    classify_request_error, is_passed_control, is_valid_host, list_has, parse_length, span_of,
+    trim_ows,
 };
 use super::{BodyFraming, HeaderSpan, HttpError, Span, Status, Version};
 
@@ -231,11 +232,7 @@ fn parse_head_with(
         }
         Ok(httparse::Status::Partial) => return Ok(Status::Partial),
         Err(httparse::Error::TooManyHeaders) => return Err(HttpError::TooManyHeaders),
-        Err(httparse::Error::HeaderName)
-            if names == Names::Strict && first_bad_name_has_a_visible_char(window, false) =>
-        {
-            return parse_head_with(buf, limits, headers, Names::DropInvalid);
-        }
+        Err(err) if names == Names::Strict => return parse_as_nginx(err, buf, limits, headers),
         Err(_) => return Err(classify_request_error(window)),
     };
     // httparse's lenient mode also skips lines nginx refuses (a space before the colon, a
@@ -313,6 +310,99 @@ fn parse_head_with(
         keep_alive,
         expect_continue: version == Version::Http11 && fields.expect_continue,
     }))
+}
+
+/// A head httparse refused parsed again for what nginx takes: the bytes [`Masked`] names,
+/// and header lines whose names nginx drops (`ignore_invalid_headers`, its default).
+fn parse_as_nginx(
+    err: httparse::Error,
+    buf: &[u8],
+    limits: &Limits,
+    headers: &mut Vec<HeaderSpan>,
+) -> Result<Status<RequestHead>, HttpError> {
+    use httparse::Error::{HeaderName, HeaderValue, Token};
+    let window = buf.get(..limits.max_head).unwrap_or(buf);
+    if matches!(err, Token | HeaderValue | HeaderName)
+        && let Some(masked) = Masked::of(buf)
+    {
+        return masked.parse(buf, limits, headers);
+    }
+    if err == HeaderName && first_bad_name_has_a_visible_char(window, false) {
+        return parse_head_with(buf, limits, headers, Names::DropInvalid);
+    }
+    Err(classify_request_error(window))
+}
+
+/// A request head with the bytes nginx takes where httparse refuses them replaced by bytes
+/// httparse takes, at the same offsets: any byte above 0x7F in the request line (httparse
+/// wants UTF-8 in the target; a client's unencoded Latin-1 query is served by nginx, which
+/// passes it on as sent) and a control byte other than NUL, CR and LF after a header line's
+/// colon ([`is_passed_control`]).
+struct Masked {
+    copy: Vec<u8>,
+    /// Where the request line ends (its LF, or the end of what came).
+    line_end: usize,
+    /// The offsets replaced, in order.
+    at: Vec<usize>,
+}
+
+impl Masked {
+    fn of(buf: &[u8]) -> Option<Masked> {
+        let start = buf.iter().position(|&b| b != b'\r' && b != b'\n')?;
+        let line_end = buf
+            .iter()
+            .skip(start)
+            .position(|&b| b == b'\n')
+            .map_or(buf.len(), |lf| start + lf);
+        let mut copy = buf.to_vec();
+        let mut at = Vec::new();
+        let mut in_value = false;
+        for (i, b) in copy.iter_mut().enumerate() {
+            let replacement = if i < line_end {
+                (*b >= 0x80).then_some(b'x')
+            } else {
+                match *b {
+                    b'\n' => in_value = false,
+                    b':' => in_value = true,
+                    _ => {}
+                }
+                (in_value && is_passed_control(*b)).then_some(b'!')
+            };
+            if let Some(r) = replacement {
+                *b = r;
+                at.push(i);
+            }
+        }
+        (!at.is_empty()).then_some(Masked { copy, line_end, at })
+    }
+
+    /// The copy gives the verdict and the spans, which are the same in `buf`, so the bytes
+    /// go on as sent. A byte replaced in the request line anywhere but the target (the
+    /// method, the version) stays an error, and so does one in the host, which names the
+    /// server.
+    fn parse(
+        &self,
+        buf: &[u8],
+        limits: &Limits,
+        headers: &mut Vec<HeaderSpan>,
+    ) -> Result<Status<RequestHead>, HttpError> {
+        let parsed = parse_head_with(&self.copy, limits, headers, Names::Strict)?;
+        let Status::Complete(head) = &parsed else {
+            return Ok(parsed);
+        };
+        let within = |span: Span, at: usize| (span.start as usize..span.end as usize).contains(&at);
+        for &at in self.at.iter().take_while(|&&at| at < head.head_len) {
+            if head.host.is_some_and(|host| within(host, at)) {
+                return Err(HttpError::BadHost);
+            }
+            // One after a colon is in a value by construction (kept, or dropped with its
+            // line's name).
+            if at < self.line_end && !within(head.target, at) {
+                return Err(classify_request_error(buf));
+            }
+        }
+        Ok(parsed)
+    }
 }
 
 /// 414 as soon as the request line is known to be longer than the limit, even before it

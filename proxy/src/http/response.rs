@@ -10,7 +10,7 @@
 use std::mem::MaybeUninit;
 
 use super::invalid_names::{Names, first_bad_name_has_a_visible_char, only_invalid_names_dropped};
-use super::validate::{list_elements, parse_length, span_of, trim_ows};
+use super::validate::{is_passed_control, list_elements, parse_length, span_of, trim_ows};
 use super::{HeaderSpan, HttpError, Span, Status, Version};
 
 /// How the upstream delimits the response body.
@@ -230,13 +230,6 @@ fn parse_head<const SLOTS: usize>(
         buffering,
         limit_rate,
     }))
-}
-
-/// Control bytes httparse refuses in a header value but nginx passes on (its parser refuses
-/// only NUL, CR and LF there): an app that echoes a client's `%01` into a `Location` is
-/// answered as nginx answers it, not with a 502 that strikes the server.
-fn is_passed_control(b: u8) -> bool {
-    matches!(b, 0x01..=0x08 | 0x0b | 0x0c | 0x0e..=0x1f | 0x7f)
 }
 
 fn has_control_bytes(buf: &[u8]) -> bool {

@@ -244,6 +244,14 @@ fn classify_header_line(line: &[u8], complete: bool) -> Option<HttpError> {
     None
 }
 
+/// Control bytes httparse refuses in a header value but nginx passes on (its parser refuses
+/// only NUL, CR and LF there): a client's `User-Agent` holding one is served as nginx serves
+/// it, and an app that echoes a client's `%01` into a `Location` is answered as nginx
+/// answers it, not with a 502 that strikes the server.
+pub(crate) fn is_passed_control(b: u8) -> bool {
+    matches!(b, 0x01..=0x08 | 0x0b | 0x0c | 0x0e..=0x1f | 0x7f)
+}
+
 /// RFC 9110 tchar.
 pub(crate) fn is_token(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
