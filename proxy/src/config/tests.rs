@@ -703,6 +703,37 @@ fn each_route_mistake_is_refused_with_its_key() {
             "routes[0].redirect.to",
             "group in its host or right after it",
         ),
+        // nginx's variables: sent as written, so refused (found by review).
+        (
+            "[[routes]]\npath = \"/\"\nredirect = { to = \"https://$host/new/\" }\n",
+            "routes[0].redirect.to",
+            "names $host, and `to` takes only a regex route's groups",
+        ),
+        (
+            "[[routes]]\npath = \"/\"\nredirect = { to = \"https://example.com$request_uri\" }\n",
+            "routes[0].redirect.to",
+            "names $request_uri",
+        ),
+        (
+            "[[routes]]\nregex = '^/p/(?<id>[0-9]+)$'\nredirect = { to = \"/product/${id}\" }\n",
+            "routes[0].redirect.to",
+            "names ${id}",
+        ),
+        (
+            "[[routes]]\nregex = '^/p/([0-9]+)$'\nredirect = { to = \"/product/$0\" }\n",
+            "routes[0].redirect.to",
+            "names $0",
+        ),
+        (
+            "[[routes]]\npath = \"/ip\"\nrespond = { status = 200, body = \"$remote_addr\\n\" }\n",
+            "routes[0].respond.body",
+            "names $remote_addr",
+        ),
+        (
+            "[[routes]]\npath = \"/p\"\nrespond = { status = 200, body = \"costs $5\" }\n",
+            "routes[0].respond.body",
+            "names $5",
+        ),
         (
             "[[routes]]\npath = \"/\"\n",
             "routes[0].upstream",

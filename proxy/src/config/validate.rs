@@ -1373,6 +1373,18 @@ impl Resolved {
                 if !is_header_value(&redirect.to) || redirect.to.is_empty() {
                     return Err(invalid("redirect.to", "must be a non-empty path or URL"));
                 }
+                if let Some(variable) = nginx_variable(&redirect.to, b"0_{") {
+                    return Err(invalid(
+                        "redirect.to",
+                        &format!(
+                            "{:?} names {variable}, and `to` takes only a regex route's \
+                             groups, `$1` to `$9` (it is sent as written otherwise): the \
+                             request's path and query follow `to` already, as \
+                             `$request_uri` would give them, and a host is written whole",
+                            redirect.to
+                        ),
+                    ));
+                }
                 // A group in the host, or right after it, can name another host
                 // (`$1` = `@evil.example`, `evil.com/`): the host must be written whole.
                 let before_groups = first_group_at(&redirect.to)
@@ -1763,6 +1775,22 @@ fn first_group_at(to: &str) -> Option<usize> {
         .position(|w| matches!(w, [b'$', b'1'..=b'9']))
 }
 
+/// The first `$` followed by a letter or one of `also` in `text`, with that name: nginx
+/// expands such a variable in a `return`, where ringway would send it as written (found
+/// by review: `to = "https://$host/"` sent `Location: https://$host/...`).
+fn nginx_variable<'t>(text: &'t str, also: &[u8]) -> Option<&'t str> {
+    let at = text
+        .as_bytes()
+        .windows(2)
+        .position(|w| w[0] == b'$' && (w[1].is_ascii_alphabetic() || also.contains(&w[1])))?;
+    let name = text.get(at + 1..).unwrap_or_default();
+    let len = name
+        .bytes()
+        .take_while(|&b| b.is_ascii_alphanumeric() || b"_{}".contains(&b))
+        .count();
+    text.get(at..at + 1 + len)
+}
+
 /// Whether a redirect's `to` is an absolute URL (or a scheme-relative one) with nothing
 /// after its host: a request's path appended to it would lengthen the host (found by
 /// review: `https://example.com` and `/@evil.example` made `https://example.com@evil.example`).
@@ -1799,7 +1827,18 @@ fn fixed_answer(respond: &RespondSettings) -> Result<FixedAnswer, (&'static str,
         Some(_) if matches!(status, 204 | 205 | 304 | 444) => {
             return Err(("respond.body", format!("a {status} answer has no body")));
         }
-        Some(body) => Some((content_type.into(), body.as_bytes().into())),
+        Some(body) => {
+            if let Some(variable) = nginx_variable(body, b"0123456789_{") {
+                return Err((
+                    "respond.body",
+                    format!(
+                        "names {variable}, which nginx's `return` would expand and ringway \
+                         sends as written: `body` takes no variables"
+                    ),
+                ));
+            }
+            Some((content_type.into(), body.as_bytes().into()))
+        }
         None if respond.content_type.is_some() => {
             return Err((
                 "respond.content_type",
