@@ -69,8 +69,8 @@ pub(crate) enum Fail {
     NoRoute,
     /// A static route has no file for the path (and no fallback).
     NoFile,
-    /// An app's X-Accel-Redirect with no path, or a `..` segment as written or once
-    /// decoded: 404, as nginx refuses an unsafe URI there (a path built from user input must not climb to
+    /// An app's X-Accel-Redirect with no path, a malformed escape, or a `..` segment as
+    /// written or once decoded: 404, as nginx refuses an unsafe URI there (a path built from user input must not climb to
     /// another file under the route's root).
     UnsafeAccelRedirect,
     /// The request's Host is not one the configuration's `hosts` lists (or it has none).

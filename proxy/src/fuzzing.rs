@@ -100,7 +100,7 @@ pub enum FileLookup {
     Hidden,
     /// Nothing servable there, or a directory without its index (404).
     NotFound,
-    /// A directory asked for without its trailing slash, on a route with an index (301).
+    /// A directory asked for without its trailing slash (301), as nginx sends it.
     AddSlash,
     /// This file, open for reading.
     File {
@@ -280,8 +280,10 @@ impl Routes {
                         Err(lookup) => lookup,
                     }
                 }
-                (Some(_), false) => FileLookup::AddSlash,
-                (None, _) => FileLookup::NotFound,
+                (index, false) if index.is_some() || files.fallback.is_none() => {
+                    FileLookup::AddSlash
+                }
+                (_, _) => FileLookup::NotFound,
             },
         }
     }

@@ -106,7 +106,7 @@ pub fn file_cases(t: &StaticTree) -> Vec<Case> {
         Case::new(
             name,
             Req::get(&st(rel)),
-            Expect::SlashRedirectOrNotFound(st(rel)),
+            Expect::SlashRedirect(st(rel)),
             STATIC,
         )
     };
@@ -743,6 +743,13 @@ pub fn accel_cases(t: &StaticTree) -> Vec<Case> {
         case(
             "X-Accel-Redirect: a path that climbs once decoded",
             Req::get("/report/sub%252f%252e%252e%252freport.pdf"),
+            Expect::NotFound,
+        ),
+        // The app names `/protected/100%.txt`: a malformed escape names no file (found by
+        // review: ringway answered 502).
+        case(
+            "X-Accel-Redirect: a malformed escape",
+            Req::get("/report/100%25.txt"),
             Expect::NotFound,
         ),
     ]

@@ -64,8 +64,9 @@ pub enum Expect {
     NotFound,
     /// 405 with `Allow: GET, HEAD`.
     MethodNotAllowed,
-    /// A directory asked for without its slash: 301 to `path/` (nginx's way) or 404.
-    SlashRedirectOrNotFound(String),
+    /// A directory asked for without its slash: 301 to `path/`, as nginx answers, index or
+    /// not.
+    SlashRedirect(String),
 }
 
 impl Expect {
@@ -127,7 +128,7 @@ impl Expect {
             Expect::Unsatisfiable(_) => 416,
             Expect::NotFound => 404,
             Expect::MethodNotAllowed => 405,
-            Expect::SlashRedirectOrNotFound(_) => 301,
+            Expect::SlashRedirect(_) => 301,
         }
     }
 }
@@ -284,14 +285,12 @@ pub fn check(expect: &Expect, method: &str, r: &Response, shape: RouteShape) -> 
                 );
             }
         }
-        Expect::SlashRedirectOrNotFound(path) => {
-            problems.status(r, &[301, 404]);
-            if r.status == 301 {
-                let want = format!("{path}/");
-                match r.header("location") {
-                    Some(l) if l.ends_with(&want) => {}
-                    other => problems.add("location", format!("{other:?}, want …{want}")),
-                }
+        Expect::SlashRedirect(path) => {
+            problems.status(r, &[301]);
+            let want = format!("{path}/");
+            match r.header("location") {
+                Some(l) if l.ends_with(&want) => {}
+                other => problems.add("location", format!("{other:?}, want …{want}")),
             }
         }
     }

@@ -14,7 +14,8 @@
 //! ```
 //!
 //! (plus `include mime.types`, which the harness's nginx.conf lacks). ringway's: the same
-//! routes with `static`, `expires = "30d"`, `index`, `precompressed = ["gzip"]` on `/gz/`,
+//! routes with `static`, `expires = "30d"`, `index` on `/gz/` (`/static/` has the default),
+//! `precompressed = ["gzip"]` on `/gz/`,
 //! `internal = true`. Brotli is left out: Debian's nginx has `gzip_static` but no brotli
 //! module (ringway's brotli cases are in `static_files.rs`).
 //!
@@ -240,16 +241,6 @@ const CHOICES: &[(&str, &str, &str)] = &[
         "the file is a .js: text/javascript (RFC 9239) or application/javascript (nginx 1.22)",
     ),
     (
-        "directory without its slash",
-        "status",
-        "301 to the slash (nginx) or 404 are both allowed",
-    ),
-    (
-        "directory without index, without its slash",
-        "status",
-        "301 to the slash (nginx) or 404 are both allowed",
-    ),
-    (
         "bytes=5-3 (malformed)",
         "status",
         "a malformed Range may be ignored (200) or refused (416, nginx)",
@@ -347,9 +338,8 @@ fn ringway_config(uwsgi: &Uwsgi, tree: &StaticTree) -> String {
     config_with(
         uwsgi,
         &[
-            StaticRoute::new("/static/", &tree.root())
-                .expires("30d")
-                .index("index.html"),
+            // No `index`: nginx's default, `index.html`, as the location's.
+            StaticRoute::new("/static/", &tree.root()).expires("30d"),
             StaticRoute::new("/gz/", &tree.root())
                 .expires("30d")
                 .index("index.html")
@@ -556,10 +546,7 @@ fn the_lists_name_real_cases() {
     }
     // A case the contract answers with a choice is listed as one.
     for case in all_cases(&tree) {
-        if matches!(
-            case.expect,
-            Expect::WholeOrUnsatisfiable(_) | Expect::SlashRedirectOrNotFound(_)
-        ) {
+        if matches!(case.expect, Expect::WholeOrUnsatisfiable(_)) {
             assert!(
                 CHOICES
                     .iter()

@@ -3053,3 +3053,33 @@ fn a_group_balances_round_robin_by_least_conn_or_by_ip_hash() {
         "ip_hash takes no `backup` server",
     );
 }
+
+/// nginx's `index` is `index.html` with no directive; beside a fallback group
+/// (`try_files $uri @app`) nginx never uses it; `index = ""` names none.
+#[test]
+fn a_static_route_has_nginx_s_index_unless_it_falls_back_to_a_group_or_names_none() {
+    for (extra, want) in [
+        ("", Some("index.html")),
+        ("index = \"home.htm\"\n", Some("home.htm")),
+        ("index = \"\"\n", None),
+        ("fallback = \"default\"\n", None),
+        (
+            "fallback = \"default\"\nindex = \"index.html\"\n",
+            Some("index.html"),
+        ),
+        ("fallback = \"/s/spa.html\"\n", Some("index.html")),
+    ] {
+        let config = load(
+            &format!(
+                "upstream = [\"unix:/a\"]\n[[routes]]\npath = \"/s/\"\nstatic = \"/srv\"\n\
+                 {extra}"
+            ),
+            &[],
+        )
+        .unwrap();
+        let Action::Static(files) = &route(&config, "/s/").action else {
+            panic!("a static route");
+        };
+        assert_eq!(files.index.as_deref(), want, "{extra}");
+    }
+}

@@ -1807,6 +1807,9 @@ fn ends_in_its_host(to: &str) -> bool {
     after_scheme.is_some_and(|rest| !rest.contains('/'))
 }
 
+/// The file served for a directory when a static route names none, as nginx's `index`.
+const DEFAULT_INDEX: &str = "index.html";
+
 /// A route's `respond`, checked. Errors name the key they are about.
 fn fixed_answer(respond: &RespondSettings) -> Result<FixedAnswer, (&'static str, String)> {
     let status = respond.status;
@@ -1934,14 +1937,26 @@ fn static_route(
             )),
         })
         .collect::<Result<Vec<_>, _>>()?;
-    if let Some(index) = &route.index
-        && (index.is_empty() || index.contains('/') || index.starts_with('.'))
-    {
-        return Err((
-            "index",
-            format!("{index:?} must be a file name, like \"index.html\""),
-        ));
-    }
+    // nginx's `index` is `index.html` unless a config says otherwise (found by review: a
+    // docs site behind an `alias` lost every directory URL after a migration). Beside a
+    // group fallback (`try_files $uri @app`, whose `$uri` takes files only) nginx never uses
+    // it: `/` goes to the app.
+    let to_group = route
+        .fallback
+        .as_deref()
+        .is_some_and(|f| !f.starts_with('/'));
+    let index = match route.index.as_deref() {
+        None if file.is_some() || to_group => None,
+        None => Some(DEFAULT_INDEX.to_owned()),
+        Some("") => None,
+        Some(index) if index.contains('/') || index.starts_with('.') => {
+            return Err((
+                "index",
+                format!("{index:?} must be a file name, like \"index.html\" (or \"\" for none)"),
+            ));
+        }
+        Some(index) => Some(index.to_owned()),
+    };
     let fallback = match &route.fallback {
         Some(path) if path.starts_with('/') => {
             if !is_normal_path(path) || path.contains('?') {
@@ -1966,7 +1981,7 @@ fn static_route(
         root: Arc::new(root),
         expires: route.expires.filter(|e| *e != Expires::Off),
         immutable: route.immutable,
-        index: route.index.clone(),
+        index,
         precompressed,
         fallback,
         dotfiles: route.dotfiles,

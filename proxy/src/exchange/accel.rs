@@ -44,7 +44,9 @@ pub(super) async fn serve(
         return Err(Fail::UnsafeAccelRedirect);
     }
     let mut path = Buf::with_capacity(raw.len().max(1));
-    normalize_path(raw, &mut path).map_err(|_| misdirected)?;
+    // A malformed escape (`100%.txt`) names no file: 404, as nginx answers (found by
+    // review: a 502 that counted against the server).
+    normalize_path(raw, &mut path).map_err(|_| Fail::UnsafeAccelRedirect)?;
     let routes = &worker.config.routes;
     // The file is looked for among the routes of the request's own Host.
     let host = req.head.host.map(|h| h.of(&client.input));

@@ -145,8 +145,14 @@ pub(super) async fn serve(
                     return Box::pin(serve(client, req, &here, rest, worker)).await;
                 }
                 // The client asked for the directory without its slash: send it there
-                // (nginx does), unless the path came from an app (X-Accel-Redirect).
-                (Some(_), false) if !f.from_app && f.path == &req.path[..] => {
+                // (nginx's static module does, index or not), unless the path came from an
+                // app (X-Accel-Redirect) or a fallback takes what has no file (a
+                // `try_files`, whose `$uri` is a file).
+                (index, false)
+                    if !f.from_app
+                        && f.path == &req.path[..]
+                        && (index.is_some() || files.fallback.is_none()) =>
+                {
                     return Ok(super::redirect::to_slashed(client, req, f.route, worker).await);
                 }
                 (Some(_), false) | (None, _) => Lookup::NotFound,

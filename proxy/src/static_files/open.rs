@@ -32,18 +32,34 @@ use crate::ratelimit::{BURST, Gate, WINDOW};
 /// How often the root's path is looked at again for another directory.
 const LOOK_EVERY: Duration = Duration::from_secs(1);
 
+/// How long the last directory still serves once the root's path names none: a deploy
+/// between its `rm` and its `mv`. Then its files are 404s, as nginx (which opens the path at
+/// every request) answers at once: a root renamed away is content taken offline (found by
+/// review: a moved-away root was served until a restart, new files in it too).
+const GONE_GRACE: Duration = Duration::from_secs(2);
+
 /// A static route's root directory: the directory its path names, as last looked at.
 pub(crate) struct Root {
     path: PathBuf,
     current: Mutex<Current>,
 }
 
-/// The directory open as the root, which it is (device and inode), and when the path was
-/// last looked at.
+/// The directory open as the root, which it is (device and inode), when the path was last
+/// looked at, and since when it has named no directory.
 struct Current {
     dir: Arc<OwnedFd>,
     id: (u64, u64),
     looked: Instant,
+    gone_since: Option<Instant>,
+}
+
+impl Current {
+    fn gone(&mut self, root: &Path, err: &io::Error) {
+        if self.gone_since.is_none() {
+            self.gone_since = Some(Instant::now());
+            report_unopened_root(root, err);
+        }
+    }
 }
 
 impl fmt::Debug for Root {
@@ -76,38 +92,45 @@ impl Root {
                 dir: Arc::new(dir),
                 id,
                 looked: Instant::now(),
+                gone_since: None,
             }),
         })
     }
 
     /// The directory to open files in: the one the path names now, if it was time to look
-    /// and it names another (blocking: a `stat`, and maybe an open). A path that names
-    /// nothing, or nothing that opens as a directory, leaves the last one in place (a
-    /// deploy between its `rm` and its `mv`; its files are gone anyway).
-    fn dir(&self) -> Arc<OwnedFd> {
+    /// and it names another (blocking: a `stat`, and maybe an open). While the path names
+    /// nothing that opens as a directory, the last one serves for [`GONE_GRACE`], then none.
+    fn dir(&self) -> Option<Arc<OwnedFd>> {
         // Nothing panics while holding it; a poisoned lock still holds a usable directory.
         let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
         if current.looked.elapsed() >= LOOK_EVERY {
             current.looked = Instant::now();
-            let named = std::fs::metadata(&self.path).map(|m| (m.dev(), m.ino()));
-            if named.is_ok_and(|id| id != current.id) {
-                match open_dir(&self.path) {
+            match std::fs::metadata(&self.path).map(|m| (m.dev(), m.ino())) {
+                Ok(id) if id == current.id => current.gone_since = None,
+                Ok(_) => match open_dir(&self.path) {
                     Ok((dir, id)) => {
                         tracing::info!(root = %self.path.display(), "static root replaced: files come from the new directory");
                         current.dir = Arc::new(dir);
                         current.id = id;
+                        current.gone_since = None;
                     }
-                    Err(err) => report_unopened_root(&self.path, &err),
-                }
+                    Err(err) => current.gone(&self.path, &err),
+                },
+                Err(err) => current.gone(&self.path, &err),
             }
         }
-        Arc::clone(&current.dir)
+        let serving = current
+            .gone_since
+            .is_none_or(|since| since.elapsed() < GONE_GRACE);
+        serving.then(|| Arc::clone(&current.dir))
     }
 
     /// Opens `rel` (a normalised path relative to the root, without a leading `/`; empty
     /// for the root itself). Blocking: call it off the event loop.
     pub(crate) fn open_beneath(&self, rel: &[u8]) -> Opened {
-        let dir = self.dir();
+        let Some(dir) = self.dir() else {
+            return Opened::NotFound;
+        };
         let rel = if rel.is_empty() { &b"."[..] } else { rel };
         let Ok(c_rel) = CString::new(rel) else {
             return Opened::NotFound;
@@ -233,8 +256,9 @@ fn report_unopened_root(root: &Path, err: &io::Error) {
         tracing::warn!(
             root = %root.display(),
             error = %err,
-            "a static root names no directory that opens now: files still come from the one \
-             it named before"
+            "a static root names no directory that opens now: the one it named before serves \
+             for {}s, then its files are 404s until the path names a directory again",
+            GONE_GRACE.as_secs()
         );
     }
 }
@@ -341,13 +365,22 @@ mod tests {
         );
         std::thread::sleep(LOOK_EVERY + Duration::from_millis(50));
         assert_eq!(size(&root), Some(11), "the new release");
-        // Gone, then not a directory: the last one stays.
+        // Gone, then not a directory: the last one serves for a moment (a deploy between
+        // its `rm` and its `mv`), then nothing does, until the path names a directory.
         std::fs::remove_file(&current).unwrap();
         std::thread::sleep(LOOK_EVERY + Duration::from_millis(50));
         assert_eq!(size(&root), Some(11));
         std::fs::write(&current, b"a file").unwrap();
+        std::thread::sleep(GONE_GRACE + Duration::from_millis(50));
+        assert_eq!(
+            size(&root),
+            None,
+            "a root renamed away is content taken offline"
+        );
+        std::fs::remove_file(&current).unwrap();
+        symlink("a", &current).unwrap();
         std::thread::sleep(LOOK_EVERY + Duration::from_millis(50));
-        assert_eq!(size(&root), Some(11));
+        assert_eq!(size(&root), Some(3));
     }
 
     #[test]
