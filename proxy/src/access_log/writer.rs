@@ -26,7 +26,7 @@ const POLL: Duration = Duration::from_millis(100);
 const REOPEN_WAIT: Duration = Duration::from_secs(1);
 
 /// Checks that the log file could be opened for appending, creating nothing: an existing
-/// file is opened (and closed), a missing one needs an existing directory.
+/// file is opened (and closed), a missing one needs a directory ringway may write to.
 pub(crate) fn check_file(path: &Path) -> io::Result<()> {
     match OpenOptions::new()
         .append(true)
@@ -34,20 +34,7 @@ pub(crate) fn check_file(path: &Path) -> io::Result<()> {
         .open(path)
     {
         Ok(_) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            let dir = match path.parent() {
-                Some(dir) if !dir.as_os_str().is_empty() => dir,
-                _ => Path::new("."),
-            };
-            if std::fs::metadata(dir)?.is_dir() {
-                Ok(())
-            } else {
-                Err(io::Error::new(
-                    io::ErrorKind::NotADirectory,
-                    format!("{} is not a directory", dir.display()),
-                ))
-            }
-        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => crate::buffer::check_creatable(path),
         Err(e) => Err(e),
     }
 }

@@ -25,7 +25,7 @@ pub(crate) use budget::Budget;
 pub(crate) use pool::{LARGE, SMALL, TINY};
 pub(crate) use spill::{Place, body_place};
 pub(crate) use spool::Spool;
-pub(crate) use tempfile::{TempFile, check_dir, prepare_dir, read_at};
+pub(crate) use tempfile::{TempFile, check_creatable, check_dir, prepare_dir, read_at};
 
 /// Frees the calling thread's idle pooled buffers: a worker that has gone quiet gives them
 /// back, so that memory returns to the system after a burst.

@@ -141,38 +141,47 @@ pub(crate) fn check_dir(dir: &Path) -> anyhow::Result<()> {
             vet_dir(dir, !as_root)
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            let parent = dir
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            if !parent.is_dir() {
-                bail!(
-                    "{} cannot be created: {} is not a directory",
-                    dir.display(),
-                    parent.display()
-                );
-            }
-            if !may_create_in(parent) {
-                bail!(
-                    "{} cannot be created: ringway may not write to {}",
-                    dir.display(),
-                    parent.display()
-                );
-            }
-            Ok(())
+            check_creatable(dir).with_context(|| format!("{} cannot be created", dir.display()))
         }
         Err(e) => Err(e).with_context(|| format!("{}", dir.display())),
     }
 }
 
-/// Whether this process may make an entry in `dir` (write and search permission; a
-/// read-only mount says no too).
-fn may_create_in(dir: &Path) -> bool {
-    let Ok(c_dir) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) else {
-        return false;
-    };
+/// Checks that `path` could be made, creating nothing: its parent (`.` for a bare name)
+/// must be a directory this process may make an entry in (write and search permission; a
+/// read-only mount says no too). Run as root, only a read-only mount says no: `access(2)`
+/// lets root past the permission bits, as the creation itself would.
+pub(crate) fn check_creatable(path: &Path) -> io::Result<()> {
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    match std::fs::metadata(parent) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => {
+            return Err(io::Error::new(
+                io::ErrorKind::NotADirectory,
+                format!("{} is not a directory", parent.display()),
+            ));
+        }
+        Err(e) => {
+            return Err(io::Error::new(
+                e.kind(),
+                format!("{}: {e}", parent.display()),
+            ));
+        }
+    }
+    let c_dir = std::ffi::CString::new(parent.as_os_str().as_encoded_bytes())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     // SAFETY: `c_dir` is a valid NUL-terminated string for the call's duration.
-    unsafe { libc::access(c_dir.as_ptr(), libc::W_OK | libc::X_OK) == 0 }
+    if unsafe { libc::access(c_dir.as_ptr(), libc::W_OK | libc::X_OK) } != 0 {
+        let e = io::Error::last_os_error();
+        return Err(io::Error::new(
+            e.kind(),
+            format!("ringway may not write to {}: {e}", parent.display()),
+        ));
+    }
+    Ok(())
 }
 
 /// Refuses `dir` unless it is a directory (ours, when `owner` says to look) that only its
@@ -232,6 +241,35 @@ mod tests {
         let file = parent.path().join("file");
         std::fs::write(&file, b"x").unwrap();
         assert!(prepare_dir(&file).is_err());
+    }
+
+    #[test]
+    fn a_missing_entry_needs_a_directory_it_may_be_made_in() {
+        let parent = tempfile::tempdir().unwrap();
+        check_creatable(&parent.path().join("new")).unwrap();
+        let file = parent.path().join("file");
+        std::fs::write(&file, b"x").unwrap();
+        let err = check_creatable(&file.join("new")).unwrap_err();
+        assert!(err.to_string().contains("is not a directory"), "{err}");
+        let err = check_creatable(&parent.path().join("missing/new")).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound, "{err}");
+        let err = check_dir(&parent.path().join("missing/spool")).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("spool cannot be created: "),
+            "{err:#}"
+        );
+        // Root may write anywhere but on a read-only mount, so only another user sees this.
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        if unsafe { libc::geteuid() } != 0 {
+            let locked = parent.path().join("locked");
+            std::fs::create_dir(&locked).unwrap();
+            std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o500)).unwrap();
+            let err = check_creatable(&locked.join("new")).unwrap_err();
+            assert!(
+                err.to_string().contains("ringway may not write to"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

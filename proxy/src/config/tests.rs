@@ -546,6 +546,22 @@ fn each_route_mistake_is_refused_with_its_key() {
             "routes[1].path",
             "another route",
         ),
+        // One route naming a Host twice is told so, not blamed on another route.
+        (
+            "[[routes]]\npath = \"/\"\nupstream = \"app\"\nhosts = [\"example.com\", \"EXAMPLE.com.\"]\n",
+            "routes[0].hosts",
+            "names \"example.com\" twice: give each Host once",
+        ),
+        (
+            "[[routes]]\npath = \"/\"\nupstream = \"app\"\nhosts = [\"example.com\", \".example.com\"]\n",
+            "routes[0].hosts",
+            "names \"example.com\" twice (\"example.com\" and \".example.com\")",
+        ),
+        (
+            "[[routes]]\npath = \"/\"\nupstream = \"app\"\nhosts = [\"*.example.com\", \".example.com\"]\n",
+            "routes[0].hosts",
+            "names \"*.example.com\" twice (\"*.example.com\" and \".example.com\")",
+        ),
         (
             "[[routes]]\npath = \"/\"\nupstream = \"app\"\nallow = [\"10.0.0.0/33\"]\n",
             "allow",
@@ -1343,6 +1359,61 @@ fn access_log_refusals_name_the_key() {
     );
 }
 
+/// What `--check-config` says of `text` (and extra flags): the checked config, or the error.
+fn check(text: &str, flags: &[&str]) -> Result<Config, String> {
+    use clap::Parser;
+    let (_dir, path) = temp_file(text);
+    let mut args = vec!["ringway", "--config", path.to_str().unwrap()];
+    args.extend_from_slice(flags);
+    let settings = Settings::try_parse_from(args).unwrap();
+    Config::check(settings).map_err(|e| format!("{e:#}"))
+}
+
+/// `--check-config` refuses an access log file the start could not open, and creates none
+/// (found by review: a missing file's directory was only checked to be one).
+#[test]
+fn the_check_refuses_an_access_log_the_start_could_not_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    let with = |log: &std::path::Path| {
+        format!(
+            "upstream = [\"unix:/a\"]\ntemp_dir = \"{}\"\naccess_log = \"{}\"\n",
+            spool.display(),
+            log.display()
+        )
+    };
+    let fine = dir.path().join("access.log");
+    check(&with(&fine), &[]).unwrap();
+    assert!(!fine.exists(), "the check created {}", fine.display());
+
+    let file = dir.path().join("file");
+    std::fs::write(&file, b"x").unwrap();
+    for log in [
+        file.join("access.log"),
+        dir.path().join("missing/access.log"),
+    ] {
+        let err = check(&with(&log), &[]).unwrap_err();
+        assert!(
+            err.starts_with("access_log in ") && err.contains("cannot open"),
+            "{err}"
+        );
+    }
+
+    // Root may write anywhere but on a read-only mount, so only another user sees this.
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        use std::os::unix::fs::PermissionsExt;
+        let locked = dir.path().join("locked");
+        std::fs::create_dir(&locked).unwrap();
+        std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o500)).unwrap();
+        let err = check(&with(&locked.join("access.log")), &[]).unwrap_err();
+        assert!(
+            err.starts_with("access_log in ") && err.contains("ringway may not write to"),
+            "{err}"
+        );
+    }
+}
+
 #[test]
 fn a_fifo_nobody_reads_is_refused_not_waited_on() {
     let dir = tempfile::tempdir().unwrap();
@@ -1651,6 +1722,76 @@ fn each_tls_mistake_is_refused_with_its_key() {
     assert!(
         err.starts_with("--tls-handshake-timeout: ") && err.contains("longer than 0"),
         "{err}"
+    );
+    // Both lists in the file are refused, not one of them dropped; the flags' pairs still
+    // replace the file's.
+    let both = format!(
+        "{tls}certificates = [ {cert} ]\ncert = [\"/etc/tls/b.pem\"]\nkey = [\"/etc/tls/b.key\"]\n"
+    );
+    assert_refused(
+        &both,
+        "tls.certificates",
+        "tls.cert and tls.key name certificates too",
+    );
+    let config = load(&both, &flags).unwrap();
+    let served = &config.tls.as_ref().unwrap().certificates;
+    assert_eq!(served.len(), 1);
+    assert_eq!(served[0].cert, PathBuf::from("/etc/tls/c.pem"));
+    let pairs = format!("{tls}cert = [\"/etc/tls/b.pem\"]\nkey = [\"/etc/tls/b.key\"]\n");
+    let config = load(&pairs, &[]).unwrap();
+    let served = &config.tls.as_ref().unwrap().certificates;
+    assert_eq!(served.len(), 1);
+    assert_eq!(served[0].key, PathBuf::from("/etc/tls/b.key"));
+}
+
+/// `server_name` goes into a Host, SERVER_NAME and a redirect's Location: one name or
+/// address, nothing a header could be made of.
+#[test]
+fn server_name_is_one_host_name_or_address() {
+    let with = |name: &str| format!("upstream = [\"unix:/a\"]\nserver_name = {name:?}\n");
+    for (name, want) in [
+        ("App.Example.com", "app.example.com"),
+        ("localhost", "localhost"),
+        ("example.com.", "example.com"),
+        ("192.0.2.1", "192.0.2.1"),
+        ("2001:db8::1", "[2001:db8::1]"),
+        ("[::1]", "[::1]"),
+    ] {
+        let config = load(&with(name), &[]).unwrap();
+        assert_eq!(config.server_name.as_deref(), Some(want), "{name}");
+    }
+    for (name, message) in [
+        (
+            "example.com www.example.com\r\nX-Injected: 1",
+            "a list of the names a server answers for belongs in `hosts`",
+        ),
+        ("example.com www.example.com", "belongs in `hosts`"),
+        ("example.com\r\nX-Injected:1", "is not a host name"),
+        ("example.com:8080", "is not a host name"),
+        ("exa_mple.com", "is not a host name"),
+        ("", "is empty"),
+        (" ", "is empty"),
+        ("_", "nginx's catch-all"),
+        ("*.example.com", "is a wildcard"),
+        (".example.com", "is a wildcard"),
+    ] {
+        assert_refused(&with(name), "server_name", message);
+    }
+    let err = Config::from_args(["ringway", "--upstream", "unix:/a", "--server-name", "a b"])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("--server-name: ") && err.contains("belongs in `hosts`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_empty_temp_dir_is_refused() {
+    assert_refused(
+        "upstream = [\"unix:/a\"]\ntemp_dir = \"\"\n",
+        "temp_dir",
+        "is empty",
     );
 }
 

@@ -172,7 +172,7 @@ impl Resolved {
             shutdown_timeout: dur(s.shutdown_timeout, 10),
             buffering: Buffering {
                 max_buffer_memory,
-                temp_dir: s.temp_dir.clone().unwrap_or_else(default_temp_dir),
+                temp_dir: self.temp_dir()?,
             },
             connections,
             trusted_proxies: s.trusted_proxy.clone(),
@@ -185,7 +185,7 @@ impl Resolved {
             listen_deferred: s.listen_deferred.unwrap_or(false),
             reset_timedout_connection: s.reset_timedout_connection.unwrap_or(false),
             document_root: s.document_root.clone().unwrap_or_default(),
-            server_name: s.server_name.clone(),
+            server_name: self.server_name()?,
             hosts: s.hosts.clone(),
             allow_underscores_in_headers: s.allow_underscores_in_headers.unwrap_or(false),
             metrics: s.metrics.unwrap_or(MetricsListen::Default(DEFAULT_METRICS)),
@@ -319,6 +319,59 @@ impl Resolved {
         Ok(on)
     }
 
+    /// `temp_dir`: an empty path would be taken as `.` by `--check-config` and refused by
+    /// the start (found by review).
+    fn temp_dir(&self) -> anyhow::Result<PathBuf> {
+        match &self.settings.temp_dir {
+            None => Ok(default_temp_dir()),
+            Some(dir) if dir.as_os_str().is_empty() => Err(self.invalid(
+                "temp_dir",
+                "is empty: name a directory, or leave the key out for /var/tmp/ringway-UID",
+            )),
+            Some(dir) => Ok(dir.clone()),
+        }
+    }
+
+    /// `server_name`, as a Host names it (lower case, an IPv6 address in brackets): it goes
+    /// into the Host of a request that came without one, SERVER_NAME and the HTTPS
+    /// redirect's Location, so anything but one name or address could add a header or
+    /// change the URL (found by review: it was taken as written, CR LF too).
+    fn server_name(&self) -> anyhow::Result<Option<String>> {
+        let Some(name) = &self.settings.server_name else {
+            return Ok(None);
+        };
+        let refuse = |message: &str| Err(self.invalid("server_name", message));
+        if name.trim().is_empty() {
+            return refuse(
+                "is empty: leave it out, and SERVER_NAME is the request's Host (the address \
+                 reached for a request without one)",
+            );
+        }
+        if name.trim().contains([' ', '\t']) {
+            return refuse(&format!(
+                "{name:?} is more than one name: server_name is the one SERVER_NAME (and the \
+                 Host of a request without one); a list of the names a server answers for \
+                 belongs in `hosts`"
+            ));
+        }
+        if name.trim() == "_" {
+            return refuse(
+                "\"_\" is nginx's catch-all, not a name: leave server_name (and `hosts`) out, \
+                 and every Host is served",
+            );
+        }
+        match name.parse::<HostName>() {
+            Ok(HostName::Exact(host)) => Ok(Some(host)),
+            Ok(_) => refuse(&format!(
+                "{name:?} is a wildcard: server_name is one name (SERVER_NAME); the names a \
+                 server answers for belong in `hosts`"
+            )),
+            Err(_) => refuse(&format!(
+                "{name:?} is not a host name (app.example.com) or an IP address"
+            )),
+        }
+    }
+
     /// The access log, unless off; its file is opened now, so that a path ringway cannot
     /// write to is refused at start rather than found out at the first request.
     fn access_log(&self) -> anyhow::Result<Option<AccessLogConfig>> {
@@ -396,6 +449,18 @@ impl Resolved {
                  {} keys",
                 t.cert.len(),
                 t.key.len()
+            ));
+        }
+        // Both lists in the file: one would go unread, and with it the certificate meant as
+        // the default (found by review: `cert` and `key` replaced `certificates` silently).
+        let pairs_in_file = (!t.cert.is_empty() && !self.from_flags.contains("tls.cert"))
+            || (!t.key.is_empty() && !self.from_flags.contains("tls.key"));
+        if pairs_in_file && !t.certificates.is_empty() {
+            return Err(self.invalid_in_file(
+                "tls.certificates",
+                "tls.cert and tls.key name certificates too, and one of the two lists would \
+                 go unread: give them all in `certificates = [{ cert = \"...\", key = \
+                 \"...\" }, ...]`",
             ));
         }
         // Pairs given by flags replace the file's `certificates`, as a flag wins over the
@@ -954,18 +1019,36 @@ impl Resolved {
             // Each Host as it matches, so that `.example.com` (the name and the names
             // under it) clashes with `example.com` and with `*.example.com` (found by
             // review: two spellings of one name slipped past, and one route was dead).
-            let hosts: Vec<Option<String>> = match built.hosts.as_slice() {
-                [] => vec![None],
-                named => named
-                    .iter()
-                    .flat_map(|h| match h {
-                        HostName::Exact(name) => vec![Some(name.clone())],
-                        HostName::Under(suffix) => vec![Some(format!("*{suffix}"))],
-                        HostName::AndUnder(name) => {
-                            vec![Some(name.clone()), Some(format!("*.{name}"))]
-                        }
-                    })
-                    .collect(),
+            let named: Vec<(String, &HostName)> = built
+                .hosts
+                .iter()
+                .flat_map(|h| match h {
+                    HostName::Exact(name) => vec![(name.clone(), h)],
+                    HostName::Under(suffix) => vec![(format!("*{suffix}"), h)],
+                    HostName::AndUnder(name) => {
+                        vec![(name.clone(), h), (format!("*.{name}"), h)]
+                    }
+                })
+                .collect();
+            // Checked before the other routes', which would blame a route that is not there.
+            let mut own = BTreeMap::new();
+            for (host, written) in &named {
+                if let Some(first) = own.insert(host, written) {
+                    let spellings = if first == written {
+                        String::new()
+                    } else {
+                        format!(" ({:?} and {:?})", first.to_string(), written.to_string())
+                    };
+                    return Err(self.invalid_in_file(
+                        &format!("{at}.hosts"),
+                        &format!("names {host:?} twice{spellings}: give each Host once"),
+                    ));
+                }
+            }
+            let hosts: Vec<Option<String>> = if named.is_empty() {
+                vec![None]
+            } else {
+                named.into_iter().map(|(host, _)| Some(host)).collect()
             };
             let matched = match &built.regex {
                 Some(regex) => format!("~{}", regex.as_str()),
