@@ -36,6 +36,7 @@ use self::pipe::StreamEnd;
 use crate::io::Counted;
 use crate::limits::{Admission, ConnLimit, ConnTicket};
 use crate::metrics::Phase;
+use crate::ratelimit::{BURST, Gate, WINDOW};
 use crate::tls::{Peer, TlsStream};
 use crate::worker::Worker;
 
@@ -319,19 +320,17 @@ pub(crate) async fn serve(
             Some(since) => since + GOAWAY_GRACE,
             None => bridge.idle_since.get() + idle_limit,
         };
-        // At the stream limit, the connection is still driven (frames read, answers
-        // sent) but no stream is taken: one the client resets leaves h2's count, not
-        // ringway's, until its task ends.
-        let taking = bridge.open.get() < MAX_STREAMS as usize;
-        let next = std::future::poll_fn(|cx| {
-            if taking {
-                conn.poll_accept(cx)
-            } else {
-                conn.poll_closed(cx).map(|closed| closed.err().map(Err))
-            }
-        });
+        let next = std::future::poll_fn(|cx| conn.poll_accept(cx));
         tokio::select! {
             accepted = next => match accepted {
+                // A stream the client reset leaves h2's count, not ringway's, while the
+                // app still serves it (`ignore_client_abort`): past the limit a new one is
+                // refused at once, safe to retry, as nginx refuses it (found by review: it
+                // waited, unseen, for the app).
+                Some(Ok((_, mut respond))) if bridge.open.get() >= MAX_STREAMS as usize => {
+                    respond.send_reset(h2::Reason::REFUSED_STREAM);
+                    report_streams_exceeded(peer);
+                }
                 Some(Ok((_, mut respond))) if past_goaway(going_away, streams, keepalive_requests) => {
                     // A client that never acknowledges the GOAWAY's ping would otherwise
                     // go on opening streams: refused, safe to retry elsewhere.
@@ -369,7 +368,7 @@ pub(crate) async fn serve(
                     }
                 }
                 Some(Err(err)) => {
-                    tracing::debug!(%peer, error = %err, "HTTP/2 connection failed");
+                    report_connection_error(peer, &err);
                     break;
                 }
                 None => break,
@@ -403,6 +402,39 @@ pub(crate) async fn serve(
     tls.get_ref().close_notify().await;
     drop(conn);
     entry.streams = streams;
+}
+
+/// A connection that ended in an error: one ringway's side found (the client broke the
+/// protocol, and every stream on the connection was cut) is logged, a few lines per
+/// window; a socket error or the client's own GOAWAY is its business.
+fn report_connection_error(peer: SocketAddr, err: &h2::Error) {
+    static GATE: Gate = Gate::new();
+    let ours = !err.is_io() && !err.is_remote();
+    if ours && GATE.allow() {
+        tracing::info!(
+            %peer,
+            error = %err,
+            "HTTP/2 client broke the protocol: its connection closed with its streams (at \
+             most {BURST} such lines per {}s)",
+            WINDOW.as_secs()
+        );
+    } else {
+        tracing::debug!(%peer, error = %err, "HTTP/2 connection failed");
+    }
+}
+
+/// A stream refused because the connection has its most streams served: logged, a few
+/// lines per window.
+fn report_streams_exceeded(peer: SocketAddr) {
+    static GATE: Gate = Gate::new();
+    if GATE.allow() {
+        tracing::info!(
+            %peer,
+            "HTTP/2 stream refused: {MAX_STREAMS} streams of the connection are still served \
+             (at most {BURST} such lines per {}s)",
+            WINDOW.as_secs()
+        );
+    }
 }
 
 /// Whether the newest configuration takes requests from a session made under `tls`'s

@@ -18,7 +18,7 @@ use h2::{Reason, RecvStream, SendStream};
 use http::Request;
 
 use super::pipe::StreamEnd;
-use super::request::{BodyOut, write_head};
+use super::request::{BodyOut, Malformed, write_head};
 use super::response::response_of;
 use super::{Bridge, Open};
 use crate::buffer::{Buf, SMALL};
@@ -26,6 +26,7 @@ use crate::http::{
     ClientFraming, MAX_RESPONSE_HEAD, MAX_RESPONSE_HEADERS, Reframer, Status, parse_response_within,
 };
 use crate::limits::Admission;
+use crate::ratelimit::{BURST, Gate, WINDOW};
 
 /// Largest answer head the pipeline writes: an upstream's largest, and room for the fields
 /// ringway adds.
@@ -35,6 +36,25 @@ const MAX_ANSWER_HEAD: usize = MAX_RESPONSE_HEAD + 16 * 1024;
 /// ringway's own (found by review: an upstream's 511 lines became 515 and the stream was
 /// reset, where HTTP/1.1 served them).
 const MAX_ANSWER_FIELDS: usize = MAX_RESPONSE_HEADERS + 128;
+
+/// The most a request head counts as carried for the flood check (`session.rs`): about
+/// what an ordinary head takes on the wire, where nginx credits the HEADERS frames' own
+/// length.
+const HEAD_CREDIT: usize = 1024;
+
+/// A request that cannot be written as HTTP/1.1 (reset, as RFC 9113 §8.1.1 asks): logged,
+/// a few lines per window, so that a client sending them is seen.
+fn report_malformed(bridge: &Bridge, why: Malformed) {
+    static GATE: Gate = Gate::new();
+    if GATE.allow() {
+        tracing::info!(
+            peer = %bridge.peer,
+            ?why,
+            "HTTP/2 request malformed: stream reset (at most {BURST} such lines per {}s)",
+            WINDOW.as_secs()
+        );
+    }
+}
 
 /// Serves one stream to its end; `open` counts it among its connection's streams until
 /// both this task and its pipeline have ended.
@@ -50,12 +70,15 @@ pub(super) async fn serve(
     let framing = match write_head(&parts, !body.is_end_stream(), &mut head) {
         Ok(framing) => framing,
         Err(why) => {
-            tracing::debug!(peer = %bridge.peer, ?why, "HTTP/2 request refused");
+            report_malformed(&bridge, why);
             respond.send_reset(Reason::PROTOCOL_ERROR);
             return;
         }
     };
-    bridge.carried(head.len());
+    // What HPACK decoded, not what came: a small HEADERS frame can name a 4 KiB table
+    // entry many times over, and an uncapped credit would raise the flood allowance by
+    // that much (found by review: 512 such frames let 123 MiB of PRIORITY frames through).
+    bridge.carried(head.len().min(HEAD_CREDIT));
     let pipeline = bridge.open(admission, head, Rc::clone(&open));
     let is_head = parts.method == http::Method::HEAD;
     let limit = bridge.send_timeout;

@@ -10,6 +10,7 @@ use std::time::Duration;
 use ringway_tests::log_lines::{UPSTREAM_FORMAT, upstream_line};
 use ringway_tests::ringway::RingwayBuilder;
 use ringway_tests::tls::{python, run};
+use ringway_tests::uwsgi::UwsgiOptions;
 use ringway_tests::{App, paths};
 use serde_json::Value;
 
@@ -495,6 +496,46 @@ fn streams_past_the_limit_of_128_are_refused_and_the_others_answered() {
     assert_eq!(got["refused"], 172, "{got}");
     assert_eq!(got["reset"], 0, "{got}");
     assert_eq!(got["unfinished"], 0, "{got}");
+}
+
+/// With 128 streams still served (each reset by its client and kept at the app by
+/// `ignore_client_abort`), a new stream is refused at once with REFUSED_STREAM (safe to
+/// retry) and a log line, as nginx refuses it (found by review: it waited, unseen, until
+/// the app was done with the others).
+#[test]
+fn a_stream_past_128_still_served_is_refused_at_once() {
+    // uWSGI's listen queue takes all 128 (its default, 100, would answer some with 503).
+    let options = UwsgiOptions {
+        listen: Some(256),
+        ..UwsgiOptions::new(App::Flask)
+    };
+    let stack = super::Stack::start_with(options, "http2 = true", |b| {
+        b.flag("--ignore-client-abort")
+            .arg("--access-log", "stderr")
+    });
+    let got = h2_client(
+        &stack,
+        "reset-waiting",
+        &[
+            "--path",
+            "/slow?ms=3000",
+            "--streams",
+            "128",
+            "--wait",
+            "0.5",
+            "--second-path",
+            "/bytes/7",
+            "--timeout",
+            "2",
+        ],
+    );
+    assert_eq!(got["early"], Value::Null, "reset before any answer: {got}");
+    assert_eq!(got["second"]["reset"], "REFUSED_STREAM", "{got}");
+    assert!(
+        stack.ringway.stderr().contains("HTTP/2 stream refused"),
+        "{}",
+        stack.ringway.stderr()
+    );
 }
 
 #[test]

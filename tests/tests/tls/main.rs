@@ -37,6 +37,7 @@ use std::net::SocketAddr;
 
 use ringway_tests::ringway::RingwayBuilder;
 use ringway_tests::tls::{Leaf, Pki, tls_toml};
+use ringway_tests::uwsgi::UwsgiOptions;
 use ringway_tests::{App, Ringway, Uwsgi};
 
 /// The default certificate's names: the first one configured, served without SNI.
@@ -65,10 +66,19 @@ impl Stack {
     /// Certificates A and B in a `[tls]` config with `extra` lines; `flags` adds command-line
     /// flags. TLS answers get no HSTS unless `extra` says so.
     fn start(app: App, extra: &str, flags: impl FnOnce(RingwayBuilder) -> RingwayBuilder) -> Stack {
+        Stack::start_with(UwsgiOptions::new(app), extra, flags)
+    }
+
+    /// [`Stack::start`] with uWSGI started with `options`.
+    fn start_with(
+        options: UwsgiOptions,
+        extra: &str,
+        flags: impl FnOnce(RingwayBuilder) -> RingwayBuilder,
+    ) -> Stack {
         let pki = Pki::new();
         let a = pki.issue("a", &A_NAMES, A_SERIAL, A_NOT_AFTER);
         let b = pki.issue("b", &[B_NAME], B_SERIAL, B_NOT_AFTER);
-        let uwsgi = Uwsgi::start(app);
+        let uwsgi = Uwsgi::start_with(options);
         let ringway = flags(Ringway::with(&uwsgi).config(tls_toml(&[&a, &b], extra))).start();
         Stack {
             pki,
