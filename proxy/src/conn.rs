@@ -50,7 +50,9 @@ pub(crate) fn serve(
     worker: Rc<Worker>,
 ) -> impl Future<Output = ()> {
     let accepted = Live::open(&stream, peer, &worker).into_accepted();
-    let admission = worker.limits.admit(peer);
+    let admission = worker
+        .limits
+        .admit(connection_ip(peer, NOT_PROXIED, &worker.config));
     run(
         ClientStream::Plain(stream),
         (peer, NOT_PROXIED),
@@ -84,7 +86,7 @@ pub(crate) async fn serve_proxied(
     };
     worker.stats.identify(live.key, source);
     let accepted = live.into_accepted();
-    let admission = admission.naming(connection_ip(source));
+    let admission = admission.naming(connection_ip(source, named, &worker.config));
     run(
         ClientStream::Plain(stream),
         (source, named),
@@ -183,7 +185,7 @@ pub(crate) async fn serve_tls(
     // Decided before the handshake, like a plain connection's at accept (on the client the
     // PROXY header names); a refused one still gets its 503 over TLS after the handshake.
     // Counted through the handshake: it holds a socket too.
-    let admission = admission.naming(connection_ip(peer));
+    let admission = admission.naming(connection_ip(peer, named, &worker.config));
     let refused = admission.refused().is_some();
     // A refused connection holds no place under the limits: it gets as long for its
     // handshake as a plain one for its head (found by review: the full handshake timeout

@@ -672,3 +672,39 @@ fn a_request_id_is_kept_only_from_a_trusted_proxy_and_only_if_sane() {
     let id = made_id(&r);
     assert_eq!(env["HTTP_X_REQUEST_ID"], id.as_str(), "{env}");
 }
+
+/// Behind a real HAProxy that names clients in X-Forwarded-For only (no PROXY header), its
+/// connections carry many clients: `limit_conn_per_ip` counts them under none, where it
+/// counted them all as the balancer and the third client got 503 (found by review); a
+/// client that connects directly is still limited.
+#[test]
+fn limit_conn_per_ip_does_not_count_a_trusted_balancer_s_clients_as_one() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let config = format!(
+        "trusted_proxy = [\"127.0.0.1\"]\nlimit_conn_per_ip = 2\nupstream = [\"{}\"]\n",
+        uwsgi.upstream()
+    );
+    let ringway = Ringway::with_config(config).start();
+    let haproxy = Haproxy::start(Mode::HttpForwardFor, ringway.addr());
+    let get = |conn: &mut Conn| {
+        conn.send(&Req::get("/bytes/3").to_bytes()).expect("send");
+        conn.read_response().expect("response").status
+    };
+    let mut behind: Vec<Conn> = (2..6)
+        .map(|i| Conn::open_from(format!("127.0.0.{i}").parse().expect("ip"), haproxy.addr()))
+        .collect();
+    for (i, conn) in behind.iter_mut().enumerate() {
+        assert_eq!(
+            get(conn),
+            200,
+            "client {i} behind HAProxy\n{}",
+            haproxy.log()
+        );
+    }
+    let direct: IpAddr = "127.0.0.9".parse().expect("ip");
+    let mut first = Conn::open_from(direct, ringway.addr());
+    let mut second = Conn::open_from(direct, ringway.addr());
+    assert_eq!((get(&mut first), get(&mut second)), (200, 200));
+    let mut third = Conn::open_from(direct, ringway.addr());
+    assert_eq!(get(&mut third), 503, "a direct client's third connection");
+}

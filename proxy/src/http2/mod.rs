@@ -179,7 +179,11 @@ impl Open {
         let admission = match bridge.refused {
             Some(limit) => Admission::Refused(limit),
             None if rides => Admission::Admitted(None),
-            None => bridge.worker.limits.admit(bridge.peer),
+            None => {
+                let config = &bridge.worker.config;
+                let ip = crate::limits::connection_ip(bridge.peer, bridge.proxied, config);
+                bridge.worker.limits.admit(ip)
+            }
         };
         // The pipeline is told whether it is admitted; the count stays with the stream.
         let (admission, ticket) = match admission {

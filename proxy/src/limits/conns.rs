@@ -80,9 +80,9 @@ impl ConnLimiter {
         }
     }
 
-    /// Decides on a connection from `ip` just accepted: counts it, or says which limit it
+    /// Decides on a connection from `ip` (none: no client's count) just accepted: counts it, or says which limit it
     /// is over (and counts the refusal).
-    pub(crate) fn admit(self: &Arc<Self>, ip: IpAddr) -> Admission {
+    pub(crate) fn admit(self: &Arc<Self>, ip: Option<IpAddr>) -> Admission {
         self.admit_unnamed().naming(ip)
     }
 
@@ -182,8 +182,11 @@ impl Drop for ConnTicket {
 impl Admission {
     /// This admission, with the connection counted under its client `ip` too
     /// (`limit_conn_per_ip`), by the limiter that admitted it: refused if the client has as
-    /// many open as allowed.
-    pub(crate) fn naming(self, ip: IpAddr) -> Admission {
+    /// many open as allowed. `None` counts it under no client.
+    pub(crate) fn naming(self, ip: Option<IpAddr>) -> Admission {
+        let Some(ip) = ip else {
+            return self;
+        };
         let Admission::Admitted(Some(mut ticket)) = self else {
             return self;
         };
@@ -233,21 +236,27 @@ mod tests {
     #[test]
     fn no_limit_counts_nothing() {
         let l = limiter(None, None);
-        assert!(matches!(l.admit(ip("10.0.0.1")), Admission::Admitted(None)));
+        assert!(matches!(
+            l.admit(Some(ip("10.0.0.1"))),
+            Admission::Admitted(None)
+        ));
         assert_eq!(l.open(), 0);
     }
 
     #[test]
     fn the_process_limit_refuses_the_one_too_many_and_frees_on_drop() {
         let l = limiter(Some(2), None);
-        let a = l.admit(ip("10.0.0.1"));
-        let b = l.admit(ip("10.0.0.2"));
+        let a = l.admit(Some(ip("10.0.0.1")));
+        let b = l.admit(Some(ip("10.0.0.2")));
         assert!(a.refused().is_none() && b.refused().is_none());
-        assert_eq!(l.admit(ip("10.0.0.3")).refused(), Some(ConnLimit::Process));
+        assert_eq!(
+            l.admit(Some(ip("10.0.0.3"))).refused(),
+            Some(ConnLimit::Process)
+        );
         assert_eq!(l.open(), 2);
         drop(a);
         assert_eq!(l.open(), 1);
-        assert!(l.admit(ip("10.0.0.3")).refused().is_none());
+        assert!(l.admit(Some(ip("10.0.0.3"))).refused().is_none());
         assert_eq!(l.rejected(ConnLimit::Process), 1);
         assert_eq!(l.rejected(ConnLimit::PerIp), 0);
     }
@@ -255,14 +264,17 @@ mod tests {
     #[test]
     fn the_per_ip_limit_counts_each_client_apart() {
         let l = limiter(Some(10), Some(2));
-        let held: Vec<Admission> = (0..2).map(|_| l.admit(ip("10.0.0.1"))).collect();
-        assert_eq!(l.admit(ip("10.0.0.1")).refused(), Some(ConnLimit::PerIp));
-        // The same client written as an IPv4-mapped IPv6 address is the same client.
+        let held: Vec<Admission> = (0..2).map(|_| l.admit(Some(ip("10.0.0.1")))).collect();
         assert_eq!(
-            l.admit(ip("::ffff:10.0.0.1")).refused(),
+            l.admit(Some(ip("10.0.0.1"))).refused(),
             Some(ConnLimit::PerIp)
         );
-        let other = l.admit(ip("10.0.0.2"));
+        // The same client written as an IPv4-mapped IPv6 address is the same client.
+        assert_eq!(
+            l.admit(Some(ip("::ffff:10.0.0.1"))).refused(),
+            Some(ConnLimit::PerIp)
+        );
+        let other = l.admit(Some(ip("10.0.0.2")));
         assert!(other.refused().is_none());
         // Refused connections are not left counted in the total.
         assert_eq!(l.open(), 3);
@@ -282,11 +294,11 @@ mod tests {
         let waiting = l.admit_unnamed();
         assert!(waiting.refused().is_none());
         assert_eq!((l.open(), l.ips()), (1, 0));
-        let named = waiting.naming(ip("10.0.0.1"));
+        let named = waiting.naming(Some(ip("10.0.0.1")));
         assert!(named.refused().is_none());
         assert_eq!((l.open(), l.ips()), (1, 1));
         // The second from that client is over its limit once named, and uncounted.
-        let second = l.admit_unnamed().naming(ip("10.0.0.1"));
+        let second = l.admit_unnamed().naming(Some(ip("10.0.0.1")));
         assert_eq!(second.refused(), Some(ConnLimit::PerIp));
         assert_eq!(l.open(), 1);
         // Two waiting for their headers fill the process.
@@ -294,7 +306,7 @@ mod tests {
         assert_eq!(l.admit_unnamed().refused(), Some(ConnLimit::Process));
         // A refusal stays one when named.
         assert_eq!(
-            l.admit_unnamed().naming(ip("10.0.0.2")).refused(),
+            l.admit_unnamed().naming(Some(ip("10.0.0.2"))).refused(),
             Some(ConnLimit::Process)
         );
         drop((named, held));
@@ -304,16 +316,19 @@ mod tests {
     #[test]
     fn a_reload_that_changes_only_values_keeps_counting_open_connections() {
         let l = limiter(Some(10), Some(5));
-        let held: Vec<Admission> = (0..3).map(|_| l.admit(ip("10.0.0.1"))).collect();
+        let held: Vec<Admission> = (0..3).map(|_| l.admit(Some(ip("10.0.0.1")))).collect();
         // Tightened during an incident: the three open count against the new 2.
         let tighter = ConnLimits {
             max_connections: Some(10),
             per_ip: Some(2),
         };
         assert!(l.retune(tighter));
-        assert_eq!(l.admit(ip("10.0.0.1")).refused(), Some(ConnLimit::PerIp));
+        assert_eq!(
+            l.admit(Some(ip("10.0.0.1"))).refused(),
+            Some(ConnLimit::PerIp)
+        );
         drop(held);
-        assert!(l.admit(ip("10.0.0.1")).refused().is_none());
+        assert!(l.admit(Some(ip("10.0.0.1"))).refused().is_none());
         // Setting another limit is a new limiter (what is counted differs).
         let unset = ConnLimits {
             max_connections: Some(10),
@@ -330,7 +345,7 @@ mod tests {
                 let l = Arc::clone(&l);
                 s.spawn(move || {
                     for _ in 0..1000 {
-                        let a = l.admit(ip("10.0.0.1"));
+                        let a = l.admit(Some(ip("10.0.0.1")));
                         assert!(a.refused().is_none());
                     }
                 });

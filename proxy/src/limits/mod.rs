@@ -131,9 +131,10 @@ impl Limiters {
         fresh
     }
 
-    /// Decides on a connection just accepted from `peer` (see [`connection_ip`]).
-    pub(crate) fn admit(&self, peer: SocketAddr) -> Admission {
-        self.conns.admit(connection_ip(peer))
+    /// Decides on a connection just accepted from a client counted under `ip` (see
+    /// [`connection_ip`]).
+    pub(crate) fn admit(&self, ip: Option<IpAddr>) -> Admission {
+        self.conns.admit(ip)
     }
 
     /// Decides on a connection just accepted whose PROXY header will name its client: by
@@ -222,11 +223,15 @@ impl LimitReqStatus {
     }
 }
 
-/// The address a connection counts under for `limit_conn_per_ip`: the peer's today. With
-/// the PROXY protocol it becomes the address the PROXY header gives (the one place to
-/// change).
-pub(crate) fn connection_ip(peer: SocketAddr) -> IpAddr {
-    peer.ip()
+/// The address a connection counts under for `limit_conn_per_ip`: its client's, the one a
+/// PROXY header named (`named`) or else the peer's; none for a peer in `trusted_proxy`
+/// that named no client, a load balancer whose connections carry many clients (their
+/// addresses come per request, in X-Forwarded-For): one count would refuse them all
+/// together (found by review: behind a balancer, the third client's connection got 503
+/// with `limit_conn_per_ip = 2`). `limit_req` keys on the request's real client.
+pub(crate) fn connection_ip(peer: SocketAddr, named: bool, config: &Config) -> Option<IpAddr> {
+    let ip = peer.ip();
+    (named || !config.is_trusted(ip)).then_some(ip)
 }
 
 #[cfg(test)]
@@ -289,8 +294,8 @@ limit_conn_per_ip = 5
         ));
         let previous = Limiters::new(&old);
         let client = "192.0.2.7".parse().expect("an IP");
-        let _held = previous.conns.admit(client);
-        let refused = previous.conns.admit(client);
+        let _held = previous.conns.admit(Some(client));
+        let refused = previous.conns.admit(Some(client));
         assert!(refused.refused().is_some());
         let over_rate = (0..20)
             .filter(|_| previous.check_rate(0, client).is_err())
@@ -311,9 +316,37 @@ limit_conn_per_ip = 5
         assert_eq!(after.routes[0].rejected, before.routes[0].rejected);
         // The old generation's last requests still count, in the one series.
         assert!(previous.check_rate(0, client).is_err());
-        assert!(previous.conns.admit(client).refused().is_some());
+        assert!(previous.conns.admit(Some(client)).refused().is_some());
         let later = renewed.figures();
         assert_eq!(later.routes[0].rejected, over_rate + 1);
         assert_eq!(later.conn_per_ip_rejected, 2);
+    }
+
+    /// Behind a trusted balancer that names no client, connections count under no client
+    /// (they carry many); one a PROXY header names counts under it; any other under its
+    /// peer.
+    #[test]
+    fn a_trusted_peer_that_names_no_client_is_counted_under_none() {
+        let config = config(&format!(
+            "limit_conn_per_ip = 1\ntrusted_proxy = [\"10.0.0.0/8\"]\n{GROUP}{ROUTE}"
+        ));
+        let balancer: std::net::SocketAddr = "10.0.0.5:4000".parse().unwrap();
+        let client: std::net::SocketAddr = "203.0.113.7:4000".parse().unwrap();
+        assert_eq!(super::connection_ip(balancer, false, &config), None);
+        assert_eq!(
+            super::connection_ip(balancer, true, &config),
+            Some(balancer.ip())
+        );
+        assert_eq!(
+            super::connection_ip(client, false, &config),
+            Some(client.ip())
+        );
+        let limits = Limiters::new(&config);
+        let held: Vec<_> = (0..3)
+            .map(|_| limits.admit(super::connection_ip(balancer, false, &config)))
+            .collect();
+        assert!(held.iter().all(|a| a.refused().is_none()));
+        let _first = limits.admit(Some(client.ip()));
+        assert!(limits.admit(Some(client.ip())).refused().is_some());
     }
 }
