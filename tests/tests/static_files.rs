@@ -1432,6 +1432,49 @@ fn an_exact_route_serves_the_one_file_its_static_names() {
     );
 }
 
+/// An exact route's one file as nginx's `alias` serves it (found by review): its own link
+/// followed again as a deploy swaps it (it was resolved once, at start), typed by the
+/// route's path as nginx types by the request's extension (it was typed by the file's
+/// name), and a file missing at start a 404 until it is there (the start was refused, and
+/// so was every reload once it went missing).
+#[test]
+fn an_exact_routes_one_file_follows_its_link_is_typed_by_the_path_and_may_come_later() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("v1.png"), "one").expect("v1");
+    std::fs::write(dir.path().join("v2.png"), "two").expect("v2");
+    let icon = dir.path().join("icon");
+    std::os::unix::fs::symlink("v1.png", &icon).expect("symlink");
+    let robots = dir.path().join("robots.txt");
+    let routes = [
+        StaticRoute::new("/favicon.ico", &icon).set("exact", "true"),
+        StaticRoute::new("/robots.txt", &robots).set("exact", "true"),
+    ];
+    let ringway = Ringway::with_config(config_with(&uwsgi, &routes)).start();
+    let get = |path: &str| roundtrip(ringway.addr(), &Req::get(path));
+    let r = get("/favicon.ico");
+    assert_eq!((r.status, r.text().as_str()), (200, "one"), "{r:?}");
+    assert_eq!(r.header("content-type").as_deref(), Some("image/x-icon"));
+    assert_eq!(get("/robots.txt").status, 404);
+    assert!(
+        ringway.stderr().contains("no such file yet"),
+        "{}",
+        ringway.stderr()
+    );
+
+    std::os::unix::fs::symlink("v2.png", dir.path().join("next")).expect("next");
+    std::fs::rename(dir.path().join("next"), &icon).expect("swap the link");
+    std::fs::write(&robots, "User-agent: *\n").expect("robots");
+    let mut last = None;
+    let followed = poll_until(Duration::from_secs(5), || {
+        let (icon, robots) = (get("/favicon.ico"), get("/robots.txt"));
+        let done = icon.text() == "two" && robots.status == 200;
+        last = Some((icon, robots));
+        done
+    });
+    assert!(followed, "{last:?}");
+}
+
 /// A route's own `types` and `default_type` against nginx's in a location: `types {}
 /// default_type text/plain;`, the guard on users' uploads (an uploaded page or SVG must
 /// not run as the site's own), and a table of one's own.

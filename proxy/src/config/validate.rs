@@ -36,7 +36,7 @@ use crate::routes::{
     Action, AuthRequest, FixedAnswer, Found, LimitExcept, PathRegex, Route, RouteTable,
     highest_group,
 };
-use crate::static_files::{Encoding, Fallback, MediaTypes, Root, StaticRoute};
+use crate::static_files::{Encoding, Fallback, MediaTypes, OneFile, Root, StaticRoute};
 use crate::tls::{CertFiles, ClientAuth, TlsConfig};
 
 /// The longest `app.ready_timeout` and `app.stop_timeout`: beyond, a typo (`60m` for `60s`).
@@ -1964,32 +1964,50 @@ fn static_route(
                 .into(),
         ));
     }
-    // An exact route may name one file: its directory is the root, its name the one file.
-    // A file that is a symlink is resolved first: its target is what is opened beneath
-    // that root at each request. Else the directory is taken as written, so that a
-    // swapped `current` symlink on the way is followed as for any root (found by review).
-    let resolved;
-    let (dir, file) = match (route.exact, std::fs::metadata(dir)) {
-        (true, Ok(meta)) if meta.is_file() => {
-            let is_link = std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_symlink());
-            let has_parent = dir.parent().is_some_and(|p| !p.as_os_str().is_empty());
-            resolved = if is_link || !has_parent {
-                std::fs::canonicalize(dir)
-                    .map_err(|e| ("static", format!("{}: {e}", dir.display())))?
-            } else {
-                dir.to_path_buf()
-            };
-            let name = resolved
-                .file_name()
-                .and_then(|n| n.to_str())
-                .map(str::to_owned);
+    // An exact route may name one file: its directory is the root, its name the one file,
+    // both as written, so that a swapped `current` symlink on the way, and the file's own
+    // link, are followed at each look as nginx follows them at each request (found by
+    // review: a symlinked file was resolved once, at load). Its type comes from the
+    // route's path, as nginx types by the request's extension. A file missing at load is a
+    // 404 until it is there, as with nginx: not a start, or every later reload, refused.
+    let route_path = route.path.as_deref().unwrap_or_default();
+    let names_one_file = |meta: &std::io::Result<std::fs::Metadata>| match meta {
+        Ok(meta) => meta.is_file(),
+        Err(e) => e.kind() == std::io::ErrorKind::NotFound && !route_path.ends_with('/'),
+    };
+    let (root, file) = match (route.exact, std::fs::metadata(dir)) {
+        (true, meta) if names_one_file(&meta) => {
             if route.index.is_some() {
                 return Err(("index", "a route serving one file has no index".into()));
             }
-            match (resolved.parent(), name) {
-                (Some(parent), Some(name)) => (parent, Some(name)),
-                _ => return Err(("static", format!("{} names no file", dir.display()))),
+            let name = dir.file_name().and_then(|n| n.to_str());
+            let parent = match dir.parent() {
+                Some(p) if p.as_os_str().is_empty() => std::path::Path::new("."),
+                Some(p) => p,
+                None => return Err(("static", format!("{} names no file", dir.display()))),
+            };
+            let Some(name) = name else {
+                return Err(("static", format!("{} names no file", dir.display())));
+            };
+            if meta.is_err() {
+                tracing::warn!(
+                    route = %route_path,
+                    file = %dir.display(),
+                    "no such file yet: the route answers 404 until there is one"
+                );
             }
+            let root = Root::open_for_one_file(parent).map_err(|e| {
+                (
+                    "static",
+                    format!("cannot open the directory {}: {e}", parent.display()),
+                )
+            })?;
+            let typed_as = route_path.rsplit('/').next().unwrap_or_default();
+            let file = OneFile {
+                name: name.to_owned(),
+                typed_as: typed_as.to_owned(),
+            };
+            (root, Some(file))
         }
         (false, Ok(meta)) if meta.is_file() => {
             return Err((
@@ -2000,14 +2018,16 @@ fn static_route(
                 ),
             ));
         }
-        _ => (dir, None),
+        _ => {
+            let root = Root::open(dir).map_err(|e| {
+                (
+                    "static",
+                    format!("cannot open the directory {}: {e}", dir.display()),
+                )
+            })?;
+            (root, None)
+        }
     };
-    let root = Root::open(dir).map_err(|e| {
-        (
-            "static",
-            format!("cannot open the directory {}: {e}", dir.display()),
-        )
-    })?;
     let precompressed = route
         .precompressed
         .iter()

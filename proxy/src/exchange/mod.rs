@@ -905,9 +905,9 @@ fn keeps_alive(head: &RequestHead, worker: &Worker, arrival: Arrival) -> bool {
 /// path, without a leading `/`; for a route serving one file, that file's name.
 pub(crate) fn rel_path<'p>(path: &'p [u8], route: &'p Route) -> &'p [u8] {
     if let Action::Static(files) = &route.action
-        && let Some(name) = &files.file
+        && let Some(one) = &files.file
     {
-        return name.as_bytes();
+        return one.name.as_bytes();
     }
     let rest = path.get(route.path.len()..).unwrap_or_default();
     rest.strip_prefix(b"/").unwrap_or(rest)

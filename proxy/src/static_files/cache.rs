@@ -176,7 +176,7 @@ impl FileCache {
                     file: Rc::new(File::from_std(file)),
                     meta,
                     validators: Validators::of(&meta),
-                    content_type: Rc::from(files.types.content_type(rel)),
+                    content_type: Rc::from(files.types.content_type(typed_as(files, rel))),
                     bytes,
                 })
             }
@@ -301,6 +301,14 @@ fn read_whole(file: &std::fs::File, size: u64) -> Option<Vec<u8>> {
     let mut bytes = vec![0; usize::try_from(size).ok()?];
     file.read_exact_at(&mut bytes, 0).ok()?;
     Some(bytes)
+}
+
+/// The name a file of `files` is typed by: the route's one file's path, else its own.
+fn typed_as<'n>(files: &'n StaticRoute, rel: &'n [u8]) -> &'n [u8] {
+    files
+        .file
+        .as_ref()
+        .map_or(rel, |one| one.typed_as.as_bytes())
 }
 
 #[cfg(test)]

@@ -85,9 +85,20 @@ pub(crate) struct StaticRoute {
     pub(crate) dotfiles: bool,
     /// The one file of `root` an exact route serves when its `static` names a file
     /// (`location = /favicon.ico { alias .../favicon.ico; }`).
-    pub(crate) file: Option<String>,
+    pub(crate) file: Option<OneFile>,
     /// How its files are typed (`types`, `default_type`).
     pub(crate) types: MediaTypes,
+}
+
+/// The one file an exact route serves.
+#[derive(Debug, Clone)]
+pub(crate) struct OneFile {
+    /// Its name in the route's directory, as the configuration writes it (a symlink is
+    /// followed wherever it points: no part of it comes from a client).
+    pub(crate) name: String,
+    /// The name its type comes from: the last segment of the route's path, as nginx
+    /// types a file by the request's extension (`/sitemap.xml` served from `sitemap`).
+    pub(crate) typed_as: String,
 }
 
 impl StaticRoute {

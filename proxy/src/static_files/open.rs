@@ -42,6 +42,9 @@ const GONE_GRACE: Duration = Duration::from_secs(2);
 pub(crate) struct Root {
     path: PathBuf,
     current: Mutex<Current>,
+    /// Opens resolve beneath the directory; not for an exact route's one file, whose name
+    /// is the configuration's and whose link may point anywhere, as nginx follows it.
+    beneath: bool,
 }
 
 /// The directory open as the root, which it is (device and inode), when the path was last
@@ -85,8 +88,19 @@ pub(crate) enum Opened {
 impl Root {
     /// Opens `path` as a root (at start-up).
     pub(crate) fn open(path: &Path) -> io::Result<Root> {
+        Root::opened(path, true)
+    }
+
+    /// Opens `path` as the directory of an exact route's one file: its name, never a
+    /// client's, is followed wherever its link points.
+    pub(crate) fn open_for_one_file(path: &Path) -> io::Result<Root> {
+        Root::opened(path, false)
+    }
+
+    fn opened(path: &Path, beneath: bool) -> io::Result<Root> {
         let (dir, id) = open_dir(path)?;
         Ok(Root {
+            beneath,
             path: path.to_owned(),
             current: Mutex::new(Current {
                 dir: Arc::new(dir),
@@ -138,7 +152,11 @@ impl Root {
         // SAFETY: open_how is plain data; all-zero is its "nothing asked" value.
         let mut how: libc::open_how = unsafe { std::mem::zeroed() };
         how.flags = (libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY) as u64;
-        how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS;
+        how.resolve = if self.beneath {
+            libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS
+        } else {
+            libc::RESOLVE_NO_MAGICLINKS
+        };
         // SAFETY: the dir fd is open while `dir` lives; `c_rel` is a valid C string and
         // `how` a valid open_how of the size passed; the result is a new fd or -1.
         let fd = unsafe {
