@@ -1126,6 +1126,12 @@ fn misread_key(table: &toml::Table) -> Option<(String, String)> {
                     fails(probe).map(|m| (format!("upstreams.{name}.{k}"), m))
                 })
             }),
+            // A table of settings (`[tls]`, `[app]`, `[gzip]`...): the key inside it.
+            (table_name, Value::Table(inner)) => inner.iter().find_map(|(k, v)| {
+                let one = Table::from_iter([(k.clone(), v.clone())]);
+                let probe = Table::from_iter([(table_name.to_owned(), Value::Table(one))]);
+                fails(probe).map(|m| (format!("{table_name}.{k}"), m))
+            }),
             _ => None,
         };
         return Some(inner.unwrap_or((key.clone(), message)));

@@ -3224,3 +3224,39 @@ fn a_static_route_has_nginx_s_index_unless_it_falls_back_to_a_group_or_names_non
         assert_eq!(files.index.as_deref(), want, "{extra}");
     }
 }
+
+/// An error names the key inside its table, and a flag by its own name (found by review:
+/// `gzip in FILE` for a bad `level`, `--tls-redirect-http`, which does not exist, and the
+/// file blamed for `--hsts`).
+#[test]
+fn errors_name_the_key_in_its_table_and_the_flag_as_spelt() {
+    let base = "upstream = [\"unix:/a\"]\n";
+    for (table, key) in [
+        ("[gzip]\nlevel = \"high\"\n", "gzip.level"),
+        (
+            "[tls]\nhandshake_timeout = \"4q\"\n",
+            "tls.handshake_timeout",
+        ),
+        ("[app]\nworkers = \"two\"\n", "app.workers"),
+    ] {
+        let err = load(&format!("{base}{table}"), &[]).unwrap_err();
+        assert!(err.contains(key), "{table}→ {err}");
+    }
+    let pair = [
+        "--tls-cert",
+        "/etc/tls/c.pem",
+        "--tls-key",
+        "/etc/tls/c.key",
+    ];
+    let hsts = ["--tls-listen", "127.0.0.1:8443", "--hsts", "max-age=1\u{1}"];
+    let err = load(base, &[&pair[..], &hsts].concat()).unwrap_err();
+    assert!(err.starts_with("--hsts: "), "{err}");
+    let clash = ["--tls-listen", "127.0.0.1:8080"];
+    let with_listen = format!("{base}listen = [\"127.0.0.1:8080\"]\n");
+    let err = load(&with_listen, &[&pair[..], &clash].concat()).unwrap_err();
+    assert!(err.starts_with("--tls-listen: "), "{err}");
+    let flag = super::validate::tls_flag;
+    assert_eq!(flag("redirect_http").as_deref(), Some("--redirect-http"));
+    assert_eq!(flag("listen").as_deref(), Some("--tls-listen"));
+    assert_eq!(flag("certificates"), None);
+}

@@ -15,7 +15,7 @@ use super::server_addr::{Lookup, Protocol, ServerAddr, ServerAt};
 use super::settings::{
     AppSettings, AuthBasicSetting, AuthRequestSetting, GroupSettings, HeaderSetting,
     LimitExceptSettings, LimitReqSettings, LimitSettings, Resolved, RespondSettings, RouteSettings,
-    Satisfy,
+    Satisfy, TlsSettings,
 };
 use super::values::{
     Dur, Expires, HostName, KeyExchangeGroup, LogEscape, LogFormat, LogTarget, LoggedStatuses,
@@ -244,8 +244,8 @@ impl Resolved {
             .iter()
             .find_map(|&t| meets(t, &config.listen).map(|p| (t, p)))
         {
-            return Err(self.invalid_in_file(
-                "tls.listen",
+            return Err(self.tls_invalid(
+                "listen",
                 &format!("{tls} takes the port of `listen` ({plain}): give TLS a port of its own"),
             ));
         }
@@ -510,7 +510,7 @@ impl Resolved {
             return Ok(None);
         }
         if let Some(addr) = given_twice(&t.listen) {
-            return Err(self.invalid_in_file("tls.listen", &format!("{addr} is given twice")));
+            return Err(self.tls_invalid("listen", &format!("{addr} is given twice")));
         }
         if certificates.is_empty() {
             return Err(self.invalid_in_file(
@@ -533,7 +533,7 @@ impl Resolved {
         if let Some(hsts) = &t.hsts
             && !is_header_value(hsts)
         {
-            return Err(self.invalid_in_file("tls.hsts", "must be printable text on one line"));
+            return Err(self.tls_invalid("hsts", "must be printable text on one line"));
         }
         let mut protocols = t
             .protocols
@@ -585,13 +585,7 @@ impl Resolved {
     /// `[tls] redirect_port`: a port, and only beside `redirect_http`, which it is for.
     fn redirect_port(&self) -> anyhow::Result<Option<u16>> {
         let t = &self.settings.tls;
-        let invalid = |message: &str| {
-            if self.from_flags.contains("tls.redirect_port") {
-                anyhow!("--redirect-port: {message}")
-            } else {
-                self.invalid_in_file("tls.redirect_port", message)
-            }
-        };
+        let invalid = |message: &str| self.tls_invalid("redirect_port", message);
         match t.redirect_port {
             Some(0) => Err(invalid("a port is 1 to 65535")),
             Some(_) if t.redirect_http.is_none_or(|r| r.0.is_none()) => Err(invalid(
@@ -679,10 +673,9 @@ impl Resolved {
     /// An error about a `[tls]` key, named as its flag when a flag gave it (`--tls-KEY`).
     fn tls_invalid(&self, key: &str, message: &str) -> anyhow::Error {
         let in_file = format!("tls.{key}");
-        if self.from_flags.contains(&in_file) {
-            anyhow!("--tls-{}: {message}", key.replace('_', "-"))
-        } else {
-            self.invalid_in_file(&in_file, message)
+        match tls_flag(key) {
+            Some(flag) if self.from_flags.contains(&in_file) => anyhow!("{flag}: {message}"),
+            _ => self.invalid_in_file(&in_file, message),
         }
     }
 
@@ -1888,6 +1881,19 @@ fn ends_in_its_host(to: &str) -> bool {
         .map(|(_, rest)| rest)
         .or_else(|| to.strip_prefix("//"));
     after_scheme.is_some_and(|rest| !rest.contains('/'))
+}
+
+/// The flag that sets `[tls]`'s `key`, as its declaration spells it (`--tls-listen`,
+/// `--redirect-http`, `--hsts`); none for a key only the file has (found by review: an
+/// error named `--tls-redirect-http`, which does not exist).
+pub(super) fn tls_flag(key: &str) -> Option<String> {
+    let flags = <TlsSettings as clap::Args>::augment_args(clap::Command::new("tls"));
+    let prefixed = format!("tls_{key}");
+    flags
+        .get_arguments()
+        .find(|arg| arg.get_id() == key || arg.get_id() == prefixed.as_str())
+        .and_then(|arg| arg.get_long())
+        .map(|long| format!("--{long}"))
 }
 
 /// The file served for a directory when a static route names none, as nginx's `index`.
