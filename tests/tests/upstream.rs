@@ -266,6 +266,41 @@ fn interim_heads_from_a_uwsgi_server_are_dropped() {
     assert_eq!((r.status, r.text().as_str()), (200, "ok"), "{r:?}");
 }
 
+/// A uwsgi answer without a status line, CGI's way (headers only, a `Status` header or a
+/// `Location`), as nginx's uwsgi module reads it: the same status and body through both
+/// (it was a 502 from ringway).
+#[test]
+fn a_cgi_style_uwsgi_answer_is_read_as_nginx_reads_it() {
+    let cases: [(&'static [u8], u16, &str); 4] = [
+        (
+            b"Status: 404 Not Found\r\nContent-Type: text/plain\r\n\r\nmissing",
+            404,
+            "missing",
+        ),
+        (
+            b"Location: /elsewhere\r\nContent-Length: 0\r\n\r\n",
+            302,
+            "",
+        ),
+        (b"Content-Type: text/plain\r\n\r\nplain", 200, "plain"),
+        (b"Status: abc\r\n\r\n", 502, ""),
+    ];
+    for (answer, status, body) in cases {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let upstream = scripted_uwsgi(dir.path(), answer);
+        let ringway = Ringway::builder().upstream(upstream).start();
+        let nginx = Nginx::start(&dir.path().join("scripted.sock"));
+        let shown = String::from_utf8_lossy(answer);
+        for (side, addr) in [("ringway", ringway.addr()), ("nginx", nginx.addr())] {
+            let r = roundtrip(addr, &Req::get("/"));
+            assert_eq!(r.status, status, "{side}, {shown:?}: {r:?}");
+            if status != 502 {
+                assert_eq!(r.text(), body, "{side}, {shown:?}");
+            }
+        }
+    }
+}
+
 #[test]
 fn upstream_slower_than_the_read_timeout_gives_504() {
     let uwsgi = Uwsgi::start(App::Raw);

@@ -7,7 +7,9 @@ use std::time::Duration;
 use super::UpstreamConn;
 use crate::buffer::Buf;
 use crate::fail::{BadResponse, Fail, Step};
-use crate::http::{self, HeaderSpan, MAX_RESPONSE_HEAD, ResponseHead, Status};
+use crate::http::{
+    self, HeaderSpan, HttpError, MAX_RESPONSE_HEAD, ResponseFraming, ResponseHead, Span, Status,
+};
 use crate::io::{IoError, read_some};
 
 /// First read of an upstream response.
@@ -28,8 +30,14 @@ pub(crate) async fn read_response_head(
     // Interim heads (`100 Continue`, `103 Early Hints`) are dropped, as from an HTTP
     // upstream: the body is sent on past them (`stream::peek_final_answer`).
     let mut interim = 0;
+    let mut cgi = false;
     loop {
         read_http2_status_line_as_http11(&mut resp);
+        if !cgi && interim == 0 && has_no_status_line(&resp) {
+            resp.splice(..0, CGI_STATUS_LINE.iter().copied());
+            looked += CGI_STATUS_LINE.len();
+            cgi = true;
+        }
         if http::head_may_end(&resp, looked) || interim + resp.len() >= MAX_RESPONSE_HEAD {
             let too_large = || {
                 let too_large = BadResponse::HeadTooLarge(MAX_RESPONSE_HEAD);
@@ -40,6 +48,10 @@ pub(crate) async fn read_response_head(
                 // large as one that does not end (found by review: one of 79 KiB passed).
                 Ok(Status::Complete(head)) if interim + head.head_len > MAX_RESPONSE_HEAD => {
                     return too_large();
+                }
+                Ok(Status::Complete(head)) if cgi => {
+                    let head = cgi_status(head, &resp, headers, request_was_head)?;
+                    return Ok((head, resp));
                 }
                 Ok(Status::Complete(head)) if head.status >= 200 => return Ok((head, resp)),
                 Ok(Status::Complete(head)) if head.status == 101 && upgrading => {
@@ -70,6 +82,59 @@ pub(crate) async fn read_response_head(
     }
 }
 
+/// The status line put in front of an answer that has none (see [`cgi_status`]).
+const CGI_STATUS_LINE: &[u8] = b"HTTP/1.1 200 \r\n";
+
+/// Whether the answer begun in `resp` does not start with a status line (`HTTP/`): a
+/// CGI-style answer, headers only. Undecided (false) while what came is a prefix of one.
+fn has_no_status_line(resp: &[u8]) -> bool {
+    const START: &[u8] = b"HTTP/";
+    let n = resp.len().min(START.len());
+    n > 0 && resp.get(..n) != START.get(..n)
+}
+
+/// The status of a CGI-style answer, read as nginx's uwsgi module reads one
+/// (`ngx_http_uwsgi_process_header`): its `Status` header (`404 Not Found`; the first three
+/// bytes digits, else 502), else 302 with a `Location`, else 200. The header itself goes on
+/// to the client, as from nginx. `head` was parsed with [`CGI_STATUS_LINE`] in front.
+fn cgi_status(
+    mut head: ResponseHead,
+    resp: &[u8],
+    headers: &[HeaderSpan],
+    request_was_head: bool,
+) -> Result<ResponseHead, Fail> {
+    let named = |name: &str| {
+        headers
+            .iter()
+            .find(|h| h.name.of(resp).eq_ignore_ascii_case(name.as_bytes()))
+    };
+    let bad = || Fail::UpstreamBadResponse(BadResponse::Head(HttpError::BadSyntax));
+    head.status = match named("status") {
+        Some(h) => {
+            let value = h.value.of(resp);
+            let code = value.get(..3).filter(|d| d.iter().all(u8::is_ascii_digit));
+            let code = code.and_then(|d| std::str::from_utf8(d).ok()?.parse::<u16>().ok());
+            let code = code.ok_or_else(bad)?;
+            if code < 200 {
+                return Err(Fail::UpstreamBadResponse(BadResponse::Interim(code)));
+            }
+            let after = value.get(3..).unwrap_or_default();
+            let phrase = after.iter().position(|&b| b != b' ').unwrap_or(after.len());
+            head.reason = Span {
+                start: h.value.start + 3 + phrase as u32,
+                end: h.value.end,
+            };
+            code
+        }
+        None if named("location").is_some() => 302,
+        None => 200,
+    };
+    if request_was_head || head.status == 204 || head.status == 304 {
+        head.framing = ResponseFraming::None;
+    }
+    Ok(head)
+}
+
 /// uWSGI writes the request's SERVER_PROTOCOL into its status line, so the answer to an
 /// HTTP/2 request (SERVER_PROTOCOL `HTTP/2.0`, as nginx sends it) starts `HTTP/2.0 200 OK`.
 /// nginx's status line parser takes any `HTTP/x.y`; the rest of such an answer is an
@@ -84,8 +149,73 @@ fn read_http2_status_line_as_http11(resp: &mut [u8]) {
 
 #[cfg(test)]
 mod tests {
-    use super::read_http2_status_line_as_http11;
-    use crate::http::{Status, Version, parse_response};
+    use super::{
+        CGI_STATUS_LINE, cgi_status, has_no_status_line, read_http2_status_line_as_http11,
+    };
+    use crate::fail::{BadResponse, Fail};
+    use crate::http::{ResponseFraming, Status, Version, parse_response};
+
+    #[test]
+    fn an_answer_without_a_status_line_is_told_apart_once_its_first_bytes_say_so() {
+        for undecided in [&b""[..], b"H", b"HTT", b"HTTP/", b"HTTP/1.1 200"] {
+            assert!(!has_no_status_line(undecided), "{undecided:?}");
+        }
+        for cgi in [&b"Status: 200"[..], b"C", b"HX", b"HTTPS", b"\r\n"] {
+            assert!(has_no_status_line(cgi), "{cgi:?}");
+        }
+    }
+
+    /// nginx's reading: `Status` (its first three bytes), else 302 with a Location, else
+    /// 200; a bad status is a 502, as is an interim one.
+    #[test]
+    fn a_cgi_style_answer_takes_its_status_as_nginx_does() {
+        let read = |answer: &str, head_request: bool| {
+            let mut buf = CGI_STATUS_LINE.to_vec();
+            buf.extend_from_slice(answer.as_bytes());
+            let mut headers = Vec::new();
+            let Ok(Status::Complete(head)) = parse_response(&buf, head_request, &mut headers)
+            else {
+                panic!("{answer:?}")
+            };
+            cgi_status(head, &buf, &headers, head_request).map(|h| {
+                (
+                    h.status,
+                    String::from_utf8_lossy(h.reason.of(&buf)).into_owned(),
+                    h.framing,
+                )
+            })
+        };
+        let until_close = ResponseFraming::UntilClose;
+        assert_eq!(
+            read("Status: 404 Not Found\r\n\r\n", false),
+            Ok((404, "Not Found".to_owned(), until_close))
+        );
+        assert_eq!(
+            read("status: 201\r\n\r\n", false),
+            Ok((201, String::new(), until_close))
+        );
+        assert_eq!(
+            read("Location: /x\r\n\r\n", false),
+            Ok((302, String::new(), until_close))
+        );
+        assert_eq!(read("X-A: 1\r\n\r\n", false).map(|h| h.0), Ok(200));
+        assert_eq!(
+            read("Status: 304\r\nContent-Length: 9\r\n\r\n", false).map(|h| h.2),
+            Ok(ResponseFraming::None)
+        );
+        assert_eq!(
+            read("X-A: 1\r\n\r\n", true).map(|h| h.2),
+            Ok(ResponseFraming::None)
+        );
+        assert!(matches!(
+            read("Status: 1x0\r\n\r\n", false),
+            Err(Fail::UpstreamBadResponse(BadResponse::Head(_)))
+        ));
+        assert_eq!(
+            read("Status: 103\r\n\r\n", false),
+            Err(Fail::UpstreamBadResponse(BadResponse::Interim(103)))
+        );
+    }
 
     #[test]
     fn an_answer_to_an_http2_request_is_read_as_http11() {
