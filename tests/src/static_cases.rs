@@ -746,7 +746,8 @@ pub fn accel_cases(t: &StaticTree) -> Vec<Case> {
             Expect::NotFound,
         ),
         // The app names `/protected/100%.txt`: a malformed escape names no file (found by
-        // review: ringway answered 502).
+        // review: ringway answered 502; nginx drops the `%` and looks for `100.txt`, which
+        // the tree does not have).
         case(
             "X-Accel-Redirect: a malformed escape",
             Req::get("/report/100%25.txt"),

@@ -1473,6 +1473,16 @@ fn an_exact_routes_one_file_follows_its_link_is_typed_by_the_path_and_may_come_l
         done
     });
     assert!(followed, "{last:?}");
+
+    // A name that was no link at load stays beneath its directory: a link planted there
+    // later cannot hand out a file elsewhere (found by review).
+    let elsewhere = tempfile::tempdir().expect("temp dir");
+    std::fs::write(elsewhere.path().join("secret"), "secret").expect("secret");
+    std::os::unix::fs::symlink(elsewhere.path().join("secret"), dir.path().join("planted"))
+        .expect("planted");
+    std::fs::rename(dir.path().join("planted"), &robots).expect("plant the link");
+    let refused = poll_until(Duration::from_secs(5), || get("/robots.txt").status == 404);
+    assert!(refused, "{:?}", get("/robots.txt"));
 }
 
 /// A route's own `types` and `default_type` against nginx's in a location: `types {}

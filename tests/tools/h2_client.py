@@ -25,6 +25,14 @@ object on stdout. Every scenario connects with TLS (ALPN h2 only, no certificate
         {"ok": true, "early": null or {"status": N}, "second": {"status": 200, "data": N}}
       (early: an answer that came before the reset, which the scenario did not mean.)
 
+  h2_client.py swap-at-limit --path P --streams N --wait S
+      Asks GET P on N streams at once, reads for S seconds, then resets the first stream
+      (CANCEL) and asks GET --second-path in the same write, and follows that stream:
+        {"ok": true, "early": N, "second": {"status": N or null, "data": N,
+         "reset": null or "...", "ended": true or false}}
+      (early: the first streams answered or reset before the reset, which the scenario did
+      not mean.)
+
   h2_client.py rapid-reset --path P --count C
       Opens C streams (GET P), each reset (CANCEL) right after its HEADERS, in batches
       of 100 per write, then waits for the connection to end or --timeout:
@@ -265,6 +273,32 @@ def reset_waiting(args):
     return {"ok": True, "early": early, "second": second, "goaway": client.goaway}
 
 
+def swap_at_limit(args):
+    client = Client(args)
+    sids = []
+    for _ in range(args.streams):
+        sid = client.conn.get_next_available_stream_id()
+        client.conn.send_headers(sid, client.headers(args.path), end_stream=True)
+        sids.append(sid)
+    client.flush()
+    early = 0
+    until = time.monotonic() + args.wait
+    while time.monotonic() < until:
+        events = client.events(until)
+        if events is None:
+            return {"ok": False, "error": "closed before the reset"}
+        early += sum(
+            isinstance(e, (h2.events.ResponseReceived, h2.events.StreamReset)) for e in events
+        )
+    client.conn.reset_stream(sids[0], h2.errors.ErrorCodes.CANCEL)
+    sid = client.conn.get_next_available_stream_id()
+    client.conn.send_headers(sid, client.headers(args.second_path), end_stream=True)
+    client.flush()
+    status, size, reset, ended = client.follow(sid, time.monotonic() + args.timeout)
+    second = {"status": status, "data": size, "reset": reset, "ended": ended}
+    return {"ok": True, "early": early, "second": second, "goaway": client.goaway}
+
+
 def rapid_reset(args):
     client = Client(args)
     sent = 0
@@ -482,6 +516,7 @@ def main():
         "stalled-reader": stalled_reader,
         "reset-upload": reset_upload,
         "reset-waiting": reset_waiting,
+        "swap-at-limit": swap_at_limit,
         "rapid-reset": rapid_reset,
         "priority-flood": priority_flood,
         "many-streams": many_streams,

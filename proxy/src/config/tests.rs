@@ -1756,6 +1756,7 @@ fn server_name_is_one_host_name_or_address() {
         ("192.0.2.1", "192.0.2.1"),
         ("2001:db8::1", "[2001:db8::1]"),
         ("[::1]", "[::1]"),
+        ("exa_mple.com", "exa_mple.com"),
     ] {
         let config = load(&with(name), &[]).unwrap();
         assert_eq!(config.server_name.as_deref(), Some(want), "{name}");
@@ -1768,7 +1769,7 @@ fn server_name_is_one_host_name_or_address() {
         ("example.com www.example.com", "belongs in `hosts`"),
         ("example.com\r\nX-Injected:1", "is not a host name"),
         ("example.com:8080", "is not a host name"),
-        ("exa_mple.com", "is not a host name"),
+        ("exa/mple.com", "is not a host name"),
         ("", "is empty"),
         (" ", "is empty"),
         ("_", "nginx's catch-all"),
@@ -3195,8 +3196,8 @@ fn a_group_balances_round_robin_by_least_conn_or_by_ip_hash() {
     );
 }
 
-/// nginx's `index` is `index.html` with no directive; beside a fallback group
-/// (`try_files $uri @app`) nginx never uses it; `index = ""` names none.
+/// nginx's `index` is `index.html` with no directive; beside a fallback (`try_files $uri
+/// @app`, `try_files $uri /index.html`) nginx never uses it; `index = ""` names none.
 #[test]
 fn a_static_route_has_nginx_s_index_unless_it_falls_back_to_a_group_or_names_none() {
     for (extra, want) in [
@@ -3208,7 +3209,7 @@ fn a_static_route_has_nginx_s_index_unless_it_falls_back_to_a_group_or_names_non
             "fallback = \"default\"\nindex = \"index.html\"\n",
             Some("index.html"),
         ),
-        ("fallback = \"/s/spa.html\"\n", Some("index.html")),
+        ("fallback = \"/s/spa.html\"\n", None),
     ] {
         let config = load(
             &format!(
@@ -3259,4 +3260,47 @@ fn errors_name_the_key_in_its_table_and_the_flag_as_spelt() {
     assert_eq!(flag("redirect_http").as_deref(), Some("--redirect-http"));
     assert_eq!(flag("listen").as_deref(), Some("--tls-listen"));
     assert_eq!(flag("certificates"), None);
+}
+
+/// An exact route's one file is typed by its path's last segment, or by its own name when
+/// the path ends in `/` (found by review: `path = "/"` served a page as octet-stream);
+/// `index = ""` says no index there too.
+#[test]
+fn a_one_file_route_is_typed_by_its_path_or_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("landing.html"), "<p>hi</p>").unwrap();
+    std::fs::write(dir.path().join("fav.png"), "png").unwrap();
+    for (path, file, extra, want) in [
+        ("/", "landing.html", "", "landing.html"),
+        ("/favicon.ico", "fav.png", "", "favicon.ico"),
+        ("/favicon.ico", "fav.png", "index = \"\"\n", "favicon.ico"),
+    ] {
+        let config = load(
+            &format!(
+                "upstream = [\"unix:/a\"]\n[[routes]]\npath = \"{path}\"\nexact = true\n\
+                 static = '{}'\n{extra}",
+                dir.path().join(file).display()
+            ),
+            &[],
+        )
+        .unwrap();
+        let Action::Static(files) = &route(&config, path).action else {
+            panic!("a static route");
+        };
+        let one = files.file.as_ref().expect("one file");
+        assert_eq!((one.name.as_str(), one.typed_as.as_str()), (file, want));
+    }
+}
+
+/// A host name may have `_`, as a request's Host may (a docker-compose service name) and
+/// as nginx's `server_name` takes it (found by review: `my_app` was refused).
+#[test]
+fn host_names_take_underscores() {
+    let config = load(
+        "upstream = [\"unix:/a\"]\nserver_name = \"my_app\"\nhosts = [\"my_app\", \"*.my_app\"]\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(config.server_name.as_deref(), Some("my_app"));
+    assert!(config.serves_host(Some(b"my_app:8000")));
 }

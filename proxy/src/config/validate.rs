@@ -1983,7 +1983,7 @@ fn static_route(
     };
     let (root, file) = match (route.exact, std::fs::metadata(dir)) {
         (true, meta) if names_one_file(&meta) => {
-            if route.index.is_some() {
+            if route.index.as_deref().is_some_and(|i| !i.is_empty()) {
                 return Err(("index", "a route serving one file has no index".into()));
             }
             let name = dir.file_name().and_then(|n| n.to_str());
@@ -2002,13 +2002,21 @@ fn static_route(
                     "no such file yet: the route answers 404 until there is one"
                 );
             }
-            let root = Root::open_for_one_file(parent).map_err(|e| {
+            // A link the configuration names is followed wherever it points, as nginx
+            // follows it; a name that was a file (or nothing) at load stays beneath its
+            // directory: a link planted there later cannot hand out another file.
+            let is_link = std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_symlink());
+            let root = Root::open_for_one_file(parent, is_link).map_err(|e| {
                 (
                     "static",
                     format!("cannot open the directory {}: {e}", parent.display()),
                 )
             })?;
-            let typed_as = route_path.rsplit('/').next().unwrap_or_default();
+            // A path ending in `/` names no type: the file's own name does.
+            let typed_as = match route_path.rsplit('/').next() {
+                Some(last) if !last.is_empty() => last,
+                _ => name,
+            };
             let file = OneFile {
                 name: name.to_owned(),
                 typed_as: typed_as.to_owned(),
@@ -2048,14 +2056,10 @@ fn static_route(
         .collect::<Result<Vec<_>, _>>()?;
     // nginx's `index` is `index.html` unless a config says otherwise (found by review: a
     // docs site behind an `alias` lost every directory URL after a migration). Beside a
-    // group fallback (`try_files $uri @app`, whose `$uri` takes files only) nginx never uses
-    // it: `/` goes to the app.
-    let to_group = route
-        .fallback
-        .as_deref()
-        .is_some_and(|f| !f.starts_with('/'));
+    // fallback (`try_files $uri @app`, `try_files $uri /index.html`, whose `$uri` takes
+    // files only) nginx never uses it: `/` goes to the app, or the page.
     let index = match route.index.as_deref() {
-        None if file.is_some() || to_group => None,
+        None if file.is_some() || route.fallback.is_some() => None,
         None => Some(DEFAULT_INDEX.to_owned()),
         Some("") => None,
         Some(index) if index.contains('/') || index.starts_with('.') => {

@@ -1051,9 +1051,12 @@ impl FromStr for HostName {
             } else {
                 (HostName::Exact, lower.as_str())
             };
+        // `_` as a request's Host may have it (a docker-compose service name, `my_app`),
+        // and as nginx takes it in `server_name` (found by review).
         let label_ok = |l: &str| {
             !l.is_empty()
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
                 && !l.starts_with('-')
                 && !l.ends_with('-')
         };
@@ -1447,7 +1450,7 @@ mod tests {
         assert!(name("2001:DB8:0::1").matches(b"[2001:db8::1]"));
         assert!(name("192.0.2.1").matches(b"192.0.2.1:80"));
         for bad in [
-            "", "*.", "a..b", "-a.com", "a_b.com", "a.com/x", "*.*.com", "http://a",
+            "", "*.", "a..b", "-a.com", "a b.com", "a.com/x", "*.*.com", "http://a",
         ] {
             assert!(bad.parse::<HostName>().is_err(), "{bad:?}");
         }

@@ -44,8 +44,9 @@ pub(super) async fn serve(
         return Err(Fail::UnsafeAccelRedirect);
     }
     let mut path = Buf::with_capacity(raw.len().max(1));
-    // A malformed escape (`100%.txt`) names no file: 404, as nginx answers (found by
-    // review: a 502 that counted against the server).
+    // A malformed escape (`100%.txt`) names no file: 404 (found by review: a 502 that
+    // counted against the server). nginx drops the lone `%` and looks for `100.txt`: a
+    // file the app did not name is not served here.
     normalize_path(raw, &mut path).map_err(|_| Fail::UnsafeAccelRedirect)?;
     let routes = &worker.config.routes;
     // The file is looked for among the routes of the request's own Host.

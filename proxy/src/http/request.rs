@@ -397,7 +397,10 @@ impl Masked {
             }
             // One after a colon is in a value by construction (kept, or dropped with its
             // line's name).
-            if at < self.line_end && !within(head.target, at) {
+            // In the target's path, query or fragment: not an absolute-form scheme (found
+            // by review: `ht\xe9p://` passed as `htxp://`, which nginx refuses).
+            let in_path_on = within(head.target, at) && at >= head.path.start as usize;
+            if at < self.line_end && !in_path_on {
                 return Err(classify_request_error(buf));
             }
         }

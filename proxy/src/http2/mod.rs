@@ -64,6 +64,9 @@ const MAX_STREAMS: u32 = 128;
 const CONNECTION_WINDOW: u32 = 1024 * 1024;
 /// Most bytes `h2` holds for one stream beyond its window.
 const SMALL_SEND_BUFFER: usize = crate::buffer::SMALL;
+/// How long a new stream past [`MAX_STREAMS`] waits for one served to end (a stream its
+/// client reset whose task has yet to end) before it is refused.
+const PLACE_WAIT: Duration = Duration::from_millis(100);
 /// How long a connection told to go away (GOAWAY) may take to close once idle.
 const GOAWAY_GRACE: Duration = Duration::from_secs(2);
 
@@ -105,6 +108,20 @@ pub(super) struct Bridge {
 }
 
 impl Bridge {
+    /// Whether the connection has a place for one more stream within `wait`.
+    async fn place_within(&self, wait: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + wait;
+        while self.open.get() >= MAX_STREAMS as usize {
+            if tokio::time::timeout_at(deadline, self.ended.notified())
+                .await
+                .is_err()
+            {
+                return false;
+            }
+        }
+        true
+    }
+
     /// Counts `bytes` of a request or an answer (a head or a body) as carried.
     fn carried(&self, bytes: usize) {
         self.payload
@@ -327,14 +344,6 @@ pub(crate) async fn serve(
         let next = std::future::poll_fn(|cx| conn.poll_accept(cx));
         tokio::select! {
             accepted = next => match accepted {
-                // A stream the client reset leaves h2's count, not ringway's, while the
-                // app still serves it (`ignore_client_abort`): past the limit a new one is
-                // refused at once, safe to retry, as nginx refuses it (found by review: it
-                // waited, unseen, for the app).
-                Some(Ok((_, mut respond))) if bridge.open.get() >= MAX_STREAMS as usize => {
-                    respond.send_reset(h2::Reason::REFUSED_STREAM);
-                    report_streams_exceeded(peer);
-                }
                 Some(Ok((_, mut respond))) if past_goaway(going_away, streams, keepalive_requests) => {
                     // A client that never acknowledges the GOAWAY's ping would otherwise
                     // go on opening streams: refused, safe to retry elsewhere.
@@ -350,7 +359,17 @@ pub(crate) async fn serve(
                         going_away = Some(Instant::now());
                     }
                 }
-                Some(Ok((request, respond))) => {
+                Some(Ok((request, mut respond))) => {
+                    // A stream the client reset leaves h2's count at once and ringway's
+                    // when its task ends, or later, while the app still serves it
+                    // (`ignore_client_abort`): past the limit a new one is given a moment
+                    // for a place, then refused, safe to retry, as nginx refuses it (found
+                    // by review: it waited, unseen, for the app).
+                    if !bridge.place_within(PLACE_WAIT).await {
+                        respond.send_reset(h2::Reason::REFUSED_STREAM);
+                        report_streams_exceeded(peer);
+                        continue;
+                    }
                     streams += 1;
                     // The live page's figures move as an HTTP/1.1 connection's do.
                     let (bytes_in, bytes_out) = (tls.bytes_read(), tls.bytes_written());

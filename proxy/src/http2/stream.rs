@@ -37,10 +37,11 @@ const MAX_ANSWER_HEAD: usize = MAX_RESPONSE_HEAD + 16 * 1024;
 /// reset, where HTTP/1.1 served them).
 const MAX_ANSWER_FIELDS: usize = MAX_RESPONSE_HEADERS + 128;
 
-/// The most a request head counts as carried for the flood check (`session.rs`): about
-/// what an ordinary head takes on the wire, where nginx credits the HEADERS frames' own
-/// length.
-const HEAD_CREDIT: usize = 1024;
+/// The most a request head counts as carried for the flood check (`session.rs`): what a
+/// head with a large cookie or token takes on the wire, where nginx credits the HEADERS
+/// frames' own length (a client whose heads are bigger still, with tiny answers, stays
+/// well inside the 8 to 1).
+const HEAD_CREDIT: usize = 4 * 1024;
 
 /// A request that cannot be written as HTTP/1.1 (reset, as RFC 9113 §8.1.1 asks): logged,
 /// a few lines per window, so that a client sending them is seen.

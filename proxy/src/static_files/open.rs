@@ -42,8 +42,8 @@ const GONE_GRACE: Duration = Duration::from_secs(2);
 pub(crate) struct Root {
     path: PathBuf,
     current: Mutex<Current>,
-    /// Opens resolve beneath the directory; not for an exact route's one file, whose name
-    /// is the configuration's and whose link may point anywhere, as nginx follows it.
+    /// Opens resolve beneath the directory; not for an exact route's one file that the
+    /// configuration names through a link, which may point anywhere, as nginx follows it.
     beneath: bool,
 }
 
@@ -91,10 +91,11 @@ impl Root {
         Root::opened(path, true)
     }
 
-    /// Opens `path` as the directory of an exact route's one file: its name, never a
-    /// client's, is followed wherever its link points.
-    pub(crate) fn open_for_one_file(path: &Path) -> io::Result<Root> {
-        Root::opened(path, false)
+    /// Opens `path` as the directory of an exact route's one file, whose name is the
+    /// configuration's, never a client's: followed wherever its link points when
+    /// `follow_link` (it was a link at load), else opened beneath the directory as any.
+    pub(crate) fn open_for_one_file(path: &Path, follow_link: bool) -> io::Result<Root> {
+        Root::opened(path, !follow_link)
     }
 
     fn opened(path: &Path, beneath: bool) -> io::Result<Root> {

@@ -538,6 +538,45 @@ fn a_stream_past_128_still_served_is_refused_at_once() {
     );
 }
 
+/// At 128 streams, one the client resets makes room for its next: h2 frees its place at
+/// once, ringway's when the stream's task has ended, and a new stream arriving in between
+/// waits that moment (100 ms at most) rather than being refused (found by review, from
+/// h2's code: a browser cancelling a request at full concurrency could get REFUSED_STREAM
+/// for the next). Here the task has always ended first: this pins the outcome, not the
+/// race.
+#[test]
+fn at_128_streams_a_reset_one_makes_room_for_the_next() {
+    let options = UwsgiOptions {
+        listen: Some(256),
+        ..UwsgiOptions::new(App::Flask)
+    };
+    // The new stream asks for a file: the app's two workers are busy with the others.
+    let files = paths::workspace_root().join("tests/apps/static");
+    let stack = super::Stack::start_with(options, "http2 = true", |b| {
+        b.arg("--static", &format!("/static/={}", files.display()))
+    });
+    let css = std::fs::read(files.join("style.css")).expect("style.css");
+    let got = h2_client(
+        &stack,
+        "swap-at-limit",
+        &[
+            "--path",
+            "/slow?ms=3000",
+            "--streams",
+            "128",
+            "--wait",
+            "0.5",
+            "--second-path",
+            "/static/style.css",
+            "--timeout",
+            "8",
+        ],
+    );
+    assert_eq!(got["early"], 0, "all 128 still served: {got}");
+    assert_eq!(got["second"]["status"], 200, "{got}");
+    assert_eq!(got["second"]["data"], css.len(), "{got}");
+}
+
 #[test]
 fn a_connection_limit_counts_open_streams_the_connection_standing_for_its_first() {
     let files = paths::workspace_root().join("tests/apps/static");

@@ -119,6 +119,7 @@ refused! {
     high_byte_in_method: b"G\xc9T / HTTP/1.1\r\nHost: a\r\n\r\n" => BadMethod;
     high_byte_in_version: b"GET /\xe9 HTTP/1.\xb9\r\nHost: a\r\n\r\n" => BadSyntax;
     high_byte_in_absolute_authority: b"GET http://caf\xe9.example/ HTTP/1.1\r\nHost: a\r\n\r\n" => BadHost;
+    high_byte_in_absolute_scheme: b"GET ht\xe9p://a/ HTTP/1.1\r\nHost: a\r\n\r\n" => BadSyntax;
     control_byte_in_host: b"GET / HTTP/1.1\r\nHost: a\x01b\r\n\r\n" => BadHost;
     colon_first: b"GET / HTTP/1.1\r\n: a\r\n\r\n" => BadSyntax;
 }
