@@ -184,6 +184,16 @@ class Client:
             self.flush()
         return status, size, None, False
 
+    def ask_all(self, path, count):
+        """GET path on count new streams at once, sent in one write; their ids."""
+        sids = []
+        for _ in range(count):
+            sid = self.conn.get_next_available_stream_id()
+            self.conn.send_headers(sid, self.headers(path), end_stream=True)
+            sids.append(sid)
+        self.flush()
+        return sids
+
     def fetch(self, path, deadline):
         """GET path with the windows opened as data comes; its status and body size."""
         sid = self.conn.get_next_available_stream_id()
@@ -251,12 +261,7 @@ def reset_upload(args):
 
 def reset_waiting(args):
     client = Client(args)
-    sids = []
-    for _ in range(args.streams):
-        sid = client.conn.get_next_available_stream_id()
-        client.conn.send_headers(sid, client.headers(args.path), end_stream=True)
-        sids.append(sid)
-    client.flush()
+    sids = client.ask_all(args.path, args.streams)
     early = None
     until = time.monotonic() + args.wait
     while early is None and time.monotonic() < until:
@@ -275,12 +280,7 @@ def reset_waiting(args):
 
 def swap_at_limit(args):
     client = Client(args)
-    sids = []
-    for _ in range(args.streams):
-        sid = client.conn.get_next_available_stream_id()
-        client.conn.send_headers(sid, client.headers(args.path), end_stream=True)
-        sids.append(sid)
-    client.flush()
+    sids = client.ask_all(args.path, args.streams)
     early = 0
     until = time.monotonic() + args.wait
     while time.monotonic() < until:
@@ -431,12 +431,7 @@ def trickled_upload(args):
 def many_streams(args):
     client = Client(args)
     deadline = time.monotonic() + args.timeout
-    streams = []
-    for _ in range(args.count):
-        sid = client.conn.get_next_available_stream_id()
-        client.conn.send_headers(sid, client.headers(args.path), end_stream=True)
-        streams.append(sid)
-    client.flush()
+    streams = client.ask_all(args.path, args.count)
     open_ = set(streams)
     statuses, refused, reset = {}, 0, 0
     while open_ and time.monotonic() < deadline:

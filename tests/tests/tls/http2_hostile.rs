@@ -498,18 +498,23 @@ fn streams_past_the_limit_of_128_are_refused_and_the_others_answered() {
     assert_eq!(got["unfinished"], 0, "{got}");
 }
 
+/// ringway with HTTP/2 on, with `more` flags, in front of a uWSGI whose listen queue takes
+/// 128 requests at once (its default, 100, would answer some with 503 at once).
+fn stack_taking_128(more: impl FnOnce(RingwayBuilder) -> RingwayBuilder) -> Stack {
+    let options = UwsgiOptions {
+        listen: Some(256),
+        ..UwsgiOptions::new(App::Flask)
+    };
+    Stack::start_with(options, "http2 = true", more)
+}
+
 /// With 128 streams still served (each reset by its client and kept at the app by
 /// `ignore_client_abort`), a new stream is refused at once with REFUSED_STREAM (safe to
 /// retry) and a log line, as nginx refuses it (found by review: it waited, unseen, until
 /// the app was done with the others).
 #[test]
 fn a_stream_past_128_still_served_is_refused_at_once() {
-    // uWSGI's listen queue takes all 128 (its default, 100, would answer some with 503).
-    let options = UwsgiOptions {
-        listen: Some(256),
-        ..UwsgiOptions::new(App::Flask)
-    };
-    let stack = super::Stack::start_with(options, "http2 = true", |b| {
+    let stack = stack_taking_128(|b| {
         b.flag("--ignore-client-abort")
             .arg("--access-log", "stderr")
     });
@@ -546,15 +551,9 @@ fn a_stream_past_128_still_served_is_refused_at_once() {
 /// race.
 #[test]
 fn at_128_streams_a_reset_one_makes_room_for_the_next() {
-    let options = UwsgiOptions {
-        listen: Some(256),
-        ..UwsgiOptions::new(App::Flask)
-    };
     // The new stream asks for a file: the app's two workers are busy with the others.
     let files = paths::workspace_root().join("tests/apps/static");
-    let stack = super::Stack::start_with(options, "http2 = true", |b| {
-        b.arg("--static", &format!("/static/={}", files.display()))
-    });
+    let stack = stack_taking_128(|b| b.arg("--static", &format!("/static/={}", files.display())));
     let css = std::fs::read(files.join("style.css")).expect("style.css");
     let got = h2_client(
         &stack,
