@@ -71,6 +71,14 @@ pub fn websocket_to(addr: SocketAddr, path: &str) -> (TcpStream, String) {
     (stream, head)
 }
 
+/// Checks an answer from [`upgrade_with_body`] to a server that switched before it read the
+/// body: a 502 with nothing of the new protocol (`new protocol`, the scripted servers' first
+/// bytes after their 101); `log` is shown when it is not.
+pub fn assert_switch_refused(answer: &str, log: &str) {
+    assert!(answer.starts_with("HTTP/1.1 502"), "{answer}\n{log}");
+    assert!(!answer.contains("new protocol"), "{answer}");
+}
+
 /// Sends `POST /feed` asking to switch to WebSocket with a body of `body` bytes to the
 /// proxy at `addr`, and returns the answer's head (and whatever came with it) as text: for
 /// a server that switches before it read the body.

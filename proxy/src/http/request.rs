@@ -395,10 +395,10 @@ impl Masked {
             if head.host.is_some_and(|host| within(host, at)) {
                 return Err(HttpError::BadHost);
             }
-            // One after a colon is in a value by construction (kept, or dropped with its
-            // line's name).
-            // In the target's path, query or fragment: not an absolute-form scheme (found
-            // by review: `ht\xe9p://` passed as `htxp://`, which nginx refuses).
+            // In the request line, only the target's path, query or fragment takes one, not
+            // an absolute-form scheme (found by review: `ht\xe9p://` passed as `htxp://`,
+            // which nginx refuses). One after a header's colon is in its value by
+            // construction (kept, or dropped with its line's name).
             let in_path_on = within(head.target, at) && at >= head.path.start as usize;
             if at < self.line_end && !in_path_on {
                 return Err(classify_request_error(buf));

@@ -110,8 +110,12 @@ pub(super) struct Bridge {
 impl Bridge {
     /// Whether the connection has a place for one more stream within `wait`.
     async fn place_within(&self, wait: Duration) -> bool {
+        let full = || self.open.get() >= MAX_STREAMS as usize;
+        if !full() {
+            return true;
+        }
         let deadline = tokio::time::Instant::now() + wait;
-        while self.open.get() >= MAX_STREAMS as usize {
+        while full() {
             if tokio::time::timeout_at(deadline, self.ended.notified())
                 .await
                 .is_err()

@@ -80,8 +80,8 @@ impl ConnLimiter {
         }
     }
 
-    /// Decides on a connection from `ip` (none: no client's count) just accepted: counts it, or says which limit it
-    /// is over (and counts the refusal).
+    /// Decides on a connection from `ip` (none: under no client's count) just accepted:
+    /// counts it, or says which limit it is over (and counts the refusal).
     pub(crate) fn admit(self: &Arc<Self>, ip: Option<IpAddr>) -> Admission {
         self.admit_unnamed().naming(ip)
     }

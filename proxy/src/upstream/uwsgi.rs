@@ -7,9 +7,7 @@ use std::time::Duration;
 use super::UpstreamConn;
 use crate::buffer::Buf;
 use crate::fail::{BadResponse, Fail, Step};
-use crate::http::{
-    self, HeaderSpan, HttpError, MAX_RESPONSE_HEAD, ResponseFraming, ResponseHead, Span, Status,
-};
+use crate::http::{self, HeaderSpan, HttpError, MAX_RESPONSE_HEAD, ResponseHead, Span, Status};
 use crate::io::{IoError, read_some};
 
 /// First read of an upstream response.
@@ -49,8 +47,8 @@ pub(crate) async fn read_response_head(
                 Ok(Status::Complete(head)) if interim + head.head_len > MAX_RESPONSE_HEAD => {
                     return too_large();
                 }
-                Ok(Status::Complete(head)) if cgi => {
-                    let head = cgi_status(head, &resp, headers, request_was_head)?;
+                Ok(Status::Complete(_)) if cgi => {
+                    let head = read_cgi_head(&mut resp, request_was_head, headers)?;
                     return Ok((head, resp));
                 }
                 Ok(Status::Complete(head)) if head.status >= 200 => return Ok((head, resp)),
@@ -82,8 +80,10 @@ pub(crate) async fn read_response_head(
     }
 }
 
-/// The status line put in front of an answer that has none (see [`cgi_status`]).
+/// The status line put in front of an answer that has none (see [`read_cgi_head`]); its
+/// status code is at [`CGI_STATUS_CODE`].
 const CGI_STATUS_LINE: &[u8] = b"HTTP/1.1 200 \r\n";
+const CGI_STATUS_CODE: std::ops::Range<usize> = 9..12;
 
 /// Whether the answer begun in `resp` does not start with a status line (`HTTP/`): a
 /// CGI-style answer, headers only. Undecided (false) while what came is a prefix of one.
@@ -93,46 +93,57 @@ fn has_no_status_line(resp: &[u8]) -> bool {
     n > 0 && resp.get(..n) != START.get(..n)
 }
 
-/// The status of a CGI-style answer, read as nginx's uwsgi module reads one
-/// (`ngx_http_uwsgi_process_header`): its `Status` header (`404 Not Found`; the first three
-/// bytes digits, else 502), else 302 with a `Location`, else 200. The header itself goes on
-/// to the client, as from nginx. `head` was parsed with [`CGI_STATUS_LINE`] in front.
-fn cgi_status(
-    mut head: ResponseHead,
-    resp: &[u8],
-    headers: &[HeaderSpan],
+/// The head of a CGI-style answer, read as nginx's uwsgi module reads one
+/// (`ngx_http_uwsgi_process_header`): the status its `Status` header gives (`404 Not
+/// Found`; the first three bytes digits, else 502), else 302 with a `Location`, else 200.
+/// The header itself goes on to the client, as from nginx. `resp` starts with
+/// [`CGI_STATUS_LINE`] and holds the whole head: the status is written into that line and
+/// the head parsed again, so that its framing follows the parser's one rule.
+fn read_cgi_head(
+    resp: &mut [u8],
     request_was_head: bool,
+    headers: &mut Vec<HeaderSpan>,
 ) -> Result<ResponseHead, Fail> {
+    let bad = || Fail::UpstreamBadResponse(BadResponse::Head(HttpError::BadSyntax));
     let named = |name: &str| {
         headers
             .iter()
             .find(|h| h.name.of(resp).eq_ignore_ascii_case(name.as_bytes()))
+            .map(|h| h.value)
     };
-    let bad = || Fail::UpstreamBadResponse(BadResponse::Head(HttpError::BadSyntax));
-    head.status = match named("status") {
-        Some(h) => {
-            let value = h.value.of(resp);
-            let code = value.get(..3).filter(|d| d.iter().all(u8::is_ascii_digit));
-            let code = code.and_then(|d| std::str::from_utf8(d).ok()?.parse::<u16>().ok());
-            let code = code.ok_or_else(bad)?;
-            if code < 200 {
-                return Err(Fail::UpstreamBadResponse(BadResponse::Interim(code)));
+    let (code, reason): ([u8; 3], Span) = match named("status") {
+        Some(value) => {
+            let text = value.of(resp);
+            let code = text
+                .get(..3)
+                .and_then(|d| <[u8; 3]>::try_from(d).ok())
+                .filter(|d| d.iter().all(u8::is_ascii_digit))
+                .ok_or_else(bad)?;
+            if code[0] < b'2' {
+                let interim = code.iter().fold(0, |n, d| n * 10 + u16::from(d - b'0'));
+                return Err(Fail::UpstreamBadResponse(BadResponse::Interim(interim)));
             }
-            let after = value.get(3..).unwrap_or_default();
+            let after = text.get(3..).unwrap_or_default();
             let phrase = after.iter().position(|&b| b != b' ').unwrap_or(after.len());
-            head.reason = Span {
-                start: h.value.start + 3 + phrase as u32,
-                end: h.value.end,
-            };
-            code
+            let start = value.start + 3 + phrase as u32;
+            (
+                code,
+                Span {
+                    start,
+                    end: value.end,
+                },
+            )
         }
-        None if named("location").is_some() => 302,
-        None => 200,
+        None if named("location").is_some() => (*b"302", Span::default()),
+        None => (*b"200", Span::default()),
     };
-    if request_was_head || head.status == 204 || head.status == 304 {
-        head.framing = ResponseFraming::None;
+    resp.get_mut(CGI_STATUS_CODE)
+        .ok_or_else(bad)?
+        .copy_from_slice(&code);
+    match http::parse_response(resp, request_was_head, headers) {
+        Ok(Status::Complete(head)) => Ok(ResponseHead { reason, ..head }),
+        _ => Err(bad()),
     }
-    Ok(head)
 }
 
 /// uWSGI writes the request's SERVER_PROTOCOL into its status line, so the answer to an
@@ -150,7 +161,7 @@ fn read_http2_status_line_as_http11(resp: &mut [u8]) {
 #[cfg(test)]
 mod tests {
     use super::{
-        CGI_STATUS_LINE, cgi_status, has_no_status_line, read_http2_status_line_as_http11,
+        CGI_STATUS_LINE, has_no_status_line, read_cgi_head, read_http2_status_line_as_http11,
     };
     use crate::fail::{BadResponse, Fail};
     use crate::http::{ResponseFraming, Status, Version, parse_response};
@@ -173,11 +184,10 @@ mod tests {
             let mut buf = CGI_STATUS_LINE.to_vec();
             buf.extend_from_slice(answer.as_bytes());
             let mut headers = Vec::new();
-            let Ok(Status::Complete(head)) = parse_response(&buf, head_request, &mut headers)
-            else {
+            let Ok(Status::Complete(_)) = parse_response(&buf, head_request, &mut headers) else {
                 panic!("{answer:?}")
             };
-            cgi_status(head, &buf, &headers, head_request).map(|h| {
+            read_cgi_head(&mut buf, head_request, &mut headers).map(|h| {
                 (
                     h.status,
                     String::from_utf8_lossy(h.reason.of(&buf)).into_owned(),
