@@ -124,6 +124,33 @@ fn ringway_lets_in_whom_nginx_lets_in() {
             ),
             200,
         ),
+        // nginx's base64 decoder: what follows the first `=` is not read, the last
+        // character's spare bits may be set; spaces after the scheme, not a tab.
+        (
+            "junk after the padding".into(),
+            environ().header("Authorization", "Basic c2hhOnNlY3JldA==xyz"),
+            200,
+        ),
+        (
+            "spare bits set".into(),
+            environ().header("Authorization", "Basic c2hhOnNlY3JldB"),
+            200,
+        ),
+        (
+            "a tab after the scheme".into(),
+            environ().header("Authorization", "Basic \tc2hhOnNlY3JldA=="),
+            401,
+        ),
+        // libxcrypt, which nginx's crypt schemes go through, refuses a password of 512
+        // bytes or more.
+        (
+            "sha512: a 600-byte password".into(),
+            environ().header(
+                "Authorization",
+                &basic(&format!("sha512:{}", "p".repeat(600))),
+            ),
+            401,
+        ),
         (
             "a route with auth_basic off".into(),
             Req::get("/page/100"),

@@ -182,6 +182,24 @@ impl Hash {
         )
     }
 
+    /// The longest password checked against it: a longer one is wrong without a check.
+    /// SHA-crypt's cost grows with the square of the password's length (a 24 KiB one took
+    /// seconds of a checking thread: found by review), and nginx hands these schemes to the
+    /// C library's `crypt`, whose libxcrypt (Debian, Ubuntu, Fedora) refuses a passphrase of
+    /// 512 bytes or more unchecked. `$apr1$` is nginx's own code, bounded only by its 8 KiB
+    /// header line; the digests of `{SHA}`, `{SSHA}` and `{PLAIN}` cost one pass.
+    pub(crate) fn longest_password(&self) -> usize {
+        match self {
+            Hash::Plain(_) | Hash::Sha1(_) | Hash::SaltedSha1 { .. } => usize::MAX,
+            Hash::Md5Crypt {
+                magic: b"$apr1$", ..
+            } => MAX_APR1_PASSWORD,
+            Hash::Md5Crypt { .. } | Hash::ShaCrypt(_) | Hash::Bcrypt(_) | Hash::Yescrypt(_) => {
+                MAX_CRYPT_PASSWORD
+            }
+        }
+    }
+
     /// Whether `password` is the stored one (digests compared in constant time).
     pub(crate) fn verify(&self, password: &[u8]) -> bool {
         match self {
@@ -208,6 +226,12 @@ impl Hash {
     }
 }
 
+/// libxcrypt's `CRYPT_MAX_PASSPHRASE_SIZE` less its NUL: the longest password nginx's
+/// `crypt` checks.
+const MAX_CRYPT_PASSWORD: usize = 511;
+/// nginx's default `large_client_header_buffers` line: no longer password reaches its
+/// `$apr1$` check.
+const MAX_APR1_PASSWORD: usize = 8 * 1024;
 /// Most SHA-crypt rounds taken (the default is 5000): each check costs them.
 const MAX_SHA_ROUNDS: u32 = 1_000_000;
 /// Highest bcrypt cost taken (`htpasswd -B` uses 5; 16 takes seconds a check).

@@ -11,8 +11,8 @@
 //! cannot check (500) until it is mended. Checking a
 //! password of the crypt schemes costs a thousand digest rounds or bcrypt's (up to tens of
 //! milliseconds): it runs on the blocking pool, a few at a time per route, never on the
-//! event loop; and the credentials that passed are kept (as a SHA-256 of the header's
-//! value) for [`VERIFIED_FOR`], so a browser, which sends them with every request, pays the
+//! event loop; and the credentials that passed are kept (as a keyed SHA-256 of the user
+//! and password) for [`VERIFIED_FOR`], so a browser, which sends them with every request, pays the
 //! check about once per that time, not per request.
 
 mod htpasswd;
@@ -26,7 +26,10 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD_NO_PAD;
+use base64::alphabet::STANDARD;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::{RngCore, SeedableRng};
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
@@ -87,9 +90,11 @@ pub(crate) struct BasicAuth {
     looked: tokio::sync::Mutex<Looked>,
     /// How often the file is looked at ([`LOOK_EVERY`]; tests look every time).
     look_every: Duration,
-    /// SHA-256 of an Authorization value that passed → when it did, and under which
+    /// SHA-256 of the secret and credentials that passed → when they did, and under which
     /// reading of the file.
     verified: Mutex<HashMap<[u8; 32], (Instant, u64)>>,
+    /// Random, made when the setting is loaded.
+    secret: [u8; 32],
     checking: Arc<Semaphore>,
 }
 
@@ -228,14 +233,7 @@ impl BasicAuth {
         // Stamped before the read: a change during it is read again at the first look.
         let stamp = Stamp::of(file);
         let (users, digest) = read_users(file)?;
-        Ok(BasicAuth::new(
-            realm,
-            file,
-            stamp,
-            users,
-            Some(digest),
-            LOOK_EVERY,
-        ))
+        BasicAuth::new(realm, file, stamp, users, Some(digest), LOOK_EVERY)
     }
 
     fn new(
@@ -245,8 +243,12 @@ impl BasicAuth {
         users: Users,
         digest: Option<[u8; 32]>,
         look_every: Duration,
-    ) -> BasicAuth {
-        BasicAuth {
+    ) -> Result<BasicAuth, String> {
+        let mut secret = [0; 32];
+        ChaCha20Rng::try_from_os_rng()
+            .map_err(|e| format!("no randomness from the kernel for its cache's key: {e}"))?
+            .fill_bytes(&mut secret);
+        Ok(BasicAuth {
             challenge: format!("Basic realm=\"{realm}\""),
             file: file.to_owned(),
             users: RwLock::new(Reading {
@@ -261,8 +263,9 @@ impl BasicAuth {
             }),
             look_every,
             verified: Mutex::default(),
+            secret,
             checking: Arc::new(Semaphore::new(MAX_CHECKING)),
-        }
+        })
     }
 
     /// The users to check against, and which reading of the file they come from: the file
@@ -333,9 +336,12 @@ impl BasicAuth {
         let value = authorization.ok_or(Denied::NoCredentials)?;
         let (user, password) = credentials(value).ok_or(Denied::Malformed)?;
         // Keyed by what was decoded, so spellings of one header (the scheme's case, spaces,
-        // padding) are one entry.
+        // padding) are one entry; and by a secret of this process, so the kept digests are
+        // not an unsalted SHA-256 of each password for whoever reads the memory (a core
+        // dump, swap).
         let key: [u8; 32] = {
             let mut sha = Sha256::new();
+            sha.update(self.secret);
             sha.update(&user);
             sha.update(b":");
             sha.update(&password);
@@ -353,6 +359,9 @@ impl BasicAuth {
             return Ok(());
         }
         let hash = users.get(&user).ok_or(Denied::UnknownUser)?;
+        if password.len() > hash.longest_password() {
+            return Err(Denied::WrongPassword);
+        }
         let right = if hash.is_slow() {
             // Boxed: a request's future stays its size whether or not it ever waits here.
             Box::pin(async {
@@ -396,17 +405,28 @@ pub(crate) fn basic_user(value: &[u8]) -> Option<Vec<u8>> {
     credentials(value).map(|(user, _)| user)
 }
 
-/// The user and password of a `Basic` Authorization value (the scheme's name in any case,
-/// padding optional, as nginx decodes it).
+/// nginx's base64 decoder (`ngx_decode_base64`): what follows the first `=` is not read,
+/// and the last character's spare bits need not be zero.
+const AS_NGINX_DECODES: GeneralPurpose = GeneralPurpose::new(
+    &STANDARD,
+    GeneralPurposeConfig::new()
+        .with_decode_padding_mode(DecodePaddingMode::RequireNone)
+        .with_decode_allow_trailing_bits(true),
+);
+
+/// The user and password of a `Basic` Authorization value, as nginx reads it
+/// (`ngx_http_auth_basic_user`): the scheme's name in any case, then spaces (not tabs), then
+/// base64 up to the first `=`.
 fn credentials(value: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
     let value = value.trim_ascii();
     let (scheme, token) = value.split_at_checked(5)?;
     if !scheme.eq_ignore_ascii_case(b"basic") || token.first() != Some(&b' ') {
         return None;
     }
-    let token = token.trim_ascii();
-    let unpadded = token.strip_suffix(b"==").or(token.strip_suffix(b"="));
-    let decoded = STANDARD_NO_PAD.decode(unpadded.unwrap_or(token)).ok()?;
+    let spaces = token.iter().take_while(|&&b| b == b' ').count();
+    let token = token.get(spaces..).unwrap_or_default();
+    let encoded = token.split(|&b| b == b'=').next().unwrap_or_default();
+    let decoded = AS_NGINX_DECODES.decode(encoded).ok()?;
     let colon = decoded.iter().position(|&b| b == b':')?;
     let (user, password) = (decoded.get(..colon)?, decoded.get(colon + 1..)?);
     // nginx refuses an empty name too.
@@ -447,8 +467,23 @@ mod tests {
             Some((b"ann".to_vec(), b"s".to_vec())),
             "no padding"
         );
+        // nginx's decoder stops at the first `=` and takes spare bits in the last character.
+        for spelt in [
+            &b"Basic YW5uOnM=xyz"[..],
+            b"Basic YW5uOnM===",
+            b"Basic YW5uOnN",
+        ] {
+            assert_eq!(
+                credentials(spelt),
+                Some((b"ann".to_vec(), b"s".to_vec())),
+                "{:?}",
+                String::from_utf8_lossy(spelt)
+            );
+        }
         for bad in [
             &b"Bearer YW5uOnM="[..],
+            b"Basic \tYW5uOnM=", // nginx skips spaces only
+            b"Basic YW5uOnNlY",  // a lone character left over: no byte
             b"Basic",
             b"BasicYW5uOnM=",
             b"Basic !!!",
@@ -474,7 +509,8 @@ mod tests {
             users,
             None,
             LOOK_EVERY,
-        );
+        )
+        .unwrap();
         assert_eq!(auth.challenge(), "Basic realm=\"Staff only\"");
         tokio_uring::start(async {
             assert_eq!(
@@ -500,6 +536,53 @@ mod tests {
         });
     }
 
+    /// nginx hands these schemes to libxcrypt's `crypt`, which refuses a password of 512
+    /// bytes or more: ringway refuses it too, before SHA-crypt's cost (the square of the
+    /// password's length) is paid.
+    #[test]
+    fn a_password_crypt_refuses_is_wrong_without_a_check() {
+        use sha_crypt::PasswordHasher as _;
+        let stored = |password: &str| {
+            sha_crypt::ShaCrypt::default()
+                .hash_password_with_salt(password.as_bytes(), b"abcdefgh")
+                .unwrap()
+                .to_string()
+        };
+        let (longest, too_long) = ("p".repeat(511), "p".repeat(512));
+        let users = Users::parse(&format!(
+            "ann:{}\nbob:{}\nplain:{{PLAIN}}{too_long}\n",
+            stored(&longest),
+            stored(&too_long)
+        ))
+        .unwrap();
+        let auth = BasicAuth::new(
+            "Staff",
+            Path::new("/nonexistent"),
+            None,
+            users,
+            None,
+            LOOK_EVERY,
+        )
+        .unwrap();
+        tokio_uring::start(async {
+            let check = |text: String| {
+                let value = basic(&text);
+                let auth = &auth;
+                async move { auth.check(Some(&value), pending()).await }
+            };
+            assert_eq!(check(format!("ann:{longest}")).await, Ok(()));
+            assert_eq!(
+                check(format!("bob:{too_long}")).await,
+                Err(Denied::WrongPassword)
+            );
+            assert_eq!(
+                check(format!("plain:{too_long}")).await,
+                Ok(()),
+                "a digest of one pass takes any length"
+            );
+        });
+    }
+
     /// As nginx reads the file at every request: a new password, a new user, a user gone
     /// count from the next look; a file that cannot be used lets no one in until mended.
     #[test]
@@ -509,7 +592,8 @@ mod tests {
         std::fs::write(&file, "ann:{PLAIN}old\n").unwrap();
         let (users, digest) = read_users(&file).unwrap();
         let stamp = Stamp::of(&file);
-        let auth = BasicAuth::new("Staff", &file, stamp, users, Some(digest), Duration::ZERO);
+        let auth =
+            BasicAuth::new("Staff", &file, stamp, users, Some(digest), Duration::ZERO).unwrap();
         tokio_uring::start(async {
             let check = |text: &'static str| {
                 let value = basic(text);
