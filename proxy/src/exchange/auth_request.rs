@@ -19,8 +19,9 @@
 //! kept HTTP connection goes back to its pool only when the whole answer came with its
 //! head.
 
+use super::next_upstream::{Missed, retries_on_new_connection};
 use super::upstream::{Target, connect, judge, pass_on};
-use super::{HeadParts, Request, Slot, next_upstream::Missed};
+use super::{HeadParts, Request, Slot};
 use crate::access_log::{ReadHeaders, read_header_name};
 use crate::buffer::{Body, Buf};
 use crate::client::Client;
@@ -315,7 +316,8 @@ async fn ask(
     };
     let timeout = asked.limits.upstream_read_timeout;
     // A GET without a body is safe to send again: a kept connection the server closed
-    // meanwhile (nothing came back on it) is retried once on a new one, and a server that
+    // meanwhile (nothing came back on it) is retried once on a new one if the auth route's
+    // `next_upstream` lets a request go on after an error, and a server that
     // failed it passes it on as the auth route's `next_upstream` says, as for the
     // request's own exchange (and nginx's subrequest, a GET).
     let kept = match protocol {
@@ -326,7 +328,7 @@ async fn ask(
     let mut stale_retried = false;
     let mut attempts = Attempts::default();
     let mut spans = Vec::new();
-    let (upstream, head, buf) = loop {
+    let (upstream, head, buf, sent_whole) = loop {
         let head = match protocol {
             Protocol::Uwsgi => {
                 let parts = sub.parts();
@@ -349,10 +351,10 @@ async fn ask(
             .map_err(failed)?;
         let exchange = async {
             // Nothing came back: on a kept connection, most likely one the server closed.
-            send_request(&upstream, head, Body::Absent, timeout)
+            let sent = send_request(&upstream, head, Body::Absent, timeout)
                 .await
                 .map_err(|fail| (fail, true))?;
-            match protocol {
+            let answer = match protocol {
                 Protocol::Uwsgi => crate::upstream::read_response_head(
                     &upstream, false, false, &mut spans, timeout,
                 )
@@ -363,7 +365,8 @@ async fn ask(
                 )
                 .await
                 .map_err(|failed| (failed.fail, failed.nothing_back)),
-            }
+            };
+            answer.map(|(head, buf)| (head, buf, sent.whole))
         };
         let answer = tokio::select! {
             answer = exchange => answer,
@@ -371,16 +374,19 @@ async fn ask(
         };
         // On a kept connection, a failure with nothing back is most likely the server's
         // close of it meanwhile: not the server's failure.
+        let missed = match &answer {
+            Ok((head, ..)) => Missed::Status(head.status),
+            Err((fail, _)) => Missed::Fail(*fail),
+        };
         let stale = matches!(answer, Err((_, true))) && upstream.is_reused();
-        if stale && !stale_retried {
+        if stale
+            && !stale_retried
+            && retries_on_new_connection(&asked.limits, attempts.since(), Method::Get, missed)
+        {
             stale_retried = true;
             reuse = Reuse::Fresh;
             continue;
         }
-        let missed = match &answer {
-            Ok((head, _)) => Missed::Status(head.status),
-            Err((fail, _)) => Missed::Fail(*fail),
-        };
         let goes_on = pass_on(
             Method::Get,
             &target,
@@ -396,8 +402,8 @@ async fn ask(
             reuse = kept;
             continue;
         }
-        let (head, buf) = answer.map_err(|(fail, _)| failed(fail))?;
-        break (upstream, head, buf);
+        let (head, buf, sent_whole) = answer.map_err(|(fail, _)| failed(fail))?;
+        break (upstream, head, buf, sent_whole);
     };
     let headers: Box<ReadHeaders> = spans
         .iter()
@@ -414,7 +420,8 @@ async fn ask(
     match protocol {
         Protocol::Http => {
             let keeps = crate::upstream::http::keeps_connection(&head, &buf, &spans);
-            upstream.set_reusable(whole && keeps);
+            // A connection the request did not go through whole is not trusted again.
+            upstream.set_reusable(sent_whole && whole && keeps);
             upstream.release();
         }
         Protocol::Uwsgi => upstream.close(),

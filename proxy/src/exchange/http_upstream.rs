@@ -4,13 +4,14 @@
 //!
 //! A kept connection the server closed meanwhile fails before any byte of the answer comes
 //! back (a write error, or end of stream or a reset on the first read). The request is then
-//! sent again, once, on a new connection, if that is safe: its method is idempotent (RFC
-//! 9110 §9.2.2). Otherwise it is answered 502, as nginx does; such requests take a kept
+//! sent again, once, on a new connection, if the route's `next_upstream` lets it go on
+//! after an error (its method idempotent, RFC 9110 §9.2.2, or `non_idempotent` listed),
+//! within `next_upstream_timeout`. Otherwise it is answered 502, as nginx does; such requests take a kept
 //! connection only after a non-blocking peek says it is still open. Beyond that, a request
 //! a server failed goes on to the next as the route's `next_upstream` says
 //! (`next_upstream.rs`).
 
-use super::next_upstream::{Missed, is_idempotent};
+use super::next_upstream::{Missed, is_idempotent, retries_on_new_connection};
 use super::upgrade;
 use super::upstream::{Answered, Exchanged, Target, check_body_size, connect, judge, pass_on};
 use super::{HeadParts, Request};
@@ -50,7 +51,8 @@ pub(super) async fn exchange(
     req.took_body(worker, &body);
     let upgrading = upgrade::asked(client, req);
     // As nginx: only an idempotent method is sent again once it may have reached the app
-    // (a bodiless POST may have run). A kept connection the server had closed is found out
+    // (a bodiless POST may have run), unless `next_upstream` lists `non_idempotent`, and
+    // only if it lists `error`. A kept connection the server had closed is found out
     // before anything is sent when the loop has seen it turn readable; a request that
     // cannot go again also peeks at the socket first. The retry covers the moment between
     // that look and the request's arrival. An upgrade request is no exception: nothing
@@ -89,9 +91,11 @@ pub(super) async fn exchange(
         };
         client.response_headers = headers;
         let (Sent { body: kept, whole }, answer) = sent.inspect_err(|fail| {
-            // The request did not go out whole (a send that broke or timed out); on a kept
-            // connection, most likely one the server had closed: not its failure.
-            if !upstream.is_reused() {
+            // The request did not go out whole. A send that broke comes back as a part
+            // sent, not here; a send that timed out is a server that stopped reading, on a
+            // kept connection as on a new one (found by review: never counted on a kept
+            // one), and counts against it as in nginx.
+            if !upstream.is_reused() || matches!(fail, Fail::UpstreamTimeout(_)) {
                 judge(target, group, &upstream, Missed::Fail(*fail), false);
             }
         })?;
@@ -105,7 +109,9 @@ pub(super) async fn exchange(
         // safe to send again is sent again.
         let closed_meanwhile =
             matches!(&answer, Err(failed) if failed.nothing_back) && upstream.is_reused();
-        let stale = closed_meanwhile && retry_safe && !stale_retried;
+        let stale = closed_meanwhile
+            && !stale_retried
+            && retries_on_new_connection(limits, attempts.since(), req.head.method, missed);
         let goes_on = !stale
             && kept.is_some()
             && pass_on(

@@ -7,7 +7,9 @@
 //! listed: a POST may have run. The last server's answer is the client's, whatever its
 //! status.
 
-use crate::config::NextUpstream;
+use std::time::Instant;
+
+use crate::config::{Limits, NextUpstream};
 use crate::fail::Fail;
 use crate::http::Method;
 use crate::metrics::UpstreamError;
@@ -54,6 +56,24 @@ impl Missed {
 /// Whether a request of `method`, missed this way, goes on (when a server is left).
 pub(super) fn goes_on(next: NextUpstream, method: Method, missed: Missed) -> bool {
     missed.listed_in(next) && (is_idempotent(method) || next.non_idempotent())
+}
+
+/// Whether a request sent on a kept connection the server had closed meanwhile (nothing
+/// came back) is sent once more, on a new connection: as nginx, which does not count that
+/// attempt as one of `next_upstream_tries` but still asks `next_upstream` (so `off`, or a
+/// POST without `non_idempotent`, gets 502) and `next_upstream_timeout`, counted from
+/// `since` (found by review: ringway sent every idempotent request again, whatever the
+/// route said).
+pub(super) fn retries_on_new_connection(
+    limits: &Limits,
+    since: Instant,
+    method: Method,
+    missed: Missed,
+) -> bool {
+    goes_on(limits.next_upstream, method, missed)
+        && limits
+            .next_upstream_timeout
+            .is_none_or(|timeout| since.elapsed() < timeout)
 }
 
 /// Safe to send twice (RFC 9110 §9.2.2): the server's state ends the same.

@@ -531,8 +531,8 @@ fn past_interim_heads(mut bytes: &[u8]) -> Option<&[u8]> {
     Some(bytes)
 }
 
-/// Whether `bytes` start with an interim (1xx) status line; `None` when they stop before
-/// its status. uWSGI answers an HTTP/2 request's SERVER_PROTOCOL, `HTTP/2.0`, in its
+/// Whether `bytes` start with an interim (1xx but 101) status line; `None` when they stop
+/// before its status. uWSGI answers an HTTP/2 request's SERVER_PROTOCOL, `HTTP/2.0`, in its
 /// status lines.
 fn is_interim(bytes: &[u8]) -> Option<bool> {
     const VERSIONS: [&[u8]; 3] = [b"HTTP/1.0", b"HTTP/1.1", b"HTTP/2.0"];
@@ -545,7 +545,12 @@ fn is_interim(bytes: &[u8]) -> Option<bool> {
     }
     let after = bytes.get(b"HTTP/1.1".len()..)?;
     let status = after.iter().position(|&b| b != b' ')?;
-    Some(status > 0 && after.get(status) == Some(&b'1'))
+    if status == 0 || after.get(status) != Some(&b'1') {
+        return Some(false);
+    }
+    // A 101 is no interim answer: it is the switch, final whatever follows it (found by
+    // review: a bare 101 kept the body going out, and the switch was joined).
+    Some(after.get(status..status + 3)? != b"101")
 }
 
 /// The length of the head `bytes` starts with, up to its empty line (CRLF or bare LF ends).
@@ -593,6 +598,14 @@ mod interim_tests {
             past_interim_heads(b"HTTP/1.1 100 Continue\r\n\r"),
             None,
             "an empty line not whole yet"
+        );
+        // A 101 is the switch, final with nothing after it.
+        let switch = b"HTTP/1.1 101 Switching Protocols\r\n\r\n";
+        assert_eq!(past_interim_heads(switch), Some(&switch[..]));
+        assert_eq!(
+            past_interim_heads(b"HTTP/1.1 10"),
+            None,
+            "too short to tell"
         );
         // uWSGI's answer to an HTTP/2 request names the request's protocol.
         let to_h2 = b"HTTP/2.0 103 Early Hints\r\n\r\nHTTP/2.0 200 OK\r\n";
