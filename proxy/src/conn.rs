@@ -256,6 +256,12 @@ pub(crate) async fn serve_tls(
                 .tls_handshake(TlsOutcome::TimedOut, handshake_timeout);
             tracing::debug!(%peer, "TLS handshake timed out");
         }
+        Handshake::Failed(err) if err.kind() == std::io::ErrorKind::UnexpectedEof => {
+            worker
+                .stats
+                .tls_handshake(TlsOutcome::Closed, Duration::ZERO);
+            tracing::debug!(%peer, "client closed the connection during the TLS handshake");
+        }
         Handshake::Failed(err) => {
             worker
                 .stats

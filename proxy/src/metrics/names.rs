@@ -54,7 +54,7 @@ names! {
     ACCEPT_QUEUE_LIMIT = "ringway_accept_queue_limit", "Capacity of the listening sockets' accept queues.";
     URING_OP_DURATION = "ringway_io_uring_op_duration_seconds", "io_uring operation latency, submit to complete, by opcode (eBPF).";
     SOCKET_MEMORY = "ringway_socket_memory_bytes", "Socket buffer memory of live client connections, by queue (eBPF).";
-    TLS_HANDSHAKES = "ringway_tls_handshakes_total", "TLS handshakes, by result (ok, failed, timeout, plain_http) and protocol version.";
+    TLS_HANDSHAKES = "ringway_tls_handshakes_total", "TLS handshakes, by result (ok, failed, closed, timeout, plain_http) and protocol version.";
     TLS_KEY_EXCHANGES = "ringway_tls_key_exchanges_total", "TLS handshakes done, by the key exchange group agreed (OpenSSL's name: X25519MLKEM768 is the post-quantum hybrid); a TLS 1.2 resumption makes none.";
     TLS_HANDSHAKE_DURATION = "ringway_tls_handshake_duration_seconds", "Time of the TLS handshakes that were done, accept to finished.";
     TLS_CERT_EXPIRY = "ringway_tls_certificate_expiry_timestamp_seconds", "When each TLS certificate in use expires (notAfter), seconds since the epoch.";

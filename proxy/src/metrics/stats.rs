@@ -57,18 +57,23 @@ pub enum TlsOutcome {
     TimedOut,
     /// A plain HTTP request on the TLS port.
     PlainHttp,
-    /// Garbage, an alert, no shared version or cipher, a close.
+    /// Garbage, an alert, no shared version or cipher.
     Failed,
+    /// The client closed the connection before the handshake was done, without a word (a
+    /// load balancer's TCP check, a browser's spare connection): apart from `failed`, as
+    /// nginx tells "client closed connection while SSL handshaking" from a failure.
+    Closed,
 }
 
 impl TlsOutcome {
     /// Every (result, version) label pair, in counter order.
-    pub const LABELS: [(&'static str, &'static str); 5] = [
+    pub const LABELS: [(&'static str, &'static str); 6] = [
         ("ok", "TLSv1.3"),
         ("ok", "TLSv1.2"),
         ("timeout", ""),
         ("plain_http", ""),
         ("failed", ""),
+        ("closed", ""),
     ];
 
     fn index(self) -> usize {
@@ -78,6 +83,7 @@ impl TlsOutcome {
             TlsOutcome::TimedOut => 2,
             TlsOutcome::PlainHttp => 3,
             TlsOutcome::Failed => 4,
+            TlsOutcome::Closed => 5,
         }
     }
 }
@@ -229,7 +235,7 @@ pub struct WorkerStats {
     /// Requests served per closed connection.
     pub requests_per_connection: Histogram,
     /// TLS handshakes by outcome (index of [`TlsOutcome::LABELS`]).
-    pub tls_handshakes: [AtomicU64; 5],
+    pub tls_handshakes: [AtomicU64; TlsOutcome::LABELS.len()],
     /// TLS handshakes done, by key exchange group (index of [`KeyExchangeGroup::ALL`]).
     pub tls_key_exchanges: [AtomicU64; KeyExchangeGroup::ALL.len()],
     /// Time of the TLS handshakes that were done.

@@ -53,8 +53,7 @@ impl Loaded {
         let Some(leaf) = chain.first() else {
             bail!("{} holds no certificate", files.cert.display());
         };
-        let key = PrivateKeyDer::from_pem_file(&files.key)
-            .with_context(|| format!("reading the key {}", files.key.display()))?;
+        let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| key_error(files, e))?;
         let (names, label, not_after, serial) = describe(leaf)
             .with_context(|| format!("reading the certificate in {}", files.cert.display()))?;
         let key = CertifiedKey::from_der(chain, key, provider)
@@ -74,15 +73,62 @@ impl Loaded {
         &self.key.cert
     }
 
-    /// Whether this certificate is valid for `host` (exact, or one label under a wildcard).
-    fn serves(&self, host: &str) -> bool {
-        self.names.iter().any(|name| match name.strip_prefix("*.") {
-            Some(parent) => host
-                .split_once('.')
-                .is_some_and(|(label, rest)| !label.is_empty() && rest == parent),
-            None => name == host,
-        })
+    /// How this certificate is valid for `host`: by one of its names exactly, or by a
+    /// wildcard one label above it; `None`: it is not.
+    fn serves(&self, host: &str) -> Option<Fit> {
+        if self.names.iter().any(|name| name == host) {
+            return Some(Fit::Exact);
+        }
+        let under = |parent: &str| {
+            host.split_once('.')
+                .is_some_and(|(label, rest)| !label.is_empty() && rest == parent)
+        };
+        self.names
+            .iter()
+            .any(|name| name.strip_prefix("*.").is_some_and(under))
+            .then_some(Fit::Wildcard)
     }
+
+    /// Whether it names the same hosts as `other`, in whatever order.
+    fn names_as(&self, other: &Loaded) -> bool {
+        self.names.len() == other.names.len() && self.names.iter().all(|n| other.names.contains(n))
+    }
+}
+
+/// How a certificate serves a name; an exact one wins over a wildcard, wherever each is
+/// listed, as nginx picks its server (`server_name`: exact, then wildcards).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Fit {
+    Exact,
+    Wildcard,
+}
+
+/// Why a key file could not be read, in the words that tell its owner what to do: the PEM
+/// reader skips an encrypted key (nginx's `ssl_password_file`) as if the file held none, and
+/// a key certbot keeps is root's alone (found by review).
+fn key_error(files: &CertFiles, err: rustls::pki_types::pem::Error) -> anyhow::Error {
+    let path = files.key.display();
+    if let rustls::pki_types::pem::Error::Io(io) = &err
+        && io.kind() == std::io::ErrorKind::PermissionDenied
+    {
+        // SAFETY: geteuid cannot fail and touches no memory.
+        let uid = unsafe { libc::geteuid() };
+        return anyhow!(
+            "reading the key {path}: permission denied to ringway's user (uid {uid}); a key \
+             certbot keeps under /etc/letsencrypt is root's alone: copy it where this user may \
+             read it (README, TLS)"
+        );
+    }
+    let text = std::fs::read(&files.key).unwrap_or_default();
+    let holds = |marker: &[u8]| text.windows(marker.len()).any(|w| w == marker);
+    if holds(b"ENCRYPTED PRIVATE KEY") || holds(b"Proc-Type: 4,ENCRYPTED") {
+        return anyhow!(
+            "the key {path} is encrypted, and ringway takes no passphrase (nginx's \
+             ssl_password_file): write it decrypted, readable by ringway's user alone, with \
+             `openssl pkey -in {path} -out DECRYPTED.pem`"
+        );
+    }
+    anyhow::Error::new(err).context(format!("reading the key {path}"))
 }
 
 /// The names, label, expiry and serial of a DER certificate.
@@ -118,8 +164,9 @@ fn describe(der: &CertificateDer<'_>) -> anyhow::Result<(Vec<String>, String, i6
     Ok((names, label, not_after, serial))
 }
 
-/// Picks the certificate for a handshake by its SNI name and, among those serving the name,
-/// the first the client can take (an RSA and an ECDSA one for one name, as nginx's two
+/// Picks the certificate for a handshake by its SNI name (one naming it exactly before one
+/// whose wildcard covers it) and, among those serving the name, the first the client can
+/// take (an RSA and an ECDSA one for one name, as nginx's two
 /// `ssl_certificate` lines: a client that signs or agrees only RSA suites gets the RSA one);
 /// no name, or one no certificate serves, gets the first, or with `reject_unknown` none
 /// (the handshake fails).
@@ -164,7 +211,8 @@ impl Resolver {
     fn pick(&self, sni: Option<&str>, takes: impl Fn(&Loaded) -> bool) -> Option<&Loaded> {
         let by_name = sni.map(str::to_ascii_lowercase).and_then(|host| {
             let host = host.trim_end_matches('.').to_owned();
-            let mut serving = self.certs.iter().filter(|c| c.serves(&host));
+            let best = self.certs.iter().filter_map(|c| c.serves(&host)).min()?;
+            let mut serving = self.certs.iter().filter(|c| c.serves(&host) == Some(best));
             let first = serving.next()?;
             Some(
                 std::iter::once(first)
@@ -180,7 +228,7 @@ impl Resolver {
             // The default: the first, or one for the same names the client can take (an
             // RSA one beside it, for an old client that sends no name).
             let first = self.certs.first()?;
-            let twins = self.certs.iter().filter(|c| c.names == first.names);
+            let twins = self.certs.iter().filter(|c| c.names_as(first));
             Some(twins.clone().find(|c| takes(c)).unwrap_or(first))
         })
     }
@@ -273,6 +321,35 @@ mod tests {
         rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap()
     }
 
+    /// Found by review: the PEM reader skips an encrypted key, and the error said only that
+    /// the file held no key.
+    #[test]
+    fn an_encrypted_key_is_refused_with_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["a.test".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let files = CertFiles {
+            cert: dir.path().join("c.pem"),
+            key: dir.path().join("k.pem"),
+        };
+        std::fs::write(&files.cert, cert.pem()).unwrap();
+        for encrypted in [
+            "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIB\n-----END ENCRYPTED PRIVATE KEY-----\n",
+            "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\n\
+             DEK-Info: AES-256-CBC,00\n\nMIIB\n-----END RSA PRIVATE KEY-----\n",
+        ] {
+            std::fs::write(&files.key, encrypted).unwrap();
+            let err = Loaded::load(&files, &provider()).unwrap_err().to_string();
+            assert!(
+                err.contains("is encrypted") && err.contains("openssl pkey"),
+                "{err}"
+            );
+        }
+    }
+
     #[test]
     fn a_name_served_twice_is_found_with_both_files() {
         let certs = vec![
@@ -324,6 +401,39 @@ mod tests {
         );
         assert_eq!(pick(None).as_deref(), Some("example.com"));
         assert!(resolver.certs()[0].not_after > 0);
+    }
+
+    /// Found by review: a wildcard listed first hid a certificate for one of its names.
+    #[test]
+    fn a_certificate_naming_the_host_wins_over_a_wildcard_listed_first() {
+        let resolver = Resolver::new(
+            vec![loaded(&["*.a.test"]), loaded(&["api.a.test"])],
+            true,
+            &provider(),
+        )
+        .unwrap();
+        let pick = |sni| resolver.pick(Some(sni), |_| true).map(|c| c.label.clone());
+        assert_eq!(pick("api.a.test").as_deref(), Some("api.a.test"));
+        assert_eq!(pick("www.a.test").as_deref(), Some("*.a.test"));
+    }
+
+    /// The default's twin is one for the same names, whatever their order in each.
+    #[test]
+    fn the_default_twin_names_the_same_hosts_in_any_order() {
+        let resolver = Resolver::new(
+            vec![
+                loaded(&["a.test", "www.a.test"]),
+                loaded_with(&["www.a.test", "a.test"], ed25519()),
+            ],
+            false,
+            &provider(),
+        )
+        .unwrap();
+        let ecdsa = |c: &Loaded| c.key.key.algorithm() == rustls::SignatureAlgorithm::ECDSA;
+        let chosen = resolver
+            .pick(None, |c| !ecdsa(c))
+            .map(|c| c.key.key.algorithm());
+        assert_eq!(chosen, Some(rustls::SignatureAlgorithm::ED25519));
     }
 
     #[test]

@@ -405,9 +405,10 @@ pub(super) enum FirstBytes {
     Garbage,
 }
 
-/// Classifies the first bytes a client sent on the TLS port.
+/// Classifies the first bytes a client sent on the TLS port; empty lines before a request
+/// line are skipped, as the request parser skips them (RFC 9112 §2.2; nginx too).
 pub(super) fn classify(first: &[u8]) -> FirstBytes {
-    match first.first() {
+    match first.iter().find(|&&b| b != b'\r' && b != b'\n') {
         Some(0x16) => FirstBytes::Tls,
         Some(b) if b.is_ascii_uppercase() => FirstBytes::PlainHttp,
         _ => FirstBytes::Garbage,
@@ -428,6 +429,8 @@ mod tests {
         assert_eq!(classify(b"POST /x HTTP/1.0\r\n"), FirstBytes::PlainHttp);
         assert_eq!(classify(b"\x00\x01garbage"), FirstBytes::Garbage);
         assert_eq!(classify(b"get / HTTP/1.1\r\n"), FirstBytes::Garbage);
+        assert_eq!(classify(b"\r\nGET / HTTP/1.1\r\n"), FirstBytes::PlainHttp);
+        assert_eq!(classify(b"\r\n"), FirstBytes::Garbage);
         assert_eq!(classify(b""), FirstBytes::Garbage);
     }
 }

@@ -79,7 +79,7 @@ fn curl_over_tls_1_2_and_1_3_gets_the_body_with_the_version_asked_for() {
     let text = stack.metrics();
     assert_eq!(handshakes(&text, "ok", "TLSv1.2"), 1.0, "{text}");
     assert_eq!(handshakes(&text, "ok", "TLSv1.3"), 1.0, "{text}");
-    for result in ["failed", "timeout", "plain_http"] {
+    for result in ["failed", "closed", "timeout", "plain_http"] {
         assert_eq!(handshakes(&text, result, ""), 0.0, "{result}: {text}");
     }
     assert_eq!(

@@ -217,6 +217,26 @@ fn garbage_instead_of_a_client_hello_is_closed_at_once_and_counted() {
         &mut bystander,
         "the session opened first, after the garbage",
     );
+
+    // A client that closes before or during its hello without a word (a load balancer's
+    // TCP check, a browser's spare connection) is no failure: counted apart, as nginx
+    // logs "client closed connection while SSL handshaking" apart (found by review).
+    drop(TcpStream::connect(tls).expect("connect"));
+    let hello = client_hello(&PyOpts::verified("a.test", stack.pki.ca()));
+    let mut half = TcpStream::connect(tls).expect("connect");
+    half.write_all(&hello[..hello.len() / 2])
+        .expect("half a hello");
+    drop(half);
+    let closed = ringway_tests::wait::poll_until(Duration::from_secs(5), || {
+        handshakes(&stack.metrics(), "closed", "") == 2.0
+    });
+    let text = stack.metrics();
+    assert!(closed, "{text}");
+    assert_eq!(
+        handshakes(&text, "failed", ""),
+        cases.len() as f64,
+        "{text}"
+    );
     assert_healthy(&stack, "garbage handshakes");
 }
 
