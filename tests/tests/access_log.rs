@@ -1650,6 +1650,58 @@ fn heads_cut_short_are_logged_as_by_nginx() {
     assert_eq!(seen[1], seen[0], "ringway's lines, then nginx's");
 }
 
+/// `$request_time` runs from the request's first byte, as nginx's does: a head that came
+/// slowly, and one cut by `client_header_timeout` (408), log the time their head took
+/// (found by review: ringway's ran from the complete head, so a 408 logged 0.000).
+#[test]
+fn request_time_counts_a_slow_head() {
+    let both = SameFormat::start(
+        "$request_time \"$request\"",
+        None,
+        "client_header_timeout 1s;",
+        "client_header_timeout = \"1s\"\n",
+    );
+    for (addr, log) in both.both() {
+        let mut conn = std::net::TcpStream::connect(addr).expect("connect");
+        std::io::Write::write_all(&mut conn, b"GET /slow-headers HTTP/1.1\r\nHost: t\r\n")
+            .expect("send");
+        std::thread::sleep(Duration::from_millis(1500));
+        drop(conn);
+        let mut conn = Conn::open(addr);
+        conn.send(b"GET /?first HTTP/1.1\r\nHost: t\r\n\r\n")
+            .expect("send");
+        assert_eq!(conn.read_response().expect("answer").status, 200);
+        // The keep-alive wait before it is not its time; the pause within its head is.
+        std::thread::sleep(Duration::from_millis(300));
+        conn.send(b"GET /?split HTTP/1.1\r\n").expect("send");
+        std::thread::sleep(Duration::from_millis(600));
+        conn.send(b"Host: t\r\n\r\n").expect("send");
+        assert_eq!(conn.read_response().expect("answer").status, 200);
+        let lines = lines_once(log, 3, &both.ringway);
+        let time_of = |request: &str| -> f64 {
+            let line = lines
+                .iter()
+                .find(|l| l.contains(request))
+                .unwrap_or_else(|| panic!("no {request} in {lines:?}"));
+            line.split(' ')
+                .next()
+                .and_then(|t| t.parse().ok())
+                .unwrap_or(-1.0)
+        };
+        let (slow, first, split) = (
+            time_of("/slow-headers"),
+            time_of("/?first"),
+            time_of("/?split"),
+        );
+        assert!((0.9..1.5).contains(&slow), "408 after 1 s: {lines:?}");
+        assert!(first < 0.2, "no head time: {lines:?}");
+        assert!(
+            (0.55..0.85).contains(&split),
+            "its head's 0.6 s, not the wait: {lines:?}"
+        );
+    }
+}
+
 /// nginx's `$upstream_bytes_received`, `$upstream_response_length` and
 /// `$upstream_bytes_sent`: the same numbers from nginx and ringway for the same answers of
 /// the same uWSGI (its head and body as they came, the body alone, and the uwsgi packet

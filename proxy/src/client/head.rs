@@ -144,6 +144,9 @@ impl Client {
         // at a time must not hold the connection forever.
         let mut deadline = None;
         let mut gate = ParseGate::default();
+        if !self.input.is_empty() {
+            self.head_began = Instant::now();
+        }
         loop {
             // nginx's stub_status counts a connection as reading from a head's first byte.
             let phase = if self.input.is_empty() {
@@ -193,6 +196,7 @@ impl Client {
                     self.finished = true;
                     return Ok(None);
                 }
+                Ok(_) if idle => self.head_began = Instant::now(),
                 Ok(_) => {}
                 Err(IoError::Timeout) if idle => {
                     // Idle past the keep-alive timeout: a TLS session ends with close_notify,

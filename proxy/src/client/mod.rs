@@ -21,6 +21,7 @@ pub(crate) use stream::ClientStream;
 
 use std::cell::Cell;
 use std::net::{Shutdown, SocketAddr};
+use std::time::Instant;
 
 use crate::buffer::Buf;
 use crate::config::Config;
@@ -81,6 +82,9 @@ pub(crate) struct Client {
     sent_head: Cell<Option<Box<SentHead>>>,
     /// What it is doing, for the worker's phase gauges (`stub_status`).
     phase: Phase,
+    /// When the current request's first byte was read (or found behind the previous one's):
+    /// where nginx's `$request_time` starts, a slow head's time included.
+    pub(crate) head_began: Instant,
 }
 
 /// An answer's head as it went out, kept for the access log's `$sent_http_NAME`. Boxed in
@@ -120,6 +124,7 @@ impl Client {
             proxied: false,
             sent_head: Cell::new(None),
             phase: Phase::Uncounted,
+            head_began: Instant::now(),
         }
     }
 

@@ -29,7 +29,7 @@ pub(super) enum Subject<'a> {
 /// Where a request stands on its connection, for its log line.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Arrival {
-    /// When its head was complete.
+    /// When its first byte was read.
     pub(crate) started: Instant,
     /// The connection's requests before it.
     pub(crate) served: u32,
