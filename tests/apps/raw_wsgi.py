@@ -21,6 +21,8 @@ Routes (the same as demo_flask.py):
                     waits until the file PATH exists (30 s at most), then "data: second"
                     (raw app only): a client that gets the first event before making the file
                     shows that nothing on the way held it back
+  /ticks?n=N&ms=M   an HTML answer (no Content-Length) of N lines `<p>tick I</p>`, one every M
+                    milliseconds (raw app only): an app streaming more often than once a second
   /hop-by-hop       `Connection: X-Secret, X-Also-Secret` naming two headers it also sends, and
                     X-Public (raw app only, and only with RINGWAY_VALIDATE=0: wsgiref.validate
                     forbids a Connection header in a WSGI app)
@@ -110,6 +112,14 @@ PACED_FIRST = b"data: first\n\n"
 PACED_SECOND = b"data: second\n\n"
 # How long /paced waits for its gate before sending the second event anyway.
 PACED_GATE_WAIT = 30.0
+
+
+def tick_pieces(n, ms):
+    """The /ticks lines, one every `ms` milliseconds."""
+    for i in range(n):
+        if i:
+            time.sleep(ms / 1000)
+        yield b"<p>tick %d</p>\n" % i
 
 
 def paced_pieces(gate):
@@ -289,6 +299,11 @@ def app(environ, start_response):
         start_response("200 OK", [("Content-Type", "text/event-stream"),
                                   ("Cache-Control", "no-cache")])
         return paced_pieces(gate)
+    if path == "/ticks":
+        query = parse_qs(environ.get("QUERY_STRING", ""))
+        n, ms = int(query["n"][0]), int(query["ms"][0])
+        start_response("200 OK", [("Content-Type", "text/html")])
+        return tick_pieces(n, ms)
     if path == "/hop-by-hop":
         # RFC 9110 7.6.1: a proxy removes the headers the Connection header names.
         start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2"),

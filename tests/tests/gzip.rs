@@ -569,6 +569,56 @@ fn a_silent_answer_holds_no_compression_state() {
     }
 }
 
+/// An app that streams more often than once a second, buffered: what zlib holds of it goes
+/// to the client a second after it came at most, as the README says (found by review: the
+/// rest waited for a whole second of silence, which such an app never gives, so the client
+/// got the gzip header alone until zlib filled a block).
+#[test]
+fn a_trickling_answer_reaches_the_client_within_a_second() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let ringway = Ringway::with_config(format!(
+        "upstream = [\"{}\"]\n[gzip]\ntypes = [\"text/html\"]\n",
+        uwsgi.upstream()
+    ))
+    .start();
+    let mut conn = Conn::open(ringway.addr());
+    conn.send(&gz(Req::get("/ticks?n=20&ms=300")).to_bytes())
+        .expect("send");
+    // The first tick came at once; 1.6 s later it must be through, at most a second after.
+    std::thread::sleep(Duration::from_millis(1600));
+    conn.set_read_timeout(Duration::from_millis(200));
+    let _ = conn.read_at_least(usize::MAX);
+    let got = conn.leftover().to_vec();
+    let head_end = got
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(got.len(), |i| i + 4);
+    let mut gzipped = Vec::new();
+    let mut rest = &got[head_end..];
+    // The chunks that came whole.
+    while let Some(line_end) = rest.windows(2).position(|w| w == b"\r\n") {
+        let size = std::str::from_utf8(&rest[..line_end])
+            .ok()
+            .and_then(|s| usize::from_str_radix(s, 16).ok())
+            .unwrap_or(0);
+        let Some(data) = rest.get(line_end + 2..line_end + 2 + size) else {
+            break;
+        };
+        gzipped.extend_from_slice(data);
+        rest = &rest[line_end + 2 + size..];
+        rest = rest.strip_prefix(b"\r\n").unwrap_or(rest);
+    }
+    let mut plain = Vec::new();
+    // A stream cut short: what it decodes to so far.
+    let _ = flate2::read::GzDecoder::new(&gzipped[..]).read_to_end(&mut plain);
+    let plain = String::from_utf8_lossy(&plain);
+    assert!(
+        plain.starts_with("<p>tick 0</p>\n<p>tick 1</p>\n"),
+        "{plain:?} from {:?}",
+        String::from_utf8_lossy(&got[..head_end])
+    );
+}
+
 fn a_silent_answer_beside_another(streamed: bool) {
     let uwsgi = Uwsgi::start_with(ringway_tests::uwsgi::UwsgiOptions {
         workers: 4,

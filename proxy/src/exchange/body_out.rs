@@ -52,14 +52,14 @@ impl BodyOut {
         }
     }
 
-    /// Whether the body is compressed, so that its zlib state can be given back while the
-    /// app is silent ([`BodyOut::rest`]).
+    /// Whether the body is compressed, so that what zlib holds goes out, and its state is
+    /// given back, a second after it came ([`BodyOut::rest`]).
     pub(super) fn compresses(&self) -> bool {
         matches!(self, BodyOut::Gzip(_))
     }
 
-    /// Gives a compression's zlib state, and its charge to the memory budget, back while
-    /// the app is silent: an event stream or a slow export may live for hours, and 320 KiB
+    /// Gives a compression's zlib state, and its charge to the memory budget, back until
+    /// the app's next piece: an event stream or a slow export may live for hours, and 320 KiB
     /// each of the shared budget would stop compression and memory buffering for everyone
     /// (found by review: 205 of them spent the default 64 MiB; then again for answers not
     /// streamed with `X-Accel-Buffering: no`). A streamed answer's was flushed with its

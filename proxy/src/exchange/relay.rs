@@ -268,8 +268,8 @@ fn client_failed(err: IoError) -> Fail {
     }
 }
 
-/// How long an app streaming a compressed answer may be silent before its zlib state is
-/// given back ([`BodyOut::rest`]).
+/// How long a compressed answer's pieces may stay in zlib before they are flushed to the
+/// client and its zlib state given back ([`BodyOut::rest`]).
 const COMPRESSION_REST_AFTER: Duration = Duration::from_secs(1);
 
 /// Reads the upstream's body into the spool until its end, then closes the upstream.
@@ -280,6 +280,13 @@ async fn pump_upstream(
     body: &mut BodyOut,
     timeout: Duration,
 ) -> Result<(), Fail> {
+    // When the first piece since the last rest went into zlib, or the answer began: the
+    // rest comes a second
+    // after it, whether or not the app fell silent (found by review: waiting for a second
+    // of silence, an app sending every half second had its pieces held until zlib filled a
+    // block, and its zlib state charged to the memory budget for the answer's whole life).
+    // The body's first bytes may have come with the head, and gone into zlib already.
+    let mut held_since = body.compresses().then(tokio::time::Instant::now);
     while !body.is_done() {
         let mut buf = Buf::with_capacity(Reframer::PREFIX + RELAY_READ_SIZE + 16);
         buf.resize(Reframer::PREFIX, 0);
@@ -293,15 +300,17 @@ async fn pump_upstream(
                 read_some(&upstream, buf, RELAY_READ_SIZE, timeout).await
             }
         };
-        let read = if body.compresses() {
-            // An app silent for a while (an event stream between events, a slow export)
-            // gives its zlib state back meanwhile; one that sends on keeps it, and
-            // compresses as well as nginx.
+        let read = if let Some(since) = held_since {
+            // An app streaming slowly (an event stream, a progress page, a slow export) has
+            // what zlib holds of it sent, and its zlib state given back until its next
+            // piece; one that sends its answer at once keeps it, and compresses as well as
+            // nginx.
             tokio::pin!(read);
             tokio::select! {
                 biased;
                 read = &mut read => read,
-                () = tokio::time::sleep(COMPRESSION_REST_AFTER) => {
+                () = tokio::time::sleep_until(since + COMPRESSION_REST_AFTER) => {
+                    held_since = None;
                     let mut held = Buf::with_capacity(Reframer::PREFIX + 64);
                     body.rest(&mut held)?;
                     if !held.is_empty() {
@@ -321,6 +330,9 @@ async fn pump_upstream(
             }
             Ok((_, buf)) => {
                 let (buf, from) = body.piece(buf)?;
+                if body.compresses() && held_since.is_none() {
+                    held_since = Some(tokio::time::Instant::now());
+                }
                 spool.push(buf, from).await;
             }
             Err(IoError::Timeout) => return Err(Fail::UpstreamTimeout(Step::Relaying)),
