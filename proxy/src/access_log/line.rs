@@ -2,6 +2,7 @@
 //! byte, or one JSON object. Written by hand into the worker's buffer (no allocation, no
 //! serializer): a line is a few dozen appends.
 
+use std::borrow::Cow;
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -141,18 +142,30 @@ impl TcpFigures {
     }
 }
 
-/// The value of the first header called `name` (lower case, `-` for `_`) in `head`, an
-/// answer's head as it went out (nginx's `$sent_http_NAME`, which nginx 1.22 reads that
-/// way; later ones join several with `, `).
-pub(crate) fn sent_header<'h>(head: &'h [u8], name: &[u8]) -> Option<&'h [u8]> {
-    head.split(|&b| b == b'\n')
+/// The value of the header called `name` (lower case, `-` for `_`) in `head`, an answer's
+/// head as it went out, as nginx 1.22's `$sent_http_NAME` reads it: the first of several,
+/// but for `Cache-Control` and `Link`, which it keeps as lists and joins with `, ` (found by
+/// review: the first alone); later nginx joins every name so.
+pub(crate) fn sent_header<'h>(head: &'h [u8], name: &[u8]) -> Option<Cow<'h, [u8]>> {
+    let mut values = head
+        .split(|&b| b == b'\n')
         .skip(1)
         .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
         .take_while(|line| !line.is_empty())
-        .find_map(|line| {
+        .filter_map(|line| {
             let colon = line.iter().position(|&b| b == b':')?;
             is_read_header_name(&line[..colon], name).then(|| line[colon + 1..].trim_ascii())
-        })
+        });
+    let first = values.next()?;
+    if name != b"cache-control" && name != b"link" {
+        return Some(Cow::Borrowed(first));
+    }
+    Some(values.fold(Cow::Borrowed(first), |mut joined, value| {
+        let joined_mut = joined.to_mut();
+        joined_mut.extend_from_slice(b", ");
+        joined_mut.extend_from_slice(value);
+        joined
+    }))
 }
 
 /// Whether `raw`, a header's name as sent, is `name` as [`read_header_name`] writes it.

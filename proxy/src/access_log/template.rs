@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::escape::{push_nginx, push_nginx_json};
 use super::line::{Entry, push_secs, sent_header};
 use super::time::{LogClock, Stamp};
-use crate::config::{KeyExchangeGroup, LogEscape};
+use crate::config::LogEscape;
 use crate::tls::PeerCert;
 
 /// The most `$http_NAME` variables one format may hold: their values are looked up in a
@@ -552,9 +552,16 @@ fn push_var(
     names: &[Vec<u8>],
 ) {
     let text = |out: &mut Vec<u8>, value: Option<&[u8]>| push_value(out, value, escape);
+    // An upstream's status or time it has none of: nginx writes a `-` of its own in the
+    // value when the request went to an upstream (so `"-"` under `escape=json` too), and
+    // finds no value only when it went to none (found by review: `""` under json).
+    let upstream_none = |out: &mut Vec<u8>| match e.upstream {
+        Some(_) => out.push(b'-'),
+        None => push_value(out, None, escape),
+    };
     let seconds = |out: &mut Vec<u8>, value: Option<Duration>| match value {
         Some(d) => push_secs(out, d),
-        None => push_value(out, None, escape),
+        None => upstream_none(out),
     };
     match var {
         Var::RemoteAddr => {
@@ -584,7 +591,7 @@ fn push_var(
             Some(status) => {
                 let _ = write!(out, "{status:03}");
             }
-            None => push_value(out, None, escape),
+            None => upstream_none(out),
         },
         Var::UpstreamHeaderTime => seconds(out, e.upstream.and_then(|u| u.header)),
         Var::UpstreamBytesReceived | Var::UpstreamBytesSent | Var::UpstreamResponseLength => {
@@ -605,17 +612,21 @@ fn push_var(
         Var::Https => text(out, Some(if e.tls.is_some() { b"on" } else { b"" })),
         Var::SslProtocol => text(out, e.tls.map(|t| t.protocol.as_bytes())),
         Var::SslCipher => text(out, e.tls.map(|t| t.cipher.as_bytes())),
+        // nginx's TLS variables are missing (`-`) when empty: no group, no SNI.
         Var::SslCurve => text(
             out,
             e.tls
-                .map(|t| t.group.map_or("", KeyExchangeGroup::name).as_bytes()),
+                .and_then(|t| t.group)
+                .map(|group| group.name().as_bytes()),
         ),
         // nginx: `r` for a resumed session, `.` for a full handshake.
         Var::SslSessionReused => text(out, e.tls.map(|t| if t.resumed { &b"r"[..] } else { b"." })),
         Var::SslServerName => text(
             out,
             e.tls
-                .map(|t| t.server_name.as_deref().unwrap_or("").as_bytes()),
+                .and_then(|t| t.server_name.as_deref())
+                .filter(|name| !name.is_empty())
+                .map(str::as_bytes),
         ),
         Var::SslClientVerify => text(
             out,
@@ -722,10 +733,8 @@ fn push_var(
             text(out, value.map(|(_, v)| &v[..]));
         }
         Var::SentHeader(name) => {
-            text(
-                out,
-                e.sent_head.and_then(|head| sent_header(head, &names[name])),
-            );
+            let value = e.sent_head.and_then(|head| sent_header(head, &names[name]));
+            text(out, value.as_deref());
         }
     }
 }
@@ -901,6 +910,43 @@ mod tests {
         );
     }
 
+    /// nginx writes `-` itself for an upstream's missing status or time (a request that went
+    /// to an upstream and got no answer), whatever the escaping; a request that went to none
+    /// has no value, which JSON writes empty.
+    #[test]
+    fn an_upstream_without_an_answer_is_a_dash_under_every_escape() {
+        use crate::access_log::UpstreamFields;
+        let no_answer = UpstreamFields {
+            addr: "unix:/a.sock",
+            connect: None,
+            response: Duration::from_millis(5),
+            status: None,
+            header: None,
+            bytes: None,
+        };
+        let format = "\"$upstream_status\" \"$upstream_connect_time\" \"$upstream_header_time\"";
+        for escape in [LogEscape::Default, LogEscape::Json, LogEscape::None] {
+            let t = Template::parse(format).unwrap().escaped(escape);
+            let entries = [
+                Entry {
+                    upstream: Some(no_answer),
+                    ..crate::access_log::line::sample()
+                },
+                crate::access_log::line::sample(),
+            ];
+            let none = if escape == LogEscape::Default {
+                "-"
+            } else {
+                ""
+            };
+            assert_eq!(
+                lines(&t, &entries),
+                format!("\"-\" \"-\" \"-\"\n\"{none}\" \"{none}\" \"{none}\"\n"),
+                "{escape:?}"
+            );
+        }
+    }
+
     #[test]
     fn upstream_byte_counts() {
         use crate::access_log::line::{UpstreamBytes, UpstreamFields};
@@ -1015,7 +1061,8 @@ mod tests {
     #[test]
     fn sent_header_variables_read_the_answer_s_head_as_it_went_out() {
         let t = Template::parse(
-            "$sent_http_content_type|$sent_http_X_Instance|$sent_http_set_cookie|$sent_http_none",
+            "$sent_http_content_type|$sent_http_X_Instance|$sent_http_set_cookie|$sent_http_none|\
+             $sent_http_cache_control|$sent_http_link",
         )
         .unwrap();
         assert!(t.names_sent_headers());
@@ -1025,16 +1072,18 @@ mod tests {
                 .names_sent_headers()
         );
         let head = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n\
-                     x-instance:  a1 \r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n\r\n";
+                     x-instance:  a1 \r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n\
+                     Cache-Control: private\r\nLink: </a.css>\r\nCache-Control: max-age=60\r\n\r\n";
         let sample = crate::access_log::line::sample;
         let entries = [Some(&head[..]), None].map(|sent_head| Entry {
             sent_head,
             ..sample()
         });
-        // The first of several, as nginx 1.22; none sent, or no answer at all: missing.
+        // The first of several, as nginx 1.22, but Cache-Control and Link joined, as it
+        // keeps them; none sent, or no answer at all: missing.
         assert_eq!(
             lines(&t, &entries),
-            "text/plain; charset=utf-8|a1|a=1|-\n-|-|-|-\n"
+            "text/plain; charset=utf-8|a1|a=1|-|private, max-age=60|</a.css>\n-|-|-|-|-|-\n"
         );
         let err = Template::parse_value("$sent_http_location").unwrap_err();
         assert!(err.contains("for log lines only"), "{err}");

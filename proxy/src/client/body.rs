@@ -90,7 +90,7 @@ impl Client {
                 Sink::Memory { buf, .. } => {
                     let taken = std::mem::replace(buf, Buf::empty());
                     let (n, filled) =
-                        client_read(read_some_eager(&self.stream, taken, want, timeout).await)?;
+                        self.body_read(read_some_eager(&self.stream, taken, want, timeout).await)?;
                     *buf = filled;
                     n
                 }
@@ -100,7 +100,7 @@ impl Client {
                     // Within the buffer: read_some would grow it to `want`.
                     let want = want.min(taken.capacity());
                     let read = read_some_eager(&self.stream, taken, want, timeout).await;
-                    let (n, filled) = client_read(read)?;
+                    let (n, filled) = self.body_read(read)?;
                     read_buf = sink.write_out(filled).await?;
                     n
                 }
@@ -151,10 +151,26 @@ impl Client {
             }
             let room = want.min(BODY_READ_SIZE);
             let read = read_some_eager(&self.stream, buf, room, limits.client_body_timeout);
-            let (n, filled) = client_read(read.await)?;
+            let (n, filled) = self.body_read(read.await)?;
             last_read = n;
             *rest = filled;
         }
+    }
+}
+
+impl Client {
+    /// The outcome of a body read, as a failure of the client's where it failed: an HTTP/2
+    /// stream the client reset (or whose connection ended) mid-body left, as nginx logs it
+    /// (499), where a cut HTTP/1.1 body is a close (400).
+    fn body_read(&self, read: Result<(usize, Buf), IoError>) -> Result<(usize, Buf), Fail> {
+        client_read(read).map_err(|fail| match (fail, self.stream.get_ref()) {
+            (Fail::ClientClosed(Part::Body), super::ClientStream::Bridged(pipe))
+                if pipe.client_left() =>
+            {
+                Fail::ClientGone
+            }
+            (fail, _) => fail,
+        })
     }
 }
 

@@ -295,10 +295,12 @@ impl Seen<'_> {
             upstream_headers: for_log
                 .as_ref()
                 .map_or(&[], |kept| &kept.upstream_headers[..]),
+            // An empty body is none, as nginx has no buffer for it (`-`).
             request_body: for_log
                 .as_ref()
                 .and_then(|kept| kept.request_body.as_deref())
-                .map(Vec::as_slice),
+                .map(Vec::as_slice)
+                .filter(|body| !body.is_empty()),
             proxied: client.proxied,
             tcp_info: template
                 .filter(|t| t.shows_tcp_info())

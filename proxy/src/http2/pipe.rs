@@ -141,6 +141,10 @@ struct Pipe {
     /// Told (every waiter) when the stream's end goes: the client reset it, or its
     /// connection ended.
     stream_gone: Notify,
+    /// The client reset the stream, or its connection ended, before the stream's end was
+    /// done with the request: a body cut so is the client leaving (nginx's 499), not a
+    /// request cut short (400).
+    left: Cell<bool>,
     /// The `send_timeout` of the request's route, once routed: how long the stream waits
     /// for the client's window before it is reset.
     send_timeout: Cell<Option<Duration>>,
@@ -159,6 +163,7 @@ pub(super) fn pipe(tls: Peer, connection: u64, head: Vec<u8>) -> (StreamEnd, Pip
         tls,
         connection,
         stream_gone: Notify::new(),
+        left: Cell::new(false),
         send_timeout: Cell::new(None),
     });
     (StreamEnd(Rc::clone(&pipe)), PipelineEnd(pipe))
@@ -178,8 +183,16 @@ impl StreamEnd {
         self.0.answer.read(out, max).await
     }
 
-    /// The request is cut short (the client reset its stream): the pipeline reads the end.
+    /// The request is cut short (a body longer than its length): the pipeline reads the
+    /// end.
     pub(super) fn end_request(&self) {
+        self.0.request.end();
+    }
+
+    /// The client reset the stream: the pipeline reads the end, and takes it for the
+    /// client leaving.
+    pub(super) fn client_left(&self) {
+        self.0.left.set(true);
         self.0.request.end();
     }
 
@@ -193,6 +206,7 @@ impl Drop for StreamEnd {
     /// The client's side is gone as a closed socket is: the pipeline reads the end and its
     /// writes fail.
     fn drop(&mut self) {
+        self.0.left.set(true);
         self.0.request.end();
         self.0.answer.abandon();
         self.0.stream_gone.notify_waiters();
@@ -217,6 +231,11 @@ impl PipelineEnd {
     /// The connection's socket cookie (0: none).
     pub(crate) fn connection_number(&self) -> u64 {
         self.0.connection
+    }
+
+    /// Whether the client reset the stream, or its connection ended.
+    pub(crate) fn client_left(&self) -> bool {
+        self.0.left.get()
     }
 
     /// Whether request bytes wait unread (a socket's `FIONREAD`).

@@ -128,7 +128,8 @@ async fn discard_body(body: &mut RecvStream, bridge: &Bridge) {
 }
 
 /// Writes the request's body into the pipeline (its head is there already). A client that
-/// resets its stream midway leaves the pipeline a cut request (it answers 400 or logs 499).
+/// resets its stream midway has left (the pipeline logs 499); a body that breaks h2's rules
+/// leaves the pipeline a cut request (400).
 ///
 /// A write waits as long as the pipeline does not read, with no timer, as an HTTP/1.1
 /// body waits in its socket: the pipeline reads a body only after `limit_req` and the
@@ -147,9 +148,19 @@ async fn send_body(pipeline: &StreamEnd, framing: BodyOut, body: &mut RecvStream
     // One buffer for every chunk of a body without a length (its size line, data, CRLF).
     let mut chunk = Vec::new();
     while let Some(data) = body.data().await {
-        let Ok(data) = data else {
-            pipeline.end_request();
-            return;
+        let data = match data {
+            Ok(data) => data,
+            // The client cancelled its upload: it left, as nginx logs it (499; found by
+            // review: 400).
+            Err(e) if e.is_reset() && e.is_remote() => {
+                pipeline.client_left();
+                return;
+            }
+            // A body that broke h2's rules (END_STREAM short of its length): cut short.
+            Err(_) => {
+                pipeline.end_request();
+                return;
+            }
         };
         let len = data.len();
         bridge.carried(len);

@@ -446,8 +446,9 @@ fn sessions_resume_over_tls_1_2_and_1_3() {
         )
     });
     // The access log says which handshake was resumed, the name asked for and the group:
-    // a TLS 1.3 resumption makes a key exchange (psk_dhe_ke), a TLS 1.2 one none.
-    let logged = [("1.2", "X25519", ""), ("1.3", "X25519", "X25519")];
+    // a TLS 1.3 resumption makes a key exchange (psk_dhe_ke), a TLS 1.2 one none (`-`, as
+    // nginx writes a TLS variable with no value).
+    let logged = [("1.2", "X25519", "-"), ("1.3", "X25519", "X25519")];
     for (version, full_curve, resumed_curve) in logged {
         let opts = PyOpts {
             tls_min: Some(version),
@@ -478,6 +479,25 @@ fn sessions_resume_over_tls_1_2_and_1_3() {
             );
         }
     }
+    // No SNI: `-`, as nginx writes a TLS variable with no value (found by review: empty).
+    let opts = PyOpts {
+        server_name: None,
+        cafile: Some(stack.pki.ca().to_path_buf()),
+        no_check_hostname: true,
+        ..PyOpts::default()
+    };
+    let py = PyTls::open(stack.tls(), &opts);
+    let mut conn = py.conn();
+    conn.send(&Req::get("/").host(Some("a.test")).to_bytes())
+        .expect("send");
+    assert_eq!(conn.read_response().expect("answer").status, 200);
+    assert!(
+        stack
+            .ringway
+            .wait_for_log("reused=. sni=- curve=", Duration::from_secs(5)),
+        "{}",
+        stack.ringway.stderr()
+    );
 }
 
 /// One `<protocol>` or `<cipher>` element of sslscan's XML: its attributes.
