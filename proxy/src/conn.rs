@@ -573,8 +573,17 @@ impl Conn {
                     let id = worker.request_ids.next();
                     client.response_starts(exchange::keeps_sent_head(worker));
                     let scope = exchange::OwnAnswers::of_server(worker);
-                    let mut outcome =
-                        exchange::answer(client, fail, head_only, false, &id, scope, worker).await;
+                    let mut outcome = exchange::answer(
+                        client,
+                        client.peer.into(),
+                        fail,
+                        head_only,
+                        false,
+                        &id,
+                        scope,
+                        worker,
+                    )
+                    .await;
                     // Its page's bytes, for the log line and the route's byte count alike
                     // (found by review: the count got 0).
                     outcome.body_bytes = client.body_bytes_sent();

@@ -459,8 +459,11 @@ impl Fail {
         }
     }
 
-    /// Counts the failure in `stats` and logs it (rate-limited per kind).
-    pub(crate) fn report(self, peer: SocketAddr, stats: &WorkerStats) {
+    /// Counts the failure in `stats` and logs it (rate-limited per kind), naming `peer`: the
+    /// request's real client once its head was read (behind a trusted proxy, the address
+    /// its X-Forwarded-For names, as nginx's realip makes its error lines say), else the
+    /// connection's.
+    pub(crate) fn report(self, peer: impl fmt::Display, stats: &WorkerStats) {
         if let Some(kind) = self.upstream_error() {
             stats.upstream_error(kind);
         }

@@ -708,3 +708,34 @@ fn limit_conn_per_ip_does_not_count_a_trusted_balancer_s_clients_as_one() {
     let mut third = Conn::open_from(direct, ringway.addr());
     assert_eq!(get(&mut third), 503, "a direct client's third connection");
 }
+
+/// `limit_req` behind a trusted balancer keys on the client its X-Forwarded-For names, and
+/// its refusal's error line names that client, not the balancer, as nginx's realip makes
+/// its "limiting requests" line say (found by review: the balancer was named, for an
+/// operator or a ban tool to block).
+#[test]
+fn limit_req_behind_a_trusted_balancer_keys_and_names_the_real_client() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let ringway = Ringway::with_config(format!(
+        "trusted_proxy = [\"127.0.0.1\"]\nupstream = [\"{}\"]\n\
+         [[routes]]\npath = \"/\"\nupstream = \"default\"\n\
+         limit_req = {{ rate = \"1r/m\" }}\n",
+        uwsgi.upstream()
+    ))
+    .start();
+    let from = |client: &str| Req::get("/bytes/3").header("X-Forwarded-For", client);
+    assert_eq!(roundtrip(ringway.addr(), &from("203.0.113.9")).status, 200);
+    assert_eq!(roundtrip(ringway.addr(), &from("203.0.113.9")).status, 429);
+    assert_eq!(
+        roundtrip(ringway.addr(), &from("203.0.113.10")).status,
+        200,
+        "another client behind the same balancer"
+    );
+    let named = ringway_tests::wait::poll_until(Duration::from_secs(5), || {
+        ringway
+            .stderr()
+            .lines()
+            .any(|l| l.contains("203.0.113.9") && l.contains("429"))
+    });
+    assert!(named, "{}", ringway.stderr());
+}

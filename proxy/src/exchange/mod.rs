@@ -432,6 +432,7 @@ pub(crate) async fn serve(
             let scope = OwnAnswers::of_server(worker);
             answer(
                 client,
+                refused.from,
                 fail,
                 head_only,
                 keep,
@@ -633,6 +634,7 @@ async fn handle(
             };
             answer(
                 client,
+                req.from,
                 fail,
                 head_only,
                 keep,
@@ -1001,8 +1003,10 @@ pub(super) fn added_headers<'h>(
 /// if there is one), if the client can still be answered. `keep_alive`: the connection may
 /// serve another request after this answer. The answer carries the request's ID, and is
 /// written within `send_timeout` (its route's, when it has one).
+#[allow(clippy::too_many_arguments)] // the failure, how to answer, whom, under which ID
 pub(crate) async fn answer(
     client: &Client,
+    from: RealClient,
     fail: Fail,
     head_only: bool,
     keep_alive: bool,
@@ -1010,7 +1014,7 @@ pub(crate) async fn answer(
     scope: OwnAnswers<'_>,
     worker: &Worker,
 ) -> Outcome {
-    fail.report(client.peer, &worker.stats);
+    fail.report(from, &worker.stats);
     let Some(status) = fail.status() else {
         return Outcome::new(fail.unanswered_status(), Next::Abort);
     };

@@ -28,6 +28,16 @@ impl From<SocketAddr> for RealClient {
     }
 }
 
+impl std::fmt::Display for RealClient {
+    /// As a socket address is written (`[v6]:port`), or the address alone without a port.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.port {
+            Some(port) => std::net::SocketAddr::new(self.ip, port).fmt(f),
+            None => self.ip.fmt(f),
+        }
+    }
+}
+
 /// The real client of a request on a connection from `conn`, given its X-Forwarded-For
 /// header values in the order sent (several headers are one comma-joined list) and which
 /// addresses are trusted proxies.
