@@ -260,9 +260,7 @@ impl Client {
         let mut grace = DRAIN_IDLE_GRACE;
         while !stop.is_set() {
             if wait == Wait::KeptAlive {
-                // A reload (nginx closes its idle connections then): the wait ends at the
-                // new keepalive_timeout, or the old one's end if sooner (the read's own).
-                grace = crate::generation::keepalive_timeout().unwrap_or(grace);
+                grace = self.reloaded_grace();
                 break;
             }
             // A head, or a first byte: waited for as before.
@@ -274,13 +272,20 @@ impl Client {
         if wait == Wait::Head {
             return Some(read.await);
         }
-        let until = tokio::time::Instant::now() + grace;
-        let ended = tokio::select! {
-            read = tokio::time::timeout_at(until, read.as_mut()) => read.ok(),
-            // Waiting out a reload's keepalive_timeout, the stop's grace still holds.
-            () = stop.wait(), if !stop.is_set() => {
-                let sooner = until.min(tokio::time::Instant::now() + DRAIN_IDLE_GRACE);
-                tokio::time::timeout_at(sooner, read.as_mut()).await.ok()
+        let mut until = tokio::time::Instant::now() + grace;
+        let ended = loop {
+            tokio::select! {
+                read = tokio::time::timeout_at(until, read.as_mut()) => break read.ok(),
+                // Waiting out a reload's keepalive_timeout, the stop's grace still holds,
+                // and another reload's rules hold too (found by review: a second reload
+                // went unseen by a connection still waiting out the first).
+                () = stop.changed(), if !stop.is_set() => {
+                    let limit = match stop.is_set() {
+                        true => DRAIN_IDLE_GRACE,
+                        false => self.reloaded_grace(),
+                    };
+                    until = until.min(tokio::time::Instant::now() + limit);
+                }
             }
         };
         if let Some(read) = ended {
@@ -292,6 +297,22 @@ impl Client {
         match read.await {
             (Ok(n), input) if n > 0 => Some((Ok(n), input)),
             _ => None,
+        }
+    }
+}
+
+impl Client {
+    /// How much longer a kept-alive connection waits for its next request after a reload
+    /// (nginx closes its idle connections then): the new `keepalive_timeout`, or nothing for
+    /// a TLS session the new client certificate rules do not admit (a CRL refreshed),
+    /// closed before its next request is sent (found by review: that request was read, then
+    /// dropped unanswered).
+    fn reloaded_grace(&self) -> Duration {
+        let admitted = crate::generation::current()
+            .is_none_or(|now| crate::conn::admitted_by(&now, self.stream.get_ref().tls()));
+        match admitted {
+            true => crate::generation::keepalive_timeout().unwrap_or(DRAIN_IDLE_GRACE),
+            false => Duration::ZERO,
         }
     }
 }
