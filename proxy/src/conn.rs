@@ -498,6 +498,13 @@ impl Conn {
         age_since(self.accepted_ms)
     }
 
+    /// Whether the current configuration, if a reload made a newer one, takes this
+    /// connection's TLS session.
+    fn admitted_after_reload(&self) -> bool {
+        generation::newer_than(&self.worker)
+            .is_none_or(|newer| admitted_by(&newer, self.client.stream.get_ref().tls()))
+    }
+
     /// Reads and serves one request; false when the connection is done.
     fn serve_one(&mut self) -> impl Future<Output = bool> + '_ {
         self.serve_one_as(!PLAIN_ON_TLS_PORT)
@@ -506,6 +513,13 @@ impl Conn {
     /// [`Conn::serve_one`]; a connection speaking plain HTTP on the TLS port has its
     /// request read, logged and answered nginx's 400, then closes.
     async fn serve_one_as(&mut self, plain_on_tls_port: bool) -> bool {
+        if self.requests > 0 && !self.admitted_after_reload() {
+            // Its last request was served across a reload that changed the client
+            // certificate rules: it closes now, before its next request is read (which
+            // could then only be dropped).
+            Box::pin(self.client.stream.get_ref().close_notify()).await;
+            return false;
+        }
         let mut head_timeout = self.worker.config.client_header_timeout;
         if self.requests == 0 {
             // One timer from the accept for the PROXY header, the TLS handshake and the

@@ -459,6 +459,29 @@ fn a_reload_that_revokes_a_client_ends_its_open_connections() {
     let env = certs.environ(ringway.tls_addr(), Some(&certs.alice), &[]);
     assert_eq!(var(&env, "SSL_CLIENT_VERIFY"), Some("SUCCESS"), "{env}");
 
+    // A connection busy with a request across such a reload gets its answer, then closes
+    // before its next request is read (which could only be dropped).
+    let alice = PyTls::open(ringway.tls_addr(), &opts(&certs.alice, None));
+    let mut busy = alice.conn();
+    let slow = Req::get("/slow?ms=1500").host(Some("a.test"));
+    busy.send(&slow.to_bytes()).expect("send");
+    certs.clients.revoke(&[BOB_SERIAL, 0x7777]);
+    assert!(
+        ringway.reload(&text).contains("reloaded"),
+        "{}",
+        ringway.stderr()
+    );
+    let r = busy
+        .read_response()
+        .expect("the answer of the request in flight");
+    assert_eq!(r.status, 200, "{r:?}");
+    busy.set_read_timeout(Duration::from_secs(5));
+    let closed = busy.read_at_least(1);
+    assert!(
+        matches!(&closed, Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof),
+        "closed after its answer: {closed:?}"
+    );
+
     // Over HTTP/2: the next stream after the rules changed is refused, with a GOAWAY.
     let mut h2 = crate::HeldH2::start(
         ringway.tls_addr(),
