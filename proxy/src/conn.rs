@@ -505,6 +505,30 @@ impl Conn {
             .is_none_or(|newer| admitted_by(&newer, self.client.stream.get_ref().tls()))
     }
 
+    /// After a reload, a request whose head came in since uses the new configuration (its
+    /// head was read within the old one's limits); the old configuration is freed once no
+    /// request or connection holds it. False when the connection must close: a TLS session
+    /// checked under other client certificate rules (a revoked client must handshake
+    /// again; nginx closes its connections on reload).
+    fn follow_reload(&mut self) -> bool {
+        let Some(newer) = generation::newer_than(&self.worker) else {
+            return true;
+        };
+        if !admitted_by(&newer, self.client.stream.get_ref().tls()) {
+            tracing::debug!(peer = %self.client.peer, "client certificate rules changed: connection closed");
+            return false;
+        }
+        if !newer.limits.counts_connections_as(&self.worker.limits) {
+            // A reload set or unset a connection limit: the connection is counted anew
+            // under it, and over it gets its 503 (found by review: a limit added during
+            // an attack left the open connections uncounted; nginx counts each request).
+            let ip = connection_ip(self.client.peer, self.client.proxied, &newer.config);
+            self.admission = newer.limits.admit(ip);
+        }
+        self.worker = newer;
+        true
+    }
+
     /// Reads and serves one request; false when the connection is done.
     fn serve_one(&mut self) -> impl Future<Output = bool> + '_ {
         self.serve_one_as(!PLAIN_ON_TLS_PORT)
@@ -540,6 +564,8 @@ impl Conn {
             Ok(Some(head)) if plain_on_tls_port => {
                 Err((Fail::PlainHttpOnTls, head.method == Method::Head))
             }
+            // Its configuration first: a reload may have set a connection limit.
+            Ok(Some(_)) if !self.follow_reload() => return false,
             Ok(Some(head)) => match self.admission.refused() {
                 None => Ok(head),
                 // Over a connection limit: the first request gets 503 with
@@ -550,17 +576,8 @@ impl Conn {
             Ok(None) => return false,
             Err(fail) => Err((fail, false)),
         };
-        // After a reload, a request whose head came in since uses the new configuration
-        // (its head was read within the old one's limits); the old configuration is freed
-        // once no request or connection holds it.
-        if let Some(newer) = generation::newer_than(&self.worker) {
-            // Not for a TLS session checked under other client certificate rules: a
-            // revoked client must handshake again (nginx closes its connections on reload).
-            if !admitted_by(&newer, self.client.stream.get_ref().tls()) {
-                tracing::debug!(peer = %self.client.peer, "client certificate rules changed: connection closed");
-                return false;
-            }
-            self.worker = newer;
+        if !self.follow_reload() {
+            return false;
         }
         // A request's time runs from its first byte, as nginx's $request_time does (found
         // by review: it ran from the complete head, so a 408 logged 0.000): an idle

@@ -224,6 +224,43 @@ fn a_reload_holds_idle_connections_to_the_new_keepalive_timeout() {
     );
 }
 
+/// A connection limit set by a reload counts the connections already open: past it, their
+/// next request gets 503 and the connection closes, as nginx's `limit_conn`, which counts
+/// each request, refuses it (found by review: a limit added during an attack left the open
+/// connections uncounted, and the attacker a new quota on top).
+#[test]
+fn a_connection_limit_set_by_a_reload_counts_the_connections_open() {
+    let (a, _b) = start_two();
+    let ringway = Ringway::with_config(one_route(&a, "/")).start();
+    let mut conns: Vec<Conn> = (0..5)
+        .map(|_| {
+            let mut conn = Conn::open(ringway.addr());
+            conn.send(&Req::get("/").to_bytes()).expect("send");
+            assert_eq!(conn.read_response().expect("an answer").status, 200);
+            conn
+        })
+        .collect();
+    let line = ringway.reload(&format!("limit_conn_per_ip = 2\n{}", one_route(&a, "/")));
+    assert!(line.contains(RELOADED), "{line}");
+    let statuses: Vec<u16> = conns
+        .iter_mut()
+        .map(|conn| {
+            conn.send(&Req::get("/").to_bytes()).expect("send");
+            conn.read_response().expect("an answer").status
+        })
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 200).count(),
+        2,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 503).count(),
+        3,
+        "{statuses:?}"
+    );
+}
+
 /// An error page is checked against the `max_buffer_memory` the process keeps, not the one
 /// the file asks for: a page only the file's budget would carry is refused at the reload
 /// (found by review: it was taken, and every such answer then went out without it).

@@ -137,6 +137,12 @@ impl Limiters {
         self.conns.admit(ip)
     }
 
+    /// Whether connections counted by `other` are counted by this one too (a reload that
+    /// set or unset no connection limit keeps its limiter).
+    pub(crate) fn counts_connections_as(&self, other: &Limiters) -> bool {
+        Arc::ptr_eq(&self.conns, &other.conns)
+    }
+
     /// Decides on a connection just accepted whose PROXY header will name its client: by
     /// the process-wide count, until [`Admission::naming`] counts the client.
     pub(crate) fn admit_unnamed(&self) -> Admission {
