@@ -333,6 +333,15 @@ pub(crate) async fn serve(
     let stop = Rc::clone(&worker.stop);
     let (mut streams, mut going_away) = (0u64, None::<Instant>);
     loop {
+        // A stop or a reload told while this task was not waiting in the select below (a
+        // new stream's wait for a place) is seen here (found by review: a reload then went
+        // unseen, and the connection served on under the old configuration for its life).
+        if going_away.is_none()
+            && (stop.is_set() || crate::generation::newer_than(&worker).is_some())
+        {
+            conn.graceful_shutdown();
+            going_away = Some(Instant::now());
+        }
         let idle = bridge.open.get() == 0;
         // Before its first stream a connection has `client_header_timeout` to send one,
         // after it `keepalive_timeout` between streams, as in nginx.
