@@ -96,6 +96,7 @@ fn run(settings: Settings) -> anyhow::Result<()> {
     let upstream_addrs = config.all_servers();
     let upstreams: Vec<String> = upstream_addrs.iter().map(ToString::to_string).collect();
     let metrics_listen = config.metrics;
+    let shutdown_timeout = config.shutdown_timeout;
     let ebpf = config.ebpf;
     // Started, and its sockets accepting, before ringway accepts; stopped after the drain
     // (or when `run` returns early, by its drop).
@@ -110,6 +111,27 @@ fn run(settings: Settings) -> anyhow::Result<()> {
         tracing::info!("stopped before serving");
         return Ok(());
     }
+    // Bound before the server takes connections: a metrics address that cannot be had
+    // fails the start while nothing is lost (found by review: it failed after, and during
+    // a binary upgrade the requests the new process had taken were cut).
+    let metrics_listener = match metrics_listen {
+        MetricsListen::Off => None,
+        MetricsListen::Default(addr) => match metrics::bind(addr) {
+            Ok(listener) => Some(listener),
+            Err(err) => {
+                tracing::warn!(
+                    error = %err,
+                    "metrics endpoint not started: the default address {addr} is taken; \
+                     pass --metrics ADDR (or --metrics off to silence this)"
+                );
+                None
+            }
+        },
+        MetricsListen::At(addr) => Some(
+            metrics::bind(addr)
+                .map_err(|err| anyhow::anyhow!("cannot listen for metrics on {addr}: {err}"))?,
+        ),
+    };
     let server = Server::start(config)?;
     let reloader = server.reloader();
 
@@ -149,22 +171,17 @@ fn run(settings: Settings) -> anyhow::Result<()> {
     .with_readiness(server.readiness())
     .with_access_log_dropped(server.access_log_dropped())
     .with_app(app.as_ref().map(App::status));
-    match metrics_listen {
-        MetricsListen::Off => {}
-        MetricsListen::Default(addr) | MetricsListen::At(addr) => {
-            match metrics::spawn(addr, sources) {
-                Ok(local) => tracing::info!(
+    if let Some(listener) = metrics_listener {
+        match metrics::spawn(listener, sources) {
+            Ok(local) => {
+                tracing::info!(
                     "metrics on http://{local}/ (Prometheus at /metrics, JSON at /stats)"
-                ),
-                Err(err) if matches!(metrics_listen, MetricsListen::Default(_)) => tracing::warn!(
-                    error = %err,
-                    "metrics endpoint not started: the default address {addr} is taken; \
-                     pass --metrics ADDR (or --metrics off to silence this)"
-                ),
-                Err(err) => {
-                    server.shut_down(std::time::Duration::ZERO);
-                    anyhow::bail!("cannot listen for metrics on {addr}: {err}");
-                }
+                )
+            }
+            Err(err) => {
+                // A thread that cannot be started: the requests taken meanwhile finish.
+                server.shut_down(shutdown_timeout);
+                anyhow::bail!("cannot serve metrics: {err}");
             }
         }
     }

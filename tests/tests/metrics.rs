@@ -810,3 +810,25 @@ fn a_connection_counts_from_its_accept_while_its_proxy_header_is_awaited() {
         "accept wait {waited} s: the header's wait is not in it"
     );
 }
+
+/// A metrics address that cannot be had fails the start: exit 1, the address named, and no
+/// "listening" line. (It is bound before the server takes connections, so that during a
+/// binary upgrade no request the new process took is cut: found by review.)
+#[test]
+fn a_metrics_address_that_cannot_be_had_fails_the_start() {
+    let out = Command::new(paths::ringway_bin())
+        .args(["--listen", "127.0.0.1:0", "--workers", "1"])
+        .args(["--metrics", "192.0.2.1:9145"])
+        .args(["--upstream", "unix:/nonexistent.sock"])
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ringway");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("cannot listen for metrics on 192.0.2.1:9145"),
+        "{err}"
+    );
+    assert!(!err.contains("listening on"), "{err}");
+}

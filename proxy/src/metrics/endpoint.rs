@@ -229,11 +229,16 @@ impl Sources {
     }
 }
 
-/// Binds the endpoint and serves it on a new thread; returns the bound address. The port
-/// is bound with SO_REUSEPORT: a new process taking over (binary upgrade) serves beside
-/// the old one until that one stops, and new scrapes go to it, as on the main listeners.
-pub fn spawn(addr: SocketAddr, sources: Sources) -> std::io::Result<SocketAddr> {
-    let listener = crate::listener::bind(addr)?;
+/// Binds the endpoint's address with SO_REUSEPORT: a new process taking over (binary
+/// upgrade) serves beside the old one until that one stops, and new scrapes go to it, as on
+/// the main listeners. Bound before the server starts, so that an address that cannot be
+/// had fails the start before the new process takes any connection.
+pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    crate::listener::bind(addr)
+}
+
+/// Serves the endpoint on `listener` ([`bind`]), on a new thread; returns its address.
+pub fn spawn(listener: std::net::TcpListener, sources: Sources) -> std::io::Result<SocketAddr> {
     let local = listener.local_addr()?;
     crate::listener::steer_here(local, &[std::os::fd::AsFd::as_fd(&listener)]);
     let shared = Arc::new(Shared {

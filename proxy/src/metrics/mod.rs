@@ -18,7 +18,7 @@ mod stats;
 
 pub(crate) use ebpf::accepted;
 pub use ebpf::{ProbeHandle, load as load_probes};
-pub use endpoint::{ConfigSource, ConfigView, LimitSource, Sources, spawn};
+pub use endpoint::{ConfigSource, ConfigView, LimitSource, Sources, bind, spawn};
 pub use histogram::HistogramSnapshot;
 pub(crate) use histogram::{Histogram, LATENCY_BOUNDS};
 pub(crate) use ready::connect as connect_upstream;
