@@ -35,6 +35,7 @@ mod ratelimit;
 pub mod reload;
 mod routes;
 pub mod server;
+pub mod service_manager;
 mod small_file;
 mod static_files;
 pub mod tls;

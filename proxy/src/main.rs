@@ -10,6 +10,7 @@ use ringway::metrics;
 use ringway::open_files;
 use ringway::reload::Reloader;
 use ringway::server::Server;
+use ringway::service_manager;
 
 #[global_allocator]
 static ALLOCATOR: ringway::alloc::BlockCache = ringway::alloc::BlockCache;
@@ -198,6 +199,8 @@ fn run(settings: Settings) -> anyhow::Result<()> {
         );
     }
 
+    service_manager::ready();
+
     let access_log = server.access_log_reopener();
     let mut stopping = false;
     let stopped_by = server.run_until(|wait| match signals.wait(wait)? {
@@ -208,6 +211,7 @@ fn run(settings: Settings) -> anyhow::Result<()> {
                     "stopping: no new connections, finishing requests in flight (a second \
                      stop signal ends them now)"
                 );
+                service_manager::stopping();
             }
             stopping = true;
             Some(signal)
@@ -259,8 +263,10 @@ fn reload(reloader: &Reloader) {
         let flags = Settings::try_parse().map_err(|e| anyhow::anyhow!(e.to_string()))?;
         Config::from_settings(flags)
     };
+    service_manager::reloading();
     match reloader.reload(read) {
         Ok(reloaded) => {
+            service_manager::reloaded(None);
             if !reloaded.kept.is_empty() {
                 tracing::warn!(
                     "SIGHUP: {} changed but kept as they were: only a new process can change \
@@ -276,10 +282,11 @@ fn reload(reloader: &Reloader) {
                  finish on the old one"
             );
         }
-        Err(err) => tracing::error!(
-            "SIGHUP: configuration refused, the old one stays: {}",
-            one_line(&format!("{err:#}"))
-        ),
+        Err(err) => {
+            let why = one_line(&format!("{err:#}"));
+            service_manager::reloaded(Some(&why));
+            tracing::error!("SIGHUP: configuration refused, the old one stays: {why}");
+        }
     }
 }
 

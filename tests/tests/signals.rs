@@ -144,3 +144,47 @@ fn sigusr1_without_a_log_file_is_logged_and_ignored() {
 fn sigusr2_is_logged_and_ignored() {
     assert_logged_and_ignored(libc::SIGUSR2, "SIGUSR2", "nothing changed");
 }
+
+/// Under a service manager (`Type=notify`, `$NOTIFY_SOCKET`), ringway says when it is
+/// ready, reloading and stopping, as sd_notify(3) says it: `systemctl start` then waits for
+/// the listeners and fails with the start (found by review: the unit's `Type=exec` called a
+/// start that failed a success).
+#[test]
+fn a_service_manager_is_told_ready_reloading_and_stopping() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("notify.sock");
+    let manager = std::os::unix::net::UnixDatagram::bind(&path).expect("bind");
+    manager
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let next = || {
+        let mut buf = [0u8; 512];
+        let n = manager.recv(&mut buf).expect("a message within 10 s");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let uwsgi = Uwsgi::start(App::Raw);
+    let config = format!("upstream = [\"{}\"]\n", uwsgi.upstream());
+    let ringway = Ringway::with_config(config.clone())
+        .env("NOTIFY_SOCKET", &path.display().to_string())
+        .start();
+    let ready = next();
+    assert_eq!(
+        ready,
+        format!("READY=1\nMAINPID={}", ringway.pid()),
+        "{}",
+        ringway.stderr()
+    );
+    assert_eq!(roundtrip(ringway.addr(), &Req::get("/")).status, 200);
+    ringway.reload(&config);
+    assert!(next().starts_with("RELOADING=1\nMONOTONIC_USEC="));
+    assert_eq!(next(), "READY=1\nSTATUS=serving");
+    ringway.reload("not toml [");
+    assert!(next().starts_with("RELOADING=1\n"));
+    let refused = next();
+    assert!(
+        refused.starts_with("READY=1\nSTATUS=reload refused, the old configuration serves: "),
+        "{refused}"
+    );
+    ringway.sigterm();
+    assert_eq!(next(), "STOPPING=1");
+}

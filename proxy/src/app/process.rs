@@ -24,7 +24,12 @@ pub fn spawn(command: &[String]) -> io::Result<Child> {
     // ringway raised its own limit of open files; the app gets the one it was started with.
     let open_files = crate::open_files::started_with();
     let mut cmd = Command::new(program);
-    cmd.args(args).stdin(Stdio::null()).process_group(0);
+    // The service manager's socket is ringway's to tell: an app server that would tell it
+    // too (uWSGI, gunicorn do) is refused there, a warning in the journal each time.
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .process_group(0)
+        .env_remove("NOTIFY_SOCKET");
     // SAFETY: the closure runs in the forked child before exec and calls only
     // async-signal-safe functions (sigemptyset, pthread_sigmask, setrlimit, prctl, getppid,
     // _exit); it allocates nothing.
