@@ -1627,3 +1627,61 @@ fn upstream_byte_counts_are_per_request_on_a_kept_connection() {
         lines[0]
     );
 }
+
+/// `[gzip] proxied = ["expired"]` compares an HTTP app's Expires with now, not with the
+/// app's own Date, which ringway replaces, as nginx's proxy_pass hides it (found by review:
+/// an app's clock two hours ahead made an answer that expires in an hour look expired).
+#[test]
+fn gzip_proxied_expired_reads_no_date_of_an_http_app() {
+    let app = scripted_upstream(|mut stream, _| {
+        let mut input = Vec::new();
+        while read_request(&mut stream, &mut input).is_some() {
+            let now = std::time::SystemTime::now();
+            let at = |ahead: u64| httpdate(now + Duration::from_secs(ahead));
+            let body = "x".repeat(2000);
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nDate: {}\r\nExpires: {}\r\n\
+                 Content-Length: {}\r\n\r\n{body}",
+                at(7200),
+                at(3600),
+                body.len()
+            );
+            if stream.write_all(answer.as_bytes()).is_err() {
+                return;
+            }
+            input.clear();
+        }
+    });
+    let ringway = Ringway::with_config(format!(
+        "[upstreams.web]\nservers = [\"http://{app}\"]\n\
+         [[routes]]\npath = \"/\"\nupstream = \"web\"\n\
+         [gzip]\nproxied = [\"expired\"]\n"
+    ))
+    .start();
+    let r = roundtrip(
+        ringway.addr(),
+        &Req::get("/page")
+            .header("Accept-Encoding", "gzip")
+            .header("Via", "1.1 cdn"),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.header("content-encoding"), None, "not expired yet: {r:?}");
+}
+
+/// An HTTP date (RFC 9110 §5.6.7) for `at`.
+fn httpdate(at: std::time::SystemTime) -> String {
+    let secs = at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let out = std::process::Command::new("date")
+        .args([
+            "-u",
+            "-d",
+            &format!("@{secs}"),
+            "+%a, %d %b %Y %H:%M:%S GMT",
+        ])
+        .env("LC_ALL", "C")
+        .output()
+        .expect("date");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}

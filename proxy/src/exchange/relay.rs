@@ -47,7 +47,7 @@ pub(super) async fn respond(
     // `uwsgi_buffering` / `proxy_buffering`.
     let buffering = head.buffering.unwrap_or(route.buffering);
     let extra = super::added_headers(route.headers_for(head.status), worker, client, req);
-    let gzip = gzip_verdict(client, req, route, &head, &buf);
+    let gzip = gzip_verdict(client, req, route, &head, &buf, worker);
     let first = buf.get(head.head_len..).unwrap_or_default();
     // A compressed body is started before the head: a whole one goes with its length.
     // A HEAD answer says `Content-Encoding: gzip` as GET's would, and has nothing to compress.
@@ -376,6 +376,7 @@ fn gzip_verdict(
     route: &Route,
     head: &ResponseHead,
     buf: &[u8],
+    worker: &Worker,
 ) -> Verdict {
     let Some(gzip) = route.gzip.as_deref() else {
         return Verdict::default();
@@ -387,11 +388,17 @@ fn gzip_verdict(
         authorization: client.request_header(b"authorization").is_some(),
     };
     // A HEAD answer's Content-Length is GET's: nginx reads it as the length, as here.
-    let answer = Answer::read(
+    let mut answer = Answer::read(
         head.status,
         head.content_length,
         buf,
         &client.response_headers,
     );
+    // An HTTP server's Date is replaced by ringway's, so `proxied = ["expired"]` compares
+    // Expires with now, as nginx's proxy_pass, which hides the app's Date (found by review).
+    // uWSGI's Date goes on to the client, and counts, as behind nginx's uwsgi_pass.
+    if req.upstream_speaks_http(worker) {
+        answer.date = None;
+    }
     gzip.verdict(&asked, &answer, crate::clock::unix_now())
 }
