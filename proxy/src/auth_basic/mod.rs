@@ -172,7 +172,7 @@ enum Look {
     Read {
         stamp: Option<Stamp>,
         new: bool,
-        users: Result<(Users, [u8; 32]), (UserFile, String)>,
+        users: Result<(Option<Users>, [u8; 32]), (UserFile, String)>,
     },
 }
 
@@ -188,22 +188,39 @@ impl std::fmt::Debug for BasicAuth {
 /// The users of the htpasswd file at `file`, and the SHA-256 of its bytes; `Err` says what
 /// is wrong.
 fn read_users(file: &Path) -> Result<(Users, [u8; 32]), String> {
+    let (users, digest) = read_users_unless(file, None)?;
+    Ok((users.unwrap_or_default(), digest))
+}
+
+/// [`read_users`], with no users (`None`) when the bytes' digest is `known`: the reading in
+/// use. Parsing checks each SHA-crypt line at a thousand rounds (half a millisecond each),
+/// and a file is read again at every look while it settles: bytes already read are not
+/// parsed again (found by review: a big file's every change held the looking request for
+/// seconds, two or three times over).
+fn read_users_unless(
+    file: &Path,
+    known: Option<[u8; 32]>,
+) -> Result<(Option<Users>, [u8; 32]), String> {
     let at = |e: String| format!("user_file {}: {e}", file.display());
     let bytes = read_small_file(file, MAX_USER_FILE).map_err(at)?;
     let digest = Sha256::digest(&bytes).into();
+    if known == Some(digest) {
+        return Ok((None, digest));
+    }
     let text = String::from_utf8(bytes).map_err(|e| at(format!("not UTF-8 text ({e})")))?;
-    Ok((Users::parse(&text).map_err(at)?, digest))
+    Ok((Some(Users::parse(&text).map_err(at)?), digest))
 }
 
 /// Looks at the user file: read again if it is not the version `last`, if it changed too
-/// recently to tell, or if the last read `failed` (blocking: a `stat`, and maybe a read).
-fn look(file: &Path, last: Option<Stamp>, failed: bool) -> Look {
+/// recently to tell, or if the last read `failed` (blocking: a `stat`, and maybe a read);
+/// bytes whose digest is `known` (the reading in use) are not parsed again.
+fn look(file: &Path, last: Option<Stamp>, failed: bool, known: Option<[u8; 32]>) -> Look {
     let stamp = Stamp::of(file);
     let new = stamp != last;
     if !new && !failed && !stamp.is_some_and(|s| s.is_settling()) {
         return Look::Unchanged;
     }
-    let users = read_users(file).map_err(|err| {
+    let users = read_users_unless(file, known).map_err(|err| {
         // As nginx, whose open() of the file fails: a dangling symlink is missing too.
         let missing =
             std::fs::metadata(file).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound);
@@ -276,7 +293,13 @@ impl BasicAuth {
             && looked.next <= Instant::now()
         {
             let (file, last, failed) = (self.file.clone(), looked.stamp, looked.failed);
-            let found = tokio::task::spawn_blocking(move || look(&file, last, failed)).await;
+            let known = self
+                .users
+                .read()
+                .ok()
+                .filter(|now| now.users.is_ok())
+                .and_then(|now| now.digest);
+            let found = tokio::task::spawn_blocking(move || look(&file, last, failed, known)).await;
             looked.next = Instant::now() + self.look_every;
             if let Ok(Look::Read { stamp, new, users }) = found {
                 looked.stamp = stamp;
@@ -293,13 +316,20 @@ impl BasicAuth {
 
     /// Puts a new reading of the file in place, if it changed the users (or, if the file
     /// cannot be used, none; said in the log when `say_error`).
-    fn replace_users(&self, read: Result<(Users, [u8; 32]), (UserFile, String)>, say_error: bool) {
+    fn replace_users(
+        &self,
+        read: Result<(Option<Users>, [u8; 32]), (UserFile, String)>,
+        say_error: bool,
+    ) {
         let Ok(mut now) = self.users.write() else {
             return;
         };
         match read {
             Ok((_, digest)) if now.digest == Some(digest) && now.users.is_ok() => {}
-            Ok((users, digest)) => {
+            // Not parsed, as the reading in use, which a reload meanwhile replaced: read
+            // again at the next look.
+            Ok((None, _)) => {}
+            Ok((Some(users), digest)) => {
                 tracing::info!(file = %self.file.display(), users = users.len(), "auth_basic user file read again");
                 now.number += 1;
                 now.digest = Some(digest);
@@ -640,15 +670,24 @@ mod tests {
         };
         assert!(!ahead.is_settling());
         assert!(matches!(
-            look(&file, Some(settled), false),
+            look(&file, Some(settled), false, None),
             Look::Read { new: true, .. }
         ));
+        // Read again while it settles, bytes already in use are not parsed again.
+        let (_, digest) = read_users(&file).unwrap();
+        let Look::Read { users, .. } = look(&file, Some(settled), false, Some(digest)) else {
+            panic!("read again");
+        };
+        assert!(matches!(users, Ok((None, d)) if d == digest));
         // A file that has not changed for long (the system's own) is not read again, unless
         // the last read failed.
         let old = Path::new("/etc/passwd");
-        assert!(matches!(look(old, Stamp::of(old), false), Look::Unchanged));
         assert!(matches!(
-            look(old, Stamp::of(old), true),
+            look(old, Stamp::of(old), false, None),
+            Look::Unchanged
+        ));
+        assert!(matches!(
+            look(old, Stamp::of(old), true, None),
             Look::Read { new: false, .. }
         ));
     }
