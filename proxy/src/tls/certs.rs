@@ -56,6 +56,14 @@ impl Loaded {
         let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| key_error(files, e))?;
         let (names, label, not_after, serial) = describe(leaf)
             .with_context(|| format!("reading the certificate in {}", files.cert.display()))?;
+        if must_staple(leaf) {
+            tracing::warn!(
+                cert = %files.cert.display(),
+                "the certificate asks for a stapled OCSP answer (Must-Staple), which ringway \
+                 does not staple: browsers that hold to it (Firefox) refuse it; get one \
+                 without the TLS Feature extension"
+            );
+        }
         let key = CertifiedKey::from_der(chain, key, provider)
             .map_err(|e| anyhow!("{} and {}: {e}", files.cert.display(), files.key.display()))?;
         Ok(Loaded {
@@ -129,6 +137,18 @@ fn key_error(files: &CertFiles, err: rustls::pki_types::pem::Error) -> anyhow::E
         );
     }
     anyhow::Error::new(err).context(format!("reading the key {path}"))
+}
+
+/// Whether a DER certificate carries the TLS Feature extension (RFC 7633, "Must-Staple":
+/// the client is to refuse it without a stapled OCSP answer, nginx's `ssl_stapling`), found
+/// by review to load silently.
+fn must_staple(der: &CertificateDer<'_>) -> bool {
+    const TLS_FEATURE: &str = "1.3.6.1.5.5.7.1.24";
+    x509_parser::parse_x509_certificate(der.as_ref()).is_ok_and(|(_, cert)| {
+        cert.extensions()
+            .iter()
+            .any(|e| e.oid.to_id_string() == TLS_FEATURE)
+    })
 }
 
 /// The names, label, expiry and serial of a DER certificate.
@@ -348,6 +368,21 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    #[test]
+    fn a_must_staple_certificate_is_told_apart() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["a.test".to_owned()]).unwrap();
+        let plain = params.self_signed(&key).unwrap();
+        // TLS Feature: SEQUENCE { INTEGER 5 (status_request) }.
+        params.custom_extensions = vec![rcgen::CustomExtension::from_oid_content(
+            &[1, 3, 6, 1, 5, 5, 7, 1, 24],
+            vec![0x30, 0x03, 0x02, 0x01, 0x05],
+        )];
+        let stapled = params.self_signed(&key).unwrap();
+        assert!(!must_staple(plain.der()));
+        assert!(must_staple(stapled.der()));
     }
 
     #[test]
