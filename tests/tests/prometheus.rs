@@ -153,8 +153,8 @@ upstream = "app"
         "route_code:ringway_requests:rate5m",
         "instance:ringway_requests_5xx:ratio_rate5m",
         "instance:ringway_request_duration_seconds:p99_5m",
-        "instance:ringway_upstream_connects:rate5m",
-        "instance:ringway_upstream_connect_failures:rate5m",
+        "upstream:ringway_upstream_connections:rate5m",
+        "upstream:ringway_upstream_connect_failures:rate5m",
         "result:ringway_config_reloads:increase1h",
     ] {
         pending.insert(("recording rule".to_owned(), rule.to_owned()));
