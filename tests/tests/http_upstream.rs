@@ -552,6 +552,8 @@ fn a_websocket_echo_through_granian() {
         "the large frame echoed"
     );
 
+    // Held open a while: its life is no request latency.
+    thread::sleep(Duration::from_millis(1500));
     // Close: the server answers with its close frame, then both sides end.
     stream
         .write_all(&client_frame(0x8, &1000u16.to_be_bytes()))
@@ -566,6 +568,21 @@ fn a_websocket_echo_through_granian() {
         .expect("the joined connection ends");
     assert!(rest.is_empty(), "{rest:?}");
     assert_eq!(counter(&ringway, "ringway_upstream_upgrades_total"), 1);
+    // The request counts as one 101 whose duration ends at the switch (found by review:
+    // the tunnel's whole life was observed, and WebSockets tripped the p99 alert).
+    let figure = |name: &str| -> Option<f64> {
+        let text = roundtrip(ringway.metrics_addr(), &Req::get("/metrics")).text();
+        text.lines()
+            .find(|l| l.starts_with(name) && l.contains("code=\"101\""))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    };
+    let counted = ringway_tests::wait::poll_until(Duration::from_secs(5), || {
+        figure("ringway_request_duration_seconds_count{") == Some(1.0)
+    });
+    assert!(counted, "one 101 request");
+    let sum = figure("ringway_request_duration_seconds_sum{").unwrap_or(f64::MAX);
+    assert!(sum < 1.0, "the 101's duration: {sum} s");
 }
 
 #[test]
