@@ -832,3 +832,32 @@ fn a_metrics_address_that_cannot_be_had_fails_the_start() {
     );
     assert!(!err.contains("listening on"), "{err}");
 }
+
+/// The accept queues are read over netlink, with no probe: shown with the eBPF probes off
+/// too (found by review: only with them loaded), with the fullest listener's ratio beside
+/// the sums (one stalled worker's full queue refuses its share while the sums look low).
+#[test]
+fn accept_queues_are_shown_without_the_probes() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let ringway = Ringway::with(&uwsgi)
+        .arg("--metrics", "127.0.0.1:0")
+        .flag("--no-ebpf")
+        .start();
+    let text = roundtrip(ringway.metrics_addr(), &Req::get("/metrics")).text();
+    let value = |name: &str| -> Option<f64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+    };
+    let limit = value("ringway_accept_queue_limit").unwrap_or_default();
+    assert!(limit > 0.0, "{text}");
+    assert_eq!(value("ringway_accept_queue_length"), Some(0.0), "{text}");
+    assert_eq!(
+        value("ringway_accept_queue_fullest_ratio"),
+        Some(0.0),
+        "{text}"
+    );
+    assert!(
+        !text.contains("ringway_tcp_rtt_seconds"),
+        "no probes: {text}"
+    );
+}

@@ -163,8 +163,6 @@ pub struct EbpfFigures {
     pub bytes_out: Option<HistogramSnapshot>,
     /// Time from handshake complete to accepted by ringway.
     pub accept_wait: Option<HistogramSnapshot>,
-    /// Accept queue depth and limit of the listening socket(s), summed.
-    pub accept_queue: Option<(u64, u64)>,
     /// io_uring latency by opcode.
     pub uring: Vec<UringRow>,
     /// Socket buffer memory of the live client connections: send, receive.
@@ -176,22 +174,38 @@ pub struct EbpfFigures {
     pub conns: HashMap<u64, ConnKernel>,
 }
 
-/// The depth and limit of every accept queue on `ports`, summed.
-fn accept_queues(ports: &[u16]) -> Option<(u64, u64)> {
-    let mut sum = None;
-    for &port in ports {
-        let queues = ringway_ebpf::listen_backlog(port).ok()?;
-        let (depth, limit) = sum.get_or_insert((0, 0));
-        for q in &queues {
-            *depth += u64::from(q.depth);
-            *limit += u64::from(q.limit);
-        }
-    }
-    sum
+/// The accept queues of the listening sockets, read over netlink (sock_diag): no probe and
+/// no privilege needed, so they are shown with the eBPF probes off too (found by review:
+/// they were shown only with the probes loaded).
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct AcceptQueues {
+    /// Connections waiting, summed over the listeners.
+    pub depth: u64,
+    /// Their capacity, summed.
+    pub limit: u64,
+    /// The fullest listener's depth over its limit: with one listener per worker, one
+    /// stalled worker's full queue refuses its share of new connections while the sums
+    /// look low.
+    pub fullest: f64,
 }
 
-/// Reads every figure the probes have; `ports` are the listening ports (accept queues).
-pub fn figures(probes: &Probes, ports: &[u16]) -> EbpfFigures {
+/// The accept queues on `ports`; `None` when they cannot be read.
+pub fn accept_queues(ports: &[u16]) -> Option<AcceptQueues> {
+    let mut sum = AcceptQueues::default();
+    for &port in ports {
+        for q in ringway_ebpf::listen_backlog(port).ok()? {
+            sum.depth += u64::from(q.depth);
+            sum.limit += u64::from(q.limit);
+            if q.limit > 0 {
+                sum.fullest = sum.fullest.max(f64::from(q.depth) / f64::from(q.limit));
+            }
+        }
+    }
+    Some(sum)
+}
+
+/// Reads every figure the probes have.
+pub fn figures(probes: &Probes) -> EbpfFigures {
     let hist = |h: Result<Histogram, _>| h.ok().map(|h| convert(&h));
     let conns: HashMap<u64, ConnKernel> = probes
         .conn_stats()
@@ -227,7 +241,6 @@ pub fn figures(probes: &Probes, ports: &[u16]) -> EbpfFigures {
         accept_wait: probes
             .is_up(ringway_ebpf::probes::PROBE_TCP_RTT)
             .then(|| convert(&probes.accept_wait_histogram())),
-        accept_queue: accept_queues(ports),
         uring: probes
             .uring_latency_by_opcode()
             .unwrap_or_default()

@@ -187,11 +187,12 @@ impl Sources {
         // A read lock, like the workers' accept path: a scrape never holds accepts up.
         let slot = self.probes.read().ok();
         let probes = slot.as_ref().and_then(|s| s.as_ref());
-        let ebpf = probes.map(|p| ebpf::figures(p, &self.ports));
+        let ebpf = probes.map(ebpf::figures);
         let processes: Vec<ProcessFigures> = procs::figures(&self.uwsgi_pids, probes);
         drop(slot);
         let routes = self.routes.labels();
         let mut snap = Snapshot::take(&self.workers, &routes, processes, ebpf);
+        snap.accept_queue = ebpf::accept_queues(&self.ports);
         if let Some(tls) = &self.tls {
             snap.tls_certificates = tls.certificates().to_vec();
         }

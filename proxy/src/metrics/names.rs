@@ -52,6 +52,7 @@ names! {
     ACCEPT_WAIT = "ringway_accept_wait_seconds", "Time from handshake complete to accepted by ringway (eBPF).";
     ACCEPT_QUEUE_LENGTH = "ringway_accept_queue_length", "Connections waiting in the listening sockets' accept queues.";
     ACCEPT_QUEUE_LIMIT = "ringway_accept_queue_limit", "Capacity of the listening sockets' accept queues.";
+    ACCEPT_QUEUE_FULLEST = "ringway_accept_queue_fullest_ratio", "The fullest listening socket's accept queue length over its capacity (one per worker: a stalled worker's full queue refuses its share of new connections while the sums look low).";
     URING_OP_DURATION = "ringway_io_uring_op_duration_seconds", "io_uring operation latency, submit to complete, by opcode (eBPF).";
     SOCKET_MEMORY = "ringway_socket_memory_bytes", "Socket buffer memory of live client connections, by queue (eBPF).";
     TLS_HANDSHAKES = "ringway_tls_handshakes_total", "TLS handshakes, by result (ok, failed, closed, timeout, plain_http) and protocol version.";

@@ -119,6 +119,14 @@ pub fn render(snap: &Snapshot, out: &mut Exposition) {
     use Kind::*;
     out.family(&names::WORKERS, Gauge);
     out.sample(&names::WORKERS, &[], snap.workers as f64);
+    if let Some(q) = snap.accept_queue {
+        out.family(&names::ACCEPT_QUEUE_LENGTH, Gauge);
+        out.sample(&names::ACCEPT_QUEUE_LENGTH, &[], q.depth as f64);
+        out.family(&names::ACCEPT_QUEUE_LIMIT, Gauge);
+        out.sample(&names::ACCEPT_QUEUE_LIMIT, &[], q.limit as f64);
+        out.family(&names::ACCEPT_QUEUE_FULLEST, Gauge);
+        out.sample(&names::ACCEPT_QUEUE_FULLEST, &[], q.fullest);
+    }
 
     out.family(&names::REQUESTS, Counter);
     for row in &snap.routes {
@@ -360,12 +368,6 @@ pub fn render_ebpf(e: &EbpfFigures, out: &mut Exposition) {
             out.family(name, Histogram);
             out.histogram(name, &[], h);
         }
-    }
-    if let Some((depth, limit)) = e.accept_queue {
-        out.family(&names::ACCEPT_QUEUE_LENGTH, Gauge);
-        out.sample(&names::ACCEPT_QUEUE_LENGTH, &[], depth as f64);
-        out.family(&names::ACCEPT_QUEUE_LIMIT, Gauge);
-        out.sample(&names::ACCEPT_QUEUE_LIMIT, &[], limit as f64);
     }
     if !e.uring.is_empty() {
         out.family(&names::URING_OP_DURATION, Histogram);

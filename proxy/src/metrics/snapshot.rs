@@ -38,6 +38,8 @@ pub struct Snapshot {
     pub received_bytes: u64,
     /// Bytes written to closed client connections.
     pub sent_bytes: u64,
+    /// The listening sockets' accept queues (`None`: not read).
+    pub accept_queue: Option<super::ebpf::AcceptQueues>,
     /// Upstream failures by kind.
     pub upstream_errors: Vec<(&'static str, u64)>,
     /// Connections to each upstream group: opened, reused, joined after a 101.
@@ -211,6 +213,7 @@ impl Snapshot {
             connection_phases: ConnPhases::of(workers),
             received_bytes: 0,
             sent_bytes: 0,
+            accept_queue: None,
             upstream_errors: UpstreamError::ALL.iter().map(|k| (k.as_str(), 0)).collect(),
             request_duration: HistogramSnapshot::empty(LATENCY_BOUNDS),
             upstream_connect: empty(|w| &w.upstream_connect),
