@@ -470,6 +470,10 @@ struct Conn {
     idle_key: Option<idle::IdleKey>,
 }
 
+/// [`Conn::follow_reload`]'s word for a request to serve: a connection limit a reload set
+/// counts it again (a request that failed, whose connection closes, is not counted).
+const READMIT: bool = true;
+
 /// [`Conn::serve_one_as`]'s word for a plain HTTP connection on the TLS port.
 const PLAIN_ON_TLS_PORT: bool = true;
 
@@ -510,7 +514,7 @@ impl Conn {
     /// request or connection holds it. False when the connection must close: a TLS session
     /// checked under other client certificate rules (a revoked client must handshake
     /// again; nginx closes its connections on reload).
-    fn follow_reload(&mut self) -> bool {
+    fn follow_reload(&mut self, readmit: bool) -> bool {
         let Some(newer) = generation::newer_than(&self.worker) else {
             return true;
         };
@@ -518,7 +522,7 @@ impl Conn {
             tracing::debug!(peer = %self.client.peer, "client certificate rules changed: connection closed");
             return false;
         }
-        if !newer.limits.counts_connections_as(&self.worker.limits) {
+        if readmit && !newer.limits.counts_connections_as(&self.worker.limits) {
             // A reload set or unset a connection limit: the connection is counted anew
             // under it, and over it gets its 503 (found by review: a limit added during
             // an attack left the open connections uncounted; nginx counts each request).
@@ -565,7 +569,7 @@ impl Conn {
                 Err((Fail::PlainHttpOnTls, head.method == Method::Head))
             }
             // Its configuration first: a reload may have set a connection limit.
-            Ok(Some(_)) if !self.follow_reload() => return false,
+            Ok(Some(_)) if !self.follow_reload(READMIT) => return false,
             Ok(Some(head)) => match self.admission.refused() {
                 None => Ok(head),
                 // Over a connection limit: the first request gets 503 with
@@ -576,7 +580,7 @@ impl Conn {
             Ok(None) => return false,
             Err(fail) => Err((fail, false)),
         };
-        if !self.follow_reload() {
+        if !self.follow_reload(!READMIT) {
             return false;
         }
         // A request's time runs from its first byte, as nginx's $request_time does (found

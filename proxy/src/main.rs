@@ -101,6 +101,10 @@ fn run(settings: Settings) -> anyhow::Result<()> {
     let ebpf = config.ebpf;
     // Started, and its sockets accepting, before ringway accepts; stopped after the drain
     // (or when `run` returns early, by its drop).
+    if let Some(app) = &config.app {
+        // The app's wait, and some more for ringway's own start.
+        service_manager::starting_for(app.ready_timeout + std::time::Duration::from_secs(30));
+    }
     let app = config
         .app
         .as_ref()

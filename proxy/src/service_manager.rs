@@ -15,6 +15,13 @@ pub fn ready() {
     send(&format!("READY=1\nMAINPID={}", std::process::id()));
 }
 
+/// The start will take up to `more` from now (an `[app]` waited for): the manager's start
+/// timeout (systemd's default 90 s) is extended to it, so a slow app does not get ringway
+/// killed mid-start (found by review).
+pub fn starting_for(more: std::time::Duration) {
+    send(&format!("EXTEND_TIMEOUT_USEC={}", more.as_micros()));
+}
+
 /// A reload begins (`READY=1` says it ended, taken or refused).
 pub fn reloading() {
     // MONOTONIC_USEC: the manager tells this reload from an older one by it

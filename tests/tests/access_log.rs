@@ -1672,7 +1672,7 @@ fn request_time_counts_a_slow_head() {
             .expect("send");
         assert_eq!(conn.read_response().expect("answer").status, 200);
         // The keep-alive wait before it is not its time; the pause within its head is.
-        std::thread::sleep(Duration::from_millis(300));
+        std::thread::sleep(Duration::from_millis(1500));
         conn.send(b"GET /?split HTTP/1.1\r\n").expect("send");
         std::thread::sleep(Duration::from_millis(600));
         conn.send(b"Host: t\r\n\r\n").expect("send");
@@ -1693,10 +1693,10 @@ fn request_time_counts_a_slow_head() {
             time_of("/?first"),
             time_of("/?split"),
         );
-        assert!((0.9..1.5).contains(&slow), "408 after 1 s: {lines:?}");
-        assert!(first < 0.2, "no head time: {lines:?}");
+        assert!((0.9..3.0).contains(&slow), "408 after 1 s: {lines:?}");
+        assert!(first < 0.4, "no head time: {lines:?}");
         assert!(
-            (0.55..0.85).contains(&split),
+            (0.4..1.2).contains(&split),
             "its head's 0.6 s, not the wait: {lines:?}"
         );
     }

@@ -242,6 +242,8 @@ fn a_connection_limit_set_by_a_reload_counts_the_connections_open() {
         .collect();
     let line = ringway.reload(&format!("limit_conn_per_ip = 2\n{}", one_route(&a, "/")));
     assert!(line.contains(RELOADED), "{line}");
+    // The workers take the new configuration as they next run: a moment.
+    sleep(Duration::from_millis(300));
     let statuses: Vec<u16> = conns
         .iter_mut()
         .map(|conn| {

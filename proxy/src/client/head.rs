@@ -263,10 +263,17 @@ impl Client {
                 grace = self.reloaded_grace();
                 break;
             }
-            // A head, or a first byte: waited for as before.
+            // A head, or a first byte: waited for as before, but a first byte under rules
+            // that no longer admit the session is not (found by review: its request was
+            // read, then dropped).
             tokio::select! {
                 read = read.as_mut() => return Some(read),
-                () = stop.changed() => {}
+                () = stop.changed() => {
+                    if wait == Wait::FirstByte && !stop.is_set() && !self.admitted_now() {
+                        grace = Duration::ZERO;
+                        break;
+                    }
+                }
             }
         }
         if wait == Wait::Head {
@@ -308,12 +315,19 @@ impl Client {
     /// closed before its next request is sent (found by review: that request was read, then
     /// dropped unanswered).
     fn reloaded_grace(&self) -> Duration {
-        let admitted = crate::generation::current()
-            .is_none_or(|now| crate::conn::admitted_by(&now, self.stream.get_ref().tls()));
-        match admitted {
+        match self.admitted_now() {
             true => crate::generation::keepalive_timeout().unwrap_or(DRAIN_IDLE_GRACE),
             false => Duration::ZERO,
         }
+    }
+}
+
+impl Client {
+    /// Whether the configuration in use takes this connection's TLS session (any plain
+    /// one).
+    fn admitted_now(&self) -> bool {
+        crate::generation::current()
+            .is_none_or(|now| crate::conn::admitted_by(&now, self.stream.get_ref().tls()))
     }
 }
 

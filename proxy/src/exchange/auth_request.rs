@@ -311,7 +311,7 @@ async fn ask(
         if fail == Fail::ClientGone {
             return fail;
         }
-        fail.report(client.peer, &worker.stats);
+        fail.report(req.from, &worker.stats);
         Fail::AuthFailed(AuthFailure::NoAnswer)
     };
     let timeout = asked.limits.upstream_read_timeout;
@@ -350,10 +350,11 @@ async fn ask(
             .await
             .map_err(failed)?;
         let exchange = async {
-            // Nothing came back: on a kept connection, most likely one the server closed.
+            // Nothing came back: on a kept connection, most likely one the server closed;
+            // but a send that timed out is a server that stopped reading, its failure.
             let sent = send_request(&upstream, head, Body::Absent, timeout)
                 .await
-                .map_err(|fail| (fail, true))?;
+                .map_err(|fail| (fail, !matches!(fail, Fail::UpstreamTimeout(_))))?;
             let answer = match protocol {
                 Protocol::Uwsgi => crate::upstream::read_response_head(
                     &upstream, false, false, &mut spans, timeout,

@@ -75,7 +75,7 @@ pub(super) async fn respond(
                 IoError::Timeout => Fail::ClientGone,
                 IoError::Failed(kind) => Fail::ClientIo(kind),
             };
-            fail.report(client.peer, &worker.stats);
+            fail.report(req.from, &worker.stats);
             Next::Abort
         }
     };

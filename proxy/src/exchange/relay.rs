@@ -161,7 +161,7 @@ pub(super) async fn respond(
         Ok(()) if keep_alive => Next::KeepAlive,
         Ok(()) => Next::Close,
         Err(fail) => {
-            fail.report(client.peer, &worker.stats);
+            fail.report(req.from, &worker.stats);
             Next::Abort
         }
     };

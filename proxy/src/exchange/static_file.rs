@@ -432,7 +432,7 @@ async fn answer(
         // client can still have its 500.
         Err(fail) if client.stream.bytes_written() == written => return Err(fail),
         Err(fail) => {
-            fail.report(client.peer, &worker.stats);
+            fail.report(req.from, &worker.stats);
             Next::Abort
         }
     };

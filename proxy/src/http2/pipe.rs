@@ -141,9 +141,9 @@ struct Pipe {
     /// Told (every waiter) when the stream's end goes: the client reset it, or its
     /// connection ended.
     stream_gone: Notify,
-    /// The client reset the stream, or its connection ended, before the stream's end was
-    /// done with the request: a body cut so is the client leaving (nginx's 499), not a
-    /// request cut short (400).
+    /// The client reset the stream, or the stream's end went (its connection ended) before
+    /// the request was whole: a body cut so is the client leaving (nginx's 499), not a
+    /// request cut short for breaking h2's rules (400).
     left: Cell<bool>,
     /// The `send_timeout` of the request's route, once routed: how long the stream waits
     /// for the client's window before it is reset.
@@ -206,7 +206,13 @@ impl Drop for StreamEnd {
     /// The client's side is gone as a closed socket is: the pipeline reads the end and its
     /// writes fail.
     fn drop(&mut self) {
-        self.0.left.set(true);
+        // Gone while the request was still being written (its connection ended, the stream
+        // was reset): the client left. A request already ended (whole, or cut for breaking
+        // h2's rules) stays as it was (found by review: a body h2 cut short, whose stream
+        // end then went, was logged 499 where nginx logs 400).
+        if !self.0.request.ended.get() {
+            self.0.left.set(true);
+        }
         self.0.request.end();
         self.0.answer.abandon();
         self.0.stream_gone.notify_waiters();

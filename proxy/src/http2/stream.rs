@@ -90,6 +90,10 @@ pub(super) async fn serve(
         let mut sent = false;
         loop {
             tokio::select! {
+                // The body first: one h2 cut (END_STREAM short of its length) ends the
+                // request (400) before the answer's side sees the stream reset and goes,
+                // which would be taken for the client leaving (499).
+                biased;
                 () = &mut sending, if !sent => sent = true,
                 () = &mut answering => break,
             }

@@ -99,7 +99,8 @@ impl Loaded {
 
     /// Whether it names the same hosts as `other`, in whatever order.
     fn names_as(&self, other: &Loaded) -> bool {
-        self.names.len() == other.names.len() && self.names.iter().all(|n| other.names.contains(n))
+        self.names.iter().all(|n| other.names.contains(n))
+            && other.names.iter().all(|n| self.names.contains(n))
     }
 }
 

@@ -408,8 +408,10 @@ pub(super) enum FirstBytes {
 /// Classifies the first bytes a client sent on the TLS port; empty lines before a request
 /// line are skipped, as the request parser skips them (RFC 9112 §2.2; nginx too).
 pub(super) fn classify(first: &[u8]) -> FirstBytes {
+    if first.first() == Some(&0x16) {
+        return FirstBytes::Tls;
+    }
     match first.iter().find(|&&b| b != b'\r' && b != b'\n') {
-        Some(0x16) => FirstBytes::Tls,
         Some(b) if b.is_ascii_uppercase() => FirstBytes::PlainHttp,
         _ => FirstBytes::Garbage,
     }
@@ -431,6 +433,11 @@ mod tests {
         assert_eq!(classify(b"get / HTTP/1.1\r\n"), FirstBytes::Garbage);
         assert_eq!(classify(b"\r\nGET / HTTP/1.1\r\n"), FirstBytes::PlainHttp);
         assert_eq!(classify(b"\r\n"), FirstBytes::Garbage);
+        assert_eq!(
+            classify(b"\r\n\x16\x03\x01"),
+            FirstBytes::Garbage,
+            "no TLS after them"
+        );
         assert_eq!(classify(b""), FirstBytes::Garbage);
     }
 }
