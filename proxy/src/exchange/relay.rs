@@ -272,6 +272,10 @@ fn client_failed(err: IoError) -> Fail {
 /// client and its zlib state given back ([`BodyOut::rest`]).
 const COMPRESSION_REST_AFTER: Duration = Duration::from_secs(1);
 
+/// What an app sending that much a second keeps its zlib state for: zlib sends a block each
+/// time its buffer of 16 K symbols fills (a few tens of KiB of text), so nothing waits long.
+const COMPRESSION_KEPT_FROM: usize = 64 * 1024;
+
 /// Reads the upstream's body into the spool until its end, then closes the upstream.
 async fn pump_upstream(
     upstream: UpstreamConn,
@@ -281,12 +285,15 @@ async fn pump_upstream(
     timeout: Duration,
 ) -> Result<(), Fail> {
     // When the first piece since the last rest went into zlib, or the answer began: the
-    // rest comes a second
-    // after it, whether or not the app fell silent (found by review: waiting for a second
-    // of silence, an app sending every half second had its pieces held until zlib filled a
-    // block, and its zlib state charged to the memory budget for the answer's whole life).
-    // The body's first bytes may have come with the head, and gone into zlib already.
+    // rest comes a second after it, whether or not the app fell silent (found by review:
+    // waiting for a second of silence, an app sending every half second had its pieces held
+    // until zlib filled a block, and its zlib state charged to the memory budget for the
+    // answer's whole life); unless the app sent at least [`COMPRESSION_KEPT_FROM`] in that
+    // second, whose blocks zlib sends on its own, and whose state would otherwise be made
+    // anew every second (found by review of that change). The body's first bytes may have
+    // come with the head, and gone into zlib already.
     let mut held_since = body.compresses().then(tokio::time::Instant::now);
+    let mut held_bytes = 0usize;
     while !body.is_done() {
         let mut buf = Buf::with_capacity(Reframer::PREFIX + RELAY_READ_SIZE + 16);
         buf.resize(Reframer::PREFIX, 0);
@@ -310,12 +317,17 @@ async fn pump_upstream(
                 biased;
                 read = &mut read => read,
                 () = tokio::time::sleep_until(since + COMPRESSION_REST_AFTER) => {
-                    held_since = None;
-                    let mut held = Buf::with_capacity(Reframer::PREFIX + 64);
-                    body.rest(&mut held)?;
-                    if !held.is_empty() {
-                        spool.push(held, 0).await;
+                    if held_bytes >= COMPRESSION_KEPT_FROM {
+                        held_since = Some(tokio::time::Instant::now());
+                    } else {
+                        held_since = None;
+                        let mut held = Buf::with_capacity(Reframer::PREFIX + 64);
+                        body.rest(&mut held)?;
+                        if !held.is_empty() {
+                            spool.push(held, 0).await;
+                        }
                     }
+                    held_bytes = 0;
                     read.await
                 }
             }
@@ -328,8 +340,9 @@ async fn pump_upstream(
                 body.close(&mut tail)?;
                 spool.push(tail, 0).await;
             }
-            Ok((_, buf)) => {
+            Ok((n, buf)) => {
                 let (buf, from) = body.piece(buf)?;
+                held_bytes = held_bytes.saturating_add(n);
                 if body.compresses() && held_since.is_none() {
                     held_since = Some(tokio::time::Instant::now());
                 }
