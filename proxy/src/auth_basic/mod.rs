@@ -473,6 +473,12 @@ mod tests {
 
     use super::*;
 
+    /// A setting over `users`, with no file behind them.
+    fn from_memory(realm: &str, users: Users) -> BasicAuth {
+        let nowhere = Path::new("/nonexistent");
+        BasicAuth::new(realm, nowhere, None, users, None, LOOK_EVERY).unwrap()
+    }
+
     fn basic(text: &str) -> Vec<u8> {
         format!(
             "Basic {}",
@@ -532,15 +538,7 @@ mod tests {
              apr1:$apr1$lZL6V/ci$PR6QJXkRFUzdUuaYcwrI//\n",
         )
         .unwrap();
-        let auth = BasicAuth::new(
-            "Staff only",
-            Path::new("/nonexistent"),
-            None,
-            users,
-            None,
-            LOOK_EVERY,
-        )
-        .unwrap();
+        let auth = from_memory("Staff only", users);
         assert_eq!(auth.challenge(), "Basic realm=\"Staff only\"");
         tokio_uring::start(async {
             assert_eq!(
@@ -585,15 +583,7 @@ mod tests {
             stored(&too_long)
         ))
         .unwrap();
-        let auth = BasicAuth::new(
-            "Staff",
-            Path::new("/nonexistent"),
-            None,
-            users,
-            None,
-            LOOK_EVERY,
-        )
-        .unwrap();
+        let auth = from_memory("Staff", users);
         tokio_uring::start(async {
             let check = |text: String| {
                 let value = basic(&text);
