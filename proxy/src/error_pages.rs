@@ -3,14 +3,14 @@
 //! ringway's own answers with that status, and of the app's answers on routes with
 //! `intercept_errors`.
 //!
-//! The files are read when the configuration is checked (an unreadable one stops ringway)
-//! and again on SIGHUP. Each page lives in memory once, behind an `Arc`; an answer takes a
-//! read lock for a moment to clone that `Arc` and never touches the file. A reload swaps
-//! each page whole, and a file that cannot be read again keeps its old page.
+//! The files are read when the configuration is checked, at start and at each SIGHUP (one
+//! that cannot be read stops the start, or refuses the reload: the old configuration keeps
+//! its pages). Each page lives in memory once, behind an `Arc` an answer clones; no answer
+//! touches the file.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::Arc;
 
 use crate::buffer::Budget;
 use crate::small_file::read_small_file;
@@ -87,7 +87,7 @@ impl Drop for Carried<'_> {
 struct Entry {
     status: u16,
     file: PathBuf,
-    page: RwLock<Arc<Page>>,
+    page: Arc<Page>,
 }
 
 /// Every configured page (none by default).
@@ -128,7 +128,7 @@ impl ErrorPages {
                 Ok(Entry {
                     status,
                     file,
-                    page: RwLock::new(Arc::new(page)),
+                    page: Arc::new(page),
                 })
             })
             .collect::<Result<_, _>>()?;
@@ -147,10 +147,9 @@ impl ErrorPages {
 
     /// Each status and the size of its page now.
     pub fn sizes(&self) -> impl Iterator<Item = (u16, usize)> + '_ {
-        self.entries.iter().map(|entry| {
-            let page = entry.page.read().unwrap_or_else(PoisonError::into_inner);
-            (entry.status, page.body.len())
-        })
+        self.entries
+            .iter()
+            .map(|entry| (entry.status, entry.page.body.len()))
     }
 
     /// Whether an answer can carry a page of `size` bytes while `max_buffer_memory` is
@@ -176,29 +175,7 @@ impl ErrorPages {
     /// The page for `status`, if one is configured.
     pub fn get(&self, status: u16) -> Option<Arc<Page>> {
         let entry = self.entries.iter().find(|e| e.status == status)?;
-        let page = entry.page.read().unwrap_or_else(PoisonError::into_inner);
-        Some(Arc::clone(&page))
-    }
-
-    /// Reads every file again (SIGHUP). A file read whole replaces its page; one that cannot
-    /// be read keeps the page it had, and is returned among the errors.
-    pub fn reload(&self) -> (usize, Vec<PageError>) {
-        let mut reloaded = 0;
-        let mut errors = Vec::new();
-        for entry in &self.entries {
-            match read_page(&entry.file) {
-                Ok(page) => {
-                    *entry.page.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(page);
-                    reloaded += 1;
-                }
-                Err(reason) => errors.push(PageError {
-                    status: entry.status,
-                    file: entry.file.clone(),
-                    reason,
-                }),
-            }
-        }
-        (reloaded, errors)
+        Some(Arc::clone(&entry.page))
     }
 }
 
@@ -252,7 +229,7 @@ mod tests {
     }
 
     #[test]
-    fn pages_are_read_typed_and_reloaded_or_kept() {
+    fn pages_are_read_typed_and_kept_in_memory() {
         let dir = tempfile::tempdir().unwrap();
         let html = dir.path().join("502.html");
         let json = dir.path().join("503.json");
@@ -268,15 +245,9 @@ mod tests {
         );
         assert!(pages.get(504).is_none());
 
+        // Read once: a change of the file is a reload's to read.
         std::fs::write(&html, "<h1>back soon</h1>").unwrap();
-        std::fs::remove_file(&json).unwrap();
-        let (reloaded, errors) = pages.reload();
-        assert_eq!(reloaded, 1);
-        assert_eq!(errors.len(), 1);
-        assert_eq!(errors[0].status, 503);
-        assert_eq!(pages.get(502).unwrap().body(), b"<h1>back soon</h1>");
-        assert_eq!(pages.get(503).unwrap().body(), b"{}", "the old page stays");
-        // An answer holding the old page keeps it whole.
+        assert_eq!(pages.get(502).unwrap().body(), b"<h1>down</h1>");
         assert_eq!(page.body(), b"<h1>down</h1>");
     }
 

@@ -1,8 +1,8 @@
 //! The operator's error pages (`error_pages`, nginx's `error_page`): ringway's own answers
 //! with a listed status carry the page, typed by its extension; a route with
 //! `intercept_errors` also puts it in place of the app's error bodies (nginx's
-//! `uwsgi_intercept_errors on`), keeping the app's status and its other headers and leaving
-//! uWSGI free; SIGHUP reads the pages again (with the whole configuration); a page that
+//! `uwsgi_intercept_errors on`), keeping the app's status (and a 401's challenge, as nginx)
+//! and leaving uWSGI free; SIGHUP reads the pages again (with the whole configuration); a page that
 //! cannot be read stops ringway at start, and makes a reload refused.
 
 use std::io::{Read, Write};

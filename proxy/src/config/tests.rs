@@ -1199,6 +1199,27 @@ fn each_error_page_mistake_is_refused_with_its_key() {
             "error_pages.oops",
             "not an error status",
         ),
+        // nginx's own statuses, never sent by ringway: their pages would never be used.
+        (
+            format!("error_pages = {{ 497 = \"{page}\" }}\n"),
+            "error_pages.497",
+            "no page",
+        ),
+        (
+            format!("error_pages = {{ 495 = \"{page}\" }}\n"),
+            "error_pages.495",
+            "fails the TLS handshake",
+        ),
+        (
+            format!("error_pages = {{ 494 = \"{page}\" }}\n"),
+            "error_pages.494",
+            "key the page 431",
+        ),
+        (
+            format!("error_pages = {{ 444 = \"{page}\" }}\n"),
+            "error_pages.444",
+            "without an answer",
+        ),
         (
             format!("error_pages = {{ 503 = \"{missing}\" }}\n"),
             "error_pages.503",

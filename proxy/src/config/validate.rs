@@ -274,6 +274,9 @@ impl Resolved {
                         "not an error status: pages are for statuses 400 to 599",
                     )
                 })?;
+            if let Some(instead) = never_paged(status) {
+                return Err(self.invalid_in_file(&format!("error_pages.{key}"), instead));
+            }
             files.push((status, file.clone()));
         }
         ErrorPages::load(files).map_err(|err| {
@@ -2629,4 +2632,25 @@ fn app_config(
         ready_timeout,
         stop_timeout,
     })
+}
+
+/// Why a page for `status` would never be sent, for statuses nginx pages and ringway
+/// answers otherwise (found by review: such a page was taken and never used).
+fn never_paged(status: u16) -> Option<&'static str> {
+    match status {
+        444 => Some("444 closes the connection without an answer: no page goes with it"),
+        494 => Some(
+            "ringway answers a head over max_header_size with 431 (nginx's 494 becomes 400): \
+             key the page 431",
+        ),
+        495 | 496 => Some(
+            "a client certificate that is missing or fails verification fails the TLS \
+             handshake in ringway: there is no answer to carry a page",
+        ),
+        497 => Some(
+            "a plain HTTP request on the TLS port gets nginx's fixed words, with no page \
+             (redirect_http sends plain requests to HTTPS)",
+        ),
+        _ => None,
+    }
 }
