@@ -502,13 +502,6 @@ impl Conn {
         age_since(self.accepted_ms)
     }
 
-    /// Whether the current configuration, if a reload made a newer one, takes this
-    /// connection's TLS session.
-    fn admitted_after_reload(&self) -> bool {
-        generation::newer_than(&self.worker)
-            .is_none_or(|newer| admitted_by(&newer, self.client.stream.get_ref().tls()))
-    }
-
     /// After a reload, a request whose head came in since uses the new configuration (its
     /// head was read within the old one's limits); the old configuration is freed once no
     /// request or connection holds it. False when the connection must close: a TLS session
@@ -541,7 +534,7 @@ impl Conn {
     /// [`Conn::serve_one`]; a connection speaking plain HTTP on the TLS port has its
     /// request read, logged and answered nginx's 400, then closes.
     async fn serve_one_as(&mut self, plain_on_tls_port: bool) -> bool {
-        if self.requests > 0 && !self.admitted_after_reload() {
+        if self.requests > 0 && !self.client.admitted_now() {
             // Its last request was served across a reload that changed the client
             // certificate rules: it closes now, before its next request is read (which
             // could then only be dropped).

@@ -325,9 +325,7 @@ impl BasicAuth {
             return;
         };
         match read {
-            Ok((_, digest)) if now.digest == Some(digest) && now.users.is_ok() => {}
-            // Not parsed, as the reading in use, which a reload meanwhile replaced: read
-            // again at the next look.
+            // The bytes in use, not parsed again: nothing changed.
             Ok((None, _)) => {}
             Ok((Some(users), digest)) => {
                 tracing::info!(file = %self.file.display(), users = users.len(), "auth_basic user file read again");

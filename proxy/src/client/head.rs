@@ -320,14 +320,14 @@ impl Client {
             false => Duration::ZERO,
         }
     }
-}
 
-impl Client {
     /// Whether the configuration in use takes this connection's TLS session (any plain
-    /// one).
-    fn admitted_now(&self) -> bool {
-        crate::generation::current()
-            .is_none_or(|now| crate::conn::admitted_by(&now, self.stream.get_ref().tls()))
+    /// one, without a look at the configuration: asked before each kept-alive request).
+    pub(crate) fn admitted_now(&self) -> bool {
+        let Some(tls) = self.stream.get_ref().tls() else {
+            return true;
+        };
+        crate::generation::current().is_none_or(|now| crate::conn::admitted_by(&now, Some(tls)))
     }
 }
 

@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use super::accept_queue;
 use super::ebpf::{self, ProbeHandle};
 use super::procs::{self, ProcessFigures};
 use super::prom::{self, Exposition};
@@ -192,7 +193,7 @@ impl Sources {
         drop(slot);
         let routes = self.routes.labels();
         let mut snap = Snapshot::take(&self.workers, &routes, processes, ebpf);
-        snap.accept_queue = ebpf::accept_queues(&self.ports);
+        snap.accept_queue = accept_queue::accept_queues(&self.ports);
         if let Some(tls) = &self.tls {
             snap.tls_certificates = tls.certificates().to_vec();
         }

@@ -4,6 +4,7 @@
 //! path); the endpoint thread reads all of them, sums them, adds process memory and the eBPF
 //! figures, and renders Prometheus text, JSON or the live page.
 
+mod accept_queue;
 mod ebpf;
 mod endpoint;
 mod histogram;

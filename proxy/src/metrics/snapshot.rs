@@ -39,7 +39,7 @@ pub struct Snapshot {
     /// Bytes written to closed client connections.
     pub sent_bytes: u64,
     /// The listening sockets' accept queues (`None`: not read).
-    pub accept_queue: Option<super::ebpf::AcceptQueues>,
+    pub accept_queue: Option<super::accept_queue::AcceptQueues>,
     /// Upstream failures by kind.
     pub upstream_errors: Vec<(&'static str, u64)>,
     /// Connections to each upstream group: opened, reused, joined after a 101.
