@@ -833,8 +833,9 @@ mod tests {
                 // _sent: 16 bytes, in each of the places the future holds one), 3240 with
                 // a kept connection's requests and age (keepalive_requests, keepalive_time),
                 // 3272 with an upstream connection's `least_conn` count (8 bytes in each of
-                // the places the future holds one).
-                assert!(size <= 3272, "a request's future is {size} bytes");
+                // the places the future holds one), 3312 with the drop of a body an answer
+                // left unread (the outcome held across it).
+                assert!(size <= 3312, "a request's future is {size} bytes");
             },
         );
     }

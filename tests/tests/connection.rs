@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use ringway_tests::checks::{check_echo, check_usable_or_closed};
 use ringway_tests::client::roundtrip_raw;
-use ringway_tests::{App, Conn, Framing, Req, Ringway, Uwsgi, pattern, roundtrip};
+use ringway_tests::{App, Conn, Framing, Nginx, Req, Ringway, Uwsgi, pattern, roundtrip};
 
 fn stack() -> (Uwsgi, Ringway) {
     let uwsgi = Uwsgi::start(App::Raw);
@@ -801,4 +801,73 @@ fn an_upstream_failure_keeps_the_connection_once_the_request_was_read_whole() {
     }
     let r = send(&mut conn, &Req::get("/"));
     assert_eq!(r.status, 502, "the connection serves on: {r:?}");
+}
+
+/// A refusal that leaves the request's body unread (a 403 from the allow list, a fixed 404,
+/// a path no route serves) keeps the connection as nginx keeps it: the body is read and
+/// dropped, never parsed as a request of its own, and the next request is answered. A body
+/// here is a whole request (a smuggled one): answered, it would be a 200 from the app
+/// where the next request asked for a 404.
+#[test]
+fn a_refusal_drops_the_unread_body_and_keeps_the_connection_as_nginx() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let nginx = Nginx::start_with_locations(
+        uwsgi.socket(),
+        "location /denied/ { allow 10.0.0.0/8; deny all; }
+            location /gone/ { return 404; }",
+    );
+    let ringway = Ringway::with_config(format!(
+        "upstream = [\"{}\"]\n\
+         [[routes]]\npath = \"/denied/\"\nupstream = \"default\"\nallow = [\"10.0.0.0/8\"]\n\
+         [[routes]]\npath = \"/gone/\"\nrespond = {{ status = 404 }}\n",
+        uwsgi.upstream()
+    ))
+    .start();
+    let smuggled = Req::get("/app/smuggled").to_bytes();
+    let probe = Req::get("/gone/probe");
+    let cases = [
+        ("403, Content-Length", Req::post("/denied/x", &smuggled)),
+        (
+            "403, chunked",
+            Req::post("/denied/x", b"").chunked(&[&smuggled[..9], &smuggled[9..]]),
+        ),
+        ("404, Content-Length", Req::post("/gone/x", &smuggled)),
+        (
+            "404, chunked",
+            Req::post("/gone/x", b"").chunked(&[&smuggled]),
+        ),
+    ];
+    for (what, req) in &cases {
+        let mut seen = Vec::new();
+        for (proxy, addr) in [("nginx", nginx.addr()), ("ringway", ringway.addr())] {
+            let mut conn = Conn::open(addr);
+            let r = send(&mut conn, req);
+            let next = (!r.says_close()).then(|| send(&mut conn, &probe).status);
+            assert_eq!(
+                conn.leftover(),
+                b"",
+                "{proxy}, {what}: nothing after the answers"
+            );
+            seen.push((r.status, r.says_close(), next));
+        }
+        assert_eq!(
+            seen[1], seen[0],
+            "{what}: ringway vs nginx (status, close, next)"
+        );
+        assert_eq!(
+            seen[1].2,
+            Some(404),
+            "{what}: the next request answered: {seen:?}"
+        );
+    }
+    // A chunked body that never ends: the connection closes after the drain's silence.
+    let mut conn = Conn::open(ringway.addr());
+    conn.send(b"POST /gone/x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab")
+        .expect("send");
+    let r = conn.read_response().expect("the 404");
+    assert_eq!(r.status, 404, "{r:?}");
+    assert!(
+        conn.closed_within(Duration::from_secs(5)),
+        "closed once the body stalls"
+    );
 }

@@ -24,7 +24,7 @@ const LINGER_BYTES: usize = 64 * 1024 * 1024;
 const REFUSED_LINGER: Duration = LINGER_IDLE;
 const REFUSED_LINGER_BYTES: usize = 64 * 1024;
 /// Read size while draining.
-const LINGER_READ: usize = 8 * 1024;
+pub(super) const LINGER_READ: usize = 8 * 1024;
 
 /// What a connection does after a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,6 +4,7 @@
 mod answer;
 mod body;
 mod close;
+mod discard;
 mod head;
 mod pace;
 mod proxy_header;
@@ -13,6 +14,7 @@ mod watch;
 
 pub(crate) use answer::Own;
 pub(crate) use close::{Next, linger_bounds};
+pub(crate) use discard::may_discard;
 pub(crate) use head::{DRAIN_IDLE_GRACE, ReadNow};
 pub(crate) use pace::{Pace, write_paced};
 pub(crate) use proxy_header::{Proxied, read_proxy_header};

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use crate::access_log::{ReadHeaders, UpstreamBytes, read_header_name};
 use crate::auth_basic::Denied;
 use crate::buffer::{Body, Buf};
-use crate::client::{Client, Next, Own};
+use crate::client::{Client, Next, Own, may_discard};
 use crate::config::SetValues;
 use crate::error_pages::Carried;
 use crate::fail::{Allowed, Fail};
@@ -207,11 +207,10 @@ impl Request {
         Ok(())
     }
 
-    /// Whether an answer that reads no body can keep the connection: only if there was no
-    /// body to leave unread (`Content-Length: 0`, which many clients send with every POST,
-    /// leaves none; found by review: it ended the connection).
+    /// Whether an answer that reads no body can keep the connection: if the body it leaves
+    /// unread, if any, can be dropped after it ([`serve`] does), as nginx discards it.
     fn may_keep_alive_unread(&self, worker: &Worker) -> bool {
-        self.keeps_alive(worker) && self.head.body.has_no_bytes()
+        self.keeps_alive(worker) && may_discard(self.head.body)
     }
 
     /// Whether ringway's own answer to `fail` may keep the connection: a refusal of a
@@ -428,7 +427,7 @@ pub(crate) async fn serve(
         }
         (Routed::Refused(fail, refused), None) => {
             let fail = *fail;
-            let keep = fail.is_clean() && keep && head.body.has_no_bytes();
+            let keep = fail.is_clean() && keep && may_discard(head.body);
             let scope = OwnAnswers::of_server(worker);
             answer(
                 client,
@@ -464,6 +463,15 @@ pub(crate) async fn serve(
                 arrival,
             );
         }
+    }
+    // An answer that kept the connection without reading the body: the body is dropped
+    // now, or the connection closes (it would be read as the next request).
+    if outcome.next == Next::KeepAlive
+        && !head.body.has_no_bytes()
+        && !matches!(&routed, Routed::To(req, ..) if req.body_read.get())
+        && !Box::pin(client.discard_body(head.body, &mut rest)).await
+    {
+        outcome.next = Next::Close;
     }
     // Whatever followed this request is the start of the next one.
     client.put_back_rest(rest);

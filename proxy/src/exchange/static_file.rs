@@ -349,8 +349,8 @@ async fn answer(
         route: &added,
     };
     // A GET with a body (Content-Length or chunked) served from disk leaves that body unread:
-    // read as the next request it would smuggle one in, so the connection ends after this
-    // answer. Through X-Accel-Redirect the app has read the body already.
+    // it is dropped after the answer, or, too long to drop, the connection ends. Through
+    // X-Accel-Redirect the app has read the body already.
     let keep_alive = if f.from_app {
         req.keeps_alive(worker)
     } else {

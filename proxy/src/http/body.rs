@@ -91,6 +91,11 @@ impl ChunkedDecoder {
         }
     }
 
+    /// Whether the body's end (its last chunk and trailer) has been read.
+    pub fn is_done(&self) -> bool {
+        self.state == State::Done
+    }
+
     /// Decodes from `input`, appending body data to `out`. Stops at the end of the body (the
     /// rest of `input` is the next message) or when input runs out.
     pub fn decode(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<DecodeProgress, HttpError> {
