@@ -197,7 +197,8 @@ fn forwarded_for(values: &[&[u8]], rng: &mut Rng) {
         Ipv4Addr::new(203, 0, 113, 9).into(),
     ];
     let peer = SocketAddr::new(peers[rng.below(peers.len())], 40000);
-    let client = real_client_ip(peer, values, trusted);
+    let recursive = rng.below(2) == 0;
+    let client = real_client_ip(peer, values, trusted, recursive);
     if !trusted(peer.ip()) {
         assert_eq!(
             client,
@@ -210,14 +211,27 @@ fn forwarded_for(values: &[&[u8]], rng: &mut Rng) {
         let sent = values.iter().any(|v| contains_address(v, ip, port));
         assert!(sent, "{ip} port {port:?} was not sent");
     }
+    // Walked, several headers are one list; not walked, only the last one counts.
     let joined = values.join(&b","[..]);
-    assert_eq!(real_client_ip(peer, &[&joined], trusted), client, "joined");
+    if recursive {
+        assert_eq!(
+            real_client_ip(peer, &[&joined], trusted, true),
+            client,
+            "joined"
+        );
+    } else if let Some(last) = values.last() {
+        assert_eq!(
+            real_client_ip(peer, &[*last], trusted, false),
+            client,
+            "the last"
+        );
+    }
 }
 
 /// Whether the X-Forwarded-For value holds an entry naming `ip` (bare when `port` is
 /// `None`, else with that port).
 fn contains_address(value: &[u8], ip: IpAddr, port: Option<u16>) -> bool {
-    value.split(|&b| b == b',').any(|entry| {
+    value.split(|&b| b == b',' || b == b' ').any(|entry| {
         // ASCII whitespace, as the daemon trims (the head parser has refused CR and LF).
         let Ok(entry) = std::str::from_utf8(entry.trim_ascii()) else {
             return false;

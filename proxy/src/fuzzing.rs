@@ -313,13 +313,16 @@ pub fn accepts_encoding(accept_encoding: &[u8], coding: &str) -> bool {
 }
 
 /// The real client IP and port (when known) of a request on a connection from `conn` with
-/// these X-Forwarded-For header values, `is_trusted` telling the trusted proxies.
+/// these X-Forwarded-For header values, `is_trusted` telling the trusted proxies, walked past
+/// them or not (`real_ip_recursive`).
 pub fn real_client_ip(
     conn: SocketAddr,
     forwarded_for: &[&[u8]],
     is_trusted: impl Fn(IpAddr) -> bool,
+    recursive: bool,
 ) -> (IpAddr, Option<u16>) {
-    let client = crate::identity::real_client_ip(conn, forwarded_for.iter().copied(), is_trusted);
+    let values = forwarded_for.iter().copied();
+    let client = crate::identity::real_client_ip(conn, values, is_trusted, recursive);
     (client.ip, client.port)
 }
 

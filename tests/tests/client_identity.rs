@@ -333,6 +333,68 @@ fn real_ip_header_reads_the_named_header_as_nginx_does() {
     assert_eq!(env["REMOTE_PORT"], "", "behind a proxy: {env}");
 }
 
+/// nginx's default `real_ip_recursive off` (`real_ip_recursive = false`) behind a balancer
+/// trusted as every address: the rightmost X-Forwarded-For entry of the last header is the
+/// client, never one the client wrote left of it. Entries may be separated by spaces alone,
+/// as nginx splits them.
+#[test]
+fn without_recursion_the_balancer_s_entry_is_the_client_as_nginx() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let ringway = Ringway::with(&uwsgi)
+        .arg("--trusted-proxy", "0.0.0.0/0")
+        .flag("--no-real-ip-recursive")
+        .start();
+    let nginx = ringway_tests::Nginx::start_with_server_directives(
+        uwsgi.socket(),
+        "set_real_ip_from 0.0.0.0/0; real_ip_header X-Forwarded-For;",
+    );
+    let walking = Ringway::with(&uwsgi)
+        .arg("--trusted-proxy", "127.0.0.1")
+        .start();
+    let trusted: IpAddr = "127.0.0.1".parse().expect("an address");
+    let xff = "X-Forwarded-For";
+    let cases: &[Case] = &[
+        (
+            "the client's own entry left of the balancer's",
+            &[(xff, "203.0.113.66, 198.51.100.7")],
+            "198.51.100.7 port \"\"",
+        ),
+        (
+            "the last header's",
+            &[(xff, "198.51.100.7"), (xff, "203.0.113.66, 10.1.2.3:81")],
+            "10.1.2.3 port \"81\"",
+        ),
+        (
+            "garbage: the connection",
+            &[(xff, "198.51.100.7, unknown")],
+            "127.0.0.1 port conn",
+        ),
+        (
+            "spaces alone between entries",
+            &[(xff, "203.0.113.66 198.51.100.7")],
+            "198.51.100.7 port \"\"",
+        ),
+    ];
+    let mut problems = Vec::new();
+    for (name, headers, want) in cases {
+        let via_nginx = remote_addr(trusted, nginx.addr(), headers);
+        let via_ringway = remote_addr(trusted, ringway.addr(), headers);
+        if via_nginx != *want || via_ringway != *want {
+            problems.push(format!(
+                "{name}: want {want}, nginx {via_nginx}, ringway {via_ringway}"
+            ));
+        }
+    }
+    // Walking (the default), entries separated by spaces are split as nginx splits them.
+    let seen = remote_addr(trusted, walking.addr(), &[(xff, "203.0.113.66 127.0.0.1")]);
+    if seen != "203.0.113.66 port \"\"" {
+        problems.push(format!(
+            "walked past a space-separated trusted entry: {seen}"
+        ));
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
 #[test]
 fn a_spoofed_forwarded_for_from_an_untrusted_peer_changes_nothing() {
     let uwsgi = Uwsgi::start(App::Raw);

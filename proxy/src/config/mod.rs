@@ -80,6 +80,9 @@ pub struct Config {
     pub trusted_proxies: Vec<Cidr>,
     /// The header of theirs that names the client.
     pub real_ip_header: RealIpHeader,
+    /// That header is walked past every trusted proxy (else its rightmost address is the
+    /// client).
+    pub real_ip_recursive: bool,
     /// Request headers set on what goes to HTTP groups, for routes without their own (and
     /// a static route's fallback group).
     pub upstream_headers: SetValues,

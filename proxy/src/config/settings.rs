@@ -120,6 +120,17 @@ pub struct Settings {
     #[arg(long, value_name = "NAME")]
     pub real_ip_header: Option<RealIpHeader>,
 
+    /// Walk X-Forwarded-For from the right past every trusted proxy to the first address
+    /// that is not one (nginx's `real_ip_recursive on`); `--no-real-ip-recursive` (`false`
+    /// in the file) takes its rightmost address, the one the trusted proxy added, as nginx
+    /// does without `real_ip_recursive` (its default) [default: true].
+    #[arg(
+        long = "no-real-ip-recursive",
+        num_args = 0,
+        default_missing_value = "false"
+    )]
+    pub real_ip_recursive: Option<bool>,
+
     /// Behind a TLS-terminating balancer: a request a trusted proxy says came over plain
     /// HTTP (`X-Forwarded-Proto: http`) gets a 301 to the same URL over HTTPS, as nginx's
     /// `if ($http_x_forwarded_proto = "http") { return 301 https://$host$request_uri; }`;

@@ -427,6 +427,33 @@ fn real_ip_header_names_a_header_read_from_trusted_proxies_only() {
 }
 
 #[test]
+fn real_ip_recursive_walks_by_default_and_needs_a_trusted_proxy() {
+    let trusted = "upstream = [\"unix:/a\"]\ntrusted_proxy = [\"10.0.0.0/8\"]\n";
+    assert!(load(trusted, &[]).unwrap().real_ip_recursive, "the default");
+    let off = load(trusted, &["--no-real-ip-recursive"]).unwrap();
+    assert!(!off.real_ip_recursive);
+    let off = load(&format!("{trusted}real_ip_recursive = false\n"), &[]).unwrap();
+    assert!(!off.real_ip_recursive);
+    let file = "upstream = [\"unix:/a\"]\nreal_ip_recursive = false\n";
+    assert_refused(file, "real_ip_recursive", "trusted_proxy");
+}
+
+#[test]
+fn an_ipv4_mapped_range_is_refused_with_the_range_to_write() {
+    for (range, write) in [
+        ("::ffff:10.0.0.0/104", "10.0.0.0/8"),
+        ("::ffff:127.0.0.1", "127.0.0.1/32"),
+    ] {
+        let file = format!("upstream = [\"unix:/a\"]\ntrusted_proxy = [\"{range}\"]\n");
+        let err = load(&file, &[]).unwrap_err();
+        assert!(err.contains(&format!("write {write}")), "{range}: {err}");
+    }
+    // Not mapped: taken.
+    let file = "upstream = [\"unix:/a\"]\ntrusted_proxy = [\"::/0\", \"fd00::/8\"]\n";
+    assert_eq!(load(file, &[]).unwrap().trusted_proxies.len(), 2);
+}
+
+#[test]
 fn upstream_required() {
     assert!(Config::from_args(["ringway"]).is_err());
 }

@@ -18,8 +18,9 @@ use super::settings::{
     Satisfy, TlsSettings,
 };
 use super::values::{
-    Dur, Expires, HostName, KeyExchangeGroup, LogEscape, LogFormat, LogTarget, LoggedStatuses,
-    MetricsListen, REDIRECT_STATUSES, RealIpHeader, Size, TlsVersion, VerifyClient, is_off,
+    Cidr, Dur, Expires, HostName, KeyExchangeGroup, LogEscape, LogFormat, LogTarget,
+    LoggedStatuses, MetricsListen, REDIRECT_STATUSES, RealIpHeader, Size, TlsVersion, VerifyClient,
+    is_off,
 };
 use super::{
     AccessLogConfig, Balance, Buffering, Config, ConnLimits, DEFAULT_METRICS, Group, GroupServer,
@@ -177,6 +178,7 @@ impl Resolved {
             connections,
             trusted_proxies: s.trusted_proxy.clone(),
             real_ip_header: self.real_ip_header()?,
+            real_ip_recursive: self.real_ip_recursive()?,
             upstream_headers: upstream_headers(&s.upstream_headers).map_err(|(name, m)| {
                 self.invalid_in_file(&format!("upstream_headers.{name}"), &m)
             })?,
@@ -306,6 +308,28 @@ impl Resolved {
             ));
         }
         Ok(header)
+    }
+
+    /// Whether the client is sought past every trusted proxy: a setting only with a proxy to
+    /// believe. A trusted range that holds every address makes the walk's answer whatever
+    /// the client wrote first: said at start.
+    fn real_ip_recursive(&self) -> anyhow::Result<bool> {
+        let s = &self.settings;
+        if s.real_ip_recursive.is_some() && s.trusted_proxy.is_empty() {
+            return Err(self.invalid(
+                "real_ip_recursive",
+                "walks what a trusted_proxy says, and none is set",
+            ));
+        }
+        let recursive = s.real_ip_recursive.unwrap_or(true);
+        if recursive && s.trusted_proxy.iter().any(Cidr::holds_everyone) {
+            tracing::warn!(
+                "trusted_proxy trusts every address: a client names its own address in \
+                 X-Forwarded-For; set real_ip_recursive = false to take the address your \
+                 balancer adds"
+            );
+        }
+        Ok(recursive)
     }
 
     /// Whether a trusted proxy's `X-Forwarded-Proto: http` redirects, with which status:

@@ -1088,6 +1088,11 @@ pub struct Cidr {
 }
 
 impl Cidr {
+    /// True for `0.0.0.0/0` and `::/0`.
+    pub fn holds_everyone(&self) -> bool {
+        self.bits == 0
+    }
+
     /// True if `ip` lies in this range (IPv4-mapped IPv6 peers match IPv4 ranges).
     pub fn contains(&self, ip: IpAddr) -> bool {
         let ip = match ip {
@@ -1140,6 +1145,16 @@ impl FromStr for Cidr {
             None => (s, None),
         };
         let addr: IpAddr = ip.trim().parse().map_err(|_| err())?;
+        if let IpAddr::V6(v6) = addr
+            && let Some(v4) = v6.to_ipv4_mapped()
+        {
+            // Peers in that form are matched as the IPv4 addresses they are, as nginx's
+            // ngx_cidr_match does: the range could never match anyone.
+            let v4_bits = bits.map_or(32, |b| b.saturating_sub(96));
+            return Err(format!(
+                "{s:?} is an IPv4-mapped range, which no peer is matched as: write {v4}/{v4_bits}"
+            ));
+        }
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let bits = bits.unwrap_or(max);
         if bits > max {

@@ -104,11 +104,14 @@ pub(crate) fn identify(
         return (conn.into(), ids.next());
     }
     let is_trusted = |ip| config.is_trusted(ip);
+    let recursive = config.real_ip_recursive;
     let mut named = header_values(buf, headers, config.real_ip_header.name().as_bytes());
     let client = match config.real_ip_header {
-        RealIpHeader::ForwardedFor => real_client_ip(conn, named, is_trusted),
+        RealIpHeader::ForwardedFor => real_client_ip(conn, named, is_trusted, recursive),
         // The first such header, as nginx's realip module reads any but X-Forwarded-For.
-        RealIpHeader::Named(_) => real_client_ip(conn, named.next().into_iter(), is_trusted),
+        RealIpHeader::Named(_) => {
+            real_client_ip(conn, named.next().into_iter(), is_trusted, recursive)
+        }
     };
     let mut given = header_values(buf, headers, b"x-request-id");
     // One sane X-Request-ID is kept; none, several or an odd one and ringway makes its own.

@@ -1,12 +1,15 @@
 //! The real client IP behind trusted proxies: nginx's `real_ip_header X-Forwarded-For;
-//! real_ip_recursive on;` with `set_real_ip_from` = `trusted_proxy`. Another header
+//! real_ip_recursive on;` with `set_real_ip_from` = `trusted_proxy` (or, with
+//! `real_ip_recursive = false`, nginx's default `off`). Another header
 //! (`real_ip_header = "X-Real-IP"`) is read the same way, as nginx reads it.
 //!
 //! Each proxy appends the address it got the connection from, so X-Forwarded-For reads left
 //! (oldest) to right (nearest). Walking it from the right, every address a trusted proxy
 //! wrote is believed; the first address that is not a trusted proxy is the client, since
 //! whatever lies left of it was written by the client itself (or by proxies nobody vouches
-//! for). A connection from anyone but a trusted proxy is its own client, whatever it sends.
+//! for). Not walking, the rightmost address is the client: the one the trusted proxy
+//! wrote. A connection from anyone but a trusted proxy is its own client, whatever it
+//! sends.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -43,10 +46,12 @@ impl std::fmt::Display for RealClient {
 /// addresses are trusted proxies.
 ///
 /// - `conn` not trusted: `conn`, whatever X-Forwarded-For says.
+/// - Not `recursive`: the rightmost entry of the last header, trusted or not.
 /// - Else the rightmost entry that is not trusted; all trusted: the leftmost.
 /// - An entry that is not an address (`unknown`, garbage) ends the walk: the address to its
 ///   right (a trusted proxy, or the connection) is the most that is known, as in nginx.
-///   Empty entries (`a,,b`, a trailing comma) are skipped.
+///   Entries are separated by commas or spaces, as nginx splits them; empty ones (`a,,b`, a
+///   trailing comma) are skipped.
 ///
 /// The port is the connection's while the client is the connection, else the chosen entry's
 /// (`1.2.3.4:5678`, `[2001:db8::1]:443`), or unknown when the entry has none: as nginx's
@@ -55,13 +60,14 @@ pub(crate) fn real_client_ip<'v>(
     conn: SocketAddr,
     forwarded_for: impl DoubleEndedIterator<Item = &'v [u8]>,
     is_trusted: impl Fn(IpAddr) -> bool,
+    recursive: bool,
 ) -> RealClient {
     let mut client = RealClient::from(conn);
     if !is_trusted(conn.ip()) {
         return client;
     }
     for value in forwarded_for.rev() {
-        for entry in value.rsplit(|&b| b == b',') {
+        for entry in value.rsplit(|&b| b == b',' || b == b' ') {
             let entry = entry.trim_ascii();
             if entry.is_empty() {
                 continue;
@@ -70,9 +76,12 @@ pub(crate) fn real_client_ip<'v>(
                 return client;
             };
             client = named;
-            if !is_trusted(named.ip) {
+            if !recursive || !is_trusted(named.ip) {
                 return named;
             }
+        }
+        if !recursive {
+            break;
         }
     }
     client
@@ -110,10 +119,45 @@ mod tests {
 
     /// The same with the port, `conn` on port 40000.
     fn real_client(conn: &str, xff: &[&str], trusted: &[&str]) -> RealClient {
+        walked(conn, xff, trusted, true)
+    }
+
+    /// The same, walking past trusted entries or not.
+    fn walked(conn: &str, xff: &[&str], trusted: &[&str], recursive: bool) -> RealClient {
         let trusted: Vec<Cidr> = trusted.iter().map(|c| c.parse().unwrap()).collect();
         let values = xff.iter().map(|v| v.as_bytes());
         let conn = SocketAddr::new(conn.parse().unwrap(), 40000);
-        real_client_ip(conn, values, |ip| trusted.iter().any(|c| c.contains(ip)))
+        let is_trusted = |ip| trusted.iter().any(|c: &Cidr| c.contains(ip));
+        real_client_ip(conn, values, is_trusted, recursive)
+    }
+
+    #[test]
+    fn without_recursion_the_rightmost_entry_of_the_last_header_is_the_client() {
+        let real =
+            |xff: &[&str], trusted: &[&str]| walked("10.0.0.1", xff, trusted, false).ip.to_string();
+        // Trusting every address, the balancer's entry, not the client's own.
+        let everyone = &["0.0.0.0/0"];
+        assert_eq!(real(&["6.6.6.6, 1.2.3.4"], everyone), "1.2.3.4");
+        // Trusted or not, the rightmost entry, as nginx's `real_ip_recursive off`.
+        assert_eq!(real(&["1.2.3.4, 10.0.0.2"], LB), "10.0.0.2");
+        assert_eq!(real(&["1.2.3.4", "5.6.7.8, 9.9.9.9"], LB), "9.9.9.9");
+        assert_eq!(real(&["1.2.3.4", "unknown"], LB), "10.0.0.1");
+        assert_eq!(real(&["1.2.3.4, "], LB), "1.2.3.4");
+        assert_eq!(
+            walked("203.0.113.9", &["1.2.3.4"], LB, false)
+                .ip
+                .to_string(),
+            "203.0.113.9"
+        );
+    }
+
+    #[test]
+    fn entries_may_be_separated_by_spaces_alone_as_nginx_splits_them() {
+        assert_eq!(
+            real("10.0.0.1", &["6.6.6.6 1.2.3.4 10.0.0.2"], LB),
+            "1.2.3.4"
+        );
+        assert_eq!(real("10.0.0.1", &["1.2.3.4  ,10.0.0.2"], LB), "1.2.3.4");
     }
 
     const LB: &[&str] = &["10.0.0.0/8", "127.0.0.1"];
