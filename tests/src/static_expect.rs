@@ -156,8 +156,8 @@ fn encoded(tree: &StaticTree, rel: &str, coding: &'static str) -> Served {
     }
 }
 
-/// The media types a file named `name` may be served as, and the charset wanted: mime_guess
-/// and nginx's mime.types agree but for `.js` (RFC 9239 made `text/javascript` the standard;
+/// The media types a file named `name` may be served as, and the charset wanted: ringway's
+/// table is nginx's mime.types but for `.js` (RFC 9239 made `text/javascript` the standard;
 /// nginx 1.22 still says `application/javascript`). Text types carry `charset=utf-8`.
 pub fn media_for(name: &str) -> (&'static [&'static str], Option<&'static str>) {
     let file_name = name.rsplit('/').next().unwrap_or(name);

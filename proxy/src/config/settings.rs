@@ -704,7 +704,7 @@ pub struct RouteSettings {
     /// The route's own media types, extension to type (`{ pdf = "application/pdf" }`), in
     /// place of the built-in table (nginx's `types` in a location); `{}` knows none, so
     /// that every file is `default_type` (nginx's `types {} default_type text/plain;`, the
-    /// guard on users' uploads) [default: the built-in table, mime_guess's].
+    /// guard on users' uploads) [default: the built-in table, nginx's `mime.types`].
     pub types: Option<BTreeMap<String, String>>,
     /// The type of a file whose extension the table does not know (nginx's
     /// `default_type`) [default: application/octet-stream].
