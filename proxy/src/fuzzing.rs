@@ -243,7 +243,7 @@ impl Routes {
         let rel = rel_path(path, route);
         match open(files, rel) {
             Err(lookup) => lookup,
-            Ok(Opened::File(file, _)) => FileLookup::File {
+            Ok(Opened::File(file, ..)) => FileLookup::File {
                 route: index,
                 rel: rel.to_vec(),
                 file,
@@ -271,7 +271,7 @@ impl Routes {
                     // Another kind of route's path: the index is this route's.
                     let rel = index_rel(rel, name);
                     match open(files, &rel) {
-                        Ok(Opened::File(file, _)) => FileLookup::File {
+                        Ok(Opened::File(file, ..)) => FileLookup::File {
                             route: index,
                             rel,
                             file,

@@ -806,6 +806,42 @@ fn a_replaced_file_is_noticed_once_its_cache_entry_expires() {
     );
 }
 
+/// A file too big to be kept in memory, written in place (`cp` over it, `rsync --inplace`:
+/// the same inode), is served as it is now at once, its length and validators with it:
+/// never its new bytes under the old length, cached so for the route's whole `expires`.
+#[test]
+fn a_large_file_written_in_place_is_served_whole_and_new_at_once() {
+    let stack = stack();
+    let path = stack.tree.root().join("in-place.bin");
+    let old = pattern(100 * 1024);
+    std::fs::write(&path, &old).expect("writing the file");
+    let target = "/static/in-place.bin";
+    let r = roundtrip(stack.addr(), &Req::get(target));
+    assert!(
+        r.status == 200 && r.body == old,
+        "the old file: {}",
+        r.status
+    );
+    let etag = r.header("etag");
+    // Written over, longer, within the cache's second.
+    let new: Vec<u8> = pattern(150 * 1024).iter().map(|b| b ^ 0x55).collect();
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&path)
+        .expect("opening it for writing");
+    file.write_all(&new).expect("writing over it");
+    drop(file);
+    let r = roundtrip(stack.addr(), &Req::get(target));
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        (r.body.len(), sha256_hex(&r.body)),
+        (new.len(), sha256_hex(&new)),
+        "the new file whole"
+    );
+    assert_ne!(r.header("etag"), etag, "with its own ETag");
+}
+
 /// Deploys that replace the route's directory: a `current` symlink swapped to a new
 /// release (`ln -sfn`), and a new build renamed over the old directory. nginx opens the path
 /// at every request; ringway looks at it once a second, so the new files are served within

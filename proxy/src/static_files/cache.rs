@@ -2,17 +2,19 @@
 //! on the blocking pool about once a second per worker, not once per request.
 //!
 //! An entry, found or not, is trusted for [`VALID`]; after that the path is opened again, so
-//! a file that was replaced (a deploy renaming new assets into place) or changed is noticed
-//! within a second. One request opens it again; the others keep being served the entry
-//! until that open is done (for [`REOPENING_AT_MOST`] at most), as they were a moment before: each request past the second
-//! opened it on the blocking pool (40 to 76 opens in 5 s of `wrk -c100` on one 1 KiB file,
-//! against 8 to 10 now), and on a slow disk each of them would have waited for its own. At most [`MAX_ENTRIES`] entries are kept; the oldest go first. A cached
-//! file stays open while a request reads it, even if it leaves the cache meanwhile.
+//! a file that was replaced (a deploy renaming new assets into place) is noticed within a
+//! second. One request opens it again; the others keep being served the entry until that
+//! open is done (for [`REOPENING_AT_MOST`] at most), as they were a moment before: each
+//! request past the second opened it on the blocking pool (40 to 76 opens in 5 s of `wrk
+//! -c100` on one 1 KiB file, against 8 to 10 now), and on a slow disk each of them would have
+//! waited for its own. At most [`MAX_ENTRIES`] entries are kept; the oldest go first. A
+//! cached file stays open while a request reads it, even if it leaves the cache meanwhile.
 //!
 //! A small file's bytes are read along with its opening (on the blocking pool) and kept with
 //! the entry, up to [`MAX_HELD`] bytes per worker: the most requested files of a site (icons,
 //! small scripts, styles) then go out with no read at all, and their bytes always match the
-//! size and validators sent with them.
+//! size and validators sent with them. A larger file, read per request, is checked for a
+//! write in place at each reuse ([`FileCache::reused`]).
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
@@ -25,7 +27,7 @@ use tokio_uring::fs::File;
 
 use super::StaticRoute;
 use super::decision::{FileMeta, Validators};
-use super::open::Opened;
+use super::open::{Opened, Stamp};
 use crate::clock::Coarse;
 
 /// How long an entry is trusted.
@@ -56,6 +58,8 @@ const MAX_OPENING: usize = 16;
 pub(crate) struct CachedFile {
     pub(crate) file: Rc<File>,
     pub(crate) meta: FileMeta,
+    /// What tells a write to the file since it was opened.
+    stamp: Stamp,
     /// Its Last-Modified and ETag, formatted.
     pub(crate) validators: Validators,
     /// Its Content-Type, from its name's extension (looked up once per opening; shared, so
@@ -129,7 +133,7 @@ impl Default for FileCache {
 impl FileCache {
     /// `rel` under `root` (the root of the route at `route`), from the cache or opened.
     pub(crate) async fn open(&self, route: usize, files: &StaticRoute, rel: &[u8]) -> Lookup {
-        match self.reused(route, rel) {
+        match self.reused(route, rel).await {
             Some(found) => found,
             None => self.open_anew(route, files, rel).await,
         }
@@ -154,7 +158,7 @@ impl FileCache {
             let _opening = opening;
             let opened = root.open_beneath(&owned);
             let bytes = match &opened {
-                Opened::File(file, meta) if room && meta.size <= SMALL_FILE => {
+                Opened::File(file, meta, _) if room && meta.size <= SMALL_FILE => {
                     read_whole(file, meta.size)
                 }
                 _ => None,
@@ -163,7 +167,7 @@ impl FileCache {
         })
         .await;
         let found = match opened {
-            Ok((Opened::File(file, meta), bytes)) => {
+            Ok((Opened::File(file, meta, stamp), bytes)) => {
                 let bytes = bytes
                     .filter(|b| self.held.get() + b.len() <= MAX_HELD)
                     .map(|plain| {
@@ -175,6 +179,7 @@ impl FileCache {
                 Lookup::File(CachedFile {
                     file: Rc::new(File::from_std(file)),
                     meta,
+                    stamp,
                     validators: Validators::of(&meta),
                     content_type: Rc::from(files.types.content_type(typed_as(files, rel))),
                     bytes,
@@ -195,7 +200,25 @@ impl FileCache {
     /// The entry for `rel` while it is trusted, or while another request opens it again;
     /// `None` when this request is to open it ([`FileCache::open_anew`]; the entry, if any,
     /// then says so).
-    pub(crate) fn reused(&self, route: usize, rel: &[u8]) -> Option<Lookup> {
+    ///
+    /// A file whose bytes are read per request is looked at first (on the ring, which
+    /// never blocks the loop): one written in place (`cp` over it, `rsync --inplace`) would
+    /// go out as its new bytes under its old length and validators, and be cached so for
+    /// its whole `expires` (found by review); then it is opened again. nginx without
+    /// `open_file_cache` looks at it for each request too.
+    pub(crate) async fn reused(&self, route: usize, rel: &[u8]) -> Option<Lookup> {
+        let found = self.trusted(route, rel)?;
+        match found {
+            Lookup::File(cached) if cached.bytes.is_none() => match cached.file.statx().await {
+                Ok(now) if Stamp::of_statx(&now) == cached.stamp => Some(Lookup::File(cached)),
+                _ => None,
+            },
+            found => Some(found),
+        }
+    }
+
+    /// The entry for `rel` while it is trusted (see [`FileCache::reused`]).
+    fn trusted(&self, route: usize, rel: &[u8]) -> Option<Lookup> {
         let mut entries = self.entries.borrow_mut();
         let entry = entries.get_mut(&route)?.get_mut(rel)?;
         let age = entry.at.elapsed();
@@ -367,7 +390,7 @@ mod tests {
             let Lookup::File(first) = cache.open(0, &root, b"a.css").await else {
                 panic!("a.css is a file");
             };
-            assert!(cache.reused(0, b"a.css").is_some(), "trusted for a second");
+            assert!(cache.trusted(0, b"a.css").is_some(), "trusted for a second");
             // Its entry made `age` old, and marked as being opened again or not.
             let set = |age, reopening| {
                 let mut entries = cache.entries.borrow_mut();
@@ -376,8 +399,11 @@ mod tests {
                 entry.reopening = reopening;
             };
             set(super::VALID * 2, false);
-            assert!(cache.reused(0, b"a.css").is_none(), "this request opens it");
-            let Some(Lookup::File(meanwhile)) = cache.reused(0, b"a.css") else {
+            assert!(
+                cache.trusted(0, b"a.css").is_none(),
+                "this request opens it"
+            );
+            let Some(Lookup::File(meanwhile)) = cache.trusted(0, b"a.css") else {
                 panic!("the others are served the entry");
             };
             assert!(Rc::ptr_eq(&meanwhile.file, &first.file));
@@ -390,18 +416,21 @@ mod tests {
                 })
             };
             ended();
-            assert!(cache.reused(0, b"a.css").is_none(), "the next one opens it");
+            assert!(
+                cache.trusted(0, b"a.css").is_none(),
+                "the next one opens it"
+            );
             ended();
             // An open that ends with a fresh entry: trusted again.
             let Lookup::File(fresh) = cache.open(0, &root, b"a.css").await else {
                 panic!("a.css is a file");
             };
             assert!(!Rc::ptr_eq(&fresh.file, &first.file));
-            assert!(cache.reused(0, b"a.css").is_some());
+            assert!(cache.trusted(0, b"a.css").is_some());
             // An open that takes too long (a hung disk) no longer holds the others back.
             set(super::VALID + super::REOPENING_AT_MOST * 2, true);
             assert!(
-                cache.reused(0, b"a.css").is_none(),
+                cache.trusted(0, b"a.css").is_none(),
                 "past the bound, opened again"
             );
         });

@@ -74,8 +74,8 @@ impl fmt::Debug for Root {
 /// What a path under a root is.
 #[derive(Debug)]
 pub(crate) enum Opened {
-    /// A regular file, open for reading, with its metadata.
-    File(File, FileMeta),
+    /// A regular file, open for reading, with its metadata and what tells a change to it.
+    File(File, FileMeta, Stamp),
     /// A directory.
     Directory,
     /// Nothing servable: missing, outside the root, or not a regular file.
@@ -205,13 +205,41 @@ impl Root {
             return Opened::Failed(err.kind());
         }
         let mtime = u64::try_from(meta.mtime()).unwrap_or(0);
+        let stamp = Stamp {
+            size: meta.len(),
+            modified: (meta.mtime(), meta.mtime_nsec()),
+            changed: (meta.ctime(), meta.ctime_nsec()),
+        };
         Opened::File(
             file,
             FileMeta {
                 size: meta.len(),
                 mtime,
             },
+            stamp,
         )
+    }
+}
+
+/// What tells that an open file was written to since it was opened: its size and its times
+/// to the nanosecond (the change time moves with every write, even one that keeps the size
+/// and sets the modification time back).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stamp {
+    size: u64,
+    modified: (i64, i64),
+    changed: (i64, i64),
+}
+
+impl Stamp {
+    /// The stamp `statx` gives for the file now.
+    pub(crate) fn of_statx(now: &libc::statx) -> Stamp {
+        let time = |t: libc::statx_timestamp| (t.tv_sec, i64::from(t.tv_nsec));
+        Stamp {
+            size: now.stx_size,
+            modified: time(now.stx_mtime),
+            changed: time(now.stx_ctime),
+        }
     }
 }
 
@@ -323,7 +351,7 @@ mod tests {
 
         let root = Root::open(&root_dir).unwrap();
         let is_file = |rel: &[u8], size: u64| match root.open_beneath(rel) {
-            Opened::File(_, meta) => meta.size == size,
+            Opened::File(_, meta, _) => meta.size == size,
             _ => false,
         };
         assert!(is_file(b"a.txt", 5));
@@ -349,7 +377,7 @@ mod tests {
                 String::from_utf8_lossy(rel)
             );
         }
-        let Opened::File(file, _) = root.open_beneath(b"a.txt") else {
+        let Opened::File(file, ..) = root.open_beneath(b"a.txt") else {
             panic!("a.txt opens")
         };
         // SAFETY: F_GETFL on an fd `file` owns.
@@ -370,7 +398,7 @@ mod tests {
         symlink("a", &current).unwrap();
         let root = Root::open(&current).unwrap();
         let size = |root: &Root| match root.open_beneath(b"app.js") {
-            Opened::File(_, meta) => Some(meta.size),
+            Opened::File(_, meta, _) => Some(meta.size),
             _ => None,
         };
         assert_eq!(size(&root), Some(3));
