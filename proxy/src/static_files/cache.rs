@@ -201,18 +201,19 @@ impl FileCache {
     /// `None` when this request is to open it ([`FileCache::open_anew`]; the entry, if any,
     /// then says so).
     ///
-    /// A file whose bytes are read per request is looked at first (on the ring, which
-    /// never blocks the loop): one written in place (`cp` over it, `rsync --inplace`) would
+    /// A file whose bytes are read per request is looked at first, in a way that never
+    /// blocks the loop ([`Stamp::unchanged`]): one written in place (`cp` over it, `rsync --inplace`) would
     /// go out as its new bytes under its old length and validators, and be cached so for
     /// its whole `expires` (found by review); then it is opened again. nginx without
     /// `open_file_cache` looks at it for each request too.
     pub(crate) async fn reused(&self, route: usize, rel: &[u8]) -> Option<Lookup> {
         let found = self.trusted(route, rel)?;
         match found {
-            Lookup::File(cached) if cached.bytes.is_none() => match cached.file.statx().await {
-                Ok(now) if Stamp::of_statx(&now) == cached.stamp => Some(Lookup::File(cached)),
-                _ => None,
-            },
+            Lookup::File(cached) if cached.bytes.is_none() => cached
+                .stamp
+                .unchanged(&cached.file)
+                .await
+                .then_some(Lookup::File(cached)),
             found => Some(found),
         }
     }
