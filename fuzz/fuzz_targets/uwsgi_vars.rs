@@ -211,7 +211,6 @@ fn encode_one(buf: &[u8], head: &RequestHead, headers: &[HeaderSpan], path: &[u8
         path_info,
         script_name: mount,
         params: &params,
-        peer,
         client_ip,
         client_port,
         request_id,
@@ -457,7 +456,7 @@ fn expected(
         vars.push((key, value));
     }
     // The client's identity is ringway's to say: the client's X-Forwarded-For with the
-    // connection's address appended, the real client IP, the request's ID.
+    // real client's address appended, the real client IP, the request's ID.
     let mut forwarded = Vec::new();
     for h in headers {
         let value = h.value.of(buf).trim_ascii();
@@ -466,7 +465,7 @@ fn expected(
             forwarded.extend_from_slice(b", ");
         }
     }
-    forwarded.extend_from_slice(env.peer.ip().to_string().as_bytes());
+    forwarded.extend_from_slice(env.client_ip.to_string().as_bytes());
     let mut identity = vec![
         ("HTTP_X_FORWARDED_FOR", forwarded),
         ("HTTP_X_REAL_IP", env.client_ip.to_string().into_bytes()),

@@ -167,10 +167,12 @@ fn behind_haproxy_adding_x_forwarded_for_a_trusted_proxy_names_the_client() {
     let (_, env) = environ_on(&mut conn, &[]);
     assert_eq!(env["REMOTE_ADDR"], CLIENT, "{env}\n{}", haproxy.log());
     assert_eq!(env["HTTP_X_REAL_IP"], CLIENT, "{env}");
-    // HAProxy appended the client; ringway appends HAProxy, the address it was called from.
+    // HAProxy appended the client; ringway appends the real client, as nginx's realip
+    // makes $proxy_add_x_forwarded_for end with it: an app trusting one proxy
+    // (`ProxyFix(x_for=1)`) reads the client, not HAProxy.
     assert_eq!(
         env["HTTP_X_FORWARDED_FOR"],
-        format!("{CLIENT}, 127.0.0.1"),
+        format!("{CLIENT}, {CLIENT}"),
         "{env}"
     );
     // The port behind a proxy is not known.
@@ -181,7 +183,7 @@ fn behind_haproxy_adding_x_forwarded_for_a_trusted_proxy_names_the_client() {
     assert_eq!(env["REMOTE_ADDR"], CLIENT, "{env}");
     assert_eq!(
         env["HTTP_X_FORWARDED_FOR"],
-        format!("6.6.6.6, 10.0.0.1, {CLIENT}, 127.0.0.1"),
+        format!("6.6.6.6, 10.0.0.1, {CLIENT}, {CLIENT}"),
         "{env}"
     );
 

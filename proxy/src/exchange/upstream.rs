@@ -470,7 +470,6 @@ pub(super) fn encode_vars(
         path_info,
         script_name: target.script_name.map(str::as_bytes),
         params: &params,
-        peer: client.peer,
         client_ip: req.from.ip,
         client_port: req.from.port,
         request_id: req.request_id.as_bytes(),

@@ -22,7 +22,6 @@
 //!     path_info: &path_info,
 //!     script_name: None,
 //!     params: &[],
-//!     peer: "192.0.2.7:50000".parse().unwrap(),
 //!     client_ip: "192.0.2.7".parse().unwrap(),
 //!     client_port: Some(50000),
 //!     request_id: b"3f2a0c9d1e8b4a6f9c0d2e1f3a4b5c6d",

@@ -36,13 +36,11 @@ pub struct RequestEnv<'a> {
     /// Vars set by the operator (nginx `uwsgi_param`): written last, they replace ringway's
     /// own vars of the same name and any `HTTP_` var a client header would make.
     pub params: &'a [(String, String)],
-    /// The address the connection is from (a PROXY protocol header's source, or the TCP
-    /// peer): appended to HTTP_X_FORWARDED_FOR.
-    pub peer: SocketAddr,
-    /// The real client IP (REMOTE_ADDR, HTTP_X_REAL_IP): `peer`'s, or a trusted proxy's
-    /// word.
+    /// The real client IP (REMOTE_ADDR, HTTP_X_REAL_IP, appended to HTTP_X_FORWARDED_FOR):
+    /// the connection's (a PROXY protocol header's source, or the TCP peer), or a trusted
+    /// proxy's word.
     pub client_ip: IpAddr,
-    /// The real client's port (REMOTE_PORT): `peer`'s, the port a trusted proxy's word gave,
+    /// The real client's port (REMOTE_PORT): the connection's, the port a trusted proxy's word gave,
     /// or `None` (REMOTE_PORT empty) when that word gave none, as nginx's realip module
     /// leaves it.
     pub client_port: Option<u16>,
@@ -268,7 +266,10 @@ fn identity_vars(
                 o.extend_from_slice(b", ");
             }
         }
-        push_ip(o, env.peer.ip());
+        // The real client, as nginx's $proxy_add_x_forwarded_for appends its realip
+        // $remote_addr: an app trusting one proxy (Werkzeug's `ProxyFix(x_for=1)`) reads
+        // the client there, not the balancer in front (found by review).
+        push_ip(o, env.client_ip);
         Ok(())
     })?;
     w.var_with(b"HTTP_X_REAL_IP", |o| {

@@ -46,7 +46,6 @@ fn env() -> RequestEnv<'static> {
         path_info: b"",
         script_name: None,
         params: &[],
-        peer: "10.0.0.1:5555".parse().unwrap(),
         client_ip: "10.0.0.1".parse().unwrap(),
         client_port: Some(5555),
         request_id: b"0123456789abcdef0123456789abcdef",
@@ -167,7 +166,6 @@ fn https_post_absolute_form_byte_for_byte() {
     let buf = b"POST http://Ex.com/up?z HTTP/1.1\r\nHost: ex.com\r\nContent-Type: text/plain\r\n\
 Content-Length: 3\r\nX-Forwarded-Proto: https\r\nX_Evil: 1\r\nAccept: a\r\naccept: b\r\n\r\n";
     let env = RequestEnv {
-        peer: "[::1]:40000".parse().unwrap(),
         client_ip: "::1".parse().unwrap(),
         client_port: Some(40000),
         local: "[::1]:443".parse().unwrap(),
@@ -639,7 +637,7 @@ fn default_uwsgi_buffer_size_refuses_big_cookies() {
 #[test]
 fn the_identity_vars_are_ringways_word() {
     // The client's X-Real-IP and X-Request-ID are never passed on; its X-Forwarded-For gets
-    // the connection's address appended (nginx's $proxy_add_x_forwarded_for).
+    // the real client's address appended (nginx's $proxy_add_x_forwarded_for).
     let buf = b"GET / HTTP/1.1\r\nHost: a\r\nX-Real-IP: 6.6.6.6\r\nX-Request-ID: mine\r\n\
 X-Forwarded-For: 6.6.6.6\r\n\r\n";
     let vars = vars_of(&encode(buf, &env(), None, 4096).unwrap());
@@ -677,7 +675,8 @@ X-Forwarded-For:\r\nx-forwarded-for:  3.3.3.3 \r\n\r\n";
     );
 
     // Behind a trusted proxy, the real client IP is REMOTE_ADDR and X-Real-IP; its port is
-    // not known, and the list still ends with the proxy the connection came from.
+    // not known, and the list ends with it, as nginx's realip makes $remote_addr the one
+    // appended.
     let behind = RequestEnv {
         client_ip: "1.1.1.1".parse().unwrap(),
         client_port: None,
@@ -689,10 +688,7 @@ X-Forwarded-For:\r\nx-forwarded-for:  3.3.3.3 \r\n\r\n";
     assert_eq!(get(&vars, "REMOTE_ADDR"), Some("1.1.1.1"));
     assert_eq!(get(&vars, "REMOTE_PORT"), Some(""));
     assert_eq!(get(&vars, "HTTP_X_REAL_IP"), Some("1.1.1.1"));
-    assert_eq!(
-        get(&vars, "HTTP_X_FORWARDED_FOR"),
-        Some("1.1.1.1, 10.0.0.1")
-    );
+    assert_eq!(get(&vars, "HTTP_X_FORWARDED_FOR"), Some("1.1.1.1, 1.1.1.1"));
     // A proxy that gave the client's port (`1.1.1.1:4711`): it is REMOTE_PORT.
     let with_port = RequestEnv {
         client_port: Some(4711),
