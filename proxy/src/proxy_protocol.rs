@@ -99,6 +99,9 @@ pub enum ProxyHeaderError {
     /// A v2 length over [`V2_MAX_PAYLOAD`].
     #[error("v2 header longer than ringway accepts")]
     V2TooLong,
+    /// The connection ended inside the header.
+    #[error("connection closed inside the header")]
+    Truncated,
 }
 
 /// Parses the PROXY header at the start of `input`.

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use ringway_tests::haproxy::{Haproxy, Mode};
 use ringway_tests::tls::{Pki, curl, curl_target, tls_toml};
+use ringway_tests::wait::poll_until;
 use ringway_tests::{App, Conn, Req, Response, Ringway, Uwsgi, paths, roundtrip};
 use serde_json::Value;
 
@@ -569,8 +570,15 @@ fn a_connection_without_a_valid_proxy_header_is_closed() {
     // timeout.
     assert_eq!(answer_to(addr, b"PROXY TCP4 203.0"), b"");
     assert_eq!(answer_to(addr, b""), b"");
+    // A header cut short by the client's close: invalid too.
+    let mut cut = TcpStream::connect(addr).expect("connect");
+    cut.write_all(b"PROXY TCP4 203.0").expect("send");
+    cut.shutdown(std::net::Shutdown::Write).expect("half-close");
+    assert!(poll_until(Duration::from_secs(5), || rejected(
+        &ringway, "invalid"
+    ) == 7));
 
-    assert_eq!(rejected(&ringway, "invalid"), 6);
+    assert_eq!(rejected(&ringway, "invalid"), 7);
     assert_eq!(rejected(&ringway, "timeout"), 2);
     assert!(
         ringway.wait_for_log(

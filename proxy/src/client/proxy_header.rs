@@ -10,7 +10,7 @@ use tokio_uring::net::TcpStream;
 
 use crate::buffer::{Buf, TINY};
 use crate::client::DRAIN_IDLE_GRACE;
-use crate::fail::{Fail, Part};
+use crate::fail::Fail;
 use crate::io::{IoError, Stream, read_some_kept};
 use crate::proxy_protocol::{self, MAX_HEADER, Parsed};
 use crate::worker::Worker;
@@ -73,7 +73,12 @@ pub(crate) async fn read_proxy_header(
         input = kept;
         match read {
             Ok(0) if input.is_empty() => return Ok(None),
-            Ok(0) => return Err(Fail::ClientClosed(Part::Head)),
+            // Counted with the invalid headers (found by review: it was counted nowhere).
+            Ok(0) => {
+                return Err(Fail::ProxyHeader(
+                    proxy_protocol::ProxyHeaderError::Truncated,
+                ));
+            }
             Ok(_) => {}
             Err(IoError::Timeout) => return Err(Fail::ProxyHeaderTimeout),
             Err(IoError::Failed(kind)) => return Err(Fail::ClientIo(kind)),
