@@ -304,32 +304,31 @@ impl RouteTable {
         let names_with_a_slash = |route: &Route| {
             route.path.len() > 1 && route.path.strip_suffix('/').map(str::as_bytes) == Some(path)
         };
-        let add_slash = prefixes
-            .find(|&i| {
-                let route = &self.routes[i];
-                matches!(route.action, Action::Upstream { .. } | Action::Static(_))
-                    && names_with_a_slash(route)
-            })
+        let slashed = |kind: fn(&Action) -> bool| {
+            let routes = &self.routes;
+            move |&i: &usize| kind(&routes[i].action) && names_with_a_slash(&routes[i])
+        };
+        let proxied = |a: &Action| matches!(a, Action::Upstream { .. });
+        let proxied_slash = prefixes
+            .clone()
+            .find(slashed(proxied))
             // An exact proxied route too, as nginx's `location = /api/ { uwsgi_pass ...; }`
-            // redirects `/api` (found by review).
+            // redirects `/api` (found by review), before a static prefix route of that path.
             .or_else(|| {
                 self.exact_slashed.iter().copied().find(|&i| {
                     let r = &self.routes[i];
                     server(r) && names_with_a_slash(r)
                 })
             });
-        let (longest, slash) = match (prefix, add_slash) {
-            // A route whose path is this very path serves it.
-            (Some(i), _) if self.routes[i].path.len() == path.len() => (Some(i), None),
-            other => other,
-        };
+        let static_slash = prefixes.find(slashed(|a| matches!(a, Action::Static(_))));
+        // A route whose path is this very path serves it.
+        let served_as_is = prefix.is_some_and(|i| self.routes[i].path.len() == path.len());
         // As nginx's `auto_redirect`, which only its proxied locations have: decided before
-        // any regex is tried. A static route's slash comes after them.
-        if let Some(i) = slash
-            && matches!(self.routes[i].action, Action::Upstream { .. })
-        {
+        // any regex is tried.
+        if let Some(i) = proxied_slash.filter(|_| !served_as_is) {
             return Found::AddSlash(i);
         }
+        let longest = prefix;
         if !longest.is_some_and(|i| self.routes[i].no_regex)
             && let Some(i) = self.regexes.iter().copied().find(|&i| {
                 let route = &self.routes[i];
@@ -338,9 +337,13 @@ impl RouteTable {
         {
             return Found::Route(i);
         }
-        match (slash, longest) {
-            (Some(i), _) => Found::AddSlash(i),
-            (None, Some(i)) => Found::Route(i),
+        // A static route's slash only where no route serves the path: nginx's `alias`
+        // location has no auto_redirect, so the path goes to a location it matches (the
+        // app's `/`, which may have a view of that name; found by review: an internal
+        // route's path without its slash was a 404 there).
+        match (longest, static_slash) {
+            (Some(i), _) => Found::Route(i),
+            (None, Some(i)) => Found::AddSlash(i),
             (None, None) => Found::Nothing,
         }
     }
@@ -720,8 +723,9 @@ pub(crate) mod tests {
         let groups = PathRegex::new(r"^/p/([0-9]+)/?$").unwrap();
         let found = groups.captures(b"/p/42\n").unwrap();
         assert_eq!(found.get(1).map(|g| g.as_bytes()), Some(&b"42"[..]));
-        // A static route's slash redirect comes after the regexes (nginx's alias and root
-        // locations have no auto_redirect), an upstream route's before.
+        // A static route's slash redirect comes after the regexes and the prefix routes
+        // (nginx's alias and root locations have no auto_redirect), an upstream route's
+        // before.
         let files = |path: &str| {
             let root = crate::static_files::Root::open(std::path::Path::new("/")).unwrap();
             route(path, false, Action::Static(StaticRoute::plain(root)))
@@ -737,7 +741,22 @@ pub(crate) mod tests {
         ]);
         assert_eq!(t.find(None, b"/.well-known"), Found::Route(3));
         assert_eq!(t.find(None, b"/.well-known/x"), Found::Route(1));
-        assert_eq!(t.find(None, b"/assets"), Found::AddSlash(2));
+        assert_eq!(t.find(None, b"/assets"), Found::Route(0), "the app's");
+        let t = RouteTable::new(vec![files("/assets/"), files("/other/")]);
+        assert_eq!(
+            t.find(None, b"/assets"),
+            Found::AddSlash(0),
+            "no route takes it"
+        );
+        // An exact proxied route's slash beats a static prefix route of the same path, and
+        // any regex, as nginx's exact location with `uwsgi_pass`.
+        let t = RouteTable::new(vec![
+            route("/", false, upstream()),
+            route("/x/", true, upstream()),
+            files("/x/"),
+            regex(r"^/x$"),
+        ]);
+        assert_eq!(t.find(None, b"/x"), Found::AddSlash(1));
         // Without a prefix route to fall back on, a path no regex matches has no route.
         let t = RouteTable::new(vec![regex(r"\.css$")]);
         assert_eq!(t.find(None, b"/a.css"), Found::Route(0));

@@ -117,7 +117,7 @@ fn regex_routes_take_the_requests_nginx_regex_locations_take() {
     .start();
 
     // (request, status ringway must answer, the route that answers: None for the app)
-    let cases: [(&str, &str, u16, Option<&str>); 25] = [
+    let cases: [(&str, &str, u16, Option<&str>); 26] = [
         // `location =` before any regex.
         ("GET", "/exact.css", 200, Some("exact")),
         // A regex route serves the whole path under its root.
@@ -153,6 +153,8 @@ fn regex_routes_take_the_requests_nginx_regex_locations_take() {
         // A static route's slash redirect does not come before the regexes (nginx's
         // `alias` locations have no `auto_redirect`).
         ("GET", "/.well-known", 403, Some("dot")),
+        // Nor before a prefix route: the app's `/` takes it (Flask's 404 here).
+        ("GET", "/media", 404, None),
         ("GET", "/.well-known/a.css", 200, Some("acme")),
         ("GET", "/.env", 403, Some("dot")),
     ];
