@@ -860,6 +860,16 @@ fn a_refusal_drops_the_unread_body_and_keeps_the_connection_as_nginx() {
             "{what}: the next request answered: {seen:?}"
         );
     }
+    // A body held back for a 100 Continue the refusal never sends: the client may leave it
+    // unsent, so the answer says close (nginx keeps the connection and reads on).
+    let mut conn = Conn::open(ringway.addr());
+    conn.send(
+        b"POST /gone/x HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n",
+    )
+    .expect("send");
+    let r = conn.read_response().expect("the 404");
+    assert_eq!(r.status, 404, "{r:?}");
+    assert!(r.says_close(), "{r:?}");
     // A chunked body that never ends: the connection closes after the drain's silence.
     let mut conn = Conn::open(ringway.addr());
     conn.send(b"POST /gone/x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab")

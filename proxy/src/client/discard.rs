@@ -8,15 +8,21 @@ use std::time::Instant;
 use super::Client;
 use super::close::{LINGER_READ, linger_bounds};
 use crate::buffer::Buf;
-use crate::http::{BodyFraming, ChunkedDecoder};
+use crate::http::{BodyFraming, ChunkedDecoder, RequestHead};
 use crate::io::read_some;
 
-/// Whether an answer that leaves a body of `framing` unread may keep the connection, its body
-/// dropped after the answer: a declared length within what a drain takes at most (a chunked
-/// body's end is learnt only by reading it; one that runs longer ends the connection).
-pub(crate) fn may_discard(framing: BodyFraming) -> bool {
-    match framing {
-        BodyFraming::None | BodyFraming::Chunked => true,
+/// Whether an answer that leaves the body of the request `head` unread may keep the
+/// connection, its body dropped after the answer: a declared length within what a drain
+/// takes at most (a chunked body's end is learnt only by reading it; one that runs longer
+/// ends the connection). Not a body the client holds back for a `100 Continue` it will not
+/// get: told the final answer, it may leave it unsent, and its next request would be taken
+/// for that body, so the answer says `Connection: close` (as Go's server does; nginx keeps
+/// the connection and reads on).
+pub(crate) fn may_discard(head: &RequestHead) -> bool {
+    match head.body {
+        BodyFraming::None | BodyFraming::Length(0) => true,
+        _ if head.expect_continue => false,
+        BodyFraming::Chunked => true,
         BodyFraming::Length(n) => n <= linger_bounds(false).bytes as u64,
     }
 }

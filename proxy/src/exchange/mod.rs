@@ -210,7 +210,7 @@ impl Request {
     /// Whether an answer that reads no body can keep the connection: if the body it leaves
     /// unread, if any, can be dropped after it ([`serve`] does), as nginx discards it.
     fn may_keep_alive_unread(&self, worker: &Worker) -> bool {
-        self.keeps_alive(worker) && may_discard(self.head.body)
+        self.keeps_alive(worker) && may_discard(&self.head)
     }
 
     /// Whether ringway's own answer to `fail` may keep the connection: a refusal of a
@@ -427,7 +427,7 @@ pub(crate) async fn serve(
         }
         (Routed::Refused(fail, refused), None) => {
             let fail = *fail;
-            let keep = fail.is_clean() && keep && may_discard(head.body);
+            let keep = fail.is_clean() && keep && may_discard(&head);
             let scope = OwnAnswers::of_server(worker);
             answer(
                 client,

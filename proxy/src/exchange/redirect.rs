@@ -98,7 +98,7 @@ pub(super) async fn to_https(
         location.push(b'/');
     }
     location.extend_from_slice(uri);
-    let keep_alive = keep_alive && crate::client::may_discard(head.body);
+    let keep_alive = keep_alive && crate::client::may_discard(head);
     let head_only = head.method == Method::Head;
     let headers: [(&[u8], &[u8]); 1] = [(b"Location", &location)];
     let own = Own {
