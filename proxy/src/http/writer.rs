@@ -123,8 +123,10 @@ pub fn write_response_head(
         let replaced = (!meta.request_id.is_empty() && name.eq_ignore_ascii_case(REQUEST_ID))
             || (meta.own_server_and_date
                 && (name.eq_ignore_ascii_case(b"server") || name.eq_ignore_ascii_case(b"date")));
-        let switching_to =
-            meta.framing == ClientFraming::Switching && name.eq_ignore_ascii_case(b"upgrade");
+        // The protocols a 101 switches to, or a 426 asks for (RFC 9110 §15.5.22: it must
+        // name them; nginx passes Upgrade on any answer).
+        let switching_to = (meta.framing == ClientFraming::Switching || meta.status == 426)
+            && name.eq_ignore_ascii_case(b"upgrade");
         // Content-Length too: ringway writes it from the framing it chose.
         let hop_by_hop = super::is_hop_by_hop(name)
             || name.eq_ignore_ascii_case(b"content-length")

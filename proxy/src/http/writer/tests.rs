@@ -400,6 +400,19 @@ Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n\r\n"
 }
 
 #[test]
+fn a_426_keeps_the_upgrade_it_asks_for() {
+    // RFC 9110 §15.5.22: a 426 names the protocols; nginx passes Upgrade on any answer.
+    let upstream = b"HTTP/1.1 426 Upgrade Required\r\nUpgrade: websocket\r\n\
+Connection: Upgrade\r\nContent-Length: 0\r\n\r\n";
+    let got = rewrite(upstream, Version::Http11, ClientFraming::Length(0), true);
+    assert_eq!(
+        got,
+        "HTTP/1.1 426 Upgrade Required\r\nUpgrade: websocket\r\nContent-Length: 0\r\n\
+Server: ringway\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n\r\n"
+    );
+}
+
+#[test]
 fn a_compressed_body_gets_its_coding_a_weak_etag_and_no_ranges() {
     let upstream =
         b"HTTP/1.1 200 OK\r\nETag: \"v1\"\r\nAccept-Ranges: bytes\r\nContent-Length: 99\r\n\r\n";
