@@ -158,7 +158,8 @@ fn encoded(tree: &StaticTree, rel: &str, coding: &'static str) -> Served {
 
 /// The media types a file named `name` may be served as, and the charset wanted: ringway's
 /// table is nginx's mime.types but for `.js` (RFC 9239 made `text/javascript` the standard;
-/// nginx 1.22 still says `application/javascript`). Text types carry `charset=utf-8`.
+/// nginx 1.22 still says `application/javascript`) and the `.mjs` and `.webmanifest` it
+/// adds (no test tree holds such a file). Text types carry `charset=utf-8`.
 pub fn media_for(name: &str) -> (&'static [&'static str], Option<&'static str>) {
     let file_name = name.rsplit('/').next().unwrap_or(name);
     let extension = match file_name.rsplit_once('.') {

@@ -860,6 +860,30 @@ fn a_refusal_drops_the_unread_body_and_keeps_the_connection_as_nginx() {
             "{what}: the next request answered: {seen:?}"
         );
     }
+    // The body comes after the answer, in pieces read from the socket, the next request
+    // in the last piece's write (chunked, then by length).
+    let chunked_head = b"POST /gone/x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let length_head = b"POST /gone/x HTTP/1.1\r\nHost: a\r\nContent-Length: 12\r\n\r\n";
+    let pieces: [(&[u8], [&[u8]; 3]); 2] = [
+        (chunked_head, [b"5\r\nhel", b"lo\r\n", b"0\r\n\r\n"]),
+        (length_head, [b"hello", b" wor", b"ld!"]),
+    ];
+    for (head, [first, second, last]) in pieces {
+        let mut conn = Conn::open(ringway.addr());
+        conn.send(head).expect("send the head");
+        let r = conn.read_response().expect("the 404");
+        assert!(r.status == 404 && !r.says_close(), "{r:?}");
+        conn.send(first).expect("send");
+        sleep(Duration::from_millis(50));
+        conn.send(second).expect("send");
+        sleep(Duration::from_millis(50));
+        conn.send(&[last, &probe.to_bytes()].concat())
+            .expect("send");
+        let next = conn.read_response().expect("the next answer");
+        assert_eq!(next.status, 404, "{next:?}");
+        assert_eq!(conn.leftover(), b"", "nothing more");
+        assert!(!next.says_close(), "{next:?}");
+    }
     // A body held back for a 100 Continue the refusal never sends: the client may leave it
     // unsent, so the answer says close (nginx keeps the connection and reads on).
     let mut conn = Conn::open(ringway.addr());

@@ -35,8 +35,9 @@ pub(crate) enum Next {
     Close,
     /// An error answer was sent with unread input maybe left: drain, then close.
     Linger,
-    /// The 503 of a connection over a connection limit was sent: close, after draining for
-    /// [`REFUSED_LINGER`] at most if the client's bytes are waiting.
+    /// The 503 of a connection over a connection limit was sent, or a body no answer
+    /// needed outlasted the drain's bounds: close, after draining for [`REFUSED_LINGER`] at
+    /// most if the client's bytes are waiting.
     LingerBriefly,
     /// The connection is unusable (I/O failure or a response cut short): drop it now.
     Abort,

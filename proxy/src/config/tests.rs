@@ -443,11 +443,16 @@ fn an_ipv4_mapped_range_is_refused_with_the_range_to_write() {
     for (range, write) in [
         ("::ffff:10.0.0.0/104", "10.0.0.0/8"),
         ("::ffff:127.0.0.1", "127.0.0.1/32"),
+        ("::ffff:0.0.0.0/96", "0.0.0.0/0"),
     ] {
         let file = format!("upstream = [\"unix:/a\"]\ntrusted_proxy = [\"{range}\"]\n");
         let err = load(&file, &[]).unwrap_err();
         assert!(err.contains(&format!("write {write}")), "{range}: {err}");
     }
+    // Past 128 bits: no range at all.
+    let file = "upstream = [\"unix:/a\"]\ntrusted_proxy = [\"::ffff:10.0.0.0/200\"]\n";
+    let err = load(file, &[]).unwrap_err();
+    assert!(err.contains("expected IP or IP/BITS"), "{err}");
     // Not mapped: taken.
     let file = "upstream = [\"unix:/a\"]\ntrusted_proxy = [\"::/0\", \"fd00::/8\"]\n";
     assert_eq!(load(file, &[]).unwrap().trusted_proxies.len(), 2);

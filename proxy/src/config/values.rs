@@ -1145,20 +1145,21 @@ impl FromStr for Cidr {
             None => (s, None),
         };
         let addr: IpAddr = ip.trim().parse().map_err(|_| err())?;
-        if let IpAddr::V6(v6) = addr
-            && let Some(v4) = v6.to_ipv4_mapped()
-        {
-            // Peers in that form are matched as the IPv4 addresses they are, as nginx's
-            // ngx_cidr_match does: the range could never match anyone.
-            let v4_bits = bits.map_or(32, |b| b.saturating_sub(96));
-            return Err(format!(
-                "{s:?} is an IPv4-mapped range, which no peer is matched as: write {v4}/{v4_bits}"
-            ));
-        }
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let bits = bits.unwrap_or(max);
         if bits > max {
             return Err(err());
+        }
+        if let IpAddr::V6(v6) = addr
+            && let Some(v4) = v6.to_ipv4_mapped()
+            && bits >= 96
+        {
+            // Peers in that form are matched as the IPv4 addresses they are, as nginx's
+            // ngx_cidr_match does: the range could never match anyone.
+            return Err(format!(
+                "{s:?} is an IPv4-mapped range, which no peer is matched as: write {v4}/{}",
+                bits - 96
+            ));
         }
         // nginx warns that such bits are meaningless and takes the range; a range written
         // with a host's address is as likely meant as that host alone (found by review:

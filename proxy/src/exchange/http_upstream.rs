@@ -204,7 +204,7 @@ pub(super) fn encode_head(
         request_id: req.request_id.as_bytes(),
         https: client.is_tls(),
         client_cert: client.cert(config),
-        trusted_peer: config.is_trusted(client.peer.ip()),
+        trusted_peer: client.vouched_for(config),
         real_ip_header: config.real_ip_header.name().as_bytes(),
         forwarded_host: super::forwarded_host(client, target.route, worker),
         default_host,

@@ -207,10 +207,11 @@ impl Request {
         Ok(())
     }
 
-    /// Whether an answer that reads no body can keep the connection: if the body it leaves
-    /// unread, if any, can be dropped after it ([`serve`] does), as nginx discards it.
+    /// Whether an answer that reads no body can keep the connection: if the body was read
+    /// already (by the app, before its X-Accel-Redirect), or the body it leaves unread, if
+    /// any, can be dropped after it ([`serve`] does), as nginx discards it.
     fn may_keep_alive_unread(&self, worker: &Worker) -> bool {
-        self.keeps_alive(worker) && may_discard(&self.head)
+        self.keeps_alive(worker) && (self.body_read.get() || may_discard(&self.head))
     }
 
     /// Whether ringway's own answer to `fail` may keep the connection: a refusal of a
@@ -442,6 +443,17 @@ pub(crate) async fn serve(
             .await
         }
     };
+    // An answer that kept the connection without reading the body: the body is dropped
+    // now (before the log line, whose $request_time includes it, as nginx's), or the
+    // connection closes, briefly drained: the drain's bounds are spent (it would be read
+    // as the next request).
+    if outcome.next == Next::KeepAlive
+        && !head.body.has_no_bytes()
+        && !matches!(&routed, Routed::To(req, ..) if req.body_read.get())
+        && !Box::pin(client.discard_body(head.body, &mut rest)).await
+    {
+        outcome.next = Next::LingerBriefly;
+    }
     outcome.body_bytes = client.body_bytes_sent();
     if let Some(log) = &worker.access_log
         && log::logs_status(worker, outcome.reported_status())
@@ -463,15 +475,6 @@ pub(crate) async fn serve(
                 arrival,
             );
         }
-    }
-    // An answer that kept the connection without reading the body: the body is dropped
-    // now, or the connection closes (it would be read as the next request).
-    if outcome.next == Next::KeepAlive
-        && !head.body.has_no_bytes()
-        && !matches!(&routed, Routed::To(req, ..) if req.body_read.get())
-        && !Box::pin(client.discard_body(head.body, &mut rest)).await
-    {
-        outcome.next = Next::Close;
     }
     // Whatever followed this request is the start of the next one.
     client.put_back_rest(rest);
@@ -510,7 +513,7 @@ fn redirects_to_https(client: &Client, worker: &Worker, routed: &Routed<'_>) -> 
 
 /// The scheme a trusted proxy in front says the client used, if one says.
 fn forwarded(client: &Client, config: &crate::config::Config) -> Option<&'static [u8]> {
-    let trusted = config.is_trusted(client.peer.ip());
+    let trusted = client.vouched_for(config);
     crate::identity::forwarded_scheme(&client.input, &client.headers, trusted)
 }
 
@@ -549,7 +552,7 @@ fn route<'w>(client: &Client, head: RequestHead, worker: &'w Worker, keep: bool)
     let (from, request_id) = identify(
         &client.input,
         &client.headers,
-        client.peer,
+        (client.peer, client.vouched_for(&worker.config)),
         &worker.config,
         &worker.request_ids,
     );
@@ -933,7 +936,7 @@ pub(crate) fn forwarded_host<'c>(
     worker: &Worker,
 ) -> Option<&'c [u8]> {
     let config = &worker.config;
-    if !config.is_trusted(client.peer.ip()) {
+    if !client.vouched_for(config) {
         return None;
     }
     let mut values = client

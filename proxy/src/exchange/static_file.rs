@@ -113,7 +113,7 @@ pub(super) async fn serve(
         Lookup::NotFound
     } else {
         let cache = &worker.files;
-        let found = match cache.reused(f.route_index, f.rel).await {
+        let found = match cache.reused(f.route_index, f.rel) {
             Some(found) => found,
             // An open waits on the disk (or for a place among the worker's opens): a
             // client that leaves meanwhile is let go, the open going on without it (found

@@ -485,7 +485,7 @@ pub(super) fn encode_vars(
         http2: client.is_http2(),
         document_root: &config.document_root,
         server_name: config.server_name.as_deref(),
-        trusted_peer: config.is_trusted(client.peer.ip()),
+        trusted_peer: client.vouched_for(config),
         real_ip_header: config.real_ip_header.name().as_bytes(),
         forwarded_host: super::forwarded_host(client, target.route, worker),
         allow_underscores: config.allow_underscores_in_headers,

@@ -90,15 +90,14 @@ pub(crate) fn forwarded_scheme(
 }
 
 /// The real client and the ID of the request whose head is in `buf`, on a connection from
-/// `conn`.
+/// `conn`, whose word is believed if `trusted` (see `Client::vouched_for`).
 pub(crate) fn identify(
     buf: &[u8],
     headers: &[HeaderSpan],
-    conn: SocketAddr,
+    (conn, trusted): (SocketAddr, bool),
     config: &Config,
     ids: &IdSource,
 ) -> (RealClient, RequestId) {
-    let trusted = config.is_trusted(conn.ip());
     if !trusted {
         // Nothing the client says about itself counts: no header is even looked at.
         return (conn.into(), ids.next());

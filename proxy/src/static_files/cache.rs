@@ -133,7 +133,7 @@ impl Default for FileCache {
 impl FileCache {
     /// `rel` under `root` (the root of the route at `route`), from the cache or opened.
     pub(crate) async fn open(&self, route: usize, files: &StaticRoute, rel: &[u8]) -> Lookup {
-        match self.reused(route, rel).await {
+        match self.reused(route, rel) {
             Some(found) => found,
             None => self.open_anew(route, files, rel).await,
         }
@@ -201,29 +201,22 @@ impl FileCache {
     /// `None` when this request is to open it ([`FileCache::open_anew`]; the entry, if any,
     /// then says so).
     ///
-    /// A file whose bytes are read per request is looked at first, in a way that never
-    /// blocks the loop ([`Stamp::unchanged`]): one written in place (`cp` over it, `rsync --inplace`) would
-    /// go out as its new bytes under its old length and validators, and be cached so for
-    /// its whole `expires` (found by review); then it is opened again. nginx without
-    /// `open_file_cache` looks at it for each request too.
-    pub(crate) async fn reused(&self, route: usize, rel: &[u8]) -> Option<Lookup> {
-        let found = self.trusted(route, rel)?;
-        match found {
-            Lookup::File(cached) if cached.bytes.is_none() => cached
-                .stamp
-                .unchanged(&cached.file)
-                .await
-                .then_some(Lookup::File(cached)),
-            found => Some(found),
-        }
-    }
-
-    /// The entry for `rel` while it is trusted (see [`FileCache::reused`]).
-    fn trusted(&self, route: usize, rel: &[u8]) -> Option<Lookup> {
+    /// A file whose bytes are read per request is looked at first ([`Stamp::unchanged`]):
+    /// one written in place (`cp` over it, `rsync --inplace`) would go out as its new
+    /// bytes under its old length and validators, and be cached so for its whole `expires`
+    /// (found by review); then it is opened again. nginx without `open_file_cache` looks at
+    /// it for each request too.
+    pub(crate) fn reused(&self, route: usize, rel: &[u8]) -> Option<Lookup> {
         let mut entries = self.entries.borrow_mut();
         let entry = entries.get_mut(&route)?.get_mut(rel)?;
         let age = entry.at.elapsed();
-        if age < VALID || (entry.reopening && age < VALID + REOPENING_AT_MOST) {
+        let written = match &entry.found {
+            Lookup::File(cached) if cached.bytes.is_none() => {
+                !cached.stamp.unchanged(cached.file.as_ref())
+            }
+            _ => false,
+        };
+        if !written && (age < VALID || (entry.reopening && age < VALID + REOPENING_AT_MOST)) {
             return Some(entry.found.clone());
         }
         entry.reopening = true;
@@ -391,7 +384,7 @@ mod tests {
             let Lookup::File(first) = cache.open(0, &root, b"a.css").await else {
                 panic!("a.css is a file");
             };
-            assert!(cache.trusted(0, b"a.css").is_some(), "trusted for a second");
+            assert!(cache.reused(0, b"a.css").is_some(), "trusted for a second");
             // Its entry made `age` old, and marked as being opened again or not.
             let set = |age, reopening| {
                 let mut entries = cache.entries.borrow_mut();
@@ -400,11 +393,8 @@ mod tests {
                 entry.reopening = reopening;
             };
             set(super::VALID * 2, false);
-            assert!(
-                cache.trusted(0, b"a.css").is_none(),
-                "this request opens it"
-            );
-            let Some(Lookup::File(meanwhile)) = cache.trusted(0, b"a.css") else {
+            assert!(cache.reused(0, b"a.css").is_none(), "this request opens it");
+            let Some(Lookup::File(meanwhile)) = cache.reused(0, b"a.css") else {
                 panic!("the others are served the entry");
             };
             assert!(Rc::ptr_eq(&meanwhile.file, &first.file));
@@ -417,21 +407,18 @@ mod tests {
                 })
             };
             ended();
-            assert!(
-                cache.trusted(0, b"a.css").is_none(),
-                "the next one opens it"
-            );
+            assert!(cache.reused(0, b"a.css").is_none(), "the next one opens it");
             ended();
             // An open that ends with a fresh entry: trusted again.
             let Lookup::File(fresh) = cache.open(0, &root, b"a.css").await else {
                 panic!("a.css is a file");
             };
             assert!(!Rc::ptr_eq(&fresh.file, &first.file));
-            assert!(cache.trusted(0, b"a.css").is_some());
+            assert!(cache.reused(0, b"a.css").is_some());
             // An open that takes too long (a hung disk) no longer holds the others back.
             set(super::VALID + super::REOPENING_AT_MOST * 2, true);
             assert!(
-                cache.trusted(0, b"a.css").is_none(),
+                cache.reused(0, b"a.css").is_none(),
                 "past the bound, opened again"
             );
         });

@@ -12,8 +12,8 @@
 //!
 //! The client's identity is ringway's to say, never the client's: REMOTE_ADDR and
 //! HTTP_X_REAL_IP are the real client IP, HTTP_X_FORWARDED_FOR is the client's
-//! X-Forwarded-For with the connection's address appended (nginx's
-//! `$proxy_add_x_forwarded_for`), HTTP_X_REQUEST_ID is the request's ID; the client's own
+//! X-Forwarded-For with the real client IP appended (nginx's
+//! `$proxy_add_x_forwarded_for` under realip), HTTP_X_REQUEST_ID is the request's ID; the client's own
 //! X-Real-IP and X-Request-ID headers are not passed on.
 
 use std::net::{IpAddr, SocketAddr};
