@@ -220,8 +220,11 @@ impl TlsStream {
 
 /// Marks a write of records in flight until it finishes or its future is dropped midway
 /// (a timeout). A write dropped midway leaves its op in flight with records half sent:
-/// the socket is shut down then, which ends the op at once and fails every later write, so
-/// that nothing sent after can overtake those records or land in the middle of one.
+/// the socket's writing side is shut down then, which ends the op at once and fails every
+/// later write, so that nothing sent after can overtake those records or land in the
+/// middle of one. The reading side is left: a tunnel whose server ended goes on carrying
+/// what the client sends after its `close_notify`'s flush ran out of time (found by
+/// review: the whole socket was shut, and the client's further bytes read as its end).
 struct Flushing<'s> {
     tls: &'s TlsStream,
     finished: bool,
@@ -245,7 +248,7 @@ impl<'s> Flushing<'s> {
 impl Drop for Flushing<'_> {
     fn drop(&mut self) {
         if !self.finished {
-            Stream::shutdown(&self.tls.tcp, Shutdown::Both);
+            Stream::shutdown(&self.tls.tcp, Shutdown::Write);
         }
         self.tls.flushing.set(false);
         self.tls.flushed.notify_waiters();
@@ -421,8 +424,41 @@ pub(super) fn classify(first: &[u8]) -> FirstBytes {
 pub(super) const FIRST_READ: usize = SMALL;
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
 mod tests {
     use super::{FirstBytes, classify};
+
+    /// What [`Flushing`](super::Flushing) relies on: a write op stuck on a peer that reads
+    /// nothing ends once the socket's writing side is shut down, and the socket still reads
+    /// what the peer sends after.
+    #[test]
+    fn a_half_close_ends_a_stuck_write_and_leaves_reading() {
+        use std::io::Write;
+        use std::time::Duration;
+        tokio_uring::start(async {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let mut theirs = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+            let ours = tokio_uring::net::TcpStream::from_std(listener.accept().unwrap().0);
+            // Writes until one waits: the peer's and our buffers are full.
+            let stuck = loop {
+                let mut write = Box::pin(ours.write(vec![7u8; 1 << 20]).submit());
+                let done = tokio::time::timeout(Duration::from_millis(200), &mut write).await;
+                match done {
+                    Ok((Ok(n), _)) if n > 0 => continue,
+                    Ok((result, _)) => panic!("a write failed before the half-close: {result:?}"),
+                    Err(_) => break write,
+                }
+            };
+            let fd = std::os::fd::AsRawFd::as_raw_fd(&ours);
+            // SAFETY: a plain shutdown(2) on the open socket's fd.
+            assert_eq!(unsafe { libc::shutdown(fd, libc::SHUT_WR) }, 0);
+            let ended = tokio::time::timeout(Duration::from_secs(2), stuck).await;
+            assert!(ended.is_ok(), "the stuck write ended");
+            theirs.write_all(b"more").unwrap();
+            let (read, buf) = ours.read(vec![0u8; 16]).await;
+            assert_eq!(&buf[..read.unwrap()], b"more", "still read");
+        });
+    }
 
     #[test]
     fn the_first_byte_tells_tls_from_plain_http() {
