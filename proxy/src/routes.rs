@@ -264,14 +264,12 @@ impl RouteTable {
         }
     }
 
-    /// The route for a request for `host` (its Host, or its absolute-form authority) and
-    /// a normalised path.
-    pub(crate) fn find(&self, host: Option<&[u8]>, path: &[u8]) -> Found {
-        // The Host's own routes if some route names it, else those naming no Host. Of the
-        // names that match it, the closest decides, as nginx picks one `server` block: an
-        // exact name, else the longest wildcard (found by review: a `*.example.com` route
-        // served `admin.example.com` beside, or instead of, that name's own routes and
-        // their access rules).
+    /// Which routes a request for `host` may take: the Host's own routes if some route
+    /// names it, else those naming no Host. Of the names that match it, the closest
+    /// decides, as nginx picks one `server` block: an exact name, else the longest wildcard
+    /// (found by review: a `*.example.com` route served `admin.example.com` beside, or
+    /// instead of, that name's own routes and their access rules).
+    fn serving<'t>(&'t self, host: Option<&'t [u8]>) -> impl Fn(&Route) -> bool + 't {
         let closest = host.filter(|_| self.by_host).and_then(|h| {
             self.routes
                 .iter()
@@ -279,13 +277,25 @@ impl RouteTable {
                 .filter_map(|n| n.how_named(h))
                 .max()
         });
-        let server = |r: &Route| match (self.by_host, closest, host) {
+        move |r: &Route| match (self.by_host, closest, host) {
             (false, ..) => true,
             (true, Some(closest), Some(h)) => {
                 r.hosts.iter().any(|n| n.how_named(h) == Some(closest))
             }
             (true, ..) => r.hosts.is_empty(),
-        };
+        }
+    }
+
+    /// Whether `route` is among those a request for `host` may take (a trusted proxy's
+    /// X-Forwarded-Host is held to it as the Host is).
+    pub(crate) fn serves_host(&self, route: &Route, host: &[u8]) -> bool {
+        self.serving(Some(host))(route)
+    }
+
+    /// The route for a request for `host` (its Host, or its absolute-form authority) and
+    /// a normalised path.
+    pub(crate) fn find(&self, host: Option<&[u8]>, path: &[u8]) -> Found {
+        let server = self.serving(host);
         if let Some(i) = self
             .routes
             .iter()
@@ -528,6 +538,13 @@ pub(crate) mod tests {
                 "{host:?} {path}"
             );
         }
+        // A host another route names is not the default routes' (a trusted proxy's
+        // X-Forwarded-Host is held to this, as the Host).
+        let serves = |i: usize, host: &str| t.serves_host(&t.routes[i], host.as_bytes());
+        assert!(serves(0, "other.test") && serves(0, "example.com"));
+        assert!(!serves(0, "api.example.com") && !serves(0, "www.example.com"));
+        assert!(serves(2, "api.example.com") && serves(3, "eu.api.example.com"));
+        assert!(!serves(2, "www.example.com") && !serves(4, "api.example.com"));
         let labels: Vec<String> = t.iter().map(Route::label).collect();
         assert_eq!(
             labels,

@@ -946,8 +946,9 @@ pub(crate) fn forwarded_host<'c>(
         .map(|h| h.value.of(&client.input).trim_ascii());
     let host = values.next()?;
     let one = values.next().is_none() && crate::http::is_valid_host(host);
-    let served = config.serves_host(Some(host))
-        && (route.hosts.is_empty() || route.hosts.iter().any(|name| name.matches(host)));
+    // A host another route's `hosts` claim is not this route's to put in its links (found
+    // by review: a route naming no host took any).
+    let served = config.serves_host(Some(host)) && config.routes.serves_host(route, host);
     (one && served).then_some(host)
 }
 
