@@ -293,3 +293,72 @@ fn config_map_is_a_config_ringway_runs() {
     assert!(text.contains("ringway_requests_total"), "{text}");
     assert!(!text.contains("ringway_ebpf_up"), "{text}");
 }
+
+/// The Kubernetes seccomp profile is Docker's (`docker/seccomp-io_uring.json`, the default
+/// plus io_uring) with its conditions resolved for a container holding no capability on an
+/// x86 or Arm node: containerd reads a Localhost profile in the OCI form, which has no
+/// conditions, and would take every conditional rule as an unconditional allow (`bpf`,
+/// `unshare`, `mount`... for a container with no capabilities).
+#[test]
+fn the_kubernetes_seccomp_profile_is_docker_s_resolved_for_no_capabilities() {
+    let read = |path: PathBuf| -> Value {
+        let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    };
+    let docker = read(paths::workspace_root().join("docker/seccomp-io_uring.json"));
+    let shipped = read(deploy_dir("kubernetes").join("seccomp-io_uring.json"));
+    let ours = ["amd64", "x32", "x86", "arm", "arm64"];
+    let listed = |v: &Value, key: &str| -> Vec<String> {
+        v.get(key)
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut rules = Vec::new();
+    for rule in docker["syscalls"].as_array().expect("syscalls") {
+        let (inc, exc) = (&rule["includes"], &rule["excludes"]);
+        let needs_a_cap = !listed(inc, "caps").is_empty();
+        let inc_arches = listed(inc, "arches");
+        let other_arch =
+            !inc_arches.is_empty() && !inc_arches.iter().any(|a| ours.contains(&a.as_str()));
+        let exc_arches = listed(exc, "arches");
+        let ours_excluded =
+            !exc_arches.is_empty() && exc_arches.iter().all(|a| ours.contains(&a.as_str()));
+        if needs_a_cap || other_arch || ours_excluded {
+            continue;
+        }
+        let mut kept = serde_json::Map::new();
+        for key in ["names", "action", "args", "errnoRet"] {
+            if let Some(v) = rule.get(key).filter(|v| !v.is_null()) {
+                kept.insert(key.to_owned(), v.clone());
+            }
+        }
+        rules.push(Value::Object(kept));
+    }
+    assert_eq!(shipped["syscalls"], Value::Array(rules), "the rules");
+    assert_eq!(shipped["defaultAction"], docker["defaultAction"]);
+    assert_eq!(shipped["defaultErrnoRet"], docker["defaultErrnoRet"]);
+    let arches = listed(&shipped, "architectures");
+    assert!(
+        arches.contains(&"SCMP_ARCH_X86_64".to_owned()),
+        "{arches:?}"
+    );
+    // No condition left for containerd to drop, and io_uring allowed.
+    let text = shipped.to_string();
+    assert!(!text.contains("includes") && !text.contains("excludes"));
+    assert!(text.contains("io_uring_setup"), "io_uring allowed");
+    // The Deployment loads this file.
+    let deployment = one_of_kind(&resources(), "Deployment");
+    let profiles: Vec<String> = deployment["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .expect("containers")
+        .iter()
+        .filter_map(|c| c["securityContext"]["seccompProfile"]["localhostProfile"].as_str())
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(profiles, ["ringway/seccomp-io_uring.json"]);
+}
