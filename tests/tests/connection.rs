@@ -784,6 +784,33 @@ fn an_upload_over_the_limit_is_read_to_its_end_and_its_413_arrives() {
     assert!(conn.closed_within(Duration::from_secs(5)), "then the close");
 }
 
+/// A chunk whose size line takes the body past the limit is refused at once, as nginx
+/// refuses it (once a byte of its data came): not once that many bytes came, nor at the
+/// body timeout when they do not.
+#[test]
+fn a_chunk_announced_past_the_limit_is_refused_at_its_size_line_as_nginx() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let nginx = Nginx::start_with_server_directives(uwsgi.socket(), "client_max_body_size 1k;");
+    let ringway = Ringway::with(&uwsgi).arg("--max-body-size", "1k").start();
+    for (proxy, addr) in [("nginx", nginx.addr()), ("ringway", ringway.addr())] {
+        let mut conn = Conn::open(addr);
+        conn.send(
+            b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n100000\r\nx",
+        )
+        .expect("send");
+        let asked = std::time::Instant::now();
+        let r = conn
+            .read_response()
+            .unwrap_or_else(|e| panic!("{proxy}: no answer: {e}"));
+        assert_eq!(r.status, 413, "{proxy}: {r:?}");
+        assert!(
+            asked.elapsed() < Duration::from_secs(5),
+            "{proxy}: answered at the size line, not at a timeout: {:?}",
+            asked.elapsed()
+        );
+    }
+}
+
 /// As nginx keeps it, a connection whose request the upstream failed (502, 503, 504)
 /// serves on once nothing of the request is left unread: a POST's body read whole, or a
 /// GET; the requests pipelined behind it are answered too.

@@ -125,7 +125,10 @@ impl Client {
             if !rest.is_empty() {
                 let progress = sink.decode(&mut decoder, rest).await?;
                 rest.drain(..progress.consumed);
-                if sink.len() > limits.max_body_size {
+                // A chunk's size line that takes the body past the limit is refused at
+                // once, as nginx refuses it ("client intended to send too large chunked
+                // body"), not once that many bytes came (or the client went quiet).
+                if sink.len().saturating_add(decoder.announced()) > limits.max_body_size {
                     return Err(Fail::BodyTooLarge {
                         declared: None,
                         limit: limits.max_body_size,

@@ -91,6 +91,18 @@ impl ChunkedDecoder {
         }
     }
 
+    /// The current chunk's data bytes still to come, as far as its size line has told
+    /// (while the size is read, what its digits so far say: never more than it will be).
+    /// With the data decoded so far, what the body will at least hold.
+    pub fn announced(&self) -> u64 {
+        match self.state {
+            State::Size | State::SizeSpace | State::Extension | State::SizeLf | State::Data => {
+                self.remaining
+            }
+            _ => 0,
+        }
+    }
+
     /// Whether the body's end (its last chunk and trailer) has been read.
     pub fn is_done(&self) -> bool {
         self.state == State::Done

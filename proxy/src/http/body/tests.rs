@@ -299,3 +299,17 @@ fn an_answers_extensions_are_bounded_per_line_a_requests_over_the_body() {
         Err(HttpError::BadSyntax)
     );
 }
+
+#[test]
+fn a_size_line_announces_its_chunk_before_the_data_comes() {
+    let mut dec = ChunkedDecoder::new();
+    let mut out = Vec::new();
+    assert_eq!(dec.announced(), 0);
+    dec.decode(b"4", &mut out).unwrap();
+    assert_eq!(dec.announced(), 4, "the digits so far");
+    dec.decode(b"00;x=1\r\n", &mut out).unwrap();
+    assert_eq!(dec.announced(), 0x400, "the whole size line");
+    dec.decode(b"abc", &mut out).unwrap();
+    assert_eq!(dec.announced(), 0x400 - 3, "what is still to come");
+    assert_eq!(out.len() as u64 + dec.announced(), 0x400);
+}
