@@ -328,6 +328,14 @@ fn upstream_headers_go_to_http_groups_only_and_leave_framing_alone() {
         "routes[0].params.X_A",
         "unknown variable `$nope`",
     );
+    // nginx's `uwsgi_param CONTENT_LENGTH $content_length` would empty it for chunked
+    // uploads: the body's length is ringway's.
+    assert_refused(
+        "upstream = [\"unix:/a\"]\n[[routes]]\npath = \"/\"\nupstream = \"default\"\n\
+         params = { CONTENT_LENGTH = \"$content_length\" }\n",
+        "CONTENT_LENGTH",
+        "leave it out",
+    );
     let config = load(&http("{ \"X-Port\" = \"$server_port\" }"), &[]).unwrap();
     let Action::Upstream {
         upstream_headers, ..

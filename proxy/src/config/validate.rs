@@ -2541,6 +2541,16 @@ fn check_param(name: &str, value: &str) -> Result<(), String> {
     if name.len() > 65535 || value.len() > 65535 {
         return Err("too long for the uwsgi protocol".into());
     }
+    // The body's length as ringway read it (a chunked body's decoded length): nginx's
+    // `uwsgi_param CONTENT_LENGTH $content_length` copied here would say the header, empty
+    // for every chunked upload, and the app would read no body (found by review).
+    if name == "CONTENT_LENGTH" {
+        return Err(
+            "CONTENT_LENGTH is the length of the body ringway read and sends; \
+                    leave it out (as nginx's uwsgi_params line, it is built in)"
+                .into(),
+        );
+    }
     Ok(())
 }
 
