@@ -536,6 +536,25 @@ fn with_trusted_proxy_a_proxy_header_is_believed_only_from_a_listed_peer() {
     let (_, env) = environ_on(&mut conn, &[]);
     assert_eq!(env["REMOTE_ADDR"], "198.51.100.7", "{env}");
     assert_eq!(env["REMOTE_PORT"], "40000", "{env}");
+
+    // From the listed balancer, a header that names no client (v1 UNKNOWN, v2 LOCAL): the
+    // bytes after it are a client's nobody vouches for, whose own claims count for nothing.
+    let claims = [
+        ("X-Forwarded-For", "203.0.113.66"),
+        ("X-Forwarded-Proto", "https"),
+    ];
+    let local_v2 = [&b"\r\n\r\n\0\r\nQUIT\n"[..], &[0x20, 0x00, 0x00, 0x00]].concat();
+    for header in [&b"PROXY UNKNOWN\r\n"[..], &local_v2] {
+        let mut conn = Conn::open_from(client_ip(), addr);
+        conn.send(header).expect("send");
+        let (_, env) = environ_on(&mut conn, &claims);
+        assert_eq!(env["REMOTE_ADDR"], CLIENT, "{env}");
+        assert_eq!(env["wsgi.url_scheme"], "http", "{env}");
+        assert_eq!(
+            env["HTTP_X_FORWARDED_FOR"], "203.0.113.66, 127.0.0.2",
+            "{env}"
+        );
+    }
 }
 
 #[test]
