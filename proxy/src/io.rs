@@ -164,6 +164,12 @@ pub(crate) trait Stream {
     fn time_out(&self, how: Shutdown) {
         self.shutdown(how);
     }
+    /// When bytes last came off the socket, for a stream whose reads wait for more than one
+    /// socket read may bring (TLS: a record comes in pieces, and only a whole one opens):
+    /// a read waiting on the rest has not idled since then.
+    fn last_arrival(&self) -> Option<Instant> {
+        None
+    }
 }
 
 /// One `recv(MSG_DONTWAIT)` on socket `fd` into `buf`'s spare room (at most `max` bytes):
@@ -415,6 +421,10 @@ impl<S: Stream> Stream for Counted<S> {
         self.timed_out.set(true);
         self.inner.time_out(how);
     }
+
+    fn last_arrival(&self) -> Option<Instant> {
+        self.inner.last_arrival()
+    }
 }
 
 /// Reads once, appending at most `max` bytes to `buf` (growing it as needed), within
@@ -431,12 +441,22 @@ pub(crate) async fn read_some<S: Stream>(
     let max = make_room(&mut buf, max);
     // Never offer the kernel more than `max` bytes: a body read must not swallow the next
     // pipelined request, and a full buffer would return 0 and look like EOF.
-    match tokio::time::timeout(limit, stream.read_append(buf, max)).await {
-        Ok((Ok(n), buf)) => Ok((n, buf)),
-        Ok((Err(e), _)) => Err(IoError::Failed(e.kind())),
-        Err(_) => {
-            stream.time_out(Shutdown::Read);
-            Err(IoError::Timeout)
+    let mut read = std::pin::pin!(stream.read_append(buf, max));
+    let mut deadline = Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(deadline, &mut read).await {
+            Ok((Ok(n), buf)) => return Ok((n, buf)),
+            Ok((Err(e), _)) => return Err(IoError::Failed(e.kind())),
+            Err(_) => match stream.last_arrival() {
+                // The limit is between two socket reads, as nginx's timers restart at each
+                // read (found by review: over TLS it ran over a whole record, so a slow
+                // upload was cut mid-record).
+                Some(at) if at + limit > Instant::now() => deadline = at + limit,
+                _ => {
+                    stream.time_out(Shutdown::Read);
+                    return Err(IoError::Timeout);
+                }
+            },
         }
     }
 }
@@ -663,6 +683,54 @@ mod tests {
                 .unwrap();
             Stream::shutdown(&ours, Shutdown::Write);
             assert!(reader.join().unwrap() == expected);
+        });
+    }
+
+    /// A stream whose one read completes after `takes`, its bytes coming off the socket
+    /// every `every` meanwhile (a TLS record in pieces).
+    struct Pieces {
+        began: Instant,
+        takes: Duration,
+        every: Duration,
+    }
+
+    impl Stream for Pieces {
+        async fn read_append(&self, mut buf: Buf, _max: usize) -> BufResult<usize, Buf> {
+            tokio::time::sleep_until(self.began + self.takes).await;
+            buf.push(1);
+            (Ok(1), buf)
+        }
+
+        async fn write_from(&self, buf: Buf, _: usize, _: &Progress) -> BufResult<(), Buf> {
+            (Ok(()), buf)
+        }
+
+        fn shutdown(&self, _: Shutdown) {}
+
+        fn last_arrival(&self) -> Option<Instant> {
+            let pieces = self.began.elapsed().as_millis() / self.every.as_millis();
+            let at = self.began + self.every * u32::try_from(pieces).unwrap();
+            (at > self.began && at < self.began + self.takes).then_some(at)
+        }
+    }
+
+    #[test]
+    fn the_read_limit_is_between_two_arrivals_not_on_the_whole_read() {
+        tokio_uring::start(async {
+            let pieces = |every| Pieces {
+                began: Instant::now(),
+                takes: Duration::from_millis(900),
+                every,
+            };
+            let limit = Duration::from_millis(400);
+            // Pieces every 150 ms: never 400 ms without one.
+            let often = pieces(Duration::from_millis(150));
+            let read = read_some(&often, Buf::empty(), 8, limit).await;
+            assert_eq!(read.map(|(n, _)| n).ok(), Some(1));
+            // Pieces every 500 ms: the first comes after the limit.
+            let seldom = pieces(Duration::from_millis(500));
+            let read = read_some(&seldom, Buf::empty(), 8, limit).await;
+            assert_eq!(read.err(), Some(IoError::Timeout));
         });
     }
 

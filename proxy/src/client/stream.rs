@@ -159,4 +159,11 @@ impl Stream for ClientStream {
             ClientStream::Tls(s) => Box::pin(s.finish_writing()).await,
         }
     }
+
+    fn last_arrival(&self) -> Option<tokio::time::Instant> {
+        match self {
+            ClientStream::Tls(s) => s.last_arrival(),
+            ClientStream::Plain(_) | ClientStream::Bridged(_) => None,
+        }
+    }
 }

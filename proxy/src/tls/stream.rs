@@ -10,6 +10,8 @@ use std::net::Shutdown;
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use rustls::ServerConnection;
 use tokio::sync::Notify;
 use tokio_uring::BufResult;
@@ -41,6 +43,8 @@ pub(crate) struct TlsStream {
     unread: RefCell<Vec<u8>>,
     /// What the handshake agreed and the client proved (set once it is done).
     peer: Peer,
+    /// When ciphertext last came off the socket ([`Stream::last_arrival`]).
+    arrived: Cell<Option<Instant>>,
 }
 
 impl TlsStream {
@@ -52,6 +56,7 @@ impl TlsStream {
             flushed: Notify::new(),
             unread: RefCell::new(Vec::new()),
             peer: Peer::default(),
+            arrived: Cell::new(None),
         }
     }
 
@@ -167,6 +172,7 @@ impl TlsStream {
         if res? == 0 {
             return Ok(false);
         }
+        self.arrived.set(Some(Instant::now()));
         // On an error rustls has queued an alert for the peer; the caller's flush sends it.
         self.absorb(&buf)?;
         Ok(true)
