@@ -506,13 +506,22 @@ impl Conn {
     /// head was read within the old one's limits); the old configuration is freed once no
     /// request or connection holds it. False when the connection must close: a TLS session
     /// checked under other client certificate rules (a revoked client must handshake
-    /// again; nginx closes its connections on reload).
+    /// again; nginx closes its connections on reload), or one accepted under the other
+    /// `proxy_protocol`.
     fn follow_reload(&mut self, readmit: bool) -> bool {
         let Some(newer) = generation::newer_than(&self.worker) else {
             return true;
         };
         if !admitted_by(&newer, self.client.stream.get_ref().tls()) {
             tracing::debug!(peer = %self.client.peer, "client certificate rules changed: connection closed");
+            return false;
+        }
+        if newer.config.proxy_protocol != self.worker.config.proxy_protocol {
+            // Accepted with a PROXY header or without: what that said of its client is
+            // judged by the rules it came under (found by review: a balancer's connection
+            // whose header named no client had its X-Forwarded-For believed after a
+            // reload turned proxy_protocol off).
+            tracing::debug!(peer = %self.client.peer, "proxy_protocol changed: connection closed");
             return false;
         }
         if readmit && !newer.limits.counts_connections_as(&self.worker.limits) {

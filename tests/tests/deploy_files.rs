@@ -221,7 +221,8 @@ fn deployment_matches_ringways_config() {
         "{}",
         ringway["securityContext"]
     );
-    // The profile the pod names is the one the image test runs with, and it allows io_uring.
+    // Docker's profile, which the image test runs with and the pod's is made from (below),
+    // allows io_uring.
     let profile: Value = serde_json::from_str(
         &fs::read_to_string(paths::workspace_root().join("docker/seccomp-io_uring.json"))
             .expect("docker/seccomp-io_uring.json"),
@@ -296,9 +297,10 @@ fn config_map_is_a_config_ringway_runs() {
 
 /// The Kubernetes seccomp profile is Docker's (`docker/seccomp-io_uring.json`, the default
 /// plus io_uring) with its conditions resolved for a container holding no capability on an
-/// x86 or Arm node: containerd reads a Localhost profile in the OCI form, which has no
+/// amd64 or arm64 node: containerd reads a Localhost profile in the OCI form, which has no
 /// conditions, and would take every conditional rule as an unconditional allow (`bpf`,
-/// `unshare`, `mount`... for a container with no capabilities).
+/// `unshare`, `mount`... for a container with no capabilities). It lies outside
+/// deploy/kubernetes/, whose every file `kubectl apply -f` takes for a manifest.
 #[test]
 fn the_kubernetes_seccomp_profile_is_docker_s_resolved_for_no_capabilities() {
     let read = |path: PathBuf| -> Value {
@@ -306,8 +308,7 @@ fn the_kubernetes_seccomp_profile_is_docker_s_resolved_for_no_capabilities() {
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
     };
     let docker = read(paths::workspace_root().join("docker/seccomp-io_uring.json"));
-    let shipped = read(deploy_dir("kubernetes").join("seccomp-io_uring.json"));
-    let ours = ["amd64", "x32", "x86", "arm", "arm64"];
+    let shipped = read(deploy_dir("seccomp").join("seccomp-io_uring.json"));
     let listed = |v: &Value, key: &str| -> Vec<String> {
         v.get(key)
             .and_then(Value::as_array)
@@ -318,18 +319,47 @@ fn the_kubernetes_seccomp_profile_is_docker_s_resolved_for_no_capabilities() {
             })
             .unwrap_or_default()
     };
+    // Docker matches a rule's arches against the node's own: amd64 or arm64 here. One
+    // file serves both, so a rule kept for one must not be one the other excludes.
+    let nodes = ["amd64", "arm64"];
+    let applies_on = |rule: &Value, node: &str| {
+        let (inc, exc) = (&rule["includes"], &rule["excludes"]);
+        let inc_arches = listed(inc, "arches");
+        listed(inc, "caps").is_empty()
+            && (inc_arches.is_empty() || inc_arches.iter().any(|a| a == node))
+            && !listed(exc, "arches").iter().any(|a| a == node)
+    };
+    let known = ["caps", "arches", "minKernel"];
     let mut rules = Vec::new();
     for rule in docker["syscalls"].as_array().expect("syscalls") {
-        let (inc, exc) = (&rule["includes"], &rule["excludes"]);
-        let needs_a_cap = !listed(inc, "caps").is_empty();
-        let inc_arches = listed(inc, "arches");
-        let other_arch =
-            !inc_arches.is_empty() && !inc_arches.iter().any(|a| ours.contains(&a.as_str()));
-        let exc_arches = listed(exc, "arches");
-        let ours_excluded =
-            !exc_arches.is_empty() && exc_arches.iter().all(|a| ours.contains(&a.as_str()));
-        if needs_a_cap || other_arch || ours_excluded {
+        for condition in ["includes", "excludes"] {
+            if let Some(keys) = rule[condition].as_object() {
+                for key in keys.keys() {
+                    assert!(
+                        known.contains(&key.as_str()),
+                        "a condition to resolve: {key}"
+                    );
+                }
+            }
+        }
+        // io_uring needs Linux 5.1: a rule for an older kernel holds on every node.
+        if let Some(min) = rule["includes"]["minKernel"].as_str() {
+            let major: u32 = min
+                .split('.')
+                .next()
+                .and_then(|m| m.parse().ok())
+                .expect("a version");
+            assert!(major <= 5, "a rule for kernels from {min}");
+        }
+        let on: Vec<bool> = nodes.iter().map(|n| applies_on(rule, n)).collect();
+        if !on.contains(&true) {
             continue;
+        }
+        // Kept for one node only: fine for an allow of that node's own calls (`arch_prctl`),
+        // not for a rule that narrows what the other node's default allows.
+        if on.contains(&false) {
+            assert_eq!(rule["action"], "SCMP_ACT_ALLOW", "{rule}");
+            assert!(listed(&rule["excludes"], "arches").is_empty(), "{rule}");
         }
         let mut kept = serde_json::Map::new();
         for key in ["names", "action", "args", "errnoRet"] {
@@ -343,15 +373,14 @@ fn the_kubernetes_seccomp_profile_is_docker_s_resolved_for_no_capabilities() {
     assert_eq!(shipped["defaultAction"], docker["defaultAction"]);
     assert_eq!(shipped["defaultErrnoRet"], docker["defaultErrnoRet"]);
     let arches = listed(&shipped, "architectures");
-    assert!(
-        arches.contains(&"SCMP_ARCH_X86_64".to_owned()),
-        "{arches:?}"
-    );
+    for arch in ["SCMP_ARCH_X86_64", "SCMP_ARCH_AARCH64"] {
+        assert!(arches.contains(&arch.to_owned()), "{arches:?}");
+    }
     // No condition left for containerd to drop, and io_uring allowed.
     let text = shipped.to_string();
     assert!(!text.contains("includes") && !text.contains("excludes"));
     assert!(text.contains("io_uring_setup"), "io_uring allowed");
-    // The Deployment loads this file.
+    // The Deployment loads it; kubectl finds no file but manifests beside it.
     let deployment = one_of_kind(&resources(), "Deployment");
     let profiles: Vec<String> = deployment["spec"]["template"]["spec"]["containers"]
         .as_array()
@@ -361,4 +390,13 @@ fn the_kubernetes_seccomp_profile_is_docker_s_resolved_for_no_capabilities() {
         .map(str::to_owned)
         .collect();
     assert_eq!(profiles, ["ringway/seccomp-io_uring.json"]);
+    let strays: Vec<PathBuf> = fs::read_dir(deploy_dir("kubernetes"))
+        .expect("read deploy/kubernetes")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json" || e == "yml"))
+        .collect();
+    assert!(
+        strays.is_empty(),
+        "kubectl would take these for manifests: {strays:?}"
+    );
 }

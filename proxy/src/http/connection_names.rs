@@ -11,7 +11,8 @@ use crate::http::validate::list_elements;
 
 /// The fields that only describe one connection, in lower case: not passed on, in either
 /// direction, by either protocol (what ringway frames with it writes itself), but for
-/// `Upgrade` on its way to an HTTP upstream that switches protocols, and back with its 101.
+/// `Upgrade` on its way to an HTTP upstream that switches protocols, and back with its 101
+/// (or a 426, which names what it asks for).
 pub(crate) const HOP_BY_HOP: [&[u8]; 7] = [
     b"connection",
     b"keep-alive",

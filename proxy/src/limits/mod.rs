@@ -231,13 +231,16 @@ impl LimitReqStatus {
 
 /// The address a connection counts under for `limit_conn_per_ip`: its client's, the one a
 /// PROXY header named (`named`) or else the peer's; none for a peer in `trusted_proxy`
-/// that named no client, a load balancer whose connections carry many clients (their
+/// without `proxy_protocol`, a load balancer whose connections carry many clients (their
 /// addresses come per request, in X-Forwarded-For): one count would refuse them all
 /// together (found by review: behind a balancer, the third client's connection got 503
-/// with `limit_conn_per_ip = 2`). `limit_req` keys on the request's real client.
+/// with `limit_conn_per_ip = 2`). With `proxy_protocol`, a balancer's connection whose
+/// header named no client counts under the balancer: its X-Forwarded-For is not believed
+/// (`Client::vouched_for`), so no one else counts it. `limit_req` keys on the request's real
+/// client.
 pub(crate) fn connection_ip(peer: SocketAddr, named: bool, config: &Config) -> Option<IpAddr> {
     let ip = peer.ip();
-    (named || !config.is_trusted(ip)).then_some(ip)
+    (named || config.proxy_protocol || !config.is_trusted(ip)).then_some(ip)
 }
 
 #[cfg(test)]
@@ -354,5 +357,15 @@ limit_conn_per_ip = 5
         assert!(held.iter().all(|a| a.refused().is_none()));
         let _first = limits.admit(Some(client.ip()));
         assert!(limits.admit(Some(client.ip())).refused().is_some());
+        // With proxy_protocol, a header naming no client leaves the balancer's address,
+        // which counts: that connection's X-Forwarded-For names no one.
+        let proxied = self::config(&format!(
+            "limit_conn_per_ip = 1\ntrusted_proxy = [\"10.0.0.0/8\"]\nproxy_protocol = true\n\
+             {GROUP}{ROUTE}"
+        ));
+        assert_eq!(
+            super::connection_ip(balancer, false, &proxied),
+            Some(balancer.ip())
+        );
     }
 }
