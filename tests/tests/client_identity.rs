@@ -220,6 +220,22 @@ fn remote_addr(from: IpAddr, addr: SocketAddr, headers: &[(&str, &str)]) -> Stri
 /// [`remote_addr`] shows them).
 type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
 
+/// The cases where nginx or ringway (at these addresses) did not show the app the address
+/// wanted, on connections from `from`.
+fn unlike(cases: &[Case], from: IpAddr, (nginx, ringway): (SocketAddr, SocketAddr)) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (name, headers, want) in cases {
+        let via_nginx = remote_addr(from, nginx, headers);
+        let via_ringway = remote_addr(from, ringway, headers);
+        if via_nginx != *want || via_ringway != *want {
+            problems.push(format!(
+                "{name}: want {want}, nginx {via_nginx}, ringway {via_ringway}"
+            ));
+        }
+    }
+    problems
+}
+
 #[test]
 fn real_ip_header_reads_the_named_header_as_nginx_does() {
     let uwsgi = Uwsgi::start(App::Raw);
@@ -304,16 +320,7 @@ fn real_ip_header_reads_the_named_header_as_nginx_does() {
             "1.2.3.4 port \"\"",
         ),
     ];
-    let mut problems = Vec::new();
-    for (name, headers, want) in cases {
-        let via_nginx = remote_addr(trusted, nginx.addr(), headers);
-        let via_ringway = remote_addr(trusted, ringway.addr(), headers);
-        if via_nginx != *want || via_ringway != *want {
-            problems.push(format!(
-                "{name}: want {want}, nginx {via_nginx}, ringway {via_ringway}"
-            ));
-        }
-    }
+    let mut problems = unlike(cases, trusted, (nginx.addr(), ringway.addr()));
     // From anyone but the trusted proxy, the header counts for nothing.
     let spoof = [("X-Real-IP", "1.2.3.4")];
     for (stack, addr) in [("nginx", nginx.addr()), ("ringway", ringway.addr())] {
@@ -378,16 +385,7 @@ fn without_recursion_the_balancer_s_entry_is_the_client_as_nginx() {
             "198.51.100.7 port \"\"",
         ),
     ];
-    let mut problems = Vec::new();
-    for (name, headers, want) in cases {
-        let via_nginx = remote_addr(trusted, nginx.addr(), headers);
-        let via_ringway = remote_addr(trusted, ringway.addr(), headers);
-        if via_nginx != *want || via_ringway != *want {
-            problems.push(format!(
-                "{name}: want {want}, nginx {via_nginx}, ringway {via_ringway}"
-            ));
-        }
-    }
+    let mut problems = unlike(cases, trusted, (nginx.addr(), ringway.addr()));
     // Walking (the default), entries separated by spaces are split as nginx splits them.
     let seen = remote_addr(trusted, walking.addr(), &[(xff, "203.0.113.66 127.0.0.1")]);
     if seen != "203.0.113.66 port \"\"" {
