@@ -17,6 +17,7 @@ mod conn;
 pub mod error_pages;
 mod exchange;
 mod fail;
+mod filesystem;
 #[doc(hidden)]
 pub mod fuzzing;
 mod generation;

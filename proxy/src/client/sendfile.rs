@@ -255,20 +255,11 @@ fn cached(file: RawFd, at: u64, len: u64) -> Option<bool> {
     Some(stat.nr_cache >= pages)
 }
 
-/// overlayfs's `f_type` (`OVERLAYFS_SUPER_MAGIC`).
-const OVERLAYFS_MAGIC: u64 = 0x794c_7630;
-
 /// Whether `file` is on overlayfs, where its pages are cached under the file beneath and
 /// cachestat on it counts none: the files of a container image (found by review: they were
 /// never sent with sendfile). Asked only when cachestat counts none.
 fn on_overlayfs(file: RawFd) -> bool {
-    // SAFETY: statfs is plain data, all-zero valid; fstatfs writes it for an open fd.
-    let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `file` is open (held by the caller) and `fs` a live statfs.
-    let rc = unsafe { libc::fstatfs(file, &mut fs) };
-    #[allow(clippy::unnecessary_cast)] // f_type's width differs between architectures
-    let kind = fs.f_type as u64;
-    rc == 0 && kind == OVERLAYFS_MAGIC
+    crate::filesystem::kind(file) == Some(crate::filesystem::OVERLAYFS)
 }
 
 /// Whether every page of `file[at..at + len]` is in memory, asked of mincore(2) on a

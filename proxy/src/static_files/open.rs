@@ -209,7 +209,7 @@ impl Root {
             size: meta.len(),
             modified: (meta.mtime(), meta.mtime_nsec()),
             changed: (meta.ctime(), meta.ctime_nsec()),
-            in_memory: answers_from_memory(&file),
+            in_memory: crate::filesystem::answers_from_memory(file.as_raw_fd()),
         };
         Opened::File(
             file,
@@ -257,32 +257,6 @@ impl Stamp {
         let changed = (now.st_ctime, now.st_ctime_nsec);
         (self.size, self.modified, self.changed) == (size, modified, changed)
     }
-}
-
-/// Whether the filesystem `file` is on answers an fstat from memory (its inodes are local):
-/// ext2/3/4, XFS, Btrfs, F2FS, ZFS, tmpfs, ramfs, overlayfs (a container's), SquashFS,
-/// EROFS.
-fn answers_from_memory(file: &File) -> bool {
-    const LOCAL: [u32; 10] = [
-        0xEF53,      // ext2/3/4
-        0x5846_5342, // XFS
-        0x9123_683E, // Btrfs
-        0xF2F5_2010, // F2FS
-        0x2FC1_2FC1, // ZFS
-        0x0102_1994, // tmpfs
-        0x8584_58F6, // ramfs
-        0x794C_7630, // overlayfs
-        0x7371_7368, // SquashFS
-        0xE0F5_E1E2, // EROFS
-    ];
-    let mut fs = std::mem::MaybeUninit::<libc::statfs>::uninit();
-    // SAFETY: fstatfs writes a whole `statfs` through the valid pointer; the fd is open.
-    if unsafe { libc::fstatfs(file.as_raw_fd(), fs.as_mut_ptr()) } != 0 {
-        return false;
-    }
-    // SAFETY: fstatfs returned 0, so it filled `fs`.
-    let kind = unsafe { fs.assume_init() }.f_type;
-    LOCAL.iter().any(|&magic| i64::from(magic) == kind)
 }
 
 /// The directory at `path`, open, and which it is (device and inode).
