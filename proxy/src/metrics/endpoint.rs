@@ -191,8 +191,7 @@ impl Sources {
         let ebpf = probes.map(ebpf::figures);
         let processes: Vec<ProcessFigures> = procs::figures(&self.uwsgi_pids, probes);
         drop(slot);
-        let routes = self.routes.labels();
-        let mut snap = Snapshot::take(&self.workers, &routes, processes, ebpf);
+        let mut snap = Snapshot::take(&self.workers, &self.routes, processes, ebpf);
         snap.accept_queue = accept_queue::accept_queues(&self.ports);
         if let Some(tls) = &self.tls {
             snap.tls_certificates = tls.certificates().to_vec();
@@ -246,9 +245,7 @@ pub fn spawn(listener: std::net::TcpListener, sources: Sources) -> std::io::Resu
     let shared = Arc::new(Shared {
         readiness: sources.readiness.clone(),
         sources: Mutex::new(sources),
-        in_flight: AtomicUsize::new(0),
-        open: Mutex::new(VecDeque::new()),
-        next_id: AtomicU64::new(0),
+        places: Arc::default(),
     });
     std::thread::Builder::new()
         .name("ringway-metrics".into())
@@ -276,30 +273,51 @@ struct Shared {
     /// `/readyz`'s, out of the lock: its probes may take a while, and must not hold up a
     /// scrape (nor a scrape them).
     readiness: Option<Arc<Readiness>>,
+    places: Arc<Places>,
+}
+
+/// The requests being served, for [`InFlight::take`].
+#[derive(Default)]
+struct Places {
     /// Requests being served (their threads, until each ends).
     in_flight: AtomicUsize,
-    /// The connections being served, oldest first, by id: a second handle to each, to
-    /// shut it down when it is pushed out, and whether its request is still awaited.
-    open: Mutex<VecDeque<(u64, TcpStream, Arc<AtomicBool>)>>,
+    /// The connections being served, oldest first.
+    open: Mutex<VecDeque<Served>>,
     next_id: AtomicU64,
 }
 
+/// A connection being served, as [`InFlight::take`] sees it.
+struct Served {
+    id: u64,
+    /// A second handle, to shut it down when it is pushed out.
+    handle: TcpStream,
+    /// Its request is still awaited.
+    awaited: Arc<AtomicBool>,
+    accepted: Instant,
+}
+
+/// How long a connection's request and answer together may take before a new connection
+/// may push it out (a probe or a scrape on a working network takes milliseconds).
+const PUSH_OUT_AFTER: Duration = Duration::from_secs(1);
+
 /// Serves `stream` on a thread of its own. When [`MAX_IN_FLIGHT`] are served, the oldest
-/// still waiting for its request is shut down to make room: a probe (which asks at once and
-/// is answered in a millisecond) is then never the one left out, where refusing the newest
-/// let 32 connections that said nothing fail every `/healthz` (found by review). When all
-/// are being answered, or past twice the limit (the pushed-out threads not ended yet), the
-/// new one is closed.
+/// still waiting for its request is shut down to make room, or else the oldest being
+/// answered for over [`PUSH_OUT_AFTER`]: a probe (which asks at once and is answered in a
+/// millisecond) is then never the one left out, where refusing the newest let 32
+/// connections that said nothing, or that asked and read nothing of the answer, fail every
+/// `/healthz` (found by review, twice). When none may be pushed out, or past twice the limit
+/// (the pushed-out threads not ended yet), the new one is closed.
 fn start_request(stream: TcpStream, shared: &Arc<Shared>) {
-    let Some(place) = InFlight::take(shared, &stream) else {
+    let Some(place) = InFlight::take(&shared.places, &stream, Instant::now()) else {
         tracing::debug!("metrics endpoint busy: connection closed");
         return;
     };
+    let shared = Arc::clone(shared);
     let spawned = std::thread::Builder::new()
         .name("ringway-metrics-req".into())
         .stack_size(REQUEST_STACK)
         .spawn(move || {
-            if let Err(err) = serve(stream, &place) {
+            if let Err(err) = serve(stream, &shared, &place) {
                 tracing::debug!(error = %err, "metrics request failed");
             }
         });
@@ -311,35 +329,43 @@ fn start_request(stream: TcpStream, shared: &Arc<Shared>) {
 /// A request's place among [`MAX_IN_FLIGHT`], given back however its thread ends (or when
 /// it never started: the closure holding it is dropped).
 struct InFlight {
-    shared: Arc<Shared>,
+    places: Arc<Places>,
     id: u64,
     /// Its request is still awaited (it may be pushed out).
     awaited: Arc<AtomicBool>,
 }
 
 impl InFlight {
-    fn take(shared: &Arc<Shared>, stream: &TcpStream) -> Option<InFlight> {
-        let taken = shared.in_flight.fetch_add(1, Relaxed);
-        let id = shared.next_id.fetch_add(1, Relaxed);
+    /// A place for `stream`, accepted `now`.
+    fn take(places: &Arc<Places>, stream: &TcpStream, now: Instant) -> Option<InFlight> {
+        let taken = places.in_flight.fetch_add(1, Relaxed);
+        let id = places.next_id.fetch_add(1, Relaxed);
         let place = InFlight {
-            shared: Arc::clone(shared),
+            places: Arc::clone(places),
             id,
             awaited: Arc::new(AtomicBool::new(true)),
         };
         if taken >= 2 * MAX_IN_FLIGHT {
             return None;
         }
-        let mut open = shared.open.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut open = places.open.lock().unwrap_or_else(PoisonError::into_inner);
         if open.len() >= MAX_IN_FLIGHT {
-            let waiting = open
+            let slow = |s: &Served| now.saturating_duration_since(s.accepted) > PUSH_OUT_AFTER;
+            let pushed = open
                 .iter()
-                .position(|(_, _, awaited)| awaited.load(Relaxed))?;
-            if let Some((_, oldest, _)) = open.remove(waiting) {
-                let _ = oldest.shutdown(Shutdown::Both);
+                .position(|s| s.awaited.load(Relaxed))
+                .or_else(|| open.front().filter(|s| slow(s)).map(|_| 0))?;
+            if let Some(oldest) = open.remove(pushed) {
+                let _ = oldest.handle.shutdown(Shutdown::Both);
             }
         }
         if let Ok(handle) = stream.try_clone() {
-            open.push_back((id, handle, Arc::clone(&place.awaited)));
+            open.push_back(Served {
+                id,
+                handle,
+                awaited: Arc::clone(&place.awaited),
+                accepted: now,
+            });
         }
         Some(place)
     }
@@ -353,20 +379,19 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         let mut open = self
-            .shared
+            .places
             .open
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if let Some(at) = open.iter().position(|(id, _, _)| *id == self.id) {
+        if let Some(at) = open.iter().position(|s| s.id == self.id) {
             open.remove(at);
         }
         drop(open);
-        self.shared.in_flight.fetch_sub(1, Relaxed);
+        self.places.in_flight.fetch_sub(1, Relaxed);
     }
 }
 
-fn serve(mut stream: TcpStream, place: &InFlight) -> std::io::Result<()> {
-    let shared = &*place.shared;
+fn serve(mut stream: TcpStream, shared: &Shared, place: &InFlight) -> std::io::Result<()> {
     stream.set_write_timeout(Some(REQUEST_TIMEOUT))?;
     let deadline = Instant::now() + REQUEST_TIMEOUT;
     let mut buf = vec![0u8; 8192];
@@ -533,6 +558,40 @@ fn write_all_by(
 mod tests {
     use super::*;
     use std::net::TcpListener;
+
+    /// Past [`MAX_IN_FLIGHT`] requests all being answered, a new connection waits for none:
+    /// it is closed while they are young, and pushes the oldest out once that one has taken
+    /// over [`PUSH_OUT_AFTER`] (a reader that reads nothing of a long answer).
+    #[test]
+    fn a_new_connection_pushes_out_the_oldest_answer_once_it_is_slow() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let places = Arc::new(Places::default());
+        let t0 = Instant::now();
+        let mut clients = Vec::new();
+        let mut served = Vec::new();
+        for _ in 0..MAX_IN_FLIGHT {
+            clients.push(TcpStream::connect(listener.local_addr().unwrap()).unwrap());
+            let (stream, _) = listener.accept().unwrap();
+            let place = InFlight::take(&places, &stream, t0).unwrap();
+            place.answering();
+            served.push((stream, place));
+        }
+        let _late = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (late, _) = listener.accept().unwrap();
+        let young = t0 + PUSH_OUT_AFTER / 2;
+        assert!(InFlight::take(&places, &late, young).is_none());
+        let slow = t0 + PUSH_OUT_AFTER + Duration::from_millis(1);
+        let place = InFlight::take(&places, &late, slow);
+        assert!(place.is_some(), "the oldest is pushed out once slow");
+        // The oldest's client sees its connection end.
+        clients[0]
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        assert_eq!(clients[0].read(&mut [0; 16]).unwrap(), 0);
+        let open = places.open.lock().unwrap();
+        assert_eq!(open.len(), MAX_IN_FLIGHT);
+        assert_eq!(open.front().map(|s| s.id), Some(1));
+    }
 
     #[test]
     fn a_reader_taking_a_little_now_and_then_cannot_stretch_an_answer_past_its_deadline() {

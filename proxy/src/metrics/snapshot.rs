@@ -8,6 +8,7 @@ use std::time::SystemTime;
 use super::ebpf::{ConnKernel, EbpfFigures};
 use super::histogram::{HistogramSnapshot, LATENCY_BOUNDS};
 use super::procs::ProcessFigures;
+use super::route_names::RouteNames;
 use super::stats::{
     ConnPhases, LiveConn, ProxyRejection, RouteCode, RouteSeries, TlsOutcome, UpstreamError,
     WorkerStats,
@@ -189,10 +190,10 @@ pub struct ConnRow {
 
 impl Snapshot {
     /// Sums the workers' stats; `processes` are read by the caller; `routes` names the
-    /// routes by index.
+    /// routes by id.
     pub fn take(
         workers: &[Arc<WorkerStats>],
-        routes: &[String],
+        routes: &RouteNames,
         processes: Vec<ProcessFigures>,
         ebpf: Option<EbpfFigures>,
     ) -> Snapshot {
@@ -283,6 +284,11 @@ impl Snapshot {
                 live.extend(table.iter().map(|(_, c)| c.clone()));
             }
         }
+        // Read after the workers' counts: a reload names a route before it serves, so every
+        // id counted above has its label now. Read before, a route a reload added meanwhile
+        // would be counted unlabelled for one scrape, and that row would fall back on the
+        // next: a counter going down, a reset to Prometheus (found by review).
+        let routes = routes.labels();
         for (key, series) in by_route {
             let h = series.duration;
             let class = usize::from(key.code / 100).clamp(1, 5) - 1;
@@ -293,11 +299,11 @@ impl Snapshot {
                 .and_then(|r| routes.get(usize::from(r)))
                 .cloned()
                 .unwrap_or_default();
-            // A route a reload added after the labels were read has none yet: its counts
-            // join the unlabelled row of that status for this scrape, never a second
-            // series of the same labels (Prometheus refuses a whole scrape that repeats
-            // one; found by review). Labelled rows are unique (the config refuses two
-            // routes of one label), so only an unlabelled one is looked for.
+            // A route past the 65536th label has no id: its counts join the unlabelled row
+            // of that status, never a second series of the same labels (Prometheus refuses
+            // a whole scrape that repeats one; found by review). Labelled rows are unique
+            // (the config refuses two routes of one label), so only an unlabelled one is
+            // looked for.
             if route.is_empty()
                 && let Some(row) = snap
                     .routes
