@@ -27,8 +27,12 @@ use super::values::{
 ///
 /// Accepts HTTP/1.1 and 1.0 on one SO_REUSEPORT listener per worker thread and passes each
 /// request to uWSGI in the uwsgi protocol, like nginx's `uwsgi_pass`. Every flag can also be
-/// given in the `--config` file, under the same name in snake_case; upstream groups and
-/// routes are file-only.
+/// given in the `--config` file, under its name in snake_case, except: the TLS flags
+/// (`--tls-*`, `--redirect-http`, `--redirect-port`, `--hsts`, `--http2`) are keys of
+/// `[tls]`, without the `tls-` prefix (`--tls-cert`/`--tls-key` are the lists `cert` and
+/// `key`); `--no-pin-workers`, `--no-real-ip-recursive` and `--no-ebpf` are
+/// `pin_workers`, `real_ip_recursive` and `ebpf` set to `false`; `--host` is `hosts`.
+/// Upstream groups and routes are file-only.
 #[derive(Debug, Default, Parser, Deserialize, Serialize)]
 #[command(version, about, long_about = None)]
 pub struct Settings {
@@ -107,9 +111,11 @@ pub struct Settings {
 
     /// A proxy (IP or CIDR) in front of ringway, whose word is believed: its X-Forwarded-For
     /// (or --real-ip-header) gives the client's address (REMOTE_ADDR: the rightmost entry
-    /// not a trusted proxy), its
-    /// X-Request-ID, X-Forwarded-Proto and X-Forwarded-Ssl are kept. Repeatable. From anyone
-    /// else those headers change nothing (X-Forwarded-Proto/-Ssl are removed).
+    /// not a trusted proxy), and its X-Request-ID, X-Forwarded-Proto, X-Forwarded-Ssl,
+    /// -Protocol, -Scheme, -Port, -Prefix, X-Scheme, Front-End-Https, X-Script-Name,
+    /// Forwarded, the --real-ip-header and X-Forwarded-Host (a host `hosts` allows) are
+    /// kept. Repeatable. From anyone else X-Forwarded-For changes nothing and the others
+    /// never reach the app.
     #[arg(long, value_name = "IP[/BITS]")]
     #[serde(default)]
     pub trusted_proxy: Vec<Cidr>,
@@ -323,7 +329,8 @@ pub struct Settings {
     #[serde(default)]
     pub app: Option<AppSettings>,
 
-    /// TOML file with the same settings (snake_case keys); flags win over it.
+    /// TOML file with the same settings (snake_case keys; the TLS ones in `[tls]`); flags
+    /// win over it.
     #[arg(long, value_name = "FILE")]
     #[serde(skip)]
     pub config: Option<PathBuf>,

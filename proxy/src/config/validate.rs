@@ -58,8 +58,8 @@ fn given_twice(addresses: &[SocketAddr]) -> Option<SocketAddr> {
 /// The group the `upstream` key (and `--upstream` flags) make.
 const DEFAULT_GROUP: &str = "default";
 
-/// A refusal's status when a route's `limit_req` names none: nginx's `limit_req_status`
-/// default.
+/// A refusal's status when a route's `limit_req` names none: 429 Too Many Requests, where
+/// nginx's `limit_req_status` defaults to 503 (`status = 503` in `limit_req` keeps nginx's).
 const LIMIT_REQ_STATUS: u16 = 429;
 
 impl Resolved {
@@ -2314,7 +2314,8 @@ fn uwsgi_only_key(route: &RouteSettings, protocol: Protocol) -> Option<&'static 
 
 /// A timeout, `default` seconds if unset; 0 is refused, since everything it bounds would
 /// time out at once. (Not for the timeouts where 0 means something: `keepalive_timeout`,
-/// an idle kept-alive connection closed at once; `shutdown_timeout`, stop at once.)
+/// an idle kept-alive connection closed at once; `shutdown_timeout`, stop at once;
+/// `next_upstream_timeout`, no bound.)
 fn nonzero_timeout(
     key: &str,
     value: Option<Dur>,
