@@ -33,9 +33,9 @@ object on stdout. Every scenario connects with TLS (ALPN h2 only, no certificate
       (early: the first streams answered or reset before the reset, which the scenario did
       not mean.)
 
-  h2_client.py rapid-reset --path P --count C
+  h2_client.py rapid-reset --path P --count C [--batch B]
       Opens C streams (GET P), each reset (CANCEL) right after its HEADERS, in batches
-      of 100 per write, then waits for the connection to end or --timeout:
+      of B (100) per write, then waits for the connection to end or --timeout:
         {"ok": true, "sent": C, "goaway": "ENHANCE_YOUR_CALM" or ... or null,
          "closed": true or false, "answers": N}
 
@@ -304,7 +304,7 @@ def rapid_reset(args):
     sent = 0
     try:
         while sent < args.count and not client.closed:
-            for _ in range(min(100, args.count - sent)):
+            for _ in range(min(args.batch, args.count - sent)):
                 sid = client.conn.get_next_available_stream_id()
                 client.conn.send_headers(sid, client.headers(args.path), end_stream=True)
                 client.conn.reset_stream(sid, h2.errors.ErrorCodes.CANCEL)
@@ -501,6 +501,7 @@ def main():
     parser.add_argument("--wait", type=float, default=0.2)
     parser.add_argument("--count", type=int, default=100)
     parser.add_argument("--streams", type=int, default=1)
+    parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--pause", type=float, default=0)
     parser.add_argument("--timeout", type=float, default=10)
     parser.add_argument("--no-authority", action="store_true")

@@ -60,6 +60,14 @@ impl Client {
         })
     }
 
+    /// Whether the client is known to be gone without a wait, where [`Client::gone`] would
+    /// resolve at once: an HTTP/2 stream it reset. (A socket is only known gone by watching
+    /// it.) False when `ignore_abort` says the request outlives the client.
+    pub(crate) fn known_gone(&self, ignore_abort: bool) -> bool {
+        !ignore_abort
+            && matches!(self.stream.get_ref(), ClientStream::Bridged(pipe) if pipe.is_gone())
+    }
+
     /// As [`Client::gone`], watching at once: for a request ringway itself holds back (a
     /// `limit_req` delay), which nothing else would see the client leave.
     pub(crate) fn gone_at_once(&self) -> impl Future<Output = ()> + '_ {

@@ -85,9 +85,12 @@ pub(super) async fn exchange(
                 read_response_head(&upstream, is_head, upgrading, &mut headers, timeout).await;
             Ok::<_, Fail>((sent, answer))
         };
+        // The client first, as on the uwsgi path (`upstream::exchange_uwsgi`): a stream reset
+        // meanwhile is seen before the request is written.
         let sent = tokio::select! {
-            sent = with_upstream => sent,
+            biased;
             () = client.gone(limits.ignore_client_abort) => Err(Fail::ClientGone),
+            sent = with_upstream => sent,
         };
         client.response_headers = headers;
         let (Sent { body: kept, whole }, answer) = sent.inspect_err(|fail| {

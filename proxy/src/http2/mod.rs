@@ -56,6 +56,13 @@ fn header_list_limit(max_header_size: usize) -> u32 {
     .unwrap_or(u32::MAX)
 }
 
+/// Whether the client already reset the stream `respond` answers (or the connection
+/// failed), without waiting.
+fn reset_already(respond: &mut h2::server::SendResponse<Bytes>) -> bool {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    respond.poll_reset(&mut cx).is_ready()
+}
+
 /// ALPN's name for HTTP/2 over TLS.
 pub(crate) const ALPN: &[u8] = b"h2";
 /// Streams a client may have open at once (nginx's `http2_max_concurrent_streams`).
@@ -373,6 +380,18 @@ pub(crate) async fn serve(
                     }
                 }
                 Some(Ok((request, mut respond))) => {
+                    if reset_already(&mut respond) {
+                        // Reset by the client in the same read as its HEADERS (the rapid
+                        // reset attack): nothing starts for it, as in nginx, and it counts
+                        // toward `keepalive_requests`, which bounds such streams per
+                        // connection (found by review: each went to the app).
+                        streams += 1;
+                        if going_away.is_none() && streams >= keepalive_requests {
+                            conn.graceful_shutdown();
+                            going_away = Some(Instant::now());
+                        }
+                        continue;
+                    }
                     // A stream the client reset leaves h2's count at once and ringway's
                     // when its task ends, or later, while the app still serves it
                     // (`ignore_client_abort`): past the limit a new one is given a moment

@@ -249,12 +249,18 @@ impl PipelineEnd {
         !self.0.request.is_empty()
     }
 
+    /// Whether the stream's side is gone now (as [`PipelineEnd::gone`] would resolve).
+    pub(crate) fn is_gone(&self) -> bool {
+        let request = &self.0.request;
+        request.ended.get() && request.is_empty() || self.0.answer.abandoned.get()
+    }
+
     /// Resolves once the stream's side is gone (the client reset it, or its connection
     /// ended): the pipeline's "client gone".
     pub(crate) async fn gone(&self) {
         let request = &self.0.request;
         loop {
-            if request.ended.get() && request.is_empty() || self.0.answer.abandoned.get() {
+            if self.is_gone() {
                 return;
             }
             if !request.is_empty() {
