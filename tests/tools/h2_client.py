@@ -13,11 +13,12 @@ object on stdout. Every scenario connects with TLS (ALPN h2 only, no certificate
       `second` is a request for --second-path on the same connection, with the window
       opened, after the first stream ended.
 
-  h2_client.py reset-upload --path P --size N --sent M [--pause S]
+  h2_client.py reset-upload --path P --size N --sent M [--pause S] [--drop]
       Starts a POST of P with content-length N, sends M bytes of it, waits S seconds (0 by
       default), resets the stream (CANCEL), then asks GET --second-path on the same
       connection:
         {"ok": true, "second": {"status": 200, "data": N}}
+      With --drop, closes the connection instead of the reset: {"ok": true, "sent": M}
 
   h2_client.py reset-waiting --path P --wait S [--streams N]
       Asks GET P (on N streams at once, 1 by default), resets the streams (CANCEL) S seconds
@@ -38,6 +39,10 @@ object on stdout. Every scenario connects with TLS (ALPN h2 only, no certificate
       of B (100) per write, then waits for the connection to end or --timeout:
         {"ok": true, "sent": C, "goaway": "ENHANCE_YOUR_CALM" or ... or null,
          "closed": true or false, "answers": N}
+
+  h2_client.py windows --path P
+      Asks GET P, then says the server's receive windows, a stream's and the connection's:
+        {"ok": true, "answer": {...}, "stream": N, "connection": N}
 
   h2_client.py priority-flood --count C
       Sends C PRIORITY frames (in batches of 1000 per write) and no request, then waits for
@@ -253,6 +258,10 @@ def reset_upload(args):
         client.flush()
         sent += room
     time.sleep(args.pause)
+    if args.drop:
+        # The connection lost, not the stream reset: no frame, the socket closed.
+        client.sock.close()
+        return {"ok": True, "sent": sent}
     client.conn.reset_stream(sid, h2.errors.ErrorCodes.CANCEL)
     client.flush()
     second = client.fetch(args.second_path, time.monotonic() + args.timeout)
@@ -471,6 +480,16 @@ def no_path(args):
     return {"ok": True, "first": first, "second": second, "goaway": client.goaway}
 
 
+def windows(args):
+    """The server's receive windows: a stream's (its SETTINGS) and the connection's (65535
+    and its first WINDOW_UPDATE), once a request is answered (both have come by then)."""
+    client = Client(args)
+    answer = client.fetch(args.path, time.monotonic() + args.timeout)
+    return {"ok": True, "answer": answer,
+            "stream": client.conn.remote_settings.initial_window_size,
+            "connection": client.conn.outbound_flow_control_window}
+
+
 def across_reload(args):
     client = Client(args)
     first = client.fetch(args.path, time.monotonic() + args.timeout)
@@ -505,6 +524,7 @@ def main():
     parser.add_argument("--pause", type=float, default=0)
     parser.add_argument("--timeout", type=float, default=10)
     parser.add_argument("--no-authority", action="store_true")
+    parser.add_argument("--drop", action="store_true")
     parser.add_argument("--cert")
     parser.add_argument("--key")
     args = parser.parse_args()
@@ -520,6 +540,7 @@ def main():
         "trickled-upload": trickled_upload,
         "across-reload": across_reload,
         "no-path": no_path,
+        "windows": windows,
     }
     print(json.dumps(scenarios[args.scenario](args)))
     sys.stdout.flush()

@@ -67,8 +67,15 @@ fn reset_already(respond: &mut h2::server::SendResponse<Bytes>) -> bool {
 pub(crate) const ALPN: &[u8] = b"h2";
 /// Streams a client may have open at once (nginx's `http2_max_concurrent_streams`).
 const MAX_STREAMS: u32 = 128;
-/// The connection's receive window: what all its uploads may have in flight together.
-const CONNECTION_WINDOW: u32 = 1024 * 1024;
+/// A stream's receive window: what one upload may have in flight, so at most this much
+/// per round trip (64 KiB, h2's default and nginx's `http2_body_preread_size`, is about
+/// 1.3 MB/s at 50 ms; nginx opens it wide once it reads the body).
+const STREAM_WINDOW: u32 = 256 * 1024;
+/// The connection's receive window: what all its uploads may have in flight together, and
+/// so what `h2` may hold for them unread. Eight MiB, what nginx's preread may hold for 128
+/// streams: 32 uploads held back (a `limit_req` delay, `auth_request`) do not stall the
+/// others (found by review: at 1 MiB, 16 held ones did).
+const CONNECTION_WINDOW: u32 = 8 * 1024 * 1024;
 /// Most bytes `h2` holds for one stream beyond its window.
 const SMALL_SEND_BUFFER: usize = crate::buffer::SMALL;
 /// How long a new stream past [`MAX_STREAMS`] waits for one served to end (a stream its
@@ -278,9 +285,8 @@ pub(crate) async fn serve(
     builder
         .max_concurrent_streams(MAX_STREAMS)
         .max_header_list_size(header_list_limit(config.max_header_size))
-        // Uploads on one connection share its window: the default 64 KiB would cap them
-        // all together at 64 KiB per round trip. A stream's own stays 64 KiB (nginx's
-        // `http2_body_preread_size`), opened as the pipeline takes its bytes.
+        // A stream's window opens again as the pipeline takes its bytes.
+        .initial_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
         // One stream's answer waits for its window in its own 16 KiB read, not in h2.
         .max_send_buffer_size(SMALL_SEND_BUFFER);

@@ -154,15 +154,16 @@ async fn send_body(pipeline: &StreamEnd, framing: BodyOut, body: &mut RecvStream
     while let Some(data) = body.data().await {
         let data = match data {
             Ok(data) => data,
-            // The client cancelled its upload: it left, as nginx logs it (499; found by
-            // review: 400).
-            Err(e) if e.is_reset() && e.is_remote() => {
-                pipeline.client_left();
+            // A body that broke h2's rules (END_STREAM short of its length, a stream reset
+            // by h2 itself): cut short, a 400.
+            Err(e) if e.is_reset() && !e.is_remote() => {
+                pipeline.end_request();
                 return;
             }
-            // A body that broke h2's rules (END_STREAM short of its length): cut short.
+            // The client cancelled its upload, or its connection was lost or ended: it
+            // left, as nginx logs it (499; found by review: 400, twice).
             Err(_) => {
-                pipeline.end_request();
+                pipeline.client_left();
                 return;
             }
         };

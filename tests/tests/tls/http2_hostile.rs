@@ -226,6 +226,43 @@ fn an_upload_given_up_midway_ends_as_a_client_gone_and_the_connection_serves_on(
     assert!(line.contains("\" 499 "), "a cancelled upload: {line}");
 }
 
+/// A stream's window is 256 KiB (an upload sends that much per round trip, not h2's 64 KiB)
+/// and the connection's 8 MiB, so uploads held back do not stall the others (found by
+/// review: 16 held uploads closed a 1 MiB connection window).
+#[test]
+fn an_upload_has_a_window_of_256_kib_and_the_connection_one_of_8_mib() {
+    let stack = stack();
+    let got = h2_client(&stack, "windows", &["--path", "/bytes/7"]);
+    assert_eq!(got["answer"]["status"], 200, "{got}");
+    assert_eq!(got["stream"], 256 * 1024, "{got}");
+    assert_eq!(got["connection"], 8 * 1024 * 1024, "{got}");
+}
+
+/// An upload whose connection is lost midway (no reset, the socket closed) is the client
+/// leaving too: 499, as nginx's "client prematurely closed stream" for every stream of a
+/// connection that ended (found by review: 400).
+#[test]
+fn an_upload_whose_connection_is_lost_midway_ends_as_a_client_gone() {
+    let stack = stack();
+    let got = h2_client(
+        &stack,
+        "reset-upload",
+        &[
+            "--path", "/echo", "--size", "1048576", "--sent", "16384", "--drop",
+        ],
+    );
+    assert_eq!(got["sent"], 16384, "{got}");
+    let logged = "\"POST /echo HTTP/2.0\"";
+    assert!(
+        stack.ringway.wait_for_log(logged, Duration::from_secs(10)),
+        "{}",
+        stack.ringway.stderr()
+    );
+    let log = stack.ringway.stderr();
+    let line = log.lines().find(|l| l.contains(logged)).unwrap_or_default();
+    assert!(line.contains("\" 499 "), "a lost upload: {line}");
+}
+
 /// A stream reset while its request is at the app ends that request at once (the app's
 /// answer is not waited for: 499); with `ignore_client_abort` the request runs on, as
 /// nginx's does, and is logged with the app's status and time. The connection serves on.
