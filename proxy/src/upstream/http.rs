@@ -96,8 +96,11 @@ impl HeadEnv<'_> {
 }
 
 /// Headers ringway never copies from the client beside the hop-by-hop ones: those it writes,
-/// and `Proxy` (httpoxy).
-const DROPPED: [&[u8]; 9] = [
+/// `Proxy` (httpoxy), and the two gunicorn takes as WSGI's `SCRIPT_NAME` and `PATH_INFO`
+/// from a trusted peer, which ringway is (its `forwarder_headers`, where underscores pass:
+/// a client's `SCRIPT_NAME: /pub` had `/pub/admin/` served as `/admin/`, past the route
+/// guarding it; found by review).
+const DROPPED: [&[u8]; 11] = [
     b"content-length",
     b"expect",
     b"host",
@@ -107,6 +110,8 @@ const DROPPED: [&[u8]; 9] = [
     b"x-real-ip",
     b"x-request-id",
     b"proxy",
+    b"script-name",
+    b"path-info",
 ];
 
 /// Whether the client asks to switch protocols: an Upgrade header, named by Connection,
@@ -179,7 +184,12 @@ pub(crate) fn encode_request_head(
             || crate::http::names_header(name, env.real_ip_header))
             && !crate::identity::vouched(name, env.trusted_peer);
         let cert_claim = env.client_cert.refuses_claim(name, env.trusted_peer);
+        // A WebSocket handshake's fields go only with an upgrade, as on the uwsgi path (an
+        // old gunicorn reads 8 bytes of body after a `Sec-WebSocket-Key1`, the start of the
+        // next request on a kept connection; found by review).
+        let handshake = !env.upgrade && http::names_header_prefix(name, b"sec-websocket-");
         if (ours && !upgrade)
+            || handshake
             || unvouched
             || cert_claim
             || !http::is_forwardable_name(name, env.allow_underscores)

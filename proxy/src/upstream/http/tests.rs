@@ -146,7 +146,7 @@ fn underscore_spellings_of_guarded_headers_are_dropped_too() {
     let request = b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\nX_Real_IP: 1.1.1.1\r\n\
                     X_Forwarded_Proto: https\r\nX_Forwarded_Ssl: on\r\nX_Request_ID: mine\r\n\
                     Transfer_Encoding: chunked\r\nContent_Length: 99\r\nX_Forwarded_Host: evil\r\n\
-                    X_Kept: k\r\n\r\n";
+                    SCRIPT_NAME: /pub\r\nPath_Info: /admin\r\nX_Kept: k\r\n\r\n";
     let allow = HeadEnv {
         allow_underscores: true,
         ..env()
@@ -160,6 +160,9 @@ fn underscore_spellings_of_guarded_headers_are_dropped_too() {
         "chunked",
         "99",
         "evil",
+        // gunicorn's WSGI SCRIPT_NAME and PATH_INFO from a trusted peer (found by review).
+        "/pub",
+        "/admin",
     ] {
         assert!(!head.contains(spoofed), "{spoofed} passed on:\n{head}");
     }
@@ -473,6 +476,15 @@ fn an_upgrade_is_passed_on_only_when_asked_for() {
             "{h2c}: {head}"
         );
     }
+    // A handshake's fields without an upgrade are dropped, as on the uwsgi path (an old
+    // gunicorn reads 8 bytes of body after `Sec-WebSocket-Key1`; found by review).
+    let plain = b"GET / HTTP/1.1\r\nHost: h\r\nSec-WebSocket-Key1: a\r\n\
+                  Sec-WebSocket-Key: k\r\n\r\n";
+    let head = encode(plain, &env());
+    assert!(
+        !head.to_ascii_lowercase().contains("sec-websocket"),
+        "{head}"
+    );
     // Upgrade without Connection naming it is no upgrade request.
     let half = b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\r\n";
     let head = encode(
