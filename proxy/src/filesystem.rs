@@ -1,11 +1,12 @@
-//! Which filesystem an open file is on, by its `fstatfs` magic number: what decides how a
-//! file may be looked at without the event loop waiting (static_files::open) and whether its
-//! cached pages can be counted (client::sendfile).
+//! Which filesystem an open file is on, by its `fstatfs` magic number, asked once when the
+//! file is opened (off the event loop): what decides how a file may be looked at, sent and
+//! closed without the event loop waiting (static_files::open, client::sendfile,
+//! static_files::closing) and whether its cached pages can be counted.
 
 use std::os::fd::RawFd;
 
 /// overlayfs (`OVERLAYFS_SUPER_MAGIC`): a container image's files.
-pub(crate) const OVERLAYFS: u64 = 0x794C_7630;
+const OVERLAYFS: u64 = 0x794C_7630;
 
 /// Filesystems whose inodes are local, so that an fstat answers from memory: ext2/3/4, XFS,
 /// Btrfs, F2FS, ZFS, tmpfs, ramfs, overlayfs, SquashFS, EROFS.
@@ -22,21 +23,55 @@ const LOCAL: [u64; 10] = [
     0xE0F5_E1E2, // EROFS
 ];
 
-/// The magic number of the filesystem the open `fd` is on; `None` if fstatfs fails.
-pub(crate) fn kind(fd: RawFd) -> Option<u64> {
-    let mut fs = std::mem::MaybeUninit::<libc::statfs>::uninit();
-    // SAFETY: fstatfs writes a whole `statfs` through the valid pointer for an open fd.
-    if unsafe { libc::fstatfs(fd, fs.as_mut_ptr()) } != 0 {
-        return None;
+/// The filesystem of an open file: its magic number, `None` if fstatfs failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Filesystem(Option<u64>);
+
+impl Filesystem {
+    /// The filesystem the open `fd` is on. A system call that may wait on a network
+    /// filesystem (NFS asks its server): made where the open was.
+    pub(crate) fn of(fd: RawFd) -> Filesystem {
+        let mut fs = std::mem::MaybeUninit::<libc::statfs>::uninit();
+        // SAFETY: fstatfs writes a whole `statfs` through the valid pointer for an open fd.
+        if unsafe { libc::fstatfs(fd, fs.as_mut_ptr()) } != 0 {
+            return Filesystem(None);
+        }
+        // SAFETY: fstatfs returned 0, so it filled `fs`.
+        let fs = unsafe { fs.assume_init() };
+        #[allow(clippy::unnecessary_cast)] // f_type's width differs between architectures
+        Filesystem(Some(fs.f_type as u64))
     }
-    // SAFETY: fstatfs returned 0, so it filled `fs`.
-    let fs = unsafe { fs.assume_init() };
-    #[allow(clippy::unnecessary_cast)] // f_type's width differs between architectures
-    Some(fs.f_type as u64)
+
+    /// Whether it is local (see [`LOCAL`]): an fstat, a sendfile and a close answer from
+    /// memory. Elsewhere (NFS, FUSE, an unknown one) each may wait on a server or a daemon.
+    pub(crate) fn is_local(self) -> bool {
+        self.0.is_some_and(|kind| LOCAL.contains(&kind))
+    }
+
+    /// Whether it is overlayfs, whose cached pages are counted under the file beneath.
+    pub(crate) fn is_overlayfs(self) -> bool {
+        self.0 == Some(OVERLAYFS)
+    }
+
+    /// One fstatfs could not name, taken for a remote one.
+    #[cfg(test)]
+    pub(crate) const UNKNOWN: Filesystem = Filesystem(None);
 }
 
-/// Whether the open `fd` is on a filesystem that answers an fstat from memory (see
-/// [`LOCAL`]).
-pub(crate) fn answers_from_memory(fd: RawFd) -> bool {
-    kind(fd).is_some_and(|kind| LOCAL.contains(&kind))
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsRawFd;
+
+    use super::Filesystem;
+
+    #[test]
+    fn disks_and_tmpfs_are_local_and_procfs_is_not() {
+        let disk = tempfile::tempfile_in("/var/tmp").unwrap();
+        assert!(Filesystem::of(disk.as_raw_fd()).is_local());
+        let tmpfs = tempfile::tempfile_in("/dev/shm").unwrap();
+        assert!(Filesystem::of(tmpfs.as_raw_fd()).is_local());
+        let proc = std::fs::File::open("/proc/self/status").unwrap();
+        assert!(!Filesystem::of(proc.as_raw_fd()).is_local());
+        assert!(!Filesystem::UNKNOWN.is_local());
+    }
 }

@@ -596,6 +596,7 @@ async fn serve(
             if done - seen < QUIET_REQUESTS {
                 release_idle_buffers();
             }
+            crate::static_files::close_dropped();
             seen = done;
         }
     });

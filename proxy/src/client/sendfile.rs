@@ -25,6 +25,7 @@ use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
 use super::Client;
+use crate::filesystem::Filesystem;
 use crate::io::IoError;
 
 /// `cachestat(2)`'s number: the same on every architecture (syscalls added since 5.x share
@@ -106,13 +107,20 @@ impl ZeroCopy {
         usize::try_from(n).unwrap_or(0)
     }
 
-    /// Sends what it can of `file[at..end]` now.
-    pub(crate) fn send(&mut self, file: RawFd, at: u64, end: u64) -> io::Result<Step> {
+    /// Sends what it can of `file[at..end]` now (`file` is on `filesystem`, a local one).
+    pub(crate) fn send(
+        &mut self,
+        file: RawFd,
+        filesystem: Filesystem,
+        at: u64,
+        end: u64,
+    ) -> io::Result<Step> {
         let want = (end - at).min(CHUNK);
+        let overlay = filesystem.is_overlayfs();
         if at >= self.cached_to {
-            match cached(file, at, want) {
+            match cached(file, at, want, overlay) {
                 Some(true) => self.cached_to = at + want,
-                Some(false) if want > NEAR && cached(file, at, NEAR) == Some(true) => {
+                Some(false) if want > NEAR && cached(file, at, NEAR, overlay) == Some(true) => {
                     self.cached_to = at + NEAR;
                 }
                 Some(false) => return Ok(Step::NotCached),
@@ -220,8 +228,10 @@ struct Cachestat {
 }
 
 /// Whether every page of `file[at..at + len]` is in the page cache; `None` when the kernel
-/// cannot say (remembered for the process).
-fn cached(file: RawFd, at: u64, len: u64) -> Option<bool> {
+/// cannot say (remembered for the process). On overlayfs (a container image's files) its
+/// pages are cached under the file beneath, and cachestat on it counts none (found by
+/// review: they were never sent with sendfile): mincore is asked then.
+fn cached(file: RawFd, at: u64, len: u64, overlay: bool) -> Option<bool> {
     let range = CachestatRange { off: at, len };
     let mut stat = Cachestat::default();
     // SAFETY: cachestat reads `range` and writes `stat`, both live and of the kernel's
@@ -249,17 +259,10 @@ fn cached(file: RawFd, at: u64, len: u64) -> Option<bool> {
     CACHESTAT.store(1, Ordering::Relaxed);
     let page = crate::memory::page_size();
     let pages = (at + len).div_ceil(page) - at / page;
-    if stat.nr_cache == 0 && pages > 0 && on_overlayfs(file) {
+    if stat.nr_cache == 0 && pages > 0 && overlay {
         return Some(resident(file, at, len));
     }
     Some(stat.nr_cache >= pages)
-}
-
-/// Whether `file` is on overlayfs, where its pages are cached under the file beneath and
-/// cachestat on it counts none: the files of a container image (found by review: they were
-/// never sent with sendfile). Asked only when cachestat counts none.
-fn on_overlayfs(file: RawFd) -> bool {
-    crate::filesystem::kind(file) == Some(crate::filesystem::OVERLAYFS)
 }
 
 /// Whether every page of `file[at..at + len]` is in memory, asked of mincore(2) on a
@@ -309,8 +312,14 @@ mod tests {
         let mut file = tempfile::tempfile().unwrap();
         file.write_all(&vec![7u8; 256 * 1024]).unwrap();
         // A kernel without cachestat says so (None); this one (6.5 and later) answers.
-        assert_eq!(super::cached(file.as_raw_fd(), 0, 256 * 1024), Some(true));
-        assert_eq!(super::cached(file.as_raw_fd(), 4000, 10_000), Some(true));
+        assert_eq!(
+            super::cached(file.as_raw_fd(), 0, 256 * 1024, false),
+            Some(true)
+        );
+        assert_eq!(
+            super::cached(file.as_raw_fd(), 4000, 10_000, false),
+            Some(true)
+        );
     }
 
     /// A file of a container image's layer: overlayfs caches its pages under the file
@@ -359,10 +368,17 @@ mod tests {
         assert_eq!(rc, 0, "mount overlay: {}", std::io::Error::last_os_error());
         let _mounted = Mounted(target);
         let mut file = std::fs::File::open(merged.join("layer.bin")).unwrap();
-        assert!(super::on_overlayfs(file.as_raw_fd()));
+        let filesystem = crate::filesystem::Filesystem::of(file.as_raw_fd());
+        assert!(filesystem.is_overlayfs() && filesystem.is_local());
         std::io::Read::read_to_end(&mut file, &mut Vec::new()).unwrap();
-        assert_eq!(super::cached(file.as_raw_fd(), 0, 256 * 1024), Some(true));
-        assert_eq!(super::cached(file.as_raw_fd(), 5000, 100_000), Some(true));
+        assert_eq!(
+            super::cached(file.as_raw_fd(), 0, 256 * 1024, true),
+            Some(true)
+        );
+        assert_eq!(
+            super::cached(file.as_raw_fd(), 5000, 100_000, true),
+            Some(true)
+        );
     }
 
     #[test]
@@ -384,12 +400,13 @@ mod tests {
             cached_to: 0,
             waiter: None,
         };
-        let sent = sender.send(file.as_raw_fd(), 0, 4096).unwrap();
+        let local = crate::filesystem::Filesystem::of(file.as_raw_fd());
+        let sent = sender.send(file.as_raw_fd(), local, 0, 4096).unwrap();
         assert!(matches!(sent, super::Step::Sent(4096)));
         assert_ne!(flags() & libc::O_NONBLOCK, 0, "between two sendfile calls");
         sender.before_ops();
         assert_eq!(flags(), blocking, "before an io_uring op");
-        let sent = sender.send(file.as_raw_fd(), 1024, 4096).unwrap();
+        let sent = sender.send(file.as_raw_fd(), local, 1024, 4096).unwrap();
         assert!(matches!(sent, super::Step::Sent(3072)));
         drop(sender);
         assert_eq!(flags(), blocking, "once the sender is gone");
@@ -404,6 +421,9 @@ mod tests {
         // SAFETY: advice on an open fd.
         let rc = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
         assert_eq!(rc, 0);
-        assert_eq!(super::cached(file.as_raw_fd(), 0, 64 * 1024), Some(false));
+        assert_eq!(
+            super::cached(file.as_raw_fd(), 0, 64 * 1024, false),
+            Some(false)
+        );
     }
 }

@@ -17,6 +17,7 @@ use super::{Outcome, Request, upstream};
 use crate::buffer::{Buf, LARGE, SMALL, read_at};
 use crate::client::{Client, Next, Pace, Step, ZeroCopy, write_paced};
 use crate::fail::{Allowed, Fail};
+use crate::filesystem::Filesystem;
 use crate::gzip::{Answer, Asked, CacheControl, Gzip, GzipRatio, GzipStream, Verdict};
 use crate::http::{BodyFraming, Method, Version, http_date};
 use crate::io::{IoError, Stream};
@@ -598,7 +599,7 @@ async fn send(
     len: u64,
     to: &Outgoing,
 ) -> Result<(), Fail> {
-    let file = &*found.file;
+    let file: &File = &found.file;
     let end = start + len;
     let mut at = start;
     let way = send_way();
@@ -618,9 +619,14 @@ async fn send(
     } else if small && way != SendWay::Sendfile {
         out = fill(out, file, &mut at, end).await?;
     } else if way != SendWay::Copy
+        // Not from NFS or FUSE: sendfile there may wait on the server or the daemon (a
+        // revalidation), and the event loop with it; io_uring's reads do not (found by
+        // review).
+        && found.filesystem().is_local()
         && let Some(zero_copy) = client.zero_copy()
     {
-        return send_zero_copy(client, zero_copy, out, file, start, end, to).await;
+        let on = (file, found.filesystem());
+        return send_zero_copy(client, zero_copy, out, on, start, end, to).await;
     }
     loop {
         out = write(client, out, 0, to).await?;
@@ -637,7 +643,7 @@ async fn send_zero_copy(
     client: &Client,
     mut zero_copy: ZeroCopy,
     mut out: Buf,
-    file: &File,
+    (file, filesystem): (&File, Filesystem),
     mut at: u64,
     end: u64,
     to: &Outgoing,
@@ -656,7 +662,7 @@ async fn send_zero_copy(
             None => end,
         };
         let step = zero_copy
-            .send(fd, at, until)
+            .send(fd, filesystem, at, until)
             .map_err(|e| Fail::ClientIo(e.kind()))?;
         let copy = match step {
             Step::Sent(0) => return Err(Fail::FileRead(std::io::ErrorKind::UnexpectedEof)),

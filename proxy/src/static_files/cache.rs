@@ -26,9 +26,11 @@ use tokio::sync::Semaphore;
 use tokio_uring::fs::File;
 
 use super::StaticRoute;
+use super::closing::OpenFile;
 use super::decision::{FileMeta, Validators};
 use super::open::{Opened, Stamp};
 use crate::clock::Coarse;
+use crate::filesystem::Filesystem;
 
 /// How long an entry is trusted.
 const VALID: Duration = Duration::from_secs(1);
@@ -56,7 +58,7 @@ const MAX_OPENING: usize = 16;
 /// A regular file, open.
 #[derive(Clone)]
 pub(crate) struct CachedFile {
-    pub(crate) file: Rc<File>,
+    pub(crate) file: Rc<OpenFile>,
     pub(crate) meta: FileMeta,
     /// What tells a write to the file since it was opened.
     stamp: Stamp,
@@ -67,6 +69,13 @@ pub(crate) struct CachedFile {
     pub(crate) content_type: Rc<str>,
     /// The whole file, when it is small and the worker's budget allowed.
     pub(crate) bytes: Option<Rc<Kept>>,
+}
+
+impl CachedFile {
+    /// The filesystem the file is on.
+    pub(crate) fn filesystem(&self) -> Filesystem {
+        self.stamp.filesystem()
+    }
 }
 
 /// A small file's bytes, kept with its entry.
@@ -177,7 +186,7 @@ impl FileCache {
                         })
                     });
                 Lookup::File(CachedFile {
-                    file: Rc::new(File::from_std(file)),
+                    file: Rc::new(OpenFile::new(File::from_std(file), stamp.filesystem())),
                     meta,
                     stamp,
                     validators: Validators::of(&meta),
@@ -212,7 +221,7 @@ impl FileCache {
         let age = entry.at.elapsed();
         let written = match &entry.found {
             Lookup::File(cached) if cached.bytes.is_none() => {
-                !cached.stamp.unchanged(cached.file.as_ref())
+                !cached.stamp.unchanged(&**cached.file)
             }
             _ => false,
         };

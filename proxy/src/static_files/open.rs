@@ -27,6 +27,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::decision::FileMeta;
+use crate::filesystem::Filesystem;
 use crate::ratelimit::{BURST, Gate, WINDOW};
 
 /// How often the root's path is looked at again for another directory.
@@ -209,7 +210,7 @@ impl Root {
             size: meta.len(),
             modified: (meta.mtime(), meta.mtime_nsec()),
             changed: (meta.ctime(), meta.ctime_nsec()),
-            in_memory: crate::filesystem::answers_from_memory(file.as_raw_fd()),
+            filesystem: Filesystem::of(file.as_raw_fd()),
         };
         Opened::File(
             file,
@@ -230,18 +231,22 @@ pub(crate) struct Stamp {
     size: u64,
     modified: (i64, i64),
     changed: (i64, i64),
-    /// Its filesystem answers an fstat from memory: looked at inline, not on the ring.
-    in_memory: bool,
+    filesystem: Filesystem,
 }
 
 impl Stamp {
+    /// The filesystem of the file it was taken of.
+    pub(crate) fn filesystem(&self) -> Filesystem {
+        self.filesystem
+    }
+
     /// Whether `file` (the file this stamp was taken of) is as it was, as far as can be
     /// told without a wait: an fstat where its filesystem answers from memory; elsewhere
     /// (NFS may ask its server, a FUSE daemon may never answer) it is trusted, as any entry
     /// is for its second. A statx on the ring instead cost 7 µs of a 64 KiB file's 26 µs (a
     /// thread hop, measured), and one on a hung mount would hold its request for ever.
     pub(crate) fn unchanged(&self, file: &impl AsRawFd) -> bool {
-        if !self.in_memory {
+        if !self.filesystem.is_local() {
             return true;
         }
         let mut now = std::mem::MaybeUninit::<libc::stat>::uninit();
@@ -360,7 +365,7 @@ mod tests {
             panic!("a.bin opens")
         };
         assert!(
-            stamp.in_memory,
+            stamp.filesystem.is_local(),
             "the temp dir is on a local filesystem here"
         );
         assert!(stamp.unchanged(&file));
@@ -370,7 +375,7 @@ mod tests {
         assert!(!stamp.unchanged(&file));
         // Elsewhere (NFS, FUSE) nothing is asked: the entry's second is trusted.
         let remote = Stamp {
-            in_memory: false,
+            filesystem: Filesystem::UNKNOWN,
             ..stamp
         };
         assert!(remote.unchanged(&file));
