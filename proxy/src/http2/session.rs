@@ -19,6 +19,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::buffer::{Buf, SMALL, TINY};
 use crate::io::{Counted, IoError, Stream, write_all};
+use crate::ratelimit::{BURST, Gate, WINDOW};
 use crate::tls::TlsStream;
 
 type Op<T> = Pin<Box<dyn Future<Output = T>>>;
@@ -130,11 +131,7 @@ impl AsyncRead for SessionIo {
                     if is_flood(this.total, this.payload.get()) {
                         this.ended = true;
                         this.unread = Buf::empty();
-                        tracing::info!(
-                            read = this.total,
-                            requests = this.payload.get(),
-                            "HTTP/2 flood: frames that carry no request; connection closed"
-                        );
+                        report_flood(this.total, this.payload.get());
                         return Poll::Ready(Err(io::Error::other("HTTP/2 flood")));
                     }
                 }
@@ -195,6 +192,21 @@ impl Drop for SessionIo {
         if self.reading.is_some() || self.writing.is_some() {
             Stream::shutdown(&*self.tls, Shutdown::Both);
         }
+    }
+}
+
+/// Logs a flood, a few lines per window: each flooding connection is one a client can open
+/// again and again (found by review: a line each).
+fn report_flood(read: u64, requests: u64) {
+    static GATE: Gate = Gate::new();
+    if GATE.allow() {
+        tracing::info!(
+            read,
+            requests,
+            "HTTP/2 flood: frames that carry no request; connection closed (at most {BURST} \
+             such lines per {}s)",
+            WINDOW.as_secs()
+        );
     }
 }
 
