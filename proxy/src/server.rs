@@ -590,6 +590,7 @@ async fn serve(
         let mut seen = 0;
         loop {
             tokio::time::sleep(ratelimit::WINDOW).await;
+            stats.beat();
             let done = stats
                 .requests_done
                 .load(std::sync::atomic::Ordering::Relaxed);

@@ -17,6 +17,7 @@ pub mod client;
 pub mod command;
 pub mod data;
 pub mod haproxy;
+pub mod held_thread;
 pub mod log_lines;
 pub mod netns;
 pub mod nginx;

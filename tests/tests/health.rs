@@ -253,6 +253,40 @@ fn idle_connections_to_the_metrics_port_do_not_hold_up_the_health_checks() {
     assert_eq!(r.header("allow").as_deref(), Some("GET, HEAD"), "{r:?}");
 }
 
+/// A worker whose event loop stops turning (here: its thread held by ptrace, as a deadlock
+/// or a call that never returns would hold it) makes `/healthz` answer 503 within the
+/// 10 s it is allowed, naming it, so the kubelet restarts a process that only looks alive
+/// (found by review: the metrics thread answered 200 while a worker's connections hung);
+/// once it turns again, 200.
+#[test]
+fn a_stuck_worker_fails_the_liveness_check() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let (ringway, metrics) = start(Ringway::with(&uwsgi).workers(2));
+    assert_eq!(roundtrip(metrics, &Req::get("/healthz")).status, 200);
+    let held = ringway_tests::held_thread::HeldThread::hold(ringway.pid(), "ringway-w1");
+    let mut last = None;
+    let failed = poll_until(Duration::from_secs(20), || {
+        let r = roundtrip(metrics, &Req::get("/healthz"));
+        let failed = r.status == 503;
+        last = Some(r);
+        failed
+    });
+    assert!(failed, "{last:?}");
+    let body = String::from_utf8_lossy(&last.as_ref().map(|r| r.body.clone()).unwrap_or_default())
+        .into_owned();
+    assert!(body.contains("worker 1's event loop"), "{body}");
+    drop(held);
+    let live = poll_until(Duration::from_secs(5), || {
+        roundtrip(metrics, &Req::get("/healthz")).status == 200
+    });
+    assert!(live, "live again once the worker turns");
+    assert!(
+        ringway.stderr().contains("not live: worker 1"),
+        "{}",
+        ringway.stderr()
+    );
+}
+
 /// `/readyz` probes a group's servers at once: two that take no connection (500 ms each)
 /// before the one that accepts, one after the other, would take the answer past the
 /// kubelet's default 1 s timeout, and the pod would read unready (found by review).

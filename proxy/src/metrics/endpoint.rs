@@ -244,6 +244,7 @@ pub fn spawn(listener: std::net::TcpListener, sources: Sources) -> std::io::Resu
     crate::listener::steer_here(local, &[std::os::fd::AsFd::as_fd(&listener)]);
     let shared = Arc::new(Shared {
         readiness: sources.readiness.clone(),
+        workers: sources.workers.clone(),
         sources: Mutex::new(sources),
         places: Arc::default(),
     });
@@ -273,6 +274,8 @@ struct Shared {
     /// `/readyz`'s, out of the lock: its probes may take a while, and must not hold up a
     /// scrape (nor a scrape them).
     readiness: Option<Arc<Readiness>>,
+    /// Every worker's counters, for `/healthz`, out of the lock too.
+    workers: Vec<Arc<WorkerStats>>,
     places: Arc<Places>,
 }
 
@@ -464,9 +467,10 @@ fn serve(mut stream: TcpStream, shared: &Shared, place: &InFlight) -> std::io::R
             answer.send(200, "application/json", body.as_bytes())
         }
         b"/" | b"/index.html" => answer.send(200, "text/html; charset=utf-8", PAGE.as_bytes()),
-        // Liveness: this thread answers, so the process runs; a drain is no reason to be
-        // restarted.
-        b"/healthz" => answer.send(200, "text/plain", b"ok\n"),
+        b"/healthz" => match live(shared) {
+            Ok(()) => answer.send(200, "text/plain", b"ok\n"),
+            Err(why) => answer.send(503, "text/plain", format!("{why}\n").as_bytes()),
+        },
         b"/readyz" => match shared.readiness.as_deref().map_or(Ok(()), Readiness::check) {
             Ok(()) => answer.send(200, "text/plain", b"ready\n"),
             Err(why) => answer.send(503, "text/plain", format!("{why}\n").as_bytes()),
@@ -477,6 +481,36 @@ fn serve(mut stream: TcpStream, shared: &Shared, place: &InFlight) -> std::io::R
             b"not found: try /, /metrics, /stats, /healthz or /readyz\n",
         ),
     }
+}
+
+/// How long a worker's event loop may go without turning (its housekeeping runs every
+/// second) before `/healthz` says the process is stuck.
+const STALL: Duration = Duration::from_secs(10);
+
+/// `/healthz`: `Ok` while every worker's event loop turns; otherwise which one stopped, for
+/// the answer's body. This thread answering shows only that the process runs: a worker
+/// stuck (a deadlock, a call that never returns) left its share of the connections
+/// unserved and the process looking alive (found by review). A drain is no reason to be
+/// restarted: stopping, it is always `Ok`.
+fn live(shared: &Shared) -> Result<(), String> {
+    if shared.readiness.as_deref().is_some_and(Readiness::stopping) {
+        return Ok(());
+    }
+    for (index, worker) in shared.workers.iter().enumerate() {
+        let since = worker.since_beat();
+        if since > STALL {
+            let why = format!(
+                "not live: worker {index}'s event loop has not turned for {}s",
+                since.as_secs()
+            );
+            static GATE: Gate = Gate::new();
+            if GATE.allow() {
+                tracing::warn!("{why}");
+            }
+            return Err(why);
+        }
+    }
+    Ok(())
 }
 
 /// The client of one request, and whether it asked for the head only.

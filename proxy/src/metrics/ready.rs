@@ -58,9 +58,14 @@ impl Readiness {
             .collect()
     }
 
+    /// Whether a stop signal came (the drain is under way).
+    pub fn stopping(&self) -> bool {
+        *self.stopping.borrow()
+    }
+
     /// `Ok` when ready; otherwise why not, as one line for the answer's body.
     pub fn check(&self) -> Result<(), String> {
-        if *self.stopping.borrow() {
+        if self.stopping() {
             return Err("not ready: shutting down".to_owned());
         }
         let health = (self.health)();

@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime};
 use slab::Slab;
 
 use super::histogram::{Histogram, HistogramSnapshot, LATENCY_BOUNDS};
+use crate::clock::Coarse;
 use crate::config::KeyExchangeGroup;
 
 /// The labels of a request series: the route's metric id (`None`: no route) and the status.
@@ -248,6 +249,9 @@ pub struct WorkerStats {
     phases: [AtomicU64; 3],
     /// Requests whose head began to arrive.
     requests_begun: AtomicU64,
+    /// When the worker's event loop last ran its once-a-second housekeeping
+    /// ([`Coarse::millis`]): a loop that stopped turning shows here.
+    heartbeat: AtomicU64,
 }
 
 /// Bounds for `requests_per_connection` (a count, not seconds).
@@ -274,11 +278,25 @@ impl Default for WorkerStats {
             live: Mutex::new(Slab::new()),
             phases: Default::default(),
             requests_begun: AtomicU64::new(0),
+            heartbeat: AtomicU64::new(Coarse::now().millis()),
         }
     }
 }
 
 impl WorkerStats {
+    /// The worker's event loop turns: called by its housekeeping, once a second.
+    pub fn beat(&self) {
+        self.heartbeat.store(Coarse::now().millis(), Relaxed);
+    }
+
+    /// How long since the worker's event loop last turned.
+    pub fn since_beat(&self) -> Duration {
+        let millis = Coarse::now()
+            .millis()
+            .saturating_sub(self.heartbeat.load(Relaxed));
+        Duration::from_millis(millis)
+    }
+
     /// Counts one answered request, served by `route` (its metric id; `None`: no route).
     pub fn request_done(
         &self,
