@@ -12,6 +12,7 @@ mod auth_basic;
 mod buffer;
 mod client;
 mod clock;
+mod closing;
 pub mod config;
 mod conn;
 pub mod error_pages;

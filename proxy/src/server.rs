@@ -597,7 +597,7 @@ async fn serve(
             if done - seen < QUIET_REQUESTS {
                 release_idle_buffers();
             }
-            crate::static_files::close_dropped();
+            crate::closing::close_dropped();
             seen = done;
         }
     });

@@ -5,7 +5,7 @@
 //! fd), and no other process can open it. Opening, reading and writing go through io_uring,
 //! so a slow disk delays only the request that uses it, never the event loop; and the last
 //! close, where the kernel frees the file's blocks (a quarter of a second for 1 GiB written
-//! back, found by review), is made on a blocking-pool thread.
+//! back, found by review), is made on a blocking-pool thread (`crate::closing`).
 
 use std::io;
 use std::mem::ManuallyDrop;
@@ -39,19 +39,15 @@ impl TempFile {
 }
 
 impl Drop for TempFile {
-    /// Closes the io_uring file first (its descriptor is not the file's last), then hands
-    /// the last one to a blocking-pool thread, where freeing the blocks stalls no
-    /// connection. Without a runtime (or without the second descriptor) it closes here.
-    /// An operation still in flight (its future dropped as the request ended) holds the
-    /// io_uring descriptor until it completes: if that comes after the pool thread's close,
-    /// the last close, and the freeing, is the worker's after all.
+    /// Hands the io_uring file and the last descriptor to [`crate::closing`]: the io_uring
+    /// one is closed once no operation holds it (one still in flight, its future dropped as
+    /// the request ended, would otherwise close it on the worker after the last one, and
+    /// free the blocks there; found by review), then the last one on a blocking-pool
+    /// thread, where freeing the blocks stalls no connection.
     fn drop(&mut self) {
-        // SAFETY: `file` is dropped once, here, and never used after.
-        unsafe { ManuallyDrop::drop(&mut self.file) };
-        if let (Some(last), Ok(runtime)) = (self.last.take(), tokio::runtime::Handle::try_current())
-        {
-            drop(runtime.spawn_blocking(move || drop(last)));
-        }
+        // SAFETY: `file` is taken once, here, and never used after.
+        let file = unsafe { ManuallyDrop::take(&mut self.file) };
+        crate::closing::later(file, self.last.take());
     }
 }
 
@@ -287,8 +283,9 @@ mod tests {
         });
     }
 
-    /// Both descriptors close on drop, the last one on a blocking-pool thread: none is
-    /// left open (the file's blocks would stay taken).
+    /// Both descriptors close once the worker's housekeeping runs after the drop, the last
+    /// one on a blocking-pool thread: none is left open (the file's blocks would stay
+    /// taken).
     #[test]
     fn a_dropped_file_leaves_no_descriptor() {
         let dir = tempfile::tempdir().unwrap();
@@ -307,6 +304,7 @@ mod tests {
             let dev_ino = (meta.dev(), meta.ino());
             assert_eq!(holders(dev_ino), 2, "the io_uring file and the last one");
             drop(file);
+            crate::closing::close_dropped();
             for _ in 0..200 {
                 if holders(dev_ino) == 0 {
                     return;

@@ -26,10 +26,10 @@ use tokio::sync::Semaphore;
 use tokio_uring::fs::File;
 
 use super::StaticRoute;
-use super::closing::OpenFile;
 use super::decision::{FileMeta, Validators};
 use super::open::{Opened, Stamp};
 use crate::clock::Coarse;
+use crate::closing::OpenFile;
 use crate::filesystem::Filesystem;
 
 /// How long an entry is trusted.

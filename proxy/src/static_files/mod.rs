@@ -7,7 +7,6 @@
 //! (`exchange/static_file.rs`).
 
 mod cache;
-mod closing;
 mod decision;
 mod head;
 mod media;
@@ -18,7 +17,6 @@ use std::sync::Arc;
 use crate::config::Expires;
 
 pub(crate) use cache::{CachedFile, FileCache, Kept, Lookup};
-pub(crate) use closing::close_dropped;
 pub use decision::{Conditions, Decision};
 pub(crate) use decision::{FileMeta, Validators, decide};
 pub(crate) use head::{Extra, FileHead, Gzipped, accepts, push_cache_control, write_file_head};

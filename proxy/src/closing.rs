@@ -1,21 +1,32 @@
-//! Closing static files whose close may wait. On FUSE a close sends FLUSH to the daemon and
-//! waits for its answer (and NFS may ask its server at a last close), while a cached file's
-//! last reference goes on the event loop: its entry replaced, evicted, or cleared by a
-//! reload (found by review). Such a file is closed by an io_uring op instead, which the
-//! kernel hands to its own worker threads for a file that has a flush method; a file on a
-//! local filesystem closes at once, as before.
+//! Closing files off the event loop, whose close may wait: a static file on FUSE (its close
+//! sends FLUSH to the daemon and waits for the answer; NFS may ask its server at a last
+//! close), whose last reference goes on the event loop (its cache entry replaced, evicted,
+//! or cleared by a reload); and a temp file, whose last close frees its blocks (a quarter of
+//! a second per GiB written back) and which an io_uring op still in flight may hold until
+//! after the request let it go. Both found by review. Such a file is handed to the worker's
+//! housekeeping, which closes it within a second by an io_uring op that waits for the
+//! file's ops to end (the kernel runs a close that may wait on its own threads), then drops
+//! a second descriptor kept for the last close on the blocking pool.
 
 use std::cell::RefCell;
 use std::mem::ManuallyDrop;
 use std::ops::Deref;
+use std::os::fd::OwnedFd;
 
 use tokio_uring::fs::File;
 
 use crate::filesystem::Filesystem;
 
 thread_local! {
-    /// Files on non-local filesystems dropped since the worker last closed them.
-    static DROPPED: RefCell<Vec<File>> = const { RefCell::new(Vec::new()) };
+    /// Files handed over since the worker last closed them, each with the descriptor to
+    /// close last, if any.
+    static DROPPED: RefCell<Vec<(File, Option<OwnedFd>)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Closes `file` off the event loop within a second, then `last` (another descriptor of the
+/// same file) on the blocking pool. At the worker's end, here.
+pub(crate) fn later(file: File, last: Option<OwnedFd>) {
+    let _ = DROPPED.try_with(|dropped| dropped.borrow_mut().push((file, last)));
 }
 
 /// An open static file, closed off the event loop when its filesystem is not local.
@@ -46,22 +57,23 @@ impl Drop for OpenFile {
     fn drop(&mut self) {
         // SAFETY: taken once, here, and `self.file` is never used again.
         let file = unsafe { ManuallyDrop::take(&mut self.file) };
-        if self.filesystem.is_local() {
-            return;
+        if !self.filesystem.is_local() {
+            later(file, None);
         }
-        // At the thread's end (no list left) it closes here: the worker is gone anyway.
-        let _ = DROPPED.try_with(|dropped| dropped.borrow_mut().push(file));
     }
 }
 
-/// Closes this worker's dropped files on non-local filesystems, each by an io_uring op in
-/// a task of its own: called by the worker's housekeeping, once a second.
+/// Closes the files handed to [`later`] on this worker, each in a task of its own: called
+/// by the worker's housekeeping, once a second.
 pub(crate) fn close_dropped() {
     let files = DROPPED.with(|dropped| std::mem::take(&mut *dropped.borrow_mut()));
-    for file in files {
+    for (file, last) in files {
         tokio_uring::spawn(async move {
             if let Err(err) = file.close().await {
-                tracing::debug!(error = %err, "closing a static file failed");
+                tracing::debug!(error = %err, "closing a file failed");
+            }
+            if let Some(last) = last {
+                drop(tokio::task::spawn_blocking(move || drop(last)));
             }
         });
     }
