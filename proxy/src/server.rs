@@ -584,6 +584,7 @@ async fn serve(
         })
         .collect();
     tokio_uring::spawn(follow_generations(Rc::clone(&state), generations));
+    tokio_uring::spawn(crate::closing::closer());
     // A quiet worker gives its pooled buffers back (the main thread then returns the pages).
     let stats = Arc::clone(&state.stats);
     tokio_uring::spawn(async move {
@@ -597,7 +598,6 @@ async fn serve(
             if done - seen < QUIET_REQUESTS {
                 release_idle_buffers();
             }
-            crate::closing::close_dropped();
             seen = done;
         }
     });

@@ -283,8 +283,8 @@ mod tests {
         });
     }
 
-    /// Both descriptors close once the worker's housekeeping runs after the drop, the last
-    /// one on a blocking-pool thread: none is left open (the file's blocks would stay
+    /// Both descriptors close by the worker's closer after the drop, the last one on a
+    /// blocking-pool thread: none is left open (the file's blocks would stay
     /// taken).
     #[test]
     fn a_dropped_file_leaves_no_descriptor() {
@@ -304,7 +304,7 @@ mod tests {
             let dev_ino = (meta.dev(), meta.ino());
             assert_eq!(holders(dev_ino), 2, "the io_uring file and the last one");
             drop(file);
-            crate::closing::close_dropped();
+            tokio_uring::spawn(crate::closing::closer());
             for _ in 0..200 {
                 if holders(dev_ino) == 0 {
                     return;
