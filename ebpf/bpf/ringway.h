@@ -24,7 +24,10 @@
 
 /* Index of each histogram in the tcp `hists` per-CPU array. */
 #define RW_HIST_RTT_US 0        /* srtt of each connection at close, microseconds */
-#define RW_HIST_LIFETIME_NS 1   /* established → close, nanoseconds */
+/* established → close, microseconds: in nanoseconds the last finite bucket
+ * (2^38) was 275 s and every keep-alive or WebSocket connection went to +Inf;
+ * in microseconds it is 2^38 us, about 76 hours. */
+#define RW_HIST_LIFETIME_US 1
 #define RW_HIST_BYTES_IN 2      /* bytes received per connection */
 #define RW_HIST_BYTES_OUT 3     /* bytes sent and acknowledged per connection */
 #define RW_HIST_COUNT 4

@@ -136,6 +136,13 @@ static __always_inline struct rw_conn *ensure_conn(__u64 cookie, struct sock *sk
 	return bpf_map_lookup_elem(&conns, &cookie);
 }
 
+/* Nanoseconds to microseconds, rounded up: the bucket bounds are whole
+ * microseconds, so a lifetime lands in the same bucket as its exact value. */
+static __always_inline __u64 ns_to_us_up(__u64 ns)
+{
+	return (ns + 999) / 1000;
+}
+
 /* The connection closes: final figures, histograms, the ring buffer record,
  * and the record leaves the live map. Called by whichever hook sees the
  * close first (the sock_ops state callback runs just before the
@@ -156,10 +163,10 @@ static __always_inline void finish(struct rw_conn *c, __u64 cookie, struct tcp_s
 	h = bpf_map_lookup_elem(&hists, &k);
 	if (h)
 		rw_hist_observe(h, c->srtt_us);
-	k = RW_HIST_LIFETIME_NS;
+	k = RW_HIST_LIFETIME_US;
 	h = bpf_map_lookup_elem(&hists, &k);
 	if (h)
-		rw_hist_observe(h, now - c->start_ns);
+		rw_hist_observe(h, ns_to_us_up(now - c->start_ns));
 	k = RW_HIST_BYTES_IN;
 	h = bpf_map_lookup_elem(&hists, &k);
 	if (h)
@@ -210,7 +217,10 @@ int rw_sockops(struct bpf_sock_ops *skops)
 	cookie = bpf_get_socket_cookie(skops);
 
 	if (skops->op == BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB) {
-		bpf_sock_ops_cb_flags_set(skops, BPF_SOCK_OPS_RTT_CB_FLAG |
+		/* The helper assigns the socket's flags: keep the ones other
+		 * sock_ops programs on the cgroup turned on. */
+		bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags |
+					 BPF_SOCK_OPS_RTT_CB_FLAG |
 					 BPF_SOCK_OPS_RETRANS_CB_FLAG |
 					 BPF_SOCK_OPS_STATE_CB_FLAG);
 		c = ensure_conn(cookie, (struct sock *)tp);

@@ -10,8 +10,12 @@
  * matched through the request pointer only, never through the pid.
  *
  * Multishot requests (accept, recv, poll) post several CQEs with
- * IORING_CQE_F_MORE: each one is measured from the previous one (or from the
- * submit for the first), and the start is kept until the last CQE.
+ * IORING_CQE_F_MORE, but the kernel posts all but the last as auxiliary CQEs
+ * (io_req_post_cqe and the like), whose io_uring_complete event carries no
+ * request (req == NULL): they match nothing here. A multishot request is
+ * measured once, from submit to its final CQE. A CQE with F_MORE that does
+ * name its request (SEND_ZC's first, whose notification is another request)
+ * restarts the clock instead; the LRU map evicts what is left.
  */
 #include "common.h"
 

@@ -35,6 +35,10 @@
 //!   connections to this process's listeners, so that an older process on
 //!   the port (a binary upgrade) closes idle listeners ([`steer`]).
 //!
+//! The io_uring, memory and CPU probes match processes by tgid, as the initial pid
+//! namespace numbers them: in a pid namespace of its own (a container) the caller's pids
+//! are not those, and [`Probes::load`] leaves these probes down, saying why.
+//!
 //! All tracing programs are `tp_btf`, so no tracefs mount is needed. Nothing
 //! here stops the proxy: without privileges, or when the kernel refuses a
 //! program, [`Probes::load`] still returns, with every missing probe in

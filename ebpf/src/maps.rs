@@ -28,9 +28,10 @@ pub struct Histogram {
 }
 
 /// The sums of the in-kernel histograms, kept across reads. Each CPU's sum is a u64 of the
-/// histogram's unit that wraps: connection lifetimes in nanoseconds add a second per second
-/// per open connection, 2^64 ns in 21 days at 10,000 connections, and an exported `_sum`
-/// then fell back (found by review). A read adds each CPU's growth since the last one.
+/// histogram's unit that wraps: io_uring latencies in nanoseconds add a second per second
+/// per request in flight, and connection lifetimes, when they were in nanoseconds, reached
+/// 2^64 in 21 days at 10,000 connections, and an exported `_sum` then fell back (found by
+/// review). A read adds each CPU's growth since the last one.
 #[derive(Debug, Default)]
 pub(crate) struct Sums {
     kept: Mutex<std::collections::HashMap<(&'static str, u32), KeptSum>>,
@@ -372,14 +373,14 @@ impl Probes {
         )
     }
 
-    /// Handshake → close, seconds.
+    /// Handshake → close, seconds. Buckets up to 2^38 µs (about 76 hours), then +Inf.
     pub fn lifetime_histogram(&self) -> Result<Histogram, ProbeError> {
         per_cpu_hist(
             (self.tcp.as_ref(), &self.sums),
             "tcp",
             "hists",
-            HIST_LIFETIME_NS,
-            1e-9,
+            HIST_LIFETIME_US,
+            1e-6,
         )
     }
 
@@ -467,11 +468,6 @@ impl Probes {
             });
         }
         rss_from_proc(pid)
-    }
-
-    /// [`Probes::rss`] in bytes.
-    pub fn rss_bytes(&self, pid: u32) -> Option<u64> {
-        self.rss(pid).map(|r| r.bytes)
     }
 
     fn raw_rss(&self, pid: u32) -> Option<RawRss> {
@@ -638,7 +634,7 @@ mod tests {
             })
         };
         let sums = Sums::default();
-        let key = ("hists", HIST_LIFETIME_NS);
+        let key = ("hists", HIST_LIFETIME_US);
         let near = u64::MAX - 10;
         assert_eq!(sums.total(key, &at([near, 5])), u128::from(near) + 5);
         // CPU 0 adds 20 and wraps; CPU 1 adds 1.

@@ -6,6 +6,7 @@
 //! once with `tracing::warn!` at load, and the rest keeps working: nothing
 //! here panics or fails the proxy.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -39,6 +40,9 @@ pub const ALL_PROBES: [&str; 5] = [
     PROBE_RSS,
     PROBE_ONCPU,
 ];
+
+/// The probes that match processes by tgid, in [`ALL_PROBES`] order.
+const PID_KEYED: [&str; 3] = [PROBE_URING, PROBE_RSS, PROBE_ONCPU];
 
 /// The figures a probe provides, for the "missing figures" message.
 pub fn figures_of(probe: &str) -> &'static str {
@@ -118,6 +122,10 @@ pub struct Probes {
     pub(crate) mem: Option<Ebpf>,
     pub(crate) closed: Mutex<Option<RingBuf<MapData>>>,
     pub(crate) statuses: Vec<ProbeStatus>,
+    /// The pids watched as [`Role::Worker`], those of [`Config::worker_pids`] included: the
+    /// caller's list of uWSGI processes is diffed against this, never against its own last
+    /// list, which missed the processes the load found (found by review).
+    workers: BTreeSet<u32>,
     pub(crate) accept_wait: AtomicHist,
     pub(crate) sums: Sums,
     pub(crate) page_size: u64,
@@ -132,6 +140,7 @@ impl Probes {
             mem: None,
             closed: Mutex::new(None),
             statuses: Vec::new(),
+            workers: config.worker_pids.iter().copied().collect(),
             accept_wait: AtomicHist::default(),
             sums: Sums::default(),
             page_size: page_size(),
@@ -147,8 +156,15 @@ impl Probes {
         let btf = Btf::from_sys_fs().map_err(|e| format!("kernel BTF unavailable: {}", chain(&e)));
 
         probes.load_tcp(config, btf.as_ref());
-        probes.load_uring(config, btf.as_ref());
-        probes.load_mem(config, btf.as_ref());
+        match pids_are_the_kernels() {
+            Ok(()) => {
+                probes.load_uring(config, btf.as_ref());
+                probes.load_mem(config, btf.as_ref());
+            }
+            Err(reason) => PID_KEYED
+                .iter()
+                .for_each(|n| probes.down(n, reason.clone())),
+        }
         probes.warn_missing();
         probes
     }
@@ -163,12 +179,22 @@ impl Probes {
         self.statuses.iter().any(|s| s.name == name && s.up)
     }
 
+    /// The pids watched as [`Role::Worker`] (from [`Config::worker_pids`] and
+    /// [`Probes::watch_pid`], less those unwatched), whether or not the `mem` family is up.
+    pub fn workers(&self) -> &BTreeSet<u32> {
+        &self.workers
+    }
+
     /// Starts watching a process (memory and CPU; io_uring too for [`Role::Proxy`]).
-    /// Figures of a family that is down are skipped silently (its status says why).
+    /// Figures of a family that is down are skipped silently (its status says why). A worker
+    /// counts in [`Probes::workers`] even when a map refuses it (full): trying again at every
+    /// rescan would not make room.
     pub fn watch_pid(&mut self, pid: u32, role: Role) -> Result<(), ProbeError> {
+        if role == Role::Worker {
+            self.workers.insert(pid);
+        }
         if let Some(ebpf) = self.mem.as_mut() {
-            insert_flag(ebpf, "watch_pids", pid)?;
-            start_oncpu(ebpf, pid)?;
+            watch_mem(ebpf, pid)?;
         }
         if role == Role::Proxy
             && let Some(ebpf) = self.uring.as_mut()
@@ -180,6 +206,7 @@ impl Probes {
 
     /// Stops watching a process and forgets its figures.
     pub fn unwatch_pid(&mut self, pid: u32) {
+        self.workers.remove(&pid);
         if let Some(ebpf) = self.mem.as_mut() {
             // Absent keys are fine: the value maps only hold pids seen in the kernel.
             let _ = remove_key::<u8>(ebpf, "watch_pids", pid);
@@ -241,11 +268,8 @@ impl Probes {
             Ok(e) => e,
             Err(reason) => return names.iter().for_each(|n| self.down(n, reason.clone())),
         };
-        let pids = config.proxy_pids.iter().chain(&config.worker_pids);
-        if let Err(e) = pids
-            .into_iter()
-            .try_for_each(|p| insert_flag(&mut ebpf, "watch_pids", *p))
-        {
+        let mut pids = config.proxy_pids.iter().chain(&config.worker_pids);
+        if let Err(e) = pids.try_for_each(|p| watch_mem(&mut ebpf, *p)) {
             return names.iter().for_each(|n| self.down(n, e.to_string()));
         }
         let btf = btf.map_err(Clone::clone);
@@ -346,6 +370,28 @@ fn attach_sockops(ebpf: &mut Ebpf, config: &Config) -> Result<(), String> {
     Ok(())
 }
 
+/// The inode of the initial pid namespace (`PROC_PID_INIT_INO`, include/linux/proc_ns.h).
+const PROC_PID_INIT_INO: u64 = 0xEFFF_FFFC;
+
+/// Whether the pids this process knows (its own, those in /proc) are the tgids the kernel
+/// programs compare, which are numbered in the initial pid namespace. In a container they
+/// are not: ringway is pid 1 there, which is the host's init to the programs, whose memory,
+/// CPU and rings were reported as ringway's, with every probe up (found by review). The
+/// probes keyed by pid then stay down, and RSS comes from /proc.
+fn pids_are_the_kernels() -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    match std::fs::metadata("/proc/self/ns/pid").map(|m| m.ino()) {
+        Ok(PROC_PID_INIT_INO) => Ok(()),
+        Ok(inode) => Err(format!(
+            "in a pid namespace other than the host's (pid:[{inode}], a container): the \
+             programs see the host's pids, not this namespace's"
+        )),
+        Err(e) => Err(format!(
+            "cannot tell the pid namespace (/proc/self/ns/pid: {e})"
+        )),
+    }
+}
+
 /// Puts the inode of this process's network namespace in `watch_netns`: the listen ports
 /// are ringway's in it only (a container serving on the same port in its own namespace is
 /// not ringway's; found by review). Unknown (no /proc): 0, any namespace, as before.
@@ -370,6 +416,13 @@ fn insert_flag<K: aya::Pod>(ebpf: &mut Ebpf, map: &'static str, key: K) -> Resul
         HashMap::try_from(m).map_err(|source| ProbeError::Map { map, source })?;
     hash.insert(key, 1, 0)
         .map_err(|source| ProbeError::Map { map, source })
+}
+
+/// Memory and CPU of a process: the same whether it is watched at load or later, so that a
+/// process the load found has its on-CPU figure from the start as well (0 until it runs).
+fn watch_mem(ebpf: &mut Ebpf, pid: u32) -> Result<(), ProbeError> {
+    insert_flag(ebpf, "watch_pids", pid)?;
+    start_oncpu(ebpf, pid)
 }
 
 /// Creates a process's on-CPU entry at zero, so that the probe only ever adds to it (a
@@ -483,6 +536,15 @@ mod tests {
         assert!(err.contains("was not built"), "{err}");
         let err = open("x.bpf.o", b"not an ELF", Err(&no_btf)).err().unwrap();
         assert_eq!(err, no_btf);
+    }
+
+    #[test]
+    fn the_pid_keyed_probes_are_in_report_order() {
+        let order: Vec<&str> = ALL_PROBES
+            .into_iter()
+            .filter(|p| PID_KEYED.contains(p))
+            .collect();
+        assert_eq!(order, PID_KEYED);
     }
 
     #[test]

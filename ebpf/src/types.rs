@@ -12,8 +12,9 @@ pub const URING_OPS: u32 = 64;
 
 /// Index of the srtt-at-close histogram (microseconds) in the `hists` map.
 pub const HIST_RTT_US: u32 = 0;
-/// Index of the connection lifetime histogram (nanoseconds).
-pub const HIST_LIFETIME_NS: u32 = 1;
+/// Index of the connection lifetime histogram (microseconds, rounded up: in nanoseconds
+/// its last finite bucket was 275 s, below any keep-alive or WebSocket connection).
+pub const HIST_LIFETIME_US: u32 = 1;
 /// Index of the bytes-received-per-connection histogram.
 pub const HIST_BYTES_IN: u32 = 2;
 /// Index of the bytes-sent-and-acked-per-connection histogram.

@@ -331,9 +331,29 @@ fn tcp_bytes_rtt_lifetime_against_ss_and_the_traffic() {
         (bytes_in.count, bytes_in.sum),
         (1, (CLIENT_SENDS + 21) as f64)
     );
+    // Lifetimes are kept in microseconds, rounded up: within 1 µs above the exact one, and
+    // in the bucket of the exact value.
     let life = probes.lifetime_histogram().unwrap();
     assert_eq!(life.count, 1);
-    assert!((life.sum - lifetime.as_secs_f64()).abs() < 1e-6);
+    let exact = lifetime.as_secs_f64();
+    assert!(
+        life.sum >= exact - 1e-12 && life.sum < exact + 1e-6,
+        "{} s for {exact} s",
+        life.sum
+    );
+    let first = life.buckets.iter().position(|(_, n)| *n == 1).unwrap();
+    assert!(
+        life.buckets[first].0 >= exact,
+        "{:?} for {exact}",
+        life.buckets[first]
+    );
+    assert!(
+        first == 0 || life.buckets[first - 1].0 < exact,
+        "{:?} for {exact}",
+        life.buckets[first]
+    );
+    let longest = life.buckets[life.buckets.len() - 2].0;
+    assert!(longest > 72.0 * 3600.0, "largest finite bound {longest} s");
 }
 
 #[test]
@@ -671,6 +691,45 @@ fn unprivileged_load_reports_every_probe_down_without_panicking() {
             format!("{name} down: needs root or CAP_BPF+CAP_PERFMON")
         );
     }
+}
+
+/// In a pid namespace of its own (a container), the pids a process knows are not the tgids
+/// the programs compare: ringway as pid 1 was the host's init to them. The probes keyed by
+/// pid say they are down, and why; the TCP ones (by port and network namespace) stay up.
+#[test]
+fn in_a_pid_namespace_of_its_own_the_pid_keyed_probes_are_down() {
+    if !is_root() {
+        return cannot_run("pidns", "needs root");
+    }
+    let bin = env!("CARGO_BIN_EXE_ringway-ebpf-status");
+    let status = |wrapper: &[&str]| {
+        let out = Command::new(wrapper[0])
+            .args(&wrapper[1..])
+            .arg(bin)
+            .output()
+            .expect("unshare (util-linux)");
+        assert!(out.status.success(), "{wrapper:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let host = status(&["env"]);
+    let contained = status(&["unshare", "--pid", "--fork"]);
+    eprintln!("host:\n{host}in a pid namespace:\n{contained}");
+    if let Some(line) = host.lines().find(|l| !l.ends_with(" up")) {
+        return cannot_run("pidns", &format!("not every probe is up here: {line}"));
+    }
+    for (probe, line) in ringway_ebpf::ALL_PROBES.iter().zip(contained.lines()) {
+        if ["uring_latency", "rss", "oncpu"].contains(probe) {
+            assert!(
+                line.starts_with(&format!(
+                    "{probe} down: in a pid namespace other than the host's"
+                )),
+                "{line}"
+            );
+        } else {
+            assert_eq!(line, format!("{probe} up"));
+        }
+    }
+    assert_eq!(contained.lines().count(), ringway_ebpf::ALL_PROBES.len());
 }
 
 /// Recv-Q and Send-Q that `ss -lnt` prints for a listener: depth and limit.

@@ -76,18 +76,38 @@ pub fn accepted(handle: &ProbeHandle, cookie: impl FnOnce() -> u64) -> u64 {
     cookie
 }
 
-/// Keeps the probes' watched pids equal to `pids` (uWSGI respawns and reloads workers).
-pub fn watch_workers(handle: &ProbeHandle, old: &[u32], new: &[u32]) {
-    if old == new {
+/// Keeps the probes watching exactly `pids` as uWSGI processes (uWSGI respawns and reloads
+/// workers), diffed against what the probes watch: the caller's previous list missed the
+/// processes found while the probes loaded, and recorded as watched the ones seen before
+/// they were in (found by review). Until the probes are loaded there is nothing to do: their
+/// load finds the processes itself, and the next call after it catches up.
+pub fn watch_workers(handle: &ProbeHandle, pids: &[u32]) {
+    // `pids` is sorted, like the probes' set. The read lock first: most calls change nothing,
+    // and the write lock holds up accepts.
+    let Ok(slot) = handle.read() else { return };
+    if slot
+        .as_ref()
+        .is_none_or(|probes| probes.workers().iter().eq(pids))
+    {
         return;
     }
+    drop(slot);
     let Ok(mut slot) = handle.write() else { return };
     let Some(probes) = slot.as_mut() else { return };
-    for pid in old.iter().filter(|p| !new.contains(p)) {
-        probes.unwatch_pid(*pid);
+    let gone: Vec<u32> = probes
+        .workers()
+        .iter()
+        .filter(|p| !pids.contains(p))
+        .copied()
+        .collect();
+    for pid in gone {
+        probes.unwatch_pid(pid);
     }
-    for pid in new.iter().filter(|p| !old.contains(p)) {
-        if let Err(err) = probes.watch_pid(*pid, Role::Worker) {
+    for &pid in pids {
+        if probes.workers().contains(&pid) {
+            continue;
+        }
+        if let Err(err) = probes.watch_pid(pid, Role::Worker) {
             tracing::debug!(pid, error = %err, "cannot watch uWSGI process");
         }
     }
@@ -255,6 +275,80 @@ pub fn convert(h: &Histogram) -> HistogramSnapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ringway_ebpf::probes::PROBE_ONCPU;
+    use std::process::{Child, Command};
+    use std::time::{Duration, Instant};
+
+    /// A process that is switched out every 10 ms (its shell waits for each `sleep`).
+    fn ticking() -> Child {
+        Command::new("sh")
+            .args(["-c", "while :; do sleep 0.01; done"])
+            .spawn()
+            .unwrap()
+    }
+
+    /// Whether the probes have an on-CPU figure for `pid` within `wait`.
+    fn oncpu_seen(handle: &ProbeHandle, pid: u32, wait: Duration) -> bool {
+        let deadline = Instant::now() + wait;
+        loop {
+            let seen = handle
+                .read()
+                .unwrap()
+                .as_ref()
+                .unwrap()
+                .oncpu(pid)
+                .is_some();
+            if seen || Instant::now() > deadline {
+                return seen;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The workers are diffed against what the probes watch: one seen before the probes were
+    /// in is watched once they are, and one the load found is unwatched when it leaves.
+    #[test]
+    fn workers_are_diffed_against_what_the_probes_watch() {
+        let (found_at_load, later) = (ticking(), ticking());
+        let (a, b) = (found_at_load.id(), later.id());
+        let handle = ProbeHandle::default();
+        watch_workers(&handle, &[b]);
+        let probes = Probes::load(&ProbeConfig {
+            worker_pids: vec![a],
+            ..ProbeConfig::default()
+        });
+        let oncpu_up = probes.is_up(PROBE_ONCPU);
+        *handle.write().unwrap() = Some(probes);
+        let workers = |handle: &ProbeHandle| -> Vec<u32> {
+            let slot = handle.read().unwrap();
+            slot.as_ref().unwrap().workers().iter().copied().collect()
+        };
+        assert_eq!(workers(&handle), [a]);
+        let a_seen = oncpu_up && oncpu_seen(&handle, a, Duration::from_secs(2));
+
+        let mut both = [a, b];
+        both.sort_unstable();
+        watch_workers(&handle, &both);
+        assert_eq!(workers(&handle), both);
+        watch_workers(&handle, &[b]);
+        assert_eq!(workers(&handle), [b]);
+        if oncpu_up {
+            assert!(a_seen, "the pid given at load is watched");
+            // `a` is switched out every 10 ms: a watch left behind would bring its figure back.
+            assert!(
+                !oncpu_seen(&handle, a, Duration::from_millis(300)),
+                "unwatched: its figures are gone for good"
+            );
+            assert!(
+                oncpu_seen(&handle, b, Duration::from_secs(2)),
+                "watched after the load"
+            );
+        }
+        for mut child in [found_at_load, later] {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
 
     #[test]
     fn converts_cumulative_buckets() {

@@ -168,7 +168,7 @@ impl Sources {
             return;
         }
         let pids = ebpf::upstream_pids(&self.upstreams);
-        ebpf::watch_workers(&self.probes, &self.uwsgi_pids, &pids);
+        ebpf::watch_workers(&self.probes, &pids);
         self.uwsgi_pids = pids;
         self.scanned = Some(Instant::now());
     }
