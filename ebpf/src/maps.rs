@@ -623,7 +623,7 @@ mod tests {
     }
 
     /// A per-CPU sum that wraps between two reads still adds its growth: the total never
-    /// falls back (two CPUs, one past 2^64 ns, about 584 years of summed lifetimes).
+    /// falls back (two CPUs, one past 2^64 of the histogram's unit).
     #[test]
     fn a_kept_sum_grows_across_a_wrap() {
         let at = |sums: [u64; 2]| {

@@ -1,7 +1,7 @@
 //! Which filesystem an open file is on, by its `fstatfs` magic number, asked once when the
 //! file is opened (off the event loop): what decides how a file may be looked at, sent and
 //! closed without the event loop waiting (static_files::open, client::sendfile,
-//! static_files::closing) and whether its cached pages can be counted.
+//! crate::closing) and whether its cached pages can be counted.
 
 use std::os::fd::RawFd;
 
@@ -9,18 +9,24 @@ use std::os::fd::RawFd;
 const OVERLAYFS: u64 = 0x794C_7630;
 
 /// Filesystems whose inodes are local, so that an fstat answers from memory: ext2/3/4, XFS,
-/// Btrfs, F2FS, ZFS, tmpfs, ramfs, overlayfs, SquashFS, EROFS.
-const LOCAL: [u64; 10] = [
+/// Btrfs, F2FS, ZFS, bcachefs, tmpfs, ramfs, overlayfs, SquashFS, EROFS, FAT, exFAT, NTFS.
+/// Any other (NFS, CIFS, FUSE, 9p, Ceph, one not known) counts as remote.
+const LOCAL: [u64; 15] = [
     0xEF53,      // ext2/3/4
     0x5846_5342, // XFS
     0x9123_683E, // Btrfs
     0xF2F5_2010, // F2FS
     0x2FC1_2FC1, // ZFS
+    0xCA45_1A4E, // bcachefs
     0x0102_1994, // tmpfs
     0x8584_58F6, // ramfs
     OVERLAYFS,
     0x7371_7368, // SquashFS
     0xE0F5_E1E2, // EROFS
+    0x4D44,      // FAT (vfat, msdos)
+    0x2011_BAB0, // exFAT
+    0x5346_544E, // NTFS (the old in-kernel driver)
+    0x7366_746E, // NTFS (ntfs3)
 ];
 
 /// The filesystem of an open file: its magic number, `None` if fstatfs failed.

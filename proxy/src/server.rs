@@ -564,6 +564,9 @@ async fn sweep_idle_upstreams() {
     }
 }
 
+/// How often a worker's event loop says it turns (`WorkerStats::beat`).
+const HEARTBEAT: Duration = Duration::from_secs(1);
+
 /// How often a worker looks for kept upstream connections to sweep when it keeps none.
 const IDLE_SWEEP_CHECK: Duration = Duration::from_secs(1);
 
@@ -585,13 +588,21 @@ async fn serve(
         .collect();
     tokio_uring::spawn(follow_generations(Rc::clone(&state), generations));
     tokio_uring::spawn(crate::closing::closer());
+    // The event loop turns: `/healthz` reads it (a task of its own, so that its beat is
+    // every second whatever else runs on the housekeeping's 5 s).
+    let stats = Arc::clone(&state.stats);
+    tokio_uring::spawn(async move {
+        loop {
+            tokio::time::sleep(HEARTBEAT).await;
+            stats.beat();
+        }
+    });
     // A quiet worker gives its pooled buffers back (the main thread then returns the pages).
     let stats = Arc::clone(&state.stats);
     tokio_uring::spawn(async move {
         let mut seen = 0;
         loop {
             tokio::time::sleep(ratelimit::WINDOW).await;
-            stats.beat();
             let done = stats
                 .requests_done
                 .load(std::sync::atomic::Ordering::Relaxed);

@@ -345,6 +345,16 @@ pub(crate) async fn serve(
     bridge.set_waiting(true);
     let stop = Rc::clone(&worker.stop);
     let (mut streams, mut going_away) = (0u64, None::<Instant>);
+    // Whether the `streams`th stream is the connection's last: `keepalive_requests`, or
+    // `keepalive_timeout = 0`, which serves one stream, as nginx does (its GOAWAY goes with
+    // the first HEADERS, not before them); so does a connection past `keepalive_time`
+    // (nginx: the first HEADERS after it), or one a limit refused.
+    let is_last = |streams: u64| {
+        streams >= keepalive_requests
+            || refused.is_some()
+            || keepalive_timeout.is_zero()
+            || began.elapsed() > keepalive_time
+    };
     loop {
         // A stop or a reload told while this task was not waiting in the select below (a
         // new stream's wait for a place) is seen here (found by review: a reload then went
@@ -392,7 +402,7 @@ pub(crate) async fn serve(
                         // toward `keepalive_requests`, which bounds such streams per
                         // connection (found by review: each went to the app).
                         streams += 1;
-                        if going_away.is_none() && streams >= keepalive_requests {
+                        if going_away.is_none() && is_last(streams) {
                             conn.graceful_shutdown();
                             going_away = Some(Instant::now());
                         }
@@ -416,14 +426,7 @@ pub(crate) async fn serve(
                     let bridge = Rc::clone(&bridge);
                     let stream = stream::serve(request, respond, bridge, admission, Rc::new(open));
                     worker.idle.tasks().spawn_local(stream);
-                    // `keepalive_timeout = 0` serves one stream, as nginx does (its GOAWAY
-                    // goes with the first HEADERS, not before them); so does a connection
-                    // past `keepalive_time` (nginx: the first HEADERS after it).
-                    let last = streams >= keepalive_requests
-                        || refused.is_some()
-                        || keepalive_timeout.is_zero()
-                        || began.elapsed() > keepalive_time;
-                    if going_away.is_none() && last {
+                    if going_away.is_none() && is_last(streams) {
                         conn.graceful_shutdown();
                         going_away = Some(Instant::now());
                     }

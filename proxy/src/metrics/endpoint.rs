@@ -3,8 +3,9 @@
 //! and the health checks `/healthz` (the process serves) and `/readyz` (send it traffic:
 //! see ready.rs). It is for dashboards, probes and people on a trusted network (loopback by
 //! default). Each request has a short-lived thread of its own, at most [`MAX_IN_FLIGHT`] at
-//! once (a new one pushes out the oldest that has not asked yet), each bounded in time, so clients that connect
-//! and say nothing cannot hold up the health checks a load balancer or the kubelet makes
+//! once (a new one pushes out the oldest that has not asked yet, or else the oldest served
+//! for over a second), each bounded in time, so clients that connect and say nothing, or
+//! read nothing, cannot hold up the health checks a load balancer or the kubelet makes
 //! (found by review: one request at a time, an idle connection held `/healthz` for 2 s). The figures are taken under one
 //! lock; `/healthz` takes none. Requests are parsed by ringway's own HTTP parser. Off the
 //! workers' threads, it keeps answering while they drain.
@@ -296,6 +297,8 @@ struct Served {
     handle: TcpStream,
     /// Its request is still awaited.
     awaited: Arc<AtomicBool>,
+    /// It was pushed out.
+    pushed: Arc<AtomicBool>,
     accepted: Instant,
 }
 
@@ -336,6 +339,8 @@ struct InFlight {
     id: u64,
     /// Its request is still awaited (it may be pushed out).
     awaited: Arc<AtomicBool>,
+    /// It was pushed out: its client is gone.
+    pushed: Arc<AtomicBool>,
 }
 
 impl InFlight {
@@ -347,6 +352,7 @@ impl InFlight {
             places: Arc::clone(places),
             id,
             awaited: Arc::new(AtomicBool::new(true)),
+            pushed: Arc::new(AtomicBool::new(false)),
         };
         if taken >= 2 * MAX_IN_FLIGHT {
             return None;
@@ -359,6 +365,7 @@ impl InFlight {
                 .position(|s| s.awaited.load(Relaxed))
                 .or_else(|| open.front().filter(|s| slow(s)).map(|_| 0))?;
             if let Some(oldest) = open.remove(pushed) {
+                oldest.pushed.store(true, Relaxed);
                 let _ = oldest.handle.shutdown(Shutdown::Both);
             }
         }
@@ -367,6 +374,7 @@ impl InFlight {
                 id,
                 handle,
                 awaited: Arc::clone(&place.awaited),
+                pushed: Arc::clone(&place.pushed),
                 accepted: now,
             });
         }
@@ -447,15 +455,20 @@ fn serve(mut stream: TcpStream, shared: &Shared, place: &InFlight) -> std::io::R
         head_only: head.method == Method::Head,
     };
     // A panic while the figures were taken leaves them as they were: still worth serving.
-    let sources = || {
-        shared
+    // A request pushed out while it waited for the lock (its client gone) takes no figures:
+    // the threads of a crowd of slow scrapes would each build them in turn.
+    let figures = |render: fn(&mut Sources) -> String| {
+        let mut sources = shared
             .sources
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        (!place.pushed.load(Relaxed)).then(|| render(&mut sources))
     };
     match head.path.of(&buf) {
         b"/metrics" => {
-            let body = sources().prometheus();
+            let Some(body) = figures(Sources::prometheus) else {
+                return Ok(());
+            };
             answer.send(
                 200,
                 "text/plain; version=0.0.4; charset=utf-8",
@@ -463,7 +476,9 @@ fn serve(mut stream: TcpStream, shared: &Shared, place: &InFlight) -> std::io::R
             )
         }
         b"/stats" => {
-            let body = sources().json();
+            let Some(body) = figures(Sources::json) else {
+                return Ok(());
+            };
             answer.send(200, "application/json", body.as_bytes())
         }
         b"/" | b"/index.html" => answer.send(200, "text/html; charset=utf-8", PAGE.as_bytes()),
@@ -483,8 +498,8 @@ fn serve(mut stream: TcpStream, shared: &Shared, place: &InFlight) -> std::io::R
     }
 }
 
-/// How long a worker's event loop may go without turning (its housekeeping runs every
-/// second) before `/healthz` says the process is stuck.
+/// How long a worker's event loop may go without turning (it beats every second) before
+/// `/healthz` says the process is stuck.
 const STALL: Duration = Duration::from_secs(10);
 
 /// `/healthz`: `Ok` while every worker's event loop turns; otherwise which one stopped, for
@@ -622,6 +637,11 @@ mod tests {
             .set_read_timeout(Some(Duration::from_secs(5)))
             .unwrap();
         assert_eq!(clients[0].read(&mut [0; 16]).unwrap(), 0);
+        assert!(
+            served[0].1.pushed.load(Relaxed),
+            "told, so it takes no figures"
+        );
+        assert!(!served[1].1.pushed.load(Relaxed));
         let open = places.open.lock().unwrap();
         assert_eq!(open.len(), MAX_IN_FLIGHT);
         assert_eq!(open.front().map(|s| s.id), Some(1));

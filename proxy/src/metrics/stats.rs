@@ -249,8 +249,8 @@ pub struct WorkerStats {
     phases: [AtomicU64; 3],
     /// Requests whose head began to arrive.
     requests_begun: AtomicU64,
-    /// When the worker's event loop last ran its once-a-second housekeeping
-    /// ([`Coarse::millis`]): a loop that stopped turning shows here.
+    /// When the worker's event loop last beat, once a second ([`Coarse::millis`]): a loop
+    /// that stopped turning shows here.
     heartbeat: AtomicU64,
 }
 
@@ -284,7 +284,7 @@ impl Default for WorkerStats {
 }
 
 impl WorkerStats {
-    /// The worker's event loop turns: called by its housekeeping, once a second.
+    /// The worker's event loop turns: called by a task of its own, once a second.
     pub fn beat(&self) {
         self.heartbeat.store(Coarse::now().millis(), Relaxed);
     }
