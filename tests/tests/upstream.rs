@@ -228,6 +228,47 @@ fn scripted_uwsgi_holding(dir: &std::path::Path, answer: &'static [u8], hold: Du
     format!("unix:{}", path.display())
 }
 
+/// The whole head of an answer has `upstream_read_timeout`, not each piece of it, as nginx
+/// sets its timer once for the head: an app trickling it a byte at a time held its request
+/// (and a connection to it) for as long as it went on (found by review).
+#[test]
+fn a_head_trickled_a_byte_at_a_time_times_out_as_a_whole() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("trickle.sock");
+    let listener = UnixListener::bind(&path).expect("bind");
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut header = [0u8; 4];
+            if conn.read_exact(&mut header).is_err() {
+                continue;
+            }
+            let mut vars = vec![0u8; usize::from(u16::from_le_bytes([header[1], header[2]]))];
+            if conn.read_exact(&mut vars).is_err() {
+                continue;
+            }
+            for byte in b"HTTP/1.1 200 OK\r\nX-Trickled: yes\r\n\r\nok" {
+                std::thread::sleep(Duration::from_millis(100));
+                if conn.write_all(&[*byte]).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    let ringway = Ringway::builder()
+        .upstream(format!("unix:{}", path.display()))
+        .arg("--upstream-read-timeout", "500ms")
+        .start();
+    let started = Instant::now();
+    let r = roundtrip(ringway.addr(), &Req::get("/"));
+    let took = started.elapsed();
+    assert_eq!(r.status, 504, "{r:?}");
+    assert!(
+        took < Duration::from_secs(2),
+        "504 after 500 ms: took {took:?}"
+    );
+}
+
 /// A uwsgi server that switches protocols before it read the whole request body gets no
 /// tunnel, as an HTTP one (found by review: untested through uwsgi): a 502.
 #[test]

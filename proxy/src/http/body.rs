@@ -5,11 +5,13 @@
 //! the body size limit: the driver watches `out.len()` and answers 413 itself.
 //!
 //! Line endings: the chunk-size line and trailer lines may end in CRLF or a bare LF (as
-//! httparse and nginx accept for head lines); the CRLF after chunk data is required exactly,
-//! since a missing one means the size and the data disagree. A chunk size has at most 16 hex
-//! digits (leading zeros count) and at most 2^63 - 1 (nginx's `off_t`); extensions, and any
-//! whitespace after a size, are skipped but may not exceed [`MAX_EXTENSIONS`] bytes in the
-//! whole body of a request, or in one size line of an answer; trailers [`MAX_TRAILERS`].
+//! httparse and nginx accept for head lines); the CRLF after a request's chunk data is
+//! required exactly, since a missing one means the size and the data disagree (an answer's
+//! may be a bare LF, as nginx takes it from an upstream: ringway frames the body anew). A
+//! chunk size has at most 16 hex digits (leading zeros count) and at most 2^63 - 1 (nginx's
+//! `off_t`); extensions, and any whitespace after a size, are skipped but may not exceed
+//! [`MAX_EXTENSIONS`] bytes in the whole body of a request, or in one size line of an
+//! answer; trailers [`MAX_TRAILERS`], over a request's body or per line of an answer's.
 
 use super::validate::MAX_LENGTH;
 use super::{HttpError, hex_digit};
@@ -20,7 +22,9 @@ use super::{HttpError, hex_digit};
 /// no size limit to dodge (a server may stream for ever anyway): the bound is per size line
 /// there, and a long stream whose chunks carry extensions is relayed whole, as by nginx.
 pub const MAX_EXTENSIONS: usize = 4096;
-/// Most bytes of trailer section read and dropped over one body.
+/// Most bytes of trailer section read and dropped over one request's body, or in one trailer
+/// line of an answer (whose trailers nginx skips without a bound: an upstream's answer cut
+/// after its whole body was relayed, for a long trailer section, was found by review).
 pub const MAX_TRAILERS: usize = 8192;
 const MAX_SIZE_DIGITS: u8 = 16;
 
@@ -72,8 +76,9 @@ pub struct ChunkedDecoder {
     remaining: u64,
     digits: u8,
     extension_bytes: usize,
-    /// The extension bound counts per size line (an answer), not over the body.
-    per_line: bool,
+    /// An upstream's answer: the extension and trailer bounds count per line, not over the
+    /// body, and a bare LF may end a chunk's data.
+    answer: bool,
     trailer_bytes: usize,
 }
 
@@ -86,7 +91,7 @@ impl ChunkedDecoder {
     /// A decoder at the start of an answer's body (from an upstream).
     pub fn for_answer() -> Self {
         ChunkedDecoder {
-            per_line: true,
+            answer: true,
             ..Self::default()
         }
     }
@@ -194,6 +199,7 @@ impl ChunkedDecoder {
             },
             State::DataCr => match b {
                 b'\r' => State::DataLf,
+                b'\n' if self.answer => self.start_size(),
                 _ => return Err(HttpError::BadSyntax),
             },
             State::DataLf => match b {
@@ -207,12 +213,12 @@ impl ChunkedDecoder {
             },
             State::Trailer => match b {
                 b'\r' => State::TrailerLf { last: false },
-                b'\n' => State::TrailerStart,
+                b'\n' => self.next_trailer(),
                 _ => self.trailer_byte(b)?,
             },
             State::TrailerLf { last } => match (b, last) {
                 (b'\n', true) => State::Done,
-                (b'\n', false) => State::TrailerStart,
+                (b'\n', false) => self.next_trailer(),
                 _ => return Err(HttpError::BareCr),
             },
             // Handled by the caller; listed so the match stays total.
@@ -258,10 +264,17 @@ impl ChunkedDecoder {
     fn start_size(&mut self) -> State {
         self.remaining = 0;
         self.digits = 0;
-        if self.per_line {
+        if self.answer {
             self.extension_bytes = 0;
         }
         State::Size
+    }
+
+    fn next_trailer(&mut self) -> State {
+        if self.answer {
+            self.trailer_bytes = 0;
+        }
+        State::TrailerStart
     }
 
     fn trailer_byte(&mut self, b: u8) -> Result<State, HttpError> {

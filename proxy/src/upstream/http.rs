@@ -20,7 +20,7 @@
 //! ringway writes. RFC 9113 deprecates that upgrade; WebSocket and others pass.
 
 use std::net::IpAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::UpstreamConn;
 use crate::buffer::Buf;
@@ -325,6 +325,10 @@ pub(crate) async fn read_response_head(
         failed(Fail::UpstreamBadResponse(too_large), true)
     };
     let mut looked = 0;
+    // One limit for the whole head, interim ones included, as nginx sets its read timer
+    // once for it: a head trickled a byte at a time held its request for as long as it
+    // went on (found by review).
+    let deadline = Instant::now() + timeout;
     loop {
         if http::head_may_end(&resp, looked) || interim + resp.len() >= MAX_RESPONSE_HEAD {
             match http::parse_response(&resp, request_was_head, headers) {
@@ -360,7 +364,8 @@ pub(crate) async fn read_response_head(
             }
         }
         looked = resp.len();
-        resp = match read_some(conn, resp, HEAD_READ_SIZE, timeout).await {
+        let left = deadline.saturating_duration_since(Instant::now());
+        resp = match read_some(conn, resp, HEAD_READ_SIZE, left).await {
             Ok((0, _)) => return Err(failed(Fail::UpstreamClosed, any)),
             Ok((_, resp)) => resp,
             Err(IoError::Timeout) => {

@@ -2,7 +2,7 @@
 //! went out (`send`). Building the vars is `crate::uwsgi`'s job; relaying the body to the
 //! client is the exchange's.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::UpstreamConn;
 use crate::buffer::Buf;
@@ -25,6 +25,10 @@ pub(crate) async fn read_response_head(
 ) -> Result<(ResponseHead, Buf), Fail> {
     let mut resp = Buf::with_capacity(HEAD_READ_SIZE);
     let mut looked = 0;
+    // One limit for the whole head, interim ones included, as nginx sets its read timer
+    // once for it: a head trickled a byte at a time held its request for as long as it
+    // went on (found by review).
+    let deadline = Instant::now() + timeout;
     // Interim heads (`100 Continue`, `103 Early Hints`) are dropped, as from an HTTP
     // upstream: the body is sent on past them (`stream::peek_final_answer`).
     let mut interim = 0;
@@ -48,7 +52,7 @@ pub(crate) async fn read_response_head(
                     return too_large();
                 }
                 Ok(Status::Complete(_)) if cgi => {
-                    let head = read_cgi_head(&mut resp, request_was_head, headers)?;
+                    let head = read_cgi_head(&mut resp, request_was_head, upgrading, headers)?;
                     return Ok((head, resp));
                 }
                 Ok(Status::Complete(head)) if head.status >= 200 => return Ok((head, resp)),
@@ -71,7 +75,8 @@ pub(crate) async fn read_response_head(
             }
         }
         looked = resp.len();
-        resp = match read_some(conn, resp, HEAD_READ_SIZE, timeout).await {
+        let left = deadline.saturating_duration_since(Instant::now());
+        resp = match read_some(conn, resp, HEAD_READ_SIZE, left).await {
             Ok((0, _)) => return Err(Fail::UpstreamClosed),
             Ok((_, resp)) => resp,
             Err(IoError::Timeout) => return Err(Fail::UpstreamTimeout(Step::ReadingHead)),
@@ -102,6 +107,7 @@ fn has_no_status_line(resp: &[u8]) -> bool {
 fn read_cgi_head(
     resp: &mut [u8],
     request_was_head: bool,
+    upgrading: bool,
     headers: &mut Vec<HeaderSpan>,
 ) -> Result<ResponseHead, Fail> {
     let bad = || Fail::UpstreamBadResponse(BadResponse::Head(HttpError::BadSyntax));
@@ -119,7 +125,9 @@ fn read_cgi_head(
                 .and_then(|d| <[u8; 3]>::try_from(d).ok())
                 .filter(|d| d.iter().all(u8::is_ascii_digit))
                 .ok_or_else(bad)?;
-            if code[0] < b'2' {
+            // A switch the client asked for is its answer, as with a status line (found by
+            // review: a 502); any other 1xx is not.
+            if code[0] < b'2' && !(upgrading && code == *b"101") {
                 let interim = code.iter().fold(0, |n, d| n * 10 + u16::from(d - b'0'));
                 return Err(Fail::UpstreamBadResponse(BadResponse::Interim(interim)));
             }
@@ -180,14 +188,14 @@ mod tests {
     /// 200; a bad status is a 502, as is an interim one.
     #[test]
     fn a_cgi_style_answer_takes_its_status_as_nginx_does() {
-        let read = |answer: &str, head_request: bool| {
+        let read_upgrading = |answer: &str, head_request: bool, upgrading: bool| {
             let mut buf = CGI_STATUS_LINE.to_vec();
             buf.extend_from_slice(answer.as_bytes());
             let mut headers = Vec::new();
             let Ok(Status::Complete(_)) = parse_response(&buf, head_request, &mut headers) else {
                 panic!("{answer:?}")
             };
-            read_cgi_head(&mut buf, head_request, &mut headers).map(|h| {
+            read_cgi_head(&mut buf, head_request, upgrading, &mut headers).map(|h| {
                 (
                     h.status,
                     String::from_utf8_lossy(h.reason.of(&buf)).into_owned(),
@@ -195,6 +203,7 @@ mod tests {
                 )
             })
         };
+        let read = |answer: &str, head_request: bool| read_upgrading(answer, head_request, false);
         let until_close = ResponseFraming::UntilClose;
         assert_eq!(
             read("Status: 404 Not Found\r\n\r\n", false),
@@ -224,6 +233,13 @@ mod tests {
         assert_eq!(
             read("Status: 103\r\n\r\n", false),
             Err(Fail::UpstreamBadResponse(BadResponse::Interim(103)))
+        );
+        // A 101 only to a request that asked to switch.
+        let switch = "Status: 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n";
+        assert_eq!(read_upgrading(switch, false, true).map(|h| h.0), Ok(101));
+        assert_eq!(
+            read(switch, false),
+            Err(Fail::UpstreamBadResponse(BadResponse::Interim(101)))
         );
     }
 

@@ -274,6 +274,36 @@ fn hostile_bytes_never_panic() {
     }
 }
 
+/// Found by review: an upstream's chunk data ended by a bare LF (nginx takes it) and a
+/// trailer section over 8 KiB cut the answer; a request's keep both bounds.
+#[test]
+fn an_answer_may_end_chunk_data_with_lf_and_has_its_trailer_bound_per_line() {
+    let lf = b"3\r\nabc\n2\r\nde\n0\r\n\r\n";
+    let mut out = Vec::new();
+    let progress = ChunkedDecoder::for_answer().decode(lf, &mut out).unwrap();
+    assert!(progress.done);
+    assert_eq!(out, b"abcde");
+    assert_eq!(
+        ChunkedDecoder::new().decode(lf, &mut Vec::new()),
+        Err(HttpError::BadSyntax)
+    );
+    let mut trailers = b"1\r\nx\r\n0\r\n".to_vec();
+    for _ in 0..4 {
+        trailers.extend_from_slice(b"X: ");
+        trailers.extend(std::iter::repeat_n(b't', MAX_TRAILERS - 3));
+        trailers.extend_from_slice(b"\r\n");
+    }
+    trailers.extend_from_slice(b"\r\n");
+    let progress = ChunkedDecoder::for_answer()
+        .decode(&trailers, &mut Vec::new())
+        .unwrap();
+    assert!(progress.done);
+    assert_eq!(
+        ChunkedDecoder::new().decode(&trailers, &mut Vec::new()),
+        Err(HttpError::BadSyntax)
+    );
+}
+
 /// Found by review: a server whose every chunk carries an extension had its answer cut
 /// after 4 KiB of them; a request's body keeps the bound over the whole body.
 #[test]
