@@ -210,8 +210,9 @@ fn idle_connections_to_the_metrics_port_do_not_hold_up_the_health_checks() {
         let started = std::time::Instant::now();
         let r = roundtrip(metrics, &Req::get(path));
         assert_eq!(r.status, 200, "{path}: {r:?}");
+        // Held up behind them, it would take their 2 s.
         assert!(
-            started.elapsed() < Duration::from_secs(1),
+            started.elapsed() < Duration::from_millis(1500),
             "{path} took {:?} beside idle connections",
             started.elapsed()
         );

@@ -52,11 +52,13 @@ fn paced(r: &Response, took: Duration, body: &[u8], floor: Duration) {
     );
 }
 
-/// The answer was the whole body, with no pace holding it back (a second would be one).
+/// The answer was the whole body, with no pace holding it back: quicker than half of what
+/// the pace would take at the least (a second was the bound, tight for a debug build on a
+/// loaded CI machine).
 fn unpaced(r: &Response, took: Duration, body: &[u8]) {
     assert_eq!(r.status, 200, "{r:?}");
     assert!(r.body == body, "the body differs ({} bytes)", r.body.len());
-    assert!(took < Duration::from_secs(1), "took {took:?}: held back");
+    assert!(took < FLOOR / 2, "took {took:?}: held back");
 }
 
 fn file_dir(name: &str, body: &[u8]) -> tempfile::TempDir {
