@@ -45,7 +45,8 @@ pub(crate) struct Generation {
 impl Generation {
     /// The generation a server starts with (the certificates are loaded here).
     pub(crate) fn first(config: Config, names: &RouteNames) -> anyhow::Result<Generation> {
-        let health = Arc::new(UpstreamHealth::new(&config.groups, None));
+        let routed = |group| config.routes.sends_to(group);
+        let health = Arc::new(UpstreamHealth::new(&config.groups, routed, None));
         Generation::made(1, config, Limiters::new, health, names, None)
     }
 
@@ -54,7 +55,12 @@ impl Generation {
     pub(crate) fn next(&self, config: Config, names: &RouteNames) -> anyhow::Result<Generation> {
         let limits = |config: &Config| Limiters::renewed(config, &self.limits, &self.config);
         let acceptor = self.acceptor.as_deref();
-        let health = Arc::new(UpstreamHealth::new(&config.groups, Some(&self.health)));
+        let routed = |group| config.routes.sends_to(group);
+        let health = Arc::new(UpstreamHealth::new(
+            &config.groups,
+            routed,
+            Some(&self.health),
+        ));
         Generation::made(self.number + 1, config, limits, health, names, acceptor)
     }
 

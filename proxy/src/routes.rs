@@ -21,7 +21,7 @@ use crate::config::{Cidr, HostName, Limits, SetValues};
 use crate::gzip::Gzip;
 use crate::http::Charset;
 use crate::limits::RateLimit;
-use crate::static_files::StaticRoute;
+use crate::static_files::{Fallback, StaticRoute};
 
 /// nginx's `auth_request`: the request each request is first asked as, and what a 401
 /// becomes.
@@ -366,6 +366,18 @@ impl RouteTable {
     /// Every route, in configuration order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Route> {
         self.routes.iter()
+    }
+
+    /// Whether a route passes requests to the group at `group`, or a static route falls
+    /// back to it: a group none names takes no request.
+    pub(crate) fn sends_to(&self, group: usize) -> bool {
+        self.routes.iter().any(|route| match &route.action {
+            Action::Upstream { group: g, .. } => *g == group,
+            Action::Static(files) => {
+                matches!(&files.fallback, Some(Fallback::Group { group: g, .. }) if *g == group)
+            }
+            _ => false,
+        })
     }
 }
 

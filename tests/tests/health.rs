@@ -288,6 +288,29 @@ fn a_stuck_worker_fails_the_liveness_check() {
     );
 }
 
+/// A group no route sends requests to (left in the file, say) does not hold `/readyz`:
+/// it takes no request, and every instance out of rotation for it would be an outage
+/// (found by review: any group down made every instance unready). A routed one does.
+#[test]
+fn a_group_no_route_names_does_not_hold_readiness() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let dead = dir.path().join("nobody.sock");
+    let config = |routed_to: &str| {
+        format!(
+            "[upstreams.app]\nservers = [\"{}\"]\n\n[upstreams.spare]\n\
+             servers = [\"unix:{}\"]\n\n[[routes]]\npath = \"/\"\nupstream = \"{routed_to}\"\n",
+            uwsgi.upstream(),
+            dead.display()
+        )
+    };
+    let (ringway, metrics) = start(Ringway::with_config(config("app")));
+    wait_readyz(metrics, 200, &ringway);
+    let (ringway, metrics) = start(Ringway::with_config(config("spare")));
+    let r = wait_readyz(metrics, 503, &ringway);
+    assert!(r.text().contains("spare"), "{r:?}");
+}
+
 /// `/readyz` probes a group's servers at once: two that take no connection (500 ms each)
 /// before the one that accepts, one after the other, would take the answer past the
 /// kubelet's default 1 s timeout, and the pod would read unready (found by review).

@@ -69,7 +69,7 @@ impl Readiness {
             return Err("not ready: shutting down".to_owned());
         }
         let health = (self.health)();
-        for group in health.groups() {
+        for group in health.groups().iter().filter(|g| g.routed) {
             group_accepts(group)?;
         }
         Ok(())

@@ -21,6 +21,9 @@ pub struct UpstreamHealth {
 pub struct GroupHealth {
     /// The group's name.
     pub name: String,
+    /// A route sends requests to it: `/readyz` waits for it (a group no route names, left
+    /// in the file, must not keep every instance out of rotation; found by review).
+    pub routed: bool,
     /// Its servers, in the configuration's order.
     pub servers: Vec<Arc<ServerHealth>>,
     /// Connections to them opened and reused, by every worker.
@@ -60,12 +63,18 @@ impl UpstreamHealth {
     /// configuration a reload replaces) counts on in that group's connection counters, so
     /// the `_total` series never go back, and the old configuration's last requests still
     /// count.
-    pub fn new(groups: &[Group], previous: Option<&UpstreamHealth>) -> Self {
+    pub fn new(
+        groups: &[Group],
+        routed: impl Fn(usize) -> bool,
+        previous: Option<&UpstreamHealth>,
+    ) -> Self {
         let epoch = Instant::now();
         let groups = groups
             .iter()
-            .map(|group| GroupHealth {
+            .enumerate()
+            .map(|(index, group)| GroupHealth {
                 name: group.name.clone(),
+                routed: routed(index),
                 servers: group
                     .servers
                     .iter()
@@ -154,14 +163,14 @@ mod tests {
     }
 
     fn one_server() -> UpstreamHealth {
-        UpstreamHealth::new(&[group("app")], None)
+        UpstreamHealth::new(&[group("app")], |_| true, None)
     }
 
     #[test]
     fn a_reload_keeps_counting_a_group_of_the_same_name() {
-        let old = UpstreamHealth::new(&[group("app"), group("gone")], None);
+        let old = UpstreamHealth::new(&[group("app"), group("gone")], |_| true, None);
         old.groups()[0].conns.opened.fetch_add(3, Ordering::Relaxed);
-        let new = UpstreamHealth::new(&[group("new"), group("app")], Some(&old));
+        let new = UpstreamHealth::new(&[group("new"), group("app")], |_| true, Some(&old));
         // The old configuration's last request still counts where the new one reads.
         old.groups()[0].conns.opened.fetch_add(1, Ordering::Relaxed);
         let opened =
