@@ -45,7 +45,7 @@ Routes (the same as demo_flask.py):
                     (raw app only)
   /accel?to=URI     X-Accel-Redirect: URI (the query value, percent-decoded), as an app that
                     trusts its input too much would send it; with &rate=R also
-                    `X-Accel-Limit-Rate: R` (raw app only)
+                    `X-Accel-Limit-Rate: R`; with &status=N that status (raw app only)
   /limited/<n>?rate=R
                     n pattern bytes with Content-Length and `X-Accel-Limit-Rate: R` (the
                     value as given: a proxy reads digits only) (raw app only)
@@ -321,7 +321,9 @@ def app(environ, start_response):
     if path == "/accel":
         query = parse_qs(environ.get("QUERY_STRING", ""))
         rate = [("X-Accel-Limit-Rate", r) for r in query.get("rate", [])]
-        start_response("200 OK", [("Content-Type", "text/plain"),
+        code = int(query.get("status", ["200"])[0])
+        status = "%d %s" % (code, STATUS_TEXT.get(code, "Status"))
+        start_response(status, [("Content-Type", "text/plain"),
                                   ("Content-Length", str(len(REPORT_BODY))),
                                   ("X-Accel-Redirect", query["to"][0])] + rate)
         return [REPORT_BODY]

@@ -169,6 +169,38 @@ fn ringways_own_404_502_503_and_504_carry_the_pages() {
     );
 }
 
+/// An app's error answer carrying X-Accel-Redirect gets the operator's page on a route
+/// that intercepts errors, as nginx intercepts before it redirects (found by review: the
+/// file was served); elsewhere the file is.
+#[test]
+fn an_intercepted_error_wins_over_the_apps_x_accel_redirect() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let (_pages, error_pages) = pages(&[(500, "500.html", PAGE_500)]);
+    let files = tempfile::tempdir().expect("temp dir");
+    std::fs::write(files.path().join("f.txt"), b"the file").expect("write");
+    let config = format!(
+        "{error_pages}\
+         [upstreams.app]\nservers = [\"{}\"]\n\
+         [[routes]]\npath = \"/\"\nupstream = \"app\"\n\
+         [[routes]]\npath = \"/on/\"\nupstream = \"app\"\nscript_name = \"/on\"\n\
+         intercept_errors = true\n\
+         [[routes]]\npath = \"/files/\"\nstatic = {:?}\ninternal = true\n",
+        uwsgi.upstream(),
+        files.path().display().to_string()
+    );
+    let ringway = Ringway::with_config(config).start();
+    let r = roundtrip(
+        ringway.addr(),
+        &Req::get("/on/accel?to=/files/f.txt&status=500"),
+    );
+    assert_page(&r, 500, PAGE_500, HTML);
+    let r = roundtrip(
+        ringway.addr(),
+        &Req::get("/accel?to=/files/f.txt&status=500"),
+    );
+    assert_eq!(r.text(), "the file", "{r:?}");
+}
+
 #[test]
 fn intercept_errors_replaces_the_apps_error_bodies_on_its_routes_only() {
     // One worker that would wait a minute on a blocked write: a body ringway left unread

@@ -366,7 +366,7 @@ pub(super) async fn connect(
     Ok((upstream, connected))
 }
 
-/// The answer's head is in: the app's file (X-Accel-Redirect), the operator's error page,
+/// The answer's head is in: the operator's error page, the app's file (X-Accel-Redirect),
 /// or the answer itself goes to the client.
 async fn respond(
     client: &mut Client,
@@ -386,19 +386,8 @@ async fn respond(
     req.upstream_answered(worker, head.status, head.head_len);
     req.keep_upstream_headers(worker, &client.response_headers, &buf);
 
-    // The app names a file for ringway to send instead of its own body (nginx's
-    // X-Accel-Redirect): the upstream is done, the file route does the rest.
-    if accel_redirect(client, &buf).is_some() {
-        req.upstream_done(&upstream);
-        upstream.close();
-        // Boxed: a file route may fall back to an upstream, which may redirect again.
-        let hidden = &target.route.hide_headers;
-        let mut outcome = Box::pin(accel::serve(client, req, &buf, hidden, rest, worker)).await?;
-        outcome.upstream = Some(upstream_time);
-        return Ok(outcome);
-    }
-
-    // The route shows the operator's page in place of the app's error body.
+    // The route shows the operator's page in place of the app's error body, even one
+    // that names a file: nginx intercepts before it redirects (found by review).
     if target.route.intercept_errors
         && let Some(page) = worker.config.error_pages.get(head.status)
     {
@@ -421,6 +410,18 @@ async fn respond(
         // Boxed: a rare answer's state must not grow every request's future.
         let answer = intercept::respond(client, req, &head, &buf, body, target.route, worker);
         let mut outcome = Box::pin(answer).await?;
+        outcome.upstream = Some(upstream_time);
+        return Ok(outcome);
+    }
+
+    // The app names a file for ringway to send instead of its own body (nginx's
+    // X-Accel-Redirect): the upstream is done, the file route does the rest.
+    if accel_redirect(client, &buf).is_some() {
+        req.upstream_done(&upstream);
+        upstream.close();
+        // Boxed: a file route may fall back to an upstream, which may redirect again.
+        let hidden = &target.route.hide_headers;
+        let mut outcome = Box::pin(accel::serve(client, req, &buf, hidden, rest, worker)).await?;
         outcome.upstream = Some(upstream_time);
         return Ok(outcome);
     }
