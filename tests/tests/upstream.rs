@@ -215,17 +215,23 @@ fn scripted_uwsgi_holding(dir: &std::path::Path, answer: &'static [u8], hold: Du
     std::thread::spawn(move || {
         for conn in listener.incoming() {
             let Ok(mut conn) = conn else { return };
-            let mut header = [0u8; 4];
-            if conn.read_exact(&mut header).is_err() {
-                continue;
-            }
-            let mut vars = vec![0u8; usize::from(u16::from_le_bytes([header[1], header[2]]))];
-            if conn.read_exact(&mut vars).is_ok() && conn.write_all(answer).is_ok() {
+            if read_packet(&mut conn) && conn.write_all(answer).is_ok() {
                 std::thread::sleep(hold);
             }
         }
     });
     format!("unix:{}", path.display())
+}
+
+/// Reads a uwsgi packet's header and vars from `conn` (its body, if any, is left); false if
+/// the connection ended first.
+fn read_packet(conn: &mut std::os::unix::net::UnixStream) -> bool {
+    let mut header = [0u8; 4];
+    if conn.read_exact(&mut header).is_err() {
+        return false;
+    }
+    let mut vars = vec![0u8; usize::from(u16::from_le_bytes([header[1], header[2]]))];
+    conn.read_exact(&mut vars).is_ok()
 }
 
 /// The whole head of an answer has `upstream_read_timeout`, not each piece of it, as nginx
@@ -239,12 +245,7 @@ fn a_head_trickled_a_byte_at_a_time_times_out_as_a_whole() {
     std::thread::spawn(move || {
         for conn in listener.incoming() {
             let Ok(mut conn) = conn else { return };
-            let mut header = [0u8; 4];
-            if conn.read_exact(&mut header).is_err() {
-                continue;
-            }
-            let mut vars = vec![0u8; usize::from(u16::from_le_bytes([header[1], header[2]]))];
-            if conn.read_exact(&mut vars).is_err() {
+            if !read_packet(&mut conn) {
                 continue;
             }
             for byte in b"HTTP/1.1 200 OK\r\nX-Trickled: yes\r\n\r\nok" {

@@ -215,6 +215,12 @@ fn an_upload_given_up_midway_ends_as_a_client_gone_and_the_connection_serves_on(
     // The pipeline sees the stream's end of the pipe close mid-body: the app is never
     // called with a cut body, and the log says the client left there (499, as nginx's
     // "client prematurely closed stream"; found by review: 400, a client error).
+    let line = upload_line(&stack);
+    assert!(line.contains("\" 499 "), "a cancelled upload: {line}");
+}
+
+/// The access log line of the upload to `/echo`, once there is one.
+fn upload_line(stack: &Stack) -> String {
     let logged = "\"POST /echo HTTP/2.0\"";
     assert!(
         stack.ringway.wait_for_log(logged, Duration::from_secs(10)),
@@ -222,8 +228,10 @@ fn an_upload_given_up_midway_ends_as_a_client_gone_and_the_connection_serves_on(
         stack.ringway.stderr()
     );
     let log = stack.ringway.stderr();
-    let line = log.lines().find(|l| l.contains(logged)).unwrap_or_default();
-    assert!(line.contains("\" 499 "), "a cancelled upload: {line}");
+    log.lines()
+        .find(|l| l.contains(logged))
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// A stream's window is 256 KiB (an upload sends that much per round trip, not h2's 64 KiB)
@@ -252,14 +260,7 @@ fn an_upload_whose_connection_is_lost_midway_ends_as_a_client_gone() {
         ],
     );
     assert_eq!(got["sent"], 16384, "{got}");
-    let logged = "\"POST /echo HTTP/2.0\"";
-    assert!(
-        stack.ringway.wait_for_log(logged, Duration::from_secs(10)),
-        "{}",
-        stack.ringway.stderr()
-    );
-    let log = stack.ringway.stderr();
-    let line = log.lines().find(|l| l.contains(logged)).unwrap_or_default();
+    let line = upload_line(&stack);
     assert!(line.contains("\" 499 "), "a lost upload: {line}");
 }
 
