@@ -192,7 +192,9 @@ fn relay(data: &[u8], head: &ResponseHead, headers: &[HeaderSpan], client: Versi
         ResponseFraming::UntilClose => (body.to_vec(), true),
         ResponseFraming::Chunked => {
             let mut decoded = Vec::new();
-            match ChunkedDecoder::new().decode(body, &mut decoded) {
+            // Read as ringway reads an app's chunked body (a bare LF after chunk data and
+            // long trailers taken, as nginx takes them).
+            match ChunkedDecoder::for_answer().decode(body, &mut decoded) {
                 Ok(progress) => (decoded, progress.done),
                 Err(err) => {
                     assert_eq!(failed, Some(err), "the app's chunked body is invalid");

@@ -58,7 +58,7 @@ fn limited(builder: RingwayBuilder) -> Ringway {
 /// ringway's main thread opens a file for a moment now and then (`/proc/self/smaps`, at
 /// start and when quiet): asked just as it closed it, a request could find a descriptor
 /// free before a waiting filler took it (a flake under load), so the table must look full
-/// three times over 200 ms, and a request that still found one is asked again.
+/// three times, 100 ms apart, and a request that still found one is asked again.
 fn asked_out_of_descriptors(ringway: &Ringway, path: &str) -> (Response, Option<Response>) {
     let addr = ringway.addr();
     let fds = || {

@@ -377,10 +377,12 @@ impl Config {
     /// What the app must accept on before ringway does (`[app]`): each server as written,
     /// as the addresses any one of which accepting will do (a name's several, or a single
     /// address), once each. A server marked `down` takes no requests and is not waited for
-    /// (found by review: ringway never started, as nginx never contacts one).
+    /// (found by review: ringway never started, as nginx never contacts one), nor a group no
+    /// route sends requests to (as `/readyz` does not wait for it).
     pub fn servers_as_written(&self) -> Vec<Vec<UpstreamAddr>> {
         let mut written: Vec<Vec<UpstreamAddr>> = Vec::new();
-        for group in &self.groups {
+        let routed = (self.groups.iter().enumerate()).filter(|(at, _)| self.routes.sends_to(*at));
+        for (_, group) in routed {
             let mut seen: Vec<(&Option<Arc<str>>, Vec<UpstreamAddr>)> = Vec::new();
             for server in group.servers.iter().filter(|s| !s.options.down) {
                 match seen

@@ -381,7 +381,8 @@ impl InFlight {
         Some(place)
     }
 
-    /// Its request has come: it is being answered, and is not pushed out.
+    /// Its request has come: it is being answered, and is pushed out only once it has
+    /// taken over [`PUSH_OUT_AFTER`].
     fn answering(&self) {
         self.awaited.store(false, Relaxed);
     }

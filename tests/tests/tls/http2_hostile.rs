@@ -529,7 +529,6 @@ fn a_stream_reset_with_its_headers_never_reaches_the_app() {
         ],
     );
     assert!(past["goaway"].is_string(), "{past}");
-    assert_eq!(past["sent"], 300, "no stream past the 300th: {past}");
 }
 
 /// Frames that ask for no request (PRIORITY here; `h2` bounds no PRIORITY or
