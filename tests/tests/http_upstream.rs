@@ -719,6 +719,56 @@ fn answers_by_path() -> (SocketAddr, Paths) {
     (addr, seen)
 }
 
+/// From an HTTP upstream as from uwsgi: the whole head has `upstream_read_timeout`, not
+/// each piece (a head trickled a byte at a time is a 504, as from nginx); and a chunked
+/// body whose data ends in a bare LF, with trailers over 8 KiB, reaches the client whole,
+/// as nginx takes it (found by review: the answer was cut after its head).
+#[test]
+fn a_trickled_head_times_out_and_a_loose_chunked_body_passes() {
+    let addr = scripted_upstream(|mut stream, _| {
+        let mut input = Vec::new();
+        while let Some((_, path)) = read_request_line(&mut stream, &mut input) {
+            if path == "/trickle" {
+                for byte in b"HTTP/1.1 200 OK\r\nX-Trickled: yes\r\nContent-Length: 2\r\n\r\nok" {
+                    thread::sleep(Duration::from_millis(100));
+                    if stream.write_all(&[*byte]).is_err() {
+                        return;
+                    }
+                }
+                continue;
+            }
+            let mut answer = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+                               3\r\nabc\n2\r\nde\n0\r\n"
+                .to_vec();
+            for _ in 0..3 {
+                answer.extend_from_slice(b"X-Trailer: ");
+                answer.extend(std::iter::repeat_n(b't', 5000));
+                answer.extend_from_slice(b"\r\n");
+            }
+            answer.extend_from_slice(b"\r\n");
+            if stream.write_all(&answer).is_err() {
+                return;
+            }
+        }
+    });
+    let ringway = Ringway::with_config(format!(
+        "upstream_read_timeout = \"500ms\"\n[upstreams.web]\nservers = [\"http://{addr}\"]\n\
+         [[routes]]\npath = \"/\"\nupstream = \"web\"\n"
+    ))
+    .start();
+    let started = Instant::now();
+    let r = roundtrip(ringway.addr(), &Req::get("/trickle"));
+    let took = started.elapsed();
+    assert_eq!(r.status, 504, "{r:?}");
+    assert!(
+        took < Duration::from_secs(2),
+        "504 after 500 ms: took {took:?}"
+    );
+    let r = roundtrip(ringway.addr(), &Req::get("/loose"));
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.text(), "abcde", "{r:?}");
+}
+
 /// An answer head of up to 128 KiB passes, as behind nginx with `proxy_buffer_size 128k`
 /// (Sentry's and Timesketch's); a larger one is 502 from both.
 #[test]
