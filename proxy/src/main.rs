@@ -307,15 +307,18 @@ fn one_line(text: &str) -> String {
 fn init_logging() {
     use std::io::IsTerminal;
     // The h2 crate logs a client's protocol mistakes at WARN, a line each (20000 stray PING
-    // acknowledgements: 20000 lines): off unless RUST_LOG names it. ringway reports what
-    // matters of an HTTP/2 connection itself (debug lines, rate-limited warnings).
+    // acknowledgements: 20000 lines), and rustls would too if a build enabled its `logging`
+    // feature (an IP address as SNI, a stray handshake message): off unless RUST_LOG names
+    // them. ringway reports what matters of a connection itself (debug lines, rate-limited
+    // warnings).
+    const QUIET: &str = "h2=off,rustls=off";
     let directives = match std::env::var("RUST_LOG") {
-        Ok(own) if own.contains("h2") => own,
-        Ok(own) => format!("{own},h2=off"),
-        Err(_) => "info,h2=off".to_owned(),
+        Ok(own) if own.contains("h2") || own.contains("rustls") => own,
+        Ok(own) => format!("{own},{QUIET}"),
+        Err(_) => format!("info,{QUIET}"),
     };
     let filter = tracing_subscriber::EnvFilter::try_new(&directives)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,h2=off"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("info,{QUIET}")));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
