@@ -291,6 +291,7 @@ impl Server {
             }
             if Instant::now() >= summaries_due {
                 fail::log_suppressed();
+                ratelimit::log_suppressed();
                 if let Some(log) = &self.access_log {
                     log.report_dropped();
                 }
@@ -363,6 +364,7 @@ impl Server {
             log.finish(ACCESS_LOG_DRAIN);
         }
         fail::log_suppressed();
+        ratelimit::log_suppressed();
     }
 }
 

@@ -80,6 +80,9 @@ struct Shared {
     spares: Mutex<Vec<Vec<u8>>>,
     /// Lines dropped: queue full, or the write failed.
     dropped: Arc<AtomicU64>,
+    /// Of `dropped`, the lines dropped because the queue was full (the writer says itself
+    /// what its failed writes lost, with their error).
+    behind: AtomicU64,
     /// How many buffers may wait in `spares`.
     max_spares: usize,
 }
@@ -135,8 +138,8 @@ impl LogNames {
 pub struct AccessLog {
     writer: JoinHandle<()>,
     reopen: Option<Reopener>,
-    dropped: Arc<AtomicU64>,
-    /// Of `dropped`, the lines said in the log already.
+    shared: Arc<Shared>,
+    /// Of `shared.behind`, the lines said in the log already.
     reported: AtomicU64,
 }
 
@@ -182,6 +185,7 @@ impl AccessLog {
         let shared = Arc::new(Shared {
             spares: Mutex::new(Vec::new()),
             dropped: Arc::new(AtomicU64::new(0)),
+            behind: AtomicU64::new(0),
             max_spares: QUEUE_BATCHES + workers + 1,
         });
         let logs = (0..workers)
@@ -215,7 +219,7 @@ impl AccessLog {
             AccessLog {
                 writer,
                 reopen: to_file.then(|| Reopener(Arc::new(reopen))),
-                dropped: Arc::clone(&shared.dropped),
+                shared: Arc::clone(&shared),
                 reported: AtomicU64::new(0),
             },
             logs,
@@ -229,14 +233,14 @@ impl AccessLog {
 
     /// Lines dropped so far (for the metrics).
     pub fn dropped(&self) -> Arc<AtomicU64> {
-        Arc::clone(&self.dropped)
+        Arc::clone(&self.shared.dropped)
     }
 
-    /// Says how many lines the workers dropped since the last call, if any (the server's
-    /// main thread calls it once per log window).
+    /// Says how many lines the workers dropped since the last call because the writer was
+    /// behind, if any (the server's main thread calls it once per log window).
     pub fn report_dropped(&self) {
-        let dropped = self.dropped.load(Relaxed);
-        let new = dropped.saturating_sub(self.reported.swap(dropped, Relaxed));
+        let behind = self.shared.behind.load(Relaxed);
+        let new = behind.saturating_sub(self.reported.swap(behind, Relaxed));
         if new > 0 {
             tracing::warn!(
                 dropped = new,
@@ -375,6 +379,7 @@ impl WorkerLog {
             return;
         }
         self.shared.dropped.fetch_add(pending.lines, Relaxed);
+        self.shared.behind.fetch_add(pending.lines, Relaxed);
         pending.buf.clear();
         pending.lines = 0;
     }
@@ -489,7 +494,8 @@ mod tests {
         }
     }
 
-    /// ENOSPC (/dev/full): the lines are counted as dropped, nothing blocks.
+    /// ENOSPC (/dev/full): the lines are counted as dropped, nothing blocks, and the
+    /// writer's own line says so: not a second one blaming a slow file (found by review).
     #[test]
     fn a_failed_write_counts_its_lines_as_dropped() {
         let (log, workers) = start(Path::new("/dev/full"), 1);
@@ -499,8 +505,14 @@ mod tests {
         workers[0].flush(None);
         drop(workers);
         let dropped = log.dropped();
+        let shared = Arc::clone(&log.shared);
         log.finish(Duration::from_secs(10));
         assert_eq!(dropped.load(Relaxed), 100);
+        assert_eq!(
+            shared.behind.load(Relaxed),
+            0,
+            "nothing waited for the writer"
+        );
     }
 
     /// A file that takes nothing (a pipe nobody reads: a stuck NFS mount): recording never
@@ -530,6 +542,11 @@ mod tests {
         assert!(
             dropped.load(Relaxed) > 0,
             "10 MB of lines cannot all be queued for a stuck file"
+        );
+        assert_eq!(
+            log.shared.behind.load(Relaxed),
+            dropped.load(Relaxed),
+            "every line dropped so far waited for the writer"
         );
         drop(workers);
         // Now read: the writer gets unstuck, writes what was queued, and ends.

@@ -36,7 +36,7 @@ use self::pipe::StreamEnd;
 use crate::io::Counted;
 use crate::limits::{Admission, ConnLimit, ConnTicket};
 use crate::metrics::Phase;
-use crate::ratelimit::{BURST, Gate, WINDOW};
+use crate::ratelimit::{BURST, NamedGate, WINDOW};
 use crate::tls::{Peer, TlsStream};
 use crate::worker::Worker;
 
@@ -472,7 +472,7 @@ pub(crate) async fn serve(
 /// protocol, and every stream on the connection was cut) is logged, a few lines per
 /// window; a socket error or the client's own GOAWAY is its business.
 fn report_connection_error(peer: SocketAddr, err: &h2::Error) {
-    static GATE: Gate = Gate::new();
+    static GATE: NamedGate = NamedGate::info("HTTP/2 client broke the protocol");
     let ours = !err.is_io() && !err.is_remote();
     if ours && GATE.allow() {
         tracing::info!(
@@ -490,7 +490,7 @@ fn report_connection_error(peer: SocketAddr, err: &h2::Error) {
 /// A stream refused because the connection has its most streams served: logged, a few
 /// lines per window.
 fn report_streams_exceeded(peer: SocketAddr) {
-    static GATE: Gate = Gate::new();
+    static GATE: NamedGate = NamedGate::info("HTTP/2 stream refused");
     if GATE.allow() {
         tracing::info!(
             %peer,

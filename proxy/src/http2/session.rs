@@ -19,7 +19,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::buffer::{Buf, SMALL, TINY};
 use crate::io::{Counted, IoError, Stream, write_all};
-use crate::ratelimit::{BURST, Gate, WINDOW};
+use crate::ratelimit::{BURST, NamedGate, WINDOW};
 use crate::tls::TlsStream;
 
 type Op<T> = Pin<Box<dyn Future<Output = T>>>;
@@ -198,7 +198,7 @@ impl Drop for SessionIo {
 /// Logs a flood, a few lines per window: each flooding connection is one a client can open
 /// again and again (found by review: a line each).
 fn report_flood(read: u64, requests: u64) {
-    static GATE: Gate = Gate::new();
+    static GATE: NamedGate = NamedGate::info("HTTP/2 flood");
     if GATE.allow() {
         tracing::info!(
             read,

@@ -26,7 +26,7 @@ use crate::http::{
     ClientFraming, MAX_RESPONSE_HEAD, MAX_RESPONSE_HEADERS, Reframer, Status, parse_response_within,
 };
 use crate::limits::Admission;
-use crate::ratelimit::{BURST, Gate, WINDOW};
+use crate::ratelimit::{BURST, NamedGate, WINDOW};
 
 /// Largest answer head the pipeline writes: an upstream's largest, and room for the fields
 /// ringway adds.
@@ -46,7 +46,7 @@ const HEAD_CREDIT: usize = 4 * 1024;
 /// A request that cannot be written as HTTP/1.1 (reset, as RFC 9113 §8.1.1 asks): logged,
 /// a few lines per window, so that a client sending them is seen.
 fn report_malformed(bridge: &Bridge, why: Malformed) {
-    static GATE: Gate = Gate::new();
+    static GATE: NamedGate = NamedGate::info("HTTP/2 request malformed");
     if GATE.allow() {
         tracing::info!(
             peer = %bridge.peer,

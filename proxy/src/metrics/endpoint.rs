@@ -29,7 +29,7 @@ use super::stats::WorkerStats;
 use crate::app::AppStatus;
 use crate::config::UpstreamAddr;
 use crate::http::{self, Limits, Method, Status};
-use crate::ratelimit::Gate;
+use crate::ratelimit::NamedGate;
 use crate::tls::Acceptor;
 
 /// How long a scraper may take to send its request.
@@ -257,7 +257,7 @@ pub fn spawn(listener: std::net::TcpListener, sources: Sources) -> std::io::Resu
                     Ok(stream) => start_request(stream, &shared),
                     Err(err) => {
                         // Out of descriptors, say: a few lines per window, not ten a second.
-                        static GATE: Gate = Gate::new();
+                        static GATE: NamedGate = NamedGate::warn("metrics accept failed");
                         if GATE.allow() {
                             tracing::warn!(error = %err, "metrics accept failed");
                         }
@@ -519,7 +519,8 @@ fn live(shared: &Shared) -> Result<(), String> {
                 "not live: worker {index}'s event loop has not turned for {}s",
                 since.as_secs()
             );
-            static GATE: Gate = Gate::new();
+            static GATE: NamedGate =
+                NamedGate::warn("not live: a worker's event loop has not turned");
             if GATE.allow() {
                 tracing::warn!("{why}");
             }

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use super::decision::FileMeta;
 use crate::filesystem::Filesystem;
-use crate::ratelimit::{BURST, Gate, WINDOW};
+use crate::ratelimit::{BURST, NamedGate, WINDOW};
 
 /// How often the root's path is looked at again for another directory.
 const LOOK_EVERY: Duration = Duration::from_secs(1);
@@ -301,7 +301,7 @@ fn not_there(err: &io::Error) -> bool {
 
 /// Open failures that are the host's doing: logged, a few lines per window.
 fn report_open_error(root: &Path, rel: &[u8], err: &io::Error) {
-    static GATE: Gate = Gate::new();
+    static GATE: NamedGate = NamedGate::warn("opening a static file failed");
     if !GATE.allow() {
         return;
     }
@@ -319,7 +319,7 @@ fn report_open_error(root: &Path, rel: &[u8], err: &io::Error) {
 /// A root path that names something other than a directory now: logged, a few lines per
 /// window (it is looked at once a second while files are asked for).
 fn report_unopened_root(root: &Path, err: &io::Error) {
-    static GATE: Gate = Gate::new();
+    static GATE: NamedGate = NamedGate::warn("a static root names no directory");
     if GATE.allow() {
         tracing::warn!(
             root = %root.display(),
