@@ -67,7 +67,7 @@ impl ServerOptions {
                     // config) a failed server sits out the rest of the current second: a
                     // second here. Under one, a window would end as it began and every
                     // failure would be logged as one that took the server out.
-                    options.fail_timeout = match v.parse::<Dur>() {
+                    options.fail_timeout = match Dur::parse_long(v) {
                         Ok(Dur(d)) if d.is_zero() => Duration::from_secs(1),
                         Ok(Dur(d)) if d >= Duration::from_secs(1) => d,
                         _ => return Err(bad("0, or a duration of 1s or more")),

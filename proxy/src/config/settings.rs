@@ -910,8 +910,9 @@ pub struct GzipSettings {
     #[serde(default)]
     pub types: Vec<String>,
     /// Answers whose Content-Length is below this go as they are; answers without one are
-    /// compressed whatever their size (nginx `gzip_min_length`) [default: 20].
-    pub min_length: Option<u64>,
+    /// compressed whatever their size (nginx `gzip_min_length`: `1k` as well as `1024`)
+    /// [default: 20].
+    pub min_length: Option<Size>,
     /// 1 (fastest) to 9 (smallest) (nginx `gzip_comp_level`) [default: 1].
     pub level: Option<u32>,
     /// `Vary: Accept-Encoding` on every answer that could be compressed, compressed or not

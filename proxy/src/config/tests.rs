@@ -1493,6 +1493,55 @@ fn a_fifo_nobody_reads_is_refused_not_waited_on() {
     );
 }
 
+/// Values copied whole from an nginx config, each a slip that used to be taken and do
+/// something else (found by review): a list of index names, a log path with its format,
+/// a timeout in months (`M`, nginx's size spelling), an HTTP server spoken to in uwsgi.
+#[test]
+fn nginx_spellings_that_mean_something_else_here_are_refused() {
+    let base = "upstream = [\"unix:/a\"]\n";
+    let static_route = "[[routes]]\npath = \"/s/\"\nstatic = \"/srv\"\n";
+    assert_refused(
+        &format!("{base}{static_route}index = \"index.html index.htm\"\n"),
+        "index",
+        "one file name",
+    );
+    assert_refused(
+        &format!("{base}access_log = \"/var/log/ringway/access.log combined\"\n"),
+        "access_log",
+        "access_log_format",
+    );
+    assert_refused(
+        &format!("{base}client_header_timeout = \"10M\"\n"),
+        "client_header_timeout",
+        "minutes are m",
+    );
+    assert_refused(
+        &format!("{base}[upstreams.web]\nservers = [\"unix:/a\"]\nkeepalive_timeout = \"1y\"\n"),
+        "keepalive_timeout",
+        "minutes are m",
+    );
+    for command in [
+        "[\"gunicorn\", \"--bind\", \"unix:/a\", \"app:app\"]",
+        "[\"/srv/venv/bin/granian\", \"--interface\", \"wsgi\", \"app:app\"]",
+        "[\"python3\", \"-m\", \"uvicorn\", \"app:app\"]",
+    ] {
+        assert_refused(
+            &format!("{base}[app]\ncommand = {command}\n"),
+            "app.command",
+            "http://unix:/path",
+        );
+        let http = format!("upstream = [\"http://unix:/a\"]\n[app]\ncommand = {command}\n");
+        assert!(load(&http, &[]).is_ok(), "{command} behind an HTTP group");
+    }
+    // Where nginx takes them, so does ringway: months in `expires`, a size's suffix in
+    // `gzip_min_length`.
+    let taken = format!(
+        "{base}[gzip]\nmin_length = \"1k\"\n[[routes]]\npath = \"/s/\"\nstatic = \"/srv\"\n\
+         expires = \"6M\"\n"
+    );
+    load(&taken, &[]).unwrap();
+}
+
 /// A config with an `[app]` section holding `keys`.
 fn with_app(keys: &str) -> Result<Config, String> {
     load(

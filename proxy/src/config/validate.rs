@@ -199,6 +199,7 @@ impl Resolved {
             app: self.app()?,
         };
         self.check_addresses(&config)?;
+        self.check_app_protocol(&config)?;
         let budget = config.buffering.max_buffer_memory;
         if let Some((status, why)) = config.error_pages.first_misfit(budget) {
             return Err(self.invalid_in_file(&format!("error_pages.{status}"), &why));
@@ -284,6 +285,33 @@ impl Resolved {
         ErrorPages::load(files).map_err(|err| {
             self.invalid_in_file(&format!("error_pages.{}", err.status), &err.to_string())
         })
+    }
+
+    /// An `[app]` that runs an HTTP server (gunicorn, Granian, uvicorn...) in front of a
+    /// routed group that speaks uwsgi: its readiness check passes (it only connects), then
+    /// every request is uwsgi bytes an HTTP server cannot read (found by review: nginx's
+    /// `server unix:/tmp/gunicorn.sock;` copied as a uwsgi server). uWSGI speaks both.
+    fn check_app_protocol(&self, config: &Config) -> anyhow::Result<()> {
+        let Some(server) = config
+            .app
+            .as_ref()
+            .and_then(|app| http_app_server(&app.command))
+        else {
+            return Ok(());
+        };
+        let uwsgi = (config.groups.iter().enumerate())
+            .find(|(at, g)| g.protocol == Protocol::Uwsgi && config.routes.sends_to(*at));
+        match uwsgi {
+            Some((_, group)) => Err(self.invalid_in_file(
+                "app.command",
+                &format!(
+                    "runs {server}, an HTTP server, and group {:?} sends it uwsgi: write its \
+                     servers as http://unix:/path or http://host:port",
+                    group.name
+                ),
+            )),
+            None => Ok(()),
+        }
     }
 
     /// The app server, when `[app]` is given.
@@ -2089,10 +2117,19 @@ fn static_route(
         None if file.is_some() || route.fallback.is_some() => None,
         None => Some(DEFAULT_INDEX.to_owned()),
         Some("") => None,
-        Some(index) if index.contains('/') || index.starts_with('.') => {
+        // One name: nginx's `index index.html index.htm;` copied whole would be a file
+        // called `index.html index.htm`, and every directory a 404 (found by review).
+        Some(index)
+            if index.contains('/')
+                || index.starts_with('.')
+                || index.contains(char::is_whitespace) =>
+        {
             return Err((
                 "index",
-                format!("{index:?} must be a file name, like \"index.html\" (or \"\" for none)"),
+                format!(
+                    "{index:?} must be one file name, like \"index.html\" (or \"\" for \
+                     none); nginx's list of names is one name here"
+                ),
             ));
         }
         Some(index) => Some(index.to_owned()),
@@ -2607,6 +2644,23 @@ fn default_temp_dir() -> PathBuf {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let uid = unsafe { libc::geteuid() };
     PathBuf::from(format!("/var/tmp/ringway-{uid}"))
+}
+
+/// The HTTP-only app server a command runs, if it is one of the usual ones, run as itself or
+/// as `python -m NAME`.
+fn http_app_server(command: &[String]) -> Option<&'static str> {
+    const HTTP_ONLY: [&str; 5] = ["gunicorn", "granian", "uvicorn", "hypercorn", "daphne"];
+    let name = |arg: &str| {
+        let base = arg.rsplit('/').next().unwrap_or(arg);
+        HTTP_ONLY.into_iter().find(|known| *known == base)
+    };
+    match command {
+        [program, ..] if name(program).is_some() => name(program),
+        [program, dash_m, module, ..] if program.contains("python") && dash_m == "-m" => {
+            name(module)
+        }
+        _ => None,
+    }
 }
 
 /// `[app]`, checked; `invalid` names the key in the refusal.

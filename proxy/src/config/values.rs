@@ -113,9 +113,11 @@ impl Serialize for Size {
     }
 }
 
-/// A duration, written as nginx writes times: `250ms`, `5s`, `2m`, `1h`, `30d`, `2w`, `6M`
-/// (30 days), `1y` (365 days), or several in that order (`1h 30m`, `1d12h`); a bare number
-/// is seconds.
+/// A duration, written as nginx writes its timeouts: `250ms`, `5s`, `2m`, `1h`, `30d`, `2w`,
+/// or several in that order (`1h 30m`, `1d12h`); a bare number is seconds. Months and years
+/// (`M`, `y`) are refused, as nginx refuses them in a timeout: `"10M"` is a size's spelling,
+/// and as 300 days it would end every slow-client protection (found by review). A time that
+/// may be that long (`expires`, `fail_timeout`) is read with [`Dur::parse_long`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Dur(pub Duration);
 
@@ -123,6 +125,12 @@ impl Dur {
     /// `n` seconds.
     pub const fn secs(n: u64) -> Dur {
         Dur(Duration::from_secs(n))
+    }
+
+    /// A time that may be given in months (`6M`, 30 days each) and years (`1y`, 365 days)
+    /// too, as nginx reads its times in seconds (`expires`, `fail_timeout`).
+    pub fn parse_long(s: &str) -> Result<Dur, String> {
+        parse_time(s, true)
     }
 }
 
@@ -152,45 +160,55 @@ impl FromStr for Dur {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Dur, String> {
-        let err =
-            || format!("invalid duration {s:?}: expected e.g. 250ms, 5s, 2m, 1h 30m, 30d, 1y");
-        let mut rest = s.trim();
-        let mut total: u64 = 0;
-        let mut last_rank = None;
-        if rest.is_empty() {
-            return Err(err());
+        parse_time(s, false)
+    }
+}
+
+/// nginx's `ngx_parse_time`: `long` takes months and years too.
+fn parse_time(s: &str, long: bool) -> Result<Dur, String> {
+    let err = || format!("invalid duration {s:?}: expected e.g. 250ms, 5s, 2m, 1h 30m, 30d");
+    let mut rest = s.trim();
+    let mut total: u64 = 0;
+    let mut last_rank = None;
+    if rest.is_empty() {
+        return Err(err());
+    }
+    while !rest.is_empty() {
+        let split = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let (digits, after) = rest.split_at(split);
+        let n: u64 = digits.parse().map_err(|_| err())?;
+        let (unit, ms) = TIME_UNITS
+            .iter()
+            .find(|(unit, _)| after.starts_with(unit))
+            .map_or(("", 1000), |&(unit, ms)| (unit, ms));
+        if !long && matches!(unit, "M" | "y") {
+            return Err(format!(
+                "invalid duration {s:?}: months (M) and years (y) are not taken in a \
+                 timeout, as in nginx; minutes are m"
+            ));
         }
-        while !rest.is_empty() {
-            let split = rest
-                .find(|c: char| !c.is_ascii_digit())
-                .unwrap_or(rest.len());
-            let (digits, after) = rest.split_at(split);
-            let n: u64 = digits.parse().map_err(|_| err())?;
-            let (unit, ms) = TIME_UNITS
-                .iter()
-                .find(|(unit, _)| after.starts_with(unit))
-                .map_or(("", 1000), |&(unit, ms)| (unit, ms));
-            let rank = if unit.is_empty() {
-                // A bare number ends the time: seconds, after any unit but `s` and `ms`.
-                if !after.is_empty() {
-                    return Err(err());
-                }
-                unit_rank("s")
-            } else {
-                unit_rank(unit)
-            };
-            if last_rank.is_some_and(|last| rank <= last) {
+        let rank = if unit.is_empty() {
+            // A bare number ends the time: seconds, after any unit but `s` and `ms`.
+            if !after.is_empty() {
                 return Err(err());
             }
-            last_rank = Some(rank);
-            total = n
-                .checked_mul(ms)
-                .and_then(|part| total.checked_add(part))
-                .ok_or_else(err)?;
-            rest = after[unit.len()..].trim_start();
+            unit_rank("s")
+        } else {
+            unit_rank(unit)
+        };
+        if last_rank.is_some_and(|last| rank <= last) {
+            return Err(err());
         }
-        Ok(Dur(Duration::from_millis(total)))
+        last_rank = Some(rank);
+        total = n
+            .checked_mul(ms)
+            .and_then(|part| total.checked_add(part))
+            .ok_or_else(err)?;
+        rest = after[unit.len()..].trim_start();
     }
+    Ok(Dur(Duration::from_millis(total)))
 }
 
 impl<'de> Deserialize<'de> for Dur {
@@ -555,6 +573,12 @@ impl FromStr for LogTarget {
             _ if is_off(s) => Ok(LogTarget::Off),
             _ if s.eq_ignore_ascii_case("stderr") => Ok(LogTarget::Stderr),
             "" => Err("expected a file path, stderr or off".into()),
+            // nginx's `access_log PATH FORMAT;` copied whole would name a file
+            // `access.log combined` that no log rotation knows (found by review).
+            path if path.contains(char::is_whitespace) => Err(format!(
+                "{path:?}: one file path, without spaces; the format goes in \
+                 access_log_format (nginx's `access_log PATH FORMAT;` is two settings here)"
+            )),
             path => Ok(LogTarget::File(PathBuf::from(path))),
         }
     }
@@ -712,8 +736,7 @@ impl FromStr for Expires {
                     Some(rest) => (true, rest),
                     None => (false, t.strip_prefix('+').unwrap_or(t)),
                 };
-                let secs = time
-                    .parse::<Dur>()
+                let secs = Dur::parse_long(time)
                     .map_err(|_| {
                         format!(
                             "invalid expires {s:?}: expected a time (30d, 12h, 0, -1), \
@@ -1350,9 +1373,15 @@ mod tests {
         assert!(dur("5x").is_err());
         assert!(dur("s").is_err());
         assert!(dur("").is_err());
-        // nginx's other units and compound times.
-        assert_eq!(dur("1y"), Ok(Duration::from_secs(31_536_000)));
-        assert_eq!(dur("6M"), Ok(Duration::from_secs(6 * 2_592_000)));
+        // nginx's other units and compound times; months and years only where nginx takes
+        // them (expires, fail_timeout), not in a timeout, where "10M" is a slip for a size.
+        let long = |s: &str| Dur::parse_long(s).map(|d| d.0);
+        assert_eq!(long("1y"), Ok(Duration::from_secs(31_536_000)));
+        assert_eq!(long("6M"), Ok(Duration::from_secs(6 * 2_592_000)));
+        assert_eq!(long("1M 2d"), Ok(Duration::from_secs(32 * 86_400)));
+        assert!(dur("1y").unwrap_err().contains("minutes are m"));
+        assert!(dur("10M").is_err());
+        assert!(dur("1M 2d").is_err());
         assert_eq!(dur("52w"), Ok(Duration::from_secs(52 * 604_800)));
         assert_eq!(dur("1h30m"), Ok(Duration::from_secs(5400)));
         assert_eq!(dur("1h 30m 5"), Ok(Duration::from_secs(5405)));
@@ -1362,7 +1391,7 @@ mod tests {
         assert!(dur("30m1h").is_err());
         assert!(dur("1m1m").is_err());
         assert!(dur("1h 30x").is_err());
-        assert!(dur("99999999999y").is_err());
+        assert!(long("99999999999y").is_err());
     }
 
     #[test]

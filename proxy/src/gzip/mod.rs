@@ -215,7 +215,7 @@ impl Gzip {
         Ok(Gzip {
             types,
             any_type,
-            min_length: s.min_length.unwrap_or(DEFAULT_MIN_LENGTH),
+            min_length: s.min_length.map_or(DEFAULT_MIN_LENGTH, |n| n.0),
             level,
             vary: s.vary,
             proxied: Proxied::parse(&s.proxied).map_err(|m| ("proxied", m))?,

@@ -5,7 +5,7 @@ use super::*;
 fn settings(types: &[&str], proxied: &[&str]) -> Gzip {
     Gzip::from_settings(&GzipSettings {
         types: types.iter().map(|t| (*t).to_owned()).collect(),
-        min_length: Some(20),
+        min_length: Some(crate::config::Size(20)),
         level: Some(1),
         vary: true,
         proxied: proxied.iter().map(|p| (*p).to_owned()).collect(),
