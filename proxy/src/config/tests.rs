@@ -1505,6 +1505,12 @@ fn nginx_spellings_that_mean_something_else_here_are_refused() {
         "index",
         "one file name",
     );
+    // A route is named by its path too, not only by its place among the [[routes]].
+    let err = load(&format!("{base}{static_route}index = \"a b\"\n"), &[]).unwrap_err();
+    assert!(
+        err.starts_with("routes[0].index (path \"/s/\") in "),
+        "{err}"
+    );
     assert_refused(
         &format!("{base}access_log = \"/var/log/ringway/access.log combined\"\n"),
         "access_log",

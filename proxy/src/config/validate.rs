@@ -73,11 +73,24 @@ impl Resolved {
         }
     }
 
-    /// An error about a file-only key (`routes[2].upstream`).
+    /// An error about a file-only key (`routes[2].upstream`); a route's is named by its
+    /// path too, as counting to the third `[[routes]]` of thirty is easy to get wrong.
     fn invalid_in_file(&self, key: &str, message: &str) -> anyhow::Error {
+        let route = self.route_named_by(key).unwrap_or_default();
         match &self.file {
-            Some(file) => anyhow!("{key} in {}: {message}", file.display()),
-            None => anyhow!("{key}: {message}"),
+            Some(file) => anyhow!("{key}{route} in {}: {message}", file.display()),
+            None => anyhow!("{key}{route}: {message}"),
+        }
+    }
+
+    /// ` (path "/static/")` for a key in `routes[N]`.
+    fn route_named_by(&self, key: &str) -> Option<String> {
+        let (index, _) = key.strip_prefix("routes[")?.split_once(']')?;
+        let route = self.settings.routes.get(index.parse::<usize>().ok()?)?;
+        match (&route.path, &route.regex) {
+            (Some(path), _) => Some(format!(" (path {path:?})")),
+            (None, Some(regex)) => Some(format!(" (regex {regex:?})")),
+            (None, None) => None,
         }
     }
 
