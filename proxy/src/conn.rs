@@ -412,6 +412,11 @@ async fn serve_requests(mut conn: Box<Conn>) {
         // Bytes left behind the request just served are the next one's: it is pipelined.
         conn.client.pipelined = !conn.client.input.is_empty();
         if !conn.client.pipelined {
+            if !conn.client.is_tls() && !conn.client.kept_now(&conn.worker) {
+                // Served across a reload that changed `proxy_protocol`: closed now, not
+                // parked until its next request comes, to be dropped.
+                return;
+            }
             conn.client.enter(Phase::Waiting, &conn.worker.stats);
             let idle = Rc::clone(&conn.worker.idle);
             conn = match idle.park(conn) {
@@ -543,10 +548,10 @@ impl Conn {
     /// [`Conn::serve_one`]; a connection speaking plain HTTP on the TLS port has its
     /// request read, logged and answered nginx's 400, then closes.
     async fn serve_one_as(&mut self, plain_on_tls_port: bool) -> bool {
-        if self.requests > 0 && !self.client.admitted_now() {
+        if self.requests > 0 && !self.client.kept_now(&self.worker) {
             // Its last request was served across a reload that changed the client
-            // certificate rules: it closes now, before its next request is read (which
-            // could then only be dropped).
+            // certificate rules or `proxy_protocol`: it closes now, before its next request
+            // is read (which could then only be dropped).
             Box::pin(self.client.stream.get_ref().close_notify()).await;
             return false;
         }

@@ -82,10 +82,14 @@ impl Reloader {
             all.join(" ")
         };
         let upstreams = Some(servers(&config)).filter(|now| *now != servers(&current.config));
-        if config.buffering.temp_dir != current.config.buffering.temp_dir {
-            prepare_dir(&config.buffering.temp_dir).context("temp_dir")?;
-        }
+        let new_temp_dir = (config.buffering.temp_dir != current.config.buffering.temp_dir)
+            .then(|| config.buffering.temp_dir.clone());
         let next = Arc::new(current.next(config, &self.route_names)?);
+        // Made once nothing else can refuse the reload (found by review: a refused one
+        // left the new directory behind).
+        if let Some(dir) = new_temp_dir {
+            prepare_dir(&dir).context("temp_dir")?;
+        }
         let generation = next.number;
         self.generations.send_replace(next);
         Ok(Reloaded {

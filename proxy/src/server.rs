@@ -546,7 +546,7 @@ async fn follow_generations(
             old.upstreams.iter().for_each(Upstreams::retire_pools);
             old.files.clear();
         }
-        state.idle.retune(next.config.keepalive_timeout);
+        state.idle.retune(&next.config);
         generation::install(Rc::new(state.worker(&next)));
         // Connections waiting idle outside the parked set (TLS, HTTP/2) look again.
         state.stop.reloaded();

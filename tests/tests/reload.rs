@@ -224,6 +224,46 @@ fn a_reload_holds_idle_connections_to_the_new_keepalive_timeout() {
     );
 }
 
+/// A reload that turns `proxy_protocol` on closes the connections accepted without it
+/// before their next request, the idle one at once and the busy one after its answer, as
+/// their next request could only be dropped unanswered (found by review: it was read, then
+/// dropped).
+#[test]
+fn a_reload_that_turns_proxy_protocol_on_closes_kept_connections_before_their_next_request() {
+    let (a, _b) = start_two();
+    let config = |on: bool| format!("proxy_protocol = {on}\n{}", one_route(&a, "/"));
+    let ringway = Ringway::with_config(config(false))
+        .arg("--metrics", "127.0.0.1:0")
+        .start();
+    let mut idle = Conn::open(ringway.addr());
+    idle.send(&Req::get("/").to_bytes()).expect("send");
+    let r = idle.read_response().expect("an answer");
+    assert_eq!(served_by(&r), by("a"), "{r:?}");
+    let mut busy = Conn::open(ringway.addr());
+    busy.send(&Req::get("/slow?ms=1500").to_bytes())
+        .expect("send");
+    let serving = poll_until(Duration::from_secs(10), || {
+        sample(
+            &metrics(ringway.metrics_addr()),
+            "ringway_connections_by_state{state=\"writing\"}",
+        ) >= 1.0
+    });
+    assert!(serving, "the slow request is being served");
+
+    let line = ringway.reload(&config(true));
+    assert!(line.contains(RELOADED), "{line}");
+    assert!(
+        idle.closed_within(Duration::from_secs(5)),
+        "the idle connection stayed open for a request it could not be served"
+    );
+    let r = busy.read_response().expect("the slow answer");
+    assert_eq!(served_by(&r), by("a"), "{r:?}");
+    assert!(
+        busy.closed_within(Duration::from_secs(5)),
+        "the busy connection stayed open after its answer"
+    );
+}
+
 /// A connection limit set by a reload counts the connections already open: past it, their
 /// next request gets 503 and the connection closes, as nginx's `limit_conn`, which counts
 /// each request, refuses it (found by review: a limit added during an attack left the open

@@ -9,7 +9,7 @@ use crate::fail::{Fail, Part};
 use crate::http::{self, Limits, RequestHead, Status};
 use crate::io::{IoError, Stream, read_some_kept};
 use crate::metrics::Phase;
-use crate::worker::{Stop, Worker};
+use crate::worker::Worker;
 
 /// Bytes read from a client at a time while waiting for a head that outgrew its buffer.
 const HEAD_READ_SIZE: usize = 8 * 1024;
@@ -164,7 +164,10 @@ impl Client {
             }
             let idle = self.input.is_empty();
             let limit = if idle && kept_alive {
-                config.keepalive_timeout
+                // The configuration in use: a reload during the last request, whose signal
+                // no wait saw, holds this one to the new timeout too (found by review: a
+                // lowered timeout left such connections the old one; parked ones had it).
+                crate::generation::keepalive_timeout().unwrap_or(config.keepalive_timeout)
             } else {
                 let at = *deadline.get_or_insert_with(|| Instant::now() + head_timeout);
                 at.saturating_duration_since(Instant::now())
@@ -243,7 +246,7 @@ impl Client {
             }
         }
         // Boxed: what a stop or a reload does must not grow every connection's task.
-        Box::pin(self.after_change(read, wait, stop)).await
+        Box::pin(self.after_change(read, wait, worker)).await
     }
 
     /// [`Client::read_or_stop`] once the server began stopping or a reload came, with its
@@ -252,24 +255,25 @@ impl Client {
         &self,
         mut read: std::pin::Pin<&mut F>,
         wait: Wait,
-        stop: &Stop,
+        worker: &Worker,
     ) -> Option<(Result<usize, IoError>, Buf)>
     where
         F: Future<Output = (Result<usize, IoError>, Buf)>,
     {
+        let stop = &worker.stop;
         let mut grace = DRAIN_IDLE_GRACE;
         while !stop.is_set() {
             if wait == Wait::KeptAlive {
-                grace = self.reloaded_grace();
+                grace = self.reloaded_grace(worker);
                 break;
             }
             // A head, or a first byte: waited for as before, but a first byte under rules
-            // that no longer admit the session is not (found by review: its request was
+            // that no longer keep the connection is not (found by review: its request was
             // read, then dropped).
             tokio::select! {
                 read = read.as_mut() => return Some(read),
                 () = stop.changed() => {
-                    if wait == Wait::FirstByte && !stop.is_set() && !self.admitted_now() {
+                    if wait == Wait::FirstByte && !stop.is_set() && !self.kept_now(worker) {
                         grace = Duration::ZERO;
                         break;
                     }
@@ -289,7 +293,7 @@ impl Client {
                 () = stop.changed(), if !stop.is_set() => {
                     let limit = match stop.is_set() {
                         true => DRAIN_IDLE_GRACE,
-                        false => self.reloaded_grace(),
+                        false => self.reloaded_grace(worker),
                     };
                     until = until.min(tokio::time::Instant::now() + limit);
                 }
@@ -311,23 +315,25 @@ impl Client {
 impl Client {
     /// How much longer a kept-alive connection waits for its next request after a reload
     /// (nginx closes its idle connections then): the new `keepalive_timeout`, or nothing for
-    /// a TLS session the new client certificate rules do not admit (a CRL refreshed),
-    /// closed before its next request is sent (found by review: that request was read, then
+    /// a connection the new configuration does not keep ([`Client::kept_now`]), closed
+    /// before its next request is sent (found by review: that request was read, then
     /// dropped unanswered).
-    fn reloaded_grace(&self) -> Duration {
-        match self.admitted_now() {
+    fn reloaded_grace(&self, worker: &Worker) -> Duration {
+        match self.kept_now(worker) {
             true => crate::generation::keepalive_timeout().unwrap_or(DRAIN_IDLE_GRACE),
             false => Duration::ZERO,
         }
     }
 
-    /// Whether the configuration in use takes this connection's TLS session (any plain
-    /// one, without a look at the configuration: asked before each kept-alive request).
-    pub(crate) fn admitted_now(&self) -> bool {
-        let Some(tls) = self.stream.get_ref().tls() else {
-            return true;
-        };
-        crate::generation::current().is_none_or(|now| crate::conn::admitted_by(&now, Some(tls)))
+    /// Whether the configuration in use keeps this connection, which `worker`'s took: not
+    /// a TLS session its client certificate rules do not admit, nor a connection accepted
+    /// under the other `proxy_protocol` (asked before each kept-alive request is read, as
+    /// `Conn::follow_reload` would close it after).
+    pub(crate) fn kept_now(&self, worker: &Worker) -> bool {
+        crate::generation::current().is_none_or(|now| {
+            now.config.proxy_protocol == worker.config.proxy_protocol
+                && crate::conn::admitted_by(&now, self.stream.get_ref().tls())
+        })
     }
 }
 

@@ -351,13 +351,18 @@ impl IdleConns {
 
     /// A reload set `keepalive_timeout`: no parked connection waits longer than that from
     /// now (nginx closes its idle connections at a reload; found by review: a timeout
-    /// lowered, or keep-alive turned off, left the parked ones their old deadline). The
-    /// next sweep closes those past it.
-    pub(crate) fn retune(&self, keepalive_timeout: Duration) {
-        let latest = Coarse::now() + keepalive_timeout;
+    /// lowered, or keep-alive turned off, left the parked ones their old deadline). One
+    /// accepted under the other `proxy_protocol` is not kept at all: its next request
+    /// could only be dropped. The next sweep closes those past their deadline.
+    pub(crate) fn retune(&self, next: &crate::config::Config) {
+        let now = Coarse::now();
+        let latest = now + next.keepalive_timeout;
         for (_, place) in self.places.borrow_mut().iter_mut() {
-            if let Some((_, deadline)) = place.parked.as_mut() {
-                *deadline = (*deadline).min(latest);
+            if let Some((conn, deadline)) = place.parked.as_mut() {
+                *deadline = match conn.worker.config.proxy_protocol == next.proxy_protocol {
+                    true => (*deadline).min(latest),
+                    false => now,
+                };
             }
         }
     }

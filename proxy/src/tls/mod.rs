@@ -117,7 +117,11 @@ impl Acceptor {
     /// changed certificate starts fresh ones.
     pub fn new(tls: &TlsConfig, previous: Option<&Acceptor>) -> anyhow::Result<Acceptor> {
         let provider = provider(&tls.key_exchange_groups);
-        let resolver = certs::load_all(&tls.certificates, &provider, tls.reject_unknown_names)?;
+        let resolver = Arc::new(certs::load_all(
+            &tls.certificates,
+            &provider,
+            tls.reject_unknown_names,
+        )?);
         let certs = resolver
             .certs()
             .iter()
@@ -132,9 +136,6 @@ impl Acceptor {
             .iter()
             .map(|c| c.chain().to_vec())
             .collect();
-        for cert in resolver.certs() {
-            tracing::info!(name = %cert.label, serial = %cert.serial, "TLS certificate loaded");
-        }
         let versions: Vec<&'static rustls::SupportedProtocolVersion> = tls
             .protocols
             .iter()
@@ -158,7 +159,7 @@ impl Acceptor {
             ),
             None => (builder.with_no_client_auth(), None),
         };
-        let mut config = builder.with_cert_resolver(Arc::new(resolver));
+        let mut config = builder.with_cert_resolver(Arc::clone(&resolver) as _);
         // rustls counts the record's 5-byte header in; nginx's `ssl_buffer_size` does not.
         config.max_fragment_size = tls.record_size.map(|plain| plain + RECORD_HEADER);
         // `http/1.0` as nginx offers it: a client that offers only that (`curl --http1.0`)
@@ -185,25 +186,35 @@ impl Acceptor {
                 }
             };
         }
+        let pass_pem = tls.client_auth.as_ref().is_some_and(|a| a.pass_pem);
         let client_rules = clients.as_ref().map_or(0, |material| {
             let mut digest = sha2::Sha256::new();
             for part in material {
                 digest.update((part.len() as u64).to_be_bytes());
                 digest.update(part);
             }
+            // A session's certificate is written out for the app (or not) at its
+            // handshake: one made under the other `pass_client_certificate` handshakes
+            // again (found by review: it kept sending, or withholding, it after a reload).
+            digest.update([u8::from(pass_pem)]);
             let digest = digest.finalize();
             let mut first = [0u8; 8];
             first.copy_from_slice(&digest[..8]);
             // Never 0, which stands for no rules.
             u64::from_be_bytes(first).max(1)
         });
+        // Said once nothing else can fail: a reload refused for its client CA file must not
+        // first announce certificates it never put in use (found by review).
+        for cert in resolver.certs() {
+            tracing::info!(name = %cert.label, serial = %cert.serial, "TLS certificate loaded");
+        }
         Ok(Acceptor {
             config: Arc::new(config),
             certs,
             chains,
             clients,
             client_rules,
-            pass_pem: tls.client_auth.as_ref().is_some_and(|a| a.pass_pem),
+            pass_pem,
         })
     }
 
@@ -224,8 +235,9 @@ impl Acceptor {
     }
 
     /// Whether a TLS connection whose session was made under `peer`'s rules may go on
-    /// under this generation's: not when the CAs, the revocation lists or whether
-    /// certificates are asked for changed (a revoked client must handshake again).
+    /// under this generation's: not when the CAs, the revocation lists, whether
+    /// certificates are asked for or whether they go to the app changed (a revoked client
+    /// must handshake again).
     pub(crate) fn admits(&self, peer: &Peer) -> bool {
         peer.client_rules == self.client_rules
     }
