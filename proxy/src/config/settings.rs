@@ -1098,7 +1098,56 @@ pub(crate) fn parse_file(text: &str, path: &Path) -> anyhow::Result<Settings> {
             misplaced_tls_key(&key)
         ));
     }
+    let mut settings = settings;
+    settings.anchor_paths(path.parent().unwrap_or(Path::new("")));
     Ok(settings)
+}
+
+impl Settings {
+    /// Makes the relative paths a config file names relative to the file's directory, as
+    /// nginx reads its own against its configuration prefix: a service runs from `/`, and
+    /// `--check-config` run beside the file must see the files the service will (found by
+    /// review: it passed, and the service could not start). A flag's path stays the
+    /// working directory's, as any command's. The `[app]` command is run as written.
+    fn anchor_paths(&mut self, dir: &Path) {
+        // An empty path stays empty, for its refusal to say so.
+        let anchor = |path: &mut PathBuf| {
+            if path.is_relative() && !path.as_os_str().is_empty() {
+                *path = dir.join(&*path);
+            }
+        };
+        let anchor_log = |target: &mut LogTarget| {
+            if let LogTarget::File(path) = target {
+                anchor(path);
+            }
+        };
+        let anchor_auth = |auth: &mut AuthBasicSetting| {
+            if let AuthBasicSetting::Table(table) = auth {
+                anchor(&mut table.user_file);
+            }
+        };
+        self.temp_dir.iter_mut().for_each(anchor);
+        self.access_log.iter_mut().for_each(anchor_log);
+        self.error_pages.values_mut().for_each(anchor);
+        self.auth_basic.iter_mut().for_each(anchor_auth);
+        let tls = &mut self.tls;
+        tls.cert
+            .iter_mut()
+            .chain(tls.key.iter_mut())
+            .for_each(anchor);
+        for pair in &mut tls.certificates {
+            anchor(&mut pair.cert);
+            anchor(&mut pair.key);
+        }
+        (tls.client_certificate.iter_mut())
+            .chain(tls.client_crl.iter_mut())
+            .for_each(anchor);
+        for route in &mut self.routes {
+            route.static_dir.iter_mut().for_each(anchor);
+            route.access_log.iter_mut().for_each(anchor_log);
+            route.auth_basic.iter_mut().for_each(anchor_auth);
+        }
+    }
 }
 
 /// A hint for a top-level key that is one of `[tls]`'s (nginx has them at the top of a

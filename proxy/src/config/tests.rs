@@ -1548,6 +1548,30 @@ fn nginx_spellings_that_mean_something_else_here_are_refused() {
     load(&taken, &[]).unwrap();
 }
 
+/// A relative path in the file is the file's directory's, as nginx reads its own against
+/// its prefix: the same files whatever directory ringway runs from (found by review: a
+/// service runs from `/`, where `--check-config` beside the file had found them).
+#[test]
+fn relative_paths_in_a_file_are_read_from_its_directory() {
+    let (dir, path) = temp_file(
+        "upstream = [\"unix:/a\"]\nerror_pages = { 404 = \"pages/404.html\" }\n\
+         [[routes]]\npath = \"/s/\"\nstatic = \"site\"\n\
+         auth_basic = { realm = \"r\", user_file = \"users\" }\n",
+    );
+    std::fs::create_dir(dir.path().join("site")).unwrap();
+    std::fs::create_dir(dir.path().join("pages")).unwrap();
+    std::fs::write(dir.path().join("pages/404.html"), "gone").unwrap();
+    std::fs::write(
+        dir.path().join("users"),
+        "u:{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=\n",
+    )
+    .unwrap();
+    assert_ne!(std::env::current_dir().unwrap(), dir.path());
+    let args = ["ringway", "--config", path.to_str().unwrap()];
+    let config = Config::from_args(args).map_err(|e| format!("{e:#}"));
+    assert!(config.is_ok(), "{config:?}");
+}
+
 /// A config with an `[app]` section holding `keys`.
 fn with_app(keys: &str) -> Result<Config, String> {
     load(
