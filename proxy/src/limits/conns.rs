@@ -195,7 +195,7 @@ impl Admission {
             return Admission::Admitted(Some(ticket));
         }
         let per_ip = limiter.per_ip.load(Ordering::Relaxed);
-        let ip = ip.to_canonical();
+        let ip = super::client_key(ip);
         let mut shard = limiter.shard(ip);
         let count = shard.entry(ip).or_insert(0);
         if *count >= per_ip {
@@ -276,6 +276,16 @@ mod tests {
         );
         let other = l.admit(Some(ip("10.0.0.2")));
         assert!(other.refused().is_none());
+        // An IPv6 client is its /64, whichever of its addresses it comes from.
+        let v6: Vec<Admission> = ["2001:db8::1", "2001:db8::2:3"]
+            .map(|a| l.admit(Some(ip(a))))
+            .into();
+        assert!(v6.iter().all(|a| a.refused().is_none()));
+        assert_eq!(
+            l.admit(Some(ip("2001:db8::ffff"))).refused(),
+            Some(ConnLimit::PerIp)
+        );
+        drop(v6);
         // Refused connections are not left counted in the total.
         assert_eq!(l.open(), 3);
         assert_eq!(l.ips(), 2);
@@ -283,7 +293,7 @@ mod tests {
         drop(other);
         assert_eq!(l.open(), 0);
         assert_eq!(l.ips(), 0, "an entry goes when its count reaches 0");
-        assert_eq!(l.rejected(ConnLimit::PerIp), 2);
+        assert_eq!(l.rejected(ConnLimit::PerIp), 3);
     }
 
     /// Found by review: a connection still sending its PROXY header was not counted, so

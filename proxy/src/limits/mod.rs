@@ -25,6 +25,19 @@ use crate::metrics::{GroupLimitFigures, LimitFigures, RouteLimitFigures};
 use conns::ConnLimiter;
 use rate_table::RateTable;
 
+/// The key a client is counted under by `limit_conn_per_ip` and `limit_req`: an IPv4
+/// address (written plain or IPv4-mapped) as it is, an IPv6 one by its /64, the smallest
+/// block a subscriber is given (RFC 6177), as fail2ban and the CDNs key IPv6. Keyed whole,
+/// as nginx's `$binary_remote_addr` is, one client with a /64 would have 2^64 fresh buckets
+/// and connection counts, and could push every other client out of the tables (found by
+/// review).
+pub(crate) fn client_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6((v6.to_bits() & !u128::from(u64::MAX)).into()),
+        v4 => v4,
+    }
+}
+
 /// Every limit's shared state, for the whole process.
 pub(crate) struct Limiters {
     conns: Arc<ConnLimiter>,

@@ -96,7 +96,7 @@ impl RateTable {
 
     fn check_at(&self, ip: IpAddr, now: u64) -> Result<Duration, u32> {
         // One entry per client, whichever way its address is written.
-        let ip = ip.to_canonical();
+        let ip = super::client_key(ip);
         let shard = &self.shards[self.hasher.hash_one(ip) as usize % SHARDS];
         let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
         let checked = shard.take(ip, now, &self.limit, &self.counts.evicted);
@@ -331,6 +331,21 @@ mod tests {
         assert_eq!(table.check_at(mapped, 0), Ok(Duration::ZERO));
         assert_eq!(table.check_at(v4, 0), Err(1));
         assert_eq!(table.len(), 1);
+    }
+
+    /// An IPv6 client is its /64: another address of its block takes no fresh burst (found
+    /// by review: every address of a /64 had one).
+    #[test]
+    fn an_ipv6_client_is_its_64_block() {
+        let table = RateTable::new(limit());
+        let one: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let same_block: IpAddr = "2001:db8:1:2:ffff:1234:5678:9abc".parse().unwrap();
+        let next_block: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(table.check_at(one, 0), Ok(Duration::ZERO));
+        assert_eq!(table.check_at(same_block, 0), Ok(Duration::ZERO));
+        assert_eq!(table.check_at(same_block, 0), Err(1));
+        assert_eq!(table.check_at(next_block, 0), Ok(Duration::ZERO));
+        assert_eq!(table.len(), 2);
     }
 
     #[test]
