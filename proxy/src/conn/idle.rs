@@ -247,13 +247,12 @@ impl IdleConns {
     pub(super) fn release(&self, key: IdleKey) {
         // A connection is dropped only outside a borrow of the places (taken out first), so
         // this cannot fail; if it ever did, the place would only be leaked.
-        if let Ok(mut places) = self.places.try_borrow_mut() {
-            if places
+        if let Ok(mut places) = self.places.try_borrow_mut()
+            && places
                 .get(key.index as usize)
                 .is_some_and(|p| p.stamp == key.stamp)
-            {
-                places.remove(key.index as usize);
-            }
+        {
+            places.remove(key.index as usize);
         }
     }
 

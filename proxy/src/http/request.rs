@@ -277,10 +277,10 @@ fn parse_head_with(
     }
 
     let authority = parts.authority.map(sub);
-    if let Some(a) = authority {
-        if !is_valid_host(a.of(buf)) {
-            return Err(HttpError::BadHost);
-        }
+    if let Some(a) = authority
+        && !is_valid_host(a.of(buf))
+    {
+        return Err(HttpError::BadHost);
     }
     let host_header = match (fields.host_count, fields.host) {
         (0, _) if version == Version::Http11 => return Err(HttpError::BadHost),

@@ -400,12 +400,12 @@ impl WorkerStats {
 
     /// Updates a live connection after a request: bytes so far and requests served.
     pub fn progress(&self, key: usize, requests: u64, bytes_in: u64, bytes_out: u64) {
-        if let Ok(mut live) = self.live.lock() {
-            if let Some(conn) = live.get_mut(key) {
-                conn.requests = requests;
-                conn.bytes_in = bytes_in;
-                conn.bytes_out = bytes_out;
-            }
+        if let Ok(mut live) = self.live.lock()
+            && let Some(conn) = live.get_mut(key)
+        {
+            conn.requests = requests;
+            conn.bytes_in = bytes_in;
+            conn.bytes_out = bytes_out;
         }
     }
 

@@ -128,10 +128,10 @@ pub(crate) fn decide(c: &Conditions<'_>, meta: &FileMeta, etag: &[u8]) -> Decisi
         if list_matches(list, etag, Compare::Weak) {
             return Decision::NotModified;
         }
-    } else if let Some(date) = c.if_modified_since {
-        if parse_http_date(date).is_some_and(|date| meta.mtime <= date) {
-            return Decision::NotModified;
-        }
+    } else if let Some(date) = c.if_modified_since
+        && parse_http_date(date).is_some_and(|date| meta.mtime <= date)
+    {
+        return Decision::NotModified;
     }
     // 5. Range, if If-Range (when present) says the client's copy is current. RFC 9110
     // defines ranges for GET only, but a HEAD answer should carry the headers GET's would
@@ -142,10 +142,10 @@ pub(crate) fn decide(c: &Conditions<'_>, meta: &FileMeta, etag: &[u8]) -> Decisi
     if meta.size == 0 {
         return Decision::Full;
     }
-    if let Some(validator) = c.if_range {
-        if !if_range_holds(validator, etag, meta) {
-            return Decision::Full;
-        }
+    if let Some(validator) = c.if_range
+        && !if_range_holds(validator, etag, meta)
+    {
+        return Decision::Full;
     }
     match parse_range(range, meta.size) {
         RangeSpec::One { start, end } => Decision::Partial { start, end },

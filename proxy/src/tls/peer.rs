@@ -326,7 +326,7 @@ fn text_of(value: &Any<'_>) -> Option<String> {
         | Tag::UtcTime
         | Tag::GeneralizedTime
         | Tag::VisibleString => Some(data.iter().map(|&b| char::from(b)).collect()),
-        Tag::BmpString if data.len() % 2 == 0 => {
+        Tag::BmpString if data.len().is_multiple_of(2) => {
             let units = data
                 .chunks_exact(2)
                 .map(|p| u16::from_be_bytes([p[0], p[1]]));
@@ -334,7 +334,7 @@ fn text_of(value: &Any<'_>) -> Option<String> {
                 .collect::<Result<String, _>>()
                 .ok()
         }
-        Tag::UniversalString if data.len() % 4 == 0 => data
+        Tag::UniversalString if data.len().is_multiple_of(4) => data
             .chunks_exact(4)
             .map(|p| char::from_u32(u32::from_be_bytes([p[0], p[1], p[2], p[3]])))
             .collect(),
