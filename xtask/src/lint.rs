@@ -1,13 +1,27 @@
 //! `cargo xtask lint`: formatting and clippy, as CI checks them.
 
-use anyhow::{Context, Result};
+use std::process::Stdio;
+
+use anyhow::{Result, bail};
 
 use crate::procs;
 use crate::workspace::Workspace;
 
 pub fn lint(ws: &Workspace) -> Result<u8> {
-    let workspace_fmt = procs::status(ws.cargo().args(["fmt", "--all", "--", "--check"]))
-        .context("rustfmt is needed: rustup component add rustfmt")?;
+    // A missing tool fails as its check would: said apart, not as a lint finding.
+    for (tool, component) in [("fmt", "rustfmt"), ("clippy", "clippy")] {
+        let there = ws
+            .cargo()
+            .args([tool, "--version"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success());
+        if !there {
+            bail!("`cargo {tool}` is not installed: rustup component add {component}");
+        }
+    }
+    let workspace_fmt = procs::status(ws.cargo().args(["fmt", "--all", "--", "--check"]))?;
     // The fuzz targets are a workspace of their own (built by cargo-fuzz on nightly): their
     // formatting is checked here, their build by `cargo xtask fuzz`.
     let fuzz_fmt = procs::status(ws.cargo().args([
@@ -31,8 +45,7 @@ pub fn lint(ws: &Workspace) -> Result<u8> {
         "--",
         "-D",
         "warnings",
-    ]))
-    .context("clippy is needed: rustup component add clippy")?;
+    ]))?;
     if !clippy.success() {
         eprintln!("lint: clippy found problems");
     }

@@ -9,7 +9,7 @@
 //! - `cargo xtask fuzz` — every fuzz target for a bounded time (cargo-fuzz, nightly)
 //! - `cargo xtask image` — the container image, `localhost/ringway:latest` (podman);
 //!   `--test` runs it for real
-//! - `cargo xtask setup test|bench|image` — the system packages those tasks need
+//! - `cargo xtask setup test|bench|image|ebpf` — the system packages those tasks need
 //!   (`test` and `bench` check them themselves; `.ci/run` calls this first)
 
 mod bench;

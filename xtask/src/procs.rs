@@ -213,3 +213,128 @@ impl Drop for Service {
         }
     }
 }
+
+/// Runs `cmd` to completion as [`status`] does, with xtask as the reaper of the orphans of
+/// what it starts: the servers a test binary starts in process groups of their own (uWSGI,
+/// nginx, ringway) outlive it when Ctrl-C kills it before its guards run, and would load
+/// the machine for the next run. They are xtask's once orphaned, and ended when `cmd` is.
+/// A Ctrl-C reaches `cmd` from the terminal; one sent to xtask alone is passed on.
+pub fn status_ending_orphans(cmd: &mut Command) -> Result<ExitStatus> {
+    // SAFETY: prctl(2) with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) } == -1 {
+        eprintln!(
+            "xtask: cannot adopt orphans ({}): servers a test leaves behind are not ended",
+            io::Error::last_os_error()
+        );
+    }
+    let interrupt = Interrupt::install()?;
+    eprintln!("$ {}", display(cmd));
+    let mut child = cmd.spawn().map_err(|err| spawn_error(cmd, err))?;
+    let mut passed_on = false;
+    let own = libc::pid_t::try_from(child.id()).ok();
+    let mut reaped = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().context("cannot wait for the command")? {
+            break status;
+        }
+        if reaped.elapsed() >= Duration::from_secs(1) {
+            // Orphans that ended meanwhile (a uWSGI worker whose master was killed).
+            reap_adopted(own);
+            reaped = Instant::now();
+        }
+        if interrupt.is_set() && !passed_on {
+            passed_on = true;
+            if let Ok(pid) = libc::pid_t::try_from(child.id()) {
+                // SAFETY: kill(2) on our own child, not yet reaped (try_wait saw it run).
+                unsafe { libc::kill(pid, libc::SIGINT) };
+            }
+        }
+        thread::sleep(POLL);
+    };
+    let ended = end_adopted(Duration::from_secs(5));
+    if ended > 0 {
+        eprintln!("xtask: ended {ended} process(es) the command left behind");
+    }
+    Ok(status)
+}
+
+/// Ends the processes xtask adopted, each with the process group it leads (a uWSGI
+/// master's workers): SIGTERM, then SIGKILL after `grace`. Returns how many there were.
+fn end_adopted(grace: Duration) -> usize {
+    let adopted = adopted_children();
+    if adopted.is_empty() {
+        return 0;
+    }
+    let deadline = Instant::now() + grace;
+    let mut signal = libc::SIGTERM;
+    let mut left = adopted.clone();
+    while !left.is_empty() {
+        // SAFETY: getpgrp(2) takes nothing.
+        let own_group = unsafe { libc::getpgrp() };
+        for &(pid, group) in &left {
+            let target = if group == pid && group != own_group {
+                -group
+            } else {
+                pid
+            };
+            // SAFETY: kill(2) takes plain integers; each pid is a child of xtask, not
+            // reaped yet, so it names no other process.
+            unsafe { libc::kill(target, signal) };
+        }
+        let wait_until = match signal {
+            libc::SIGTERM => deadline,
+            _ => Instant::now() + Duration::from_secs(2),
+        };
+        while !left.is_empty() && Instant::now() < wait_until {
+            thread::sleep(Duration::from_millis(50));
+            left = adopted_children();
+        }
+        if signal == libc::SIGKILL {
+            break;
+        }
+        signal = libc::SIGKILL;
+    }
+    adopted.len()
+}
+
+/// xtask's children still running (pid, process group), once those that ended are reaped.
+fn adopted_children() -> Vec<(libc::pid_t, libc::pid_t)> {
+    reap_adopted(None);
+    children()
+        .into_iter()
+        .filter(|&(_, _, zombie)| !zombie)
+        .map(|(pid, group, _)| (pid, group))
+        .collect()
+}
+
+/// Reaps xtask's children that have ended, but `keep` (which xtask waits for itself).
+fn reap_adopted(keep: Option<libc::pid_t>) {
+    for (pid, _, zombie) in children() {
+        if zombie && Some(pid) != keep {
+            let mut status = 0;
+            // SAFETY: waitpid(2) on a child of ours, with a valid pointer to a local.
+            unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        }
+    }
+}
+
+/// xtask's children (pid, process group, ended), from /proc.
+fn children() -> Vec<(libc::pid_t, libc::pid_t, bool)> {
+    let me = libc::pid_t::try_from(std::process::id()).unwrap_or(0);
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| {
+            let pid: libc::pid_t = entry.ok()?.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // After the command's name, which may hold spaces and parentheses: state,
+            // parent, process group.
+            let mut fields = stat.get(stat.rfind(')')? + 1..)?.split_whitespace();
+            let state = fields.next()?;
+            let parent: libc::pid_t = fields.next()?.parse().ok()?;
+            let group: libc::pid_t = fields.next()?.parse().ok()?;
+            (parent == me).then_some((pid, group, state == "Z"))
+        })
+        .collect()
+}

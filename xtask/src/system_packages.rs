@@ -61,22 +61,6 @@ const TEST: &[Package] = &[
         "the reference proxy of the parity tests",
     ),
     pkg(
-        "clang-19",
-        Some("clang-19"),
-        "rebuilds the committed eBPF objects (ebpf/build-objects.sh) after a change under \
-         ebpf/bpf/; a cargo build needs no clang",
-    ),
-    pkg(
-        "libbpf-dev",
-        None,
-        "the helper headers ebpf/build-objects.sh compiles the probes with",
-    ),
-    pkg(
-        "bpftool",
-        Some("bpftool"),
-        "dumps the kernel's BTF, to look up a structure the probes read (ebpf/README.md)",
-    ),
-    pkg(
         "wrk",
         Some("wrk"),
         "the load generator of the benchmarks (their smoke test runs it) and of the binary \
@@ -198,6 +182,27 @@ const IMAGE: &[Package] = &[
     ),
 ];
 
+/// What rebuilding the eBPF objects needs (`cargo xtask setup ebpf`): no build and no test
+/// does, as the objects are committed.
+const EBPF: &[Package] = &[
+    pkg(
+        "clang-19",
+        Some("clang-19"),
+        "rebuilds the committed eBPF objects (ebpf/build-objects.sh) after a change under \
+         ebpf/bpf/; a cargo build needs no clang",
+    ),
+    pkg(
+        "libbpf-dev",
+        None,
+        "the helper headers ebpf/build-objects.sh compiles the probes with",
+    ),
+    pkg(
+        "bpftool",
+        Some("bpftool"),
+        "dumps the kernel's BTF, to look up a structure the probes read (ebpf/README.md)",
+    ),
+];
+
 /// A task whose system packages are checked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
 pub enum Need {
@@ -209,6 +214,8 @@ pub enum Need {
     Bench,
     /// `cargo xtask image`
     Image,
+    /// `ebpf/build-objects.sh`, after a change to the probes' C sources
+    Ebpf,
 }
 
 impl Need {
@@ -218,6 +225,7 @@ impl Need {
             Need::Test => &[VENV, TEST],
             Need::Bench => &[VENV, BENCH],
             Need::Image => &[IMAGE],
+            Need::Ebpf => &[EBPF],
         };
         lists.iter().flat_map(|list| list.iter())
     }
@@ -393,7 +401,7 @@ mod tests {
 
     #[test]
     fn a_package_is_wanted_once() {
-        let names: Vec<&str> = wanted(&[Need::Test, Need::Bench, Need::Image])
+        let names: Vec<&str> = wanted(&[Need::Test, Need::Bench, Need::Image, Need::Ebpf])
             .iter()
             .map(|p| p.name)
             .collect();

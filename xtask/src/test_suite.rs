@@ -11,6 +11,14 @@ use crate::venv;
 use crate::workspace::Workspace;
 
 pub fn test(ws: &Workspace, cargo_args: &[String]) -> Result<u8> {
+    // SAFETY: geteuid(2) takes nothing and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!(
+            "xtask: not root: the tests that load eBPF probes, make device nodes (mknod), use \
+             network namespaces, force socket buffer sizes or switch users will fail (CI runs \
+             as root)"
+        );
+    }
     system_packages::ensure(&[Need::Test])?;
     let venv = venv::ensure(ws)?;
     let nginx = find_nginx()?;
@@ -18,7 +26,8 @@ pub fn test(ws: &Workspace, cargo_args: &[String]) -> Result<u8> {
     crate::build_ringway(ws, false)?;
 
     let mut cmd = ws.cargo();
-    cmd.arg("test");
+    // Every test binary, past a failing one: a run shows all that fails.
+    cmd.args(["test", "--no-fail-fast"]);
     if !selects_packages(cargo_args) {
         cmd.arg("--workspace");
     }
@@ -32,7 +41,7 @@ pub fn test(ws: &Workspace, cargo_args: &[String]) -> Result<u8> {
         venv.dir.display(),
         nginx.display()
     );
-    let status = procs::status(&mut cmd)?;
+    let status = procs::status_ending_orphans(&mut cmd)?;
     Ok(procs::exit_code(status))
 }
 
