@@ -57,6 +57,29 @@ pub fn ensure(ws: &Workspace) -> Result<Venv> {
     if !requirements.is_file() {
         bail!("{} is missing", requirements.display());
     }
+    // Two first runs at once (`run` in one terminal, `test` in another) would each
+    // `--clear` the venv under the other's pip: one at a time, the second then finds it made.
+    let lock_path = ws.target.join("venv.lock");
+    fs::create_dir_all(&ws.target)
+        .with_context(|| format!("cannot create {}", ws.target.display()))?;
+    let lock = fs::File::create(&lock_path)
+        .with_context(|| format!("cannot create {}", lock_path.display()))?;
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&lock);
+    // SAFETY: flock(2) on a descriptor `lock` owns; the lock goes when it is closed.
+    if unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } == -1 {
+        eprintln!(
+            "venv: another xtask is preparing {}: waiting",
+            venv.dir.display()
+        );
+        // SAFETY: as above.
+        if unsafe { libc::flock(fd, libc::LOCK_EX) } == -1 {
+            bail!(
+                "cannot lock {}: {}",
+                lock_path.display(),
+                std::io::Error::last_os_error()
+            );
+        }
+    }
     let stamp = venv.dir.join(STAMP);
     let todo = todo(&venv, &requirements, &stamp)?;
     match todo {
