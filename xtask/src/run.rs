@@ -102,6 +102,21 @@ pub fn run(ws: &Workspace, args: &RunArgs) -> Result<u8> {
     let ringway_bin = ws.ringway_bin(args.release);
     let venv = venv::ensure(ws)?;
 
+    // ringway starts the app before it binds: a port taken would show only then, as
+    // "ringway exited", after uWSGI's start.
+    let mut ports = vec![("--port", args.port), ("--metrics-port", args.metrics_port)];
+    if args.tls {
+        ports.push(("--tls-port", args.tls_port));
+    }
+    for (flag, port) in ports {
+        TcpListener::bind((Ipv4Addr::LOCALHOST, port)).with_context(|| {
+            format!(
+                "127.0.0.1:{port} is taken (is another `cargo xtask run` running?): pick \
+                 another {flag}"
+            )
+        })?;
+    }
+
     let run_dir = ws.run_dir();
     fs::create_dir_all(&run_dir).with_context(|| format!("cannot create {}", run_dir.display()))?;
     let upstream = match args.app_server {
