@@ -434,15 +434,31 @@ impl<S: Stream> Stream for Counted<S> {
 /// and still lets the caller send an answer (408) before closing.
 pub(crate) async fn read_some<S: Stream>(
     stream: &S,
-    mut buf: Buf,
+    buf: Buf,
     max: usize,
     limit: Duration,
 ) -> Result<(usize, Buf), IoError> {
+    read_some_by(stream, buf, max, limit, None).await
+}
+
+/// [`read_some`], ending by `end` at the latest however the bytes trickle in: a drain's
+/// total time (nginx's `lingering_time`), which a TLS record sent a byte at a time must not
+/// stretch (found by review: each byte re-armed the silence limit, so a refused client held
+/// its socket for hours).
+pub(crate) async fn read_some_by<S: Stream>(
+    stream: &S,
+    mut buf: Buf,
+    max: usize,
+    limit: Duration,
+    end: Option<std::time::Instant>,
+) -> Result<(usize, Buf), IoError> {
+    let end = end.map(Instant::from_std);
     let max = make_room(&mut buf, max);
     // Never offer the kernel more than `max` bytes: a body read must not swallow the next
     // pipelined request, and a full buffer would return 0 and look like EOF.
     let mut read = std::pin::pin!(stream.read_append(buf, max));
-    let mut deadline = Instant::now() + limit;
+    let by_end = |at: Instant| end.map_or(at, |end| at.min(end));
+    let mut deadline = by_end(Instant::now() + limit);
     loop {
         match tokio::time::timeout_at(deadline, &mut read).await {
             Ok((Ok(n), buf)) => return Ok((n, buf)),
@@ -451,7 +467,7 @@ pub(crate) async fn read_some<S: Stream>(
                 // The limit is between two socket reads, as nginx's timers restart at each
                 // read (found by review: over TLS it ran over a whole record, so a slow
                 // upload was cut mid-record).
-                Some(at) if at + limit > Instant::now() => deadline = at + limit,
+                Some(at) if by_end(at + limit) > Instant::now() => deadline = by_end(at + limit),
                 _ => {
                     stream.time_out(Shutdown::Read);
                     return Err(IoError::Timeout);
@@ -627,6 +643,55 @@ mod tests {
                 "the reader was slower than the limit"
             );
             assert_eq!(reader.join().unwrap(), PIECE);
+        });
+    }
+
+    /// A socket whose peer seems to trickle in bytes that never make a whole TLS record:
+    /// each look finds an arrival just now.
+    struct Trickling(UnixStream);
+
+    impl Stream for Trickling {
+        fn read_append(&self, buf: Buf, max: usize) -> impl Future<Output = BufResult<usize, Buf>> {
+            self.0.read_append(buf, max)
+        }
+
+        fn write_from(
+            &self,
+            buf: Buf,
+            from: usize,
+            progress: &Progress,
+        ) -> impl Future<Output = BufResult<(), Buf>> {
+            self.0.write_from(buf, from, progress)
+        }
+
+        fn shutdown(&self, how: Shutdown) {
+            Stream::shutdown(&self.0, how);
+        }
+
+        fn last_arrival(&self) -> Option<Instant> {
+            Some(Instant::now())
+        }
+    }
+
+    /// Each arrival re-arms the silence limit, but not past the drain's end (found by
+    /// review: a TLS record sent a byte at a time held a refused client's socket for hours).
+    #[test]
+    fn arrivals_do_not_carry_a_read_past_its_end() {
+        tokio_uring::start(async {
+            let (ours, _theirs) = pair();
+            let trickling = Trickling(ours);
+            let start = StdInstant::now();
+            let end = start + Duration::from_millis(300);
+            let read = read_some_by(
+                &trickling,
+                Buf::empty(),
+                64,
+                Duration::from_millis(100),
+                Some(end),
+            );
+            assert!(matches!(read.await, Err(IoError::Timeout)));
+            let took = start.elapsed();
+            assert!(took < Duration::from_secs(2), "the read ran {took:?}");
         });
     }
 

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::{Client, ClientStream};
 use crate::buffer::Buf;
-use crate::io::{Stream, read_some};
+use crate::io::{Stream, read_some_by};
 
 /// After an error answer, how long unread request bytes are drained at most before closing,
 /// so the kernel does not reset the connection (and destroy the answer) over unread data:
@@ -183,7 +183,7 @@ async fn linger_within<S: Stream>(stream: &S, mut buf: Buf, lingering: Lingering
     while drained < bytes {
         buf.clear();
         let left = deadline.saturating_duration_since(Instant::now());
-        match read_some(stream, buf, LINGER_READ, left.min(idle)).await {
+        match read_some_by(stream, buf, LINGER_READ, left.min(idle), Some(deadline)).await {
             Ok((n, b)) if n > 0 => {
                 drained += n;
                 buf = b;

@@ -9,7 +9,7 @@ use super::Client;
 use super::close::{LINGER_READ, linger_bounds};
 use crate::buffer::Buf;
 use crate::http::{BodyFraming, ChunkedDecoder, RequestHead};
-use crate::io::read_some;
+use crate::io::read_some_by;
 
 /// Whether an answer that leaves the body of the request `head` unread may keep the
 /// connection, its body dropped after the answer: a declared length within what a drain
@@ -56,7 +56,14 @@ impl Client {
             }
             let mut buf = std::mem::replace(rest, Buf::empty());
             buf.clear();
-            match read_some(&self.stream, buf, LINGER_READ, left.min(bounds.idle)).await {
+            let read = read_some_by(
+                &self.stream,
+                buf,
+                LINGER_READ,
+                left.min(bounds.idle),
+                Some(deadline),
+            );
+            match read.await {
                 Ok((n, filled)) if n > 0 => *rest = filled,
                 Ok(_) | Err(_) => return false,
             }
