@@ -311,14 +311,18 @@ fn init_logging() {
     // feature (an IP address as SNI, a stray handshake message): off unless RUST_LOG names
     // them. ringway reports what matters of a connection itself (debug lines, rate-limited
     // warnings).
-    const QUIET: &str = "h2=off,rustls=off";
-    let directives = match std::env::var("RUST_LOG") {
-        Ok(own) if own.contains("h2") || own.contains("rustls") => own,
-        Ok(own) => format!("{own},{QUIET}"),
-        Err(_) => format!("info,{QUIET}"),
+    const QUIET: [&str; 2] = ["h2", "rustls"];
+    let own = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned());
+    let named = |target: &str| {
+        own.split(',')
+            .any(|directive| directive.trim().split(['=', '[']).next() == Some(target))
     };
+    let mut directives = own.clone();
+    for target in QUIET.into_iter().filter(|target| !named(target)) {
+        directives.push_str(&format!(",{target}=off"));
+    }
     let filter = tracing_subscriber::EnvFilter::try_new(&directives)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("info,{QUIET}")));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,h2=off,rustls=off"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

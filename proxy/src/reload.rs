@@ -82,14 +82,13 @@ impl Reloader {
             all.join(" ")
         };
         let upstreams = Some(servers(&config)).filter(|now| *now != servers(&current.config));
-        let new_temp_dir = (config.buffering.temp_dir != current.config.buffering.temp_dir)
-            .then(|| config.buffering.temp_dir.clone());
-        let next = Arc::new(current.next(config, &self.route_names)?);
-        // Made once nothing else can refuse the reload (found by review: a refused one
-        // left the new directory behind).
-        if let Some(dir) = new_temp_dir {
-            prepare_dir(&dir).context("temp_dir")?;
+        // Before the next generation is made, which takes over the connection counts: a
+        // directory that cannot be made refuses the reload with nothing changed (a refused
+        // reload may leave a new, empty directory behind).
+        if config.buffering.temp_dir != current.config.buffering.temp_dir {
+            prepare_dir(&config.buffering.temp_dir).context("temp_dir")?;
         }
+        let next = Arc::new(current.next(config, &self.route_names)?);
         let generation = next.number;
         self.generations.send_replace(next);
         Ok(Reloaded {

@@ -318,9 +318,13 @@ fn reap_adopted(keep: Option<libc::pid_t>) {
     }
 }
 
-/// xtask's children (pid, process group, ended), from /proc.
+/// xtask's children (pid, process group, ended), from /proc: only those still in xtask's
+/// session, as a test's servers are; a daemon that made a session of its own (a compiler
+/// cache's server, started by a build) left it on purpose and is not xtask's to end.
 fn children() -> Vec<(libc::pid_t, libc::pid_t, bool)> {
     let me = libc::pid_t::try_from(std::process::id()).unwrap_or(0);
+    // SAFETY: getsid(2) on ourselves takes nothing and cannot fail.
+    let own_session = unsafe { libc::getsid(0) };
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -329,12 +333,14 @@ fn children() -> Vec<(libc::pid_t, libc::pid_t, bool)> {
             let pid: libc::pid_t = entry.ok()?.file_name().to_str()?.parse().ok()?;
             let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
             // After the command's name, which may hold spaces and parentheses: state,
-            // parent, process group.
+            // parent, process group, session.
             let mut fields = stat.get(stat.rfind(')')? + 1..)?.split_whitespace();
             let state = fields.next()?;
             let parent: libc::pid_t = fields.next()?.parse().ok()?;
             let group: libc::pid_t = fields.next()?.parse().ok()?;
-            (parent == me).then_some((pid, group, state == "Z"))
+            let session: libc::pid_t = fields.next()?.parse().ok()?;
+            let ours = parent == me && (session == own_session || state == "Z");
+            ours.then_some((pid, group, state == "Z"))
         })
         .collect()
 }

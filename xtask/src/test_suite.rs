@@ -26,8 +26,15 @@ pub fn test(ws: &Workspace, cargo_args: &[String]) -> Result<u8> {
     crate::build_ringway(ws, false)?;
 
     let mut cmd = ws.cargo();
+    cmd.arg("test");
     // Every test binary, past a failing one: a run shows all that fails.
-    cmd.args(["test", "--no-fail-fast"]);
+    if !cargo_args
+        .iter()
+        .take_while(|arg| *arg != "--")
+        .any(|arg| arg == "--no-fail-fast")
+    {
+        cmd.arg("--no-fail-fast");
+    }
     if !selects_packages(cargo_args) {
         cmd.arg("--workspace");
     }

@@ -1127,6 +1127,9 @@ impl Settings {
             }
         };
         self.temp_dir.iter_mut().for_each(anchor);
+        for files in &mut self.static_dirs {
+            anchor(&mut files.dir);
+        }
         self.access_log.iter_mut().for_each(anchor_log);
         self.error_pages.values_mut().for_each(anchor);
         self.auth_basic.iter_mut().for_each(anchor_auth);

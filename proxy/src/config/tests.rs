@@ -1528,8 +1528,8 @@ fn nginx_spellings_that_mean_something_else_here_are_refused() {
     );
     for command in [
         "[\"gunicorn\", \"--bind\", \"unix:/a\", \"app:app\"]",
-        "[\"/srv/venv/bin/granian\", \"--interface\", \"wsgi\", \"app:app\"]",
-        "[\"python3\", \"-m\", \"uvicorn\", \"app:app\"]",
+        "[\"/srv/venv/bin/granian\", \"--interface\", \"wsgi\", \"--uds\", \"/a\", \"app:app\"]",
+        "[\"python3\", \"-m\", \"uvicorn\", \"--uds\", \"/a\", \"app:app\"]",
     ] {
         assert_refused(
             &format!("{base}[app]\ncommand = {command}\n"),
@@ -1539,6 +1539,22 @@ fn nginx_spellings_that_mean_something_else_here_are_refused() {
         let http = format!("upstream = [\"http://unix:/a\"]\n[app]\ncommand = {command}\n");
         assert!(load(&http, &[]).is_ok(), "{command} behind an HTTP group");
     }
+    // A uwsgi group on another address (a uWSGI of its own) beside an HTTP app server.
+    let beside = "[upstreams.legacy]\nservers = [\"unix:/a\"]\n\
+                  [upstreams.web]\nservers = [\"http://127.0.0.1:8000\"]\n\
+                  [[routes]]\npath = \"/old/\"\nupstream = \"legacy\"\n\
+                  [[routes]]\npath = \"/\"\nupstream = \"web\"\n\
+                  [app]\ncommand = [\"gunicorn\", \"--bind\", \"127.0.0.1:8000\", \"app:app\"]\n";
+    assert!(load(beside, &[]).is_ok(), "{:?}", load(beside, &[]).err());
+    let onto = beside.replace(
+        "unix:/a",
+        "127.0.0.1:8000\"]\n[upstreams.x]\nservers = [\"unix:/b",
+    );
+    let err = load(&onto, &[]).unwrap_err();
+    assert!(
+        err.contains("app.command"),
+        "gunicorn on a uwsgi group's port: {err}"
+    );
     // Where nginx takes them, so does ringway: months in `expires`, a size's suffix in
     // `gzip_min_length`.
     let taken = format!(

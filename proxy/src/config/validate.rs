@@ -300,20 +300,23 @@ impl Resolved {
         })
     }
 
-    /// An `[app]` that runs an HTTP server (gunicorn, Granian, uvicorn...) in front of a
-    /// routed group that speaks uwsgi: its readiness check passes (it only connects), then
-    /// every request is uwsgi bytes an HTTP server cannot read (found by review: nginx's
-    /// `server unix:/tmp/gunicorn.sock;` copied as a uwsgi server). uWSGI speaks both.
+    /// An `[app]` that runs an HTTP server (gunicorn, Granian, uvicorn...) on the address
+    /// of a routed group that speaks uwsgi: its readiness check passes (it only connects),
+    /// then every request is uwsgi bytes an HTTP server cannot read (found by review:
+    /// nginx's `server unix:/tmp/gunicorn.sock;` copied as a uwsgi server). uWSGI speaks
+    /// both, and a uwsgi group elsewhere (a uWSGI of its own) may stand beside the app.
     fn check_app_protocol(&self, config: &Config) -> anyhow::Result<()> {
-        let Some(server) = config
-            .app
-            .as_ref()
-            .and_then(|app| http_app_server(&app.command))
-        else {
+        let Some(app) = &config.app else {
             return Ok(());
         };
-        let uwsgi = (config.groups.iter().enumerate())
-            .find(|(at, g)| g.protocol == Protocol::Uwsgi && config.routes.sends_to(*at));
+        let Some(server) = http_app_server(&app.command) else {
+            return Ok(());
+        };
+        let uwsgi = (config.groups.iter().enumerate()).find(|(at, g)| {
+            g.protocol == Protocol::Uwsgi
+                && config.routes.sends_to(*at)
+                && (g.servers.iter()).any(|s| names_address(&app.command, &s.addr))
+        });
         match uwsgi {
             Some((_, group)) => Err(self.invalid_in_file(
                 "app.command",
@@ -2673,6 +2676,24 @@ fn http_app_server(command: &[String]) -> Option<&'static str> {
             name(module)
         }
         _ => None,
+    }
+}
+
+/// Whether a command's arguments name `addr`: a unix socket's path, or a TCP port (as
+/// `--bind 0.0.0.0:8000` or `--port 8000`).
+fn names_address(command: &[String], addr: &super::UpstreamAddr) -> bool {
+    use super::UpstreamAddr;
+    match addr {
+        UpstreamAddr::Unix(path) => {
+            let path = path.to_string_lossy();
+            command.iter().any(|arg| arg.contains(&*path))
+        }
+        UpstreamAddr::Tcp(socket) => {
+            let port = socket.port().to_string();
+            command
+                .iter()
+                .any(|arg| *arg == port || arg.ends_with(&format!(":{port}")))
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -574,11 +574,19 @@ impl FromStr for LogTarget {
             _ if s.eq_ignore_ascii_case("stderr") => Ok(LogTarget::Stderr),
             "" => Err("expected a file path, stderr or off".into()),
             // nginx's `access_log PATH FORMAT;` copied whole would name a file
-            // `access.log combined` that no log rotation knows (found by review).
-            path if path.contains(char::is_whitespace) => Err(format!(
-                "{path:?}: one file path, without spaces; the format goes in \
+            // `access.log combined` that no log rotation knows (found by review). The file's
+            // name only: its directory may have a space (a relative path is joined to the
+            // config file's directory).
+            path if Path::new(path)
+                .file_name()
+                .and_then(|name| name.to_str())
+                .is_some_and(|name| name.contains(char::is_whitespace)) =>
+            {
+                Err(format!(
+                    "{path:?}: one file path, without spaces; the format goes in \
                  access_log_format (nginx's `access_log PATH FORMAT;` is two settings here)"
-            )),
+                ))
+            }
             path => Ok(LogTarget::File(PathBuf::from(path))),
         }
     }

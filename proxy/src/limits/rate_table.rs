@@ -346,6 +346,29 @@ mod tests {
         assert_eq!(table.check_at(same_block, 0), Err(1));
         assert_eq!(table.check_at(next_block, 0), Ok(Duration::ZERO));
         assert_eq!(table.len(), 2);
+        // NAT64 carries IPv4 clients, each its own; so is each Teredo address.
+        for (a, b) in [
+            ("64:ff9b::192.0.2.1", "64:ff9b::192.0.2.2"),
+            (
+                "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+                "2001:0:4136:e378:8000:63bf:3fff:fdd3",
+            ),
+        ] {
+            let (a, b): (IpAddr, IpAddr) = (a.parse().unwrap(), b.parse().unwrap());
+            assert_eq!(table.check_at(a, 0), Ok(Duration::ZERO));
+            assert_eq!(table.check_at(a, 0), Ok(Duration::ZERO));
+            assert_eq!(
+                table.check_at(b, 0),
+                Ok(Duration::ZERO),
+                "{b} apart from {a}"
+            );
+        }
+        let v4: IpAddr = "192.0.2.1".parse().unwrap();
+        assert_eq!(
+            table.check_at(v4, 0),
+            Err(1),
+            "the NAT64 client is 192.0.2.1"
+        );
     }
 
     #[test]
