@@ -11,7 +11,8 @@
 //! chunk size has at most 16 hex digits (leading zeros count) and at most 2^63 - 1 (nginx's
 //! `off_t`); extensions, and any whitespace after a size, are skipped but may not exceed
 //! [`MAX_EXTENSIONS`] bytes in the whole body of a request, or in one size line of an
-//! answer; trailers [`MAX_TRAILERS`], over a request's body or per line of an answer's.
+//! answer; a request's trailers [`MAX_TRAILERS`] (an answer's are skipped whatever they
+//! hold, as nginx skips them).
 
 use super::validate::MAX_LENGTH;
 use super::{HttpError, hex_digit};
@@ -22,9 +23,9 @@ use super::{HttpError, hex_digit};
 /// no size limit to dodge (a server may stream for ever anyway): the bound is per size line
 /// there, and a long stream whose chunks carry extensions is relayed whole, as by nginx.
 pub const MAX_EXTENSIONS: usize = 4096;
-/// Most bytes of trailer section read and dropped over one request's body, or in one trailer
-/// line of an answer (whose trailers nginx skips without a bound: an upstream's answer cut
-/// after its whole body was relayed, for a long trailer section, was found by review).
+/// Most bytes of trailer section read and dropped over one request's body. An answer's
+/// trailers are skipped without a bound or a check, as nginx skips them: a long or odd
+/// trailer line cut an answer whose whole body had been relayed (found by review, twice).
 pub const MAX_TRAILERS: usize = 8192;
 const MAX_SIZE_DIGITS: u8 = 16;
 
@@ -271,13 +272,13 @@ impl ChunkedDecoder {
     }
 
     fn next_trailer(&mut self) -> State {
-        if self.answer {
-            self.trailer_bytes = 0;
-        }
         State::TrailerStart
     }
 
     fn trailer_byte(&mut self, b: u8) -> Result<State, HttpError> {
+        if self.answer {
+            return Ok(State::Trailer);
+        }
         self.trailer_bytes += 1;
         if self.trailer_bytes > MAX_TRAILERS || !(b == b'\t' || b >= b' ') || b == 0x7f {
             return Err(HttpError::BadSyntax);

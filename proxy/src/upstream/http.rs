@@ -274,8 +274,9 @@ pub(crate) fn encode_request_head(
 /// `Connection: close`, and not an answer read without the body its head announces (a
 /// HEAD's, a 204's or a 304's with a Content-Length over 0 or a Transfer-Encoding: a
 /// server that sends that body anyway, in a later segment, would have it read as the next
-/// request's answer; found by review). (A head framed both ways never gets here:
-/// `parse_response` refuses it.)
+/// request's answer; found by review), nor a HEAD's with no length at all, whose GET would
+/// end at the close (gunicorn streams an app's body after such a head; found by review). (A
+/// head framed both ways never gets here: `parse_response` refuses it.)
 pub(crate) fn keeps_connection(head: &ResponseHead, buf: &[u8], headers: &[HeaderSpan]) -> bool {
     let named = |name: &'static [u8]| {
         headers
@@ -284,7 +285,8 @@ pub(crate) fn keeps_connection(head: &ResponseHead, buf: &[u8], headers: &[Heade
     };
     let announced_body = head.framing == http::ResponseFraming::None
         && (head.content_length.is_some_and(|n| n > 0)
-            || named(b"transfer-encoding").next().is_some());
+            || named(b"transfer-encoding").next().is_some()
+            || (head.content_length.is_none() && !matches!(head.status, 204 | 304)));
     head.version == http::Version::Http11
         && head.status >= 200
         && head.framing != http::ResponseFraming::UntilClose

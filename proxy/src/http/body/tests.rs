@@ -274,10 +274,11 @@ fn hostile_bytes_never_panic() {
     }
 }
 
-/// Found by review: an upstream's chunk data ended by a bare LF (nginx takes it) and a
-/// trailer section over 8 KiB cut the answer; a request's keep both bounds.
+/// Found by review: an upstream's chunk data ended by a bare LF (nginx takes it), and a
+/// trailer section over 8 KiB, a trailer line that long or one with a control byte cut the
+/// answer; a request's keep the bounds.
 #[test]
-fn an_answer_may_end_chunk_data_with_lf_and_has_its_trailer_bound_per_line() {
+fn an_answer_may_end_chunk_data_with_lf_and_its_trailers_are_skipped_as_they_come() {
     let lf = b"3\r\nabc\n2\r\nde\n0\r\n\r\n";
     let mut out = Vec::new();
     let progress = ChunkedDecoder::for_answer().decode(lf, &mut out).unwrap();
@@ -293,7 +294,9 @@ fn an_answer_may_end_chunk_data_with_lf_and_has_its_trailer_bound_per_line() {
         trailers.extend(std::iter::repeat_n(b't', MAX_TRAILERS - 3));
         trailers.extend_from_slice(b"\r\n");
     }
-    trailers.extend_from_slice(b"\r\n");
+    trailers.extend_from_slice(b"Long: ");
+    trailers.extend(std::iter::repeat_n(b'l', 3 * MAX_TRAILERS));
+    trailers.extend_from_slice(b"\r\nOdd: a\x01b\x7f\r\n\r\n");
     let progress = ChunkedDecoder::for_answer()
         .decode(&trailers, &mut Vec::new())
         .unwrap();

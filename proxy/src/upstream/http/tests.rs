@@ -502,15 +502,30 @@ fn an_upgrade_is_passed_on_only_when_asked_for() {
 
 #[test]
 fn a_kept_connection_needs_http_1_1_a_framed_body_and_no_close() {
-    let keeps = |response: &[u8]| {
+    let answer = |response: &[u8], to_head: bool| {
         let mut headers = Vec::new();
         let Ok(crate::http::Status::Complete(head)) =
-            http::parse_response(response, false, &mut headers)
+            http::parse_response(response, to_head, &mut headers)
         else {
             panic!("bad response in test")
         };
         keeps_connection(&head, response, &headers)
     };
+    let keeps = |response: &[u8]| answer(response, false);
+    // A HEAD's answer: kept only when its length says no body could follow.
+    assert!(answer(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+        true
+    ));
+    assert!(!answer(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n",
+        true
+    ));
+    assert!(!answer(
+        b"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\n\r\n",
+        true
+    ));
+    assert!(answer(b"HTTP/1.1 304 Not Modified\r\n\r\n", true));
     assert!(keeps(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"));
     assert!(keeps(
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
