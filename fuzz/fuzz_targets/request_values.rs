@@ -62,6 +62,8 @@ fn file(values: &[&[u8]], rng: &mut Rng) {
         if_unmodified_since: field(3),
         range: field(4),
         if_range: field(5),
+        // Now, or an answer that compares no If-Modified-Since with the time.
+        now: rng.one_in(2).then(|| rng.bits() % (LAST_HTTP_DATE + 1)),
     };
     let size = match rng.below(4) {
         0 => 0,
@@ -102,6 +104,7 @@ fn file(values: &[&[u8]], rng: &mut Rng) {
         if_unmodified_since: pad(c.if_unmodified_since, 3),
         range: pad(c.range, 4),
         if_range: pad(c.if_range, 5),
+        now: c.now,
     };
     assert_eq!(file_answer(&c_padded, size, mtime).0, answer, "padded");
     // The client's own copy: its ETag in If-None-Match (alone, or after another tag, weak or

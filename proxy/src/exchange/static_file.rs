@@ -329,6 +329,7 @@ async fn answer(
         if_unmodified_since: client.request_header(b"if-unmodified-since"),
         range: client.request_header(b"range").filter(|_| ranges),
         if_range: client.request_header(b"if-range").filter(|_| ranges),
+        now: Some(now),
     };
     let (status, range) = match decide(&conditions, &meta, found.validators.etag()) {
         Decision::Full => (200, None),

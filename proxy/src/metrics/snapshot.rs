@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use super::ebpf::{ConnKernel, EbpfFigures};
 use super::histogram::{HistogramSnapshot, LATENCY_BOUNDS};
@@ -321,6 +321,7 @@ impl Snapshot {
                 body_bytes: series.body_bytes,
             });
         }
+        let now_ms = crate::clock::Coarse::now().millis();
         let kernel = |cookie| {
             snap.ebpf
                 .as_ref()
@@ -334,9 +335,8 @@ impl Snapshot {
                 ConnRow {
                     peer: c.peer.to_string(),
                     cookie: c.cookie,
-                    age_seconds: now
-                        .duration_since(c.opened)
-                        .map_or(0.0, |d| d.as_secs_f64()),
+                    age_seconds: Duration::from_millis(now_ms.saturating_sub(c.opened_ms))
+                        .as_secs_f64(),
                     requests: c.requests,
                     // The kernel's counts are as of the connection's last sock_ops event
                     // (an ACK of ringway's bytes, an RTT sample: during a long upload the

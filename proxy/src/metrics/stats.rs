@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use slab::Slab;
 
@@ -381,7 +381,7 @@ impl WorkerStats {
             peer,
             cookie,
             fd,
-            opened: SystemTime::now(),
+            opened_ms: crate::clock::Coarse::now().millis(),
             ..LiveConn::default()
         };
         self.live
@@ -441,9 +441,10 @@ pub struct LiveConn {
     /// Its socket.
     #[serde(skip)]
     pub fd: RawFd,
-    /// When it was accepted.
+    /// When it was accepted ([`crate::clock::Coarse::millis`]: monotonic, so that a step of
+    /// the wall clock neither zeroes nor inflates ages; found by review).
     #[serde(skip)]
-    pub opened: SystemTime,
+    pub opened_ms: u64,
     /// Requests completed on it.
     pub requests: u64,
     /// Bytes read from the client so far (updated after each request).
@@ -458,7 +459,7 @@ impl Default for LiveConn {
             peer: SocketAddr::from(([0, 0, 0, 0], 0)),
             cookie: 0,
             fd: -1,
-            opened: SystemTime::UNIX_EPOCH,
+            opened_ms: 0,
             requests: 0,
             bytes_in: 0,
             bytes_out: 0,

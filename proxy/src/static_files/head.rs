@@ -119,7 +119,12 @@ pub(crate) fn write_file_head(out: &mut Vec<u8>, h: &FileHead<'_>) {
     if let Some(encoding) = encoding.filter(|_| h.status != 304) {
         write_header(out, b"Content-Encoding", encoding.as_bytes());
     }
-    write_header(out, b"Last-Modified", h.validators.last_modified());
+    // Never later than the Date (RFC 9110 §8.8.2.1): a file written while the clock ran
+    // ahead would have clients revalidate against a date still to come (found by review).
+    match h.meta.mtime > h.now {
+        true => write_header(out, b"Last-Modified", &http_date_at(h.now)),
+        false => write_header(out, b"Last-Modified", h.validators.last_modified()),
+    }
     if h.gzipped.is_some() {
         // Compressed bytes are not the file's bytes: the same entity only weakly (nginx
         // weakens the ETag the same way), and no ranges of them.
