@@ -330,7 +330,8 @@ impl Client {
     /// under the other `proxy_protocol` (asked before each kept-alive request is read, as
     /// `Conn::follow_reload` would close it after).
     pub(crate) fn kept_now(&self, worker: &Worker) -> bool {
-        crate::generation::current().is_none_or(|now| {
+        // Asked after every request: no reload since, nothing to look at.
+        crate::generation::newer_than(worker).is_none_or(|now| {
             now.config.proxy_protocol == worker.config.proxy_protocol
                 && crate::conn::admitted_by(&now, self.stream.get_ref().tls())
         })
