@@ -30,11 +30,12 @@ pub(crate) fn push_nginx(out: &mut Vec<u8>, value: Option<&[u8]>) {
 }
 
 /// Appends `value` as a JSON string, quotes included. Valid UTF-8 goes through as is
-/// (escaped where JSON requires: `"`, `\`, control characters, and DEL for safety); each
-/// byte of an invalid UTF-8 sequence becomes `\u00XX`, its value as a code point, so the
-/// line stays valid JSON and the byte can still be read back. Since valid non-ASCII text is
-/// never escaped, a `\u0080`–`\u00ff` escape in ringway's output always stands for such a
-/// raw byte.
+/// (escaped where JSON requires: `"`, `\`, control characters, and for safety DEL and the
+/// C1 controls U+0080–U+009F, which a terminal may act on: `\u009b` is CSI; found by
+/// review); each byte of an invalid UTF-8 sequence becomes `\u00XX`, its value as a code
+/// point, so the line stays valid JSON and the byte can still be read back. A `\u00a0`–
+/// `\u00ff` escape in ringway's output thus always stands for such a raw byte; a `\u0080`–
+/// `\u009f` one for a raw byte or a C1 control.
 pub(crate) fn push_json_string(out: &mut Vec<u8>, value: &[u8]) {
     out.push(b'"');
     for chunk in value.utf8_chunks() {
@@ -46,17 +47,30 @@ pub(crate) fn push_json_string(out: &mut Vec<u8>, value: &[u8]) {
     out.push(b'"');
 }
 
-/// Appends valid UTF-8 text, escaping what JSON needs escaped (all of it ASCII, so a
-/// multi-byte character is never split).
+/// Appends valid UTF-8 text, escaping what JSON needs escaped (ASCII) and the C1 controls
+/// (U+0080–U+009F, two bytes each: `C2 80` to `C2 9F`), never splitting another character.
 fn push_json_text(out: &mut Vec<u8>, text: &[u8]) {
-    push_escaping(out, text, json_escapes, |out, b| match b {
-        b'"' => out.extend_from_slice(b"\\\""),
-        b'\\' => out.extend_from_slice(b"\\\\"),
-        b'\n' => out.extend_from_slice(b"\\n"),
-        b'\r' => out.extend_from_slice(b"\\r"),
-        b'\t' => out.extend_from_slice(b"\\t"),
-        _ => push_unicode_escape(out, b),
-    });
+    let mut rest = text;
+    while !rest.is_empty() {
+        let c1 = rest.windows(2).position(|w| w[0] == 0xc2 && w[1] < 0xa0);
+        let (plain, after) = match c1 {
+            Some(at) => (&rest[..at], Some(rest[at + 1])),
+            None => (rest, None),
+        };
+        push_escaping(out, plain, json_escapes, |out, b| match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            _ => push_unicode_escape(out, b),
+        });
+        let Some(control) = after else {
+            break;
+        };
+        push_unicode_escape(out, control);
+        rest = &rest[plain.len() + 2..];
+    }
 }
 
 /// Appends `text`, the runs `escapes` passes over as they are, each byte it picks as
@@ -189,8 +203,13 @@ mod tests {
             let raw_allowed = (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\';
             assert_eq!(text.len() == 3, raw_allowed, "byte {b:#04x} as {text}");
         }
-        // Valid multi-byte text goes through unescaped.
+        // Valid multi-byte text goes through unescaped, but for the C1 controls a terminal
+        // may act on (CSI, U+009B), whose escapes read back as the same characters.
         assert_eq!(json("é中🎉".as_bytes()), "\"é中🎉\"");
+        let c1 = "a\u{9b}2J\u{80}\u{9f}\u{a0}é";
+        assert_eq!(json(c1.as_bytes()), "\"a\\u009B2J\\u0080\\u009F\u{a0}é\"");
+        let parsed: String = serde_json::from_str(&json(c1.as_bytes())).unwrap();
+        assert_eq!(parsed, c1);
         // An invalid byte inside valid text: only it is escaped.
         assert_eq!(json(b"a\xffb\xc3\xa9"), "\"a\\u00FFb\u{e9}\"");
         // A truncated sequence: each of its bytes escaped.

@@ -260,7 +260,7 @@ impl Template {
         });
         match late {
             Some(name) => Err(format!(
-                "{text:?}: `${name}` is for log lines only (a header or param is written before \
+                "`${name}` is for log lines only (a header or param is written before \
                  the answer, and before what the connection's log keeps is known)"
             )),
             None => Ok(template),
@@ -330,12 +330,12 @@ impl Template {
                 Some(braced) => {
                     let end = braced
                         .find('}')
-                        .ok_or_else(|| format!("{text:?}: `${{` without `}}`"))?;
+                        .ok_or_else(|| format!("`${{` without `}}`"))?;
                     let name = &braced[..end];
                     // As nginx: a name is letters, digits and `_`, braced or not.
                     if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
                         return Err(format!(
-                            "{text:?}: `${{{name}}}`: a variable's name is letters, digits \
+                            "`${{{name}}}`: a variable's name is letters, digits \
                              and `_`"
                         ));
                     }
@@ -350,7 +350,7 @@ impl Template {
             };
             if name.is_empty() {
                 return Err(format!(
-                    "{text:?}: a `$` without a variable name (a `$` itself is written `$$`)"
+                    "a `$` without a variable name (a `$` itself is written `$$`)"
                 ));
             }
             if !literal.is_empty() {
@@ -358,7 +358,7 @@ impl Template {
                     .pieces
                     .push(Piece::Text(std::mem::take(&mut literal)));
             }
-            let var = template.var(name, text)?;
+            let var = template.var(name)?;
             template.pieces.push(Piece::Var(var));
             rest = next;
         }
@@ -367,7 +367,7 @@ impl Template {
         Ok(template)
     }
 
-    fn var(&mut self, name: &str, text: &str) -> Result<Var, String> {
+    fn var(&mut self, name: &str) -> Result<Var, String> {
         if let Some(&(_, var)) = VARS.iter().find(|(n, _)| *n == name) {
             return Ok(var);
         }
@@ -387,7 +387,7 @@ impl Template {
             return Ok(Var::SentHeader(self.name(&header.replace('_', "-"))));
         }
         if let Some(cookie) = name.strip_prefix("cookie_").filter(|c| !c.is_empty()) {
-            let header = self.header("cookie", text)?;
+            let header = self.header("cookie")?;
             return Ok(Var::Cookie {
                 name: self.name(cookie),
                 header,
@@ -406,7 +406,7 @@ impl Template {
                 .chain(HEADER_VARS.iter().map(|(n, _)| *n))
                 .collect();
             return Err(format!(
-                "{text:?}: unknown variable `${name}` (a `$` itself is written `$$`); known: \
+                "unknown variable `${name}` (a `$` itself is written `$$`); known: \
                  ${}, and $http_NAME for a request header, $arg_NAME for an argument of the \
                  query, $cookie_NAME for a cookie, $auth_http_NAME for a header of the \
                  auth_request's answer, $upstream_http_NAME (log lines only) for one of the \
@@ -415,12 +415,12 @@ impl Template {
                 known.join(", $")
             ));
         };
-        self.header(header, text).map(Var::Header)
+        self.header(header).map(Var::Header)
     }
 
     /// The index of the request header a `$http_NAME` names (`NAME`, `_` for `-`, any
     /// case) in `headers`, added if new.
-    fn header(&mut self, name: &str, text: &str) -> Result<usize, String> {
+    fn header(&mut self, name: &str) -> Result<usize, String> {
         let header: Vec<u8> = name
             .bytes()
             .map(|b| {
@@ -435,9 +435,7 @@ impl Template {
             return Ok(i);
         }
         if self.headers.len() == MAX_HEADERS {
-            return Err(format!(
-                "{text:?}: more than {MAX_HEADERS} request headers named"
-            ));
+            return Err(format!("more than {MAX_HEADERS} request headers named"));
         }
         self.headers.push(header);
         Ok(self.headers.len() - 1)

@@ -1588,6 +1588,20 @@ fn relative_paths_in_a_file_are_read_from_its_directory() {
     assert!(config.is_ok(), "{config:?}");
 }
 
+/// A value refused as a template is not quoted back: a secret with a `$` in it (an API key
+/// in `upstream_headers`) would go to the journal and to `systemctl status` (found by
+/// review); the key and the variable say where.
+#[test]
+fn a_refused_template_names_its_key_and_variable_not_its_value() {
+    let err = load(
+        "upstream = [\"http://127.0.0.1:8000\"]\nupstream_headers = { X-Api-Key = \"k9$Tz!q\" }\n",
+        &[],
+    )
+    .unwrap_err();
+    assert!(err.contains("X-Api-Key") && err.contains("$Tz"), "{err}");
+    assert!(!err.contains("k9"), "the value quoted: {err}");
+}
+
 /// A config with an `[app]` section holding `keys`.
 fn with_app(keys: &str) -> Result<Config, String> {
     load(
