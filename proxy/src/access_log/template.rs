@@ -330,7 +330,7 @@ impl Template {
                 Some(braced) => {
                     let end = braced
                         .find('}')
-                        .ok_or_else(|| format!("`${{` without `}}`"))?;
+                        .ok_or_else(|| "`${` without `}`".to_owned())?;
                     let name = &braced[..end];
                     // As nginx: a name is letters, digits and `_`, braced or not.
                     if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
@@ -349,9 +349,9 @@ impl Template {
                 }
             };
             if name.is_empty() {
-                return Err(format!(
-                    "a `$` without a variable name (a `$` itself is written `$$`)"
-                ));
+                return Err(
+                    "a `$` without a variable name (a `$` itself is written `$$`)".to_owned(),
+                );
             }
             if !literal.is_empty() {
                 template
