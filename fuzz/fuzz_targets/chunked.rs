@@ -1,6 +1,7 @@
-//! The chunked decoder (`http::ChunkedDecoder`) on any bytes: one call, in place, and fed
-//! in pieces cut at pseudo-random points and byte by byte, as reads deliver a body. All
-//! give the same data, the same end and the same error. Then the input's bytes as a body:
+//! The chunked decoder (`http::ChunkedDecoder`) on any bytes, a request's and an answer's
+//! (whose trailers and line ends are looser): one call, in place, and fed in pieces cut at
+//! pseudo-random points and byte by byte, as reads deliver a body. All give the same data,
+//! the same end and the same error. Then the input's bytes as a body:
 //! chunked with pseudo-random sizes, extensions and trailers, decoded back to themselves.
 
 #![no_main]
@@ -13,23 +14,28 @@ use ringway_fuzz::{Rng, random_pieces};
 /// ended; or the error.
 type Outcome = Result<(Vec<u8>, usize, bool), HttpError>;
 
+/// A fresh decoder of one kind.
+type Make = fn() -> ChunkedDecoder;
+
 fuzz_target!(|data: &[u8]| {
-    let whole = one_call(data);
-    assert_eq!(in_place(data), whole, "in place");
     let mut rng = Rng::from_input(data);
     let pieces = random_pieces(data, &mut rng);
-    assert_eq!(in_pieces(&pieces), whole, "in pieces");
-    if data.len() <= 1024 {
-        let bytes: Vec<&[u8]> = data.chunks(1).collect();
-        assert_eq!(in_pieces(&bytes), whole, "byte by byte");
+    for make in [ChunkedDecoder::new as Make, ChunkedDecoder::for_answer] {
+        let whole = one_call(data, make);
+        assert_eq!(in_place(data, make), whole, "in place");
+        assert_eq!(in_pieces(&pieces, make), whole, "in pieces");
+        if data.len() <= 1024 {
+            let bytes: Vec<&[u8]> = data.chunks(1).collect();
+            assert_eq!(in_pieces(&bytes, make), whole, "byte by byte");
+        }
     }
     round_trip(data, &mut rng);
 });
 
-fn one_call(data: &[u8]) -> Outcome {
+fn one_call(data: &[u8], make: Make) -> Outcome {
     // The decoder appends: what was in `out` before stays, also on an error.
     let mut out = b"before".to_vec();
-    let mut decoder = ChunkedDecoder::new();
+    let mut decoder = make();
     let result = decoder.decode(data, &mut out);
     assert!(out.starts_with(b"before"));
     let out = out.split_off(6);
@@ -69,9 +75,9 @@ fn check_progress(input: usize, produced: usize, consumed: usize, done: bool) {
     }
 }
 
-fn in_place(data: &[u8]) -> Outcome {
+fn in_place(data: &[u8], make: Make) -> Outcome {
     let mut buf = data.to_vec();
-    let (produced, progress) = ChunkedDecoder::new().decode_in_place(&mut buf)?;
+    let (produced, progress) = make().decode_in_place(&mut buf)?;
     check_progress(data.len(), produced, progress.consumed, progress.done);
     assert_eq!(
         buf[progress.consumed..],
@@ -81,8 +87,8 @@ fn in_place(data: &[u8]) -> Outcome {
     Ok((buf[..produced].to_vec(), progress.consumed, progress.done))
 }
 
-fn in_pieces(pieces: &[&[u8]]) -> Outcome {
-    let mut decoder = ChunkedDecoder::new();
+fn in_pieces(pieces: &[&[u8]], make: Make) -> Outcome {
+    let mut decoder = make();
     let mut out = Vec::new();
     let mut consumed = 0;
     for piece in pieces {
@@ -139,7 +145,9 @@ fn round_trip(body: &[u8], rng: &mut Rng) {
     encoded.extend_from_slice(b"GET / HTTP/1.1\r\n");
 
     let pieces = random_pieces(&encoded, rng);
-    let decoded = in_pieces(&pieces);
-    assert_eq!(decoded, Ok((body.to_vec(), end, true)), "round trip");
-    assert_eq!(one_call(&encoded), Ok((body.to_vec(), end, true)));
+    for make in [ChunkedDecoder::new as Make, ChunkedDecoder::for_answer] {
+        let decoded = in_pieces(&pieces, make);
+        assert_eq!(decoded, Ok((body.to_vec(), end, true)), "round trip");
+        assert_eq!(one_call(&encoded, make), Ok((body.to_vec(), end, true)));
+    }
 }

@@ -234,6 +234,16 @@ const HEADER_VARS: [(&str, &str); 2] = [
     ("content_type", "content-type"),
 ];
 
+/// How an error names a piece of the template: as written in a log format; not in a
+/// header's or param's value (parsed with [`LogEscape::None`]), which may be a secret that
+/// holds a `$` (an API key), and would go to the journal (found by review).
+fn shown(escape: LogEscape, piece: &str) -> String {
+    match escape {
+        LogEscape::None => "(not shown: a value may hold a secret)".to_owned(),
+        _ => piece.to_owned(),
+    }
+}
+
 impl Template {
     /// Parses `text`: `$name` or `${name}` for a variable (a name of letters, digits and
     /// `_`), anything else as it is. An unknown name is refused, named.
@@ -334,9 +344,9 @@ impl Template {
                     let name = &braced[..end];
                     // As nginx: a name is letters, digits and `_`, braced or not.
                     if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                        let shown = shown(escape, &format!("`${{{name}}}`"));
                         return Err(format!(
-                            "`${{{name}}}`: a variable's name is letters, digits \
-                             and `_`"
+                            "{shown}: a variable's name is letters, digits and `_`"
                         ));
                     }
                     (name, &braced[end + 1..])
@@ -405,8 +415,9 @@ impl Template {
                 .map(|(n, _)| *n)
                 .chain(HEADER_VARS.iter().map(|(n, _)| *n))
                 .collect();
+            let shown = shown(self.escape, &format!("`${name}`"));
             return Err(format!(
-                "unknown variable `${name}` (a `$` itself is written `$$`); known: \
+                "unknown variable {shown} (a `$` itself is written `$$`); known: \
                  ${}, and $http_NAME for a request header, $arg_NAME for an argument of the \
                  query, $cookie_NAME for a cookie, $auth_http_NAME for a header of the \
                  auth_request's answer, $upstream_http_NAME (log lines only) for one of the \

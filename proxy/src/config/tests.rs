@@ -326,7 +326,7 @@ fn upstream_headers_go_to_http_groups_only_and_leave_framing_alone() {
         "upstream = [\"unix:/a\"]\n[[routes]]\npath = \"/\"\nupstream = \"default\"\n\
          params = { X_A = \"$nope\" }\n",
         "routes[0].params.X_A",
-        "unknown variable `$nope`",
+        "unknown variable (not shown",
     );
     // nginx's `uwsgi_param CONTENT_LENGTH $content_length` would empty it for chunked
     // uploads: the body's length is ringway's.
@@ -1528,7 +1528,7 @@ fn nginx_spellings_that_mean_something_else_here_are_refused() {
     );
     for command in [
         "[\"gunicorn\", \"--bind\", \"unix:/a\", \"app:app\"]",
-        "[\"/srv/venv/bin/granian\", \"--interface\", \"wsgi\", \"--uds\", \"/a\", \"app:app\"]",
+        "[\"/srv/venv/bin/granian\", \"--interface\", \"wsgi\", \"--uds=/a\", \"app:app\"]",
         "[\"python3\", \"-m\", \"uvicorn\", \"--uds\", \"/a\", \"app:app\"]",
     ] {
         assert_refused(
@@ -1555,6 +1555,45 @@ fn nginx_spellings_that_mean_something_else_here_are_refused() {
         err.contains("app.command"),
         "gunicorn on a uwsgi group's port: {err}"
     );
+    // Where it listens, read from its options, else its default, 127.0.0.1:8000.
+    let uwsgi_at = |server: &str, command: &str| {
+        load(
+            &format!("upstream = [\"{server}\"]\n[app]\ncommand = {command}\n"),
+            &[],
+        )
+    };
+    let refused = [
+        ("127.0.0.1:8000", "[\"gunicorn\", \"app:app\"]"),
+        (
+            "127.0.0.1:9000",
+            "[\"uvicorn\", \"app:app\", \"--port=9000\"]",
+        ),
+        (
+            "127.0.0.1:9000",
+            "[\"gunicorn\", \"-b0.0.0.0:9000\", \"app:app\"]",
+        ),
+    ];
+    for (server, command) in refused {
+        assert!(uwsgi_at(server, command).is_err(), "{command} on {server}");
+    }
+    let taken = [
+        (
+            "10.0.0.5:8000",
+            "[\"gunicorn\", \"--bind\", \"0.0.0.0:8000\", \"app:app\"]",
+        ),
+        (
+            "127.0.0.1:3000",
+            "[\"gunicorn\", \"--timeout\", \"3000\", \"-b\", \":8000\", \"app:app\"]",
+        ),
+        (
+            "unix:/run/app",
+            "[\"gunicorn\", \"--pid\", \"/run/app.pid\", \"app:app\"]",
+        ),
+    ];
+    for (server, command) in taken {
+        let config = uwsgi_at(server, command);
+        assert!(config.is_ok(), "{command} beside {server}: {config:?}");
+    }
     // Where nginx takes them, so does ringway: months in `expires`, a size's suffix in
     // `gzip_min_length`.
     let taken = format!(
@@ -1588,18 +1627,31 @@ fn relative_paths_in_a_file_are_read_from_its_directory() {
     assert!(config.is_ok(), "{config:?}");
 }
 
-/// A value refused as a template is not quoted back: a secret with a `$` in it (an API key
-/// in `upstream_headers`) would go to the journal and to `systemctl status` (found by
-/// review); the key and the variable say where.
+/// A value refused as a template is not quoted back, nor what follows its `$`: a secret with
+/// a `$` in it (an API key in `upstream_headers`) would go to the journal and to `systemctl
+/// status` (found by review, twice); the key says where.
 #[test]
-fn a_refused_template_names_its_key_and_variable_not_its_value() {
+fn a_refused_value_template_names_its_key_only() {
+    for secret in ["k9$Tz!q", "sk$a8F3kQ9zR2", "x${a-b}y"] {
+        let err = load(
+            &format!(
+                "upstream = [\"http://127.0.0.1:8000\"]\n\
+                 upstream_headers = {{ X-Api-Key = \"{secret}\" }}\n"
+            ),
+            &[],
+        )
+        .unwrap_err();
+        assert!(err.contains("X-Api-Key"), "{err}");
+        let tail = secret.split('$').nth(1).unwrap_or_default();
+        assert!(!err.contains(tail), "{secret} shown: {err}");
+    }
+    // A log format's is named, as nginx names it.
     let err = load(
-        "upstream = [\"http://127.0.0.1:8000\"]\nupstream_headers = { X-Api-Key = \"k9$Tz!q\" }\n",
+        "upstream = [\"unix:/a\"]\naccess_log_format = '$nope'\n",
         &[],
     )
     .unwrap_err();
-    assert!(err.contains("X-Api-Key") && err.contains("$Tz"), "{err}");
-    assert!(!err.contains("k9"), "the value quoted: {err}");
+    assert!(err.contains("`$nope`"), "{err}");
 }
 
 /// A config with an `[app]` section holding `keys`.

@@ -2679,21 +2679,45 @@ fn http_app_server(command: &[String]) -> Option<&'static str> {
     }
 }
 
-/// Whether a command's arguments name `addr`: a unix socket's path, or a TCP port (as
-/// `--bind 0.0.0.0:8000` or `--port 8000`).
+/// Whether an HTTP app server run as `command` listens on `addr`: a unix socket it binds
+/// (`--bind unix:PATH`, `--uds PATH`), or, for a server on this host, a port it binds
+/// (`--bind HOST:PORT`, `--port PORT`, each also as `--opt=VALUE` or `-bVALUE`), or port
+/// 8000 when it names none, the default of gunicorn, Granian, uvicorn, hypercorn and daphne.
 fn names_address(command: &[String], addr: &super::UpstreamAddr) -> bool {
     use super::UpstreamAddr;
+    let mut binds = Vec::new();
+    let mut args = command.iter().skip(1);
+    while let Some(arg) = args.next() {
+        let (option, inline) = match arg.split_once('=') {
+            Some((option, value)) if option.starts_with("--") => (option, Some(value)),
+            _ => match arg.as_bytes() {
+                [b'-', b'b' | b'p', _, ..] if !arg.starts_with("--") => {
+                    (&arg[..2], Some(&arg[2..]))
+                }
+                _ => (arg.as_str(), None),
+            },
+        };
+        if matches!(option, "--bind" | "-b" | "--port" | "-p" | "--uds")
+            && let Some(value) = inline.or_else(|| args.next().map(String::as_str))
+        {
+            binds.push(value);
+        }
+    }
     match addr {
         UpstreamAddr::Unix(path) => {
             let path = path.to_string_lossy();
-            command.iter().any(|arg| arg.contains(&*path))
-        }
-        UpstreamAddr::Tcp(socket) => {
-            let port = socket.port().to_string();
-            command
+            binds
                 .iter()
-                .any(|arg| *arg == port || arg.ends_with(&format!(":{port}")))
+                .any(|bind| bind.strip_prefix("unix:").unwrap_or(bind) == path)
         }
+        UpstreamAddr::Tcp(socket) if socket.ip().is_loopback() || socket.ip().is_unspecified() => {
+            let port = socket.port().to_string();
+            let named = |bind: &&str| {
+                *bind == port || bind.rsplit_once(':').is_some_and(|(_, p)| p == port)
+            };
+            binds.iter().any(named) || (binds.is_empty() && socket.port() == 8000)
+        }
+        UpstreamAddr::Tcp(_) => false,
     }
 }
 

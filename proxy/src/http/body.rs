@@ -11,8 +11,8 @@
 //! chunk size has at most 16 hex digits (leading zeros count) and at most 2^63 - 1 (nginx's
 //! `off_t`); extensions, and any whitespace after a size, are skipped but may not exceed
 //! [`MAX_EXTENSIONS`] bytes in the whole body of a request, or in one size line of an
-//! answer; a request's trailers [`MAX_TRAILERS`] (an answer's are skipped whatever they
-//! hold, as nginx skips them).
+//! answer; a request's trailers [`MAX_TRAILERS`] (an answer's are skipped, bare CR aside,
+//! as nginx skips them).
 
 use super::validate::MAX_LENGTH;
 use super::{HttpError, hex_digit};
@@ -24,8 +24,9 @@ use super::{HttpError, hex_digit};
 /// there, and a long stream whose chunks carry extensions is relayed whole, as by nginx.
 pub const MAX_EXTENSIONS: usize = 4096;
 /// Most bytes of trailer section read and dropped over one request's body. An answer's
-/// trailers are skipped without a bound or a check, as nginx skips them: a long or odd
-/// trailer line cut an answer whose whole body had been relayed (found by review, twice).
+/// trailers are skipped without a bound or a check of their bytes (a bare CR aside), as
+/// nginx skips them: a long or odd trailer line cut an answer whose whole body had been
+/// relayed (found by review, twice).
 pub const MAX_TRAILERS: usize = 8192;
 const MAX_SIZE_DIGITS: u8 = 16;
 
@@ -77,8 +78,9 @@ pub struct ChunkedDecoder {
     remaining: u64,
     digits: u8,
     extension_bytes: usize,
-    /// An upstream's answer: the extension and trailer bounds count per line, not over the
-    /// body, and a bare LF may end a chunk's data.
+    /// An upstream's answer: the extension bound counts per line, not over the body, its
+    /// trailers are skipped unchecked (but for a bare CR, as nginx refuses it too), and a
+    /// bare LF may end a chunk's data.
     answer: bool,
     trailer_bytes: usize,
 }

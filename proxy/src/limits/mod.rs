@@ -30,9 +30,9 @@ use rate_table::RateTable;
 /// block a subscriber is given (RFC 6177), as fail2ban and the CDNs key IPv6. Keyed whole,
 /// as nginx's `$binary_remote_addr` is, one client with a /64 would have 2^64 fresh buckets
 /// and connection counts, and could push every other client out of the tables (found by
-/// review). Two ranges hold many clients in one /64 and are keyed otherwise: NAT64's
-/// `64:ff9b::/96` (RFC 6052) by the IPv4 client in its last 32 bits, Teredo's `2001::/32`
-/// whole.
+/// review). Two ranges carry IPv4 clients and are keyed by them: NAT64's `64:ff9b::/96`
+/// (RFC 6052) in its last 32 bits, Teredo's `2001::/32` (RFC 4380) in its last 32 bits
+/// inverted (the rest of a Teredo address is the relay's and the client's to choose).
 pub(crate) fn client_key(ip: IpAddr) -> IpAddr {
     const NAT64: u128 = 0x0064_ff9b_0000_0000_0000_0000;
     const TEREDO: u128 = 0x2001_0000;
@@ -42,7 +42,7 @@ pub(crate) fn client_key(ip: IpAddr) -> IpAddr {
             if bits >> 32 == NAT64 {
                 IpAddr::V4(std::net::Ipv4Addr::from_bits(bits as u32))
             } else if bits >> 96 == TEREDO {
-                IpAddr::V6(v6)
+                IpAddr::V4(std::net::Ipv4Addr::from_bits(!(bits as u32)))
             } else {
                 IpAddr::V6((bits & !u128::from(u64::MAX)).into())
             }

@@ -346,7 +346,7 @@ mod tests {
         assert_eq!(table.check_at(same_block, 0), Err(1));
         assert_eq!(table.check_at(next_block, 0), Ok(Duration::ZERO));
         assert_eq!(table.len(), 2);
-        // NAT64 carries IPv4 clients, each its own; so is each Teredo address.
+        // NAT64 and Teredo carry IPv4 clients, each its own.
         for (a, b) in [
             ("64:ff9b::192.0.2.1", "64:ff9b::192.0.2.2"),
             (
@@ -368,6 +368,13 @@ mod tests {
             table.check_at(v4, 0),
             Err(1),
             "the NAT64 client is 192.0.2.1"
+        );
+        // Teredo's client 192.0.2.45 (inverted: 3fff:fdd2), whatever the relay and flags.
+        let other_relay: IpAddr = "2001:0:aaaa:bbbb:0:cccc:3fff:fdd2".parse().unwrap();
+        assert_eq!(
+            table.check_at(other_relay, 0),
+            Err(1),
+            "the same Teredo client"
         );
     }
 
