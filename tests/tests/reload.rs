@@ -55,6 +55,22 @@ fn by(name: &str) -> (u16, Option<String>) {
     (200, Some(name.to_owned()))
 }
 
+/// A connection whose request (`/slow`, 1.5 s at the app) `ringway` is serving now, as its
+/// metrics say (it runs with `--metrics`).
+fn slow_request_served(ringway: &Ringway) -> Conn {
+    let mut slow = Conn::open(ringway.addr());
+    slow.send(&Req::get("/slow?ms=1500").to_bytes())
+        .expect("send");
+    let serving = poll_until(Duration::from_secs(10), || {
+        sample(
+            &metrics(ringway.metrics_addr()),
+            "ringway_connections_by_state{state=\"writing\"}",
+        ) >= 1.0
+    });
+    assert!(serving, "the slow request is being served");
+    slow
+}
+
 #[test]
 fn sighup_adds_and_removes_routes_and_moves_an_upstream() {
     let (a, b) = start_two();
@@ -170,17 +186,8 @@ fn a_request_in_flight_across_a_reload_finishes_on_the_old_upstream() {
         .arg("--metrics", "127.0.0.1:0")
         .start();
     let addr = ringway.addr();
-    let mut slow = Conn::open(addr);
-    slow.send(&Req::get("/slow?ms=1500").to_bytes())
-        .expect("send");
     // The request is being served (routed, then at the app) before the reload comes.
-    let serving = poll_until(Duration::from_secs(10), || {
-        sample(
-            &metrics(ringway.metrics_addr()),
-            "ringway_connections_by_state{state=\"writing\"}",
-        ) >= 1.0
-    });
-    assert!(serving, "the slow request is being served");
+    let mut slow = slow_request_served(&ringway);
     sleep(Duration::from_millis(100));
 
     let line = ringway.reload(&one_route(&b, "/"));
@@ -239,16 +246,7 @@ fn a_reload_that_turns_proxy_protocol_on_closes_kept_connections_before_their_ne
     idle.send(&Req::get("/").to_bytes()).expect("send");
     let r = idle.read_response().expect("an answer");
     assert_eq!(served_by(&r), by("a"), "{r:?}");
-    let mut busy = Conn::open(ringway.addr());
-    busy.send(&Req::get("/slow?ms=1500").to_bytes())
-        .expect("send");
-    let serving = poll_until(Duration::from_secs(10), || {
-        sample(
-            &metrics(ringway.metrics_addr()),
-            "ringway_connections_by_state{state=\"writing\"}",
-        ) >= 1.0
-    });
-    assert!(serving, "the slow request is being served");
+    let mut busy = slow_request_served(&ringway);
 
     let line = ringway.reload(&config(true));
     assert!(line.contains(RELOADED), "{line}");
