@@ -6,7 +6,7 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -93,23 +93,31 @@ pub fn is_executable(path: &Path) -> bool {
         .unwrap_or(false)
 }
 
-/// Set once SIGINT or SIGTERM reaches xtask.
+/// Counts the SIGINTs and SIGTERMs that reached xtask.
 #[derive(Clone)]
-pub struct Interrupt(Arc<AtomicBool>);
+pub struct Interrupt(Arc<AtomicUsize>);
 
 impl Interrupt {
     /// Installs the Ctrl-C (and SIGTERM) handler. From then on those signals no longer kill
-    /// xtask: they set the flag, and the supervisor shuts its children down in order.
+    /// xtask: the first has the supervisor shut its children down in order, a second hurries
+    /// them ([`Service::stop_unless`]).
     pub fn install() -> Result<Self> {
-        let flag = Arc::new(AtomicBool::new(false));
-        let handler_flag = Arc::clone(&flag);
-        ctrlc::set_handler(move || handler_flag.store(true, Ordering::SeqCst))
-            .context("cannot install the Ctrl-C handler")?;
-        Ok(Self(flag))
+        let count = Arc::new(AtomicUsize::new(0));
+        let handler_count = Arc::clone(&count);
+        ctrlc::set_handler(move || {
+            handler_count.fetch_add(1, Ordering::SeqCst);
+        })
+        .context("cannot install the Ctrl-C handler")?;
+        Ok(Self(count))
     }
 
     pub fn is_set(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.0.load(Ordering::SeqCst) > 0
+    }
+
+    /// A second signal came: the user will not wait.
+    pub fn is_insisted(&self) -> bool {
+        self.0.load(Ordering::SeqCst) > 1
     }
 }
 
@@ -165,15 +173,28 @@ impl Service {
 
     /// SIGTERM, wait up to the grace period, then SIGKILL. Returns the exit status.
     pub fn stop(&mut self) -> Result<ExitStatus> {
+        self.stop_unless(|| false)
+    }
+
+    /// [`Service::stop`], with a second SIGTERM once `hurry` says so (a second Ctrl-C):
+    /// ringway then ends its requests in flight at once and stops its app, where a SIGKILL
+    /// would leave the app's processes behind.
+    pub fn stop_unless(&mut self, hurry: impl Fn() -> bool) -> Result<ExitStatus> {
         if let Some(status) = self.try_wait()? {
             return Ok(status);
         }
         eprintln!("xtask: stopping {} (SIGTERM)", self.name);
         self.signal(libc::SIGTERM)?;
         let deadline = Instant::now() + self.grace;
+        let mut hurried = false;
         while Instant::now() < deadline {
             if let Some(status) = self.try_wait()? {
                 return Ok(status);
+            }
+            if !hurried && hurry() {
+                hurried = true;
+                eprintln!("xtask: stopping {} now (SIGTERM again)", self.name);
+                self.signal(libc::SIGTERM)?;
             }
             thread::sleep(POLL);
         }

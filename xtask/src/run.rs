@@ -190,7 +190,7 @@ pub fn run(ws: &Workspace, args: &RunArgs) -> Result<u8> {
 
     let url = match wait_for_listening(&listening, &mut [&mut ringway], &interrupt)? {
         Ok(url) => url,
-        Err(event) => return finish(event, &mut [&mut ringway]),
+        Err(event) => return finish(event, &mut [&mut ringway], &interrupt),
     };
 
     eprintln!();
@@ -213,7 +213,7 @@ pub fn run(ws: &Workspace, args: &RunArgs) -> Result<u8> {
     eprintln!();
 
     let event = watch(&mut [&mut ringway], &interrupt)?;
-    finish(event, &mut [&mut ringway])
+    finish(event, &mut [&mut ringway], &interrupt)
 }
 
 /// Where to look at the figures.
@@ -462,10 +462,13 @@ fn poll(services: &mut [&mut Service], interrupt: &Interrupt) -> Result<Option<E
     Ok(None)
 }
 
-/// Stops every service, in the order given, and picks xtask's exit code.
-fn finish(event: Event, services: &mut [&mut Service]) -> Result<u8> {
+/// Stops every service, in the order given, and picks xtask's exit code; a second Ctrl-C
+/// has them end what is in flight at once.
+fn finish(event: Event, services: &mut [&mut Service], interrupt: &Interrupt) -> Result<u8> {
     match &event {
-        Event::Interrupted => eprintln!("\nxtask: interrupted: shutting the stack down"),
+        Event::Interrupted => {
+            eprintln!("\nxtask: interrupted: shutting the stack down (Ctrl-C again: now)")
+        }
         Event::Exited(name, status) => {
             eprintln!(
                 "xtask: {name} {} unexpectedly: stopping the rest",
@@ -474,7 +477,7 @@ fn finish(event: Event, services: &mut [&mut Service]) -> Result<u8> {
         }
     }
     for service in services.iter_mut() {
-        let status = service.stop()?;
+        let status = service.stop_unless(|| interrupt.is_insisted())?;
         eprintln!("xtask: {} {}", service.name, procs::describe(status));
     }
     Ok(match event {
