@@ -105,9 +105,9 @@ fn build() -> Site {
     let made = unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) };
     assert_eq!(made, 0, "mkfifo");
 
-    let dir = |index: Option<&str>, dotfiles: bool| RouteKind::Static {
+    let dir = |index: &[&str], dotfiles: bool| RouteKind::Static {
         dir: root.clone(),
-        index: index.map(str::to_owned),
+        index: index.iter().map(|&name| name.to_owned()).collect(),
         dotfiles,
     };
     let route = |path: &str, exact: bool, kind: RouteKind| RouteSpec {
@@ -119,12 +119,12 @@ fn build() -> Site {
     };
     let specs = vec![
         route("/", false, RouteKind::Upstream),
-        route("/static/", false, dir(Some("index.html"), false)),
+        route("/static/", false, dir(&["index.htm", "index.html"], false)),
         // No trailing slash: `/files..` continues the route's path (nginx's alias trap).
-        route("/files", false, dir(None, true)),
-        route("/dot/", false, dir(Some("index.html"), true)),
-        route("/exact", true, dir(None, false)),
-        route("/static/sub/", false, dir(None, false)),
+        route("/files", false, dir(&[], true)),
+        route("/dot/", false, dir(&["index.html"], true)),
+        route("/exact", true, dir(&[], false)),
+        route("/static/sub/", false, dir(&[], false)),
     ];
     let dotfiles = vec![2, 3];
     let routes = Routes::new(&specs).expect("the site's routes");

@@ -42,8 +42,8 @@ pub enum RouteKind {
     Static {
         /// The route's root directory.
         dir: PathBuf,
-        /// Served for a directory path ending in `/`.
-        index: Option<String>,
+        /// Served for a directory path ending in `/`: the first of these that is there.
+        index: Vec<String>,
         /// Serve dotfiles and dot-directories.
         dotfiles: bool,
     },
@@ -251,40 +251,45 @@ impl Routes {
             // Nothing served either way: what the fuzz target checks.
             Ok(Opened::NotFound | Opened::Failed(_)) => FileLookup::NotFound,
             // The index's path is routed again (an internal redirect, as nginx's index).
-            Ok(Opened::Directory) => match (&files.index, path.ends_with(b"/")) {
-                (Some(_), true) if redirects >= crate::fail::MAX_INTERNAL_REDIRECTS => {
-                    FileLookup::NotFound
+            Ok(Opened::Directory) if path.ends_with(b"/") => {
+                if redirects >= crate::fail::MAX_INTERNAL_REDIRECTS {
+                    return FileLookup::NotFound;
                 }
-                (Some(name), true) => {
-                    let mut index_path = path.to_vec();
-                    index_path.extend_from_slice(name.as_bytes());
-                    let static_route = match self.table.find(None, &index_path) {
-                        Found::Route(i) => self
-                            .table
-                            .get(i)
-                            .is_some_and(|r| matches!(r.action, Action::Static(_))),
-                        _ => false,
-                    };
-                    if static_route {
-                        return self.lookup_normalised(&index_path, redirects + 1);
-                    }
-                    // Another kind of route's path: the index is this route's.
-                    let rel = index_rel(rel, name);
-                    match open(files, &rel) {
-                        Ok(Opened::File(file, ..)) => FileLookup::File {
-                            route: index,
-                            rel,
-                            file,
-                        },
-                        Ok(_) => FileLookup::NotFound,
-                        Err(lookup) => lookup,
-                    }
+                // The first name there, as the daemon's index: a missing one gives way.
+                let found = files.index.iter().find(|name| {
+                    !matches!(open(files, &index_rel(rel, name)), Ok(Opened::NotFound))
+                });
+                let Some(name) = found else {
+                    return FileLookup::NotFound;
+                };
+                let mut index_path = path.to_vec();
+                index_path.extend_from_slice(name.as_bytes());
+                let static_route = match self.table.find(None, &index_path) {
+                    Found::Route(i) => self
+                        .table
+                        .get(i)
+                        .is_some_and(|r| matches!(r.action, Action::Static(_))),
+                    _ => false,
+                };
+                if static_route {
+                    return self.lookup_normalised(&index_path, redirects + 1);
                 }
-                (index, false) if index.is_some() || files.fallback.is_none() => {
-                    FileLookup::AddSlash
+                // Another kind of route's path: the index is this route's.
+                let rel = index_rel(rel, name);
+                match open(files, &rel) {
+                    Ok(Opened::File(file, ..)) => FileLookup::File {
+                        route: index,
+                        rel,
+                        file,
+                    },
+                    Ok(_) => FileLookup::NotFound,
+                    Err(lookup) => lookup,
                 }
-                (_, _) => FileLookup::NotFound,
-            },
+            }
+            Ok(Opened::Directory) if !files.index.is_empty() || files.fallback.is_none() => {
+                FileLookup::AddSlash
+            }
+            Ok(Opened::Directory) => FileLookup::NotFound,
         }
     }
 }
@@ -395,14 +400,14 @@ mod tests {
         std::fs::write(root.join("sub/index.html"), b"index").unwrap();
         std::fs::write(base.path().join("secret"), b"secret").unwrap();
         symlink("../secret", root.join("out")).unwrap();
-        let files = |index: Option<&str>| RouteKind::Static {
+        let files = |index: &[&str]| RouteKind::Static {
             dir: root.clone(),
-            index: index.map(str::to_owned),
+            index: index.iter().map(|&name| name.to_owned()).collect(),
             dotfiles: false,
         };
         let routes = Routes::new(&[
-            route("/static/", false, files(Some("index.html"))),
-            route("/files", false, files(None)),
+            route("/static/", false, files(&["index.htm", "index.html"])),
+            route("/files", false, files(&[])),
             route("/app/", false, RouteKind::Upstream),
         ])
         .unwrap();

@@ -741,6 +741,50 @@ fn a_directory_s_index_is_routed_again_and_checked_by_its_own_route() {
     );
 }
 
+/// A list of index names is tried in its order, each name missing giving way to the next,
+/// as nginx's `index index.html index.htm;` (the list a stock nginx site carries), and
+/// both proxies serve the same file for each directory.
+#[test]
+fn index_names_are_tried_in_order_as_nginx_tries_its_list() {
+    let tree = StaticTree::build();
+    tree.add_file("both/index.html", b"both: the html one\n");
+    tree.add_file("both/index.htm", b"both: the htm one\n");
+    tree.add_file("legacy/index.htm", b"legacy: only an htm\n");
+    tree.add_file("neither/page.txt", b"no index here\n");
+    let uwsgi = Uwsgi::start(App::Raw);
+    let routes = [
+        StaticRoute::new("/site/", &tree.root()).set("index", "[\"index.html\", \"index.htm\"]")
+    ];
+    let ringway = Ringway::with_config(config_with(&uwsgi, &routes)).start();
+    let location = format!(
+        "location /site/ {{ alias {}/; include /etc/nginx/mime.types; \
+         index index.html index.htm; }}",
+        tree.root().display()
+    );
+    let nginx = Nginx::start_with_locations(uwsgi.socket(), &location);
+    for (dir, body) in [
+        ("both", &b"both: the html one\n"[..]),
+        ("legacy", b"legacy: only an htm\n"),
+    ] {
+        let path = format!("/site/{dir}/");
+        for (who, addr) in [("ringway", ringway.addr()), ("nginx", nginx.addr())] {
+            let r = roundtrip(addr, &Req::get(&path));
+            assert_eq!((r.status, &r.body[..]), (200, body), "{who} {path}: {r:?}");
+            let content_type = r.header("content-type").unwrap_or_default();
+            assert_eq!(media_type(&content_type).0, "text/html", "{who} {path}");
+        }
+    }
+    // No name there: ringway's 404, where nginx answers 403 (the static parity test's
+    // departure for a directory without index).
+    let r = roundtrip(ringway.addr(), &Req::get("/site/neither/"));
+    assert_eq!(r.status, 404, "{r:?}");
+    assert!(!r.text().contains("page.txt"), "no listing: {r:?}");
+    assert_eq!(
+        roundtrip(nginx.addr(), &Req::get("/site/neither/")).status,
+        403
+    );
+}
+
 #[test]
 fn x_accel_redirect_after_a_post_is_judged_a_get_by_limit_except() {
     // nginx makes the redirected request a GET before the file route's access phase: a

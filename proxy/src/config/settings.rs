@@ -694,8 +694,9 @@ pub struct RouteSettings {
     /// Add `immutable` to Cache-Control (hashed asset names).
     #[serde(default)]
     pub immutable: bool,
-    /// File served for a directory path ending in `/` (no listings, ever).
-    pub index: Option<String>,
+    /// Files served for a directory path ending in `/`, the first that is there (nginx's
+    /// `index`; no listings, ever): a name or a list of names.
+    pub index: Option<IndexNames>,
     /// Precompressed siblings to serve when accepted: `br`, `gzip` (nginx `gzip_static`).
     #[serde(default)]
     pub precompressed: Vec<String>,
@@ -836,6 +837,43 @@ impl<'de> Deserialize<'de> for AuthRequestSetting {
                     serde::de::value::MapAccessDeserializer::new(map),
                 )?;
                 Ok(AuthRequestSetting::Table(table))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+/// `index`: one file name, or a list of them tried in order (nginx's `index index.html
+/// index.htm;`). An empty name or list names none.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct IndexNames(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for IndexNames {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = IndexNames;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a file name, or a list of them, like [\"index.html\", \"index.htm\"]")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<IndexNames, E> {
+                let names = if v.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![v.to_owned()]
+                };
+                Ok(IndexNames(names))
+            }
+            fn visit_seq<S: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: S,
+            ) -> Result<IndexNames, S::Error> {
+                let mut names = Vec::new();
+                while let Some(name) = seq.next_element::<String>()? {
+                    names.push(name);
+                }
+                Ok(IndexNames(names))
             }
         }
         d.deserialize_any(Visitor)

@@ -1503,7 +1503,23 @@ fn nginx_spellings_that_mean_something_else_here_are_refused() {
     assert_refused(
         &format!("{base}{static_route}index = \"index.html index.htm\"\n"),
         "index",
-        "one file name",
+        "one file name: nginx's `index` list is a list here",
+    );
+    for list in [
+        "[\"index.html\", \"\"]",
+        "[\"index.html\", \"/index.php\"]",
+        "[\".x\"]",
+    ] {
+        assert_refused(
+            &format!("{base}{static_route}index = {list}\n"),
+            "index",
+            "must be a file name",
+        );
+    }
+    assert_refused(
+        &format!("{base}{static_route}index = 1\n"),
+        "index",
+        "a list of them",
     );
     // A route is named by its path too, not only by its place among the [[routes]].
     let err = load(&format!("{base}{static_route}index = \"a b\"\n"), &[]).unwrap_err();
@@ -3419,19 +3435,25 @@ fn a_group_balances_round_robin_by_least_conn_or_by_ip_hash() {
 }
 
 /// nginx's `index` is `index.html` with no directive; beside a fallback (`try_files $uri
-/// @app`, `try_files $uri /index.html`) nginx never uses it; `index = ""` names none.
+/// @app`, `try_files $uri /index.html`) nginx never uses it; `index = ""` (or `[]`) names
+/// none; a list is tried in its order, as nginx's `index index.html index.htm;`.
 #[test]
 fn a_static_route_has_nginx_s_index_unless_it_falls_back_to_a_group_or_names_none() {
     for (extra, want) in [
-        ("", Some("index.html")),
-        ("index = \"home.htm\"\n", Some("home.htm")),
-        ("index = \"\"\n", None),
-        ("fallback = \"default\"\n", None),
+        ("", &["index.html"][..]),
+        ("index = \"home.htm\"\n", &["home.htm"]),
+        ("index = \"\"\n", &[]),
+        ("index = []\n", &[]),
+        (
+            "index = [\"index.html\", \"index.htm\"]\n",
+            &["index.html", "index.htm"],
+        ),
+        ("fallback = \"default\"\n", &[]),
         (
             "fallback = \"default\"\nindex = \"index.html\"\n",
-            Some("index.html"),
+            &["index.html"],
         ),
-        ("fallback = \"/s/spa.html\"\n", None),
+        ("fallback = \"/s/spa.html\"\n", &[]),
     ] {
         let config = load(
             &format!(
@@ -3444,7 +3466,7 @@ fn a_static_route_has_nginx_s_index_unless_it_falls_back_to_a_group_or_names_non
         let Action::Static(files) = &route(&config, "/s/").action else {
             panic!("a static route");
         };
-        assert_eq!(files.index.as_deref(), want, "{extra}");
+        assert_eq!(files.index, want, "{extra}");
     }
 }
 

@@ -2013,6 +2013,27 @@ fn fixed_answer(respond: &RespondSettings) -> Result<FixedAnswer, (&'static str,
     Ok(FixedAnswer { status, body })
 }
 
+/// `index`'s names, each one file name, as nginx's `index index.html index.htm;` is a list.
+fn index_names(names: &[String]) -> Result<Vec<String>, String> {
+    for name in names {
+        // nginx's `index index.html index.htm;` copied whole into one string would be a
+        // file called `index.html index.htm`, and every directory a 404 (found by review).
+        if name.contains(char::is_whitespace) {
+            return Err(format!(
+                "{name:?} must be one file name: nginx's `index` list is a list here, like \
+                 [\"index.html\", \"index.htm\"]"
+            ));
+        }
+        if name.is_empty() || name.contains('/') || name.starts_with('.') {
+            return Err(format!(
+                "{name:?} must be a file name, like \"index.html\" (`index = \"\"` names \
+                 none; for an absolute path, see `fallback`)"
+            ));
+        }
+    }
+    Ok(names.to_vec())
+}
+
 /// The index of the group called `name`.
 fn group_index(groups: &[Group], name: &str) -> Result<usize, String> {
     groups.iter().position(|g| g.name == name).ok_or_else(|| {
@@ -2054,7 +2075,7 @@ fn static_route(
     };
     let (root, file) = match (route.exact, std::fs::metadata(dir)) {
         (true, meta) if names_one_file(&meta) => {
-            if route.index.as_deref().is_some_and(|i| !i.is_empty()) {
+            if route.index.as_ref().is_some_and(|i| !i.0.is_empty()) {
                 return Err(("index", "a route serving one file has no index".into()));
             }
             let name = dir.file_name().and_then(|n| n.to_str());
@@ -2129,26 +2150,10 @@ fn static_route(
     // docs site behind an `alias` lost every directory URL after a migration). Beside a
     // fallback (`try_files $uri @app`, `try_files $uri /index.html`, whose `$uri` takes
     // files only) nginx never uses it: `/` goes to the app, or the page.
-    let index = match route.index.as_deref() {
-        None if file.is_some() || route.fallback.is_some() => None,
-        None => Some(DEFAULT_INDEX.to_owned()),
-        Some("") => None,
-        // One name: nginx's `index index.html index.htm;` copied whole would be a file
-        // called `index.html index.htm`, and every directory a 404 (found by review).
-        Some(index)
-            if index.contains('/')
-                || index.starts_with('.')
-                || index.contains(char::is_whitespace) =>
-        {
-            return Err((
-                "index",
-                format!(
-                    "{index:?} must be one file name, like \"index.html\" (or \"\" for \
-                     none); nginx's list of names is one name here"
-                ),
-            ));
-        }
-        Some(index) => Some(index.to_owned()),
+    let index = match &route.index {
+        None if file.is_some() || route.fallback.is_some() => Vec::new(),
+        None => vec![DEFAULT_INDEX.to_owned()],
+        Some(names) => index_names(&names.0).map_err(|m| ("index", m))?,
     };
     let fallback = match &route.fallback {
         Some(path) if path.starts_with('/') => {

@@ -113,51 +113,42 @@ pub(super) async fn serve(
     let found = if !files.dotfiles && has_dot_segment(f.rel) {
         Lookup::NotFound
     } else {
-        let cache = &worker.files;
-        let found = match cache.reused(f.route_index, f.rel) {
-            Some(found) => found,
-            // An open waits on the disk (or for a place among the worker's opens): a
-            // client that leaves meanwhile is let go, the open going on without it (found
-            // by review: on a stuck disk, connections piled up behind the opens).
-            // Biased: the open is polled first, so its guard (which lets the next request
-            // open the file if this one leaves) exists before the client is looked at.
-            None => tokio::select! {
-                biased;
-                found = cache.open_anew(f.route_index, files, f.rel) => found,
-                () = client.gone(false) => return Err(Fail::ClientGone),
-            },
-        };
-        match found {
-            Lookup::Directory => match (&files.index, f.path.ends_with(b"/")) {
-                // nginx's index is an internal redirect: the index's path is routed
-                // again, so a static route of its own (an exact one, a regex) and that
-                // route's access checks apply to it (found by review: they were skipped).
-                // A path another kind of route takes (an app's `/`) is served here as
-                // before: nginx would hand it to that route, ringway never did.
-                (Some(index), true) => {
-                    let mut path = f.path.to_vec();
-                    path.extend_from_slice(index.as_bytes());
-                    if let found @ Some(_) = static_route_of(client, req, &path, worker) {
-                        let rerouted = fallback_path(client, req, f, &path, found, rest, worker);
-                        return Box::pin(rerouted).await;
+        match look_up(client, f.route_index, files, f.rel, worker).await? {
+            Lookup::Directory if f.path.ends_with(b"/") => {
+                match index_of(client, f, worker).await? {
+                    // nginx's index is an internal redirect: the index's path is routed
+                    // again, so a static route of its own (an exact one, a regex) and
+                    // that route's access checks apply to it (found by review: they were
+                    // skipped). A path another kind of route takes (an app's `/`) is
+                    // served here as before: nginx would hand it to that route, ringway
+                    // never did.
+                    Some(name) => {
+                        let mut path = f.path.to_vec();
+                        path.extend_from_slice(name.as_bytes());
+                        if let found @ Some(_) = static_route_of(client, req, &path, worker) {
+                            let rerouted =
+                                fallback_path(client, req, f, &path, found, rest, worker);
+                            return Box::pin(rerouted).await;
+                        }
+                        let rel = index_rel(f.rel, name);
+                        let here = FileRequest { rel: &rel, ..*f };
+                        return Box::pin(serve(client, req, &here, rest, worker)).await;
                     }
-                    let rel = index_rel(f.rel, index);
-                    let here = FileRequest { rel: &rel, ..*f };
-                    return Box::pin(serve(client, req, &here, rest, worker)).await;
+                    None => Lookup::NotFound,
                 }
-                // The client asked for the directory without its slash: send it there
-                // (nginx's static module does, index or not), unless the path came from an
-                // app (X-Accel-Redirect) or a fallback takes what has no file (a
-                // `try_files`, whose `$uri` is a file).
-                (index, false)
-                    if !f.from_app
-                        && f.path == &req.path[..]
-                        && (index.is_some() || files.fallback.is_none()) =>
-                {
-                    return Ok(super::redirect::to_slashed(client, req, f.route, worker).await);
-                }
-                (Some(_), false) | (None, _) => Lookup::NotFound,
-            },
+            }
+            // The client asked for the directory without its slash: send it there (nginx's
+            // static module does, index or not), unless the path came from an app
+            // (X-Accel-Redirect) or a fallback takes what has no file (a `try_files`, whose
+            // `$uri` is a file).
+            Lookup::Directory
+                if !f.from_app
+                    && f.path == &req.path[..]
+                    && (!files.index.is_empty() || files.fallback.is_none()) =>
+            {
+                return Ok(super::redirect::to_slashed(client, req, f.route, worker).await);
+            }
+            Lookup::Directory => Lookup::NotFound,
             found => found,
         }
     };
@@ -196,6 +187,51 @@ pub(super) async fn serve(
     let content_type = found.content_type.clone();
     let (found, encoding) = precompressed(client, req, f, worker, found).await;
     answer(client, req, f, &found, &content_type, encoding, worker).await
+}
+
+/// What `rel` is under the route's root: kept in the worker's open-file cache, or opened.
+async fn look_up(
+    client: &Client,
+    route_index: usize,
+    files: &StaticRoute,
+    rel: &[u8],
+    worker: &Worker,
+) -> Result<Lookup, Fail> {
+    let cache = &worker.files;
+    if let Some(found) = cache.reused(route_index, rel) {
+        return Ok(found);
+    }
+    // An open waits on the disk (or for a place among the worker's opens): a client that
+    // leaves meanwhile is let go, the open going on without it (found by review: on a
+    // stuck disk, connections piled up behind the opens). Biased: the open is polled
+    // first, so its guard (which lets the next request open the file if this one leaves)
+    // exists before the client is looked at.
+    tokio::select! {
+        biased;
+        found = cache.open_anew(route_index, files, rel) => Ok(found),
+        () = client.gone(false) => Err(Fail::ClientGone),
+    }
+}
+
+/// The first of the route's index names that is there in the directory `f` names, as
+/// nginx's `index` tries its list: a name not found gives way to the next; anything else
+/// (a file, a directory, a failure to open) is that name's to answer. `None` when no
+/// name is there.
+async fn index_of<'f>(
+    client: &Client,
+    f: &FileRequest<'f>,
+    worker: &Worker,
+) -> Result<Option<&'f str>, Fail> {
+    for name in &f.files.index {
+        let rel = index_rel(f.rel, name);
+        if !matches!(
+            look_up(client, f.route_index, f.files, &rel, worker).await?,
+            Lookup::NotFound
+        ) {
+            return Ok(Some(name));
+        }
+    }
+    Ok(None)
 }
 
 /// The path a static route falls back to (`try_files $uri $uri/ /index.html`), routed again

@@ -75,8 +75,8 @@ pub(crate) struct StaticRoute {
     pub(crate) expires: Option<Expires>,
     /// `immutable` in Cache-Control.
     pub(crate) immutable: bool,
-    /// Served for a directory path ending in `/`.
-    pub(crate) index: Option<String>,
+    /// Served for a directory path ending in `/`: the first of these names that is there.
+    pub(crate) index: Vec<String>,
     /// Precompressed siblings, in order of preference.
     pub(crate) precompressed: Vec<Encoding>,
     /// Where a path without a file goes.
@@ -109,7 +109,7 @@ impl StaticRoute {
             root: Arc::new(root),
             expires: None,
             immutable: false,
-            index: None,
+            index: Vec::new(),
             precompressed: Vec::new(),
             fallback: None,
             dotfiles: false,
