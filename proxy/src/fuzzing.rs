@@ -171,6 +171,7 @@ impl Routes {
                 no_regex: spec.no_regex,
                 internal: false,
                 allow: Vec::new(),
+                deny: Vec::new(),
                 satisfy_any: false,
                 limit_except: None,
                 action,

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use crate::access_log::Template;
 use crate::auth_basic::BasicAuth;
-use crate::config::{Cidr, HostName, Limits, SetValues};
+use crate::config::{Cidr, ClientRange, HostName, Limits, SetValues};
 use crate::gzip::Gzip;
 use crate::http::Charset;
 use crate::limits::RateLimit;
@@ -44,6 +44,19 @@ pub(crate) struct LimitExcept {
     pub(crate) allow: Vec<Cidr>,
 }
 
+/// What a route's `allow` and `deny` say of a client (nginx's access module).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// An `allow` entry holds it: enough by itself under `satisfy = "any"`.
+    Allowed,
+    /// A `deny` entry holds it, or it is outside the `allow` list: 403 unless `satisfy =
+    /// "any"` lets a password in.
+    Denied,
+    /// No entry says anything (no lists, or a `deny` list it is not in): the other checks
+    /// decide.
+    NoRule,
+}
+
 /// One route.
 #[derive(Debug, Clone)]
 pub(crate) struct Route {
@@ -61,8 +74,10 @@ pub(crate) struct Route {
     pub(crate) no_regex: bool,
     /// Reachable only through X-Accel-Redirect: direct requests get 404.
     pub(crate) internal: bool,
-    /// Clients allowed (empty: everyone).
-    pub(crate) allow: Vec<Cidr>,
+    /// Clients allowed (nginx's `allow`; with none, everyone not denied).
+    pub(crate) allow: Vec<ClientRange>,
+    /// Clients refused (nginx's `deny`).
+    pub(crate) deny: Vec<ClientRange>,
     /// `allow` or `auth_basic` lets a request in, not both needed (nginx `satisfy any`).
     pub(crate) satisfy_any: bool,
     /// Methods anyone may use, the others only some clients (nginx `limit_except`).
@@ -399,9 +414,25 @@ impl Route {
         }
     }
 
-    /// Whether a client at `ip` may use this route.
-    pub(crate) fn allows(&self, ip: IpAddr) -> bool {
-        self.allow.is_empty() || self.allow.iter().any(|c| c.contains(ip))
+    /// What the route's `allow` and `deny` say of a client at `ip`. The narrowest entry
+    /// holding it decides (an exception inside a broader range of the other list, which
+    /// nginx's first match honours when written first, as it must be to matter); a tie
+    /// denies; a client in neither list is denied when there is an `allow` list (nginx's
+    /// closing `deny all;`).
+    pub(crate) fn access_of(&self, ip: IpAddr) -> Access {
+        let narrowest = |list: &[ClientRange]| {
+            list.iter()
+                .filter(|range| range.contains(ip))
+                .map(ClientRange::prefix_len)
+                .max()
+        };
+        match (narrowest(&self.allow), narrowest(&self.deny)) {
+            (Some(allowed), Some(denied)) if allowed > denied => Access::Allowed,
+            (_, Some(_)) => Access::Denied,
+            (Some(_), None) => Access::Allowed,
+            (None, None) if self.allow.is_empty() => Access::NoRule,
+            (None, None) => Access::Denied,
+        }
     }
 
     /// Whether a client at `ip` may use `method` (as sent) here, as far as `limit_except`
@@ -462,6 +493,7 @@ pub(crate) mod tests {
             no_regex: false,
             internal: false,
             allow: Vec::new(),
+            deny: Vec::new(),
             satisfy_any: false,
             limit_except: None,
             action,
@@ -851,8 +883,9 @@ pub(crate) mod tests {
             };
             let route = t.get(i).unwrap();
             assert_eq!(route.path, "/admin/", "{raw}");
-            assert!(!route.allows("127.0.0.1".parse().unwrap()), "{raw}");
-            assert!(route.allows("10.1.2.3".parse().unwrap()), "{raw}");
+            let access = |ip: &str| route.access_of(ip.parse().unwrap());
+            assert_eq!(access("127.0.0.1"), Access::Denied, "{raw}");
+            assert_eq!(access("10.1.2.3"), Access::Allowed, "{raw}");
         }
     }
 }

@@ -244,7 +244,8 @@ fn a_user_file_ringway_cannot_check_is_refused_at_start() {
 
 /// nginx's `satisfy any`: a listed address gets in without a password, anyone else with
 /// one; a route whose list does not hold the client and that asks for no password refuses
-/// it (403). The test's client is 127.0.0.1.
+/// it (403). A `deny` list that does not hold the client says nothing: the password
+/// decides, unless an `allow all` lets it in. The test's client is 127.0.0.1.
 #[test]
 fn satisfy_any_lets_in_a_listed_address_or_a_password() {
     let dir = tempfile::tempdir().expect("a temp dir");
@@ -262,7 +263,9 @@ fn satisfy_any_lets_in_a_listed_address_or_a_password() {
             "location /page/ {{ satisfy any; allow 127.0.0.1; deny all; {auth} {pass} }}
             location /bytes/ {{ satisfy any; allow 10.0.0.0/8; deny all; {auth} {pass} }}
             location /status/ {{ satisfy any; allow 10.0.0.0/8; deny all; {pass} }}
-            location /environ {{ satisfy all; allow 127.0.0.1; deny all; {auth} {pass} }}"
+            location /environ {{ satisfy all; allow 127.0.0.1; deny all; {auth} {pass} }}
+            location /stream/ {{ satisfy any; deny 10.0.0.0/8; {auth} {pass} }}
+            location /lazy/ {{ satisfy any; deny 10.0.0.0/8; allow all; {auth} {pass} }}"
         ),
     );
     let route = |path: &str, allow: &str, with_auth: bool, satisfy: &str| {
@@ -302,12 +305,17 @@ fn satisfy_any_lets_in_a_listed_address_or_a_password() {
         assert_eq!(r.status, 403, "{path}: not listed: {r:?}");
     }
     let ringway = Ringway::with_config(format!(
-        "upstream = [\"{}\"]\n{}{}{}{}",
+        "upstream = [\"{}\"]\n{}{}{}{}{}{}",
         uwsgi.upstream(),
         route("/page/", "127.0.0.1", true, "any"),
         route("/bytes/", "10.0.0.0/8", true, "any"),
         route("/status/", "10.0.0.0/8", false, "any"),
         route("/environ", "127.0.0.1", true, "all"),
+        route("/stream/", "10.0.0.0/8", true, "any").replace("allow =", "deny ="),
+        route("/lazy/", "all", true, "any").replace(
+            "allow = [\"all\"]",
+            "allow = [\"all\"]\ndeny = [\"10.0.0.0/8\"]"
+        ),
     ))
     .start();
     let with = |req: Req, credentials: &str| req.header("Authorization", &basic(credentials));
@@ -333,6 +341,17 @@ fn satisfy_any_lets_in_a_listed_address_or_a_password() {
         (
             "satisfy all: listed, the password",
             with(Req::get("/environ"), "plain:secret"),
+            200,
+        ),
+        ("not denied, no password", Req::get("/stream/10"), 401),
+        (
+            "not denied, the password",
+            with(Req::get("/stream/10"), "sha512:secret"),
+            200,
+        ),
+        (
+            "allowed by all: no password needed",
+            Req::get("/lazy/10"),
             200,
         ),
     ];

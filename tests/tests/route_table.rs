@@ -522,6 +522,77 @@ fn allow_lists_refuse_unlisted_clients_with_403_and_admit_listed_ones() {
     );
 }
 
+/// nginx's `deny` rules (a block list, `deny all;`, an exception inside a broader range,
+/// a hole in an allow list) against nginx's own, from several loopback addresses: the same
+/// clients refused, and only those.
+#[test]
+fn deny_lists_refuse_the_clients_nginx_s_rules_refuse() {
+    let app = Uwsgi::start_with(UwsgiOptions::named(App::Raw, "app"));
+    let rules = [
+        (
+            "/block/",
+            "deny 127.0.0.5; deny 127.0.1.0/24; allow all;",
+            r#"deny = ["127.0.0.5", "127.0.1.0/24"]"#,
+        ),
+        ("/closed/", "deny all;", r#"deny = ["all"]"#),
+        (
+            "/exception/",
+            "allow 127.0.0.7; deny 127.0.0.0/24; allow all;",
+            "allow = [\"127.0.0.7\", \"all\"]\ndeny = [\"127.0.0.0/24\"]",
+        ),
+        (
+            "/hole/",
+            "deny 127.0.0.9; allow 127.0.0.0/24; deny all;",
+            "allow = [\"127.0.0.0/24\"]\ndeny = [\"127.0.0.9\"]",
+        ),
+    ];
+    let mut routes = String::from("[[routes]]\npath = \"/\"\nupstream = \"app\"\n");
+    let mut locations = String::new();
+    for (path, nginx, ours) in rules {
+        routes += &format!("[[routes]]\npath = \"{path}\"\nupstream = \"app\"\n{ours}\n");
+        locations += &format!(
+            "location {path} {{ {nginx} {} }}\n",
+            ringway_tests::nginx::uwsgi_pass(app.socket())
+        );
+    }
+    let ringway = Ringway::with_config(group("app", &app, "") + &routes).start();
+    let nginx = ringway_tests::Nginx::start_with_locations(app.socket(), &locations);
+    let status = |from: &str, addr: SocketAddr, path: &str| {
+        let mut conn = Conn::open_from(from.parse().expect("an address"), addr);
+        conn.send(&dump(path).to_bytes()).expect("send");
+        conn.read_response().expect("an answer").status
+    };
+    const CLIENTS: [&str; 5] = [
+        "127.0.0.1",
+        "127.0.0.5",
+        "127.0.0.7",
+        "127.0.0.9",
+        "127.0.1.1",
+    ];
+    let refused = [
+        ("/block/", &["127.0.0.5", "127.0.1.1"][..]),
+        ("/closed/", &CLIENTS),
+        ("/exception/", &["127.0.0.1", "127.0.0.5", "127.0.0.9"]),
+        ("/hole/", &["127.0.0.9", "127.0.1.1"]),
+    ];
+    let mut unlike = Vec::new();
+    for (path, denied) in refused {
+        for from in CLIENTS {
+            let want = if denied.contains(&from) { 403 } else { 200 };
+            let got = (
+                status(from, nginx.addr(), path),
+                status(from, ringway.addr(), path),
+            );
+            if got != (want, want) {
+                unlike.push(format!(
+                    "{path} from {from}: want {want}, (nginx, ringway) {got:?}"
+                ));
+            }
+        }
+    }
+    assert!(unlike.is_empty(), "{}", unlike.join("\n"));
+}
+
 #[test]
 fn dot_segments_and_escapes_cannot_dodge_an_allow_list() {
     let app = Uwsgi::start_with(UwsgiOptions::named(App::Raw, "app"));

@@ -34,9 +34,9 @@ pub use settings::{
 pub(crate) use validate::is_normal_path;
 pub(crate) use values::is_off;
 pub use values::{
-    CacheFor, Cidr, DEFAULT_METRICS, Dur, Expires, HostName, KeyExchangeGroup, LogEscape,
-    LogFormat, LogTarget, LoggedStatus, LoggedStatuses, MetricsListen, Rate, RealIpHeader, Size,
-    StaticDir, TlsVersion, ToHttps, UpstreamAddr, VerifyClient,
+    CacheFor, Cidr, ClientRange, DEFAULT_METRICS, Dur, Expires, HostName, KeyExchangeGroup,
+    LogEscape, LogFormat, LogTarget, LoggedStatus, LoggedStatuses, MetricsListen, Rate,
+    RealIpHeader, Size, StaticDir, TlsVersion, ToHttps, UpstreamAddr, VerifyClient,
 };
 
 use crate::app::AppConfig;

@@ -19,8 +19,9 @@ use serde_json::Value;
 use super::next_upstream::NextUpstream;
 use super::server_addr::{Lookup, ServerAddr};
 use super::values::{
-    Cidr, Dur, Expires, HostName, KeyExchangeGroup, LogEscape, LogFormat, LogTarget, LoggedStatus,
-    MetricsListen, Rate, RealIpHeader, Size, StaticDir, TlsVersion, ToHttps, VerifyClient,
+    Cidr, ClientRange, Dur, Expires, HostName, KeyExchangeGroup, LogEscape, LogFormat, LogTarget,
+    LoggedStatus, MetricsListen, Rate, RealIpHeader, Size, StaticDir, TlsVersion, ToHttps,
+    VerifyClient,
 };
 
 /// ringway: an HTTP/1.1 front end for uWSGI on io_uring.
@@ -638,10 +639,15 @@ pub struct RouteSettings {
     /// Extra uwsgi vars (nginx `uwsgi_param`).
     #[serde(default)]
     pub params: BTreeMap<String, String>,
-    /// Clients allowed (nginx `allow`; everyone else gets 403). An empty list is refused: it
-    /// would read as no restriction.
+    /// Clients allowed (nginx `allow`; everyone else gets 403, as after nginx's `deny
+    /// all;`): ranges, or `all`. An empty list is refused: it would read as no restriction.
     #[serde(default)]
-    pub allow: Option<Vec<Cidr>>,
+    pub allow: Option<Vec<ClientRange>>,
+    /// Clients refused with 403 (nginx `deny`; a block list: everyone else gets in unless
+    /// `allow` says otherwise): ranges, or `all`. With both, the narrowest entry holding the
+    /// client decides, as nginx's first match when the exception comes first.
+    #[serde(default)]
+    pub deny: Option<Vec<ClientRange>>,
     /// `"any"`: a client in `allow` or one with the `auth_basic` password gets in (nginx
     /// `satisfy any`) [default: "all", both must pass].
     #[serde(default)]

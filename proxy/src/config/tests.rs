@@ -562,8 +562,9 @@ fn the_routes_example_loads() {
     assert_eq!(route(&config, "/environ").path, "/environ");
     assert!(route(&config, "/environ").exact);
     assert_eq!(route(&config, "/environ/x").path, "/");
-    assert!(!route(&config, "/admin/").allows("192.168.1.1".parse().unwrap()));
-    assert!(route(&config, "/admin/").allows("127.0.0.1".parse().unwrap()));
+    let access = |ip: &str| route(&config, "/admin/").access_of(ip.parse().unwrap());
+    assert_eq!(access("192.168.1.1"), crate::routes::Access::Denied);
+    assert_eq!(access("127.0.0.1"), crate::routes::Access::Allowed);
     assert!(matches!(
         route(&config, "/old/x").action,
         Action::Redirect { status: 301, .. }
@@ -3547,4 +3548,65 @@ fn host_names_take_underscores() {
     .unwrap();
     assert_eq!(config.server_name.as_deref(), Some("my_app"));
     assert!(config.serves_host(Some(b"my_app:8000")));
+}
+
+/// nginx's `deny` lists: a block list (`deny 1.2.3.4; allow all;`), `deny all;`, and an
+/// exception inside a broader range of the other list; what cannot be decided is refused.
+#[test]
+fn deny_lists_are_read_and_a_range_in_both_lists_is_refused() {
+    use crate::routes::Access::{Allowed, Denied, NoRule};
+    let at = |lists: &str, ip: &str| {
+        let config = load(
+            &format!("upstream = [\"unix:/a\"]\n[[routes]]\npath = \"/a/\"\nupstream = \"default\"\n{lists}"),
+            &[],
+        )
+        .unwrap();
+        route(&config, "/a/").access_of(ip.parse().unwrap())
+    };
+    let block = "deny = [\"192.0.2.7\", \"198.51.100.0/24\"]\n";
+    assert_eq!(at(block, "192.0.2.7"), Denied);
+    assert_eq!(at(block, "198.51.100.9"), Denied);
+    assert_eq!(
+        at(block, "::ffff:198.51.100.9"),
+        Denied,
+        "a mapped peer is its IPv4"
+    );
+    assert_eq!(at(block, "192.0.2.8"), NoRule);
+    assert_eq!(at(block, "2001:db8::1"), NoRule);
+    let everyone = "deny = [\"all\"]\n";
+    assert_eq!(at(everyone, "127.0.0.1"), Denied);
+    assert_eq!(at(everyone, "::1"), Denied);
+    // `allow 10.1.1.1; deny 10.0.0.0/8; allow all;`, and `deny 10.9.0.0/16; allow
+    // 10.0.0.0/8; deny all;`.
+    let exception = "allow = [\"10.1.1.1\", \"all\"]\ndeny = [\"10.0.0.0/8\"]\n";
+    assert_eq!(at(exception, "10.1.1.1"), Allowed);
+    assert_eq!(at(exception, "10.1.1.2"), Denied);
+    assert_eq!(at(exception, "192.0.2.1"), Allowed);
+    let hole = "allow = [\"10.0.0.0/8\"]\ndeny = [\"10.9.0.0/16\"]\n";
+    assert_eq!(at(hole, "10.9.0.1"), Denied);
+    assert_eq!(at(hole, "10.8.0.1"), Allowed);
+    assert_eq!(
+        at(hole, "192.0.2.1"),
+        Denied,
+        "outside an allow list: nginx's deny all"
+    );
+    let base = "upstream = [\"unix:/a\"]\n[[routes]]\npath = \"/a/\"\nupstream = \"default\"\n";
+    assert_refused(&format!("{base}deny = []\n"), "deny", "refuses no one");
+    for (allow, deny) in [
+        ("10.0.0.0/8", "10.0.0.0/8"),
+        ("all", "all"),
+        ("all", "0.0.0.0/0"),
+        ("::/0", "all"),
+    ] {
+        assert_refused(
+            &format!("{base}allow = [\"{allow}\"]\ndeny = [\"{deny}\"]\n"),
+            "deny",
+            "is in `allow` too",
+        );
+    }
+    assert_eq!(
+        at("allow = [\"0.0.0.0/0\"]\ndeny = [\"::/0\"]\n", "192.0.2.1"),
+        Allowed
+    );
+    assert_refused(&format!("{base}deny = [\"everyone\"]\n"), "deny", "or all");
 }

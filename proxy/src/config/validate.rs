@@ -18,7 +18,7 @@ use super::settings::{
     Satisfy, TlsSettings,
 };
 use super::values::{
-    Cidr, Dur, Expires, HostName, KeyExchangeGroup, LogEscape, LogFormat, LogTarget,
+    Cidr, ClientRange, Dur, Expires, HostName, KeyExchangeGroup, LogEscape, LogFormat, LogTarget,
     LoggedStatuses, MetricsListen, REDIRECT_STATUSES, RealIpHeader, Size, TlsVersion, VerifyClient,
     is_off,
 };
@@ -1051,6 +1051,7 @@ impl Resolved {
             no_regex: false,
             internal: false,
             allow: Vec::new(),
+            deny: Vec::new(),
             satisfy_any: false,
             limit_except: None,
             action,
@@ -1638,6 +1639,21 @@ impl Resolved {
                  restriction, or list who may use the route",
             ));
         }
+        if route.deny.as_ref().is_some_and(Vec::is_empty) {
+            return Err(invalid(
+                "deny",
+                "an empty list refuses no one: leave the key out, or list who is refused",
+            ));
+        }
+        if let Some(both) = in_both(route.allow.as_deref(), route.deny.as_deref()) {
+            return Err(invalid(
+                "deny",
+                &format!(
+                    "{both} is in `allow` too: one of them must go (nginx would take the \
+                     first it reads)"
+                ),
+            ));
+        }
         // nginx's inheritance, for both: a location's own lines replace the server's.
         let hide_headers = match &route.hide_headers {
             Some(own) => {
@@ -1698,6 +1714,7 @@ impl Resolved {
             no_regex: route.no_regex,
             internal: route.internal,
             allow: route.allow.clone().unwrap_or_default(),
+            deny: route.deny.clone().unwrap_or_default(),
             satisfy_any: route.satisfy == Satisfy::Any,
             limit_except: self.limit_except(route.limit_except.as_ref(), at)?,
             action,
@@ -2340,6 +2357,18 @@ fn unchecked_auth(route: &RouteSettings, action: &Action) -> Option<&'static str
         .into_iter()
         .find(|(_, set)| *set)
         .map(|(key, _)| key)
+}
+
+/// An entry of `allow` that `deny` has as well (`all` and a `/0` are the same range for
+/// the clients of its family), which the narrowest-entry rule cannot decide.
+fn in_both(allow: Option<&[ClientRange]>, deny: Option<&[ClientRange]>) -> Option<ClientRange> {
+    let (allow, deny) = (allow?, deny?);
+    allow.iter().copied().find(|a| {
+        deny.iter().any(|d| match (a, d) {
+            (ClientRange::Range(a), ClientRange::Range(b)) => a == b,
+            _ => a.prefix_len() == 0 && d.prefix_len() == 0,
+        })
+    })
 }
 
 /// Whether `[gzip]` compresses a route's answers: an app's and files, as nginx's gzip

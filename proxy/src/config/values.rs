@@ -1218,6 +1218,60 @@ impl fmt::Display for Cidr {
 
 serde_as_text!(Cidr);
 
+/// An entry of a route's `allow` or `deny`: an address range, or `all` (nginx's `allow
+/// all;`, `deny all;`), every client of either family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientRange {
+    /// `all`.
+    Everyone,
+    /// A range.
+    Range(Cidr),
+}
+
+impl ClientRange {
+    /// True if `ip` lies in this range.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match self {
+            ClientRange::Everyone => true,
+            ClientRange::Range(cidr) => cidr.contains(ip),
+        }
+    }
+
+    /// Its prefix length: between two entries that hold one client, the larger is the
+    /// narrower (both then have that client's family; `all` is as broad as a `/0`).
+    pub fn prefix_len(&self) -> u8 {
+        match self {
+            ClientRange::Everyone => 0,
+            ClientRange::Range(cidr) => cidr.bits,
+        }
+    }
+}
+
+impl FromStr for ClientRange {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<ClientRange, String> {
+        match s {
+            "all" => Ok(ClientRange::Everyone),
+            _ => s
+                .parse()
+                .map(ClientRange::Range)
+                .map_err(|e| format!("{e}, or all")),
+        }
+    }
+}
+
+impl fmt::Display for ClientRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientRange::Everyone => f.write_str("all"),
+            ClientRange::Range(cidr) => cidr.fmt(f),
+        }
+    }
+}
+
+serde_as_text!(ClientRange);
+
 /// The header a trusted proxy names the client in (nginx's `real_ip_header`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum RealIpHeader {

@@ -40,7 +40,7 @@ use crate::gzip::GzipRatio;
 use crate::http::{BodyFraming, HeaderSpan, Method, RequestHead};
 use crate::identity::{RealClient, RequestId, identify};
 use crate::limits::LimitReqStatus;
-use crate::routes::{Action, Found, Route};
+use crate::routes::{Access, Action, Found, Route};
 use crate::upstream::UpstreamConn;
 use crate::uwsgi::normalize_path;
 use crate::worker::Worker;
@@ -734,8 +734,8 @@ pub(super) async fn redirected_to(
     access(client, req, route, index, worker, method).await
 }
 
-/// nginx's access phase for a route: its `limit_except`, then its `allow` list, its
-/// `auth_basic` and its `auth_request`. A method `limit_except` keeps from the client gets
+/// nginx's access phase for a route: its `limit_except`, then its `allow` and `deny`
+/// lists ([`Route::access_of`]), its `auth_basic` and its `auth_request`. A method `limit_except` keeps from the client gets
 /// 403, as nginx's `deny all` inside it. With `satisfy all` (the default) all must pass,
 /// in that order, so a refused address gets 403, not a password prompt, and is never
 /// asked of the auth request; with `satisfy any` one is enough: a listed address needs
@@ -757,16 +757,16 @@ pub(super) async fn access(
     if !route.allows_method(method, req.from.ip) {
         return Err(Fail::Forbidden);
     }
-    let allowed = route.allows(req.from.ip);
+    let access = route.access_of(req.from.ip);
     if !route.satisfy_any {
-        if !allowed {
+        if access == Access::Denied {
             return Err(Fail::Forbidden);
         }
         authorize(client, route, index).await?;
         return ask_auth_request(client, req, route, worker).await;
     }
-    // An empty list lets no one in by itself (nginx: no rules, no say).
-    if allowed && !route.allow.is_empty() {
+    // Only an `allow` entry lets a client in by itself (nginx: no rule, no say).
+    if access == Access::Allowed {
         return Ok(());
     }
     // A `respond` or `redirect` route asks no password (`authorize`): that is no password
@@ -776,10 +776,9 @@ pub(super) async fn access(
         && !matches!(route.action, Action::Respond(_) | Action::Redirect { .. });
     let asks = asks_password || route.auth_request.is_some();
     if !asks {
-        return if route.allow.is_empty() {
-            Ok(())
-        } else {
-            Err(Fail::Forbidden)
+        return match access {
+            Access::Denied => Err(Fail::Forbidden),
+            Access::Allowed | Access::NoRule => Ok(()),
         };
     }
     let password = if asks_password {
