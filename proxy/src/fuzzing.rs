@@ -250,7 +250,7 @@ impl Routes {
                 file,
             },
             // Nothing served either way: what the fuzz target checks.
-            Ok(Opened::NotFound | Opened::Failed(_)) => FileLookup::NotFound,
+            Ok(Opened::NotFound | Opened::Failed(_) | Opened::Short(_)) => FileLookup::NotFound,
             // The index's path is routed again (an internal redirect, as nginx's index).
             Ok(Opened::Directory) if path.ends_with(b"/") => {
                 if redirects >= crate::fail::MAX_INTERNAL_REDIRECTS {

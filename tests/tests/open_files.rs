@@ -128,6 +128,42 @@ fn a_file_not_opened_for_want_of_descriptors_is_a_500_and_not_remembered() {
     );
 }
 
+/// A file served before the descriptors ran out goes on being served from the descriptor
+/// ringway holds (a small one from memory, a large one read through it), as nginx's open
+/// file cache serves what it holds, where a fresh open would fail (found by review: a
+/// connection flood made every cached file a 500 a second after it was opened).
+#[test]
+fn a_file_opened_before_the_descriptors_ran_out_is_still_served() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let large = ringway_tests::pattern(256 * 1024);
+    std::fs::write(dir.path().join("a.txt"), b"hello").expect("write");
+    std::fs::write(dir.path().join("large.bin"), &large).expect("write");
+    let ringway = limited(Ringway::with_config(format!(
+        "[[routes]]\npath = \"/s/\"\nstatic = {:?}\n",
+        dir.path().display().to_string()
+    )));
+    for path in ["/s/a.txt", "/s/large.bin"] {
+        let r = ringway_tests::roundtrip(ringway.addr(), &Req::get(path));
+        assert_eq!(r.status, 200, "{path} before: {r:?}");
+    }
+    // Past the second for which an entry is trusted without a look: each is opened again.
+    std::thread::sleep(Duration::from_millis(1100));
+    for (path, body) in [("/s/a.txt", &b"hello"[..]), ("/s/large.bin", &large)] {
+        let (out, _) = asked_out_of_descriptors(&ringway, path);
+        assert_eq!(
+            (out.status, out.body.len()),
+            (200, body.len()),
+            "{path}: {out:?}"
+        );
+        assert!(out.body == body, "{path}: its bytes");
+    }
+    assert!(
+        ringway.wait_for_log("opening a static file failed", Duration::from_secs(5)),
+        "the failed opens are logged: {}",
+        ringway.stderr()
+    );
+}
+
 /// A request ringway cannot open an upstream socket for, out of descriptors itself, is
 /// answered 500 as nginx answers it when `socket()` fails, and the server is not blamed: no
 /// 502, no failure counted against it, no "refused"; once descriptors are free again, the

@@ -197,6 +197,11 @@ impl FileCache {
             Ok((Opened::Directory, _)) => Lookup::Directory,
             Ok((Opened::NotFound, _)) => Lookup::NotFound,
             Ok((Opened::Failed(kind), _)) => return Lookup::Failed(kind),
+            Ok((Opened::Short(kind), _)) => {
+                return self
+                    .kept_meanwhile(route, rel)
+                    .unwrap_or(Lookup::Failed(kind));
+            }
             // The blocking task panicked or was cancelled.
             Err(_) => return Lookup::Failed(std::io::ErrorKind::Other),
         };
@@ -230,6 +235,24 @@ impl FileCache {
         }
         entry.reopening = true;
         None
+    }
+
+    /// The entry for `rel`, trusted for another [`VALID`], when it could not be opened again
+    /// for want of file descriptors or memory: a file it holds is still open, and served as
+    /// nginx's open file cache serves what it holds (found by review: a connection flood
+    /// that used up the fds made every cached file a 500). Not a file written in place since
+    /// (its bytes would not match its length and validators).
+    fn kept_meanwhile(&self, route: usize, rel: &[u8]) -> Option<Lookup> {
+        let mut entries = self.entries.borrow_mut();
+        let entry = entries.get_mut(&route)?.get_mut(rel)?;
+        if let Lookup::File(cached) = &entry.found
+            && cached.bytes.is_none()
+            && !cached.stamp.unchanged(&**cached.file)
+        {
+            return None;
+        }
+        entry.at = Coarse::now();
+        Some(entry.found.clone())
     }
 
     /// Drops every entry, closing the files no request holds: a configuration replaced by

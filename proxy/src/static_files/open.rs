@@ -81,9 +81,12 @@ pub(crate) enum Opened {
     Directory,
     /// Nothing servable: missing, outside the root, or not a regular file.
     NotFound,
-    /// The host failed to open it (no file descriptor left, permission denied, an I/O
-    /// error): not the client's doing, so not a 404, and not remembered.
+    /// The host failed to open it (permission denied, an I/O error): not the client's
+    /// doing, so not a 404, and not remembered.
     Failed(io::ErrorKind),
+    /// The host is short of file descriptors or memory (a connection flood): as `Failed`,
+    /// but what was found before, and is still open, may go on being served.
+    Short(io::ErrorKind),
 }
 
 impl Root {
@@ -129,6 +132,12 @@ impl Root {
                         current.dir = Arc::new(dir);
                         current.id = id;
                         current.gone_since = None;
+                    }
+                    // Out of fds, the new directory cannot be opened yet: the one open
+                    // goes on serving, not a site of 404s (found by review), until a
+                    // later look can open it.
+                    Err(err) if short_of_resources(&err) => {
+                        report_root_not_reopened(&self.path, &err);
                     }
                     Err(err) => current.gone(&self.path, &err),
                 },
@@ -179,6 +188,9 @@ impl Root {
                 return Opened::NotFound;
             }
             report_open_error(&self.path, rel, &err);
+            if short_of_resources(&err) {
+                return Opened::Short(err.kind());
+            }
             return Opened::Failed(err.kind());
         }
         // SAFETY: openat2 returned a new fd that nothing else owns.
@@ -299,6 +311,15 @@ fn not_there(err: &io::Error) -> bool {
     )
 }
 
+/// Whether an open failed for want of file descriptors or memory, which passes: nginx's
+/// open file cache goes on serving the descriptors it holds then, and so does ringway.
+fn short_of_resources(err: &io::Error) -> bool {
+    matches!(
+        err.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM)
+    )
+}
+
 /// Open failures that are the host's doing: logged, a few lines per window.
 fn report_open_error(root: &Path, rel: &[u8], err: &io::Error) {
     static GATE: NamedGate = NamedGate::warn("opening a static file failed");
@@ -310,8 +331,9 @@ fn report_open_error(root: &Path, rel: &[u8], err: &io::Error) {
         // Escaped: the path is the client's, and must not forge log lines.
         path = %rel.escape_ascii(),
         error = %err,
-        "opening a static file failed (403 for a permission denied, else 500, or the route's \
-         fallback; at most {BURST} such lines per {}s)",
+        "opening a static file failed (403 for a permission denied; out of file descriptors \
+         or memory, the file opened before is served meanwhile if there is one; else 500, or \
+         the route's fallback; at most {BURST} such lines per {}s)",
         WINDOW.as_secs()
     );
 }
@@ -327,6 +349,20 @@ fn report_unopened_root(root: &Path, err: &io::Error) {
             "a static root names no directory that opens now: the one it named before serves \
              for {}s, then its files are 404s until the path names a directory again",
             GONE_GRACE.as_secs()
+        );
+    }
+}
+
+/// A root path that names a new directory which cannot be opened for want of file
+/// descriptors: logged, a few lines per window.
+fn report_root_not_reopened(root: &Path, err: &io::Error) {
+    static GATE: NamedGate = NamedGate::warn("a replaced static root could not be opened");
+    if GATE.allow() {
+        tracing::warn!(
+            root = %root.display(),
+            error = %err,
+            "a static root names a new directory that cannot be opened now: the one opened \
+             before goes on serving until it can"
         );
     }
 }
