@@ -85,7 +85,7 @@ pub(crate) async fn closer() {
                     tracing::debug!(error = %err, "closing a file failed");
                 }
                 if let Some(last) = last {
-                    drop(tokio::task::spawn_blocking(move || drop(last)));
+                    crate::blocking::drop_off_loop(last);
                 }
             });
         }

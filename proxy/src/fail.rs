@@ -149,6 +149,9 @@ pub(crate) enum Fail {
     RedirectCycle,
     /// The deflate stream of an answer being compressed (`[gzip]`) refused its input.
     Compress,
+    /// No thread could be started for blocking work the request needed (a slow password
+    /// hash; see `blocking.rs`): a pids limit reached.
+    NoThread,
 }
 
 /// Why an `auth_request` gave no verdict.
@@ -195,7 +198,7 @@ enum Level {
 }
 
 /// Number of kinds: the gates below have one each.
-const KINDS: usize = 40;
+const KINDS: usize = 41;
 
 impl Fail {
     /// The status the client is answered with, if it can still be answered.
@@ -235,6 +238,7 @@ impl Fail {
             Fail::FileRead(_)
             | Fail::RedirectCycle
             | Fail::Compress
+            | Fail::NoThread
             | Fail::UserFile(UserFile::Broken) => 500,
             Fail::ClientTimeout(_) => 408,
             // Before any request: there is no one to answer in HTTP, only a socket to close.
@@ -386,6 +390,7 @@ impl Fail {
             Fail::UnsafeAccelRedirect => 37,
             Fail::NoSocket(_) => 38,
             Fail::PlainHttpOnTls => 39,
+            Fail::NoThread => 40,
         }
     }
 
@@ -437,6 +442,7 @@ impl Fail {
             | Fail::QueueTimeout
             | Fail::RedirectCycle
             | Fail::Compress
+            | Fail::NoThread
             | Fail::UserFile(_)
             | Fail::AuthFailed(_)
             | Fail::UnsafeAccelRedirect => Level::Warn,
@@ -515,7 +521,11 @@ impl fmt::Display for Fail {
             Fail::NoRoute => f.write_str("no route for the path: 404"),
             Fail::MisdirectedHost => f.write_str("a Host this server does not serve: 421"),
             Fail::Compress => f.write_str("compressing the answer failed"),
-            Fail::Forbidden => f.write_str("client not in the route's allow list: 403"),
+            Fail::NoThread => f.write_str(
+                "no thread could be started for the request's blocking work (a limit on \
+                 the number of tasks?): 500",
+            ),
+            Fail::Forbidden => f.write_str("client refused by the route's allow or deny list: 403"),
             Fail::Unauthorized(denied, _) => f.write_str(match denied {
                 Denied::NoCredentials => "no credentials for the route's auth_basic: 401",
                 Denied::Malformed => "an Authorization header that is not Basic user:password: 401",
@@ -523,6 +533,7 @@ impl fmt::Display for Fail {
                 Denied::WrongPassword => "a wrong password for an auth_basic user: 401",
                 Denied::UserFile(_) => "the auth_basic user_file cannot be used",
                 Denied::ClientGone => "the client left while its password waited to be checked",
+                Denied::Unchecked => "no thread could be started to check the password",
             }),
             Fail::UserFile(UserFile::Missing) => {
                 f.write_str("the auth_basic user_file is missing: 403")
@@ -734,6 +745,7 @@ const KIND_NAMES: [(&str, Level); KINDS] = [
     ("X-Accel-Redirect to no safe path", Level::Warn),
     ("no socket for the upstream", Level::Warn),
     ("a plain HTTP request on the TLS port", Level::Info),
+    ("no thread for blocking work", Level::Warn),
 ];
 
 #[cfg(test)]
@@ -790,6 +802,7 @@ mod tests {
             Fail::UnsafeAccelRedirect,
             Fail::NoSocket(libc::EMFILE),
             Fail::PlainHttpOnTls,
+            Fail::NoThread,
         ]
     }
 
@@ -836,6 +849,7 @@ mod tests {
             Some(404),
             Some(500),
             Some(400),
+            Some(500),
         ];
         for (fail, status) in every_kind().into_iter().zip(want) {
             assert_eq!(fail.status(), status, "{fail:?}");

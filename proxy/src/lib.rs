@@ -9,6 +9,7 @@ pub mod access_log;
 pub mod alloc;
 pub mod app;
 mod auth_basic;
+mod blocking;
 mod buffer;
 mod client;
 mod clock;
@@ -45,3 +46,5 @@ mod upstream;
 mod uring_error;
 pub mod uwsgi;
 mod worker;
+
+pub use ratelimit::limit_panic_messages;

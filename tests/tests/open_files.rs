@@ -1,9 +1,13 @@
 //! The limit of open files: ringway raises its soft limit to the hard one at start (as
 //! nginx's `worker_rlimit_nofile` sets it), says so, and warns when `max_connections` lies
 //! above it. Run under `prlimit`, which starts it with a low soft limit. A file it cannot
-//! open, or an upstream socket, for want of a descriptor is a 500, as from nginx.
+//! open, or an upstream socket, for want of a descriptor is a 500, as from nginx. And the
+//! limit of tasks (a pids cgroup, as systemd's `TasksMax` or a container's `pids.max`):
+//! with no thread to be had for a file's open, the request is a 500, not a dropped
+//! connection, and the files are served again once threads can be started.
 
 use std::net::TcpStream;
+use std::path::Path;
 use std::time::Duration;
 
 use ringway_tests::proc_limits::open_files;
@@ -188,4 +192,98 @@ fn no_descriptor_for_an_upstream_socket_is_a_500_that_blames_no_server() {
         !log.contains("out of turn") && !log.contains("refused"),
         "the server was blamed:\n{log}"
     );
+}
+
+/// A pids cgroup (v1, as this machine mounts it) holding one process, taken apart when
+/// dropped (the process moved back to the root first).
+struct PidsCgroup {
+    dir: std::path::PathBuf,
+    pid: u32,
+}
+
+const PIDS_ROOT: &str = "/sys/fs/cgroup/pids";
+
+impl PidsCgroup {
+    fn holding(pid: u32) -> PidsCgroup {
+        let dir = std::path::Path::new(PIDS_ROOT).join(format!("ringway-test-{pid}"));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (the test needs the pids cgroup, as root)",
+                dir.display()
+            )
+        });
+        std::fs::write(dir.join("cgroup.procs"), pid.to_string()).expect("move ringway in");
+        PidsCgroup { dir, pid }
+    }
+
+    fn tasks(&self) -> String {
+        std::fs::read_to_string(self.dir.join("pids.current")).unwrap_or_default()
+    }
+
+    fn set_max(&self, max: &str) {
+        std::fs::write(self.dir.join("pids.max"), max).expect("set pids.max");
+    }
+}
+
+impl Drop for PidsCgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::write(
+            Path::new(PIDS_ROOT).join("cgroup.procs"),
+            self.pid.to_string(),
+        );
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+/// With no thread to be had (its tasks at the cgroup's limit: tokio's blocking pool, which
+/// opens the files, has none yet and can start none), each request for a file is answered
+/// 500 and logged once or so, where tokio's panic dropped the connection; and the places
+/// among the worker's opens those requests took are given back, so that the files are
+/// served as soon as threads can be started again (found by review: after 16 such requests
+/// every later one waited for ever).
+#[test]
+fn with_no_thread_to_be_had_a_file_is_a_500_and_files_are_served_once_there_are() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for i in 0..20 {
+        std::fs::write(dir.path().join(format!("f{i}.txt")), format!("file {i}")).expect("write");
+    }
+    let ringway = Ringway::with_config(format!(
+        "[[routes]]\npath = \"/s/\"\nstatic = {:?}\n",
+        dir.path().display().to_string()
+    ))
+    .workers(1)
+    .flag("--no-ebpf")
+    .start();
+    let cgroup = PidsCgroup::holding(ringway.pid());
+    let tasks = cgroup.tasks();
+    cgroup.set_max(tasks.trim());
+    for i in 0..20 {
+        let mut conn = Conn::open(ringway.addr());
+        conn.send(&Req::get(&format!("/s/f{i}.txt")).to_bytes())
+            .expect("send");
+        let r = conn.read_response().unwrap_or_else(|e| {
+            panic!(
+                "f{i}: no answer ({e}) with {tasks} tasks at most:\n{}",
+                ringway.stderr()
+            )
+        });
+        assert_eq!(r.status, 500, "f{i}: {r:?}");
+    }
+    assert!(
+        ringway.wait_for_log("no thread could be started", Duration::from_secs(5)),
+        "{}",
+        ringway.stderr()
+    );
+    let panics = ringway.stderr().matches("panicked").count();
+    assert!(panics <= 6, "panic messages are rate-limited: {panics}");
+    cgroup.set_max("max");
+    for i in [0, 19] {
+        let mut conn = Conn::open(ringway.addr());
+        conn.send(&Req::get(&format!("/s/f{i}.txt")).to_bytes())
+            .expect("send");
+        let r = conn
+            .read_response()
+            .expect("an answer once threads can be started");
+        assert_eq!((r.status, r.text()), (200, format!("file {i}")), "{r:?}");
+    }
 }

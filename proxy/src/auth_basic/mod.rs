@@ -66,6 +66,8 @@ pub(crate) enum Denied {
     UserFile(UserFile),
     /// The client left while its check waited for a place.
     ClientGone,
+    /// The password could not be checked: no thread could be started for its slow hash.
+    Unchecked,
 }
 
 /// Why the user file cannot be used (nginx's answers: 403 for a file missing, 500 else).
@@ -299,9 +301,9 @@ impl BasicAuth {
                 .ok()
                 .filter(|now| now.users.is_ok())
                 .and_then(|now| now.digest);
-            let found = tokio::task::spawn_blocking(move || look(&file, last, failed, known)).await;
+            let found = crate::blocking::run((), move |()| look(&file, last, failed, known)).await;
             looked.next = Instant::now() + self.look_every;
-            if let Ok(Look::Read { stamp, new, users }) = found {
+            if let Some(Look::Read { stamp, new, users }) = found {
                 looked.stamp = stamp;
                 looked.failed = users.is_err();
                 // An error is said when the file changed or the reads just started failing.
@@ -402,13 +404,11 @@ impl BasicAuth {
                     return Err(Denied::WrongPassword);
                 };
                 let (users, user) = (Arc::clone(&users), user.clone());
-                let right = tokio::task::spawn_blocking(move || {
-                    let _permit = permit;
+                crate::blocking::run(permit, move |_permit| {
                     users.get(&user).is_some_and(|hash| hash.verify(&password))
                 })
                 .await
-                .unwrap_or(false);
-                Ok(right)
+                .ok_or(Denied::Unchecked)
             })
             .await?
         } else {

@@ -843,6 +843,7 @@ async fn authorize(client: &Client, route: &Route, index: usize) -> Result<(), F
         .map_err(|denied| match denied {
             Denied::UserFile(why) => Fail::UserFile(why),
             Denied::ClientGone => Fail::ClientGone,
+            Denied::Unchecked => Fail::NoThread,
             denied => refused(denied),
         })
 }

@@ -163,8 +163,7 @@ impl FileCache {
         };
         let (root, owned) = (Arc::clone(&files.root), rel.to_vec());
         let room = self.held.get() < MAX_HELD;
-        let opened = tokio::task::spawn_blocking(move || {
-            let _opening = opening;
+        let opened = crate::blocking::run(opening, move |_opening| {
             let opened = root.open_beneath(&owned);
             let bytes = match &opened {
                 Opened::File(file, meta, _) if room && meta.size <= SMALL_FILE => {
@@ -176,7 +175,7 @@ impl FileCache {
         })
         .await;
         let found = match opened {
-            Ok((Opened::File(file, meta, stamp), bytes)) => {
+            Some((Opened::File(file, meta, stamp), bytes)) => {
                 let bytes = bytes
                     .filter(|b| self.held.get() + b.len() <= MAX_HELD)
                     .map(|plain| {
@@ -194,16 +193,22 @@ impl FileCache {
                     bytes,
                 })
             }
-            Ok((Opened::Directory, _)) => Lookup::Directory,
-            Ok((Opened::NotFound, _)) => Lookup::NotFound,
-            Ok((Opened::Failed(kind), _)) => return Lookup::Failed(kind),
-            Ok((Opened::Short(kind), _)) => {
+            Some((Opened::Directory, _)) => Lookup::Directory,
+            Some((Opened::NotFound, _)) => Lookup::NotFound,
+            Some((Opened::Failed(kind), _)) => return Lookup::Failed(kind),
+            Some((Opened::Short(kind), _)) => {
                 return self
                     .kept_meanwhile(route, rel)
                     .unwrap_or(Lookup::Failed(kind));
             }
-            // The blocking task panicked or was cancelled.
-            Err(_) => return Lookup::Failed(std::io::ErrorKind::Other),
+            // No thread to open it on (a pids limit), as short of a resource as an open
+            // without a descriptor; or the open panicked.
+            None => {
+                let kind = std::io::ErrorKind::Other;
+                return self
+                    .kept_meanwhile(route, rel)
+                    .unwrap_or(Lookup::Failed(kind));
+            }
         };
         if rel.len() <= MAX_KEY && !self.retired.get() {
             self.insert(route, rel, found.clone());
