@@ -183,6 +183,7 @@ impl Routes {
                 limit_req: None,
                 limit_req_status: 429,
                 intercept_errors: false,
+                error_pages: Default::default(),
                 logged: true,
                 buffering: true,
                 gzip: None,

@@ -74,8 +74,8 @@ impl Reloader {
         // own (found by review: a page only the file's budget took was accepted, and then
         // never sent).
         let budget = config.buffering.max_buffer_memory;
-        if let Some((status, why)) = config.error_pages.first_misfit(budget) {
-            bail!("error_pages.{status}: {why} (max_buffer_memory changes only with a restart)");
+        if let Some((key, why)) = config.first_misfit_page(budget) {
+            bail!("{key}: {why} (max_buffer_memory changes only with a restart)");
         }
         let servers = |c: &Config| {
             let all: Vec<String> = c.all_servers().iter().map(ToString::to_string).collect();

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use crate::access_log::Template;
 use crate::auth_basic::BasicAuth;
 use crate::config::{Cidr, ClientRange, HostName, Limits, SetValues};
+use crate::error_pages::ErrorPages;
 use crate::gzip::Gzip;
 use crate::http::Charset;
 use crate::limits::RateLimit;
@@ -104,6 +105,8 @@ pub(crate) struct Route {
     /// The app's answers with a status that has an error page get the page instead of the
     /// app's body (nginx `uwsgi_intercept_errors on`).
     pub(crate) intercept_errors: bool,
+    /// Its error pages: its own, or the top level's (the same `Arc`).
+    pub(crate) error_pages: Arc<ErrorPages>,
     /// Its requests go to the access log (nginx's `access_log off` in a location: false).
     pub(crate) logged: bool,
     /// The app's answers are buffered (memory, then a temp file) so that a slow client does
@@ -505,6 +508,7 @@ pub(crate) mod tests {
             limit_req: None,
             limit_req_status: 429,
             intercept_errors: false,
+            error_pages: Default::default(),
             logged: true,
             buffering: true,
             gzip: None,

@@ -169,6 +169,66 @@ fn ringways_own_404_502_503_and_504_carry_the_pages() {
     );
 }
 
+/// A route's own `error_pages` replace the top level's there (nginx's `error_page` in a
+/// `location`): a JSON 502 for the API, the HTML one elsewhere, none on a route with `{}`;
+/// its `intercept_errors` takes its own pages; a page that cannot be read names its route.
+#[test]
+fn a_route_s_own_pages_replace_the_top_level_s_there() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let (_top, top_pages) = pages(&[(502, "502.html", PAGE_502)]);
+    let api_json = "{\"error\": \"the API is down\"}\n";
+    let (_api, api_pages) = pages(&[
+        (502, "api502.json", api_json),
+        (500, "api500.json", api_json),
+    ]);
+    let sockets = tempfile::tempdir().expect("temp dir");
+    let gone = sockets.path().join("gone.sock");
+    let route_pages = |line: &str| line.trim_end().to_owned();
+    let config = format!(
+        "{top_pages}\
+         [upstreams.app]\nservers = [\"{}\"]\n\
+         [upstreams.gone]\nservers = [\"unix:{}\"]\n\
+         [[routes]]\npath = \"/api/\"\nupstream = \"gone\"\n{}\n\
+         [[routes]]\npath = \"/plain/\"\nupstream = \"gone\"\nerror_pages = {{}}\n\
+         [[routes]]\npath = \"/site/\"\nupstream = \"gone\"\n\
+         [[routes]]\npath = \"/app/\"\nupstream = \"app\"\nscript_name = \"/app\"\n\
+         intercept_errors = true\n{}\n",
+        uwsgi.upstream(),
+        gone.display(),
+        route_pages(&api_pages),
+        route_pages(&api_pages),
+    );
+    let ringway = Ringway::with_config(config.clone()).start();
+    let addr = ringway.addr();
+    let json = "application/json; charset=utf-8";
+    assert_page(&roundtrip(addr, &Req::get("/api/x")), 502, api_json, json);
+    assert_page(&roundtrip(addr, &Req::get("/site/x")), 502, PAGE_502, HTML);
+    let r = roundtrip(addr, &Req::get("/plain/x"));
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (502, "502 Bad Gateway\n"),
+        "{r:?}"
+    );
+    // The app's own 500 on an intercepting route: the route's page.
+    assert_page(
+        &roundtrip(addr, &Req::get("/app/status/500")),
+        500,
+        api_json,
+        json,
+    );
+
+    let missing = config.replace("api500.json", "nowhere.json");
+    let refused = Ringway::with_config(missing).start_refused();
+    assert!(!refused.status.success(), "{refused:?}");
+    assert!(
+        refused
+            .stderr
+            .contains("routes[0].error_pages.500 (path \"/api/\")"),
+        "{}",
+        refused.stderr
+    );
+}
+
 /// An app's error answer carrying X-Accel-Redirect gets the operator's page on a route
 /// that intercepts errors, as nginx intercepts before it redirects (found by review: the
 /// file was served); elsewhere the file is.

@@ -363,6 +363,24 @@ impl Config {
         self.routes.iter().map(|r| r.label()).collect()
     }
 
+    /// The first error page no answer could carry while `max_buffer_memory` is `budget`:
+    /// the key naming it, and why (the top level's pages, then each route's own).
+    pub(crate) fn first_misfit_page(&self, budget: usize) -> Option<(String, String)> {
+        if let Some((status, why)) = self.error_pages.first_misfit(budget) {
+            return Some((format!("error_pages.{status}"), why));
+        }
+        self.routes
+            .iter()
+            .filter(|route| !Arc::ptr_eq(&route.error_pages, &self.error_pages))
+            .find_map(|route| {
+                let (status, why) = route.error_pages.first_misfit(budget)?;
+                Some((
+                    format!("error_pages.{status} (route {})", route.label()),
+                    why,
+                ))
+            })
+    }
+
     /// Every upstream socket of every group (to find the uWSGI processes behind them).
     pub fn all_servers(&self) -> Vec<UpstreamAddr> {
         let mut all: Vec<UpstreamAddr> = Vec::new();

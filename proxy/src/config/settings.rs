@@ -730,6 +730,10 @@ pub struct RouteSettings {
     /// of the app's body (nginx `uwsgi_intercept_errors on`).
     #[serde(default)]
     pub intercept_errors: bool,
+    /// This route's own pages, in place of the top level's (nginx's `error_page` in a
+    /// `location`, which replaces the server's): `{ 502 = "/srv/api/502.json" }`; `{}` for
+    /// none [default: the top-level `error_pages`].
+    pub error_pages: Option<BTreeMap<String, PathBuf>>,
     /// `false`: the app's answers and files on this route are sent as they are, `true`:
     /// compressed even without a `[gzip]` section (with its defaults) [default: as
     /// `[gzip]` says].
@@ -1193,6 +1197,9 @@ impl Settings {
             route.static_dir.iter_mut().for_each(anchor);
             route.access_log.iter_mut().for_each(anchor_log);
             route.auth_basic.iter_mut().for_each(anchor_auth);
+            if let Some(pages) = &mut route.error_pages {
+                pages.values_mut().for_each(anchor);
+            }
         }
     }
 }

@@ -197,7 +197,7 @@ fn every_readme_example_loads() {
     let srv_path = format!("\"{}/", srv.path().display());
     // The error pages, made where the examples say /srv/errors/.
     let errors = tempfile::tempdir().unwrap();
-    for page in ["404.html", "502.html", "503.html", "504.html"] {
+    for page in ["404.html", "502.html", "503.html", "504.html", "api502.json"] {
         std::fs::write(errors.path().join(page), "<h1>sorry</h1>").unwrap();
     }
     let errors_path = format!("\"{}/", errors.path().display());
@@ -1218,6 +1218,58 @@ fn a_page_the_memory_budget_could_never_carry_is_refused() {
         "larger than max_buffer_memory",
     );
     assert!(load(&text("1m"), &[]).is_ok());
+}
+
+/// A route's own pages replace the top level's (nginx's `error_page` in a location), `{}`
+/// names none, and they are held to what the top level's are: the budget, the statuses,
+/// `intercept_errors` with nothing to put in place.
+#[test]
+fn a_route_s_own_error_pages_replace_the_top_level_s() {
+    let dir = tempfile::tempdir().unwrap();
+    let html = dir.path().join("502.html");
+    let json = dir.path().join("502.json");
+    std::fs::write(&html, "<h1>Back soon</h1>").unwrap();
+    std::fs::write(&json, vec![b' '; 100 * 1024]).unwrap();
+    let text = |api: &str, budget: &str| {
+        format!(
+            "upstream = [\"unix:/a\"]\nmax_buffer_memory = \"{budget}\"\n\
+             error_pages = {{ 502 = \"{}\" }}\n\
+             [[routes]]\npath = \"/api/\"\nupstream = \"default\"\n{api}\n\
+             [[routes]]\npath = \"/plain/\"\nupstream = \"default\"\nerror_pages = {{}}\n",
+            html.display()
+        )
+    };
+    let own = format!("error_pages = {{ 502 = \"{}\" }}", json.display());
+    let config = load(&text(&own, "1m"), &[]).unwrap();
+    let page = |path: &str| {
+        route(&config, path)
+            .error_pages
+            .get(502)
+            .map(|p| p.body().len())
+    };
+    assert_eq!(page("/api/x"), Some(100 * 1024));
+    assert_eq!(page("/x"), Some(18), "the top level's");
+    assert_eq!(page("/plain/x"), None);
+    assert_refused(
+        &text(&own, "80k"),
+        "error_pages.502 (route /api/)",
+        "larger than max_buffer_memory",
+    );
+    assert_refused(
+        &text("error_pages = { 444 = \"/x\" }", "1m"),
+        "routes[0].error_pages.444",
+        "closes the connection",
+    );
+    assert_refused(
+        &text("error_pages = {}\nintercept_errors = true", "1m"),
+        "routes[0].intercept_errors",
+        "no `error_pages` are configured for the route",
+    );
+    let only_route = format!(
+        "upstream = [\"unix:/a\"]\n[[routes]]\npath = \"/api/\"\nupstream = \"default\"\n\
+         intercept_errors = true\n{own}\n"
+    );
+    assert!(route(&load(&only_route, &[]).unwrap(), "/api/").intercept_errors);
 }
 
 #[test]

@@ -136,7 +136,7 @@ impl Resolved {
                  `params = { HTTP_X_NAME = \"...\" }` in the routes instead",
             ));
         }
-        let error_pages = self.error_pages()?;
+        let error_pages = Arc::new(self.error_pages(&s.error_pages, "error_pages")?);
         // The top-level headers: inherited by the routes without their own; the `always`
         // ones also on the answers no route makes.
         let top_headers = response_headers(&s.response_headers)
@@ -207,15 +207,14 @@ impl Resolved {
             ebpf: s.ebpf.unwrap_or(true),
             tls: self.tls()?,
             access_log: self.access_log()?,
-            error_pages: Arc::new(error_pages),
+            error_pages,
             response_headers_always: top_headers.always,
             app: self.app()?,
         };
         self.check_addresses(&config)?;
         self.check_app_protocol(&config)?;
-        let budget = config.buffering.max_buffer_memory;
-        if let Some((status, why)) = config.error_pages.first_misfit(budget) {
-            return Err(self.invalid_in_file(&format!("error_pages.{status}"), &why));
+        if let Some((key, why)) = config.first_misfit_page(config.buffering.max_buffer_memory) {
+            return Err(self.invalid_in_file(&key, &why));
         }
         Ok(config)
     }
@@ -275,29 +274,33 @@ impl Resolved {
         Ok(())
     }
 
-    /// The error pages, their files read now: a page that cannot be served stops ringway
-    /// at start-up, not at the first error.
-    fn error_pages(&self) -> anyhow::Result<ErrorPages> {
-        let mut files = Vec::with_capacity(self.settings.error_pages.len());
-        for (key, file) in &self.settings.error_pages {
+    /// The error pages of `pages` (the top level's, or a route's, named `at`), their
+    /// files read now: a page that cannot be served stops ringway at start-up, not at the
+    /// first error.
+    fn error_pages(
+        &self,
+        pages: &BTreeMap<String, PathBuf>,
+        at: &str,
+    ) -> anyhow::Result<ErrorPages> {
+        let mut files = Vec::with_capacity(pages.len());
+        for (key, file) in pages {
             let status = key
                 .parse::<u16>()
                 .ok()
                 .filter(|status| STATUSES.contains(status))
                 .ok_or_else(|| {
                     self.invalid_in_file(
-                        &format!("error_pages.{key}"),
+                        &format!("{at}.{key}"),
                         "not an error status: pages are for statuses 400 to 599",
                     )
                 })?;
             if let Some(instead) = never_paged(status) {
-                return Err(self.invalid_in_file(&format!("error_pages.{key}"), instead));
+                return Err(self.invalid_in_file(&format!("{at}.{key}"), instead));
             }
             files.push((status, file.clone()));
         }
-        ErrorPages::load(files).map_err(|err| {
-            self.invalid_in_file(&format!("error_pages.{}", err.status), &err.to_string())
-        })
+        ErrorPages::load(files)
+            .map_err(|err| self.invalid_in_file(&format!("{at}.{}", err.status), &err.to_string()))
     }
 
     /// An `[app]` that runs an HTTP server (gunicorn, Granian, uvicorn...) on the address
@@ -1011,7 +1014,7 @@ impl Resolved {
         &self,
         groups: &[Group],
         defaults: Limits,
-        error_pages: &ErrorPages,
+        error_pages: &Arc<ErrorPages>,
         inherited: &AddedHeaders,
     ) -> anyhow::Result<RouteTable> {
         let s = &self.settings;
@@ -1037,9 +1040,10 @@ impl Resolved {
             Some(setting) => self.auth_request(setting, "auth_request")?,
             None => None,
         };
-        let access = Access {
+        let top = TopLevel {
             auth: auth.as_ref(),
             auth_request: auth_request.as_ref(),
+            error_pages,
         };
         // A route the configuration implies (a `--static` directory, `/` to the default
         // group): the top level's settings, nothing of its own.
@@ -1063,6 +1067,7 @@ impl Resolved {
             limit_req: None,
             limit_req_status: LIMIT_REQ_STATUS,
             intercept_errors: false,
+            error_pages: Arc::clone(error_pages),
             logged: true,
             buffering: true,
             gzip: gzip.clone(),
@@ -1071,12 +1076,12 @@ impl Resolved {
         };
         for (i, route) in s.routes.iter().enumerate() {
             let at = format!("routes[{i}]");
-            let built = self.route(route, &at, groups, inherited, gzip.as_ref(), access)?;
-            if built.intercept_errors && error_pages.is_empty() {
+            let built = self.route(route, &at, groups, inherited, gzip.as_ref(), top)?;
+            if built.intercept_errors && built.error_pages.is_empty() {
                 return Err(self.invalid_in_file(
                     &format!("{at}.intercept_errors"),
-                    "no `error_pages` are configured: there is nothing to put in place of \
-                     the app's error answers",
+                    "no `error_pages` are configured for the route: there is nothing to put \
+                     in place of the app's error answers",
                 ));
             }
             // One route per path and Host: two naming one Host (or none) on one path would
@@ -1345,9 +1350,6 @@ impl Resolved {
         }
     }
 
-    /// A `[[routes]]` entry at `at`; `inherited`: the top-level response headers, its own
-    /// when it sets none; `gzip`: the `[gzip]` section's compression, if there is one;
-    /// `access`: the top-level `auth_basic` and `auth_request`, if there are.
     /// The request headers a route sets on what goes to `group` (nginx's
     /// `proxy_set_header`): its own table, else the top-level one; none for a uwsgi group.
     fn route_upstream_headers(
@@ -1376,6 +1378,9 @@ impl Resolved {
         })
     }
 
+    /// A `[[routes]]` entry at `at`; `inherited`: the top-level response headers, its own
+    /// when it sets none; `gzip`: the `[gzip]` section's compression, if there is one;
+    /// `top`: the top-level `auth_basic`, `auth_request` and error pages.
     fn route(
         &self,
         route: &RouteSettings,
@@ -1383,7 +1388,7 @@ impl Resolved {
         groups: &[Group],
         inherited: &AddedHeaders,
         gzip: Option<&Arc<Gzip>>,
-        access: Access<'_>,
+        top: TopLevel<'_>,
     ) -> anyhow::Result<Route> {
         let invalid =
             |key: &str, message: &str| self.invalid_in_file(&format!("{at}.{key}"), message);
@@ -1696,14 +1701,14 @@ impl Resolved {
         };
         // As nginx's: a location's own auth_basic replaces the server's; `off` removes it.
         let auth = match &route.auth_basic {
-            None => access.auth.cloned(),
+            None => top.auth.cloned(),
             Some(setting) => self.auth_basic(setting, &format!("{at}.auth_basic"))?,
         };
         // The same for auth_request; a fixed answer or a redirect goes before any access
         // check (nginx's `return`), so nothing is asked for it.
         let auth_request = match &route.auth_request {
             _ if matches!(action, Action::Respond(_) | Action::Redirect { .. }) => None,
-            None => access.auth_request.cloned(),
+            None => top.auth_request.cloned(),
             Some(setting) => self.auth_request(setting, &format!("{at}.auth_request"))?,
         };
         Ok(Route {
@@ -1730,6 +1735,10 @@ impl Resolved {
                 .and_then(|l| l.status)
                 .unwrap_or(LIMIT_REQ_STATUS),
             intercept_errors: route.intercept_errors,
+            error_pages: match &route.error_pages {
+                Some(own) => Arc::new(self.error_pages(own, &format!("{at}.error_pages"))?),
+                None => Arc::clone(top.error_pages),
+            },
             logged,
             buffering: route.buffering.unwrap_or(true),
             gzip,
@@ -1838,11 +1847,13 @@ impl Resolved {
     }
 }
 
-/// The top-level access settings a route inherits unless it sets its own.
+/// The top-level settings a route inherits unless it sets its own: its access checks and
+/// its error pages.
 #[derive(Clone, Copy)]
-struct Access<'a> {
+struct TopLevel<'a> {
     auth: Option<&'a Arc<BasicAuth>>,
     auth_request: Option<&'a Arc<AuthRequest>>,
+    error_pages: &'a Arc<ErrorPages>,
 }
 
 /// What a header given in the configuration must be.

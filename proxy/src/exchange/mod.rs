@@ -34,7 +34,7 @@ use crate::auth_basic::Denied;
 use crate::buffer::{Body, Buf};
 use crate::client::{Client, Next, Own, may_discard};
 use crate::config::SetValues;
-use crate::error_pages::Carried;
+use crate::error_pages::{Carried, ErrorPages};
 use crate::fail::{Allowed, Fail};
 use crate::gzip::GzipRatio;
 use crate::http::{BodyFraming, HeaderSpan, Method, RequestHead};
@@ -965,6 +965,8 @@ pub(crate) struct OwnAnswers<'a> {
     /// What an `auth_request` refusal carries: the auth answer's challenges, or where
     /// `redirect_401` sends the client.
     pub(crate) refusal: &'a [(&'static [u8], Box<[u8]>)],
+    /// The error pages: the route's, or the top level's.
+    pub(crate) pages: &'a ErrorPages,
 }
 
 impl<'a> OwnAnswers<'a> {
@@ -979,6 +981,7 @@ impl<'a> OwnAnswers<'a> {
             send_timeout: route.limits.send_timeout,
             added: added_headers(route.headers_for(status), worker, client, req),
             refusal: &[],
+            pages: &route.error_pages,
         }
     }
 
@@ -996,6 +999,7 @@ impl<'a> OwnAnswers<'a> {
                     }
                 }),
             refusal: &[],
+            pages: &worker.config.error_pages,
         }
     }
 }
@@ -1063,7 +1067,7 @@ pub(crate) async fn answer(
     // The operator's page for this status, if any (`error_pages`); ringway's short text
     // while the memory budget has no room for a big page's copy.
     let fixed = fail.fixed_body();
-    let page = (worker.config.error_pages.get(status))
+    let page = (scope.pages.get(status))
         .filter(|_| fixed.is_none())
         .and_then(|page| Carried::take(page, &worker.budget, head_only));
     let own = Own {

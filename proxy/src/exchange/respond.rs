@@ -26,7 +26,7 @@ pub(super) async fn answer(
     }
     let head_only = req.head.method == Method::Head;
     let error_page = (status >= 400 && fixed.body.is_none())
-        .then(|| worker.config.error_pages.get(status))
+        .then(|| route.error_pages.get(status))
         .flatten()
         .and_then(|page| Carried::take(page, &worker.budget, head_only));
     let page = match (&fixed.body, &error_page) {

@@ -389,7 +389,7 @@ async fn respond(
     // The route shows the operator's page in place of the app's error body, even one
     // that names a file: nginx intercepts before it redirects (found by review).
     if target.route.intercept_errors
-        && let Some(page) = worker.config.error_pages.get(head.status)
+        && let Some(page) = target.route.error_pages.get(head.status)
     {
         // The app's body is not read: uWSGI has usually written it all already, and if not,
         // its next write fails at once instead of waiting on ringway.
