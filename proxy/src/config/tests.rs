@@ -197,7 +197,13 @@ fn every_readme_example_loads() {
     let srv_path = format!("\"{}/", srv.path().display());
     // The error pages, made where the examples say /srv/errors/.
     let errors = tempfile::tempdir().unwrap();
-    for page in ["404.html", "502.html", "503.html", "504.html", "api502.json"] {
+    for page in [
+        "404.html",
+        "502.html",
+        "503.html",
+        "504.html",
+        "api502.json",
+    ] {
         std::fs::write(errors.path().join(page), "<h1>sorry</h1>").unwrap();
     }
     let errors_path = format!("\"{}/", errors.path().display());
@@ -430,6 +436,7 @@ fn real_ip_header_names_a_header_read_from_trusted_proxies_only() {
         "real_ip_header",
         "proxy_protocol = true",
     );
+    assert_refused(&with("Forwarded"), "real_ip_header", "X-Forwarded-For");
     assert_refused(&with("X Real IP"), "real_ip_header", "not a header name");
     assert_refused(&with(""), "real_ip_header", "not a header name");
 }

@@ -1043,7 +1043,12 @@ impl HostName {
             host.len() > suffix.len()
                 && host[host.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
         };
-        let exact = |name: &str| host.eq_ignore_ascii_case(name.as_bytes());
+        // An IPv6 address is the same however it is written (`[2001:db8:0::1]`, as a client
+        // may send it, is `[2001:db8::1]`; found by review: only the short form matched).
+        let exact = |name: &str| {
+            host.eq_ignore_ascii_case(name.as_bytes())
+                || v6_literal(host).is_some_and(|ip| v6_literal(name.as_bytes()) == Some(ip))
+        };
         match self {
             HostName::Exact(name) => exact(name).then_some(HostMatch::Exact),
             HostName::Under(suffix) => under(suffix).then_some(HostMatch::Wildcard(suffix.len())),
@@ -1052,6 +1057,12 @@ impl HostName {
                 .then_some(HostMatch::Wildcard(name.len() + 1)),
         }
     }
+}
+
+/// The IPv6 address a bracketed Host (without its port) names.
+fn v6_literal(host: &[u8]) -> Option<std::net::Ipv6Addr> {
+    let inside = host.strip_prefix(b"[")?.strip_suffix(b"]")?;
+    std::str::from_utf8(inside).ok()?.parse().ok()
 }
 
 impl FromStr for HostName {
@@ -1310,6 +1321,16 @@ impl FromStr for RealIpHeader {
             ));
         }
         let name = s.to_ascii_lowercase();
+        // Its entries are `for=192.0.2.7;proto=https`, never a bare address: read as a
+        // list of addresses it would name no client, silently (found by review), as in
+        // nginx, whose real_ip module does not parse it either.
+        if name == "forwarded" {
+            return Err(
+                "the Forwarded header (RFC 7239) is not read: have the balancer send \
+                        X-Forwarded-For (HAProxy: `option forwardfor`), the default"
+                    .into(),
+            );
+        }
         Ok(if name == "x-forwarded-for" {
             RealIpHeader::ForwardedFor
         } else {
@@ -1546,6 +1567,16 @@ mod tests {
         ] {
             assert!(!exact.matches(host.as_bytes()), "{host}");
         }
+        // An IPv6 address however it is written (found by review).
+        let v6 = name("[2001:db8:0::1]");
+        for host in [
+            "[2001:db8::1]",
+            "[2001:DB8:0:0::1]:8080",
+            "[2001:0db8::0001]",
+        ] {
+            assert!(v6.matches(host.as_bytes()), "{host}");
+        }
+        assert!(!v6.matches(b"[2001:db8::2]") && !v6.matches(b"2001:db8::1"));
         let under = name("*.example.com");
         assert!(under.matches(b"a.example.com") && under.matches(b"a.b.example.com:80"));
         assert!(!under.matches(b"example.com") && !under.matches(b"badexample.com"));

@@ -11,6 +11,8 @@
 //! a server failed goes on to the next as the route's `next_upstream` says
 //! (`next_upstream.rs`).
 
+use std::net::IpAddr;
+
 use super::next_upstream::{Missed, is_idempotent, retries_on_new_connection};
 use super::upgrade;
 use super::upstream::{Answered, Exchanged, Target, check_body_size, connect, judge, pass_on};
@@ -181,8 +183,14 @@ pub(super) fn encode_head(
     let default_host = match (&config.server_name, parts.head.host) {
         (_, Some(_)) => &b""[..],
         (Some(name), None) => name.as_bytes(),
+        // The address reached, without an IPv6 scope (`%2` is no part of a Host; found by
+        // review), as the uwsgi SERVER_NAME is made.
         (None, None) => {
-            local = client.reached().to_string();
+            let reached = client.reached();
+            local = match reached.ip().to_canonical() {
+                IpAddr::V4(ip) => format!("{ip}:{}", reached.port()),
+                IpAddr::V6(ip) => format!("[{ip}]:{}", reached.port()),
+            };
             local.as_bytes()
         }
     };
