@@ -368,6 +368,11 @@ mod signals {
         if rc != 0 {
             return Err(std::io::Error::from_raw_os_error(rc));
         }
+        // A SIGCHLD ignored where ringway was started makes the kernel reap its children
+        // itself: the app's exit would never be seen (found by review: read as status 255,
+        // and a clean exit restarted).
+        // SAFETY: setting a signal's disposition to its default touches no memory.
+        unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) };
         Ok(Blocked(set))
     }
 

@@ -505,6 +505,41 @@ fn an_app_that_ignores_stop_signal_is_killed_after_stop_timeout() {
     );
 }
 
+/// Started where SIGINT and SIGCHLD are ignored (`trap '' INT CHLD`, as `nohup` or a
+/// script's `cmd &` leave some), ringway still sees its app exit, and the app gets SIGINT
+/// (the default stop_signal) at its default: a Python app without a handler of its own stops
+/// at once, where it ignored the signal and was killed at stop_timeout (found by review).
+#[test]
+fn signals_ignored_where_ringway_started_are_not_ignored_by_its_app() {
+    let setup = Setup::new();
+    let script = format!(
+        "import socket, time\n\
+         s = socket.socket(socket.AF_UNIX)\n\
+         s.bind({path:?})\n\
+         s.listen()\n\
+         time.sleep(600)\n",
+        path = setup.socket.display().to_string()
+    );
+    let python = ringway_tests::paths::venv().join("bin/python");
+    let command = vec![python.display().to_string(), "-c".to_owned(), script];
+    let mut ringway = setup
+        .ringway(&command, "stop_timeout = \"10s\"")
+        .under(&["/bin/sh", "-c", "trap '' INT CHLD; exec \"$@\"", "sh"])
+        .start();
+    let pid = next_app_pid(&ringway, None);
+    ringway.sigterm();
+    let status = ringway.wait_exit(Duration::from_secs(20));
+    let log = ringway.stderr();
+    assert!(status.is_some_and(|s| s.success()), "{status:?}\n{log}");
+    assert!(!log.contains(KILLED_AFTER_STOP_TIMEOUT), "{log}");
+    assert!(log.contains("the app exited (killed by SIGINT)"), "{log}");
+    assert!(
+        poll_until(GONE_WITHIN, || live_in_group(pid).is_empty()),
+        "left of the app: {:?}",
+        live_in_group(pid)
+    );
+}
+
 /// ringway raises its own soft limit of open files at start; the app gets the one ringway
 /// was started with (a Python program may use `select()`, which breaks past fd 1023), and
 /// its workers with it.

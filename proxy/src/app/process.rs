@@ -31,8 +31,8 @@ pub fn spawn(command: &[String]) -> io::Result<Child> {
         .process_group(0)
         .env_remove("NOTIFY_SOCKET");
     // SAFETY: the closure runs in the forked child before exec and calls only
-    // async-signal-safe functions (sigemptyset, pthread_sigmask, setrlimit, prctl, getppid,
-    // _exit); it allocates nothing.
+    // async-signal-safe functions (sigemptyset, pthread_sigmask, signal, setrlimit, prctl,
+    // getppid, _exit); it allocates nothing.
     unsafe {
         cmd.pre_exec(move || {
             // std passes the signal mask on to the child, and ringway blocks its stop signals
@@ -43,6 +43,13 @@ pub fn spawn(command: &[String]) -> io::Result<Child> {
             let rc = libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
             if rc != 0 {
                 return Err(io::Error::from_raw_os_error(rc));
+            }
+            // A signal ignored where ringway was started (`nohup`, `cmd &` from a script:
+            // SIGHUP, SIGINT) stays ignored across exec: an app that sets no handler of its
+            // own would never see its `stop_signal`, and be killed at `stop_timeout` (found
+            // by review). The app starts with the dispositions of a fresh process.
+            for signal in APP_SIGNALS {
+                libc::signal(signal, libc::SIG_DFL);
             }
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
                 return Err(io::Error::last_os_error());
@@ -59,6 +66,18 @@ pub fn spawn(command: &[String]) -> io::Result<Child> {
     }
     cmd.spawn()
 }
+
+/// The signals the app gets back at their default disposition (the stop signals an app
+/// may be sent, and those a launcher commonly ignores).
+const APP_SIGNALS: [libc::c_int; 7] = [
+    libc::SIGHUP,
+    libc::SIGINT,
+    libc::SIGQUIT,
+    libc::SIGTERM,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGCHLD,
+];
 
 /// Whether `program` can be started as [`spawn`] starts it (execvp): a path to an
 /// executable file, or a name found so in `PATH`.
