@@ -335,6 +335,59 @@ fn an_app_that_fails_at_once_is_restarted_with_growing_waits() {
     );
 }
 
+/// A group beside the app's, on a socket another service already listens on (a uWSGI of
+/// its own): it accepts before ringway starts, and counts at once; only a socket an old
+/// ringway's app listens on waits to be replaced (found by review: every start waited for
+/// this one to be replaced, and failed at ready_timeout).
+#[test]
+fn a_socket_another_service_already_listens_on_does_not_hold_up_the_start() {
+    let setup = Setup::new();
+    let other = setup.dir().join("other.sock");
+    let _other = std::os::unix::net::UnixListener::bind(&other).expect("bind");
+    let keys = format!(
+        "ready_timeout = \"5s\"\n\
+         [upstreams.other]\nservers = [{}]\n\
+         [[routes]]\npath = \"/other/\"\nupstream = \"other\"\n",
+        toml_string(&format!("unix:{}", other.display()))
+    );
+    let ringway = setup.ringway(&setup.uwsgi.argv(), &keys).start();
+    let r = roundtrip(ringway.addr(), &Req::get("/"));
+    assert_eq!(r.status, 200, "{r:?}\n{}", ringway.stderr());
+}
+
+/// A second ringway started with the same `[app]` (a binary upgrade) while the first one's
+/// app still listens: the old app's socket does not count for the new one, which says it
+/// listens only once its own app has bound the path anew (here 2 s after its start), and
+/// then serves with the old process gone.
+#[test]
+fn a_new_process_waits_for_its_own_app_not_the_old_one_s() {
+    let setup = Setup::new();
+    let mark = setup.dir().join("first-started");
+    let uwsgi: Vec<String> = setup.uwsgi.argv().iter().map(|a| sh_quote(a)).collect();
+    let script = format!(
+        "if [ -e {mark} ]; then sleep 2; fi; touch {mark}; exec {}",
+        uwsgi.join(" "),
+        mark = sh_quote(&mark.display().to_string()),
+    );
+    let command = vec!["/bin/sh".into(), "-c".into(), script];
+    let mut old = setup.ringway(&command, "").start();
+    let asked = std::time::Instant::now();
+    let new = setup.ringway(&command, "").start();
+    let waited = asked.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1500),
+        "listening {waited:?} after the start, before its own app could:\n{}",
+        new.stderr()
+    );
+    old.sigterm();
+    assert!(
+        old.wait_exit(Duration::from_secs(20)).is_some(),
+        "the old one stops"
+    );
+    let r = roundtrip(new.addr(), &Req::get("/"));
+    assert_eq!(r.status, 200, "{r:?}\n{}", new.stderr());
+}
+
 #[test]
 fn an_app_that_never_accepts_stops_ringway_at_ready_timeout() {
     let setup = Setup::new();

@@ -2,7 +2,7 @@
 //! connections, so the first request after start is not answered 502.
 
 use std::os::unix::fs::MetadataExt as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::config::UpstreamAddr;
@@ -22,22 +22,29 @@ pub struct Waiting {
     /// socket answered, the new process said it was listening, and requests got 502 once
     /// the old one stopped its app). A file nothing listened on is left by an app that is
     /// gone, and is not noted: its inode may be the new file's (found by review: on ext4 the
-    /// app never counted as started after a restart).
+    /// app never counted as started after a restart). Nor is one another service listens
+    /// on (a uWSGI of its own behind another group): it is no app's to replace, and counts
+    /// as it accepts (found by review: every start waited for it, and failed).
     before: Vec<(PathBuf, Identity)>,
 }
 
 impl Waiting {
-    /// To be made before the app starts: it notes the socket files already there.
+    /// To be made before the app starts: it notes the socket files already there that
+    /// an old process's app listens on.
     pub fn new(upstreams: &[Vec<UpstreamAddr>]) -> Waiting {
+        Waiting::noting(upstreams, an_old_app_listens)
+    }
+
+    /// As [`Waiting::new`], `old_app` telling whether an accepting socket file is an old
+    /// app's.
+    fn noting(upstreams: &[Vec<UpstreamAddr>], old_app: fn(&Path) -> bool) -> Waiting {
         let before = upstreams
             .iter()
             .flatten()
             .filter_map(|addr| match addr {
                 UpstreamAddr::Unix(path) => {
                     let noted = identity(path)?;
-                    connect_upstream(addr)
-                        .is_ok()
-                        .then(|| (path.clone(), noted))
+                    (connect_upstream(addr).is_ok() && old_app(path)).then(|| (path.clone(), noted))
                 }
                 UpstreamAddr::Tcp(_) => None,
             })
@@ -84,6 +91,72 @@ fn accepts(addr: &UpstreamAddr, before: &[(PathBuf, Identity)]) -> bool {
     connect_upstream(addr).is_ok()
 }
 
+/// Whether the process listening on the unix socket at `path` is an app another ringway
+/// runs (an old process during a binary upgrade): it, or one of its first ancestors (a
+/// shell the app was started through), is a ringway other than this process. A listener
+/// in another pid namespace (another container's) is none.
+fn an_old_app_listens(path: &Path) -> bool {
+    let Some(mut pid) = listener_pid(path) else {
+        return false;
+    };
+    let ours = std::fs::read_to_string("/proc/self/comm").unwrap_or_default();
+    let me = std::process::id();
+    for _ in 0..4 {
+        let Some((comm, parent)) = comm_and_parent(pid) else {
+            return false;
+        };
+        if pid != me && !ours.trim().is_empty() && comm == ours.trim() {
+            return true;
+        }
+        if parent <= 1 {
+            return false;
+        }
+        pid = parent;
+    }
+    false
+}
+
+/// The process listening on the unix socket at `path`, as the kernel noted it at its
+/// `listen` (SO_PEERCRED of a connection to it); `None` when it cannot be asked, or is
+/// not in this pid namespace.
+fn listener_pid(path: &Path) -> Option<u32> {
+    use socket2::{Domain, SockAddr, Socket, Type};
+    use std::os::fd::AsRawFd;
+    let socket = Socket::new(Domain::UNIX, Type::STREAM.nonblocking().cloexec(), None).ok()?;
+    socket.connect(&SockAddr::unix(path).ok()?).ok()?;
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: the fd is open while `socket` lives; `cred` and `len` are valid for writing
+    // and `len` is `cred`'s size.
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&raw mut cred).cast(),
+            &mut len,
+        )
+    };
+    (rc == 0)
+        .then_some(cred.pid)
+        .and_then(|pid| u32::try_from(pid).ok())
+        .filter(|&pid| pid > 0)
+}
+
+/// A process's name (`comm`) and its parent's pid, from `/proc/PID/stat`.
+fn comm_and_parent(pid: u32) -> Option<(String, u32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // `PID (COMM) STATE PPID ...`: the name may hold spaces and parentheses.
+    let (head, rest) = stat.rsplit_once(')')?;
+    let (_, comm) = head.split_once('(')?;
+    let parent = rest.split_whitespace().nth(1)?.parse().ok()?;
+    Some((comm.to_owned(), parent))
+}
+
 /// Which file a path names: its device, inode and change time (an inode number freed and
 /// given to a new file gets a new change time).
 pub(super) type Identity = (u64, u64, i64, i64);
@@ -125,7 +198,7 @@ mod tests {
         let path = dir.path().join("app.sock");
         let old = std::os::unix::net::UnixListener::bind(&path).unwrap();
         let addr = vec![UpstreamAddr::Unix(path.clone())];
-        let mut waiting = Waiting::new(std::slice::from_ref(&addr));
+        let mut waiting = Waiting::noting(std::slice::from_ref(&addr), |_| true);
         waiting.poll();
         assert!(!waiting.is_done(), "the old app's socket");
         std::fs::remove_file(&path).unwrap();
@@ -139,7 +212,7 @@ mod tests {
         // app never counted as started after a restart).
         let stale = dir.path().join("stale.sock");
         drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
-        let mut waiting = Waiting::new(&[vec![UpstreamAddr::Unix(stale.clone())]]);
+        let mut waiting = Waiting::noting(&[vec![UpstreamAddr::Unix(stale.clone())]], |_| true);
         std::fs::remove_file(&stale).unwrap();
         let _app = std::os::unix::net::UnixListener::bind(&stale).unwrap();
         waiting.poll();
@@ -153,5 +226,21 @@ mod tests {
         let _app = std::os::unix::net::UnixListener::bind(&fresh).unwrap();
         waiting.poll();
         assert!(waiting.is_done());
+    }
+
+    /// A socket another service listens on (here this test process, no ringway's app)
+    /// counts as soon as it accepts: it is no app's to replace.
+    #[test]
+    fn a_socket_another_service_listens_on_counts_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("other.sock");
+        let _other = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        assert_eq!(listener_pid(&path), Some(std::process::id()));
+        assert!(!an_old_app_listens(&path));
+        let mut waiting = Waiting::new(&[vec![UpstreamAddr::Unix(path)]]);
+        waiting.poll();
+        assert!(waiting.is_done());
+        let (comm, parent) = comm_and_parent(std::process::id()).unwrap();
+        assert!(!comm.is_empty() && parent > 0, "{comm} {parent}");
     }
 }
