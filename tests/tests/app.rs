@@ -558,6 +558,51 @@ fn an_app_that_ignores_stop_signal_is_killed_after_stop_timeout() {
     );
 }
 
+/// A stop signal sent while the app is being stopped kills its group at once, as a second
+/// one cuts ringway's drain short (found by review: it waited out `stop_timeout`).
+#[test]
+fn another_stop_signal_while_the_app_stops_kills_it_at_once() {
+    let setup = Setup::new();
+    let script = format!(
+        "import signal, socket, time\n\
+         signal.signal(signal.SIGINT, signal.SIG_IGN)\n\
+         s = socket.socket(socket.AF_UNIX)\n\
+         s.bind({path:?})\n\
+         s.listen()\n\
+         time.sleep(600)\n",
+        path = setup.socket.display().to_string()
+    );
+    let python = ringway_tests::paths::venv().join("bin/python");
+    let command = vec![python.display().to_string(), "-c".to_owned(), script];
+    let mut ringway = setup.ringway(&command, "stop_timeout = \"60s\"").start();
+    let pid = next_app_pid(&ringway, None);
+    ringway.sigterm();
+    assert!(
+        ringway.wait_for_log("stopping the app", Duration::from_secs(20)),
+        "{}",
+        ringway.stderr()
+    );
+    let asked = std::time::Instant::now();
+    ringway.sigterm();
+    let status = ringway.wait_exit(Duration::from_secs(20));
+    let log = ringway.stderr();
+    assert!(status.is_some_and(|s| s.success()), "{status:?}\n{log}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(10),
+        "{:?}\n{log}",
+        asked.elapsed()
+    );
+    assert!(
+        log.contains("another stop signal: killing the app's process group"),
+        "{log}"
+    );
+    assert!(
+        poll_until(GONE_WITHIN, || live_in_group(pid).is_empty()),
+        "left of the app: {:?}",
+        live_in_group(pid)
+    );
+}
+
 /// Started where SIGINT and SIGCHLD are ignored (`trap '' INT CHLD`, as `nohup` or a
 /// script's `cmd &` leave some), ringway still sees its app exit, and the app gets SIGINT
 /// (the default stop_signal) at its default: a Python app without a handler of its own stops

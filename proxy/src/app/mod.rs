@@ -290,18 +290,31 @@ impl App {
             );
         }
         let deadline = Instant::now() + self.stop_timeout;
+        // A stop signal sent while the app stops asks for it now, as a second one asks
+        // ringway's drain to end now (found by review: it waited out `stop_timeout`). One
+        // already waiting (the stop that cut a start short) is the first.
+        let pending_before = stop_requested();
+        let mut hurried = false;
         while !thread.is_finished() && Instant::now() < deadline {
+            if !pending_before && stop_requested() {
+                hurried = true;
+                break;
+            }
             std::thread::sleep(Duration::from_millis(10));
         }
         if !thread.is_finished() {
             let state = self.shared.state();
             if let Some(pid) = state.pid {
-                tracing::warn!(
-                    pid,
-                    "the app did not exit within app.stop_timeout ({:?}); killing its process \
-                     group",
-                    self.stop_timeout
-                );
+                if hurried {
+                    tracing::warn!(pid, "another stop signal: killing the app's process group");
+                } else {
+                    tracing::warn!(
+                        pid,
+                        "the app did not exit within app.stop_timeout ({:?}); killing its \
+                         process group",
+                        self.stop_timeout
+                    );
+                }
                 process::signal_group(pid, libc::SIGKILL);
             }
         }
