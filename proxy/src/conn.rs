@@ -848,8 +848,9 @@ mod tests {
                 // a kept connection's requests and age (keepalive_requests, keepalive_time),
                 // 3272 with an upstream connection's `least_conn` count (8 bytes in each of
                 // the places the future holds one), 3312 with the drop of a body an answer
-                // left unread (the outcome held across it).
-                assert!(size <= 3312, "a request's future is {size} bytes");
+                // left unread (the outcome held across it), 3280 with the route's cookie
+                // flags in the answer head's description, dropped before the relay waits.
+                assert!(size <= 3280, "a request's future is {size} bytes");
             },
         );
     }

@@ -6,6 +6,8 @@ Routes:
                    "status <code>"
   /stream/<n>      n bytes of a fixed pattern (byte i = i % 251) yielded in 1000-byte pieces,
                    without Content-Length (the server frames it)
+  /set-cookie      200 "ok", with a Set-Cookie header for each `set` in the query string
+                   (its value as given, percent-decoded)
   anything else    200, JSON: {"method", "target" (the request target as the server read it),
                    "headers" (the HTTP_* request headers, lower-case names with dashes, as the
                    server joined them), "content_length", "body_length" (bytes read from
@@ -14,6 +16,7 @@ Routes:
 """
 
 import json
+from urllib.parse import parse_qs
 
 PATTERN = bytes(i % 251 for i in range(251))
 
@@ -59,6 +62,14 @@ def application(environ, start_response):
             [("Content-Type", "text/plain"), ("Content-Length", str(len(text)))],
         )
         return [text]
+    if path == "/set-cookie":
+        cookies = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True).get("set", [])
+        start_response(
+            "200 OK",
+            [("Content-Type", "text/plain"), ("Content-Length", "2")]
+            + [("Set-Cookie", cookie) for cookie in cookies],
+        )
+        return [b"ok"]
     if path.startswith("/stream/"):
         data = pattern(int(path[len("/stream/"):]))
         start_response("200 OK", [("Content-Type", "application/octet-stream")])

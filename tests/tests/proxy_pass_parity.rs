@@ -399,3 +399,76 @@ fn headers_with_variables_are_nginx_s() {
         assert!(ok, "X-Request-Start {start:?}");
     }
 }
+
+/// nginx's `proxy_cookie_flags` and ringway's `cookie_flags`, the same rules, in front of
+/// the same app: each Set-Cookie the app sends comes out the same from both (added,
+/// replaced and removed flags, the first rule naming the cookie, one no rule names, one
+/// whose first part has no value).
+#[test]
+fn cookie_flags_rewrite_set_cookie_as_nginx_s_proxy_cookie_flags() {
+    let app = AppServer::start(Server::Gunicorn, Served::HttpEcho, Listen::Tcp, 1);
+    let rules = [
+        "session samesite=strict httponly",
+        "~^track nosecure nosamesite",
+        "~ secure samesite=lax",
+    ];
+    let nginx_rules: String = rules
+        .iter()
+        .map(|rule| format!("proxy_cookie_flags {rule};"))
+        .collect();
+    let nginx = Nginx::start_proxy_pass_with_locations(
+        app.addr(),
+        &format!(
+            "location /set-cookie {{ {nginx_rules} {} }}",
+            ringway_tests::nginx::PROXY_PASS_LINES
+        ),
+    );
+    let toml_rules: Vec<String> = rules.iter().map(|rule| format!("{rule:?}")).collect();
+    let ringway = Ringway::with_config(format!(
+        "[upstreams.app]\nservers = [\"{}\"]\n\
+         [[routes]]\npath = \"/\"\nupstream = \"app\"\n\
+         [[routes]]\npath = \"/set-cookie\"\nexact = true\nupstream = \"app\"\n\
+         cookie_flags = [{}]\n",
+        app.upstream(),
+        toml_rules.join(", ")
+    ))
+    .start();
+    let cookies = [
+        "SESSION=abc; Path=/",
+        "session=abc; SameSite=None; Secure",
+        "tracking=1; Secure; SameSite=Strict; Path=/",
+        "theme=dark",
+        "theme=dark;path=/ ;  samesite=LAX",
+        "lang=en; Secure; HttpOnly",
+        "flag; Path=/",
+    ];
+    let query: Vec<String> = cookies
+        .iter()
+        .map(|c| {
+            let encoded: String = c
+                .bytes()
+                .map(|b| match b {
+                    b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' => (b as char).to_string(),
+                    _ => format!("%{b:02X}"),
+                })
+                .collect();
+            format!("set={encoded}")
+        })
+        .collect();
+    let target = format!("/set-cookie?{}", query.join("&"));
+    let set_cookies = |addr: SocketAddr| {
+        let mut conn = Conn::open(addr);
+        conn.send(&Req::get(&target).to_bytes()).expect("send");
+        let r = conn.read_response().expect("an answer");
+        assert_eq!(r.status, 200, "{r:?}");
+        r.header_all("set-cookie")
+    };
+    let via_nginx = set_cookies(nginx.addr());
+    let via_ringway = set_cookies(ringway.addr());
+    assert_eq!(via_nginx.len(), cookies.len(), "{via_nginx:?}");
+    assert_eq!(via_ringway, via_nginx);
+    assert_eq!(
+        via_ringway[0], "SESSION=abc; Path=/; HttpOnly; SameSite=Strict",
+        "the rules did something: {via_ringway:?}"
+    );
+}

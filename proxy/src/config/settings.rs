@@ -287,6 +287,13 @@ pub struct Settings {
     #[arg(skip)]
     pub charset_types: Option<Vec<String>>,
 
+    /// Flags the app's `Set-Cookie` headers get (nginx's `proxy_cookie_flags`), on every
+    /// route that sets none of its own: rules of nginx's arguments, the first naming a
+    /// cookie applies, `["~ secure httponly samesite=lax"]`. File only.
+    #[arg(skip)]
+    #[serde(default)]
+    pub cookie_flags: Vec<String>,
+
     /// Request headers set on what goes to HTTP groups (nginx's `proxy_set_header` with a
     /// fixed value in a `server` block), for every route that sets none of its own:
     /// `{ "X-Script-Name" = "/app" }`; the client's copies and ringway's own are replaced,
@@ -677,6 +684,9 @@ pub struct RouteSettings {
     pub charset: Option<String>,
     /// The types `charset` labels [default: the top-level `charset_types`].
     pub charset_types: Option<Vec<String>>,
+    /// Flags the app's `Set-Cookie` headers get (nginx's `proxy_cookie_flags`), in place
+    /// of the top level's; `[]` for none [default: the top-level `cookie_flags`].
+    pub cookie_flags: Option<Vec<String>>,
     /// Request headers set on what goes to an HTTP group (nginx's `proxy_set_header NAME
     /// VALUE`); a route's own table replaces the top-level one, `{}` sets none [default:
     /// the top-level `upstream_headers`].

@@ -3669,3 +3669,46 @@ fn deny_lists_are_read_and_a_range_in_both_lists_is_refused() {
     );
     assert_refused(&format!("{base}deny = [\"everyone\"]\n"), "deny", "or all");
 }
+
+/// `cookie_flags` at the top goes to every route without its own; a route's replaces it,
+/// `[]` for none; a route that reaches no app has nothing to apply it to; a bad rule is
+/// refused with its key.
+#[test]
+fn cookie_flags_are_inherited_replaced_and_checked() {
+    let text = |route: &str| {
+        format!(
+            "upstream = [\"unix:/a\"]\ncookie_flags = [\"~ secure\"]\n\
+             [[routes]]\npath = \"/api/\"\nupstream = \"default\"\n{route}\n"
+        )
+    };
+    let rewritten = |config: &Config, path: &str| {
+        route(config, path)
+            .cookie_flags
+            .as_ref()
+            .and_then(|f| f.rewrite(b"id=1"))
+            .map(|v| String::from_utf8(v).unwrap())
+    };
+    let config = load(&text(""), &[]).unwrap();
+    assert_eq!(rewritten(&config, "/api/").as_deref(), Some("id=1; Secure"));
+    assert_eq!(rewritten(&config, "/x").as_deref(), Some("id=1; Secure"));
+    let own = load(&text("cookie_flags = [\"id httponly\"]"), &[]).unwrap();
+    assert_eq!(rewritten(&own, "/api/").as_deref(), Some("id=1; HttpOnly"));
+    let none = load(&text("cookie_flags = []"), &[]).unwrap();
+    assert_eq!(rewritten(&none, "/api/"), None);
+    assert_refused(
+        &text("cookie_flags = [\"~ secured\"]"),
+        "routes[0].cookie_flags",
+        "is not a flag",
+    );
+    assert_refused(
+        "upstream = [\"unix:/a\"]\ncookie_flags = [\"id\"]\n",
+        "cookie_flags",
+        "no flag",
+    );
+    assert_refused(
+        "upstream = [\"unix:/a\"]\n[[routes]]\npath = \"/old/\"\n\
+         redirect = { to = \"/new/\" }\ncookie_flags = [\"~ secure\"]\n",
+        "routes[0].cookie_flags",
+        "does not apply",
+    );
+}

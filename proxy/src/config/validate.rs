@@ -31,7 +31,7 @@ use crate::app::{AppConfig, Restart, StopSignal};
 use crate::auth_basic::BasicAuth;
 use crate::error_pages::{ErrorPages, STATUSES};
 use crate::gzip::Gzip;
-use crate::http::Charset;
+use crate::http::{Charset, CookieFlags};
 use crate::limits::RateLimit;
 use crate::routes::{
     Action, AuthRequest, FixedAnswer, Found, LimitExcept, PathRegex, Route, RouteTable,
@@ -1025,6 +1025,8 @@ impl Resolved {
         let top_charset = self
             .charset(s.charset.as_deref(), s.charset_types.as_deref())
             .map_err(|(key, m)| self.invalid_in_file(key, &m))?;
+        let top_cookie_flags =
+            cookie_flags(&s.cookie_flags).map_err(|m| self.invalid_in_file("cookie_flags", &m))?;
         let gzip = match &s.gzip {
             Some(settings) => Some(Arc::new(
                 Gzip::from_settings(settings)
@@ -1044,6 +1046,7 @@ impl Resolved {
             auth: auth.as_ref(),
             auth_request: auth_request.as_ref(),
             error_pages,
+            cookie_flags: top_cookie_flags.as_ref(),
         };
         // A route the configuration implies (a `--static` directory, `/` to the default
         // group): the top level's settings, nothing of its own.
@@ -1063,6 +1066,7 @@ impl Resolved {
             always_headers: inherited.always.clone(),
             hide_headers: top_hidden.clone(),
             charset: top_charset.clone(),
+            cookie_flags: top_cookie_flags.clone(),
             limits: defaults,
             limit_req: None,
             limit_req_status: LIMIT_REQ_STATUS,
@@ -1669,6 +1673,10 @@ impl Resolved {
         let charset = self
             .charset(route.charset.as_deref(), route.charset_types.as_deref())
             .map_err(|(key, m)| invalid(key, &m))?;
+        let cookie_flags = match &route.cookie_flags {
+            None => top.cookie_flags.cloned(),
+            Some(own) => cookie_flags(own).map_err(|m| invalid("cookie_flags", &m))?,
+        };
         // `{}` adds none (found by review: it was taken as no table of the route's own).
         let response_headers = match &route.response_headers {
             None => inherited.clone(),
@@ -1727,6 +1735,7 @@ impl Resolved {
             always_headers: response_headers.always,
             hide_headers,
             charset,
+            cookie_flags,
             limits,
             limit_req,
             limit_req_status: route
@@ -1847,13 +1856,22 @@ impl Resolved {
     }
 }
 
-/// The top-level settings a route inherits unless it sets its own: its access checks and
-/// its error pages.
+/// The top-level settings a route inherits unless it sets its own: its access checks, its
+/// error pages and its cookie flags.
 #[derive(Clone, Copy)]
 struct TopLevel<'a> {
     auth: Option<&'a Arc<BasicAuth>>,
     auth_request: Option<&'a Arc<AuthRequest>>,
     error_pages: &'a Arc<ErrorPages>,
+    cookie_flags: Option<&'a Arc<CookieFlags>>,
+}
+
+/// `cookie_flags`' rules; none for an empty list.
+fn cookie_flags(lines: &[String]) -> Result<Option<Arc<CookieFlags>>, String> {
+    if lines.is_empty() {
+        return Ok(None);
+    }
+    CookieFlags::new(lines).map(|flags| Some(Arc::new(flags)))
 }
 
 /// What a header given in the configuration must be.
@@ -2318,6 +2336,9 @@ fn misplaced_key(route: &RouteSettings, action: &Action) -> Option<&'static str>
     }
     if route.charset_types.is_some() && !reaches_app(action) {
         return Some("charset_types");
+    }
+    if route.cookie_flags.is_some() && !reaches_app(action) {
+        return Some("cookie_flags");
     }
     if route.gzip.is_some() && !compressible(action) {
         return Some("gzip");

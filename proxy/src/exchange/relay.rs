@@ -66,24 +66,29 @@ pub(super) async fn respond(
         Some(start) => (start.framing, req.keeps_alive(worker)),
         None => ClientFraming::choose(head.framing, req.head.version, req.keeps_alive(worker)),
     };
-    let meta = ResponseMeta {
-        client_version: req.head.version,
-        status: head.status,
-        reason: head.reason.of(&buf),
-        framing,
-        keep_alive,
-        date: &http_date_now(),
-        extra: &extra,
-        hsts: client.hsts(worker),
-        request_id: req.request_id.as_bytes(),
-        own_server_and_date: req.upstream_speaks_http(worker),
-        gzipped: compressed.is_some() || (gzip.compress && !has_body),
-        vary_accept_encoding: gzip.vary,
-        hide: &route.hide_headers,
-        charset: route.charset.as_deref(),
-    };
     let mut out = Buf::with_capacity(buf.len() + 128);
-    write_response_head(&mut out, &meta, &buf, &client.response_headers);
+    // In a scope of its own: the head's description is not kept in the request's future
+    // across the waits below.
+    {
+        let meta = ResponseMeta {
+            client_version: req.head.version,
+            status: head.status,
+            reason: head.reason.of(&buf),
+            framing,
+            keep_alive,
+            date: &http_date_now(),
+            extra: &extra,
+            hsts: client.hsts(worker),
+            request_id: req.request_id.as_bytes(),
+            own_server_and_date: req.upstream_speaks_http(worker),
+            gzipped: compressed.is_some() || (gzip.compress && !has_body),
+            vary_accept_encoding: gzip.vary,
+            hide: &route.hide_headers,
+            charset: route.charset.as_deref(),
+            cookie_flags: route.cookie_flags.as_deref(),
+        };
+        write_response_head(&mut out, &meta, &buf, &client.response_headers);
+    }
     let body_from = out.len();
     // The app's X-Accel-Limit-Rate over the route's `limit_rate`, as nginx's.
     let pace = Pace::starting(

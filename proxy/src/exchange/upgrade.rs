@@ -82,6 +82,7 @@ pub(super) async fn join(
         vary_accept_encoding: false,
         hide: &route.hide_headers,
         charset: None,
+        cookie_flags: route.cookie_flags.as_deref(),
     };
     let mut out = Buf::with_capacity(buf.len() + 128);
     write_response_head(&mut out, &meta, &buf, &client.response_headers);

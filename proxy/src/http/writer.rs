@@ -9,7 +9,7 @@
 use std::io::Write;
 
 use super::ascii::push_u64;
-use super::{Charset, ConnectionNames, HeaderSpan, Version};
+use super::{Charset, ConnectionNames, CookieFlags, HeaderSpan, Version};
 
 /// How ringway frames the body it sends to the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +72,8 @@ pub struct ResponseMeta<'a> {
     /// The charset a Content-Type of the listed types that names none gets (the route's
     /// `charset`, nginx's).
     pub charset: Option<&'a Charset>,
+    /// The route's `cookie_flags` (nginx's `proxy_cookie_flags`), for its `Set-Cookie`s.
+    pub cookie_flags: Option<&'a CookieFlags>,
 }
 
 /// The response header carrying the request's ID.
@@ -146,6 +148,13 @@ pub fn write_response_head(
         }
         if meta.gzipped && name.eq_ignore_ascii_case(b"etag") {
             write_weak_etag(out, name, value);
+            continue;
+        }
+        if let Some(flags) = meta.cookie_flags
+            && name.eq_ignore_ascii_case(b"set-cookie")
+            && let Some(value) = flags.rewrite(value)
+        {
+            write_header(out, name, &value);
             continue;
         }
         if let Some(charset) = meta.charset
