@@ -52,6 +52,21 @@ impl Buf {
         }
     }
 
+    /// An empty buffer with room for at least `capacity` bytes, charged to `budget`, or
+    /// `None` when the budget has no room for it: asked before the memory is taken, so a
+    /// size a client declares costs no allocation the budget would refuse.
+    pub(crate) fn charged(capacity: usize, budget: &Arc<Budget>) -> Option<Buf> {
+        if !budget.try_reserve(capacity) {
+            return None;
+        }
+        let mut buf = Buf {
+            vec: pool::take(capacity),
+            charge: Some((Arc::clone(budget), capacity)),
+        };
+        // A pooled vector may be larger than asked: the rest is charged too.
+        buf.charge(budget).then_some(buf)
+    }
+
     /// A buffer with no memory behind it (nothing to give back).
     pub(crate) fn empty() -> Buf {
         Buf {
@@ -167,6 +182,25 @@ mod tests {
         assert_eq!(budget.used(), 0);
         assert!(b.charge(&budget));
         drop(b);
+        assert_eq!(budget.used(), 0);
+    }
+
+    /// A charged buffer is asked of the budget before its memory is taken: over the limit,
+    /// nothing is allocated and nothing stays charged.
+    #[test]
+    fn a_buffer_charged_up_front_is_refused_before_it_is_allocated() {
+        let budget = Arc::new(Budget::new(8 * SMALL));
+        assert!(
+            Buf::charged(1 << 40, &budget).is_none(),
+            "a terabyte, never taken"
+        );
+        assert_eq!(budget.used(), 0);
+        let a = Buf::charged(2 * SMALL, &budget).expect("room for it");
+        assert!(a.capacity() >= 2 * SMALL);
+        assert_eq!(budget.used(), a.capacity());
+        assert!(Buf::charged(7 * SMALL, &budget).is_none());
+        assert_eq!(budget.used(), a.capacity());
+        drop(a);
         assert_eq!(budget.used(), 0);
     }
 }

@@ -237,10 +237,11 @@ impl Sink {
     async fn open(size: u64, room: usize, limits: &Limits, worker: &Worker) -> Result<Sink, Fail> {
         let spent = worker.budget.is_spent();
         if body_place(size, limits.client_body_buffer_size, spent) == Place::Memory {
-            let want = room + usize::try_from(size).unwrap_or(usize::MAX);
-            let mut buf = Buf::with_capacity(want);
-            buf.resize(room, 0);
-            if buf.charge(&worker.budget) {
+            let want = room.saturating_add(usize::try_from(size).unwrap_or(usize::MAX));
+            // The budget is asked before the memory is taken (found by review: many heads
+            // declaring large bodies each cost an allocation the budget then refused).
+            if let Some(mut buf) = Buf::charged(want, &worker.budget) {
+                buf.resize(room, 0);
                 return Ok(Sink::Memory {
                     buf,
                     front: room,
