@@ -183,6 +183,7 @@ impl Routes {
                 limits: any_limits(),
                 limit_req: None,
                 limit_req_status: 429,
+                limit_req_dry_run: false,
                 intercept_errors: false,
                 error_pages: Default::default(),
                 logged: true,

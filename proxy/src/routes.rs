@@ -104,6 +104,8 @@ pub(crate) struct Route {
     pub(crate) limit_req: Option<RateLimit>,
     /// The status of a request over `limit_req` (nginx's `limit_req_status`).
     pub(crate) limit_req_status: u16,
+    /// `limit_req` only counts and logs (nginx's `limit_req_dry_run`).
+    pub(crate) limit_req_dry_run: bool,
     /// The app's answers with a status that has an error page get the page instead of the
     /// app's body (nginx `uwsgi_intercept_errors on`).
     pub(crate) intercept_errors: bool,
@@ -510,6 +512,7 @@ pub(crate) mod tests {
             limits: limits(),
             limit_req: None,
             limit_req_status: 429,
+            limit_req_dry_run: false,
             intercept_errors: false,
             error_pages: Default::default(),
             logged: true,

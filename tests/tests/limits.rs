@@ -578,6 +578,62 @@ fn served_times(answers: &[(u16, Duration)], refused: u16) -> (Vec<u64>, usize) 
     (times, refusals)
 }
 
+/// nginx's `limit_req_dry_run on`: past the limit nothing is refused nor held, behind
+/// either proxy, one after the other; ringway's `$limit_req_status` says what the limit
+/// would have done (`DELAYED_DRY_RUN`, `REJECTED_DRY_RUN`), as nginx's does, and a line
+/// says it is a dry run.
+#[test]
+fn limit_req_dry_run_refuses_and_holds_nothing_and_says_what_it_would_have_done() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let pass = ringway_tests::nginx::uwsgi_pass(uwsgi.socket());
+    let nginx = ringway_tests::Nginx::start_with_http_directives(
+        uwsgi.socket(),
+        "limit_req_zone $binary_remote_addr zone=dry:1m rate=1r/m;",
+        &format!("location /bytes/ {{ limit_req zone=dry burst=1; limit_req_dry_run on; {pass} }}"),
+    );
+    let (ringway, _) = start(
+        &format!(
+            "access_log = \"stderr\"\n\
+             access_log_format = '$request_uri $status $limit_req_status'\n\
+             [upstreams.app]\nservers = [\"{}\"]\n\
+             [[routes]]\npath = \"/bytes/\"\nupstream = \"app\"\n\
+             limit_req = {{ rate = \"1r/m\", burst = 1, delay = 0, dry_run = true }}\n",
+            uwsgi.upstream()
+        ),
+        1,
+    );
+    for (proxy, addr) in [("nginx", nginx.addr()), ("ringway", ringway.addr())] {
+        for i in 0..4 {
+            let started = std::time::Instant::now();
+            let r = roundtrip(addr, &Req::get(&format!("/bytes/3?n={i}")));
+            assert_eq!(r.status, 200, "{proxy} request {i}: {r:?}");
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "{proxy} request {i}: not held"
+            );
+        }
+    }
+    let expected = [
+        ("/bytes/3?n=0 200 PASSED", 1),
+        ("/bytes/3?n=1 200 DELAYED_DRY_RUN", 1),
+        ("/bytes/3?n=2 200 REJECTED_DRY_RUN", 1),
+        ("/bytes/3?n=3 200 REJECTED_DRY_RUN", 1),
+    ];
+    poll_until(Duration::from_secs(5), || {
+        let log = ringway.stderr();
+        expected.iter().all(|(line, _)| log.contains(line))
+    });
+    let log = ringway.stderr();
+    for (line, count) in expected {
+        assert_eq!(
+            log.lines().filter(|l| l.ends_with(line)).count(),
+            count,
+            "{line}:\n{log}"
+        );
+    }
+    assert!(log.contains("limiting requests, dry run"), "{log}");
+}
+
 /// nginx's `limit_req` without `nodelay` (ringway's `delay = 0`) and with `delay=2`: a
 /// burst is not refused but spaced at the rate, as nginx spaces it. Seven requests at once
 /// at 10r/s with a burst of 5: six served, 100 ms apart (with `delay=2` the first three at

@@ -1010,6 +1010,11 @@ pub struct LimitReqSettings {
     pub delay: Option<u32>,
     /// The refusal's status (nginx's `limit_req_status`), 400 to 599 [default: 429].
     pub status: Option<u16>,
+    /// Requests past the limit are counted, logged and shown in `$limit_req_status`
+    /// (`REJECTED_DRY_RUN`, `DELAYED_DRY_RUN`), not refused nor held (nginx's
+    /// `limit_req_dry_run on`): a limit tried out before it is enforced [default: false].
+    #[serde(default)]
+    pub dry_run: bool,
 }
 
 /// A route's fixed answer: `respond = { status = 200, body = "ok" }`.

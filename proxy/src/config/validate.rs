@@ -1070,6 +1070,7 @@ impl Resolved {
             limits: defaults,
             limit_req: None,
             limit_req_status: LIMIT_REQ_STATUS,
+            limit_req_dry_run: false,
             intercept_errors: false,
             error_pages: Arc::clone(error_pages),
             logged: true,
@@ -1743,6 +1744,7 @@ impl Resolved {
                 .as_ref()
                 .and_then(|l| l.status)
                 .unwrap_or(LIMIT_REQ_STATUS),
+            limit_req_dry_run: route.limit_req.as_ref().is_some_and(|l| l.dry_run),
             intercept_errors: route.intercept_errors,
             error_pages: match &route.error_pages {
                 Some(own) => Arc::new(self.error_pages(own, &format!("{at}.error_pages"))?),

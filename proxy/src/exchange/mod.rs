@@ -40,6 +40,7 @@ use crate::gzip::GzipRatio;
 use crate::http::{BodyFraming, HeaderSpan, Method, RequestHead};
 use crate::identity::{RealClient, RequestId, identify};
 use crate::limits::LimitReqStatus;
+use crate::ratelimit::NamedGate;
 use crate::routes::{Access, Action, Found, Route};
 use crate::upstream::UpstreamConn;
 use crate::uwsgi::normalize_path;
@@ -686,6 +687,11 @@ async fn limit_req(
     }
     let wait = match worker.limits.check_rate(index, req.from.ip) {
         Ok(wait) => wait,
+        Err(_) if route.limit_req_dry_run => {
+            req.limit_req.set(Some(LimitReqStatus::RejectedDryRun));
+            report_dry_run(req, route, "refused");
+            return Ok(());
+        }
         Err(retry_after) => {
             req.limit_req.set(Some(LimitReqStatus::Rejected));
             return Err(Fail::RateLimited(retry_after, route.limit_req_status));
@@ -693,6 +699,11 @@ async fn limit_req(
     };
     if wait.is_zero() {
         req.limit_req.set(Some(LimitReqStatus::Passed));
+        return Ok(());
+    }
+    if route.limit_req_dry_run {
+        req.limit_req.set(Some(LimitReqStatus::DelayedDryRun));
+        report_dry_run(req, route, "held");
         return Ok(());
     }
     req.limit_req.set(Some(LimitReqStatus::Delayed));
@@ -704,6 +715,19 @@ async fn limit_req(
         }
     })
     .await
+}
+
+/// A request `limit_req` lets through only because of its `dry_run`: logged as nginx's
+/// "limiting requests, dry run" (a few lines per window; `$limit_req_status` tells each).
+fn report_dry_run(req: &Request, route: &Route, would_be: &str) {
+    static GATE: NamedGate = NamedGate::info("limit_req dry run");
+    if GATE.allow() {
+        tracing::info!(
+            client = %req.from.ip,
+            route = %route.path,
+            "limiting requests, dry run: a request over limit_req would have been {would_be}"
+        );
+    }
 }
 
 /// The method `limit_except` judges a request by.

@@ -242,6 +242,10 @@ pub(crate) enum LimitReqStatus {
     Delayed,
     /// Refused (429, or the route's `limit_req.status`).
     Rejected,
+    /// Let through past the limit by `dry_run`, where it would have been held.
+    DelayedDryRun,
+    /// Let through past the limit by `dry_run`, where it would have been refused.
+    RejectedDryRun,
 }
 
 impl LimitReqStatus {
@@ -251,6 +255,8 @@ impl LimitReqStatus {
             LimitReqStatus::Passed => "PASSED",
             LimitReqStatus::Delayed => "DELAYED",
             LimitReqStatus::Rejected => "REJECTED",
+            LimitReqStatus::DelayedDryRun => "DELAYED_DRY_RUN",
+            LimitReqStatus::RejectedDryRun => "REJECTED_DRY_RUN",
         }
     }
 }
