@@ -12,8 +12,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use ringway::http::{
-    Charset, ChunkedDecoder, ClientFraming, HeaderSpan, MAX_RESPONSE_HEADERS, Reframer,
-    ResponseFraming, ResponseHead, ResponseMeta, Status, Version, parse_response,
+    Charset, ChunkedDecoder, ClientFraming, CookieFlags, HeaderSpan, MAX_RESPONSE_HEADERS,
+    Reframer, ResponseFraming, ResponseHead, ResponseMeta, Status, Version, parse_response,
     write_response_head,
 };
 use ringway_fuzz::{Rng, assert_span_in, list_has, prefix_lengths, random_pieces, show, trim_ows};
@@ -134,8 +134,14 @@ fn check_request_id(out: &[u8]) {
 /// both back as a client would.
 fn relay(data: &[u8], head: &ResponseHead, headers: &[HeaderSpan], client: Version) {
     let (framing, keep_alive) = ClientFraming::choose(head.framing, client, true);
-    // A third of the heads go out under nginx's `charset utf-8;`.
+    // A third of the heads go out under nginx's `charset utf-8;`, half under cookie flags
+    // (the app's Set-Cookie values rewritten: the head must still read back whole).
     let charset = Charset::new("utf-8", None).ok();
+    let cookie_rules = [
+        "~^s nosecure samesite=strict",
+        "~ secure httponly samesite=lax",
+    ];
+    let cookie_flags = CookieFlags::new(&cookie_rules.map(str::to_owned)).ok();
     let meta = ResponseMeta {
         client_version: client,
         status: head.status,
@@ -152,6 +158,7 @@ fn relay(data: &[u8], head: &ResponseHead, headers: &[HeaderSpan], client: Versi
         vary_accept_encoding: false,
         hide: &[],
         charset: charset.as_ref().filter(|_| data.len() % 3 == 0),
+        cookie_flags: cookie_flags.as_ref().filter(|_| data.len() % 4 < 2),
     };
     let mut out = Vec::new();
     write_response_head(&mut out, &meta, data, headers);

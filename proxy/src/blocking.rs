@@ -10,10 +10,38 @@
 //! stranded with it: a worker's static files would otherwise wait for those places for
 //! ever.
 
+use std::cell::Cell;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::ratelimit::NamedGate;
+
+thread_local! {
+    /// This thread is asking tokio for a blocking thread, and catches its panic.
+    static CATCHING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Installs the panic hook: tokio's panic when no thread can be started, which [`run`]
+/// catches and answers, is reported a few times per window (it comes again with each
+/// request); every other panic is reported in full, as ever (found by review: a limit on
+/// all panics could leave a worker's fatal one unsaid).
+pub fn limit_caught_panic_messages() {
+    static GATE: NamedGate = NamedGate::warn("caught panics (no thread for blocking work)");
+    let report = panic::take_hook();
+    panic::set_hook(Box::new(move |info| {
+        if !CATCHING.with(Cell::get) || GATE.allow() {
+            report(info);
+        }
+    }));
+}
+
+/// `spawn` called with its panic caught, and said to the hook.
+fn caught<R>(spawn: impl FnOnce() -> R) -> std::thread::Result<R> {
+    CATCHING.with(|c| c.set(true));
+    let spawned = panic::catch_unwind(AssertUnwindSafe(spawn));
+    CATCHING.with(|c| c.set(false));
+    spawned
+}
 
 /// Runs `work` on the blocking pool, handing it `held` (a permit it keeps while it runs).
 /// `None` when it could not run: no thread could be started for it (logged, a few lines
@@ -26,12 +54,12 @@ where
 {
     let slot = Arc::new(Mutex::new(Some(held)));
     let queued = Arc::clone(&slot);
-    let spawned = panic::catch_unwind(AssertUnwindSafe(|| {
+    let spawned = caught(|| {
         tokio::task::spawn_blocking(move || {
             let held = take(&queued)?;
             Some(work(held))
         })
-    }));
+    });
     match spawned {
         Ok(handle) => handle.await.ok().flatten(),
         Err(_) => {
@@ -47,9 +75,7 @@ where
 pub(crate) fn drop_off_loop<T: Send + 'static>(value: T) {
     let slot = Arc::new(Mutex::new(Some(value)));
     let queued = Arc::clone(&slot);
-    let spawned = panic::catch_unwind(AssertUnwindSafe(|| {
-        tokio::task::spawn_blocking(move || drop(take(&queued)))
-    }));
+    let spawned = caught(|| tokio::task::spawn_blocking(move || drop(take(&queued))));
     if spawned.is_err() {
         drop(take(&slot));
         report_no_thread();

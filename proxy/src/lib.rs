@@ -47,4 +47,4 @@ mod uring_error;
 pub mod uwsgi;
 mod worker;
 
-pub use ratelimit::limit_panic_messages;
+pub use blocking::limit_caught_panic_messages;

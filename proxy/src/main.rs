@@ -17,7 +17,7 @@ static ALLOCATOR: ringway::alloc::BlockCache = ringway::alloc::BlockCache;
 
 fn main() -> ExitCode {
     init_logging();
-    ringway::limit_panic_messages();
+    ringway::limit_caught_panic_messages();
     // clap prints --help and --version, and usage errors, and exits.
     let settings = Settings::parse();
     if settings.check_config {

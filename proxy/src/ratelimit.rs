@@ -116,20 +116,6 @@ impl NamedGate {
     }
 }
 
-/// Lets a few panic messages through per window, as every other kind of line: a panic a
-/// request can bring about again and again (tokio's when no thread can be started for
-/// blocking work, see `blocking.rs`; it is caught, and the request answered) must not
-/// flood stderr. Those left out are counted in the window's summary.
-pub fn limit_panic_messages() {
-    static GATE: NamedGate = NamedGate::warn("panic messages");
-    let report = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        if GATE.allow() {
-            report(info);
-        }
-    }));
-}
-
 /// Writes one summary line per named gate that suppressed lines since the last call; call
 /// once per [`WINDOW`].
 pub(crate) fn log_suppressed() {

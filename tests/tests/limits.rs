@@ -591,7 +591,7 @@ fn limit_req_dry_run_refuses_and_holds_nothing_and_says_what_it_would_have_done(
         "limit_req_zone $binary_remote_addr zone=dry:1m rate=1r/m;",
         &format!("location /bytes/ {{ limit_req zone=dry burst=1; limit_req_dry_run on; {pass} }}"),
     );
-    let (ringway, _) = start(
+    let (ringway, metrics) = start(
         &format!(
             "access_log = \"stderr\"\n\
              access_log_format = '$request_uri $status $limit_req_status'\n\
@@ -632,6 +632,27 @@ fn limit_req_dry_run_refuses_and_holds_nothing_and_says_what_it_would_have_done(
         );
     }
     assert!(log.contains("limiting requests, dry run"), "{log}");
+    // Counted as what they would have been, not as refused or held.
+    for (series, want) in [
+        (
+            "ringway_limit_req_dry_run_total{route=\"/bytes/\",would=\"refuse\"}",
+            Some(2.0),
+        ),
+        (
+            "ringway_limit_req_dry_run_total{route=\"/bytes/\",would=\"delay\"}",
+            Some(1.0),
+        ),
+        (
+            "ringway_limit_rejected_total{kind=\"req\",route=\"/bytes/\"}",
+            Some(0.0),
+        ),
+        (
+            "ringway_limit_req_delayed_total{route=\"/bytes/\"}",
+            Some(0.0),
+        ),
+    ] {
+        assert_eq!(sample(metrics, series), want, "{series}");
+    }
 }
 
 /// nginx's `limit_req` without `nodelay` (ringway's `delay = 0`) and with `delay=2`: a

@@ -437,6 +437,7 @@ fn cookie_flags_rewrite_set_cookie_as_nginx_s_proxy_cookie_flags() {
         "SESSION=abc; Path=/",
         "session=abc; SameSite=None; Secure",
         "tracking=1; Secure; SameSite=Strict; Path=/",
+        "TrackingId=2; Secure",
         "theme=dark",
         "theme=dark;path=/ ;  samesite=LAX",
         "lang=en; Secure; HttpOnly",

@@ -622,6 +622,29 @@ fn other_methods_reach_the_fallback_when_there_is_no_file_and_get_405_on_a_file(
     }
 }
 
+/// The app's Set-Cookie kept on a file it hands out gets its route's `cookie_flags`, as
+/// nginx rewrites cookies on that path too (found by review: it went out as the app
+/// wrote it).
+#[test]
+fn x_accel_redirect_keeps_the_app_s_cookie_with_its_route_s_flags() {
+    let tree = StaticTree::build();
+    let uwsgi = Uwsgi::start_with(UwsgiOptions::named(App::Raw, "app"));
+    let routes = [StaticRoute::new("/protected/", &tree.private()).internal()];
+    let config = format!(
+        "cookie_flags = [\"~ secure samesite=strict\"]\n{}",
+        config_with(&uwsgi, &routes)
+    );
+    let ringway = Ringway::with_config(config).start();
+    let r = roundtrip(ringway.addr(), &Req::get("/report/report.pdf"));
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body, tree.private_bytes(tree::REPORT), "{r:?}");
+    assert_eq!(
+        r.header_all("set-cookie"),
+        vec!["report=report.pdf; HttpOnly; Path=/; Secure; SameSite=Strict".to_owned()],
+        "{r:?}"
+    );
+}
+
 #[test]
 fn x_accel_redirect_after_a_post_sends_the_file() {
     // nginx turns the redirected request into a GET: the app took the POST, the client gets

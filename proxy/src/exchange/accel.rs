@@ -4,6 +4,8 @@
 //! served like any other: conditionals and ranges of the original request apply, and the
 //! file route's `allow` and `auth_basic`, as nginx runs its access phase again.
 
+use std::borrow::Cow;
+
 use super::static_file::{self, FileRequest, KEPT_FROM_APP};
 use super::upstream::accel_redirect;
 use super::{Outcome, Request, rel_path};
@@ -11,7 +13,7 @@ use crate::buffer::Buf;
 use crate::client::Client;
 use crate::fail::{BadResponse, Fail};
 use crate::http::{accel_limit_rate, has_dot_segment};
-use crate::routes::{Action, Found};
+use crate::routes::{Action, Found, Route};
 use crate::uwsgi::normalize_path;
 use crate::worker::Worker;
 
@@ -24,12 +26,13 @@ fn climbs(raw: &[u8]) -> bool {
 }
 
 /// Serves the file the upstream answer in `buf` names; the app's headers it keeps leave out
-/// those its route hides (`hidden`, in lower case).
+/// those its route (`app_route`) hides, and its Set-Cookies get that route's
+/// `cookie_flags`, as nginx rewrites them on this path too.
 pub(super) async fn serve(
     client: &mut Client,
     req: &Request,
     buf: &Buf,
-    hidden: &[String],
+    app_route: &Route,
     rest: &mut Buf,
     worker: &Worker,
 ) -> Result<Outcome, Fail> {
@@ -75,7 +78,8 @@ pub(super) async fn serve(
     .await?;
     // The app's headers ringway keeps, read before the client is lent to the file's answer.
     let headers = std::mem::take(&mut client.response_headers);
-    let kept: Vec<(&[u8], &[u8])> = headers
+    let hidden = &app_route.hide_headers;
+    let owned: Vec<(&[u8], Cow<'_, [u8]>)> = headers
         .iter()
         .map(|h| (h.name.of(buf), h.value.of(buf)))
         .filter(|(name, _)| KEPT_FROM_APP.iter().any(|k| name.eq_ignore_ascii_case(k)))
@@ -86,7 +90,18 @@ pub(super) async fn serve(
                 .iter()
                 .any(|h| name.eq_ignore_ascii_case(h.as_bytes()))
         })
+        // nginx's cookie rewriting runs on this path too (found by review: a session cookie
+        // set with a download went out without its flags).
+        .map(|(name, value)| {
+            let rewritten = app_route
+                .cookie_flags
+                .as_deref()
+                .filter(|_| name.eq_ignore_ascii_case(b"set-cookie"))
+                .and_then(|flags| flags.rewrite(value));
+            (name, rewritten.map_or(Cow::Borrowed(value), Cow::Owned))
+        })
         .collect();
+    let kept: Vec<(&[u8], &[u8])> = owned.iter().map(|(n, v)| (*n, &**v)).collect();
     // The app's X-Accel-Limit-Rate holds for the file it names, as in nginx (the last
     // line it can read).
     let limit_rate = headers
@@ -106,6 +121,7 @@ pub(super) async fn serve(
     };
     let outcome = static_file::serve(client, req, &file, rest, worker).await;
     drop(kept);
+    drop(owned);
     client.response_headers = headers;
     outcome
 }

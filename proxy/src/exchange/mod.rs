@@ -685,9 +685,10 @@ async fn limit_req(
     if route.limit_req.is_none() {
         return Ok(());
     }
-    let wait = match worker.limits.check_rate(index, req.from.ip) {
+    let dry_run = route.limit_req_dry_run;
+    let wait = match worker.limits.check_rate(index, req.from.ip, dry_run) {
         Ok(wait) => wait,
-        Err(_) if route.limit_req_dry_run => {
+        Err(_) if dry_run => {
             req.limit_req.set(Some(LimitReqStatus::RejectedDryRun));
             report_dry_run(req, route, "refused");
             return Ok(());
@@ -701,7 +702,7 @@ async fn limit_req(
         req.limit_req.set(Some(LimitReqStatus::Passed));
         return Ok(());
     }
-    if route.limit_req_dry_run {
+    if dry_run {
         req.limit_req.set(Some(LimitReqStatus::DelayedDryRun));
         report_dry_run(req, route, "held");
         return Ok(());

@@ -420,8 +420,9 @@ async fn respond(
         req.upstream_done(&upstream);
         upstream.close();
         // Boxed: a file route may fall back to an upstream, which may redirect again.
-        let hidden = &target.route.hide_headers;
-        let mut outcome = Box::pin(accel::serve(client, req, &buf, hidden, rest, worker)).await?;
+        let app_route = target.route;
+        let mut outcome =
+            Box::pin(accel::serve(client, req, &buf, app_route, rest, worker)).await?;
         outcome.upstream = Some(upstream_time);
         return Ok(outcome);
     }

@@ -1,11 +1,11 @@
 //! nginx's `proxy_cookie_flags` for the app's answers: the `Set-Cookie` headers of the
 //! cookies a rule names get `Secure`, `HttpOnly` or a `SameSite` added, replaced or taken
 //! away, as `ngx_http_proxy_rewrite_cookie_flags` does it: the first rule whose cookie
-//! matches (a name, any case; or `~REGEX` on the name) applies; a header it applies to is
+//! matches (a name, or `~REGEX` on the name, both in any case) applies; a header it applies to is
 //! written again from its parts, `; `-separated; one whose first part has no `=`, or that
 //! no rule names, goes as it came.
 
-use regex::bytes::Regex;
+use regex::bytes::{Regex, RegexBuilder};
 
 /// A `SameSite` value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,9 +179,12 @@ fn rule(line: &str) -> Result<Rule, String> {
     let cookie = match words.next() {
         Some(pattern) if pattern.starts_with('~') => {
             let source = &pattern[1..];
-            Cookie::Matching(
-                Regex::new(source).map_err(|e| format!("{line:?}: {source:?} is no regex: {e}"))?,
-            )
+            // Without regard to case, as nginx compiles it (NGX_REGEX_CASELESS).
+            let regex = RegexBuilder::new(source)
+                .case_insensitive(true)
+                .build()
+                .map_err(|e| format!("{line:?}: {source:?} is no regex: {e}"))?;
+            Cookie::Matching(regex)
         }
         Some(name) => Cookie::Named(name.to_owned()),
         None => return Err("an empty rule: write `COOKIE FLAG...` (`~ secure`)".into()),
@@ -289,6 +292,11 @@ mod tests {
         assert_eq!(
             rewritten(&f, "tracking=1; Secure").as_deref(),
             Some("tracking=1")
+        );
+        assert_eq!(
+            rewritten(&f, "TRACKING=1; Secure").as_deref(),
+            Some("TRACKING=1"),
+            "a pattern in any case, as nginx compiles it"
         );
         assert_eq!(rewritten(&f, "other=1").as_deref(), Some("other=1; Secure"));
         let named = flags(&["session secure"]);

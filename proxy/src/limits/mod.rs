@@ -178,9 +178,14 @@ impl Limiters {
     /// One request from `client_ip` to the route at `route`: how long it waits under the
     /// route's `limit_req` before it is served (zero: at once), or `Err(seconds)` when it
     /// is over it, with the Retry-After to answer.
-    pub(crate) fn check_rate(&self, route: usize, client_ip: IpAddr) -> Result<Duration, u32> {
+    pub(crate) fn check_rate(
+        &self,
+        route: usize,
+        client_ip: IpAddr,
+        dry_run: bool,
+    ) -> Result<Duration, u32> {
         match self.rates.get(route) {
-            Some(Some(table)) => table.check(client_ip),
+            Some(Some(table)) => table.check(client_ip, dry_run),
             _ => Ok(Duration::ZERO),
         }
     }
@@ -202,6 +207,7 @@ impl Limiters {
                     route: label.clone(),
                     rejected: table.rejected(),
                     delayed: table.delayed(),
+                    dry_run: table.dry_run(),
                     evicted: table.evicted(),
                     clients: table.len() as u64,
                 })
@@ -339,7 +345,7 @@ limit_conn_per_ip = 5
         let refused = previous.conns.admit(Some(client));
         assert!(refused.refused().is_some());
         let over_rate = (0..20)
-            .filter(|_| previous.check_rate(0, client).is_err())
+            .filter(|_| previous.check_rate(0, client, false).is_err())
             .count() as u64;
         assert!(over_rate > 0);
         let before = previous.figures();
@@ -356,7 +362,7 @@ limit_conn_per_ip = 5
         assert_eq!(after.routes[0].rejected, over_rate);
         assert_eq!(after.routes[0].rejected, before.routes[0].rejected);
         // The old generation's last requests still count, in the one series.
-        assert!(previous.check_rate(0, client).is_err());
+        assert!(previous.check_rate(0, client, false).is_err());
         assert!(previous.conns.admit(Some(client)).refused().is_some());
         let later = renewed.figures();
         assert_eq!(later.routes[0].rejected, over_rate + 1);

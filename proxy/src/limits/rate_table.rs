@@ -50,6 +50,10 @@ pub(crate) struct RateCounts {
     rejected: AtomicU64,
     /// Requests made to wait (past the route's `delay`).
     delayed: AtomicU64,
+    /// Requests `dry_run` let through that would have been refused.
+    dry_rejected: AtomicU64,
+    /// Requests `dry_run` let through at once that would have waited.
+    dry_delayed: AtomicU64,
     /// Entries dropped for room before they had leaked.
     evicted: AtomicU64,
 }
@@ -88,23 +92,32 @@ impl RateTable {
     }
 
     /// One request from `ip` now: how long it waits before it is served, or `Err(seconds)`
-    /// when it is over the limit (with the Retry-After to answer).
-    pub(crate) fn check(&self, ip: IpAddr) -> Result<Duration, u32> {
+    /// when it is over the limit (with the Retry-After to answer). Under `dry_run` nothing
+    /// is refused nor held, so what the limit would have done is counted apart.
+    pub(crate) fn check(&self, ip: IpAddr, dry_run: bool) -> Result<Duration, u32> {
         let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.check_at(ip, now)
+        self.check_as(ip, now, dry_run)
     }
 
+    #[cfg(test)]
     fn check_at(&self, ip: IpAddr, now: u64) -> Result<Duration, u32> {
+        self.check_as(ip, now, false)
+    }
+
+    fn check_as(&self, ip: IpAddr, now: u64, dry_run: bool) -> Result<Duration, u32> {
         // One entry per client, whichever way its address is written.
         let ip = super::client_key(ip);
         let shard = &self.shards[self.hasher.hash_one(ip) as usize % SHARDS];
         let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
         let checked = shard.take(ip, now, &self.limit, &self.counts.evicted);
         drop(shard);
-        let counted = match checked {
-            Err(_) => Some(&self.counts.rejected),
-            Ok(wait) if !wait.is_zero() => Some(&self.counts.delayed),
-            Ok(_) => None,
+        let counts = &self.counts;
+        let counted = match (checked, dry_run) {
+            (Err(_), false) => Some(&counts.rejected),
+            (Err(_), true) => Some(&counts.dry_rejected),
+            (Ok(wait), false) if !wait.is_zero() => Some(&counts.delayed),
+            (Ok(wait), true) if !wait.is_zero() => Some(&counts.dry_delayed),
+            (Ok(_), _) => None,
         };
         if let Some(count) = counted {
             count.fetch_add(1, Relaxed);
@@ -120,6 +133,14 @@ impl RateTable {
     /// Requests made to wait so far.
     pub(crate) fn delayed(&self) -> u64 {
         self.counts.delayed.load(Relaxed)
+    }
+
+    /// Requests `dry_run` let through that would have been refused, and held.
+    pub(crate) fn dry_run(&self) -> (u64, u64) {
+        (
+            self.counts.dry_rejected.load(Relaxed),
+            self.counts.dry_delayed.load(Relaxed),
+        )
     }
 
     /// Entries evicted so far.

@@ -61,6 +61,7 @@ names! {
     TLS_CERT_EXPIRY = "ringway_tls_certificate_expiry_timestamp_seconds", "When each TLS certificate in use expires (notAfter), seconds since the epoch.";
     LIMIT_REJECTED = "ringway_limit_rejected_total", "Connections and requests refused by a limit, by kind: max_connections and conn_per_ip (503 on the connection's first request, then closed), req (429, by route), queue_full and queue_timeout (503, by upstream group).";
     LIMIT_REQ_DELAYED = "ringway_limit_req_delayed_total", "Requests a route's limit_req made wait before they were served (past its delay), by route.";
+    LIMIT_REQ_DRY_RUN = "ringway_limit_req_dry_run_total", "Requests a route's limit_req with dry_run let through, by route and what the limit would have done (would: refuse, delay); not counted as refused or delayed.";
     LIMIT_REQ_EVICTED = "ringway_limit_req_evicted_total", "Clients dropped from a route's full limit_req table to make room for new ones, by route.";
     LIMIT_REQ_CLIENTS = "ringway_limit_req_clients", "Clients a route's limit_req table tracks now, by route.";
     UPSTREAM_BUSY = "ringway_upstream_busy_slots", "Requests at the servers of an upstream group with max_conns now, by group.";

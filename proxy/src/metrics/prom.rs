@@ -312,6 +312,14 @@ pub fn render_limits(l: &LimitFigures, out: &mut Exposition) {
             let labels = [("route", r.route.as_str())];
             out.sample(&names::LIMIT_REQ_DELAYED, &labels, r.delayed as f64);
         }
+        out.family(&names::LIMIT_REQ_DRY_RUN, Counter);
+        for r in &l.routes {
+            let (refused, held) = r.dry_run;
+            for (would, count) in [("refuse", refused), ("delay", held)] {
+                let labels = [("route", r.route.as_str()), ("would", would)];
+                out.sample(&names::LIMIT_REQ_DRY_RUN, &labels, count as f64);
+            }
+        }
         out.family(&names::LIMIT_REQ_EVICTED, Counter);
         for r in &l.routes {
             let labels = [("route", r.route.as_str())];
@@ -501,6 +509,7 @@ mod tests {
                 route: "/login".into(),
                 rejected: 3,
                 delayed: 10,
+                dry_run: (11, 12),
                 evicted: 4,
                 clients: 5,
             }],
@@ -520,6 +529,8 @@ mod tests {
             "ringway_limit_rejected_total{kind=\"max_connections\"} 1",
             "ringway_limit_rejected_total{kind=\"conn_per_ip\"} 2",
             "ringway_limit_rejected_total{kind=\"req\",route=\"/login\"} 3",
+            "ringway_limit_req_dry_run_total{route=\"/login\",would=\"refuse\"} 11",
+            "ringway_limit_req_dry_run_total{route=\"/login\",would=\"delay\"} 12",
             "ringway_limit_rejected_total{kind=\"queue_full\",upstream=\"app\"} 8",
             "ringway_limit_rejected_total{kind=\"queue_timeout\",upstream=\"app\"} 9",
             "ringway_limit_req_delayed_total{route=\"/login\"} 10",

@@ -116,6 +116,8 @@ pub struct RouteLimitFigures {
     pub rejected: u64,
     /// Requests made to wait (past the route's `delay`).
     pub delayed: u64,
+    /// Requests `dry_run` let through that would have been refused, and held.
+    pub dry_run: (u64, u64),
     /// Clients dropped from the full table.
     pub evicted: u64,
     /// Clients tracked now.
