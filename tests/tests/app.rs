@@ -75,6 +75,26 @@ impl Setup {
         self.ringway(&self.uwsgi.argv(), keys).start()
     }
 
+    /// A Python program that listens on the app's socket and does nothing else, ignoring
+    /// SIGINT (the default stop_signal) if `ignore_sigint`, else with Python's own handling.
+    fn python_listener(&self, ignore_sigint: bool) -> Vec<String> {
+        let ignore = if ignore_sigint {
+            "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+        } else {
+            ""
+        };
+        let script = format!(
+            "{ignore}import socket, time\n\
+             s = socket.socket(socket.AF_UNIX)\n\
+             s.bind({path:?})\n\
+             s.listen()\n\
+             time.sleep(600)\n",
+            path = self.socket.display().to_string()
+        );
+        let python = ringway_tests::paths::venv().join("bin/python");
+        vec![python.display().to_string(), "-c".to_owned(), script]
+    }
+
     /// A shell command that runs uWSGI the first time and fails at once every time after.
     fn crashing_after_first_run(&self) -> Vec<String> {
         let mark = self.dir().join("started-once");
@@ -527,17 +547,7 @@ fn a_stop_signal_while_the_app_starts_stops_both_without_waiting_for_ready_timeo
 fn an_app_that_ignores_stop_signal_is_killed_after_stop_timeout() {
     let setup = Setup::new();
     // Opens the app's socket, and ignores SIGINT (the default stop_signal).
-    let script = format!(
-        "import signal, socket, time\n\
-         signal.signal(signal.SIGINT, signal.SIG_IGN)\n\
-         s = socket.socket(socket.AF_UNIX)\n\
-         s.bind({path:?})\n\
-         s.listen()\n\
-         time.sleep(600)\n",
-        path = setup.socket.display().to_string()
-    );
-    let python = ringway_tests::paths::venv().join("bin/python");
-    let command = vec![python.display().to_string(), "-c".to_owned(), script];
+    let command = setup.python_listener(true);
     let mut ringway = setup.ringway(&command, "stop_timeout = \"1s\"").start();
     let pid = next_app_pid(&ringway, None);
     ringway.sigterm();
@@ -563,17 +573,7 @@ fn an_app_that_ignores_stop_signal_is_killed_after_stop_timeout() {
 #[test]
 fn another_stop_signal_while_the_app_stops_kills_it_at_once() {
     let setup = Setup::new();
-    let script = format!(
-        "import signal, socket, time\n\
-         signal.signal(signal.SIGINT, signal.SIG_IGN)\n\
-         s = socket.socket(socket.AF_UNIX)\n\
-         s.bind({path:?})\n\
-         s.listen()\n\
-         time.sleep(600)\n",
-        path = setup.socket.display().to_string()
-    );
-    let python = ringway_tests::paths::venv().join("bin/python");
-    let command = vec![python.display().to_string(), "-c".to_owned(), script];
+    let command = setup.python_listener(true);
     let mut ringway = setup.ringway(&command, "stop_timeout = \"60s\"").start();
     let pid = next_app_pid(&ringway, None);
     ringway.sigterm();
@@ -610,16 +610,7 @@ fn another_stop_signal_while_the_app_stops_kills_it_at_once() {
 #[test]
 fn signals_ignored_where_ringway_started_are_not_ignored_by_its_app() {
     let setup = Setup::new();
-    let script = format!(
-        "import socket, time\n\
-         s = socket.socket(socket.AF_UNIX)\n\
-         s.bind({path:?})\n\
-         s.listen()\n\
-         time.sleep(600)\n",
-        path = setup.socket.display().to_string()
-    );
-    let python = ringway_tests::paths::venv().join("bin/python");
-    let command = vec![python.display().to_string(), "-c".to_owned(), script];
+    let command = setup.python_listener(false);
     let mut ringway = setup
         .ringway(&command, "stop_timeout = \"10s\"")
         .under(&["/bin/sh", "-c", "trap '' INT CHLD; exec \"$@\"", "sh"])

@@ -116,35 +116,13 @@ fn an_old_app_listens(path: &Path) -> bool {
     false
 }
 
-/// The process listening on the unix socket at `path`, as the kernel noted it at its
-/// `listen` (SO_PEERCRED of a connection to it); `None` when it cannot be asked, or is
-/// not in this pid namespace.
+/// The process listening on the unix socket at `path`; `None` when it cannot be told, or
+/// is not in this pid namespace.
 fn listener_pid(path: &Path) -> Option<u32> {
-    use socket2::{Domain, SockAddr, Socket, Type};
-    use std::os::fd::AsRawFd;
-    let socket = Socket::new(Domain::UNIX, Type::STREAM.nonblocking().cloexec(), None).ok()?;
-    socket.connect(&SockAddr::unix(path).ok()?).ok()?;
-    let mut cred = libc::ucred {
-        pid: 0,
-        uid: 0,
-        gid: 0,
-    };
-    let mut len = size_of::<libc::ucred>() as libc::socklen_t;
-    // SAFETY: the fd is open while `socket` lives; `cred` and `len` are valid for writing
-    // and `len` is `cred`'s size.
-    let rc = unsafe {
-        libc::getsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_PEERCRED,
-            (&raw mut cred).cast(),
-            &mut len,
-        )
-    };
-    (rc == 0)
-        .then_some(cred.pid)
-        .and_then(|pid| u32::try_from(pid).ok())
-        .filter(|&pid| pid > 0)
+    match super::socket_watch::listening_on(path) {
+        super::socket_watch::Listening::Pid(pid) => u32::try_from(pid).ok(),
+        _ => None,
+    }
 }
 
 /// A process's name (`comm`) and its parent's pid, from `/proc/PID/stat`.

@@ -138,17 +138,42 @@ fn lost(shared: &Shared, pid: libc::pid_t, path: &Path) {
     process::signal_group(pid, libc::SIGKILL);
 }
 
-/// Who listens on the unix socket at `path`: a connect that never waits (a full backlog
-/// says nothing), then the listener's credentials.
+/// Who listens on the unix socket at `path`, by process group.
 fn listener_of(path: &Path) -> Listener {
+    match listening_on(path) {
+        Listening::Nobody => Listener::Nobody,
+        Listening::Unknown => Listener::Unknown,
+        // SAFETY: getpgid takes a plain pid; a pid gone meanwhile gives -1.
+        Listening::Pid(pid) => match unsafe { libc::getpgid(pid) } {
+            group if group > 0 => Listener::Group(group),
+            _ => Listener::Unknown,
+        },
+    }
+}
+
+/// Who listens on a unix socket, as the kernel noted it at its `listen`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Listening {
+    /// Nothing: no file, or nothing accepts on it.
+    Nobody,
+    /// Something accepts (or its backlog is full), and who cannot be told (a process of
+    /// another pid namespace, an error).
+    Unknown,
+    /// This process.
+    Pid(libc::pid_t),
+}
+
+/// Who listens on the unix socket at `path`: a connect that never waits (a full backlog
+/// says nothing), then the listener's credentials (SO_PEERCRED).
+pub(super) fn listening_on(path: &Path) -> Listening {
     let Ok(addr) = SockAddr::unix(path) else {
-        return Listener::Unknown;
+        return Listening::Unknown;
     };
     let Ok(socket) = Socket::new(Domain::UNIX, Type::STREAM.cloexec(), None) else {
-        return Listener::Unknown;
+        return Listening::Unknown;
     };
     if socket.set_nonblocking(true).is_err() {
-        return Listener::Unknown;
+        return Listening::Unknown;
     }
     match socket.connect(&addr) {
         Ok(()) => {}
@@ -158,9 +183,9 @@ fn listener_of(path: &Path) -> Listener {
                 Some(libc::ECONNREFUSED | libc::ENOENT | libc::ENOTSOCK)
             ) =>
         {
-            return Listener::Nobody;
+            return Listening::Nobody;
         }
-        Err(_) => return Listener::Unknown,
+        Err(_) => return Listening::Unknown,
     }
     // SAFETY: ucred is plain data; getsockopt fills at most `len` bytes of it.
     let mut cred: libc::ucred = unsafe { std::mem::zeroed() };
@@ -176,13 +201,9 @@ fn listener_of(path: &Path) -> Listener {
         )
     };
     if rc != 0 || cred.pid <= 0 {
-        return Listener::Unknown;
+        return Listening::Unknown;
     }
-    // SAFETY: getpgid takes a plain pid; a pid gone meanwhile gives -1.
-    match unsafe { libc::getpgid(cred.pid) } {
-        group if group > 0 => Listener::Group(group),
-        _ => Listener::Unknown,
-    }
+    Listening::Pid(cred.pid)
 }
 
 #[cfg(test)]
