@@ -97,7 +97,7 @@ fn run(settings: Settings) -> anyhow::Result<()> {
     let workers = config.workers;
     let upstream_addrs = config.all_servers();
     let upstreams: Vec<String> = upstream_addrs.iter().map(ToString::to_string).collect();
-    let metrics_listen = config.metrics;
+    let metrics_listen = config.metrics.clone();
     let shutdown_timeout = config.shutdown_timeout;
     let ebpf = config.ebpf;
     // Started, and its sockets accepting, before ringway accepts; stopped after the drain
@@ -120,23 +120,26 @@ fn run(settings: Settings) -> anyhow::Result<()> {
     // Bound before the server takes connections: a metrics address that cannot be had
     // fails the start while nothing is lost (found by review: it failed after, and during
     // a binary upgrade the requests the new process had taken were cut).
-    let metrics_listener = match metrics_listen {
-        MetricsListen::Off => None,
-        MetricsListen::Default(addr) => match metrics::bind(addr) {
-            Ok(listener) => Some(listener),
+    let metrics_listeners = match &metrics_listen {
+        MetricsListen::Off => Vec::new(),
+        MetricsListen::Default(addr) => match metrics::bind(*addr) {
+            Ok(listener) => vec![listener],
             Err(err) => {
                 tracing::warn!(
                     error = %err,
                     "metrics endpoint not started: the default address {addr} is taken; \
                      pass --metrics ADDR (or --metrics off to silence this)"
                 );
-                None
+                Vec::new()
             }
         },
-        MetricsListen::At(addr) => Some(
-            metrics::bind(addr)
-                .map_err(|err| anyhow::anyhow!("cannot listen for metrics on {addr}: {err}"))?,
-        ),
+        MetricsListen::At(addrs) => addrs
+            .iter()
+            .map(|&addr| {
+                metrics::bind(addr)
+                    .map_err(|err| anyhow::anyhow!("cannot listen for metrics on {addr}: {err}"))
+            })
+            .collect::<anyhow::Result<_>>()?,
     };
     let server = Server::start(config)?;
     let reloader = server.reloader();
@@ -177,12 +180,14 @@ fn run(settings: Settings) -> anyhow::Result<()> {
     .with_readiness(server.readiness())
     .with_access_log_dropped(server.access_log_dropped())
     .with_app(app.as_ref().map(App::status));
-    if let Some(listener) = metrics_listener {
-        match metrics::spawn(listener, sources) {
-            Ok(local) => {
-                tracing::info!(
-                    "metrics on http://{local}/ (Prometheus at /metrics, JSON at /stats)"
-                )
+    if !metrics_listeners.is_empty() {
+        match metrics::spawn(metrics_listeners, sources) {
+            Ok(locals) => {
+                for local in locals {
+                    tracing::info!(
+                        "metrics on http://{local}/ (Prometheus at /metrics, JSON at /stats)"
+                    );
+                }
             }
             Err(err) => {
                 // A thread that cannot be started: the requests taken meanwhile finish.

@@ -121,10 +121,10 @@ fn keep_process_settings(new: &mut Config, old: &Config) -> Vec<&'static str> {
     }
     // Compared as what is bound: the default address written out is the same endpoint
     // (found by review: a reload warned of a change that was none).
-    if new.metrics.address() != old.metrics.address() {
+    if new.metrics.addresses() != old.metrics.addresses() {
         kept.push("metrics");
     }
-    new.metrics = old.metrics;
+    new.metrics = old.metrics.clone();
     if new.ebpf != old.ebpf {
         kept.push("ebpf");
         new.ebpf = old.ebpf;

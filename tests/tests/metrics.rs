@@ -34,6 +34,37 @@ fn metrics_addr(log: &str) -> Option<SocketAddr> {
     rest.split('/').next()?.parse().ok()
 }
 
+/// The endpoint on two addresses, an IPv4 and an IPv6 one (a dual-stack pod's probes reach
+/// whichever its address is): each answers `/healthz` and `/metrics`.
+#[test]
+fn the_endpoint_listens_on_every_address_it_is_given() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let ringway = Ringway::with(&uwsgi)
+        .arg("--metrics", "127.0.0.1:0,[::1]:0")
+        .start();
+    let mut found = Vec::new();
+    poll_until(Duration::from_secs(10), || {
+        found = ringway
+            .stderr()
+            .split("metrics on http://")
+            .skip(1)
+            .filter_map(|rest| rest.split('/').next()?.parse::<SocketAddr>().ok())
+            .collect();
+        found.len() == 2
+    });
+    assert_eq!(
+        found.iter().map(SocketAddr::is_ipv6).collect::<Vec<_>>(),
+        [false, true],
+        "{}",
+        ringway.stderr()
+    );
+    for addr in found {
+        assert_eq!(roundtrip(addr, &Req::get("/healthz")).status, 200, "{addr}");
+        let metrics = roundtrip(addr, &Req::get("/metrics"));
+        assert!(metrics.text().contains("ringway_requests_total"), "{addr}");
+    }
+}
+
 fn stats(metrics: SocketAddr) -> Value {
     let r = roundtrip(metrics, &Req::get("/stats"));
     assert_eq!(r.status, 200, "/stats: {r:?}");

@@ -2175,6 +2175,25 @@ fn hosts_are_read_from_the_file_and_the_flags_and_checked() {
     );
 }
 
+/// A dual-stack metrics listener (an IPv6 socket takes IPv6 only) is two addresses; one
+/// socket written twice is refused.
+#[test]
+fn the_metrics_endpoint_may_listen_on_several_addresses() {
+    let text = |metrics: &str| format!("upstream = [\"unix:/a\"]\nmetrics = {metrics}\n");
+    let config = load(&text("[\"127.0.0.1:9146\", \"[::1]:9146\"]"), &[]).unwrap();
+    assert_eq!(config.metrics.addresses().len(), 2);
+    assert_refused(
+        &text("[\"0.0.0.0:9146\", \"127.0.0.1:9146\"]"),
+        "metrics",
+        "are one socket",
+    );
+    let flag = load(
+        "upstream = [\"unix:/a\"]\n",
+        &["--metrics", "127.0.0.1:9146,[::1]:9146"],
+    );
+    assert_eq!(flag.unwrap().metrics.addresses().len(), 2);
+}
+
 #[test]
 fn each_listener_needs_a_port_of_its_own() {
     let cert = "certificates = [ { cert = \"/etc/tls/a.pem\", key = \"/etc/tls/a.key\" } ]";

@@ -203,7 +203,7 @@ impl Resolved {
             server_name: self.server_name()?,
             hosts: s.hosts.clone(),
             allow_underscores_in_headers: s.allow_underscores_in_headers.unwrap_or(false),
-            metrics: s.metrics.unwrap_or(MetricsListen::Default(DEFAULT_METRICS)),
+            metrics: (s.metrics.clone()).unwrap_or(MetricsListen::Default(DEFAULT_METRICS)),
             ebpf: s.ebpf.unwrap_or(true),
             tls: self.tls()?,
             access_log: self.access_log()?,
@@ -223,10 +223,6 @@ impl Resolved {
     /// SO_REUSEPORT, two of them on one port would both bind, and the kernel would spread
     /// connections over both (TLS read as HTTP, scrapes answered by the proxy).
     fn check_addresses(&self, config: &Config) -> anyhow::Result<()> {
-        let metrics = match config.metrics {
-            MetricsListen::Off => None,
-            MetricsListen::Default(addr) | MetricsListen::At(addr) => Some(addr),
-        };
         if config.listen.is_empty() {
             match &config.tls {
                 None => {
@@ -265,7 +261,22 @@ impl Resolved {
             ));
         }
         let taken: Vec<SocketAddr> = config.listen.iter().chain(tls).copied().collect();
-        if let Some((metrics, other)) = metrics.and_then(|m| meets(m, &taken).map(|a| (m, a))) {
+        let metrics = config.metrics.addresses();
+        if let Some((i, one)) = metrics
+            .iter()
+            .enumerate()
+            .find(|&(i, &m)| meets(m, &metrics[i + 1..]).is_some())
+        {
+            let other = meets(*one, &metrics[i + 1..]).unwrap_or(*one);
+            return Err(self.invalid(
+                "metrics",
+                &format!("{one} and {other} are one socket: list each address once"),
+            ));
+        }
+        if let Some((metrics, other)) = metrics
+            .iter()
+            .find_map(|&m| meets(m, &taken).map(|a| (m, a)))
+        {
             return Err(self.invalid(
                 "metrics",
                 &format!("{metrics} takes the port of a listener ({other}): give it its own"),

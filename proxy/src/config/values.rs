@@ -457,15 +457,17 @@ impl fmt::Display for StaticDir {
 
 serde_as_text!(StaticDir);
 
-/// Where the metrics endpoint listens: an address, or `off`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where the metrics endpoint listens: an address, several (`["0.0.0.0:9145",
+/// "[::]:9145"]`: an IPv6 socket takes IPv6 only, so a dual-stack host lists both), or
+/// `off`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MetricsListen {
     /// No endpoint.
     Off,
     /// The default address: if it is taken, run without the endpoint (and say so).
     Default(SocketAddr),
-    /// An address asked for: failing to bind it is an error.
-    At(SocketAddr),
+    /// Addresses asked for, at least one: failing to bind one is an error.
+    At(Vec<SocketAddr>),
 }
 
 /// The default metrics address (loopback: the figures are not for the internet).
@@ -474,22 +476,31 @@ pub const DEFAULT_METRICS: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOC
 impl FromStr for MetricsListen {
     type Err = String;
 
+    /// `off`, or addresses separated by commas (`--metrics 0.0.0.0:9145,[::]:9145`).
     fn from_str(s: &str) -> Result<MetricsListen, String> {
         if is_off(s) {
             return Ok(MetricsListen::Off);
         }
-        s.parse()
+        s.split(',')
+            .map(|one| {
+                one.trim().parse().map_err(|_| {
+                    format!(
+                        "invalid metrics address {one:?}: expected IP:PORT (or several, or off)"
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()
             .map(MetricsListen::At)
-            .map_err(|_| format!("invalid metrics address {s:?}: expected IP:PORT or off"))
     }
 }
 
 impl MetricsListen {
-    /// The address served on (`None`: off), however it was given.
-    pub fn address(self) -> Option<SocketAddr> {
+    /// The addresses served on (none: off), however they were given.
+    pub fn addresses(&self) -> &[SocketAddr] {
         match self {
-            MetricsListen::Off => None,
-            MetricsListen::Default(a) | MetricsListen::At(a) => Some(a),
+            MetricsListen::Off => &[],
+            MetricsListen::Default(a) => std::slice::from_ref(a),
+            MetricsListen::At(all) => all,
         }
     }
 }
@@ -498,12 +509,48 @@ impl fmt::Display for MetricsListen {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             MetricsListen::Off => f.write_str("off"),
-            MetricsListen::Default(a) | MetricsListen::At(a) => write!(f, "{a}"),
+            listen => {
+                let all: Vec<String> = listen.addresses().iter().map(ToString::to_string).collect();
+                f.write_str(&all.join(","))
+            }
         }
     }
 }
 
-serde_as_text!(MetricsListen);
+impl<'de> Deserialize<'de> for MetricsListen {
+    /// A string as [`MetricsListen::from_str`] reads it, or a list of addresses.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<MetricsListen, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = MetricsListen;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an address (\"IP:PORT\"), a list of them, or \"off\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<MetricsListen, E> {
+                s.parse().map_err(E::custom)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                seq: A,
+            ) -> Result<MetricsListen, A::Error> {
+                let all = Addresses.visit_seq(seq)?;
+                if all.is_empty() {
+                    return Err(serde::de::Error::custom(
+                        "an empty list: write \"off\" for no metrics endpoint",
+                    ));
+                }
+                Ok(MetricsListen::At(all))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+impl Serialize for MetricsListen {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
 
 /// Reads listening addresses written as one (`listen = "0.0.0.0:80"`) or as a list (`listen =
 /// ["0.0.0.0:80", "[::]:80"]`, nginx's two `listen` lines).
@@ -1611,9 +1658,27 @@ mod tests {
         assert_eq!("off".parse(), Ok(MetricsListen::Off));
         assert_eq!(
             "127.0.0.1:9200".parse(),
-            Ok(MetricsListen::At("127.0.0.1:9200".parse().unwrap()))
+            Ok(MetricsListen::At(vec!["127.0.0.1:9200".parse().unwrap()]))
         );
+        let both: MetricsListen = "0.0.0.0:9145, [::]:9145".parse().unwrap();
+        assert_eq!(
+            both.addresses(),
+            [
+                "0.0.0.0:9145".parse().unwrap(),
+                "[::]:9145".parse().unwrap()
+            ]
+        );
+        assert_eq!(both.to_string(), "0.0.0.0:9145,[::]:9145");
         assert!("9200".parse::<MetricsListen>().is_err());
+        assert!("127.0.0.1:9200,".parse::<MetricsListen>().is_err());
+        // In the file, a list too; an empty one is refused (`off` says none).
+        let file = |text: &str| toml::from_str::<crate::config::Settings>(text).map(|s| s.metrics);
+        assert_eq!(
+            file("metrics = [\"0.0.0.0:9145\", \"[::]:9145\"]").unwrap(),
+            Some(both)
+        );
+        assert!(file("metrics = []").is_err());
+        assert_eq!(file("metrics = \"off\"").unwrap(), Some(MetricsListen::Off));
     }
 
     #[test]

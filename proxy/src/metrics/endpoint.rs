@@ -239,34 +239,46 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     crate::listener::bind(addr)
 }
 
-/// Serves the endpoint on `listener` ([`bind`]), on a new thread; returns its address.
-pub fn spawn(listener: std::net::TcpListener, sources: Sources) -> std::io::Result<SocketAddr> {
-    let local = listener.local_addr()?;
-    crate::listener::steer_here(local, &[std::os::fd::AsFd::as_fd(&listener)]);
+/// Serves the endpoint on `listeners` ([`bind`]), a thread accepting on each; returns
+/// their addresses.
+pub fn spawn(
+    listeners: Vec<std::net::TcpListener>,
+    sources: Sources,
+) -> std::io::Result<Vec<SocketAddr>> {
     let shared = Arc::new(Shared {
         readiness: sources.readiness.clone(),
         workers: sources.workers.clone(),
         sources: Mutex::new(sources),
         places: Arc::default(),
     });
-    std::thread::Builder::new()
-        .name("ringway-metrics".into())
-        .spawn(move || {
-            for stream in listener.incoming() {
-                match stream {
-                    Ok(stream) => start_request(stream, &shared),
-                    Err(err) => {
-                        // Out of descriptors, say: a few lines per window, not ten a second.
-                        static GATE: NamedGate = NamedGate::warn("metrics accept failed");
-                        if GATE.allow() {
-                            tracing::warn!(error = %err, "metrics accept failed");
-                        }
-                        std::thread::sleep(Duration::from_millis(100));
-                    }
+    let mut locals = Vec::with_capacity(listeners.len());
+    for listener in listeners {
+        let local = listener.local_addr()?;
+        crate::listener::steer_here(local, &[std::os::fd::AsFd::as_fd(&listener)]);
+        let shared = Arc::clone(&shared);
+        std::thread::Builder::new()
+            .name("ringway-metrics".into())
+            .spawn(move || accept(&listener, &shared))?;
+        locals.push(local);
+    }
+    Ok(locals)
+}
+
+/// Takes the endpoint's connections on `listener`, for ever.
+fn accept(listener: &std::net::TcpListener, shared: &Arc<Shared>) {
+    for stream in listener.incoming() {
+        match stream {
+            Ok(stream) => start_request(stream, shared),
+            Err(err) => {
+                // Out of descriptors, say: a few lines per window, not ten a second.
+                static GATE: NamedGate = NamedGate::warn("metrics accept failed");
+                if GATE.allow() {
+                    tracing::warn!(error = %err, "metrics accept failed");
                 }
+                std::thread::sleep(Duration::from_millis(100));
             }
-        })?;
-    Ok(local)
+        }
+    }
 }
 
 /// What the endpoint's request threads share.
