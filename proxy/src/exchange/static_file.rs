@@ -122,7 +122,7 @@ pub(super) async fn serve(
                     // skipped). A path another kind of route takes (an app's `/`) is
                     // served here as before: nginx would hand it to that route, ringway
                     // never did.
-                    Some(name) => {
+                    Some((name, rel)) => {
                         let mut path = f.path.to_vec();
                         path.extend_from_slice(name.as_bytes());
                         if let found @ Some(_) = static_route_of(client, req, &path, worker) {
@@ -130,7 +130,6 @@ pub(super) async fn serve(
                                 fallback_path(client, req, f, &path, found, rest, worker);
                             return Box::pin(rerouted).await;
                         }
-                        let rel = index_rel(f.rel, name);
                         let here = FileRequest { rel: &rel, ..*f };
                         return Box::pin(serve(client, req, &here, rest, worker)).await;
                     }
@@ -215,20 +214,20 @@ async fn look_up(
 
 /// The first of the route's index names that is there in the directory `f` names, as
 /// nginx's `index` tries its list: a name not found gives way to the next; anything else
-/// (a file, a directory, a failure to open) is that name's to answer. `None` when no
-/// name is there.
+/// (a file, a directory, a failure to open) is that name's to answer: the name, and its
+/// path under the root. `None` when no name is there.
 async fn index_of<'f>(
     client: &Client,
     f: &FileRequest<'f>,
     worker: &Worker,
-) -> Result<Option<&'f str>, Fail> {
+) -> Result<Option<(&'f str, Vec<u8>)>, Fail> {
     for name in &f.files.index {
         let rel = index_rel(f.rel, name);
         if !matches!(
             look_up(client, f.route_index, f.files, &rel, worker).await?,
             Lookup::NotFound
         ) {
-            return Ok(Some(name));
+            return Ok(Some((name, rel)));
         }
     }
     Ok(None)

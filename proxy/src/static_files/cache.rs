@@ -102,6 +102,15 @@ pub(crate) enum Lookup {
     Failed(std::io::ErrorKind),
 }
 
+/// Whether a file whose bytes are read per request was written where it is since it was
+/// opened (`cp` over it, `rsync --inplace`): its kept length and validators no longer hold.
+fn written_in_place(found: &Lookup) -> bool {
+    match found {
+        Lookup::File(cached) if cached.bytes.is_none() => !cached.stamp.unchanged(&**cached.file),
+        _ => false,
+    }
+}
+
 struct Entry {
     found: Lookup,
     at: Coarse,
@@ -229,12 +238,7 @@ impl FileCache {
         let mut entries = self.entries.borrow_mut();
         let entry = entries.get_mut(&route)?.get_mut(rel)?;
         let age = entry.at.elapsed();
-        let written = match &entry.found {
-            Lookup::File(cached) if cached.bytes.is_none() => {
-                !cached.stamp.unchanged(&**cached.file)
-            }
-            _ => false,
-        };
+        let written = written_in_place(&entry.found);
         if !written && (age < VALID || (entry.reopening && age < VALID + REOPENING_AT_MOST)) {
             return Some(entry.found.clone());
         }
@@ -250,10 +254,7 @@ impl FileCache {
     fn kept_meanwhile(&self, route: usize, rel: &[u8]) -> Option<Lookup> {
         let mut entries = self.entries.borrow_mut();
         let entry = entries.get_mut(&route)?.get_mut(rel)?;
-        if let Lookup::File(cached) = &entry.found
-            && cached.bytes.is_none()
-            && !cached.stamp.unchanged(&**cached.file)
-        {
+        if written_in_place(&entry.found) {
             return None;
         }
         entry.at = Coarse::now();
