@@ -136,6 +136,9 @@ pub(crate) enum Fail {
     /// The client is over the route's `limit_req`: retry after this many seconds; the
     /// route's status for it (`limit_req.status`, 429 unless set).
     RateLimited(u32, u16),
+    /// The client has as many requests on the route at once as its `limit_conn` allows;
+    /// the route's status for it (`limit_conn.status`, 503 unless set).
+    ConnLimited(u16),
     /// Every server of the group is at `max_conns` and its queue is full.
     QueueFull,
     /// The request waited `queue_timeout` for a slot at the group's servers.
@@ -198,7 +201,7 @@ enum Level {
 }
 
 /// Number of kinds: the gates below have one each.
-const KINDS: usize = 41;
+const KINDS: usize = 42;
 
 impl Fail {
     /// The status the client is answered with, if it can still be answered.
@@ -259,7 +262,7 @@ impl Fail {
             // As nginx's limit_conn and limit_req answer by default (limit_req with 429
             // here, as its `limit_req_status 429` users set it).
             Fail::TooManyConnections(_) | Fail::QueueFull | Fail::QueueTimeout => 503,
-            Fail::RateLimited(_, status) => status,
+            Fail::RateLimited(_, status) | Fail::ConnLimited(status) => status,
         })
     }
 
@@ -306,6 +309,7 @@ impl Fail {
             self,
             Fail::NoRoute
                 | Fail::RateLimited(..)
+                | Fail::ConnLimited(_)
                 | Fail::NoFile
                 | Fail::Forbidden
                 | Fail::Unauthorized(..)
@@ -391,6 +395,7 @@ impl Fail {
             Fail::NoSocket(_) => 38,
             Fail::PlainHttpOnTls => 39,
             Fail::NoThread => 40,
+            Fail::ConnLimited(_) => 41,
         }
     }
 
@@ -410,6 +415,7 @@ impl Fail {
             | Fail::AuthRedirect => Level::Debug,
             Fail::TooManyConnections(ConnLimit::PerIp)
             | Fail::RateLimited(..)
+            | Fail::ConnLimited(_)
             | Fail::Forbidden
             | Fail::Unauthorized(..)
             | Fail::AuthDenied(_)
@@ -592,6 +598,10 @@ impl fmt::Display for Fail {
                     "client over the route's limit_req: {status}, retry after {seconds}s"
                 )
             }
+            Fail::ConnLimited(status) => write!(
+                f,
+                "client has as many requests at once as the route's limit_conn allows: {status}"
+            ),
             Fail::QueueFull => f.write_str(
                 "upstream group at max_conns and its queue full: 503 (raise queue, or add \
                  uWSGI workers)",
@@ -746,6 +756,7 @@ const KIND_NAMES: [(&str, Level); KINDS] = [
     ("no socket for the upstream", Level::Warn),
     ("a plain HTTP request on the TLS port", Level::Info),
     ("no thread for blocking work", Level::Warn),
+    ("client over a route's limit_conn", Level::Info),
 ];
 
 #[cfg(test)]
@@ -803,6 +814,7 @@ mod tests {
             Fail::NoSocket(libc::EMFILE),
             Fail::PlainHttpOnTls,
             Fail::NoThread,
+            Fail::ConnLimited(503),
         ]
     }
 
@@ -850,6 +862,7 @@ mod tests {
             Some(500),
             Some(400),
             Some(500),
+            Some(503),
         ];
         for (fail, status) in every_kind().into_iter().zip(want) {
             assert_eq!(fail.status(), status, "{fail:?}");
@@ -912,6 +925,7 @@ mod tests {
                     | Fail::RangeNotSatisfiable(_)
                     | Fail::TooManyConnections(ConnLimit::PerIp)
                     | Fail::RateLimited(..)
+                    | Fail::ConnLimited(_)
                     | Fail::ProxyHeader(_)
                     | Fail::ProxyHeaderTimeout
             );
@@ -934,6 +948,8 @@ mod tests {
             Some((&b"Retry-After"[..], "7".to_owned()))
         );
         assert!(Fail::RateLimited(1, 503).is_clean());
+        assert!(Fail::ConnLimited(503).is_clean());
+        assert_eq!(Fail::ConnLimited(503).header(), None);
         assert_eq!(
             Fail::QueueFull.upstream_error(),
             None,

@@ -21,7 +21,7 @@ use crate::config::{Cidr, ClientRange, HostName, Limits, SetValues};
 use crate::error_pages::ErrorPages;
 use crate::gzip::Gzip;
 use crate::http::{Charset, CookieFlags};
-use crate::limits::RateLimit;
+use crate::limits::{RateLimit, RequestLimit};
 use crate::static_files::{Fallback, StaticRoute};
 
 /// nginx's `auth_request`: the request each request is first asked as, and what a 401
@@ -106,6 +106,8 @@ pub(crate) struct Route {
     pub(crate) limit_req_status: u16,
     /// `limit_req` only counts and logs (nginx's `limit_req_dry_run`).
     pub(crate) limit_req_dry_run: bool,
+    /// Requests at once per client IP (nginx's `limit_conn` in a location), if limited.
+    pub(crate) limit_conn: Option<RequestLimit>,
     /// The app's answers with a status that has an error page get the page instead of the
     /// app's body (nginx `uwsgi_intercept_errors on`).
     pub(crate) intercept_errors: bool,
@@ -513,6 +515,7 @@ pub(crate) mod tests {
             limit_req: None,
             limit_req_status: 429,
             limit_req_dry_run: false,
+            limit_conn: None,
             intercept_errors: false,
             error_pages: Default::default(),
             logged: true,

@@ -784,3 +784,91 @@ fn limit_req_with_a_delay_spaces_a_burst_at_the_rate_as_nginx_does() {
         8.0,
     );
 }
+
+/// nginx's `limit_conn` in a `location`: while a client's request is in flight on the
+/// route, its next one there gets 503 from both proxies (its requests elsewhere are
+/// served), and once the first has been answered the route serves it again. ringway's
+/// `$limit_conn_status` says what happened to each, and the metrics count the refusal. With
+/// `dry_run` the extra request is served, logged as `REJECTED_DRY_RUN` and counted apart.
+#[test]
+fn a_routes_limit_conn_refuses_a_second_request_at_once_as_nginx_does() {
+    let uwsgi = Uwsgi::start(App::Raw); // two workers: both requests could be served
+    let pass = ringway_tests::nginx::uwsgi_pass(uwsgi.socket());
+    let nginx = ringway_tests::Nginx::start_with_http_directives(
+        uwsgi.socket(),
+        "limit_conn_zone $binary_remote_addr zone=one:1m;",
+        &format!("location /slow {{ limit_conn one 1; {pass} }}"),
+    );
+    let config = |dry_run: bool| {
+        format!(
+            "access_log = \"stderr\"\n\
+             access_log_format = '$request_uri $status $limit_conn_status'\n\
+             [upstreams.app]\nservers = [\"{}\"]\n\
+             [[routes]]\npath = \"/slow\"\nupstream = \"app\"\n\
+             limit_conn = {{ per_ip = 1, dry_run = {dry_run} }}\n\
+             [[routes]]\npath = \"/\"\nupstream = \"app\"\n",
+            uwsgi.upstream()
+        )
+    };
+    let (ringway, metrics) = start(&config(false), 2);
+    let clients = "ringway_limit_conn_clients{route=\"/slow\"}";
+    for (proxy, addr) in [("nginx", nginx.addr()), ("ringway", ringway.addr())] {
+        let first = in_background(addr, "/slow?ms=2000&n=1");
+        if proxy == "ringway" {
+            wait_for_sample(metrics, clients, 1.0);
+        } else {
+            // nginx shows no count: the first request is on its way well within this.
+            thread::sleep(Duration::from_millis(500));
+        }
+        let second = roundtrip(addr, &Req::get("/slow?ms=1&n=2"));
+        assert_eq!(second.status, 503, "{proxy}: {second:?}");
+        let elsewhere = roundtrip(addr, &Req::get("/"));
+        assert_eq!(
+            elsewhere.status, 200,
+            "{proxy}: another route: {elsewhere:?}"
+        );
+        let first = first.join().expect("the first request");
+        assert_eq!(first.status, 200, "{proxy}: {first:?}");
+        let third = roundtrip(addr, &Req::get("/slow?ms=1&n=3"));
+        assert_eq!(
+            third.status, 200,
+            "{proxy}: once the first ended: {third:?}"
+        );
+    }
+    wait_for_sample(metrics, clients, 0.0);
+    let rejected = "ringway_limit_rejected_total{kind=\"conn\",route=\"/slow\"}";
+    assert_eq!(sample(metrics, rejected), Some(1.0));
+    let expected = [
+        "/slow?ms=2000&n=1 200 PASSED",
+        "/slow?ms=1&n=2 503 REJECTED",
+        "/ 200 -",
+        "/slow?ms=1&n=3 200 PASSED",
+    ];
+    let logged = poll_until(SOON, || {
+        let log = ringway.stderr();
+        expected
+            .iter()
+            .all(|line| log.lines().any(|l| l.ends_with(line)))
+    });
+    assert!(logged, "{expected:?}:\n{}", ringway.stderr());
+    drop(ringway);
+
+    let (dry, metrics) = start(&config(true), 2);
+    let first = in_background(dry.addr(), "/slow?ms=2000&n=1");
+    wait_for_sample(metrics, clients, 1.0);
+    let second = roundtrip(dry.addr(), &Req::get("/slow?ms=1&n=2"));
+    assert_eq!(second.status, 200, "dry run: {second:?}");
+    assert_eq!(first.join().expect("the first request").status, 200);
+    let dry_run = "ringway_limit_conn_dry_run_total{route=\"/slow\"}";
+    assert_eq!(sample(metrics, dry_run), Some(1.0));
+    let rejected = "ringway_limit_rejected_total{kind=\"conn\",route=\"/slow\"}";
+    assert_eq!(sample(metrics, rejected), Some(0.0));
+    let logged = poll_until(SOON, || {
+        let log = dry.stderr();
+        log.contains("/slow?ms=1&n=2 200 REJECTED_DRY_RUN")
+            && log.contains("/slow?ms=2000&n=1 200 PASSED")
+    });
+    let log = dry.stderr();
+    assert!(logged, "{log}");
+    assert!(log.contains("limiting connections, dry run"), "{log}");
+}

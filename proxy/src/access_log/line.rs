@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::escape::{push_json_string, push_nginx};
 use super::time::Stamp;
 use crate::gzip::GzipRatio;
-use crate::limits::LimitReqStatus;
+use crate::limits::{LimitConnStatus, LimitReqStatus};
 use crate::tls::Peer;
 
 /// What a line says about one request. Byte fields are as the client sent them.
@@ -94,6 +94,8 @@ pub(crate) struct Entry<'a> {
     pub(crate) gzip_ratio: Option<GzipRatio>,
     /// What the route's `limit_req` did with the request (`$limit_req_status`).
     pub(crate) limit_req: Option<LimitReqStatus>,
+    /// What the route's `limit_conn` did with the request (`$limit_conn_status`).
+    pub(crate) limit_conn: Option<LimitConnStatus>,
     /// The request's body, when a custom format shows `$request_body` and it was held in
     /// memory.
     pub(crate) request_body: Option<&'a [u8]>,
@@ -340,6 +342,7 @@ pub(crate) fn sample() -> Entry<'static> {
         sent_head: None,
         gzip_ratio: None,
         limit_req: None,
+        limit_conn: None,
         request_body: None,
         proxied: false,
         tcp_info: None,

@@ -102,6 +102,8 @@ enum Var {
     GzipRatio,
     /// What the route's `limit_req` did with the request.
     LimitReqStatus,
+    /// What the route's `limit_conn` did with the request.
+    LimitConnStatus,
     /// The request's body, when it was held in memory.
     RequestBody,
     /// The client's address and port as the PROXY header named them.
@@ -164,7 +166,7 @@ impl Var {
     }
 }
 
-const VARS: [(&str, Var); 61] = [
+const VARS: [(&str, Var); 62] = [
     ("remote_addr", Var::RemoteAddr),
     ("remote_user", Var::RemoteUser),
     ("time_local", Var::TimeLocal),
@@ -219,6 +221,7 @@ const VARS: [(&str, Var); 61] = [
     ("connection", Var::Connection),
     ("gzip_ratio", Var::GzipRatio),
     ("limit_req_status", Var::LimitReqStatus),
+    ("limit_conn_status", Var::LimitConnStatus),
     ("request_body", Var::RequestBody),
     ("proxy_protocol_addr", Var::ProxyProtocolAddr),
     ("proxy_protocol_port", Var::ProxyProtocolPort),
@@ -710,6 +713,11 @@ fn push_var(
         Var::LimitReqStatus => push_value(
             out,
             e.limit_req.map(|status| status.name().as_bytes()),
+            escape,
+        ),
+        Var::LimitConnStatus => push_value(
+            out,
+            e.limit_conn.map(|status| status.name().as_bytes()),
             escape,
         ),
         Var::GzipRatio => match e.gzip_ratio {

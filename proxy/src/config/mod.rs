@@ -27,9 +27,9 @@ pub use server_options::ServerOptions;
 pub use set_values::SetValues;
 pub(crate) use set_values::header_text;
 pub use settings::{
-    AppSettings, GroupSettings, GzipSettings, HeaderSetting, HeaderTable, LimitExceptSettings,
-    LimitReqSettings, LimitSettings, RedirectSettings, Resolved, RespondSettings, RouteSettings,
-    Settings,
+    AppSettings, GroupSettings, GzipSettings, HeaderSetting, HeaderTable, LimitConnSettings,
+    LimitExceptSettings, LimitReqSettings, LimitSettings, RedirectSettings, Resolved,
+    RespondSettings, RouteSettings, Settings,
 };
 pub(crate) use validate::is_normal_path;
 pub(crate) use values::is_off;

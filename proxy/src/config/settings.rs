@@ -736,6 +736,9 @@ pub struct RouteSettings {
     /// Requests per client IP: `{ rate = "5r/s", burst = 10 }` (nginx's `limit_req`, with
     /// `nodelay`); past the burst, 429.
     pub limit_req: Option<LimitReqSettings>,
+    /// Requests at once per client IP: `{ per_ip = 1 }` (nginx's `limit_conn` in a
+    /// `location`); past it, 503.
+    pub limit_conn: Option<LimitConnSettings>,
     /// Answers from the app whose status has an `error_pages` entry carry that page instead
     /// of the app's body (nginx `uwsgi_intercept_errors on`).
     #[serde(default)]
@@ -1013,6 +1016,20 @@ pub struct LimitReqSettings {
     /// Requests past the limit are counted, logged and shown in `$limit_req_status`
     /// (`REJECTED_DRY_RUN`, `DELAYED_DRY_RUN`), not refused nor held (nginx's
     /// `limit_req_dry_run on`): a limit tried out before it is enforced [default: false].
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// A route's limit on requests at once per client: `limit_conn = { per_ip = 1 }`.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitConnSettings {
+    /// Requests from one client IP (an IPv6 one by its /64) served on the route at once.
+    pub per_ip: usize,
+    /// The refusal's status (nginx's `limit_conn_status`), 400 to 599 [default: 503].
+    pub status: Option<u16>,
+    /// Requests over the limit are counted, logged and shown in `$limit_conn_status`
+    /// (`REJECTED_DRY_RUN`), not refused (nginx's `limit_conn_dry_run on`) [default: false].
     #[serde(default)]
     pub dry_run: bool,
 }

@@ -1002,6 +1002,16 @@ upstream = "app"
 limit_req = { rate = "1r/s", burst = 5, delay = 0 }
 
 [[routes]]
+path = "/download/"
+upstream = "app"
+limit_conn = { per_ip = 1 }
+
+[[routes]]
+path = "/export/"
+upstream = "app"
+limit_conn = { per_ip = 3, status = 429, dry_run = true }
+
+[[routes]]
 path = "/"
 upstream = "other"
 "#;
@@ -1050,6 +1060,23 @@ fn the_limits_example_loads() {
         429,
         "ringway's default"
     );
+    let limit_conn = |per_ip, status, dry_run| {
+        Some(crate::limits::RequestLimit {
+            per_ip,
+            status,
+            dry_run,
+        })
+    };
+    assert_eq!(
+        route(&config, "/download/a").limit_conn,
+        limit_conn(1, 503, false),
+        "nginx's limit_conn_status by default"
+    );
+    assert_eq!(
+        route(&config, "/export/a").limit_conn,
+        limit_conn(3, 429, true)
+    );
+    assert_eq!(route(&config, "/login").limit_conn, None);
     let flags = load(
         LIMITS,
         &["--max-connections", "5", "--limit-conn-per-ip", "2"],
@@ -1171,6 +1198,26 @@ fn each_limit_mistake_is_refused_with_its_key() {
             routed("", "limit_req = { burst = 2 }"),
             "routes[0].limit_req",
             "rate",
+        ),
+        (
+            routed("", "limit_conn = { per_ip = 0 }"),
+            "routes[0].limit_conn.per_ip",
+            "out of range",
+        ),
+        (
+            routed("", "limit_conn = { per_ip = 2, status = 200 }"),
+            "routes[0].limit_conn.status",
+            "400 to 599",
+        ),
+        (
+            routed("", "limit_conn = { status = 503 }"),
+            "routes[0].limit_conn",
+            "per_ip",
+        ),
+        (
+            routed("", "limit_conn = { per_ip = 1, zone = \"addr\" }"),
+            "routes[0].limit_conn",
+            "zone",
         ),
     ];
     for (text, key, message) in cases {

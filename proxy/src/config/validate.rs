@@ -14,8 +14,8 @@ use super::next_upstream::NextUpstream;
 use super::server_addr::{Lookup, Protocol, ServerAddr, ServerAt};
 use super::settings::{
     AppSettings, AuthBasicSetting, AuthRequestSetting, GroupSettings, HeaderSetting,
-    LimitExceptSettings, LimitReqSettings, LimitSettings, Resolved, RespondSettings, RouteSettings,
-    Satisfy, TlsSettings,
+    LimitConnSettings, LimitExceptSettings, LimitReqSettings, LimitSettings, Resolved,
+    RespondSettings, RouteSettings, Satisfy, TlsSettings,
 };
 use super::values::{
     Cidr, ClientRange, Dur, Expires, HostName, KeyExchangeGroup, LogEscape, LogFormat, LogTarget,
@@ -32,7 +32,7 @@ use crate::auth_basic::BasicAuth;
 use crate::error_pages::{ErrorPages, STATUSES};
 use crate::gzip::Gzip;
 use crate::http::{Charset, CookieFlags};
-use crate::limits::RateLimit;
+use crate::limits::{RateLimit, RequestLimit};
 use crate::routes::{
     Action, AuthRequest, FixedAnswer, Found, LimitExcept, PathRegex, Route, RouteTable,
     highest_group,
@@ -1082,6 +1082,7 @@ impl Resolved {
             limit_req: None,
             limit_req_status: LIMIT_REQ_STATUS,
             limit_req_dry_run: false,
+            limit_conn: None,
             intercept_errors: false,
             error_pages: Arc::clone(error_pages),
             logged: true,
@@ -1703,6 +1704,10 @@ impl Resolved {
             Some(limit) => Some(rate_limit(limit).map_err(|(key, m)| invalid(key, &m))?),
             None => None,
         };
+        let limit_conn = match &route.limit_conn {
+            Some(limit) => Some(request_limit(limit).map_err(|(key, m)| invalid(key, &m))?),
+            None => None,
+        };
         let logged = match &route.access_log {
             None => true,
             Some(LogTarget::Off) => false,
@@ -1756,6 +1761,7 @@ impl Resolved {
                 .and_then(|l| l.status)
                 .unwrap_or(LIMIT_REQ_STATUS),
             limit_req_dry_run: route.limit_req.as_ref().is_some_and(|l| l.dry_run),
+            limit_conn,
             intercept_errors: route.intercept_errors,
             error_pages: match &route.error_pages {
                 Some(own) => Arc::new(self.error_pages(own, &format!("{at}.error_pages"))?),
@@ -2610,6 +2616,35 @@ fn rate_limit(limit: &LimitReqSettings) -> Result<RateLimit, (&'static str, Stri
         ));
     }
     Ok(RateLimit::new(rate, limit.burst, limit.delay))
+}
+
+/// A refusal's status when a route's `limit_conn` names none: nginx's `limit_conn_status`.
+const LIMIT_CONN_STATUS: u16 = 503;
+
+/// A route's `limit_conn`, checked. Errors name the key under `limit_conn`.
+fn request_limit(limit: &LimitConnSettings) -> Result<RequestLimit, (&'static str, String)> {
+    if !COUNTS.contains(&limit.per_ip) {
+        return Err((
+            "limit_conn.per_ip",
+            format!(
+                "{} is out of range: must be between {} and {}",
+                limit.per_ip,
+                COUNTS.start(),
+                COUNTS.end()
+            ),
+        ));
+    }
+    if limit.status.is_some_and(|s| !(400..=599).contains(&s)) {
+        return Err((
+            "limit_conn.status",
+            "must be an error status, 400 to 599".to_owned(),
+        ));
+    }
+    Ok(RequestLimit {
+        per_ip: limit.per_ip,
+        status: limit.status.unwrap_or(LIMIT_CONN_STATUS),
+        dry_run: limit.dry_run,
+    })
 }
 
 /// uWSGI's buffer-size range (its own maximum is 65535).

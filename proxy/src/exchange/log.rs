@@ -315,6 +315,10 @@ impl Seen<'_> {
                 Subject::Routed(req) => req.limit_req.get(),
                 Subject::Refused(_) | Subject::Unparsed(_) => None,
             },
+            limit_conn: match subject {
+                Subject::Routed(req) => req.limit_conn.get(),
+                Subject::Refused(_) | Subject::Unparsed(_) => None,
+            },
         };
         let result = f(&entry);
         client.put_back_sent_head(sent_head);

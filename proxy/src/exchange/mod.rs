@@ -39,7 +39,7 @@ use crate::fail::{Allowed, Fail};
 use crate::gzip::GzipRatio;
 use crate::http::{BodyFraming, HeaderSpan, Method, RequestHead};
 use crate::identity::{RealClient, RequestId, identify};
-use crate::limits::LimitReqStatus;
+use crate::limits::{Entry, LimitConnStatus, LimitReqStatus, RequestTicket};
 use crate::ratelimit::NamedGate;
 use crate::routes::{Access, Action, Found, Route};
 use crate::upstream::UpstreamConn;
@@ -143,6 +143,10 @@ pub(crate) struct Request {
     pub(crate) gzip_ratio: Cell<Option<GzipRatio>>,
     /// What its route's `limit_req` did with it (nginx's `$limit_req_status`).
     pub(crate) limit_req: Cell<Option<LimitReqStatus>>,
+    /// What its route's `limit_conn` did with it (nginx's `$limit_conn_status`).
+    pub(crate) limit_conn: Cell<Option<LimitConnStatus>>,
+    /// Its place under its route's `limit_conn`, given back when the request ends.
+    conn_ticket: Slot<RequestTicket>,
 }
 
 /// What a request keeps for its log line when the format names it: in one slot, so that
@@ -590,6 +594,8 @@ fn route<'w>(client: &Client, head: RequestHead, worker: &'w Worker, keep: bool)
         for_log: Slot::default(),
         gzip_ratio: Cell::new(None),
         limit_req: Cell::new(None),
+        limit_conn: Cell::new(None),
+        conn_ticket: Slot::default(),
     };
     let routes = &worker.config.routes;
     match routes.find(req.head.host.map(|h| h.of(&client.input)), &req.path) {
@@ -626,6 +632,10 @@ async fn handle(
         Err(Fail::NoRoute)
     } else if let Err(fail) = limit_req(client, req, route, index, worker).await {
         // Before the allow list, as nginx's limit_req (preaccess phase) runs before `allow`.
+        Err(fail)
+    } else if let Err(fail) = limit_conn(req, route, index, worker) {
+        // After limit_req, as nginx runs its limit_conn: a request held by limit_req is not
+        // counted while it waits.
         Err(fail)
     } else if let Err(fail) = access(client, req, route, index, worker, MethodJudged::AsSent).await
     {
@@ -731,6 +741,45 @@ fn report_dry_run(req: &Request, route: &Route, would_be: &str) {
     }
 }
 
+/// The route's `limit_conn`: the request counted under its client until it ends (its
+/// ticket drops with it), or refused when the client has as many on the route at once.
+fn limit_conn(req: &Request, route: &Route, index: usize, worker: &Worker) -> Result<(), Fail> {
+    let Some(limit) = route.limit_conn else {
+        return Ok(());
+    };
+    let status = match worker.limits.enter(index, req.from.ip, limit) {
+        None => return Ok(()),
+        Some(Entry::Counted(ticket)) => {
+            req.conn_ticket.set(Some(Box::new(ticket)));
+            LimitConnStatus::Passed
+        }
+        Some(Entry::OverDryRun) => {
+            report_conn_dry_run(req, route);
+            LimitConnStatus::RejectedDryRun
+        }
+        Some(Entry::Refused) => {
+            req.limit_conn.set(Some(LimitConnStatus::Rejected));
+            return Err(Fail::ConnLimited(limit.status));
+        }
+    };
+    req.limit_conn.set(Some(status));
+    Ok(())
+}
+
+/// A request `limit_conn` lets through only because of its `dry_run`: logged as nginx's
+/// "limiting connections, dry run" (a few lines per window; `$limit_conn_status` tells
+/// each).
+fn report_conn_dry_run(req: &Request, route: &Route) {
+    static GATE: NamedGate = NamedGate::info("limit_conn dry run");
+    if GATE.allow() {
+        tracing::info!(
+            client = %req.from.ip,
+            route = %route.path,
+            "limiting connections, dry run: a request over limit_conn would have been refused"
+        );
+    }
+}
+
 /// The method `limit_except` judges a request by.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum MethodJudged {
@@ -742,9 +791,9 @@ pub(super) enum MethodJudged {
 }
 
 /// nginx's phases again for the route an internal redirect (X-Accel-Redirect, a fallback)
-/// lands on: its `limit_req`, unless one already counted the request (nginx counts a
-/// request once), then its access checks (found by review: a limit on an internal route
-/// never applied).
+/// lands on: its `limit_req` and its `limit_conn`, each unless one already counted the
+/// request (nginx counts a request once), then its access checks (found by review: a limit
+/// on an internal route never applied).
 pub(super) async fn redirected_to(
     client: &Client,
     req: &Request,
@@ -755,6 +804,9 @@ pub(super) async fn redirected_to(
 ) -> Result<(), Fail> {
     if req.limit_req.get().is_none() {
         limit_req(client, req, route, index, worker).await?;
+    }
+    if req.limit_conn.get().is_none() {
+        limit_conn(req, route, index, worker)?;
     }
     access(client, req, route, index, worker, method).await
 }

@@ -10,6 +10,7 @@
 mod bucket;
 mod conns;
 mod rate_table;
+mod requests;
 mod slots;
 
 use std::net::{IpAddr, SocketAddr};
@@ -18,12 +19,14 @@ use std::time::Duration;
 
 pub(crate) use bucket::RateLimit;
 pub(crate) use conns::{Admission, ConnLimit, ConnTicket};
+pub(crate) use requests::{Entry, LimitConnStatus, RequestLimit, RequestTicket};
 pub(crate) use slots::{GroupSlots, Permit, Slot};
 
 use crate::config::Config;
-use crate::metrics::{GroupLimitFigures, LimitFigures, RouteLimitFigures};
+use crate::metrics::{GroupLimitFigures, LimitFigures, RouteConnFigures, RouteLimitFigures};
 use conns::ConnLimiter;
 use rate_table::RateTable;
+use requests::RequestCounts;
 
 /// The key a client is counted under by `limit_conn_per_ip` and `limit_req`: an IPv4
 /// address (written plain or IPv4-mapped) as it is, an IPv6 one by its /64, the smallest
@@ -56,6 +59,8 @@ pub(crate) struct Limiters {
     conns: Arc<ConnLimiter>,
     /// Per route (by index): its `limit_req` buckets, if it has a limit.
     rates: Vec<Option<Arc<RateTable>>>,
+    /// Per route (by index): its `limit_conn` counts, if it has a limit.
+    requests: Vec<Option<Arc<RequestCounts>>>,
     /// Per upstream group (by index): its slots, if its servers have `max_conns`.
     slots: Vec<Option<Arc<GroupSlots>>>,
     /// The routes' labels and the groups' names, for the metrics.
@@ -72,6 +77,11 @@ impl Limiters {
                 .routes
                 .iter()
                 .map(|r| r.limit_req.map(|limit| Arc::new(RateTable::new(limit))))
+                .collect(),
+            requests: config
+                .routes
+                .iter()
+                .map(|r| r.limit_conn.map(|l| Arc::new(RequestCounts::new(l.per_ip))))
                 .collect(),
             slots: config
                 .groups
@@ -90,8 +100,9 @@ impl Limiters {
     /// The limits `config` sets, for a reload from `previous` (made from `old`): a limit
     /// whose setting did not change keeps its state, so that a reload neither forgets what a
     /// client has used nor lets the requests of both configurations have a limit each (the
-    /// connection counts, also when only their values changed; a route's buckets by its
-    /// label, also under a changed rate or burst; a group's slots by its name). A group
+    /// connection counts, also when only their values changed; a route's buckets and its
+    /// requests in flight by its label, also under a changed rate, burst or `limit_conn`;
+    /// a group's slots by its name). A group
     /// whose `max_conns`, `queue` or `queue_timeout` changed starts new slots: until the
     /// requests in flight under the old ones end, its servers may take both counts.
     /// Only for a configuration that will be put in use: it may retune the connection
@@ -112,6 +123,14 @@ impl Limiters {
             let Some(j) = old.routes.iter().position(|r| r.label() == label) else {
                 continue;
             };
+            if let (Some(slot @ Some(_)), Some(Some(previous)), Some(limit)) = (
+                fresh.requests.get_mut(i),
+                previous.requests.get(j),
+                route.limit_conn,
+            ) {
+                previous.retune(limit.per_ip);
+                *slot = Some(Arc::clone(previous));
+            }
             let (Some(slot), Some(Some(previous))) =
                 (fresh.rates.get_mut(i), previous.rates.get(j))
             else {
@@ -190,6 +209,20 @@ impl Limiters {
         }
     }
 
+    /// One request from `client_ip` to the route at `route`, under the route's
+    /// `limit_conn` (`limit`): counted, let through over it by `dry_run`, or refused;
+    /// `None` if the route has no counts (not expected: limit and counts come from one
+    /// configuration).
+    pub(crate) fn enter(
+        &self,
+        route: usize,
+        client_ip: IpAddr,
+        limit: RequestLimit,
+    ) -> Option<Entry> {
+        let counts = self.requests.get(route)?.as_ref()?;
+        Some(counts.enter(client_ip, limit.dry_run))
+    }
+
     /// The slots of the group at `group`, if its servers have `max_conns`.
     pub(crate) fn slots(&self, group: usize) -> Option<Arc<GroupSlots>> {
         self.slots.get(group).cloned().flatten()
@@ -210,6 +243,20 @@ impl Limiters {
                     dry_run: table.dry_run(),
                     evicted: table.evicted(),
                     clients: table.len() as u64,
+                })
+            })
+            .collect();
+        let conn_routes = self
+            .requests
+            .iter()
+            .zip(&self.route_labels)
+            .filter_map(|(counts, label)| {
+                let counts = counts.as_ref()?;
+                Some(RouteConnFigures {
+                    route: label.clone(),
+                    rejected: counts.rejected(),
+                    dry_run: counts.dry_run(),
+                    clients: counts.clients() as u64,
                 })
             })
             .collect();
@@ -234,6 +281,7 @@ impl Limiters {
             max_connections_rejected: self.conns.rejected(ConnLimit::Process),
             conn_per_ip_rejected: self.conns.rejected(ConnLimit::PerIp),
             routes,
+            conn_routes,
             groups,
         }
     }
@@ -405,5 +453,45 @@ limit_conn_per_ip = 5
             super::connection_ip(balancer, false, &proxied),
             Some(balancer.ip())
         );
+    }
+
+    /// A route's requests in flight stay counted through a reload that keeps its
+    /// `limit_conn` (a new value holds at once), and not under a route that dropped it.
+    #[test]
+    fn a_reload_keeps_the_requests_in_flight_counted() {
+        use super::Entry;
+        let limited = |per_ip: usize| {
+            config(&format!(
+                "{GROUP}[[routes]]\npath = \"/d/\"\nupstream = \"app\"\n\
+                 limit_conn = {{ per_ip = {per_ip} }}\n"
+            ))
+        };
+        let old = limited(2);
+        let previous = Limiters::new(&old);
+        let limit = old
+            .routes
+            .iter()
+            .next()
+            .and_then(|r| r.limit_conn)
+            .expect("a limit");
+        let ip: std::net::IpAddr = "192.0.2.9".parse().unwrap();
+        let Some(Entry::Counted(_held)) = previous.enter(0, ip, limit) else {
+            panic!("the first request is counted");
+        };
+        let tighter = limited(1);
+        let renewed = Limiters::renewed(&tighter, &previous, &old);
+        let limit = tighter
+            .routes
+            .iter()
+            .next()
+            .and_then(|r| r.limit_conn)
+            .expect("a limit");
+        assert!(matches!(renewed.enter(0, ip, limit), Some(Entry::Refused)));
+        let unlimited = config(&format!(
+            "{GROUP}[[routes]]\npath = \"/d/\"\nupstream = \"app\"\n"
+        ));
+        let dropped = Limiters::renewed(&unlimited, &previous, &old);
+        assert!(dropped.requests.iter().all(Option::is_none));
+        assert_eq!(dropped.requests.len(), 1);
     }
 }

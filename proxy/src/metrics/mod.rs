@@ -26,6 +26,8 @@ pub(crate) use ready::connect as connect_upstream;
 pub use ready::{HealthSource, Readiness};
 pub use reloads::Reloads;
 pub use route_names::RouteNames;
-pub use snapshot::{GroupConnFigures, GroupLimitFigures, LimitFigures, RouteLimitFigures};
+pub use snapshot::{
+    GroupConnFigures, GroupLimitFigures, LimitFigures, RouteConnFigures, RouteLimitFigures,
+};
 pub use stats::{ConnPhases, Phase, TlsOutcome, WorkerStats};
 pub(crate) use stats::{ProxyRejection, UpstreamError};

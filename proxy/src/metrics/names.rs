@@ -59,11 +59,13 @@ names! {
     TLS_KEY_EXCHANGES = "ringway_tls_key_exchanges_total", "TLS handshakes done, by the key exchange group agreed (OpenSSL's name: X25519MLKEM768 is the post-quantum hybrid); a TLS 1.2 resumption makes none.";
     TLS_HANDSHAKE_DURATION = "ringway_tls_handshake_duration_seconds", "Time of the TLS handshakes that were done, accept to finished.";
     TLS_CERT_EXPIRY = "ringway_tls_certificate_expiry_timestamp_seconds", "When each TLS certificate in use expires (notAfter), seconds since the epoch.";
-    LIMIT_REJECTED = "ringway_limit_rejected_total", "Connections and requests refused by a limit, by kind: max_connections and conn_per_ip (503 on the connection's first request, then closed), req (429, by route), queue_full and queue_timeout (503, by upstream group).";
+    LIMIT_REJECTED = "ringway_limit_rejected_total", "Connections and requests refused by a limit, by kind: max_connections and conn_per_ip (503 on the connection's first request, then closed), req (429, by route), conn (a route's limit_conn: 503, by route), queue_full and queue_timeout (503, by upstream group).";
     LIMIT_REQ_DELAYED = "ringway_limit_req_delayed_total", "Requests a route's limit_req made wait before they were served (past its delay), by route.";
     LIMIT_REQ_DRY_RUN = "ringway_limit_req_dry_run_total", "Requests a route's limit_req with dry_run let through, by route and what the limit would have done (would: refuse, delay); not counted as refused or delayed.";
     LIMIT_REQ_EVICTED = "ringway_limit_req_evicted_total", "Clients dropped from a route's full limit_req table to make room for new ones, by route.";
     LIMIT_REQ_CLIENTS = "ringway_limit_req_clients", "Clients a route's limit_req table tracks now, by route.";
+    LIMIT_CONN_DRY_RUN = "ringway_limit_conn_dry_run_total", "Requests a route's limit_conn with dry_run let through over the limit, by route; not counted as refused.";
+    LIMIT_CONN_CLIENTS = "ringway_limit_conn_clients", "Clients with a request in flight on a route with limit_conn now, by route.";
     UPSTREAM_BUSY = "ringway_upstream_busy_slots", "Requests at the servers of an upstream group with max_conns now, by group.";
     UPSTREAM_QUEUE_LENGTH = "ringway_upstream_queue_length", "Requests waiting for a free slot at an upstream group's servers (max_conns), by group.";
     UPSTREAM_QUEUE_WAIT = "ringway_upstream_queue_wait_seconds", "Time the requests that queued for an upstream slot waited, until they got one or queue_timeout, by group.";

@@ -297,6 +297,10 @@ pub fn render_limits(l: &LimitFigures, out: &mut Exposition) {
         let labels = [("kind", "req"), ("route", r.route.as_str())];
         out.sample(&names::LIMIT_REJECTED, &labels, r.rejected as f64);
     }
+    for r in &l.conn_routes {
+        let labels = [("kind", "conn"), ("route", r.route.as_str())];
+        out.sample(&names::LIMIT_REJECTED, &labels, r.rejected as f64);
+    }
     for g in &l.groups {
         for (kind, count) in [
             ("queue_full", g.queue_full),
@@ -329,6 +333,18 @@ pub fn render_limits(l: &LimitFigures, out: &mut Exposition) {
         for r in &l.routes {
             let labels = [("route", r.route.as_str())];
             out.sample(&names::LIMIT_REQ_CLIENTS, &labels, r.clients as f64);
+        }
+    }
+    if !l.conn_routes.is_empty() {
+        out.family(&names::LIMIT_CONN_DRY_RUN, Counter);
+        for r in &l.conn_routes {
+            let labels = [("route", r.route.as_str())];
+            out.sample(&names::LIMIT_CONN_DRY_RUN, &labels, r.dry_run as f64);
+        }
+        out.family(&names::LIMIT_CONN_CLIENTS, Gauge);
+        for r in &l.conn_routes {
+            let labels = [("route", r.route.as_str())];
+            out.sample(&names::LIMIT_CONN_CLIENTS, &labels, r.clients as f64);
         }
     }
     if !l.groups.is_empty() {
@@ -501,7 +517,7 @@ mod tests {
 
     #[test]
     fn limit_series_carry_their_route_or_group() {
-        use crate::metrics::{GroupLimitFigures, RouteLimitFigures};
+        use crate::metrics::{GroupLimitFigures, RouteConnFigures, RouteLimitFigures};
         let figures = LimitFigures {
             max_connections_rejected: 1,
             conn_per_ip_rejected: 2,
@@ -512,6 +528,12 @@ mod tests {
                 dry_run: (11, 12),
                 evicted: 4,
                 clients: 5,
+            }],
+            conn_routes: vec![RouteConnFigures {
+                route: "/download/".into(),
+                rejected: 13,
+                dry_run: 14,
+                clients: 15,
             }],
             groups: vec![GroupLimitFigures {
                 upstream: "app".into(),
@@ -536,6 +558,9 @@ mod tests {
             "ringway_limit_req_delayed_total{route=\"/login\"} 10",
             "ringway_limit_req_evicted_total{route=\"/login\"} 4",
             "ringway_limit_req_clients{route=\"/login\"} 5",
+            "ringway_limit_rejected_total{kind=\"conn\",route=\"/download/\"} 13",
+            "ringway_limit_conn_dry_run_total{route=\"/download/\"} 14",
+            "ringway_limit_conn_clients{route=\"/download/\"} 15",
             "ringway_upstream_busy_slots{upstream=\"app\"} 6",
             "ringway_upstream_queue_length{upstream=\"app\"} 7",
             "ringway_upstream_queue_wait_seconds_count{upstream=\"app\"} 0",

@@ -103,6 +103,8 @@ pub struct LimitFigures {
     pub conn_per_ip_rejected: u64,
     /// Each route with a `limit_req`.
     pub routes: Vec<RouteLimitFigures>,
+    /// Each route with a `limit_conn`.
+    pub conn_routes: Vec<RouteConnFigures>,
     /// Each upstream group with `max_conns`.
     pub groups: Vec<GroupLimitFigures>,
 }
@@ -121,6 +123,19 @@ pub struct RouteLimitFigures {
     /// Clients dropped from the full table.
     pub evicted: u64,
     /// Clients tracked now.
+    pub clients: u64,
+}
+
+/// One route's `limit_conn`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RouteConnFigures {
+    /// The route's label.
+    pub route: String,
+    /// Requests refused (503, or the route's `limit_conn.status`).
+    pub rejected: u64,
+    /// Requests `dry_run` let through that would have been refused.
+    pub dry_run: u64,
+    /// Clients with a request in flight on the route now.
     pub clients: u64,
 }
 
