@@ -154,7 +154,11 @@ pub(crate) fn encode_request_head(
             out.extend_from_slice(head.query.of(input));
         }
     } else if target.first() == Some(&b'/') || target == b"*" {
-        out.extend_from_slice(target);
+        // Without its fragment, which is the client's alone (RFC 9110 §4.2.5): the routes
+        // saw the path up to it, and an app that takes `/x#/../admin` as a path (uvicorn's
+        // h11 does) would serve what no route let through (found by review).
+        let origin = target.split(|&b| b == b'#').next().unwrap_or(target);
+        out.extend_from_slice(origin);
     } else {
         // Absolute form (`http://host/path?q`): a server is sent the origin form.
         let path = head.path.of(input);

@@ -55,6 +55,22 @@ fn the_request_line_and_host_are_kept_and_ringway_names_the_client() {
     );
 }
 
+/// A fragment never reaches the app: ringway's routes matched the path before it, and
+/// uvicorn's h11 takes `/x#/../reports/q3.pdf` whole as the path, which Starlette's
+/// StaticFiles resolves to `reports/q3.pdf`.
+#[test]
+fn the_fragment_stays_behind() {
+    for (request, line) in [
+        (&b"GET /x#/../reports/q3.pdf HTTP/1.1\r\n"[..], "GET /x HTTP/1.1"),
+        (b"GET /x?a=1#/../r HTTP/1.1\r\n", "GET /x?a=1 HTTP/1.1"),
+        (b"GET /x/# HTTP/1.1\r\n", "GET /x/ HTTP/1.1"),
+    ] {
+        let request = [request, &b"Host: app.example\r\n\r\n"[..]].concat();
+        let head = encode(&request, &env());
+        assert!(head.starts_with(&format!("{line}\r\n")), "{head}");
+    }
+}
+
 /// nginx's `proxy_set_header`: the operator's value replaces the client's copies (any
 /// spelling) and ringway's own; an empty one leaves the header out; Host goes first.
 #[test]
