@@ -663,14 +663,19 @@ fn x_accel_redirect_after_a_post_sends_the_file() {
 
 #[test]
 fn an_x_accel_redirect_cycle_ends_with_500_after_ten_redirects() {
-    // The app redirects to a file that is missing, the route falls back to the app with the
-    // same request, which redirects again: nginx stops after 10 with a 500.
+    // The app redirects to its own path, a file route whose file is missing and which falls
+    // back to the app, which redirects again: nginx stops after 10 with a 500.
     let tree = StaticTree::build();
     let uwsgi = Uwsgi::start_with(UwsgiOptions::named(App::Raw, "app"));
-    let routes = [StaticRoute::new("/loop/", &tree.root()).fallback("app")];
+    let routes = [
+        StaticRoute::new("/accel", &tree.root().join("no-such-file"))
+            .set("exact", "true")
+            .fallback("app"),
+        StaticRoute::new("/loop/", &tree.root()).fallback("app"),
+    ];
     let ringway = Ringway::with_config(config_with(&uwsgi, &routes)).start();
     let mut conn = Conn::open(ringway.addr());
-    conn.send(&Req::get("/accel?to=/loop/missing").to_bytes())
+    conn.send(&Req::get("/accel?to=/accel").to_bytes())
         .and_then(|()| conn.send(&Req::get("/accel?to=/loop/hello.txt").to_bytes()))
         .expect("sending");
     let r = conn.read_response_to("GET").expect("an answer");
@@ -692,6 +697,31 @@ fn an_x_accel_redirect_cycle_ends_with_500_after_ten_redirects() {
     );
     assert_eq!(r.status, 404, "{r:?}");
     assert!(!served_by_app(&r), "{r:?}");
+}
+
+/// A file route's `fallback` app asked after an X-Accel-Redirect gets the path the redirect
+/// named, as nginx's internal redirect makes it the request's URI (PATH_INFO; REQUEST_URI
+/// stays the client's, nginx's `$request_uri`): it got the client's path, so an app that
+/// hands out thumbnails it makes on a miss saw its own `/accel` again (found by review).
+#[test]
+fn a_fallback_after_x_accel_redirect_is_asked_for_the_path_redirected_to() {
+    let tree = StaticTree::build();
+    let uwsgi = Uwsgi::start_with(UwsgiOptions::named(App::Raw, "app"));
+    let routes = [StaticRoute::new("/environ/", &tree.root()).fallback("app")];
+    let ringway = Ringway::with_config(config_with(&uwsgi, &routes)).start();
+    let r = roundtrip(
+        ringway.addr(),
+        &Req::get("/accel?to=/environ/thumbs/42.jpg"),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let environ: serde_json::Value = serde_json::from_slice(&r.body).expect("the environ");
+    assert_eq!(environ["PATH_INFO"], "/environ/thumbs/42.jpg", "{environ}");
+    assert_eq!(environ["REQUEST_URI"], "/accel?to=/environ/thumbs/42.jpg");
+    // Asked for itself, the same route's fallback gets the client's path, as ever.
+    let r = roundtrip(ringway.addr(), &Req::get("/environ/x?y=1"));
+    let environ: serde_json::Value = serde_json::from_slice(&r.body).expect("the environ");
+    assert_eq!(environ["PATH_INFO"], "/environ/x", "{environ}");
+    assert_eq!(environ["QUERY_STRING"], "y=1", "{environ}");
 }
 
 /// An X-Accel-Redirect that names no path (a query alone) is refused with 404, as nginx

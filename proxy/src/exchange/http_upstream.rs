@@ -67,7 +67,7 @@ pub(super) async fn exchange(
     loop {
         let (upstream, connected) =
             connect(client, req, target, worker, group, reuse, &mut attempts).await?;
-        let parts = HeadParts::of(client, req);
+        let parts = HeadParts::of(client, req, target);
         let head = encode_head(
             client,
             req,
@@ -239,6 +239,7 @@ pub(super) fn encode_head(
             None if has_dot_segment(parts.head.path.of(parts.input), false) => {
                 Some((&b""[..], parts.path))
             }
+            None if target.redirected_path.is_some() => Some((&b""[..], parts.path)),
             None => None,
         },
         set: &set,

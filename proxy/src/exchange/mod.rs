@@ -388,13 +388,14 @@ pub(super) struct HeadParts<'a> {
 }
 
 impl<'a> HeadParts<'a> {
-    /// The client's request's.
-    pub(super) fn of(client: &'a Client, req: &'a Request) -> HeadParts<'a> {
+    /// The client's request's, to `target` (its path the one an internal redirect landed
+    /// on, if any).
+    fn of(client: &'a Client, req: &'a Request, target: &upstream::Target<'a>) -> HeadParts<'a> {
         HeadParts {
             input: &client.input,
             head: &req.head,
             headers: &client.headers,
-            path: &req.path,
+            path: target.redirected_path.unwrap_or(&req.path),
         }
     }
 }
@@ -947,6 +948,7 @@ async fn dispatch(
                 script_name: script_name.as_deref(),
                 params,
                 upstream_path: upstream_path.as_deref(),
+                redirected_path: None,
                 route,
             };
             upstream::forward(client, req, &target, rest, worker).await

@@ -163,6 +163,9 @@ pub(super) async fn serve(
                     script_name: None,
                     params,
                     upstream_path: None,
+                    // The client's own path needs no saying (the app then gets its
+                    // target as sent).
+                    redirected_path: (f.path != &req.path[..]).then_some(f.path),
                     route: f.route,
                 };
                 upstream::forward(client, req, &target, rest, worker).await

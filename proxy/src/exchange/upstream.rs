@@ -35,6 +35,10 @@ pub(super) struct Target<'r> {
     /// For an HTTP group: what the route's path becomes in the request sent (nginx's
     /// `proxy_pass http://app/;`), if anything.
     pub(super) upstream_path: Option<&'r str>,
+    /// The path an internal redirect (X-Accel-Redirect, a `fallback` path) landed on, when
+    /// a static route's `fallback` group is asked for it: the app gets it as its path, as
+    /// nginx's internal redirect makes it the request's URI, not the client's path.
+    pub(super) redirected_path: Option<&'r [u8]>,
     /// The route (its limits and response headers).
     pub(super) route: &'r Route,
 }
@@ -137,7 +141,7 @@ async fn exchange_uwsgi(
         Some(length) => Some(Buf::copy_of(&encode_vars(
             client,
             req,
-            HeadParts::of(client, req),
+            HeadParts::of(client, req, target),
             target,
             length,
             upgrading,
@@ -167,7 +171,7 @@ async fn exchange_uwsgi(
         None => encode_vars(
             client,
             req,
-            HeadParts::of(client, req),
+            HeadParts::of(client, req, target),
             target,
             body.len(),
             upgrading,
@@ -222,7 +226,7 @@ async fn exchange_uwsgi(
         if let Some(kept) = kept.filter(|_| goes_on) {
             upstream.close();
             body = kept;
-            let parts = HeadParts::of(client, req);
+            let parts = HeadParts::of(client, req, target);
             vars = encode_vars(client, req, parts, target, body.len(), upgrading, worker)?;
             continue;
         }

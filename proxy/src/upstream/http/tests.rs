@@ -61,7 +61,10 @@ fn the_request_line_and_host_are_kept_and_ringway_names_the_client() {
 #[test]
 fn the_fragment_stays_behind() {
     for (request, line) in [
-        (&b"GET /x#/../reports/q3.pdf HTTP/1.1\r\n"[..], "GET /x HTTP/1.1"),
+        (
+            &b"GET /x#/../reports/q3.pdf HTTP/1.1\r\n"[..],
+            "GET /x HTTP/1.1",
+        ),
         (b"GET /x?a=1#/../r HTTP/1.1\r\n", "GET /x?a=1 HTTP/1.1"),
         (b"GET /x/# HTTP/1.1\r\n", "GET /x/ HTTP/1.1"),
     ] {
