@@ -7,7 +7,7 @@
 //!
 //! It needs what `cargo xtask test` provides: RINGWAY_BIN (else target/{release,debug}/ringway),
 //! RINGWAY_VENV (else target/venv), nginx, wrk. The app is tests/apps/raw_wsgi.py, or
-//! RINGWAY_BENCH_APP; while that file is not in the tree the test says so and passes.
+//! RINGWAY_BENCH_APP; a missing app file fails the test.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -452,7 +452,8 @@ impl<S: Read + Write> Conn<S> {
     }
 }
 
-fn is_timeout(e: &io::Error) -> bool {
+/// Whether `e` is a read or write that ran out of time (not a close or a reset).
+pub fn is_timeout(e: &io::Error) -> bool {
     matches!(
         e.kind(),
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut

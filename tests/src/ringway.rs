@@ -511,12 +511,14 @@ impl Ringway {
 
     /// ringway's open files that lie in `dir` (from `/proc/PID/fd`), e.g. one whose target
     /// is `DIR/#1234 (deleted)` for an O_TMPFILE file. `dir` should be canonical, as the
-    /// kernel reports it.
+    /// kernel reports it. Panics when the list cannot be read (ringway has died): none
+    /// would say "holds no file" of a process that holds nothing because it is gone.
     pub fn open_files_under(&self, dir: &Path) -> Vec<OpenFile> {
         let prefix = format!("{}/", dir.display());
-        let Ok(fds) = std::fs::read_dir(format!("/proc/{}/fd", self.pid())) else {
-            return Vec::new();
-        };
+        let listed = std::fs::read_dir(format!("/proc/{}/fd", self.pid()));
+        let fds = listed.unwrap_or_else(|err| {
+            panic!("ringway's open files cannot be listed (has it died?): {err}")
+        });
         fds.filter_map(|fd| {
             let fd = fd.ok()?.path();
             let target = std::fs::read_link(&fd).ok()?.to_string_lossy().into_owned();

@@ -274,10 +274,12 @@ fn figures_match_what_the_kernel_and_the_client_saw() {
             }
         });
         snap = stats(metrics);
+        // All four still there: an empty list would pass the check below unchecked.
         snap["processes"].as_array().is_some_and(|procs| {
-            procs
-                .iter()
-                .all(|p| p["role"] == "uwsgi-master" || p["rss_source"] == "ebpf")
+            procs.len() == 4
+                && procs
+                    .iter()
+                    .all(|p| p["role"] == "uwsgi-master" || p["rss_source"] == "ebpf")
         })
     });
     assert!(
@@ -286,6 +288,7 @@ fn figures_match_what_the_kernel_and_the_client_saw() {
         snap["processes"]
     );
     let procs = snap["processes"].as_array().expect("processes");
+    assert_eq!(procs.len(), 4, "{procs:?}");
     for p in procs {
         let pid = p["pid"].as_u64().expect("pid");
         let rss = p["rss_bytes"].as_f64().expect("rss");

@@ -482,6 +482,29 @@ fn check_config_exits_0_for_a_good_configuration_and_1_for_a_bad_one() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("ringway may not write to /usr"), "{err}");
+    // An access log the service's user could not open, which root could (the unit test of
+    // this check cannot see it, run as root).
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(paths::ringway_bin())
+        .args([
+            "--check-config",
+            "--upstream",
+            "unix:/x.sock",
+            "--metrics",
+            "off",
+        ])
+        .args(["--access-log", "/usr/ringway-check-access.log"])
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run setpriv (util-linux)");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("--access-log") && err.contains("ringway may not write to /usr"),
+        "{err}"
+    );
+    assert!(!std::path::Path::new("/usr/ringway-check-access.log").exists());
     let orphan = dir.path().join("no-such-dir/spool").display().to_string();
     let (code, err) = check_config(&["--config", &good, "--temp-dir", &orphan]);
     assert_eq!(code, Some(1), "{err}");

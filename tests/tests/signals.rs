@@ -49,9 +49,12 @@ fn assert_graceful_drain(signal: libc::c_int, name: &str) {
     if let Some(mut late) = Conn::open_or_refused(addr) {
         late.set_read_timeout(Duration::from_secs(2));
         let _ = late.send(&Req::get("/").to_bytes());
+        // Closed or reset: a connection left hanging unanswered is no refusal.
         let answer = late.read_response();
         assert!(
-            answer.is_err(),
+            answer
+                .as_ref()
+                .is_err_and(|e| !ringway_tests::client::is_timeout(e)),
             "a connection opened after {name} is not served: {answer:?}"
         );
     }

@@ -320,7 +320,9 @@ def rapid_reset(args):
                 sent += 1
             client.flush()
             client.events(time.monotonic() + 0.01)
-    except Exception as err:  # the server closed or refused more streams
+    # The server closed (the socket's errors, TLS's among them) or refused more streams
+    # (h2 on a connection past its GOAWAY): anything else is the script's own failure.
+    except (OSError, h2.exceptions.ProtocolError) as err:
         return {"ok": True, "sent": sent, "goaway": client.goaway, "closed": True,
                 "error": type(err).__name__}
     deadline = time.monotonic() + args.timeout

@@ -1567,7 +1567,8 @@ fn the_check_refuses_an_access_log_the_start_could_not_open() {
         );
     }
 
-    // Root may write anywhere but on a read-only mount, so only another user sees this.
+    // Root may write anywhere but on a read-only mount, so only another user sees this
+    // (as root, as CI runs, the end-to-end check_config test runs it as `nobody`).
     // SAFETY: geteuid has no preconditions and cannot fail.
     if unsafe { libc::geteuid() } != 0 {
         use std::os::unix::fs::PermissionsExt;
