@@ -1752,3 +1752,48 @@ fn httpdate(at: std::time::SystemTime) -> String {
         .expect("date");
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
+
+/// A static route's `fallback` to an HTTP group, after the app's X-Accel-Redirect named a
+/// missing file: the app is asked for the path the redirect named, escaped again in the
+/// request line (`%20`, `%3F` stay escapes), as a GET, as nginx's internal redirect makes
+/// the request (the client's DELETE judged as a GET by the routes it landed on must not
+/// reach another view as a DELETE). The client's query goes with it.
+#[test]
+fn a_fallback_after_x_accel_redirect_asks_an_http_app_for_that_path_as_a_get() {
+    type Lines = Arc<Mutex<Vec<(String, String)>>>;
+    let seen: Lines = Arc::default();
+    let log = Arc::clone(&seen);
+    let addr = scripted_upstream(move |mut stream, _| {
+        let mut input = Vec::new();
+        while let Some((method, target)) = read_request_line(&mut stream, &mut input) {
+            log.lock().expect("lock").push((method, target.clone()));
+            let answer = if target.starts_with("/accel") {
+                "HTTP/1.1 200 OK\r\nX-Accel-Redirect: /media/a%20b%3Fc.jpg\r\n\
+                 Content-Length: 0\r\n\r\n"
+            } else {
+                "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nfallback"
+            };
+            if stream.write_all(answer.as_bytes()).is_err() {
+                return;
+            }
+        }
+    });
+    let media = tempfile::tempdir().expect("temp dir");
+    let ringway = Ringway::with_config(format!(
+        "[upstreams.web]\nservers = [\"http://{addr}\"]\n\
+         [[routes]]\npath = \"/\"\nupstream = \"web\"\n\
+         [[routes]]\npath = \"/media/\"\nstatic = \"{}\"\nfallback = \"web\"\n",
+        media.path().display()
+    ))
+    .start();
+    let r = roundtrip(ringway.addr(), &Req::new("DELETE", "/accel?q=1"));
+    assert_eq!((r.status, r.text().as_str()), (200, "fallback"), "{r:?}");
+    let seen = seen.lock().expect("lock").clone();
+    assert_eq!(
+        seen,
+        [
+            ("DELETE".to_owned(), "/accel?q=1".to_owned()),
+            ("GET".to_owned(), "/media/a%20b%3Fc.jpg?q=1".to_owned()),
+        ]
+    );
+}

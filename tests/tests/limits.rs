@@ -872,3 +872,46 @@ fn a_routes_limit_conn_refuses_a_second_request_at_once_as_nginx_does() {
     assert!(logged, "{log}");
     assert!(log.contains("limiting connections, dry run"), "{log}");
 }
+
+/// A file an app hands out with X-Accel-Redirect counts under the `limit_conn` of the
+/// route it lands on (the app's route has none), from the redirect until the file's last
+/// byte has gone: a slow download (`limit_rate`) holds the client's place, a second one at
+/// once gets 503, and once the first is through the next is served.
+#[test]
+fn a_download_counts_under_the_limit_conn_of_the_route_it_lands_on_until_its_last_byte() {
+    let files = tempfile::tempdir().expect("temp dir");
+    std::fs::write(files.path().join("big.bin"), vec![7u8; 240 * 1024]).expect("big.bin");
+    std::fs::write(files.path().join("small.txt"), b"small").expect("small.txt");
+    let uwsgi = Uwsgi::start(App::Raw);
+    let (ringway, metrics) = start(
+        &format!(
+            "[upstreams.app]\nservers = [\"{}\"]\n\
+             [[routes]]\npath = \"/\"\nupstream = \"app\"\n\
+             [[routes]]\npath = \"/protected/\"\nstatic = \"{}\"\ninternal = true\n\
+             limit_rate = \"100k\"\nlimit_conn = {{ per_ip = 1 }}\n",
+            uwsgi.upstream(),
+            files.path().display()
+        ),
+        1,
+    );
+    let addr = ringway.addr();
+    let started = std::time::Instant::now();
+    let first = in_background(addr, "/accel?to=/protected/big.bin");
+    let clients = "ringway_limit_conn_clients{route=\"/protected/\"}";
+    wait_for_sample(metrics, clients, 1.0);
+    let second = roundtrip(addr, &Req::get("/accel?to=/protected/small.txt"));
+    assert_eq!(second.status, 503, "{second:?}");
+    assert_eq!(
+        roundtrip(addr, &Req::get("/")).status,
+        200,
+        "the app's own route"
+    );
+    let first = first.join().expect("the download");
+    assert_eq!((first.status, first.body.len()), (200, 240 * 1024));
+    // 240 KiB at 100k/s: the place was held for the whole of it.
+    assert!(started.elapsed() >= Duration::from_secs(1), "paced");
+    let third = roundtrip(addr, &Req::get("/accel?to=/protected/small.txt"));
+    assert_eq!((third.status, third.text().as_str()), (200, "small"));
+    let rejected = "ringway_limit_rejected_total{kind=\"conn\",route=\"/protected/\"}";
+    assert_eq!(sample(metrics, rejected), Some(1.0));
+}

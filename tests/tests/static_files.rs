@@ -701,8 +701,9 @@ fn an_x_accel_redirect_cycle_ends_with_500_after_ten_redirects() {
 
 /// A file route's `fallback` app asked after an X-Accel-Redirect gets the path the redirect
 /// named, as nginx's internal redirect makes it the request's URI (PATH_INFO; REQUEST_URI
-/// stays the client's, nginx's `$request_uri`): it got the client's path, so an app that
-/// hands out thumbnails it makes on a miss saw its own `/accel` again (found by review).
+/// stays the client's, nginx's `$request_uri`) and as a GET: it got the client's path, so
+/// an app that hands out thumbnails it makes on a miss saw its own `/accel` again (found
+/// by review).
 #[test]
 fn a_fallback_after_x_accel_redirect_is_asked_for_the_path_redirected_to() {
     let tree = StaticTree::build();
@@ -717,6 +718,26 @@ fn a_fallback_after_x_accel_redirect_is_asked_for_the_path_redirected_to() {
     let environ: serde_json::Value = serde_json::from_slice(&r.body).expect("the environ");
     assert_eq!(environ["PATH_INFO"], "/environ/thumbs/42.jpg", "{environ}");
     assert_eq!(environ["REQUEST_URI"], "/accel?to=/environ/thumbs/42.jpg");
+    assert_eq!(environ["REQUEST_METHOD"], "GET", "{environ}");
+    // As a GET, whatever the client's method (a bodiless one: a body went to the app),
+    // as nginx turns the request into one before it redirects.
+    let r = roundtrip(
+        ringway.addr(),
+        &Req::new("DELETE", "/accel?to=/environ/thumbs/43.jpg"),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let environ: serde_json::Value = serde_json::from_slice(&r.body).expect("the environ");
+    assert_eq!(environ["PATH_INFO"], "/environ/thumbs/43.jpg", "{environ}");
+    assert_eq!(environ["REQUEST_METHOD"], "GET", "{environ}");
+    // A HEAD stays one.
+    let r = roundtrip(
+        ringway.addr(),
+        &Req::new("HEAD", "/accel?to=/environ/thumbs/44.jpg"),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let environ: serde_json::Value =
+        serde_json::from_str(&r.header("x-environ").expect("X-Environ")).expect("the environ");
+    assert_eq!(environ["REQUEST_METHOD"], "HEAD", "{environ}");
     // Asked for itself, the same route's fallback gets the client's path, as ever.
     let r = roundtrip(ringway.addr(), &Req::get("/environ/x?y=1"));
     let environ: serde_json::Value = serde_json::from_slice(&r.body).expect("the environ");

@@ -299,7 +299,7 @@ async fn ask(
         script_name: script_name.as_deref(),
         params,
         upstream_path: upstream_path.as_deref(),
-        redirected_path: None,
+        redirected: None,
         route: asked,
     };
     let group = worker

@@ -211,6 +211,7 @@ pub(super) fn encode_head(
         super::log::set_value(worker, client, req, template, out);
     });
     let env = HeadEnv {
+        method: target.method_sent(req.head.method),
         client_ip: req.from.ip,
         request_id: req.request_id.as_bytes(),
         https: client.is_tls(),
@@ -239,7 +240,7 @@ pub(super) fn encode_head(
             None if has_dot_segment(parts.head.path.of(parts.input), false) => {
                 Some((&b""[..], parts.path))
             }
-            None if target.redirected_path.is_some() => Some((&b""[..], parts.path)),
+            None if target.redirected.is_some() => Some((&b""[..], parts.path)),
             None => None,
         },
         set: &set,

@@ -395,7 +395,7 @@ impl<'a> HeadParts<'a> {
             input: &client.input,
             head: &req.head,
             headers: &client.headers,
-            path: target.redirected_path.unwrap_or(&req.path),
+            path: target.redirected.map_or(&req.path, |r| r.path),
         }
     }
 }
@@ -744,10 +744,15 @@ fn report_dry_run(req: &Request, route: &Route, would_be: &str) {
 
 /// The route's `limit_conn`: the request counted under its client until it ends (its
 /// ticket drops with it), or refused when the client has as many on the route at once.
+/// A fixed answer or a redirect is not counted: nginx's `return` answers before its
+/// `limit_conn` is looked at.
 fn limit_conn(req: &Request, route: &Route, index: usize, worker: &Worker) -> Result<(), Fail> {
     let Some(limit) = route.limit_conn else {
         return Ok(());
     };
+    if matches!(route.action, Action::Respond(_) | Action::Redirect { .. }) {
+        return Ok(());
+    }
     let status = match worker.limits.enter(index, req.from.ip, limit) {
         None => return Ok(()),
         Some(Entry::Counted(ticket)) => {
@@ -948,7 +953,7 @@ async fn dispatch(
                 script_name: script_name.as_deref(),
                 params,
                 upstream_path: upstream_path.as_deref(),
-                redirected_path: None,
+                redirected: None,
                 route,
             };
             upstream::forward(client, req, &target, rest, worker).await

@@ -158,6 +158,10 @@ pub(super) async fn serve(
         return match &files.fallback {
             Some(Fallback::Group { group, params, .. }) if !body_taken => {
                 req.redirect()?;
+                let redirected = upstream::Redirected {
+                    path: f.path,
+                    by_app: f.from_app,
+                };
                 let target = upstream::Target {
                     group: *group,
                     script_name: None,
@@ -165,7 +169,7 @@ pub(super) async fn serve(
                     upstream_path: None,
                     // The client's own path needs no saying (the app then gets its
                     // target as sent).
-                    redirected_path: (f.path != &req.path[..]).then_some(f.path),
+                    redirected: (f.path != &req.path[..] || f.from_app).then_some(&redirected),
                     route: f.route,
                 };
                 upstream::forward(client, req, &target, rest, worker).await

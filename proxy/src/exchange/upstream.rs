@@ -35,12 +35,31 @@ pub(super) struct Target<'r> {
     /// For an HTTP group: what the route's path becomes in the request sent (nginx's
     /// `proxy_pass http://app/;`), if anything.
     pub(super) upstream_path: Option<&'r str>,
-    /// The path an internal redirect (X-Accel-Redirect, a `fallback` path) landed on, when
-    /// a static route's `fallback` group is asked for it: the app gets it as its path, as
-    /// nginx's internal redirect makes it the request's URI, not the client's path.
-    pub(super) redirected_path: Option<&'r [u8]>,
+    /// Where an internal redirect (X-Accel-Redirect, a `fallback` path) sent the request,
+    /// when a static route's `fallback` group is asked for it (a thin pointer: every
+    /// request's future holds a target).
+    pub(super) redirected: Option<&'r Redirected<'r>>,
     /// The route (its limits and response headers).
     pub(super) route: &'r Route,
+}
+
+/// What an internal redirect made of a request, as nginx's makes it: a static route's
+/// `fallback` app is asked for the path it landed on (PATH_INFO, the request line's path),
+/// not the client's.
+pub(super) struct Redirected<'r> {
+    pub(super) path: &'r [u8],
+    /// The app named the path (X-Accel-Redirect): the request goes as a GET (a HEAD stays
+    /// one), as nginx turns it into one before it redirects; the routes it landed on
+    /// judged it so.
+    pub(super) by_app: bool,
+}
+
+impl Target<'_> {
+    /// The method sent in place of the request's `method`, if any.
+    pub(super) fn method_sent(&self, method: Method) -> Option<&'static [u8]> {
+        let by_app = self.redirected.is_some_and(|r| r.by_app);
+        (by_app && method != Method::Head).then_some(b"GET")
+    }
 }
 
 /// An upstream's answer head, with the connection it came on.
@@ -484,6 +503,7 @@ pub(super) fn encode_vars(
     });
     let env = RequestEnv {
         path_info,
+        method: target.method_sent(req.head.method),
         script_name: target.script_name.map(str::as_bytes),
         params: &params,
         client_ip: req.from.ip,

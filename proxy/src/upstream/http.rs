@@ -38,6 +38,9 @@ const HEAD_READ_SIZE: usize = 16 * 1024;
 /// What ringway says about a request beside the client's headers.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct HeadEnv<'a> {
+    /// The method sent in place of the request's, if any (`GET` after an X-Accel-Redirect,
+    /// as nginx makes it).
+    pub(crate) method: Option<&'a [u8]>,
     /// The real client address (crate::identity): X-Forwarded-For and X-Real-IP.
     pub(crate) client_ip: IpAddr,
     /// The request's ID: X-Request-ID (none when empty).
@@ -142,7 +145,7 @@ pub(crate) fn encode_request_head(
     env: &HeadEnv<'_>,
     out: &mut Vec<u8>,
 ) {
-    out.extend_from_slice(head.method_span.of(input));
+    out.extend_from_slice(env.method.unwrap_or(head.method_span.of(input)));
     out.push(b' ');
     let target = head.target.of(input);
     if let Some((replacement, rest)) = env.path {

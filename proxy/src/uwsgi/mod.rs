@@ -20,6 +20,7 @@
 //! normalize_path(head.path.of(buf), &mut path_info)?;
 //! let env = RequestEnv {
 //!     path_info: &path_info,
+//!     method: None,
 //!     script_name: None,
 //!     params: &[],
 //!     client_ip: "192.0.2.7".parse().unwrap(),

@@ -31,6 +31,9 @@ pub const HTTP2: &str = "HTTP/2.0";
 pub struct RequestEnv<'a> {
     /// PATH_INFO: the normalised path ([`super::normalize_path`]), without the mount point.
     pub path_info: &'a [u8],
+    /// REQUEST_METHOD in place of the request's, if any (`GET` after an X-Accel-Redirect,
+    /// as nginx makes it).
+    pub method: Option<&'a [u8]>,
     /// SCRIPT_NAME: the mount point, when the app is mounted below `/`.
     pub script_name: Option<&'a [u8]>,
     /// Vars set by the operator (nginx `uwsgi_param`): written last, they replace ringway's
@@ -99,7 +102,8 @@ pub fn encode_request(
     let path = head.path.of(buf);
 
     w.var(b"QUERY_STRING", head.query.of(buf))?;
-    w.var(b"REQUEST_METHOD", head.method_span.of(buf))?;
+    let method = env.method.unwrap_or(head.method_span.of(buf));
+    w.var(b"REQUEST_METHOD", method)?;
     let content_type = headers
         .iter()
         .find(|h| h.name.of(buf).eq_ignore_ascii_case(b"content-type"))

@@ -3,6 +3,7 @@ use crate::http::{Limits, parse_request};
 
 fn env() -> HeadEnv<'static> {
     HeadEnv {
+        method: None,
         client_ip: "203.0.113.7".parse().unwrap(),
         request_id: b"0123456789abcdef0123456789abcdef",
         https: false,

@@ -44,6 +44,7 @@ fn a_mount_and_operator_params() {
 fn env() -> RequestEnv<'static> {
     RequestEnv {
         path_info: b"",
+        method: None,
         script_name: None,
         params: &[],
         client_ip: "10.0.0.1".parse().unwrap(),
