@@ -210,6 +210,7 @@ fn encode_one(buf: &[u8], head: &RequestHead, headers: &[HeaderSpan], path: &[u8
     let env = RequestEnv {
         path_info,
         method: None,
+        query: None,
         script_name: mount,
         params: &params,
         client_ip,

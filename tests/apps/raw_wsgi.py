@@ -45,7 +45,8 @@ Routes (the same as demo_flask.py):
                     (raw app only)
   /accel?to=URI     X-Accel-Redirect: URI (the query value, percent-decoded), as an app that
                     trusts its input too much would send it; with &rate=R also
-                    `X-Accel-Limit-Rate: R`; with &status=N that status (raw app only)
+                    `X-Accel-Limit-Rate: R`; with &status=N that status (raw app only);
+  /accel?loop=1     X-Accel-Redirect: its own path and query, a redirect cycle (raw app only)
   /limited/<n>?rate=R
                     n pattern bytes with Content-Length and `X-Accel-Limit-Rate: R` (the
                     value as given: a proxy reads digits only) (raw app only)
@@ -129,6 +130,13 @@ def paced_pieces(gate):
     while not os.path.exists(gate) and time.monotonic() < deadline:
         time.sleep(0.01)
     yield PACED_SECOND
+
+
+def accel_target(environ, query):
+    """What /accel names: ?to=, or with ?loop its own path and query (a redirect cycle)."""
+    if "loop" in query:
+        return environ["PATH_INFO"] + "?" + environ["QUERY_STRING"]
+    return query["to"][0]
 
 
 def read_body(environ):
@@ -325,7 +333,7 @@ def app(environ, start_response):
         status = "%d %s" % (code, STATUS_TEXT.get(code, "Status"))
         start_response(status, [("Content-Type", "text/plain"),
                                   ("Content-Length", str(len(REPORT_BODY))),
-                                  ("X-Accel-Redirect", query["to"][0])] + rate)
+                                  ("X-Accel-Redirect", accel_target(environ, query))] + rate)
         return [REPORT_BODY]
     if path.startswith("/limited/"):
         n = int(path[len("/limited/"):])

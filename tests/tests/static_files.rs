@@ -675,7 +675,9 @@ fn an_x_accel_redirect_cycle_ends_with_500_after_ten_redirects() {
     ];
     let ringway = Ringway::with_config(config_with(&uwsgi, &routes)).start();
     let mut conn = Conn::open(ringway.addr());
-    conn.send(&Req::get("/accel?to=/accel").to_bytes())
+    // The redirect names itself, query and all (the fallback app is asked with the
+    // redirect's query, as nginx asks it).
+    conn.send(&Req::get("/accel?loop=1").to_bytes())
         .and_then(|()| conn.send(&Req::get("/accel?to=/loop/hello.txt").to_bytes()))
         .expect("sending");
     let r = conn.read_response_to("GET").expect("an answer");
@@ -738,6 +740,16 @@ fn a_fallback_after_x_accel_redirect_is_asked_for_the_path_redirected_to() {
     let environ: serde_json::Value =
         serde_json::from_str(&r.header("x-environ").expect("X-Environ")).expect("the environ");
     assert_eq!(environ["REQUEST_METHOD"], "HEAD", "{environ}");
+    // The query is the one the redirect named (none here, the client's gone), as nginx
+    // makes the redirected request's args.
+    assert_eq!(environ["QUERY_STRING"], "", "{environ}");
+    let r = roundtrip(
+        ringway.addr(),
+        &Req::get("/accel?to=/environ/thumbs/45.jpg%3Fsize%3Dsmall"),
+    );
+    let environ: serde_json::Value = serde_json::from_slice(&r.body).expect("the environ");
+    assert_eq!(environ["PATH_INFO"], "/environ/thumbs/45.jpg", "{environ}");
+    assert_eq!(environ["QUERY_STRING"], "size=small", "{environ}");
     // Asked for itself, the same route's fallback gets the client's path, as ever.
     let r = roundtrip(ringway.addr(), &Req::get("/environ/x?y=1"));
     let environ: serde_json::Value = serde_json::from_slice(&r.body).expect("the environ");

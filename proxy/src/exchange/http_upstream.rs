@@ -212,6 +212,7 @@ pub(super) fn encode_head(
     });
     let env = HeadEnv {
         method: target.method_sent(req.head.method),
+        query: target.query_sent(),
         client_ip: req.from.ip,
         request_id: req.request_id.as_bytes(),
         https: client.is_tls(),

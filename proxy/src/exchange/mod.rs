@@ -972,6 +972,7 @@ async fn dispatch(
                 rel: rel_path(&req.path, route),
                 app_headers: &[],
                 from_app: false,
+                app_query: b"",
                 limit_rate: None,
             };
             // Boxed: the upstream exchange is the hot path; a file answer's state must not

@@ -81,6 +81,9 @@ pub(super) struct FileRequest<'a> {
     /// An app named the file (X-Accel-Redirect): it is sent whatever the request's method,
     /// as nginx turns the redirected request into a GET (a HEAD stays a HEAD).
     pub(super) from_app: bool,
+    /// The query the app's X-Accel-Redirect named after its path (empty: none): a
+    /// `fallback` app is asked with it, as nginx makes it the redirected request's args.
+    pub(super) app_query: &'a [u8],
     /// The app's `X-Accel-Limit-Rate`, over the route's `limit_rate`.
     pub(super) limit_rate: Option<u64>,
 }
@@ -160,7 +163,7 @@ pub(super) async fn serve(
                 req.redirect()?;
                 let redirected = upstream::Redirected {
                     path: f.path,
-                    by_app: f.from_app,
+                    by_app: f.from_app.then_some(f.app_query),
                 };
                 let target = upstream::Target {
                     group: *group,

@@ -48,17 +48,23 @@ pub(super) struct Target<'r> {
 /// not the client's.
 pub(super) struct Redirected<'r> {
     pub(super) path: &'r [u8],
-    /// The app named the path (X-Accel-Redirect): the request goes as a GET (a HEAD stays
-    /// one), as nginx turns it into one before it redirects; the routes it landed on
-    /// judged it so.
-    pub(super) by_app: bool,
+    /// The app named the path (X-Accel-Redirect), with this query (empty: none): the
+    /// request goes with it, not the client's, and as a GET (a HEAD stays one), as nginx
+    /// makes the redirected request's args and method; the routes it landed on judged it
+    /// so.
+    pub(super) by_app: Option<&'r [u8]>,
 }
 
 impl Target<'_> {
     /// The method sent in place of the request's `method`, if any.
     pub(super) fn method_sent(&self, method: Method) -> Option<&'static [u8]> {
-        let by_app = self.redirected.is_some_and(|r| r.by_app);
+        let by_app = self.redirected.is_some_and(|r| r.by_app.is_some());
         (by_app && method != Method::Head).then_some(b"GET")
+    }
+
+    /// The query sent in place of the request's, if any.
+    pub(super) fn query_sent(&self) -> Option<&[u8]> {
+        self.redirected.and_then(|r| r.by_app)
     }
 }
 
@@ -504,6 +510,7 @@ pub(super) fn encode_vars(
     let env = RequestEnv {
         path_info,
         method: target.method_sent(req.head.method),
+        query: target.query_sent(),
         script_name: target.script_name.map(str::as_bytes),
         params: &params,
         client_ip: req.from.ip,

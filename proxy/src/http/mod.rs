@@ -127,6 +127,13 @@ pub(crate) fn push_escaped(out: &mut Vec<u8>, bytes: &[u8], keep: fn(u8) -> bool
     }
 }
 
+/// Appends `query`, a query as an app wrote it (already escaped where it meant to be),
+/// with what a request line cannot carry escaped: spaces, controls, `#` and bytes from
+/// 0x80 up. Its own escapes (`%20`) stay as they are.
+pub(crate) fn push_query_escaped(out: &mut Vec<u8>, query: &[u8]) {
+    push_escaped(out, query, |b| b.is_ascii_graphic() && b != b'#');
+}
+
 /// Whether a URL path may hold `b` as it is: RFC 3986's pchar and `/`.
 pub(crate) fn is_path_char(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/".contains(&b)

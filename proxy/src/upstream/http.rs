@@ -41,6 +41,9 @@ pub(crate) struct HeadEnv<'a> {
     /// The method sent in place of the request's, if any (`GET` after an X-Accel-Redirect,
     /// as nginx makes it).
     pub(crate) method: Option<&'a [u8]>,
+    /// The query sent in place of the request's, if any, with `path` (after an
+    /// X-Accel-Redirect, the query it named, as nginx makes it).
+    pub(crate) query: Option<&'a [u8]>,
     /// The real client address (crate::identity): X-Forwarded-For and X-Real-IP.
     pub(crate) client_ip: IpAddr,
     /// The request's ID: X-Request-ID (none when empty).
@@ -152,9 +155,18 @@ pub(crate) fn encode_request_head(
         // As nginx: the normalised path, escaped again, and the query as sent.
         out.extend_from_slice(replacement);
         http::push_path_escaped(out, rest);
-        if !head.query.is_empty() {
-            out.push(b'?');
-            out.extend_from_slice(head.query.of(input));
+        match env.query {
+            // An app's header value: a space in it would end the request line.
+            Some(query) if !query.is_empty() => {
+                out.push(b'?');
+                http::push_query_escaped(out, query);
+            }
+            Some(_) => {}
+            None if !head.query.is_empty() => {
+                out.push(b'?');
+                out.extend_from_slice(head.query.of(input));
+            }
+            None => {}
         }
     } else if target.first() == Some(&b'/') || target == b"*" {
         // Without its fragment, which is the client's alone (RFC 9110 §4.2.5): the routes

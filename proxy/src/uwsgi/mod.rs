@@ -21,6 +21,7 @@
 //! let env = RequestEnv {
 //!     path_info: &path_info,
 //!     method: None,
+//!     query: None,
 //!     script_name: None,
 //!     params: &[],
 //!     client_ip: "192.0.2.7".parse().unwrap(),

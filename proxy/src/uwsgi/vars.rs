@@ -34,6 +34,9 @@ pub struct RequestEnv<'a> {
     /// REQUEST_METHOD in place of the request's, if any (`GET` after an X-Accel-Redirect,
     /// as nginx makes it).
     pub method: Option<&'a [u8]>,
+    /// QUERY_STRING in place of the request's, if any (after an X-Accel-Redirect, the
+    /// query it named, as nginx makes it).
+    pub query: Option<&'a [u8]>,
     /// SCRIPT_NAME: the mount point, when the app is mounted below `/`.
     pub script_name: Option<&'a [u8]>,
     /// Vars set by the operator (nginx `uwsgi_param`): written last, they replace ringway's
@@ -101,7 +104,7 @@ pub fn encode_request(
     };
     let path = head.path.of(buf);
 
-    w.var(b"QUERY_STRING", head.query.of(buf))?;
+    w.var(b"QUERY_STRING", env.query.unwrap_or(head.query.of(buf)))?;
     let method = env.method.unwrap_or(head.method_span.of(buf));
     w.var(b"REQUEST_METHOD", method)?;
     let content_type = headers

@@ -4,6 +4,7 @@ use crate::http::{Limits, parse_request};
 fn env() -> HeadEnv<'static> {
     HeadEnv {
         method: None,
+        query: None,
         client_ip: "203.0.113.7".parse().unwrap(),
         request_id: b"0123456789abcdef0123456789abcdef",
         https: false,
@@ -73,6 +74,31 @@ fn the_fragment_stays_behind() {
         let head = encode(&request, &env());
         assert!(head.starts_with(&format!("{line}\r\n")), "{head}");
     }
+}
+
+/// After an X-Accel-Redirect a fallback app is asked with the query the redirect named, in
+/// place of the client's: what a request line cannot carry escaped, its own escapes kept.
+#[test]
+fn a_query_in_place_of_the_clients_is_escaped_for_the_request_line() {
+    let request = b"GET /accel?to=x HTTP/1.1\r\nHost: a\r\n\r\n";
+    let redirected = |query| HeadEnv {
+        path: Some((&b""[..], &b"/media/a b"[..])),
+        query,
+        ..env()
+    };
+    let line = |env: &HeadEnv<'_>| encode(request, env).lines().next().map(str::to_owned);
+    assert_eq!(
+        line(&redirected(Some(b"w=1 x#y&z=%20\x80"))).as_deref(),
+        Some("GET /media/a%20b?w=1%20x%23y&z=%20%80 HTTP/1.1")
+    );
+    assert_eq!(
+        line(&redirected(Some(b""))).as_deref(),
+        Some("GET /media/a%20b HTTP/1.1")
+    );
+    assert_eq!(
+        line(&redirected(None)).as_deref(),
+        Some("GET /media/a%20b?to=x HTTP/1.1")
+    );
 }
 
 /// nginx's `proxy_set_header`: the operator's value replaces the client's copies (any

@@ -45,6 +45,7 @@ fn env() -> RequestEnv<'static> {
     RequestEnv {
         path_info: b"",
         method: None,
+        query: None,
         script_name: None,
         params: &[],
         client_ip: "10.0.0.1".parse().unwrap(),
