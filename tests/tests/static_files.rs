@@ -1758,3 +1758,46 @@ fn files_are_typed_as_nginx_s_mime_types_types_them() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// nginx's `etag off`: files go without an ETag, and the conditionals find none to match,
+/// as behind nginx: an If-Match naming a tag fails (412), an If-None-Match naming one does
+/// not hold (200), `*` matches either, a date still answers 304, an If-Range with a tag
+/// gets the whole file.
+#[test]
+fn etag_false_sends_none_and_conditionals_answer_as_nginx_etag_off() {
+    let tree = StaticTree::build();
+    let uwsgi = Uwsgi::start(App::Raw);
+    let routes = [StaticRoute::new("/site/", &tree.root()).set("etag", "false")];
+    let ringway = Ringway::with_config(config_with(&uwsgi, &routes)).start();
+    let location = format!(
+        "location /site/ {{ alias {}/; include /etc/nginx/mime.types; etag off; }}",
+        tree.root().display()
+    );
+    let nginx = Nginx::start_with_locations(uwsgi.socket(), &location);
+    let path = format!("/site/{}", tree::TEXT);
+    let plain = roundtrip(ringway.addr(), &Req::get(&path));
+    let modified = plain.header("last-modified").expect("Last-Modified");
+    let cases: [(&str, &str, u16); 7] = [
+        ("", "", 200),
+        ("If-Match", "\"abc\"", 412),
+        ("If-Match", "*", 200),
+        ("If-None-Match", "\"abc\"", 200),
+        ("If-None-Match", "*", 304),
+        ("If-Modified-Since", &modified, 304),
+        ("If-Range", "\"abc\"", 200),
+    ];
+    for (who, addr) in [("ringway", ringway.addr()), ("nginx", nginx.addr())] {
+        for (name, value, status) in cases {
+            let mut req = Req::get(&path);
+            if !name.is_empty() {
+                req = req.header(name, value);
+            }
+            if name == "If-Range" {
+                req = req.header("Range", "bytes=0-1");
+            }
+            let r = roundtrip(addr, &req);
+            assert_eq!(r.status, status, "{who} {name}: {value}: {r:?}");
+            assert_eq!(r.header("etag"), None, "{who} {name}: {r:?}");
+        }
+    }
+}

@@ -710,6 +710,9 @@ pub struct RouteSettings {
     /// Add `immutable` to Cache-Control (hashed asset names).
     #[serde(default)]
     pub immutable: bool,
+    /// `false`: files go without an ETag (nginx's `etag off`), and conditionals on one
+    /// (`If-Match`, `If-None-Match`, `If-Range`) find none to match [default: true].
+    pub etag: Option<bool>,
     /// Files served for a directory path ending in `/`, the first that is there (nginx's
     /// `index`; no listings, ever): a name or a list of names.
     pub index: Option<IndexNames>,

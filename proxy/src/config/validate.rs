@@ -2244,6 +2244,7 @@ fn static_route(
         root: Arc::new(root),
         expires: route.expires.filter(|e| *e != Expires::Off),
         immutable: route.immutable,
+        etag: route.etag.unwrap_or(true),
         index,
         precompressed,
         fallback,
@@ -2365,6 +2366,7 @@ fn misplaced_key(route: &RouteSettings, action: &Action) -> Option<&'static str>
     let static_only = [
         ("expires", route.expires.is_some()),
         ("immutable", route.immutable),
+        ("etag", route.etag.is_some()),
         ("index", route.index.is_some()),
         ("precompressed", !route.precompressed.is_empty()),
         ("fallback", route.fallback.is_some()),

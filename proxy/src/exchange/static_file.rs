@@ -376,7 +376,13 @@ async fn answer(
         if_range: client.request_header(b"if-range").filter(|_| ranges),
         now: Some(now),
     };
-    let (status, range) = match decide(&conditions, &meta, found.validators.etag()) {
+    // `etag = false`: none to match, as nginx's `etag off` leaves its not-modified filter.
+    let etag = if files.etag {
+        found.validators.etag()
+    } else {
+        b""
+    };
+    let (status, range) = match decide(&conditions, &meta, etag) {
         Decision::Full => (200, None),
         Decision::Partial { start, end } => (206, Some((start, end))),
         Decision::NotModified => (304, None),
@@ -423,6 +429,7 @@ async fn answer(
         gzipped,
         meta,
         validators: &found.validators,
+        etag: files.etag,
         range,
         cache: files
             .expires

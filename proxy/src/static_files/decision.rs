@@ -114,7 +114,8 @@ pub enum Decision {
 }
 
 /// Decides the answer to a GET or HEAD for a file with `meta` and the ETag `etag` (its
-/// [`Validators::etag`], formatted once per opening rather than per request).
+/// [`Validators::etag`], formatted once per opening rather than per request; empty when
+/// the file goes without one, which no entity-tag matches).
 pub(crate) fn decide(c: &Conditions<'_>, meta: &FileMeta, etag: &[u8]) -> Decision {
     // 1. If-Match, else 2. If-Unmodified-Since.
     if let Some(list) = c.if_match {
@@ -172,6 +173,9 @@ fn list_matches(list: &[u8], etag: &[u8], compare: Compare) -> bool {
     if list == b"*" {
         return true;
     }
+    if etag.is_empty() {
+        return false;
+    }
     list.split(|&b| b == b',').map(trim).any(|tag| {
         match (tag.strip_prefix(b"W/"), compare) {
             // A weak tag never matches strongly.
@@ -186,7 +190,7 @@ fn list_matches(list: &[u8], etag: &[u8], compare: Compare) -> bool {
 fn if_range_holds(validator: &[u8], etag: &[u8], meta: &FileMeta) -> bool {
     let validator = trim(validator);
     if validator.starts_with(b"\"") || validator.starts_with(b"W/") {
-        return validator == etag;
+        return !etag.is_empty() && validator == etag;
     }
     parse_http_date(validator) == Some(meta.mtime)
 }
@@ -276,6 +280,36 @@ mod tests {
     const DATE: &[u8] = b"Sun, 06 Nov 1994 08:49:37 GMT";
     const EARLIER: &[u8] = b"Sun, 06 Nov 1994 08:49:36 GMT";
     const LATER: &[u8] = b"Sun, 06 Nov 1994 08:49:38 GMT";
+
+    #[test]
+    fn without_an_etag_no_entity_tag_matches_as_with_nginx_etag_off() {
+        let none =
+            |if_match: Option<&[u8]>, if_none_match: Option<&[u8]>, if_range: Option<&[u8]>| {
+                let c = Conditions {
+                    if_match,
+                    if_none_match,
+                    range: if_range.map(|_| &b"bytes=0-1"[..]),
+                    if_range,
+                    ..Conditions::default()
+                };
+                decide(&c, &META, b"")
+            };
+        // If-Match: a tag fails (412), `*` holds.
+        assert_eq!(
+            none(Some(b"\"x\""), None, None),
+            Decision::PreconditionFailed
+        );
+        assert_eq!(none(Some(b"*"), None, None), Decision::Full);
+        // If-None-Match: nothing matches (200), `*` does (304); no empty or bare `W/` tag
+        // matches the missing one.
+        for list in [&b"\"x\""[..], b"W/", b",", b"\"\""] {
+            assert_eq!(none(None, Some(list), None), Decision::Full, "{list:?}");
+        }
+        assert_eq!(none(None, Some(b"*"), None), Decision::NotModified);
+        // If-Range with an entity-tag: the whole file.
+        assert_eq!(none(None, None, Some(b"W/")), Decision::Full);
+        assert_eq!(none(None, None, Some(b"\"\"")), Decision::Full);
+    }
 
     #[test]
     fn etag_as_nginx_builds_it() {

@@ -25,6 +25,8 @@ pub(crate) struct FileHead<'a> {
     pub(crate) meta: FileMeta,
     /// Its validators.
     pub(crate) validators: &'a Validators,
+    /// The ETag goes out (nginx's `etag`).
+    pub(crate) etag: bool,
     /// The bytes sent, for a 206.
     pub(crate) range: Option<(u64, u64)>,
     /// `expires` and `immutable`.
@@ -128,11 +130,15 @@ pub(crate) fn write_file_head(out: &mut Vec<u8>, h: &FileHead<'_>) {
     if h.gzipped.is_some() {
         // Compressed bytes are not the file's bytes: the same entity only weakly (nginx
         // weakens the ETag the same way), and no ranges of them.
-        out.extend_from_slice(b"ETag: W/");
-        out.extend_from_slice(h.validators.etag());
-        out.extend_from_slice(b"\r\n");
+        if h.etag {
+            out.extend_from_slice(b"ETag: W/");
+            out.extend_from_slice(h.validators.etag());
+            out.extend_from_slice(b"\r\n");
+        }
     } else {
-        write_header(out, b"ETag", h.validators.etag());
+        if h.etag {
+            write_header(out, b"ETag", h.validators.etag());
+        }
         // Not on a 304, which has no body to take ranges of (nginx's not-modified filter
         // clears it; found by review).
         if h.status != 304 {
@@ -286,6 +292,7 @@ mod tests {
             gzipped: None,
             meta,
             validators: &Validators::of(&meta),
+            etag: true,
             range: Some((10, 19)),
             cache: Some((Expires::For(2_592_000), true)),
             vary: true,
@@ -318,6 +325,18 @@ mod tests {
             assert!(text.contains(line), "{line:?} in\n{text}");
         }
         assert!(text.ends_with("\r\n\r\n") && !text.contains("Connection"));
+        // nginx's `etag off`: no ETag, the rest as ever.
+        let mut out = Vec::new();
+        write_file_head(
+            &mut out,
+            &FileHead {
+                etag: false,
+                ..head
+            },
+        );
+        let without = String::from_utf8(out).unwrap();
+        assert!(!without.contains("ETag"), "{without}");
+        assert!(without.contains("Last-Modified: "), "{without}");
         // nginx's other forms: a negative time, epoch and max.
         for (expires, cache_control, date) in [
             (
@@ -397,6 +416,7 @@ mod tests {
                     gzipped: Some(gzipped),
                     meta,
                     validators: &validators,
+                    etag: true,
                     range: None,
                     cache: None,
                     vary: true,

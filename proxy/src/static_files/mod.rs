@@ -75,6 +75,8 @@ pub(crate) struct StaticRoute {
     pub(crate) expires: Option<Expires>,
     /// `immutable` in Cache-Control.
     pub(crate) immutable: bool,
+    /// Files carry an ETag (nginx's `etag`, on by default).
+    pub(crate) etag: bool,
     /// Served for a directory path ending in `/`: the first of these names that is there.
     pub(crate) index: Vec<String>,
     /// Precompressed siblings, in order of preference.
@@ -109,6 +111,7 @@ impl StaticRoute {
             root: Arc::new(root),
             expires: None,
             immutable: false,
+            etag: true,
             index: Vec::new(),
             precompressed: Vec::new(),
             fallback: None,
