@@ -806,6 +806,8 @@ fn a_routes_limit_conn_refuses_a_second_request_at_once_as_nginx_does() {
              [upstreams.app]\nservers = [\"{}\"]\n\
              [[routes]]\npath = \"/slow\"\nupstream = \"app\"\n\
              limit_conn = {{ per_ip = 1, dry_run = {dry_run} }}\n\
+             [[routes]]\npath = \"/fixed\"\nexact = true\n\
+             respond = {{ status = 200, body = \"ok\" }}\nlimit_conn = {{ per_ip = 1 }}\n\
              [[routes]]\npath = \"/\"\nupstream = \"app\"\n",
             uwsgi.upstream()
         )
@@ -827,6 +829,13 @@ fn a_routes_limit_conn_refuses_a_second_request_at_once_as_nginx_does() {
             elsewhere.status, 200,
             "{proxy}: another route: {elsewhere:?}"
         );
+        if proxy == "ringway" {
+            // A fixed answer is not counted (nginx's `return` answers before limit_conn).
+            let fixed = [0, 1].map(|_| in_background(addr, "/fixed"));
+            for r in fixed {
+                assert_eq!(r.join().expect("/fixed").status, 200);
+            }
+        }
         let first = first.join().expect("the first request");
         assert_eq!(first.status, 200, "{proxy}: {first:?}");
         let third = roundtrip(addr, &Req::get("/slow?ms=1&n=3"));
@@ -842,6 +851,7 @@ fn a_routes_limit_conn_refuses_a_second_request_at_once_as_nginx_does() {
         "/slow?ms=2000&n=1 200 PASSED",
         "/slow?ms=1&n=2 503 REJECTED",
         "/ 200 -",
+        "/fixed 200 -",
         "/slow?ms=1&n=3 200 PASSED",
     ];
     let logged = poll_until(SOON, || {

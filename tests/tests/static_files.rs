@@ -710,7 +710,14 @@ fn an_x_accel_redirect_cycle_ends_with_500_after_ten_redirects() {
 fn a_fallback_after_x_accel_redirect_is_asked_for_the_path_redirected_to() {
     let tree = StaticTree::build();
     let uwsgi = Uwsgi::start_with(UwsgiOptions::named(App::Raw, "app"));
-    let routes = [StaticRoute::new("/environ/", &tree.root()).fallback("app")];
+    // The operator's params see what the redirect made of the request too, as nginx's
+    // variables after its internal redirect.
+    let routes = [StaticRoute::new("/environ/", &tree.root())
+        .fallback("app")
+        .set(
+            "params",
+            "{ X_URI = \"$uri$is_args$args\", X_METHOD = \"$request_method\", X_REQUEST_URI = \"$request_uri\" }",
+        )];
     let ringway = Ringway::with_config(config_with(&uwsgi, &routes)).start();
     let r = roundtrip(
         ringway.addr(),
@@ -750,6 +757,28 @@ fn a_fallback_after_x_accel_redirect_is_asked_for_the_path_redirected_to() {
     let environ: serde_json::Value = serde_json::from_slice(&r.body).expect("the environ");
     assert_eq!(environ["PATH_INFO"], "/environ/thumbs/45.jpg", "{environ}");
     assert_eq!(environ["QUERY_STRING"], "size=small", "{environ}");
+    assert_eq!(
+        environ["X_URI"], "/environ/thumbs/45.jpg?size=small",
+        "{environ}"
+    );
+    assert_eq!(environ["X_METHOD"], "GET", "{environ}");
+    assert_eq!(
+        environ["X_REQUEST_URI"], "/accel?to=/environ/thumbs/45.jpg%3Fsize%3Dsmall",
+        "{environ}"
+    );
+    // A POST with an empty body goes back to the app too (nothing of it was taken).
+    let r = roundtrip(
+        ringway.addr(),
+        &Req::post("/accel?to=/environ/thumbs/46.jpg", b""),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let environ: serde_json::Value = serde_json::from_slice(&r.body).expect("the environ");
+    assert_eq!(environ["PATH_INFO"], "/environ/thumbs/46.jpg", "{environ}");
+    assert_eq!(
+        (&environ["REQUEST_METHOD"], &environ["X_METHOD"]),
+        (&"GET".into(), &"GET".into()),
+        "{environ}"
+    );
     // Asked for itself, the same route's fallback gets the client's path, as ever.
     let r = roundtrip(ringway.addr(), &Req::get("/environ/x?y=1"));
     let environ: serde_json::Value = serde_json::from_slice(&r.body).expect("the environ");

@@ -96,6 +96,9 @@ pub(crate) struct Entry<'a> {
     pub(crate) limit_req: Option<LimitReqStatus>,
     /// What the route's `limit_conn` did with the request (`$limit_conn_status`).
     pub(crate) limit_conn: Option<LimitConnStatus>,
+    /// The query an internal redirect named (X-Accel-Redirect), for `$args`, `$query_string`
+    /// and `$is_args` in place of the request's (empty: none).
+    pub(crate) redirected_args: Option<&'a [u8]>,
     /// The request's body, when a custom format shows `$request_body` and it was held in
     /// memory.
     pub(crate) request_body: Option<&'a [u8]>,
@@ -343,6 +346,7 @@ pub(crate) fn sample() -> Entry<'static> {
         gzip_ratio: None,
         limit_req: None,
         limit_conn: None,
+        redirected_args: None,
         request_body: None,
         proxied: false,
         tcp_info: None,

@@ -659,9 +659,9 @@ fn push_var(
         }
         Var::Uri => text(out, e.path),
         // nginx: missing without a `?`, empty after a bare one.
-        Var::Args => text(out, query(e)),
+        Var::Args => text(out, args(e)),
         Var::IsArgs => {
-            let has = query(e).is_some_and(|q| !q.is_empty());
+            let has = args(e).is_some_and(|q| !q.is_empty());
             text(out, Some(if has { b"?" } else { b"" }));
         }
         // Unknown when a trusted proxy named the client without a port: empty, as nginx's
@@ -811,6 +811,15 @@ fn cookie<'c>(header: &'c [u8], name: &[u8]) -> Option<&'c [u8]> {
         }
     }
     None
+}
+
+/// The request's arguments: the query an internal redirect named (none when it named
+/// none, as nginx's), else its target's.
+fn args<'e>(e: &Entry<'e>) -> Option<&'e [u8]> {
+    match e.redirected_args {
+        Some(named) => (!named.is_empty()).then_some(named),
+        None => query(e),
+    }
 }
 
 /// The query of the request's target (after its `?`), if it has one.

@@ -131,7 +131,7 @@ pub(super) async fn check(
     let location = match (&auth.redirect_401, status) {
         (Some(template), 401) => {
             let mut out = Vec::new();
-            super::log::set_value(worker, client, req, template, &mut out);
+            super::log::set_value(worker, client, req, None, template, &mut out);
             // As any header value made of variables: no control character gets through
             // (a `$uri` holds the decoded path).
             let text = crate::config::header_text(&out);

@@ -60,7 +60,8 @@ pub(super) async fn exchange(
     // that look and the request's arrival. An upgrade request is no exception: nothing
     // has switched before its 101, and the client's bytes after its head wait for that
     // (found by review: a WebSocket's GET on a kept connection closed meanwhile got 502).
-    let retry_safe = is_idempotent(req.head.method);
+    let method = target.method_of(req.head.method);
+    let retry_safe = is_idempotent(method);
     let mut reuse = Reuse::Kept { peek: !retry_safe };
     let mut attempts = Attempts::default();
     let mut stale_retried = false;
@@ -116,17 +117,10 @@ pub(super) async fn exchange(
             matches!(&answer, Err(failed) if failed.nothing_back) && upstream.is_reused();
         let stale = closed_meanwhile
             && !stale_retried
-            && retries_on_new_connection(limits, attempts.since(), req.head.method, missed);
+            && retries_on_new_connection(limits, attempts.since(), method, missed);
         let goes_on = !stale
             && kept.is_some()
-            && pass_on(
-                req.head.method,
-                target,
-                group,
-                &upstream,
-                &mut attempts,
-                missed,
-            );
+            && pass_on(method, target, group, &upstream, &mut attempts, missed);
         if !closed_meanwhile {
             judge(target, group, &upstream, missed, goes_on);
         }
@@ -208,7 +202,7 @@ pub(super) fn encode_head(
         _ => &worker.config.upstream_headers,
     };
     let set = set.resolve(true, |template, out| {
-        super::log::set_value(worker, client, req, template, out);
+        super::log::set_value(worker, client, req, target.redirected, template, out);
     });
     let env = HeadEnv {
         method: target.method_sent(req.head.method),

@@ -4,12 +4,13 @@
 
 use std::time::Instant;
 
+use super::upstream::Redirected;
 use super::{Identity, Outcome, Request};
 use crate::access_log::{
     Entry, LogNames, MAX_HEADERS, TcpFigures, Template, UpstreamFields, WorkerLog,
 };
 use crate::client::{Client, Next, SentHead};
-use crate::http::RequestHead;
+use crate::http::{Method, RequestHead};
 use crate::identity::{RealClient, RequestId};
 use crate::worker::Worker;
 
@@ -106,11 +107,15 @@ pub(super) fn write(
 
 /// The value of an operator's header or param with variables (`upstream_headers = {
 /// "X-Forwarded-Port" = "$server_port" }`) for a request about to go upstream: the same
-/// variables, the same values, as its log line's.
+/// variables, the same values, as its log line's; for a `fallback` app asked after an
+/// internal redirect (`redirected`), `$uri`, `$args` and `$request_method` are what the
+/// redirect made of the request, as nginx works them out after its internal redirect
+/// (`$request_uri` and `$request` stay the client's).
 pub(crate) fn set_value(
     worker: &Worker,
     client: &Client,
     req: &Request,
+    redirected: Option<&Redirected<'_>>,
     template: &Template,
     out: &mut Vec<u8>,
 ) {
@@ -128,7 +133,19 @@ pub(crate) fn set_value(
             aged: false,
         },
     };
-    seen.with_entry(Some(template), |entry| template.write_value(out, entry));
+    seen.with_entry(Some(template), |entry| match redirected {
+        None => template.write_value(out, entry),
+        Some(r) => {
+            let by_app = r.by_app.is_some() && req.head.method != Method::Head;
+            let entry = Entry {
+                path: Some(r.path),
+                method: if by_app { Some(b"GET") } else { entry.method },
+                redirected_args: r.by_app,
+                ..*entry
+            };
+            template.write_value(out, &entry);
+        }
+    });
 }
 
 /// What a line is made from.
@@ -319,6 +336,7 @@ impl Seen<'_> {
                 Subject::Routed(req) => req.limit_conn.get(),
                 Subject::Refused(_) | Subject::Unparsed(_) => None,
             },
+            redirected_args: None,
         };
         let result = f(&entry);
         client.put_back_sent_head(sent_head);

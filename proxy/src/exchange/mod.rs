@@ -1097,7 +1097,7 @@ pub(super) fn added_headers<'h>(
     client: &Client,
     req: &Request,
 ) -> Cow<'h, [(String, String)]> {
-    headers.resolve_added(|template, out| log::set_value(worker, client, req, template, out))
+    headers.resolve_added(|template, out| log::set_value(worker, client, req, None, template, out))
 }
 
 /// Reports `fail` and answers it with its status (and the operator's page for that status,

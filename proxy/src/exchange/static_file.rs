@@ -19,7 +19,7 @@ use crate::client::{Client, Next, Pace, Step, ZeroCopy, write_paced};
 use crate::fail::{Allowed, Fail};
 use crate::filesystem::Filesystem;
 use crate::gzip::{Answer, Asked, CacheControl, Gzip, GzipRatio, GzipStream, Verdict};
-use crate::http::{BodyFraming, Method, Version, http_date};
+use crate::http::{Method, Version, http_date};
 use crate::io::{IoError, Stream};
 use crate::routes::{Action, Found, Route};
 use crate::static_files::{
@@ -155,8 +155,9 @@ pub(super) async fn serve(
         }
     };
     // The app already took the request's body: a request that had one cannot go to the
-    // fallback again (there is no body left to send it with).
-    let body_taken = f.from_app && req.head.body != BodyFraming::None;
+    // fallback again (there is no body left to send it with). An empty one (a browser's
+    // bodiless POST says `Content-Length: 0`) is sent again as it was.
+    let body_taken = f.from_app && !req.head.body.has_no_bytes();
     let Lookup::File(found) = found else {
         return match &files.fallback {
             Some(Fallback::Group { group, params, .. }) if !body_taken => {
@@ -546,7 +547,8 @@ fn gzip_verdict(
         // nginx's static module sets the Last-Modified time, not the header, when its gzip
         // filter looks: `proxied = ["no_last_modified"]` compresses files, as there.
         last_modified: false,
-        etag: true,
+        // `etag = false` leaves none for `proxied = ["no_etag"]` to see, as nginx's `etag off`.
+        etag: f.files.etag,
     };
     gzip.verdict(&asked, &answer, now)
 }

@@ -62,6 +62,15 @@ impl Target<'_> {
         (by_app && method != Method::Head).then_some(b"GET")
     }
 
+    /// The method the request goes with: its own, or GET in its place ([`Target::method_sent`]);
+    /// what retries are judged by, as nginx judges the request it made a GET.
+    pub(super) fn method_of(&self, method: Method) -> Method {
+        match self.method_sent(method) {
+            Some(_) => Method::Get,
+            None => method,
+        }
+    }
+
     /// The query sent in place of the request's, if any.
     pub(super) fn query_sent(&self) -> Option<&[u8]> {
         self.redirected.and_then(|r| r.by_app)
@@ -240,7 +249,7 @@ async fn exchange_uwsgi(
         };
         let goes_on = kept.is_some()
             && pass_on(
-                req.head.method,
+                target.method_of(req.head.method),
                 target,
                 group,
                 &upstream,
@@ -505,7 +514,7 @@ pub(super) fn encode_vars(
         None => parts.path,
     };
     let params = target.params.resolve(false, |template, out| {
-        super::log::set_value(worker, client, req, template, out);
+        super::log::set_value(worker, client, req, target.redirected, template, out);
     });
     let env = RequestEnv {
         path_info,
