@@ -371,6 +371,29 @@ fn check_config(args: &[&str]) -> (Option<i32>, String) {
     )
 }
 
+/// `ringway --check-config` as `nobody` (a service's user, where root may write anywhere),
+/// for an upstream and `args`: (exit code, stderr).
+fn check_config_as_nobody(args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(paths::ringway_bin())
+        .args([
+            "--check-config",
+            "--upstream",
+            "unix:/x.sock",
+            "--metrics",
+            "off",
+        ])
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run setpriv (util-linux)");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 #[test]
 fn check_config_exits_0_for_a_good_configuration_and_1_for_a_bad_one() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -465,41 +488,13 @@ fn check_config_exits_0_for_a_good_configuration_and_1_for_a_bad_one() {
     assert_eq!(code, Some(0), "{err}");
     assert!(!unmade.exists(), "the check created {}", unmade.display());
     // One the service's user could not make (nobody may not write to /usr).
-    let out = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(paths::ringway_bin())
-        .args([
-            "--check-config",
-            "--upstream",
-            "unix:/x.sock",
-            "--metrics",
-            "off",
-        ])
-        .args(["--temp-dir", "/usr/ringway-check-spool"])
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run setpriv (util-linux)");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let (code, err) = check_config_as_nobody(&["--temp-dir", "/usr/ringway-check-spool"]);
+    assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("ringway may not write to /usr"), "{err}");
     // An access log the service's user could not open, which root could (the unit test of
     // this check cannot see it, run as root).
-    let out = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(paths::ringway_bin())
-        .args([
-            "--check-config",
-            "--upstream",
-            "unix:/x.sock",
-            "--metrics",
-            "off",
-        ])
-        .args(["--access-log", "/usr/ringway-check-access.log"])
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run setpriv (util-linux)");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let (code, err) = check_config_as_nobody(&["--access-log", "/usr/ringway-check-access.log"]);
+    assert_eq!(code, Some(1), "{err}");
     assert!(
         err.contains("--access-log") && err.contains("ringway may not write to /usr"),
         "{err}"
