@@ -40,11 +40,9 @@ pub(super) async fn serve(
     let misdirected = Fail::UpstreamBadResponse(BadResponse::AccelRedirect);
     let value = accel_redirect(client, buf).unwrap_or_default();
     // A query after the path has no meaning for a file; a `fallback` app is asked with it.
-    let (raw, query) = match value.iter().position(|&b| b == b'?') {
-        Some(at) => (value.get(..at), value.get(at + 1..)),
-        None => (Some(value), None),
-    };
-    let (raw, query) = (raw.unwrap_or_default(), query.unwrap_or_default());
+    let mut halves = value.splitn(2, |&b| b == b'?');
+    let raw = halves.next().unwrap_or_default();
+    let query = halves.next().unwrap_or_default();
     // No path at all (an empty value, or a query alone) names no file, as nginx's
     // `ngx_http_parse_unsafe_uri` refuses it (found by review: it served `/`).
     if raw.is_empty() || climbs(raw) {

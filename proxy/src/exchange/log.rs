@@ -10,7 +10,7 @@ use crate::access_log::{
     Entry, LogNames, MAX_HEADERS, TcpFigures, Template, UpstreamFields, WorkerLog,
 };
 use crate::client::{Client, Next, SentHead};
-use crate::http::{Method, RequestHead};
+use crate::http::RequestHead;
 use crate::identity::{RealClient, RequestId};
 use crate::worker::Worker;
 
@@ -136,10 +136,9 @@ pub(crate) fn set_value(
     seen.with_entry(Some(template), |entry| match redirected {
         None => template.write_value(out, entry),
         Some(r) => {
-            let by_app = r.by_app.is_some() && req.head.method != Method::Head;
             let entry = Entry {
                 path: Some(r.path),
-                method: if by_app { Some(b"GET") } else { entry.method },
+                method: r.method_sent(req.head.method).or(entry.method),
                 redirected_args: r.by_app,
                 ..*entry
             };

@@ -55,11 +55,17 @@ pub(super) struct Redirected<'r> {
     pub(super) by_app: Option<&'r [u8]>,
 }
 
+impl Redirected<'_> {
+    /// The method sent in place of the request's `method`, if any.
+    pub(super) fn method_sent(&self, method: Method) -> Option<&'static [u8]> {
+        (self.by_app.is_some() && method != Method::Head).then_some(b"GET")
+    }
+}
+
 impl Target<'_> {
     /// The method sent in place of the request's `method`, if any.
     pub(super) fn method_sent(&self, method: Method) -> Option<&'static [u8]> {
-        let by_app = self.redirected.is_some_and(|r| r.by_app.is_some());
-        (by_app && method != Method::Head).then_some(b"GET")
+        self.redirected.and_then(|r| r.method_sent(method))
     }
 
     /// The method the request goes with: its own, or GET in its place ([`Target::method_sent`]);
