@@ -10,11 +10,14 @@
 
 #![no_main]
 
+use std::sync::LazyLock;
+
 use libfuzzer_sys::fuzz_target;
+use ringway::access_log::Template;
 use ringway::http::{
-    Charset, ChunkedDecoder, ClientFraming, CookieFlags, HeaderSpan, MAX_RESPONSE_HEADERS,
-    Reframer, ResponseFraming, ResponseHead, ResponseMeta, Status, Version, parse_response,
-    write_response_head,
+    AttributeRules, Charset, ChunkedDecoder, ClientFraming, CookieFlags, CookieRewrite,
+    CookieRewriting, HeaderSpan, MAX_RESPONSE_HEADERS, Reframer, ResponseFraming, ResponseHead,
+    ResponseMeta, Status, Version, parse_response, write_response_head,
 };
 use ringway_fuzz::{Rng, assert_span_in, list_has, prefix_lengths, random_pieces, show, trim_ows};
 
@@ -130,18 +133,35 @@ fn check_request_id(out: &[u8]) {
     assert_eq!(ids, [REQUEST_ID], "X-Request-ID in {}", show(out));
 }
 
+/// The app's Set-Cookie values are rewritten under these (built once: compiling their
+/// regexes per input would be most of a run).
+static COOKIE_RULES: LazyLock<CookieRewrite> = LazyLock::new(|| {
+    let lines = |rules: &[&str]| rules.iter().map(|r| (*r).to_owned()).collect::<Vec<_>>();
+    CookieRewrite {
+        domains: AttributeRules::domains(&lines(&[
+            r"~^\.?(.*)\.internal$ $1.$host",
+            "localhost $host",
+        ]))
+        .expect("domain rules"),
+        paths: AttributeRules::paths(&lines(&["/ /app/", "~*^/a(p)?(i)? /$2$1/"]))
+            .expect("path rules"),
+        flags: CookieFlags::new(&lines(&[
+            "~^s nosecure samesite=strict",
+            "~ secure httponly samesite=lax",
+        ]))
+        .expect("flag rules"),
+    }
+});
+
 /// Writes the client's head, re-frames the body that came after the app's head, and reads
 /// both back as a client would.
 fn relay(data: &[u8], head: &ResponseHead, headers: &[HeaderSpan], client: Version) {
     let (framing, keep_alive) = ClientFraming::choose(head.framing, client, true);
-    // A third of the heads go out under nginx's `charset utf-8;`, half under cookie flags
+    // A third of the heads go out under nginx's `charset utf-8;`, half under cookie rules
     // (the app's Set-Cookie values rewritten: the head must still read back whole).
     let charset = Charset::new("utf-8", None).ok();
-    let cookie_rules = [
-        "~^s nosecure samesite=strict",
-        "~ secure httponly samesite=lax",
-    ];
-    let cookie_flags = CookieFlags::new(&cookie_rules.map(str::to_owned)).ok();
+    // `$host` is the client's, which may hold anything a header can.
+    let host = |_: &Template, out: &mut Vec<u8>| out.extend_from_slice(b"a;b\r\n\x00c");
     let meta = ResponseMeta {
         client_version: client,
         status: head.status,
@@ -158,7 +178,10 @@ fn relay(data: &[u8], head: &ResponseHead, headers: &[HeaderSpan], client: Versi
         vary_accept_encoding: false,
         hide: &[],
         charset: charset.as_ref().filter(|_| data.len() % 3 == 0),
-        cookie_flags: cookie_flags.as_ref().filter(|_| data.len() % 4 < 2),
+        cookies: (data.len() % 4 < 2).then_some(CookieRewriting {
+            rules: &COOKIE_RULES,
+            vars: &host,
+        }),
     };
     let mut out = Vec::new();
     write_response_head(&mut out, &meta, data, headers);

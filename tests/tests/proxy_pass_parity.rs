@@ -473,3 +473,95 @@ fn cookie_flags_rewrite_set_cookie_as_nginx_s_proxy_cookie_flags() {
         "the rules did something: {via_ringway:?}"
     );
 }
+
+/// nginx's `proxy_cookie_domain` and `proxy_cookie_path` (with `proxy_cookie_flags`) and
+/// ringway's `cookie_domain` and `cookie_path` (with `cookie_flags`), the same rules, in
+/// front of the same app: each Set-Cookie comes out the same from both (a domain in any
+/// case with its dot, `$host`, a path's prefix, regexes and their groups, several paths in
+/// one header, empty values, one no rule touches, one with no cookie).
+#[test]
+fn cookie_domain_and_path_rewrite_set_cookie_as_nginx_s_proxy_cookie_rules() {
+    let app = AppServer::start(Server::Gunicorn, Served::HttpEcho, Listen::Tcp, 1);
+    let domains = [
+        "localhost $host",
+        r"~^\.?([a-z]+)\.internal$ $1.example.org",
+        ".Backend.Local .example.net",
+    ];
+    let paths = ["/api/ /", "~*^/V([0-9])/ /api/v$1/", "/ /app/"];
+    let flags = "~^f secure";
+    let nginx_rules: String = domains
+        .iter()
+        .map(|rule| format!("proxy_cookie_domain {rule};"))
+        .chain(
+            paths
+                .iter()
+                .map(|rule| format!("proxy_cookie_path {rule};")),
+        )
+        .chain([format!("proxy_cookie_flags {flags};")])
+        .collect();
+    let nginx = Nginx::start_proxy_pass_with_locations(
+        app.addr(),
+        &format!(
+            "location /set-cookie {{ {nginx_rules} {} }}",
+            ringway_tests::nginx::PROXY_PASS_LINES
+        ),
+    );
+    let toml = |rules: &[&str]| {
+        rules
+            .iter()
+            .map(|rule| format!("{rule:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let ringway = Ringway::with_config(format!(
+        "[upstreams.app]\nservers = [\"{}\"]\n\
+         [[routes]]\npath = \"/\"\nupstream = \"app\"\n\
+         [[routes]]\npath = \"/set-cookie\"\nexact = true\nupstream = \"app\"\n\
+         cookie_domain = [{}]\ncookie_path = [{}]\ncookie_flags = [{flags:?}]\n",
+        app.upstream(),
+        toml(&domains),
+        toml(&paths),
+    ))
+    .start();
+    let cookies = [
+        "a=1; Domain=localhost; Path=/",
+        "b=2; domain=.BACKEND.local; path=/api/x",
+        "c=3; Domain=.db.internal; Path=/v2/users",
+        "d=4;Path=/other ; Domain=else.com",
+        "e=5; Domain=; Path=",
+        "f=6; Path=/API/; Domain=x.Internal",
+        "g; Domain=localhost",
+        "h=8; Path=/api/; path=/x",
+        "i=9; Max-Age=60",
+    ];
+    let query: Vec<String> = cookies
+        .iter()
+        .map(|c| {
+            let encoded: String = c
+                .bytes()
+                .map(|b| match b {
+                    b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' => (b as char).to_string(),
+                    _ => format!("%{b:02X}"),
+                })
+                .collect();
+            format!("set={encoded}")
+        })
+        .collect();
+    let target = format!("/set-cookie?{}", query.join("&"));
+    let set_cookies = |addr: SocketAddr| {
+        let mut conn = Conn::open(addr);
+        let req = Req::get(&target).host(Some("Shop.Example.COM:8443"));
+        conn.send(&req.to_bytes()).expect("send");
+        let r = conn.read_response().expect("an answer");
+        assert_eq!(r.status, 200, "{r:?}");
+        r.header_all("set-cookie")
+    };
+    let via_nginx = set_cookies(nginx.addr());
+    let via_ringway = set_cookies(ringway.addr());
+    assert_eq!(via_nginx.len(), cookies.len(), "{via_nginx:?}");
+    assert_eq!(via_ringway, via_nginx);
+    assert_eq!(
+        via_ringway[0], "a=1; Domain=shop.example.com; Path=/app/",
+        "the rules did something: {via_ringway:?}"
+    );
+}

@@ -294,6 +294,22 @@ pub struct Settings {
     #[serde(default)]
     pub cookie_flags: Vec<String>,
 
+    /// What the `Domain` of the app's `Set-Cookie` headers becomes (nginx's
+    /// `proxy_cookie_domain`), on every route that sets none of its own: rules of nginx's
+    /// arguments, `PATTERN REPLACEMENT`, the first matching a domain applies,
+    /// `["localhost example.org"]`, `["~^(.+)\\.internal$ $host"]`. File only.
+    #[arg(skip)]
+    #[serde(default)]
+    pub cookie_domain: Vec<String>,
+
+    /// What the `Path` of the app's `Set-Cookie` headers becomes (nginx's
+    /// `proxy_cookie_path`), on every route that sets none of its own: rules of nginx's
+    /// arguments, `PATTERN REPLACEMENT`, the first matching a path's start applies,
+    /// `["/ /app/"]`. File only.
+    #[arg(skip)]
+    #[serde(default)]
+    pub cookie_path: Vec<String>,
+
     /// Request headers set on what goes to HTTP groups (nginx's `proxy_set_header` with a
     /// fixed value in a `server` block), for every route that sets none of its own:
     /// `{ "X-Script-Name" = "/app" }`; the client's copies and ringway's own are replaced,
@@ -687,6 +703,14 @@ pub struct RouteSettings {
     /// Flags the app's `Set-Cookie` headers get (nginx's `proxy_cookie_flags`), in place
     /// of the top level's; `[]` for none [default: the top-level `cookie_flags`].
     pub cookie_flags: Option<Vec<String>>,
+    /// What the `Domain` of the app's `Set-Cookie` headers becomes (nginx's
+    /// `proxy_cookie_domain`), in place of the top level's; `[]` for none [default: the
+    /// top-level `cookie_domain`].
+    pub cookie_domain: Option<Vec<String>>,
+    /// What the `Path` of the app's `Set-Cookie` headers becomes (nginx's
+    /// `proxy_cookie_path`), in place of the top level's; `[]` for none [default: the
+    /// top-level `cookie_path`].
+    pub cookie_path: Option<Vec<String>>,
     /// Request headers set on what goes to an HTTP group (nginx's `proxy_set_header NAME
     /// VALUE`); a route's own table replaces the top-level one, `{}` sets none [default:
     /// the top-level `upstream_headers`].

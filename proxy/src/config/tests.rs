@@ -3737,35 +3737,60 @@ fn deny_lists_are_read_and_a_range_in_both_lists_is_refused() {
     assert_refused(&format!("{base}deny = [\"everyone\"]\n"), "deny", "or all");
 }
 
-/// `cookie_flags` at the top goes to every route without its own; a route's replaces it,
-/// `[]` for none; a route that reaches no app has nothing to apply it to; a bad rule is
-/// refused with its key.
+/// `cookie_flags`, `cookie_domain` and `cookie_path` at the top go to every route without
+/// its own, each key on its own (as nginx inherits each `proxy_cookie_*`); a route's
+/// replaces the top level's, `[]` for none; a route that reaches no app has nothing to
+/// apply them to; a bad rule is refused with its key.
 #[test]
-fn cookie_flags_are_inherited_replaced_and_checked() {
+fn cookie_rules_are_inherited_key_by_key_replaced_and_checked() {
     let text = |route: &str| {
         format!(
             "upstream = [\"unix:/a\"]\ncookie_flags = [\"~ secure\"]\n\
+             cookie_domain = [\"localhost example.org\"]\ncookie_path = [\"/ /app/\"]\n\
              [[routes]]\npath = \"/api/\"\nupstream = \"default\"\n{route}\n"
         )
     };
     let rewritten = |config: &Config, path: &str| {
         route(config, path)
-            .cookie_flags
+            .cookies
             .as_ref()
-            .and_then(|f| f.rewrite(b"id=1"))
+            .and_then(|rules| rules.rewrite(b"id=1; Domain=localhost; Path=/", &|_, _| {}))
             .map(|v| String::from_utf8(v).unwrap())
     };
+    let all = "id=1; Domain=example.org; Path=/app/; Secure";
     let config = load(&text(""), &[]).unwrap();
-    assert_eq!(rewritten(&config, "/api/").as_deref(), Some("id=1; Secure"));
-    assert_eq!(rewritten(&config, "/x").as_deref(), Some("id=1; Secure"));
+    assert_eq!(rewritten(&config, "/api/").as_deref(), Some(all));
+    assert_eq!(rewritten(&config, "/x").as_deref(), Some(all));
     let own = load(&text("cookie_flags = [\"id httponly\"]"), &[]).unwrap();
-    assert_eq!(rewritten(&own, "/api/").as_deref(), Some("id=1; HttpOnly"));
-    let none = load(&text("cookie_flags = []"), &[]).unwrap();
+    assert_eq!(
+        rewritten(&own, "/api/").as_deref(),
+        Some("id=1; Domain=example.org; Path=/app/; HttpOnly"),
+        "its own flags, the top level's domain and path"
+    );
+    let own_path = load(&text("cookie_path = [\"/ /api/\"]"), &[]).unwrap();
+    assert_eq!(
+        rewritten(&own_path, "/api/").as_deref(),
+        Some("id=1; Domain=example.org; Path=/api/; Secure")
+    );
+    let none = load(
+        &text("cookie_flags = []\ncookie_domain = []\ncookie_path = []"),
+        &[],
+    )
+    .unwrap();
     assert_eq!(rewritten(&none, "/api/"), None);
+    assert!(
+        route(&none, "/api/").cookies.is_none(),
+        "no rules: nothing to run"
+    );
     assert_refused(
         &text("cookie_flags = [\"~ secured\"]"),
         "routes[0].cookie_flags",
         "is not a flag",
+    );
+    assert_refused(
+        &text("cookie_path = [\"/\"]"),
+        "routes[0].cookie_path",
+        "PATTERN REPLACEMENT",
     );
     assert_refused(
         "upstream = [\"unix:/a\"]\ncookie_flags = [\"id\"]\n",
@@ -3773,9 +3798,18 @@ fn cookie_flags_are_inherited_replaced_and_checked() {
         "no flag",
     );
     assert_refused(
-        "upstream = [\"unix:/a\"]\n[[routes]]\npath = \"/old/\"\n\
-         redirect = { to = \"/new/\" }\ncookie_flags = [\"~ secure\"]\n",
-        "routes[0].cookie_flags",
-        "does not apply",
+        "upstream = [\"unix:/a\"]\ncookie_domain = [\"~( x\"]\n",
+        "cookie_domain",
+        "is no regex",
     );
+    for key in ["cookie_flags", "cookie_domain", "cookie_path"] {
+        assert_refused(
+            &format!(
+                "upstream = [\"unix:/a\"]\n[[routes]]\npath = \"/old/\"\n\
+                 redirect = {{ to = \"/new/\" }}\n{key} = [\"~ secure\"]\n"
+            ),
+            &format!("routes[0].{key}"),
+            "does not apply",
+        );
+    }
 }

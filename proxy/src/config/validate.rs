@@ -15,7 +15,7 @@ use super::server_addr::{Lookup, Protocol, ServerAddr, ServerAt};
 use super::settings::{
     AppSettings, AuthBasicSetting, AuthRequestSetting, GroupSettings, HeaderSetting,
     LimitConnSettings, LimitExceptSettings, LimitReqSettings, LimitSettings, Resolved,
-    RespondSettings, RouteSettings, Satisfy, TlsSettings,
+    RespondSettings, RouteSettings, Satisfy, Settings, TlsSettings,
 };
 use super::values::{
     Cidr, ClientRange, Dur, Expires, HostName, KeyExchangeGroup, LogEscape, LogFormat, LogTarget,
@@ -31,7 +31,7 @@ use crate::app::{AppConfig, Restart, StopSignal};
 use crate::auth_basic::BasicAuth;
 use crate::error_pages::{ErrorPages, STATUSES};
 use crate::gzip::Gzip;
-use crate::http::{Charset, CookieFlags};
+use crate::http::{AttributeRules, Charset, CookieFlags, CookieRewrite};
 use crate::limits::{RateLimit, RequestLimit};
 use crate::routes::{
     Action, AuthRequest, FixedAnswer, Found, LimitExcept, PathRegex, Route, RouteTable,
@@ -1036,8 +1036,8 @@ impl Resolved {
         let top_charset = self
             .charset(s.charset.as_deref(), s.charset_types.as_deref())
             .map_err(|(key, m)| self.invalid_in_file(key, &m))?;
-        let top_cookie_flags =
-            cookie_flags(&s.cookie_flags).map_err(|m| self.invalid_in_file("cookie_flags", &m))?;
+        let top_cookies = cookie_rewrite(&CookieLines::top(s))
+            .map_err(|(key, m)| self.invalid_in_file(key, &m))?;
         let gzip = match &s.gzip {
             Some(settings) => Some(Arc::new(
                 Gzip::from_settings(settings)
@@ -1057,7 +1057,7 @@ impl Resolved {
             auth: auth.as_ref(),
             auth_request: auth_request.as_ref(),
             error_pages,
-            cookie_flags: top_cookie_flags.as_ref(),
+            cookies: top_cookies.as_ref(),
         };
         // A route the configuration implies (a `--static` directory, `/` to the default
         // group): the top level's settings, nothing of its own.
@@ -1077,7 +1077,7 @@ impl Resolved {
             always_headers: inherited.always.clone(),
             hide_headers: top_hidden.clone(),
             charset: top_charset.clone(),
-            cookie_flags: top_cookie_flags.clone(),
+            cookies: top_cookies.clone(),
             limits: defaults,
             limit_req: None,
             limit_req_status: LIMIT_REQ_STATUS,
@@ -1686,9 +1686,9 @@ impl Resolved {
         let charset = self
             .charset(route.charset.as_deref(), route.charset_types.as_deref())
             .map_err(|(key, m)| invalid(key, &m))?;
-        let cookie_flags = match &route.cookie_flags {
-            None => top.cookie_flags.cloned(),
-            Some(own) => cookie_flags(own).map_err(|m| invalid("cookie_flags", &m))?,
+        let cookies = match CookieLines::of_route(route, &self.settings) {
+            None => top.cookies.cloned(),
+            Some(lines) => cookie_rewrite(&lines).map_err(|(key, m)| invalid(key, &m))?,
         };
         // `{}` adds none (found by review: it was taken as no table of the route's own).
         let response_headers = match &route.response_headers {
@@ -1752,7 +1752,7 @@ impl Resolved {
             always_headers: response_headers.always,
             hide_headers,
             charset,
-            cookie_flags,
+            cookies,
             limits,
             limit_req,
             limit_req_status: route
@@ -1882,15 +1882,55 @@ struct TopLevel<'a> {
     auth: Option<&'a Arc<BasicAuth>>,
     auth_request: Option<&'a Arc<AuthRequest>>,
     error_pages: &'a Arc<ErrorPages>,
-    cookie_flags: Option<&'a Arc<CookieFlags>>,
+    cookies: Option<&'a Arc<CookieRewrite>>,
 }
 
-/// `cookie_flags`' rules; none for an empty list.
-fn cookie_flags(lines: &[String]) -> Result<Option<Arc<CookieFlags>>, String> {
-    if lines.is_empty() {
-        return Ok(None);
+/// The rules for the app's `Set-Cookie` headers, each key's own or inherited (nginx
+/// inherits each `proxy_cookie_*` directive on its own).
+struct CookieLines<'a> {
+    domain: &'a [String],
+    path: &'a [String],
+    flags: &'a [String],
+}
+
+impl<'a> CookieLines<'a> {
+    fn top(s: &'a Settings) -> CookieLines<'a> {
+        CookieLines {
+            domain: &s.cookie_domain,
+            path: &s.cookie_path,
+            flags: &s.cookie_flags,
+        }
     }
-    CookieFlags::new(lines).map(|flags| Some(Arc::new(flags)))
+
+    /// A route's, when it sets any of its own (else it shares the top level's).
+    fn of_route(route: &'a RouteSettings, s: &'a Settings) -> Option<CookieLines<'a>> {
+        let own = [
+            &route.cookie_domain,
+            &route.cookie_path,
+            &route.cookie_flags,
+        ];
+        if own.iter().all(|key| key.is_none()) {
+            return None;
+        }
+        Some(CookieLines {
+            domain: route.cookie_domain.as_deref().unwrap_or(&s.cookie_domain),
+            path: route.cookie_path.as_deref().unwrap_or(&s.cookie_path),
+            flags: route.cookie_flags.as_deref().unwrap_or(&s.cookie_flags),
+        })
+    }
+}
+
+/// The rules of `lines`, none when there are none; an error names the key whose rule is
+/// wrong.
+fn cookie_rewrite(
+    lines: &CookieLines<'_>,
+) -> Result<Option<Arc<CookieRewrite>>, (&'static str, String)> {
+    let rules = CookieRewrite {
+        domains: AttributeRules::domains(lines.domain).map_err(|m| ("cookie_domain", m))?,
+        paths: AttributeRules::paths(lines.path).map_err(|m| ("cookie_path", m))?,
+        flags: CookieFlags::new(lines.flags).map_err(|m| ("cookie_flags", m))?,
+    };
+    Ok((!rules.is_empty()).then(|| Arc::new(rules)))
 }
 
 /// What a header given in the configuration must be.
@@ -2357,8 +2397,14 @@ fn misplaced_key(route: &RouteSettings, action: &Action) -> Option<&'static str>
     if route.charset_types.is_some() && !reaches_app(action) {
         return Some("charset_types");
     }
-    if route.cookie_flags.is_some() && !reaches_app(action) {
-        return Some("cookie_flags");
+    for (key, set) in [
+        ("cookie_flags", route.cookie_flags.is_some()),
+        ("cookie_domain", route.cookie_domain.is_some()),
+        ("cookie_path", route.cookie_path.is_some()),
+    ] {
+        if set && !reaches_app(action) {
+            return Some(key);
+        }
     }
     if route.gzip.is_some() && !compressible(action) {
         return Some("gzip");

@@ -9,6 +9,7 @@ use std::borrow::Cow;
 use super::static_file::{self, FileRequest, KEPT_FROM_APP};
 use super::upstream::accel_redirect;
 use super::{Outcome, Request, rel_path};
+use crate::access_log::Template;
 use crate::buffer::Buf;
 use crate::client::Client;
 use crate::fail::{BadResponse, Fail};
@@ -95,11 +96,14 @@ pub(super) async fn serve(
         // nginx's cookie rewriting runs on this path too (found by review: a session cookie
         // set with a download went out without its flags).
         .map(|(name, value)| {
+            let vars = |t: &Template, out: &mut Vec<u8>| {
+                super::log::set_value(worker, client, req, None, t, out)
+            };
             let rewritten = app_route
-                .cookie_flags
+                .cookies
                 .as_deref()
                 .filter(|_| name.eq_ignore_ascii_case(b"set-cookie"))
-                .and_then(|flags| flags.rewrite(value));
+                .and_then(|rules| rules.rewrite(value, &vars));
             (name, rewritten.map_or(Cow::Borrowed(value), Cow::Owned))
         })
         .collect();

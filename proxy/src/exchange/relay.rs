@@ -11,7 +11,8 @@
 use std::time::Duration;
 
 use super::body_out::{BodyOut, GzipBody};
-use super::{Outcome, Request};
+use super::{Outcome, Request, log};
+use crate::access_log::Template;
 use crate::buffer::{Buf, Spool};
 use crate::client::{Client, ClientStream, Next, Pace, write_paced};
 use crate::clock::http_date_now;
@@ -19,8 +20,8 @@ use crate::config::Limits;
 use crate::fail::{BadResponse, Fail, Step};
 use crate::gzip::{Answer, Asked, Verdict};
 use crate::http::{
-    ClientFraming, LAST_CHUNK, Reframer, ResponseFraming, ResponseHead, ResponseMeta, Version,
-    write_response_head,
+    ClientFraming, CookieRewriting, LAST_CHUNK, Reframer, ResponseFraming, ResponseHead,
+    ResponseMeta, Version, write_response_head,
 };
 use crate::io::{Counted, IoError, Stream, read_some, read_some_eager};
 use crate::routes::Route;
@@ -70,6 +71,8 @@ pub(super) async fn respond(
     // In a scope of its own: the head's description is not kept in the request's future
     // across the waits below.
     {
+        let vars =
+            |t: &Template, out: &mut Vec<u8>| log::set_value(worker, client, req, None, t, out);
         let meta = ResponseMeta {
             client_version: req.head.version,
             status: head.status,
@@ -85,7 +88,10 @@ pub(super) async fn respond(
             vary_accept_encoding: gzip.vary,
             hide: &route.hide_headers,
             charset: route.charset.as_deref(),
-            cookie_flags: route.cookie_flags.as_deref(),
+            cookies: route
+                .cookies
+                .as_deref()
+                .map(|rules| CookieRewriting { rules, vars: &vars }),
         };
         write_response_head(&mut out, &meta, &buf, &client.response_headers);
     }

@@ -18,11 +18,12 @@ use std::time::{Duration, Instant};
 
 use super::upstream::Answered;
 use super::{Outcome, Request};
+use crate::access_log::Template;
 use crate::buffer::{Buf, SMALL, TINY};
 use crate::client::{Client, Next};
 use crate::clock::http_date_now;
 use crate::fail::Fail;
-use crate::http::{ClientFraming, ResponseMeta, Version, write_response_head};
+use crate::http::{ClientFraming, CookieRewriting, ResponseMeta, Version, write_response_head};
 use crate::io::{IoError, Stream, write_all};
 use crate::routes::Route;
 use crate::upstream::http::wants_upgrade;
@@ -67,25 +68,34 @@ pub(super) async fn join(
     // What the client sent after its request head is already the new protocol's.
     let early = std::mem::replace(rest, Buf::empty());
     let sent_early = write_all(&upstream, early, 0, limits.upstream_read_timeout).await;
-    let meta = ResponseMeta {
-        client_version: req.head.version,
-        status: head.status,
-        reason: head.reason.of(&buf),
-        framing: ClientFraming::Switching,
-        keep_alive: false,
-        date: &http_date_now(),
-        extra: &super::added_headers(route.headers_for(head.status), worker, client, req),
-        hsts: client.hsts(worker),
-        request_id: req.request_id.as_bytes(),
-        own_server_and_date: true,
-        gzipped: false,
-        vary_accept_encoding: false,
-        hide: &route.hide_headers,
-        charset: None,
-        cookie_flags: route.cookie_flags.as_deref(),
-    };
     let mut out = Buf::with_capacity(buf.len() + 128);
-    write_response_head(&mut out, &meta, &buf, &client.response_headers);
+    // In a scope of its own: the head's description is not kept in the future.
+    {
+        let vars = |t: &Template, out: &mut Vec<u8>| {
+            super::log::set_value(worker, client, req, None, t, out)
+        };
+        let meta = ResponseMeta {
+            client_version: req.head.version,
+            status: head.status,
+            reason: head.reason.of(&buf),
+            framing: ClientFraming::Switching,
+            keep_alive: false,
+            date: &http_date_now(),
+            extra: &super::added_headers(route.headers_for(head.status), worker, client, req),
+            hsts: client.hsts(worker),
+            request_id: req.request_id.as_bytes(),
+            own_server_and_date: true,
+            gzipped: false,
+            vary_accept_encoding: false,
+            hide: &route.hide_headers,
+            charset: None,
+            cookies: route
+                .cookies
+                .as_deref()
+                .map(|rules| CookieRewriting { rules, vars: &vars }),
+        };
+        write_response_head(&mut out, &meta, &buf, &client.response_headers);
+    }
     client.head_goes_out(&out);
     // What the server sent after its head is already the new protocol's.
     out.extend_from_slice(buf.get(head.head_len..).unwrap_or_default());

@@ -9,7 +9,7 @@
 use std::io::Write;
 
 use super::ascii::push_u64;
-use super::{Charset, ConnectionNames, CookieFlags, HeaderSpan, Version};
+use super::{Charset, ConnectionNames, CookieRewriting, HeaderSpan, Version};
 
 /// How ringway frames the body it sends to the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,8 +72,9 @@ pub struct ResponseMeta<'a> {
     /// The charset a Content-Type of the listed types that names none gets (the route's
     /// `charset`, nginx's).
     pub charset: Option<&'a Charset>,
-    /// The route's `cookie_flags` (nginx's `proxy_cookie_flags`), for its `Set-Cookie`s.
-    pub cookie_flags: Option<&'a CookieFlags>,
+    /// The route's `cookie_domain`, `cookie_path` and `cookie_flags` (nginx's
+    /// `proxy_cookie_*`), for its `Set-Cookie`s.
+    pub cookies: Option<CookieRewriting<'a>>,
 }
 
 /// The response header carrying the request's ID.
@@ -150,9 +151,9 @@ pub fn write_response_head(
             write_weak_etag(out, name, value);
             continue;
         }
-        if let Some(flags) = meta.cookie_flags
+        if let Some(cookies) = &meta.cookies
             && name.eq_ignore_ascii_case(b"set-cookie")
-            && let Some(value) = flags.rewrite(value)
+            && let Some(value) = cookies.rewrite(value)
         {
             write_header(out, name, &value);
             continue;

@@ -1,11 +1,11 @@
-//! nginx's `proxy_cookie_flags` for the app's answers: the `Set-Cookie` headers of the
-//! cookies a rule names get `Secure`, `HttpOnly` or a `SameSite` added, replaced or taken
-//! away, as `ngx_http_proxy_rewrite_cookie_flags` does it: the first rule whose cookie
-//! matches (a name, or `~REGEX` on the name, both in any case) applies; a header it applies to is
-//! written again from its parts, `; `-separated; one whose first part has no `=`, or that
-//! no rule names, goes as it came.
+//! nginx's `proxy_cookie_flags`: the `Set-Cookie` headers of the cookies a rule names get
+//! `Secure`, `HttpOnly` or a `SameSite` added, replaced or taken away, as
+//! `ngx_http_proxy_rewrite_cookie_flags` does it: the first rule whose cookie matches (a
+//! name, or `~REGEX` on the name, both in any case) applies.
 
 use regex::bytes::{Regex, RegexBuilder};
+
+use super::Parts;
 
 /// A `SameSite` value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +51,7 @@ struct Rule {
 }
 
 /// A route's rules, in the configuration's order.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct CookieFlags {
     rules: Vec<Rule>,
 }
@@ -68,54 +68,29 @@ impl CookieFlags {
         Ok(CookieFlags { rules })
     }
 
-    /// The value `Set-Cookie: value` goes out with: `None` when no rule applies (it goes
-    /// as it came).
-    pub fn rewrite(&self, value: &[u8]) -> Option<Vec<u8>> {
-        let mut parts = parse(value);
-        let (name, first_value) = parts.first()?;
-        first_value.as_ref()?;
+    /// Whether it has no rule.
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// Edits the parts of a header whose cookie (its first part) a rule names; whether
+    /// one did.
+    pub(super) fn edit(&self, parts: &mut Parts<'_>) -> bool {
+        let Some((name, _)) = parts.first() else {
+            return false;
+        };
         let rule = self.rules.iter().find(|rule| match &rule.cookie {
             Cookie::Named(n) => n.as_bytes().eq_ignore_ascii_case(name),
             Cookie::Matching(regex) => regex.is_match(name),
-        })?;
-        rule.edit(&mut parts);
-        let mut out = Vec::with_capacity(value.len() + 32);
-        for (i, (key, value)) in parts.iter().enumerate() {
-            if i > 0 {
-                out.extend_from_slice(b"; ");
+        });
+        match rule {
+            Some(rule) => {
+                rule.edit(parts);
+                true
             }
-            out.extend_from_slice(key);
-            if let Some(value) = value {
-                out.push(b'=');
-                out.extend_from_slice(value);
-            }
+            None => false,
         }
-        Some(out)
     }
-}
-
-/// A header's parts, as nginx splits them: at each `;`, each `key=value` or a bare key,
-/// spaces around both trimmed.
-type Parts<'v> = Vec<(
-    std::borrow::Cow<'v, [u8]>,
-    Option<std::borrow::Cow<'v, [u8]>>,
-)>;
-
-/// `s` without the spaces around it.
-fn trim(s: &[u8]) -> &[u8] {
-    let start = s.iter().position(|&b| b != b' ').unwrap_or(s.len());
-    let end = s.iter().rposition(|&b| b != b' ').map_or(start, |e| e + 1);
-    s.get(start..end.max(start)).unwrap_or_default()
-}
-
-fn parse(value: &[u8]) -> Parts<'_> {
-    value
-        .split(|&b| b == b';')
-        .map(|part| match part.iter().position(|&b| b == b'=') {
-            Some(eq) => (trim(&part[..eq]).into(), Some(trim(&part[eq + 1..]).into())),
-            None => (trim(part).into(), None),
-        })
-        .collect()
 }
 
 impl Rule {
@@ -242,13 +217,18 @@ fn rule(line: &str) -> Result<Rule, String> {
 mod tests {
     use super::*;
 
-    fn flags(lines: &[&str]) -> CookieFlags {
+    use crate::http::CookieRewrite;
+
+    fn flags(lines: &[&str]) -> CookieRewrite {
         let lines: Vec<String> = lines.iter().map(|l| (*l).to_owned()).collect();
-        CookieFlags::new(&lines).unwrap()
+        CookieRewrite {
+            flags: CookieFlags::new(&lines).unwrap(),
+            ..CookieRewrite::default()
+        }
     }
 
-    fn rewritten(f: &CookieFlags, value: &str) -> Option<String> {
-        f.rewrite(value.as_bytes())
+    fn rewritten(f: &CookieRewrite, value: &str) -> Option<String> {
+        f.rewrite(value.as_bytes(), &|_, _| {})
             .map(|v| String::from_utf8(v).unwrap())
     }
 

@@ -1,0 +1,256 @@
+//! nginx's `proxy_cookie_domain` and `proxy_cookie_path`: a `Set-Cookie`'s `Domain` or
+//! `Path` value goes through the first rule that matches it, as nginx's rewrite handlers
+//! (`ngx_http_proxy_rewrite_domain_handler`, `_complex_handler`, `_regex_handler`) match:
+//!
+//! - a domain rule's text is the whole value, in any case, after one leading `.` (which
+//!   the value keeps); a leading `.` on either side of the rule is dropped, as nginx drops
+//!   it (`.example.com` is `example.com`);
+//! - a path rule's text is a prefix of the value, case kept; that prefix is replaced;
+//! - `~REGEX` matches anywhere in the value (a domain's in any case, a path's in any case
+//!   with `~*`), and the whole value is replaced, `$1` to `$9` being its groups.
+//!
+//! Both sides may hold variables (`$host`), read for the request being answered.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use regex::bytes::{Captures, Regex, RegexBuilder};
+
+use super::Variables;
+use crate::access_log::Template;
+
+/// One attribute's rules, in the configuration's order.
+#[derive(Debug, Clone, Default)]
+pub struct AttributeRules {
+    rules: Vec<Rule>,
+}
+
+/// `PATTERN REPLACEMENT`.
+#[derive(Debug, Clone)]
+struct Rule {
+    pattern: Pattern,
+    replacement: Vec<Piece>,
+}
+
+#[derive(Debug, Clone)]
+enum Pattern {
+    /// A domain: the whole value, in any case, after one leading `.`.
+    Domain(Text),
+    /// A path: a prefix of the value, case kept.
+    Prefix(Text),
+    /// `~REGEX`: anywhere in the value, which it replaces whole.
+    Regex(Regex),
+}
+
+/// Text, with or without variables.
+#[derive(Debug, Clone)]
+enum Text {
+    Fixed(Vec<u8>),
+    Vars(Arc<Template>),
+}
+
+/// A piece of a replacement.
+#[derive(Debug, Clone)]
+enum Piece {
+    Text(Text),
+    /// A group of the rule's regex (`$1`); empty when it matched nothing.
+    Group(usize),
+}
+
+/// Which attribute the rules are for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Attribute {
+    Domain,
+    Path,
+}
+
+impl AttributeRules {
+    /// `Domain` rules, each nginx's `proxy_cookie_domain` arguments: `"localhost
+    /// example.org"`, `"~\.internal$ $host"`.
+    pub fn domains(lines: &[String]) -> Result<AttributeRules, String> {
+        AttributeRules::parse(lines, Attribute::Domain)
+    }
+
+    /// `Path` rules, each nginx's `proxy_cookie_path` arguments: `"/ /app/"`,
+    /// `"~*^/(.*)$ /app/$1"`.
+    pub fn paths(lines: &[String]) -> Result<AttributeRules, String> {
+        AttributeRules::parse(lines, Attribute::Path)
+    }
+
+    fn parse(lines: &[String], attribute: Attribute) -> Result<AttributeRules, String> {
+        let rules = lines
+            .iter()
+            .map(|line| rule(line, attribute))
+            .collect::<Result<_, _>>()?;
+        Ok(AttributeRules { rules })
+    }
+
+    /// Whether it has no rule.
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// `value` as the first rule matching it makes it; `None` when none does.
+    pub(super) fn rewrite(&self, value: &[u8], vars: Variables<'_>) -> Option<Vec<u8>> {
+        self.rules.iter().find_map(|rule| rule.rewrite(value, vars))
+    }
+}
+
+impl Rule {
+    fn rewrite(&self, value: &[u8], vars: Variables<'_>) -> Option<Vec<u8>> {
+        let mut out = Vec::with_capacity(value.len() + 16);
+        match &self.pattern {
+            Pattern::Domain(text) => {
+                let dot = usize::from(value.first() == Some(&b'.'));
+                let (kept, domain) = value.split_at(dot);
+                if !domain.eq_ignore_ascii_case(&text.value(vars)) {
+                    return None;
+                }
+                out.extend_from_slice(kept);
+                self.write_replacement(&mut out, None, vars);
+            }
+            Pattern::Prefix(text) => {
+                let rest = value.strip_prefix(&*text.value(vars))?;
+                self.write_replacement(&mut out, None, vars);
+                out.extend_from_slice(rest);
+            }
+            Pattern::Regex(regex) => {
+                let groups = regex.captures(value)?;
+                self.write_replacement(&mut out, Some(&groups), vars);
+            }
+        }
+        Some(out)
+    }
+
+    fn write_replacement(
+        &self,
+        out: &mut Vec<u8>,
+        groups: Option<&Captures<'_>>,
+        vars: Variables<'_>,
+    ) {
+        for piece in &self.replacement {
+            match piece {
+                Piece::Text(text) => out.extend_from_slice(&text.value(vars)),
+                Piece::Group(n) => {
+                    if let Some(group) = groups.and_then(|g| g.get(*n)) {
+                        out.extend_from_slice(group.as_bytes());
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Text {
+    /// `text` as written, its variables read per request.
+    fn parse(text: &str) -> Result<Text, String> {
+        if !text.contains('$') {
+            return Ok(Text::Fixed(text.as_bytes().to_vec()));
+        }
+        let template = Template::parse_value(text)?;
+        Ok(match template.literal() {
+            Some(fixed) => Text::Fixed(fixed),
+            None => Text::Vars(Arc::new(template)),
+        })
+    }
+
+    /// Its value for the request being answered: a variable's bytes a header cannot carry
+    /// escaped, as a header value's are.
+    fn value(&self, vars: Variables<'_>) -> Cow<'_, [u8]> {
+        match self {
+            Text::Fixed(bytes) => Cow::Borrowed(bytes),
+            Text::Vars(template) => {
+                let mut raw = Vec::new();
+                vars(template, &mut raw);
+                Cow::Owned(crate::config::header_text(&raw).into_bytes())
+            }
+        }
+    }
+}
+
+/// One line: the pattern, whitespace, the replacement (the rest of the line, which may
+/// hold spaces: nginx's quoted `"/; Secure"`).
+fn rule(line: &str, attribute: Attribute) -> Result<Rule, String> {
+    let example = match attribute {
+        Attribute::Domain => "`localhost example.org`",
+        Attribute::Path => "`/ /app/`",
+    };
+    let Some((pattern, replacement)) = line.trim().split_once(char::is_whitespace) else {
+        return Err(format!(
+            "{line:?}: write `PATTERN REPLACEMENT` ({example}); `[]` for no rule"
+        ));
+    };
+    let replacement = replacement.trim_start();
+    let (pattern, groups) = match pattern.strip_prefix('~') {
+        Some(regex) => {
+            // A path's `~*` is in any case; a domain's `~` always is (nginx's).
+            let (source, caseless) = match (attribute, regex.strip_prefix('*')) {
+                (Attribute::Path, Some(source)) => (source, true),
+                (Attribute::Path, None) => (regex, false),
+                (Attribute::Domain, _) => (regex, true),
+            };
+            let regex = RegexBuilder::new(source)
+                .case_insensitive(caseless)
+                .build()
+                .map_err(|e| format!("{line:?}: {source:?} is no regex: {e}"))?;
+            let groups = regex.captures_len() - 1;
+            (Pattern::Regex(regex), Some(groups))
+        }
+        None if attribute == Attribute::Domain => {
+            let domain = pattern.strip_prefix('.').unwrap_or(pattern);
+            (Pattern::Domain(Text::parse(domain)?), None)
+        }
+        None => (Pattern::Prefix(Text::parse(pattern)?), None),
+    };
+    let replacement = match pattern {
+        Pattern::Domain(_) => replacement.strip_prefix('.').unwrap_or(replacement),
+        _ => replacement,
+    };
+    Ok(Rule {
+        pattern,
+        replacement: pieces(line, replacement, groups)?,
+    })
+}
+
+/// A replacement's text and variables, and its `$1` to `$9`: groups of the rule's regex
+/// (`groups` of them; `None` for a rule without one).
+fn pieces(line: &str, replacement: &str, groups: Option<usize>) -> Result<Vec<Piece>, String> {
+    let mut pieces = Vec::new();
+    let mut text_from = 0;
+    let bytes = replacement.as_bytes();
+    let mut i = 0;
+    while i + 1 < bytes.len() {
+        let digit = bytes[i + 1];
+        if bytes[i] != b'$' || !(b'1'..=b'9').contains(&digit) {
+            i += 1;
+            continue;
+        }
+        let n = usize::from(digit - b'0');
+        match groups {
+            Some(count) if n <= count => {}
+            Some(count) => {
+                return Err(format!(
+                    "{line:?}: ${n} names a group its pattern has not (it has {count})"
+                ));
+            }
+            None => {
+                return Err(format!(
+                    "{line:?}: ${n} names a group of a `~` pattern, and this one is none"
+                ));
+            }
+        }
+        if text_from < i {
+            pieces.push(Piece::Text(Text::parse(&replacement[text_from..i])?));
+        }
+        pieces.push(Piece::Group(n));
+        i += 2;
+        text_from = i;
+    }
+    if text_from < bytes.len() {
+        pieces.push(Piece::Text(Text::parse(&replacement[text_from..])?));
+    }
+    Ok(pieces)
+}
+
+#[cfg(test)]
+mod tests;
