@@ -15,9 +15,9 @@ use std::sync::LazyLock;
 use libfuzzer_sys::fuzz_target;
 use ringway::access_log::Template;
 use ringway::http::{
-    AttributeRules, Charset, ChunkedDecoder, ClientFraming, CookieFlags, CookieRewrite,
-    CookieRewriting, HeaderSpan, MAX_RESPONSE_HEADERS, Reframer, ResponseFraming, ResponseHead,
-    ResponseMeta, Status, Version, parse_response, write_response_head,
+    Charset, ChunkedDecoder, ClientFraming, CookieFlags, CookieRewrite, HeaderRewrite,
+    HeaderRewriting, HeaderSpan, MAX_RESPONSE_HEADERS, Reframer, ResponseFraming, ResponseHead,
+    ResponseMeta, RewriteRules, Status, Version, parse_response, write_response_head,
 };
 use ringway_fuzz::{Rng, assert_span_in, list_has, prefix_lengths, random_pieces, show, trim_ows};
 
@@ -133,24 +133,27 @@ fn check_request_id(out: &[u8]) {
     assert_eq!(ids, [REQUEST_ID], "X-Request-ID in {}", show(out));
 }
 
-/// The app's Set-Cookie values are rewritten under these (built once: compiling their
+/// The app's Set-Cookie, Location and Refresh values are rewritten under these (built once: compiling their
 /// regexes per input would be most of a run).
-static COOKIE_RULES: LazyLock<CookieRewrite> = LazyLock::new(|| {
+static REWRITE_RULES: LazyLock<HeaderRewrite> = LazyLock::new(|| {
     let lines = |rules: &[&str]| rules.iter().map(|r| (*r).to_owned()).collect::<Vec<_>>();
-    CookieRewrite {
-        domains: AttributeRules::domains(&lines(&[
+    let cookies = CookieRewrite {
+        domains: RewriteRules::domains(&lines(&[
             r"~^\.?(.*)\.internal$ $1.$host",
             "localhost $host",
         ]))
         .expect("domain rules"),
-        paths: AttributeRules::paths(&lines(&["/ /app/", "~*^/a(p)?(i)? /$2$1/"]))
+        paths: RewriteRules::prefixes(&lines(&["/ /app/", "~*^/a(p)?(i)? /$2$1/"]))
             .expect("path rules"),
         flags: CookieFlags::new(&lines(&[
             "~^s nosecure samesite=strict",
             "~ secure httponly samesite=lax",
         ]))
         .expect("flag rules"),
-    }
+    };
+    let locations = RewriteRules::prefixes(&lines(&["/ /app/", "http://$host/ /", "~^(.*)$ $1$1"]))
+        .expect("location rules");
+    HeaderRewrite { cookies, locations }
 });
 
 /// Writes the client's head, re-frames the body that came after the app's head, and reads
@@ -178,8 +181,8 @@ fn relay(data: &[u8], head: &ResponseHead, headers: &[HeaderSpan], client: Versi
         vary_accept_encoding: false,
         hide: &[],
         charset: charset.as_ref().filter(|_| data.len() % 3 == 0),
-        cookies: (data.len() % 4 < 2).then_some(CookieRewriting {
-            rules: &COOKIE_RULES,
+        rewrite: (data.len() % 4 < 2).then_some(HeaderRewriting {
+            rules: &REWRITE_RULES,
             vars: &host,
         }),
     };

@@ -179,7 +179,7 @@ impl Routes {
                 always_headers: crate::config::SetValues::NONE,
                 hide_headers: Vec::new(),
                 charset: None,
-                cookies: None,
+                rewrites: None,
                 limits: any_limits(),
                 limit_req: None,
                 limit_req_status: 429,

@@ -20,7 +20,7 @@ use crate::auth_basic::BasicAuth;
 use crate::config::{Cidr, ClientRange, HostName, Limits, SetValues};
 use crate::error_pages::ErrorPages;
 use crate::gzip::Gzip;
-use crate::http::{Charset, CookieRewrite};
+use crate::http::{Charset, HeaderRewrite};
 use crate::limits::{RateLimit, RequestLimit};
 use crate::static_files::{Fallback, StaticRoute};
 
@@ -96,9 +96,9 @@ pub(crate) struct Route {
     /// The charset the app's answers of the listed types are labelled with (nginx's
     /// `charset`), if any.
     pub(crate) charset: Option<Arc<Charset>>,
-    /// What its app's `Set-Cookie`s get (nginx's `proxy_cookie_domain`, `proxy_cookie_path`
-    /// and `proxy_cookie_flags`), if anything.
-    pub(crate) cookies: Option<Arc<CookieRewrite>>,
+    /// What its app's `Set-Cookie`, `Location` and `Refresh` headers get (nginx's
+    /// `proxy_cookie_*` and `proxy_redirect`), if anything.
+    pub(crate) rewrites: Option<Arc<HeaderRewrite>>,
     /// Its limits and timeouts.
     pub(crate) limits: Limits,
     /// Requests per client IP (nginx's `limit_req`), if limited.
@@ -511,7 +511,7 @@ pub(crate) mod tests {
             always_headers: SetValues::NONE,
             hide_headers: Vec::new(),
             charset: None,
-            cookies: None,
+            rewrites: None,
             limits: limits(),
             limit_req: None,
             limit_req_status: 429,

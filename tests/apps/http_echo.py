@@ -8,6 +8,8 @@ Routes:
                    without Content-Length (the server frames it)
   /set-cookie      200 "ok", with a Set-Cookie header for each `set` in the query string
                    (its value as given, percent-decoded)
+  /headers         200 "ok", with a header for each `h=NAME:VALUE` in the query string
+                   (percent-decoded)
   anything else    200, JSON: {"method", "target" (the request target as the server read it),
                    "headers" (the HTTP_* request headers, lower-case names with dashes, as the
                    server joined them), "content_length", "body_length" (bytes read from
@@ -68,6 +70,14 @@ def application(environ, start_response):
             "200 OK",
             [("Content-Type", "text/plain"), ("Content-Length", "2")]
             + [("Set-Cookie", cookie) for cookie in cookies],
+        )
+        return [b"ok"]
+    if path == "/headers":
+        pairs = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True).get("h", [])
+        start_response(
+            "200 OK",
+            [("Content-Type", "text/plain"), ("Content-Length", "2")]
+            + [tuple(pair.split(":", 1)) for pair in pairs],
         )
         return [b"ok"]
     if path.startswith("/stream/"):

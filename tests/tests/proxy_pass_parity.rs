@@ -474,6 +474,83 @@ fn cookie_flags_rewrite_set_cookie_as_nginx_s_proxy_cookie_flags() {
     );
 }
 
+/// nginx's `proxy_redirect` (with `absolute_redirect off`, ringway's way with a relative
+/// Location) and ringway's `location_rewrite`, the same rules, in front of the same app:
+/// each Location and Refresh comes out the same from both (a prefix, `$host`, a regex and
+/// its groups, a URL no rule matches, a Refresh without a URL).
+#[test]
+fn location_rewrite_rewrites_location_and_refresh_as_nginx_s_proxy_redirect() {
+    let app = AppServer::start(Server::Gunicorn, Served::HttpEcho, Listen::Tcp, 1);
+    let rules = [
+        "http://$host/ /app/",
+        r"~*^https://(old)\.example\.com/(.*)$ https://new.example.com/$2?from=$1",
+        "/ /app/",
+    ];
+    let nginx_rules: String = rules
+        .iter()
+        .map(|rule| format!("proxy_redirect {rule};"))
+        .collect();
+    let nginx = Nginx::start_proxy_pass_with_locations(
+        app.addr(),
+        &format!(
+            "location /headers {{ absolute_redirect off; {nginx_rules} {} }}",
+            ringway_tests::nginx::PROXY_PASS_LINES
+        ),
+    );
+    let toml_rules: Vec<String> = rules.iter().map(|rule| format!("{rule:?}")).collect();
+    let ringway = Ringway::with_config(format!(
+        "[upstreams.app]\nservers = [\"{}\"]\n\
+         [[routes]]\npath = \"/\"\nupstream = \"app\"\n\
+         [[routes]]\npath = \"/headers\"\nexact = true\nupstream = \"app\"\n\
+         location_rewrite = [{}]\n",
+        app.upstream(),
+        toml_rules.join(", ")
+    ))
+    .start();
+    let cases = [
+        ("Location", "/login?next=/x"),
+        ("Location", "http://shop.example.com/account"),
+        ("Location", "https://OLD.example.com/a/b"),
+        ("Location", "https://other.example/"),
+        ("Location", "login"),
+        ("Refresh", "3; url=/next"),
+        ("Refresh", "0;URL=http://shop.example.com/x"),
+        ("Refresh", "5"),
+    ];
+    let answer = |addr: SocketAddr, name: &str, value: &str| {
+        let encoded: String = format!("{name}:{value}")
+            .bytes()
+            .map(|b| match b {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' => (b as char).to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        let mut conn = Conn::open(addr);
+        let req = Req::get(&format!("/headers?h={encoded}")).host(Some("Shop.Example.COM:8443"));
+        conn.send(&req.to_bytes()).expect("send");
+        let r = conn.read_response().expect("an answer");
+        assert_eq!(r.status, 200, "{r:?}");
+        r.header_all(name)
+    };
+    let mut rewritten = Vec::new();
+    for (name, value) in cases {
+        let via_nginx = answer(nginx.addr(), name, value);
+        let via_ringway = answer(ringway.addr(), name, value);
+        assert_eq!(via_nginx.len(), 1, "{name}: {value}: {via_nginx:?}");
+        assert_eq!(via_ringway, via_nginx, "{name}: {value}");
+        rewritten.push(via_ringway[0].clone());
+    }
+    assert_eq!(
+        rewritten[..3],
+        [
+            "/app/login?next=/x",
+            "/app/account",
+            "https://new.example.com/a/b?from=OLD"
+        ],
+        "the rules did something: {rewritten:?}"
+    );
+}
+
 /// nginx's `proxy_cookie_domain` and `proxy_cookie_path` (with `proxy_cookie_flags`) and
 /// ringway's `cookie_domain` and `cookie_path` (with `cookie_flags`), the same rules, in
 /// front of the same app: each Set-Cookie comes out the same from both (a domain in any

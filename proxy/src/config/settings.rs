@@ -310,6 +310,14 @@ pub struct Settings {
     #[serde(default)]
     pub cookie_path: Vec<String>,
 
+    /// What the app's `Location` headers (and a `Refresh`'s URL) become (nginx's
+    /// `proxy_redirect`), on every route that sets none of its own: rules of nginx's
+    /// arguments, `PATTERN REPLACEMENT`, the first matching a location's start applies,
+    /// `["/ /app/"]`. File only.
+    #[arg(skip)]
+    #[serde(default)]
+    pub location_rewrite: Vec<String>,
+
     /// Request headers set on what goes to HTTP groups (nginx's `proxy_set_header` with a
     /// fixed value in a `server` block), for every route that sets none of its own:
     /// `{ "X-Script-Name" = "/app" }`; the client's copies and ringway's own are replaced,
@@ -711,6 +719,10 @@ pub struct RouteSettings {
     /// `proxy_cookie_path`), in place of the top level's; `[]` for none [default: the
     /// top-level `cookie_path`].
     pub cookie_path: Option<Vec<String>>,
+    /// What the app's `Location` headers (and a `Refresh`'s URL) become (nginx's
+    /// `proxy_redirect`), in place of the top level's; `[]` for none [default: the
+    /// top-level `location_rewrite`].
+    pub location_rewrite: Option<Vec<String>>,
     /// Request headers set on what goes to an HTTP group (nginx's `proxy_set_header NAME
     /// VALUE`); a route's own table replaces the top-level one, `{}` sets none [default:
     /// the top-level `upstream_headers`].

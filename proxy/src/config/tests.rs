@@ -3737,8 +3737,9 @@ fn deny_lists_are_read_and_a_range_in_both_lists_is_refused() {
     assert_refused(&format!("{base}deny = [\"everyone\"]\n"), "deny", "or all");
 }
 
-/// `cookie_flags`, `cookie_domain` and `cookie_path` at the top go to every route without
-/// its own, each key on its own (as nginx inherits each `proxy_cookie_*`); a route's
+/// `cookie_flags`, `cookie_domain`, `cookie_path` and `location_rewrite` at the top go to
+/// every route without its own, each key on its own (as nginx inherits each
+/// `proxy_cookie_*` and `proxy_redirect`); a route's
 /// replaces the top level's, `[]` for none; a route that reaches no app has nothing to
 /// apply them to; a bad rule is refused with its key.
 #[test]
@@ -3752,9 +3753,11 @@ fn cookie_rules_are_inherited_key_by_key_replaced_and_checked() {
     };
     let rewritten = |config: &Config, path: &str| {
         route(config, path)
-            .cookies
+            .rewrites
             .as_ref()
-            .and_then(|rules| rules.rewrite(b"id=1; Domain=localhost; Path=/", &|_, _| {}))
+            .and_then(|rules| {
+                (rules.cookies).rewrite(b"id=1; Domain=localhost; Path=/", &|_, _| {})
+            })
             .map(|v| String::from_utf8(v).unwrap())
     };
     let all = "id=1; Domain=example.org; Path=/app/; Secure";
@@ -3779,7 +3782,7 @@ fn cookie_rules_are_inherited_key_by_key_replaced_and_checked() {
     .unwrap();
     assert_eq!(rewritten(&none, "/api/"), None);
     assert!(
-        route(&none, "/api/").cookies.is_none(),
+        route(&none, "/api/").rewrites.is_none(),
         "no rules: nothing to run"
     );
     assert_refused(
@@ -3792,6 +3795,37 @@ fn cookie_rules_are_inherited_key_by_key_replaced_and_checked() {
         "routes[0].cookie_path",
         "PATTERN REPLACEMENT",
     );
+    let location = |config: &Config, path: &str| {
+        route(config, path).rewrites.as_ref().and_then(|rules| {
+            (rules.locations)
+                .rewrite(b"/login", &|_, _| {})
+                .map(|v| String::from_utf8(v).unwrap())
+        })
+    };
+    let top_location = load(
+        &format!(
+            "location_rewrite = [\"/ /app/\"]\n{}",
+            text("cookie_flags = []")
+        ),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        location(&top_location, "/api/").as_deref(),
+        Some("/app/login"),
+        "inherited beside a route's own cookie_flags"
+    );
+    let own_location = load(&text("location_rewrite = [\"/ /api/\"]"), &[]).unwrap();
+    assert_eq!(
+        location(&own_location, "/api/").as_deref(),
+        Some("/api/login")
+    );
+    assert_eq!(location(&own_location, "/x").as_deref(), None);
+    assert_refused(
+        &text("location_rewrite = [\"default\"]"),
+        "routes[0].location_rewrite",
+        "the client's Host",
+    );
     assert_refused(
         "upstream = [\"unix:/a\"]\ncookie_flags = [\"id\"]\n",
         "cookie_flags",
@@ -3802,7 +3836,12 @@ fn cookie_rules_are_inherited_key_by_key_replaced_and_checked() {
         "cookie_domain",
         "is no regex",
     );
-    for key in ["cookie_flags", "cookie_domain", "cookie_path"] {
+    for key in [
+        "cookie_flags",
+        "cookie_domain",
+        "cookie_path",
+        "location_rewrite",
+    ] {
         assert_refused(
             &format!(
                 "upstream = [\"unix:/a\"]\n[[routes]]\npath = \"/old/\"\n\

@@ -31,7 +31,7 @@ use crate::app::{AppConfig, Restart, StopSignal};
 use crate::auth_basic::BasicAuth;
 use crate::error_pages::{ErrorPages, STATUSES};
 use crate::gzip::Gzip;
-use crate::http::{AttributeRules, Charset, CookieFlags, CookieRewrite};
+use crate::http::{Charset, CookieFlags, CookieRewrite, HeaderRewrite, RewriteRules};
 use crate::limits::{RateLimit, RequestLimit};
 use crate::routes::{
     Action, AuthRequest, FixedAnswer, Found, LimitExcept, PathRegex, Route, RouteTable,
@@ -1036,7 +1036,7 @@ impl Resolved {
         let top_charset = self
             .charset(s.charset.as_deref(), s.charset_types.as_deref())
             .map_err(|(key, m)| self.invalid_in_file(key, &m))?;
-        let top_cookies = cookie_rewrite(&CookieLines::top(s))
+        let top_rewrites = header_rewrite(&RewriteLines::top(s))
             .map_err(|(key, m)| self.invalid_in_file(key, &m))?;
         let gzip = match &s.gzip {
             Some(settings) => Some(Arc::new(
@@ -1057,7 +1057,7 @@ impl Resolved {
             auth: auth.as_ref(),
             auth_request: auth_request.as_ref(),
             error_pages,
-            cookies: top_cookies.as_ref(),
+            rewrites: top_rewrites.as_ref(),
         };
         // A route the configuration implies (a `--static` directory, `/` to the default
         // group): the top level's settings, nothing of its own.
@@ -1077,7 +1077,7 @@ impl Resolved {
             always_headers: inherited.always.clone(),
             hide_headers: top_hidden.clone(),
             charset: top_charset.clone(),
-            cookies: top_cookies.clone(),
+            rewrites: top_rewrites.clone(),
             limits: defaults,
             limit_req: None,
             limit_req_status: LIMIT_REQ_STATUS,
@@ -1686,9 +1686,9 @@ impl Resolved {
         let charset = self
             .charset(route.charset.as_deref(), route.charset_types.as_deref())
             .map_err(|(key, m)| invalid(key, &m))?;
-        let cookies = match CookieLines::of_route(route, &self.settings) {
-            None => top.cookies.cloned(),
-            Some(lines) => cookie_rewrite(&lines).map_err(|(key, m)| invalid(key, &m))?,
+        let rewrites = match RewriteLines::of_route(route, &self.settings) {
+            None => top.rewrites.cloned(),
+            Some(lines) => header_rewrite(&lines).map_err(|(key, m)| invalid(key, &m))?,
         };
         // `{}` adds none (found by review: it was taken as no table of the route's own).
         let response_headers = match &route.response_headers {
@@ -1752,7 +1752,7 @@ impl Resolved {
             always_headers: response_headers.always,
             hide_headers,
             charset,
-            cookies,
+            rewrites,
             limits,
             limit_req,
             limit_req_status: route
@@ -1882,55 +1882,83 @@ struct TopLevel<'a> {
     auth: Option<&'a Arc<BasicAuth>>,
     auth_request: Option<&'a Arc<AuthRequest>>,
     error_pages: &'a Arc<ErrorPages>,
-    cookies: Option<&'a Arc<CookieRewrite>>,
+    rewrites: Option<&'a Arc<HeaderRewrite>>,
 }
 
-/// The rules for the app's `Set-Cookie` headers, each key's own or inherited (nginx
-/// inherits each `proxy_cookie_*` directive on its own).
-struct CookieLines<'a> {
-    domain: &'a [String],
-    path: &'a [String],
-    flags: &'a [String],
+/// The rules for the app's `Set-Cookie`, `Location` and `Refresh` headers, each key's own
+/// or inherited (nginx inherits each `proxy_cookie_*` directive and `proxy_redirect` on
+/// its own).
+struct RewriteLines<'a> {
+    cookie_domain: &'a [String],
+    cookie_path: &'a [String],
+    cookie_flags: &'a [String],
+    location_rewrite: &'a [String],
 }
 
-impl<'a> CookieLines<'a> {
-    fn top(s: &'a Settings) -> CookieLines<'a> {
-        CookieLines {
-            domain: &s.cookie_domain,
-            path: &s.cookie_path,
-            flags: &s.cookie_flags,
+impl<'a> RewriteLines<'a> {
+    fn top(s: &'a Settings) -> RewriteLines<'a> {
+        RewriteLines {
+            cookie_domain: &s.cookie_domain,
+            cookie_path: &s.cookie_path,
+            cookie_flags: &s.cookie_flags,
+            location_rewrite: &s.location_rewrite,
         }
     }
 
     /// A route's, when it sets any of its own (else it shares the top level's).
-    fn of_route(route: &'a RouteSettings, s: &'a Settings) -> Option<CookieLines<'a>> {
+    fn of_route(route: &'a RouteSettings, s: &'a Settings) -> Option<RewriteLines<'a>> {
         let own = [
             &route.cookie_domain,
             &route.cookie_path,
             &route.cookie_flags,
+            &route.location_rewrite,
         ];
         if own.iter().all(|key| key.is_none()) {
             return None;
         }
-        Some(CookieLines {
-            domain: route.cookie_domain.as_deref().unwrap_or(&s.cookie_domain),
-            path: route.cookie_path.as_deref().unwrap_or(&s.cookie_path),
-            flags: route.cookie_flags.as_deref().unwrap_or(&s.cookie_flags),
+        let top = RewriteLines::top(s);
+        Some(RewriteLines {
+            cookie_domain: route.cookie_domain.as_deref().unwrap_or(top.cookie_domain),
+            cookie_path: route.cookie_path.as_deref().unwrap_or(top.cookie_path),
+            cookie_flags: route.cookie_flags.as_deref().unwrap_or(top.cookie_flags),
+            location_rewrite: route
+                .location_rewrite
+                .as_deref()
+                .unwrap_or(top.location_rewrite),
         })
     }
 }
 
 /// The rules of `lines`, none when there are none; an error names the key whose rule is
 /// wrong.
-fn cookie_rewrite(
-    lines: &CookieLines<'_>,
-) -> Result<Option<Arc<CookieRewrite>>, (&'static str, String)> {
-    let rules = CookieRewrite {
-        domains: AttributeRules::domains(lines.domain).map_err(|m| ("cookie_domain", m))?,
-        paths: AttributeRules::paths(lines.path).map_err(|m| ("cookie_path", m))?,
-        flags: CookieFlags::new(lines.flags).map_err(|m| ("cookie_flags", m))?,
+fn header_rewrite(
+    lines: &RewriteLines<'_>,
+) -> Result<Option<Arc<HeaderRewrite>>, (&'static str, String)> {
+    let cookies = CookieRewrite {
+        domains: RewriteRules::domains(lines.cookie_domain).map_err(|m| ("cookie_domain", m))?,
+        paths: RewriteRules::prefixes(lines.cookie_path).map_err(|m| ("cookie_path", m))?,
+        flags: CookieFlags::new(lines.cookie_flags).map_err(|m| ("cookie_flags", m))?,
+    };
+    let rules = HeaderRewrite {
+        cookies,
+        locations: location_rules(lines.location_rewrite).map_err(|m| ("location_rewrite", m))?,
     };
     Ok((!rules.is_empty()).then(|| Arc::new(rules)))
+}
+
+/// `location_rewrite`'s rules. nginx's `default` (its `proxy_pass` URL replaced by the
+/// location's path) has nothing to match here: an HTTP group is sent the client's Host,
+/// so the absolute URLs an app writes name the client's host already.
+fn location_rules(lines: &[String]) -> Result<RewriteRules, String> {
+    if lines.iter().any(|line| line.trim() == "default") {
+        return Err(
+            "`default` has no counterpart: the app is sent the client's Host, so \
+                    its absolute URLs name it already; write the rule \
+                    (`\"http://$host/ /app/\"`, `\"/ /app/\"`)"
+                .into(),
+        );
+    }
+    RewriteRules::prefixes(lines)
 }
 
 /// What a header given in the configuration must be.
@@ -2401,6 +2429,7 @@ fn misplaced_key(route: &RouteSettings, action: &Action) -> Option<&'static str>
         ("cookie_flags", route.cookie_flags.is_some()),
         ("cookie_domain", route.cookie_domain.is_some()),
         ("cookie_path", route.cookie_path.is_some()),
+        ("location_rewrite", route.location_rewrite.is_some()),
     ] {
         if set && !reaches_app(action) {
             return Some(key);

@@ -13,7 +13,7 @@ use crate::access_log::Template;
 use crate::buffer::Buf;
 use crate::client::Client;
 use crate::fail::{BadResponse, Fail};
-use crate::http::{accel_limit_rate, has_dot_segment};
+use crate::http::{HeaderRewriting, accel_limit_rate, has_dot_segment};
 use crate::routes::{Action, Found, Route};
 use crate::uwsgi::normalize_path;
 use crate::worker::Worker;
@@ -100,10 +100,9 @@ pub(super) async fn serve(
                 super::log::set_value(worker, client, req, None, t, out)
             };
             let rewritten = app_route
-                .cookies
+                .rewrites
                 .as_deref()
-                .filter(|_| name.eq_ignore_ascii_case(b"set-cookie"))
-                .and_then(|rules| rules.rewrite(value, &vars));
+                .and_then(|rules| HeaderRewriting { rules, vars: &vars }.rewrite(name, value));
             (name, rewritten.map_or(Cow::Borrowed(value), Cow::Owned))
         })
         .collect();

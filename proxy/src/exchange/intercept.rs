@@ -59,7 +59,7 @@ pub(super) async fn respond(
         vary_accept_encoding: false,
         hide: &route.hide_headers,
         charset: None,
-        cookies: None,
+        rewrite: None,
     };
     let head_only = req.head.method == Method::Head;
     let body = if head_only { &[][..] } else { page };

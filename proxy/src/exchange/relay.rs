@@ -20,7 +20,7 @@ use crate::config::Limits;
 use crate::fail::{BadResponse, Fail, Step};
 use crate::gzip::{Answer, Asked, Verdict};
 use crate::http::{
-    ClientFraming, CookieRewriting, LAST_CHUNK, Reframer, ResponseFraming, ResponseHead,
+    ClientFraming, HeaderRewriting, LAST_CHUNK, Reframer, ResponseFraming, ResponseHead,
     ResponseMeta, Version, write_response_head,
 };
 use crate::io::{Counted, IoError, Stream, read_some, read_some_eager};
@@ -88,10 +88,10 @@ pub(super) async fn respond(
             vary_accept_encoding: gzip.vary,
             hide: &route.hide_headers,
             charset: route.charset.as_deref(),
-            cookies: route
-                .cookies
+            rewrite: route
+                .rewrites
                 .as_deref()
-                .map(|rules| CookieRewriting { rules, vars: &vars }),
+                .map(|rules| HeaderRewriting { rules, vars: &vars }),
         };
         write_response_head(&mut out, &meta, &buf, &client.response_headers);
     }

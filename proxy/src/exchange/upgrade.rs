@@ -23,7 +23,7 @@ use crate::buffer::{Buf, SMALL, TINY};
 use crate::client::{Client, Next};
 use crate::clock::http_date_now;
 use crate::fail::Fail;
-use crate::http::{ClientFraming, CookieRewriting, ResponseMeta, Version, write_response_head};
+use crate::http::{ClientFraming, HeaderRewriting, ResponseMeta, Version, write_response_head};
 use crate::io::{IoError, Stream, write_all};
 use crate::routes::Route;
 use crate::upstream::http::wants_upgrade;
@@ -89,10 +89,10 @@ pub(super) async fn join(
             vary_accept_encoding: false,
             hide: &route.hide_headers,
             charset: None,
-            cookies: route
-                .cookies
+            rewrite: route
+                .rewrites
                 .as_deref()
-                .map(|rules| CookieRewriting { rules, vars: &vars }),
+                .map(|rules| HeaderRewriting { rules, vars: &vars }),
         };
         write_response_head(&mut out, &meta, &buf, &client.response_headers);
     }

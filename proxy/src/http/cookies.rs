@@ -1,30 +1,25 @@
 //! nginx's rewriting of the app's `Set-Cookie` headers, `ngx_http_proxy_rewrite_cookie`:
 //! each `Domain` and `Path` attribute through the first rule that matches it
-//! (`proxy_cookie_domain`, `proxy_cookie_path`: [`attribute`]), then the cookie's flags
+//! (`proxy_cookie_domain`, `proxy_cookie_path`: [`RewriteRules`]), then the cookie's flags
 //! (`proxy_cookie_flags`: [`flags`]). A header a rule changed is written again from its
 //! parts, `; `-separated, as nginx writes it; one whose first part has no `=`, or that no
 //! rule touched, goes as it came.
 
-mod attribute;
 mod flags;
 
 use std::borrow::Cow;
 
-pub use attribute::AttributeRules;
 pub use flags::CookieFlags;
 
-use crate::access_log::Template;
-
-/// Appends the value of a rule's variables (`$host`) for the request being answered.
-pub type Variables<'a> = &'a dyn Fn(&Template, &mut Vec<u8>);
+use super::{RewriteRules, Variables};
 
 /// A route's rules for its app's `Set-Cookie` headers.
 #[derive(Debug, Clone, Default)]
 pub struct CookieRewrite {
     /// `Domain` attributes' (nginx's `proxy_cookie_domain`).
-    pub domains: AttributeRules,
+    pub domains: RewriteRules,
     /// `Path` attributes' (nginx's `proxy_cookie_path`).
-    pub paths: AttributeRules,
+    pub paths: RewriteRules,
     /// The cookies' flags (nginx's `proxy_cookie_flags`).
     pub flags: CookieFlags,
 }
@@ -95,26 +90,4 @@ fn parse(value: &[u8]) -> Parts<'_> {
             None => (trim(part).into(), None),
         })
         .collect()
-}
-
-/// A route's rules, with the request they rewrite for.
-#[derive(Clone, Copy)]
-pub struct CookieRewriting<'a> {
-    /// The route's rules.
-    pub rules: &'a CookieRewrite,
-    /// The values of their variables.
-    pub vars: Variables<'a>,
-}
-
-impl CookieRewriting<'_> {
-    /// See [`CookieRewrite::rewrite`].
-    pub fn rewrite(&self, value: &[u8]) -> Option<Vec<u8>> {
-        self.rules.rewrite(value, self.vars)
-    }
-}
-
-impl std::fmt::Debug for CookieRewriting<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.rules.fmt(f)
-    }
 }

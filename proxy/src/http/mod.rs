@@ -36,25 +36,29 @@ mod connection_names;
 mod cookies;
 mod date;
 mod error;
+mod header_rewrite;
 mod invalid_names;
 mod reframe;
 mod request;
 mod response;
+mod rewrite_rules;
 mod validate;
 mod writer;
 
 pub use body::{ChunkedDecoder, DecodeProgress, MAX_EXTENSIONS, MAX_TRAILERS};
 pub use charset::Charset;
 pub(crate) use connection_names::{ConnectionNames, HOP_BY_HOP, is_hop_by_hop};
-pub use cookies::{AttributeRules, CookieFlags, CookieRewrite, CookieRewriting, Variables};
+pub use cookies::{CookieFlags, CookieRewrite};
 pub use date::{HTTP_DATE_LEN, http_date, parse_http_date};
 pub use error::HttpError;
+pub use header_rewrite::{HeaderRewrite, HeaderRewriting};
 pub use reframe::{Reframer, Truncated, write_chunk_size};
 pub use request::{Limits, Method, RequestHead, parse_request};
 pub use response::{
     MAX_RESPONSE_HEAD, MAX_RESPONSE_HEADERS, ResponseFraming, ResponseHead, accel_limit_rate,
     parse_response, parse_response_within,
 };
+pub use rewrite_rules::{RewriteRules, Variables};
 pub use validate::host_without_port;
 pub(crate) use validate::{
     is_forwardable_name, is_token, is_valid_host, list_elements, list_has, names_header,

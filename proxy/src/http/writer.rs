@@ -9,7 +9,7 @@
 use std::io::Write;
 
 use super::ascii::push_u64;
-use super::{Charset, ConnectionNames, CookieRewriting, HeaderSpan, Version};
+use super::{Charset, ConnectionNames, HeaderRewriting, HeaderSpan, Version};
 
 /// How ringway frames the body it sends to the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,9 +72,10 @@ pub struct ResponseMeta<'a> {
     /// The charset a Content-Type of the listed types that names none gets (the route's
     /// `charset`, nginx's).
     pub charset: Option<&'a Charset>,
-    /// The route's `cookie_domain`, `cookie_path` and `cookie_flags` (nginx's
-    /// `proxy_cookie_*`), for its `Set-Cookie`s.
-    pub cookies: Option<CookieRewriting<'a>>,
+    /// The route's `cookie_domain`, `cookie_path`, `cookie_flags` and `location_rewrite`
+    /// (nginx's `proxy_cookie_*` and `proxy_redirect`), for its `Set-Cookie`, `Location`
+    /// and `Refresh` headers.
+    pub rewrite: Option<HeaderRewriting<'a>>,
 }
 
 /// The response header carrying the request's ID.
@@ -151,9 +152,8 @@ pub fn write_response_head(
             write_weak_etag(out, name, value);
             continue;
         }
-        if let Some(cookies) = &meta.cookies
-            && name.eq_ignore_ascii_case(b"set-cookie")
-            && let Some(value) = cookies.rewrite(value)
+        if let Some(rewrite) = &meta.rewrite
+            && let Some(value) = rewrite.rewrite(name, value)
         {
             write_header(out, name, &value);
             continue;

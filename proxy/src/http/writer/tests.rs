@@ -19,7 +19,7 @@ fn meta(status: u16, reason: &[u8], framing: ClientFraming) -> ResponseMeta<'_> 
         vary_accept_encoding: false,
         hide: &[],
         charset: None,
-        cookies: None,
+        rewrite: None,
     }
 }
 
@@ -302,7 +302,7 @@ X-A: 1\r\n\r\n";
         vary_accept_encoding: false,
         hide: &[],
         charset: None,
-        cookies: None,
+        rewrite: None,
         ..meta(h.status, h.reason.of(upstream), ClientFraming::Length(0))
     };
     write_response_head(&mut out, &with_id, upstream, &headers);
@@ -339,7 +339,7 @@ fn an_http_app_servers_server_and_date_are_replaced_a_uwsgi_apps_are_kept() {
             vary_accept_encoding: false,
             hide: &[],
             charset: None,
-            cookies: None,
+            rewrite: None,
             ..meta(200, b"OK", ClientFraming::Length(0))
         };
         let mut out = Vec::new();
@@ -432,7 +432,7 @@ fn a_compressed_body_gets_its_coding_a_weak_etag_and_no_ranges() {
             vary_accept_encoding: true,
             hide: &[],
             charset: None,
-            cookies: None,
+            rewrite: None,
             ..meta(
                 h.status,
                 h.reason.of(upstream.as_bytes()),
@@ -466,7 +466,7 @@ fn hidden_headers_are_left_out_in_any_case() {
     let meta = ResponseMeta {
         hide: &hide,
         charset: None,
-        cookies: None,
+        rewrite: None,
         ..meta(200, b"OK", ClientFraming::Length(0))
     };
     let mut out = Vec::new();
@@ -490,7 +490,7 @@ fn a_charset_labels_a_listed_type_in_its_place() {
     let charset = Charset::new("utf-8", None).unwrap();
     let meta = ResponseMeta {
         charset: Some(&charset),
-        cookies: None,
+        rewrite: None,
         ..meta(h.status, h.reason.of(upstream), ClientFraming::Length(0))
     };
     let mut out = Vec::new();

@@ -1,13 +1,16 @@
-//! nginx's `proxy_cookie_domain` and `proxy_cookie_path`: a `Set-Cookie`'s `Domain` or
-//! `Path` value goes through the first rule that matches it, as nginx's rewrite handlers
-//! (`ngx_http_proxy_rewrite_domain_handler`, `_complex_handler`, `_regex_handler`) match:
+//! nginx's rewriting of a value in the app's answer by rules, `PATTERN REPLACEMENT`
+//! (`ngx_http_proxy_rewrite_t`): the first rule that matches the value makes it, as
+//! nginx's handlers (`ngx_http_proxy_rewrite_domain_handler`, `_complex_handler`,
+//! `_regex_handler`) match:
 //!
-//! - a domain rule's text is the whole value, in any case, after one leading `.` (which
-//!   the value keeps); a leading `.` on either side of the rule is dropped, as nginx drops
-//!   it (`.example.com` is `example.com`);
-//! - a path rule's text is a prefix of the value, case kept; that prefix is replaced;
-//! - `~REGEX` matches anywhere in the value (a domain's in any case, a path's in any case
-//!   with `~*`), and the whole value is replaced, `$1` to `$9` being its groups.
+//! - a domain rule's text (`proxy_cookie_domain`) is the whole value, in any case, after
+//!   one leading `.` (which the value keeps); a leading `.` on either side of the rule is
+//!   dropped, as nginx drops it (`.example.com` is `example.com`);
+//! - a prefix rule's text (`proxy_cookie_path`, `proxy_redirect`) is a prefix of the value,
+//!   case kept; that prefix is replaced;
+//! - `~REGEX` matches anywhere in the value (a domain rule's in any case, a prefix rule's
+//!   in any case with `~*`), and the whole value is replaced, `$1` to `$9` being its
+//!   groups.
 //!
 //! Both sides may hold variables (`$host`), read for the request being answered.
 
@@ -16,12 +19,14 @@ use std::sync::Arc;
 
 use regex::bytes::{Captures, Regex, RegexBuilder};
 
-use super::Variables;
 use crate::access_log::Template;
 
-/// One attribute's rules, in the configuration's order.
+/// Appends the value of a rule's variables (`$host`) for the request being answered.
+pub type Variables<'a> = &'a dyn Fn(&Template, &mut Vec<u8>);
+
+/// A value's rules, in the configuration's order.
 #[derive(Debug, Clone, Default)]
-pub struct AttributeRules {
+pub struct RewriteRules {
     rules: Vec<Rule>,
 }
 
@@ -36,7 +41,7 @@ struct Rule {
 enum Pattern {
     /// A domain: the whole value, in any case, after one leading `.`.
     Domain(Text),
-    /// A path: a prefix of the value, case kept.
+    /// A prefix of the value, case kept.
     Prefix(Text),
     /// `~REGEX`: anywhere in the value, which it replaces whole.
     Regex(Regex),
@@ -57,32 +62,32 @@ enum Piece {
     Group(usize),
 }
 
-/// Which attribute the rules are for.
+/// How a rule's text matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Attribute {
+enum Kind {
     Domain,
-    Path,
+    Prefix,
 }
 
-impl AttributeRules {
-    /// `Domain` rules, each nginx's `proxy_cookie_domain` arguments: `"localhost
+impl RewriteRules {
+    /// Domain rules, each nginx's `proxy_cookie_domain` arguments: `"localhost
     /// example.org"`, `"~\.internal$ $host"`.
-    pub fn domains(lines: &[String]) -> Result<AttributeRules, String> {
-        AttributeRules::parse(lines, Attribute::Domain)
+    pub fn domains(lines: &[String]) -> Result<RewriteRules, String> {
+        RewriteRules::parse(lines, Kind::Domain)
     }
 
-    /// `Path` rules, each nginx's `proxy_cookie_path` arguments: `"/ /app/"`,
-    /// `"~*^/(.*)$ /app/$1"`.
-    pub fn paths(lines: &[String]) -> Result<AttributeRules, String> {
-        AttributeRules::parse(lines, Attribute::Path)
+    /// Prefix rules, each nginx's `proxy_cookie_path` or `proxy_redirect` arguments: `"/
+    /// /app/"`, `"~*^/(.*)$ /app/$1"`.
+    pub fn prefixes(lines: &[String]) -> Result<RewriteRules, String> {
+        RewriteRules::parse(lines, Kind::Prefix)
     }
 
-    fn parse(lines: &[String], attribute: Attribute) -> Result<AttributeRules, String> {
+    fn parse(lines: &[String], kind: Kind) -> Result<RewriteRules, String> {
         let rules = lines
             .iter()
-            .map(|line| rule(line, attribute))
+            .map(|line| rule(line, kind))
             .collect::<Result<_, _>>()?;
-        Ok(AttributeRules { rules })
+        Ok(RewriteRules { rules })
     }
 
     /// Whether it has no rule.
@@ -91,7 +96,7 @@ impl AttributeRules {
     }
 
     /// `value` as the first rule matching it makes it; `None` when none does.
-    pub(super) fn rewrite(&self, value: &[u8], vars: Variables<'_>) -> Option<Vec<u8>> {
+    pub fn rewrite(&self, value: &[u8], vars: Variables<'_>) -> Option<Vec<u8>> {
         self.rules.iter().find_map(|rule| rule.rewrite(value, vars))
     }
 }
@@ -170,11 +175,16 @@ impl Text {
 
 /// One line: the pattern, whitespace, the replacement (the rest of the line, which may
 /// hold spaces: nginx's quoted `"/; Secure"`).
-fn rule(line: &str, attribute: Attribute) -> Result<Rule, String> {
-    let example = match attribute {
-        Attribute::Domain => "`localhost example.org`",
-        Attribute::Path => "`/ /app/`",
+fn rule(line: &str, kind: Kind) -> Result<Rule, String> {
+    let example = match kind {
+        Kind::Domain => "`localhost example.org`",
+        Kind::Prefix => "`/ /app/`",
     };
+    if line.chars().any(|c| c.is_control() && c != '\t') {
+        return Err(format!(
+            "{line:?} holds a control character, which no header can carry"
+        ));
+    }
     let Some((pattern, replacement)) = line.trim().split_once(char::is_whitespace) else {
         return Err(format!(
             "{line:?}: write `PATTERN REPLACEMENT` ({example}); `[]` for no rule"
@@ -183,11 +193,11 @@ fn rule(line: &str, attribute: Attribute) -> Result<Rule, String> {
     let replacement = replacement.trim_start();
     let (pattern, groups) = match pattern.strip_prefix('~') {
         Some(regex) => {
-            // A path's `~*` is in any case; a domain's `~` always is (nginx's).
-            let (source, caseless) = match (attribute, regex.strip_prefix('*')) {
-                (Attribute::Path, Some(source)) => (source, true),
-                (Attribute::Path, None) => (regex, false),
-                (Attribute::Domain, _) => (regex, true),
+            // A prefix rule's `~*` is in any case; a domain rule's `~` always is (nginx's).
+            let (source, caseless) = match (kind, regex.strip_prefix('*')) {
+                (Kind::Prefix, Some(source)) => (source, true),
+                (Kind::Prefix, None) => (regex, false),
+                (Kind::Domain, _) => (regex, true),
             };
             let regex = RegexBuilder::new(source)
                 .case_insensitive(caseless)
@@ -196,7 +206,7 @@ fn rule(line: &str, attribute: Attribute) -> Result<Rule, String> {
             let groups = regex.captures_len() - 1;
             (Pattern::Regex(regex), Some(groups))
         }
-        None if attribute == Attribute::Domain => {
+        None if kind == Kind::Domain => {
             let domain = pattern.strip_prefix('.').unwrap_or(pattern);
             (Pattern::Domain(Text::parse(domain)?), None)
         }

@@ -6,8 +6,8 @@ use crate::http::CookieRewrite;
 fn rules(domains: &[&str], paths: &[&str]) -> CookieRewrite {
     let lines = |l: &[&str]| l.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
     CookieRewrite {
-        domains: AttributeRules::domains(&lines(domains)).unwrap(),
-        paths: AttributeRules::paths(&lines(paths)).unwrap(),
+        domains: RewriteRules::domains(&lines(domains)).unwrap(),
+        paths: RewriteRules::prefixes(&lines(paths)).unwrap(),
         ..CookieRewrite::default()
     }
 }
@@ -15,7 +15,6 @@ fn rules(domains: &[&str], paths: &[&str]) -> CookieRewrite {
 fn rewritten(r: &CookieRewrite, value: &str) -> Option<String> {
     let vars = |t: &Template, out: &mut Vec<u8>| match t.text() {
         "$host" => out.extend_from_slice(b"www.example.org"),
-        "$scheme://" => out.extend_from_slice(b"https://"),
         other => panic!("no value for {other:?}"),
     };
     r.rewrite(value.as_bytes(), &vars)
@@ -130,11 +129,13 @@ fn rules_nginx_would_not_take_are_refused() {
         (false, "/ /x$1", "a `~` pattern"),
         (false, "~^/(a) /$2", "it has 1"),
         (true, "localhost $nosuchvariable", "unknown variable"),
+        (false, "/ /\r\nX-Injected: 1", "control character"),
+        (true, "a b\u{0}", "control character"),
     ] {
         let lines = [line.to_owned()];
         let err = match domain {
-            true => AttributeRules::domains(&lines),
-            false => AttributeRules::paths(&lines),
+            true => RewriteRules::domains(&lines),
+            false => RewriteRules::prefixes(&lines),
         }
         .unwrap_err();
         assert!(err.contains(why), "{line:?}: {err}");
