@@ -139,6 +139,9 @@ pub(crate) enum Fail {
     /// The client has as many requests on the route at once as its `limit_conn` allows;
     /// the route's status for it (`limit_conn.status`, 503 unless set).
     ConnLimited(u16),
+    /// The request's Referer is not one the route's `referers` take (a hotlinked file);
+    /// the route's status for it (`referers.status`, 403 unless set).
+    InvalidReferer(u16),
     /// Every server of the group is at `max_conns` and its queue is full.
     QueueFull,
     /// The request waited `queue_timeout` for a slot at the group's servers.
@@ -201,7 +204,7 @@ enum Level {
 }
 
 /// Number of kinds: the gates below have one each.
-const KINDS: usize = 42;
+const KINDS: usize = 43;
 
 impl Fail {
     /// The status the client is answered with, if it can still be answered.
@@ -262,7 +265,9 @@ impl Fail {
             // As nginx's limit_conn and limit_req answer by default (limit_req with 429
             // here, as its `limit_req_status 429` users set it).
             Fail::TooManyConnections(_) | Fail::QueueFull | Fail::QueueTimeout => 503,
-            Fail::RateLimited(_, status) | Fail::ConnLimited(status) => status,
+            Fail::RateLimited(_, status)
+            | Fail::ConnLimited(status)
+            | Fail::InvalidReferer(status) => status,
         })
     }
 
@@ -310,6 +315,7 @@ impl Fail {
             Fail::NoRoute
                 | Fail::RateLimited(..)
                 | Fail::ConnLimited(_)
+                | Fail::InvalidReferer(_)
                 | Fail::NoFile
                 | Fail::Forbidden
                 | Fail::Unauthorized(..)
@@ -396,6 +402,7 @@ impl Fail {
             Fail::PlainHttpOnTls => 39,
             Fail::NoThread => 40,
             Fail::ConnLimited(_) => 41,
+            Fail::InvalidReferer(_) => 42,
         }
     }
 
@@ -409,6 +416,8 @@ impl Fail {
             | Fail::MethodNotAllowed(_)
             | Fail::PreconditionFailed
             | Fail::RangeNotSatisfiable(_)
+            // A page elsewhere showing the route's image: one line per view would flood.
+            | Fail::InvalidReferer(_)
             // Every browser's first request to the route: nothing wrong.
             | Fail::Unauthorized(Denied::NoCredentials, _)
             | Fail::AuthDenied(401)
@@ -602,6 +611,9 @@ impl fmt::Display for Fail {
                 f,
                 "client has as many requests at once as the route's limit_conn allows: {status}"
             ),
+            Fail::InvalidReferer(status) => {
+                write!(f, "a Referer the route's referers do not take: {status}")
+            }
             Fail::QueueFull => f.write_str(
                 "upstream group at max_conns and its queue full: 503 (raise queue, or add \
                  uWSGI workers)",
@@ -757,6 +769,7 @@ const KIND_NAMES: [(&str, Level); KINDS] = [
     ("a plain HTTP request on the TLS port", Level::Info),
     ("no thread for blocking work", Level::Warn),
     ("client over a route's limit_conn", Level::Info),
+    ("a Referer the route does not take", Level::Debug),
 ];
 
 #[cfg(test)]
@@ -815,12 +828,13 @@ mod tests {
             Fail::PlainHttpOnTls,
             Fail::NoThread,
             Fail::ConnLimited(503),
+            Fail::InvalidReferer(403),
         ]
     }
 
     #[test]
     fn status_table() {
-        let want = [
+        let want: [Option<u16>; KINDS] = [
             Some(400),
             Some(413),
             Some(431),
@@ -863,6 +877,7 @@ mod tests {
             Some(400),
             Some(500),
             Some(503),
+            Some(403),
         ];
         for (fail, status) in every_kind().into_iter().zip(want) {
             assert_eq!(fail.status(), status, "{fail:?}");
@@ -926,6 +941,7 @@ mod tests {
                     | Fail::TooManyConnections(ConnLimit::PerIp)
                     | Fail::RateLimited(..)
                     | Fail::ConnLimited(_)
+                    | Fail::InvalidReferer(_)
                     | Fail::ProxyHeader(_)
                     | Fail::ProxyHeaderTimeout
             );

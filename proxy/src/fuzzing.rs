@@ -185,6 +185,8 @@ impl Routes {
                 limit_req_status: 429,
                 limit_req_dry_run: false,
                 limit_conn: None,
+                referers: None,
+                invalid_referer_status: 403,
                 intercept_errors: false,
                 error_pages: Default::default(),
                 logged: true,

@@ -35,6 +35,7 @@ pub mod metrics;
 pub mod open_files;
 pub mod proxy_protocol;
 mod ratelimit;
+mod referers;
 pub mod reload;
 mod routes;
 pub mod server;

@@ -474,6 +474,78 @@ fn cookie_flags_rewrite_set_cookie_as_nginx_s_proxy_cookie_flags() {
     );
 }
 
+/// nginx's `valid_referers` with `if ($invalid_referer) { return 403; }` and ringway's
+/// `referers`, the same list, in front of the same app: each Referer gets the same status
+/// from both (none, blocked, the server's names, wildcards, a URI part, a regex, and ones
+/// no rule takes).
+#[test]
+fn referers_refuse_what_nginx_s_valid_referers_refuses() {
+    let app = AppServer::start(Server::Gunicorn, Served::HttpEcho, Listen::Tcp, 1);
+    let valid = [
+        "none",
+        "blocked",
+        "server_names",
+        "*.example.com",
+        "www.example.*",
+        "partner.example/shop/",
+        r"~\.google\.",
+    ];
+    let nginx = Nginx::start_proxy_pass_with_locations(
+        app.addr(),
+        &format!(
+            "location /img/ {{ valid_referers {}; if ($invalid_referer) {{ return 403; }} {} }}",
+            valid.join(" "),
+            ringway_tests::nginx::PROXY_PASS_LINES
+        ),
+    );
+    let toml_valid: Vec<String> = valid.iter().map(|v| format!("{v:?}")).collect();
+    let ringway = Ringway::with_config(format!(
+        "hosts = [\"{}\"]\n[upstreams.app]\nservers = [\"{}\"]\n\
+         [[routes]]\npath = \"/\"\nupstream = \"app\"\n\
+         [[routes]]\npath = \"/img/\"\nupstream = \"app\"\n\
+         referers = {{ valid = [{}] }}\n",
+        ringway_tests::nginx::SERVER_NAME,
+        app.upstream(),
+        toml_valid.join(", ")
+    ))
+    .start();
+    let referers = [
+        None,
+        Some("XXXXXXXXXXXXXXXXXXX"),
+        Some("http://i.r"),
+        Some("ftp://evil.example/"),
+        Some("http://localhost/page"),
+        Some("HTTP://LOCALHOST:8080/"),
+        Some("https://a.b.example.com/x"),
+        Some("https://example.com/"),
+        Some("https://www.example.co.uk/"),
+        Some("http://partner.example/shop/item"),
+        Some("http://partner.example:81/shop/"),
+        Some("http://partner.example/other"),
+        Some("https://www.Google.de/search?q=x"),
+        Some("https://evil.com/"),
+        Some("https://evil.com/?localhost"),
+        Some("https://localhost.evil.com/"),
+    ];
+    let status = |addr: SocketAddr, referer: Option<&str>| {
+        let mut conn = Conn::open(addr);
+        let mut req = Req::get("/img/cat.png");
+        if let Some(referer) = referer {
+            req = req.header("Referer", referer);
+        }
+        conn.send(&req.to_bytes()).expect("send");
+        conn.read_response().expect("an answer").status
+    };
+    let mut refused = 0;
+    for referer in referers {
+        let via_nginx = status(nginx.addr(), referer);
+        let via_ringway = status(ringway.addr(), referer);
+        assert_eq!(via_ringway, via_nginx, "Referer {referer:?}");
+        refused += usize::from(via_ringway == 403);
+    }
+    assert_eq!(refused, 5, "the lists refused some and took the rest");
+}
+
 /// nginx's `proxy_redirect` (with `absolute_redirect off`, ringway's way with a relative
 /// Location) and ringway's `location_rewrite`, the same rules, in front of the same app:
 /// each Location and Refresh comes out the same from both (a prefix, `$host`, a regex and

@@ -28,8 +28,8 @@ pub use set_values::SetValues;
 pub(crate) use set_values::header_text;
 pub use settings::{
     AppSettings, GroupSettings, GzipSettings, HeaderSetting, HeaderTable, LimitConnSettings,
-    LimitExceptSettings, LimitReqSettings, LimitSettings, RedirectSettings, Resolved,
-    RespondSettings, RouteSettings, Settings,
+    LimitExceptSettings, LimitReqSettings, LimitSettings, RedirectSettings, ReferersSettings,
+    Resolved, RespondSettings, RouteSettings, Settings,
 };
 pub(crate) use validate::is_normal_path;
 pub(crate) use values::is_off;

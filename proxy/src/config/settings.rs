@@ -778,6 +778,10 @@ pub struct RouteSettings {
     /// Requests at once per client IP: `{ per_ip = 1 }` (nginx's `limit_conn` in a
     /// `location`); past it, 503.
     pub limit_conn: Option<LimitConnSettings>,
+    /// Which pages may refer to the route's files (nginx's `valid_referers` with `if
+    /// ($invalid_referer) { return 403; }`): `{ valid = ["none", "blocked", "server_names",
+    /// "*.example.com"] }`; any other Referer gets 403 (`status`).
+    pub referers: Option<ReferersSettings>,
     /// Answers from the app whose status has an `error_pages` entry carry that page instead
     /// of the app's body (nginx `uwsgi_intercept_errors on`).
     #[serde(default)]
@@ -1057,6 +1061,22 @@ pub struct LimitReqSettings {
     /// `limit_req_dry_run on`): a limit tried out before it is enforced [default: false].
     #[serde(default)]
     pub dry_run: bool,
+}
+
+/// A route's hotlink guard: `referers = { valid = ["none", "blocked", "server_names",
+/// "*.example.com"] }`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReferersSettings {
+    /// nginx's `valid_referers` arguments, one string each: `none` (no Referer),
+    /// `blocked` (one without `http://` or `https://`), `server_names` (the route's
+    /// `hosts`, else the top level's), a host (`example.com`, `*.example.com`,
+    /// `.example.com`, `www.example.*`) with an optional path (`example.com/galleries/`),
+    /// or `~REGEX` (any case, on the Referer without its scheme).
+    pub valid: Vec<String>,
+    /// The status a request whose Referer is not valid gets, 400 to 599 (444: the
+    /// connection closed without an answer) [default: 403].
+    pub status: Option<u16>,
 }
 
 /// A route's limit on requests at once per client: `limit_conn = { per_ip = 1 }`.

@@ -1219,6 +1219,26 @@ fn each_limit_mistake_is_refused_with_its_key() {
             "routes[0].limit_conn",
             "zone",
         ),
+        (
+            routed("", "referers = { valid = [\"none\", \"blocked\"] }"),
+            "routes[0].referers.valid",
+            "without a host name",
+        ),
+        (
+            routed("", "referers = { valid = [\"server_names\"] }"),
+            "routes[0].referers.valid",
+            "set no `hosts`",
+        ),
+        (
+            routed("", "referers = { valid = [\"example.com\"], status = 302 }"),
+            "routes[0].referers.status",
+            "400 to 599",
+        ),
+        (
+            routed("", "referers = { valid = [\"ex*ample.com\"] }"),
+            "routes[0].referers.valid",
+            "is not a referer",
+        ),
     ];
     for (text, key, message) in cases {
         assert_refused(&text, key, message);
@@ -3735,6 +3755,34 @@ fn deny_lists_are_read_and_a_range_in_both_lists_is_refused() {
         Allowed
     );
     assert_refused(&format!("{base}deny = [\"everyone\"]\n"), "deny", "or all");
+}
+
+/// A route's `referers`: `server_names` are its own `hosts`, else the top level's; its
+/// status 403 unless it names one.
+#[test]
+fn referers_take_the_route_s_names_else_the_top_level_s() {
+    let config = load(
+        "upstream = [\"unix:/a\"]\nhosts = [\"example.com\", \"*.example.org\", \"cdn.example.net\"]\n\
+         [[routes]]\npath = \"/img/\"\nupstream = \"default\"\n\
+         referers = { valid = [\"server_names\"] }\n\
+         [[routes]]\npath = \"/cdn/\"\nhosts = [\"example.com\", \"cdn.example.net\"]\n\
+         upstream = \"default\"\nreferers = { valid = [\"none\", \"server_names\"], status = 444 }\n",
+        &[],
+    )
+    .unwrap();
+    let img = route(&config, "/img/");
+    let valid = img.referers.as_ref().unwrap();
+    assert!(valid.allow(Some(b"https://www.example.org/")));
+    assert!(!valid.allow(Some(b"https://example.net/")));
+    assert!(!valid.allow(None));
+    assert_eq!(img.invalid_referer_status, 403);
+    let cdn = config.routes.iter().find(|r| r.path == "/cdn/").unwrap();
+    let valid = cdn.referers.as_ref().unwrap();
+    assert!(valid.allow(Some(b"https://cdn.example.net/")));
+    assert!(!valid.allow(Some(b"https://www.example.org/")));
+    assert!(valid.allow(None));
+    assert_eq!(cdn.invalid_referer_status, 444);
+    assert!(route(&config, "/other").referers.is_none());
 }
 
 /// `cookie_flags`, `cookie_domain`, `cookie_path` and `location_rewrite` at the top go to

@@ -14,8 +14,8 @@ use super::next_upstream::NextUpstream;
 use super::server_addr::{Lookup, Protocol, ServerAddr, ServerAt};
 use super::settings::{
     AppSettings, AuthBasicSetting, AuthRequestSetting, GroupSettings, HeaderSetting,
-    LimitConnSettings, LimitExceptSettings, LimitReqSettings, LimitSettings, Resolved,
-    RespondSettings, RouteSettings, Satisfy, Settings, TlsSettings,
+    LimitConnSettings, LimitExceptSettings, LimitReqSettings, LimitSettings, ReferersSettings,
+    Resolved, RespondSettings, RouteSettings, Satisfy, Settings, TlsSettings,
 };
 use super::values::{
     Cidr, ClientRange, Dur, Expires, HostName, KeyExchangeGroup, LogEscape, LogFormat, LogTarget,
@@ -33,6 +33,7 @@ use crate::error_pages::{ErrorPages, STATUSES};
 use crate::gzip::Gzip;
 use crate::http::{Charset, CookieFlags, CookieRewrite, HeaderRewrite, RewriteRules};
 use crate::limits::{RateLimit, RequestLimit};
+use crate::referers::ValidReferers;
 use crate::routes::{
     Action, AuthRequest, FixedAnswer, Found, LimitExcept, PathRegex, Route, RouteTable,
     highest_group,
@@ -1083,6 +1084,8 @@ impl Resolved {
             limit_req_status: LIMIT_REQ_STATUS,
             limit_req_dry_run: false,
             limit_conn: None,
+            referers: None,
+            invalid_referer_status: INVALID_REFERER_STATUS,
             intercept_errors: false,
             error_pages: Arc::clone(error_pages),
             logged: true,
@@ -1708,6 +1711,18 @@ impl Resolved {
             Some(limit) => Some(request_limit(limit).map_err(|(key, m)| invalid(key, &m))?),
             None => None,
         };
+        let server_names = match route.hosts.is_empty() {
+            true => &self.settings.hosts,
+            false => &route.hosts,
+        };
+        let (referers, invalid_referer_status) = match &route.referers {
+            Some(setting) => {
+                let (valid, status) =
+                    referers(setting, server_names).map_err(|(key, m)| invalid(key, &m))?;
+                (Some(Arc::new(valid)), status)
+            }
+            None => (None, INVALID_REFERER_STATUS),
+        };
         let logged = match &route.access_log {
             None => true,
             Some(LogTarget::Off) => false,
@@ -1762,6 +1777,8 @@ impl Resolved {
                 .unwrap_or(LIMIT_REQ_STATUS),
             limit_req_dry_run: route.limit_req.as_ref().is_some_and(|l| l.dry_run),
             limit_conn,
+            referers,
+            invalid_referer_status,
             intercept_errors: route.intercept_errors,
             error_pages: match &route.error_pages {
                 Some(own) => Arc::new(self.error_pages(own, &format!("{at}.error_pages"))?),
@@ -2693,6 +2710,27 @@ fn rate_limit(limit: &LimitReqSettings) -> Result<RateLimit, (&'static str, Stri
         ));
     }
     Ok(RateLimit::new(rate, limit.burst, limit.delay))
+}
+
+/// The status of a request whose Referer a route's `referers` does not take, unless it
+/// names one: the `return 403;` nginx's `if ($invalid_referer)` idiom writes.
+const INVALID_REFERER_STATUS: u16 = 403;
+
+/// A route's `referers`, checked, and the status of a request they refuse. Errors name
+/// the key under `referers`.
+fn referers(
+    setting: &ReferersSettings,
+    server_names: &[HostName],
+) -> Result<(ValidReferers, u16), (&'static str, String)> {
+    let valid =
+        ValidReferers::new(&setting.valid, server_names).map_err(|m| ("referers.valid", m))?;
+    if setting.status.is_some_and(|s| !(400..=599).contains(&s)) {
+        return Err((
+            "referers.status",
+            "must be an error status, 400 to 599".to_owned(),
+        ));
+    }
+    Ok((valid, setting.status.unwrap_or(INVALID_REFERER_STATUS)))
 }
 
 /// A refusal's status when a route's `limit_conn` names none: nginx's `limit_conn_status`.

@@ -631,6 +631,9 @@ async fn handle(
     } else if route.internal {
         // Reachable only through X-Accel-Redirect.
         Err(Fail::NoRoute)
+    } else if let Err(fail) = referer_check(client, route) {
+        // Before the limits, as nginx's `if ($invalid_referer)` runs in its rewrite phase.
+        Err(fail)
     } else if let Err(fail) = limit_req(client, req, route, index, worker).await {
         // Before the allow list, as nginx's limit_req (preaccess phase) runs before `allow`.
         Err(fail)
@@ -678,6 +681,17 @@ fn declared_body_fits(req: &Request, route: &Route) -> Result<(), Fail> {
     match req.head.body {
         BodyFraming::Length(n) if !route.internal => {
             upstream::check_body_size(n, route.limits.max_body_size)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The route's `referers` (nginx's `valid_referers` and `if ($invalid_referer) { return
+/// 403; }`): the request's first Referer is judged.
+fn referer_check(client: &Client, route: &Route) -> Result<(), Fail> {
+    match &route.referers {
+        Some(valid) if !valid.allow(client.request_header(b"referer")) => {
+            Err(Fail::InvalidReferer(route.invalid_referer_status))
         }
         _ => Ok(()),
     }
@@ -797,9 +811,9 @@ pub(super) enum MethodJudged {
 }
 
 /// nginx's phases again for the route an internal redirect (X-Accel-Redirect, a fallback)
-/// lands on: its `limit_req` and its `limit_conn`, each unless one already counted the
-/// request (nginx counts a request once), then its access checks (found by review: a limit
-/// on an internal route never applied).
+/// lands on: its `referers`, its `limit_req` and its `limit_conn`, each limit unless one
+/// already counted the request (nginx counts a request once), then its access checks
+/// (found by review: a limit on an internal route never applied).
 pub(super) async fn redirected_to(
     client: &Client,
     req: &Request,
@@ -808,6 +822,7 @@ pub(super) async fn redirected_to(
     worker: &Worker,
     method: MethodJudged,
 ) -> Result<(), Fail> {
+    referer_check(client, route)?;
     if req.limit_req.get().is_none() {
         limit_req(client, req, route, index, worker).await?;
     }
