@@ -76,7 +76,9 @@ impl ValidReferers {
                     if source.is_empty() {
                         return Err(format!("{word:?}: an empty regex"));
                     }
+                    // Any case, on bytes, as nginx's PCRE runs it.
                     let regex = RegexBuilder::new(source)
+                        .unicode(false)
                         .case_insensitive(true)
                         .build()
                         .map_err(|e| format!("{word:?}: {source:?} is no regex: {e}"))?;

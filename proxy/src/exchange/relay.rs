@@ -11,6 +11,7 @@
 use std::time::Duration;
 
 use super::body_out::{BodyOut, GzipBody};
+use super::upstream::Target;
 use super::{Outcome, Request, log};
 use crate::access_log::Template;
 use crate::buffer::{Buf, Spool};
@@ -37,17 +38,22 @@ const RELAY_READ_SIZE: usize = 64 * 1024;
 pub(super) async fn respond(
     client: &Client,
     req: &Request,
-    route: &Route,
+    target: &Target<'_>,
     upstream: UpstreamConn,
     head: ResponseHead,
     buf: Buf,
     worker: &Worker,
 ) -> Result<Outcome, Fail> {
+    let route = target.route;
     let limits = &route.limits;
     // The app's X-Accel-Buffering over the route's `buffering`, as nginx's over its
     // `uwsgi_buffering` / `proxy_buffering`.
     let buffering = head.buffering.unwrap_or(route.buffering);
-    let extra = super::added_headers(route.headers_for(head.status), worker, client, req);
+    // The operator's values (`$uri`, `$args`) as the app was asked: after an internal
+    // redirect to a fallback app, what the redirect made of the request, as nginx's.
+    let extra = route.headers_for(head.status).resolve_added(|t, out| {
+        log::set_value(worker, client, req, target.redirected, t, out);
+    });
     let gzip = gzip_verdict(client, req, route, &head, &buf, worker);
     let first = buf.get(head.head_len..).unwrap_or_default();
     // A compressed body is started before the head: a whole one goes with its length.
@@ -71,8 +77,9 @@ pub(super) async fn respond(
     // In a scope of its own: the head's description is not kept in the request's future
     // across the waits below.
     {
-        let vars =
-            |t: &Template, out: &mut Vec<u8>| log::set_value(worker, client, req, None, t, out);
+        let vars = |t: &Template, out: &mut Vec<u8>| {
+            log::set_value(worker, client, req, target.redirected, t, out);
+        };
         let meta = ResponseMeta {
             client_version: req.head.version,
             status: head.status,

@@ -471,8 +471,7 @@ async fn respond(
         return Ok(outcome);
     }
 
-    let mut outcome =
-        relay::respond(client, req, target.route, upstream, head, buf, worker).await?;
+    let mut outcome = relay::respond(client, req, target, upstream, head, buf, worker).await?;
     outcome.upstream = Some(upstream_time);
     Ok(outcome)
 }

@@ -185,13 +185,15 @@ fn rule(line: &str, kind: Kind) -> Result<Rule, String> {
             "{line:?} holds a control character, which no header can carry"
         ));
     }
-    let Some((pattern, replacement)) = line.trim().split_once(char::is_whitespace) else {
+    // Split at spaces and tabs only, as nginx's arguments are.
+    let blank = |c: char| c == ' ' || c == '\t';
+    let Some((pattern, replacement)) = line.trim_matches(blank).split_once(blank) else {
         return Err(format!(
             "{line:?}: write `PATTERN REPLACEMENT` ({example}); `[]` for no rule"
         ));
     };
-    let replacement = replacement.trim_start();
-    let (pattern, groups) = match pattern.strip_prefix('~') {
+    let replacement = replacement.trim_start_matches(blank);
+    let pattern = match pattern.strip_prefix('~') {
         Some(regex) => {
             // A prefix rule's `~*` is in any case; a domain rule's `~` always is (nginx's).
             let (source, caseless) = match (kind, regex.strip_prefix('*')) {
@@ -199,67 +201,94 @@ fn rule(line: &str, kind: Kind) -> Result<Rule, String> {
                 (Kind::Prefix, None) => (regex, false),
                 (Kind::Domain, _) => (regex, true),
             };
+            // On bytes, as nginx's PCRE runs without its UTF mode: `.` matches any byte
+            // of a value that is not UTF-8, and `~*` folds ASCII letters only.
             let regex = RegexBuilder::new(source)
+                .unicode(false)
                 .case_insensitive(caseless)
                 .build()
                 .map_err(|e| format!("{line:?}: {source:?} is no regex: {e}"))?;
-            let groups = regex.captures_len() - 1;
-            (Pattern::Regex(regex), Some(groups))
+            Pattern::Regex(regex)
         }
         None if kind == Kind::Domain => {
             let domain = pattern.strip_prefix('.').unwrap_or(pattern);
-            (Pattern::Domain(Text::parse(domain)?), None)
+            Pattern::Domain(Text::parse(domain)?)
         }
-        None => (Pattern::Prefix(Text::parse(pattern)?), None),
+        None => Pattern::Prefix(Text::parse(pattern)?),
     };
     let replacement = match pattern {
         Pattern::Domain(_) => replacement.strip_prefix('.').unwrap_or(replacement),
         _ => replacement,
     };
+    let regex = match &pattern {
+        Pattern::Regex(regex) => Some(regex),
+        _ => None,
+    };
+    let replacement = pieces(line, replacement, regex)?;
     Ok(Rule {
         pattern,
-        replacement: pieces(line, replacement, groups)?,
+        replacement,
     })
 }
 
-/// A replacement's text and variables, and its `$1` to `$9`: groups of the rule's regex
-/// (`groups` of them; `None` for a rule without one).
-fn pieces(line: &str, replacement: &str, groups: Option<usize>) -> Result<Vec<Piece>, String> {
+/// A replacement's text and variables, and its groups of the rule's `regex`: `$1` to `$9`
+/// (one digit, as nginx reads them; a group the regex lacks, or that matched nothing,
+/// is empty) and a named group's `$name` or `${name}`. A rule without a regex has no
+/// groups: its nginx `$1` would be its location's, which ringway's routes do not pass on.
+fn pieces(line: &str, replacement: &str, regex: Option<&Regex>) -> Result<Vec<Piece>, String> {
     let mut pieces = Vec::new();
     let mut text_from = 0;
     let bytes = replacement.as_bytes();
     let mut i = 0;
-    while i + 1 < bytes.len() {
-        let digit = bytes[i + 1];
-        if bytes[i] != b'$' || !(b'1'..=b'9').contains(&digit) {
+    while i < bytes.len() {
+        let Some((group, len)) = group_at(&bytes[i..], regex) else {
             i += 1;
             continue;
-        }
-        let n = usize::from(digit - b'0');
-        match groups {
-            Some(count) if n <= count => {}
-            Some(count) => {
-                return Err(format!(
-                    "{line:?}: ${n} names a group its pattern has not (it has {count})"
-                ));
-            }
-            None => {
-                return Err(format!(
-                    "{line:?}: ${n} names a group of a `~` pattern, and this one is none"
-                ));
-            }
-        }
+        };
+        let Some(n) = group else {
+            return Err(format!(
+                "{line:?}: {} names a group of a `~` pattern, and this one is none",
+                &replacement[i..i + len]
+            ));
+        };
         if text_from < i {
             pieces.push(Piece::Text(Text::parse(&replacement[text_from..i])?));
         }
         pieces.push(Piece::Group(n));
-        i += 2;
+        i += len;
         text_from = i;
     }
     if text_from < bytes.len() {
         pieces.push(Piece::Text(Text::parse(&replacement[text_from..])?));
     }
     Ok(pieces)
+}
+
+/// The group `at` starts with a reference to, and the reference's length: `Some(None)` for
+/// a `$1` with no regex to name a group of; `None` when it starts with none.
+fn group_at(at: &[u8], regex: Option<&Regex>) -> Option<(Option<usize>, usize)> {
+    let after = at.strip_prefix(b"$")?;
+    if let Some(&digit @ b'1'..=b'9') = after.first() {
+        return Some((regex.map(|_| usize::from(digit - b'0')), 2));
+    }
+    let regex = regex?;
+    let (name, len) = match after.strip_prefix(b"{") {
+        Some(braced) => {
+            let end = braced.iter().position(|&b| b == b'}')?;
+            (&braced[..end], end + 3)
+        }
+        None => {
+            let end = after
+                .iter()
+                .position(|b| !(b.is_ascii_alphanumeric() || *b == b'_'))
+                .unwrap_or(after.len());
+            (&after[..end], end + 1)
+        }
+    };
+    let index = regex
+        .capture_names()
+        .position(|n| n.is_some_and(|n| n.as_bytes() == name))?;
+    Some((Some(index), len))
 }
 
 #[cfg(test)]

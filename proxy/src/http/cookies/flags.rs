@@ -154,8 +154,10 @@ fn rule(line: &str) -> Result<Rule, String> {
     let cookie = match words.next() {
         Some(pattern) if pattern.starts_with('~') => {
             let source = &pattern[1..];
-            // Without regard to case, as nginx compiles it (NGX_REGEX_CASELESS).
+            // Without regard to case, as nginx compiles it (NGX_REGEX_CASELESS), on bytes
+            // as its PCRE runs (ASCII letters folded, any byte matched by `.`).
             let regex = RegexBuilder::new(source)
+                .unicode(false)
                 .case_insensitive(true)
                 .build()
                 .map_err(|e| format!("{line:?}: {source:?} is no regex: {e}"))?;
