@@ -186,7 +186,6 @@ impl Routes {
                 limit_req_dry_run: false,
                 limit_conn: None,
                 referers: None,
-                invalid_referer_status: 403,
                 intercept_errors: false,
                 error_pages: Default::default(),
                 logged: true,

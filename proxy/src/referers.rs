@@ -21,6 +21,16 @@ use crate::config::HostName;
 /// The longest host nginx looks up (its buffer's size): a longer one is invalid.
 const MAX_HOST: usize = 256;
 
+/// A route's `referers`: the list, and what becomes of a request it does not take.
+#[derive(Debug, Clone)]
+pub(crate) struct RefererCheck {
+    pub(crate) valid: ValidReferers,
+    /// Its status (the `return` of nginx's `if ($invalid_referer)`).
+    pub(crate) status: u16,
+    /// Judged and shown (`$invalid_referer`), not refused.
+    pub(crate) dry_run: bool,
+}
+
 /// A route's `valid_referers`.
 #[derive(Debug, Clone)]
 pub struct ValidReferers {

@@ -22,7 +22,7 @@ use crate::error_pages::ErrorPages;
 use crate::gzip::Gzip;
 use crate::http::{Charset, HeaderRewrite};
 use crate::limits::{RateLimit, RequestLimit};
-use crate::referers::ValidReferers;
+use crate::referers::RefererCheck;
 use crate::static_files::{Fallback, StaticRoute};
 
 /// nginx's `auth_request`: the request each request is first asked as, and what a 401
@@ -107,10 +107,7 @@ pub(crate) struct Route {
     /// The status of a request over `limit_req` (nginx's `limit_req_status`).
     pub(crate) limit_req_status: u16,
     /// Which Referers may ask for it (nginx's `valid_referers`), if it says.
-    pub(crate) referers: Option<Arc<ValidReferers>>,
-    /// The status of a request with another Referer (the `return` of nginx's `if
-    /// ($invalid_referer)`).
-    pub(crate) invalid_referer_status: u16,
+    pub(crate) referers: Option<Arc<RefererCheck>>,
     /// `limit_req` only counts and logs (nginx's `limit_req_dry_run`).
     pub(crate) limit_req_dry_run: bool,
     /// Requests at once per client IP (nginx's `limit_conn` in a location), if limited.
@@ -524,7 +521,6 @@ pub(crate) mod tests {
             limit_req_dry_run: false,
             limit_conn: None,
             referers: None,
-            invalid_referer_status: 403,
             intercept_errors: false,
             error_pages: Default::default(),
             logged: true,

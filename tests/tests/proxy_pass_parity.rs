@@ -544,6 +544,38 @@ fn referers_refuse_what_nginx_s_valid_referers_refuses() {
         refused += usize::from(via_ringway == 403);
     }
     assert_eq!(refused, 5, "the lists refused some and took the rest");
+
+    // nginx's `valid_referers` without its `if`: judged, shown in `$invalid_referer`,
+    // served.
+    let watching = Ringway::with_config(format!(
+        "hosts = [\"{}\"]\naccess_log = \"stderr\"\n\
+         access_log_format = '$request_uri $status [$invalid_referer]'\n\
+         [upstreams.app]\nservers = [\"{}\"]\n\
+         [[routes]]\npath = \"/\"\nupstream = \"app\"\n\
+         [[routes]]\npath = \"/img/\"\nupstream = \"app\"\n\
+         referers = {{ valid = [{}], dry_run = true }}\n",
+        ringway_tests::nginx::SERVER_NAME,
+        app.upstream(),
+        toml_valid.join(", ")
+    ))
+    .start();
+    let mut conn = Conn::open(watching.addr());
+    for (target, referer) in [
+        ("/img/1", "https://evil.com/"),
+        ("/img/2", "https://a.example.com/"),
+        ("/page", "https://evil.com/"),
+    ] {
+        conn.send(&Req::get(target).header("Referer", referer).to_bytes())
+            .expect("send");
+        let r = conn.read_response().expect("an answer");
+        assert_eq!(r.status, 200, "{target}: {r:?}");
+    }
+    let expected = ["/img/1 200 [1]", "/img/2 200 []", "/page 200 []"];
+    let logged = ringway_tests::wait::poll_until(std::time::Duration::from_secs(10), || {
+        let log = watching.stderr();
+        expected.iter().all(|line| log.contains(line))
+    });
+    assert!(logged, "{}", watching.stderr());
 }
 
 /// nginx's `proxy_redirect` (with `absolute_redirect off`, ringway's way with a relative

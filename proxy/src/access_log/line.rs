@@ -96,6 +96,9 @@ pub(crate) struct Entry<'a> {
     pub(crate) limit_req: Option<LimitReqStatus>,
     /// What the route's `limit_conn` did with the request (`$limit_conn_status`).
     pub(crate) limit_conn: Option<LimitConnStatus>,
+    /// The request's Referer is one its route's `referers` do not take
+    /// (`$invalid_referer`).
+    pub(crate) invalid_referer: bool,
     /// The query an internal redirect named (X-Accel-Redirect), for `$args`, `$query_string`
     /// and `$is_args` in place of the request's (empty: none).
     pub(crate) redirected_args: Option<&'a [u8]>,
@@ -346,6 +349,7 @@ pub(crate) fn sample() -> Entry<'static> {
         gzip_ratio: None,
         limit_req: None,
         limit_conn: None,
+        invalid_referer: false,
         redirected_args: None,
         request_body: None,
         proxied: false,

@@ -104,6 +104,8 @@ enum Var {
     LimitReqStatus,
     /// What the route's `limit_conn` did with the request.
     LimitConnStatus,
+    /// `1` when the route's `referers` do not take the request's Referer, else empty.
+    InvalidReferer,
     /// The request's body, when it was held in memory.
     RequestBody,
     /// The client's address and port as the PROXY header named them.
@@ -166,7 +168,7 @@ impl Var {
     }
 }
 
-const VARS: [(&str, Var); 62] = [
+const VARS: [(&str, Var); 63] = [
     ("remote_addr", Var::RemoteAddr),
     ("remote_user", Var::RemoteUser),
     ("time_local", Var::TimeLocal),
@@ -222,6 +224,7 @@ const VARS: [(&str, Var); 62] = [
     ("gzip_ratio", Var::GzipRatio),
     ("limit_req_status", Var::LimitReqStatus),
     ("limit_conn_status", Var::LimitConnStatus),
+    ("invalid_referer", Var::InvalidReferer),
     ("request_body", Var::RequestBody),
     ("proxy_protocol_addr", Var::ProxyProtocolAddr),
     ("proxy_protocol_port", Var::ProxyProtocolPort),
@@ -720,6 +723,12 @@ fn push_var(
             e.limit_conn.map(|status| status.name().as_bytes()),
             escape,
         ),
+        // nginx's: `1` or the empty string (not `-`: a value, though empty).
+        Var::InvalidReferer => {
+            if e.invalid_referer {
+                out.push(b'1');
+            }
+        }
         Var::GzipRatio => match e.gzip_ratio {
             Some(ratio) => {
                 let _ = write!(out, "{ratio}");

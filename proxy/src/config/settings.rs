@@ -1077,6 +1077,11 @@ pub struct ReferersSettings {
     /// The status a request whose Referer is not valid gets, 400 to 599 (444: the
     /// connection closed without an answer) [default: 403].
     pub status: Option<u16>,
+    /// Requests with a Referer the list does not take are served, and shown in
+    /// `$invalid_referer` (`1`), not refused: nginx's `valid_referers` with no `if`, a
+    /// guard watched before it is enforced [default: false].
+    #[serde(default)]
+    pub dry_run: bool,
 }
 
 /// A route's limit on requests at once per client: `limit_conn = { per_ip = 1 }`.

@@ -3758,7 +3758,7 @@ fn deny_lists_are_read_and_a_range_in_both_lists_is_refused() {
 }
 
 /// A route's `referers`: `server_names` are its own `hosts`, else the top level's; its
-/// status 403 unless it names one.
+/// status 403 unless it names one; refusing unless it is a dry run.
 #[test]
 fn referers_take_the_route_s_names_else_the_top_level_s() {
     let config = load(
@@ -3766,22 +3766,23 @@ fn referers_take_the_route_s_names_else_the_top_level_s() {
          [[routes]]\npath = \"/img/\"\nupstream = \"default\"\n\
          referers = { valid = [\"server_names\"] }\n\
          [[routes]]\npath = \"/cdn/\"\nhosts = [\"example.com\", \"cdn.example.net\"]\n\
-         upstream = \"default\"\nreferers = { valid = [\"none\", \"server_names\"], status = 444 }\n",
+         upstream = \"default\"\n\
+         referers = { valid = [\"none\", \"server_names\"], status = 444, dry_run = true }\n",
         &[],
     )
     .unwrap();
     let img = route(&config, "/img/");
-    let valid = img.referers.as_ref().unwrap();
-    assert!(valid.allow(Some(b"https://www.example.org/")));
-    assert!(!valid.allow(Some(b"https://example.net/")));
-    assert!(!valid.allow(None));
-    assert_eq!(img.invalid_referer_status, 403);
+    let check = img.referers.as_ref().unwrap();
+    assert!(check.valid.allow(Some(b"https://www.example.org/")));
+    assert!(!check.valid.allow(Some(b"https://example.net/")));
+    assert!(!check.valid.allow(None));
+    assert_eq!((check.status, check.dry_run), (403, false));
     let cdn = config.routes.iter().find(|r| r.path == "/cdn/").unwrap();
-    let valid = cdn.referers.as_ref().unwrap();
-    assert!(valid.allow(Some(b"https://cdn.example.net/")));
-    assert!(!valid.allow(Some(b"https://www.example.org/")));
-    assert!(valid.allow(None));
-    assert_eq!(cdn.invalid_referer_status, 444);
+    let check = cdn.referers.as_ref().unwrap();
+    assert!(check.valid.allow(Some(b"https://cdn.example.net/")));
+    assert!(!check.valid.allow(Some(b"https://www.example.org/")));
+    assert!(check.valid.allow(None));
+    assert_eq!((check.status, check.dry_run), (444, true));
     assert!(route(&config, "/other").referers.is_none());
 }
 

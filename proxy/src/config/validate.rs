@@ -33,7 +33,7 @@ use crate::error_pages::{ErrorPages, STATUSES};
 use crate::gzip::Gzip;
 use crate::http::{Charset, CookieFlags, CookieRewrite, HeaderRewrite, RewriteRules};
 use crate::limits::{RateLimit, RequestLimit};
-use crate::referers::ValidReferers;
+use crate::referers::{RefererCheck, ValidReferers};
 use crate::routes::{
     Action, AuthRequest, FixedAnswer, Found, LimitExcept, PathRegex, Route, RouteTable,
     highest_group,
@@ -1085,7 +1085,6 @@ impl Resolved {
             limit_req_dry_run: false,
             limit_conn: None,
             referers: None,
-            invalid_referer_status: INVALID_REFERER_STATUS,
             intercept_errors: false,
             error_pages: Arc::clone(error_pages),
             logged: true,
@@ -1715,13 +1714,11 @@ impl Resolved {
             true => &self.settings.hosts,
             false => &route.hosts,
         };
-        let (referers, invalid_referer_status) = match &route.referers {
-            Some(setting) => {
-                let (valid, status) =
-                    referers(setting, server_names).map_err(|(key, m)| invalid(key, &m))?;
-                (Some(Arc::new(valid)), status)
-            }
-            None => (None, INVALID_REFERER_STATUS),
+        let referers = match &route.referers {
+            Some(setting) => Some(Arc::new(
+                referers(setting, server_names).map_err(|(key, m)| invalid(key, &m))?,
+            )),
+            None => None,
         };
         let logged = match &route.access_log {
             None => true,
@@ -1778,7 +1775,6 @@ impl Resolved {
             limit_req_dry_run: route.limit_req.as_ref().is_some_and(|l| l.dry_run),
             limit_conn,
             referers,
-            invalid_referer_status,
             intercept_errors: route.intercept_errors,
             error_pages: match &route.error_pages {
                 Some(own) => Arc::new(self.error_pages(own, &format!("{at}.error_pages"))?),
@@ -2716,12 +2712,11 @@ fn rate_limit(limit: &LimitReqSettings) -> Result<RateLimit, (&'static str, Stri
 /// names one: the `return 403;` nginx's `if ($invalid_referer)` idiom writes.
 const INVALID_REFERER_STATUS: u16 = 403;
 
-/// A route's `referers`, checked, and the status of a request they refuse. Errors name
-/// the key under `referers`.
+/// A route's `referers`, checked. Errors name the key under `referers`.
 fn referers(
     setting: &ReferersSettings,
     server_names: &[HostName],
-) -> Result<(ValidReferers, u16), (&'static str, String)> {
+) -> Result<RefererCheck, (&'static str, String)> {
     let valid =
         ValidReferers::new(&setting.valid, server_names).map_err(|m| ("referers.valid", m))?;
     if setting.status.is_some_and(|s| !(400..=599).contains(&s)) {
@@ -2730,7 +2725,11 @@ fn referers(
             "must be an error status, 400 to 599".to_owned(),
         ));
     }
-    Ok((valid, setting.status.unwrap_or(INVALID_REFERER_STATUS)))
+    Ok(RefererCheck {
+        valid,
+        status: setting.status.unwrap_or(INVALID_REFERER_STATUS),
+        dry_run: setting.dry_run,
+    })
 }
 
 /// A refusal's status when a route's `limit_conn` names none: nginx's `limit_conn_status`.

@@ -335,6 +335,10 @@ impl Seen<'_> {
                 Subject::Routed(req) => req.limit_conn.get(),
                 Subject::Refused(_) | Subject::Unparsed(_) => None,
             },
+            invalid_referer: match subject {
+                Subject::Routed(req) => req.invalid_referer.get(),
+                Subject::Refused(_) | Subject::Unparsed(_) => false,
+            },
             redirected_args: None,
         };
         let result = f(&entry);

@@ -145,6 +145,8 @@ pub(crate) struct Request {
     pub(crate) limit_req: Cell<Option<LimitReqStatus>>,
     /// What its route's `limit_conn` did with it (nginx's `$limit_conn_status`).
     pub(crate) limit_conn: Cell<Option<LimitConnStatus>>,
+    /// Its Referer is one its route's `referers` do not take (nginx's `$invalid_referer`).
+    pub(crate) invalid_referer: Cell<bool>,
     /// Its place under its route's `limit_conn`, given back when the request ends.
     conn_ticket: Slot<RequestTicket>,
 }
@@ -596,6 +598,7 @@ fn route<'w>(client: &Client, head: RequestHead, worker: &'w Worker, keep: bool)
         gzip_ratio: Cell::new(None),
         limit_req: Cell::new(None),
         limit_conn: Cell::new(None),
+        invalid_referer: Cell::new(false),
         conn_ticket: Slot::default(),
     };
     let routes = &worker.config.routes;
@@ -631,7 +634,7 @@ async fn handle(
     } else if route.internal {
         // Reachable only through X-Accel-Redirect.
         Err(Fail::NoRoute)
-    } else if let Err(fail) = referer_check(client, route) {
+    } else if let Err(fail) = referer_check(client, req, route) {
         // Before the limits, as nginx's `if ($invalid_referer)` runs in its rewrite phase.
         Err(fail)
     } else if let Err(fail) = limit_req(client, req, route, index, worker).await {
@@ -687,13 +690,17 @@ fn declared_body_fits(req: &Request, route: &Route) -> Result<(), Fail> {
 }
 
 /// The route's `referers` (nginx's `valid_referers` and `if ($invalid_referer) { return
-/// 403; }`): the request's first Referer is judged.
-fn referer_check(client: &Client, route: &Route) -> Result<(), Fail> {
-    match &route.referers {
-        Some(valid) if !valid.allow(client.request_header(b"referer")) => {
-            Err(Fail::InvalidReferer(route.invalid_referer_status))
-        }
-        _ => Ok(()),
+/// 403; }`): the request's first Referer is judged, and the judgement kept for
+/// `$invalid_referer` (a dry run's only there).
+fn referer_check(client: &Client, req: &Request, route: &Route) -> Result<(), Fail> {
+    let Some(check) = &route.referers else {
+        return Ok(());
+    };
+    let invalid = !check.valid.allow(client.request_header(b"referer"));
+    req.invalid_referer.set(invalid);
+    match invalid && !check.dry_run {
+        true => Err(Fail::InvalidReferer(check.status)),
+        false => Ok(()),
     }
 }
 
@@ -822,7 +829,7 @@ pub(super) async fn redirected_to(
     worker: &Worker,
     method: MethodJudged,
 ) -> Result<(), Fail> {
-    referer_check(client, route)?;
+    referer_check(client, req, route)?;
     if req.limit_req.get().is_none() {
         limit_req(client, req, route, index, worker).await?;
     }
