@@ -74,6 +74,11 @@ impl ValidReferers {
             names: Vec::new(),
             regexes: Vec::new(),
         };
+        if words.is_empty() {
+            return Err("an empty list, which would refuse every request (nginx's \
+                        `valid_referers` needs one referer): leave `referers` out for none"
+                .into());
+        }
         let mut with_server_names = false;
         for word in words {
             match word.as_str() {
@@ -198,31 +203,29 @@ impl ValidReferers {
         };
         exact
             .or_else(|| {
+                // An empty label before the suffix counts, as in nginx's wildcard hash
+                // (`.example.com` is under `*.example.com`).
                 longest(|h, host| match h {
-                    Host::Under(suffix) => (host.len() > suffix.len() && host.ends_with(suffix))
-                        .then_some(suffix.len()),
+                    Host::Under(suffix) => host.ends_with(suffix).then_some(suffix.len()),
                     _ => None,
                 })
             })
             .or_else(|| {
                 longest(|h, host| match h {
-                    Host::Over(prefix) => (host.len() > prefix.len() && host.starts_with(prefix))
-                        .then_some(prefix.len()),
+                    Host::Over(prefix) => host.starts_with(prefix).then_some(prefix.len()),
                     _ => None,
                 })
             })
     }
 }
 
-/// The hosts a name stands for (lower case): `None` for a name nginx's hash refuses.
+/// The hosts a name stands for (lower case): `None` for a name nginx's hash refuses (an
+/// empty label, a `*` but in `*.` before or `.*` after it). Other bytes are taken as
+/// nginx takes them, in a name that may never match (`example.com:8080`).
 fn hosts(name: &str) -> Option<Vec<Host>> {
     let name = name.to_ascii_lowercase();
-    let label_ok = |l: &str| {
-        !l.is_empty()
-            && l.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    };
-    let labels_ok = |s: &str| s.split('.').all(label_ok);
+    let labels_ok =
+        |s: &str| !s.is_empty() && !s.contains("..") && !s.contains('*') && !s.starts_with('.');
     if let Some(rest) = name.strip_prefix("*.") {
         labels_ok(rest).then(|| vec![Host::Under(format!(".{rest}").into_bytes())])
     } else if let Some(rest) = name.strip_prefix('.') {
@@ -235,8 +238,7 @@ fn hosts(name: &str) -> Option<Vec<Host>> {
     } else if let Some(rest) = name.strip_suffix(".*") {
         labels_ok(rest).then(|| vec![Host::Over(format!("{rest}.").into_bytes())])
     } else {
-        let bracketed = name.starts_with('[') && name.ends_with(']');
-        (bracketed || labels_ok(&name)).then(|| vec![Host::Exact(name.into_bytes())])
+        labels_ok(&name).then(|| vec![Host::Exact(name.into_bytes())])
     }
 }
 

@@ -336,7 +336,7 @@ impl Seen<'_> {
                 Subject::Refused(_) | Subject::Unparsed(_) => None,
             },
             invalid_referer: match subject {
-                Subject::Routed(req) => req.invalid_referer.get(),
+                Subject::Routed(req) => req.invalid_referer.get() == Some(true),
                 Subject::Refused(_) | Subject::Unparsed(_) => false,
             },
             redirected_args: None,

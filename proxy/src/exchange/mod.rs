@@ -145,8 +145,9 @@ pub(crate) struct Request {
     pub(crate) limit_req: Cell<Option<LimitReqStatus>>,
     /// What its route's `limit_conn` did with it (nginx's `$limit_conn_status`).
     pub(crate) limit_conn: Cell<Option<LimitConnStatus>>,
-    /// Its Referer is one its route's `referers` do not take (nginx's `$invalid_referer`).
-    pub(crate) invalid_referer: Cell<bool>,
+    /// Its Referer is one its route's `referers` do not take (nginx's `$invalid_referer`),
+    /// once judged.
+    pub(crate) invalid_referer: Cell<Option<bool>>,
     /// Its place under its route's `limit_conn`, given back when the request ends.
     conn_ticket: Slot<RequestTicket>,
 }
@@ -527,7 +528,9 @@ fn forwarded(client: &Client, config: &crate::config::Config) -> Option<&'static
 
 /// Where a request goes.
 // The ID travels inside, not beside it: a second copy would be held through the whole
-// request.
+// request. Not boxed, though the request is the larger: it is moved once, out of here, and
+// a box would be an allocation per request.
+#[allow(clippy::large_enum_variant)]
 enum Routed<'w> {
     /// To this route (at this index).
     To(Request, usize, &'w Route),
@@ -598,7 +601,7 @@ fn route<'w>(client: &Client, head: RequestHead, worker: &'w Worker, keep: bool)
         gzip_ratio: Cell::new(None),
         limit_req: Cell::new(None),
         limit_conn: Cell::new(None),
-        invalid_referer: Cell::new(false),
+        invalid_referer: Cell::new(None),
         conn_ticket: Slot::default(),
     };
     let routes = &worker.config.routes;
@@ -691,13 +694,21 @@ fn declared_body_fits(req: &Request, route: &Route) -> Result<(), Fail> {
 
 /// The route's `referers` (nginx's `valid_referers` and `if ($invalid_referer) { return
 /// 403; }`): the request's first Referer is judged, and the judgement kept for
-/// `$invalid_referer` (a dry run's only there).
+/// `$invalid_referer` (a dry run's only there). Judged once: the route an internal
+/// redirect lands on acts on the first route's judgement, as nginx keeps the variable's
+/// value through its redirect.
 fn referer_check(client: &Client, req: &Request, route: &Route) -> Result<(), Fail> {
     let Some(check) = &route.referers else {
         return Ok(());
     };
-    let invalid = !check.valid.allow(client.request_header(b"referer"));
-    req.invalid_referer.set(invalid);
+    let invalid = match req.invalid_referer.get() {
+        Some(judged) => judged,
+        None => {
+            let judged = !check.valid.allow(client.request_header(b"referer"));
+            req.invalid_referer.set(Some(judged));
+            judged
+        }
+    };
     match invalid && !check.dry_run {
         true => Err(Fail::InvalidReferer(check.status)),
         false => Ok(()),

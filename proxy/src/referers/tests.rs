@@ -82,8 +82,13 @@ fn referers_are_judged_as_nginx_judges_them() {
     );
     assert!(!allows(&strict, Some("XXXXXXXXXXXX")), "no blocked");
     assert!(!allows(&strict, Some("ftp://example.com/")), "no blocked");
-    let long = format!("http://{}.com/", "a".repeat(300));
-    assert!(!allows(&strict, Some(&long)), "a host past 256 bytes");
+    let any = referers(&["*.com", "~a"], &[]);
+    let host = |len: usize| format!("http://{}.com/", "a".repeat(len - 4));
+    assert!(allows(&any, Some(&host(256))), "a host of 256 bytes");
+    assert!(
+        !allows(&any, Some(&host(257))),
+        "one past 256 bytes: invalid, no name nor regex tried"
+    );
 }
 
 #[test]
@@ -114,6 +119,29 @@ fn a_host_is_looked_up_exact_then_by_the_longest_wildcard_then_regexes() {
     );
     assert!(!allows(&r, Some("http://www.example/")));
     assert!(
+        allows(&r, Some("http://www.example./")),
+        "an empty label after a tail wildcard, as nginx's hash finds it"
+    );
+    assert!(
+        allows(&r, Some("http://.example.com/")),
+        "an empty label before a head wildcard"
+    );
+    let both = referers(&["*.example.com/a/", "www.example.*"], &[]);
+    assert!(
+        !allows(&both, Some("http://www.example.com/b/")),
+        "a head wildcard before a tail one, its URI part holding"
+    );
+    assert!(allows(&both, Some("http://www.example.com/a/x")));
+    let odd = referers(&["example.com.", "example.com:8080"], &[]);
+    assert!(
+        allows(&odd, Some("http://example.com./")),
+        "a name nginx takes as it is"
+    );
+    assert!(
+        !allows(&odd, Some("http://example.com:8080/")),
+        "a port in a name never matches, as in nginx"
+    );
+    assert!(
         allows(&r, Some("https://www.GOOGLE.de/search")),
         "a regex, any case"
     );
@@ -143,6 +171,9 @@ fn lists_nginx_refuses_are_refused() {
         (&["~"][..], &[][..], "an empty regex"),
         (&["~("][..], &[][..], "is no regex"),
         (&[""][..], &[][..], "an empty referer"),
+        (&[][..], &[][..], "an empty list"),
+        (&["a..b.com"][..], &[][..], "is not a referer"),
+        (&[".example.*"][..], &[][..], "is not a referer"),
     ] {
         let words: Vec<String> = words.iter().map(|w| (*w).to_owned()).collect();
         let names: Vec<HostName> = server_names
