@@ -188,7 +188,7 @@ impl Routes {
                 referers: None,
                 intercept_errors: false,
                 error_pages: Default::default(),
-                logged: true,
+                log_to: Some(crate::config::MAIN_LOG),
                 buffering: true,
                 gzip: None,
                 auth: None,

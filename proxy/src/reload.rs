@@ -13,7 +13,7 @@ use anyhow::{Context, bail};
 use tokio::sync::watch;
 
 use crate::buffer::prepare_dir;
-use crate::config::{Config, LogSink};
+use crate::config::{Config, LogSink, MAIN_LOG};
 use crate::generation::Generation;
 use crate::metrics::{Reloads, RouteNames};
 
@@ -151,31 +151,49 @@ fn keep_process_settings(new: &mut Config, old: &Config) -> Vec<&'static str> {
             tls.clone_from(old_tls);
         }
     }
-    // The access log's writer (its file, or stderr) lives as long as the process; the
+    // The access log's writer (its files, or stderr) lives as long as the process; the
     // format follows the file.
-    let same_sink = match (&new.access_log, &old.access_log) {
+    let same_sinks = match (&new.access_log, &old.access_log) {
         (None, None) => true,
-        (Some(new_log), Some(old_log)) => match (&new_log.to, &old_log.to) {
-            (LogSink::Stderr, LogSink::Stderr) => true,
-            (LogSink::File { path: a, .. }, LogSink::File { path: b, .. }) => a == b,
-            _ => false,
-        },
+        (Some(new_log), Some(old_log)) => {
+            new_log.sinks.len() == old_log.sinks.len()
+                && new_log
+                    .sinks
+                    .iter()
+                    .zip(&old_log.sinks)
+                    .all(|(a, b)| a.same_place(b))
+        }
         _ => false,
     };
-    if !same_sink {
+    if !same_sinks {
         kept.push("access_log");
     }
-    // The check opened the file (so that one that cannot be opened is refused); the writer
-    // has its own, so this one is closed, not kept open past a log rotation.
-    if let Some(LogSink::File { opened, .. }) = new.access_log.as_ref().map(|l| &l.to) {
-        drop(opened.take());
+    // The check opened the files (so that one that cannot be opened is refused); the writer
+    // has its own, so these are closed, not kept open past a log rotation.
+    for sink in new.access_log.iter().flat_map(|log| &log.sinks) {
+        if let LogSink::File { opened, .. } = sink {
+            drop(opened.take());
+        }
     }
-    if !same_sink {
+    if !same_sinks {
+        let new_sinks = new.access_log.as_ref().map(|log| log.sinks.clone());
+        let old_sinks = old.access_log.as_ref().map(|log| &log.sinks[..]);
+        // Each route's lines go where the process writes: to its place, if the writer has
+        // it, else to the top level's log, if that is on.
+        let main_on = old_sinks
+            .and_then(|sinks| sinks.get(MAIN_LOG))
+            .is_some_and(|sink| !matches!(sink, LogSink::Off));
+        new.routes.retarget_logs(|to| {
+            let place = new_sinks.as_ref().and_then(|sinks| sinks.get(to));
+            place
+                .and_then(|place| old_sinks?.iter().position(|o| o.same_place(place)))
+                .or(main_on.then_some(MAIN_LOG))
+        });
         match (new.access_log.as_mut(), old.access_log.as_ref()) {
             // Only where the lines go is the process's: the format and the statuses the
             // reload brings are taken (found by review: they went back to the old ones with
-            // the file, unsaid).
-            (Some(new_log), Some(old_log)) => new_log.to = old_log.to.clone(),
+            // the files, unsaid).
+            (Some(new_log), Some(old_log)) => new_log.sinks = old_log.sinks.clone(),
             // Turned on or off: the writer is started with the process, or never.
             _ => new.access_log.clone_from(&old.access_log),
         }
@@ -274,12 +292,65 @@ mod tests {
             .map(|l| (l.format.clone(), l.statuses));
         assert_eq!(keep_process_settings(&mut new, &old), ["access_log"]);
         let log = new.access_log.as_ref().expect("an access log");
-        let path = |log: &crate::config::AccessLogConfig| match &log.to {
-            LogSink::File { path, .. } => path.clone(),
-            LogSink::Stderr => "stderr".into(),
+        let path = |log: &crate::config::AccessLogConfig| match &log.sinks[..] {
+            [LogSink::File { path, .. }] => path.clone(),
+            other => panic!("{other:?}"),
         };
         assert_eq!(path(log), dir.path().join("old.log"));
         assert_eq!(Some((log.format.clone(), log.statuses)), wanted);
+    }
+
+    /// A reload that names a route log file the process does not write sends that route's
+    /// lines to the top level's log, and says the access log was kept; a route whose file
+    /// the process writes keeps writing it, wherever the new list puts it.
+    #[test]
+    fn a_route_log_file_a_reload_adds_is_kept_out() {
+        use crate::config::{LogSink, MAIN_LOG};
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let at = |name: &str| dir.path().join(name).display().to_string();
+        let load = |routes: &[(&str, &str)]| {
+            let mut text = format!(
+                "upstream = [\"unix:/a\"]\naccess_log = \"{}\"\n",
+                at("main.log")
+            );
+            for (path, log) in routes {
+                text.push_str(&format!(
+                    "[[routes]]\npath = \"{path}\"\nupstream = \"default\"\naccess_log = \"{}\"\n",
+                    at(log)
+                ));
+            }
+            let file = dir.path().join("ringway.toml");
+            std::fs::write(&file, text).expect("written");
+            let path = file.display().to_string();
+            Config::from_args(["ringway", "--config", path.as_str()]).expect("a configuration")
+        };
+        let old = load(&[("/api/", "api.log")]);
+        let mut new = load(&[("/new/", "new.log"), ("/api/", "api.log")]);
+        let log_to = |config: &Config, path: &str| {
+            config
+                .routes
+                .iter()
+                .find(|r| r.path == path)
+                .and_then(|r| r.log_to)
+        };
+        assert_eq!(log_to(&new, "/new/"), Some(1));
+        assert_eq!(log_to(&new, "/api/"), Some(2));
+        assert_eq!(keep_process_settings(&mut new, &old), ["access_log"]);
+        assert_eq!(
+            log_to(&new, "/new/"),
+            Some(MAIN_LOG),
+            "not written: to the main log"
+        );
+        assert_eq!(
+            log_to(&new, "/api/"),
+            Some(1),
+            "the file the process writes"
+        );
+        let sinks = &new.access_log.as_ref().expect("an access log").sinks;
+        assert!(
+            matches!(&sinks[1], LogSink::File { path, .. } if path.ends_with("api.log")),
+            "{sinks:?}"
+        );
     }
 
     #[test]

@@ -117,8 +117,10 @@ pub(crate) struct Route {
     pub(crate) intercept_errors: bool,
     /// Its error pages: its own, or the top level's (the same `Arc`).
     pub(crate) error_pages: Arc<ErrorPages>,
-    /// Its requests go to the access log (nginx's `access_log off` in a location: false).
-    pub(crate) logged: bool,
+    /// Where its requests' lines go: an index into the access log's sinks (the top
+    /// level's, or the route's own file); `None` for none (nginx's `access_log off` in a
+    /// location, or no log at all).
+    pub(crate) log_to: Option<usize>,
     /// The app's answers are buffered (memory, then a temp file) so that a slow client does
     /// not hold the app; false: relayed at the client's pace (nginx's `proxy_buffering
     /// off`). The app's `X-Accel-Buffering` overrides it per answer.
@@ -396,6 +398,14 @@ impl RouteTable {
         self.routes.iter()
     }
 
+    /// Sends each route's log lines where `place` says, given where they went: a reload
+    /// keeps the process's log files, and its routes write to those.
+    pub(crate) fn retarget_logs(&mut self, place: impl Fn(usize) -> Option<usize>) {
+        for route in &mut self.routes {
+            route.log_to = route.log_to.and_then(&place);
+        }
+    }
+
     /// Whether a route passes requests to the group at `group`, or a static route falls
     /// back to it: a group none names takes no request.
     pub(crate) fn sends_to(&self, group: usize) -> bool {
@@ -523,7 +533,7 @@ pub(crate) mod tests {
             referers: None,
             intercept_errors: false,
             error_pages: Default::default(),
-            logged: true,
+            log_to: Some(crate::config::MAIN_LOG),
             buffering: true,
             gzip: None,
             auth: None,

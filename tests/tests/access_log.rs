@@ -1123,6 +1123,105 @@ fn sigusr1_after_a_rename_starts_a_new_file() {
     assert_eq!((old.len(), new.len()), (7, 5));
 }
 
+/// nginx's `access_log` in a `location`: a route's own file takes its lines in place of the
+/// top level's, `off` takes them nowhere, the rest go to the top level's file; SIGUSR1
+/// after logrotate renamed both starts both anew. With the top level's log off, a route's
+/// file still gets its lines, and nothing else is logged.
+#[test]
+fn a_route_s_own_file_takes_its_lines_and_is_reopened_with_the_rest() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let main = dir.path().join("access.log");
+    let api = dir.path().join("api.log");
+    let routes = |main_log: Option<&Path>| {
+        let top = main_log.map_or(String::new(), |p| {
+            format!("access_log = \"{}\"\n", p.display())
+        });
+        format!(
+            "{top}[upstreams.app]\nservers = [\"{}\"]\n\
+             [[routes]]\npath = \"/environ/api/\"\nupstream = \"app\"\naccess_log = \"{}\"\n\
+             [[routes]]\npath = \"/environ/api/v2/\"\nupstream = \"app\"\naccess_log = \"{}\"\n\
+             [[routes]]\npath = \"/environ/quiet/\"\nupstream = \"app\"\naccess_log = \"off\"\n\
+             [[routes]]\npath = \"/\"\nupstream = \"app\"\n",
+            uwsgi.upstream(),
+            api.display(),
+            api.display(),
+        )
+    };
+    let ask = |ringway: &Ringway, path: &str, agent: &str| {
+        let r = roundtrip(ringway.addr(), &Req::get(path).header("User-Agent", agent));
+        assert_eq!(r.status, 200, "{path}: {r:?}");
+    };
+    let mut ringway = Ringway::with_config(routes(Some(&main))).workers(2).start();
+    for agent in ["before", "before"] {
+        ask(&ringway, "/environ/api/users", agent);
+        ask(&ringway, "/environ/api/v2/users", agent);
+        ask(&ringway, "/environ/quiet/x", agent);
+        ask(&ringway, "/environ/page", agent);
+    }
+    lines_once(&api, 4, &ringway);
+    lines_once(&main, 2, &ringway);
+    let (main_old, api_old) = (
+        dir.path().join("access.log.1"),
+        dir.path().join("api.log.1"),
+    );
+    fs::rename(&main, &main_old).expect("rename");
+    fs::rename(&api, &api_old).expect("rename");
+    ringway.signal(libc::SIGUSR1);
+    let reopened = poll_until(LINES_WITHIN, || main.exists() && api.exists());
+    assert!(
+        reopened,
+        "both files anew after SIGUSR1:\n{}",
+        ringway.stderr()
+    );
+    ask(&ringway, "/environ/api/users", "after");
+    ask(&ringway, "/environ/page", "after");
+    ringway.sigterm();
+    let status = ringway.wait_exit(LINES_WITHIN).expect("ringway exits");
+    assert!(status.success(), "{status}\n{}", ringway.stderr());
+    let [main_old, api_old, main_new, api_new] =
+        [&main_old, &api_old, &main, &api].map(|p| read_lines(p));
+    let path_of = |line: &String| line.split('"').nth(1).unwrap_or_default().to_owned();
+    let paths = |lines: &[String]| lines.iter().map(path_of).collect::<Vec<_>>();
+    assert_eq!(paths(&main_old), ["GET /environ/page HTTP/1.1"; 2]);
+    assert_eq!(
+        paths(&api_old),
+        [
+            "GET /environ/api/users HTTP/1.1",
+            "GET /environ/api/v2/users HTTP/1.1",
+            "GET /environ/api/users HTTP/1.1",
+            "GET /environ/api/v2/users HTTP/1.1"
+        ]
+    );
+    assert_eq!(
+        count_agent(&main_old, "before") + count_agent(&api_old, "before"),
+        6
+    );
+    assert_eq!(paths(&main_new), ["GET /environ/page HTTP/1.1"]);
+    assert_eq!(paths(&api_new), ["GET /environ/api/users HTTP/1.1"]);
+    assert_eq!(count_agent(&api_new, "after"), 1);
+
+    // Only the route logs: its lines, nothing else (a request no route takes included).
+    fs::remove_file(&api).expect("removed");
+    let ringway = Ringway::with_config(routes(None)).start();
+    ask(&ringway, "/environ/api/users", "only");
+    ask(&ringway, "/environ/page", "only");
+    let mut conn = Conn::open(ringway.addr());
+    conn.send(b"GET /x HTTP/1.1\r\n\r\n").expect("send");
+    assert_eq!(conn.read_response().expect("an answer").status, 400);
+    let lines = lines_once(&api, 1, &ringway);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        paths(&read_lines(&api)),
+        ["GET /environ/api/users HTTP/1.1"],
+        "{lines:?}"
+    );
+    assert!(
+        !main.exists() || read_lines(&main).len() == 1,
+        "the old main file untouched"
+    );
+}
+
 /// A line shows up while ringway runs (buffered lines go out at least every second, not
 /// only when 64 KiB are ready), and the lines of requests answered right before SIGTERM are
 /// all in the file once ringway has exited.

@@ -1,5 +1,6 @@
 //! The access log: one line per request, nginx's `combined` format or JSON, to a file or
-//! stderr, written without blocking an event loop and without a syscall per request.
+//! stderr (a route's own file, if it names one), written without blocking an event loop
+//! and without a syscall per request.
 //!
 //! ```text
 //! worker ─ line ─▶ its own buffer ──(64 KiB full, or every second, or at exit)──┐
@@ -34,10 +35,10 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::Context;
 use tokio::sync::watch;
 
-use crate::config::{AccessLogConfig, LogFormat, LogSink};
+use crate::config::{AccessLogConfig, LogFormat, LogSink, MAIN_LOG};
 use line::{combined, json};
 use time::LogClock;
-use writer::{Failures, Sink, Writer};
+use writer::{Output, Sink, Writer};
 
 pub(crate) use line::{
     Entry, ReadHeaders, TcpFigures, UpstreamBytes, UpstreamFields, read_header_name,
@@ -66,6 +67,8 @@ const EXIT_RETRY: Duration = Duration::from_millis(10);
 struct Batch {
     /// The worker that sent them (by index).
     worker: usize,
+    /// Where they go (an index into the configuration's sinks).
+    sink: usize,
     /// The lines (empty for a bare reopen acknowledgement).
     buf: Vec<u8>,
     /// How many lines `buf` holds.
@@ -162,37 +165,49 @@ impl AccessLog {
         workers: usize,
     ) -> anyhow::Result<(AccessLog, Vec<WorkerLog>)> {
         time::load_time_zone();
-        let sink = match &config.to {
-            LogSink::Stderr => Sink::Stderr,
-            LogSink::File { path, opened } => {
-                let file = match opened.take() {
-                    Some(file) => file,
-                    // The configuration's file went to an earlier start (tests start
-                    // servers from one configuration): open it again.
-                    None => open_file(path).with_context(|| {
-                        format!("access_log: cannot open {} for appending", path.display())
-                    })?,
-                };
-                Sink::File {
-                    path: path.clone(),
-                    file,
-                }
-            }
-        };
-        let to_file = matches!(sink, Sink::File { .. });
+        let sinks = config
+            .sinks
+            .iter()
+            .map(|sink| {
+                Ok(match sink {
+                    LogSink::Off => Sink::Off,
+                    LogSink::Stderr => Sink::Stderr,
+                    LogSink::File { path, opened } => {
+                        let file = match opened.take() {
+                            Some(file) => file,
+                            // The configuration's file went to an earlier start (tests start
+                            // servers from one configuration): open it again.
+                            None => open_file(path).with_context(|| {
+                                format!("access_log: cannot open {} for appending", path.display())
+                            })?,
+                        };
+                        Sink::File {
+                            path: path.clone(),
+                            file,
+                        }
+                    }
+                })
+            })
+            .collect::<anyhow::Result<Vec<Sink>>>()?;
+        let to_file = sinks.iter().any(|sink| matches!(sink, Sink::File { .. }));
+        let live: Vec<bool> = sinks
+            .iter()
+            .map(|sink| !matches!(sink, Sink::Off))
+            .collect();
         let (queue, batches) = sync_channel(QUEUE_BATCHES);
         let (reopen, reopen_rx) = watch::channel(0u64);
         let shared = Arc::new(Shared {
             spares: Mutex::new(Vec::new()),
             dropped: Arc::new(AtomicU64::new(0)),
             behind: AtomicU64::new(0),
-            max_spares: QUEUE_BATCHES + workers + 1,
+            max_spares: QUEUE_BATCHES + workers * live.len() + 1,
         });
         let logs = (0..workers)
             .map(|index| WorkerLog {
                 index,
                 format: RefCell::new(config.format.clone()),
-                pending: RefCell::new(Pending::default()),
+                pending: RefCell::new(live.iter().map(|_| Pending::default()).collect()),
+                live: live.clone(),
                 clock: RefCell::new(LogClock::new()),
                 queue: queue.clone(),
                 shared: Arc::clone(&shared),
@@ -202,14 +217,12 @@ impl AccessLog {
         drop(queue);
         let writer = Writer {
             queue: batches,
-            sink,
+            outputs: sinks.into_iter().map(Output::new).collect(),
             shared: Arc::clone(&shared),
             reopen: reopen_rx,
             flushed: vec![0; workers],
             opened: 0,
             reopen_seen: None,
-            failures: Failures::default(),
-            torn: false,
         };
         let writer = std::thread::Builder::new()
             .name("ringway-log".into())
@@ -226,7 +239,7 @@ impl AccessLog {
         ))
     }
 
-    /// The reopen trigger, when the log goes to a file (stderr has nothing to reopen).
+    /// The reopen trigger, when lines go to a file (stderr has nothing to reopen).
     pub fn reopener(&self) -> Option<Reopener> {
         self.reopen.clone()
     }
@@ -278,7 +291,10 @@ struct Pending {
 pub(crate) struct WorkerLog {
     index: usize,
     format: RefCell<LogFormat>,
-    pending: RefCell<Pending>,
+    /// Per sink, the lines not yet handed over.
+    pending: RefCell<Vec<Pending>>,
+    /// Per sink, whether lines go anywhere (the top level's may be off).
+    live: Vec<bool>,
     clock: RefCell<LogClock>,
     queue: SyncSender<Batch>,
     shared: Arc<Shared>,
@@ -305,9 +321,21 @@ impl WorkerLog {
         .ok()
     }
 
-    /// Formats `entry` into this worker's buffer; hands the buffer over once it is full.
-    pub(crate) fn record(&self, entry: &Entry<'_>) {
-        let Ok(mut pending) = self.pending.try_borrow_mut() else {
+    /// Whether a line for `sink` would go anywhere.
+    pub(crate) fn writes_to(&self, sink: usize) -> bool {
+        self.live.get(sink).copied().unwrap_or(false)
+    }
+
+    /// Formats `entry` into this worker's buffer for `sink`; hands the buffer over once it
+    /// is full.
+    pub(crate) fn record(&self, entry: &Entry<'_>, sink: usize) {
+        if !self.writes_to(sink) {
+            return;
+        }
+        let Ok(mut all) = self.pending.try_borrow_mut() else {
+            return;
+        };
+        let Some(pending) = all.get_mut(sink) else {
             return;
         };
         if pending.buf.capacity() == 0 {
@@ -324,48 +352,57 @@ impl WorkerLog {
             pending.lines += 1;
         }
         if pending.buf.len() >= FLUSH_AT {
-            self.flush_pending(&mut pending, None);
+            self.flush_pending(sink, pending);
         }
     }
 
-    /// Hands what this worker holds to the writer (with `flushed_for`, a reopen's
-    /// acknowledgement even when it holds nothing); drops it if the queue is full.
+    /// Hands what this worker holds to the writer, then (with `flushed_for`) a reopen's
+    /// acknowledgement, sent even when it holds nothing: the lines before it go to the old
+    /// files. What the queue has no room for is dropped.
     fn flush(&self, flushed_for: Option<u64>) {
-        if let Ok(mut pending) = self.pending.try_borrow_mut() {
-            self.flush_pending(&mut pending, flushed_for);
+        let Ok(mut all) = self.pending.try_borrow_mut() else {
+            return;
+        };
+        for (sink, pending) in all.iter_mut().enumerate() {
+            self.flush_pending(sink, pending);
+        }
+        if let Some(generation) = flushed_for {
+            let ack = Batch {
+                worker: self.index,
+                sink: MAIN_LOG,
+                buf: Vec::new(),
+                lines: 0,
+                flushed_for: Some(generation),
+            };
+            // A lost acknowledgement only makes the writer wait its REOPEN_WAIT.
+            let _ = self.queue.try_send(ack);
         }
     }
 
-    fn flush_pending(&self, pending: &mut Pending, flushed_for: Option<u64>) {
-        if !self.offer(pending, flushed_for) {
+    fn flush_pending(&self, sink: usize, pending: &mut Pending) {
+        if !self.offer(sink, pending) {
             self.drop_lines(pending);
         }
     }
 
     /// Offers the pending lines to the writer; false (the lines kept) if the queue is full.
-    fn offer(&self, pending: &mut Pending, flushed_for: Option<u64>) -> bool {
-        if pending.lines == 0 && flushed_for.is_none() {
+    fn offer(&self, sink: usize, pending: &mut Pending) -> bool {
+        if pending.lines == 0 {
             return true;
         }
-        // Only a buffer with lines travels: the next line takes a spare.
-        let buf = if pending.lines > 0 {
-            std::mem::take(&mut pending.buf)
-        } else {
-            Vec::new()
-        };
+        // The buffer travels: the next line takes a spare.
         let batch = Batch {
             worker: self.index,
-            buf,
+            sink,
+            buf: std::mem::take(&mut pending.buf),
             lines: std::mem::take(&mut pending.lines),
-            flushed_for,
+            flushed_for: None,
         };
         match self.queue.try_send(batch) {
             Ok(()) => true,
             Err(TrySendError::Full(batch) | TrySendError::Disconnected(batch)) => {
-                if batch.lines > 0 {
-                    pending.buf = batch.buf;
-                    pending.lines = batch.lines;
-                }
+                pending.buf = batch.buf;
+                pending.lines = batch.lines;
                 false
             }
         }
@@ -389,12 +426,16 @@ impl WorkerLog {
     pub(crate) async fn flush_at_exit(&self) {
         let deadline = Instant::now() + EXIT_FLUSH_LIMIT;
         loop {
-            if let Ok(mut pending) = self.pending.try_borrow_mut() {
-                if self.offer(&mut pending, None) {
+            if let Ok(mut all) = self.pending.try_borrow_mut() {
+                let mut handed = true;
+                for (sink, pending) in all.iter_mut().enumerate() {
+                    handed &= self.offer(sink, pending);
+                }
+                if handed {
                     return;
                 }
                 if Instant::now() >= deadline {
-                    self.drop_lines(&mut pending);
+                    all.iter_mut().for_each(|pending| self.drop_lines(pending));
                     return;
                 }
             }
@@ -453,10 +494,10 @@ mod tests {
         let config = AccessLogConfig {
             format: LogFormat::Combined,
             statuses: crate::config::LoggedStatuses::ALL,
-            to: LogSink::File {
+            sinks: vec![LogSink::File {
                 path: path.to_path_buf(),
                 opened: OpenedFile::new(open_file(path).unwrap()),
-            },
+            }],
         };
         AccessLog::start(&config, workers).unwrap()
     }
@@ -469,7 +510,7 @@ mod tests {
         // Enough for several full buffers, then a partial one flushed by hand.
         for i in 0..3000 {
             let agent = format!("agent-{i}");
-            workers[i % 2].record(&entry(agent.as_bytes()));
+            workers[i % 2].record(&entry(agent.as_bytes()), MAIN_LOG);
         }
         for worker in &workers {
             worker.flush(None);
@@ -494,13 +535,46 @@ mod tests {
         }
     }
 
+    /// A route's own file gets its lines; a top level that is off takes none, and drops
+    /// nothing it would count.
+    #[test]
+    fn a_routes_lines_go_to_its_own_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let own = dir.path().join("api.log");
+        let config = AccessLogConfig {
+            format: LogFormat::Combined,
+            statuses: crate::config::LoggedStatuses::ALL,
+            sinks: vec![
+                LogSink::Off,
+                LogSink::File {
+                    path: own.clone(),
+                    opened: OpenedFile::new(open_file(&own).unwrap()),
+                },
+            ],
+        };
+        let (log, workers) = AccessLog::start(&config, 1).unwrap();
+        assert!(!workers[0].writes_to(MAIN_LOG));
+        assert!(workers[0].writes_to(1));
+        assert!(!workers[0].writes_to(2), "no such sink");
+        workers[0].record(&entry(b"elsewhere"), MAIN_LOG);
+        workers[0].record(&entry(b"api"), 1);
+        workers[0].flush(None);
+        drop(workers);
+        let dropped = log.dropped();
+        log.finish(Duration::from_secs(10));
+        let text = std::fs::read_to_string(&own).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(text.contains("\"api\""), "{text}");
+        assert_eq!(dropped.load(Relaxed), 0);
+    }
+
     /// ENOSPC (/dev/full): the lines are counted as dropped, nothing blocks, and the
     /// writer's own line says so: not a second one blaming a slow file (found by review).
     #[test]
     fn a_failed_write_counts_its_lines_as_dropped() {
         let (log, workers) = start(Path::new("/dev/full"), 1);
         for _ in 0..100 {
-            workers[0].record(&entry(b"x"));
+            workers[0].record(&entry(b"x"), MAIN_LOG);
         }
         workers[0].flush(None);
         drop(workers);
@@ -535,7 +609,7 @@ mod tests {
         let total = 10_000u64;
         // Were a record to wait for the pipe, this loop would hang.
         for _ in 0..total {
-            workers[0].record(&entry(&agent));
+            workers[0].record(&entry(&agent), MAIN_LOG);
         }
         workers[0].flush(None);
         let dropped = log.dropped();

@@ -1,7 +1,7 @@
-//! The writer thread: the one place that touches the log file. Workers hand it full buffers
-//! through a bounded queue; it writes each with plain blocking write(2) calls (the file is
-//! opened `O_APPEND`), gives the buffer back for reuse, and reopens the file when asked
-//! (SIGUSR1, after a rotation). A slow or failing disk only ever blocks this thread: the
+//! The writer thread: the one place that touches the log files. Workers hand it full
+//! buffers through a bounded queue; it writes each with plain blocking write(2) calls to the
+//! file the batch is for (opened `O_APPEND`), gives the buffer back for reuse, and reopens
+//! every file when asked (SIGUSR1, after a rotation). A slow or failing disk only ever blocks this thread: the
 //! workers never wait for it (a full queue drops lines, counted).
 
 use std::fs::{File, OpenOptions};
@@ -62,14 +62,20 @@ pub(crate) fn open_file(path: &Path) -> io::Result<File> {
 
 /// Where the lines go.
 pub(super) enum Sink {
+    /// Nowhere (the top level's log, off while routes log to their own).
+    Off,
     Stderr,
-    File { path: PathBuf, file: File },
+    File {
+        path: PathBuf,
+        file: File,
+    },
 }
 
 impl Sink {
     /// Writes all of `bytes`; on failure, also says how many went out before it.
     fn write(&mut self, bytes: &[u8]) -> Result<(), (io::Error, usize)> {
         match self {
+            Sink::Off => Ok(()),
             // Locked for the whole batch: the daemon's own log lines (also on stderr) go
             // between batches, never inside a line.
             Sink::Stderr => write_counting(&mut io::stderr().lock(), bytes),
@@ -106,19 +112,35 @@ fn write_counting(out: &mut impl Write, bytes: &[u8]) -> Result<(), (io::Error, 
 /// The writer thread's state.
 pub(super) struct Writer {
     pub(super) queue: Receiver<Batch>,
-    pub(super) sink: Sink,
+    /// Per sink, where its lines go.
+    pub(super) outputs: Vec<Output>,
     pub(super) shared: Arc<Shared>,
     pub(super) reopen: watch::Receiver<u64>,
     /// Per worker, the last reopen generation it flushed for.
     pub(super) flushed: Vec<u64>,
-    /// The reopen generation the file in use was opened for.
+    /// The reopen generation the files in use were opened for.
     pub(super) opened: u64,
     /// When the pending reopen request was first seen.
     pub(super) reopen_seen: Option<Instant>,
-    pub(super) failures: Failures,
+}
+
+/// One sink and how its writes have gone.
+pub(super) struct Output {
+    sink: Sink,
+    failures: Failures,
     /// A failed write (a full disk) left a line cut short: the next write ends it first,
     /// so that the next line does not run on from it.
-    pub(super) torn: bool,
+    torn: bool,
+}
+
+impl Output {
+    pub(super) fn new(sink: Sink) -> Output {
+        Output {
+            sink,
+            failures: Failures::default(),
+            torn: false,
+        }
+    }
 }
 
 /// Write failures, reported at most once per rate-limiting window.
@@ -140,26 +162,33 @@ impl Writer {
             }
             self.reopen_when_due();
         }
-        self.failures.report_rest(&self.sink);
+        for output in &mut self.outputs {
+            output.failures.report_rest(&output.sink);
+        }
     }
 
     fn write(&mut self, batch: Batch) {
         let Batch {
             worker,
+            sink,
             mut buf,
             lines,
             flushed_for,
         } = batch;
-        if !buf.is_empty() {
-            if self.torn && self.sink.write(b"\n").is_ok() {
-                self.torn = false;
+        if let Some(output) = self.outputs.get_mut(sink)
+            && !buf.is_empty()
+        {
+            if output.torn && output.sink.write(b"\n").is_ok() {
+                output.torn = false;
             }
-            if let Err((err, done)) = self.sink.write(&buf) {
+            if let Err((err, done)) = output.sink.write(&buf) {
                 let (dropped, torn) = cut_short(&buf, done, lines);
-                self.torn = torn;
+                output.torn = torn;
                 self.shared.dropped.fetch_add(dropped, Relaxed);
-                self.failures.failed(&self.sink, &err, dropped);
+                output.failures.failed(&output.sink, &err, dropped);
             }
+        }
+        if buf.capacity() > 0 {
             buf.clear();
             self.shared.give_back(buf);
         }
@@ -168,8 +197,8 @@ impl Writer {
         }
     }
 
-    /// Reopens the file once a reopen was asked for and every worker has flushed what it
-    /// held into the old one (or [`REOPEN_WAIT`] has passed).
+    /// Reopens the files once a reopen was asked for and every worker has flushed what it
+    /// held into the old ones (or [`REOPEN_WAIT`] has passed).
     fn reopen_when_due(&mut self) {
         let wanted = *self.reopen.borrow();
         if wanted <= self.opened {
@@ -182,19 +211,21 @@ impl Writer {
         }
         self.opened = wanted;
         self.reopen_seen = None;
-        let Sink::File { path, file } = &mut self.sink else {
-            return;
-        };
-        match open_file(path.as_path()) {
-            Ok(new) => {
-                *file = new;
-                tracing::info!(path = %path.display(), "access log reopened");
+        for output in &mut self.outputs {
+            let Sink::File { path, file } = &mut output.sink else {
+                continue;
+            };
+            match open_file(path.as_path()) {
+                Ok(new) => {
+                    *file = new;
+                    tracing::info!(path = %path.display(), "access log reopened");
+                }
+                Err(err) => tracing::warn!(
+                    path = %path.display(),
+                    error = %err,
+                    "access log not reopened: lines keep going to the file already open"
+                ),
             }
-            Err(err) => tracing::warn!(
-                path = %path.display(),
-                error = %err,
-                "access log not reopened: lines keep going to the file already open"
-            ),
         }
     }
 }
@@ -233,6 +264,7 @@ impl Failures {
 impl std::fmt::Display for Sink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            Sink::Off => f.write_str("off"),
             Sink::Stderr => f.write_str("stderr"),
             Sink::File { path, .. } => write!(f, "{}", path.display()),
         }

@@ -126,13 +126,21 @@ pub struct AccessLogConfig {
     pub format: LogFormat,
     /// The statuses lines are written for.
     pub statuses: LoggedStatuses,
-    /// Where the lines go.
-    pub to: LogSink,
+    /// Where the lines go: first the top level's `access_log` ([`LogSink::Off`] when only
+    /// routes have one), then each place a route's own `access_log` names, once each, in
+    /// the order of the routes. A route knows its place's index ([`MAIN_LOG`] for the
+    /// first).
+    pub sinks: Vec<LogSink>,
 }
+
+/// The index of the top level's access log among [`AccessLogConfig::sinks`].
+pub const MAIN_LOG: usize = 0;
 
 /// Where access log lines go.
 #[derive(Debug, Clone)]
 pub enum LogSink {
+    /// Nowhere: the top level's, when only routes log.
+    Off,
     /// ringway's stderr.
     Stderr,
     /// A file, opened (appending) when the configuration was checked.
@@ -142,6 +150,17 @@ pub enum LogSink {
         /// The file opened at start, until the server takes it.
         opened: OpenedFile,
     },
+}
+
+impl LogSink {
+    /// Whether it names the same place as `other` (a file by its path).
+    pub fn same_place(&self, other: &LogSink) -> bool {
+        match (self, other) {
+            (LogSink::Off, LogSink::Off) | (LogSink::Stderr, LogSink::Stderr) => true,
+            (LogSink::File { path: a, .. }, LogSink::File { path: b, .. }) => a == b,
+            _ => false,
+        }
+    }
 }
 
 /// A file opened while the configuration was checked (so a path that cannot be opened is

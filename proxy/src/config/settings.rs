@@ -798,8 +798,9 @@ pub struct RouteSettings {
     /// buffered (nginx's `uwsgi_buffering off` / `proxy_buffering off`; the app's
     /// `X-Accel-Buffering` still decides per answer) [default: true].
     pub buffering: Option<bool>,
-    /// `"off"`: this route's requests are not logged (nginx's `access_log off` in a
-    /// `location`) [default: logged when the access log is on].
+    /// Where this route's requests are logged, in place of the top-level `access_log`
+    /// (nginx's `access_log` in a `location`): a file (SIGUSR1 reopens it with the
+    /// rest), `stderr`, or `off` for nowhere [default: the top-level `access_log`].
     pub access_log: Option<LogTarget>,
     /// Limits and timeouts for this route.
     #[serde(flatten)]

@@ -1443,7 +1443,7 @@ fn access_log_defaults_to_off_and_combined() {
         Config::from_args(["ringway", "--upstream", "unix:/a", "--access-log", "stderr"]).unwrap();
     let log = config.access_log.unwrap();
     assert_eq!(log.format, LogFormat::Combined);
-    assert!(matches!(log.to, LogSink::Stderr));
+    assert!(matches!(log.sinks[..], [LogSink::Stderr]));
 }
 
 #[test]
@@ -1457,8 +1457,8 @@ fn access_log_file_is_opened_at_start() {
     let config = load(&text, &[]).unwrap();
     let log = config.access_log.unwrap();
     assert_eq!(log.format, LogFormat::Json);
-    let LogSink::File { path: got, opened } = &log.to else {
-        panic!("{:?}", log.to)
+    let [LogSink::File { path: got, opened }] = &log.sinks[..] else {
+        panic!("{:?}", log.sinks)
     };
     assert_eq!(got, &path);
     assert!(opened.take().is_some(), "opened once");

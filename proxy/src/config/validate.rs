@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::ops::RangeInclusive;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::anyhow;
@@ -24,7 +24,7 @@ use super::values::{
 };
 use super::{
     AccessLogConfig, Balance, Buffering, Config, ConnLimits, DEFAULT_METRICS, Group, GroupServer,
-    KeepAlive, Limits, LogSink, MAX_GROUP_SERVERS, OpenedFile, SetValues, SlotLimits,
+    KeepAlive, Limits, LogSink, MAIN_LOG, MAX_GROUP_SERVERS, OpenedFile, SetValues, SlotLimits,
 };
 use crate::access_log::Template;
 use crate::app::{AppConfig, Restart, StopSignal};
@@ -458,36 +458,24 @@ impl Resolved {
         }
     }
 
-    /// The access log, unless off; its file is opened now, so that a path ringway cannot
-    /// write to is refused at start rather than found out at the first request.
+    /// The access log, unless nothing is logged: the top level's place, then the places
+    /// routes name ([`route_log_places`]). Each file is opened now, so that a path ringway
+    /// cannot write to is refused at start rather than found out at the first request.
     fn access_log(&self) -> anyhow::Result<Option<AccessLogConfig>> {
         let s = &self.settings;
         let format = self.access_log_format()?;
-        let to = match s.access_log.clone().unwrap_or(LogTarget::Off) {
-            LogTarget::Off => return Ok(None),
-            LogTarget::Stderr => LogSink::Stderr,
-            LogTarget::File(path) if self.checking => {
-                return match crate::access_log::check_file(&path) {
-                    Ok(()) => Ok(None),
-                    Err(e) => Err(self.invalid(
-                        "access_log",
-                        &format!("cannot open {} for appending: {e}", path.display()),
-                    )),
-                };
-            }
-            LogTarget::File(path) => {
-                let file = crate::access_log::open_file(&path).map_err(|e| {
-                    self.invalid(
-                        "access_log",
-                        &format!("cannot open {} for appending: {e}", path.display()),
-                    )
-                })?;
-                LogSink::File {
-                    path,
-                    opened: OpenedFile::new(file),
-                }
-            }
-        };
+        let main = s.access_log.clone().unwrap_or(LogTarget::Off);
+        let places = route_log_places(&s.routes);
+        if main == LogTarget::Off && places.is_empty() {
+            return Ok(None);
+        }
+        let mut sinks = vec![self.log_sink(main, None)?];
+        for (route, target) in places {
+            sinks.push(self.log_sink(target, Some(route))?);
+        }
+        if self.checking {
+            return Ok(None);
+        }
         let statuses = match &s.access_log_statuses {
             None => LoggedStatuses::ALL,
             Some(list) if list.is_empty() => {
@@ -502,8 +490,35 @@ impl Resolved {
         Ok(Some(AccessLogConfig {
             format,
             statuses,
-            to,
+            sinks,
         }))
+    }
+
+    /// Where `target` sends lines: the top level's `access_log`, or that of the route at
+    /// this index; a file opened (or, checking the configuration, only checked).
+    fn log_sink(&self, target: LogTarget, route: Option<usize>) -> anyhow::Result<LogSink> {
+        let cannot = |path: &Path, e: std::io::Error| {
+            let message = format!("cannot open {} for appending: {e}", path.display());
+            match route {
+                None => self.invalid("access_log", &message),
+                Some(i) => self.invalid_in_file(&format!("routes[{i}].access_log"), &message),
+            }
+        };
+        Ok(match target {
+            LogTarget::Off => LogSink::Off,
+            LogTarget::Stderr => LogSink::Stderr,
+            LogTarget::File(path) if self.checking => {
+                crate::access_log::check_file(&path).map_err(|e| cannot(&path, e))?;
+                LogSink::Off
+            }
+            LogTarget::File(path) => {
+                let file = crate::access_log::open_file(&path).map_err(|e| cannot(&path, e))?;
+                LogSink::File {
+                    path,
+                    opened: OpenedFile::new(file),
+                }
+            }
+        })
     }
 
     /// The line format, a custom one with its `access_log_escape`.
@@ -1054,11 +1069,15 @@ impl Resolved {
             Some(setting) => self.auth_request(setting, "auth_request")?,
             None => None,
         };
+        let log_places = route_log_places(&s.routes);
+        let main_log = s.access_log.as_ref().is_some_and(|t| *t != LogTarget::Off);
         let top = TopLevel {
             auth: auth.as_ref(),
             auth_request: auth_request.as_ref(),
             error_pages,
             rewrites: top_rewrites.as_ref(),
+            main_log,
+            log_places: &log_places,
         };
         // A route the configuration implies (a `--static` directory, `/` to the default
         // group): the top level's settings, nothing of its own.
@@ -1087,7 +1106,7 @@ impl Resolved {
             referers: None,
             intercept_errors: false,
             error_pages: Arc::clone(error_pages),
-            logged: true,
+            log_to: main_log.then_some(MAIN_LOG),
             buffering: true,
             gzip: gzip.clone(),
             auth: auth.clone(),
@@ -1720,15 +1739,14 @@ impl Resolved {
             )),
             None => None,
         };
-        let logged = match &route.access_log {
-            None => true,
-            Some(LogTarget::Off) => false,
-            Some(_) => {
-                return Err(invalid(
-                    "access_log",
-                    "a route can only turn the log off (\"off\"); where it goes is global",
-                ));
-            }
+        let log_to = match &route.access_log {
+            None => top.main_log.then_some(MAIN_LOG),
+            Some(LogTarget::Off) => None,
+            Some(target) => top
+                .log_places
+                .iter()
+                .position(|(_, place)| place == target)
+                .map(|i| i + 1),
         };
         let gzip = match route.gzip {
             _ if !compressible(&action) => None,
@@ -1780,7 +1798,7 @@ impl Resolved {
                 Some(own) => Arc::new(self.error_pages(own, &format!("{at}.error_pages"))?),
                 None => Arc::clone(top.error_pages),
             },
-            logged,
+            log_to,
             buffering: route.buffering.unwrap_or(true),
             gzip,
             auth,
@@ -1896,6 +1914,25 @@ struct TopLevel<'a> {
     auth_request: Option<&'a Arc<AuthRequest>>,
     error_pages: &'a Arc<ErrorPages>,
     rewrites: Option<&'a Arc<HeaderRewrite>>,
+    /// The top level's access log is on: a route's lines go there unless it says.
+    main_log: bool,
+    /// The places routes send their lines to ([`route_log_places`]).
+    log_places: &'a [(usize, LogTarget)],
+}
+
+/// The places the routes' own `access_log`s name (a file, or stderr), each once, with the
+/// first route naming it: their lines go there, in place of the top level's log (nginx's
+/// `access_log` in a `location`).
+fn route_log_places(routes: &[RouteSettings]) -> Vec<(usize, LogTarget)> {
+    let mut places: Vec<(usize, LogTarget)> = Vec::new();
+    for (i, route) in routes.iter().enumerate() {
+        match &route.access_log {
+            None | Some(LogTarget::Off) => {}
+            Some(target) if places.iter().any(|(_, place)| place == target) => {}
+            Some(target) => places.push((i, target.clone())),
+        }
+    }
+    places
 }
 
 /// The rules for the app's `Set-Cookie`, `Location` and `Refresh` headers, each key's own

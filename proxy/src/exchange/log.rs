@@ -10,6 +10,7 @@ use crate::access_log::{
     Entry, LogNames, MAX_HEADERS, TcpFigures, Template, UpstreamFields, WorkerLog,
 };
 use crate::client::{Client, Next, SentHead};
+use crate::config::MAIN_LOG;
 use crate::http::RequestHead;
 use crate::identity::{RealClient, RequestId};
 use crate::worker::Worker;
@@ -59,6 +60,7 @@ pub(crate) fn log_unparsed(
 ) {
     if let Some(log) = &worker.access_log
         && outcome.status != 0
+        && log.writes_to(MAIN_LOG)
         && logs_status(worker, outcome.reported_status())
     {
         write(
@@ -69,6 +71,7 @@ pub(crate) fn log_unparsed(
             Subject::Unparsed(id),
             outcome,
             arrival,
+            MAIN_LOG,
         );
     }
 }
@@ -83,7 +86,8 @@ pub(crate) fn logs_status(worker: &Worker, status: u16) -> bool {
         .is_none_or(|log| log.statuses.contains(status))
 }
 
-/// Logs a request: `head` when it parsed.
+/// Logs a request to `sink`: `head` when it parsed.
+#[allow(clippy::too_many_arguments)] // the log, what the line is made of, where it goes
 pub(super) fn write(
     log: &WorkerLog,
     names: &LogNames,
@@ -92,6 +96,7 @@ pub(super) fn write(
     subject: Subject<'_>,
     outcome: &Outcome,
     arrival: Arrival,
+    sink: usize,
 ) {
     let template = log.template();
     let seen = Seen {
@@ -102,7 +107,7 @@ pub(super) fn write(
         outcome,
         arrival,
     };
-    seen.with_entry(template.as_deref(), |entry| log.record(entry));
+    seen.with_entry(template.as_deref(), |entry| log.record(entry, sink));
 }
 
 /// The value of an operator's header or param with variables (`upstream_headers = {

@@ -33,7 +33,7 @@ use crate::access_log::{ReadHeaders, UpstreamBytes, read_header_name};
 use crate::auth_basic::Denied;
 use crate::buffer::{Body, Buf};
 use crate::client::{Client, Next, Own, may_discard};
-use crate::config::SetValues;
+use crate::config::{MAIN_LOG, SetValues};
 use crate::error_pages::{Carried, ErrorPages};
 use crate::fail::{Allowed, Fail};
 use crate::gzip::GzipRatio;
@@ -468,12 +468,11 @@ pub(crate) async fn serve(
         && log::logs_status(worker, outcome.reported_status())
     {
         let subject = match &routed {
-            // nginx's `access_log off` in a location.
-            Routed::To(_, _, route) if !route.logged => None,
-            Routed::To(req, ..) => Some(log::Subject::Routed(req)),
-            Routed::Refused(_, refused) => Some(log::Subject::Refused(refused)),
+            // The route's own file, or nginx's `access_log off` in a location.
+            Routed::To(req, _, route) => route.log_to.map(|to| (log::Subject::Routed(req), to)),
+            Routed::Refused(_, refused) => Some((log::Subject::Refused(refused), MAIN_LOG)),
         };
-        if let Some(subject) = subject {
+        if let Some((subject, sink)) = subject.filter(|(_, sink)| log.writes_to(*sink)) {
             log::write(
                 log,
                 &worker.log_names,
@@ -482,6 +481,7 @@ pub(crate) async fn serve(
                 subject,
                 &outcome,
                 arrival,
+                sink,
             );
         }
     }
