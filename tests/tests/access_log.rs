@@ -1335,7 +1335,8 @@ fn a_full_disk_drops_lines_counts_them_and_serves_on() {
 }
 
 /// nginx's `access_log off` in a `location` (the static files', a health check's): that
-/// route's requests are not logged, the others are; a route cannot send its lines elsewhere.
+/// route's requests are not logged, the others are. A route's own file that cannot be
+/// opened is refused at start, named by its route.
 #[test]
 fn a_route_with_its_log_off_is_not_logged() {
     let uwsgi = Uwsgi::start(App::Raw);
@@ -1365,14 +1366,15 @@ fn a_route_with_its_log_off_is_not_logged() {
         lines.join("\n")
     );
 
-    let elsewhere = format!(
+    let unwritable = format!(
         "upstream = [\"{}\"]\n[[routes]]\npath = \"/x/\"\nupstream = \"default\"\n\
-         access_log = \"stderr\"\n",
-        uwsgi.upstream()
+         access_log = \"{}\"\n",
+        uwsgi.upstream(),
+        dir.path().join("missing").join("x.log").display()
     );
-    let refused = Ringway::with_config(elsewhere).start_refused();
+    let refused = Ringway::with_config(unwritable).start_refused();
     assert!(
-        refused.stderr.contains("routes[0].access_log") && refused.stderr.contains("only turn"),
+        refused.stderr.contains("routes[0].access_log") && refused.stderr.contains("cannot open"),
         "{}",
         refused.stderr
     );
