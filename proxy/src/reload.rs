@@ -178,16 +178,13 @@ fn keep_process_settings(new: &mut Config, old: &Config) -> Vec<&'static str> {
     if !same_sinks {
         let new_sinks = new.access_log.as_ref().map(|log| log.sinks.clone());
         let old_sinks = old.access_log.as_ref().map(|log| &log.sinks[..]);
-        // Each route's lines go where the process writes: to its place, if the writer has
-        // it, else to the top level's log, if that is on.
-        let main_on = old_sinks
-            .and_then(|sinks| sinks.get(MAIN_LOG))
-            .is_some_and(|sink| !matches!(sink, LogSink::Off));
+        // Each route's lines go where the process writes: the top level's log stays the
+        // process's (its lines go on, on or off, as the reload says was kept); a route's
+        // own place, if the writer has it, else the top level's log.
         new.routes.retarget_logs(|to| {
             let place = new_sinks.as_ref().and_then(|sinks| sinks.get(to));
-            place
-                .and_then(|place| old_sinks?.iter().position(|o| o.same_place(place)))
-                .or(main_on.then_some(MAIN_LOG))
+            let kept = place.and_then(|place| old_sinks?.iter().position(|o| o.same_place(place)));
+            Some(kept.filter(|_| to != MAIN_LOG).unwrap_or(MAIN_LOG))
         });
         match (new.access_log.as_mut(), old.access_log.as_ref()) {
             // Only where the lines go is the process's: the format and the statuses the
@@ -350,6 +347,26 @@ mod tests {
         assert!(
             matches!(&sinks[1], LogSink::File { path, .. } if path.ends_with("api.log")),
             "{sinks:?}"
+        );
+
+        // The top level's log turned off by a reload is kept, as said: the routes without
+        // their own file write on to it.
+        let text = format!(
+            "upstream = [\"unix:/a\"]\n[[routes]]\npath = \"/api/\"\nupstream = \"default\"\n\
+             access_log = \"{}\"\n[[routes]]\npath = \"/x/\"\nupstream = \"default\"\n",
+            at("api.log")
+        );
+        let file = dir.path().join("off.toml");
+        std::fs::write(&file, text).expect("written");
+        let path = file.display().to_string();
+        let mut off =
+            Config::from_args(["ringway", "--config", path.as_str()]).expect("a configuration");
+        assert_eq!(keep_process_settings(&mut off, &old), ["access_log"]);
+        assert_eq!(log_to(&off, "/x/"), Some(MAIN_LOG));
+        assert_eq!(log_to(&off, "/api/"), Some(1));
+        let sinks = &off.access_log.as_ref().expect("an access log").sinks;
+        assert!(
+            matches!(&sinks[MAIN_LOG], LogSink::File { path, .. } if path.ends_with("main.log"))
         );
     }
 

@@ -118,8 +118,8 @@ pub(crate) struct Route {
     /// Its error pages: its own, or the top level's (the same `Arc`).
     pub(crate) error_pages: Arc<ErrorPages>,
     /// Where its requests' lines go: an index into the access log's sinks (the top
-    /// level's, or the route's own file); `None` for none (nginx's `access_log off` in a
-    /// location, or no log at all).
+    /// level's, which may be off, or the route's own file); `None` for nowhere (nginx's
+    /// `access_log off` in a location).
     pub(crate) log_to: Option<usize>,
     /// The app's answers are buffered (memory, then a temp file) so that a slow client does
     /// not hold the app; false: relayed at the client's pace (nginx's `proxy_buffering

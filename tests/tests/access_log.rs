@@ -1153,14 +1153,14 @@ fn a_route_s_own_file_takes_its_lines_and_is_reopened_with_the_rest() {
         assert_eq!(r.status, 200, "{path}: {r:?}");
     };
     let mut ringway = Ringway::with_config(routes(Some(&main))).workers(2).start();
+    // Not waited for: the lines still in the workers' buffers at the signal must land in
+    // the renamed files too (each worker flushes every file before the reopen).
     for agent in ["before", "before"] {
         ask(&ringway, "/environ/api/users", agent);
         ask(&ringway, "/environ/api/v2/users", agent);
         ask(&ringway, "/environ/quiet/x", agent);
         ask(&ringway, "/environ/page", agent);
     }
-    lines_once(&api, 4, &ringway);
-    lines_once(&main, 2, &ringway);
     let (main_old, api_old) = (
         dir.path().join("access.log.1"),
         dir.path().join("api.log.1"),
@@ -1211,14 +1211,15 @@ fn a_route_s_own_file_takes_its_lines_and_is_reopened_with_the_rest() {
     assert_eq!(conn.read_response().expect("an answer").status, 400);
     let lines = lines_once(&api, 1, &ringway);
     std::thread::sleep(Duration::from_millis(1500));
+    let stderr = ringway.stderr();
+    assert!(
+        !stderr.contains("/environ/page") && !stderr.contains("GET /x"),
+        "the other requests logged nowhere, not on stderr either:\n{stderr}"
+    );
     assert_eq!(
         paths(&read_lines(&api)),
         ["GET /environ/api/users HTTP/1.1"],
         "{lines:?}"
-    );
-    assert!(
-        !main.exists() || read_lines(&main).len() == 1,
-        "the old main file untouched"
     );
 }
 

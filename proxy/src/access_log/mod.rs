@@ -54,7 +54,9 @@ const FLUSH_AT: usize = 64 * 1024;
 const BUF_CAPACITY: usize = FLUSH_AT + 16 * 1024;
 /// A buffer grown past this by a huge line is freed rather than kept for reuse.
 const MAX_KEPT_CAPACITY: usize = 4 * BUF_CAPACITY;
-/// Batches waiting for the writer (2 MiB of lines): past that, lines are dropped.
+/// Batches waiting for the writer (2 MiB of lines): past that, lines are dropped. More
+/// with more workers and places, whose once-a-second flushes come at the same moment
+/// ([`queue_batches`]).
 const QUEUE_BATCHES: usize = 32;
 /// A worker's lines go to the writer at least this often.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
@@ -75,6 +77,12 @@ struct Batch {
     lines: u64,
     /// Set when the worker flushed because of a reopen: that reopen's generation.
     flushed_for: Option<u64>,
+}
+
+/// The queue's room: every worker may hand a batch for every place at once (a reopen, the
+/// flushes each second), with [`QUEUE_BATCHES`] at least.
+fn queue_batches(workers: usize, sinks: usize) -> usize {
+    QUEUE_BATCHES.max(workers.saturating_mul(sinks))
 }
 
 /// What the workers and the writer share.
@@ -194,13 +202,13 @@ impl AccessLog {
             .iter()
             .map(|sink| !matches!(sink, Sink::Off))
             .collect();
-        let (queue, batches) = sync_channel(QUEUE_BATCHES);
+        let (queue, batches) = sync_channel(queue_batches(workers, live.len()));
         let (reopen, reopen_rx) = watch::channel(0u64);
         let shared = Arc::new(Shared {
             spares: Mutex::new(Vec::new()),
             dropped: Arc::new(AtomicU64::new(0)),
             behind: AtomicU64::new(0),
-            max_spares: QUEUE_BATCHES + workers * live.len() + 1,
+            max_spares: QUEUE_BATCHES + workers + 1,
         });
         let logs = (0..workers)
             .map(|index| WorkerLog {
@@ -352,57 +360,60 @@ impl WorkerLog {
             pending.lines += 1;
         }
         if pending.buf.len() >= FLUSH_AT {
-            self.flush_pending(sink, pending);
+            self.flush_pending(sink, pending, None);
         }
     }
 
-    /// Hands what this worker holds to the writer, then (with `flushed_for`) a reopen's
-    /// acknowledgement, sent even when it holds nothing: the lines before it go to the old
-    /// files. What the queue has no room for is dropped.
+    /// Hands what this worker holds to the writer, with (`flushed_for`) a reopen's
+    /// acknowledgement on its last batch, or alone when it holds nothing: the lines before
+    /// it go to the old files. What the queue has no room for is dropped.
     fn flush(&self, flushed_for: Option<u64>) {
         let Ok(mut all) = self.pending.try_borrow_mut() else {
             return;
         };
+        let last = all.iter().rposition(|pending| pending.lines > 0);
         for (sink, pending) in all.iter_mut().enumerate() {
-            self.flush_pending(sink, pending);
+            let ack = flushed_for.filter(|_| Some(sink) == last);
+            self.flush_pending(sink, pending, ack);
         }
-        if let Some(generation) = flushed_for {
-            let ack = Batch {
-                worker: self.index,
-                sink: MAIN_LOG,
-                buf: Vec::new(),
-                lines: 0,
-                flushed_for: Some(generation),
-            };
-            // A lost acknowledgement only makes the writer wait its REOPEN_WAIT.
-            let _ = self.queue.try_send(ack);
+        if let (None, Some(generation)) = (last, flushed_for) {
+            let mut nothing = Pending::default();
+            self.flush_pending(MAIN_LOG, &mut nothing, Some(generation));
         }
     }
 
-    fn flush_pending(&self, sink: usize, pending: &mut Pending) {
-        if !self.offer(sink, pending) {
+    fn flush_pending(&self, sink: usize, pending: &mut Pending, flushed_for: Option<u64>) {
+        if !self.offer(sink, pending, flushed_for) {
             self.drop_lines(pending);
         }
     }
 
-    /// Offers the pending lines to the writer; false (the lines kept) if the queue is full.
-    fn offer(&self, sink: usize, pending: &mut Pending) -> bool {
-        if pending.lines == 0 {
+    /// Offers the pending lines (and a reopen's acknowledgement) to the writer; false (the
+    /// lines kept) if the queue is full.
+    fn offer(&self, sink: usize, pending: &mut Pending, flushed_for: Option<u64>) -> bool {
+        if pending.lines == 0 && flushed_for.is_none() {
             return true;
         }
-        // The buffer travels: the next line takes a spare.
+        // A buffer with lines travels (the next line takes a spare); an acknowledgement
+        // alone carries none.
+        let buf = match pending.lines {
+            0 => Vec::new(),
+            _ => std::mem::take(&mut pending.buf),
+        };
         let batch = Batch {
             worker: self.index,
             sink,
-            buf: std::mem::take(&mut pending.buf),
+            buf,
             lines: std::mem::take(&mut pending.lines),
-            flushed_for: None,
+            flushed_for,
         };
         match self.queue.try_send(batch) {
             Ok(()) => true,
             Err(TrySendError::Full(batch) | TrySendError::Disconnected(batch)) => {
-                pending.buf = batch.buf;
-                pending.lines = batch.lines;
+                if batch.lines > 0 {
+                    pending.buf = batch.buf;
+                    pending.lines = batch.lines;
+                }
                 false
             }
         }
@@ -429,7 +440,7 @@ impl WorkerLog {
             if let Ok(mut all) = self.pending.try_borrow_mut() {
                 let mut handed = true;
                 for (sink, pending) in all.iter_mut().enumerate() {
-                    handed &= self.offer(sink, pending);
+                    handed &= self.offer(sink, pending, None);
                 }
                 if handed {
                     return;

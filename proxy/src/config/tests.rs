@@ -1446,6 +1446,47 @@ fn access_log_defaults_to_off_and_combined() {
     assert!(matches!(log.sinks[..], [LogSink::Stderr]));
 }
 
+/// A route's own `access_log`: a place of its own, shared by the routes naming it; the top
+/// level's own file names the top level's log; `off` nowhere; the others the top level's,
+/// on or off.
+#[test]
+fn a_route_s_access_log_names_its_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let at = |name: &str| dir.path().join(name).display().to_string();
+    let routes = format!(
+        "[[routes]]\npath = \"/a/\"\nupstream = \"default\"\naccess_log = \"{api}\"\n\
+         [[routes]]\npath = \"/b/\"\nupstream = \"default\"\naccess_log = \"stderr\"\n\
+         [[routes]]\npath = \"/c/\"\nupstream = \"default\"\naccess_log = \"{api}\"\n\
+         [[routes]]\npath = \"/d/\"\nupstream = \"default\"\naccess_log = \"{main}\"\n\
+         [[routes]]\npath = \"/e/\"\nupstream = \"default\"\naccess_log = \"off\"\n",
+        main = at("main.log"),
+        api = at("api.log"),
+    );
+    let text = format!(
+        "upstream = [\"unix:/a\"]\naccess_log = \"{}\"\n{routes}",
+        at("main.log")
+    );
+    let config = load(&text, &[]).unwrap();
+    let sinks = &config.access_log.as_ref().unwrap().sinks;
+    assert!(
+        matches!(&sinks[..], [LogSink::File { .. }, LogSink::File { path, .. }, LogSink::Stderr] if path.ends_with("api.log")),
+        "{sinks:?}"
+    );
+    let log_to = |path: &str| route(&config, path).log_to;
+    assert_eq!(
+        ["/a/", "/b/", "/c/", "/d/", "/e/", "/f"].map(log_to),
+        [Some(1), Some(2), Some(1), Some(0), None, Some(0)]
+    );
+    // Without a top-level log, the routes' own places are written, the rest nowhere (a
+    // route naming main.log has it as its own place now).
+    let config = load(&format!("upstream = [\"unix:/a\"]\n{routes}"), &[]).unwrap();
+    let sinks = &config.access_log.as_ref().unwrap().sinks;
+    assert!(matches!(&sinks[0], LogSink::Off), "{sinks:?}");
+    assert_eq!(sinks.len(), 4, "{sinks:?}");
+    assert_eq!(route(&config, "/f").log_to, Some(0));
+    assert_eq!(route(&config, "/d/").log_to, Some(3));
+}
+
 #[test]
 fn access_log_file_is_opened_at_start() {
     let dir = tempfile::tempdir().unwrap();

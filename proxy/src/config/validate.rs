@@ -465,16 +465,13 @@ impl Resolved {
         let s = &self.settings;
         let format = self.access_log_format()?;
         let main = s.access_log.clone().unwrap_or(LogTarget::Off);
-        let places = route_log_places(&s.routes);
+        let places = route_log_places(&s.routes, &main);
         if main == LogTarget::Off && places.is_empty() {
             return Ok(None);
         }
         let mut sinks = vec![self.log_sink(main, None)?];
         for (route, target) in places {
             sinks.push(self.log_sink(target, Some(route))?);
-        }
-        if self.checking {
-            return Ok(None);
         }
         let statuses = match &s.access_log_statuses {
             None => LoggedStatuses::ALL,
@@ -487,6 +484,9 @@ impl Resolved {
             }
             Some(list) => LoggedStatuses::of(list),
         };
+        if self.checking {
+            return Ok(None);
+        }
         Ok(Some(AccessLogConfig {
             format,
             statuses,
@@ -1069,14 +1069,13 @@ impl Resolved {
             Some(setting) => self.auth_request(setting, "auth_request")?,
             None => None,
         };
-        let log_places = route_log_places(&s.routes);
-        let main_log = s.access_log.as_ref().is_some_and(|t| *t != LogTarget::Off);
+        let log_places =
+            route_log_places(&s.routes, s.access_log.as_ref().unwrap_or(&LogTarget::Off));
         let top = TopLevel {
             auth: auth.as_ref(),
             auth_request: auth_request.as_ref(),
             error_pages,
             rewrites: top_rewrites.as_ref(),
-            main_log,
             log_places: &log_places,
         };
         // A route the configuration implies (a `--static` directory, `/` to the default
@@ -1106,7 +1105,7 @@ impl Resolved {
             referers: None,
             intercept_errors: false,
             error_pages: Arc::clone(error_pages),
-            log_to: main_log.then_some(MAIN_LOG),
+            log_to: Some(MAIN_LOG),
             buffering: true,
             gzip: gzip.clone(),
             auth: auth.clone(),
@@ -1740,13 +1739,14 @@ impl Resolved {
             None => None,
         };
         let log_to = match &route.access_log {
-            None => top.main_log.then_some(MAIN_LOG),
+            None => Some(MAIN_LOG),
             Some(LogTarget::Off) => None,
-            Some(target) => top
-                .log_places
-                .iter()
-                .position(|(_, place)| place == target)
-                .map(|i| i + 1),
+            Some(target) => Some(
+                top.log_places
+                    .iter()
+                    .position(|(_, place)| place == target)
+                    .map_or(MAIN_LOG, |i| i + 1),
+            ),
         };
         let gzip = match route.gzip {
             _ if !compressible(&action) => None,
@@ -1914,20 +1914,21 @@ struct TopLevel<'a> {
     auth_request: Option<&'a Arc<AuthRequest>>,
     error_pages: &'a Arc<ErrorPages>,
     rewrites: Option<&'a Arc<HeaderRewrite>>,
-    /// The top level's access log is on: a route's lines go there unless it says.
-    main_log: bool,
-    /// The places routes send their lines to ([`route_log_places`]).
+    /// The places routes send their lines to ([`route_log_places`]); a route that names
+    /// none of them sends its lines to the top level's log.
     log_places: &'a [(usize, LogTarget)],
 }
 
 /// The places the routes' own `access_log`s name (a file, or stderr), each once, with the
 /// first route naming it: their lines go there, in place of the top level's log (nginx's
-/// `access_log` in a `location`).
-fn route_log_places(routes: &[RouteSettings]) -> Vec<(usize, LogTarget)> {
+/// `access_log` in a `location`). A route naming the top level's own place (`main`) writes
+/// to that log: one place, one sink, so a worker's lines there stay in its order.
+fn route_log_places(routes: &[RouteSettings], main: &LogTarget) -> Vec<(usize, LogTarget)> {
     let mut places: Vec<(usize, LogTarget)> = Vec::new();
     for (i, route) in routes.iter().enumerate() {
         match &route.access_log {
             None | Some(LogTarget::Off) => {}
+            Some(target) if target == main => {}
             Some(target) if places.iter().any(|(_, place)| place == target) => {}
             Some(target) => places.push((i, target.clone())),
         }
