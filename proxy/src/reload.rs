@@ -178,13 +178,14 @@ fn keep_process_settings(new: &mut Config, old: &Config) -> Vec<&'static str> {
     if !same_sinks {
         let new_sinks = new.access_log.as_ref().map(|log| log.sinks.clone());
         let old_sinks = old.access_log.as_ref().map(|log| &log.sinks[..]);
-        // Each route's lines go where the process writes: the top level's log stays the
-        // process's (its lines go on, on or off, as the reload says was kept); a route's
-        // own place, if the writer has it, else the top level's log.
+        // Each route's lines go where the process writes: to the place the new file names
+        // for it, if the writer has that place (at whatever index), else to the process's
+        // top-level log (a top level turned off is not a place the writer has: its lines
+        // go on, as the reload says was kept).
         new.routes.retarget_logs(|to| {
             let place = new_sinks.as_ref().and_then(|sinks| sinks.get(to));
             let kept = place.and_then(|place| old_sinks?.iter().position(|o| o.same_place(place)));
-            Some(kept.filter(|_| to != MAIN_LOG).unwrap_or(MAIN_LOG))
+            Some(kept.unwrap_or(MAIN_LOG))
         });
         match (new.access_log.as_mut(), old.access_log.as_ref()) {
             // Only where the lines go is the process's: the format and the statuses the
@@ -367,6 +368,23 @@ mod tests {
         let sinks = &off.access_log.as_ref().expect("an access log").sinks;
         assert!(
             matches!(&sinks[MAIN_LOG], LogSink::File { path, .. } if path.ends_with("main.log"))
+        );
+
+        // A file the process writes for a route, made the top level's by a reload: the
+        // routes write on to it, at its index.
+        let text = format!(
+            "upstream = [\"unix:/a\"]\naccess_log = \"{}\"\n\
+             [[routes]]\npath = \"/x/\"\nupstream = \"default\"\n",
+            at("api.log")
+        );
+        std::fs::write(&file, text).expect("written");
+        let mut swapped =
+            Config::from_args(["ringway", "--config", path.as_str()]).expect("a configuration");
+        assert_eq!(keep_process_settings(&mut swapped, &old), ["access_log"]);
+        assert_eq!(
+            log_to(&swapped, "/x/"),
+            Some(1),
+            "api.log, where the process has it"
         );
     }
 

@@ -400,6 +400,25 @@ fn headers_with_variables_are_nginx_s() {
     }
 }
 
+/// `text` as a query value: letters and digits as they are, every other byte `%XX`.
+fn query_escaped(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The echo app's target that answers with these `Set-Cookie` values.
+fn set_cookie_target(cookies: &[&str]) -> String {
+    let query: Vec<String> = cookies
+        .iter()
+        .map(|c| format!("set={}", query_escaped(c)))
+        .collect();
+    format!("/set-cookie?{}", query.join("&"))
+}
+
 /// nginx's `proxy_cookie_flags` and ringway's `cookie_flags`, the same rules, in front of
 /// the same app: each Set-Cookie the app sends comes out the same from both (added,
 /// replaced and removed flags, the first rule naming the cookie, one no rule names, one
@@ -443,20 +462,7 @@ fn cookie_flags_rewrite_set_cookie_as_nginx_s_proxy_cookie_flags() {
         "lang=en; Secure; HttpOnly",
         "flag; Path=/",
     ];
-    let query: Vec<String> = cookies
-        .iter()
-        .map(|c| {
-            let encoded: String = c
-                .bytes()
-                .map(|b| match b {
-                    b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' => (b as char).to_string(),
-                    _ => format!("%{b:02X}"),
-                })
-                .collect();
-            format!("set={encoded}")
-        })
-        .collect();
-    let target = format!("/set-cookie?{}", query.join("&"));
+    let target = set_cookie_target(&cookies);
     let set_cookies = |addr: SocketAddr| {
         let mut conn = Conn::open(addr);
         conn.send(&Req::get(&target).to_bytes()).expect("send");
@@ -622,13 +628,7 @@ fn location_rewrite_rewrites_location_and_refresh_as_nginx_s_proxy_redirect() {
         ("Refresh", "5"),
     ];
     let answer = |addr: SocketAddr, name: &str, value: &str| {
-        let encoded: String = format!("{name}:{value}")
-            .bytes()
-            .map(|b| match b {
-                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' => (b as char).to_string(),
-                _ => format!("%{b:02X}"),
-            })
-            .collect();
+        let encoded = query_escaped(&format!("{name}:{value}"));
         let mut conn = Conn::open(addr);
         let req = Req::get(&format!("/headers?h={encoded}")).host(Some("Shop.Example.COM:8443"));
         conn.send(&req.to_bytes()).expect("send");
@@ -715,20 +715,7 @@ fn cookie_domain_and_path_rewrite_set_cookie_as_nginx_s_proxy_cookie_rules() {
         "h=8; Path=/api/; path=/x",
         "i=9; Max-Age=60",
     ];
-    let query: Vec<String> = cookies
-        .iter()
-        .map(|c| {
-            let encoded: String = c
-                .bytes()
-                .map(|b| match b {
-                    b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' => (b as char).to_string(),
-                    _ => format!("%{b:02X}"),
-                })
-                .collect();
-            format!("set={encoded}")
-        })
-        .collect();
-    let target = format!("/set-cookie?{}", query.join("&"));
+    let target = set_cookie_target(&cookies);
     let set_cookies = |addr: SocketAddr| {
         let mut conn = Conn::open(addr);
         let req = Req::get(&target).host(Some("Shop.Example.COM:8443"));

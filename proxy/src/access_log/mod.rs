@@ -54,9 +54,9 @@ const FLUSH_AT: usize = 64 * 1024;
 const BUF_CAPACITY: usize = FLUSH_AT + 16 * 1024;
 /// A buffer grown past this by a huge line is freed rather than kept for reuse.
 const MAX_KEPT_CAPACITY: usize = 4 * BUF_CAPACITY;
-/// Batches waiting for the writer (2 MiB of lines): past that, lines are dropped. More
-/// with more workers and places, whose once-a-second flushes come at the same moment
-/// ([`queue_batches`]).
+/// Batches waiting for the writer (2 MiB of lines, 64 KiB each at most): past that, lines
+/// are dropped. More with more workers and places, whose once-a-second flushes come at the
+/// same moment ([`queue_batches`]): a stuck file then holds up to that many.
 const QUEUE_BATCHES: usize = 32;
 /// A worker's lines go to the writer at least this often.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);

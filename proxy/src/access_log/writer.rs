@@ -1,8 +1,8 @@
 //! The writer thread: the one place that touches the log files. Workers hand it full
 //! buffers through a bounded queue; it writes each with plain blocking write(2) calls to the
 //! file the batch is for (opened `O_APPEND`), gives the buffer back for reuse, and reopens
-//! every file when asked (SIGUSR1, after a rotation). A slow or failing disk only ever blocks this thread: the
-//! workers never wait for it (a full queue drops lines, counted).
+//! every file when asked (SIGUSR1, after a rotation). A slow or failing disk only ever
+//! blocks this thread: the workers never wait for it (a full queue drops lines, counted).
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};

@@ -1469,7 +1469,7 @@ fn a_route_s_access_log_names_its_place() {
     let config = load(&text, &[]).unwrap();
     let sinks = &config.access_log.as_ref().unwrap().sinks;
     assert!(
-        matches!(&sinks[..], [LogSink::File { .. }, LogSink::File { path, .. }, LogSink::Stderr] if path.ends_with("api.log")),
+        matches!(&sinks[..], [LogSink::File { path: main, .. }, LogSink::File { path, .. }, LogSink::Stderr] if main.ends_with("main.log") && path.ends_with("api.log")),
         "{sinks:?}"
     );
     let log_to = |path: &str| route(&config, path).log_to;
