@@ -171,8 +171,12 @@ impl ValidReferers {
         if host_end > MAX_HOST {
             return false;
         }
-        let host = rest[..host_end].to_ascii_lowercase();
-        match self.named(&host) {
+        // Lower-cased on the stack: nothing allocated per request.
+        let mut lower = [0u8; MAX_HOST];
+        let host = &mut lower[..host_end];
+        host.copy_from_slice(&rest[..host_end]);
+        host.make_ascii_lowercase();
+        match self.named(host) {
             Some(named) => match &named.path {
                 None => true,
                 Some(path) => {
@@ -193,7 +197,7 @@ impl ValidReferers {
         let exact = self
             .names
             .iter()
-            .find(|n| n.host == Host::Exact(host.to_vec()));
+            .find(|n| matches!(&n.host, Host::Exact(name) if name == host));
         let longest = |matching: fn(&Host, &[u8]) -> Option<usize>| {
             self.names
                 .iter()

@@ -103,7 +103,8 @@ impl RewriteRules {
 
 impl Rule {
     fn rewrite(&self, value: &[u8], vars: Variables<'_>) -> Option<Vec<u8>> {
-        let mut out = Vec::with_capacity(value.len() + 16);
+        // Nothing allocated for a rule that does not match (most, per attribute).
+        let mut out = Vec::new();
         match &self.pattern {
             Pattern::Domain(text) => {
                 let dot = usize::from(value.first() == Some(&b'.'));
