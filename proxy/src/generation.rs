@@ -88,9 +88,7 @@ impl Generation {
                 .collect(),
             routes: labels.clone(),
             server_name: config.server_name.clone(),
-            hostname: std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .map(|name| name.trim().to_owned())
-                .unwrap_or_default(),
+            hostname: crate::access_log::hostname(),
             pid: std::process::id(),
         };
         Ok(Generation {

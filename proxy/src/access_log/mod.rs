@@ -20,6 +20,7 @@
 
 mod escape;
 pub(crate) mod line;
+mod syslog;
 mod template;
 mod time;
 mod writer;
@@ -37,12 +38,14 @@ use tokio::sync::watch;
 
 use crate::config::{AccessLogConfig, LogFormat, LogSink, MAIN_LOG};
 use line::{combined, json};
+use syslog::{SyslogHeader, SyslogSocket};
 use time::LogClock;
 use writer::{Output, Sink, Writer};
 
 pub(crate) use line::{
     Entry, ReadHeaders, TcpFigures, UpstreamBytes, UpstreamFields, read_header_name,
 };
+pub use syslog::{SyslogAddr, SyslogServer, SyslogTarget};
 pub(crate) use template::MAX_HEADERS;
 pub use template::Template;
 pub(crate) use time::load_time_zone;
@@ -180,6 +183,7 @@ impl AccessLog {
                 Ok(match sink {
                     LogSink::Off => Sink::Off,
                     LogSink::Stderr => Sink::Stderr,
+                    LogSink::Syslog { addr, .. } => Sink::Syslog(SyslogSocket::new(addr.clone())),
                     LogSink::File { path, opened } => {
                         let file = match opened.take() {
                             Some(file) => file,
@@ -198,11 +202,19 @@ impl AccessLog {
             })
             .collect::<anyhow::Result<Vec<Sink>>>()?;
         let to_file = sinks.iter().any(|sink| matches!(sink, Sink::File { .. }));
-        let live: Vec<bool> = sinks
+        let hostname = hostname();
+        let forms: Vec<LineForm> = config
+            .sinks
             .iter()
-            .map(|sink| !matches!(sink, Sink::Off))
+            .map(|sink| match sink {
+                LogSink::Off => LineForm::Off,
+                LogSink::Stderr | LogSink::File { .. } => LineForm::Line,
+                LogSink::Syslog { target, .. } => {
+                    LineForm::Syslog(SyslogHeader::new(target, &hostname))
+                }
+            })
             .collect();
-        let (queue, batches) = sync_channel(queue_batches(workers, live.len()));
+        let (queue, batches) = sync_channel(queue_batches(workers, forms.len()));
         let (reopen, reopen_rx) = watch::channel(0u64);
         let shared = Arc::new(Shared {
             spares: Mutex::new(Vec::new()),
@@ -214,8 +226,8 @@ impl AccessLog {
             .map(|index| WorkerLog {
                 index,
                 format: RefCell::new(config.format.clone()),
-                pending: RefCell::new(live.iter().map(|_| Pending::default()).collect()),
-                live: live.clone(),
+                pending: RefCell::new(forms.iter().map(|_| Pending::default()).collect()),
+                forms: forms.clone(),
                 clock: RefCell::new(LogClock::new()),
                 queue: queue.clone(),
                 shared: Arc::clone(&shared),
@@ -288,6 +300,24 @@ impl AccessLog {
     }
 }
 
+/// How a worker writes the lines of one place.
+#[derive(Clone)]
+enum LineForm {
+    /// Not at all (the top level's, off while routes log to their own).
+    Off,
+    /// Each ending with a newline (a file, stderr).
+    Line,
+    /// Each framed, after its syslog header.
+    Syslog(SyslogHeader),
+}
+
+/// The machine's name, as nginx's `$hostname` and syslog headers have it (lower case).
+pub(crate) fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
 /// The lines a worker holds, not yet handed to the writer.
 #[derive(Default)]
 struct Pending {
@@ -301,8 +331,8 @@ pub(crate) struct WorkerLog {
     format: RefCell<LogFormat>,
     /// Per sink, the lines not yet handed over.
     pending: RefCell<Vec<Pending>>,
-    /// Per sink, whether lines go anywhere (the top level's may be off).
-    live: Vec<bool>,
+    /// Per sink, how its lines are written (the top level's may be off).
+    forms: Vec<LineForm>,
     clock: RefCell<LogClock>,
     queue: SyncSender<Batch>,
     shared: Arc<Shared>,
@@ -331,7 +361,9 @@ impl WorkerLog {
 
     /// Whether a line for `sink` would go anywhere.
     pub(crate) fn writes_to(&self, sink: usize) -> bool {
-        self.live.get(sink).copied().unwrap_or(false)
+        self.forms
+            .get(sink)
+            .is_some_and(|form| !matches!(form, LineForm::Off))
     }
 
     /// Formats `entry` into this worker's buffer for `sink`; hands the buffer over once it
@@ -343,7 +375,7 @@ impl WorkerLog {
         let Ok(mut all) = self.pending.try_borrow_mut() else {
             return;
         };
-        let Some(pending) = all.get_mut(sink) else {
+        let (Some(pending), Some(form)) = (all.get_mut(sink), self.forms.get(sink)) else {
             return;
         };
         if pending.buf.capacity() == 0 {
@@ -352,10 +384,19 @@ impl WorkerLog {
         if let (Ok(mut clock), Ok(format)) = (self.clock.try_borrow_mut(), self.format.try_borrow())
         {
             let stamp = clock.at(SystemTime::now());
+            let frame = match form {
+                LineForm::Syslog(header) => {
+                    Some(header.begin_frame(&mut pending.buf, stamp.syslog()))
+                }
+                LineForm::Off | LineForm::Line => None,
+            };
             match &*format {
                 LogFormat::Combined => combined(&mut pending.buf, entry, &stamp),
                 LogFormat::Json => json(&mut pending.buf, entry, &stamp),
                 LogFormat::Custom(template) => template.write(&mut pending.buf, entry, &stamp),
+            }
+            if let Some(start) = frame {
+                syslog::end_frame(&mut pending.buf, start);
             }
             pending.lines += 1;
         }

@@ -20,6 +20,8 @@ pub(crate) struct LogClock {
     date_time: Vec<u8>,
     /// `+00:00`.
     offset: Vec<u8>,
+    /// `Dec  8 21:51:48`, a syslog header's (RFC 3164's TIMESTAMP, as nginx writes it).
+    syslog: Vec<u8>,
 }
 
 /// A moment, ready to be written in either form.
@@ -36,6 +38,7 @@ impl LogClock {
             local: Vec::with_capacity(32),
             date_time: Vec::with_capacity(24),
             offset: Vec::with_capacity(8),
+            syslog: Vec::with_capacity(16),
         }
     }
 
@@ -82,6 +85,12 @@ impl LogClock {
         );
         self.offset.clear();
         let _ = write!(self.offset, "{sign}{oh:02}:{om:02}");
+        self.syslog.clear();
+        let _ = write!(
+            self.syslog,
+            "{month} {:2} {:02}:{:02}:{:02}",
+            tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec
+        );
         self.second = second;
     }
 }
@@ -103,6 +112,11 @@ impl Stamp<'_> {
     pub(crate) fn push_iso8601(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.clock.date_time);
         out.extend_from_slice(&self.clock.offset);
+    }
+
+    /// The time in a syslog header.
+    pub(crate) fn syslog(&self) -> &[u8] {
+        &self.clock.syslog
     }
 
     /// Appends nginx's `$msec`: seconds since the epoch, with milliseconds.
@@ -199,5 +213,30 @@ mod tests {
         stamp.push_msec(&mut msec);
         assert_eq!(whole, iso.replace(".923", "").into_bytes());
         assert_eq!(msec, b"1796161908.123");
+    }
+
+    /// A syslog header's time: the day padded with a space, as nginx's (and RFC 3164's).
+    #[test]
+    fn syslog_time_pads_the_day_with_a_space() {
+        let mut clock = LogClock::new();
+        // 2026-12-08T00:56:02Z, 2026-12-18T00:56:02Z
+        for second in [1_796_691_362, 1_797_555_362] {
+            let at = SystemTime::UNIX_EPOCH + Duration::from_secs(second);
+            let tm = broken_down(second as i64);
+            let want = format!(
+                "{} {:2} {:02}:{:02}:{:02}",
+                MONTHS[tm.tm_mon as usize], tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec
+            );
+            let got = clock.at(at).syslog().to_vec();
+            assert_eq!(String::from_utf8(got).unwrap(), want);
+            if tm.tm_gmtoff == 0 {
+                let day = if second == 1_796_691_362 {
+                    "Dec  8"
+                } else {
+                    "Dec 18"
+                };
+                assert_eq!(want, format!("{day} 00:56:02"));
+            }
+        }
     }
 }

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
+use super::syslog::SyslogSocket;
 use super::{Batch, Shared};
 use crate::ratelimit::WINDOW;
 
@@ -69,13 +70,16 @@ pub(super) enum Sink {
         path: PathBuf,
         file: File,
     },
+    /// A syslog server: each framed line one datagram.
+    Syslog(SyslogSocket),
 }
 
 impl Sink {
     /// Writes all of `bytes`; on failure, also says how many went out before it.
     fn write(&mut self, bytes: &[u8]) -> Result<(), (io::Error, usize)> {
         match self {
-            Sink::Off => Ok(()),
+            // Sent line by line instead ([`Output::write`]).
+            Sink::Off | Sink::Syslog(_) => Ok(()),
             // Locked for the whole batch: the daemon's own log lines (also on stderr) go
             // between batches, never inside a line.
             Sink::Stderr => write_counting(&mut io::stderr().lock(), bytes),
@@ -141,6 +145,29 @@ impl Output {
             torn: false,
         }
     }
+
+    /// Writes a batch of `lines` lines; returns how many were lost.
+    fn write(&mut self, batch: &[u8], lines: u64) -> u64 {
+        if let Sink::Syslog(socket) = &mut self.sink {
+            let sent = socket.send(batch);
+            if let Some(err) = sent.error {
+                self.failures.failed(&self.sink, &err, sent.dropped);
+            }
+            return sent.dropped;
+        }
+        if self.torn && self.sink.write(b"\n").is_ok() {
+            self.torn = false;
+        }
+        match self.sink.write(batch) {
+            Ok(()) => 0,
+            Err((err, done)) => {
+                let (dropped, torn) = cut_short(batch, done, lines);
+                self.torn = torn;
+                self.failures.failed(&self.sink, &err, dropped);
+                dropped
+            }
+        }
+    }
 }
 
 /// Write failures, reported at most once per rate-limiting window.
@@ -178,15 +205,8 @@ impl Writer {
         if let Some(output) = self.outputs.get_mut(sink)
             && !buf.is_empty()
         {
-            if output.torn && output.sink.write(b"\n").is_ok() {
-                output.torn = false;
-            }
-            if let Err((err, done)) = output.sink.write(&buf) {
-                let (dropped, torn) = cut_short(&buf, done, lines);
-                output.torn = torn;
-                self.shared.dropped.fetch_add(dropped, Relaxed);
-                output.failures.failed(&output.sink, &err, dropped);
-            }
+            let dropped = output.write(&buf, lines);
+            self.shared.dropped.fetch_add(dropped, Relaxed);
         }
         if buf.capacity() > 0 {
             buf.clear();
@@ -267,6 +287,7 @@ impl std::fmt::Display for Sink {
             Sink::Off => f.write_str("off"),
             Sink::Stderr => f.write_str("stderr"),
             Sink::File { path, .. } => write!(f, "{}", path.display()),
+            Sink::Syslog(socket) => socket.addr().fmt(f),
         }
     }
 }

@@ -39,6 +39,7 @@ pub use values::{
     RealIpHeader, Size, StaticDir, TlsVersion, ToHttps, UpstreamAddr, VerifyClient,
 };
 
+use crate::access_log::{SyslogAddr, SyslogTarget};
 use crate::app::AppConfig;
 use crate::error_pages::ErrorPages;
 use crate::routes::RouteTable;
@@ -150,6 +151,11 @@ pub enum LogSink {
         /// The file opened at start, until the server takes it.
         opened: OpenedFile,
     },
+    /// A syslog server, its name resolved when the configuration was read.
+    Syslog {
+        target: SyslogTarget,
+        addr: SyslogAddr,
+    },
 }
 
 impl LogSink {
@@ -158,6 +164,9 @@ impl LogSink {
         match (self, other) {
             (LogSink::Off, LogSink::Off) | (LogSink::Stderr, LogSink::Stderr) => true,
             (LogSink::File { path: a, .. }, LogSink::File { path: b, .. }) => a == b,
+            (LogSink::Syslog { target: a, addr: x }, LogSink::Syslog { target: b, addr: y }) => {
+                a == b && x == y
+            }
             _ => false,
         }
     }

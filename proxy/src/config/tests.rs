@@ -1487,6 +1487,50 @@ fn a_route_s_access_log_names_its_place() {
     assert_eq!(route(&config, "/d/").log_to, Some(3));
 }
 
+/// A syslog place is a server: the same line in two routes is one place, another tag or
+/// server another; a name is resolved at start.
+#[test]
+fn access_log_syslog_places() {
+    use crate::access_log::SyslogAddr;
+    let text = "upstream = [\"unix:/a\"]\naccess_log = \"syslog:server=localhost:5514\"\n\
+         [[routes]]\npath = \"/a/\"\nupstream = \"default\"\n\
+         access_log = \"syslog:server=127.0.0.1:5515,tag=api\"\n\
+         [[routes]]\npath = \"/b/\"\nupstream = \"default\"\n\
+         access_log = \"syslog:server=127.0.0.1:5515,tag=api\"\n\
+         [[routes]]\npath = \"/c/\"\nupstream = \"default\"\n\
+         access_log = \"syslog:server=unix:/dev/log,tag=api\"\n";
+    let config = load(text, &[]).unwrap();
+    let sinks = &config.access_log.as_ref().unwrap().sinks;
+    let addrs: Vec<String> = sinks
+        .iter()
+        .map(|sink| match sink {
+            LogSink::Syslog { addr, .. } => addr.to_string(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        addrs[1..],
+        ["syslog 127.0.0.1:5515", "syslog unix:/dev/log"]
+    );
+    assert!(
+        matches!(&sinks[0], LogSink::Syslog { addr: SyslogAddr::Inet(a), .. } if a.port() == 5514 && a.ip().is_loopback())
+    );
+    let log_to = |path: &str| route(&config, path).log_to;
+    assert_eq!(
+        ["/a/", "/b/", "/c/", "/d"].map(log_to),
+        [Some(1), Some(1), Some(2), Some(0)]
+    );
+    let err = load(
+        "upstream = [\"unix:/a\"]\naccess_log = \"syslog:server=127.0.0.1,tag=a-b\"\n",
+        &[],
+    )
+    .unwrap_err();
+    assert!(
+        format!("{err:#}").contains("letters, digits and _"),
+        "{err:#}"
+    );
+}
+
 #[test]
 fn access_log_file_is_opened_at_start() {
     let dir = tempfile::tempdir().unwrap();

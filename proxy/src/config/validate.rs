@@ -497,12 +497,15 @@ impl Resolved {
     /// Where `target` sends lines: the top level's `access_log`, or that of the route at
     /// this index; a file opened (or, checking the configuration, only checked).
     fn log_sink(&self, target: LogTarget, route: Option<usize>) -> anyhow::Result<LogSink> {
+        let refuse = |message: &str| match route {
+            None => self.invalid("access_log", message),
+            Some(i) => self.invalid_in_file(&format!("routes[{i}].access_log"), message),
+        };
         let cannot = |path: &Path, e: std::io::Error| {
-            let message = format!("cannot open {} for appending: {e}", path.display());
-            match route {
-                None => self.invalid("access_log", &message),
-                Some(i) => self.invalid_in_file(&format!("routes[{i}].access_log"), &message),
-            }
+            refuse(&format!(
+                "cannot open {} for appending: {e}",
+                path.display()
+            ))
         };
         Ok(match target {
             LogTarget::Off => LogSink::Off,
@@ -517,6 +520,12 @@ impl Resolved {
                     path,
                     opened: OpenedFile::new(file),
                 }
+            }
+            LogTarget::Syslog(target) => {
+                let addr = target
+                    .resolve()
+                    .map_err(|e| refuse(&format!("{target}: cannot resolve the server: {e}")))?;
+                LogSink::Syslog { target, addr }
             }
         })
     }

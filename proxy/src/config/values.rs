@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::access_log::Template;
+use crate::access_log::{SyslogTarget, Template};
 
 /// A size in bytes: `4096`, `16k`, `1m`, `1g` (binary multiples, case-insensitive, optional
 /// `b`). In TOML, a number of bytes or such a string.
@@ -608,18 +608,24 @@ pub enum LogTarget {
     Stderr,
     /// Lines appended to this file.
     File(PathBuf),
+    /// Lines sent to a syslog server, written as nginx's `syslog:server=...`.
+    Syslog(SyslogTarget),
 }
 
 impl FromStr for LogTarget {
     type Err = String;
 
     fn from_str(s: &str) -> Result<LogTarget, String> {
+        // nginx's prefix (without this, its line named a file called `syslog:server=...`).
+        if let Some(params) = s.strip_prefix("syslog:") {
+            return params.parse().map(LogTarget::Syslog);
+        }
         // Any case, as `metrics = "OFF"`: a file called `Off` is surely not what was meant
         // (`./off` still names one).
         match s {
             _ if is_off(s) => Ok(LogTarget::Off),
             _ if s.eq_ignore_ascii_case("stderr") => Ok(LogTarget::Stderr),
-            "" => Err("expected a file path, stderr or off".into()),
+            "" => Err("expected a file path, syslog:server=..., stderr or off".into()),
             // nginx's `access_log PATH FORMAT;` copied whole would name a file
             // `access.log combined` that no log rotation knows (found by review). The file's
             // name only: its directory may have a space (a relative path is joined to the
@@ -645,6 +651,7 @@ impl fmt::Display for LogTarget {
             LogTarget::Off => f.write_str("off"),
             LogTarget::Stderr => f.write_str("stderr"),
             LogTarget::File(path) => write!(f, "{}", path.display()),
+            LogTarget::Syslog(target) => target.fmt(f),
         }
     }
 }
@@ -1651,6 +1658,19 @@ mod tests {
         }
         assert_eq!("Stderr".parse(), Ok(LogTarget::Stderr));
         assert_eq!("./off".parse(), Ok(LogTarget::File(PathBuf::from("./off"))));
+    }
+
+    /// nginx's `syslog:` line names a server, not a file called `syslog:server=...`.
+    #[test]
+    fn log_targets_syslog_as_nginx_writes_them() {
+        let line = "syslog:server=127.0.0.1:5514,facility=local0,tag=web";
+        let Ok(LogTarget::Syslog(target)) = line.parse::<LogTarget>() else {
+            panic!("{line} is not a syslog target");
+        };
+        assert_eq!((target.facility, target.tag.as_str()), (16, "web"));
+        assert_eq!(LogTarget::Syslog(target).to_string(), line);
+        assert!("syslog:".parse::<LogTarget>().is_err());
+        assert!("syslog:tag=web".parse::<LogTarget>().is_err());
     }
 
     #[test]
