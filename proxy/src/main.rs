@@ -241,8 +241,8 @@ fn run(settings: Settings) -> anyhow::Result<()> {
                     log.reopen();
                 }
                 None => tracing::info!(
-                    "SIGUSR1 received: no access log file to reopen (access_log is off or \
-                     stderr); nothing changed"
+                    "SIGUSR1 received: no access log file to reopen (access_log is off, \
+                     stderr or syslog); nothing changed"
                 ),
             }
             None
