@@ -1388,6 +1388,75 @@ fn a_route_with_its_log_off_is_not_logged() {
     );
 }
 
+/// A file an app's X-Accel-Redirect names is logged where the route it lands on logs, as
+/// nginx logs a request in the location its internal redirect ended in: compared with
+/// nginx, a found file and a missing one.
+#[test]
+fn an_x_accel_redirect_is_logged_by_the_route_it_lands_on() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let files = dir.path().join("files");
+    fs::create_dir(&files).expect("mkdir");
+    fs::write(files.join("f.txt"), "the file").expect("write");
+    let at = |name: &str| dir.path().join(name);
+    let nginx = Nginx::start_with_server_directives(
+        uwsgi.socket(),
+        &format!(
+            "access_log {}; location /files/ {{ internal; alias {}/; access_log {}; }}",
+            at("nginx-main.log").display(),
+            files.display(),
+            at("nginx-files.log").display()
+        ),
+    );
+    let ringway = Ringway::with_config(format!(
+        "access_log = \"{}\"\n[upstreams.app]\nservers = [\"{}\"]\n\
+         [[routes]]\npath = \"/\"\nupstream = \"app\"\n\
+         [[routes]]\npath = \"/files/\"\nstatic = \"{}\"\ninternal = true\n\
+         access_log = \"{}\"\n",
+        at("ringway-main.log").display(),
+        uwsgi.upstream(),
+        files.display(),
+        at("ringway-files.log").display()
+    ))
+    .start();
+    let cases = [
+        ("/accel?to=/files/f.txt", 200),
+        ("/accel?to=/files/missing.txt", 404),
+        ("/environ/x", 200),
+    ];
+    for (target, status) in cases {
+        for addr in [nginx.addr(), ringway.addr()] {
+            let r = roundtrip(addr, &Req::get(target));
+            assert_eq!(r.status, status, "{target}: {r:?}");
+        }
+    }
+    let requests = |name: &str, n: usize| {
+        let mut requests: Vec<String> = lines_once(&at(name), n, &ringway)
+            .iter()
+            .map(|l| parse_combined(l).request)
+            .collect();
+        requests.sort();
+        requests
+    };
+    let files_lines = requests("nginx-files.log", 2);
+    assert_eq!(
+        files_lines,
+        [
+            "GET /accel?to=/files/f.txt HTTP/1.1",
+            "GET /accel?to=/files/missing.txt HTTP/1.1"
+        ],
+        "the test's premise"
+    );
+    assert_eq!(requests("ringway-files.log", 2), files_lines);
+    let main_lines = requests("nginx-main.log", 1);
+    assert_eq!(
+        main_lines,
+        ["GET /environ/x HTTP/1.1"],
+        "the test's premise"
+    );
+    assert_eq!(requests("ringway-main.log", 1), main_lines);
+}
+
 /// `$bytes_sent` is every byte the client received for its answer, `$request_length` every
 /// byte of its request (a chunked body with its framing), for two pipelined requests.
 #[test]

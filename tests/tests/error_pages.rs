@@ -261,6 +261,43 @@ fn an_intercepted_error_wins_over_the_apps_x_accel_redirect() {
     assert_eq!(r.text(), "the file", "{r:?}");
 }
 
+/// What goes wrong on the route an app's X-Accel-Redirect lands on is answered with that
+/// route's page, as nginx answers with the `error_page` of the location its internal
+/// redirect ended in; the app's route keeps its own for its own errors.
+#[test]
+fn an_x_accel_redirect_s_errors_get_the_page_of_the_route_it_lands_on() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let (_top, top_pages) = pages(&[(404, "404.html", PAGE_404)]);
+    let (_files, file_pages) = pages(&[(404, "404.json", "{\"error\": \"no such file\"}\n")]);
+    let files = tempfile::tempdir().expect("temp dir");
+    std::fs::write(files.path().join("f.txt"), b"the file").expect("write");
+    let config = format!(
+        "{top_pages}\
+         [upstreams.app]\nservers = [\"{}\"]\n\
+         [[routes]]\npath = \"/\"\nupstream = \"app\"\nintercept_errors = true\n\
+         response_headers = {{ X-Route = {{ value = \"app\", always = true }} }}\n\
+         [[routes]]\npath = \"/files/\"\nstatic = {:?}\ninternal = true\n\
+         response_headers = {{ X-Route = {{ value = \"files\", always = true }} }}\n\
+         {file_pages}",
+        uwsgi.upstream(),
+        files.path().display().to_string()
+    );
+    let ringway = Ringway::with_config(config).start();
+    let r = roundtrip(ringway.addr(), &Req::get("/accel?to=/files/missing.txt"));
+    assert_page(
+        &r,
+        404,
+        "{\"error\": \"no such file\"}\n",
+        "application/json; charset=utf-8",
+    );
+    assert_eq!(r.header_all("x-route"), ["files"], "{r:?}");
+    let r = roundtrip(ringway.addr(), &Req::get("/status/404"));
+    assert_page(&r, 404, PAGE_404, HTML);
+    assert_eq!(r.header_all("x-route"), ["app"], "{r:?}");
+    let r = roundtrip(ringway.addr(), &Req::get("/accel?to=/files/f.txt"));
+    assert_eq!(r.text(), "the file", "{r:?}");
+}
+
 #[test]
 fn intercept_errors_replaces_the_apps_error_bodies_on_its_routes_only() {
     // One worker that would wait a minute on a blocked write: a body ringway left unread

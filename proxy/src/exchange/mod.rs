@@ -130,6 +130,11 @@ pub(crate) struct Request {
     pub(crate) upstream: Cell<Option<UpstreamCall>>,
     /// Internal redirects taken so far (X-Accel-Redirect, a static route's fallback).
     pub(crate) redirects: Cell<u8>,
+    /// The route an X-Accel-Redirect landed on (by index): its error pages and headers
+    /// answer what goes wrong there, and its `access_log` takes the line, as nginx's
+    /// location after an internal redirect. Four bytes, in the padding of the cells around
+    /// it: a route past the 65536th keeps the request's own.
+    landed: Cell<Option<u16>>,
     /// Bytes of its body read, as sent (chunk framing included): with its head, nginx's
     /// `$request_length`.
     pub(crate) body_taken: Cell<u64>,
@@ -203,6 +208,19 @@ impl<T> std::fmt::Debug for Slot<T> {
 }
 
 impl Request {
+    /// Notes the route an X-Accel-Redirect landed on.
+    pub(crate) fn land_on(&self, index: usize) {
+        self.landed.set(u16::try_from(index).ok());
+    }
+
+    /// The route whose settings answer for the request now: the one an X-Accel-Redirect
+    /// landed on, else `route` (its own).
+    fn answering<'w>(&self, route: &'w Route, worker: &'w Worker) -> &'w Route {
+        (self.landed.get())
+            .and_then(|i| worker.config.routes.get(usize::from(i)))
+            .unwrap_or(route)
+    }
+
     /// Counts an internal redirect (nginx's URI change); past
     /// [`MAX_INTERNAL_REDIRECTS`](crate::fail::MAX_INTERNAL_REDIRECTS), the request is
     /// going round in a circle.
@@ -469,7 +487,9 @@ pub(crate) async fn serve(
     {
         let subject = match &routed {
             // The route's own file, or nginx's `access_log off` in a location.
-            Routed::To(req, _, route) => route.log_to.map(|to| (log::Subject::Routed(req), to)),
+            Routed::To(req, _, route) => {
+                (req.answering(route, worker).log_to).map(|to| (log::Subject::Routed(req), to))
+            }
             Routed::Refused(_, refused) => Some((log::Subject::Refused(refused), MAIN_LOG)),
         };
         if let Some((subject, sink)) = subject.filter(|(_, sink)| log.writes_to(*sink)) {
@@ -594,6 +614,7 @@ fn route<'w>(client: &Client, head: RequestHead, worker: &'w Worker, keep: bool)
         request_id,
         upstream: Cell::new(None),
         redirects: Cell::new(0),
+        landed: Cell::new(None),
         body_taken: Cell::new(0),
         body_read: Cell::new(false),
         auth: auth_request::AuthSlot::default(),
@@ -662,7 +683,11 @@ async fn handle(
             let status = fail.status().unwrap_or(500);
             let scope = OwnAnswers {
                 refusal: &refusal,
-                ..OwnAnswers::of_request(route, status, (worker, client, req))
+                ..OwnAnswers::of_request(
+                    req.answering(route, worker),
+                    status,
+                    (worker, client, req),
+                )
             };
             answer(
                 client,
