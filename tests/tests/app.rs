@@ -661,3 +661,88 @@ fn the_app_gets_the_limit_of_open_files_ringway_was_started_with() {
         assert_eq!(open_files(worker), (256, 4096), "worker {worker}");
     }
 }
+
+/// The children of `pid`, any thread's (the app's parent is ringway's supervisor thread,
+/// orphans go to its main thread), zombies included.
+fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("children")).ok())
+        .flat_map(|list| {
+            list.split_whitespace()
+                .filter_map(|c| c.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
+
+/// Whether `pid` is a zombie, waiting for its parent to reap it.
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| Some(stat.rsplit_once(')')?.1.split_whitespace().next()? == "Z"))
+        .unwrap_or(false)
+}
+
+/// As pid 1 (a container's entry point without an init), ringway reaps the orphans the
+/// kernel hands it while the app runs: processes an app started and left behind would
+/// otherwise stay zombies for as long as the app lives. The app's own death is still seen
+/// as such: it is started again.
+#[test]
+fn as_pid_1_the_orphans_of_a_running_app_are_reaped() {
+    let setup = Setup::new();
+    let uwsgi: Vec<String> = setup.uwsgi.argv().iter().map(|a| sh_quote(a)).collect();
+    // Three processes whose parent (a subshell) is gone at once: orphans, pid 1's when they
+    // end a moment later.
+    let script = format!(
+        "for i in 1 2 3; do (sleep 0.3 &); done; exec {}",
+        uwsgi.join(" ")
+    );
+    let command = vec!["/bin/sh".to_owned(), "-c".to_owned(), script];
+    let ringway = setup
+        .ringway(&command, "")
+        .under(&["unshare", "--pid", "--fork", "--kill-child"])
+        .start();
+    let served = poll_until(APP_START, || get_status(&ringway, "/") == 200);
+    assert!(served, "served; stderr:\n{}", ringway.stderr());
+    let pid1 = match children_of(ringway.pid())[..] {
+        [pid] => pid,
+        ref other => panic!("unshare's child, ringway: {other:?}"),
+    };
+    std::thread::sleep(Duration::from_secs(1));
+    let zombies = || -> Vec<u32> {
+        children_of(pid1)
+            .into_iter()
+            .filter(|&c| is_zombie(c))
+            .collect()
+    };
+    assert!(
+        poll_until(GONE_WITHIN, || zombies().is_empty()),
+        "zombies under ringway: {:?}\n{}",
+        zombies(),
+        ringway.stderr()
+    );
+    // The app (uWSGI's master: ringway's one child now) killed: started again.
+    let [app] = children_of(pid1)[..] else {
+        panic!("ringway's children: {:?}", children_of(pid1));
+    };
+    send_signal(app, libc::SIGKILL);
+    let restarted = poll_until(APP_START, || {
+        count(&ringway, RESTARTING) == 1 && get_status(&ringway, "/") == 200
+    });
+    assert!(restarted, "started again:\n{}", ringway.stderr());
+    assert!(
+        ringway
+            .stderr()
+            .contains("the app exited (killed by SIGKILL)"),
+        "{}",
+        ringway.stderr()
+    );
+    assert!(
+        poll_until(GONE_WITHIN, || zombies().is_empty()),
+        "zombies under ringway: {:?}",
+        zombies()
+    );
+}

@@ -107,26 +107,39 @@ pub(crate) fn check_program(program: &str) -> Result<(), String> {
 /// Waits until `pid` (a child) has exited, without reaping it: while it is a zombie its pid,
 /// and so its process group's id, cannot be taken by another process, so the group can still
 /// be signalled safely.
-pub fn wait_exited(pid: libc::pid_t) -> io::Result<()> {
+///
+/// With `reap_others` (ringway is pid 1, as in a container without an init), any other
+/// child that dies meanwhile is reaped: the kernel hands pid 1 every orphan of the
+/// container (a process an app worker started and left behind, a daemonized helper), and
+/// nothing else would ever reap them. Each is seen without being reaped first, so the app's
+/// own exit is never taken from this wait.
+pub fn wait_exited(pid: libc::pid_t, reap_others: bool) -> io::Result<()> {
+    let (which, id) = if reap_others {
+        (libc::P_ALL, 0)
+    } else {
+        (libc::P_PID, pid as libc::id_t)
+    };
     loop {
         // SAFETY: siginfo_t is plain data, zeroed is valid; waitid writes into it.
         let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        // SAFETY: `info` is valid for writes; P_PID with a pid of our own child.
-        let rc = unsafe {
-            libc::waitid(
-                libc::P_PID,
-                pid as libc::id_t,
-                &mut info,
-                libc::WEXITED | libc::WNOWAIT,
-            )
-        };
-        if rc == 0 {
+        // SAFETY: `info` is valid for writes; P_PID names a child of ours, P_ALL any.
+        let rc = unsafe { libc::waitid(which, id, &mut info, libc::WEXITED | libc::WNOWAIT) };
+        if rc != 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() != io::ErrorKind::Interrupted {
+                return Err(err);
+            }
+            continue;
+        }
+        // SAFETY: waitid filled `info` for an exited child: si_pid is set.
+        let exited = unsafe { info.si_pid() };
+        if exited == pid || !reap_others {
             return Ok(());
         }
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
-        }
+        let mut status = 0;
+        // SAFETY: waitpid writes into a valid int; `exited` is a zombie child of ours
+        // (seen above, not reaped since: no other thread reaps it), so its pid is not reused.
+        unsafe { libc::waitpid(exited, &mut status, libc::WNOHANG) };
     }
 }
 

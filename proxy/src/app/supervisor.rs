@@ -111,7 +111,9 @@ impl Supervisor {
     /// orphans if they were handed to ringway.
     fn wait(&self, mut child: Child) -> ExitStatus {
         let pid = child.id() as libc::pid_t;
-        if let Err(err) = process::wait_exited(pid) {
+        // pid 1 (a container's entry point): the container's orphans are ringway's to reap.
+        let reap_others = std::process::id() == 1;
+        if let Err(err) = process::wait_exited(pid, reap_others) {
             tracing::warn!(error = %err, "waiting for the app failed; reaping it");
         }
         {
