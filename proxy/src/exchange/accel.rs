@@ -66,7 +66,7 @@ pub(super) async fn serve(
     let Action::Static(files) = &route.action else {
         return Err(misdirected);
     };
-    req.land_on(index);
+    req.land_on(client, index, route);
     // nginx runs the preaccess and access phases again after an internal redirect: the
     // route's limit_req, allow list and auth_basic hold for the files an app hands out too
     // (a file route under a top-level password asks for it even when the app's route did

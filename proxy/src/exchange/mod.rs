@@ -130,9 +130,10 @@ pub(crate) struct Request {
     pub(crate) upstream: Cell<Option<UpstreamCall>>,
     /// Internal redirects taken so far (X-Accel-Redirect, a static route's fallback).
     pub(crate) redirects: Cell<u8>,
-    /// The route an X-Accel-Redirect landed on (by index): its error pages and headers
-    /// answer what goes wrong there, and its `access_log` takes the line, as nginx's
-    /// location after an internal redirect. Four bytes, in the padding of the cells around
+    /// The route an internal redirect landed on (by index: X-Accel-Redirect, an index or a
+    /// fallback path in another route): its error pages and headers answer what goes wrong
+    /// there, and its `access_log` takes the line, as nginx's location after an internal
+    /// redirect. Four bytes, in the padding of the cells around
     /// it: a route past the 65536th keeps the request's own.
     landed: Cell<Option<u16>>,
     /// Bytes of its body read, as sent (chunk framing included): with its head, nginx's
@@ -208,12 +209,15 @@ impl<T> std::fmt::Debug for Slot<T> {
 }
 
 impl Request {
-    /// Notes the route an X-Accel-Redirect landed on.
-    pub(crate) fn land_on(&self, index: usize) {
+    /// Notes the route an internal redirect landed on (`route`, at `index`): its settings
+    /// answer for the request from now on, its `send_timeout` too (an HTTP/2 stream's
+    /// writes are timed by the connection, which was told the first route's).
+    pub(crate) fn land_on(&self, client: &Client, index: usize, route: &Route) {
         self.landed.set(u16::try_from(index).ok());
+        (client.stream.get_ref()).routed_with_send_timeout(route.limits.send_timeout);
     }
 
-    /// The route whose settings answer for the request now: the one an X-Accel-Redirect
+    /// The route whose settings answer for the request now: the one an internal redirect
     /// landed on, else `route` (its own).
     fn answering<'w>(&self, route: &'w Route, worker: &'w Worker) -> &'w Route {
         (self.landed.get())

@@ -263,6 +263,7 @@ async fn fallback_path(
         return Err(Fail::NoFile);
     };
     if index != f.route_index {
+        req.land_on(client, index, route);
         // A path the app named is judged as nginx's GET still.
         let method = if f.from_app {
             super::MethodJudged::AsGet
