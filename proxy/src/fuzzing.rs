@@ -184,6 +184,7 @@ impl Routes {
                 limit_req: None,
                 limit_req_status: 429,
                 limit_req_dry_run: false,
+                limit_req_shared: false,
                 limit_conn: None,
                 referers: None,
                 intercept_errors: false,

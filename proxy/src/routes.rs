@@ -110,6 +110,8 @@ pub(crate) struct Route {
     pub(crate) referers: Option<Arc<RefererCheck>>,
     /// `limit_req` only counts and logs (nginx's `limit_req_dry_run`).
     pub(crate) limit_req_dry_run: bool,
+    /// Its `limit_req` is the top level's, whose one table every such route counts in.
+    pub(crate) limit_req_shared: bool,
     /// Requests at once per client IP (nginx's `limit_conn` in a location), if limited.
     pub(crate) limit_conn: Option<RequestLimit>,
     /// The app's answers with a status that has an error page get the page instead of the
@@ -529,6 +531,7 @@ pub(crate) mod tests {
             limit_req: None,
             limit_req_status: 429,
             limit_req_dry_run: false,
+            limit_req_shared: false,
             limit_conn: None,
             referers: None,
             intercept_errors: false,

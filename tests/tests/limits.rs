@@ -655,6 +655,66 @@ fn limit_req_dry_run_refuses_and_holds_nothing_and_says_what_it_would_have_done(
     }
 }
 
+/// A top-level `limit_req` (nginx's `limit_req` in `server`): every route without its own
+/// counts in one table, so a client's requests to any of them use one bucket; a route with
+/// its own counts apart. The same requests to nginx get the same statuses.
+#[test]
+fn a_top_level_limit_req_is_one_bucket_for_the_routes_without_their_own_as_nginx_s() {
+    let uwsgi = Uwsgi::start(App::Raw);
+    let pass = ringway_tests::nginx::uwsgi_pass(uwsgi.socket());
+    let nginx = ringway_tests::Nginx::start_with_http_directives(
+        uwsgi.socket(),
+        "limit_req_zone $binary_remote_addr zone=site:1m rate=1r/m;\n\
+         limit_req_zone $binary_remote_addr zone=own:1m rate=1r/m;",
+        &format!(
+            "limit_req zone=site burst=1 nodelay; limit_req_status 429;\n\
+             location /environ/a/ {{ {pass} }}\n\
+             location /environ/b/ {{ {pass} }}\n\
+             location /environ/own/ {{ limit_req zone=own burst=2 nodelay; {pass} }}"
+        ),
+    );
+    let (ringway, metrics) = start(
+        &format!(
+            "limit_req = {{ rate = \"1r/m\", burst = 1 }}\n\
+             [upstreams.app]\nservers = [\"{}\"]\n\
+             [[routes]]\npath = \"/environ/a/\"\nupstream = \"app\"\n\
+             [[routes]]\npath = \"/environ/b/\"\nupstream = \"app\"\n\
+             [[routes]]\npath = \"/environ/own/\"\nupstream = \"app\"\n\
+             limit_req = {{ rate = \"1r/m\", burst = 2 }}\n",
+            uwsgi.upstream()
+        ),
+        2,
+    );
+    let targets = [
+        "/a/1", "/b/1", "/a/2", "/b/2", "/own/1", "/own/2", "/own/3", "/own/4",
+    ];
+    let want = [200, 200, 429, 429, 200, 200, 200, 429];
+    for (proxy, addr) in [("nginx", nginx.addr()), ("ringway", ringway.addr())] {
+        let got: Vec<u16> = targets
+            .iter()
+            .map(|t| roundtrip(addr, &Req::get(&format!("/environ{t}"))).status)
+            .collect();
+        assert_eq!(got, want, "{proxy}: {targets:?}");
+    }
+    // The top level's table once, under `*`; the route with its own under its label.
+    for (series, want) in [
+        (
+            "ringway_limit_rejected_total{kind=\"req\",route=\"*\"}",
+            Some(2.0),
+        ),
+        (
+            "ringway_limit_rejected_total{kind=\"req\",route=\"/environ/own/\"}",
+            Some(1.0),
+        ),
+        (
+            "ringway_limit_rejected_total{kind=\"req\",route=\"/environ/a/\"}",
+            None,
+        ),
+    ] {
+        assert_eq!(sample(metrics, series), want, "{series}");
+    }
+}
+
 /// nginx's `limit_req` without `nodelay` (ringway's `delay = 0`) and with `delay=2`: a
 /// burst is not refused but spaced at the rate, as nginx spaces it. Seven requests at once
 /// at 10r/s with a burst of 5: six served, 100 ms apart (with `delay=2` the first three at

@@ -243,6 +243,12 @@ pub struct Settings {
     #[arg(long, value_name = "N")]
     pub limit_conn_per_ip: Option<usize>,
 
+    /// Requests per client IP to the whole server, `{ rate = "10r/s", burst = 20 }`: every
+    /// route without a `limit_req` of its own counts in this one table (nginx's `limit_req`
+    /// in `server`, which its locations inherit). File only.
+    #[arg(skip)]
+    pub limit_req: Option<LimitReqSettings>,
+
     /// The limits and timeouts of a request (a route may override each).
     #[command(flatten)]
     #[serde(flatten)]

@@ -1016,6 +1016,55 @@ path = "/"
 upstream = "other"
 "#;
 
+/// The top level's `limit_req` goes to every route without its own (the default and
+/// `--static` routes too), its status and dry run with it; a route's own replaces it.
+#[test]
+fn a_top_level_limit_req_is_the_routes_without_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "upstream = [\"unix:/a\"]\n\
+        limit_req = { rate = \"10r/s\", burst = 20, status = 503, dry_run = true }\n\
+        [[routes]]\npath = \"/own/\"\nupstream = \"default\"\n\
+        limit_req = { rate = \"1r/s\" }\n\
+        [[routes]]\npath = \"/other/\"\nupstream = \"default\"\n";
+    let statics = format!("/files/={}", dir.path().display());
+    let config = load(text, &["--static", &statics]).unwrap();
+    let top = Some(crate::limits::RateLimit::new(10_000, 20, None));
+    for path in ["/other/x", "/x", "/files/a"] {
+        let r = route(&config, path);
+        assert_eq!(
+            (
+                r.limit_req,
+                r.limit_req_shared,
+                r.limit_req_status,
+                r.limit_req_dry_run
+            ),
+            (top, true, 503, true),
+            "{path}"
+        );
+    }
+    let own = route(&config, "/own/x");
+    assert_eq!(
+        (
+            own.limit_req,
+            own.limit_req_shared,
+            own.limit_req_status,
+            own.limit_req_dry_run
+        ),
+        (
+            Some(crate::limits::RateLimit::new(1000, 0, None)),
+            false,
+            429,
+            false
+        )
+    );
+    let err = load(
+        "upstream = [\"unix:/a\"]\nlimit_req = { rate = \"10r/s\", status = 200 }\n",
+        &[],
+    )
+    .unwrap_err();
+    assert!(format!("{err:#}").contains("limit_req.status"), "{err:#}");
+}
+
 #[test]
 fn the_limits_example_loads() {
     let config = load(LIMITS, &[]).unwrap();

@@ -1080,8 +1080,17 @@ impl Resolved {
         };
         let log_places =
             route_log_places(&s.routes, s.access_log.as_ref().unwrap_or(&LogTarget::Off));
+        let top_limit_req = match &s.limit_req {
+            Some(limit) => {
+                let checked =
+                    rate_limit(limit).map_err(|(key, m)| self.invalid_in_file(key, &m))?;
+                Some((limit, checked))
+            }
+            None => None,
+        };
         let top = TopLevel {
             auth: auth.as_ref(),
+            limit_req: top_limit_req,
             auth_request: auth_request.as_ref(),
             error_pages,
             rewrites: top_rewrites.as_ref(),
@@ -1107,9 +1116,10 @@ impl Resolved {
             charset: top_charset.clone(),
             rewrites: top_rewrites.clone(),
             limits: defaults,
-            limit_req: None,
-            limit_req_status: LIMIT_REQ_STATUS,
-            limit_req_dry_run: false,
+            limit_req: top.limit_req.map(|(_, limit)| limit),
+            limit_req_status: limit_req_status(top.limit_req.map(|(s, _)| s)),
+            limit_req_dry_run: top.limit_req.is_some_and(|(s, _)| s.dry_run),
+            limit_req_shared: top.limit_req.is_some(),
             limit_conn: None,
             referers: None,
             intercept_errors: false,
@@ -1729,9 +1739,17 @@ impl Resolved {
         let limits = self.limits(&own, &format!("{at}."), &|key, message| {
             self.invalid_in_file(key, message)
         })?;
-        let limit_req = match &route.limit_req {
-            Some(limit) => Some(rate_limit(limit).map_err(|(key, m)| invalid(key, &m))?),
-            None => None,
+        // Its own, or the top level's (nginx's locations inherit the server's `limit_req`
+        // unless they set one), counted in the top level's one table.
+        let (limit_req, limit_req_settings, limit_req_shared) = match &route.limit_req {
+            Some(limit) => {
+                let checked = rate_limit(limit).map_err(|(key, m)| invalid(key, &m))?;
+                (Some(checked), Some(limit), false)
+            }
+            None => match top.limit_req {
+                Some((settings, limit)) => (Some(limit), Some(settings), true),
+                None => (None, None, false),
+            },
         };
         let limit_conn = match &route.limit_conn {
             Some(limit) => Some(request_limit(limit).map_err(|(key, m)| invalid(key, &m))?),
@@ -1794,12 +1812,9 @@ impl Resolved {
             rewrites,
             limits,
             limit_req,
-            limit_req_status: route
-                .limit_req
-                .as_ref()
-                .and_then(|l| l.status)
-                .unwrap_or(LIMIT_REQ_STATUS),
-            limit_req_dry_run: route.limit_req.as_ref().is_some_and(|l| l.dry_run),
+            limit_req_status: limit_req_status(limit_req_settings),
+            limit_req_dry_run: limit_req_settings.is_some_and(|l| l.dry_run),
+            limit_req_shared,
             limit_conn,
             referers,
             intercept_errors: route.intercept_errors,
@@ -1920,6 +1935,8 @@ impl Resolved {
 #[derive(Clone, Copy)]
 struct TopLevel<'a> {
     auth: Option<&'a Arc<BasicAuth>>,
+    /// The top level's `limit_req`, checked, for the routes without their own.
+    limit_req: Option<(&'a LimitReqSettings, RateLimit)>,
     auth_request: Option<&'a Arc<AuthRequest>>,
     error_pages: &'a Arc<ErrorPages>,
     rewrites: Option<&'a Arc<HeaderRewrite>>,
@@ -2718,6 +2735,11 @@ const QUEUE: RangeInclusive<usize> = 0..=1_000_000;
 const BURST: RangeInclusive<u32> = 0..=1_000_000;
 /// `limit_req.rate`, in thousandths of a request per second: from 1r/m to 1,000,000r/s.
 const RATES: RangeInclusive<u64> = 16..=1_000_000_000;
+
+/// The status of a request over a `limit_req` with these settings.
+fn limit_req_status(settings: Option<&LimitReqSettings>) -> u16 {
+    settings.and_then(|l| l.status).unwrap_or(LIMIT_REQ_STATUS)
+}
 
 /// A route's `limit_req`, checked. Errors name the key under `limit_req`.
 fn rate_limit(limit: &LimitReqSettings) -> Result<RateLimit, (&'static str, String)> {

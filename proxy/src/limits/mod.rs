@@ -54,11 +54,23 @@ pub(crate) fn client_key(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// The `route` label of the top level's `limit_req` in the metrics.
+pub(crate) const SHARED_LABEL: &str = "*";
+
+/// The top level's `limit_req`, as the routes that count in it have it.
+fn shared_limit(config: &Config) -> Option<bucket::RateLimit> {
+    let route = config.routes.iter().find(|r| r.limit_req_shared)?;
+    route.limit_req
+}
+
 /// Every limit's shared state, for the whole process.
 pub(crate) struct Limiters {
     conns: Arc<ConnLimiter>,
     /// Per route (by index): its `limit_req` buckets, if it has a limit.
     rates: Vec<Option<Arc<RateTable>>>,
+    /// The top level's `limit_req` buckets, the same table in `rates` for every route
+    /// that has no `limit_req` of its own.
+    shared_rates: Option<Arc<RateTable>>,
     /// Per route (by index): its `limit_conn` counts, if it has a limit.
     requests: Vec<Option<Arc<RequestCounts>>>,
     /// Per upstream group (by index): its slots, if its servers have `max_conns`.
@@ -71,13 +83,18 @@ pub(crate) struct Limiters {
 impl Limiters {
     /// The limits `config` sets, nothing counted yet.
     pub(crate) fn new(config: &Config) -> Limiters {
+        let shared_rates = shared_limit(config).map(|limit| Arc::new(RateTable::new(limit)));
         Limiters {
             conns: Arc::new(ConnLimiter::new(config.connections)),
             rates: config
                 .routes
                 .iter()
-                .map(|r| r.limit_req.map(|limit| Arc::new(RateTable::new(limit))))
+                .map(|r| match (&shared_rates, r.limit_req) {
+                    (Some(shared), Some(_)) if r.limit_req_shared => Some(Arc::clone(shared)),
+                    (_, limit) => limit.map(|limit| Arc::new(RateTable::new(limit))),
+                })
                 .collect(),
+            shared_rates,
             requests: config
                 .routes
                 .iter()
@@ -118,6 +135,19 @@ impl Limiters {
             };
         // What starts afresh under the same label or name counts on in the old counters
         // (shared: the old generation's last requests count too), so they never go back.
+        // The top level's table goes on as a route's does: the same, or retuned.
+        if let (Some(previous), Some(limit)) = (&previous.shared_rates, shared_limit(config)) {
+            let renewed = match shared_limit(old) {
+                Some(before) if before == limit => Arc::clone(previous),
+                _ => Arc::new(previous.retuned(limit)),
+            };
+            for (slot, route) in fresh.rates.iter_mut().zip(config.routes.iter()) {
+                if route.limit_req_shared {
+                    *slot = Some(Arc::clone(&renewed));
+                }
+            }
+            fresh.shared_rates = Some(renewed);
+        }
         for (i, route) in config.routes.iter().enumerate() {
             let label = route.label();
             let Some(j) = old.routes.iter().position(|r| r.label() == label) else {
@@ -130,6 +160,13 @@ impl Limiters {
             ) {
                 previous.retune(limit.per_ip);
                 *slot = Some(Arc::clone(previous));
+            }
+            // A route of the top level's table has it already; one that had it before and
+            // now has its own starts afresh (a client's share of the whole server is not
+            // its use of this route).
+            let had_shared = old.routes.get(j).is_some_and(|r| r.limit_req_shared);
+            if route.limit_req_shared || had_shared {
+                continue;
             }
             let (Some(slot), Some(Some(previous))) =
                 (fresh.rates.get_mut(i), previous.rates.get(j))
@@ -230,14 +267,18 @@ impl Limiters {
 
     /// The counters, for the metrics endpoint.
     pub(crate) fn figures(&self) -> LimitFigures {
-        let routes = self
-            .rates
-            .iter()
-            .zip(&self.route_labels)
+        // The top level's table once, under `*`, not once per route counting in it.
+        let own = self.rates.iter().zip(&self.route_labels).filter(|(table, _)| {
+            !matches!((table, &self.shared_rates), (Some(t), Some(s)) if Arc::ptr_eq(t, s))
+        });
+        let shared = (self.shared_rates.as_ref()).map(|table| (Some(table), SHARED_LABEL));
+        let routes = own
+            .map(|(table, label)| (table.as_ref(), label.as_str()))
+            .chain(shared)
             .filter_map(|(table, label)| {
-                let table = table.as_ref()?;
+                let table = table?;
                 Some(RouteLimitFigures {
-                    route: label.clone(),
+                    route: label.to_owned(),
                     rejected: table.rejected(),
                     delayed: table.delayed(),
                     dry_run: table.dry_run(),
@@ -344,6 +385,46 @@ mod tests {
     const GROUP: &str = "[upstreams.app]\nservers = [\"unix:/a.sock\"]\nmax_conns = 4\n";
     const ROUTE: &str =
         "[[routes]]\npath = \"/\"\nupstream = \"app\"\nlimit_req = { rate = \"5r/s\" }\n";
+
+    /// The top level's `limit_req` is one table for every route without its own: a
+    /// client's requests to either fill one bucket, the figures show it once (`*`), and a
+    /// reload keeps it, or retunes it with the buckets kept.
+    #[test]
+    fn the_top_level_limit_req_is_one_table_for_the_routes_without_their_own() {
+        let text = "limit_req = { rate = \"1r/m\", burst = 1 }\n\
+            [upstreams.app]\nservers = [\"unix:/a.sock\"]\n\
+            [[routes]]\npath = \"/a/\"\nupstream = \"app\"\n\
+            [[routes]]\npath = \"/own/\"\nupstream = \"app\"\n\
+            limit_req = { rate = \"1r/m\" }\n\
+            [[routes]]\npath = \"/b/\"\nupstream = \"app\"\n";
+        let old = config(text);
+        let limiters = Limiters::new(&old);
+        let ip = "192.0.2.1".parse().unwrap_or_else(|_| unreachable!());
+        let table = |l: &Limiters, i: usize| Arc::clone(l.rates[i].as_ref().expect("a table"));
+        assert!(Arc::ptr_eq(&table(&limiters, 0), &table(&limiters, 2)));
+        assert!(!Arc::ptr_eq(&table(&limiters, 0), &table(&limiters, 1)));
+        assert!(limiters.check_rate(0, ip, false).is_ok());
+        assert!(limiters.check_rate(2, ip, false).is_ok(), "the burst");
+        assert!(limiters.check_rate(0, ip, false).is_err(), "one bucket");
+        assert!(limiters.check_rate(1, ip, false).is_ok(), "its own");
+        let figures = limiters.figures();
+        let labels: Vec<(&str, u64)> = (figures.routes.iter())
+            .map(|r| (r.route.as_str(), r.rejected))
+            .collect();
+        assert_eq!(labels, [("/own/", 0), ("*", 1)]);
+
+        let same = Limiters::renewed(&old, &limiters, &old);
+        assert!(Arc::ptr_eq(&table(&same, 2), &table(&limiters, 2)));
+        let retuned = config(&text.replace("burst = 1 }", "burst = 5 }"));
+        let renewed = Limiters::renewed(&retuned, &limiters, &old);
+        assert!(!Arc::ptr_eq(&table(&renewed, 0), &table(&limiters, 0)));
+        assert!(Arc::ptr_eq(&table(&renewed, 0), &table(&renewed, 2)));
+        assert_eq!(renewed.figures().routes[1].rejected, 1, "counted on");
+        assert!(
+            renewed.check_rate(2, ip, false).is_ok(),
+            "the bucket, under the new burst"
+        );
+    }
 
     /// A reload keeps the state of the limits whose setting did not change (the connection
     /// counts also when only their values did), and starts the others afresh.
