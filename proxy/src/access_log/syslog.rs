@@ -12,7 +12,7 @@
 
 use std::fmt;
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -201,13 +201,15 @@ fn parse_server(address: &str) -> Result<SyslogServer, String> {
 }
 
 impl SyslogTarget {
-    /// The server's address: a name resolved now (when the configuration is read, as
-    /// nginx's), its first address taken.
+    /// The server's address: a name resolved now (when the configuration is read), its
+    /// first address taken, as nginx's (`AI_ADDRCONFIG`: `localhost` is 127.0.0.1 on a
+    /// host without IPv6).
     pub fn resolve(&self) -> io::Result<SyslogAddr> {
         match &self.server {
             SyslogServer::Unix(path) => Ok(SyslogAddr::Unix(path.clone())),
-            SyslogServer::Inet { host, port } => (host.as_str(), *port)
-                .to_socket_addrs()?
+            SyslogServer::Inet { host, port } => crate::config::system_lookup(host, *port)
+                .map_err(io::Error::other)?
+                .into_iter()
                 .next()
                 .map(SyslogAddr::Inet)
                 .ok_or_else(|| io::Error::other(format!("{host} has no address"))),

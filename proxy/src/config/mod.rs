@@ -22,6 +22,7 @@ use anyhow::{Context, anyhow};
 use clap::Parser;
 
 pub use next_upstream::NextUpstream;
+pub(crate) use server_addr::system_lookup;
 pub use server_addr::{Protocol, ServerAddr, ServerAt};
 pub use server_options::ServerOptions;
 pub use set_values::SetValues;

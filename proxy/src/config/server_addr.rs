@@ -90,7 +90,7 @@ impl ServerAt {
 /// `getaddrinfo` for stream sockets of any family, with `AI_ADDRCONFIG`, so a family the
 /// host has no address of (IPv6 in most containers) is left out, `::1` of `localhost`
 /// with it.
-fn system_lookup(host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
+pub(crate) fn system_lookup(host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
     let name = std::ffi::CString::new(host).map_err(|_| "a NUL byte in the name".to_owned())?;
     // SAFETY: `addrinfo` is a plain C struct, for which all zeroes (null pointers, zero
     // numbers) is the documented way to start the hints.
