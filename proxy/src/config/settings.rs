@@ -1061,13 +1061,14 @@ pub struct LimitReqSettings {
     /// them through (nginx's `delay=N`; `0` is nginx's `limit_req` without `nodelay`)
     /// [default: none: the whole burst at once, nginx's `nodelay`].
     pub delay: Option<u32>,
-    /// The refusal's status (nginx's `limit_req_status`), 400 to 599 [default: 429].
+    /// The refusal's status (nginx's `limit_req_status`), 400 to 599 [default: the top
+    /// level's `limit_req.status` (nginx's is inherited on its own), else 429].
     pub status: Option<u16>,
     /// Requests past the limit are counted, logged and shown in `$limit_req_status`
     /// (`REJECTED_DRY_RUN`, `DELAYED_DRY_RUN`), not refused nor held (nginx's
-    /// `limit_req_dry_run on`): a limit tried out before it is enforced [default: false].
-    #[serde(default)]
-    pub dry_run: bool,
+    /// `limit_req_dry_run on`): a limit tried out before it is enforced [default: the top
+    /// level's `limit_req.dry_run`, else false].
+    pub dry_run: Option<bool>,
 }
 
 /// A route's hotlink guard: `referers = { valid = ["none", "blocked", "server_names",

@@ -1017,7 +1017,10 @@ upstream = "other"
 "#;
 
 /// The top level's `limit_req` goes to every route without its own (the default and
-/// `--static` routes too), its status and dry run with it; a route's own replaces it.
+/// `--static` routes too), its status and dry run with it, but for a fixed answer (nginx's
+/// `return` answers first); a route's own replaces it, and takes the top level's status
+/// and dry run where it sets none (nginx's `limit_req_status` and `limit_req_dry_run` are
+/// inherited on their own).
 #[test]
 fn a_top_level_limit_req_is_the_routes_without_their_own() {
     let dir = tempfile::tempdir().unwrap();
@@ -1025,7 +1028,10 @@ fn a_top_level_limit_req_is_the_routes_without_their_own() {
         limit_req = { rate = \"10r/s\", burst = 20, status = 503, dry_run = true }\n\
         [[routes]]\npath = \"/own/\"\nupstream = \"default\"\n\
         limit_req = { rate = \"1r/s\" }\n\
-        [[routes]]\npath = \"/other/\"\nupstream = \"default\"\n";
+        [[routes]]\npath = \"/other/\"\nupstream = \"default\"\n\
+        [[routes]]\npath = \"/healthz\"\nrespond = { status = 200 }\n\
+        [[routes]]\npath = \"/strict/\"\nupstream = \"default\"\n\
+        limit_req = { rate = \"1r/s\", status = 429, dry_run = false }\n";
     let statics = format!("/files/={}", dir.path().display());
     let config = load(text, &["--static", &statics]).unwrap();
     let top = Some(crate::limits::RateLimit::new(10_000, 20, None));
@@ -1053,10 +1059,17 @@ fn a_top_level_limit_req_is_the_routes_without_their_own() {
         (
             Some(crate::limits::RateLimit::new(1000, 0, None)),
             false,
-            429,
-            false
+            503,
+            true
         )
     );
+    let strict = route(&config, "/strict/x");
+    assert_eq!(
+        (strict.limit_req_status, strict.limit_req_dry_run),
+        (429, false)
+    );
+    let health = route(&config, "/healthz");
+    assert_eq!((health.limit_req, health.limit_req_shared), (None, false));
     let err = load(
         "upstream = [\"unix:/a\"]\nlimit_req = { rate = \"10r/s\", status = 200 }\n",
         &[],

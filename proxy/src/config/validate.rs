@@ -1117,8 +1117,8 @@ impl Resolved {
             rewrites: top_rewrites.clone(),
             limits: defaults,
             limit_req: top.limit_req.map(|(_, limit)| limit),
-            limit_req_status: limit_req_status(top.limit_req.map(|(s, _)| s)),
-            limit_req_dry_run: top.limit_req.is_some_and(|(s, _)| s.dry_run),
+            limit_req_status: limit_req_status(None, top.limit_req),
+            limit_req_dry_run: limit_req_dry_run(None, top.limit_req),
             limit_req_shared: top.limit_req.is_some(),
             limit_conn: None,
             referers: None,
@@ -1740,16 +1740,17 @@ impl Resolved {
             self.invalid_in_file(key, message)
         })?;
         // Its own, or the top level's (nginx's locations inherit the server's `limit_req`
-        // unless they set one), counted in the top level's one table.
-        let (limit_req, limit_req_settings, limit_req_shared) = match &route.limit_req {
-            Some(limit) => {
-                let checked = rate_limit(limit).map_err(|(key, m)| invalid(key, &m))?;
-                (Some(checked), Some(limit), false)
-            }
-            None => match top.limit_req {
-                Some((settings, limit)) => (Some(limit), Some(settings), true),
-                None => (None, None, false),
-            },
+        // unless they set one), counted in the top level's one table; not for a fixed
+        // answer or a redirect, which nginx's `return` gives before `limit_req` is looked
+        // at (a load balancer's health check must not meet a site's limit).
+        let answers_first = matches!(action, Action::Respond(_) | Action::Redirect { .. });
+        let inherited = top.limit_req.filter(|_| !answers_first);
+        let (limit_req, limit_req_shared) = match &route.limit_req {
+            Some(limit) => (
+                Some(rate_limit(limit).map_err(|(key, m)| invalid(key, &m))?),
+                false,
+            ),
+            None => (inherited.map(|(_, limit)| limit), inherited.is_some()),
         };
         let limit_conn = match &route.limit_conn {
             Some(limit) => Some(request_limit(limit).map_err(|(key, m)| invalid(key, &m))?),
@@ -1812,8 +1813,8 @@ impl Resolved {
             rewrites,
             limits,
             limit_req,
-            limit_req_status: limit_req_status(limit_req_settings),
-            limit_req_dry_run: limit_req_settings.is_some_and(|l| l.dry_run),
+            limit_req_status: limit_req_status(route.limit_req.as_ref(), top.limit_req),
+            limit_req_dry_run: limit_req_dry_run(route.limit_req.as_ref(), top.limit_req),
             limit_req_shared,
             limit_conn,
             referers,
@@ -2736,9 +2737,27 @@ const BURST: RangeInclusive<u32> = 0..=1_000_000;
 /// `limit_req.rate`, in thousandths of a request per second: from 1r/m to 1,000,000r/s.
 const RATES: RangeInclusive<u64> = 16..=1_000_000_000;
 
-/// The status of a request over a `limit_req` with these settings.
-fn limit_req_status(settings: Option<&LimitReqSettings>) -> u16 {
-    settings.and_then(|l| l.status).unwrap_or(LIMIT_REQ_STATUS)
+/// The status of a request over a route's `limit_req` (`own`, else the top level's): its
+/// own `status`, else the top level's, as nginx's `limit_req_status` is inherited on its
+/// own.
+fn limit_req_status(
+    own: Option<&LimitReqSettings>,
+    top: Option<(&LimitReqSettings, RateLimit)>,
+) -> u16 {
+    let top = top.and_then(|(settings, _)| settings.status);
+    own.and_then(|l| l.status)
+        .or(top)
+        .unwrap_or(LIMIT_REQ_STATUS)
+}
+
+/// Whether a route's `limit_req` only counts: its own `dry_run`, else the top level's, as
+/// nginx's `limit_req_dry_run` is inherited on its own.
+fn limit_req_dry_run(
+    own: Option<&LimitReqSettings>,
+    top: Option<(&LimitReqSettings, RateLimit)>,
+) -> bool {
+    let top = top.and_then(|(settings, _)| settings.dry_run);
+    own.and_then(|l| l.dry_run).or(top).unwrap_or(false)
 }
 
 /// A route's `limit_req`, checked. Errors name the key under `limit_req`.
