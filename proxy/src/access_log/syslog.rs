@@ -83,23 +83,17 @@ impl FromStr for SyslogTarget {
                     return Err(duplicate("server"));
                 }
             } else if let Some(name) = param.strip_prefix("facility=") {
-                let code = code_of(&FACILITIES, name).ok_or_else(|| {
-                    format!(
-                        "syslog: unknown facility {name:?} (one of {})",
-                        FACILITIES.join(", ")
-                    )
-                })?;
-                if facility.replace(code).is_some() {
+                if facility
+                    .replace(code_of("facility", &FACILITIES, name)?)
+                    .is_some()
+                {
                     return Err(duplicate("facility"));
                 }
             } else if let Some(name) = param.strip_prefix("severity=") {
-                let code = code_of(&SEVERITIES, name).ok_or_else(|| {
-                    format!(
-                        "syslog: unknown severity {name:?} (one of {})",
-                        SEVERITIES.join(", ")
-                    )
-                })?;
-                if severity.replace(code).is_some() {
+                if severity
+                    .replace(code_of("severity", &SEVERITIES, name)?)
+                    .is_some()
+                {
                     return Err(duplicate("severity"));
                 }
             } else if let Some(name) = param.strip_prefix("tag=") {
@@ -127,9 +121,15 @@ impl FromStr for SyslogTarget {
     }
 }
 
-fn code_of(names: &[&str], name: &str) -> Option<u8> {
-    let index = names.iter().position(|n| *n == name)?;
-    u8::try_from(index).ok()
+/// The code of `name` among `names` (a facility's, a severity's), as nginx spells them.
+fn code_of(kind: &str, names: &[&str], name: &str) -> Result<u8, String> {
+    let index = names.iter().position(|n| *n == name);
+    index.and_then(|i| u8::try_from(i).ok()).ok_or_else(|| {
+        format!(
+            "syslog: unknown {kind} {name:?} (one of {})",
+            names.join(", ")
+        )
+    })
 }
 
 /// RFC 3164: at most 32 alphanumeric characters (nginx takes `_` too).
@@ -333,6 +333,8 @@ fn frames(mut buf: &[u8]) -> impl Iterator<Item = &[u8]> {
 pub(super) struct SyslogSocket {
     addr: SyslogAddr,
     socket: Option<Socket>,
+    /// How long a batch may wait for room ([`SEND_BUDGET`]).
+    budget: Duration,
 }
 
 /// What became of a batch sent to syslog.
@@ -345,7 +347,11 @@ pub(super) struct Sent {
 
 impl SyslogSocket {
     pub(super) fn new(addr: SyslogAddr) -> SyslogSocket {
-        SyslogSocket { addr, socket: None }
+        SyslogSocket {
+            addr,
+            socket: None,
+            budget: SEND_BUDGET,
+        }
     }
 
     /// Sends each framed line of `batch` as a datagram. A full socket is waited on for
@@ -354,7 +360,7 @@ impl SyslogSocket {
     /// a new `/dev/log`). Past either, the rest of the batch is lost with the line: a server
     /// that is down costs a connect or two per batch, not per line.
     pub(super) fn send(&mut self, batch: &[u8]) -> Sent {
-        let deadline = Instant::now() + SEND_BUDGET;
+        let deadline = Instant::now() + self.budget;
         let mut sent = Sent {
             dropped: 0,
             error: None,
@@ -419,11 +425,14 @@ fn writable_before(socket: &Socket, deadline: Instant) -> bool {
             events: libc::POLLOUT,
             revents: 0,
         };
-        let millis = libc::c_int::try_from(left.as_millis().max(1)).unwrap_or(libc::c_int::MAX);
+        // Rounded up: poll's milliseconds would otherwise end the wait before the deadline.
+        let millis = left.as_micros().div_ceil(1000);
+        let millis = libc::c_int::try_from(millis).unwrap_or(libc::c_int::MAX);
         // SAFETY: one valid pollfd, for the duration of the call; the fd is the socket's.
         match unsafe { libc::poll(&mut poll, 1, millis) } {
             n if n > 0 => return true,
-            0 => return false,
+            // Timed out: the loop looks at the deadline again.
+            0 => {}
             _ if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
             _ => return false,
         }
@@ -633,6 +642,8 @@ mod tests {
             })
         });
         let mut socket = SyslogSocket::new(SyslogAddr::Unix(path.clone()));
+        // Room to wait in, for a reader that a loaded machine schedules late.
+        socket.budget = Duration::from_secs(30);
         let sent = socket.send(&batch(&lines));
         assert_eq!(sent.dropped, 0, "{:?}", sent.error);
         assert!(reader.join().unwrap(), "every line, in order");
