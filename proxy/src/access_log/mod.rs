@@ -1,6 +1,6 @@
-//! The access log: one line per request, nginx's `combined` format or JSON, to a file or
-//! stderr (a route's own file, if it names one), written without blocking an event loop
-//! and without a syscall per request.
+//! The access log: one line per request, nginx's `combined` format or JSON, to a file,
+//! stderr or a syslog server (a route's own place, if it names one), written without
+//! blocking an event loop and without a syscall per request.
 //!
 //! ```text
 //! worker ─ line ─▶ its own buffer ──(64 KiB full, or every second, or at exit)──┐
