@@ -133,8 +133,6 @@ impl Limiters {
                 let refusals = previous.conns.refusals();
                 Arc::new(ConnLimiter::counting_on(config.connections, refusals))
             };
-        // What starts afresh under the same label or name counts on in the old counters
-        // (shared: the old generation's last requests count too), so they never go back.
         // The top level's table goes on as a route's does: the same, or retuned.
         if let (Some(previous), Some(limit)) = (&previous.shared_rates, shared_limit(config)) {
             let renewed = match shared_limit(old) {
@@ -148,6 +146,8 @@ impl Limiters {
             }
             fresh.shared_rates = Some(renewed);
         }
+        // What starts afresh under the same label or name counts on in the old counters
+        // (shared: the old generation's last requests count too), so they never go back.
         for (i, route) in config.routes.iter().enumerate() {
             let label = route.label();
             let Some(j) = old.routes.iter().position(|r| r.label() == label) else {
